@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { meteringSchema, tenantLimitsSchema } from '../metering/config.js';
+import { policiesSchema } from '../policies/config.js';
+import { telemetrySchema } from '../telemetry/config.js';
+
+const MiB = 1024 * 1024;
+const KiB = 1024;
+
+const port = z.number().int().min(0).max(65535);
+
+const tlsSchema = z
+  .object({
+    port: port.default(8443),
+    certFile: z.string().min(1).describe('PEM certificate chain'),
+    keyFile: z.string().min(1).describe('PEM private key'),
+    passphrase: z.string().optional(),
+  })
+  .strict();
+
+const backpressureSchema = z
+  .object({
+    highWatermarkBytes: z.number().int().positive().default(1 * MiB).describe('Pause reading upstream when the client send buffer exceeds this.'),
+    lowWatermarkBytes: z.number().int().nonnegative().default(256 * KiB).describe('Resume reading upstream when the client buffer drains below this.'),
+    maxBufferedBytes: z.number().int().positive().default(16 * MiB).describe('Hard cap of a client send buffer; beyond it the client is closed (4008).'),
+    slowClientGraceMs: z.number().int().positive().default(10_000).describe('A client that stays above the high watermark this long is closed (4008).'),
+    upstreamMaxBufferedBytes: z.number().int().positive().default(32 * MiB).describe('Cap of bytes waiting to be written upstream (including frames sent before the upstream opened).'),
+  })
+  .strict()
+  .refine((b) => b.lowWatermarkBytes < b.highWatermarkBytes, { message: 'lowWatermarkBytes must be below highWatermarkBytes' });
+
+export const serverSchema = z
+  .object({
+    host: z.string().default('0.0.0.0'),
+    port: port.default(8080),
+    tls: tlsSchema.nullable().default(null),
+    maxFrameBytes: z.number().int().positive().default(16 * MiB).describe('Largest client frame; a single input_audio_buffer.append may carry 15 MiB.'),
+    idleTimeoutSec: z.number().int().min(8).max(960).default(120).describe('Idle clients are pinged; silent ones are closed after this.'),
+    shutdownDrainSec: z.number().nonnegative().default(30),
+    maxSessions: z.number().int().positive().default(10_000),
+    backpressure: backpressureSchema.prefault({}),
+  })
+  .strict();
+
+const azureSchema = z
+  .object({
+    endpoint: z.string().url().describe('https://<resource>.openai.azure.com'),
+    deployment: z.string().min(1),
+    apiVersion: z.string().default('2025-04-01-preview'),
+  })
+  .strict();
+
+export const upstreamSchema = z
+  .object({
+    provider: z.enum(['openai', 'azure', 'simulator']).default('openai'),
+    url: z.string().default('wss://api.openai.com/v1/realtime'),
+    apiKey: z.string().default(''),
+    organization: z.string().optional(),
+    project: z.string().optional(),
+    azure: azureSchema.optional(),
+    connectTimeoutMs: z.number().int().positive().default(2000),
+    pingIntervalMs: z.number().int().positive().default(20_000),
+    pongTimeoutMs: z.number().int().positive().default(10_000),
+  })
+  .strict();
+
+const keyEntrySchema = z.union([
+  z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex characters') }).strict(),
+  z.object({ key: z.string().min(16, 'keys must be at least 16 characters') }).strict(),
+]);
+
+export const tenantSchema = z
+  .object({
+    name: z.string().optional(),
+    keys: z.array(keyEntrySchema).min(1),
+    policy: z.string().optional().describe('Policy name from policies/; the default policy applies when absent.'),
+    plan: z.string().optional().describe('Named plan from metering.plans.'),
+    limits: tenantLimitsSchema.optional(),
+  })
+  .strict();
+
+export const adminSchema = z
+  .object({
+    key: z.string().optional().describe('Admin API key (plain, or sha256:<hex>); the admin API is off without it.'),
+  })
+  .strict();
+
+export const loggingSchema = z
+  .object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: serverSchema.prefault({}),
+    upstream: upstreamSchema.prefault({}),
+    admin: adminSchema.prefault({}),
+    logging: loggingSchema.prefault({}),
+    metering: meteringSchema.prefault({}),
+    policies: policiesSchema.prefault({}),
+    telemetry: telemetrySchema.prefault({}),
+    tenants: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tenant ids are 1-64 of [A-Za-z0-9_.-]'), tenantSchema).default({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type TenantConfig = z.infer<typeof tenantSchema>;

@@ -1,0 +1,269 @@
+import { ProxyError } from '../protocol/errors.js';
+import type { CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
+import type { Frame } from './frame.js';
+import type { Report } from './reports.js';
+
+/** Where a session's chain delivers its outcomes. Implemented by the relay, which owns the sockets. */
+export interface ChainSink {
+  forward(direction: Direction, frame: Frame): void;
+  /** A frame was refused: the client gets `error`, the session goes on. */
+  reject(direction: Direction, error: ProxyError): void;
+  /** The session must end: the client gets `error`, then both sockets close. */
+  close(error: ProxyError): void;
+}
+
+type Handler = 'onClient' | 'onServer';
+
+/** Per event type, the indices of the filters that want it, in run order. Built once. */
+class DispatchTable {
+  readonly #byType = new Map<string, readonly number[]>();
+  readonly #anyType: readonly number[];
+
+  constructor(factories: readonly FilterFactory[], direction: Direction) {
+    const order = factories.map((_, i) => i);
+    // Client → upstream runs in declared order, upstream → client in reverse (Envoy's encoder order).
+    if (direction === 'server') order.reverse();
+    const wants = (i: number) => factories[i]!.wants[direction];
+    this.#anyType = order.filter((i) => wants(i) === '*');
+    const types = new Set<string>();
+    for (const i of order) {
+      const w = wants(i);
+      if (Array.isArray(w)) for (const t of w) types.add(t);
+    }
+    for (const type of types) {
+      this.#byType.set(
+        type,
+        order.filter((i) => {
+          const w = wants(i);
+          return w === '*' || (Array.isArray(w) && w.includes(type));
+        }),
+      );
+    }
+  }
+
+  lookup(type: string): readonly number[] {
+    return this.#byType.get(type) ?? this.#anyType;
+  }
+}
+
+/** The compiled filter chain shared by every session: factories plus dispatch tables. */
+export class ChainTemplate {
+  readonly factories: readonly FilterFactory[];
+  readonly client: DispatchTable;
+  readonly server: DispatchTable;
+
+  constructor(factories: readonly FilterFactory[]) {
+    const names = new Set<string>();
+    for (const f of factories) {
+      if (names.has(f.name)) throw new Error(`filter "${f.name}" is registered twice`);
+      names.add(f.name);
+    }
+    this.factories = factories;
+    this.client = new DispatchTable(factories, 'client');
+    this.server = new DispatchTable(factories, 'server');
+  }
+
+  /** Runs every factory's admission check in order; the first refusal wins. */
+  async admit(request: Parameters<NonNullable<FilterFactory['admit']>>[0]): Promise<ProxyError | null> {
+    for (const f of this.factories) {
+      if (!f.admit) continue;
+      const refusal = await f.admit(request);
+      if (refusal) return refusal;
+    }
+    return null;
+  }
+
+  instantiate(ctx: SessionContext, sink: ChainSink): SessionChain {
+    return new SessionChain(this, ctx, sink);
+  }
+}
+
+function isPromise(v: Verdict | Promise<Verdict>): v is Promise<Verdict> {
+  return typeof (v as Promise<Verdict>).then === 'function';
+}
+
+/** One direction of one session: runs frames through filters, queueing behind an async verdict. */
+class DirectionRunner {
+  readonly #direction: Direction;
+  readonly #handler: Handler;
+  readonly #table: DispatchTable;
+  readonly #chain: SessionChain;
+  readonly #queue: Frame[] = [];
+  #busy = false;
+
+  constructor(chain: SessionChain, direction: Direction, table: DispatchTable) {
+    this.#chain = chain;
+    this.#direction = direction;
+    this.#handler = direction === 'client' ? 'onClient' : 'onServer';
+    this.#table = table;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  push(frame: Frame): void {
+    if (this.#busy) {
+      this.#queue.push(frame);
+      return;
+    }
+    this.#run(frame, 0);
+  }
+
+  #run(frame: Frame, from: number, indices: readonly number[] = this.#table.lookup(frame.type)): void {
+    // A replaced frame continues along the same filter list (Envoy semantics), whatever its type.
+    for (let k = from; k < indices.length; k++) {
+      const i = indices[k]!;
+      const verdict = this.#chain.invoke(i, this.#handler, frame, this.#direction);
+      if (verdict === null) continue;
+      if (isPromise(verdict)) {
+        this.#busy = true;
+        const paused = frame;
+        verdict.then(
+          (v) => this.#resume(paused, k, indices, v),
+          () => this.#resume(paused, k, indices, this.#chain.onFilterFailure(i, this.#direction, paused)),
+        );
+        return;
+      }
+      const next = this.#apply(i, frame, verdict);
+      if (next === null) return;
+      frame = next;
+    }
+    this.#chain.sink.forward(this.#direction, frame);
+  }
+
+  #resume(frame: Frame, k: number, indices: readonly number[], verdict: Verdict): void {
+    this.#busy = false;
+    if (this.#chain.closed) return;
+    const next = this.#apply(indices[k]!, frame, verdict);
+    if (next !== null) this.#run(next, k + 1, indices);
+    while (!this.#busy && this.#queue.length > 0 && !this.#chain.closed) this.#run(this.#queue.shift()!, 0);
+  }
+
+  /** Applies a verdict; returns the frame to continue with, or null when the frame stops here. */
+  #apply(i: number, frame: Frame, verdict: Verdict): Frame | null {
+    switch (verdict.kind) {
+      case 'continue':
+        return frame;
+      case 'replace':
+        this.#chain.noteVerdict(i, this.#direction, frame, 'replace', null);
+        return verdict.frame;
+      case 'drop':
+        this.#chain.noteVerdict(i, this.#direction, frame, 'drop', null);
+        return null;
+      case 'reject':
+        this.#chain.noteVerdict(i, this.#direction, frame, 'reject', verdict.error.code);
+        if (verdict.error.closesSession) this.#chain.sink.close(verdict.error);
+        else this.#chain.sink.reject(this.#direction, verdict.error);
+        return null;
+      case 'close':
+        this.#chain.noteVerdict(i, this.#direction, frame, 'close', verdict.error.code);
+        this.#chain.sink.close(verdict.error);
+        return null;
+      default: {
+        const unreachable: never = verdict;
+        return unreachable;
+      }
+    }
+  }
+}
+
+/** The per-session instance: one Filter per factory, two direction runners. */
+export class SessionChain {
+  readonly sink: ChainSink;
+  readonly #template: ChainTemplate;
+  readonly #ctx: SessionContext;
+  readonly #filters: Filter[];
+  readonly #client: DirectionRunner;
+  readonly #server: DirectionRunner;
+  readonly #reporting: Filter[];
+  #closed = false;
+
+  constructor(template: ChainTemplate, ctx: SessionContext, sink: ChainSink) {
+    this.#template = template;
+    this.#ctx = ctx;
+    this.sink = sink;
+    this.#filters = template.factories.map((f) => f.create(ctx));
+    this.#reporting = this.#filters.filter((f) => typeof f.onReport === 'function');
+    this.#client = new DirectionRunner(this, 'client', template.client);
+    this.#server = new DirectionRunner(this, 'server', template.server);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Frames waiting behind an async verdict, per direction (for watermarks). */
+  queued(direction: Direction): number {
+    return direction === 'client' ? this.#client.queued : this.#server.queued;
+  }
+
+  fromClient(frame: Frame): void {
+    if (!this.#closed) this.#client.push(frame);
+  }
+
+  fromServer(frame: Frame): void {
+    if (!this.#closed) this.#server.push(frame);
+  }
+
+  /** Calls one filter; returns null for "continue" so the hot loop does no extra work. */
+  invoke(i: number, handler: Handler, frame: Frame, direction: Direction): Verdict | Promise<Verdict> | null {
+    const filter = this.#filters[i]!;
+    const fn = filter[handler];
+    if (!fn) return null;
+    let verdict: Verdict | Promise<Verdict>;
+    try {
+      verdict = fn.call(filter, frame);
+    } catch (err) {
+      this.#ctx.log.error({ err, filter: this.#template.factories[i]!.name, eventType: frame.type }, 'filter threw');
+      return this.onFilterFailure(i, direction, frame);
+    }
+    return !isPromise(verdict) && verdict.kind === 'continue' ? null : verdict;
+  }
+
+  onFilterFailure(i: number, direction: Direction, frame: Frame): Verdict {
+    const factory = this.#template.factories[i]!;
+    this.report({ kind: 'filter_error', filter: factory.name, direction, eventType: frame.type });
+    if (factory.failMode === 'open') return { kind: 'continue' };
+    return { kind: 'reject', error: new ProxyError('internal_error', { eventId: frame.parsed ? eventIdOf(frame) : null }) };
+  }
+
+  noteVerdict(i: number, direction: Direction, frame: Frame, verdict: 'replace' | 'drop' | 'reject' | 'close', code: string | null): void {
+    this.report({
+      kind: 'verdict',
+      filter: this.#template.factories[i]!.name,
+      direction,
+      eventType: frame.type,
+      verdict,
+      code,
+    });
+  }
+
+  report(report: Report): void {
+    for (const f of this.#reporting) {
+      try {
+        f.onReport!(report);
+      } catch (err) {
+        this.#ctx.log.error({ err, report: report.kind }, 'onReport threw');
+      }
+    }
+  }
+
+  /** Runs every filter's onClose once. */
+  close(info: CloseInfo): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const f of this.#filters) {
+      try {
+        f.onClose?.(info);
+      } catch (err) {
+        this.#ctx.log.error({ err }, 'onClose threw');
+      }
+    }
+  }
+}
+
+function eventIdOf(frame: Frame): string | null {
+  const id = frame.json()['event_id'];
+  return typeof id === 'string' ? id : null;
+}

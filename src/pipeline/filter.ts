@@ -1,0 +1,102 @@
+import type { Logger } from 'pino';
+import type { ProxyError } from '../protocol/errors.js';
+import type { Tenant } from '../tenants/tenant.js';
+import type { Frame } from './frame.js';
+import type { Report } from './reports.js';
+
+/** `client`: client → upstream. `server`: upstream → client. */
+export type Direction = 'client' | 'server';
+
+/**
+ * What a filter decides for one frame.
+ * - continue: pass the frame (possibly already replaced by an earlier filter) to the next filter.
+ * - replace: forward `frame` instead (built with `Frame.fromEvent`).
+ * - drop: forward nothing, tell nobody (the filter has informed whoever needs to know).
+ * - reject: forward nothing; the client receives `error` (the session continues).
+ * - close: forward nothing; the client receives `error`, then both sockets close.
+ */
+export type Verdict =
+  | { readonly kind: 'continue' }
+  | { readonly kind: 'replace'; readonly frame: Frame }
+  | { readonly kind: 'drop' }
+  | { readonly kind: 'reject'; readonly error: ProxyError }
+  | { readonly kind: 'close'; readonly error: ProxyError };
+
+export const CONTINUE: Verdict = Object.freeze({ kind: 'continue' });
+export const DROP: Verdict = Object.freeze({ kind: 'drop' });
+export const replace = (frame: Frame): Verdict => ({ kind: 'replace', frame });
+export const reject = (error: ProxyError): Verdict => ({ kind: 'reject', error });
+export const closeWith = (error: ProxyError): Verdict => ({ kind: 'close', error });
+
+/** The event types a filter inspects per direction; `'*'` means every type. Compiled once. */
+export interface Wants {
+  readonly client?: readonly string[] | '*';
+  readonly server?: readonly string[] | '*';
+}
+
+export interface Clock {
+  /** Monotonic milliseconds (sub-ms precision). */
+  now(): number;
+  /** Wall-clock epoch milliseconds. */
+  wall(): number;
+}
+
+export interface CloseInfo {
+  /** Who ended the session first. */
+  readonly initiator: 'client' | 'upstream' | 'proxy';
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** What a filter may do to its session. Filters never see sockets. */
+export interface SessionContext {
+  readonly id: string;
+  readonly tenant: Tenant;
+  /** The model from the client URL (`?model=`), or '' for `intent=transcription` / `call_id` sessions. */
+  readonly model: string;
+  readonly query: ReadonlyMap<string, string>;
+  readonly startedAt: number;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain. */
+  sendUpstream(event: { readonly type: string }, by: string): void;
+  /** Send an event to the client that the upstream did not send (e.g. a proxy notice). Skips the chain. */
+  sendClient(event: { readonly type: string }, by: string): void;
+  /** End the session: error event to the client, then close both sides. */
+  close(error: ProxyError): void;
+  /** Publish a governance fact to every filter's `onReport`. */
+  report(report: Report): void;
+}
+
+/**
+ * A per-session concern. Handlers run synchronously when they return a Verdict; a handler that
+ * returns a Promise pauses its direction (later frames queue in order) until it settles.
+ * Handlers MUST NOT throw; a throw is logged, reported, and treated per the factory's `failMode`.
+ */
+export interface Filter {
+  onClient?(frame: Frame): Verdict | Promise<Verdict>;
+  onServer?(frame: Frame): Verdict | Promise<Verdict>;
+  onReport?(report: Report): void;
+  /** The single cleanup point: cancel timers, settle reservations, end spans. */
+  onClose?(info: CloseInfo): void;
+}
+
+/** Built once at boot from validated config; `create` runs once per session. */
+export interface FilterFactory {
+  readonly name: string;
+  readonly wants: Wants;
+  /** On a throwing handler: `open` forwards the frame, `closed` (default) rejects it. */
+  readonly failMode?: 'open' | 'closed';
+  /**
+   * Runs before the upgrade is accepted (after authentication); a ProxyError refuses the session
+   * (e.g. concurrent-session cap, unknown model price). May be async.
+   */
+  admit?(request: AdmissionRequest): ProxyError | null | Promise<ProxyError | null>;
+  create(ctx: SessionContext): Filter;
+}
+
+export interface AdmissionRequest {
+  readonly tenant: Tenant;
+  readonly model: string;
+  readonly query: ReadonlyMap<string, string>;
+}

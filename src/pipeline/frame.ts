@@ -1,0 +1,65 @@
+import { sniffString } from '../protocol/sniff.js';
+import type { ClientEventOf, ClientEventType, ServerEventOf, ServerEventType } from '../protocol/events.js';
+
+const UNPARSED: unique symbol = Symbol('unparsed');
+
+export type JsonObject = { [key: string]: unknown };
+
+/**
+ * One Realtime event on the wire. `bytes` are the original frame bytes and are forwarded as-is
+ * unless a filter replaces the frame; `json()` parses lazily and caches.
+ *
+ * The relay hands ownership of `bytes` to the socket when it forwards: a filter MUST NOT keep a
+ * reference to `bytes` past its callback (the client-direction send may mask them in place).
+ */
+export class Frame {
+  readonly type: string;
+  readonly bytes: Buffer;
+  #parsed: JsonObject | typeof UNPARSED;
+
+  constructor(type: string, bytes: Buffer, parsed?: JsonObject) {
+    this.type = type;
+    this.bytes = bytes;
+    this.#parsed = parsed ?? UNPARSED;
+  }
+
+  /** Build a frame for an event the proxy creates or rewrites. */
+  static fromEvent(event: { readonly type: string }): Frame {
+    const bytes = Buffer.from(JSON.stringify(event), 'utf8');
+    return new Frame(event.type, bytes, event as unknown as JsonObject);
+  }
+
+  get size(): number {
+    return this.bytes.length;
+  }
+
+  get parsed(): boolean {
+    return this.#parsed !== UNPARSED;
+  }
+
+  /** The parsed event. Throws only if the frame was never valid JSON, which the relay rules out. */
+  json(): JsonObject {
+    if (this.#parsed === UNPARSED) this.#parsed = JSON.parse(this.bytes.toString('utf8')) as JsonObject;
+    return this.#parsed;
+  }
+
+  /** A top-level string member read without parsing the frame when possible. */
+  string(key: string): string | null {
+    if (this.#parsed === UNPARSED) {
+      const sniffed = sniffString(this.bytes, key);
+      if (sniffed !== undefined) return sniffed;
+    }
+    const value = this.json()[key];
+    return typeof value === 'string' ? value : null;
+  }
+
+  /** The event typed as the client event `type`, or undefined when the frame is another type. */
+  client<T extends ClientEventType>(type: T): ClientEventOf<T> | undefined {
+    return this.type === type ? (this.json() as unknown as ClientEventOf<T>) : undefined;
+  }
+
+  /** The event typed as the server event `type`, or undefined when the frame is another type. */
+  server<T extends ServerEventType>(type: T): ServerEventOf<T> | undefined {
+    return this.type === type ? (this.json() as unknown as ServerEventOf<T>) : undefined;
+  }
+}

@@ -1,0 +1,57 @@
+import type { Direction } from './filter.js';
+
+/**
+ * Governance facts that concerns publish inside a session so that other concerns (telemetry, logs,
+ * metering) can record them without coupling to each other. Reports carry ids, codes and numbers,
+ * never transcript or audio content.
+ */
+export type Report =
+  | {
+      readonly kind: 'verdict';
+      readonly filter: string;
+      readonly direction: Direction;
+      readonly eventType: string;
+      readonly verdict: 'replace' | 'drop' | 'reject' | 'close';
+      readonly code: string | null;
+    }
+  | { readonly kind: 'filter_error'; readonly filter: string; readonly direction: Direction; readonly eventType: string }
+  | { readonly kind: 'injected'; readonly direction: Direction; readonly eventType: string; readonly by: string }
+  | {
+      readonly kind: 'usage';
+      readonly responseId: string;
+      readonly model: string;
+      /** Cost of this response in micro-dollars (USD × 1e6), integer. */
+      readonly costMicros: number;
+      readonly inputTokens: number;
+      readonly outputTokens: number;
+      readonly cachedTokens: number;
+      readonly source: 'response' | 'transcription';
+    }
+  | {
+      readonly kind: 'budget';
+      readonly action: 'refused' | 'cancelled' | 'clamped' | 'ended' | 'ledger_unavailable';
+      readonly scope: 'tenant' | 'session';
+      readonly limit: string;
+      readonly responseId: string | null;
+    }
+  | {
+      readonly kind: 'guardrail';
+      readonly policyId: string;
+      readonly policyVersion: string;
+      readonly ruleId: string;
+      readonly action: 'log' | 'redact' | 'block' | 'cancel_response' | 'end_session';
+      readonly source: 'input' | 'output' | 'tool_input' | 'tool_output' | 'session';
+      readonly responseId: string | null;
+      /** Proxy time from the offending frame's arrival to the verdict being applied, in ms. */
+      readonly decisionMs: number;
+    }
+  | { readonly kind: 'lock'; readonly field: string; readonly action: 'rewritten' | 'rejected' }
+  | {
+      readonly kind: 'prune';
+      readonly itemIds: readonly string[];
+      readonly tokensBefore: number;
+      readonly tokensAfter: number;
+    }
+  | { readonly kind: 'backpressure'; readonly direction: Direction; readonly state: 'paused' | 'resumed' };
+
+export type ReportKind = Report['kind'];

@@ -1,0 +1,144 @@
+import type { RealtimeErrorEvent } from 'openai/resources/realtime/realtime';
+
+/**
+ * Close codes the proxy sends. Policy and budget ends use 4xxx so that clients with automatic
+ * reconnect (openai `reconnect: true` retries 1001/1005/1006/1011/1012/1013) do not silently
+ * reopen a session the proxy ended on purpose.
+ */
+export const CloseCode = {
+  normal: 1000,
+  /** Only relayed from upstream (`session_expired`), never chosen by the proxy for a policy end. */
+  goingAway: 1001,
+  messageTooBig: 1009,
+  internalError: 1011,
+  serviceRestart: 1012,
+  tryAgainLater: 1013,
+  badRequest: 4000,
+  unauthorized: 4001,
+  limitExceeded: 4002,
+  policyViolation: 4003,
+  slowConsumer: 4008,
+} as const;
+export type CloseCodeName = keyof typeof CloseCode;
+
+export type ErrorType = 'invalid_request_error' | 'server_error' | 'rate_limit_error' | 'policy_error';
+
+interface CatalogueEntry {
+  readonly type: ErrorType;
+  /** HTTP status when the error is answered before the WebSocket upgrade. */
+  readonly http?: number;
+  /** Close the session after the error event, with this close code. Absent: the session continues. */
+  readonly close?: CloseCodeName;
+  readonly message: string;
+}
+
+/** The stable error codes the proxy itself emits (upstream errors pass through untouched). */
+export const ErrorCatalogue = {
+  missing_api_key: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'No proxy API key was provided (Authorization: Bearer, api-key header, or the openai-insecure-api-key subprotocol).' },
+  invalid_api_key: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The proxy API key is not valid.' },
+  invalid_request: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The connection request is not valid.' },
+  invalid_json: { type: 'invalid_request_error', message: 'The frame is not valid JSON.' },
+  invalid_event: { type: 'invalid_request_error', message: 'The frame is not a Realtime event.' },
+  frame_too_large: { type: 'invalid_request_error', close: 'messageTooBig', message: 'The frame exceeds the maximum frame size.' },
+  upstream_unavailable: { type: 'server_error', http: 502, close: 'tryAgainLater', message: 'The Realtime upstream could not be reached.' },
+  upstream_rejected: { type: 'server_error', http: 502, close: 'internalError', message: 'The Realtime upstream refused the connection.' },
+  upstream_closed: { type: 'server_error', close: 'internalError', message: 'The Realtime upstream closed the connection unexpectedly.' },
+  upstream_timeout: { type: 'server_error', close: 'internalError', message: 'The Realtime upstream stopped answering.' },
+  upstream_backpressure: { type: 'server_error', close: 'slowConsumer', message: 'The client sends faster than the upstream accepts.' },
+  slow_consumer: { type: 'server_error', close: 'slowConsumer', message: 'The client does not read events fast enough.' },
+  server_shutting_down: { type: 'server_error', http: 503, close: 'serviceRestart', message: 'The proxy is restarting; reconnect to continue.' },
+  overloaded: { type: 'server_error', http: 503, close: 'tryAgainLater', message: 'The proxy is at capacity.' },
+  internal_error: { type: 'server_error', message: 'The proxy failed to process the event.' },
+  budget_exceeded: { type: 'rate_limit_error', http: 429, message: 'The tenant cost budget is exhausted.' },
+  budget_unavailable: { type: 'server_error', message: 'The budget ledger is unavailable; new responses are refused.' },
+  token_limit_exceeded: { type: 'rate_limit_error', message: 'The session token limit is reached.' },
+  session_duration_exceeded: { type: 'rate_limit_error', close: 'limitExceeded', message: 'The session reached its maximum duration.' },
+  concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The tenant has too many concurrent sessions.' },
+  unknown_model_price: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has no configured price.' },
+  max_output_tokens_clamped: { type: 'invalid_request_error', message: 'max_output_tokens was lowered to the tenant limit.' },
+  guardrail_blocked: { type: 'policy_error', message: 'The event was blocked by a guardrail policy.' },
+  guardrail_redacted: { type: 'policy_error', message: 'Part of the event was redacted by a guardrail policy.' },
+  response_cancelled_by_policy: { type: 'policy_error', message: 'The response was cancelled by a guardrail policy.' },
+  policy_violation: { type: 'policy_error', close: 'policyViolation', message: 'The session was ended by a guardrail policy.' },
+  session_locked: { type: 'policy_error', message: 'The session setting is locked by policy.' },
+  model_not_allowed: { type: 'policy_error', http: 403, close: 'badRequest', message: 'The model is not allowed for this tenant.' },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ProxyErrorCode = keyof typeof ErrorCatalogue;
+
+export interface ProxyErrorOptions {
+  readonly message?: string;
+  readonly param?: string | null;
+  /** The client event that caused the error (echoed as `error.event_id`). */
+  readonly eventId?: string | null;
+  /** Override or suppress the catalogue's close behaviour. */
+  readonly close?: CloseCodeName | null;
+  /** Small machine-readable facts for the client (cap, reset time, rule id). Never content. */
+  readonly details?: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/** A proxy-originated failure. It is data: filters return it in verdicts, they never throw it. */
+export class ProxyError {
+  readonly code: ProxyErrorCode;
+  readonly type: ErrorType;
+  readonly message: string;
+  readonly param: string | null;
+  readonly eventId: string | null;
+  readonly closeCode: number | null;
+  readonly httpStatus: number;
+  readonly details: Readonly<Record<string, string | number | boolean | null>> | null;
+
+  constructor(code: ProxyErrorCode, options: ProxyErrorOptions = {}) {
+    const entry: CatalogueEntry = ErrorCatalogue[code];
+    this.code = code;
+    this.type = entry.type;
+    this.message = options.message ?? entry.message;
+    this.param = options.param ?? null;
+    this.eventId = options.eventId ?? null;
+    const close = options.close === undefined ? entry.close : options.close;
+    this.closeCode = close ? CloseCode[close] : null;
+    this.httpStatus = entry.http ?? 500;
+    this.details = options.details ?? null;
+  }
+
+  get closesSession(): boolean {
+    return this.closeCode !== null;
+  }
+
+  /** Close reason: the code, trimmed to the 123 bytes a close frame allows. */
+  get closeReason(): string {
+    return this.code.slice(0, 123);
+  }
+
+  toEvent(eventId: string): ProxyErrorEvent {
+    const error: ProxyErrorBody = {
+      type: this.type,
+      code: this.code,
+      message: this.message,
+      param: this.param,
+      event_id: this.eventId,
+    };
+    if (this.details) error.details = this.details;
+    return { type: 'error', event_id: eventId, error };
+  }
+}
+
+interface ProxyErrorBody {
+  type: ErrorType;
+  code: ProxyErrorCode;
+  message: string;
+  param: string | null;
+  event_id: string | null;
+  details?: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/** The wire shape: a Realtime `error` event every client library already handles. */
+export interface ProxyErrorEvent {
+  type: 'error';
+  event_id: string;
+  error: ProxyErrorBody;
+}
+
+// Compile-time proof that the proxy's error event is a valid Realtime error event.
+type AssertAssignable<T extends U, U> = T;
+export type _ProxyErrorIsRealtimeError = AssertAssignable<ProxyErrorEvent, RealtimeErrorEvent>;

@@ -1,0 +1,15 @@
+import type { RealtimeClientEvent, RealtimeServerEvent } from 'openai/resources/realtime/realtime';
+
+export type { RealtimeClientEvent, RealtimeServerEvent };
+export type ClientEventType = RealtimeClientEvent['type'];
+export type ServerEventType = RealtimeServerEvent['type'];
+export type ClientEventOf<T extends ClientEventType> = Extract<RealtimeClientEvent, { type: T }>;
+export type ServerEventOf<T extends ServerEventType> = Extract<RealtimeServerEvent, { type: T }>;
+
+/** Hot-path event types: never JSON-parsed by the relay unless a filter asks for them. */
+export const AUDIO_IN = 'input_audio_buffer.append' satisfies ClientEventType;
+export const AUDIO_OUT = 'response.output_audio.delta' satisfies ServerEventType;
+
+/** Beta-only markers that the upstream now refuses (4000 `beta_api_shape_disabled`). */
+export const BETA_SUBPROTOCOL = 'openai-beta.realtime-v1';
+export const KEY_SUBPROTOCOL_PREFIX = 'openai-insecure-api-key.';

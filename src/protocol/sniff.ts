@@ -1,0 +1,122 @@
+/**
+ * Cheap, allocation-light reads of top-level JSON fields without parsing the frame.
+ *
+ * Realtime frames are JSON objects whose large member (base64 `audio` / `delta`) is a plain string.
+ * `sniffString(buf, 'type')` walks only the top level: it skips over string values with native
+ * `indexOf('"')`, skips nested values by depth counting, and stops at the first top-level `key`.
+ * Any irregularity (escaped key or value, malformed JSON) returns `undefined`, and the caller falls
+ * back to `JSON.parse`. The sniffer never claims a value the full parser would not agree with.
+ */
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+function skipSpace(buf: Uint8Array, i: number): number {
+  while (i < buf.length && isSpace(buf[i]!)) i++;
+  return i;
+}
+
+/** Index just past the closing quote of the string whose opening quote is at `open`, or -1. */
+function endOfString(buf: Buffer, open: number): number {
+  let i = open + 1;
+  for (;;) {
+    const q = buf.indexOf(QUOTE, i);
+    if (q < 0) return -1;
+    // Count the backslashes right before the quote: an odd number escapes it.
+    let b = q - 1;
+    while (b > open && buf[b] === BACKSLASH) b--;
+    if ((q - 1 - b) % 2 === 0) return q + 1;
+    i = q + 1;
+  }
+}
+
+/** Index just past the value starting at `i` (any JSON value), or -1. */
+function endOfValue(buf: Buffer, i: number): number {
+  const c = buf[i];
+  if (c === QUOTE) return endOfString(buf, i);
+  if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+    let depth = 0;
+    while (i < buf.length) {
+      const d = buf[i]!;
+      if (d === QUOTE) {
+        i = endOfString(buf, i);
+        if (i < 0) return -1;
+        continue;
+      }
+      if (d === OPEN_BRACE || d === OPEN_BRACKET) depth++;
+      else if (d === CLOSE_BRACE || d === CLOSE_BRACKET) {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
+      i++;
+    }
+    return -1;
+  }
+  // number, true, false, null
+  while (i < buf.length) {
+    const d = buf[i]!;
+    if (d === COMMA || d === CLOSE_BRACE || isSpace(d)) return i;
+    i++;
+  }
+  return -1;
+}
+
+function hasEscape(buf: Buffer, start: number, end: number): boolean {
+  const b = buf.indexOf(BACKSLASH, start);
+  return b >= 0 && b < end;
+}
+
+/**
+ * Byte span [start, end) of the top-level string member `key` (without quotes), `null` when the
+ * object has no such member (or its value is not a string), `undefined` when the frame cannot be
+ * read cheaply (not an object, malformed, escapes in the key or value).
+ */
+export function sniffStringSpan(buf: Buffer, key: string): readonly [number, number] | null | undefined {
+  let i = skipSpace(buf, 0);
+  if (buf[i] !== OPEN_BRACE) return undefined;
+  i = skipSpace(buf, i + 1);
+  if (buf[i] === CLOSE_BRACE) return null;
+  const keyLen = key.length;
+  for (;;) {
+    if (buf[i] !== QUOTE) return undefined;
+    const keyEnd = endOfString(buf, i);
+    if (keyEnd < 0) return undefined;
+    // An escaped key might decode to `key`: only the full parser can tell.
+    if (hasEscape(buf, i + 1, keyEnd - 1)) return undefined;
+    const isKey = keyEnd - i - 2 === keyLen && buf.toString('latin1', i + 1, keyEnd - 1) === key;
+    i = skipSpace(buf, keyEnd);
+    if (buf[i] !== COLON) return undefined;
+    i = skipSpace(buf, i + 1);
+    const valueEnd = endOfValue(buf, i);
+    if (valueEnd < 0) return undefined;
+    if (isKey) {
+      if (buf[i] !== QUOTE) return null;
+      if (hasEscape(buf, i + 1, valueEnd - 1)) return undefined;
+      return [i + 1, valueEnd - 1];
+    }
+    i = skipSpace(buf, valueEnd);
+    if (buf[i] === COMMA) {
+      i = skipSpace(buf, i + 1);
+      continue;
+    }
+    if (buf[i] === CLOSE_BRACE) return null;
+    return undefined;
+  }
+}
+
+/** The top-level string member `key`; `null` absent, `undefined` unreadable without a full parse. */
+export function sniffString(buf: Buffer, key: string): string | null | undefined {
+  const span = sniffStringSpan(buf, key);
+  if (span === null || span === undefined) return span;
+  return buf.toString('utf8', span[0], span[1]);
+}
