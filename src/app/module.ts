@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { Clock, FilterFactory } from '../pipeline/filter.js';
+import type { TenantResolver } from '../tenants/resolver.js';
+
+/** An HTTP request as the proxy's route handlers see it (copied out of uWS before any await). */
+export interface HttpRequestInfo {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** Lower-cased header names. */
+  readonly headers: ReadonlyMap<string, string>;
+  readonly body: Buffer;
+}
+
+export interface HttpReply {
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body: string | Buffer;
+}
+
+export interface HttpRoute {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Exact path, e.g. `/admin/tenants/:id/spend` (`:name` segments are captured into `params`). */
+  readonly path: string;
+  /** `admin`: requires `Authorization: Bearer <admin key>`; the route is absent when no admin key is set. */
+  readonly auth: 'admin' | 'none';
+  handle(req: HttpRequestInfo, params: Readonly<Record<string, string>>): HttpReply | Promise<HttpReply>;
+}
+
+export interface ModuleDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly tenants: TenantResolver;
+  readonly clock: Clock;
+  /** Directory that relative paths in the config (policies, data) resolve against. */
+  readonly baseDir: string;
+}
+
+/**
+ * A concern of the proxy (metering, policies, telemetry): its filters, HTTP routes and lifecycle.
+ * Built once at boot; `close` runs on shutdown after sessions have drained.
+ */
+export interface ProxyModule {
+  readonly name: string;
+  readonly filters: readonly FilterFactory[];
+  readonly routes?: readonly HttpRoute[];
+  /** Null when ready, otherwise why not (reported by /readyz). */
+  readiness?(): string | null;
+  close?(): Promise<void>;
+}
+
+export const json = (status: number, body: unknown): HttpReply => ({
+  status,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
