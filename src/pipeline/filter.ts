@@ -66,6 +66,16 @@ export interface SessionContext {
   close(error: ProxyError): void;
   /** Publish a governance fact to every filter's `onReport`. */
   report(report: Report): void;
+  /**
+   * Stop a response now: sends `response.cancel` upstream, sends `notice` to the client as an
+   * `error` event, and from here on the relay forwards none of that response's output (audio,
+   * text, transcripts, item content) to the client. Its `response.done` still runs through the
+   * filters (so usage is metered) and reaches the client with status `cancelled` and the output
+   * text blanked. Idempotent per response id.
+   */
+  cancelResponse(responseId: string, by: string, notice: ProxyError): void;
+  /** True when `cancelResponse` was called for this response id. */
+  isSuppressed(responseId: string): boolean;
 }
 
 /**
@@ -79,6 +89,8 @@ export interface Filter {
   onReport?(report: Report): void;
   /** The single cleanup point: cancel timers, settle reservations, end spans. */
   onClose?(info: CloseInfo): void;
+  /** Facts merged into the session-end log line (totals, counts). Called once, after `onClose`. */
+  summary?(): Readonly<Record<string, string | number | boolean | null>>;
 }
 
 /** Built once at boot from validated config; `create` runs once per session. */
