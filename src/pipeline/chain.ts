@@ -249,6 +249,20 @@ export class SessionChain {
     }
   }
 
+  /** Every filter's `summary()` merged, for the session-end log line. */
+  summaries(): Record<string, string | number | boolean | null> {
+    const out: Record<string, string | number | boolean | null> = {};
+    for (const f of this.#filters) {
+      if (!f.summary) continue;
+      try {
+        Object.assign(out, f.summary());
+      } catch (err) {
+        this.#ctx.log.error({ err }, 'summary threw');
+      }
+    }
+    return out;
+  }
+
   /** Runs every filter's onClose once. */
   close(info: CloseInfo): void {
     if (this.#closed) return;

@@ -52,6 +52,8 @@ export type Report =
       readonly tokensBefore: number;
       readonly tokensAfter: number;
     }
-  | { readonly kind: 'backpressure'; readonly direction: Direction; readonly state: 'paused' | 'resumed' };
+  | { readonly kind: 'backpressure'; readonly direction: Direction; readonly state: 'paused' | 'resumed' }
+  /** The upstream WebSocket opened, `ms` after the dial started (proxy clock). */
+  | { readonly kind: 'upstream_connected'; readonly ms: number };
 
 export type ReportKind = Report['kind'];

@@ -1,0 +1,507 @@
+import type { Logger } from 'pino';
+import type { WebSocket as UwsSocket } from 'uWebSockets.js';
+import type WebSocket from 'ws';
+import type { Config } from '../config/schema.js';
+import type { ChainTemplate, ChainSink, SessionChain } from '../pipeline/chain.js';
+import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
+import { Frame, type JsonObject } from '../pipeline/frame.js';
+import type { Report } from '../pipeline/reports.js';
+import { CloseCode, ProxyError } from '../protocol/errors.js';
+import { sniffString } from '../protocol/sniff.js';
+import type { Tenant } from '../tenants/tenant.js';
+import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
+import { ResponseTracker } from './responses.js';
+
+/** Per-socket data attached to the uWS WebSocket at upgrade. */
+export interface ClientSocketData {
+  session: RelaySession | null;
+  /** Set for browser-style clients whose key failed: they get an error event then a close. */
+  refusal: ProxyError | null;
+}
+
+export type ClientSocket = UwsSocket<ClientSocketData>;
+
+export interface SessionInit {
+  readonly id: string;
+  readonly tenant: Tenant;
+  readonly model: string;
+  readonly query: ReadonlyMap<string, string>;
+  readonly target: UpstreamTarget;
+  readonly config: Config;
+  readonly template: ChainTemplate;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly onEnded: (session: RelaySession) => void;
+}
+
+/** Counters written on the hot path: plain numbers, read at session end and by metrics. */
+export interface RelayStats {
+  clientFrames: number;
+  clientBytes: number;
+  serverFrames: number;
+  serverBytes: number;
+  rejectedFrames: number;
+  backpressureEvents: number;
+}
+
+function copyFrame(message: ArrayBuffer): Buffer {
+  // uWS neuters `message` when the callback returns: copy it out before anything else.
+  const buf = Buffer.allocUnsafe(message.byteLength);
+  buf.set(new Uint8Array(message));
+  return buf;
+}
+
+const UPSTREAM_CLOSE_PASSTHROUGH = (code: number) =>
+  code === 1000 || code === 1001 || code === 1008 || code === 1011 || code === 1012 || code === 1013 || (code >= 3000 && code <= 4999);
+
+/**
+ * One client connection and its upstream connection. Implements the filters' SessionContext (no
+ * sockets exposed) and the chain's sink (the only place frames meet sockets).
+ */
+export class RelaySession implements SessionContext, ChainSink {
+  readonly id: string;
+  readonly tenant: Tenant;
+  readonly model: string;
+  readonly query: ReadonlyMap<string, string>;
+  readonly startedAt: number;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly stats: RelayStats = {
+    clientFrames: 0,
+    clientBytes: 0,
+    serverFrames: 0,
+    serverBytes: 0,
+    rejectedFrames: 0,
+    backpressureEvents: 0,
+  };
+
+  readonly #config: Config;
+  readonly #target: UpstreamTarget;
+  readonly #chain: SessionChain;
+  readonly #responses = new ResponseTracker();
+  readonly #onEnded: (s: RelaySession) => void;
+  #client: ClientSocket | null;
+  #upstream: WebSocket | null = null;
+  #upstreamOpen = false;
+  /** Client frames accepted before the upstream opened, in order. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** Frames for the client, flushed once per event-loop turn inside one cork. */
+  #outbox: Buffer[] = [];
+  #flushScheduled = false;
+  #upstreamPaused = false;
+  #overHighSince = 0;
+  #lastPingAt = 0;
+  #awaitingPongSince = 0;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #eventSeq = 0;
+  /** Event ids of events the proxy injected upstream: upstream errors about them stay here. */
+  readonly #injectedIds = new Set<string>();
+  #ended = false;
+  #closeInfo: CloseInfo | null = null;
+  #clientCloseCode: number | null = null;
+  #upstreamCloseCode: number | null = null;
+  #upstreamConnectMs: number | null = null;
+
+  constructor(init: SessionInit, client: ClientSocket) {
+    this.id = init.id;
+    this.tenant = init.tenant;
+    this.model = init.model;
+    this.query = init.query;
+    this.clock = init.clock;
+    this.startedAt = init.clock.now();
+    this.log = init.log;
+    this.#config = init.config;
+    this.#target = init.target;
+    this.#onEnded = init.onEnded;
+    this.#client = client;
+    this.#chain = init.template.instantiate(this, this);
+  }
+
+  get upstreamConnectMs(): number | null {
+    return this.#upstreamConnectMs;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  start(): void {
+    const started = this.clock.now();
+    let ws: WebSocket;
+    try {
+      ws = dialUpstream(this.#target, this.#config.upstream.connectTimeoutMs);
+    } catch (err) {
+      this.log.error({ err }, 'upstream dial failed');
+      this.close(new ProxyError('upstream_unavailable', { message: `The Realtime upstream could not be reached: ${(err as Error).message}` }));
+      return;
+    }
+    this.#upstream = ws;
+    this.#connectTimer = setTimeout(() => {
+      if (this.#upstreamOpen || this.#ended) return;
+      ws.terminate();
+      this.close(new ProxyError('upstream_unavailable', { message: `The Realtime upstream did not answer within ${this.#config.upstream.connectTimeoutMs} ms.` }));
+    }, this.#config.upstream.connectTimeoutMs);
+    ws.on('open', () => {
+      if (this.#connectTimer) clearTimeout(this.#connectTimer);
+      this.#upstreamOpen = true;
+      this.#upstreamConnectMs = this.clock.now() - started;
+      this.report({ kind: 'upstream_connected', ms: this.#upstreamConnectMs });
+      const pending = this.#pending;
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      for (const buf of pending) ws.send(buf, { binary: false, compress: false });
+    });
+    ws.on('message', (data, isBinary) => this.#onUpstreamMessage(data as Buffer, isBinary));
+    ws.on('pong', () => {
+      this.#awaitingPongSince = 0;
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0;
+      res.resume();
+      ws.terminate();
+      const retryable = status === 429 || status >= 500;
+      this.close(
+        new ProxyError('upstream_rejected', {
+          message: `The Realtime upstream refused the connection with HTTP ${status}.`,
+          close: retryable ? 'tryAgainLater' : 'internalError',
+          details: { status },
+        }),
+      );
+    });
+    ws.on('error', (err) => {
+      if (this.#ended) return;
+      if (!this.#upstreamOpen) {
+        this.close(new ProxyError('upstream_unavailable', { message: `The Realtime upstream could not be reached: ${err.message}` }));
+      } else {
+        this.log.warn({ err: err.message }, 'upstream socket error');
+      }
+    });
+    ws.on('close', (code, reason) => this.#onUpstreamClose(code, reason.toString('utf8')));
+  }
+
+  /** Periodic check from the server's shared timer: upstream liveness and slow clients. */
+  tick(now: number): void {
+    if (this.#ended) return;
+    const up = this.#config.upstream;
+    if (this.#upstreamOpen && this.#upstream) {
+      if (this.#awaitingPongSince && now - this.#awaitingPongSince > up.pongTimeoutMs) {
+        this.#upstream.terminate();
+        this.close(new ProxyError('upstream_timeout', { message: `The Realtime upstream did not answer a ping within ${up.pongTimeoutMs} ms.` }));
+        return;
+      }
+      if (!this.#awaitingPongSince && now - this.#lastPingAt >= up.pingIntervalMs) {
+        this.#lastPingAt = now;
+        this.#awaitingPongSince = now;
+        this.#upstream.ping();
+      }
+    }
+    const bp = this.#config.server.backpressure;
+    if (this.#overHighSince && now - this.#overHighSince > bp.slowClientGraceMs) {
+      this.close(new ProxyError('slow_consumer', { message: `The client stayed over ${bp.highWatermarkBytes} buffered bytes for ${bp.slowClientGraceMs} ms.` }));
+    }
+  }
+
+  // ---- client → upstream -------------------------------------------------------------------
+
+  onClientMessage(message: ArrayBuffer, isBinary: boolean): void {
+    if (this.#ended) return;
+    this.stats.clientFrames++;
+    this.stats.clientBytes += message.byteLength;
+    if (isBinary) {
+      this.#rejectClientFrame(new ProxyError('invalid_event', { message: 'Expected a text WebSocket message.' }));
+      return;
+    }
+    const bytes = copyFrame(message);
+    const type = sniffString(bytes, 'type');
+    if (typeof type === 'string' && type.length > 0) {
+      this.#chain.fromClient(new Frame(type, bytes));
+      return;
+    }
+    // The sniffer could not read it cheaply: let the real parser decide.
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      this.#rejectClientFrame(new ProxyError('invalid_json', { message: 'The frame is not valid JSON.' }));
+      return;
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      this.#rejectClientFrame(new ProxyError('invalid_event', { message: 'The event must be a JSON object.' }));
+      return;
+    }
+    const ev = parsed as JsonObject;
+    const eventId = typeof ev['event_id'] === 'string' ? ev['event_id'] : null;
+    if (typeof ev['type'] !== 'string' || ev['type'].length === 0) {
+      this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The 'type' field is missing or not a string.", eventId }));
+      return;
+    }
+    this.#chain.fromClient(new Frame(ev['type'], bytes, ev));
+  }
+
+  #rejectClientFrame(error: ProxyError): void {
+    this.stats.rejectedFrames++;
+    this.#sendErrorToClient(error);
+  }
+
+  #sendToUpstream(bytes: Buffer): void {
+    const ws = this.#upstream;
+    const limit = this.#config.server.backpressure.upstreamMaxBufferedBytes;
+    if (!this.#upstreamOpen || !ws) {
+      if (this.#pendingBytes + bytes.length > limit) {
+        this.close(new ProxyError('upstream_backpressure', { message: 'Too much data was sent before the upstream connection opened.' }));
+        return;
+      }
+      this.#pending.push(bytes);
+      this.#pendingBytes += bytes.length;
+      return;
+    }
+    if (ws.bufferedAmount + bytes.length > limit) {
+      this.close(new ProxyError('upstream_backpressure'));
+      return;
+    }
+    ws.send(bytes, { binary: false, compress: false });
+  }
+
+  // ---- upstream → client -------------------------------------------------------------------
+
+  #onUpstreamMessage(data: Buffer, isBinary: boolean): void {
+    if (this.#ended) return;
+    this.stats.serverFrames++;
+    this.stats.serverBytes += data.length;
+    if (isBinary) {
+      // The Realtime API sends only text frames; a binary one is a protocol error we do not relay.
+      this.log.warn({ bytes: data.length }, 'binary frame from upstream dropped');
+      return;
+    }
+    let frame: Frame;
+    const type = sniffString(data, 'type');
+    if (typeof type === 'string') frame = new Frame(type, data);
+    else {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(data.toString('utf8'));
+      } catch {
+        parsed = null;
+      }
+      const ev = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as JsonObject) : null;
+      const t = ev && typeof ev['type'] === 'string' ? ev['type'] : '';
+      frame = ev ? new Frame(t, data, ev) : new Frame('', data);
+    }
+    if (frame.type === 'error' && this.#injectedIds.size > 0 && this.#isAboutInjected(frame)) return;
+    const tracked = this.#responses.inspect(frame);
+    if (tracked) this.#chain.fromServer(tracked);
+  }
+
+  /** Upstream errors caused by an event the proxy injected (e.g. a racing `response.cancel`) stay here. */
+  #isAboutInjected(frame: Frame): boolean {
+    const err = frame.json()['error'];
+    const id = err !== null && typeof err === 'object' ? (err as JsonObject)['event_id'] : null;
+    if (typeof id !== 'string' || !this.#injectedIds.has(id)) return false;
+    this.log.debug({ code: (err as JsonObject)['code'] }, 'upstream error about an injected event');
+    return true;
+  }
+
+  #sendToClient(bytes: Buffer | string): void {
+    if (!this.#client) return;
+    this.#outbox.push(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  /** All frames produced in one event-loop turn leave in one cork (one syscall / TLS record batch). */
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const ws = this.#client;
+    const out = this.#outbox;
+    if (out.length === 0 || !ws) return;
+    this.#outbox = [];
+    let dropped = false;
+    ws.cork(() => {
+      for (const buf of out) if (ws.send(buf, false, false) === 2) dropped = true;
+    });
+    if (dropped) {
+      this.close(new ProxyError('slow_consumer', { message: 'The client send buffer overflowed.' }));
+      return;
+    }
+    this.#checkClientBackpressure(ws);
+  };
+
+  #checkClientBackpressure(ws: ClientSocket): void {
+    const bp = this.#config.server.backpressure;
+    const buffered = ws.getBufferedAmount();
+    if (buffered > bp.maxBufferedBytes) {
+      this.close(new ProxyError('slow_consumer', { message: 'The client send buffer exceeded its limit.' }));
+      return;
+    }
+    if (buffered > bp.highWatermarkBytes && !this.#upstreamPaused && this.#upstream) {
+      this.#upstreamPaused = true;
+      this.#overHighSince = this.clock.now();
+      this.stats.backpressureEvents++;
+      this.#upstream.pause();
+      this.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+    }
+  }
+
+  onClientDrain(): void {
+    const ws = this.#client;
+    if (!ws || !this.#upstreamPaused) return;
+    if (ws.getBufferedAmount() <= this.#config.server.backpressure.lowWatermarkBytes) {
+      this.#upstreamPaused = false;
+      this.#overHighSince = 0;
+      this.#upstream?.resume();
+      this.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
+    }
+  }
+
+  // ---- ChainSink ---------------------------------------------------------------------------
+
+  forward(direction: Direction, frame: Frame): void {
+    if (this.#ended) return;
+    if (direction === 'client') this.#sendToUpstream(frame.bytes);
+    else this.#sendToClient(frame.bytes);
+  }
+
+  reject(_direction: Direction, error: ProxyError): void {
+    this.stats.rejectedFrames++;
+    this.#sendErrorToClient(error);
+  }
+
+  // ---- SessionContext ----------------------------------------------------------------------
+
+  #nextEventId(): string {
+    return `event_proxy_${this.id.slice(-8)}_${(++this.#eventSeq).toString(36)}`;
+  }
+
+  sendUpstream(event: { readonly type: string }, by: string): void {
+    if (this.#ended) return;
+    const withId = event as { readonly type: string; readonly event_id?: unknown };
+    let payload: { readonly type: string } = event;
+    if (withId.event_id === undefined) {
+      const eventId = this.#nextEventId();
+      this.#injectedIds.add(eventId);
+      payload = Object.assign({}, event, { event_id: eventId });
+    }
+    this.#sendToUpstream(Buffer.from(JSON.stringify(payload), 'utf8'));
+    this.report({ kind: 'injected', direction: 'client', eventType: event.type, by });
+  }
+
+  sendClient(event: { readonly type: string }, by: string): void {
+    if (this.#ended) return;
+    this.#sendToClient(JSON.stringify(event));
+    this.report({ kind: 'injected', direction: 'server', eventType: event.type, by });
+  }
+
+  report(report: Report): void {
+    this.#chain.report(report);
+  }
+
+  cancelResponse(responseId: string, by: string, notice: ProxyError): void {
+    if (this.#ended || !this.#responses.suppress(responseId)) return;
+    if (this.#responses.isActive(responseId)) {
+      this.sendUpstream({ type: 'response.cancel', response_id: responseId } as { type: string }, by);
+    }
+    this.#sendErrorToClient(notice);
+  }
+
+  isSuppressed(responseId: string): boolean {
+    return this.#responses.isSuppressed(responseId);
+  }
+
+  #sendErrorToClient(error: ProxyError): void {
+    if (error.closesSession) {
+      this.close(error);
+      return;
+    }
+    this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+  }
+
+  /** Ends the session from the proxy side: error event to the client, then both sockets close. */
+  close(error: ProxyError): void {
+    if (this.#ended) return;
+    const code = error.closeCode ?? CloseCode.internalError;
+    this.log.info({ code: error.code, closeCode: code }, 'proxy ends session');
+    if (this.#client) {
+      this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+      this.#flush();
+    }
+    this.#finish({ initiator: 'proxy', code, reason: error.closeReason }, code, error.closeReason);
+  }
+
+  // ---- closes ------------------------------------------------------------------------------
+
+  onClientClose(code: number, reason: string): void {
+    this.#clientCloseCode = code;
+    this.#client = null;
+    if (this.#ended) return;
+    this.#finish({ initiator: 'client', code, reason }, null, '');
+  }
+
+  #onUpstreamClose(code: number, reason: string): void {
+    this.#upstreamCloseCode = code;
+    this.#upstreamOpen = false;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#ended) return;
+    if (UPSTREAM_CLOSE_PASSTHROUGH(code)) {
+      // OpenAI's own error event (if any) has already been relayed: pass its close code on unchanged.
+      this.#finish({ initiator: 'upstream', code, reason }, code, reason);
+      return;
+    }
+    const error = new ProxyError('upstream_closed', {
+      message: `The Realtime upstream closed the connection (code ${code}${reason ? `: ${reason}` : ''}).`,
+      details: { upstreamCode: code },
+    });
+    if (this.#client) {
+      this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+      this.#flush();
+    }
+    const mapped = error.closeCode ?? CloseCode.internalError;
+    this.#finish({ initiator: 'upstream', code, reason }, mapped, error.closeReason);
+  }
+
+  /** Single teardown path: closes whatever is still open, then notifies the filters once. */
+  #finish(info: CloseInfo, clientCode: number | null, clientReason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#closeInfo = info;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    const client = this.#client;
+    if (client && clientCode !== null) {
+      this.#client = null;
+      this.#clientCloseCode = clientCode;
+      try {
+        client.end(clientCode, clientReason.slice(0, 123));
+      } catch {
+        // Already closed by the peer in the same tick.
+      }
+    }
+    const up = this.#upstream;
+    if (up && (up.readyState === up.OPEN || up.readyState === up.CONNECTING)) {
+      if (this.#upstreamOpen) up.close(1000);
+      else up.terminate();
+    }
+    this.#pending = [];
+    this.#chain.close(info);
+    this.#onEnded(this);
+  }
+
+  /** The session-end log record (no content, no keys). */
+  endRecord(): Record<string, unknown> {
+    return {
+      event: 'session_end',
+      tenant: this.tenant.id,
+      model: this.model,
+      durationMs: Math.round(this.clock.now() - this.startedAt),
+      initiator: this.#closeInfo?.initiator ?? null,
+      clientCloseCode: this.#clientCloseCode,
+      upstreamCloseCode: this.#upstreamCloseCode,
+      upstreamConnectMs: this.#upstreamConnectMs === null ? null : Math.round(this.#upstreamConnectMs * 10) / 10,
+      ...this.stats,
+      ...this.#chain.summaries(),
+    };
+  }
+}
