@@ -1,0 +1,103 @@
+import { dirname, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { DestinationStream, Logger } from 'pino';
+import type { ProxyModule } from './app/module.js';
+import { createModules } from './app/modules.js';
+import type { Config } from './config/schema.js';
+import { createLogger } from './logging.js';
+import type { Clock } from './pipeline/filter.js';
+import { ProxyServer } from './server/server.js';
+import { startSimulator, type SimulatorHandle, type SimulatorOptions } from './simulator/index.js';
+import { TenantResolver } from './tenants/resolver.js';
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  wall: () => Date.now(),
+};
+
+export interface StartOptions {
+  /** Directory that relative config paths resolve against (the config file's directory). */
+  readonly baseDir?: string;
+  readonly logDestination?: DestinationStream;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Options for the embedded simulator, when it is used. */
+  readonly simulator?: SimulatorOptions;
+}
+
+export interface ProxyHandle {
+  readonly port: number;
+  readonly tlsPort: number | null;
+  readonly host: string;
+  readonly log: Logger;
+  readonly config: Config;
+  /** The embedded simulator, when the proxy relays to it. */
+  readonly simulator: SimulatorHandle | null;
+  readonly server: ProxyServer;
+  shutdown(drainMs?: number): Promise<void>;
+}
+
+const SIMULATOR_KEY = 'sk-simulator-local';
+
+/**
+ * Starts the proxy. With `upstream.provider: simulator`, or `openai` without an API key, the
+ * embedded simulator is started on loopback and used as the upstream (logged loudly).
+ */
+export async function startProxy(input: Config, options: StartOptions = {}): Promise<ProxyHandle> {
+  const log = options.logger ?? createLogger(input.logging.level, options.logDestination);
+  const clock = options.clock ?? systemClock;
+  let config = input;
+  let simulator: SimulatorHandle | null = null;
+  const useSimulator = config.upstream.provider === 'simulator' || (config.upstream.provider === 'openai' && !config.upstream.apiKey);
+  if (useSimulator) {
+    simulator = await startSimulator({ ...options.simulator, apiKey: SIMULATOR_KEY });
+    config = { ...config, upstream: { ...config.upstream, provider: 'simulator', url: simulator.url, apiKey: SIMULATOR_KEY } };
+    log.warn(
+      { upstream: simulator.url },
+      input.upstream.provider === 'simulator'
+        ? 'upstream.provider is simulator: relaying to the embedded Realtime simulator'
+        : 'NO OPENAI_API_KEY SET: relaying to the embedded Realtime simulator, not to OpenAI',
+    );
+  }
+  const baseDir = options.baseDir ?? process.cwd();
+  const tenants = new TenantResolver(config);
+  let modules: ProxyModule[] = [];
+  let server: ProxyServer;
+  try {
+    modules = await createModules({ config, log, tenants, clock, baseDir: resolve(baseDir) });
+    server = new ProxyServer({ config, log, tenants, modules, clock });
+  } catch (err) {
+    await simulator?.close();
+    throw err;
+  }
+  const address = await server.listen();
+  log.info(
+    {
+      port: address.port,
+      tlsPort: address.tlsPort,
+      uws: server.binary,
+      upstream: config.upstream.provider === 'azure' ? config.upstream.azure?.endpoint : config.upstream.url,
+      tenants: tenants.tenants.size,
+      filters: modules.flatMap((m) => m.filters.map((f) => f.name)),
+    },
+    'realtime proxy listening',
+  );
+  return {
+    port: address.port,
+    tlsPort: address.tlsPort,
+    host: config.server.host,
+    log,
+    config,
+    simulator,
+    server,
+    async shutdown(drainMs = config.server.shutdownDrainSec * 1000) {
+      await server.shutdown(drainMs);
+      await simulator?.close();
+      log.flush?.();
+    },
+  };
+}
+
+export function configBaseDir(configFile: string): string {
+  return dirname(resolve(configFile));
+}

@@ -1,0 +1,152 @@
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator } from '../../src/simulator/index.js';
+import { defaultKey, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const auth = { authorization: `Bearer ${defaultKey('acme')}` };
+
+describe('upstream failures reach the client as an error and a close within 2 s', () => {
+  it('upstream refusing connections', async () => {
+    const port = await freePort();
+    const tp = await startTestProxy({ config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${port}/v1/realtime`, apiKey: 'sk-x' } } });
+    const t0 = Date.now();
+    const c = new TestClient(tp.url, { headers: auth });
+    const err = await c.next('error');
+    expect(err['error']).toMatchObject({ code: 'upstream_unavailable', type: 'server_error' });
+    expect((await c.closed).code).toBe(1013);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await tp.stop();
+  });
+
+  it('upstream accepting TCP but never answering the upgrade (connect timeout)', async () => {
+    const silent = createServer(() => undefined).listen(0, '127.0.0.1');
+    await new Promise((r) => silent.once('listening', r));
+    const port = (silent.address() as { port: number }).port;
+    const tp = await startTestProxy({
+      config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${port}/v1/realtime`, apiKey: 'sk-x', connectTimeoutMs: 800 } },
+    });
+    const t0 = Date.now();
+    const c = new TestClient(tp.url, { headers: auth });
+    expect((await c.next('error'))['error']).toMatchObject({ code: 'upstream_unavailable' });
+    expect((await c.closed).code).toBe(1013);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await tp.stop();
+    silent.close();
+  });
+
+  it('upstream answering the upgrade with HTTP 401', async () => {
+    const sim = await startSimulator({ rejectUpgradeStatus: 401 });
+    const tp = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-x' } } });
+    const c = new TestClient(tp.url, { headers: auth });
+    const err = await c.next('error');
+    expect(err['error']).toMatchObject({ code: 'upstream_rejected', details: { status: 401 } });
+    expect((await c.closed).code).toBe(1011);
+    await tp.stop();
+    await sim.close();
+  });
+
+  it("OpenAI-style bad upstream key (101, error, close 3000) passes through unchanged", async () => {
+    const sim = await startSimulator({ apiKey: 'sk-the-real-one' });
+    const tp = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-wrong' } } });
+    const c = new TestClient(tp.url, { headers: auth });
+    const err = await c.next('error');
+    expect(err['error']).toMatchObject({ code: 'invalid_api_key' });
+    expect(await c.closed).toEqual({ code: 3000, reason: 'invalid_request_error.invalid_api_key' });
+    await tp.stop();
+    await sim.close();
+  });
+
+  it('upstream dropping mid-response', async () => {
+    const tp = await startTestProxy();
+    const c = await tp.client();
+    await c.next('session.created');
+    const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+    conn.dropAfterDeltas(2);
+    const t0 = Date.now();
+    c.say('say: this response will be cut off in the middle of a long sentence');
+    const err = await c.waitFor((e) => e.type === 'error' && (e['error'] as { code: string }).code === 'upstream_closed');
+    expect(err).toBeDefined();
+    expect((await c.closed).code).toBe(1011);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await tp.stop();
+  });
+
+  it('upstream that stops answering pings is detected and the client closed', async () => {
+    const tp = await startTestProxy({ config: { upstream: { pingIntervalMs: 200, pongTimeoutMs: 300 } } });
+    const c = await tp.client();
+    await c.next('session.created');
+    tp.sim.connections[tp.sim.connections.length - 1]!.freeze();
+    const err = await c.next('error', 4000);
+    expect(err['error']).toMatchObject({ code: 'upstream_timeout' });
+    expect((await c.closed).code).toBe(1011);
+    await tp.stop();
+  });
+});
+
+describe('bad client input', () => {
+  let tp: TestProxy;
+  beforeAll(async () => {
+    tp = await startTestProxy();
+  });
+  afterAll(async () => {
+    await tp.stop();
+  });
+
+  it('answers malformed frames with error events and keeps the session', async () => {
+    const c = await tp.client();
+    await c.next('session.created');
+    c.send('{"type": "session.update", ');
+    expect((await c.nth('error', 1))['error']).toMatchObject({ code: 'invalid_json' });
+    c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    expect((await c.nth('error', 2))['error']).toMatchObject({ code: 'invalid_event' });
+    c.send({ event_id: 'evt_no_type', audio: 'AAAA' });
+    expect((await c.nth('error', 3))['error']).toMatchObject({ code: 'invalid_event', event_id: 'evt_no_type' });
+    c.send('[1,2,3]');
+    expect((await c.nth('error', 4))['error']).toMatchObject({ code: 'invalid_event' });
+    // Unknown types are the upstream's to judge: forwarded, and its error comes back.
+    c.send({ type: 'no.such.event', event_id: 'evt_unknown' });
+    expect((await c.nth('error', 5))['error']).toMatchObject({ event_id: 'evt_unknown' });
+    c.say('say: still here');
+    const done = await c.next('response.done');
+    expect((done['response'] as { status: string }).status).toBe('completed');
+    c.close();
+  });
+
+  it('refuses a 20 MiB frame cleanly with close 1009', async () => {
+    const c = await tp.client();
+    await c.next('session.created');
+    const audio = 'A'.repeat(20 * 1024 * 1024);
+    c.send(`{"type":"input_audio_buffer.append","audio":"${audio}"}`);
+    expect((await c.closed).code).toBe(1009);
+  });
+
+  it('accepts a 15 MiB append (the documented per-event maximum)', async () => {
+    const c = await tp.client();
+    await c.next('session.created');
+    const pcm = Buffer.alloc(11 * 1024 * 1024);
+    c.send({ type: 'input_audio_buffer.append', audio: pcm.toString('base64') });
+    c.send({ type: 'input_audio_buffer.clear', event_id: 'evt_clear' });
+    await c.next('input_audio_buffer.cleared');
+    c.close();
+  });
+
+  it('queues frames sent before the upstream opened, in order', async () => {
+    const c = new TestClient(tp.url, { headers: auth });
+    await c.opened;
+    for (let i = 0; i < 20; i++) c.send({ type: 'conversation.item.create', event_id: `evt_${i}`, item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: `n${i}` }] } });
+    await c.nth('conversation.item.done', 20);
+    const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+    const ids = conn.received.filter((r) => r.type === 'conversation.item.create').map((r) => (r.event as { event_id: string }).event_id);
+    expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => `evt_${i}`));
+    c.close();
+  });
+});
