@@ -1,0 +1,60 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { configJsonSchema } from './json-schema.js';
+import { ConfigError, loadConfigFile, parseConfig } from './load.js';
+
+function file(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rp-config-'));
+  const f = join(dir, 'proxy.yaml');
+  writeFileSync(f, text);
+  return f;
+}
+
+describe('config', () => {
+  it('applies defaults to an empty config', () => {
+    const c = parseConfig({}, 'x', {});
+    expect(c.server.port).toBe(8080);
+    expect(c.server.maxFrameBytes).toBe(16 * 1024 * 1024);
+    expect(c.upstream.url).toBe('wss://api.openai.com/v1/realtime');
+    expect(c.upstream.connectTimeoutMs).toBe(2000);
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default}, and env overrides win', () => {
+    const f = file('upstream:\n  apiKey: ${UPKEY}\nserver:\n  host: ${H:-127.0.0.1}\ntenants:\n  a:\n    keys: [{key: "${AKEY}"}]\n');
+    const c = loadConfigFile(f, { UPKEY: 'sk-file', AKEY: 'rpk_aaaaaaaaaaaaaaaa', PORT: '9999' });
+    expect(c.upstream.apiKey).toBe('sk-file');
+    expect(c.server.host).toBe('127.0.0.1');
+    expect(c.server.port).toBe(9999);
+    const d = loadConfigFile(f, { UPKEY: 'sk-file', AKEY: 'rpk_aaaaaaaaaaaaaaaa', OPENAI_API_KEY: 'sk-env' });
+    expect(d.upstream.apiKey).toBe('sk-env');
+  });
+
+  it('names the file, the path and the problem', () => {
+    const f = file('server:\n  port: "eighty"\n  bogus: 1\ntenants:\n  a:\n    keys: [{sha256: "nothex"}]\nupstream:\n  apiKey: ${MISSING}\n');
+    let message = '';
+    try {
+      loadConfigFile(f, {});
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
+    }
+    expect(message).toContain(f);
+    expect(message).toContain('server.port');
+    expect(message).toContain('server');
+    expect(message).toMatch(/bogus/);
+    expect(message).toContain('tenants.a.keys.0');
+    expect(message).toContain('upstream.apiKey: environment variable MISSING is not set');
+  });
+
+  it('ships an example config that validates', () => {
+    const c = loadConfigFile(new URL('../../config/example.yaml', import.meta.url).pathname, {});
+    expect(Object.keys(c.tenants)).toContain('demo');
+  });
+
+  it('keeps config/config.schema.json in sync with the schema (npm run schema)', () => {
+    const onDisk = readFileSync(new URL('../../config/config.schema.json', import.meta.url), 'utf8');
+    expect(onDisk).toBe(configJsonSchema() + '\n');
+  });
+});
