@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { Frame } from '../pipeline/frame.js';
+import { ResponseTracker } from './responses.js';
+
+const f = (e: Record<string, unknown> & { type: string }) => new Frame(e.type, Buffer.from(JSON.stringify(e)));
+
+describe('ResponseTracker', () => {
+  it('passes everything through while nothing is suppressed', () => {
+    const t = new ResponseTracker();
+    const frames = [
+      f({ type: 'response.created', response: { id: 'r1' } }),
+      f({ type: 'response.output_item.added', response_id: 'r1', item: { id: 'i1', type: 'message' } }),
+      f({ type: 'conversation.item.added', item: { id: 'i1', type: 'message' } }),
+      f({ type: 'response.output_audio.delta', response_id: 'r1', delta: 'AAAA' }),
+    ];
+    for (const fr of frames) expect(t.inspect(fr)).toBe(fr);
+    expect(t.isActive('r1')).toBe(true);
+  });
+
+  it('drops the output of a suppressed response, blanks announced items and the response.done text', () => {
+    const t = new ResponseTracker();
+    t.inspect(f({ type: 'response.created', response: { id: 'r1' } }));
+    t.inspect(f({ type: 'response.output_item.added', response_id: 'r1', item: { id: 'i1', type: 'message' } }));
+    t.inspect(f({ type: 'conversation.item.added', item: { id: 'i1', type: 'message' } }));
+    expect(t.suppress('r1')).toBe(true);
+    expect(t.suppress('r1')).toBe(false);
+    const audio = f({ type: 'response.output_audio.delta', response_id: 'r1', delta: 'AAAA' });
+    expect(t.inspect(audio)).toBeNull();
+    expect(audio.parsed).toBe(false);
+    expect(t.inspect(f({ type: 'response.output_audio_transcript.delta', response_id: 'r1', delta: 'bad words' }))).toBeNull();
+    // Another response's frames are untouched.
+    const other = f({ type: 'response.output_audio.delta', response_id: 'r2', delta: 'BBBB' });
+    expect(t.inspect(other)).toBe(other);
+    const itemDone = t.inspect(
+      f({ type: 'conversation.item.done', item: { id: 'i1', type: 'message', status: 'completed', content: [{ type: 'output_audio', transcript: 'bad words' }] } }),
+    );
+    expect(itemDone!.bytes.toString()).not.toContain('bad words');
+    expect((itemDone!.json()['item'] as { status: string }).status).toBe('incomplete');
+    const done = t.inspect(
+      f({
+        type: 'response.done',
+        response: {
+          id: 'r1',
+          status: 'completed',
+          output: [
+            { id: 'i1', type: 'message', content: [{ type: 'output_audio', transcript: 'bad words' }] },
+            { id: 'i2', type: 'function_call', name: 'transfer_funds', arguments: '{}' },
+          ],
+          usage: { total_tokens: 10 },
+        },
+      }),
+    )!;
+    const text = done.bytes.toString();
+    expect(text).not.toContain('bad words');
+    expect(text).not.toContain('transfer_funds');
+    expect(done.json()['response']).toMatchObject({ status: 'cancelled', usage: { total_tokens: 10 } });
+    expect(t.isSuppressed('r1')).toBe(false);
+    expect(t.isActive('r1')).toBe(false);
+  });
+
+  it('drops items of a suppressed response that the client never saw', () => {
+    const t = new ResponseTracker();
+    t.inspect(f({ type: 'response.created', response: { id: 'r1' } }));
+    t.suppress('r1');
+    expect(t.inspect(f({ type: 'response.output_item.added', response_id: 'r1', item: { id: 'i9', type: 'function_call' } }))).toBeNull();
+    expect(t.inspect(f({ type: 'conversation.item.added', item: { id: 'i9', type: 'function_call' } }))).toBeNull();
+    expect(t.inspect(f({ type: 'response.function_call_arguments.done', response_id: 'r1', arguments: '{}' }))).toBeNull();
+  });
+});
