@@ -1,0 +1,81 @@
+import type { Brain } from './brain.js';
+
+export interface SimulatorTiming {
+  /** Delay between `response.content_part.added` and the first delta. Default 0. */
+  readonly firstAudioDelayMs?: number;
+  /** Delay between consecutive deltas (fast mode). Default 0 (yield to the event loop only). */
+  readonly deltaIntervalMs?: number;
+  /** Pace audio deltas at playback speed (demo mode). Default false. */
+  readonly realtime?: boolean;
+  /** Delay of `rate_limits.updated` after `response.done`. Default 1 ms (40 ms when realtime). */
+  readonly rateLimitsDelayMs?: number;
+}
+
+export interface SimulatorOptions {
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 0 (ephemeral). */
+  readonly port?: number;
+  /**
+   * Expected upstream key. `null`/absent accepts any credential (or none). With a key, a missing
+   * credential or a different one gets OpenAI's post-upgrade `error` + close 3000.
+   */
+  readonly apiKey?: string | null;
+  /** Answer every upgrade with this HTTP status instead (tests of upstream 401/429/503). */
+  readonly rejectUpgradeStatus?: number;
+  readonly timing?: SimulatorTiming;
+  /** Decides each response's content (default: `defaultBrain`). */
+  readonly brain?: Brain;
+  /** Input transcription text (default "(N.N s of audio)"). */
+  readonly transcribe?: (input: { itemId: string; audioMs: number }) => string;
+  /** Server WebSocket pings, default 20000 ms like OpenAI; 0 disables. */
+  readonly pingIntervalMs?: number;
+  /** Offer permessage-deflate like OpenAI does. Default true. */
+  readonly perMessageDeflate?: boolean;
+  /** Keep the base64 audio of `input_audio_buffer.append` in `received`. Default true (turn off for soaks). */
+  readonly recordAudio?: boolean;
+}
+
+export interface ReceivedEvent {
+  /** `performance.now()` when the frame arrived. */
+  readonly t: number;
+  readonly type: string;
+  readonly event: unknown;
+}
+
+export interface SentEvent {
+  /** `performance.now()` when the frame was handed to the socket. */
+  readonly t: number;
+  readonly type: string;
+  readonly responseId: string | null;
+}
+
+export interface SimConnection {
+  readonly id: string;
+  /** Handshake headers, lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Request path + query. */
+  readonly url: string;
+  /** Parsed client events in arrival order (frames that failed to parse are not listed). */
+  readonly received: readonly ReceivedEvent[];
+  readonly sent: readonly SentEvent[];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  setBrain(b: Brain): void;
+  /** Terminate the TCP connection abruptly (no close frame). */
+  drop(): void;
+  closeWith(code: number, reason: string): void;
+  /** Stop reading the socket entirely (no pongs, no events): a hung upstream. Permanent. */
+  freeze(): void;
+  /** Terminate abruptly right after emitting `n` more audio deltas. */
+  dropAfterDeltas(n: number): void;
+}
+
+export interface SimulatorHandle {
+  /** ws://127.0.0.1:PORT/v1/realtime */
+  readonly url: string;
+  readonly port: number;
+  /** Every connection accepted so far (open or closed). */
+  readonly connections: readonly SimConnection[];
+  onConnection(cb: (c: SimConnection) => void): void;
+  close(): Promise<void>;
+}
