@@ -227,9 +227,9 @@ export class Connection implements SimConnection {
 
   // ---- sending ----
 
-  #send(event: ServerEvent, responseId: string | null = null): void {
+  #send(event: ServerEvent, responseId: string | null = null, written?: () => void): void {
     if (this.#isClosed || this.#frozen) return;
-    this.#ws.send(JSON.stringify(event));
+    this.#ws.send(JSON.stringify(event), written);
     this.sent.push({ t: performance.now(), type: event.type, responseId });
   }
 
@@ -921,13 +921,15 @@ export class Connection implements SimConnection {
         resp.emittedText += delta;
       }
       const delta = end === chunkEnd ? chunkBase64(speech, start, end) : speech.bytes.subarray(start, end).toString('base64');
-      this.#send({ type: 'response.output_audio.delta', event_id: newId('event'), response_id: resp.id, item_id: itemId, output_index: 0, content_index: 0, delta } satisfies WireEvent<'response.output_audio.delta'>, resp.id);
+      const dropNow = this.#dropAfter !== null && --this.#dropAfter <= 0;
+      // The last delta before a drop must reach the wire: terminate once it is written.
+      this.#send({ type: 'response.output_audio.delta', event_id: newId('event'), response_id: resp.id, item_id: itemId, output_index: 0, content_index: 0, delta } satisfies WireEvent<'response.output_audio.delta'>, resp.id, dropNow ? () => this.#ws.terminate() : undefined);
       resp.emittedBytes = end;
       this.#voiceLocked = true;
       start = end;
-      if (this.#dropAfter !== null && --this.#dropAfter <= 0) {
+      if (dropNow) {
         this.#dropAfter = null;
-        this.drop();
+        this.#teardown();
         return;
       }
       const wait = timing.realtime ? Math.max(0, started + chunkEndMs - performance.now()) : timing.deltaIntervalMs;

@@ -1,0 +1,82 @@
+import { OpenAIRealtimeWebSocket, RealtimeAgent, RealtimeSession, tool } from '@openai/agents-realtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { startSimulator, type SimulatorHandle } from './index.js';
+
+const KEY = 'sk-sim-agents-sdk';
+let sim: SimulatorHandle;
+
+beforeAll(async () => {
+  sim = await startSimulator({ apiKey: KEY });
+});
+afterAll(async () => {
+  await sim.close();
+});
+
+function waitFor<T>(register: (resolve: (v: T) => void) => void, timeoutMs = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
+    register((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+}
+
+describe('real clients against the simulator', () => {
+  it('@openai/agents-realtime RealtimeSession completes a spoken turn', async () => {
+    const transport = new OpenAIRealtimeWebSocket({ url: `${sim.url}?model=gpt-realtime` });
+    const agent = new RealtimeAgent({ name: 'Simulated', instructions: 'Answer briefly.' });
+    const session = new RealtimeSession(agent, { transport, model: 'gpt-realtime' });
+    const errors: unknown[] = [];
+    session.on('error', (e) => errors.push(e));
+    let audioBytes = 0;
+    session.on('audio', (e) => (audioBytes += e.data.byteLength));
+    const ended = waitFor<string>((resolve) => session.on('agent_end', (_ctx, _agent, text) => resolve(text)));
+    await session.connect({ apiKey: KEY });
+    session.sendMessage('say: Hello from the agents SDK test.');
+    expect(await ended).toBe('Hello from the agents SDK test.');
+    expect(audioBytes).toBeGreaterThan(30 * 60 * 48 * 0.9);
+    const conn = sim.connections[sim.connections.length - 1]!;
+    expect(conn.headers['authorization']).toBe(`Bearer ${KEY}`);
+    // The SDK's initial session.update (semantic VAD, transcription) was accepted, not refused.
+    const updates = conn.received.filter((r) => r.type === 'session.update');
+    expect(updates.length).toBeGreaterThanOrEqual(1);
+    expect(conn.sent.filter((s) => s.type === 'session.updated').length).toBe(updates.length);
+    expect(conn.sent.some((s) => s.type === 'error')).toBe(false);
+    const assistant = session.history.find((h) => h.type === 'message' && h.role === 'assistant');
+    expect(assistant).toBeDefined();
+    expect(errors).toEqual([]);
+    session.close();
+  });
+
+  it('@openai/agents-realtime runs a tool call round trip', async () => {
+    const transport = new OpenAIRealtimeWebSocket({ url: `${sim.url}?model=gpt-realtime-2.1` });
+    let called: unknown = null;
+    const weather = tool({
+      name: 'get_weather',
+      description: 'Weather for a city',
+      parameters: z.object({ city: z.string() }),
+      execute: async ({ city }) => {
+        called = city;
+        return `sunny in ${city}`;
+      },
+    });
+    const agent = new RealtimeAgent({ name: 'Tools', instructions: 'Use tools.', tools: [weather] });
+    const session = new RealtimeSession(agent, { transport });
+    const texts: string[] = [];
+    const second = waitFor<string>((resolve) =>
+      session.on('agent_end', (_ctx, _agent, text) => {
+        texts.push(text);
+        if (text.startsWith('The tool returned')) resolve(text);
+      }),
+    );
+    await session.connect({ apiKey: KEY });
+    session.sendMessage('call:get_weather {"city":"Oslo"}');
+    expect(await second).toBe('The tool returned sunny in Oslo.');
+    expect(called).toBe('Oslo');
+    const conn = sim.connections[sim.connections.length - 1]!;
+    expect(conn.received.some((r) => r.type === 'conversation.item.create' && JSON.stringify(r.event).includes('function_call_output'))).toBe(true);
+    session.close();
+  });
+});
