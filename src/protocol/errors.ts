@@ -39,7 +39,7 @@ export const ErrorCatalogue = {
   invalid_request: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The connection request is not valid.' },
   invalid_json: { type: 'invalid_request_error', message: 'The frame is not valid JSON.' },
   invalid_event: { type: 'invalid_request_error', message: 'The frame is not a Realtime event.' },
-  frame_too_large: { type: 'invalid_request_error', close: 'messageTooBig', message: 'The frame exceeds the maximum frame size.' },
+  frame_too_large: { type: 'invalid_request_error', message: 'The frame exceeds the maximum frame size and was not relayed.' },
   upstream_unavailable: { type: 'server_error', http: 502, close: 'tryAgainLater', message: 'The Realtime upstream could not be reached.' },
   upstream_rejected: { type: 'server_error', http: 502, close: 'internalError', message: 'The Realtime upstream refused the connection.' },
   upstream_closed: { type: 'server_error', close: 'internalError', message: 'The Realtime upstream closed the connection unexpectedly.' },

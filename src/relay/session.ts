@@ -17,6 +17,15 @@ export interface ClientSocketData {
   session: RelaySession | null;
   /** Set for browser-style clients whose key failed: they get an error event then a close. */
   refusal: ProxyError | null;
+  /** What admission decided, consumed when the socket opens (uWS copies user data: no identity maps). */
+  admitted: AdmittedClient | null;
+}
+
+export interface AdmittedClient {
+  readonly tenant: Tenant;
+  readonly model: string;
+  readonly query: ReadonlyMap<string, string>;
+  readonly headers: ReadonlyMap<string, string>;
 }
 
 export type ClientSocket = UwsSocket<ClientSocketData>;
@@ -212,6 +221,12 @@ export class RelaySession implements SessionContext, ChainSink {
     this.stats.clientBytes += message.byteLength;
     if (isBinary) {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: 'Expected a text WebSocket message.' }));
+      return;
+    }
+    if (message.byteLength > this.#config.server.maxFrameBytes) {
+      this.#rejectClientFrame(
+        new ProxyError('frame_too_large', { message: `The frame has ${message.byteLength} bytes; the maximum is ${this.#config.server.maxFrameBytes}.` }),
+      );
       return;
     }
     const bytes = copyFrame(message);

@@ -7,7 +7,6 @@ import { ChainTemplate } from '../pipeline/chain.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { TenantResolver } from '../tenants/resolver.js';
-import type { Tenant } from '../tenants/tenant.js';
 import { upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { presentedCredentials } from './auth.js';
@@ -40,6 +39,8 @@ const STATUS_TEXT: Record<number, string> = {
   502: 'Bad Gateway',
   503: 'Service Unavailable',
 };
+
+const OVERSIZE_HEADROOM_BYTES = 16 * 1024 * 1024;
 
 const statusLine = (status: number) => `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
 
@@ -146,7 +147,9 @@ export class ProxyServer {
     const s = this.#config.server;
     app.ws<ClientSocketData>('/*', {
       compression: uws.DISABLED,
-      maxPayloadLength: s.maxFrameBytes,
+      // Headroom above the configured maximum so that an oversize frame gets an error event and the
+      // session survives; only frames beyond the headroom make uWS cut the connection.
+      maxPayloadLength: s.maxFrameBytes + OVERSIZE_HEADROOM_BYTES,
       idleTimeout: s.idleTimeoutSec,
       sendPingsAutomatically: true,
       maxBackpressure: s.backpressure.maxBufferedBytes,
@@ -248,7 +251,7 @@ export class ProxyServer {
       if (aborted.value) return;
       if (creds.browser) {
         // Browsers cannot read an HTTP status: accept, then send the error event and close.
-        this.#upgrade(res, context, headers, creds.protocol, { session: null, refusal: error });
+        this.#upgrade(res, context, headers, creds.protocol, { session: null, refusal: error, admitted: null });
         return;
       }
       sendReply(res, { status: error.httpStatus, headers: { 'content-type': 'application/json' }, body: errorBody(error) }, aborted);
@@ -279,12 +282,8 @@ export class ProxyServer {
     }
     if (aborted.value) return;
     if (creds.betaMarker) this.#log.info({ tenant: tenant.id }, 'client sent the retired beta marker; stripped');
-    const data: ClientSocketData = { session: null, refusal: null };
-    this.#pendingSessions.set(data, { tenant, model, query, headers });
-    this.#upgrade(res, context, headers, creds.protocol, data);
+    this.#upgrade(res, context, headers, creds.protocol, { session: null, refusal: null, admitted: { tenant, model, query, headers } });
   }
-
-  readonly #pendingSessions = new WeakMap<ClientSocketData, { tenant: Tenant; model: string; query: Map<string, string>; headers: Map<string, string> }>();
 
   #upgrade(res: HttpResponse, context: us_socket_context_t, headers: Map<string, string>, protocol: string, data: ClientSocketData): void {
     res.cork(() => {
@@ -302,12 +301,12 @@ export class ProxyServer {
       });
       return;
     }
-    const pending = this.#pendingSessions.get(data);
+    const pending = data.admitted;
     if (!pending) {
       ws.end(1011, 'internal_error');
       return;
     }
-    this.#pendingSessions.delete(data);
+    data.admitted = null;
     const id = `rps_${randomBytes(8).toString('hex')}`;
     const log = this.#log.child({ session: id, tenant: pending.tenant.id, model: pending.model });
     const session = new RelaySession(

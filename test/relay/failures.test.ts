@@ -121,12 +121,17 @@ describe('bad client input', () => {
     c.close();
   });
 
-  it('refuses a 20 MiB frame cleanly with close 1009', async () => {
+  it('refuses a 20 MiB frame with frame_too_large, relays none of it, and keeps the session', async () => {
     const c = await tp.client();
     await c.next('session.created');
+    const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
     const audio = 'A'.repeat(20 * 1024 * 1024);
     c.send(`{"type":"input_audio_buffer.append","audio":"${audio}"}`);
-    expect((await c.closed).code).toBe(1009);
+    expect((await c.next('error'))['error']).toMatchObject({ code: 'frame_too_large' });
+    c.say('say: after the big frame');
+    expect(((await c.next('response.done'))['response'] as { status: string }).status).toBe('completed');
+    expect(conn.received.some((r) => r.type === 'input_audio_buffer.append')).toBe(false);
+    c.close();
   });
 
   it('accepts a 15 MiB append (the documented per-event maximum)', async () => {
