@@ -4,7 +4,8 @@
  * service on the wire (handshake refusals, validation errors, event order, usage, audio) so that
  * real clients can hold a spoken conversation with it.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -98,10 +99,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     },
   });
 
-  const server: Server = createServer((_req, res) => {
+  const notFound: RequestListener = (_req, res) => {
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } }));
-  });
+  };
+  const server: Server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, notFound) : createServer(notFound);
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
@@ -175,7 +177,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   let closing: Promise<void> | null = null;
 
   return {
-    url: `ws://${urlHost}:${port}/v1/realtime`,
+    url: `${options.tls ? 'wss' : 'ws'}://${urlHost}:${port}/v1/realtime`,
     port,
     connections,
     onConnection(cb) {

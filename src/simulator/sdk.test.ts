@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { OpenAIRealtimeWebSocket, RealtimeAgent, RealtimeSession, tool } from '@openai/agents-realtime';
+import OpenAI from 'openai';
+import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { testTls } from '../../test/support/tls.js';
 import { startSimulator, type SimulatorHandle } from './index.js';
 
 const KEY = 'sk-sim-agents-sdk';
@@ -78,5 +82,39 @@ describe('real clients against the simulator', () => {
     const conn = sim.connections[sim.connections.length - 1]!;
     expect(conn.received.some((r) => r.type === 'conversation.item.create' && JSON.stringify(r.event).includes('function_call_output'))).toBe(true);
     session.close();
+  });
+});
+
+describe('openai Node SDK (wss only)', () => {
+  it('OpenAIRealtimeWS completes a turn against the simulator over TLS', async () => {
+    const tls = testTls();
+    const secure = await startSimulator({ apiKey: KEY, tls: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } });
+    try {
+      expect(secure.url.startsWith('wss://')).toBe(true);
+      const client = new OpenAI({ apiKey: KEY, baseURL: `https://127.0.0.1:${secure.port}/v1` });
+      const rt = new OpenAIRealtimeWS({ model: 'gpt-realtime', options: { ca: tls.caCert } }, client);
+      const errors: unknown[] = [];
+      rt.on('error', (e) => errors.push(e));
+      let audio = 0;
+      rt.on('response.output_audio.delta', (e) => (audio += Buffer.from(e.delta, 'base64').length));
+      const created = waitFor<string>((resolve) => rt.on('session.created', (e) => resolve(String(e.session.type))));
+      const done = waitFor<{ status: string; transcript: string }>((resolve) =>
+        rt.on('response.done', (e) => {
+          const first = e.response.output?.[0];
+          const part = first?.type === 'message' ? first.content[0] : undefined;
+          resolve({ status: String(e.response.status), transcript: part && 'transcript' in part ? String(part.transcript) : '' });
+        }),
+      );
+      expect(await created).toBe('realtime');
+      rt.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: Hello over TLS.' }] } });
+      rt.send({ type: 'response.create' });
+      expect(await done).toEqual({ status: 'completed', transcript: 'Hello over TLS.' });
+      expect(audio).toBeGreaterThan(0);
+      expect(secure.connections[0]!.headers['user-agent']).toMatch(/^OpenAI\/JS/);
+      expect(errors).toEqual([]);
+      rt.close();
+    } finally {
+      await secure.close();
+    }
   });
 });

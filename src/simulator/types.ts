@@ -30,6 +30,8 @@ export interface SimulatorOptions {
   readonly transcribe?: (input: { itemId: string; audioMs: number }) => string;
   /** Server WebSocket pings, default 20000 ms like OpenAI; 0 disables. */
   readonly pingIntervalMs?: number;
+  /** Serve `wss://` with this certificate (the `openai` Node SDK only dials `wss:`). */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Offer permessage-deflate like OpenAI does. Default true. */
   readonly perMessageDeflate?: boolean;
   /** Keep the base64 audio of `input_audio_buffer.append` in `received`. Default true (turn off for soaks). */
@@ -71,7 +73,7 @@ export interface SimConnection {
 }
 
 export interface SimulatorHandle {
-  /** ws://127.0.0.1:PORT/v1/realtime */
+  /** ws://127.0.0.1:PORT/v1/realtime (wss:// with `tls`) */
   readonly url: string;
   readonly port: number;
   /** Every connection accepted so far (open or closed). */
