@@ -55,7 +55,11 @@ async function main(): Promise<number> {
     process.stderr.write(`unknown command ${command}\n\n${HELP}`);
     return 2;
   }
-  const proxy = await startProxy(config, { baseDir: file ? configBaseDir(file) : process.cwd() });
+  // The demo simulator speaks at playback speed, so a person listening hears realistic turns.
+  const proxy = await startProxy(config, {
+    baseDir: file ? configBaseDir(file) : process.cwd(),
+    simulator: { timing: { realtime: true, firstAudioDelayMs: 300 }, recordAudio: false },
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -508,8 +508,6 @@ export class RelaySession implements SessionContext, ChainSink {
   endRecord(): Record<string, unknown> {
     return {
       event: 'session_end',
-      tenant: this.tenant.id,
-      model: this.model,
       durationMs: Math.round(this.clock.now() - this.startedAt),
       initiator: this.#closeInfo?.initiator ?? null,
       clientCloseCode: this.#clientCloseCode,
