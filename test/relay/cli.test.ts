@@ -1,0 +1,56 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TestClient } from '../support/client.js';
+
+const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
+
+describe('realtime-proxy CLI', () => {
+  it('prints help', () => {
+    const r = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Usage:');
+    expect(r.stdout).toContain('keygen');
+  });
+
+  it('reports config errors with the file and path, and exits 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-cli-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'server:\n  port: -1\n');
+    const r = spawnSync(process.execPath, [bin, 'check-config', '--config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(file);
+    expect(r.stderr).toContain('server.port');
+  });
+
+  it('runs on the simulator without OPENAI_API_KEY, relays a turn, and drains on SIGTERM with 1012', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-cli-'));
+    const file = join(dir, 'proxy.yaml');
+    writeFileSync(file, 'server: { host: 127.0.0.1, port: 0, shutdownDrainSec: 1 }\ntenants:\n  t1:\n    keys: [{ key: rpk_cli_test_key_0123456789 }]\n');
+    const env = { ...process.env };
+    delete env.OPENAI_API_KEY;
+    const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /"port":(\d+).*realtime proxy listening/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    expect(out).toContain('NO OPENAI_API_KEY SET');
+    expect(out).toContain('native uws_linux_x64_115.node');
+    const c = new TestClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: 'Bearer rpk_cli_test_key_0123456789' } });
+    await c.next('session.created');
+    c.say('say: hi');
+    await c.next('response.done', 10_000);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    const closed = await c.closed;
+    expect(closed.code).toBe(1012);
+    expect(await exited).toBe(0);
+  }, 20_000);
+});
