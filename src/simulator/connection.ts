@@ -56,6 +56,8 @@ export const ACCEPTED_CLIENT_TYPES: readonly string[] = [
 ];
 
 const BACKPRESSURE_BYTES = 1 << 20;
+/** Realtime pacing stays this far ahead of playback, as the live service does, so clients never starve. */
+const REALTIME_LEAD_MS = 250;
 const RATE_LIMIT_TOKENS = 2_000_000;
 
 export interface ConnectionSettings {
@@ -281,8 +283,8 @@ export class Connection implements SimConnection {
     try {
       this.#dispatch(type, parsed, eventId);
     } catch (err) {
-      if (err instanceof SimError) this.#error(err, eventId);
-      else throw err;
+      // A simulator bug must not kill the process that embeds it: report it like a 500.
+      this.#error(err instanceof SimError ? err : new SimError('server_error', `The simulator failed to process the event: ${describeError(err)}`, null, 'server_error'), eventId);
     }
   }
 
@@ -774,21 +776,27 @@ export class Connection implements SimConnection {
       this.#finish(resp, 'failed', null, { type: reply.fail.type ?? 'server_error', code: reply.fail.code, message: reply.fail.message });
       return;
     }
-    void this.#run(resp, reply);
+    this.#run(resp, reply).catch((err: unknown) => {
+      this.#finish(resp, 'failed', null, { type: 'server_error', code: 'server_error', message: `The simulator failed: ${describeError(err)}` });
+    });
   }
 
   #ask(input: readonly SimItem[], params: ResponseParams, responseId: string): BrainReply {
     const byId = new Map(input.map((i) => [i.id, i]));
-    return this.#brain({
-      items: input.map((i) => structuredClone(i.wire)),
-      session: structuredClone(this.#realtime()),
-      response: params,
-      responseId,
-      audioMs: (itemId) => {
-        const item = byId.get(itemId) ?? this.#items.find((i) => i.id === itemId);
-        return item ? audioMsOf(item) : 0;
-      },
-    });
+    try {
+      return this.#brain({
+        items: input.map((i) => structuredClone(i.wire)),
+        session: structuredClone(this.#realtime()),
+        response: params,
+        responseId,
+        audioMs: (itemId) => {
+          const item = byId.get(itemId) ?? this.#items.find((i) => i.id === itemId);
+          return item ? audioMsOf(item) : 0;
+        },
+      });
+    } catch (err) {
+      return { fail: { type: 'server_error', code: 'server_error', message: `The brain failed: ${describeError(err)}` } };
+    }
   }
 
   #resolveInput(raw: unknown): SimItem[] {
@@ -932,7 +940,7 @@ export class Connection implements SimConnection {
         this.#teardown();
         return;
       }
-      const wait = timing.realtime ? Math.max(0, started + chunkEndMs - performance.now()) : timing.deltaIntervalMs;
+      const wait = timing.realtime ? Math.max(0, started + chunkEndMs - REALTIME_LEAD_MS - performance.now()) : timing.deltaIntervalMs;
       if (!(await this.#pause(resp, wait))) return;
     }
     while (wordIndex < words.length) {
@@ -1061,6 +1069,10 @@ function parseMetadata(v: unknown): Record<string, string> | null {
     out[k] = val;
   }
   return out;
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function alignBytes(n: number, kind: AudioFormatKind): number {

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { OpenAIRealtimeWebSocket, RealtimeAgent, RealtimeSession, tool } from '@openai/agents-realtime';
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { testTls } from '../../test/support/tls.js';
-import { startSimulator, type SimulatorHandle } from './index.js';
+import { concatPcm, silence, startSimulator, synthesizeSpeech, type SimulatorHandle } from './index.js';
 
 const KEY = 'sk-sim-agents-sdk';
 let sim: SimulatorHandle;
@@ -50,6 +50,28 @@ describe('real clients against the simulator', () => {
     expect(conn.sent.some((s) => s.type === 'error')).toBe(false);
     const assistant = session.history.find((h) => h.type === 'message' && h.role === 'assistant');
     expect(assistant).toBeDefined();
+    expect(errors).toEqual([]);
+    session.close();
+  });
+
+  it('@openai/agents-realtime completes a turn from microphone audio (semantic VAD, transcription, retrieve)', async () => {
+    const transport = new OpenAIRealtimeWebSocket({ url: `${sim.url}?model=gpt-realtime` });
+    const session = new RealtimeSession(new RealtimeAgent({ name: 'Ears', instructions: 'Listen.' }), { transport });
+    const errors: unknown[] = [];
+    session.on('error', (e) => errors.push(e));
+    const ended = waitFor<string>((resolve) => session.on('agent_end', (_ctx, _agent, text) => resolve(text)));
+    await session.connect({ apiKey: KEY });
+    const pcm = concatPcm([silence(300), synthesizeSpeech('what is the weather like today'), silence(900)]);
+    for (let i = 0; i < pcm.length; i += 2400) {
+      const chunk = pcm.slice(i, i + 2400);
+      session.sendAudio(chunk.buffer);
+    }
+    expect(await ended).toMatch(/^I heard you speak for \d\.\d seconds\.$/);
+    const conn = sim.connections[sim.connections.length - 1]!;
+    // The SDK retrieves the user item after its transcription completes.
+    await vi.waitFor(() => expect(conn.sent.some((x) => x.type === 'conversation.item.retrieved')).toBe(true));
+    const user = session.history.find((h) => h.type === 'message' && h.role === 'user');
+    expect(JSON.stringify(user)).toContain('s of audio)');
     expect(errors).toEqual([]);
     session.close();
   });

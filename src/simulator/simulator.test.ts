@@ -512,3 +512,65 @@ describe('fault hooks', () => {
     await s.close();
   });
 });
+
+describe('conversation and session rules', () => {
+  it('places items by previous_item_id, including root', async () => {
+    const c = await open();
+    const create = (id: string, previous?: string) =>
+      c.send({ type: 'conversation.item.create', ...(previous ? { previous_item_id: previous } : {}), item: { id, type: 'message', role: 'user', content: [{ type: 'input_text', text: id }] } });
+    create('item_a');
+    create('item_c');
+    create('item_b', 'item_a');
+    create('item_0', 'root');
+    const added: AnyEvent[] = [];
+    while (added.length < 4) added.push(await c.waitFor('conversation.item.added'));
+    expect(added.map((e) => [(e['item'] as { id: string }).id, e['previous_item_id']])).toEqual([
+      ['item_a', null], ['item_c', 'item_a'], ['item_b', 'item_a'], ['item_0', null],
+    ]);
+    create('item_a');
+    expect(await c.waitFor('error')).toMatchObject({ error: { param: 'item.id' } });
+    // A response over a custom input sees only the referenced item.
+    c.send({ type: 'response.create', response: { conversation: 'none', output_modalities: ['text'], input: [{ type: 'item_reference', id: 'item_b' }] } });
+    expect((await c.waitFor('response.done'))['response']).toMatchObject({ status: 'completed' });
+    await c.close();
+  });
+
+  it('locks the voice once assistant audio exists', async () => {
+    const c = await open();
+    c.send({ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'cedar' } } } });
+    expect((await c.waitFor('session.updated'))['session']).toMatchObject({ audio: { output: { voice: 'cedar' } } });
+    say(c, 'say: now there is audio');
+    await c.waitFor('response.done');
+    c.send({ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'marin' } } } });
+    expect(await c.waitFor('error')).toMatchObject({ error: { code: 'cannot_update_voice' } });
+    c.send({ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'cedar' } }, truncation: { type: 'retention_ratio', retention_ratio: 0.8 } } });
+    expect((await c.waitFor('session.updated'))['session']).toMatchObject({ truncation: { type: 'retention_ratio', retention_ratio: 0.8 } });
+    await c.close();
+  });
+
+  it('turns brain failures into failed responses and keeps serving', async () => {
+    const s = await startSimulator();
+    let calls = 0;
+    s.onConnection((conn) =>
+      conn.setBrain(() => {
+        calls++;
+        if (calls === 1) return { fail: { code: 'rate_limit_exceeded', message: 'busy' } };
+        if (calls === 2) throw new Error('boom');
+        return { text: 'fine' };
+      }),
+    );
+    const c = await connectClient(s.url + '?model=gpt-realtime');
+    await c.waitFor('session.created');
+    c.send({ type: 'response.create', response: { output_modalities: ['text'] } });
+    const first = await c.waitFor('response.done');
+    expect(first['response']).toMatchObject({ status: 'failed', status_details: { type: 'failed', error: { code: 'rate_limit_exceeded', message: 'busy' } } });
+    c.send({ type: 'response.create', response: { output_modalities: ['text'] } });
+    const second = await c.waitFor('response.done');
+    expect(second['response']).toMatchObject({ status: 'failed', status_details: { error: { code: 'server_error' } } });
+    expect(usageViolations(usageOf(second))).toEqual([]);
+    c.send({ type: 'response.create', response: { output_modalities: ['text'] } });
+    expect((await c.waitFor('response.done'))['response']).toMatchObject({ status: 'completed', output: [{ content: [{ text: 'fine' }] }] });
+    await c.close();
+    await s.close();
+  });
+});
