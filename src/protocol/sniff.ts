@@ -26,8 +26,21 @@ function skipSpace(buf: Uint8Array, i: number): number {
   return i;
 }
 
+/** Keys and event types are short: scanning them in JS beats the cost of a native indexOf call. */
+const SHORT_SCAN = 64;
+
 /** Index just past the closing quote of the string whose opening quote is at `open`, or -1. */
 function endOfString(buf: Buffer, open: number): number {
+  const shortEnd = Math.min(buf.length, open + 1 + SHORT_SCAN);
+  for (let j = open + 1; j < shortEnd; j++) {
+    const c = buf[j];
+    if (c === QUOTE) return j + 1;
+    if (c === BACKSLASH) return endOfLongString(buf, open);
+  }
+  return endOfLongString(buf, open);
+}
+
+function endOfLongString(buf: Buffer, open: number): number {
   let i = open + 1;
   for (;;) {
     const q = buf.indexOf(QUOTE, i);
@@ -71,9 +84,20 @@ function endOfValue(buf: Buffer, i: number): number {
   return -1;
 }
 
+/** Compares an ASCII key with the bytes at `start` without allocating a string. */
+function bytesEqual(buf: Buffer, start: number, key: string): boolean {
+  for (let k = 0; k < key.length; k++) if (buf[start + k] !== key.charCodeAt(k)) return false;
+  return true;
+}
+
+/** Whether [start, end) holds a backslash. Bounded: it must never scan into the audio payload. */
 function hasEscape(buf: Buffer, start: number, end: number): boolean {
-  const b = buf.indexOf(BACKSLASH, start);
-  return b >= 0 && b < end;
+  if (end - start <= SHORT_SCAN) {
+    for (let j = start; j < end; j++) if (buf[j] === BACKSLASH) return true;
+    return false;
+  }
+  const b = buf.subarray(start, end).indexOf(BACKSLASH);
+  return b >= 0;
 }
 
 /**
@@ -93,7 +117,7 @@ export function sniffStringSpan(buf: Buffer, key: string): readonly [number, num
     if (keyEnd < 0) return undefined;
     // An escaped key might decode to `key`: only the full parser can tell.
     if (hasEscape(buf, i + 1, keyEnd - 1)) return undefined;
-    const isKey = keyEnd - i - 2 === keyLen && buf.toString('latin1', i + 1, keyEnd - 1) === key;
+    const isKey = keyEnd - i - 2 === keyLen && bytesEqual(buf, i + 1, key);
     i = skipSpace(buf, keyEnd);
     if (buf[i] !== COLON) return undefined;
     i = skipSpace(buf, i + 1);
@@ -118,5 +142,8 @@ export function sniffStringSpan(buf: Buffer, key: string): readonly [number, num
 export function sniffString(buf: Buffer, key: string): string | null | undefined {
   const span = sniffStringSpan(buf, key);
   if (span === null || span === undefined) return span;
-  return buf.toString('utf8', span[0], span[1]);
+  const [start, end] = span;
+  // ASCII values (every event type and id) decode faster as latin1.
+  for (let j = start; j < end; j++) if (buf[j]! >= 0x80) return buf.toString('utf8', start, end);
+  return buf.toString('latin1', start, end);
 }
