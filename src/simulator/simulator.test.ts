@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { concatPcm, pcmToBase64, silence, startSimulator, synthesizeSpeech, usageViolations, type SimulatorHandle } from './index.js';
+import { concatPcm, encodeAudio, pcmToBase64, silence, startSimulator, synthesizeSpeech, usageViolations, type SimulatorHandle } from './index.js';
 import { connectClient, type AnyEvent, type TestClient } from './test-client.js';
 import type { RealtimeResponseUsage } from 'openai/resources/realtime/realtime';
 
@@ -272,6 +272,24 @@ describe('responses', () => {
     await c.close();
   });
 
+  it('paces audio at playback speed in realtime mode', async () => {
+    const s = await startSimulator({ timing: { realtime: true } });
+    const c = await connectClient(s.url + '?model=gpt-realtime');
+    await c.waitFor('session.created');
+    const text = 'About two seconds of paced speech here.';
+    say(c, `say: ${text}`);
+    const arrivals: number[] = [];
+    c.ws.on('message', (d) => {
+      if (d.toString().startsWith('{"type":"response.output_audio.delta"')) arrivals.push(performance.now());
+    });
+    await c.waitFor('response.done', 10_000);
+    const audioMs = text.length * 65;
+    // Deltas are released no earlier than playback time minus the 250 ms lead.
+    expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThanOrEqual(audioMs - 250 - 250);
+    await c.close();
+    await s.close();
+  });
+
   it('cancels on response.cancel with partial usage, and refuses a second default-conversation response', async () => {
     const s = await startSimulator({ timing: { deltaIntervalMs: 10 } });
     const c = await connectClient(s.url + '?model=gpt-realtime');
@@ -448,6 +466,35 @@ describe('audio input', () => {
     expect(Buffer.from(audio, 'base64').length).toBe(speech(700).length * 2);
     await c.close();
   });
+
+  it('runs VAD on G.711 μ-law input', async () => {
+    const c = await open();
+    c.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcmu' } } } } });
+    await c.waitFor('session.updated');
+    const ulaw = encodeAudio(concatPcm([silence(400), synthesizeSpeech('a caller on the phone line'), silence(600)]), 'pcmu');
+    for (let i = 0; i < ulaw.length; i += 160) c.send({ type: 'input_audio_buffer.append', audio: ulaw.subarray(i, i + 160).toString('base64') });
+    await c.waitFor('input_audio_buffer.speech_stopped');
+    const done = await c.waitFor('response.done');
+    const transcript = (done['response'] as { output: Array<{ content: Array<{ transcript: string }> }> }).output[0]!.content[0]!.transcript;
+    // 26 characters of speech (1.69 s) plus the 300 ms prefix padding.
+    expect(transcript).toBe('I heard you speak for 2.0 seconds.');
+    await c.close();
+  });
+
+  it('fires idle_timeout_ms after a response when the user stays silent', async () => {
+    const c = await open();
+    c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'], audio: { input: { turn_detection: { type: 'server_vad', idle_timeout_ms: 5000 } } } } });
+    await c.waitFor('session.updated');
+    say(c, 'say: are you still there?');
+    await c.waitFor('response.done');
+    const timeout = await c.waitFor('input_audio_buffer.timeout_triggered', 8000);
+    const committed = await c.waitFor('input_audio_buffer.committed');
+    expect(committed['item_id']).toBe(timeout['item_id']);
+    const created = await c.waitFor('response.created');
+    expect(created['response']).toMatchObject({ status: 'in_progress' });
+    await c.waitFor('response.done');
+    await c.close();
+  }, 15_000);
 
   it('serves transcription-only sessions (intent=transcription)', async () => {
     const c = await open('?intent=transcription');
