@@ -1,0 +1,953 @@
+import type { Attributes } from '@opentelemetry/api';
+import type { Frame } from '../pipeline/frame.js';
+import type { Report } from '../pipeline/reports.js';
+import { AudioClock, base64Bytes } from './audio-clock.js';
+import { arr, asObj, bool, has, num, obj, str, type Obj } from './json.js';
+import {
+  pushEvent,
+  type Anchor,
+  type EndReason,
+  type Initiator,
+  type InterruptionKind,
+  type ResponseRecord,
+  type ResponseStatus,
+  type SessionView,
+  type ToolRecord,
+  type TurnRecord,
+  type Usage,
+} from './records.js';
+
+/** Where the tracker delivers what it learns. Called synchronously from the frame handlers. */
+export interface TurnSink {
+  turnOpened(turn: TurnRecord): void;
+  /** A response finished (`response.done`), or was abandoned when its turn was force-closed. */
+  responseDone(response: ResponseRecord): void;
+  /** The turn is over: every child record is final. */
+  turnClosed(turn: TurnRecord): void;
+  sessionConfigured(view: Readonly<SessionView>, first: boolean, at: number): void;
+  upstreamError(code: string, at: number): void;
+}
+
+export interface Scheduler {
+  set(ms: number, fn: () => void): unknown;
+  clear(handle: unknown): void;
+}
+
+export const realScheduler: Scheduler = {
+  set(ms, fn) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clear(handle) {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
+export interface TrackerOptions {
+  readonly maxTurnMs: number;
+  readonly waitForPlayback: boolean;
+  readonly truncateGraceMs: number;
+  /** Content capture: null = never keep transcripts; otherwise a redactor applied before keeping. */
+  readonly capture: ((text: string) => string) | null;
+}
+
+/** Per-session totals written on the hot path (plain numbers, read by observable instruments). */
+export interface SessionCounters {
+  audioInMs: number;
+  audioOutMs: number;
+}
+
+interface PendingCreate {
+  readonly t: number;
+  readonly eventId: string | null;
+  readonly outOfBand: boolean;
+  /** The agent-initiated turn this request opened, if it did. */
+  turn: TurnRecord | null;
+}
+
+interface TurnTimers {
+  max: unknown;
+  wait: unknown;
+}
+
+const AUDIO_OUT_TYPES = new Set(['response.output_audio.delta', 'response.audio.delta']);
+const TEXT_DELTA_TYPES = new Set([
+  'response.output_text.delta',
+  'response.text.delta',
+  'response.output_audio_transcript.delta',
+  'response.audio_transcript.delta',
+]);
+const TEXT_DONE_TYPES: Readonly<Record<string, string>> = {
+  'response.output_text.done': 'text',
+  'response.text.done': 'text',
+  'response.output_audio_transcript.done': 'transcript',
+  'response.audio_transcript.done': 'transcript',
+};
+const MAX_PENDING = 16;
+const MAX_PENDING_USAGE = 64;
+const GUARDRAIL_SEVERITY: Readonly<Record<string, number>> = { log: 1, redact: 2, block: 3, cancel_response: 4, end_session: 5 };
+
+function formatInfo(format: unknown): { name: string; bytesPerMs: number } | null {
+  if (typeof format === 'string') {
+    // Beta names.
+    if (format === 'pcm16') return { name: 'pcm16', bytesPerMs: 48 };
+    if (format === 'g711_ulaw' || format === 'g711_alaw') return { name: format, bytesPerMs: 8 };
+    return null;
+  }
+  const f = asObj(format);
+  const type = str(f, 'type');
+  if (type === 'audio/pcm') return { name: 'pcm16', bytesPerMs: ((num(f, 'rate') ?? 24_000) * 2) / 1000 };
+  if (type === 'audio/pcmu') return { name: 'g711_ulaw', bytesPerMs: 8 };
+  if (type === 'audio/pcma') return { name: 'g711_alaw', bytesPerMs: 8 };
+  return null;
+}
+
+export function parseUsage(u: Obj | null): Usage | null {
+  if (!u) return null;
+  const inD = obj(u, 'input_token_details');
+  const cachedD = obj(inD, 'cached_tokens_details');
+  const outD = obj(u, 'output_token_details');
+  return {
+    input: num(u, 'input_tokens') ?? 0,
+    output: num(u, 'output_tokens') ?? 0,
+    inputText: num(inD, 'text_tokens') ?? 0,
+    inputAudio: num(inD, 'audio_tokens') ?? 0,
+    inputImage: num(inD, 'image_tokens') ?? 0,
+    cached: num(inD, 'cached_tokens') ?? 0,
+    cachedText: num(cachedD, 'text_tokens') ?? 0,
+    cachedAudio: num(cachedD, 'audio_tokens') ?? 0,
+    cachedImage: num(cachedD, 'image_tokens') ?? 0,
+    outputText: num(outD, 'text_tokens') ?? 0,
+    outputAudio: num(outD, 'audio_tokens') ?? 0,
+  };
+}
+
+/**
+ * The per-session turn state machine. It is fed every frame (client frames as sent, server frames
+ * as forwarded) and the session's reports, and turns them into turn / response / tool records with
+ * proxy-clock timestamps. It knows nothing about OpenTelemetry: the sink does.
+ *
+ * Audio frames cost a sniff of one member and a few additions; every other event it reads is a
+ * boundary event, parsed once (the parse is cached on the Frame and shared with other filters).
+ */
+export class TurnTracker {
+  readonly counters: SessionCounters = { audioInMs: 0, audioOutMs: 0 };
+  readonly session: SessionView = {
+    realtimeSessionId: null,
+    model: null,
+    vadType: 'server_vad',
+    silenceMs: 0,
+    interruptResponse: true,
+    inputFormat: 'pcm16',
+    outputFormat: 'pcm16',
+    inputBytesPerMs: 48,
+    outputBytesPerMs: 48,
+  };
+
+  readonly #sink: TurnSink;
+  readonly #opts: TrackerOptions;
+  readonly #scheduler: Scheduler;
+  readonly #now: () => number;
+  readonly #audio = new AudioClock();
+  /** Turns not yet closed, oldest first (rarely more than two). */
+  readonly #open: TurnRecord[] = [];
+  readonly #timers = new Map<TurnRecord, TurnTimers>();
+  #current: TurnRecord | null = null;
+  /** Responses between response.created and response.done. */
+  readonly #responses = new Map<string, ResponseRecord>();
+  /** The only active response, when there is exactly one (the audio fast path skips the id sniff). */
+  #single: ResponseRecord | null = null;
+  readonly #pending: PendingCreate[] = [];
+  readonly #tools = new Map<string, ToolRecord>();
+  /** Output and user item ids of open turns (truncate and transcripts refer to items). */
+  readonly #items = new Map<string, TurnRecord>();
+  readonly #usageEarly = new Map<string, number>();
+  readonly #doneResponses = new Map<string, ResponseRecord>();
+  #pushToTalkActive = false;
+  #turnSeq = 0;
+  #sessionSeen = false;
+  #closed = false;
+
+  constructor(sink: TurnSink, opts: TrackerOptions, now: () => number, scheduler: Scheduler = realScheduler) {
+    this.#sink = sink;
+    this.#opts = opts;
+    this.#now = now;
+    this.#scheduler = scheduler;
+  }
+
+  get current(): TurnRecord | null {
+    return this.#current;
+  }
+
+  get openTurns(): readonly TurnRecord[] {
+    return this.#open;
+  }
+
+  // ---- client → upstream -------------------------------------------------------------------
+
+  onClient(frame: Frame, now: number): void {
+    if (this.#closed) return;
+    switch (frame.type) {
+      case 'input_audio_buffer.append':
+        this.#onAppend(frame, now);
+        return;
+      case 'input_audio_buffer.commit':
+        this.#onCommit(now);
+        return;
+      case 'input_audio_buffer.clear':
+        this.#pushToTalkActive = false;
+        return;
+      case 'conversation.item.create':
+        this.#onItemCreate(frame.json(), now);
+        return;
+      case 'conversation.item.truncate':
+        this.#onTruncate(frame.json(), now);
+        return;
+      case 'response.create':
+        this.#onResponseCreate(frame.json(), now);
+        return;
+      case 'response.cancel':
+        this.#onResponseCancel(frame, now);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #onAppend(frame: Frame, now: number): void {
+    const ms = base64Bytes(frame, 'audio') / this.session.inputBytesPerMs;
+    this.counters.audioInMs += ms;
+    this.#audio.push(ms, now);
+    if (this.session.vadType === 'none' && !this.#pushToTalkActive) {
+      // Push-to-talk: the first append after idle starts the user's speech.
+      this.#pushToTalkActive = true;
+      const turn = this.#userTurn(now, 'commit', true);
+      if (turn.speechStartAt === null) turn.speechStartAt = now;
+    }
+  }
+
+  #onCommit(now: number): void {
+    this.#pushToTalkActive = false;
+    const turn = this.#userTurn(now, 'commit', true);
+    if (turn.anchor !== 'server_vad' && turn.anchor !== 'semantic_vad') turn.anchor = 'commit';
+    if (!turn.responseRequested) turn.userEndAt = now;
+    if (turn.speechStartAt !== null && turn.speechEndAt === null) turn.speechEndAt = now;
+    this.#event(turn, 'input_audio_buffer.commit', now);
+  }
+
+  #onItemCreate(ev: Obj, now: number): void {
+    const item = obj(ev, 'item');
+    const type = str(item, 'type');
+    if (type === 'function_call_output') {
+      const callId = str(item, 'call_id');
+      const tool = callId ? this.#tools.get(callId) : undefined;
+      if (tool && callId) {
+        tool.end = now;
+        this.#tools.delete(callId);
+      }
+      return;
+    }
+    if (type !== 'message' || str(item, 'role') !== 'user') return;
+    const turn = this.#userTurn(now, 'text', false);
+    const id = str(item, 'id');
+    if (id) this.#items.set(id, turn);
+    if (this.#opts.capture) {
+      let text = '';
+      for (const part of arr(item, 'content')) {
+        const p = asObj(part);
+        const t = str(p, 'type') === 'input_text' ? str(p, 'text') : null;
+        if (t) text += (text ? '\n' : '') + t;
+      }
+      if (text) turn.inputText = this.#opts.capture((turn.inputText ? turn.inputText + '\n' : '') + text);
+    }
+    this.#event(turn, 'conversation.item.create', now, { 'rtproxy.item.type': 'message' });
+  }
+
+  #onTruncate(ev: Obj, now: number): void {
+    const itemId = str(ev, 'item_id');
+    const turn = itemId ? this.#items.get(itemId) : undefined;
+    if (!turn || turn.phase === 'closed') return;
+    const played = num(ev, 'audio_end_ms');
+    turn.playedAudioMs = played;
+    turn.truncated = true;
+    turn.lastAt = Math.max(turn.lastAt, now);
+    this.#event(turn, 'conversation.item.truncate', now, played === null ? undefined : { 'rtproxy.audio.end_ms': played });
+    if (turn.endReason === null) this.#interrupt(turn, this.#activeIn(turn) ? 'generation' : 'playback', now);
+    else this.#maybeClose(turn, now);
+  }
+
+  #onResponseCreate(ev: Obj, now: number): void {
+    const response = obj(ev, 'response');
+    const outOfBand = str(response, 'conversation') === 'none';
+    const pending: PendingCreate = { t: now, eventId: str(ev, 'event_id'), outOfBand, turn: null };
+    this.#pending.push(pending);
+    if (this.#pending.length > MAX_PENDING) this.#pending.shift();
+    if (outOfBand) return;
+    const cur = this.#current;
+    if (cur && (cur.phase === 'user' || cur.phase === 'tool_wait')) {
+      if (cur.phase === 'user') {
+        cur.userEndAt ??= now;
+        cur.responseRequested = true;
+      }
+      this.#event(cur, 'response.create', now);
+      return;
+    }
+    // No pending user input: the application asks the agent to speak on its own.
+    if (cur && cur.phase === 'responding') return; // will fail upstream (one response at a time)
+    const turn = this.#openTurn(now, 'agent', 'response_create', false);
+    turn.userEndAt = now;
+    turn.responseRequested = true;
+    pending.turn = turn;
+  }
+
+  #onResponseCancel(frame: Frame, now: number): void {
+    const id = frame.string('response_id');
+    const r = id ? this.#responses.get(id) : this.#latestDefaultResponse();
+    if (!r) return;
+    r.clientCancelled = true;
+    this.#event(r.turn, 'response.cancel', now);
+    if (r.turn.endReason === null) this.#interrupt(r.turn, 'generation', now);
+  }
+
+  // ---- upstream → client -------------------------------------------------------------------
+
+  onServer(frame: Frame, now: number): void {
+    if (this.#closed) return;
+    const type = frame.type;
+    if (AUDIO_OUT_TYPES.has(type)) {
+      this.#onAudioDelta(frame, now);
+      return;
+    }
+    if (TEXT_DELTA_TYPES.has(type)) {
+      const r = this.#responseOf(frame);
+      if (r && r.firstTextAt === null) {
+        r.firstTextAt = now;
+        r.turn.firstTextAt ??= now;
+        this.#event(r.turn, 'rtproxy.first_output_text', now, { 'gen_ai.response.id': r.id });
+      }
+      return;
+    }
+    const textDone = TEXT_DONE_TYPES[type];
+    if (textDone !== undefined) {
+      if (this.#opts.capture) this.#onTextDone(frame.json(), textDone);
+      return;
+    }
+    switch (type) {
+      case 'session.created':
+      case 'session.updated':
+        this.#onSession(frame.json(), now);
+        return;
+      case 'input_audio_buffer.speech_started':
+        this.#onSpeechStarted(frame.json(), now);
+        return;
+      case 'input_audio_buffer.speech_stopped':
+        this.#onSpeechStopped(frame.json(), now);
+        return;
+      case 'input_audio_buffer.committed': {
+        const turn = this.#current;
+        if (turn && turn.phase === 'user') {
+          const id = str(frame.json(), 'item_id');
+          if (id) this.#items.set(id, turn);
+          this.#event(turn, 'input_audio_buffer.committed', now);
+        }
+        return;
+      }
+      case 'input_audio_buffer.timeout_triggered': {
+        const cur = this.#current;
+        if (cur && cur.phase === 'user') cur.userEndAt ??= now;
+        else this.#openTurn(now, 'agent', 'idle_timeout', true).userEndAt = now;
+        return;
+      }
+      case 'conversation.item.input_audio_transcription.completed':
+        if (this.#opts.capture) this.#onInputTranscript(frame.json());
+        return;
+      case 'response.created':
+        this.#onResponseCreated(frame.json(), now);
+        return;
+      case 'response.output_item.added':
+        this.#onOutputItem(frame.json());
+        return;
+      case 'response.function_call_arguments.done':
+        this.#onFunctionCall(frame.json(), now);
+        return;
+      case 'response.done':
+        this.#onResponseDone(frame.json(), now);
+        return;
+      case 'error':
+        this.#onError(frame.json(), now);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #onAudioDelta(frame: Frame, now: number): void {
+    const ms = base64Bytes(frame, 'delta') / this.session.outputBytesPerMs;
+    this.counters.audioOutMs += ms;
+    const r = this.#responseOf(frame);
+    if (!r) return;
+    r.outputAudioMs += ms;
+    if (r.firstAudioAt === null) {
+      r.firstAudioAt = now;
+      if (r.turn.firstAudioAt === null) r.turn.firstAudioAt = now;
+      this.#event(r.turn, 'rtproxy.first_output_audio', now, { 'gen_ai.response.id': r.id });
+    }
+  }
+
+  /** The response a streaming frame belongs to; sniffs its id only when several responses run. */
+  #responseOf(frame: Frame): ResponseRecord | null {
+    if (this.#single) return this.#single;
+    if (this.#responses.size === 0) return null;
+    const id = frame.string('response_id');
+    return id ? (this.#responses.get(id) ?? null) : null;
+  }
+
+  #onSession(ev: Obj, now: number): void {
+    const s = obj(ev, 'session');
+    if (!s) return;
+    const v = this.session;
+    v.realtimeSessionId = str(s, 'id') ?? v.realtimeSessionId;
+    v.model = str(s, 'model') ?? v.model;
+    const audio = obj(s, 'audio');
+    const input = obj(audio, 'input');
+    const output = obj(audio, 'output');
+    const inFmt = formatInfo(input ? input['format'] : s['input_audio_format']);
+    if (inFmt) {
+      v.inputFormat = inFmt.name;
+      v.inputBytesPerMs = inFmt.bytesPerMs;
+    }
+    const outFmt = formatInfo(output ? output['format'] : s['output_audio_format']);
+    if (outFmt) {
+      v.outputFormat = outFmt.name;
+      v.outputBytesPerMs = outFmt.bytesPerMs;
+    }
+    const tdOwner = input && has(input, 'turn_detection') ? input : has(s, 'turn_detection') ? s : null;
+    if (tdOwner) {
+      const td = obj(tdOwner, 'turn_detection');
+      const type = str(td, 'type');
+      v.vadType = type === 'server_vad' || type === 'semantic_vad' ? type : 'none';
+      // Semantic VAD has no fixed silence window to backdate by.
+      v.silenceMs = type === 'server_vad' ? (num(td, 'silence_duration_ms') ?? 500) : 0;
+      v.interruptResponse = bool(td, 'interrupt_response') ?? true;
+    }
+    const first = !this.#sessionSeen;
+    this.#sessionSeen = true;
+    this.#sink.sessionConfigured(v, first, now);
+  }
+
+  #vadAnchor(): Anchor {
+    return this.session.vadType === 'semantic_vad' ? 'semantic_vad' : 'server_vad';
+  }
+
+  #onSpeechStarted(ev: Obj, now: number): void {
+    const audioStart = num(ev, 'audio_start_ms');
+    const cur = this.#current;
+    let turn: TurnRecord;
+    if (cur && cur.phase === 'user') {
+      turn = cur;
+      if (turn.speechStartAt === null) {
+        turn.speechStartAt = now;
+        turn.audioStartMs = audioStart;
+      } else if (turn.speechEndAt !== null) {
+        // The user went on talking before a response started: one longer user turn.
+        turn.speechEndAt = null;
+        turn.userEndAt = null;
+        turn.speechEndEstimateAt = null;
+      }
+    } else {
+      turn = this.#userTurn(now, this.#vadAnchor(), true);
+      turn.speechStartAt = now;
+      turn.audioStartMs = audioStart;
+    }
+    turn.anchor = this.#vadAnchor();
+    const item = str(ev, 'item_id');
+    if (item) this.#items.set(item, turn);
+    this.#event(turn, 'input_audio_buffer.speech_started', now, audioStart === null ? undefined : { 'rtproxy.audio.start_ms': audioStart });
+  }
+
+  #onSpeechStopped(ev: Obj, now: number): void {
+    const audioEnd = num(ev, 'audio_end_ms');
+    const cur = this.#current;
+    const turn = cur && cur.phase === 'user' ? cur : this.#userTurn(now, this.#vadAnchor(), true);
+    turn.anchor = this.#vadAnchor();
+    turn.speechEndAt = now;
+    turn.audioEndMs = audioEnd;
+    turn.userEndAt = now;
+    // True end of speech: `audio_end_ms` includes the silence window that ended the turn.
+    const silence = this.session.silenceMs;
+    const mapped = audioEnd === null ? null : this.#audio.timeOf(audioEnd - silence);
+    turn.speechEndEstimateAt = Math.min(now, mapped ?? now - silence);
+    this.#event(turn, 'input_audio_buffer.speech_stopped', now, audioEnd === null ? undefined : { 'rtproxy.audio.end_ms': audioEnd });
+  }
+
+  #onInputTranscript(ev: Obj): void {
+    const id = str(ev, 'item_id');
+    const turn = id ? this.#items.get(id) : undefined;
+    const text = str(ev, 'transcript');
+    if (!turn || !text || !this.#opts.capture) return;
+    turn.inputText = this.#opts.capture((turn.inputText ? turn.inputText + '\n' : '') + text);
+  }
+
+  #onTextDone(ev: Obj, kind: string): void {
+    const id = str(ev, 'response_id');
+    const r = id ? (this.#responses.get(id) ?? null) : null;
+    const text = str(ev, kind);
+    if (!r || !text || !this.#opts.capture) return;
+    r.outputText = this.#opts.capture((r.outputText ? r.outputText + '\n' : '') + text);
+  }
+
+  #takePending(outOfBand: boolean | null): PendingCreate | null {
+    const i = outOfBand === null ? 0 : this.#pending.findIndex((p) => p.outOfBand === outOfBand);
+    if (i < 0 || i >= this.#pending.length) return null;
+    return this.#pending.splice(i, 1)[0] ?? null;
+  }
+
+  #onResponseCreated(ev: Obj, now: number): void {
+    const resp = obj(ev, 'response');
+    const id = str(resp, 'id');
+    if (!id || this.#responses.has(id)) return;
+    // conversation_id is null for out-of-band responses; some servers omit it: then trust the request.
+    let outOfBand: boolean | null = has(resp, 'conversation_id') ? str(resp, 'conversation_id') === null : null;
+    const pending = this.#takePending(outOfBand);
+    if (outOfBand === null) outOfBand = pending?.outOfBand ?? false;
+    let turn: TurnRecord;
+    if (outOfBand) {
+      turn = this.#openTurn(pending?.t ?? now, 'agent', pending ? 'response_create' : 'none', false, true);
+      turn.userEndAt = pending?.t ?? null;
+      turn.responseRequested = true;
+    } else if (pending?.turn && pending.turn.phase !== 'closed') {
+      turn = pending.turn;
+    } else {
+      const cur = this.#current;
+      if (cur && (cur.phase === 'user' || cur.phase === 'tool_wait')) turn = cur;
+      else {
+        if (cur) this.#supersede(cur, now, false);
+        turn = this.#openTurn(pending?.t ?? now, 'agent', pending ? 'response_create' : 'none', true);
+        turn.userEndAt = pending?.t ?? null;
+      }
+    }
+    const maxTokens = resp ? resp['max_output_tokens'] : undefined;
+    const r: ResponseRecord = {
+      id,
+      turn,
+      trigger: pending ? 'client' : 'server',
+      outOfBand,
+      requestedAt: pending?.t ?? null,
+      createdAt: now,
+      maxOutputTokens: typeof maxTokens === 'number' ? maxTokens : null,
+      outputModalities: arr(resp, 'output_modalities').filter((m): m is string => typeof m === 'string'),
+      firstAudioAt: null,
+      firstTextAt: null,
+      doneAt: null,
+      status: 'in_progress',
+      statusReason: null,
+      errorType: null,
+      outputAudioMs: 0,
+      functionCalls: 0,
+      usage: null,
+      costMicros: null,
+      cancelledBy: null,
+      clientCancelled: false,
+      outputText: null,
+      events: [],
+    };
+    turn.responses.push(r);
+    turn.responseRequested = true;
+    if (turn.phase !== 'draining') turn.phase = 'responding';
+    turn.lastAt = Math.max(turn.lastAt, now);
+    this.#responses.set(id, r);
+    this.#single = this.#responses.size === 1 ? r : null;
+    const early = this.#usageEarly.get(id);
+    if (early !== undefined) {
+      r.costMicros = early;
+      this.#usageEarly.delete(id);
+    }
+    this.#event(turn, 'response.created', now, { 'gen_ai.response.id': id, 'rtproxy.response.trigger': r.trigger });
+  }
+
+  #onOutputItem(ev: Obj): void {
+    const rid = str(ev, 'response_id');
+    const r = rid ? this.#responses.get(rid) : undefined;
+    const id = str(obj(ev, 'item'), 'id');
+    if (r && id) this.#items.set(id, r.turn);
+  }
+
+  #onFunctionCall(ev: Obj, now: number): void {
+    const callId = str(ev, 'call_id');
+    if (!callId) return;
+    const rid = str(ev, 'response_id');
+    const r = rid ? (this.#responses.get(rid) ?? null) : this.#single;
+    const turn = r?.turn ?? this.#current;
+    if (!turn) return;
+    const tool: ToolRecord = { callId, name: str(ev, 'name') ?? 'unknown', responseId: r?.id ?? null, start: now, end: null };
+    turn.tools.push(tool);
+    this.#tools.set(callId, tool);
+  }
+
+  #onResponseDone(ev: Obj, now: number): void {
+    const resp = obj(ev, 'response');
+    const id = str(resp, 'id');
+    if (!id) return;
+    const r = this.#responses.get(id);
+    if (!r) return;
+    this.#responses.delete(id);
+    this.#single = this.#responses.size === 1 ? (this.#responses.values().next().value ?? null) : null;
+    const status = str(resp, 'status');
+    r.status = status === 'completed' || status === 'cancelled' || status === 'incomplete' || status === 'failed' ? status : 'completed';
+    const details = obj(resp, 'status_details');
+    r.statusReason = str(details, 'reason');
+    if (r.status === 'failed') {
+      const err = obj(details, 'error');
+      r.errorType = str(err, 'code') ?? str(err, 'type') ?? 'failed';
+    }
+    for (const item of arr(resp, 'output')) if (str(asObj(item), 'type') === 'function_call') r.functionCalls++;
+    r.usage = parseUsage(obj(resp, 'usage'));
+    r.doneAt = now;
+    this.#doneResponses.set(id, r);
+    this.#sink.responseDone(r);
+    this.#afterResponse(r, now);
+  }
+
+  #afterResponse(r: ResponseRecord, now: number): void {
+    const turn = r.turn;
+    if (turn.phase === 'closed') return;
+    if (r.firstAudioAt !== null) {
+      const start = Math.max(turn.playbackEndAt ?? r.firstAudioAt, r.firstAudioAt);
+      turn.playbackEndAt = start + r.outputAudioMs;
+    }
+    turn.outputAudioMs += r.outputAudioMs;
+    if (r.costMicros !== null) turn.costMicros += r.costMicros;
+    turn.lastAt = Math.max(turn.lastAt, now);
+    if (turn.endReason !== null) {
+      this.#maybeClose(turn, now);
+      return;
+    }
+    if (this.#activeIn(turn)) return;
+    switch (r.status) {
+      case 'cancelled':
+        if (r.cancelledBy) this.#end(turn, 'cancelled', now);
+        else this.#interrupt(turn, 'generation', now);
+        return;
+      case 'failed':
+        turn.errorType = r.errorType;
+        this.#end(turn, 'failed', now);
+        return;
+      default:
+        break;
+    }
+    if (r.status === 'completed' && r.functionCalls > 0) {
+      turn.phase = 'tool_wait';
+      return;
+    }
+    turn.finalStatus = r.status === 'incomplete' ? 'incomplete' : 'completed';
+    turn.phase = 'playback';
+    const playbackEnd = turn.playbackEndAt;
+    if (this.#opts.waitForPlayback && playbackEnd !== null && playbackEnd > now) {
+      this.#setWait(turn, playbackEnd - now, () => this.#close(turn, turn.finalStatus ?? 'completed', playbackEnd));
+      return;
+    }
+    this.#close(turn, turn.finalStatus, now);
+  }
+
+  #onError(ev: Obj, now: number): void {
+    const err = obj(ev, 'error');
+    const code = str(err, 'code') ?? str(err, 'type') ?? 'unknown';
+    this.#sink.upstreamError(code, now);
+    const cur = this.#current;
+    if (cur) this.#event(cur, 'error', now, { 'error.type': code });
+    // An error about a response.create means that request gets no response.
+    const about = str(err, 'event_id');
+    let i = about ? this.#pending.findIndex((p) => p.eventId === about) : -1;
+    if (i < 0 && code === 'conversation_already_has_active_response') i = this.#pending.length - 1;
+    if (i < 0) return;
+    const [pending] = this.#pending.splice(i, 1);
+    this.#refused(pending ?? null, code, now);
+  }
+
+  /** A response request that will get no response: a turn waiting only for it fails. */
+  #refused(pending: PendingCreate | null, code: string, now: number): void {
+    const turn = pending?.turn ?? (pending && !pending.outOfBand ? this.#current : null);
+    if (!turn || turn.phase === 'closed' || turn.responses.length > 0) return;
+    turn.errorType = code;
+    this.#end(turn, 'failed', now);
+  }
+
+  // ---- reports -----------------------------------------------------------------------------
+
+  onReport(report: Report, now: number): void {
+    if (this.#closed) return;
+    switch (report.kind) {
+      case 'usage': {
+        if (report.source !== 'response') {
+          const turn = this.#current;
+          if (turn && turn.phase !== 'closed') turn.costMicros += report.costMicros;
+          return;
+        }
+        const active = this.#responses.get(report.responseId);
+        if (active) {
+          active.costMicros = (active.costMicros ?? 0) + report.costMicros;
+          return;
+        }
+        const done = this.#doneResponses.get(report.responseId);
+        if (done) {
+          done.costMicros = (done.costMicros ?? 0) + report.costMicros;
+          if (done.turn.phase !== 'closed') done.turn.costMicros += report.costMicros;
+          return;
+        }
+        this.#usageEarly.set(report.responseId, report.costMicros);
+        if (this.#usageEarly.size > MAX_PENDING_USAGE) {
+          const oldest = this.#usageEarly.keys().next().value;
+          if (oldest !== undefined) this.#usageEarly.delete(oldest);
+        }
+        return;
+      }
+      case 'guardrail': {
+        const r = report.responseId ? (this.#responses.get(report.responseId) ?? null) : null;
+        const turn = r?.turn ?? this.#current;
+        if (r && report.action === 'cancel_response') r.cancelledBy = 'guardrail';
+        if (!turn || turn.phase === 'closed') return;
+        const sev = GUARDRAIL_SEVERITY[report.action] ?? 0;
+        if (turn.guardrailAction === null || sev > (GUARDRAIL_SEVERITY[turn.guardrailAction] ?? 0)) turn.guardrailAction = report.action;
+        const attrs: Attributes = {
+          'gen_ai.guardrail.component.name': 'rtproxy',
+          'gen_ai.guardrail.policy.id': report.policyId,
+          'gen_ai.guardrail.policy.version': report.policyVersion,
+          'gen_ai.guardrail.result.type': report.action,
+          'gen_ai.guardrail.source': report.source,
+          'rtproxy.guardrail.action': report.action,
+          'rtproxy.guardrail.rule.id': report.ruleId,
+          'rtproxy.guardrail.decision_ms': report.decisionMs,
+        };
+        this.#event(turn, 'gen_ai.guardrail.result', now, attrs);
+        if (r) pushEvent(r.events, { name: 'gen_ai.guardrail.result', t: now, attrs });
+        return;
+      }
+      case 'budget': {
+        const r = report.responseId ? (this.#responses.get(report.responseId) ?? null) : null;
+        if (r && report.action === 'cancelled') r.cancelledBy = 'budget';
+        const turn = r?.turn ?? this.#current;
+        if (turn && turn.phase !== 'closed') {
+          this.#event(turn, 'rtproxy.budget', now, { 'rtproxy.budget.action': report.action, 'rtproxy.budget.scope': report.scope, 'rtproxy.budget.limit': report.limit });
+        }
+        return;
+      }
+      case 'prune': {
+        const turn = this.#current;
+        if (turn && turn.phase !== 'closed') {
+          this.#event(turn, 'rtproxy.prune', now, {
+            'rtproxy.prune.items': report.itemIds.length,
+            'rtproxy.prune.tokens_before': report.tokensBefore,
+            'rtproxy.prune.tokens_after': report.tokensAfter,
+          });
+        }
+        return;
+      }
+      case 'lock': {
+        const turn = this.#current;
+        if (turn && turn.phase !== 'closed') this.#event(turn, 'rtproxy.lock', now, { 'rtproxy.lock.field': report.field, 'rtproxy.lock.action': report.action });
+        return;
+      }
+      case 'verdict': {
+        const turn = this.#current;
+        if (turn && turn.phase !== 'closed') {
+          const attrs: Attributes = {
+            'rtproxy.verdict.filter': report.filter,
+            'rtproxy.verdict': report.verdict,
+            'rtproxy.verdict.direction': report.direction,
+            'rtproxy.verdict.event_type': report.eventType.slice(0, 64),
+          };
+          if (report.code) attrs['rtproxy.verdict.code'] = report.code;
+          this.#event(turn, 'rtproxy.verdict', now, attrs);
+        }
+        // A refused response.create never reaches the upstream: forget the request.
+        if (report.direction === 'client' && report.eventType === 'response.create' && report.verdict !== 'replace') {
+          const pending = this.#pending.pop() ?? null;
+          this.#refused(pending, report.code ?? report.verdict, now);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  // ---- turn lifecycle ----------------------------------------------------------------------
+
+  /** The turn that new user input belongs to; opening one (and superseding the current) if needed. */
+  #userTurn(now: number, anchor: Anchor, interrupting: boolean): TurnRecord {
+    const cur = this.#current;
+    if (cur && cur.phase === 'user') return cur;
+    if (cur) this.#supersede(cur, now, interrupting);
+    return this.#openTurn(now, 'user', anchor, true);
+  }
+
+  /** New user input arrived while `turn` was still going. */
+  #supersede(turn: TurnRecord, now: number, interrupting: boolean): void {
+    switch (turn.phase) {
+      case 'responding':
+        if (interrupting) this.#interrupt(turn, 'generation', now);
+        return;
+      case 'playback':
+        if (interrupting && turn.playbackEndAt !== null && now < turn.playbackEndAt) this.#interrupt(turn, 'playback', now);
+        else if (interrupting) this.#close(turn, turn.finalStatus ?? 'completed', Math.max(turn.lastAt, turn.playbackEndAt ?? now));
+        return;
+      case 'tool_wait': {
+        const pendingTools = turn.tools.some((t) => t.end === null);
+        if (pendingTools) this.#interrupt(turn, 'generation', now);
+        else this.#close(turn, 'completed', turn.lastAt);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #openTurn(at: number, initiator: Initiator, anchor: Anchor, makeCurrent: boolean, outOfBand = false): TurnRecord {
+    const turn: TurnRecord = {
+      number: ++this.#turnSeq,
+      initiator,
+      openedAt: at,
+      outOfBand,
+      session: { ...this.session },
+      anchor,
+      phase: 'user',
+      speechStartAt: null,
+      speechEndAt: null,
+      audioStartMs: null,
+      audioEndMs: null,
+      userEndAt: null,
+      speechEndEstimateAt: null,
+      responseRequested: false,
+      responses: [],
+      tools: [],
+      firstAudioAt: null,
+      firstTextAt: null,
+      outputAudioMs: 0,
+      playbackEndAt: null,
+      playedAudioMs: null,
+      truncated: false,
+      finalStatus: null,
+      endReason: null,
+      errorType: null,
+      interruption: null,
+      lastAt: at,
+      endedAt: null,
+      guardrailAction: null,
+      costMicros: 0,
+      inputText: null,
+      events: [],
+    };
+    this.#open.push(turn);
+    if (makeCurrent) this.#current = turn;
+    this.#timers.set(turn, {
+      max: this.#scheduler.set(this.#opts.maxTurnMs, () => this.#close(turn, turn.endReason ?? 'timeout', this.#now())),
+      wait: null,
+    });
+    this.#sink.turnOpened(turn);
+    return turn;
+  }
+
+  #interrupt(turn: TurnRecord, kind: InterruptionKind, now: number): void {
+    if (turn.endReason !== null || turn.phase === 'closed') return;
+    turn.interruption = kind;
+    this.#event(turn, 'rtproxy.interrupted', now, { 'rtproxy.turn.interruption_kind': kind });
+    this.#end(turn, 'interrupted', now);
+  }
+
+  /** Decides the end reason; the turn closes once its responses are done (usage) and, after an interruption, the truncate arrived. */
+  #end(turn: TurnRecord, reason: EndReason, now: number): void {
+    if (turn.phase === 'closed') return;
+    turn.endReason ??= reason;
+    turn.phase = 'draining';
+    turn.lastAt = Math.max(turn.lastAt, now);
+    this.#clearWait(turn);
+    this.#maybeClose(turn, now);
+  }
+
+  #maybeClose(turn: TurnRecord, now: number): void {
+    if (turn.phase === 'closed' || turn.endReason === null) return;
+    if (this.#activeIn(turn)) return;
+    if (turn.endReason === 'interrupted' && turn.outputAudioMs > 0 && !turn.truncated && this.#opts.truncateGraceMs > 0) {
+      const timers = this.#timers.get(turn);
+      if (timers && timers.wait === null) this.#setWait(turn, this.#opts.truncateGraceMs, () => this.#close(turn, 'interrupted', turn.lastAt));
+      return;
+    }
+    this.#close(turn, turn.endReason, turn.lastAt);
+  }
+
+  #activeIn(turn: TurnRecord): boolean {
+    for (const r of turn.responses) if (r.doneAt === null && this.#responses.has(r.id)) return true;
+    return false;
+  }
+
+  #latestDefaultResponse(): ResponseRecord | null {
+    let found: ResponseRecord | null = null;
+    for (const r of this.#responses.values()) if (!r.outOfBand) found = r;
+    return found;
+  }
+
+  #setWait(turn: TurnRecord, ms: number, fn: () => void): void {
+    const timers = this.#timers.get(turn);
+    if (!timers) return;
+    if (timers.wait !== null) this.#scheduler.clear(timers.wait);
+    timers.wait = this.#scheduler.set(ms, fn);
+  }
+
+  #clearWait(turn: TurnRecord): void {
+    const timers = this.#timers.get(turn);
+    if (timers && timers.wait !== null) {
+      this.#scheduler.clear(timers.wait);
+      timers.wait = null;
+    }
+  }
+
+  #close(turn: TurnRecord, reason: EndReason | null, at: number): void {
+    if (turn.phase === 'closed') return;
+    turn.endReason ??= reason ?? 'completed';
+    turn.phase = 'closed';
+    turn.endedAt = Math.max(at, turn.openedAt);
+    const timers = this.#timers.get(turn);
+    if (timers) {
+      this.#scheduler.clear(timers.max);
+      if (timers.wait !== null) this.#scheduler.clear(timers.wait);
+      this.#timers.delete(turn);
+    }
+    const i = this.#open.indexOf(turn);
+    if (i >= 0) this.#open.splice(i, 1);
+    if (this.#current === turn) this.#current = null;
+    for (const [id, t] of this.#items) if (t === turn) this.#items.delete(id);
+    for (const tool of turn.tools) if (tool.end === null) this.#tools.delete(tool.callId);
+    for (const r of turn.responses) {
+      this.#doneResponses.delete(r.id);
+      if (r.doneAt === null) {
+        // Abandoned (timeout or session end): it still counts, with what is known.
+        this.#responses.delete(r.id);
+        this.#sink.responseDone(r);
+      }
+    }
+    this.#single = this.#responses.size === 1 ? (this.#responses.values().next().value ?? null) : null;
+    this.#sink.turnClosed(turn);
+  }
+
+  /** The session is over: every open turn closes; a turn only waiting for playback counts as done. */
+  close(now: number): void {
+    if (this.#closed) return;
+    for (const turn of [...this.#open]) {
+      if (turn.endReason === null && turn.phase === 'playback') {
+        this.#close(turn, turn.finalStatus ?? 'completed', Math.max(turn.lastAt, Math.min(now, turn.playbackEndAt ?? now)));
+      } else {
+        this.#close(turn, turn.endReason ?? 'session_closed', turn.endReason === null ? now : turn.lastAt);
+      }
+    }
+    this.#closed = true;
+    this.#pending.length = 0;
+    this.#tools.clear();
+    this.#items.clear();
+    this.#usageEarly.clear();
+  }
+
+  #event(turn: TurnRecord, name: string, t: number, attrs?: Attributes): void {
+    pushEvent(turn.events, attrs ? { name, t, attrs } : { name, t });
+  }
+}
