@@ -114,6 +114,7 @@ export class Connection implements SimConnection {
   #voiceLocked = false;
   #cacheSegments: Segment[] = [];
   #rateLimitUsed = 0;
+  #rateLimitAt = performance.now();
 
   // Input audio buffer: wire bytes since the last commit/clear, and the audio clock.
   #input: Buffer[] = [];
@@ -1006,12 +1007,16 @@ export class Connection implements SimConnection {
     this.#send({ type: 'response.done', event_id: newId('event'), response } satisfies WireEvent<'response.done'>, resp.id);
 
     // The next response's prompt shares this one's prefix: that is what gets cached.
-    this.#cacheSegments = [...resp.inputSegments, ...(item && auto ? [itemSegment(item)] : [])];
+    // Only default-conversation prompts are kept, so out-of-band calls do not evict it.
+    if (auto) this.#cacheSegments = [...resp.inputSegments, ...(item ? [itemSegment(item)] : [])];
     if (this.#active === resp) this.#active = null;
     this.#outOfBand.delete(resp);
-    const used = response.usage?.total_tokens ?? 0;
-    this.#rateLimitUsed = Math.min(RATE_LIMIT_TOKENS, this.#rateLimitUsed + (used ?? 0));
-    const remaining = RATE_LIMIT_TOKENS - this.#rateLimitUsed;
+    // A tokens-per-minute bucket that refills linearly, like the live limiter.
+    const now = performance.now();
+    const refilled = ((now - this.#rateLimitAt) / 60_000) * RATE_LIMIT_TOKENS;
+    this.#rateLimitAt = now;
+    this.#rateLimitUsed = Math.min(RATE_LIMIT_TOKENS, Math.max(0, this.#rateLimitUsed - refilled) + (response.usage?.total_tokens ?? 0));
+    const remaining = Math.floor(RATE_LIMIT_TOKENS - this.#rateLimitUsed);
     this.#later(this.#settings.timing.rateLimitsDelayMs, () => {
       this.#send({
         type: 'rate_limits.updated',
