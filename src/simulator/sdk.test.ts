@@ -76,6 +76,33 @@ describe('real clients against the simulator', () => {
     session.close();
   });
 
+  it('@openai/agents-realtime handles a barge-in: server cancels, SDK truncates what was played', async () => {
+    const slow = await startSimulator({ timing: { deltaIntervalMs: 20 } });
+    try {
+      const transport = new OpenAIRealtimeWebSocket({ url: `${slow.url}?model=gpt-realtime` });
+      const session = new RealtimeSession(new RealtimeAgent({ name: 'Talker', instructions: 'Talk.' }), { transport });
+      const errors: unknown[] = [];
+      session.on('error', (e) => errors.push(e));
+      const interrupted = waitFor<void>((resolve) => session.on('audio_interrupted', () => resolve()));
+      const firstAudio = waitFor<void>((resolve) => session.on('audio', () => resolve()));
+      await session.connect({ apiKey: 'any' });
+      session.sendMessage('say: ' + 'This is a long answer that the user will interrupt. '.repeat(5));
+      await firstAudio;
+      const pcm = concatPcm([synthesizeSpeech('wait stop'), silence(700)]);
+      for (let i = 0; i < pcm.length; i += 2400) session.sendAudio(pcm.slice(i, i + 2400).buffer);
+      await interrupted;
+      const conn = slow.connections[0]!;
+      await vi.waitFor(() => expect(conn.sent.some((x) => x.type === 'conversation.item.truncated')).toBe(true));
+      const cancelled = conn.sent.findIndex((x) => x.type === 'response.done');
+      expect(cancelled).toBeGreaterThan(0);
+      expect(conn.sent.some((x) => x.type === 'error')).toBe(false);
+      expect(errors).toEqual([]);
+      session.close();
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('@openai/agents-realtime runs a tool call round trip', async () => {
     const transport = new OpenAIRealtimeWebSocket({ url: `${sim.url}?model=gpt-realtime-2.1` });
     let called: unknown = null;
