@@ -54,6 +54,11 @@ export type Report =
     }
   | { readonly kind: 'backpressure'; readonly direction: Direction; readonly state: 'paused' | 'resumed' }
   /** The upstream WebSocket opened, `ms` after the dial started (proxy clock). */
-  | { readonly kind: 'upstream_connected'; readonly ms: number };
+  | { readonly kind: 'upstream_connected'; readonly ms: number }
+  /**
+   * Proxy processing time of one relayed frame, `ms` from the socket read to the socket write
+   * (proxy clock). Sampled by the relay (e.g. one frame in 64 per direction); feeds telemetry.
+   */
+  | { readonly kind: 'relay_latency'; readonly direction: Direction; readonly ms: number };
 
 export type ReportKind = Report['kind'];
