@@ -1,6 +1,85 @@
+import { resolve } from 'node:path';
 import type { ModuleDeps, ProxyModule } from '../app/module.js';
+import type { Tenant } from '../tenants/tenant.js';
+import { createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
+import type { Ledger } from './ledger.js';
+import { resolveLimits, validatePlans, type EffectiveLimits } from './limits.js';
+import { PriceBook } from './pricing.js';
+import { RedisLedger } from './redis-ledger.js';
+import { meteringRoutes } from './routes.js';
+import { SqliteLedger } from './sqlite-ledger.js';
+import { UsageFileSink } from './usage-sink.js';
 
-/** Stub: the metering concern registers its filters and routes here. */
-export async function createMeteringModule(_deps: ModuleDeps): Promise<ProxyModule> {
-  return { name: 'metering', filters: [] };
+export { PriceBook } from './pricing.js';
+export type { Ledger, UsageRecord } from './ledger.js';
+
+/**
+ * The metering concern: prices every response and input transcription, enforces tenant cost and
+ * token caps and session limits in one filter, keeps spend in a durable ledger (SQLite, or Redis
+ * shared by several instances) and serves the admin spend/caps/usage routes.
+ */
+export async function createMeteringModule(deps: ModuleDeps): Promise<ProxyModule> {
+  const cfg = deps.config.metering;
+  if (!cfg.enabled) return { name: 'metering', filters: [] };
+
+  // Bad prices, plans or tenant limits fail the boot with the config path in the message.
+  const prices = new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice });
+  validatePlans(cfg);
+  const limits = new Map<string, EffectiveLimits>();
+  for (const t of deps.tenants.tenants.values()) limits.set(t.id, resolveLimits(t, cfg));
+  const limitsOf = (t: Tenant): EffectiveLimits => {
+    let l = limits.get(t.id);
+    if (!l) limits.set(t.id, (l = resolveLimits(t, cfg)));
+    return l;
+  };
+
+  const wall = () => deps.clock.wall();
+  let ledger: Ledger;
+  if (cfg.ledger.kind === 'redis') {
+    const redis = new RedisLedger({
+      url: cfg.ledger.url,
+      keyPrefix: cfg.ledger.keyPrefix,
+      commandTimeoutMs: cfg.ledger.commandTimeoutMs,
+      reservationTtlSec: cfg.ledger.reservationTtlSec,
+      usageStreamMaxLen: cfg.ledger.usageStreamMaxLen,
+      pendingMax: cfg.ledger.pendingMax,
+      failMode: cfg.ledger.failMode,
+      tenants: [...deps.tenants.tenants.keys()],
+      log: deps.log,
+      wall,
+    });
+    await redis.connect(Math.max(1000, cfg.ledger.commandTimeoutMs * 4));
+    if (!redis.connected) deps.log.error({ url: redactUrl(cfg.ledger.url), failMode: cfg.ledger.failMode }, 'metering: redis ledger unreachable at startup; retrying in the background');
+    ledger = redis;
+  } else {
+    const path = cfg.ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, cfg.ledger.path);
+    ledger = new SqliteLedger(path, { synchronous: cfg.ledger.synchronous });
+    deps.log.info({ path, synchronous: cfg.ledger.synchronous }, 'metering ledger: sqlite');
+  }
+  const sink = cfg.export.file ? new UsageFileSink(resolve(deps.baseDir, cfg.export.file), deps.log) : null;
+
+  const runtime: MeteringRuntime = {
+    config: cfg,
+    prices,
+    ledger,
+    limitsOf,
+    onRecord: sink ? (r) => sink.write(r) : () => undefined,
+    log: deps.log,
+    wall,
+  };
+
+  return {
+    name: 'metering',
+    filters: [createMeteringFilterFactory(runtime)],
+    routes: meteringRoutes({ ledger, tenants: deps.tenants.tenants, limitsOf, wall, log: deps.log }),
+    readiness: () => ledger.readiness(),
+    async close() {
+      await ledger.close();
+      await sink?.close();
+    },
+  };
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

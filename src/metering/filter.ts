@@ -1,0 +1,768 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { Frame, type JsonObject } from '../pipeline/frame.js';
+import { ProxyError } from '../protocol/errors.js';
+import type { Tenant } from '../tenants/tenant.js';
+import type { MeteringConfig } from './config.js';
+import type { Amount, CapHit, Ledger, MaybePromise, ReserveResult, UsageRecord } from './ledger.js';
+import { hasCaps, type EffectiveLimits } from './limits.js';
+import { divRound, formatUsd, type Nanos } from './money.js';
+import { readResponseUsage, responseCost, transcriptionCost, worstCaseCost, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
+
+export interface MeteringRuntime {
+  readonly config: MeteringConfig;
+  readonly prices: PriceBook;
+  readonly ledger: Ledger;
+  limitsOf(tenant: Tenant): EffectiveLimits;
+  /** Called for every settled record (export file). */
+  onRecord(record: UsageRecord): void;
+  readonly log: Logger;
+  readonly wall: () => number;
+}
+
+const BY = 'metering';
+/** Dearest shipped prices, used only when a usage arrives for a model the proxy could not price. */
+const LAST_RESORT_REALTIME = 'gpt-realtime-2';
+const LAST_RESORT_TRANSCRIPTION = 'gpt-4o-transcribe';
+const END_GRACE_MS = 3000;
+const ADMISSION_HANDOFF_MS = 30_000;
+
+function obj(v: unknown): JsonObject | null {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+function then<T, R>(v: MaybePromise<T>, f: (t: T) => R): MaybePromise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+/** max_output_tokens as the API accepts it: a positive integer or "inf"; anything else is left to the upstream. */
+function outputLimit(v: unknown): number | 'inf' | null {
+  if (v === 'inf') return 'inf';
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : null;
+}
+
+function capDetails(hit: CapHit): Record<string, string | number | null> {
+  const usd = hit.cap.endsWith('_usd');
+  const fmt = (n: number) => (usd ? formatUsd(n) : n);
+  return {
+    cap: hit.cap,
+    period: hit.period.key.slice(2),
+    limit: fmt(hit.limit),
+    spent: fmt(hit.spent),
+    reserved: fmt(hit.reserved),
+    unit: usd ? 'USD' : 'tokens',
+    resetsAt: new Date(hit.period.resetsAt).toISOString(),
+  };
+}
+
+export function budgetError(hit: CapHit, options: { eventId?: string | null; close?: boolean } = {}): ProxyError {
+  const what = hit.cap.endsWith('_usd') ? 'cost' : 'token';
+  const when = hit.period.kind === 'day' ? 'daily' : 'monthly';
+  return new ProxyError('budget_exceeded', {
+    message: `The tenant ${when} ${what} budget is exhausted (resets ${new Date(hit.period.resetsAt).toISOString()}).`,
+    eventId: options.eventId ?? null,
+    details: capDetails(hit),
+    ...(options.close ? { close: 'limitExceeded' as const } : {}),
+  });
+}
+
+interface Reservation {
+  /** Ledger reservation id; null when nothing was reserved (no caps, or fail-open). */
+  readonly id: string | null;
+  readonly amount: Amount;
+  /** The `event_id` of the client's `response.create`, to release on an upstream error about it. */
+  readonly eventId: string | null;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * Admission-to-session handoff of concurrent-session slots: `admit` takes a slot, `create` claims
+ * it. A slot whose upgrade never completes is released after ADMISSION_HANDOFF_MS.
+ */
+class SlotHandoff {
+  readonly #waiting = new Map<string, { token: string; timer: NodeJS.Timeout }[]>();
+
+  constructor(private readonly ledger: Ledger) {}
+
+  park(tenant: string, token: string): void {
+    let q = this.#waiting.get(tenant);
+    if (!q) this.#waiting.set(tenant, (q = []));
+    const entry = {
+      token,
+      timer: setTimeout(() => {
+        const list = this.#waiting.get(tenant);
+        const i = list?.indexOf(entry) ?? -1;
+        if (list && i >= 0) list.splice(i, 1);
+        this.ledger.releaseSlot(tenant, token);
+      }, ADMISSION_HANDOFF_MS),
+    };
+    entry.timer.unref();
+    q.push(entry);
+  }
+
+  claim(tenant: string): string | null {
+    const q = this.#waiting.get(tenant);
+    const entry = q?.shift();
+    if (!entry) return null;
+    if (q!.length === 0) this.#waiting.delete(tenant);
+    clearTimeout(entry.timer);
+    return entry.token;
+  }
+}
+
+export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory {
+  const slots = new SlotHandoff(rt.ledger);
+  const failOpen = rt.config.ledger.failMode === 'open';
+
+  async function admit(req: AdmissionRequest): Promise<ProxyError | null> {
+    if (req.model !== '' && !rt.prices.lookup(req.model)) {
+      return new ProxyError('unknown_model_price', { message: `No price is configured for model "${req.model}".`, param: 'model' });
+    }
+    const limits = rt.limitsOf(req.tenant);
+    const wall = rt.wall();
+    if (hasCaps(limits.caps)) {
+      try {
+        const s = await rt.ledger.status(req.tenant.id, limits.caps, wall);
+        const checks: Array<[CapHit['cap'], typeof s.day, number | null, number]> = [
+          ['daily_usd', s.day, s.day.capNanos, s.day.spent.nanos],
+          ['monthly_usd', s.month, s.month.capNanos, s.month.spent.nanos],
+          ['daily_tokens', s.day, s.day.capTokens, s.day.spent.tokens],
+          ['monthly_tokens', s.month, s.month.capTokens, s.month.spent.tokens],
+        ];
+        for (const [cap, p, limit, spent] of checks) {
+          if (limit !== null && spent >= limit) {
+            return budgetError({ cap, period: p.period, limit, spent, reserved: cap.endsWith('_usd') ? p.reserved.nanos : p.reserved.tokens }, { close: true });
+          }
+        }
+      } catch (err) {
+        rt.log.warn({ err: err instanceof Error ? err.message : String(err), tenant: req.tenant.id }, 'metering: ledger status unavailable at admission');
+        if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
+      }
+    }
+    if (limits.maxConcurrentSessions !== null) {
+      const token = `slot_${randomBytes(8).toString('hex')}`;
+      const got = await rt.ledger.acquireSlot(req.tenant.id, token, limits.maxConcurrentSessions, wall);
+      if (got === false) {
+        return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
+      }
+      if (got === true) slots.park(req.tenant.id, token);
+      else if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
+    }
+    return null;
+  }
+
+  return {
+    name: 'metering',
+    wants: {
+      client: ['response.create', 'session.update'],
+      server: [
+        'session.created',
+        'session.updated',
+        'response.created',
+        'response.done',
+        'conversation.item.input_audio_transcription.completed',
+        // Releases the reservation of a response.create the upstream refused.
+        'error',
+      ],
+    },
+    failMode: 'closed',
+    admit,
+    create(ctx: SessionContext): Filter {
+      return new MeteringFilter(ctx, rt, slots.claim(ctx.tenant.id));
+    },
+  };
+}
+
+/** Per-session metering: clamps, reservations, settlement, session limits. */
+export class MeteringFilter implements Filter {
+  readonly #ctx: SessionContext;
+  readonly #rt: MeteringRuntime;
+  readonly #limits: EffectiveLimits;
+  readonly #capped: boolean;
+  readonly #slot: string | null;
+  #model: string;
+  #price: PriceLookup | null;
+  #txModel: string | null = null;
+  /** The session's effective max_output_tokens as last reported by the upstream. */
+  #sessionMaxOutput: number | 'inf' | null = null;
+  #clampInjected = false;
+  /** Conversation tokens after the last response (its input + output): the next response's context. */
+  #context = 0;
+  readonly #pending: Reservation[] = [];
+  readonly #active = new Map<string, Reservation>();
+  #seq = 0;
+  #closed = false;
+  #ending: ProxyError | null = null;
+  #endTimer: NodeJS.Timeout | null = null;
+  #durationTimer: NodeJS.Timeout | null = null;
+  // Running totals for the session-end log.
+  #responses = 0;
+  #costNanos: Nanos = 0;
+  #transcriptionNanos: Nanos = 0;
+  #inputTokens = 0;
+  #outputTokens = 0;
+  #cachedTokens = 0;
+  #sessionTokens = 0;
+  #refused = 0;
+  #cancelled = 0;
+  #clamped = 0;
+
+  constructor(ctx: SessionContext, rt: MeteringRuntime, slot: string | null) {
+    this.#ctx = ctx;
+    this.#rt = rt;
+    this.#slot = slot;
+    this.#limits = rt.limitsOf(ctx.tenant);
+    this.#capped = hasCaps(this.#limits.caps);
+    this.#model = ctx.model;
+    this.#price = ctx.model ? rt.prices.lookup(ctx.model) : null;
+    const maxMs = this.#limits.maxSessionDurationMs;
+    if (maxMs !== null) {
+      this.#durationTimer = setTimeout(() => {
+        this.#durationTimer = null;
+        this.#endSession(new ProxyError('session_duration_exceeded', { details: { limitSec: maxMs / 1000 } }));
+      }, maxMs);
+      this.#durationTimer.unref();
+    }
+  }
+
+  // ---- client → upstream --------------------------------------------------------------------
+
+  onClient(frame: Frame): Verdict | Promise<Verdict> {
+    if (frame.type === 'response.create') return this.#onResponseCreate(frame);
+    if (frame.type === 'session.update') return this.#onSessionUpdate(frame);
+    return CONTINUE;
+  }
+
+  #onSessionUpdate(frame: Frame): Verdict {
+    const ev = frame.json();
+    const eventId = str(ev['event_id']);
+    const session = obj(ev['session']);
+    if (!session) return CONTINUE;
+    const tx = obj(obj(obj(session['audio'])?.['input'])?.['transcription']);
+    const txModel = str(tx?.['model']);
+    if (txModel !== null && !this.#rt.prices.lookup(txModel)) {
+      this.#refused++;
+      return reject(
+        new ProxyError('unknown_model_price', {
+          message: `No price is configured for transcription model "${txModel}".`,
+          param: 'session.audio.input.transcription.model',
+          eventId,
+          close: null,
+        }),
+      );
+    }
+    const limit = this.#limits.maxResponseOutputTokens;
+    if (limit === null || !('max_output_tokens' in session)) return CONTINUE;
+    const requested = outputLimit(session['max_output_tokens']);
+    if (requested === null || (requested !== 'inf' && requested <= limit)) return CONTINUE;
+    this.#notifyClamp(requested, limit, eventId, 'session.max_output_tokens');
+    const event: { type: string; session: JsonObject } = { ...ev, type: 'session.update', session: { ...session, max_output_tokens: limit } };
+    return replace(Frame.fromEvent(event));
+  }
+
+  #onResponseCreate(frame: Frame): Verdict | Promise<Verdict> {
+    const ev = frame.json();
+    const eventId = str(ev['event_id']);
+    if (this.#ending) return reject(this.#withEvent(this.#ending, eventId));
+    const price = this.#price?.price ?? null;
+    if (!price) {
+      this.#refused++;
+      return reject(new ProxyError('unknown_model_price', { message: `No price is configured for model "${this.#model || '(unknown)'}".`, eventId, close: null }));
+    }
+    const maxSession = this.#limits.maxSessionTokens;
+    if (maxSession !== null && this.#sessionTokens >= maxSession) {
+      return this.#refuse(this.#tokenLimitError(eventId));
+    }
+    const response = obj(ev['response']) ?? {};
+    const limit = this.#limits.maxResponseOutputTokens;
+    const requested = outputLimit(response['max_output_tokens']);
+    let effective: number | 'inf' = requested ?? this.#sessionMaxOutput ?? 'inf';
+    let rewritten: Frame | null = null;
+    let clampNotice: (() => void) | null = null;
+    if (limit !== null && (effective === 'inf' || effective > limit)) {
+      const from = effective;
+      // Set explicitly: the session default may not be clamped upstream yet.
+      const event: { type: string; response: JsonObject } = { ...ev, type: 'response.create', response: { ...response, max_output_tokens: limit } };
+      rewritten = Frame.fromEvent(event);
+      if (requested !== null) clampNotice = () => this.#notifyClamp(from, limit, eventId, 'response.max_output_tokens');
+      effective = limit;
+    }
+    const ok = (): Verdict => {
+      clampNotice?.();
+      return rewritten ? replace(rewritten) : CONTINUE;
+    };
+    if (!this.#capped) {
+      this.#queuePending({ id: null, amount: { nanos: 0, tokens: 0 }, eventId, timer: null });
+      return ok();
+    }
+    const amount = this.#worstCase(price, effective);
+    const id = this.#reservationId();
+    return then(this.#reserve(id, amount), (result): Verdict => {
+      if (this.#closed) {
+        if (result.kind === 'ok') this.#releaseId(id);
+        return DROP;
+      }
+      switch (result.kind) {
+        case 'ok':
+          this.#queuePending({ id, amount, eventId, timer: null });
+          return ok();
+        case 'over':
+          return this.#refuse(budgetError(result.hit, { eventId }));
+        case 'unavailable':
+          if (this.#rt.config.ledger.failMode === 'open') {
+            this.#queuePending({ id: null, amount, eventId, timer: null });
+            return ok();
+          }
+          this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
+          this.#refused++;
+          return reject(new ProxyError('budget_unavailable', { eventId, details: { reason: result.reason.slice(0, 200) } }));
+        default: {
+          const never: never = result;
+          return never;
+        }
+      }
+    });
+  }
+
+  #queuePending(r: Reservation): void {
+    r.timer = setTimeout(() => {
+      // The upstream never started this response (refused it, or the client raced another): free it.
+      const i = this.#pending.indexOf(r);
+      if (i >= 0) this.#pending.splice(i, 1);
+      if (r.id !== null) this.#releaseId(r.id);
+    }, this.#rt.config.pendingResponseTimeoutMs);
+    r.timer.unref();
+    this.#pending.push(r);
+  }
+
+  #refuse(error: ProxyError): Verdict {
+    this.#refused++;
+    this.#ctx.report({ kind: 'budget', action: 'refused', scope: error.code === 'token_limit_exceeded' ? 'session' : 'tenant', limit: this.#limitName(error), responseId: null });
+    if (this.#rt.config.onExhausted === 'end_session') {
+      this.#endSession(error);
+      return DROP;
+    }
+    return reject(error);
+  }
+
+  #limitName(error: ProxyError): string {
+    const cap = error.details?.['cap'];
+    return typeof cap === 'string' ? cap : error.code === 'token_limit_exceeded' ? 'max_session_tokens' : error.code;
+  }
+
+  #tokenLimitError(eventId: string | null): ProxyError {
+    return new ProxyError('token_limit_exceeded', {
+      eventId,
+      details: { limit: this.#limits.maxSessionTokens, used: this.#sessionTokens },
+    });
+  }
+
+  #notifyClamp(requested: number | 'inf', limit: number, eventId: string | null, param: string): void {
+    this.#clamped++;
+    const notice = new ProxyError('max_output_tokens_clamped', {
+      message: `max_output_tokens ${requested} was lowered to the tenant limit ${limit}.`,
+      param,
+      eventId,
+      details: { requested: String(requested), limit },
+    });
+    this.#ctx.sendClient(notice.toEvent(`event_metering_${this.#ctx.id.slice(-8)}_${(++this.#seq).toString(36)}`), BY);
+    this.#ctx.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', responseId: null });
+  }
+
+  // ---- upstream → client --------------------------------------------------------------------
+
+  onServer(frame: Frame): Verdict | Promise<Verdict> {
+    switch (frame.type) {
+      case 'response.created':
+        return this.#onResponseCreated(frame);
+      case 'response.done':
+        this.#onResponseDone(frame);
+        return CONTINUE;
+      case 'conversation.item.input_audio_transcription.completed':
+        this.#onTranscription(frame);
+        return CONTINUE;
+      case 'session.created':
+      case 'session.updated':
+        this.#onSession(frame);
+        return CONTINUE;
+      case 'error':
+        this.#onError(frame);
+        return CONTINUE;
+      default:
+        return CONTINUE;
+    }
+  }
+
+  #onSession(frame: Frame): void {
+    const session = obj(frame.json()['session']);
+    if (!session) return;
+    const model = str(session['model']);
+    if (model && model !== this.#model && (!this.#model || !this.#price)) {
+      // call_id sessions (and proxies that dial another model) learn the model here.
+      this.#model = model;
+      this.#price = this.#rt.prices.lookup(model);
+      if (!this.#price) {
+        this.#endSession(new ProxyError('unknown_model_price', { message: `No price is configured for model "${model}".` }));
+        return;
+      }
+    }
+    const input = obj(obj(session['audio'])?.['input']);
+    if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
+    if (session['type'] === 'transcription') return;
+    const mot = outputLimit(session['max_output_tokens']);
+    if (mot !== null) this.#sessionMaxOutput = mot;
+    const limit = this.#limits.maxResponseOutputTokens;
+    if (limit === null || mot === null) return;
+    if (mot === 'inf' || mot > limit) {
+      // The upstream default is "inf": clamp the session so server-started (VAD) responses obey too.
+      if (!this.#clampInjected) {
+        this.#clampInjected = true;
+        this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } } as { type: string }, BY);
+      }
+    } else {
+      this.#clampInjected = false;
+    }
+  }
+
+  #onResponseCreated(frame: Frame): Verdict | Promise<Verdict> {
+    const response = obj(frame.json()['response']);
+    const id = str(response?.['id']);
+    if (!response || !id || this.#active.has(id)) return CONTINUE;
+    const pending = this.#pending.shift();
+    if (pending) {
+      if (pending.timer) clearTimeout(pending.timer);
+      pending.timer = null;
+      this.#active.set(id, pending);
+      return CONTINUE;
+    }
+    // Started by the server (VAD create_response, idle timeout): reserve now, before any output.
+    if (this.#ending) {
+      this.#active.set(id, { id: null, amount: { nanos: 0, tokens: 0 }, eventId: null, timer: null });
+      this.#cancel(id, this.#ending);
+      return CONTINUE;
+    }
+    const price = this.#price?.price ?? null;
+    const maxSession = this.#limits.maxSessionTokens;
+    if (!price || (maxSession !== null && this.#sessionTokens >= maxSession)) {
+      this.#active.set(id, { id: null, amount: { nanos: 0, tokens: 0 }, eventId: null, timer: null });
+      const error = price ? this.#tokenLimitError(null) : new ProxyError('unknown_model_price', { message: `No price is configured for model "${this.#model}".`, close: null });
+      this.#cancel(id, error);
+      return CONTINUE;
+    }
+    if (!this.#capped) {
+      this.#active.set(id, { id: null, amount: { nanos: 0, tokens: 0 }, eventId: null, timer: null });
+      return CONTINUE;
+    }
+    const effective = outputLimit(response['max_output_tokens']) ?? this.#sessionMaxOutput ?? 'inf';
+    const amount = this.#worstCase(price, effective);
+    const rid = this.#reservationId();
+    return then(this.#reserve(rid, amount), (result): Verdict => {
+      if (this.#closed) {
+        if (result.kind === 'ok') this.#releaseId(rid);
+        return CONTINUE;
+      }
+      if (result.kind === 'ok') {
+        this.#active.set(id, { id: rid, amount, eventId: null, timer: null });
+        return CONTINUE;
+      }
+      this.#active.set(id, { id: null, amount, eventId: null, timer: null });
+      if (result.kind === 'unavailable') {
+        if (this.#rt.config.ledger.failMode === 'open') return CONTINUE;
+        this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: id });
+        this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: result.reason.slice(0, 200) } }));
+        return CONTINUE;
+      }
+      this.#cancel(id, budgetError(result.hit));
+      return CONTINUE;
+    });
+  }
+
+  #cancel(responseId: string, error: ProxyError): void {
+    this.#cancelled++;
+    this.#ctx.report({ kind: 'budget', action: 'cancelled', scope: error.code === 'token_limit_exceeded' ? 'session' : 'tenant', limit: this.#limitName(error), responseId });
+    this.#ctx.cancelResponse(responseId, BY, error.closesSession ? new ProxyError(error.code, { message: error.message, details: error.details ?? {}, close: null }) : error);
+    if (this.#rt.config.onExhausted === 'end_session' && (error.code === 'budget_exceeded' || error.code === 'token_limit_exceeded')) {
+      this.#endSession(error);
+    }
+  }
+
+  #onResponseDone(frame: Frame): void {
+    const response = obj(frame.json()['response']);
+    const id = str(response?.['id']);
+    if (!response || !id) return;
+    const reservation = this.#active.get(id) ?? null;
+    this.#active.delete(id);
+    const usage = response['usage'];
+    if (usage === null || usage === undefined) {
+      // Nothing billed (e.g. failed before any token): just free the reservation.
+      if (reservation?.id) this.#releaseId(reservation.id);
+      this.#rt.log.debug({ responseId: id }, 'metering: response.done without usage');
+      this.#afterSettle();
+      return;
+    }
+    let lookup = this.#price;
+    if (!lookup) {
+      lookup = { price: this.#rt.prices.own(LAST_RESORT_REALTIME)!, fallback: true };
+      this.#ctx.log.error({ model: this.#model, responseId: id }, `metering: usage for an unpriced model billed at ${LAST_RESORT_REALTIME} prices`);
+    }
+    const t = readResponseUsage(usage);
+    const cost = responseCost(lookup.price, t);
+    const record: UsageRecord = {
+      ts: this.#rt.wall(),
+      tenant: this.#ctx.tenant.id,
+      session: this.#ctx.id,
+      source: 'response',
+      ref: id,
+      model: this.#model || lookup.price.id,
+      status: str(response['status']),
+      costNanos: cost,
+      inputTokens: t.inputTokens,
+      outputTokens: t.outputTokens,
+      cachedTokens: t.cachedTokens,
+      totalTokens: t.totalTokens,
+      input: t.input,
+      cached: t.cached,
+      output: t.output,
+      seconds: null,
+      estimated: false,
+      fallbackPrice: lookup.fallback,
+    };
+    this.#responses++;
+    this.#costNanos += cost;
+    this.#inputTokens += t.inputTokens;
+    this.#outputTokens += t.outputTokens;
+    this.#cachedTokens += t.cachedTokens;
+    this.#sessionTokens += t.totalTokens;
+    // An out-of-band response (no conversation) leaves the default conversation as it was.
+    if (response['conversation_id'] !== null && response['conversation_id'] !== undefined) this.#context = t.inputTokens + t.outputTokens;
+    else this.#context = Math.max(this.#context, t.inputTokens + t.outputTokens);
+    this.#ctx.report({
+      kind: 'usage',
+      responseId: id,
+      model: record.model,
+      costMicros: divRound(cost, 1000),
+      inputTokens: t.inputTokens,
+      outputTokens: t.outputTokens,
+      cachedTokens: t.cachedTokens,
+      source: 'response',
+    });
+    this.#settle(reservation?.id ?? null, record);
+    this.#afterSettle();
+  }
+
+  #onTranscription(frame: Frame): void {
+    const ev = frame.json();
+    const itemId = str(ev['item_id']) ?? 'item_unknown';
+    let model = this.#txModel;
+    let lookup = model ? this.#rt.prices.lookup(model) : null;
+    if (!lookup) {
+      this.#ctx.log.warn({ model }, `metering: transcription with an unknown model billed at ${LAST_RESORT_TRANSCRIPTION} prices`);
+      model = model ?? LAST_RESORT_TRANSCRIPTION;
+      lookup = { price: this.#rt.prices.own(LAST_RESORT_TRANSCRIPTION)!, fallback: true };
+    }
+    const cost = transcriptionCost(lookup.price, ev['usage']);
+    if (!cost) {
+      this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed without usage; not billed');
+      return;
+    }
+    const record: UsageRecord = {
+      ts: this.#rt.wall(),
+      tenant: this.#ctx.tenant.id,
+      session: this.#ctx.id,
+      source: 'transcription',
+      ref: itemId,
+      model: model ?? lookup.price.id,
+      status: null,
+      costNanos: cost.nanos,
+      inputTokens: cost.inputTokens,
+      outputTokens: cost.outputTokens,
+      cachedTokens: 0,
+      totalTokens: cost.totalTokens,
+      input: null,
+      cached: null,
+      output: null,
+      seconds: cost.seconds,
+      estimated: cost.estimated,
+      fallbackPrice: lookup.fallback,
+    };
+    this.#transcriptionNanos += cost.nanos;
+    this.#costNanos += cost.nanos;
+    this.#sessionTokens += cost.totalTokens;
+    this.#ctx.report({
+      kind: 'usage',
+      responseId: itemId,
+      model: record.model,
+      costMicros: divRound(cost.nanos, 1000),
+      inputTokens: cost.inputTokens,
+      outputTokens: cost.outputTokens,
+      cachedTokens: 0,
+      source: 'transcription',
+    });
+    this.#settle(null, record);
+  }
+
+  #onError(frame: Frame): void {
+    if (this.#pending.length === 0) return;
+    const eventId = str(obj(frame.json()['error'])?.['event_id']);
+    if (eventId === null) return;
+    const i = this.#pending.findIndex((p) => p.eventId === eventId);
+    if (i < 0) return;
+    const [r] = this.#pending.splice(i, 1);
+    if (r!.timer) clearTimeout(r!.timer);
+    if (r!.id !== null) this.#releaseId(r!.id);
+  }
+
+  // ---- ledger -------------------------------------------------------------------------------
+
+  #reservationId(): string {
+    return `${this.#ctx.id}:${++this.#seq}`;
+  }
+
+  #worstCase(price: ModelPrice, maxOutput: number | 'inf'): Amount {
+    const out = maxOutput === 'inf' ? price.maxOutputTokens : maxOutput;
+    return worstCaseCost(price, this.#context + this.#rt.config.inputAllowanceTokens, out);
+  }
+
+  #reserve(id: string, amount: Amount): MaybePromise<ReserveResult> {
+    const req = { tenant: this.#ctx.tenant.id, id, amount, caps: this.#limits.caps, wallMs: this.#rt.wall(), mode: this.#rt.config.admission };
+    try {
+      const r = this.#rt.ledger.reserve(req);
+      return r instanceof Promise ? r.catch((err: unknown): ReserveResult => ({ kind: 'unavailable', reason: String(err) })) : r;
+    } catch (err) {
+      this.#ctx.log.error({ err }, 'metering: reserve failed');
+      return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  #releaseId(id: string): void {
+    try {
+      const r = this.#rt.ledger.release(this.#ctx.tenant.id, id);
+      if (r instanceof Promise) r.catch(() => undefined);
+    } catch (err) {
+      this.#ctx.log.error({ err }, 'metering: release failed');
+    }
+  }
+
+  #settle(reservationId: string | null, record: UsageRecord): void {
+    try {
+      const r = this.#rt.ledger.settle(reservationId, record);
+      if (r instanceof Promise) r.catch((err: unknown) => this.#ctx.log.error({ err, ref: record.ref }, 'metering: settle failed'));
+    } catch (err) {
+      // SQLite write failure (disk full…): the record still goes to the export sink and the log.
+      this.#ctx.log.error({ err, record }, 'metering: settle failed');
+    }
+    try {
+      this.#rt.onRecord(record);
+    } catch (err) {
+      this.#ctx.log.error({ err }, 'metering: usage export failed');
+    }
+  }
+
+  /** After a response settles: enforce session limits and the end_session policy. */
+  #afterSettle(): void {
+    if (this.#ending) {
+      if (this.#active.size === 0) this.#finishEnding();
+      return;
+    }
+    const endOnExhaust = this.#rt.config.onExhausted === 'end_session';
+    const maxSession = this.#limits.maxSessionTokens;
+    if (endOnExhaust && maxSession !== null && this.#sessionTokens >= maxSession) {
+      this.#endSession(this.#tokenLimitError(null));
+      return;
+    }
+    if (!endOnExhaust || !this.#capped) return;
+    let status;
+    try {
+      status = this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, this.#rt.wall());
+    } catch {
+      return;
+    }
+    const check = then(status, (s) => {
+      if (this.#closed || this.#ending) return;
+      const pairs: Array<[CapHit['cap'], typeof s.day, number | null, number]> = [
+        ['daily_usd', s.day, s.day.capNanos, s.day.spent.nanos],
+        ['monthly_usd', s.month, s.month.capNanos, s.month.spent.nanos],
+        ['daily_tokens', s.day, s.day.capTokens, s.day.spent.tokens],
+        ['monthly_tokens', s.month, s.month.capTokens, s.month.spent.tokens],
+      ];
+      for (const [cap, p, limit, spent] of pairs) {
+        if (limit !== null && spent >= limit) {
+          this.#endSession(budgetError({ cap, period: p.period, limit, spent, reserved: 0 }));
+          return;
+        }
+      }
+    });
+    if (check instanceof Promise) check.catch(() => undefined);
+  }
+
+  /**
+   * Ends the session for a limit: running responses are cancelled and the session closes once
+   * their response.done (with its usage) has been billed, or after END_GRACE_MS.
+   */
+  #endSession(error: ProxyError): void {
+    if (this.#closed || this.#ending) return;
+    this.#ending = error.closesSession ? new ProxyError(error.code, { message: error.message, details: error.details ?? {}, close: null }) : error;
+    this.#ctx.report({ kind: 'budget', action: 'ended', scope: error.code === 'budget_exceeded' ? 'tenant' : 'session', limit: this.#limitName(error), responseId: null });
+    for (const id of this.#active.keys()) {
+      if (!this.#ctx.isSuppressed(id)) this.#ctx.cancelResponse(id, BY, this.#ending);
+    }
+    if (this.#active.size === 0) {
+      this.#finishEnding();
+      return;
+    }
+    this.#endTimer = setTimeout(() => this.#finishEnding(), END_GRACE_MS);
+    this.#endTimer.unref();
+  }
+
+  #finishEnding(): void {
+    if (this.#closed || !this.#ending) return;
+    if (this.#endTimer) clearTimeout(this.#endTimer);
+    this.#endTimer = null;
+    const e = this.#ending;
+    this.#ctx.close(new ProxyError(e.code, { message: e.message, details: e.details ?? {}, close: 'limitExceeded' }));
+  }
+
+  #withEvent(error: ProxyError, eventId: string | null): ProxyError {
+    return new ProxyError(error.code, { message: error.message, details: error.details ?? {}, eventId, close: null });
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  onClose(_info: CloseInfo): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#durationTimer) clearTimeout(this.#durationTimer);
+    if (this.#endTimer) clearTimeout(this.#endTimer);
+    for (const r of this.#pending) {
+      if (r.timer) clearTimeout(r.timer);
+      if (r.id !== null) this.#releaseId(r.id);
+    }
+    this.#pending.length = 0;
+    // Responses whose response.done never came: their usage is unknown, the reservation is freed.
+    for (const r of this.#active.values()) if (r.id !== null) this.#releaseId(r.id);
+    this.#active.clear();
+    if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
+  }
+
+  summary(): Readonly<Record<string, string | number | boolean | null>> {
+    return {
+      meteringModel: this.#model || null,
+      meteringResponses: this.#responses,
+      meteringCostUsd: formatUsd(this.#costNanos),
+      meteringCostNanos: this.#costNanos,
+      meteringTranscriptionUsd: formatUsd(this.#transcriptionNanos),
+      meteringInputTokens: this.#inputTokens,
+      meteringOutputTokens: this.#outputTokens,
+      meteringCachedTokens: this.#cachedTokens,
+      meteringSessionTokens: this.#sessionTokens,
+      meteringRefused: this.#refused,
+      meteringCancelled: this.#cancelled,
+      meteringClamped: this.#clamped,
+    };
+  }
+}

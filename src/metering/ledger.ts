@@ -1,0 +1,141 @@
+import type { CapName, CapSet } from './limits.js';
+import type { Nanos } from './money.js';
+import type { Period, PeriodKind } from './periods.js';
+import type { ModalityTokens } from './pricing.js';
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** One billed unit: a response (`response.done`) or an input transcription. Never content. */
+export interface UsageRecord {
+  /** Wall-clock epoch ms when the usage was settled. */
+  readonly ts: number;
+  readonly tenant: string;
+  readonly session: string;
+  readonly source: 'response' | 'transcription';
+  /** Response id (`resp_…`) or, for transcriptions, the input item id (`item_…`). */
+  readonly ref: string;
+  readonly model: string;
+  /** Response status (completed, cancelled, incomplete, failed); null for transcriptions. */
+  readonly status: string | null;
+  readonly costNanos: Nanos;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly cachedTokens: number;
+  readonly totalTokens: number;
+  readonly input: ModalityTokens | null;
+  readonly cached: ModalityTokens | null;
+  readonly output: { readonly text: number; readonly audio: number } | null;
+  /** Audio seconds of duration-billed transcription. */
+  readonly seconds: number | null;
+  /** The usage shape did not match the price (converted at 10 audio tokens/s). */
+  readonly estimated: boolean;
+  /** The model had no price of its own; `metering.fallbackPrice` applied. */
+  readonly fallbackPrice: boolean;
+}
+
+export interface Amount {
+  readonly nanos: Nanos;
+  readonly tokens: number;
+}
+
+export interface CapHit {
+  readonly cap: CapName;
+  readonly period: Period;
+  /** The effective cap (admin override or config), nanos for *_usd caps, tokens otherwise. */
+  readonly limit: number;
+  readonly spent: number;
+  readonly reserved: number;
+}
+
+export type ReserveResult =
+  | { readonly kind: 'ok' }
+  | { readonly kind: 'over'; readonly hit: CapHit }
+  | { readonly kind: 'unavailable'; readonly reason: string };
+
+export interface ReserveRequest {
+  readonly tenant: string;
+  /** Unique per reservation (session id + sequence). */
+  readonly id: string;
+  readonly amount: Amount;
+  readonly caps: CapSet;
+  readonly wallMs: number;
+  /**
+   * remaining: granted while spent + reserved is below every cap (overshoot ≤ one response);
+   * worst_case: granted only if spent + reserved + amount fits every cap.
+   */
+  readonly mode: 'remaining' | 'worst_case';
+}
+
+export interface CapOverride {
+  readonly nanos: Nanos | null;
+  readonly tokens: number | null;
+}
+
+export interface PeriodStatus {
+  readonly period: Period;
+  readonly spent: Amount;
+  readonly reserved: Amount;
+  /** Effective caps for this period (override or config); null = none. */
+  readonly capNanos: Nanos | null;
+  readonly capTokens: number | null;
+  readonly override: CapOverride;
+}
+
+export interface TenantStatus {
+  readonly tenant: string;
+  readonly day: PeriodStatus;
+  readonly month: PeriodStatus;
+}
+
+/** Change to a runtime cap override: a number sets it, null clears it, undefined leaves it. */
+export interface OverrideChange {
+  readonly nanos?: Nanos | null;
+  readonly tokens?: number | null;
+}
+
+/**
+ * The durable record of spend. Embedded (SQLite, synchronous) or shared (Redis, asynchronous):
+ * callers handle both through MaybePromise and never block a frame on the synchronous path.
+ */
+export interface Ledger {
+  readonly kind: 'sqlite' | 'redis';
+  /** True when every call returns synchronously. */
+  readonly synchronous: boolean;
+  reserve(req: ReserveRequest): MaybePromise<ReserveResult>;
+  /** Bills a record (day and month of `record.ts`) and drops its reservation, atomically. */
+  settle(reservationId: string | null, record: UsageRecord): MaybePromise<void>;
+  release(tenant: string, reservationId: string): MaybePromise<void>;
+  status(tenant: string, caps: CapSet, wallMs: number): MaybePromise<TenantStatus>;
+  setOverride(tenant: string, kind: PeriodKind, change: OverrideChange): MaybePromise<void>;
+  /** Zeroes the tenant's spend for the current period of `kind` (usage records are kept). */
+  resetSpend(tenant: string, kind: PeriodKind, wallMs: number): MaybePromise<void>;
+  /** Usage records of a tenant (or all tenants) settled at or after `sinceMs`, oldest first. */
+  usage(tenant: string | null, sinceMs: number, limit: number): MaybePromise<UsageRecord[]>;
+  /** Concurrent-session slots: true when granted. */
+  acquireSlot(tenant: string, token: string, max: number, wallMs: number): MaybePromise<boolean | 'unavailable'>;
+  releaseSlot(tenant: string, token: string): void;
+  readiness(): string | null;
+  close(): Promise<void>;
+}
+
+/** Checks a period's spend + reservations against its caps (shared by the ledgers, tested alone). */
+export function firstHit(
+  day: { period: Period; spent: Amount; capNanos: Nanos | null; capTokens: number | null },
+  month: { period: Period; spent: Amount; capNanos: Nanos | null; capTokens: number | null },
+  reserved: Amount,
+  add: Amount,
+  mode: 'remaining' | 'worst_case',
+): CapHit | null {
+  const checks: Array<[CapName, Period, number | null, number, number, number]> = [
+    ['daily_usd', day.period, day.capNanos, day.spent.nanos, reserved.nanos, add.nanos],
+    ['monthly_usd', month.period, month.capNanos, month.spent.nanos, reserved.nanos, add.nanos],
+    ['daily_tokens', day.period, day.capTokens, day.spent.tokens, reserved.tokens, add.tokens],
+    ['monthly_tokens', month.period, month.capTokens, month.spent.tokens, reserved.tokens, add.tokens],
+  ];
+  for (const [cap, period, limit, spent, res, extra] of checks) {
+    if (limit === null) continue;
+    const over = mode === 'remaining' ? spent + res >= limit : spent + res + extra > limit;
+    if (over) return { cap, period, limit, spent, reserved: res };
+  }
+  return null;
+}

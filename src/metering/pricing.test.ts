@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_PRICES } from './default-prices.js';
+import { formatUsd } from './money.js';
+import { PriceBook, PriceConfigError, readResponseUsage, responseCost, transcriptionCost, worstCaseCost, type ModelPrice } from './pricing.js';
+
+const book = new PriceBook();
+
+function price(model: string): ModelPrice {
+  const p = book.own(model);
+  if (!p) throw new Error(`no price for ${model}`);
+  return p;
+}
+
+/** A GA usage object satisfying the §3.10 invariants. */
+function usage(u: { text?: number; audio?: number; image?: number; cText?: number; cAudio?: number; cImage?: number; outText?: number; outAudio?: number }) {
+  const [text, audio, image] = [u.text ?? 0, u.audio ?? 0, u.image ?? 0];
+  const [cText, cAudio, cImage] = [u.cText ?? 0, u.cAudio ?? 0, u.cImage ?? 0];
+  const [outText, outAudio] = [u.outText ?? 0, u.outAudio ?? 0];
+  const input = text + audio + image;
+  const output = outText + outAudio;
+  return {
+    total_tokens: input + output,
+    input_tokens: input,
+    output_tokens: output,
+    input_token_details: {
+      text_tokens: text,
+      audio_tokens: audio,
+      image_tokens: image,
+      cached_tokens: cText + cAudio + cImage,
+      cached_tokens_details: { text_tokens: cText, audio_tokens: cAudio, image_tokens: cImage },
+    },
+    output_token_details: { text_tokens: outText, audio_tokens: outAudio },
+  };
+}
+
+const SHAPES = {
+  textOnly: usage({ text: 1000, outText: 500 }),
+  audioOnly: usage({ audio: 2000, outAudio: 1000 }),
+  cachedAudio: usage({ text: 300, cText: 256, audio: 2000, cAudio: 1500, outText: 100, outAudio: 800 }),
+  images: usage({ text: 100, image: 765, cImage: 255, outText: 50 }),
+};
+
+/*
+ * Hand calculations, in micro-dollars (USD per 1M tokens = µ$ per token):
+ *   textOnly    = 1000·textIn + 500·textOut
+ *   audioOnly   = 2000·audioIn + 1000·audioOut
+ *   cachedAudio = 44·textIn + 256·cachedTextIn + 500·audioIn + 1500·cachedAudioIn + 100·textOut + 800·audioOut
+ *   images      = 100·textIn + 510·imageIn + 255·cachedImageIn + 50·textOut
+ */
+const EXPECTED: Record<string, Record<keyof typeof SHAPES, string>> = {
+  // 4000 + 8000; 64000 + 64000; 176 + 102.4 + 16000 + 600 + 1600 + 51200; 400 + 2550 + 127.5 + 800
+  'gpt-realtime': { textOnly: '0.012', audioOnly: '0.128', cachedAudio: '0.0696784', images: '0.0038775' },
+  // 600 + 1200; 20000 + 20000; 26.4 + 15.36 + 5000 + 450 + 240 + 16000; 60 + 408 + 20.4 + 120
+  'gpt-realtime-mini': { textOnly: '0.0018', audioOnly: '0.04', cachedAudio: '0.02173176', images: '0.0006084' },
+  'gpt-realtime-1.5': { textOnly: '0.012', audioOnly: '0.128', cachedAudio: '0.0696784', images: '0.0038775' },
+  // text out 24: 4000 + 12000; 128000; 176 + 102.4 + 16000 + 600 + 2400 + 51200; 400 + 2550 + 127.5 + 1200
+  'gpt-realtime-2': { textOnly: '0.016', audioOnly: '0.128', cachedAudio: '0.0704784', images: '0.0042775' },
+  'gpt-realtime-2.1': { textOnly: '0.016', audioOnly: '0.128', cachedAudio: '0.0704784', images: '0.0042775' },
+  'gpt-realtime-2.1-mini': { textOnly: '0.0018', audioOnly: '0.04', cachedAudio: '0.02173176', images: '0.0006084' },
+};
+
+const usd = (s: string) => formatUsd(Math.round(Number(s) * 1e9));
+
+describe('pricing: response usage', () => {
+  it('ships a price for every realtime model and covers each in the hand calculations', () => {
+    const realtime = Object.entries(DEFAULT_PRICES).filter(([, p]) => p.kind === 'realtime').map(([id]) => id);
+    expect(realtime.sort()).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  for (const [model, shapes] of Object.entries(EXPECTED)) {
+    for (const [shape, expected] of Object.entries(shapes)) {
+      it(`${model}: ${shape} costs $${expected}`, () => {
+        const nanos = responseCost(price(model), readResponseUsage(SHAPES[shape as keyof typeof SHAPES]));
+        expect(Number.isInteger(nanos)).toBe(true);
+        expect(formatUsd(nanos)).toBe(usd(expected));
+      });
+    }
+  }
+
+  it('prices dated snapshots like their model', () => {
+    expect(book.lookup('gpt-realtime-2025-08-28')?.price.id).toBe('gpt-realtime');
+    expect(book.lookup('gpt-realtime-mini-2025-12-15')?.price.id).toBe('gpt-realtime-mini');
+    expect(book.lookup('gpt-realtime-9')).toBeNull();
+  });
+
+  it('sums 10,000 responses exactly (no float drift)', () => {
+    const p = price('gpt-realtime-mini');
+    const one = responseCost(p, readResponseUsage(usage({ text: 7, cText: 3, outText: 1 })));
+    // 4·0.6 + 3·0.06 + 1·2.4 = 4.98 µ$ = 4980 n$
+    expect(one).toBe(4980);
+    let total = 0;
+    for (let i = 0; i < 10_000; i++) total += one;
+    expect(formatUsd(total)).toBe('0.0498');
+  });
+
+  it('treats missing fields as 0 and never prices undetailed tokens low', () => {
+    expect(responseCost(price('gpt-realtime'), readResponseUsage({}))).toBe(0);
+    expect(responseCost(price('gpt-realtime'), readResponseUsage(null))).toBe(0);
+    // 100 input and 10 output tokens without details: dearest rates (audio in 32, audio out 64).
+    const t = readResponseUsage({ input_tokens: 100, output_tokens: 10, total_tokens: 110 });
+    expect(formatUsd(responseCost(price('gpt-realtime'), t))).toBe(usd('0.00384'));
+  });
+
+  it('without cached details, attributes the cache to the smallest discount first', () => {
+    // Beta-like shape: cached 64 of 100 text + 50 audio → all 64 on text (0.4 instead of 4).
+    const t = readResponseUsage({
+      input_tokens: 150,
+      output_tokens: 0,
+      input_token_details: { text_tokens: 100, audio_tokens: 50, cached_tokens: 64 },
+    });
+    expect(t.cached).toEqual({ text: 64, audio: 0, image: 0 });
+    // 36·4 + 64·0.4 + 50·32 = 144 + 25.6 + 1600 = 1769.6 µ$
+    expect(formatUsd(responseCost(price('gpt-realtime'), t))).toBe(usd('0.0017696'));
+  });
+
+  it('worst case = context at the dearest input rate + output limit at the dearest output rate', () => {
+    const p = price('gpt-realtime');
+    // 1000·32 + 4096·64 = 32000 + 262144 µ$
+    expect(worstCaseCost(p, 1000, 10_000)).toEqual({ nanos: 294_144_000, tokens: 5096 });
+    expect(worstCaseCost(p, 1_000_000, 10).tokens).toBe(32_768 + 10);
+  });
+});
+
+describe('pricing: transcription usage', () => {
+  it('gpt-4o-transcribe tokens: 20·2.5 + 160·6 + 40·10 = 1410 µ$', () => {
+    const u = { type: 'tokens', input_tokens: 180, output_tokens: 40, total_tokens: 220, input_token_details: { text_tokens: 20, audio_tokens: 160 } };
+    const c = transcriptionCost(price('gpt-4o-transcribe'), u)!;
+    expect(formatUsd(c.nanos)).toBe(usd('0.00141'));
+    expect(c).toMatchObject({ inputTokens: 180, outputTokens: 40, totalTokens: 220, estimated: false });
+  });
+
+  it('gpt-4o-mini-transcribe tokens: 20·1.25 + 160·3 + 40·5 = 705 µ$', () => {
+    const u = { type: 'tokens', input_tokens: 180, output_tokens: 40, total_tokens: 220, input_token_details: { text_tokens: 20, audio_tokens: 160 } };
+    expect(formatUsd(transcriptionCost(price('gpt-4o-mini-transcribe'), u)!.nanos)).toBe(usd('0.000705'));
+  });
+
+  it('duration usage: 12.5 s at $0.006/min = $0.00125, at $0.0045/min = $0.0009375', () => {
+    const u = { type: 'duration', seconds: 12.5 };
+    expect(formatUsd(transcriptionCost(price('whisper-1'), u)!.nanos)).toBe(usd('0.00125'));
+    expect(formatUsd(transcriptionCost(price('gpt-4o-transcribe'), u)!.nanos)).toBe(usd('0.00125'));
+    expect(formatUsd(transcriptionCost(price('gpt-transcribe'), u)!.nanos)).toBe(usd('0.0009375'));
+    expect(transcriptionCost(price('whisper-1'), u)!.estimated).toBe(false);
+  });
+
+  it('converts a shape the model is not priced in at 10 audio tokens per second (marked estimated)', () => {
+    // whisper-1 reporting 160 audio tokens → 16 s → 16/60 · 0.006 = $0.0016
+    const c = transcriptionCost(price('whisper-1'), { type: 'tokens', input_tokens: 160, output_tokens: 12, total_tokens: 172, input_token_details: { audio_tokens: 160 } })!;
+    expect(formatUsd(c.nanos)).toBe(usd('0.0016'));
+    expect(c.estimated).toBe(true);
+  });
+
+  it('returns null when there is no usage to price', () => {
+    expect(transcriptionCost(price('gpt-4o-transcribe'), undefined)).toBeNull();
+  });
+});
+
+describe('pricing: configuration', () => {
+  it('overrides a shipped model field by field and adds models via extends', () => {
+    const b = new PriceBook({
+      prices: { 'gpt-realtime': { textIn: '3.50' }, 'my-deployment': { extends: 'gpt-realtime-mini', audioOut: 25 } },
+    });
+    expect(b.own('gpt-realtime')!.tokens!.textIn).toBe(3500);
+    expect(b.own('gpt-realtime')!.tokens!.audioOut).toBe(64_000);
+    expect(b.own('my-deployment')!.tokens!.audioOut).toBe(25_000);
+    expect(b.own('my-deployment')!.tokens!.textIn).toBe(600);
+  });
+
+  it('maps aliases and applies the fallback only to unknown models', () => {
+    const b = new PriceBook({ aliases: { 'azure-rt': 'gpt-realtime-mini' }, fallbackPrice: 'gpt-realtime' });
+    expect(b.lookup('azure-rt')).toMatchObject({ fallback: false, price: { id: 'gpt-realtime-mini' } });
+    expect(b.lookup('brand-new-model')).toMatchObject({ fallback: true, price: { id: 'gpt-realtime' } });
+  });
+
+  it('refuses prices that cannot be exact, incomplete realtime prices and unknown references', () => {
+    expect(() => new PriceBook({ prices: { x: { extends: 'gpt-realtime', textIn: '0.0001' } } })).toThrow(PriceConfigError);
+    expect(() => new PriceBook({ prices: { x: { kind: 'realtime', textIn: 1 } } })).toThrow(/needs/);
+    expect(() => new PriceBook({ prices: { x: { extends: 'nope' } } })).toThrow(/unknown/);
+    expect(() => new PriceBook({ fallbackPrice: 'nope' })).toThrow(/fallbackPrice/);
+    expect(() => new PriceBook({ aliases: { a: 'nope' } })).toThrow(/aliases/);
+  });
+});

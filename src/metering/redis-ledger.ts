@@ -1,0 +1,500 @@
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type {
+  Amount,
+  CapHit,
+  CapOverride,
+  Ledger,
+  OverrideChange,
+  PeriodStatus,
+  ReserveRequest,
+  ReserveResult,
+  TenantStatus,
+  UsageRecord,
+} from './ledger.js';
+import type { CapName, CapSet } from './limits.js';
+import { PeriodClock, periodOf, type Period, type PeriodKind } from './periods.js';
+
+/*
+ * Keys (the tenant in a hash tag, so one tenant's keys share a cluster slot):
+ *   P{t}:spend:d:2026-11-28, P{t}:spend:m:2026-11  hash nanos, tokens; expire at period end + 1 day
+ *   P{t}:resv                                        hash reservation id → "nanos:tokens:expiresAtMs"
+ *   P{t}:caps                                        hash day_nanos, month_nanos, day_tokens, month_tokens
+ *   P{t}:usage                                       stream of usage records (k = session/ref, r = JSON)
+ *   P{t}:slots                                       zset session token → expiresAtMs
+ * Lua numbers are doubles: totals are exact up to 2^53 nano-dollars (9 million USD) per period.
+ */
+
+const SUM_RESERVATIONS = `
+local function reservations(key, now)
+  local rn, rt = 0, 0
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local n, t, e = string.match(all[i + 1], '^(%d+):(%d+):(%d+)$')
+    if (not e) or tonumber(e) <= now then
+      redis.call('HDEL', key, all[i])
+    else
+      rn = rn + tonumber(n)
+      rt = rt + tonumber(t)
+    end
+  end
+  return rn, rt
+end
+local function num(v) if v then return tonumber(v) end return 0 end
+`;
+
+// KEYS: day, month, resv, caps. ARGV: id, nanos, tokens, now, ttlMs, mode, capDayN, capMonthN,
+// capDayT, capMonthT ('' = none), pendingNanos, pendingTokens (settlements not yet written).
+const RESERVE = `${SUM_RESERVATIONS}
+local now = tonumber(ARGV[4])
+local rn, rt = reservations(KEYS[3], now)
+local o = redis.call('HMGET', KEYS[4], 'day_nanos', 'month_nanos', 'day_tokens', 'month_tokens')
+local d = redis.call('HMGET', KEYS[1], 'nanos', 'tokens')
+local m = redis.call('HMGET', KEYS[2], 'nanos', 'tokens')
+local pn, pt = tonumber(ARGV[11]), tonumber(ARGV[12])
+local an, at = tonumber(ARGV[2]), tonumber(ARGV[3])
+local checks = {
+  {'daily_usd', o[1], ARGV[7], num(d[1]) + pn, rn, an},
+  {'monthly_usd', o[2], ARGV[8], num(m[1]) + pn, rn, an},
+  {'daily_tokens', o[3], ARGV[9], num(d[2]) + pt, rt, at},
+  {'monthly_tokens', o[4], ARGV[10], num(m[2]) + pt, rt, at},
+}
+for _, c in ipairs(checks) do
+  local limit = nil
+  if c[2] then limit = tonumber(c[2]) elseif c[3] ~= '' then limit = tonumber(c[3]) end
+  if limit then
+    local over
+    if ARGV[6] == 'remaining' then over = c[4] + c[5] >= limit else over = c[4] + c[5] + c[6] > limit end
+    if over then return {0, c[1], limit, c[4], c[5]} end
+  end
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. (now + tonumber(ARGV[5])))
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[5]))
+return {1}
+`;
+
+// KEYS: day, month, resv, usage. ARGV: reservation id ('' = none), nanos, tokens, dayExpireAt,
+// monthExpireAt (unix s), maxlen, record key, record JSON, check ('1' on retries: skip duplicates).
+const SETTLE = `
+if ARGV[9] == '1' then
+  local recent = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 5000)
+  for _, e in ipairs(recent) do
+    if e[2][2] == ARGV[7] then
+      if ARGV[1] ~= '' then redis.call('HDEL', KEYS[3], ARGV[1]) end
+      return 0
+    end
+  end
+end
+if ARGV[1] ~= '' then redis.call('HDEL', KEYS[3], ARGV[1]) end
+redis.call('HINCRBY', KEYS[1], 'nanos', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
+redis.call('EXPIREAT', KEYS[1], ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'nanos', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[3])
+redis.call('EXPIREAT', KEYS[2], ARGV[5])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'k', ARGV[7], 'r', ARGV[8])
+return 1
+`;
+
+// KEYS: day, month, resv, caps. ARGV: now.
+const STATUS = `${SUM_RESERVATIONS}
+local rn, rt = reservations(KEYS[3], tonumber(ARGV[1]))
+local d = redis.call('HMGET', KEYS[1], 'nanos', 'tokens')
+local m = redis.call('HMGET', KEYS[2], 'nanos', 'tokens')
+local o = redis.call('HMGET', KEYS[4], 'day_nanos', 'month_nanos', 'day_tokens', 'month_tokens')
+local function opt(v) if v then return v end return '' end
+return {num(d[1]), num(d[2]), num(m[1]), num(m[2]), rn, rt, opt(o[1]), opt(o[2]), opt(o[3]), opt(o[4])}
+`;
+
+// KEYS: slots. ARGV: token, max, now, ttlMs.
+const ACQUIRE_SLOT = `
+local now = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 2)
+return 1
+`;
+
+class Script {
+  readonly sha: string;
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+}
+
+const SCRIPTS = {
+  reserve: new Script(RESERVE),
+  settle: new Script(SETTLE),
+  status: new Script(STATUS),
+  acquireSlot: new Script(ACQUIRE_SLOT),
+};
+
+export interface RedisLedgerOptions {
+  readonly url: string;
+  readonly keyPrefix: string;
+  readonly commandTimeoutMs: number;
+  readonly reservationTtlSec: number;
+  readonly usageStreamMaxLen: number;
+  readonly pendingMax: number;
+  readonly failMode: 'closed' | 'open';
+  /** Tenants known to the config (usage export across all tenants). */
+  readonly tenants: readonly string[];
+  readonly log: Logger;
+  /** Session slots expire after this long without a heartbeat (an instance died). */
+  readonly slotTtlMs?: number;
+  readonly wall?: () => number;
+}
+
+interface PendingSettle {
+  readonly reservationId: string | null;
+  readonly record: UsageRecord;
+  attempts: number;
+}
+
+const toNum = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : 0);
+const optNum = (v: unknown): number | null => (typeof v === 'string' && v !== '' ? Number(v) : typeof v === 'number' ? v : null);
+
+/**
+ * Shared ledger for several proxy instances: atomic reserve/settle in Lua, period keys expiring
+ * with their period. Redis down: reserve/status report `unavailable` (the caller applies the
+ * fail mode), settlements queue in memory (bounded) and are written once Redis is back; nothing
+ * here throws into a session.
+ */
+export class RedisLedger implements Ledger {
+  readonly kind = 'redis' as const;
+  readonly synchronous = false;
+  readonly #redis: Redis;
+  readonly #o: RedisLedgerOptions;
+  readonly #clock = new PeriodClock();
+  readonly #pending: PendingSettle[] = [];
+  /** Per tenant, the amounts of queued settlements (counted as spent by reserve). */
+  readonly #pendingSum = new Map<string, { nanos: number; tokens: number }>();
+  readonly #slots = new Map<string, string>();
+  readonly #slotTtlMs: number;
+  readonly #wall: () => number;
+  #flushing = false;
+  #flushTimer: NodeJS.Timeout | null = null;
+  #heartbeat: NodeJS.Timeout | null = null;
+  #closed = false;
+  #dropped = 0;
+  #lastError: string | null = null;
+
+  constructor(options: RedisLedgerOptions) {
+    this.#o = options;
+    this.#slotTtlMs = options.slotTtlMs ?? 60_000;
+    this.#wall = options.wall ?? Date.now;
+    this.#redis = new Redis(options.url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeoutMs,
+      connectTimeout: Math.max(1000, options.commandTimeoutMs),
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      enableReadyCheck: true,
+    });
+    this.#redis.on('error', (err: Error) => {
+      if (this.#lastError !== err.message) options.log.warn({ err: err.message }, 'metering redis error');
+      this.#lastError = err.message;
+    });
+    this.#redis.on('ready', () => {
+      if (this.#lastError !== null) options.log.info('metering redis reconnected');
+      this.#lastError = null;
+      void this.#flush();
+    });
+    this.#heartbeat = setInterval(() => this.#refreshSlots(), Math.max(1000, Math.floor(this.#slotTtlMs / 3)));
+    this.#heartbeat.unref();
+  }
+
+  /** Connects (bounded wait). Failure is not fatal: the ledger keeps retrying in the background. */
+  async connect(waitMs = 2000): Promise<void> {
+    const ready = this.#redis.connect().catch((err: unknown) => {
+      this.#lastError = err instanceof Error ? err.message : String(err);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  get connected(): boolean {
+    return this.#redis.status === 'ready';
+  }
+
+  /** Settlements waiting for Redis. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
+  #key(tenant: string, suffix: string): string {
+    return `${this.#o.keyPrefix}{${tenant}}:${suffix}`;
+  }
+
+  async #eval(script: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await this.#redis.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await this.#redis.eval(script.source, keys.length, ...keys, ...args);
+      throw err;
+    }
+  }
+
+  #pendingOf(tenant: string): { nanos: number; tokens: number } {
+    return this.#pendingSum.get(tenant) ?? { nanos: 0, tokens: 0 };
+  }
+
+  async reserve(req: ReserveRequest): Promise<ReserveResult> {
+    if (!this.connected) return { kind: 'unavailable', reason: this.#lastError ?? 'redis not connected' };
+    const { day, month } = this.#clock.at(req.wallMs);
+    const c = req.caps;
+    const p = this.#pendingOf(req.tenant);
+    let reply: unknown;
+    try {
+      reply = await this.#eval(
+        SCRIPTS.reserve,
+        [this.#key(req.tenant, `spend:${day.key}`), this.#key(req.tenant, `spend:${month.key}`), this.#key(req.tenant, 'resv'), this.#key(req.tenant, 'caps')],
+        [
+          req.id,
+          req.amount.nanos,
+          req.amount.tokens,
+          req.wallMs,
+          this.#o.reservationTtlSec * 1000,
+          req.mode,
+          c.dayNanos ?? '',
+          c.monthNanos ?? '',
+          c.dayTokens ?? '',
+          c.monthTokens ?? '',
+          p.nanos,
+          p.tokens,
+        ],
+      );
+    } catch (err) {
+      return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
+    }
+    if (!Array.isArray(reply) || reply.length === 0) return { kind: 'unavailable', reason: 'unexpected reply' };
+    if (toNum(reply[0]) === 1) return { kind: 'ok' };
+    const cap = String(reply[1]) as CapName;
+    const period: Period = cap.startsWith('daily') ? day : month;
+    const hit: CapHit = { cap, period, limit: toNum(reply[2]), spent: toNum(reply[3]), reserved: toNum(reply[4]) };
+    return { kind: 'over', hit };
+  }
+
+  async release(tenant: string, reservationId: string): Promise<void> {
+    if (!this.connected) return; // it expires with the reservation TTL
+    try {
+      await this.#redis.hdel(this.#key(tenant, 'resv'), reservationId);
+    } catch {
+      // Expires with the reservation TTL.
+    }
+  }
+
+  async settle(reservationId: string | null, record: UsageRecord): Promise<void> {
+    const item: PendingSettle = { reservationId, record, attempts: 0 };
+    if (this.#pending.length > 0 || !this.connected) {
+      this.#enqueue(item);
+      return;
+    }
+    const ok = await this.#write(item);
+    if (!ok) this.#enqueue(item);
+  }
+
+  async #write(item: PendingSettle): Promise<boolean> {
+    const r = item.record;
+    const { day, month } = this.#clock.at(r.ts);
+    const grace = 86_400;
+    try {
+      await this.#eval(
+        SCRIPTS.settle,
+        [this.#key(r.tenant, `spend:${day.key}`), this.#key(r.tenant, `spend:${month.key}`), this.#key(r.tenant, 'resv'), this.#key(r.tenant, 'usage')],
+        [
+          item.reservationId ?? '',
+          r.costNanos,
+          r.totalTokens,
+          Math.floor(day.resetsAt / 1000) + grace,
+          Math.floor(month.resetsAt / 1000) + grace,
+          this.#o.usageStreamMaxLen,
+          `${r.session}/${r.source}/${r.ref}`,
+          JSON.stringify(r),
+          // A retried write may have landed before its reply was lost: check for it.
+          item.attempts > 0 ? '1' : '0',
+        ],
+      );
+      return true;
+    } catch (err) {
+      item.attempts++;
+      this.#lastError = err instanceof Error ? err.message : String(err);
+      return false;
+    }
+  }
+
+  #enqueue(item: PendingSettle): void {
+    if (this.#pending.length >= this.#o.pendingMax) {
+      // Bounded memory: the oldest queued record is dropped (logged; the export file keeps it).
+      const dropped = this.#pending.shift()!;
+      this.#adjustPending(dropped.record, -1);
+      this.#dropped++;
+      this.#o.log.error({ tenant: dropped.record.tenant, ref: dropped.record.ref, dropped: this.#dropped }, 'metering redis settle queue full: record dropped');
+    }
+    if (item.attempts === 0) item.attempts = 1;
+    this.#pending.push(item);
+    this.#adjustPending(item.record, 1);
+    this.#scheduleFlush();
+  }
+
+  #adjustPending(r: UsageRecord, sign: 1 | -1): void {
+    const cur = this.#pendingOf(r.tenant);
+    const next = { nanos: cur.nanos + sign * r.costNanos, tokens: cur.tokens + sign * r.totalTokens };
+    if (next.nanos === 0 && next.tokens === 0) this.#pendingSum.delete(r.tenant);
+    else this.#pendingSum.set(r.tenant, next);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer || this.#closed) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = null;
+      void this.#flush();
+    }, 500);
+    this.#flushTimer.unref();
+  }
+
+  /** Writes queued settlements in order; stops at the first failure and retries later. */
+  async #flush(): Promise<void> {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      while (this.#pending.length > 0 && this.connected) {
+        const item = this.#pending[0]!;
+        if (!(await this.#write(item))) break;
+        this.#pending.shift();
+        this.#adjustPending(item.record, -1);
+      }
+    } finally {
+      this.#flushing = false;
+    }
+    if (this.#pending.length > 0) this.#scheduleFlush();
+  }
+
+  /** Waits until queued settlements are written (or `timeoutMs` passes). */
+  async drain(timeoutMs = 2000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#pending.length > 0 && Date.now() < deadline) {
+      await this.#flush();
+      if (this.#pending.length > 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.#pending.length === 0;
+  }
+
+  async status(tenant: string, caps: CapSet, wallMs: number): Promise<TenantStatus> {
+    const { day, month } = this.#clock.at(wallMs);
+    const reply = await this.#eval(
+      SCRIPTS.status,
+      [this.#key(tenant, `spend:${day.key}`), this.#key(tenant, `spend:${month.key}`), this.#key(tenant, 'resv'), this.#key(tenant, 'caps')],
+      [wallMs],
+    );
+    if (!Array.isArray(reply) || reply.length < 10) throw new Error('unexpected status reply');
+    const p = this.#pendingOf(tenant);
+    const reserved: Amount = { nanos: toNum(reply[4]), tokens: toNum(reply[5]) };
+    const ps = (period: Period, n: unknown, t: unknown, on: unknown, ot: unknown, capN: number | null, capT: number | null): PeriodStatus => {
+      const override: CapOverride = { nanos: optNum(on), tokens: optNum(ot) };
+      return {
+        period,
+        spent: { nanos: toNum(n) + p.nanos, tokens: toNum(t) + p.tokens },
+        reserved,
+        capNanos: override.nanos ?? capN,
+        capTokens: override.tokens ?? capT,
+        override,
+      };
+    };
+    return {
+      tenant,
+      day: ps(day, reply[0], reply[1], reply[6], reply[8], caps.dayNanos, caps.dayTokens),
+      month: ps(month, reply[2], reply[3], reply[7], reply[9], caps.monthNanos, caps.monthTokens),
+    };
+  }
+
+  async setOverride(tenant: string, kind: PeriodKind, change: OverrideChange): Promise<void> {
+    const key = this.#key(tenant, 'caps');
+    const multi = this.#redis.multi();
+    const field = (f: 'nanos' | 'tokens') => `${kind}_${f}`;
+    for (const f of ['nanos', 'tokens'] as const) {
+      const v = change[f];
+      if (v === undefined) continue;
+      if (v === null) multi.hdel(key, field(f));
+      else multi.hset(key, field(f), String(v));
+    }
+    await multi.exec();
+  }
+
+  async resetSpend(tenant: string, kind: PeriodKind, wallMs: number): Promise<void> {
+    const period = periodOf(kind, wallMs);
+    await this.#redis.hset(this.#key(tenant, `spend:${period.key}`), 'nanos', '0', 'tokens', '0');
+    await this.#redis.expireat(this.#key(tenant, `spend:${period.key}`), Math.floor(period.resetsAt / 1000) + 86_400);
+  }
+
+  async usage(tenant: string | null, sinceMs: number, limit: number): Promise<UsageRecord[]> {
+    const tenants = tenant === null ? this.#o.tenants : [tenant];
+    const out: UsageRecord[] = [];
+    for (const t of tenants) {
+      // Stream ids start with the Redis server's ms clock; records carry their own ts, filtered below.
+      const entries = await this.#redis.xrange(this.#key(t, 'usage'), String(Math.max(0, sinceMs - 60_000)), '+', 'COUNT', limit + 1000);
+      for (const [, fields] of entries) {
+        const i = fields.indexOf('r');
+        if (i < 0 || i + 1 >= fields.length) continue;
+        const rec = JSON.parse(fields[i + 1]!) as UsageRecord;
+        if (rec.ts >= sinceMs) out.push(rec);
+      }
+    }
+    out.sort((a, b) => a.ts - b.ts);
+    return out.slice(0, limit);
+  }
+
+  async acquireSlot(tenant: string, token: string, max: number, wallMs: number): Promise<boolean | 'unavailable'> {
+    if (!this.connected) return 'unavailable';
+    try {
+      const reply = await this.#eval(SCRIPTS.acquireSlot, [this.#key(tenant, 'slots')], [token, max, wallMs, this.#slotTtlMs]);
+      if (toNum(reply) !== 1) return false;
+      this.#slots.set(token, tenant);
+      return true;
+    } catch {
+      return 'unavailable';
+    }
+  }
+
+  releaseSlot(tenant: string, token: string): void {
+    this.#slots.delete(token);
+    if (!this.connected) return; // expires without heartbeats
+    this.#redis.zrem(this.#key(tenant, 'slots'), token).catch(() => undefined);
+  }
+
+  #refreshSlots(): void {
+    if (this.#slots.size === 0 || !this.connected) return;
+    const expires = this.#wall() + this.#slotTtlMs;
+    const pipe = this.#redis.pipeline();
+    for (const [token, tenant] of this.#slots) pipe.zadd(this.#key(tenant, 'slots'), 'XX', expires, token);
+    pipe.exec().catch(() => undefined);
+  }
+
+  readiness(): string | null {
+    if (this.#closed) return 'ledger closed';
+    if (!this.connected && this.#o.failMode === 'closed') return `redis ledger unavailable (${this.#lastError ?? this.#redis.status})`;
+    return null;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    await this.drain(2000);
+    this.#closed = true;
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    if (this.#pending.length > 0) this.#o.log.error({ pending: this.#pending.length }, 'metering redis: settlements not written at shutdown');
+    try {
+      await this.#redis.quit();
+    } catch {
+      this.#redis.disconnect();
+    }
+  }
+}

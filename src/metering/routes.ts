@@ -1,0 +1,184 @@
+import { z } from 'zod';
+import { json, type HttpReply, type HttpRequestInfo, type HttpRoute } from '../app/module.js';
+import type { Tenant } from '../tenants/tenant.js';
+import type { Ledger, PeriodStatus, TenantStatus } from './ledger.js';
+import type { EffectiveLimits } from './limits.js';
+import { formatUsd, usdToNanos } from './money.js';
+import { usageLine } from './usage-sink.js';
+
+export interface RoutesDeps {
+  readonly ledger: Ledger;
+  readonly tenants: ReadonlyMap<string, Tenant>;
+  limitsOf(tenant: Tenant): EffectiveLimits;
+  readonly wall: () => number;
+  readonly log: { info(obj: object, msg: string): void };
+}
+
+const periodSchema = z.enum(['day', 'month']);
+const usdInput = z.union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/)]);
+
+const capsBody = z
+  .object({
+    period: periodSchema,
+    usd: usdInput.nullable().optional().describe('New cost cap for the period; null restores the configured cap.'),
+    tokens: z.number().int().nonnegative().nullable().optional(),
+  })
+  .strict();
+
+const resetBody = z.object({ period: periodSchema }).strict();
+
+const MAX_USAGE = 100_000;
+
+function periodJson(p: PeriodStatus): Record<string, unknown> {
+  const usd = (n: number | null) => (n === null ? null : formatUsd(n));
+  return {
+    period: p.period.key.slice(2),
+    resetsAt: new Date(p.period.resetsAt).toISOString(),
+    spentUsd: formatUsd(p.spent.nanos),
+    spentNanos: p.spent.nanos,
+    spentTokens: p.spent.tokens,
+    reservedUsd: formatUsd(p.reserved.nanos),
+    reservedTokens: p.reserved.tokens,
+    capUsd: usd(p.capNanos),
+    capTokens: p.capTokens,
+    remainingUsd: p.capNanos === null ? null : formatUsd(Math.max(0, p.capNanos - p.spent.nanos)),
+    override: { usd: usd(p.override.nanos), tokens: p.override.tokens },
+  };
+}
+
+function statusJson(s: TenantStatus, ledger: Ledger, limits: EffectiveLimits, tenant: Tenant): Record<string, unknown> {
+  return {
+    tenant: s.tenant,
+    plan: tenant.plan,
+    ledger: ledger.kind,
+    day: periodJson(s.day),
+    month: periodJson(s.month),
+    limits: {
+      maxSessionTokens: limits.maxSessionTokens,
+      maxResponseOutputTokens: limits.maxResponseOutputTokens,
+      maxSessionDurationSec: limits.maxSessionDurationMs === null ? null : limits.maxSessionDurationMs / 1000,
+      maxConcurrentSessions: limits.maxConcurrentSessions,
+    },
+  };
+}
+
+function parseBody<T>(req: HttpRequestInfo, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; reply: HttpReply } {
+  let raw: unknown;
+  try {
+    raw = req.body.length === 0 ? {} : JSON.parse(req.body.toString('utf8'));
+  } catch {
+    return { ok: false, reply: json(400, { error: { code: 'invalid_json', message: 'The body is not valid JSON.' } }) };
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    return { ok: false, reply: json(400, { error: { code: 'invalid_request', message: r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') } }) };
+  }
+  return { ok: true, value: r.data };
+}
+
+function parseSince(v: string | null): number | null {
+  if (v === null || v === '') return 0;
+  if (/^\d+$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? null : t;
+}
+
+const unavailable = (err: unknown) =>
+  json(503, { error: { code: 'budget_unavailable', message: `The ledger is unavailable: ${err instanceof Error ? err.message : String(err)}` } });
+
+/** Admin API of the metering concern (bearer admin key; absent when no admin key is configured). */
+export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
+  const tenantOr404 = (id: string | undefined): Tenant | HttpReply => {
+    const t = id === undefined ? undefined : d.tenants.get(id);
+    return t ?? json(404, { error: { code: 'unknown_tenant', message: `No tenant "${id ?? ''}".` } });
+  };
+  const isReply = (v: Tenant | HttpReply): v is HttpReply => 'status' in v;
+  const status = async (t: Tenant): Promise<HttpReply> => {
+    const limits = d.limitsOf(t);
+    const s = await d.ledger.status(t.id, limits.caps, d.wall());
+    return json(200, statusJson(s, d.ledger, limits, t));
+  };
+
+  return [
+    {
+      method: 'GET',
+      path: '/admin/tenants/:id/spend',
+      auth: 'admin',
+      async handle(_req, params) {
+        const t = tenantOr404(params['id']);
+        if (isReply(t)) return t;
+        try {
+          return await status(t);
+        } catch (err) {
+          return unavailable(err);
+        }
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/admin/tenants/:id/caps',
+      auth: 'admin',
+      async handle(req, params) {
+        const t = tenantOr404(params['id']);
+        if (isReply(t)) return t;
+        const body = parseBody(req, capsBody);
+        if (!body.ok) return body.reply;
+        const { period, usd, tokens } = body.value;
+        let nanos: number | null | undefined;
+        if (usd === undefined || usd === null) nanos = usd;
+        else {
+          nanos = usdToNanos(usd);
+          if (nanos === null) return json(400, { error: { code: 'invalid_request', message: 'usd: at most 9 decimals' } });
+        }
+        try {
+          await d.ledger.setOverride(t.id, period, { nanos, ...(tokens !== undefined ? { tokens } : {}) });
+          d.log.info({ event: 'cap_override', tenant: t.id, period, usd: usd ?? null, tokens: tokens ?? null }, 'metering cap override');
+          return await status(t);
+        } catch (err) {
+          return unavailable(err);
+        }
+      },
+    },
+    {
+      method: 'POST',
+      path: '/admin/tenants/:id/reset',
+      auth: 'admin',
+      async handle(req, params) {
+        const t = tenantOr404(params['id']);
+        if (isReply(t)) return t;
+        const body = parseBody(req, resetBody);
+        if (!body.ok) return body.reply;
+        try {
+          await d.ledger.resetSpend(t.id, body.value.period, d.wall());
+          d.log.info({ event: 'spend_reset', tenant: t.id, period: body.value.period }, 'metering spend reset');
+          return await status(t);
+        } catch (err) {
+          return unavailable(err);
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/admin/usage',
+      auth: 'admin',
+      async handle(req) {
+        const tenant = req.query.get('tenant');
+        if (tenant !== null && tenant !== '' && !d.tenants.has(tenant)) return json(404, { error: { code: 'unknown_tenant', message: `No tenant "${tenant}".` } });
+        const since = parseSince(req.query.get('since'));
+        if (since === null) return json(400, { error: { code: 'invalid_request', message: 'since: epoch ms or an ISO 8601 time' } });
+        const limitRaw = Number(req.query.get('limit') ?? '10000');
+        const limit = Number.isInteger(limitRaw) && limitRaw > 0 ? Math.min(limitRaw, MAX_USAGE) : 10_000;
+        try {
+          const records = await d.ledger.usage(tenant || null, since, limit);
+          const body = records.map(usageLine).join('');
+          const headers: Record<string, string> = { 'content-type': 'application/x-ndjson' };
+          // Paging: ask again from the last record's time (records at that same ms repeat).
+          if (records.length === limit) headers['x-next-since'] = String(records[records.length - 1]!.ts);
+          return { status: 200, headers, body };
+        } catch (err) {
+          return unavailable(err);
+        }
+      },
+    },
+  ];
+}
