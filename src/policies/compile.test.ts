@@ -1,0 +1,119 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compilePolicy, parsePolicyYaml, PolicyError } from './compile.js';
+import { policyJsonSchema } from './json-schema.js';
+
+const POLICIES = fileURLToPath(new URL('../../policies/', import.meta.url));
+
+async function compileText(text: string, name = 'p') {
+  const file = join(POLICIES, `${name}.yaml`);
+  return compilePolicy(parsePolicyYaml(text, file), { name, file, root: POLICIES, text });
+}
+
+async function problemsOf(text: string, name = 'p'): Promise<string> {
+  try {
+    await compileText(text, name);
+  } catch (err) {
+    expect(err).toBeInstanceOf(PolicyError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the policy to be refused');
+}
+
+describe('policy compiler', () => {
+  it('compiles every shipped policy', async () => {
+    const files = readdirSync(POLICIES).filter((f) => f.endsWith('.yaml'));
+    expect(files).toEqual(expect.arrayContaining(['default.yaml', 'customer-support.yaml', 'pii-safe.yaml']));
+    for (const f of files) {
+      const text = readFileSync(join(POLICIES, f), 'utf8');
+      const p = await compileText(text, f.replace(/\.yaml$/, ''));
+      expect(p.version).toBe('1');
+    }
+    const strict = await compileText(readFileSync(join(POLICIES, 'customer-support.yaml'), 'utf8'), 'customer-support');
+    expect(strict.rulesBySource.get('output')!.map((r) => r.id)).toContain('no-refund-promises');
+    expect(strict.custom.map((c) => c.id)).toEqual(['shouting']);
+    expect(strict.locks.voice?.allow).toEqual(['marin', 'cedar']);
+    expect(strict.truncation.budget?.maxTokens).toBe(12000);
+  });
+
+  it('names the file, the path and the problem', async () => {
+    const msg = await problemsOf(
+      [
+        'guardrails:',
+        '  rules:',
+        '    - id: bad-regex',
+        '      sources: [output]',
+        '      match: { regex: ["(a+)+$"] }',
+        '      action: block',
+        '    - id: bad-action',
+        '      sources: [output]',
+        '      match: { phrases: [x] }',
+        '      action: explode',
+        '    - id: no-matcher',
+        '      sources: [input]',
+        '      match: {}',
+        '      action: log',
+        'locks:',
+        '  voice: { allow: [marin], default: alloy }',
+        '  bogus: true',
+      ].join('\n'),
+    );
+    expect(msg).toContain(join(POLICIES, 'p.yaml'));
+    expect(msg).toMatch(/guardrails\.rules\.0\.match\.regex\.0: nested quantifier/);
+    expect(msg).toMatch(/guardrails\.rules\.1\.action/);
+    expect(msg).toMatch(/guardrails\.rules\.2\.match: a rule needs at least one matcher/);
+    expect(msg).toMatch(/locks/);
+    expect(msg).toMatch(/bogus/);
+  });
+
+  it('refuses redact without a text matcher and a name mismatch', async () => {
+    const msg = await problemsOf(['name: other', 'guardrails:', '  rules:', '    - { id: a, sources: [input], match: { maxChars: 5 }, action: redact }'].join('\n'));
+    expect(msg).toMatch(/guardrails\.rules\.0\.action: redact needs a matcher/);
+    expect(msg).toMatch(/name: "other" does not match the file name "p"/);
+  });
+
+  it('checks rule ids and detector names across the policy', async () => {
+    const msg = await problemsOf(
+      [
+        'guardrails:',
+        '  rules:',
+        '    - { id: a, sources: [input], match: { pii: [passport] }, action: redact }',
+        '    - { id: a, sources: [input], match: { phrases: [x] }, action: log }',
+      ].join('\n'),
+    );
+    expect(msg).toMatch(/guardrails\.rules\.0\.match\.pii\.0: unknown PII detector "passport"/);
+    expect(msg).toMatch(/guardrails\.rules\.1\.id: duplicate rule id "a"/);
+  });
+
+  it('reports YAML syntax errors with the file', async () => {
+    const msg = await problemsOf('guardrails: [unclosed');
+    expect(msg).toContain('p.yaml');
+    expect(msg).toMatch(/yaml/);
+  });
+
+  it('accepts custom PII detectors and screens their patterns', async () => {
+    const ok = await compileText(
+      ['guardrails:', '  piiDetectors: [{ name: ssn, pattern: "\\\\b\\\\d{3}-\\\\d{2}-\\\\d{4}\\\\b" }]', '  rules: [{ id: s, sources: [input], match: { pii: [ssn] }, action: redact }]'].join('\n'),
+    );
+    expect(ok.rules[0]!.finders[0]!.label).toBe('ssn');
+    const msg = await problemsOf(['guardrails:', '  piiDetectors: [{ name: bad, pattern: "(\\\\d+)+x" }]'].join('\n'));
+    expect(msg).toMatch(/guardrails\.piiDetectors\.0\.pattern: nested quantifier/);
+  });
+
+  it('loads custom guardrail modules and refuses modules outside the policies directory', async () => {
+    const p = await compileText(['guardrails:', '  custom: [{ id: s, module: ./custom/shouting.ts }]'].join('\n'));
+    expect(p.custom[0]!.guardrail.name).toBe('shouting');
+    expect([...p.custom[0]!.sources]).toEqual(['input']);
+    const outside = await problemsOf(['guardrails:', '  custom: [{ id: s, module: ../src/policies/api.ts }]'].join('\n'));
+    expect(outside).toMatch(/must be inside the policies directory/);
+    const missing = await problemsOf(['guardrails:', '  custom: [{ id: s, module: ./custom/nope.ts }]'].join('\n'));
+    expect(missing).toMatch(/guardrails\.custom\.0\.module: cannot load/);
+  });
+
+  it('keeps policies/policy.schema.json in sync (npx tsx src/policies/write-schema.ts)', () => {
+    const onDisk = readFileSync(join(POLICIES, 'policy.schema.json'), 'utf8');
+    expect(onDisk).toBe(policyJsonSchema() + '\n');
+  });
+});

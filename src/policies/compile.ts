@@ -1,0 +1,222 @@
+import { createHash } from 'node:crypto';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseDocument } from 'yaml';
+import type { GuardrailDefinition, GuardrailSource } from './api.js';
+import { isDefinedGuardrail } from './api.js';
+import { phraseFinder, piiFinder, regexFinder, type CompiledRule, type Source, type SpanFinder } from './matchers.js';
+import { BUILTIN_PII, validatorFor, type PiiDetector } from './pii.js';
+import { policyFileSchema, type FallbackAction, type PolicyFile, type PolicyLocks, type PolicyTruncation } from './schema.js';
+
+/** A policy file that failed validation: every problem names the file, the path and what is wrong. */
+export class PolicyError extends Error {
+  override readonly name = 'PolicyError';
+  readonly problems: readonly string[];
+
+  constructor(file: string, problems: readonly string[]) {
+    super(`invalid policy ${file}:\n` + problems.map((p) => `  - ${p}`).join('\n'));
+    this.problems = problems;
+  }
+}
+
+export type CustomMode = 'sync' | 'blocking' | 'parallel';
+
+export interface CompiledCustom {
+  readonly id: string;
+  readonly guardrail: GuardrailDefinition;
+  readonly sources: ReadonlySet<Source>;
+  readonly streaming: boolean;
+  readonly mode: CustomMode;
+  readonly timeoutMs: number;
+  readonly onTimeout: FallbackAction;
+  readonly onError: FallbackAction;
+  readonly options: Readonly<Record<string, unknown>>;
+}
+
+export interface CompiledPolicy {
+  readonly name: string;
+  readonly version: string;
+  /** The file it came from (null for the built-in fallback). */
+  readonly file: string | null;
+  readonly logMatches: boolean;
+  readonly windowChars: number;
+  readonly maxInputChars: number;
+  readonly rules: readonly CompiledRule[];
+  readonly rulesBySource: ReadonlyMap<Source, readonly CompiledRule[]>;
+  readonly custom: readonly CompiledCustom[];
+  readonly customBySource: ReadonlyMap<Source, readonly CompiledCustom[]>;
+  readonly replacement: string;
+  readonly locks: PolicyLocks;
+  readonly truncation: PolicyTruncation;
+  /** Absolute paths of the custom modules it imports (a change to one reloads the policy). */
+  readonly modules: readonly string[];
+}
+
+/** Compiles a trailing-`*` glob list into a predicate. */
+export function nameMatcher(patterns: readonly string[]): (name: string) => boolean {
+  const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
+  const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
+  return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
+}
+
+function groupBySource<T extends { readonly sources: ReadonlySet<Source> }>(items: readonly T[]): Map<Source, readonly T[]> {
+  const out = new Map<Source, T[]>();
+  for (const item of items) {
+    for (const s of item.sources) {
+      let list = out.get(s);
+      if (!list) out.set(s, (list = []));
+      list.push(item);
+    }
+  }
+  return out;
+}
+
+function compileRules(p: PolicyFile, detectors: ReadonlyMap<string, PiiDetector>): CompiledRule[] {
+  return p.guardrails.rules.map((r) => {
+    const finders: SpanFinder[] = [];
+    const m = r.match;
+    if (m.phrases?.length) finders.push(phraseFinder(m.phrases, m.wholeWords));
+    m.regex?.forEach((entry, j) => {
+      const [pattern, flags] = typeof entry === 'string' ? [entry, ''] : [entry.pattern, entry.flags];
+      finders.push(regexFinder(new RegExp(pattern, flags + 'g'), m.regex!.length > 1 ? `regex${j}` : 'regex', Infinity));
+    });
+    for (const name of m.pii ?? []) finders.push(piiFinder(detectors.get(name)!));
+    return {
+      id: r.id,
+      sources: new Set(r.sources),
+      events: r.events ? new Set(r.events) : null,
+      action: r.action,
+      finders,
+      maxChars: m.maxChars ?? null,
+      functionName: m.functions?.length ? nameMatcher(m.functions) : null,
+      replacement: r.replacement ?? p.guardrails.defaults.replacement,
+      logMatches: r.logMatches ?? p.logMatches,
+    } satisfies CompiledRule;
+  });
+}
+
+export type ModuleLoader = (absPath: string, cacheKey: string) => Promise<unknown>;
+
+/** Imports a module fresh (a cache-busting query makes a hot reload see the new code). */
+export const importModule: ModuleLoader = async (absPath, cacheKey) => {
+  const url = pathToFileURL(absPath);
+  url.searchParams.set('v', cacheKey);
+  return import(url.href) as Promise<unknown>;
+};
+
+function asGuardrail(v: unknown): GuardrailDefinition | null {
+  if (isDefinedGuardrail(v)) return v;
+  if (typeof v !== 'object' || v === null) return null;
+  const o = v as Record<string, unknown>;
+  if (typeof o['name'] === 'string' && typeof o['evaluate'] === 'function' && Array.isArray(o['wants'])) return v as GuardrailDefinition;
+  return null;
+}
+
+export interface CompileOptions {
+  readonly name: string;
+  readonly file: string | null;
+  /** Directory custom module paths must stay inside (the policies dir). */
+  readonly root: string;
+  /** Text of the file, for the default version hash. */
+  readonly text: string;
+  readonly loadModule?: ModuleLoader;
+  /** Distinguishes reloads (cache-busting key for module imports). */
+  readonly generation?: number;
+}
+
+/** Validates a parsed policy document and compiles it; throws PolicyError naming every problem. */
+export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise<CompiledPolicy> {
+  const label = opts.file ?? opts.name;
+  const problems: string[] = [];
+  const rawName = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>)['name'] : undefined;
+  if (typeof rawName === 'string' && rawName !== opts.name) problems.push(`name: "${rawName}" does not match the file name "${opts.name}"`);
+  const parsed = policyFileSchema.safeParse(doc ?? {});
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) problems.push(`${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+    throw new PolicyError(label, problems);
+  }
+  const p = parsed.data;
+
+  const detectors = new Map<string, PiiDetector>(BUILTIN_PII.map((d) => [d.name, d]));
+  for (const d of p.guardrails.piiDetectors) {
+    const validate = validatorFor(d.validate);
+    detectors.set(d.name, { name: d.name, pattern: new RegExp(d.pattern, d.flags + 'g'), maxLength: d.maxLength, ...(validate ? { validate } : {}) });
+  }
+  const rules = compileRules(p, detectors);
+
+  const custom: CompiledCustom[] = [];
+  const modules: string[] = [];
+  const baseDir = opts.file ? dirname(opts.file) : opts.root;
+  const load = opts.loadModule ?? importModule;
+  for (const [i, c] of p.guardrails.custom.entries()) {
+    const at = `guardrails.custom.${i}.module`;
+    if (isAbsolute(c.module)) {
+      problems.push(`${at}: use a path relative to the policy file`);
+      continue;
+    }
+    const abs = resolve(baseDir, c.module);
+    const rel = relative(opts.root, abs);
+    if (rel.startsWith('..') || isAbsolute(rel)) {
+      problems.push(`${at}: the module must be inside the policies directory`);
+      continue;
+    }
+    modules.push(abs);
+    let mod: unknown;
+    try {
+      mod = await load(abs, `${opts.generation ?? 0}`);
+    } catch (err) {
+      problems.push(`${at}: cannot load ${c.module}: ${(err as Error).message}`);
+      continue;
+    }
+    const exported = typeof mod === 'object' && mod !== null ? (mod as Record<string, unknown>)[c.export ?? 'default'] ?? (c.export ? undefined : (mod as Record<string, unknown>)['guardrail']) : undefined;
+    const guardrail = asGuardrail(exported);
+    if (!guardrail) {
+      problems.push(`${at}: ${c.module} does not export ${c.export ? `"${c.export}" as` : 'a default (or `guardrail`)'} guardrail made with defineGuardrail()`);
+      continue;
+    }
+    const sources = new Set<Source>((c.sources ?? guardrail.wants) as readonly GuardrailSource[]);
+    if (sources.size === 0) problems.push(`guardrails.custom.${i}.sources: the guardrail wants no sources`);
+    custom.push({
+      id: c.id,
+      guardrail,
+      sources,
+      streaming: guardrail.streaming === true,
+      mode: c.mode,
+      timeoutMs: c.timeoutMs ?? p.guardrails.defaults.timeoutMs,
+      onTimeout: c.onTimeout ?? p.guardrails.defaults.onTimeout,
+      onError: c.onError ?? p.guardrails.defaults.onError,
+      options: c.options ?? {},
+    });
+  }
+  if (problems.length > 0) throw new PolicyError(label, problems);
+
+  const longestPhrase = Math.max(0, ...p.guardrails.rules.flatMap((r) => r.match.phrases ?? []).map((s) => s.length));
+  return {
+    name: opts.name,
+    version: p.version !== undefined ? String(p.version) : createHash('sha256').update(opts.text).digest('hex').slice(0, 12),
+    file: opts.file,
+    logMatches: p.logMatches,
+    windowChars: Math.max(p.guardrails.streamWindowChars, longestPhrase * 2 + 16),
+    maxInputChars: p.guardrails.maxInputChars,
+    rules,
+    rulesBySource: groupBySource(rules),
+    custom,
+    customBySource: groupBySource(custom),
+    replacement: p.guardrails.defaults.replacement,
+    locks: p.locks,
+    truncation: p.truncation,
+    modules,
+  };
+}
+
+/** Parses YAML text; syntax errors become a PolicyError with line numbers. */
+export function parsePolicyYaml(text: string, file: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) throw new PolicyError(file, doc.errors.map((e) => `(yaml): ${e.message}`));
+  return doc.toJS() as unknown;
+}
+
+/** The permissive policy used when no `default` policy file exists. */
+export async function builtinDefaultPolicy(name: string): Promise<CompiledPolicy> {
+  return compilePolicy({ description: 'built-in permissive policy' }, { name, file: null, root: process.cwd(), text: '', generation: 0 });
+}

@@ -1,0 +1,119 @@
+import type { Logger } from 'pino';
+import type { Decision, GuardrailContext, GuardrailEvent, GuardrailLogger } from './api.js';
+import type { CompiledCustom } from './compile.js';
+import type { Action } from './matchers.js';
+import type { FallbackAction } from './schema.js';
+
+/** A custom guardrail's verdict after validation, fallbacks applied. */
+export interface CustomVerdict {
+  readonly action: 'allow' | Action;
+  /** Replacement text for `redact`. */
+  readonly text: string | null;
+  /** How the verdict came about (reported in logs). */
+  readonly via: 'verdict' | 'timeout' | 'error';
+}
+
+const ACTIONS = new Set(['allow', 'log', 'redact', 'block', 'cancel_response', 'end_session']);
+
+function normalize(d: unknown): CustomVerdict | null {
+  if (typeof d !== 'object' || d === null) return null;
+  const action = (d as { action?: unknown }).action;
+  if (typeof action !== 'string' || !ACTIONS.has(action)) return null;
+  if (action === 'redact') {
+    const text = (d as { text?: unknown }).text;
+    return typeof text === 'string' ? { action: 'redact', text, via: 'verdict' } : null;
+  }
+  return { action: action as CustomVerdict['action'], text: null, via: 'verdict' };
+}
+
+function fallback(action: FallbackAction, via: 'timeout' | 'error'): CustomVerdict {
+  return { action, text: null, via };
+}
+
+class Ctx implements GuardrailContext {
+  readonly sessionId: string;
+  readonly tenantId: string;
+  readonly model: string;
+  readonly policy: string;
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly log: GuardrailLogger;
+  readonly state: Map<string, unknown>;
+  #controller: AbortController | null = null;
+
+  constructor(base: CustomSessionInfo, c: CompiledCustom, state: Map<string, unknown>) {
+    this.sessionId = base.sessionId;
+    this.tenantId = base.tenantId;
+    this.model = base.model;
+    this.policy = base.policy;
+    this.options = c.options;
+    this.log = base.log;
+    this.state = state;
+  }
+
+  get signal(): AbortSignal {
+    return (this.#controller ??= new AbortController()).signal;
+  }
+
+  abort(): void {
+    this.#controller?.abort(new Error('guardrail deadline passed'));
+  }
+}
+
+export interface CustomSessionInfo {
+  readonly sessionId: string;
+  readonly tenantId: string;
+  readonly model: string;
+  readonly policy: string;
+  readonly log: Logger;
+}
+
+/**
+ * Runs one custom guardrail. A synchronous answer comes back synchronously; a Promise is raced
+ * against the deadline (`onTimeout` when it passes, the guardrail's signal is aborted). A throw,
+ * a rejection or a malformed decision gives `onError`. Never throws.
+ */
+export function runCustom(
+  c: CompiledCustom,
+  event: GuardrailEvent,
+  info: CustomSessionInfo,
+  state: Map<string, unknown>,
+): CustomVerdict | Promise<CustomVerdict> {
+  const ctx = new Ctx(info, c, state);
+  let result: Decision | Promise<Decision>;
+  try {
+    result = c.guardrail.evaluate(event, ctx);
+  } catch (err) {
+    info.log.warn({ guardrail: c.id, err }, 'custom guardrail threw');
+    return fallback(c.onError, 'error');
+  }
+  if (!isThenable(result)) {
+    const v = normalize(result);
+    if (v) return v;
+    info.log.warn({ guardrail: c.id }, 'custom guardrail returned an invalid decision');
+    return fallback(c.onError, 'error');
+  }
+  return new Promise<CustomVerdict>((resolve) => {
+    const timer = setTimeout(() => {
+      ctx.abort();
+      info.log.warn({ guardrail: c.id, timeoutMs: c.timeoutMs }, 'custom guardrail timed out');
+      resolve(fallback(c.onTimeout, 'timeout'));
+    }, c.timeoutMs);
+    Promise.resolve(result).then(
+      (d) => {
+        clearTimeout(timer);
+        const v = normalize(d);
+        if (!v) info.log.warn({ guardrail: c.id }, 'custom guardrail returned an invalid decision');
+        resolve(v ?? fallback(c.onError, 'error'));
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        info.log.warn({ guardrail: c.id, err }, 'custom guardrail failed');
+        resolve(fallback(c.onError, 'error'));
+      },
+    );
+  });
+}
+
+export function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}

@@ -1,0 +1,397 @@
+import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { Frame, type JsonObject } from '../pipeline/frame.js';
+import { ProxyError } from '../protocol/errors.js';
+import { nameMatcher, type CompiledPolicy } from './compile.js';
+import type { PolicyRegistry } from './registry.js';
+import type { PolicyLocks, UpstreamTruncation } from './schema.js';
+import { asArray, asObject, asString, clientEventId, notifyClient, toFrame } from './util.js';
+
+export const LOCKS_FILTER = 'policies.locks';
+
+type Mode = 'rewrite' | 'reject';
+
+interface Violation {
+  /** The lock (instructions, model, voice, output_modalities, tools, tool_choice, image_input, prompt, tracing, truncation, input_transcription). */
+  readonly field: string;
+  /** Where in the event (e.g. session.audio.output.voice). */
+  readonly param: string;
+  readonly mode: Mode;
+  readonly reason: string;
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
+  const ka = Object.keys(a as object).filter((k) => (a as JsonObject)[k] !== undefined);
+  const kb = Object.keys(b as object).filter((k) => (b as JsonObject)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => deepEqual((a as JsonObject)[k], (b as JsonObject)[k]));
+}
+
+/** True when `url` is on an allowed MCP server: same origin and under the allowed path. */
+export function mcpUrlAllowed(url: string, allowed: readonly string[]): boolean {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  return allowed.some((a) => {
+    const base = new URL(a);
+    if (base.origin !== u.origin) return false;
+    const path = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
+    return u.pathname === base.pathname || u.pathname.startsWith(path) || base.pathname === '/';
+  });
+}
+
+/** The model a session should use: itself, its alias target, or null when the policy refuses it. */
+export function resolveModel(locks: PolicyLocks, model: string): { model: string; aliased: boolean } | null {
+  const lock = locks.model;
+  if (!lock) return { model, aliased: false };
+  const alias = lock.aliases[model];
+  if (alias !== undefined) return { model: alias, aliased: true };
+  if (!lock.allow || lock.allow.includes(model)) return { model, aliased: false };
+  return null;
+}
+
+/**
+ * Applies the policy's locks to a `session` (session.update / session.created) or `response`
+ * (response.create) object in place, recording every violation. Only fields present in `obj`
+ * are checked (a partial update leaves the others alone).
+ */
+export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks: PolicyLocks, truncation: UpstreamTruncation | undefined): Violation[] {
+  const v: Violation[] = [];
+  const at = (path: string) => `${scope}.${path}`;
+  const has = (k: string) => Object.prototype.hasOwnProperty.call(obj, k) && obj[k] !== undefined;
+
+  const ins = locks.instructions;
+  if (ins && has('instructions')) {
+    const current = asString(obj['instructions']) ?? '';
+    let fixed = current;
+    if (ins.locked !== undefined) fixed = ins.locked;
+    else {
+      if (ins.prefix !== undefined && !fixed.startsWith(ins.prefix)) fixed = ins.prefix + fixed;
+      if (ins.suffix !== undefined && !fixed.endsWith(ins.suffix)) fixed = fixed + ins.suffix;
+    }
+    if (fixed !== current) {
+      v.push({ field: 'instructions', param: at('instructions'), mode: ins.onViolation, reason: ins.locked !== undefined ? 'instructions are locked' : 'instructions must keep the required prefix/suffix' });
+      obj['instructions'] = fixed;
+    }
+  }
+
+  if (scope === 'session' && locks.model && has('model')) {
+    const model = asString(obj['model']) ?? '';
+    const resolved = resolveModel(locks, model);
+    if (resolved === null) v.push({ field: 'model', param: at('model'), mode: 'reject', reason: `model ${model} is not allowed` });
+    else if (resolved.aliased) {
+      v.push({ field: 'model', param: at('model'), mode: 'rewrite', reason: `model ${model} is replaced by ${resolved.model}` });
+      obj['model'] = resolved.model;
+    }
+  }
+
+  const voiceLock = locks.voice;
+  if (voiceLock) {
+    const audio = asObject(obj['audio']);
+    const output = asObject(audio?.['output']);
+    const voice = output ? output['voice'] : undefined;
+    if (output && voice !== undefined && !(typeof voice === 'string' && voiceLock.allow.includes(voice))) {
+      v.push({ field: 'voice', param: at('audio.output.voice'), mode: voiceLock.onViolation, reason: `voice ${String(typeof voice === 'string' ? voice : 'custom')} is not allowed` });
+      output['voice'] = voiceLock.default ?? voiceLock.allow[0]!;
+    }
+  }
+
+  const modalities = locks.outputModalities;
+  if (modalities && has('output_modalities')) {
+    const current = (asArray(obj['output_modalities']) ?? []).filter((m): m is string => typeof m === 'string');
+    const ok = modalities.allow.some((set) => set.length === current.length && set.every((m) => current.includes(m)));
+    if (!ok) {
+      v.push({ field: 'output_modalities', param: at('output_modalities'), mode: modalities.onViolation, reason: `output_modalities [${current.join(',')}] is not allowed` });
+      obj['output_modalities'] = [...modalities.allow[0]!];
+    }
+  }
+
+  const tools = locks.tools;
+  if (tools && has('tools')) {
+    const allowedFn = nameMatcher(tools.functions);
+    const kept: unknown[] = [];
+    for (const raw of asArray(obj['tools']) ?? []) {
+      const t = asObject(raw);
+      if (!t) continue;
+      if (t['type'] === 'function') {
+        const name = asString(t['name']) ?? '';
+        if (allowedFn(name)) kept.push(t);
+        else v.push({ field: 'tools', param: at('tools'), mode: tools.onViolation, reason: `function ${name} is not allowed` });
+      } else if (t['type'] === 'mcp') {
+        const url = asString(t['server_url']);
+        if (url === null || !mcpUrlAllowed(url, tools.mcpServerUrls)) {
+          v.push({ field: 'tools', param: at('tools'), mode: tools.onViolation, reason: `MCP server ${url ?? asString(t['connector_id']) ?? '(none)'} is not allowed` });
+          continue;
+        }
+        if (tools.requireApproval !== 'client' && t['require_approval'] !== tools.requireApproval) {
+          v.push({ field: 'tools', param: at('tools'), mode: 'rewrite', reason: `MCP require_approval is forced to ${tools.requireApproval}` });
+          kept.push({ ...t, require_approval: tools.requireApproval });
+        } else kept.push(t);
+      } else {
+        v.push({ field: 'tools', param: at('tools'), mode: tools.onViolation, reason: `tool type ${String(t['type'])} is not allowed` });
+      }
+    }
+    obj['tools'] = kept;
+  }
+
+  const choice = locks.toolChoice;
+  if ((choice || tools) && has('tool_choice')) {
+    const tc = obj['tool_choice'];
+    const kind = typeof tc === 'string' ? tc : asString(asObject(tc)?.['type']) ?? 'unknown';
+    let reason: string | null = null;
+    if (choice && !(choice.allow as readonly string[]).includes(kind)) reason = `tool_choice ${kind} is not allowed`;
+    else if (tools && kind === 'function') {
+      const name = asString(asObject(tc)?.['name']) ?? '';
+      if (!nameMatcher(tools.functions)(name)) reason = `tool_choice forces function ${name}, which is not allowed`;
+    }
+    if (reason) {
+      v.push({ field: 'tool_choice', param: at('tool_choice'), mode: choice?.onViolation ?? tools!.onViolation, reason });
+      const fallback = choice?.allow.find((a) => a === 'auto' || a === 'none' || a === 'required');
+      obj['tool_choice'] = fallback ?? 'auto';
+    }
+  }
+
+  const prompt = locks.prompt;
+  if (prompt && has('prompt')) {
+    const p = asObject(obj['prompt']);
+    const want = { id: prompt.id, ...(prompt.version !== undefined ? { version: prompt.version } : {}) };
+    if (!p || p['id'] !== prompt.id || (prompt.version !== undefined && p['version'] !== prompt.version)) {
+      v.push({ field: 'prompt', param: at('prompt'), mode: prompt.onViolation, reason: `prompt is pinned to ${prompt.id}` });
+      obj['prompt'] = { ...(p ?? {}), ...want };
+    }
+  }
+
+  if (scope === 'session') {
+    const tracing = locks.tracing;
+    if (tracing && has('tracing') && !deepEqual(obj['tracing'], tracing.value)) {
+      v.push({ field: 'tracing', param: at('tracing'), mode: tracing.onViolation, reason: 'tracing is set by policy' });
+      // Tracing cannot be switched off once on: "off" is kept by never sending it.
+      if (tracing.value === null) delete obj['tracing'];
+      else obj['tracing'] = tracing.value;
+    }
+    if (truncation !== undefined && has('truncation') && !deepEqual(obj['truncation'], truncation)) {
+      v.push({ field: 'truncation', param: at('truncation'), mode: 'rewrite', reason: 'truncation is set by policy' });
+      obj['truncation'] = truncation;
+    }
+    const tr = locks.inputTranscription;
+    const input = asObject(asObject(obj['audio'])?.['input']);
+    if (tr && input && Object.prototype.hasOwnProperty.call(input, 'transcription') && input['transcription'] === null) {
+      v.push({ field: 'input_transcription', param: at('audio.input.transcription'), mode: 'rewrite', reason: 'input transcription is required by policy' });
+      input['transcription'] = { model: tr.model, ...(tr.language ? { language: tr.language } : {}) };
+    }
+  }
+  return v;
+}
+
+function hasImage(item: JsonObject | null): boolean {
+  if (!item || item['type'] !== 'message') return false;
+  return (asArray(item['content']) ?? []).some((p) => asObject(p)?.['type'] === 'input_image');
+}
+
+function hasLocks(policy: CompiledPolicy): boolean {
+  return Object.values(policy.locks).some((l) => l !== undefined) || policy.truncation.upstream !== undefined;
+}
+
+export function locksFactory(registry: PolicyRegistry): FilterFactory {
+  return {
+    name: LOCKS_FILTER,
+    wants: {
+      client: ['session.update', 'response.create', 'conversation.item.create'],
+      server: ['session.created', 'response.output_item.added', 'response.function_call_arguments.done', 'response.done'],
+    },
+    failMode: 'closed',
+    admit(req: AdmissionRequest): ProxyError | null {
+      if (req.model === '') return null;
+      const policy = registry.resolve(req.tenant.policy).current;
+      const resolved = resolveModel(policy.locks, req.model);
+      if (resolved && !resolved.aliased) return null;
+      // A URL model cannot be rewritten before the dial yet: point the client at the successor.
+      return new ProxyError('model_not_allowed', {
+        message: resolved ? `Model ${req.model} is replaced by ${resolved.model}; connect with model=${resolved.model}.` : `Model ${req.model} is not allowed for this tenant.`,
+        details: resolved ? { model: req.model, use: resolved.model } : { model: req.model },
+      });
+    },
+    create: (ctx) => new LockFilter(ctx, registry.resolve(ctx.tenant.policy).current),
+  };
+}
+
+/**
+ * Session locks: what clients may set in session.update / response.create, the locked state
+ * injected right after session.created, and the function-call allowlist on model output.
+ * The policy is the session's snapshot (locks do not change under a live session).
+ */
+export class LockFilter implements Filter {
+  readonly #ctx: SessionContext;
+  readonly #policy: CompiledPolicy;
+  readonly #active: boolean;
+  readonly #allowedFn: ((name: string) => boolean) | null;
+  /** Disallowed function-call items to delete upstream once their response is done. */
+  readonly #deleteOnDone = new Map<string, string[]>();
+  #rewrites = 0;
+  #rejections = 0;
+
+  constructor(ctx: SessionContext, policy: CompiledPolicy) {
+    this.#ctx = ctx;
+    this.#policy = policy;
+    this.#active = hasLocks(policy);
+    this.#allowedFn = policy.locks.tools ? nameMatcher(policy.locks.tools.functions) : null;
+  }
+
+  onClient(frame: Frame): Verdict {
+    if (!this.#active) return CONTINUE;
+    const locks = this.#policy.locks;
+    const ev = frame.json();
+    if (frame.type === 'conversation.item.create') {
+      if (locks.imageInput === false && hasImage(asObject(ev['item']))) return this.#rejectImage(ev, 'item.content');
+      return CONTINUE;
+    }
+    const scope = frame.type === 'session.update' ? 'session' : 'response';
+    const original = asObject(ev[scope]);
+    if (!original) return CONTINUE;
+    if (scope === 'response' && locks.imageInput === false) {
+      const input = asArray(original['input']) ?? [];
+      if (input.some((i) => hasImage(asObject(i)))) return this.#rejectImage(ev, 'response.input');
+    }
+    const copy = structuredClone(original);
+    const violations = applyLocks(copy, scope, locks, this.#policy.truncation.upstream);
+    if (violations.length === 0) return CONTINUE;
+    const rejected = violations.find((x) => x.mode === 'reject');
+    if (rejected) {
+      this.#rejections++;
+      this.#ctx.report({ kind: 'lock', field: rejected.field, action: 'rejected' });
+      this.#ctx.log.info({ policy: this.#policy.name, field: rejected.field, eventType: frame.type }, 'session lock rejected an event');
+      return reject(
+        new ProxyError('session_locked', {
+          message: `The session setting is locked by policy: ${rejected.reason}.`,
+          param: rejected.param,
+          eventId: clientEventId(ev),
+          details: { field: rejected.field, action: 'rejected', policy: this.#policy.name },
+        }),
+      );
+    }
+    const fields = [...new Set(violations.map((x) => x.field))];
+    for (const field of fields) this.#ctx.report({ kind: 'lock', field, action: 'rewritten' });
+    this.#rewrites++;
+    this.#ctx.log.info({ policy: this.#policy.name, fields, eventType: frame.type }, 'session lock rewrote an event');
+    notifyClient(
+      this.#ctx,
+      new ProxyError('session_locked', {
+        message: `Locked by policy, rewritten: ${violations.map((x) => x.reason).join('; ')}.`,
+        param: violations[0]!.param,
+        eventId: clientEventId(ev),
+        details: { field: fields.join(','), action: 'rewritten', policy: this.#policy.name },
+      }),
+      LOCKS_FILTER,
+    );
+    return replace(toFrame({ ...ev, [scope]: copy }));
+  }
+
+  #rejectImage(ev: JsonObject, param: string): Verdict {
+    this.#rejections++;
+    this.#ctx.report({ kind: 'lock', field: 'image_input', action: 'rejected' });
+    return reject(
+      new ProxyError('session_locked', {
+        message: 'Image input is not allowed by policy.',
+        param,
+        eventId: clientEventId(ev),
+        details: { field: 'image_input', action: 'rejected', policy: this.#policy.name },
+      }),
+    );
+  }
+
+  onServer(frame: Frame): Verdict {
+    if (!this.#active) return CONTINUE;
+    switch (frame.type) {
+      case 'session.created':
+        this.#injectLockedState(frame);
+        return CONTINUE;
+      case 'response.output_item.added': {
+        if (!this.#allowedFn) return CONTINUE;
+        const ev = frame.json();
+        const item = asObject(ev['item']);
+        if (item?.['type'] !== 'function_call') return CONTINUE;
+        return this.#checkCall(asString(ev['response_id']) ?? '', asString(item['id']) ?? '', asString(item['name']) ?? '');
+      }
+      case 'response.function_call_arguments.done': {
+        if (!this.#allowedFn) return CONTINUE;
+        const ev = frame.json();
+        return this.#checkCall(asString(ev['response_id']) ?? '', asString(ev['item_id']) ?? '', asString(ev['name']) ?? '');
+      }
+      case 'response.done': {
+        if (this.#deleteOnDone.size === 0) return CONTINUE;
+        const id = asString(asObject(frame.json()['response'])?.['id']);
+        const items = id !== null ? this.#deleteOnDone.get(id) : undefined;
+        if (id !== null && items) {
+          this.#deleteOnDone.delete(id);
+          // The call stays out of the conversation, so later turns never see an unanswered call.
+          for (const itemId of items) this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, LOCKS_FILTER);
+        }
+        return CONTINUE;
+      }
+      default:
+        return CONTINUE;
+    }
+  }
+
+  /** A call to a function outside the allowlist: the response is cancelled before the client can run it. */
+  #checkCall(responseId: string, itemId: string, name: string): Verdict {
+    if (this.#allowedFn!(name)) return CONTINUE;
+    if (this.#ctx.isSuppressed(responseId)) return DROP;
+    this.#rejections++;
+    this.#ctx.report({ kind: 'lock', field: 'tools', action: 'rejected' });
+    this.#ctx.log.info({ policy: this.#policy.name, function: name, responseId }, 'model called a function the policy does not allow; response cancelled');
+    this.#ctx.cancelResponse(
+      responseId,
+      LOCKS_FILTER,
+      new ProxyError('guardrail_blocked', {
+        message: `The model called function ${name}, which the policy does not allow; the response was cancelled.`,
+        details: { field: 'tools', function: name, policy: this.#policy.name },
+      }),
+    );
+    if (itemId) {
+      let list = this.#deleteOnDone.get(responseId);
+      if (!list) this.#deleteOnDone.set(responseId, (list = []));
+      if (!list.includes(itemId)) list.push(itemId);
+    }
+    return DROP;
+  }
+
+  /** Sends the locked settings upstream right after session.created, so they hold without any client update. */
+  #injectLockedState(frame: Frame): void {
+    const session = asObject(frame.json()['session']);
+    if (!session || session['type'] !== 'realtime') return;
+    const copy = structuredClone(session);
+    const violations = applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream);
+    if (this.#policy.locks.inputTranscription) {
+      const input = asObject(asObject(copy['audio'])?.['input']);
+      if (input && !input['transcription']) {
+        const tr = this.#policy.locks.inputTranscription;
+        input['transcription'] = { model: tr.model, ...(tr.language ? { language: tr.language } : {}) };
+      }
+    }
+    const update: JsonObject = { type: 'realtime' };
+    for (const key of ['instructions', 'output_modalities', 'tools', 'tool_choice', 'prompt', 'tracing', 'truncation']) {
+      if (!deepEqual(copy[key], session[key]) && copy[key] !== undefined) update[key] = copy[key];
+    }
+    const audioOut = asObject(asObject(copy['audio'])?.['output']);
+    const origOut = asObject(asObject(session['audio'])?.['output']);
+    const audioIn = asObject(asObject(copy['audio'])?.['input']);
+    const origIn = asObject(asObject(session['audio'])?.['input']);
+    const audio: JsonObject = {};
+    if (audioOut && audioOut['voice'] !== origOut?.['voice']) audio['output'] = { voice: audioOut['voice'] };
+    if (audioIn && !deepEqual(audioIn['transcription'], origIn?.['transcription'])) audio['input'] = { transcription: audioIn['transcription'] };
+    if (Object.keys(audio).length > 0) update['audio'] = audio;
+    if (Object.keys(update).length === 1) return;
+    this.#ctx.log.debug({ policy: this.#policy.name, fields: Object.keys(update).filter((k) => k !== 'type'), violations: violations.length }, 'locked session state sent upstream');
+    this.#ctx.sendUpstream({ type: 'session.update', session: update } as { type: string }, LOCKS_FILTER);
+  }
+
+  summary(): Readonly<Record<string, string | number | boolean | null>> {
+    return { lockRewrites: this.#rewrites, lockRejections: this.#rejections };
+  }
+}

@@ -1,0 +1,234 @@
+import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, extname, join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { builtinDefaultPolicy, compilePolicy, parsePolicyYaml, PolicyError, type CompiledPolicy, type ModuleLoader } from './compile.js';
+
+/** A named policy: its current compiled version, swapped atomically by hot reloads. */
+export interface PolicyEntry {
+  readonly name: string;
+  readonly file: string | null;
+  current: CompiledPolicy;
+  loadedAt: number;
+  /** Why the latest edit was refused (the last good version stays in force), or null. */
+  lastError: string | null;
+}
+
+export type RegistryEvent =
+  | { readonly kind: 'reloaded'; readonly name: string; readonly version: string }
+  | { readonly kind: 'rejected'; readonly name: string; readonly file: string; readonly problems: readonly string[] }
+  | { readonly kind: 'added'; readonly name: string; readonly version: string };
+
+export interface RegistryOptions {
+  /** Absolute directory of the policy files. */
+  readonly dir: string;
+  /** When false, a missing directory falls back to a built-in permissive default policy. */
+  readonly dirRequired: boolean;
+  readonly defaultName: string;
+  readonly watch: boolean;
+  readonly debounceMs: number;
+  readonly log: Logger;
+  readonly loadModule?: ModuleLoader;
+}
+
+const POLICY_EXT = new Set(['.yaml', '.yml']);
+const MODULE_EXT = new Set(['.ts', '.mts', '.js', '.mjs']);
+
+function policyName(file: string): string {
+  return basename(file, extname(file));
+}
+
+/**
+ * Loads every policy file of a directory at boot (any invalid file aborts startup, naming the
+ * file, path and problem), and with `watch` reloads a file when it or one of its custom modules
+ * changes: a valid edit replaces the policy for new sessions (guardrail rules also for live
+ * sessions, from their next response), an invalid edit is logged and the last good version stays.
+ */
+export class PolicyRegistry {
+  readonly dir: string;
+  readonly defaultName: string;
+  readonly #entries = new Map<string, PolicyEntry>();
+  readonly #opts: RegistryOptions;
+  readonly #listeners: ((e: RegistryEvent) => void)[] = [];
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** One reload at a time per policy, in order. */
+  readonly #queues = new Map<string, Promise<void>>();
+  #watcher: FSWatcher | null = null;
+  #generation = 0;
+  #closed = false;
+
+  private constructor(opts: RegistryOptions) {
+    this.#opts = opts;
+    this.dir = opts.dir;
+    this.defaultName = opts.defaultName;
+  }
+
+  static async load(opts: RegistryOptions): Promise<PolicyRegistry> {
+    const reg = new PolicyRegistry(opts);
+    await reg.#loadAll();
+    if (opts.watch && existsSync(opts.dir)) reg.#startWatch();
+    return reg;
+  }
+
+  async #loadAll(): Promise<void> {
+    const { dir, log } = this.#opts;
+    if (!existsSync(dir)) {
+      if (this.#opts.dirRequired) throw new PolicyError(dir, ['(dir): the policies directory does not exist']);
+      log.warn({ dir }, 'policies directory not found: using the built-in permissive default policy');
+    } else {
+      const files = readdirSync(dir)
+        .filter((f) => POLICY_EXT.has(extname(f)))
+        .sort();
+      const errors: string[] = [];
+      for (const f of files) {
+        const file = join(dir, f);
+        const name = policyName(f);
+        if (this.#entries.has(name)) {
+          errors.push(`${file}: another file already defines policy "${name}"`);
+          continue;
+        }
+        try {
+          const compiled = await this.#compileFile(file, name);
+          this.#entries.set(name, { name, file, current: compiled, loadedAt: Date.now(), lastError: null });
+        } catch (err) {
+          errors.push(err instanceof Error ? err.message : String(err));
+        }
+      }
+      if (errors.length > 0) throw new PolicyError(dir, errors);
+    }
+    if (!this.#entries.has(this.defaultName)) {
+      if (this.#entries.size > 0 || this.#opts.dirRequired) {
+        throw new PolicyError(dir, [`(default): no policy file named "${this.defaultName}" (.yaml) in ${dir}`]);
+      }
+      this.#entries.set(this.defaultName, { name: this.defaultName, file: null, current: await builtinDefaultPolicy(this.defaultName), loadedAt: Date.now(), lastError: null });
+    }
+  }
+
+  async #compileFile(file: string, name: string): Promise<CompiledPolicy> {
+    const text = readFileSync(file, 'utf8');
+    const doc = parsePolicyYaml(text, file);
+    return compilePolicy(doc, {
+      name,
+      file,
+      root: this.dir,
+      text,
+      generation: this.#generation,
+      ...(this.#opts.loadModule ? { loadModule: this.#opts.loadModule } : {}),
+    });
+  }
+
+  get(name: string): PolicyEntry | undefined {
+    return this.#entries.get(name);
+  }
+
+  /** The tenant's policy, or the default one. */
+  resolve(name: string | null): PolicyEntry {
+    return (name !== null ? this.#entries.get(name) : undefined) ?? this.#entries.get(this.defaultName)!;
+  }
+
+  has(name: string): boolean {
+    return this.#entries.has(name);
+  }
+
+  entries(): PolicyEntry[] {
+    return [...this.#entries.values()];
+  }
+
+  onChange(cb: (e: RegistryEvent) => void): void {
+    this.#listeners.push(cb);
+  }
+
+  #emit(e: RegistryEvent): void {
+    for (const cb of this.#listeners) {
+      try {
+        cb(e);
+      } catch (err) {
+        this.#opts.log.error({ err }, 'policy change listener threw');
+      }
+    }
+  }
+
+  #startWatch(): void {
+    try {
+      this.#watcher = watch(this.dir, { recursive: true }, (_event, filename) => {
+        if (filename) this.#changed(resolve(this.dir, filename.toString()));
+      });
+      this.#watcher.on('error', (err) => this.#opts.log.error({ err }, 'policy watcher failed; hot reload is off'));
+    } catch (err) {
+      this.#opts.log.error({ err }, 'cannot watch the policies directory; hot reload is off');
+    }
+  }
+
+  /** Debounces bursts of events for one file (editors write, rename, chmod). */
+  #changed(file: string): void {
+    if (this.#closed) return;
+    const ext = extname(file);
+    if (!POLICY_EXT.has(ext) && !MODULE_EXT.has(ext)) return;
+    const prev = this.#timers.get(file);
+    if (prev) clearTimeout(prev);
+    this.#timers.set(
+      file,
+      setTimeout(() => {
+        this.#timers.delete(file);
+        void this.#reloadFor(file);
+      }, this.#opts.debounceMs),
+    );
+  }
+
+  async #reloadFor(file: string): Promise<void> {
+    if (POLICY_EXT.has(extname(file))) {
+      // Only top-level files are policies.
+      if (resolve(file, '..') !== this.dir) return;
+      await this.reload(policyName(file), file);
+      return;
+    }
+    const users = [...this.#entries.values()].filter((e) => e.current.modules.includes(file));
+    for (const e of users) if (e.file) await this.reload(e.name, e.file);
+  }
+
+  /** Re-reads one policy file; resolves when the new version is in force or refused. */
+  reload(name: string, file: string): Promise<void> {
+    const prev = this.#queues.get(name) ?? Promise.resolve();
+    const next = prev.then(() => this.#reloadNow(name, file));
+    this.#queues.set(name, next);
+    return next;
+  }
+
+  async #reloadNow(name: string, file: string): Promise<void> {
+    if (this.#closed) return;
+    const log = this.#opts.log;
+    const entry = this.#entries.get(name);
+    if (!existsSync(file) || !statSync(file).isFile()) {
+      if (entry) log.warn({ policy: name, file }, 'policy file removed: the last loaded version stays in force until restart');
+      return;
+    }
+    this.#generation++;
+    try {
+      const compiled = await this.#compileFile(file, name);
+      if (this.#closed) return;
+      if (entry) {
+        entry.current = compiled;
+        entry.loadedAt = Date.now();
+        entry.lastError = null;
+        log.info({ policy: name, version: compiled.version, file }, 'policy reloaded');
+        this.#emit({ kind: 'reloaded', name, version: compiled.version });
+      } else {
+        this.#entries.set(name, { name, file, current: compiled, loadedAt: Date.now(), lastError: null });
+        log.info({ policy: name, version: compiled.version, file }, 'policy added');
+        this.#emit({ kind: 'added', name, version: compiled.version });
+      }
+    } catch (err) {
+      const problems = err instanceof PolicyError ? err.problems : [String((err as Error)?.message ?? err)];
+      if (entry) entry.lastError = problems.join('; ');
+      log.error({ policy: name, file, problems, keptVersion: entry?.current.version ?? null }, 'policy edit refused: keeping the last good version');
+      this.#emit({ kind: 'rejected', name, file, problems });
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#watcher?.close();
+    this.#watcher = null;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+}

@@ -1,0 +1,341 @@
+import { CONTINUE, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import type { Frame, JsonObject } from '../pipeline/frame.js';
+import type { PolicyRegistry } from './registry.js';
+import type { PolicyTruncation } from './schema.js';
+import { asArray, asObject, asString } from './util.js';
+
+export const TRUNCATION_FILTER = 'policies.truncation';
+
+type Budget = NonNullable<PolicyTruncation['budget']>;
+
+/** Per-item framing tokens (role markers and the like). */
+const ITEM_OVERHEAD = 4;
+/** Audio token rates: user ≈ 1 per 100 ms, assistant ≈ 1 per 50 ms. */
+const USER_AUDIO_MS_PER_TOKEN = 100;
+const ASSISTANT_AUDIO_MS_PER_TOKEN = 50;
+const IMAGE_TOKENS = 255;
+
+const textTokens = (s: string) => (s.length === 0 ? 0 : Math.ceil(s.length / 4));
+
+interface TrackedItem {
+  readonly id: string;
+  type: string;
+  role: string | null;
+  callId: string | null;
+  tokens: number;
+  /** True once the token count came from usage (not re-estimated from item events). */
+  measured: boolean;
+  status: string | null;
+}
+
+/** Rough token count of an item from its content (audio from its duration when known). */
+export function estimateItemTokens(item: JsonObject, audioMs: number | null): number {
+  let t = ITEM_OVERHEAD;
+  const type = item['type'];
+  if (type === 'function_call') return t + textTokens(asString(item['name']) ?? '') + textTokens(asString(item['arguments']) ?? '');
+  if (type === 'function_call_output') return t + textTokens(asString(item['output']) ?? '');
+  if (type !== 'message') return t + textTokens(JSON.stringify(item));
+  const assistant = item['role'] === 'assistant';
+  for (const p of asArray(item['content']) ?? []) {
+    const part = asObject(p);
+    if (!part) continue;
+    const pt = part['type'];
+    if (pt === 'input_audio' || pt === 'output_audio' || pt === 'audio') {
+      if (audioMs !== null) t += Math.ceil(audioMs / (assistant ? ASSISTANT_AUDIO_MS_PER_TOKEN : USER_AUDIO_MS_PER_TOKEN));
+      else t += textTokens(asString(part['transcript']) ?? '') * (assistant ? 3 : 2);
+    } else if (pt === 'input_image') {
+      t += IMAGE_TOKENS;
+    } else {
+      t += textTokens(asString(part['text']) ?? asString(part['transcript']) ?? '');
+    }
+  }
+  return t;
+}
+
+export interface PrunePlan {
+  readonly itemIds: readonly string[];
+  readonly tokensBefore: number;
+  readonly tokensAfter: number;
+}
+
+/**
+ * The proxy's model of the upstream conversation: items in order with estimated tokens, plus an
+ * overhead (instructions, tools, estimation error) recalibrated from each response's
+ * `usage.input_tokens`, so `total()` tracks what the next response will be billed as input.
+ */
+export class ContextTracker {
+  readonly #items: TrackedItem[] = [];
+  readonly #byId = new Map<string, TrackedItem>();
+  readonly #speech = new Map<string, { start: number | null; end: number | null }>();
+  #overhead = 0;
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  ids(): string[] {
+    return this.#items.map((i) => i.id);
+  }
+
+  total(): number {
+    let sum = this.#overhead;
+    for (const i of this.#items) sum += i.tokens;
+    return sum;
+  }
+
+  #audioMs(id: string): number | null {
+    const s = this.#speech.get(id);
+    return s && s.start !== null && s.end !== null && s.end > s.start ? s.end - s.start : null;
+  }
+
+  upsert(item: JsonObject, previousItemId: string | null | undefined): void {
+    const id = asString(item['id']);
+    if (id === null) return;
+    const existing = this.#byId.get(id);
+    const type = asString(item['type']) ?? 'unknown';
+    if (existing) {
+      existing.type = type;
+      existing.role = asString(item['role']) ?? existing.role;
+      existing.callId = asString(item['call_id']) ?? existing.callId;
+      existing.status = asString(item['status']);
+      if (!existing.measured) existing.tokens = estimateItemTokens(item, this.#audioMs(id));
+      return;
+    }
+    const tracked: TrackedItem = {
+      id,
+      type,
+      role: asString(item['role']),
+      callId: asString(item['call_id']),
+      tokens: estimateItemTokens(item, this.#audioMs(id)),
+      measured: false,
+      status: asString(item['status']),
+    };
+    this.#byId.set(id, tracked);
+    // `previous_item_id: null` is the start of the conversation; unknown ids append.
+    if (previousItemId === null) {
+      this.#items.unshift(tracked);
+      return;
+    }
+    const at = previousItemId === undefined ? -1 : this.#items.findIndex((i) => i.id === previousItemId);
+    if (at < 0) this.#items.push(tracked);
+    else this.#items.splice(at + 1, 0, tracked);
+  }
+
+  remove(id: string): boolean {
+    const item = this.#byId.get(id);
+    if (!item) return false;
+    this.#byId.delete(id);
+    this.#speech.delete(id);
+    this.#items.splice(this.#items.indexOf(item), 1);
+    return true;
+  }
+
+  speech(id: string, start: number | null, end: number | null): void {
+    const s = this.#speech.get(id) ?? { start: null, end: null };
+    if (start !== null) s.start = start;
+    if (end !== null) s.end = end;
+    this.#speech.set(id, s);
+    const item = this.#byId.get(id);
+    const ms = this.#audioMs(id);
+    if (item && ms !== null && !item.measured) item.tokens = ITEM_OVERHEAD + Math.ceil(ms / USER_AUDIO_MS_PER_TOKEN);
+  }
+
+  /** `conversation.item.truncated`: the assistant audio after `audioEndMs` is gone. */
+  truncated(id: string, audioEndMs: number): void {
+    const item = this.#byId.get(id);
+    if (!item) return;
+    item.tokens = Math.min(item.tokens, ITEM_OVERHEAD + Math.ceil(audioEndMs / ASSISTANT_AUDIO_MS_PER_TOKEN));
+    item.measured = true;
+  }
+
+  /** Adds text to an item's estimate (e.g. a finished input transcript of an audio item of unknown length). */
+  transcript(id: string, text: string): void {
+    const item = this.#byId.get(id);
+    if (item && !item.measured && this.#audioMs(id) === null) item.tokens = ITEM_OVERHEAD + textTokens(text) * 2;
+  }
+
+  /**
+   * Ground truth from `response.done`: `inputTokens` is what the response was billed as context;
+   * `outputTokens` belong to its output items, which join the conversation.
+   */
+  calibrate(inputTokens: number, outputTokens: number, outputIds: readonly string[]): void {
+    const out = outputIds.map((id) => this.#byId.get(id)).filter((i): i is TrackedItem => i !== undefined);
+    const outSet = new Set(out);
+    let before = 0;
+    for (const i of this.#items) if (!outSet.has(i)) before += i.tokens;
+    this.#overhead = Math.max(0, inputTokens - before);
+    if (out.length > 0 && outputTokens > 0) {
+      const share = Math.max(1, Math.round(outputTokens / out.length));
+      for (const i of out) {
+        i.tokens = ITEM_OVERHEAD + share;
+        i.measured = true;
+      }
+    }
+  }
+
+  /**
+   * The oldest items to delete to get from over `maxTokens` down to `maxTokens × targetRatio`.
+   * Pinned: the first `keepFirst`, system messages (`keepSystem`), the latest `keepLast`, and
+   * anything still in progress. A function_call and its function_call_output go together.
+   */
+  plan(budget: Budget): PrunePlan | null {
+    const before = this.total();
+    if (before <= budget.maxTokens) return null;
+    const target = Math.floor(budget.maxTokens * budget.targetRatio);
+    const n = this.#items.length;
+    const pinned = new Set<TrackedItem>();
+    this.#items.forEach((item, idx) => {
+      if (idx < budget.keepFirst || idx >= n - budget.keepLast) pinned.add(item);
+      if (budget.keepSystem && item.role === 'system') pinned.add(item);
+      if (item.status === 'in_progress') pinned.add(item);
+    });
+    const byCall = new Map<string, TrackedItem[]>();
+    for (const item of this.#items) {
+      if (item.callId === null || (item.type !== 'function_call' && item.type !== 'function_call_output')) continue;
+      const list = byCall.get(item.callId) ?? [];
+      list.push(item);
+      byCall.set(item.callId, list);
+    }
+    const chosen = new Set<TrackedItem>();
+    let total = before;
+    for (const item of this.#items) {
+      if (total <= target) break;
+      if (chosen.has(item) || pinned.has(item)) continue;
+      const group = item.callId !== null && byCall.has(item.callId) ? byCall.get(item.callId)! : [item];
+      if (group.some((g) => pinned.has(g))) continue;
+      for (const g of group) {
+        chosen.add(g);
+        total -= g.tokens;
+      }
+    }
+    if (chosen.size === 0) return null;
+    return { itemIds: this.#items.filter((i) => chosen.has(i)).map((i) => i.id), tokensBefore: before, tokensAfter: total };
+  }
+}
+
+export function truncationFactory(registry: PolicyRegistry): FilterFactory {
+  return {
+    name: TRUNCATION_FILTER,
+    wants: {
+      client: ['response.create'],
+      server: [
+        'conversation.item.added',
+        'conversation.item.created',
+        'conversation.item.done',
+        'conversation.item.deleted',
+        'conversation.item.truncated',
+        'conversation.item.input_audio_transcription.completed',
+        'input_audio_buffer.speech_started',
+        'input_audio_buffer.speech_stopped',
+        'response.done',
+      ],
+    },
+    failMode: 'open',
+    create: (ctx) => new TruncationFilter(ctx, registry.resolve(ctx.tenant.policy).current.truncation.budget ?? null, registry.resolve(ctx.tenant.policy).name),
+  };
+}
+
+/**
+ * Proxy-side pruning for a hard context budget. Deletes are sent before a client
+ * `response.create` (they reach the upstream first on the same socket) and right after each
+ * `response.done` when over budget, so that server-VAD turns, which start without any client
+ * event, already begin under the budget.
+ */
+export class TruncationFilter implements Filter {
+  readonly #ctx: SessionContext;
+  readonly #budget: Budget | null;
+  readonly #policy: string;
+  readonly tracker = new ContextTracker();
+  #pruned = 0;
+
+  constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
+    this.#ctx = ctx;
+    this.#budget = budget;
+    this.#policy = policy;
+  }
+
+  onClient(frame: Frame): Verdict {
+    if (!this.#budget) return CONTINUE;
+    const response = asObject(frame.json()['response']);
+    // Out-of-band responses do not read the default conversation.
+    if (response?.['conversation'] === 'none') return CONTINUE;
+    this.#prune('response.create');
+    return CONTINUE;
+  }
+
+  onServer(frame: Frame): Verdict {
+    if (!this.#budget) return CONTINUE;
+    const ev = frame.json();
+    switch (frame.type) {
+      case 'conversation.item.added':
+      case 'conversation.item.created':
+      case 'conversation.item.done': {
+        const item = asObject(ev['item']);
+        const prev = ev['previous_item_id'];
+        if (item) this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined));
+        break;
+      }
+      case 'conversation.item.deleted': {
+        const id = asString(ev['item_id']);
+        if (id !== null) this.tracker.remove(id);
+        break;
+      }
+      case 'conversation.item.truncated': {
+        const id = asString(ev['item_id']);
+        const end = ev['audio_end_ms'];
+        if (id !== null && typeof end === 'number') this.tracker.truncated(id, end);
+        break;
+      }
+      case 'conversation.item.input_audio_transcription.completed': {
+        const id = asString(ev['item_id']);
+        const text = asString(ev['transcript']);
+        if (id !== null && text !== null) this.tracker.transcript(id, text);
+        break;
+      }
+      case 'input_audio_buffer.speech_started':
+      case 'input_audio_buffer.speech_stopped': {
+        const id = asString(ev['item_id']);
+        const start = ev['audio_start_ms'];
+        const end = ev['audio_end_ms'];
+        if (id !== null) this.tracker.speech(id, typeof start === 'number' ? start : null, typeof end === 'number' ? end : null);
+        break;
+      }
+      case 'response.done': {
+        const response = asObject(ev['response']);
+        // Out-of-band responses (no conversation) neither use nor grow the default conversation.
+        if (!response || typeof response['conversation_id'] !== 'string') break;
+        const usage = asObject(response['usage']);
+        const input = usage?.['input_tokens'];
+        const output = usage?.['output_tokens'];
+        if (typeof input === 'number' && typeof output === 'number') {
+          const ids = (asArray(response['output']) ?? []).map((o) => asString(asObject(o)?.['id'])).filter((id): id is string => id !== null);
+          this.tracker.calibrate(input, output, ids);
+        }
+        this.#prune('response.done');
+        break;
+      }
+      default:
+        break;
+    }
+    return CONTINUE;
+  }
+
+  #prune(trigger: string): void {
+    const plan = this.tracker.plan(this.#budget!);
+    if (!plan) return;
+    for (const id of plan.itemIds) {
+      this.tracker.remove(id);
+      this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: id } as { type: string }, TRUNCATION_FILTER);
+    }
+    this.#pruned += plan.itemIds.length;
+    this.#ctx.report({ kind: 'prune', itemIds: plan.itemIds, tokensBefore: plan.tokensBefore, tokensAfter: plan.tokensAfter });
+    this.#ctx.log.info(
+      { policy: this.#policy, trigger, items: plan.itemIds.length, tokensBefore: plan.tokensBefore, tokensAfter: plan.tokensAfter, maxTokens: this.#budget!.maxTokens },
+      'conversation pruned to the context budget',
+    );
+  }
+
+  summary(): Readonly<Record<string, string | number | boolean | null>> {
+    return this.#budget ? { prunedItems: this.#pruned, contextTokensEstimate: this.tracker.total() } : {};
+  }
+}
