@@ -1,6 +1,103 @@
-import type { ModuleDeps, ProxyModule } from '../app/module.js';
+import type { Tracer } from '@opentelemetry/api';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { HttpRoute, ModuleDeps, ProxyModule } from '../app/module.js';
+import type { Config } from '../config/schema.js';
+import { TelemetryMetrics } from './metrics.js';
+import { TelemetrySdk } from './sdk.js';
+import { TelemetryFilterFactory, type TelemetryShared } from './session.js';
+import { resolveSettings, type TelemetrySettings } from './settings.js';
+import type { Scheduler } from './turns.js';
 
-/** Stub: the telemetry concern registers its filters and routes here. */
-export async function createTelemetryModule(_deps: ModuleDeps): Promise<ProxyModule> {
-  return { name: 'telemetry', filters: [] };
+export interface TelemetryOptions {
+  /** OTEL_* variables (default: process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Send spans here (synchronously) instead of the configured exporter: tests. */
+  readonly spanExporter?: SpanExporter;
+  readonly metricReaders?: readonly IMetricReader[];
+  readonly scheduler?: Scheduler;
+}
+
+export interface TelemetryModule extends ProxyModule {
+  readonly settings: TelemetrySettings;
+  readonly sdk: TelemetrySdk | null;
+  readonly tracer: Tracer | null;
+}
+
+/** Where the proxy dials: `server.address` / `server.port` of the inference spans. */
+function upstreamAddress(config: Config): { address: string | null; port: number | null } {
+  const up = config.upstream;
+  const raw = up.provider === 'azure' && up.azure ? up.azure.endpoint : up.url;
+  try {
+    const u = new URL(raw);
+    const secure = u.protocol === 'wss:' || u.protocol === 'https:';
+    return { address: u.hostname, port: u.port ? Number(u.port) : secure ? 443 : 80 };
+  } catch {
+    return { address: null, port: null };
+  }
+}
+
+/**
+ * The telemetry concern: a first-in-chain filter that turns the event stream into per-turn traces,
+ * metrics and trace-correlated log lines; `/metrics` for Prometheus (on the proxy port, or a
+ * separate listener); OTLP export. With `telemetry.enabled: false` it contributes nothing at all.
+ */
+export async function createTelemetryModule(deps: ModuleDeps, options: TelemetryOptions = {}): Promise<TelemetryModule> {
+  const settings = resolveSettings(deps.config.telemetry, options.env ?? process.env);
+  const log = deps.log.child({ module: 'telemetry' });
+  for (const w of settings.warnings) log.warn(w);
+  if (!settings.enabled) {
+    log.info('telemetry disabled');
+    return { name: 'telemetry', filters: [], settings, sdk: null, tracer: null };
+  }
+  const sdk = new TelemetrySdk(settings, {
+    ...(options.spanExporter ? { spanExporter: options.spanExporter } : {}),
+    ...(options.metricReaders ? { metricReaders: options.metricReaders } : {}),
+  });
+  const metrics = new TelemetryMetrics(sdk.meter);
+  const upstream = upstreamAddress(deps.config);
+  const shared: TelemetryShared = {
+    settings,
+    metrics,
+    tracer: sdk.tracer,
+    serverAddress: upstream.address,
+    serverPort: upstream.port,
+    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+  };
+  const routes: HttpRoute[] = [];
+  const prom = settings.metrics.prometheus;
+  if (sdk.servesMetricsOnProxyPort) {
+    routes.push({
+      method: 'GET',
+      path: prom.path,
+      auth: 'none',
+      async handle() {
+        return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }, body: await sdk.metricsText() };
+      },
+    });
+  }
+  log.info(
+    {
+      traces: settings.traces.exporter,
+      endpoint: settings.traces.exporter === 'otlp' ? settings.traces.endpoint : null,
+      protocol: settings.traces.protocol,
+      sampleRatio: settings.traces.sampleRatio,
+      prometheus: prom.enabled ? (prom.port === null ? `proxy port ${prom.path}` : `${prom.host}:${prom.port}${prom.path}`) : false,
+      otlpMetrics: settings.metrics.otlp.enabled ? settings.metrics.otlp.endpoint : false,
+      captureContent: settings.capture.enabled,
+    },
+    'telemetry ready',
+  );
+  return {
+    name: 'telemetry',
+    filters: [new TelemetryFilterFactory(shared)],
+    routes,
+    settings,
+    sdk,
+    tracer: sdk.tracer,
+    async close() {
+      await sdk.forceFlush();
+      await sdk.shutdown();
+    },
+  };
 }

@@ -1,0 +1,301 @@
+import type { Attributes, Counter, Histogram, Meter, ObservableCounter, UpDownCounter } from '@opentelemetry/api';
+import type { Report } from '../pipeline/reports.js';
+import { turnLatencies, type ResponseRecord, type ToolRecord, type TurnRecord, type Usage } from './records.js';
+import * as S from './semconv.js';
+
+/**
+ * Keeps a label's value set bounded: the first `max` distinct values pass through, the rest are
+ * folded into `other`. For labels whose values clients influence (model, tool name, error code).
+ */
+export class BoundedLabel {
+  readonly #seen = new Set<string>();
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get(value: string | null | undefined): string {
+    if (!value) return 'unknown';
+    const v = value.length > 64 ? value.slice(0, 64) : value;
+    if (this.#seen.has(v)) return v;
+    if (this.#seen.size >= this.#max) return 'other';
+    this.#seen.add(v);
+    return v;
+  }
+}
+
+/** Hot-path counters of one live session: plain numbers, summed by the observable callback. */
+export interface SessionMeters {
+  readonly tenant: string;
+  clientFrames: number;
+  clientBytes: number;
+  serverFrames: number;
+  serverBytes: number;
+  readonly audio: { audioInMs: number; audioOutMs: number };
+}
+
+interface Totals {
+  clientFrames: number;
+  clientBytes: number;
+  serverFrames: number;
+  serverBytes: number;
+  audioInMs: number;
+  audioOutMs: number;
+}
+
+const zeroTotals = (): Totals => ({ clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audioInMs: 0, audioOutMs: 0 });
+
+function histogram(meter: Meter, name: string, unit: string, buckets: readonly number[], description: string): Histogram {
+  return meter.createHistogram(name, { unit, description, advice: { explicitBucketBoundaries: [...buckets] } });
+}
+
+/**
+ * Every instrument of the proxy, with bounded labels. Turn, response and session figures are
+ * recorded at those boundaries; per-frame figures (frames, bytes, audio seconds) are observable
+ * instruments read from the live sessions' plain counters at collection time.
+ */
+export class TelemetryMetrics {
+  readonly tenants = new BoundedLabel(1000);
+  readonly models = new BoundedLabel(50);
+  readonly tools = new BoundedLabel(200);
+  readonly codes = new BoundedLabel(200);
+  readonly policies = new BoundedLabel(500);
+
+  readonly #operationDuration: Histogram;
+  readonly #tokenUsage: Histogram;
+  readonly #invokeAgentDuration: Histogram;
+  readonly #executeToolDuration: Histogram;
+  readonly #responseLatency: Histogram;
+  readonly #voiceToVoice: Histogram;
+  readonly #timeToFirstText: Histogram;
+  readonly #timeToFirstAudio: Histogram;
+  readonly #turns: Counter;
+  readonly #interruptions: Counter;
+  readonly #tokens: Counter;
+  readonly #cost: Counter;
+  readonly #sessionsActive: UpDownCounter;
+  readonly #sessionsStarted: Counter;
+  readonly #sessionsEnded: Counter;
+  readonly #sessionDuration: Histogram;
+  readonly #upstreamConnect: Histogram;
+  readonly #guardrails: Counter;
+  readonly #budget: Counter;
+  readonly #prunes: Counter;
+  readonly #locks: Counter;
+  readonly #verdicts: Counter;
+  readonly #errors: Counter;
+  readonly #relayLatency: Histogram;
+  readonly #backpressure: Counter;
+  readonly #frames: ObservableCounter;
+  readonly #bytes: ObservableCounter;
+  readonly #audio: ObservableCounter;
+
+  readonly #live = new Set<SessionMeters>();
+  readonly #retired = new Map<string, Totals>();
+
+  constructor(meter: Meter) {
+    this.#operationDuration = histogram(meter, S.METRIC_OPERATION_DURATION, 's', S.DURATION_BUCKETS, 'GenAI operation duration: one realtime response, request (or creation) to response.done.');
+    this.#tokenUsage = histogram(meter, S.METRIC_TOKEN_USAGE, '{token}', S.TOKEN_BUCKETS, 'Tokens per response, by input/output.');
+    this.#invokeAgentDuration = histogram(meter, S.METRIC_INVOKE_AGENT_DURATION, 's', S.DURATION_BUCKETS, 'Turn duration (the invoke_agent span).');
+    this.#executeToolDuration = histogram(meter, S.METRIC_EXECUTE_TOOL_DURATION, 's', S.DURATION_BUCKETS, 'Client tool round trip: function_call_arguments.done to function_call_output.');
+    this.#responseLatency = histogram(meter, S.METRIC_TURN_RESPONSE_LATENCY, 's', S.LATENCY_BUCKETS, 'End of the user turn as the proxy saw it to the first audio forwarded to the client.');
+    this.#voiceToVoice = histogram(meter, S.METRIC_TURN_VOICE_TO_VOICE, 's', S.LATENCY_BUCKETS, 'Estimated true end of speech (VAD silence window removed) to the first audio forwarded.');
+    this.#timeToFirstText = histogram(meter, S.METRIC_TURN_TIME_TO_FIRST_TEXT, 's', S.LATENCY_BUCKETS, 'End of the user turn to the first text or transcript delta forwarded.');
+    this.#timeToFirstAudio = histogram(meter, S.METRIC_RESPONSE_TIME_TO_FIRST_AUDIO, 's', S.LATENCY_BUCKETS, 'response.created to the first audio delta forwarded.');
+    this.#turns = meter.createCounter(S.METRIC_TURNS, { unit: '{turn}', description: 'Turns by end reason.' });
+    this.#interruptions = meter.createCounter(S.METRIC_INTERRUPTIONS, { unit: '{interruption}', description: 'Barge-ins and cancels, by kind (generation, playback).' });
+    this.#tokens = meter.createCounter(S.METRIC_USAGE_TOKENS, { unit: '{token}', description: 'Tokens by type, modality and cache.' });
+    this.#cost = meter.createCounter(S.METRIC_USAGE_COST, { unit: '{USD}', description: 'Cost in USD as metered by the proxy.' });
+    this.#sessionsActive = meter.createUpDownCounter(S.METRIC_SESSIONS_ACTIVE, { unit: '{session}', description: 'Sessions open now.' });
+    this.#sessionsStarted = meter.createCounter(S.METRIC_SESSIONS_STARTED, { unit: '{session}', description: 'Sessions accepted.' });
+    this.#sessionsEnded = meter.createCounter(S.METRIC_SESSIONS_ENDED, { unit: '{session}', description: 'Sessions ended, by close reason.' });
+    this.#sessionDuration = histogram(meter, S.METRIC_SESSION_DURATION, 's', S.SESSION_BUCKETS, 'Session duration by close reason.');
+    this.#upstreamConnect = histogram(meter, S.METRIC_UPSTREAM_CONNECT, 's', S.CONNECT_BUCKETS, 'Upstream WebSocket connect time (error.type set on failure).');
+    this.#guardrails = meter.createCounter(S.METRIC_GUARDRAIL_TRIPS, { unit: '{trip}', description: 'Guardrail decisions by policy, rule and action.' });
+    this.#budget = meter.createCounter(S.METRIC_BUDGET_EVENTS, { unit: '{event}', description: 'Budget enforcement (refused, cancelled, clamped, ended).' });
+    this.#prunes = meter.createCounter(S.METRIC_PRUNES, { unit: '{prune}', description: 'Conversation prunes by the proxy.' });
+    this.#locks = meter.createCounter(S.METRIC_LOCKS, { unit: '{event}', description: 'Locked session fields rewritten or rejected.' });
+    this.#verdicts = meter.createCounter(S.METRIC_VERDICTS, { unit: '{verdict}', description: 'Frames a filter replaced, dropped, rejected or closed on.' });
+    this.#errors = meter.createCounter(S.METRIC_ERRORS, { unit: '{error}', description: 'Errors by type and origin (upstream, proxy).' });
+    this.#relayLatency = histogram(meter, S.METRIC_RELAY_LATENCY, 's', S.RELAY_BUCKETS, 'Proxy processing time per relayed frame (sampled).');
+    this.#backpressure = meter.createCounter(S.METRIC_BACKPRESSURE, { unit: '{event}', description: 'Times the proxy paused a direction for backpressure.' });
+    this.#frames = meter.createObservableCounter(S.METRIC_RELAY_FRAMES, { unit: '{frame}', description: 'Frames relayed (client = client to upstream).' });
+    this.#bytes = meter.createObservableCounter(S.METRIC_RELAY_BYTES, { unit: 'By', description: 'Bytes relayed.' });
+    this.#audio = meter.createObservableCounter(S.METRIC_AUDIO_DURATION, { unit: 's', description: 'Audio relayed, in seconds (from base64 sizes).' });
+    meter.addBatchObservableCallback(
+      (result) => {
+        const totals = new Map<string, Totals>();
+        for (const [tenant, t] of this.#retired) totals.set(tenant, { ...t });
+        for (const s of this.#live) {
+          let t = totals.get(s.tenant);
+          if (!t) totals.set(s.tenant, (t = zeroTotals()));
+          addInto(t, s);
+        }
+        for (const [tenant, t] of totals) {
+          const c = { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_DIRECTION]: 'client' };
+          const u = { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_DIRECTION]: 'server' };
+          result.observe(this.#frames, t.clientFrames, c);
+          result.observe(this.#frames, t.serverFrames, u);
+          result.observe(this.#bytes, t.clientBytes, c);
+          result.observe(this.#bytes, t.serverBytes, u);
+          result.observe(this.#audio, t.audioInMs / 1000, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_DIRECTION]: 'input' });
+          result.observe(this.#audio, t.audioOutMs / 1000, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_DIRECTION]: 'output' });
+        }
+      },
+      [this.#frames, this.#bytes, this.#audio],
+    );
+  }
+
+  // ---- sessions ----------------------------------------------------------------------------
+
+  sessionStarted(meters: SessionMeters): void {
+    this.#live.add(meters);
+    const attrs = { [S.ATTR_TENANT_ID]: meters.tenant };
+    this.#sessionsActive.add(1, attrs);
+    this.#sessionsStarted.add(1, attrs);
+  }
+
+  sessionEnded(meters: SessionMeters, closeReason: string, initiator: string, durationS: number): void {
+    if (!this.#live.delete(meters)) return;
+    let t = this.#retired.get(meters.tenant);
+    if (!t) this.#retired.set(meters.tenant, (t = zeroTotals()));
+    addInto(t, meters);
+    const tenant = { [S.ATTR_TENANT_ID]: meters.tenant };
+    this.#sessionsActive.add(-1, tenant);
+    this.#sessionsEnded.add(1, { ...tenant, [S.ATTR_SESSION_CLOSE_REASON]: closeReason, [S.ATTR_SESSION_CLOSE_INITIATOR]: initiator });
+    this.#sessionDuration.record(durationS, { ...tenant, [S.ATTR_SESSION_CLOSE_REASON]: closeReason });
+  }
+
+  upstreamConnect(seconds: number, errorType: string | null): void {
+    this.#upstreamConnect.record(seconds, errorType ? { [S.ATTR_ERROR_TYPE]: errorType } : {});
+  }
+
+  // ---- turns and responses -----------------------------------------------------------------
+
+  responseDone(tenant: string, model: string, r: ResponseRecord): void {
+    const base: Attributes = {
+      [S.ATTR_GEN_AI_OPERATION_NAME]: S.OP_REALTIME_INFERENCE,
+      [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER_OPENAI,
+      [S.ATTR_GEN_AI_REQUEST_MODEL]: model,
+      [S.ATTR_TENANT_ID]: tenant,
+    };
+    const end = r.doneAt;
+    if (end !== null) {
+      const attrs: Attributes = { ...base };
+      if (r.errorType) attrs[S.ATTR_ERROR_TYPE] = this.codes.get(r.errorType);
+      this.#operationDuration.record((end - (r.requestedAt ?? r.createdAt)) / 1000, attrs);
+    }
+    if (r.firstAudioAt !== null) {
+      this.#timeToFirstAudio.record((r.firstAudioAt - r.createdAt) / 1000, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_RESPONSE_TRIGGER]: r.trigger });
+    }
+    if (r.usage) this.#usage(base, tenant, model, r.usage);
+  }
+
+  #usage(base: Attributes, tenant: string, model: string, u: Usage): void {
+    this.#tokenUsage.record(u.input, { ...base, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'input' });
+    this.#tokenUsage.record(u.output, { ...base, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'output' });
+    const add = (n: number, type: string, modality: string, cached: boolean) => {
+      if (n <= 0) return;
+      this.#tokens.add(n, {
+        [S.ATTR_TENANT_ID]: tenant,
+        [S.ATTR_GEN_AI_REQUEST_MODEL]: model,
+        [S.ATTR_GEN_AI_TOKEN_TYPE]: type,
+        [S.ATTR_GEN_AI_TOKEN_MODALITY]: modality,
+        'rtproxy.token.cached': cached ? 'true' : 'false',
+      });
+    };
+    add(u.inputText - u.cachedText, 'input', 'text', false);
+    add(u.cachedText, 'input', 'text', true);
+    add(u.inputAudio - u.cachedAudio, 'input', 'audio', false);
+    add(u.cachedAudio, 'input', 'audio', true);
+    add(u.inputImage - u.cachedImage, 'input', 'image', false);
+    add(u.cachedImage, 'input', 'image', true);
+    add(u.outputText, 'output', 'text', false);
+    add(u.outputAudio, 'output', 'audio', false);
+  }
+
+  turnClosed(tenant: string, model: string, turn: TurnRecord): void {
+    const reason = turn.endReason ?? 'completed';
+    const base = { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model };
+    this.#turns.add(1, { ...base, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason, [S.ATTR_TURN_INITIATOR]: turn.initiator });
+    const lat = turnLatencies(turn);
+    this.#invokeAgentDuration.record(lat.durationMs / 1000, { ...base, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason });
+    const anchored = { ...base, [S.ATTR_TURN_ANCHOR]: turn.anchor };
+    if (lat.responseLatencyMs !== null) this.#responseLatency.record(lat.responseLatencyMs / 1000, anchored);
+    if (lat.voiceToVoiceMs !== null) this.#voiceToVoice.record(lat.voiceToVoiceMs / 1000, anchored);
+    if (lat.timeToFirstTextMs !== null) this.#timeToFirstText.record(lat.timeToFirstTextMs / 1000, anchored);
+    if (turn.interruption) this.#interruptions.add(1, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_INTERRUPTION_KIND]: turn.interruption });
+    for (const tool of turn.tools) this.#tool(tenant, tool);
+  }
+
+  #tool(tenant: string, tool: ToolRecord): void {
+    if (tool.end === null) return;
+    this.#executeToolDuration.record((tool.end - tool.start) / 1000, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_TOOL_NAME]: this.tools.get(tool.name) });
+  }
+
+  // ---- reports -----------------------------------------------------------------------------
+
+  report(tenant: string, report: Report): void {
+    const t = { [S.ATTR_TENANT_ID]: tenant };
+    switch (report.kind) {
+      case 'usage':
+        this.#cost.add(report.costMicros / 1e6, { ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: this.models.get(report.model) });
+        if (report.source === 'transcription') {
+          const attrs = { ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: this.models.get(report.model), 'rtproxy.token.cached': 'false' };
+          if (report.inputTokens > 0) this.#tokens.add(report.inputTokens, { ...attrs, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'input', [S.ATTR_GEN_AI_TOKEN_MODALITY]: 'audio' });
+          if (report.outputTokens > 0) this.#tokens.add(report.outputTokens, { ...attrs, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'output', [S.ATTR_GEN_AI_TOKEN_MODALITY]: 'text' });
+        }
+        return;
+      case 'guardrail':
+        this.#guardrails.add(1, {
+          ...t,
+          [S.ATTR_GEN_AI_GUARDRAIL_POLICY_ID]: this.policies.get(report.policyId),
+          [S.ATTR_GUARDRAIL_RULE_ID]: this.policies.get(report.ruleId),
+          [S.ATTR_GUARDRAIL_ACTION]: report.action,
+          [S.ATTR_GEN_AI_GUARDRAIL_SOURCE]: report.source,
+        });
+        return;
+      case 'budget':
+        this.#budget.add(1, { ...t, [S.ATTR_BUDGET_ACTION]: report.action, [S.ATTR_BUDGET_SCOPE]: report.scope });
+        return;
+      case 'prune':
+        this.#prunes.add(1, t);
+        return;
+      case 'lock':
+        this.#locks.add(1, { ...t, 'rtproxy.lock.field': this.policies.get(report.field), 'rtproxy.lock.action': report.action });
+        return;
+      case 'verdict':
+        this.#verdicts.add(1, { ...t, [S.ATTR_VERDICT_FILTER]: report.filter, [S.ATTR_VERDICT]: report.verdict, [S.ATTR_VERDICT_CODE]: report.code ?? 'none' });
+        return;
+      case 'filter_error':
+        this.#errors.add(1, { ...t, [S.ATTR_ERROR_TYPE]: 'filter_error', [S.ATTR_ERROR_ORIGIN]: 'proxy' });
+        return;
+      case 'backpressure':
+        if (report.state === 'paused') this.#backpressure.add(1, { ...t, [S.ATTR_DIRECTION]: report.direction });
+        return;
+      case 'relay_latency':
+        this.relayLatency(report.direction, report.ms);
+        return;
+      default:
+        return;
+    }
+  }
+
+  error(tenant: string, code: string, origin: 'upstream' | 'proxy' | 'client'): void {
+    this.#errors.add(1, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_ERROR_TYPE]: this.codes.get(code), [S.ATTR_ERROR_ORIGIN]: origin });
+  }
+
+  relayLatency(direction: 'client' | 'server', ms: number): void {
+    this.#relayLatency.record(ms / 1000, { [S.ATTR_DIRECTION]: direction });
+  }
+}
+
+function addInto(t: Totals, s: SessionMeters): void {
+  t.clientFrames += s.clientFrames;
+  t.clientBytes += s.clientBytes;
+  t.serverFrames += s.serverFrames;
+  t.serverBytes += s.serverBytes;
+  t.audioInMs += s.audio.audioInMs;
+  t.audioOutMs += s.audio.audioOutMs;
+}

@@ -1,0 +1,287 @@
+import type { Tracer } from '@opentelemetry/api';
+import pino from 'pino';
+import { CONTINUE, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import type { Frame } from '../pipeline/frame.js';
+import type { Report } from '../pipeline/reports.js';
+import { ErrorCatalogue } from '../protocol/errors.js';
+import type { SessionMeters, TelemetryMetrics } from './metrics.js';
+import { turnLatencies, type ResponseRecord, type SessionView, type TurnRecord } from './records.js';
+import { captureWith } from './redact.js';
+import type { TelemetrySettings } from './settings.js';
+import { SessionSpans } from './spans.js';
+import { realScheduler, TurnTracker, type Scheduler, type TurnSink } from './turns.js';
+
+/** What every session of one proxy shares: instruments, tracer, settings. Built once at boot. */
+export interface TelemetryShared {
+  readonly settings: TelemetrySettings;
+  readonly metrics: TelemetryMetrics;
+  readonly tracer: Tracer | null;
+  readonly serverAddress: string | null;
+  readonly serverPort: number | null;
+  readonly scheduler?: Scheduler;
+}
+
+/** Deterministic per-session sampling: FNV-1a of the session id mapped onto [0, 1). */
+export function sessionSampled(sessionId: string, ratio: number): boolean {
+  if (ratio >= 1) return true;
+  if (ratio <= 0) return false;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < sessionId.length; i++) {
+    h ^= sessionId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h / 0x100000000 < ratio;
+}
+
+const CHINDINGS = pino.symbols.chindingsSym;
+type BindingsHolder = Record<symbol, unknown>;
+
+function closeReasonOf(info: CloseInfo): string {
+  if (info.initiator === 'client') return 'client_close';
+  if (info.initiator === 'upstream') return 'upstream_close';
+  // Proxy closes carry the error code as reason: a bounded set.
+  return Object.prototype.hasOwnProperty.call(ErrorCatalogue, info.reason) ? info.reason : 'other';
+}
+
+/**
+ * The telemetry filter of one session. Per frame it counts bytes and feeds the turn tracker (a
+ * few field updates); spans, metrics and log lines are produced at turn and session boundaries.
+ */
+export class TelemetrySession implements Filter, TurnSink {
+  readonly #ctx: SessionContext;
+  readonly #shared: TelemetryShared;
+  readonly #tracker: TurnTracker;
+  readonly #meters: SessionMeters;
+  readonly #spans: SessionSpans | null;
+  readonly #tenant: string;
+  readonly #sampleEvery: number;
+  #clientSample = 0;
+  #serverSample = 0;
+  /** The relay reports its own (exact) per-frame timings: stop estimating them here. */
+  #relayReported = false;
+  #upstreamConnected = false;
+  #turns = 0;
+  /** Log bindings of the session without trace ids (pino appends on setBindings; we restore). */
+  readonly #baseBindings: unknown;
+  #boundTurn: TurnRecord | null = null;
+
+  constructor(ctx: SessionContext, shared: TelemetryShared) {
+    this.#ctx = ctx;
+    this.#shared = shared;
+    const s = shared.settings;
+    this.#tenant = shared.metrics.tenants.get(ctx.tenant.id);
+    this.#sampleEvery = s.relaySampleEvery;
+    const capture = s.capture.enabled && (s.capture.tenants === null || s.capture.tenants.has(ctx.tenant.id)) ? captureWith(s.capture.maxChars) : null;
+    this.#tracker = new TurnTracker(
+      this,
+      { maxTurnMs: s.turns.maxTurnMs, waitForPlayback: s.turns.waitForPlayback, truncateGraceMs: s.turns.truncateGraceMs, capture },
+      () => ctx.clock.now(),
+      shared.scheduler ?? realScheduler,
+    );
+    this.#meters = { tenant: this.#tenant, clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audio: this.#tracker.counters };
+    shared.metrics.sessionStarted(this.#meters);
+    this.#baseBindings = (ctx.log as unknown as BindingsHolder)[CHINDINGS];
+    if (shared.tracer && sessionSampled(ctx.id, s.traces.sampleRatio)) {
+      this.#spans = new SessionSpans(shared.tracer, {
+        sessionId: ctx.id,
+        tenantId: ctx.tenant.id,
+        model: ctx.model,
+        serverAddress: shared.serverAddress,
+        serverPort: shared.serverPort,
+        wallOffset: ctx.clock.wall() - ctx.clock.now(),
+      });
+      this.#spans.startConnect(ctx.startedAt);
+    } else {
+      this.#spans = null;
+    }
+  }
+
+  get tracker(): TurnTracker {
+    return this.#tracker;
+  }
+
+  // ---- Filter ------------------------------------------------------------------------------
+
+  onClient(frame: Frame): Verdict {
+    const now = this.#ctx.clock.now();
+    this.#meters.clientFrames++;
+    this.#meters.clientBytes += frame.size;
+    if (++this.#clientSample >= this.#sampleEvery) {
+      this.#clientSample = 0;
+      if (!this.#relayReported) this.#measureClient(now);
+    }
+    this.#tracker.onClient(frame, now);
+    return CONTINUE;
+  }
+
+  onServer(frame: Frame): Verdict {
+    const now = this.#ctx.clock.now();
+    this.#meters.serverFrames++;
+    this.#meters.serverBytes += frame.size;
+    if (++this.#serverSample >= this.#sampleEvery) {
+      this.#serverSample = 0;
+      if (!this.#relayReported) this.#measureServer(now);
+    }
+    this.#tracker.onServer(frame, now);
+    return CONTINUE;
+  }
+
+  /**
+   * Estimated proxy overhead until the relay reports exact figures: this filter runs first for
+   * client frames, so a microtask measures the rest of the chain and the upstream write; it runs
+   * last for server frames, so the second microtask lands after the relay's corked flush.
+   */
+  #measureClient(t0: number): void {
+    queueMicrotask(() => this.#shared.metrics.relayLatency('client', this.#ctx.clock.now() - t0));
+  }
+
+  #measureServer(t0: number): void {
+    queueMicrotask(() => queueMicrotask(() => this.#shared.metrics.relayLatency('server', this.#ctx.clock.now() - t0)));
+  }
+
+  onReport(report: Report): void {
+    const now = this.#ctx.clock.now();
+    const metrics = this.#shared.metrics;
+    metrics.report(this.#tenant, report);
+    switch (report.kind) {
+      case 'upstream_connected':
+        this.#upstreamConnected = true;
+        metrics.upstreamConnect(report.ms / 1000, null);
+        this.#spans?.upstreamConnected(report.ms, now);
+        return;
+      case 'relay_latency':
+        this.#relayReported = true;
+        return;
+      case 'verdict':
+        if (report.verdict === 'reject' || report.verdict === 'close') metrics.error(this.#tenant, report.code ?? 'rejected', 'proxy');
+        break;
+      default:
+        break;
+    }
+    this.#tracker.onReport(report, now);
+  }
+
+  onClose(info: CloseInfo): void {
+    const now = this.#ctx.clock.now();
+    this.#tracker.close(now);
+    const reason = closeReasonOf(info);
+    if (!this.#upstreamConnected && info.initiator === 'proxy' && reason.startsWith('upstream_')) {
+      this.#shared.metrics.upstreamConnect((now - this.#ctx.startedAt) / 1000, reason);
+    }
+    this.#spans?.endConnect(now, info.initiator === 'proxy' ? reason : null);
+    this.#spans?.close(now);
+    this.#shared.metrics.sessionEnded(this.#meters, reason, info.initiator, (now - this.#ctx.startedAt) / 1000);
+    this.#restoreBindings();
+  }
+
+  summary(): Readonly<Record<string, string | number | boolean | null>> {
+    return { turns: this.#turns, traced: this.#spans !== null };
+  }
+
+  // ---- TurnSink ----------------------------------------------------------------------------
+
+  turnOpened(turn: TurnRecord): void {
+    if (!this.#spans) return;
+    const sc = this.#spans.startTurn(turn);
+    if (turn.outOfBand) return;
+    this.#bind(turn, sc.traceId, sc.spanId);
+  }
+
+  responseDone(r: ResponseRecord): void {
+    this.#shared.metrics.responseDone(this.#tenant, this.#modelLabel(), r);
+  }
+
+  turnClosed(turn: TurnRecord): void {
+    this.#turns++;
+    this.#shared.metrics.turnClosed(this.#tenant, this.#modelLabel(), turn);
+    // The turn-end line carries this turn's ids even when a newer turn is already current.
+    const sc = this.#spans?.contextOf(turn) ?? null;
+    if (sc && this.#boundTurn !== turn) this.#bind(turn, sc.traceId, sc.spanId);
+    this.#logTurn(turn);
+    this.#spans?.finishTurn(turn);
+    const next = this.#tracker.current;
+    const nextSc = next && next !== turn && this.#spans ? this.#spans.contextOf(next) : null;
+    if (next && nextSc) this.#bind(next, nextSc.traceId, nextSc.spanId);
+    else this.#restoreBindings();
+  }
+
+  sessionConfigured(view: Readonly<SessionView>, first: boolean, at: number): void {
+    if (first) this.#spans?.sessionCreated(view, at);
+  }
+
+  upstreamError(code: string): void {
+    this.#shared.metrics.error(this.#tenant, code, 'upstream');
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------
+
+  #modelLabel(): string {
+    return this.#shared.metrics.models.get(this.#ctx.model || this.#tracker.session.model);
+  }
+
+  /** Every line the session logs while the turn is current carries the turn's trace and span id. */
+  #bind(turn: TurnRecord, traceId: string, spanId: string): void {
+    const holder = this.#ctx.log as unknown as BindingsHolder;
+    if (typeof holder[CHINDINGS] !== 'string') return;
+    holder[CHINDINGS] = this.#baseBindings;
+    this.#ctx.log.setBindings({ trace_id: traceId, span_id: spanId });
+    this.#boundTurn = turn;
+  }
+
+  #restoreBindings(): void {
+    if (this.#boundTurn === null) return;
+    (this.#ctx.log as unknown as BindingsHolder)[CHINDINGS] = this.#baseBindings;
+    this.#boundTurn = null;
+  }
+
+  #logTurn(turn: TurnRecord): void {
+    const lat = turnLatencies(turn);
+    const ms = (v: number | null) => (v === null ? null : Math.round(v * 10) / 10);
+    let input = 0;
+    let output = 0;
+    for (const r of turn.responses) {
+      input += r.usage?.input ?? 0;
+      output += r.usage?.output ?? 0;
+    }
+    const record: Record<string, unknown> = {
+      event: 'turn_end',
+      turn: turn.number,
+      endReason: turn.endReason,
+      initiator: turn.initiator,
+      anchor: turn.anchor,
+      responses: turn.responses.length,
+      tools: turn.tools.length,
+      responseLatencyMs: ms(lat.responseLatencyMs),
+      voiceToVoiceMs: ms(lat.voiceToVoiceMs),
+      timeToFirstTextMs: ms(lat.timeToFirstTextMs),
+      durationMs: ms(lat.durationMs),
+      inputTokens: input,
+      outputTokens: output,
+      costUsd: turn.costMicros / 1e6,
+    };
+    if (turn.interruption) record['interruption'] = turn.interruption;
+    if (turn.errorType) record['errorType'] = turn.errorType;
+    if (turn.guardrailAction) record['guardrailAction'] = turn.guardrailAction;
+    // Captured content is already redacted and capped (capture is opt-in per tenant).
+    if (turn.inputText !== null) record['inputTranscript'] = turn.inputText;
+    const out = turn.responses.map((r) => r.outputText).filter((t): t is string => t !== null);
+    if (out.length > 0) record['outputTranscript'] = out.join('\n');
+    this.#ctx.log.info(record, 'turn end');
+  }
+}
+
+export class TelemetryFilterFactory implements FilterFactory {
+  readonly name = 'telemetry';
+  /** Every frame: the filter counts relayed frames and bytes, and turn boundaries come from many types. */
+  readonly wants = { client: '*', server: '*' } as const;
+  readonly failMode = 'open' as const;
+  readonly #shared: TelemetryShared;
+
+  constructor(shared: TelemetryShared) {
+    this.#shared = shared;
+  }
+
+  create(ctx: SessionContext): TelemetrySession {
+    return new TelemetrySession(ctx, this.#shared);
+  }
+}

@@ -1,0 +1,260 @@
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type HrTime, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { finishReason, turnLatencies, type ResponseRecord, type SessionView, type TimedEvent, type ToolRecord, type TurnRecord } from './records.js';
+import * as S from './semconv.js';
+
+export interface SpanContextInfo {
+  readonly sessionId: string;
+  readonly tenantId: string;
+  readonly model: string;
+  readonly serverAddress: string | null;
+  readonly serverPort: number | null;
+  /** Epoch ms minus proxy-clock ms, fixed at session start: converts proxy times to span times. */
+  readonly wallOffset: number;
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+/**
+ * Writes one session's spans: a short `rtproxy.session.connect` span and, per turn, an
+ * `invoke_agent` root (started when the turn opens, so its trace id exists for the logs) whose
+ * children are created retroactively with explicit times when the turn closes.
+ */
+export class SessionSpans {
+  readonly #tracer: Tracer;
+  readonly #info: SpanContextInfo;
+  #connect: Span | null = null;
+  #connectContext: SpanContext | null = null;
+  readonly #roots = new Map<TurnRecord, Span>();
+  #realtimeSessionId: string | null = null;
+
+  constructor(tracer: Tracer, info: SpanContextInfo) {
+    this.#tracer = tracer;
+    this.#info = info;
+  }
+
+  #time(t: number): HrTime {
+    const ms = t + this.#info.wallOffset;
+    const seconds = Math.floor(ms / 1000);
+    return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
+  }
+
+  #common(): Attributes {
+    const a: Attributes = {
+      [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER_OPENAI,
+      [S.ATTR_TENANT_ID]: this.#info.tenantId,
+      [S.ATTR_SESSION_ID_PROXY]: this.#info.sessionId,
+    };
+    if (this.#info.model) a[S.ATTR_GEN_AI_REQUEST_MODEL] = this.#info.model;
+    if (this.#realtimeSessionId) a[S.ATTR_GEN_AI_REALTIME_SESSION_ID] = this.#realtimeSessionId;
+    return a;
+  }
+
+  #server(a: Attributes): void {
+    if (this.#info.serverAddress) a[S.ATTR_SERVER_ADDRESS] = this.#info.serverAddress;
+    if (this.#info.serverPort !== null) a[S.ATTR_SERVER_PORT] = this.#info.serverPort;
+  }
+
+  // ---- session connect ---------------------------------------------------------------------
+
+  startConnect(at: number): void {
+    const attrs = this.#common();
+    this.#server(attrs);
+    this.#connect = this.#tracer.startSpan(S.SPAN_SESSION_CONNECT, { kind: SpanKind.SERVER, startTime: this.#time(at), attributes: attrs }, ROOT_CONTEXT);
+    this.#connectContext = this.#connect.spanContext();
+  }
+
+  upstreamConnected(ms: number, at: number): void {
+    if (!this.#connect) return;
+    this.#connect.setAttribute(S.ATTR_UPSTREAM_CONNECT_MS, round3(ms));
+    this.#connect.addEvent(S.EVENT_UPSTREAM_CONNECTED, { [S.ATTR_UPSTREAM_CONNECT_MS]: round3(ms) }, this.#time(at));
+  }
+
+  /** session.created ends the connect span with the session's configuration. */
+  sessionCreated(view: Readonly<SessionView>, at: number): void {
+    this.#realtimeSessionId = view.realtimeSessionId;
+    const span = this.#connect;
+    if (!span) return;
+    this.#connect = null;
+    if (view.realtimeSessionId) span.setAttribute(S.ATTR_GEN_AI_REALTIME_SESSION_ID, view.realtimeSessionId);
+    if (view.model) span.setAttribute(S.ATTR_GEN_AI_RESPONSE_MODEL, view.model);
+    span.setAttributes(sessionConfigAttributes(view));
+    span.addEvent(S.EVENT_SESSION_STARTED, view.realtimeSessionId ? { [S.ATTR_GEN_AI_REALTIME_SESSION_ID]: view.realtimeSessionId } : {}, this.#time(at));
+    span.end(this.#time(at));
+  }
+
+  /** The session ended before session.created: the connect span ends with the reason. */
+  endConnect(at: number, errorType: string | null): void {
+    const span = this.#connect;
+    if (!span) return;
+    this.#connect = null;
+    if (errorType) {
+      span.setAttribute(S.ATTR_ERROR_TYPE, errorType);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end(this.#time(at));
+  }
+
+  // ---- turns -------------------------------------------------------------------------------
+
+  startTurn(turn: TurnRecord): SpanContext {
+    const attrs = this.#common();
+    attrs[S.ATTR_GEN_AI_OPERATION_NAME] = S.OP_INVOKE_AGENT;
+    attrs[S.ATTR_SESSION_ID] = this.#info.sessionId;
+    attrs[S.ATTR_TURN_NUMBER] = turn.number;
+    attrs[S.ATTR_TURN_INITIATOR] = turn.initiator;
+    const root = this.#tracer.startSpan(
+      S.SPAN_TURN,
+      {
+        kind: SpanKind.INTERNAL,
+        startTime: this.#time(turn.openedAt),
+        attributes: attrs,
+        links: this.#connectContext ? [{ context: this.#connectContext }] : [],
+      },
+      ROOT_CONTEXT,
+    );
+    this.#roots.set(turn, root);
+    return root.spanContext();
+  }
+
+  contextOf(turn: TurnRecord): SpanContext | null {
+    return this.#roots.get(turn)?.spanContext() ?? null;
+  }
+
+  finishTurn(turn: TurnRecord): void {
+    const root = this.#roots.get(turn);
+    if (!root) return;
+    this.#roots.delete(turn);
+    const end = turn.endedAt ?? turn.lastAt;
+    const parent = trace.setSpan(ROOT_CONTEXT, root);
+    if (turn.speechStartAt !== null) this.#userSpeech(turn, parent, end);
+    for (const r of turn.responses) this.#inference(turn, r, parent, end);
+    for (const tool of turn.tools) this.#tool(tool, parent, end);
+
+    const lat = turnLatencies(turn);
+    const a: Attributes = {
+      [S.ATTR_TURN_ANCHOR]: turn.anchor,
+      [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: turn.endReason ?? 'completed',
+      [S.ATTR_TURN_RESPONSES]: turn.responses.length,
+      [S.ATTR_TURN_INTERRUPTED]: turn.interruption !== null,
+      [S.ATTR_TURN_OUTPUT_AUDIO_MS]: round3(turn.outputAudioMs),
+      ...sessionConfigAttributes(turn.session),
+    };
+    if (this.#realtimeSessionId) a[S.ATTR_GEN_AI_REALTIME_SESSION_ID] = this.#realtimeSessionId;
+    if (turn.outOfBand) a[S.ATTR_RESPONSE_OUT_OF_BAND] = true;
+    if (lat.responseLatencyMs !== null) a[S.ATTR_TURN_RESPONSE_LATENCY] = lat.responseLatencyMs / 1000;
+    if (lat.voiceToVoiceMs !== null) a[S.ATTR_TURN_VOICE_TO_VOICE_LATENCY] = lat.voiceToVoiceMs / 1000;
+    if (lat.timeToFirstTextMs !== null) a[S.ATTR_TURN_TIME_TO_FIRST_TEXT] = lat.timeToFirstTextMs / 1000;
+    if (turn.interruption) a[S.ATTR_TURN_INTERRUPTION_KIND] = turn.interruption;
+    if (turn.playedAudioMs !== null) a[S.ATTR_TURN_PLAYED_AUDIO_MS] = turn.playedAudioMs;
+    if (turn.costMicros > 0) a[S.ATTR_TURN_COST_USD] = turn.costMicros / 1e6;
+    if (turn.guardrailAction) a[S.ATTR_GUARDRAIL_ACTION] = turn.guardrailAction;
+    if (turn.inputText !== null) {
+      a[S.ATTR_PII_INPUT_TRANSCRIPT] = turn.inputText;
+      a[S.ATTR_GEN_AI_INPUT_MESSAGES] = JSON.stringify([{ role: 'user', parts: [{ type: 'text', content: turn.inputText }] }]);
+    }
+    if (turn.endReason === 'failed' || turn.endReason === 'timeout') {
+      a[S.ATTR_ERROR_TYPE] = turn.errorType ?? turn.endReason;
+      root.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    root.setAttributes(a);
+    this.#events(root, turn.events);
+    root.end(this.#time(end));
+  }
+
+  #userSpeech(turn: TurnRecord, parent: ReturnType<typeof trace.setSpan>, turnEnd: number): void {
+    const start = turn.speechStartAt ?? turn.openedAt;
+    const end = turn.speechEndAt ?? turn.userEndAt ?? turnEnd;
+    const a = this.#common();
+    a[S.ATTR_GEN_AI_OPERATION_NAME] = S.OP_USER_SPEECH;
+    if (turn.audioStartMs !== null) a[S.ATTR_AUDIO_START_MS] = turn.audioStartMs;
+    if (turn.audioEndMs !== null) a[S.ATTR_AUDIO_END_MS] = turn.audioEndMs;
+    const span = this.#tracer.startSpan(S.SPAN_USER_SPEECH, { kind: SpanKind.INTERNAL, startTime: this.#time(start), attributes: a }, parent);
+    span.end(this.#time(Math.max(start, end)));
+  }
+
+  #inference(turn: TurnRecord, r: ResponseRecord, parent: ReturnType<typeof trace.setSpan>, turnEnd: number): void {
+    // The generation is anchored where the model's work began for the user: the request, or for
+    // a VAD-created first response the end of the user's speech.
+    const first = turn.responses[0] === r;
+    const start = r.requestedAt ?? (first && turn.userEndAt !== null ? Math.min(turn.userEndAt, r.createdAt) : r.createdAt);
+    const end = r.doneAt ?? turnEnd;
+    const a = this.#common();
+    a[S.ATTR_GEN_AI_OPERATION_NAME] = S.OP_REALTIME_INFERENCE;
+    this.#server(a);
+    a[S.ATTR_GEN_AI_RESPONSE_ID] = r.id;
+    if (turn.session.model) a[S.ATTR_GEN_AI_RESPONSE_MODEL] = turn.session.model;
+    a[S.ATTR_GEN_AI_OUTPUT_TYPE] = r.outputModalities.includes('audio') || r.outputAudioMs > 0 ? 'speech' : 'text';
+    if (r.maxOutputTokens !== null) a[S.ATTR_GEN_AI_REQUEST_MAX_TOKENS] = r.maxOutputTokens;
+    const reason = finishReason(r);
+    if (reason) a[S.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = [reason];
+    a[S.ATTR_RESPONSE_STATUS] = r.status;
+    a[S.ATTR_RESPONSE_TRIGGER] = r.trigger;
+    if (r.outOfBand) a[S.ATTR_RESPONSE_OUT_OF_BAND] = true;
+    a[S.ATTR_RESPONSE_OUTPUT_AUDIO_MS] = round3(r.outputAudioMs);
+    if (r.doneAt !== null) a[S.ATTR_RESPONSE_DURATION] = (r.doneAt - r.createdAt) / 1000;
+    if (r.firstAudioAt !== null) a[S.ATTR_RESPONSE_TIME_TO_FIRST_AUDIO] = (r.firstAudioAt - r.createdAt) / 1000;
+    if (r.firstTextAt !== null) a[S.ATTR_RESPONSE_TIME_TO_FIRST_TEXT] = (r.firstTextAt - r.createdAt) / 1000;
+    if (r.costMicros !== null) a[S.ATTR_RESPONSE_COST_USD] = r.costMicros / 1e6;
+    if (r.cancelledBy) a[S.ATTR_RESPONSE_CANCELLED_BY] = r.cancelledBy;
+    else if (r.clientCancelled) a[S.ATTR_RESPONSE_CANCELLED_BY] = 'client';
+    const u = r.usage;
+    if (u) {
+      a[S.ATTR_GEN_AI_USAGE_INPUT_TOKENS] = u.input;
+      a[S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = u.output;
+      a[S.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = u.cached;
+      a[S.ATTR_GEN_AI_USAGE_TEXT_INPUT_TOKENS] = u.inputText;
+      a[S.ATTR_GEN_AI_USAGE_AUDIO_INPUT_TOKENS] = u.inputAudio;
+      if (u.inputImage > 0) a[S.ATTR_GEN_AI_USAGE_IMAGE_INPUT_TOKENS] = u.inputImage;
+      a[S.ATTR_GEN_AI_USAGE_AUDIO_CACHE_READ_INPUT_TOKENS] = u.cachedAudio;
+      a[S.ATTR_GEN_AI_USAGE_TEXT_OUTPUT_TOKENS] = u.outputText;
+      a[S.ATTR_GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS] = u.outputAudio;
+    }
+    if (r.outputText !== null) {
+      a[S.ATTR_PII_OUTPUT_TRANSCRIPT] = r.outputText;
+      a[S.ATTR_GEN_AI_OUTPUT_MESSAGES] = JSON.stringify([{ role: 'assistant', parts: [{ type: 'text', content: r.outputText }] }]);
+    }
+    const span = this.#tracer.startSpan(S.spanInference(this.#info.model), { kind: SpanKind.CLIENT, startTime: this.#time(start), attributes: a }, parent);
+    if (r.status === 'failed') {
+      span.setAttribute(S.ATTR_ERROR_TYPE, r.errorType ?? 'failed');
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.addEvent(S.EVENT_RESPONSE_CREATED, {}, this.#time(r.createdAt));
+    if (r.firstAudioAt !== null) span.addEvent(S.EVENT_FIRST_AUDIO, {}, this.#time(r.firstAudioAt));
+    if (r.firstTextAt !== null) span.addEvent(S.EVENT_FIRST_TEXT, {}, this.#time(r.firstTextAt));
+    this.#events(span, r.events);
+    span.end(this.#time(Math.max(start, end)));
+  }
+
+  #tool(tool: ToolRecord, parent: ReturnType<typeof trace.setSpan>, turnEnd: number): void {
+    const a = this.#common();
+    a[S.ATTR_GEN_AI_OPERATION_NAME] = S.OP_EXECUTE_TOOL;
+    a[S.ATTR_GEN_AI_TOOL_NAME] = tool.name;
+    a[S.ATTR_GEN_AI_TOOL_CALL_ID] = tool.callId;
+    a[S.ATTR_GEN_AI_TOOL_TYPE] = 'function';
+    a[S.ATTR_TOOL_EXECUTOR] = 'client';
+    a[S.ATTR_TOOL_OUTCOME] = tool.end === null ? 'no_output' : 'output';
+    const span = this.#tracer.startSpan(S.spanTool(tool.name), { kind: SpanKind.INTERNAL, startTime: this.#time(tool.start), attributes: a }, parent);
+    span.end(this.#time(Math.max(tool.start, tool.end ?? turnEnd)));
+  }
+
+  #events(span: Span, events: readonly TimedEvent[]): void {
+    for (const e of events) span.addEvent(e.name, e.attrs ?? {}, this.#time(e.t));
+  }
+
+  /** Ends whatever is still open (the tracker closes turns first; this is a safety net). */
+  close(at: number): void {
+    this.endConnect(at, null);
+    for (const span of this.#roots.values()) span.end(this.#time(at));
+    this.#roots.clear();
+  }
+}
+
+export function sessionConfigAttributes(view: Readonly<SessionView>): Attributes {
+  return {
+    [S.ATTR_VAD_TYPE]: view.vadType,
+    [S.ATTR_VAD_SILENCE_MS]: view.silenceMs,
+    [S.ATTR_VAD_INTERRUPT_RESPONSE]: view.interruptResponse,
+    [S.ATTR_AUDIO_INPUT_FORMAT]: view.inputFormat,
+    [S.ATTR_AUDIO_OUTPUT_FORMAT]: view.outputFormat,
+  };
+}
