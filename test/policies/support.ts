@@ -1,0 +1,31 @@
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { Frame } from '../../src/pipeline/frame.js';
+import { compilePolicy, parsePolicyYaml, type CompiledPolicy, type ModuleLoader } from '../../src/policies/compile.js';
+import type { PolicyEntry } from '../../src/policies/registry.js';
+
+export const POLICIES_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
+
+/** Compiles a policy from YAML text as if it were `policies/<name>.yaml`. */
+export async function policyFrom(yaml: string, name = 'test', loadModule?: ModuleLoader): Promise<CompiledPolicy> {
+  const file = join(POLICIES_DIR, `${name}.yaml`);
+  return compilePolicy(parsePolicyYaml(yaml, file), { name, file, root: POLICIES_DIR, text: yaml, ...(loadModule ? { loadModule } : {}) });
+}
+
+export function entryOf(policy: CompiledPolicy): PolicyEntry {
+  return { name: policy.name, file: policy.file, current: policy, loadedAt: 0, lastError: null };
+}
+
+/** A frame as the relay builds it from the wire: unparsed bytes. */
+export function wire(event: { type: string; [k: string]: unknown }): Frame {
+  return new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
+}
+
+let seq = 0;
+export const outDelta = (responseId: string, delta: string, itemId = 'item_out') =>
+  wire({ type: 'response.output_audio_transcript.delta', event_id: `ev_${++seq}`, response_id: responseId, item_id: itemId, output_index: 0, content_index: 0, delta });
+export const audioDelta = (responseId: string, itemId = 'item_out') =>
+  wire({ type: 'response.output_audio.delta', event_id: `ev_${++seq}`, response_id: responseId, item_id: itemId, output_index: 0, content_index: 0, delta: 'AAAA' });
+export const responseCreated = (id: string) => wire({ type: 'response.created', event_id: `ev_${++seq}`, response: { id, object: 'realtime.response', status: 'in_progress', output: [], conversation_id: 'conv_1', usage: null } });
+export const userText = (text: string, eventId = 'evt_client_1') =>
+  wire({ type: 'conversation.item.create', event_id: eventId, item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
