@@ -1,0 +1,631 @@
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Histogram, median, type HistogramJson } from './lib/histogram.js';
+import { Child, REPO_ROOT, type ProcStats } from './lib/ipc.js';
+import type { LoadStats, LoadTarget } from './lib/load.js';
+import { coreTimes, coreUtilisation, machineInfo, type MachineInfo } from './lib/machine.js';
+import type { ProfileSummary } from './lib/profile.js';
+import type { FakeUpstreamStats } from './fake-upstream.js';
+
+/**
+ * `npm run bench [-- flags]`: the same load against each relay, in one invocation.
+ *
+ *   direct       load generator → fake upstream (the floor; no relay process)
+ *   passthrough  byte-level WebSocket passthrough (http-proxy, ws: true)
+ *   naive        `ws` relay that parses and re-serialises every event
+ *   proxy        this proxy, every module at its defaults (bench/config/proxy-bare.yaml)
+ *   governed     this proxy with auth, metering + SQLite ledger, strict policy, tracing (bench/config/proxy-governed.yaml)
+ *
+ * The relay under test runs alone on core 0; the load generator and the fake upstream share core 1.
+ */
+
+const HELP = `usage: npm run bench -- [flags]
+  --quick                   short run: 200 sessions, 2 s warm-up, 4 s windows, 1 repetition
+  --targets LIST            comma list of direct,passthrough,naive,proxy,governed (default: all)
+  --sessions LIST           paced session counts (default 1000,2000)
+  --idle N                  idle sessions for the RSS-per-session figure (default 2000)
+  --warmup S                seconds of load before each measurement window (default 5)
+  --measure S               measurement window, seconds (default 10)
+  --throughput-sessions N   closed-loop sessions in the unpaced throughput phase (default 64)
+  --no-throughput           skip the throughput phase
+  --turn-ms MS              mean time between turns in paced mode (default 4000)
+  --repeat N                repetitions (targets interleaved per repetition; medians reported) (default 3)
+  --profile                 after the measurements, profile the proxy targets under paced load (V8 sampler, 200 µs)
+  --profile-sessions N      paced sessions while profiling (default 1000)
+  --no-pin                  do not pin processes to cores with taskset
+  --out DIR                 results directory (default bench/results)`;
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    targets: { type: 'string' },
+    sessions: { type: 'string' },
+    idle: { type: 'string' },
+    warmup: { type: 'string' },
+    measure: { type: 'string' },
+    'throughput-sessions': { type: 'string' },
+    'no-throughput': { type: 'boolean', default: false },
+    'turn-ms': { type: 'string' },
+    repeat: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'profile-sessions': { type: 'string' },
+    'no-pin': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (flags.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+type TargetName = 'direct' | 'passthrough' | 'naive' | 'proxy' | 'governed';
+
+interface TargetDef {
+  readonly label: string;
+  readonly script: string | null;
+  readonly config?: string;
+}
+
+const TARGETS: Record<TargetName, TargetDef> = {
+  direct: { label: 'direct (no relay)', script: null },
+  passthrough: { label: 'byte passthrough (http-proxy)', script: 'bench/procs/relay-passthrough.ts' },
+  naive: { label: 'naive JSON relay (ws)', script: 'bench/procs/relay-naive.ts' },
+  proxy: { label: 'this proxy, modules at defaults', script: 'bench/procs/relay-proxy.ts', config: 'bench/config/proxy-bare.yaml' },
+  governed: { label: 'this proxy, full governance', script: 'bench/procs/relay-proxy.ts', config: 'bench/config/proxy-governed.yaml' },
+};
+
+const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+const quick = flags.quick === true;
+const opts = {
+  targets: (flags.targets ?? 'direct,passthrough,naive,proxy,governed').split(',').map((t) => t.trim()) as TargetName[],
+  sessions: (flags.sessions ?? (quick ? '200' : '1000,2000')).split(',').map(Number),
+  idle: num(flags.idle, quick ? 200 : 2000),
+  warmupSec: num(flags.warmup, quick ? 2 : 5),
+  measureSec: num(flags.measure, quick ? 4 : 10),
+  throughputSessions: num(flags['throughput-sessions'], 64),
+  throughput: flags['no-throughput'] !== true,
+  turnMs: num(flags['turn-ms'], 4000),
+  repeat: num(flags.repeat, quick ? 1 : 3),
+  profile: flags.profile === true,
+  profileSessions: num(flags['profile-sessions'], quick ? 200 : 1000),
+  pin: flags['no-pin'] !== true,
+  out: resolve(REPO_ROOT, flags.out ?? 'bench/results'),
+};
+for (const t of opts.targets) if (!(t in TARGETS)) throw new Error(`unknown target ${t}`);
+
+const RELAY_CPU = '0';
+const LOAD_CPU = '1';
+const TENANT_KEY = 'rpk_bench_0123456789abcdef';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---- result shapes -----------------------------------------------------------------------------
+
+interface Quantiles {
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+  readonly count: number;
+}
+
+interface PacedResult {
+  readonly sessions: number;
+  readonly opened: number;
+  readonly windowSec: number;
+  readonly events: number;
+  readonly eventsPerSec: number;
+  /** Relay process CPU as a share of one core (null for direct). */
+  readonly relayCpuPct: number | null;
+  readonly relayUsPerEvent: number | null;
+  /** Load generator + fake upstream CPU, share of one core: near 100% means the figures are generator-bound. */
+  readonly generatorCpuPct: number;
+  /** Utilisation of each core from /proc/stat (includes other processes: noise indicator). */
+  readonly coreUtilPct: readonly number[];
+  /** Core time not used by the bench's own processes on that core (other work, interrupts), %. */
+  readonly foreignPct: readonly number[];
+  readonly u2c: Quantiles;
+  readonly c2u: Quantiles;
+  readonly rssPerActiveSessionKiB: number | null;
+  readonly errors: number;
+  readonly errorDetail: Readonly<Record<string, unknown>>;
+}
+
+interface ThroughputResult {
+  readonly sessions: number;
+  readonly windowSec: number;
+  readonly events: number;
+  readonly eventsPerSec: number;
+  readonly relayCpuPct: number | null;
+  readonly relayUsPerEvent: number | null;
+  readonly generatorCpuPct: number;
+  readonly coreUtilPct: readonly number[];
+  readonly foreignPct: readonly number[];
+  readonly errors: number;
+}
+
+interface IdleResult {
+  readonly sessions: number;
+  readonly baseRssMiB: number;
+  readonly rssPerSessionKiB: number;
+  readonly heapPerSessionKiB: number;
+}
+
+interface TargetRun {
+  readonly target: TargetName;
+  readonly rep: number;
+  readonly ok: boolean;
+  readonly failure?: string;
+  readonly idle?: IdleResult | null;
+  readonly paced: PacedResult[];
+  readonly throughput?: ThroughputResult | null;
+}
+
+// ---- one target, one repetition -----------------------------------------------------------------
+
+function quantiles(h: HistogramJson): Quantiles {
+  const x = Histogram.from(h);
+  return { p50: x.quantile(0.5), p99: x.quantile(0.99), p999: x.quantile(0.999), max: x.max, count: x.count };
+}
+
+interface Snapshot {
+  readonly relay: ProcStats | null;
+  readonly load: LoadStats;
+  readonly loadProc: ProcStats;
+  readonly up: FakeUpstreamStats;
+  readonly upProc: ProcStats;
+  readonly cores: ReturnType<typeof coreTimes>;
+  readonly at: number;
+}
+
+class Rig {
+  readonly target: TargetName;
+  readonly logFd: number;
+  upstream!: Child;
+  relay: Child | null = null;
+  load!: Child;
+  dataDir: string;
+
+  constructor(target: TargetName, logFd: number) {
+    this.target = target;
+    this.logFd = logFd;
+    this.dataDir = mkdtempSync(join(tmpdir(), 'rtp-bench-'));
+  }
+
+  async start(): Promise<void> {
+    const pin = (c: string) => (opts.pin ? c : null);
+    this.upstream = new Child('upstream', 'bench/procs/upstream.ts', { cpus: pin(LOAD_CPU), args: [JSON.stringify({ pacing: 'realtime' })], stdout: this.logFd });
+    const { port: upPort, otlpUrl } = (await this.upstream.ready) as { port: number; otlpUrl: string };
+    let port = upPort;
+    const def = TARGETS[this.target];
+    if (def.script) {
+      this.relay = new Child(this.target, def.script, {
+        cpus: pin(RELAY_CPU),
+        nodeArgs: ['--expose-gc'],
+        args: [String(upPort), ...(def.config ? [def.config] : [])],
+        env: { BENCH_DATA_DIR: this.dataDir, BENCH_OTLP_URL: otlpUrl },
+        stdout: this.logFd,
+      });
+      port = ((await this.relay.ready) as { port: number }).port;
+    }
+    const target: LoadTarget = {
+      host: '127.0.0.1',
+      port,
+      path: '/v1/realtime?model=gpt-realtime',
+      headers: { authorization: `Bearer ${TENANT_KEY}`, 'user-agent': 'realtime-proxy-bench/1' },
+    };
+    this.load = new Child('loadgen', 'bench/procs/loadgen.ts', { cpus: pin(LOAD_CPU), args: [JSON.stringify(target)], stdout: this.logFd });
+    await this.load.ready;
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const [relay, load, loadProc, up, upProc] = await Promise.all([
+      this.relay ? this.relay.call<ProcStats>('stats') : Promise.resolve(null),
+      this.load.call<LoadStats>('counters'),
+      this.load.call<ProcStats>('stats'),
+      this.upstream.call<FakeUpstreamStats>('counters'),
+      this.upstream.call<ProcStats>('stats'),
+    ]);
+    return { relay, load, loadProc, up, upProc, cores: coreTimes(), at: performance.now() };
+  }
+
+  async gcStats(): Promise<ProcStats | null> {
+    return this.relay ? this.relay.call<ProcStats>('gc') : null;
+  }
+
+  async idle(n: number): Promise<IdleResult | null> {
+    if (!this.relay) return null;
+    const base = (await this.gcStats())!;
+    const { opened } = await this.load.call<{ opened: number }>('open', { n, perSecond: 1000 });
+    await sleep(1000);
+    const loaded = (await this.gcStats())!;
+    await this.load.call('closeAll');
+    await sleep(1000);
+    return {
+      sessions: opened,
+      baseRssMiB: base.rss / 1048576,
+      rssPerSessionKiB: (loaded.rss - base.rss) / Math.max(1, opened) / 1024,
+      heapPerSessionKiB: (loaded.heapUsed - base.heapUsed) / Math.max(1, opened) / 1024,
+    };
+  }
+
+  async paced(n: number): Promise<PacedResult> {
+    const base = await this.gcStats();
+    await this.load.call('reset');
+    const { opened } = await this.load.call<{ opened: number }>('open', { n, perSecond: 1000 });
+    await this.load.call('paced', { turnMs: opts.turnMs });
+    await sleep(opts.warmupSec * 1000);
+    await Promise.all([this.load.call('record', true), this.upstream.call('record', true)]);
+    const a = await this.snapshot();
+    await sleep(opts.measureSec * 1000);
+    const b = await this.snapshot();
+    await Promise.all([this.load.call('record', false), this.upstream.call('record', false)]);
+    const [u2c, c2u] = await Promise.all([this.load.call<HistogramJson>('latency'), this.upstream.call<HistogramJson>('latency')]);
+    await this.load.call('stopTraffic');
+    const end = await this.load.call<LoadStats>('counters');
+    await this.load.call('closeAll');
+    await sleep(1000);
+    const m = measure(a, b);
+    const errors = end.failed + end.unexpectedCloses + end.errorEvents + end.stalled;
+    return {
+      sessions: n,
+      opened,
+      ...m,
+      u2c: quantiles(u2c),
+      c2u: quantiles(c2u),
+      rssPerActiveSessionKiB: base && b.relay ? (b.relay.rss - base.rss) / Math.max(1, opened) / 1024 : null,
+      errors,
+      errorDetail: {
+        failed: end.failed,
+        unexpectedCloses: end.unexpectedCloses,
+        errorEvents: end.errorEvents,
+        stalled: end.stalled,
+        errorCodes: end.errorCodes,
+        closeCodes: end.closeCodes,
+        failReasons: end.failReasons,
+        responsesRequested: end.responsesRequested,
+        responsesDone: end.responsesDone,
+        upstreamBackpressured: b.up.backpressured,
+      },
+    };
+  }
+
+  async throughput(n: number): Promise<ThroughputResult> {
+    await this.upstream.call('pacing', 'burst');
+    await this.load.call('reset');
+    await this.load.call('open', { n, perSecond: 1000 });
+    await this.load.call('throughput', { appendsPerBatch: 8, chunkMs: 40 });
+    await sleep(Math.min(2, opts.warmupSec) * 1000);
+    const a = await this.snapshot();
+    await sleep(opts.measureSec * 1000);
+    const b = await this.snapshot();
+    await this.load.call('stopTraffic');
+    const end = await this.load.call<LoadStats>('counters');
+    await this.load.call('closeAll');
+    await this.upstream.call('pacing', 'realtime');
+    await sleep(500);
+    return { sessions: n, ...measure(a, b), errors: end.failed + end.unexpectedCloses + end.errorEvents + end.stalled };
+  }
+
+  async profile(n: number, file: string): Promise<ProfileSummary | null> {
+    if (!this.relay) return null;
+    await this.load.call('open', { n, perSecond: 1000 });
+    await this.load.call('paced', { turnMs: opts.turnMs });
+    await sleep(opts.warmupSec * 1000);
+    await this.relay.call('profileStart', 200);
+    await sleep(opts.measureSec * 1000);
+    const summary = await this.relay.call<ProfileSummary>('profileStop', file);
+    await this.load.call('stopTraffic');
+    await this.load.call('closeAll');
+    return summary;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.load?.stop(), this.relay?.stop(), this.upstream?.stop()]);
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+function measure(a: Snapshot, b: Snapshot) {
+  const windowSec = (b.at - a.at) / 1000;
+  const events = b.up.framesIn - a.up.framesIn + (b.load.framesRecv - a.load.framesRecv);
+  const cpu = (s: ProcStats | null) => (s ? s.cpuUserUs + s.cpuSystemUs : 0);
+  const relayCpuUs = a.relay && b.relay ? cpu(b.relay) - cpu(a.relay) : null;
+  const genCpuUs = cpu(b.loadProc) - cpu(a.loadProc) + cpu(b.upProc) - cpu(a.upProc);
+  const coreUtilPct = coreUtilisation(a.cores, b.cores).map((u) => u * 100);
+  const relayPct = relayCpuUs === null ? 0 : (relayCpuUs / (windowSec * 1e6)) * 100;
+  const genPct = (genCpuUs / (windowSec * 1e6)) * 100;
+  return {
+    windowSec,
+    events,
+    eventsPerSec: events / windowSec,
+    relayCpuPct: relayCpuUs === null ? null : (relayCpuUs / (windowSec * 1e6)) * 100,
+    relayUsPerEvent: relayCpuUs === null ? null : relayCpuUs / Math.max(1, events),
+    generatorCpuPct: (genCpuUs / (windowSec * 1e6)) * 100,
+    coreUtilPct,
+    // Only meaningful when pinned: core 0 runs the relay, core 1 the generator.
+    foreignPct: opts.pin ? [Math.max(0, (coreUtilPct[0] ?? 0) - relayPct), Math.max(0, (coreUtilPct[1] ?? 0) - genPct)] : [],
+  };
+}
+
+async function runTarget(target: TargetName, rep: number, logFd: number): Promise<TargetRun> {
+  const rig = new Rig(target, logFd);
+  const paced: PacedResult[] = [];
+  try {
+    await rig.start();
+    const idle = await rig.idle(opts.idle);
+    for (const n of opts.sessions) {
+      const r = await rig.paced(n);
+      paced.push(r);
+      log(`  ${target} paced ${n}: ${fmt(r.eventsPerSec, 0)} ev/s, relay ${fmt(r.relayUsPerEvent, 2)} µs/ev (${fmt(r.relayCpuPct, 0)}% core), u→c p50 ${fmt(r.u2c.p50 / 1000, 3)} ms p99 ${fmt(r.u2c.p99 / 1000, 3)} ms, generator ${fmt(r.generatorCpuPct, 0)}%, foreign load on cores ${r.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}, errors ${r.errors}`);
+    }
+    const throughput = opts.throughput ? await rig.throughput(opts.throughputSessions) : null;
+    if (throughput) log(`  ${target} throughput: ${fmt(throughput.eventsPerSec, 0)} ev/s, relay ${fmt(throughput.relayUsPerEvent, 2)} µs/ev (${fmt(throughput.relayCpuPct, 0)}% core), generator ${fmt(throughput.generatorCpuPct, 0)}%, foreign load on cores ${throughput.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}`);
+    if (idle) log(`  ${target} idle: ${fmt(idle.rssPerSessionKiB, 1)} KiB RSS/session (${idle.sessions} sessions)`);
+    return { target, rep, ok: true, idle, paced, throughput };
+  } catch (err) {
+    const failure = err instanceof Error ? err.message : String(err);
+    log(`  ${target} FAILED: ${failure}`);
+    return { target, rep, ok: false, failure, paced };
+  } finally {
+    await rig.stop();
+  }
+}
+
+async function runProfile(target: TargetName, logFd: number): Promise<ProfileSummary | null> {
+  const rig = new Rig(target, logFd);
+  try {
+    await rig.start();
+    const dir = join(opts.out, 'profiles');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${target}-paced-${opts.profileSessions}.cpuprofile`);
+    const s = await rig.profile(opts.profileSessions, file);
+    log(`  profile written to ${file}`);
+    return s;
+  } catch (err) {
+    log(`  ${target} profile FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    return null;
+  } finally {
+    await rig.stop();
+  }
+}
+
+// ---- reporting ----------------------------------------------------------------------------------
+
+function fmt(v: number | null | undefined, digits: number): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
+}
+
+function log(line: string): void {
+  console.log(line);
+}
+
+interface Summary {
+  readonly target: TargetName;
+  readonly label: string;
+  readonly runs: number;
+  readonly paced: readonly {
+    readonly sessions: number;
+    readonly eventsPerSec: number;
+    readonly relayCpuPct: number | null;
+    readonly relayUsPerEvent: number | null;
+    readonly generatorCpuPct: number;
+    readonly u2cP50Ms: number;
+    readonly u2cP99Ms: number;
+    readonly c2uP50Ms: number;
+    readonly c2uP99Ms: number;
+    readonly addedU2cP50Ms: number | null;
+    readonly addedU2cP99Ms: number | null;
+    readonly addedC2uP50Ms: number | null;
+    readonly addedC2uP99Ms: number | null;
+    readonly rssPerActiveSessionKiB: number | null;
+    /** Worst repetition. */
+    readonly errors: number;
+    /** Spread of µs/event across repetitions (max − min), the noise. */
+    readonly usPerEventSpread: number | null;
+  }[];
+  readonly throughput: { readonly eventsPerSec: number; readonly relayUsPerEvent: number | null; readonly relayCpuPct: number | null; readonly generatorCpuPct: number; readonly errors: number } | null;
+  readonly idle: { readonly rssPerSessionKiB: number; readonly heapPerSessionKiB: number; readonly sessions: number } | null;
+}
+
+const medOrNull = (xs: readonly (number | null)[]): number | null => {
+  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));
+  return v.length ? median(v) : null;
+};
+const spread = (xs: readonly (number | null)[]): number | null => {
+  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));
+  return v.length > 1 ? Math.max(...v) - Math.min(...v) : null;
+};
+
+function summarise(runs: readonly TargetRun[]): Summary[] {
+  const out: Summary[] = [];
+  for (const target of opts.targets) {
+    const mine = runs.filter((r) => r.target === target && r.ok);
+    if (mine.length === 0) continue;
+    const paced = opts.sessions.map((n) => {
+      const rs = mine.map((r) => ({ r: r.paced.find((p) => p.sessions === n), rep: r.rep })).filter((x) => x.r !== undefined) as { r: PacedResult; rep: number }[];
+      const added = (pick: (p: PacedResult) => number) =>
+        medOrNull(
+          rs.map(({ r, rep }) => {
+            const d = runs.find((x) => x.target === 'direct' && x.rep === rep && x.ok)?.paced.find((p) => p.sessions === n);
+            return d ? (pick(r) - pick(d)) / 1000 : null;
+          }),
+        );
+      return {
+        sessions: n,
+        eventsPerSec: median(rs.map(({ r }) => r.eventsPerSec)),
+        relayCpuPct: medOrNull(rs.map(({ r }) => r.relayCpuPct)),
+        relayUsPerEvent: medOrNull(rs.map(({ r }) => r.relayUsPerEvent)),
+        generatorCpuPct: median(rs.map(({ r }) => r.generatorCpuPct)),
+        u2cP50Ms: median(rs.map(({ r }) => r.u2c.p50)) / 1000,
+        u2cP99Ms: median(rs.map(({ r }) => r.u2c.p99)) / 1000,
+        c2uP50Ms: median(rs.map(({ r }) => r.c2u.p50)) / 1000,
+        c2uP99Ms: median(rs.map(({ r }) => r.c2u.p99)) / 1000,
+        addedU2cP50Ms: target === 'direct' ? null : added((p) => p.u2c.p50),
+        addedU2cP99Ms: target === 'direct' ? null : added((p) => p.u2c.p99),
+        addedC2uP50Ms: target === 'direct' ? null : added((p) => p.c2u.p50),
+        addedC2uP99Ms: target === 'direct' ? null : added((p) => p.c2u.p99),
+        rssPerActiveSessionKiB: medOrNull(rs.map(({ r }) => r.rssPerActiveSessionKiB)),
+        errors: Math.max(0, ...rs.map(({ r }) => r.errors)),
+        usPerEventSpread: spread(rs.map(({ r }) => r.relayUsPerEvent)),
+      };
+    });
+    const tps = mine.map((r) => r.throughput).filter((t): t is ThroughputResult => !!t);
+    const idles = mine.map((r) => r.idle).filter((t): t is IdleResult => !!t);
+    out.push({
+      target,
+      label: TARGETS[target].label,
+      runs: mine.length,
+      paced,
+      throughput: tps.length
+        ? {
+            eventsPerSec: median(tps.map((t) => t.eventsPerSec)),
+            relayUsPerEvent: medOrNull(tps.map((t) => t.relayUsPerEvent)),
+            relayCpuPct: medOrNull(tps.map((t) => t.relayCpuPct)),
+            generatorCpuPct: median(tps.map((t) => t.generatorCpuPct)),
+            errors: Math.max(0, ...tps.map((t) => t.errors)),
+          }
+        : null,
+      idle: idles.length
+        ? { rssPerSessionKiB: median(idles.map((i) => i.rssPerSessionKiB)), heapPerSessionKiB: median(idles.map((i) => i.heapPerSessionKiB)), sessions: idles[0]!.sessions }
+        : null,
+    });
+  }
+  return out;
+}
+
+interface Goal {
+  readonly goal: string;
+  readonly value: string;
+  readonly met: boolean | null;
+}
+
+function goals(summary: readonly Summary[]): Goal[] {
+  const s = (t: TargetName) => summary.find((x) => x.target === t);
+  const gov = s('governed') ?? null;
+  const govLabel = gov ? 'governed' : 'proxy';
+  const proxy = gov ?? s('proxy') ?? null;
+  const out: Goal[] = [];
+  const paced1000 = (x: Summary | undefined | null) => x?.paced.find((p) => p.sessions === 1000) ?? x?.paced[0];
+  const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? a / b : null);
+  for (const [label, pick] of [
+    ['paced', (x: Summary | null | undefined) => paced1000(x)?.relayUsPerEvent],
+    ['throughput', (x: Summary | null | undefined) => x?.throughput?.relayUsPerEvent],
+  ] as const) {
+    const rp = ratio(pick(proxy), pick(s('passthrough')));
+    const rn = ratio(pick(proxy), pick(s('naive')));
+    out.push({ goal: `CPU/event ${govLabel} ≤ 0.8× byte passthrough (${label})`, value: rp === null ? 'n/a' : `${rp.toFixed(2)}×`, met: rp === null ? null : rp <= 0.8 });
+    out.push({ goal: `CPU/event ${govLabel} ≤ 0.4× naive relay (${label})`, value: rn === null ? 'n/a' : `${rn.toFixed(2)}×`, met: rn === null ? null : rn <= 0.4 });
+  }
+  for (const t of ['proxy', 'governed'] as const) {
+    const p = s(t)?.paced.find((x) => x.sessions === 1000);
+    if (!p) continue;
+    const worstP50 = Math.max(p.addedU2cP50Ms ?? Number.NaN, p.addedC2uP50Ms ?? Number.NaN);
+    const worstP99 = Math.max(p.addedU2cP99Ms ?? Number.NaN, p.addedC2uP99Ms ?? Number.NaN);
+    out.push({ goal: `${t}: added one-way latency p50 ≤ 0.1 ms at 1,000 paced`, value: `u→c ${fmt(p.addedU2cP50Ms, 3)} ms, c→u ${fmt(p.addedC2uP50Ms, 3)} ms`, met: Number.isFinite(worstP50) ? worstP50 <= 0.1 : null });
+    out.push({ goal: `${t}: added one-way latency p99 ≤ 1 ms at 1,000 paced`, value: `u→c ${fmt(p.addedU2cP99Ms, 3)} ms, c→u ${fmt(p.addedC2uP99Ms, 3)} ms`, met: Number.isFinite(worstP99) ? worstP99 <= 1 : null });
+  }
+  for (const t of ['proxy', 'governed'] as const) {
+    const p = s(t)?.paced.find((x) => x.sessions === 2000);
+    if (p) out.push({ goal: `${t}: 2,000 paced sessions on one core, zero errors`, value: `${p.errors} errors, relay ${fmt(p.relayCpuPct, 0)}% of a core`, met: p.errors === 0 });
+    const i = s(t)?.idle;
+    if (i) out.push({ goal: `${t}: ≤ 64 KiB RSS per idle session`, value: `${fmt(i.rssPerSessionKiB, 1)} KiB (${i.sessions} sessions)`, met: i.rssPerSessionKiB <= 64 });
+  }
+  return out;
+}
+
+function markdown(machine: MachineInfo, summary: readonly Summary[], goalList: readonly Goal[], profiles: Record<string, ProfileSummary | null>): string {
+  const lines: string[] = [];
+  lines.push(`Machine: ${machine.nproc} × ${machine.cpuModel}, ${machine.memTotalMiB} MiB, Linux ${machine.kernel}, Node ${machine.node}. ` + `Relay pinned alone to core ${RELAY_CPU}; load generator and fake upstream on core ${LOAD_CPU}${opts.pin ? '' : ' (pinning disabled)'}. ` + `Medians of ${opts.repeat} repetition(s); ${opts.measureSec} s windows after ${opts.warmupSec} s warm-up. Paced: one append of 20–40 ms PCM16 per 20–40 ms per session, a turn every ~${opts.turnMs / 1000} s (25 × 40 ms audio deltas + transcript deltas).`);
+  lines.push('');
+  for (const n of opts.sessions) {
+    lines.push(`**${n} paced sessions**`);
+    lines.push('');
+    lines.push('| target | events/s | relay CPU | relay µs/event | u→c p50 / p99 (ms) | c→u p50 / p99 (ms) | added u→c p50 / p99 (ms) | added c→u p50 / p99 (ms) | RSS/active session | errors |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const s of summary) {
+      const p = s.paced.find((x) => x.sessions === n);
+      if (!p) continue;
+      lines.push(
+        `| ${s.label} | ${fmt(p.eventsPerSec, 0)} | ${p.relayCpuPct === null ? '–' : `${fmt(p.relayCpuPct, 0)}%`} | ${fmt(p.relayUsPerEvent, 2)} | ${fmt(p.u2cP50Ms, 3)} / ${fmt(p.u2cP99Ms, 3)} | ${fmt(p.c2uP50Ms, 3)} / ${fmt(p.c2uP99Ms, 3)} | ${fmt(p.addedU2cP50Ms, 3)} / ${fmt(p.addedU2cP99Ms, 3)} | ${fmt(p.addedC2uP50Ms, 3)} / ${fmt(p.addedC2uP99Ms, 3)} | ${p.rssPerActiveSessionKiB === null ? '–' : `${fmt(p.rssPerActiveSessionKiB, 0)} KiB`} | ${p.errors} |`,
+      );
+    }
+    lines.push('');
+  }
+  lines.push(`**Unpaced throughput (${opts.throughputSessions} closed-loop sessions) and idle memory**`);
+  lines.push('');
+  lines.push('| target | events/s | relay CPU | relay µs/event | generator CPU | RSS per idle session |');
+  lines.push('|---|---:|---:|---:|---:|---:|');
+  for (const s of summary) {
+    const t = s.throughput;
+    lines.push(
+      `| ${s.label} | ${fmt(t?.eventsPerSec, 0)} | ${t?.relayCpuPct == null ? '–' : `${fmt(t.relayCpuPct, 0)}%`} | ${fmt(t?.relayUsPerEvent, 2)} | ${t ? `${fmt(t.generatorCpuPct, 0)}%` : '–'} | ${s.idle ? `${fmt(s.idle.rssPerSessionKiB, 1)} KiB` : '–'} |`,
+    );
+  }
+  lines.push('');
+  lines.push('| goal | measured | met |');
+  lines.push('|---|---|---|');
+  for (const g of goalList) lines.push(`| ${g.goal} | ${g.value} | ${g.met === null ? 'n/a' : g.met ? 'yes' : '**no**'} |`);
+  for (const [t, p] of Object.entries(profiles)) {
+    if (!p) continue;
+    lines.push('');
+    lines.push(`**Profile: ${t}, ${opts.profileSessions} paced sessions** (self time, % of busy samples; idle ${p.idlePct}%, GC ${p.gcPct}%)`);
+    lines.push('');
+    lines.push('| area | % |');
+    lines.push('|---|---:|');
+    for (const [a, v] of Object.entries(p.areas).slice(0, 12)) lines.push(`| ${a} | ${v} |`);
+    lines.push('');
+    lines.push('| function | where | self % |');
+    lines.push('|---|---|---:|');
+    for (const l of p.top.slice(0, 20)) lines.push(`| \`${l.fn}\` | ${l.where} | ${l.selfPct} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const machine = machineInfo();
+  for (const t of opts.targets) {
+    const c = TARGETS[t].config;
+    if (c && !existsSync(resolve(REPO_ROOT, c))) throw new Error(`target ${t}: ${c} does not exist`);
+  }
+  mkdirSync(join(opts.out, 'logs'), { recursive: true });
+  const logFile = join(opts.out, 'logs', 'children.log');
+  const logFd = openSync(logFile, 'w');
+  log(`bench: ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadavg}; targets ${opts.targets.join(', ')}; paced ${opts.sessions.join('/')}; repeat ${opts.repeat}; child logs in ${logFile}`);
+  if (machine.nproc < 2 && opts.pin) log('  warning: fewer than 2 cores; pinning puts everything on one core');
+  const started = Date.now();
+  const runs: TargetRun[] = [];
+  for (let rep = 1; rep <= opts.repeat; rep++) {
+    // Rotate the order per repetition so slow drift (other work on the machine) spreads over targets.
+    const order = opts.targets.map((_, i) => opts.targets[(i + rep - 1) % opts.targets.length]!);
+    for (const t of order) {
+      log(`rep ${rep}/${opts.repeat}: ${t}`);
+      runs.push(await runTarget(t, rep, logFd));
+    }
+  }
+  const profiles: Record<string, ProfileSummary | null> = {};
+  if (opts.profile) {
+    for (const t of opts.targets.filter((x) => x === 'proxy' || x === 'governed')) {
+      log(`profile: ${t}`);
+      profiles[t] = await runProfile(t, logFd);
+    }
+  }
+  closeSync(logFd);
+  const summary = summarise(runs);
+  const goalList = goals(summary);
+  const md = markdown(machine, summary, goalList, profiles);
+  console.log('\n' + md);
+  const result = { date: new Date().toISOString(), durationSec: Math.round((Date.now() - started) / 1000), machine, options: opts, summary, goals: goalList, profiles, runs };
+  mkdirSync(opts.out, { recursive: true });
+  const stem = quick ? 'latest-quick' : 'latest';
+  writeFileSync(join(opts.out, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(join(opts.out, `${stem}.md`), md);
+  log(`wrote ${join(opts.out, `${stem}.json`)} and ${stem}.md`);
+}
+
+await main();
