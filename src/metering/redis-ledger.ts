@@ -75,7 +75,8 @@ return {1}
 `;
 
 // KEYS: day, month, resv, usage. ARGV: reservation id ('' = none), nanos, tokens, dayExpireAt,
-// monthExpireAt (unix s), maxlen, record key, record JSON, check ('1' on retries: skip duplicates).
+// monthExpireAt (unix s), maxlen, record key, record JSON, check ('1' on retries: skip duplicates),
+// record ts (ms).
 const SETTLE = `
 if ARGV[9] == '1' then
   local recent = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 5000)
@@ -93,7 +94,14 @@ redis.call('EXPIREAT', KEYS[1], ARGV[4])
 redis.call('HINCRBY', KEYS[2], 'nanos', ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[3])
 redis.call('EXPIREAT', KEYS[2], ARGV[5])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'k', ARGV[7], 'r', ARGV[8])
+-- Entry ids carry the record's time (never below the stream's last id), so ?since= maps to XRANGE.
+local ms = tonumber(ARGV[10])
+local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  local lm = tonumber(string.match(last[1][1], '^(%d+)'))
+  if lm > ms then ms = lm end
+end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%.0f', ms) .. '-*', 'k', ARGV[7], 'r', ARGV[8])
 return 1
 `;
 
@@ -321,6 +329,7 @@ export class RedisLedger implements Ledger {
           JSON.stringify(r),
           // A retried write may have landed before its reply was lost: check for it.
           item.attempts > 0 ? '1' : '0',
+          r.ts,
         ],
       );
       return true;
@@ -439,8 +448,8 @@ export class RedisLedger implements Ledger {
     const tenants = tenant === null ? this.#o.tenants : [tenant];
     const out: UsageRecord[] = [];
     for (const t of tenants) {
-      // Stream ids start with the Redis server's ms clock; records carry their own ts, filtered below.
-      const entries = await this.#redis.xrange(this.#key(t, 'usage'), String(Math.max(0, sinceMs - 60_000)), '+', 'COUNT', limit + 1000);
+      // Entry ids are ≥ their record's ts, so XRANGE from `since` misses nothing.
+      const entries = await this.#redis.xrange(this.#key(t, 'usage'), String(Math.max(0, sinceMs)), '+', 'COUNT', limit);
       for (const [, fields] of entries) {
         const i = fields.indexOf('r');
         if (i < 0 || i + 1 >= fields.length) continue;

@@ -1,0 +1,315 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FakeSession } from '../../test/support/fake-session.js';
+import type { Filter, FilterFactory, Verdict } from '../pipeline/filter.js';
+import { Frame } from '../pipeline/frame.js';
+import type { Tenant } from '../tenants/tenant.js';
+import { meteringSchema, type TenantLimitsConfig } from './config.js';
+import { createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
+import type { UsageRecord } from './ledger.js';
+import { resolveLimits } from './limits.js';
+import { formatUsd } from './money.js';
+import { PriceBook } from './pricing.js';
+import { SqliteLedger } from './sqlite-ledger.js';
+
+const T0 = Date.UTC(2026, 10, 28, 12);
+
+interface Setup {
+  readonly factory: FilterFactory;
+  readonly ledger: SqliteLedger;
+  readonly records: UsageRecord[];
+  readonly rt: MeteringRuntime;
+}
+
+const ledgers: SqliteLedger[] = [];
+afterEach(async () => {
+  vi.useRealTimers();
+  for (const l of ledgers.splice(0)) await l.close();
+});
+
+function setup(config: Record<string, unknown> = {}): Setup {
+  const cfg = meteringSchema.parse({ ledger: { path: ':memory:' }, ...config });
+  const ledger = new SqliteLedger(':memory:');
+  ledgers.push(ledger);
+  const records: UsageRecord[] = [];
+  const rt: MeteringRuntime = {
+    config: cfg,
+    prices: new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice }),
+    ledger,
+    limitsOf: (t) => resolveLimits(t, cfg),
+    onRecord: (r) => records.push(r),
+    log: pino({ level: 'silent' }),
+    wall: () => T0,
+  };
+  return { factory: createMeteringFilterFactory(rt), ledger, records, rt };
+}
+
+function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime'): { ctx: FakeSession; f: Filter } {
+  const ctx = new FakeSession({ tenant: { limits }, model });
+  return { ctx, f: s.factory.create(ctx) };
+}
+
+const ev = (e: { type: string; [k: string]: unknown }) => Frame.fromEvent(e);
+const client = (f: Filter, e: { type: string; [k: string]: unknown }) => f.onClient!(ev(e)) as Verdict;
+const server = (f: Filter, e: { type: string; [k: string]: unknown }) => f.onServer!(ev(e)) as Verdict;
+
+function usage(textIn: number, audioIn: number, textOut: number, audioOut: number) {
+  return {
+    total_tokens: textIn + audioIn + textOut + audioOut,
+    input_tokens: textIn + audioIn,
+    output_tokens: textOut + audioOut,
+    input_token_details: { text_tokens: textIn, audio_tokens: audioIn, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } },
+    output_token_details: { text_tokens: textOut, audio_tokens: audioOut },
+  };
+}
+
+/** Earlier spend of the tenant (another session). */
+const spent = (costNanos: number): UsageRecord => ({
+  ts: T0, tenant: 'acme', session: 'rps_other', source: 'response', ref: 'resp_old', model: 'gpt-realtime', status: 'completed', costNanos,
+  inputTokens: 0, outputTokens: 0, cachedTokens: 0, totalTokens: 0, input: null, cached: null, output: null, seconds: null, estimated: false, fallbackPrice: false,
+});
+
+const created = (id: string, extra: Record<string, unknown> = {}) => ({ type: 'response.created', response: { id, status: 'in_progress', conversation_id: 'conv_1', max_output_tokens: 'inf', usage: null, ...extra } });
+const done = (id: string, u: unknown, status = 'completed') => ({ type: 'response.done', response: { id, status, conversation_id: 'conv_1', usage: u } });
+
+function json(v: Verdict): Record<string, unknown> {
+  if (v.kind !== 'replace') throw new Error(`expected replace, got ${v.kind}`);
+  return v.frame.json();
+}
+
+describe('metering filter: usage', () => {
+  it('bills each response.done exactly and keeps running totals for the session-end log', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    expect(client(f, { type: 'response.create' }).kind).toBe('continue');
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(1000, 0, 500, 0)));
+    server(f, created('resp_2'));
+    server(f, done('resp_2', usage(0, 2000, 0, 1000)));
+    // 1000·4 + 500·16 = 12000 µ$; 2000·32 + 1000·64 = 128000 µ$
+    expect(s.records.map((r) => formatUsd(r.costNanos))).toEqual(['0.012', '0.128']);
+    expect(s.ledger.status('acme', resolveLimits(ctx.tenant, s.rt.config).caps, T0).day.spent).toEqual({ nanos: 140_000_000, tokens: 4500 });
+    expect(ctx.reports.filter((r) => r.kind === 'usage')).toHaveLength(2);
+    f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+    expect(f.summary!()).toMatchObject({ meteringResponses: 2, meteringCostUsd: '0.14', meteringInputTokens: 3000, meteringOutputTokens: 1500, meteringRefused: 0 });
+  });
+
+  it('bills input transcription at the transcription model price', () => {
+    const s = setup();
+    const { f } = session(s);
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe' } } } } });
+    server(f, {
+      type: 'conversation.item.input_audio_transcription.completed',
+      item_id: 'item_1',
+      content_index: 0,
+      transcript: 'hello',
+      usage: { type: 'tokens', input_tokens: 180, output_tokens: 40, total_tokens: 220, input_token_details: { text_tokens: 20, audio_tokens: 160 } },
+    });
+    expect(s.records).toHaveLength(1);
+    expect(s.records[0]).toMatchObject({ source: 'transcription', ref: 'item_1', model: 'gpt-4o-mini-transcribe', totalTokens: 220 });
+    expect(formatUsd(s.records[0]!.costNanos)).toBe('0.000705');
+  });
+
+  it('refuses a session.update that selects an unpriced transcription model (non-fatal)', () => {
+    const s = setup();
+    const { f } = session(s);
+    const v = client(f, { type: 'session.update', event_id: 'e1', session: { type: 'realtime', audio: { input: { transcription: { model: 'mystery-stt' } } } } });
+    expect(v.kind).toBe('reject');
+    if (v.kind === 'reject') {
+      expect(v.error.code).toBe('unknown_model_price');
+      expect(v.error.closesSession).toBe(false);
+      expect(v.error.eventId).toBe('e1');
+    }
+  });
+});
+
+describe('metering filter: max_output_tokens clamp', () => {
+  it('rewrites "inf" and larger values in response.create and notifies the client', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+    const v = client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 'inf', metadata: { k: 'v' } } });
+    expect(json(v)['response']).toEqual({ max_output_tokens: 300, metadata: { k: 'v' } });
+    expect(ctx.client).toHaveLength(1);
+    expect(ctx.client[0]).toMatchObject({ type: 'error', error: { code: 'max_output_tokens_clamped', event_id: 'c1', details: { requested: 'inf', limit: 300 } } });
+    expect(client(f, { type: 'response.create', response: { max_output_tokens: 200 } }).kind).toBe('continue');
+  });
+
+  it('sets the limit on a response.create without one while the session default is not yet clamped', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+    server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
+    expect(ctx.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', max_output_tokens: 300 } }]);
+    expect(json(client(f, { type: 'response.create' }))['response']).toEqual({ max_output_tokens: 300 });
+    expect(ctx.client).toHaveLength(0); // the client asked for nothing: no notice
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 300 } });
+    expect(client(f, { type: 'response.create' }).kind).toBe('continue');
+    expect(ctx.upstream).toHaveLength(1);
+  });
+
+  it('clamps session.update', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+    const v = client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 4096, instructions: 'x' } });
+    expect(json(v)['session']).toEqual({ type: 'realtime', max_output_tokens: 300, instructions: 'x' });
+    expect(ctx.client[0]).toMatchObject({ error: { code: 'max_output_tokens_clamped', param: 'session.max_output_tokens' } });
+    expect(client(f, { type: 'session.update', session: { type: 'realtime', instructions: 'y' } }).kind).toBe('continue');
+  });
+});
+
+describe('metering filter: budgets', () => {
+  it('refuses response.create once the daily cap is spent, with cap, period and reset time', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '0.02' });
+    expect(client(f, { type: 'response.create' }).kind).toBe('continue');
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(1000, 0, 500, 0))); // $0.012
+    expect(client(f, { type: 'response.create' }).kind).toBe('continue');
+    server(f, created('resp_2'));
+    server(f, done('resp_2', usage(1000, 0, 500, 0))); // $0.024 ≥ $0.02
+    const v = client(f, { type: 'response.create', event_id: 'c3' });
+    expect(v.kind).toBe('reject');
+    if (v.kind !== 'reject') return;
+    expect(v.error.code).toBe('budget_exceeded');
+    expect(v.error.closesSession).toBe(false);
+    expect(v.error.eventId).toBe('c3');
+    expect(v.error.details).toEqual({
+      cap: 'daily_usd',
+      period: '2026-11-28',
+      limit: '0.02',
+      spent: '0.024',
+      reserved: '0.00',
+      unit: 'USD',
+      resetsAt: '2026-11-29T00:00:00.000Z',
+    });
+    expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'daily_usd', responseId: null });
+  });
+
+  it('holds a worst-case reservation while a response runs, so a concurrent one is refused', () => {
+    const s = setup();
+    const a = session(s, { dailyUsd: '0.10', maxResponseOutputTokens: 1000 });
+    const b = session(s, { dailyUsd: '0.10', maxResponseOutputTokens: 1000 });
+    // worst case: (0 + 2000 allowance)·32 + 1000·64 µ$ = $0.128 ≥ $0.10 remaining
+    expect(client(a.f, { type: 'response.create' }).kind).toBe('replace');
+    expect(client(b.f, { type: 'response.create' }).kind).toBe('reject');
+    server(a.f, created('resp_a'));
+    server(a.f, done('resp_a', usage(10, 0, 10, 0)));
+    expect(client(b.f, { type: 'response.create' }).kind).toBe('replace');
+  });
+
+  it('cancels a server-started (VAD) response over budget and still bills its response.done', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '0.01' });
+    s.ledger.settle(null, spent(10_000_000));
+    expect(server(f, created('resp_vad')).kind).toBe('continue');
+    expect(ctx.cancelled).toHaveLength(1);
+    expect(ctx.cancelled[0]).toMatchObject({ responseId: 'resp_vad', by: 'metering' });
+    expect(ctx.cancelled[0]!.notice.code).toBe('budget_exceeded');
+    server(f, done('resp_vad', usage(100, 0, 5, 0), 'cancelled'));
+    expect(s.records).toHaveLength(1);
+    expect(s.records[0]).toMatchObject({ ref: 'resp_vad', status: 'cancelled' });
+    expect(f.summary!()).toMatchObject({ meteringCancelled: 1 });
+  });
+
+  it('end_session: refuses, then closes with 4002 once running responses are billed', () => {
+    const s = setup({ onExhausted: 'end_session' });
+    const { ctx, f } = session(s, { dailyUsd: '0.01' });
+    client(f, { type: 'response.create' });
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(1000, 0, 500, 0))); // $0.012 ≥ cap → end
+    expect(ctx.closedWith?.code).toBe('budget_exceeded');
+    expect(ctx.closedWith?.closeCode).toBe(4002);
+  });
+
+  it('end_session with a response running: cancels it and closes after its response.done', () => {
+    const s = setup({ onExhausted: 'end_session' });
+    const { ctx, f } = session(s, { maxSessionTokens: 100 });
+    client(f, { type: 'response.create' });
+    server(f, created('resp_1'));
+    server(f, created('resp_2')); // an out-of-band response still running
+    server(f, done('resp_1', usage(100, 0, 50, 0)));
+    expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_2']);
+    expect(ctx.closedWith).toBeNull();
+    server(f, done('resp_2', usage(100, 0, 5, 0), 'cancelled'));
+    expect(ctx.closedWith?.code).toBe('token_limit_exceeded');
+    expect(s.records).toHaveLength(2);
+  });
+
+  it('refuses responses past the session token limit', () => {
+    const s = setup();
+    const { f } = session(s, { maxSessionTokens: 100 });
+    client(f, { type: 'response.create' });
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(80, 0, 30, 0)));
+    const v = client(f, { type: 'response.create' });
+    expect(v.kind === 'reject' && v.error.code).toBe('token_limit_exceeded');
+  });
+
+  it('releases a reservation when the upstream refuses the response.create, and on close', () => {
+    const s = setup();
+    const caps = { dailyUsd: '1' };
+    const { ctx, f } = session(s, caps);
+    const c = resolveLimits(ctx.tenant, s.rt.config).caps;
+    client(f, { type: 'response.create', event_id: 'c1' });
+    expect(s.ledger.status('acme', c, T0).day.reserved.nanos).toBeGreaterThan(0);
+    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: 'c1' } });
+    expect(s.ledger.status('acme', c, T0).day.reserved.nanos).toBe(0);
+    client(f, { type: 'response.create' });
+    server(f, created('resp_1'));
+    client(f, { type: 'response.create' });
+    expect(s.ledger.status('acme', c, T0).day.reserved.nanos).toBeGreaterThan(0);
+    f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+    expect(s.ledger.status('acme', c, T0).day.reserved.nanos).toBe(0);
+  });
+
+  it('ends the session at its maximum duration', () => {
+    vi.useFakeTimers();
+    const s = setup();
+    const { ctx } = session(s, { maxSessionDurationSec: 5 });
+    vi.advanceTimersByTime(4999);
+    expect(ctx.closedWith).toBeNull();
+    vi.advanceTimersByTime(1);
+    expect(ctx.closedWith?.code).toBe('session_duration_exceeded');
+    expect(ctx.closedWith?.closeCode).toBe(4002);
+  });
+});
+
+describe('metering filter: admission', () => {
+  const tenant = (limits: TenantLimitsConfig | null = null): Tenant => ({ id: 'acme', name: 'Acme', policy: null, plan: null, limits });
+  const q = new Map<string, string>();
+
+  it('refuses models without a price unless a fallback is configured', async () => {
+    expect((await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q }))?.code).toBe('unknown_model_price');
+    expect(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q })).toBeNull();
+    expect(await setup().factory.admit!({ tenant: tenant(), model: '', query: new Map([['intent', 'transcription']]) })).toBeNull();
+  });
+
+  it('refuses a tenant already over budget (429 before the upgrade)', async () => {
+    const s = setup();
+    s.ledger.settle(null, spent(5));
+    const e = await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.000000005' }), model: 'gpt-realtime', query: q });
+    expect(e?.code).toBe('budget_exceeded');
+    expect(e?.httpStatus).toBe(429);
+    expect(await s.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q })).toBeNull();
+  });
+
+  it('caps concurrent sessions per tenant and frees the slot on close', async () => {
+    const s = setup();
+    const t = tenant({ maxConcurrentSessions: 1 });
+    expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+    const ctx = new FakeSession({ tenant: t });
+    const f = s.factory.create(ctx);
+    const refused = await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q });
+    expect(refused?.code).toBe('concurrent_sessions_exceeded');
+    expect(refused?.httpStatus).toBe(429);
+    f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+    expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+  });
+
+  it('wants no audio event types', () => {
+    const w = setup().factory.wants;
+    expect(w.client).not.toContain('input_audio_buffer.append');
+    expect(w.server).not.toContain('response.output_audio.delta');
+    expect(w.client).not.toBe('*');
+    expect(w.server).not.toBe('*');
+  });
+});
