@@ -73,6 +73,10 @@ export class ContextTracker {
     return this.#items.length;
   }
 
+  has(id: string): boolean {
+    return this.#byId.has(id);
+  }
+
   ids(): string[] {
     return this.#items.map((i) => i.id);
   }
@@ -177,9 +181,10 @@ export class ContextTracker {
    * The oldest items to delete to get from over `maxTokens` down to `maxTokens × targetRatio`.
    * Pinned: the first `keepFirst`, system messages (`keepSystem`), the latest `keepLast`, and
    * anything still in progress. A function_call and its function_call_output go together.
+   * `pendingTokens`: items about to join the conversation (created, not yet echoed).
    */
-  plan(budget: Budget): PrunePlan | null {
-    const before = this.total();
+  plan(budget: Budget, pendingTokens = 0): PrunePlan | null {
+    const before = this.total() + pendingTokens;
     if (before <= budget.maxTokens) return null;
     const target = Math.floor(budget.maxTokens * budget.targetRatio);
     const n = this.#items.length;
@@ -217,7 +222,7 @@ export function truncationFactory(registry: PolicyRegistry): FilterFactory {
   return {
     name: TRUNCATION_FILTER,
     wants: {
-      client: ['response.create'],
+      client: ['conversation.item.create', 'response.create'],
       server: [
         'conversation.item.added',
         'conversation.item.created',
@@ -246,6 +251,12 @@ export class TruncationFilter implements Filter {
   readonly #budget: Budget | null;
   readonly #policy: string;
   readonly tracker = new ContextTracker();
+  /**
+   * Items the client created that the server has not echoed yet (a client usually sends
+   * `conversation.item.create` and `response.create` back to back): counted toward the budget
+   * until their `conversation.item.added` arrives.
+   */
+  readonly #pending: { type: string; role: string | null; tokens: number }[] = [];
   #pruned = 0;
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
@@ -256,11 +267,31 @@ export class TruncationFilter implements Filter {
 
   onClient(frame: Frame): Verdict {
     if (!this.#budget) return CONTINUE;
+    if (frame.type === 'conversation.item.create') {
+      const item = asObject(frame.json()['item']);
+      if (item) this.#pending.push({ type: asString(item['type']) ?? '', role: asString(item['role']), tokens: estimateItemTokens(item, null) });
+      return CONTINUE;
+    }
     const response = asObject(frame.json()['response']);
     // Out-of-band responses do not read the default conversation.
     if (response?.['conversation'] === 'none') return CONTINUE;
     this.#prune('response.create');
     return CONTINUE;
+  }
+
+  #pendingTokens(): number {
+    let sum = 0;
+    for (const p of this.#pending) sum += p.tokens;
+    return sum;
+  }
+
+  /** The server echoed an item: if the client created it, it is no longer pending. */
+  #settlePending(item: JsonObject): void {
+    if (this.#pending.length === 0) return;
+    const type = asString(item['type']) ?? '';
+    const role = asString(item['role']);
+    const i = this.#pending.findIndex((p) => p.type === type && p.role === role);
+    if (i >= 0) this.#pending.splice(i, 1);
   }
 
   onServer(frame: Frame): Verdict {
@@ -272,7 +303,9 @@ export class TruncationFilter implements Filter {
       case 'conversation.item.done': {
         const item = asObject(ev['item']);
         const prev = ev['previous_item_id'];
-        if (item) this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined));
+        if (!item) break;
+        if (frame.type !== 'conversation.item.done' && !this.tracker.has(asString(item['id']) ?? '')) this.#settlePending(item);
+        this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined));
         break;
       }
       case 'conversation.item.deleted': {
@@ -321,7 +354,7 @@ export class TruncationFilter implements Filter {
   }
 
   #prune(trigger: string): void {
-    const plan = this.tracker.plan(this.#budget!);
+    const plan = this.tracker.plan(this.#budget!, this.#pendingTokens());
     if (!plan) return;
     for (const id of plan.itemIds) {
       this.tracker.remove(id);

@@ -1,5 +1,7 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { Frame } from '../../src/pipeline/frame.js';
 import { compilePolicy, parsePolicyYaml, type CompiledPolicy, type ModuleLoader } from '../../src/policies/compile.js';
 import type { PolicyEntry } from '../../src/policies/registry.js';
@@ -29,3 +31,14 @@ export const audioDelta = (responseId: string, itemId = 'item_out') =>
 export const responseCreated = (id: string) => wire({ type: 'response.created', event_id: `ev_${++seq}`, response: { id, object: 'realtime.response', status: 'in_progress', output: [], conversation_id: 'conv_1', usage: null } });
 export const userText = (text: string, eventId = 'evt_client_1') =>
   wire({ type: 'conversation.item.create', event_id: eventId, item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
+
+/** A temporary policies directory with these files (a permissive `default.yaml` is added unless given). */
+export function policyDir(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rp-policies-'));
+  const all = { 'default.yaml': 'description: permissive\n', ...files };
+  for (const [name, text] of Object.entries(all)) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
