@@ -275,6 +275,18 @@ describe('turn tracker', () => {
     expect(c.sink.closed[0]).toMatchObject({ endReason: 'incomplete' });
   });
 
+  it('a response.cancel sent before response.created reached the proxy still marks that response', () => {
+    const { sink, client, server } = setup();
+    server(ev.sessionCreated());
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    client({ type: 'response.create' });
+    client({ type: 'response.cancel' });
+    server(ev.responseCreated('resp_1'));
+    server(ev.responseDone('resp_1', 'cancelled', { status_details: { type: 'cancelled', reason: 'client_cancelled' } }));
+    expect(sink.closed[0]).toMatchObject({ endReason: 'interrupted', interruption: 'generation' });
+    expect(sink.closed[0]!.responses[0]!.clientCancelled).toBe(true);
+  });
+
   it('proxy-cancelled responses (guardrail, budget) end the turn as cancelled, not interrupted', () => {
     const { sink, client, server, report } = setup();
     server(ev.sessionCreated());

@@ -64,6 +64,8 @@ interface PendingCreate {
   readonly outOfBand: boolean;
   /** The agent-initiated turn this request opened, if it did. */
   turn: TurnRecord | null;
+  /** The client cancelled before the response was created. */
+  cancelled: boolean;
 }
 
 interface TurnTimers {
@@ -280,7 +282,7 @@ export class TurnTracker {
   #onResponseCreate(ev: Obj, now: number): void {
     const response = obj(ev, 'response');
     const outOfBand = str(response, 'conversation') === 'none';
-    const pending: PendingCreate = { t: now, eventId: str(ev, 'event_id'), outOfBand, turn: null };
+    const pending: PendingCreate = { t: now, eventId: str(ev, 'event_id'), outOfBand, turn: null, cancelled: false };
     this.#pending.push(pending);
     if (this.#pending.length > MAX_PENDING) this.#pending.shift();
     if (outOfBand) return;
@@ -304,7 +306,12 @@ export class TurnTracker {
   #onResponseCancel(frame: Frame, now: number): void {
     const id = frame.string('response_id');
     const r = id ? this.#responses.get(id) : this.#latestDefaultResponse();
-    if (!r) return;
+    if (!r) {
+      // Cancelled before response.created reached the proxy: applies to the requested response.
+      const pending = id ? undefined : this.#pending.find((p) => !p.outOfBand);
+      if (pending) pending.cancelled = true;
+      return;
+    }
     r.clientCancelled = true;
     this.#event(r.turn, 'response.cancel', now);
     if (r.turn.endReason === null) this.#interrupt(r.turn, 'generation', now);
@@ -564,6 +571,10 @@ export class TurnTracker {
       this.#usageEarly.delete(id);
     }
     this.#event(turn, 'response.created', now, { 'gen_ai.response.id': id, 'rtproxy.response.trigger': r.trigger });
+    if (pending?.cancelled) {
+      r.clientCancelled = true;
+      if (turn.endReason === null) this.#interrupt(turn, 'generation', now);
+    }
   }
 
   #onOutputItem(ev: Obj): void {
