@@ -1,0 +1,65 @@
+import type { ReceivedEvent, TestClient } from '../support/client.js';
+
+export const ADMIN_KEY = 'admin_test_key_0123456789';
+
+/** One text-only turn: returns the response.done, or the proxy's error if the response was refused. */
+export async function textTurn(c: TestClient, text = 'say: ok', timeoutMs = 10_000): Promise<{ done: ReceivedEvent | null; error: ReceivedEvent | null }> {
+  const eventId = `evt_turn_${Math.random().toString(36).slice(2, 10)}`;
+  const doneBefore = c.ofType('response.done').length;
+  c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
+  c.send({ type: 'response.create', event_id: eventId, response: { output_modalities: ['text'] } });
+  const ev = await c.waitFor(
+    (e) =>
+      (e.type === 'error' && (e['error'] as { event_id?: string } | undefined)?.event_id === eventId) ||
+      (e.type === 'response.done' && c.ofType('response.done').length > doneBefore),
+    timeoutMs,
+    'response.done or error',
+  );
+  return ev.type === 'error' ? { done: null, error: ev } : { done: ev, error: null };
+}
+
+export function errorCode(e: ReceivedEvent | null): string | null {
+  return ((e?.['error'] as { code?: string } | undefined)?.code ?? null) as string | null;
+}
+
+export async function admin(httpUrl: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; text: string; headers: Headers }> {
+  const res = await fetch(`${httpUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // JSONL or empty
+  }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+export interface SpendPeriod {
+  spentUsd: string;
+  spentNanos: number;
+  spentTokens: number;
+  reservedUsd: string;
+  capUsd: string | null;
+  resetsAt: string;
+  period: string;
+}
+
+export async function spend(httpUrl: string, tenant = 'acme'): Promise<{ day: SpendPeriod; month: SpendPeriod }> {
+  const r = await admin(httpUrl, 'GET', `/admin/tenants/${tenant}/spend`);
+  if (r.status !== 200) throw new Error(`spend: HTTP ${r.status} ${r.text}`);
+  return r.json as unknown as { day: SpendPeriod; month: SpendPeriod };
+}
+
+/** The usage records (JSON lines) of GET /admin/usage. */
+export async function usageRecords(httpUrl: string, query = ''): Promise<Record<string, unknown>[]> {
+  const r = await admin(httpUrl, 'GET', `/admin/usage${query}`);
+  if (r.status !== 200) throw new Error(`usage: HTTP ${r.status} ${r.text}`);
+  return r.text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
