@@ -152,4 +152,15 @@ describe('filter chain', () => {
   it('refuses duplicate filter names at build time', () => {
     expect(() => new ChainTemplate([factory('x', {}, {}), factory('x', {}, {})])).toThrow(/twice/);
   });
+
+  it('answers a frame that sniffs but does not parse with invalid_json, whatever the filter', () => {
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([factory('reader', { client: ['session.update'] }, { onClient: (f) => (f.json(), CONTINUE) })]).instantiate(
+      new FakeSession(),
+      sink,
+    );
+    chain.fromClient(new Frame('session.update', Buffer.from('{"type":"session.update", ')));
+    expect(sink.errors).toEqual(['invalid_json']);
+    expect(sink.out).toEqual([]);
+  });
 });

@@ -1,6 +1,6 @@
 import { ProxyError } from '../protocol/errors.js';
 import type { CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
-import type { Frame } from './frame.js';
+import { MalformedFrameError, type Frame } from './frame.js';
 import type { Report } from './reports.js';
 
 /** Where a session's chain delivers its outcomes. Implemented by the relay, which owns the sockets. */
@@ -121,7 +121,7 @@ class DirectionRunner {
         const paused = frame;
         verdict.then(
           (v) => this.#resume(paused, k, indices, v),
-          () => this.#resume(paused, k, indices, this.#chain.onFilterFailure(i, this.#direction, paused)),
+          (err: unknown) => this.#resume(paused, k, indices, this.#chain.onFilterFailure(i, this.#direction, paused, err)),
         );
         return;
       }
@@ -215,18 +215,27 @@ export class SessionChain {
     try {
       verdict = fn.call(filter, frame);
     } catch (err) {
-      this.#ctx.log.error({ err, filter: this.#template.factories[i]!.name, eventType: frame.type }, 'filter threw');
-      return this.onFilterFailure(i, direction, frame);
+      return this.onFilterFailure(i, direction, frame, err);
     }
     return !isPromise(verdict) && verdict.kind === 'continue' ? null : verdict;
   }
 
-  onFilterFailure(i: number, direction: Direction, frame: Frame): Verdict {
+  /** A frame a filter needed to read is not JSON: the client is told; an upstream frame is dropped. */
+  #malformed(direction: Direction, frame: Frame): Verdict {
+    if (direction === 'client') return { kind: 'reject', error: new ProxyError('invalid_json', { message: `The ${frame.type} event is not valid JSON.` }) };
+    this.#ctx.log.warn({ eventType: frame.type }, 'malformed upstream frame dropped');
+    return { kind: 'drop' };
+  }
+
+  onFilterFailure(i: number, direction: Direction, frame: Frame, err: unknown): Verdict {
+    if (err instanceof MalformedFrameError) return this.#malformed(direction, frame);
     const factory = this.#template.factories[i]!;
+    this.#ctx.log.error({ err, filter: factory.name, eventType: frame.type }, 'filter failed');
     this.report({ kind: 'filter_error', filter: factory.name, direction, eventType: frame.type });
     if (factory.failMode === 'open') return { kind: 'continue' };
     return { kind: 'reject', error: new ProxyError('internal_error', { eventId: frame.parsed ? eventIdOf(frame) : null }) };
   }
+
 
   noteVerdict(i: number, direction: Direction, frame: Frame, verdict: 'replace' | 'drop' | 'reject' | 'close', code: string | null): void {
     this.report({

@@ -3,6 +3,14 @@ import type { ClientEventOf, ClientEventType, ServerEventOf, ServerEventType } f
 
 const UNPARSED: unique symbol = Symbol('unparsed');
 
+/** Thrown by `Frame.json()` when the bytes are not valid JSON. */
+export class MalformedFrameError extends Error {
+  override readonly name = 'MalformedFrameError';
+  constructor(readonly eventType: string) {
+    super(`frame of type ${eventType} is not valid JSON`);
+  }
+}
+
 export type JsonObject = { [key: string]: unknown };
 
 /**
@@ -37,9 +45,19 @@ export class Frame {
     return this.#parsed !== UNPARSED;
   }
 
-  /** The parsed event. Throws only if the frame was never valid JSON, which the relay rules out. */
+  /**
+   * The parsed event. A frame whose type was sniffed may still be malformed past the type: then
+   * this throws `MalformedFrameError`, which the chain answers with `invalid_json` (the client's
+   * fault, not the filter's).
+   */
   json(): JsonObject {
-    if (this.#parsed === UNPARSED) this.#parsed = JSON.parse(this.bytes.toString('utf8')) as JsonObject;
+    if (this.#parsed === UNPARSED) {
+      try {
+        this.#parsed = JSON.parse(this.bytes.toString('utf8')) as JsonObject;
+      } catch {
+        throw new MalformedFrameError(this.type);
+      }
+    }
     return this.#parsed;
   }
 

@@ -60,6 +60,9 @@ function copyFrame(message: ArrayBuffer): Buffer {
   return buf;
 }
 
+/** Relay overhead is timed on one frame in 64 per direction (mask of the frame counter). */
+const RELAY_SAMPLE_MASK = 63;
+
 const UPSTREAM_CLOSE_PASSTHROUGH = (code: number) =>
   code === 1000 || code === 1001 || code === 1008 || code === 1011 || code === 1012 || code === 1013 || (code >= 3000 && code <= 4999);
 
@@ -104,6 +107,10 @@ export class RelaySession implements SessionContext, ChainSink {
   #awaitingPongSince = 0;
   #connectTimer: NodeJS.Timeout | null = null;
   #eventSeq = 0;
+  #clientSample = 0;
+  #serverSample = 0;
+  /** Arrival time of the sampled upstream frame awaiting its flush, or 0. */
+  #serverSampleAt = 0;
   /** Event ids of events the proxy injected upstream: upstream errors about them stay here. */
   readonly #injectedIds = new Set<string>();
   #ended = false;
@@ -232,7 +239,16 @@ export class RelaySession implements SessionContext, ChainSink {
     const bytes = copyFrame(message);
     const type = sniffString(bytes, 'type');
     if (typeof type === 'string' && type.length > 0) {
+      if ((++this.#clientSample & RELAY_SAMPLE_MASK) !== 0) {
+        this.#chain.fromClient(new Frame(type, bytes));
+        return;
+      }
+      // One frame in 64: time the synchronous path from the socket read to the upstream write.
+      const t0 = this.clock.now();
       this.#chain.fromClient(new Frame(type, bytes));
+      if (this.#upstreamOpen && this.#chain.queued('client') === 0) {
+        this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
+      }
       return;
     }
     // The sniffer could not read it cheaply: let the real parser decide.
@@ -305,6 +321,7 @@ export class RelaySession implements SessionContext, ChainSink {
       const t = ev && typeof ev['type'] === 'string' ? ev['type'] : '';
       frame = ev ? new Frame(t, data, ev) : new Frame('', data);
     }
+    if ((++this.#serverSample & RELAY_SAMPLE_MASK) === 0 && this.#serverSampleAt === 0) this.#serverSampleAt = this.clock.now();
     if (frame.type === 'error' && this.#injectedIds.size > 0 && this.#isAboutInjected(frame)) return;
     const tracked = this.#responses.inspect(frame);
     if (tracked) this.#chain.fromServer(tracked);
@@ -339,6 +356,11 @@ export class RelaySession implements SessionContext, ChainSink {
     ws.cork(() => {
       for (const buf of out) if (ws.send(buf, false, false) === 2) dropped = true;
     });
+    if (this.#serverSampleAt !== 0) {
+      // Socket read → corked write of the batch it arrived in.
+      this.report({ kind: 'relay_latency', direction: 'server', ms: this.clock.now() - this.#serverSampleAt });
+      this.#serverSampleAt = 0;
+    }
     if (dropped) {
       this.close(new ProxyError('slow_consumer', { message: 'The client send buffer overflowed.' }));
       return;
