@@ -460,6 +460,14 @@ export class MeteringFilter implements Filter {
     }
     const effective = outputLimit(response['max_output_tokens']) ?? this.#sessionMaxOutput ?? 'inf';
     const amount = this.#worstCase(price, effective);
+    // An asynchronous ledger pauses this direction while it answers; a tenant known to be at its
+    // cap is cancelled right away instead.
+    const known = this.#rt.ledger.knownOver?.(this.#ctx.tenant.id, this.#rt.wall()) ?? null;
+    if (known) {
+      this.#active.set(id, { id: null, amount, eventId: null, timer: null });
+      this.#cancel(id, budgetError(known));
+      return CONTINUE;
+    }
     const rid = this.#reservationId();
     return then(this.#reserve(rid, amount), (result): Verdict => {
       if (this.#closed) {

@@ -114,6 +114,11 @@ export interface Ledger {
   /** Concurrent-session slots: true when granted. */
   acquireSlot(tenant: string, token: string, max: number, wallMs: number): MaybePromise<boolean | 'unavailable'>;
   releaseSlot(tenant: string, token: string): void;
+  /**
+   * A recent, synchronous "this tenant is over a cap" answer, for ledgers whose reserve is
+   * asynchronous: lets a server-started response be cancelled before any of its frames pass.
+   */
+  knownOver?(tenant: string, wallMs: number): CapHit | null;
   readiness(): string | null;
   close(): Promise<void>;
 }

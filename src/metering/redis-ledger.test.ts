@@ -26,7 +26,8 @@ async function ledger(options: { keyPrefix?: string; slotTtlMs?: number; failMod
   const l = new RedisLedger({
     url: redis.url,
     keyPrefix: options.keyPrefix ?? `t${++prefix}:`,
-    commandTimeoutMs: 500,
+    // Generous: the test process's own event-loop stalls under load count against this timeout.
+    commandTimeoutMs: 3000,
     reservationTtlSec: 600,
     usageStreamMaxLen: 10_000,
     pendingMax: 1000,

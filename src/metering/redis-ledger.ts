@@ -13,42 +13,45 @@ import type {
   TenantStatus,
   UsageRecord,
 } from './ledger.js';
-import type { CapName, CapSet } from './limits.js';
+import { NO_CAPS, type CapName, type CapSet } from './limits.js';
 import { PeriodClock, periodOf, type Period, type PeriodKind } from './periods.js';
 
 /*
  * Keys (the tenant in a hash tag, so one tenant's keys share a cluster slot):
  *   P{t}:spend:d:2026-11-28, P{t}:spend:m:2026-11  hash nanos, tokens; expire at period end + 1 day
- *   P{t}:resv                                        hash reservation id → "nanos:tokens:expiresAtMs"
+ *   P{t}:resv, P{t}:resvx                            hash reservation id → "nanos:tokens" (+ sums), zset id → expiry
  *   P{t}:caps                                        hash day_nanos, month_nanos, day_tokens, month_tokens
  *   P{t}:usage                                       stream of usage records (k = session/ref, r = JSON)
  *   P{t}:slots                                       zset session token → expiresAtMs
  * Lua numbers are doubles: totals are exact up to 2^53 nano-dollars (9 million USD) per period.
  */
 
-const SUM_RESERVATIONS = `
-local function reservations(key, now)
-  local rn, rt = 0, 0
-  local all = redis.call('HGETALL', key)
-  for i = 1, #all, 2 do
-    local n, t, e = string.match(all[i + 1], '^(%d+):(%d+):(%d+)$')
-    if (not e) or tonumber(e) <= now then
-      redis.call('HDEL', key, all[i])
-    else
-      rn = rn + tonumber(n)
-      rt = rt + tonumber(t)
-    end
-  end
-  return rn, rt
-end
+// Reservations: hash id → "nanos:tokens" with running sums in fields '#n' / '#t', and a zset
+// id → expiry, so reserve/settle/release are O(log n) however many responses are in flight.
+const RESERVATIONS = `
 local function num(v) if v then return tonumber(v) end return 0 end
+local function drop(h, z, id)
+  local v = redis.call('HGET', h, id)
+  if v then
+    local n, t = string.match(v, '^(%d+):(%d+)$')
+    if n ~= '0' then redis.call('HINCRBY', h, '#n', '-' .. n) end
+    if t ~= '0' then redis.call('HINCRBY', h, '#t', '-' .. t) end
+    redis.call('HDEL', h, id)
+  end
+  redis.call('ZREM', z, id)
+end
+local function reserved(h, z, now)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now)) do drop(h, z, id) end
+  local s = redis.call('HMGET', h, '#n', '#t')
+  return num(s[1]), num(s[2])
+end
 `;
 
-// KEYS: day, month, resv, caps. ARGV: id, nanos, tokens, now, ttlMs, mode, capDayN, capMonthN,
-// capDayT, capMonthT ('' = none), pendingNanos, pendingTokens (settlements not yet written).
-const RESERVE = `${SUM_RESERVATIONS}
+// KEYS: day, month, resv, caps, resvExpiry. ARGV: id, nanos, tokens, now, ttlMs, mode, capDayN,
+// capMonthN, capDayT, capMonthT ('' = none), pendingNanos, pendingTokens (settlements not yet written).
+const RESERVE = `${RESERVATIONS}
 local now = tonumber(ARGV[4])
-local rn, rt = reservations(KEYS[3], now)
+local rn, rt = reserved(KEYS[3], KEYS[5], now)
 local o = redis.call('HMGET', KEYS[4], 'day_nanos', 'month_nanos', 'day_tokens', 'month_tokens')
 local d = redis.call('HMGET', KEYS[1], 'nanos', 'tokens')
 local m = redis.call('HMGET', KEYS[2], 'nanos', 'tokens')
@@ -69,25 +72,33 @@ for _, c in ipairs(checks) do
     if over then return {0, c[1], limit, c[4], c[5]} end
   end
 end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. (now + tonumber(ARGV[5])))
+drop(KEYS[3], KEYS[5], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
+redis.call('HINCRBY', KEYS[3], '#n', ARGV[2])
+redis.call('HINCRBY', KEYS[3], '#t', ARGV[3])
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[5]), ARGV[1])
 redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[5]))
+redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[5]))
 return {1}
 `;
 
-// KEYS: day, month, resv, usage. ARGV: reservation id ('' = none), nanos, tokens, dayExpireAt,
-// monthExpireAt (unix s), maxlen, record key, record JSON, check ('1' on retries: skip duplicates),
-// record ts (ms).
-const SETTLE = `
+// KEYS: resv, resvExpiry. ARGV: id.
+const RELEASE = `${RESERVATIONS}
+drop(KEYS[1], KEYS[2], ARGV[1])
+return 1
+`;
+
+// KEYS: day, month, resv, usage, resvExpiry. ARGV: reservation id ('' = none), nanos, tokens,
+// dayExpireAt, monthExpireAt (unix s), maxlen, record key, record JSON, check ('1' on retries:
+// skip duplicates), record ts (ms).
+const SETTLE = `${RESERVATIONS}
+if ARGV[1] ~= '' then drop(KEYS[3], KEYS[5], ARGV[1]) end
 if ARGV[9] == '1' then
   local recent = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 5000)
   for _, e in ipairs(recent) do
-    if e[2][2] == ARGV[7] then
-      if ARGV[1] ~= '' then redis.call('HDEL', KEYS[3], ARGV[1]) end
-      return 0
-    end
+    if e[2][2] == ARGV[7] then return 0 end
   end
 end
-if ARGV[1] ~= '' then redis.call('HDEL', KEYS[3], ARGV[1]) end
 redis.call('HINCRBY', KEYS[1], 'nanos', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
 redis.call('EXPIREAT', KEYS[1], ARGV[4])
@@ -105,9 +116,9 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%.0f', ms) ..
 return 1
 `;
 
-// KEYS: day, month, resv, caps. ARGV: now.
-const STATUS = `${SUM_RESERVATIONS}
-local rn, rt = reservations(KEYS[3], tonumber(ARGV[1]))
+// KEYS: day, month, resv, caps, resvExpiry. ARGV: now.
+const STATUS = `${RESERVATIONS}
+local rn, rt = reserved(KEYS[3], KEYS[5], tonumber(ARGV[1]))
 local d = redis.call('HMGET', KEYS[1], 'nanos', 'tokens')
 local m = redis.call('HMGET', KEYS[2], 'nanos', 'tokens')
 local o = redis.call('HMGET', KEYS[4], 'day_nanos', 'month_nanos', 'day_tokens', 'month_tokens')
@@ -129,6 +140,15 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 2)
 return 1
 `;
 
+/** How long a refusal at the cap is trusted at most (each use also re-checks it in the background). */
+const OVER_HINT_MS = 30_000;
+
+interface OverHint {
+  readonly hit: CapHit;
+  readonly until: number;
+  checking: boolean;
+}
+
 class Script {
   readonly sha: string;
   constructor(readonly source: string) {
@@ -140,6 +160,7 @@ const SCRIPTS = {
   reserve: new Script(RESERVE),
   settle: new Script(SETTLE),
   status: new Script(STATUS),
+  release: new Script(RELEASE),
   acquireSlot: new Script(ACQUIRE_SLOT),
 };
 
@@ -184,6 +205,8 @@ export class RedisLedger implements Ledger {
   /** Per tenant, the amounts of queued settlements (counted as spent by reserve). */
   readonly #pendingSum = new Map<string, { nanos: number; tokens: number }>();
   readonly #slots = new Map<string, string>();
+  /** Recent "spend is at the cap" answers per tenant (see knownOver). */
+  readonly #over = new Map<string, OverHint>();
   readonly #slotTtlMs: number;
   readonly #wall: () => number;
   #flushing = false;
@@ -264,7 +287,7 @@ export class RedisLedger implements Ledger {
     try {
       reply = await this.#eval(
         SCRIPTS.reserve,
-        [this.#key(req.tenant, `spend:${day.key}`), this.#key(req.tenant, `spend:${month.key}`), this.#key(req.tenant, 'resv'), this.#key(req.tenant, 'caps')],
+        [this.#key(req.tenant, `spend:${day.key}`), this.#key(req.tenant, `spend:${month.key}`), this.#key(req.tenant, 'resv'), this.#key(req.tenant, 'caps'), this.#key(req.tenant, 'resvx')],
         [
           req.id,
           req.amount.nanos,
@@ -284,17 +307,52 @@ export class RedisLedger implements Ledger {
       return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
     }
     if (!Array.isArray(reply) || reply.length === 0) return { kind: 'unavailable', reason: 'unexpected reply' };
-    if (toNum(reply[0]) === 1) return { kind: 'ok' };
+    if (toNum(reply[0]) === 1) {
+      this.#over.delete(req.tenant);
+      return { kind: 'ok' };
+    }
     const cap = String(reply[1]) as CapName;
     const period: Period = cap.startsWith('daily') ? day : month;
     const hit: CapHit = { cap, period, limit: toNum(reply[2]), spent: toNum(reply[3]), reserved: toNum(reply[4]) };
+    // Only spend at the cap is remembered: a refusal caused by reservations clears up by itself.
+    if (hit.spent >= hit.limit) this.#over.set(req.tenant, { hit, until: req.wallMs + OVER_HINT_MS, checking: false });
     return { kind: 'over', hit };
+  }
+
+  knownOver(tenant: string, wallMs: number): CapHit | null {
+    const o = this.#over.get(tenant);
+    if (!o) return null;
+    if (wallMs >= o.until || wallMs >= o.hit.period.resetsAt) {
+      this.#over.delete(tenant);
+      return null;
+    }
+    // Used: re-check in the background, so a cap raised on another instance counts from the next response.
+    if (!o.checking && this.connected) {
+      o.checking = true;
+      this.#recheck(tenant, o, wallMs).finally(() => (o.checking = false));
+    }
+    return o.hit;
+  }
+
+  async #recheck(tenant: string, o: OverHint, wallMs: number): Promise<void> {
+    try {
+      const hit = o.hit;
+      const s = await this.status(tenant, NO_CAPS, wallMs);
+      const p = hit.period.kind === 'day' ? s.day : s.month;
+      // Caps from config are not known here: only an override or a reset can lift the hint.
+      const usd = hit.cap.endsWith('_usd');
+      const limit = (usd ? p.override.nanos : p.override.tokens) ?? hit.limit;
+      const spent = usd ? p.spent.nanos : p.spent.tokens;
+      if (spent < limit && this.#over.get(tenant) === o) this.#over.delete(tenant);
+    } catch {
+      // Keep the hint; it expires on its own.
+    }
   }
 
   async release(tenant: string, reservationId: string): Promise<void> {
     if (!this.connected) return; // it expires with the reservation TTL
     try {
-      await this.#redis.hdel(this.#key(tenant, 'resv'), reservationId);
+      await this.#eval(SCRIPTS.release, [this.#key(tenant, 'resv'), this.#key(tenant, 'resvx')], [reservationId]);
     } catch {
       // Expires with the reservation TTL.
     }
@@ -317,7 +375,7 @@ export class RedisLedger implements Ledger {
     try {
       await this.#eval(
         SCRIPTS.settle,
-        [this.#key(r.tenant, `spend:${day.key}`), this.#key(r.tenant, `spend:${month.key}`), this.#key(r.tenant, 'resv'), this.#key(r.tenant, 'usage')],
+        [this.#key(r.tenant, `spend:${day.key}`), this.#key(r.tenant, `spend:${month.key}`), this.#key(r.tenant, 'resv'), this.#key(r.tenant, 'usage'), this.#key(r.tenant, 'resvx')],
         [
           item.reservationId ?? '',
           r.costNanos,
@@ -401,7 +459,7 @@ export class RedisLedger implements Ledger {
     const { day, month } = this.#clock.at(wallMs);
     const reply = await this.#eval(
       SCRIPTS.status,
-      [this.#key(tenant, `spend:${day.key}`), this.#key(tenant, `spend:${month.key}`), this.#key(tenant, 'resv'), this.#key(tenant, 'caps')],
+      [this.#key(tenant, `spend:${day.key}`), this.#key(tenant, `spend:${month.key}`), this.#key(tenant, 'resv'), this.#key(tenant, 'caps'), this.#key(tenant, 'resvx')],
       [wallMs],
     );
     if (!Array.isArray(reply) || reply.length < 10) throw new Error('unexpected status reply');
@@ -426,6 +484,7 @@ export class RedisLedger implements Ledger {
   }
 
   async setOverride(tenant: string, kind: PeriodKind, change: OverrideChange): Promise<void> {
+    this.#over.delete(tenant);
     const key = this.#key(tenant, 'caps');
     const multi = this.#redis.multi();
     const field = (f: 'nanos' | 'tokens') => `${kind}_${f}`;
@@ -439,6 +498,7 @@ export class RedisLedger implements Ledger {
   }
 
   async resetSpend(tenant: string, kind: PeriodKind, wallMs: number): Promise<void> {
+    this.#over.delete(tenant);
     const period = periodOf(kind, wallMs);
     await this.#redis.hset(this.#key(tenant, `spend:${period.key}`), 'nanos', '0', 'tokens', '0');
     await this.#redis.expireat(this.#key(tenant, `spend:${period.key}`), Math.floor(period.resetsAt / 1000) + 86_400);

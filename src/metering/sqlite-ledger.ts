@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import {
   firstHit,
@@ -17,6 +19,29 @@ import type { CapSet } from './limits.js';
 import { PeriodClock, periodOf, type Period, type PeriodKind } from './periods.js';
 
 const ZERO: Amount = Object.freeze({ nanos: 0, tokens: 0 });
+
+/*
+ * WAL checkpoints copy the log into the database file and fsync it: milliseconds on a real disk.
+ * Run on the event loop (SQLite's auto-checkpoint) they would stall every session's audio, so the
+ * main connection never checkpoints and a worker thread with its own connection does, passively,
+ * once a second. Plain CommonJS, evaluated: it needs no TypeScript loader in the worker.
+ */
+const CHECKPOINT_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+const db = new Database(workerData.path);
+db.pragma('busy_timeout = 5000');
+const run = (mode) => { try { db.pragma('wal_checkpoint(' + mode + ')'); } catch (e) { parentPort.postMessage({ error: String(e && e.message || e) }); } };
+const timer = setInterval(() => run('PASSIVE'), workerData.intervalMs);
+parentPort.on('message', (m) => {
+  if (m !== 'close') return;
+  clearInterval(timer);
+  run('TRUNCATE');
+  db.close();
+  parentPort.postMessage({ closed: true });
+});
+parentPort.postMessage({ ready: true });
+`;
 const NO_OVERRIDE: CapOverride = Object.freeze({ nanos: null, tokens: null });
 
 interface SpendRow {
@@ -85,15 +110,37 @@ export class SqliteLedger implements Ledger {
     audit: Database.Statement<[number, string, string, string]>;
   };
   readonly #settleTx: (record: UsageRecord, day: Period, month: Period) => void;
+  readonly #checkpointer: Worker | null = null;
   #closed = false;
 
-  constructor(path: string, options: { synchronous?: 'normal' | 'full' } = {}) {
+  constructor(path: string, options: { synchronous?: 'normal' | 'full'; checkpointIntervalMs?: number; onError?: (message: string) => void } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
     this.#db = db;
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('busy_timeout = 5000');
+    if (path !== ':memory:') {
+      try {
+        const worker = new Worker(CHECKPOINT_WORKER, {
+          eval: true,
+          workerData: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs: options.checkpointIntervalMs ?? 1000 },
+        });
+        worker.unref();
+        worker.on('message', (m: { error?: string }) => {
+          if (m.error) options.onError?.(`checkpoint: ${m.error}`);
+        });
+        worker.on('error', (err) => {
+          options.onError?.(`checkpoint worker: ${err.message}`);
+          // Without the worker, SQLite's own auto-checkpoint keeps the log bounded.
+          if (!this.#closed) db.pragma('wal_autocheckpoint = 1000');
+        });
+        db.pragma('wal_autocheckpoint = 0');
+        this.#checkpointer = worker;
+      } catch (err) {
+        options.onError?.(`checkpoint worker not started: ${(err as Error).message}`);
+      }
+    }
     db.exec(`
       CREATE TABLE IF NOT EXISTS usage (
         id INTEGER PRIMARY KEY,
@@ -275,5 +322,19 @@ export class SqliteLedger implements Ledger {
     if (this.#closed) return;
     this.#closed = true;
     this.#db.close();
+    const w = this.#checkpointer;
+    if (!w) return;
+    // A final checkpoint folds the log into the file; bounded so shutdown never hangs on it.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, 2000);
+      w.on('message', (m: { closed?: boolean }) => m.closed && done());
+      w.once('exit', done);
+      w.postMessage('close');
+    });
+    await w.terminate();
   }
 }

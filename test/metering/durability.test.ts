@@ -1,0 +1,136 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
+import { ADMIN_KEY, spend, textTurn, usageRecords } from './support.js';
+
+const TENANT_KEY = 'rpk_test_acme_0123456789abcdef';
+
+/** Clients looping text turns until stopped; collects the ids of every response.done they received. */
+function load(clients: TestClient[]): { stop(): Promise<void>; seen: Set<string>; turns(): number } {
+  const seen = new Set<string>();
+  let running = true;
+  const loops = clients.map(async (c) => {
+    while (running) {
+      const r = await Promise.race([textTurn(c, 'say: ok', 15_000), c.closed.then(() => null)]).catch(() => null);
+      if (!r || !r.done) break;
+      seen.add((r.done['response'] as { id: string }).id);
+    }
+  });
+  // Anything delivered to a client counts, even a response.done the loop did not wait for.
+  for (const c of clients) {
+    c.ws.on('message', (data) => {
+      const e = JSON.parse(String(data)) as { type: string; response?: { id: string } };
+      if (e.type === 'response.done' && e.response) seen.add(e.response.id);
+    });
+  }
+  return {
+    seen,
+    turns: () => seen.size,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Every response a client saw completed is in the ledger, and the spend equals the sum of the records. */
+async function expectIntact(tp: TestProxy, seen: Set<string>): Promise<void> {
+  const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+  const refs = new Set(records.map((r) => r['ref'] as string));
+  for (const id of seen) expect(refs.has(id), `response ${id} was delivered but is not in the ledger`).toBe(true);
+  const total = records.reduce((a, r) => a + (r['costNanos'] as number), 0);
+  const s = await spend(tp.httpUrl);
+  expect(s.day.spentNanos).toBe(total);
+  expect(s.month.spentNanos).toBe(total);
+  expect(total).toBeGreaterThan(0);
+}
+
+describe('metering: durable spend (SQLite ledger)', () => {
+  it('keeps every settled response across a restart in the middle of load', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'rp-durable-')), 'ledger.sqlite');
+    const options = { config: { admin: { key: ADMIN_KEY }, metering: { ledger: { path } } } };
+    const first = await startTestProxy(options);
+    const clients = await Promise.all(Array.from({ length: 4 }, () => first.client()));
+    await Promise.all(clients.map((c) => c.next('session.created')));
+    const l = load(clients);
+    await until(() => l.turns() >= 20, 15_000, '20 turns');
+    const before = await spend(first.httpUrl);
+    await first.stop(); // sessions still mid-turn are cut
+    await l.stop();
+    const second = await startTestProxy(options);
+    try {
+      await expectIntact(second, l.seen);
+      const after = await spend(second.httpUrl);
+      expect(after.day.spentNanos).toBeGreaterThanOrEqual(before.day.spentNanos);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('keeps every settled response when the proxy process is killed with SIGKILL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-kill9-'));
+    const path = join(dir, 'ledger.sqlite');
+    const file = join(dir, 'proxy.yaml');
+    writeFileSync(
+      file,
+      [
+        'server: { host: 127.0.0.1, port: 0 }',
+        'logging: { level: info }',
+        `admin: { key: ${ADMIN_KEY} }`,
+        `metering: { ledger: { path: ${path} } }`,
+        'tenants:',
+        '  acme:',
+        `    keys: [{ key: ${TENANT_KEY} }]`,
+        '',
+      ].join('\n'),
+    );
+    const env = { ...process.env };
+    delete env.OPENAI_API_KEY;
+    const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
+    const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    let seen = new Set<string>();
+    try {
+      let out = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /"port":(\d+).*realtime proxy listening/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        void exited.then(() => reject(new Error(`proxy exited early: ${out}`)));
+      });
+      const clients = Array.from({ length: 4 }, () => new TestClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: `Bearer ${TENANT_KEY}` } }));
+      await Promise.all(clients.map((c) => c.next('session.created', 10_000)));
+      const l = load(clients);
+      await until(() => l.turns() >= 12, 20_000, '12 turns');
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      await l.stop();
+      seen = l.seen;
+      for (const c of clients) c.ws.terminate();
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    // A fresh process (here: in-process) on the same file sees everything that was delivered.
+    const l2 = await startTestProxy({ config: { admin: { key: ADMIN_KEY }, metering: { ledger: { path } } } });
+    try {
+      expect(seen.size).toBeGreaterThanOrEqual(12);
+      await expectIntact(l2, seen);
+    } finally {
+      await l2.stop();
+    }
+  }, 40_000);
+});
