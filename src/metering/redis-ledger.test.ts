@@ -207,4 +207,34 @@ describe('redis ledger (real redis-server)', () => {
       admin.disconnect();
     }
   });
+
+  it('starts without Redis (not ready, fail-closed) and connects once it appears', async () => {
+    const own = await startRedis();
+    await own.stop(true);
+    const l = new RedisLedger({
+      url: own.url,
+      keyPrefix: 'late:',
+      commandTimeoutMs: 500,
+      reservationTtlSec: 60,
+      usageStreamMaxLen: 100,
+      pendingMax: 10,
+      failMode: 'closed',
+      tenants: ['acme'],
+      log: pino({ level: 'silent' }),
+    });
+    try {
+      await l.connect(300);
+      expect(l.connected).toBe(false);
+      expect(l.readiness()).toMatch(/unavailable/);
+      expect((await l.acquireSlot('acme', 's', 1, T0))).toBe('unavailable');
+      await own.restart();
+      const deadline = Date.now() + 8000;
+      while (!l.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(l.connected).toBe(true);
+      expect(await l.acquireSlot('acme', 's', 1, T0)).toBe(true);
+    } finally {
+      await l.close();
+      await own.stop();
+    }
+  });
 });
