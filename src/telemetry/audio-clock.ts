@@ -1,20 +1,68 @@
 import { sniffStringSpan } from '../protocol/sniff.js';
 import type { Frame } from '../pipeline/frame.js';
 
+const QUOTE = 0x22;
+const COLON = 0x3a;
+const CLOSE_BRACE = 0x7d;
 const EQUALS = 0x3d;
 
+const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
 /**
- * Decoded byte count of the base64 string member `key` of an audio frame, read without parsing it.
- * Falls back to the frame size when the member cannot be located cheaply.
+ * Decoded byte count of an audio frame's base64 member (`audio` / `delta`), in O(1) per frame.
+ *
+ * A sender serialises every audio frame the same way, so the base64 string starts at the same
+ * offset and is followed by the same few bytes. The first frame is located with the sniffer; later
+ * frames only confirm the layout with a handful of byte reads (quote, colon, key, closing brace)
+ * and take the length from the frame size. A layout change falls back to the sniffer once.
  */
-export function base64Bytes(frame: Frame, key: string): number {
-  const buf = frame.bytes;
-  const span = sniffStringSpan(buf, key);
-  if (!span) return Math.floor((frame.size * 3) / 4);
-  const [start, end] = span;
-  let pad = 0;
-  if (end > start && buf[end - 1] === EQUALS) pad = end - 1 > start && buf[end - 2] === EQUALS ? 2 : 1;
-  return Math.floor(((end - start) * 3) / 4) - pad;
+export class Base64Member {
+  readonly #name: string;
+  readonly #key: Buffer;
+  /** Offset of the first base64 character; -1 until learned. */
+  #start = -1;
+  /** Bytes after the closing quote (`}` and whitespace). */
+  #tail = -1;
+
+  constructor(name: string) {
+    this.#name = name;
+    this.#key = Buffer.from(`"${name}"`, 'latin1');
+  }
+
+  bytes(frame: Frame): number {
+    const buf = frame.bytes;
+    if (this.#start < 0 || !this.#fits(buf)) {
+      const span = sniffStringSpan(buf, this.#name);
+      if (!span) return Math.floor((buf.length * 3) / 4);
+      this.#start = span[0];
+      this.#tail = buf.length - span[1];
+    }
+    const end = buf.length - this.#tail;
+    let pad = 0;
+    if (buf[end - 1] === EQUALS) pad = buf[end - 2] === EQUALS ? 2 : 1;
+    return Math.floor(((end - this.#start) * 3) / 4) - pad;
+  }
+
+  #fits(buf: Buffer): boolean {
+    const start = this.#start;
+    const end = buf.length - this.#tail;
+    if (end < start || buf[start - 1] !== QUOTE || buf[end] !== QUOTE) return false;
+    for (let i = end + 1; i < buf.length; i++) {
+      const c = buf[i];
+      if (c !== CLOSE_BRACE && !isSpace(c)) return false;
+    }
+    // `"name"` then optional spaces, `:`, optional spaces, right before the opening quote.
+    let p = start - 2;
+    while (p > 0 && isSpace(buf[p])) p--;
+    if (buf[p] !== COLON) return false;
+    p--;
+    while (p > 0 && isSpace(buf[p])) p--;
+    const key = this.#key;
+    const k0 = p - key.length + 1;
+    if (k0 < 1) return false;
+    for (let i = 0; i < key.length; i++) if (buf[k0 + i] !== key[i]) return false;
+    return true;
+  }
 }
 
 /**

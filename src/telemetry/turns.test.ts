@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ev, ManualTime, usage, wire } from '../../test/telemetry/support/frames.js';
+import { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
-import { AudioClock, base64Bytes } from './audio-clock.js';
+import { AudioClock, Base64Member } from './audio-clock.js';
 import { turnLatencies, type ResponseRecord, type SessionView, type TurnRecord } from './records.js';
 import { TurnTracker, type TrackerOptions, type TurnSink } from './turns.js';
 
@@ -39,12 +40,23 @@ function setup(opts: Partial<TrackerOptions> = {}) {
 }
 
 describe('audio clock', () => {
-  it('counts decoded bytes of the base64 member without parsing, padding included', () => {
-    for (const n of [0, 1, 2, 3, 4, 959, 960, 4800]) {
+  it('counts decoded bytes of the base64 member without parsing, padding included, across layouts', () => {
+    const m = new Base64Member('audio');
+    for (const n of [0, 1, 2, 3, 4, 959, 960, 4800, 5, 961]) {
       const f = wire({ type: 'input_audio_buffer.append', audio: Buffer.alloc(n, 7).toString('base64') });
-      expect(base64Bytes(f, 'audio')).toBe(n);
+      expect(m.bytes(f)).toBe(n);
       expect(f.parsed).toBe(false);
     }
+    // Layout changes (an event_id, spaced JSON, the member not last) are re-learned.
+    const b64 = Buffer.alloc(300).toString('base64');
+    const frames = [
+      `{"type":"input_audio_buffer.append","event_id":"evt_1","audio":"${b64}"}`,
+      `{"type": "input_audio_buffer.append", "audio": "${b64}"}`,
+      `{"type":"input_audio_buffer.append","audio":"${b64}","event_id":"evt_22"}`,
+      `{"type":"input_audio_buffer.append","audio":"${b64}","event_id":"evt_333"}`,
+      `{"type":"input_audio_buffer.append","audio":"${b64}"}\n`,
+    ];
+    for (const text of frames) expect(m.bytes(new Frame('input_audio_buffer.append', Buffer.from(text)))).toBe(300);
   });
 
   it('maps an audio position back to the proxy time its chunk was forwarded', () => {

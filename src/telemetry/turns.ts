@@ -1,7 +1,8 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
-import { AudioClock, base64Bytes } from './audio-clock.js';
+import { AUDIO_IN, AUDIO_OUT } from '../protocol/events.js';
+import { AudioClock, Base64Member } from './audio-clock.js';
 import { arr, asObj, bool, has, num, obj, str, type Obj } from './json.js';
 import {
   pushEvent,
@@ -152,6 +153,8 @@ export class TurnTracker {
   readonly #scheduler: Scheduler;
   readonly #now: () => number;
   readonly #audio = new AudioClock();
+  readonly #inAudio = new Base64Member('audio');
+  readonly #outAudio = new Base64Member('delta');
   /** Turns not yet closed, oldest first (rarely more than two). */
   readonly #open: TurnRecord[] = [];
   readonly #timers = new Map<TurnRecord, TurnTimers>();
@@ -190,6 +193,10 @@ export class TurnTracker {
 
   onClient(frame: Frame, now: number): void {
     if (this.#closed) return;
+    if (frame.type === AUDIO_IN) {
+      this.#onAppend(frame, now);
+      return;
+    }
     switch (frame.type) {
       case 'input_audio_buffer.append':
         this.#onAppend(frame, now);
@@ -218,7 +225,7 @@ export class TurnTracker {
   }
 
   #onAppend(frame: Frame, now: number): void {
-    const ms = base64Bytes(frame, 'audio') / this.session.inputBytesPerMs;
+    const ms = this.#inAudio.bytes(frame) / this.session.inputBytesPerMs;
     this.counters.audioInMs += ms;
     this.#audio.push(ms, now);
     if (this.session.vadType === 'none' && !this.#pushToTalkActive) {
@@ -263,7 +270,6 @@ export class TurnTracker {
       }
       if (text) turn.inputText = this.#opts.capture((turn.inputText ? turn.inputText + '\n' : '') + text);
     }
-    this.#event(turn, 'conversation.item.create', now, { 'rtproxy.item.type': 'message' });
   }
 
   #onTruncate(ev: Obj, now: number): void {
@@ -322,7 +328,7 @@ export class TurnTracker {
   onServer(frame: Frame, now: number): void {
     if (this.#closed) return;
     const type = frame.type;
-    if (AUDIO_OUT_TYPES.has(type)) {
+    if (type === AUDIO_OUT || AUDIO_OUT_TYPES.has(type)) {
       this.#onAudioDelta(frame, now);
       return;
     }
@@ -331,7 +337,6 @@ export class TurnTracker {
       if (r && r.firstTextAt === null) {
         r.firstTextAt = now;
         r.turn.firstTextAt ??= now;
-        this.#event(r.turn, 'rtproxy.first_output_text', now, { 'gen_ai.response.id': r.id });
       }
       return;
     }
@@ -390,7 +395,7 @@ export class TurnTracker {
   }
 
   #onAudioDelta(frame: Frame, now: number): void {
-    const ms = base64Bytes(frame, 'delta') / this.session.outputBytesPerMs;
+    const ms = this.#outAudio.bytes(frame) / this.session.outputBytesPerMs;
     this.counters.audioOutMs += ms;
     const r = this.#responseOf(frame);
     if (!r) return;
@@ -398,7 +403,6 @@ export class TurnTracker {
     if (r.firstAudioAt === null) {
       r.firstAudioAt = now;
       if (r.turn.firstAudioAt === null) r.turn.firstAudioAt = now;
-      this.#event(r.turn, 'rtproxy.first_output_audio', now, { 'gen_ai.response.id': r.id });
     }
   }
 
@@ -570,7 +574,6 @@ export class TurnTracker {
       r.costMicros = early;
       this.#usageEarly.delete(id);
     }
-    this.#event(turn, 'response.created', now, { 'gen_ai.response.id': id, 'rtproxy.response.trigger': r.trigger });
     if (pending?.cancelled) {
       r.clientCancelled = true;
       if (turn.endReason === null) this.#interrupt(turn, 'generation', now);

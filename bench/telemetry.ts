@@ -1,0 +1,266 @@
+import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ChainTemplate, type ChainSink } from '../src/pipeline/chain.js';
+import type { FilterFactory } from '../src/pipeline/filter.js';
+import { Frame } from '../src/pipeline/frame.js';
+import { telemetrySchema } from '../src/telemetry/config.js';
+import { TelemetryMetrics } from '../src/telemetry/metrics.js';
+import { TelemetrySdk } from '../src/telemetry/sdk.js';
+import { TelemetryFilterFactory } from '../src/telemetry/session.js';
+import { resolveSettings } from '../src/telemetry/settings.js';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { FakeSession } from '../test/support/fake-session.js';
+import { Child, type ProcStats } from './lib/ipc.js';
+import type { LoadStats, LoadTarget } from './lib/load.js';
+import type { ProfileSummary } from './lib/profile.js';
+import type { FakeUpstreamStats } from './fake-upstream.js';
+
+/**
+ * `npx tsx bench/telemetry.ts [flags]`: what per-turn tracing costs per relayed frame.
+ *
+ * 1. End to end: the real proxy (bench/procs/relay-proxy.ts, pinned to core 0) relays the paced
+ *    load of the shared bench rig (fake upstream + load generator on core 1) twice per repetition:
+ *    telemetry off (`telemetry.enabled: false`: no filter at all) and on (every session traced,
+ *    OTLP/HTTP protobuf export to the rig's sink, Prometheus metrics). Relay CPU µs per relayed
+ *    frame, medians over interleaved repetitions; the target is ≤ 10 % more CPU with tracing on.
+ * 2. In isolation: the filter chain with and without the telemetry filter, fed audio frames
+ *    (CPU ns per frame), and whole scripted turns (CPU µs per turn, spans included).
+ * Not a test: prints figures, asserts nothing.
+ */
+
+const { values: flags } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '400' },
+    warmup: { type: 'string', default: '4' },
+    measure: { type: 'string', default: '8' },
+    repeat: { type: 'string', default: '3' },
+    'turn-ms': { type: 'string', default: '3000' },
+    frames: { type: 'string', default: '1000000' },
+    turns: { type: 'string', default: '20000' },
+    'no-e2e': { type: 'boolean', default: false },
+    'no-pin': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (flags.help) {
+  console.log('usage: npx tsx bench/telemetry.ts [--sessions N] [--warmup S] [--measure S] [--repeat N] [--turn-ms MS] [--frames N] [--turns N] [--no-e2e] [--no-pin] [--profile]');
+  process.exit(0);
+}
+
+const SESSIONS = Number(flags.sessions);
+const WARMUP_MS = Number(flags.warmup) * 1000;
+const MEASURE_MS = Number(flags.measure) * 1000;
+const REPEAT = Number(flags.repeat);
+const TURN_MS = Number(flags['turn-ms']);
+const FRAMES = Number(flags.frames);
+const TURNS = Number(flags.turns);
+const PIN = flags['no-pin'] !== true;
+const TENANT_KEY = 'rpk_bench_0123456789abcdef';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+// ---- 1. end to end ---------------------------------------------------------------------------
+
+type Variant = 'off' | 'on';
+
+function configFor(variant: Variant, dir: string): string {
+  const telemetry =
+    variant === 'off'
+      ? { enabled: false }
+      : { enabled: true, traces: { exporter: 'otlp', endpoint: '${BENCH_OTLP_URL}', protocol: 'http/protobuf', sampleRatio: 1 }, metrics: { prometheus: { enabled: true } } };
+  const config = {
+    server: { maxSessions: 20000 },
+    logging: { level: 'warn' },
+    // The isolated figure is about telemetry: the other concerns stay out of both variants.
+    metering: { enabled: false },
+    telemetry,
+    tenants: { bench: { keys: [{ key: TENANT_KEY }] } },
+  };
+  const file = join(dir, `proxy-telemetry-${variant}.yaml`);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+interface Snapshot {
+  readonly relay: ProcStats;
+  readonly load: LoadStats;
+  readonly up: FakeUpstreamStats & { otlpRequests?: number };
+  readonly at: number;
+}
+
+async function runVariant(variant: Variant, dir: string): Promise<{ usPerFrame: number; framesPerSec: number; relayCpuPct: number; otlpRequests: number; errors: number; turns: number }> {
+  const pin = (c: string) => (PIN ? c : null);
+  const upstream = new Child('upstream', 'bench/procs/upstream.ts', { cpus: pin('1'), args: [JSON.stringify({ pacing: 'realtime' })], stdout: 'ignore' });
+  let relay: Child | null = null;
+  let load: Child | null = null;
+  try {
+    const { port: upPort, otlpUrl } = (await upstream.ready) as { port: number; otlpUrl: string };
+    relay = new Child(`proxy-${variant}`, 'bench/procs/relay-proxy.ts', {
+      cpus: pin('0'),
+      args: [String(upPort), configFor(variant, dir)],
+      env: { BENCH_OTLP_URL: otlpUrl, BENCH_DATA_DIR: dir },
+      stdout: process.env['BENCH_RELAY_LOG'] ? openSync(process.env['BENCH_RELAY_LOG'], 'a') : 'ignore',
+    });
+    const { port } = (await relay.ready) as { port: number };
+    const target: LoadTarget = { host: '127.0.0.1', port, path: '/v1/realtime?model=gpt-realtime', headers: { authorization: `Bearer ${TENANT_KEY}` } };
+    load = new Child('loadgen', 'bench/procs/loadgen.ts', { cpus: pin('1'), args: [JSON.stringify(target)], stdout: 'ignore' });
+    await load.ready;
+    await load.call('open', { n: SESSIONS, perSecond: 1000 });
+    await load.call('paced', { turnMs: TURN_MS });
+    await sleep(WARMUP_MS);
+    const snap = async (): Promise<Snapshot> => {
+      const [r, l, u] = await Promise.all([relay!.call<ProcStats>('stats'), load!.call<LoadStats>('counters'), upstream.call<FakeUpstreamStats & { otlpRequests?: number }>('counters')]);
+      return { relay: r, load: l, up: u, at: performance.now() };
+    };
+    const a = await snap();
+    if (flags.profile) await relay.call('profileStart', 200);
+    await sleep(MEASURE_MS);
+    const b = await snap();
+    if (flags.profile) {
+      const p = await relay.call<ProfileSummary>('profileStop', null);
+      console.log(`  profile (${variant}): gc ${fmt(p.gcPct, 1)}%, areas ${Object.entries(p.areas).map(([k, v]) => `${k} ${fmt(v, 1)}%`).join(', ')}`);
+      for (const l of p.top.slice(0, Number(process.env["BENCH_TOP"] ?? 12))) console.log(`    ${fmt(l.selfPct, 1)}% ${l.fn} ${l.where}`);
+    }
+    let turns = 0;
+    if (variant === 'on') {
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+      for (const m of text.matchAll(/^rtproxy_turns_total\{[^}]*\} (\S+)$/gm)) turns += Number(m[1]);
+    }
+    await load.call('stopTraffic');
+    const end = await load.call<LoadStats>('counters');
+    await load.call('closeAll');
+    const cpuUs = b.relay.cpuUserUs + b.relay.cpuSystemUs - (a.relay.cpuUserUs + a.relay.cpuSystemUs);
+    // Relayed frames: client → upstream (arrived upstream) plus upstream → client (arrived at the client).
+    const frames = b.up.framesIn - a.up.framesIn + (b.load.framesRecv - a.load.framesRecv);
+    const sec = (b.at - a.at) / 1000;
+    return {
+      usPerFrame: cpuUs / Math.max(1, frames),
+      framesPerSec: frames / sec,
+      relayCpuPct: (cpuUs / (sec * 1e6)) * 100,
+      otlpRequests: (b.up.otlpRequests ?? 0) - (a.up.otlpRequests ?? 0),
+      errors: end.failed + end.unexpectedCloses + end.errorEvents + end.stalled,
+      turns,
+    };
+  } finally {
+    await Promise.all([load?.stop(), relay?.stop(), upstream.stop()]);
+  }
+}
+
+async function endToEnd(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'rtp-bench-telemetry-'));
+  const results: Record<Variant, number[]> = { off: [], on: [] };
+  try {
+    console.log(`end to end: ${SESSIONS} paced sessions (turn every ${TURN_MS} ms), ${WARMUP_MS / 1000} s warm-up, ${MEASURE_MS / 1000} s window, ${REPEAT} repetitions${PIN ? ', relay pinned to core 0' : ''}`);
+    for (let rep = 0; rep < REPEAT; rep++) {
+      // Alternate the order so drift (thermal, other load) does not favour one variant.
+      const order: Variant[] = rep % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+      for (const v of order) {
+        const r = await runVariant(v, dir);
+        results[v].push(r.usPerFrame);
+        console.log(
+          `  rep ${rep + 1} tracing ${v.padEnd(3)}: ${fmt(r.usPerFrame, 3)} µs CPU / relayed frame, ${fmt(r.framesPerSec, 0)} frames/s, relay ${fmt(r.relayCpuPct, 0)}% of a core` +
+            (v === 'on' ? `, ${r.otlpRequests} OTLP exports, ${r.turns} turns traced in all` : '') +
+            (r.errors ? `, ${r.errors} load errors` : ''),
+        );
+      }
+    }
+    const off = median(results.off);
+    const on = median(results.on);
+    console.log(`  median: off ${fmt(off, 3)} µs/frame, on ${fmt(on, 3)} µs/frame → tracing costs ${fmt(((on - off) / off) * 100, 1)} % CPU per relayed frame (target ≤ 10 %)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- 2. in isolation -------------------------------------------------------------------------
+
+function cpuNs(fn: () => void): number {
+  const start = process.cpuUsage();
+  fn();
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) * 1000;
+}
+
+function isolated(): void {
+  // Turns close at response.done here (no playback wait): the loop runs on a frozen clock.
+  const settings = resolveSettings(telemetrySchema.parse({ traces: { exporter: 'none' }, turns: { waitForPlayback: false } }), {});
+  const exporter = new InMemorySpanExporter();
+  const sdk = new TelemetrySdk(settings, { spanExporter: exporter });
+  const factory = new TelemetryFilterFactory({ settings, metrics: new TelemetryMetrics(sdk.meter), tracer: sdk.tracer, serverAddress: 'api.openai.com', serverPort: 443 });
+  const sink: ChainSink = { forward: () => undefined, reject: () => undefined, close: () => undefined };
+  const build = (factories: FilterFactory[]) => new ChainTemplate(factories).instantiate(new FakeSession(), sink);
+
+  const append = Buffer.from(JSON.stringify({ type: 'input_audio_buffer.append', audio: Buffer.alloc(960).toString('base64') }));
+  const delta = Buffer.from(
+    JSON.stringify({ type: 'response.output_audio.delta', event_id: 'event_abc', response_id: 'resp_1', item_id: 'item_1', output_index: 0, content_index: 0, delta: Buffer.alloc(1920).toString('base64') }),
+  );
+  const control = (e: { type: string; [k: string]: unknown }) => Buffer.from(JSON.stringify(e));
+  const created = control({ type: 'response.created', event_id: 'e', response: { id: 'resp_1', status: 'in_progress', conversation_id: 'conv_1', output_modalities: ['audio'] } });
+  const perFrame = (factories: FilterFactory[]) => {
+    const chain = build(factories);
+    chain.fromServer(new Frame('response.created', created));
+    return cpuNs(() => {
+      for (let i = 0; i < FRAMES; i++) {
+        chain.fromClient(new Frame('input_audio_buffer.append', append));
+        chain.fromServer(new Frame('response.output_audio.delta', delta));
+      }
+    }) / (2 * FRAMES);
+  };
+  perFrame([factory]);
+  perFrame([]);
+  const offNs = median([perFrame([]), perFrame([]), perFrame([])]);
+  const onNs = median([perFrame([factory]), perFrame([factory]), perFrame([factory])]);
+  console.log(`in isolation (${FRAMES} appends + ${FRAMES} audio deltas, 20/40 ms chunks):`);
+  console.log(`  chain without telemetry ${fmt(offNs, 0)} ns/frame, with ${fmt(onNs, 0)} ns/frame → the filter adds ${fmt(onNs - offNs, 0)} ns per audio frame`);
+
+  // Whole scripted turns: VAD boundary events, 25 audio deltas, usage, spans written.
+  const turnEvents = (n: number): Frame[] => {
+    const id = `resp_${n}`;
+    const evs: Frame[] = [
+      new Frame('input_audio_buffer.speech_started', control({ type: 'input_audio_buffer.speech_started', event_id: 'e', audio_start_ms: 0, item_id: `item_u${n}` })),
+      new Frame('input_audio_buffer.speech_stopped', control({ type: 'input_audio_buffer.speech_stopped', event_id: 'e', audio_end_ms: 900, item_id: `item_u${n}` })),
+      new Frame('input_audio_buffer.committed', control({ type: 'input_audio_buffer.committed', event_id: 'e', item_id: `item_u${n}` })),
+      new Frame('response.created', control({ type: 'response.created', event_id: 'e', response: { id, status: 'in_progress', conversation_id: 'conv_1', output_modalities: ['audio'] } })),
+    ];
+    const d = control({ type: 'response.output_audio.delta', event_id: 'e', response_id: id, item_id: 'item_a', output_index: 0, content_index: 0, delta: Buffer.alloc(1920).toString('base64') });
+    for (let i = 0; i < 25; i++) evs.push(new Frame('response.output_audio.delta', d));
+    evs.push(
+      new Frame(
+        'response.done',
+        control({
+          type: 'response.done',
+          event_id: 'e',
+          response: { id, status: 'completed', output: [], usage: { total_tokens: 300, input_tokens: 200, output_tokens: 100, input_token_details: { text_tokens: 50, audio_tokens: 150, cached_tokens: 0 }, output_token_details: { text_tokens: 20, audio_tokens: 80 } } },
+        }),
+      ),
+    );
+    return evs;
+  };
+  const scripts = Array.from({ length: 64 }, (_, i) => turnEvents(i));
+  const perTurn = (factories: FilterFactory[]) => {
+    const chain = build(factories);
+    const ns = cpuNs(() => {
+      for (let t = 0; t < TURNS; t++) {
+        // Frames are single-use (parse caches); rebuild from bytes each time.
+        for (const f of scripts[t % scripts.length]!) chain.fromServer(new Frame(f.type, f.bytes));
+      }
+      chain.close({ initiator: 'client', code: 1000, reason: '' });
+    });
+    exporter.reset();
+    return ns / TURNS;
+  };
+  perTurn([factory]);
+  const offTurn = median([perTurn([]), perTurn([]), perTurn([])]);
+  const onTurn = median([perTurn([factory]), perTurn([factory]), perTurn([factory])]);
+  console.log(`  a whole VAD turn (30 frames, 25 of them audio): ${fmt(offTurn / 1000, 1)} µs without telemetry, ${fmt(onTurn / 1000, 1)} µs with (trace of 3 spans, metrics, log line)`);
+}
+
+isolated();
+if (flags['no-e2e'] !== true) await endToEnd();
