@@ -401,9 +401,11 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
 
 /** Slow path for client frames not in bench layout (other clients, rewritten frames). */
 function sniffType(buf: Buffer): string {
-  return sniffString(buf, 'type') ?? '';
+  const v: unknown = sniffString(buf, 'type');
+  return typeof v === 'string' ? v : '';
 }
 
 function sniffEventId(buf: Buffer): string | null {
-  return sniffString(buf, 'event_id') ?? null;
+  const v: unknown = sniffString(buf, 'event_id');
+  return typeof v === 'string' ? v : null;
 }

@@ -382,7 +382,7 @@ export class LoadGenerator {
   }
 
   /** Stops sending; waits up to `graceMs` for outstanding responses, then counts the rest as stalled. */
-  async stopTraffic(graceMs = 3000): Promise<void> {
+  async stopTraffic(graceMs = 10_000): Promise<void> {
     this.running = false;
     for (const s of this.#sessions) s.stopTimer();
     const deadline = Date.now() + graceMs;
