@@ -80,6 +80,10 @@ export const telemetrySchema = z
     captureContent: captureSchema.prefault({}),
     turns: turnsSchema.prefault({}),
     relaySampleEvery: z.number().int().positive().default(64).describe('Measure proxy overhead on one frame in N per direction.'),
+    logTurns: z
+      .enum(['info', 'debug', 'off'])
+      .default('debug')
+      .describe('Level of the per-turn summary line (ids, latencies, tokens, cost; transcripts only with captureContent).'),
   })
   .strict();
 

@@ -72,11 +72,24 @@ export class TelemetrySession implements Filter, TurnSink {
     this.#tenant = shared.metrics.tenants.get(ctx.tenant.id);
     this.#sampleEvery = s.relaySampleEvery;
     const capture = s.capture.enabled && (s.capture.tenants === null || s.capture.tenants.has(ctx.tenant.id)) ? captureWith(s.capture.maxChars) : null;
+    const base = shared.scheduler ?? realScheduler;
+    // Timer callbacks run outside the chain's error handling: a throw must not reach the process.
+    const scheduler: Scheduler = {
+      set: (ms, fn) =>
+        base.set(ms, () => {
+          try {
+            fn();
+          } catch (err) {
+            ctx.log.error({ err }, 'telemetry timer failed');
+          }
+        }),
+      clear: (h) => base.clear(h),
+    };
     this.#tracker = new TurnTracker(
       this,
       { maxTurnMs: s.turns.maxTurnMs, waitForPlayback: s.turns.waitForPlayback, truncateGraceMs: s.turns.truncateGraceMs, capture },
       () => ctx.clock.now(),
-      shared.scheduler ?? realScheduler,
+      scheduler,
     );
     this.#meters = { tenant: this.#tenant, clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audio: this.#tracker.counters };
     shared.metrics.sessionStarted(this.#meters);
@@ -235,6 +248,8 @@ export class TelemetrySession implements Filter, TurnSink {
   }
 
   #logTurn(turn: TurnRecord): void {
+    const level = this.#shared.settings.logTurns;
+    if (level === 'off' || !this.#ctx.log.isLevelEnabled(level)) return;
     const lat = turnLatencies(turn);
     const ms = (v: number | null) => (v === null ? null : Math.round(v * 10) / 10);
     let input = 0;
@@ -266,7 +281,7 @@ export class TelemetrySession implements Filter, TurnSink {
     if (turn.inputText !== null) record['inputTranscript'] = turn.inputText;
     const out = turn.responses.map((r) => r.outputText).filter((t): t is string => t !== null);
     if (out.length > 0) record['outputTranscript'] = out.join('\n');
-    this.#ctx.log.info(record, 'turn end');
+    this.#ctx.log[level](record, 'turn end');
   }
 }
 

@@ -28,6 +28,7 @@ export interface TelemetrySettings {
   readonly capture: { readonly enabled: boolean; readonly tenants: ReadonlySet<string> | null; readonly maxChars: number };
   readonly turns: TelemetryConfig['turns'];
   readonly relaySampleEvery: number;
+  readonly logTurns: TelemetryConfig['logTurns'];
   /** Problems with OTEL_* values, logged once at boot. */
   readonly warnings: readonly string[];
 }
@@ -182,6 +183,7 @@ export function resolveSettings(config: TelemetryConfig, env: Env): TelemetrySet
     },
     turns: config.turns,
     relaySampleEvery: config.relaySampleEvery,
+    logTurns: config.logTurns,
     warnings,
   };
 }

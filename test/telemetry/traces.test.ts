@@ -128,8 +128,15 @@ describe('per-turn traces against the simulator', () => {
       'gen_ai.usage.cache_read.input_tokens': u.input_token_details.cached_tokens,
       'gen_ai.usage.audio.output_tokens': u.output_token_details.audio_tokens,
     });
-    expect(inf.attributes['rtproxy.response.cost_usd']).toBeGreaterThan(0);
-    expect(root.attributes['rtproxy.turn.cost_usd']).toBe(inf.attributes['rtproxy.response.cost_usd']);
+    // Cost is the metering concern's figure for that response, to the micro-dollar.
+    const responseId = inf.attributes['gen_ai.response.id'];
+    const metered = p.reports.find((r) => r.kind === 'usage' && r.responseId === responseId);
+    expect(metered?.kind).toBe('usage');
+    if (metered?.kind !== 'usage') return;
+    expect(metered.costMicros).toBeGreaterThan(0);
+    expect(inf.attributes['rtproxy.response.cost_usd']).toBe(metered.costMicros / 1e6);
+    expect(root.attributes['rtproxy.turn.cost_usd']).toBe(metered.costMicros / 1e6);
+    expect([metered.inputTokens, metered.outputTokens]).toEqual([u.input_tokens, u.output_tokens]);
   });
 
   it('latency attributes agree with the simulator\'s own send timestamps within 1 ms (median of 5 sessions)', async () => {

@@ -1,6 +1,8 @@
 import { Writable } from 'node:stream';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { ModuleDeps, ProxyModule } from '../../../src/app/module.js';
+import type { FilterFactory } from '../../../src/pipeline/filter.js';
+import type { Report } from '../../../src/pipeline/reports.js';
 import { parseConfig } from '../../../src/config/load.js';
 import type { ConfigInput } from '../../../src/config/schema.js';
 import { createLogger } from '../../../src/logging.js';
@@ -31,6 +33,8 @@ export interface TelemetryProxy {
   readonly spans: InMemorySpanExporter;
   readonly telemetry: TelemetryModule;
   readonly lines: string[];
+  /** Every report published in any session (collected by a passive last-in-chain filter). */
+  readonly reports: Report[];
   client(tenant?: string, query?: string): Promise<TestClient>;
   stop(): Promise<void>;
 }
@@ -75,7 +79,9 @@ export async function startTelemetryProxy(options: TelemetryProxyOptions = {}): 
     ...rest,
     ...(spanExporter === null ? {} : { spanExporter: spanExporter ?? spans }),
   });
-  const modules: ProxyModule[] = [telemetry, await createPoliciesModule(deps), await createMeteringModule(deps)];
+  const reports: Report[] = [];
+  const spy: FilterFactory = { name: 'report-spy', wants: {}, create: () => ({ onReport: (r) => void reports.push(r) }) };
+  const modules: ProxyModule[] = [telemetry, await createPoliciesModule(deps), await createMeteringModule(deps), { name: 'spy', filters: [spy] }];
   const server = new ProxyServer({ config, log, tenants: deps.tenants, modules, clock: systemClock });
   const { port } = await server.listen();
   const clients: TestClient[] = [];
@@ -86,6 +92,7 @@ export async function startTelemetryProxy(options: TelemetryProxyOptions = {}): 
     spans,
     telemetry,
     lines,
+    reports,
     async client(tenant = 'acme', query = 'model=gpt-realtime') {
       const c = new TestClient(`ws://127.0.0.1:${port}/v1/realtime?${query}`, { headers: { authorization: `Bearer ${defaultKey(tenant)}` } });
       clients.push(c);
