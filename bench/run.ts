@@ -36,6 +36,7 @@ const HELP = `usage: npm run bench -- [flags]
   --profile-sessions N      paced sessions while profiling (default 1000)
   --max-foreign PCT         re-measure a window when other work used more than PCT% of either core (default 15)
   --attempts N              measurement attempts per window before keeping the quietest (default 3)
+  --relay-node-args ARGS    extra node flags for the relay processes, e.g. "--max-semi-space-size=64 --trace-gc"
   --no-pin                  do not pin processes to cores with taskset
   --out DIR                 results directory (default bench/results)`;
 
@@ -55,6 +56,7 @@ const { values: flags } = parseArgs({
     'profile-sessions': { type: 'string' },
     'no-pin': { type: 'boolean', default: false },
     'max-foreign': { type: 'string' },
+    'relay-node-args': { type: 'string' },
     attempts: { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -98,6 +100,7 @@ const opts = {
   profileSessions: num(flags['profile-sessions'], quick ? 200 : 1000),
   pin: flags['no-pin'] !== true,
   maxForeign: num(flags['max-foreign'], 15),
+  relayNodeArgs: (flags['relay-node-args'] ?? '').split(' ').filter((a) => a.length > 0),
   attempts: Math.max(1, num(flags.attempts, quick ? 1 : 3)),
   out: resolve(REPO_ROOT, flags.out ?? 'bench/results'),
 };
@@ -215,7 +218,7 @@ class Rig {
     if (def.script) {
       this.relay = new Child(this.target, def.script, {
         cpus: pin(RELAY_CPU),
-        nodeArgs: ['--expose-gc'],
+        nodeArgs: ['--expose-gc', ...opts.relayNodeArgs],
         args: [String(upPort), ...(def.config ? [def.config] : [])],
         env: { BENCH_DATA_DIR: this.dataDir, BENCH_OTLP_URL: otlpUrl },
         stdout: this.logFd,
