@@ -93,8 +93,9 @@ describe('redis ledger (real redis-server)', () => {
     expect(over).toMatchObject({ kind: 'over', hit: { cap: 'daily_usd', limit: 10_000, reserved: 10_000 } });
     const s = await a.status('acme', c, T0);
     expect(s.day.reserved.nanos).toBe(10_000);
-    await a.settle('r0', record({ costNanos: 500 }));
-    await b.release('acme', 'r2');
+    const granted = results.map((r, i) => (r.kind === 'ok' ? `r${i}` : null)).filter((id): id is string => id !== null);
+    await a.settle(granted[0]!, record({ costNanos: 500 }));
+    await b.release('acme', granted[1]!);
     expect((await b.status('acme', c, T0)).day).toMatchObject({ reserved: { nanos: 8000 }, spent: { nanos: 500 } });
   });
 

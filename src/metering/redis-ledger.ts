@@ -202,6 +202,7 @@ export class RedisLedger implements Ledger {
   readonly #o: RedisLedgerOptions;
   readonly #clock = new PeriodClock();
   readonly #pending: PendingSettle[] = [];
+  readonly #pendingReleases: Array<[tenant: string, id: string]> = [];
   /** Per tenant, the amounts of queued settlements (counted as spent by reserve). */
   readonly #pendingSum = new Map<string, { nanos: number; tokens: number }>();
   readonly #slots = new Map<string, string>();
@@ -350,11 +351,18 @@ export class RedisLedger implements Ledger {
   }
 
   async release(tenant: string, reservationId: string): Promise<void> {
-    if (!this.connected) return; // it expires with the reservation TTL
+    if (this.connected && (await this.#release(tenant, reservationId))) return;
+    // Retried when Redis is back (a lost release would hold budget until the reservation TTL).
+    if (this.#pendingReleases.length < this.#o.pendingMax) this.#pendingReleases.push([tenant, reservationId]);
+    this.#scheduleFlush();
+  }
+
+  async #release(tenant: string, reservationId: string): Promise<boolean> {
     try {
       await this.#eval(SCRIPTS.release, [this.#key(tenant, 'resv'), this.#key(tenant, 'resvx')], [reservationId]);
+      return true;
     } catch {
-      // Expires with the reservation TTL.
+      return false;
     }
   }
 
@@ -439,10 +447,15 @@ export class RedisLedger implements Ledger {
         this.#pending.shift();
         this.#adjustPending(item.record, -1);
       }
+      while (this.#pendingReleases.length > 0 && this.connected) {
+        const [tenant, id] = this.#pendingReleases[0]!;
+        if (!(await this.#release(tenant, id))) break;
+        this.#pendingReleases.shift();
+      }
     } finally {
       this.#flushing = false;
     }
-    if (this.#pending.length > 0) this.#scheduleFlush();
+    if (this.#pending.length > 0 || this.#pendingReleases.length > 0) this.#scheduleFlush();
   }
 
   /** Waits until queued settlements are written (or `timeoutMs` passes). */

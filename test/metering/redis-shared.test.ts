@@ -32,7 +32,12 @@ async function instance(prefix: string, limits: Record<string, unknown>, failMod
 
 async function sessions(tp: TestProxy, n: number): Promise<TestClient[]> {
   const cs = await Promise.all(Array.from({ length: n }, () => tp.client()));
-  await Promise.all(cs.map((c) => c.next('session.created')));
+  try {
+    await Promise.all(cs.map((c) => c.next('session.created', 10_000)));
+  } catch (err) {
+    console.log(tp.logText().split('\n').filter((l) => !l.includes('"level":20')).slice(-40).join('\n'));
+    throw err;
+  }
   return cs;
 }
 
