@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sniffString, sniffStringSpan } from './sniff.js';
+import { DUPLICATE_KEY, sniffString, sniffStringSpan, sniffType } from './sniff.js';
 
 const b = (s: string) => Buffer.from(s, 'utf8');
 
@@ -33,7 +33,7 @@ describe('sniffString', () => {
   });
 
   it('returns undefined for frames it cannot read cheaply', () => {
-    for (const s of ['', 'null', '[1]', '{"type":"a', '{"type" "a"}', '{"ty\\u0070e":"a"}', '{"type":"a\\nb"}', '{"a":1 "type":"x"}']) {
+    for (const s of ['', 'null', '[1]', '{"type":"a', '{"type" "a"}', '{"type":"a\\nb"}', '{"a":1 "type":"x"}']) {
       expect(sniffString(b(s), 'type'), s).toBeUndefined();
     }
   });
@@ -56,5 +56,19 @@ describe('sniffString', () => {
     const buf = b('{"type":"x","delta":"QUJD"}');
     const span = sniffStringSpan(buf, 'delta');
     expect(span).toEqual([21, 25]);
+  });
+
+  it('reports a duplicated key instead of picking one', () => {
+    expect(sniffType(b('{"type":"input_audio_buffer.append","type":"response.create"}'))).toBe(DUPLICATE_KEY);
+    expect(sniffType(b(`{"type":"a","audio":"${'A'.repeat(5000)}","type":"b"}`))).toBe(DUPLICATE_KEY);
+    expect(sniffType(b('{"type":1,"type":"b"}'))).toBe(DUPLICATE_KEY);
+    // For other callers a duplicate is simply unreadable: they fall back to the parser.
+    expect(sniffString(b('{"type":"a","type":"b"}'), 'type')).toBeUndefined();
+    // An escape can spell the key a second time.
+    expect(sniffType(b('{"type":"input_audio_buffer.append","ty\\u0070e":"response.create"}'))).toBe(DUPLICATE_KEY);
+    expect(sniffType(b('{"ty\\u0070e":"response.create"}'))).toBe('response.create');
+    expect(sniffType(b('{"type":"a","note":"x\\ny"}'))).toBe('a');
+    // A nested "type" is not a duplicate.
+    expect(sniffType(b('{"type":"session.update","session":{"type":"realtime"}}'))).toBe('session.update');
   });
 });

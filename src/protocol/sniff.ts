@@ -84,6 +84,22 @@ function endOfValue(buf: Buffer, i: number): number {
   return -1;
 }
 
+/** Whether the escaped JSON string at [open, end) decodes to `key`; undefined when it is not valid. */
+function decodesTo(buf: Buffer, open: number, end: number, key: string): boolean | undefined {
+  try {
+    return JSON.parse(buf.toString('utf8', open, end)) === key;
+  } catch {
+    return undefined;
+  }
+}
+
+const quotedKeys = new Map<string, Buffer>();
+function quotedKey(key: string): Buffer {
+  let q = quotedKeys.get(key);
+  if (!q) quotedKeys.set(key, (q = Buffer.from(`"${key}"`, 'latin1')));
+  return q;
+}
+
 /** Compares an ASCII key with the bytes at `start` without allocating a string. */
 function bytesEqual(buf: Buffer, start: number, key: string): boolean {
   for (let k = 0; k < key.length; k++) if (buf[start + k] !== key.charCodeAt(k)) return false;
@@ -101,47 +117,82 @@ function hasEscape(buf: Buffer, start: number, end: number): boolean {
 }
 
 /**
+ * Returned when the object has the key twice. JSON parsers disagree on which one wins (most take
+ * the last, some refuse), so such a frame has no safe reading: a client could otherwise show the
+ * proxy one event type and the upstream another.
+ */
+export const DUPLICATE_KEY: unique symbol = Symbol('duplicate-key');
+export type Span = readonly [number, number];
+
+/**
  * Byte span [start, end) of the top-level string member `key` (without quotes), `null` when the
  * object has no such member (or its value is not a string), `undefined` when the frame cannot be
- * read cheaply (not an object, malformed, escapes in the key or value).
+ * read cheaply (not an object, malformed, escapes in the key or value), `DUPLICATE_KEY` when the
+ * key occurs twice at the top level. The whole top level is walked (large string values are
+ * skipped with native `indexOf`), so a later duplicate is always seen.
  */
-export function sniffStringSpan(buf: Buffer, key: string): readonly [number, number] | null | undefined {
+function scanMember(buf: Buffer, key: string): Span | null | undefined | typeof DUPLICATE_KEY {
   let i = skipSpace(buf, 0);
   if (buf[i] !== OPEN_BRACE) return undefined;
   i = skipSpace(buf, i + 1);
   if (buf[i] === CLOSE_BRACE) return null;
   const keyLen = key.length;
+  let found: Span | null = null;
+  let foundNonString = false;
   for (;;) {
     if (buf[i] !== QUOTE) return undefined;
     const keyEnd = endOfString(buf, i);
     if (keyEnd < 0) return undefined;
-    // An escaped key might decode to `key`: only the full parser can tell.
-    if (hasEscape(buf, i + 1, keyEnd - 1)) return undefined;
-    const isKey = keyEnd - i - 2 === keyLen && bytesEqual(buf, i + 1, key);
+    // An escaped key may decode to `key` (`"ty\u0070e"`): decode it (rare) rather than guess.
+    const isKey = hasEscape(buf, i + 1, keyEnd - 1)
+      ? decodesTo(buf, i, keyEnd, key)
+      : keyEnd - i - 2 === keyLen && bytesEqual(buf, i + 1, key);
+    if (isKey === undefined) return undefined;
     i = skipSpace(buf, keyEnd);
     if (buf[i] !== COLON) return undefined;
     i = skipSpace(buf, i + 1);
     const valueEnd = endOfValue(buf, i);
     if (valueEnd < 0) return undefined;
     if (isKey) {
-      if (buf[i] !== QUOTE) return null;
-      if (hasEscape(buf, i + 1, valueEnd - 1)) return undefined;
-      return [i + 1, valueEnd - 1];
+      if (found !== null || foundNonString) return DUPLICATE_KEY;
+      if (buf[i] !== QUOTE) foundNonString = true;
+      else if (hasEscape(buf, i + 1, valueEnd - 1)) return undefined;
+      else found = [i + 1, valueEnd - 1];
+      // A second top-level key needs the bytes `"key"` again later, or an escape to spell it;
+      // two native searches rule both out for audio frames (base64 has neither) without a walk.
+      if (buf.indexOf(quotedKey(key), valueEnd) < 0 && buf.indexOf(BACKSLASH, valueEnd) < 0) return found;
     }
     i = skipSpace(buf, valueEnd);
     if (buf[i] === COMMA) {
       i = skipSpace(buf, i + 1);
       continue;
     }
-    if (buf[i] === CLOSE_BRACE) return null;
+    if (buf[i] === CLOSE_BRACE) return found;
     return undefined;
   }
+}
+
+/** Like `scanMember`, with a duplicated key reported as unreadable (`undefined`): parse instead. */
+export function sniffStringSpan(buf: Buffer, key: string): Span | null | undefined {
+  const span = scanMember(buf, key);
+  return span === DUPLICATE_KEY ? undefined : span;
 }
 
 /** The top-level string member `key`; `null` absent, `undefined` unreadable without a full parse. */
 export function sniffString(buf: Buffer, key: string): string | null | undefined {
   const span = sniffStringSpan(buf, key);
   if (span === null || span === undefined) return span;
+  return decode(buf, span);
+}
+
+/** The event type, for the relay: also tells a duplicated `type` apart from an unreadable frame. */
+export function sniffType(buf: Buffer): string | null | undefined | typeof DUPLICATE_KEY {
+  const span = scanMember(buf, 'type');
+  if (span === null || span === undefined || span === DUPLICATE_KEY) return span;
+  return decode(buf, span);
+}
+
+function decode(buf: Buffer, span: Span): string {
   const [start, end] = span;
   // ASCII values (every event type and id) decode faster as latin1.
   for (let j = start; j < end; j++) if (buf[j]! >= 0x80) return buf.toString('utf8', start, end);

@@ -41,8 +41,25 @@ export function upstreamTarget(
   return { url: url.toString(), headers };
 }
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
+
+/**
+ * Client frames must be masked (RFC 6455) so that attacker-chosen bytes never appear in clear to a
+ * transparent intermediary. Over TLS no intermediary sees them, and loopback has none: there an
+ * all-zero mask is equivalent, and it lets `ws` write the relayed bytes without copying them.
+ */
+export function maskingIsMoot(url: string): boolean {
+  const u = new URL(url);
+  return u.protocol === 'wss:' || LOOPBACK.test(u.hostname);
+}
+
+const zeroMask = (mask: Uint8Array): void => {
+  mask.fill(0);
+};
+
 export function dialUpstream(target: UpstreamTarget, connectTimeoutMs: number): WebSocket {
   return new WebSocket(target.url, {
+    ...(maskingIsMoot(target.url) ? { generateMask: zeroMask } : {}),
     headers: target.headers,
     handshakeTimeout: connectTimeoutMs,
     // Audio is base64 and the CPU matters more than the bytes; compression stays off both ways.
