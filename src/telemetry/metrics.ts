@@ -1,4 +1,4 @@
-import type { Attributes, Counter, Histogram, Meter, ObservableCounter, UpDownCounter } from '@opentelemetry/api';
+import type { Attributes, BatchObservableResult, Counter, Histogram, Meter, ObservableCounter, UpDownCounter } from '@opentelemetry/api';
 import type { Report } from '../pipeline/reports.js';
 import { turnLatencies, type ResponseRecord, type ToolRecord, type TurnRecord, type Usage } from './records.js';
 import * as S from './semconv.js';
@@ -22,6 +22,25 @@ export class BoundedLabel {
     if (this.#seen.size >= this.#max) return 'other';
     this.#seen.add(v);
     return v;
+  }
+}
+
+/**
+ * Monotonic sums kept as plain numbers, keyed by their label set, and reported by an observable
+ * counter at collection time: recording costs a string key and a map lookup instead of the SDK's
+ * per-call attribute hashing. Keys are built from bounded labels only.
+ */
+class SumTable {
+  readonly #rows = new Map<string, { readonly attrs: Attributes; value: number }>();
+
+  add(key: string, attrs: () => Attributes, n: number): void {
+    const row = this.#rows.get(key);
+    if (row) row.value += n;
+    else this.#rows.set(key, { attrs: attrs(), value: n });
+  }
+
+  observe(result: BatchObservableResult, instrument: ObservableCounter): void {
+    for (const row of this.#rows.values()) result.observe(instrument, row.value, row.attrs);
   }
 }
 
@@ -70,10 +89,14 @@ export class TelemetryMetrics {
   readonly #voiceToVoice: Histogram;
   readonly #timeToFirstText: Histogram;
   readonly #timeToFirstAudio: Histogram;
-  readonly #turns: Counter;
-  readonly #interruptions: Counter;
-  readonly #tokens: Counter;
-  readonly #cost: Counter;
+  readonly #turns: ObservableCounter;
+  readonly #interruptions: ObservableCounter;
+  readonly #tokens: ObservableCounter;
+  readonly #cost: ObservableCounter;
+  readonly #turnSums = new SumTable();
+  readonly #interruptionSums = new SumTable();
+  readonly #tokenSums = new SumTable();
+  readonly #costSums = new SumTable();
   readonly #sessionsActive: UpDownCounter;
   readonly #sessionsStarted: Counter;
   readonly #sessionsEnded: Counter;
@@ -103,10 +126,10 @@ export class TelemetryMetrics {
     this.#voiceToVoice = histogram(meter, S.METRIC_TURN_VOICE_TO_VOICE, 's', S.LATENCY_BUCKETS, 'Estimated true end of speech (VAD silence window removed) to the first audio forwarded.');
     this.#timeToFirstText = histogram(meter, S.METRIC_TURN_TIME_TO_FIRST_TEXT, 's', S.LATENCY_BUCKETS, 'End of the user turn to the first text or transcript delta forwarded.');
     this.#timeToFirstAudio = histogram(meter, S.METRIC_RESPONSE_TIME_TO_FIRST_AUDIO, 's', S.LATENCY_BUCKETS, 'response.created to the first audio delta forwarded.');
-    this.#turns = meter.createCounter(S.METRIC_TURNS, { unit: '{turn}', description: 'Turns by end reason.' });
-    this.#interruptions = meter.createCounter(S.METRIC_INTERRUPTIONS, { unit: '{interruption}', description: 'Barge-ins and cancels, by kind (generation, playback).' });
-    this.#tokens = meter.createCounter(S.METRIC_USAGE_TOKENS, { unit: '{token}', description: 'Tokens by type, modality and cache.' });
-    this.#cost = meter.createCounter(S.METRIC_USAGE_COST, { unit: '{USD}', description: 'Cost in USD as metered by the proxy.' });
+    this.#turns = meter.createObservableCounter(S.METRIC_TURNS, { unit: '{turn}', description: 'Turns by end reason.' });
+    this.#interruptions = meter.createObservableCounter(S.METRIC_INTERRUPTIONS, { unit: '{interruption}', description: 'Barge-ins and cancels, by kind (generation, playback).' });
+    this.#tokens = meter.createObservableCounter(S.METRIC_USAGE_TOKENS, { unit: '{token}', description: 'Tokens by type, modality and cache.' });
+    this.#cost = meter.createObservableCounter(S.METRIC_USAGE_COST, { unit: '{USD}', description: 'Cost in USD as metered by the proxy.' });
     this.#sessionsActive = meter.createUpDownCounter(S.METRIC_SESSIONS_ACTIVE, { unit: '{session}', description: 'Sessions open now.' });
     this.#sessionsStarted = meter.createCounter(S.METRIC_SESSIONS_STARTED, { unit: '{session}', description: 'Sessions accepted.' });
     this.#sessionsEnded = meter.createCounter(S.METRIC_SESSIONS_ENDED, { unit: '{session}', description: 'Sessions ended, by close reason.' });
@@ -142,8 +165,12 @@ export class TelemetryMetrics {
           result.observe(this.#audio, t.audioInMs / 1000, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_DIRECTION]: 'input' });
           result.observe(this.#audio, t.audioOutMs / 1000, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_DIRECTION]: 'output' });
         }
+        this.#turnSums.observe(result, this.#turns);
+        this.#interruptionSums.observe(result, this.#interruptions);
+        this.#tokenSums.observe(result, this.#tokens);
+        this.#costSums.observe(result, this.#cost);
       },
-      [this.#frames, this.#bytes, this.#audio],
+      [this.#frames, this.#bytes, this.#audio, this.#turns, this.#interruptions, this.#tokens, this.#cost],
     );
   }
 
@@ -197,13 +224,13 @@ export class TelemetryMetrics {
     this.#tokenUsage.record(u.output, { ...base, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'output' });
     const add = (n: number, type: string, modality: string, cached: boolean) => {
       if (n <= 0) return;
-      this.#tokens.add(n, {
+      this.#tokenSums.add(`${tenant}|${model}|${type}|${modality}|${cached}`, () => ({
         [S.ATTR_TENANT_ID]: tenant,
         [S.ATTR_GEN_AI_REQUEST_MODEL]: model,
         [S.ATTR_GEN_AI_TOKEN_TYPE]: type,
         [S.ATTR_GEN_AI_TOKEN_MODALITY]: modality,
         'rtproxy.token.cached': cached ? 'true' : 'false',
-      });
+      }), n);
     };
     add(u.inputText - u.cachedText, 'input', 'text', false);
     add(u.cachedText, 'input', 'text', true);
@@ -218,14 +245,15 @@ export class TelemetryMetrics {
   turnClosed(tenant: string, model: string, turn: TurnRecord): void {
     const reason = turn.endReason ?? 'completed';
     const base = { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model };
-    this.#turns.add(1, { ...base, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason, [S.ATTR_TURN_INITIATOR]: turn.initiator });
+    this.#turnSums.add(`${tenant}|${model}|${reason}|${turn.initiator}`, () => ({ ...base, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason, [S.ATTR_TURN_INITIATOR]: turn.initiator }), 1);
     const lat = turnLatencies(turn);
     this.#invokeAgentDuration.record(lat.durationMs / 1000, { ...base, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason });
     const anchored = { ...base, [S.ATTR_TURN_ANCHOR]: turn.anchor };
     if (lat.responseLatencyMs !== null) this.#responseLatency.record(lat.responseLatencyMs / 1000, anchored);
     if (lat.voiceToVoiceMs !== null) this.#voiceToVoice.record(lat.voiceToVoiceMs / 1000, anchored);
     if (lat.timeToFirstTextMs !== null) this.#timeToFirstText.record(lat.timeToFirstTextMs / 1000, anchored);
-    if (turn.interruption) this.#interruptions.add(1, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_INTERRUPTION_KIND]: turn.interruption });
+    const kind = turn.interruption;
+    if (kind) this.#interruptionSums.add(`${tenant}|${kind}`, () => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_INTERRUPTION_KIND]: kind }), 1);
     for (const tool of turn.tools) this.#tool(tenant, tool);
   }
 
@@ -239,14 +267,16 @@ export class TelemetryMetrics {
   report(tenant: string, report: Report): void {
     const t = { [S.ATTR_TENANT_ID]: tenant };
     switch (report.kind) {
-      case 'usage':
-        this.#cost.add(report.costMicros / 1e6, { ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: this.models.get(report.model) });
+      case 'usage': {
+        const model = this.models.get(report.model);
+        this.#costSums.add(`${tenant}|${model}`, () => ({ ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: model }), report.costMicros / 1e6);
         if (report.source === 'transcription') {
-          const attrs = { ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: this.models.get(report.model), 'rtproxy.token.cached': 'false' };
-          if (report.inputTokens > 0) this.#tokens.add(report.inputTokens, { ...attrs, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'input', [S.ATTR_GEN_AI_TOKEN_MODALITY]: 'audio' });
-          if (report.outputTokens > 0) this.#tokens.add(report.outputTokens, { ...attrs, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'output', [S.ATTR_GEN_AI_TOKEN_MODALITY]: 'text' });
+          const attrs = (type: string, modality: string) => () => ({ ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_GEN_AI_TOKEN_TYPE]: type, [S.ATTR_GEN_AI_TOKEN_MODALITY]: modality, 'rtproxy.token.cached': 'false' });
+          if (report.inputTokens > 0) this.#tokenSums.add(`${tenant}|${model}|input|audio|false`, attrs('input', 'audio'), report.inputTokens);
+          if (report.outputTokens > 0) this.#tokenSums.add(`${tenant}|${model}|output|text|false`, attrs('output', 'text'), report.outputTokens);
         }
         return;
+      }
       case 'guardrail':
         this.#guardrails.add(1, {
           ...t,
