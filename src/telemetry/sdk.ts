@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Meter, Tracer } from '@opentelemetry/api';
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
@@ -19,6 +20,16 @@ import {
 import type { TelemetrySettings } from './settings.js';
 
 export const INSTRUMENTATION_SCOPE = 'realtime-proxy';
+
+/** The package version for `service.version` (the proxy runs from its source tree). */
+function packageVersion(): string | null {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Test and embedding hooks: replace the exporters the settings would build. */
 export interface SdkOverrides {
@@ -45,8 +56,10 @@ export class TelemetrySdk {
   readonly #servePrometheusHere: boolean;
 
   constructor(settings: TelemetrySettings, overrides: SdkOverrides = {}) {
+    const version = packageVersion();
     this.resource = resourceFromAttributes({
       'service.instance.id': randomUUID(),
+      ...(version ? { 'service.version': version } : {}),
       ...settings.resourceAttributes,
       'service.name': settings.serviceName,
     });

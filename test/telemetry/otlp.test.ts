@@ -101,6 +101,7 @@ describe('OTLP/HTTP export (loopback receiver)', () => {
       }
     }
     expect(attr(resource, 'service.name')).toBe('rtproxy-e2e');
+    expect(String(attr(resource, 'service.version'))).toMatch(/^\d+\.\d+\.\d+/);
     const root = spans.find((s) => s.name === 'invoke_agent')!;
     const connect = spans.find((s) => s.name === 'rtproxy.session.connect')!;
     expect(root).toBeDefined();
