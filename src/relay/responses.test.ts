@@ -66,4 +66,21 @@ describe('ResponseTracker', () => {
     expect(t.inspect(f({ type: 'conversation.item.added', item: { id: 'i9', type: 'function_call' } }))).toBeNull();
     expect(t.inspect(f({ type: 'response.function_call_arguments.done', response_id: 'r1', arguments: '{}' }))).toBeNull();
   });
+
+  it('re-applies suppression to frames that were already inspected before the cancel', () => {
+    const t = new ResponseTracker();
+    t.inspect(f({ type: 'response.created', response: { id: 'r1' } }));
+    // These passed inspection while nothing was suppressed, then waited behind an async verdict.
+    const queued = [
+      t.inspect(f({ type: 'response.output_audio.delta', response_id: 'r1', delta: 'AAAA' }))!,
+      t.inspect(f({ type: 'response.output_audio_transcript.delta', response_id: 'r1', delta: 'late words' }))!,
+      t.inspect(f({ type: 'response.done', response: { id: 'r1', status: 'completed', output: [{ id: 'i1', type: 'message', content: [{ type: 'output_audio', transcript: 'late words' }] }] } }))!,
+    ];
+    t.suppress('r1');
+    expect(t.recheck(queued[0]!)).toBeNull();
+    expect(t.recheck(queued[1]!)).toBeNull();
+    const done = t.recheck(queued[2]!)!;
+    expect(done.bytes.toString()).not.toContain('late words');
+    expect(t.suppressing).toBe(false);
+  });
 });

@@ -82,6 +82,32 @@ export class ResponseTracker {
       if (type === 'conversation.item.added' && this.#itemResponse.size > 0) this.#noteAnnounced(frame);
       return frame;
     }
+    return this.#suppressOutput(frame);
+  }
+
+  get suppressing(): boolean {
+    return this.#suppressed.size > 0;
+  }
+
+  /**
+   * Applies suppression again when a frame is finally forwarded. Frames can wait in the chain
+   * behind an async verdict; a response cancelled meanwhile must not leak them.
+   */
+  recheck(frame: Frame): Frame | null {
+    if (this.#suppressed.size === 0) return frame;
+    if (frame.type === 'response.done') {
+      const id = asObject(frame.json()['response'])?.['id'];
+      return typeof id === 'string' && this.#suppressed.delete(id) ? this.#blankedDone(frame) : frame;
+    }
+    if (frame.type === 'response.output_item.added') {
+      const responseId = frame.string('response_id');
+      return responseId !== null && this.#suppressed.has(responseId) ? null : frame;
+    }
+    return this.#suppressOutput(frame);
+  }
+
+  #suppressOutput(frame: Frame): Frame | null {
+    const type = frame.type;
     if (type.startsWith('response.') && !OUTPUT_EVENTS_KEPT.has(type)) {
       const responseId = frame.string('response_id');
       if (responseId === null || !this.#suppressed.has(responseId)) return frame;
@@ -129,8 +155,12 @@ export class ResponseTracker {
       }
     }
     if (!this.#suppressed.delete(id)) return frame;
-    // The model's words for a suppressed response never reach the client, not even in the summary.
-    const copy = structuredClone(ev);
+    return this.#blankedDone(frame);
+  }
+
+  /** The model's words for a suppressed response never reach the client, not even in the summary. */
+  #blankedDone(frame: Frame): Frame {
+    const copy = structuredClone(frame.json());
     const r = asObject(copy['response'])!;
     const output = Array.isArray(r['output']) ? r['output'] : [];
     r['output'] = output.filter((o) => asObject(o)?.['type'] === 'message');

@@ -424,8 +424,16 @@ export class RelaySession implements SessionContext, ChainSink {
 
   forward(direction: Direction, frame: Frame): void {
     if (this.#ended) return;
-    if (direction === 'client') this.#sendToUpstream(frame.bytes);
-    else this.#sendToClient(frame.bytes);
+    if (direction === 'client') {
+      this.#sendToUpstream(frame.bytes);
+      return;
+    }
+    if (this.#responses.suppressing) {
+      const late = this.#responses.recheck(frame);
+      if (late === null) return;
+      frame = late;
+    }
+    this.#sendToClient(frame.bytes);
   }
 
   reject(_direction: Direction, error: ProxyError): void {

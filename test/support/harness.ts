@@ -73,6 +73,8 @@ export async function startTestProxy(options: TestProxyOptions = {}): Promise<Te
     ...extra,
     server: { host: '127.0.0.1', port: 0, ...(tls ? { tls: { port: 0, certFile: tls.certFile, keyFile: tls.keyFile } } : {}), ...extra.server },
     upstream: { provider: 'simulator', ...extra.upstream },
+    // Tests keep their ledgers in memory unless they configure one (durability tests do).
+    metering: { ...extra.metering, ledger: { path: ':memory:', ...extra.metering?.ledger } },
     logging: { level: 'debug', ...extra.logging },
     tenants,
   };
