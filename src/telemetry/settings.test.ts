@@ -78,3 +78,11 @@ describe('content redaction', () => {
     expect(out).toBe('Mail [email] or call [number]; card [number]; IBAN [iban]. Room 12.');
   });
 });
+
+describe('bounded labels', () => {
+  it('passes the first N distinct values and folds the rest into other', async () => {
+    const { BoundedLabel } = await import('./metrics.js');
+    const l = new BoundedLabel(2);
+    expect([l.get('a'), l.get('b'), l.get('c'), l.get('a'), l.get(null), l.get('x'.repeat(100)).length]).toEqual(['a', 'b', 'other', 'a', 'unknown', 5]);
+  });
+});

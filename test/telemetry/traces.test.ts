@@ -279,3 +279,33 @@ describe('per-turn traces against the simulator', () => {
     expect(text).not.toContain('sk-simulator-telemetry');
   });
 });
+
+describe('content capture (opt-in)', () => {
+  it('puts PII-redacted transcripts on spans and the turn line only when enabled', async () => {
+    const q = await startTelemetryProxy({ config: { telemetry: { captureContent: { enabled: true }, logTurns: 'info' } } });
+    try {
+      const c = await q.client();
+      await c.next('session.created');
+      c.say('say:Mail jane.doe@example.com or call 415 555 0100.');
+      await c.next('response.done');
+      c.close();
+      await c.closed;
+      for (let i = 0; i < 100 && !q.spans.getFinishedSpans().some((s) => s.name === 'invoke_agent'); i++) await new Promise((r) => setTimeout(r, 10));
+      const root = q.spans.getFinishedSpans().find((s) => s.name === 'invoke_agent')!;
+      const inf = q.spans.getFinishedSpans().find((s) => s.name.startsWith('realtime_inference'))!;
+      expect(root.attributes['rtproxy.pii.input_transcript']).toBe('say:Mail [email] or call [number].');
+      expect(inf.attributes['rtproxy.pii.output_transcript']).toBe('Mail [email] or call [number].');
+      expect(JSON.parse(String(inf.attributes['gen_ai.output.messages']))).toEqual([{ role: 'assistant', parts: [{ type: 'text', content: 'Mail [email] or call [number].' }] }]);
+      const text = q.lines.join('\n');
+      expect(text).toContain('"outputTranscript":"Mail [email] or call [number]."');
+      expect(text).not.toContain('jane.doe@example.com');
+      expect(text).not.toContain('555 0100');
+    } finally {
+      await q.stop();
+    }
+    // Default: no content anywhere.
+    const spans = p.spans.getFinishedSpans();
+    expect(spans.some((s) => Object.keys(s.attributes).some((k) => k.startsWith('rtproxy.pii.') || k.startsWith('gen_ai.input') || k.startsWith('gen_ai.output.messages')))).toBe(false);
+    expect(p.lines.join('\n')).not.toMatch(/"(input|output)Transcript"/);
+  });
+});
