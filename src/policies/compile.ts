@@ -6,6 +6,7 @@ import type { GuardrailDefinition, GuardrailSource } from './api.js';
 import { isDefinedGuardrail } from './api.js';
 import { phraseFinder, piiFinder, regexFinder, type CompiledRule, type Source, type SpanFinder } from './matchers.js';
 import { BUILTIN_PII, validatorFor, type PiiDetector } from './pii.js';
+import { maxMatchLength } from './regex-safety.js';
 import { policyFileSchema, type FallbackAction, type PolicyFile, type PolicyLocks, type PolicyTruncation } from './schema.js';
 
 /** A policy file that failed validation: every problem names the file, the path and what is wrong. */
@@ -78,7 +79,7 @@ function compileRules(p: PolicyFile, detectors: ReadonlyMap<string, PiiDetector>
     if (m.phrases?.length) finders.push(phraseFinder(m.phrases, m.wholeWords));
     m.regex?.forEach((entry, j) => {
       const [pattern, flags] = typeof entry === 'string' ? [entry, ''] : [entry.pattern, entry.flags];
-      finders.push(regexFinder(new RegExp(pattern, flags + 'g'), m.regex!.length > 1 ? `regex${j}` : 'regex', Infinity));
+      finders.push(regexFinder(new RegExp(pattern, flags + 'g'), m.regex!.length > 1 ? `regex${j}` : 'regex', maxMatchLength(pattern, flags)));
     });
     for (const name of m.pii ?? []) finders.push(piiFinder(detectors.get(name)!));
     return {

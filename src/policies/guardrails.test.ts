@@ -50,13 +50,15 @@ describe('guardrails: streaming output', () => {
     expect(report).toMatchObject({ kind: 'guardrail', ruleId: 'forbidden', action: 'cancel_response', source: 'output', responseId: 'resp_1', policyId: 'test' });
   });
 
-  it('passes clean deltas without parsing them', async () => {
+  it('passes clean deltas unchanged, and does not even parse them without output rules', async () => {
     const { server, session } = setup(await policyFrom(OUTPUT_RULES));
     server(responseCreated('resp_1'));
-    const f = outDelta('resp_1', 'a perfectly fine sentence');
-    expect(server(f).kind).toBe('continue');
-    expect(f.parsed).toBe(false);
+    expect(server(outDelta('resp_1', 'a perfectly fine sentence'))).toEqual({ kind: 'continue' });
     expect(session.reports).toEqual([]);
+    const open = setup(await policyFrom('description: none'));
+    const f = outDelta('resp_1', 'anything at all');
+    expect(open.server(f).kind).toBe('continue');
+    expect(f.parsed).toBe(false);
   });
 
   it('keeps per-response state: the next response starts clean', async () => {

@@ -409,11 +409,13 @@ export class GuardrailFilter implements Filter {
     const policy = this.#policy;
     if (!policy.rulesBySource.has('output') && !policy.customBySource.has('output')) return CONTINUE;
     const t0 = this.#ctx.clock.now();
-    const responseId = frame.string('response_id') ?? '';
-    const itemId = frame.string('item_id') ?? '';
+    // Transcript deltas are small: one parse is cheaper than three top-level sniffs.
+    const ev = frame.json();
+    const responseId = asString(ev['response_id']) ?? '';
+    const itemId = asString(ev['item_id']) ?? '';
     const stream = this.#stream(`o\u0000${responseId}\u0000${itemId}`, 'output', frame.type, responseId, itemId);
     if (!stream) return CONTINUE;
-    const delta = frame.string('delta') ?? '';
+    const delta = asString(ev['delta']) ?? '';
     const r = stream.scanner.push(delta);
     if (r.hits.length === 0 && !r.redacted && stream.customs.length === 0) return CONTINUE;
     const e = new Evaluation(r.text);
@@ -488,13 +490,14 @@ export class GuardrailFilter implements Filter {
 
   #inputDelta(frame: Frame): Verdict | Promise<Verdict> {
     const policy = this.#policy;
-    const itemId = frame.string('item_id') ?? '';
+    const ev = frame.json();
+    const itemId = asString(ev['item_id']) ?? '';
     if (this.#blockedItems.has(itemId)) return DROP;
     if (!policy.rulesBySource.has('input') && !policy.customBySource.has('input')) return CONTINUE;
     const t0 = this.#ctx.clock.now();
     const stream = this.#stream(`i\u0000${itemId}`, 'input', frame.type, null, itemId);
     if (!stream) return CONTINUE;
-    const delta = frame.string('delta') ?? '';
+    const delta = asString(ev['delta']) ?? '';
     const r = stream.scanner.push(delta);
     if (r.hits.length === 0 && !r.redacted && stream.customs.length === 0) return CONTINUE;
     const e = new Evaluation(r.text);
@@ -689,6 +692,7 @@ export class GuardrailFilter implements Filter {
           eventType,
           matcher: f.label,
           responseId,
+          decisionMs: Math.round(decisionMs * 1000) / 1000,
           ...(f.excerpt !== null ? { match: f.excerpt } : {}),
         },
         'guardrail tripped',

@@ -13,7 +13,8 @@ export interface SpanFinder {
   readonly label: string;
   /** Longest span it can match (Infinity when unknown: the streaming window bounds it). */
   readonly maxLength: number;
-  find(text: string, onHit: (start: number, end: number, label: string) => void): void;
+  /** Reports matches starting at or after `from` (earlier text is still visible to lookbehinds). */
+  find(text: string, onHit: (start: number, end: number, label: string) => void, from?: number): void;
 }
 
 export interface CompiledRule {
@@ -34,30 +35,39 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** Longest whitespace run matched between the words of a phrase. */
+const MAX_GAP = 8;
+
 /**
- * Phrases as one case-insensitive alternation of literals; whitespace inside a phrase matches any
- * whitespace run. Whole-word matching uses single-character lookarounds (linear).
+ * Phrases as one case-insensitive alternation of literals; whitespace inside a phrase matches a
+ * whitespace run (up to 8). Whole-word matching uses single-character lookarounds (linear).
  */
 export function phraseFinder(phrases: readonly string[], wholeWords: boolean): SpanFinder {
-  const parts = [...new Set(phrases.map((p) => p.trim()).filter((p) => p.length > 0))]
+  const words = [...new Set(phrases.map((p) => p.trim()).filter((p) => p.length > 0))]
     .sort((a, b) => b.length - a.length)
-    .map((p) => p.split(/\s+/).map(escapeRegex).join('\\s+'));
-  const body = `(?:${parts.join('|')})`;
+    .map((p) => p.split(/\s+/));
+  const body = `(?:${words.map((w) => w.map(escapeRegex).join(`\\s{1,${MAX_GAP}}`)).join('|')})`;
   const source = wholeWords ? `(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])` : body;
   const re = new RegExp(source, 'giu');
-  // Whitespace may be wider than one character; allow some slack per phrase.
-  const maxLength = Math.max(...phrases.map((p) => p.length)) * 2 + 8;
+  const maxLength = Math.max(...words.map((w) => w.join('').length + MAX_GAP * (w.length - 1))) * 2;
   return regexFinder(re, 'phrase', maxLength);
 }
 
 /** A finder over a global regex; empty matches are skipped. An optional validator confirms / trims. */
-export function regexFinder(re: RegExp, label: string, maxLength: number, validate?: (candidate: string) => number): SpanFinder {
+export function regexFinder(
+  re: RegExp,
+  label: string,
+  maxLength: number,
+  validate?: (candidate: string) => number,
+  prefilter?: (text: string, from: number) => boolean,
+): SpanFinder {
   const pattern = re.global ? re : new RegExp(re.source, re.flags + 'g');
   return {
     label,
     maxLength,
-    find(text, onHit) {
-      pattern.lastIndex = 0;
+    find(text, onHit, from = 0) {
+      if (prefilter && !prefilter(text, from)) return;
+      pattern.lastIndex = from;
       for (;;) {
         const m = pattern.exec(text);
         if (m === null) break;
@@ -75,7 +85,7 @@ export function regexFinder(re: RegExp, label: string, maxLength: number, valida
 }
 
 export function piiFinder(d: PiiDetector): SpanFinder {
-  return regexFinder(d.pattern, d.name, d.maxLength, d.validate);
+  return regexFinder(d.pattern, d.name, d.maxLength, d.validate, d.prefilter);
 }
 
 export interface RuleHit {
@@ -157,6 +167,9 @@ export class TextScanner {
         continue;
       }
       for (const finder of rule.finders) {
+        // A match that ends in the new text (or was deferred at the old end) starts within
+        // maxLength of it: older text is only context.
+        const from = finder.maxLength === Infinity ? 0 : Math.max(0, deltaStart - finder.maxLength);
         finder.find(window, (s, e, label) => {
           if (rule.action === 'redact' && e > deltaStart) {
             (spans ??= []).push({ start: Math.max(s, deltaStart) - deltaStart, end: e - deltaStart, replacement: rule.replacement.replace('{type}', label) });
@@ -166,7 +179,7 @@ export class TextScanner {
             this.#tripped.add(rule);
             (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? window.slice(s, Math.min(e, s + 80)) : null });
           }
-        });
+        }, from);
       }
     }
     this.#total = newTotal;

@@ -16,6 +16,15 @@ export interface PiiDetector {
   readonly validate?: (candidate: string) => number;
   /** Longest text a match can span (bounds the streaming window). */
   readonly maxLength: number;
+  /** Cheap check that `text` (from `from`) can contain a match at all; skips the pattern when false. */
+  readonly prefilter?: (text: string, from: number) => boolean;
+}
+
+const DIGIT = /\d/g;
+/** True when `text` has a digit at or after `from`. */
+export function hasDigit(text: string, from: number): boolean {
+  DIGIT.lastIndex = from;
+  return DIGIT.test(text);
 }
 
 /** Luhn check over the digits of `s` (other characters ignored). */
@@ -86,6 +95,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     name: 'email',
     pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])/g,
     maxLength: 64 + 1 + 8 * 64 + 24,
+    prefilter: (text, from) => text.indexOf('@', from) >= 0,
   },
   {
     name: 'card',
@@ -95,12 +105,14 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
       return n >= 13 && n <= 19 && luhnValid(s);
     }, SEPARATOR, 13),
     maxLength: 19 * 2,
+    prefilter: hasDigit,
   },
   {
     name: 'iban',
     pattern: /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])/g,
     validate: (c) => longestValidPrefix(c, ibanValid, / /, 15),
     maxLength: 34 * 2,
+    prefilter: hasDigit,
   },
   {
     // International (+ / 00) or national numbers of 8-15 digits with common separators; a run
@@ -108,6 +120,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     name: 'phone',
     pattern: /(?<![\w+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){7,14}(?![ .-]?\d)(?!\w)/g,
     maxLength: 3 + 15 * 3,
+    prefilter: hasDigit,
   },
 ];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkRegex } from './regex-safety.js';
+import { checkRegex, maxMatchLength } from './regex-safety.js';
 
 describe('regex safety', () => {
   it.each([
@@ -49,5 +49,12 @@ describe('regex safety', () => {
 
   it('refuses unknown flags', () => {
     expect(checkRegex('abc', 'g')[0]).toMatch(/unsupported flags/);
+  });
+
+  it('bounds the longest match (two UTF-16 units per character), Infinity when unbounded', () => {
+    expect(maxMatchLength('abc')).toBe(6);
+    expect(maxMatchLength('\\b(I|we) (will|can) refund\\b')).toBe(2 * (2 + 1 + 4 + 1 + 6));
+    expect(maxMatchLength('\\d{3}-\\d{2,4}')).toBe(2 * 8);
+    expect(maxMatchLength('x\\d+')).toBe(Infinity);
   });
 });

@@ -484,3 +484,32 @@ export function checkRegex(pattern: string, flags = ''): string[] {
   if (nullableAlt(ast)) checker.problems.push('the pattern can match the empty string');
   return [...new Set(checker.problems)];
 }
+
+function maxLenAlt(a: Alternation, unitsPerChar: number): number {
+  let best = 0;
+  for (const b of a.branches) {
+    let sum = 0;
+    for (const q of b.items) {
+      if (q.max === 0) continue;
+      const one = q.atom.kind === 'assert' ? 0 : q.atom.kind === 'chars' ? unitsPerChar : maxLenAlt(q.atom.body, unitsPerChar);
+      if (one === 0) continue;
+      if (q.max === Infinity || one === Infinity) return Infinity;
+      sum += one * q.max;
+    }
+    best = Math.max(best, sum);
+  }
+  return best;
+}
+
+/**
+ * The longest text (UTF-16 units) a pattern can match, or Infinity when a repeat is unbounded.
+ * Lets the streaming scanner skip text that can only be context for new matches.
+ */
+export function maxMatchLength(pattern: string, flags = ''): number {
+  try {
+    // Any character may be two UTF-16 units (a surrogate pair): count two per character.
+    return maxLenAlt(new Parser(pattern, flags).parse(), 2);
+  } catch {
+    return Infinity;
+  }
+}
