@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { profileStart, profileStop, summarise } from './profile.js';
@@ -132,50 +132,132 @@ function hasTaskset(): boolean {
 }
 
 /** A child process speaking the IPC protocol above. */
+const LOCK_FILE = '/tmp/realtime-proxy-bench.lock';
+let lockHeld: Promise<void> | null = null;
+
+function lockHolder(): { pid: number; what: string } | null {
+  try {
+    const [pid, what] = readFileSync(LOCK_FILE, 'utf8').split('\n');
+    return { pid: Number(pid), what: what ?? '' };
+  } catch {
+    return null;
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A machine-wide lock for benchmark runs: pinned benchmarks that overlap measure each other (the
+ * engineers' module benches and `npm run bench` all use these children), so the first pinned child
+ * of a process takes the lock and keeps it until the process exits; others wait. A lock left by a
+ * dead process is taken over. Unpinned children (tests) never wait.
+ */
+export function benchLock(): Promise<void> {
+  lockHeld ??= (async () => {
+    let announced = false;
+    for (;;) {
+      try {
+        const fd = openSync(LOCK_FILE, 'wx');
+        writeSync(fd, `${process.pid}\n${process.argv.slice(1).join(' ')}\n`);
+        closeSync(fd);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const holder = lockHolder();
+        if (holder?.pid === process.pid) break;
+        if (!holder || !alive(holder.pid)) {
+          try {
+            unlinkSync(LOCK_FILE);
+          } catch {
+            // Someone else removed it first.
+          }
+          continue;
+        }
+        if (!announced) {
+          console.error(`bench: waiting for ${LOCK_FILE}, held by pid ${holder.pid} (${holder.what.slice(0, 120)})`);
+          announced = true;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    process.once('exit', () => {
+      if (lockHolder()?.pid === process.pid) {
+        try {
+          unlinkSync(LOCK_FILE);
+        } catch {
+          // Already gone.
+        }
+      }
+    });
+  })();
+  return lockHeld;
+}
+
+/** A child process speaking the IPC protocol above. Pinned children first take the bench lock. */
 export class Child {
   readonly name: string;
-  readonly proc: ChildProcess;
   readonly ready: Promise<unknown>;
   readonly exited: Promise<number | null>;
   readonly pinned: boolean;
+  #proc: ChildProcess | null = null;
   #seq = 0;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   constructor(name: string, script: string, options: SpawnOptions) {
     this.name = name;
-    const nodeArgv = ['--import', 'tsx', ...(options.nodeArgs ?? []), script, ...(options.args ?? [])];
     const pin = options.cpus !== null && hasTaskset();
     this.pinned = pin;
-    const cmd = pin ? 'taskset' : process.execPath;
-    const argv = pin ? ['-c', options.cpus!, process.execPath, ...nodeArgv] : nodeArgv;
-    const out = options.stdout ?? 'inherit';
-    this.proc = spawn(cmd, argv, { stdio: ['ignore', out, out, 'ipc'], cwd: REPO_ROOT, env: { ...process.env, ...options.env } });
-    this.exited = new Promise((resolve) => this.proc.once('exit', (code) => resolve(code)));
-    this.ready = new Promise((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`${name} exited with ${code} before it was ready`));
-      this.proc.once('exit', onExit);
-      this.proc.on('message', (m: unknown) => {
-        if (isReady(m)) {
-          this.proc.off('exit', onExit);
-          resolve(m.info);
-          return;
-        }
-        if (!isReply(m)) return;
-        const p = this.#pending.get(m.id);
-        if (!p) return;
-        this.#pending.delete(m.id);
-        if (m.ok) p.resolve(m.result);
-        else p.reject(new Error(`${name}: ${m.error}`));
+    let onSpawn: (p: ChildProcess) => void = () => undefined;
+    const spawned = new Promise<ChildProcess>((resolve) => (onSpawn = resolve));
+    this.exited = spawned.then((proc) => new Promise((resolve) => proc.once('exit', (code) => resolve(code))));
+    this.ready = (pin ? benchLock() : Promise.resolve()).then(() => {
+      const nodeArgv = ['--import', 'tsx', ...(options.nodeArgs ?? []), script, ...(options.args ?? [])];
+      const cmd = pin ? 'taskset' : process.execPath;
+      const argv = pin ? ['-c', options.cpus!, process.execPath, ...nodeArgv] : nodeArgv;
+      const out = options.stdout ?? 'inherit';
+      const proc = spawn(cmd, argv, { stdio: ['ignore', out, out, 'ipc'], cwd: REPO_ROOT, env: { ...process.env, ...options.env } });
+      this.#proc = proc;
+      onSpawn(proc);
+      proc.once('exit', () => {
+        for (const p of this.#pending.values()) p.reject(new Error(`${name} exited`));
+        this.#pending.clear();
       });
-    });
-    this.proc.once('exit', () => {
-      for (const p of this.#pending.values()) p.reject(new Error(`${name} exited`));
-      this.#pending.clear();
+      return new Promise<unknown>((resolve, reject) => {
+        const onExit = (code: number | null) => reject(new Error(`${name} exited with ${code} before it was ready`));
+        proc.once('exit', onExit);
+        proc.on('message', (m: unknown) => {
+          if (isReady(m)) {
+            proc.off('exit', onExit);
+            resolve(m.info);
+            return;
+          }
+          if (!isReply(m)) return;
+          const p = this.#pending.get(m.id);
+          if (!p) return;
+          this.#pending.delete(m.id);
+          if (m.ok) p.resolve(m.result);
+          else p.reject(new Error(`${name}: ${m.error}`));
+        });
+      });
     });
   }
 
+  /** The process, once spawned (after the bench lock for pinned children). */
+  get proc(): ChildProcess {
+    if (!this.#proc) throw new Error(`${this.name} is not spawned yet: await ready first`);
+    return this.#proc;
+  }
+
   get pid(): number {
-    return this.proc.pid ?? -1;
+    return this.#proc?.pid ?? -1;
   }
 
   /** Sends a command; the caller states the result type it expects from that command. */
@@ -201,9 +283,10 @@ export class Child {
   }
 
   async stop(timeoutMs = 5000): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const proc = this.#proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     this.call('exit', null, timeoutMs).catch(() => undefined);
     const done = await Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
-    if (!done) this.proc.kill('SIGKILL');
+    if (!done) proc.kill('SIGKILL');
   }
 }
