@@ -153,6 +153,8 @@ export class PolicyRegistry {
         if (filename) this.#changed(resolve(this.dir, filename.toString()));
       });
       this.#watcher.on('error', (err) => this.#opts.log.error({ err }, 'policy watcher failed; hot reload is off'));
+      // The server keeps the process alive; the watcher must not (tests, CLI checks).
+      this.#watcher.unref();
     } catch (err) {
       this.#opts.log.error({ err }, 'cannot watch the policies directory; hot reload is off');
     }
@@ -170,7 +172,7 @@ export class PolicyRegistry {
       setTimeout(() => {
         this.#timers.delete(file);
         void this.#reloadFor(file);
-      }, this.#opts.debounceMs),
+      }, this.#opts.debounceMs).unref(),
     );
   }
 
