@@ -34,6 +34,9 @@ const SERVER_TYPES = [
   'conversation.item.done',
 ] as const;
 
+/** Sources a client event can carry. */
+const CLIENT_SOURCES: readonly Source[] = ['input', 'tool_output', 'image'];
+
 type ReportSource = Extract<Report, { kind: 'guardrail' }>['source'];
 const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
   input: 'input',
@@ -189,7 +192,7 @@ export class GuardrailFilter implements Filter {
 
   onClient(frame: Frame): Verdict | Promise<Verdict> {
     const policy = this.#policy;
-    if (policy.rules.length === 0 && policy.custom.length === 0) return CONTINUE;
+    if (!CLIENT_SOURCES.some((s) => policy.rulesBySource.has(s) || policy.customBySource.has(s))) return CONTINUE;
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     let items: { item: JsonObject; set: (copy: JsonObject, item: JsonObject) => void }[];
