@@ -36,10 +36,11 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '4' },
     measure: { type: 'string', default: '8' },
     repeat: { type: 'string', default: '3' },
-    'turn-ms': { type: 'string', default: '3000' },
+    'turn-ms': { type: 'string', default: '4000' },
     frames: { type: 'string', default: '1000000' },
     turns: { type: 'string', default: '20000' },
     'no-e2e': { type: 'boolean', default: false },
+    'with-metrics-only': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -68,13 +69,15 @@ const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
 // ---- 1. end to end ---------------------------------------------------------------------------
 
-type Variant = 'off' | 'on';
+type Variant = 'off' | 'metrics' | 'on';
 
 function configFor(variant: Variant, dir: string): string {
   const telemetry =
     variant === 'off'
       ? { enabled: false }
-      : { enabled: true, traces: { exporter: 'otlp', endpoint: '${BENCH_OTLP_URL}', protocol: 'http/protobuf', sampleRatio: 1 }, metrics: { prometheus: { enabled: true } } };
+      : variant === 'metrics'
+        ? { enabled: true, traces: { exporter: 'none' }, metrics: { prometheus: { enabled: true } } }
+        : { enabled: true, traces: { exporter: 'otlp', endpoint: '${BENCH_OTLP_URL}', protocol: 'http/protobuf', sampleRatio: 1 }, metrics: { prometheus: { enabled: true } } };
   const config = {
     server: { maxSessions: 20000 },
     logging: { level: 'warn' },
@@ -124,7 +127,7 @@ async function runVariant(variant: Variant, dir: string): Promise<{ usPerFrame: 
     await sleep(MEASURE_MS);
     const b = await snap();
     if (flags.profile) {
-      const p = await relay.call<ProfileSummary>('profileStop', null);
+      const p = await relay.call<ProfileSummary>('profileStop', process.env['BENCH_PROFILE_FILE'] ? `${process.env['BENCH_PROFILE_FILE']}-${variant}.cpuprofile` : null);
       console.log(`  profile (${variant}): gc ${fmt(p.gcPct, 1)}%, areas ${Object.entries(p.areas).map(([k, v]) => `${k} ${fmt(v, 1)}%`).join(', ')}`);
       for (const l of p.top.slice(0, Number(process.env["BENCH_TOP"] ?? 12))) console.log(`    ${fmt(l.selfPct, 1)}% ${l.fn} ${l.where}`);
     }
@@ -155,17 +158,18 @@ async function runVariant(variant: Variant, dir: string): Promise<{ usPerFrame: 
 
 async function endToEnd(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'rtp-bench-telemetry-'));
-  const results: Record<Variant, number[]> = { off: [], on: [] };
+  const results: Record<Variant, number[]> = { off: [], metrics: [], on: [] };
   try {
     console.log(`end to end: ${SESSIONS} paced sessions (turn every ${TURN_MS} ms), ${WARMUP_MS / 1000} s warm-up, ${MEASURE_MS / 1000} s window, ${REPEAT} repetitions${PIN ? ', relay pinned to core 0' : ''}`);
     for (let rep = 0; rep < REPEAT; rep++) {
       // Alternate the order so drift (thermal, other load) does not favour one variant.
-      const order: Variant[] = rep % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+      const variants: Variant[] = flags['with-metrics-only'] ? ['off', 'metrics', 'on'] : ['off', 'on'];
+      const order = rep % 2 === 0 ? variants : [...variants].reverse();
       for (const v of order) {
         const r = await runVariant(v, dir);
         results[v].push(r.usPerFrame);
         console.log(
-          `  rep ${rep + 1} tracing ${v.padEnd(3)}: ${fmt(r.usPerFrame, 3)} µs CPU / relayed frame, ${fmt(r.framesPerSec, 0)} frames/s, relay ${fmt(r.relayCpuPct, 0)}% of a core` +
+          `  rep ${rep + 1} ${v === 'metrics' ? 'metrics only' : `tracing ${v}`}: ${fmt(r.usPerFrame, 3)} µs CPU / relayed frame, ${fmt(r.framesPerSec, 0)} frames/s, relay ${fmt(r.relayCpuPct, 0)}% of a core` +
             (v === 'on' ? `, ${r.otlpRequests} OTLP exports, ${r.turns} turns traced in all` : '') +
             (r.errors ? `, ${r.errors} load errors` : ''),
         );
@@ -173,6 +177,10 @@ async function endToEnd(): Promise<void> {
     }
     const off = median(results.off);
     const on = median(results.on);
+    if (results.metrics.length > 0) {
+      const m = median(results.metrics);
+      console.log(`  median: metrics only (no traces) ${fmt(m, 3)} µs/frame → ${fmt(((m - off) / off) * 100, 1)} % over off`);
+    }
     console.log(`  median: off ${fmt(off, 3)} µs/frame, on ${fmt(on, 3)} µs/frame → tracing costs ${fmt(((on - off) / off) * 100, 1)} % CPU per relayed frame (target ≤ 10 %)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -25,6 +25,8 @@ export class SessionSpans {
   #connect: Span | null = null;
   #connectContext: SpanContext | null = null;
   readonly #roots = new Map<TurnRecord, Span>();
+  /** Turns whose root got the realtime session id at start. */
+  readonly #rootHasSession = new WeakSet<TurnRecord>();
   #realtimeSessionId: string | null = null;
 
   constructor(tracer: Tracer, info: SpanContextInfo) {
@@ -47,6 +49,11 @@ export class SessionSpans {
     if (this.#info.model) a[S.ATTR_GEN_AI_REQUEST_MODEL] = this.#info.model;
     if (this.#realtimeSessionId) a[S.ATTR_GEN_AI_REALTIME_SESSION_ID] = this.#realtimeSessionId;
     return a;
+  }
+
+  /** Children carry only what is theirs: the turn root holds tenant, session and model. */
+  #child(operation: string): Attributes {
+    return { [S.ATTR_GEN_AI_OPERATION_NAME]: operation, [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER_OPENAI };
   }
 
   #server(a: Attributes): void {
@@ -113,6 +120,7 @@ export class SessionSpans {
       ROOT_CONTEXT,
     );
     this.#roots.set(turn, root);
+    if (this.#realtimeSessionId) this.#rootHasSession.add(turn);
     return root.spanContext();
   }
 
@@ -137,9 +145,10 @@ export class SessionSpans {
       [S.ATTR_TURN_RESPONSES]: turn.responses.length,
       [S.ATTR_TURN_INTERRUPTED]: turn.interruption !== null,
       [S.ATTR_TURN_OUTPUT_AUDIO_MS]: round3(turn.outputAudioMs),
-      ...sessionConfigAttributes(turn.session),
+      // The full session configuration is on the connect span; the turn keeps what explains it.
+      [S.ATTR_VAD_TYPE]: turn.session.vadType,
     };
-    if (this.#realtimeSessionId) a[S.ATTR_GEN_AI_REALTIME_SESSION_ID] = this.#realtimeSessionId;
+    if (this.#realtimeSessionId && !this.#rootHasSession.has(turn)) a[S.ATTR_GEN_AI_REALTIME_SESSION_ID] = this.#realtimeSessionId;
     if (turn.outOfBand) a[S.ATTR_RESPONSE_OUT_OF_BAND] = true;
     if (lat.responseLatencyMs !== null) a[S.ATTR_TURN_RESPONSE_LATENCY] = lat.responseLatencyMs / 1000;
     if (lat.voiceToVoiceMs !== null) a[S.ATTR_TURN_VOICE_TO_VOICE_LATENCY] = lat.voiceToVoiceMs / 1000;
@@ -164,8 +173,7 @@ export class SessionSpans {
   #userSpeech(turn: TurnRecord, parent: ReturnType<typeof trace.setSpan>, turnEnd: number): void {
     const start = turn.speechStartAt ?? turn.openedAt;
     const end = turn.speechEndAt ?? turn.userEndAt ?? turnEnd;
-    const a = this.#common();
-    a[S.ATTR_GEN_AI_OPERATION_NAME] = S.OP_USER_SPEECH;
+    const a = this.#child(S.OP_USER_SPEECH);
     if (turn.audioStartMs !== null) a[S.ATTR_AUDIO_START_MS] = turn.audioStartMs;
     if (turn.audioEndMs !== null) a[S.ATTR_AUDIO_END_MS] = turn.audioEndMs;
     const span = this.#tracer.startSpan(S.SPAN_USER_SPEECH, { kind: SpanKind.INTERNAL, startTime: this.#time(start), attributes: a }, parent);
@@ -178,8 +186,8 @@ export class SessionSpans {
     const first = turn.responses[0] === r;
     const start = r.requestedAt ?? (first && turn.userEndAt !== null ? Math.min(turn.userEndAt, r.createdAt) : r.createdAt);
     const end = r.doneAt ?? turnEnd;
-    const a = this.#common();
-    a[S.ATTR_GEN_AI_OPERATION_NAME] = S.OP_REALTIME_INFERENCE;
+    const a = this.#child(S.OP_REALTIME_INFERENCE);
+    if (this.#info.model) a[S.ATTR_GEN_AI_REQUEST_MODEL] = this.#info.model;
     this.#server(a);
     a[S.ATTR_GEN_AI_RESPONSE_ID] = r.id;
     if (turn.session.model) a[S.ATTR_GEN_AI_RESPONSE_MODEL] = turn.session.model;
@@ -202,12 +210,13 @@ export class SessionSpans {
       a[S.ATTR_GEN_AI_USAGE_INPUT_TOKENS] = u.input;
       a[S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = u.output;
       a[S.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = u.cached;
-      a[S.ATTR_GEN_AI_USAGE_TEXT_INPUT_TOKENS] = u.inputText;
-      a[S.ATTR_GEN_AI_USAGE_AUDIO_INPUT_TOKENS] = u.inputAudio;
+      // Per-modality subsets only when present (absent = 0): fewer attributes per span.
+      if (u.inputText > 0) a[S.ATTR_GEN_AI_USAGE_TEXT_INPUT_TOKENS] = u.inputText;
+      if (u.inputAudio > 0) a[S.ATTR_GEN_AI_USAGE_AUDIO_INPUT_TOKENS] = u.inputAudio;
       if (u.inputImage > 0) a[S.ATTR_GEN_AI_USAGE_IMAGE_INPUT_TOKENS] = u.inputImage;
-      a[S.ATTR_GEN_AI_USAGE_AUDIO_CACHE_READ_INPUT_TOKENS] = u.cachedAudio;
-      a[S.ATTR_GEN_AI_USAGE_TEXT_OUTPUT_TOKENS] = u.outputText;
-      a[S.ATTR_GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS] = u.outputAudio;
+      if (u.cachedAudio > 0) a[S.ATTR_GEN_AI_USAGE_AUDIO_CACHE_READ_INPUT_TOKENS] = u.cachedAudio;
+      if (u.outputText > 0) a[S.ATTR_GEN_AI_USAGE_TEXT_OUTPUT_TOKENS] = u.outputText;
+      if (u.outputAudio > 0) a[S.ATTR_GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS] = u.outputAudio;
     }
     if (r.outputText !== null) {
       a[S.ATTR_PII_OUTPUT_TRANSCRIPT] = r.outputText;
@@ -226,8 +235,7 @@ export class SessionSpans {
   }
 
   #tool(tool: ToolRecord, parent: ReturnType<typeof trace.setSpan>, turnEnd: number): void {
-    const a = this.#common();
-    a[S.ATTR_GEN_AI_OPERATION_NAME] = S.OP_EXECUTE_TOOL;
+    const a = this.#child(S.OP_EXECUTE_TOOL);
     a[S.ATTR_GEN_AI_TOOL_NAME] = tool.name;
     a[S.ATTR_GEN_AI_TOOL_CALL_ID] = tool.callId;
     a[S.ATTR_GEN_AI_TOOL_TYPE] = 'function';

@@ -70,7 +70,10 @@ async function finish(c: TestClient, sessionId: string): Promise<ReadableSpan[]>
   await c.closed;
   const deadline = Date.now() + 5000;
   for (;;) {
-    const spans = p.spans.getFinishedSpans().filter((s) => s.attributes['rtproxy.session.id'] === sessionId);
+    const all = p.spans.getFinishedSpans();
+    // Roots and the connect span carry the session id; children belong to their roots' traces.
+    const traceIds = new Set(all.filter((s) => s.attributes['rtproxy.session.id'] === sessionId).map((s) => s.spanContext().traceId));
+    const spans = all.filter((s) => traceIds.has(s.spanContext().traceId));
     if (spans.some((s) => s.name === 'rtproxy.session.connect') && p.lines.some((l) => l.includes('"session end"') && l.includes(sessionId))) {
       // The turn spans end in the same onClose as the session-end log line.
       return spans;
