@@ -34,6 +34,7 @@ const HELP = `usage: npm run bench -- [flags]
   --repeat N                repetitions (targets interleaved per repetition; medians reported) (default 3)
   --profile                 after the measurements, profile the proxy targets under paced load (V8 sampler, 200 µs)
   --profile-sessions N      paced sessions while profiling (default 1000)
+  --profile-throughput      profile the unpaced throughput load instead of paced sessions
   --max-foreign PCT         re-measure a window when other work used more than PCT% of either core (default 15)
   --attempts N              measurement attempts per window before keeping the quietest (default 3)
   --relay-node-args ARGS    extra node flags for the relay processes, e.g. "--max-semi-space-size=64 --trace-gc"
@@ -54,6 +55,7 @@ const { values: flags } = parseArgs({
     repeat: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'profile-sessions': { type: 'string' },
+    'profile-throughput': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     'max-foreign': { type: 'string' },
     'relay-node-args': { type: 'string' },
@@ -98,6 +100,7 @@ const opts = {
   repeat: num(flags.repeat, quick ? 1 : 3),
   profile: flags.profile === true,
   profileSessions: num(flags['profile-sessions'], quick ? 200 : 1000),
+  profileThroughput: flags['profile-throughput'] === true,
   pin: flags['no-pin'] !== true,
   maxForeign: num(flags['max-foreign'], 15),
   relayNodeArgs: (flags['relay-node-args'] ?? '').split(' ').filter((a) => a.length > 0),
@@ -339,8 +342,14 @@ class Rig {
 
   async profile(n: number, file: string): Promise<ProfileSummary | null> {
     if (!this.relay) return null;
-    await this.load.call('open', { n, perSecond: 1000 });
-    await this.load.call('paced', { turnMs: opts.turnMs });
+    if (opts.profileThroughput) {
+      await this.upstream.call('pacing', 'burst');
+      await this.load.call('open', { n: opts.throughputSessions, perSecond: 1000 });
+      await this.load.call('throughput', { appendsPerBatch: 8, chunkMs: 40 });
+    } else {
+      await this.load.call('open', { n, perSecond: 1000 });
+      await this.load.call('paced', { turnMs: opts.turnMs });
+    }
     await sleep(opts.warmupSec * 1000);
     await this.relay.call('profileStart', 200);
     await sleep(opts.measureSec * 1000);
@@ -410,7 +419,7 @@ async function runProfile(target: TargetName, logFd: number): Promise<ProfileSum
     await rig.start();
     const dir = join(opts.out, 'profiles');
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${target}-paced-${opts.profileSessions}.cpuprofile`);
+    const file = join(dir, opts.profileThroughput ? `${target}-throughput-${opts.throughputSessions}.cpuprofile` : `${target}-paced-${opts.profileSessions}.cpuprofile`);
     const s = await rig.profile(opts.profileSessions, file);
     log(`  profile written to ${file}`);
     return s;
@@ -615,7 +624,7 @@ function markdown(machine: MachineInfo, summary: readonly Summary[], goalList: r
   for (const [t, p] of Object.entries(profiles)) {
     if (!p) continue;
     lines.push('');
-    lines.push(`**Profile: ${t}, ${opts.profileSessions} paced sessions** (self time, % of busy samples; idle ${p.idlePct}%, GC ${p.gcPct}%)`);
+    lines.push(`**Profile: ${t}, ${opts.profileThroughput ? `unpaced throughput, ${opts.throughputSessions} sessions` : `${opts.profileSessions} paced sessions`}** (self time, % of busy samples; idle ${p.idlePct}%, GC ${p.gcPct}%)`);
     lines.push('');
     lines.push('| area | % |');
     lines.push('|---|---:|');
