@@ -1,8 +1,9 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
-import type { Filter, FilterFactory, Verdict } from '../pipeline/filter.js';
+import type { Admission, Filter, FilterFactory, Verdict } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
+import { ProxyError } from '../protocol/errors.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { meteringSchema, type TenantLimitsConfig } from './config.js';
 import { createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
@@ -274,11 +275,13 @@ describe('metering filter: budgets', () => {
 });
 
 describe('metering filter: admission', () => {
+  /** Metering never rewrites the model: its admission is a refusal or null. */
+  const refusal = (d: Admission): ProxyError | null => (d instanceof ProxyError ? d : null);
   const tenant = (limits: TenantLimitsConfig | null = null): Tenant => ({ id: 'acme', name: 'Acme', policy: null, plan: null, limits });
   const q = new Map<string, string>();
 
   it('refuses models without a price unless a fallback is configured', async () => {
-    expect((await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q }))?.code).toBe('unknown_model_price');
+    expect(refusal(await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q }))?.code).toBe('unknown_model_price');
     expect(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q })).toBeNull();
     expect(await setup().factory.admit!({ tenant: tenant(), model: '', query: new Map([['intent', 'transcription']]) })).toBeNull();
   });
@@ -286,7 +289,7 @@ describe('metering filter: admission', () => {
   it('refuses a tenant already over budget (429 before the upgrade)', async () => {
     const s = setup();
     s.ledger.settle(null, spent(5));
-    const e = await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.000000005' }), model: 'gpt-realtime', query: q });
+    const e = refusal(await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.000000005' }), model: 'gpt-realtime', query: q }));
     expect(e?.code).toBe('budget_exceeded');
     expect(e?.httpStatus).toBe(429);
     expect(await s.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q })).toBeNull();
@@ -298,7 +301,7 @@ describe('metering filter: admission', () => {
     expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
     const ctx = new FakeSession({ tenant: t });
     const f = s.factory.create(ctx);
-    const refused = await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q });
+    const refused = refusal(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }));
     expect(refused?.code).toBe('concurrent_sessions_exceeded');
     expect(refused?.httpStatus).toBe(429);
     f.onClose!({ initiator: 'client', code: 1000, reason: '' });

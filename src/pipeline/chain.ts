@@ -1,5 +1,5 @@
 import { ProxyError } from '../protocol/errors.js';
-import type { CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
+import type { AdmissionRequest, CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
 import { MalformedFrameError, type Frame } from './frame.js';
 import type { Report } from './reports.js';
 
@@ -63,14 +63,23 @@ export class ChainTemplate {
     this.server = new DispatchTable(factories, 'server');
   }
 
-  /** Runs every factory's admission check in order; the first refusal wins. */
-  async admit(request: Parameters<NonNullable<FilterFactory['admit']>>[0]): Promise<ProxyError | null> {
+  /**
+   * Runs every factory's admission check in order; the first refusal wins. A model rewrite is
+   * passed on to the factories after it and returned (with the query's `model` updated).
+   */
+  async admit(request: AdmissionRequest): Promise<ProxyError | AdmissionRequest> {
+    let current = request;
     for (const f of this.factories) {
       if (!f.admit) continue;
-      const refusal = await f.admit(request);
-      if (refusal) return refusal;
+      const decision = await f.admit(current);
+      if (decision instanceof ProxyError) return decision;
+      if (decision && decision.model !== current.model) {
+        const query = new Map(current.query);
+        query.set('model', decision.model);
+        current = { ...current, model: decision.model, query };
+      }
     }
-    return null;
+    return current;
   }
 
   instantiate(ctx: SessionContext, sink: ChainSink): SessionChain {

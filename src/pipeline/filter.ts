@@ -100,12 +100,17 @@ export interface FilterFactory {
   /** On a throwing handler: `open` forwards the frame, `closed` (default) rejects it. */
   readonly failMode?: 'open' | 'closed';
   /**
-   * Runs before the upgrade is accepted (after authentication); a ProxyError refuses the session
-   * (e.g. concurrent-session cap, unknown model price). May be async.
+   * Runs before the upgrade is accepted (after authentication), in chain order. A ProxyError
+   * refuses the session (e.g. concurrent-session cap, unknown model price); `{ model }` admits it
+   * with the model rewritten (an alias to its successor): later factories and the upstream dial
+   * see the new model. May be async.
    */
-  admit?(request: AdmissionRequest): ProxyError | null | Promise<ProxyError | null>;
+  admit?(request: AdmissionRequest): Admission | Promise<Admission>;
   create(ctx: SessionContext): Filter;
 }
+
+/** Refuse (ProxyError), admit as asked (null), or admit with another model. */
+export type Admission = ProxyError | null | { readonly model: string };
 
 export interface AdmissionRequest {
   readonly tenant: Tenant;

@@ -1,3 +1,4 @@
+import { ProxyError } from '../protocol/errors.js';
 import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { policyFrom, responseCreated, wire } from '../../test/policies/support.js';
@@ -175,7 +176,7 @@ describe('session locks', () => {
     expect(server(ok).kind).toBe('continue');
   });
 
-  it('admission refuses models outside the allowlist and points aliases at their successor', async () => {
+  it('admission refuses models outside the allowlist and rewrites aliases to their successor', async () => {
     const policy = await policyFrom(LOCKS);
     const registry = { resolve: () => ({ current: policy, name: 'test' }) } as unknown as PolicyRegistry;
     const factory = locksFactory(registry);
@@ -183,10 +184,10 @@ describe('session locks', () => {
     expect(await factory.admit!(req('gpt-realtime'))).toBeNull();
     expect(await factory.admit!(req(''))).toBeNull();
     const refused = await factory.admit!(req('gpt-4o-realtime-preview'));
-    expect(refused?.code).toBe('model_not_allowed');
-    expect(refused?.httpStatus).toBe(403);
-    const aliased = await factory.admit!(req('gpt-realtime-mini'));
-    expect(aliased?.details).toMatchObject({ use: 'gpt-realtime-2.1-mini' });
+    expect(refused).toBeInstanceOf(ProxyError);
+    expect(refused instanceof ProxyError && refused.code).toBe('model_not_allowed');
+    expect(refused instanceof ProxyError && refused.httpStatus).toBe(403);
+    expect(await factory.admit!(req('gpt-realtime-mini'))).toEqual({ model: 'gpt-realtime-2.1-mini' });
   });
 
   it('a policy without locks touches nothing', async () => {

@@ -1,4 +1,4 @@
-import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { CONTINUE, DROP, reject, replace, type Admission, type AdmissionRequest, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { nameMatcher, type CompiledPolicy } from './compile.js';
@@ -205,16 +205,15 @@ export function locksFactory(registry: PolicyRegistry): FilterFactory {
       server: ['session.created', 'response.output_item.added', 'response.function_call_arguments.done', 'response.done'],
     },
     failMode: 'closed',
-    admit(req: AdmissionRequest): ProxyError | null {
+    admit(req: AdmissionRequest): Admission {
       if (req.model === '') return null;
       const policy = registry.resolve(req.tenant.policy).current;
       const resolved = resolveModel(policy.locks, req.model);
-      if (resolved && !resolved.aliased) return null;
-      // A URL model cannot be rewritten before the dial yet: point the client at the successor.
-      return new ProxyError('model_not_allowed', {
-        message: resolved ? `Model ${req.model} is replaced by ${resolved.model}; connect with model=${resolved.model}.` : `Model ${req.model} is not allowed for this tenant.`,
-        details: resolved ? { model: req.model, use: resolved.model } : { model: req.model },
-      });
+      if (!resolved) {
+        return new ProxyError('model_not_allowed', { message: `Model ${req.model} is not allowed for this tenant.`, details: { model: req.model } });
+      }
+      // An alias (e.g. a deprecated model → its successor) is dialled as the successor.
+      return resolved.aliased ? { model: resolved.model } : null;
     },
     create: (ctx) => new LockFilter(ctx, registry.resolve(ctx.tenant.policy).current),
   };

@@ -268,21 +268,26 @@ export class ProxyServer {
       this.#log.info({ event: 'auth_failed', browser: creds.browser }, 'unknown proxy key');
       return refuse(new ProxyError('invalid_api_key'));
     }
-    const model = query.get('model') ?? '';
-    let refusal: ProxyError | null;
+    const requested = query.get('model') ?? '';
+    let decision: ProxyError | { readonly model: string; readonly query: ReadonlyMap<string, string> };
     try {
-      refusal = await this.#template.admit({ tenant, model, query });
+      decision = await this.#template.admit({ tenant, model: requested, query });
     } catch (err) {
       this.#log.error({ err }, 'admission failed');
-      refusal = new ProxyError('internal_error', { close: 'internalError' });
+      decision = new ProxyError('internal_error', { close: 'internalError' });
     }
-    if (refusal) {
-      this.#log.info({ event: 'session_refused', tenant: tenant.id, model, code: refusal.code }, 'session refused');
-      return refuse(refusal);
+    if (decision instanceof ProxyError) {
+      this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: decision.code }, 'session refused');
+      return refuse(decision);
     }
     if (aborted.value) return;
     if (creds.betaMarker) this.#log.info({ tenant: tenant.id }, 'client sent the retired beta marker; stripped');
-    this.#upgrade(res, context, headers, creds.protocol, { session: null, refusal: null, admitted: { tenant, model, query, headers } });
+    if (decision.model !== requested) this.#log.info({ tenant: tenant.id, requested, model: decision.model }, 'model rewritten at admission');
+    this.#upgrade(res, context, headers, creds.protocol, {
+      session: null,
+      refusal: null,
+      admitted: { tenant, model: decision.model, query: decision.query, headers },
+    });
   }
 
   #upgrade(res: HttpResponse, context: us_socket_context_t, headers: Map<string, string>, protocol: string, data: ClientSocketData): void {

@@ -91,11 +91,16 @@ describe('session locks through the proxy', () => {
     c.close();
   });
 
-  it('refuses a model outside the allowlist before the upgrade, and names the successor of an alias', async () => {
+  it('refuses a model outside the allowlist before the upgrade, and dials an alias as its successor', async () => {
     const url = (model: string) => `ws://127.0.0.1:${tp.port}/v1/realtime?model=${model}`;
     const refused = new TestClient(url('gpt-4o-realtime-preview'), { headers: { authorization: `Bearer ${tp.key()}` } });
     expect(await refused.refused).toBe(403);
     const aliased = new TestClient(url('gpt-realtime-mini'), { headers: { authorization: `Bearer ${tp.key()}` } });
-    expect(await aliased.refused).toBe(403);
+    const created = await aliased.next('session.created');
+    // This test policy aliases gpt-realtime-mini to gpt-realtime.
+    expect((created['session'] as { model: string }).model).toBe('gpt-realtime');
+    expect(tp.sim.connections.at(-1)!.url).toContain('model=gpt-realtime');
+    expect(tp.sim.connections.at(-1)!.url).not.toContain('gpt-realtime-mini');
+    aliased.close();
   });
 });
