@@ -3,6 +3,9 @@ import type { ClientEventOf, ClientEventType, ServerEventOf, ServerEventType } f
 
 const UNPARSED: unique symbol = Symbol('unparsed');
 
+/** Below this size `string()` parses instead of sniffing. */
+const SNIFF_MIN_BYTES = 1024;
+
 /** Thrown by `Frame.json()` when the bytes are not valid JSON. */
 export class MalformedFrameError extends Error {
   override readonly name = 'MalformedFrameError';
@@ -61,9 +64,12 @@ export class Frame {
     return this.#parsed;
   }
 
-  /** A top-level string member read without parsing the frame when possible. */
+  /**
+   * A top-level string member, read without parsing when the frame is large (audio). Small
+   * frames are parsed once and cached: a few sniffs of a small frame cost more than one parse.
+   */
   string(key: string): string | null {
-    if (this.#parsed === UNPARSED) {
+    if (this.#parsed === UNPARSED && this.bytes.length > SNIFF_MIN_BYTES) {
       const sniffed = sniffString(this.bytes, key);
       if (sniffed !== undefined) return sniffed;
     }

@@ -24,8 +24,9 @@ describe('ResponseTracker', () => {
     t.inspect(f({ type: 'conversation.item.added', item: { id: 'i1', type: 'message' } }));
     expect(t.suppress('r1')).toBe(true);
     expect(t.suppress('r1')).toBe(false);
-    const audio = f({ type: 'response.output_audio.delta', response_id: 'r1', delta: 'AAAA' });
+    const audio = f({ type: 'response.output_audio.delta', response_id: 'r1', delta: 'A'.repeat(6400) });
     expect(t.inspect(audio)).toBeNull();
+    // Real-size audio is judged by its sniffed response_id, never parsed.
     expect(audio.parsed).toBe(false);
     expect(t.inspect(f({ type: 'response.output_audio_transcript.delta', response_id: 'r1', delta: 'bad words' }))).toBeNull();
     // Another response's frames are untouched.
