@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -555,35 +556,64 @@ interface Goal {
   readonly met: boolean | null;
 }
 
+/** A relay at or above this share of its core is queueing: its figures say "saturated", not "cost". */
+const SATURATED_PCT = 90;
+
 function goals(summary: readonly Summary[]): Goal[] {
   const s = (t: TargetName) => summary.find((x) => x.target === t);
-  const gov = s('governed') ?? null;
-  const govLabel = gov ? 'governed' : 'proxy';
-  const proxy = gov ?? s('proxy') ?? null;
   const out: Goal[] = [];
-  const paced1000 = (x: Summary | undefined | null) => x?.paced.find((p) => p.sessions === 1000) ?? x?.paced[0];
   const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? a / b : null);
-  for (const [label, pick] of [
-    ['paced', (x: Summary | null | undefined) => paced1000(x)?.relayUsPerEvent],
-    ['throughput', (x: Summary | null | undefined) => x?.throughput?.relayUsPerEvent],
-  ] as const) {
-    const rp = ratio(pick(proxy), pick(s('passthrough')));
-    const rn = ratio(pick(proxy), pick(s('naive')));
-    out.push({ goal: `CPU/event ${govLabel} ≤ 0.8× byte passthrough (${label})`, value: rp === null ? 'n/a' : `${rp.toFixed(2)}×`, met: rp === null ? null : rp <= 0.8 });
-    out.push({ goal: `CPU/event ${govLabel} ≤ 0.4× naive relay (${label})`, value: rn === null ? 'n/a' : `${rn.toFixed(2)}×`, met: rn === null ? null : rn <= 0.4 });
-  }
-  for (const t of ['proxy', 'governed'] as const) {
-    const p = s(t)?.paced.find((x) => x.sessions === 1000);
-    if (!p) continue;
-    const worstP50 = Math.max(p.addedU2cP50Ms ?? Number.NaN, p.addedC2uP50Ms ?? Number.NaN);
-    const worstP99 = Math.max(p.addedU2cP99Ms ?? Number.NaN, p.addedC2uP99Ms ?? Number.NaN);
-    out.push({ goal: `${t}: added one-way latency p50 ≤ 0.1 ms at 1,000 paced`, value: `u→c ${fmt(p.addedU2cP50Ms, 3)} ms, c→u ${fmt(p.addedC2uP50Ms, 3)} ms`, met: Number.isFinite(worstP50) ? worstP50 <= 0.1 : null });
-    out.push({ goal: `${t}: added one-way latency p99 ≤ 1 ms at 1,000 paced`, value: `u→c ${fmt(p.addedU2cP99Ms, 3)} ms, c→u ${fmt(p.addedC2uP99Ms, 3)} ms`, met: Number.isFinite(worstP99) ? worstP99 <= 1 : null });
-  }
-  for (const t of ['proxy', 'governed'] as const) {
-    const p = s(t)?.paced.find((x) => x.sessions === 2000);
-    if (p) out.push({ goal: `${t}: 2,000 paced sessions on one core, zero errors`, value: `${p.errors} errors, relay ${fmt(p.relayCpuPct, 0)}% of a core`, met: p.errors === 0 });
-    const i = s(t)?.idle;
+  for (const t of ['governed', 'proxy'] as const) {
+    const mine = s(t);
+    if (!mine) continue;
+    // CPU per event is only comparable where neither relay saturates its core (a saturated relay
+    // batches more events per wake-up and looks cheaper): the largest such paced load is used.
+    for (const [other, limit] of [
+      ['passthrough', 0.8],
+      ['naive', 0.4],
+    ] as const) {
+      const theirs = s(other);
+      if (!theirs) continue;
+      const fair = mine.paced
+        .filter((p) => (p.relayCpuPct ?? 100) < SATURATED_PCT)
+        .map((p) => ({ p, q: theirs.paced.find((q) => q.sessions === p.sessions && (q.relayCpuPct ?? 100) < SATURATED_PCT) }))
+        .filter((x) => x.q !== undefined)
+        .at(-1);
+      const r = fair ? ratio(fair.p.relayUsPerEvent, fair.q!.relayUsPerEvent) : null;
+      out.push({
+        goal: `${t}: CPU/event ≤ ${limit}× ${other === 'naive' ? 'naive relay' : 'byte passthrough'} (paced, largest load neither saturates)`,
+        value: r === null || !fair ? 'n/a (no unsaturated load in common)' : `${r.toFixed(2)}× at ${fair.p.sessions} sessions (${fmt(fair.p.relayUsPerEvent, 2)} vs ${fmt(fair.q!.relayUsPerEvent, 2)} µs)`,
+        met: r === null ? null : r <= limit,
+      });
+      const rt = ratio(mine.throughput?.relayUsPerEvent, theirs.throughput?.relayUsPerEvent);
+      out.push({
+        goal: `${t}: CPU/event ≤ ${limit}× ${other === 'naive' ? 'naive relay' : 'byte passthrough'} (unpaced throughput)`,
+        value: rt === null ? 'n/a' : `${rt.toFixed(2)}× (${fmt(mine.throughput?.relayUsPerEvent, 2)} vs ${fmt(theirs.throughput?.relayUsPerEvent, 2)} µs)`,
+        met: rt === null ? null : rt <= limit,
+      });
+    }
+    const worst = (p: Summary['paced'][number], k: 'p50' | 'p99') =>
+      Math.max(k === 'p50' ? (p.addedU2cP50Ms ?? Number.NaN) : (p.addedU2cP99Ms ?? Number.NaN), k === 'p50' ? (p.addedC2uP50Ms ?? Number.NaN) : (p.addedC2uP99Ms ?? Number.NaN));
+    const at1000 = mine.paced.find((x) => x.sessions === 1000);
+    if (at1000) {
+      out.push({
+        goal: `${t}: added one-way latency at 1,000 paced sessions, p50 ≤ 0.1 ms and p99 ≤ 1 ms`,
+        value: `p50 u→c ${fmt(at1000.addedU2cP50Ms, 3)} / c→u ${fmt(at1000.addedC2uP50Ms, 3)} ms; p99 u→c ${fmt(at1000.addedU2cP99Ms, 3)} / c→u ${fmt(at1000.addedC2uP99Ms, 3)} ms (relay ${fmt(at1000.relayCpuPct, 0)}% of its core)`,
+        met: Number.isFinite(worst(at1000, 'p50')) ? worst(at1000, 'p50') <= 0.1 && worst(at1000, 'p99') <= 1 : null,
+      });
+    }
+    const meeting = mine.paced.filter((p) => worst(p, 'p50') <= 0.1 && worst(p, 'p99') <= 1).map((p) => p.sessions);
+    out.push({ goal: `${t}: largest paced load tested that meets both latency goals`, value: meeting.length ? `${Math.max(...meeting)} sessions` : 'none of those tested', met: null });
+    const at2000 = mine.paced.find((x) => x.sessions === 2000);
+    if (at2000) {
+      const direct2000 = s('direct')?.paced.find((x) => x.sessions === 2000);
+      out.push({
+        goal: `${t}: 2,000 paced sessions on one core, zero errors`,
+        value: `${at2000.errors} errors; relay ${fmt(at2000.relayCpuPct, 0)}% of its core at ${fmt(at2000.eventsPerSec, 0)} ev/s (direct ${fmt(direct2000?.eventsPerSec, 0)} ev/s with the generator at ${fmt(direct2000?.generatorCpuPct, 0)}%)`,
+        met: at2000.errors === 0,
+      });
+    }
+    const i = mine.idle;
     if (i) out.push({ goal: `${t}: ≤ 64 KiB RSS per idle session`, value: `${fmt(i.rssPerSessionKiB, 1)} KiB (${i.sessions} sessions)`, met: i.rssPerSessionKiB <= 64 });
   }
   return out;
@@ -639,8 +669,20 @@ function markdown(machine: MachineInfo, summary: readonly Summary[], goalList: r
 
 // ---- main ---------------------------------------------------------------------------------------
 
+/** The commit measured: the checkout's HEAD (plus "dirty" when it has local changes), or BENCH_COMMIT for an exported tree. */
+function commitUnderTest(): string {
+  try {
+    const head = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head} (src/ has uncommitted changes)` : head;
+  } catch {
+    return process.env['BENCH_COMMIT'] ?? 'unknown';
+  }
+}
+
 async function main(): Promise<void> {
   const machine = machineInfo();
+  const commit = commitUnderTest();
   for (const t of opts.targets) {
     const c = TARGETS[t].config;
     if (c && !existsSync(resolve(REPO_ROOT, c))) throw new Error(`target ${t}: ${c} does not exist`);
@@ -648,7 +690,7 @@ async function main(): Promise<void> {
   mkdirSync(join(opts.out, 'logs'), { recursive: true });
   const logFile = join(opts.out, 'logs', 'children.log');
   const logFd = openSync(logFile, 'w');
-  log(`bench: ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadavg}; targets ${opts.targets.join(', ')}; paced ${opts.sessions.join('/')}; repeat ${opts.repeat}; child logs in ${logFile}`);
+  log(`bench: commit ${commit}; ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadavg}; targets ${opts.targets.join(', ')}; paced ${opts.sessions.join('/')}; repeat ${opts.repeat}; child logs in ${logFile}`);
   if (machine.nproc < 2 && opts.pin) log('  warning: fewer than 2 cores; pinning puts everything on one core');
   const started = Date.now();
   const runs: TargetRun[] = [];
@@ -670,9 +712,9 @@ async function main(): Promise<void> {
   closeSync(logFd);
   const summary = summarise(runs);
   const goalList = goals(summary);
-  const md = markdown(machine, summary, goalList, profiles);
+  const md = `Commit ${commit}. ` + markdown(machine, summary, goalList, profiles);
   console.log('\n' + md);
-  const result = { date: new Date().toISOString(), durationSec: Math.round((Date.now() - started) / 1000), machine, options: opts, summary, goals: goalList, profiles, runs };
+  const result = { date: new Date().toISOString(), commit, durationSec: Math.round((Date.now() - started) / 1000), machine, options: opts, summary, goals: goalList, profiles, runs };
   mkdirSync(opts.out, { recursive: true });
   const stem = quick ? 'latest-quick' : 'latest';
   writeFileSync(join(opts.out, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');
