@@ -282,7 +282,7 @@ export class TurnTracker {
     turn.lastAt = Math.max(turn.lastAt, now);
     this.#event(turn, 'conversation.item.truncate', now, played === null ? undefined : { 'rtproxy.audio.end_ms': played });
     if (turn.endReason === null) this.#interrupt(turn, this.#activeIn(turn) ? 'generation' : 'playback', now);
-    else this.#maybeClose(turn, now);
+    else this.#maybeClose(turn);
   }
 
   #onResponseCreate(ev: Obj, now: number): void {
@@ -634,7 +634,7 @@ export class TurnTracker {
     if (r.costMicros !== null) turn.costMicros += r.costMicros;
     turn.lastAt = Math.max(turn.lastAt, now);
     if (turn.endReason !== null) {
-      this.#maybeClose(turn, now);
+      this.#maybeClose(turn);
       return;
     }
     if (this.#activeIn(turn)) return;
@@ -876,10 +876,10 @@ export class TurnTracker {
     turn.phase = 'draining';
     turn.lastAt = Math.max(turn.lastAt, now);
     this.#clearWait(turn);
-    this.#maybeClose(turn, now);
+    this.#maybeClose(turn);
   }
 
-  #maybeClose(turn: TurnRecord, now: number): void {
+  #maybeClose(turn: TurnRecord): void {
     if (turn.phase === 'closed' || turn.endReason === null) return;
     if (this.#activeIn(turn)) return;
     if (turn.endReason === 'interrupted' && turn.outputAudioMs > 0 && !turn.truncated && this.#opts.truncateGraceMs > 0) {
