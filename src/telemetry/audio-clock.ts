@@ -4,6 +4,7 @@ import type { Frame } from '../pipeline/frame.js';
 const QUOTE = 0x22;
 const COLON = 0x3a;
 const CLOSE_BRACE = 0x7d;
+const COMMA = 0x2c;
 const EQUALS = 0x3d;
 
 const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
@@ -18,15 +19,20 @@ const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || 
  */
 export class Base64Member {
   readonly #name: string;
-  readonly #key: Buffer;
+  /** The key's first and last characters (the check reads no other memory than the frame). */
+  readonly #first: number;
+  readonly #last: number;
+  readonly #keyLength: number;
   /** Offset of the first base64 character; -1 until learned. */
   #start = -1;
-  /** Bytes after the closing quote (`}` and whitespace). */
+  /** Bytes after the closing quote (`}` and whitespace, or further members). */
   #tail = -1;
 
   constructor(name: string) {
     this.#name = name;
-    this.#key = Buffer.from(`"${name}"`, 'latin1');
+    this.#first = name.charCodeAt(0);
+    this.#last = name.charCodeAt(name.length - 1);
+    this.#keyLength = name.length;
   }
 
   bytes(frame: Frame): number {
@@ -47,21 +53,22 @@ export class Base64Member {
     const start = this.#start;
     const end = buf.length - this.#tail;
     if (end < start || buf[start - 1] !== QUOTE || buf[end] !== QUOTE) return false;
-    for (let i = end + 1; i < buf.length; i++) {
-      const c = buf[i];
-      if (c !== CLOSE_BRACE && !isSpace(c)) return false;
+    // After the string: only `}`/whitespace, or a further member (`,"…`) as some senders put ids last.
+    const next = buf[end + 1];
+    if (next !== COMMA) {
+      for (let i = end + 1; i < buf.length; i++) {
+        const c = buf[i];
+        if (c !== CLOSE_BRACE && !isSpace(c)) return false;
+      }
     }
-    // `"name"` then optional spaces, `:`, optional spaces, right before the opening quote.
+    // `"name"`, optional spaces, `:`, optional spaces, right before the opening quote.
     let p = start - 2;
     while (p > 0 && isSpace(buf[p])) p--;
     if (buf[p] !== COLON) return false;
     p--;
     while (p > 0 && isSpace(buf[p])) p--;
-    const key = this.#key;
-    const k0 = p - key.length + 1;
-    if (k0 < 1) return false;
-    for (let i = 0; i < key.length; i++) if (buf[k0 + i] !== key[i]) return false;
-    return true;
+    const k0 = p - this.#keyLength;
+    return k0 >= 1 && buf[p] === QUOTE && buf[p - 1] === this.#last && buf[k0] === this.#first && buf[k0 - 1] === QUOTE;
   }
 }
 
@@ -71,24 +78,26 @@ export class Base64Member {
  * proxy saw that audio. A fixed ring of the most recent appends; O(1) per append.
  */
 export class AudioClock {
-  readonly #ends: Float64Array;
-  readonly #times: Float64Array;
+  /** Interleaved (audio end position ms, proxy time) pairs: one array, one allocation. */
+  readonly #ring: Float64Array;
+  readonly #capacity: number;
   #next = 0;
   #count = 0;
   /** Total audio appended so far (ms). */
   totalMs = 0;
 
-  constructor(capacity = 512) {
-    this.#ends = new Float64Array(capacity);
-    this.#times = new Float64Array(capacity);
+  constructor(capacity = 128) {
+    this.#capacity = capacity;
+    this.#ring = new Float64Array(capacity * 2);
   }
 
   push(ms: number, at: number): void {
     this.totalMs += ms;
-    this.#ends[this.#next] = this.totalMs;
-    this.#times[this.#next] = at;
-    this.#next = (this.#next + 1) % this.#ends.length;
-    if (this.#count < this.#ends.length) this.#count++;
+    const i = this.#next;
+    this.#ring[2 * i] = this.totalMs;
+    this.#ring[2 * i + 1] = at;
+    this.#next = i + 1 === this.#capacity ? 0 : i + 1;
+    if (this.#count < this.#capacity) this.#count++;
   }
 
   /**
@@ -97,15 +106,15 @@ export class AudioClock {
    * that followed `posMs` inside that chunk. Null when the position is outside the ring.
    */
   timeOf(posMs: number): number | null {
-    const cap = this.#ends.length;
+    const cap = this.#capacity;
     if (this.#count === 0 || posMs > this.totalMs) return null;
     // Walk newest to oldest: the wanted chunk is almost always among the last few.
     for (let k = 0; k < this.#count; k++) {
       const i = (this.#next - 1 - k + cap) % cap;
-      const end = this.#ends[i]!;
+      const end = this.#ring[2 * i]!;
       // The oldest retained chunk starts at 0 unless the ring has wrapped (then: extrapolate).
-      const start = k + 1 < this.#count ? this.#ends[(i - 1 + cap) % cap]! : this.#count < cap ? 0 : -Infinity;
-      if (posMs <= end && (posMs > start || (start === 0 && posMs === 0))) return this.#times[i]! - (end - posMs);
+      const start = k + 1 < this.#count ? this.#ring[2 * ((i - 1 + cap) % cap)]! : this.#count < cap ? 0 : -Infinity;
+      if (posMs <= end && (posMs > start || (start === 0 && posMs === 0))) return this.#ring[2 * i + 1]! - (end - posMs);
     }
     return null;
   }

@@ -51,7 +51,8 @@ export interface SessionMeters {
   clientBytes: number;
   serverFrames: number;
   serverBytes: number;
-  readonly audio: { audioInMs: number; audioOutMs: number };
+  readonly audioInMs: number;
+  readonly audioOutMs: number;
 }
 
 interface Totals {
@@ -326,6 +327,6 @@ function addInto(t: Totals, s: SessionMeters): void {
   t.clientBytes += s.clientBytes;
   t.serverFrames += s.serverFrames;
   t.serverBytes += s.serverBytes;
-  t.audioInMs += s.audio.audioInMs;
-  t.audioOutMs += s.audio.audioOutMs;
+  t.audioInMs += s.audioInMs;
+  t.audioOutMs += s.audioOutMs;
 }

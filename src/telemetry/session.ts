@@ -47,11 +47,16 @@ function closeReasonOf(info: CloseInfo): string {
  * The telemetry filter of one session. Per frame it counts bytes and feeds the turn tracker (a
  * few field updates); spans, metrics and log lines are produced at turn and session boundaries.
  */
-export class TelemetrySession implements Filter, TurnSink {
+export class TelemetrySession implements Filter, TurnSink, SessionMeters {
   readonly #ctx: SessionContext;
   readonly #shared: TelemetryShared;
   readonly #tracker: TurnTracker;
-  readonly #meters: SessionMeters;
+  readonly tenant: string;
+  clientFrames = 0;
+  clientBytes = 0;
+  serverFrames = 0;
+  serverBytes = 0;
+  readonly #now: () => number;
   readonly #spans: SessionSpans | null;
   readonly #tenant: string;
   readonly #sampleEvery: number;
@@ -91,8 +96,9 @@ export class TelemetrySession implements Filter, TurnSink {
       () => ctx.clock.now(),
       scheduler,
     );
-    this.#meters = { tenant: this.#tenant, clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audio: this.#tracker.counters };
-    shared.metrics.sessionStarted(this.#meters);
+    this.tenant = this.#tenant;
+    this.#now = ctx.clock.now.bind(ctx.clock);
+    shared.metrics.sessionStarted(this);
     this.#baseBindings = (ctx.log as unknown as BindingsHolder)[CHINDINGS];
     if (shared.tracer && sessionSampled(ctx.id, s.traces.sampleRatio)) {
       this.#spans = new SessionSpans(shared.tracer, {
@@ -113,12 +119,20 @@ export class TelemetrySession implements Filter, TurnSink {
     return this.#tracker;
   }
 
+  get audioInMs(): number {
+    return this.#tracker.audioInMs;
+  }
+
+  get audioOutMs(): number {
+    return this.#tracker.audioOutMs;
+  }
+
   // ---- Filter ------------------------------------------------------------------------------
 
   onClient(frame: Frame): Verdict {
-    const now = this.#ctx.clock.now();
-    this.#meters.clientFrames++;
-    this.#meters.clientBytes += frame.size;
+    const now = this.#now();
+    this.clientFrames++;
+    this.clientBytes += frame.bytes.length;
     if (++this.#clientSample >= this.#sampleEvery) {
       this.#clientSample = 0;
       if (!this.#relayReported) this.#measureClient(now);
@@ -128,9 +142,9 @@ export class TelemetrySession implements Filter, TurnSink {
   }
 
   onServer(frame: Frame): Verdict {
-    const now = this.#ctx.clock.now();
-    this.#meters.serverFrames++;
-    this.#meters.serverBytes += frame.size;
+    const now = this.#now();
+    this.serverFrames++;
+    this.serverBytes += frame.bytes.length;
     if (++this.#serverSample >= this.#sampleEvery) {
       this.#serverSample = 0;
       if (!this.#relayReported) this.#measureServer(now);
@@ -183,7 +197,7 @@ export class TelemetrySession implements Filter, TurnSink {
     }
     this.#spans?.endConnect(now, info.initiator === 'proxy' ? reason : null);
     this.#spans?.close(now);
-    this.#shared.metrics.sessionEnded(this.#meters, reason, info.initiator, (now - this.#ctx.startedAt) / 1000);
+    this.#shared.metrics.sessionEnded(this, reason, info.initiator, (now - this.#ctx.startedAt) / 1000);
     this.#restoreBindings();
   }
 

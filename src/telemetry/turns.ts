@@ -53,11 +53,6 @@ export interface TrackerOptions {
   readonly capture: ((text: string) => string) | null;
 }
 
-/** Per-session totals written on the hot path (plain numbers, read by observable instruments). */
-export interface SessionCounters {
-  audioInMs: number;
-  audioOutMs: number;
-}
 
 interface PendingCreate {
   readonly t: number;
@@ -135,7 +130,13 @@ export function parseUsage(u: Obj | null): Usage | null {
  * boundary event, parsed once (the parse is cached on the Frame and shared with other filters).
  */
 export class TurnTracker {
-  readonly counters: SessionCounters = { audioInMs: 0, audioOutMs: 0 };
+  /** Audio relayed so far (ms): plain fields written per audio frame, read by observable metrics. */
+  audioInMs = 0;
+  audioOutMs = 0;
+  // Hot-path copies of the session view: the audio handlers touch only this object and the frame.
+  #inBytesPerMs = 48;
+  #outBytesPerMs = 48;
+  #pushToTalk = false;
   readonly session: SessionView = {
     realtimeSessionId: null,
     model: null,
@@ -225,10 +226,14 @@ export class TurnTracker {
   }
 
   #onAppend(frame: Frame, now: number): void {
-    const ms = this.#inAudio.bytes(frame) / this.session.inputBytesPerMs;
-    this.counters.audioInMs += ms;
-    this.#audio.push(ms, now);
-    if (this.session.vadType === 'none' && !this.#pushToTalkActive) {
+    const ms = this.#inAudio.bytes(frame) / this.#inBytesPerMs;
+    this.audioInMs += ms;
+    if (!this.#pushToTalk) {
+      // The clock maps VAD positions back to proxy time; push-to-talk turns have no VAD positions.
+      this.#audio.push(ms, now);
+      return;
+    }
+    if (!this.#pushToTalkActive) {
       // Push-to-talk: the first append after idle starts the user's speech.
       this.#pushToTalkActive = true;
       const turn = this.#userTurn(now, 'commit', true);
@@ -395,8 +400,8 @@ export class TurnTracker {
   }
 
   #onAudioDelta(frame: Frame, now: number): void {
-    const ms = this.#outAudio.bytes(frame) / this.session.outputBytesPerMs;
-    this.counters.audioOutMs += ms;
+    const ms = this.#outAudio.bytes(frame) / this.#outBytesPerMs;
+    this.audioOutMs += ms;
     const r = this.#responseOf(frame);
     if (!r) return;
     r.outputAudioMs += ms;
@@ -442,6 +447,9 @@ export class TurnTracker {
       v.silenceMs = type === 'server_vad' ? (num(td, 'silence_duration_ms') ?? 500) : 0;
       v.interruptResponse = bool(td, 'interrupt_response') ?? true;
     }
+    this.#inBytesPerMs = v.inputBytesPerMs;
+    this.#outBytesPerMs = v.outputBytesPerMs;
+    this.#pushToTalk = v.vadType === 'none';
     const first = !this.#sessionSeen;
     this.#sessionSeen = true;
     this.#sink.sessionConfigured(v, first, now);
