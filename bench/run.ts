@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Histogram, median, type HistogramJson } from './lib/histogram.js';
-import { Child, REPO_ROOT, type ProcStats } from './lib/ipc.js';
+import { Child, REPO_ROOT, type LoopStats, type ProcStats } from './lib/ipc.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import { coreTimes, coreUtilisation, machineInfo, type MachineInfo } from './lib/machine.js';
 import type { ProfileSummary } from './lib/profile.js';
@@ -144,7 +144,10 @@ interface PacedResult {
   readonly foreignPct: readonly number[];
   readonly u2c: Quantiles;
   readonly c2u: Quantiles;
-  readonly rssPerActiveSessionKiB: number | null;
+  /** Relay RSS at the end of the window (no forced GC: a forced GC changes V8's heap sizing for minutes). */
+  readonly relayRssMiB: number | null;
+  /** The relay's event-loop delay and GC pauses over the window (null for direct). */
+  readonly relayLoop: LoopStats | null;
   readonly errors: number;
   readonly errorDetail: Readonly<Record<string, unknown>>;
   /** Windows measured before one was quiet enough (or the quietest of `attempts`). */
@@ -271,29 +274,30 @@ class Rig {
   }
 
   async paced(n: number): Promise<PacedResult> {
-    const base = await this.gcStats();
+    // Never force a GC before a window: after global.gc() V8 keeps the old generation small and runs
+    // mark-compacts every few hundred ms for a long while (seen as 10-30 ms stalls in the p99).
     await this.load.call('reset');
     const { opened } = await this.load.call<{ opened: number }>('open', { n, perSecond: 1000 });
     await this.load.call('paced', { turnMs: opts.turnMs });
     await sleep(opts.warmupSec * 1000);
     // Other engineers share the machine: a window in which foreign work took a core is measured again.
-    let best: { m: ReturnType<typeof measure>; b: Snapshot; u2c: HistogramJson; c2u: HistogramJson } | null = null;
+    let best: { m: ReturnType<typeof measure>; b: Snapshot; u2c: HistogramJson; c2u: HistogramJson; loop: LoopStats | null } | null = null;
     let attempts = 0;
     const noise = (m: ReturnType<typeof measure>) => Math.max(0, ...m.foreignPct.filter((x) => Number.isFinite(x)));
     while (attempts < opts.attempts) {
       attempts++;
-      await Promise.all([this.load.call('record', true), this.upstream.call('record', true)]);
+      await Promise.all([this.load.call('record', true), this.upstream.call('record', true), this.relay?.call('loop')]);
       const a = await this.snapshot();
       await sleep(opts.measureSec * 1000);
       const b = await this.snapshot();
-      await Promise.all([this.load.call('record', false), this.upstream.call('record', false)]);
+      const [, , loop] = await Promise.all([this.load.call('record', false), this.upstream.call('record', false), this.relay ? this.relay.call<LoopStats>('loop') : null]);
       const [u2c, c2u] = await Promise.all([this.load.call<HistogramJson>('latency'), this.upstream.call<HistogramJson>('latency')]);
       const m = measure(a, b);
-      if (!best || noise(m) < noise(best.m)) best = { m, b, u2c, c2u };
+      if (!best || noise(m) < noise(best.m)) best = { m, b, u2c, c2u, loop };
       if (noise(m) <= opts.maxForeign) break;
       if (attempts < opts.attempts) log(`  ${this.target} paced ${n}: foreign load ${fmt(noise(m), 0)}% > ${opts.maxForeign}%, measuring again`);
     }
-    const { m, b, u2c, c2u } = best!;
+    const { m, b, u2c, c2u, loop } = best!;
     await this.load.call('stopTraffic');
     const end = await this.load.call<LoadStats>('counters');
     await this.load.call('closeAll');
@@ -305,7 +309,8 @@ class Rig {
       ...m,
       u2c: quantiles(u2c),
       c2u: quantiles(c2u),
-      rssPerActiveSessionKiB: base && b.relay ? (b.relay.rss - base.rss) / Math.max(1, opened) / 1024 : null,
+      relayRssMiB: b.relay ? b.relay.rss / 1048576 : null,
+      relayLoop: loop,
       errors,
       attempts,
       errorDetail: {
@@ -391,15 +396,21 @@ function measure(a: Snapshot, b: Snapshot) {
 }
 
 async function runTarget(target: TargetName, rep: number, logFd: number): Promise<TargetRun> {
-  const rig = new Rig(target, logFd);
   const paced: PacedResult[] = [];
+  let rig: Rig | null = null;
   try {
+    // Idle RSS on fresh processes of its own: after load the allocator keeps its pages, and the
+    // forced GCs it needs would change how the relay's heap behaves in the windows that follow.
+    rig = new Rig(target, logFd);
     await rig.start();
     const idle = await rig.idle(opts.idle);
+    await rig.stop();
+    rig = new Rig(target, logFd);
+    await rig.start();
     for (const n of opts.sessions) {
       const r = await rig.paced(n);
       paced.push(r);
-      log(`  ${target} paced ${n}: ${fmt(r.eventsPerSec, 0)} ev/s, relay ${fmt(r.relayUsPerEvent, 2)} µs/ev (${fmt(r.relayCpuPct, 0)}% core, ${fmt(r.relaySystemPct, 0)}% kernel), u→c p50 ${fmt(r.u2c.p50 / 1000, 3)} ms p99 ${fmt(r.u2c.p99 / 1000, 3)} ms, generator ${fmt(r.generatorCpuPct, 0)}%, foreign load on cores ${r.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}, errors ${r.errors}`);
+      log(`  ${target} paced ${n}: ${fmt(r.eventsPerSec, 0)} ev/s, relay ${fmt(r.relayUsPerEvent, 2)} µs/ev (${fmt(r.relayCpuPct, 0)}% core, ${fmt(r.relaySystemPct, 0)}% kernel), u→c p50 ${fmt(r.u2c.p50 / 1000, 3)} ms p99 ${fmt(r.u2c.p99 / 1000, 3)} ms, generator ${fmt(r.generatorCpuPct, 0)}%, foreign load on cores ${r.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}, errors ${r.errors}${r.relayLoop ? `; relay loop delay p99 ${fmt(r.relayLoop.delayP99Ms, 1)} ms max ${fmt(r.relayLoop.delayMaxMs, 1)} ms, GC ${r.relayLoop.gcCount}× max ${fmt(r.relayLoop.gcMaxMs, 1)} ms` : ''}`);
     }
     const throughput = opts.throughput ? await rig.throughput(opts.throughputSessions) : null;
     if (throughput) log(`  ${target} throughput: ${fmt(throughput.eventsPerSec, 0)} ev/s, relay ${fmt(throughput.relayUsPerEvent, 2)} µs/ev (${fmt(throughput.relayCpuPct, 0)}% core, ${fmt(throughput.relaySystemPct, 0)}% kernel), generator ${fmt(throughput.generatorCpuPct, 0)}%, foreign load on cores ${throughput.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}`);
@@ -410,7 +421,7 @@ async function runTarget(target: TargetName, rep: number, logFd: number): Promis
     log(`  ${target} FAILED: ${failure}`);
     return { target, rep, ok: false, failure, paced };
   } finally {
-    await rig.stop();
+    await rig?.stop();
   }
 }
 
@@ -462,7 +473,9 @@ interface Summary {
     readonly addedU2cP99Ms: number | null;
     readonly addedC2uP50Ms: number | null;
     readonly addedC2uP99Ms: number | null;
-    readonly rssPerActiveSessionKiB: number | null;
+    readonly relayRssMiB: number | null;
+    readonly loopDelayP99Ms: number | null;
+    readonly gcMaxMs: number | null;
     /** Worst repetition. */
     readonly errors: number;
     /** Spread of µs/event across repetitions (max − min), the noise. */
@@ -519,7 +532,9 @@ function summarise(runs: readonly TargetRun[]): Summary[] {
         addedU2cP99Ms: target === 'direct' ? null : added((p) => p.u2c.p99),
         addedC2uP50Ms: target === 'direct' ? null : added((p) => p.c2u.p50),
         addedC2uP99Ms: target === 'direct' ? null : added((p) => p.c2u.p99),
-        rssPerActiveSessionKiB: medOrNull(rs.map(({ r }) => r.rssPerActiveSessionKiB)),
+        relayRssMiB: medOrNull(rs.map(({ r }) => r.relayRssMiB)),
+        loopDelayP99Ms: medOrNull(rs.map(({ r }) => r.relayLoop?.delayP99Ms ?? null)),
+        gcMaxMs: medOrNull(rs.map(({ r }) => r.relayLoop?.gcMaxMs ?? null)),
         errors: Math.max(0, ...rs.map(({ r }) => r.errors)),
         usPerEventSpread: spread(rs.map(({ r }) => r.relayUsPerEvent)),
       };
@@ -626,13 +641,13 @@ function markdown(machine: MachineInfo, summary: readonly Summary[], goalList: r
   for (const n of opts.sessions) {
     lines.push(`**${n} paced sessions**`);
     lines.push('');
-    lines.push('| target | events/s | relay CPU (kernel share) | relay µs/event (spread) | u→c p50 / p99 (ms) | c→u p50 / p99 (ms) | added u→c p50 / p99 (ms) | added c→u p50 / p99 (ms) | RSS/active session | errors | foreign load core 0 / 1 |');
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push('| target | events/s | relay CPU (kernel share) | relay µs/event (spread) | u→c p50 / p99 (ms) | c→u p50 / p99 (ms) | added u→c p50 / p99 (ms) | added c→u p50 / p99 (ms) | relay loop delay p99 / longest GC (ms) | relay RSS | errors | foreign load core 0 / 1 |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const s of summary) {
       const p = s.paced.find((x) => x.sessions === n);
       if (!p) continue;
       lines.push(
-        `| ${s.label} | ${fmt(p.eventsPerSec, 0)} | ${p.relayCpuPct === null ? '–' : `${fmt(p.relayCpuPct, 0)}% (${fmt(p.relaySystemPct, 0)}%)`} | ${fmt(p.relayUsPerEvent, 2)}${p.usPerEventSpread === null ? '' : ` (±${fmt(p.usPerEventSpread / 2, 2)})`} | ${fmt(p.u2cP50Ms, 3)} / ${fmt(p.u2cP99Ms, 3)} | ${fmt(p.c2uP50Ms, 3)} / ${fmt(p.c2uP99Ms, 3)} | ${fmt(p.addedU2cP50Ms, 3)} / ${fmt(p.addedU2cP99Ms, 3)} | ${fmt(p.addedC2uP50Ms, 3)} / ${fmt(p.addedC2uP99Ms, 3)} | ${p.rssPerActiveSessionKiB === null ? '–' : `${fmt(p.rssPerActiveSessionKiB, 0)} KiB`} | ${p.errors} | ${p.foreignPct.map((f) => (Number.isFinite(f) ? `${fmt(f, 0)}%` : '–')).join(' / ')} |`,
+        `| ${s.label} | ${fmt(p.eventsPerSec, 0)} | ${p.relayCpuPct === null ? '–' : `${fmt(p.relayCpuPct, 0)}% (${fmt(p.relaySystemPct, 0)}%)`} | ${fmt(p.relayUsPerEvent, 2)}${p.usPerEventSpread === null ? '' : ` (±${fmt(p.usPerEventSpread / 2, 2)})`} | ${fmt(p.u2cP50Ms, 3)} / ${fmt(p.u2cP99Ms, 3)} | ${fmt(p.c2uP50Ms, 3)} / ${fmt(p.c2uP99Ms, 3)} | ${fmt(p.addedU2cP50Ms, 3)} / ${fmt(p.addedU2cP99Ms, 3)} | ${fmt(p.addedC2uP50Ms, 3)} / ${fmt(p.addedC2uP99Ms, 3)} | ${fmt(p.loopDelayP99Ms, 1)} / ${fmt(p.gcMaxMs, 1)} | ${p.relayRssMiB === null ? '–' : `${fmt(p.relayRssMiB, 0)} MiB`} | ${p.errors} | ${p.foreignPct.map((f) => (Number.isFinite(f) ? `${fmt(f, 0)}%` : '–')).join(' / ')} |`,
       );
     }
     lines.push('');

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { profileStart, profileStop, summarise } from './profile.js';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { heapSampleStart, heapSampleStop, heapSummary, profileStart, profileStop, summarise } from './profile.js';
 
 /**
  * Request/response over the Node IPC channel between the bench orchestrator and its child
@@ -70,10 +71,61 @@ function collectGarbage(): void {
   }
 }
 
-/** In a child: answers requests with `handlers` (plus built-in `stats`, `gc`, `exit`) and announces `info`. */
+/** Event-loop stalls and GC pauses of a child since the last `loop` call (where tail latency comes from). */
+export interface LoopStats {
+  readonly delayP50Ms: number;
+  readonly delayP99Ms: number;
+  readonly delayMaxMs: number;
+  readonly gcCount: number;
+  readonly gcTotalMs: number;
+  readonly gcMaxMs: number;
+  /** Pauses by kind (scavenge, mark-compact, incremental, weak callbacks). */
+  readonly gcByKind: Readonly<Record<string, { count: number; totalMs: number; maxMs: number }>>;
+}
+
+const GC_KINDS: Record<number, string> = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-callbacks' };
+
+function loopMonitor(): () => LoopStats {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  let gc: { kind: string; ms: number }[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      // Node puts the GC kind in `detail` (not in the DOM PerformanceEntry type).
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      gc.push({ kind: GC_KINDS[kind] ?? String(kind), ms: e.duration });
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return () => {
+    const byKind: Record<string, { count: number; totalMs: number; maxMs: number }> = {};
+    for (const g of gc) {
+      const k = (byKind[g.kind] ??= { count: 0, totalMs: 0, maxMs: 0 });
+      k.count++;
+      k.totalMs += g.ms;
+      k.maxMs = Math.max(k.maxMs, g.ms);
+    }
+    const out: LoopStats = {
+      delayP50Ms: delay.percentile(50) / 1e6,
+      delayP99Ms: delay.percentile(99) / 1e6,
+      delayMaxMs: delay.max / 1e6,
+      gcCount: gc.length,
+      gcTotalMs: gc.reduce((a, g) => a + g.ms, 0),
+      gcMaxMs: gc.reduce((a, g) => Math.max(a, g.ms), 0),
+      gcByKind: byKind,
+    };
+    delay.reset();
+    gc = [];
+    return out;
+  };
+}
+
+/** In a child: answers requests with `handlers` (plus built-in `stats`, `gc`, `loop`, `exit`) and announces `info`. */
 export function serveChild(info: unknown, handlers: Record<string, Handler>): void {
   if (!process.send) throw new Error('bench child started without an IPC channel');
+  const loop = loopMonitor();
   const all: Record<string, Handler> = {
+    loop: () => loop(),
     stats: () => procStats(),
     gc: () => {
       collectGarbage();
@@ -86,6 +138,12 @@ export function serveChild(info: unknown, handlers: Record<string, Handler>): vo
       if (typeof file === 'string') writeFileSync(file, JSON.stringify(profile));
       return summarise(profile);
     },
+    heapSampleStart: (a) => {
+      const o = (a ?? {}) as { interval?: number; promotedOnly?: boolean };
+      return heapSampleStart(o.interval ?? 32 * 1024, o.promotedOnly === true);
+    },
+    heapSampleStop: () => heapSampleStop(),
+    heapSummary: () => heapSummary(),
     exit: () => {
       // Reply first; exiting on the next turn lets --cpu-prof write its profile.
       setTimeout(() => process.exit(0), 20);

@@ -152,3 +152,103 @@ export function summarise(profile: CpuProfile, topN = 30): ProfileSummary {
     top,
   };
 }
+
+interface SamplingHeapNode {
+  readonly callFrame: CallFrame;
+  readonly selfSize: number;
+  readonly children: readonly SamplingHeapNode[];
+}
+
+/** `promotedOnly`: leave out objects a scavenge collected, so what remains is what reaches the old generation. */
+export async function heapSampleStart(intervalBytes = 32 * 1024, promotedOnly = false): Promise<null> {
+  session = new Session();
+  session.connect();
+  await post(session, 'HeapProfiler.enable');
+  // Keep objects already collected in the sample: the churn is what drives the GC.
+  await post(session, 'HeapProfiler.startSampling', { samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !promotedOnly });
+  return null;
+}
+
+export interface AllocationLine {
+  readonly fn: string;
+  readonly where: string;
+  readonly mib: number;
+  readonly pct: number;
+}
+
+/** Stops allocation sampling; returns the top allocation sites by bytes allocated (collected or not). */
+export async function heapSampleStop(topN = 25): Promise<readonly AllocationLine[]> {
+  if (!session) throw new Error('heap sampling not started');
+  const { profile } = await post<{ profile: { head: SamplingHeapNode } }>(session, 'HeapProfiler.stopSampling');
+  session.disconnect();
+  session = null;
+  const by = new Map<string, { fn: string; where: string; bytes: number }>();
+  let total = 0;
+  const walk = (n: SamplingHeapNode, parent: string) => {
+    const cf = n.callFrame;
+    const fn = cf.functionName || '(anonymous)';
+    const where = cf.url ? `${basename(cf.url)}:${cf.lineNumber + 1}` : '';
+    if (n.selfSize > 0) {
+      // Native allocations are charged to the JS frame that called them.
+      const key = where ? `${fn}@${where}` : `${fn}@${parent}`;
+      const e = by.get(key) ?? { fn, where: where || `(in ${parent})`, bytes: 0 };
+      e.bytes += n.selfSize;
+      by.set(key, e);
+      total += n.selfSize;
+    }
+    for (const c of n.children) walk(c, where ? `${fn}@${where}` : parent);
+  };
+  walk(profile.head, '(root)');
+  return [...by.values()]
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, topN)
+    .map((e) => ({ fn: e.fn, where: e.where, mib: Math.round((e.bytes / 1048576) * 10) / 10, pct: Math.round((e.bytes / Math.max(1, total)) * 1000) / 10 }));
+}
+
+export interface RetainedLine {
+  readonly type: string;
+  readonly name: string;
+  readonly count: number;
+  readonly kib: number;
+}
+
+/** A heap snapshot summarised by object type and constructor name (self sizes), largest first. */
+export async function heapSummary(topN = 30): Promise<{ totalMiB: number; top: readonly RetainedLine[] }> {
+  const s = new Session();
+  s.connect();
+  const chunks: string[] = [];
+  s.on('HeapProfiler.addHeapSnapshotChunk', (m) => chunks.push((m.params as { chunk: string }).chunk));
+  await post(s, 'HeapProfiler.enable');
+  await post(s, 'HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+  s.disconnect();
+  const snap = JSON.parse(chunks.join('')) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const f = snap.snapshot.meta.node_fields;
+  const width = f.length;
+  const iType = f.indexOf('type');
+  const iName = f.indexOf('name');
+  const iSize = f.indexOf('self_size');
+  const types = snap.snapshot.meta.node_types[0];
+  const by = new Map<string, { type: string; name: string; count: number; bytes: number }>();
+  let total = 0;
+  for (let i = 0; i < snap.nodes.length; i += width) {
+    const type = types[snap.nodes[i + iType]!] ?? '?';
+    // Strings and code are grouped by type; objects by constructor.
+    const name = type === 'object' || type === 'closure' ? snap.strings[snap.nodes[i + iName]!] ?? '?' : '';
+    const size = snap.nodes[i + iSize]!;
+    total += size;
+    const key = `${type}:${name}`;
+    const e = by.get(key) ?? { type, name, count: 0, bytes: 0 };
+    e.count++;
+    e.bytes += size;
+    by.set(key, e);
+  }
+  const top = [...by.values()]
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, topN)
+    .map((e) => ({ type: e.type, name: e.name, count: e.count, kib: Math.round(e.bytes / 1024) }));
+  return { totalMiB: Math.round((total / 1048576) * 10) / 10, top };
+}
