@@ -86,7 +86,8 @@ export interface LoopStats {
 const GC_KINDS: Record<number, string> = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-callbacks' };
 
 function loopMonitor(): () => LoopStats {
-  const delay = monitorEventLoopDelay({ resolution: 1 });
+  // 10 ms resolution: a 1 ms timer would itself wake an idle relay 1,000 times a second.
+  const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
   let gc: { kind: string; ms: number }[] = [];
   const obs = new PerformanceObserver((list) => {
