@@ -12,8 +12,9 @@ import { resolveLimits } from './limits.js';
 import { formatUsd } from './money.js';
 import { PriceBook } from './pricing.js';
 import { SqliteLedger } from './sqlite-ledger.js';
+import { nextUtcMidnight, recentNoon, utcDate } from '../../test/support/clock.js';
 
-const T0 = Date.UTC(2026, 10, 28, 12);
+const T0 = recentNoon();
 
 interface Setup {
   readonly factory: FilterFactory;
@@ -175,12 +176,12 @@ describe('metering filter: budgets', () => {
     expect(v.error.eventId).toBe('c3');
     expect(v.error.details).toEqual({
       cap: 'daily_usd',
-      period: '2026-11-28',
+      period: utcDate(T0),
       limit: '0.02',
       spent: '0.024',
       reserved: '0.00',
       unit: 'USD',
-      resetsAt: '2026-11-29T00:00:00.000Z',
+      resetsAt: new Date(nextUtcMidnight(T0)).toISOString(),
     });
     expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'daily_usd', responseId: null });
   });

@@ -50,3 +50,26 @@ export class PeriodClock {
     return { day: this.#day, month: this.#month! };
   }
 }
+
+/** How long after a period ends its spend key is kept (Redis expires it then). */
+export const PERIOD_GRACE_MS = 86_400_000;
+
+/**
+ * The periods a settlement counts into. Normally the record's own day and month. A record written
+ * more than `PERIOD_GRACE_MS` after its period ended (queued through a long ledger outage) counts
+ * into the period current at write time instead: its period's key is gone (Redis would delete it
+ * on write), and the money was spent, so it must count against the cap in force. The usage record
+ * keeps its own timestamp; `late` says the substitution happened.
+ */
+export function settlementPeriods(
+  clock: PeriodClock,
+  recordTs: number,
+  nowMs: number,
+): { readonly day: Period; readonly month: Period; readonly late: boolean } {
+  const own = clock.at(recordTs);
+  const dayGone = own.day.resetsAt + PERIOD_GRACE_MS <= nowMs;
+  const monthGone = own.month.resetsAt + PERIOD_GRACE_MS <= nowMs;
+  if (!dayGone && !monthGone) return { ...own, late: false };
+  const current = { day: dayPeriod(nowMs), month: monthPeriod(nowMs) };
+  return { day: dayGone ? current.day : own.day, month: monthGone ? current.month : own.month, late: true };
+}

@@ -2,11 +2,14 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from '../../test/metering/redis-server.js';
+import { nextUtcMidnight, recentNoon } from '../../test/support/clock.js';
 import type { UsageRecord } from './ledger.js';
 import { NO_CAPS, type CapSet } from './limits.js';
 import { RedisLedger } from './redis-ledger.js';
 
-const T0 = Date.UTC(2026, 10, 28, 12);
+// Redis compares the ledger's expiry instants with its own clock: T0 must be near now.
+const T0 = recentNoon();
+const NEXT_DAY = nextUtcMidnight(T0);
 const caps = (c: Partial<CapSet>): CapSet => ({ ...NO_CAPS, ...c });
 let redis: RedisServer;
 let prefix = 0;
@@ -73,12 +76,22 @@ describe('redis ledger (real redis-server)', () => {
     const b = await ledger({ keyPrefix: 'shared1:' });
     await a.settle(null, record());
     await b.settle(null, record({ ref: 'resp_2', costNanos: 2_500, totalTokens: 10, session: 'rps_2' }));
-    await a.settle(null, record({ ref: 'resp_3', ts: Date.UTC(2026, 10, 29, 1) }));
+    await a.settle(null, record({ ref: 'resp_3', ts: NEXT_DAY + 3_600_000 }));
     const s = await b.status('acme', NO_CAPS, T0);
     expect(s.day.spent).toEqual({ nanos: 1_002_500, tokens: 160 });
     expect(s.month.spent).toEqual({ nanos: 2_002_500, tokens: 310 });
     expect((await a.usage('acme', 0, 10)).map((r) => r.ref).sort()).toEqual(['resp_1', 'resp_2', 'resp_3']);
-    expect((await a.usage(null, Date.UTC(2026, 10, 29), 10)).map((r) => r.ref)).toEqual(['resp_3']);
+    expect((await a.usage(null, NEXT_DAY, 10)).map((r) => r.ref)).toEqual(['resp_3']);
+  });
+
+  it('a settlement written after its period key expired counts into the current period and keeps its own timestamp', async () => {
+    const a = await ledger();
+    const threeDaysAgo = T0 - 3 * 86_400_000;
+    await a.settle(null, record({ ref: 'late', ts: threeDaysAgo, costNanos: 4_000 }));
+    const s = await a.status('acme', NO_CAPS, T0);
+    expect(s.day.spent.nanos).toBe(4_000);
+    const rows = await a.usage('acme', 0, 10);
+    expect(rows.map((r) => [r.ref, r.ts])).toEqual([['late', threeDaysAgo]]);
   });
 
   it('reserves atomically: of 40 concurrent reservations across two instances exactly the ones that fit are granted', async () => {

@@ -14,7 +14,7 @@ import type {
   UsageRecord,
 } from './ledger.js';
 import { NO_CAPS, type CapName, type CapSet } from './limits.js';
-import { PeriodClock, periodOf, type Period, type PeriodKind } from './periods.js';
+import { PERIOD_GRACE_MS, PeriodClock, periodOf, settlementPeriods, type Period, type PeriodKind } from './periods.js';
 
 /*
  * Keys (the tenant in a hash tag, so one tenant's keys share a cluster slot):
@@ -378,8 +378,9 @@ export class RedisLedger implements Ledger {
 
   async #write(item: PendingSettle): Promise<boolean> {
     const r = item.record;
-    const { day, month } = this.#clock.at(r.ts);
-    const grace = 86_400;
+    const { day, month, late } = settlementPeriods(this.#clock, r.ts, this.#wall());
+    if (late && item.attempts <= 1) this.#o.log.warn({ tenant: r.tenant, ref: r.ref, recordTs: r.ts, countedIn: day.key }, 'metering: late settlement counted into the current period');
+    const grace = PERIOD_GRACE_MS / 1000;
     try {
       await this.#eval(
         SCRIPTS.settle,

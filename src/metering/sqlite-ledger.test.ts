@@ -5,8 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { UsageRecord } from './ledger.js';
 import { NO_CAPS, resolveLimits, validatePlans, type CapSet } from './limits.js';
 import { SqliteLedger } from './sqlite-ledger.js';
+import { nextUtcMidnight, recentNoon } from '../../test/support/clock.js';
 
-const T0 = Date.UTC(2026, 10, 28, 12);
+const T0 = recentNoon();
+const NEXT_DAY = nextUtcMidnight(T0);
 const caps = (c: Partial<CapSet>): CapSet => ({ ...NO_CAPS, ...c });
 
 function record(over: Partial<UsageRecord> = {}): UsageRecord {
@@ -49,13 +51,13 @@ describe('sqlite ledger', () => {
     const l = ledger();
     l.settle(null, record());
     l.settle(null, record({ ref: 'resp_2', costNanos: 2_500, totalTokens: 10 }));
-    l.settle(null, record({ ref: 'resp_3', ts: Date.UTC(2026, 10, 29, 1) }));
+    l.settle(null, record({ ref: 'resp_3', ts: NEXT_DAY + 3_600_000 }));
     const s = l.status('acme', NO_CAPS, T0);
     expect(s.day.spent).toEqual({ nanos: 1_002_500, tokens: 160 });
     expect(s.month.spent).toEqual({ nanos: 2_002_500, tokens: 310 });
-    expect(l.status('acme', NO_CAPS, Date.UTC(2026, 10, 29, 2)).day.spent.nanos).toBe(1_000_000);
+    expect(l.status('acme', NO_CAPS, NEXT_DAY + 7_200_000).day.spent.nanos).toBe(1_000_000);
     expect(l.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['resp_1', 'resp_2', 'resp_3']);
-    expect(l.usage(null, Date.UTC(2026, 10, 29), 10).map((r) => r.ref)).toEqual(['resp_3']);
+    expect(l.usage(null, NEXT_DAY, 10).map((r) => r.ref)).toEqual(['resp_3']);
     expect(l.usage('other', 0, 10)).toEqual([]);
   });
 
