@@ -8,6 +8,7 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { DUPLICATE_KEY, sniffType } from '../protocol/sniff.js';
+import { DuplicateMemberError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
 import { ResponseTracker } from './responses.js';
@@ -265,12 +266,12 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     if (typeof type === 'string' && type.length > 0) {
       if ((++this.#clientSample & RELAY_SAMPLE_MASK) !== 0) {
-        this.#chain.fromClient(new Frame(type, bytes));
+        this.#chain.fromClient(Frame.fromClient(type, bytes));
         return;
       }
       // One frame in 64: time the synchronous path from the socket read to the upstream write.
       const t0 = this.clock.now();
-      this.#chain.fromClient(new Frame(type, bytes));
+      this.#chain.fromClient(Frame.fromClient(type, bytes));
       if (this.#upstreamOpen && this.#chain.queued('client') === 0) {
         this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
       }
@@ -279,8 +280,14 @@ export class RelaySession implements SessionContext, ChainSink {
     // The sniffer could not read it cheaply: let the real parser decide.
     let parsed: unknown;
     try {
-      parsed = JSON.parse(bytes.toString('utf8'));
-    } catch {
+      parsed = parseStrict(bytes);
+    } catch (err) {
+      if (err instanceof DuplicateMemberError) {
+        this.#rejectClientFrame(
+          new ProxyError('invalid_event', { message: `The event has the member '${err.path}' more than once; every member name must be unique.`, param: err.path, details: { reason: 'duplicate_member' } }),
+        );
+        return;
+      }
       this.#rejectClientFrame(new ProxyError('invalid_json', { message: 'The frame is not valid JSON.' }));
       return;
     }
@@ -294,7 +301,7 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The 'type' field is missing or not a string.", eventId }));
       return;
     }
-    this.#chain.fromClient(new Frame(ev['type'], bytes, ev));
+    this.#chain.fromClient(Frame.fromClient(ev['type'], bytes, ev));
   }
 
   #rejectClientFrame(error: ProxyError): void {
@@ -425,7 +432,7 @@ export class RelaySession implements SessionContext, ChainSink {
   forward(direction: Direction, frame: Frame): void {
     if (this.#ended) return;
     if (direction === 'client') {
-      this.#sendToUpstream(frame.bytes);
+      this.#sendToUpstream(frame.wireBytes());
       return;
     }
     if (this.#responses.suppressing) {

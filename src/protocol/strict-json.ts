@@ -1,0 +1,122 @@
+/**
+ * The one reading of a client control frame.
+ *
+ * `JSON.parse` keeps the last of two equal members; other parsers keep the first or refuse. A
+ * frame with `{"session":{…checked…},"session":{…not checked…}}` (or two `instructions` deep inside
+ * `session`, or a key spelt once plainly and once with `\u` escapes) could show the proxy one
+ * event and the upstream another. So a client frame that a filter parses must have unique member
+ * names in every object, at every depth; the proxy refuses it otherwise, and forwards what it
+ * parsed (re-serialised), never the original bytes.
+ */
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+
+/** Thrown by `parseStrict` for valid JSON with a repeated member name. */
+export class DuplicateMemberError extends Error {
+  override readonly name = 'DuplicateMemberError';
+  /** Where, e.g. `session.instructions` or `response.input[].content[].text`. */
+  readonly path: string;
+  constructor(path: string) {
+    super(`the member "${path}" occurs more than once`);
+    this.path = path;
+  }
+}
+
+/** Index of the closing quote of the string opened at `open`; -1 when unterminated. */
+function closingQuote(buf: Buffer, open: number): number {
+  let i = open + 1;
+  for (;;) {
+    const q = buf.indexOf(QUOTE, i);
+    if (q < 0) return -1;
+    let b = q - 1;
+    while (b > open && buf[b] === BACKSLASH) b--;
+    // An odd run of backslashes escapes the quote.
+    if ((q - 1 - b) % 2 === 0) return q;
+    i = q + 1;
+  }
+}
+
+function decodeKey(buf: Buffer, open: number, close: number): string {
+  // Escaped keys (`"ty\u0070e"`) are decoded by the real parser, so `"type"` and `"ty\u0070e"` collide.
+  if (buf.subarray(open + 1, close).includes(BACKSLASH)) return JSON.parse(buf.toString('utf8', open, close + 1)) as string;
+  return buf.toString('utf8', open + 1, close);
+}
+
+const PATH_SEGMENT_MAX = 64;
+
+interface Level {
+  /** Member names seen so far; null for an array. */
+  readonly keys: Set<string> | null;
+  /** The path of this value, for the error message. */
+  readonly path: string;
+  /** The member name whose value is being read (objects only). */
+  key: string;
+}
+
+function childPath(parent: Level | undefined): string {
+  if (!parent) return '';
+  if (parent.keys === null) return `${parent.path}[]`;
+  const key = parent.key.length > PATH_SEGMENT_MAX ? `${parent.key.slice(0, PATH_SEGMENT_MAX)}…` : parent.key;
+  return parent.path ? `${parent.path}.${key}` : key;
+}
+
+/**
+ * The first repeated member name in valid JSON `buf`, as a path, or null when every object's
+ * names are unique. Iterative (no recursion limit for deep nesting); strings, including long
+ * base64 values, are skipped with native `indexOf`.
+ */
+export function findDuplicateMember(buf: Buffer): string | null {
+  const stack: Level[] = [];
+  let expectKey = false;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (c === QUOTE) {
+      const close = closingQuote(buf, i);
+      if (close < 0) return null;
+      const top = stack[stack.length - 1];
+      if (expectKey && top?.keys) {
+        const key = decodeKey(buf, i, close);
+        if (top.keys.has(key)) {
+          top.key = key;
+          return childPath(top);
+        }
+        top.keys.add(key);
+        top.key = key;
+        expectKey = false;
+      }
+      i = close;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      const parent = stack[stack.length - 1];
+      stack.push({ keys: c === OPEN_BRACE ? new Set() : null, path: childPath(parent), key: '' });
+      expectKey = c === OPEN_BRACE;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === COMMA) {
+      expectKey = stack[stack.length - 1]?.keys != null;
+    } else if (c === COLON) {
+      expectKey = false;
+    }
+  }
+  return null;
+}
+
+/**
+ * Parses a client frame: `SyntaxError` when it is not JSON, `DuplicateMemberError` when an object
+ * repeats a member name at any depth.
+ */
+export function parseStrict(buf: Buffer): unknown {
+  const value: unknown = JSON.parse(buf.toString('utf8'));
+  if (value !== null && typeof value === 'object') {
+    const duplicate = findDuplicateMember(buf);
+    if (duplicate !== null) throw new DuplicateMemberError(duplicate);
+  }
+  return value;
+}
