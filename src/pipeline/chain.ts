@@ -1,4 +1,5 @@
 import { ProxyError } from '../protocol/errors.js';
+import { memberProblemError } from '../protocol/strict-json.js';
 import type { AdmissionRequest, CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
 import { DuplicateMemberFrameError, MalformedFrameError, type Frame } from './frame.js';
 import type { Report } from './reports.js';
@@ -231,11 +232,8 @@ export class SessionChain {
 
   /** A frame a filter needed to read is not JSON: the client is told; an upstream frame is dropped. */
   #malformed(direction: Direction, frame: Frame, err: MalformedFrameError): Verdict {
-    if (err instanceof DuplicateMemberFrameError) {
-      // Two readings of one event: refuse it rather than guess which one the upstream would take.
-      const message = `The ${frame.type} event has the member '${err.path}' more than once; every member name must be unique.`;
-      return { kind: 'reject', error: new ProxyError('invalid_event', { message, param: err.path, details: { reason: 'duplicate_member' } }) };
-    }
+    // Two readings of one event (or one too deep to re-serialise safely): refuse rather than guess.
+    if (err instanceof DuplicateMemberFrameError) return { kind: 'reject', error: memberProblemError(frame.type, err) };
     if (direction === 'client') return { kind: 'reject', error: new ProxyError('invalid_json', { message: `The ${frame.type} event is not valid JSON.` }) };
     this.#ctx.log.warn({ eventType: frame.type }, 'malformed upstream frame dropped');
     return { kind: 'drop' };

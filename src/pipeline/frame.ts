@@ -18,14 +18,15 @@ export class MalformedFrameError extends Error {
   }
 }
 
-/** Thrown by `Frame.json()` of a client frame whose JSON repeats a member name (see strict-json.ts). */
+/** Thrown by `Frame.json()` of a client frame that repeats a member name or nests too deeply (see strict-json.ts). */
 export class DuplicateMemberFrameError extends MalformedFrameError {
   override readonly name = 'DuplicateMemberFrameError';
   constructor(
     eventType: string,
     readonly path: string,
+    readonly reason: 'duplicate_member' | 'too_deep',
   ) {
-    super(eventType, `frame of type ${eventType} repeats the member ${path}`);
+    super(eventType, `frame of type ${eventType}: ${reason} at ${path}`);
   }
 }
 
@@ -94,7 +95,7 @@ export class Frame {
       try {
         this.#parsed = (this.#client ? parseStrict(this.bytes) : JSON.parse(this.bytes.toString('utf8'))) as JsonObject;
       } catch (err) {
-        if (err instanceof DuplicateMemberError) throw new DuplicateMemberFrameError(this.type, err.path);
+        if (err instanceof DuplicateMemberError) throw new DuplicateMemberFrameError(this.type, err.path, err.reason);
         throw new MalformedFrameError(this.type);
       }
     }

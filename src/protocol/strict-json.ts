@@ -9,6 +9,8 @@
  * parsed (re-serialised), never the original bytes.
  */
 
+import { ProxyError } from './errors.js';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COLON = 0x3a;
@@ -18,14 +20,23 @@ const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 
-/** Thrown by `parseStrict` for valid JSON with a repeated member name. */
+/**
+ * Deepest nesting a client control frame may have. Realtime events nest a dozen levels (a tool's
+ * JSON schema a few more); a bound keeps every recursive consumer (`JSON.stringify`,
+ * `structuredClone`, filters) far from the stack limit.
+ */
+export const MAX_CONTROL_DEPTH = 128;
+
+/** Thrown by `parseStrict` for valid JSON with a repeated member name, or nested too deeply. */
 export class DuplicateMemberError extends Error {
   override readonly name = 'DuplicateMemberError';
   /** Where, e.g. `session.instructions` or `response.input[].content[].text`. */
   readonly path: string;
-  constructor(path: string) {
-    super(`the member "${path}" occurs more than once`);
+  readonly reason: 'duplicate_member' | 'too_deep';
+  constructor(path: string, reason: 'duplicate_member' | 'too_deep' = 'duplicate_member') {
+    super(reason === 'too_deep' ? `the value at "${path}" is nested more than ${MAX_CONTROL_DEPTH} levels deep` : `the member "${path}" occurs more than once`);
     this.path = path;
+    this.reason = reason;
   }
 }
 
@@ -67,12 +78,17 @@ function childPath(parent: Level | undefined): string {
   return parent.path ? `${parent.path}.${key}` : key;
 }
 
+export interface MemberProblem {
+  readonly reason: 'duplicate_member' | 'too_deep';
+  readonly path: string;
+}
+
 /**
- * The first repeated member name in valid JSON `buf`, as a path, or null when every object's
- * names are unique. Iterative (no recursion limit for deep nesting); strings, including long
- * base64 values, are skipped with native `indexOf`.
+ * The first repeated member name in valid JSON `buf` (or the first value nested deeper than
+ * MAX_CONTROL_DEPTH), or null when every object's names are unique. Iterative; strings,
+ * including long base64 values, are skipped with native `indexOf`.
  */
-export function findDuplicateMember(buf: Buffer): string | null {
+export function findMemberProblem(buf: Buffer): MemberProblem | null {
   const stack: Level[] = [];
   let expectKey = false;
   for (let i = 0; i < buf.length; i++) {
@@ -85,7 +101,7 @@ export function findDuplicateMember(buf: Buffer): string | null {
         const key = decodeKey(buf, i, close);
         if (top.keys.has(key)) {
           top.key = key;
-          return childPath(top);
+          return { reason: 'duplicate_member', path: childPath(top) };
         }
         top.keys.add(key);
         top.key = key;
@@ -94,6 +110,7 @@ export function findDuplicateMember(buf: Buffer): string | null {
       i = close;
     } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
       const parent = stack[stack.length - 1];
+      if (stack.length >= MAX_CONTROL_DEPTH) return { reason: 'too_deep', path: childPath(parent) };
       stack.push({ keys: c === OPEN_BRACE ? new Set() : null, path: childPath(parent), key: '' });
       expectKey = c === OPEN_BRACE;
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
@@ -115,8 +132,18 @@ export function findDuplicateMember(buf: Buffer): string | null {
 export function parseStrict(buf: Buffer): unknown {
   const value: unknown = JSON.parse(buf.toString('utf8'));
   if (value !== null && typeof value === 'object') {
-    const duplicate = findDuplicateMember(buf);
-    if (duplicate !== null) throw new DuplicateMemberError(duplicate);
+    const problem = findMemberProblem(buf);
+    if (problem !== null) throw new DuplicateMemberError(problem.path, problem.reason);
   }
   return value;
+}
+
+/** The client error for a frame `parseStrict` refused: `invalid_event`, the path as `param`. */
+export function memberProblemError(eventType: string | null, problem: MemberProblem): ProxyError {
+  const what = eventType ? `The ${eventType} event` : 'The event';
+  const message =
+    problem.reason === 'too_deep'
+      ? `${what} nests deeper than ${MAX_CONTROL_DEPTH} levels at '${problem.path}'.`
+      : `${what} has the member '${problem.path}' more than once; every member name must be unique.`;
+  return new ProxyError('invalid_event', { message, param: problem.path, details: { reason: problem.reason } });
 }

@@ -8,7 +8,7 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { DUPLICATE_KEY, sniffType } from '../protocol/sniff.js';
-import { DuplicateMemberError, parseStrict } from '../protocol/strict-json.js';
+import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
 import { ResponseTracker } from './responses.js';
@@ -286,9 +286,7 @@ export class RelaySession implements SessionContext, ChainSink {
       parsed = parseStrict(bytes);
     } catch (err) {
       if (err instanceof DuplicateMemberError) {
-        this.#rejectClientFrame(
-          new ProxyError('invalid_event', { message: `The event has the member '${err.path}' more than once; every member name must be unique.`, param: err.path, details: { reason: 'duplicate_member' } }),
-        );
+        this.#rejectClientFrame(memberProblemError(null, err));
         return;
       }
       this.#rejectClientFrame(new ProxyError('invalid_json', { message: 'The frame is not valid JSON.' }));
