@@ -45,9 +45,8 @@ async function connect(): Promise<{ c: TestClient; up: RecordedConnection }> {
 async function sendRaw(c: TestClient, up: RecordedConnection, text: string): Promise<string[]> {
   const before = up.raw.length;
   c.send(text);
-  const id = `barrier_${Math.random().toString(36).slice(2)}`;
-  await barrier(c, up, id);
-  return up.raw.slice(before).filter((r) => !r.includes(id));
+  await barrier(c, up, 'raw');
+  return up.raw.slice(before).filter((r) => !r.includes('"barrier_raw_'));
 }
 
 async function refusedAsDuplicate(c: TestClient, text: string, param: string): Promise<void> {

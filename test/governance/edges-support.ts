@@ -26,8 +26,8 @@ export interface RecordingUpstream {
   close(): Promise<void>;
 }
 
-/** Scripted answers: return frames to send for a received event (after the default answers). */
-export type Script = (event: { type?: string; event_id?: unknown; [k: string]: unknown }, send: (event: object) => void) => void;
+/** Scripted answers to a received event; returning 'handled' skips the default answer (session.updated). */
+export type Script = (event: { type?: string; event_id?: unknown; [k: string]: unknown }, send: (event: object) => void) => void | 'handled';
 
 /**
  * A Realtime upstream on loopback that records every byte it receives and answers just enough of
@@ -91,7 +91,7 @@ export async function recordingUpstream(script: Script = () => undefined): Promi
       } catch {
         return;
       }
-      script(event, send);
+      if (script(event, send) === 'handled') return;
       if (event.type === 'session.update' && typeof event.session === 'object') {
         Object.assign(session, event.session);
         send({ type: 'session.updated', event_id: `event_rec_${++seq}`, session });
@@ -122,9 +122,11 @@ export async function recordingUpstream(script: Script = () => undefined): Promi
  * it, everything the client sent before it has been relayed or refused (the relay keeps order).
  */
 export async function barrier(client: TestClient, upstream: RecordedConnection, id: string): Promise<void> {
-  client.send({ type: 'input_audio_buffer.clear', event_id: id });
-  await upstream.waitFor((r) => r.includes(id));
+  const eventId = `"barrier_${id}_${(++barriers).toString(36)}"`;
+  client.send(`{"type":"input_audio_buffer.clear","event_id":${eventId}}`);
+  await upstream.waitFor((r) => r.includes(eventId));
 }
+let barriers = 0;
 
 export const errorCode = (e: { [k: string]: unknown }): string | undefined => (e['error'] as { code?: string } | undefined)?.code;
 export const errorOf = (e: { [k: string]: unknown }) => e['error'] as { code: string; message: string; param: string | null; event_id: string | null; details?: Record<string, unknown> };
