@@ -25,6 +25,7 @@ export class DuplicateMemberFrameError extends MalformedFrameError {
     eventType: string,
     readonly path: string,
     readonly reason: 'duplicate_member' | 'too_deep',
+    readonly eventId: string | null,
   ) {
     super(eventType, `frame of type ${eventType}: ${reason} at ${path}`);
   }
@@ -95,7 +96,7 @@ export class Frame {
       try {
         this.#parsed = (this.#client ? parseStrict(this.bytes) : JSON.parse(this.bytes.toString('utf8'))) as JsonObject;
       } catch (err) {
-        if (err instanceof DuplicateMemberError) throw new DuplicateMemberFrameError(this.type, err.path, err.reason);
+        if (err instanceof DuplicateMemberError) throw new DuplicateMemberFrameError(this.type, err.path, err.reason, err.eventId);
         throw new MalformedFrameError(this.type);
       }
     }

@@ -33,10 +33,13 @@ export class DuplicateMemberError extends Error {
   /** Where, e.g. `session.instructions` or `response.input[].content[].text`. */
   readonly path: string;
   readonly reason: 'duplicate_member' | 'too_deep';
-  constructor(path: string, reason: 'duplicate_member' | 'too_deep' = 'duplicate_member') {
+  /** The event's `event_id` when it has one reading (for `error.event_id`), else null. */
+  readonly eventId: string | null;
+  constructor(path: string, reason: 'duplicate_member' | 'too_deep' = 'duplicate_member', eventId: string | null = null) {
     super(reason === 'too_deep' ? `the value at "${path}" is nested more than ${MAX_CONTROL_DEPTH} levels deep` : `the member "${path}" occurs more than once`);
     this.path = path;
     this.reason = reason;
+    this.eventId = eventId;
   }
 }
 
@@ -81,6 +84,7 @@ function childPath(parent: Level | undefined): string {
 export interface MemberProblem {
   readonly reason: 'duplicate_member' | 'too_deep';
   readonly path: string;
+  readonly eventId?: string | null;
 }
 
 /**
@@ -133,7 +137,11 @@ export function parseStrict(buf: Buffer): unknown {
   const value: unknown = JSON.parse(buf.toString('utf8'));
   if (value !== null && typeof value === 'object') {
     const problem = findMemberProblem(buf);
-    if (problem !== null) throw new DuplicateMemberError(problem.path, problem.reason);
+    if (problem !== null) {
+      const id = Array.isArray(value) ? undefined : (value as Record<string, unknown>)['event_id'];
+      // A repeated event_id has no single reading: it is not echoed.
+      throw new DuplicateMemberError(problem.path, problem.reason, typeof id === 'string' && problem.path !== 'event_id' ? id : null);
+    }
   }
   return value;
 }
@@ -145,5 +153,5 @@ export function memberProblemError(eventType: string | null, problem: MemberProb
     problem.reason === 'too_deep'
       ? `${what} nests deeper than ${MAX_CONTROL_DEPTH} levels at '${problem.path}'.`
       : `${what} has the member '${problem.path}' more than once; every member name must be unique.`;
-  return new ProxyError('invalid_event', { message, param: problem.path, details: { reason: problem.reason } });
+  return new ProxyError('invalid_event', { message, param: problem.path, eventId: problem.eventId ?? null, details: { reason: problem.reason } });
 }

@@ -90,8 +90,13 @@ describe('duplicate members in parsed control frames (issue 10, finding 4)', () 
 
   it('a duplicate `max_output_tokens` in response.create: refused (the clamp read only one)', async () => {
     const { c, up } = await connect();
-    await refusedAsDuplicate(c, '{"type":"response.create","response":{"max_output_tokens":100000,"max_output_tokens":100}}', 'response.max_output_tokens');
+    await refusedAsDuplicate(c, '{"type":"response.create","event_id":"evt_dup","response":{"max_output_tokens":100000,"max_output_tokens":100}}', 'response.max_output_tokens');
     expect(up.raw.some((r) => r.includes('100000'))).toBe(false);
+    // The refusal names the client's event (its event_id has a single reading).
+    expect(errorOf(c.ofType('error').at(-1)!).event_id).toBe('evt_dup');
+    // A repeated event_id is not echoed.
+    await refusedAsDuplicate(c, '{"type":"response.create","event_id":"evt_a","event_id":"evt_b","response":{}}', 'event_id');
+    expect(errorOf(c.ofType('error').at(-1)!).event_id).toBeNull();
     c.close();
   });
 
