@@ -372,7 +372,9 @@ export class RelaySession implements SessionContext, ChainSink {
     const injected = typeof id === 'string' ? this.#injected.get(id) : undefined;
     if (!body || !injected) return false;
     const code = typeof body['code'] === 'string' ? body['code'] : 'unknown';
-    if (injected.type === 'response.cancel' || (injected.type.startsWith('conversation.item.') && code.includes('not_found'))) {
+    // An item the upstream does not know is already out of the conversation: the delete achieved its end.
+    const itemGone = injected.type.startsWith('conversation.item.') && (code.includes('not_found') || (injected.type === 'conversation.item.delete' && body['param'] === 'item_id'));
+    if (injected.type === 'response.cancel' || itemGone) {
       this.log.debug({ code, eventType: injected.type }, 'upstream error about an injected event');
       return true;
     }

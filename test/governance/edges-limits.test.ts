@@ -147,7 +147,7 @@ describe('an upstream error about an injected event is a governance failure', ()
     expect(c.events.some((e) => errorCode(e) === 'integer_above_max_value' || errorCode(e) === 'governance_failed')).toBe(false);
   });
 
-  it('a racing response.cancel the upstream refuses stays harmless (not a governance failure)', async () => {
+  it('a racing response.cancel, or a delete of an item already gone, stays harmless (not a governance failure)', async () => {
     const { tp, c, up } = await setup({
       limit: null,
       policy: 'locks:\n  tools: { functions: [lookup_order] }\n',
@@ -158,13 +158,20 @@ describe('an upstream error about an injected event is a governance failure', ()
         }
         if (event.type === 'response.cancel') {
           send({ type: 'error', event_id: 'event_up_5', error: { type: 'invalid_request_error', code: 'response_cancel_not_active', message: 'no active response', param: null, event_id: event.event_id } });
+          send({ type: 'response.done', event_id: 'event_up_6', response: { id: 'resp_1', object: 'realtime.response', status: 'cancelled', output: [], usage: null } });
+        }
+        if (event.type === 'conversation.item.delete') {
+          send({ type: 'error', event_id: 'event_up_7', error: { type: 'invalid_request_error', code: 'item_not_found', message: 'no such item', param: 'item_id', event_id: event.event_id } });
         }
         return undefined;
       },
     });
     c.send({ type: 'response.create', response: {} });
     await up.waitFor((r) => r.includes('"response.cancel"'));
+    // The disallowed call item is deleted once the response is done; the upstream no longer has it.
+    await up.waitFor((r) => r.includes('"conversation.item.delete"'));
     await barrier(c, up, 'b6');
+    await c.next('response.done');
     await c.waitFor((e) => errorCode(e) === 'guardrail_blocked');
     expect(c.events.some((e) => errorCode(e) === 'response_cancel_not_active' || errorCode(e) === 'governance_failed')).toBe(false);
     expect(tp.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('governance failure'))).toBe(false);
