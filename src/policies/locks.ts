@@ -49,7 +49,8 @@ export function mcpUrlAllowed(url: string, allowed: readonly string[]): boolean 
 export function resolveModel(locks: PolicyLocks, model: string): { model: string; aliased: boolean } | null {
   const lock = locks.model;
   if (!lock) return { model, aliased: false };
-  const alias = lock.aliases[model];
+  // Own keys only: a client's `?model=constructor` must not find Object.prototype.constructor.
+  const alias = Object.prototype.hasOwnProperty.call(lock.aliases, model) ? lock.aliases[model] : undefined;
   if (alias !== undefined) return { model: alias, aliased: true };
   if (!lock.allow || lock.allow.includes(model)) return { model, aliased: false };
   return null;

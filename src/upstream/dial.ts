@@ -34,9 +34,14 @@ export function azureDefaultModel(azure: AzureConfig): string {
   return azure.model ?? azure.deployment;
 }
 
+/** The configured deployment of `model` in `azure.deployments` (own keys only: `?model=constructor` is no key). */
+function mappedDeployment(azure: AzureConfig, model: string): string | undefined {
+  return Object.prototype.hasOwnProperty.call(azure.deployments, model) ? azure.deployments[model] : undefined;
+}
+
 /** The deployment that serves `model`, or null when none is configured for it. */
 export function azureDeployment(azure: AzureConfig, model: string): string | null {
-  const mapped = azure.deployments[model];
+  const mapped = mappedDeployment(azure, model);
   if (mapped !== undefined) return mapped;
   return model === '' || model === azureDefaultModel(azure) || model === azure.deployment ? azure.deployment : null;
 }
@@ -75,7 +80,7 @@ export function readClientQuery(raw: string, config: UpstreamConfig): ClientQuer
       if (azureDeployment(azure, model) === null) {
         return badRequest(`Model '${model.slice(0, 64)}' is not deployed on this proxy's Azure upstream (available: ${azureModels(azure)}).`, 'model');
       }
-      if (azure.deployments[model] === undefined) model = azureDefaultModel(azure);
+      if (mappedDeployment(azure, model) === undefined) model = azureDefaultModel(azure);
     }
     if (model !== '') query.set('model', model);
   }

@@ -98,6 +98,15 @@ describe('upstream query parameters come from an allowlist (issue 10, finding 8)
     expect(new URL(r.url, 'http://x').search).toBe('?call_id=rtc_123');
   });
 
+  it('a policy alias lookup sees own keys only: ?model=constructor is not an alias of Object', async () => {
+    const tp = await proxy({
+      tenants: { acme: { policy: 'aliased' } },
+      config: { ...openai(), policies: { dir: policyDir({ 'aliased.yaml': 'locks:\n  model: { allow: [gpt-realtime], aliases: { gpt-realtime-mini: gpt-realtime } }\n' }), watch: false } },
+    });
+    expect(await refused(tp, 'model=constructor')).toEqual({ status: 403, code: 'model_not_allowed', param: null });
+    expect((await dial(tp, 'model=gpt-realtime-mini')).url).toBe('/v1/realtime?model=gpt-realtime');
+  });
+
   it('intent=transcription is forwarded alone', async () => {
     const tp = await proxy({ config: openai() });
     const r = (await dial(tp, 'intent=transcription&deployment=x'));
@@ -139,6 +148,10 @@ describe('Azure: GA URL, deployments from config only, the dialled model governs
     const tp = await proxy({ config: azure() });
     const r = await refused(tp, 'model=gpt-realtime-2&deployment=prod-mini');
     expect(r).toEqual({ status: 400, code: 'invalid_request', param: 'model' });
+    // Names of Object.prototype members are no deployments.
+    for (const model of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      expect(await refused(tp, `model=${model}`)).toEqual({ status: 400, code: 'invalid_request', param: 'model' });
+    }
   });
 
   it('the model allowlist sees the dialled model: a cheap model name cannot reach an expensive deployment', async () => {
