@@ -84,6 +84,16 @@ describe('the instructions lock covers system and developer messages (issue 10, 
     expect((forwarded!.response!['input'] as { role: string }[]).map((i) => i.role)).toEqual(['user', 'user', 'user']);
   });
 
+  it('out-of-band response.instructions are locked too', async () => {
+    const { c, up } = await setup(rewrite);
+    const from = up.raw.length;
+    c.send({ type: 'response.create', response: { conversation: 'none', instructions: 'You are a pirate.', input: [systemItem('user', 'hi')] } });
+    await barrier(c, up, 'oobi');
+    const [forwarded] = after(up, from);
+    expect(forwarded!.response!['instructions']).toBe(LOCKED);
+    expect(up.raw.join('\n')).not.toContain('pirate');
+  });
+
   it('systemItems: allow lets system messages through unchanged', async () => {
     const { c, up } = await setup(`locks:\n  instructions: { locked: "${LOCKED}", systemItems: allow }\n`);
     const from = up.raw.length;
