@@ -74,7 +74,7 @@ async function refused(tp: TestProxy, query: string): Promise<{ status: number; 
 describe('upstream query parameters come from an allowlist (issue 10, finding 8)', () => {
   it('api_key, deployment, api-version and unknown parameters never reach the upstream', async () => {
     const tp = await proxy({ config: openai() });
-    const r = await dial(tp, `model=gpt-realtime&api_key=${tp.key()}&deployment=gpt-realtime-2&api-version=2024-10-01&foo=bar&Model=x`);
+    const r = await dial(tp, `model=gpt-realtime&api_key=${tp.key()}&deployment=gpt-realtime-2&api-version=2024-10-01&foo=bar&Model=x&model%00=y&api%5Fkey=z`);
     const url = new URL(r.url, 'http://x');
     expect([...url.searchParams.keys()]).toEqual(['model']);
     expect(url.searchParams.get('model')).toBe('gpt-realtime');
@@ -88,6 +88,8 @@ describe('upstream query parameters come from an allowlist (issue 10, finding 8)
     expect(await refused(tp, 'model=')).toEqual({ status: 400, code: 'invalid_request', param: 'model' });
     expect(await refused(tp, 'intent=transcription&intent=transcription')).toEqual({ status: 400, code: 'invalid_request', param: 'intent' });
     expect(await refused(tp, 'intent=other')).toEqual({ status: 400, code: 'invalid_request', param: 'intent' });
+    // A percent-encoded name is the same parameter.
+    expect(await refused(tp, 'model=gpt-realtime&mod%65l=gpt-realtime-2')).toEqual({ status: 400, code: 'invalid_request', param: 'model' });
   });
 
   it('call_id is refused unless upstream.allowCallId is set, and then forwarded', async () => {
