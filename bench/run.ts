@@ -40,7 +40,10 @@ const HELP = `usage: npm run bench -- [flags]
   --attempts N              measurement attempts per window before keeping the quietest (default 3)
   --relay-node-args ARGS    extra node flags for the relay processes, e.g. "--max-semi-space-size=64 --trace-gc"
   --no-pin                  do not pin processes to cores with taskset
-  --out DIR                 results directory (default bench/results)`;
+  --out DIR                 results directory (default bench/results)
+  --baseline DIR            a checkout of another commit (its src/ and bench/, e.g. from \`git archive\`, with
+                            node_modules linked): adds the targets proxy-base and governed-base, that commit's
+                            proxy on this tree's configs, so before/after compare in one run`;
 
 const { values: flags } = parseArgs({
   options: {
@@ -62,6 +65,7 @@ const { values: flags } = parseArgs({
     'relay-node-args': { type: 'string' },
     attempts: { type: 'string' },
     out: { type: 'string' },
+    baseline: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -71,7 +75,7 @@ if (flags.help) {
   process.exit(0);
 }
 
-type TargetName = 'direct' | 'passthrough' | 'naive' | 'proxy' | 'governed';
+type TargetName = 'direct' | 'passthrough' | 'naive' | 'proxy' | 'governed' | 'proxy-base' | 'governed-base';
 
 interface TargetDef {
   readonly label: string;
@@ -85,6 +89,8 @@ const TARGETS: Record<TargetName, TargetDef> = {
   naive: { label: 'naive JSON relay (ws)', script: 'bench/procs/relay-naive.ts' },
   proxy: { label: 'this proxy, modules at defaults', script: 'bench/procs/relay-proxy.ts', config: 'bench/config/proxy-bare.yaml' },
   governed: { label: 'this proxy, full governance', script: 'bench/procs/relay-proxy.ts', config: 'bench/config/proxy-governed.yaml' },
+  'proxy-base': { label: 'baseline commit, modules at defaults', script: flags.baseline ? resolve(flags.baseline, 'bench/procs/relay-proxy.ts') : null, config: 'bench/config/proxy-bare.yaml' },
+  'governed-base': { label: 'baseline commit, full governance', script: flags.baseline ? resolve(flags.baseline, 'bench/procs/relay-proxy.ts') : null, config: 'bench/config/proxy-governed.yaml' },
 };
 
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
@@ -109,6 +115,7 @@ const opts = {
   out: resolve(REPO_ROOT, flags.out ?? 'bench/results'),
 };
 for (const t of opts.targets) if (!(t in TARGETS)) throw new Error(`unknown target ${t}`);
+for (const t of opts.targets) if (t.endsWith('-base') && !flags.baseline) throw new Error(`target ${t} needs --baseline DIR`);
 
 const RELAY_CPU = '0';
 const LOAD_CPU = '1';
@@ -719,7 +726,7 @@ async function main(): Promise<void> {
   }
   const profiles: Record<string, ProfileSummary | null> = {};
   if (opts.profile) {
-    for (const t of opts.targets.filter((x) => x === 'proxy' || x === 'governed')) {
+    for (const t of opts.targets.filter((x) => x.startsWith('proxy') || x.startsWith('governed'))) {
       log(`profile: ${t}`);
       profiles[t] = await runProfile(t, logFd);
     }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ProxyError } from '../protocol/errors.js';
 import type { Tenant } from '../tenants/tenant.js';
+import type { AudioCounters } from './audio-meter.js';
 import type { Frame } from './frame.js';
 import type { Report } from './reports.js';
 
@@ -28,10 +29,15 @@ export const replace = (frame: Frame): Verdict => ({ kind: 'replace', frame });
 export const reject = (error: ProxyError): Verdict => ({ kind: 'reject', error });
 export const closeWith = (error: ProxyError): Verdict => ({ kind: 'close', error });
 
-/** The event types a filter inspects per direction; `'*'` means every type. Compiled once. */
+/**
+ * The event types a filter inspects per direction; `'*'` means every type; `{ allBut }` every type
+ * except those listed (e.g. telemetry skips audio frames, which the relay accounts for itself).
+ * Compiled once.
+ */
+export type WantedTypes = readonly string[] | '*' | { readonly allBut: readonly string[] };
 export interface Wants {
-  readonly client?: readonly string[] | '*';
-  readonly server?: readonly string[] | '*';
+  readonly client?: WantedTypes;
+  readonly server?: WantedTypes;
 }
 
 export interface Clock {
@@ -58,6 +64,11 @@ export interface SessionContext {
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
+  /**
+   * Audio the relay forwarded, counted by the relay (audio frames reach only the filters that
+   * name their types in `wants`): read at boundaries, never per frame.
+   */
+  readonly audio: AudioCounters;
   /** Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain. */
   sendUpstream(event: { readonly type: string }, by: string): void;
   /** Send an event to the client that the upstream did not send (e.g. a proxy notice). Skips the chain. */

@@ -1,4 +1,9 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
+import { AUDIO_OUT } from '../protocol/events.js';
+import { sniffString } from '../protocol/sniff.js';
+
+/** Output audio deltas (GA name, and the beta name some servers still send). */
+export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === 'response.audio.delta';
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
 
@@ -36,6 +41,8 @@ export class ResponseTracker {
   readonly #itemResponse = new Map<string, string>();
   /** Items whose `added` events reached the client before suppression: they get a blanked `done`. */
   readonly #announced = new Set<string>();
+  /** The only active response, when exactly one is (audio deltas then need no id sniff). */
+  #single: string | null = null;
 
   isActive(responseId: string): boolean {
     return this.#active.has(responseId);
@@ -64,7 +71,10 @@ export class ResponseTracker {
     const type = frame.type;
     if (type === 'response.created') {
       const id = asObject(frame.json()['response'])?.['id'];
-      if (typeof id === 'string') this.#active.add(id);
+      if (typeof id === 'string') {
+        this.#active.add(id);
+        this.#single = this.#active.size === 1 ? id : null;
+      }
       return frame;
     }
     if (type === 'response.output_item.added') {
@@ -83,6 +93,23 @@ export class ResponseTracker {
       return frame;
     }
     return this.#suppressOutput(frame);
+  }
+
+  /**
+   * The response an output audio delta belongs to: the only active one while nothing is
+   * suppressed (no read of the frame), else its `response_id` sniffed once (suppression must
+   * trust only the frame's own id). Null when it has none.
+   */
+  audioResponseId(bytes: Buffer): string | null {
+    if (this.#single !== null && this.#suppressed.size === 0) return this.#single;
+    const sniffed = sniffString(bytes, 'response_id');
+    if (sniffed !== undefined) return sniffed;
+    // Unreadable without a parse (a repeated member, say): read it as the filters would.
+    try {
+      return new Frame('', bytes).string('response_id');
+    } catch {
+      return null;
+    }
   }
 
   get suppressing(): boolean {
@@ -148,6 +175,8 @@ export class ResponseTracker {
     const id = response?.['id'];
     if (typeof id !== 'string') return frame;
     this.#active.delete(id);
+    this.#single = null;
+    if (this.#active.size === 1) for (const only of this.#active) this.#single = only;
     for (const [item, resp] of this.#itemResponse) {
       if (resp === id) {
         this.#itemResponse.delete(item);

@@ -47,10 +47,10 @@ class SumTable {
 /** Hot-path counters of one live session: plain numbers, summed by the observable callback. */
 export interface SessionMeters {
   readonly tenant: string;
-  clientFrames: number;
-  clientBytes: number;
-  serverFrames: number;
-  serverBytes: number;
+  readonly clientFrames: number;
+  readonly clientBytes: number;
+  readonly serverFrames: number;
+  readonly serverBytes: number;
   readonly audioInMs: number;
   readonly audioOutMs: number;
 }
