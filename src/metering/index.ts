@@ -5,9 +5,7 @@ import { createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
 import type { Ledger } from './ledger.js';
 import { resolveLimits, validatePlans, type EffectiveLimits } from './limits.js';
 import { PriceBook } from './pricing.js';
-import { RedisLedger } from './redis-ledger.js';
 import { meteringRoutes } from './routes.js';
-import { SqliteLedger } from './sqlite-ledger.js';
 import { UsageFileSink } from './usage-sink.js';
 
 export { PriceBook } from './pricing.js';
@@ -42,7 +40,9 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<ProxyModul
 
   const wall = () => deps.clock.wall();
   let ledger: Ledger;
+  // Only the configured ledger's client is loaded (ioredis or better-sqlite3): startup time and RSS.
   if (cfg.ledger.kind === 'redis') {
+    const { RedisLedger } = await import('./redis-ledger.js');
     const redis = new RedisLedger({
       url: cfg.ledger.url,
       keyPrefix: cfg.ledger.keyPrefix,
@@ -60,6 +60,7 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<ProxyModul
     ledger = redis;
   } else {
     const path = cfg.ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, cfg.ledger.path);
+    const { SqliteLedger } = await import('./sqlite-ledger.js');
     ledger = new SqliteLedger(path, { synchronous: cfg.ledger.synchronous, onError: (message) => deps.log.warn({ err: message }, 'metering sqlite ledger') });
     deps.log.info({ path, synchronous: cfg.ledger.synchronous }, 'metering ledger: sqlite');
   }

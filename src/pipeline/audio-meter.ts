@@ -178,7 +178,8 @@ export class AudioMeter implements AudioCounters {
   readonly #report: (report: Report) => void;
   readonly #in = new Base64Member('audio');
   readonly #out = new Base64Member('delta');
-  readonly #clock = new AudioClock();
+  /** Allocated at the first append (2 KiB): idle sessions stay small. */
+  #clock: AudioClock | null = null;
   #responses: Map<string, ResponseAudio> | null = null;
   /** The record of the response that received audio last: consecutive deltas skip the map. */
   #lastId: string | null = null;
@@ -195,7 +196,7 @@ export class AudioMeter implements AudioCounters {
     this.inputBytes += n;
     this.inputFrames++;
     this.inputWireBytes += bytes.length;
-    this.#clock.push(n, now);
+    (this.#clock ??= new AudioClock()).push(n, now);
     if (this.#watchInput) {
       this.#watchInput = false;
       this.#report({ kind: 'input_audio_started', at: now });
@@ -227,7 +228,7 @@ export class AudioMeter implements AudioCounters {
   }
 
   inputTimeOf(posBytes: number, bytesPerMs: number): number | null {
-    return this.#clock.timeOf(posBytes, bytesPerMs);
+    return this.#clock === null ? null : this.#clock.timeOf(posBytes, bytesPerMs);
   }
 
   response(responseId: string): Readonly<ResponseAudio> | undefined {
