@@ -85,6 +85,9 @@ function copyFrame(message: ArrayBuffer): Buffer {
   return buf;
 }
 
+/** Options of every upstream send (one object, not one per frame). */
+const TEXT_FRAME = { binary: false, compress: false } as const;
+
 /** Injected events whose upstream error is still recognised (oldest forgotten first). */
 const MAX_TRACKED_INJECTIONS = 256;
 
@@ -203,7 +206,7 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#pending = [];
       this.#pendingBytes = 0;
       if (pending.length > 0) this.#upstreamCork.hold();
-      for (const buf of pending) ws.send(buf, { binary: false, compress: false });
+      for (const buf of pending) ws.send(buf, TEXT_FRAME);
     });
     ws.on('message', (data, isBinary) => this.#onUpstreamMessage(data as Buffer, isBinary));
     ws.on('pong', () => {
@@ -337,7 +340,7 @@ export class RelaySession implements SessionContext, ChainSink {
       return;
     }
     this.#upstreamCork.hold();
-    ws.send(bytes, { binary: false, compress: false });
+    ws.send(bytes, TEXT_FRAME);
   }
 
   // ---- upstream → client -------------------------------------------------------------------
