@@ -136,7 +136,8 @@ export class WorkerSpanProcessor implements SpanProcessor {
   }
 
   #start(): Worker {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: this.#init });
+    // A small heap: the worker holds a few batches at a time (its young generation is most of its RSS).
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: this.#init, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
     // Export must never keep the process alive or take it down.
     worker.unref();
     worker.on('message', (msg: FromWorker) => this.#onMessage(msg));
