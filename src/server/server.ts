@@ -95,6 +95,11 @@ export class ProxyServer {
     return uwsBinary;
   }
 
+  /** What the key cache holds (it caches valid keys only, within a byte budget). */
+  get keyCache(): { readonly keys: number; readonly bytes: number } {
+    return { keys: this.#tenants.cachedKeys, bytes: this.#tenants.cachedBytes };
+  }
+
   /** The global memory budget (read by tests and diagnostics). */
   get memoryBudget(): MemoryBudget {
     return this.#budget;
