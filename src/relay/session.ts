@@ -417,8 +417,13 @@ export class RelaySession implements SessionContext, ChainSink {
         parsed = null;
       }
       const ev = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as JsonObject) : null;
-      const t = ev && typeof ev['type'] === 'string' ? ev['type'] : '';
-      frame = ev ? new Frame(t, data, ev) : new Frame('', data);
+      if (!ev) {
+        // Not a JSON object: no client library can parse it as an event. Dropped, like binary.
+        this.log.warn({ bytes: data.length }, 'upstream frame that is not a JSON object dropped');
+        return;
+      }
+      const t = typeof ev['type'] === 'string' ? ev['type'] : '';
+      frame = new Frame(t, data, ev);
     }
     if ((++this.#serverSample & RELAY_SAMPLE_MASK) === 0 && this.#serverSampleAt === 0) this.#serverSampleAt = this.clock.now();
     if (frame.type === 'error' && this.#injectedIds.size > 0 && this.#isAboutInjected(frame)) return;
