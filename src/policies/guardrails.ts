@@ -13,6 +13,8 @@ export const GUARDRAILS_FILTER = 'policies.guardrails';
 
 const OUT_TRANSCRIPT_DELTA = 'response.output_audio_transcript.delta';
 const OUT_TEXT_DELTA = 'response.output_text.delta';
+/** The rule id reported for texts over the policy's `maxScanChars`. */
+export const SCAN_LIMIT_RULE = 'scan_limit';
 const OUT_TRANSCRIPT_DONE = 'response.output_audio_transcript.done';
 const OUT_TEXT_DONE = 'response.output_text.done';
 const IN_DELTA = 'conversation.item.input_audio_transcription.delta';
@@ -584,6 +586,11 @@ export class GuardrailFilter implements Filter {
   #scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null): Evaluation {
     const rules = rulesFor(policy, source, eventType);
     const e = new Evaluation(text);
+    if (text.length > policy.maxScanChars && (rules.length > 0 || (policy.customBySource.get(source)?.length ?? 0) > 0)) {
+      // One event may not hold the event loop (and every other tenant) for a scan of unbounded length.
+      e.findings.push({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_limit', excerpt: null });
+      return e;
+    }
     if (rules.length === 0) return e;
     const r = scanText(rules, text, policy.windowChars, policy.maxInputChars);
     e.text = r.text;
@@ -618,7 +625,8 @@ export class GuardrailFilter implements Filter {
     only?: readonly CompiledCustom[],
   ): Promise<void> | null {
     const customs = only ?? (policy.customBySource.get(source) ?? []).filter((c) => event.final || c.streaming);
-    if (customs.length === 0) return null;
+    // Over the scan limit custom code does not run either (the scan_limit finding decides).
+    if (customs.length === 0 || event.text.length > policy.maxScanChars) return null;
     const waits: Promise<void>[] = [];
     for (const c of customs) {
       let state = this.#customState.get(c.id);
