@@ -13,7 +13,8 @@ export function sha256(value: string): Buffer {
  * that a malformed hash cannot reach `timingSafeEqual` with a buffer of the wrong length.
  */
 export function adminKeyProblem(key: string | undefined): string | null {
-  if (key === undefined) return null;
+  // Unset or empty (an unset environment variable): the admin API is off.
+  if (!key) return null;
   if (key.startsWith('sha256:')) {
     return SHA256_HEX.test(key.slice(7)) ? null : 'admin.key: "sha256:" must be followed by exactly 64 hex digits (the SHA-256 of the key)';
   }
