@@ -7,7 +7,7 @@ import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/fi
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
-import { DUPLICATE_KEY, sniffType } from '../protocol/sniff.js';
+import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MemoryBudget } from '../server/memory-budget.js';
 import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
@@ -332,7 +332,10 @@ export class RelaySession implements SessionContext, ChainSink {
       return;
     }
     if (type !== AUDIO_APPEND && exceedsJsonDepth(bytes, this.#config.server.maxJsonDepth)) {
-      this.#rejectClientFrame(new ProxyError('invalid_event', { message: `The event nests deeper than ${this.#config.server.maxJsonDepth} levels.` }));
+      const eventId = sniffString(bytes, 'event_id');
+      this.#rejectClientFrame(
+        new ProxyError('invalid_event', { message: `The event nests deeper than ${this.#config.server.maxJsonDepth} levels.`, eventId: typeof eventId === 'string' ? eventId : null }),
+      );
       return;
     }
     if (typeof type === 'string' && type.length > 0) {

@@ -24,8 +24,9 @@ describe('client input', () => {
     c.send(`{"type":"conversation.item.create","event_id":"evt_deep","item":{"type":"message","role":"user","content":${deep(100_000)}}}`);
     c.send(`{"event_id":"evt_deep2","x":${deep(5_000)},"type":"session.update"}`);
     await c.nth('error', 2);
-    const errors = c.ofType('error').map((e) => e['error'] as { code: string; message: string });
+    const errors = c.ofType('error').map((e) => e['error'] as { code: string; message: string; event_id: string | null });
     expect(errors.map((e) => e.code)).toEqual(['invalid_event', 'invalid_event']);
+    expect(errors.map((e) => e.event_id)).toEqual(['evt_deep', 'evt_deep2']);
     expect(errors[0]!.message).toContain('32');
     // Depth inside strings does not count.
     c.send({ type: 'conversation.item.create', event_id: 'evt_flat', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: '[[[[[[[[[['.repeat(1000) }] } });
