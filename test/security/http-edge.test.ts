@@ -5,7 +5,7 @@ import { systemClock } from '../../src/main.js';
 import { ProxyServer } from '../../src/server/server.js';
 import { TenantResolver } from '../../src/tenants/resolver.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { rawRequest, upgradeRequest } from './support.js';
+import { RawClient, rawRequest, upgradeRequest } from './support.js';
 
 /**
  * The HTTP edge as an attacker sees it: malformed paths, wrong and duplicated credentials,
@@ -133,6 +133,50 @@ describe('handlers are total', () => {
       expect((await fetch(`${base}/echo/x`, { method: 'POST', headers: auth, body: Buffer.alloc(2 * 1024 * 1024) })).status).toBe(413);
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
       expect(lines.join('')).toContain('boom');
+    } finally {
+      await server.shutdown(0);
+    }
+  });
+
+  it('a filter that throws while a session opens ends that session with 1011; the server keeps serving', async () => {
+    const key = 'rpk_total_test_key_0123456789';
+    const config = parseConfig(
+      { server: { host: '127.0.0.1', port: 0 }, admin: { port: 0 }, upstream: { provider: 'openai', url: 'ws://127.0.0.1:9/v1/realtime', apiKey: 'sk-x' }, tenants: { t: { keys: [{ key }] } } },
+      '(test)',
+      {},
+    );
+    const lines: string[] = [];
+    const log = createLogger('error', { write: (s: string) => void lines.push(s) });
+    const server = new ProxyServer({
+      config,
+      log,
+      tenants: new TenantResolver(config),
+      clock: systemClock,
+      modules: [
+        {
+          name: 'broken',
+          filters: [
+            {
+              name: 'explodes',
+              wants: {},
+              create: () => {
+                throw new Error('filter construction failed');
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const { port } = await server.listen();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = new RawClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { authorization: `Bearer ${key}` });
+        await c.opened;
+        expect((await c.closed).code).toBe(1011);
+      }
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      expect(server.sessionCount).toBe(0);
+      expect(lines.join('')).toContain('filter construction failed');
     } finally {
       await server.shutdown(0);
     }
