@@ -7,7 +7,7 @@ import { ChainTemplate } from '../pipeline/chain.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { MAX_KEY_CHARS, type TenantResolver } from '../tenants/resolver.js';
-import { upstreamTarget } from '../upstream/dial.js';
+import { readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
@@ -340,7 +340,7 @@ export class ProxyServer {
   #onUpgrade(exchange: Exchange, req: HttpRequest, context: us_socket_context_t): void {
     // Everything from `req` must be copied now: it is invalid after this callback returns.
     const path = req.getUrl();
-    const query = new Map<string, string>(new URLSearchParams(req.getQuery() ?? ''));
+    const query = req.getQuery() ?? '';
     const copied = copyHeaders(req);
     const source = remoteAddress(exchange.res);
     this.#admitAndUpgrade(exchange, context, path, query, copied, source).catch((err: unknown) => this.#failed(exchange, 'upgrade', err));
@@ -361,7 +361,7 @@ export class ProxyServer {
     exchange: Exchange,
     context: us_socket_context_t,
     path: string,
-    query: Map<string, string>,
+    rawQuery: string,
     copied: ReturnType<typeof copyHeaders>,
     source: string,
   ): Promise<void> {
@@ -393,7 +393,11 @@ export class ProxyServer {
     // Over-long keys are not hashed, looked up or cached: no proxy key is that long.
     const tenant = creds.key.length <= MAX_KEY_CHARS ? this.#tenants.resolve(creds.key) : null;
     if (!tenant) return refuse(new ProxyError('invalid_api_key'), { browser: creds.browser });
-    const requested = query.get('model') ?? '';
+    // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
+    const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
+    if (clientQuery instanceof ProxyError) return refuse(clientQuery);
+    if (clientQuery.dropped.length > 0) this.#log.debug({ tenant: tenant.id, dropped: clientQuery.dropped }, 'client query parameters not forwarded');
+    const { model: requested, query } = clientQuery;
     let decision: ProxyError | { readonly model: string; readonly query: ReadonlyMap<string, string> };
     try {
       decision = await this.#template.admit({ tenant, model: requested, query });
@@ -401,6 +405,7 @@ export class ProxyServer {
       this.#log.error({ err }, 'admission failed');
       decision = new ProxyError('internal_error', { close: 'internalError' });
     }
+    if (!(decision instanceof ProxyError)) decision = undialableModel(this.#config.upstream, decision.model) ?? decision;
     if (decision instanceof ProxyError) {
       this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: decision.code }, 'session refused');
       return refuse(decision);
