@@ -338,7 +338,12 @@ export class RelaySession implements SessionContext, ChainSink {
     if (type !== AUDIO_APPEND && exceedsJsonDepth(bytes, this.#config.server.maxJsonDepth)) {
       const eventId = sniffString(bytes, 'event_id');
       this.#rejectClientFrame(
-        new ProxyError('invalid_event', { message: `The event nests deeper than ${this.#config.server.maxJsonDepth} levels.`, eventId: typeof eventId === 'string' ? eventId : null }),
+        new ProxyError('invalid_event', {
+          message: `The event nests deeper than ${this.#config.server.maxJsonDepth} levels.`,
+          eventId: typeof eventId === 'string' ? eventId : null,
+          // The same reason the strict parser reports for parsed frames.
+          details: { reason: 'too_deep' },
+        }),
       );
       return;
     }
