@@ -47,6 +47,10 @@ export interface CompiledPolicy {
   readonly custom: readonly CompiledCustom[];
   readonly customBySource: ReadonlyMap<Source, readonly CompiledCustom[]>;
   readonly replacement: string;
+  /** What happens to event types (and item types) the content-path table does not know. */
+  readonly unknownContentEvents: 'pass' | 'block';
+  /** Speech whose transcript failed or did not arrive within `timeoutMs`. */
+  readonly transcriptionFailure: { readonly action: 'pass' | 'block' | 'end_session'; readonly timeoutMs: number | null };
   readonly locks: PolicyLocks;
   readonly truncation: PolicyTruncation;
   /** Absolute paths of the custom modules it imports (a change to one reloads the policy). */
@@ -204,6 +208,8 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
     custom,
     customBySource: groupBySource(custom),
     replacement: p.guardrails.defaults.replacement,
+    unknownContentEvents: p.guardrails.unknownContentEvents,
+    transcriptionFailure: { action: p.guardrails.inputTranscriptionFailure.action, timeoutMs: p.guardrails.inputTranscriptionFailure.timeoutMs ?? null },
     locks: p.locks,
     truncation: p.truncation,
     modules,
