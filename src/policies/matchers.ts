@@ -64,6 +64,7 @@ export function phraseFinder(phrases: readonly string[], wholeWords: boolean): S
     longest = Math.max(longest, p.length);
     for (let k = 1; k <= p.length; k++) prefixes.add(p.slice(0, k));
   }
+  const firstChars = new Set([...prefixes].map((p) => p[0]!));
   const wordChar = /[\p{L}\p{N}_]/u;
   const finder = regexFinder(re, 'phrase', maxLength);
   return {
@@ -74,7 +75,7 @@ export function phraseFinder(phrases: readonly string[], wholeWords: boolean): S
       const lower = tail.toLowerCase();
       if (lower.length !== tail.length) return n - tail.length;
       for (let k = Math.min(longest, n); k >= 1; k--) {
-        if (!prefixes.has(lower.slice(lower.length - k))) continue;
+        if (!firstChars.has(lower[lower.length - k]!) || !prefixes.has(lower.slice(lower.length - k))) continue;
         // A whole-word phrase cannot start inside a word.
         if (wholeWords && n - k > 0 && wordChar.test(text[n - k - 1]!) && wordChar.test(text[n - k]!)) continue;
         return n - k;
@@ -91,11 +92,22 @@ export function regexFinder(
   maxLength: number,
   validate?: (candidate: string) => number,
   prefilter?: (text: string, from: number) => boolean,
+  startsWith?: (code: number, previous: number) => boolean,
 ): SpanFinder {
   const pattern = re.global ? re : new RegExp(re.source, re.flags + 'g');
   return {
     label,
     maxLength,
+    ...(startsWith
+      ? {
+          // Held from the earliest character (within the longest match) that can start a match.
+          holdStart(text: string): number {
+            const n = text.length;
+            for (let p = Math.max(0, n - Math.min(maxLength, 4096)); p < n; p++) if (startsWith(text.charCodeAt(p), p > 0 ? text.charCodeAt(p - 1) : 32)) return p;
+            return n;
+          },
+        }
+      : {}),
     find(text, onHit, from = 0) {
       if (prefilter && !prefilter(text, from)) return;
       pattern.lastIndex = from;

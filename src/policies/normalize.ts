@@ -63,12 +63,23 @@ export interface Normalized {
   readonly ends: Int32Array;
 }
 
-/** Folds `original` (see the module comment) and keeps the offset map back to it. */
+/** Offset maps, reused across calls (grown on demand): scanning runs per streamed delta. */
+let startsBuf = new Int32Array(1024);
+let endsBuf = new Int32Array(1024);
+
+/**
+ * Folds `original` (see the module comment) and keeps the offset map back to it. The returned
+ * maps are views of shared buffers, valid until the next call (matching uses them synchronously).
+ */
 export function normalize(original: string): Normalized {
   const n = original.length;
-  const chars: string[] = [];
-  const starts = new Int32Array(n * 2 + 4);
-  const ends = new Int32Array(n * 2 + 4);
+  if (startsBuf.length < n * 2 + 4) {
+    startsBuf = new Int32Array(n * 2 + 4);
+    endsBuf = new Int32Array(n * 2 + 4);
+  }
+  const starts = startsBuf;
+  const ends = endsBuf;
+  let out = '';
   let len = 0;
   let lastSpace = false;
   const push = (s: string, from: number, to: number): void => {
@@ -82,7 +93,7 @@ export function normalize(original: string): Normalized {
         lastSpace = true;
       } else lastSpace = false;
       if (len >= starts.length) return;
-      chars.push(c);
+      out += c;
       starts[len] = from;
       ends[len] = to;
       len++;
@@ -105,7 +116,7 @@ export function normalize(original: string): Normalized {
     else if (len > 0) ends[len - 1] = i + cpLen; // a dropped character belongs to its predecessor
     i += cpLen;
   }
-  return { text: chars.join(''), starts: starts.subarray(0, len), ends: ends.subarray(0, len) };
+  return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len) };
 }
 
 /** Folds a rule's own text (phrases) the same way, without the map. */

@@ -47,7 +47,8 @@ function ibanHoldStart(text: string): number {
   let i = n;
   while (i > 0 && n - i < 68 && /[A-Za-z0-9 ]/.test(text[i - 1]!)) i--;
   for (let p = i; p < n; p++) {
-    if (text[p] === ' ' || (p > i && text[p - 1] !== ' ')) continue;
+    // Candidates start a word with a letter.
+    if ((p > i && text[p - 1] !== ' ') || !/[A-Za-z]/.test(text[p]!)) continue;
     if (IBAN_PREFIX.test(text.slice(p).replace(/ /g, ''))) return p;
   }
   return n;
