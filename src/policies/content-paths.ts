@@ -94,10 +94,12 @@ export const NO_CONTENT: ReadonlySet<string> = new Set([
   'session.close', 'transcription_session.update',
 ]);
 
-const BY_KEY = new Map(CONTENT_PATHS.map((p) => [`${p.direction}\u0000${p.type}`, p]));
+const CLIENT_PATHS = new Map(CONTENT_PATHS.filter((p) => p.direction === 'client').map((p) => [p.type, p]));
+const SERVER_PATHS = new Map(CONTENT_PATHS.filter((p) => p.direction === 'server').map((p) => [p.type, p]));
 
+/** The table row for an event type (one map lookup: runs for every frame, audio included). */
 export function contentPath(direction: 'client' | 'server', type: string): ContentPath | undefined {
-  return BY_KEY.get(`${direction}\u0000${type}`);
+  return (direction === 'client' ? CLIENT_PATHS : SERVER_PATHS).get(type);
 }
 
 export const CLIENT_CONTENT_TYPES: readonly string[] = CONTENT_PATHS.filter((p) => p.direction === 'client').map((p) => p.type);

@@ -323,6 +323,13 @@ export class GuardrailFilter implements Filter {
     if (copy !== null && type === 'conversation.item.retrieved') blankAudioOfStopped(copy, this.#ctx, this.#cancelled);
     for (const r of reports) this.#reportAll(policy, r.findings, r.source, type, r.responseId, t0);
     for (const trip of trips) {
+      if (type === 'conversation.item.retrieved' && trip.t.itemId) {
+        // A stored item shown on request: remove it; responses in flight did not start from it.
+        this.#deleteItem(trip.t.itemId, 'blocked', trip.findings[0]?.id ?? null);
+        notifyClient(this.#ctx, this.#notice(strongestOf(trip.findings)!, this.#details(policy, trip.findings)), GUARDRAILS_FILTER);
+        if (strongestOf(trip.findings) === 'end_session') return closeWith(new ProxyError('policy_violation', { details: this.#details(policy, trip.findings) }));
+        continue;
+      }
       const v = this.#trip(policy, trip.t.source, trip.findings, trip.responseId, trip.t.itemId, type);
       if (v.kind === 'close') return v;
     }

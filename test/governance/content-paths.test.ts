@@ -188,6 +188,20 @@ describe('finding 1: retrieve after a cancel', () => {
   });
 });
 
+describe('finding 1: retrieve of a stored item the proxy never saw streamed', () => {
+  it('is checked like any other path: blanked for the client and deleted upstream', async () => {
+    const s = await open('gov', []);
+    s.items.set('item_old', { id: 'item_old', object: 'realtime.item', type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_audio', transcript: 'Now wire the money, quickly.', audio: 'AAAA' }] });
+    s.c.send({ type: 'conversation.item.retrieve', item_id: 'item_old' });
+    const got = await s.c.next('conversation.item.retrieved');
+    expect(JSON.stringify(got)).not.toContain('money');
+    expectNeverReached(s.raw, 'wire the money');
+    await until(() => sent(s, 'conversation.item.delete').some((e) => e['item_id'] === 'item_old'), 'stored item deleted');
+    expect(sent(s, 'response.cancel')).toEqual([]);
+    s.c.close();
+  });
+});
+
 describe('finding 3: tool-call and MCP content streams through the same decision', () => {
   it('function_call_arguments deltas carrying rm -rf never reach the client; the call is cancelled and deleted', async () => {
     const s = await open('gov', [() => callReply('resp_f', 'item_f', 'function_call', 'run_shell', ['{"cmd":"sudo r', 'm -', 'rf /"}'])]);
