@@ -41,6 +41,8 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
   image: 'input',
 };
 
+const MAX_STREAMS = 256;
+
 /** Unknown event / item types already logged (process-wide, bounded): logged once per type. */
 const loggedUnknown = new Set<string>();
 
@@ -399,6 +401,8 @@ export class GuardrailFilter implements Filter {
       ids,
       tripped: false,
     };
+    // Streams end with their .done or response.done; an upstream that never ends them cannot grow this without bound.
+    if (this.#streams.size >= MAX_STREAMS) this.#streams.delete(this.#streams.keys().next().value!);
     this.#streams.set(key, s);
     return s;
   }

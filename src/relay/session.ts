@@ -112,8 +112,8 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #config: Config;
   readonly #target: UpstreamTarget;
   readonly #chain: SessionChain;
-  readonly #responses = new ResponseTracker();
   readonly #conversation = new Conversation();
+  readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
   #client: ClientSocket | null;
   #upstream: WebSocket | null = null;
