@@ -155,6 +155,8 @@ export class GuardrailFilter implements Filter {
   /** Earlier text per source (the previous stream or client item), so a match can span items. */
   readonly #seed = new Map<Source, string>();
   readonly #customState = new Map<string, Map<string, unknown>>();
+  /** `item\0rule` pairs already reported. */
+  readonly #reported = new Set<string>();
   /** Committed speech waiting for its transcript (fail-closed timeout). */
   readonly #transcriptTimers = new Map<string, NodeJS.Timeout>();
   /** An input trip came before its response existed: cancel the next one the server starts. */
@@ -232,7 +234,8 @@ export class GuardrailFilter implements Filter {
       if (t.unknownItemType !== undefined) continue;
       const seed = t.source === 'input' ? (this.#seed.get('input') ?? '') : '';
       const e = this.#scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed);
-      if (t.source === 'input') this.#remember('input', t.text, policy);
+      // Conversation text (not instructions) is context for a match spanning the next item.
+      if (t.source === 'input' && frame.type !== 'session.update' && t.text !== asString(asObject(ev['response'])?.['instructions'])) this.#remember('input', t.text, policy);
       const p = this.#runCustoms(policy, t.source, e, this.#event(t.source, frame.type, t.text, null, true, null, t.itemId, t.functionName), (c, v) =>
         this.#late(c, v, t.source, frame.type, null),
       );
@@ -304,6 +307,8 @@ export class GuardrailFilter implements Filter {
         continue;
       }
       const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
+      // The upstream's echo of an item the client typed was checked on its way in.
+      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved' && (t.source === 'input' || t.source === 'image' || t.source === 'tool_output')) continue;
       const responseId = eventResponse ?? item?.responseId ?? null;
       // What the policy already stopped is never shown again, on any path.
       const model = t.source !== 'input' && t.source !== 'image';
@@ -317,7 +322,8 @@ export class GuardrailFilter implements Filter {
       if (stops(e.strongest)) edit(t, '');
       else if (e.redacted) edit(t, e.text);
       // Findings already reported for this item (on its stream or an earlier event) are not reported again.
-      const fresh = e.findings.filter((f) => !item?.marks.some((m) => m.rule === f.id));
+      // The same text shows up on several events: each finding is reported once per item.
+      const fresh = t.itemId ? e.findings.filter((f) => this.#firstReport(t.itemId!, f.id)) : e.findings;
       if (t.itemId) for (const f of e.findings) this.#mark(t.itemId, f);
       if (fresh.length > 0) reports.push({ source: t.source, findings: fresh, responseId });
       if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
@@ -473,12 +479,12 @@ export class GuardrailFilter implements Filter {
 
   /** Reports a stream's findings; when they stop it, applies the trip and returns the verdict. */
   #streamVerdict(stream: Stream, e: Evaluation, eventType: string, t0: number): Verdict | null {
-    const fresh = e.findings;
-    if (stream.itemId) for (const f of fresh) this.#mark(stream.itemId, f);
+    const fresh = stream.itemId ? e.findings.filter((f) => this.#firstReport(stream.itemId, f.id)) : e.findings;
+    if (stream.itemId) for (const f of e.findings) this.#mark(stream.itemId, f);
     this.#reportAll(stream.policy, fresh, stream.source, eventType, stream.responseId, t0);
     if (!stops(e.strongest)) return null;
     stream.tripped = true;
-    const v = this.#trip(stream.policy, stream.source, fresh, stream.responseId, stream.itemId || null, eventType);
+    const v = this.#trip(stream.policy, stream.source, e.findings, stream.responseId, stream.itemId || null, eventType);
     return v.kind === 'close' ? v : DROP;
   }
 
@@ -537,6 +543,15 @@ export class GuardrailFilter implements Filter {
     if (this.#deleted.size > 1024) this.#deleted.delete(this.#deleted.values().next().value!);
     this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, GUARDRAILS_FILTER);
     this.#ctx.markItem(itemId, { kind: 'deleted', by: GUARDRAILS_FILTER, rule: ruleId });
+  }
+
+  /** True the first time a rule is reported for an item (bounded memory). */
+  #firstReport(itemId: string, ruleId: string): boolean {
+    const key = `${itemId}\u0000${ruleId}`;
+    if (this.#reported.has(key)) return false;
+    if (this.#reported.size >= 4096) this.#reported.delete(this.#reported.values().next().value!);
+    this.#reported.add(key);
+    return true;
   }
 
   #mark(itemId: string, f: Finding): void {
