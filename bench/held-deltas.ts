@@ -15,7 +15,8 @@ import { FakeSession } from '../test/support/fake-session.js';
  * Plays assistant transcripts (no rule trips) through the guardrail filter as word-sized
  * deltas arriving every `interval-ms` (virtual time), and records for every character the delay
  * between its arrival and the moment the filter released it to the client (the hold-back added by
- * policies; 0 when it leaves with its own delta). Also reports the filter's own CPU per delta.
+ * policies; 0 when it leaves with its own delta). Also reports the filter's own CPU per delta, and
+ * per audio frame (which it routes by type without parsing).
  */
 
 const { values } = parseArgs({ options: { 'interval-ms': { type: 'string', default: '40' }, policy: { type: 'string', default: 'customer-support' } } });
@@ -82,6 +83,21 @@ for (let round = 0; round < ROUNDS; round++) {
   if (pending.length !== 0) throw new Error(`round ${round}: ${pending.length} characters never released`);
 }
 
+// Audio frames in both directions: the filter's whole cost is its routing by type.
+const audioFilter = new GuardrailFilter(new FakeSession(), { name: policy.name, file, current: policy, loadedAt: 0, lastError: null });
+const audioOut = new Frame('response.output_audio.delta', Buffer.alloc(8000, 65));
+const audioIn = new Frame('input_audio_buffer.append', Buffer.alloc(8000, 65));
+let audioNs = Infinity;
+for (let r = 0; r < 3; r++) {
+  const t = performance.now();
+  for (let i = 0; i < 500_000; i++) {
+    audioFilter.onServer(audioOut);
+    audioFilter.onClient(audioIn);
+  }
+  audioNs = Math.min(audioNs, ((performance.now() - t) * 1e6) / 1e6);
+}
+if (audioOut.parsed || audioIn.parsed) throw new Error('an audio frame was parsed');
+
 delays.sort((a, b) => a - b);
 const q = (p: number) => delays[Math.min(delays.length - 1, Math.floor(p * delays.length))]!;
 const held = delays.filter((d) => d > 0).length / delays.length;
@@ -94,6 +110,7 @@ console.log(
       heldShare: Math.round(held * 1000) / 1000,
       addedLatencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: delays[delays.length - 1] },
       filterCpuMicrosPerDelta: Math.round((cpuMs / deltas) * 1000 * 10) / 10,
+      filterNanosPerAudioFrame: Math.round(audioNs * 10) / 10,
     },
     null,
     2,
