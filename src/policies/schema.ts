@@ -126,6 +126,18 @@ const guardrailsSchema = z
       })
       .strict()
       .prefault({}),
+    unknownContentEvents: z
+      .enum(['pass', 'block'])
+      .default('pass')
+      .describe('An event type the content-path table does not know (or an item of an unknown type): pass it (default) or block it. Logged once per type either way.'),
+    inputTranscriptionFailure: z
+      .object({
+        action: z.enum(['pass', 'block', 'end_session']).default('pass').describe('pass: the turn goes unchecked; block: the user item is deleted upstream and its response cancelled; end_session: close with 4003.'),
+        timeoutMs: z.number().int().positive().max(600_000).optional().describe('Also apply `action` when no transcript (completed or failed) arrived this long after the audio was committed.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Fail closed on speech whose transcript failed or did not arrive: input rules cannot check it.'),
     rules: z.array(ruleSchema).default([]),
     custom: z.array(customSchema).default([]),
     piiDetectors: z.array(piiDetectorSchema).default([]),

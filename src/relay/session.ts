@@ -6,6 +6,7 @@ import type { ChainTemplate, ChainSink, SessionChain } from '../pipeline/chain.j
 import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
+import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
@@ -129,7 +130,8 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #config: Config;
   readonly #target: UpstreamTarget;
   readonly #chain: SessionChain;
-  readonly #responses = new ResponseTracker();
+  readonly #conversation = new Conversation();
+  readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
   readonly #budget: MemoryBudget | null;
   #client: ClientSocket | null;
@@ -173,6 +175,14 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#budget = init.budget ?? null;
     this.#client = client;
     this.#chain = init.template.instantiate(this, this);
+  }
+
+  get conversation(): ConversationView {
+    return this.#conversation;
+  }
+
+  markItem(itemId: string, mark: ItemMark): void {
+    this.#conversation.mark(itemId, mark);
   }
 
   get upstreamConnectMs(): number | null {
@@ -443,6 +453,7 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     if ((++this.#serverSample & RELAY_SAMPLE_MASK) === 0 && this.#serverSampleAt === 0) this.#serverSampleAt = this.clock.now();
     if (frame.type === 'error' && this.#injected.size > 0 && this.#isAboutInjected(frame)) return;
+    this.#conversation.observeServer(frame);
     const tracked = this.#responses.inspect(frame);
     if (tracked) this.#chain.fromServer(tracked);
   }
@@ -544,6 +555,7 @@ export class RelaySession implements SessionContext, ChainSink {
   forward(direction: Direction, frame: Frame): void {
     if (this.#ended) return;
     if (direction === 'client') {
+      this.#conversation.observeClient(frame, false);
       this.#sendToUpstream(frame.wireBytes());
       return;
     }
@@ -577,7 +589,9 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#injected.set(eventId, { type: event.type, by });
       payload = Object.assign({}, event, { event_id: eventId });
     }
-    this.#sendToUpstream(Buffer.from(JSON.stringify(payload), 'utf8'));
+    const frame = Frame.fromEvent(payload);
+    this.#conversation.observeClient(frame, true);
+    this.#sendToUpstream(frame.bytes);
     this.report({ kind: 'injected', direction: 'client', eventType: event.type, by });
   }
 
