@@ -111,7 +111,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
   exported = 0;
   dropped = 0;
   failed = 0;
-  /** Started at the first span: a proxy that never traces pays no worker (its own V8 heap). */
+  /** Started with the processor (a fixed cost counted in the RSS at start, not per session); restarted on demand. */
   #worker: Worker | null = null;
   readonly #init: WorkerInit;
   readonly #maxQueue: number;
@@ -133,6 +133,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
     this.#delayMs = options.scheduledDelayMs ?? 1000;
     this.#timeoutMs = options.exportTimeoutMs ?? 30_000;
     this.#init = { modules: workerModules(options.protocol), url: options.url, headers: options.headers, resourceAttributes: options.resourceAttributes };
+    this.#start();
   }
 
   #start(): Worker {
@@ -141,8 +142,8 @@ export class WorkerSpanProcessor implements SpanProcessor {
     // Export must never keep the process alive or take it down.
     worker.unref();
     worker.on('message', (msg: FromWorker) => this.#onMessage(msg));
-    worker.on('error', () => this.#workerGone());
-    worker.on('exit', () => this.#workerGone());
+    worker.on('error', () => this.#workerGone(worker));
+    worker.on('exit', () => this.#workerGone(worker));
     this.#worker = worker;
     return worker;
   }
@@ -207,14 +208,20 @@ export class WorkerSpanProcessor implements SpanProcessor {
     this.#checkIdle();
   }
 
-  #workerGone(): void {
+  /** The worker exited (shutdown, or a crash: its batches are lost and counted; the next flush starts a new one). */
+  #workerGone(worker: Worker): void {
+    if (this.#worker !== worker) return;
+    this.#worker = null;
     for (const n of this.#inFlight.values()) this.failed += n;
     this.#inFlight.clear();
-    this.dropped += this.#queue.length;
-    this.#queue = [];
-    this.#shutDown = true;
+    if (this.#shutDown) {
+      this.dropped += this.#queue.length;
+      this.#queue = [];
+      this.#onShutdown?.();
+    } else if (this.#queue.length > 0) {
+      this.#schedule();
+    }
     this.#checkIdle();
-    this.#onShutdown?.();
   }
 
   #checkIdle(): void {

@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import { AudioMeter } from '../../../src/pipeline/audio-meter.js';
 import type { Clock, SessionContext } from '../../../src/pipeline/filter.js';
 import type { Report } from '../../../src/pipeline/reports.js';
+import { Conversation, type ItemMark } from '../../../src/protocol/conversation.js';
 import type { ProxyError } from '../../../src/protocol/errors.js';
 import type { Tenant } from '../../../src/tenants/tenant.js';
 import type { ManualTime } from './frames.js';
@@ -17,6 +18,10 @@ export class TelemetryTestSession implements SessionContext {
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
+  readonly conversation = new Conversation();
+  markItem(itemId: string, mark: ItemMark): void {
+    this.conversation.mark(itemId, mark);
+  }
   readonly lines: string[];
   readonly reports: Report[] = [];
   /** Where the relay's audio reports go (the harness points it at the filter under test). */
