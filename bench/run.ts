@@ -7,7 +7,7 @@ import { Histogram, median, type HistogramJson } from './lib/histogram.js';
 import { Child, REPO_ROOT, type LoopStats, type ProcStats } from './lib/ipc.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import { coreTimes, coreUtilisation, machineInfo, type MachineInfo } from './lib/machine.js';
-import type { ProfileSummary } from './lib/profile.js';
+import type { AllocationLine, ProfileSummary } from './lib/profile.js';
 import type { FakeUpstreamStats } from './fake-upstream.js';
 
 /**
@@ -36,6 +36,8 @@ const HELP = `usage: npm run bench -- [flags]
   --profile                 after the measurements, profile the proxy targets under paced load (V8 sampler, 200 µs)
   --profile-sessions N      paced sessions while profiling (default 1000)
   --profile-throughput      profile the unpaced throughput load instead of paced sessions
+  --heap-sample             with --profile: then sample allocations that survive a scavenge (promoted to the
+                            old generation) for one window and print the top sites
   --max-foreign PCT         re-measure a window when other work used more than PCT% of either core (default 15)
   --attempts N              measurement attempts per window before keeping the quietest (default 3)
   --relay-node-args ARGS    extra node flags for the relay processes, e.g. "--max-semi-space-size=64 --trace-gc"
@@ -60,6 +62,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean', default: false },
     'profile-sessions': { type: 'string' },
     'profile-throughput': { type: 'boolean', default: false },
+    'heap-sample': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     'max-foreign': { type: 'string' },
     'relay-node-args': { type: 'string' },
@@ -109,6 +112,7 @@ const opts = {
   profile: flags.profile === true,
   profileSessions: num(flags['profile-sessions'], quick ? 200 : 1000),
   profileThroughput: flags['profile-throughput'] === true,
+  heapSample: flags['heap-sample'] === true,
   pin: flags['no-pin'] !== true,
   maxForeign: num(flags['max-foreign'], 15),
   relayNodeArgs: (flags['relay-node-args'] ?? '').split(' ').filter((a) => a.length > 0),
@@ -376,6 +380,14 @@ class Rig {
     await this.relay.call('profileStart', 200);
     await sleep(opts.measureSec * 1000);
     const summary = await this.relay.call<ProfileSummary>('profileStop', file);
+    if (opts.heapSample) {
+      // What survives a scavenge under this load: the objects that drive mark-compacts.
+      await this.relay.call('heapSampleStart', { interval: 16 * 1024, promotedOnly: true });
+      await sleep(opts.measureSec * 1000);
+      const top = await this.relay.call<readonly AllocationLine[]>('heapSampleStop');
+      log(`  ${this.target}: allocations promoted to the old generation in ${opts.measureSec} s (sampled):`);
+      for (const l of top.slice(0, 15)) log(`    ${l.mib.toFixed(1)} MiB ${l.pct.toFixed(1)}%  ${l.fn}  ${l.where}`);
+    }
     await this.load.call('stopTraffic');
     await this.load.call('closeAll');
     return summary;

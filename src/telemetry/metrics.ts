@@ -64,6 +64,8 @@ interface Totals {
   audioOutMs: number;
 }
 
+const MAX_VERDICT_LABEL_SETS = 4096;
+
 const zeroTotals = (): Totals => ({ clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audioInMs: 0, audioOutMs: 0 });
 
 function histogram(meter: Meter, name: string, unit: string, buckets: readonly number[], description: string): Histogram {
@@ -108,6 +110,8 @@ export class TelemetryMetrics {
   readonly #prunes: Counter;
   readonly #locks: Counter;
   readonly #verdicts: Counter;
+  /** Attribute objects of the verdict counter by label set (bounded: tenants × filters × verdicts × codes). */
+  readonly #verdictAttrs = new Map<string, Attributes>();
   readonly #errors: Counter;
   readonly #relayLatency: Histogram;
   readonly #backpressure: Counter;
@@ -304,9 +308,17 @@ export class TelemetryMetrics {
       case 'lock':
         this.#locks.add(1, { ...t, 'rtproxy.lock.field': this.policies.get(report.field), 'rtproxy.lock.action': report.action });
         return;
-      case 'verdict':
-        this.#verdicts.add(1, { ...t, [S.ATTR_VERDICT_FILTER]: report.filter, [S.ATTR_VERDICT]: report.verdict, [S.ATTR_VERDICT_CODE]: report.code ?? 'none' });
+      case 'verdict': {
+        // perf: verdicts can come once per frame (hold-back); their label sets are few and reused.
+        const key = `${tenant}|${report.filter}|${report.verdict}|${report.code ?? 'none'}`;
+        let attrs = this.#verdictAttrs.get(key);
+        if (!attrs) {
+          attrs = { ...t, [S.ATTR_VERDICT_FILTER]: report.filter, [S.ATTR_VERDICT]: report.verdict, [S.ATTR_VERDICT_CODE]: report.code ?? 'none' };
+          if (this.#verdictAttrs.size < MAX_VERDICT_LABEL_SETS) this.#verdictAttrs.set(key, attrs);
+        }
+        this.#verdicts.add(1, attrs);
         return;
+      }
       case 'filter_error':
         this.#errors.add(1, { ...t, [S.ATTR_ERROR_TYPE]: 'filter_error', [S.ATTR_ERROR_ORIGIN]: 'proxy' });
         return;

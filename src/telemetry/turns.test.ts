@@ -455,4 +455,20 @@ describe('turn tracker', () => {
     expect(tracker.audioOutMs).toBe(100);
     expect(meter.response('resp_y')).toMatchObject({ frames: 1, bytes: 4800 });
   });
+
+  it('identical verdicts in a row are one turn event with a count (no event per held-back frame)', () => {
+    const { sink, client, report } = setup();
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    const held = { kind: 'verdict', filter: 'policies.guardrails', direction: 'server', eventType: 'response.output_audio_transcript.delta', verdict: 'drop', code: null } as const;
+    for (let i = 0; i < 50; i++) report(held);
+    report({ ...held, verdict: 'replace' });
+    report(held);
+    const turn = sink.opened[0]!;
+    const verdicts = turn.events.filter((e) => e.name === 'rtproxy.verdict');
+    expect(verdicts.map((e) => [e.attrs?.['rtproxy.verdict'], e.attrs?.['rtproxy.verdict.count']])).toEqual([
+      ['drop', 50],
+      ['replace', undefined],
+      ['drop', undefined],
+    ]);
+  });
 });

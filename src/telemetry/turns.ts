@@ -810,7 +810,7 @@ export class TurnTracker {
       }
       case 'verdict': {
         const turn = this.#current;
-        if (turn && turn.phase !== 'closed') {
+        if (turn && turn.phase !== 'closed' && !this.#repeatVerdict(turn, report)) {
           const attrs: Attributes = {
             'rtproxy.verdict.filter': report.filter,
             'rtproxy.verdict': report.verdict,
@@ -830,6 +830,29 @@ export class TurnTracker {
       default:
         return;
     }
+  }
+
+  /**
+   * perf: a verdict identical to the turn's last event (a guardrail holding back every transcript
+   * delta, say) is counted on that event (`rtproxy.verdict.count`) instead of adding one event
+   * per frame that would live, and be promoted, until the turn ends.
+   */
+  #repeatVerdict(turn: TurnRecord, report: Extract<Report, { kind: 'verdict' }>): boolean {
+    const last = turn.events[turn.events.length - 1];
+    const a = last?.attrs;
+    if (!last || last.name !== 'rtproxy.verdict' || !a) return false;
+    if (
+      a['rtproxy.verdict.filter'] !== report.filter ||
+      a['rtproxy.verdict'] !== report.verdict ||
+      a['rtproxy.verdict.direction'] !== report.direction ||
+      a['rtproxy.verdict.event_type'] !== report.eventType.slice(0, 64) ||
+      a['rtproxy.verdict.code'] !== (report.code || undefined)
+    ) {
+      return false;
+    }
+    const count = a['rtproxy.verdict.count'];
+    (a as Record<string, unknown>)['rtproxy.verdict.count'] = (typeof count === 'number' ? count : 1) + 1;
+    return true;
   }
 
   // ---- turn lifecycle ----------------------------------------------------------------------
