@@ -278,6 +278,12 @@ export class TelemetryMetrics {
   // ---- reports -----------------------------------------------------------------------------
 
   report(tenant: string, report: Report): void {
+    // Most reports record nothing here (relay timings, audio moments): no allocation for those.
+    if (report.kind === 'relay_latency') {
+      this.relayLatency(report.direction, report.ms);
+      return;
+    }
+    if (report.kind === 'output_audio_started' || report.kind === 'input_audio_started' || report.kind === 'upstream_connected' || report.kind === 'injected') return;
     const t = { [S.ATTR_TENANT_ID]: tenant };
     switch (report.kind) {
       case 'usage': {
