@@ -335,9 +335,6 @@ export class TelemetryMetrics {
       case 'backpressure':
         if (report.state === 'paused') this.#backpressure.add(1, { ...t, [S.ATTR_DIRECTION]: report.direction });
         return;
-      case 'relay_latency':
-        this.relayLatency(report.direction, report.ms);
-        return;
       default:
         return;
     }
