@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callsSchema } from '../calls/config.js';
 import { meteringSchema, tenantLimitsSchema } from '../metering/config.js';
 import { policiesSchema } from '../policies/config.js';
 import { telemetrySchema } from '../telemetry/config.js';
@@ -124,6 +125,8 @@ export const configSchema = z
     metering: meteringSchema.prefault({}),
     policies: policiesSchema.prefault({}),
     telemetry: telemetrySchema.prefault({}),
+    // Browser (WebRTC) and phone (SIP) calls: src/calls.
+    calls: callsSchema.prefault({}),
     tenants: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tenant ids are 1-64 of [A-Za-z0-9_.-]'), tenantSchema).default({}),
   })
   .strict();
