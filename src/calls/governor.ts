@@ -71,6 +71,8 @@ export class CallGovernors {
     const existing = this.#byCall.get(call.callId);
     if (existing && !existing.ended) return existing;
     const id = `rpc_${randomBytes(8).toString('hex')}`;
+    // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
+    this.#sessionIds.add(id);
     const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: call.model, call: call.callId, transport: call.kind });
     const session = new RelaySession(
       {
@@ -90,7 +92,6 @@ export class CallGovernors {
       null,
     );
     this.#byCall.set(call.callId, session);
-    this.#sessionIds.add(id);
     log.info({ event: 'call_governed' }, 'call sideband start');
     session.start();
     return session;

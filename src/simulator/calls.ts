@@ -43,6 +43,8 @@ export interface SimCall {
   readonly credential: string;
   /** The session config the call was created or accepted with (as received). */
   readonly sessionRequest: Json | null;
+  /** Client events in arrival order: from the sidebands (including `output_audio_buffer.clear`) and the data channel. */
+  readonly received: ReadonlyArray<{ readonly from: 'sideband' | 'browser'; readonly type: string; readonly event: Json }>;
   /** Every server event the browser's data channel received (audio deltas excluded: they are RTP). */
   readonly dataChannel: readonly Json[];
   /** Control calls received: accept, reject, hangup, refer (with their bodies). */
@@ -64,6 +66,8 @@ export interface SimCall {
 class CallHub extends EventEmitter {
   readonly sockets = new Set<WebSocket>();
   readonly dataChannel: Json[] = [];
+  /** Client events in arrival order, from the sidebands and the data channel (`output_audio_buffer.clear` included). */
+  readonly received: Array<{ readonly from: 'sideband' | 'browser'; readonly type: string; readonly event: Json }> = [];
   readonly bufferedAmount = 0;
   /** Responses whose audio is "playing" (started, neither stopped nor cleared). */
   readonly #playing = new Set<string>();
@@ -115,10 +119,9 @@ class CallHub extends EventEmitter {
       } catch {
         ev = null;
       }
+      if (isObject(ev)) this.received.push({ from: 'sideband', type: typeof ev['type'] === 'string' ? ev['type'] : '', event: ev });
       // A WebRTC-only client event: stop playing the buffered audio now.
       if (isObject(ev) && ev['type'] === 'output_audio_buffer.clear') {
-        const received = { type: 'output_audio_buffer.clear', event: ev };
-        this.emit('control', received);
         for (const responseId of [...this.#playing]) {
           this.#playing.delete(responseId);
           this.#broadcast({ type: 'output_audio_buffer.cleared', event_id: newId('event'), response_id: responseId });
@@ -132,6 +135,7 @@ class CallHub extends EventEmitter {
 
   /** An event from the browser's data channel. */
   fromBrowser(event: Json): void {
+    this.received.push({ from: 'browser', type: typeof event['type'] === 'string' ? event['type'] : '', event });
     this.emit('message', Buffer.from(JSON.stringify(event), 'utf8'), false);
   }
 
@@ -175,6 +179,10 @@ class Call implements SimCall {
 
   get dataChannel(): readonly Json[] {
     return this.hub.dataChannel;
+  }
+
+  get received(): ReadonlyArray<{ readonly from: 'sideband' | 'browser'; readonly type: string; readonly event: Json }> {
+    return this.hub.received;
   }
 
   start(session: RealtimeSessionState, settings: ConnectionSettings): void {

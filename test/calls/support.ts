@@ -105,7 +105,7 @@ export async function until(cond: () => boolean, what: string, timeoutMs = 5000)
 
 export const types = (call: SimCall) => call.dataChannel.map((e) => e['type'] as string);
 /** Client events the call's session received (from the sidebands and the data channel), by type. */
-export const receivedTypes = (call: SimCall) => call.connection!.received.map((r) => r.type);
+export const receivedTypes = (call: SimCall) => call.received.map((r) => r.type);
 
 export function say(call: SimCall, text: string): void {
   call.sendFromBrowser({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
