@@ -76,7 +76,9 @@ export const upstreamSchema = z
     allowCallId: z
       .boolean()
       .default(false)
-      .describe('Let clients attach to a SIP/WebRTC call with ?call_id= (off: call ids are not yet bound to a tenant, so any tenant could join any call).'),
+      .describe(
+        'Let clients attach to a SIP/WebRTC call with ?call_id=. With calls.enabled, only the tenant that created the call through this proxy may attach (call_not_found otherwise); without it, call ids are not bound to tenants, so any tenant could join any call.',
+      ),
     onInjectedEventError: z
       .enum(['end_session', 'per_response'])
       .default('end_session')
