@@ -126,7 +126,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const mint: HttpRoute = {
     method: 'POST',
     path: '/v1/realtime/client_secrets',
-    auth: 'none',
+    auth: 'tenant',
     async handle(req) {
       const big = tooLarge(req);
       if (big) return big;
@@ -173,7 +173,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const calls: HttpRoute = {
     method: 'POST',
     path: '/v1/realtime/calls',
-    auth: 'none',
+    auth: 'tenant',
     async handle(req) {
       const big = tooLarge(req);
       if (big) return big;
@@ -243,7 +243,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const hangup: HttpRoute = {
     method: 'POST',
     path: '/v1/realtime/calls/:callId/hangup',
-    auth: 'none',
+    auth: 'tenant',
     async handle(req, params) {
       const tenant = tenantOf(req);
       if (tenant instanceof ProxyError) return errorReply(tenant);
@@ -265,7 +265,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     routes.push({
       method: 'POST',
       path: SIP_WEBHOOK_PATH,
-      auth: 'none',
+      auth: 'tenant',
       async handle(req) {
         const big = tooLarge(req);
         if (big) return big;

@@ -86,7 +86,7 @@ describe('the proxy-owned sideband of a WebRTC call', () => {
     const responseId = ((await app.next('response.done'))['response'] as { id: string }).id;
     let records: Record<string, unknown>[] = [];
     for (let i = 0; i < 100; i++) {
-      records = (await usageRecords(tp.httpUrl, '?tenant=other')).filter((r) => r['ref'] === responseId);
+      records = (await usageRecords(tp.adminUrl, '?tenant=other')).filter((r) => r['ref'] === responseId);
       if (records.length > 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -27,6 +27,8 @@ beforeAll(async () => {
   const config = parseConfig(
     {
       server: { host: '127.0.0.1', port: 0 },
+      // Never a fixed port: the admin listener (/metrics) on an ephemeral one.
+      admin: { port: 0 },
       upstream: { provider: 'simulator', url: sim.url, apiKey: SIM_KEY },
       logging: { level: 'debug' },
       metering: { ledger: { path: ':memory:' } },
