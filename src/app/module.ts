@@ -20,7 +20,8 @@ export interface HttpReply {
 }
 
 export interface HttpRoute {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** OPTIONS: CORS preflights of browser-facing routes (src/calls). */
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'OPTIONS';
   /** Exact path, e.g. `/admin/tenants/:id/spend` (`:name` segments are captured into `params`). */
   readonly path: string;
   /**

@@ -31,6 +31,10 @@ export const callsSchema = z
       .describe('A call over its cost cap: its response is cancelled and the output audio cleared; hangup also ends the call.'),
     bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant (Realtime sessions last at most 60 minutes).'),
     upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup).'),
+    corsAllowOrigins: z
+      .array(z.string().min(1))
+      .default(['*'])
+      .describe('Browser origins that may POST an SDP offer to /v1/realtime/calls (CORS; the route is authenticated by the bearer secret, never by cookies). [] turns CORS off.'),
     maxBodyBytes: z.number().int().positive().default(256 * 1024).describe('Largest request body (SDP offer, session JSON, webhook) the call routes accept.'),
     sip: z
       .object({

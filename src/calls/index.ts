@@ -170,73 +170,102 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     },
   };
 
+  /** CORS for the browser's offer: bearer-authenticated (never cookies), so no credentials mode. */
+  const cors = (req: HttpRequestInfo): Record<string, string> => {
+    const allowed = cfg.corsAllowOrigins;
+    const origin = req.headers.get('origin');
+    if (allowed.includes('*')) return { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'Location' };
+    if (origin && allowed.includes(origin)) return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'Location' };
+    return {};
+  };
+  const withCors = (req: HttpRequestInfo, reply: HttpReply): HttpReply => ({ ...reply, headers: { ...reply.headers, ...cors(req) } });
+
+  const preflight: HttpRoute = {
+    method: 'OPTIONS',
+    path: '/v1/realtime/calls',
+    auth: 'tenant',
+    handle(req) {
+      const headers = cors(req);
+      if (!headers['access-control-allow-origin']) return { status: 403, body: '' };
+      const asked = req.headers.get('access-control-request-headers') ?? '';
+      // Echo the requested header names when they are plain tokens (the SDKs add their own metadata headers).
+      const allowHeaders = asked.length <= 1024 && /^[A-Za-z0-9_,\s-]*$/.test(asked) && asked.trim() !== '' ? asked : 'authorization, content-type';
+      return { status: 204, headers: { ...headers, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': allowHeaders, 'access-control-max-age': '600' }, body: '' };
+    },
+  };
+
+  const createCall = async (req: HttpRequestInfo): Promise<HttpReply> => {
+    const big = tooLarge(req);
+    if (big) return big;
+    const type = (req.headers.get('content-type') ?? '').toLowerCase();
+    const key = presentedCredentials(req.headers).key;
+    let tenant: Tenant;
+    let model: string;
+    let send: () => Promise<UpstreamReply>;
+    const secretRecord = key && key.startsWith('ek_') ? await store.getSecret(sha256Hex(key), wall()) : null;
+    // A static tenant key may also start with ek_ (browser WebSocket clients): it takes the tenant path.
+    if (key && key.startsWith('ek_') && (secretRecord || !deps.tenants.resolve(key))) {
+      // A browser with a secret this proxy minted: its session config was governed at mint time.
+      const known = secretRecord ? deps.tenants.tenants.get(secretRecord.tenant) : undefined;
+      if (!secretRecord || !known) return errorReply(new ProxyError('invalid_client_secret', { close: null }));
+      if (!type.startsWith('application/sdp')) return errorReply(new ProxyError('invalid_request', { message: 'A client secret posts the SDP offer as application/sdp.', close: null }));
+      tenant = known;
+      model = secretRecord.model;
+      const sdp = req.body;
+      send = () => upstream.createCallWithSecret(key, sdp);
+    } else {
+      const t = tenantOf(req);
+      if (t instanceof ProxyError) return errorReply(t);
+      tenant = t;
+      let sdp: string;
+      let rawSession: unknown = {};
+      if (type.startsWith('multipart/form-data')) {
+        let form: FormData;
+        try {
+          form = await new Response(req.body, { headers: { 'content-type': type } }).formData();
+        } catch {
+          return errorReply(new ProxyError('invalid_request', { message: 'The multipart body could not be parsed.', close: null }));
+        }
+        const part = form.get('sdp');
+        sdp = typeof part === 'string' ? part : '';
+        const sessionPart = form.get('session');
+        if (typeof sessionPart === 'string') {
+          const parsed = parseJsonObject(Buffer.from(sessionPart, 'utf8'), "'session' part");
+          if (parsed instanceof ProxyError) return errorReply(parsed);
+          rawSession = parsed;
+        }
+      } else if (type.startsWith('application/sdp')) {
+        sdp = req.body.toString('utf8');
+      } else {
+        return errorReply(new ProxyError('invalid_request', { message: 'Content-Type must be application/sdp (with a client secret) or multipart/form-data (sdp + session).', close: null }));
+      }
+      if (!sdp.startsWith('v=0')) return errorReply(new ProxyError('invalid_request', { message: 'The SDP offer is missing or not valid.', param: 'sdp', close: null }));
+      const governed = governFor(tenant, rawSession);
+      if (governed instanceof ProxyError) return errorReply(governed);
+      model = governed.model;
+      send = () => upstream.createCall(sdp, governed.session);
+    }
+    const refused = await admitCall(tenant, model);
+    if (refused) return errorReply(refused);
+    let reply: UpstreamReply;
+    try {
+      reply = await send();
+    } catch (err) {
+      return unavailable(err);
+    }
+    if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply);
+    const callId = callIdFromLocation(reply.headers.get('location'));
+    if (!callId) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
+    await startGoverned(tenant, model, 'webrtc', callId, log);
+    return { status: 201, headers: { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${callId}` }, body: reply.body };
+  };
+
   const calls: HttpRoute = {
     method: 'POST',
     path: '/v1/realtime/calls',
     auth: 'tenant',
     async handle(req) {
-      const big = tooLarge(req);
-      if (big) return big;
-      const type = (req.headers.get('content-type') ?? '').toLowerCase();
-      const key = presentedCredentials(req.headers).key;
-      let tenant: Tenant;
-      let model: string;
-      let send: () => Promise<UpstreamReply>;
-      const secretRecord = key && key.startsWith('ek_') ? await store.getSecret(sha256Hex(key), wall()) : null;
-      if (key && key.startsWith('ek_')) {
-        // A browser with a secret this proxy minted: its session config was governed at mint time.
-        const known = secretRecord ? deps.tenants.tenants.get(secretRecord.tenant) : undefined;
-        if (!secretRecord || !known) return errorReply(new ProxyError('invalid_client_secret', { close: null }));
-        if (!type.startsWith('application/sdp')) return errorReply(new ProxyError('invalid_request', { message: 'A client secret posts the SDP offer as application/sdp.', close: null }));
-        tenant = known;
-        model = secretRecord.model;
-        const sdp = req.body;
-        send = () => upstream.createCallWithSecret(key, sdp);
-      } else {
-        const t = tenantOf(req);
-        if (t instanceof ProxyError) return errorReply(t);
-        tenant = t;
-        let sdp: string;
-        let rawSession: unknown = {};
-        if (type.startsWith('multipart/form-data')) {
-          let form: FormData;
-          try {
-            form = await new Response(req.body, { headers: { 'content-type': type } }).formData();
-          } catch {
-            return errorReply(new ProxyError('invalid_request', { message: 'The multipart body could not be parsed.', close: null }));
-          }
-          const part = form.get('sdp');
-          sdp = typeof part === 'string' ? part : '';
-          const sessionPart = form.get('session');
-          if (typeof sessionPart === 'string') {
-            const parsed = parseJsonObject(Buffer.from(sessionPart, 'utf8'), "'session' part");
-            if (parsed instanceof ProxyError) return errorReply(parsed);
-            rawSession = parsed;
-          }
-        } else if (type.startsWith('application/sdp')) {
-          sdp = req.body.toString('utf8');
-        } else {
-          return errorReply(new ProxyError('invalid_request', { message: 'Content-Type must be application/sdp (with a client secret) or multipart/form-data (sdp + session).', close: null }));
-        }
-        if (!sdp.startsWith('v=0')) return errorReply(new ProxyError('invalid_request', { message: 'The SDP offer is missing or not valid.', param: 'sdp', close: null }));
-        const governed = governFor(tenant, rawSession);
-        if (governed instanceof ProxyError) return errorReply(governed);
-        model = governed.model;
-        send = () => upstream.createCall(sdp, governed.session);
-      }
-      const refused = await admitCall(tenant, model);
-      if (refused) return errorReply(refused);
-      let reply: UpstreamReply;
-      try {
-        reply = await send();
-      } catch (err) {
-        return unavailable(err);
-      }
-      if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply);
-      const callId = callIdFromLocation(reply.headers.get('location'));
-      if (!callId) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
-      await startGoverned(tenant, model, 'webrtc', callId, log);
-      return { status: 201, headers: { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${callId}` }, body: reply.body };
+      return withCors(req, await createCall(req));
     },
   };
 
@@ -259,7 +288,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     },
   };
 
-  const routes: HttpRoute[] = [mint, calls, hangup];
+  const routes: HttpRoute[] = [mint, preflight, calls, hangup];
   const secret = cfg.sip.webhookSecret;
   if (secret) {
     routes.push({

@@ -334,6 +334,7 @@ export class ProxyServer {
     if (method === 'GET') app.get(route.path, handler);
     else if (method === 'POST') app.post(route.path, handler);
     else if (method === 'PUT') app.put(route.path, handler);
+    else if (method === 'OPTIONS') app.options(route.path, handler);
     else app.del(route.path, handler);
   }
 

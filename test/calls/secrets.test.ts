@@ -165,3 +165,26 @@ describe('the binding store', () => {
     await b.close();
   });
 });
+
+describe('CORS on the calls URL (the browser posts its offer from the app origin)', () => {
+  it('answers the preflight and exposes Location; a configured allowlist refuses other origins', async () => {
+    const pre = await fetch(`${tp.httpUrl}/v1/realtime/calls`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('*');
+    expect(pre.headers.get('access-control-allow-headers')).toBe('authorization,content-type');
+    const strict = await callsProxy({ calls: { corsAllowOrigins: ['https://app.example'] } });
+    try {
+      const ok = await fetch(`${strict.httpUrl}/v1/realtime/calls`, { method: 'OPTIONS', headers: { origin: 'https://app.example' } });
+      expect(ok.status).toBe(204);
+      expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example');
+      const evil = await fetch(`${strict.httpUrl}/v1/realtime/calls`, { method: 'OPTIONS', headers: { origin: 'https://evil.example' } });
+      expect(evil.status).toBe(403);
+      expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+      // The client secrets route is for app servers only: no CORS, so a page cannot mint with a tenant key.
+      const mintPre = await fetch(`${strict.httpUrl}/v1/realtime/client_secrets`, { method: 'OPTIONS', headers: { origin: 'https://app.example' } });
+      expect(mintPre.headers.get('access-control-allow-origin')).toBeNull();
+    } finally {
+      await strict.stop();
+    }
+  });
+});
