@@ -62,6 +62,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const cfg = deps.config.calls;
   if (!cfg.enabled) return { name: 'calls', filters: [] };
   const log = deps.log.child({ module: 'calls' });
+  const unknownTenants = cfg.sip.routes.filter((r) => !deps.tenants.tenants.has(r.tenant)).map((r) => r.tenant);
+  if (unknownTenants.length > 0) throw new Error(`calls.sip.routes: no tenant named ${unknownTenants.join(', ')}`);
   const upstream = new UpstreamCalls(deps.config.upstream, cfg.upstreamTimeoutMs, Math.max(cfg.maxBodyBytes, 1024 * 1024));
   const ledger = deps.config.metering.ledger;
   const store: CallStore =
@@ -112,6 +114,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
 
   /** Admission as for a WebSocket session (model allowlist, caps, concurrency); the slot goes to the sideband. */
   const admitCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
+    // Sideband sessions count against the same bound as client sessions (memory, sockets).
+    if (governors.size >= deps.config.server.maxSessions) return new ProxyError('overloaded', { close: null });
     const decision = await template.admit({ tenant, model, query: new Map([['model', model]]) });
     if (decision instanceof ProxyError) return decision;
     return decision.model !== model ? new ProxyError('model_not_allowed', { message: `Model ${model} is not allowed for this tenant.`, close: null }) : null;
