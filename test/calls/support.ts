@@ -46,6 +46,7 @@ locks:
 guardrails:
   rules:
     - { id: forbidden, sources: [output], match: { phrases: ["forbidden phrase"] }, action: cancel_response }
+    - { id: bye, sources: [output], match: { phrases: ["self destruct"] }, action: end_session }
 `;
 
 export const WEBHOOK_SECRET = `whsec_${Buffer.from('calls-test-webhook-secret-0123456789').toString('base64')}`;
