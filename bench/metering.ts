@@ -182,6 +182,7 @@ function record(i: number): UsageRecord {
     output: { text: 10, audio: 20 },
     seconds: null,
     estimated: false,
+    settledBy: 'response.done',
     fallbackPrice: false,
   };
 }

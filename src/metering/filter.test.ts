@@ -68,7 +68,7 @@ function usage(textIn: number, audioIn: number, textOut: number, audioOut: numbe
 /** Earlier spend of the tenant (another session). */
 const spent = (costNanos: number): UsageRecord => ({
   ts: T0, tenant: 'acme', session: 'rps_other', source: 'response', ref: 'resp_old', model: 'gpt-realtime', status: 'completed', costNanos,
-  inputTokens: 0, outputTokens: 0, cachedTokens: 0, totalTokens: 0, input: null, cached: null, output: null, seconds: null, estimated: false, fallbackPrice: false,
+  inputTokens: 0, outputTokens: 0, cachedTokens: 0, totalTokens: 0, input: null, cached: null, output: null, seconds: null, estimated: false, settledBy: 'response.done', fallbackPrice: false,
 });
 
 const created = (id: string, extra: Record<string, unknown> = {}) => ({ type: 'response.created', response: { id, status: 'in_progress', conversation_id: 'conv_1', max_output_tokens: 'inf', usage: null, ...extra } });
@@ -83,7 +83,7 @@ describe('metering filter: usage', () => {
   it('bills each response.done exactly and keeps running totals for the session-end log', () => {
     const s = setup();
     const { ctx, f } = session(s);
-    expect(client(f, { type: 'response.create' }).kind).toBe('continue');
+    expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
     server(f, created('resp_1'));
     server(f, done('resp_1', usage(1000, 0, 500, 0)));
     server(f, created('resp_2'));
@@ -133,7 +133,7 @@ describe('metering filter: max_output_tokens clamp', () => {
     expect(json(v)['response']).toEqual({ max_output_tokens: 300, metadata: { k: 'v' } });
     expect(ctx.client).toHaveLength(1);
     expect(ctx.client[0]).toMatchObject({ type: 'error', error: { code: 'max_output_tokens_clamped', event_id: 'c1', details: { requested: 'inf', limit: 300 } } });
-    expect(client(f, { type: 'response.create', response: { max_output_tokens: 200 } }).kind).toBe('continue');
+    expect(client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 200 } }).kind).toBe('continue');
   });
 
   it('sets the limit on a response.create without one while the session default is not yet clamped', () => {
@@ -141,10 +141,10 @@ describe('metering filter: max_output_tokens clamp', () => {
     const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
     server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
     expect(ctx.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', max_output_tokens: 300 } }]);
-    expect(json(client(f, { type: 'response.create' }))['response']).toEqual({ max_output_tokens: 300 });
+    expect(json(client(f, { type: 'response.create', event_id: 'c1' }))['response']).toEqual({ max_output_tokens: 300 });
     expect(ctx.client).toHaveLength(0); // the client asked for nothing: no notice
     server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 300 } });
-    expect(client(f, { type: 'response.create' }).kind).toBe('continue');
+    expect(client(f, { type: 'response.create', event_id: 'c2' }).kind).toBe('continue');
     expect(ctx.upstream).toHaveLength(1);
   });
 
@@ -162,10 +162,10 @@ describe('metering filter: budgets', () => {
   it('refuses response.create once the daily cap is spent, with cap, period and reset time', () => {
     const s = setup();
     const { ctx, f } = session(s, { dailyUsd: '0.02' });
-    expect(client(f, { type: 'response.create' }).kind).toBe('continue');
+    expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
     server(f, created('resp_1'));
     server(f, done('resp_1', usage(1000, 0, 500, 0))); // $0.012
-    expect(client(f, { type: 'response.create' }).kind).toBe('continue');
+    expect(client(f, { type: 'response.create', event_id: 'c2' }).kind).toBe('continue');
     server(f, created('resp_2'));
     server(f, done('resp_2', usage(1000, 0, 500, 0))); // $0.024 ≥ $0.02
     const v = client(f, { type: 'response.create', event_id: 'c3' });
@@ -188,9 +188,9 @@ describe('metering filter: budgets', () => {
 
   it('holds a worst-case reservation while a response runs, so a concurrent one is refused', () => {
     const s = setup();
-    const a = session(s, { dailyUsd: '0.10', maxResponseOutputTokens: 1000 });
-    const b = session(s, { dailyUsd: '0.10', maxResponseOutputTokens: 1000 });
-    // worst case: (0 + 2000 allowance)·32 + 1000·64 µ$ = $0.128 ≥ $0.10 remaining
+    const a = session(s, { dailyUsd: '0.10', maxResponseOutputTokens: 1600 });
+    const b = session(s, { dailyUsd: '0.10', maxResponseOutputTokens: 1600 });
+    // worst case: 8 prompt tokens·4 + 1600·64 µ$ = $0.102432 ≥ $0.10 remaining
     expect(client(a.f, { type: 'response.create' }).kind).toBe('replace');
     expect(client(b.f, { type: 'response.create' }).kind).toBe('reject');
     server(a.f, created('resp_a'));
@@ -309,10 +309,14 @@ describe('metering filter: admission', () => {
     expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
   });
 
-  it('wants no audio event types', () => {
-    const w = setup().factory.wants;
-    expect(w.client).not.toContain('input_audio_buffer.append');
+  it('reads only the size of input audio frames, never parses them, and wants no output audio', () => {
+    const s = setup();
+    const w = s.factory.wants;
     expect(w.server).not.toContain('response.output_audio.delta');
+    const { f } = session(s);
+    const append = new Frame('input_audio_buffer.append', Buffer.from(`{"type":"input_audio_buffer.append","audio":"${'A'.repeat(6400)}"}`));
+    expect(f.onClient!(append)).toEqual({ kind: 'continue' });
+    expect(append.parsed).toBe(false);
     expect(w.client).not.toBe('*');
     expect(w.server).not.toBe('*');
   });

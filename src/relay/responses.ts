@@ -1,6 +1,7 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
+const MAX_CREATES_TRACKED = 64;
 
 function asObject(v: unknown): JsonObject | null {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
@@ -36,6 +37,28 @@ export class ResponseTracker {
   readonly #itemResponse = new Map<string, string>();
   /** Items whose `added` events reached the client before suppression: they get a blanked `done`. */
   readonly #announced = new Set<string>();
+  /**
+   * `event_id`s (null: none) of client `response.create`s sent upstream and not yet answered by a
+   * `response.created` or an `error` naming them. Only their number matters (is a response about
+   * to start?), so a `response.created` answers the oldest. Bounded: a client flooding creates the
+   * upstream refuses without ids cannot grow it.
+   */
+  readonly #creates: Array<string | null> = [];
+
+  /** A client `response.create` was forwarded upstream. */
+  createSent(eventId: string | null): void {
+    if (this.#creates.length < MAX_CREATES_TRACKED) this.#creates.push(eventId);
+  }
+
+  /** A response is running or a forwarded `response.create` has not been answered yet. */
+  get inFlight(): boolean {
+    return this.#active.size > 0 || this.#creates.length > 0;
+  }
+
+  /** Ids of the responses running upstream. */
+  activeIds(): IterableIterator<string> {
+    return this.#active.values();
+  }
 
   isActive(responseId: string): boolean {
     return this.#active.has(responseId);
@@ -65,6 +88,13 @@ export class ResponseTracker {
     if (type === 'response.created') {
       const id = asObject(frame.json()['response'])?.['id'];
       if (typeof id === 'string') this.#active.add(id);
+      this.#creates.shift();
+      return frame;
+    }
+    if (type === 'error' && this.#creates.length > 0) {
+      const eventId = asObject(frame.json()['error'])?.['event_id'];
+      const i = typeof eventId === 'string' ? this.#creates.indexOf(eventId) : -1;
+      if (i >= 0) this.#creates.splice(i, 1);
       return frame;
     }
     if (type === 'response.output_item.added') {
