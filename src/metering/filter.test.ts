@@ -321,3 +321,123 @@ describe('metering filter: admission', () => {
     expect(w.server).not.toBe('*');
   });
 });
+
+describe('metering filter: issue 11 regressions', () => {
+  it('prices the model in use after a session.update switches it (finding 4)', () => {
+    const s = setup();
+    const { f } = session(s);
+    expect(client(f, { type: 'session.update', event_id: 'su', session: { type: 'realtime', model: 'gpt-realtime-mini' } }).kind).toBe('continue');
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+    client(f, { type: 'response.create', event_id: 'c1' });
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(1000, 0, 500, 0)));
+    // mini: 1000·0.60 + 500·2.40 = 1800 µ$ (gpt-realtime would be 12,000 µ$).
+    expect(s.records[0]).toMatchObject({ model: 'gpt-realtime-mini', costNanos: 1_800_000 });
+  });
+
+  it('refuses a session.update to an unpriced or retired model before it reaches the upstream (non-fatal)', () => {
+    const s = setup();
+    const { f } = session(s);
+    const unpriced = client(f, { type: 'session.update', event_id: 'a', session: { type: 'realtime', model: 'gpt-9-realtime' } });
+    expect(unpriced.kind === 'reject' && [unpriced.error.code, unpriced.error.closesSession]).toEqual(['unknown_model_price', false]);
+    const retired = client(f, { type: 'session.update', event_id: 'b', session: { type: 'realtime', model: 'gpt-4o-realtime-preview-2025-06-03' } });
+    expect(retired.kind === 'reject' && retired.error.code).toBe('model_retired');
+    if (retired.kind === 'reject') expect(retired.error.details).toEqual({ model: 'gpt-4o-realtime-preview-2025-06-03', successor: 'gpt-realtime-2.1' });
+  });
+
+  it('refuses retired models at admission with model_retired naming the successor (finding 5: was "unknown price")', async () => {
+    const s = setup({ fallbackPrice: 'gpt-realtime' });
+    const tenant: Tenant = { id: 'acme', name: 'Acme', policy: null, plan: null, limits: null };
+    const e = await s.factory.admit!({ tenant, model: 'gpt-4o-mini-realtime-preview', query: new Map() });
+    expect(e instanceof ProxyError && [e.code, e.httpStatus, e.details?.['successor']]).toEqual(['model_retired', 400, 'gpt-realtime-2.1-mini']);
+    expect(e instanceof ProxyError && e.message).toMatch(/shut down.*gpt-realtime-2\.1-mini/);
+  });
+
+  it('end_session: transcription over the cap ends the session when it arrives, not at the next response (finding 4)', () => {
+    const s = setup({ onExhausted: 'end_session' });
+    const { ctx, f } = session(s, { dailyUsd: '0.001' });
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { transcription: { model: 'whisper-1' } } } } });
+    server(f, { type: 'conversation.item.input_audio_transcription.completed', item_id: 'item_1', content_index: 0, transcript: 'x', usage: { type: 'duration', seconds: 60 } });
+    expect(s.records[0]).toMatchObject({ source: 'transcription', costNanos: 6_000_000, settledBy: 'transcription.completed' });
+    expect(ctx.closedWith?.code).toBe('budget_exceeded');
+  });
+
+  it('refuse policy: the next turn after transcription over the cap is refused (client create and VAD response)', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '0.001' });
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { transcription: { model: 'whisper-1' } } } } });
+    server(f, { type: 'conversation.item.input_audio_transcription.completed', item_id: 'item_1', content_index: 0, transcript: 'x', usage: { type: 'duration', seconds: 60 } });
+    expect(client(f, { type: 'response.create', event_id: 'c' }).kind).toBe('reject');
+    server(f, created('resp_vad'));
+    expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['budget_exceeded']);
+  });
+
+  it('pairs response.created with its create by origin and metadata, not by order (finding 3)', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '100' });
+    const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+    client(f, { type: 'conversation.item.create', item: { id: 'item_big', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(20_000) }] } });
+    // A big out-of-band create first, then a tiny one: both reserved.
+    client(f, { type: 'response.create', event_id: 'oob_big', response: { conversation: 'none', metadata: { k: 'big' }, max_output_tokens: 1, input: [{ type: 'item_reference', id: 'item_big' }] } });
+    client(f, { type: 'response.create', event_id: 'oob_small', response: { conversation: 'none', metadata: { k: 'small' }, max_output_tokens: 1, input: [] } });
+    const reservedBoth = s.ledger.status('acme', caps, T0).day.reserved.nanos;
+    // The upstream starts the small one first; it must carry the small reservation.
+    server(f, created('resp_small', { conversation_id: null, metadata: { k: 'small' } }));
+    server(f, { type: 'response.done', response: { id: 'resp_small', status: 'completed', conversation_id: null, metadata: { k: 'small' }, usage: usage(10, 0, 1, 0) } });
+    const reservedBig = s.ledger.status('acme', caps, T0).day.reserved.nanos;
+    expect(reservedBig).toBeGreaterThan(20_000 * 4_000);
+    expect(reservedBig).toBeLessThan(reservedBoth);
+    // A VAD response (conversation, no metadata) is not mistaken for the pending out-of-band create.
+    server(f, created('resp_vad'));
+    expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThan(reservedBig);
+  });
+
+  it('a refused create without event_id gets one, and the upstream error about it releases the reservation at once', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '100' });
+    const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+    const v = client(f, { type: 'response.create', response: {} });
+    const eventId = json(v)['event_id'] as string;
+    expect(eventId).toMatch(/^evt_rtproxy_/);
+    expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThan(0);
+    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: eventId } });
+    expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBe(0);
+  });
+
+  it('reserves the conversation it sees: a response after a large item reserves its size (finding 2)', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '100' });
+    const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+    client(f, { type: 'response.create', event_id: 'a', response: { max_output_tokens: 1, output_modalities: ['text'] } });
+    const small = s.ledger.status('acme', caps, T0).day.reserved.nanos;
+    server(f, { type: 'error', error: { type: 'x', code: 'x', message: 'x', event_id: 'a' } });
+    client(f, { type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(20_000) }] } });
+    client(f, { type: 'response.create', event_id: 'b', response: { max_output_tokens: 1, output_modalities: ['text'] } });
+    expect(s.ledger.status('acme', caps, T0).day.reserved.nanos - small).toBe((20_000 + 8) * 4_000);
+  });
+
+  it('a response whose response.done never came is billed at its reservation with the rule of the close', () => {
+    for (const [initiator, rule] of [['client', 'client_gone_estimate'], ['upstream', 'upstream_drop_estimate'], ['proxy', 'session_end_estimate']] as const) {
+      const s = setup();
+      const { ctx, f } = session(s, { dailyUsd: '100', maxResponseOutputTokens: 10 });
+      const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+      client(f, { type: 'response.create', event_id: 'c', response: { output_modalities: ['text'] } });
+      const reserved = s.ledger.status('acme', caps, T0).day.reserved;
+      server(f, created('resp_1'));
+      client(f, { type: 'response.create', event_id: 'never_started' });
+      f.onClose!({ initiator, code: 1006, reason: '' });
+      expect(s.records).toEqual([expect.objectContaining({ ref: 'resp_1', estimated: true, settledBy: rule, costNanos: reserved.nanos, totalTokens: reserved.tokens })]);
+      expect(s.ledger.status('acme', caps, T0).day).toMatchObject({ spent: reserved, reserved: { nanos: 0, tokens: 0 } });
+    }
+  });
+
+  it('prices output tokens without a modality split at the text rate for a text-only response (finding 5)', () => {
+    const s = setup();
+    const { f } = session(s);
+    client(f, { type: 'response.create', event_id: 'c' });
+    server(f, created('resp_1'));
+    server(f, { type: 'response.done', response: { id: 'resp_1', status: 'completed', conversation_id: 'conv_1', output_modalities: ['text'], usage: { input_tokens: 100, output_tokens: 100, total_tokens: 200, input_token_details: { text_tokens: 100 } } } });
+    // 100·4 + 100·16 µ$ (the audio rate would give 100·64).
+    expect(s.records[0]!.costNanos).toBe(100 * 4_000 + 100 * 16_000);
+  });
+});
