@@ -29,7 +29,7 @@ afterEach(async () => {
   for (const l of ledgers.splice(0)) await l.close();
 });
 
-function setup(config: Record<string, unknown> = {}): Setup {
+function setup(config: Record<string, unknown> = {}, wall: () => number = () => T0): Setup {
   const cfg = meteringSchema.parse({ ledger: { path: ':memory:' }, ...config });
   const ledger = new SqliteLedger(':memory:');
   ledgers.push(ledger);
@@ -41,7 +41,7 @@ function setup(config: Record<string, unknown> = {}): Setup {
     limitsOf: (t) => resolveLimits(t, cfg),
     onRecord: (r) => records.push(r),
     log: pino({ level: 'silent' }),
-    wall: () => T0,
+    wall,
   };
   return { factory: createMeteringFilterFactory(rt), ledger, records, rt };
 }
@@ -360,6 +360,25 @@ describe('metering filter: issue 11 regressions', () => {
     server(f, { type: 'conversation.item.input_audio_transcription.completed', item_id: 'item_1', content_index: 0, transcript: 'x', usage: { type: 'duration', seconds: 60 } });
     expect(s.records[0]).toMatchObject({ source: 'transcription', costNanos: 6_000_000, settledBy: 'transcription.completed' });
     expect(ctx.closedWith?.code).toBe('budget_exceeded');
+  });
+
+  it('refuse policy: over the cap, a transcribed session\'s input audio is held back (no further transcription), until the cap allows', () => {
+    let now = T0;
+    const s = setup({}, () => now);
+    const { ctx, f } = session(s, { dailyUsd: '0.001' });
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { transcription: { model: 'whisper-1' } } } } });
+    const append = () => f.onClient!(new Frame('input_audio_buffer.append', Buffer.from('{"type":"input_audio_buffer.append","audio":"AAAA"}'))) as Verdict;
+    expect(append().kind).toBe('continue');
+    server(f, { type: 'conversation.item.input_audio_transcription.completed', item_id: 'item_1', content_index: 0, transcript: 'x', usage: { type: 'duration', seconds: 60 } });
+    const first = append();
+    expect(first.kind === 'reject' && [first.error.code, first.error.param, first.error.closesSession]).toEqual(['budget_exceeded', 'input_audio_buffer.append', false]);
+    expect(append().kind).toBe('drop'); // told once, not per frame
+    // The admin raises the cap: after the recheck interval audio flows again.
+    s.ledger.setOverride('acme', 'day', { nanos: 1_000_000_000 });
+    now += 5000;
+    expect(append().kind).toBe('drop'); // this one triggers the (synchronous, SQLite) recheck
+    expect(append().kind).toBe('continue');
+    expect(ctx.closedWith).toBeNull();
   });
 
   it('refuse policy: the next turn after transcription over the cap is refused (client create and VAD response)', () => {

@@ -28,6 +28,8 @@ const LAST_RESORT_REALTIME = 'gpt-realtime-2';
 const LAST_RESORT_TRANSCRIPTION = 'gpt-4o-transcribe';
 const END_GRACE_MS = 3000;
 const ADMISSION_HANDOFF_MS = 30_000;
+/** While input audio is held back over a cap, the ledger is asked again this often (caps may be raised). */
+const AUDIO_RECHECK_MS = 5000;
 
 function obj(v: unknown): JsonObject | null {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
@@ -232,6 +234,11 @@ export class MeteringFilter implements Filter {
   /** Session instructions + tools (the prompt prefix of every response), estimated. */
   #promptTokens = promptEstimate(null, null);
   #sessionTextOnly = false;
+  /**
+   * Over a cap in a session with input transcription (refuse policy): input audio is dropped, so
+   * no further turn is transcribed (billed at once, never reservable) or answered.
+   */
+  #audioBlocked: { hit: CapHit; since: number; checking: boolean; notified: boolean } | null = null;
   readonly #pending: Reservation[] = [];
   readonly #active = new Map<string, Reservation>();
   #seq = 0;
@@ -275,6 +282,7 @@ export class MeteringFilter implements Filter {
   onClient(frame: Frame): Verdict | Promise<Verdict> {
     switch (frame.type) {
       case 'input_audio_buffer.append':
+        if (this.#audioBlocked !== null && this.#txModel !== null) return this.#onBlockedAudio();
         this.#conversation.onAppend(frame.size);
         return CONTINUE;
       case 'response.create':
@@ -378,6 +386,7 @@ export class MeteringFilter implements Filter {
       }
       switch (result.kind) {
         case 'ok':
+          this.#audioBlocked = null;
           this.#queuePending(pending(id));
           return ok();
         case 'over':
@@ -795,7 +804,8 @@ export class MeteringFilter implements Filter {
       this.#endSession(this.#tokenLimitError(null));
       return;
     }
-    if (!endOnExhaust || !this.#capped) return;
+    // Refuse policy: only sessions with input transcription need the check (their audio is gated).
+    if (!this.#capped || (!endOnExhaust && this.#txModel === null)) return;
     let status;
     try {
       status = this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, this.#rt.wall());
@@ -812,12 +822,42 @@ export class MeteringFilter implements Filter {
       ];
       for (const [cap, p, limit, spent] of pairs) {
         if (limit !== null && spent >= limit) {
-          this.#endSession(budgetError({ cap, period: p.period, limit, spent, reserved: 0 }));
+          const hit: CapHit = { cap, period: p.period, limit, spent, reserved: 0 };
+          if (endOnExhaust) this.#endSession(budgetError(hit));
+          else if (this.#audioBlocked === null) this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
           return;
         }
       }
     });
     if (check instanceof Promise) check.catch(() => undefined);
+  }
+
+  /** An input audio frame while over a cap: dropped; the client hears why once; the ledger is asked again now and then. */
+  #onBlockedAudio(): Verdict {
+    const blocked = this.#audioBlocked!;
+    const now = this.#rt.wall();
+    if (!blocked.checking && now - blocked.since >= AUDIO_RECHECK_MS) {
+      blocked.checking = true;
+      const recheck = then(this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now), (s) => {
+        blocked.checking = false;
+        blocked.since = this.#rt.wall();
+        const pairs: Array<[number | null, number]> = [
+          [s.day.capNanos, s.day.spent.nanos],
+          [s.month.capNanos, s.month.spent.nanos],
+          [s.day.capTokens, s.day.spent.tokens],
+          [s.month.capTokens, s.month.spent.tokens],
+        ];
+        const over = pairs.some(([limit, spent]) => limit !== null && spent >= limit);
+        if (!over && this.#audioBlocked === blocked) this.#audioBlocked = null;
+      });
+      if (recheck instanceof Promise) recheck.catch(() => (blocked.checking = false));
+    }
+    if (blocked.notified) return DROP;
+    blocked.notified = true;
+    this.#refused++;
+    this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: blocked.hit.cap, responseId: null });
+    const e = budgetError(blocked.hit);
+    return reject(new ProxyError('budget_exceeded', { message: `${e.message} Input audio is not accepted until the budget allows.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
   }
 
   /**
