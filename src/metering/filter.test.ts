@@ -193,7 +193,7 @@ describe('metering filter: budgets', () => {
     // worst case: 8 prompt tokens·4 + 1600·64 µ$ = $0.102432 ≥ $0.10 remaining
     expect(client(a.f, { type: 'response.create' }).kind).toBe('replace');
     expect(client(b.f, { type: 'response.create' }).kind).toBe('reject');
-    server(a.f, created('resp_a'));
+    server(a.f, created('resp_a', { max_output_tokens: 1600 }));
     server(a.f, done('resp_a', usage(10, 0, 10, 0)));
     expect(client(b.f, { type: 'response.create' }).kind).toBe('replace');
   });
@@ -401,7 +401,7 @@ describe('metering filter: issue 11 regressions', () => {
     client(f, { type: 'response.create', event_id: 'oob_small', response: { conversation: 'none', metadata: { k: 'small' }, max_output_tokens: 1, input: [] } });
     const reservedBoth = s.ledger.status('acme', caps, T0).day.reserved.nanos;
     // The upstream starts the small one first; it must carry the small reservation.
-    server(f, created('resp_small', { conversation_id: null, metadata: { k: 'small' } }));
+    server(f, created('resp_small', { conversation_id: null, metadata: { k: 'small' }, max_output_tokens: 1 }));
     server(f, { type: 'response.done', response: { id: 'resp_small', status: 'completed', conversation_id: null, metadata: { k: 'small' }, usage: usage(10, 0, 1, 0) } });
     const reservedBig = s.ledger.status('acme', caps, T0).day.reserved.nanos;
     expect(reservedBig).toBeGreaterThan(20_000 * 4_000);
@@ -409,6 +409,21 @@ describe('metering filter: issue 11 regressions', () => {
     // A VAD response (conversation, no metadata) is not mistaken for the pending out-of-band create.
     server(f, created('resp_vad'));
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThan(reservedBig);
+  });
+
+  it('a VAD response with a larger output limit never takes the reservation of a small client create', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '100' });
+    const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+    client(f, { type: 'response.create', event_id: 'tiny', response: { max_output_tokens: 1 } });
+    const tiny = s.ledger.status('acme', caps, T0).day.reserved.nanos;
+    server(f, created('resp_vad', { max_output_tokens: 'inf' }));
+    // The VAD response reserved its own worst case (4096 output tokens), on top of the tiny one.
+    expect(s.ledger.status('acme', caps, T0).day.reserved.nanos - tiny).toBeGreaterThanOrEqual(4096 * 64_000);
+    // The upstream refuses the tiny create (a conversation response is active): released at once.
+    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: 'tiny' } });
+    expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThanOrEqual(4096 * 64_000);
+    expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeLessThan(4096 * 64_000 + tiny);
   });
 
   it('a refused create without event_id gets one, and the upstream error about it releases the reservation at once', () => {
@@ -442,7 +457,7 @@ describe('metering filter: issue 11 regressions', () => {
       const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
       client(f, { type: 'response.create', event_id: 'c', response: { output_modalities: ['text'] } });
       const reserved = s.ledger.status('acme', caps, T0).day.reserved;
-      server(f, created('resp_1'));
+      server(f, created('resp_1', { max_output_tokens: 10 }));
       client(f, { type: 'response.create', event_id: 'never_started' });
       f.onClose!({ initiator, code: 1006, reason: '' });
       expect(s.records).toEqual([expect.objectContaining({ ref: 'resp_1', estimated: true, settledBy: rule, costNanos: reserved.nanos, totalTokens: reserved.tokens })]);

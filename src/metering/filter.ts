@@ -90,6 +90,12 @@ interface Reservation {
   readonly origin: Origin;
   /** `response.metadata` as JSON: echoed on `response.created`, so it pairs parallel creates exactly. */
   readonly metadata: string | null;
+  /**
+   * The output limit the reservation was sized for (echoed as `response.created.max_output_tokens`):
+   * a response with another limit (a VAD response racing a small create) never takes this
+   * reservation, which could be too small for it. Null: server-started.
+   */
+  readonly maxOutput: number | 'inf' | null;
   timer: NodeJS.Timeout | null;
   /** Conversation responses: the estimate's `added` when the response started (calibration at done). */
   mark: ModalityTokens | null;
@@ -373,7 +379,8 @@ export class MeteringFilter implements Filter {
     const metadata = metadataKey(response['metadata']);
     const prompt = 'instructions' in response || 'tools' in response ? promptEstimate(response['instructions'], response['tools']) : this.#promptTokens;
     const amount = this.#worstCase(price, this.#conversation.responseInput(response), prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
-    const pending = (id: string | null): Reservation => ({ id, amount, eventId, origin, metadata, timer: null, mark: null });
+    const maxOutput = effective;
+    const pending = (id: string | null): Reservation => ({ id, amount, eventId, origin, metadata, maxOutput, timer: null, mark: null });
     if (!this.#capped) {
       this.#queuePending(pending(null));
       return ok();
@@ -527,7 +534,7 @@ export class MeteringFilter implements Filter {
     if (!response || !id || this.#active.has(id)) return CONTINUE;
     const origin: Origin = response['conversation_id'] === null || response['conversation_id'] === undefined ? 'out_of_band' : 'conversation';
     const mark = origin === 'conversation' ? this.#conversation.addedMark() : null;
-    const pending = this.#matchPending(origin, metadataKey(response['metadata']));
+    const pending = this.#matchPending(origin, metadataKey(response['metadata']), outputLimit(response['max_output_tokens']));
     if (pending) {
       if (pending.timer) clearTimeout(pending.timer);
       pending.timer = null;
@@ -536,7 +543,7 @@ export class MeteringFilter implements Filter {
       return CONTINUE;
     }
     // Started by the server (VAD create_response, idle timeout): reserve now, before any output.
-    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, eventId: null, origin, metadata: null, timer: null, mark });
+    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, eventId: null, origin, metadata: null, maxOutput: null, timer: null, mark });
     const zero = { nanos: 0, tokens: 0 };
     if (this.#ending) {
       this.#active.set(id, unreserved(zero));
@@ -589,11 +596,13 @@ export class MeteringFilter implements Filter {
 
   /**
    * The client `response.create` a `response.created` answers: same origin (conversation or
-   * out-of-band, from `conversation_id`) and same `metadata` (echoed by the upstream), oldest
-   * first. None: the server started it (VAD, idle timeout).
+   * out-of-band, from `conversation_id`), same `metadata` and same `max_output_tokens` (both
+   * echoed by the upstream), oldest first. None: the server started it (VAD, idle timeout) and
+   * it reserves for itself; an unmatched create is released by the upstream's error about it or
+   * its timeout.
    */
-  #matchPending(origin: Origin, metadata: string | null): Reservation | null {
-    const i = this.#pending.findIndex((p) => p.origin === origin && p.metadata === metadata);
+  #matchPending(origin: Origin, metadata: string | null, maxOutput: number | 'inf' | null): Reservation | null {
+    const i = this.#pending.findIndex((p) => p.origin === origin && p.metadata === metadata && (maxOutput === null || p.maxOutput === maxOutput));
     if (i < 0) return null;
     return this.#pending.splice(i, 1)[0]!;
   }
