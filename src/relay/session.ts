@@ -522,7 +522,8 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#client = null;
     if (this.#ended || this.#linger) return;
     const info: CloseInfo = { initiator: 'client', code, reason };
-    const lingerMs = this.#config.metering.lingerAfterClientCloseMs;
+    // The linger exists so metering can bill what OpenAI bills; without metering there is nothing to wait for.
+    const lingerMs = this.#config.metering.enabled ? this.#config.metering.lingerAfterClientCloseMs : 0;
     if (lingerMs > 0 && this.#upstreamOpen && this.#responses.inFlight) {
       this.#startLinger(info, lingerMs);
       return;
@@ -566,7 +567,9 @@ export class RelaySession implements SessionContext, ChainSink {
     const linger = this.#linger;
     if (!linger || this.#ended || linger.checkScheduled) return;
     linger.checkScheduled = true;
-    // Deferred: this may run inside the chain's own delivery, which must finish first.
+    // Deferred: this may run inside the chain's own delivery, which must finish first. Metering is
+    // first in the upstream→client chain, so a response.done that left the tracker is billed by now
+    // unless a frame waits in the queue.
     setImmediate(() => {
       linger.checkScheduled = false;
       if (this.#ended) return;
