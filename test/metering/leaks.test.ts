@@ -1,10 +1,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import OpenAI from 'openai';
+import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import type WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { scriptedUpstream, sessionCreated, type ScriptedUpstream } from '../resilience/support/faulty-upstream.js';
-import { startTestProxy, TestClient, type TestProxy, type TestProxyOptions } from '../support/harness.js';
+import { appendEvents, speechThenSilence, startTestProxy, TestClient, type TestProxy, type TestProxyOptions } from '../support/harness.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { ADMIN_KEY, errorCode, spend, usageRecords } from './support.js';
 
@@ -101,6 +103,41 @@ describe('finding 1: a client that drops before response.done', () => {
     expect(spent - (records.at(-1)!['costNanos'] as number)).toBeLessThan(nanos(cap));
     expect((await spend(tp.httpUrl)).day.spentNanos).toBe(spent);
   }, 60_000);
+});
+
+describe('client gone: other shapes of leaving', () => {
+  it('a client that drops right after response.create (before response.created) still pays for the response', async () => {
+    const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: '5' } } }, simulator: { timing: { deltaIntervalMs: 5 } } });
+    const c = await tp.client();
+    await c.next('session.created');
+    c.say(`say: ${'an answer nobody will read '.repeat(5)}`);
+    c.ws.terminate();
+    await until(() => tp.proxy.server.sessionCount === 0, 10_000, 'session end');
+    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ source: 'response', settledBy: 'response.done', status: 'cancelled', estimated: false });
+    expect(tp.sim.connections[0]!.received.filter((e) => e.type === 'response.cancel')).toHaveLength(1);
+  });
+
+  it('openai SDK: a VAD turn whose client closes mid-answer is billed from its response.done', async () => {
+    const tp = await proxy({ tls: true, tenants: { acme: { limits: { dailyUsd: '5' } } }, simulator: { timing: { deltaIntervalMs: 10 } } });
+    const client = new OpenAI({ apiKey: tp.key(), baseURL: `https://127.0.0.1:${tp.proxy.tlsPort}/v1` });
+    const rt = new OpenAIRealtimeWS({ model: 'gpt-realtime', options: { ca: tp.ca! } }, client);
+    await new Promise<void>((resolve, reject) => {
+      rt.socket.once('open', () => resolve());
+      rt.socket.once('error', reject);
+    });
+    const firstDelta = new Promise<string>((resolve) => rt.on('response.output_audio.delta', (e) => resolve(e.response_id)));
+    for (const ev of appendEvents(speechThenSilence(800, 900))) rt.send(ev);
+    const responseId = await firstDelta;
+    rt.close();
+    await until(() => tp.proxy.server.sessionCount === 0, 10_000, 'session end');
+    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const response = records.find((r) => r['ref'] === responseId);
+    expect(response).toMatchObject({ settledBy: 'response.done', status: 'cancelled' });
+    // The user's audio is part of what was billed.
+    expect((response!['input'] as { audio: number }).audio).toBeGreaterThan(0);
+  });
 });
 
 /** A scripted upstream: answers response.create with response.created and deltas, then does what `after` says. */
