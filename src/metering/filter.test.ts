@@ -335,6 +335,16 @@ describe('metering filter: issue 11 regressions', () => {
     expect(s.records[0]).toMatchObject({ model: 'gpt-realtime-mini', costNanos: 1_800_000 });
   });
 
+  it('keeps the URL model price when the upstream reports another id the client never asked for (snapshot, deployment)', () => {
+    const s = setup({ prices: { 'my-deployment': { extends: 'gpt-realtime-mini' } } });
+    const { f } = session(s, null, 'my-deployment');
+    server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime-2025-08-28' } });
+    client(f, { type: 'response.create', event_id: 'c1' });
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(1000, 0, 500, 0)));
+    expect(s.records[0]).toMatchObject({ model: 'my-deployment', costNanos: 1_800_000 });
+  });
+
   it('refuses a session.update to an unpriced or retired model before it reaches the upstream (non-fatal)', () => {
     const s = setup();
     const { f } = session(s);

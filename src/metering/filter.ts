@@ -232,6 +232,8 @@ export class MeteringFilter implements Filter {
   #model: string;
   #price: PriceLookup | null;
   #txModel: string | null = null;
+  /** The model a client `session.update` asked for (priced; switched to when the upstream confirms it). */
+  #requestedModel: string | null = null;
   /** The session's effective max_output_tokens as last reported by the upstream. */
   #sessionMaxOutput: number | 'inf' | null = null;
   #clampInjected = false;
@@ -315,9 +317,12 @@ export class MeteringFilter implements Filter {
     if (!session) return CONTINUE;
     // A model switch is priced from session.updated on; a model with no price never reaches the upstream.
     const model = str(session['model']);
-    if (model !== null && model !== this.#model && (this.#rt.prices.retired(model) !== null || !this.#rt.prices.lookup(model))) {
-      this.#refused++;
-      return reject(unpricedError(model, this.#rt, { eventId, param: 'session.model', close: null }));
+    if (model !== null && model !== this.#model) {
+      if (this.#rt.prices.retired(model) !== null || !this.#rt.prices.lookup(model)) {
+        this.#refused++;
+        return reject(unpricedError(model, this.#rt, { eventId, param: 'session.model', close: null }));
+      }
+      this.#requestedModel = model;
     }
     const tx = obj(obj(obj(session['audio'])?.['input'])?.['transcription']);
     const txModel = str(tx?.['model']);
@@ -493,9 +498,11 @@ export class MeteringFilter implements Filter {
     const session = obj(frame.json()['session']);
     if (!session) return;
     const model = str(session['model']);
-    if (model && model !== this.#model) {
+    if (model && model !== this.#model && (!this.#model || !this.#price || this.#isRequestedModel(model))) {
       // The model in use is the one the upstream reports: call_id sessions learn it here, and a
-      // session.update that switched models is priced at the new model from here on.
+      // session.update that switched models is priced at the new model from here on. Another id
+      // the upstream reports for the URL model (a snapshot name, an Azure deployment's model)
+      // keeps the URL model's price.
       const lookup = this.#rt.prices.retired(model) === null ? this.#rt.prices.lookup(model) : null;
       if (!lookup) {
         this.#endSession(unpricedError(model, this.#rt));
@@ -526,6 +533,15 @@ export class MeteringFilter implements Filter {
     } else {
       this.#clampInjected = false;
     }
+  }
+
+  /** The upstream reports the model a client `session.update` asked for (or its snapshot). */
+  #isRequestedModel(reported: string): boolean {
+    const requested = this.#requestedModel;
+    if (requested === null) return false;
+    if (reported === requested) return true;
+    const a = this.#rt.prices.own(reported);
+    return a !== null && a === this.#rt.prices.own(requested);
   }
 
   #onResponseCreated(frame: Frame): Verdict | Promise<Verdict> {
