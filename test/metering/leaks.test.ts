@@ -62,12 +62,14 @@ function rawClient(tp: TestProxy): TestClient {
 const total = (records: Record<string, unknown>[]) => records.reduce((a, r) => a + (r['costNanos'] as number), 0);
 
 describe('finding 1: a client that drops before response.done', () => {
-  it('on a $0.05 cap is served at most cap + one response, and every response it started is billed exactly (response.done after the linger)', async () => {
+  it.each(['sqlite', 'redis'] as const)('%s: on a $0.05 cap is served at most cap + one response, and every response it started is billed exactly (response.done after the linger)', async (kind) => {
     const cap = '0.05';
+    const ledger = kind === 'redis' ? { kind: 'redis', url: redis.url, keyPrefix: `drop${process.pid}:`, commandTimeoutMs: 3000 } : {};
     // Paced output: each response is still streaming when the client drops.
-    const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: cap } } }, simulator: { timing: { deltaIntervalMs: 5 } } });
+    const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: cap } } }, simulator: { timing: { deltaIntervalMs: 5 } }, metering: kind === 'redis' ? { ledger } : {} });
     const served: string[] = [];
     let refusedBy: string | null = null;
+    let transportDrops = 0;
     for (let i = 0; i < 80 && refusedBy === null; i++) {
       const c = rawClient(tp);
       const status = await Promise.race([c.refused, c.opened.then(() => 101)]);
@@ -75,7 +77,13 @@ describe('finding 1: a client that drops before response.done', () => {
         refusedBy = `http ${status}`;
         break;
       }
-      await c.next('session.created');
+      // A connection the server drops right after the upgrade (1006 before session.created: seen
+      // about once in 100 with the asynchronous Redis admission, on main too) is a transport
+      // failure, not a response: retried, and it must stay rare.
+      if (!(await Promise.race([c.next('session.created', 5000).then(() => true), c.closed.then(() => false)]))) {
+        transportDrops++;
+        continue;
+      }
       c.say(`say: ${'a long answer that keeps on streaming while the client goes away '.repeat(4)}`);
       const first = await c.waitFor((e) => e.type === 'response.output_audio.delta' || e.type === 'error', 10_000, 'first delta or refusal');
       if (first.type === 'error') {
@@ -91,6 +99,7 @@ describe('finding 1: a client that drops before response.done', () => {
     }
     expect(refusedBy === 'http 429' || refusedBy === 'budget_exceeded').toBe(true);
     expect(served.length).toBeGreaterThanOrEqual(2);
+    expect(transportDrops).toBeLessThanOrEqual(Math.max(5, served.length / 5));
 
     const records = (await usageRecords(tp.httpUrl, '?tenant=acme')).filter((r) => r['source'] === 'response');
     // Every response a client started is in the ledger, billed from its response.done (the
