@@ -360,7 +360,7 @@ export class MeteringFilter implements Filter {
     const eventId = clientEventId ?? `evt_rtproxy_${this.#ctx.id.slice(-8)}_${(++this.#seq).toString(36)}`;
     const maxSession = this.#limits.maxSessionTokens;
     if (maxSession !== null && this.#sessionTokens >= maxSession) {
-      return this.#refuse(this.#tokenLimitError(eventId));
+      return this.#refuse(this.#tokenLimitError(clientEventId));
     }
     const response = obj(ev['response']) ?? {};
     const limit = this.#limits.maxResponseOutputTokens;
@@ -375,7 +375,10 @@ export class MeteringFilter implements Filter {
       if (requested !== null) clampNotice = () => this.#notifyClamp(from, limit, clientEventId, 'response.max_output_tokens');
       effective = limit;
     }
-    const rewritten = rewrite !== null || clientEventId === null ? Frame.fromEvent({ ...ev, type: 'response.create', event_id: eventId, response: rewrite ?? response } as { type: string }) : null;
+    const rewritten =
+      rewrite !== null || clientEventId === null
+        ? Frame.fromEvent({ ...ev, type: 'response.create', event_id: eventId, ...(rewrite !== null ? { response: rewrite } : {}) } as { type: string })
+        : null;
     const ok = (): Verdict => {
       clampNotice?.();
       return rewritten ? replace(rewritten) : CONTINUE;
