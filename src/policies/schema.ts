@@ -128,6 +128,12 @@ const instructionsLock = z
     locked: z.string().optional().describe('The only instructions allowed; client changes are rewritten to this (or rejected).'),
     prefix: z.string().optional().describe('Instructions must start with this.'),
     suffix: z.string().optional().describe('Instructions must end with this.'),
+    systemItems: z
+      .enum(['lock', 'allow'])
+      .default('lock')
+      .describe(
+        'System- and developer-role messages (conversation.item.create, response.input) instruct the model too. lock: they follow onViolation (rewrite makes them user messages, reject refuses them); allow: they pass.',
+      ),
     onViolation: onViolation.default('rewrite'),
   })
   .strict();
@@ -172,11 +178,26 @@ const toolChoiceLock = z
 
 const promptLock = z
   .object({
-    id: z.string().min(1).describe('The reusable prompt id every session uses.'),
-    version: z.string().optional(),
+    id: z.string().min(1).optional().describe('The reusable prompt every session uses; a prompt outside the allowlist is rewritten to it.'),
+    version: z.string().optional().describe('The version of `id` (absent: any version of `id`).'),
+    allow: z
+      .array(
+        z
+          .object({
+            id: z.string().min(1),
+            versions: z.array(z.string().min(1)).min(1).optional().describe('Allowed versions (absent: any version).'),
+          })
+          .strict(),
+      )
+      .optional()
+      .describe('Further reusable prompts a client may choose (id and versions).'),
     onViolation: onViolation.default('rewrite'),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.id === undefined && (p.allow?.length ?? 0) === 0) ctx.addIssue({ code: 'custom', path: [], message: 'set id or allow' });
+    if (p.id === undefined && p.version !== undefined) ctx.addIssue({ code: 'custom', path: ['version'], message: 'version needs id' });
+  });
 
 const tracingValue = z.union([
   z.literal('auto'),
