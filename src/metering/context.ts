@@ -81,8 +81,11 @@ export class ConversationEstimate {
   readonly #items = new Map<string, Readonly<ModalityTokens>>();
   /** Base64 characters appended to the input audio buffer since the last commit or clear. */
   #bufferChars = 0;
-  /** Input audio bytes per millisecond: 48 for PCM16 at 24 kHz, 8 for G.711. */
-  bytesPerMs = 48;
+  /**
+   * Input audio bytes per millisecond: 48 for PCM16 at 24 kHz, 8 for G.711. Until the upstream
+   * reports the format, the densest (G.711: the most audio per byte), so the estimate stays high.
+   */
+  bytesPerMs = 8;
 
   /** The whole default conversation, as the next response in it would read it. */
   total(): ModalityTokens {
