@@ -248,8 +248,9 @@ export class MeteringFilter implements Filter {
   #promptTokens = promptEstimate(null, null);
   #sessionTextOnly = false;
   /**
-   * Over a cap in a session with input transcription (refuse policy): input audio is dropped, so
-   * no further turn is transcribed (billed at once, never reservable) or answered.
+   * Over a cap (refuse policy) in a session with input transcription, or after a server-started
+   * response had to be cancelled over a cap: input audio is dropped, so no further turn is
+   * transcribed or started (both cost money a reservation cannot cover).
    */
   #audioBlocked: { hit: CapHit; since: number; checking: boolean; notified: boolean } | null = null;
   readonly #pending: Reservation[] = [];
@@ -295,7 +296,7 @@ export class MeteringFilter implements Filter {
   onClient(frame: Frame): Verdict | Promise<Verdict> {
     switch (frame.type) {
       case 'input_audio_buffer.append':
-        if (this.#audioBlocked !== null && this.#txModel !== null) return this.#onBlockedAudio();
+        if (this.#audioBlocked !== null) return this.#onBlockedAudio();
         this.#conversation.onAppend(frame.size);
         return CONTINUE;
       case 'response.create':
@@ -613,6 +614,7 @@ export class MeteringFilter implements Filter {
     if (known) {
       this.#active.set(id, unreserved(amount));
       this.#cancel(id, budgetError(known));
+      this.#holdAudio(known);
       return CONTINUE;
     }
     const rid = this.#reservationId();
@@ -633,6 +635,7 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       }
       this.#cancel(id, budgetError(result.hit));
+      this.#holdAudio(result.hit);
       return CONTINUE;
     });
   }
@@ -876,12 +879,21 @@ export class MeteringFilter implements Filter {
         if (limit !== null && spent >= limit) {
           const hit: CapHit = { cap, period: p.period, limit, spent, reserved: 0 };
           if (endOnExhaust) this.#endSession(budgetError(hit));
-          else if (this.#audioBlocked === null) this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
+          else this.#holdAudio(hit);
           return;
         }
       }
     });
     if (check instanceof Promise) check.catch(() => undefined);
+  }
+
+  /**
+   * Over a cap, input audio is held back: a transcribed session would otherwise keep paying for
+   * transcription, and a VAD session for the input of every response the proxy has to cancel at
+   * `response.created` (at most one such response per session, then).
+   */
+  #holdAudio(hit: CapHit): void {
+    if (this.#audioBlocked === null) this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
   }
 
   /** An input audio frame while over a cap: dropped; the client hears why once; the ledger is asked again now and then. */

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { scriptedUpstream, sessionCreated, type ScriptedUpstream } from '../resilience/support/faulty-upstream.js';
 import { appendEvents, speechThenSilence, startTestProxy, TestClient, type TestProxy, type TestProxyOptions } from '../support/harness.js';
 import { startRedis, type RedisServer } from './redis-server.js';
-import { ADMIN_KEY, errorCode, spend, usageRecords } from './support.js';
+import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
 
 /*
  * Issue 11 acceptance: money that cannot leak. Real clients on loopback, the simulator (or a
@@ -146,6 +146,38 @@ describe('client gone: other shapes of leaving', () => {
     expect(response).toMatchObject({ settledBy: 'response.done', status: 'cancelled' });
     // The user's audio is part of what was billed.
     expect((response!['input'] as { audio: number }).audio).toBeGreaterThan(0);
+  });
+});
+
+describe('over the cap, speaking on does not cost on', () => {
+  it('VAD: one response is cancelled at response.created, then input audio is held back (old code: every turn cancelled and billed)', async () => {
+    const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: '0.0005' } } } });
+    const c = await tp.client();
+    await c.next('session.created');
+    // Spend the budget with text turns until a create is refused.
+    for (let i = 0; i < 30; i++) if ((await textTurn(c)).error) break;
+    const before = (await usageRecords(tp.httpUrl, '?tenant=acme')).length;
+    const createdBefore = c.ofType('response.created').length;
+    const doneBefore = c.ofType('response.done').length;
+    const conn = tp.sim.connections[0]!;
+    const appendsUpstream = () => conn.received.filter((e) => e.type === 'input_audio_buffer.append').length;
+    // Turn 1: VAD starts a response over the cap; the proxy cancels it (billed for what it read).
+    for (const ev of appendEvents(speechThenSilence(700, 800))) c.send(ev);
+    await c.nth('response.done', doneBefore + 1, 10_000);
+    const relayed = appendsUpstream();
+    // Turns 2 and 3: the audio never reaches the upstream; the client is told once.
+    for (let turn = 0; turn < 2; turn++) {
+      for (const ev of appendEvents(speechThenSilence(700, 800))) c.send(ev);
+      const marker = `item_marker_${turn}`;
+      c.send({ type: 'conversation.item.create', item: { id: marker, type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x' }] } });
+      await c.waitFor((e) => e.type === 'conversation.item.done' && (e['item'] as { id: string }).id === marker, 10_000, 'marker item');
+    }
+    expect(appendsUpstream()).toBe(relayed);
+    expect(c.ofType('error').filter((e) => (e['error'] as { param?: string }).param === 'input_audio_buffer.append')).toHaveLength(1);
+    expect(c.ofType('response.created').length - createdBefore).toBe(1);
+    const after = await usageRecords(tp.httpUrl, '?tenant=acme');
+    expect(after.length - before).toBe(1);
+    expect(after.at(-1)).toMatchObject({ status: 'cancelled', settledBy: 'response.done' });
   });
 });
 
