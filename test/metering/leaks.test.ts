@@ -70,7 +70,7 @@ describe('finding 1: a client that drops before response.done', () => {
     const served: string[] = [];
     let refusedBy: string | null = null;
     let transportDrops = 0;
-    for (let i = 0; i < 80 && refusedBy === null; i++) {
+    for (let i = 0; i < 200 && refusedBy === null; i++) {
       const c = rawClient(tp);
       const status = await Promise.race([c.refused, c.opened.then(() => 101)]);
       if (status !== 101) {
@@ -97,7 +97,7 @@ describe('finding 1: a client that drops before response.done', () => {
       await until(() => tp.proxy.server.sessionCount === 0, 10_000, 'the session to end after its linger');
       expect(c.ofType('response.done')).toHaveLength(0);
     }
-    expect(refusedBy === 'http 429' || refusedBy === 'budget_exceeded').toBe(true);
+    expect(['http 429', 'budget_exceeded']).toContain(refusedBy);
     expect(served.length).toBeGreaterThanOrEqual(2);
     expect(transportDrops).toBeLessThanOrEqual(Math.max(5, served.length / 5));
 
