@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { configSchema, type Config } from './schema.js';
+import { reservedKeyProblems } from './safe-keys.js';
+import { configSchema, RESERVED_KEYS, type Config } from './schema.js';
+import { adminKeyProblem } from '../server/admin-key.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -49,7 +51,8 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv)
 
 /** Validates a config object; `source` names the file in error messages. */
 export function parseConfig(input: unknown, source: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const problems: string[] = [];
+  const problems: string[] = reservedKeyProblems(input);
+  if (problems.length > 0) throw new ConfigError(`invalid config ${source}:\n` + problems.map((p) => `  - ${p}`).join('\n'));
   const raw = (interpolate(input ?? {}, env, '', problems) ?? {}) as Record<string, unknown>;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${source}: the config must be a mapping`);
   applyEnvOverrides(raw, env);
@@ -59,10 +62,23 @@ export function parseConfig(input: unknown, source: string, env: NodeJS.ProcessE
       problems.push(`${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`);
     }
   }
+  if (result.success) problems.push(...bootProblems(result.data));
   if (problems.length > 0 || !result.success) {
     throw new ConfigError(`invalid config ${source}:\n` + problems.map((p) => `  - ${p}`).join('\n'));
   }
   return result.data;
+}
+
+/** Cross-field checks that the schema cannot express; each would otherwise fail at the first request. */
+export function bootProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const admin = adminKeyProblem(config.admin.key);
+  if (admin) problems.push(admin);
+  for (const [id, t] of Object.entries(config.tenants)) {
+    if (t.plan !== undefined && RESERVED_KEYS.has(t.plan)) problems.push(`tenants.${id}.plan: "${t.plan}" is reserved and cannot name a plan`);
+    if (t.policy !== undefined && RESERVED_KEYS.has(t.policy)) problems.push(`tenants.${id}.policy: "${t.policy}" is reserved and cannot name a policy`);
+  }
+  return problems;
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {

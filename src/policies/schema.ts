@@ -106,6 +106,17 @@ const guardrailsSchema = z
   .object({
     streamWindowChars: z.number().int().min(16).max(4096).default(128).describe('Characters of earlier deltas kept to match across delta boundaries.'),
     maxInputChars: z.number().int().min(256).max(1_000_000).default(16_384).describe('Longest text one regex run sees; longer texts are scanned in windows.'),
+    maxScanChars: z
+      .number()
+      .int()
+      .min(1024)
+      .max(100_000_000)
+      .default(1_000_000)
+      .describe('Longest text scanned in one event (bounds the event-loop time one frame can take); longer texts get overScanLimit.'),
+    overScanLimit: z
+      .enum(['block', 'pass_unscanned'])
+      .default('block')
+      .describe('A text over maxScanChars: block the event (guardrail_blocked, rule scan_limit), or relay it unscanned (logged as rule scan_limit).'),
     defaults: z
       .object({
         replacement: z.string().default('[REDACTED:{type}]'),
@@ -115,6 +126,18 @@ const guardrailsSchema = z
       })
       .strict()
       .prefault({}),
+    unknownContentEvents: z
+      .enum(['pass', 'block'])
+      .default('pass')
+      .describe('An event type the content-path table does not know (or an item of an unknown type): pass it (default) or block it. Logged once per type either way.'),
+    inputTranscriptionFailure: z
+      .object({
+        action: z.enum(['pass', 'block', 'end_session']).default('pass').describe('pass: the turn goes unchecked; block: the user item is deleted upstream and its response cancelled; end_session: close with 4003.'),
+        timeoutMs: z.number().int().positive().max(600_000).optional().describe('Also apply `action` when no transcript (completed or failed) arrived this long after the audio was committed.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Fail closed on speech whose transcript failed or did not arrive: input rules cannot check it.'),
     rules: z.array(ruleSchema).default([]),
     custom: z.array(customSchema).default([]),
     piiDetectors: z.array(piiDetectorSchema).default([]),

@@ -46,11 +46,11 @@ async function until(pred: () => boolean, timeoutMs: number, what: string): Prom
 
 /** Every response a client saw completed is in the ledger, and the spend equals the sum of the records. */
 async function expectIntact(tp: TestProxy, seen: Set<string>): Promise<void> {
-  const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+  const records = await usageRecords(tp.adminUrl, '?tenant=acme');
   const refs = new Set(records.map((r) => r['ref'] as string));
   for (const id of seen) expect(refs.has(id), `response ${id} was delivered but is not in the ledger`).toBe(true);
   const total = records.reduce((a, r) => a + (r['costNanos'] as number), 0);
-  const s = await spend(tp.httpUrl);
+  const s = await spend(tp.adminUrl);
   expect(s.day.spentNanos).toBe(total);
   expect(s.month.spentNanos).toBe(total);
   expect(total).toBeGreaterThan(0);
@@ -65,13 +65,13 @@ describe('metering: durable spend (SQLite ledger)', () => {
     await Promise.all(clients.map((c) => c.next('session.created')));
     const l = load(clients);
     await until(() => l.turns() >= 20, 15_000, '20 turns');
-    const before = await spend(first.httpUrl);
+    const before = await spend(first.adminUrl);
     await first.stop(); // sessions still mid-turn are cut
     await l.stop();
     const second = await startTestProxy(options);
     try {
       await expectIntact(second, l.seen);
-      const after = await spend(second.httpUrl);
+      const after = await spend(second.adminUrl);
       expect(after.day.spentNanos).toBeGreaterThanOrEqual(before.day.spentNanos);
     } finally {
       await second.stop();
@@ -143,7 +143,7 @@ describe('metering: durable spend (SQLite ledger)', () => {
       [
         'server: { host: 127.0.0.1, port: 0 }',
         'logging: { level: info }',
-        `admin: { key: ${ADMIN_KEY} }`,
+        `admin: { key: ${ADMIN_KEY}, port: 0 }`,
         `metering: { ledger: { path: ${path} }, lingerAfterClientCloseMs: 2000 }`,
         'tenants:',
         '  acme:',
@@ -163,11 +163,15 @@ describe('metering: durable spend (SQLite ledger)', () => {
     const loops: Promise<void>[] = [];
     try {
       let out = '';
+      let adminPort = 0;
       const port = await new Promise<number>((resolve, reject) => {
         child.stdout.on('data', (d: Buffer) => {
           out += d.toString();
-          const m = /"port":(\d+).*realtime proxy listening/.exec(out);
-          if (m) resolve(Number(m[1]));
+          const m = /"port":(\d+).*"admin":"[^"]*:(\d+)".*realtime proxy listening/.exec(out);
+          if (m) {
+            adminPort = Number(m[2]);
+            resolve(Number(m[1]));
+          }
         });
         child.stderr.on('data', (d: Buffer) => (out += d.toString()));
         void exited.then(() => reject(new Error(`proxy exited early: ${out}`)));
@@ -217,7 +221,7 @@ describe('metering: durable spend (SQLite ledger)', () => {
         })(),
       );
       await until(() => delivered.size >= 40, 20_000, '40 delivered responses');
-      beforeKill = await usageRecords(`http://127.0.0.1:${port}`, '?tenant=acme');
+      beforeKill = await usageRecords(`http://127.0.0.1:${adminPort}`, '?tenant=acme');
       child.kill('SIGKILL');
       expect(await exited).toBe('SIGKILL');
     } finally {
@@ -227,14 +231,14 @@ describe('metering: durable spend (SQLite ledger)', () => {
     await Promise.all(loops.map((l) => l.catch(() => undefined)));
     const l2 = await startTestProxy({ config: { admin: { key: ADMIN_KEY }, metering: { ledger: { path } } } });
     try {
-      const after = await usageRecords(l2.httpUrl, '?tenant=acme&limit=100000');
+      const after = await usageRecords(l2.adminUrl, '?tenant=acme&limit=100000');
       const refs = after.map((r) => r['ref'] as string);
       // Nothing doubled: one record per response.
       expect(new Set(refs).size).toBe(refs.length);
       // Nothing settled lost: every record read before the kill, and every delivered response.done.
       for (const r of beforeKill) expect(refs).toContain(r['ref']);
       for (const id of delivered) expect(refs, `response ${id} was delivered but is not in the ledger`).toContain(id);
-      const s = await spend(l2.httpUrl);
+      const s = await spend(l2.adminUrl);
       expect(s.day.spentNanos).toBe(after.reduce((a, r) => a + (r['costNanos'] as number), 0));
       expect(beforeKill.length).toBeGreaterThan(0);
     } finally {

@@ -101,7 +101,7 @@ describe('finding 1: a client that drops before response.done', () => {
     expect(served.length).toBeGreaterThanOrEqual(2);
     expect(transportDrops).toBeLessThanOrEqual(Math.max(5, served.length / 5));
 
-    const records = (await usageRecords(tp.httpUrl, '?tenant=acme')).filter((r) => r['source'] === 'response');
+    const records = (await usageRecords(tp.adminUrl, '?tenant=acme')).filter((r) => r['source'] === 'response');
     // Every response a client started is in the ledger, billed from its response.done (the
     // simulator answers the proxy's response.cancel), never estimated here.
     expect(records.map((r) => r['ref'])).toEqual(served);
@@ -110,7 +110,7 @@ describe('finding 1: a client that drops before response.done', () => {
     const spent = total(records);
     expect(spent).toBeGreaterThanOrEqual(nanos(cap));
     expect(spent - (records.at(-1)!['costNanos'] as number)).toBeLessThan(nanos(cap));
-    expect((await spend(tp.httpUrl)).day.spentNanos).toBe(spent);
+    expect((await spend(tp.adminUrl)).day.spentNanos).toBe(spent);
   }, 60_000);
 });
 
@@ -122,7 +122,7 @@ describe('client gone: other shapes of leaving', () => {
     c.say(`say: ${'an answer nobody will read '.repeat(5)}`);
     c.ws.terminate();
     await until(() => tp.proxy.server.sessionCount === 0, 10_000, 'session end');
-    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(records).toHaveLength(1);
     expect(records[0]).toMatchObject({ source: 'response', settledBy: 'response.done', status: 'cancelled', estimated: false });
     expect(tp.sim.connections[0]!.received.filter((e) => e.type === 'response.cancel')).toHaveLength(1);
@@ -141,7 +141,7 @@ describe('client gone: other shapes of leaving', () => {
     const responseId = await firstDelta;
     rt.close();
     await until(() => tp.proxy.server.sessionCount === 0, 10_000, 'session end');
-    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     const response = records.find((r) => r['ref'] === responseId);
     expect(response).toMatchObject({ settledBy: 'response.done', status: 'cancelled' });
     // The user's audio is part of what was billed.
@@ -156,7 +156,7 @@ describe('over the cap, speaking on does not cost on', () => {
     await c.next('session.created');
     // Spend the budget with text turns until a create is refused.
     for (let i = 0; i < 30; i++) if ((await textTurn(c)).error) break;
-    const before = (await usageRecords(tp.httpUrl, '?tenant=acme')).length;
+    const before = (await usageRecords(tp.adminUrl, '?tenant=acme')).length;
     const createdBefore = c.ofType('response.created').length;
     const doneBefore = c.ofType('response.done').length;
     const conn = tp.sim.connections[0]!;
@@ -175,7 +175,7 @@ describe('over the cap, speaking on does not cost on', () => {
     expect(appendsUpstream()).toBe(relayed);
     expect(c.ofType('error').filter((e) => (e['error'] as { param?: string }).param === 'input_audio_buffer.append')).toHaveLength(1);
     expect(c.ofType('response.created').length - createdBefore).toBe(1);
-    const after = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const after = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(after.length - before).toBe(1);
     expect(after.at(-1)).toMatchObject({ status: 'cancelled', settledBy: 'response.done' });
   });
@@ -222,12 +222,12 @@ describe('responses whose response.done never comes are billed at their reservat
     // The relay held the upstream for the bound (not less: it waited for response.done) and sent response.cancel.
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect(up.received).toContain(`response.cancel:${delta['response_id'] as string}`);
-    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(records).toHaveLength(1);
     expect(records[0]).toMatchObject({ ref: delta['response_id'], settledBy: 'client_gone_estimate', estimated: true, source: 'response' });
     // The estimate is the reservation: the output cap (100 tokens) at the audio rate plus the prompt: > 0.
     expect(records[0]!['costNanos'] as number).toBeGreaterThanOrEqual(100 * 64_000);
-    expect((await spend(tp.httpUrl)).day).toMatchObject({ spentNanos: records[0]!['costNanos'], reservedUsd: '0.00' });
+    expect((await spend(tp.adminUrl)).day).toMatchObject({ spentNanos: records[0]!['costNanos'], reservedUsd: '0.00' });
     const end = tp.logs.find((l) => l['event'] === 'session_end');
     expect(end).toMatchObject({ initiator: 'client', meteringEstimated: 1 });
   });
@@ -243,7 +243,7 @@ describe('responses whose response.done never comes are billed at their reservat
     expect(closed.code).toBe(1011);
     expect(c.ofType('error').map(errorCode)).toContain('upstream_closed');
     await until(() => tp.proxy.server.sessionCount === 0, 5000, 'session end');
-    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(records.map((r) => [r['ref'], r['settledBy'], r['estimated']])).toEqual([[delta['response_id'], 'upstream_drop_estimate', true]]);
   });
 
@@ -256,7 +256,7 @@ describe('responses whose response.done never comes are billed at their reservat
     const delta = await c.next('response.output_audio.delta');
     c.ws.terminate();
     await until(() => tp.proxy.server.sessionCount === 0, 2000, 'session end');
-    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(records.map((r) => [r['ref'], r['settledBy']])).toEqual([[delta['response_id'], 'client_gone_estimate']]);
     expect(up.received.filter((t) => t.startsWith('response.cancel'))).toEqual([]);
   });
@@ -269,14 +269,14 @@ describe('finding 3: a refused response.create without event_id', () => {
     await c.next('session.created');
     c.say(`say: ${'a long answer '.repeat(30)}`);
     await c.next('response.output_audio.delta', 10_000);
-    const one = (await spend(tp.httpUrl)).day;
+    const one = (await spend(tp.adminUrl)).day;
     expect(one.reservedUsd).not.toBe('0.00');
     // A second conversation response while one runs: the upstream refuses it.
     c.send({ type: 'response.create', response: {} });
     const refusal = await c.waitFor((e) => e.type === 'error' && errorCode(e) === 'conversation_already_has_active_response', 5000, 'upstream refusal');
     expect((refusal['error'] as { event_id: string }).event_id).toMatch(/^evt_rtproxy_/);
     // Released now, not after 15 s: the reservation is the running response's only.
-    await until(async () => (await spend(tp.httpUrl)).day.reservedUsd === one.reservedUsd, 2000, 'the refused create to be released');
+    await until(async () => (await spend(tp.adminUrl)).day.reservedUsd === one.reservedUsd, 2000, 'the refused create to be released');
     expect(c.ofType('response.done')).toHaveLength(0);
   });
 });
@@ -311,11 +311,11 @@ describe('finding 2: 50 concurrent out-of-band creates against a large item', ()
     const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: cap } } } });
     const { done, refused } = await burst(tp, 50, 100_000);
     expect(refused).toBeGreaterThan(0);
-    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(records.map((r) => r['ref']).sort()).toEqual([...done].sort());
     const spent = total(records);
     expect(spent).toBeLessThanOrEqual(nanos(cap) + WORST_ONE(32_768));
-    expect((await spend(tp.httpUrl)).day).toMatchObject({ spentNanos: spent, reservedUsd: '0.00' });
+    expect((await spend(tp.adminUrl)).day).toMatchObject({ spentNanos: spent, reservedUsd: '0.00' });
   }, 60_000);
 
   it('admission: worst_case never goes over the cap', async () => {
@@ -323,7 +323,7 @@ describe('finding 2: 50 concurrent out-of-band creates against a large item', ()
     const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: cap } } }, metering: { admission: 'worst_case' } });
     const { done } = await burst(tp, 50, 100_000);
     expect(done.length).toBeGreaterThan(0);
-    expect(total(await usageRecords(tp.httpUrl, '?tenant=acme'))).toBeLessThanOrEqual(nanos(cap));
+    expect(total(await usageRecords(tp.adminUrl, '?tenant=acme'))).toBeLessThanOrEqual(nanos(cap));
   }, 60_000);
 
   it('two instances sharing Redis, on gpt-realtime-2 (old code: $7.77 against $1): total spend ≤ cap + one worst case', async () => {
@@ -360,11 +360,11 @@ describe('finding 2: 50 concurrent out-of-band creates against a large item', ()
       return c.ofType('response.done').map((e) => (e['response'] as { id: string }).id);
     };
     const [doneA, doneB] = await Promise.all([run(a), run(b)]);
-    const records = await usageRecords(a.httpUrl, '?tenant=acme');
+    const records = await usageRecords(a.adminUrl, '?tenant=acme');
     expect(records.map((r) => r['ref']).sort()).toEqual([...doneA, ...doneB].sort());
     const spent = total(records);
     expect(spent).toBeGreaterThan(0);
     expect(spent).toBeLessThanOrEqual(nanos(cap) + WORST_ONE(128_000));
-    expect((await spend(b.httpUrl)).day.spentNanos).toBe(spent);
+    expect((await spend(b.adminUrl)).day.spentNanos).toBe(spent);
   }, 60_000);
 });
