@@ -121,10 +121,18 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     return decision.model !== model ? new ProxyError('model_not_allowed', { message: `Model ${model} is not allowed for this tenant.`, close: null }) : null;
   };
 
-  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger) => {
-    await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000 }, wall());
-    governors.start({ callId, tenant, model, kind });
+  /** Binds the call to its tenant and starts its sideband; a call that cannot be bound is hung up (never left ungoverned). */
+  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger): Promise<ProxyError | null> => {
+    try {
+      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000 }, wall());
+      governors.start({ callId, tenant, model, kind });
+    } catch (err) {
+      callLog.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the call could not be bound or governed');
+      governors.hangup(callId, callLog, 'the call could not be bound or governed');
+      return new ProxyError('upstream_unavailable', { message: 'The call could not be governed and was ended.', close: null });
+    }
     callLog.info({ event: 'call_created', tenant: tenant.id, call: callId, transport: kind, model }, 'call created');
+    return null;
   };
 
   const mint: HttpRoute = {
@@ -260,7 +268,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply);
     const callId = callIdFromLocation(reply.headers.get('location'));
     if (!callId) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
-    await startGoverned(tenant, model, 'webrtc', callId, log);
+    const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
+    if (ungoverned) return errorReply(ungoverned);
     return { status: 201, headers: { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${callId}` }, body: reply.body };
   };
 

@@ -19,7 +19,8 @@ export interface SipDeps {
   govern(tenant: Tenant, raw: unknown): GovernedSession | ProxyError;
   admit(tenant: Tenant, model: string): Promise<ProxyError | null>;
   readonly upstream: UpstreamCalls;
-  start(tenant: Tenant, model: string, callId: string): Promise<void>;
+  /** Binds and governs the call; an error means it was hung up. */
+  start(tenant: Tenant, model: string, callId: string): Promise<ProxyError | null>;
 }
 
 /** The user part of a SIP URI in a header value: `"Bob" <sip:+15551234567@host;x=y>` → `+15551234567`. */
@@ -93,6 +94,7 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
     log.warn({ status, tenant: tenant.id }, 'upstream refused the accept');
     return json(200, { status: 'accept_failed' });
   }
-  await deps.start(tenant, governed.model, callId);
+  const ungoverned = await deps.start(tenant, governed.model, callId);
+  if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
   return json(200, { status: 'accepted', tenant: tenant.id });
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RedisCallStore } from '../../src/calls/store.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
-import { callsProxy, OFFER, post } from './support.js';
+import { callsProxy, OFFER, post, until } from './support.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -51,5 +51,25 @@ it('a proxy on the Redis ledger keeps its call bindings there: a second instance
   } finally {
     await one.stop();
     await two.stop();
+  }
+});
+
+it('a call whose binding cannot be stored (Redis down) is hung up, never left ungoverned', async () => {
+  const ledger = { kind: 'redis' as const, url: redis.url, keyPrefix: 'calls-down:', commandTimeoutMs: 500 };
+  const tp = await callsProxy({ extra: { config: { metering: { ledger } } } });
+  try {
+    await redis.stop();
+    const form = new FormData();
+    form.set('sdp', OFFER);
+    form.set('session', JSON.stringify({ type: 'realtime' }));
+    const res = await post(`${tp.httpUrl}/v1/realtime/calls`, { key: tp.key('acme'), body: form });
+    expect(res.status).toBe(502);
+    const calls = [...tp.sim.calls.calls.values()];
+    expect(calls).toHaveLength(1);
+    await until(() => calls[0]!.state === 'ended', 'the hangup');
+    expect(calls[0]!.control.map((c) => c.action)).toEqual(['hangup']);
+  } finally {
+    await redis.restart();
+    await tp.stop();
   }
 });
