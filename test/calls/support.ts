@@ -47,6 +47,7 @@ guardrails:
   rules:
     - { id: forbidden, sources: [output], match: { phrases: ["forbidden phrase"] }, action: cancel_response }
     - { id: bye, sources: [output], match: { phrases: ["self destruct"] }, action: end_session }
+    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
 `;
 
 export const WEBHOOK_SECRET = `whsec_${Buffer.from('calls-test-webhook-secret-0123456789').toString('base64')}`;
