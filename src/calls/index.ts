@@ -76,16 +76,16 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const filter: FilterFactory = {
     name: CALLS_FILTER,
     wants: {},
-    async admit(req) {
+    admit(req) {
       const callId = req.query.get('call_id');
+      // Synchronous unless there is a call to look up: plain sessions keep a synchronous admission.
       if (callId === undefined) return null;
       // Only the tenant that created the call (through this proxy) may attach to it.
-      const record = await store.getCall(callId, wall());
-      if (!record || record.tenant !== req.tenant.id) {
+      return store.getCall(callId, wall()).then((record) => {
+        if (record && record.tenant === req.tenant.id) return null;
         log.info({ event: 'call_attach_refused', tenant: req.tenant.id }, 'client attach to a call of another tenant (or unknown) refused');
         return new ProxyError('call_not_found');
-      }
-      return null;
+      });
     },
     create(ctx) {
       if (!ctx.callId || !governors.governs(ctx.id)) return {};
