@@ -103,12 +103,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
   // WebRTC / SIP REST routes (client secrets, calls, call control): see calls.ts.
   const calls = new SimCallRegistry(options.apiKey ?? null, settings);
-  const notFound: RequestListener = (req, res) => {
+  const httpRoutes: RequestListener = (req, res) => {
     if (calls.handle(req, res, credential(req))) return;
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } }));
   };
-  const server: Server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, notFound) : createServer(notFound);
+  const server: Server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, httpRoutes) : createServer(httpRoutes);
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
