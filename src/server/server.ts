@@ -133,7 +133,7 @@ export class ProxyServer {
     }
     let adminPort: number | null = null;
     const admin = this.#config.admin;
-    const adminRoutes = this.#modules.flatMap((m) => m.routes ?? []).filter((r) => r.auth !== 'admin' || this.#adminKey);
+    const adminRoutes = this.#modules.flatMap((m) => m.routes ?? []).filter((r) => r.auth !== 'tenant' && (r.auth !== 'admin' || this.#adminKey));
     if (admin.port !== null && adminRoutes.length > 0) {
       const token = await this.#bind(this.#configureAdmin(uws.App(), adminRoutes), admin.host, admin.port);
       this.#adminListenSocket = token;
@@ -270,6 +270,8 @@ export class ProxyServer {
       }),
     });
     this.#health(app);
+    // Tenant-facing HTTP routes (client secrets, calls, SIP webhook: src/calls) live next to /v1/realtime.
+    for (const m of this.#modules) for (const r of m.routes ?? []) if (r.auth === 'tenant') this.#route(app, r);
     app.any('/*', this.#total('not_found', (exchange) => exchange.reply(NOT_FOUND)));
     return app;
   }
@@ -341,6 +343,7 @@ export class ProxyServer {
     if (method === 'GET') app.get(route.path, handler);
     else if (method === 'POST') app.post(route.path, handler);
     else if (method === 'PUT') app.put(route.path, handler);
+    else if (method === 'OPTIONS') app.options(route.path, handler);
     else app.del(route.path, handler);
   }
 
