@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import type { HttpReply, HttpRequestInfo, HttpRoute, ProxyModule } from '../app/module.js';
+import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { ChainTemplate } from '../pipeline/chain.js';
 import type { Clock } from '../pipeline/filter.js';
@@ -18,6 +19,8 @@ export interface ProxyServerOptions {
   readonly tenants: TenantResolver;
   readonly modules: readonly ProxyModule[];
   readonly clock: Clock;
+  /** Which upstream sessions are relayed to (reported by /readyz). */
+  readonly upstream?: UpstreamKind;
 }
 
 export interface ListenAddress {
@@ -75,6 +78,7 @@ export class ProxyServer {
   readonly #sessions = new Set<RelaySession>();
   readonly #listenSockets: us_listen_socket[] = [];
   readonly #adminKeyHash: Buffer | null;
+  readonly #upstream: UpstreamKind;
   #ticker: NodeJS.Timeout | null = null;
   #draining = false;
   #drained: (() => void) | null = null;
@@ -86,6 +90,7 @@ export class ProxyServer {
     this.#modules = options.modules;
     this.#clock = options.clock;
     this.#template = new ChainTemplate(options.modules.flatMap((m) => m.filters));
+    this.#upstream = options.upstream ?? { kind: options.config.upstream.provider === 'simulator' ? 'simulator' : options.config.upstream.provider, reason: 'chosen' };
     const admin = options.config.admin.key;
     this.#adminKeyHash = admin ? (admin.startsWith('sha256:') ? Buffer.from(admin.slice(7), 'hex') : hashKey(admin)) : null;
   }
@@ -169,8 +174,9 @@ export class ProxyServer {
     });
     app.get('/readyz', (res) => {
       const why = this.readiness();
+      const upstream = this.#upstream.kind === 'simulator' ? { upstream: 'simulator', simulator: this.#upstream.reason } : { upstream: this.#upstream.kind };
       res.writeStatus(statusLine(why ? 503 : 200)).writeHeader('content-type', 'application/json');
-      res.end(JSON.stringify(why ? { status: 'not_ready', reason: why } : { status: 'ready', sessions: this.#sessions.size }));
+      res.end(JSON.stringify(why ? { status: 'not_ready', reason: why, ...upstream, sessions: this.#sessions.size } : { status: 'ready', ...upstream, sessions: this.#sessions.size }));
     });
     for (const m of this.#modules) for (const r of m.routes ?? []) this.#route(app, r);
     app.any('/*', (res) => {
@@ -342,13 +348,14 @@ export class ProxyServer {
   }
 
   /**
-   * Stops accepting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and
-   * closes the modules.
+   * Stops admitting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and
+   * closes the modules. The listeners stay open while sessions drain, so that /readyz answers 503
+   * (load balancers take the instance out) and new upgrades get a 503 `server_shutting_down`
+   * instead of a refused connection; they close once the last session has ended.
    */
   async shutdown(drainMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
-    for (const token of this.#listenSockets.splice(0)) uws.us_listen_socket_close(token);
     if (this.#sessions.size > 0 && drainMs > 0) {
       this.#log.info({ sessions: this.#sessions.size, drainMs }, 'draining sessions');
       await new Promise<void>((resolve) => {
@@ -360,6 +367,7 @@ export class ProxyServer {
       });
     }
     for (const session of [...this.#sessions]) session.close(new ProxyError('server_shutting_down'));
+    for (const token of this.#listenSockets.splice(0)) uws.us_listen_socket_close(token);
     if (this.#ticker) clearInterval(this.#ticker);
     for (const m of [...this.#modules].reverse()) {
       try {
