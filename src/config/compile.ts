@@ -39,7 +39,7 @@ const MIN_ADMIN_KEY_CHARS = 16;
 
 /** Error messages of the metering checks start with the config path (`metering.prices.x: ...`). */
 function splitPath(message: string): { path: string; message: string } {
-  const m = /^([A-Za-z0-9_.\-]+(?:\.[A-Za-z0-9_.\-]+)*): ([\s\S]*)$/.exec(message);
+  const m = /^(\([a-z]+\)|[A-Za-z0-9_.\-]+): ([\s\S]*)$/.exec(message);
   return m ? { path: m[1]!, message: m[2]! } : { path: '(root)', message };
 }
 
@@ -65,9 +65,16 @@ function policyProblems(err: PolicyError, dir: string, problems: ProblemList): v
       problems.add(p.path, p.message, policyFix(p.message), dir);
       continue;
     }
+    // `  - path: message` items; lines that do not start an item continue the previous message.
+    const items: string[] = [];
     for (const line of lines.slice(1)) {
-      const item = line.replace(/^\s*-\s*/, '');
-      if (!item) continue;
+      if (/^ {2}- /.test(line)) items.push(line.slice(4));
+      else if (items.length > 0) items[items.length - 1] += `\n${line}`;
+    }
+    // Later YAML errors are mostly consequences of the first.
+    const firstYaml = items.findIndex((i) => i.startsWith('(yaml)'));
+    for (const [n, item] of items.entries()) {
+      if (item.startsWith('(yaml)') && n !== firstYaml) continue;
       const p = splitPath(item);
       problems.add(p.path, p.message, policyFix(item), head[1]!);
     }

@@ -36,7 +36,10 @@ export function formatProblems(problems: readonly ConfigProblem[]): string {
   for (const [file, list] of byFile) {
     out.push(`invalid config ${file}:`);
     for (const p of list) {
-      out.push(`  - ${p.path}: ${p.message}`);
+      // Multi-line messages (YAML excerpts with a caret) stay readable under their item.
+      const [first, ...rest] = p.message.trimEnd().split('\n');
+      out.push(`  - ${p.path}: ${first}`);
+      for (const line of rest) out.push(line ? `      ${line}` : '');
       out.push(`    fix: ${p.fix}`);
     }
   }

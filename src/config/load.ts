@@ -152,9 +152,11 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   }
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({ file, path: '(yaml)', message: e.message, fix: 'correct the YAML syntax at the line shown' })),
-    );
+    // Later syntax errors are mostly consequences of the first.
+    const first = doc.errors[0]!;
+    const more = doc.errors.length > 1 ? ` (${doc.errors.length - 1} more may follow from it)` : '';
+    const [head, ...excerpt] = first.message.trimEnd().split('\n');
+    throw new ConfigError([{ file, path: '(yaml)', message: [head + more, ...excerpt].join('\n'), fix: 'correct the YAML syntax at the line shown (quote values with { } [ ] , inside flow mappings)' }]);
   }
   return parseConfig(doc.toJS() as unknown, file, env);
 }
