@@ -106,11 +106,20 @@ function fixFor(issue: z.core.$ZodIssue): string {
       return `use a value of at least ${String(issue.minimum)}`;
     case 'too_big':
       return `use a value of at most ${String(issue.maximum)}`;
+    case 'invalid_union':
+      return 'use one of the forms listed (quote values YAML would read as numbers, such as hex digests)';
     case 'invalid_format':
       return `write a valid ${issue.format}`;
     default:
       return 'see config/config.schema.json and README "Configuration"';
   }
+}
+
+/** The issue's message; for a union, what each alternative wanted. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return issue.message;
+  const alternatives = issue.errors.map((branch) => branch.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join(', '));
+  return `matches none of the allowed forms: ${alternatives.map((a) => `(${a})`).join(' or ')}`;
 }
 
 /** Validates a config object; `source` names the file in error messages. Throws ConfigError. */
@@ -136,7 +145,7 @@ export function parseConfig(input: unknown, source: string, env: NodeJS.ProcessE
     if (reverted) result = configSchema.safeParse(raw);
   }
   if (!result.success) {
-    for (const issue of result.error.issues) problems.add(dotted(issue.path), issue.message, fixFor(issue));
+    for (const issue of result.error.issues) problems.add(dotted(issue.path), describeIssue(issue), fixFor(issue));
   }
   problems.throwIfAny();
   return result.data!;
