@@ -1,3 +1,4 @@
+import { createDemoModule } from '../demo/index.js';
 import { createMeteringModule } from '../metering/index.js';
 import { createPoliciesModule } from '../policies/index.js';
 import { createTelemetryModule } from '../telemetry/index.js';
@@ -15,6 +16,7 @@ export async function createModules(deps: ModuleDeps): Promise<ProxyModule[]> {
     modules.push(await createTelemetryModule(deps));
     modules.push(await createPoliciesModule(deps));
     modules.push(await createMeteringModule(deps));
+    modules.push(createDemoModule(deps));
   } catch (err) {
     await Promise.allSettled(modules.map((m) => m.close?.()));
     throw err;

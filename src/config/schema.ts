@@ -38,6 +38,7 @@ export const serverSchema = z
     shutdownDrainSec: z.number().nonnegative().default(30),
     maxSessions: z.number().int().positive().default(10_000),
     backpressure: backpressureSchema.prefault({}),
+    demo: z.boolean().default(false).describe('Serve the browser demo page at GET /demo (local demos only).'),
   })
   .strict();
 
