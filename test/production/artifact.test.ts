@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact, type Artifact } from './artifact.js';
+import { buildArtifact, ROOT, type Artifact } from './artifact.js';
 
 /**
  * The compiled production artifact: dist/ plus production dependencies only (assembled as
@@ -66,6 +66,47 @@ describe('the production artifact (dist/ + production dependencies)', () => {
     expect(lib.stderr).toBe('');
     expect(lib.stdout.trim()).toBe('function function');
   });
+
+  it('ships type declarations a TypeScript consumer compiles against (startProxy, defineGuardrail, Config)', () => {
+    const consumer = mkdtempSync(join(tmpdir(), 'rp-consumer-'));
+    mkdirSync(join(consumer, 'node_modules'));
+    symlinkSync(artifact.dir, join(consumer, 'node_modules', 'realtime-governance-proxy'));
+    writeFileSync(join(consumer, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(
+      join(consumer, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [join(ROOT, 'node_modules/@types')] },
+        files: ['main.ts', 'guardrail.ts'],
+      }),
+    );
+    writeFileSync(
+      join(consumer, 'main.ts'),
+      [
+        "import { startProxy, loadConfigFile, ConfigError, type Config, type ProxyHandle } from 'realtime-governance-proxy';",
+        "const config: Config = loadConfigFile('proxy.yaml');",
+        "const port: number = config.server.port;",
+        "export async function run(): Promise<ProxyHandle | string> {",
+        "  try { return await startProxy(config, { configFile: 'proxy.yaml' }); } catch (err) { return err instanceof ConfigError ? err.problems.map((p) => p.fix).join() : String(port); }",
+        '}',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(consumer, 'guardrail.ts'),
+      [
+        "import { defineGuardrail, type Decision } from 'realtime-governance-proxy/policies';",
+        "const block: Decision = { action: 'block', reason: 'x' };",
+        "export default defineGuardrail({ name: 'x', wants: ['input'], evaluate: (e) => (e.text.length > 3 ? block : { action: 'allow' }) });",
+      ].join('\n'),
+    );
+    const ok = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', consumer], { encoding: 'utf8' });
+    expect(ok.stdout + ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    // And the declarations reject misuse.
+    writeFileSync(join(consumer, 'guardrail.ts'), "import { defineGuardrail } from 'realtime-governance-proxy/policies';\nexport default defineGuardrail({ name: 'x', wants: ['nowhere'], evaluate: () => ({ action: 'maybe' }) });\n");
+    const bad = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', consumer], { encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stdout).toContain('guardrail.ts');
+  }, 60_000);
 
   it('prints its version and rejects unknown options without a stack', () => {
     const bin = join(artifact.dir, 'bin/realtime-proxy.mjs');

@@ -155,7 +155,7 @@ describe('check-config and run share one validation phase', () => {
       const run = cli(['--config', config], env);
       expect(run.status).toBe(1);
       expect(run.stderr).toBe(err);
-    });
+    }, 60_000);
   }
 
   it('reports every mistake of a config in one run', () => {

@@ -45,5 +45,5 @@ describe('the image', () => {
     const noTenant = check({ NODE_ENV: 'production', OPENAI_API_KEY: 'sk-test' });
     expect(noTenant.status).toBe(1);
     expect(noTenant.stderr).toContain('tenants.default.keys.0.sha256: environment variable TENANT_KEY_SHA256 is not set');
-  });
+  }, 60_000);
 });
