@@ -157,4 +157,22 @@ wait "$proxy_pid" || code=$?
 [ "$code" = 0 ] || { tail -n 5 "$work/proxy.log"; fail "exit code $code after SIGTERM"; }
 proxy_pid=""
 echo "exited 0"
+log "a config whose data path the user cannot write fails check-config with a clear message"
+# config/example.yaml keeps its ledger next to the config file (/app/config/.data), which the
+# image's user cannot create: the mistake the image used to die on with EACCES at startup.
+set +e
+unshare --mount --propagation private -- /bin/sh -c '
+  mnt=$1; shift
+  mount -t proc proc "$mnt/proc" && mount --rbind /dev "$mnt/dev" && mount -t tmpfs tmpfs "$mnt/tmp"
+  exec "$@"
+' sh "$mnt" \
+  chroot --userspec="$uid:$gid" "$mnt" /usr/bin/env -i "${image_env[@]}" HOME=/home/node /bin/sh -c 'cd "$0" && exec node dist/cli.js check-config --config /app/config/example.yaml' "$workdir" \
+  >"$work/check.log" 2>&1
+code=$?
+set -e
+cat "$work/check.log"
+[ "$code" = 1 ] || fail "check-config exited $code"
+grep -q 'metering.ledger.path: /app/config is not writable by this user' "$work/check.log" || fail "no clear message for the unwritable data path"
+grep -q '    at ' "$work/check.log" && fail "a stack trace was printed"
+
 printf '\nimage smoke test passed: %s, %s MB\n' "$IMAGE" $((size / 1000000))
