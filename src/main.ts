@@ -5,7 +5,7 @@ import type { ProxyModule } from './app/module.js';
 import { createModules } from './app/modules.js';
 import { compileConfig, type UpstreamKind } from './config/compile.js';
 import type { Config } from './config/schema.js';
-import { createLogger } from './logging.js';
+import { createLogger, redactUrl } from './logging.js';
 import type { Clock } from './pipeline/filter.js';
 import { ProxyServer } from './server/server.js';
 import { startSimulator, type SimulatorHandle, type SimulatorOptions } from './simulator/index.js';
@@ -33,6 +33,8 @@ export interface StartOptions {
 export interface ProxyHandle {
   readonly port: number;
   readonly tlsPort: number | null;
+  /** The admin listener (admin API, /metrics) on `config.admin.host`, or null. */
+  readonly adminPort: number | null;
   readonly host: string;
   readonly log: Logger;
   readonly config: Config;
@@ -90,7 +92,8 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
       port: address.port,
       tlsPort: address.tlsPort,
       uws: server.binary,
-      upstream: config.upstream.provider === 'azure' ? config.upstream.azure?.endpoint : config.upstream.url,
+      upstream: redactUrl(config.upstream.provider === 'azure' ? config.upstream.azure?.endpoint : config.upstream.url),
+      admin: address.adminPort === null ? null : `${config.admin.host}:${address.adminPort}`,
       tenants: tenants.tenants.size,
       filters: modules.flatMap((m) => m.filters.map((f) => f.name)),
     },
@@ -99,6 +102,7 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
   return {
     port: address.port,
     tlsPort: address.tlsPort,
+    adminPort: address.adminPort,
     host: config.server.host,
     log,
     config,

@@ -47,6 +47,8 @@ export interface ProxyModule {
   readonly routes?: readonly HttpRoute[];
   /** Null when ready, otherwise why not (reported by /readyz). */
   readiness?(): string | null;
+  /** An upgrade was refused before a session existed (`reason`: an error code or `not_found`). */
+  onUpgradeRefused?(reason: string): void;
   close?(): Promise<void>;
 }
 

@@ -8,6 +8,7 @@ import { PolicyError } from '../policies/compile.js';
 import { PolicyRegistry } from '../policies/registry.js';
 import { resolveSettings } from '../telemetry/settings.js';
 import { TenantResolver } from '../tenants/resolver.js';
+import type { Tenant } from '../tenants/tenant.js';
 import { ConfigError, ProblemList } from './errors.js';
 import type { Config } from './schema.js';
 
@@ -33,9 +34,6 @@ export interface CompileConfigOptions {
   /** Logger for the policy compile (default: silent). */
   readonly log?: Logger;
 }
-
-const ADMIN_HASH = /^sha256:[0-9a-f]{64}$/;
-const MIN_ADMIN_KEY_CHARS = 16;
 
 /** Error messages of the metering checks start with the config path (`metering.prices.x: ...`). */
 function splitPath(message: string): { path: string; message: string } {
@@ -149,28 +147,23 @@ function compileServer(config: Config, baseDir: string, problems: ProblemList): 
   return { ...config.server, tls: { ...tls, certFile, keyFile } };
 }
 
-function compileAdmin(config: Config, problems: ProblemList): void {
-  const key = config.admin.key;
-  if (!key) return;
-  if (key.startsWith('sha256:')) {
-    if (!ADMIN_HASH.test(key)) problems.add('admin.key', 'a hashed admin key must be sha256: followed by 64 lowercase hex characters', 'use the sha256 line printed by `realtime-proxy keygen`, prefixed with sha256:');
-  } else if (key.length < MIN_ADMIN_KEY_CHARS || /\s/.test(key)) {
-    problems.add('admin.key', `the admin key must be at least ${MIN_ADMIN_KEY_CHARS} characters without spaces`, 'generate one with `realtime-proxy keygen` and pass it via REALTIME_PROXY_ADMIN_KEY');
-  }
-}
-
-function compileTenants(config: Config, problems: ProblemList): TenantResolver | null {
+/**
+ * The tenants as the proxy will see them. Shared keys are a problem of their own; the other
+ * checks (plans, limits, policies) still run for every tenant so that one run lists everything.
+ */
+function compileTenants(config: Config, problems: ProblemList): Tenant[] {
+  const tenants: Tenant[] = Object.entries(config.tenants).map(([id, t]) => ({ id, name: t.name ?? id, policy: t.policy ?? null, plan: t.plan ?? null, limits: t.limits ?? null }));
   try {
-    return new TenantResolver(config);
+    new TenantResolver(config);
   } catch (err) {
     const m = /^tenants (\S+) and (\S+) share a key$/.exec((err as Error).message);
     if (m) problems.add(`tenants.${m[2]}.keys`, `tenants "${m[1]}" and "${m[2]}" share a key: the key would identify only one of them`, 'give each tenant its own key (`realtime-proxy keygen`)');
-    else problems.add('tenants', (err as Error).message, 'see README "Tenants"');
-    return null;
+    else problems.add('tenants', (err as Error).message, 'see README "Configuration"');
   }
+  return tenants;
 }
 
-function compileMetering(config: Config, tenants: TenantResolver | null, baseDir: string, problems: ProblemList): void {
+function compileMetering(config: Config, tenants: readonly Tenant[], baseDir: string, problems: ProblemList): void {
   const cfg = config.metering;
   if (!cfg.enabled) return;
   const attempt = (fn: () => void, fix: string) => {
@@ -183,14 +176,14 @@ function compileMetering(config: Config, tenants: TenantResolver | null, baseDir
   };
   attempt(() => new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice }), 'correct the price entry (USD per 1M tokens, multiples of 0.001; see src/metering/README.md)');
   attempt(() => validatePlans(cfg), 'define the plan under metering.plans, or correct the name');
-  for (const t of tenants?.tenants.values() ?? []) {
+  for (const t of tenants) {
     attempt(() => resolveLimits(t, cfg), `define the plan under metering.plans (defined: ${Object.keys(cfg.plans).join(', ') || 'none'}), or correct the name`);
   }
   if (cfg.ledger.kind === 'sqlite' && cfg.ledger.path !== ':memory:') checkWritableDir(resolve(baseDir, cfg.ledger.path), 'metering.ledger.path', problems);
   if (cfg.export.file) checkWritableDir(resolve(baseDir, cfg.export.file), 'metering.export.file', problems);
 }
 
-async function compilePolicies(config: Config, tenants: TenantResolver | null, baseDir: string, log: Logger, problems: ProblemList): Promise<string> {
+async function compilePolicies(config: Config, tenants: readonly Tenant[], baseDir: string, log: Logger, problems: ProblemList): Promise<string> {
   const cfg = config.policies;
   const dir = cfg.dir === undefined ? resolve(baseDir, 'policies') : isAbsolute(cfg.dir) ? cfg.dir : resolve(baseDir, cfg.dir);
   let registry: PolicyRegistry;
@@ -203,7 +196,7 @@ async function compilePolicies(config: Config, tenants: TenantResolver | null, b
   }
   try {
     const known = registry.entries().map((e) => e.name);
-    for (const t of tenants?.tenants.values() ?? []) {
+    for (const t of tenants) {
       if (t.policy !== null && !registry.has(t.policy)) {
         problems.add(`tenants.${t.id}.policy`, `no policy named "${t.policy}" in ${dir}`, `use one of: ${known.join(', ')}; or add ${t.policy}.yaml there`);
       }
@@ -225,7 +218,6 @@ export async function compileConfig(config: Config, options: CompileConfigOption
   const problems = new ProblemList(options.file);
   const upstream = compileUpstream(config, env, problems);
   const server = compileServer(config, options.baseDir, problems);
-  compileAdmin(config, problems);
   const tenants = compileTenants(config, problems);
   compileMetering(config, tenants, options.baseDir, problems);
   try {

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { adminKeyProblem } from '../server/admin-key.js';
 import { ConfigError, ProblemList } from './errors.js';
-import { configSchema, type Config } from './schema.js';
+import { reservedKeyProblems } from './safe-keys.js';
+import { configSchema, RESERVED_KEYS, type Config } from './schema.js';
 
 export { ConfigError, type ConfigProblem } from './errors.js';
 
@@ -128,6 +130,12 @@ export function parseConfig(input: unknown, source: string, env: NodeJS.ProcessE
   if (input !== null && input !== undefined && (typeof input !== 'object' || Array.isArray(input))) {
     throw new ConfigError([{ file: source, path: '(root)', message: 'the config must be a mapping', fix: 'start from config/example.yaml' }]);
   }
+  // Keys that would address Object.prototype are refused before anything copies the document.
+  for (const p of reservedKeyProblems(input)) {
+    const [path, message] = splitProblem(p);
+    problems.add(path, message, 'rename it: __proto__, constructor and prototype cannot name anything');
+  }
+  problems.throwIfAny();
   const typed: TypedRefs = new Map();
   const raw = interpolate(input ?? {}, env, [], problems, typed) as Record<string, unknown>;
   applyEnvOverrides(raw, env, problems);
@@ -146,9 +154,32 @@ export function parseConfig(input: unknown, source: string, env: NodeJS.ProcessE
   }
   if (!result.success) {
     for (const issue of result.error.issues) problems.add(dotted(issue.path), describeIssue(issue), fixFor(issue));
+  } else {
+    for (const p of bootProblems(result.data)) {
+      const [path, message] = splitProblem(p.problem);
+      problems.add(path, message, p.fix);
+    }
   }
   problems.throwIfAny();
   return result.data!;
+}
+
+/** `path: message` → [path, message]. */
+function splitProblem(problem: string): [string, string] {
+  const i = problem.indexOf(': ');
+  return i > 0 ? [problem.slice(0, i), problem.slice(i + 2)] : ['(root)', problem];
+}
+
+/** Cross-field checks that the schema cannot express; each would otherwise fail at the first request. */
+export function bootProblems(config: Config): { readonly problem: string; readonly fix: string }[] {
+  const problems: { problem: string; fix: string }[] = [];
+  const admin = adminKeyProblem(config.admin.key);
+  if (admin) problems.push({ problem: admin, fix: 'generate one with `realtime-proxy keygen` (the key, or sha256:<the sha256 line>) and pass it via REALTIME_PROXY_ADMIN_KEY' });
+  for (const [id, t] of Object.entries(config.tenants)) {
+    if (t.plan !== undefined && RESERVED_KEYS.has(t.plan)) problems.push({ problem: `tenants.${id}.plan: "${t.plan}" is reserved and cannot name a plan`, fix: 'rename the plan' });
+    if (t.policy !== undefined && RESERVED_KEYS.has(t.policy)) problems.push({ problem: `tenants.${id}.policy: "${t.policy}" is reserved and cannot name a policy`, fix: 'rename the policy file' });
+  }
+  return problems;
 }
 
 /** Reads and validates one config file (syntax and schema; `compileConfig` checks the rest). */

@@ -112,7 +112,9 @@ export const DEMO_PAGE = `<!doctype html>
     $('events').textContent = '';
     $('go').disabled = true;
     setState('connecting', 'connecting…');
-    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/realtime?model=gpt-realtime';
+    // The page is served by the admin listener; sessions go to the client port.
+    const port = params.get('port') || '__CLIENT_PORT__';
+    const url = 'ws://' + location.hostname + ':' + port + '/v1/realtime?model=gpt-realtime';
     // Browsers cannot set headers on a WebSocket: the key travels as a subprotocol entry.
     const ws = new WebSocket(url, ['realtime', 'openai-insecure-api-key.' + key]);
     const chunks = [];

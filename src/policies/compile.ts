@@ -42,6 +42,9 @@ export interface CompiledPolicy {
   readonly logMatches: boolean;
   readonly windowChars: number;
   readonly maxInputChars: number;
+  /** Longest text scanned in one event, and what happens to longer ones. */
+  readonly maxScanChars: number;
+  readonly overScanLimit: 'block' | 'pass_unscanned';
   readonly rules: readonly CompiledRule[];
   readonly rulesBySource: ReadonlyMap<Source, readonly CompiledRule[]>;
   readonly custom: readonly CompiledCustom[];
@@ -208,6 +211,8 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
     logMatches: p.logMatches,
     windowChars: Math.max(p.guardrails.streamWindowChars, longestPhrase * 2 + 16),
     maxInputChars: p.guardrails.maxInputChars,
+    maxScanChars: p.guardrails.maxScanChars,
+    overScanLimit: p.guardrails.overScanLimit,
     rules,
     rulesBySource: groupBySource(rules),
     custom,

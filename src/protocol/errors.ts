@@ -18,6 +18,8 @@ export const CloseCode = {
   limitExceeded: 4002,
   policyViolation: 4003,
   slowConsumer: 4008,
+  /** The upstream closed with an application code (4001–4999) that would collide with the proxy's own; its code is in the error event's details. */
+  upstreamApplication: 4100,
 } as const;
 export type CloseCodeName = keyof typeof CloseCode;
 
@@ -37,6 +39,7 @@ export const ErrorCatalogue = {
   missing_api_key: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'No proxy API key was provided (Authorization: Bearer, api-key header, or the openai-insecure-api-key subprotocol).' },
   invalid_api_key: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The proxy API key is not valid.' },
   invalid_request: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The connection request is not valid.' },
+  headers_too_large: { type: 'invalid_request_error', http: 431, close: 'badRequest', message: 'The request headers exceed the size limit.' },
   invalid_json: { type: 'invalid_request_error', message: 'The frame is not valid JSON.' },
   invalid_event: { type: 'invalid_request_error', message: 'The frame is not a Realtime event.' },
   frame_too_large: { type: 'invalid_request_error', message: 'The frame exceeds the maximum frame size and was not relayed.' },
@@ -48,6 +51,7 @@ export const ErrorCatalogue = {
   slow_consumer: { type: 'server_error', close: 'slowConsumer', message: 'The client does not read events fast enough.' },
   server_shutting_down: { type: 'server_error', http: 503, close: 'serviceRestart', message: 'The proxy is restarting; reconnect to continue.' },
   overloaded: { type: 'server_error', http: 503, close: 'tryAgainLater', message: 'The proxy is at capacity.' },
+  memory_budget_exceeded: { type: 'server_error', message: 'The proxy is holding too much data for all sessions; the frame was not relayed. Retry shortly.' },
   internal_error: { type: 'server_error', message: 'The proxy failed to process the event.' },
   budget_exceeded: { type: 'rate_limit_error', http: 429, message: 'The tenant cost budget is exhausted.' },
   budget_unavailable: { type: 'server_error', message: 'The budget ledger is unavailable; new responses are refused.' },

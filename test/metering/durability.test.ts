@@ -46,11 +46,11 @@ async function until(pred: () => boolean, timeoutMs: number, what: string): Prom
 
 /** Every response a client saw completed is in the ledger, and the spend equals the sum of the records. */
 async function expectIntact(tp: TestProxy, seen: Set<string>): Promise<void> {
-  const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+  const records = await usageRecords(tp.adminUrl, '?tenant=acme');
   const refs = new Set(records.map((r) => r['ref'] as string));
   for (const id of seen) expect(refs.has(id), `response ${id} was delivered but is not in the ledger`).toBe(true);
   const total = records.reduce((a, r) => a + (r['costNanos'] as number), 0);
-  const s = await spend(tp.httpUrl);
+  const s = await spend(tp.adminUrl);
   expect(s.day.spentNanos).toBe(total);
   expect(s.month.spentNanos).toBe(total);
   expect(total).toBeGreaterThan(0);
@@ -65,13 +65,13 @@ describe('metering: durable spend (SQLite ledger)', () => {
     await Promise.all(clients.map((c) => c.next('session.created')));
     const l = load(clients);
     await until(() => l.turns() >= 20, 15_000, '20 turns');
-    const before = await spend(first.httpUrl);
+    const before = await spend(first.adminUrl);
     await first.stop(); // sessions still mid-turn are cut
     await l.stop();
     const second = await startTestProxy(options);
     try {
       await expectIntact(second, l.seen);
-      const after = await spend(second.httpUrl);
+      const after = await spend(second.adminUrl);
       expect(after.day.spentNanos).toBeGreaterThanOrEqual(before.day.spentNanos);
     } finally {
       await second.stop();

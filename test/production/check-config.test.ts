@@ -101,7 +101,7 @@ const MISTAKES: Mistake[] = [
     files: { 'proxy.yaml': BASE + 'admin: { key: "sha256:abc" }\n' + TENANT, ...DEFAULT_POLICY },
     file: 'proxy.yaml',
     path: 'admin.key',
-    text: /64 lowercase hex/,
+    text: /must be followed by exactly 64 hex digits/,
   },
   {
     name: 'no upstream key with NODE_ENV=production',
@@ -158,15 +158,19 @@ describe('check-config and run share one validation phase', () => {
     }, 60_000);
   }
 
-  it('reports every mistake of a config in one run', () => {
+  it('reports every mistake of a config in one run (schema-level ones together, then every compile step)', () => {
     const dir = project({
-      'proxy.yaml': BASE + 'admin: { key: short }\n' + TENANT + '    plan: gold\n    policy: nosuch\n',
+      'proxy.yaml': BASE.replace('port: 0 }', 'port: 0, tls: { port: 0, certFile: gone.crt, keyFile: gone.key } }') + TENANT + '    plan: gold\n  b:\n    keys: [{ key: rpk_tenant_a_0123456789 }]\n    policy: nosuch\n',
       'policies/default.yaml': 'guardrails:\n  custom: [{ id: gone, module: ./custom/gone.mjs }]\n',
     });
     const r = cli(['check-config', '--config', join(dir, 'proxy.yaml')], cleanEnv());
     expect(r.status).toBe(1);
-    for (const path of ['admin.key', 'tenants.a', 'guardrails.custom.0.module']) expect(r.stderr).toContain(`  - ${path}: `);
-  });
+    for (const path of ['server.tls.certFile', 'server.tls.keyFile', 'tenants.b.keys', 'tenants.a', 'guardrails.custom.0.module']) expect(r.stderr).toContain(`  - ${path}: `);
+    const schema = project({ 'proxy.yaml': 'admin: { key: short }\nserver: { port: -1, bogus: 1 }\nupstream: { apiKey: "${MISSING}" }\n', ...DEFAULT_POLICY });
+    const s = cli(['check-config', '--config', join(schema, 'proxy.yaml')], cleanEnv());
+    expect(s.status).toBe(1);
+    for (const path of ['upstream.apiKey', 'server.port', 'server']) expect(s.stderr).toContain(`  - ${path}: `);
+  }, 60_000);
 
   it('accepts a good config and says which upstream it would use', () => {
     const dir = project({ 'proxy.yaml': BASE + 'upstream: { provider: simulator }\n' + TENANT, ...DEFAULT_POLICY });

@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 
 /**
- * The browser demo page (server.demo: true), driven in headless Chromium over the DevTools protocol:
+ * The browser demo page (server.demo: true, on the admin listener), driven in headless Chromium over the DevTools protocol:
  * subprotocol auth from a real browser, one turn, the answer decoded and played by Web Audio.
  * DEMO_SCREENSHOT=docs/demo.png writes the screenshot README shows.
  */
@@ -106,12 +106,15 @@ describe('the browser demo page', () => {
     const tp = await startTestProxy();
     proxies.push(tp);
     expect((await fetch(`${tp.httpUrl}/demo`)).status).toBe(404);
+    expect((await fetch(`${tp.adminUrl}/demo`)).status).toBe(404);
   });
 
   it('talks to the proxy from headless Chromium with subprotocol auth and plays the answer', async () => {
     const tp = await startTestProxy({ config: { server: { demo: true } } });
     proxies.push(tp);
-    const page = await fetch(`${tp.httpUrl}/demo`);
+    // Served on the admin listener only, never on the client port.
+    expect((await fetch(`${tp.httpUrl}/demo`)).status).toBe(404);
+    const page = await fetch(`${tp.adminUrl}/demo`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
     const html = await page.text();
@@ -119,7 +122,7 @@ describe('the browser demo page', () => {
 
     const cdp = await Cdp.connect(await launchChromium());
     try {
-      const { targetId } = (await cdp.send('Target.createTarget', { url: `${tp.httpUrl}/demo#key=${tp.key()}` })) as { targetId: string };
+      const { targetId } = (await cdp.send('Target.createTarget', { url: `${tp.adminUrl}/demo#key=${tp.key()}&port=${tp.port}` })) as { targetId: string };
       const { sessionId } = (await cdp.send('Target.attachToTarget', { targetId, flatten: true })) as { sessionId: string };
       const evaluate = async (expression: string): Promise<unknown> => {
         const r = (await cdp.send('Runtime.evaluate', { expression, returnByValue: true }, sessionId)) as { result: { value?: unknown } };
