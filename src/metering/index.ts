@@ -60,8 +60,13 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<ProxyModul
     ledger = redis;
   } else {
     const path = cfg.ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, cfg.ledger.path);
-    ledger = new SqliteLedger(path, { synchronous: cfg.ledger.synchronous, onError: (message) => deps.log.warn({ err: message }, 'metering sqlite ledger') });
-    deps.log.info({ path, synchronous: cfg.ledger.synchronous }, 'metering ledger: sqlite');
+    ledger = new SqliteLedger(path, {
+      synchronous: cfg.ledger.synchronous,
+      retentionDays: cfg.ledger.retentionDays,
+      wall,
+      onError: (message) => deps.log.warn({ err: message }, 'metering sqlite ledger'),
+    });
+    deps.log.info({ path, synchronous: cfg.ledger.synchronous, retentionDays: cfg.ledger.retentionDays }, 'metering ledger: sqlite');
   }
   const sink = cfg.export.file ? new UsageFileSink(resolve(deps.baseDir, cfg.export.file), deps.log) : null;
 

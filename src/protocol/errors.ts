@@ -59,6 +59,7 @@ export const ErrorCatalogue = {
   session_duration_exceeded: { type: 'rate_limit_error', close: 'limitExceeded', message: 'The session reached its maximum duration.' },
   concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The tenant has too many concurrent sessions.' },
   unknown_model_price: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has no configured price.' },
+  model_retired: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has been shut down by OpenAI; use its successor.' },
   max_output_tokens_clamped: { type: 'invalid_request_error', message: 'max_output_tokens was lowered to the tenant limit.' },
   invalid_value: { type: 'invalid_request_error', message: 'A parameter has a value the proxy does not accept.' },
   governance_failed: { type: 'server_error', close: 'policyViolation', message: 'The upstream refused a setting the proxy enforces; the session cannot be governed.' },

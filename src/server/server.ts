@@ -68,6 +68,8 @@ export class ProxyServer {
   readonly #clock: Clock;
   readonly #template: ChainTemplate;
   readonly #sessions = new Set<RelaySession>();
+  /** Client sockets between uWS's open and close callbacks (cork hosts for asynchronous upgrades). */
+  readonly #openSockets = new Set<ClientSocket>();
   readonly #listenSockets: us_listen_socket[] = [];
   #adminListenSocket: us_listen_socket | null = null;
   readonly #adminKey: AdminKey | null;
@@ -250,15 +252,22 @@ export class ProxyServer {
           res.onAborted(() => {
             exchange.aborted = true;
           });
+          exchange.inUpgradeCallback = true;
           this.#onUpgrade(exchange, req, context);
         } catch (err) {
           this.#failed(exchange, 'upgrade', err);
+        } finally {
+          exchange.inUpgradeCallback = false;
         }
       },
-      open: this.#guardWs('open', (ws) => this.#onOpen(ws)),
+      open: this.#guardWs('open', (ws) => {
+        this.#openSockets.add(ws);
+        this.#onOpen(ws);
+      }),
       message: this.#guardWs('message', (ws: ClientSocket, message: ArrayBuffer, isBinary: boolean) => ws.getUserData().session?.onClientMessage(message, isBinary)),
       drain: this.#guardWs('drain', (ws) => ws.getUserData().session?.onClientDrain()),
       close: this.#guardWs('close', (ws: UwsWebSocket<ClientSocketData>, code: number, message: ArrayBuffer) => {
+        this.#openSockets.delete(ws);
         const data = ws.getUserData();
         const session = data.session;
         data.session = null;
@@ -407,7 +416,10 @@ export class ProxyServer {
     const { model: requested, query } = clientQuery;
     let decision: ProxyError | { readonly model: string; readonly query: ReadonlyMap<string, string> };
     try {
-      decision = await this.#template.admit({ tenant, model: requested, query });
+      // Not awaited when every check answered synchronously: the upgrade then happens inside
+      // uWS's upgrade callback (see #upgrade for why that matters).
+      const admitted = this.#template.admit({ tenant, model: requested, query });
+      decision = admitted instanceof Promise ? await admitted : admitted;
     } catch (err) {
       this.#log.error({ err }, 'admission failed');
       decision = new ProxyError('internal_error', { close: 'internalError' });
@@ -427,12 +439,33 @@ export class ProxyServer {
     });
   }
 
+  /**
+   * Completes the upgrade. Inside uWS's upgrade callback the response is already corked. After an
+   * await (asynchronous admission, e.g. the Redis ledger) it is not, and `res.cork(() =>
+   * res.upgrade())` is unsafe in this uWS build: the socket is reallocated in place into a
+   * WebSocket, and cork's epilogue then reads the HTTP state from WebSocket memory and may shut
+   * the new socket down (about 1 upgrade in 100 closed with 1006 right after open; uWS upstream
+   * fixed this later). So the 101 is written inside the cork of another open client socket, which
+   * satisfies uWS's "writes inside a cork" rule without corking this response; with no other
+   * socket open it is written uncorked (uWS prints one warning line to stderr).
+   */
   #upgrade(exchange: Exchange, context: us_socket_context_t, headers: Map<string, string>, protocol: string, data: ClientSocketData): void {
     if (!exchange.claim()) return;
     const res = exchange.res;
-    res.cork(() => {
-      res.upgrade(data, headers.get('sec-websocket-key') ?? '', protocol, headers.get('sec-websocket-extensions') ?? '', context);
-    });
+    const upgrade = () => res.upgrade(data, headers.get('sec-websocket-key') ?? '', protocol, headers.get('sec-websocket-extensions') ?? '', context);
+    if (exchange.inUpgradeCallback) {
+      res.cork(upgrade);
+      return;
+    }
+    const host = this.#corkHost();
+    if (host) host.cork(upgrade);
+    else upgrade();
+  }
+
+  /** Any open client socket, to cork under (see #upgrade). */
+  #corkHost(): ClientSocket | null {
+    for (const ws of this.#openSockets) return ws;
+    return null;
   }
 
   #onOpen(ws: ClientSocket): void {
