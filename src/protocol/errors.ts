@@ -59,6 +59,7 @@ export const ErrorCatalogue = {
   session_duration_exceeded: { type: 'rate_limit_error', close: 'limitExceeded', message: 'The session reached its maximum duration.' },
   concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The tenant has too many concurrent sessions.' },
   unknown_model_price: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has no configured price.' },
+  model_retired: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has been shut down by OpenAI; use its successor.' },
   max_output_tokens_clamped: { type: 'invalid_request_error', message: 'max_output_tokens was lowered to the tenant limit.' },
   invalid_value: { type: 'invalid_request_error', message: 'A parameter has a value the proxy does not accept.' },
   governance_failed: { type: 'server_error', close: 'policyViolation', message: 'The upstream refused a setting the proxy enforces; the session cannot be governed.' },
@@ -68,6 +69,10 @@ export const ErrorCatalogue = {
   policy_violation: { type: 'policy_error', close: 'policyViolation', message: 'The session was ended by a guardrail policy.' },
   session_locked: { type: 'policy_error', message: 'The session setting is locked by policy.' },
   model_not_allowed: { type: 'policy_error', http: 403, close: 'badRequest', message: 'The model is not allowed for this tenant.' },
+  // Browser and phone calls (src/calls).
+  invalid_client_secret: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The client secret was not minted by this proxy or has expired.' },
+  call_not_found: { type: 'invalid_request_error', http: 404, close: 'badRequest', message: 'No call with this id belongs to this tenant.' },
+  invalid_webhook: { type: 'invalid_request_error', http: 400, message: 'The webhook signature, timestamp or body is not valid.' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ProxyErrorCode = keyof typeof ErrorCatalogue;

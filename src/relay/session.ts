@@ -50,6 +50,12 @@ export interface SessionInit {
   /** The server's global byte budget; large client frames reserve from it. */
   readonly budget?: MemoryBudget;
   readonly onEnded: (session: RelaySession) => void;
+  /**
+   * The WebRTC/SIP call this session controls (a `?call_id=` sideband). Default: the query's
+   * `call_id`. Cancels then also clear the call's output audio buffer (audio that already reached
+   * the browser or phone plays on otherwise).
+   */
+  readonly callId?: string | null;
 }
 
 /** Counters written on the hot path: plain numbers, read at session end and by metrics. */
@@ -121,6 +127,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly tenant: Tenant;
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
+  readonly callId: string | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
@@ -166,16 +173,24 @@ export class RelaySession implements SessionContext, ChainSink {
   /** Events the proxy injected upstream, by event id: upstream errors about them stay here. */
   readonly #injected = new Map<string, { readonly type: string; readonly by: string }>();
   #ended = false;
+  /**
+   * Set while the relay keeps the upstream after the client left mid-response (onClientClose):
+   * OpenAI bills a response whether or not anyone reads it, so its response.done must still reach
+   * the filters (metering). Holds the client's close, reported to the filters when the linger ends.
+   */
+  #linger: { readonly info: CloseInfo; readonly timer: NodeJS.Timeout; readonly cancelled: Set<string>; checkScheduled: boolean } | null = null;
   #closeInfo: CloseInfo | null = null;
   #clientCloseCode: number | null = null;
   #upstreamCloseCode: number | null = null;
   #upstreamConnectMs: number | null = null;
 
-  constructor(init: SessionInit, client: ClientSocket) {
+  /** `client` null: a session the proxy runs on its own (the sideband of a call, src/calls): no client to relay to. */
+  constructor(init: SessionInit, client: ClientSocket | null) {
     this.id = init.id;
     this.tenant = init.tenant;
     this.model = init.model;
     this.query = init.query;
+    this.callId = init.callId ?? init.query.get('call_id') ?? null;
     this.clock = init.clock;
     this.startedAt = init.clock.now();
     this.log = init.log;
@@ -476,6 +491,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#conversation.observeServer(frame);
     const tracked = this.#responses.inspect(frame);
     if (tracked) this.#chain.fromServer(tracked);
+    if (this.#linger) this.#lingerCheck();
   }
 
   /**
@@ -492,7 +508,8 @@ export class RelaySession implements SessionContext, ChainSink {
     const code = typeof body['code'] === 'string' ? body['code'] : 'unknown';
     // An item the upstream does not know is already out of the conversation: the delete achieved its end.
     const itemGone = injected.type.startsWith('conversation.item.') && (code.includes('not_found') || (injected.type === 'conversation.item.delete' && body['param'] === 'item_id'));
-    if (injected.type === 'response.cancel' || itemGone) {
+    // Nothing left to clear is as harmless as a cancel that raced the response's end.
+    if (injected.type === 'response.cancel' || injected.type === 'output_audio_buffer.clear' || itemGone) {
       this.log.debug({ code, eventType: injected.type }, 'upstream error about an injected event');
       return true;
     }
@@ -579,6 +596,11 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#sendToUpstream(frame.wireBytes());
       return;
     }
+    if (this.#linger) {
+      // The client is gone: the frame went through the filters (metering settles), nobody reads it.
+      this.#lingerCheck();
+      return;
+    }
     if (isOutputAudio(frame.type)) {
       this.#forwardAudio(frame.bytes);
       return;
@@ -642,6 +664,8 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#responses.isActive(responseId)) {
       this.sendUpstream({ type: 'response.cancel', response_id: responseId } as { type: string }, by);
     }
+    // On a call the audio is already buffered at the browser or phone: stop it playing too.
+    if (this.callId !== null) this.sendUpstream({ type: 'output_audio_buffer.clear' }, by);
     this.#sendErrorToClient(notice);
   }
 
@@ -674,8 +698,67 @@ export class RelaySession implements SessionContext, ChainSink {
   onClientClose(code: number, reason: string): void {
     this.#clientCloseCode = code;
     this.#client = null;
-    if (this.#ended) return;
-    this.#finish({ initiator: 'client', code, reason }, null, '');
+    if (this.#ended || this.#linger) return;
+    const info: CloseInfo = { initiator: 'client', code, reason };
+    // The linger exists so metering can bill what OpenAI bills; without metering there is nothing to wait for.
+    const lingerMs = this.#config.metering.enabled ? this.#config.metering.lingerAfterClientCloseMs : 0;
+    if (lingerMs > 0 && this.#upstreamOpen && this.#responseInFlight()) {
+      this.#startLinger(info, lingerMs);
+      return;
+    }
+    this.#finish(info, null, '');
+  }
+
+  /**
+   * The client left while a response runs (or a response.create awaits its response.created):
+   * cancel it upstream and keep reading the upstream, frames still through the filter chain but
+   * to no client, until every response has its response.done (then metering has billed the
+   * usage OpenAI bills) or `lingerMs` passed (metering then bills the reservation's estimate).
+   * Then the session ends as the client's close; filters' onClose sees it only then.
+   */
+  #startLinger(info: CloseInfo, lingerMs: number): void {
+    this.#outbox = [];
+    this.#overHighSince = 0;
+    if (this.#upstreamPaused) {
+      this.#upstreamPaused = false;
+      this.#upstream?.resume();
+    }
+    const timer = setTimeout(() => this.#finish(info, null, ''), lingerMs);
+    timer.unref();
+    this.#linger = { info, timer, cancelled: new Set(), checkScheduled: false };
+    this.log.debug({ lingerMs }, 'client left mid-response: waiting for response.done upstream');
+    this.#lingerCancel();
+  }
+
+  /** Sends response.cancel once for every running response (new ones included: nobody will read them). */
+  #lingerCancel(): void {
+    const linger = this.#linger!;
+    for (const id of this.#conversation.activeResponses()) {
+      if (linger.cancelled.has(id)) continue;
+      linger.cancelled.add(id);
+      this.sendUpstream({ type: 'response.cancel', response_id: id } as { type: string }, 'relay');
+    }
+  }
+
+  /** Ends the linger once nothing is in flight and the chain has delivered every frame to the filters. */
+  #lingerCheck(): void {
+    const linger = this.#linger;
+    if (!linger || this.#ended || linger.checkScheduled) return;
+    linger.checkScheduled = true;
+    // Deferred: this may run inside the chain's own delivery, which must finish first. Metering is
+    // first in the upstream→client chain, so a response.done that left the tracker is billed by now
+    // unless a frame waits in the queue.
+    setImmediate(() => {
+      linger.checkScheduled = false;
+      if (this.#ended) return;
+      this.#lingerCancel();
+      if (!this.#responseInFlight() && this.#chain.queued('server') === 0) this.#finish(linger.info, null, '');
+    });
+  }
+
+  /** A response runs upstream, or a response.create sent upstream has not been answered yet. */
+  #responseInFlight(): boolean {
+    return this.#conversation.activeResponses().length > 0 || this.#conversation.awaitingResponses > 0;
   }
 
   #onUpstreamClose(code: number, reason: string): void {
@@ -710,6 +793,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#ended = true;
     this.#closeInfo = info;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#linger) clearTimeout(this.#linger.timer);
     const client = this.#client;
     if (client && clientCode !== null) {
       this.#client = null;

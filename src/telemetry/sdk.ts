@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Meter, Tracer } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
@@ -12,19 +11,15 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { ownPackage } from '../version.js';
 import type { TelemetrySettings } from './settings.js';
 import { WorkerSpanProcessor } from './span-export.js';
 
 export const INSTRUMENTATION_SCOPE = 'realtime-proxy';
 
-/** The package version for `service.version` (the proxy runs from its source tree). */
+/** The package version for `service.version` (from src/ or dist/). */
 function packageVersion(): string | null {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : null;
-  } catch {
-    return null;
-  }
+  return ownPackage.version;
 }
 
 /** OTEL_BSP_* (the batch span processor variables) applied to the export worker's queue. */
