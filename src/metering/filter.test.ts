@@ -46,14 +46,19 @@ function setup(config: Record<string, unknown> = {}, wall: () => number = () => 
   return { factory: createMeteringFilterFactory(rt), ledger, records, rt };
 }
 
+/** The session of each filter: the helpers below feed its conversation view as the relay core would. */
+const sessions = new WeakMap<Filter, FakeSession>();
+
 function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime'): { ctx: FakeSession; f: Filter } {
   const ctx = new FakeSession({ tenant: { limits }, model });
-  return { ctx, f: s.factory.create(ctx) };
+  const f = s.factory.create(ctx);
+  sessions.set(f, ctx);
+  return { ctx, f };
 }
 
 const ev = (e: { type: string; [k: string]: unknown }) => Frame.fromEvent(e);
-const client = (f: Filter, e: { type: string; [k: string]: unknown }) => f.onClient!(ev(e)) as Verdict;
-const server = (f: Filter, e: { type: string; [k: string]: unknown }) => f.onServer!(ev(e)) as Verdict;
+const client = (f: Filter, e: { type: string; [k: string]: unknown }) => sessions.get(f)!.fromClient(f, ev(e)) as Verdict;
+const server = (f: Filter, e: { type: string; [k: string]: unknown }) => sessions.get(f)!.fromServer(f, ev(e)) as Verdict;
 
 function usage(textIn: number, audioIn: number, textOut: number, audioOut: number) {
   return {

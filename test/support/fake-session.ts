@@ -1,5 +1,6 @@
 import pino from 'pino';
-import type { Clock, SessionContext } from '../../src/pipeline/filter.js';
+import type { Clock, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
+import type { Frame } from '../../src/pipeline/frame.js';
 import type { Report } from '../../src/pipeline/reports.js';
 import { Conversation, type ItemMark } from '../../src/protocol/conversation.js';
 import type { ProxyError } from '../../src/protocol/errors.js';
@@ -13,7 +14,7 @@ export class FakeSession implements SessionContext {
   readonly query: ReadonlyMap<string, string>;
   readonly startedAt = 0;
   readonly log = pino({ level: 'silent' });
-  /** Unit tests feed it what the relay core would (see `observe`). */
+  /** Unit tests feed it what the relay core would (see `fromServer` / `fromClient`). */
   readonly conversation = new Conversation();
   time = 0;
   readonly clock: Clock = { now: () => this.time, wall: () => 1_700_000_000_000 + this.time };
@@ -27,6 +28,23 @@ export class FakeSession implements SessionContext {
     this.tenant = { id: 'acme', name: 'Acme', policy: null, plan: null, limits: null, ...options.tenant };
     this.model = options.model ?? 'gpt-realtime';
     this.query = new Map(Object.entries(options.query ?? { model: this.model }));
+  }
+
+  /** As the relay core does: the conversation view learns a server frame before the filter sees it. */
+  fromServer(filter: Filter, frame: Frame): Verdict | Promise<Verdict> {
+    this.conversation.observeServer(frame);
+    return filter.onServer!(frame);
+  }
+
+  /** As the relay core does: the conversation view learns a client frame as it is forwarded (after the filter). */
+  fromClient(filter: Filter, frame: Frame): Verdict | Promise<Verdict> {
+    const forwarded = (v: Verdict): Verdict => {
+      if (v.kind === 'continue') this.conversation.observeClient(frame, false);
+      else if (v.kind === 'replace') this.conversation.observeClient(v.frame, false);
+      return v;
+    };
+    const verdict = filter.onClient!(frame);
+    return verdict instanceof Promise ? verdict.then(forwarded) : forwarded(verdict);
   }
 
   markItem(itemId: string, mark: ItemMark): void {
