@@ -334,16 +334,12 @@ export class TruncationFilter implements Filter {
         break;
       }
       case 'response.done': {
-        const response = asObject(ev['response']);
+        // Usage, output items and conversation come from the conversation view (updated before the filters run).
+        const id = asString(asObject(ev['response'])?.['id']);
+        const response = id !== null ? this.#ctx.conversation.response(id) : undefined;
         // Out-of-band responses (no conversation) neither use nor grow the default conversation.
-        if (!response || typeof response['conversation_id'] !== 'string') break;
-        const usage = asObject(response['usage']);
-        const input = usage?.['input_tokens'];
-        const output = usage?.['output_tokens'];
-        if (typeof input === 'number' && typeof output === 'number') {
-          const ids = (asArray(response['output']) ?? []).map((o) => asString(asObject(o)?.['id'])).filter((id): id is string => id !== null);
-          this.tracker.calibrate(input, output, ids);
-        }
+        if (!response || response.conversationId === null) break;
+        if (response.usage) this.tracker.calibrate(response.usage.inputTokens, response.usage.outputTokens, response.itemIds);
         this.#prune('response.done');
         break;
       }
