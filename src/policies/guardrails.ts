@@ -8,7 +8,8 @@ import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
-import { asArray, asObject, asString, clientEventId, notifyClient, toFrame } from './util.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
+import { clientEventId, notifyClient, toFrame } from './util.js';
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
 

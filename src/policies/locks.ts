@@ -4,7 +4,8 @@ import { ProxyError } from '../protocol/errors.js';
 import { nameMatcher, type CompiledPolicy } from './compile.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyLocks, UpstreamTruncation } from './schema.js';
-import { asArray, asObject, asString, clientEventId, notifyClient, toFrame } from './util.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
+import { clientEventId, notifyClient, toFrame } from './util.js';
 
 export const LOCKS_FILTER = 'policies.locks';
 

@@ -2,7 +2,7 @@ import { CONTINUE, type Filter, type FilterFactory, type SessionContext, type Ve
 import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyTruncation } from './schema.js';
-import { asArray, asObject, asString } from './util.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 

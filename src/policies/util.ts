@@ -1,18 +1,7 @@
 import type { SessionContext } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ProxyError } from '../protocol/errors.js';
-
-export function asObject(v: unknown): JsonObject | null {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
-}
-
-export function asString(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
-
-export function asArray(v: unknown): readonly unknown[] | null {
-  return Array.isArray(v) ? v : null;
-}
+import { asString } from '../protocol/json.js';
 
 let noticeSeq = 0;
 

@@ -1,11 +1,8 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ConversationView } from '../protocol/conversation.js';
+import { asObject } from '../protocol/json.js';
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
-
-function asObject(v: unknown): JsonObject | null {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
-}
 
 /** Blanks the text a model produced inside an item, keeping its structure (ids, roles, status). */
 function blankItem(item: JsonObject): void {

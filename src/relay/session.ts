@@ -7,6 +7,7 @@ import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/fi
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
+import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
@@ -448,7 +449,7 @@ export class RelaySession implements SessionContext, ChainSink {
       } catch {
         parsed = null;
       }
-      const ev = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as JsonObject) : null;
+      const ev = asObject(parsed);
       if (!ev) {
         // Not a JSON object: no client library can parse it as an event. Dropped, like binary.
         this.log.warn({ bytes: data.length }, 'upstream frame that is not a JSON object dropped');
@@ -472,7 +473,7 @@ export class RelaySession implements SessionContext, ChainSink {
    */
   #isAboutInjected(frame: Frame): boolean {
     const err = frame.json()['error'];
-    const body = err !== null && typeof err === 'object' && !Array.isArray(err) ? (err as JsonObject) : null;
+    const body = asObject(err);
     const id = body?.['event_id'];
     const injected = typeof id === 'string' ? this.#injected.get(id) : undefined;
     if (!body || !injected) return false;
