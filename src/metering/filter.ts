@@ -372,7 +372,7 @@ export class MeteringFilter implements Filter {
     }
     const rewritten =
       rewrite !== null || clientEventId === null
-        ? Frame.fromEvent({ ...ev, type: 'response.create', event_id: eventId, ...(rewrite !== null ? { response: rewrite } : {}) } as { type: string })
+        ? Frame.rewritten('response.create', { ...ev, type: 'response.create', event_id: eventId, ...(rewrite !== null ? { response: rewrite } : {}) })
         : null;
     const ok = (): Verdict => {
       clampNotice?.();
@@ -540,7 +540,7 @@ export class MeteringFilter implements Filter {
       // The upstream default is "inf": clamp the session so server-started (VAD) responses obey too.
       if (!this.#clampInjected) {
         this.#clampInjected = true;
-        this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } } as { type: string }, BY);
+        this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
       }
     } else {
       this.#clampInjected = false;

@@ -1,6 +1,7 @@
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
+import type { RealtimeServerEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
@@ -544,7 +545,7 @@ export class GuardrailFilter implements Filter {
     if (this.#deleted.has(itemId)) return;
     this.#deleted.add(itemId);
     if (this.#deleted.size > 1024) this.#deleted.delete(this.#deleted.values().next().value!);
-    this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, GUARDRAILS_FILTER);
+    this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId }, GUARDRAILS_FILTER);
     this.#ctx.markItem(itemId, { kind: 'deleted', by: GUARDRAILS_FILTER, rule: ruleId });
   }
 
@@ -784,9 +785,10 @@ export class GuardrailFilter implements Filter {
 }
 
 /** The delta event that releases a stream's last held text (before its `.done`). */
-function heldDelta(stream: Stream, doneEventId: string | null, text: string): { readonly type: string } {
+function heldDelta(stream: Stream, doneEventId: string | null, text: string): RealtimeServerEvent {
   const event: JsonObject = { type: stream.deltaType, event_id: `${doneEventId ?? 'event'}_held`, ...stream.ids, delta: text };
-  return event as unknown as { readonly type: string };
+  // A delta of the stream's own type with the upstream's own ids (see STREAMS).
+  return event as unknown as RealtimeServerEvent;
 }
 
 /** A retrieved item of a stopped response (or one the policy stopped) loses its audio too. */

@@ -354,7 +354,7 @@ export class TruncationFilter implements Filter {
     if (!plan) return;
     for (const id of plan.itemIds) {
       this.tracker.remove(id);
-      this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: id } as { type: string }, TRUNCATION_FILTER);
+      this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: id }, TRUNCATION_FILTER);
     }
     this.#pruned += plan.itemIds.length;
     this.#ctx.report({ kind: 'prune', itemIds: plan.itemIds, tokensBefore: plan.tokensBefore, tokensAfter: plan.tokensAfter });

@@ -17,5 +17,5 @@ export function clientEventId(ev: JsonObject): string | null {
 
 /** A frame for a rewritten event (the original's `type` is kept by the spread). */
 export function toFrame(event: JsonObject): Frame {
-  return Frame.fromEvent(event as unknown as { type: string });
+  return Frame.rewritten(asString(event['type']) ?? '', event);
 }

@@ -135,7 +135,7 @@ export class ResponseTracker {
     const itemId = item?.['id'];
     if (!item || typeof itemId !== 'string' || !this.#announced.has(itemId) || item['type'] !== 'message') return null;
     blankItem(item);
-    return Frame.fromEvent(ev as { type: string });
+    return Frame.rewritten(frame.type, ev);
   }
 
   #done(frame: Frame): Frame {
@@ -162,6 +162,6 @@ export class ResponseTracker {
       r['status'] = 'cancelled';
       r['status_details'] = { type: 'cancelled', reason: 'client_cancelled' };
     }
-    return Frame.fromEvent(copy as { type: string });
+    return Frame.rewritten(frame.type, copy);
   }
 }

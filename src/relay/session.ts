@@ -7,6 +7,7 @@ import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/fi
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
+import type { RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
@@ -591,11 +592,10 @@ export class RelaySession implements SessionContext, ChainSink {
     return `event_proxy_${this.id.slice(-8)}_${(++this.#eventSeq).toString(36)}`;
   }
 
-  sendUpstream(event: { readonly type: string }, by: string): void {
+  sendUpstream(event: RealtimeClientEvent, by: string): void {
     if (this.#ended) return;
-    const withId = event as { readonly type: string; readonly event_id?: unknown };
-    let payload: { readonly type: string } = event;
-    if (withId.event_id === undefined) {
+    let payload: RealtimeClientEvent = event;
+    if (event.event_id === undefined) {
       const eventId = this.#nextEventId();
       // Bounded: only recent injections can still draw an error.
       if (this.#injected.size >= MAX_TRACKED_INJECTIONS) this.#injected.delete(this.#injected.keys().next().value!);
@@ -608,7 +608,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.report({ kind: 'injected', direction: 'client', eventType: event.type, by });
   }
 
-  sendClient(event: { readonly type: string }, by: string): void {
+  sendClient(event: RealtimeServerEvent, by: string): void {
     if (this.#ended) return;
     this.#sendToClient(JSON.stringify(event));
     this.report({ kind: 'injected', direction: 'server', eventType: event.type, by });
@@ -621,7 +621,7 @@ export class RelaySession implements SessionContext, ChainSink {
   cancelResponse(responseId: string, by: string, notice: ProxyError): void {
     if (this.#ended || !this.#responses.suppress(responseId)) return;
     if (this.#responses.isActive(responseId)) {
-      this.sendUpstream({ type: 'response.cancel', response_id: responseId } as { type: string }, by);
+      this.sendUpstream({ type: 'response.cancel', response_id: responseId }, by);
     }
     this.#sendErrorToClient(notice);
   }
@@ -693,7 +693,7 @@ export class RelaySession implements SessionContext, ChainSink {
     for (const id of this.#conversation.activeResponses()) {
       if (linger.cancelled.has(id)) continue;
       linger.cancelled.add(id);
-      this.sendUpstream({ type: 'response.cancel', response_id: id } as { type: string }, 'relay');
+      this.sendUpstream({ type: 'response.cancel', response_id: id }, 'relay');
     }
   }
 

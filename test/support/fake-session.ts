@@ -4,6 +4,7 @@ import type { Frame } from '../../src/pipeline/frame.js';
 import type { Report } from '../../src/pipeline/reports.js';
 import { Conversation, type ItemMark } from '../../src/protocol/conversation.js';
 import type { ProxyError } from '../../src/protocol/errors.js';
+import type { RealtimeClientEvent, RealtimeServerEvent } from '../../src/protocol/events.js';
 import type { Tenant } from '../../src/tenants/tenant.js';
 
 /** A SessionContext for filter unit tests: records everything a filter does, with a settable clock. */
@@ -18,6 +19,7 @@ export class FakeSession implements SessionContext {
   readonly conversation = new Conversation();
   time = 0;
   readonly clock: Clock = { now: () => this.time, wall: () => 1_700_000_000_000 + this.time };
+  /** What the filter sent, as plain records (for assertions on any member). */
   readonly upstream: { type: string; [k: string]: unknown }[] = [];
   readonly client: { type: string; [k: string]: unknown }[] = [];
   readonly reports: Report[] = [];
@@ -50,11 +52,11 @@ export class FakeSession implements SessionContext {
   markItem(itemId: string, mark: ItemMark): void {
     this.conversation.mark(itemId, mark);
   }
-  sendUpstream(event: { readonly type: string }): void {
-    this.upstream.push(event as { type: string });
+  sendUpstream(event: RealtimeClientEvent): void {
+    this.upstream.push({ ...event });
   }
-  sendClient(event: { readonly type: string }): void {
-    this.client.push(event as { type: string });
+  sendClient(event: RealtimeServerEvent): void {
+    this.client.push({ ...event });
   }
   close(error: ProxyError): void {
     this.closedWith = error;
