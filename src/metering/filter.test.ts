@@ -447,7 +447,7 @@ describe('metering filter: issue 11 regressions', () => {
     const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
     const v = client(f, { type: 'response.create', response: {} });
     const eventId = json(v)['event_id'] as string;
-    expect(eventId).toMatch(/^evt_rtproxy_/);
+    expect(eventId).toMatch(/^event_proxy_/);
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThan(0);
     server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: eventId } });
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBe(0);

@@ -348,7 +348,7 @@ export class MeteringFilter implements Filter {
     }
     // Every create upstream carries an event_id, so an upstream refusal of it names it and its
     // reservation is released at once (the client's id if it sent one).
-    const eventId = clientEventId ?? `evt_rtproxy_${this.#ctx.id.slice(-8)}_${(++this.#seq).toString(36)}`;
+    const eventId = clientEventId ?? this.#ctx.nextEventId();
     const maxSession = this.#limits.maxSessionTokens;
     if (maxSession !== null && this.#sessionTokens >= maxSession) {
       return this.#refuse(this.#tokenLimitError(clientEventId));
@@ -473,7 +473,7 @@ export class MeteringFilter implements Filter {
       eventId,
       details: { requested: String(requested), limit },
     });
-    this.#ctx.sendClient(notice.toEvent(`event_metering_${this.#ctx.id.slice(-8)}_${(++this.#seq).toString(36)}`), BY);
+    this.#ctx.sendClient(notice.toEvent(this.#ctx.nextEventId()), BY);
     this.#ctx.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', responseId: null });
   }
 

@@ -67,6 +67,11 @@ export interface SessionContext {
   readonly conversation: ConversationView;
   /** Records a governance fact on an item (redacted, blocked, cancelled, deleted) in the conversation view. */
   markItem(itemId: string, mark: ItemMark): void;
+  /**
+   * A fresh `event_id` for an event the proxy creates or completes (notices, injected events, a
+   * client create that came without one): one scheme per session, `event_proxy_<session>_<n>`.
+   */
+  nextEventId(): string;
   /** Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain. */
   sendUpstream(event: RealtimeClientEvent, by: string): void;
   /** Send an event to the client that the upstream did not send (e.g. a proxy notice). Skips the chain. */

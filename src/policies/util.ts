@@ -3,11 +3,9 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ProxyError } from '../protocol/errors.js';
 import { asString } from '../protocol/json.js';
 
-let noticeSeq = 0;
-
 /** Sends a non-fatal proxy notice (a Realtime `error` event) to the client. */
 export function notifyClient(ctx: SessionContext, error: ProxyError, by: string): void {
-  ctx.sendClient(error.toEvent(`event_policy_${(++noticeSeq).toString(36)}`), by);
+  ctx.sendClient(error.toEvent(ctx.nextEventId()), by);
 }
 
 /** The client event's `event_id` (for `error.event_id`), without parsing when possible. */

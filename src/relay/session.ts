@@ -588,7 +588,7 @@ export class RelaySession implements SessionContext, ChainSink {
 
   // ---- SessionContext ----------------------------------------------------------------------
 
-  #nextEventId(): string {
+  nextEventId(): string {
     return `event_proxy_${this.id.slice(-8)}_${(++this.#eventSeq).toString(36)}`;
   }
 
@@ -596,7 +596,7 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#ended) return;
     let payload: RealtimeClientEvent = event;
     if (event.event_id === undefined) {
-      const eventId = this.#nextEventId();
+      const eventId = this.nextEventId();
       // Bounded: only recent injections can still draw an error.
       if (this.#injected.size >= MAX_TRACKED_INJECTIONS) this.#injected.delete(this.#injected.keys().next().value!);
       this.#injected.set(eventId, { type: event.type, by });
@@ -635,7 +635,7 @@ export class RelaySession implements SessionContext, ChainSink {
       this.close(error);
       return;
     }
-    this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+    this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
   }
 
   /** Ends the session from the proxy side: error event to the client, then both sockets close. */
@@ -644,7 +644,7 @@ export class RelaySession implements SessionContext, ChainSink {
     const code = error.closeCode ?? CloseCode.internalError;
     this.log.info({ code: error.code, closeCode: code }, 'proxy ends session');
     if (this.#client) {
-      this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+      this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
       this.#flush();
     }
     this.#finish({ initiator: 'proxy', code, reason: error.closeReason }, code, error.closeReason);
@@ -737,7 +737,7 @@ export class RelaySession implements SessionContext, ChainSink {
       ...(application ? { close: 'upstreamApplication' as const } : {}),
     });
     if (this.#client) {
-      this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+      this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
       this.#flush();
     }
     const mapped = error.closeCode ?? CloseCode.internalError;

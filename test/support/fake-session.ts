@@ -49,6 +49,11 @@ export class FakeSession implements SessionContext {
     return verdict instanceof Promise ? verdict.then(forwarded) : forwarded(verdict);
   }
 
+  #eventSeq = 0;
+  nextEventId(): string {
+    return `event_proxy_${this.id.slice(-8)}_${(++this.#eventSeq).toString(36)}`;
+  }
+
   markItem(itemId: string, mark: ItemMark): void {
     this.conversation.mark(itemId, mark);
   }
