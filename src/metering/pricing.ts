@@ -1,4 +1,4 @@
-import { asObject } from '../protocol/json.js';
+import { asObjectOrEmpty as obj } from '../protocol/json.js';
 import type { PriceConfig } from './config.js';
 import { DEFAULT_PRICES, retiredSuccessor } from './default-prices.js';
 import { divRound, perMillionToNanosPerToken, usdToNanos, type Nanos } from './money.js';
@@ -182,9 +182,6 @@ export class PriceBook {
 export { readResponseUsage, type ModalityTokens, type ResponseTokens } from '../protocol/usage.js';
 import { tokenCount as count, type ModalityTokens, type ResponseTokens } from '../protocol/usage.js';
 
-function obj(v: unknown): Record<string, unknown> {
-  return asObject(v) ?? {};
-}
 
 /**
  * Cost of one response in nano-dollars: uncached and cached parts of each input modality priced

@@ -9,6 +9,11 @@ export function asObject(v: unknown): JsonObject | null {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
 }
 
+/** An object's members, or none: for reading optional nested fields where absent means 0 or null. */
+export function asObjectOrEmpty(v: unknown): JsonObject {
+  return asObject(v) ?? {};
+}
+
 export function asString(v: unknown): string | null {
   return typeof v === 'string' ? v : null;
 }

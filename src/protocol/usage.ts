@@ -1,4 +1,4 @@
-import { asObject } from './json.js';
+import { asObjectOrEmpty as obj } from './json.js';
 
 /*
  * The one parser of `response.usage`. The conversation view stores its result per response
@@ -28,9 +28,6 @@ export function tokenCount(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
 }
 
-function obj(v: unknown): Record<string, unknown> {
-  return asObject(v) ?? {};
-}
 
 /** Reads a `response.usage` object (GA shape; older shapes without cached details are handled). */
 export function readResponseUsage(usage: unknown): ResponseTokens {
