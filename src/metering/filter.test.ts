@@ -426,6 +426,31 @@ describe('metering filter: issue 11 regressions', () => {
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThan(reservedBig);
   });
 
+  it('a create reusing the event_id of a waiting create gets its own id: a small reservation never ends up on a large response', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '100' });
+    const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+    const reserved = () => s.ledger.status('acme', caps, T0).day.reserved.nanos;
+    client(f, { type: 'conversation.item.create', item: { id: 'item_big', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(20_000) }] } });
+    expect(client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'tiny' }, max_output_tokens: 1, input: [] } }).kind).toBe('continue');
+    const tiny = reserved();
+    const second = client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'huge' }, max_output_tokens: 1, input: [{ type: 'item_reference', id: 'item_big' }] } });
+    const secondId = json(second)['event_id'] as string;
+    expect(secondId).toMatch(/^event_proxy_/);
+    const huge = reserved() - tiny;
+    expect(huge).toBeGreaterThan(20_000 * 4_000);
+    // The upstream starts the huge one first, then the tiny one, which finishes first.
+    server(f, created('resp_huge', { conversation_id: null, metadata: { k: 'huge' }, max_output_tokens: 1 }));
+    server(f, created('resp_tiny', { conversation_id: null, metadata: { k: 'tiny' }, max_output_tokens: 1 }));
+    expect(ctx.conversation.response('resp_huge')?.createEventId).toBe(secondId);
+    expect(ctx.conversation.response('resp_tiny')?.createEventId).toBe('same');
+    server(f, { type: 'response.done', response: { id: 'resp_tiny', status: 'completed', conversation_id: null, usage: usage(10, 0, 1, 0) } });
+    // The huge response still runs: its whole reservation is still held.
+    expect(reserved()).toBe(huge);
+    server(f, { type: 'response.done', response: { id: 'resp_huge', status: 'completed', conversation_id: null, usage: usage(20_000, 0, 1, 0) } });
+    expect(reserved()).toBe(0);
+  });
+
   it('a VAD response with a larger output limit never takes the reservation of a small client create', () => {
     const s = setup();
     const { ctx, f } = session(s, { dailyUsd: '100' });

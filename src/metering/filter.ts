@@ -346,9 +346,11 @@ export class MeteringFilter implements Filter {
       this.#refused++;
       return reject(unpricedError(this.#model, this.#rt, { eventId: clientEventId, close: null }));
     }
-    // Every create upstream carries an event_id, so an upstream refusal of it names it and its
-    // reservation is released at once (the client's id if it sent one).
-    const eventId = clientEventId ?? this.#ctx.nextEventId();
+    // Every create upstream carries an event_id no other waiting create has, so an upstream
+    // refusal of it names it and releases its reservation at once, and the conversation view's
+    // pairing (createEventId) names exactly one reservation: the client's id, unless it sent none
+    // or reuses the id of a create still waiting (then one from the session's scheme).
+    const eventId = clientEventId !== null && !this.#pending.has(clientEventId) ? clientEventId : this.#ctx.nextEventId();
     const maxSession = this.#limits.maxSessionTokens;
     if (maxSession !== null && this.#sessionTokens >= maxSession) {
       return this.#refuse(this.#tokenLimitError(clientEventId));
@@ -371,7 +373,7 @@ export class MeteringFilter implements Filter {
       effective = limit;
     }
     const rewritten =
-      rewrite !== null || clientEventId === null
+      rewrite !== null || eventId !== clientEventId
         ? Frame.rewritten('response.create', { ...ev, type: 'response.create', event_id: eventId, ...(rewrite !== null ? { response: rewrite } : {}) })
         : null;
     const ok = (): Verdict => {
@@ -415,9 +417,6 @@ export class MeteringFilter implements Filter {
   }
 
   #queuePending(eventId: string, r: Reservation): void {
-    // A client reusing an event_id: the older create keeps waiting on its own timer only.
-    const older = this.#pending.get(eventId);
-    if (older) this.#releasePending(eventId, older);
     r.timer = setTimeout(() => {
       // The upstream never started this response (refused it, or the client raced another): free it.
       if (this.#pending.get(eventId) === r) this.#releasePending(eventId, r);
