@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callsSchema } from '../calls/config.js';
 import { meteringSchema, tenantLimitsSchema } from '../metering/config.js';
 import { policiesSchema } from '../policies/config.js';
 import { telemetrySchema } from '../telemetry/config.js';
@@ -92,7 +93,9 @@ export const upstreamSchema = z
     allowCallId: z
       .boolean()
       .default(false)
-      .describe('Let clients attach to a SIP/WebRTC call with ?call_id= (off: call ids are not yet bound to a tenant, so any tenant could join any call).'),
+      .describe(
+        'Let clients attach to a SIP/WebRTC call with ?call_id=. With calls.enabled, only the tenant that created the call through this proxy may attach (call_not_found otherwise); without it, call ids are not bound to tenants, so any tenant could join any call.',
+      ),
     onInjectedEventError: z
       .enum(['end_session', 'per_response'])
       .default('end_session')
@@ -145,6 +148,8 @@ export const configSchema = z
     metering: meteringSchema.prefault({}),
     policies: policiesSchema.prefault({}),
     telemetry: telemetrySchema.prefault({}),
+    // Browser (WebRTC) and phone (SIP) calls: src/calls.
+    calls: callsSchema.prefault({}),
     tenants: z
       .record(
         z

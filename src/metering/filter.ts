@@ -22,6 +22,8 @@ export interface MeteringRuntime {
   onRecord(record: UsageRecord): void;
   readonly log: Logger;
   readonly wall: () => number;
+  /** Calls are governed (and metered) by the proxy's own sideband sessions (`calls.enabled`). */
+  readonly callsGoverned?: boolean;
 }
 
 const BY = 'metering';
@@ -133,35 +135,65 @@ class SlotHandoff {
   }
 }
 
+/**
+ * What admission checks without holding a slot: the model's price, the tenant's caps and (with
+ * `probeSlot`) whether a concurrency slot is free now. Used by the calls module before it mints a
+ * client secret (no session exists yet, so nothing may stay reserved).
+ */
+export async function admissionProbe(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
+  const failOpen = rt.config.ledger.failMode === 'open';
+  const refused = await capsRefusal(rt, req);
+  if (refused) return refused;
+  const limits = rt.limitsOf(req.tenant);
+  if (limits.maxConcurrentSessions === null) return null;
+  const token = `probe_${randomBytes(8).toString('hex')}`;
+  const got = await rt.ledger.acquireSlot(req.tenant.id, token, limits.maxConcurrentSessions, rt.wall());
+  if (got === true) rt.ledger.releaseSlot(req.tenant.id, token);
+  if (got === false) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
+  return got === 'unavailable' && !failOpen ? new ProxyError('budget_unavailable', { close: 'tryAgainLater' }) : null;
+}
+
+async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
+  const failOpen = rt.config.ledger.failMode === 'open';
+  if (req.model !== '' && (rt.prices.retired(req.model) !== null || !rt.prices.lookup(req.model))) {
+    return unpricedError(req.model, rt, { param: 'model' });
+  }
+  const limits = rt.limitsOf(req.tenant);
+  const wall = rt.wall();
+  if (hasCaps(limits.caps)) {
+    try {
+      const s = await rt.ledger.status(req.tenant.id, limits.caps, wall);
+      const checks: Array<[CapHit['cap'], typeof s.day, number | null, number]> = [
+        ['daily_usd', s.day, s.day.capNanos, s.day.spent.nanos],
+        ['monthly_usd', s.month, s.month.capNanos, s.month.spent.nanos],
+        ['daily_tokens', s.day, s.day.capTokens, s.day.spent.tokens],
+        ['monthly_tokens', s.month, s.month.capTokens, s.month.spent.tokens],
+      ];
+      for (const [cap, p, limit, spent] of checks) {
+        if (limit !== null && spent >= limit) {
+          return budgetError({ cap, period: p.period, limit, spent, reserved: cap.endsWith('_usd') ? p.reserved.nanos : p.reserved.tokens }, { close: true });
+        }
+      }
+    } catch (err) {
+      rt.log.warn({ err: err instanceof Error ? err.message : String(err), tenant: req.tenant.id }, 'metering: ledger status unavailable at admission');
+      if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
+    }
+  }
+  return null;
+}
+
 export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory {
   const slots = new SlotHandoff(rt.ledger);
   const failOpen = rt.config.ledger.failMode === 'open';
 
   async function admit(req: AdmissionRequest): Promise<ProxyError | null> {
-    if (req.model !== '' && (rt.prices.retired(req.model) !== null || !rt.prices.lookup(req.model))) {
-      return unpricedError(req.model, rt, { param: 'model' });
-    }
+    // A client's own ?call_id= socket on a call the proxy governs: the call's sideband session
+    // (src/calls) holds its slot and meters it; metering it here too would bill the call twice.
+    if (rt.callsGoverned && req.query.has('call_id')) return null;
+    const refused = await capsRefusal(rt, req);
+    if (refused) return refused;
     const limits = rt.limitsOf(req.tenant);
     const wall = rt.wall();
-    if (hasCaps(limits.caps)) {
-      try {
-        const s = await rt.ledger.status(req.tenant.id, limits.caps, wall);
-        const checks: Array<[CapHit['cap'], typeof s.day, number | null, number]> = [
-          ['daily_usd', s.day, s.day.capNanos, s.day.spent.nanos],
-          ['monthly_usd', s.month, s.month.capNanos, s.month.spent.nanos],
-          ['daily_tokens', s.day, s.day.capTokens, s.day.spent.tokens],
-          ['monthly_tokens', s.month, s.month.capTokens, s.month.spent.tokens],
-        ];
-        for (const [cap, p, limit, spent] of checks) {
-          if (limit !== null && spent >= limit) {
-            return budgetError({ cap, period: p.period, limit, spent, reserved: cap.endsWith('_usd') ? p.reserved.nanos : p.reserved.tokens }, { close: true });
-          }
-        }
-      } catch (err) {
-        rt.log.warn({ err: err instanceof Error ? err.message : String(err), tenant: req.tenant.id }, 'metering: ledger status unavailable at admission');
-        if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
-      }
-    }
     if (limits.maxConcurrentSessions !== null) {
       const token = `slot_${randomBytes(8).toString('hex')}`;
       const got = await rt.ledger.acquireSlot(req.tenant.id, token, limits.maxConcurrentSessions, wall);
@@ -194,6 +226,7 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
     failMode: 'closed',
     admit,
     create(ctx: SessionContext): Filter {
+      if (rt.callsGoverned && ctx.query.has('call_id')) return {};
       return new MeteringFilter(ctx, rt, slots.claim(ctx.tenant.id));
     },
   };

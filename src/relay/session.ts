@@ -49,6 +49,12 @@ export interface SessionInit {
   /** The server's global byte budget; large client frames reserve from it. */
   readonly budget?: MemoryBudget;
   readonly onEnded: (session: RelaySession) => void;
+  /**
+   * The WebRTC/SIP call this session controls (a `?call_id=` sideband). Default: the query's
+   * `call_id`. Cancels then also clear the call's output audio buffer (audio that already reached
+   * the browser or phone plays on otherwise).
+   */
+  readonly callId?: string | null;
 }
 
 /** Counters written on the hot path: plain numbers, read at session end and by metrics. */
@@ -117,6 +123,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly tenant: Tenant;
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
+  readonly callId: string | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
@@ -169,11 +176,13 @@ export class RelaySession implements SessionContext, ChainSink {
   #upstreamCloseCode: number | null = null;
   #upstreamConnectMs: number | null = null;
 
-  constructor(init: SessionInit, client: ClientSocket) {
+  /** `client` null: a session the proxy runs on its own (the sideband of a call, src/calls): no client to relay to. */
+  constructor(init: SessionInit, client: ClientSocket | null) {
     this.id = init.id;
     this.tenant = init.tenant;
     this.model = init.model;
     this.query = init.query;
+    this.callId = init.callId ?? init.query.get('call_id') ?? null;
     this.clock = init.clock;
     this.startedAt = init.clock.now();
     this.log = init.log;
@@ -481,7 +490,8 @@ export class RelaySession implements SessionContext, ChainSink {
     const code = typeof body['code'] === 'string' ? body['code'] : 'unknown';
     // An item the upstream does not know is already out of the conversation: the delete achieved its end.
     const itemGone = injected.type.startsWith('conversation.item.') && (code.includes('not_found') || (injected.type === 'conversation.item.delete' && body['param'] === 'item_id'));
-    if (injected.type === 'response.cancel' || itemGone) {
+    // Nothing left to clear is as harmless as a cancel that raced the response's end.
+    if (injected.type === 'response.cancel' || injected.type === 'output_audio_buffer.clear' || itemGone) {
       this.log.debug({ code, eventType: injected.type }, 'upstream error about an injected event');
       return true;
     }
@@ -623,6 +633,8 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#responses.isActive(responseId)) {
       this.sendUpstream({ type: 'response.cancel', response_id: responseId }, by);
     }
+    // On a call the audio is already buffered at the browser or phone: stop it playing too.
+    if (this.callId !== null) this.sendUpstream({ type: 'output_audio_buffer.clear' }, by);
     this.#sendErrorToClient(notice);
   }
 

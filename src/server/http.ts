@@ -26,6 +26,8 @@ export const statusLine = (status: number): string => `${status} ${STATUS_TEXT[s
 export class Exchange {
   aborted = false;
   answered = false;
+  /** True while uWS's own upgrade callback runs (the response is corked by uWS then). */
+  inUpgradeCallback = false;
 
   constructor(readonly res: HttpResponse) {}
 

@@ -65,6 +65,8 @@ export class ProxyServer {
   readonly #clock: Clock;
   readonly #template: ChainTemplate;
   readonly #sessions = new Set<RelaySession>();
+  /** Client sockets between uWS's open and close callbacks (cork hosts for asynchronous upgrades). */
+  readonly #openSockets = new Set<ClientSocket>();
   readonly #listenSockets: us_listen_socket[] = [];
   #adminListenSocket: us_listen_socket | null = null;
   readonly #adminKey: AdminKey | null;
@@ -131,7 +133,7 @@ export class ProxyServer {
     }
     let adminPort: number | null = null;
     const admin = this.#config.admin;
-    const adminRoutes = this.#modules.flatMap((m) => m.routes ?? []).filter((r) => r.auth !== 'admin' || this.#adminKey);
+    const adminRoutes = this.#modules.flatMap((m) => m.routes ?? []).filter((r) => r.auth !== 'tenant' && (r.auth !== 'admin' || this.#adminKey));
     if (admin.port !== null && adminRoutes.length > 0) {
       const token = await this.#bind(this.#configureAdmin(uws.App(), adminRoutes), admin.host, admin.port);
       this.#adminListenSocket = token;
@@ -245,15 +247,22 @@ export class ProxyServer {
           res.onAborted(() => {
             exchange.aborted = true;
           });
+          exchange.inUpgradeCallback = true;
           this.#onUpgrade(exchange, req, context);
         } catch (err) {
           this.#failed(exchange, 'upgrade', err);
+        } finally {
+          exchange.inUpgradeCallback = false;
         }
       },
-      open: this.#guardWs('open', (ws) => this.#onOpen(ws)),
+      open: this.#guardWs('open', (ws) => {
+        this.#openSockets.add(ws);
+        this.#onOpen(ws);
+      }),
       message: this.#guardWs('message', (ws: ClientSocket, message: ArrayBuffer, isBinary: boolean) => ws.getUserData().session?.onClientMessage(message, isBinary)),
       drain: this.#guardWs('drain', (ws) => ws.getUserData().session?.onClientDrain()),
       close: this.#guardWs('close', (ws: UwsWebSocket<ClientSocketData>, code: number, message: ArrayBuffer) => {
+        this.#openSockets.delete(ws);
         const data = ws.getUserData();
         const session = data.session;
         data.session = null;
@@ -261,6 +270,8 @@ export class ProxyServer {
       }),
     });
     this.#health(app);
+    // Tenant-facing HTTP routes (client secrets, calls, SIP webhook: src/calls) live next to /v1/realtime.
+    for (const m of this.#modules) for (const r of m.routes ?? []) if (r.auth === 'tenant') this.#route(app, r);
     app.any('/*', this.#total('not_found', (exchange) => exchange.reply(NOT_FOUND)));
     return app;
   }
@@ -332,6 +343,7 @@ export class ProxyServer {
     if (method === 'GET') app.get(route.path, handler);
     else if (method === 'POST') app.post(route.path, handler);
     else if (method === 'PUT') app.put(route.path, handler);
+    else if (method === 'OPTIONS') app.options(route.path, handler);
     else app.del(route.path, handler);
   }
 
@@ -400,7 +412,10 @@ export class ProxyServer {
     const { model: requested, query } = clientQuery;
     let decision: ProxyError | { readonly model: string; readonly query: ReadonlyMap<string, string> };
     try {
-      decision = await this.#template.admit({ tenant, model: requested, query });
+      // Not awaited when every check answered synchronously: the upgrade then happens inside
+      // uWS's upgrade callback (see #upgrade for why that matters).
+      const admitted = this.#template.admit({ tenant, model: requested, query });
+      decision = admitted instanceof Promise ? await admitted : admitted;
     } catch (err) {
       this.#log.error({ err }, 'admission failed');
       decision = new ProxyError('internal_error', { close: 'internalError' });
@@ -420,12 +435,33 @@ export class ProxyServer {
     });
   }
 
+  /**
+   * Completes the upgrade. Inside uWS's upgrade callback the response is already corked. After an
+   * await (asynchronous admission, e.g. the Redis ledger) it is not, and `res.cork(() =>
+   * res.upgrade())` is unsafe in this uWS build: the socket is reallocated in place into a
+   * WebSocket, and cork's epilogue then reads the HTTP state from WebSocket memory and may shut
+   * the new socket down (about 1 upgrade in 100 closed with 1006 right after open; uWS upstream
+   * fixed this later). So the 101 is written inside the cork of another open client socket, which
+   * satisfies uWS's "writes inside a cork" rule without corking this response; with no other
+   * socket open it is written uncorked (uWS prints one warning line to stderr).
+   */
   #upgrade(exchange: Exchange, context: us_socket_context_t, headers: Map<string, string>, protocol: string, data: ClientSocketData): void {
     if (!exchange.claim()) return;
     const res = exchange.res;
-    res.cork(() => {
-      res.upgrade(data, headers.get('sec-websocket-key') ?? '', protocol, headers.get('sec-websocket-extensions') ?? '', context);
-    });
+    const upgrade = () => res.upgrade(data, headers.get('sec-websocket-key') ?? '', protocol, headers.get('sec-websocket-extensions') ?? '', context);
+    if (exchange.inUpgradeCallback) {
+      res.cork(upgrade);
+      return;
+    }
+    const host = this.#corkHost();
+    if (host) host.cork(upgrade);
+    else upgrade();
+  }
+
+  /** Any open client socket, to cork under (see #upgrade). */
+  #corkHost(): ClientSocket | null {
+    for (const ws of this.#openSockets) return ws;
+    return null;
   }
 
   #onOpen(ws: ClientSocket): void {

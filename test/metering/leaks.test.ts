@@ -77,9 +77,8 @@ describe('finding 1: a client that drops before response.done', () => {
         refusedBy = `http ${status}`;
         break;
       }
-      // A connection the server drops right after the upgrade (1006 before session.created: seen
-      // about once in 100 with the asynchronous Redis admission, on main too) is a transport
-      // failure, not a response: retried, and it must stay rare.
+      // A connection dropped right after the upgrade (1006 before session.created) was a uWS
+      // asynchronous-upgrade bug (test/relay/async-upgrade.test.ts); counted, and must not happen.
       if (!(await Promise.race([c.next('session.created', 5000).then(() => true), c.closed.then(() => false)]))) {
         transportDrops++;
         continue;
@@ -99,7 +98,7 @@ describe('finding 1: a client that drops before response.done', () => {
     }
     expect(['http 429', 'budget_exceeded']).toContain(refusedBy);
     expect(served.length).toBeGreaterThanOrEqual(2);
-    expect(transportDrops).toBeLessThanOrEqual(Math.max(5, served.length / 5));
+    expect(transportDrops).toBe(0);
 
     const records = (await usageRecords(tp.adminUrl, '?tenant=acme')).filter((r) => r['source'] === 'response');
     // Every response a client started is in the ledger, billed from its response.done (the
