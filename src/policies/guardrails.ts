@@ -368,7 +368,7 @@ export class GuardrailFilter implements Filter {
       if (s.tripped || this.#ctx.isSuppressed(id)) continue;
       const r = s.scanner.push('', true);
       if (r.hits.some((h) => stops(h.rule.action))) continue;
-      if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, null, r.text), GUARDRAILS_FILTER);
+      if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
     }
     const ids = this.#cancelled.get(id);
     if (!ids) return;
@@ -474,7 +474,7 @@ export class GuardrailFilter implements Filter {
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
       if (flushed && flushed.text.length > 0 && !(responseId && this.#ctx.isSuppressed(responseId))) {
-        this.#ctx.sendClient(heldDelta(stream!, asString(ev['event_id']), flushed.text), GUARDRAILS_FILTER);
+        this.#ctx.sendClient(heldDelta(stream!, this.#ctx.nextEventId(), flushed.text), GUARDRAILS_FILTER);
       }
       return e.redacted ? replace(toFrame({ ...ev, [field]: e.text })) : CONTINUE;
     };
@@ -785,8 +785,8 @@ export class GuardrailFilter implements Filter {
 }
 
 /** The delta event that releases a stream's last held text (before its `.done`). */
-function heldDelta(stream: Stream, doneEventId: string | null, text: string): RealtimeServerEvent {
-  const event: JsonObject = { type: stream.deltaType, event_id: `${doneEventId ?? 'event'}_held`, ...stream.ids, delta: text };
+function heldDelta(stream: Stream, eventId: string, text: string): RealtimeServerEvent {
+  const event: JsonObject = { type: stream.deltaType, event_id: eventId, ...stream.ids, delta: text };
   // A delta of the stream's own type with the upstream's own ids (see STREAMS).
   return event as unknown as RealtimeServerEvent;
 }
