@@ -112,6 +112,22 @@ describe('truncation filter', () => {
     expect(session.upstream).toHaveLength(1);
   });
 
+  it('reads a response.done from the conversation view: an out-of-band one neither calibrates nor prunes', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(1000, { keepLast: 1 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 400), null));
+    session.fromServer(f, added(text('u1', 'user', 400), 'u0'));
+    const before = f.tracker.total();
+    // The upstream says this response read 5,000 tokens, but out of band: the conversation is as it was.
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r_oob', status: 'completed', conversation_id: null, output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
+    expect(f.tracker.total()).toBe(before);
+    expect(session.upstream).toEqual([]);
+    // The same count in the default conversation calibrates from the view's parsed usage and prunes.
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r_conv', status: 'completed', conversation_id: 'conv_1', output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
+    expect(session.conversation.response('r_conv')?.usage?.inputTokens).toBe(5000);
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
+  });
+
   it('does nothing without a budget', () => {
     const session = new FakeSession();
     const f = new TruncationFilter(session, null, 'test');
