@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { json, type HttpReply } from '../app/module.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
-import { asObject } from '../protocol/json.js';
+import { asObject, asString } from '../protocol/json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { SipRoute } from './config.js';
 import type { GovernedSession } from './session-config.js';
@@ -35,9 +35,10 @@ function headersOf(data: JsonObject | null): SipHeader[] {
   if (!Array.isArray(raw)) return [];
   const out: SipHeader[] = [];
   for (const h of raw.slice(0, 128)) {
-    if (h && typeof h === 'object' && typeof (h as JsonObject)['name'] === 'string' && typeof (h as JsonObject)['value'] === 'string') {
-      out.push({ name: (h as JsonObject)['name'] as string, value: ((h as JsonObject)['value'] as string).slice(0, 2048) });
-    }
+    const header = asObject(h);
+    const name = asString(header?.['name']);
+    const value = asString(header?.['value']);
+    if (name !== null && value !== null) out.push({ name, value: value.slice(0, 2048) });
   }
   return out;
 }
