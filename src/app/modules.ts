@@ -1,4 +1,5 @@
 import { createCallsModule } from '../calls/index.js';
+import { createDemoModule } from '../demo/index.js';
 import { createMeteringModule } from '../metering/index.js';
 import { createPoliciesModule } from '../policies/index.js';
 import { createTelemetryModule } from '../telemetry/index.js';
@@ -20,6 +21,7 @@ export async function createModules(deps: ModuleDeps): Promise<ProxyModule[]> {
     modules.push(policies);
     const metering = await createMeteringModule(deps);
     modules.push(metering);
+    modules.push(createDemoModule(deps));
     modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters) }));
   } catch (err) {
     await Promise.allSettled(modules.map((m) => m.close?.()));

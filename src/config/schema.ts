@@ -56,6 +56,7 @@ export const serverSchema = z
       .describe('Global budget for frames and send buffers held for all sessions; past it new sessions get 503 overloaded and large frames are refused.'),
     maxJsonDepth: z.number().int().min(8).max(1000).default(128).describe('Deepest nesting of a client event; deeper events get invalid_event and are not relayed.'),
     backpressure: backpressureSchema.prefault({}),
+    demo: z.boolean().default(false).describe('Serve the browser demo page at GET /demo (local demos only).'),
   })
   .strict();
 

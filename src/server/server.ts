@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket as UwsWebSocket } from 'uWebSockets.js';
 import type { HttpRequestInfo, HttpRoute, ProxyModule } from '../app/module.js';
+import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { ChainTemplate } from '../pipeline/chain.js';
 import type { Clock } from '../pipeline/filter.js';
@@ -22,6 +23,8 @@ export interface ProxyServerOptions {
   readonly tenants: TenantResolver;
   readonly modules: readonly ProxyModule[];
   readonly clock: Clock;
+  /** Which upstream sessions are relayed to (reported by /readyz). */
+  readonly upstream?: UpstreamKind;
 }
 
 export interface ListenAddress {
@@ -70,6 +73,7 @@ export class ProxyServer {
   readonly #listenSockets: us_listen_socket[] = [];
   #adminListenSocket: us_listen_socket | null = null;
   readonly #adminKey: AdminKey | null;
+  readonly #upstream: UpstreamKind;
   readonly #budget: MemoryBudget;
   readonly #refusals: RefusalLog;
   #ticker: NodeJS.Timeout | null = null;
@@ -83,6 +87,7 @@ export class ProxyServer {
     this.#modules = options.modules;
     this.#clock = options.clock;
     this.#template = new ChainTemplate(options.modules.flatMap((m) => m.filters));
+    this.#upstream = options.upstream ?? (options.config.upstream.provider === 'simulator' ? { kind: 'simulator', reason: 'chosen' } : { kind: options.config.upstream.provider });
     // Throws a message naming admin.key when the configured key is malformed.
     this.#adminKey = options.config.admin.key ? new AdminKey(options.config.admin.key) : null;
     this.#budget = new MemoryBudget(options.config.server.memoryBudgetBytes);
@@ -285,7 +290,9 @@ export class ProxyServer {
       '/readyz',
       this.#total('readyz', (exchange) => {
         const why = this.readiness();
-        exchange.reply(jsonReply(why ? 503 : 200, why ? { status: 'not_ready', reason: why } : { status: 'ready', sessions: this.#sessions.size }));
+        const upstream = this.#upstream.kind === 'simulator' ? { upstream: 'simulator', simulator: this.#upstream.reason } : { upstream: this.#upstream.kind };
+        const sessions = this.#sessions.size;
+        exchange.reply(jsonReply(why ? 503 : 200, why ? { status: 'not_ready', reason: why, ...upstream, sessions } : { status: 'ready', ...upstream, sessions }));
       }),
     );
   }
@@ -511,13 +518,15 @@ export class ProxyServer {
   }
 
   /**
-   * Stops accepting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and
-   * closes the modules.
+   * Stops admitting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and
+   * closes the modules. The client listeners stay open while sessions drain, so that /readyz
+   * answers 503 (load balancers take the instance out) and new upgrades get a 503
+   * `server_shutting_down` instead of a refused connection; they close once the last session has
+   * ended.
    */
   async shutdown(drainMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
-    for (const token of this.#listenSockets.splice(0)) uws.us_listen_socket_close(token);
     if (this.#sessions.size > 0 && drainMs > 0) {
       this.#log.info({ sessions: this.#sessions.size, drainMs }, 'draining sessions');
       await new Promise<void>((resolve) => {
@@ -529,6 +538,7 @@ export class ProxyServer {
       });
     }
     for (const session of [...this.#sessions]) session.close(new ProxyError('server_shutting_down'));
+    for (const token of this.#listenSockets.splice(0)) uws.us_listen_socket_close(token);
     if (this.#ticker) clearInterval(this.#ticker);
     this.#refusals.flush(true);
     // The admin listener (metrics, admin API) stays up through the drain.
