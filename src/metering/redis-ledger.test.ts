@@ -2,15 +2,10 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from '../../test/metering/redis-server.js';
-import { nextUtcMidnight, recentNoon } from '../../test/support/clock.js';
-import type { UsageRecord } from './ledger.js';
-import { NO_CAPS, type CapSet } from './limits.js';
+import { caps, NEXT_DAY, record, T0 } from '../../test/metering/ledger-contract.js';
+import { NO_CAPS } from './limits.js';
 import { RedisLedger } from './redis-ledger.js';
 
-// Redis compares the ledger's expiry instants with its own clock: T0 must be near now.
-const T0 = recentNoon();
-const NEXT_DAY = nextUtcMidnight(T0);
-const caps = (c: Partial<CapSet>): CapSet => ({ ...NO_CAPS, ...c });
 let redis: RedisServer;
 let prefix = 0;
 const ledgers: RedisLedger[] = [];
@@ -46,30 +41,6 @@ async function ledger(options: { keyPrefix?: string; slotTtlMs?: number; failMod
   return l;
 }
 
-function record(over: Partial<UsageRecord> = {}): UsageRecord {
-  return {
-    ts: T0,
-    tenant: 'acme',
-    session: 'rps_1',
-    source: 'response',
-    ref: 'resp_1',
-    model: 'gpt-realtime',
-    status: 'completed',
-    costNanos: 1_000_000,
-    inputTokens: 100,
-    outputTokens: 50,
-    cachedTokens: 0,
-    totalTokens: 150,
-    input: { text: 100, audio: 0, image: 0 },
-    cached: { text: 0, audio: 0, image: 0 },
-    output: { text: 50, audio: 0 },
-    seconds: null,
-    estimated: false,
-    settledBy: 'response.done',
-    fallbackPrice: false,
-    ...over,
-  };
-}
 
 describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract.test.ts)', () => {
   it('a settlement written after its period key expired counts into the current period and keeps its own timestamp', async () => {
