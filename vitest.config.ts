@@ -8,5 +8,7 @@ export default defineConfig({
     // Real sockets on loopback: run files in parallel processes, tests inside a file in order.
     pool: 'forks',
     reporters: ['default'],
+    // Every test asserts at least once (expect.hasAssertions()).
+    setupFiles: ['test/support/setup.ts'],
   },
 });
