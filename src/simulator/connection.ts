@@ -66,6 +66,8 @@ export interface ConnectionSettings {
   readonly transcribe: (input: { itemId: string; audioMs: number }) => string;
   readonly pingIntervalMs: number;
   readonly recordAudio: boolean;
+  /** Session lifetime; OpenAI ends GA sessions after 60 min. 0 disables. */
+  readonly maxSessionMs: number;
 }
 
 interface ActiveResponse {
@@ -132,6 +134,7 @@ export class Connection implements SimConnection {
   #timers = new Set<NodeJS.Timeout>();
   #pingTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
+  #expiryTimer: NodeJS.Timeout | null = null;
 
   constructor(ws: WebSocket, headers: Record<string, string>, url: string, settings: ConnectionSettings) {
     this.#ws = ws;
@@ -172,6 +175,16 @@ export class Connection implements SimConnection {
     this.#ws.pause();
   }
 
+  /** End the session the way OpenAI does at its maximum duration: `session_expired`, then close 1001. */
+  expire(): void {
+    if (this.#isClosed) return;
+    const minutes = Math.round(this.#settings.maxSessionMs / 60_000);
+    const message = `Your session hit the maximum duration of ${minutes} minutes.`;
+    this.#send({ type: 'error', event_id: newId('event'), error: { type: 'invalid_request_error', code: 'session_expired', message, param: null, event_id: null } });
+    this.#teardown();
+    this.#ws.close(1001, message);
+  }
+
   dropAfterDeltas(n: number): void {
     this.#dropAfter = n;
     if (n <= 0) this.drop();
@@ -197,6 +210,10 @@ export class Connection implements SimConnection {
       }, this.#settings.pingIntervalMs);
       this.#pingTimer.unref();
     }
+    if (this.#settings.maxSessionMs > 0) {
+      this.#expiryTimer = setTimeout(() => this.expire(), this.#settings.maxSessionMs);
+      this.#expiryTimer.unref();
+    }
     this.#send({ type: 'session.created', event_id: newId('event'), session } satisfies WireEvent<'session.created'>);
   }
 
@@ -212,6 +229,8 @@ export class Connection implements SimConnection {
     this.#pingTimer = null;
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     this.#idleTimer = null;
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = null;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
   }

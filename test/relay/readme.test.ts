@@ -1,14 +1,313 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
-import { ErrorCatalogue } from '../../src/protocol/errors.js';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { CloseCode, ErrorCatalogue, type ProxyErrorCode } from '../../src/protocol/errors.js';
+import { startSimulator } from '../../src/simulator/index.js';
+import { defaultKey, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 
-describe('README', () => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+/**
+ * README is a contract: its error catalogue and "behaviour at the edges" tables are checked row by
+ * row against src/protocol/errors.ts and against a running proxy. A row added, removed or changed
+ * without its check fails here.
+ */
 
-  it('documents every error code the proxy can emit', () => {
-    for (const code of Object.keys(ErrorCatalogue)) expect(readme, code).toContain(`\`${code}\``);
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+/** The rows of the first Markdown table after `heading` (cells trimmed, header and rule dropped). */
+function tableAfter(heading: string, firstHeaderCell: string): string[][] {
+  const start = readme.indexOf(heading);
+  expect(start, `README has "${heading}"`).toBeGreaterThanOrEqual(0);
+  const lines = readme.slice(start).split('\n');
+  const head = lines.findIndex((l) => l.startsWith(`| ${firstHeaderCell} |`));
+  expect(head, `table starting with "${firstHeaderCell}" after "${heading}"`).toBeGreaterThan(0);
+  const rows: string[][] = [];
+  for (const line of lines.slice(head + 2)) {
+    if (!line.startsWith('|')) break;
+    rows.push(line.slice(1, -1).split(' | ').map((c) => c.trim()));
+  }
+  return rows;
+}
+
+const unquote = (cell: string) => cell.replace(/^`|`$/g, '');
+
+interface DocumentedError {
+  readonly type: string;
+  readonly http: number | null;
+  /** null: "session continues". */
+  readonly close: number | null;
+  readonly message: string;
+}
+
+function documentedErrors(): Map<string, DocumentedError> {
+  const out = new Map<string, DocumentedError>();
+  for (const [code, type, http, close, meaning] of tableAfter('### Error catalogue', 'code')) {
+    out.set(unquote(code!), {
+      type: unquote(type!),
+      http: http === '—' ? null : Number(http),
+      close: close === 'session continues' ? null : Number(close),
+      message: meaning!,
+    });
+  }
+  return out;
+}
+
+const entry = (code: ProxyErrorCode) => ErrorCatalogue[code] as { type: string; http?: number; close?: keyof typeof CloseCode; message: string };
+
+describe('README error catalogue = src/protocol/errors.ts', () => {
+  const documented = documentedErrors();
+
+  it('lists exactly the catalogue codes', () => {
+    expect([...documented.keys()].sort()).toEqual(Object.keys(ErrorCatalogue).sort());
   });
 
+  it.each(Object.keys(ErrorCatalogue) as ProxyErrorCode[])('%s: type, HTTP status, close code and message match', (code) => {
+    const doc = documented.get(code);
+    const e = entry(code);
+    expect(doc).toEqual({ type: e.type, http: e.http ?? null, close: e.close ? CloseCode[e.close] : null, message: e.message });
+  });
+
+  it('the close-code table explains every close code the proxy sends, and only codes that exist', () => {
+    const rows = tableAfter('### Error catalogue', 'close code');
+    const listed = new Set(rows.flatMap(([codes]) => codes!.split(',').map((c) => Number(c.trim()))));
+    for (const [name, value] of Object.entries(CloseCode)) expect(listed, `${name} (${value})`).toContain(value);
+    // Everything else listed is relayed from the upstream (3000), never invented.
+    expect([...listed].filter((c) => !Object.values(CloseCode).includes(c as never))).toEqual([3000]);
+  });
+});
+
+// ---- against the running proxy ----
+
+const key = defaultKey('acme');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A header client's refused upgrade: status and JSON body. */
+async function refusal(url: string, headers: Record<string, string>): Promise<{ status: number; body: { error: Record<string, unknown> } }> {
+  const ws = new WebSocket(url, { headers });
+  return new Promise((resolve, reject) => {
+    ws.on('error', () => undefined);
+    ws.once('open', () => reject(new Error('the upgrade was accepted')));
+    ws.once('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as { error: Record<string, unknown> } }));
+    });
+  });
+}
+
+/**
+ * How the running proxy's message relates to the documented one: the catalogue message verbatim,
+ * the catalogue message with specifics appended, or a message of its own (the code is the contract).
+ */
+type MessageRule = 'exact' | 'extends' | 'specific';
+
+function expectMessage(actual: unknown, doc: DocumentedError, rule: MessageRule): void {
+  expect(typeof actual).toBe('string');
+  const text = actual as string;
+  if (rule === 'exact') expect(text).toBe(doc.message);
+  else if (rule === 'extends') expect(text.startsWith(doc.message.replace(/\.$/, ''))).toBe(true);
+  else expect(text.length).toBeGreaterThan(0);
+}
+
+/** The documented row of `code` as the wire shows it: HTTP body before the upgrade. */
+function expectRefusalMatches(r: Awaited<ReturnType<typeof refusal>>, code: ProxyErrorCode, rule: MessageRule = 'exact'): void {
+  const doc = documentedErrors().get(code)!;
+  expect(r.status).toBe(doc.http);
+  expect(r.body.error).toMatchObject({ code, type: doc.type });
+  expectMessage(r.body.error['message'], doc, rule);
+}
+
+/** The documented row of `code` as the wire shows it: an `error` event, then the close (or none). */
+async function expectEventMatches(c: TestClient, code: ProxyErrorCode, rule: MessageRule = 'exact'): Promise<void> {
+  const doc = documentedErrors().get(code)!;
+  const err = await c.waitFor((e) => e.type === 'error' && (e['error'] as { code?: string }).code === code, 5000, `error ${code}`);
+  expect(err['error']).toMatchObject({ code, type: doc.type });
+  expectMessage((err['error'] as { message?: unknown }).message, doc, rule);
+  if (doc.close === null) {
+    // "session continues": the same session still answers.
+    c.send({ type: 'input_audio_buffer.clear', event_id: `evt_alive_${code}` });
+    await c.waitFor((e) => e.type === 'input_audio_buffer.cleared', 5000, 'cleared');
+    expect(c.ws.readyState).toBe(c.ws.OPEN);
+  } else {
+    expect((await c.closed).code).toBe(doc.close);
+  }
+}
+
+/** One check per row of "Behaviour at the edges", keyed by the row's situation cell. */
+type EdgeCheck = () => Promise<void>;
+
+describe('README "Behaviour at the edges", row by row against a running proxy', () => {
+  let tp: TestProxy;
+  const stops: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    tp = await startTestProxy({ tenants: { acme: {}, solo: { limits: { maxConcurrentSessions: 1 } } } });
+    stops.push(() => tp.stop());
+  });
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+
+  const browser = (secret: string | null) => new TestClient(tp.url, { protocols: ['realtime', ...(secret ? [`openai-insecure-api-key.${secret}`] : [])] });
+
+  const checks: Record<string, EdgeCheck> = {
+    'Missing/unknown key, header client (`Authorization`, `api-key`)': async () => {
+      const before = tp.sim.connections.length;
+      expectRefusalMatches(await refusal(tp.url, {}), 'missing_api_key');
+      expectRefusalMatches(await refusal(tp.url, { authorization: 'Bearer rpk_not_a_key_000000000000' }), 'invalid_api_key');
+      expectRefusalMatches(await refusal(tp.url, { 'api-key': 'rpk_not_a_key_000000000000' }), 'invalid_api_key');
+      expect(tp.sim.connections.length).toBe(before);
+    },
+    'Missing/unknown key, browser client (subprotocols; cannot read HTTP statuses)': async () => {
+      const before = tp.sim.connections.length;
+      const bad = browser('rpk_not_a_key_000000000000');
+      await bad.opened;
+      expect(bad.ws.protocol).toBe('realtime');
+      await expectEventMatches(bad, 'invalid_api_key');
+      const none = browser(null);
+      await none.opened;
+      expect(none.ws.protocol).toBe('realtime');
+      await expectEventMatches(none, 'missing_api_key');
+      expect(tp.sim.connections.length).toBe(before);
+    },
+    'Admission refused (e.g. concurrency cap, unknown model price)': async () => {
+      const first = await tp.client({ tenant: 'solo' });
+      await first.next('session.created');
+      const r = await refusal(tp.url, { authorization: `Bearer ${tp.key('solo')}` });
+      expectRefusalMatches(r, 'concurrent_sessions_exceeded', 'specific');
+      const b = new TestClient(tp.url, { protocols: ['realtime', `openai-insecure-api-key.${tp.key('solo')}`] });
+      await expectEventMatches(b, 'concurrent_sessions_exceeded', 'specific');
+      first.close();
+      expectRefusalMatches(await refusal(tp.url.replace('model=gpt-realtime', 'model=gpt-9-realtime'), { authorization: `Bearer ${key}` }), 'unknown_model_price', 'specific');
+    },
+    'Upstream refused / DNS / TLS / no answer within `connectTimeoutMs` (2 s)': async () => {
+      const port = await freePort();
+      const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${port}/v1/realtime`, apiKey: 'sk-x' } } });
+      stops.push(() => p.stop());
+      await expectEventMatches(new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } }), 'upstream_unavailable', 'extends');
+    },
+    'Upstream answers the upgrade with an HTTP error': async () => {
+      for (const [status, close] of [[401, 1011], [429, 1013], [503, 1013]] as const) {
+        const sim = await startSimulator({ rejectUpgradeStatus: status });
+        const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-x' } } });
+        stops.push(() => sim.close(), () => p.stop());
+        const c = new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } });
+        const err = await c.next('error');
+        expect(err['error']).toMatchObject({ code: 'upstream_rejected', type: 'server_error', details: { status } });
+        expect((await c.closed).code, `upstream HTTP ${status}`).toBe(close);
+      }
+    },
+    "Upstream sends OpenAI's `error` + close 3000/4000 (bad upstream key, bad model, beta shape)": async () => {
+      const sim = await startSimulator({ apiKey: 'sk-the-real-one' });
+      const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-wrong' } } });
+      stops.push(() => sim.close(), () => p.stop());
+      const c = new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } });
+      expect((await c.next('error'))['error']).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' });
+      expect(await c.closed).toEqual({ code: 3000, reason: 'invalid_request_error.invalid_api_key' });
+    },
+    'Upstream session expiry (`session_expired` + 1001)': async () => {
+      const c = await tp.client();
+      await c.next('session.created');
+      tp.sim.connections[tp.sim.connections.length - 1]!.expire();
+      const err = await c.next('error');
+      expect(err['error']).toMatchObject({ code: 'session_expired', type: 'invalid_request_error', message: 'Your session hit the maximum duration of 60 minutes.' });
+      expect(await c.closed).toEqual({ code: 1001, reason: 'Your session hit the maximum duration of 60 minutes.' });
+    },
+    'Upstream drops without a close frame / stops answering pings': async () => {
+      const c = await tp.client();
+      await c.next('session.created');
+      tp.sim.connections[tp.sim.connections.length - 1]!.drop();
+      await expectEventMatches(c, 'upstream_closed', 'specific');
+      const p = await startTestProxy({ config: { upstream: { pingIntervalMs: 100, pongTimeoutMs: 200 } } });
+      stops.push(() => p.stop());
+      const d = await p.client();
+      await d.next('session.created');
+      p.sim.connections[p.sim.connections.length - 1]!.freeze();
+      await expectEventMatches(d, 'upstream_timeout', 'specific');
+    },
+    'Client frame is binary, not JSON, not an object, or has no `type`': async () => {
+      const c = await tp.client();
+      await c.next('session.created');
+      const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+      c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+      await expectEventMatches(c, 'invalid_event', 'specific');
+      c.send('{"type":');
+      await expectEventMatches(c, 'invalid_json');
+      c.send('[1]');
+      c.send({ event_id: 'evt_typeless' });
+      await c.nth('error', 4);
+      expect(c.ofType('error').map((e) => (e['error'] as { code: string }).code)).toEqual(['invalid_event', 'invalid_json', 'invalid_event', 'invalid_event']);
+      expect(conn.received.map((r) => r.type)).toEqual(['input_audio_buffer.clear', 'input_audio_buffer.clear']); // only the liveness probes
+      c.close();
+    },
+    'Client event type the proxy does not know': async () => {
+      const c = await tp.client();
+      await c.next('session.created');
+      const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+      c.send({ type: 'no.such.event', event_id: 'evt_unknown' });
+      const err = await c.next('error');
+      expect(err['error']).toMatchObject({ event_id: 'evt_unknown' });
+      expect(Object.keys(ErrorCatalogue)).not.toContain((err['error'] as { code: string }).code);
+      expect(conn.received.map((r) => r.type)).toContain('no.such.event');
+      c.close();
+    },
+    'Frame over `maxFrameBytes` (16 MiB)': async () => {
+      // A small limit keeps this cheap; the headroom before the cut is 16 MiB whatever the limit
+      // (so "beyond 32 MiB" with the default limit).
+      const limit = 64 * 1024;
+      const p = await startTestProxy({ config: { server: { maxFrameBytes: limit } } });
+      stops.push(() => p.stop());
+      const c = await p.client();
+      await c.next('session.created');
+      const conn = p.sim.connections[p.sim.connections.length - 1]!;
+      c.send(`{"type":"input_audio_buffer.append","audio":"${'A'.repeat(limit)}"}`);
+      await expectEventMatches(c, 'frame_too_large', 'specific');
+      c.send(`{"type":"input_audio_buffer.append","audio":"${'A'.repeat(limit + 16 * 1024 * 1024)}"}`);
+      const closed = await c.closed;
+      expect(closed.code).not.toBe(1000);
+      expect(conn.received.filter((r) => r.type === 'input_audio_buffer.append')).toEqual([]);
+      expect(p.proxy.server.sessionCount).toBe(0);
+    },
+    'Retired beta markers (`OpenAI-Beta: realtime=v1`, `openai-beta.realtime-v1`)': async () => {
+      const c = new TestClient(tp.url, { headers: { authorization: `Bearer ${key}`, 'openai-beta': 'realtime=v1' }, protocols: ['realtime', 'openai-beta.realtime-v1'] });
+      await c.next('session.created');
+      const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+      expect(conn.headers['openai-beta']).toBeUndefined();
+      expect(conn.headers['sec-websocket-protocol'] ?? '').not.toContain('openai-beta');
+      c.close();
+    },
+    'SIGTERM': async () => {
+      const p = await startTestProxy({ config: { server: { shutdownDrainSec: 1 } } });
+      const c = await p.client();
+      await c.next('session.created');
+      const stopping = p.proxy.shutdown(200);
+      // "stop accepting": the late upgrade does not open. (README says 503; main refuses the TCP
+      // connection instead: test/relay/load.test.ts pins the exact outcome.)
+      const late = new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } });
+      expect(await Promise.race([late.opened.then(() => 'opened', () => 'not opened'), late.closed.then(() => 'not opened')])).toBe('not opened');
+      await expectEventMatches(c, 'server_shutting_down');
+      await stopping;
+    },
+  };
+
+  it('has a check for every row, and every check has its row', () => {
+    const situations = tableAfter('## Behaviour at the edges', 'Situation').map(([situation]) => situation!);
+    expect(situations.sort()).toEqual(Object.keys(checks).sort());
+  });
+
+  it.each(Object.keys(checks))('%s', async (situation) => {
+    await checks[situation]!();
+  });
+});
+
+describe('README', () => {
   it('shows the run and test commands', () => {
     expect(readme).toContain('npm start');
     expect(readme).toContain('npm test');
