@@ -5,6 +5,7 @@ import { bytesPerMs, decodeAudio, hashString, sampleRateOf, type AudioFormatKind
 import { defaultBrain, type Brain, type BrainReply, type ResponseParams } from './brain.js';
 import { invalidType, invalidValue, missingParameter, SimError, unknownParameter } from './errors.js';
 import { audioMsOf, withAudio, type PartAudio, type SimItem } from './items.js';
+import { notifySent } from './observe.js';
 import { chunkBase64, planSpeech, splitArguments, splitWords, type SpeechPlan } from './output.js';
 import {
   applySessionUpdate,
@@ -253,6 +254,7 @@ export class Connection implements SimConnection {
     if (this.#isClosed || this.#frozen) return;
     this.#ws.send(JSON.stringify(event), written);
     this.sent.push({ t: performance.now(), type: event.type, responseId });
+    notifySent(event);
   }
 
   #error(err: SimError, clientEventId: string | null): void {
@@ -423,19 +425,21 @@ export class Connection implements SimConnection {
   #onVad(ev: VadEvent): void {
     const td = this.#session!.audio.input.turn_detection;
     if (!td) return;
+    // OpenAI's audio_start_ms includes the prefix padding (the item's audio starts there); its
+    // audio_end_ms includes the silence window (true end of speech = audio_end_ms − silence).
+    const padMs = td.type === 'server_vad' ? td.prefix_padding_ms : 300;
     if (ev.type === 'started') {
       this.#clearIdleTimer();
       this.#speechItemId = newId('item');
-      this.#speechStartMs = ev.ms;
-      this.#send({ type: 'input_audio_buffer.speech_started', event_id: newId('event'), audio_start_ms: Math.round(ev.ms), item_id: this.#speechItemId } satisfies WireEvent<'input_audio_buffer.speech_started'>);
+      this.#speechStartMs = Math.max(this.#inputStartMs, ev.ms - padMs, 0);
+      this.#send({ type: 'input_audio_buffer.speech_started', event_id: newId('event'), audio_start_ms: Math.round(this.#speechStartMs), item_id: this.#speechItemId } satisfies WireEvent<'input_audio_buffer.speech_started'>);
       if (td.interrupt_response && this.#active) this.#finish(this.#active, 'cancelled', 'turn_detected');
       return;
     }
     const itemId = this.#speechItemId ?? newId('item');
     this.#speechItemId = null;
     this.#send({ type: 'input_audio_buffer.speech_stopped', event_id: newId('event'), audio_end_ms: Math.round(ev.ms), item_id: itemId } satisfies WireEvent<'input_audio_buffer.speech_stopped'>);
-    const padMs = td.type === 'server_vad' ? td.prefix_padding_ms : 300;
-    const bytes = this.#takeInput(this.#speechStartMs - padMs, ev.ms);
+    const bytes = this.#takeInput(this.#speechStartMs, ev.ms);
     this.#commitAudio(bytes, itemId);
     if (td.create_response && this.#session!.type === 'realtime') {
       if (this.#active) this.#pendingVadResponse = true;

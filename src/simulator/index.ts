@@ -20,6 +20,7 @@ export type { SimConnection, SimulatorHandle, SimulatorOptions, SimulatorTiming,
 export { synthesizeSpeech, silence, concatPcm, pcmToBase64, encodeAudio, decodeAudio } from './audio.js';
 export { usageViolations } from './usage.js';
 export { KNOWN_MODELS } from './session.js';
+export { observeSentEvents, type SentEventObserver } from './observe.js';
 
 const REALTIME_PATHS = new Set(['/v1/realtime', '/openai/realtime', '/openai/v1/realtime']);
 const KEY_PROTOCOL = 'openai-insecure-api-key.';

@@ -409,11 +409,13 @@ describe('audio input', () => {
     await appendPcm(c, concatPcm([silence(500), synthesizeSpeech('hello there, this is the user speaking'), silence(800)]));
     const started = await c.waitFor('input_audio_buffer.speech_started');
     const stopped = await c.waitFor('input_audio_buffer.speech_stopped');
-    expect(Number(started['audio_start_ms'])).toBeGreaterThanOrEqual(480);
-    expect(Number(started['audio_start_ms'])).toBeLessThanOrEqual(560);
+    // Like OpenAI: audio_start_ms includes prefix_padding_ms (300) before the onset at ~500 ms;
+    // audio_end_ms includes silence_duration_ms (200) after the last voiced frame.
+    expect(Number(started['audio_start_ms'])).toBeGreaterThanOrEqual(480 - 300);
+    expect(Number(started['audio_start_ms'])).toBeLessThanOrEqual(560 - 300);
     const spokenMs = 'hello there, this is the user speaking'.length * 65;
-    expect(Number(stopped['audio_end_ms'])).toBeGreaterThan(500 + spokenMs - 100);
-    expect(Number(stopped['audio_end_ms'])).toBeLessThanOrEqual(500 + spokenMs + 40);
+    expect(Number(stopped['audio_end_ms'])).toBeGreaterThan(500 + spokenMs - 100 + 200);
+    expect(Number(stopped['audio_end_ms'])).toBeLessThanOrEqual(500 + spokenMs + 40 + 200);
     expect(stopped['item_id']).toBe(started['item_id']);
     const committed = await c.waitFor('input_audio_buffer.committed');
     expect(committed['item_id']).toBe(started['item_id']);
@@ -479,8 +481,8 @@ describe('audio input', () => {
     await c.waitFor('input_audio_buffer.speech_stopped');
     const done = await c.waitFor('response.done');
     const transcript = (done['response'] as { output: Array<{ content: Array<{ transcript: string }> }> }).output[0]!.content[0]!.transcript;
-    // 26 characters of speech (1.69 s) plus the 300 ms prefix padding.
-    expect(transcript).toBe('I heard you speak for 2.0 seconds.');
+    // 26 characters of speech (1.69 s) plus the 300 ms prefix padding and the 200 ms silence window.
+    expect(transcript).toBe('I heard you speak for 2.2 seconds.');
     await c.close();
   });
 

@@ -1,9 +1,39 @@
 /**
- * Runs before every test file (vitest.config.ts `setupFiles`). A test that makes no assertion cannot
- * fail for the reason its name gives: every test must assert at least once.
+ * Runs before every test file (vitest.config.ts `setupFiles`).
  */
-import { beforeEach, expect } from 'vitest';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeEach, expect } from 'vitest';
+import { observeSentEvents } from '../../src/simulator/index.js';
+import { serverEventViolations, type ContractViolation } from '../contract/server-events.js';
 
+// A test that makes no assertion cannot fail for the reason its name gives.
 beforeEach(() => {
   expect.hasAssertions();
 });
+
+// The simulator is held to the SDK: every event it sends in this file's tests is validated against
+// the `openai` package's server event types (test/contract/server-events.ts). Results go to the
+// directory test/contract/global-setup.ts created; its teardown fails the run on any violation.
+const contractDir = process.env['RTPROXY_SIM_CONTRACT_DIR'];
+if (contractDir) {
+  const counts = new Map<string, number>();
+  const violations = new Map<string, ContractViolation>();
+  const stop = observeSentEvents((event) => {
+    const type = String((event as { type?: unknown }).type);
+    counts.set(type, (counts.get(type) ?? 0) + 1);
+    if (violations.size >= 200) return; // a byte budget: the first 200 distinct problems are plenty
+    for (const v of serverEventViolations(event)) {
+      const key = `${v.type}: ${v.problem}`;
+      if (!violations.has(key)) violations.set(key, v);
+    }
+  });
+  afterAll(() => {
+    stop();
+    const file = expect.getState().testPath ?? 'unknown';
+    appendFileSync(
+      join(contractDir, `${process.pid}.jsonl`),
+      `${JSON.stringify({ file, counts: Object.fromEntries(counts), violations: [...violations.values()] })}\n`,
+    );
+  });
+}
