@@ -256,7 +256,7 @@ export const serverEventSchemas: { readonly [K in ServerEventType]: z.ZodType<Ev
     type: z.literal('conversation.item.input_audio_transcription.failed'),
     item_id: z.string(),
     content_index: nonNegativeInt,
-    error: z.strictObject({ type: z.string().optional(), code: z.string().optional(), message: z.string().optional(), param: z.string().optional() }),
+    error: z.strictObject({ type: z.string().optional(), code: z.string().optional(), message: z.string().optional(), param: z.string().nullable().optional() }),
   }),
   'conversation.item.input_audio_transcription.segment': z.strictObject({
     ...base,
