@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// `npm run test:mutation [module …]`: Stryker on each module of test/mutation/modules.json (or the
+// ones named), one at a time, with only that module's tests. Writes the per-module scores to
+// test/mutation/last-report.json and test/mutation/last-report.md (the full JSON reports stay in
+// reports/mutation/, which is not committed).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+const modules = JSON.parse(readFileSync(new URL('./modules.json', import.meta.url), 'utf8'));
+const wanted = process.argv.slice(2);
+const selected = wanted.length > 0 ? wanted : Object.keys(modules);
+for (const m of selected) if (!modules[m]) throw new Error(`${m} is not in test/mutation/modules.json`);
+
+const reportPath = new URL('./last-report.json', import.meta.url);
+const previous = existsSync(reportPath) ? JSON.parse(readFileSync(reportPath, 'utf8')) : { modules: {} };
+
+for (const mutate of selected) {
+  const tests = modules[mutate].filter((t) => existsSync(t));
+  const started = Date.now();
+  const r = spawnSync('npx', ['stryker', 'run', 'stryker.config.mjs'], {
+    stdio: 'inherit',
+    env: { ...process.env, STRYKER_MUTATE: mutate, STRYKER_TESTS: tests.join(',') },
+  });
+  if (r.status !== 0) throw new Error(`stryker failed on ${mutate} (exit ${r.status})`);
+  const name = mutate.replace(/^src\//, '').replace(/\.ts$/, '').replaceAll('/', '-');
+  const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, 'utf8'));
+  const counts = {};
+  const survivors = [];
+  for (const file of Object.values(report.files)) {
+    for (const mutant of file.mutants) {
+      counts[mutant.status] = (counts[mutant.status] ?? 0) + 1;
+      if (mutant.status === 'Survived' || mutant.status === 'NoCoverage') {
+        survivors.push(`${mutant.location.start.line}:${mutant.location.start.column} ${mutant.mutatorName} ${mutant.status}${mutant.replacement ? ` → ${mutant.replacement.slice(0, 80)}` : ''}`);
+      }
+    }
+  }
+  const killed = (counts.Killed ?? 0) + (counts.Timeout ?? 0);
+  const detectable = killed + (counts.Survived ?? 0) + (counts.NoCoverage ?? 0);
+  previous.modules[mutate] = {
+    score: detectable === 0 ? 100 : Math.round((killed / detectable) * 1000) / 10,
+    killed: counts.Killed ?? 0,
+    timeout: counts.Timeout ?? 0,
+    survived: counts.Survived ?? 0,
+    noCoverage: counts.NoCoverage ?? 0,
+    ignored: (counts.Ignored ?? 0) + (counts.CompileError ?? 0) + (counts.RuntimeError ?? 0),
+    tests,
+    survivors,
+    seconds: Math.round((Date.now() - started) / 1000),
+    at: new Date().toISOString(),
+  };
+}
+
+writeFileSync(reportPath, `${JSON.stringify(previous, null, 2)}\n`);
+const rows = Object.entries(previous.modules).map(
+  ([m, s]) => `| \`${m}\` | **${s.score}%** | ${s.killed + s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.seconds} s | ${s.at.slice(0, 10)} |`,
+);
+const md = [
+  '# Last mutation report',
+  '',
+  'Written by `npm run test:mutation` (Stryker 9.5.1, vitest runner, one module at a time with its own tests).',
+  'Score = killed (incl. timeouts) / (killed + survived + no coverage).',
+  '',
+  '| module | score | killed | survived | no coverage | run time | date |',
+  '|---|---|---|---|---|---|---|',
+  ...rows,
+  '',
+  ...Object.entries(previous.modules).flatMap(([m, s]) => (s.survivors.length > 0 ? [`Survivors in \`${m}\`:`, '', ...s.survivors.map((x) => `- ${x}`), ''] : [])),
+].join('\n');
+writeFileSync(new URL('./last-report.md', import.meta.url), md);
+console.log(md);
