@@ -13,8 +13,8 @@ beforeEach(() => {
 });
 
 // The simulator is held to the SDK: every event it sends in this file's tests is validated against
-// the `openai` package's server event types (test/contract/server-events.ts). Results go to the
-// directory test/contract/global-setup.ts created; its teardown fails the run on any violation.
+// the `openai` package's server event types (test/contract/server-events.ts). A violation fails the
+// file; the counts go to the directory test/contract/global-setup.ts created, for its summary.
 const contractDir = process.env['RTPROXY_SIM_CONTRACT_DIR'];
 if (contractDir) {
   const counts = new Map<string, number>();
@@ -35,5 +35,10 @@ if (contractDir) {
       join(contractDir, `${process.pid}.jsonl`),
       `${JSON.stringify({ file, counts: Object.fromEntries(counts), violations: [...violations.values()] })}\n`,
     );
+    // Fails this file (a failed afterAll hook fails the run; a globalTeardown error would not).
+    if (violations.size > 0) {
+      const list = [...violations.values()].slice(0, 20).map((v) => `${v.type}: ${v.problem}\n  ${JSON.stringify(v.event).slice(0, 300)}`);
+      throw new Error(`The simulator sent events that do not match the openai SDK's types:\n${list.join('\n')}`);
+    }
   });
 }
