@@ -52,6 +52,16 @@ describe('sniffString', () => {
     }
   });
 
+  // Regression (issue 16): a planted bug comparing keys without their last letter survived.
+  it('compares every letter of the key, and its length', () => {
+    expect(sniffType(b('{"typo":"x","type":"y"}'))).toBe('y');
+    expect(sniffType(b('{"typx":"a"}'))).toBeNull();
+    expect(sniffType(b('{"typ":"a"}'))).toBeNull();
+    expect(sniffType(b('{"types":"a"}'))).toBeNull();
+    expect(sniffType(b('{"xype":"a"}'))).toBeNull();
+    expect(sniffString(b('{"event_ie":"a","event_id":"b"}'), 'event_id')).toBe('b');
+  });
+
   it('returns the byte span without allocating the value', () => {
     const buf = b('{"type":"x","delta":"QUJD"}');
     const span = sniffStringSpan(buf, 'delta');

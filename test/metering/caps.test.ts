@@ -192,6 +192,11 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
 
     // Auth and validation.
     expect((await fetch(`${tp.httpUrl}/admin/tenants/acme/spend`)).status).toBe(401);
+    // Regression (issue 16): a planted bug accepting any bearer token survived; wrong tokens are refused.
+    for (const authorization of [`Bearer ${ADMIN_KEY}x`, `Bearer ${ADMIN_KEY.slice(0, -1)}`, 'Bearer wrong', `Basic ${ADMIN_KEY}`, ADMIN_KEY, `Bearer ${tp.key()}`]) {
+      expect((await fetch(`${tp.httpUrl}/admin/tenants/acme/spend`, { headers: { authorization } })).status, authorization).toBe(401);
+    }
+    expect((await fetch(`${tp.httpUrl}/admin/tenants/acme/spend`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
     expect((await admin(tp.httpUrl, 'GET', '/admin/tenants/nobody/spend')).status).toBe(404);
     expect((await admin(tp.httpUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'week', usd: 1 })).status).toBe(400);
     expect((await admin(tp.httpUrl, 'GET', '/admin/usage?since=yesterday')).status).toBe(400);
