@@ -14,7 +14,8 @@ export default {
   checkers: [],
   // The machine is shared: one test process at a time.
   concurrency: 1,
-  timeoutMS: 10_000,
+  // A mutant that loops forever is killed after this (plus a factor of the normal run time).
+  timeoutMS: 3_000,
   reporters: ['json', 'clear-text', 'progress'],
   jsonReporter: { fileName: `reports/mutation/${name}.json` },
   htmlReporter: { fileName: `reports/mutation/${name}.html` },

@@ -62,6 +62,21 @@ describe('sniffString', () => {
     expect(sniffString(b('{"event_ie":"a","event_id":"b"}'), 'event_id')).toBe('b');
   });
 
+  it('claims nothing for non-objects, unquoted keys or keys with invalid escapes', () => {
+    for (const s of ['["type":"a"]', 'x"type":"a"}', '{type:"a"}', '{1:"x","type":"a"}', '{"ty\\qpe":"x","type":"a"}', '{"a":{"b":"x', '{"a":[1,', '{"a":1', '{"typ']) {
+      expect(sniffType(b(s)), s).toBeUndefined();
+    }
+  });
+
+  it('trusts the rest of an audio frame once no second key can follow (no walk over the payload)', () => {
+    // Neither the quoted key nor a backslash appears after the value: the frame is not walked further,
+    // so trailing bytes the parser would refuse do not matter here (the relay's parse catches them).
+    expect(sniffType(b('{"type":"input_audio_buffer.append","audio":"AAAA" oops'))).toBe('input_audio_buffer.append');
+    expect(sniffString(b('{"type":"a","audio":"AAAA",}'), 'type')).toBe('a');
+    // With the key spelled again later, the walk goes on and meets the garbage.
+    expect(sniffType(b('{"type":"a","x":"\\"type\\"" oops'))).toBeUndefined();
+  });
+
   it('returns the byte span without allocating the value', () => {
     const buf = b('{"type":"x","delta":"QUJD"}');
     const span = sniffStringSpan(buf, 'delta');

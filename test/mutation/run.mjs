@@ -11,6 +11,8 @@ const wanted = process.argv.slice(2);
 const selected = wanted.length > 0 ? wanted : Object.keys(modules);
 for (const m of selected) if (!modules[m]) throw new Error(`${m} is not in test/mutation/modules.json`);
 
+/** Documented equivalent mutants (they cannot change behaviour): excluded from the adjusted score. */
+const equivalent = JSON.parse(readFileSync(new URL('./equivalent.json', import.meta.url), 'utf8'));
 const reportPath = new URL('./last-report.json', import.meta.url);
 const previous = existsSync(reportPath) ? JSON.parse(readFileSync(reportPath, 'utf8')) : { modules: {} };
 
@@ -26,25 +28,40 @@ for (const mutate of selected) {
   const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, 'utf8'));
   const counts = {};
   const survivors = [];
+  const known = equivalent[mutate] ?? [];
+  const used = new Set();
+  let equivalents = 0;
+  const sourceLines = readFileSync(mutate, 'utf8').split('\n');
   for (const file of Object.values(report.files)) {
     for (const mutant of file.mutants) {
       counts[mutant.status] = (counts[mutant.status] ?? 0) + 1;
-      if (mutant.status === 'Survived' || mutant.status === 'NoCoverage') {
-        survivors.push(`${mutant.location.start.line}:${mutant.location.start.column} ${mutant.mutatorName} ${mutant.status}${mutant.replacement ? ` → ${mutant.replacement.slice(0, 80)}` : ''}`);
+      if (mutant.status !== 'Survived' && mutant.status !== 'NoCoverage') continue;
+      const line = (sourceLines[mutant.location.start.line - 1] ?? '').trim();
+      const match = known.findIndex((e) => e.source === line && e.mutator === mutant.mutatorName && e.replacement === (mutant.replacement ?? ''));
+      if (match >= 0) {
+        used.add(match);
+        equivalents++;
+        continue;
       }
+      survivors.push(`${mutant.location.start.line}:${mutant.location.start.column} ${mutant.mutatorName} ${mutant.status}${mutant.replacement ? ` → ${mutant.replacement.slice(0, 80)}` : ''}`);
     }
   }
+  const stale = known.filter((_, i) => !used.has(i)).map((e) => `${e.mutator} → ${e.replacement} in: ${e.source}`);
   const killed = (counts.Killed ?? 0) + (counts.Timeout ?? 0);
   const detectable = killed + (counts.Survived ?? 0) + (counts.NoCoverage ?? 0);
+  const pct = (a, b) => (b === 0 ? 100 : Math.round((a / b) * 1000) / 10);
   previous.modules[mutate] = {
-    score: detectable === 0 ? 100 : Math.round((killed / detectable) * 1000) / 10,
+    score: pct(killed, detectable - equivalents),
+    rawScore: pct(killed, detectable),
     killed: counts.Killed ?? 0,
     timeout: counts.Timeout ?? 0,
     survived: counts.Survived ?? 0,
     noCoverage: counts.NoCoverage ?? 0,
+    equivalent: equivalents,
     ignored: (counts.Ignored ?? 0) + (counts.CompileError ?? 0) + (counts.RuntimeError ?? 0),
     tests,
     survivors,
+    staleEquivalentEntries: stale,
     seconds: Math.round((Date.now() - started) / 1000),
     at: new Date().toISOString(),
   };
@@ -52,19 +69,22 @@ for (const mutate of selected) {
 
 writeFileSync(reportPath, `${JSON.stringify(previous, null, 2)}\n`);
 const rows = Object.entries(previous.modules).map(
-  ([m, s]) => `| \`${m}\` | **${s.score}%** | ${s.killed + s.timeout} | ${s.survived} | ${s.noCoverage} | ${s.seconds} s | ${s.at.slice(0, 10)} |`,
+  ([m, s]) => `| \`${m}\` | **${s.score}%** | ${s.rawScore ?? s.score}% | ${s.killed + s.timeout} | ${s.survived - (s.equivalent ?? 0)} | ${s.equivalent ?? 0} | ${s.noCoverage} | ${s.seconds} s | ${s.at.slice(0, 10)} |`,
 );
 const md = [
   '# Last mutation report',
   '',
   'Written by `npm run test:mutation` (Stryker 9.5.1, vitest runner, one module at a time with its own tests).',
-  'Score = killed (incl. timeouts) / (killed + survived + no coverage).',
+  'Score = killed (incl. timeouts) / (killed + survived + no coverage − documented equivalent mutants);',
+  'raw = the same without the exclusion. Equivalent mutants (they cannot change behaviour, e.g. a fast path',
+  'that falls back to the slow one) are listed with the reason in `equivalent.json`.',
   '',
-  '| module | score | killed | survived | no coverage | run time | date |',
-  '|---|---|---|---|---|---|---|',
+  '| module | score | raw | killed | survived | equivalent | no coverage | run time | date |',
+  '|---|---|---|---|---|---|---|---|---|',
   ...rows,
   '',
   ...Object.entries(previous.modules).flatMap(([m, s]) => (s.survivors.length > 0 ? [`Survivors in \`${m}\`:`, '', ...s.survivors.map((x) => `- ${x}`), ''] : [])),
+  ...Object.entries(previous.modules).flatMap(([m, s]) => ((s.staleEquivalentEntries ?? []).length > 0 ? [`Entries of equivalent.json for \`${m}\` that matched no surviving mutant (re-check them):`, '', ...s.staleEquivalentEntries.map((x) => `- ${x}`), ''] : [])),
 ].join('\n');
 writeFileSync(new URL('./last-report.md', import.meta.url), md);
 console.log(md);
