@@ -44,8 +44,23 @@ export const serverSchema = z
 const azureSchema = z
   .object({
     endpoint: z.string().url().describe('https://<resource>.openai.azure.com'),
-    deployment: z.string().min(1),
-    apiVersion: z.string().default('2025-04-01-preview'),
+    deployment: z.string().min(1).describe('The deployment dialled for sessions that name no model, or the model it runs.'),
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The model `deployment` runs (pricing, model allowlist and locks use it; default: the deployment name).'),
+    deployments: z
+      .record(z.string().min(1), z.string().min(1))
+      .default({})
+      .describe('Further deployments a client may reach by model: model id (the client ?model=) → deployment name.'),
+    apiVersion: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Only for the preview protocol: when set, the proxy dials /openai/realtime?api-version=…&deployment=… instead of the GA /openai/v1/realtime?model=<deployment>.',
+      ),
   })
   .strict();
 
@@ -57,6 +72,16 @@ export const upstreamSchema = z
     organization: z.string().optional(),
     project: z.string().optional(),
     azure: azureSchema.optional(),
+    allowCallId: z
+      .boolean()
+      .default(false)
+      .describe('Let clients attach to a SIP/WebRTC call with ?call_id= (off: call ids are not yet bound to a tenant, so any tenant could join any call).'),
+    onInjectedEventError: z
+      .enum(['end_session', 'per_response'])
+      .default('end_session')
+      .describe(
+        'The upstream refused an event the proxy sent itself (a locked session.update, a clamp, an item delete): end_session ends the session (4003, governance_failed); per_response logs, counts and goes on with per-response enforcement only.',
+      ),
     connectTimeoutMs: z.number().int().positive().default(2000),
     pingIntervalMs: z.number().int().positive().default(20_000),
     pongTimeoutMs: z.number().int().positive().default(10_000),

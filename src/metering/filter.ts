@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
+import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
 import type { Amount, CapHit, Ledger, MaybePromise, ReserveResult, UsageRecord } from './ledger.js';
@@ -40,10 +41,14 @@ function then<T, R>(v: MaybePromise<T>, f: (t: T) => R): MaybePromise<R> {
   return v instanceof Promise ? v.then(f) : f(v);
 }
 
-/** max_output_tokens as the API accepts it: a positive integer or "inf"; anything else is left to the upstream. */
+/** max_output_tokens as reported by the upstream (see protocol/limits.ts for what clients send). */
 function outputLimit(v: unknown): number | 'inf' | null {
-  if (v === 'inf') return 'inf';
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : null;
+  const parsed = parseOutputLimit(v);
+  return parsed.kind === 'limit' ? parsed.value : null;
+}
+
+function invalidOutputLimit(reason: string, eventId: string | null, param: string): Verdict {
+  return reject(new ProxyError('invalid_value', { message: `max_output_tokens must be a whole number of at least 1 or "inf": ${reason}.`, param, eventId }));
 }
 
 function capDetails(hit: CapHit): Record<string, string | number | null> {
@@ -256,12 +261,17 @@ export class MeteringFilter implements Filter {
         }),
       );
     }
-    const limit = this.#limits.maxResponseOutputTokens;
-    if (limit === null || !('max_output_tokens' in session)) return CONTINUE;
-    const requested = outputLimit(session['max_output_tokens']);
-    if (requested === null || (requested !== 'inf' && requested <= limit)) return CONTINUE;
-    this.#notifyClamp(requested, limit, eventId, 'session.max_output_tokens');
-    const event: { type: string; session: JsonObject } = { ...ev, type: 'session.update', session: { ...session, max_output_tokens: limit } };
+    const parsed = parseOutputLimit(session['max_output_tokens']);
+    if (parsed.kind === 'absent') return CONTINUE;
+    if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, eventId, 'session.max_output_tokens');
+    const limit = this.#outputCap();
+    let value = parsed.value;
+    if (limit !== null && exceeds(value, limit)) {
+      this.#notifyClamp(value, limit, eventId, 'session.max_output_tokens');
+      value = limit;
+    } else if (parsed.canonical) return CONTINUE;
+    // Clamped, or written another way ("4096", "INF", null): the upstream gets the value governed.
+    const event: { type: string; session: JsonObject } = { ...ev, type: 'session.update', session: { ...session, max_output_tokens: value } };
     return replace(Frame.fromEvent(event));
   }
 
@@ -279,11 +289,17 @@ export class MeteringFilter implements Filter {
       return this.#refuse(this.#tokenLimitError(eventId));
     }
     const response = obj(ev['response']) ?? {};
-    const limit = this.#limits.maxResponseOutputTokens;
-    const requested = outputLimit(response['max_output_tokens']);
+    const parsed = parseOutputLimit(response['max_output_tokens']);
+    if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, eventId, 'response.max_output_tokens');
+    const limit = this.#outputCap();
+    const requested = parsed.kind === 'limit' ? parsed.value : null;
     let effective: number | 'inf' = requested ?? this.#sessionMaxOutput ?? 'inf';
     let rewritten: Frame | null = null;
     let clampNotice: (() => void) | null = null;
+    if (parsed.kind === 'limit' && !parsed.canonical) {
+      const event: { type: string; response: JsonObject } = { ...ev, type: 'response.create', response: { ...response, max_output_tokens: parsed.value } };
+      rewritten = Frame.fromEvent(event);
+    }
     if (limit !== null && (effective === 'inf' || effective > limit)) {
       const from = effective;
       // Set explicitly: the session default may not be clamped upstream yet.
@@ -362,10 +378,20 @@ export class MeteringFilter implements Filter {
     });
   }
 
+  /**
+   * The tenant's max_output_tokens limit, never above the model's maximum: a clamp the upstream
+   * refuses (e.g. 8000 for a 4,096-token model) would leave VAD responses unclamped.
+   */
+  #outputCap(): number | null {
+    const tenant = this.#limits.maxResponseOutputTokens;
+    const model = this.#price?.price.maxOutputTokens;
+    return tenant === null ? null : model === undefined ? tenant : Math.min(tenant, model);
+  }
+
   #notifyClamp(requested: number | 'inf', limit: number, eventId: string | null, param: string): void {
     this.#clamped++;
     const notice = new ProxyError('max_output_tokens_clamped', {
-      message: `max_output_tokens ${requested} was lowered to the tenant limit ${limit}.`,
+      message: `max_output_tokens ${requested} was lowered to ${limit} (the tenant limit, at most the model's maximum).`,
       param,
       eventId,
       details: { requested: String(requested), limit },
@@ -416,7 +442,7 @@ export class MeteringFilter implements Filter {
     if (session['type'] === 'transcription') return;
     const mot = outputLimit(session['max_output_tokens']);
     if (mot !== null) this.#sessionMaxOutput = mot;
-    const limit = this.#limits.maxResponseOutputTokens;
+    const limit = this.#outputCap();
     if (limit === null || mot === null) return;
     if (mot === 'inf' || mot > limit) {
       // The upstream default is "inf": clamp the session so server-started (VAD) responses obey too.

@@ -27,6 +27,13 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<ProxyModul
   validatePlans(cfg);
   const limits = new Map<string, EffectiveLimits>();
   for (const t of deps.tenants.tenants.values()) limits.set(t.id, resolveLimits(t, cfg));
+  // A limit above a model's maximum is clamped to that maximum (an upstream refuses more): say so at boot.
+  const realtime = prices.models.filter((m) => m.kind === 'realtime');
+  for (const [tenant, l] of limits) {
+    const cap = l.maxResponseOutputTokens;
+    const below = cap === null ? [] : realtime.filter((m) => m.maxOutputTokens < cap).map((m) => `${m.id} (${m.maxOutputTokens})`);
+    if (below.length > 0) deps.log.warn({ tenant, maxResponseOutputTokens: cap, models: below }, 'metering: maxResponseOutputTokens is above these models\' maximum; their sessions are clamped to the model maximum');
+  }
   const limitsOf = (t: Tenant): EffectiveLimits => {
     let l = limits.get(t.id);
     if (!l) limits.set(t.id, (l = resolveLimits(t, cfg)));

@@ -1,6 +1,7 @@
 import { ProxyError } from '../protocol/errors.js';
+import { memberProblemError } from '../protocol/strict-json.js';
 import type { AdmissionRequest, CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
-import { MalformedFrameError, type Frame } from './frame.js';
+import { DuplicateMemberFrameError, MalformedFrameError, type Frame } from './frame.js';
 import type { Report } from './reports.js';
 
 /** Where a session's chain delivers its outcomes. Implemented by the relay, which owns the sockets. */
@@ -230,14 +231,16 @@ export class SessionChain {
   }
 
   /** A frame a filter needed to read is not JSON: the client is told; an upstream frame is dropped. */
-  #malformed(direction: Direction, frame: Frame): Verdict {
+  #malformed(direction: Direction, frame: Frame, err: MalformedFrameError): Verdict {
+    // Two readings of one event (or one too deep to re-serialise safely): refuse rather than guess.
+    if (err instanceof DuplicateMemberFrameError) return { kind: 'reject', error: memberProblemError(frame.type, err) };
     if (direction === 'client') return { kind: 'reject', error: new ProxyError('invalid_json', { message: `The ${frame.type} event is not valid JSON.` }) };
     this.#ctx.log.warn({ eventType: frame.type }, 'malformed upstream frame dropped');
     return { kind: 'drop' };
   }
 
   onFilterFailure(i: number, direction: Direction, frame: Frame, err: unknown): Verdict {
-    if (err instanceof MalformedFrameError) return this.#malformed(direction, frame);
+    if (err instanceof MalformedFrameError) return this.#malformed(direction, frame, err);
     const factory = this.#template.factories[i]!;
     this.#ctx.log.error({ err, filter: factory.name, eventType: frame.type }, 'filter failed');
     this.report({ kind: 'filter_error', filter: factory.name, direction, eventType: frame.type });

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ConversationView, ItemMark } from '../protocol/conversation.js';
 import type { ProxyError } from '../protocol/errors.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { Frame } from './frame.js';
@@ -58,6 +59,13 @@ export interface SessionContext {
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
+  /**
+   * The conversation as the relay core knows it (items, responses, origins, usage, marks),
+   * updated once per control event before the filters see it. Read it instead of re-deriving it.
+   */
+  readonly conversation: ConversationView;
+  /** Records a governance fact on an item (redacted, blocked, cancelled, deleted) in the conversation view. */
+  markItem(itemId: string, mark: ItemMark): void;
   /** Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain. */
   sendUpstream(event: { readonly type: string }, by: string): void;
   /** Send an event to the client that the upstream did not send (e.g. a proxy notice). Skips the chain. */

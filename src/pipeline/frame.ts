@@ -1,4 +1,5 @@
 import { sniffString } from '../protocol/sniff.js';
+import { DuplicateMemberError, parseStrict } from '../protocol/strict-json.js';
 import type { ClientEventOf, ClientEventType, ServerEventOf, ServerEventType } from '../protocol/events.js';
 
 const UNPARSED: unique symbol = Symbol('unparsed');
@@ -8,9 +9,25 @@ const SNIFF_MIN_BYTES = 1024;
 
 /** Thrown by `Frame.json()` when the bytes are not valid JSON. */
 export class MalformedFrameError extends Error {
-  override readonly name = 'MalformedFrameError';
-  constructor(readonly eventType: string) {
-    super(`frame of type ${eventType} is not valid JSON`);
+  override readonly name: string = 'MalformedFrameError';
+  constructor(
+    readonly eventType: string,
+    message = `frame of type ${eventType} is not valid JSON`,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown by `Frame.json()` of a client frame that repeats a member name or nests too deeply (see strict-json.ts). */
+export class DuplicateMemberFrameError extends MalformedFrameError {
+  override readonly name = 'DuplicateMemberFrameError';
+  constructor(
+    eventType: string,
+    readonly path: string,
+    readonly reason: 'duplicate_member' | 'too_deep',
+    readonly eventId: string | null,
+  ) {
+    super(eventType, `frame of type ${eventType}: ${reason} at ${path}`);
   }
 }
 
@@ -27,17 +44,38 @@ export class Frame {
   readonly type: string;
   readonly bytes: Buffer;
   #parsed: JsonObject | typeof UNPARSED;
+  /**
+   * A client frame: parsed strictly (a repeated member name at any depth is refused), and once
+   * parsed, forwarded re-serialised from what the filters read (`wireBytes`).
+   */
+  #client: boolean;
+  /** `bytes` are `JSON.stringify(parsed)` already (built by the proxy). */
+  #canonical: boolean;
 
   constructor(type: string, bytes: Buffer, parsed?: JsonObject) {
     this.type = type;
     this.bytes = bytes;
     this.#parsed = parsed ?? UNPARSED;
+    this.#client = false;
+    this.#canonical = false;
+  }
+
+  /**
+   * A frame from the client. `parsed` must come from `parseStrict` (the relay parses frames
+   * whose type it could not sniff).
+   */
+  static fromClient(type: string, bytes: Buffer, parsed?: JsonObject): Frame {
+    const frame = new Frame(type, bytes, parsed);
+    frame.#client = true;
+    return frame;
   }
 
   /** Build a frame for an event the proxy creates or rewrites. */
   static fromEvent(event: { readonly type: string }): Frame {
     const bytes = Buffer.from(JSON.stringify(event), 'utf8');
-    return new Frame(event.type, bytes, event as unknown as JsonObject);
+    const frame = new Frame(event.type, bytes, event as unknown as JsonObject);
+    frame.#canonical = true;
+    return frame;
   }
 
   get size(): number {
@@ -56,12 +94,23 @@ export class Frame {
   json(): JsonObject {
     if (this.#parsed === UNPARSED) {
       try {
-        this.#parsed = JSON.parse(this.bytes.toString('utf8')) as JsonObject;
-      } catch {
+        this.#parsed = (this.#client ? parseStrict(this.bytes) : JSON.parse(this.bytes.toString('utf8'))) as JsonObject;
+      } catch (err) {
+        if (err instanceof DuplicateMemberError) throw new DuplicateMemberFrameError(this.type, err.path, err.reason, err.eventId);
         throw new MalformedFrameError(this.type);
       }
     }
     return this.#parsed;
+  }
+
+  /**
+   * The bytes to forward. A client frame a filter parsed leaves as what the filters read, re-
+   * serialised from the parsed object: the upstream can never see a member, number or escape
+   * the proxy read differently. Unparsed frames (audio) and server frames leave as they came.
+   */
+  wireBytes(): Buffer {
+    if (!this.#client || this.#canonical || this.#parsed === UNPARSED) return this.bytes;
+    return Buffer.from(JSON.stringify(this.#parsed), 'utf8');
   }
 
   /**

@@ -16,6 +16,8 @@ export type Report =
     }
   | { readonly kind: 'filter_error'; readonly filter: string; readonly direction: Direction; readonly eventType: string }
   | { readonly kind: 'injected'; readonly direction: Direction; readonly eventType: string; readonly by: string }
+  /** The upstream refused an event the proxy injected (`by` = the filter): governance failed for the session. */
+  | { readonly kind: 'injected_error'; readonly eventType: string; readonly by: string; readonly code: string }
   | {
       readonly kind: 'usage';
       readonly responseId: string;

@@ -6,7 +6,7 @@ import type { GuardrailDefinition, GuardrailSource } from './api.js';
 import { isDefinedGuardrail } from './api.js';
 import { phraseFinder, piiFinder, regexFinder, type CompiledRule, type Source, type SpanFinder } from './matchers.js';
 import { BUILTIN_PII, validatorFor, type PiiDetector } from './pii.js';
-import { maxMatchLength } from './regex-safety.js';
+import { firstCharTest, maxMatchLength } from './regex-safety.js';
 import { policyFileSchema, type FallbackAction, type PolicyFile, type PolicyLocks, type PolicyTruncation } from './schema.js';
 
 /** A policy file that failed validation: every problem names the file, the path and what is wrong. */
@@ -47,6 +47,10 @@ export interface CompiledPolicy {
   readonly custom: readonly CompiledCustom[];
   readonly customBySource: ReadonlyMap<Source, readonly CompiledCustom[]>;
   readonly replacement: string;
+  /** What happens to event types (and item types) the content-path table does not know. */
+  readonly unknownContentEvents: 'pass' | 'block';
+  /** Speech whose transcript failed or did not arrive within `timeoutMs`. */
+  readonly transcriptionFailure: { readonly action: 'pass' | 'block' | 'end_session'; readonly timeoutMs: number | null };
   readonly locks: PolicyLocks;
   readonly truncation: PolicyTruncation;
   /** Absolute paths of the custom modules it imports (a change to one reloads the policy). */
@@ -79,7 +83,7 @@ function compileRules(p: PolicyFile, detectors: ReadonlyMap<string, PiiDetector>
     if (m.phrases?.length) finders.push(phraseFinder(m.phrases, m.wholeWords));
     m.regex?.forEach((entry, j) => {
       const [pattern, flags] = typeof entry === 'string' ? [entry, ''] : [entry.pattern, entry.flags];
-      finders.push(regexFinder(new RegExp(pattern, flags + 'g'), m.regex!.length > 1 ? `regex${j}` : 'regex', maxMatchLength(pattern, flags)));
+      finders.push(regexFinder(new RegExp(pattern, flags + 'g'), m.regex!.length > 1 ? `regex${j}` : 'regex', maxMatchLength(pattern, flags), undefined, undefined, startTest(pattern, flags)));
     });
     for (const name of m.pii ?? []) finders.push(piiFinder(detectors.get(name)!));
     return {
@@ -94,6 +98,15 @@ function compileRules(p: PolicyFile, detectors: ReadonlyMap<string, PiiDetector>
       logMatches: r.logMatches ?? p.logMatches,
     } satisfies CompiledRule;
   });
+}
+
+/** Where a match of a rule regex can start: its first characters, at a word start when it begins with \\b. */
+function startTest(pattern: string, flags: string): ((code: number, prev: number) => boolean) | undefined {
+  const first = firstCharTest(pattern, flags);
+  if (!first) return undefined;
+  if (!pattern.startsWith('\\b')) return (code) => first(code);
+  const word = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+  return (code, prev) => first(code) && !word(prev);
 }
 
 export type ModuleLoader = (absPath: string, cacheKey: string) => Promise<unknown>;
@@ -204,6 +217,8 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
     custom,
     customBySource: groupBySource(custom),
     replacement: p.guardrails.defaults.replacement,
+    unknownContentEvents: p.guardrails.unknownContentEvents,
+    transcriptionFailure: { action: p.guardrails.inputTranscriptionFailure.action, timeoutMs: p.guardrails.inputTranscriptionFailure.timeoutMs ?? null },
     locks: p.locks,
     truncation: p.truncation,
     modules,

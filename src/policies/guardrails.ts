@@ -1,9 +1,10 @@
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
-import { Frame, type JsonObject } from '../pipeline/frame.js';
+import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
+import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
@@ -11,31 +12,25 @@ import { asArray, asObject, asString, clientEventId, notifyClient, toFrame } fro
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
 
-const OUT_TRANSCRIPT_DELTA = 'response.output_audio_transcript.delta';
-const OUT_TEXT_DELTA = 'response.output_text.delta';
-const OUT_TRANSCRIPT_DONE = 'response.output_audio_transcript.done';
-const OUT_TEXT_DONE = 'response.output_text.done';
-const IN_DELTA = 'conversation.item.input_audio_transcription.delta';
-const IN_DONE = 'conversation.item.input_audio_transcription.completed';
-const TOOL_DONE = 'response.function_call_arguments.done';
+const TRANSCRIPTION_FAILED = 'conversation.item.input_audio_transcription.failed';
+const AUDIO_COMMITTED = 'input_audio_buffer.committed';
 
-const SERVER_TYPES = [
-  OUT_TRANSCRIPT_DELTA,
-  OUT_TEXT_DELTA,
-  OUT_TRANSCRIPT_DONE,
-  OUT_TEXT_DONE,
-  IN_DELTA,
-  IN_DONE,
-  TOOL_DONE,
-  'response.created',
-  'response.done',
-  'response.content_part.done',
-  'response.output_item.done',
-  'conversation.item.done',
-] as const;
-
-/** Sources a client event can carry. */
-const CLIENT_SOURCES: readonly Source[] = ['input', 'tool_output', 'image'];
+/** The delta event type a `.done` flushes held text as. */
+const DELTA_OF_DONE: Readonly<Record<string, string>> = {
+  'response.output_text.done': 'response.output_text.delta',
+  'response.output_audio_transcript.done': 'response.output_audio_transcript.delta',
+  'conversation.item.input_audio_transcription.completed': 'conversation.item.input_audio_transcription.delta',
+  'response.function_call_arguments.done': 'response.function_call_arguments.delta',
+  'response.mcp_call_arguments.done': 'response.mcp_call_arguments.delta',
+};
+/** The field of a `.done` event that carries the complete text. */
+const DONE_FIELD: Readonly<Record<string, string>> = {
+  'response.output_text.done': 'text',
+  'response.output_audio_transcript.done': 'transcript',
+  'conversation.item.input_audio_transcription.completed': 'transcript',
+  'response.function_call_arguments.done': 'arguments',
+  'response.mcp_call_arguments.done': 'arguments',
+};
 
 type ReportSource = Extract<Report, { kind: 'guardrail' }>['source'];
 const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
@@ -45,6 +40,11 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
   tool_output: 'tool_output',
   image: 'input',
 };
+
+const MAX_STREAMS = 256;
+
+/** Unknown event / item types already logged (process-wide, bounded): logged once per type. */
+const loggedUnknown = new Set<string>();
 
 /** One rule or custom guardrail that tripped on an event. */
 interface Finding {
@@ -65,9 +65,7 @@ class Evaluation {
   }
 
   get strongest(): Action | null {
-    let best: Action | null = null;
-    for (const f of this.findings) if (best === null || ACTION_RANK[f.action] > ACTION_RANK[best]) best = f.action;
-    return best;
+    return strongestOf(this.findings);
   }
 
   addHits(hits: readonly { rule: CompiledRule; label: string; excerpt: string | null }[]): void {
@@ -84,7 +82,15 @@ class Evaluation {
   }
 }
 
-/** A text being streamed (an output content part, or an input transcript), scanned incrementally. */
+function strongestOf(findings: readonly Finding[]): Action | null {
+  let best: Action | null = null;
+  for (const f of findings) if (best === null || ACTION_RANK[f.action] > ACTION_RANK[best]) best = f.action;
+  return best;
+}
+
+const stops = (a: Action | null): boolean => a !== null && ACTION_RANK[a] >= ACTION_RANK.block;
+
+/** A text being streamed (a content part, an input transcript, function or MCP arguments). */
 interface Stream {
   readonly source: Source;
   readonly policy: CompiledPolicy;
@@ -92,6 +98,10 @@ interface Stream {
   readonly customs: readonly CompiledCustom[];
   readonly responseId: string | null;
   readonly itemId: string;
+  readonly deltaType: string;
+  /** Ids copied onto a flushed delta. */
+  readonly ids: JsonObject;
+  tripped: boolean;
 }
 
 const ruleCache = new WeakMap<CompiledPolicy, Map<string, readonly CompiledRule[]>>();
@@ -109,69 +119,46 @@ function rulesFor(policy: CompiledPolicy, source: Source, eventType: string): re
   return rules;
 }
 
-function redactRules(policy: CompiledPolicy, source: Source, eventType: string): readonly CompiledRule[] {
-  return rulesFor(policy, source, eventType).filter((r) => r.action === 'redact');
-}
-
-/** Texts inside a client-created item, with where each one goes back. */
-interface ItemText {
-  readonly source: Source;
-  readonly text: string;
-  set(item: JsonObject, text: string): void;
-}
-
-function itemTexts(item: JsonObject): ItemText[] {
-  const out: ItemText[] = [];
-  const type = item['type'];
-  if (type === 'function_call_output') {
-    const output = asString(item['output']);
-    if (output !== null) out.push({ source: 'tool_output', text: output, set: (it, t) => void (it['output'] = t) });
-    return out;
-  }
-  if (type !== 'message') return out;
-  const content = asArray(item['content']) ?? [];
-  content.forEach((p, i) => {
-    const part = asObject(p);
-    if (!part) return;
-    const partType = part['type'];
-    const setPart = (key: string) => (it: JsonObject, t: string) => {
-      const c = asArray(it['content']);
-      const target = c ? asObject(c[i]) : null;
-      if (target) target[key] = t;
-    };
-    if ((partType === 'input_text' || partType === 'output_text' || partType === 'text') && typeof part['text'] === 'string') {
-      out.push({ source: 'input', text: part['text'], set: setPart('text') });
-    } else if (partType === 'input_image' && typeof part['image_url'] === 'string') {
-      out.push({ source: 'image', text: part['image_url'], set: setPart('image_url') });
-    }
-  });
-  return out;
-}
+const hasSource = (policy: CompiledPolicy, source: Source): boolean => policy.rulesBySource.has(source) || policy.customBySource.has(source);
+const idle = (policy: CompiledPolicy): boolean => policy.rules.length === 0 && policy.custom.length === 0;
 
 export function guardrailsFactory(registry: PolicyRegistry): FilterFactory {
   return {
     name: GUARDRAILS_FILTER,
-    wants: { client: ['conversation.item.create', 'response.create'], server: SERVER_TYPES },
+    // Every type: content paths go through the table, unknown types through `unknownContentEvents`.
+    // Audio frames cost one set lookup and are never parsed.
+    wants: { client: '*', server: '*' },
     failMode: 'closed',
     create: (ctx) => new GuardrailFilter(ctx, registry.resolve(ctx.tenant.policy)),
   };
 }
 
 /**
- * Guardrails on both directions: client text / tool outputs / images, input transcripts, output
- * transcripts and text (incrementally, per response), and function calls. Rule verdicts are
- * synchronous; custom guardrails may be async only where the policy says so.
+ * Guardrails on every content path of src/policies/content-paths.ts, with one decision per text
+ * (match → log, redact, block, cancel, end). Streamed text is held back while it can still
+ * complete a match, so what a rule forbids never reaches the client; after a block or cancel the
+ * offending items are deleted upstream, so neither `conversation.item.retrieve` nor the model's
+ * later context carries them. Rule verdicts are synchronous; custom guardrails may be async only
+ * where the policy says so.
  */
 export class GuardrailFilter implements Filter {
   readonly #ctx: SessionContext;
   readonly #entry: PolicyEntry;
   readonly #info: CustomSessionInfo;
   readonly #streams = new Map<string, Stream>();
-  readonly #active = new Set<string>();
+  /** User items whose transcript tripped block / cancel: their later transcript events are dropped. */
   readonly #blockedItems = new Set<string>();
-  /** Function-call items of cancelled responses, deleted upstream once their response is done. */
-  readonly #deleteOnDone = new Map<string, string[]>();
+  /** Responses this filter cancelled, with the items it saw trip: all their items are deleted upstream once the response is done. */
+  readonly #cancelled = new Map<string, Set<string>>();
+  /** Items this filter deleted upstream (each once). */
+  readonly #deleted = new Set<string>();
+  /** Earlier text per source (the previous stream or client item), so a match can span items. */
+  readonly #seed = new Map<Source, string>();
   readonly #customState = new Map<string, Map<string, unknown>>();
+  /** `item\0rule` pairs already reported. */
+  readonly #reported = new Set<string>();
+  /** Committed speech waiting for its transcript (fail-closed timeout). */
+  readonly #transcriptTimers = new Map<string, NodeJS.Timeout>();
   /** An input trip came before its response existed: cancel the next one the server starts. */
   #cancelNext: { action: Action; ruleId: string } | null = null;
   #trips = 0;
@@ -188,80 +175,94 @@ export class GuardrailFilter implements Filter {
     return this.#entry.current;
   }
 
-  // ---- client → upstream -------------------------------------------------------------------
+  // ---- routing -----------------------------------------------------------------------------
 
   onClient(frame: Frame): Verdict | Promise<Verdict> {
+    const path = contentPath('client', frame.type);
+    if (!path) return NO_CONTENT.has(frame.type) ? CONTINUE : this.#unknown(frame.type, 'client');
     const policy = this.#policy;
-    if (!CLIENT_SOURCES.some((s) => policy.rulesBySource.has(s) || policy.customBySource.has(s))) return CONTINUE;
+    if (idle(policy) && policy.unknownContentEvents === 'pass') return CONTINUE;
+    return this.#clientTexts(frame, policy);
+  }
+
+  onServer(frame: Frame): Verdict | Promise<Verdict> {
+    const type = frame.type;
+    const path = contentPath('server', type);
+    if (!path) {
+      if (type === AUDIO_COMMITTED) return this.#committed(frame);
+      if (type === TRANSCRIPTION_FAILED) return this.#transcriptionFailed(frame);
+      return NO_CONTENT.has(type) ? CONTINUE : this.#unknown(type, 'server');
+    }
+    if (path.kind === 'delta') return this.#delta(frame, path);
+    if (path.kind === 'done') return this.#done(frame, path);
+    return this.#serverTexts(frame);
+  }
+
+  /** An event type the content-path table does not know: the policy decides, logged once per type. */
+  #unknown(type: string, direction: 'client' | 'server'): Verdict {
+    const policy = this.#policy;
+    const key = `${direction}:${type}`;
+    if (!loggedUnknown.has(key) && loggedUnknown.size < 1024) {
+      loggedUnknown.add(key);
+      this.#ctx.log.warn({ eventType: type, direction, policy: policy.name, action: policy.unknownContentEvents }, 'event type not in the content-path table');
+    }
+    if (policy.unknownContentEvents !== 'block') return CONTINUE;
+    this.#reportAll(policy, [{ id: 'unknown-content-event', action: 'block', label: type, excerpt: null }], direction === 'client' ? 'input' : 'output', type, null, this.#ctx.clock.now());
+    if (direction === 'client') return reject(new ProxyError('guardrail_blocked', { message: `The event type ${type} is not allowed by the policy.`, details: this.#unknownDetails(policy) }));
+    return DROP;
+  }
+
+  #unknownDetails(policy: CompiledPolicy): Record<string, string | number | boolean | null> {
+    return { policy: policy.name, policyVersion: policy.version, rule: 'unknown-content-event', action: 'block' };
+  }
+
+  // ---- client → upstream: complete texts ------------------------------------------------------
+
+  #clientTexts(frame: Frame, policy: CompiledPolicy): Verdict | Promise<Verdict> {
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
-    let items: { item: JsonObject; set: (copy: JsonObject, item: JsonObject) => void }[];
-    if (frame.type === 'conversation.item.create') {
-      const item = asObject(ev['item']);
-      if (!item) return CONTINUE;
-      items = [{ item, set: (copy, it) => void (copy['item'] = it) }];
-    } else {
-      const response = asObject(ev['response']);
-      const input = asArray(response?.['input']);
-      if (!input) return CONTINUE;
-      items = [];
-      input.forEach((raw, i) => {
-        const item = asObject(raw);
-        if (item) {
-          items.push({
-            item,
-            set: (copy, it) => {
-              const r = asObject(copy['response'])!;
-              const list = [...(asArray(r['input']) ?? [])];
-              list[i] = it;
-              copy['response'] = { ...r, input: list };
-            },
-          });
-        }
-      });
+    const texts = eventTexts(frame.type, ev);
+    if (texts.length === 0) return CONTINUE;
+    if (texts.some((t) => t.unknownItemType !== undefined)) {
+      const unknown = texts.find((t) => t.unknownItemType !== undefined)!;
+      const v = this.#unknown(`item:${unknown.unknownItemType}`, 'client');
+      if (v.kind !== 'continue') return v;
     }
-    const evaluations: { entry: (typeof items)[number]; texts: { t: ItemText; e: Evaluation }[] }[] = [];
+    const evaluations: { t: ContentText; e: Evaluation }[] = [];
     const pending: Promise<void>[] = [];
-    for (const entry of items) {
-      const texts: { t: ItemText; e: Evaluation }[] = [];
-      for (const t of itemTexts(entry.item)) {
-        const e = this.#scanFinal(policy, t.source, frame.type, t.text, null, null);
-        const p = this.#runCustoms(policy, t.source, e, this.#event(t.source, frame.type, t.text, null, true, null, asString(entry.item['id']), null), (c, v) =>
-          this.#late(c, v, t.source, frame.type, null),
-        );
-        if (p) pending.push(p);
-        texts.push({ t, e });
-      }
-      evaluations.push({ entry, texts });
+    for (const t of texts) {
+      if (t.unknownItemType !== undefined) continue;
+      const seed = t.source === 'input' ? (this.#seed.get('input') ?? '') : '';
+      const e = this.#scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed);
+      // Conversation text (not instructions) is context for a match spanning the next item.
+      if (t.source === 'input' && frame.type !== 'session.update' && t.text !== asString(asObject(ev['response'])?.['instructions'])) this.#remember('input', t.text, policy);
+      const p = this.#runCustoms(policy, t.source, e, this.#event(t.source, frame.type, t.text, null, true, null, t.itemId, t.functionName), (c, v) =>
+        this.#late(c, v, t.source, frame.type, null),
+      );
+      if (p) pending.push(p);
+      evaluations.push({ t, e });
     }
     const finish = (): Verdict => {
       let copy: JsonObject | null = null;
-      const all = new Evaluation('');
-      for (const { entry, texts } of evaluations) {
-        let itemCopy: JsonObject | null = null;
-        for (const { t, e } of texts) {
-          all.findings.push(...e.findings);
-          if (e.redacted) {
-            itemCopy ??= structuredClone(entry.item);
-            t.set(itemCopy, e.text);
-          }
-        }
-        if (itemCopy) {
-          copy ??= { ...ev };
-          entry.set(copy, itemCopy);
+      const findings: Finding[] = [];
+      for (const { t, e } of evaluations) {
+        findings.push(...e.findings);
+        if (e.redacted) {
+          copy ??= structuredClone(ev);
+          t.set(copy, e.text);
         }
       }
-      const action = all.strongest;
+      const action = strongestOf(findings);
       if (action === null && copy === null) return CONTINUE;
-      const source = evaluations.flatMap((x) => x.texts).find((x) => x.e.findings.length > 0)?.t.source ?? 'input';
+      const source = evaluations.find((x) => x.e.findings.length > 0)?.t.source ?? 'input';
+      const details = this.#details(policy, findings);
       let verdict: Verdict;
-      const details = this.#details(policy, all.findings);
       switch (action) {
         case 'end_session':
           verdict = closeWith(new ProxyError('policy_violation', { eventId: clientEventId(ev), details }));
           break;
         case 'cancel_response':
-          this.#cancelActive('cancel_response', all.findings[0]?.id ?? '');
+          this.#cancelActive('cancel_response', findings.find((f) => f.action === action)?.id ?? '');
           verdict = reject(new ProxyError('guardrail_blocked', { eventId: clientEventId(ev), details }));
           break;
         case 'block':
@@ -273,306 +274,306 @@ export class GuardrailFilter implements Filter {
             notifyClient(this.#ctx, new ProxyError('guardrail_redacted', { eventId: clientEventId(ev), details }), GUARDRAILS_FILTER);
           } else verdict = CONTINUE;
       }
-      this.#reportAll(policy, all.findings, source, frame.type, null, t0);
+      this.#reportAll(policy, findings, source, frame.type, null, t0);
       return verdict;
     };
     if (pending.length > 0) return Promise.all(pending).then(finish);
     return finish();
   }
 
-  // ---- upstream → client -------------------------------------------------------------------
+  // ---- upstream → client: complete texts (items, parts, responses) ----------------------------
 
-  onServer(frame: Frame): Verdict | Promise<Verdict> {
-    switch (frame.type) {
-      case OUT_TRANSCRIPT_DELTA:
-      case OUT_TEXT_DELTA:
-        return this.#outputDelta(frame);
-      case OUT_TRANSCRIPT_DONE:
-        return this.#outputDone(frame, 'transcript');
-      case OUT_TEXT_DONE:
-        return this.#outputDone(frame, 'text');
-      case IN_DELTA:
-        return this.#inputDelta(frame);
-      case IN_DONE:
-        return this.#inputDone(frame);
-      case TOOL_DONE:
-        return this.#toolCall(frame);
-      case 'response.created':
-        return this.#responseCreated(frame);
-      case 'response.done':
-        return this.#responseDone(frame);
-      default:
-        return this.#redactItemEvent(frame);
-    }
-  }
-
-  #responseCreated(frame: Frame): Verdict {
-    const id = asString(asObject(frame.json()['response'])?.['id']);
-    if (id === null) return CONTINUE;
-    this.#active.add(id);
-    if (this.#cancelNext) {
-      const { action, ruleId } = this.#cancelNext;
-      this.#cancelNext = null;
-      this.#cancel(id, action, ruleId);
-    }
-    return CONTINUE;
-  }
-
-  #responseDone(frame: Frame): Verdict {
-    const ev = frame.json();
-    const response = asObject(ev['response']);
-    const id = asString(response?.['id']);
-    if (id === null) return CONTINUE;
-    this.#active.delete(id);
-    for (const [key, s] of this.#streams) if (s.responseId === id) this.#streams.delete(key);
-    const toDelete = this.#deleteOnDone.get(id);
-    if (toDelete) {
-      this.#deleteOnDone.delete(id);
-      for (const itemId of toDelete) this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, GUARDRAILS_FILTER);
-    }
-    const output = asArray(response?.['output']);
-    if (!output || this.#ctx.isSuppressed(id)) return CONTINUE;
-    let changed = false;
-    const items = output.map((o) => {
-      const item = asObject(o);
-      const r = item ? this.#redactItem(item, frame.type) : null;
-      if (r) changed = true;
-      return r ?? o;
-    });
-    if (!changed) return CONTINUE;
-    return replace(toFrame({ ...ev, response: { ...response, output: items } }));
-  }
-
-  /** Redaction of complete model texts repeated in item events (rules already reported on `.done`). */
-  #redactItemEvent(frame: Frame): Verdict {
+  #serverTexts(frame: Frame): Verdict {
+    const type = frame.type;
     const policy = this.#policy;
-    if (policy.rules.length === 0) return CONTINUE;
+    if (type === 'response.created') this.#responseCreated(frame);
+    else if (type === 'response.done') this.#responseDone(frame);
+    if (idle(policy) && policy.unknownContentEvents === 'pass') return CONTINUE;
+    const t0 = this.#ctx.clock.now();
     const ev = frame.json();
-    if (frame.type === 'response.content_part.done') {
-      const part = asObject(ev['part']);
-      const key = typeof part?.['transcript'] === 'string' ? 'transcript' : typeof part?.['text'] === 'string' ? 'text' : null;
-      if (!part || !key) return CONTINUE;
-      const rules = redactRules(policy, 'output', frame.type);
-      if (rules.length === 0) return CONTINUE;
-      const r = scanText(rules, part[key] as string, policy.windowChars, policy.maxInputChars);
-      return r.redacted ? replace(toFrame({ ...ev, part: { ...part, [key]: r.text } })) : CONTINUE;
-    }
-    const item = asObject(ev['item']);
-    if (!item) return CONTINUE;
-    const redacted = this.#redactItem(item, frame.type);
-    return redacted ? replace(toFrame({ ...ev, item: redacted })) : CONTINUE;
-  }
-
-  /** A model-produced item with redaction rules applied, or null when nothing changed. */
-  #redactItem(item: JsonObject, eventType: string): JsonObject | null {
-    const policy = this.#policy;
-    if (item['type'] === 'function_call') {
-      const args = asString(item['arguments']);
-      const rules = redactRules(policy, 'tool_call', eventType);
-      if (args === null || rules.length === 0) return null;
-      const r = scanText(rules, args, policy.windowChars, policy.maxInputChars);
-      return r.redacted ? { ...item, arguments: r.text } : null;
-    }
-    if (item['type'] !== 'message' || item['role'] !== 'assistant') return null;
-    const rules = redactRules(policy, 'output', eventType);
-    const content = asArray(item['content']);
-    if (rules.length === 0 || !content) return null;
-    let changed = false;
-    const parts = content.map((p) => {
-      const part = asObject(p);
-      if (!part) return p;
-      let out = part;
-      for (const key of ['text', 'transcript'] as const) {
-        const text = asString(part[key]);
-        if (text === null) continue;
-        const r = scanText(rules, text, policy.windowChars, policy.maxInputChars);
-        if (r.redacted) {
-          out = { ...out, [key]: r.text };
-          changed = true;
-        }
+    const texts = eventTexts(type, ev);
+    if (texts.length === 0) return CONTINUE;
+    const eventResponse = asString(ev['response_id']) ?? (type === 'response.done' || type === 'response.created' ? asString(asObject(ev['response'])?.['id']) : null);
+    let copy: JsonObject | null = null;
+    const edit = (t: ContentText, text: string): void => {
+      copy ??= structuredClone(ev);
+      t.set(copy, text);
+    };
+    const trips: { t: ContentText; findings: Finding[]; responseId: string | null }[] = [];
+    const reports: { source: Source; findings: Finding[]; responseId: string | null }[] = [];
+    for (const t of texts) {
+      if (t.unknownItemType !== undefined) {
+        if (this.#unknown(`item:${t.unknownItemType}`, 'server').kind !== 'continue') return DROP;
+        continue;
       }
-      return out;
-    });
-    return changed ? { ...item, content: parts } : null;
+      const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
+      // The upstream's echo of an item the client typed was checked on its way in.
+      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved' && (t.source === 'input' || t.source === 'image' || t.source === 'tool_output')) continue;
+      const responseId = eventResponse ?? item?.responseId ?? null;
+      // What the policy already stopped is never shown again, on any path.
+      const model = t.source !== 'input' && t.source !== 'image';
+      const stopped = (model && responseId !== null && (this.#ctx.isSuppressed(responseId) || this.#cancelled.has(responseId))) || item?.marks.some((m) => m.kind === 'blocked' || m.kind === 'cancelled') === true;
+      if (stopped) {
+        if (t.text.length > 0) edit(t, '');
+        continue;
+      }
+      if (!hasSource(policy, t.source)) continue;
+      const e = this.#scanFinal(policy, t.source, type, t.text, null, t.functionName);
+      if (stops(e.strongest)) edit(t, '');
+      else if (e.redacted) edit(t, e.text);
+      // Findings already reported for this item (on its stream or an earlier event) are not reported again.
+      // The same text shows up on several events: each finding is reported once per item.
+      const fresh = t.itemId ? e.findings.filter((f) => this.#firstReport(t.itemId!, f.id)) : e.findings;
+      if (t.itemId) for (const f of e.findings) this.#mark(t.itemId, f);
+      if (fresh.length > 0) reports.push({ source: t.source, findings: fresh, responseId });
+      if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
+    }
+    if (copy !== null && type === 'conversation.item.retrieved') blankAudioOfStopped(copy, this.#ctx, this.#cancelled);
+    for (const r of reports) this.#reportAll(policy, r.findings, r.source, type, r.responseId, t0);
+    for (const trip of trips) {
+      if (type === 'conversation.item.retrieved' && trip.t.itemId) {
+        // A stored item shown on request: remove it; responses in flight did not start from it.
+        this.#deleteItem(trip.t.itemId, 'blocked', trip.findings[0]?.id ?? null);
+        notifyClient(this.#ctx, this.#notice(strongestOf(trip.findings)!, this.#details(policy, trip.findings)), GUARDRAILS_FILTER);
+        if (strongestOf(trip.findings) === 'end_session') return closeWith(new ProxyError('policy_violation', { details: this.#details(policy, trip.findings) }));
+        continue;
+      }
+      const v = this.#trip(policy, trip.t.source, trip.findings, trip.responseId, trip.t.itemId, type);
+      if (v.kind === 'close') return v;
+    }
+    return copy !== null ? replace(toFrame(copy)) : CONTINUE;
   }
 
-  #stream(key: string, source: Source, eventType: string, responseId: string | null, itemId: string): Stream | null {
-    let s = this.#streams.get(key);
-    if (s) return s;
+  #responseCreated(frame: Frame): void {
+    if (!this.#cancelNext) return;
+    const id = asString(asObject(frame.json()['response'])?.['id']);
+    if (id === null) return;
+    const { action, ruleId } = this.#cancelNext;
+    this.#cancelNext = null;
+    this.#cancel(id, action, ruleId);
+  }
+
+  /** Releases what streams of the response still hold, and deletes the items of a response this filter stopped. */
+  #responseDone(frame: Frame): void {
+    const response = asObject(frame.json()['response']);
+    const id = asString(response?.['id']);
+    if (id === null) return;
+    for (const [key, s] of this.#streams) {
+      if (s.responseId !== id) continue;
+      this.#streams.delete(key);
+      if (s.tripped || this.#ctx.isSuppressed(id)) continue;
+      const r = s.scanner.push('', true);
+      if (r.hits.some((h) => stops(h.rule.action))) continue;
+      if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, null, r.text), GUARDRAILS_FILTER);
+    }
+    const ids = this.#cancelled.get(id);
+    if (!ids) return;
+    this.#cancelled.delete(id);
+    for (const itemId of this.#ctx.conversation.response(id)?.itemIds ?? []) ids.add(itemId);
+    for (const o of asArray(response?.['output']) ?? []) {
+      const itemId = asString(asObject(o)?.['id']);
+      if (itemId) ids.add(itemId);
+    }
+    for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
+  }
+
+  // ---- streams: deltas are held back while they can still complete a match --------------------
+
+  #streamKey(source: Source, ev: JsonObject, type: string): string {
+    const responseId = asString(ev['response_id']) ?? '';
+    const itemId = asString(ev['item_id']) ?? '';
+    const part = typeof ev['content_index'] === 'number' ? ev['content_index'] : 0;
+    // Translation-session transcripts carry no ids: one stream per event type.
+    return responseId || itemId ? `${source}\u0000${responseId}\u0000${itemId}\u0000${part}` : `${source}\u0000${type}`;
+  }
+
+  #stream(key: string, source: Source, ev: JsonObject, deltaType: string): Stream | null {
+    const existing = this.#streams.get(key);
+    if (existing) return existing;
     const policy = this.#policy;
-    const rules = rulesFor(policy, source, eventType);
+    const rules = rulesFor(policy, source, deltaType);
     const customs = (policy.customBySource.get(source) ?? []).filter((c) => c.streaming);
     if (rules.length === 0 && customs.length === 0) return null;
-    s = { source, policy, scanner: new TextScanner(rules, policy.windowChars), customs, responseId, itemId };
+    const ids: JsonObject = {};
+    for (const k of ['response_id', 'item_id', 'output_index', 'content_index', 'call_id']) if (ev[k] !== undefined) ids[k] = ev[k];
+    const s: Stream = {
+      source,
+      policy,
+      scanner: new TextScanner(rules, policy.windowChars, this.#seed.get(source) ?? ''),
+      customs,
+      responseId: asString(ev['response_id']),
+      itemId: asString(ev['item_id']) ?? '',
+      deltaType,
+      ids,
+      tripped: false,
+    };
+    // Streams end with their .done or response.done; an upstream that never ends them cannot grow this without bound.
+    if (this.#streams.size >= MAX_STREAMS) this.#streams.delete(this.#streams.keys().next().value!);
     this.#streams.set(key, s);
     return s;
   }
 
-  #outputDelta(frame: Frame): Verdict | Promise<Verdict> {
+  #delta(frame: Frame, path: ContentPath): Verdict | Promise<Verdict> {
+    const source = path.stream!;
     const policy = this.#policy;
-    if (!policy.rulesBySource.has('output') && !policy.customBySource.has('output')) return CONTINUE;
-    const t0 = this.#ctx.clock.now();
-    // Transcript deltas are small: one parse is cheaper than three top-level sniffs.
+    if (!hasSource(policy, source) && this.#blockedItems.size === 0) return CONTINUE;
     const ev = frame.json();
-    const responseId = asString(ev['response_id']) ?? '';
     const itemId = asString(ev['item_id']) ?? '';
-    const stream = this.#stream(`o\u0000${responseId}\u0000${itemId}`, 'output', frame.type, responseId, itemId);
+    if (source === 'input' && this.#blockedItems.has(itemId)) return DROP;
+    const t0 = this.#ctx.clock.now();
+    const stream = this.#stream(this.#streamKey(source, ev, frame.type), source, ev, frame.type);
     if (!stream) return CONTINUE;
+    if (stream.tripped) return DROP;
     const delta = asString(ev['delta']) ?? '';
     const r = stream.scanner.push(delta);
-    if (r.hits.length === 0 && !r.redacted && stream.customs.length === 0) return CONTINUE;
     const e = new Evaluation(r.text);
     e.redacted = r.redacted;
     e.addHits(r.hits);
-    const event = stream.customs.length > 0 ? this.#event('output', frame.type, stream.scanner.recent, delta, false, responseId, itemId, null) : null;
-    const pending = event ? this.#runCustoms(stream.policy, 'output', e, event, (c, v) => this.#late(c, v, 'output', frame.type, responseId), stream.customs) : null;
-    const finish = (): Verdict => this.#applyOutput(frame, e, stream.policy, 'output', responseId, t0, 'delta');
-    return pending ? pending.then(finish) : finish();
-  }
-
-  #outputDone(frame: Frame, key: 'transcript' | 'text'): Verdict | Promise<Verdict> {
-    const policy = this.#policy;
-    if (policy.rules.length === 0 && policy.custom.length === 0) return CONTINUE;
-    const t0 = this.#ctx.clock.now();
-    const ev = frame.json();
-    const responseId = asString(ev['response_id']) ?? '';
-    const itemId = asString(ev['item_id']) ?? '';
-    const text = asString(ev[key]) ?? '';
-    const stream = this.#streams.get(`o\u0000${responseId}\u0000${itemId}`) ?? null;
-    const e = this.#scanFinal(stream?.policy ?? policy, 'output', frame.type, text, stream, null);
-    const pending = this.#runCustoms(stream?.policy ?? policy, 'output', e, this.#event('output', frame.type, text, null, true, responseId, itemId, null), (c, v) =>
-      this.#late(c, v, 'output', frame.type, responseId),
-    );
-    const finish = (): Verdict => this.#applyOutput(frame, e, stream?.policy ?? policy, 'output', responseId, t0, key);
-    return pending ? pending.then(finish) : finish();
-  }
-
-  #toolCall(frame: Frame): Verdict | Promise<Verdict> {
-    const policy = this.#policy;
-    if (!policy.rulesBySource.has('tool_call') && !policy.customBySource.has('tool_call')) return CONTINUE;
-    const t0 = this.#ctx.clock.now();
-    const ev = frame.json();
-    const responseId = asString(ev['response_id']) ?? '';
-    const itemId = asString(ev['item_id']) ?? '';
-    const name = asString(ev['name']) ?? '';
-    const args = asString(ev['arguments']) ?? '';
-    const e = this.#scanFinal(policy, 'tool_call', frame.type, args, null, name);
-    const pending = this.#runCustoms(policy, 'tool_call', e, this.#event('tool_call', frame.type, args, null, true, responseId, itemId, name), (c, v) =>
-      this.#late(c, v, 'tool_call', frame.type, responseId),
-    );
+    const event = stream.customs.length > 0 ? this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null) : null;
+    const pending = event ? this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs) : null;
     const finish = (): Verdict => {
-      const action = e.strongest;
-      if (action === 'block' || action === 'cancel_response') {
-        let list = this.#deleteOnDone.get(responseId);
-        if (!list) this.#deleteOnDone.set(responseId, (list = []));
-        if (itemId) list.push(itemId);
-      }
-      return this.#applyOutput(frame, e, policy, 'tool_call', responseId, t0, 'arguments');
+      const stop = this.#streamVerdict(stream, e, frame.type, t0);
+      if (stop) return stop;
+      if (e.text.length === 0) return DROP; // all of it is held back
+      if (e.text === delta) return CONTINUE;
+      return replace(toFrame({ ...ev, delta: e.text }));
     };
     return pending ? pending.then(finish) : finish();
   }
 
-  /** Verdict for a model event (output text or function call): cancel the response, close, or rewrite. */
-  #applyOutput(frame: Frame, e: Evaluation, policy: CompiledPolicy, source: Source, responseId: string, t0: number, key: string): Verdict {
-    const action = e.strongest;
-    if (action === null && !e.redacted) return CONTINUE;
-    let verdict: Verdict = CONTINUE;
-    const details = this.#details(policy, e.findings);
-    if (action === 'end_session') {
-      verdict = closeWith(new ProxyError('policy_violation', { details }));
-    } else if (action === 'cancel_response' || action === 'block') {
-      // On model output, blocking means stopping the response: the relay then withholds the rest of it.
-      if (responseId) this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, this.#notice(action, details));
-      verdict = DROP;
-    } else if (e.redacted) {
-      verdict = replace(toFrame({ ...frame.json(), [key]: e.text }));
-    }
-    this.#reportAll(policy, e.findings, source, frame.type, responseId || null, t0);
-    return verdict;
-  }
-
-  #inputDelta(frame: Frame): Verdict | Promise<Verdict> {
-    const policy = this.#policy;
+  #done(frame: Frame, path: ContentPath): Verdict | Promise<Verdict> {
+    const source = path.stream!;
+    const type = frame.type;
     const ev = frame.json();
     const itemId = asString(ev['item_id']) ?? '';
-    if (this.#blockedItems.has(itemId)) return DROP;
-    if (!policy.rulesBySource.has('input') && !policy.customBySource.has('input')) return CONTINUE;
+    if (source === 'input') this.#clearTranscriptTimer(itemId);
+    const key = this.#streamKey(source, ev, DELTA_OF_DONE[type] ?? type);
+    const stream = this.#streams.get(key) ?? null;
+    this.#streams.delete(key);
+    if (source === 'input' && this.#blockedItems.delete(itemId)) return DROP;
+    if (stream?.tripped) return DROP;
+    const policy = stream?.policy ?? this.#policy;
+    if (!hasSource(policy, source)) return CONTINUE;
     const t0 = this.#ctx.clock.now();
-    const stream = this.#stream(`i\u0000${itemId}`, 'input', frame.type, null, itemId);
-    if (!stream) return CONTINUE;
-    const delta = asString(ev['delta']) ?? '';
-    const r = stream.scanner.push(delta);
-    if (r.hits.length === 0 && !r.redacted && stream.customs.length === 0) return CONTINUE;
-    const e = new Evaluation(r.text);
-    e.redacted = r.redacted;
-    e.addHits(r.hits);
-    const event = stream.customs.length > 0 ? this.#event('input', frame.type, stream.scanner.recent, delta, false, null, itemId, null) : null;
-    const pending = event ? this.#runCustoms(stream.policy, 'input', e, event, (c, v) => this.#late(c, v, 'input', frame.type, null, itemId), stream.customs) : null;
-    const finish = (): Verdict => this.#applyInput(frame, e, stream.policy, itemId, t0, 'delta');
+    const field = DONE_FIELD[type] ?? 'text';
+    const text = asString(ev[field]) ?? '';
+    const responseId = asString(ev['response_id']);
+    const functionName = source === 'tool_call' ? (asString(ev['name']) ?? '') : null;
+    // The stream's last held text, settled now that it is complete.
+    const flushed = stream ? stream.scanner.push('', true) : null;
+    const e = this.#scanFinal(policy, source, type, text, stream, functionName);
+    if (flushed) e.addHits(flushed.hits.filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+    this.#remember(source, text, policy);
+    const pending = this.#runCustoms(policy, source, e, this.#event(source, type, text, null, true, responseId, itemId, functionName), (c, v) => this.#late(c, v, source, type, responseId, itemId));
+    const finish = (): Verdict => {
+      const target: Stream = stream ?? { source, policy, scanner: new TextScanner([], 16), customs: [], responseId, itemId, deltaType: '', ids: {}, tripped: false };
+      const stop = this.#streamVerdict(target, e, type, t0);
+      if (stop) return stop;
+      if (flushed && flushed.text.length > 0 && !(responseId && this.#ctx.isSuppressed(responseId))) {
+        this.#ctx.sendClient(heldDelta(stream!, asString(ev['event_id']), flushed.text), GUARDRAILS_FILTER);
+      }
+      return e.redacted ? replace(toFrame({ ...ev, [field]: e.text })) : CONTINUE;
+    };
     return pending ? pending.then(finish) : finish();
   }
 
-  #inputDone(frame: Frame): Verdict | Promise<Verdict> {
-    const policy = this.#policy;
-    const ev = frame.json();
-    const itemId = asString(ev['item_id']) ?? '';
-    const stream = this.#streams.get(`i\u0000${itemId}`) ?? null;
-    this.#streams.delete(`i\u0000${itemId}`);
-    if (this.#blockedItems.has(itemId)) {
-      this.#blockedItems.delete(itemId);
-      return DROP;
-    }
-    if (!policy.rulesBySource.has('input') && !policy.customBySource.has('input')) return CONTINUE;
-    const t0 = this.#ctx.clock.now();
-    const transcript = asString(ev['transcript']) ?? '';
-    const e = this.#scanFinal(stream?.policy ?? policy, 'input', frame.type, transcript, stream, null);
-    const pending = this.#runCustoms(stream?.policy ?? policy, 'input', e, this.#event('input', frame.type, transcript, null, true, null, itemId, null), (c, v) =>
-      this.#late(c, v, 'input', frame.type, null, itemId),
-    );
-    const finish = (): Verdict => this.#applyInput(frame, e, stream?.policy ?? policy, itemId, t0, 'transcript');
-    return pending ? pending.then(finish) : finish();
+  /** Reports a stream's findings; when they stop it, applies the trip and returns the verdict. */
+  #streamVerdict(stream: Stream, e: Evaluation, eventType: string, t0: number): Verdict | null {
+    const fresh = stream.itemId ? e.findings.filter((f) => this.#firstReport(stream.itemId, f.id)) : e.findings;
+    if (stream.itemId) for (const f of e.findings) this.#mark(stream.itemId, f);
+    this.#reportAll(stream.policy, fresh, stream.source, eventType, stream.responseId, t0);
+    if (!stops(e.strongest)) return null;
+    stream.tripped = true;
+    const v = this.#trip(stream.policy, stream.source, e.findings, stream.responseId, stream.itemId || null, eventType);
+    return v.kind === 'close' ? v : DROP;
   }
+
+  // ---- the decision, once stopped ---------------------------------------------------------------
 
   /**
-   * Verdict for an input transcript. The response runs in parallel with transcription (no turn
-   * waits for it); when the transcript trips `block` or `cancel_response`, the response already
-   * started from that speech is cancelled (or the next one, if it has not started yet). `block`
-   * also deletes the user item upstream so later turns do not see it.
+   * A text tripped block, cancel_response or end_session. Model content (output, tool calls and
+   * outputs) stops its response: `response.cancel`, the relay withholds the rest, and its items
+   * are deleted upstream once it is done. User content (input) deletes the user item and cancels
+   * the response started from it (or the next one). Content of a finished response (a retrieve)
+   * deletes that item. end_session closes.
    */
-  #applyInput(frame: Frame, e: Evaluation, policy: CompiledPolicy, itemId: string, t0: number, key: string): Verdict {
-    const action = e.strongest;
-    if (action === null && !e.redacted) return CONTINUE;
-    let verdict: Verdict = CONTINUE;
-    const details = this.#details(policy, e.findings);
-    const ruleId = e.findings.find((f) => f.action === action)?.id ?? '';
-    if (action === 'end_session') {
-      verdict = closeWith(new ProxyError('policy_violation', { details }));
-    } else if (action === 'block') {
-      this.#blockedItems.add(itemId);
-      if (itemId) this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, GUARDRAILS_FILTER);
-      if (!this.#cancelActive('block', ruleId)) notifyClient(this.#ctx, new ProxyError('guardrail_blocked', { details }), GUARDRAILS_FILTER);
-      if (key === 'transcript') this.#blockedItems.delete(itemId);
-      verdict = DROP;
-    } else {
-      if (action === 'cancel_response') this.#cancelActive('cancel_response', ruleId);
-      if (e.redacted) verdict = replace(toFrame({ ...frame.json(), [key]: e.text }));
+  #trip(policy: CompiledPolicy, source: Source, findings: readonly Finding[], responseId: string | null, itemId: string | null, eventType: string): Verdict {
+    const action = strongestOf(findings)!;
+    const details = this.#details(policy, findings);
+    const ruleId = findings.find((f) => f.action === action)?.id ?? '';
+    if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
+    if (source === 'input' || source === 'image') {
+      const item = itemId ? this.#ctx.conversation.item(itemId) : undefined;
+      if (itemId && (item === undefined || item.provenance !== 'model')) {
+        this.#blockedItems.add(itemId);
+        if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
+        this.#deleteItem(itemId, 'blocked', ruleId);
+      }
+      if (!this.#cancelActive(action, ruleId)) notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
+      return DROP;
     }
-    this.#reportAll(policy, e.findings, 'input', frame.type, null, t0);
-    return verdict;
+    const active = responseId !== null && this.#ctx.conversation.activeResponses().includes(responseId);
+    if (active) {
+      this.#noteCancelled(responseId, itemId);
+      if (itemId) this.#ctx.markItem(itemId, { kind: 'cancelled', by: GUARDRAILS_FILTER, rule: ruleId });
+      this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, this.#notice(action, details));
+    } else if (itemId) {
+      // A finished response's item (shown again, e.g. retrieved): remove it from the conversation.
+      this.#deleteItem(itemId, 'blocked', ruleId);
+      if (eventType !== 'response.done') notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
+    } else if (responseId === null) {
+      notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
+    }
+    return DROP;
+  }
+
+  #noteCancelled(responseId: string, itemId: string | null): void {
+    let items = this.#cancelled.get(responseId);
+    if (!items) {
+      if (this.#cancelled.size >= 64) this.#cancelled.delete(this.#cancelled.keys().next().value!);
+      this.#cancelled.set(responseId, (items = new Set()));
+    }
+    if (itemId) items.add(itemId);
+  }
+
+  #deleteItem(itemId: string, kind: 'blocked' | 'cancelled', ruleId: string | null = null): void {
+    this.#ctx.markItem(itemId, { kind, by: GUARDRAILS_FILTER, rule: ruleId });
+    if (this.#deleted.has(itemId)) return;
+    this.#deleted.add(itemId);
+    if (this.#deleted.size > 1024) this.#deleted.delete(this.#deleted.values().next().value!);
+    this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, GUARDRAILS_FILTER);
+    this.#ctx.markItem(itemId, { kind: 'deleted', by: GUARDRAILS_FILTER, rule: ruleId });
+  }
+
+  /** True the first time a rule is reported for an item (bounded memory). */
+  #firstReport(itemId: string, ruleId: string): boolean {
+    const key = `${itemId}\u0000${ruleId}`;
+    if (this.#reported.has(key)) return false;
+    if (this.#reported.size >= 4096) this.#reported.delete(this.#reported.values().next().value!);
+    this.#reported.add(key);
+    return true;
+  }
+
+  #mark(itemId: string, f: Finding): void {
+    if (f.action === 'log') return;
+    const kind = f.action === 'redact' ? 'redacted' : f.action === 'block' ? 'blocked' : 'cancelled';
+    this.#ctx.markItem(itemId, { kind, by: GUARDRAILS_FILTER, rule: f.id });
   }
 
   /** Cancels every response in flight (or arms a cancel for the next one); true when one was cancelled. */
   #cancelActive(action: Action, ruleId: string): boolean {
-    if (this.#active.size === 0) {
+    const active = this.#ctx.conversation.activeResponses();
+    if (active.length === 0) {
       this.#cancelNext = { action, ruleId };
       return false;
     }
-    for (const id of this.#active) this.#cancel(id, action, ruleId);
+    for (const id of [...active]) this.#cancel(id, action, ruleId);
     return true;
   }
 
   #cancel(responseId: string, action: Action, ruleId: string): void {
     const policy = this.#policy;
+    this.#noteCancelled(responseId, null);
     this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, this.#notice(action, { policy: policy.name, policyVersion: policy.version, rule: ruleId, action }));
   }
 
@@ -580,19 +581,75 @@ export class GuardrailFilter implements Filter {
     return action === 'block' ? new ProxyError('guardrail_blocked', { details }) : new ProxyError('response_cancelled_by_policy', { details });
   }
 
+  // ---- input speech whose transcript failed or did not arrive ---------------------------------
+
+  #committed(frame: Frame): Verdict {
+    const { action, timeoutMs } = this.#policy.transcriptionFailure;
+    if (action === 'pass' || timeoutMs === null || this.#transcriptTimers.size >= 64) return CONTINUE;
+    const itemId = asString(frame.json()['item_id']);
+    if (!itemId || this.#transcriptTimers.has(itemId)) return CONTINUE;
+    const timer = setTimeout(() => {
+      this.#transcriptTimers.delete(itemId);
+      if (!this.#closed) this.#failClosed(itemId, 'timeout');
+    }, timeoutMs);
+    timer.unref?.();
+    this.#transcriptTimers.set(itemId, timer);
+    return CONTINUE;
+  }
+
+  #clearTranscriptTimer(itemId: string): void {
+    const timer = this.#transcriptTimers.get(itemId);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#transcriptTimers.delete(itemId);
+  }
+
+  #transcriptionFailed(frame: Frame): Verdict {
+    const policy = this.#policy;
+    const itemId = asString(frame.json()['item_id']) ?? '';
+    this.#clearTranscriptTimer(itemId);
+    this.#streams.delete(`input\u0000\u0000${itemId}\u00000`);
+    if (policy.transcriptionFailure.action === 'pass') {
+      if (hasSource(policy, 'input')) this.#ctx.log.warn({ itemId, policy: policy.name }, 'input transcription failed: input rules could not check this turn');
+      return CONTINUE;
+    }
+    this.#failClosed(itemId, 'failed');
+    return CONTINUE;
+  }
+
+  #failClosed(itemId: string, why: 'failed' | 'timeout'): void {
+    const policy = this.#policy;
+    const action = policy.transcriptionFailure.action;
+    const finding: Finding = { id: `input-transcription-${why}`, action: action === 'end_session' ? 'end_session' : 'block', label: why, excerpt: null };
+    this.#reportAll(policy, [finding], 'input', why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout', null, this.#ctx.clock.now());
+    if (action === 'end_session') {
+      this.#ctx.close(new ProxyError('policy_violation', { details: this.#details(policy, [finding]) }));
+      return;
+    }
+    this.#trip(policy, 'input', [finding], null, itemId, TRANSCRIPTION_FAILED);
+  }
+
+  // ---- shared pieces --------------------------------------------------------------------------
+
+  /** Keeps the end of a finished text as context for the next one of the same source. */
+  #remember(source: Source, text: string, policy: CompiledPolicy): void {
+    const keep = policy.windowChars;
+    this.#seed.set(source, (text.length > keep ? text.slice(text.length - keep) : text) + ' ');
+  }
+
   /** Full-text scan; with `stream`, rules the stream already reported are not reported again. */
-  #scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null): Evaluation {
+  #scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = ''): Evaluation {
     const rules = rulesFor(policy, source, eventType);
     const e = new Evaluation(text);
     if (rules.length === 0) return e;
-    const r = scanText(rules, text, policy.windowChars, policy.maxInputChars);
+    const r = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed);
     e.text = r.text;
     e.redacted = r.redacted;
     const fresh = stream ? r.hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : r.hits;
     e.addHits(fresh);
     if (functionName !== null) {
       for (const rule of rules) {
-        if (rule.functionName && rule.functionName(functionName) && !fresh.some((h) => h.rule === rule)) {
+        if (rule.functionName && rule.functionName(functionName) && !fresh.some((h) => h.rule === rule) && !stream?.scanner.hasTripped(rule)) {
           e.findings.push({ id: rule.id, action: rule.action, label: 'function', excerpt: rule.logMatches ? functionName : null });
         }
       }
@@ -651,9 +708,10 @@ export class GuardrailFilter implements Filter {
     } else if (v.action === 'block' || v.action === 'cancel_response') {
       applied = v.action;
       if (source === 'input' && itemId) {
-        if (v.action === 'block') this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, GUARDRAILS_FILTER);
+        if (v.action === 'block') this.#deleteItem(itemId, 'blocked', c.id);
         this.#cancelActive(v.action, c.id);
-      } else if (responseId && this.#active.has(responseId)) {
+      } else if (responseId && this.#ctx.conversation.activeResponses().includes(responseId)) {
+        this.#noteCancelled(responseId, itemId ?? null);
         this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, this.#notice(v.action, details));
       } else if (source !== 'output' && source !== 'tool_call') {
         this.#cancelActive(v.action, c.id);
@@ -705,11 +763,33 @@ export class GuardrailFilter implements Filter {
 
   onClose(): void {
     this.#closed = true;
+    for (const timer of this.#transcriptTimers.values()) clearTimeout(timer);
+    this.#transcriptTimers.clear();
     this.#streams.clear();
     this.#customState.clear();
   }
 
   summary(): Readonly<Record<string, string | number | boolean | null>> {
     return { policy: this.#entry.name, policyVersion: this.#entry.current.version, guardrailTrips: this.#trips };
+  }
+}
+
+/** The delta event that releases a stream's last held text (before its `.done`). */
+function heldDelta(stream: Stream, doneEventId: string | null, text: string): { readonly type: string } {
+  const event: JsonObject = { type: stream.deltaType, event_id: `${doneEventId ?? 'event'}_held`, ...stream.ids, delta: text };
+  return event as unknown as { readonly type: string };
+}
+
+/** A retrieved item of a stopped response (or one the policy stopped) loses its audio too. */
+function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: ReadonlyMap<string, unknown>): void {
+  const item = asObject(copy['item']);
+  const id = asString(item?.['id']);
+  if (!item || !id) return;
+  const view = ctx.conversation.item(id);
+  const stopped = (view?.responseId && (ctx.isSuppressed(view.responseId) || cancelled.has(view.responseId))) || view?.marks.some((m) => m.kind !== 'redacted');
+  if (!stopped) return;
+  for (const p of asArray(item['content']) ?? []) {
+    const part = asObject(p);
+    if (part && typeof part['audio'] === 'string') part['audio'] = '';
   }
 }

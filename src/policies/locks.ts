@@ -49,7 +49,8 @@ export function mcpUrlAllowed(url: string, allowed: readonly string[]): boolean 
 export function resolveModel(locks: PolicyLocks, model: string): { model: string; aliased: boolean } | null {
   const lock = locks.model;
   if (!lock) return { model, aliased: false };
-  const alias = lock.aliases[model];
+  // Own keys only: a client's `?model=constructor` must not find Object.prototype.constructor.
+  const alias = Object.prototype.hasOwnProperty.call(lock.aliases, model) ? lock.aliases[model] : undefined;
   if (alias !== undefined) return { model: alias, aliased: true };
   if (!lock.allow || lock.allow.includes(model)) return { model, aliased: false };
   return null;
@@ -159,10 +160,27 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
   const prompt = locks.prompt;
   if (prompt && has('prompt')) {
     const p = asObject(obj['prompt']);
-    const want = { id: prompt.id, ...(prompt.version !== undefined ? { version: prompt.version } : {}) };
-    if (!p || p['id'] !== prompt.id || (prompt.version !== undefined && p['version'] !== prompt.version)) {
-      v.push({ field: 'prompt', param: at('prompt'), mode: prompt.onViolation, reason: `prompt is pinned to ${prompt.id}` });
-      obj['prompt'] = { ...(p ?? {}), ...want };
+    if (!promptAllowed(prompt, p)) {
+      const want = promptTarget(prompt);
+      v.push({ field: 'prompt', param: at('prompt'), mode: want ? prompt.onViolation : 'reject', reason: prompt.id !== undefined ? `prompt is pinned to ${prompt.id}` : `prompt ${String(p?.['id'] ?? '(none)')} is not allowed` });
+      if (want) obj['prompt'] = { ...(p ?? {}), ...want };
+    }
+  } else if (!prompt && ins && has('prompt') && obj['prompt'] !== null) {
+    // A reusable prompt carries its own instructions: without a prompt lock it would walk around the instructions lock.
+    v.push({ field: 'instructions', param: at('prompt'), mode: ins.onViolation, reason: 'a reusable prompt sets instructions, which are locked' });
+    delete obj['prompt'];
+  }
+
+  if (scope === 'response' && ins && ins.systemItems === 'lock' && has('input')) {
+    const input = asArray(obj['input']);
+    if (input) {
+      input.forEach((raw, i) => {
+        const item = asObject(raw);
+        if (item && isInstructionItem(item)) {
+          v.push({ field: 'instructions', param: at(`input[${i}].role`), mode: ins.onViolation, reason: `${String(item['role'])} messages are covered by the instructions lock` });
+          item['role'] = 'user';
+        }
+      });
     }
   }
 
@@ -186,6 +204,29 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     }
   }
   return v;
+}
+
+type PromptLock = NonNullable<PolicyLocks['prompt']>;
+
+/** Whether the reusable prompt `p` (null: none) is allowed by the lock. */
+function promptAllowed(lock: PromptLock, p: JsonObject | null): boolean {
+  if (!p) return lock.id === undefined;
+  const id = p['id'];
+  const version = p['version'];
+  if (lock.id !== undefined && id === lock.id && (lock.version === undefined || version === lock.version)) return true;
+  return (lock.allow ?? []).some((a) => a.id === id && (a.versions === undefined || (typeof version === 'string' && a.versions.includes(version))));
+}
+
+/** What a disallowed prompt is rewritten to, or null when there is no single right answer (refuse). */
+function promptTarget(lock: PromptLock): JsonObject | null {
+  if (lock.id === undefined) return null;
+  return { id: lock.id, ...(lock.version !== undefined ? { version: lock.version } : {}) };
+}
+
+/** A message with a system or developer role: it instructs the model like `instructions` do. */
+function isInstructionItem(item: JsonObject): boolean {
+  const role = item['role'];
+  return role === 'system' || role === 'developer';
 }
 
 function hasImage(item: JsonObject | null): boolean {
@@ -246,8 +287,12 @@ export class LockFilter implements Filter {
     const locks = this.#policy.locks;
     const ev = frame.json();
     if (frame.type === 'conversation.item.create') {
-      if (locks.imageInput === false && hasImage(asObject(ev['item']))) return this.#rejectImage(ev, 'item.content');
-      return CONTINUE;
+      const item = asObject(ev['item']);
+      if (locks.imageInput === false && hasImage(item)) return this.#rejectImage(ev, 'item.content');
+      const ins = locks.instructions;
+      if (!item || !ins || ins.systemItems !== 'lock' || !isInstructionItem(item)) return CONTINUE;
+      const violation: Violation = { field: 'instructions', param: 'item.role', mode: ins.onViolation, reason: `${String(item['role'])} messages are covered by the instructions lock` };
+      return this.#verdict(frame, ev, [violation], () => ({ ...ev, item: { ...item, role: 'user' } }));
     }
     const scope = frame.type === 'session.update' ? 'session' : 'response';
     const original = asObject(ev[scope]);
@@ -259,6 +304,11 @@ export class LockFilter implements Filter {
     const copy = structuredClone(original);
     const violations = applyLocks(copy, scope, locks, this.#policy.truncation.upstream);
     if (violations.length === 0) return CONTINUE;
+    return this.#verdict(frame, ev, violations, () => ({ ...ev, [scope]: copy }));
+  }
+
+  /** Refuses the event when a violation asks for it, else forwards the rewritten event with a notice. */
+  #verdict(frame: Frame, ev: JsonObject, violations: readonly Violation[], rewritten: () => JsonObject): Verdict {
     const rejected = violations.find((x) => x.mode === 'reject');
     if (rejected) {
       this.#rejections++;
@@ -287,7 +337,7 @@ export class LockFilter implements Filter {
       }),
       LOCKS_FILTER,
     );
-    return replace(toFrame({ ...ev, [scope]: copy }));
+    return replace(toFrame(rewritten()));
   }
 
   #rejectImage(ev: JsonObject, param: string): Verdict {

@@ -61,12 +61,13 @@ describe('streaming scanner', () => {
     expect(s.push('', true).hits).toEqual([]);
   });
 
-  it('keeps only a bounded window (no rescans of the whole transcript)', () => {
+  it('keeps only a bounded window plus the held text (no rescans of the whole transcript)', () => {
     const seen: number[] = [];
     const spy: SpanFinder = { label: 'spy', maxLength: 10, find: (text) => seen.push(text.length) };
     const s = new TextScanner([rule('spy', [spy])], 32);
     for (let i = 0; i < 200; i++) s.push('0123456789');
-    expect(Math.max(...seen)).toBeLessThanOrEqual(42);
+    // window (32) + held (at most maxLength 10) + delta (10)
+    expect(Math.max(...seen)).toBeLessThanOrEqual(52);
     expect(s.total).toBe(2000);
   });
 
@@ -77,16 +78,50 @@ describe('streaming scanner', () => {
     expect(s.push(' thanks').hits.map((h) => h.label)).toEqual(['card']);
   });
 
-  it('redacts eagerly within the delta and reports once', () => {
+  it('holds a match back until it is settled, then releases it redacted; reports once', () => {
     const r = rule('email', [pii('email')], 'redact');
     const s = new TextScanner([r], 64);
     const a = s.push('mail me at jane@example.com');
-    expect(a.text).toBe('mail me at [email]');
-    expect(a.redacted).toBe(true);
+    expect(a.text).toBe('mail me at ');
+    expect(s.held).toBe('jane@example.com');
     expect(a.hits).toEqual([]);
     const b = s.push(' or bob@example.org ok');
-    expect(b.text).toBe(' or [email] ok');
+    expect(b.text).toBe('[email] or [email] ');
+    expect(b.redacted).toBe(true);
     expect(b.hits.map((h) => h.rule.id)).toEqual(['email']);
+    expect(s.push('', true).text).toBe('ok');
+  });
+
+  it('never releases a card number, even one split over deltas, before the trip', () => {
+    const s = new TextScanner([rule('card', [pii('card')])], 128);
+    const released: string[] = [];
+    let tripped = false;
+    for (const d of ['Card: 4111', ' 1111 ', '1111', ' 1111', ' thanks']) {
+      const r = s.push(d);
+      if (r.hits.length > 0) tripped = true;
+      else released.push(r.text);
+    }
+    expect(tripped).toBe(true);
+    expect(released.join('')).toBe('Card: ');
+  });
+
+  it('matches through zero-width characters, homoglyphs, fullwidth forms and accents', () => {
+    const evasions = ['wire\u200b the mоney', 'WIRE THE ＭＯＮＥＹ', 'wíre the\u202e money', 'wire\n\t the  money', 'wιre thе money'];
+    for (const text of evasions) {
+      const r = scanText([rule('p', [phraseFinder(['wire the money'], true)])], text, 64, 4096);
+      expect(r.hits.map((h) => h.rule.id), text).toEqual(['p']);
+    }
+  });
+
+  it('redacts the original characters of a match found in the normalised text', () => {
+    const r = rule('p', [phraseFinder(['secret code'], true)], 'redact');
+    expect(scanText([r], 'the s\u200becret cоde is out', 64, 4096).text).toBe('the [phrase] is out');
+  });
+
+  it('matches across items through the seed (earlier text of the conversation)', () => {
+    const r = rule('p', [phraseFinder(['wire the money'], true)]);
+    expect(scanText([r], 'money now', 64, 4096, 'please wire the ').hits.map((h) => h.rule.id)).toEqual(['p']);
+    expect(scanText([r], 'wire the money', 64, 4096, 'please wire the money ').hits.map((h) => h.rule.id)).toEqual(['p']);
   });
 
   it('trips maxChars once the stream grows past it', () => {
@@ -119,7 +154,8 @@ describe('scanText', () => {
     const text = 'x'.repeat(1020) + 'needle' + 'y'.repeat(3000);
     const out = scanText([rule('n', [spy])], text, 64, 1024);
     expect(out.hits.map((h) => h.rule.id)).toEqual(['n']);
-    expect(Math.max(...seen)).toBeLessThanOrEqual(1024 + 64);
+    // chunk + window + held text (at most maxLength)
+    expect(Math.max(...seen)).toBeLessThanOrEqual(1024 + 64 + 6);
   });
 
   it('merges overlapping redactions', () => {

@@ -1,4 +1,5 @@
 import type { PiiDetector } from './pii.js';
+import { normalize, normalizeText } from './normalize.js';
 
 /** Where a text comes from (the policy file's `sources`). */
 export type Source = 'input' | 'output' | 'tool_call' | 'tool_output' | 'image';
@@ -15,6 +16,11 @@ export interface SpanFinder {
   readonly maxLength: number;
   /** Reports matches starting at or after `from` (earlier text is still visible to lookbehinds). */
   find(text: string, onHit: (start: number, end: number, label: string) => void, from?: number): void;
+  /**
+   * Where a match could begin that the text so far does not complete yet (text.length when none
+   * can): streamed text from there on is held back. Default: `text.length - maxLength`.
+   */
+  holdStart?(text: string): number;
 }
 
 export interface CompiledRule {
@@ -43,14 +49,40 @@ const MAX_GAP = 8;
  * whitespace run (up to 8). Whole-word matching uses single-character lookarounds (linear).
  */
 export function phraseFinder(phrases: readonly string[], wholeWords: boolean): SpanFinder {
-  const words = [...new Set(phrases.map((p) => p.trim()).filter((p) => p.length > 0))]
-    .sort((a, b) => b.length - a.length)
-    .map((p) => p.split(/\s+/));
+  // Phrases are folded like the text they are matched against (src/policies/normalize.ts).
+  const folded = [...new Set(phrases.map((p) => normalizeText(p).trim()).filter((p) => p.length > 0))].sort((a, b) => b.length - a.length);
+  const words = folded.map((p) => p.split(/\s+/));
   const body = `(?:${words.map((w) => w.map(escapeRegex).join(`\\s{1,${MAX_GAP}}`)).join('|')})`;
   const source = wholeWords ? `(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])` : body;
   const re = new RegExp(source, 'giu');
   const maxLength = Math.max(...words.map((w) => w.join('').length + MAX_GAP * (w.length - 1))) * 2;
-  return regexFinder(re, 'phrase', maxLength);
+  // Every prefix of every phrase (lower case, single spaces): a text ending in one is held back.
+  const prefixes = new Set<string>();
+  let longest = 0;
+  for (const w of words) {
+    const p = w.join(' ').toLowerCase();
+    longest = Math.max(longest, p.length);
+    for (let k = 1; k <= p.length; k++) prefixes.add(p.slice(0, k));
+  }
+  const firstChars = new Set([...prefixes].map((p) => p[0]!));
+  const wordChar = /[\p{L}\p{N}_]/u;
+  const finder = regexFinder(re, 'phrase', maxLength);
+  return {
+    ...finder,
+    holdStart(text) {
+      const n = text.length;
+      const tail = text.slice(Math.max(0, n - longest));
+      const lower = tail.toLowerCase();
+      if (lower.length !== tail.length) return n - tail.length;
+      for (let k = Math.min(longest, n); k >= 1; k--) {
+        if (!firstChars.has(lower[lower.length - k]!) || !prefixes.has(lower.slice(lower.length - k))) continue;
+        // A whole-word phrase cannot start inside a word.
+        if (wholeWords && n - k > 0 && wordChar.test(text[n - k - 1]!) && wordChar.test(text[n - k]!)) continue;
+        return n - k;
+      }
+      return n;
+    },
+  };
 }
 
 /** A finder over a global regex; empty matches are skipped. An optional validator confirms / trims. */
@@ -60,11 +92,22 @@ export function regexFinder(
   maxLength: number,
   validate?: (candidate: string) => number,
   prefilter?: (text: string, from: number) => boolean,
+  startsWith?: (code: number, previous: number) => boolean,
 ): SpanFinder {
   const pattern = re.global ? re : new RegExp(re.source, re.flags + 'g');
   return {
     label,
     maxLength,
+    ...(startsWith
+      ? {
+          // Held from the earliest character (within the longest match) that can start a match.
+          holdStart(text: string): number {
+            const n = text.length;
+            for (let p = Math.max(0, n - Math.min(maxLength, 4096)); p < n; p++) if (startsWith(text.charCodeAt(p), p > 0 ? text.charCodeAt(p - 1) : 32)) return p;
+            return n;
+          },
+        }
+      : {}),
     find(text, onHit, from = 0) {
       if (prefilter && !prefilter(text, from)) return;
       pattern.lastIndex = from;
@@ -85,7 +128,8 @@ export function regexFinder(
 }
 
 export function piiFinder(d: PiiDetector): SpanFinder {
-  return regexFinder(d.pattern, d.name, d.maxLength, d.validate, d.prefilter);
+  const finder = regexFinder(d.pattern, d.name, d.maxLength, d.validate, d.prefilter);
+  return d.holdStart ? { ...finder, holdStart: d.holdStart } : finder;
 }
 
 export interface RuleHit {
@@ -112,38 +156,51 @@ interface Span {
 }
 
 /**
- * Scans one growing text (a transcript being streamed, or a whole text pushed at once) with a
- * sliding window: each push scans `tail + delta`, where `tail` is the last `windowChars`
- * characters already seen, so a phrase split across deltas still matches while no delta rescans
- * the whole transcript.
+ * Scans one growing text (a transcript, text or arguments being streamed, or a whole text pushed
+ * at once) and decides how much of it may leave now.
  *
- * A match that touches the end of the text so far is not reported until more text (or the end)
- * arrives, because a whole-word boundary or a longer number may still follow. Redaction is eager:
- * every match overlapping the pushed delta is rewritten, settled or not (privacy over precision).
- * Matches longer than the window can be missed while streaming; callers rescan final texts.
+ * Each push scans `context + held + delta`, where `context` is the last `windowChars` characters
+ * already released (so a phrase split across deltas, content parts or items still matches) and
+ * `held` is text not yet released. Matching runs on the normalised text (src/policies/normalize.ts)
+ * and maps back to the original characters.
+ *
+ * Hold-back: text that could still be, or complete, a match of a rule whose action is stronger
+ * than `log` is not released until it is settled: released text never contains a forbidden match.
+ * The hold is at most the longest pattern (`SpanFinder.maxLength`, capped by the window), and
+ * shorter where the finder knows better (`holdStart`: phrase prefixes, digit runs, words).
+ * A match is settled when text follows it (a whole-word boundary or a longer number may still
+ * come) or the stream ends (`final`). Redaction is applied to released text only.
  */
 export class TextScanner {
   readonly #rules: readonly CompiledRule[];
   readonly #window: number;
   readonly #tripped = new Set<CompiledRule>();
-  #tail = '';
+  /** Released original text (context for matches across pushes), at most `window` characters. */
+  #context: string;
+  /** Original text received but not released yet. */
+  #held = '';
   #lastWindow = '';
   #total = 0;
-  /** Absolute end offset up to which matches have been settled. */
-  #settled = -1;
 
-  constructor(rules: readonly CompiledRule[], windowChars: number) {
+  /** `seed`: earlier text of the same conversation (a previous item), context only. */
+  constructor(rules: readonly CompiledRule[], windowChars: number, seed = '') {
     this.#rules = rules;
     this.#window = windowChars;
+    this.#context = seed.length > windowChars ? seed.slice(seed.length - windowChars) : seed;
   }
 
   get total(): number {
     return this.#total;
   }
 
-  /** The text scanned by the last push (earlier context, then the pushed delta). */
+  /** The text scanned by the last push (released context, held text, then the pushed delta). */
   get recent(): string {
     return this.#lastWindow;
+  }
+
+  /** Text received but not released (it is released by a later push, or never after a trip). */
+  get held(): string {
+    return this.#held;
   }
 
   hasTripped(rule: CompiledRule): boolean {
@@ -151,13 +208,25 @@ export class TextScanner {
   }
 
   push(delta: string, final = false): ScanResult {
-    const tail = this.#tail;
-    const window = tail.length === 0 ? delta : tail + delta;
-    const base = this.#total - tail.length;
-    const deltaStart = tail.length;
+    const context = this.#context;
+    const ctxLen = context.length;
+    const full = context + this.#held + delta;
+    const norm = normalize(full);
+    const text = norm.text;
+    const starts = norm.starts;
+    const ends = norm.ends;
+    // Normalised index of the first character that was not released yet.
+    let normFresh = text.length;
+    for (let k = 0; k < text.length; k++) {
+      if (ends[k]! > ctxLen) {
+        normFresh = k;
+        break;
+      }
+    }
     const newTotal = this.#total + delta.length;
     let hits: RuleHit[] | null = null;
     let spans: Span[] | null = null;
+    let holdFrom = final ? full.length : Infinity;
     for (const rule of this.#rules) {
       const tripped = this.#tripped.has(rule);
       if (tripped && rule.action !== 'redact') continue;
@@ -166,28 +235,54 @@ export class TextScanner {
         (hits ??= []).push({ rule, label: 'max_chars', excerpt: null });
         continue;
       }
+      const holds = !final && rule.action !== 'log';
       for (const finder of rule.finders) {
-        // A match that ends in the new text (or was deferred at the old end) starts within
-        // maxLength of it: older text is only context.
-        const from = finder.maxLength === Infinity ? 0 : Math.max(0, deltaStart - finder.maxLength);
-        finder.find(window, (s, e, label) => {
-          if (rule.action === 'redact' && e > deltaStart) {
-            (spans ??= []).push({ start: Math.max(s, deltaStart) - deltaStart, end: e - deltaStart, replacement: rule.replacement.replace('{type}', label) });
+        // A match that ends in fresh text starts within maxLength of it: older text is only context.
+        const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
+        finder.find(text, (s, e, label) => {
+          const os = starts[s]!;
+          const oe = ends[e - 1]!;
+          if (oe <= ctxLen) return;
+          const settled = final || e < text.length;
+          if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: rule.replacement.replace('{type}', label) });
+          if (!settled) {
+            if (holds) holdFrom = Math.min(holdFrom, Math.max(os, ctxLen));
+            return;
           }
           if (this.#tripped.has(rule)) return;
-          if (base + e > this.#settled && (final || e < window.length)) {
-            this.#tripped.add(rule);
-            (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? window.slice(s, Math.min(e, s + 80)) : null });
-          }
+          this.#tripped.add(rule);
+          (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? full.slice(os, Math.min(oe, os + 80)) : null });
         }, from);
+        if (holds) {
+          const cap = Math.min(finder.maxLength, this.#window);
+          let hs = finder.holdStart ? finder.holdStart(text) : text.length - cap;
+          hs = Math.max(hs, text.length - cap, normFresh);
+          if (hs < text.length) holdFrom = Math.min(holdFrom, starts[hs]!);
+        }
       }
     }
+    if (holdFrom > full.length) holdFrom = full.length;
+    // A redaction straddling the release point is held whole.
+    if (spans !== null) {
+      for (let changed = true; changed; ) {
+        changed = false;
+        for (const sp of spans as Span[]) {
+          if (sp.start < holdFrom && sp.end > holdFrom) {
+            holdFrom = sp.start;
+            changed = true;
+          }
+        }
+      }
+    }
+    const released = full.slice(ctxLen, holdFrom);
+    this.#held = full.slice(holdFrom);
+    const ctx = context + released;
+    this.#context = ctx.length > this.#window ? ctx.slice(ctx.length - this.#window) : ctx;
     this.#total = newTotal;
-    this.#lastWindow = window;
-    this.#settled = final ? newTotal : newTotal - 1;
-    this.#tail = window.length > this.#window ? window.slice(window.length - this.#window) : window;
-    if (spans === null) return { hits: hits ?? NO_HITS, text: delta, redacted: false };
-    return { hits: hits ?? NO_HITS, text: applySpans(delta, spans), redacted: true };
+    this.#lastWindow = full;
+    const mine = spans === null ? null : (spans as Span[]).filter((sp) => sp.end <= holdFrom).map((sp) => ({ ...sp, start: sp.start - ctxLen, end: sp.end - ctxLen }));
+    if (mine === null || mine.length === 0) return { hits: hits ?? NO_HITS, text: released, redacted: false };
+    return { hits: hits ?? NO_HITS, text: applySpans(released, mine), redacted: true };
   }
 }
 
@@ -211,8 +306,8 @@ function applySpans(text: string, spans: Span[]): string {
  * Evaluates a complete text: one pass when it fits `maxInputChars`, else chunks of that size
  * through the sliding window (so no regex ever runs on more than `maxInputChars + window`).
  */
-export function scanText(rules: readonly CompiledRule[], text: string, windowChars: number, maxInputChars: number): ScanResult {
-  const scanner = new TextScanner(rules, windowChars);
+export function scanText(rules: readonly CompiledRule[], text: string, windowChars: number, maxInputChars: number, seed = ''): ScanResult {
+  const scanner = new TextScanner(rules, windowChars, seed);
   if (text.length <= maxInputChars) return scanner.push(text, true);
   const hits: RuleHit[] = [];
   let out = '';

@@ -18,6 +18,40 @@ export interface PiiDetector {
   readonly maxLength: number;
   /** Cheap check that `text` (from `from`) can contain a match at all; skips the pattern when false. */
   readonly prefilter?: (text: string, from: number) => boolean;
+  /**
+   * Streaming: where a match could begin that the text does not complete yet (text.length when
+   * none can). Default: the last `maxLength` characters are held back.
+   */
+  readonly holdStart?: (text: string) => number;
+}
+
+/**
+ * A holdStart for detectors whose matches are runs of `run` characters: the trailing run, from
+ * its first character that can begin a match (`begins`), at most `maxLength` back.
+ */
+function trailingRun(run: RegExp, begins: RegExp, maxLength: number): (text: string) => number {
+  return (text) => {
+    const n = text.length;
+    let i = n;
+    while (i > 0 && n - i < maxLength && run.test(text[i - 1]!)) i--;
+    while (i < n && !begins.test(text[i]!)) i++;
+    return i;
+  };
+}
+
+const IBAN_PREFIX = /^(?:[A-Za-z]{1,2}|[A-Za-z]{2}\d{1,2}|[A-Za-z]{2}\d{2}[A-Za-z0-9]{0,30})$/;
+
+/** IBAN: the earliest word of the trailing alphanumeric run from which the rest can still be an IBAN. */
+function ibanHoldStart(text: string): number {
+  const n = text.length;
+  let i = n;
+  while (i > 0 && n - i < 68 && /[A-Za-z0-9 ]/.test(text[i - 1]!)) i--;
+  for (let p = i; p < n; p++) {
+    // Candidates start a word with a letter.
+    if ((p > i && text[p - 1] !== ' ') || !/[A-Za-z]/.test(text[p]!)) continue;
+    if (IBAN_PREFIX.test(text.slice(p).replace(/ /g, ''))) return p;
+  }
+  return n;
 }
 
 const DIGIT = /\d/g;
@@ -96,6 +130,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])/g,
     maxLength: 64 + 1 + 8 * 64 + 24,
     prefilter: (text, from) => text.indexOf('@', from) >= 0,
+    holdStart: trailingRun(/[A-Za-z0-9._%+@-]/, /[A-Za-z0-9._%+-]/, 64 + 1 + 8 * 64 + 24),
   },
   {
     name: 'card',
@@ -106,6 +141,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     }, SEPARATOR, 13),
     maxLength: 19 * 2,
     prefilter: hasDigit,
+    holdStart: trailingRun(/[\d -]/, /\d/, 19 * 2),
   },
   {
     name: 'iban',
@@ -113,6 +149,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     validate: (c) => longestValidPrefix(c, ibanValid, / /, 15),
     maxLength: 34 * 2,
     prefilter: hasDigit,
+    holdStart: ibanHoldStart,
   },
   {
     // International (+ / 00) or national numbers of 8-15 digits with common separators; a run
@@ -121,6 +158,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     pattern: /(?<![\w+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){7,14}(?![ .-]?\d)(?!\w)/g,
     maxLength: 3 + 15 * 3,
     prefilter: hasDigit,
+    holdStart: trailingRun(/[\d +().-]/, /[\d+(]/, 3 + 15 * 3),
   },
 ];
 

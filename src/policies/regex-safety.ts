@@ -513,3 +513,21 @@ export function maxMatchLength(pattern: string, flags = ''): number {
     return Infinity;
   }
 }
+
+/**
+ * A test for the characters a match of the pattern can start with (null when unknown), so the
+ * streaming scanner holds back text only from a position where a match could begin.
+ */
+export function firstCharTest(pattern: string, flags = ''): ((code: number) => boolean) | null {
+  let first: Ranges;
+  try {
+    first = firstOfAlt(new Parser(pattern, flags).parse());
+  } catch {
+    return null;
+  }
+  if (first.length === 0) return null;
+  return (code) => {
+    for (const [a, b] of first) if (code >= a && code <= b) return true;
+    return false;
+  };
+}

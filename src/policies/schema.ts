@@ -115,6 +115,18 @@ const guardrailsSchema = z
       })
       .strict()
       .prefault({}),
+    unknownContentEvents: z
+      .enum(['pass', 'block'])
+      .default('pass')
+      .describe('An event type the content-path table does not know (or an item of an unknown type): pass it (default) or block it. Logged once per type either way.'),
+    inputTranscriptionFailure: z
+      .object({
+        action: z.enum(['pass', 'block', 'end_session']).default('pass').describe('pass: the turn goes unchecked; block: the user item is deleted upstream and its response cancelled; end_session: close with 4003.'),
+        timeoutMs: z.number().int().positive().max(600_000).optional().describe('Also apply `action` when no transcript (completed or failed) arrived this long after the audio was committed.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Fail closed on speech whose transcript failed or did not arrive: input rules cannot check it.'),
     rules: z.array(ruleSchema).default([]),
     custom: z.array(customSchema).default([]),
     piiDetectors: z.array(piiDetectorSchema).default([]),
@@ -128,6 +140,12 @@ const instructionsLock = z
     locked: z.string().optional().describe('The only instructions allowed; client changes are rewritten to this (or rejected).'),
     prefix: z.string().optional().describe('Instructions must start with this.'),
     suffix: z.string().optional().describe('Instructions must end with this.'),
+    systemItems: z
+      .enum(['lock', 'allow'])
+      .default('lock')
+      .describe(
+        'System- and developer-role messages (conversation.item.create, response.input) instruct the model too. lock: they follow onViolation (rewrite makes them user messages, reject refuses them); allow: they pass.',
+      ),
     onViolation: onViolation.default('rewrite'),
   })
   .strict();
@@ -172,11 +190,26 @@ const toolChoiceLock = z
 
 const promptLock = z
   .object({
-    id: z.string().min(1).describe('The reusable prompt id every session uses.'),
-    version: z.string().optional(),
+    id: z.string().min(1).optional().describe('The reusable prompt every session uses; a prompt outside the allowlist is rewritten to it.'),
+    version: z.string().optional().describe('The version of `id` (absent: any version of `id`).'),
+    allow: z
+      .array(
+        z
+          .object({
+            id: z.string().min(1),
+            versions: z.array(z.string().min(1)).min(1).optional().describe('Allowed versions (absent: any version).'),
+          })
+          .strict(),
+      )
+      .optional()
+      .describe('Further reusable prompts a client may choose (id and versions).'),
     onViolation: onViolation.default('rewrite'),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.id === undefined && (p.allow?.length ?? 0) === 0) ctx.addIssue({ code: 'custom', path: [], message: 'set id or allow' });
+    if (p.id === undefined && p.version !== undefined) ctx.addIssue({ code: 'custom', path: ['version'], message: 'version needs id' });
+  });
 
 const tracingValue = z.union([
   z.literal('auto'),

@@ -56,6 +56,8 @@ export const ErrorCatalogue = {
   concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The tenant has too many concurrent sessions.' },
   unknown_model_price: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has no configured price.' },
   max_output_tokens_clamped: { type: 'invalid_request_error', message: 'max_output_tokens was lowered to the tenant limit.' },
+  invalid_value: { type: 'invalid_request_error', message: 'A parameter has a value the proxy does not accept.' },
+  governance_failed: { type: 'server_error', close: 'policyViolation', message: 'The upstream refused a setting the proxy enforces; the session cannot be governed.' },
   guardrail_blocked: { type: 'policy_error', message: 'The event was blocked by a guardrail policy.' },
   guardrail_redacted: { type: 'policy_error', message: 'Part of the event was redacted by a guardrail policy.' },
   response_cancelled_by_policy: { type: 'policy_error', message: 'The response was cancelled by a guardrail policy.' },

@@ -1,6 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { Frame } from '../pipeline/frame.js';
-import { ResponseTracker } from './responses.js';
+import { Conversation } from '../protocol/conversation.js';
+import { ResponseTracker as Tracker } from './responses.js';
+
+/** The tracker with its conversation view fed as the relay core feeds it (view first). */
+class ResponseTracker extends Tracker {
+  readonly conversation: Conversation;
+  constructor() {
+    const conversation = new Conversation();
+    super(conversation);
+    this.conversation = conversation;
+  }
+  override inspect(frame: Frame): Frame | null {
+    this.conversation.observeServer(frame);
+    return super.inspect(frame);
+  }
+}
 
 const f = (e: Record<string, unknown> & { type: string }) => new Frame(e.type, Buffer.from(JSON.stringify(e)));
 

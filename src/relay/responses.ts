@@ -1,4 +1,5 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
+import type { ConversationView } from '../protocol/conversation.js';
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
 
@@ -22,23 +23,25 @@ function blankItem(item: JsonObject): void {
 }
 
 /**
- * Knows which responses are active and which output items belong to them, and enforces
- * `cancelResponse`: once a response is suppressed, none of its output reaches the client.
+ * Enforces `cancelResponse`: once a response is suppressed, none of its output reaches the
+ * client. Which responses are active and which items belong to them comes from the session's
+ * conversation view (updated by the relay core before `inspect` runs).
  *
- * Cost: nothing per frame while no response is suppressed except `response.output_item.added`
- * (a small control event, parsed to learn the item → response mapping). While a suppression is
- * active, `response.*` frames have their `response_id` sniffed (no parse; it precedes the audio).
+ * Cost: nothing per frame while no response is suppressed. While a suppression is active,
+ * `response.*` frames have their `response_id` sniffed (no parse; it precedes the audio).
  */
 export class ResponseTracker {
-  readonly #active = new Set<string>();
+  readonly #conversation: ConversationView;
   readonly #suppressed = new Set<string>();
-  /** Output item id → response id, for items of responses still in flight. */
-  readonly #itemResponse = new Map<string, string>();
   /** Items whose `added` events reached the client before suppression: they get a blanked `done`. */
   readonly #announced = new Set<string>();
 
+  constructor(conversation: ConversationView) {
+    this.#conversation = conversation;
+  }
+
   isActive(responseId: string): boolean {
-    return this.#active.has(responseId);
+    return this.#conversation.activeResponses().includes(responseId);
   }
 
   isSuppressed(responseId: string): boolean {
@@ -46,7 +49,13 @@ export class ResponseTracker {
   }
 
   get activeCount(): number {
-    return this.#active.size;
+    return this.#conversation.activeResponses().length;
+  }
+
+  /** The in-flight response an item belongs to, if any. */
+  #responseOf(itemId: string): string | undefined {
+    const responseId = this.#conversation.item(itemId)?.responseId;
+    return responseId && this.isActive(responseId) ? responseId : undefined;
   }
 
   /** Returns true when this call newly suppressed an active response. */
@@ -62,24 +71,14 @@ export class ResponseTracker {
    */
   inspect(frame: Frame): Frame | null {
     const type = frame.type;
-    if (type === 'response.created') {
-      const id = asObject(frame.json()['response'])?.['id'];
-      if (typeof id === 'string') this.#active.add(id);
-      return frame;
-    }
     if (type === 'response.output_item.added') {
-      const ev = frame.json();
-      const item = asObject(ev['item']);
-      const responseId = ev['response_id'];
-      if (item && typeof item['id'] === 'string' && typeof responseId === 'string') {
-        this.#itemResponse.set(item['id'], responseId);
-        if (this.#suppressed.has(responseId)) return null;
-      }
-      return frame;
+      if (this.#suppressed.size === 0) return frame;
+      const responseId = frame.json()['response_id'];
+      return typeof responseId === 'string' && this.#suppressed.has(responseId) ? null : frame;
     }
     if (type === 'response.done') return this.#done(frame);
     if (this.#suppressed.size === 0) {
-      if (type === 'conversation.item.added' && this.#itemResponse.size > 0) this.#noteAnnounced(frame);
+      if (type === 'conversation.item.added' && this.activeCount > 0) this.#noteAnnounced(frame);
       return frame;
     }
     return this.#suppressOutput(frame);
@@ -117,7 +116,7 @@ export class ResponseTracker {
     if (type === 'conversation.item.added' || type === 'conversation.item.done') {
       const item = asObject(frame.json()['item']);
       const itemId = item?.['id'];
-      const responseId = typeof itemId === 'string' ? this.#itemResponse.get(itemId) : undefined;
+      const responseId = typeof itemId === 'string' ? this.#responseOf(itemId) : undefined;
       if (responseId === undefined || !this.#suppressed.has(responseId)) {
         if (type === 'conversation.item.added' && typeof itemId === 'string' && responseId !== undefined) this.#announced.add(itemId);
         return frame;
@@ -129,7 +128,7 @@ export class ResponseTracker {
 
   #noteAnnounced(frame: Frame): void {
     const itemId = asObject(frame.json()['item'])?.['id'];
-    if (typeof itemId === 'string' && this.#itemResponse.has(itemId)) this.#announced.add(itemId);
+    if (typeof itemId === 'string' && this.#responseOf(itemId) !== undefined) this.#announced.add(itemId);
   }
 
   /** An item event of a suppressed response: forwarded blanked if the client knows the item, else dropped. */
@@ -147,13 +146,7 @@ export class ResponseTracker {
     const response = asObject(ev['response']);
     const id = response?.['id'];
     if (typeof id !== 'string') return frame;
-    this.#active.delete(id);
-    for (const [item, resp] of this.#itemResponse) {
-      if (resp === id) {
-        this.#itemResponse.delete(item);
-        this.#announced.delete(item);
-      }
-    }
+    for (const item of this.#conversation.response(id)?.itemIds ?? []) this.#announced.delete(item);
     if (!this.#suppressed.delete(id)) return frame;
     return this.#blankedDone(frame);
   }

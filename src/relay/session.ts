@@ -6,8 +6,10 @@ import type { ChainTemplate, ChainSink, SessionChain } from '../pipeline/chain.j
 import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
+import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { DUPLICATE_KEY, sniffType } from '../protocol/sniff.js';
+import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
 import { ResponseTracker } from './responses.js';
@@ -81,6 +83,9 @@ function copyFrame(message: ArrayBuffer): Buffer {
   return buf;
 }
 
+/** Injected events whose upstream error is still recognised (oldest forgotten first). */
+const MAX_TRACKED_INJECTIONS = 256;
+
 /** Relay overhead is timed on one frame in 64 per direction (mask of the frame counter). */
 const RELAY_SAMPLE_MASK = 63;
 
@@ -111,7 +116,8 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #config: Config;
   readonly #target: UpstreamTarget;
   readonly #chain: SessionChain;
-  readonly #responses = new ResponseTracker();
+  readonly #conversation = new Conversation();
+  readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
   #client: ClientSocket | null;
   #upstream: WebSocket | null = null;
@@ -132,8 +138,8 @@ export class RelaySession implements SessionContext, ChainSink {
   #serverSample = 0;
   /** Arrival time of the sampled upstream frame awaiting its flush, or 0. */
   #serverSampleAt = 0;
-  /** Event ids of events the proxy injected upstream: upstream errors about them stay here. */
-  readonly #injectedIds = new Set<string>();
+  /** Events the proxy injected upstream, by event id: upstream errors about them stay here. */
+  readonly #injected = new Map<string, { readonly type: string; readonly by: string }>();
   #ended = false;
   #closeInfo: CloseInfo | null = null;
   #clientCloseCode: number | null = null;
@@ -153,6 +159,14 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#onEnded = init.onEnded;
     this.#client = client;
     this.#chain = init.template.instantiate(this, this);
+  }
+
+  get conversation(): ConversationView {
+    return this.#conversation;
+  }
+
+  markItem(itemId: string, mark: ItemMark): void {
+    this.#conversation.mark(itemId, mark);
   }
 
   get upstreamConnectMs(): number | null {
@@ -265,12 +279,12 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     if (typeof type === 'string' && type.length > 0) {
       if ((++this.#clientSample & RELAY_SAMPLE_MASK) !== 0) {
-        this.#chain.fromClient(new Frame(type, bytes));
+        this.#chain.fromClient(Frame.fromClient(type, bytes));
         return;
       }
       // One frame in 64: time the synchronous path from the socket read to the upstream write.
       const t0 = this.clock.now();
-      this.#chain.fromClient(new Frame(type, bytes));
+      this.#chain.fromClient(Frame.fromClient(type, bytes));
       if (this.#upstreamOpen && this.#chain.queued('client') === 0) {
         this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
       }
@@ -279,8 +293,12 @@ export class RelaySession implements SessionContext, ChainSink {
     // The sniffer could not read it cheaply: let the real parser decide.
     let parsed: unknown;
     try {
-      parsed = JSON.parse(bytes.toString('utf8'));
-    } catch {
+      parsed = parseStrict(bytes);
+    } catch (err) {
+      if (err instanceof DuplicateMemberError) {
+        this.#rejectClientFrame(memberProblemError(null, err));
+        return;
+      }
       this.#rejectClientFrame(new ProxyError('invalid_json', { message: 'The frame is not valid JSON.' }));
       return;
     }
@@ -294,7 +312,7 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The 'type' field is missing or not a string.", eventId }));
       return;
     }
-    this.#chain.fromClient(new Frame(ev['type'], bytes, ev));
+    this.#chain.fromClient(Frame.fromClient(ev['type'], bytes, ev));
   }
 
   #rejectClientFrame(error: ProxyError): void {
@@ -347,17 +365,42 @@ export class RelaySession implements SessionContext, ChainSink {
       frame = ev ? new Frame(t, data, ev) : new Frame('', data);
     }
     if ((++this.#serverSample & RELAY_SAMPLE_MASK) === 0 && this.#serverSampleAt === 0) this.#serverSampleAt = this.clock.now();
-    if (frame.type === 'error' && this.#injectedIds.size > 0 && this.#isAboutInjected(frame)) return;
+    if (frame.type === 'error' && this.#injected.size > 0 && this.#isAboutInjected(frame)) return;
+    this.#conversation.observeServer(frame);
     const tracked = this.#responses.inspect(frame);
     if (tracked) this.#chain.fromServer(tracked);
   }
 
-  /** Upstream errors caused by an event the proxy injected (e.g. a racing `response.cancel`) stay here. */
+  /**
+   * Upstream errors caused by an event the proxy injected stay here. A racing `response.cancel`
+   * or a delete of an item already gone is harmless; any other refusal (a locked session.update,
+   * a clamp) means the session is no longer governed as configured: a governance failure.
+   */
   #isAboutInjected(frame: Frame): boolean {
     const err = frame.json()['error'];
-    const id = err !== null && typeof err === 'object' ? (err as JsonObject)['event_id'] : null;
-    if (typeof id !== 'string' || !this.#injectedIds.has(id)) return false;
-    this.log.debug({ code: (err as JsonObject)['code'] }, 'upstream error about an injected event');
+    const body = err !== null && typeof err === 'object' && !Array.isArray(err) ? (err as JsonObject) : null;
+    const id = body?.['event_id'];
+    const injected = typeof id === 'string' ? this.#injected.get(id) : undefined;
+    if (!body || !injected) return false;
+    const code = typeof body['code'] === 'string' ? body['code'] : 'unknown';
+    // An item the upstream does not know is already out of the conversation: the delete achieved its end.
+    const itemGone = injected.type.startsWith('conversation.item.') && (code.includes('not_found') || (injected.type === 'conversation.item.delete' && body['param'] === 'item_id'));
+    if (injected.type === 'response.cancel' || itemGone) {
+      this.log.debug({ code, eventType: injected.type }, 'upstream error about an injected event');
+      return true;
+    }
+    const message = typeof body['message'] === 'string' ? body['message'].slice(0, 300) : '';
+    const policy = this.#config.upstream.onInjectedEventError;
+    this.log.warn({ code, eventType: injected.type, by: injected.by, upstreamMessage: message, onInjectedEventError: policy }, 'governance failure: the upstream refused an event the proxy injected');
+    this.report({ kind: 'injected_error', eventType: injected.type, by: injected.by, code });
+    if (policy === 'end_session') {
+      this.close(
+        new ProxyError('governance_failed', {
+          message: `The upstream refused the proxy's ${injected.type} (${code}); the session cannot be governed as configured and was ended.`,
+          details: { eventType: injected.type, by: injected.by, upstreamCode: code },
+        }),
+      );
+    }
     return true;
   }
 
@@ -425,7 +468,8 @@ export class RelaySession implements SessionContext, ChainSink {
   forward(direction: Direction, frame: Frame): void {
     if (this.#ended) return;
     if (direction === 'client') {
-      this.#sendToUpstream(frame.bytes);
+      this.#conversation.observeClient(frame, false);
+      this.#sendToUpstream(frame.wireBytes());
       return;
     }
     if (this.#responses.suppressing) {
@@ -453,10 +497,14 @@ export class RelaySession implements SessionContext, ChainSink {
     let payload: { readonly type: string } = event;
     if (withId.event_id === undefined) {
       const eventId = this.#nextEventId();
-      this.#injectedIds.add(eventId);
+      // Bounded: only recent injections can still draw an error.
+      if (this.#injected.size >= MAX_TRACKED_INJECTIONS) this.#injected.delete(this.#injected.keys().next().value!);
+      this.#injected.set(eventId, { type: event.type, by });
       payload = Object.assign({}, event, { event_id: eventId });
     }
-    this.#sendToUpstream(Buffer.from(JSON.stringify(payload), 'utf8'));
+    const frame = Frame.fromEvent(payload);
+    this.#conversation.observeClient(frame, true);
+    this.#sendToUpstream(frame.bytes);
     this.report({ kind: 'injected', direction: 'client', eventType: event.type, by });
   }
 

@@ -7,7 +7,7 @@ import { ChainTemplate } from '../pipeline/chain.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { TenantResolver } from '../tenants/resolver.js';
-import { upstreamTarget } from '../upstream/dial.js';
+import { readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { presentedCredentials } from './auth.js';
 import { uws, uwsBinary } from './uws.js';
@@ -232,7 +232,7 @@ export class ProxyServer {
     });
     // Everything from `req` must be copied now: it is invalid after this callback returns.
     const path = req.getUrl();
-    const query = new Map<string, string>(new URLSearchParams(req.getQuery() ?? ''));
+    const query = req.getQuery() ?? '';
     const headers = new Map<string, string>();
     req.forEach((k, v) => headers.set(k, v));
     void this.#admitAndUpgrade(res, context, path, query, headers, aborted);
@@ -242,7 +242,7 @@ export class ProxyServer {
     res: HttpResponse,
     context: us_socket_context_t,
     path: string,
-    query: Map<string, string>,
+    rawQuery: string,
     headers: Map<string, string>,
     aborted: { value: boolean },
   ): Promise<void> {
@@ -268,7 +268,11 @@ export class ProxyServer {
       this.#log.info({ event: 'auth_failed', browser: creds.browser }, 'unknown proxy key');
       return refuse(new ProxyError('invalid_api_key'));
     }
-    const requested = query.get('model') ?? '';
+    // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
+    const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
+    if (clientQuery instanceof ProxyError) return refuse(clientQuery);
+    if (clientQuery.dropped.length > 0) this.#log.debug({ tenant: tenant.id, dropped: clientQuery.dropped }, 'client query parameters not forwarded');
+    const { model: requested, query } = clientQuery;
     let decision: ProxyError | { readonly model: string; readonly query: ReadonlyMap<string, string> };
     try {
       decision = await this.#template.admit({ tenant, model: requested, query });
@@ -276,6 +280,7 @@ export class ProxyServer {
       this.#log.error({ err }, 'admission failed');
       decision = new ProxyError('internal_error', { close: 'internalError' });
     }
+    if (!(decision instanceof ProxyError)) decision = undialableModel(this.#config.upstream, decision.model) ?? decision;
     if (decision instanceof ProxyError) {
       this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: decision.code }, 'session refused');
       return refuse(decision);

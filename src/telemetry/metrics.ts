@@ -302,6 +302,10 @@ export class TelemetryMetrics {
       case 'filter_error':
         this.#errors.add(1, { ...t, [S.ATTR_ERROR_TYPE]: 'filter_error', [S.ATTR_ERROR_ORIGIN]: 'proxy' });
         return;
+      case 'injected_error':
+        // The upstream refused an event the proxy sent to enforce a policy or limit.
+        this.#errors.add(1, { ...t, [S.ATTR_ERROR_TYPE]: 'governance_failed', [S.ATTR_ERROR_ORIGIN]: 'upstream' });
+        return;
       case 'backpressure':
         if (report.state === 'paused') this.#backpressure.add(1, { ...t, [S.ATTR_DIRECTION]: report.direction });
         return;

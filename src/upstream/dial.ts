@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import type { Config } from '../config/schema.js';
+import { ProxyError } from '../protocol/errors.js';
 
 export interface UpstreamTarget {
   readonly url: string;
@@ -10,34 +11,131 @@ export interface UpstreamTarget {
 const FORWARDED_CLIENT_HEADERS = ['openai-safety-identifier'] as const;
 
 /**
- * The upstream URL and headers for one session. The client's query parameters pass through
- * (`model`, `intent`, `call_id`, anything unknown); credentials come only from the proxy config.
+ * The only client query parameters that reach the upstream. Everything else (`api_key`,
+ * `deployment`, `api-version`, unknown names) stays here: the upstream URL is the proxy's.
  */
-export function upstreamTarget(
-  config: Config['upstream'],
-  clientQuery: ReadonlyMap<string, string>,
-  clientHeaders: ReadonlyMap<string, string>,
-): UpstreamTarget {
+export const FORWARDED_QUERY_PARAMS = ['model', 'intent', 'call_id'] as const;
+
+type UpstreamConfig = Config['upstream'];
+type AzureConfig = NonNullable<UpstreamConfig['azure']>;
+
+/** What the client asked for, after the allowlist: `model` is the model that will actually be dialled. */
+export interface ClientQuery {
+  readonly model: string;
+  readonly query: ReadonlyMap<string, string>;
+  /** Names (never values: `api_key` is a secret) of parameters that were not forwarded. */
+  readonly dropped: readonly string[];
+}
+
+const badRequest = (message: string, param: string) => new ProxyError('invalid_request', { message, param });
+
+/** The model the Azure default deployment runs (pricing, allowlist and locks use it). */
+export function azureDefaultModel(azure: AzureConfig): string {
+  return azure.model ?? azure.deployment;
+}
+
+/** The configured deployment of `model` in `azure.deployments` (own keys only: `?model=constructor` is no key). */
+function mappedDeployment(azure: AzureConfig, model: string): string | undefined {
+  return Object.prototype.hasOwnProperty.call(azure.deployments, model) ? azure.deployments[model] : undefined;
+}
+
+/** The deployment that serves `model`, or null when none is configured for it. */
+export function azureDeployment(azure: AzureConfig, model: string): string | null {
+  const mapped = mappedDeployment(azure, model);
+  if (mapped !== undefined) return mapped;
+  return model === '' || model === azureDefaultModel(azure) || model === azure.deployment ? azure.deployment : null;
+}
+
+function azureModels(azure: AzureConfig): string {
+  return [azureDefaultModel(azure), ...Object.keys(azure.deployments)].join(', ');
+}
+
+/**
+ * Reads the client's upgrade query: refuses a repeated or empty allowed parameter and `call_id`
+ * unless enabled, drops every other parameter, and (Azure) maps the requested model to a
+ * configured deployment, so that the session's model is the one dialled.
+ */
+export function readClientQuery(raw: string, config: UpstreamConfig): ClientQuery | ProxyError {
+  const query = new Map<string, string>();
+  const dropped: string[] = [];
+  for (const [name, value] of new URLSearchParams(raw)) {
+    if (!(FORWARDED_QUERY_PARAMS as readonly string[]).includes(name)) {
+      if (!dropped.includes(name) && dropped.length < 16) dropped.push(name.slice(0, 64));
+      continue;
+    }
+    if (query.has(name)) return badRequest(`The query parameter '${name}' is given more than once.`, name);
+    if (value === '') return badRequest(`The query parameter '${name}' is empty.`, name);
+    query.set(name, value);
+  }
+  if (query.has('call_id') && !config.allowCallId) {
+    return badRequest("Attaching to a call with 'call_id' is not enabled on this proxy.", 'call_id');
+  }
+  const intent = query.get('intent');
+  if (intent !== undefined && intent !== 'transcription') return badRequest(`Unknown intent '${intent.slice(0, 64)}' (supported: transcription).`, 'intent');
+  let model = query.get('model') ?? '';
+  const azure = config.provider === 'azure' ? config.azure : undefined;
+  if (azure) {
+    if (model === '' && intent === undefined && !query.has('call_id')) model = azureDefaultModel(azure);
+    else if (model !== '') {
+      if (azureDeployment(azure, model) === null) {
+        return badRequest(`Model '${model.slice(0, 64)}' is not deployed on this proxy's Azure upstream (available: ${azureModels(azure)}).`, 'model');
+      }
+      if (mappedDeployment(azure, model) === undefined) model = azureDefaultModel(azure);
+    }
+    if (model !== '') query.set('model', model);
+  }
+  return { model, query, dropped };
+}
+
+/**
+ * Null when `model` can be dialled; an error when it cannot (an Azure model rewritten at
+ * admission, e.g. by a policy alias, to a model no deployment serves).
+ */
+export function undialableModel(config: UpstreamConfig, model: string): ProxyError | null {
+  if (config.provider !== 'azure' || !config.azure || azureDeployment(config.azure, model) !== null) return null;
+  return new ProxyError('invalid_request', { message: `Model '${model.slice(0, 64)}' is not deployed on this proxy's Azure upstream (available: ${azureModels(config.azure)}).`, param: 'model' });
+}
+
+/**
+ * The upstream URL and headers for one session: the allowed client parameters (`clientQuery`
+ * from `readClientQuery`); credentials, deployment and API version only from the proxy config.
+ * Azure is dialled on the GA endpoint `/openai/v1/realtime?model=<deployment>` unless
+ * `azure.apiVersion` asks for the preview protocol.
+ */
+export function upstreamTarget(config: UpstreamConfig, clientQuery: ReadonlyMap<string, string>, clientHeaders: ReadonlyMap<string, string>): UpstreamTarget {
   const headers: Record<string, string> = { 'user-agent': 'realtime-governance-proxy/0.1' };
   for (const name of FORWARDED_CLIENT_HEADERS) {
     const v = clientHeaders.get(name);
     if (v) headers[name] = v;
   }
+  const intent = clientQuery.get('intent');
+  const callId = clientQuery.get('call_id');
+  const model = clientQuery.get('model') ?? '';
   let url: URL;
   if (config.provider === 'azure') {
-    if (!config.azure) throw new Error('upstream.azure is required when upstream.provider is azure');
-    url = new URL('/openai/realtime', config.azure.endpoint.replace(/^http/, 'ws'));
-    url.searchParams.set('api-version', config.azure.apiVersion);
-    url.searchParams.set('deployment', config.azure.deployment);
-    for (const [k, v] of clientQuery) if (k !== 'model') url.searchParams.set(k, v);
+    const azure = config.azure;
+    if (!azure) throw new Error('upstream.azure is required when upstream.provider is azure');
+    const deployment = azureDeployment(azure, model);
+    if (deployment === null) throw new Error(`no Azure deployment serves model ${model}`);
+    const base = azure.endpoint.replace(/^http/, 'ws');
+    if (azure.apiVersion !== undefined) {
+      url = new URL('/openai/realtime', base);
+      url.searchParams.set('api-version', azure.apiVersion);
+      url.searchParams.set('deployment', deployment);
+    } else {
+      url = new URL('/openai/v1/realtime', base);
+      if (intent === undefined && callId === undefined) url.searchParams.set('model', deployment);
+    }
     headers['api-key'] = config.apiKey;
   } else {
     url = new URL(config.url);
-    for (const [k, v] of clientQuery) url.searchParams.set(k, v);
+    if (model !== '') url.searchParams.set('model', model);
     headers['authorization'] = `Bearer ${config.apiKey}`;
     if (config.organization) headers['openai-organization'] = config.organization;
     if (config.project) headers['openai-project'] = config.project;
   }
+  if (intent !== undefined) url.searchParams.set('intent', intent);
+  if (callId !== undefined && config.allowCallId) url.searchParams.set('call_id', callId);
   return { url: url.toString(), headers };
 }
 

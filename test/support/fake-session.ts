@@ -1,6 +1,7 @@
 import pino from 'pino';
 import type { Clock, SessionContext } from '../../src/pipeline/filter.js';
 import type { Report } from '../../src/pipeline/reports.js';
+import { Conversation, type ItemMark } from '../../src/protocol/conversation.js';
 import type { ProxyError } from '../../src/protocol/errors.js';
 import type { Tenant } from '../../src/tenants/tenant.js';
 
@@ -12,6 +13,8 @@ export class FakeSession implements SessionContext {
   readonly query: ReadonlyMap<string, string>;
   readonly startedAt = 0;
   readonly log = pino({ level: 'silent' });
+  /** Unit tests feed it what the relay core would (see `observe`). */
+  readonly conversation = new Conversation();
   time = 0;
   readonly clock: Clock = { now: () => this.time, wall: () => 1_700_000_000_000 + this.time };
   readonly upstream: { type: string; [k: string]: unknown }[] = [];
@@ -26,6 +29,9 @@ export class FakeSession implements SessionContext {
     this.query = new Map(Object.entries(options.query ?? { model: this.model }));
   }
 
+  markItem(itemId: string, mark: ItemMark): void {
+    this.conversation.mark(itemId, mark);
+  }
   sendUpstream(event: { readonly type: string }): void {
     this.upstream.push(event as { type: string });
   }

@@ -3,6 +3,7 @@ import { MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import pino, { type Logger } from 'pino';
 import type { Clock, SessionContext } from '../../../src/pipeline/filter.js';
 import type { Report } from '../../../src/pipeline/reports.js';
+import { Conversation, type ItemMark } from '../../../src/protocol/conversation.js';
 import type { ProxyError } from '../../../src/protocol/errors.js';
 import type { Tenant } from '../../../src/tenants/tenant.js';
 import type { ManualTime } from './frames.js';
@@ -16,6 +17,10 @@ export class TelemetryTestSession implements SessionContext {
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
+  readonly conversation = new Conversation();
+  markItem(itemId: string, mark: ItemMark): void {
+    this.conversation.mark(itemId, mark);
+  }
   readonly lines: string[];
   readonly reports: Report[] = [];
 

@@ -1,0 +1,240 @@
+import type { JsonObject } from '../pipeline/frame.js';
+import type { Source } from './matchers.js';
+import { asArray, asObject, asString } from './util.js';
+
+/**
+ * Every path by which user, model, tool or MCP content crosses the proxy, in one table. The
+ * guardrail filter routes each event type through this table and nothing else, so every row gets
+ * the same decision (match, redact, block, cancel); policies/README.md shows the same table.
+ *
+ * An event type that is neither in `CONTENT_PATHS` nor in `NO_CONTENT` is unknown: the policy's
+ * `unknownContentEvents` decides (pass, default; or block), and it is logged once per type.
+ */
+
+export type PathKind =
+  /** A streamed piece of a text (`delta`): held back while it can still complete a match. */
+  | 'delta'
+  /** The complete text of a stream (`.done` / `.completed`): closes the stream. */
+  | 'done'
+  /** Complete texts inside the event (items, parts, instructions). */
+  | 'texts';
+
+export interface ContentPath {
+  readonly direction: 'client' | 'server';
+  readonly type: string;
+  readonly kind: PathKind;
+  /** Where the content is (documentation, and the README table). */
+  readonly field: string;
+  /** Rule sources that apply ('item' rows: by item type and role, see `itemTexts`). */
+  readonly sources: string;
+  /** For streams: which stream the delta belongs to (keyed by response / item / content index). */
+  readonly stream?: Source;
+}
+
+/** One text found in an event, with where it goes back when redacted. */
+export interface ContentText {
+  readonly source: Source;
+  readonly text: string;
+  /** Function or MCP tool name (tool_call texts). */
+  readonly functionName: string | null;
+  readonly itemId: string | null;
+  /** Writes the redacted text into a copy of the event. */
+  set(copy: JsonObject, text: string): void;
+  /** The item type, when the text is inside an item of a type the table does not know. */
+  readonly unknownItemType?: string;
+}
+
+const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image';
+
+export const CONTENT_PATHS: readonly ContentPath[] = [
+  // ---- upstream → client: streams ----
+  { direction: 'server', type: 'response.output_text.delta', kind: 'delta', field: 'delta', sources: 'output', stream: 'output' },
+  { direction: 'server', type: 'response.output_text.done', kind: 'done', field: 'text', sources: 'output', stream: 'output' },
+  { direction: 'server', type: 'response.output_audio_transcript.delta', kind: 'delta', field: 'delta', sources: 'output', stream: 'output' },
+  { direction: 'server', type: 'response.output_audio_transcript.done', kind: 'done', field: 'transcript', sources: 'output', stream: 'output' },
+  { direction: 'server', type: 'conversation.item.input_audio_transcription.delta', kind: 'delta', field: 'delta', sources: 'input', stream: 'input' },
+  { direction: 'server', type: 'conversation.item.input_audio_transcription.completed', kind: 'done', field: 'transcript', sources: 'input', stream: 'input' },
+  { direction: 'server', type: 'response.function_call_arguments.delta', kind: 'delta', field: 'delta', sources: 'tool_call', stream: 'tool_call' },
+  { direction: 'server', type: 'response.function_call_arguments.done', kind: 'done', field: 'arguments (and name)', sources: 'tool_call', stream: 'tool_call' },
+  { direction: 'server', type: 'response.mcp_call_arguments.delta', kind: 'delta', field: 'delta', sources: 'tool_call', stream: 'tool_call' },
+  { direction: 'server', type: 'response.mcp_call_arguments.done', kind: 'done', field: 'arguments', sources: 'tool_call', stream: 'tool_call' },
+  { direction: 'server', type: 'session.output_transcript.delta', kind: 'delta', field: 'delta', sources: 'output', stream: 'output' },
+  { direction: 'server', type: 'session.input_transcript.delta', kind: 'delta', field: 'delta', sources: 'input', stream: 'input' },
+  // ---- upstream → client: complete texts ----
+  { direction: 'server', type: 'conversation.item.input_audio_transcription.segment', kind: 'texts', field: 'text', sources: 'input' },
+  { direction: 'server', type: 'response.content_part.added', kind: 'texts', field: 'part.text, part.transcript', sources: 'output' },
+  { direction: 'server', type: 'response.content_part.done', kind: 'texts', field: 'part.text, part.transcript', sources: 'output' },
+  { direction: 'server', type: 'response.output_item.added', kind: 'texts', field: 'item', sources: ITEM_SOURCES },
+  { direction: 'server', type: 'response.output_item.done', kind: 'texts', field: 'item', sources: ITEM_SOURCES },
+  { direction: 'server', type: 'conversation.item.added', kind: 'texts', field: 'item', sources: ITEM_SOURCES },
+  { direction: 'server', type: 'conversation.item.done', kind: 'texts', field: 'item', sources: ITEM_SOURCES },
+  { direction: 'server', type: 'conversation.item.created', kind: 'texts', field: 'item', sources: ITEM_SOURCES },
+  { direction: 'server', type: 'conversation.item.retrieved', kind: 'texts', field: 'item', sources: ITEM_SOURCES },
+  { direction: 'server', type: 'response.created', kind: 'texts', field: 'response.output[]', sources: ITEM_SOURCES },
+  { direction: 'server', type: 'response.done', kind: 'texts', field: 'response.output[]', sources: ITEM_SOURCES },
+  // ---- client → upstream ----
+  { direction: 'client', type: 'conversation.item.create', kind: 'texts', field: 'item (every type and role)', sources: ITEM_SOURCES },
+  { direction: 'client', type: 'response.create', kind: 'texts', field: 'response.input[], response.instructions, response.prompt.variables', sources: `input (instructions, prompt variables); ${ITEM_SOURCES}` },
+  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables', sources: 'input' },
+];
+
+/** Event types that carry no user, model, tool or MCP text (ids, audio, status, usage, errors). */
+export const NO_CONTENT: ReadonlySet<string> = new Set([
+  // server
+  'error', 'session.created', 'session.updated', 'conversation.created', 'conversation.item.deleted', 'conversation.item.truncated',
+  'conversation.item.input_audio_transcription.failed', 'input_audio_buffer.committed', 'input_audio_buffer.cleared',
+  'input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped', 'input_audio_buffer.timeout_triggered',
+  'input_audio_buffer.dtmf_event_received', 'output_audio_buffer.started', 'output_audio_buffer.stopped', 'output_audio_buffer.cleared',
+  'response.output_audio.delta', 'response.output_audio.done', 'rate_limits.updated', 'response.mcp_call.in_progress',
+  'response.mcp_call.completed', 'response.mcp_call.failed', 'mcp_list_tools.in_progress', 'mcp_list_tools.completed',
+  'mcp_list_tools.failed', 'session.output_audio.delta', 'session.closed', 'transcription_session.updated',
+  // client
+  'input_audio_buffer.append', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'output_audio_buffer.clear', 'response.cancel',
+  'conversation.item.retrieve', 'conversation.item.delete', 'conversation.item.truncate', 'session.input_audio_buffer.append',
+  'session.close', 'transcription_session.update',
+]);
+
+const CLIENT_PATHS = new Map(CONTENT_PATHS.filter((p) => p.direction === 'client').map((p) => [p.type, p]));
+const SERVER_PATHS = new Map(CONTENT_PATHS.filter((p) => p.direction === 'server').map((p) => [p.type, p]));
+
+/** The table row for an event type (one map lookup: runs for every frame, audio included). */
+export function contentPath(direction: 'client' | 'server', type: string): ContentPath | undefined {
+  return (direction === 'client' ? CLIENT_PATHS : SERVER_PATHS).get(type);
+}
+
+export const CLIENT_CONTENT_TYPES: readonly string[] = CONTENT_PATHS.filter((p) => p.direction === 'client').map((p) => p.type);
+
+type Setter = (copy: JsonObject, text: string) => void;
+type Locate = (copy: JsonObject) => JsonObject | null;
+
+/** Follows `path` (object keys and array indices) in a copy of the event. */
+function at(locate: Locate, ...path: (string | number)[]): Locate {
+  return (copy) => {
+    let cur: unknown = locate(copy);
+    for (const key of path) {
+      if (typeof key === 'number') cur = asArray(cur)?.[key];
+      else cur = asObject(cur)?.[key];
+    }
+    return asObject(cur);
+  };
+}
+
+const ROOT: Locate = (copy) => copy;
+const setter = (locate: Locate, key: string): Setter => (copy, text) => {
+  const target = locate(copy);
+  if (target) target[key] = text;
+};
+
+const KNOWN_ITEM_TYPES = new Set(['message', 'function_call', 'function_call_output', 'mcp_call', 'mcp_approval_request', 'mcp_approval_response', 'mcp_list_tools', 'item_reference']);
+
+/** Texts inside one conversation item (client- or model-made), each with its source. */
+export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[]): void {
+  const type = asString(item['type']) ?? '';
+  const itemId = asString(item['id']);
+  const name = asString(item['name']);
+  const push = (source: Source, key: string, functionName: string | null = null): void => {
+    const text = asString(item[key]);
+    if (text !== null) out.push({ source, text, functionName, itemId, set: setter(locate, key) });
+  };
+  switch (type) {
+    case 'message': {
+      const role = asString(item['role']);
+      const textSource: Source = role === 'assistant' ? 'output' : 'input';
+      const content = asArray(item['content']) ?? [];
+      content.forEach((p, i) => {
+        const part = asObject(p);
+        if (!part) return;
+        const where = at(locate, 'content', i);
+        for (const key of ['text', 'transcript'] as const) {
+          const text = asString(part[key]);
+          if (text !== null) out.push({ source: textSource, text, functionName: null, itemId, set: setter(where, key) });
+        }
+        const image = asString(part['image_url']);
+        if (image !== null) out.push({ source: 'image', text: image, functionName: null, itemId, set: setter(where, 'image_url') });
+      });
+      return;
+    }
+    case 'function_call':
+    case 'mcp_approval_request':
+      push('tool_call', 'arguments', name);
+      return;
+    case 'mcp_call':
+      push('tool_call', 'arguments', name);
+      push('tool_output', 'output');
+      return;
+    case 'function_call_output':
+      push('tool_output', 'output');
+      return;
+    default:
+      if (!KNOWN_ITEM_TYPES.has(type)) out.push({ source: 'input', text: '', functionName: null, itemId, set: () => undefined, unknownItemType: type || '(none)' });
+  }
+}
+
+/** Every complete text in an event of a 'texts' row (client or server). */
+export function eventTexts(type: string, ev: JsonObject): ContentText[] {
+  const out: ContentText[] = [];
+  const item = asObject(ev['item']);
+  switch (type) {
+    case 'conversation.item.input_audio_transcription.segment': {
+      const text = asString(ev['text']);
+      if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: asString(ev['item_id']), set: setter(ROOT, 'text') });
+      break;
+    }
+    case 'response.content_part.added':
+    case 'response.content_part.done': {
+      const part = asObject(ev['part']);
+      const where = at(ROOT, 'part');
+      for (const key of ['text', 'transcript'] as const) {
+        const text = asString(part?.[key]);
+        if (text !== null) out.push({ source: 'output', text, functionName: null, itemId: asString(ev['item_id']), set: setter(where, key) });
+      }
+      break;
+    }
+    case 'response.created':
+    case 'response.done': {
+      const output = asArray(asObject(ev['response'])?.['output']) ?? [];
+      output.forEach((o, i) => {
+        const it = asObject(o);
+        if (it) itemTexts(it, at(ROOT, 'response', 'output', i), out);
+      });
+      break;
+    }
+    case 'response.create': {
+      const response = asObject(ev['response']);
+      if (!response) break;
+      const where = at(ROOT, 'response');
+      const instructions = asString(response['instructions']);
+      if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
+      promptVariables(response, where, out);
+      (asArray(response['input']) ?? []).forEach((o, i) => {
+        const it = asObject(o);
+        if (it) itemTexts(it, at(ROOT, 'response', 'input', i), out);
+      });
+      break;
+    }
+    case 'session.update': {
+      const session = asObject(ev['session']);
+      if (!session) break;
+      const where = at(ROOT, 'session');
+      const instructions = asString(session['instructions']);
+      if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
+      promptVariables(session, where, out);
+      break;
+    }
+    default:
+      if (item) itemTexts(item, at(ROOT, 'item'), out);
+  }
+  return out;
+}
+
+function promptVariables(holder: JsonObject, where: Locate, out: ContentText[]): void {
+  const vars = asObject(asObject(holder['prompt'])?.['variables']);
+  if (!vars) return;
+  const loc = at(where, 'prompt', 'variables');
+  for (const [key, value] of Object.entries(vars)) {
+    if (typeof value === 'string') out.push({ source: 'input', text: value, functionName: null, itemId: null, set: setter(loc, key) });
+    const part = asObject(value);
+    const text = asString(part?.['text']);
+    if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(at(loc, key), 'text') });
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Text normalisation for matching. Rules match on a folded copy of the text, and every character of
+ * the copy remembers which characters of the original it came from, so a match found in the copy
+ * redacts (or holds back) exactly the original characters.
+ *
+ * Applied per code point:
+ * - compatibility decomposition (NFKD: fullwidth, ligatures, math alphanumerics, superscripts,
+ *   NBSP → their plain forms) with non-spacing marks removed (accents and stacked combining marks
+ *   do not split a word: "ı̇gnore", "café" → "cafe");
+ * - format characters (Unicode Cf: zero-width space/joiners, bidi controls and isolates, soft
+ *   hyphen, word joiner, BOM, tag characters) and variation selectors removed;
+ * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters;
+ * - every run of whitespace becomes one space.
+ * Case folding is left to the matchers (phrases and `i` regexes match with Unicode case folding),
+ * so case-sensitive custom patterns keep working. Not normalised: leetspeak (`1gn0re`), spacing
+ * inside words (`i g n o r e`), other scripts' look-alikes, and encodings (base64, URL, HTML).
+ */
+
+const CONFUSABLES: Readonly<Record<string, string>> = {
+  // Cyrillic
+  а: 'a', е: 'e', о: 'o', р: 'p', с: 'c', у: 'y', х: 'x', і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', һ: 'h', ԛ: 'q', ԝ: 'w', ӏ: 'l', ү: 'y', ё: 'e', ї: 'i',
+  А: 'A', В: 'B', Е: 'E', К: 'K', М: 'M', Н: 'H', О: 'O', Р: 'P', С: 'C', Т: 'T', Х: 'X', У: 'Y', І: 'I', Ј: 'J', Ѕ: 'S', Һ: 'H', Ԛ: 'Q', Ԝ: 'W', Ӏ: 'I', Ү: 'Y',
+  // Greek
+  α: 'a', ο: 'o', ν: 'v', ρ: 'p', ι: 'i', κ: 'k', υ: 'u', χ: 'x', ε: 'e', τ: 't', ϲ: 'c', ϳ: 'j',
+  Α: 'A', Β: 'B', Ε: 'E', Ζ: 'Z', Η: 'H', Ι: 'I', Κ: 'K', Μ: 'M', Ν: 'N', Ο: 'O', Ρ: 'P', Τ: 'T', Υ: 'Y', Χ: 'X', Ϲ: 'C',
+  // Latin look-alikes NFKD leaves alone
+  ı: 'i', ȷ: 'j', ɑ: 'a', ɡ: 'g', ꞏ: '.',
+};
+
+const DROP = /^[\p{Cf}\p{Mn}\u180B-\u180D\uFE00-\uFE0F]$/u;
+const SPACE = /^\s$/u;
+
+/** Per non-ASCII code point: its folded form ('' when dropped, ' ' for whitespace). Bounded. */
+const foldCache = new Map<string, string>();
+const FOLD_CACHE_MAX = 8192;
+
+function foldCodePoint(cp: string): string {
+  let out = foldCache.get(cp);
+  if (out !== undefined) return out;
+  if (SPACE.test(cp)) out = ' ';
+  else {
+    out = '';
+    for (const ch of cp.normalize('NFKD')) {
+      if (DROP.test(ch)) continue;
+      if (SPACE.test(ch)) {
+        out += ' ';
+        continue;
+      }
+      out += CONFUSABLES[ch] ?? ch;
+    }
+  }
+  if (foldCache.size >= FOLD_CACHE_MAX) foldCache.clear();
+  foldCache.set(cp, out);
+  return out;
+}
+
+export interface Normalized {
+  /** The folded text that matchers see. */
+  readonly text: string;
+  /** For each character of `text`: offset in the original where its source starts. */
+  readonly starts: Int32Array;
+  /** For each character of `text`: offset in the original where its source ends. */
+  readonly ends: Int32Array;
+}
+
+/** Offset maps, reused across calls (grown on demand): scanning runs per streamed delta. */
+let startsBuf = new Int32Array(1024);
+let endsBuf = new Int32Array(1024);
+
+/**
+ * Folds `original` (see the module comment) and keeps the offset map back to it. The returned
+ * maps are views of shared buffers, valid until the next call (matching uses them synchronously).
+ */
+export function normalize(original: string): Normalized {
+  const n = original.length;
+  if (startsBuf.length < n * 2 + 4) {
+    startsBuf = new Int32Array(n * 2 + 4);
+    endsBuf = new Int32Array(n * 2 + 4);
+  }
+  const starts = startsBuf;
+  const ends = endsBuf;
+  let out = '';
+  let len = 0;
+  let lastSpace = false;
+  const push = (s: string, from: number, to: number): void => {
+    for (let k = 0; k < s.length; k++) {
+      const c = s[k]!;
+      if (c === ' ') {
+        if (lastSpace) {
+          ends[len - 1] = to;
+          continue;
+        }
+        lastSpace = true;
+      } else lastSpace = false;
+      if (len >= starts.length) return;
+      out += c;
+      starts[len] = from;
+      ends[len] = to;
+      len++;
+    }
+  };
+  let i = 0;
+  while (i < n) {
+    const code = original.charCodeAt(i);
+    if (code < 0x80) {
+      // ASCII: only whitespace changes.
+      const isSpace = code === 0x20 || (code >= 0x09 && code <= 0x0d);
+      push(isSpace ? ' ' : original[i]!, i, i + 1);
+      i++;
+      continue;
+    }
+    const cpLen = code >= 0xd800 && code <= 0xdbff && i + 1 < n ? 2 : 1;
+    const cp = original.slice(i, i + cpLen);
+    const folded = foldCodePoint(cp);
+    if (folded.length > 0) push(folded, i, i + cpLen);
+    else if (len > 0) ends[len - 1] = i + cpLen; // a dropped character belongs to its predecessor
+    i += cpLen;
+  }
+  return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len) };
+}
+
+/** Folds a rule's own text (phrases) the same way, without the map. */
+export function normalizeText(s: string): string {
+  return normalize(s).text;
+}

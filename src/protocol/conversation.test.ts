@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { Frame } from '../pipeline/frame.js';
+import { Conversation, MAX_ITEMS, parseUsage } from './conversation.js';
+
+const wire = (event: { type: string; [k: string]: unknown }) => new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
+const created = (id: string) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [] } });
+const done = (id: string, output: unknown[] = [], status = 'completed') =>
+  wire({ type: 'response.done', response: { id, status, output, usage: { input_tokens: 12, output_tokens: 7, input_token_details: { cached_tokens: 4 } } } });
+const added = (item: Record<string, unknown>) => wire({ type: 'conversation.item.added', previous_item_id: null, item });
+
+describe('conversation view', () => {
+  it('pairs responses with their origin: client, out of band, proxy, or server VAD', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'response.create', response: {} }), false);
+    c.observeServer(created('r1'));
+    c.observeClient(wire({ type: 'response.create', response: { conversation: 'none' } }), false);
+    c.observeServer(created('r2'));
+    c.observeClient(wire({ type: 'response.create' }), true);
+    c.observeServer(created('r3'));
+    c.observeServer(created('r4'));
+    expect(['r1', 'r2', 'r3', 'r4'].map((id) => c.response(id)?.origin)).toEqual(['client', 'out_of_band', 'proxy', 'vad']);
+    expect(c.activeResponses()).toEqual(['r1', 'r2', 'r3', 'r4']);
+    c.observeServer(done('r2', [], 'cancelled'));
+    expect(c.activeResponses()).toEqual(['r1', 'r3', 'r4']);
+    expect(c.response('r2')).toMatchObject({ state: 'cancelled', usage: { inputTokens: 12, outputTokens: 7, cachedTokens: 4 } });
+  });
+
+  it('a create the upstream refused does not shift the pairing', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'response.create', event_id: 'evt_bad', response: { conversation: 'none' } }), false);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'no', event_id: 'evt_bad' } }));
+    c.observeServer(created('r1'));
+    expect(c.response('r1')?.origin).toBe('vad');
+  });
+
+  it('knows who made each item: client, proxy, model, or committed speech', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } }), false);
+    c.observeServer(added({ id: 'i_client', type: 'message', role: 'user' }));
+    c.observeClient(wire({ type: 'conversation.item.create', item: { id: 'i_proxy', type: 'message', role: 'system', content: [] } }), true);
+    c.observeServer(added({ id: 'i_proxy', type: 'message', role: 'system' }));
+    c.observeServer(created('r1'));
+    c.observeServer(wire({ type: 'response.output_item.added', response_id: 'r1', output_index: 0, item: { id: 'i_model', type: 'message', role: 'assistant', status: 'in_progress' } }));
+    c.observeServer(added({ id: 'i_model', type: 'message', role: 'assistant' }));
+    c.observeServer(wire({ type: 'input_audio_buffer.committed', item_id: 'i_speech' }));
+    c.observeServer(added({ id: 'i_speech', type: 'message', role: 'user', content: [{ type: 'input_audio', transcript: null }] }));
+    expect(['i_client', 'i_proxy', 'i_model', 'i_speech'].map((id) => c.item(id)?.provenance)).toEqual(['client', 'proxy', 'model', 'client']);
+    expect(c.item('i_model')?.responseId).toBe('r1');
+    expect(c.response('r1')?.itemIds).toEqual(['i_model']);
+    expect(c.item('i_speech')?.transcript).toBe('pending');
+    c.observeServer(wire({ type: 'conversation.item.input_audio_transcription.failed', item_id: 'i_speech', content_index: 0, error: {} }));
+    expect(c.item('i_speech')?.transcript).toBe('failed');
+    c.mark('i_model', { kind: 'redacted', by: 'test', rule: 'mail' });
+    c.mark('i_model', { kind: 'redacted', by: 'test', rule: 'mail' });
+    expect(c.item('i_model')?.marks).toHaveLength(1);
+    c.observeServer(wire({ type: 'conversation.item.deleted', item_id: 'i_model' }));
+    expect(c.item('i_model')).toBeUndefined();
+  });
+
+  it('never parses audio frames', () => {
+    const c = new Conversation();
+    const out = wire({ type: 'response.output_audio.delta', response_id: 'r', item_id: 'i', delta: 'AAAA' });
+    const append = wire({ type: 'input_audio_buffer.append', audio: 'AAAA' });
+    c.observeServer(out);
+    c.observeClient(append, false);
+    expect(out.parsed).toBe(false);
+    expect(append.parsed).toBe(false);
+  });
+
+  it('keeps a bounded number of items, pruning the oldest', () => {
+    const c = new Conversation();
+    for (let i = 0; i < MAX_ITEMS + 10; i++) c.observeServer(added({ id: `i${i}`, type: 'message', role: 'user' }));
+    expect([...c.items()].length).toBe(MAX_ITEMS);
+    expect(c.item('i0')).toBeUndefined();
+    expect(c.item(`i${MAX_ITEMS + 9}`)).toBeDefined();
+  });
+
+  it('survives malformed control frames', () => {
+    const c = new Conversation();
+    expect(() => c.observeServer(new Frame('response.done', Buffer.from('{"type":"response.done",')))).not.toThrow();
+    expect(parseUsage(null)).toBeNull();
+    expect(parseUsage({ input_tokens: 'x' })).toEqual({ inputTokens: 0, outputTokens: 0, cachedTokens: 0 });
+  });
+});

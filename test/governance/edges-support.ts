@@ -1,0 +1,132 @@
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { TestClient } from '../support/harness.js';
+
+/** One upstream connection as the recording upstream saw it: the upgrade URL, headers and every raw frame. */
+export interface RecordedConnection {
+  readonly url: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** Every text frame exactly as received (no parsing, no re-serialisation). */
+  readonly raw: string[];
+  readonly ws: WebSocket;
+  /** The parsed frames (null when a frame was not JSON). */
+  events(): ({ type?: string; [k: string]: unknown } | null)[];
+  /** Resolves when a raw frame matching `pred` has arrived (bounded). */
+  waitFor(pred: (raw: string) => boolean, timeoutMs?: number): Promise<string>;
+}
+
+export interface RecordingUpstream {
+  /** The URL to configure as `upstream.url` (OpenAI style). */
+  readonly url: string;
+  /** `http://127.0.0.1:PORT`, for `upstream.azure.endpoint`. */
+  readonly origin: string;
+  readonly connections: RecordedConnection[];
+  /** Resolves with the n-th (1-based) connection. */
+  connection(n?: number): Promise<RecordedConnection>;
+  close(): Promise<void>;
+}
+
+/** Scripted answers to a received event; returning 'handled' skips the default answer (session.updated). */
+export type Script = (event: { type?: string; event_id?: unknown; [k: string]: unknown }, send: (event: object) => void) => void | 'handled';
+
+/**
+ * A Realtime upstream on loopback that records every byte it receives and answers just enough of
+ * the protocol (session.created on connect; session.updated for session.update) for the proxy's
+ * filters to run. It validates nothing: tests assert on what reached it.
+ */
+export async function recordingUpstream(script: Script = () => undefined): Promise<RecordingUpstream> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  const connections: RecordedConnection[] = [];
+  wss.on('connection', (ws, req) => {
+    const raw: string[] = [];
+    const waiters: { pred: (r: string) => boolean; resolve: (r: string) => void }[] = [];
+    const conn: RecordedConnection = {
+      url: req.url ?? '',
+      headers: req.headers,
+      raw,
+      ws,
+      events: () =>
+        raw.map((r) => {
+          try {
+            return JSON.parse(r) as { type?: string };
+          } catch {
+            return null;
+          }
+        }),
+      waitFor(pred, timeoutMs = 5000) {
+        const seen = raw.find(pred);
+        if (seen !== undefined) return Promise.resolve(seen);
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`upstream did not receive the expected frame; got ${raw.length} frames`)), timeoutMs);
+          waiters.push({
+            pred,
+            resolve: (r) => {
+              clearTimeout(timer);
+              resolve(r);
+            },
+          });
+        });
+      },
+    };
+    connections.push(conn);
+    ws.on('error', () => undefined);
+    const send = (event: object) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(event));
+    };
+    const model = new URL(req.url ?? '/', 'http://x').searchParams.get('model') ?? 'gpt-realtime';
+    let seq = 0;
+    const session = { type: 'realtime', object: 'realtime.session', id: `sess_rec_${connections.length}`, model, output_modalities: ['audio'], instructions: '', tools: [], tool_choice: 'auto', max_output_tokens: 'inf', prompt: null, expires_at: 0 };
+    send({ type: 'session.created', event_id: `event_rec_${++seq}`, session });
+    ws.on('message', (data) => {
+      const text = (data as Buffer).toString('utf8');
+      raw.push(text);
+      for (const w of waiters.splice(0)) {
+        if (w.pred(text)) w.resolve(text);
+        else waiters.push(w);
+      }
+      let event: { type?: string; event_id?: unknown; session?: object };
+      try {
+        event = JSON.parse(text) as typeof event;
+      } catch {
+        return;
+      }
+      if (script(event, send) === 'handled') return;
+      if (event.type === 'session.update' && typeof event.session === 'object') {
+        Object.assign(session, event.session);
+        send({ type: 'session.updated', event_id: `event_rec_${++seq}`, session });
+      }
+    });
+  });
+  const port = (wss.address() as AddressInfo).port;
+  return {
+    url: `ws://127.0.0.1:${port}/v1/realtime`,
+    origin: `http://127.0.0.1:${port}`,
+    connections,
+    async connection(n = 1) {
+      for (let i = 0; i < 500 && connections.length < n; i++) await new Promise<void>((r) => setTimeout(r, 10));
+      const c = connections[n - 1];
+      if (!c) throw new Error(`no upstream connection #${n}`);
+      return c;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of connections) c.ws.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A frame the proxy forwards untouched, sent after the frames under test: once the upstream has
+ * it, everything the client sent before it has been relayed or refused (the relay keeps order).
+ */
+export async function barrier(client: TestClient, upstream: RecordedConnection, id: string): Promise<void> {
+  const eventId = `"barrier_${id}_${(++barriers).toString(36)}"`;
+  client.send(`{"type":"input_audio_buffer.clear","event_id":${eventId}}`);
+  await upstream.waitFor((r) => r.includes(eventId));
+}
+let barriers = 0;
+
+export const errorCode = (e: { [k: string]: unknown }): string | undefined => (e['error'] as { code?: string } | undefined)?.code;
+export const errorOf = (e: { [k: string]: unknown }) => e['error'] as { code: string; message: string; param: string | null; event_id: string | null; details?: Record<string, unknown> };
