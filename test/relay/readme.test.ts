@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { CloseCode, ErrorCatalogue, type ProxyErrorCode } from '../../src/protocol/errors.js';
 import { startSimulator } from '../../src/simulator/index.js';
+import { recordingUpstream } from '../governance/edges-support.js';
 import { defaultKey, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 
 /**
@@ -62,9 +63,12 @@ describe('README error catalogue = src/protocol/errors.ts', () => {
   });
 
   it.each(Object.keys(ErrorCatalogue) as ProxyErrorCode[])('%s: type, HTTP status, close code and message match', (code) => {
-    const doc = documented.get(code);
+    const doc = documented.get(code)!;
     const e = entry(code);
-    expect(doc).toEqual({ type: e.type, http: e.http ?? null, close: e.close ? CloseCode[e.close] : null, message: e.message });
+    expect({ ...doc, message: null }).toEqual({ type: e.type, http: e.http ?? null, close: e.close ? CloseCode[e.close] : null, message: null });
+    // The meaning column is the catalogue message, optionally with an example in parentheses.
+    const bare = e.message.replace(/\.$/, '');
+    expect(doc.message === e.message || doc.message.startsWith(`${bare} (e.g. `), doc.message).toBe(true);
   });
 
   it('the close-code table explains every close code the proxy sends, and only codes that exist', () => {
@@ -254,9 +258,76 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       c.send({ type: 'no.such.event', event_id: 'evt_unknown' });
       const err = await c.next('error');
       expect(err['error']).toMatchObject({ event_id: 'evt_unknown' });
-      expect(Object.keys(ErrorCatalogue)).not.toContain((err['error'] as { code: string }).code);
+      // The upstream's answer (the simulator names the type it refused), relayed unchanged.
+      expect((err['error'] as { message: string }).message).toContain('no.such.event');
       expect(conn.received.map((r) => r.type)).toContain('no.such.event');
       c.close();
+    },
+    'Parsed client frame with a repeated member name at any depth, or nested deeper than 128 levels': async () => {
+      const c = await tp.client();
+      await c.next('session.created');
+      const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+      c.send('{"type":"session.update","event_id":"evt_dup","session":{"type":"realtime","instructions":"a","instructions":"b"}}');
+      const dup = await c.waitFor((e) => e.type === 'error' && (e['error'] as { event_id?: string }).event_id === 'evt_dup');
+      expect(dup['error']).toMatchObject({ code: 'invalid_event', type: 'invalid_request_error', param: 'session.instructions' });
+      const deep = `${'{"a":'.repeat(130)}1${'}'.repeat(130)}`;
+      c.send(`{"type":"session.update","event_id":"evt_deep","session":{"type":"realtime","tools":[{"type":"function","name":"f","parameters":${deep}}]}}`);
+      const tooDeep = await c.waitFor((e) => e.type === 'error' && (e['error'] as { event_id?: string }).event_id === 'evt_deep');
+      expect(tooDeep['error']).toMatchObject({ code: 'invalid_event', type: 'invalid_request_error' });
+      await expectEventMatches(c, 'invalid_event', 'specific');
+      expect(conn.received.filter((r) => r.type === 'session.update')).toEqual([]);
+      c.close();
+    },
+    'Query parameter other than `model`, `intent`, `call_id` (e.g. `api_key`, `deployment`, `api-version`)': async () => {
+      const c = await tp.client({ query: 'model=gpt-realtime&api_key=sk-leak&deployment=d1&api-version=2025-01-01&tenant_hint=x' });
+      await c.next('session.created');
+      const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+      const query = new URL(conn.url, 'http://upstream').searchParams;
+      expect([...query.keys()]).toEqual(['model']);
+      expect(conn.url).not.toContain('sk-leak');
+      c.close();
+    },
+    '`?model=a&model=b`, `?model=x&model`, `?model=`, `?intent=other`, `?call_id=` without `upstream.allowCallId`': async () => {
+      const before = tp.sim.connections.length;
+      for (const [query, param] of [['model=a&model=b', 'model'], ['model=gpt-realtime&model', 'model'], ['model=', 'model'], ['intent=other', 'intent'], ['call_id=rtc_1', 'call_id']] as const) {
+        const r = await refusal(`ws://127.0.0.1:${tp.port}/v1/realtime?${query}`, { authorization: `Bearer ${key}` });
+        expectRefusalMatches(r, 'invalid_request', 'specific');
+        expect(r.body.error['param'], query).toBe(param);
+      }
+      expect(tp.sim.connections.length).toBe(before);
+    },
+    '`max_output_tokens` of `-5`, `0`, `2.5`, `"abc"`, `true`': async () => {
+      const c = await tp.client();
+      await c.next('session.created');
+      const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+      for (const raw of ['-5', '0', '2.5', '"abc"', 'true']) {
+        c.send(`{"type":"session.update","event_id":"evt_bad","session":{"type":"realtime","max_output_tokens":${raw}}}`);
+        await expectEventMatches(c, 'invalid_value', 'specific');
+        c.events.length = 0;
+      }
+      expect(conn.received.filter((r) => r.type === 'session.update')).toEqual([]);
+      c.send('{"type":"session.update","session":{"type":"realtime","max_output_tokens":"4096"}}');
+      await c.next('session.updated');
+      c.send('{"type":"session.update","session":{"type":"realtime","max_output_tokens":"INF"}}');
+      await c.nth('session.updated', 2);
+      expect(conn.received.filter((r) => r.type === 'session.update').map((r) => (r.event as { session: { max_output_tokens: unknown } }).session.max_output_tokens)).toEqual([4096, 'inf']);
+      c.close();
+    },
+    'The upstream refuses an event the proxy injected (a locked `session.update`, a clamp)': async () => {
+      // The metering clamp injects a session.update; this upstream refuses it.
+      const upstream = await recordingUpstream((event, send) => {
+        if (event.type === 'session.update' && typeof event.event_id === 'string' && event.event_id.startsWith('event_proxy_')) {
+          send({ type: 'error', event_id: 'event_up_1', error: { type: 'invalid_request_error', code: 'integer_above_max_value', message: 'Invalid max_output_tokens', param: 'session.max_output_tokens', event_id: event.event_id } });
+          return 'handled';
+        }
+        return undefined;
+      });
+      const p = await startTestProxy({ tenants: { acme: { limits: { maxResponseOutputTokens: 1024 } } }, config: { upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' } } });
+      stops.push(() => upstream.close(), () => p.stop());
+      const c = await p.client();
+      await expectEventMatches(c, 'governance_failed', 'specific');
+      expect(c.events.some((e) => (e['error'] as { code?: string } | undefined)?.code === 'integer_above_max_value')).toBe(false);
+      expect(p.logs.some((l) => l.msg === 'governance failure: the upstream refused an event the proxy injected')).toBe(true);
     },
     'Frame over `maxFrameBytes` (16 MiB)': async () => {
       // A small limit keeps this cheap; the headroom before the cut is 16 MiB whatever the limit
