@@ -7,7 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const modules = JSON.parse(readFileSync(new URL('./modules.json', import.meta.url), 'utf8'));
-const wanted = process.argv.slice(2);
+// --from-reports: recompute the summary from the last JSON reports (after editing equivalent.json).
+const fromReports = process.argv.includes('--from-reports');
+const wanted = process.argv.slice(2).filter((a) => a !== '--from-reports');
 const selected = wanted.length > 0 ? wanted : Object.keys(modules);
 for (const m of selected) if (!modules[m]) throw new Error(`${m} is not in test/mutation/modules.json`);
 
@@ -19,11 +21,13 @@ const previous = existsSync(reportPath) ? JSON.parse(readFileSync(reportPath, 'u
 for (const mutate of selected) {
   const tests = modules[mutate].filter((t) => existsSync(t));
   const started = Date.now();
-  const r = spawnSync('npx', ['stryker', 'run', 'stryker.config.mjs'], {
-    stdio: 'inherit',
-    env: { ...process.env, STRYKER_MUTATE: mutate, STRYKER_TESTS: tests.join(',') },
-  });
-  if (r.status !== 0) throw new Error(`stryker failed on ${mutate} (exit ${r.status})`);
+  if (!fromReports) {
+    const r = spawnSync('npx', ['stryker', 'run', 'stryker.config.mjs'], {
+      stdio: 'inherit',
+      env: { ...process.env, STRYKER_MUTATE: mutate, STRYKER_TESTS: tests.join(',') },
+    });
+    if (r.status !== 0) throw new Error(`stryker failed on ${mutate} (exit ${r.status})`);
+  }
   const name = mutate.replace(/^src\//, '').replace(/\.ts$/, '').replaceAll('/', '-');
   const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, 'utf8'));
   const counts = {};
@@ -31,8 +35,9 @@ for (const mutate of selected) {
   const known = equivalent[mutate] ?? [];
   const used = new Set();
   let equivalents = 0;
-  const sourceLines = readFileSync(mutate, 'utf8').split('\n');
   for (const file of Object.values(report.files)) {
+    // The source as it was mutated (the report keeps it): line numbers refer to it.
+    const sourceLines = file.source.split('\n');
     for (const mutant of file.mutants) {
       counts[mutant.status] = (counts[mutant.status] ?? 0) + 1;
       if (mutant.status !== 'Survived' && mutant.status !== 'NoCoverage') continue;
@@ -62,8 +67,8 @@ for (const mutate of selected) {
     tests,
     survivors,
     staleEquivalentEntries: stale,
-    seconds: Math.round((Date.now() - started) / 1000),
-    at: new Date().toISOString(),
+    seconds: fromReports ? (previous.modules[mutate]?.seconds ?? 0) : Math.round((Date.now() - started) / 1000),
+    at: fromReports ? (previous.modules[mutate]?.at ?? new Date().toISOString()) : new Date().toISOString(),
   };
 }
 
