@@ -171,3 +171,74 @@ describe('regex safety: structure', () => {
     expect(maxMatchLength('.', 's')).toBe(2);
   });
 });
+
+describe('regex safety: more structure and parsing', () => {
+  const UNSAFE = 'two unbounded repeats can match the same characters back to back (e.g. \\w+\\w+ or .*x.*)';
+  const NESTED = 'nested quantifier (a repeated group contains a variable quantifier)';
+  const AMBIGUOUS = 'repeated alternation whose branches can start with the same character or be empty';
+  const EMPTY = 'the pattern can match the empty string';
+
+  it.each([
+    ['\\d+(?:a|1)\\d+', [UNSAFE]], // one branch overlaps: no barrier
+    ['\\d+(?:\\d+x)', [UNSAFE]], // the repeat inside the group follows directly
+    ['\\d+(?:x\\d+)', []], // x separates
+    ['(?:(?:\\d+))\\d+', [UNSAFE]], // two levels out
+    ['(?:\\d+|x)\\d+', [UNSAFE]],
+    ['(?:a|b)+(?:b)+', [UNSAFE]], // overlap through a group's characters
+    ['(?:a|c)+(?:b)+', []],
+    ['(?:^b|b)+', [AMBIGUOUS]], // assertions do not start a branch
+    ['(?:a+)?', [EMPTY]], // max 1: not a repeat, so not nested
+    ['(?:a+){1}x', []],
+    ['(?:a+){2}', [NESTED]],
+    ['\\w+\\w+\\w+x', [UNSAFE]], // reported once
+    ['\\b', [EMPTY]],
+    ['(?:^)', [EMPTY]],
+    ['a{0}', [EMPTY]],
+    ['a{0,1}', [EMPTY]],
+    ['(?:(?:a?))', [EMPTY]],
+    ['a+?b', []],
+    ['(?:a+?)+', [NESTED]],
+    ['a{2,}b', []],
+    ['a{2,}a{2,}', [UNSAFE]],
+  ] as const)('%s', (pattern, problems) => {
+    expect(checkRegex(pattern)).toEqual(problems);
+  });
+
+  it('maxMatchLength parses literals, escapes and astral characters as one character each', () => {
+    expect(maxMatchLength('x😀y')).toBe(6);
+    expect(maxMatchLength('x😀y', 'u')).toBe(6);
+    expect(maxMatchLength('[😀a]b', 'u')).toBe(4);
+    expect(maxMatchLength('a{x')).toBe(6); // not a quantifier: three literals
+    expect(maxMatchLength('a{3}')).toBe(6);
+    expect(maxMatchLength('a{2,}')).toBe(Infinity);
+    expect(maxMatchLength('a{1,3}?')).toBe(6);
+    expect(maxMatchLength('\\x41\\u0042\\u{43}\\cJ\\n\\t\\0', 'u')).toBe(14);
+    expect(maxMatchLength('\\p{L}\\P{L}', 'u')).toBe(4);
+    expect(maxMatchLength('(?<name>ab)(?:c)')).toBe(6);
+    expect(maxMatchLength('[]')).toBe(2);
+    expect(maxMatchLength('a|bcd|ef')).toBe(6);
+  });
+
+  it('refuses unsupported group syntax and backreferences the engine would accept', () => {
+    expect(checkRegex('(?<n>a)\\k<n>').join()).toMatch(/backreference/);
+    expect(checkRegex('(a)\\2(b)').join()).toMatch(/backreference/);
+    expect(checkRegex('(?=a)b').join()).toMatch(/lookaround/);
+    expect(checkRegex('(?!a)b').join()).toMatch(/lookaround/);
+    expect(checkRegex('(?<=a)b').join()).toMatch(/lookaround/);
+    expect(checkRegex('(?<!a)b').join()).toMatch(/lookaround/);
+    expect(checkRegex('a{2,1}')).toHaveLength(1);
+    expect(checkRegex('a', 'mm')[0]).toMatch(/invalid regular expression/);
+  });
+});
+
+/** Non-unicode mode parses differently (lone braces, \c without a letter, incomplete \x): BMP probes. */
+describe('regex safety: character sets agree with the engine without the u flag', () => {
+  const probes = [0x00, 0x08, 0x09, 0x0a, 0x20, 0x2d, 0x30, 0x39, 0x41, 0x5a, 0x5c, 0x5f, 0x61, 0x63, 0x78, 0x7a, 0x7b, 0xa0, 0x2028, 0xfeff, 0xffff];
+  const hex4 = (cp: number) => cp.toString(16).padStart(4, '0');
+  const overlapRefused = (atom: string, cp: number) => checkRegex(`(?:${atom})+\\u${hex4(cp)}+`).some((p) => /unbounded repeats/.test(p));
+  it.each(['\\d', '\\w', '\\s', '.', '[\\w-]', '[a-c-e]', '\\x41', '\\u0041', '\\-', '\\{', '[\\s-z]', '[^\\W]', '\\cJ', '[\\cJ]'])('%s', (atom) => {
+    const engine = new RegExp(`^(?:${atom})$`);
+    const mismatches = probes.filter((cp) => engine.test(String.fromCharCode(cp)) !== overlapRefused(atom, cp)).map((cp) => `U+${hex4(cp)}`);
+    expect(mismatches).toEqual([]);
+  });
+});
