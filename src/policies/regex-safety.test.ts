@@ -219,6 +219,28 @@ describe('regex safety: more structure and parsing', () => {
     expect(maxMatchLength('a|bcd|ef')).toBe(6);
   });
 
+  // Found by mutation testing: without the u flag `\c1` matches three characters (backslash, c, 1);
+  // the parser dropped the `c`, so the streaming window was one character short.
+  it('\\c without a control letter is a backslash and a c (no u flag)', () => {
+    expect(maxMatchLength('\\c1')).toBe(6);
+    expect(new RegExp('^\\c1$').test('\\c1')).toBe(true);
+    expect(maxMatchLength('\\cJ')).toBe(2);
+    expect(maxMatchLength('[\\c1]')).toBe(2);
+    expect(checkRegex('\\c+c+').join()).toMatch(/unbounded repeats/);
+  });
+
+  it('malformed patterns have no bound (the parser refuses them)', () => {
+    for (const p of ['a)', '^*', '^?', '\\b{2}', '*a', '+a', '?a', 'a{3,2}', '(?<na', '[ab', '[\\B]', '\\p{L', 'a\\']) expect(maxMatchLength(p), p).toBe(Infinity);
+    expect(maxMatchLength('a\\Bb')).toBe(4);
+    expect(maxMatchLength('a{12}')).toBe(24);
+    expect(maxMatchLength('a{x}b{2}')).toBe(12);
+    expect(maxMatchLength('\\xzz41')).toBe(10);
+    expect(maxMatchLength('\\xq')).toBe(4);
+    expect(maxMatchLength('\\uzz{41}')).toBe(86);
+    expect(checkRegex('\\x+x+').join()).toMatch(/unbounded repeats/);
+    expect(checkRegex('\\u+u+').join()).toMatch(/unbounded repeats/);
+  });
+
   it('refuses unsupported group syntax and backreferences the engine would accept', () => {
     expect(checkRegex('(?<n>a)\\k<n>').join()).toMatch(/backreference/);
     expect(checkRegex('(a)\\2(b)').join()).toMatch(/backreference/);
@@ -236,7 +258,7 @@ describe('regex safety: character sets agree with the engine without the u flag'
   const probes = [0x00, 0x08, 0x09, 0x0a, 0x20, 0x2d, 0x30, 0x39, 0x41, 0x5a, 0x5c, 0x5f, 0x61, 0x63, 0x78, 0x7a, 0x7b, 0xa0, 0x2028, 0xfeff, 0xffff];
   const hex4 = (cp: number) => cp.toString(16).padStart(4, '0');
   const overlapRefused = (atom: string, cp: number) => checkRegex(`(?:${atom})+\\u${hex4(cp)}+`).some((p) => /unbounded repeats/.test(p));
-  it.each(['\\d', '\\w', '\\s', '.', '[\\w-]', '[a-c-e]', '\\x41', '\\u0041', '\\-', '\\{', '[\\s-z]', '[^\\W]', '\\cJ', '[\\cJ]'])('%s', (atom) => {
+  it.each(['\\d', '\\w', '\\s', '.', '[\\w-]', '[a-c-e]', '\\x41', '\\u0041', '\\-', '\\{', '[\\s-z]', '[^\\W]', '\\cJ', '[\\cJ]', '[\\c1]', '[\\c_]', '[\\c-]', '[\\c]'])('%s', (atom) => {
     const engine = new RegExp(`^(?:${atom})$`);
     const mismatches = probes.filter((cp) => engine.test(String.fromCharCode(cp)) !== overlapRefused(atom, cp)).map((cp) => `U+${hex4(cp)}`);
     expect(mismatches).toEqual([]);
