@@ -200,6 +200,8 @@ describe('regex safety: more structure and parsing', () => {
     ['(?:a+?)+', [NESTED]],
     ['a{2,}b', []],
     ['a{2,}a{2,}', [UNSAFE]],
+    ['(?:^a)+a+', [UNSAFE]], // an assertion inside a repeated group consumes nothing
+    ['(?:a$)+b+', []],
   ] as const)('%s', (pattern, problems) => {
     expect(checkRegex(pattern)).toEqual(problems);
   });
