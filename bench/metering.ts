@@ -20,8 +20,9 @@ import { startRedis } from '../test/metering/redis-server.js';
  * `npx tsx bench/metering.ts [--frames N] [--events N] [--settles N]`: what metering costs.
  *
  * 1. Per relayed audio frame: the chain's dispatch of `input_audio_buffer.append` and
- *    `response.output_audio.delta` with and without the metering filter registered (its `wants`
- *    exclude audio, so the frame never reaches it). CPU time (process.cpuUsage) per frame.
+ *    `response.output_audio.delta` with and without the metering filter registered (an append
+ *    reaches it for its byte length only, never parsed; output audio never does). CPU time
+ *    (process.cpuUsage) per frame.
  * 2. Per control event: the filter's own handlers (response.create with and without a cap,
  *    response.created, response.done including the synchronous SQLite settle, session.update
  *    clamp, transcription completed).
@@ -182,6 +183,7 @@ function record(i: number): UsageRecord {
     output: { text: 10, audio: 20 },
     seconds: null,
     estimated: false,
+    settledBy: 'response.done',
     fallbackPrice: false,
   };
 }

@@ -145,6 +145,7 @@ async function proxyChild(simUrl: string): Promise<void> {
   const config = parseConfig(
     {
       server: { host: '127.0.0.1', port: 0 },
+      admin: { port: 0 },
       upstream: { provider: 'openai', url: simUrl, apiKey: 'sk-bench' },
       logging: { level: 'info' },
       policies: { dir: join(REPO_ROOT, 'policies'), watch: false },

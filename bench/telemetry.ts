@@ -102,13 +102,14 @@ async function relayChild(upstreamPort: number, file: string): Promise<void> {
     {
       ...doc,
       server: { ...(doc['server'] as Record<string, unknown>), host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
       upstream: { provider: 'openai', url: `ws://127.0.0.1:${upstreamPort}/v1/realtime`, apiKey: 'sk-bench-upstream' },
     },
     file,
     { BENCH_OTLP_URL: process.env['BENCH_OTLP_URL'] ?? 'http://127.0.0.1:9/v1/traces' },
   );
   const proxy = await startProxy(config, { baseDir: dirname(file) });
-  serveChild({ port: proxy.port }, { selfTime: () => ({ ms: self.ms }) });
+  serveChild({ port: proxy.port, adminPort: proxy.adminPort }, { selfTime: () => ({ ms: self.ms }) });
 }
 
 // ---- 1. in isolation -------------------------------------------------------------------------
@@ -270,7 +271,7 @@ async function runVariant(variant: Variant, dir: string): Promise<VariantResult>
       env: { BENCH_OTLP_URL: otlpUrl },
       stdout: process.env['BENCH_RELAY_LOG'] ? openSync(process.env['BENCH_RELAY_LOG'], 'a') : 'ignore',
     });
-    const { port } = (await relay.ready) as { port: number };
+    const { port, adminPort } = (await relay.ready) as { port: number; adminPort: number };
     const target: LoadTarget = { host: '127.0.0.1', port, path: '/v1/realtime?model=gpt-realtime', headers: { authorization: `Bearer ${TENANT_KEY}` } };
     load = new Child('loadgen', 'bench/procs/loadgen.ts', { cpus: pin('1'), args: [JSON.stringify(target)], stdout: 'ignore' });
     await load.ready;
@@ -298,7 +299,7 @@ async function runVariant(variant: Variant, dir: string): Promise<VariantResult>
     }
     let turns = 0;
     if (variant !== 'off') {
-      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+      const text = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text());
       for (const m of text.matchAll(/^rtproxy_turns_total\{[^}]*\} (\S+)$/gm)) turns += Number(m[1]);
     }
     await load.call('stopTraffic');

@@ -2,22 +2,41 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
+import { compileConfig } from './config/compile.js';
+import { ConfigError } from './config/errors.js';
+import { loadConfigFile, parseConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { configBaseDir, startProxy } from './main.js';
+import { talk } from './talk.js';
 import { sha256Hex } from './tenants/resolver.js';
+import { ownPackage } from './version.js';
 
-const HELP = `realtime-proxy — governed WebSocket proxy for the OpenAI Realtime API
+const HELP = `realtime-proxy ${ownPackage.version} — governed WebSocket proxy for the OpenAI Realtime API
 
 Usage:
-  realtime-proxy [--config FILE]          run the proxy
-  realtime-proxy keygen [--browser]       print a new tenant key and the sha256 to put in the config
+  realtime-proxy [run] [--config FILE]    run the proxy
   realtime-proxy check-config [--config FILE]
-  realtime-proxy --help
+                                          run every check \`run\` makes, then exit (non-zero on any mistake)
+  realtime-proxy talk [TEXT] [--say PHRASE] [--url URL] [--key KEY] [--out FILE]
+                                          one spoken turn through a running proxy, saved as a WAV file
+  realtime-proxy keygen [--browser]       print a new tenant key and the sha256 to put in the config
+  realtime-proxy --version | --help
 
 Config: --config FILE, else $REALTIME_PROXY_CONFIG, else ./realtime-proxy.yaml if present.
-Environment overrides: PORT, HOST, OPENAI_API_KEY, REALTIME_UPSTREAM_URL, LOG_LEVEL.
-Without OPENAI_API_KEY (and upstream.apiKey) the proxy relays to its embedded simulator.
+Environment overrides: PORT, HOST, OPENAI_API_KEY (provider openai), AZURE_OPENAI_API_KEY (provider azure),
+REALTIME_UPSTREAM_URL, LOG_LEVEL. Values in the file may reference the environment: \${NAME}, \${NAME:-default}.
+Without an API key the proxy relays to its embedded simulator, except with NODE_ENV=production, where it
+refuses to start (choose the simulator explicitly with upstream.provider: simulator).
+
+talk: --url defaults to ws://127.0.0.1:$PORT/v1/realtime (PORT default 8080), --key to $REALTIME_PROXY_KEY or
+the example config's demo key, --out to answer.wav. --say PHRASE makes the simulator speak exactly PHRASE
+(it sends "say: PHRASE"), which shows what the output guardrails do to it.
 `;
+
+const DEMO_KEY = 'rpk_demo_local_only_change_me';
+
+/** A mistake in the command line: printed with a pointer to --help, exit code 2. */
+class UsageError extends Error {}
 
 function configPath(explicit: string | undefined): string | null {
   if (explicit) return explicit;
@@ -25,46 +44,108 @@ function configPath(explicit: string | undefined): string | null {
   return existsSync('realtime-proxy.yaml') ? 'realtime-proxy.yaml' : null;
 }
 
-async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      help: { type: 'boolean', short: 'h' },
-      browser: { type: 'boolean' },
-    },
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+        browser: { type: 'boolean' },
+        say: { type: 'string' },
+        url: { type: 'string' },
+        key: { type: 'string' },
+        out: { type: 'string', short: 'o' },
+        model: { type: 'string' },
+        voice: { type: 'string' },
+        timeout: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function loadAndCompile(file: string | null): Promise<{ config: Config; file: string; baseDir: string }> {
+  const source = file ?? '(defaults)';
+  const config = file ? loadConfigFile(file) : parseConfig({}, source);
+  const baseDir = file ? configBaseDir(file) : process.cwd();
+  return { config, file: source, baseDir };
+}
+
+async function runTalk(values: ReturnType<typeof parse>['values'], positionals: readonly string[]): Promise<number> {
+  const typed = positionals.slice(1).join(' ');
+  if (values.say === undefined && typed === '') throw new UsageError('talk needs something to say: realtime-proxy talk "Hello" (or --say PHRASE)');
+  const text = values.say !== undefined ? `say: ${values.say}` : typed;
+  const port = process.env.PORT ?? '8080';
+  const timeoutMs = values.timeout ? Number(values.timeout) * 1000 : 30_000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout ${values.timeout}: give seconds, e.g. --timeout 30`);
+  const out = values.out ?? 'answer.wav';
+  const result = await talk({
+    url: values.url ?? `ws://127.0.0.1:${port}/v1/realtime`,
+    key: values.key ?? process.env.REALTIME_PROXY_KEY ?? DEMO_KEY,
+    model: values.model ?? 'gpt-realtime',
+    text,
+    out,
+    ...(values.voice ? { voice: values.voice } : {}),
+    timeoutMs,
+    write: (line) => process.stderr.write(`${line}\n`),
   });
+  process.stdout.write(`you:   ${text}\n`);
+  process.stdout.write(`proxy: ${result.transcript || '(no transcript)'}\n`);
+  const seconds = (result.audioBytes / 48_000).toFixed(1);
+  process.stdout.write(`audio: ${seconds} s written to ${out} (response ${result.status}${result.closeCode !== null ? `, session closed ${result.closeCode}` : ''})\n`);
+  return result.status === 'completed' || result.status === 'cancelled' || result.errors.length > 0 ? 0 : 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv);
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
   }
+  if (values.version) {
+    process.stdout.write(`${ownPackage.version}\n`);
+    return 0;
+  }
   const command = positionals[0] ?? 'run';
-  if (command === 'keygen') {
-    // Browser keys start with ek_ so that openai's browser guard accepts them without dangerouslyAllowBrowser.
-    const key = `${values.browser ? 'ek_rp_' : 'rpk_'}${randomBytes(24).toString('base64url')}`;
-    process.stdout.write(`key:    ${key}\nsha256: ${sha256Hex(key)}\n`);
-    return 0;
+  switch (command) {
+    case 'keygen': {
+      // Browser keys start with ek_ so that openai's browser guard accepts them without dangerouslyAllowBrowser.
+      const key = `${values.browser ? 'ek_rp_' : 'rpk_'}${randomBytes(24).toString('base64url')}`;
+      process.stdout.write(`key:    ${key}\nsha256: ${sha256Hex(key)}\n`);
+      return 0;
+    }
+    case 'talk':
+      return runTalk(values, positionals);
+    case 'check-config': {
+      const { config, file, baseDir } = await loadAndCompile(configPath(values.config));
+      const compiled = await compileConfig(config, { file, baseDir });
+      const up = compiled.upstream.kind === 'simulator' ? `simulator (${compiled.upstream.reason === 'chosen' ? 'chosen' : 'no API key'})` : compiled.upstream.kind;
+      process.stdout.write(`${file}: ok (${Object.keys(config.tenants).length} tenants, upstream ${up}, policies ${compiled.policiesDir})\n`);
+      return 0;
+    }
+    case 'run':
+      break;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
   }
-  const file = configPath(values.config);
-  const config = file ? loadConfigFile(file) : parseConfig({}, '(defaults)');
-  if (command === 'check-config') {
-    process.stdout.write(`${file ?? '(defaults)'}: ok (${Object.keys(config.tenants).length} tenants)\n`);
-    return 0;
-  }
-  if (command !== 'run') {
-    process.stderr.write(`unknown command ${command}\n\n${HELP}`);
-    return 2;
-  }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+  const { config, file, baseDir } = await loadAndCompile(configPath(values.config));
   // The demo simulator speaks at playback speed, so a person listening hears realistic turns.
   const proxy = await startProxy(config, {
-    baseDir: file ? configBaseDir(file) : process.cwd(),
+    baseDir,
+    configFile: file,
     simulator: { timing: { realtime: true, firstAudioDelayMs: 300 }, recordAudio: false },
   });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    proxy.log.info({ signal }, 'shutting down');
+    proxy.log.info({ signal, sessions: proxy.server.sessionCount }, 'shutting down: /readyz answers 503 while sessions drain');
     void proxy.shutdown().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -72,12 +153,25 @@ async function main(): Promise<number> {
   return -1;
 }
 
-main().then(
+/** Boot errors are printed as one readable message, never a stack (LOG_LEVEL=debug adds it). */
+function report(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`realtime-proxy: ${err.message}\nRun realtime-proxy --help for usage.\n`);
+    return 2;
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    return 1;
+  }
+  const e = err as Error;
+  process.stderr.write(`realtime-proxy: ${e?.message ?? String(err)}\n`);
+  if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace') process.stderr.write(`${e?.stack ?? ''}\n`);
+  return 1;
+}
+
+main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exit(code);
   },
-  (err: unknown) => {
-    process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `fatal: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
+  (err: unknown) => process.exit(report(err)),
 );

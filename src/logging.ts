@@ -18,3 +18,24 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     destination,
   );
 }
+
+/** Query parameters whose values are credentials (Azure `api-key`, signed URLs, tokens). */
+const SECRET_PARAMS = /^(api[-_]?key|key|token|access[-_]?token|sig|signature|password|secret|auth|authorization|code)$/i;
+
+/**
+ * A URL safe to log: userinfo (`user:password@`) and credential-like query values replaced by
+ * `[redacted]`. Anything that does not parse as a URL is logged as `[unparseable url]`, not verbatim.
+ */
+export function redactUrl(raw: string | null | undefined): string | null {
+  if (raw === null || raw === undefined) return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return '[unparseable url]';
+  }
+  if (url.username) url.username = 'redacted';
+  if (url.password) url.password = 'redacted';
+  for (const key of [...url.searchParams.keys()]) if (SECRET_PARAMS.test(key)) url.searchParams.set(key, 'redacted');
+  return url.toString();
+}

@@ -3,8 +3,9 @@ import { performance } from 'node:perf_hooks';
 import type { DestinationStream, Logger } from 'pino';
 import type { ProxyModule } from './app/module.js';
 import { createModules } from './app/modules.js';
+import { compileConfig, type UpstreamKind } from './config/compile.js';
 import type { Config } from './config/schema.js';
-import { createLogger } from './logging.js';
+import { createLogger, redactUrl } from './logging.js';
 import type { Clock } from './pipeline/filter.js';
 import { ProxyServer } from './server/server.js';
 import { startSimulator, type SimulatorHandle, type SimulatorOptions } from './simulator/index.js';
@@ -23,16 +24,24 @@ export interface StartOptions {
   readonly clock?: Clock;
   /** Options for the embedded simulator, when it is used. */
   readonly simulator?: SimulatorOptions;
+  /** The config file, named in configuration errors (default: "(config)"). */
+  readonly configFile?: string;
+  /** Environment for the checks that depend on it (NODE_ENV, OTEL_*); default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface ProxyHandle {
   readonly port: number;
   readonly tlsPort: number | null;
+  /** The admin listener (admin API, /metrics) on `config.admin.host`, or null. */
+  readonly adminPort: number | null;
   readonly host: string;
   readonly log: Logger;
   readonly config: Config;
   /** The embedded simulator, when the proxy relays to it. */
   readonly simulator: SimulatorHandle | null;
+  /** Which upstream the proxy relays to (also reported by /readyz). */
+  readonly upstream: UpstreamKind;
   readonly server: ProxyServer;
   shutdown(drainMs?: number): Promise<void>;
 }
@@ -40,32 +49,39 @@ export interface ProxyHandle {
 const SIMULATOR_KEY = 'sk-simulator-local';
 
 /**
- * Starts the proxy. With `upstream.provider: simulator`, or `openai` without an API key, the
- * embedded simulator is started on loopback and used as the upstream (logged loudly).
+ * Starts the proxy. It first runs the same checks as `check-config` (`compileConfig`: any mistake
+ * throws ConfigError naming file, path and fix). With `upstream.provider: simulator`, or `openai`
+ * without an API key outside production, the embedded simulator is started on loopback and used
+ * as the upstream (logged loudly, and reported by /readyz).
  */
 export async function startProxy(input: Config, options: StartOptions = {}): Promise<ProxyHandle> {
   const log = options.logger ?? createLogger(input.logging.level, options.logDestination);
   const clock = options.clock ?? systemClock;
-  let config = input;
+  const baseDir = resolve(options.baseDir ?? process.cwd());
+  const compiled = await compileConfig(input, {
+    file: options.configFile ?? '(config)',
+    baseDir,
+    ...(options.env ? { env: options.env } : {}),
+    log: log.child({ phase: 'check' }, { level: 'warn' }),
+  });
+  let config = compiled.config;
   let simulator: SimulatorHandle | null = null;
-  const useSimulator = config.upstream.provider === 'simulator' || (config.upstream.provider === 'openai' && !config.upstream.apiKey);
-  if (useSimulator) {
+  if (compiled.upstream.kind === 'simulator') {
     simulator = await startSimulator({ ...options.simulator, apiKey: SIMULATOR_KEY });
     config = { ...config, upstream: { ...config.upstream, provider: 'simulator', url: simulator.url, apiKey: SIMULATOR_KEY } };
     log.warn(
       { upstream: simulator.url },
-      input.upstream.provider === 'simulator'
+      compiled.upstream.reason === 'chosen'
         ? 'upstream.provider is simulator: relaying to the embedded Realtime simulator'
-        : 'NO OPENAI_API_KEY SET: relaying to the embedded Realtime simulator, not to OpenAI',
+        : 'NO OPENAI_API_KEY SET: relaying to the embedded Realtime simulator, not to OpenAI (refused when NODE_ENV=production)',
     );
   }
-  const baseDir = options.baseDir ?? process.cwd();
   const tenants = new TenantResolver(config);
   let modules: ProxyModule[] = [];
   let server: ProxyServer;
   try {
-    modules = await createModules({ config, log, tenants, clock, baseDir: resolve(baseDir) });
-    server = new ProxyServer({ config, log, tenants, modules, clock });
+    modules = await createModules({ config, log, tenants, clock, baseDir });
+    server = new ProxyServer({ config, log, tenants, modules, clock, upstream: compiled.upstream });
   } catch (err) {
     await simulator?.close();
     throw err;
@@ -76,7 +92,8 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
       port: address.port,
       tlsPort: address.tlsPort,
       uws: server.binary,
-      upstream: config.upstream.provider === 'azure' ? config.upstream.azure?.endpoint : config.upstream.url,
+      upstream: redactUrl(config.upstream.provider === 'azure' ? config.upstream.azure?.endpoint : config.upstream.url),
+      admin: address.adminPort === null ? null : `${config.admin.host}:${address.adminPort}`,
       tenants: tenants.tenants.size,
       filters: modules.flatMap((m) => m.filters.map((f) => f.name)),
     },
@@ -85,10 +102,12 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
   return {
     port: address.port,
     tlsPort: address.tlsPort,
+    adminPort: address.adminPort,
     host: config.server.host,
     log,
     config,
     simulator,
+    upstream: compiled.upstream,
     server,
     async shutdown(drainMs = config.server.shutdownDrainSec * 1000) {
       await server.shutdown(drainMs);

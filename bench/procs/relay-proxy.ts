@@ -17,6 +17,7 @@ const upstream = (doc['upstream'] ?? {}) as Record<string, unknown>;
 const input = {
   ...doc,
   server: { ...server, host: '127.0.0.1', port: 0 },
+  admin: { ...((doc['admin'] ?? {}) as Record<string, unknown>), host: '127.0.0.1', port: 0 },
   upstream: { ...upstream, provider: 'openai', url: `ws://127.0.0.1:${upstreamPort}/v1/realtime`, apiKey: 'sk-bench-upstream' },
 };
 // Hermetic: no environment overrides from the shell running the bench.

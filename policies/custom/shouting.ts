@@ -1,4 +1,4 @@
-import { defineGuardrail } from '../../src/policies/api.js';
+import { defineGuardrail } from 'realtime-governance-proxy/policies';
 
 /**
  * Example custom guardrail: logs user turns written (or transcribed) in capitals. Synchronous,

@@ -20,11 +20,17 @@ export interface HttpReply {
 }
 
 export interface HttpRoute {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** OPTIONS: CORS preflights of browser-facing routes (src/calls). */
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'OPTIONS';
   /** Exact path, e.g. `/admin/tenants/:id/spend` (`:name` segments are captured into `params`). */
   readonly path: string;
-  /** `admin`: requires `Authorization: Bearer <admin key>`; the route is absent when no admin key is set. */
-  readonly auth: 'admin' | 'none';
+  /**
+   * `admin`: requires `Authorization: Bearer <admin key>`; the route is absent when no admin key is set.
+   * `none`: admin listener, no authentication (e.g. /metrics).
+   * `tenant`: served on the client listener (next to /v1/realtime); the handler authenticates the
+   * caller itself (tenant key, client secret or webhook signature): src/calls.
+   */
+  readonly auth: 'admin' | 'none' | 'tenant';
   handle(req: HttpRequestInfo, params: Readonly<Record<string, string>>): HttpReply | Promise<HttpReply>;
 }
 
@@ -47,6 +53,8 @@ export interface ProxyModule {
   readonly routes?: readonly HttpRoute[];
   /** Null when ready, otherwise why not (reported by /readyz). */
   readiness?(): string | null;
+  /** An upgrade was refused before a session existed (`reason`: an error code or `not_found`). */
+  onUpgradeRefused?(reason: string): void;
   close?(): Promise<void>;
 }
 

@@ -1,3 +1,5 @@
+import { createCallsModule } from '../calls/index.js';
+import { createDemoModule } from '../demo/index.js';
 import { createMeteringModule } from '../metering/index.js';
 import { createPoliciesModule } from '../policies/index.js';
 import { createTelemetryModule } from '../telemetry/index.js';
@@ -7,14 +9,20 @@ import type { ModuleDeps, ProxyModule } from './module.js';
  * The concerns, in chain order. Client → upstream frames pass them first to last, upstream →
  * client frames last to first. So telemetry sees every client event as sent and every server
  * event as finally forwarded; metering sees the final client request and every server event
- * (usage included) before policies can drop anything.
+ * (usage included) before policies can drop anything. Calls come last: their filter only admits
+ * (call id → tenant) and watches reports, and the module closes first (calls hang up while the
+ * ledger is still open); it runs the others' filters on the sidebands it owns.
  */
 export async function createModules(deps: ModuleDeps): Promise<ProxyModule[]> {
   const modules: ProxyModule[] = [];
   try {
     modules.push(await createTelemetryModule(deps));
-    modules.push(await createPoliciesModule(deps));
-    modules.push(await createMeteringModule(deps));
+    const policies = await createPoliciesModule(deps);
+    modules.push(policies);
+    const metering = await createMeteringModule(deps);
+    modules.push(metering);
+    modules.push(createDemoModule(deps));
+    modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters) }));
   } catch (err) {
     await Promise.allSettled(modules.map((m) => m.close?.()));
     throw err;

@@ -1,10 +1,14 @@
 import { z } from 'zod';
+import { callsSchema } from '../calls/config.js';
 import { meteringSchema, tenantLimitsSchema } from '../metering/config.js';
 import { policiesSchema } from '../policies/config.js';
 import { telemetrySchema } from '../telemetry/config.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
+
+/** Names that would address Object.prototype instead of a map entry: refused as map keys. */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 const port = z.number().int().min(0).max(65535);
 
@@ -37,7 +41,22 @@ export const serverSchema = z
     idleTimeoutSec: z.number().int().min(8).max(960).default(120).describe('Idle clients are pinged; silent ones are closed after this.'),
     shutdownDrainSec: z.number().nonnegative().default(30),
     maxSessions: z.number().int().positive().default(10_000),
+    maxHeaderBytes: z.number().int().min(1024).default(16 * KiB).describe('Largest request header section (names + values); larger requests get 431 before any key is looked at.'),
+    oversizeHeadroomBytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(5 * MiB)
+      .describe('A frame up to maxFrameBytes + this gets a frame_too_large error and the session goes on; a larger one is cut by uWS (1009). Bounds each connection\'s partially received message.'),
+    memoryBudgetBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(256 * MiB)
+      .describe('Global budget for frames and send buffers held for all sessions; past it new sessions get 503 overloaded and large frames are refused.'),
+    maxJsonDepth: z.number().int().min(8).max(1000).default(128).describe('Deepest nesting of a client event; deeper events get invalid_event and are not relayed.'),
     backpressure: backpressureSchema.prefault({}),
+    demo: z.boolean().default(false).describe('Serve the browser demo page at GET /demo (local demos only).'),
   })
   .strict();
 
@@ -75,7 +94,9 @@ export const upstreamSchema = z
     allowCallId: z
       .boolean()
       .default(false)
-      .describe('Let clients attach to a SIP/WebRTC call with ?call_id= (off: call ids are not yet bound to a tenant, so any tenant could join any call).'),
+      .describe(
+        'Let clients attach to a SIP/WebRTC call with ?call_id=. With calls.enabled, only the tenant that created the call through this proxy may attach (call_not_found otherwise); without it, call ids are not bound to tenants, so any tenant could join any call.',
+      ),
     onInjectedEventError: z
       .enum(['end_session', 'per_response'])
       .default('end_session')
@@ -85,6 +106,7 @@ export const upstreamSchema = z
     connectTimeoutMs: z.number().int().positive().default(2000),
     pingIntervalMs: z.number().int().positive().default(20_000),
     pongTimeoutMs: z.number().int().positive().default(10_000),
+    validateUtf8: z.boolean().default(true).describe('Validate UTF-8 of upstream text frames (an invalid frame ends the session with upstream_closed instead of reaching clients).'),
   })
   .strict();
 
@@ -105,13 +127,16 @@ export const tenantSchema = z
 
 export const adminSchema = z
   .object({
-    key: z.string().optional().describe('Admin API key (plain, or sha256:<hex>); the admin API is off without it.'),
+    key: z.string().optional().describe('Admin API key (plain, at least 16 characters, or sha256:<64 hex>); the admin API is off without it.'),
+    host: z.string().default('127.0.0.1').describe('Listen address of the admin listener (admin API, /metrics); keep it off the client network.'),
+    port: port.nullable().default(8081).describe('Port of the admin listener; null: no admin listener (no admin API, no /metrics on a proxy port).'),
   })
   .strict();
 
 export const loggingSchema = z
   .object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    refusalIntervalSec: z.number().positive().default(60).describe('Refused upgrades (bad keys, …) log one line per source and reason per interval, with a count.'),
   })
   .strict();
 
@@ -124,7 +149,17 @@ export const configSchema = z
     metering: meteringSchema.prefault({}),
     policies: policiesSchema.prefault({}),
     telemetry: telemetrySchema.prefault({}),
-    tenants: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tenant ids are 1-64 of [A-Za-z0-9_.-]'), tenantSchema).default({}),
+    // Browser (WebRTC) and phone (SIP) calls: src/calls.
+    calls: callsSchema.prefault({}),
+    tenants: z
+      .record(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tenant ids are 1-64 of [A-Za-z0-9_.-]')
+          .refine((id) => !RESERVED_KEYS.has(id), { message: 'tenant ids may not be __proto__, constructor or prototype' }),
+        tenantSchema,
+      )
+      .default({}),
   })
   .strict();
 

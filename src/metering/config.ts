@@ -75,6 +75,13 @@ const ledgerSchema = z
       .default('closed')
       .describe('Redis unreachable: closed refuses new responses (budget_unavailable); open lets them run unmetered against caps.'),
     commandTimeoutMs: z.number().int().positive().default(500),
+    retentionDays: z
+      .number()
+      .int()
+      .positive()
+      .nullable()
+      .default(90)
+      .describe('SQLite: usage records older than this are deleted (the day and month spend totals are kept). null keeps them forever.'),
     reservationTtlSec: z.number().int().positive().default(600).describe('A reservation whose instance died is dropped after this long.'),
     usageStreamMaxLen: z.number().int().positive().default(1_000_000).describe('Redis: usage records kept per tenant (approximate trim).'),
     pendingMax: z.number().int().positive().default(100_000).describe('Redis: settlements buffered in memory while Redis is down.'),
@@ -106,8 +113,14 @@ export const meteringSchema = z
       .number()
       .int()
       .nonnegative()
-      .default(2000)
-      .describe('Reservation estimate of input added since the previous response (priced at the dearest input rate).'),
+      .default(0)
+      .describe('Extra input tokens (text rate) added to every reservation, on top of the conversation estimate.'),
+    lingerAfterClientCloseMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(5000)
+      .describe('A client that leaves mid-response: the upstream is kept (response.cancel sent) up to this long for its response.done, so the usage OpenAI bills is metered. 0: close at once.'),
     pendingResponseTimeoutMs: z.number().int().positive().default(15_000).describe('A reserved response.create with no response.created is released after this.'),
     export: z
       .object({

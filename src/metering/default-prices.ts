@@ -56,4 +56,23 @@ export const DEFAULT_PRICES: Readonly<Record<string, PriceConfig>> = {
   'gpt-4o-mini-transcribe': { kind: 'transcription', textIn: '1.25', audioIn: '3.00', textOut: '5.00', perMinute: '0.003' },
   'whisper-1': { kind: 'transcription', perMinute: '0.006' },
   'gpt-transcribe': { kind: 'transcription', perMinute: '0.0045' },
+  // Per-minute realtime transcription and translation models (reference §6).
+  'gpt-realtime-whisper': { kind: 'transcription', perMinute: '0.017' },
+  'gpt-live-transcribe': { kind: 'transcription', perMinute: '0.017' },
+  'gpt-realtime-translate': { kind: 'transcription', perMinute: '0.034' },
 };
+
+/**
+ * Models OpenAI has shut down (reference §0, §6), by id prefix, with the model to use instead.
+ * Sessions and `session.update`s naming them are refused with `model_retired`, never priced.
+ */
+export const RETIRED_MODELS: ReadonlyArray<{ readonly prefix: string; readonly successor: string }> = [
+  { prefix: 'gpt-4o-mini-realtime-preview', successor: 'gpt-realtime-2.1-mini' },
+  { prefix: 'gpt-4o-realtime-preview', successor: 'gpt-realtime-2.1' },
+];
+
+/** The successor of a shut-down model, or null when `model` is not retired. */
+export function retiredSuccessor(model: string): string | null {
+  for (const r of RETIRED_MODELS) if (model === r.prefix || model.startsWith(`${r.prefix}-`)) return r.successor;
+  return null;
+}

@@ -6,10 +6,11 @@ import { ProxyError } from '../protocol/errors.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
-import type { Amount, CapHit, Ledger, MaybePromise, ReserveResult, UsageRecord } from './ledger.js';
+import { ConversationEstimate, promptEstimate } from './context.js';
+import type { Amount, CapHit, Ledger, MaybePromise, ReserveResult, SettledBy, UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
-import { readResponseUsage, responseCost, transcriptionCost, worstCaseCost, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
+import { readResponseUsage, responseCost, transcriptionCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
 
 export interface MeteringRuntime {
   readonly config: MeteringConfig;
@@ -20,6 +21,8 @@ export interface MeteringRuntime {
   onRecord(record: UsageRecord): void;
   readonly log: Logger;
   readonly wall: () => number;
+  /** Calls are governed (and metered) by the proxy's own sideband sessions (`calls.enabled`). */
+  readonly callsGoverned?: boolean;
 }
 
 const BY = 'metering';
@@ -28,6 +31,8 @@ const LAST_RESORT_REALTIME = 'gpt-realtime-2';
 const LAST_RESORT_TRANSCRIPTION = 'gpt-4o-transcribe';
 const END_GRACE_MS = 3000;
 const ADMISSION_HANDOFF_MS = 30_000;
+/** While input audio is held back over a cap, the ledger is asked again this often (caps may be raised). */
+const AUDIO_RECHECK_MS = 5000;
 
 function obj(v: unknown): JsonObject | null {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
@@ -76,13 +81,51 @@ export function budgetError(hit: CapHit, options: { eventId?: string | null; clo
   });
 }
 
+/** Which kind of `response.create` a response answers; `response.created` tells them apart by `conversation_id`. */
+type Origin = 'conversation' | 'out_of_band';
+
 interface Reservation {
   /** Ledger reservation id; null when nothing was reserved (no caps, or fail-open). */
   readonly id: string | null;
+  /** The response's worst case: what was reserved, and what is billed if its response.done never comes. */
   readonly amount: Amount;
-  /** The `event_id` of the client's `response.create`, to release on an upstream error about it. */
-  readonly eventId: string | null;
+  /**
+   * The `event_id` of the client's `response.create` (the proxy adds one when the client did not),
+   * so an upstream `error` about it releases the reservation at once.
+   */
+  eventId: string | null;
+  readonly origin: Origin;
+  /** `response.metadata` as JSON: echoed on `response.created`, so it pairs parallel creates exactly. */
+  readonly metadata: string | null;
+  /**
+   * The output limit the reservation was sized for (echoed as `response.created.max_output_tokens`):
+   * a response with another limit (a VAD response racing a small create) never takes this
+   * reservation, which could be too small for it. Null: server-started.
+   */
+  readonly maxOutput: number | 'inf' | null;
   timer: NodeJS.Timeout | null;
+  /** Conversation responses: the estimate's `added` when the response started (calibration at done). */
+  mark: ModalityTokens | null;
+}
+
+function metadataKey(v: unknown): string | null {
+  return obj(v) ? JSON.stringify(v) : null;
+}
+
+function textOnly(modalities: unknown): boolean | null {
+  return Array.isArray(modalities) ? !modalities.includes('audio') : null;
+}
+
+function unpricedError(model: string, rt: MeteringRuntime, options: { eventId?: string | null; param?: string; close?: null } = {}): ProxyError {
+  const successor = model ? rt.prices.retired(model) : null;
+  if (successor !== null) {
+    return new ProxyError('model_retired', {
+      message: `The model "${model}" has been shut down by OpenAI; use "${successor}" instead.`,
+      details: { model, successor },
+      ...options,
+    });
+  }
+  return new ProxyError('unknown_model_price', { message: `No price is configured for model "${model || '(unknown)'}".`, ...options });
 }
 
 /**
@@ -120,35 +163,65 @@ class SlotHandoff {
   }
 }
 
+/**
+ * What admission checks without holding a slot: the model's price, the tenant's caps and (with
+ * `probeSlot`) whether a concurrency slot is free now. Used by the calls module before it mints a
+ * client secret (no session exists yet, so nothing may stay reserved).
+ */
+export async function admissionProbe(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
+  const failOpen = rt.config.ledger.failMode === 'open';
+  const refused = await capsRefusal(rt, req);
+  if (refused) return refused;
+  const limits = rt.limitsOf(req.tenant);
+  if (limits.maxConcurrentSessions === null) return null;
+  const token = `probe_${randomBytes(8).toString('hex')}`;
+  const got = await rt.ledger.acquireSlot(req.tenant.id, token, limits.maxConcurrentSessions, rt.wall());
+  if (got === true) rt.ledger.releaseSlot(req.tenant.id, token);
+  if (got === false) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
+  return got === 'unavailable' && !failOpen ? new ProxyError('budget_unavailable', { close: 'tryAgainLater' }) : null;
+}
+
+async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
+  const failOpen = rt.config.ledger.failMode === 'open';
+  if (req.model !== '' && (rt.prices.retired(req.model) !== null || !rt.prices.lookup(req.model))) {
+    return unpricedError(req.model, rt, { param: 'model' });
+  }
+  const limits = rt.limitsOf(req.tenant);
+  const wall = rt.wall();
+  if (hasCaps(limits.caps)) {
+    try {
+      const s = await rt.ledger.status(req.tenant.id, limits.caps, wall);
+      const checks: Array<[CapHit['cap'], typeof s.day, number | null, number]> = [
+        ['daily_usd', s.day, s.day.capNanos, s.day.spent.nanos],
+        ['monthly_usd', s.month, s.month.capNanos, s.month.spent.nanos],
+        ['daily_tokens', s.day, s.day.capTokens, s.day.spent.tokens],
+        ['monthly_tokens', s.month, s.month.capTokens, s.month.spent.tokens],
+      ];
+      for (const [cap, p, limit, spent] of checks) {
+        if (limit !== null && spent >= limit) {
+          return budgetError({ cap, period: p.period, limit, spent, reserved: cap.endsWith('_usd') ? p.reserved.nanos : p.reserved.tokens }, { close: true });
+        }
+      }
+    } catch (err) {
+      rt.log.warn({ err: err instanceof Error ? err.message : String(err), tenant: req.tenant.id }, 'metering: ledger status unavailable at admission');
+      if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
+    }
+  }
+  return null;
+}
+
 export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory {
   const slots = new SlotHandoff(rt.ledger);
   const failOpen = rt.config.ledger.failMode === 'open';
 
   async function admit(req: AdmissionRequest): Promise<ProxyError | null> {
-    if (req.model !== '' && !rt.prices.lookup(req.model)) {
-      return new ProxyError('unknown_model_price', { message: `No price is configured for model "${req.model}".`, param: 'model' });
-    }
+    // A client's own ?call_id= socket on a call the proxy governs: the call's sideband session
+    // (src/calls) holds its slot and meters it; metering it here too would bill the call twice.
+    if (rt.callsGoverned && req.query.has('call_id')) return null;
+    const refused = await capsRefusal(rt, req);
+    if (refused) return refused;
     const limits = rt.limitsOf(req.tenant);
     const wall = rt.wall();
-    if (hasCaps(limits.caps)) {
-      try {
-        const s = await rt.ledger.status(req.tenant.id, limits.caps, wall);
-        const checks: Array<[CapHit['cap'], typeof s.day, number | null, number]> = [
-          ['daily_usd', s.day, s.day.capNanos, s.day.spent.nanos],
-          ['monthly_usd', s.month, s.month.capNanos, s.month.spent.nanos],
-          ['daily_tokens', s.day, s.day.capTokens, s.day.spent.tokens],
-          ['monthly_tokens', s.month, s.month.capTokens, s.month.spent.tokens],
-        ];
-        for (const [cap, p, limit, spent] of checks) {
-          if (limit !== null && spent >= limit) {
-            return budgetError({ cap, period: p.period, limit, spent, reserved: cap.endsWith('_usd') ? p.reserved.nanos : p.reserved.tokens }, { close: true });
-          }
-        }
-      } catch (err) {
-        rt.log.warn({ err: err instanceof Error ? err.message : String(err), tenant: req.tenant.id }, 'metering: ledger status unavailable at admission');
-        if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
-      }
-    }
     if (limits.maxConcurrentSessions !== null) {
       const token = `slot_${randomBytes(8).toString('hex')}`;
       const got = await rt.ledger.acquireSlot(req.tenant.id, token, limits.maxConcurrentSessions, wall);
@@ -164,8 +237,11 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
   return {
     name: 'metering',
     wants: {
-      client: ['response.create', 'session.update'],
+      // input_audio_buffer.append: only its byte length is read (the conversation estimate), never parsed.
+      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.append', 'input_audio_buffer.clear'],
       server: [
+        'input_audio_buffer.committed',
+        'input_audio_buffer.cleared',
         'session.created',
         'session.updated',
         'response.created',
@@ -178,6 +254,7 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
     failMode: 'closed',
     admit,
     create(ctx: SessionContext): Filter {
+      if (rt.callsGoverned && ctx.query.has('call_id')) return {};
       return new MeteringFilter(ctx, rt, slots.claim(ctx.tenant.id));
     },
   };
@@ -193,11 +270,22 @@ export class MeteringFilter implements Filter {
   #model: string;
   #price: PriceLookup | null;
   #txModel: string | null = null;
+  /** The model a client `session.update` asked for (priced; switched to when the upstream confirms it). */
+  #requestedModel: string | null = null;
   /** The session's effective max_output_tokens as last reported by the upstream. */
   #sessionMaxOutput: number | 'inf' | null = null;
   #clampInjected = false;
-  /** Conversation tokens after the last response (its input + output): the next response's context. */
-  #context = 0;
+  /** Upper-bound estimate of the default conversation (the input of the next response in it). */
+  readonly #conversation = new ConversationEstimate();
+  /** Session instructions + tools (the prompt prefix of every response), estimated. */
+  #promptTokens = promptEstimate(null, null);
+  #sessionTextOnly = false;
+  /**
+   * Over a cap (refuse policy) in a session with input transcription, or after a server-started
+   * response had to be cancelled over a cap: input audio is dropped, so no further turn is
+   * transcribed or started (both cost money a reservation cannot cover).
+   */
+  #audioBlocked: { hit: CapHit; since: number; checking: boolean; notified: boolean } | null = null;
   readonly #pending: Reservation[] = [];
   readonly #active = new Map<string, Reservation>();
   #seq = 0;
@@ -214,6 +302,7 @@ export class MeteringFilter implements Filter {
   #cachedTokens = 0;
   #sessionTokens = 0;
   #refused = 0;
+  #estimated = 0;
   #cancelled = 0;
   #clamped = 0;
 
@@ -238,9 +327,26 @@ export class MeteringFilter implements Filter {
   // ---- client → upstream --------------------------------------------------------------------
 
   onClient(frame: Frame): Verdict | Promise<Verdict> {
-    if (frame.type === 'response.create') return this.#onResponseCreate(frame);
-    if (frame.type === 'session.update') return this.#onSessionUpdate(frame);
-    return CONTINUE;
+    switch (frame.type) {
+      case 'input_audio_buffer.append':
+        if (this.#audioBlocked !== null) return this.#onBlockedAudio();
+        this.#conversation.onAppend(frame.size);
+        return CONTINUE;
+      case 'response.create':
+        return this.#onResponseCreate(frame);
+      case 'session.update':
+        return this.#onSessionUpdate(frame);
+      case 'conversation.item.create': {
+        const item = obj(frame.json()['item']);
+        if (item) this.#conversation.onItemCreate(item);
+        return CONTINUE;
+      }
+      case 'input_audio_buffer.clear':
+        this.#conversation.onBufferCleared();
+        return CONTINUE;
+      default:
+        return CONTINUE;
+    }
   }
 
   #onSessionUpdate(frame: Frame): Verdict {
@@ -248,6 +354,15 @@ export class MeteringFilter implements Filter {
     const eventId = str(ev['event_id']);
     const session = obj(ev['session']);
     if (!session) return CONTINUE;
+    // A model switch is priced from session.updated on; a model with no price never reaches the upstream.
+    const model = str(session['model']);
+    if (model !== null && model !== this.#model) {
+      if (this.#rt.prices.retired(model) !== null || !this.#rt.prices.lookup(model)) {
+        this.#refused++;
+        return reject(unpricedError(model, this.#rt, { eventId, param: 'session.model', close: null }));
+      }
+      this.#requestedModel = model;
+    }
     const tx = obj(obj(obj(session['audio'])?.['input'])?.['transcription']);
     const txModel = str(tx?.['model']);
     if (txModel !== null && !this.#rt.prices.lookup(txModel)) {
@@ -277,46 +392,55 @@ export class MeteringFilter implements Filter {
 
   #onResponseCreate(frame: Frame): Verdict | Promise<Verdict> {
     const ev = frame.json();
-    const eventId = str(ev['event_id']);
-    if (this.#ending) return reject(this.#withEvent(this.#ending, eventId));
+    const clientEventId = str(ev['event_id']);
+    if (this.#ending) return reject(this.#withEvent(this.#ending, clientEventId));
     const price = this.#price?.price ?? null;
     if (!price) {
       this.#refused++;
-      return reject(new ProxyError('unknown_model_price', { message: `No price is configured for model "${this.#model || '(unknown)'}".`, eventId, close: null }));
+      return reject(unpricedError(this.#model, this.#rt, { eventId: clientEventId, close: null }));
     }
+    // Every create upstream carries an event_id, so an upstream refusal of it names it and its
+    // reservation is released at once (the client's id if it sent one).
+    const eventId = clientEventId ?? `evt_rtproxy_${this.#ctx.id.slice(-8)}_${(++this.#seq).toString(36)}`;
     const maxSession = this.#limits.maxSessionTokens;
     if (maxSession !== null && this.#sessionTokens >= maxSession) {
-      return this.#refuse(this.#tokenLimitError(eventId));
+      return this.#refuse(this.#tokenLimitError(clientEventId));
     }
     const response = obj(ev['response']) ?? {};
     const parsed = parseOutputLimit(response['max_output_tokens']);
-    if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, eventId, 'response.max_output_tokens');
+    if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, clientEventId, 'response.max_output_tokens');
     const limit = this.#outputCap();
     const requested = parsed.kind === 'limit' ? parsed.value : null;
     let effective: number | 'inf' = requested ?? this.#sessionMaxOutput ?? 'inf';
-    let rewritten: Frame | null = null;
+    let rewrite: JsonObject | null = null;
     let clampNotice: (() => void) | null = null;
-    if (parsed.kind === 'limit' && !parsed.canonical) {
-      const event: { type: string; response: JsonObject } = { ...ev, type: 'response.create', response: { ...response, max_output_tokens: parsed.value } };
-      rewritten = Frame.fromEvent(event);
-    }
+    // Written another way ("4096", "INF"): the upstream gets the value governed.
+    if (parsed.kind === 'limit' && !parsed.canonical) rewrite = { ...response, max_output_tokens: parsed.value };
     if (limit !== null && (effective === 'inf' || effective > limit)) {
       const from = effective;
       // Set explicitly: the session default may not be clamped upstream yet.
-      const event: { type: string; response: JsonObject } = { ...ev, type: 'response.create', response: { ...response, max_output_tokens: limit } };
-      rewritten = Frame.fromEvent(event);
-      if (requested !== null) clampNotice = () => this.#notifyClamp(from, limit, eventId, 'response.max_output_tokens');
+      rewrite = { ...response, max_output_tokens: limit };
+      if (requested !== null) clampNotice = () => this.#notifyClamp(from, limit, clientEventId, 'response.max_output_tokens');
       effective = limit;
     }
+    const rewritten =
+      rewrite !== null || clientEventId === null
+        ? Frame.fromEvent({ ...ev, type: 'response.create', event_id: eventId, ...(rewrite !== null ? { response: rewrite } : {}) } as { type: string })
+        : null;
     const ok = (): Verdict => {
       clampNotice?.();
       return rewritten ? replace(rewritten) : CONTINUE;
     };
+    const origin: Origin = response['conversation'] === 'none' ? 'out_of_band' : 'conversation';
+    const metadata = metadataKey(response['metadata']);
+    const prompt = 'instructions' in response || 'tools' in response ? promptEstimate(response['instructions'], response['tools']) : this.#promptTokens;
+    const amount = this.#worstCase(price, this.#conversation.responseInput(response), prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
+    const maxOutput = effective;
+    const pending = (id: string | null): Reservation => ({ id, amount, eventId, origin, metadata, maxOutput, timer: null, mark: null });
     if (!this.#capped) {
-      this.#queuePending({ id: null, amount: { nanos: 0, tokens: 0 }, eventId, timer: null });
+      this.#queuePending(pending(null));
       return ok();
     }
-    const amount = this.#worstCase(price, effective);
     const id = this.#reservationId();
     return then(this.#reserve(id, amount), (result): Verdict => {
       if (this.#closed) {
@@ -325,18 +449,19 @@ export class MeteringFilter implements Filter {
       }
       switch (result.kind) {
         case 'ok':
-          this.#queuePending({ id, amount, eventId, timer: null });
+          this.#audioBlocked = null;
+          this.#queuePending(pending(id));
           return ok();
         case 'over':
-          return this.#refuse(budgetError(result.hit, { eventId }));
+          return this.#refuse(budgetError(result.hit, { eventId: clientEventId }));
         case 'unavailable':
           if (this.#rt.config.ledger.failMode === 'open') {
-            this.#queuePending({ id: null, amount, eventId, timer: null });
+            this.#queuePending(pending(null));
             return ok();
           }
           this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
           this.#refused++;
-          return reject(new ProxyError('budget_unavailable', { eventId, details: { reason: result.reason.slice(0, 200) } }));
+          return reject(new ProxyError('budget_unavailable', { eventId: clientEventId, details: { reason: result.reason.slice(0, 200) } }));
         default: {
           const never: never = result;
           return never;
@@ -412,6 +537,12 @@ export class MeteringFilter implements Filter {
       case 'conversation.item.input_audio_transcription.completed':
         this.#onTranscription(frame);
         return CONTINUE;
+      case 'input_audio_buffer.committed':
+        this.#conversation.onCommitted(str(frame.json()['item_id']));
+        return CONTINUE;
+      case 'input_audio_buffer.cleared':
+        this.#conversation.onBufferCleared();
+        return CONTINUE;
       case 'session.created':
       case 'session.updated':
         this.#onSession(frame);
@@ -428,18 +559,28 @@ export class MeteringFilter implements Filter {
     const session = obj(frame.json()['session']);
     if (!session) return;
     const model = str(session['model']);
-    if (model && model !== this.#model && (!this.#model || !this.#price)) {
-      // call_id sessions (and proxies that dial another model) learn the model here.
-      this.#model = model;
-      this.#price = this.#rt.prices.lookup(model);
-      if (!this.#price) {
-        this.#endSession(new ProxyError('unknown_model_price', { message: `No price is configured for model "${model}".` }));
+    if (model && model !== this.#model && (!this.#model || !this.#price || this.#isRequestedModel(model))) {
+      // The model in use is the one the upstream reports: call_id sessions learn it here, and a
+      // session.update that switched models is priced at the new model from here on. Another id
+      // the upstream reports for the URL model (a snapshot name, an Azure deployment's model)
+      // keeps the URL model's price.
+      const lookup = this.#rt.prices.retired(model) === null ? this.#rt.prices.lookup(model) : null;
+      if (!lookup) {
+        this.#endSession(unpricedError(model, this.#rt));
         return;
       }
+      if (this.#model) this.#ctx.log.info({ from: this.#model, to: model }, 'metering: model switched');
+      this.#model = model;
+      this.#price = lookup;
     }
     const input = obj(obj(session['audio'])?.['input']);
     if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
+    const format = str(obj(input?.['format'])?.['type']);
+    if (format !== null) this.#conversation.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
     if (session['type'] === 'transcription') return;
+    if ('instructions' in session || 'tools' in session) this.#promptTokens = promptEstimate(session['instructions'], session['tools']);
+    const modalities = textOnly(session['output_modalities']);
+    if (modalities !== null) this.#sessionTextOnly = modalities;
     const mot = outputLimit(session['max_output_tokens']);
     if (mot !== null) this.#sessionMaxOutput = mot;
     const limit = this.#outputCap();
@@ -455,43 +596,58 @@ export class MeteringFilter implements Filter {
     }
   }
 
+  /** The upstream reports the model a client `session.update` asked for (or its snapshot). */
+  #isRequestedModel(reported: string): boolean {
+    const requested = this.#requestedModel;
+    if (requested === null) return false;
+    if (reported === requested) return true;
+    const a = this.#rt.prices.own(reported);
+    return a !== null && a === this.#rt.prices.own(requested);
+  }
+
   #onResponseCreated(frame: Frame): Verdict | Promise<Verdict> {
     const response = obj(frame.json()['response']);
     const id = str(response?.['id']);
     if (!response || !id || this.#active.has(id)) return CONTINUE;
-    const pending = this.#pending.shift();
+    const origin: Origin = response['conversation_id'] === null || response['conversation_id'] === undefined ? 'out_of_band' : 'conversation';
+    const mark = origin === 'conversation' ? this.#conversation.addedMark() : null;
+    const pending = this.#matchPending(origin, metadataKey(response['metadata']), outputLimit(response['max_output_tokens']));
     if (pending) {
       if (pending.timer) clearTimeout(pending.timer);
       pending.timer = null;
+      pending.mark = mark;
       this.#active.set(id, pending);
       return CONTINUE;
     }
     // Started by the server (VAD create_response, idle timeout): reserve now, before any output.
+    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, eventId: null, origin, metadata: null, maxOutput: null, timer: null, mark });
+    const zero = { nanos: 0, tokens: 0 };
     if (this.#ending) {
-      this.#active.set(id, { id: null, amount: { nanos: 0, tokens: 0 }, eventId: null, timer: null });
+      this.#active.set(id, unreserved(zero));
       this.#cancel(id, this.#ending);
       return CONTINUE;
     }
     const price = this.#price?.price ?? null;
     const maxSession = this.#limits.maxSessionTokens;
     if (!price || (maxSession !== null && this.#sessionTokens >= maxSession)) {
-      this.#active.set(id, { id: null, amount: { nanos: 0, tokens: 0 }, eventId: null, timer: null });
-      const error = price ? this.#tokenLimitError(null) : new ProxyError('unknown_model_price', { message: `No price is configured for model "${this.#model}".`, close: null });
+      this.#active.set(id, unreserved(zero));
+      const error = price ? this.#tokenLimitError(null) : unpricedError(this.#model, this.#rt, { close: null });
       this.#cancel(id, error);
       return CONTINUE;
     }
+    const effective = outputLimit(response['max_output_tokens']) ?? this.#sessionMaxOutput ?? 'inf';
+    const amount = this.#worstCase(price, this.#conversation.total(), this.#promptTokens, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
     if (!this.#capped) {
-      this.#active.set(id, { id: null, amount: { nanos: 0, tokens: 0 }, eventId: null, timer: null });
+      this.#active.set(id, unreserved(amount));
       return CONTINUE;
     }
-    const effective = outputLimit(response['max_output_tokens']) ?? this.#sessionMaxOutput ?? 'inf';
-    const amount = this.#worstCase(price, effective);
     // An asynchronous ledger pauses this direction while it answers; a tenant known to be at its
     // cap is cancelled right away instead.
     const known = this.#rt.ledger.knownOver?.(this.#ctx.tenant.id, this.#rt.wall()) ?? null;
     if (known) {
-      this.#active.set(id, { id: null, amount, eventId: null, timer: null });
+      this.#active.set(id, unreserved(amount));
       this.#cancel(id, budgetError(known));
+      this.#holdAudio(known);
       return CONTINUE;
     }
     const rid = this.#reservationId();
@@ -501,10 +657,10 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       }
       if (result.kind === 'ok') {
-        this.#active.set(id, { id: rid, amount, eventId: null, timer: null });
+        this.#active.set(id, { ...unreserved(amount), id: rid });
         return CONTINUE;
       }
-      this.#active.set(id, { id: null, amount, eventId: null, timer: null });
+      this.#active.set(id, unreserved(amount));
       if (result.kind === 'unavailable') {
         if (this.#rt.config.ledger.failMode === 'open') return CONTINUE;
         this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: id });
@@ -512,8 +668,22 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       }
       this.#cancel(id, budgetError(result.hit));
+      this.#holdAudio(result.hit);
       return CONTINUE;
     });
+  }
+
+  /**
+   * The client `response.create` a `response.created` answers: same origin (conversation or
+   * out-of-band, from `conversation_id`), same `metadata` and same `max_output_tokens` (both
+   * echoed by the upstream), oldest first. None: the server started it (VAD, idle timeout) and
+   * it reserves for itself; an unmatched create is released by the upstream's error about it or
+   * its timeout.
+   */
+  #matchPending(origin: Origin, metadata: string | null, maxOutput: number | 'inf' | null): Reservation | null {
+    const i = this.#pending.findIndex((p) => p.origin === origin && p.metadata === metadata && (maxOutput === null || p.maxOutput === maxOutput));
+    if (i < 0) return null;
+    return this.#pending.splice(i, 1)[0]!;
   }
 
   #cancel(responseId: string, error: ProxyError): void {
@@ -545,7 +715,7 @@ export class MeteringFilter implements Filter {
       this.#ctx.log.error({ model: this.#model, responseId: id }, `metering: usage for an unpriced model billed at ${LAST_RESORT_REALTIME} prices`);
     }
     const t = readResponseUsage(usage);
-    const cost = responseCost(lookup.price, t);
+    const cost = responseCost(lookup.price, t, textOnly(response['output_modalities']) === true);
     const record: UsageRecord = {
       ts: this.#rt.wall(),
       tenant: this.#ctx.tenant.id,
@@ -564,6 +734,7 @@ export class MeteringFilter implements Filter {
       output: t.output,
       seconds: null,
       estimated: false,
+      settledBy: 'response.done',
       fallbackPrice: lookup.fallback,
     };
     this.#responses++;
@@ -572,9 +743,11 @@ export class MeteringFilter implements Filter {
     this.#outputTokens += t.outputTokens;
     this.#cachedTokens += t.cachedTokens;
     this.#sessionTokens += t.totalTokens;
-    // An out-of-band response (no conversation) leaves the default conversation as it was.
-    if (response['conversation_id'] !== null && response['conversation_id'] !== undefined) this.#context = t.inputTokens + t.outputTokens;
-    else this.#context = Math.max(this.#context, t.inputTokens + t.outputTokens);
+    // The upstream's count of a response in the default conversation recalibrates its estimate;
+    // an out-of-band response leaves the conversation as it was.
+    if (reservation?.mark && response['conversation_id'] !== null && response['conversation_id'] !== undefined) {
+      this.#conversation.calibrate(reservation.mark, t.input, t.output);
+    }
     this.#ctx.report({
       kind: 'usage',
       responseId: id,
@@ -622,6 +795,7 @@ export class MeteringFilter implements Filter {
       output: null,
       seconds: cost.seconds,
       estimated: cost.estimated,
+      settledBy: 'transcription.completed',
       fallbackPrice: lookup.fallback,
     };
     this.#transcriptionNanos += cost.nanos;
@@ -638,14 +812,22 @@ export class MeteringFilter implements Filter {
       source: 'transcription',
     });
     this.#settle(null, record);
+    // Transcription counts against the caps as it arrives: over a cap, the next response is
+    // refused (reservations see the spend) and end_session ends the session now.
+    this.#afterSettle();
   }
 
   #onError(frame: Frame): void {
-    if (this.#pending.length === 0) return;
     const eventId = str(obj(frame.json()['error'])?.['event_id']);
     if (eventId === null) return;
     const i = this.#pending.findIndex((p) => p.eventId === eventId);
-    if (i < 0) return;
+    if (i < 0) {
+      // Paired already: a server-started response took this create's place (e.g. VAD won the
+      // race and the create was refused as a second active response). The reservation stays
+      // with the response that runs.
+      for (const r of this.#active.values()) if (r.eventId === eventId) r.eventId = null;
+      return;
+    }
     const [r] = this.#pending.splice(i, 1);
     if (r!.timer) clearTimeout(r!.timer);
     if (r!.id !== null) this.#releaseId(r!.id);
@@ -657,9 +839,10 @@ export class MeteringFilter implements Filter {
     return `${this.#ctx.id}:${++this.#seq}`;
   }
 
-  #worstCase(price: ModelPrice, maxOutput: number | 'inf'): Amount {
+  /** Context estimate × input rates + output cap × output rate (see context.ts for the estimate). */
+  #worstCase(price: ModelPrice, input: ModalityTokens, promptTokens: number, maxOutput: number | 'inf', textOnlyOutput: boolean): Amount {
     const out = maxOutput === 'inf' ? price.maxOutputTokens : maxOutput;
-    return worstCaseCost(price, this.#context + this.#rt.config.inputAllowanceTokens, out);
+    return worstCaseOf(price, input, promptTokens + this.#rt.config.inputAllowanceTokens, out, textOnlyOutput);
   }
 
   #reserve(id: string, amount: Amount): MaybePromise<ReserveResult> {
@@ -709,7 +892,8 @@ export class MeteringFilter implements Filter {
       this.#endSession(this.#tokenLimitError(null));
       return;
     }
-    if (!endOnExhaust || !this.#capped) return;
+    // Refuse policy: only sessions with input transcription need the check (their audio is gated).
+    if (!this.#capped || (!endOnExhaust && this.#txModel === null)) return;
     let status;
     try {
       status = this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, this.#rt.wall());
@@ -726,12 +910,51 @@ export class MeteringFilter implements Filter {
       ];
       for (const [cap, p, limit, spent] of pairs) {
         if (limit !== null && spent >= limit) {
-          this.#endSession(budgetError({ cap, period: p.period, limit, spent, reserved: 0 }));
+          const hit: CapHit = { cap, period: p.period, limit, spent, reserved: 0 };
+          if (endOnExhaust) this.#endSession(budgetError(hit));
+          else this.#holdAudio(hit);
           return;
         }
       }
     });
     if (check instanceof Promise) check.catch(() => undefined);
+  }
+
+  /**
+   * Over a cap, input audio is held back: a transcribed session would otherwise keep paying for
+   * transcription, and a VAD session for the input of every response the proxy has to cancel at
+   * `response.created` (at most one such response per session, then).
+   */
+  #holdAudio(hit: CapHit): void {
+    if (this.#audioBlocked === null) this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
+  }
+
+  /** An input audio frame while over a cap: dropped; the client hears why once; the ledger is asked again now and then. */
+  #onBlockedAudio(): Verdict {
+    const blocked = this.#audioBlocked!;
+    const now = this.#rt.wall();
+    if (!blocked.checking && now - blocked.since >= AUDIO_RECHECK_MS) {
+      blocked.checking = true;
+      const recheck = then(this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now), (s) => {
+        blocked.checking = false;
+        blocked.since = this.#rt.wall();
+        const pairs: Array<[number | null, number]> = [
+          [s.day.capNanos, s.day.spent.nanos],
+          [s.month.capNanos, s.month.spent.nanos],
+          [s.day.capTokens, s.day.spent.tokens],
+          [s.month.capTokens, s.month.spent.tokens],
+        ];
+        const over = pairs.some(([limit, spent]) => limit !== null && spent >= limit);
+        if (!over && this.#audioBlocked === blocked) this.#audioBlocked = null;
+      });
+      if (recheck instanceof Promise) recheck.catch(() => (blocked.checking = false));
+    }
+    if (blocked.notified) return DROP;
+    blocked.notified = true;
+    this.#refused++;
+    this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: blocked.hit.cap, responseId: null });
+    const e = budgetError(blocked.hit);
+    return reject(new ProxyError('budget_exceeded', { message: `${e.message} Input audio is not accepted until the budget allows.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
   }
 
   /**
@@ -767,26 +990,64 @@ export class MeteringFilter implements Filter {
 
   // ---- lifecycle ----------------------------------------------------------------------------
 
-  onClose(_info: CloseInfo): void {
+  onClose(info: CloseInfo): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#durationTimer) clearTimeout(this.#durationTimer);
     if (this.#endTimer) clearTimeout(this.#endTimer);
+    // Creates the upstream never started (no response.created): nothing ran, nothing is billed.
     for (const r of this.#pending) {
       if (r.timer) clearTimeout(r.timer);
       if (r.id !== null) this.#releaseId(r.id);
     }
     this.#pending.length = 0;
-    // Responses whose response.done never came: their usage is unknown, the reservation is freed.
-    for (const r of this.#active.values()) if (r.id !== null) this.#releaseId(r.id);
+    // Responses that started but whose response.done never came (the relay lingered for it after
+    // a client close): OpenAI bills them, so they are billed at their reservation, marked estimated.
+    const rule: SettledBy = info.initiator === 'client' ? 'client_gone_estimate' : info.initiator === 'upstream' ? 'upstream_drop_estimate' : 'session_end_estimate';
+    for (const [responseId, r] of this.#active) this.#settleEstimate(responseId, r, rule);
     this.#active.clear();
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
+  }
+
+  #settleEstimate(responseId: string, r: Reservation, rule: SettledBy): void {
+    if (r.amount.nanos === 0 && r.amount.tokens === 0) {
+      if (r.id !== null) this.#releaseId(r.id);
+      return;
+    }
+    const record: UsageRecord = {
+      ts: this.#rt.wall(),
+      tenant: this.#ctx.tenant.id,
+      session: this.#ctx.id,
+      source: 'response',
+      ref: responseId,
+      model: this.#model || (this.#price?.price.id ?? ''),
+      status: null,
+      costNanos: r.amount.nanos,
+      inputTokens: 0,
+      outputTokens: 0,
+      cachedTokens: 0,
+      totalTokens: r.amount.tokens,
+      input: null,
+      cached: null,
+      output: null,
+      seconds: null,
+      estimated: true,
+      settledBy: rule,
+      fallbackPrice: this.#price?.fallback ?? false,
+    };
+    this.#responses++;
+    this.#estimated++;
+    this.#costNanos += r.amount.nanos;
+    this.#ctx.log.warn({ responseId, rule, costNanos: r.amount.nanos }, 'metering: response without response.done billed at its reservation');
+    this.#ctx.report({ kind: 'usage', responseId, model: record.model, costMicros: divRound(r.amount.nanos, 1000), inputTokens: 0, outputTokens: 0, cachedTokens: 0, source: 'response' });
+    this.#settle(r.id, record);
   }
 
   summary(): Readonly<Record<string, string | number | boolean | null>> {
     return {
       meteringModel: this.#model || null,
       meteringResponses: this.#responses,
+      meteringEstimated: this.#estimated,
       meteringCostUsd: formatUsd(this.#costNanos),
       meteringCostNanos: this.#costNanos,
       meteringTranscriptionUsd: formatUsd(this.#transcriptionNanos),

@@ -1,7 +1,9 @@
 import { resolve } from 'node:path';
 import type { ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Tenant } from '../tenants/tenant.js';
-import { createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
+import type { AdmissionRequest } from '../pipeline/filter.js';
+import type { ProxyError } from '../protocol/errors.js';
+import { admissionProbe, createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
 import type { Ledger } from './ledger.js';
 import { resolveLimits, validatePlans, type EffectiveLimits } from './limits.js';
 import { PriceBook } from './pricing.js';
@@ -13,14 +15,22 @@ import { UsageFileSink } from './usage-sink.js';
 export { PriceBook } from './pricing.js';
 export type { Ledger, UsageRecord } from './ledger.js';
 
+/** What other concerns (src/calls) may ask metering outside a session. */
+export interface MeteringModule extends ProxyModule {
+  /** Price, caps and a free concurrency slot, checked now without holding anything; null: admitted. */
+  probe(req: AdmissionRequest): Promise<ProxyError | null>;
+  /** The tenant's max_output_tokens limit for `model` (at most the model's maximum), or null. */
+  maxOutputTokens(tenant: Tenant, model: string): number | null;
+}
+
 /**
  * The metering concern: prices every response and input transcription, enforces tenant cost and
  * token caps and session limits in one filter, keeps spend in a durable ledger (SQLite, or Redis
  * shared by several instances) and serves the admin spend/caps/usage routes.
  */
-export async function createMeteringModule(deps: ModuleDeps): Promise<ProxyModule> {
+export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringModule> {
   const cfg = deps.config.metering;
-  if (!cfg.enabled) return { name: 'metering', filters: [] };
+  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, maxOutputTokens: () => null };
 
   // Bad prices, plans or tenant limits fail the boot with the config path in the message.
   const prices = new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice });
@@ -60,8 +70,13 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<ProxyModul
     ledger = redis;
   } else {
     const path = cfg.ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, cfg.ledger.path);
-    ledger = new SqliteLedger(path, { synchronous: cfg.ledger.synchronous, onError: (message) => deps.log.warn({ err: message }, 'metering sqlite ledger') });
-    deps.log.info({ path, synchronous: cfg.ledger.synchronous }, 'metering ledger: sqlite');
+    ledger = new SqliteLedger(path, {
+      synchronous: cfg.ledger.synchronous,
+      retentionDays: cfg.ledger.retentionDays,
+      wall,
+      onError: (message) => deps.log.warn({ err: message }, 'metering sqlite ledger'),
+    });
+    deps.log.info({ path, synchronous: cfg.ledger.synchronous, retentionDays: cfg.ledger.retentionDays }, 'metering ledger: sqlite');
   }
   const sink = cfg.export.file ? new UsageFileSink(resolve(deps.baseDir, cfg.export.file), deps.log) : null;
 
@@ -73,11 +88,18 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<ProxyModul
     onRecord: sink ? (r) => sink.write(r) : () => undefined,
     log: deps.log,
     wall,
+    callsGoverned: deps.config.calls.enabled,
   };
 
   return {
     name: 'metering',
     filters: [createMeteringFilterFactory(runtime)],
+    probe: (req) => admissionProbe(runtime, req),
+    maxOutputTokens(tenant, model) {
+      const limit = limitsOf(tenant).maxResponseOutputTokens;
+      const max = prices.lookup(model)?.price.maxOutputTokens;
+      return limit === null ? null : max === undefined ? limit : Math.min(limit, max);
+    },
     routes: meteringRoutes({ ledger, tenants: deps.tenants.tenants, limitsOf, wall, log: deps.log }),
     readiness: () => ledger.readiness(),
     async close() {

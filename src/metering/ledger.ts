@@ -5,6 +5,16 @@ import type { ModalityTokens } from './pricing.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
+/**
+ * Which rule produced a usage record:
+ * - `response.done` / `transcription.completed`: the upstream's usage (exact);
+ * - `client_gone_estimate`: the client left mid-response and no `response.done` came within the
+ *   linger bound; billed at the response's reservation (worst case);
+ * - `upstream_drop_estimate`: the upstream connection ended mid-response; billed likewise;
+ * - `session_end_estimate`: the proxy ended the session (shutdown, limit) mid-response; likewise.
+ */
+export type SettledBy = 'response.done' | 'transcription.completed' | 'client_gone_estimate' | 'upstream_drop_estimate' | 'session_end_estimate';
+
 /** One billed unit: a response (`response.done`) or an input transcription. Never content. */
 export interface UsageRecord {
   /** Wall-clock epoch ms when the usage was settled. */
@@ -27,8 +37,13 @@ export interface UsageRecord {
   readonly output: { readonly text: number; readonly audio: number } | null;
   /** Audio seconds of duration-billed transcription. */
   readonly seconds: number | null;
-  /** The usage shape did not match the price (converted at 10 audio tokens/s). */
+  /**
+   * Not the upstream's exact count: a usage shape converted to the price (10 audio tokens/s), or a
+   * response whose `response.done` never arrived, billed at its reservation (`settledBy`).
+   */
   readonly estimated: boolean;
+  /** The rule that produced the record. */
+  readonly settledBy: SettledBy;
   /** The model had no price of its own; `metering.fallbackPrice` applied. */
   readonly fallbackPrice: boolean;
 }

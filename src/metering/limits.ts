@@ -67,7 +67,8 @@ export function resolveLimits(
   const planName = tenant.plan ?? metering.defaultPlan;
   let plan: TenantLimitsConfig = {};
   if (planName !== null) {
-    const p = metering.plans[planName];
+    // Own entries only: a plan named `constructor` must not resolve to Object's.
+    const p = Object.hasOwn(metering.plans, planName) ? metering.plans[planName] : undefined;
     if (!p) throw new LimitsConfigError(`tenants.${tenant.id}: plan "${planName}" is not defined in metering.plans`);
     plan = p;
   }
@@ -94,7 +95,7 @@ export function resolveLimits(
 
 /** Config-time check of every plan (catches bad amounts in plans no tenant uses yet). */
 export function validatePlans(metering: Pick<MeteringConfig, 'plans' | 'defaultPlan'>): void {
-  if (metering.defaultPlan !== null && !metering.plans[metering.defaultPlan]) {
+  if (metering.defaultPlan !== null && !Object.hasOwn(metering.plans, metering.defaultPlan)) {
     throw new LimitsConfigError(`metering.defaultPlan: "${metering.defaultPlan}" is not defined in metering.plans`);
   }
   for (const [name, p] of Object.entries(metering.plans)) {

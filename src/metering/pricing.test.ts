@@ -179,3 +179,28 @@ describe('pricing: configuration', () => {
     expect(() => new PriceBook({ aliases: { a: 'nope' } })).toThrow(/aliases/);
   });
 });
+
+describe('pricing: issue 11 additions', () => {
+  it('per-minute realtime transcription and translation models (reference §6)', () => {
+    const book = new PriceBook();
+    const minute = { type: 'duration', seconds: 60 };
+    expect(transcriptionCost(book.own('gpt-realtime-whisper')!, minute)?.nanos).toBe(17_000_000);
+    expect(transcriptionCost(book.own('gpt-live-transcribe')!, minute)?.nanos).toBe(17_000_000);
+    expect(transcriptionCost(book.own('gpt-realtime-translate')!, minute)?.nanos).toBe(34_000_000);
+  });
+
+  it('knows the shut-down preview models and their successors, unless the config prices the id itself', () => {
+    expect(new PriceBook().retired('gpt-4o-realtime-preview')).toBe('gpt-realtime-2.1');
+    expect(new PriceBook().retired('gpt-4o-realtime-preview-2024-12-17')).toBe('gpt-realtime-2.1');
+    expect(new PriceBook().retired('gpt-4o-mini-realtime-preview-2024-12-17')).toBe('gpt-realtime-2.1-mini');
+    expect(new PriceBook().retired('gpt-realtime')).toBeNull();
+    expect(new PriceBook({ aliases: { 'gpt-4o-realtime-preview': 'gpt-realtime' } }).retired('gpt-4o-realtime-preview')).toBeNull();
+  });
+
+  it('output without a modality split: text rate when the response is text only, dearest rate otherwise', () => {
+    const p = new PriceBook().own('gpt-realtime')!;
+    const t = readResponseUsage({ input_tokens: 0, output_tokens: 10, total_tokens: 10 });
+    expect(responseCost(p, t, true)).toBe(10 * 16_000);
+    expect(responseCost(p, t)).toBe(10 * 64_000);
+  });
+});

@@ -1,5 +1,5 @@
 import type { PriceConfig } from './config.js';
-import { DEFAULT_PRICES } from './default-prices.js';
+import { DEFAULT_PRICES, retiredSuccessor } from './default-prices.js';
 import { divRound, perMillionToNanosPerToken, usdToNanos, type Nanos } from './money.js';
 
 /** Nano-dollars per token. */
@@ -160,6 +160,14 @@ export class PriceBook {
     return m ? (this.#prices.get(m[1]!) ?? null) : null;
   }
 
+  /**
+   * The successor of a model OpenAI has shut down, or null. A retired id the config prices or
+   * aliases itself (e.g. an Azure deployment name) is not retired here.
+   */
+  retired(model: string): string | null {
+    return this.own(model) === null ? retiredSuccessor(model) : null;
+  }
+
   /** The price that applies to `model`, or null when it has none and there is no fallback. */
   lookup(model: string): PriceLookup | null {
     const own = this.own(model);
@@ -240,9 +248,10 @@ export function readResponseUsage(usage: unknown): ResponseTokens {
 /**
  * Cost of one response in nano-dollars: uncached and cached parts of each input modality priced
  * separately, outputs per modality. Tokens the details do not attribute are priced at the dearest
- * rate of their side, so a malformed usage object is never priced low.
+ * rate of their side, so a malformed usage object is never priced low; except output of a
+ * response whose `output_modalities` are text only, which cannot be audio (text output rate).
  */
-export function responseCost(price: ModelPrice, t: ResponseTokens): Nanos {
+export function responseCost(price: ModelPrice, t: ResponseTokens, textOnly = false): Nanos {
   const r = price.tokens;
   if (!r) return 0;
   const undetailedIn = t.inputTokens - (t.input.text + t.input.audio + t.input.image);
@@ -257,7 +266,7 @@ export function responseCost(price: ModelPrice, t: ResponseTokens): Nanos {
     t.output.text * r.textOut +
     t.output.audio * r.audioOut +
     undetailedIn * price.maxInRate +
-    undetailedOut * price.maxOutRate
+    undetailedOut * (textOnly ? r.textOut : price.maxOutRate)
   );
 }
 
@@ -314,4 +323,31 @@ export function worstCaseCost(price: ModelPrice, contextTokens: number, maxOutpu
   const input = Math.min(Math.max(0, contextTokens), price.contextWindow);
   const output = Math.min(Math.max(0, maxOutputTokens), price.maxOutputTokens);
   return { nanos: input * price.maxInRate + output * price.maxOutRate, tokens: input + output };
+}
+
+/**
+ * Worst-case cost of a response from an input estimate split by modality: the context window is
+ * filled with the dearest modality first (the upstream truncates, never bills past the window),
+ * all uncached; output at the text output rate when the response cannot produce audio, else at
+ * the dearest output rate.
+ */
+export function worstCaseOf(price: ModelPrice, input: Readonly<ModalityTokens>, promptTokens: number, maxOutputTokens: number, textOnlyOutput: boolean): { nanos: Nanos; tokens: number } {
+  const r = price.tokens;
+  if (!r) return { nanos: 0, tokens: 0 };
+  const parts: Array<[number, number]> = [
+    [input.text + promptTokens, r.textIn],
+    [input.audio, r.audioIn],
+    [input.image, r.imageIn],
+  ];
+  parts.sort((a, b) => b[1] - a[1]);
+  let room = price.contextWindow;
+  let nanos = 0;
+  for (const [count, perToken] of parts) {
+    const n = Math.min(Math.max(0, count), room);
+    room -= n;
+    nanos += n * perToken;
+  }
+  const output = Math.min(Math.max(0, maxOutputTokens), price.maxOutputTokens);
+  nanos += output * (textOnlyOutput ? r.textOut : price.maxOutRate);
+  return { nanos, tokens: price.contextWindow - room + output };
 }

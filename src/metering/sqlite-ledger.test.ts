@@ -5,10 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { UsageRecord } from './ledger.js';
 import { NO_CAPS, resolveLimits, validatePlans, type CapSet } from './limits.js';
 import { SqliteLedger } from './sqlite-ledger.js';
-import { nextUtcMidnight, recentNoon } from '../../test/support/clock.js';
+import { recentNoon } from '../../test/support/clock.js';
 
 const T0 = recentNoon();
-const NEXT_DAY = nextUtcMidnight(T0);
 const caps = (c: Partial<CapSet>): CapSet => ({ ...NO_CAPS, ...c });
 
 function record(over: Partial<UsageRecord> = {}): UsageRecord {
@@ -30,6 +29,7 @@ function record(over: Partial<UsageRecord> = {}): UsageRecord {
     output: { text: 50, audio: 0 },
     seconds: null,
     estimated: false,
+    settledBy: 'response.done',
     fallbackPrice: false,
     ...over,
   };
@@ -46,82 +46,42 @@ afterEach(async () => {
   for (const l of open.splice(0)) await l.close();
 });
 
-describe('sqlite ledger', () => {
-  it('settles into the day and month of the record and keeps the usage row', () => {
+describe('sqlite ledger (backend-specific; the shared contract is test/metering/ledger-contract.test.ts)', () => {
+  it('retention deletes old usage rows in batches and keeps the period totals', () => {
     const l = ledger();
-    l.settle(null, record());
-    l.settle(null, record({ ref: 'resp_2', costNanos: 2_500, totalTokens: 10 }));
-    l.settle(null, record({ ref: 'resp_3', ts: NEXT_DAY + 3_600_000 }));
-    const s = l.status('acme', NO_CAPS, T0);
-    expect(s.day.spent).toEqual({ nanos: 1_002_500, tokens: 160 });
-    expect(s.month.spent).toEqual({ nanos: 2_002_500, tokens: 310 });
-    expect(l.status('acme', NO_CAPS, NEXT_DAY + 7_200_000).day.spent.nanos).toBe(1_000_000);
-    expect(l.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['resp_1', 'resp_2', 'resp_3']);
-    expect(l.usage(null, NEXT_DAY, 10).map((r) => r.ref)).toEqual(['resp_3']);
-    expect(l.usage('other', 0, 10)).toEqual([]);
+    const old = T0 - 100 * 86_400_000;
+    for (let i = 0; i < 5; i++) l.settle(null, record({ ref: `old_${i}`, ts: old + i }));
+    l.settle(null, record({ ref: 'new' }));
+    const oldMonth = l.status('acme', NO_CAPS, old).month.spent.nanos;
+    expect(oldMonth).toBe(5_000_000);
+    expect(l.pruneUsage(T0 - 90 * 86_400_000, 3)).toBe(3);
+    expect(l.pruneUsage(T0 - 90 * 86_400_000, 3)).toBe(2);
+    expect(l.pruneUsage(T0 - 90 * 86_400_000, 3)).toBe(0);
+    expect(l.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['new']);
+    expect(l.status('acme', NO_CAPS, old).month.spent.nanos).toBe(oldMonth);
+    expect(l.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(1_000_000);
   });
 
-  it('grants while budget remains, counts reservations, refuses at the cap (remaining mode)', () => {
-    const l = ledger();
-    const c = caps({ dayNanos: 10_000_000 });
-    const req = (id: string, nanos: number) => ({ tenant: 'acme', id, amount: { nanos, tokens: 0 }, caps: c, wallMs: T0, mode: 'remaining' as const });
-    expect(l.reserve(req('r1', 9_000_000)).kind).toBe('ok');
-    // 0 spent + 9 reserved < 10: still granted, the overshoot is bounded by one response.
-    expect(l.reserve(req('r2', 9_000_000)).kind).toBe('ok');
-    const over = l.reserve(req('r3', 1));
-    expect(over).toMatchObject({ kind: 'over', hit: { cap: 'daily_usd', limit: 10_000_000, spent: 0, reserved: 18_000_000 } });
-    l.release('acme', 'r2');
-    l.settle('r1', record({ costNanos: 3_000_000 }));
-    expect(l.status('acme', c, T0).day.reserved).toEqual({ nanos: 0, tokens: 0 });
-    expect(l.reserve(req('r4', 9_000_000)).kind).toBe('ok');
-  });
-
-  it('worst_case mode grants only what fits; token caps work the same way', () => {
-    const l = ledger();
-    const c = caps({ monthNanos: 10_000_000, dayTokens: 1000 });
-    const req = (id: string, nanos: number, tokens: number) => ({ tenant: 'acme', id, amount: { nanos, tokens }, caps: c, wallMs: T0, mode: 'worst_case' as const });
-    expect(l.reserve(req('a', 10_000_000, 10)).kind).toBe('ok');
-    l.release('acme', 'a');
-    expect(l.reserve(req('b', 10_000_001, 10))).toMatchObject({ kind: 'over', hit: { cap: 'monthly_usd' } });
-    expect(l.reserve(req('c', 1, 1001))).toMatchObject({ kind: 'over', hit: { cap: 'daily_tokens', limit: 1000 } });
-  });
-
-  it('runtime overrides replace the configured cap until cleared; reset zeroes the period', () => {
-    const l = ledger();
-    const c = caps({ dayNanos: 1_000_000 });
-    l.settle(null, record({ costNanos: 1_000_000 }));
-    expect(l.reserve({ tenant: 'acme', id: 'x', amount: { nanos: 1, tokens: 0 }, caps: c, wallMs: T0, mode: 'remaining' }).kind).toBe('over');
-    l.setOverride('acme', 'day', { nanos: 5_000_000 });
-    expect(l.status('acme', c, T0).day).toMatchObject({ capNanos: 5_000_000, override: { nanos: 5_000_000, tokens: null } });
-    expect(l.reserve({ tenant: 'acme', id: 'y', amount: { nanos: 1, tokens: 0 }, caps: c, wallMs: T0, mode: 'remaining' }).kind).toBe('ok');
-    l.setOverride('acme', 'day', { nanos: null });
-    expect(l.status('acme', c, T0).day.capNanos).toBe(1_000_000);
-    l.resetSpend('acme', 'day', T0);
-    expect(l.status('acme', c, T0).day.spent.nanos).toBe(0);
-    expect(l.status('acme', c, T0).month.spent.nanos).toBe(1_000_000);
-  });
-
-  it('keeps spend, overrides and usage across reopen (the file is the truth)', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-ledger-')), 'nested', 'm.sqlite');
+  it('prunes on open when a retention is configured', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'rp-retention-')), 'm.sqlite');
     const a = new SqliteLedger(path);
-    a.settle(null, record());
-    a.setOverride('acme', 'month', { tokens: 42 });
-    // No close: a kill -9 does not close either (the WAL holds the committed transactions).
-    const b = ledger(path);
-    expect(b.status('acme', NO_CAPS, T0).day.spent).toEqual({ nanos: 1_000_000, tokens: 150 });
-    expect(b.status('acme', NO_CAPS, T0).month.capTokens).toBe(42);
-    expect(b.usage('acme', 0, 5)).toHaveLength(1);
-    void a.close();
+    a.settle(null, record({ ref: 'ancient', ts: T0 - 400 * 86_400_000 }));
+    a.settle(null, record({ ref: 'recent' }));
+    await a.close();
+    const b = new SqliteLedger(path, { retentionDays: 90, wall: () => T0 });
+    open.push(b);
+    const deadline = Date.now() + 2000;
+    while (b.usage('acme', 0, 10).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(b.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['recent']);
   });
 
-  it('hands out concurrent-session slots up to the limit', () => {
-    const l = ledger();
-    expect(l.acquireSlot('acme', 's1', 2)).toBe(true);
-    expect(l.acquireSlot('acme', 's2', 2)).toBe(true);
-    expect(l.acquireSlot('acme', 's3', 2)).toBe(false);
-    expect(l.acquireSlot('other', 's4', 2)).toBe(true);
-    l.releaseSlot('acme', 's1');
-    expect(l.acquireSlot('acme', 's3', 2)).toBe(true);
+  it('reservations are in memory: a reopened file has spend but no reservations', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'rp-ledger-')), 'nested', 'm.sqlite');
+    const a = ledger(path);
+    a.reserve({ tenant: 'acme', id: 'r', amount: { nanos: 5, tokens: 5 }, caps: caps({ dayNanos: 100 }), wallMs: T0, mode: 'remaining' });
+    a.settle(null, record());
+    const b = ledger(path);
+    expect(b.status('acme', NO_CAPS, T0).day).toMatchObject({ spent: { nanos: 1_000_000 }, reserved: { nanos: 0 } });
   });
 });
 

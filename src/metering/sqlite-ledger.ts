@@ -43,6 +43,10 @@ parentPort.on('message', (m) => {
 parentPort.postMessage({ ready: true });
 `;
 const NO_OVERRIDE: CapOverride = Object.freeze({ nanos: null, tokens: null });
+/** Retention: usage rows deleted per step (one short transaction), steps one event-loop turn apart. */
+const PRUNE_BATCH = 5000;
+const PRUNE_INTERVAL_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 
 interface SpendRow {
   nanos: number;
@@ -111,9 +115,23 @@ export class SqliteLedger implements Ledger {
   };
   readonly #settleTx: (record: UsageRecord, day: Period, month: Period) => void;
   readonly #checkpointer: Worker | null = null;
+  readonly #pruneBatch: Database.Statement<[number, number]>;
+  readonly #retentionMs: number | null;
+  readonly #wall: () => number;
+  #pruneTimer: NodeJS.Timeout | null = null;
   #closed = false;
 
-  constructor(path: string, options: { synchronous?: 'normal' | 'full'; checkpointIntervalMs?: number; onError?: (message: string) => void } = {}) {
+  constructor(
+    path: string,
+    options: {
+      synchronous?: 'normal' | 'full';
+      checkpointIntervalMs?: number;
+      /** Usage rows older than this many days are deleted (hourly, in small batches); spend totals stay. */
+      retentionDays?: number | null;
+      wall?: () => number;
+      onError?: (message: string) => void;
+    } = {},
+  ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
     this.#db = db;
@@ -193,6 +211,12 @@ export class SqliteLedger implements Ledger {
       usageTenant: db.prepare('SELECT json FROM usage WHERE tenant = ? AND ts >= ? ORDER BY id LIMIT ?'),
       audit: db.prepare('INSERT INTO audit (ts, tenant, action, detail) VALUES (?, ?, ?, ?)'),
     };
+    this.#pruneBatch = db.prepare('DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)');
+    this.#retentionMs = options.retentionDays == null ? null : options.retentionDays * DAY_MS;
+    this.#wall = options.wall ?? Date.now;
+    if (this.#retentionMs !== null) {
+      this.#schedulePrune(0);
+    }
     for (const row of db.prepare('SELECT tenant, kind, nanos, tokens FROM cap_override').all() as OverrideRow[]) {
       this.#overrides.set(`${row.tenant}\u0000${row.kind}`, { nanos: row.nanos, tokens: row.tokens });
     }
@@ -318,9 +342,34 @@ export class SqliteLedger implements Ledger {
     return this.#closed ? 'ledger closed' : null;
   }
 
+  /**
+   * Deletes up to `batch` usage rows settled before `beforeMs`; returns how many. The spend
+   * table (day and month totals, what caps read) is untouched, so old periods keep their totals.
+   */
+  pruneUsage(beforeMs: number, batch = PRUNE_BATCH): number {
+    return this.#pruneBatch.run(beforeMs, batch).changes;
+  }
+
+  #schedulePrune(delayMs: number): void {
+    this.#pruneTimer = setTimeout(() => {
+      this.#pruneTimer = null;
+      if (this.#closed) return;
+      let deleted = 0;
+      try {
+        deleted = this.pruneUsage(this.#wall() - this.#retentionMs!);
+      } catch {
+        // A busy or failing file: the next hourly run tries again.
+      }
+      // A full batch: more is due, continue on a later turn so sessions are not stalled.
+      this.#schedulePrune(deleted === PRUNE_BATCH ? 10 : PRUNE_INTERVAL_MS);
+    }, delayMs);
+    this.#pruneTimer.unref();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#pruneTimer) clearTimeout(this.#pruneTimer);
     this.#db.close();
     const w = this.#checkpointer;
     if (!w) return;

@@ -1,6 +1,6 @@
 import { ProxyError } from '../protocol/errors.js';
 import { memberProblemError } from '../protocol/strict-json.js';
-import type { AdmissionRequest, CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
+import type { Admission, AdmissionRequest, CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
 import { DuplicateMemberFrameError, MalformedFrameError, type Frame } from './frame.js';
 import type { Report } from './reports.js';
 
@@ -67,18 +67,29 @@ export class ChainTemplate {
   /**
    * Runs every factory's admission check in order; the first refusal wins. A model rewrite is
    * passed on to the factories after it and returned (with the query's `model` updated).
+   * Synchronous while every factory answers synchronously: the server then upgrades inside uWS's
+   * own upgrade callback, which avoids uWS's asynchronous-upgrade path (see ProxyServer#upgrade).
    */
-  async admit(request: AdmissionRequest): Promise<ProxyError | AdmissionRequest> {
+  admit(request: AdmissionRequest): ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest> {
+    return this.#admitFrom(0, request);
+  }
+
+  #admitFrom(start: number, request: AdmissionRequest): ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest> {
     let current = request;
-    for (const f of this.factories) {
+    for (let i = start; i < this.factories.length; i++) {
+      const f = this.factories[i]!;
       if (!f.admit) continue;
-      const decision = await f.admit(current);
-      if (decision instanceof ProxyError) return decision;
-      if (decision && decision.model !== current.model) {
-        const query = new Map(current.query);
-        query.set('model', decision.model);
-        current = { ...current, model: decision.model, query };
+      const decision = f.admit(current);
+      if (isThenable(decision)) {
+        const at = current;
+        return decision.then((d) => {
+          const next = applyAdmission(at, d);
+          return next instanceof ProxyError ? next : this.#admitFrom(i + 1, next);
+        });
       }
+      const next = applyAdmission(current, decision);
+      if (next instanceof ProxyError) return next;
+      current = next;
     }
     return current;
   }
@@ -86,6 +97,19 @@ export class ChainTemplate {
   instantiate(ctx: SessionContext, sink: ChainSink): SessionChain {
     return new SessionChain(this, ctx, sink);
   }
+}
+
+function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as Promise<T>)?.then === 'function';
+}
+
+/** One factory's admission answer applied to the request: a refusal, or the request (model rewritten). */
+function applyAdmission(current: AdmissionRequest, decision: Admission): ProxyError | AdmissionRequest {
+  if (decision instanceof ProxyError) return decision;
+  if (!decision || decision.model === current.model) return current;
+  const query = new Map(current.query);
+  query.set('model', decision.model);
+  return { ...current, model: decision.model, query };
 }
 
 function isPromise(v: Verdict | Promise<Verdict>): v is Promise<Verdict> {

@@ -56,6 +56,8 @@ export interface SessionContext {
   /** The model from the client URL (`?model=`), or '' for `intent=transcription` / `call_id` sessions. */
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
+  /** The WebRTC/SIP call this session is a sideband of, or null for a plain WebSocket session. */
+  readonly callId?: string | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;

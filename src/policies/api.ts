@@ -2,7 +2,7 @@
  * The API for guardrails written in code. A policy names a module under `policies/`:
  *
  * ```ts
- * import { defineGuardrail } from '../../src/policies/api.js';
+ * import { defineGuardrail } from 'realtime-governance-proxy/policies';
  * export default defineGuardrail({
  *   name: 'no-refund-promises',
  *   wants: ['output'],

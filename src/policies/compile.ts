@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseDocument } from 'yaml';
 import type { GuardrailDefinition, GuardrailSource } from './api.js';
 import { isDefinedGuardrail } from './api.js';
+import { loadGuardrailModule } from './load-module.js';
 import { phraseFinder, piiFinder, regexFinder, type CompiledRule, type Source, type SpanFinder } from './matchers.js';
 import { BUILTIN_PII, validatorFor, type PiiDetector } from './pii.js';
 import { firstCharTest, maxMatchLength } from './regex-safety.js';
@@ -42,6 +42,9 @@ export interface CompiledPolicy {
   readonly logMatches: boolean;
   readonly windowChars: number;
   readonly maxInputChars: number;
+  /** Longest text scanned in one event, and what happens to longer ones. */
+  readonly maxScanChars: number;
+  readonly overScanLimit: 'block' | 'pass_unscanned';
   readonly rules: readonly CompiledRule[];
   readonly rulesBySource: ReadonlyMap<Source, readonly CompiledRule[]>;
   readonly custom: readonly CompiledCustom[];
@@ -111,12 +114,8 @@ function startTest(pattern: string, flags: string): ((code: number, prev: number
 
 export type ModuleLoader = (absPath: string, cacheKey: string) => Promise<unknown>;
 
-/** Imports a module fresh (a cache-busting query makes a hot reload see the new code). */
-export const importModule: ModuleLoader = async (absPath, cacheKey) => {
-  const url = pathToFileURL(absPath);
-  url.searchParams.set('v', cacheKey);
-  return import(url.href) as Promise<unknown>;
-};
+/** Imports a module fresh (.ts compiled on load; see load-module.ts). */
+export const importModule: ModuleLoader = loadGuardrailModule;
 
 function asGuardrail(v: unknown): GuardrailDefinition | null {
   if (isDefinedGuardrail(v)) return v;
@@ -212,6 +211,8 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
     logMatches: p.logMatches,
     windowChars: Math.max(p.guardrails.streamWindowChars, longestPhrase * 2 + 16),
     maxInputChars: p.guardrails.maxInputChars,
+    maxScanChars: p.guardrails.maxScanChars,
+    overScanLimit: p.guardrails.overScanLimit,
     rules,
     rulesBySource: groupBySource(rules),
     custom,

@@ -14,6 +14,8 @@ export const GUARDRAILS_FILTER = 'policies.guardrails';
 
 const TRANSCRIPTION_FAILED = 'conversation.item.input_audio_transcription.failed';
 const AUDIO_COMMITTED = 'input_audio_buffer.committed';
+/** The rule id reported for texts over the policy's `maxScanChars`. */
+export const SCAN_LIMIT_RULE = 'scan_limit';
 
 /** The delta event type a `.done` flushes held text as. */
 const DELTA_OF_DONE: Readonly<Record<string, string>> = {
@@ -641,6 +643,11 @@ export class GuardrailFilter implements Filter {
   #scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = ''): Evaluation {
     const rules = rulesFor(policy, source, eventType);
     const e = new Evaluation(text);
+    if (text.length > policy.maxScanChars && (rules.length > 0 || (policy.customBySource.get(source)?.length ?? 0) > 0)) {
+      // One event may not hold the event loop (and every other tenant) for a scan of unbounded length.
+      e.findings.push({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_limit', excerpt: null });
+      return e;
+    }
     if (rules.length === 0) return e;
     const r = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed);
     e.text = r.text;
@@ -675,7 +682,8 @@ export class GuardrailFilter implements Filter {
     only?: readonly CompiledCustom[],
   ): Promise<void> | null {
     const customs = only ?? (policy.customBySource.get(source) ?? []).filter((c) => event.final || c.streaming);
-    if (customs.length === 0) return null;
+    // Over the scan limit custom code does not run either (the scan_limit finding decides).
+    if (customs.length === 0 || event.text.length > policy.maxScanChars) return null;
     const waits: Promise<void>[] = [];
     for (const c of customs) {
       let state = this.#customState.get(c.id);

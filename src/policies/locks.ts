@@ -8,6 +8,9 @@ import { asArray, asObject, asString, clientEventId, notifyClient, toFrame } fro
 
 export const LOCKS_FILTER = 'policies.locks';
 
+/** A call whose locked settings had to be put back this often is ended (the upstream keeps refusing them). */
+const MAX_RELOCKS = 16;
+
 type Mode = 'rewrite' | 'reject';
 
 interface Violation {
@@ -243,7 +246,7 @@ export function locksFactory(registry: PolicyRegistry): FilterFactory {
     name: LOCKS_FILTER,
     wants: {
       client: ['session.update', 'response.create', 'conversation.item.create'],
-      server: ['session.created', 'response.output_item.added', 'response.function_call_arguments.done', 'response.done'],
+      server: ['session.created', 'session.updated', 'response.output_item.added', 'response.function_call_arguments.done', 'response.done'],
     },
     failMode: 'closed',
     admit(req: AdmissionRequest): Admission {
@@ -274,6 +277,8 @@ export class LockFilter implements Filter {
   readonly #deleteOnDone = new Map<string, string[]>();
   #rewrites = 0;
   #rejections = 0;
+  /** Locked settings put back after a call's session.updated (bounded: see MAX_RELOCKS). */
+  #relocks = 0;
 
   constructor(ctx: SessionContext, policy: CompiledPolicy) {
     this.#ctx = ctx;
@@ -359,6 +364,11 @@ export class LockFilter implements Filter {
       case 'session.created':
         this.#injectLockedState(frame);
         return CONTINUE;
+      case 'session.updated':
+        // On a call, a browser's session.update travels over its data channel, which the proxy
+        // cannot see: the sideband sees only the result, and puts the locked settings back.
+        if (this.#ctx.callId) this.#relock(frame);
+        return CONTINUE;
       case 'response.output_item.added': {
         if (!this.#allowedFn) return CONTINUE;
         const ev = frame.json();
@@ -410,10 +420,20 @@ export class LockFilter implements Filter {
     return DROP;
   }
 
-  /** Sends the locked settings upstream right after session.created, so they hold without any client update. */
-  #injectLockedState(frame: Frame): void {
+  #relock(frame: Frame): void {
+    if (this.#relocks >= MAX_RELOCKS) return;
+    if (!this.#injectLockedState(frame)) return;
+    this.#ctx.report({ kind: 'lock', field: 'session', action: 'rewritten' });
+    if (++this.#relocks === MAX_RELOCKS) {
+      // The upstream keeps a setting the policy forbids: the call cannot be governed as configured.
+      this.#ctx.close(new ProxyError('governance_failed', { message: 'The call kept changing locked session settings; it was ended.', details: { policy: this.#policy.name } }));
+    }
+  }
+
+  /** Sends the locked settings upstream right after session.created, so they hold without any client update. True when it sent one. */
+  #injectLockedState(frame: Frame): boolean {
     const session = asObject(frame.json()['session']);
-    if (!session || session['type'] !== 'realtime') return;
+    if (!session || session['type'] !== 'realtime') return false;
     const copy = structuredClone(session);
     const violations = applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream);
     if (this.#policy.locks.inputTranscription) {
@@ -435,9 +455,10 @@ export class LockFilter implements Filter {
     if (audioOut && audioOut['voice'] !== origOut?.['voice']) audio['output'] = { voice: audioOut['voice'] };
     if (audioIn && !deepEqual(audioIn['transcription'], origIn?.['transcription'])) audio['input'] = { transcription: audioIn['transcription'] };
     if (Object.keys(audio).length > 0) update['audio'] = audio;
-    if (Object.keys(update).length === 1) return;
+    if (Object.keys(update).length === 1) return false;
     this.#ctx.log.debug({ policy: this.#policy.name, fields: Object.keys(update).filter((k) => k !== 'type'), violations: violations.length }, 'locked session state sent upstream');
     this.#ctx.sendUpstream({ type: 'session.update', session: update } as { type: string }, LOCKS_FILTER);
+    return true;
   }
 
   summary(): Readonly<Record<string, string | number | boolean | null>> {

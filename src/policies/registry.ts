@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { builtinDefaultPolicy, compilePolicy, parsePolicyYaml, PolicyError, type CompiledPolicy, type ModuleLoader } from './compile.js';
 
@@ -32,6 +32,8 @@ export interface RegistryOptions {
 
 const POLICY_EXT = new Set(['.yaml', '.yml']);
 const MODULE_EXT = new Set(['.ts', '.mts', '.js', '.mjs']);
+/** Timer key of a full rescan. */
+const ALL_FILES = '\0all';
 
 function policyName(file: string): string {
   return basename(file, extname(file));
@@ -163,17 +165,40 @@ export class PolicyRegistry {
   /** Debounces bursts of events for one file (editors write, rename, chmod). */
   #changed(file: string): void {
     if (this.#closed) return;
+    // A Kubernetes ConfigMap volume swaps the `..data` symlink (via `..data_tmp` and a new
+    // `..<timestamp>` directory); the visible files are symlinks into it and get no events.
+    const first = relative(this.dir, file).split(sep)[0] ?? '';
+    if (first.startsWith('..') && first !== '..') {
+      this.#schedule(ALL_FILES, () => this.#reloadAll());
+      return;
+    }
     const ext = extname(file);
     if (!POLICY_EXT.has(ext) && !MODULE_EXT.has(ext)) return;
-    const prev = this.#timers.get(file);
+    this.#schedule(file, () => this.#reloadFor(file));
+  }
+
+  #schedule(key: string, run: () => Promise<void>): void {
+    const prev = this.#timers.get(key);
     if (prev) clearTimeout(prev);
     this.#timers.set(
-      file,
+      key,
       setTimeout(() => {
-        this.#timers.delete(file);
-        void this.#reloadFor(file);
+        this.#timers.delete(key);
+        void run();
       }, this.#opts.debounceMs).unref(),
     );
+  }
+
+  /** Re-reads every policy file of the directory (after a ConfigMap symlink swap). */
+  async #reloadAll(): Promise<void> {
+    let files: string[];
+    try {
+      files = readdirSync(this.dir).filter((f) => POLICY_EXT.has(extname(f)));
+    } catch (err) {
+      this.#opts.log.error({ err, dir: this.dir }, 'cannot list the policies directory');
+      return;
+    }
+    await Promise.all(files.map((f) => this.reload(policyName(f), join(this.dir, f))));
   }
 
   async #reloadFor(file: string): Promise<void> {

@@ -106,6 +106,17 @@ const guardrailsSchema = z
   .object({
     streamWindowChars: z.number().int().min(16).max(4096).default(128).describe('Characters of earlier deltas kept to match across delta boundaries.'),
     maxInputChars: z.number().int().min(256).max(1_000_000).default(16_384).describe('Longest text one regex run sees; longer texts are scanned in windows.'),
+    maxScanChars: z
+      .number()
+      .int()
+      .min(1024)
+      .max(100_000_000)
+      .default(1_000_000)
+      .describe('Longest text scanned in one event (bounds the event-loop time one frame can take); longer texts get overScanLimit.'),
+    overScanLimit: z
+      .enum(['block', 'pass_unscanned'])
+      .default('block')
+      .describe('A text over maxScanChars: block the event (guardrail_blocked, rule scan_limit), or relay it unscanned (logged as rule scan_limit).'),
     defaults: z
       .object({
         replacement: z.string().default('[REDACTED:{type}]'),

@@ -139,6 +139,11 @@ export class Conversation implements ConversationView {
     return this.#active;
   }
 
+  /** `response.create`s sent upstream and not yet answered by `response.created` or an `error`. */
+  get awaitingResponses(): number {
+    return this.#pendingResponses.length;
+  }
+
   items(): IterableIterator<ItemView> {
     return this.#items.values();
   }

@@ -18,6 +18,8 @@ export const CloseCode = {
   limitExceeded: 4002,
   policyViolation: 4003,
   slowConsumer: 4008,
+  /** The upstream closed with an application code (4001–4999) that would collide with the proxy's own; its code is in the error event's details. */
+  upstreamApplication: 4100,
 } as const;
 export type CloseCodeName = keyof typeof CloseCode;
 
@@ -37,6 +39,7 @@ export const ErrorCatalogue = {
   missing_api_key: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'No proxy API key was provided (Authorization: Bearer, api-key header, or the openai-insecure-api-key subprotocol).' },
   invalid_api_key: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The proxy API key is not valid.' },
   invalid_request: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The connection request is not valid.' },
+  headers_too_large: { type: 'invalid_request_error', http: 431, close: 'badRequest', message: 'The request headers exceed the size limit.' },
   invalid_json: { type: 'invalid_request_error', message: 'The frame is not valid JSON.' },
   invalid_event: { type: 'invalid_request_error', message: 'The frame is not a Realtime event.' },
   frame_too_large: { type: 'invalid_request_error', message: 'The frame exceeds the maximum frame size and was not relayed.' },
@@ -48,6 +51,7 @@ export const ErrorCatalogue = {
   slow_consumer: { type: 'server_error', close: 'slowConsumer', message: 'The client does not read events fast enough.' },
   server_shutting_down: { type: 'server_error', http: 503, close: 'serviceRestart', message: 'The proxy is restarting; reconnect to continue.' },
   overloaded: { type: 'server_error', http: 503, close: 'tryAgainLater', message: 'The proxy is at capacity.' },
+  memory_budget_exceeded: { type: 'server_error', message: 'The proxy is holding too much data for all sessions; the frame was not relayed. Retry shortly.' },
   internal_error: { type: 'server_error', message: 'The proxy failed to process the event.' },
   budget_exceeded: { type: 'rate_limit_error', http: 429, message: 'The tenant cost budget is exhausted.' },
   budget_unavailable: { type: 'server_error', message: 'The budget ledger is unavailable; new responses are refused.' },
@@ -55,6 +59,7 @@ export const ErrorCatalogue = {
   session_duration_exceeded: { type: 'rate_limit_error', close: 'limitExceeded', message: 'The session reached its maximum duration.' },
   concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The tenant has too many concurrent sessions.' },
   unknown_model_price: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has no configured price.' },
+  model_retired: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has been shut down by OpenAI; use its successor.' },
   max_output_tokens_clamped: { type: 'invalid_request_error', message: 'max_output_tokens was lowered to the tenant limit.' },
   invalid_value: { type: 'invalid_request_error', message: 'A parameter has a value the proxy does not accept.' },
   governance_failed: { type: 'server_error', close: 'policyViolation', message: 'The upstream refused a setting the proxy enforces; the session cannot be governed.' },
@@ -64,6 +69,10 @@ export const ErrorCatalogue = {
   policy_violation: { type: 'policy_error', close: 'policyViolation', message: 'The session was ended by a guardrail policy.' },
   session_locked: { type: 'policy_error', message: 'The session setting is locked by policy.' },
   model_not_allowed: { type: 'policy_error', http: 403, close: 'badRequest', message: 'The model is not allowed for this tenant.' },
+  // Browser and phone calls (src/calls).
+  invalid_client_secret: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The client secret was not minted by this proxy or has expired.' },
+  call_not_found: { type: 'invalid_request_error', http: 404, close: 'badRequest', message: 'No call with this id belongs to this tenant.' },
+  invalid_webhook: { type: 'invalid_request_error', http: 400, message: 'The webhook signature, timestamp or body is not valid.' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ProxyErrorCode = keyof typeof ErrorCatalogue;

@@ -8,10 +8,12 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
-import { DUPLICATE_KEY, sniffType } from '../protocol/sniff.js';
+import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
+import type { MemoryBudget } from '../server/memory-budget.js';
 import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
+import { exceedsJsonDepth } from '../protocol/json-depth.js';
 import { ResponseTracker } from './responses.js';
 
 /** Per-socket data attached to the uWS WebSocket at upgrade. */
@@ -42,7 +44,15 @@ export interface SessionInit {
   readonly template: ChainTemplate;
   readonly clock: Clock;
   readonly log: Logger;
+  /** The server's global byte budget; large client frames reserve from it. */
+  readonly budget?: MemoryBudget;
   readonly onEnded: (session: RelaySession) => void;
+  /**
+   * The WebRTC/SIP call this session controls (a `?call_id=` sideband). Default: the query's
+   * `call_id`. Cancels then also clear the call's output audio buffer (audio that already reached
+   * the browser or phone plays on otherwise).
+   */
+  readonly callId?: string | null;
 }
 
 /** Counters written on the hot path: plain numbers, read at session end and by metrics. */
@@ -89,8 +99,18 @@ const MAX_TRACKED_INJECTIONS = 256;
 /** Relay overhead is timed on one frame in 64 per direction (mask of the frame counter). */
 const RELAY_SAMPLE_MASK = 63;
 
+/**
+ * Upstream close codes relayed unchanged. 4000 means "bad request" upstream as here; other 4xxx
+ * codes would read as the proxy's own (4001 unauthorized … 4008 slow consumer) and are mapped.
+ */
 const UPSTREAM_CLOSE_PASSTHROUGH = (code: number) =>
-  code === 1000 || code === 1001 || code === 1008 || code === 1011 || code === 1012 || code === 1013 || (code >= 3000 && code <= 4999);
+  code === 1000 || code === 1001 || code === 1008 || code === 1011 || code === 1012 || code === 1013 || (code >= 3000 && code <= 4000);
+
+/** Client frames at least this large reserve their size from the global memory budget. */
+const BUDGETED_FRAME_BYTES = 64 * 1024;
+
+/** Audio appends are the bulk of client traffic: one flat string, never parsed, depth 1. */
+const AUDIO_APPEND = 'input_audio_buffer.append';
 
 /**
  * One client connection and its upstream connection. Implements the filters' SessionContext (no
@@ -101,6 +121,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly tenant: Tenant;
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
+  readonly callId: string | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
@@ -119,6 +140,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #conversation = new Conversation();
   readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
+  readonly #budget: MemoryBudget | null;
   #client: ClientSocket | null;
   #upstream: WebSocket | null = null;
   #upstreamOpen = false;
@@ -141,22 +163,31 @@ export class RelaySession implements SessionContext, ChainSink {
   /** Events the proxy injected upstream, by event id: upstream errors about them stay here. */
   readonly #injected = new Map<string, { readonly type: string; readonly by: string }>();
   #ended = false;
+  /**
+   * Set while the relay keeps the upstream after the client left mid-response (onClientClose):
+   * OpenAI bills a response whether or not anyone reads it, so its response.done must still reach
+   * the filters (metering). Holds the client's close, reported to the filters when the linger ends.
+   */
+  #linger: { readonly info: CloseInfo; readonly timer: NodeJS.Timeout; readonly cancelled: Set<string>; checkScheduled: boolean } | null = null;
   #closeInfo: CloseInfo | null = null;
   #clientCloseCode: number | null = null;
   #upstreamCloseCode: number | null = null;
   #upstreamConnectMs: number | null = null;
 
-  constructor(init: SessionInit, client: ClientSocket) {
+  /** `client` null: a session the proxy runs on its own (the sideband of a call, src/calls): no client to relay to. */
+  constructor(init: SessionInit, client: ClientSocket | null) {
     this.id = init.id;
     this.tenant = init.tenant;
     this.model = init.model;
     this.query = init.query;
+    this.callId = init.callId ?? init.query.get('call_id') ?? null;
     this.clock = init.clock;
     this.startedAt = init.clock.now();
     this.log = init.log;
     this.#config = init.config;
     this.#target = init.target;
     this.#onEnded = init.onEnded;
+    this.#budget = init.budget ?? null;
     this.#client = client;
     this.#chain = init.template.instantiate(this, this);
   }
@@ -183,10 +214,11 @@ export class RelaySession implements SessionContext, ChainSink {
     const started = this.clock.now();
     let ws: WebSocket;
     try {
-      ws = dialUpstream(this.#target, this.#config.upstream.connectTimeoutMs);
+      ws = dialUpstream(this.#target, this.#config.upstream.connectTimeoutMs, this.#config.upstream.validateUtf8);
     } catch (err) {
+      // Details (addresses, TLS errors) go to the log, never to the client.
       this.log.error({ err }, 'upstream dial failed');
-      this.close(new ProxyError('upstream_unavailable', { message: `The Realtime upstream could not be reached: ${(err as Error).message}` }));
+      this.close(new ProxyError('upstream_unavailable'));
       return;
     }
     this.#upstream = ws;
@@ -205,7 +237,13 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#pendingBytes = 0;
       for (const buf of pending) ws.send(buf, { binary: false, compress: false });
     });
-    ws.on('message', (data, isBinary) => this.#onUpstreamMessage(data as Buffer, isBinary));
+    ws.on('message', (data, isBinary) => {
+      try {
+        this.#onUpstreamMessage(data as Buffer, isBinary);
+      } catch (err) {
+        this.#callbackFailed('upstream message', err);
+      }
+    });
     ws.on('pong', () => {
       this.#awaitingPongSince = 0;
     });
@@ -225,18 +263,63 @@ export class RelaySession implements SessionContext, ChainSink {
     ws.on('error', (err) => {
       if (this.#ended) return;
       if (!this.#upstreamOpen) {
-        this.close(new ProxyError('upstream_unavailable', { message: `The Realtime upstream could not be reached: ${err.message}` }));
+        // The error text names addresses and TLS details: logged, not sent to the client.
+        this.log.warn({ err: err.message }, 'upstream connect failed');
+        this.close(new ProxyError('upstream_unavailable'));
       } else {
         this.log.warn({ err: err.message }, 'upstream socket error');
       }
     });
-    ws.on('close', (code, reason) => this.#onUpstreamClose(code, reason.toString('utf8')));
+    ws.on('close', (code, reason) => {
+      try {
+        this.#onUpstreamClose(code, reason.toString('utf8'));
+      } catch (err) {
+        this.#callbackFailed('upstream close', err);
+      }
+    });
+  }
+
+  /** Upstream socket callbacks run outside uWS: a failure ends this session only. */
+  #callbackFailed(what: string, err: unknown): void {
+    this.log.error({ err }, `${what} handler failed`);
+    try {
+      this.close(new ProxyError('internal_error', { close: 'internalError' }));
+    } catch (closeErr) {
+      this.log.error({ err: closeErr }, 'session teardown failed');
+    }
+  }
+
+  /** Bytes this session holds for its sockets (summed into the global memory budget). */
+  heldBytes(): number {
+    let n = this.#pendingBytes;
+    for (const b of this.#outbox) n += b.length;
+    const up = this.#upstream;
+    if (up) n += up.bufferedAmount;
+    const client = this.#client;
+    if (client) {
+      try {
+        n += client.getBufferedAmount();
+      } catch {
+        // Closed in this tick.
+      }
+    }
+    return n;
   }
 
   /** Periodic check from the server's shared timer: upstream liveness and slow clients. */
   tick(now: number): void {
     if (this.#ended) return;
+    const bp = this.#config.server.backpressure;
+    if (this.#overHighSince && now - this.#overHighSince > bp.slowClientGraceMs) {
+      this.close(new ProxyError('slow_consumer', { message: `The client stayed over ${bp.highWatermarkBytes} buffered bytes for ${bp.slowClientGraceMs} ms.` }));
+      return;
+    }
     const up = this.#config.upstream;
+    if (this.#upstreamPaused && this.#awaitingPongSince) {
+      // Reads are paused for a slow client: the pong sits unread in the socket. The wait for it
+      // counts from the resume; the slow-client grace bounds the pause.
+      this.#awaitingPongSince = now;
+    }
     if (this.#upstreamOpen && this.#upstream) {
       if (this.#awaitingPongSince && now - this.#awaitingPongSince > up.pongTimeoutMs) {
         this.#upstream.terminate();
@@ -248,10 +331,6 @@ export class RelaySession implements SessionContext, ChainSink {
         this.#awaitingPongSince = now;
         this.#upstream.ping();
       }
-    }
-    const bp = this.#config.server.backpressure;
-    if (this.#overHighSince && now - this.#overHighSince > bp.slowClientGraceMs) {
-      this.close(new ProxyError('slow_consumer', { message: `The client stayed over ${bp.highWatermarkBytes} buffered bytes for ${bp.slowClientGraceMs} ms.` }));
     }
   }
 
@@ -271,10 +350,26 @@ export class RelaySession implements SessionContext, ChainSink {
       );
       return;
     }
+    if (message.byteLength >= BUDGETED_FRAME_BYTES && this.#budget && !this.#budget.tryReserve(message.byteLength)) {
+      this.#rejectClientFrame(new ProxyError('memory_budget_exceeded'));
+      return;
+    }
     const bytes = copyFrame(message);
     const type = sniffType(bytes);
     if (type === DUPLICATE_KEY) {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The event has more than one 'type' member." }));
+      return;
+    }
+    if (type !== AUDIO_APPEND && exceedsJsonDepth(bytes, this.#config.server.maxJsonDepth)) {
+      const eventId = sniffString(bytes, 'event_id');
+      this.#rejectClientFrame(
+        new ProxyError('invalid_event', {
+          message: `The event nests deeper than ${this.#config.server.maxJsonDepth} levels.`,
+          eventId: typeof eventId === 'string' ? eventId : null,
+          // The same reason the strict parser reports for parsed frames.
+          details: { reason: 'too_deep' },
+        }),
+      );
       return;
     }
     if (typeof type === 'string' && type.length > 0) {
@@ -343,6 +438,8 @@ export class RelaySession implements SessionContext, ChainSink {
 
   #onUpstreamMessage(data: Buffer, isBinary: boolean): void {
     if (this.#ended) return;
+    // Data proves the upstream alive as well as a pong does (pongs queue behind data).
+    this.#awaitingPongSince = 0;
     this.stats.serverFrames++;
     this.stats.serverBytes += data.length;
     if (isBinary) {
@@ -361,14 +458,20 @@ export class RelaySession implements SessionContext, ChainSink {
         parsed = null;
       }
       const ev = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as JsonObject) : null;
-      const t = ev && typeof ev['type'] === 'string' ? ev['type'] : '';
-      frame = ev ? new Frame(t, data, ev) : new Frame('', data);
+      if (!ev) {
+        // Not a JSON object: no client library can parse it as an event. Dropped, like binary.
+        this.log.warn({ bytes: data.length }, 'upstream frame that is not a JSON object dropped');
+        return;
+      }
+      const t = typeof ev['type'] === 'string' ? ev['type'] : '';
+      frame = new Frame(t, data, ev);
     }
     if ((++this.#serverSample & RELAY_SAMPLE_MASK) === 0 && this.#serverSampleAt === 0) this.#serverSampleAt = this.clock.now();
     if (frame.type === 'error' && this.#injected.size > 0 && this.#isAboutInjected(frame)) return;
     this.#conversation.observeServer(frame);
     const tracked = this.#responses.inspect(frame);
     if (tracked) this.#chain.fromServer(tracked);
+    if (this.#linger) this.#lingerCheck();
   }
 
   /**
@@ -385,7 +488,8 @@ export class RelaySession implements SessionContext, ChainSink {
     const code = typeof body['code'] === 'string' ? body['code'] : 'unknown';
     // An item the upstream does not know is already out of the conversation: the delete achieved its end.
     const itemGone = injected.type.startsWith('conversation.item.') && (code.includes('not_found') || (injected.type === 'conversation.item.delete' && body['param'] === 'item_id'));
-    if (injected.type === 'response.cancel' || itemGone) {
+    // Nothing left to clear is as harmless as a cancel that raced the response's end.
+    if (injected.type === 'response.cancel' || injected.type === 'output_audio_buffer.clear' || itemGone) {
       this.log.debug({ code, eventType: injected.type }, 'upstream error about an injected event');
       return true;
     }
@@ -472,6 +576,11 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#sendToUpstream(frame.wireBytes());
       return;
     }
+    if (this.#linger) {
+      // The client is gone: the frame went through the filters (metering settles), nobody reads it.
+      this.#lingerCheck();
+      return;
+    }
     if (this.#responses.suppressing) {
       const late = this.#responses.recheck(frame);
       if (late === null) return;
@@ -523,6 +632,8 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#responses.isActive(responseId)) {
       this.sendUpstream({ type: 'response.cancel', response_id: responseId } as { type: string }, by);
     }
+    // On a call the audio is already buffered at the browser or phone: stop it playing too.
+    if (this.callId !== null) this.sendUpstream({ type: 'output_audio_buffer.clear' }, by);
     this.#sendErrorToClient(notice);
   }
 
@@ -555,8 +666,67 @@ export class RelaySession implements SessionContext, ChainSink {
   onClientClose(code: number, reason: string): void {
     this.#clientCloseCode = code;
     this.#client = null;
-    if (this.#ended) return;
-    this.#finish({ initiator: 'client', code, reason }, null, '');
+    if (this.#ended || this.#linger) return;
+    const info: CloseInfo = { initiator: 'client', code, reason };
+    // The linger exists so metering can bill what OpenAI bills; without metering there is nothing to wait for.
+    const lingerMs = this.#config.metering.enabled ? this.#config.metering.lingerAfterClientCloseMs : 0;
+    if (lingerMs > 0 && this.#upstreamOpen && this.#responseInFlight()) {
+      this.#startLinger(info, lingerMs);
+      return;
+    }
+    this.#finish(info, null, '');
+  }
+
+  /**
+   * The client left while a response runs (or a response.create awaits its response.created):
+   * cancel it upstream and keep reading the upstream, frames still through the filter chain but
+   * to no client, until every response has its response.done (then metering has billed the
+   * usage OpenAI bills) or `lingerMs` passed (metering then bills the reservation's estimate).
+   * Then the session ends as the client's close; filters' onClose sees it only then.
+   */
+  #startLinger(info: CloseInfo, lingerMs: number): void {
+    this.#outbox = [];
+    this.#overHighSince = 0;
+    if (this.#upstreamPaused) {
+      this.#upstreamPaused = false;
+      this.#upstream?.resume();
+    }
+    const timer = setTimeout(() => this.#finish(info, null, ''), lingerMs);
+    timer.unref();
+    this.#linger = { info, timer, cancelled: new Set(), checkScheduled: false };
+    this.log.debug({ lingerMs }, 'client left mid-response: waiting for response.done upstream');
+    this.#lingerCancel();
+  }
+
+  /** Sends response.cancel once for every running response (new ones included: nobody will read them). */
+  #lingerCancel(): void {
+    const linger = this.#linger!;
+    for (const id of this.#conversation.activeResponses()) {
+      if (linger.cancelled.has(id)) continue;
+      linger.cancelled.add(id);
+      this.sendUpstream({ type: 'response.cancel', response_id: id } as { type: string }, 'relay');
+    }
+  }
+
+  /** Ends the linger once nothing is in flight and the chain has delivered every frame to the filters. */
+  #lingerCheck(): void {
+    const linger = this.#linger;
+    if (!linger || this.#ended || linger.checkScheduled) return;
+    linger.checkScheduled = true;
+    // Deferred: this may run inside the chain's own delivery, which must finish first. Metering is
+    // first in the upstream→client chain, so a response.done that left the tracker is billed by now
+    // unless a frame waits in the queue.
+    setImmediate(() => {
+      linger.checkScheduled = false;
+      if (this.#ended) return;
+      this.#lingerCancel();
+      if (!this.#responseInFlight() && this.#chain.queued('server') === 0) this.#finish(linger.info, null, '');
+    });
+  }
+
+  /** A response runs upstream, or a response.create sent upstream has not been answered yet. */
+  #responseInFlight(): boolean {
+    return this.#conversation.activeResponses().length > 0 || this.#conversation.awaitingResponses > 0;
   }
 
   #onUpstreamClose(code: number, reason: string): void {
@@ -569,9 +739,13 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#finish({ initiator: 'upstream', code, reason }, code, reason);
       return;
     }
+    // 4001–4999 would read as the proxy's own codes: a distinct non-retryable code, the original in details.
+    const application = code > 4000 && code <= 4999;
+    this.log.warn({ upstreamCode: code, reason }, 'upstream closed the connection');
     const error = new ProxyError('upstream_closed', {
-      message: `The Realtime upstream closed the connection (code ${code}${reason ? `: ${reason}` : ''}).`,
+      message: `The Realtime upstream closed the connection (code ${code}).`,
       details: { upstreamCode: code },
+      ...(application ? { close: 'upstreamApplication' as const } : {}),
     });
     if (this.#client) {
       this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
@@ -587,6 +761,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#ended = true;
     this.#closeInfo = info;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#linger) clearTimeout(this.#linger.timer);
     const client = this.#client;
     if (client && clientCode !== null) {
       this.#client = null;

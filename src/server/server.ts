@@ -1,15 +1,20 @@
-import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
-import type { HttpReply, HttpRequestInfo, HttpRoute, ProxyModule } from '../app/module.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket as UwsWebSocket } from 'uWebSockets.js';
+import type { HttpRequestInfo, HttpRoute, ProxyModule } from '../app/module.js';
+import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { ChainTemplate } from '../pipeline/chain.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
-import type { TenantResolver } from '../tenants/resolver.js';
+import { MAX_KEY_CHARS, type TenantResolver } from '../tenants/resolver.js';
 import { readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
+import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
+import { copyHeaders, Exchange, jsonReply, safeDecode, statusLine } from './http.js';
+import { MemoryBudget } from './memory-budget.js';
+import { RefusalLog } from './refusal-log.js';
 import { uws, uwsBinary } from './uws.js';
 
 export interface ProxyServerOptions {
@@ -18,52 +23,42 @@ export interface ProxyServerOptions {
   readonly tenants: TenantResolver;
   readonly modules: readonly ProxyModule[];
   readonly clock: Clock;
+  /** Which upstream sessions are relayed to (reported by /readyz). */
+  readonly upstream?: UpstreamKind;
 }
 
 export interface ListenAddress {
   readonly port: number;
   readonly tlsPort: number | null;
+  /** The admin listener (admin API, /metrics), or null when there is none. */
+  readonly adminPort: number | null;
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  200: 'OK',
-  204: 'No Content',
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  413: 'Payload Too Large',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-};
-
-const OVERSIZE_HEADROOM_BYTES = 16 * 1024 * 1024;
-
-const statusLine = (status: number) => `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
-
-function sendReply(res: HttpResponse, reply: HttpReply, aborted: { value: boolean }): void {
-  if (aborted.value) return;
-  res.cork(() => {
-    res.writeStatus(statusLine(reply.status));
-    for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
-    res.end(reply.body);
-  });
-}
+/** Largest admin request body; the admin API takes small JSON documents. */
+const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
 
 function errorBody(error: ProxyError): string {
   return JSON.stringify({ error: { type: error.type, code: error.code, message: error.message, param: error.param, ...(error.details ? { details: error.details } : {}) } });
 }
 
-function hashKey(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+const INTERNAL_ERROR = jsonReply(500, { error: { code: 'internal_error' } });
+const NOT_FOUND = jsonReply(404, { error: { code: 'not_found' } });
+
+function remoteAddress(res: HttpResponse): string {
+  try {
+    return Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+  } catch {
+    return 'unknown';
+  }
 }
 
 /**
- * The uWS front: `ws://` and `wss://` listeners with identical routes, authentication before the
- * upgrade, health and module routes, and a single low-resolution timer for liveness checks.
+ * The uWS front: `ws://` and `wss://` listeners for clients (`/…/realtime`, `/healthz`, `/readyz`
+ * only), a separate admin listener for module routes (admin API, /metrics), authentication before
+ * the upgrade, and a single low-resolution timer for liveness checks and the memory budget.
+ *
+ * Every uWS callback is total: an exception answers 500 (or ends that one session) and is logged;
+ * it never reaches uWS, which would end the process and every session with it.
  */
 export class ProxyServer {
   readonly #config: Config;
@@ -73,8 +68,14 @@ export class ProxyServer {
   readonly #clock: Clock;
   readonly #template: ChainTemplate;
   readonly #sessions = new Set<RelaySession>();
+  /** Client sockets between uWS's open and close callbacks (cork hosts for asynchronous upgrades). */
+  readonly #openSockets = new Set<ClientSocket>();
   readonly #listenSockets: us_listen_socket[] = [];
-  readonly #adminKeyHash: Buffer | null;
+  #adminListenSocket: us_listen_socket | null = null;
+  readonly #adminKey: AdminKey | null;
+  readonly #upstream: UpstreamKind;
+  readonly #budget: MemoryBudget;
+  readonly #refusals: RefusalLog;
   #ticker: NodeJS.Timeout | null = null;
   #draining = false;
   #drained: (() => void) | null = null;
@@ -86,8 +87,11 @@ export class ProxyServer {
     this.#modules = options.modules;
     this.#clock = options.clock;
     this.#template = new ChainTemplate(options.modules.flatMap((m) => m.filters));
-    const admin = options.config.admin.key;
-    this.#adminKeyHash = admin ? (admin.startsWith('sha256:') ? Buffer.from(admin.slice(7), 'hex') : hashKey(admin)) : null;
+    this.#upstream = options.upstream ?? (options.config.upstream.provider === 'simulator' ? { kind: 'simulator', reason: 'chosen' } : { kind: options.config.upstream.provider });
+    // Throws a message naming admin.key when the configured key is malformed.
+    this.#adminKey = options.config.admin.key ? new AdminKey(options.config.admin.key) : null;
+    this.#budget = new MemoryBudget(options.config.server.memoryBudgetBytes);
+    this.#refusals = new RefusalLog(options.log, options.config.logging.refusalIntervalSec * 1000, () => options.clock.now());
   }
 
   get sessionCount(): number {
@@ -96,6 +100,16 @@ export class ProxyServer {
 
   get binary(): string {
     return uwsBinary;
+  }
+
+  /** What the key cache holds (it caches valid keys only, within a byte budget). */
+  get keyCache(): { readonly keys: number; readonly bytes: number } {
+    return { keys: this.#tenants.cachedKeys, bytes: this.#tenants.cachedBytes };
+  }
+
+  /** The global memory budget (read by tests and diagnostics). */
+  get memoryBudget(): MemoryBudget {
+    return this.#budget;
   }
 
   /** Why the proxy is not ready, or null. */
@@ -122,152 +136,282 @@ export class ProxyServer {
       });
       tlsPort = await this.#listenOn(this.#configure(app), s.host, s.tls.port);
     }
-    this.#ticker = setInterval(() => {
-      const now = this.#clock.now();
-      for (const session of this.#sessions) session.tick(now);
-    }, 1000);
+    let adminPort: number | null = null;
+    const admin = this.#config.admin;
+    const adminRoutes = this.#modules.flatMap((m) => m.routes ?? []).filter((r) => r.auth !== 'tenant' && (r.auth !== 'admin' || this.#adminKey));
+    if (admin.port !== null && adminRoutes.length > 0) {
+      const token = await this.#bind(this.#configureAdmin(uws.App(), adminRoutes), admin.host, admin.port);
+      this.#adminListenSocket = token;
+      adminPort = uws.us_socket_local_port(token);
+    }
+    this.#ticker = setInterval(() => this.#tick(), 1000);
     this.#ticker.unref();
-    return { port, tlsPort };
+    return { port, tlsPort, adminPort };
   }
 
-  #listenOn(app: TemplatedApp, host: string, port: number): Promise<number> {
+  #tick(): void {
+    try {
+      const now = this.#clock.now();
+      let held = 0;
+      for (const session of this.#sessions) {
+        session.tick(now);
+        held += session.heldBytes();
+      }
+      this.#budget.resync(held);
+      this.#refusals.flush();
+    } catch (err) {
+      this.#log.error({ err }, 'server tick failed');
+    }
+  }
+
+  async #listenOn(app: TemplatedApp, host: string, port: number): Promise<number> {
+    const token = await this.#bind(app, host, port);
+    this.#listenSockets.push(token);
+    return uws.us_socket_local_port(token);
+  }
+
+  #bind(app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> {
     return new Promise((resolve, reject) => {
       app.listen(host, port, (token) => {
-        if (!token) {
-          reject(new Error(`cannot listen on ${host}:${port}`));
-          return;
-        }
-        this.#listenSockets.push(token);
-        resolve(uws.us_socket_local_port(token));
+        if (!token) reject(new Error(`cannot listen on ${host}:${port}`));
+        else resolve(token);
       });
     });
   }
+
+  // ---- guards ------------------------------------------------------------------------------
+
+  /** An HTTP handler that cannot throw into uWS: a failure answers 500 and is logged. */
+  #total(name: string, handler: (exchange: Exchange, req: HttpRequest) => void): (res: HttpResponse, req: HttpRequest) => void {
+    return (res, req) => {
+      const exchange = new Exchange(res);
+      try {
+        res.onAborted(() => {
+          exchange.aborted = true;
+        });
+        handler(exchange, req);
+      } catch (err) {
+        this.#failed(exchange, name, err);
+      }
+    };
+  }
+
+  #failed(exchange: Exchange, name: string, err: unknown): void {
+    this.#log.error({ err, handler: name }, 'request handler failed');
+    try {
+      exchange.reply(INTERNAL_ERROR);
+    } catch {
+      try {
+        exchange.res.close();
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  /** A WebSocket callback that cannot throw into uWS: a failure ends that one session. */
+  #guardWs<A extends unknown[]>(name: string, fn: (ws: ClientSocket, ...args: A) => void): (ws: ClientSocket, ...args: A) => void {
+    return (ws, ...args) => {
+      try {
+        fn(ws, ...args);
+      } catch (err) {
+        this.#log.error({ err, handler: name }, 'websocket handler failed');
+        let session: RelaySession | null = null;
+        try {
+          session = ws.getUserData().session;
+        } catch {
+          // The socket is closed already.
+        }
+        try {
+          if (session && !session.ended) session.close(new ProxyError('internal_error', { close: 'internalError' }));
+          else if (name !== 'close') ws.end(1011, 'internal_error');
+        } catch {
+          // Closing failed too: the socket is gone.
+        }
+      }
+    };
+  }
+
+  // ---- client listener ---------------------------------------------------------------------
 
   #configure(app: TemplatedApp): TemplatedApp {
     const s = this.#config.server;
     app.ws<ClientSocketData>('/*', {
       compression: uws.DISABLED,
       // Headroom above the configured maximum so that an oversize frame gets an error event and the
-      // session survives; only frames beyond the headroom make uWS cut the connection.
-      maxPayloadLength: s.maxFrameBytes + OVERSIZE_HEADROOM_BYTES,
+      // session survives; frames beyond it make uWS cut the connection (1009). The headroom also
+      // bounds the partially received message uWS holds per connection.
+      maxPayloadLength: s.maxFrameBytes + s.oversizeHeadroomBytes,
       idleTimeout: s.idleTimeoutSec,
       sendPingsAutomatically: true,
       maxBackpressure: s.backpressure.maxBufferedBytes,
       closeOnBackpressureLimit: 0,
-      upgrade: (res, req, context) => this.#onUpgrade(res, req, context),
-      open: (ws) => this.#onOpen(ws),
-      message: (ws, message, isBinary) => ws.getUserData().session?.onClientMessage(message, isBinary),
-      drain: (ws) => ws.getUserData().session?.onClientDrain(),
-      close: (ws, code, message) => {
-        const data = ws.getUserData();
-        data.session?.onClientClose(code, Buffer.from(message).toString('utf8'));
-        data.session = null;
+      upgrade: (res, req, context) => {
+        const exchange = new Exchange(res);
+        try {
+          res.onAborted(() => {
+            exchange.aborted = true;
+          });
+          exchange.inUpgradeCallback = true;
+          this.#onUpgrade(exchange, req, context);
+        } catch (err) {
+          this.#failed(exchange, 'upgrade', err);
+        } finally {
+          exchange.inUpgradeCallback = false;
+        }
       },
+      open: this.#guardWs('open', (ws) => {
+        this.#openSockets.add(ws);
+        this.#onOpen(ws);
+      }),
+      message: this.#guardWs('message', (ws: ClientSocket, message: ArrayBuffer, isBinary: boolean) => ws.getUserData().session?.onClientMessage(message, isBinary)),
+      drain: this.#guardWs('drain', (ws) => ws.getUserData().session?.onClientDrain()),
+      close: this.#guardWs('close', (ws: UwsWebSocket<ClientSocketData>, code: number, message: ArrayBuffer) => {
+        this.#openSockets.delete(ws);
+        const data = ws.getUserData();
+        const session = data.session;
+        data.session = null;
+        session?.onClientClose(code, Buffer.from(message).toString('utf8'));
+      }),
     });
-    app.get('/healthz', (res) => {
-      res.writeHeader('content-type', 'application/json').end(JSON.stringify({ status: 'ok', uws: uwsBinary }));
-    });
-    app.get('/readyz', (res) => {
-      const why = this.readiness();
-      res.writeStatus(statusLine(why ? 503 : 200)).writeHeader('content-type', 'application/json');
-      res.end(JSON.stringify(why ? { status: 'not_ready', reason: why } : { status: 'ready', sessions: this.#sessions.size }));
-    });
-    for (const m of this.#modules) for (const r of m.routes ?? []) this.#route(app, r);
-    app.any('/*', (res) => {
-      res.writeStatus(statusLine(404)).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code: 'not_found' } }));
-    });
+    this.#health(app);
+    // Tenant-facing HTTP routes (client secrets, calls, SIP webhook: src/calls) live next to /v1/realtime.
+    for (const m of this.#modules) for (const r of m.routes ?? []) if (r.auth === 'tenant') this.#route(app, r);
+    app.any('/*', this.#total('not_found', (exchange) => exchange.reply(NOT_FOUND)));
+    return app;
+  }
+
+  #health(app: TemplatedApp): void {
+    app.get(
+      '/healthz',
+      this.#total('healthz', (exchange) => exchange.reply(jsonReply(200, { status: 'ok', uws: uwsBinary }))),
+    );
+    app.get(
+      '/readyz',
+      this.#total('readyz', (exchange) => {
+        const why = this.readiness();
+        const upstream = this.#upstream.kind === 'simulator' ? { upstream: 'simulator', simulator: this.#upstream.reason } : { upstream: this.#upstream.kind };
+        const sessions = this.#sessions.size;
+        exchange.reply(jsonReply(why ? 503 : 200, why ? { status: 'not_ready', reason: why, ...upstream, sessions } : { status: 'ready', ...upstream, sessions }));
+      }),
+    );
+  }
+
+  // ---- admin listener ----------------------------------------------------------------------
+
+  #configureAdmin(app: TemplatedApp, routes: readonly HttpRoute[]): TemplatedApp {
+    this.#health(app);
+    for (const r of routes) this.#route(app, r);
+    app.any('/*', this.#total('not_found', (exchange) => exchange.reply(NOT_FOUND)));
     return app;
   }
 
   #route(app: TemplatedApp, route: HttpRoute): void {
-    if (route.auth === 'admin' && !this.#adminKeyHash) return;
+    const paramCount = route.path.split('/').filter((p) => p.startsWith(':')).length;
     const paramNames = route.path.split('/').filter((p) => p.startsWith(':')).map((p) => p.slice(1));
-    const handler = (res: HttpResponse, req: HttpRequest) => {
-      const aborted = { value: false };
-      res.onAborted(() => {
-        aborted.value = true;
-      });
-      const headers = new Map<string, string>();
-      req.forEach((k, v) => headers.set(k, v));
-      const params: Record<string, string> = {};
-      paramNames.forEach((name, i) => (params[name] = decodeURIComponent(req.getParameter(i) ?? '')));
+    const handler = this.#total(route.path, (exchange, req) => {
+      const { headers, duplicated, bytes } = copyHeaders(req);
+      const rawParams = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
       const info = { method: route.method, path: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers };
-      if (route.auth === 'admin' && !this.#isAdmin(headers)) {
-        sendReply(res, { status: 401, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'invalid_admin_key' } }) }, aborted);
-        return;
+      if (bytes > this.#config.server.maxHeaderBytes) return exchange.reply(jsonReply(431, { error: { code: 'headers_too_large' } }));
+      if (duplicated.length > 0) return exchange.reply(jsonReply(400, { error: { code: 'invalid_request', message: `Repeated ${duplicated.join(', ')} header.` } }));
+      if (route.auth === 'admin' && !this.#adminKey?.matches(headers.get('authorization'))) {
+        return exchange.reply(jsonReply(401, { error: { code: 'invalid_admin_key' } }));
+      }
+      const params: Record<string, string> = Object.create(null) as Record<string, string>;
+      for (let i = 0; i < paramNames.length; i++) {
+        const decoded = safeDecode(rawParams[i]!);
+        if (decoded === null) return exchange.reply(jsonReply(400, { error: { code: 'invalid_request', message: 'Malformed percent-encoding in the path.' } }));
+        params[paramNames[i]!] = decoded;
       }
       const chunks: Buffer[] = [];
-      res.onData((chunk, isLast) => {
-        chunks.push(Buffer.from(new Uint8Array(chunk)));
-        if (!isLast) return;
-        const request: HttpRequestInfo = { ...info, body: Buffer.concat(chunks) };
-        Promise.resolve()
-          .then(() => route.handle(request, params))
-          .then(
-            (reply) => sendReply(res, reply, aborted),
-            (err: unknown) => {
-              this.#log.error({ err, path: route.path }, 'route failed');
-              sendReply(res, { status: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'internal_error' } }) }, aborted);
-            },
-          );
+      let received = 0;
+      exchange.res.onData((chunk, isLast) => {
+        try {
+          if (!exchange.open) return;
+          received += chunk.byteLength;
+          if (received > MAX_ADMIN_BODY_BYTES) {
+            exchange.reply(jsonReply(413, { error: { code: 'body_too_large', message: `The body exceeds ${MAX_ADMIN_BODY_BYTES} bytes.` } }));
+            return;
+          }
+          chunks.push(Buffer.from(new Uint8Array(chunk)));
+          if (!isLast) return;
+          const request: HttpRequestInfo = { ...info, body: Buffer.concat(chunks) };
+          Promise.resolve()
+            .then(() => route.handle(request, params))
+            .then((reply) => exchange.reply(reply))
+            .catch((err: unknown) => this.#failed(exchange, route.path, err));
+        } catch (err) {
+          this.#failed(exchange, route.path, err);
+        }
       });
-    };
+    });
     const method = route.method;
     if (method === 'GET') app.get(route.path, handler);
     else if (method === 'POST') app.post(route.path, handler);
     else if (method === 'PUT') app.put(route.path, handler);
+    else if (method === 'OPTIONS') app.options(route.path, handler);
     else app.del(route.path, handler);
   }
 
-  #isAdmin(headers: ReadonlyMap<string, string>): boolean {
-    const m = /^Bearer\s+(\S+)$/i.exec(headers.get('authorization') ?? '');
-    if (!m || !this.#adminKeyHash) return false;
-    return timingSafeEqual(hashKey(m[1]!), this.#adminKeyHash);
-  }
+  // ---- upgrades ----------------------------------------------------------------------------
 
-  #onUpgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
-    const aborted = { value: false };
-    res.onAborted(() => {
-      aborted.value = true;
-    });
+  #onUpgrade(exchange: Exchange, req: HttpRequest, context: us_socket_context_t): void {
     // Everything from `req` must be copied now: it is invalid after this callback returns.
     const path = req.getUrl();
     const query = req.getQuery() ?? '';
-    const headers = new Map<string, string>();
-    req.forEach((k, v) => headers.set(k, v));
-    void this.#admitAndUpgrade(res, context, path, query, headers, aborted);
+    const copied = copyHeaders(req);
+    const source = remoteAddress(exchange.res);
+    this.#admitAndUpgrade(exchange, context, path, query, copied, source).catch((err: unknown) => this.#failed(exchange, 'upgrade', err));
+  }
+
+  #refused(reason: string, source: string, extra?: Readonly<Record<string, unknown>>): void {
+    this.#refusals.refused(reason, source, extra);
+    for (const m of this.#modules) {
+      try {
+        m.onUpgradeRefused?.(reason);
+      } catch (err) {
+        this.#log.error({ err, module: m.name }, 'refusal hook failed');
+      }
+    }
   }
 
   async #admitAndUpgrade(
-    res: HttpResponse,
+    exchange: Exchange,
     context: us_socket_context_t,
     path: string,
     rawQuery: string,
-    headers: Map<string, string>,
-    aborted: { value: boolean },
+    copied: ReturnType<typeof copyHeaders>,
+    source: string,
   ): Promise<void> {
+    const headers = copied.headers;
     const creds = presentedCredentials(headers);
-    const refuse = (error: ProxyError) => {
-      if (aborted.value) return;
+    const refuse = (error: ProxyError, extra?: Readonly<Record<string, unknown>>) => {
+      this.#refused(error.code, source, extra);
+      if (!exchange.open) return;
       if (creds.browser) {
         // Browsers cannot read an HTTP status: accept, then send the error event and close.
-        this.#upgrade(res, context, headers, creds.protocol, { session: null, refusal: error, admitted: null });
+        this.#upgrade(exchange, context, headers, creds.protocol, { session: null, refusal: error, admitted: null });
         return;
       }
-      sendReply(res, { status: error.httpStatus, headers: { 'content-type': 'application/json' }, body: errorBody(error) }, aborted);
+      exchange.reply({ status: error.httpStatus, headers: { 'content-type': 'application/json' }, body: errorBody(error) });
     };
     if (!path.endsWith('/realtime')) {
-      sendReply(res, { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'not_found', message: 'WebSocket path must end in /realtime' } }) }, aborted);
+      this.#refused('not_found', source);
+      exchange.reply(jsonReply(404, { error: { code: 'not_found', message: 'WebSocket path must end in /realtime' } }));
       return;
+    }
+    if (copied.bytes > this.#config.server.maxHeaderBytes) return refuse(new ProxyError('headers_too_large', { message: `The request headers exceed ${this.#config.server.maxHeaderBytes} bytes.` }));
+    if (copied.duplicated.length > 0) {
+      return refuse(new ProxyError('invalid_request', { message: `The ${copied.duplicated.join(', ')} header appears more than once.` }));
     }
     if (this.#draining) return refuse(new ProxyError('server_shutting_down'));
     if (this.#sessions.size >= this.#config.server.maxSessions) return refuse(new ProxyError('overloaded'));
+    if (this.#budget.exhausted) return refuse(new ProxyError('overloaded', { message: 'The proxy is at its memory budget; retry shortly.' }));
     if (!creds.key) return refuse(new ProxyError('missing_api_key'));
-    const tenant = this.#tenants.resolve(creds.key);
-    if (!tenant) {
-      this.#log.info({ event: 'auth_failed', browser: creds.browser }, 'unknown proxy key');
-      return refuse(new ProxyError('invalid_api_key'));
-    }
+    // Over-long keys are not hashed, looked up or cached: no proxy key is that long.
+    const tenant = creds.key.length <= MAX_KEY_CHARS ? this.#tenants.resolve(creds.key) : null;
+    if (!tenant) return refuse(new ProxyError('invalid_api_key'), { browser: creds.browser });
     // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
     const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
     if (clientQuery instanceof ProxyError) return refuse(clientQuery);
@@ -275,7 +419,10 @@ export class ProxyServer {
     const { model: requested, query } = clientQuery;
     let decision: ProxyError | { readonly model: string; readonly query: ReadonlyMap<string, string> };
     try {
-      decision = await this.#template.admit({ tenant, model: requested, query });
+      // Not awaited when every check answered synchronously: the upgrade then happens inside
+      // uWS's upgrade callback (see #upgrade for why that matters).
+      const admitted = this.#template.admit({ tenant, model: requested, query });
+      decision = admitted instanceof Promise ? await admitted : admitted;
     } catch (err) {
       this.#log.error({ err }, 'admission failed');
       decision = new ProxyError('internal_error', { close: 'internalError' });
@@ -285,20 +432,43 @@ export class ProxyServer {
       this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: decision.code }, 'session refused');
       return refuse(decision);
     }
-    if (aborted.value) return;
+    if (!exchange.open) return;
     if (creds.betaMarker) this.#log.info({ tenant: tenant.id }, 'client sent the retired beta marker; stripped');
     if (decision.model !== requested) this.#log.info({ tenant: tenant.id, requested, model: decision.model }, 'model rewritten at admission');
-    this.#upgrade(res, context, headers, creds.protocol, {
+    this.#upgrade(exchange, context, headers, creds.protocol, {
       session: null,
       refusal: null,
       admitted: { tenant, model: decision.model, query: decision.query, headers },
     });
   }
 
-  #upgrade(res: HttpResponse, context: us_socket_context_t, headers: Map<string, string>, protocol: string, data: ClientSocketData): void {
-    res.cork(() => {
-      res.upgrade(data, headers.get('sec-websocket-key') ?? '', protocol, headers.get('sec-websocket-extensions') ?? '', context);
-    });
+  /**
+   * Completes the upgrade. Inside uWS's upgrade callback the response is already corked. After an
+   * await (asynchronous admission, e.g. the Redis ledger) it is not, and `res.cork(() =>
+   * res.upgrade())` is unsafe in this uWS build: the socket is reallocated in place into a
+   * WebSocket, and cork's epilogue then reads the HTTP state from WebSocket memory and may shut
+   * the new socket down (about 1 upgrade in 100 closed with 1006 right after open; uWS upstream
+   * fixed this later). So the 101 is written inside the cork of another open client socket, which
+   * satisfies uWS's "writes inside a cork" rule without corking this response; with no other
+   * socket open it is written uncorked (uWS prints one warning line to stderr).
+   */
+  #upgrade(exchange: Exchange, context: us_socket_context_t, headers: Map<string, string>, protocol: string, data: ClientSocketData): void {
+    if (!exchange.claim()) return;
+    const res = exchange.res;
+    const upgrade = () => res.upgrade(data, headers.get('sec-websocket-key') ?? '', protocol, headers.get('sec-websocket-extensions') ?? '', context);
+    if (exchange.inUpgradeCallback) {
+      res.cork(upgrade);
+      return;
+    }
+    const host = this.#corkHost();
+    if (host) host.cork(upgrade);
+    else upgrade();
+  }
+
+  /** Any open client socket, to cork under (see #upgrade). */
+  #corkHost(): ClientSocket | null {
+    for (const ws of this.#openSockets) return ws;
+    return null;
   }
 
   #onOpen(ws: ClientSocket): void {
@@ -330,6 +500,7 @@ export class ProxyServer {
         template: this.#template,
         clock: this.#clock,
         log,
+        budget: this.#budget,
         onEnded: (s) => this.#onSessionEnded(s),
       },
       ws,
@@ -347,13 +518,15 @@ export class ProxyServer {
   }
 
   /**
-   * Stops accepting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and
-   * closes the modules.
+   * Stops admitting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and
+   * closes the modules. The client listeners stay open while sessions drain, so that /readyz
+   * answers 503 (load balancers take the instance out) and new upgrades get a 503
+   * `server_shutting_down` instead of a refused connection; they close once the last session has
+   * ended.
    */
   async shutdown(drainMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
-    for (const token of this.#listenSockets.splice(0)) uws.us_listen_socket_close(token);
     if (this.#sessions.size > 0 && drainMs > 0) {
       this.#log.info({ sessions: this.#sessions.size, drainMs }, 'draining sessions');
       await new Promise<void>((resolve) => {
@@ -365,7 +538,12 @@ export class ProxyServer {
       });
     }
     for (const session of [...this.#sessions]) session.close(new ProxyError('server_shutting_down'));
+    for (const token of this.#listenSockets.splice(0)) uws.us_listen_socket_close(token);
     if (this.#ticker) clearInterval(this.#ticker);
+    this.#refusals.flush(true);
+    // The admin listener (metrics, admin API) stays up through the drain.
+    if (this.#adminListenSocket) uws.us_listen_socket_close(this.#adminListenSocket);
+    this.#adminListenSocket = null;
     for (const m of [...this.#modules].reverse()) {
       try {
         await m.close?.();

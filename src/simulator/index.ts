@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { defaultBrain } from './brain.js';
+import { SimCallRegistry } from './calls.js';
 import { Connection, type ConnectionSettings } from './connection.js';
 import { createRealtimeSession, createTranscriptionSession, isKnownModel } from './session.js';
 import type { SimConnection, SimulatorHandle, SimulatorOptions } from './types.js';
@@ -20,6 +21,7 @@ export type { SimConnection, SimulatorHandle, SimulatorOptions, SimulatorTiming,
 export { synthesizeSpeech, silence, concatPcm, pcmToBase64, encodeAudio, decodeAudio } from './audio.js';
 export { usageViolations } from './usage.js';
 export { KNOWN_MODELS } from './session.js';
+export { answerFor, simSignWebhook, type SimCall, type SimCalls, type SimSecret } from './calls.js';
 export { observeSentEvents, type SentEventObserver } from './observe.js';
 
 const REALTIME_PATHS = new Set(['/v1/realtime', '/openai/realtime', '/openai/v1/realtime']);
@@ -101,11 +103,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     },
   });
 
-  const notFound: RequestListener = (_req, res) => {
+  // WebRTC / SIP REST routes (client secrets, calls, call control): see calls.ts.
+  const calls = new SimCallRegistry(options.apiKey ?? null, settings);
+  const httpRoutes: RequestListener = (req, res) => {
+    if (calls.handle(req, res, credential(req))) return;
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } }));
   };
-  const server: Server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, notFound) : createServer(notFound);
+  const server: Server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, httpRoutes) : createServer(httpRoutes);
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
@@ -122,6 +127,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   });
 
   function accept(ws: WebSocket, req: IncomingMessage, url: URL): void {
+    // A sideband socket on a call this simulator created joins that call's session (after the key check).
+    const sidebandOf = url.searchParams.get('call_id');
+    const callKey = credential(req);
+    const keyOk = options.apiKey === undefined || options.apiKey === null || callKey === options.apiKey;
+    if (sidebandOf !== null && keyOk && [...url.searchParams.keys()].length === 1 && calls.attach(ws, lowerHeaders(req), sidebandOf)) return;
     const conn = new Connection(ws, lowerHeaders(req), req.url ?? '/', settings);
     connections.push(conn);
     for (const cb of listeners) cb(conn);
@@ -183,12 +193,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   return {
     url: `${options.tls ? 'wss' : 'ws'}://${urlHost}:${port}/v1/realtime`,
     port,
+    calls,
     connections,
     onConnection(cb) {
       listeners.push(cb);
     },
     close() {
       closing ??= (async () => {
+        calls.close();
         const open = [...wss.clients];
         const allClosed = Promise.all(open.map((ws) => new Promise<void>((resolve) => {
           if (ws.readyState === ws.CLOSED) resolve();

@@ -1,4 +1,5 @@
 import type { Brain } from './brain.js';
+import type { SimCalls } from './calls.js';
 
 export interface SimulatorTiming {
   /** Delay between `response.content_part.added` and the first delta. Default 0. */
@@ -80,6 +81,8 @@ export interface SimulatorHandle {
   /** ws://127.0.0.1:PORT/v1/realtime (wss:// with `tls`) */
   readonly url: string;
   readonly port: number;
+  /** Client secrets, WebRTC/SIP calls and their sidebands (calls.ts). */
+  readonly calls: SimCalls;
   /** Every connection accepted so far (open or closed). */
   readonly connections: readonly SimConnection[];
   onConnection(cb: (c: SimConnection) => void): void;

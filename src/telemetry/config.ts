@@ -29,7 +29,7 @@ const tracesSchema = z
 const prometheusSchema = z
   .object({
     enabled: z.boolean().default(true),
-    port: port.nullable().default(null).describe('null: serve on the proxy port; a number: a separate listener (OTEL_EXPORTER_PROMETHEUS_PORT).'),
+    port: port.nullable().default(null).describe('null: serve on the admin listener (admin.host:admin.port, loopback by default); a number: a separate listener of its own (OTEL_EXPORTER_PROMETHEUS_PORT).'),
     host: z.string().default('0.0.0.0').describe('Listen address of the separate listener.'),
     path: z.string().regex(/^\/[^\s?#]*$/).default('/metrics'),
   })

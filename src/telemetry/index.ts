@@ -3,6 +3,7 @@ import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { HttpRoute, ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Config } from '../config/schema.js';
+import { redactUrl } from '../logging.js';
 import { TelemetryMetrics } from './metrics.js';
 import { TelemetrySdk } from './sdk.js';
 import { TelemetryFilterFactory, type TelemetryShared } from './session.js';
@@ -79,11 +80,11 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
   log.info(
     {
       traces: settings.traces.exporter,
-      endpoint: settings.traces.exporter === 'otlp' ? settings.traces.endpoint : null,
+      endpoint: settings.traces.exporter === 'otlp' ? redactUrl(settings.traces.endpoint) : null,
       protocol: settings.traces.protocol,
       sampleRatio: settings.traces.sampleRatio,
       prometheus: prom.enabled ? (prom.port === null ? `proxy port ${prom.path}` : `${prom.host}:${prom.port}${prom.path}`) : false,
-      otlpMetrics: settings.metrics.otlp.enabled ? settings.metrics.otlp.endpoint : false,
+      otlpMetrics: settings.metrics.otlp.enabled ? redactUrl(settings.metrics.otlp.endpoint) : false,
       captureContent: settings.capture.enabled,
     },
     'telemetry ready',
@@ -95,6 +96,7 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
     settings,
     sdk,
     tracer: sdk.tracer,
+    onUpgradeRefused: (reason) => metrics.upgradeRefused(reason),
     async close() {
       await sdk.forceFlush();
       await sdk.shutdown();

@@ -111,6 +111,9 @@ export class TelemetryMetrics {
   readonly #errors: Counter;
   readonly #relayLatency: Histogram;
   readonly #backpressure: Counter;
+  readonly #upgradesRefused: Counter;
+  /** Reasons are error codes from the catalogue, bounded anyway. */
+  readonly #refusalReasons = new BoundedLabel(50);
   readonly #frames: ObservableCounter;
   readonly #bytes: ObservableCounter;
   readonly #audio: ObservableCounter;
@@ -144,6 +147,7 @@ export class TelemetryMetrics {
     this.#errors = meter.createCounter(S.METRIC_ERRORS, { unit: '{error}', description: 'Errors by type and origin (upstream, proxy).' });
     this.#relayLatency = histogram(meter, S.METRIC_RELAY_LATENCY, 's', S.RELAY_BUCKETS, 'Proxy processing time per relayed frame (sampled).');
     this.#backpressure = meter.createCounter(S.METRIC_BACKPRESSURE, { unit: '{event}', description: 'Times the proxy paused a direction for backpressure.' });
+    this.#upgradesRefused = meter.createCounter(S.METRIC_UPGRADES_REFUSED, { unit: '{upgrade}', description: 'WebSocket upgrades refused before a session existed, by reason (invalid_api_key, headers_too_large, overloaded, …).' });
     this.#frames = meter.createObservableCounter(S.METRIC_RELAY_FRAMES, { unit: '{frame}', description: 'Frames relayed (client = client to upstream).' });
     this.#bytes = meter.createObservableCounter(S.METRIC_RELAY_BYTES, { unit: 'By', description: 'Bytes relayed.' });
     this.#audio = meter.createObservableCounter(S.METRIC_AUDIO_DURATION, { unit: 's', description: 'Audio relayed, in seconds (from base64 sizes).' });
@@ -193,6 +197,10 @@ export class TelemetryMetrics {
     this.#sessionsActive.add(-1, tenant);
     this.#sessionsEnded.add(1, { ...tenant, [S.ATTR_SESSION_CLOSE_REASON]: closeReason, [S.ATTR_SESSION_CLOSE_INITIATOR]: initiator });
     this.#sessionDuration.record(durationS, { ...tenant, [S.ATTR_SESSION_CLOSE_REASON]: closeReason });
+  }
+
+  upgradeRefused(reason: string): void {
+    this.#upgradesRefused.add(1, { [S.ATTR_REFUSAL_REASON]: this.#refusalReasons.get(reason) });
   }
 
   upstreamConnect(seconds: number, errorType: string | null): void {

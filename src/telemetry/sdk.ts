@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Meter, Tracer } from '@opentelemetry/api';
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
@@ -17,18 +16,14 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { ownPackage } from '../version.js';
 import type { TelemetrySettings } from './settings.js';
 
 export const INSTRUMENTATION_SCOPE = 'realtime-proxy';
 
-/** The package version for `service.version` (the proxy runs from its source tree). */
+/** The package version for `service.version` (from src/ or dist/). */
 function packageVersion(): string | null {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : null;
-  } catch {
-    return null;
-  }
+  return ownPackage.version;
 }
 
 /** Test and embedding hooks: replace the exporters the settings would build. */

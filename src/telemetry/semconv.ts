@@ -164,6 +164,8 @@ export const METRIC_RELAY_FRAMES = 'rtproxy.relay.frames';
 export const METRIC_RELAY_BYTES = 'rtproxy.relay.bytes';
 export const METRIC_RELAY_LATENCY = 'rtproxy.relay.latency';
 export const METRIC_BACKPRESSURE = 'rtproxy.backpressure.events';
+export const METRIC_UPGRADES_REFUSED = 'rtproxy.upgrades.refused';
+/** REL */ export const ATTR_REFUSAL_REASON = 'rtproxy.refusal.reason';
 
 /** Semconv `gen_ai.client.token.usage` boundaries. */
 export const TOKEN_BUCKETS: readonly number[] = [

@@ -382,6 +382,15 @@ export class TurnTracker {
       case 'response.created':
         this.#onResponseCreated(frame.json(), now);
         return;
+      case 'output_audio_buffer.started': {
+        // WebRTC/SIP sideband: no audio passes the proxy; playback start is the first audio.
+        const r = this.#responseOf(frame);
+        if (r && r.firstAudioAt === null) {
+          r.firstAudioAt = now;
+          r.turn.firstAudioAt ??= now;
+        }
+        return;
+      }
       case 'response.output_item.added':
         this.#onOutputItem(frame.json());
         return;

@@ -7,13 +7,20 @@ export function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
 }
 
+/** Presented keys longer than this are refused without hashing (generated keys have ~36). */
+export const MAX_KEY_CHARS = 256;
+
+/** Byte budget of the cache of recently presented valid keys. */
+export const KEY_CACHE_BYTES = 4 * 1024 * 1024;
+
 /**
- * Resolves a presented proxy key to its tenant. Only key hashes are kept in memory. Results
- * (including misses) are cached so that a flood of bad keys costs one map lookup each.
+ * Resolves a presented proxy key to its tenant. Only key hashes are kept in memory. Only hits are
+ * cached (misses would let anyone fill memory with random keys): a bad key costs one SHA-256 of at
+ * most MAX_KEY_CHARS characters and nothing stays behind.
  */
 export class TenantResolver {
   readonly #byHash = new Map<string, Tenant>();
-  readonly #cache = new LRUCache<string, Tenant | false>({ max: 10_000 });
+  readonly #cache = new LRUCache<string, Tenant>({ maxSize: KEY_CACHE_BYTES, sizeCalculation: (_tenant, key) => key.length * 2 + 64 });
   readonly tenants: ReadonlyMap<string, Tenant>;
 
   constructor(config: Config) {
@@ -38,10 +45,20 @@ export class TenantResolver {
   }
 
   resolve(key: string): Tenant | null {
+    if (key.length > MAX_KEY_CHARS) return null;
     const cached = this.#cache.get(key);
-    if (cached !== undefined) return cached || null;
+    if (cached !== undefined) return cached;
     const tenant = this.#byHash.get(sha256Hex(key)) ?? null;
-    this.#cache.set(key, tenant ?? false);
+    if (tenant) this.#cache.set(key, tenant);
     return tenant;
+  }
+
+  /** Bytes the key cache accounts for (bounded by KEY_CACHE_BYTES). */
+  get cachedBytes(): number {
+    return this.#cache.calculatedSize;
+  }
+
+  get cachedKeys(): number {
+    return this.#cache.size;
   }
 }

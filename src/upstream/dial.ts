@@ -155,7 +155,7 @@ const zeroMask = (mask: Uint8Array): void => {
   mask.fill(0);
 };
 
-export function dialUpstream(target: UpstreamTarget, connectTimeoutMs: number): WebSocket {
+export function dialUpstream(target: UpstreamTarget, connectTimeoutMs: number, validateUtf8 = true): WebSocket {
   return new WebSocket(target.url, {
     ...(maskingIsMoot(target.url) ? { generateMask: zeroMask } : {}),
     headers: target.headers,
@@ -164,8 +164,9 @@ export function dialUpstream(target: UpstreamTarget, connectTimeoutMs: number): 
     perMessageDeflate: false,
     // conversation.item.retrieved carries whole audio items.
     maxPayload: 64 * 1024 * 1024,
-    // Frames are relayed as bytes; the upstream is trusted to send UTF-8.
-    skipUTF8Validation: true,
+    // Frames are relayed as bytes: invalid UTF-8 would break every compliant client, so it is
+    // checked here (upstream.validateUtf8) and ends the session instead of reaching the client.
+    skipUTF8Validation: !validateUtf8,
     followRedirects: false,
   });
 }

@@ -92,7 +92,7 @@ const sent = (s: Session, type: string) => s.upstream.filter((e) => e['type'] ==
 const errorCodes = (c: TestClient) => c.ofType('error').map((e) => (e['error'] as { code: string }).code);
 
 async function tripsMetric(rule: string): Promise<number> {
-  const text = await (await fetch(`${tp.httpUrl}/metrics`)).text();
+  const text = await (await fetch(`${tp.adminUrl}/metrics`)).text();
   let total = 0;
   for (const line of text.split('\n')) if (line.startsWith('rtproxy_guardrail_trips') && line.includes(`"${rule}"`)) total += Number(line.split(' ').pop());
   return total;

@@ -165,11 +165,12 @@ describe('duplicate members in parsed control frames (issue 10, finding 4)', () 
 describe('parse once, forward what was checked', () => {
   it('a parsed control frame reaches the upstream re-serialised from what the filters read', async () => {
     const { c, up } = await connect();
-    // Escapes, spacing and a number in exponent form: the upstream gets the canonical form.
-    const sent = '{ "type" : "response.create" , "response" : { "max_output_tokens" : 1e2, "metadata": {"n\\u0061me": "\\u0041cme"} } }';
+    // Escapes, spacing and a number in exponent form: the upstream gets the canonical form. (With an
+    // event_id: metering gives an id-less response.create one, so a refusal releases its reservation.)
+    const sent = '{ "type" : "response.create" , "event_id": "evt_\\u0031", "response" : { "max_output_tokens" : 1e2, "metadata": {"n\\u0061me": "\\u0041cme"} } }';
     const [received] = await sendRaw(c, up, sent);
     expect(received).toBe(JSON.stringify(JSON.parse(sent)));
-    expect(JSON.parse(received!)).toEqual({ type: 'response.create', response: { max_output_tokens: 100, metadata: { name: 'Acme' } } });
+    expect(JSON.parse(received!)).toEqual({ type: 'response.create', event_id: 'evt_1', response: { max_output_tokens: 100, metadata: { name: 'Acme' } } });
     c.close();
   });
 

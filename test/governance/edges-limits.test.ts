@@ -134,7 +134,7 @@ describe('an upstream error about an injected event is a governance failure', ()
     expect(c.events.some((e) => errorCode(e) === 'integer_above_max_value')).toBe(false);
     const warn = tp.logs.find((l) => l.msg === 'governance failure: the upstream refused an event the proxy injected');
     expect(warn).toMatchObject({ level: 40, code: 'integer_above_max_value', eventType: 'session.update', by: 'metering' });
-    const metrics = await (await fetch(`${tp.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${tp.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/rtproxy_errors_total\{[^}]*error_type="governance_failed"[^}]*\} 1/);
   });
 

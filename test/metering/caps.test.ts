@@ -62,8 +62,8 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     expect(conn.received.filter((e) => e.type === 'response.create')).toHaveLength(completed.length);
 
     // Spend is over the cap by less than the last response; the records are exportable.
-    const s = await spend(tp.httpUrl);
-    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const s = await spend(tp.adminUrl);
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(records.map((r) => r['ref'])).toEqual(completed);
     const total = records.reduce((a, r) => a + (r['costNanos'] as number), 0);
     expect(s.day.spentNanos).toBe(total);
@@ -106,7 +106,7 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     const cancels = conn.received.filter((e) => e.type === 'response.cancel');
     expect(cancels.map((e) => (e.event as { response_id?: string }).response_id)).toContain(response.id);
     // Its usage (whatever the upstream produced before the cancel) is billed.
-    const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(records.map((r) => r['ref'])).toContain(response.id);
   });
 
@@ -159,30 +159,30 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     let refused = false;
     for (let i = 0; i < 30 && !refused; i++) refused = (await textTurn(c)).error !== null;
     expect(refused).toBe(true);
-    let s = await spend(tp.httpUrl);
+    let s = await spend(tp.adminUrl);
     expect(s.day.capUsd).toBe('0.0004');
 
     // Raise today's cap: the same session may continue at once.
-    const raised = await admin(tp.httpUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'day', usd: '1' });
+    const raised = await admin(tp.adminUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'day', usd: '1' });
     expect(raised.status).toBe(200);
     expect((raised.json['day'] as { capUsd: string }).capUsd).toBe('1.00');
     expect((await textTurn(c)).done).not.toBeNull();
 
     // Restore the configured cap, then reset the day's spend: allowed again.
-    await admin(tp.httpUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'day', usd: null });
+    await admin(tp.adminUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'day', usd: null });
     expect((await textTurn(c)).error).not.toBeNull();
-    const reset = await admin(tp.httpUrl, 'POST', '/admin/tenants/acme/reset', { period: 'day' });
+    const reset = await admin(tp.adminUrl, 'POST', '/admin/tenants/acme/reset', { period: 'day' });
     expect((reset.json['day'] as { spentUsd: string }).spentUsd).toBe('0.00');
     expect((await textTurn(c)).done).not.toBeNull();
-    s = await spend(tp.httpUrl);
+    s = await spend(tp.adminUrl);
     expect(Number(s.month.spentUsd)).toBeGreaterThan(Number(s.day.spentUsd));
 
-    const records = await usageRecords(tp.httpUrl, `?tenant=acme&since=${encodeURIComponent(new Date(clock.wall() - 60_000).toISOString())}`);
+    const records = await usageRecords(tp.adminUrl, `?tenant=acme&since=${encodeURIComponent(new Date(clock.wall() - 60_000).toISOString())}`);
     expect(records.length).toBeGreaterThan(2);
     expect(records[0]).toMatchObject({ tenant: 'acme', source: 'response', model: 'gpt-realtime' });
     expect(typeof records[0]!['costUsd']).toBe('string');
-    expect(await usageRecords(tp.httpUrl, '?tenant=beta')).toEqual([]);
-    expect(await usageRecords(tp.httpUrl, `?since=${clock.wall() + 60_000}`)).toEqual([]);
+    expect(await usageRecords(tp.adminUrl, '?tenant=beta')).toEqual([]);
+    expect(await usageRecords(tp.adminUrl, `?since=${clock.wall() + 60_000}`)).toEqual([]);
 
     // The export file holds the same records (appended asynchronously: wait until all are there).
     const exported = () => readFileSync(exportFile, 'utf8').trim().split('\n').filter((l) => l.length > 0);
@@ -191,15 +191,15 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     expect(lines.map((l) => l['ref'])).toEqual(records.map((r) => r['ref']));
 
     // Auth and validation.
-    expect((await fetch(`${tp.httpUrl}/admin/tenants/acme/spend`)).status).toBe(401);
+    expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`)).status).toBe(401);
     // Regression (issue 16): a planted bug accepting any bearer token survived; wrong tokens are refused.
     for (const authorization of [`Bearer ${ADMIN_KEY}x`, `Bearer ${ADMIN_KEY.slice(0, -1)}`, 'Bearer wrong', `Basic ${ADMIN_KEY}`, ADMIN_KEY, `Bearer ${tp.key()}`]) {
-      expect((await fetch(`${tp.httpUrl}/admin/tenants/acme/spend`, { headers: { authorization } })).status, authorization).toBe(401);
+      expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`, { headers: { authorization } })).status, authorization).toBe(401);
     }
-    expect((await fetch(`${tp.httpUrl}/admin/tenants/acme/spend`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
-    expect((await admin(tp.httpUrl, 'GET', '/admin/tenants/nobody/spend')).status).toBe(404);
-    expect((await admin(tp.httpUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'week', usd: 1 })).status).toBe(400);
-    expect((await admin(tp.httpUrl, 'GET', '/admin/usage?since=yesterday')).status).toBe(400);
+    expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
+    expect((await admin(tp.adminUrl, 'GET', '/admin/tenants/nobody/spend')).status).toBe(404);
+    expect((await admin(tp.adminUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'week', usd: 1 })).status).toBe(400);
+    expect((await admin(tp.adminUrl, 'GET', '/admin/usage?since=yesterday')).status).toBe(400);
   });
 
   it('refuses sessions beyond the concurrent-session cap and for unpriced models', async () => {

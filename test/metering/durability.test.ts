@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
-import { ADMIN_KEY, spend, textTurn, usageRecords } from './support.js';
+import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
 
 const TENANT_KEY = 'rpk_test_acme_0123456789abcdef';
 
@@ -47,11 +47,11 @@ async function until(pred: () => boolean, timeoutMs: number, what: string): Prom
 
 /** Every response a client saw completed is in the ledger, and the spend equals the sum of the records. */
 async function expectIntact(tp: TestProxy, seen: Set<string>): Promise<void> {
-  const records = await usageRecords(tp.httpUrl, '?tenant=acme');
+  const records = await usageRecords(tp.adminUrl, '?tenant=acme');
   const refs = new Set(records.map((r) => r['ref'] as string));
   for (const id of seen) expect(refs.has(id), `response ${id} was delivered but is not in the ledger`).toBe(true);
   const total = records.reduce((a, r) => a + (r['costNanos'] as number), 0);
-  const s = await spend(tp.httpUrl);
+  const s = await spend(tp.adminUrl);
   expect(s.day.spentNanos).toBe(total);
   expect(s.month.spentNanos).toBe(total);
   expect(total).toBeGreaterThan(0);
@@ -66,13 +66,13 @@ describe('metering: durable spend (SQLite ledger)', () => {
     await Promise.all(clients.map((c) => c.next('session.created')));
     const l = load(clients);
     await until(() => l.turns() >= 20, 15_000, '20 turns');
-    const before = await spend(first.httpUrl);
+    const before = await spend(first.adminUrl);
     await first.stop(); // sessions still mid-turn are cut
     await l.stop();
     const second = await startTestProxy(options);
     try {
       await expectIntact(second, l.seen);
-      const after = await spend(second.httpUrl);
+      const after = await spend(second.adminUrl);
       expect(after.day.spentNanos).toBeGreaterThanOrEqual(before.day.spentNanos);
     } finally {
       await second.stop();
@@ -134,4 +134,116 @@ describe('metering: durable spend (SQLite ledger)', () => {
       await l2.stop();
     }
   }, 40_000);
+
+  it('kill -9 while clients drop before response.done and bursts of out-of-band creates run: nothing settled is lost or doubled', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-kill9-leaks-'));
+    const path = join(dir, 'ledger.sqlite');
+    const file = join(dir, 'proxy.yaml');
+    writeFileSync(
+      file,
+      [
+        'server: { host: 127.0.0.1, port: 0 }',
+        'logging: { level: info }',
+        `admin: { key: ${ADMIN_KEY}, port: 0 }`,
+        `metering: { ledger: { path: ${path} }, lingerAfterClientCloseMs: 2000 }`,
+        'tenants:',
+        '  acme:',
+        `    keys: [{ key: ${TENANT_KEY} }]`,
+        '    limits: { dailyUsd: 1000 }',
+        '',
+      ].join('\n'),
+    );
+    const env = { ...process.env };
+    delete env.OPENAI_API_KEY;
+    const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
+    const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    const delivered = new Set<string>();
+    let beforeKill: Record<string, unknown>[] = [];
+    let running = true;
+    const loops: Promise<void>[] = [];
+    try {
+      let out = '';
+      let adminPort = 0;
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /"port":(\d+).*"admin":"[^"]*:(\d+)".*realtime proxy listening/.exec(out);
+          if (m) {
+            adminPort = Number(m[2]);
+            resolve(Number(m[1]));
+          }
+        });
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        void exited.then(() => reject(new Error(`proxy exited early: ${out}`)));
+      });
+      const url = `ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`;
+      const open = async (): Promise<TestClient | null> => {
+        const c = new TestClient(url, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
+        c.ws.on('message', (data) => {
+          const e = JSON.parse(String(data)) as { type: string; response?: { id: string } };
+          if (e.type === 'response.done' && e.response) delivered.add(e.response.id);
+        });
+        const ok = await Promise.race([c.opened.then(() => true), c.closed.then(() => false), c.refused.then(() => false)]).catch(() => false);
+        return ok ? c : null;
+      };
+      // Clients that drop before response.done, again and again.
+      for (let k = 0; k < 3; k++) {
+        loops.push(
+          (async () => {
+            while (running) {
+              const c = await open();
+              if (!c) return;
+              try {
+                await c.next('session.created', 5000);
+                c.say(`say: ${'streaming when the client goes '.repeat(3)}`);
+                await c.waitFor((e) => e.type === 'response.output_audio.delta' || e.type === 'error', 5000);
+              } catch {
+                // the proxy died under us
+              }
+              c.ws.terminate();
+            }
+          })(),
+        );
+      }
+      // Bursts of out-of-band creates against a large item.
+      loops.push(
+        (async () => {
+          const c = await open();
+          if (!c) return;
+          await c.next('session.created', 5000);
+          c.send({ type: 'conversation.item.create', item: { id: 'item_big', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'lorem ipsum '.repeat(2000) }] } });
+          let i = 0;
+          while (running) {
+            for (let j = 0; j < 10; j++) c.send({ type: 'response.create', event_id: `evt_b${i++}`, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, input: [{ type: 'item_reference', id: 'item_big' }] } });
+            await c.waitFor(() => !running || c.ofType('response.done').length + c.ofType('error').filter((e) => errorCode(e) !== null).length >= i, 5000).catch(() => undefined);
+            if (c.ofType('error').some((e) => errorCode(e) === 'budget_exceeded')) return;
+          }
+        })(),
+      );
+      await until(() => delivered.size >= 40, 20_000, '40 delivered responses');
+      beforeKill = await usageRecords(`http://127.0.0.1:${adminPort}`, '?tenant=acme');
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+    } finally {
+      running = false;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    await Promise.all(loops.map((l) => l.catch(() => undefined)));
+    const l2 = await startTestProxy({ config: { admin: { key: ADMIN_KEY }, metering: { ledger: { path } } } });
+    try {
+      const after = await usageRecords(l2.adminUrl, '?tenant=acme&limit=100000');
+      const refs = after.map((r) => r['ref'] as string);
+      // Nothing doubled: one record per response.
+      expect(new Set(refs).size).toBe(refs.length);
+      // Nothing settled lost: every record read before the kill, and every delivered response.done.
+      for (const r of beforeKill) expect(refs).toContain(r['ref']);
+      for (const id of delivered) expect(refs, `response ${id} was delivered but is not in the ledger`).toContain(id);
+      const s = await spend(l2.adminUrl);
+      expect(s.day.spentNanos).toBe(after.reduce((a, r) => a + (r['costNanos'] as number), 0));
+      expect(beforeKill.length).toBeGreaterThan(0);
+    } finally {
+      await l2.stop();
+    }
+  }, 60_000);
 });

@@ -81,12 +81,12 @@ describe('metering: two proxy instances sharing one real redis-server', () => {
     );
     expect(final).toEqual(Array(8).fill('budget_exceeded'));
 
-    const records = await usageRecords(a.httpUrl, '?tenant=acme');
+    const records = await usageRecords(a.adminUrl, '?tenant=acme');
     const total = records.reduce((s, r) => s + (r['costNanos'] as number), 0);
     const largest = Math.max(...records.map((r) => r['costNanos'] as number));
     const capNanos = Number(cap) * 1e9;
-    const sa = await spend(a.httpUrl);
-    const sb = await spend(b.httpUrl);
+    const sa = await spend(a.adminUrl);
+    const sb = await spend(b.adminUrl);
     expect(sa.day.spentNanos).toBe(total);
     expect(sb.day.spentNanos).toBe(total);
     expect(total).toBeGreaterThanOrEqual(capNanos);
@@ -157,11 +157,11 @@ describe('metering: two proxy instances sharing one real redis-server', () => {
     const deadline = Date.now() + 8000;
     let records: Record<string, unknown>[] = [];
     while (records.length < during && Date.now() < deadline) {
-      records = await usageRecords(a.httpUrl, '?tenant=acme').catch(() => []);
+      records = await usageRecords(a.adminUrl, '?tenant=acme').catch(() => []);
       if (records.length < during) await new Promise((r) => setTimeout(r, 100));
     }
     expect(records).toHaveLength(during);
-    const s = await spend(a.httpUrl);
+    const s = await spend(a.adminUrl);
     expect(s.day.spentNanos).toBe(records.reduce((t, r) => t + (r['costNanos'] as number), 0));
   });
 });

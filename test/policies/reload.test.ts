@@ -52,7 +52,7 @@ describe('policy hot reload', () => {
     expect(JSON.stringify(refused['problems'])).toMatch(/guardrails\.rules\.0\.action/);
     expect(await statusOf('banana')).toBe('cancelled');
 
-    const res = await fetch(`${tp.httpUrl}/admin/policies`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    const res = await fetch(`${tp.adminUrl}/admin/policies`, { headers: { authorization: `Bearer ${ADMIN}` } });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { policies: { name: string; version: string; lastError: string | null }[] };
     const live = body.policies.find((p) => p.name === 'live')!;

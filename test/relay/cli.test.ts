@@ -28,7 +28,7 @@ describe('realtime-proxy CLI', () => {
   it('runs on the simulator without OPENAI_API_KEY, relays a turn, and drains on SIGTERM with 1012', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rp-cli-'));
     const file = join(dir, 'proxy.yaml');
-    writeFileSync(file, 'server: { host: 127.0.0.1, port: 0, shutdownDrainSec: 1 }\ntenants:\n  t1:\n    keys: [{ key: rpk_cli_test_key_0123456789 }]\n');
+    writeFileSync(file, 'server: { host: 127.0.0.1, port: 0, shutdownDrainSec: 1 }\nadmin: { port: 0 }\ntenants:\n  t1:\n    keys: [{ key: rpk_cli_test_key_0123456789 }]\n');
     const env = { ...process.env };
     delete env.OPENAI_API_KEY;
     const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -42,6 +42,8 @@ export interface TestProxy {
   /** wss://127.0.0.1:TLSPORT/v1/realtime?model=gpt-realtime, or null without `tls`. */
   readonly wssUrl: string | null;
   readonly httpUrl: string;
+  /** http://127.0.0.1:ADMINPORT: the admin listener (admin API, /metrics). */
+  readonly adminUrl: string;
   readonly ca: string | null;
   readonly logs: LogRecord[];
   /** The raw log output (every line), for "never appears in logs" assertions. */
@@ -76,6 +78,8 @@ export async function startTestProxy(options: TestProxyOptions = {}): Promise<Te
     // Tests keep their ledgers in memory unless they configure one (durability tests do).
     metering: { ...extra.metering, ledger: { path: ':memory:', ...extra.metering?.ledger } },
     logging: { level: 'debug', ...extra.logging },
+    // The admin listener on an ephemeral loopback port (the default 8081 would collide across tests).
+    admin: { port: 0, ...extra.admin },
     tenants,
   };
   const config = parseConfig(input, '(test)', options.env ?? {});
@@ -101,6 +105,7 @@ export async function startTestProxy(options: TestProxyOptions = {}): Promise<Te
     url,
     wssUrl: proxy.tlsPort ? `wss://127.0.0.1:${proxy.tlsPort}/v1/realtime?model=gpt-realtime` : null,
     httpUrl: `http://${base}`,
+    adminUrl: `http://127.0.0.1:${proxy.adminPort ?? 0}`,
     ca: tls?.caCert ?? null,
     logs,
     logText: () => lines.join('\n'),

@@ -155,6 +155,7 @@ describe('grafana provisioning and docker-compose (structure)', () => {
     expect(config.telemetry.traces.endpoint).toBe('http://otel-collector:4318/v1/traces');
     expect(config.telemetry.metrics.prometheus.port).toBeNull();
     expect(config.server.port).toBe(8080);
+    expect(config.admin.port).toBe(8081);
   });
 
   it('prometheus.yml passes promtool check config and scrapes the proxy', () => {
@@ -162,6 +163,6 @@ describe('grafana provisioning and docker-compose (structure)', () => {
     const res = promtool(bin, ['check', 'config', join(GRAFANA_DIR, 'prometheus.yml')]);
     expect(res.ok, res.output).toBe(true);
     const prom = yamlOf('prometheus.yml') as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
-    expect(prom.scrape_configs.find((s) => s.job_name === 'realtime-proxy')!.static_configs[0]!.targets).toEqual(['proxy:8080']);
+    expect(prom.scrape_configs.find((s) => s.job_name === 'realtime-proxy')!.static_configs[0]!.targets).toEqual([`proxy:${parseConfig(parseYaml(readFileSync(join(GRAFANA_DIR, 'proxy.yaml'), 'utf8')), 'grafana/proxy.yaml', {}).admin.port}`]);
   });
 });

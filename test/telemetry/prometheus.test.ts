@@ -151,13 +151,13 @@ beforeAll(async () => {
       policies: { watch: false },
     },
   });
-  await startPrometheus(`127.0.0.1:${proxy.port}`);
+  await startPrometheus(`127.0.0.1:${proxy.proxy.adminPort}`);
   // Prometheus applies new scrape targets on a 5 s tick: wait until it actually scrapes the proxy.
   for (let i = 0; i < 300 && (await query('up{job="realtime-proxy"}')).result.length === 0; i++) await sleep(50);
   // Two rounds a few scrapes apart: every counter moves between scrapes, so rates are non-zero.
   await scriptedRound();
   await sleep(2500);
-  scrapedText = await (await fetch(`${proxy.httpUrl}/metrics`)).text();
+  scrapedText = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
   await scriptedRound();
   await sleep(3500);
 }, 120_000);

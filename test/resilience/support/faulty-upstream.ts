@@ -94,8 +94,13 @@ export interface ScriptedUpstream {
   close(): Promise<void>;
 }
 
-export async function scriptedUpstream(onConnection: (ws: WebSocket, n: number) => void): Promise<ScriptedUpstream> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+export interface ScriptedUpstreamOptions {
+  /** false: never answer pings (an upstream whose liveness only its data shows). Default true. */
+  readonly autoPong?: boolean;
+}
+
+export async function scriptedUpstream(onConnection: (ws: WebSocket, n: number) => void, options: ScriptedUpstreamOptions = {}): Promise<ScriptedUpstream> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, autoPong: options.autoPong ?? true, maxPayload: 256 * 1024 * 1024 });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
   const connections: WebSocket[] = [];
   wss.on('connection', (ws) => {
@@ -122,3 +127,45 @@ export function sessionCreated(n: number): string {
     session: { type: 'realtime', object: 'realtime.session', id: `sess_fault_${n}`, model: 'gpt-realtime', output_modalities: ['audio'], expires_at: 0 },
   });
 }
+
+/** Accepts TCP and reads the upgrade request, then never answers (a hung upstream). */
+export async function neverAnswers(): Promise<TcpFault> {
+  const server = createServer((s) => s.resume());
+  const port = await listen(server);
+  return track(server, port);
+}
+
+/** Answers the upgrade with a fixed byte string (not HTTP, or a half response). */
+export async function garbageHandshake(reply: Buffer | string): Promise<TcpFault> {
+  const server = createServer((s) => {
+    s.once('data', () => s.end(reply));
+  });
+  const port = await listen(server);
+  return track(server, port);
+}
+
+/**
+ * Hostile frames an upstream can send after a good handshake. Each sends `session.created` first
+ * (so the client is mid-session), then the fault.
+ */
+export const hostileFrames = {
+  /** Text that is not JSON, then JSON that is not an event, then a binary frame. */
+  garbage(ws: WebSocket): void {
+    ws.send('this is not json', { binary: false });
+    ws.send('[1,2,3]', { binary: false });
+    ws.send(Buffer.from([0, 1, 2, 3]), { binary: true });
+  },
+  /** A text frame whose bytes are not UTF-8 (compliant clients must fail the connection on it). */
+  invalidUtf8(ws: WebSocket): void {
+    ws.send(Buffer.concat([Buffer.from('{"type":"response.output_text.delta","delta":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]), { binary: false });
+  },
+  /** One text frame of `bytes` bytes (a valid event with a huge delta). */
+  huge(ws: WebSocket, bytes: number): void {
+    const head = '{"type":"response.output_text.delta","delta":"';
+    ws.send(head + 'x'.repeat(Math.max(0, bytes - head.length - 2)) + '"}', { binary: false });
+  },
+  /** Closes with an arbitrary (possibly reserved-looking) close code. */
+  close(ws: WebSocket, code: number, reason = ''): void {
+    ws.close(code, reason);
+  },
+};

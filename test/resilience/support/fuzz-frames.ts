@@ -94,8 +94,8 @@ export class FuzzSource {
     if (roll < 0.0002) return this.#frame('huge-string', JSON.stringify({ type: `no.such.huge${n}`, event_id: id, pad: 'h'.repeat(this.#huge) }), id, ['invalid_value']);
     if (roll < 0.0004) {
       const d = this.#depth;
-      // The upstream refuses the type, or the proxy the depth when a filter reads the frame (issue 10).
-      return this.#frame('deep-nesting', `{"type":"no.such.deep${n}","event_id":"${id}","x":${'['.repeat(d)}${']'.repeat(d)}}`, id, ['invalid_value', 'invalid_event']);
+      // Refused by the proxy's depth limit (server.maxJsonDepth) before the upstream or a filter sees it.
+      return this.#frame('deep-nesting', `{"type":"no.such.deep${n}","event_id":"${id}","x":${'['.repeat(d)}${']'.repeat(d)}}`, id, ['invalid_event']);
     }
     if (roll < 0.0006) {
       const d = this.#depth;

@@ -29,6 +29,8 @@ export interface TelemetryProxyOptions {
 export interface TelemetryProxy {
   readonly port: number;
   readonly httpUrl: string;
+  /** The admin listener (admin API, /metrics). */
+  readonly adminUrl: string;
   readonly sim: SimulatorHandle;
   readonly spans: InMemorySpanExporter;
   readonly telemetry: TelemetryModule;
@@ -56,6 +58,7 @@ export async function startTelemetryProxy(options: TelemetryProxyOptions = {}): 
       server: { host: '127.0.0.1', port: 0 },
       upstream: { provider: 'simulator', url: sim.url, apiKey: SIM_KEY },
       logging: { level: 'debug' },
+      admin: { port: 0, ...options.config?.admin },
       metering: { ledger: { path: ':memory:' }, ...options.config?.metering },
       policies: { watch: false, ...options.config?.policies },
       tenants,
@@ -83,11 +86,12 @@ export async function startTelemetryProxy(options: TelemetryProxyOptions = {}): 
   const spy: FilterFactory = { name: 'report-spy', wants: {}, create: () => ({ onReport: (r) => void reports.push(r) }) };
   const modules: ProxyModule[] = [telemetry, await createPoliciesModule(deps), await createMeteringModule(deps), { name: 'spy', filters: [spy] }];
   const server = new ProxyServer({ config, log, tenants: deps.tenants, modules, clock: systemClock });
-  const { port } = await server.listen();
+  const { port, adminPort } = await server.listen();
   const clients: TestClient[] = [];
   return {
     port,
     httpUrl: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort ?? 0}`,
     sim,
     spans,
     telemetry,

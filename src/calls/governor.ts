@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { ChainTemplate } from '../pipeline/chain.js';
+import type { Clock } from '../pipeline/filter.js';
+import { ProxyError } from '../protocol/errors.js';
+import { RelaySession } from '../relay/session.js';
+import type { Tenant } from '../tenants/tenant.js';
+import type { UpstreamCalls } from './upstream.js';
+
+export interface GovernedCall {
+  readonly callId: string;
+  readonly tenant: Tenant;
+  readonly model: string;
+  readonly kind: 'webrtc' | 'sip';
+}
+
+export interface GovernorDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly upstream: UpstreamCalls;
+}
+
+/**
+ * The proxy's own sideband sessions: one relay session per call, with no client socket, dialled
+ * with `?call_id=` and the proxy's key, running the same filter chain as a WebSocket session
+ * (metering, caps, guardrails, locks, telemetry). Whatever ends it from the proxy side (a cap, a
+ * guardrail, a governance failure, a shutdown) also ends the call with `/hangup`: a call the proxy
+ * can no longer govern does not go on.
+ */
+export class CallGovernors {
+  readonly #deps: GovernorDeps;
+  readonly #byCall = new Map<string, RelaySession>();
+  readonly #sessionIds = new Set<string>();
+  readonly #hungUp = new Set<string>();
+  readonly #pending = new Set<Promise<unknown>>();
+  readonly #ticker: NodeJS.Timeout;
+  #template: ChainTemplate | null = null;
+
+  constructor(deps: GovernorDeps) {
+    this.#deps = deps;
+    this.#ticker = setInterval(() => {
+      const now = deps.clock.now();
+      for (const s of this.#byCall.values()) s.tick(now);
+    }, 1000);
+    this.#ticker.unref();
+  }
+
+  /** The chain is built after this module's own filter exists (it is part of it). */
+  useTemplate(template: ChainTemplate): void {
+    this.#template = template;
+  }
+
+  get size(): number {
+    return this.#byCall.size;
+  }
+
+  /** True for the proxy's own sideband session `sessionId`. */
+  governs(sessionId: string): boolean {
+    return this.#sessionIds.has(sessionId);
+  }
+
+  session(callId: string): RelaySession | undefined {
+    return this.#byCall.get(callId);
+  }
+
+  start(call: GovernedCall): RelaySession {
+    const template = this.#template;
+    if (!template) throw new Error('calls: the filter chain is not ready');
+    const existing = this.#byCall.get(call.callId);
+    if (existing && !existing.ended) return existing;
+    const id = `rpc_${randomBytes(8).toString('hex')}`;
+    // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
+    this.#sessionIds.add(id);
+    const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: call.model, call: call.callId, transport: call.kind });
+    const session = new RelaySession(
+      {
+        id,
+        tenant: call.tenant,
+        model: call.model,
+        // The model is known from the governed config: metering prices and locks check it from the start.
+        query: new Map([['model', call.model]]),
+        callId: call.callId,
+        target: this.#deps.upstream.sidebandTarget(call.callId),
+        config: this.#deps.config,
+        template,
+        clock: this.#deps.clock,
+        log,
+        onEnded: (s) => this.#ended(call, s),
+      },
+      null,
+    );
+    this.#byCall.set(call.callId, session);
+    log.info({ event: 'call_governed' }, 'call sideband start');
+    session.start();
+    return session;
+  }
+
+  #ended(call: GovernedCall, session: RelaySession): void {
+    if (this.#byCall.get(call.callId) === session) this.#byCall.delete(call.callId);
+    this.#sessionIds.delete(session.id);
+    const record = session.endRecord();
+    session.log.info(record, 'call sideband end');
+    if (record['initiator'] === 'proxy') this.hangup(call.callId, session.log, 'the proxy ended the call sideband');
+  }
+
+  /** Ends the call upstream (once per call); failures are logged, never thrown. */
+  hangup(callId: string, log: Logger, why: string): void {
+    if (this.#hungUp.has(callId)) return;
+    this.#hungUp.add(callId);
+    if (this.#hungUp.size > 10_000) this.#hungUp.delete(this.#hungUp.values().next().value!);
+    log.info({ event: 'call_hangup', call: callId, why }, 'hanging up the call');
+    const p = this.#deps.upstream
+      .control(callId, 'hangup')
+      .then((r) => {
+        if (r.status >= 300) log.warn({ call: callId, status: r.status }, 'upstream refused the hangup');
+      })
+      .catch((err: unknown) => log.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'hangup failed'));
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
+  }
+
+  /** A cap on the call's sideband: end the call (`calls.onCap: hangup`) after the cancel went out. */
+  capReached(callId: string): void {
+    const session = this.#byCall.get(callId);
+    if (!session || this.#deps.config.calls.onCap !== 'hangup') return;
+    // Let the chain finish the frame (cancel + clear are already queued upstream), then end.
+    queueMicrotask(() => session.close(new ProxyError('budget_exceeded', { close: 'limitExceeded', message: 'The call reached its cost cap and was ended.' })));
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#ticker);
+    for (const s of [...this.#byCall.values()]) s.close(new ProxyError('server_shutting_down'));
+    await Promise.allSettled([...this.#pending]);
+  }
+}

@@ -1,0 +1,348 @@
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { json, type HttpReply, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
+import type { MeteringModule } from '../metering/index.js';
+import { ChainTemplate } from '../pipeline/chain.js';
+import type { FilterFactory } from '../pipeline/filter.js';
+import type { JsonObject } from '../pipeline/frame.js';
+import type { PolicyRegistry } from '../policies/registry.js';
+import { ProxyError } from '../protocol/errors.js';
+import { parseStrict } from '../protocol/strict-json.js';
+import { presentedCredentials } from '../server/auth.js';
+import { sha256Hex } from '../tenants/resolver.js';
+import type { Tenant } from '../tenants/tenant.js';
+import { CallGovernors } from './governor.js';
+import { governSession, type GovernedSession } from './session-config.js';
+import { RedisCallStore, SqliteCallStore, type CallStore } from './store.js';
+import { routeSipCall } from './sip.js';
+import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
+import { verifyWebhook } from './webhook.js';
+
+export const CALLS_FILTER = 'calls';
+export const SIP_WEBHOOK_PATH = '/v1/realtime/sip/webhook';
+
+export interface CallsModuleDeps extends ModuleDeps {
+  readonly registry: PolicyRegistry;
+  readonly metering: MeteringModule;
+  /** Every other module's filters, in chain order: the sideband sessions run them all. */
+  readonly filters: readonly FilterFactory[];
+}
+
+function errorReply(error: ProxyError): HttpReply {
+  return json(error.httpStatus, { error: { type: error.type, code: error.code, message: error.message, param: error.param, ...(error.details ? { details: error.details } : {}) } });
+}
+
+/** An upstream answer passed on as it is (OpenAI's own error bodies), except that 5xx becomes 502. */
+function relayUpstream(reply: UpstreamReply): HttpReply {
+  const status = reply.status >= 500 ? 502 : reply.status;
+  return { status, headers: { 'content-type': reply.headers.get('content-type') ?? 'application/json' }, body: reply.body };
+}
+
+const unavailable = (err: unknown) =>
+  errorReply(new ProxyError('upstream_unavailable', { message: `The Realtime upstream could not be reached: ${err instanceof Error ? err.message : String(err)}`, close: null }));
+
+function parseJsonObject(buf: Buffer, what: string): JsonObject | ProxyError {
+  let parsed: unknown;
+  try {
+    parsed = buf.length === 0 ? {} : parseStrict(buf);
+  } catch {
+    return new ProxyError('invalid_request', { message: `The ${what} is not valid JSON (or repeats a member).`, close: null });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return new ProxyError('invalid_request', { message: `The ${what} must be a JSON object.`, close: null });
+  return parsed as JsonObject;
+}
+
+/**
+ * The browser (WebRTC) and phone (SIP) path: mints client secrets under the tenant's policy,
+ * forwards SDP offers, binds every call id to its tenant, and governs every call over the
+ * proxy's own sideband WebSocket. Its filter refuses a client's `?call_id=` socket for a call
+ * that is not its tenant's, and ends a call on a cap.
+ */
+export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyModule> {
+  const cfg = deps.config.calls;
+  if (!cfg.enabled) return { name: 'calls', filters: [] };
+  const log = deps.log.child({ module: 'calls' });
+  const unknownTenants = cfg.sip.routes.filter((r) => !deps.tenants.tenants.has(r.tenant)).map((r) => r.tenant);
+  if (unknownTenants.length > 0) throw new Error(`calls.sip.routes: no tenant named ${unknownTenants.join(', ')}`);
+  const upstream = new UpstreamCalls(deps.config.upstream, cfg.upstreamTimeoutMs, Math.max(cfg.maxBodyBytes, 1024 * 1024));
+  const ledger = deps.config.metering.ledger;
+  const store: CallStore =
+    ledger.kind === 'redis'
+      ? new RedisCallStore({ url: ledger.url, keyPrefix: ledger.keyPrefix, commandTimeoutMs: ledger.commandTimeoutMs })
+      : new SqliteCallStore(ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, ledger.path));
+  const governors = new CallGovernors({ config: deps.config, log, clock: deps.clock, upstream });
+  const wall = () => deps.clock.wall();
+
+  const filter: FilterFactory = {
+    name: CALLS_FILTER,
+    wants: {},
+    admit(req) {
+      const callId = req.query.get('call_id');
+      // Synchronous unless there is a call to look up: plain sessions keep a synchronous admission.
+      if (callId === undefined) return null;
+      // Only the tenant that created the call (through this proxy) may attach to it.
+      return store.getCall(callId, wall()).then((record) => {
+        if (record && record.tenant === req.tenant.id) return null;
+        log.info({ event: 'call_attach_refused', tenant: req.tenant.id }, 'client attach to a call of another tenant (or unknown) refused');
+        return new ProxyError('call_not_found');
+      });
+    },
+    create(ctx) {
+      if (!ctx.callId || !governors.governs(ctx.id)) return {};
+      const callId = ctx.callId;
+      return {
+        onReport(report) {
+          if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId);
+        },
+      };
+    },
+  };
+  // The sideband sessions run the whole chain, this module's filter last (as the server's chain does).
+  const template = new ChainTemplate([...deps.filters, filter]);
+  governors.useTemplate(template);
+
+  const tenantOf = (req: HttpRequestInfo): Tenant | ProxyError => {
+    const key = presentedCredentials(req.headers).key;
+    if (!key) return new ProxyError('missing_api_key', { close: null });
+    const tenant = deps.tenants.resolve(key);
+    return tenant ?? new ProxyError('invalid_api_key', { close: null });
+  };
+  const governFor = (tenant: Tenant, raw: unknown): GovernedSession | ProxyError =>
+    governSession(raw, deps.registry.resolve(tenant.policy).current, (model) => deps.metering.maxOutputTokens(tenant, model));
+  const tooLarge = (req: HttpRequestInfo): HttpReply | null =>
+    req.body.length > cfg.maxBodyBytes ? json(413, { error: { type: 'invalid_request_error', code: 'request_too_large', message: `The body exceeds ${cfg.maxBodyBytes} bytes.` } }) : null;
+
+  /** Admission as for a WebSocket session (model allowlist, caps, concurrency); the slot goes to the sideband. */
+  const admitCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
+    // Sideband sessions count against the same bound as client sessions (memory, sockets).
+    if (governors.size >= deps.config.server.maxSessions) return new ProxyError('overloaded', { close: null });
+    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]) });
+    if (decision instanceof ProxyError) return decision;
+    return decision.model !== model ? new ProxyError('model_not_allowed', { message: `Model ${model} is not allowed for this tenant.`, close: null }) : null;
+  };
+
+  /** Binds the call to its tenant and starts its sideband; a call that cannot be bound is hung up (never left ungoverned). */
+  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger): Promise<ProxyError | null> => {
+    try {
+      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000 }, wall());
+      governors.start({ callId, tenant, model, kind });
+    } catch (err) {
+      callLog.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the call could not be bound or governed');
+      governors.hangup(callId, callLog, 'the call could not be bound or governed');
+      return new ProxyError('upstream_unavailable', { message: 'The call could not be governed and was ended.', close: null });
+    }
+    callLog.info({ event: 'call_created', tenant: tenant.id, call: callId, transport: kind, model }, 'call created');
+    return null;
+  };
+
+  const mint: HttpRoute = {
+    method: 'POST',
+    path: '/v1/realtime/client_secrets',
+    auth: 'tenant',
+    async handle(req) {
+      const big = tooLarge(req);
+      if (big) return big;
+      const tenant = tenantOf(req);
+      if (tenant instanceof ProxyError) return errorReply(tenant);
+      const body = parseJsonObject(req.body, 'request body');
+      if (body instanceof ProxyError) return errorReply(body);
+      const after = body['expires_after'];
+      let seconds = cfg.defaultSecretTtlSec;
+      if (after !== undefined) {
+        const a = after !== null && typeof after === 'object' && !Array.isArray(after) ? (after as JsonObject) : null;
+        const s = a?.['seconds'];
+        if (!a || (a['anchor'] !== undefined && a['anchor'] !== 'created_at') || (s !== undefined && (typeof s !== 'number' || !Number.isInteger(s) || s < 10 || s > 7200))) {
+          return errorReply(new ProxyError('invalid_request', { message: 'expires_after must be { anchor: "created_at", seconds: 10..7200 }.', param: 'expires_after', close: null }));
+        }
+        if (typeof s === 'number') seconds = s;
+      }
+      seconds = Math.min(seconds, cfg.maxSecretTtlSec);
+      const governed = governFor(tenant, body['session']);
+      if (governed instanceof ProxyError) return errorReply(governed);
+      const refused = await deps.metering.probe({ tenant, model: governed.model, query: new Map([['model', governed.model]]) });
+      if (refused) return errorReply(refused);
+      let reply: UpstreamReply;
+      try {
+        reply = await upstream.mintSecret({ expires_after: { anchor: 'created_at', seconds }, session: governed.session });
+      } catch (err) {
+        return unavailable(err);
+      }
+      if (reply.status !== 200) return relayUpstream(reply);
+      let value: unknown;
+      try {
+        value = (JSON.parse(reply.body.toString('utf8')) as JsonObject)['value'];
+      } catch {
+        value = null;
+      }
+      if (typeof value !== 'string' || value.length < 8) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the mint without a secret.', close: null }));
+      const expiresAtMs = wall() + seconds * 1000;
+      await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs }, wall());
+      log.info({ event: 'client_secret_minted', tenant: tenant.id, model: governed.model, seconds, locked: governed.rewritten }, 'client secret minted');
+      return { status: 200, headers: { 'content-type': 'application/json' }, body: reply.body };
+    },
+  };
+
+  /** CORS for the browser's offer: bearer-authenticated (never cookies), so no credentials mode. */
+  const cors = (req: HttpRequestInfo): Record<string, string> => {
+    const allowed = cfg.corsAllowOrigins;
+    const origin = req.headers.get('origin');
+    if (allowed.includes('*')) return { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'Location' };
+    if (origin && allowed.includes(origin)) return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'Location' };
+    return {};
+  };
+  const withCors = (req: HttpRequestInfo, reply: HttpReply): HttpReply => ({ ...reply, headers: { ...reply.headers, ...cors(req) } });
+
+  const preflight: HttpRoute = {
+    method: 'OPTIONS',
+    path: '/v1/realtime/calls',
+    auth: 'tenant',
+    handle(req) {
+      const headers = cors(req);
+      if (!headers['access-control-allow-origin']) return { status: 403, body: '' };
+      const asked = req.headers.get('access-control-request-headers') ?? '';
+      // Echo the requested header names when they are plain tokens (the SDKs add their own metadata headers).
+      const allowHeaders = asked.length <= 1024 && /^[A-Za-z0-9_,\s-]*$/.test(asked) && asked.trim() !== '' ? asked : 'authorization, content-type';
+      return { status: 204, headers: { ...headers, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': allowHeaders, 'access-control-max-age': '600' }, body: '' };
+    },
+  };
+
+  const createCall = async (req: HttpRequestInfo): Promise<HttpReply> => {
+    const big = tooLarge(req);
+    if (big) return big;
+    const type = (req.headers.get('content-type') ?? '').toLowerCase();
+    const key = presentedCredentials(req.headers).key;
+    let tenant: Tenant;
+    let model: string;
+    let send: () => Promise<UpstreamReply>;
+    const secretRecord = key && key.startsWith('ek_') ? await store.getSecret(sha256Hex(key), wall()) : null;
+    // A static tenant key may also start with ek_ (browser WebSocket clients): it takes the tenant path.
+    if (key && key.startsWith('ek_') && (secretRecord || !deps.tenants.resolve(key))) {
+      // A browser with a secret this proxy minted: its session config was governed at mint time.
+      const known = secretRecord ? deps.tenants.tenants.get(secretRecord.tenant) : undefined;
+      if (!secretRecord || !known) return errorReply(new ProxyError('invalid_client_secret', { close: null }));
+      if (!type.startsWith('application/sdp')) return errorReply(new ProxyError('invalid_request', { message: 'A client secret posts the SDP offer as application/sdp.', close: null }));
+      tenant = known;
+      model = secretRecord.model;
+      const sdp = req.body;
+      send = () => upstream.createCallWithSecret(key, sdp);
+    } else {
+      const t = tenantOf(req);
+      if (t instanceof ProxyError) return errorReply(t);
+      tenant = t;
+      let sdp: string;
+      let rawSession: unknown = {};
+      if (type.startsWith('multipart/form-data')) {
+        let form: FormData;
+        try {
+          form = await new Response(req.body, { headers: { 'content-type': type } }).formData();
+        } catch {
+          return errorReply(new ProxyError('invalid_request', { message: 'The multipart body could not be parsed.', close: null }));
+        }
+        const part = form.get('sdp');
+        sdp = typeof part === 'string' ? part : '';
+        const sessionPart = form.get('session');
+        if (typeof sessionPart === 'string') {
+          const parsed = parseJsonObject(Buffer.from(sessionPart, 'utf8'), "'session' part");
+          if (parsed instanceof ProxyError) return errorReply(parsed);
+          rawSession = parsed;
+        }
+      } else if (type.startsWith('application/sdp')) {
+        sdp = req.body.toString('utf8');
+      } else {
+        return errorReply(new ProxyError('invalid_request', { message: 'Content-Type must be application/sdp (with a client secret) or multipart/form-data (sdp + session).', close: null }));
+      }
+      if (!sdp.startsWith('v=0')) return errorReply(new ProxyError('invalid_request', { message: 'The SDP offer is missing or not valid.', param: 'sdp', close: null }));
+      const governed = governFor(tenant, rawSession);
+      if (governed instanceof ProxyError) return errorReply(governed);
+      model = governed.model;
+      send = () => upstream.createCall(sdp, governed.session);
+    }
+    const refused = await admitCall(tenant, model);
+    if (refused) return errorReply(refused);
+    let reply: UpstreamReply;
+    try {
+      reply = await send();
+    } catch (err) {
+      return unavailable(err);
+    }
+    if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply);
+    const callId = callIdFromLocation(reply.headers.get('location'));
+    if (!callId) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
+    const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
+    if (ungoverned) return errorReply(ungoverned);
+    return { status: 201, headers: { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${callId}` }, body: reply.body };
+  };
+
+  const calls: HttpRoute = {
+    method: 'POST',
+    path: '/v1/realtime/calls',
+    auth: 'tenant',
+    async handle(req) {
+      return withCors(req, await createCall(req));
+    },
+  };
+
+  const hangup: HttpRoute = {
+    method: 'POST',
+    path: '/v1/realtime/calls/:callId/hangup',
+    auth: 'tenant',
+    async handle(req, params) {
+      const tenant = tenantOf(req);
+      if (tenant instanceof ProxyError) return errorReply(tenant);
+      const callId = params['callId'] ?? '';
+      const record = await store.getCall(callId, wall());
+      if (!record || record.tenant !== tenant.id) return errorReply(new ProxyError('call_not_found', { close: null }));
+      try {
+        const reply = await upstream.control(callId, 'hangup');
+        return relayUpstream(reply);
+      } catch (err) {
+        return unavailable(err);
+      }
+    },
+  };
+
+  const routes: HttpRoute[] = [mint, preflight, calls, hangup];
+  const secret = cfg.sip.webhookSecret;
+  if (secret) {
+    routes.push({
+      method: 'POST',
+      path: SIP_WEBHOOK_PATH,
+      auth: 'tenant',
+      async handle(req) {
+        const big = tooLarge(req);
+        if (big) return big;
+        const check = verifyWebhook(secret, req.headers, req.body, wall(), cfg.sip.toleranceSec);
+        if (!check.ok) {
+          log.warn({ event: 'webhook_refused', reason: check.reason }, 'SIP webhook refused');
+          return errorReply(new ProxyError('invalid_webhook', { message: `The webhook was refused: ${check.reason}.`, close: null }));
+        }
+        // A replayed delivery inside the window: already handled, acknowledged without acting twice.
+        if (!(await store.firstDelivery(check.id, 2 * cfg.sip.toleranceSec * 1000, wall()))) return json(200, { status: 'duplicate' });
+        const event = parseJsonObject(req.body, 'webhook body');
+        if (event instanceof ProxyError) return errorReply(event);
+        if (event['type'] !== 'realtime.call.incoming') return json(200, { status: 'ignored' });
+        return routeSipCall(event, {
+          routes: cfg.sip.routes,
+          tenants: deps.tenants.tenants,
+          log,
+          govern: governFor,
+          admit: admitCall,
+          upstream,
+          start: (tenant, model, callId) => startGoverned(tenant, model, 'sip', callId, log),
+        });
+      },
+    });
+  }
+
+  log.info({ sipWebhook: secret ? SIP_WEBHOOK_PATH : null, sipRoutes: cfg.sip.routes.length, store: ledger.kind }, 'calls enabled');
+  return {
+    name: 'calls',
+    filters: [filter],
+    routes,
+    async close() {
+      await governors.close();
+      await store.close();
+    },
+  };
+}
+

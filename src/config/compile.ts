@@ -1,0 +1,234 @@
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { resolveLimits, validatePlans } from '../metering/limits.js';
+import { PriceBook } from '../metering/pricing.js';
+import { PolicyError } from '../policies/compile.js';
+import { PolicyRegistry } from '../policies/registry.js';
+import { resolveSettings } from '../telemetry/settings.js';
+import { TenantResolver } from '../tenants/resolver.js';
+import type { Tenant } from '../tenants/tenant.js';
+import { ConfigError, ProblemList } from './errors.js';
+import type { Config } from './schema.js';
+
+/** Which upstream the proxy relays to, and why. */
+export type UpstreamKind =
+  | { readonly kind: 'openai' | 'azure' }
+  /** `chosen`: upstream.provider is simulator; `no_api_key`: openai without a key outside production. */
+  | { readonly kind: 'simulator'; readonly reason: 'chosen' | 'no_api_key' };
+
+export interface CompiledConfig {
+  /** The config with file paths (TLS) resolved against the config file's directory. */
+  readonly config: Config;
+  readonly upstream: UpstreamKind;
+  readonly policiesDir: string;
+}
+
+export interface CompileConfigOptions {
+  /** The config file, named in every problem. */
+  readonly file: string;
+  /** Directory relative paths resolve against (the config file's directory). */
+  readonly baseDir: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Logger for the policy compile (default: silent). */
+  readonly log?: Logger;
+}
+
+/** Error messages of the metering checks start with the config path (`metering.prices.x: ...`). */
+function splitPath(message: string): { path: string; message: string } {
+  const m = /^(\([a-z]+\)|[A-Za-z0-9_.\-]+): ([\s\S]*)$/.exec(message);
+  return m ? { path: m[1]!, message: m[2]! } : { path: '(root)', message };
+}
+
+function policyFix(message: string): string {
+  if (message.includes('cannot load')) return 'check the module path (relative to the policy file) and that the module loads: `node --check` it, or compile it';
+  if (message.includes('does not export')) return 'export default defineGuardrail({...}) from realtime-governance-proxy/policies';
+  if (message.startsWith('(yaml)')) return 'correct the YAML syntax at the line shown';
+  if (message.startsWith('(default)')) return 'add that policy file, or set policies.default to an existing policy';
+  if (message.startsWith('(dir)')) return 'create the directory or correct policies.dir (relative to the config file)';
+  return 'see policies/README.md and policies/policy.schema.json';
+}
+
+/**
+ * Turns a PolicyError into problems: the registry's error lists one block per bad file
+ * (`invalid policy FILE:` then `  - path: message` lines).
+ */
+function policyProblems(err: PolicyError, dir: string, problems: ProblemList): void {
+  for (const block of err.problems) {
+    const lines = block.split('\n');
+    const head = /^invalid policy (.+):$/.exec(lines[0] ?? '');
+    if (!head) {
+      const p = splitPath(block);
+      problems.add(p.path, p.message, policyFix(p.message), dir);
+      continue;
+    }
+    // `  - path: message` items; lines that do not start an item continue the previous message.
+    const items: string[] = [];
+    for (const line of lines.slice(1)) {
+      if (/^ {2}- /.test(line)) items.push(line.slice(4));
+      else if (items.length > 0) items[items.length - 1] += `\n${line}`;
+    }
+    // Later YAML errors are mostly consequences of the first.
+    const firstYaml = items.findIndex((i) => i.startsWith('(yaml)'));
+    for (const [n, item] of items.entries()) {
+      if (item.startsWith('(yaml)') && n !== firstYaml) continue;
+      const p = splitPath(item);
+      problems.add(p.path, p.message, policyFix(item), head[1]!);
+    }
+  }
+}
+
+function checkReadable(path: string, at: string, problems: ProblemList): boolean {
+  try {
+    if (!statSync(path).isFile()) {
+      problems.add(at, `${path} is not a file`, 'point it at the PEM file');
+      return false;
+    }
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch (err) {
+    problems.add(at, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'point it at an existing, readable PEM file (relative paths resolve against the config file)');
+    return false;
+  }
+}
+
+/** The nearest existing ancestor of `path` must be a writable directory (the proxy creates the rest). */
+function checkWritableDir(path: string, at: string, problems: ProblemList): void {
+  let dir = dirname(path);
+  while (!existsSync(dir)) {
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    problems.add(at, `${dir} is not writable by this user (uid ${process.getuid?.() ?? '?'}), so ${path} cannot be created`, 'use a path in a writable data directory (the image uses /data), or fix the directory owner');
+  }
+}
+
+function compileUpstream(config: Config, env: NodeJS.ProcessEnv, problems: ProblemList): UpstreamKind {
+  const up = config.upstream;
+  if (up.provider === 'simulator') return { kind: 'simulator', reason: 'chosen' };
+  if (up.provider === 'azure') {
+    if (!up.azure) problems.add('upstream.azure', 'provider azure needs the endpoint and deployment', 'add upstream.azure: { endpoint: https://RESOURCE.openai.azure.com, deployment: NAME }');
+    if (!up.apiKey) problems.add('upstream.apiKey', 'provider azure has no API key', 'set AZURE_OPENAI_API_KEY (or upstream.apiKey)');
+    return { kind: 'azure' };
+  }
+  if (!/^wss?:\/\//.test(up.url)) problems.add('upstream.url', `"${up.url}" is not a ws:// or wss:// URL`, 'use wss://api.openai.com/v1/realtime');
+  if (!up.apiKey) {
+    if (env.NODE_ENV === 'production') {
+      problems.add(
+        'upstream.apiKey',
+        'no OpenAI API key (OPENAI_API_KEY is not set) and NODE_ENV is production: the proxy would serve simulated answers',
+        'set OPENAI_API_KEY (e.g. from a Secret), or choose the simulator explicitly with upstream.provider: simulator',
+      );
+    }
+    return { kind: 'simulator', reason: 'no_api_key' };
+  }
+  return { kind: 'openai' };
+}
+
+function compileServer(config: Config, baseDir: string, problems: ProblemList): Config['server'] {
+  const tls = config.server.tls;
+  if (!tls) return config.server;
+  const certFile = isAbsolute(tls.certFile) ? tls.certFile : resolve(baseDir, tls.certFile);
+  const keyFile = isAbsolute(tls.keyFile) ? tls.keyFile : resolve(baseDir, tls.keyFile);
+  const certOk = checkReadable(certFile, 'server.tls.certFile', problems);
+  const keyOk = checkReadable(keyFile, 'server.tls.keyFile', problems);
+  if (certOk && keyOk) {
+    try {
+      createSecureContext({ cert: readFileSync(certFile), key: readFileSync(keyFile), ...(tls.passphrase ? { passphrase: tls.passphrase } : {}) });
+    } catch (err) {
+      problems.add('server.tls', `${certFile} / ${keyFile} do not form a usable certificate and key: ${(err as Error).message}`, 'use a PEM certificate chain and its matching private key (and passphrase, if the key is encrypted)');
+    }
+  }
+  return { ...config.server, tls: { ...tls, certFile, keyFile } };
+}
+
+/**
+ * The tenants as the proxy will see them. Shared keys are a problem of their own; the other
+ * checks (plans, limits, policies) still run for every tenant so that one run lists everything.
+ */
+function compileTenants(config: Config, problems: ProblemList): Tenant[] {
+  const tenants: Tenant[] = Object.entries(config.tenants).map(([id, t]) => ({ id, name: t.name ?? id, policy: t.policy ?? null, plan: t.plan ?? null, limits: t.limits ?? null }));
+  try {
+    new TenantResolver(config);
+  } catch (err) {
+    const m = /^tenants (\S+) and (\S+) share a key$/.exec((err as Error).message);
+    if (m) problems.add(`tenants.${m[2]}.keys`, `tenants "${m[1]}" and "${m[2]}" share a key: the key would identify only one of them`, 'give each tenant its own key (`realtime-proxy keygen`)');
+    else problems.add('tenants', (err as Error).message, 'see README "Configuration"');
+  }
+  return tenants;
+}
+
+function compileMetering(config: Config, tenants: readonly Tenant[], baseDir: string, problems: ProblemList): void {
+  const cfg = config.metering;
+  if (!cfg.enabled) return;
+  const attempt = (fn: () => void, fix: string) => {
+    try {
+      fn();
+    } catch (err) {
+      const p = splitPath((err as Error).message);
+      problems.add(p.path, p.message, fix);
+    }
+  };
+  attempt(() => new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice }), 'correct the price entry (USD per 1M tokens, multiples of 0.001; see src/metering/README.md)');
+  attempt(() => validatePlans(cfg), 'define the plan under metering.plans, or correct the name');
+  for (const t of tenants) {
+    attempt(() => resolveLimits(t, cfg), `define the plan under metering.plans (defined: ${Object.keys(cfg.plans).join(', ') || 'none'}), or correct the name`);
+  }
+  if (cfg.ledger.kind === 'sqlite' && cfg.ledger.path !== ':memory:') checkWritableDir(resolve(baseDir, cfg.ledger.path), 'metering.ledger.path', problems);
+  if (cfg.export.file) checkWritableDir(resolve(baseDir, cfg.export.file), 'metering.export.file', problems);
+}
+
+async function compilePolicies(config: Config, tenants: readonly Tenant[], baseDir: string, log: Logger, problems: ProblemList): Promise<string> {
+  const cfg = config.policies;
+  const dir = cfg.dir === undefined ? resolve(baseDir, 'policies') : isAbsolute(cfg.dir) ? cfg.dir : resolve(baseDir, cfg.dir);
+  let registry: PolicyRegistry;
+  try {
+    registry = await PolicyRegistry.load({ dir, dirRequired: cfg.dir !== undefined, defaultName: cfg.default, watch: false, debounceMs: cfg.watchDebounceMs, log });
+  } catch (err) {
+    if (err instanceof PolicyError) policyProblems(err, dir, problems);
+    else problems.add('policies', (err as Error).message, 'see policies/README.md', dir);
+    return dir;
+  }
+  try {
+    const known = registry.entries().map((e) => e.name);
+    for (const t of tenants) {
+      if (t.policy !== null && !registry.has(t.policy)) {
+        problems.add(`tenants.${t.id}.policy`, `no policy named "${t.policy}" in ${dir}`, `use one of: ${known.join(', ')}; or add ${t.policy}.yaml there`);
+      }
+    }
+  } finally {
+    registry.close();
+  }
+  return dir;
+}
+
+/**
+ * The one validation phase: every check `run` makes before it listens, with no side effects
+ * (no listener, no ledger, no watcher). `check-config` runs exactly this; `startProxy` runs it
+ * first. Throws ConfigError listing every problem with its file, path and fix.
+ */
+export async function compileConfig(config: Config, options: CompileConfigOptions): Promise<CompiledConfig> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? pino({ level: 'silent' });
+  const problems = new ProblemList(options.file);
+  const upstream = compileUpstream(config, env, problems);
+  const server = compileServer(config, options.baseDir, problems);
+  const tenants = compileTenants(config, problems);
+  compileMetering(config, tenants, options.baseDir, problems);
+  try {
+    resolveSettings(config.telemetry, env);
+  } catch (err) {
+    const p = splitPath((err as Error).message);
+    problems.add(p.path, p.message, 'see README "Observability"');
+  }
+  const policiesDir = await compilePolicies(config, tenants, options.baseDir, log, problems);
+  problems.throwIfAny();
+  return { config: { ...config, server }, upstream, policiesDir };
+}
+
+export { ConfigError };

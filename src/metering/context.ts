@@ -1,0 +1,168 @@
+import type { JsonObject } from '../pipeline/frame.js';
+import type { ModalityTokens } from './pricing.js';
+
+/*
+ * Upper-bound token estimates of what a response will read as input. The reservation of a response
+ * is only a guarantee if it is never below the real cost, so every rule here errs high:
+ * - text: one token per UTF-8 byte (a BPE token spans at least one byte; real text is ~4 bytes/token);
+ * - user audio: 10 tokens/s (reference §5) plus AUDIO_PART_OVERHEAD per part, duration from the
+ *   bytes appended (base64 length × 3/4, a JSON wrapper included, so never below the audio);
+ * - images: IMAGE_TOKENS each (85 + 170 × 8 tiles of the largest high-detail image is 1,445);
+ * - ITEM_OVERHEAD framing tokens per item (the model counts a few);
+ * - after each response in the default conversation, the upstream's own count (its input + output
+ *   tokens) replaces the estimate of everything before it.
+ */
+
+export const ITEM_OVERHEAD = 8;
+export const AUDIO_PART_OVERHEAD = 8;
+export const IMAGE_TOKENS = 1600;
+const USER_AUDIO_TOKENS_PER_SEC = 10;
+/** Per-item estimates kept for `item_reference` lookups; beyond this, references count the whole conversation. */
+const MAX_ITEMS = 10_000;
+
+export const NO_TOKENS: Readonly<ModalityTokens> = Object.freeze({ text: 0, audio: 0, image: 0 });
+
+function obj(v: unknown): JsonObject | null {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
+}
+
+function bytes(v: unknown): number {
+  return typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : 0;
+}
+
+export function add(a: ModalityTokens, b: Readonly<ModalityTokens>): ModalityTokens {
+  a.text += b.text;
+  a.audio += b.audio;
+  a.image += b.image;
+  return a;
+}
+
+export function sum(t: Readonly<ModalityTokens>): number {
+  return t.text + t.audio + t.image;
+}
+
+/** Audio tokens of `encodedChars` base64 characters of input audio at `bytesPerMs` (48 PCM16, 8 G.711). */
+export function audioTokensOfBase64(encodedChars: number, bytesPerMs: number): number {
+  const ms = Math.ceil((encodedChars * 3) / 4 / bytesPerMs);
+  return Math.ceil((ms * USER_AUDIO_TOKENS_PER_SEC) / 1000);
+}
+
+/** Upper-bound tokens of one conversation item as a client sends it (`conversation.item.create`). */
+export function itemEstimate(item: JsonObject, bytesPerMs: number): ModalityTokens {
+  const t: ModalityTokens = { text: ITEM_OVERHEAD, audio: 0, image: 0 };
+  const content = item['content'];
+  if (Array.isArray(content)) {
+    for (const raw of content) {
+      const part = obj(raw);
+      if (!part) continue;
+      if (typeof part['audio'] === 'string') t.audio += audioTokensOfBase64(part['audio'].length, bytesPerMs) + AUDIO_PART_OVERHEAD;
+      if (part['type'] === 'input_image' || part['image_url'] !== undefined) t.image += IMAGE_TOKENS;
+      t.text += bytes(part['text']) + bytes(part['transcript']);
+    }
+  }
+  // function_call / function_call_output / anything else: every string the model may read.
+  t.text += bytes(item['name']) + bytes(item['arguments']) + bytes(item['output']);
+  return t;
+}
+
+/** Instructions and tool definitions: the prompt prefix of every response. */
+export function promptEstimate(instructions: unknown, tools: unknown): number {
+  return ITEM_OVERHEAD + bytes(instructions) + (Array.isArray(tools) && tools.length > 0 ? Buffer.byteLength(JSON.stringify(tools), 'utf8') : 0);
+}
+
+/**
+ * A session's running estimate of its default conversation: the upstream's count after the last
+ * response in it (`base`) plus estimates of what was added since (`added`), and per-item
+ * estimates for out-of-band responses that reference items.
+ */
+export class ConversationEstimate {
+  #base: ModalityTokens = { text: 0, audio: 0, image: 0 };
+  #added: ModalityTokens = { text: 0, audio: 0, image: 0 };
+  readonly #items = new Map<string, Readonly<ModalityTokens>>();
+  /** Base64 characters appended to the input audio buffer since the last commit or clear. */
+  #bufferChars = 0;
+  /**
+   * Input audio bytes per millisecond: 48 for PCM16 at 24 kHz, 8 for G.711. Until the upstream
+   * reports the format, the densest (G.711: the most audio per byte), so the estimate stays high.
+   */
+  bytesPerMs = 8;
+
+  /** The whole default conversation, as the next response in it would read it. */
+  total(): ModalityTokens {
+    return add({ ...this.#base }, this.#added);
+  }
+
+  /** A copy of what was added since the last calibration (stored when a conversation response starts). */
+  addedMark(): ModalityTokens {
+    return { ...this.#added };
+  }
+
+  addItem(id: string | null, t: Readonly<ModalityTokens>): void {
+    add(this.#added, t);
+    if (id !== null && this.#items.size < MAX_ITEMS) this.#items.set(id, t);
+  }
+
+  /** A client `conversation.item.create`. */
+  onItemCreate(item: JsonObject): void {
+    this.addItem(typeof item['id'] === 'string' ? item['id'] : null, itemEstimate(item, this.bytesPerMs));
+  }
+
+  /** An `input_audio_buffer.append` of `frameBytes` bytes (never parsed: its size bounds the audio). */
+  onAppend(frameBytes: number): void {
+    this.#bufferChars += frameBytes;
+  }
+
+  onBufferCleared(): void {
+    this.#bufferChars = 0;
+  }
+
+  /** `input_audio_buffer.committed`: the buffer became a user audio item. */
+  onCommitted(itemId: string | null): void {
+    const audio = audioTokensOfBase64(this.#bufferChars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
+    this.#bufferChars = 0;
+    this.addItem(itemId, { text: ITEM_OVERHEAD, audio, image: 0 });
+  }
+
+  /**
+   * A response in the default conversation finished with the upstream's count of its input and
+   * output: that is the conversation up to its start (plus its output); what was added after its
+   * start (`mark` = `added` then) stays on top.
+   */
+  calibrate(mark: Readonly<ModalityTokens>, input: Readonly<ModalityTokens>, output: { readonly text: number; readonly audio: number }): void {
+    this.#base = { text: input.text + output.text, audio: input.audio + output.audio, image: input.image };
+    this.#added = {
+      text: Math.max(0, this.#added.text - mark.text),
+      audio: Math.max(0, this.#added.audio - mark.audio),
+      image: Math.max(0, this.#added.image - mark.image),
+    };
+  }
+
+  /**
+   * Input of a response about to run, without its prompt. Out-of-band responses with an `input`
+   * list read those items only (a reference this session has no estimate for counts the whole
+   * conversation); every other response reads the conversation (plus any inline items).
+   */
+  responseInput(response: JsonObject | null): ModalityTokens {
+    const input = response?.['input'];
+    const outOfBand = response?.['conversation'] === 'none';
+    if (!Array.isArray(input)) return this.total();
+    const t: ModalityTokens = outOfBand ? { text: 0, audio: 0, image: 0 } : this.total();
+    let wholeConversation = !outOfBand;
+    for (const raw of input) {
+      const item = obj(raw);
+      if (!item) continue;
+      if (item['type'] === 'item_reference') {
+        if (wholeConversation) continue;
+        const known = typeof item['id'] === 'string' ? this.#items.get(item['id']) : undefined;
+        if (known) add(t, known);
+        else {
+          wholeConversation = true;
+          add(t, this.total());
+        }
+        continue;
+      }
+      add(t, itemEstimate(item, this.bytesPerMs));
+    }
+    return t;
+  }
+}

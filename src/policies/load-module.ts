@@ -1,0 +1,132 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/**
+ * Loads custom guardrail modules. `.js` / `.mjs` modules are imported by Node as they are; `.ts` /
+ * `.mts` modules are compiled with esbuild when (and only when) a policy names one, so the proxy
+ * itself runs compiled JavaScript with no loader hooks. The public entry
+ * `realtime-governance-proxy/policies` resolves to the running proxy's own API from any directory
+ * (a ConfigMap mount, /etc, a temp dir), with or without a node_modules next to the module.
+ */
+
+const PUBLIC_ENTRY = /^realtime-governance-proxy(\/policies)?$/;
+const TS_EXT = new Set(['.ts', '.mts', '.cts']);
+
+/** The running proxy's guardrail API file: api.js next to this file when compiled, api.ts in a source checkout. */
+function ownApiFile(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const js = join(here, 'api.js');
+  return existsSync(js) ? js : join(here, 'api.ts');
+}
+
+/** The part of esbuild's API used here (typed locally: esbuild is loaded only when needed). */
+interface Esbuild {
+  build(options: {
+    entryPoints: string[];
+    bundle: boolean;
+    write: false;
+    format: 'esm';
+    platform: 'node';
+    target: string;
+    sourcemap: 'inline';
+    logLevel: 'silent';
+    plugins: { name: string; setup(build: { onResolve(o: { filter: RegExp }, cb: () => { path: string }): void }): void }[];
+  }): Promise<{ outputFiles: { text: string }[] }>;
+}
+/** A variable, so that TypeScript does not look for esbuild's types. */
+const ESBUILD = 'esbuild';
+let esbuildPromise: Promise<Esbuild> | null = null;
+
+/**
+ * esbuild is a dependency; a source checkout whose node_modules predates that has it only under tsx
+ * (a devDependency), which is tried second.
+ */
+function loadEsbuild(): Promise<Esbuild> {
+  esbuildPromise ??= (import(ESBUILD) as Promise<Esbuild>).catch(async (first: unknown) => {
+    try {
+      const require = createRequire(import.meta.url);
+      const tsxDir = dirname(require.resolve('tsx/package.json'));
+      const path = createRequire(join(tsxDir, 'package.json')).resolve('esbuild');
+      return (await import(pathToFileURL(path).href)) as Esbuild;
+    } catch {
+      esbuildPromise = null;
+      throw new Error(
+        `TypeScript guardrail modules need the esbuild package (${(first as Error).message}); install it, or ship the guardrail as .js/.mjs`,
+      );
+    }
+  });
+  return esbuildPromise;
+}
+
+/**
+ * Compiles a module and its relative imports into one self-contained ES module. The public entry is
+ * bundled from the running proxy's API (its brand is a `Symbol.for`, so the copy is recognised);
+ * packages the module imports are bundled from where the module lives; Node built-ins stay imports.
+ */
+async function bundle(absPath: string): Promise<string> {
+  const esbuild = await loadEsbuild();
+  const api = ownApiFile();
+  const result = await esbuild.build({
+    entryPoints: [absPath],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'node',
+    target: `node${process.versions.node.split('.')[0]}`,
+    sourcemap: 'inline',
+    logLevel: 'silent',
+    plugins: [
+      {
+        name: 'public-entry',
+        setup(build) {
+          build.onResolve({ filter: PUBLIC_ENTRY }, () => ({ path: api }));
+        },
+      },
+    ],
+  });
+  const out = result.outputFiles[0];
+  if (!out) throw new Error('esbuild produced no output');
+  return out.text;
+}
+
+function describeBuildError(err: unknown): string {
+  const errors = (err as { errors?: { text: string; location?: { file: string; line: number; column: number } | null }[] }).errors;
+  if (Array.isArray(errors) && errors.length > 0) {
+    return errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text)).join('; ');
+  }
+  return (err as Error).message ?? String(err);
+}
+
+async function importBundled(absPath: string, cacheKey: string): Promise<unknown> {
+  let code: string;
+  try {
+    code = await bundle(absPath);
+  } catch (err) {
+    throw new Error(describeBuildError(err));
+  }
+  // A data: URL needs no writable directory (policies are often read-only mounts); the comment
+  // makes every reload a distinct module.
+  const source = `${code}\n//# reload=${cacheKey}\n`;
+  return import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`) as Promise<unknown>;
+}
+
+function missingPublicEntry(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  return e.code === 'ERR_MODULE_NOT_FOUND' && typeof e.message === 'string' && /'realtime-governance-proxy(\/[^']*)?'/.test(e.message);
+}
+
+/** Imports a custom guardrail module fresh (each `cacheKey` is a new instance, for hot reloads). */
+export async function loadGuardrailModule(absPath: string, cacheKey: string): Promise<unknown> {
+  if (TS_EXT.has(extname(absPath))) return importBundled(absPath, cacheKey);
+  const url = pathToFileURL(absPath);
+  url.searchParams.set('v', cacheKey);
+  try {
+    return (await import(url.href)) as unknown;
+  } catch (err) {
+    // A .js module outside any install of the package: give it the running proxy's API.
+    if (missingPublicEntry(err)) return importBundled(absPath, cacheKey);
+    throw err;
+  }
+}

@@ -1,0 +1,101 @@
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { HttpReply } from '../app/module.js';
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  200: 'OK',
+  204: 'No Content',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  413: 'Payload Too Large',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+export const statusLine = (status: number): string => `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
+
+/**
+ * What is known about one HTTP exchange across its callbacks: uWS forbids touching a response
+ * after it was aborted, answered or upgraded, so every late writer checks `open` first.
+ */
+export class Exchange {
+  aborted = false;
+  answered = false;
+  /** True while uWS's own upgrade callback runs (the response is corked by uWS then). */
+  inUpgradeCallback = false;
+
+  constructor(readonly res: HttpResponse) {}
+
+  get open(): boolean {
+    return !this.aborted && !this.answered;
+  }
+
+  /** Marks the exchange as taken over (upgraded); later replies are dropped. */
+  claim(): boolean {
+    if (!this.open) return false;
+    this.answered = true;
+    return true;
+  }
+
+  reply(reply: HttpReply): void {
+    if (!this.claim()) return;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(reply.status));
+      for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
+      res.end(reply.body);
+    });
+  }
+}
+
+export const jsonReply = (status: number, body: unknown): HttpReply => ({ status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+/** Headers that carry a credential: a request that repeats one is ambiguous and refused. */
+const SINGLE_VALUED = new Set(['authorization', 'api-key', 'sec-websocket-key']);
+
+export interface CopiedHeaders {
+  /** Lower-cased names; values of repeated non-credential headers are joined with `, ` (RFC 9110). */
+  readonly headers: Map<string, string>;
+  /** Credential headers that appeared more than once. */
+  readonly duplicated: string[];
+  /** Bytes of all names and values. */
+  readonly bytes: number;
+}
+
+/**
+ * Copies the request headers out of uWS (they are invalid after the callback returns). Never throws;
+ * repeated credential headers are reported instead of letting the last one win.
+ */
+export function copyHeaders(req: HttpRequest): CopiedHeaders {
+  const headers = new Map<string, string>();
+  const duplicated: string[] = [];
+  let bytes = 0;
+  req.forEach((name, value) => {
+    bytes += name.length + value.length + 4;
+    const previous = headers.get(name);
+    if (previous === undefined) {
+      headers.set(name, value);
+      return;
+    }
+    if (SINGLE_VALUED.has(name)) {
+      if (!duplicated.includes(name)) duplicated.push(name);
+      return;
+    }
+    headers.set(name, `${previous}, ${value}`);
+  });
+  return { headers, duplicated, bytes };
+}
+
+/** `decodeURIComponent` that answers null for malformed input instead of throwing `URIError`. */
+export function safeDecode(value: string): string | null {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,115 @@
+import type { SimCall } from '../../src/simulator/index.js';
+import { policyDir } from '../policies/support.js';
+import { startTestProxy, type TestProxy, type TestTenantInput } from '../support/harness.js';
+
+/** An SDP offer as Chromium writes it for one audio track and the `oai-events` data channel. */
+export const OFFER = [
+  'v=0',
+  'o=- 4611731400430051336 2 IN IP4 127.0.0.1',
+  's=-',
+  't=0 0',
+  'a=group:BUNDLE 0 1',
+  'a=extmap-allow-mixed',
+  'a=msid-semantic: WMS',
+  'm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8',
+  'c=IN IP4 0.0.0.0',
+  'a=rtcp:9 IN IP4 0.0.0.0',
+  'a=ice-ufrag:abcd',
+  'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+  'a=ice-options:trickle',
+  'a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF',
+  'a=setup:actpass',
+  'a=mid:0',
+  'a=sendrecv',
+  'a=rtcp-mux',
+  'a=rtpmap:111 opus/48000/2',
+  'a=fmtp:111 minptime=10;useinbandfec=1',
+  'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+  'c=IN IP4 0.0.0.0',
+  'a=ice-ufrag:abcd',
+  'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+  'a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF',
+  'a=setup:actpass',
+  'a=mid:1',
+  'a=sctp-port:5000',
+  'a=max-message-size:262144',
+  '',
+].join('\r\n');
+
+export const LOCKED_POLICY = `
+locks:
+  instructions: { locked: "You are the Acme phone agent." }
+  model: { allow: [gpt-realtime], aliases: { gpt-realtime-mini: gpt-realtime } }
+  tools:
+    functions: [lookup_order]
+    onViolation: rewrite
+guardrails:
+  rules:
+    - { id: forbidden, sources: [output], match: { phrases: ["forbidden phrase"] }, action: cancel_response }
+    - { id: bye, sources: [output], match: { phrases: ["self destruct"] }, action: end_session }
+    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
+`;
+
+export const WEBHOOK_SECRET = `whsec_${Buffer.from('calls-test-webhook-secret-0123456789').toString('base64')}`;
+
+export async function callsProxy(options: { tenants?: Record<string, TestTenantInput>; calls?: Record<string, unknown>; extra?: Parameters<typeof startTestProxy>[0] } = {}): Promise<TestProxy> {
+  return startTestProxy({
+    tenants: options.tenants ?? { acme: { policy: 'locked' }, other: {} },
+    ...options.extra,
+    config: {
+      policies: { dir: policyDir({ 'locked.yaml': LOCKED_POLICY }), watch: false },
+      upstream: { allowCallId: true },
+      calls: { enabled: true, sip: { webhookSecret: WEBHOOK_SECRET, routes: [] }, ...options.calls },
+      ...options.extra?.config,
+    },
+  });
+}
+
+export async function post(url: string, init: { key?: string; contentType?: string; body?: string | FormData; headers?: Record<string, string> }): Promise<{ status: number; text: string; headers: Headers; json: Record<string, unknown> }> {
+  const headers: Record<string, string> = { ...init.headers };
+  if (init.key) headers['authorization'] = `Bearer ${init.key}`;
+  if (init.contentType) headers['content-type'] = init.contentType;
+  const res = await fetch(url, { method: 'POST', headers, ...(init.body !== undefined ? { body: init.body } : {}) });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // SDP or empty
+  }
+  return { status: res.status, text, headers: res.headers, json };
+}
+
+export async function mint(tp: TestProxy, tenant = 'acme', body: Record<string, unknown> = { session: { type: 'realtime', model: 'gpt-realtime' } }) {
+  return post(`${tp.httpUrl}/v1/realtime/client_secrets`, { key: tp.key(tenant), contentType: 'application/json', body: JSON.stringify(body) });
+}
+
+/** Mints a secret for `tenant` and places a WebRTC call with it; returns the simulator's call. */
+export async function placeCall(tp: TestProxy, tenant = 'acme', session: Record<string, unknown> = { type: 'realtime', model: 'gpt-realtime' }): Promise<{ callId: string; call: SimCall; answer: string }> {
+  const secret = await mint(tp, tenant, { session });
+  if (secret.status !== 200) throw new Error(`mint: ${secret.status} ${secret.text}`);
+  const res = await post(`${tp.httpUrl}/v1/realtime/calls`, { key: secret.json['value'] as string, contentType: 'application/sdp', body: OFFER });
+  if (res.status !== 201) throw new Error(`calls: ${res.status} ${res.text}`);
+  const callId = res.headers.get('location')!.split('/').at(-1)!;
+  const call = tp.sim.calls.calls.get(callId)!;
+  await until(() => call.sidebands.length >= 1, 'the proxy sideband attached');
+  return { callId, call, answer: res.text };
+}
+
+/** Waits for a condition (bounded). */
+export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export const types = (call: SimCall) => call.dataChannel.map((e) => e['type'] as string);
+/** Client events the call's session received (from the sidebands and the data channel), by type. */
+export const receivedTypes = (call: SimCall) => call.received.map((r) => r.type);
+
+export function say(call: SimCall, text: string): void {
+  call.sendFromBrowser({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
+  call.sendFromBrowser({ type: 'response.create' });
+}

@@ -1,0 +1,49 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * The image's contract, checked without building it (scripts/test-image.sh builds and runs it):
+ * the config it ships validates, keeps all state under /data, and refuses a missing secret.
+ */
+
+const root = new URL('../..', import.meta.url).pathname;
+const bin = `${root}bin/realtime-proxy.mjs`;
+const dockerfile = readFileSync(`${root}Dockerfile`, 'utf8');
+const SHA = 'a'.repeat(64);
+
+function check(env: Record<string, string>) {
+  return spawnSync(process.execPath, [bin, 'check-config', '--config', `${root}config/production.yaml`], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', POLICIES_DIR: `${root}policies`, ...env },
+  });
+}
+
+describe('the image', () => {
+  it('runs compiled JS as a non-root user with the production config, and declares /data as its one volume', () => {
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    expect(runtime).toMatch(/\nUSER node\n/);
+    expect(runtime).toContain('ENTRYPOINT ["node", "dist/cli.js"]');
+    expect(runtime).toContain('CMD ["--config", "/app/config/production.yaml"]');
+    expect(runtime).toContain('VOLUME ["/data"]');
+    expect(runtime).toMatch(/mkdir -p \/data && chown node:node \/data/);
+    expect(runtime).not.toMatch(/COPY src|tsx/);
+    const config = parseYaml(readFileSync(`${root}config/production.yaml`, 'utf8')) as { metering: { ledger: { path: string } } };
+    expect(config.metering.ledger.path).toBe('/data/metering.sqlite');
+    const ignore = readFileSync(`${root}.dockerignore`, 'utf8').split('\n');
+    for (const entry of ['**/node_modules', 'dist', '**/.data', '**/*.sqlite', '.git', 'test']) expect(ignore).toContain(entry);
+  });
+
+  it('ships a config that validates with the simulator chosen, and refuses production without an API key', () => {
+    const ok = check({ NODE_ENV: 'production', UPSTREAM_PROVIDER: 'simulator', TENANT_KEY_SHA256: SHA });
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toContain('upstream simulator (chosen)');
+    const noKey = check({ NODE_ENV: 'production', TENANT_KEY_SHA256: SHA });
+    expect(noKey.status).toBe(1);
+    expect(noKey.stderr).toContain('upstream.apiKey: no OpenAI API key');
+    const noTenant = check({ NODE_ENV: 'production', OPENAI_API_KEY: 'sk-test' });
+    expect(noTenant.status).toBe(1);
+    expect(noTenant.stderr).toContain('tenants.default.keys.0.sha256: environment variable TENANT_KEY_SHA256 is not set');
+  }, 60_000);
+});
