@@ -42,7 +42,10 @@ for (const mutate of selected) {
       counts[mutant.status] = (counts[mutant.status] ?? 0) + 1;
       if (mutant.status !== 'Survived' && mutant.status !== 'NoCoverage') continue;
       const line = (sourceLines[mutant.location.start.line - 1] ?? '').trim();
-      const match = known.findIndex((e) => e.source === line && e.mutator === mutant.mutatorName && e.replacement === (mutant.replacement ?? ''));
+      const same = (e) => e.source === line && e.mutator === mutant.mutatorName && e.replacement === (mutant.replacement ?? '');
+      // The same line text can occur twice (two loops alike): use each entry once.
+      let match = known.findIndex((e, i) => !used.has(i) && same(e));
+      if (match < 0) match = known.findIndex(same);
       if (match >= 0) {
         used.add(match);
         equivalents++;
