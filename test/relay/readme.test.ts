@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { CloseCode, ErrorCatalogue, type ProxyErrorCode } from '../../src/protocol/errors.js';
 import { startSimulator } from '../../src/simulator/index.js';
 import { recordingUpstream } from '../governance/edges-support.js';
+import { scriptedUpstream, sessionCreated } from '../resilience/support/faulty-upstream.js';
 import { defaultKey, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 
 /**
@@ -46,7 +48,8 @@ function documentedErrors(): Map<string, DocumentedError> {
     out.set(unquote(code!), {
       type: unquote(type!),
       http: http === '—' ? null : Number(http),
-      close: close === 'session continues' ? null : Number(close),
+      // "session continues", "—" (HTTP-only), or a code with a remark: "1011 (4100 when …)".
+      close: close === 'session continues' || close === '—' ? null : Number(/^\d+/.exec(close!)?.[0]),
       message: meaning!,
     });
   }
@@ -66,17 +69,19 @@ describe('README error catalogue = src/protocol/errors.ts', () => {
     const doc = documented.get(code)!;
     const e = entry(code);
     expect({ ...doc, message: null }).toEqual({ type: e.type, http: e.http ?? null, close: e.close ? CloseCode[e.close] : null, message: null });
-    // The meaning column is the catalogue message, optionally with an example in parentheses.
-    const bare = e.message.replace(/\.$/, '');
-    expect(doc.message === e.message || doc.message.startsWith(`${bare} (e.g. `), doc.message).toBe(true);
+    // The meaning column is the catalogue message; README may add remarks in parentheses.
+    const withoutRemarks = (m: string) => m.replace(/ \([^()]*\)/g, '');
+    expect(withoutRemarks(doc.message), doc.message).toBe(withoutRemarks(e.message));
   });
 
   it('the close-code table explains every close code the proxy sends, and only codes that exist', () => {
     const rows = tableAfter('### Error catalogue', 'close code');
-    const listed = new Set(rows.flatMap(([codes]) => codes!.split(',').map((c) => Number(c.trim()))));
-    for (const [name, value] of Object.entries(CloseCode)) expect(listed, `${name} (${value})`).toContain(value);
-    // Everything else listed is relayed from the upstream (3000), never invented.
-    expect([...listed].filter((c) => !Object.values(CloseCode).includes(c as never))).toEqual([3000]);
+    const ranges = rows.flatMap(([codes]) => codes!.split(',').map((c) => c.trim().split('–').map(Number) as [number, number?]));
+    const listed = (code: number) => ranges.some(([a, b]) => (b === undefined ? a === code : a <= code && code <= b));
+    for (const [name, value] of Object.entries(CloseCode)) expect(listed(value), `${name} (${value})`).toBe(true);
+    // Everything else listed is relayed from the upstream (3000–3999), never invented.
+    const singles = ranges.filter(([, b]) => b === undefined).map(([a]) => a);
+    expect(singles.filter((c) => !Object.values(CloseCode).includes(c as never) && (c < 3000 || c > 3999))).toEqual([]);
   });
 });
 
@@ -90,6 +95,29 @@ async function freePort(): Promise<number> {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
     });
+  });
+}
+
+/** Status and body of an upgrade request sent with exactly these headers (arrays repeat a header). */
+async function rawUpgradeStatus(port: number, headers: Record<string, string | string[]>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port,
+      path: '/v1/realtime?model=gpt-realtime',
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    });
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      reject(new Error('the upgrade was accepted'));
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
   });
 }
 
@@ -224,7 +252,7 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       expect(err['error']).toMatchObject({ code: 'session_expired', type: 'invalid_request_error', message: 'Your session hit the maximum duration of 60 minutes.' });
       expect(await c.closed).toEqual({ code: 1001, reason: 'Your session hit the maximum duration of 60 minutes.' });
     },
-    'Upstream drops without a close frame / stops answering pings': async () => {
+    'Upstream drops without a close frame / sends neither data nor a pong within `pongTimeoutMs`': async () => {
       const c = await tp.client();
       await c.next('session.created');
       tp.sim.connections[tp.sim.connections.length - 1]!.drop();
@@ -236,7 +264,7 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       p.sim.connections[p.sim.connections.length - 1]!.freeze();
       await expectEventMatches(d, 'upstream_timeout', 'specific');
     },
-    'Client frame is binary, not JSON, not an object, or has no `type`': async () => {
+    'Client frame is binary, not JSON, not an object, has no `type`, or nests deeper than `maxJsonDepth` (128)': async () => {
       const c = await tp.client();
       await c.next('session.created');
       const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
@@ -329,6 +357,81 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       expect(c.events.some((e) => (e['error'] as { code?: string } | undefined)?.code === 'integer_above_max_value')).toBe(false);
       expect(p.logs.some((l) => l.msg === 'governance failure: the upstream refused an event the proxy injected')).toBe(true);
     },
+    'Upstream closes with 4001–4999 (would read as the proxy\'s own 4001–4008)': async () => {
+      const c = await tp.client();
+      await c.next('session.created');
+      tp.sim.connections[tp.sim.connections.length - 1]!.closeWith(4005, 'upstream policy');
+      const err = await c.next('error');
+      expect(err['error']).toMatchObject({ code: 'upstream_closed', details: { upstreamCode: 4005 } });
+      expect((await c.closed).code).toBe(4100);
+    },
+    'Client text frame with invalid UTF-8': async () => {
+      const other = await tp.client();
+      await other.next('session.created');
+      const c = await tp.client();
+      await c.next('session.created');
+      c.ws.send(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { binary: false });
+      expect((await c.closed).code).toBe(1006);
+      other.say('say: unaffected');
+      expect(((await other.next('response.done'))['response'] as { status: string }).status).toBe('completed');
+      other.close();
+    },
+    'Upgrade with repeated `Authorization` / `api-key`, or headers over `maxHeaderBytes` (16 KiB)': async () => {
+      const before = tp.sim.connections.length;
+      const twice = await rawUpgradeStatus(tp.port, { authorization: [`Bearer ${key}`, `Bearer ${key}`] });
+      expect(twice.status).toBe(400);
+      expect(twice.body).toContain('invalid_request');
+      expect((await rawUpgradeStatus(tp.port, { 'api-key': [key, key] })).status).toBe(400);
+      const big = await rawUpgradeStatus(tp.port, { authorization: `Bearer ${key}`, 'x-padding': 'p'.repeat(17 * 1024) });
+      expect(big.status).toBe(431);
+      expect(tp.sim.connections.length).toBe(before);
+    },
+    'Global memory budget (`memoryBudgetBytes`, 256 MiB) reached': async () => {
+      // An upstream that accepts TCP but never answers the upgrade: client frames wait in the proxy.
+      const hung = createServer(() => undefined).listen(0, '127.0.0.1');
+      await new Promise((r) => hung.once('listening', r));
+      const MiB = 1024 * 1024;
+      const p = await startTestProxy({
+        config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${(hung.address() as { port: number }).port}/v1/realtime`, apiKey: 'sk-x', connectTimeoutMs: 30_000 }, server: { memoryBudgetBytes: 8 * MiB } },
+      });
+      stops.push(async () => {
+        hung.close();
+      }, () => p.stop());
+      const c = await p.client();
+      const frame = JSON.stringify({ type: 'input_audio_buffer.append', audio: 'A'.repeat(3 * MiB) });
+      for (let i = 0; i < 4; i++) c.send(frame);
+      await c.nth('error', 2);
+      expect(c.ofType('error').map((e) => (e['error'] as { code: string }).code)).toEqual(['memory_budget_exceeded', 'memory_budget_exceeded']);
+      expect(c.ofType('error')[0]!['error']).toMatchObject({ type: documentedErrors().get('memory_budget_exceeded')!.type });
+      const budget = p.proxy.server.memoryBudget;
+      await vi.waitFor(() => expect(budget.used).toBe(2 * frame.length), { timeout: 3000, interval: 20 });
+      const overhead = JSON.stringify({ type: 'input_audio_buffer.append', audio: '' }).length;
+      c.send(JSON.stringify({ type: 'input_audio_buffer.append', audio: 'A'.repeat(budget.limit - budget.used - overhead) }));
+      await vi.waitFor(() => expect(budget.exhausted).toBe(true), { timeout: 3000, interval: 20 });
+      expectRefusalMatches(await refusal(p.url, { authorization: `Bearer ${key}` }), 'overloaded', 'specific');
+      expect(c.ws.readyState).toBe(c.ws.OPEN);
+    },
+    'Upstream sends invalid UTF-8, a frame over 64 MiB, or a text frame that is not a JSON object': async () => {
+      const up = await scriptedUpstream((ws, n) => {
+        ws.send(sessionCreated(n));
+        if (n === 1) {
+          ws.send('[1,2,3]');
+          ws.send(Buffer.from([1, 2, 3]), { binary: true });
+          ws.send(JSON.stringify({ type: 'response.output_text.delta', delta: 'after the junk' }));
+        } else {
+          ws.send(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]), { binary: false });
+        }
+      });
+      const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: up.url, apiKey: 'sk-x' } } });
+      stops.push(() => up.close(), () => p.stop());
+      const c = await p.client();
+      await c.next('response.output_text.delta');
+      expect(c.events.map((e) => e.type)).toEqual(['session.created', 'response.output_text.delta']);
+      expect(c.ws.readyState).toBe(c.ws.OPEN);
+      c.close();
+      const d = await p.client();
+      await expectEventMatches(d, 'upstream_closed', 'specific');
+    },
     'Frame over `maxFrameBytes` (16 MiB)': async () => {
       // A small limit keeps this cheap; the headroom before the cut is 16 MiB whatever the limit
       // (so "beyond 32 MiB" with the default limit).
@@ -359,10 +462,8 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       const c = await p.client();
       await c.next('session.created');
       const stopping = p.proxy.shutdown(200);
-      // "stop accepting": the late upgrade does not open. (README says 503; main refuses the TCP
-      // connection instead: test/relay/load.test.ts pins the exact outcome.)
-      const late = new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } });
-      expect(await Promise.race([late.opened.then(() => 'opened', () => 'not opened'), late.closed.then(() => 'not opened')])).toBe('not opened');
+      // "stop accepting (new upgrades get 503)".
+      expectRefusalMatches(await refusal(p.url, { authorization: `Bearer ${key}` }), 'server_shutting_down', 'specific');
       await expectEventMatches(c, 'server_shutting_down');
       await stopping;
     },
