@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
+import type { Verdict } from '../pipeline/filter.js';
 import { wire } from '../../test/policies/support.js';
 import { ContextTracker, estimateItemTokens, TruncationFilter } from './truncation.js';
 
@@ -77,11 +78,11 @@ describe('truncation filter', () => {
     const f = new TruncationFilter(session, budget(1000, { targetRatio: 0.6, keepLast: 2 }), 'test');
     let prev: string | null = null;
     for (let i = 0; i < 6; i++) {
-      f.onServer(added(text(`u${i}`, 'user', 400), prev));
-      f.onServer(added(text(`a${i}`, 'assistant', 400), `u${i}`));
+      session.fromServer(f, added(text(`u${i}`, 'user', 400), prev));
+      session.fromServer(f, added(text(`a${i}`, 'assistant', 400), `u${i}`));
       prev = `a${i}`;
     }
-    f.onServer(done('resp_6', 1300, 100, ['a5']));
+    session.fromServer(f, done('resp_6', 1300, 100, ['a5']));
     const deletes = session.upstream.map((e) => (e as { item_id?: string }).item_id);
     expect(session.upstream.every((e) => e.type === 'conversation.item.delete')).toBe(true);
     expect(deletes.slice(0, 3)).toEqual(['u0', 'a0', 'u1']);
@@ -92,30 +93,46 @@ describe('truncation filter', () => {
       expect(prune.tokensAfter).toBeLessThanOrEqual(600);
     }
     // The upstream confirms; nothing is deleted twice.
-    for (const id of deletes) f.onServer(wire({ type: 'conversation.item.deleted', item_id: id! }));
-    f.onClient(wire({ type: 'response.create' }));
+    for (const id of deletes) session.fromServer(f, wire({ type: 'conversation.item.deleted', item_id: id! }));
+    session.fromClient(f, wire({ type: 'response.create' }));
     expect(session.upstream.length).toBe(deletes.length);
   });
 
   it('prunes before a client response.create once new items push it over', () => {
     const session = new FakeSession();
     const f = new TruncationFilter(session, budget(300, { keepLast: 1 }), 'test');
-    f.onServer(added(text('u0', 'user', 400), null));
+    session.fromServer(f, added(text('u0', 'user', 400), null));
     expect(session.upstream).toEqual([]);
-    f.onServer(added(text('u1', 'user', 800), 'u0'));
-    expect(f.onClient(wire({ type: 'response.create' })).kind).toBe('continue');
+    session.fromServer(f, added(text('u1', 'user', 800), 'u0'));
+    expect((session.fromClient(f, wire({ type: 'response.create' })) as Verdict).kind).toBe('continue');
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
     // Out-of-band responses do not trigger pruning.
-    f.onServer(added(text('u2', 'user', 800), 'u1'));
-    f.onClient(wire({ type: 'response.create', response: { conversation: 'none' } }));
+    session.fromServer(f, added(text('u2', 'user', 800), 'u1'));
+    session.fromClient(f, wire({ type: 'response.create', response: { conversation: 'none' } }));
     expect(session.upstream).toHaveLength(1);
+  });
+
+  it('reads a response.done from the conversation view: an out-of-band one neither calibrates nor prunes', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(1000, { keepLast: 1 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 400), null));
+    session.fromServer(f, added(text('u1', 'user', 400), 'u0'));
+    const before = f.tracker.total();
+    // The upstream says this response read 5,000 tokens, but out of band: the conversation is as it was.
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r_oob', status: 'completed', conversation_id: null, output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
+    expect(f.tracker.total()).toBe(before);
+    expect(session.upstream).toEqual([]);
+    // The same count in the default conversation calibrates from the view's parsed usage and prunes.
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r_conv', status: 'completed', conversation_id: 'conv_1', output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
+    expect(session.conversation.response('r_conv')?.usage?.inputTokens).toBe(5000);
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
   });
 
   it('does nothing without a budget', () => {
     const session = new FakeSession();
     const f = new TruncationFilter(session, null, 'test');
-    f.onServer(added(text('u0', 'user', 100_000), null));
-    f.onClient(wire({ type: 'response.create' }));
+    session.fromServer(f, added(text('u0', 'user', 100_000), null));
+    session.fromClient(f, wire({ type: 'response.create' }));
     expect(session.upstream).toEqual([]);
     expect(f.summary()).toEqual({});
   });

@@ -116,7 +116,7 @@ export async function launchChromium(): Promise<Chromium> {
           resolve();
         });
       });
-      rmSync(profile, { recursive: true, force: true });
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
 }
