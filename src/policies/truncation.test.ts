@@ -305,25 +305,25 @@ describe('truncation filter, event by event', () => {
   it('tracks deletes, truncations, transcripts and speech from the upstream', () => {
     const session = new FakeSession();
     const f = new TruncationFilter(session, budget(100_000), 'test');
-    f.onServer(wire({ type: 'input_audio_buffer.speech_started', item_id: 'u', audio_start_ms: 0 }));
-    f.onServer(wire({ type: 'input_audio_buffer.speech_stopped', item_id: 'u', audio_end_ms: 2000 }));
-    f.onServer(added({ id: 'u', type: 'message', role: 'user', content: [{ type: 'input_audio' }] }, null));
+    session.fromServer(f, wire({ type: 'input_audio_buffer.speech_started', item_id: 'u', audio_start_ms: 0 }));
+    session.fromServer(f, wire({ type: 'input_audio_buffer.speech_stopped', item_id: 'u', audio_end_ms: 2000 }));
+    session.fromServer(f, added({ id: 'u', type: 'message', role: 'user', content: [{ type: 'input_audio' }] }, null));
     expect(f.tracker.total()).toBe(4 + 20);
-    f.onServer(added({ id: 'w', type: 'message', role: 'user', content: [{ type: 'input_audio' }] }, 'u'));
-    f.onServer(wire({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'w', transcript: 'x'.repeat(8) }));
+    session.fromServer(f, added({ id: 'w', type: 'message', role: 'user', content: [{ type: 'input_audio' }] }, 'u'));
+    session.fromServer(f, wire({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'w', transcript: 'x'.repeat(8) }));
     expect(f.tracker.total()).toBe(24 + 4 + 4);
-    f.onServer(wire({ type: 'conversation.item.created', previous_item_id: 'w', item: { id: 'a', type: 'message', role: 'assistant', content: [{ type: 'output_audio', transcript: 'x'.repeat(400) }] } }));
-    f.onServer(wire({ type: 'conversation.item.truncated', item_id: 'a', content_index: 0, audio_end_ms: 500 }));
+    session.fromServer(f, wire({ type: 'conversation.item.created', previous_item_id: 'w', item: { id: 'a', type: 'message', role: 'assistant', content: [{ type: 'output_audio', transcript: 'x'.repeat(400) }] } }));
+    session.fromServer(f, wire({ type: 'conversation.item.truncated', item_id: 'a', content_index: 0, audio_end_ms: 500 }));
     expect(f.tracker.total()).toBe(32 + 4 + 10);
-    f.onServer(wire({ type: 'conversation.item.deleted', item_id: 'u' }));
+    session.fromServer(f, wire({ type: 'conversation.item.deleted', item_id: 'u' }));
     expect(f.tracker.ids()).toEqual(['w', 'a']);
-    f.onServer(wire({ type: 'conversation.item.done', previous_item_id: null, item: text('s', 'system', 4) }));
+    session.fromServer(f, wire({ type: 'conversation.item.done', previous_item_id: null, item: text('s', 'system', 4) }));
     expect(f.tracker.ids()).toEqual(['s', 'w', 'a']);
     // Malformed events change nothing.
-    f.onServer(wire({ type: 'conversation.item.added', previous_item_id: null }));
-    f.onServer(wire({ type: 'conversation.item.deleted' }));
-    f.onServer(wire({ type: 'conversation.item.truncated', item_id: 'a', audio_end_ms: 'soon' }));
-    f.onServer(wire({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'w' }));
+    session.fromServer(f, wire({ type: 'conversation.item.added', previous_item_id: null }));
+    session.fromServer(f, wire({ type: 'conversation.item.deleted' }));
+    session.fromServer(f, wire({ type: 'conversation.item.truncated', item_id: 'a', audio_end_ms: 'soon' }));
+    session.fromServer(f, wire({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'w' }));
     expect(f.tracker.ids()).toEqual(['s', 'w', 'a']);
     expect(f.summary()).toEqual({ prunedItems: 0, contextTokensEstimate: f.tracker.total() });
   });
@@ -331,32 +331,32 @@ describe('truncation filter, event by event', () => {
   it('an out-of-band response.done neither calibrates nor prunes; one without usage still prunes', () => {
     const session = new FakeSession();
     const f = new TruncationFilter(session, budget(50, { targetRatio: 0.5 }), 'test');
-    f.onServer(added(text('u0', 'user', 400), null));
-    f.onServer(added(text('u1', 'user', 40), 'u0'));
-    f.onServer(wire({ type: 'response.done', response: { id: 'r', conversation_id: null, output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
+    session.fromServer(f, added(text('u0', 'user', 400), null));
+    session.fromServer(f, added(text('u1', 'user', 40), 'u0'));
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r', conversation_id: null, output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
     expect(session.upstream).toEqual([]);
     expect(f.tracker.total()).toBe(104 + 14);
-    f.onServer(wire({ type: 'response.done', response: { id: 'r2', conversation_id: 'conv_1', output: [] } }));
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r2', conversation_id: 'conv_1', output: [] } }));
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
     expect(f.summary()).toEqual({ prunedItems: 1, contextTokensEstimate: 14 });
-    f.onServer(wire({ type: 'response.done' }));
+    session.fromServer(f, wire({ type: 'response.done' }));
     expect(session.upstream).toHaveLength(1);
   });
 
   it('counts a created item as pending until the upstream echoes it (matching type and role)', () => {
     const session = new FakeSession();
     const f = new TruncationFilter(session, budget(150, { targetRatio: 0.5 }), 'test');
-    f.onServer(added(text('u0', 'user', 400), null)); // 104
-    f.onClient(wire({ type: 'conversation.item.create', item: text('x', 'user', 200) })); // +54 pending
-    f.onClient(wire({ type: 'conversation.item.create' }));
-    f.onClient(wire({ type: 'response.create', response: { conversation: 'none' } }));
+    session.fromServer(f, added(text('u0', 'user', 400), null)); // 104
+    session.fromClient(f, wire({ type: 'conversation.item.create', item: text('x', 'user', 200) })); // +54 pending
+    session.fromClient(f, wire({ type: 'conversation.item.create' }));
+    session.fromClient(f, wire({ type: 'response.create', response: { conversation: 'none' } }));
     expect(session.upstream).toEqual([]);
-    f.onClient(wire({ type: 'response.create' }));
+    session.fromClient(f, wire({ type: 'response.create' }));
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
     // The echo settles the pending item: it is counted once, not twice.
-    f.onServer(added(text('u1', 'user', 200), null));
+    session.fromServer(f, added(text('u1', 'user', 200), null));
     expect(f.tracker.total()).toBe(54);
-    f.onClient(wire({ type: 'response.create' }));
+    session.fromClient(f, wire({ type: 'response.create' }));
     expect(session.upstream).toHaveLength(1);
     expect(session.reports.filter((r) => r.kind === 'prune')).toHaveLength(1);
   });
