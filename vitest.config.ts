@@ -8,5 +8,9 @@ export default defineConfig({
     // Real sockets on loopback: run files in parallel processes, tests inside a file in order.
     pool: 'forks',
     reporters: ['default'],
+    // Every test asserts at least once (expect.hasAssertions()); every event the simulator sends is
+    // validated against the openai SDK's types (test/contract/).
+    setupFiles: ['test/support/setup.ts'],
+    globalSetup: ['test/contract/global-setup.ts'],
   },
 });

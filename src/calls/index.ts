@@ -7,6 +7,7 @@ import type { FilterFactory } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from '../policies/registry.js';
 import { ProxyError } from '../protocol/errors.js';
+import { asObject } from '../protocol/json.js';
 import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
 import { sha256Hex } from '../tenants/resolver.js';
@@ -149,7 +150,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       const after = body['expires_after'];
       let seconds = cfg.defaultSecretTtlSec;
       if (after !== undefined) {
-        const a = after !== null && typeof after === 'object' && !Array.isArray(after) ? (after as JsonObject) : null;
+        const a = asObject(after);
         const s = a?.['seconds'];
         if (!a || (a['anchor'] !== undefined && a['anchor'] !== 'created_at') || (s !== undefined && (typeof s !== 'number' || !Number.isInteger(s) || s < 10 || s > 7200))) {
           return errorReply(new ProxyError('invalid_request', { message: 'expires_after must be { anchor: "created_at", seconds: 10..7200 }.', param: 'expires_after', close: null }));

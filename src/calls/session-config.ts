@@ -1,8 +1,8 @@
 import type { JsonObject } from '../pipeline/frame.js';
 import type { CompiledPolicy } from '../policies/compile.js';
 import { applyLocks } from '../policies/locks.js';
-import { asObject, asString } from '../policies/util.js';
 import { ProxyError } from '../protocol/errors.js';
+import { asObject, asString } from '../protocol/json.js';
 
 /** The model a call or secret runs when the request names none (OpenAI's default). */
 export const DEFAULT_CALL_MODEL = 'gpt-realtime';

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { json, type HttpReply } from '../app/module.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
+import { asObject, asString } from '../protocol/json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { SipRoute } from './config.js';
 import type { GovernedSession } from './session-config.js';
@@ -34,9 +35,10 @@ function headersOf(data: JsonObject | null): SipHeader[] {
   if (!Array.isArray(raw)) return [];
   const out: SipHeader[] = [];
   for (const h of raw.slice(0, 128)) {
-    if (h && typeof h === 'object' && typeof (h as JsonObject)['name'] === 'string' && typeof (h as JsonObject)['value'] === 'string') {
-      out.push({ name: (h as JsonObject)['name'] as string, value: ((h as JsonObject)['value'] as string).slice(0, 2048) });
-    }
+    const header = asObject(h);
+    const name = asString(header?.['name']);
+    const value = asString(header?.['value']);
+    if (name !== null && value !== null) out.push({ name, value: value.slice(0, 2048) });
   }
   return out;
 }
@@ -61,7 +63,7 @@ export function matchSipRoute(routes: readonly SipRoute[], headers: readonly Sip
  * The webhook is always acknowledged (200) once authenticated, so OpenAI does not redeliver it.
  */
 export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<HttpReply> {
-  const data = event['data'] !== null && typeof event['data'] === 'object' && !Array.isArray(event['data']) ? (event['data'] as JsonObject) : null;
+  const data = asObject(event['data']);
   const callId = typeof data?.['call_id'] === 'string' ? data['call_id'] : '';
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(callId)) return json(400, { error: { type: 'invalid_request_error', code: 'invalid_webhook', message: 'data.call_id is missing or malformed.' } });
   const log = deps.log.child({ call: callId, transport: 'sip' });

@@ -1,4 +1,5 @@
 import type { JsonObject } from '../pipeline/frame.js';
+import { asObject as obj } from '../protocol/json.js';
 import type { ModalityTokens } from './pricing.js';
 
 /*
@@ -21,10 +22,6 @@ const USER_AUDIO_TOKENS_PER_SEC = 10;
 const MAX_ITEMS = 10_000;
 
 export const NO_TOKENS: Readonly<ModalityTokens> = Object.freeze({ text: 0, audio: 0, image: 0 });
-
-function obj(v: unknown): JsonObject | null {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
-}
 
 function bytes(v: unknown): number {
   return typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : 0;

@@ -46,14 +46,19 @@ function setup(config: Record<string, unknown> = {}, wall: () => number = () => 
   return { factory: createMeteringFilterFactory(rt), ledger, records, rt };
 }
 
+/** The session of each filter: the helpers below feed its conversation view as the relay core would. */
+const sessions = new WeakMap<Filter, FakeSession>();
+
 function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime'): { ctx: FakeSession; f: Filter } {
   const ctx = new FakeSession({ tenant: { limits }, model });
-  return { ctx, f: s.factory.create(ctx) };
+  const f = s.factory.create(ctx);
+  sessions.set(f, ctx);
+  return { ctx, f };
 }
 
 const ev = (e: { type: string; [k: string]: unknown }) => Frame.fromEvent(e);
-const client = (f: Filter, e: { type: string; [k: string]: unknown }) => f.onClient!(ev(e)) as Verdict;
-const server = (f: Filter, e: { type: string; [k: string]: unknown }) => f.onServer!(ev(e)) as Verdict;
+const client = (f: Filter, e: { type: string; [k: string]: unknown }) => sessions.get(f)!.fromClient(f, ev(e)) as Verdict;
+const server = (f: Filter, e: { type: string; [k: string]: unknown }) => sessions.get(f)!.fromServer(f, ev(e)) as Verdict;
 
 function usage(textIn: number, audioIn: number, textOut: number, audioOut: number) {
   return {
@@ -421,6 +426,31 @@ describe('metering filter: issue 11 regressions', () => {
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThan(reservedBig);
   });
 
+  it('a create reusing the event_id of a waiting create gets its own id: a small reservation never ends up on a large response', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '100' });
+    const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+    const reserved = () => s.ledger.status('acme', caps, T0).day.reserved.nanos;
+    client(f, { type: 'conversation.item.create', item: { id: 'item_big', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(20_000) }] } });
+    expect(client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'tiny' }, max_output_tokens: 1, input: [] } }).kind).toBe('continue');
+    const tiny = reserved();
+    const second = client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'huge' }, max_output_tokens: 1, input: [{ type: 'item_reference', id: 'item_big' }] } });
+    const secondId = json(second)['event_id'] as string;
+    expect(secondId).toMatch(/^event_proxy_/);
+    const huge = reserved() - tiny;
+    expect(huge).toBeGreaterThan(20_000 * 4_000);
+    // The upstream starts the huge one first, then the tiny one, which finishes first.
+    server(f, created('resp_huge', { conversation_id: null, metadata: { k: 'huge' }, max_output_tokens: 1 }));
+    server(f, created('resp_tiny', { conversation_id: null, metadata: { k: 'tiny' }, max_output_tokens: 1 }));
+    expect(ctx.conversation.response('resp_huge')?.createEventId).toBe(secondId);
+    expect(ctx.conversation.response('resp_tiny')?.createEventId).toBe('same');
+    server(f, { type: 'response.done', response: { id: 'resp_tiny', status: 'completed', conversation_id: null, usage: usage(10, 0, 1, 0) } });
+    // The huge response still runs: its whole reservation is still held.
+    expect(reserved()).toBe(huge);
+    server(f, { type: 'response.done', response: { id: 'resp_huge', status: 'completed', conversation_id: null, usage: usage(20_000, 0, 1, 0) } });
+    expect(reserved()).toBe(0);
+  });
+
   it('a VAD response with a larger output limit never takes the reservation of a small client create', () => {
     const s = setup();
     const { ctx, f } = session(s, { dailyUsd: '100' });
@@ -442,7 +472,7 @@ describe('metering filter: issue 11 regressions', () => {
     const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
     const v = client(f, { type: 'response.create', response: {} });
     const eventId = json(v)['event_id'] as string;
-    expect(eventId).toMatch(/^evt_rtproxy_/);
+    expect(eventId).toMatch(/^event_proxy_/);
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThan(0);
     server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: eventId } });
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBe(0);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
+import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
@@ -10,7 +11,7 @@ import { ConversationEstimate, promptEstimate } from './context.js';
 import type { Amount, CapHit, Ledger, MaybePromise, ReserveResult, SettledBy, UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
-import { readResponseUsage, responseCost, transcriptionCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
+import { responseCost, transcriptionCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
 
 export interface MeteringRuntime {
   readonly config: MeteringConfig;
@@ -33,14 +34,6 @@ const END_GRACE_MS = 3000;
 const ADMISSION_HANDOFF_MS = 30_000;
 /** While input audio is held back over a cap, the ledger is asked again this often (caps may be raised). */
 const AUDIO_RECHECK_MS = 5000;
-
-function obj(v: unknown): JsonObject | null {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
-}
-
-function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
 
 function then<T, R>(v: MaybePromise<T>, f: (t: T) => R): MaybePromise<R> {
   return v instanceof Promise ? v.then(f) : f(v);
@@ -81,35 +74,14 @@ export function budgetError(hit: CapHit, options: { eventId?: string | null; clo
   });
 }
 
-/** Which kind of `response.create` a response answers; `response.created` tells them apart by `conversation_id`. */
-type Origin = 'conversation' | 'out_of_band';
-
 interface Reservation {
   /** Ledger reservation id; null when nothing was reserved (no caps, or fail-open). */
   readonly id: string | null;
   /** The response's worst case: what was reserved, and what is billed if its response.done never comes. */
   readonly amount: Amount;
-  /**
-   * The `event_id` of the client's `response.create` (the proxy adds one when the client did not),
-   * so an upstream `error` about it releases the reservation at once.
-   */
-  eventId: string | null;
-  readonly origin: Origin;
-  /** `response.metadata` as JSON: echoed on `response.created`, so it pairs parallel creates exactly. */
-  readonly metadata: string | null;
-  /**
-   * The output limit the reservation was sized for (echoed as `response.created.max_output_tokens`):
-   * a response with another limit (a VAD response racing a small create) never takes this
-   * reservation, which could be too small for it. Null: server-started.
-   */
-  readonly maxOutput: number | 'inf' | null;
   timer: NodeJS.Timeout | null;
   /** Conversation responses: the estimate's `added` when the response started (calibration at done). */
   mark: ModalityTokens | null;
-}
-
-function metadataKey(v: unknown): string | null {
-  return obj(v) ? JSON.stringify(v) : null;
 }
 
 function textOnly(modalities: unknown): boolean | null {
@@ -272,11 +244,9 @@ export class MeteringFilter implements Filter {
   #txModel: string | null = null;
   /** The model a client `session.update` asked for (priced; switched to when the upstream confirms it). */
   #requestedModel: string | null = null;
-  /** The session's effective max_output_tokens as last reported by the upstream. */
-  #sessionMaxOutput: number | 'inf' | null = null;
   #clampInjected = false;
   /** Upper-bound estimate of the default conversation (the input of the next response in it). */
-  readonly #conversation = new ConversationEstimate();
+  readonly #estimate = new ConversationEstimate();
   /** Session instructions + tools (the prompt prefix of every response), estimated. */
   #promptTokens = promptEstimate(null, null);
   #sessionTextOnly = false;
@@ -286,8 +256,18 @@ export class MeteringFilter implements Filter {
    * transcribed or started (both cost money a reservation cannot cover).
    */
   #audioBlocked: { hit: CapHit; since: number; checking: boolean; notified: boolean } | null = null;
-  readonly #pending: Reservation[] = [];
-  readonly #active = new Map<string, Reservation>();
+  /**
+   * Reservations of creates sent upstream and not started yet, by the create's `event_id` (every
+   * create upstream carries one: the client's, or one the proxy adds), so the upstream's `error`
+   * about a create releases its reservation at once. Which create a response answers is the
+   * conversation view's pairing (`ResponseView.createEventId`).
+   */
+  readonly #pending = new Map<string, Reservation>();
+  /**
+   * Reservations of started responses, by response id, until their response.done settles them.
+   * Which responses are running is the conversation view's (`activeResponses`).
+   */
+  readonly #reservations = new Map<string, Reservation>();
   #seq = 0;
   #closed = false;
   #ending: ProxyError | null = null;
@@ -330,7 +310,7 @@ export class MeteringFilter implements Filter {
     switch (frame.type) {
       case 'input_audio_buffer.append':
         if (this.#audioBlocked !== null) return this.#onBlockedAudio();
-        this.#conversation.onAppend(frame.size);
+        this.#estimate.onAppend(frame.size);
         return CONTINUE;
       case 'response.create':
         return this.#onResponseCreate(frame);
@@ -338,11 +318,11 @@ export class MeteringFilter implements Filter {
         return this.#onSessionUpdate(frame);
       case 'conversation.item.create': {
         const item = obj(frame.json()['item']);
-        if (item) this.#conversation.onItemCreate(item);
+        if (item) this.#estimate.onItemCreate(item);
         return CONTINUE;
       }
       case 'input_audio_buffer.clear':
-        this.#conversation.onBufferCleared();
+        this.#estimate.onBufferCleared();
         return CONTINUE;
       default:
         return CONTINUE;
@@ -399,9 +379,11 @@ export class MeteringFilter implements Filter {
       this.#refused++;
       return reject(unpricedError(this.#model, this.#rt, { eventId: clientEventId, close: null }));
     }
-    // Every create upstream carries an event_id, so an upstream refusal of it names it and its
-    // reservation is released at once (the client's id if it sent one).
-    const eventId = clientEventId ?? `evt_rtproxy_${this.#ctx.id.slice(-8)}_${(++this.#seq).toString(36)}`;
+    // Every create upstream carries an event_id no other waiting create has, so an upstream
+    // refusal of it names it and releases its reservation at once, and the conversation view's
+    // pairing (createEventId) names exactly one reservation: the client's id, unless it sent none
+    // or reuses the id of a create still waiting (then one from the session's scheme).
+    const eventId = clientEventId !== null && !this.#pending.has(clientEventId) ? clientEventId : this.#ctx.nextEventId();
     const maxSession = this.#limits.maxSessionTokens;
     if (maxSession !== null && this.#sessionTokens >= maxSession) {
       return this.#refuse(this.#tokenLimitError(clientEventId));
@@ -411,7 +393,7 @@ export class MeteringFilter implements Filter {
     if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, clientEventId, 'response.max_output_tokens');
     const limit = this.#outputCap();
     const requested = parsed.kind === 'limit' ? parsed.value : null;
-    let effective: number | 'inf' = requested ?? this.#sessionMaxOutput ?? 'inf';
+    let effective: number | 'inf' = requested ?? this.#ctx.conversation.sessionMaxOutputTokens ?? 'inf';
     let rewrite: JsonObject | null = null;
     let clampNotice: (() => void) | null = null;
     // Written another way ("4096", "INF"): the upstream gets the value governed.
@@ -424,21 +406,18 @@ export class MeteringFilter implements Filter {
       effective = limit;
     }
     const rewritten =
-      rewrite !== null || clientEventId === null
-        ? Frame.fromEvent({ ...ev, type: 'response.create', event_id: eventId, ...(rewrite !== null ? { response: rewrite } : {}) } as { type: string })
+      rewrite !== null || eventId !== clientEventId
+        ? Frame.rewritten('response.create', { ...ev, type: 'response.create', event_id: eventId, ...(rewrite !== null ? { response: rewrite } : {}) })
         : null;
     const ok = (): Verdict => {
       clampNotice?.();
       return rewritten ? replace(rewritten) : CONTINUE;
     };
-    const origin: Origin = response['conversation'] === 'none' ? 'out_of_band' : 'conversation';
-    const metadata = metadataKey(response['metadata']);
     const prompt = 'instructions' in response || 'tools' in response ? promptEstimate(response['instructions'], response['tools']) : this.#promptTokens;
-    const amount = this.#worstCase(price, this.#conversation.responseInput(response), prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
-    const maxOutput = effective;
-    const pending = (id: string | null): Reservation => ({ id, amount, eventId, origin, metadata, maxOutput, timer: null, mark: null });
+    const amount = this.#worstCase(price, this.#estimate.responseInput(response), prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
+    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null });
     if (!this.#capped) {
-      this.#queuePending(pending(null));
+      this.#queuePending(eventId, pending(null));
       return ok();
     }
     const id = this.#reservationId();
@@ -450,13 +429,13 @@ export class MeteringFilter implements Filter {
       switch (result.kind) {
         case 'ok':
           this.#audioBlocked = null;
-          this.#queuePending(pending(id));
+          this.#queuePending(eventId, pending(id));
           return ok();
         case 'over':
           return this.#refuse(budgetError(result.hit, { eventId: clientEventId }));
         case 'unavailable':
           if (this.#rt.config.ledger.failMode === 'open') {
-            this.#queuePending(pending(null));
+            this.#queuePending(eventId, pending(null));
             return ok();
           }
           this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
@@ -470,15 +449,20 @@ export class MeteringFilter implements Filter {
     });
   }
 
-  #queuePending(r: Reservation): void {
+  #queuePending(eventId: string, r: Reservation): void {
     r.timer = setTimeout(() => {
       // The upstream never started this response (refused it, or the client raced another): free it.
-      const i = this.#pending.indexOf(r);
-      if (i >= 0) this.#pending.splice(i, 1);
-      if (r.id !== null) this.#releaseId(r.id);
+      if (this.#pending.get(eventId) === r) this.#releasePending(eventId, r);
     }, this.#rt.config.pendingResponseTimeoutMs);
     r.timer.unref();
-    this.#pending.push(r);
+    this.#pending.set(eventId, r);
+  }
+
+  #releasePending(eventId: string, r: Reservation): void {
+    this.#pending.delete(eventId);
+    if (r.timer) clearTimeout(r.timer);
+    r.timer = null;
+    if (r.id !== null) this.#releaseId(r.id);
   }
 
   #refuse(error: ProxyError): Verdict {
@@ -521,7 +505,7 @@ export class MeteringFilter implements Filter {
       eventId,
       details: { requested: String(requested), limit },
     });
-    this.#ctx.sendClient(notice.toEvent(`event_metering_${this.#ctx.id.slice(-8)}_${(++this.#seq).toString(36)}`), BY);
+    this.#ctx.sendClient(notice.toEvent(this.#ctx.nextEventId()), BY);
     this.#ctx.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', responseId: null });
   }
 
@@ -538,10 +522,10 @@ export class MeteringFilter implements Filter {
         this.#onTranscription(frame);
         return CONTINUE;
       case 'input_audio_buffer.committed':
-        this.#conversation.onCommitted(str(frame.json()['item_id']));
+        this.#estimate.onCommitted(str(frame.json()['item_id']));
         return CONTINUE;
       case 'input_audio_buffer.cleared':
-        this.#conversation.onBufferCleared();
+        this.#estimate.onBufferCleared();
         return CONTINUE;
       case 'session.created':
       case 'session.updated':
@@ -576,20 +560,19 @@ export class MeteringFilter implements Filter {
     const input = obj(obj(session['audio'])?.['input']);
     if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
     const format = str(obj(input?.['format'])?.['type']);
-    if (format !== null) this.#conversation.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
+    if (format !== null) this.#estimate.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
     if (session['type'] === 'transcription') return;
     if ('instructions' in session || 'tools' in session) this.#promptTokens = promptEstimate(session['instructions'], session['tools']);
     const modalities = textOnly(session['output_modalities']);
     if (modalities !== null) this.#sessionTextOnly = modalities;
     const mot = outputLimit(session['max_output_tokens']);
-    if (mot !== null) this.#sessionMaxOutput = mot;
     const limit = this.#outputCap();
     if (limit === null || mot === null) return;
     if (mot === 'inf' || mot > limit) {
       // The upstream default is "inf": clamp the session so server-started (VAD) responses obey too.
       if (!this.#clampInjected) {
         this.#clampInjected = true;
-        this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } } as { type: string }, BY);
+        this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
       }
     } else {
       this.#clampInjected = false;
@@ -608,44 +591,47 @@ export class MeteringFilter implements Filter {
   #onResponseCreated(frame: Frame): Verdict | Promise<Verdict> {
     const response = obj(frame.json()['response']);
     const id = str(response?.['id']);
-    if (!response || !id || this.#active.has(id)) return CONTINUE;
-    const origin: Origin = response['conversation_id'] === null || response['conversation_id'] === undefined ? 'out_of_band' : 'conversation';
-    const mark = origin === 'conversation' ? this.#conversation.addedMark() : null;
-    const pending = this.#matchPending(origin, metadataKey(response['metadata']), outputLimit(response['max_output_tokens']));
+    if (!response || !id || this.#reservations.has(id)) return CONTINUE;
+    const view = this.#ctx.conversation.response(id);
+    const mark = view?.conversationId != null ? this.#estimate.addedMark() : null;
+    const createEventId = view?.createEventId ?? null;
+    const pending = createEventId !== null ? this.#pending.get(createEventId) : undefined;
     if (pending) {
+      this.#pending.delete(createEventId!);
       if (pending.timer) clearTimeout(pending.timer);
       pending.timer = null;
       pending.mark = mark;
-      this.#active.set(id, pending);
+      this.#reservations.set(id, pending);
       return CONTINUE;
     }
-    // Started by the server (VAD create_response, idle timeout): reserve now, before any output.
-    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, eventId: null, origin, metadata: null, maxOutput: null, timer: null, mark });
+    // Started by the server (VAD create_response, idle timeout), or its create's reservation
+    // already timed out: reserve now, before any output.
+    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, timer: null, mark });
     const zero = { nanos: 0, tokens: 0 };
     if (this.#ending) {
-      this.#active.set(id, unreserved(zero));
+      this.#reservations.set(id, unreserved(zero));
       this.#cancel(id, this.#ending);
       return CONTINUE;
     }
     const price = this.#price?.price ?? null;
     const maxSession = this.#limits.maxSessionTokens;
     if (!price || (maxSession !== null && this.#sessionTokens >= maxSession)) {
-      this.#active.set(id, unreserved(zero));
+      this.#reservations.set(id, unreserved(zero));
       const error = price ? this.#tokenLimitError(null) : unpricedError(this.#model, this.#rt, { close: null });
       this.#cancel(id, error);
       return CONTINUE;
     }
-    const effective = outputLimit(response['max_output_tokens']) ?? this.#sessionMaxOutput ?? 'inf';
-    const amount = this.#worstCase(price, this.#conversation.total(), this.#promptTokens, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
+    const effective = view?.maxOutputTokens ?? this.#ctx.conversation.sessionMaxOutputTokens ?? 'inf';
+    const amount = this.#worstCase(price, this.#estimate.total(), this.#promptTokens, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
     if (!this.#capped) {
-      this.#active.set(id, unreserved(amount));
+      this.#reservations.set(id, unreserved(amount));
       return CONTINUE;
     }
     // An asynchronous ledger pauses this direction while it answers; a tenant known to be at its
     // cap is cancelled right away instead.
     const known = this.#rt.ledger.knownOver?.(this.#ctx.tenant.id, this.#rt.wall()) ?? null;
     if (known) {
-      this.#active.set(id, unreserved(amount));
+      this.#reservations.set(id, unreserved(amount));
       this.#cancel(id, budgetError(known));
       this.#holdAudio(known);
       return CONTINUE;
@@ -657,10 +643,10 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       }
       if (result.kind === 'ok') {
-        this.#active.set(id, { ...unreserved(amount), id: rid });
+        this.#reservations.set(id, { ...unreserved(amount), id: rid });
         return CONTINUE;
       }
-      this.#active.set(id, unreserved(amount));
+      this.#reservations.set(id, unreserved(amount));
       if (result.kind === 'unavailable') {
         if (this.#rt.config.ledger.failMode === 'open') return CONTINUE;
         this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: id });
@@ -671,19 +657,6 @@ export class MeteringFilter implements Filter {
       this.#holdAudio(result.hit);
       return CONTINUE;
     });
-  }
-
-  /**
-   * The client `response.create` a `response.created` answers: same origin (conversation or
-   * out-of-band, from `conversation_id`), same `metadata` and same `max_output_tokens` (both
-   * echoed by the upstream), oldest first. None: the server started it (VAD, idle timeout) and
-   * it reserves for itself; an unmatched create is released by the upstream's error about it or
-   * its timeout.
-   */
-  #matchPending(origin: Origin, metadata: string | null, maxOutput: number | 'inf' | null): Reservation | null {
-    const i = this.#pending.findIndex((p) => p.origin === origin && p.metadata === metadata && (maxOutput === null || p.maxOutput === maxOutput));
-    if (i < 0) return null;
-    return this.#pending.splice(i, 1)[0]!;
   }
 
   #cancel(responseId: string, error: ProxyError): void {
@@ -699,10 +672,11 @@ export class MeteringFilter implements Filter {
     const response = obj(frame.json()['response']);
     const id = str(response?.['id']);
     if (!response || !id) return;
-    const reservation = this.#active.get(id) ?? null;
-    this.#active.delete(id);
-    const usage = response['usage'];
-    if (usage === null || usage === undefined) {
+    const reservation = this.#reservations.get(id) ?? null;
+    this.#reservations.delete(id);
+    const view = this.#ctx.conversation.response(id);
+    const t = view?.usage ?? null;
+    if (t === null) {
       // Nothing billed (e.g. failed before any token): just free the reservation.
       if (reservation?.id) this.#releaseId(reservation.id);
       this.#rt.log.debug({ responseId: id }, 'metering: response.done without usage');
@@ -714,7 +688,6 @@ export class MeteringFilter implements Filter {
       lookup = { price: this.#rt.prices.own(LAST_RESORT_REALTIME)!, fallback: true };
       this.#ctx.log.error({ model: this.#model, responseId: id }, `metering: usage for an unpriced model billed at ${LAST_RESORT_REALTIME} prices`);
     }
-    const t = readResponseUsage(usage);
     const cost = responseCost(lookup.price, t, textOnly(response['output_modalities']) === true);
     const record: UsageRecord = {
       ts: this.#rt.wall(),
@@ -745,8 +718,8 @@ export class MeteringFilter implements Filter {
     this.#sessionTokens += t.totalTokens;
     // The upstream's count of a response in the default conversation recalibrates its estimate;
     // an out-of-band response leaves the conversation as it was.
-    if (reservation?.mark && response['conversation_id'] !== null && response['conversation_id'] !== undefined) {
-      this.#conversation.calibrate(reservation.mark, t.input, t.output);
+    if (reservation?.mark && view?.conversationId != null) {
+      this.#estimate.calibrate(reservation.mark, t.input, t.output);
     }
     this.#ctx.report({
       kind: 'usage',
@@ -820,17 +793,11 @@ export class MeteringFilter implements Filter {
   #onError(frame: Frame): void {
     const eventId = str(obj(frame.json()['error'])?.['event_id']);
     if (eventId === null) return;
-    const i = this.#pending.findIndex((p) => p.eventId === eventId);
-    if (i < 0) {
-      // Paired already: a server-started response took this create's place (e.g. VAD won the
-      // race and the create was refused as a second active response). The reservation stays
-      // with the response that runs.
-      for (const r of this.#active.values()) if (r.eventId === eventId) r.eventId = null;
-      return;
-    }
-    const [r] = this.#pending.splice(i, 1);
-    if (r!.timer) clearTimeout(r!.timer);
-    if (r!.id !== null) this.#releaseId(r!.id);
+    // Not pending: paired already (a server-started response the view could not tell from this
+    // create took its place, e.g. VAD won the race and the create was refused as a second active
+    // response): the reservation stays with the response that runs.
+    const r = this.#pending.get(eventId);
+    if (r) this.#releasePending(eventId, r);
   }
 
   // ---- ledger -------------------------------------------------------------------------------
@@ -883,7 +850,7 @@ export class MeteringFilter implements Filter {
   /** After a response settles: enforce session limits and the end_session policy. */
   #afterSettle(): void {
     if (this.#ending) {
-      if (this.#active.size === 0) this.#finishEnding();
+      if (this.#ctx.conversation.activeResponses().length === 0) this.#finishEnding();
       return;
     }
     const endOnExhaust = this.#rt.config.onExhausted === 'end_session';
@@ -965,10 +932,10 @@ export class MeteringFilter implements Filter {
     if (this.#closed || this.#ending) return;
     this.#ending = error.closesSession ? new ProxyError(error.code, { message: error.message, details: error.details ?? {}, close: null }) : error;
     this.#ctx.report({ kind: 'budget', action: 'ended', scope: error.code === 'budget_exceeded' ? 'tenant' : 'session', limit: this.#limitName(error), responseId: null });
-    for (const id of this.#active.keys()) {
+    for (const id of [...this.#ctx.conversation.activeResponses()]) {
       if (!this.#ctx.isSuppressed(id)) this.#ctx.cancelResponse(id, BY, this.#ending);
     }
-    if (this.#active.size === 0) {
+    if (this.#ctx.conversation.activeResponses().length === 0) {
       this.#finishEnding();
       return;
     }
@@ -996,16 +963,12 @@ export class MeteringFilter implements Filter {
     if (this.#durationTimer) clearTimeout(this.#durationTimer);
     if (this.#endTimer) clearTimeout(this.#endTimer);
     // Creates the upstream never started (no response.created): nothing ran, nothing is billed.
-    for (const r of this.#pending) {
-      if (r.timer) clearTimeout(r.timer);
-      if (r.id !== null) this.#releaseId(r.id);
-    }
-    this.#pending.length = 0;
+    for (const [eventId, r] of this.#pending) this.#releasePending(eventId, r);
     // Responses that started but whose response.done never came (the relay lingered for it after
     // a client close): OpenAI bills them, so they are billed at their reservation, marked estimated.
     const rule: SettledBy = info.initiator === 'client' ? 'client_gone_estimate' : info.initiator === 'upstream' ? 'upstream_drop_estimate' : 'session_end_estimate';
-    for (const [responseId, r] of this.#active) this.#settleEstimate(responseId, r, rule);
-    this.#active.clear();
+    for (const [responseId, r] of this.#reservations) this.#settleEstimate(responseId, r, rule);
+    this.#reservations.clear();
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
   }
 

@@ -14,6 +14,32 @@ describe('money', () => {
     expect(usdToNanos('1e3')).toBeNull();
   });
 
+  it('accepts zero, trims strings, and keeps the full precision of small numbers', () => {
+    expect(usdToNanos(0)).toBe(0);
+    expect(usdToNanos('0')).toBe(0);
+    expect(usdToNanos(' 5 ')).toBe(5_000_000_000);
+    expect(usdToNanos('\t0.25\n')).toBe(250_000_000);
+    // Checked against toFixed(scale + 2): a 1-nano amount survives the round trip.
+    expect(usdToNanos(0.000000001)).toBe(1);
+    expect(usdToNanos(0.000000123)).toBe(123);
+    expect(usdToNanos(-0.5)).toBeNull();
+    expect(usdToNanos(Number.NaN)).toBeNull();
+    expect(usdToNanos(Number.POSITIVE_INFINITY)).toBeNull();
+    expect(usdToNanos('')).toBeNull();
+    expect(usdToNanos('1.')).toBeNull();
+    expect(usdToNanos('.5')).toBeNull();
+    expect(usdToNanos('1.5x')).toBeNull();
+    expect(usdToNanos('x1.5')).toBeNull();
+    // Trailing zeros beyond the scale are not precision.
+    expect(usdToNanos('1.0000000000000')).toBe(1_000_000_000);
+    expect(parseDecimal('7', 0)).toBe(7);
+    expect(parseDecimal('7.0', 0)).toBe(7);
+    expect(parseDecimal('7.5', 0)).toBeNull();
+    // Beyond the safe-integer range: refused rather than rounded.
+    expect(usdToNanos('9007199.254740991')).toBe(Number.MAX_SAFE_INTEGER);
+    expect(usdToNanos('9007199.254740992')).toBeNull();
+  });
+
   it('converts per-1M-token prices to nanos per token', () => {
     expect(perMillionToNanosPerToken('0.06')).toBe(60);
     expect(perMillionToNanosPerToken(32)).toBe(32_000);
@@ -27,12 +53,22 @@ describe('money', () => {
     expect(formatUsd(12_500_000_000)).toBe('12.50');
     expect(formatUsd(69_678_400)).toBe('0.0696784');
     expect(formatUsd(-5_000_000)).toBe('-0.005');
+    expect(formatUsd(100_000_000)).toBe('0.10');
+    expect(formatUsd(120_000_000)).toBe('0.12');
+    expect(formatUsd(123_000_000)).toBe('0.123');
+    expect(formatUsd(3 * 1_000_000_000)).toBe('3.00');
+    expect(formatUsd(-3 * 1_000_000_000)).toBe('-3.00');
   });
 
   it('rounds rationals half up', () => {
     expect(divRound(5, 2)).toBe(3);
     expect(divRound(4, 3)).toBe(1);
     expect(divRound(750_000, 60_000)).toBe(13);
+    expect(divRound(7, 2)).toBe(4); // exactly half: up
+    expect(divRound(5, 3)).toBe(2); // above half
+    expect(divRound(6, 3)).toBe(2); // exact
+    expect(divRound(0, 7)).toBe(0);
+    expect(divRound(1, 3)).toBe(0); // below half
   });
 });
 

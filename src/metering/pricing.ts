@@ -1,3 +1,4 @@
+import { asObjectOrEmpty as obj } from '../protocol/json.js';
 import type { PriceConfig } from './config.js';
 import { DEFAULT_PRICES, retiredSuccessor } from './default-prices.js';
 import { divRound, perMillionToNanosPerToken, usdToNanos, type Nanos } from './money.js';
@@ -178,72 +179,9 @@ export class PriceBook {
 
 // ---- cost of usage --------------------------------------------------------------------------
 
-export interface ModalityTokens {
-  text: number;
-  audio: number;
-  image: number;
-}
+export { readResponseUsage, type ModalityTokens, type ResponseTokens } from '../protocol/usage.js';
+import { tokenCount as count, type ModalityTokens, type ResponseTokens } from '../protocol/usage.js';
 
-/** The token counts of one `response.done` usage, normalised (absent fields are 0). */
-export interface ResponseTokens {
-  readonly input: ModalityTokens;
-  readonly cached: ModalityTokens;
-  readonly output: { text: number; audio: number };
-  readonly inputTokens: number;
-  readonly outputTokens: number;
-  readonly cachedTokens: number;
-  readonly totalTokens: number;
-}
-
-function count(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
-}
-
-function obj(v: unknown): Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-}
-
-/** Reads a `response.usage` object (GA shape; older shapes without cached details are handled). */
-export function readResponseUsage(usage: unknown): ResponseTokens {
-  const u = obj(usage);
-  const inD = obj(u['input_token_details']);
-  const outD = obj(u['output_token_details']);
-  const input = { text: count(inD['text_tokens']), audio: count(inD['audio_tokens']), image: count(inD['image_tokens']) };
-  const output = { text: count(outD['text_tokens']), audio: count(outD['audio_tokens']) };
-  const detailsIn = input.text + input.audio + input.image;
-  const detailsOut = output.text + output.audio;
-  const inputTokens = Math.max(count(u['input_tokens']), detailsIn);
-  const outputTokens = Math.max(count(u['output_tokens']), detailsOut);
-  const cachedTotal = count(inD['cached_tokens']);
-  const cD = u['input_token_details'] !== undefined ? inD['cached_tokens_details'] : undefined;
-  let cached: ModalityTokens;
-  if (cD !== undefined && cD !== null) {
-    const c = obj(cD);
-    cached = { text: count(c['text_tokens']), audio: count(c['audio_tokens']), image: count(c['image_tokens']) };
-  } else {
-    // No per-modality split: assume the cache hit the modality with the smallest discount first
-    // (text, then image, then audio), which never under-prices.
-    let left = cachedTotal;
-    const text = Math.min(left, input.text);
-    left -= text;
-    const image = Math.min(left, input.image);
-    left -= image;
-    const audio = Math.min(left, input.audio);
-    cached = { text, audio, image };
-  }
-  // Cached tokens are a subset of each modality's input; a count beyond it is not a discount.
-  cached = { text: Math.min(cached.text, input.text), audio: Math.min(cached.audio, input.audio), image: Math.min(cached.image, input.image) };
-  const cachedTokens = cached.text + cached.audio + cached.image;
-  return {
-    input,
-    cached,
-    output,
-    inputTokens,
-    outputTokens,
-    cachedTokens,
-    totalTokens: Math.max(count(u['total_tokens']), inputTokens + outputTokens),
-  };
-}
 
 /**
  * Cost of one response in nano-dollars: uncached and cached parts of each input modality priced

@@ -1,16 +1,11 @@
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRedis, type RedisServer } from '../../test/metering/redis-server.js';
-import { nextUtcMidnight, recentNoon } from '../../test/support/clock.js';
-import type { UsageRecord } from './ledger.js';
-import { NO_CAPS, type CapSet } from './limits.js';
+import { caps, NEXT_DAY, record, T0 } from '../../test/metering/ledger-contract.js';
+import { NO_CAPS } from './limits.js';
 import { RedisLedger } from './redis-ledger.js';
 
-// Redis compares the ledger's expiry instants with its own clock: T0 must be near now.
-const T0 = recentNoon();
-const NEXT_DAY = nextUtcMidnight(T0);
-const caps = (c: Partial<CapSet>): CapSet => ({ ...NO_CAPS, ...c });
 let redis: RedisServer;
 let prefix = 0;
 const ledgers: RedisLedger[] = [];
@@ -46,30 +41,6 @@ async function ledger(options: { keyPrefix?: string; slotTtlMs?: number; failMod
   return l;
 }
 
-function record(over: Partial<UsageRecord> = {}): UsageRecord {
-  return {
-    ts: T0,
-    tenant: 'acme',
-    session: 'rps_1',
-    source: 'response',
-    ref: 'resp_1',
-    model: 'gpt-realtime',
-    status: 'completed',
-    costNanos: 1_000_000,
-    inputTokens: 100,
-    outputTokens: 50,
-    cachedTokens: 0,
-    totalTokens: 150,
-    input: { text: 100, audio: 0, image: 0 },
-    cached: { text: 0, audio: 0, image: 0 },
-    output: { text: 50, audio: 0 },
-    seconds: null,
-    estimated: false,
-    settledBy: 'response.done',
-    fallbackPrice: false,
-    ...over,
-  };
-}
 
 describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract.test.ts)', () => {
   it('a settlement written after its period key expired counts into the current period and keeps its own timestamp', async () => {
@@ -89,8 +60,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(await b.acquireSlot('acme', 's2', 2, T0)).toBe(true);
     expect(await b.acquireSlot('acme', 's3', 2, T0)).toBe(false);
     b.releaseSlot('acme', 's2');
-    await new Promise((r) => setTimeout(r, 50));
-    expect(await b.acquireSlot('acme', 's3', 2, T0)).toBe(true);
+    // The release is fire-and-forget: the slot frees once Redis has run it (bounded wait).
+    await vi.waitFor(async () => expect(await b.acquireSlot('acme', 's3', 2, T0)).toBe(true), { timeout: 5000, interval: 10 });
     // s1's owner stops heartbeating (wall is frozen at T0 in these ledgers, so jump past the TTL):
     expect(await b.acquireSlot('acme', 's4', 2, T0 + 1000)).toBe(true);
   });
@@ -160,7 +131,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
       await l.settle(null, record({ ref: 'once' }));
       expect(l.pendingCount).toBe(1);
       expect(await l.drain(5000)).toBe(true);
-      await new Promise((r) => setTimeout(r, 300));
+      // A write of our own waits out the pause: any paused duplicate has run by the time it returns.
+      await admin.call('SET', 'probe:after-pause', '1');
       expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(1_000_001);
       expect(await l.usage('acme', 0, 10)).toHaveLength(2);
     } finally {

@@ -2,38 +2,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { UsageRecord } from './ledger.js';
-import { NO_CAPS, resolveLimits, validatePlans, type CapSet } from './limits.js';
+import { NO_CAPS, resolveLimits, validatePlans } from './limits.js';
 import { SqliteLedger } from './sqlite-ledger.js';
-import { recentNoon } from '../../test/support/clock.js';
+import { caps, record, T0 } from '../../test/metering/ledger-contract.js';
 
-const T0 = recentNoon();
-const caps = (c: Partial<CapSet>): CapSet => ({ ...NO_CAPS, ...c });
-
-function record(over: Partial<UsageRecord> = {}): UsageRecord {
-  return {
-    ts: T0,
-    tenant: 'acme',
-    session: 'rps_1',
-    source: 'response',
-    ref: 'resp_1',
-    model: 'gpt-realtime',
-    status: 'completed',
-    costNanos: 1_000_000,
-    inputTokens: 100,
-    outputTokens: 50,
-    cachedTokens: 0,
-    totalTokens: 150,
-    input: { text: 100, audio: 0, image: 0 },
-    cached: { text: 0, audio: 0, image: 0 },
-    output: { text: 50, audio: 0 },
-    seconds: null,
-    estimated: false,
-    settledBy: 'response.done',
-    fallbackPrice: false,
-    ...over,
-  };
-}
 
 const open: SqliteLedger[] = [];
 function ledger(path = ':memory:'): SqliteLedger {

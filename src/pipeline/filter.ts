@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ConversationView, ItemMark } from '../protocol/conversation.js';
 import type { ProxyError } from '../protocol/errors.js';
+import type { RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { AudioCounters } from './audio-meter.js';
 import type { Frame } from './frame.js';
@@ -79,10 +80,15 @@ export interface SessionContext {
   readonly conversation: ConversationView;
   /** Records a governance fact on an item (redacted, blocked, cancelled, deleted) in the conversation view. */
   markItem(itemId: string, mark: ItemMark): void;
+  /**
+   * A fresh `event_id` for an event the proxy creates or completes (notices, injected events, a
+   * client create that came without one): one scheme per session, `event_proxy_<session>_<n>`.
+   */
+  nextEventId(): string;
   /** Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain. */
-  sendUpstream(event: { readonly type: string }, by: string): void;
+  sendUpstream(event: RealtimeClientEvent, by: string): void;
   /** Send an event to the client that the upstream did not send (e.g. a proxy notice). Skips the chain. */
-  sendClient(event: { readonly type: string }, by: string): void;
+  sendClient(event: RealtimeServerEvent, by: string): void;
   /** End the session: error event to the client, then close both sides. */
   close(error: ProxyError): void;
   /** Publish a governance fact to every filter's `onReport`. */

@@ -72,8 +72,13 @@ export class Frame {
 
   /** Build a frame for an event the proxy creates or rewrites. */
   static fromEvent(event: { readonly type: string }): Frame {
+    return Frame.rewritten(event.type, event as unknown as JsonObject);
+  }
+
+  /** Build a frame of type `type` for a rewritten copy of a parsed event. */
+  static rewritten(type: string, event: JsonObject): Frame {
     const bytes = Buffer.from(JSON.stringify(event), 'utf8');
-    const frame = new Frame(event.type, bytes, event as unknown as JsonObject);
+    const frame = new Frame(type, bytes, event);
     frame.#canonical = true;
     return frame;
   }

@@ -1,6 +1,6 @@
 import type { JsonObject } from '../pipeline/frame.js';
 import type { Source } from './matchers.js';
-import { asArray, asObject, asString } from './util.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
 
 /**
  * Every path by which user, model, tool or MCP content crosses the proxy, in one table. The

@@ -1,6 +1,7 @@
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
+import type { RealtimeServerEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
@@ -8,7 +9,8 @@ import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
-import { asArray, asObject, asString, clientEventId, notifyClient, toFrame } from './util.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
+import { clientEventId, notifyClient, toFrame } from './util.js';
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
 
@@ -366,7 +368,7 @@ export class GuardrailFilter implements Filter {
       if (s.tripped || this.#ctx.isSuppressed(id)) continue;
       const r = s.scanner.push('', true);
       if (r.hits.some((h) => stops(h.rule.action))) continue;
-      if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, null, r.text), GUARDRAILS_FILTER);
+      if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
     }
     const ids = this.#cancelled.get(id);
     if (!ids) return;
@@ -472,7 +474,7 @@ export class GuardrailFilter implements Filter {
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
       if (flushed && flushed.text.length > 0 && !(responseId && this.#ctx.isSuppressed(responseId))) {
-        this.#ctx.sendClient(heldDelta(stream!, asString(ev['event_id']), flushed.text), GUARDRAILS_FILTER);
+        this.#ctx.sendClient(heldDelta(stream!, this.#ctx.nextEventId(), flushed.text), GUARDRAILS_FILTER);
       }
       return e.redacted ? replace(toFrame({ ...ev, [field]: e.text })) : CONTINUE;
     };
@@ -543,7 +545,7 @@ export class GuardrailFilter implements Filter {
     if (this.#deleted.has(itemId)) return;
     this.#deleted.add(itemId);
     if (this.#deleted.size > 1024) this.#deleted.delete(this.#deleted.values().next().value!);
-    this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, GUARDRAILS_FILTER);
+    this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId }, GUARDRAILS_FILTER);
     this.#ctx.markItem(itemId, { kind: 'deleted', by: GUARDRAILS_FILTER, rule: ruleId });
   }
 
@@ -783,9 +785,10 @@ export class GuardrailFilter implements Filter {
 }
 
 /** The delta event that releases a stream's last held text (before its `.done`). */
-function heldDelta(stream: Stream, doneEventId: string | null, text: string): { readonly type: string } {
-  const event: JsonObject = { type: stream.deltaType, event_id: `${doneEventId ?? 'event'}_held`, ...stream.ids, delta: text };
-  return event as unknown as { readonly type: string };
+function heldDelta(stream: Stream, eventId: string, text: string): RealtimeServerEvent {
+  const event: JsonObject = { type: stream.deltaType, event_id: eventId, ...stream.ids, delta: text };
+  // A delta of the stream's own type with the upstream's own ids (see STREAMS).
+  return event as unknown as RealtimeServerEvent;
 }
 
 /** A retrieved item of a stopped response (or one the policy stopped) loses its audio too. */

@@ -1,10 +1,12 @@
 import { CONTINUE, DROP, reject, replace, type Admission, type AdmissionRequest, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
+import type { ClientEventOf } from '../protocol/events.js';
 import { ProxyError } from '../protocol/errors.js';
 import { nameMatcher, type CompiledPolicy } from './compile.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyLocks, UpstreamTruncation } from './schema.js';
-import { asArray, asObject, asString, clientEventId, notifyClient, toFrame } from './util.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
+import { clientEventId, notifyClient, toFrame } from './util.js';
 
 export const LOCKS_FILTER = 'policies.locks';
 
@@ -388,7 +390,7 @@ export class LockFilter implements Filter {
         if (id !== null && items) {
           this.#deleteOnDone.delete(id);
           // The call stays out of the conversation, so later turns never see an unanswered call.
-          for (const itemId of items) this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId } as { type: string }, LOCKS_FILTER);
+          for (const itemId of items) this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId }, LOCKS_FILTER);
         }
         return CONTINUE;
       }
@@ -457,7 +459,8 @@ export class LockFilter implements Filter {
     if (Object.keys(audio).length > 0) update['audio'] = audio;
     if (Object.keys(update).length === 1) return false;
     this.#ctx.log.debug({ policy: this.#policy.name, fields: Object.keys(update).filter((k) => k !== 'type'), violations: violations.length }, 'locked session state sent upstream');
-    this.#ctx.sendUpstream({ type: 'session.update', session: update } as { type: string }, LOCKS_FILTER);
+    // `update` holds only members the policy validated (copied from the upstream's own session).
+    this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as ClientEventOf<'session.update'>['session'] }, LOCKS_FILTER);
     return true;
   }
 

@@ -289,12 +289,15 @@ class Parser {
         return [[cp, cp]];
       }
       case 'c': {
+        // A control letter; inside a class (Annex B) also a digit or `_`.
         const l = this.#src[this.#i];
-        if (l && /[A-Za-z]/.test(l)) {
+        if (l && (inClass ? /[A-Za-z0-9_]/ : /[A-Za-z]/).test(l)) {
           this.#i++;
           const cp = l.charCodeAt(0) % 32;
           return [[cp, cp]];
         }
+        // Otherwise (no u flag) `\c` is a backslash and then a literal `c`: read the `c` again.
+        this.#i--;
         return [[0x5c, 0x5c]];
       }
       default: {

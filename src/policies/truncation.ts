@@ -2,7 +2,7 @@ import { CONTINUE, type Filter, type FilterFactory, type SessionContext, type Ve
 import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyTruncation } from './schema.js';
-import { asArray, asObject, asString } from './util.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -334,16 +334,12 @@ export class TruncationFilter implements Filter {
         break;
       }
       case 'response.done': {
-        const response = asObject(ev['response']);
+        // Usage, output items and conversation come from the conversation view (updated before the filters run).
+        const id = asString(asObject(ev['response'])?.['id']);
+        const response = id !== null ? this.#ctx.conversation.response(id) : undefined;
         // Out-of-band responses (no conversation) neither use nor grow the default conversation.
-        if (!response || typeof response['conversation_id'] !== 'string') break;
-        const usage = asObject(response['usage']);
-        const input = usage?.['input_tokens'];
-        const output = usage?.['output_tokens'];
-        if (typeof input === 'number' && typeof output === 'number') {
-          const ids = (asArray(response['output']) ?? []).map((o) => asString(asObject(o)?.['id'])).filter((id): id is string => id !== null);
-          this.tracker.calibrate(input, output, ids);
-        }
+        if (!response || response.conversationId === null) break;
+        if (response.usage) this.tracker.calibrate(response.usage.inputTokens, response.usage.outputTokens, response.itemIds);
         this.#prune('response.done');
         break;
       }
@@ -358,7 +354,7 @@ export class TruncationFilter implements Filter {
     if (!plan) return;
     for (const id of plan.itemIds) {
       this.tracker.remove(id);
-      this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: id } as { type: string }, TRUNCATION_FILTER);
+      this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: id }, TRUNCATION_FILTER);
     }
     this.#pruned += plan.itemIds.length;
     this.#ctx.report({ kind: 'prune', itemIds: plan.itemIds, tokensBefore: plan.tokensBefore, tokensAfter: plan.tokensAfter });

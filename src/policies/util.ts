@@ -1,24 +1,11 @@
 import type { SessionContext } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ProxyError } from '../protocol/errors.js';
-
-export function asObject(v: unknown): JsonObject | null {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
-}
-
-export function asString(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
-
-export function asArray(v: unknown): readonly unknown[] | null {
-  return Array.isArray(v) ? v : null;
-}
-
-let noticeSeq = 0;
+import { asString } from '../protocol/json.js';
 
 /** Sends a non-fatal proxy notice (a Realtime `error` event) to the client. */
 export function notifyClient(ctx: SessionContext, error: ProxyError, by: string): void {
-  ctx.sendClient(error.toEvent(`event_policy_${(++noticeSeq).toString(36)}`), by);
+  ctx.sendClient(error.toEvent(ctx.nextEventId()), by);
 }
 
 /** The client event's `event_id` (for `error.event_id`), without parsing when possible. */
@@ -28,5 +15,5 @@ export function clientEventId(ev: JsonObject): string | null {
 
 /** A frame for a rewritten event (the original's `type` is kept by the spread). */
 export function toFrame(event: JsonObject): Frame {
-  return Frame.fromEvent(event as unknown as { type: string });
+  return Frame.rewritten(asString(event['type']) ?? '', event);
 }

@@ -5,7 +5,7 @@ import { Conversation, MAX_ITEMS, parseUsage } from './conversation.js';
 const wire = (event: { type: string; [k: string]: unknown }) => new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
 const created = (id: string) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [] } });
 const done = (id: string, output: unknown[] = [], status = 'completed') =>
-  wire({ type: 'response.done', response: { id, status, output, usage: { input_tokens: 12, output_tokens: 7, input_token_details: { cached_tokens: 4 } } } });
+  wire({ type: 'response.done', response: { id, status, output, usage: { input_tokens: 12, output_tokens: 7, input_token_details: { text_tokens: 12, cached_tokens: 4 } } } });
 const added = (item: Record<string, unknown>) => wire({ type: 'conversation.item.added', previous_item_id: null, item });
 
 describe('conversation view', () => {
@@ -31,6 +31,36 @@ describe('conversation view', () => {
     c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'no', event_id: 'evt_bad' } }));
     c.observeServer(created('r1'));
     expect(c.response('r1')?.origin).toBe('vad');
+  });
+
+  it('pairs a created response with the create that agrees on conversation, metadata and output limit, not the oldest', () => {
+    const c = new Conversation();
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime', max_output_tokens: 200 } }));
+    c.observeClient(wire({ type: 'response.create', event_id: 'big', response: { conversation: 'none', metadata: { k: 'big' } } }), false);
+    c.observeClient(wire({ type: 'response.create', event_id: 'small', response: { conversation: 'none', metadata: { k: 'small' }, max_output_tokens: 1 } }), false);
+    c.observeClient(wire({ type: 'response.create', event_id: 'conv', response: { max_output_tokens: 5 } }), false);
+    const started = (id: string, extra: Record<string, unknown>) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
+    c.observeServer(started('r_small', { conversation_id: null, metadata: { k: 'small' }, max_output_tokens: 1 }));
+    // A VAD response (session limit) is not the pending conversation create (limit 5).
+    c.observeServer(started('r_vad', { conversation_id: 'conv_1', max_output_tokens: 200 }));
+    c.observeServer(started('r_big', { conversation_id: null, metadata: { k: 'big' }, max_output_tokens: 200 }));
+    c.observeServer(started('r_conv', { conversation_id: 'conv_1', max_output_tokens: 5 }));
+    expect(['r_small', 'r_vad', 'r_big', 'r_conv'].map((id) => [c.response(id)?.origin, c.response(id)?.createEventId])).toEqual([
+      ['out_of_band', 'small'],
+      ['vad', null],
+      ['out_of_band', 'big'],
+      ['client', 'conv'],
+    ]);
+    expect(c.response('r_big')).toMatchObject({ conversationId: null, metadata: '{"k":"big"}', maxOutputTokens: 200 });
+    expect(c.sessionMaxOutputTokens).toBe(200);
+    expect(c.awaitingResponses).toBe(0);
+  });
+
+  it('keeps the usage of a response.done whose response.created it never saw', () => {
+    const c = new Conversation();
+    c.observeServer(done('r_unseen'));
+    expect(c.response('r_unseen')?.usage).toMatchObject({ inputTokens: 12, outputTokens: 7, cachedTokens: 4, cached: { text: 4 } });
+    expect(c.activeResponses()).toEqual([]);
   });
 
   it('knows who made each item: client, proxy, model, or committed speech', () => {
@@ -79,6 +109,6 @@ describe('conversation view', () => {
     const c = new Conversation();
     expect(() => c.observeServer(new Frame('response.done', Buffer.from('{"type":"response.done",')))).not.toThrow();
     expect(parseUsage(null)).toBeNull();
-    expect(parseUsage({ input_tokens: 'x' })).toEqual({ inputTokens: 0, outputTokens: 0, cachedTokens: 0 });
+    expect(parseUsage({ input_tokens: 'x' })).toMatchObject({ inputTokens: 0, outputTokens: 0, cachedTokens: 0 });
   });
 });

@@ -1,4 +1,9 @@
 import type { Frame, JsonObject } from '../pipeline/frame.js';
+import { asObject as obj, asString as str } from './json.js';
+import { parseOutputLimit, type OutputLimit } from './limits.js';
+import { parseUsage, type ResponseTokens } from './usage.js';
+
+export { parseUsage };
 
 /**
  * The session's conversation as the proxy knows it: items (id, role, type, status, provenance,
@@ -35,11 +40,8 @@ export interface ItemView {
   readonly marks: readonly ItemMark[];
 }
 
-export interface ResponseUsage {
-  readonly inputTokens: number;
-  readonly outputTokens: number;
-  readonly cachedTokens: number;
-}
+/** A response's usage (src/protocol/usage.ts: totals plus modality and cached splits). */
+export type ResponseUsage = ResponseTokens;
 
 export interface ResponseView {
   readonly id: string;
@@ -47,6 +49,17 @@ export interface ResponseView {
   readonly state: 'in_progress' | 'completed' | 'cancelled' | 'failed' | 'incomplete';
   readonly usage: ResponseUsage | null;
   readonly itemIds: readonly string[];
+  /** `conversation_id` as the upstream reported it; null: out of band (or not reported). */
+  readonly conversationId: string | null;
+  /**
+   * The `event_id` of the `response.create` this response answers (the client's, or the one the
+   * proxy gave it); null for server-started responses (VAD, idle timeout).
+   */
+  readonly createEventId: string | null;
+  /** `max_output_tokens` echoed on `response.created`; null when absent or unreadable. */
+  readonly maxOutputTokens: OutputLimit | null;
+  /** `metadata` echoed on `response.created`, as JSON (the pairing key); null when none. */
+  readonly metadata: string | null;
 }
 
 export interface ConversationView {
@@ -56,6 +69,8 @@ export interface ConversationView {
   activeResponses(): readonly string[];
   /** Items in conversation order of arrival (bounded). */
   items(): IterableIterator<ItemView>;
+  /** The session's `max_output_tokens` as last reported (`session.created/updated`); null until reported. */
+  readonly sessionMaxOutputTokens: OutputLimit | null;
 }
 
 export const MAX_ITEMS = 2048;
@@ -79,10 +94,43 @@ interface MutableResponse {
   state: ResponseView['state'];
   usage: ResponseUsage | null;
   itemIds: string[];
+  conversationId: string | null;
+  createEventId: string | null;
+  maxOutputTokens: OutputLimit | null;
+  metadata: string | null;
+}
+
+/**
+ * A `response.create` sent upstream, waiting for its `response.created`. The upstream echoes
+ * `conversation_id` (null out of band), `metadata` and `max_output_tokens`, so a created response
+ * is paired with the oldest create that agrees on all three, not simply the oldest: parallel
+ * out-of-band creates start in any order, and a VAD response racing a client create never takes
+ * its place unless nothing tells them apart.
+ */
+interface PendingCreate {
+  readonly origin: ResponseOrigin;
+  readonly eventId: string | null;
+  readonly inConversation: boolean;
+  readonly metadata: string | null;
+  /** The limit the response will run with: the create's own, else the session's, else "inf". */
+  readonly maxOutput: OutputLimit;
+}
+
+/** `metadata` as a pairing key. */
+function metadataKey(v: unknown): string | null {
+  return obj(v) ? JSON.stringify(v) : null;
+}
+
+/** A limit as the upstream reports it (`response.created`, `session.updated`). */
+function reportedLimit(v: unknown): OutputLimit | null {
+  const parsed = parseOutputLimit(v);
+  return parsed.kind === 'limit' ? parsed.value : null;
 }
 
 /** Server event types the view learns from (small control events only). */
 const OBSERVED_SERVER = new Set([
+  'session.created',
+  'session.updated',
   'response.created',
   'response.done',
   'response.output_item.added',
@@ -99,33 +147,21 @@ const OBSERVED_SERVER = new Set([
 
 const OBSERVED_CLIENT = new Set(['response.create', 'conversation.item.create']);
 
-function obj(v: unknown): JsonObject | null {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
-}
-function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
-function int(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
-}
-
-/** The one parser of `response.usage` (token counts). */
-export function parseUsage(usage: unknown): ResponseUsage | null {
-  const u = obj(usage);
-  if (!u) return null;
-  return { inputTokens: int(u['input_tokens']), outputTokens: int(u['output_tokens']), cachedTokens: int(obj(u['input_token_details'])?.['cached_tokens']) };
-}
-
 export class Conversation implements ConversationView {
   readonly #items = new Map<string, MutableItem>();
   readonly #responses = new Map<string, MutableResponse>();
   readonly #active: string[] = [];
-  /** Creates sent upstream, waiting for their `response.created` (FIFO; origin and event id). */
-  readonly #pendingResponses: { origin: ResponseOrigin; eventId: string | null }[] = [];
+  /** Creates sent upstream, waiting for their `response.created` (see PendingCreate). */
+  readonly #pendingResponses: PendingCreate[] = [];
   /** Item creates sent upstream, waiting for their `conversation.item.added`. */
   readonly #pendingItems: { provenance: Provenance; id: string | null; eventId: string | null }[] = [];
   /** Committed input audio items, waiting for their `conversation.item.added`. */
   readonly #committed = new Set<string>();
+  #sessionMaxOutput: OutputLimit | null = null;
+
+  get sessionMaxOutputTokens(): OutputLimit | null {
+    return this.#sessionMaxOutput;
+  }
 
   item(id: string): ItemView | undefined {
     return this.#items.get(id);
@@ -165,10 +201,13 @@ export class Conversation implements ConversationView {
     }
     const eventId = str(ev['event_id']);
     if (frame.type === 'response.create') {
-      const conversation = obj(ev['response'])?.['conversation'];
-      const origin: ResponseOrigin = injected ? 'proxy' : conversation === 'none' ? 'out_of_band' : 'client';
+      const response = obj(ev['response']);
+      const inConversation = response?.['conversation'] !== 'none';
+      const origin: ResponseOrigin = injected ? 'proxy' : inConversation ? 'client' : 'out_of_band';
+      const own = parseOutputLimit(response?.['max_output_tokens']);
+      const maxOutput = own.kind === 'limit' ? own.value : (this.#sessionMaxOutput ?? 'inf');
       if (this.#pendingResponses.length >= MAX_PENDING) this.#pendingResponses.shift();
-      this.#pendingResponses.push({ origin, eventId });
+      this.#pendingResponses.push({ origin, eventId, inConversation, metadata: metadataKey(response?.['metadata']), maxOutput });
       return;
     }
     const id = str(obj(ev['item'])?.['id']);
@@ -186,6 +225,14 @@ export class Conversation implements ConversationView {
       return;
     }
     switch (frame.type) {
+      case 'session.created':
+      case 'session.updated': {
+        const session = obj(ev['session']);
+        if (!session || session['type'] === 'transcription') return;
+        const limit = reportedLimit(session['max_output_tokens']);
+        if (limit !== null) this.#sessionMaxOutput = limit;
+        return;
+      }
       case 'response.created':
         return this.#created(obj(ev['response']));
       case 'response.done':
@@ -237,13 +284,25 @@ export class Conversation implements ConversationView {
 
   #created(response: JsonObject | null): void {
     const id = str(response?.['id']);
-    if (!id || this.#responses.has(id)) return;
-    const origin = this.#pendingResponses.shift()?.origin ?? 'vad';
-    this.#responses.set(id, { id, origin, state: 'in_progress', usage: null, itemIds: [] });
+    if (!response || !id || this.#responses.has(id)) return;
+    const conversationId = str(response['conversation_id']);
+    const metadata = metadataKey(response['metadata']);
+    const maxOutputTokens = reportedLimit(response['max_output_tokens']);
+    // An absent conversation_id (never on the wire from OpenAI) tells nothing about the kind.
+    const kind = response['conversation_id'] === undefined ? null : conversationId !== null;
+    const at = this.#pendingResponses.findIndex(
+      (p) => (kind === null || p.inConversation === kind) && p.metadata === metadata && (maxOutputTokens === null || p.maxOutput === maxOutputTokens),
+    );
+    const create = at >= 0 ? this.#pendingResponses.splice(at, 1)[0]! : null;
+    this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, createEventId: create?.eventId ?? null, maxOutputTokens, metadata });
     this.#active.push(id);
+  }
+
+  #add(r: MutableResponse): void {
+    this.#responses.set(r.id, r);
     if (this.#responses.size > MAX_RESPONSES) {
-      for (const [rid, r] of this.#responses) {
-        if (r.state === 'in_progress') continue;
+      for (const [rid, old] of this.#responses) {
+        if (old.state === 'in_progress') continue;
         this.#responses.delete(rid);
         break;
       }
@@ -253,10 +312,15 @@ export class Conversation implements ConversationView {
   #done(response: JsonObject | null): void {
     const id = str(response?.['id']);
     if (!id) return;
-    const r = this.#responses.get(id);
+    let r = this.#responses.get(id);
     const at = this.#active.indexOf(id);
     if (at >= 0) this.#active.splice(at, 1);
-    if (!r) return;
+    if (!r) {
+      // Its response.created was not seen (pruned, or a done out of the blue): usage still counts.
+      r = { id, origin: 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId: str(response?.['conversation_id']), createEventId: null, maxOutputTokens: null, metadata: null };
+      this.#add(r);
+    }
+    if (response?.['conversation_id'] !== undefined) r.conversationId = str(response['conversation_id']);
     const status = str(response?.['status']);
     r.state = status === 'cancelled' || status === 'failed' || status === 'incomplete' ? status : 'completed';
     r.usage = parseUsage(response?.['usage']);

@@ -1,9 +1,4 @@
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
+import { CLOSE_BRACE, CLOSE_BRACKET, closingQuote, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './json-bytes.js';
 
 /**
  * True when the JSON text nests objects/arrays deeper than `maxDepth`. One pass over the bytes,
@@ -19,19 +14,9 @@ export function exceedsJsonDepth(bytes: Uint8Array, maxDepth: number): boolean {
   while (i < n) {
     const c = buf[i]!;
     if (c === QUOTE) {
-      // Skip the string: find the closing quote that is not escaped.
-      let j = i + 1;
-      for (;;) {
-        const q = buf.indexOf(QUOTE, j);
-        if (q < 0) return false;
-        let backslashes = 0;
-        for (let k = q - 1; k > i && buf[k] === BACKSLASH; k--) backslashes++;
-        if ((backslashes & 1) === 0) {
-          i = q + 1;
-          break;
-        }
-        j = q + 1;
-      }
+      const q = closingQuote(buf, i);
+      if (q < 0) return false;
+      i = q + 1;
       continue;
     }
     if (c === OPEN_BRACE || c === OPEN_BRACKET) {

@@ -52,6 +52,31 @@ describe('sniffString', () => {
     }
   });
 
+  // Regression (issue 16): a planted bug comparing keys without their last letter survived.
+  it('compares every letter of the key, and its length', () => {
+    expect(sniffType(b('{"typo":"x","type":"y"}'))).toBe('y');
+    expect(sniffType(b('{"typx":"a"}'))).toBeNull();
+    expect(sniffType(b('{"typ":"a"}'))).toBeNull();
+    expect(sniffType(b('{"types":"a"}'))).toBeNull();
+    expect(sniffType(b('{"xype":"a"}'))).toBeNull();
+    expect(sniffString(b('{"event_ie":"a","event_id":"b"}'), 'event_id')).toBe('b');
+  });
+
+  it('claims nothing for non-objects, unquoted keys or keys with invalid escapes', () => {
+    for (const s of ['["type":"a"]', 'x"type":"a"}', '{type:"a"}', '{1:"x","type":"a"}', '{"ty\\qpe":"x","type":"a"}', '{"a":{"b":"x', '{"a":[1,', '{"a":1', '{"typ']) {
+      expect(sniffType(b(s)), s).toBeUndefined();
+    }
+  });
+
+  it('trusts the rest of an audio frame once no second key can follow (no walk over the payload)', () => {
+    // Neither the quoted key nor a backslash appears after the value: the frame is not walked further,
+    // so trailing bytes the parser would refuse do not matter here (the relay's parse catches them).
+    expect(sniffType(b('{"type":"input_audio_buffer.append","audio":"AAAA" oops'))).toBe('input_audio_buffer.append');
+    expect(sniffString(b('{"type":"a","audio":"AAAA",}'), 'type')).toBe('a');
+    // With the key spelled again later, the walk goes on and meets the garbage.
+    expect(sniffType(b('{"type":"a","x":"\\"type\\"" oops'))).toBeUndefined();
+  });
+
   it('returns the byte span without allocating the value', () => {
     const buf = b('{"type":"x","delta":"QUJD"}');
     const span = sniffStringSpan(buf, 'delta');
@@ -70,5 +95,120 @@ describe('sniffString', () => {
     expect(sniffType(b('{"type":"a","note":"x\\ny"}'))).toBe('a');
     // A nested "type" is not a duplicate.
     expect(sniffType(b('{"type":"session.update","session":{"type":"realtime"}}'))).toBe('session.update');
+  });
+});
+
+/**
+ * Differential test against JSON.parse over generated frames (seeded, deterministic). Every claim the
+ * sniffer makes must be the parser's; on regular frames it must make a claim (the relay's hot path
+ * depends on it); irregular frames (escapes in the member, malformed text) may only be unreadable.
+ */
+describe('sniffer vs JSON.parse on generated frames', () => {
+  // mulberry32: small, seeded, good low bits.
+  let seed = 0x5eed;
+  const rand = (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
+  const ws = () => pick(['', '', '', ' ', '\n', '\t', '\r\n', '  ']);
+  const plainChars = 'abcXYZ019._-:{}[],/ éü€';
+  const escapes = ['\\"', '\\\\', '\\n', '\\t', '\\u0041', '\\/'];
+  /** A JSON string literal body of `len` characters, with escapes when asked. */
+  const stringBody = (len: number, escaped: boolean): string => {
+    let s = '';
+    while (s.length < len) s += plainChars[rand(plainChars.length)];
+    if (escaped) {
+      const at = rand(s.length + 1);
+      s = s.slice(0, at) + pick(escapes) + s.slice(at);
+    }
+    return s;
+  };
+  const lengths = [0, 1, 5, 30, 62, 63, 64, 65, 66, 200];
+  const scalar = (): string => pick(['1', '-2.5e3', '0', 'true', 'false', 'null', `"${stringBody(pick(lengths), rand(3) === 0)}"`]);
+  const nested = (depth: number): string => {
+    if (depth > 2 || rand(3) === 0) return scalar();
+    if (rand(2) === 0) return `[${ws()}${Array.from({ length: rand(3) }, () => nested(depth + 1)).join(`${ws()},${ws()}`)}${ws()}]`;
+    const members = Array.from({ length: rand(3) }, () => `"${pick(['type', 'x', 'y'])}"${ws()}:${ws()}${nested(depth + 1)}`);
+    return `{${ws()}${members.join(`${ws()},${ws()}`)}${ws()}}`;
+  };
+
+  interface Generated {
+    readonly text: string;
+    /** The type member: absent, a non-string, a string with or without escapes, or twice. */
+    readonly typeKind: 'absent' | 'non-string' | 'plain' | 'escaped' | 'duplicate';
+  }
+
+  const generate = (): Generated => {
+    const typeKind = pick(['absent', 'non-string', 'plain', 'plain', 'plain', 'escaped', 'duplicate'] as const);
+    const others = Array.from({ length: rand(5) }, () => {
+      const key = pick(['event_id', 'audio', 'delta', 'typ', 'types', 'Type', 'x', 'ty\\u0070x']);
+      return `"${key}"${ws()}:${ws()}${rand(4) === 0 ? `"${'QUJD'.repeat(rand(40))}"` : nested(0)}`;
+    });
+    const typeValue = (): string => `"${stringBody(pick(lengths.slice(1)), typeKind === 'escaped')}"`;
+    const typeMembers =
+      typeKind === 'absent' ? [] :
+      typeKind === 'non-string' ? [`"type"${ws()}:${ws()}${pick(['1', 'null', 'true', '{"type":"x"}', '["type"]'])}`] :
+      typeKind === 'duplicate' ? [`"type":${typeValue()}`, `${rand(2) === 0 ? '"type"' : '"ty\\u0070e"'}${ws()}:${ws()}${rand(2) === 0 ? typeValue() : '2'}`] :
+      [`"type"${ws()}:${ws()}${typeValue()}`];
+    const members = [...others];
+    for (const m of typeMembers) members.splice(rand(members.length + 1), 0, m);
+    return { text: `${ws()}{${ws()}${members.join(`${ws()},${ws()}`)}${ws()}}${ws()}`, typeKind };
+  };
+
+  it('claims only what the parser reads, and claims every regular frame', () => {
+    let claimed = 0;
+    for (let n = 0; n < 3000; n++) {
+      const g = generate();
+      const parsed = JSON.parse(g.text) as { type?: unknown };
+      const got = sniffType(b(g.text));
+      const expected =
+        g.typeKind === 'duplicate' ? DUPLICATE_KEY :
+        g.typeKind === 'escaped' ? undefined :
+        typeof parsed.type === 'string' ? parsed.type : null;
+      expect(got, g.text).toBe(expected);
+      // sniffString reads the same member and reports a duplicate as unreadable.
+      expect(sniffString(b(g.text), 'type'), g.text).toBe(got === DUPLICATE_KEY ? undefined : got);
+      if (typeof got === 'string') claimed++;
+    }
+    expect(claimed).toBeGreaterThan(1000);
+  });
+
+  it('never contradicts the parser on corrupted frames', () => {
+    let stillValid = 0;
+    for (let n = 0; n < 3000; n++) {
+      const { text } = generate();
+      const at = rand(text.length);
+      const corrupted = rand(2) === 0 ? text.slice(0, at) : text.slice(0, at) + pick(['"', '\\', '{', '}', ',', ':', 'x', ' ']) + text.slice(at + 1);
+      const got = sniffType(b(corrupted));
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(corrupted);
+      } catch {
+        continue; // malformed: the relay parses (and refuses) it; only claims about valid JSON are checked
+      }
+      stillValid++;
+      if (typeof got === 'string') expect((parsed as { type?: unknown }).type, corrupted).toBe(got);
+      if (got === null) expect(typeof (parsed as { type?: unknown } | null)?.type === 'string', corrupted).toBe(false);
+    }
+    expect(stillValid).toBeGreaterThan(100);
+  });
+
+  it('spans point at the member value bytes', () => {
+    let spans = 0;
+    for (let n = 0; n < 2000; n++) {
+      const { text } = generate();
+      const buf = b(text);
+      const parsed = JSON.parse(text) as Record<string, unknown>;
+      for (const key of ['delta', 'event_id', 'audio']) {
+        const span = sniffStringSpan(buf, key);
+        if (span === null || span === undefined) continue;
+        expect(buf.toString('utf8', span[0], span[1]), text).toBe(parsed[key]);
+        spans++;
+      }
+    }
+    expect(spans).toBeGreaterThan(200);
   });
 });

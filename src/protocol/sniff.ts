@@ -8,18 +8,7 @@
  * back to `JSON.parse`. The sniffer never claims a value the full parser would not agree with.
  */
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-const COMMA = 0x2c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, closingQuote, COLON, COMMA, isSpace, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './json-bytes.js';
 
 function skipSpace(buf: Uint8Array, i: number): number {
   while (i < buf.length && isSpace(buf[i]!)) i++;
@@ -41,16 +30,8 @@ function endOfString(buf: Buffer, open: number): number {
 }
 
 function endOfLongString(buf: Buffer, open: number): number {
-  let i = open + 1;
-  for (;;) {
-    const q = buf.indexOf(QUOTE, i);
-    if (q < 0) return -1;
-    // Count the backslashes right before the quote: an odd number escapes it.
-    let b = q - 1;
-    while (b > open && buf[b] === BACKSLASH) b--;
-    if ((q - 1 - b) % 2 === 0) return q + 1;
-    i = q + 1;
-  }
+  const q = closingQuote(buf, open);
+  return q < 0 ? -1 : q + 1;
 }
 
 /** Index just past the value starting at `i` (any JSON value), or -1. */

@@ -10,15 +10,8 @@
  */
 
 import { ProxyError } from './errors.js';
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, closingQuote, COLON, COMMA, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './json-bytes.js';
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-const COMMA = 0x2c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
 
 /**
  * Deepest nesting a client control frame may have. Realtime events nest a dozen levels (a tool's
@@ -40,20 +33,6 @@ export class DuplicateMemberError extends Error {
     this.path = path;
     this.reason = reason;
     this.eventId = eventId;
-  }
-}
-
-/** Index of the closing quote of the string opened at `open`; -1 when unterminated. */
-function closingQuote(buf: Buffer, open: number): number {
-  let i = open + 1;
-  for (;;) {
-    const q = buf.indexOf(QUOTE, i);
-    if (q < 0) return -1;
-    let b = q - 1;
-    while (b > open && buf[b] === BACKSLASH) b--;
-    // An odd run of backslashes escapes the quote.
-    if ((q - 1 - b) % 2 === 0) return q;
-    i = q + 1;
   }
 }
 

@@ -1,5 +1,6 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ConversationView } from '../protocol/conversation.js';
+import { asObject } from '../protocol/json.js';
 import { AUDIO_OUT } from '../protocol/events.js';
 import { sniffString } from '../protocol/sniff.js';
 
@@ -7,10 +8,6 @@ import { sniffString } from '../protocol/sniff.js';
 export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === 'response.audio.delta';
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
-
-function asObject(v: unknown): JsonObject | null {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : null;
-}
 
 /** Blanks the text a model produced inside an item, keeping its structure (ids, roles, status). */
 function blankItem(item: JsonObject): void {
@@ -161,7 +158,7 @@ export class ResponseTracker {
     const itemId = item?.['id'];
     if (!item || typeof itemId !== 'string' || !this.#announced.has(itemId) || item['type'] !== 'message') return null;
     blankItem(item);
-    return Frame.fromEvent(ev as { type: string });
+    return Frame.rewritten(frame.type, ev);
   }
 
   #done(frame: Frame): Frame {
@@ -188,6 +185,6 @@ export class ResponseTracker {
       r['status'] = 'cancelled';
       r['status_details'] = { type: 'cancelled', reason: 'client_cancelled' };
     }
-    return Frame.fromEvent(copy as { type: string });
+    return Frame.rewritten(frame.type, copy);
   }
 }

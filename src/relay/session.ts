@@ -8,6 +8,8 @@ import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
+import type { RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
+import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN } from '../protocol/events.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
@@ -478,7 +480,7 @@ export class RelaySession implements SessionContext, ChainSink {
       } catch {
         parsed = null;
       }
-      const ev = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as JsonObject) : null;
+      const ev = asObject(parsed);
       if (!ev) {
         // Not a JSON object: no client library can parse it as an event. Dropped, like binary.
         this.log.warn({ bytes: data.length }, 'upstream frame that is not a JSON object dropped');
@@ -501,7 +503,7 @@ export class RelaySession implements SessionContext, ChainSink {
    */
   #isAboutInjected(frame: Frame): boolean {
     const err = frame.json()['error'];
-    const body = err !== null && typeof err === 'object' && !Array.isArray(err) ? (err as JsonObject) : null;
+    const body = asObject(err);
     const id = body?.['event_id'];
     const injected = typeof id === 'string' ? this.#injected.get(id) : undefined;
     if (!body || !injected) return false;
@@ -628,16 +630,15 @@ export class RelaySession implements SessionContext, ChainSink {
 
   // ---- SessionContext ----------------------------------------------------------------------
 
-  #nextEventId(): string {
+  nextEventId(): string {
     return `event_proxy_${this.id.slice(-8)}_${(++this.#eventSeq).toString(36)}`;
   }
 
-  sendUpstream(event: { readonly type: string }, by: string): void {
+  sendUpstream(event: RealtimeClientEvent, by: string): void {
     if (this.#ended) return;
-    const withId = event as { readonly type: string; readonly event_id?: unknown };
-    let payload: { readonly type: string } = event;
-    if (withId.event_id === undefined) {
-      const eventId = this.#nextEventId();
+    let payload: RealtimeClientEvent = event;
+    if (event.event_id === undefined) {
+      const eventId = this.nextEventId();
       // Bounded: only recent injections can still draw an error.
       if (this.#injected.size >= MAX_TRACKED_INJECTIONS) this.#injected.delete(this.#injected.keys().next().value!);
       this.#injected.set(eventId, { type: event.type, by });
@@ -649,7 +650,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.report({ kind: 'injected', direction: 'client', eventType: event.type, by });
   }
 
-  sendClient(event: { readonly type: string }, by: string): void {
+  sendClient(event: RealtimeServerEvent, by: string): void {
     if (this.#ended) return;
     this.#sendToClient(JSON.stringify(event));
     this.report({ kind: 'injected', direction: 'server', eventType: event.type, by });
@@ -662,7 +663,7 @@ export class RelaySession implements SessionContext, ChainSink {
   cancelResponse(responseId: string, by: string, notice: ProxyError): void {
     if (this.#ended || !this.#responses.suppress(responseId)) return;
     if (this.#responses.isActive(responseId)) {
-      this.sendUpstream({ type: 'response.cancel', response_id: responseId } as { type: string }, by);
+      this.sendUpstream({ type: 'response.cancel', response_id: responseId }, by);
     }
     // On a call the audio is already buffered at the browser or phone: stop it playing too.
     if (this.callId !== null) this.sendUpstream({ type: 'output_audio_buffer.clear' }, by);
@@ -678,7 +679,7 @@ export class RelaySession implements SessionContext, ChainSink {
       this.close(error);
       return;
     }
-    this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+    this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
   }
 
   /** Ends the session from the proxy side: error event to the client, then both sockets close. */
@@ -687,7 +688,7 @@ export class RelaySession implements SessionContext, ChainSink {
     const code = error.closeCode ?? CloseCode.internalError;
     this.log.info({ code: error.code, closeCode: code }, 'proxy ends session');
     if (this.#client) {
-      this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+      this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
       this.#flush();
     }
     this.#finish({ initiator: 'proxy', code, reason: error.closeReason }, code, error.closeReason);
@@ -736,7 +737,7 @@ export class RelaySession implements SessionContext, ChainSink {
     for (const id of this.#conversation.activeResponses()) {
       if (linger.cancelled.has(id)) continue;
       linger.cancelled.add(id);
-      this.sendUpstream({ type: 'response.cancel', response_id: id } as { type: string }, 'relay');
+      this.sendUpstream({ type: 'response.cancel', response_id: id }, 'relay');
     }
   }
 
@@ -780,7 +781,7 @@ export class RelaySession implements SessionContext, ChainSink {
       ...(application ? { close: 'upstreamApplication' as const } : {}),
     });
     if (this.#client) {
-      this.#sendToClient(JSON.stringify(error.toEvent(this.#nextEventId())));
+      this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
       this.#flush();
     }
     const mapped = error.closeCode ?? CloseCode.internalError;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { presentedCredentials } from './auth.js';
+import { parseSubprotocols, presentedCredentials } from './auth.js';
 
 const h = (o: Record<string, string>) => new Map(Object.entries(o));
 
@@ -35,5 +35,57 @@ describe('presentedCredentials', () => {
     const c = presentedCredentials(h({ 'sec-websocket-protocol': 'realtime, openai-beta.realtime-v1, openai-insecure-api-key.k' }));
     expect(c.betaMarker).toBe(true);
     expect(c.protocol).toBe('realtime');
+  });
+
+  it('parses a bearer header strictly: scheme any case, one token, surrounding spaces', () => {
+    expect(presentedCredentials(h({ authorization: 'bearer rpk_lower' })).key).toBe('rpk_lower');
+    expect(presentedCredentials(h({ authorization: 'BEARER   rpk_spaced   ' })).key).toBe('rpk_spaced');
+    expect(presentedCredentials(h({ authorization: 'Bearer rpk_a rpk_b' })).key).toBeNull();
+    expect(presentedCredentials(h({ authorization: 'Basic cnBrOng=' })).key).toBeNull();
+    expect(presentedCredentials(h({ authorization: 'XBearer rpk_x' })).key).toBeNull();
+    expect(presentedCredentials(h({ authorization: 'Bearer' })).key).toBeNull();
+    expect(presentedCredentials(h({ authorization: '' })).key).toBeNull();
+  });
+
+  it('takes the first credential in order: bearer, then api-key, then the subprotocol', () => {
+    const all = { authorization: 'Bearer rpk_bearer', 'api-key': 'rpk_api', 'sec-websocket-protocol': 'realtime, openai-insecure-api-key.rpk_sub' };
+    expect(presentedCredentials(h(all))).toEqual({ key: 'rpk_bearer', browser: false, protocol: 'realtime', betaMarker: false });
+    expect(presentedCredentials(h({ ...all, authorization: 'Basic x' }))).toEqual({ key: 'rpk_api', browser: false, protocol: 'realtime', betaMarker: false });
+    expect(presentedCredentials(h({ 'sec-websocket-protocol': all['sec-websocket-protocol'], 'api-key': '' }))).toEqual({ key: 'rpk_sub', browser: true, protocol: 'realtime', betaMarker: false });
+  });
+
+  it('trims the api-key header and treats a blank one as no key', () => {
+    expect(presentedCredentials(h({ 'api-key': '  rpk_padded \t' })).key).toBe('rpk_padded');
+    expect(presentedCredentials(h({ 'api-key': '   ' }))).toEqual({ key: null, browser: false, protocol: '', betaMarker: false });
+  });
+
+  it('an empty subprotocol key is no key, but the client is still a browser', () => {
+    expect(presentedCredentials(h({ 'sec-websocket-protocol': 'realtime, openai-insecure-api-key.' }))).toEqual({ key: null, browser: true, protocol: 'realtime', betaMarker: false });
+  });
+
+  it('a client with no credential and no subprotocol is a header client', () => {
+    expect(presentedCredentials(h({}))).toEqual({ key: null, browser: false, protocol: '', betaMarker: false });
+  });
+
+  it('echoes realtime when offered, else the first public non-beta entry, never a private one', () => {
+    expect(presentedCredentials(h({ 'sec-websocket-protocol': 'openai-insecure-api-key.k, custom-a, realtime' })).protocol).toBe('realtime');
+    expect(presentedCredentials(h({ 'sec-websocket-protocol': 'openai-insecure-api-key.k, openai-beta.realtime-v1, custom-a, custom-b' })).protocol).toBe('custom-a');
+    expect(presentedCredentials(h({ 'sec-websocket-protocol': 'openai-insecure-api-key.k, openai-organization.org_1, openai-project.proj_1' })).protocol).toBe('');
+    expect(presentedCredentials(h({ 'sec-websocket-protocol': 'openai-beta.realtime-v1, openai-insecure-api-key.k' })).protocol).toBe('');
+  });
+
+  it('detects the beta header in any case, and only that value', () => {
+    expect(presentedCredentials(h({ 'openai-beta': 'REALTIME=V1' })).betaMarker).toBe(true);
+    expect(presentedCredentials(h({ 'openai-beta': 'assistants=v2' })).betaMarker).toBe(false);
+    expect(presentedCredentials(h({ 'sec-websocket-protocol': 'realtime' })).betaMarker).toBe(false);
+  });
+});
+
+describe('parseSubprotocols', () => {
+  it('splits on commas, trims, drops empty entries', () => {
+    expect(parseSubprotocols(undefined)).toEqual([]);
+    expect(parseSubprotocols('')).toEqual([]);
+    expect(parseSubprotocols(' a ,, b,  ,c ')).toEqual(['a', 'b', 'c']);
+    expect(parseSubprotocols('realtime')).toEqual(['realtime']);
   });
 });

@@ -111,9 +111,12 @@ describe('VAD', () => {
     expect(events[0]!.type).toBe('started');
     expect(events[0]!.ms).toBeGreaterThanOrEqual(1000);
     expect(events[0]!.ms).toBeLessThanOrEqual(1040);
-    expect(events[1]!.type).toBe('stopped');
-    expect(events[1]!.ms).toBeGreaterThan(1000 + text.length * 65 - 60);
-    expect(events[1]!.ms).toBeLessThanOrEqual(1000 + text.length * 65 + 20);
+    const stopped = events[1]!;
+    if (stopped.type !== 'stopped') throw new Error(`expected stopped, got ${stopped.type}`);
+    expect(stopped.speechEndMs).toBeGreaterThan(1000 + text.length * 65 - 60);
+    expect(stopped.speechEndMs).toBeLessThanOrEqual(1000 + text.length * 65 + 20);
+    // The reported end includes the silence window (silence_duration_ms 200), as OpenAI's audio_end_ms does.
+    expect(stopped.ms).toBe(stopped.speechEndMs + 200);
   });
 
   it('ignores noise and a single click, and keeps word gaps inside one turn', () => {

@@ -29,6 +29,8 @@ export interface BrainContext {
 export type BrainReply =
   | { readonly text: string; readonly usage?: RealtimeResponseUsage }
   | { readonly functionCall: { readonly name: string; readonly arguments: string; readonly callId?: string }; readonly usage?: RealtimeResponseUsage }
+  /** A call of a tool on a session MCP server; the simulated server echoes the arguments as its output. */
+  | { readonly mcpCall: { readonly serverLabel: string; readonly name: string; readonly arguments: string }; readonly usage?: RealtimeResponseUsage }
   /** The response ends `failed` with this error in `status_details`. */
   | { readonly fail: { readonly type?: string; readonly code: string; readonly message: string } };
 
@@ -49,6 +51,7 @@ function userText(item: Wire<ConversationItem>): string | null {
  * - latest item a `function_call_output` → "The tool returned <output>."
  * - latest user text `say:<text>` → speaks exactly `<text>`
  * - latest user text `call:NAME {json}` → calls function NAME with that JSON (default `{}`)
+ * - latest user text `mcp:LABEL TOOL {json}` → calls TOOL on the session's MCP server LABEL
  * - latest user message is audio → "I heard you speak for N.N seconds."
  * - anything else → "Hello from the realtime simulator."
  */
@@ -62,6 +65,10 @@ export const defaultBrain: Brain = (ctx) => {
     if (text !== null) {
       const trimmed = text.trimStart();
       if (trimmed.startsWith('say:')) return { text: trimmed.slice(4).replace(/^ /, '') };
+      if (trimmed.startsWith('mcp:')) {
+        const [serverLabel = '', name = '', ...args] = trimmed.slice(4).trim().split(/\s+/);
+        return { mcpCall: { serverLabel, name, arguments: args.join(' ') || '{}' } };
+      }
       if (trimmed.startsWith('call:')) {
         const rest = trimmed.slice(5).trim();
         const space = rest.search(/\s/);

@@ -1,10 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import type { ConversationItem, RealtimeResponseUsage } from 'openai/resources/realtime/realtime';
+import type { ConversationItem, RealtimeResponseUsage, RealtimeToolsConfigUnion } from 'openai/resources/realtime/realtime';
 import type { RawData, WebSocket } from 'ws';
 import { bytesPerMs, decodeAudio, hashString, sampleRateOf, type AudioFormatKind } from './audio.js';
 import { defaultBrain, type Brain, type BrainReply, type ResponseParams } from './brain.js';
 import { invalidType, invalidValue, missingParameter, SimError, unknownParameter } from './errors.js';
 import { audioMsOf, withAudio, type PartAudio, type SimItem } from './items.js';
+import { notifySent } from './observe.js';
 import { chunkBase64, planSpeech, splitArguments, splitWords, type SpeechPlan } from './output.js';
 import {
   applySessionUpdate,
@@ -60,12 +61,17 @@ const BACKPRESSURE_BYTES = 1 << 20;
 const REALTIME_LEAD_MS = 250;
 const RATE_LIMIT_TOKENS = 2_000_000;
 
+/** Transcription models priced per minute of audio: their usage is `{type: "duration", seconds}`. */
+const DURATION_BILLED_TRANSCRIBERS: ReadonlySet<string> = new Set(['whisper-1', 'gpt-realtime-whisper', 'gpt-live-transcribe']);
+
 export interface ConnectionSettings {
   readonly timing: Required<SimulatorTiming>;
   readonly brain: Brain;
   readonly transcribe: (input: { itemId: string; audioMs: number }) => string;
   readonly pingIntervalMs: number;
   readonly recordAudio: boolean;
+  /** Session lifetime; OpenAI ends GA sessions after 60 min. 0 disables. */
+  readonly maxSessionMs: number;
 }
 
 interface ActiveResponse {
@@ -132,6 +138,9 @@ export class Connection implements SimConnection {
   #timers = new Set<NodeJS.Timeout>();
   #pingTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
+  #expiryTimer: NodeJS.Timeout | null = null;
+  /** MCP servers of the session by label: the tool names they listed. */
+  #mcpServers = new Map<string, string[]>();
 
   constructor(ws: WebSocket, headers: Record<string, string>, url: string, settings: ConnectionSettings) {
     this.#ws = ws;
@@ -172,6 +181,16 @@ export class Connection implements SimConnection {
     this.#ws.pause();
   }
 
+  /** End the session the way OpenAI does at its maximum duration: `session_expired`, then close 1001. */
+  expire(): void {
+    if (this.#isClosed) return;
+    const minutes = Math.round(this.#settings.maxSessionMs / 60_000);
+    const message = `Your session hit the maximum duration of ${minutes} minutes.`;
+    this.#send({ type: 'error', event_id: newId('event'), error: { type: 'invalid_request_error', code: 'session_expired', message, param: null, event_id: null } });
+    this.#teardown();
+    this.#ws.close(1001, message);
+  }
+
   dropAfterDeltas(n: number): void {
     this.#dropAfter = n;
     if (n <= 0) this.drop();
@@ -197,6 +216,10 @@ export class Connection implements SimConnection {
       }, this.#settings.pingIntervalMs);
       this.#pingTimer.unref();
     }
+    if (this.#settings.maxSessionMs > 0) {
+      this.#expiryTimer = setTimeout(() => this.expire(), this.#settings.maxSessionMs);
+      this.#expiryTimer.unref();
+    }
     this.#send({ type: 'session.created', event_id: newId('event'), session } satisfies WireEvent<'session.created'>);
   }
 
@@ -212,6 +235,8 @@ export class Connection implements SimConnection {
     this.#pingTimer = null;
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     this.#idleTimer = null;
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = null;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
   }
@@ -234,6 +259,7 @@ export class Connection implements SimConnection {
     if (this.#isClosed || this.#frozen) return;
     this.#ws.send(JSON.stringify(event), written);
     this.sent.push({ t: performance.now(), type: event.type, responseId });
+    notifySent(event);
   }
 
   #error(err: SimError, clientEventId: string | null): void {
@@ -349,6 +375,33 @@ export class Connection implements SimConnection {
     }
     this.#configureVad();
     this.#send({ type: 'session.updated', event_id: newId('event'), session: next } satisfies WireEvent<'session.updated'>);
+    if (next.type === 'realtime') for (const tool of next.tools) if (tool.type === 'mcp' && !this.#mcpServers.has(tool.server_label)) this.#listMcpTools(tool);
+  }
+
+  /**
+   * A new MCP server in the session: OpenAI lists its tools into an `mcp_list_tools` item. The
+   * simulated server offers the `allowed_tools` names (default `echo`); one it cannot reach (no
+   * `server_url` nor `connector_id`) fails.
+   */
+  #listMcpTools(tool: Extract<RealtimeToolsConfigUnion, { type: 'mcp' }>): void {
+    const names: string[] = Array.isArray(tool.allowed_tools) ? tool.allowed_tools : ['echo'];
+    const reachable = typeof tool.server_url === 'string' || typeof tool.connector_id === 'string';
+    this.#mcpServers.set(tool.server_label, reachable ? names : []);
+    const itemId = newId('item');
+    const item: SimItem = { id: itemId, wire: { id: itemId, type: 'mcp_list_tools', server_label: tool.server_label, tools: [] }, audio: [null], version: 0 };
+    const previous = this.#lastItemId();
+    this.#items.push(item);
+    this.#emitItemAdded(item, previous);
+    this.#send({ type: 'mcp_list_tools.in_progress', event_id: newId('event'), item_id: itemId } satisfies WireEvent<'mcp_list_tools.in_progress'>);
+    this.#later(0, () => {
+      if (!reachable) {
+        this.#send({ type: 'mcp_list_tools.failed', event_id: newId('event'), item_id: itemId } satisfies WireEvent<'mcp_list_tools.failed'>);
+        return;
+      }
+      item.wire = { id: itemId, type: 'mcp_list_tools', server_label: tool.server_label, tools: names.map((name) => ({ name, description: `Simulated MCP tool ${name}`, input_schema: { type: 'object' } })) };
+      this.#send({ type: 'mcp_list_tools.completed', event_id: newId('event'), item_id: itemId } satisfies WireEvent<'mcp_list_tools.completed'>);
+      this.#emitItemDone(item, previous);
+    });
   }
 
   #configureVad(): void {
@@ -404,19 +457,21 @@ export class Connection implements SimConnection {
   #onVad(ev: VadEvent): void {
     const td = this.#session!.audio.input.turn_detection;
     if (!td) return;
+    // OpenAI's audio_start_ms includes the prefix padding (the item's audio starts there); its
+    // audio_end_ms includes the silence window (true end of speech = audio_end_ms − silence).
+    const padMs = td.type === 'server_vad' ? td.prefix_padding_ms : 300;
     if (ev.type === 'started') {
       this.#clearIdleTimer();
       this.#speechItemId = newId('item');
-      this.#speechStartMs = ev.ms;
-      this.#send({ type: 'input_audio_buffer.speech_started', event_id: newId('event'), audio_start_ms: Math.round(ev.ms), item_id: this.#speechItemId } satisfies WireEvent<'input_audio_buffer.speech_started'>);
+      this.#speechStartMs = Math.max(this.#inputStartMs, ev.ms - padMs, 0);
+      this.#send({ type: 'input_audio_buffer.speech_started', event_id: newId('event'), audio_start_ms: Math.round(this.#speechStartMs), item_id: this.#speechItemId } satisfies WireEvent<'input_audio_buffer.speech_started'>);
       if (td.interrupt_response && this.#active) this.#finish(this.#active, 'cancelled', 'turn_detected');
       return;
     }
     const itemId = this.#speechItemId ?? newId('item');
     this.#speechItemId = null;
     this.#send({ type: 'input_audio_buffer.speech_stopped', event_id: newId('event'), audio_end_ms: Math.round(ev.ms), item_id: itemId } satisfies WireEvent<'input_audio_buffer.speech_stopped'>);
-    const padMs = td.type === 'server_vad' ? td.prefix_padding_ms : 300;
-    const bytes = this.#takeInput(this.#speechStartMs - padMs, ev.ms);
+    const bytes = this.#takeInput(this.#speechStartMs, ev.ms);
     this.#commitAudio(bytes, itemId);
     if (td.create_response && this.#session!.type === 'realtime') {
       if (this.#active) this.#pendingVadResponse = true;
@@ -471,12 +526,28 @@ export class Connection implements SimConnection {
     this.#emitItemAdded(item, previous);
     this.#emitItemDone(item, previous);
     const transcription = this.#session!.audio.input.transcription;
-    if (transcription) this.#scheduleTranscription(item, ms, transcription.prompt ?? '');
+    if (transcription) this.#scheduleTranscription(item, ms, transcription.prompt ?? '', transcription.model ?? '');
     return item;
   }
 
-  #scheduleTranscription(item: SimItem, ms: number, prompt: string): void {
-    const transcript = this.#settings.transcribe({ itemId: item.id, audioMs: ms });
+  #scheduleTranscription(item: SimItem, ms: number, prompt: string, model: string): void {
+    let transcript: string;
+    try {
+      transcript = this.#settings.transcribe({ itemId: item.id, audioMs: ms });
+    } catch (err) {
+      // A transcriber that fails: OpenAI reports it on the item and the session goes on.
+      setImmediate(() => {
+        if (!this.#live) return;
+        this.#send({
+          type: 'conversation.item.input_audio_transcription.failed',
+          event_id: newId('event'),
+          item_id: item.id,
+          content_index: 0,
+          error: { type: 'transcription_error', code: 'audio_unintelligible', message: `Audio could not be transcribed: ${describeError(err)}`, param: null },
+        } satisfies WireEvent<'conversation.item.input_audio_transcription.failed'>);
+      });
+      return;
+    }
     const words = splitWords(transcript);
     const steps: Array<() => void> = words.map((delta) => () => {
       this.#send({ type: 'conversation.item.input_audio_transcription.delta', event_id: newId('event'), item_id: item.id, content_index: 0, delta } satisfies WireEvent<'conversation.item.input_audio_transcription.delta'>);
@@ -494,7 +565,10 @@ export class Connection implements SimConnection {
         item_id: item.id,
         content_index: 0,
         transcript,
-        usage: { type: 'tokens', total_tokens: audioTokens + textIn + out, input_tokens: audioTokens + textIn, input_token_details: { text_tokens: textIn, audio_tokens: audioTokens }, output_tokens: out },
+        // Per-minute models (whisper-1 …) report the audio duration, token-priced ones tokens.
+        usage: DURATION_BILLED_TRANSCRIBERS.has(model)
+          ? { type: 'duration', seconds: Math.round(ms) / 1000 }
+          : { type: 'tokens', total_tokens: audioTokens + textIn + out, input_tokens: audioTokens + textIn, input_token_details: { text_tokens: textIn, audio_tokens: audioTokens }, output_tokens: out },
       } satisfies WireEvent<'conversation.item.input_audio_transcription.completed'>);
     });
     // Transcription runs beside the response: its events interleave with response events.
@@ -835,7 +909,7 @@ export class Connection implements SimConnection {
     if (resp.usageOverride) return resp.usageOverride;
     let outText = textTokens(resp.emittedText);
     let outAudio = 0;
-    if (resp.callId) outText = textTokens(resp.callName ?? '') + textTokens(resp.emittedText) + 2;
+    if (resp.callId || resp.item?.wire.type === 'mcp_call') outText = textTokens(resp.callName ?? '') + textTokens(resp.emittedText) + 2;
     else if (resp.speech) outAudio = assistantAudioTokens(resp.emittedBytes / bytesPerMs(resp.speech.kind));
     return buildUsage(resp.inputTokens, resp.cached, { text: outText, audio: outAudio });
   }
@@ -857,7 +931,9 @@ export class Connection implements SimConnection {
     const item: SimItem =
       'functionCall' in reply
         ? { id: itemId, wire: { id: itemId, object: 'realtime.item', type: 'function_call', status: 'in_progress', name: reply.functionCall.name, call_id: reply.functionCall.callId ?? newId('call', 16), arguments: '' }, audio: [null], version: 0 }
-        : { id: itemId, wire: { id: itemId, object: 'realtime.item', type: 'message', status: 'in_progress', role: 'assistant', content: [] }, audio: [], version: 0 };
+        : 'mcpCall' in reply
+          ? { id: itemId, wire: { id: itemId, type: 'mcp_call', server_label: reply.mcpCall.serverLabel, name: reply.mcpCall.name, arguments: '', approval_request_id: null, error: null, output: null }, audio: [null], version: 0 }
+          : { id: itemId, wire: { id: itemId, object: 'realtime.item', type: 'message', status: 'in_progress', role: 'assistant', content: [] }, audio: [], version: 0 };
     resp.item = item;
     resp.itemOpen = true;
     if (auto) this.#items.push(item);
@@ -875,6 +951,29 @@ export class Connection implements SimConnection {
         resp.emittedText += delta;
         if (!(await this.#pause(resp, timing.deltaIntervalMs))) return;
       }
+      this.#finish(resp, 'completed', null);
+      return;
+    }
+    if ('mcpCall' in reply) {
+      const args = reply.mcpCall.arguments;
+      resp.callName = reply.mcpCall.name;
+      if (!(await this.#pause(resp, timing.firstAudioDelayMs))) return;
+      for (const delta of splitArguments(args, hashString(args))) {
+        this.#send({ type: 'response.mcp_call_arguments.delta', event_id: newId('event'), response_id: resp.id, item_id: itemId, output_index: 0, delta } satisfies WireEvent<'response.mcp_call_arguments.delta'>, resp.id);
+        resp.emittedText += delta;
+        if (!(await this.#pause(resp, timing.deltaIntervalMs))) return;
+      }
+      this.#send({ type: 'response.mcp_call_arguments.done', event_id: newId('event'), response_id: resp.id, item_id: itemId, output_index: 0, arguments: resp.emittedText } satisfies WireEvent<'response.mcp_call_arguments.done'>, resp.id);
+      this.#send({ type: 'response.mcp_call.in_progress', event_id: newId('event'), item_id: itemId, output_index: 0 } satisfies WireEvent<'response.mcp_call.in_progress'>, resp.id);
+      if (!(await this.#pause(resp, timing.deltaIntervalMs))) return;
+      // The simulated server knows the tools it listed; anything else fails like a real one would.
+      const known = this.#mcpServers.get(reply.mcpCall.serverLabel)?.includes(reply.mcpCall.name) ?? false;
+      if (item.wire.type === 'mcp_call') {
+        item.wire = known
+          ? { ...item.wire, arguments: resp.emittedText, output: resp.emittedText }
+          : { ...item.wire, arguments: resp.emittedText, error: { type: 'protocol_error', code: -32602, message: `Unknown tool: ${reply.mcpCall.name}` } };
+      }
+      this.#send({ type: known ? 'response.mcp_call.completed' : 'response.mcp_call.failed', event_id: newId('event'), item_id: itemId, output_index: 0 } satisfies WireEvent<'response.mcp_call.completed' | 'response.mcp_call.failed'>, resp.id);
       this.#finish(resp, 'completed', null);
       return;
     }
@@ -988,7 +1087,8 @@ export class Connection implements SimConnection {
         if (status === 'completed') {
           this.#send({ type: 'response.function_call_arguments.done', event_id: newId('event'), response_id: resp.id, item_id: item.id, output_index: 0, call_id: resp.callId ?? '', name: resp.callName ?? '', arguments: resp.emittedText } satisfies WireEvent<'response.function_call_arguments.done'>, resp.id);
         }
-      } else {
+      } else if (item.wire.type !== 'mcp_call') {
+        // (mcp_call items have no status field)
         item.wire = { ...item.wire, status: itemStatus } as ConversationItem;
       }
       if (auto) {

@@ -22,6 +22,7 @@ export { synthesizeSpeech, silence, concatPcm, pcmToBase64, encodeAudio, decodeA
 export { usageViolations } from './usage.js';
 export { KNOWN_MODELS } from './session.js';
 export { answerFor, simSignWebhook, type SimCall, type SimCalls, type SimSecret } from './calls.js';
+export { observeSentEvents, type SentEventObserver } from './observe.js';
 
 const REALTIME_PATHS = new Set(['/v1/realtime', '/openai/realtime', '/openai/v1/realtime']);
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
@@ -85,6 +86,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     transcribe: options.transcribe ?? (({ audioMs }) => `(${(audioMs / 1000).toFixed(1)} s of audio)`),
     pingIntervalMs: options.pingIntervalMs ?? 20_000,
     recordAudio: options.recordAudio ?? true,
+    maxSessionMs: options.maxSessionMs ?? 3_600_000,
   };
   const connections: Connection[] = [];
   const listeners: Array<(c: SimConnection) => void> = [];
@@ -161,18 +163,20 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return conn.refuse('invalid_request', "Only one of 'model', 'intent' or 'call_id' may be provided.", 4000, 'invalid_request_error.invalid_request');
     }
     const now = Math.floor(Date.now() / 1000);
+    // With expiry disabled the session still advertises OpenAI's 60 minutes.
+    const lifetime = settings.maxSessionMs > 0 ? Math.ceil(settings.maxSessionMs / 1000) : 3600;
     if (intent !== null) {
       if (intent !== 'transcription') return conn.refuse('invalid_intent', `Invalid intent '${intent}'. Supported intents are: 'transcription'.`, 4000, 'invalid_request_error.invalid_intent');
-      return conn.start(createTranscriptionSession(now));
+      return conn.start(createTranscriptionSession(now, lifetime));
     }
-    if (callId !== null) return conn.start(createRealtimeSession('gpt-realtime', now));
+    if (callId !== null) return conn.start(createRealtimeSession('gpt-realtime', now, lifetime));
     if (model === null || model === '') {
       return conn.refuse('missing_model', 'You must provide a model parameter', 4000, 'invalid_request_error.missing_model');
     }
     if (!azure && !isKnownModel(model)) {
       return conn.refuse('invalid_model', `Model "${model}" is not supported in realtime mode.`, 4000, 'invalid_request_error.invalid_model');
     }
-    conn.start(createRealtimeSession(model, now));
+    conn.start(createRealtimeSession(model, now, lifetime));
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -112,7 +112,7 @@ export function defaultServerVad(): ServerVad {
   };
 }
 
-export function createRealtimeSession(model: string, nowSeconds: number): RealtimeSessionState {
+export function createRealtimeSession(model: string, nowSeconds: number, lifetimeSeconds = 3600): RealtimeSessionState {
   return {
     type: 'realtime',
     object: 'realtime.session',
@@ -126,7 +126,7 @@ export function createRealtimeSession(model: string, nowSeconds: number): Realti
     tracing: null,
     truncation: 'auto',
     prompt: null,
-    expires_at: nowSeconds + 3600,
+    expires_at: nowSeconds + lifetimeSeconds,
     audio: {
       input: {
         format: { type: 'audio/pcm', rate: 24000 },
@@ -140,12 +140,12 @@ export function createRealtimeSession(model: string, nowSeconds: number): Realti
   };
 }
 
-export function createTranscriptionSession(nowSeconds: number): TranscriptionSessionState {
+export function createTranscriptionSession(nowSeconds: number, lifetimeSeconds = 3600): TranscriptionSessionState {
   return {
     type: 'transcription',
     object: 'realtime.transcription_session',
     id: newId('sess'),
-    expires_at: nowSeconds + 3600,
+    expires_at: nowSeconds + lifetimeSeconds,
     audio: {
       input: {
         format: { type: 'audio/pcm', rate: 24000 },

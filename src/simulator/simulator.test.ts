@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { concatPcm, encodeAudio, pcmToBase64, silence, startSimulator, synthesizeSpeech, usageViolations, type SimulatorHandle } from './index.js';
 import { connectClient, type AnyEvent, type TestClient } from './test-client.js';
@@ -305,9 +305,12 @@ describe('responses', () => {
     expect(usageViolations(u)).toEqual([]);
     expect(u.output_token_details?.audio_tokens).toBeGreaterThan(0);
     expect(u.output_token_details?.audio_tokens).toBeLessThan(200);
-    const afterDone = c.events.slice(c.events.indexOf(done) + 1);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(c.events.slice(c.events.indexOf(done) + 1).filter((e) => e.type.startsWith('response.output')).length).toBe(afterDone.filter((e) => e.type.startsWith('response.output')).length);
+    // Anything the cancelled response still had scheduled would arrive before the answer to a later event.
+    c.send({ type: 'input_audio_buffer.clear', event_id: 'evt_marker' });
+    const marker = await c.waitFor('input_audio_buffer.cleared');
+    const between = c.events.slice(c.events.indexOf(done) + 1, c.events.indexOf(marker));
+    // rate_limits.updated follows response.done legitimately; nothing of the response may.
+    expect(between.map((e) => e.type).filter((t) => t !== 'rate_limits.updated')).toEqual([]);
     await c.close();
     await s.close();
   });
@@ -406,11 +409,13 @@ describe('audio input', () => {
     await appendPcm(c, concatPcm([silence(500), synthesizeSpeech('hello there, this is the user speaking'), silence(800)]));
     const started = await c.waitFor('input_audio_buffer.speech_started');
     const stopped = await c.waitFor('input_audio_buffer.speech_stopped');
-    expect(Number(started['audio_start_ms'])).toBeGreaterThanOrEqual(480);
-    expect(Number(started['audio_start_ms'])).toBeLessThanOrEqual(560);
+    // Like OpenAI: audio_start_ms includes prefix_padding_ms (300) before the onset at ~500 ms;
+    // audio_end_ms includes silence_duration_ms (200) after the last voiced frame.
+    expect(Number(started['audio_start_ms'])).toBeGreaterThanOrEqual(480 - 300);
+    expect(Number(started['audio_start_ms'])).toBeLessThanOrEqual(560 - 300);
     const spokenMs = 'hello there, this is the user speaking'.length * 65;
-    expect(Number(stopped['audio_end_ms'])).toBeGreaterThan(500 + spokenMs - 100);
-    expect(Number(stopped['audio_end_ms'])).toBeLessThanOrEqual(500 + spokenMs + 40);
+    expect(Number(stopped['audio_end_ms'])).toBeGreaterThan(500 + spokenMs - 100 + 200);
+    expect(Number(stopped['audio_end_ms'])).toBeLessThanOrEqual(500 + spokenMs + 40 + 200);
     expect(stopped['item_id']).toBe(started['item_id']);
     const committed = await c.waitFor('input_audio_buffer.committed');
     expect(committed['item_id']).toBe(started['item_id']);
@@ -476,8 +481,8 @@ describe('audio input', () => {
     await c.waitFor('input_audio_buffer.speech_stopped');
     const done = await c.waitFor('response.done');
     const transcript = (done['response'] as { output: Array<{ content: Array<{ transcript: string }> }> }).output[0]!.content[0]!.transcript;
-    // 26 characters of speech (1.69 s) plus the 300 ms prefix padding.
-    expect(transcript).toBe('I heard you speak for 2.0 seconds.');
+    // 26 characters of speech (1.69 s) plus the 300 ms prefix padding and the 200 ms silence window.
+    expect(transcript).toBe('I heard you speak for 2.2 seconds.');
     await c.close();
   });
 
@@ -520,10 +525,18 @@ describe('fault hooks', () => {
     let ponged = false;
     c.ws.on('pong', () => (ponged = true));
     c.ws.ping();
-    await new Promise((r) => setTimeout(r, 150));
+    // The bound: a ping sent later on a live connection of the same simulator is answered.
+    const live = await open();
+    await new Promise<void>((resolve) => {
+      live.ws.once('pong', () => resolve());
+      live.ws.ping();
+    });
+    say(live, 'say: I am alive');
+    await live.waitFor('response.done');
     expect(ponged).toBe(false);
     expect(c.events.length).toBe(before);
     c.ws.terminate();
+    live.ws.terminate();
 
     const d = await open();
     sim.connections[sim.connections.length - 1]!.drop();
@@ -551,8 +564,7 @@ describe('fault hooks', () => {
     say(c, 'hi', { output_modalities: ['text'] });
     const done = await c.waitFor('response.done');
     expect(done['response']).toMatchObject({ output: [{ content: [{ text: 'custom brain' }] }], usage: { total_tokens: 3 } });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(pings).toBeGreaterThanOrEqual(2);
+    await vi.waitFor(() => expect(pings).toBeGreaterThanOrEqual(2), { timeout: 5000, interval: 10 });
     expect(s.connections[0]!.received.map((r) => r.type)).toEqual(['conversation.item.create', 'response.create']);
     expect(s.connections[0]!.sent.filter((x) => x.responseId !== null).length).toBeGreaterThan(5);
     await c.close();

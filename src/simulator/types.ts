@@ -35,6 +35,8 @@ export interface SimulatorOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Offer permessage-deflate like OpenAI does. Default true. */
   readonly perMessageDeflate?: boolean;
+  /** Session lifetime before `session_expired` + close 1001, like OpenAI's 60 min. Default 3,600,000; 0 disables. */
+  readonly maxSessionMs?: number;
   /** Keep the base64 audio of `input_audio_buffer.append` in `received`. Default true (turn off for soaks). */
   readonly recordAudio?: boolean;
 }
@@ -69,6 +71,8 @@ export interface SimConnection {
   closeWith(code: number, reason: string): void;
   /** Stop reading the socket entirely (no pongs, no events): a hung upstream. Permanent. */
   freeze(): void;
+  /** End the session now as at its maximum duration: `error` `session_expired`, then close 1001. */
+  expire(): void;
   /** Terminate abruptly right after emitting `n` more audio deltas. */
   dropAfterDeltas(n: number): void;
 }

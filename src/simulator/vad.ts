@@ -1,7 +1,12 @@
 import { rms } from './audio.js';
 import type { TurnDetection } from './session.js';
 
-export type VadEvent = { type: 'started'; ms: number } | { type: 'stopped'; ms: number };
+/**
+ * Speech boundaries in ms of session audio. `started.ms` is the first voiced frame; `stopped.ms` is
+ * where the turn ended *including* the silence window (the last voiced frame + the silence the
+ * detector waited for), which is what OpenAI reports as `speech_stopped.audio_end_ms`.
+ */
+export type VadEvent = { type: 'started'; ms: number } | { type: 'stopped'; ms: number; speechEndMs: number };
 
 const FRAME_MS = 20;
 /** Consecutive voiced frames before speech counts as started (rejects clicks). */
@@ -94,7 +99,7 @@ export class Vad {
     this.#voicedRun = 0;
     if (this.#speaking && this.#posMs - this.#lastVoicedEndMs >= this.#silenceMs()) {
       this.#speaking = false;
-      events.push({ type: 'stopped', ms: this.#lastVoicedEndMs });
+      events.push({ type: 'stopped', ms: this.#lastVoicedEndMs + this.#silenceMs(), speechEndMs: this.#lastVoicedEndMs });
     }
   }
 

@@ -89,12 +89,15 @@ export async function launchChromium(): Promise<Chromium> {
     async evaluate<T>(url: string, expression: string, timeoutMs = 20_000): Promise<T> {
       const { targetId } = (await send('Target.createTarget', { url })) as { targetId: string };
       const { sessionId } = (await send('Target.attachToTarget', { targetId, flatten: true })) as { sessionId: string };
-      // Wait until the page has loaded (bounded by the CDP timeout).
-      for (let i = 0; i < 200; i++) {
-        const r = (await send('Runtime.evaluate', { expression: 'document.readyState', returnByValue: true }, sessionId)) as { result: { value?: string } };
-        if (r.result.value === 'complete') break;
-        await new Promise((res) => setTimeout(res, 25));
+      // Wait until the page itself has loaded: the target's initial about:blank is 'complete' at
+      // once, and a script run there is torn down mid-fetch when the navigation commits.
+      let loaded = false;
+      for (let i = 0; i < 400 && !loaded; i++) {
+        const r = (await send('Runtime.evaluate', { expression: `location.href === ${JSON.stringify(url)} && document.readyState === 'complete'`, returnByValue: true }, sessionId)) as { result: { value?: boolean } };
+        loaded = r.result.value === true;
+        if (!loaded) await new Promise((res) => setTimeout(res, 25));
       }
+      if (!loaded) throw new Error(`${url} did not load`);
       const out = (await send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, sessionId, timeoutMs)) as {
         result: { value?: T };
         exceptionDetails?: { text: string; exception?: { description?: string } };
@@ -116,7 +119,7 @@ export async function launchChromium(): Promise<Chromium> {
           resolve();
         });
       });
-      rmSync(profile, { recursive: true, force: true });
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
 }

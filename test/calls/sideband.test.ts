@@ -94,6 +94,9 @@ describe('the proxy-owned sideband of a WebRTC call', () => {
       const last = call.dataChannel.filter((e) => e['type'] === 'session.updated').at(-1);
       return (last?.['session'] as { instructions?: string } | undefined)?.instructions === 'You are the Acme phone agent.';
     }, 'the locked instructions in force');
+    // The browser's instructions are not what the session ends up with.
+    const last = call.dataChannel.filter((e) => e['type'] === 'session.updated').at(-1);
+    expect((last?.['session'] as { instructions?: string }).instructions).toBe('You are the Acme phone agent.');
   });
 
   it('meters each response once (the sideband), in the ledger', async () => {

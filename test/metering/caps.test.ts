@@ -1,9 +1,13 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendEvents, speechThenSilence, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
+import { noonClock } from '../support/clock.js';
 import { ADMIN_KEY, admin, errorCode, spend, textTurn, usageRecords } from './support.js';
+
+/** The proxies bill on this clock: "today" cannot roll over at midnight during a test. */
+const clock = noonClock();
 
 const proxies: TestProxy[] = [];
 afterEach(async () => {
@@ -14,6 +18,7 @@ async function proxy(options: Parameters<typeof startTestProxy>[0] = {}): Promis
   const dir = mkdtempSync(join(tmpdir(), 'rp-metering-'));
   const tp = await startTestProxy({
     ...options,
+    start: { clock, ...options.start },
     config: {
       admin: { key: ADMIN_KEY },
       ...options.config,
@@ -172,20 +177,26 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     s = await spend(tp.adminUrl);
     expect(Number(s.month.spentUsd)).toBeGreaterThan(Number(s.day.spentUsd));
 
-    const records = await usageRecords(tp.adminUrl, `?tenant=acme&since=${encodeURIComponent(new Date(Date.now() - 60_000).toISOString())}`);
+    const records = await usageRecords(tp.adminUrl, `?tenant=acme&since=${encodeURIComponent(new Date(clock.wall() - 60_000).toISOString())}`);
     expect(records.length).toBeGreaterThan(2);
     expect(records[0]).toMatchObject({ tenant: 'acme', source: 'response', model: 'gpt-realtime' });
     expect(typeof records[0]!['costUsd']).toBe('string');
     expect(await usageRecords(tp.adminUrl, '?tenant=beta')).toEqual([]);
-    expect(await usageRecords(tp.adminUrl, `?since=${Date.now() + 60_000}`)).toEqual([]);
+    expect(await usageRecords(tp.adminUrl, `?since=${clock.wall() + 60_000}`)).toEqual([]);
 
-    // The export file holds the same records.
-    await new Promise((r) => setTimeout(r, 50));
-    const lines = readFileSync(exportFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The export file holds the same records (appended asynchronously: wait until all are there).
+    const exported = () => readFileSync(exportFile, 'utf8').trim().split('\n').filter((l) => l.length > 0);
+    await vi.waitFor(() => expect(exported().length).toBeGreaterThanOrEqual(records.length), { timeout: 5000, interval: 10 });
+    const lines = exported().map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l['ref'])).toEqual(records.map((r) => r['ref']));
 
     // Auth and validation.
     expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`)).status).toBe(401);
+    // Regression (issue 16): a planted bug accepting any bearer token survived; wrong tokens are refused.
+    for (const authorization of [`Bearer ${ADMIN_KEY}x`, `Bearer ${ADMIN_KEY.slice(0, -1)}`, 'Bearer wrong', `Basic ${ADMIN_KEY}`, ADMIN_KEY, `Bearer ${tp.key()}`]) {
+      expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`, { headers: { authorization } })).status, authorization).toBe(401);
+    }
+    expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
     expect((await admin(tp.adminUrl, 'GET', '/admin/tenants/nobody/spend')).status).toBe(404);
     expect((await admin(tp.adminUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'week', usd: 1 })).status).toBe(400);
     expect((await admin(tp.adminUrl, 'GET', '/admin/usage?since=yesterday')).status).toBe(400);
@@ -199,7 +210,8 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     expect(await refusedStatus(tp)).toBe(429);
     a.close();
     await a.closed;
-    await new Promise((r) => setTimeout(r, 50));
+    // The slot is released when the proxy ends the session (its session_end record), not at the client's close.
+    await vi.waitFor(() => expect(tp.logs.some((l) => l['event'] === 'session_end')).toBe(true), { timeout: 5000, interval: 10 });
     const c = await tp.client();
     await c.next('session.created');
     expect(await refusedStatus(tp, 'model=gpt-9-realtime')).toBe(400);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
+import { noonClock } from '../support/clock.js';
 import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
 
 const TENANT_KEY = 'rpk_test_acme_0123456789abcdef';
@@ -59,7 +60,7 @@ async function expectIntact(tp: TestProxy, seen: Set<string>): Promise<void> {
 describe('metering: durable spend (SQLite ledger)', () => {
   it('keeps every settled response across a restart in the middle of load', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'rp-durable-')), 'ledger.sqlite');
-    const options = { config: { admin: { key: ADMIN_KEY }, metering: { ledger: { path } } } };
+    const options = { start: { clock: noonClock() }, config: { admin: { key: ADMIN_KEY }, metering: { ledger: { path } } } };
     const first = await startTestProxy(options);
     const clients = await Promise.all(Array.from({ length: 4 }, () => first.client()));
     await Promise.all(clients.map((c) => c.next('session.created')));

@@ -273,7 +273,7 @@ describe('finding 3: a refused response.create without event_id', () => {
     // A second conversation response while one runs: the upstream refuses it.
     c.send({ type: 'response.create', response: {} });
     const refusal = await c.waitFor((e) => e.type === 'error' && errorCode(e) === 'conversation_already_has_active_response', 5000, 'upstream refusal');
-    expect((refusal['error'] as { event_id: string }).event_id).toMatch(/^evt_rtproxy_/);
+    expect((refusal['error'] as { event_id: string }).event_id).toMatch(/^event_proxy_/);
     // Released now, not after 15 s: the reservation is the running response's only.
     await until(async () => (await spend(tp.adminUrl)).day.reservedUsd === one.reservedUsd, 2000, 'the refused create to be released');
     expect(c.ofType('response.done')).toHaveLength(0);

@@ -3,6 +3,10 @@ import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from 
 import type { TestClient } from '../support/client.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
+import { noonClock } from '../support/clock.js';
+
+/** The proxies bill on this clock: "today" cannot roll over at midnight during a test. */
+const clock = noonClock();
 
 let redis: RedisServer;
 let prefixSeq = 0;
@@ -20,6 +24,7 @@ afterEach(async () => {
 
 async function instance(prefix: string, limits: Record<string, unknown>, failMode: 'closed' | 'open' = 'closed', metering: Record<string, unknown> = {}): Promise<TestProxy> {
   const tp = await startTestProxy({
+    start: { clock },
     tenants: { acme: { limits } },
     config: {
       admin: { key: ADMIN_KEY },

@@ -54,8 +54,13 @@ let profile: string | null = null;
 const proxies: TestProxy[] = [];
 
 afterAll(async () => {
-  browser?.kill('SIGKILL');
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (browser && browser.exitCode === null) {
+    // Chromium's helpers may still write into the profile: remove it only once the browser exited.
+    const exited = new Promise((resolve) => browser!.once('exit', resolve));
+    browser.kill('SIGKILL');
+    await exited;
+  }
+  if (profile) rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   for (const p of proxies) await p.stop();
 });
 

@@ -42,7 +42,8 @@ describe('realtime-proxy CLI', () => {
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
     });
     expect(out).toContain('NO OPENAI_API_KEY SET');
-    expect(out).toContain('native uws_linux_x64_115.node');
+    // uWS ships one binary per platform, arch and Node ABI: the one this Node loads.
+    expect(out).toContain(`native uws_${process.platform}_${process.arch}_${process.versions.modules}.node`);
     const c = new TestClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: 'Bearer rpk_cli_test_key_0123456789' } });
     await c.next('session.created');
     c.say('say: hi');

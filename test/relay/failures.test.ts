@@ -134,13 +134,52 @@ describe('bad client input', () => {
     c.close();
   });
 
-  it('accepts a 15 MiB append (the documented per-event maximum)', async () => {
+  it('relays a 15 MiB append (the documented per-event maximum) to the upstream byte for byte', async () => {
     const c = await tp.client();
     await c.next('session.created');
+    const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+    // Not all zeros: a truncated or re-encoded payload must not compare equal by accident.
     const pcm = Buffer.alloc(11 * 1024 * 1024);
-    c.send({ type: 'input_audio_buffer.append', audio: pcm.toString('base64') });
+    for (let i = 0; i < pcm.length; i++) pcm[i] = (i * 31 + (i >> 11)) & 0xff;
+    const audio = pcm.toString('base64');
+    expect(audio.length).toBeGreaterThan(14.5 * 1024 * 1024);
+    c.send({ type: 'input_audio_buffer.append', event_id: 'evt_big', audio });
+    // The upstream handles events in order: once `cleared` is back, the append has arrived.
     c.send({ type: 'input_audio_buffer.clear', event_id: 'evt_clear' });
     await c.next('input_audio_buffer.cleared');
+    const appends = conn.received.filter((r) => r.type === 'input_audio_buffer.append');
+    expect(appends).toHaveLength(1);
+    const relayed = appends[0]!.event as { event_id?: string; audio?: string };
+    expect(relayed.event_id).toBe('evt_big');
+    expect(relayed.audio?.length).toBe(audio.length);
+    expect(relayed.audio === audio).toBe(true);
+    expect(c.ofType('error')).toEqual([]);
+    c.close();
+  });
+
+  it('enforces server.maxFrameBytes exactly: a frame of the limit is relayed, one byte more is refused', async () => {
+    const limit = 16 * 1024 * 1024; // the default server.maxFrameBytes
+    const c = await tp.client();
+    await c.next('session.created');
+    const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+    // JSON whitespace pads the frame to an exact byte length without changing the audio.
+    const frame = (id: string, bytes: number): string => {
+      const head = `{"type":"input_audio_buffer.append","event_id":"${id}","audio":"`;
+      const audio = 'AAAA'.repeat(Math.floor((bytes - head.length - 2) / 4) - 1);
+      const body = `${head}${audio}"`;
+      const out = `${body}${' '.repeat(bytes - body.length - 1)}}`;
+      expect(Buffer.byteLength(out)).toBe(bytes);
+      return out;
+    };
+    c.send(frame('evt_at_limit', limit));
+    c.send(frame('evt_over_limit', limit + 1));
+    c.send({ type: 'input_audio_buffer.clear', event_id: 'evt_clear' });
+    await c.next('input_audio_buffer.cleared');
+    const refused = await c.next('error');
+    expect(refused['error']).toMatchObject({ code: 'frame_too_large', type: 'invalid_request_error' });
+    expect(c.ofType('error')).toHaveLength(1);
+    const ids = conn.received.filter((r) => r.type === 'input_audio_buffer.append').map((r) => (r.event as { event_id?: string }).event_id);
+    expect(ids).toEqual(['evt_at_limit']);
     c.close();
   });
 

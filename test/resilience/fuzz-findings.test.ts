@@ -23,7 +23,9 @@ describe('a malformed event whose type is still readable', () => {
     c.send('{"type":"response.create","event_id":"evt_cut",');
     const err = await c.next('error');
     expect(err['error']).toMatchObject({ code: 'invalid_json' });
-    await new Promise((r) => setTimeout(r, 50));
+    // A later frame's answer proves the cut frame's handling (and any log line it wrote) is over.
+    c.send({ type: 'input_audio_buffer.clear', event_id: 'evt_after' });
+    await c.next('input_audio_buffer.cleared');
     expect(tp.logs.filter((l) => l.level >= 50)).toEqual([]);
     c.close();
   });

@@ -15,6 +15,8 @@ export interface ClientOptions {
 export class TestClient {
   readonly ws: WebSocket;
   readonly events: ReceivedEvent[] = [];
+  /** `performance.now()` when each event of `events` arrived (same index). */
+  readonly receivedAt: number[] = [];
   readonly opened: Promise<void>;
   readonly closed: Promise<{ code: number; reason: string }>;
   /** HTTP status when the upgrade was refused. */
@@ -44,8 +46,10 @@ export class TestClient {
     this.ws.on('error', () => undefined);
     this.ws.on('message', (data, isBinary) => {
       if (isBinary) return;
+      const at = performance.now();
       const event = JSON.parse((data as Buffer).toString('utf8')) as ReceivedEvent;
       this.events.push(event);
+      this.receivedAt.push(at);
       this.#waiters = this.#waiters.filter((w) => {
         if (!w.pred(event)) return true;
         w.resolve(event);
@@ -83,6 +87,12 @@ export class TestClient {
     return this.waitFor(() => this.events.filter((e) => e.type === type).length >= n, timeoutMs, `${n}× ${type}`).then(
       () => this.events.filter((e) => e.type === type)[n - 1]!,
     );
+  }
+
+  /** `performance.now()` when the first event of `type` arrived (NaN when none did). */
+  arrivalOf(type: string): number {
+    const i = this.events.findIndex((e) => e.type === type);
+    return i < 0 ? NaN : this.receivedAt[i]!;
   }
 
   ofType(type: string): ReceivedEvent[] {

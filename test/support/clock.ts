@@ -23,3 +23,13 @@ export const nextUtcMidnight = (ms: number): number => startOfUtcDay(ms) + DAY_M
 
 /** `YYYY-MM-DD` of `ms` in UTC. */
 export const utcDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * A proxy clock (`StartOptions.clock`) for tests that bill "today": its wall time runs at real speed
+ * from noon UTC of `recentNoon()`, so a test cannot see its day (or month) roll over at midnight
+ * while it runs, and every instant stays near the present for servers that compare (Redis TTLs).
+ */
+export function noonClock(now: number = Date.now()): { now(): number; wall(): number } {
+  const offset = recentNoon(now) - now;
+  return { now: () => performance.now(), wall: () => Date.now() + offset };
+}

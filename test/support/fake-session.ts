@@ -1,9 +1,11 @@
 import pino from 'pino';
 import { AudioMeter } from '../../src/pipeline/audio-meter.js';
-import type { Clock, SessionContext } from '../../src/pipeline/filter.js';
+import type { Clock, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
+import type { Frame } from '../../src/pipeline/frame.js';
 import type { Report } from '../../src/pipeline/reports.js';
 import { Conversation, type ItemMark } from '../../src/protocol/conversation.js';
 import type { ProxyError } from '../../src/protocol/errors.js';
+import type { RealtimeClientEvent, RealtimeServerEvent } from '../../src/protocol/events.js';
 import type { Tenant } from '../../src/tenants/tenant.js';
 
 /** A SessionContext for filter unit tests: records everything a filter does, with a settable clock. */
@@ -14,10 +16,11 @@ export class FakeSession implements SessionContext {
   readonly query: ReadonlyMap<string, string>;
   readonly startedAt = 0;
   readonly log = pino({ level: 'silent' });
-  /** Unit tests feed it what the relay core would (see `observe`). */
+  /** Unit tests feed it what the relay core would (see `fromServer` / `fromClient`). */
   readonly conversation = new Conversation();
   time = 0;
   readonly clock: Clock = { now: () => this.time, wall: () => 1_700_000_000_000 + this.time };
+  /** What the filter sent, as plain records (for assertions on any member). */
   readonly upstream: { type: string; [k: string]: unknown }[] = [];
   readonly client: { type: string; [k: string]: unknown }[] = [];
   readonly reports: Report[] = [];
@@ -31,14 +34,36 @@ export class FakeSession implements SessionContext {
     this.query = new Map(Object.entries(options.query ?? { model: this.model }));
   }
 
+  /** As the relay core does: the conversation view learns a server frame before the filter sees it. */
+  fromServer(filter: Filter, frame: Frame): Verdict | Promise<Verdict> {
+    this.conversation.observeServer(frame);
+    return filter.onServer!(frame);
+  }
+
+  /** As the relay core does: the conversation view learns a client frame as it is forwarded (after the filter). */
+  fromClient(filter: Filter, frame: Frame): Verdict | Promise<Verdict> {
+    const forwarded = (v: Verdict): Verdict => {
+      if (v.kind === 'continue') this.conversation.observeClient(frame, false);
+      else if (v.kind === 'replace') this.conversation.observeClient(v.frame, false);
+      return v;
+    };
+    const verdict = filter.onClient!(frame);
+    return verdict instanceof Promise ? verdict.then(forwarded) : forwarded(verdict);
+  }
+
+  #eventSeq = 0;
+  nextEventId(): string {
+    return `event_proxy_${this.id.slice(-8)}_${(++this.#eventSeq).toString(36)}`;
+  }
+
   markItem(itemId: string, mark: ItemMark): void {
     this.conversation.mark(itemId, mark);
   }
-  sendUpstream(event: { readonly type: string }): void {
-    this.upstream.push(event as { type: string });
+  sendUpstream(event: RealtimeClientEvent): void {
+    this.upstream.push({ ...event });
   }
-  sendClient(event: { readonly type: string }): void {
-    this.client.push(event as { type: string });
+  sendClient(event: RealtimeServerEvent): void {
+    this.client.push({ ...event });
   }
   close(error: ProxyError): void {
     this.closedWith = error;

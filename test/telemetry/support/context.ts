@@ -46,6 +46,9 @@ export class TelemetryTestSession implements SessionContext {
     this.log = pino({ level: 'debug' }, sink).child({ session: this.id, tenant: this.tenant.id });
   }
 
+  nextEventId(): string {
+    return 'event_proxy_test';
+  }
   sendUpstream(): void {}
   sendClient(): void {}
   close(_error: ProxyError): void {}

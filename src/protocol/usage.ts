@@ -1,0 +1,77 @@
+import { asObjectOrEmpty as obj } from './json.js';
+
+/*
+ * The one parser of `response.usage`. The conversation view stores its result per response
+ * (`ResponseView.usage`); metering prices it (modality and cached splits), truncation calibrates
+ * its context estimate from it.
+ */
+
+export interface ModalityTokens {
+  text: number;
+  audio: number;
+  image: number;
+}
+
+/** The token counts of one `response.done` usage, normalised (absent fields are 0). */
+export interface ResponseTokens {
+  readonly input: ModalityTokens;
+  readonly cached: ModalityTokens;
+  readonly output: { text: number; audio: number };
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly cachedTokens: number;
+  readonly totalTokens: number;
+}
+
+/** A token count: a finite number, floored; anything else (negative, NaN, a string) is 0. */
+export function tokenCount(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
+}
+
+
+/** Reads a `response.usage` object (GA shape; older shapes without cached details are handled). */
+export function readResponseUsage(usage: unknown): ResponseTokens {
+  const u = obj(usage);
+  const inD = obj(u['input_token_details']);
+  const outD = obj(u['output_token_details']);
+  const input = { text: tokenCount(inD['text_tokens']), audio: tokenCount(inD['audio_tokens']), image: tokenCount(inD['image_tokens']) };
+  const output = { text: tokenCount(outD['text_tokens']), audio: tokenCount(outD['audio_tokens']) };
+  const detailsIn = input.text + input.audio + input.image;
+  const detailsOut = output.text + output.audio;
+  const inputTokens = Math.max(tokenCount(u['input_tokens']), detailsIn);
+  const outputTokens = Math.max(tokenCount(u['output_tokens']), detailsOut);
+  const cachedTotal = tokenCount(inD['cached_tokens']);
+  const cD = u['input_token_details'] !== undefined ? inD['cached_tokens_details'] : undefined;
+  let cached: ModalityTokens;
+  if (cD !== undefined && cD !== null) {
+    const c = obj(cD);
+    cached = { text: tokenCount(c['text_tokens']), audio: tokenCount(c['audio_tokens']), image: tokenCount(c['image_tokens']) };
+  } else {
+    // No per-modality split: assume the cache hit the modality with the smallest discount first
+    // (text, then image, then audio), which never under-prices.
+    let left = cachedTotal;
+    const text = Math.min(left, input.text);
+    left -= text;
+    const image = Math.min(left, input.image);
+    left -= image;
+    const audio = Math.min(left, input.audio);
+    cached = { text, audio, image };
+  }
+  // Cached tokens are a subset of each modality's input; a count beyond it is not a discount.
+  cached = { text: Math.min(cached.text, input.text), audio: Math.min(cached.audio, input.audio), image: Math.min(cached.image, input.image) };
+  const cachedTokens = cached.text + cached.audio + cached.image;
+  return {
+    input,
+    cached,
+    output,
+    inputTokens,
+    outputTokens,
+    cachedTokens,
+    totalTokens: Math.max(tokenCount(u['total_tokens']), inputTokens + outputTokens),
+  };
+}
+
+/** `response.usage` as the conversation view keeps it: null when the response reported none. */
+export function parseUsage(usage: unknown): ResponseTokens | null {
+  return usage === null || usage === undefined ? null : readResponseUsage(usage);
+}

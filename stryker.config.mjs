@@ -1,0 +1,26 @@
+// Mutation testing (Stryker). Run through `npm run test:mutation` (test/mutation/run.mjs), which
+// mutates one module at a time and runs only that module's tests: STRYKER_MUTATE names the module,
+// STRYKER_TESTS its test files (read by vitest.mutation.config.ts).
+const mutate = process.env.STRYKER_MUTATE;
+if (!mutate) throw new Error('STRYKER_MUTATE is not set: run `npm run test:mutation`');
+const name = mutate.replace(/^src\//, '').replace(/\.ts$/, '').replaceAll('/', '-');
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  mutate: [mutate],
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutation.config.ts', related: false },
+  coverageAnalysis: 'perTest',
+  checkers: [],
+  // The machine is shared: one test process at a time.
+  concurrency: 1,
+  // A mutant that loops forever is killed after this (plus a factor of the normal run time).
+  timeoutMS: 3_000,
+  reporters: ['json', 'clear-text', 'progress'],
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+  htmlReporter: { fileName: `reports/mutation/${name}.html` },
+  tempDirName: '.stryker-tmp',
+  ignorePatterns: ['bench', 'grafana', 'reports', 'dist', '.data', 'coverage'],
+  cleanTempDir: 'always',
+  thresholds: { high: 90, low: 80, break: null },
+};
