@@ -15,6 +15,11 @@ export interface LoadTarget {
   /** Path and query, e.g. `/v1/realtime?model=gpt-realtime`. */
   readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * The session counts as open at the WebSocket upgrade instead of at `session.created` (the
+   * Portkey gateway drops what the upstream sends before its client socket is ready).
+   */
+  readonly readyOnOpen?: boolean;
 }
 
 export interface PacedOptions {
@@ -140,7 +145,13 @@ class LoadSession {
     this.client = new RawWsClient(
       { host: target.host, port: target.port, path: target.path, headers: target.headers },
       {
-        onOpen: () => undefined,
+        onOpen: () => {
+          if (target.readyOnOpen && !this.ready) {
+            this.ready = true;
+            gen.stats.opened++;
+            this.#onReady(true);
+          }
+        },
         onText: (p) => this.#onText(p),
         onClose: (code) => this.#onClose(code),
         onFail: (reason, status) => {

@@ -7,9 +7,7 @@ import { admissionProbe, createMeteringFilterFactory, type MeteringRuntime } fro
 import type { Ledger } from './ledger.js';
 import { resolveLimits, validatePlans, type EffectiveLimits } from './limits.js';
 import { PriceBook } from './pricing.js';
-import { RedisLedger } from './redis-ledger.js';
 import { meteringRoutes } from './routes.js';
-import { SqliteLedger } from './sqlite-ledger.js';
 import { UsageFileSink } from './usage-sink.js';
 
 export { PriceBook } from './pricing.js';
@@ -52,7 +50,9 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
 
   const wall = () => deps.clock.wall();
   let ledger: Ledger;
+  // Only the configured ledger's client is loaded (ioredis or better-sqlite3): startup time and RSS.
   if (cfg.ledger.kind === 'redis') {
+    const { RedisLedger } = await import('./redis-ledger.js');
     const redis = new RedisLedger({
       url: cfg.ledger.url,
       keyPrefix: cfg.ledger.keyPrefix,
@@ -70,6 +70,7 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
     ledger = redis;
   } else {
     const path = cfg.ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, cfg.ledger.path);
+    const { SqliteLedger } = await import('./sqlite-ledger.js');
     ledger = new SqliteLedger(path, {
       synchronous: cfg.ledger.synchronous,
       retentionDays: cfg.ledger.retentionDays,

@@ -116,6 +116,28 @@ describe('filter chain', () => {
     expect(sink.out.at(-1)).toContain('server-unaffected');
   });
 
+  it('`allBut` wants every type except those listed; a type no filter wants bypasses only while nothing queues', async () => {
+    const seen: string[] = [];
+    let release!: (v: Verdict) => void;
+    const chain = new ChainTemplate([
+      factory('observer', { client: { allBut: ['input_audio_buffer.append'] } }, { onClient: (f) => (seen.push(f.type), CONTINUE) }),
+      factory('slow', { client: ['slow'] }, { onClient: () => new Promise<Verdict>((r) => (release = r)) }),
+    ]).instantiate(new FakeSession(), new RecordingSink());
+    expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(true);
+    expect(chain.bypasses('client', 'response.create')).toBe(false);
+    expect(chain.bypasses('client', 'some.future_event')).toBe(false);
+    expect(chain.bypasses('server', 'response.output_audio.delta')).toBe(true);
+    chain.fromClient(ev('input_audio_buffer.append'));
+    chain.fromClient(ev('some.future_event'));
+    chain.fromClient(ev('slow'));
+    expect(seen).toEqual(['some.future_event', 'slow']);
+    // Behind an async verdict, even a type nobody wants must queue (order is kept).
+    expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(false);
+    release(CONTINUE);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(true);
+  });
+
   it('treats a throwing filter per its fail mode and never throws into the relay', () => {
     const reports: Report[] = [];
     const sink = new RecordingSink();

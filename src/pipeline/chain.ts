@@ -25,21 +25,22 @@ class DispatchTable {
     // Client → upstream runs in declared order, upstream → client in reverse (Envoy's encoder order).
     if (direction === 'server') order.reverse();
     const wants = (i: number) => factories[i]!.wants[direction];
-    this.#anyType = order.filter((i) => wants(i) === '*');
+    const wantsType = (i: number, type: string | null): boolean => {
+      const w = wants(i);
+      if (w === undefined) return false;
+      if (w === '*') return true;
+      if (Array.isArray(w)) return type !== null && w.includes(type);
+      // `{ allBut }`: every type not listed (and every type nobody names).
+      return type === null || !(w as { readonly allBut: readonly string[] }).allBut.includes(type);
+    };
+    this.#anyType = order.filter((i) => wantsType(i, null));
     const types = new Set<string>();
     for (const i of order) {
       const w = wants(i);
       if (Array.isArray(w)) for (const t of w) types.add(t);
+      else if (w !== undefined && w !== '*') for (const t of (w as { readonly allBut: readonly string[] }).allBut) types.add(t);
     }
-    for (const type of types) {
-      this.#byType.set(
-        type,
-        order.filter((i) => {
-          const w = wants(i);
-          return w === '*' || (Array.isArray(w) && w.includes(type));
-        }),
-      );
-    }
+    for (const type of types) this.#byType.set(type, order.filter((i) => wantsType(i, type)));
   }
 
   lookup(type: string): readonly number[] {
@@ -134,6 +135,15 @@ class DirectionRunner {
 
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** Not waiting on an async verdict and nothing queued. */
+  get idle(): boolean {
+    return !this.#busy && this.#queue.length === 0;
+  }
+
+  get table(): DispatchTable {
+    return this.#table;
   }
 
   push(frame: Frame): void {
@@ -234,6 +244,15 @@ export class SessionChain {
 
   fromClient(frame: Frame): void {
     if (!this.#closed) this.#client.push(frame);
+  }
+
+  /**
+   * True when a frame of `type` would reach no filter and nothing waits in `direction`: the relay
+   * may then forward its bytes at once without building a Frame (audio frames, in practice).
+   */
+  bypasses(direction: Direction, type: string): boolean {
+    const runner = direction === 'client' ? this.#client : this.#server;
+    return !this.#closed && runner.idle && runner.table.lookup(type).length === 0;
   }
 
   fromServer(frame: Frame): void {

@@ -3,6 +3,7 @@ import type { ConversationView, ItemMark } from '../protocol/conversation.js';
 import type { ProxyError } from '../protocol/errors.js';
 import type { RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import type { Tenant } from '../tenants/tenant.js';
+import type { AudioCounters } from './audio-meter.js';
 import type { Frame } from './frame.js';
 import type { Report } from './reports.js';
 
@@ -30,10 +31,15 @@ export const replace = (frame: Frame): Verdict => ({ kind: 'replace', frame });
 export const reject = (error: ProxyError): Verdict => ({ kind: 'reject', error });
 export const closeWith = (error: ProxyError): Verdict => ({ kind: 'close', error });
 
-/** The event types a filter inspects per direction; `'*'` means every type. Compiled once. */
+/**
+ * The event types a filter inspects per direction; `'*'` means every type; `{ allBut }` every type
+ * except those listed (e.g. telemetry skips audio frames, which the relay accounts for itself).
+ * Compiled once.
+ */
+export type WantedTypes = readonly string[] | '*' | { readonly allBut: readonly string[] };
 export interface Wants {
-  readonly client?: readonly string[] | '*';
-  readonly server?: readonly string[] | '*';
+  readonly client?: WantedTypes;
+  readonly server?: WantedTypes;
 }
 
 export interface Clock {
@@ -62,6 +68,11 @@ export interface SessionContext {
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
+  /**
+   * Audio the relay forwarded, counted by the relay (audio frames reach only the filters that
+   * name their types in `wants`): read at boundaries, never per frame.
+   */
+  readonly audio: AudioCounters;
   /**
    * The conversation as the relay core knows it (items, responses, origins, usage, marks),
    * updated once per control event before the filters see it. Read it instead of re-deriving it.

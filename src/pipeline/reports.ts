@@ -61,6 +61,13 @@ export type Report =
    * Proxy processing time of one relayed frame, `ms` from the socket read to the socket write
    * (proxy clock). Sampled by the relay (e.g. one frame in 64 per direction); feeds telemetry.
    */
-  | { readonly kind: 'relay_latency'; readonly direction: Direction; readonly ms: number };
+  | { readonly kind: 'relay_latency'; readonly direction: Direction; readonly ms: number }
+  /**
+   * The relay forwarded the first output audio of a response (one report per response; the audio
+   * frames themselves reach no filter). Byte counts: SessionContext.audio.
+   */
+  | { readonly kind: 'output_audio_started'; readonly responseId: string; readonly at: number }
+  /** The first `input_audio_buffer.append` after `SessionContext.audio.watchInputStart()`. */
+  | { readonly kind: 'input_audio_started'; readonly at: number };
 
 export type ReportKind = Report['kind'];

@@ -170,7 +170,26 @@ export function sniffString(buf: Buffer, key: string): string | null | undefined
 export function sniffType(buf: Buffer): string | null | undefined | typeof DUPLICATE_KEY {
   const span = scanMember(buf, 'type');
   if (span === null || span === undefined || span === DUPLICATE_KEY) return span;
-  return decode(buf, span);
+  return hotType(buf, span[0], span[1]) ?? decode(buf, span);
+}
+
+/** The types of the frames that are most of the traffic: returned as constants, no string per frame. */
+const HOT_TYPES: readonly { readonly type: string; readonly bytes: Buffer }[] = [
+  'input_audio_buffer.append',
+  'response.output_audio.delta',
+  'response.output_audio_transcript.delta',
+  'response.output_text.delta',
+  'response.audio.delta',
+  'response.audio_transcript.delta',
+].map((type) => ({ type, bytes: Buffer.from(type, 'latin1') }));
+
+function hotType(buf: Buffer, start: number, end: number): string | null {
+  const n = end - start;
+  for (let i = 0; i < HOT_TYPES.length; i++) {
+    const hot = HOT_TYPES[i]!;
+    if (hot.bytes.length === n && buf[end - 1] === hot.bytes[n - 1] && buf.compare(hot.bytes, 0, n, start, end) === 0) return hot.type;
+  }
+  return null;
 }
 
 function decode(buf: Buffer, span: Span): string {

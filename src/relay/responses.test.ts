@@ -99,4 +99,24 @@ describe('ResponseTracker', () => {
     expect(done.bytes.toString()).not.toContain('late words');
     expect(t.suppressing).toBe(false);
   });
+
+  it('attributes audio to the only active response without reading it, but reads the frame\'s own id while suppressing', () => {
+    const t = new ResponseTracker();
+    t.inspect(f({ type: 'response.created', response: { id: 'r1' } }));
+    const bytes = (id: string) => Buffer.from(JSON.stringify({ type: 'response.output_audio.delta', response_id: id, delta: 'A'.repeat(6400) }));
+    // One response in flight: no read of the frame (a hostile id cannot matter while nothing is suppressed).
+    expect(t.audioResponseId(bytes('r9'))).toBe('r1');
+    // A suppression makes the frame's own id the judge (an upstream may stream audio for a response it never created).
+    t.suppress('r9');
+    expect(t.audioResponseId(bytes('r9'))).toBe('r9');
+    // A repeated response_id is read as the parser reads it (the last one), never as the first.
+    const dup = Buffer.from('{"type":"response.output_audio.delta","response_id":"r1","response_id":"r9","delta":"AAAA"}');
+    expect(t.audioResponseId(dup)).toBe('r9');
+    // Two responses in flight: sniffed.
+    t.inspect(f({ type: 'response.done', response: { id: 'r9' } }));
+    t.inspect(f({ type: 'response.created', response: { id: 'r2' } }));
+    expect(t.audioResponseId(bytes('r2'))).toBe('r2');
+    t.inspect(f({ type: 'response.done', response: { id: 'r1' } }));
+    expect(t.audioResponseId(bytes('zz'))).toBe('r2');
+  });
 });

@@ -1,6 +1,11 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ConversationView } from '../protocol/conversation.js';
 import { asObject } from '../protocol/json.js';
+import { AUDIO_OUT } from '../protocol/events.js';
+import { sniffString } from '../protocol/sniff.js';
+
+/** Output audio deltas (GA name, and the beta name some servers still send). */
+export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === 'response.audio.delta';
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
 
@@ -79,6 +84,24 @@ export class ResponseTracker {
       return frame;
     }
     return this.#suppressOutput(frame);
+  }
+
+  /**
+   * The response an output audio delta belongs to: the only active one while nothing is
+   * suppressed (no read of the frame), else its `response_id` sniffed once (suppression must
+   * trust only the frame's own id). Null when it has none.
+   */
+  audioResponseId(bytes: Buffer): string | null {
+    const active = this.#conversation.activeResponses();
+    if (active.length === 1 && this.#suppressed.size === 0) return active[0]!;
+    const sniffed = sniffString(bytes, 'response_id');
+    if (sniffed !== undefined) return sniffed;
+    // Unreadable without a parse (a repeated member, say): read it as the filters would.
+    try {
+      return new Frame('', bytes).string('response_id');
+    } catch {
+      return null;
+    }
   }
 
   get suppressing(): boolean {

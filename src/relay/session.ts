@@ -4,19 +4,22 @@ import type WebSocket from 'ws';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate, ChainSink, SessionChain } from '../pipeline/chain.js';
 import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
+import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
 import type { RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
+import { AUDIO_IN } from '../protocol/events.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MemoryBudget } from '../server/memory-budget.js';
 import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
-import { ResponseTracker } from './responses.js';
+import { isOutputAudio, ResponseTracker } from './responses.js';
+import { MicrotaskCork } from './upstream-cork.js';
 
 /** Per-socket data attached to the uWS WebSocket at upgrade. */
 export interface ClientSocketData {
@@ -95,6 +98,9 @@ function copyFrame(message: ArrayBuffer): Buffer {
   return buf;
 }
 
+/** Options of every upstream send (one object, not one per frame). */
+const TEXT_FRAME = { binary: false, compress: false } as const;
+
 /** Injected events whose upstream error is still recognised (oldest forgotten first). */
 const MAX_TRACKED_INJECTIONS = 256;
 
@@ -136,6 +142,8 @@ export class RelaySession implements SessionContext, ChainSink {
     backpressureEvents: 0,
   };
 
+  /** Audio accounting for the filters (perf: audio frames reach no filter that does not name them). */
+  readonly audio: AudioMeter;
   readonly #config: Config;
   readonly #target: UpstreamTarget;
   readonly #chain: SessionChain;
@@ -146,6 +154,8 @@ export class RelaySession implements SessionContext, ChainSink {
   #client: ClientSocket | null;
   #upstream: WebSocket | null = null;
   #upstreamOpen = false;
+  /** perf: upstream writes of one event-loop turn leave in one writev. */
+  readonly #upstreamCork = new MicrotaskCork();
   /** Client frames accepted before the upstream opened, in order. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
@@ -191,6 +201,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#onEnded = init.onEnded;
     this.#budget = init.budget ?? null;
     this.#client = client;
+    this.audio = new AudioMeter((report) => this.report(report));
     this.#chain = init.template.instantiate(this, this);
   }
 
@@ -229,6 +240,7 @@ export class RelaySession implements SessionContext, ChainSink {
       ws.terminate();
       this.close(new ProxyError('upstream_unavailable', { message: `The Realtime upstream did not answer within ${this.#config.upstream.connectTimeoutMs} ms.` }));
     }, this.#config.upstream.connectTimeoutMs);
+    ws.on('upgrade', (res) => this.#upstreamCork.attach(res.socket));
     ws.on('open', () => {
       if (this.#connectTimer) clearTimeout(this.#connectTimer);
       this.#upstreamOpen = true;
@@ -237,7 +249,8 @@ export class RelaySession implements SessionContext, ChainSink {
       const pending = this.#pending;
       this.#pending = [];
       this.#pendingBytes = 0;
-      for (const buf of pending) ws.send(buf, { binary: false, compress: false });
+      if (pending.length > 0) this.#upstreamCork.hold();
+      for (const buf of pending) ws.send(buf, TEXT_FRAME);
     });
     ws.on('message', (data, isBinary) => {
       try {
@@ -375,14 +388,14 @@ export class RelaySession implements SessionContext, ChainSink {
       return;
     }
     if (typeof type === 'string' && type.length > 0) {
-      if ((++this.#clientSample & RELAY_SAMPLE_MASK) !== 0) {
-        this.#chain.fromClient(Frame.fromClient(type, bytes));
-        return;
-      }
       // One frame in 64: time the synchronous path from the socket read to the upstream write.
-      const t0 = this.clock.now();
-      this.#chain.fromClient(Frame.fromClient(type, bytes));
-      if (this.#upstreamOpen && this.#chain.queued('client') === 0) {
+      const sampled = (++this.#clientSample & RELAY_SAMPLE_MASK) === 0;
+      const t0 = sampled || type === AUDIO_IN ? this.clock.now() : 0;
+      if (type === AUDIO_IN) this.audio.input(bytes, t0);
+      // perf: a type no filter wants (audio, in practice) leaves without a Frame, unless frames queue.
+      if (this.#chain.bypasses('client', type)) this.#sendToUpstream(bytes);
+      else this.#chain.fromClient(Frame.fromClient(type, bytes));
+      if (sampled && this.#upstreamOpen && this.#chain.queued('client') === 0) {
         this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
       }
       return;
@@ -433,7 +446,8 @@ export class RelaySession implements SessionContext, ChainSink {
       this.close(new ProxyError('upstream_backpressure'));
       return;
     }
-    ws.send(bytes, { binary: false, compress: false });
+    this.#upstreamCork.hold();
+    ws.send(bytes, TEXT_FRAME);
   }
 
   // ---- upstream → client -------------------------------------------------------------------
@@ -449,10 +463,17 @@ export class RelaySession implements SessionContext, ChainSink {
       this.log.warn({ bytes: data.length }, 'binary frame from upstream dropped');
       return;
     }
+    if ((++this.#serverSample & RELAY_SAMPLE_MASK) === 0 && this.#serverSampleAt === 0) this.#serverSampleAt = this.clock.now();
     let frame: Frame;
     const type = sniffType(data);
-    if (typeof type === 'string' && type.length > 0) frame = new Frame(type, data);
-    else {
+    if (typeof type === 'string' && type.length > 0) {
+      // perf: output audio no filter wants goes straight to the client (suppression still applies).
+      if (isOutputAudio(type) && this.#chain.bypasses('server', type)) {
+        this.#forwardAudio(data);
+        return;
+      }
+      frame = new Frame(type, data);
+    } else {
       let parsed: unknown;
       try {
         parsed = JSON.parse(data.toString('utf8'));
@@ -468,7 +489,6 @@ export class RelaySession implements SessionContext, ChainSink {
       const t = typeof ev['type'] === 'string' ? ev['type'] : '';
       frame = new Frame(t, data, ev);
     }
-    if ((++this.#serverSample & RELAY_SAMPLE_MASK) === 0 && this.#serverSampleAt === 0) this.#serverSampleAt = this.clock.now();
     if (frame.type === 'error' && this.#injected.size > 0 && this.#isAboutInjected(frame)) return;
     this.#conversation.observeServer(frame);
     const tracked = this.#responses.inspect(frame);
@@ -583,12 +603,24 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#lingerCheck();
       return;
     }
+    if (isOutputAudio(frame.type)) {
+      this.#forwardAudio(frame.bytes);
+      return;
+    }
     if (this.#responses.suppressing) {
       const late = this.#responses.recheck(frame);
       if (late === null) return;
       frame = late;
     }
     this.#sendToClient(frame.bytes);
+  }
+
+  /** An output audio delta: dropped if its response is suppressed, else metered and sent. */
+  #forwardAudio(bytes: Buffer): void {
+    const responseId = this.#responses.audioResponseId(bytes);
+    if (responseId !== null && this.#responses.isSuppressed(responseId)) return;
+    this.audio.output(responseId, bytes, this.clock.now());
+    this.#sendToClient(bytes);
   }
 
   reject(_direction: Direction, error: ProxyError): void {

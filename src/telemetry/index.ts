@@ -51,7 +51,7 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
     log.info('telemetry disabled');
     return { name: 'telemetry', filters: [], settings, sdk: null, tracer: null };
   }
-  const sdk = new TelemetrySdk(settings, {
+  const sdk = await TelemetrySdk.create(settings, {
     ...(options.spanExporter ? { spanExporter: options.spanExporter } : {}),
     ...(options.metricReaders ? { metricReaders: options.metricReaders } : {}),
   });

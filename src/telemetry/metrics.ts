@@ -47,10 +47,10 @@ class SumTable {
 /** Hot-path counters of one live session: plain numbers, summed by the observable callback. */
 export interface SessionMeters {
   readonly tenant: string;
-  clientFrames: number;
-  clientBytes: number;
-  serverFrames: number;
-  serverBytes: number;
+  readonly clientFrames: number;
+  readonly clientBytes: number;
+  readonly serverFrames: number;
+  readonly serverBytes: number;
   readonly audioInMs: number;
   readonly audioOutMs: number;
 }
@@ -63,6 +63,8 @@ interface Totals {
   audioInMs: number;
   audioOutMs: number;
 }
+
+const MAX_VERDICT_LABEL_SETS = 4096;
 
 const zeroTotals = (): Totals => ({ clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audioInMs: 0, audioOutMs: 0 });
 
@@ -108,6 +110,8 @@ export class TelemetryMetrics {
   readonly #prunes: Counter;
   readonly #locks: Counter;
   readonly #verdicts: Counter;
+  /** Attribute objects of the verdict counter by label set (bounded: tenants × filters × verdicts × codes). */
+  readonly #verdictAttrs = new Map<string, Attributes>();
   readonly #errors: Counter;
   readonly #relayLatency: Histogram;
   readonly #backpressure: Counter;
@@ -274,6 +278,12 @@ export class TelemetryMetrics {
   // ---- reports -----------------------------------------------------------------------------
 
   report(tenant: string, report: Report): void {
+    // Most reports record nothing here (relay timings, audio moments): no allocation for those.
+    if (report.kind === 'relay_latency') {
+      this.relayLatency(report.direction, report.ms);
+      return;
+    }
+    if (report.kind === 'output_audio_started' || report.kind === 'input_audio_started' || report.kind === 'upstream_connected' || report.kind === 'injected') return;
     const t = { [S.ATTR_TENANT_ID]: tenant };
     switch (report.kind) {
       case 'usage': {
@@ -304,9 +314,17 @@ export class TelemetryMetrics {
       case 'lock':
         this.#locks.add(1, { ...t, 'rtproxy.lock.field': this.policies.get(report.field), 'rtproxy.lock.action': report.action });
         return;
-      case 'verdict':
-        this.#verdicts.add(1, { ...t, [S.ATTR_VERDICT_FILTER]: report.filter, [S.ATTR_VERDICT]: report.verdict, [S.ATTR_VERDICT_CODE]: report.code ?? 'none' });
+      case 'verdict': {
+        // perf: verdicts can come once per frame (hold-back); their label sets are few and reused.
+        const key = `${tenant}|${report.filter}|${report.verdict}|${report.code ?? 'none'}`;
+        let attrs = this.#verdictAttrs.get(key);
+        if (!attrs) {
+          attrs = { ...t, [S.ATTR_VERDICT_FILTER]: report.filter, [S.ATTR_VERDICT]: report.verdict, [S.ATTR_VERDICT_CODE]: report.code ?? 'none' };
+          if (this.#verdictAttrs.size < MAX_VERDICT_LABEL_SETS) this.#verdictAttrs.set(key, attrs);
+        }
+        this.#verdicts.add(1, attrs);
         return;
+      }
       case 'filter_error':
         this.#errors.add(1, { ...t, [S.ATTR_ERROR_TYPE]: 'filter_error', [S.ATTR_ERROR_ORIGIN]: 'proxy' });
         return;
@@ -316,9 +334,6 @@ export class TelemetryMetrics {
         return;
       case 'backpressure':
         if (report.state === 'paused') this.#backpressure.add(1, { ...t, [S.ATTR_DIRECTION]: report.direction });
-        return;
-      case 'relay_latency':
-        this.relayLatency(report.direction, report.ms);
         return;
       default:
         return;

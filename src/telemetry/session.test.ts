@@ -2,7 +2,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { histWhere, sumWhere, TestMetricReader, TelemetryTestSession } from '../../test/telemetry/support/context.js';
-import { ev, ManualTime, usage, wire } from '../../test/telemetry/support/frames.js';
+import { ev, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
 import type { Report } from '../pipeline/reports.js';
 import { telemetrySchema } from './config.js';
 import { TelemetryMetrics } from './metrics.js';
@@ -22,11 +22,12 @@ function harness(config: Record<string, unknown> = {}, env: Record<string, strin
   const open = (id?: string) => {
     const ctx = new TelemetryTestSession(time, { lines, ...(id ? { id } : {}) });
     const filter = new TelemetrySession(ctx, shared);
+    ctx.onAudioReport = (r) => filter.onReport(r);
     return {
       ctx,
       filter,
-      client: (e: { type: string; [k: string]: unknown }) => filter.onClient(wire(e)),
-      server: (e: { type: string; [k: string]: unknown }) => filter.onServer(wire(e)),
+      client: (e: { type: string; [k: string]: unknown }) => relayed(ctx.audio, 'client', wire(e), time.t, (f) => filter.onClient(f)),
+      server: (e: { type: string; [k: string]: unknown }) => relayed(ctx.audio, 'server', wire(e), time.t, (f) => filter.onServer(f)),
       report: (r: Report) => filter.onReport(r),
       close: () => filter.onClose({ initiator: 'client', code: 1000, reason: '' }),
     };
@@ -311,7 +312,8 @@ describe('telemetry session (metrics)', () => {
   it('estimates relay overhead on sampled frames until the relay reports it', async () => {
     const h = harness({ relaySampleEvery: 2 });
     const s = h.open();
-    for (let i = 0; i < 4; i++) s.client(ev.append(10));
+    // Non-audio frames: audio never reaches the filter (the relay meters it and reports exact timings).
+    for (let i = 0; i < 4; i++) s.client({ type: 'input_audio_buffer.clear' });
     for (let i = 0; i < 4; i++) s.server({ type: 'rate_limits.updated', rate_limits: [] });
     await new Promise((r) => setTimeout(r, 0));
     const pts = await h.reader.points('rtproxy.relay.latency');

@@ -4,6 +4,7 @@ import { CONTINUE, type CloseInfo, type Filter, type FilterFactory, type Session
 import type { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { ErrorCatalogue } from '../protocol/errors.js';
+import { AUDIO_IN, AUDIO_OUT } from '../protocol/events.js';
 import type { SessionMeters, TelemetryMetrics } from './metrics.js';
 import { turnLatencies, type ResponseRecord, type SessionView, type TurnRecord } from './records.js';
 import { captureWith } from './redact.js';
@@ -34,6 +35,10 @@ export function sessionSampled(sessionId: string, ratio: number): boolean {
 }
 
 const CHINDINGS = pino.symbols.chindingsSym;
+
+/** Audio frame types (GA and beta names) the relay accounts for instead of this filter. */
+export const AUDIO_CLIENT_TYPES: readonly string[] = [AUDIO_IN];
+export const AUDIO_SERVER_TYPES: readonly string[] = [AUDIO_OUT, 'response.audio.delta'];
 type BindingsHolder = Record<symbol, unknown>;
 
 function closeReasonOf(info: CloseInfo): string {
@@ -52,10 +57,11 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
   readonly #shared: TelemetryShared;
   readonly #tracker: TurnTracker;
   readonly tenant: string;
-  clientFrames = 0;
-  clientBytes = 0;
-  serverFrames = 0;
-  serverBytes = 0;
+  /** Non-audio frames this filter saw; audio frames are counted by the relay (ctx.audio). */
+  #clientFrames = 0;
+  #clientBytes = 0;
+  #serverFrames = 0;
+  #serverBytes = 0;
   readonly #now: () => number;
   readonly #spans: SessionSpans | null;
   readonly #tenant: string;
@@ -95,6 +101,7 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
       { maxTurnMs: s.turns.maxTurnMs, waitForPlayback: s.turns.waitForPlayback, truncateGraceMs: s.turns.truncateGraceMs, capture },
       () => ctx.clock.now(),
       scheduler,
+      ctx.audio,
     );
     this.tenant = this.#tenant;
     this.#now = ctx.clock.now.bind(ctx.clock);
@@ -119,6 +126,22 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
     return this.#tracker;
   }
 
+  get clientFrames(): number {
+    return this.#clientFrames + this.#ctx.audio.inputFrames;
+  }
+
+  get clientBytes(): number {
+    return this.#clientBytes + this.#ctx.audio.inputWireBytes;
+  }
+
+  get serverFrames(): number {
+    return this.#serverFrames + this.#ctx.audio.outputFrames;
+  }
+
+  get serverBytes(): number {
+    return this.#serverBytes + this.#ctx.audio.outputWireBytes;
+  }
+
   get audioInMs(): number {
     return this.#tracker.audioInMs;
   }
@@ -131,8 +154,8 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
 
   onClient(frame: Frame): Verdict {
     const now = this.#now();
-    this.clientFrames++;
-    this.clientBytes += frame.bytes.length;
+    this.#clientFrames++;
+    this.#clientBytes += frame.bytes.length;
     if (++this.#clientSample >= this.#sampleEvery) {
       this.#clientSample = 0;
       if (!this.#relayReported) this.#measureClient(now);
@@ -143,8 +166,8 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
 
   onServer(frame: Frame): Verdict {
     const now = this.#now();
-    this.serverFrames++;
-    this.serverBytes += frame.bytes.length;
+    this.#serverFrames++;
+    this.#serverBytes += frame.bytes.length;
     if (++this.#serverSample >= this.#sampleEvery) {
       this.#serverSample = 0;
       if (!this.#relayReported) this.#measureServer(now);
@@ -301,8 +324,11 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
 
 export class TelemetryFilterFactory implements FilterFactory {
   readonly name = 'telemetry';
-  /** Every frame: the filter counts relayed frames and bytes, and turn boundaries come from many types. */
-  readonly wants = { client: '*', server: '*' } as const;
+  /**
+   * Every frame but audio: turn boundaries come from many types. Audio frames are the bulk of the
+   * traffic; the relay counts them and reports first audio per response (SessionContext.audio).
+   */
+  readonly wants = { client: { allBut: AUDIO_CLIENT_TYPES }, server: { allBut: AUDIO_SERVER_TYPES } } as const;
   readonly failMode = 'open' as const;
   readonly #shared: TelemetryShared;
 

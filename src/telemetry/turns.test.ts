@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ev, ManualTime, usage, wire } from '../../test/telemetry/support/frames.js';
+import { ev, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
+import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { AudioClock, Base64Member } from './audio-clock.js';
@@ -32,11 +33,13 @@ class Recorder implements TurnSink {
 function setup(opts: Partial<TrackerOptions> = {}) {
   const time = new ManualTime();
   const sink = new Recorder();
-  const tracker = new TurnTracker(sink, { maxTurnMs: 120_000, waitForPlayback: true, truncateGraceMs: 500, capture: null, ...opts }, time.now, time);
-  const client = (e: { type: string; [k: string]: unknown }) => tracker.onClient(wire(e), time.t);
-  const server = (e: { type: string; [k: string]: unknown }) => tracker.onServer(wire(e), time.t);
+  // The relay's audio meter: audio frames go there, its reports to the tracker (as in a session).
+  const meter: AudioMeter = new AudioMeter((r) => tracker.onReport(r, time.t));
+  const tracker = new TurnTracker(sink, { maxTurnMs: 120_000, waitForPlayback: true, truncateGraceMs: 500, capture: null, ...opts }, time.now, time, meter);
+  const client = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'client', wire(e), time.t, (f) => tracker.onClient(f, time.t));
+  const server = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'server', wire(e), time.t, (f) => tracker.onServer(f, time.t));
   const report = (r: Report) => tracker.onReport(r, time.t);
-  return { time, sink, tracker, client, server, report };
+  return { time, sink, tracker, client, server, report, meter };
 }
 
 describe('audio clock', () => {
@@ -439,16 +442,33 @@ describe('turn tracker', () => {
   });
 
   it('never parses audio frames, even with two responses running (id sniffed)', () => {
-    const { time, tracker, server } = setup();
+    const { time, tracker, server, meter } = setup();
     server(ev.sessionCreated());
     server(ev.responseCreated('resp_x'));
     server(ev.responseCreated('resp_y', { conversation_id: null }));
-    const a = wire(ev.append(100));
-    const d = wire(ev.audioDelta('resp_y', 100));
-    tracker.onClient(a, time.t);
-    tracker.onServer(d, time.t);
+    const seen: string[] = [];
+    const a = relayed(meter, 'client', wire(ev.append(100)), time.t, (f) => seen.push(f.type));
+    const d = relayed(meter, 'server', wire(ev.audioDelta('resp_y', 100)), time.t, (f) => seen.push(f.type));
     expect(a.parsed).toBe(false);
     expect(d.parsed).toBe(false);
+    expect(seen).toEqual([]);
     expect(tracker.audioOutMs).toBe(100);
+    expect(meter.response('resp_y')).toMatchObject({ frames: 1, bytes: 4800 });
+  });
+
+  it('identical verdicts in a row are one turn event with a count (no event per held-back frame)', () => {
+    const { sink, client, report } = setup();
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    const held = { kind: 'verdict', filter: 'policies.guardrails', direction: 'server', eventType: 'response.output_audio_transcript.delta', verdict: 'drop', code: null } as const;
+    for (let i = 0; i < 50; i++) report(held);
+    report({ ...held, verdict: 'replace' });
+    report(held);
+    const turn = sink.opened[0]!;
+    const verdicts = turn.events.filter((e) => e.name === 'rtproxy.verdict');
+    expect(verdicts.map((e) => [e.attrs?.['rtproxy.verdict'], e.attrs?.['rtproxy.verdict.count']])).toEqual([
+      ['drop', 50],
+      ['replace', undefined],
+      ['drop', undefined],
+    ]);
   });
 });

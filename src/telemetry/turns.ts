@@ -1,8 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
-import { AUDIO_IN, AUDIO_OUT } from '../protocol/events.js';
-import { AudioClock, Base64Member } from './audio-clock.js';
+import { AudioMeter, type AudioCounters } from '../pipeline/audio-meter.js';
 import { arr, asObj, bool, has, num, obj, str, type Obj } from './json.js';
 import {
   pushEvent,
@@ -69,7 +68,6 @@ interface TurnTimers {
   wait: unknown;
 }
 
-const AUDIO_OUT_TYPES = new Set(['response.output_audio.delta', 'response.audio.delta']);
 const TEXT_DELTA_TYPES = new Set([
   'response.output_text.delta',
   'response.text.delta',
@@ -122,20 +120,23 @@ export function parseUsage(u: Obj | null): Usage | null {
 }
 
 /**
- * The per-session turn state machine. It is fed every frame (client frames as sent, server frames
- * as forwarded) and the session's reports, and turns them into turn / response / tool records with
- * proxy-clock timestamps. It knows nothing about OpenTelemetry: the sink does.
+ * The per-session turn state machine. It is fed every frame except audio (client frames as sent,
+ * server frames as forwarded) and the session's reports, and turns them into turn / response /
+ * tool records with proxy-clock timestamps. It knows nothing about OpenTelemetry: the sink does.
  *
- * Audio frames cost a sniff of one member and a few additions; every other event it reads is a
- * boundary event, parsed once (the parse is cached on the Frame and shared with other filters).
+ * Audio frames never reach it: the relay counts them (`AudioCounters`, read here at response and
+ * session-format boundaries) and reports the two moments that matter, the first audio of each
+ * response and the first input after push-to-talk idle. Every event it reads is a boundary
+ * event, parsed once (the parse is cached on the Frame and shared with other filters).
  */
 export class TurnTracker {
-  /** Audio relayed so far (ms): plain fields written per audio frame, read by observable metrics. */
-  audioInMs = 0;
-  audioOutMs = 0;
-  // Hot-path copies of the session view: the audio handlers touch only this object and the frame.
+  // Audio formats in effect, and the totals at the last format change (ms = base + bytes since / rate).
   #inBytesPerMs = 48;
   #outBytesPerMs = 48;
+  #inMsBase = 0;
+  #inBytesBase = 0;
+  #outMsBase = 0;
+  #outBytesBase = 0;
   #pushToTalk = false;
   readonly session: SessionView = {
     realtimeSessionId: null,
@@ -153,9 +154,9 @@ export class TurnTracker {
   readonly #opts: TrackerOptions;
   readonly #scheduler: Scheduler;
   readonly #now: () => number;
-  readonly #audio = new AudioClock();
-  readonly #inAudio = new Base64Member('audio');
-  readonly #outAudio = new Base64Member('delta');
+  readonly #audio: AudioCounters;
+  /** First-audio reports for responses not seen yet (their response.created still queued). */
+  readonly #firstAudioEarly = new Map<string, number>();
   /** Turns not yet closed, oldest first (rarely more than two). */
   readonly #open: TurnRecord[] = [];
   readonly #timers = new Map<TurnRecord, TurnTimers>();
@@ -175,11 +176,23 @@ export class TurnTracker {
   #sessionSeen = false;
   #closed = false;
 
-  constructor(sink: TurnSink, opts: TrackerOptions, now: () => number, scheduler: Scheduler = realScheduler) {
+  /** `audio`: the relay's counters (SessionContext.audio); by default a meter nothing feeds. */
+  constructor(sink: TurnSink, opts: TrackerOptions, now: () => number, scheduler: Scheduler = realScheduler, audio?: AudioCounters) {
     this.#sink = sink;
     this.#opts = opts;
     this.#now = now;
     this.#scheduler = scheduler;
+    this.#audio = audio ?? new AudioMeter(() => {});
+  }
+
+  /** Input audio relayed so far (ms), in the formats in effect when it was sent. */
+  get audioInMs(): number {
+    return this.#inMsBase + (this.#audio.inputBytes - this.#inBytesBase) / this.#inBytesPerMs;
+  }
+
+  /** Output audio relayed so far (ms). */
+  get audioOutMs(): number {
+    return this.#outMsBase + (this.#audio.outputBytes - this.#outBytesBase) / this.#outBytesPerMs;
   }
 
   get current(): TurnRecord | null {
@@ -194,19 +207,13 @@ export class TurnTracker {
 
   onClient(frame: Frame, now: number): void {
     if (this.#closed) return;
-    if (frame.type === AUDIO_IN) {
-      this.#onAppend(frame, now);
-      return;
-    }
     switch (frame.type) {
-      case 'input_audio_buffer.append':
-        this.#onAppend(frame, now);
-        return;
       case 'input_audio_buffer.commit':
         this.#onCommit(now);
         return;
       case 'input_audio_buffer.clear':
         this.#pushToTalkActive = false;
+        this.#watchInput();
         return;
       case 'conversation.item.create':
         this.#onItemCreate(frame.json(), now);
@@ -225,24 +232,22 @@ export class TurnTracker {
     }
   }
 
-  #onAppend(frame: Frame, now: number): void {
-    const ms = this.#inAudio.bytes(frame) / this.#inBytesPerMs;
-    this.audioInMs += ms;
-    if (!this.#pushToTalk) {
-      // The clock maps VAD positions back to proxy time; push-to-talk turns have no VAD positions.
-      this.#audio.push(ms, now);
-      return;
-    }
-    if (!this.#pushToTalkActive) {
-      // Push-to-talk: the first append after idle starts the user's speech.
-      this.#pushToTalkActive = true;
-      const turn = this.#userTurn(now, 'commit', true);
-      if (turn.speechStartAt === null) turn.speechStartAt = now;
-    }
+  /** Push-to-talk: the first append after idle starts the user's speech (the relay reports it). */
+  #onInputStarted(now: number): void {
+    if (!this.#pushToTalk || this.#pushToTalkActive) return;
+    this.#pushToTalkActive = true;
+    const turn = this.#userTurn(now, 'commit', true);
+    if (turn.speechStartAt === null) turn.speechStartAt = now;
+  }
+
+  /** Asks the relay for one report at the next append while push-to-talk is idle. */
+  #watchInput(): void {
+    if (this.#pushToTalk && !this.#pushToTalkActive) this.#audio.watchInputStart();
   }
 
   #onCommit(now: number): void {
     this.#pushToTalkActive = false;
+    this.#watchInput();
     const turn = this.#userTurn(now, 'commit', true);
     if (turn.anchor !== 'server_vad' && turn.anchor !== 'semantic_vad') turn.anchor = 'commit';
     if (!turn.responseRequested) turn.userEndAt = now;
@@ -333,10 +338,6 @@ export class TurnTracker {
   onServer(frame: Frame, now: number): void {
     if (this.#closed) return;
     const type = frame.type;
-    if (type === AUDIO_OUT || AUDIO_OUT_TYPES.has(type)) {
-      this.#onAudioDelta(frame, now);
-      return;
-    }
     if (TEXT_DELTA_TYPES.has(type)) {
       const r = this.#responseOf(frame);
       if (r && r.firstTextAt === null) {
@@ -408,16 +409,29 @@ export class TurnTracker {
     }
   }
 
-  #onAudioDelta(frame: Frame, now: number): void {
-    const ms = this.#outAudio.bytes(frame) / this.#outBytesPerMs;
-    this.audioOutMs += ms;
-    const r = this.#responseOf(frame);
-    if (!r) return;
-    r.outputAudioMs += ms;
-    if (r.firstAudioAt === null) {
-      r.firstAudioAt = now;
-      if (r.turn.firstAudioAt === null) r.turn.firstAudioAt = now;
+  /** The relay forwarded the first audio of a response (one report per response). */
+  #onFirstAudio(responseId: string, at: number): void {
+    const r = this.#responses.get(responseId);
+    if (!r) {
+      this.#firstAudioEarly.set(responseId, at);
+      if (this.#firstAudioEarly.size > MAX_PENDING) this.#firstAudioEarly.delete(this.#firstAudioEarly.keys().next().value!);
+      return;
     }
+    this.#noteFirstAudio(r, at);
+  }
+
+  #noteFirstAudio(r: ResponseRecord, at: number): void {
+    if (r.firstAudioAt !== null) return;
+    r.firstAudioAt = at;
+    if (r.turn.firstAudioAt === null || at < r.turn.firstAudioAt) r.turn.firstAudioAt = at;
+  }
+
+  /** A response's output audio, read from the relay's counters when it ends (done or abandoned). */
+  #settleAudio(r: ResponseRecord): void {
+    const rec = this.#audio.response(r.id);
+    if (!rec) return;
+    r.outputAudioMs = rec.bytes / this.#outBytesPerMs;
+    this.#noteFirstAudio(r, rec.firstAt);
   }
 
   /** The response a streaming frame belongs to; sniffs its id only when several responses run. */
@@ -456,9 +470,15 @@ export class TurnTracker {
       v.silenceMs = type === 'server_vad' ? (num(td, 'silence_duration_ms') ?? 500) : 0;
       v.interruptResponse = bool(td, 'interrupt_response') ?? true;
     }
+    // Audio so far counts in the format it was sent in.
+    this.#inMsBase = this.audioInMs;
+    this.#inBytesBase = this.#audio.inputBytes;
+    this.#outMsBase = this.audioOutMs;
+    this.#outBytesBase = this.#audio.outputBytes;
     this.#inBytesPerMs = v.inputBytesPerMs;
     this.#outBytesPerMs = v.outputBytesPerMs;
     this.#pushToTalk = v.vadType === 'none';
+    this.#watchInput();
     const first = !this.#sessionSeen;
     this.#sessionSeen = true;
     this.#sink.sessionConfigured(v, first, now);
@@ -504,9 +524,15 @@ export class TurnTracker {
     turn.userEndAt = now;
     // True end of speech: `audio_end_ms` includes the silence window that ended the turn.
     const silence = this.session.silenceMs;
-    const mapped = audioEnd === null ? null : this.#audio.timeOf(audioEnd - silence);
+    const mapped = audioEnd === null ? null : this.#inputTimeOf(audioEnd - silence);
     turn.speechEndEstimateAt = Math.min(now, mapped ?? now - silence);
     this.#event(turn, 'input_audio_buffer.speech_stopped', now, audioEnd === null ? undefined : { 'rtproxy.audio.end_ms': audioEnd });
+  }
+
+  /** Proxy time the input audio at server position `posMs` was forwarded (positions count all appended audio). */
+  #inputTimeOf(posMs: number): number | null {
+    const rate = this.#inBytesPerMs;
+    return this.#audio.inputTimeOf(this.#inBytesBase + (posMs - this.#inMsBase) * rate, rate);
   }
 
   #onInputTranscript(ev: Obj): void {
@@ -591,6 +617,11 @@ export class TurnTracker {
       r.costMicros = early;
       this.#usageEarly.delete(id);
     }
+    const firstAudio = this.#firstAudioEarly.get(id);
+    if (firstAudio !== undefined) {
+      this.#firstAudioEarly.delete(id);
+      this.#noteFirstAudio(r, firstAudio);
+    }
     if (pending?.cancelled) {
       r.clientCancelled = true;
       if (turn.endReason === null) this.#interrupt(turn, 'generation', now);
@@ -635,6 +666,7 @@ export class TurnTracker {
     for (const item of arr(resp, 'output')) if (str(asObj(item), 'type') === 'function_call') r.functionCalls++;
     r.usage = parseUsage(obj(resp, 'usage'));
     r.doneAt = now;
+    this.#settleAudio(r);
     this.#doneResponses.set(id, r);
     this.#sink.responseDone(r);
     this.#afterResponse(r, now);
@@ -709,6 +741,12 @@ export class TurnTracker {
   onReport(report: Report, now: number): void {
     if (this.#closed) return;
     switch (report.kind) {
+      case 'output_audio_started':
+        this.#onFirstAudio(report.responseId, report.at);
+        return;
+      case 'input_audio_started':
+        this.#onInputStarted(report.at);
+        return;
       case 'usage': {
         if (report.source !== 'response') {
           const turn = this.#current;
@@ -781,7 +819,7 @@ export class TurnTracker {
       }
       case 'verdict': {
         const turn = this.#current;
-        if (turn && turn.phase !== 'closed') {
+        if (turn && turn.phase !== 'closed' && !this.#repeatVerdict(turn, report)) {
           const attrs: Attributes = {
             'rtproxy.verdict.filter': report.filter,
             'rtproxy.verdict': report.verdict,
@@ -801,6 +839,29 @@ export class TurnTracker {
       default:
         return;
     }
+  }
+
+  /**
+   * perf: a verdict identical to the turn's last event (a guardrail holding back every transcript
+   * delta, say) is counted on that event (`rtproxy.verdict.count`) instead of adding one event
+   * per frame that would live, and be promoted, until the turn ends.
+   */
+  #repeatVerdict(turn: TurnRecord, report: Extract<Report, { kind: 'verdict' }>): boolean {
+    const last = turn.events[turn.events.length - 1];
+    const a = last?.attrs;
+    if (!last || last.name !== 'rtproxy.verdict' || !a) return false;
+    if (
+      a['rtproxy.verdict.filter'] !== report.filter ||
+      a['rtproxy.verdict'] !== report.verdict ||
+      a['rtproxy.verdict.direction'] !== report.direction ||
+      a['rtproxy.verdict.event_type'] !== report.eventType.slice(0, 64) ||
+      a['rtproxy.verdict.code'] !== (report.code || undefined)
+    ) {
+      return false;
+    }
+    const count = a['rtproxy.verdict.count'];
+    (a as Record<string, unknown>)['rtproxy.verdict.count'] = (typeof count === 'number' ? count : 1) + 1;
+    return true;
   }
 
   // ---- turn lifecycle ----------------------------------------------------------------------
@@ -954,6 +1015,7 @@ export class TurnTracker {
       if (r.doneAt === null) {
         // Abandoned (timeout or session end): it still counts, with what is known.
         this.#responses.delete(r.id);
+        this.#settleAudio(r);
         this.#sink.responseDone(r);
       }
     }
@@ -976,6 +1038,7 @@ export class TurnTracker {
     this.#tools.clear();
     this.#items.clear();
     this.#usageEarly.clear();
+    this.#firstAudioEarly.clear();
   }
 
   #event(turn: TurnRecord, name: string, t: number, attrs?: Attributes): void {

@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { AudioMeter } from '../../src/pipeline/audio-meter.js';
 import type { Clock, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
 import type { Frame } from '../../src/pipeline/frame.js';
 import type { Report } from '../../src/pipeline/reports.js';
@@ -25,6 +26,7 @@ export class FakeSession implements SessionContext {
   readonly reports: Report[] = [];
   readonly cancelled: { responseId: string; by: string; notice: ProxyError }[] = [];
   closedWith: ProxyError | null = null;
+  readonly audio = new AudioMeter((r) => this.reports.push(r));
 
   constructor(options: { tenant?: Partial<Tenant>; model?: string; query?: Record<string, string> } = {}) {
     this.tenant = { id: 'acme', name: 'Acme', policy: null, plan: null, limits: null, ...options.tenant };

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import pino, { type Logger } from 'pino';
+import { AudioMeter } from '../../../src/pipeline/audio-meter.js';
 import type { Clock, SessionContext } from '../../../src/pipeline/filter.js';
 import type { Report } from '../../../src/pipeline/reports.js';
 import { Conversation, type ItemMark } from '../../../src/protocol/conversation.js';
@@ -23,6 +24,9 @@ export class TelemetryTestSession implements SessionContext {
   }
   readonly lines: string[];
   readonly reports: Report[] = [];
+  /** Where the relay's audio reports go (the harness points it at the filter under test). */
+  onAudioReport: (report: Report) => void = () => {};
+  readonly audio = new AudioMeter((r) => this.onAudioReport(r));
 
   constructor(time: ManualTime, options: { id?: string; tenant?: string; model?: string; lines?: string[] } = {}) {
     this.id = options.id ?? 'rps_0123456789abcdef';

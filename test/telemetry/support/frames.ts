@@ -1,4 +1,7 @@
+import type { AudioMeter } from '../../../src/pipeline/audio-meter.js';
 import { Frame } from '../../../src/pipeline/frame.js';
+import { AUDIO_IN } from '../../../src/protocol/events.js';
+import { isOutputAudio } from '../../../src/relay/responses.js';
 import type { Scheduler } from '../../../src/telemetry/turns.js';
 
 /** Frame builders, a manual clock and scripted server events for the telemetry tests. */
@@ -6,6 +9,18 @@ import type { Scheduler } from '../../../src/telemetry/turns.js';
 /** A frame as it comes off the wire: unparsed bytes (so sniffing paths run). */
 export function wire(event: { readonly type: string; readonly [k: string]: unknown }): Frame {
   return new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
+}
+
+/**
+ * Feeds a frame the way the relay does: audio frames go to the relay's audio meter (which reports
+ * first audio / input start), every other frame to `next` (the filter or tracker under test).
+ * Returns the frame so a test can check it was never parsed.
+ */
+export function relayed(meter: AudioMeter, direction: 'client' | 'server', frame: Frame, now: number, next: (f: Frame) => unknown): Frame {
+  if (direction === 'client' && frame.type === AUDIO_IN) meter.input(frame.bytes, now);
+  else if (direction === 'server' && isOutputAudio(frame.type)) meter.output(frame.string('response_id'), frame.bytes, now);
+  else next(frame);
+  return frame;
 }
 
 /** `ms` of PCM16 24 kHz silence as base64. */

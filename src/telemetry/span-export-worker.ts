@@ -1,0 +1,76 @@
+import { createRequire } from 'node:module';
+
+/**
+ * The span-export worker (see span-export.ts): owns the OTLP trace exporter, so serialisation,
+ * compression and HTTP never run on the proxy's event loop. It receives plain span records and
+ * answers each batch with its outcome.
+ *
+ * The worker runs from source text (`eval`), in plain JavaScript, so it starts the same way from
+ * the TypeScript sources (tsx, vitest) and from the compiled build; the modules it loads are
+ * resolved here, next to this file, and passed in as absolute paths.
+ */
+
+const require = createRequire(import.meta.url);
+
+/** Absolute paths of the packages the worker loads (CommonJS builds). */
+export function workerModules(protocol: 'http/protobuf' | 'http/json'): { readonly exporter: string; readonly resources: string } {
+  return {
+    exporter: require.resolve(protocol === 'http/json' ? '@opentelemetry/exporter-trace-otlp-http' : '@opentelemetry/exporter-trace-otlp-proto'),
+    resources: require.resolve('@opentelemetry/resources'),
+  };
+}
+
+export const WORKER_SOURCE = String.raw`
+'use strict';
+const { parentPort, workerData } = require('node:worker_threads');
+const init = workerData;
+const { OTLPTraceExporter } = require(init.modules.exporter);
+const { resourceFromAttributes } = require(init.modules.resources);
+const exporter = new OTLPTraceExporter({ url: init.url, headers: Object.assign({}, init.headers) });
+const resource = resourceFromAttributes(init.resourceAttributes);
+
+// A ReadableSpan view of a plain record: the fields the OTLP transformer reads.
+function readable(p) {
+  const ctx = { traceId: p.traceId, spanId: p.spanId, traceFlags: p.traceFlags };
+  let s = p.endTime[0] - p.startTime[0];
+  let ns = p.endTime[1] - p.startTime[1];
+  if (ns < 0) { s -= 1; ns += 1e9; }
+  return {
+    name: p.name,
+    kind: p.kind,
+    spanContext: () => ctx,
+    parentSpanContext: p.parentSpanId === null ? undefined : { traceId: p.traceId, spanId: p.parentSpanId, traceFlags: p.traceFlags, isRemote: p.parentIsRemote },
+    startTime: p.startTime,
+    endTime: p.endTime,
+    status: p.status,
+    attributes: p.attributes,
+    links: p.links.map((l) => ({
+      context: { traceId: l.traceId, spanId: l.spanId, traceFlags: l.traceFlags, isRemote: l.isRemote },
+      attributes: l.attributes,
+      droppedAttributesCount: l.droppedAttributesCount || 0,
+    })),
+    events: p.events,
+    duration: [s, ns],
+    ended: true,
+    resource,
+    instrumentationScope: p.scope,
+    droppedAttributesCount: p.droppedAttributesCount,
+    droppedEventsCount: p.droppedEventsCount,
+    droppedLinksCount: p.droppedLinksCount,
+  };
+}
+
+parentPort.on('message', (msg) => {
+  if (msg.kind === 'shutdown') {
+    exporter.shutdown().finally(() => parentPort.postMessage({ kind: 'shutdown' }));
+    return;
+  }
+  try {
+    exporter.export(msg.spans.map(readable), (result) => {
+      parentPort.postMessage({ kind: 'done', id: msg.id, ok: result.code === 0, error: result.error ? String(result.error.message) : null });
+    });
+  } catch (err) {
+    parentPort.postMessage({ kind: 'done', id: msg.id, ok: false, error: String(err && err.message) });
+  }
+});
+`;

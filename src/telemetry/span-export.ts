@@ -1,0 +1,270 @@
+import { TraceFlags, type Attributes, type HrTime, type SpanKind, type SpanStatus } from '@opentelemetry/api';
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Worker } from 'node:worker_threads';
+import { WORKER_SOURCE, workerModules } from './span-export-worker.js';
+
+/**
+ * Span export off the event loop. The SDK's BatchSpanProcessor serialises (JSON or protobuf) and
+ * sends each batch on the main thread, and starts a full batch synchronously inside `span.end()`:
+ * a stall of several ms in the middle of relaying a frame. Here a finished span is copied into a
+ * plain record (a few fields; spans end at turn boundaries, not per frame) and queued; batches go
+ * to a worker thread by `postMessage`, and the worker owns the OTLP exporter (serialisation,
+ * compression, HTTP). The queue is bounded: when it is full, spans are dropped and counted.
+ */
+
+/** A finished span as structured-cloneable data (what the OTLP transformer reads). */
+export interface PlainSpan {
+  readonly name: string;
+  readonly kind: SpanKind;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly traceFlags: number;
+  readonly parentSpanId: string | null;
+  readonly parentIsRemote: boolean;
+  readonly startTime: HrTime;
+  readonly endTime: HrTime;
+  readonly attributes: Attributes;
+  readonly droppedAttributesCount: number;
+  readonly events: readonly { readonly name: string; readonly time: HrTime; readonly attributes?: Attributes; readonly droppedAttributesCount?: number }[];
+  readonly droppedEventsCount: number;
+  readonly status: SpanStatus;
+  readonly links: readonly {
+    readonly traceId: string;
+    readonly spanId: string;
+    readonly traceFlags: number;
+    readonly isRemote: boolean;
+    readonly attributes?: Attributes;
+    readonly droppedAttributesCount?: number;
+  }[];
+  readonly droppedLinksCount: number;
+  readonly scope: { readonly name: string; readonly version?: string; readonly schemaUrl?: string };
+}
+
+export function plainSpan(span: ReadableSpan): PlainSpan {
+  const ctx = span.spanContext();
+  const parent = span.parentSpanContext;
+  const scope = span.instrumentationScope;
+  return {
+    name: span.name,
+    kind: span.kind,
+    traceId: ctx.traceId,
+    spanId: ctx.spanId,
+    traceFlags: ctx.traceFlags,
+    parentSpanId: parent?.spanId ?? null,
+    parentIsRemote: parent?.isRemote === true,
+    startTime: span.startTime,
+    endTime: span.endTime,
+    attributes: span.attributes,
+    droppedAttributesCount: span.droppedAttributesCount,
+    events: span.events.map((e) => ({
+      name: e.name,
+      time: e.time,
+      ...(e.attributes ? { attributes: e.attributes } : {}),
+      ...(e.droppedAttributesCount ? { droppedAttributesCount: e.droppedAttributesCount } : {}),
+    })),
+    droppedEventsCount: span.droppedEventsCount,
+    status: { code: span.status.code, ...(span.status.message !== undefined ? { message: span.status.message } : {}) },
+    links: span.links.map((l) => ({
+      traceId: l.context.traceId,
+      spanId: l.context.spanId,
+      traceFlags: l.context.traceFlags,
+      isRemote: l.context.isRemote === true,
+      ...(l.attributes ? { attributes: l.attributes } : {}),
+      ...(l.droppedAttributesCount ? { droppedAttributesCount: l.droppedAttributesCount } : {}),
+    })),
+    droppedLinksCount: span.droppedLinksCount,
+    scope: { name: scope.name, ...(scope.version ? { version: scope.version } : {}), ...(scope.schemaUrl ? { schemaUrl: scope.schemaUrl } : {}) },
+  };
+}
+
+export interface WorkerExportOptions {
+  readonly protocol: 'http/protobuf' | 'http/json';
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly resourceAttributes: Attributes;
+  /** Spans waiting for the worker; beyond this, spans are dropped (and counted). */
+  readonly maxQueueSize?: number;
+  readonly maxBatchSize?: number;
+  /** A partial batch waits at most this long. */
+  readonly scheduledDelayMs?: number;
+  /** Bound on `forceFlush` / `shutdown` waits. */
+  readonly exportTimeoutMs?: number;
+}
+
+/** What the main thread sends the worker. */
+export type ToWorker = { readonly kind: 'export'; readonly id: number; readonly spans: readonly PlainSpan[] } | { readonly kind: 'shutdown' };
+/** What the worker answers. */
+export type FromWorker = { readonly kind: 'done'; readonly id: number; readonly ok: boolean; readonly error: string | null } | { readonly kind: 'shutdown' };
+
+export interface WorkerInit {
+  readonly modules: ReturnType<typeof workerModules>;
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly resourceAttributes: Attributes;
+}
+
+/** Batches sent and not yet answered: more wait in the (bounded) queue. */
+const MAX_IN_FLIGHT = 4;
+
+export class WorkerSpanProcessor implements SpanProcessor {
+  /** Spans handed to the exporter, dropped because the queue was full, or lost in a failed export. */
+  exported = 0;
+  dropped = 0;
+  failed = 0;
+  /** Started with the processor (a fixed cost counted in the RSS at start, not per session); restarted on demand. */
+  #worker: Worker | null = null;
+  readonly #init: WorkerInit;
+  readonly #maxQueue: number;
+  readonly #maxBatch: number;
+  readonly #delayMs: number;
+  readonly #timeoutMs: number;
+  #queue: PlainSpan[] = [];
+  readonly #inFlight = new Map<number, number>();
+  #nextId = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #immediate: NodeJS.Immediate | null = null;
+  #idleWaiters: (() => void)[] = [];
+  #shutDown = false;
+  #onShutdown: (() => void) | null = null;
+
+  constructor(options: WorkerExportOptions) {
+    this.#maxQueue = options.maxQueueSize ?? 4096;
+    this.#maxBatch = options.maxBatchSize ?? 256;
+    this.#delayMs = options.scheduledDelayMs ?? 1000;
+    this.#timeoutMs = options.exportTimeoutMs ?? 30_000;
+    this.#init = { modules: workerModules(options.protocol), url: options.url, headers: options.headers, resourceAttributes: options.resourceAttributes };
+    this.#start();
+  }
+
+  #start(): Worker {
+    // A small heap: the worker holds a few batches at a time (its young generation is most of its RSS).
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: this.#init, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    // Export must never keep the process alive or take it down.
+    worker.unref();
+    worker.on('message', (msg: FromWorker) => this.#onMessage(msg));
+    worker.on('error', () => this.#workerGone(worker));
+    worker.on('exit', () => this.#workerGone(worker));
+    this.#worker = worker;
+    return worker;
+  }
+
+  onStart(): void {}
+
+  onEnd(span: ReadableSpan): void {
+    if (this.#shutDown || (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    if (this.#queue.length >= this.#maxQueue) {
+      this.dropped++;
+      return;
+    }
+    this.#queue.push(plainSpan(span));
+    this.#schedule();
+  }
+
+  /** Never exports inside `onEnd`: a full batch waits for the next macrotask, a partial one for the delay. */
+  #schedule(): void {
+    if (this.#queue.length >= this.#maxBatch) {
+      if (this.#immediate === null) this.#immediate = setImmediate(() => this.#flush());
+      return;
+    }
+    if (this.#timer === null) {
+      this.#timer = setTimeout(() => this.#flush(), this.#delayMs);
+      this.#timer.unref();
+    }
+  }
+
+  #flush(): void {
+    this.#immediate = null;
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    while (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) {
+      const spans = this.#queue.length <= this.#maxBatch ? this.#queue : this.#queue.slice(0, this.#maxBatch);
+      this.#queue = spans === this.#queue ? [] : this.#queue.slice(this.#maxBatch);
+      const id = ++this.#nextId;
+      this.#inFlight.set(id, spans.length);
+      try {
+        (this.#worker ?? this.#start()).postMessage({ kind: 'export', id, spans } satisfies ToWorker);
+      } catch {
+        this.#inFlight.delete(id);
+        this.failed += spans.length;
+      }
+    }
+    if (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) this.#schedule();
+    this.#checkIdle();
+  }
+
+  #onMessage(msg: FromWorker): void {
+    if (msg.kind === 'shutdown') {
+      this.#onShutdown?.();
+      return;
+    }
+    const n = this.#inFlight.get(msg.id);
+    if (n === undefined) return;
+    this.#inFlight.delete(msg.id);
+    if (msg.ok) this.exported += n;
+    else this.failed += n;
+    if (this.#queue.length > 0) this.#flush();
+    this.#checkIdle();
+  }
+
+  /** The worker exited (shutdown, or a crash: its batches are lost and counted; the next flush starts a new one). */
+  #workerGone(worker: Worker): void {
+    if (this.#worker !== worker) return;
+    this.#worker = null;
+    for (const n of this.#inFlight.values()) this.failed += n;
+    this.#inFlight.clear();
+    if (this.#shutDown) {
+      this.dropped += this.#queue.length;
+      this.#queue = [];
+      this.#onShutdown?.();
+    } else if (this.#queue.length > 0) {
+      this.#schedule();
+    }
+    this.#checkIdle();
+  }
+
+  #checkIdle(): void {
+    if (this.#queue.length > 0 || this.#inFlight.size > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Sends everything queued and waits (bounded) until the worker has answered for it. */
+  forceFlush(): Promise<void> {
+    if (this.#shutDown) return Promise.resolve();
+    this.#flush();
+    if (this.#queue.length === 0 && this.#inFlight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, this.#timeoutMs);
+      timer.unref();
+      this.#idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.#shutDown) return;
+    await this.forceFlush();
+    this.#shutDown = true;
+    const worker = this.#worker;
+    if (worker === null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.#timeoutMs);
+      timer.unref();
+      this.#onShutdown = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      try {
+        worker.postMessage({ kind: 'shutdown' } satisfies ToWorker);
+      } catch {
+        resolve();
+      }
+    });
+    await worker.terminate();
+  }
+}

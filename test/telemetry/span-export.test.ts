@@ -1,0 +1,101 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { context, trace } from '@opentelemetry/api';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WorkerSpanProcessor } from '../../src/telemetry/span-export.js';
+
+/**
+ * Issue 13: span export runs in a worker thread behind a bounded queue. Spans reach a real OTLP/HTTP
+ * receiver through the worker; a full queue drops and counts; a failing endpoint is counted, never
+ * thrown; `span.end()` never exports inline.
+ */
+
+interface Rx {
+  readonly server: Server;
+  readonly url: string;
+  readonly bodies: string[];
+}
+
+async function receiver(status = 200): Promise<Rx> {
+  const bodies: string[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, bodies };
+}
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0)) await c();
+});
+
+function setup(url: string, options: { maxQueueSize?: number; maxBatchSize?: number } = {}) {
+  const processor = new WorkerSpanProcessor({
+    protocol: 'http/json',
+    url,
+    headers: { 'x-test': 'yes' },
+    resourceAttributes: { 'service.name': 'span-export-test' },
+    scheduledDelayMs: 60_000,
+    exportTimeoutMs: 5_000,
+    ...options,
+  });
+  const provider = new BasicTracerProvider({ spanProcessors: [processor] });
+  cleanup.push(() => provider.shutdown());
+  return { processor, tracer: provider.getTracer('test') };
+}
+
+describe('span export in a worker thread', () => {
+  it('delivers spans with their tree, attributes, events, links and resource to an OTLP/HTTP receiver', async () => {
+    const rx = await receiver();
+    cleanup.push(() => new Promise((r) => rx.server.close(r)));
+    const { processor, tracer } = setup(rx.url);
+    const root = tracer.startSpan('root', { attributes: { 'rtproxy.tenant.id': 'acme', n: 3 } });
+    root.addEvent('first_audio', { k: 'v' });
+    const child = tracer.startSpan('child', { links: [{ context: root.spanContext() }] }, trace.setSpan(context.active(), root));
+    child.end();
+    root.end();
+    // span.end() exported nothing inline: the batch waits for the worker.
+    expect(processor.exported).toBe(0);
+    await processor.forceFlush();
+    expect(processor.exported).toBe(2);
+    const body = JSON.parse(rx.bodies.join('')) as {
+      resourceSpans: { resource: { attributes: { key: string }[] }; scopeSpans: { spans: { name: string; spanId: string; parentSpanId?: string; attributes: { key: string }[]; events: { name: string }[]; links: { spanId: string }[] }[] }[] }[];
+    };
+    const spans = body.resourceSpans[0]!.scopeSpans[0]!.spans;
+    const r = spans.find((s) => s.name === 'root')!;
+    const c = spans.find((s) => s.name === 'child')!;
+    expect(c.parentSpanId).toBe(r.spanId);
+    expect(c.links[0]!.spanId).toBe(r.spanId);
+    expect(r.attributes.map((a) => a.key)).toEqual(expect.arrayContaining(['rtproxy.tenant.id', 'n']));
+    expect(r.events[0]!.name).toBe('first_audio');
+    expect(body.resourceSpans[0]!.resource.attributes.map((a) => a.key)).toContain('service.name');
+  });
+
+  it('a full queue drops spans and counts them; the rest still arrive', async () => {
+    const rx = await receiver();
+    cleanup.push(() => new Promise((r) => rx.server.close(r)));
+    const { processor, tracer } = setup(rx.url, { maxQueueSize: 3, maxBatchSize: 100 });
+    for (let i = 0; i < 5; i++) tracer.startSpan(`s${i}`).end();
+    expect(processor.dropped).toBe(2);
+    await processor.forceFlush();
+    expect(processor.exported).toBe(3);
+  });
+
+  it('an endpoint that fails is counted as failed, and nothing throws into the caller', async () => {
+    const rx = await receiver(400);
+    cleanup.push(() => new Promise((r) => rx.server.close(r)));
+    const { processor, tracer } = setup(rx.url);
+    tracer.startSpan('lost').end();
+    await processor.forceFlush();
+    expect(processor.failed).toBe(1);
+    expect(processor.exported).toBe(0);
+  });
+});
