@@ -691,7 +691,34 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
       this.#flush();
     }
-    this.#finish({ initiator: 'proxy', code, reason: error.closeReason }, code, error.closeReason);
+    const info: CloseInfo = { initiator: 'proxy', code, reason: error.closeReason };
+    const lingerMs = this.#lingerMs();
+    if (lingerMs > 0 && this.#upstreamOpen && this.#responseInFlight()) {
+      // A response is running: the client is closed now, the upstream kept until that response's
+      // response.done (billed as OpenAI bills it), as when the client leaves (onClientClose).
+      this.#closeClient(code, error.closeReason);
+      this.#startLinger(info, lingerMs);
+      return;
+    }
+    this.#finish(info, code, error.closeReason);
+  }
+
+  /** How long the upstream is kept after the session ends mid-response; 0 without metering. */
+  #lingerMs(): number {
+    // The linger exists so metering can bill what OpenAI bills; without metering there is nothing to wait for.
+    return this.#config.metering.enabled ? this.#config.metering.lingerAfterClientCloseMs : 0;
+  }
+
+  #closeClient(code: number, reason: string): void {
+    const client = this.#client;
+    if (!client) return;
+    this.#client = null;
+    this.#clientCloseCode = code;
+    try {
+      client.end(code, reason.slice(0, 123));
+    } catch {
+      // Already closed by the peer in the same tick.
+    }
   }
 
   // ---- closes ------------------------------------------------------------------------------
@@ -701,8 +728,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#client = null;
     if (this.#ended || this.#linger) return;
     const info: CloseInfo = { initiator: 'client', code, reason };
-    // The linger exists so metering can bill what OpenAI bills; without metering there is nothing to wait for.
-    const lingerMs = this.#config.metering.enabled ? this.#config.metering.lingerAfterClientCloseMs : 0;
+    const lingerMs = this.#lingerMs();
     if (lingerMs > 0 && this.#upstreamOpen && this.#responseInFlight()) {
       this.#startLinger(info, lingerMs);
       return;
@@ -735,7 +761,8 @@ export class RelaySession implements SessionContext, ChainSink {
   #lingerCancel(): void {
     const linger = this.#linger!;
     for (const id of this.#conversation.activeResponses()) {
-      if (linger.cancelled.has(id)) continue;
+      // A response a filter already stopped (cancelResponse) has its response.cancel upstream.
+      if (linger.cancelled.has(id) || this.isSuppressed(id)) continue;
       linger.cancelled.add(id);
       this.sendUpstream({ type: 'response.cancel', response_id: id }, 'relay');
     }
@@ -795,16 +822,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#closeInfo = info;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     if (this.#linger) clearTimeout(this.#linger.timer);
-    const client = this.#client;
-    if (client && clientCode !== null) {
-      this.#client = null;
-      this.#clientCloseCode = clientCode;
-      try {
-        client.end(clientCode, clientReason.slice(0, 123));
-      } catch {
-        // Already closed by the peer in the same tick.
-      }
-    }
+    if (clientCode !== null) this.#closeClient(clientCode, clientReason);
     const up = this.#upstream;
     if (up && (up.readyState === up.OPEN || up.readyState === up.CONNECTING)) {
       if (this.#upstreamOpen) up.close(1000);

@@ -119,7 +119,13 @@ export async function launchChromium(): Promise<Chromium> {
           resolve();
         });
       });
-      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      // Chromium's helper processes (crash handler, zygote) can outlive the browser and still write
+      // into the profile: removing it is best effort (it is a temporary directory).
+      try {
+        rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+      } catch {
+        // Left for the OS's tmp cleanup.
+      }
     },
   };
 }

@@ -31,9 +31,16 @@ describe('the proxy-owned sideband of a WebRTC call', () => {
     const cancel = received.lastIndexOf('response.cancel');
     expect(cancel).toBeGreaterThan(-1);
     expect(received.indexOf('output_audio_buffer.clear', cancel)).toBeGreaterThan(cancel);
-    const dones = call.dataChannel.filter((e) => e['type'] === 'response.done');
-    expect((dones.at(-1)!['response'] as { status: string }).status).toBe('cancelled');
+    // The cancelled response's response.done may reach the call after the hang-up was sent.
+    const dones = () => call.dataChannel.filter((e) => e['type'] === 'response.done');
+    await until(() => dones().length >= 2, 'the second response.done');
+    expect((dones().at(-1)!['response'] as { status: string }).status).toBe('cancelled');
     await until(() => call.state === 'ended', 'the call to end');
+    // The proxy ended the sideband mid-response: it kept it until the cancelled response's
+    // response.done, so both responses are billed as the upstream reported them, not estimated.
+    await until(async () => (await usageRecords(tp.adminUrl, '?tenant=capped')).filter((r) => r['source'] === 'response').length === 2, 'both responses billed');
+    const billed = (await usageRecords(tp.adminUrl, '?tenant=capped')).filter((r) => r['source'] === 'response');
+    for (const r of billed) expect(r).toMatchObject({ settledBy: 'response.done', estimated: false });
   });
 
   it('with calls.onCap: cancel the call goes on (cancel + clear only)', async () => {

@@ -60,7 +60,12 @@ afterAll(async () => {
     browser.kill('SIGKILL');
     await exited;
   }
-  if (profile) rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  try {
+    // Best effort: Chromium's helper processes can still write into the profile after it exited.
+    if (profile) rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  } catch {
+    // Left for the OS's tmp cleanup.
+  }
   for (const p of proxies) await p.stop();
 });
 
