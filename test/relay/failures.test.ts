@@ -3,21 +3,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator } from '../../src/simulator/index.js';
 import { defaultKey, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+/** A port this test holds whose server resets every connection (a freed port can be taken by a parallel test). */
+async function refusingPort(): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { port: (server.address() as { port: number }).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 const auth = { authorization: `Bearer ${defaultKey('acme')}` };
 
 describe('upstream failures reach the client as an error and a close within 2 s', () => {
   it('upstream refusing connections', async () => {
-    const port = await freePort();
-    const tp = await startTestProxy({ config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${port}/v1/realtime`, apiKey: 'sk-x' } } });
+    const refusing = await refusingPort();
+    const tp = await startTestProxy({ config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${refusing.port}/v1/realtime`, apiKey: 'sk-x' } } });
     const t0 = Date.now();
     const c = new TestClient(tp.url, { headers: auth });
     const err = await c.next('error');
@@ -25,6 +23,7 @@ describe('upstream failures reach the client as an error and a close within 2 s'
     expect((await c.closed).code).toBe(1013);
     expect(Date.now() - t0).toBeLessThan(2000);
     await tp.stop();
+    await refusing.close();
   });
 
   it('upstream accepting TCP but never answering the upgrade (connect timeout)', async () => {

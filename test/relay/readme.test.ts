@@ -89,15 +89,6 @@ describe('README error catalogue = src/protocol/errors.ts', () => {
 
 const key = defaultKey('acme');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Status and body of an upgrade request sent with exactly these headers (arrays repeat a header). */
 async function rawUpgradeStatus(port: number, headers: Record<string, string | string[]>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -220,9 +211,13 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       expectRefusalMatches(await refusal(tp.url.replace('model=gpt-realtime', 'model=gpt-9-realtime'), { authorization: `Bearer ${key}` }), 'unknown_model_price', 'specific');
     },
     'Upstream refused / DNS / TLS / no answer within `connectTimeoutMs` (2 s)': async () => {
-      const port = await freePort();
+      // An upstream port this test holds (a freed port can be taken by a parallel test's server),
+      // which resets every connection: the dial fails as on a refusal.
+      const refusing = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', () => resolve()));
+      const port = (refusing.address() as { port: number }).port;
       const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${port}/v1/realtime`, apiKey: 'sk-x' } } });
-      stops.push(() => p.stop());
+      stops.push(() => p.stop(), () => new Promise<void>((resolve) => refusing.close(() => resolve())));
       await expectEventMatches(new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } }), 'upstream_unavailable', 'extends');
     },
     'Upstream answers the upgrade with an HTTP error': async () => {
