@@ -137,10 +137,15 @@ function controlEventCost(label: string, ledger: Ledger, limits: Record<string, 
     const c = new Frame('response.create', creates[i]!);
     const s = new Frame('response.created', createds[i]!);
     const d = new Frame('response.done', dones[i]!);
-    create += wallNs(() => void f.onClient!(c));
-    created += wallNs(() => void f.onServer!(s));
-    done += wallNs(() => void f.onServer!(d));
+    // Through the session as the relay core does: the conversation view (which metering reads for
+    // pairing and usage) learns each frame, so the timings include that update.
+    create += wallNs(() => void ctx.fromClient(f, c));
+    created += wallNs(() => void ctx.fromServer(f, s));
+    done += wallNs(() => void ctx.fromServer(f, d));
   }
+  // A bench that settled nothing measured a no-op: refuse to print it.
+  const billed = ctx.reports.filter((r) => r.kind === 'usage').length;
+  if (billed !== EVENTS) throw new Error(`${label}: ${billed} of ${EVENTS} responses were billed`);
   f.onClose!({ initiator: 'client', code: 1000, reason: '' });
   return { label, responseCreateNs: create / EVENTS, responseCreatedNs: created / EVENTS, responseDoneNs: done / EVENTS };
 }
