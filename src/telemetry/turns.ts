@@ -2,6 +2,8 @@ import type { Attributes } from '@opentelemetry/api';
 import type { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { AudioMeter, type AudioCounters } from '../pipeline/audio-meter.js';
+import type { ConversationView } from '../protocol/conversation.js';
+import type { ResponseTokens } from '../protocol/usage.js';
 import { arr, asObj, bool, has, num, obj, str, type Obj } from './json.js';
 import {
   pushEvent,
@@ -99,23 +101,21 @@ function formatInfo(format: unknown): { name: string; bytesPerMs: number } | nul
   return null;
 }
 
-export function parseUsage(u: Obj | null): Usage | null {
-  if (!u) return null;
-  const inD = obj(u, 'input_token_details');
-  const cachedD = obj(inD, 'cached_tokens_details');
-  const outD = obj(u, 'output_token_details');
+/** The conversation view's usage of a response (src/protocol/usage.ts parses it) as a telemetry record. */
+function usageRecord(t: ResponseTokens | null): Usage | null {
+  if (!t) return null;
   return {
-    input: num(u, 'input_tokens') ?? 0,
-    output: num(u, 'output_tokens') ?? 0,
-    inputText: num(inD, 'text_tokens') ?? 0,
-    inputAudio: num(inD, 'audio_tokens') ?? 0,
-    inputImage: num(inD, 'image_tokens') ?? 0,
-    cached: num(inD, 'cached_tokens') ?? 0,
-    cachedText: num(cachedD, 'text_tokens') ?? 0,
-    cachedAudio: num(cachedD, 'audio_tokens') ?? 0,
-    cachedImage: num(cachedD, 'image_tokens') ?? 0,
-    outputText: num(outD, 'text_tokens') ?? 0,
-    outputAudio: num(outD, 'audio_tokens') ?? 0,
+    input: t.inputTokens,
+    output: t.outputTokens,
+    inputText: t.input.text,
+    inputAudio: t.input.audio,
+    inputImage: t.input.image,
+    cached: t.cachedTokens,
+    cachedText: t.cached.text,
+    cachedAudio: t.cached.audio,
+    cachedImage: t.cached.image,
+    outputText: t.output.text,
+    outputAudio: t.output.audio,
   };
 }
 
@@ -151,6 +151,8 @@ export class TurnTracker {
   };
 
   readonly #sink: TurnSink;
+  /** The relay core's view of the protocol (responses, usage): read here, never re-derived. */
+  readonly #conversation: ConversationView;
   readonly #opts: TrackerOptions;
   readonly #scheduler: Scheduler;
   readonly #now: () => number;
@@ -176,9 +178,17 @@ export class TurnTracker {
   #sessionSeen = false;
   #closed = false;
 
-  /** `audio`: the relay's counters (SessionContext.audio); by default a meter nothing feeds. */
-  constructor(sink: TurnSink, opts: TrackerOptions, now: () => number, scheduler: Scheduler = realScheduler, audio?: AudioCounters) {
+  /** `conversation`: the session's protocol view (SessionContext.conversation), updated before frames reach the tracker. `audio`: the relay's counters (SessionContext.audio); by default a meter nothing feeds. */
+  constructor(
+    sink: TurnSink,
+    conversation: ConversationView,
+    opts: TrackerOptions,
+    now: () => number,
+    scheduler: Scheduler = realScheduler,
+    audio?: AudioCounters,
+  ) {
     this.#sink = sink;
+    this.#conversation = conversation;
     this.#opts = opts;
     this.#now = now;
     this.#scheduler = scheduler;
@@ -664,7 +674,8 @@ export class TurnTracker {
       r.errorType = str(err, 'code') ?? str(err, 'type') ?? 'failed';
     }
     for (const item of arr(resp, 'output')) if (str(asObj(item), 'type') === 'function_call') r.functionCalls++;
-    r.usage = parseUsage(obj(resp, 'usage'));
+    // The relay core updated the view from this response.done before the filters saw it.
+    r.usage = usageRecord(this.#conversation.response(id)?.usage ?? null);
     r.doneAt = now;
     this.#settleAudio(r);
     this.#doneResponses.set(id, r);
