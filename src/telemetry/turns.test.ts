@@ -342,6 +342,21 @@ describe('turn tracker', () => {
     expect(sink.opened[0]!.responses.map((r) => r.id)).toEqual(['resp_1']);
   });
 
+  it('a response keeps the max_output_tokens it was created with; "inf" (no limit) is null', () => {
+    const { sink, client, server } = setup();
+    server(ev.sessionCreated());
+    client({ type: 'response.create', response: { max_output_tokens: 200 } });
+    server(ev.responseCreated('resp_1', { max_output_tokens: 200 }));
+    server(ev.responseDone('resp_1'));
+    client({ type: 'response.create', response: { max_output_tokens: 'inf' } });
+    server(ev.responseCreated('resp_2', { max_output_tokens: 'inf' }));
+    server(ev.responseDone('resp_2'));
+    expect(sink.responses.map((r) => [r.id, r.maxOutputTokens])).toEqual([
+      ['resp_1', 200],
+      ['resp_2', null],
+    ]);
+  });
+
   it('server-initiated response (no request, no user input) opens an agent turn', () => {
     const { sink, server } = setup();
     server(ev.sessionCreated());

@@ -571,8 +571,10 @@ export class TurnTracker {
     const resp = asObject(ev['response']);
     const id = asString(resp?.['id']);
     if (!id || this.#responses.has(id)) return;
+    // The view parsed this response.created before the filters saw it.
+    const view = this.#conversation.response(id);
     // conversation_id is null for out-of-band responses; some servers omit it: then trust the request.
-    let outOfBand: boolean | null = resp !== null && Object.hasOwn(resp, 'conversation_id') ? asString(resp['conversation_id']) === null : null;
+    let outOfBand: boolean | null = view && resp !== null && Object.hasOwn(resp, 'conversation_id') ? view.conversationId === null : null;
     const pending = this.#takePending(outOfBand);
     if (outOfBand === null) outOfBand = pending?.outOfBand ?? false;
     let turn: TurnRecord;
@@ -591,7 +593,8 @@ export class TurnTracker {
         turn.userEndAt = pending?.t ?? null;
       }
     }
-    const maxTokens = resp ? resp['max_output_tokens'] : undefined;
+    // The view keeps "inf" (no limit); telemetry records have no limit as null.
+    const maxTokens = view?.maxOutputTokens ?? null;
     const r: ResponseRecord = {
       id,
       turn,
@@ -599,7 +602,7 @@ export class TurnTracker {
       outOfBand,
       requestedAt: pending?.t ?? null,
       createdAt: now,
-      maxOutputTokens: typeof maxTokens === 'number' ? maxTokens : null,
+      maxOutputTokens: maxTokens === 'inf' ? null : maxTokens,
       outputModalities: (asArray(resp?.['output_modalities']) ?? []).filter((m): m is string => typeof m === 'string'),
       firstAudioAt: null,
       firstTextAt: null,
