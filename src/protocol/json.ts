@@ -2,7 +2,6 @@ import type { JsonObject } from '../pipeline/frame.js';
 
 /*
  * The one set of JSON-narrowing helpers for parsed events (events are hostile until narrowed).
- * Telemetry keeps its own keyed variants (src/telemetry/json.ts) until it moves here.
  */
 
 export function asObject(v: unknown): JsonObject | null {
@@ -20,4 +19,13 @@ export function asString(v: unknown): string | null {
 
 export function asArray(v: unknown): readonly unknown[] | null {
   return Array.isArray(v) ? v : null;
+}
+
+/** A finite number, or null (NaN and the infinities are not numbers a JSON event can carry). */
+export function asNumber(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+export function asBoolean(v: unknown): boolean | null {
+  return typeof v === 'boolean' ? v : null;
 }

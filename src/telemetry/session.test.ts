@@ -26,8 +26,14 @@ function harness(config: Record<string, unknown> = {}, env: Record<string, strin
     return {
       ctx,
       filter,
-      client: (e: { type: string; [k: string]: unknown }) => relayed(ctx.audio, 'client', wire(e), time.t, (f) => filter.onClient(f)),
-      server: (e: { type: string; [k: string]: unknown }) => relayed(ctx.audio, 'server', wire(e), time.t, (f) => filter.onServer(f)),
+      client: (e: { type: string; [k: string]: unknown }) => relayed(ctx.audio, 'client', wire(e), time.t, (f) => {
+          filter.onClient(f);
+          ctx.conversation.observeClient(f, false);
+        }),
+      server: (e: { type: string; [k: string]: unknown }) => relayed(ctx.audio, 'server', wire(e), time.t, (f) => {
+          ctx.conversation.observeServer(f);
+          filter.onServer(f);
+        }),
       report: (r: Report) => filter.onReport(r),
       close: () => filter.onClose({ initiator: 'client', code: 1000, reason: '' }),
     };

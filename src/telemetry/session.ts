@@ -98,6 +98,7 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
     };
     this.#tracker = new TurnTracker(
       this,
+      ctx.conversation,
       { maxTurnMs: s.turns.maxTurnMs, waitForPlayback: s.turns.waitForPlayback, truncateGraceMs: s.turns.truncateGraceMs, capture },
       () => ctx.clock.now(),
       scheduler,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ev, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame } from '../pipeline/frame.js';
+import { Conversation } from '../protocol/conversation.js';
 import type { Report } from '../pipeline/reports.js';
 import { AudioClock, Base64Member } from './audio-clock.js';
 import { turnLatencies, type ResponseRecord, type SessionView, type TurnRecord } from './records.js';
@@ -35,9 +36,17 @@ function setup(opts: Partial<TrackerOptions> = {}) {
   const sink = new Recorder();
   // The relay's audio meter: audio frames go there, its reports to the tracker (as in a session).
   const meter: AudioMeter = new AudioMeter((r) => tracker.onReport(r, time.t));
-  const tracker = new TurnTracker(sink, { maxTurnMs: 120_000, waitForPlayback: true, truncateGraceMs: 500, capture: null, ...opts }, time.now, time, meter);
-  const client = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'client', wire(e), time.t, (f) => tracker.onClient(f, time.t));
-  const server = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'server', wire(e), time.t, (f) => tracker.onServer(f, time.t));
+  // The relay core's protocol view: it sees a server frame before the filters, a client frame after.
+  const conversation = new Conversation();
+  const tracker = new TurnTracker(sink, conversation, { maxTurnMs: 120_000, waitForPlayback: true, truncateGraceMs: 500, capture: null, ...opts }, time.now, time, meter);
+  const client = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'client', wire(e), time.t, (f) => {
+      tracker.onClient(f, time.t);
+      conversation.observeClient(f, false);
+    });
+  const server = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'server', wire(e), time.t, (f) => {
+      conversation.observeServer(f);
+      tracker.onServer(f, time.t);
+    });
   const report = (r: Report) => tracker.onReport(r, time.t);
   return { time, sink, tracker, client, server, report, meter };
 }
@@ -331,6 +340,21 @@ describe('turn tracker', () => {
     server(ev.responseDone('resp_1'));
     expect(sink.opened).toHaveLength(2);
     expect(sink.opened[0]!.responses.map((r) => r.id)).toEqual(['resp_1']);
+  });
+
+  it('a response keeps the max_output_tokens it was created with; "inf" (no limit) is null', () => {
+    const { sink, client, server } = setup();
+    server(ev.sessionCreated());
+    client({ type: 'response.create', response: { max_output_tokens: 200 } });
+    server(ev.responseCreated('resp_1', { max_output_tokens: 200 }));
+    server(ev.responseDone('resp_1'));
+    client({ type: 'response.create', response: { max_output_tokens: 'inf' } });
+    server(ev.responseCreated('resp_2', { max_output_tokens: 'inf' }));
+    server(ev.responseDone('resp_2'));
+    expect(sink.responses.map((r) => [r.id, r.maxOutputTokens])).toEqual([
+      ['resp_1', 200],
+      ['resp_2', null],
+    ]);
   });
 
   it('server-initiated response (no request, no user input) opens an agent turn', () => {

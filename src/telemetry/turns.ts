@@ -1,8 +1,10 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { Frame } from '../pipeline/frame.js';
+import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { AudioMeter, type AudioCounters } from '../pipeline/audio-meter.js';
-import { arr, asObj, bool, has, num, obj, str, type Obj } from './json.js';
+import type { ConversationView } from '../protocol/conversation.js';
+import type { ResponseTokens } from '../protocol/usage.js';
+import { asArray, asBoolean, asNumber, asObject, asString } from '../protocol/json.js';
 import {
   pushEvent,
   type Anchor,
@@ -91,31 +93,29 @@ function formatInfo(format: unknown): { name: string; bytesPerMs: number } | nul
     if (format === 'g711_ulaw' || format === 'g711_alaw') return { name: format, bytesPerMs: 8 };
     return null;
   }
-  const f = asObj(format);
-  const type = str(f, 'type');
-  if (type === 'audio/pcm') return { name: 'pcm16', bytesPerMs: ((num(f, 'rate') ?? 24_000) * 2) / 1000 };
+  const f = asObject(format);
+  const type = asString(f?.['type']);
+  if (type === 'audio/pcm') return { name: 'pcm16', bytesPerMs: ((asNumber(f?.['rate']) ?? 24_000) * 2) / 1000 };
   if (type === 'audio/pcmu') return { name: 'g711_ulaw', bytesPerMs: 8 };
   if (type === 'audio/pcma') return { name: 'g711_alaw', bytesPerMs: 8 };
   return null;
 }
 
-export function parseUsage(u: Obj | null): Usage | null {
-  if (!u) return null;
-  const inD = obj(u, 'input_token_details');
-  const cachedD = obj(inD, 'cached_tokens_details');
-  const outD = obj(u, 'output_token_details');
+/** The conversation view's usage of a response (src/protocol/usage.ts parses it) as a telemetry record. */
+function usageRecord(t: ResponseTokens | null): Usage | null {
+  if (!t) return null;
   return {
-    input: num(u, 'input_tokens') ?? 0,
-    output: num(u, 'output_tokens') ?? 0,
-    inputText: num(inD, 'text_tokens') ?? 0,
-    inputAudio: num(inD, 'audio_tokens') ?? 0,
-    inputImage: num(inD, 'image_tokens') ?? 0,
-    cached: num(inD, 'cached_tokens') ?? 0,
-    cachedText: num(cachedD, 'text_tokens') ?? 0,
-    cachedAudio: num(cachedD, 'audio_tokens') ?? 0,
-    cachedImage: num(cachedD, 'image_tokens') ?? 0,
-    outputText: num(outD, 'text_tokens') ?? 0,
-    outputAudio: num(outD, 'audio_tokens') ?? 0,
+    input: t.inputTokens,
+    output: t.outputTokens,
+    inputText: t.input.text,
+    inputAudio: t.input.audio,
+    inputImage: t.input.image,
+    cached: t.cachedTokens,
+    cachedText: t.cached.text,
+    cachedAudio: t.cached.audio,
+    cachedImage: t.cached.image,
+    outputText: t.output.text,
+    outputAudio: t.output.audio,
   };
 }
 
@@ -151,6 +151,8 @@ export class TurnTracker {
   };
 
   readonly #sink: TurnSink;
+  /** The relay core's view of the protocol (responses, usage): read here, never re-derived. */
+  readonly #conversation: ConversationView;
   readonly #opts: TrackerOptions;
   readonly #scheduler: Scheduler;
   readonly #now: () => number;
@@ -176,9 +178,17 @@ export class TurnTracker {
   #sessionSeen = false;
   #closed = false;
 
-  /** `audio`: the relay's counters (SessionContext.audio); by default a meter nothing feeds. */
-  constructor(sink: TurnSink, opts: TrackerOptions, now: () => number, scheduler: Scheduler = realScheduler, audio?: AudioCounters) {
+  /** `conversation`: the session's protocol view (SessionContext.conversation), updated before frames reach the tracker. `audio`: the relay's counters (SessionContext.audio); by default a meter nothing feeds. */
+  constructor(
+    sink: TurnSink,
+    conversation: ConversationView,
+    opts: TrackerOptions,
+    now: () => number,
+    scheduler: Scheduler = realScheduler,
+    audio?: AudioCounters,
+  ) {
     this.#sink = sink;
+    this.#conversation = conversation;
     this.#opts = opts;
     this.#now = now;
     this.#scheduler = scheduler;
@@ -255,11 +265,11 @@ export class TurnTracker {
     this.#event(turn, 'input_audio_buffer.commit', now);
   }
 
-  #onItemCreate(ev: Obj, now: number): void {
-    const item = obj(ev, 'item');
-    const type = str(item, 'type');
+  #onItemCreate(ev: JsonObject, now: number): void {
+    const item = asObject(ev['item']);
+    const type = asString(item?.['type']);
     if (type === 'function_call_output') {
-      const callId = str(item, 'call_id');
+      const callId = asString(item?.['call_id']);
       const tool = callId ? this.#tools.get(callId) : undefined;
       if (tool && callId) {
         tool.end = now;
@@ -267,26 +277,26 @@ export class TurnTracker {
       }
       return;
     }
-    if (type !== 'message' || str(item, 'role') !== 'user') return;
+    if (type !== 'message' || asString(item?.['role']) !== 'user') return;
     const turn = this.#userTurn(now, 'text', false);
-    const id = str(item, 'id');
+    const id = asString(item?.['id']);
     if (id) this.#items.set(id, turn);
     if (this.#opts.capture) {
       let text = '';
-      for (const part of arr(item, 'content')) {
-        const p = asObj(part);
-        const t = str(p, 'type') === 'input_text' ? str(p, 'text') : null;
+      for (const part of asArray(item?.['content']) ?? []) {
+        const p = asObject(part);
+        const t = asString(p?.['type']) === 'input_text' ? asString(p?.['text']) : null;
         if (t) text += (text ? '\n' : '') + t;
       }
       if (text) turn.inputText = this.#opts.capture((turn.inputText ? turn.inputText + '\n' : '') + text);
     }
   }
 
-  #onTruncate(ev: Obj, now: number): void {
-    const itemId = str(ev, 'item_id');
+  #onTruncate(ev: JsonObject, now: number): void {
+    const itemId = asString(ev['item_id']);
     const turn = itemId ? this.#items.get(itemId) : undefined;
     if (!turn || turn.phase === 'closed') return;
-    const played = num(ev, 'audio_end_ms');
+    const played = asNumber(ev['audio_end_ms']);
     turn.playedAudioMs = played;
     turn.truncated = true;
     turn.lastAt = Math.max(turn.lastAt, now);
@@ -295,10 +305,10 @@ export class TurnTracker {
     else this.#maybeClose(turn);
   }
 
-  #onResponseCreate(ev: Obj, now: number): void {
-    const response = obj(ev, 'response');
-    const outOfBand = str(response, 'conversation') === 'none';
-    const pending: PendingCreate = { t: now, eventId: str(ev, 'event_id'), outOfBand, turn: null, cancelled: false };
+  #onResponseCreate(ev: JsonObject, now: number): void {
+    const response = asObject(ev['response']);
+    const outOfBand = asString(response?.['conversation']) === 'none';
+    const pending: PendingCreate = { t: now, eventId: asString(ev['event_id']), outOfBand, turn: null, cancelled: false };
     this.#pending.push(pending);
     if (this.#pending.length > MAX_PENDING) this.#pending.shift();
     if (outOfBand) return;
@@ -365,7 +375,7 @@ export class TurnTracker {
       case 'input_audio_buffer.committed': {
         const turn = this.#current;
         if (turn && turn.phase === 'user') {
-          const id = str(frame.json(), 'item_id');
+          const id = asString(frame.json()['item_id']);
           if (id) this.#items.set(id, turn);
           this.#event(turn, 'input_audio_buffer.committed', now);
         }
@@ -442,15 +452,15 @@ export class TurnTracker {
     return id ? (this.#responses.get(id) ?? null) : null;
   }
 
-  #onSession(ev: Obj, now: number): void {
-    const s = obj(ev, 'session');
+  #onSession(ev: JsonObject, now: number): void {
+    const s = asObject(ev['session']);
     if (!s) return;
     const v = this.session;
-    v.realtimeSessionId = str(s, 'id') ?? v.realtimeSessionId;
-    v.model = str(s, 'model') ?? v.model;
-    const audio = obj(s, 'audio');
-    const input = obj(audio, 'input');
-    const output = obj(audio, 'output');
+    v.realtimeSessionId = asString(s?.['id']) ?? v.realtimeSessionId;
+    v.model = asString(s?.['model']) ?? v.model;
+    const audio = asObject(s?.['audio']);
+    const input = asObject(audio?.['input']);
+    const output = asObject(audio?.['output']);
     const inFmt = formatInfo(input ? input['format'] : s['input_audio_format']);
     if (inFmt) {
       v.inputFormat = inFmt.name;
@@ -461,14 +471,14 @@ export class TurnTracker {
       v.outputFormat = outFmt.name;
       v.outputBytesPerMs = outFmt.bytesPerMs;
     }
-    const tdOwner = input && has(input, 'turn_detection') ? input : has(s, 'turn_detection') ? s : null;
+    const tdOwner = input && Object.hasOwn(input, 'turn_detection') ? input : Object.hasOwn(s, 'turn_detection') ? s : null;
     if (tdOwner) {
-      const td = obj(tdOwner, 'turn_detection');
-      const type = str(td, 'type');
+      const td = asObject(tdOwner['turn_detection']);
+      const type = asString(td?.['type']);
       v.vadType = type === 'server_vad' || type === 'semantic_vad' ? type : 'none';
       // Semantic VAD has no fixed silence window to backdate by.
-      v.silenceMs = type === 'server_vad' ? (num(td, 'silence_duration_ms') ?? 500) : 0;
-      v.interruptResponse = bool(td, 'interrupt_response') ?? true;
+      v.silenceMs = type === 'server_vad' ? (asNumber(td?.['silence_duration_ms']) ?? 500) : 0;
+      v.interruptResponse = asBoolean(td?.['interrupt_response']) ?? true;
     }
     // Audio so far counts in the format it was sent in.
     this.#inMsBase = this.audioInMs;
@@ -488,8 +498,8 @@ export class TurnTracker {
     return this.session.vadType === 'semantic_vad' ? 'semantic_vad' : 'server_vad';
   }
 
-  #onSpeechStarted(ev: Obj, now: number): void {
-    const audioStart = num(ev, 'audio_start_ms');
+  #onSpeechStarted(ev: JsonObject, now: number): void {
+    const audioStart = asNumber(ev['audio_start_ms']);
     const cur = this.#current;
     let turn: TurnRecord;
     if (cur && cur.phase === 'user') {
@@ -509,13 +519,13 @@ export class TurnTracker {
       turn.audioStartMs = audioStart;
     }
     turn.anchor = this.#vadAnchor();
-    const item = str(ev, 'item_id');
+    const item = asString(ev['item_id']);
     if (item) this.#items.set(item, turn);
     this.#event(turn, 'input_audio_buffer.speech_started', now, audioStart === null ? undefined : { 'rtproxy.audio.start_ms': audioStart });
   }
 
-  #onSpeechStopped(ev: Obj, now: number): void {
-    const audioEnd = num(ev, 'audio_end_ms');
+  #onSpeechStopped(ev: JsonObject, now: number): void {
+    const audioEnd = asNumber(ev['audio_end_ms']);
     const cur = this.#current;
     const turn = cur && cur.phase === 'user' ? cur : this.#userTurn(now, this.#vadAnchor(), true);
     turn.anchor = this.#vadAnchor();
@@ -535,18 +545,18 @@ export class TurnTracker {
     return this.#audio.inputTimeOf(this.#inBytesBase + (posMs - this.#inMsBase) * rate, rate);
   }
 
-  #onInputTranscript(ev: Obj): void {
-    const id = str(ev, 'item_id');
+  #onInputTranscript(ev: JsonObject): void {
+    const id = asString(ev['item_id']);
     const turn = id ? this.#items.get(id) : undefined;
-    const text = str(ev, 'transcript');
+    const text = asString(ev['transcript']);
     if (!turn || !text || !this.#opts.capture) return;
     turn.inputText = this.#opts.capture((turn.inputText ? turn.inputText + '\n' : '') + text);
   }
 
-  #onTextDone(ev: Obj, kind: string): void {
-    const id = str(ev, 'response_id');
+  #onTextDone(ev: JsonObject, kind: string): void {
+    const id = asString(ev['response_id']);
     const r = id ? (this.#responses.get(id) ?? null) : null;
-    const text = str(ev, kind);
+    const text = asString(ev[kind]);
     if (!r || !text || !this.#opts.capture) return;
     r.outputText = this.#opts.capture((r.outputText ? r.outputText + '\n' : '') + text);
   }
@@ -557,12 +567,14 @@ export class TurnTracker {
     return this.#pending.splice(i, 1)[0] ?? null;
   }
 
-  #onResponseCreated(ev: Obj, now: number): void {
-    const resp = obj(ev, 'response');
-    const id = str(resp, 'id');
+  #onResponseCreated(ev: JsonObject, now: number): void {
+    const resp = asObject(ev['response']);
+    const id = asString(resp?.['id']);
     if (!id || this.#responses.has(id)) return;
+    // The view parsed this response.created before the filters saw it.
+    const view = this.#conversation.response(id);
     // conversation_id is null for out-of-band responses; some servers omit it: then trust the request.
-    let outOfBand: boolean | null = has(resp, 'conversation_id') ? str(resp, 'conversation_id') === null : null;
+    let outOfBand: boolean | null = view && resp !== null && Object.hasOwn(resp, 'conversation_id') ? view.conversationId === null : null;
     const pending = this.#takePending(outOfBand);
     if (outOfBand === null) outOfBand = pending?.outOfBand ?? false;
     let turn: TurnRecord;
@@ -581,7 +593,8 @@ export class TurnTracker {
         turn.userEndAt = pending?.t ?? null;
       }
     }
-    const maxTokens = resp ? resp['max_output_tokens'] : undefined;
+    // The view keeps "inf" (no limit); telemetry records have no limit as null.
+    const maxTokens = view?.maxOutputTokens ?? null;
     const r: ResponseRecord = {
       id,
       turn,
@@ -589,8 +602,8 @@ export class TurnTracker {
       outOfBand,
       requestedAt: pending?.t ?? null,
       createdAt: now,
-      maxOutputTokens: typeof maxTokens === 'number' ? maxTokens : null,
-      outputModalities: arr(resp, 'output_modalities').filter((m): m is string => typeof m === 'string'),
+      maxOutputTokens: maxTokens === 'inf' ? null : maxTokens,
+      outputModalities: (asArray(resp?.['output_modalities']) ?? []).filter((m): m is string => typeof m === 'string'),
       firstAudioAt: null,
       firstTextAt: null,
       doneAt: null,
@@ -628,43 +641,44 @@ export class TurnTracker {
     }
   }
 
-  #onOutputItem(ev: Obj): void {
-    const rid = str(ev, 'response_id');
+  #onOutputItem(ev: JsonObject): void {
+    const rid = asString(ev['response_id']);
     const r = rid ? this.#responses.get(rid) : undefined;
-    const id = str(obj(ev, 'item'), 'id');
+    const id = asString(asObject(ev['item'])?.['id']);
     if (r && id) this.#items.set(id, r.turn);
   }
 
-  #onFunctionCall(ev: Obj, now: number): void {
-    const callId = str(ev, 'call_id');
+  #onFunctionCall(ev: JsonObject, now: number): void {
+    const callId = asString(ev['call_id']);
     if (!callId) return;
-    const rid = str(ev, 'response_id');
+    const rid = asString(ev['response_id']);
     const r = rid ? (this.#responses.get(rid) ?? null) : this.#single;
     const turn = r?.turn ?? this.#current;
     if (!turn) return;
-    const tool: ToolRecord = { callId, name: str(ev, 'name') ?? 'unknown', responseId: r?.id ?? null, start: now, end: null };
+    const tool: ToolRecord = { callId, name: asString(ev['name']) ?? 'unknown', responseId: r?.id ?? null, start: now, end: null };
     turn.tools.push(tool);
     this.#tools.set(callId, tool);
   }
 
-  #onResponseDone(ev: Obj, now: number): void {
-    const resp = obj(ev, 'response');
-    const id = str(resp, 'id');
+  #onResponseDone(ev: JsonObject, now: number): void {
+    const resp = asObject(ev['response']);
+    const id = asString(resp?.['id']);
     if (!id) return;
     const r = this.#responses.get(id);
     if (!r) return;
     this.#responses.delete(id);
     this.#single = this.#responses.size === 1 ? (this.#responses.values().next().value ?? null) : null;
-    const status = str(resp, 'status');
+    const status = asString(resp?.['status']);
     r.status = status === 'completed' || status === 'cancelled' || status === 'incomplete' || status === 'failed' ? status : 'completed';
-    const details = obj(resp, 'status_details');
-    r.statusReason = str(details, 'reason');
+    const details = asObject(resp?.['status_details']);
+    r.statusReason = asString(details?.['reason']);
     if (r.status === 'failed') {
-      const err = obj(details, 'error');
-      r.errorType = str(err, 'code') ?? str(err, 'type') ?? 'failed';
+      const err = asObject(details?.['error']);
+      r.errorType = asString(err?.['code']) ?? asString(err?.['type']) ?? 'failed';
     }
-    for (const item of arr(resp, 'output')) if (str(asObj(item), 'type') === 'function_call') r.functionCalls++;
-    r.usage = parseUsage(obj(resp, 'usage'));
+    for (const item of asArray(resp?.['output']) ?? []) if (asString(asObject(item)?.['type']) === 'function_call') r.functionCalls++;
+    // The relay core updated the view from this response.done before the filters saw it.
+    r.usage = usageRecord(this.#conversation.response(id)?.usage ?? null);
     r.doneAt = now;
     this.#settleAudio(r);
     this.#doneResponses.set(id, r);
@@ -713,14 +727,14 @@ export class TurnTracker {
     this.#close(turn, turn.finalStatus, now);
   }
 
-  #onError(ev: Obj, now: number): void {
-    const err = obj(ev, 'error');
-    const code = str(err, 'code') ?? str(err, 'type') ?? 'unknown';
+  #onError(ev: JsonObject, now: number): void {
+    const err = asObject(ev['error']);
+    const code = asString(err?.['code']) ?? asString(err?.['type']) ?? 'unknown';
     this.#sink.upstreamError(code, now);
     const cur = this.#current;
     if (cur) this.#event(cur, 'error', now, { 'error.type': code });
     // An error about a response.create means that request gets no response.
-    const about = str(err, 'event_id');
+    const about = asString(err?.['event_id']);
     let i = about ? this.#pending.findIndex((p) => p.eventId === about) : -1;
     if (i < 0 && code === 'conversation_already_has_active_response') i = this.#pending.length - 1;
     if (i < 0) return;
