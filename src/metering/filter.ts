@@ -8,7 +8,7 @@ import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
 import { ConversationEstimate, promptEstimate } from './context.js';
-import type { Amount, CapHit, Ledger, MaybePromise, ReserveResult, SettledBy, UsageRecord } from './ledger.js';
+import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
 import { responseCost, transcriptionCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
@@ -72,6 +72,13 @@ export function budgetError(hit: CapHit, options: { eventId?: string | null; clo
     details: capDetails(hit),
     ...(options.close ? { close: 'limitExceeded' as const } : {}),
   });
+}
+
+const NOTHING: Amount = { nanos: 0, tokens: 0 };
+
+/** The first cap whose settled spend alone has reached its limit (reservations not counted). */
+function spentCap(s: TenantStatus): CapHit | null {
+  return firstHit(s.day, s.month, NOTHING, NOTHING, 'remaining');
 }
 
 interface Reservation {
@@ -163,16 +170,11 @@ async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<
   if (hasCaps(limits.caps)) {
     try {
       const s = await rt.ledger.status(req.tenant.id, limits.caps, wall);
-      const checks: Array<[CapHit['cap'], typeof s.day, number | null, number]> = [
-        ['daily_usd', s.day, s.day.capNanos, s.day.spent.nanos],
-        ['monthly_usd', s.month, s.month.capNanos, s.month.spent.nanos],
-        ['daily_tokens', s.day, s.day.capTokens, s.day.spent.tokens],
-        ['monthly_tokens', s.month, s.month.capTokens, s.month.spent.tokens],
-      ];
-      for (const [cap, p, limit, spent] of checks) {
-        if (limit !== null && spent >= limit) {
-          return budgetError({ cap, period: p.period, limit, spent, reserved: cap.endsWith('_usd') ? p.reserved.nanos : p.reserved.tokens }, { close: true });
-        }
+      const hit = spentCap(s);
+      if (hit) {
+        // The refusal shows what is reserved in that period too (the check itself counts spend only).
+        const p = hit.cap.startsWith('daily') ? s.day : s.month;
+        return budgetError({ ...hit, reserved: hit.cap.endsWith('_usd') ? p.reserved.nanos : p.reserved.tokens }, { close: true });
       }
     } catch (err) {
       rt.log.warn({ err: err instanceof Error ? err.message : String(err), tenant: req.tenant.id }, 'metering: ledger status unavailable at admission');
@@ -869,20 +871,10 @@ export class MeteringFilter implements Filter {
     }
     const check = then(status, (s) => {
       if (this.#closed || this.#ending) return;
-      const pairs: Array<[CapHit['cap'], typeof s.day, number | null, number]> = [
-        ['daily_usd', s.day, s.day.capNanos, s.day.spent.nanos],
-        ['monthly_usd', s.month, s.month.capNanos, s.month.spent.nanos],
-        ['daily_tokens', s.day, s.day.capTokens, s.day.spent.tokens],
-        ['monthly_tokens', s.month, s.month.capTokens, s.month.spent.tokens],
-      ];
-      for (const [cap, p, limit, spent] of pairs) {
-        if (limit !== null && spent >= limit) {
-          const hit: CapHit = { cap, period: p.period, limit, spent, reserved: 0 };
-          if (endOnExhaust) this.#endSession(budgetError(hit));
-          else this.#holdAudio(hit);
-          return;
-        }
-      }
+      const hit = spentCap(s);
+      if (!hit) return;
+      if (endOnExhaust) this.#endSession(budgetError(hit));
+      else this.#holdAudio(hit);
     });
     if (check instanceof Promise) check.catch(() => undefined);
   }
