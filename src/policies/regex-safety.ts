@@ -35,11 +35,9 @@ const LARGE_REPEAT = 32;
 
 type Node = Alternation;
 interface Alternation {
-  readonly kind: 'alt';
   readonly branches: Sequence[];
 }
 interface Sequence {
-  readonly kind: 'seq';
   readonly items: Quantified[];
 }
 interface Quantified {
@@ -54,8 +52,9 @@ type Atom =
 
 class RegexSyntaxProblem extends Error {}
 
+/** Sorts and merges ranges (each with start <= end). */
 function normalize(ranges: [number, number][]): Ranges {
-  const sorted = ranges.filter(([a, b]) => a <= b).sort((x, y) => x[0] - y[0]);
+  const sorted = ranges.sort((x, y) => x[0] - y[0]);
   const out: [number, number][] = [];
   for (const [a, b] of sorted) {
     const last = out[out.length - 1];
@@ -142,7 +141,7 @@ class Parser {
       this.#i++;
       branches.push(this.#sequence());
     }
-    return { kind: 'alt', branches };
+    return { branches };
   }
 
   #sequence(): Sequence {
@@ -155,7 +154,7 @@ class Parser {
       if ((min !== 1 || max !== 1) && atom.kind === 'assert') throw new RegexSyntaxProblem('quantified assertion');
       items.push({ atom, min, max });
     }
-    return { kind: 'seq', items };
+    return { items };
   }
 
   #quantifier(): [number, number] {
