@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
+import { ACTION_RANK, phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
 import { BUILTIN_PII } from './pii.js';
 
 function rule(id: string, finders: SpanFinder[], action: Action = 'cancel_response', extra: Partial<CompiledRule> = {}): CompiledRule {
@@ -463,5 +463,13 @@ describe('scanText: long texts in chunks', () => {
     expect(ids(scanText([r], 'the end', 64, 7))).toEqual(['p']);
     expect(ids(scanText([r], 'the end', 64, 6))).toEqual(['p']);
     expect(ids(scanText([r], 'the endx', 64, 4))).toEqual([]);
+  });
+});
+
+describe('actions', () => {
+  it('rank from the mildest to the strongest (the strongest of the rules that trip wins)', () => {
+    const order = (Object.keys(ACTION_RANK) as Action[]).sort((a, b) => ACTION_RANK[a] - ACTION_RANK[b]);
+    expect(order).toEqual(['log', 'redact', 'block', 'cancel_response', 'end_session']);
+    expect(new Set(Object.values(ACTION_RANK)).size).toBe(5);
   });
 });
