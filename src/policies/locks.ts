@@ -495,12 +495,15 @@ export class LockFilter implements Filter {
     if (!session || session['type'] !== 'realtime') return false;
     const copy = structuredClone(session);
     const violations = applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream, this.#hold);
-    if (this.#policy.locks.inputTranscription) {
-      const input = asObject(asObject(copy['audio'])?.['input']);
-      if (input && !input['transcription']) {
-        const tr = this.#policy.locks.inputTranscription;
-        input['transcription'] = { model: tr.model, ...(tr.language ? { language: tr.language } : {}) };
-      }
+    const tr = this.#policy.locks.inputTranscription;
+    if (tr || this.#hold) {
+      const audio = asObject(copy['audio']) ?? {};
+      copy['audio'] = audio;
+      const input = asObject(audio['input']) ?? {};
+      audio['input'] = input;
+      if (tr && !input['transcription']) input['transcription'] = { model: tr.model, ...(tr.language ? { language: tr.language } : {}) };
+      // Not reported: the upstream runs its default, server VAD with create_response on.
+      if (this.#hold && input['turn_detection'] === undefined) input['turn_detection'] = { type: 'server_vad', create_response: false };
     }
     const update: JsonObject = { type: 'realtime' };
     for (const key of ['instructions', 'output_modalities', 'tools', 'tool_choice', 'prompt', 'tracing', 'truncation']) {

@@ -3,7 +3,7 @@ import type { SimConnection } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
 import { appendEvents, speechThenSilence, startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
 import { startTelemetryProxy, type TelemetryProxy } from '../telemetry/support/proxy.js';
-import { neverReached, recordBytes, until, type Json } from './support.js';
+import { govUpstream, messageReply, neverReached, recordBytes, until, type GovUpstream, type Json } from './support.js';
 
 /**
  * `guardrails.holdSpokenInput`: every spoken turn waits for its transcript; the input rules decide
@@ -307,5 +307,57 @@ describe('held turns in the turn trace and billing', () => {
     expect(all.map((r) => r.source).sort()).toEqual(['response', 'transcription']);
     const total = all.reduce((sum, r) => sum + (r.kind === 'usage' ? r.costMicros : 0), 0);
     expect(root.attributes['rtproxy.turn.cost_usd']).toBeCloseTo(total / 1e6, 9);
+  });
+});
+
+describe('an upstream that does not honour the lock', () => {
+  let up: GovUpstream;
+  let gp: TestProxy;
+  beforeAll(async () => {
+    up = await govUpstream([() => messageReply('resp_proxy', 'item_answer', ['It is ', 'sunny.'])]);
+    gp = await startTestProxy({
+      tenants: { acme: { policy: 'held' } },
+      config: { upstream: { provider: 'openai', url: up.url, apiKey: 'sk-test' }, policies: { dir: policyDir({ 'held.yaml': HELD }), watch: false } },
+    });
+  });
+  afterAll(async () => {
+    await gp?.stop();
+    await up?.close();
+  });
+
+  it('a response the server starts while a turn is held is cancelled before any of it reaches the client; create_response is locked off again', async () => {
+    const c = await gp.client();
+    const raw = recordBytes(c);
+    await c.next('session.created');
+    await c.next('session.updated');
+    const upstream = up.received[up.received.length - 1]!;
+    // The injected locked state turned create_response off.
+    const injected = upstream.find((e) => e['type'] === 'session.update')!;
+    expect(JSON.stringify(injected)).toContain('"transcription":{"model":"gpt-4o-mini-transcribe"}');
+    // The upstream reports create_response back on: the proxy puts it back.
+    up.send([{ type: 'session.updated', session: { type: 'realtime', object: 'realtime.session', id: 'sess_gov', audio: { input: { turn_detection: { type: 'server_vad', create_response: true, interrupt_response: true } } } } }]);
+    await until(() => upstream.filter((e) => e['type'] === 'session.update').length >= 2, 'the lock sent again');
+    const relock = upstream.filter((e) => e['type'] === 'session.update')[1]!;
+    expect(relock['session']).toEqual({ type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad', create_response: false, interrupt_response: true } } } });
+
+    // A spoken turn, and a VAD response the server starts anyway before the transcript exists.
+    const user = { id: 'item_user', object: 'realtime.item', type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_audio', transcript: null }] };
+    up.send([
+      { type: 'input_audio_buffer.committed', previous_item_id: null, item_id: 'item_user' },
+      { type: 'conversation.item.added', previous_item_id: null, item: user },
+      ...messageReply('resp_vad', 'item_early', ['Sure, I will ', 'wire it now.']).slice(0, -1),
+    ]);
+    await until(() => upstream.some((e) => e['type'] === 'response.cancel'), 'the cancel upstream');
+    expect(upstream.filter((e) => e['type'] === 'response.cancel')).toEqual([expect.objectContaining({ response_id: 'resp_vad' })]);
+    up.send([{ type: 'response.done', response: { id: 'resp_vad', object: 'realtime.response', status: 'cancelled', output: [], conversation_id: 'conv_gov', usage: null } }]);
+    // Its transcript passes: the proxy creates the turn's response (after the early one ended).
+    up.send([{ type: 'conversation.item.input_audio_transcription.completed', item_id: 'item_user', content_index: 0, transcript: 'what is the weather' }]);
+    await c.waitFor((e) => e.type === 'response.done' && (e['response'] as Json)['id'] === 'resp_proxy');
+    expect(upstream.filter((e) => e['type'] === 'response.create')).toHaveLength(1);
+    expect(c.ofType('error').map((e) => (e['error'] as Json)['code'])).toContain('response_cancelled_by_policy');
+    expect(neverReached(raw, 'wire it now')).toBeNull();
+    expect(neverReached(raw, 'I will')).toBeNull();
+    expect(gp.logs.some((l) => l.msg === 'guardrail tripped' && l['rule'] === 'hold-spoken-input')).toBe(true);
+    c.close();
   });
 });
