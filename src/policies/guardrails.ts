@@ -7,7 +7,7 @@ import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
 import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
-import { SpokenTurnHold } from './hold.js';
+import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
@@ -191,10 +191,26 @@ export class GuardrailFilter implements Filter {
   onClient(frame: Frame): Verdict | Promise<Verdict> {
     const hold = this.#hold;
     if (hold !== null) {
-      if (frame.type === 'input_audio_buffer.commit') hold.commitSent(asString(frame.json()['event_id']));
-      else if (frame.type === 'response.create') return afterContinue(this.#clientEvent(frame), () => hold.clientCreate(frame.json()));
+      const type = frame.type;
+      if (type === 'input_audio_buffer.commit') hold.commitSent(asString(frame.json()['event_id']));
+      else if ((type === 'conversation.item.create' || type === 'response.create') && carriesItemAudio(type, frame.json())) return this.#refuseItemAudio(frame);
+      else if (type === 'response.create') return afterContinue(this.#clientEvent(frame), () => hold.clientCreate(frame.json()));
     }
     return this.#clientEvent(frame);
+  }
+
+  /** Audio in an item is never transcribed upstream: a held session cannot check it, so it is refused. */
+  #refuseItemAudio(frame: Frame): Verdict {
+    const policy = this.#policy;
+    const finding: Finding = { id: HOLD_RULE, action: 'block', label: 'item_audio', excerpt: null };
+    this.#reportAll(policy, [finding], 'input', frame.type, null, this.#ctx.clock.now());
+    return reject(
+      new ProxyError('guardrail_blocked', {
+        message: 'Spoken input must go through input_audio_buffer.append so its transcript can be checked; audio in items is not allowed by the policy.',
+        eventId: clientEventId(frame.json()),
+        details: this.#details(policy, [finding]),
+      }),
+    );
   }
 
   #clientEvent(frame: Frame): Verdict | Promise<Verdict> {

@@ -1,7 +1,7 @@
 import { CONTINUE, DROP, reject, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
-import { asObject, asString } from '../protocol/json.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
 
 /** Committed spoken turns (and client commits on their way) one session may have waiting at once. */
 export const MAX_HELD_TURNS = 8;
@@ -255,4 +255,21 @@ export class SpokenTurnHold {
     const d = this.#details();
     return new ProxyError('guardrail_blocked', { message, eventId, details: { policy: d.policy, policyVersion: d.policyVersion, rule: 'hold-spoken-input', action: 'block' } });
   }
+}
+
+/**
+ * True when a client event puts audio into the conversation other than through the input audio
+ * buffer (`input_audio` parts with audio data in `conversation.item.create` or `response.input`):
+ * the upstream does not transcribe such audio, so a held session cannot check it.
+ */
+export function carriesItemAudio(type: string, ev: JsonObject): boolean {
+  const items = type === 'conversation.item.create' ? [ev['item']] : type === 'response.create' ? (asArray(asObject(ev['response'])?.['input']) ?? []) : [];
+  return items.some((raw) => {
+    const item = asObject(raw);
+    if (item?.['type'] !== 'message') return false;
+    return (asArray(item['content']) ?? []).some((p) => {
+      const part = asObject(p);
+      return part?.['type'] === 'input_audio' && typeof part['audio'] === 'string' && part['audio'].length > 0;
+    });
+  });
 }
