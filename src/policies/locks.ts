@@ -315,6 +315,8 @@ export class LockFilter implements Filter {
   #rejections = 0;
   /** Locked settings put back after a call's session.updated (bounded: see MAX_RELOCKS). */
   #relocks = 0;
+  /** The client set turn_detection itself (locked on its way): the injected state must not undo its choice. */
+  #clientTurnDetection = false;
 
   constructor(ctx: SessionContext, policy: CompiledPolicy) {
     this.#ctx = ctx;
@@ -344,6 +346,7 @@ export class LockFilter implements Filter {
       if (input.some((i) => hasImage(asObject(i)))) return this.#rejectImage(ev, 'response.input');
     }
     const copy = structuredClone(original);
+    if (scope === 'session' && asObject(asObject(copy['audio'])?.['input'])?.['turn_detection'] !== undefined) this.#clientTurnDetection = true;
     const violations = applyLocks(copy, scope, locks, this.#policy.truncation.upstream, this.#hold);
     if (violations.length === 0) return CONTINUE;
     return this.#verdict(frame, ev, violations, () => ({ ...ev, [scope]: copy }));
@@ -517,7 +520,11 @@ export class LockFilter implements Filter {
     if (audioOut && audioOut['voice'] !== origOut?.['voice']) audio['output'] = { voice: audioOut['voice'] };
     if (audioIn) {
       const input: JsonObject = {};
-      for (const key of ['transcription', 'turn_detection']) if (!deepEqual(audioIn[key], origIn?.[key])) input[key] = audioIn[key];
+      for (const key of ['transcription', 'turn_detection']) {
+        // A client turn_detection already went upstream locked (and after the session.created read here).
+        if (key === 'turn_detection' && this.#clientTurnDetection) continue;
+        if (!deepEqual(audioIn[key], origIn?.[key])) input[key] = audioIn[key];
+      }
       if (Object.keys(input).length > 0) audio['input'] = input;
     }
     if (Object.keys(audio).length > 0) update['audio'] = audio;

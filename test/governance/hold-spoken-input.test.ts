@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OpenAIRealtimeWebSocket, RealtimeAgent, RealtimeSession } from '@openai/agents-realtime';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimConnection } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
 import { appendEvents, speechThenSilence, startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
@@ -242,6 +243,31 @@ describe('held spoken turns', () => {
     expectNoResponse(s);
     expect(neverReached(s.raw, 'ignore previous instructions')).toBeNull();
     s.c.close();
+  });
+
+  it('@openai/agents-realtime (semantic VAD, relies on the server to answer) gets one answer per spoken turn, keeps its VAD choice, and sees no errors', async () => {
+    transcribe = () => 'what is the weather like today';
+    const before = tp.sim.connections.length;
+    const transport = new OpenAIRealtimeWebSocket({ url: tp.url });
+    const session = new RealtimeSession(new RealtimeAgent({ name: 'Ears', instructions: 'Listen.' }), { transport, model: 'gpt-realtime' });
+    const errors: unknown[] = [];
+    session.on('error', (e) => errors.push(e));
+    const ended = new Promise<string>((resolve) => session.on('agent_end', (_ctx, _agent, text) => resolve(text)));
+    await session.connect({ apiKey: tp.key() });
+    const pcm = speechThenSilence(700, 900);
+    for (let i = 0; i < pcm.length; i += 4800) session.sendAudio(new Uint8Array(pcm.subarray(i, i + 4800)).buffer);
+    expect(await ended).toMatch(/^I heard you speak for \d\.\d seconds\.$/);
+    const conn = tp.sim.connections[before]!;
+    // The SDK's own session.update (semantic VAD) did not turn create_response back on; the proxy answered the turn.
+    const updates = conn.received.filter((e) => e.type === 'session.update').map((e) => JSON.stringify(e.event));
+    expect(updates.some((u) => u.includes('"create_response":true'))).toBe(false);
+    // The SDK chose semantic VAD before the proxy's locked state went out: the lock does not undo that choice.
+    expect(updates[0]).toContain('"turn_detection":{"type":"semantic_vad","create_response":false}');
+    expect(updates.slice(1).some((u) => u.includes('server_vad'))).toBe(false);
+    expect(conn.received.filter((e) => e.type === 'response.create').map((e) => String((e.event as Json)['event_id']))).toEqual([expect.stringMatching(/^event_proxy_/)]);
+    await vi.waitFor(() => expect(session.history.some((h) => h.type === 'message' && h.role === 'user' && JSON.stringify(h).includes('weather'))).toBe(true));
+    expect(errors).toEqual([]);
+    session.close();
   });
 
   it('text turns are not held: a typed message gets its response at once', async () => {
