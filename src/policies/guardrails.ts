@@ -169,7 +169,7 @@ export class GuardrailFilter implements Filter {
   /** An input trip came before its response existed: cancel the next one the server starts. */
   #cancelNext: { action: Action; ruleId: string } | null = null;
   /** Spoken turns held until their transcript is checked (policy snapshot at session start, like the locks). */
-  readonly #hold: SpokenTurnHold | null;
+  #hold: SpokenTurnHold | null;
   #trips = 0;
   #closed = false;
 
@@ -178,7 +178,8 @@ export class GuardrailFilter implements Filter {
     this.#entry = entry;
     this.#info = { sessionId: ctx.id, tenantId: ctx.tenant.id, model: ctx.model, policy: entry.name, log: ctx.log };
     const hold = entry.current.holdSpokenInput;
-    this.#hold = hold ? new SpokenTurnHold(ctx, GUARDRAILS_FILTER, hold.timeoutMs, () => ({ policy: this.#policy.name, policyVersion: this.#policy.version })) : null;
+    // A transcription session (intent=transcription) has no responses to hold.
+    this.#hold = hold && ctx.query.get('intent') !== 'transcription' ? new SpokenTurnHold(ctx, GUARDRAILS_FILTER, hold.timeoutMs, () => ({ policy: this.#policy.name, policyVersion: this.#policy.version })) : null;
   }
 
   /** The policy for stateless evaluations: the latest loaded version (hot reload applies live). */
@@ -225,6 +226,10 @@ export class GuardrailFilter implements Filter {
     const type = frame.type;
     const path = contentPath('server', type);
     if (!path) {
+      if (type === 'session.created' && this.#hold && asObject(frame.json()['session'])?.['type'] === 'transcription') {
+        this.#hold.close();
+        this.#hold = null;
+      }
       if (type === AUDIO_COMMITTED) return this.#committed(frame);
       if (type === TRANSCRIPTION_FAILED) return this.#transcriptionFailed(frame);
       if (type === 'error' && this.#hold) this.#hold.error(frame.json());

@@ -171,4 +171,15 @@ describe('held spoken turns (unit)', () => {
     expect(s.fromClient(f, wire({ type: 'conversation.item.create', event_id: 'evt_c', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } }))).toEqual({ kind: 'continue' });
     expect(clientCreate('evt_d')).toEqual({ kind: 'continue' });
   });
+
+  it('a transcription session holds nothing (it has no responses)', async () => {
+    const t = new FakeSession();
+    const g = new GuardrailFilter(t, entryOf(await policyFrom(HELD, 'held')));
+    t.fromServer(g, wire({ type: 'session.created', event_id: 'ev_s', session: { type: 'transcription', object: 'realtime.transcription_session', id: 'sess_t' } }));
+    t.fromServer(g, wire({ type: 'input_audio_buffer.committed', event_id: 'ev_c', previous_item_id: null, item_id: 'item_t' }));
+    vi.advanceTimersByTime(5000);
+    t.fromServer(g, wire({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'ev_t', item_id: 'item_t', content_index: 0, transcript: 'hello' }));
+    expect(t.upstream).toEqual([]);
+    g.onClose();
+  });
 });
