@@ -1,0 +1,20 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+const { parseConfig } = await import('./dist/config/load.js');
+const { startProxy } = await import('./dist/main.js');
+const file = resolve('bench/config/proxy-governed.yaml');
+const doc = parseYaml(readFileSync(file, 'utf8'));
+const variant = process.argv[2];
+if (variant.includes('notel')) doc.telemetry = { enabled: false };
+if (variant.includes('nomet')) doc.metering = { enabled: false };
+if (variant.includes('nopol')) { delete doc.policies; for (const t of Object.values(doc.tenants)) delete t.policy; }
+const input = { ...doc, server: { ...doc.server, host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, upstream: { provider: 'openai', url: 'ws://127.0.0.1:9/v1/realtime', apiKey: 'sk-x' } };
+const config = parseConfig(input, file, { BENCH_DATA_DIR: '/tmp/rss', BENCH_OTLP_URL: 'http://127.0.0.1:9/v1/traces' });
+if (variant !== 'none') await startProxy(config, { baseDir: dirname(file) });
+await new Promise((r) => setTimeout(r, Number(process.env.WAIT ?? 1500)));
+globalThis.gc?.(); await new Promise((r) => setTimeout(r, 200)); globalThis.gc?.();
+const m = process.memoryUsage();
+const threads = readFileSync('/proc/self/status','utf8').match(/Threads:\s+(\d+)/)[1];
+console.log(variant, JSON.stringify({ rssMiB: +(m.rss / 1048576).toFixed(1), heapUsedMiB: +(m.heapUsed / 1048576).toFixed(1), heapTotal: +(m.heapTotal/1048576).toFixed(1), threads }));
+const v8 = await import("node:v8"); for (const s of v8.getHeapSpaceStatistics()) console.log(s.space_name, (s.space_size/1048576).toFixed(1), (s.space_used_size/1048576).toFixed(1), (s.physical_space_size/1048576).toFixed(1)); console.log(readFileSync("/proc/self/smaps_rollup","utf8")); process.exit(0);
