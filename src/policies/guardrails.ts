@@ -712,7 +712,7 @@ export class GuardrailFilter implements Filter {
     const action = policy.transcriptionFailure.action;
     if (action === 'pass') {
       // Only a held turn has a deadline under `pass`: it goes on unchecked, as the policy chose.
-      this.#reportAll(policy, [{ id: `input-transcription-${why}`, action: 'log', label: why, excerpt: null }], 'input', 'input_transcription.timeout', null, this.#ctx.clock.now());
+      this.#reportAll(policy, [{ id: `input-transcription-${why}`, action: 'log', label: why, excerpt: null }], 'input', why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout', null, this.#ctx.clock.now());
       this.#hold?.passed(itemId);
       return;
     }
