@@ -1,7 +1,7 @@
 import { OpenAIRealtimeWebSocket, RealtimeAgent, RealtimeSession } from '@openai/agents-realtime';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimConnection } from '../../src/simulator/index.js';
-import { callsProxy, mint } from '../calls/support.js';
+import { callsProxy, mint, placeCall } from '../calls/support.js';
 import { policyDir } from '../policies/support.js';
 import { appendEvents, speechThenSilence, startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
 import { startTelemetryProxy, type TelemetryProxy } from '../telemetry/support/proxy.js';
@@ -389,10 +389,17 @@ describe('an upstream that does not honour the lock', () => {
   });
 });
 
-describe('held turns on calls (minted sessions)', () => {
+describe('held turns on calls (minted sessions, the proxy\'s sideband)', () => {
   let cp: TestProxy;
+  let heard = 'what is the weather like today';
   beforeAll(async () => {
-    cp = await callsProxy({ tenants: { acme: { policy: 'held' } }, extra: { config: { policies: { dir: policyDir({ 'held.yaml': HELD }), watch: false } } } });
+    cp = await callsProxy({
+      tenants: { acme: { policy: 'held' } },
+      extra: {
+        config: { policies: { dir: policyDir({ 'held.yaml': HELD }), watch: false } },
+        simulator: { transcribe: () => heard, timing: { transcriptionDelayMs: TRANSCRIPTION_MS, deltaIntervalMs: 1 } },
+      },
+    });
   });
   afterAll(async () => {
     await cp?.stop();
@@ -408,5 +415,36 @@ describe('held turns on calls (minted sessions)', () => {
     await mint(cp, 'acme', {});
     const defaults = (cp.sim.calls.secrets.at(-1)!.request['session'] as { audio: { input: Json } }).audio.input;
     expect(defaults['turn_detection']).toEqual({ type: 'server_vad', create_response: false });
+  });
+
+  it('the sideband holds a spoken turn: one response, created over the sideband after the transcript; a forbidden one is deleted unanswered', async () => {
+    const speakOnCall = (call: Awaited<ReturnType<typeof placeCall>>['call']) => {
+      // The simulator's stand-in for the call's RTP audio.
+      for (const e of appendEvents(speechThenSilence(600, 700), 20)) call.sendFromBrowser(e);
+    };
+    heard = 'what is the weather like today';
+    const { call } = await placeCall(cp, 'acme');
+    speakOnCall(call);
+    await until(() => call.dataChannel.some((e) => e['type'] === 'response.done'), 'the answer', 10_000);
+    const creates = call.received.filter((r) => r.type === 'response.create');
+    expect(creates.map((r) => r.from)).toEqual(['sideband']);
+    const types = call.dataChannel.map((e) => String(e['type']));
+    expect(types.filter((t) => t === 'response.created')).toHaveLength(1);
+    expect(types.indexOf('conversation.item.input_audio_transcription.completed')).toBeLessThan(types.indexOf('response.created'));
+    call.end();
+
+    heard = FORBIDDEN;
+    const second = await placeCall(cp, 'acme');
+    speakOnCall(second.call);
+    await until(() => second.call.received.some((r) => r.type === 'conversation.item.delete'), 'the delete over the sideband', 10_000);
+    const itemId = String(second.call.dataChannel.find((e) => e['type'] === 'input_audio_buffer.committed')!['item_id']);
+    expect(second.call.received.find((r) => r.type === 'conversation.item.delete')!.event).toMatchObject({ item_id: itemId });
+    await until(() => second.call.dataChannel.some((e) => e['type'] === 'conversation.item.input_audio_transcription.completed'), 'the transcript');
+    // The barrier: the browser retrieves the item after the transcript; by its answer the proxy has handled everything before.
+    second.call.sendFromBrowser({ type: 'conversation.item.retrieve', item_id: itemId });
+    await until(() => second.call.dataChannel.some((e) => e['type'] === 'error' && (e['error'] as Json)['code'] === 'item_not_found'), 'the retrieve answered');
+    expect(second.call.received.filter((r) => r.type === 'response.create')).toEqual([]);
+    expect(second.call.dataChannel.filter((e) => String(e['type']).startsWith('response.'))).toEqual([]);
+    second.call.end();
   });
 });
