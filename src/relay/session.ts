@@ -306,7 +306,7 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** Bytes this session holds for its sockets (summed into the global memory budget). */
   heldBytes(): number {
-    let n = this.#pendingBytes;
+    let n = this.#pendingBytes + this.#chain.queuedBytes('client') + this.#chain.queuedBytes('server');
     for (const b of this.#outbox) n += b.length;
     const up = this.#upstream;
     if (up) n += up.bufferedAmount;
@@ -367,6 +367,12 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     if (message.byteLength >= BUDGETED_FRAME_BYTES && this.#budget && !this.#budget.tryReserve(message.byteLength)) {
       this.#rejectClientFrame(new ProxyError('memory_budget_exceeded'));
+      return;
+    }
+    // Frames wait behind an async verdict (a held turn, a blocking guardrail): as many bytes as the
+    // upstream socket may buffer, no more.
+    if (this.#chain.queued('client') > 0 && this.#chain.queuedBytes('client') + message.byteLength > this.#config.server.backpressure.upstreamMaxBufferedBytes) {
+      this.close(new ProxyError('upstream_backpressure', { message: 'Too much data was sent while an earlier event was being checked.' }));
       return;
     }
     const bytes = copyFrame(message);
