@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ev, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
+import { ev, forwardClient, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame } from '../pipeline/frame.js';
 import { Conversation } from '../protocol/conversation.js';
@@ -39,16 +39,23 @@ function setup(opts: Partial<TrackerOptions> = {}) {
   // The relay core's protocol view: it sees a server frame before the filters, a client frame after.
   const conversation = new Conversation();
   const tracker = new TurnTracker(sink, conversation, { maxTurnMs: 120_000, waitForPlayback: true, truncateGraceMs: 500, capture: null, ...opts }, time.now, time, meter);
+  let seq = 0;
+  const fresh = () => `event_proxy_${++seq}`;
   const client = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'client', wire(e), time.t, (f) => {
       tracker.onClient(f, time.t);
-      conversation.observeClient(f, false);
+      forwardClient(conversation, f, (r) => tracker.onReport(r, time.t), fresh);
     });
+  /** A client frame a later filter refused: the tracker saw it, the chain reports the verdict, nothing is sent. */
+  const refused = (e: { type: string; [k: string]: unknown }, verdict: 'reject' | 'drop', code: string | null) => {
+    tracker.onClient(wire(e), time.t);
+    tracker.onReport({ kind: 'verdict', filter: 'metering', direction: 'client', eventType: e.type, verdict, code }, time.t);
+  };
   const server = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'server', wire(e), time.t, (f) => {
       conversation.observeServer(f);
       tracker.onServer(f, time.t);
     });
   const report = (r: Report) => tracker.onReport(r, time.t);
-  return { time, sink, tracker, client, server, report, meter };
+  return { time, sink, tracker, client, refused, server, report, meter, conversation };
 }
 
 describe('audio clock', () => {
@@ -379,11 +386,10 @@ describe('turn tracker', () => {
   });
 
   it('a refused response.create (policy verdict or upstream error) fails the turn', () => {
-    const { sink, client, server, report } = setup();
+    const { sink, client, refused, server } = setup();
     server(ev.sessionCreated());
     client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
-    client({ type: 'response.create' });
-    report({ kind: 'verdict', filter: 'metering', direction: 'client', eventType: 'response.create', verdict: 'reject', code: 'budget_exceeded' });
+    refused({ type: 'response.create' }, 'reject', 'budget_exceeded');
     expect(sink.closed[0]).toMatchObject({ endReason: 'failed', errorType: 'budget_exceeded' });
 
     client({ type: 'response.create', event_id: 'evt_9' });
