@@ -398,6 +398,109 @@ describe('turn tracker', () => {
     expect(sink.closed[1]).toMatchObject({ initiator: 'agent', endReason: 'failed', errorType: 'invalid_value' });
   });
 
+  it('follows the view pairing, not the order of creates: each response gets the request time of the create that started it', () => {
+    const { time, sink, client, server, conversation } = setup();
+    server(ev.sessionCreated());
+    const asked = [time.t];
+    client({ type: 'response.create', response: { conversation: 'none', metadata: { job: 'a' }, output_modalities: ['text'] } });
+    time.advance(100);
+    asked.push(time.t);
+    client({ type: 'response.create', response: { conversation: 'none', metadata: { job: 'b' }, output_modalities: ['text'] } });
+    time.advance(100);
+    // The upstream starts b first (parallel out-of-band responses start in any order).
+    server(ev.responseCreated('resp_b', { conversation_id: null, metadata: { job: 'b' }, output_modalities: ['text'] }));
+    server(ev.responseCreated('resp_a', { conversation_id: null, metadata: { job: 'a' }, output_modalities: ['text'] }));
+    expect(conversation.response('resp_b')?.createEventId).toBe('event_proxy_2');
+    server(ev.responseDone('resp_b'));
+    server(ev.responseDone('resp_a'));
+    const byId = new Map(sink.responses.map((r) => [r.id, r]));
+    expect([byId.get('resp_a')?.requestedAt, byId.get('resp_b')?.requestedAt]).toEqual(asked);
+    expect(sink.closed.map((t) => [t.outOfBand, t.openedAt, t.anchor])).toEqual([
+      [true, asked[1], 'response_create'],
+      [true, asked[0], 'response_create'],
+    ]);
+  });
+
+  it('a create the upstream refused (error naming the event_id it left with) ends its timing; a later VAD response is not taken for it', () => {
+    const { time, sink, client, server } = setup();
+    server(ev.sessionCreated());
+    // No event_id from the client: the relay stamps one, and the upstream's error names it.
+    client({ type: 'response.create' });
+    expect(sink.opened).toHaveLength(1);
+    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: 'event_proxy_1' } });
+    expect(sink.closed[0]).toMatchObject({ initiator: 'agent', endReason: 'failed', errorType: 'invalid_value' });
+    time.advance(50);
+    server(ev.speechStarted(0));
+    server(ev.speechStopped(600));
+    server(ev.responseCreated('resp_vad'));
+    server(ev.responseDone('resp_vad'));
+    expect(sink.responses[0]).toMatchObject({ id: 'resp_vad', trigger: 'server', requestedAt: null });
+    expect(sink.opened[1]!.responses.map((r) => r.id)).toEqual(['resp_vad']);
+    // An error about an event that is no create (or no longer waits) refuses nothing.
+    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'x', message: 'x', param: null, event_id: 'event_proxy_1' } });
+    expect(sink.closed.filter((t) => t.endReason === 'failed')).toHaveLength(1);
+  });
+
+  it('an unreported conversation_id takes its kind from the create the view paired', () => {
+    const { sink, client, server } = setup();
+    server(ev.sessionCreated());
+    client({ type: 'response.create', response: { conversation: 'none', output_modalities: ['text'] } });
+    server(ev.responseCreated('resp_oob', { conversation_id: undefined, output_modalities: ['text'] }));
+    server(ev.responseDone('resp_oob'));
+    expect(sink.closed[0]).toMatchObject({ outOfBand: true, anchor: 'response_create' });
+    expect(sink.responses[0]).toMatchObject({ outOfBand: true, trigger: 'client' });
+    // Unreported and unrequested: a server response in the conversation.
+    server(ev.responseCreated('resp_srv', { conversation_id: undefined }));
+    server(ev.responseDone('resp_srv'));
+    expect(sink.responses[1]).toMatchObject({ outOfBand: false, trigger: 'server', requestedAt: null });
+  });
+
+  it('a force-closed turn drops its response while the view still runs it: its later frames change nothing', () => {
+    const { time, sink, client, server, conversation } = setup({ maxTurnMs: 1000 });
+    server(ev.sessionCreated());
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    client({ type: 'response.create' });
+    server(ev.responseCreated('resp_1'));
+    time.advance(1000);
+    expect(sink.closed[0]).toMatchObject({ endReason: 'timeout' });
+    expect(sink.responses.map((r) => [r.id, r.doneAt])).toEqual([['resp_1', null]]);
+    expect(conversation.activeResponses()).toEqual(['resp_1']);
+    server(ev.transcriptDelta('resp_1', 'late'));
+    server(ev.functionArgsDone('resp_1', 'call_1', 'lookup'));
+    client({ type: 'response.cancel' });
+    server(ev.responseDone('resp_1'));
+    expect(sink.responses).toHaveLength(1);
+    expect(sink.closed).toHaveLength(1);
+    expect(sink.closed[0]!.firstTextAt).toBeNull();
+    // The session goes on: a new response is tracked in a turn of its own.
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    client({ type: 'response.create' });
+    server(ev.responseCreated('resp_2'));
+    server(ev.transcriptDelta('resp_2', 'hi'));
+    server(ev.responseDone('resp_2'));
+    expect(sink.closed[1]!.responses.map((r) => [r.id, r.firstTextAt !== null])).toEqual([['resp_2', true]]);
+  });
+
+  it('keeps the timing of a bounded number of unanswered creates, oldest dropped first', () => {
+    const { time, sink, client, server, conversation } = setup();
+    server(ev.sessionCreated());
+    const first = time.t;
+    for (let i = 0; i < 20; i++) {
+      client({ type: 'response.create', event_id: `evt_${i}`, response: { conversation: 'none', metadata: { i: String(i) } } });
+      time.advance(10);
+    }
+    // The view still pairs the oldest (its own bound is larger); the tracker no longer has its timing.
+    server(ev.responseCreated('resp_0', { conversation_id: null, metadata: { i: '0' } }));
+    expect(conversation.response('resp_0')).toMatchObject({ origin: 'out_of_band', createEventId: 'evt_0' });
+    server(ev.responseCreated('resp_19', { conversation_id: null, metadata: { i: '19' } }));
+    server(ev.responseDone('resp_0'));
+    server(ev.responseDone('resp_19'));
+    expect(sink.responses.map((r) => [r.id, r.trigger, r.requestedAt])).toEqual([
+      ['resp_0', 'client', null],
+      ['resp_19', 'client', first + 190],
+    ]);
+  });
+
   it('usage cost reported before response.done is attached to the response and the turn', () => {
     const { sink, client, server, report } = setup();
     server(ev.sessionCreated());
