@@ -481,6 +481,27 @@ describe('turn tracker', () => {
     expect(sink.closed[1]!.responses.map((r) => [r.id, r.firstTextAt !== null])).toEqual([['resp_2', true]]);
   });
 
+  it('a turn waits for the response.done a later filter still holds, although the view already counts the response done', () => {
+    const { time, sink, client, server, tracker, conversation } = setup({ truncateGraceMs: 0 });
+    server(ev.sessionCreated());
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    client({ type: 'response.create' });
+    server(ev.responseCreated('resp_1'));
+    server(ev.outputItemAdded('resp_1', 'item_a1'));
+    server(ev.audioDelta('resp_1', 200));
+    // The relay core observed response.done; a filter before telemetry holds the frame.
+    const held = wire(ev.responseDone('resp_1'));
+    conversation.observeServer(held);
+    expect(conversation.activeResponses()).toEqual([]);
+    client({ type: 'conversation.item.truncate', item_id: 'item_a1', content_index: 0, audio_end_ms: 50 });
+    expect(sink.closed).toHaveLength(0);
+    time.advance(5);
+    tracker.onServer(held, time.t);
+    expect(sink.closed).toHaveLength(1);
+    expect(sink.closed[0]!.responses[0]).toMatchObject({ id: 'resp_1', usage: { input: 30, output: 20 } });
+    expect(sink.closed[0]!.responses[0]!.doneAt).not.toBeNull();
+  });
+
   it('keeps the timing of a bounded number of unanswered creates, oldest dropped first', () => {
     const { time, sink, client, server, conversation } = setup();
     server(ev.sessionCreated());

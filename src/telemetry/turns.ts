@@ -1024,11 +1024,13 @@ export class TurnTracker {
     this.#close(turn, turn.endReason, turn.lastAt);
   }
 
-  /** A response of the turn still runs: the view counts it active and its record is still held here. */
+  /**
+   * The turn still waits for one of its responses: its record is held and its response.done has
+   * not reached this filter. Not the view's activity: the view learns response.done before the
+   * filters, and a filter may still hold that frame; closing the turn then would lose its usage.
+   */
   #activeIn(turn: TurnRecord): boolean {
-    for (const r of turn.responses) {
-      if (r.doneAt === null && this.#running.has(r.id) && this.#conversation.response(r.id)?.state === 'in_progress') return true;
-    }
+    for (const r of turn.responses) if (r.doneAt === null && this.#running.has(r.id)) return true;
     return false;
   }
 
@@ -1038,8 +1040,7 @@ export class TurnTracker {
     for (let i = active.length - 1; i >= 0; i--) {
       const id = active[i]!;
       if (this.#conversation.response(id)?.outOfBand) continue;
-      const r = this.#running.get(id);
-      if (r) return r;
+      return this.#running.get(id) ?? null;
     }
     return null;
   }
