@@ -502,6 +502,17 @@ describe('turn tracker', () => {
     expect(sink.closed[0]!.responses[0]!.doneAt).not.toBeNull();
   });
 
+  it('keeps a bounded number of running response records: past the bound the oldest is given up and counted once', () => {
+    const { sink, server } = setup();
+    server(ev.sessionCreated());
+    for (let i = 0; i < 260; i++) server(ev.responseCreated(`resp_${i}`, { conversation_id: null }));
+    expect(sink.responses.map((r) => [r.id, r.doneAt])).toEqual([0, 1, 2, 3].map((i) => [`resp_${i}`, null]));
+    // Its late response.done neither counts it again nor fails.
+    server(ev.responseDone('resp_0'));
+    server(ev.responseDone('resp_259'));
+    expect(sink.responses.map((r) => r.id)).toEqual(['resp_0', 'resp_1', 'resp_2', 'resp_3', 'resp_259']);
+  });
+
   it('keeps the timing of a bounded number of unanswered creates, oldest dropped first', () => {
     const { time, sink, client, server, conversation } = setup();
     server(ev.sessionCreated());
