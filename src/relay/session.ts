@@ -511,7 +511,9 @@ export class RelaySession implements SessionContext, ChainSink {
     // An item the upstream does not know is already out of the conversation: the delete achieved its end.
     const itemGone = injected.type.startsWith('conversation.item.') && (code.includes('not_found') || (injected.type === 'conversation.item.delete' && body['param'] === 'item_id'));
     // Nothing left to clear is as harmless as a cancel that raced the response's end.
-    if (injected.type === 'response.cancel' || injected.type === 'output_audio_buffer.clear' || itemGone) {
+    // A response the proxy creates for a held spoken turn lost a race with the client's own create: that one answers the turn.
+    const raced = injected.type === 'response.create' && code === 'conversation_already_has_active_response';
+    if (injected.type === 'response.cancel' || injected.type === 'output_audio_buffer.clear' || itemGone || raced) {
       this.log.debug({ code, eventType: injected.type }, 'upstream error about an injected event');
       return true;
     }
