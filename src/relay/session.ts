@@ -602,6 +602,14 @@ export class RelaySession implements SessionContext, ChainSink {
   forward(direction: Direction, frame: Frame): void {
     if (this.#ended) return;
     if (direction === 'client') {
+      if (frame.type === 'response.create') {
+        // Every create upstream carries its own event_id: the key that pairs it with its response.
+        const stamped = this.#conversation.stampCreate(frame, () => this.nextEventId());
+        this.#conversation.observeClient(stamped.frame, false);
+        this.#sendToUpstream(stamped.frame.wireBytes());
+        if (stamped.eventId !== null) this.report({ kind: 'create_sent', eventId: stamped.eventId });
+        return;
+      }
       this.#conversation.observeClient(frame, false);
       this.#sendToUpstream(frame.wireBytes());
       return;
