@@ -260,7 +260,7 @@ describe('regex safety: character sets agree with the engine without the u flag'
   const probes = [0x00, 0x08, 0x09, 0x0a, 0x20, 0x2d, 0x30, 0x39, 0x41, 0x5a, 0x5c, 0x5f, 0x61, 0x63, 0x78, 0x7a, 0x7b, 0xa0, 0x2028, 0xfeff, 0xffff];
   const hex4 = (cp: number) => cp.toString(16).padStart(4, '0');
   const overlapRefused = (atom: string, cp: number) => checkRegex(`(?:${atom})+\\u${hex4(cp)}+`).some((p) => /unbounded repeats/.test(p));
-  it.each(['\\d', '\\w', '\\s', '.', '[\\w-]', '[a-c-e]', '\\x41', '\\u0041', '\\-', '\\{', '[\\s-z]', '[^\\W]', '\\cJ', '[\\cJ]', '[\\c1]', '[\\c_]', '[\\c-]', '[\\c]'])('%s', (atom) => {
+  it.each(['\\d', '\\w', '\\s', '.', '[\\w-]', '[a-c-e]', '\\x41', '\\u0041', '\\-', '\\{', '[\\s-z]', '[^\\W]', '\\cJ', '[\\cJ]', '[\\c1]', '[\\c_]', '[\\c-]', '[\\c]', '[\\d-z]', '[a-\\d]', '[a-\\w]', '[\\w-\\d]', '[--z]', '[a-a]'])('%s', (atom) => {
     const engine = new RegExp(`^(?:${atom})$`);
     const mismatches = probes.filter((cp) => engine.test(String.fromCharCode(cp)) !== overlapRefused(atom, cp)).map((cp) => `U+${hex4(cp)}`);
     expect(mismatches).toEqual([]);
@@ -364,5 +364,20 @@ describe('regex safety: the characters a match can start with (streaming hold-ba
   it('tests the whole range of each first-character set, ends included', () => {
     const test = firstCharTest('[b-d]|x')!;
     expect([0x61, 0x62, 0x63, 0x64, 0x65, 0x77, 0x78, 0x79].map(test)).toEqual([false, true, true, true, false, false, true, false]);
+  });
+});
+
+describe('regex safety: nesting an adversary can hide', () => {
+  const NESTED = 'nested quantifier (a repeated group contains a variable quantifier)';
+  const AMBIGUOUS = 'repeated alternation whose branches can start with the same character or be empty';
+  it.each([
+    ['(?:x(?:a+))+', [NESTED]],
+    ['(?:x(?:y(?:a{1,3})))*z', [NESTED]],
+    ['(?:x(?:y|(?:ab|ac)))+', [AMBIGUOUS]],
+    ['(?:x(?:y|(?:ab|cd)))+', []],
+    ['(?:(?:ab|cd)|x)+', []],
+    ['(?:x|(?:)|y)+', [AMBIGUOUS, 'the pattern can match the empty string']],
+  ] as const)('%s', (pattern, problems) => {
+    expect(checkRegex(pattern)).toEqual(problems);
   });
 });
