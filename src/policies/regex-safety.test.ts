@@ -342,6 +342,8 @@ describe('regex safety: the characters a match can start with (streaming hold-ba
     ['\\s', '', ' '],
     ['[ _-]', '', ' _-'],
     ['AB', 'i', 'aA'],
+    ['ab', 'i', 'aA'],
+    ['.', 's', 'abcxyzABXYZ019 _-'],
     ['(?<n>x)', '', 'x'],
   ])('%s (flags "%s") starts with %s', (pattern, flags, expected) => {
     expect(starts(pattern, flags)).toBe(expected);
