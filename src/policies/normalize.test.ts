@@ -112,3 +112,23 @@ describe('normalize: look-alikes that NFKD would change first', () => {
     expect(trips(['secret code'], 'the secret \u03f2ode')).toBe(true);
   });
 });
+
+describe('normalize: offsets an adversary can stretch', () => {
+  it('keeps the offset map complete past many-fold expansion (redaction lands on the original characters)', () => {
+    const rule: CompiledRule = { ...block(['wire the money']), action: 'redact' };
+    const prefix = '\ufdfa'.repeat(3000);
+    expect(scanText([rule], `${prefix} wire the money!`, 64, 100_000).text).toBe(`${prefix} [phrase]!`);
+    const n = normalize(`${prefix}x`);
+    expect(n.starts[n.text.length - 1]).toBe(3000);
+    expect(n.ends[n.text.length - 1]).toBe(3001);
+  });
+
+  it('maps surrogate pairs at both ends of the high-surrogate range, and a lone one at the end', () => {
+    for (const cp of [0x10000, 0x10fc00, 0x10ffff]) {
+      const n = normalize(`${String.fromCodePoint(cp)}a`);
+      expect([...n.starts, ...n.ends], cp.toString(16)).toEqual([0, 0, 2, 2, 2, 3]);
+    }
+    const lone = normalize('ab\ud835');
+    expect([...lone.ends]).toEqual([1, 2, 3]);
+  });
+});
