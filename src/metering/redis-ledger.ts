@@ -99,19 +99,21 @@ if ARGV[9] == '1' then
     if e[2][2] == ARGV[7] then return 0 end
   end
 end
-redis.call('HINCRBY', KEYS[1], 'nanos', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
-redis.call('EXPIREAT', KEYS[1], ARGV[4])
-redis.call('HINCRBY', KEYS[2], 'nanos', ARGV[2])
-redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[3])
-redis.call('EXPIREAT', KEYS[2], ARGV[5])
 -- Entry ids carry the record's time (never below the stream's last id), so ?since= maps to XRANGE.
+-- Read before any write: a script that fails midway keeps its earlier writes, and the retry would
+-- bill them again.
 local ms = tonumber(ARGV[10])
 local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
 if #last > 0 then
   local lm = tonumber(string.match(last[1][1], '^(%d+)'))
   if lm > ms then ms = lm end
 end
+redis.call('HINCRBY', KEYS[1], 'nanos', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
+redis.call('EXPIREAT', KEYS[1], ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'nanos', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[3])
+redis.call('EXPIREAT', KEYS[2], ARGV[5])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%.0f', ms) .. '-*', 'k', ARGV[7], 'r', ARGV[8])
 return 1
 `;
@@ -557,7 +559,13 @@ export class RedisLedger implements Ledger {
     if (this.#slots.size === 0 || !this.connected) return;
     const expires = this.#wall() + this.#slotTtlMs;
     const pipe = this.#redis.pipeline();
-    for (const [token, tenant] of this.#slots) pipe.zadd(this.#key(tenant, 'slots'), 'XX', expires, token);
+    const tenants = new Set<string>();
+    for (const [token, tenant] of this.#slots) {
+      pipe.zadd(this.#key(tenant, 'slots'), 'XX', expires, token);
+      tenants.add(tenant);
+    }
+    // The set's own expiry too: without it a tenant whose sessions outlive it loses every slot.
+    for (const tenant of tenants) pipe.pexpire(this.#key(tenant, 'slots'), this.#slotTtlMs * 2);
     pipe.exec().catch(() => undefined);
   }
 
