@@ -149,6 +149,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     const { log, lines } = captureLog();
     const l = await ledger({ commandTimeoutMs: 300, keyPrefix: 'down:' }, log);
     await l.settle(null, record({ ref: 'before' }));
+    // A first connection is not a recovery.
+    expect(lines).toEqual([]);
     await redis.stop(true);
     await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
     expect(l.readiness()).toMatch(/^redis ledger unavailable \(.+\)$/);
@@ -333,16 +335,22 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(s.day.spent).toEqual({ nanos: 600, tokens: 60 });
     expect(s.month.spent).toEqual({ nanos: 600, tokens: 60 });
     expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 0, tokens: 0 });
+    // Tokens alone (a free model) count too.
+    await inspect((r) => r.set(`t${prefix}:{beta}:usage`, 'not a stream'));
+    await l.settle(null, record({ ref: 'free', tenant: 'beta', costNanos: 0, totalTokens: 5 }));
+    expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 0, tokens: 5 });
+    await inspect((r) => r.del(`t${prefix}:{beta}:usage`));
     // Admission sees it: 600 queued + 400 fits a 1000 cap, 401 does not; tokens alike.
     expect((await l.reserve(over(400, T0, 'worst_case'))).kind).toBe('ok');
     expect(await l.reserve(over(1, T0, 'worst_case'))).toMatchObject({ kind: 'over', hit: { cap: 'daily_usd', spent: 600, reserved: 400 } });
     expect(await l.reserve({ ...over(0, T0, 'worst_case', caps({ dayTokens: 100 })), amount: { nanos: 0, tokens: 41 } })).toMatchObject({ kind: 'over', hit: { cap: 'daily_tokens', spent: 60 } });
     // A later settlement queues behind it (order is kept).
     await l.settle(null, record({ ref: 'behind', costNanos: 1, totalTokens: 1 }));
-    expect(l.pendingCount).toBe(2);
+    expect(l.pendingCount).toBe(3);
     await inspect((r) => r.del(usageKey));
     expect(await l.drain(5000)).toBe(true);
     expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 601, tokens: 61 });
+    expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 0, tokens: 5 });
     expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['queued', 'behind']);
   });
 
@@ -430,5 +438,39 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     wall = T0 + 6000;
     await vi.waitFor(async () => expect(await inspect((r) => r.zscore(key('beta'), 's3'))).toBe(String(T0 + 9000)), { timeout: 5000, interval: 50 });
     expect(await inspect((r) => r.zscore(key('acme'), 's1'))).toBeNull();
+  });
+  it('Redis up but refusing the ledger (ACL): releases and settlements are retried until it accepts; admission fails closed', async () => {
+    const user = `ledger${++prefix}`;
+    const store = `acl${prefix}:`;
+    await inspect((r) => r.call('ACL', 'SETUSER', user, 'on', '>secret-pass', '~*', '&*', '+@all'));
+    const { log, lines } = captureLog();
+    const l = await ledger({ keyPrefix: store, url: redis.url.replace('redis://', `redis://${user}:secret-pass@`), pendingMax: 2 }, log);
+    const resv = `${store}{acme}:resv`;
+    for (const id of ['r1', 'r2', 'r3']) expect((await l.reserve({ ...over(100), id, amount: { nanos: 100, tokens: 1 } })).kind).toBe('ok');
+    await inspect((r) => r.call('ACL', 'SETUSER', user, '-evalsha', '-eval'));
+    try {
+      // Connected, but every script is refused.
+      expect(l.connected).toBe(true);
+      expect(await l.reserve(over(1))).toMatchObject({ kind: 'unavailable', reason: expect.stringMatching(/NOPERM/) });
+      expect(await l.acquireSlot('acme', 's1', 5, T0)).toBe('unavailable');
+      await expect(l.status('acme', NO_CAPS, T0)).rejects.toThrow(/NOPERM/);
+      // Three releases with room for two: the third reservation is left to its TTL.
+      for (const id of ['r1', 'r2', 'r3']) await l.release('acme', id);
+      // A late settlement (its day long gone) queues too.
+      await l.settle(null, record({ ref: 'late', ts: T0 - 3 * 86_400_000, costNanos: 9 }));
+      expect(l.pendingCount).toBe(1);
+      expect(await inspect((r) => r.hget(resv, '#n'))).toBe('300');
+    } finally {
+      await inspect((r) => r.call('ACL', 'SETUSER', user, '+@all'));
+    }
+    // Retried on the flush timer: no reconnect happens here.
+    await vi.waitFor(async () => expect(await inspect((r) => r.hget(resv, '#n'))).toBe('100'), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(l.pendingCount).toBe(0), { timeout: 5000, interval: 20 });
+    expect(await inspect((r) => r.hkeys(resv))).toEqual(expect.arrayContaining(['r3']));
+    expect((await l.status('acme', NO_CAPS, T0)).day).toMatchObject({ spent: { nanos: 9 }, reserved: { nanos: 100, tokens: 1 } });
+    // The late settlement is reported once, however many attempts it took.
+    expect(lines.filter((x) => x['msg'] === 'metering: late settlement counted into the current period')).toEqual([
+      expect.objectContaining({ level: 40, tenant: 'acme', ref: 'late', recordTs: T0 - 3 * 86_400_000, countedIn: dayPeriod(T0).key }),
+    ]);
   });
 });

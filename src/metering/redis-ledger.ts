@@ -381,7 +381,8 @@ export class RedisLedger implements Ledger {
   async #write(item: PendingSettle): Promise<boolean> {
     const r = item.record;
     const { day, month, late } = settlementPeriods(this.#clock, r.ts, this.#wall());
-    if (late && item.attempts <= 1) this.#o.log.warn({ tenant: r.tenant, ref: r.ref, recordTs: r.ts, countedIn: day.key }, 'metering: late settlement counted into the current period');
+    // Logged on the first attempt only, not on every retry.
+    if (late && item.attempts === 0) this.#o.log.warn({ tenant: r.tenant, ref: r.ref, recordTs: r.ts, countedIn: day.key }, 'metering: late settlement counted into the current period');
     const grace = PERIOD_GRACE_MS / 1000;
     try {
       await this.#eval(
@@ -417,7 +418,6 @@ export class RedisLedger implements Ledger {
       this.#dropped++;
       this.#o.log.error({ tenant: dropped.record.tenant, ref: dropped.record.ref, dropped: this.#dropped }, 'metering redis settle queue full: record dropped');
     }
-    if (item.attempts === 0) item.attempts = 1;
     this.#pending.push(item);
     this.#adjustPending(item.record, 1);
     this.#scheduleFlush();
