@@ -61,6 +61,12 @@ describe('sqlite ledger (backend-specific; the shared contract is test/metering/
 
 const tempFile = (name = 'm.sqlite') => join(mkdtempSync(join(tmpdir(), 'rp-sqlite-')), name);
 
+/** More than 1000 WAL pages (4 KiB each) of usage rows (few rows, large ones: fast). */
+function writeBulk(l: SqliteLedger, rows = 45): void {
+  const model = 'm'.repeat(60_000);
+  for (let i = 0; i < rows; i++) l.settle(null, record({ ref: `bulk${i}`, model, costNanos: 1, totalTokens: 1 }));
+}
+
 describe('sqlite ledger: the file on disk', () => {
   it('a checkpoint worker folds the write-ahead log into the file while the ledger runs', async () => {
     const path = tempFile();
@@ -101,6 +107,33 @@ describe('sqlite ledger: the file on disk', () => {
     await vi.waitFor(() => expect(errors).toEqual([expect.stringMatching(/^checkpoint worker: .+/)]), { timeout: 10_000, interval: 20 });
     l.settle(null, record());
     expect(l.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(1_000_000);
+    // Without its worker the ledger checkpoints by itself, so the log stays bounded: writing more
+    // than 1000 pages (SQLite's auto-checkpoint) folds it into the file (here, the moved one).
+    const moved = statSync(join(dir, 'moved.sqlite')).size;
+    writeBulk(l);
+    expect(statSync(join(dir, 'moved.sqlite')).size).toBeGreaterThan(moved);
+    // Reported without an onError too (no throw from the worker's error handler).
+    const dir2 = mkdtempSync(join(tmpdir(), 'rp-sqlite-'));
+    const quiet = new SqliteLedger(join(dir2, 'q.sqlite'), { checkpointIntervalMs: 10 });
+    open.push(quiet);
+    renameSync(join(dir2, 'q.sqlite'), join(dir2, 'moved.sqlite'));
+    mkdirSync(join(dir2, 'q.sqlite'));
+    quiet.settle(null, record());
+    const q2 = statSync(join(dir2, 'moved.sqlite')).size;
+    await vi.waitFor(() => {
+      writeBulk(quiet, 10);
+      expect(statSync(join(dir2, 'moved.sqlite')).size).toBeGreaterThan(q2);
+    }, { timeout: 10_000, interval: 50 });
+  });
+
+  it('the event loop never checkpoints: with the worker idle, the log grows past SQLite\'s auto-checkpoint size', () => {
+    const path = tempFile();
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 3_600_000 });
+    open.push(l);
+    const before = statSync(path).size;
+    writeBulk(l);
+    expect(statSync(path).size).toBe(before);
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(4096 * 1000);
   });
 
   it('runtime overrides and resets leave an audit trail in the file (what changed, and the totals a reset discarded)', async () => {

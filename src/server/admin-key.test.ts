@@ -1,12 +1,16 @@
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { AdminKey, adminKeyProblem, sha256 } from './admin-key.js';
 
 const KEY = 'admin_unit_key_0123456789';
 const hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
 describe('AdminKey.matches', () => {
-  const key = new AdminKey(KEY);
+  // Built in each test (not at collection), so a construction failure fails a test.
+  let key: AdminKey;
+  beforeEach(() => {
+    key = new AdminKey(KEY);
+  });
 
   it('accepts the key as a bearer token, scheme in any case, surrounding blanks allowed', () => {
     expect(key.matches(`Bearer ${KEY}`)).toBe(true);
