@@ -5,7 +5,6 @@ import { nextUtcMidnight, utcDate } from '../../test/support/clock.js';
 import { caps, NEXT_DAY, record, T0 } from '../../test/metering/ledger-contract.js';
 import type { Ledger } from './ledger.js';
 import { NO_CAPS, type EffectiveLimits } from './limits.js';
-import { meteringRoutes } from './routes.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 
 /*
@@ -32,7 +31,12 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((l) => l.close()));
 });
 
-function setup(ledgerOverride?: Ledger) {
+/**
+ * Imported per test, not at collection: a mutant that breaks the module at import (a schema zod
+ * refuses) then fails the tests instead of the file's collection.
+ */
+async function setup(ledgerOverride?: Ledger) {
+  const { meteringRoutes } = await import('./routes.js');
   const sqlite = new SqliteLedger(':memory:', { wall: () => T0 });
   open.push(sqlite);
   const ledger = ledgerOverride ?? sqlite;
@@ -77,8 +81,8 @@ const dayResets = new Date(nextUtcMidnight(T0)).toISOString();
 const monthResets = new Date(Date.UTC(new Date(T0).getUTCFullYear(), new Date(T0).getUTCMonth() + 1, 1)).toISOString();
 
 describe('admin API: metering routes', () => {
-  it('serves exactly the four admin routes, every one behind the admin key', () => {
-    const { routes } = setup();
+  it('serves exactly the four admin routes, every one behind the admin key', async () => {
+    const { routes } = await setup();
     expect(routes.map((r) => [r.method, r.path, r.auth])).toEqual([
       ['GET', SPEND, 'admin'],
       ['PUT', CAPS, 'admin'],
@@ -88,7 +92,7 @@ describe('admin API: metering routes', () => {
   });
 
   it('GET spend: the day and month, spent, reserved, caps, remaining, overrides and limits, exactly', async () => {
-    const { sqlite, call } = setup();
+    const { sqlite, call } = await setup();
     sqlite.settle(null, record({ costNanos: 1_250_000_000, totalTokens: 900 }));
     // Tomorrow (the same month: see recentNoon): the month's spend, not today's.
     sqlite.settle(null, record({ ref: 'resp_next', ts: NEXT_DAY + 3_600_000, costNanos: 5, totalTokens: 1 }));
@@ -132,7 +136,7 @@ describe('admin API: metering routes', () => {
   });
 
   it('GET spend: no caps and no limits read as null; spend beyond the cap leaves nothing remaining (never negative)', async () => {
-    const { sqlite, call } = setup();
+    const { sqlite, call } = await setup();
     expect((await call('GET', SPEND, { id: 'beta' })).json).toMatchObject({
       tenant: 'beta',
       plan: null,
@@ -146,7 +150,7 @@ describe('admin API: metering routes', () => {
   });
 
   it('every tenant route answers 404 unknown_tenant for a tenant that is not configured', async () => {
-    const { call } = setup();
+    const { call } = await setup();
     for (const [method, path, body] of [
       ['GET', SPEND, undefined],
       ['PUT', CAPS, '{"period":"day","usd":1}'],
@@ -163,7 +167,7 @@ describe('admin API: metering routes', () => {
   });
 
   it('PUT caps: raises a cap (string or number USD, tokens), clears it with null, leaves what is absent', async () => {
-    const { sqlite, call, logs } = setup();
+    const { sqlite, call, logs } = await setup();
     let r = await call('PUT', CAPS, { id: 'acme' }, { body: JSON.stringify({ period: 'day', usd: '7.5', tokens: 1234 }) });
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({ tenant: 'acme', day: { capUsd: '7.50', capTokens: 1234, override: { usd: '7.50', tokens: 1234 } }, month: { capUsd: '50.00', override: { usd: null, tokens: null } } });
@@ -190,7 +194,7 @@ describe('admin API: metering routes', () => {
   });
 
   it('PUT caps: a body that is not exactly {period, usd?, tokens?} is refused with 400 and changes nothing', async () => {
-    const { call, logs } = setup();
+    const { call, logs } = await setup();
     const bad = async (body: string) => {
       const r = await call('PUT', CAPS, { id: 'acme' }, { body });
       expect(r.status, body).toBe(400);
@@ -206,6 +210,8 @@ describe('admin API: metering routes', () => {
     expect(await bad('{"period":"day","usd":"1."}')).toMatchObject({ message: expect.stringMatching(/^usd: /) });
     expect(await bad('{"period":"day","usd":"x1.5"}')).toMatchObject({ message: expect.stringMatching(/^usd: /) });
     expect(await bad('{"period":"day","usd":"1.5x"}')).toMatchObject({ message: expect.stringMatching(/^usd: /) });
+    // Digits only: no blanks around them (the decimal parser would trim them), no bare fraction.
+    for (const usd of [' 1.5', '1.5 ', '.5', '1.5.5']) expect(await bad(JSON.stringify({ period: 'day', usd })), usd).toMatchObject({ message: expect.stringMatching(/^usd: Invalid/) });
     expect(await bad('{"period":"day","tokens":1.5}')).toMatchObject({ message: expect.stringMatching(/^tokens: /) });
     expect(await bad('{"period":"day","tokens":-1}')).toMatchObject({ message: expect.stringMatching(/^tokens: /) });
     expect(await bad('{"period":"day","dailyUsd":1}')).toMatchObject({ code: 'invalid_request' });
@@ -215,12 +221,14 @@ describe('admin API: metering routes', () => {
     expect(await bad('{"period":"day","usd":0.0000000001}')).toEqual({ code: 'invalid_request', message: 'usd: at most 9 decimals' });
     expect(logs).toEqual([]);
     expect((await call('GET', SPEND, { id: 'acme' })).json).toMatchObject({ day: { capUsd: '2.00', override: { usd: null, tokens: null } } });
-    // Nine decimals are fine.
+    // Nine decimals are fine; so are whole dollars and several digits each side.
     expect((await call('PUT', CAPS, { id: 'acme' }, { body: '{"period":"day","usd":"0.000000001"}' })).json).toMatchObject({ day: { capUsd: '0.000000001' } });
+    expect((await call('PUT', CAPS, { id: 'acme' }, { body: '{"period":"day","usd":"12"}' })).json).toMatchObject({ day: { capUsd: '12.00' } });
+    expect((await call('PUT', CAPS, { id: 'acme' }, { body: '{"period":"day","usd":"12.25"}' })).json).toMatchObject({ day: { capUsd: '12.25' } });
   });
 
   it('POST reset: zeroes the spend of the period asked for only, logs it, and answers the new status', async () => {
-    const { sqlite, call, logs } = setup();
+    const { sqlite, call, logs } = await setup();
     sqlite.settle(null, record({ costNanos: 3_000_000_000 }));
     let r = await call('POST', RESET, { id: 'acme' }, { body: '{"period":"day"}' });
     expect(r.status).toBe(200);
@@ -237,7 +245,7 @@ describe('admin API: metering routes', () => {
   });
 
   it('GET usage: JSON lines, per tenant or all, since epoch ms or ISO time, bounded and paged', async () => {
-    const { sqlite, call } = setup();
+    const { sqlite, call } = await setup();
     sqlite.settle(null, record({ ref: 'a1', ts: T0 - 86_400_000 }));
     sqlite.settle(null, record({ ref: 'b1', tenant: 'beta', ts: T0 - 1000 }));
     sqlite.settle(null, record({ ref: 'a2', ts: T0 }));
@@ -280,7 +288,7 @@ describe('admin API: metering routes', () => {
   });
 
   it('GET usage: the page size asked of the ledger is bounded (default 10000, at most 100000)', async () => {
-    const { sqlite } = setup();
+    const { sqlite } = await setup();
     const asked: Array<[string | null, number, number]> = [];
     const spy: Ledger = Object.assign(Object.create(sqlite) as Ledger, {
       usage: (t: string | null, since: number, limit: number) => {
@@ -288,7 +296,7 @@ describe('admin API: metering routes', () => {
         return [];
       },
     });
-    const { call } = setup(spy);
+    const { call } = await setup(spy);
     for (const q of ['', 'limit=7', 'limit=100000', 'limit=100001', 'limit=1e9', 'limit=0', 'limit=2.5', 'tenant=beta&since=5']) await call('GET', USAGE, {}, { query: q });
     expect(asked).toEqual([
       [null, 0, 10_000],
@@ -303,8 +311,8 @@ describe('admin API: metering routes', () => {
   });
 
   it('a ledger that is down: every route answers 503 budget_unavailable with the reason, and nothing is logged as done', async () => {
-    const { sqlite } = setup();
-    const { call, logs } = setup(downLedger(sqlite));
+    const { sqlite } = await setup();
+    const { call, logs } = await setup(downLedger(sqlite));
     const expected = { error: { code: 'budget_unavailable', message: 'The ledger is unavailable: connection refused' } };
     expect((await call('GET', SPEND, { id: 'acme' })).json).toEqual(expected);
     expect((await call('PUT', CAPS, { id: 'acme' }, { body: '{"period":"day","usd":1}' })).json).toEqual(expected);
@@ -320,6 +328,6 @@ describe('admin API: metering routes', () => {
         throw 'socket closed'; // eslint-disable-line no-throw-literal
       },
     });
-    expect((await setup(odd).call('GET', SPEND, { id: 'acme' })).json).toEqual({ error: { code: 'budget_unavailable', message: 'The ledger is unavailable: socket closed' } });
+    expect((await (await setup(odd)).call('GET', SPEND, { id: 'acme' })).json).toEqual({ error: { code: 'budget_unavailable', message: 'The ledger is unavailable: socket closed' } });
   });
 });
