@@ -20,7 +20,8 @@ const usdInput = z.union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+
 const capsBody = z
   .object({
     period: periodSchema,
-    usd: usdInput.nullable().optional().describe('New cost cap for the period; null restores the configured cap.'),
+    // New cost cap for the period; null restores the configured cap.
+    usd: usdInput.nullable().optional(),
     tokens: z.number().int().nonnegative().nullable().optional(),
   })
   .strict();
