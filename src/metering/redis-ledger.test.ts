@@ -87,7 +87,7 @@ const over = (nanos: number, wallMs = T0, mode: 'remaining' | 'worst_case' = 're
   mode,
 });
 
-describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract.test.ts)', () => {
+describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract-redis.test.ts)', () => {
   it('a settlement written after its period key expired counts into the current period and keeps its own timestamp', async () => {
     const a = await ledger();
     const threeDaysAgo = T0 - 3 * 86_400_000;

@@ -4,7 +4,7 @@ import { NO_CAPS, type CapSet } from '../../src/metering/limits.js';
 import { nextUtcMidnight, recentNoon } from '../support/clock.js';
 
 /*
- * The contract every ledger keeps, run against each backend (ledger-contract.test.ts). Redis
+ * The contract every ledger keeps, run against each backend (ledger-contract-sqlite.test.ts, ledger-contract-redis.test.ts). Redis
  * compares expiry instants with its own clock, so T0 is near now (test/support/clock.ts).
  */
 
