@@ -286,10 +286,16 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     const store = `hint${++prefix}:`;
     const a = await ledger({ keyPrefix: store });
     const b = await ledger({ keyPrefix: store });
-    /** Uses the hint (starting its re-check), then waits for the re-check: replies come in order on a's connection. */
-    const used = async (cap: string | null) => {
-      a.knownOver('acme', T0);
+    /** Replies come in order on a's connection: after one of our own, any re-check sent before it is done. */
+    const settled = async () => {
       await a.status('acme', NO_CAPS, T0);
+      await new Promise((r) => setImmediate(r));
+    };
+    /** Uses the hint (starting a re-check on current data), waits for that re-check, reads the hint. */
+    const used = async (cap: string | null) => {
+      await settled(); // an earlier re-check (started by the last read) is done, so a new one starts
+      a.knownOver('acme', T0);
+      await settled();
       expect(a.knownOver('acme', T0)?.cap ?? null).toBe(cap);
     };
     await a.settle(null, record({ costNanos: 1000, totalTokens: 100 }));
