@@ -163,6 +163,8 @@ describe('admin API: metering routes', () => {
     expect((await call('GET', SPEND, { id: 'constructor' })).status).toBe(404);
     // No id captured at all.
     expect((await call('GET', SPEND, {})).json).toEqual({ error: { code: 'unknown_tenant', message: 'No tenant "".' } });
+    expect((await call('PUT', CAPS, {}, { body: '{"period":"day"}' })).json).toEqual({ error: { code: 'unknown_tenant', message: 'No tenant "".' } });
+    expect((await call('POST', RESET, {}, { body: '{"period":"day"}' })).json).toEqual({ error: { code: 'unknown_tenant', message: 'No tenant "".' } });
     expect((await call('GET', USAGE, {}, { query: 'tenant=nobody' })).json).toEqual({ error: { code: 'unknown_tenant', message: 'No tenant "nobody".' } });
   });
 
