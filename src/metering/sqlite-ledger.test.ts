@@ -162,7 +162,8 @@ describe('sqlite ledger: the file on disk', () => {
     const keep = tempFile();
     for (const p of [path, keep]) {
       const seed = new SqliteLedger(p);
-      seed.settle(null, record({ ref: 'recent' }));
+      // A day old: well inside a 90-day retention.
+      seed.settle(null, record({ ref: 'recent', ts: T0 - 86_400_000 }));
       await seed.close();
       // 5,001 old rows, written in one transaction: more than one prune batch (5,000).
       const db = new Database(p);
@@ -172,7 +173,8 @@ describe('sqlite ledger: the file on disk', () => {
       })();
       db.close();
     }
-    const kept = new SqliteLedger(keep, { wall: () => T0 });
+    // null, as the config passes "no retention".
+    const kept = new SqliteLedger(keep, { retentionDays: null, wall: () => T0 });
     open.push(kept);
     const pruned = new SqliteLedger(path, { retentionDays: 90, wall: () => T0 });
     open.push(pruned);
