@@ -57,6 +57,12 @@ export const serverSchema = z
     maxJsonDepth: z.number().int().min(8).max(1000).default(128).describe('Deepest nesting of a client event; deeper events get invalid_event and are not relayed.'),
     backpressure: backpressureSchema.prefault({}),
     demo: z.boolean().default(false).describe('Serve the browser demo page at GET /demo (local demos only).'),
+    workers: z
+      .union([z.number().int().min(1).max(256), z.literal('auto')])
+      .default('auto')
+      .describe(
+        'Relay processes sharing the client port (SO_REUSEPORT): a number, or auto = one per core (os.availableParallelism()). With more than one, a primary process owns the ledger, the admin listener and one merged /metrics; maxSessions and memoryBudgetBytes are split between the workers.',
+      ),
   })
   .strict();
 

@@ -1,0 +1,108 @@
+import { performance } from 'node:perf_hooks';
+import type { ProxyModule } from '../app/module.js';
+import { createModules } from '../app/modules.js';
+import { createLogger } from '../logging.js';
+import { isLedgerReply, RemoteLedger } from '../metering/remote-ledger.js';
+import type { Clock } from '../pipeline/filter.js';
+import type { TelemetryModule } from '../telemetry/index.js';
+import { TenantResolver } from '../tenants/resolver.js';
+import { ProxyServer } from './server.js';
+import { isMessage, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.js';
+
+/*
+ * A relay worker: a child process of the primary (src/server/workers.ts) running the whole relay
+ * (uWS client listeners on the shared port, filters, sessions) with no admin listener. Its ledger
+ * is the primary's (SQLite) or its own connection to the shared Redis. It exits when told to shut
+ * down, and on its own when the primary goes away.
+ */
+
+const send = (m: FromWorker): boolean => {
+  try {
+    return process.send?.(m) ?? false;
+  } catch {
+    return false;
+  }
+};
+
+let server: ProxyServer | null = null;
+let modules: ProxyModule[] = [];
+let ledger: RemoteLedger | null = null;
+let stopping = false;
+
+async function boot(init: WorkerInit): Promise<void> {
+  const config = init.config;
+  const log = createLogger(config.logging.level).child({ worker: init.index });
+  const offset = init.wallOffsetMs;
+  const clock: Clock = { now: () => performance.now(), wall: offset === 0 ? () => Date.now() : () => Date.now() + offset };
+  const tenants = new TenantResolver(config);
+  if (init.remoteLedger) {
+    ledger = new RemoteLedger({ send, kind: config.metering.ledger.kind, timeoutMs: Math.max(5000, config.metering.ledger.commandTimeoutMs) });
+  }
+  modules = await createModules({ config, log, tenants, clock, baseDir: init.baseDir, ...(ledger ? { ledger } : {}) });
+  server = new ProxyServer({ config, log, tenants, modules, clock, upstream: init.upstream });
+}
+
+async function metricsText(): Promise<string> {
+  const telemetry = modules.find((m) => m.name === 'telemetry') as TelemetryModule | undefined;
+  return (await telemetry?.sdk?.metricsText()) ?? '';
+}
+
+async function shutdown(drainMs: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  try {
+    if (server) await server.shutdown(drainMs);
+    else await Promise.allSettled(modules.map((m) => m.close?.()));
+  } finally {
+    send({ t: 'drained' });
+    process.exit(0);
+  }
+}
+
+function onMessage(m: unknown): void {
+  if (isLedgerReply(m)) {
+    ledger?.onReply(m);
+    return;
+  }
+  if (!isMessage<ToWorker>(m)) return;
+  switch (m.t) {
+    case 'init':
+      boot(m).then(
+        () => send({ t: 'built' }),
+        (err: unknown) => {
+          send({ t: 'failed', message: err instanceof Error ? err.message : String(err) });
+          process.exit(1);
+        },
+      );
+      return;
+    case 'listen':
+      if (!server) return;
+      server.listen({ port: m.port, tlsPort: m.tlsPort }).then(
+        (a) => send({ t: 'listening', port: a.port, tlsPort: a.tlsPort }),
+        (err: unknown) => send({ t: 'listen-failed', message: err instanceof Error ? err.message : String(err) }),
+      );
+      return;
+    case 'metrics':
+      metricsText().then(
+        (text) => send({ t: 'metrics-reply', id: m.id, text, sessions: server?.sessionCount ?? 0, sessionsStarted: server?.sessionsStarted ?? 0 }),
+        () => send({ t: 'metrics-reply', id: m.id, text: '', sessions: server?.sessionCount ?? 0, sessionsStarted: server?.sessionsStarted ?? 0 }),
+      );
+      return;
+    case 'shutdown':
+      void shutdown(m.drainMs);
+      return;
+    default:
+      return;
+  }
+}
+
+process.on('message', onMessage);
+// The primary is gone (crashed or killed): no ledger, no drain orders; end the sessions and exit.
+process.on('disconnect', () => {
+  ledger?.disconnect();
+  void shutdown(0);
+});
+// SIGTERM/SIGINT reach the whole process group from a terminal or `docker stop`: the primary
+// orders the drain, so the worker does not act on the signal itself.
+process.on('SIGTERM', () => undefined);
+process.on('SIGINT', () => undefined);
