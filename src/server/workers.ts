@@ -157,6 +157,11 @@ export class WorkerPool {
     return this.#slots.length;
   }
 
+  /** Each worker's process id (null while it is being restarted). */
+  get pids(): Array<number | null> {
+    return this.#slots.map((s) => s.child?.pid ?? null);
+  }
+
   async #boot(slot: WorkerSlot): Promise<void> {
     const { file, execArgv } = workerEntry();
     const env = { ...this.#o.env };
