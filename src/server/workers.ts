@@ -1,6 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import { createServer as createNetServer } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { HttpRoute, ProxyModule } from '../app/module.js';
@@ -57,7 +59,11 @@ const RESTART_DELAY_MS = 1000;
 /** The worker entry next to this module: TypeScript sources run through tsx, dist/ as plain JS. */
 function workerEntry(): { file: string; execArgv: string[] } {
   const self = new URL(import.meta.url);
-  if (self.pathname.endsWith('.ts')) return { file: new URL('./worker.ts', self).pathname, execArgv: ['--import', 'tsx'] };
+  if (self.pathname.endsWith('.ts')) {
+    // tsx resolved from here, not from the working directory (the CLI may run anywhere).
+    const tsx = pathToFileURL(createRequire(self).resolve('tsx')).href;
+    return { file: new URL('./worker.ts', self).pathname, execArgv: ['--import', tsx] };
+  }
   return { file: new URL('./worker.js', self).pathname, execArgv: [] };
 }
 
