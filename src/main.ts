@@ -103,6 +103,7 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
     {
       port: address.port,
       tlsPort: address.tlsPort,
+      workers: 1,
       uws: server.binary,
       upstream: redactUrl(config.upstream.provider === 'azure' ? config.upstream.azure?.endpoint : config.upstream.url),
       admin: address.adminPort === null ? null : `${config.admin.host}:${address.adminPort}`,
@@ -164,7 +165,7 @@ async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
       baseDir,
       log,
       logSink: p.options.logDestination ?? process.stdout,
-      env: p.options.env ?? process.env,
+      env: process.env,
       ledger: metering.ledger,
       wallOffsetMs: p.options.clock ? Math.round(clock.wall() - Date.now()) : 0,
     });

@@ -16,6 +16,8 @@ export interface WorkerInit {
   readonly config: Config;
   readonly upstream: UpstreamKind;
   readonly baseDir: string;
+  /** The primary logger's level (a silent embedder's proxy has silent workers). */
+  readonly logLevel: string;
   /** Use the primary's ledger (RemoteLedger) instead of opening the configured one. */
   readonly remoteLedger: boolean;
   /** The proxy clock's wall time minus Date.now() (tests run on a fixed day). */

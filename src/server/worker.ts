@@ -31,7 +31,7 @@ let stopping = false;
 
 async function boot(init: WorkerInit): Promise<void> {
   const config = init.config;
-  const log = createLogger(config.logging.level).child({ worker: init.index });
+  const log = createLogger(init.logLevel).child({ worker: init.index });
   const offset = init.wallOffsetMs;
   const clock: Clock = { now: () => performance.now(), wall: offset === 0 ? () => Date.now() : () => Date.now() + offset };
   const tenants = new TenantResolver(config);

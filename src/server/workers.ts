@@ -35,6 +35,7 @@ export interface WorkerPoolOptions {
   readonly log: Logger;
   /** Where workers' log lines go (whole lines): the primary's log destination. */
   readonly logSink: { write(line: string): unknown };
+  /** The workers' environment (OTEL_* and the rest, as a single-process proxy reads them). */
   readonly env: NodeJS.ProcessEnv;
   /** The primary's ledger, served to workers when it is SQLite (Redis: workers connect themselves). */
   readonly ledger: Ledger | null;
@@ -193,6 +194,7 @@ export class WorkerPool {
       config: this.#workerConfig,
       upstream: this.#o.upstream,
       baseDir: this.#o.baseDir,
+      logLevel: this.#o.log.level,
       remoteLedger: host !== null,
       wallOffsetMs: this.#o.wallOffsetMs,
     } satisfies ToWorker);
