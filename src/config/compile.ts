@@ -150,10 +150,27 @@ function compileServer(config: Config, baseDir: string, problems: ProblemList): 
   return { ...config.server, tls: { ...tls, certFile, keyFile } };
 }
 
-/** `server.workers` as a number ("auto": one per core), and what cannot be shared between workers. */
+/**
+ * Cores this process may use: the CPU count, lowered by a cgroup v2 CPU quota (`docker run --cpus`,
+ * a Kubernetes CPU limit), which os.availableParallelism() does not see.
+ */
+export function usableCores(cpuMax = '/sys/fs/cgroup/cpu.max'): number {
+  const cpus = Math.max(1, availableParallelism());
+  try {
+    const [quota, period] = readFileSync(cpuMax, 'utf8').trim().split(/\s+/);
+    const q = Number(quota);
+    const p = Number(period);
+    if (quota !== 'max' && q > 0 && p > 0) return Math.max(1, Math.min(cpus, Math.ceil(q / p)));
+  } catch {
+    // No cgroup v2 CPU controller here: the CPU count it is.
+  }
+  return cpus;
+}
+
+/** `server.workers` as a number ("auto": one per usable core), and what cannot be shared between workers. */
 function compileWorkers(config: Config, problems: ProblemList): number {
   const w = config.server.workers;
-  const workers = w === 'auto' ? Math.max(1, availableParallelism()) : w;
+  const workers = w === 'auto' ? usableCores() : w;
   if (workers <= 1) return 1;
   const ledger = config.metering.ledger;
   // The calls store lives next to the ledger; in memory it would be one store per worker process.

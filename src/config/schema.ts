@@ -61,7 +61,7 @@ export const serverSchema = z
       .union([z.number().int().min(1).max(256), z.literal('auto')])
       .default('auto')
       .describe(
-        'Relay processes sharing the client port (SO_REUSEPORT): a number, or auto = one per core (os.availableParallelism()). With more than one, a primary process owns the ledger, the admin listener and one merged /metrics; maxSessions and memoryBudgetBytes are split between the workers.',
+        'Relay processes sharing the client port (SO_REUSEPORT): a number, or auto = one per usable core (the CPU count, lowered by a cgroup CPU quota). With more than one, a primary process owns the ledger, the admin listener and one merged /metrics; maxSessions and memoryBudgetBytes are split between the workers.',
       ),
   })
   .strict();
