@@ -35,6 +35,7 @@ function wire(ledger: SqliteLedger, options: { drop?: (c: LedgerCall) => boolean
 }
 
 const caps = { ...NO_CAPS, dayNanos: 1000 };
+const usage = (costNanos: number): UsageRecord => ({ ts: NOON, tenant: 'acme', session: 's', source: 'response', ref: `resp_${costNanos}`, model: 'gpt-realtime', status: 'completed', costNanos, inputTokens: 1, outputTokens: 1, cachedTokens: 0, totalTokens: 2, input: null, cached: null, output: null, seconds: null, estimated: false, settledBy: 'response.done', fallbackPrice: false });
 const reserve = (id: string, nanos: number): ReserveRequest => ({ tenant: 'acme', id, amount: { nanos, tokens: 0 }, caps, wallMs: NOON, mode: 'worst_case' });
 
 describe('RemoteLedger + LedgerHost', () => {
@@ -45,8 +46,17 @@ describe('RemoteLedger + LedgerHost', () => {
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).remote.reserve(reserve(`r${i}`, 300))));
     expect(results.filter((r) => r.kind === 'ok')).toHaveLength(3);
     expect(results.filter((r) => r.kind === 'over')).toHaveLength(7);
-    // The "over" answer is kept as a synchronous hint for a second, for server-started responses.
-    expect(a.remote.knownOver('acme', NOON)).not.toBeNull();
+    // Refused for reservations others hold, not for spend: no "cap spent" hint.
+    expect(a.remote.knownOver('acme', NOON)).toBeNull();
+  });
+
+  it('a spent cap becomes a synchronous hint for a second (server-started responses are cancelled before any frame)', async () => {
+    const l = owner();
+    const a = wire(l);
+    expect(await a.remote.reserve(reserve('r1', 900))).toEqual({ kind: 'ok' });
+    await a.remote.settle('r1', usage(1000));
+    expect((await a.remote.reserve(reserve('r2', 1))).kind).toBe('over');
+    expect(a.remote.knownOver('acme', NOON)).toMatchObject({ cap: 'daily_usd', spent: 1000, limit: 1000 });
     expect(a.remote.knownOver('acme', NOON + 1000)).toBeNull();
   });
 
@@ -68,8 +78,7 @@ describe('RemoteLedger + LedgerHost', () => {
     const l = owner();
     const a = wire(l);
     await a.remote.reserve(reserve('r1', 500));
-    const record = { ts: NOON, tenant: 'acme', session: 's', source: 'response', ref: 'resp_1', model: 'gpt-realtime', status: 'completed', costNanos: 400, inputTokens: 1, outputTokens: 1, cachedTokens: 0, totalTokens: 2, input: null, cached: null, output: null, seconds: null, estimated: false, settledBy: 'response.done', fallbackPrice: false } satisfies UsageRecord;
-    await a.remote.settle('r1', record);
+    await a.remote.settle('r1', usage(400));
     expect(a.host.held.reservations).toBe(0);
     const s = await a.remote.status('acme', caps, NOON);
     expect(s.day.spent.nanos).toBe(400);

@@ -114,7 +114,8 @@ export class RemoteLedger implements Ledger {
     try {
       // A late grant after the timeout is released, so the owner does not keep it.
       const r = await this.#call<ReserveResult>('reserve', [req], () => this.#send('release', [req.tenant, req.id]));
-      if (r.kind === 'over') this.#over.set(req.tenant, { hit: r.hit, until: req.wallMs + OVER_HINT_MS });
+      // Only a spent cap is a hint; a refusal because other responses hold reservations is not.
+      if (r.kind === 'over' && r.hit.spent >= r.hit.limit) this.#over.set(req.tenant, { hit: r.hit, until: req.wallMs + OVER_HINT_MS });
       else if (r.kind === 'ok') this.#over.delete(req.tenant);
       return r;
     } catch (err) {
@@ -162,7 +163,11 @@ export class RemoteLedger implements Ledger {
     if (!this.#closed) this.#o.send({ t: 'ledger', id: 0, method, args });
   }
 
-  /** The last "over" answer of reserve for this tenant, for up to a second (the owner decides again on every reserve). */
+  /**
+   * The last "cap spent" answer of reserve for this tenant, for up to a second: lets a server-started
+   * response be cancelled before any of its frames pass. The owner decides again on every reserve,
+   * so a cap raised through the admin API counts within that second.
+   */
   knownOver(tenant: string, wallMs: number): CapHit | null {
     const o = this.#over.get(tenant);
     if (!o) return null;

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from '../support/harness.js';
 import type { TestClient } from '../support/client.js';
 import { noonClock } from '../support/clock.js';
 import { startRedis, type RedisServer } from './redis-server.js';
@@ -116,6 +116,21 @@ describe('caps across relay workers', () => {
     for (const l of tp.logs) if (l.msg === 'session start') bySession.set(String(l['session']), l['worker'] as number);
     const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     expect(new Set(records.map((r) => bySession.get(String(r['session']))))).toEqual(new Set([0, 1]));
+
+    // Over budget, a VAD-started response is cancelled before any of its audio passes, in every worker
+    // (the reservation is an IPC call to the primary: the direction waits for its answer).
+    await new Promise((r) => setTimeout(r, 1100)); // past the one-second "cap spent" hint: the IPC path itself
+    // Every client (they span both workers).
+    await Promise.all(
+      clients.map(async (c) => {
+        const doneBefore = c.ofType('response.done').length;
+        for (const ev of appendEvents(speechThenSilence(700, 800))) c.send(ev);
+        const done = await c.nth('response.done', doneBefore + 1, 15_000);
+        const id = (done['response'] as { id: string }).id;
+        expect((done['response'] as { status: string }).status).toBe('cancelled');
+        expect(c.ofType('response.output_audio.delta').filter((e) => e['response_id'] === id)).toHaveLength(0);
+      }),
+    );
   });
 
   it('Redis: two instances (separate ports, two worker processes each) share one redis-server: spend ≤ cap + one response', { timeout: 120_000 }, async () => {
