@@ -16,9 +16,12 @@ import { isMessage, type FromWorker, type ToWorker, type WorkerInit } from './wo
  * down, and on its own when the primary goes away.
  */
 
+/** False only when the channel to the primary is closed (process.send's false also means "queued behind a backlog"). */
 const send = (m: FromWorker): boolean => {
+  if (!process.connected || !process.send) return false;
   try {
-    return process.send?.(m) ?? false;
+    process.send(m);
+    return true;
   } catch {
     return false;
   }
