@@ -154,6 +154,7 @@ async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
   const modules: ProxyModule[] = [];
   let pool: WorkerPool | null = null;
   let server: ProxyServer;
+  let address: Awaited<ReturnType<ProxyServer['listen']>>;
   try {
     modules.push(await createPoliciesModule(deps));
     const metering = await createMeteringModule(deps);
@@ -171,13 +172,14 @@ async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
     });
     modules.unshift(pool.module());
     server = new ProxyServer({ config, log, tenants, modules, clock, upstream: p.upstream, clientListeners: false });
+    address = await server.listen();
   } catch (err) {
+    // Nothing half-started stays behind: workers exit, the ledger closes, the simulator stops.
     await pool?.shutdown(0);
     await Promise.allSettled(modules.map((m) => m.close?.()));
     await simulator?.close();
     throw err;
   }
-  const address = await server.listen();
   const workers = pool;
   log.info(
     {
