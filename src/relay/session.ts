@@ -19,6 +19,7 @@ import type { UpstreamTarget } from '../upstream/dial.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
 import { isOutputAudio, ResponseTracker } from './responses.js';
 import { copyFrame } from './frame-slab.js';
+import { ClientLink } from './client-link.js';
 import { UpstreamLink } from './upstream-link.js';
 
 /** Per-socket data attached to the uWS WebSocket at upgrade. */
@@ -119,12 +120,8 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
   readonly #budget: MemoryBudget | null;
-  #client: ClientSocket | null;
+  readonly #client: ClientLink<ClientSocketData>;
   readonly #upstream: UpstreamLink;
-  /** Frames for the client, flushed once per event-loop turn inside one cork. */
-  #outbox: Buffer[] = [];
-  #flushScheduled = false;
-  #overHighSince = 0;
   #eventSeq = 0;
   #clientSample = 0;
   #serverSample = 0;
@@ -140,7 +137,6 @@ export class RelaySession implements SessionContext, ChainSink {
    */
   #linger: { readonly info: CloseInfo; readonly timer: NodeJS.Timeout; readonly cancelled: Set<string>; checkScheduled: boolean } | null = null;
   #closeInfo: CloseInfo | null = null;
-  #clientCloseCode: number | null = null;
   #upstreamCloseCode: number | null = null;
 
   /** `client` null: a session the proxy runs on its own (the sideband of a call, src/calls): no client to relay to. */
@@ -156,7 +152,21 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#config = init.config;
     this.#onEnded = init.onEnded;
     this.#budget = init.budget ?? null;
-    this.#client = client;
+    this.#client = new ClientLink(client, init.config, init.clock, {
+      overHigh: () => {
+        if (!this.#upstream.pause()) return false;
+        this.stats.backpressureEvents++;
+        this.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+        return true;
+      },
+      flushed: () => {
+        if (this.#serverSampleAt === 0) return;
+        // Socket read → corked write of the batch it arrived in.
+        this.report({ kind: 'relay_latency', direction: 'server', ms: this.clock.now() - this.#serverSampleAt });
+        this.#serverSampleAt = 0;
+      },
+      slow: (error) => this.close(error),
+    });
     this.audio = new AudioMeter((report) => this.report(report));
     this.#chain = init.template.instantiate(this, this);
     this.#upstream = new UpstreamLink(init.target, init.config, init.clock, init.log, {
@@ -202,25 +212,15 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** Bytes this session holds for its sockets (summed into the global memory budget). */
   heldBytes(): number {
-    let n = this.#upstream.heldBytes + this.#chain.queuedBytes('client') + this.#chain.queuedBytes('server');
-    for (const b of this.#outbox) n += b.length;
-    const client = this.#client;
-    if (client) {
-      try {
-        n += client.getBufferedAmount();
-      } catch {
-        // Closed in this tick.
-      }
-    }
-    return n;
+    return this.#upstream.heldBytes + this.#chain.queuedBytes('client') + this.#chain.queuedBytes('server') + this.#client.heldBytes();
   }
 
   /** Periodic check from the server's shared timer: upstream liveness and slow clients. */
   tick(now: number): void {
     if (this.#ended) return;
-    const bp = this.#config.server.backpressure;
-    if (this.#overHighSince && now - this.#overHighSince > bp.slowClientGraceMs) {
-      this.close(new ProxyError('slow_consumer', { message: `The client stayed over ${bp.highWatermarkBytes} buffered bytes for ${bp.slowClientGraceMs} ms.` }));
+    const slow = this.#client.tick(now);
+    if (slow) {
+      this.close(slow);
       return;
     }
     const error = this.#upstream.tick(now);
@@ -401,59 +401,13 @@ export class RelaySession implements SessionContext, ChainSink {
   }
 
   #sendToClient(bytes: Buffer | string): void {
-    if (!this.#client) return;
-    this.#outbox.push(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes);
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flush);
-    }
-  }
-
-  /** All frames produced in one event-loop turn leave in one cork (one syscall / TLS record batch). */
-  readonly #flush = (): void => {
-    this.#flushScheduled = false;
-    const ws = this.#client;
-    const out = this.#outbox;
-    if (out.length === 0 || !ws) return;
-    this.#outbox = [];
-    let dropped = false;
-    ws.cork(() => {
-      for (const buf of out) if (ws.send(buf, false, false) === 2) dropped = true;
-    });
-    if (this.#serverSampleAt !== 0) {
-      // Socket read → corked write of the batch it arrived in.
-      this.report({ kind: 'relay_latency', direction: 'server', ms: this.clock.now() - this.#serverSampleAt });
-      this.#serverSampleAt = 0;
-    }
-    if (dropped) {
-      this.close(new ProxyError('slow_consumer', { message: 'The client send buffer overflowed.' }));
-      return;
-    }
-    this.#checkClientBackpressure(ws);
-  };
-
-  #checkClientBackpressure(ws: ClientSocket): void {
-    const bp = this.#config.server.backpressure;
-    const buffered = ws.getBufferedAmount();
-    if (buffered > bp.maxBufferedBytes) {
-      this.close(new ProxyError('slow_consumer', { message: 'The client send buffer exceeded its limit.' }));
-      return;
-    }
-    if (buffered > bp.highWatermarkBytes && this.#upstream.pause()) {
-      this.#overHighSince = this.clock.now();
-      this.stats.backpressureEvents++;
-      this.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
-    }
+    this.#client.send(bytes);
   }
 
   onClientDrain(): void {
-    const ws = this.#client;
-    if (!ws || !this.#upstream.paused) return;
-    if (ws.getBufferedAmount() <= this.#config.server.backpressure.lowWatermarkBytes) {
-      this.#overHighSince = 0;
-      this.#upstream.resume();
-      this.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
-    }
+    if (!this.#upstream.paused || !this.#client.drained()) return;
+    this.#upstream.resume();
+    this.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
   }
 
   // ---- ChainSink ---------------------------------------------------------------------------
@@ -562,16 +516,16 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#ended) return;
     const code = error.closeCode ?? CloseCode.internalError;
     this.log.info({ code: error.code, closeCode: code }, 'proxy ends session');
-    if (this.#client) {
-      this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
-      this.#flush();
+    if (this.#client.present) {
+      this.#client.send(JSON.stringify(error.toEvent(this.nextEventId())));
+      this.#client.flush();
     }
     const info: CloseInfo = { initiator: 'proxy', code, reason: error.closeReason };
     const lingerMs = this.#lingerMs();
     if (lingerMs > 0 && this.#upstream.open && this.#responseInFlight()) {
       // A response is running: the client is closed now, the upstream kept until that response's
       // response.done (billed as OpenAI bills it), as when the client leaves (onClientClose).
-      this.#closeClient(code, error.closeReason);
+      this.#client.end(code, error.closeReason);
       this.#startLinger(info, lingerMs);
       return;
     }
@@ -584,23 +538,10 @@ export class RelaySession implements SessionContext, ChainSink {
     return this.#config.metering.enabled ? this.#config.metering.lingerAfterClientCloseMs : 0;
   }
 
-  #closeClient(code: number, reason: string): void {
-    const client = this.#client;
-    if (!client) return;
-    this.#client = null;
-    this.#clientCloseCode = code;
-    try {
-      client.end(code, reason.slice(0, 123));
-    } catch {
-      // Already closed by the peer in the same tick.
-    }
-  }
-
   // ---- closes ------------------------------------------------------------------------------
 
   onClientClose(code: number, reason: string): void {
-    this.#clientCloseCode = code;
-    this.#client = null;
+    this.#client.gone(code);
     if (this.#ended || this.#linger) return;
     const info: CloseInfo = { initiator: 'client', code, reason };
     const lingerMs = this.#lingerMs();
@@ -619,8 +560,7 @@ export class RelaySession implements SessionContext, ChainSink {
    * Then the session ends as the client's close; filters' onClose sees it only then.
    */
   #startLinger(info: CloseInfo, lingerMs: number): void {
-    this.#outbox = [];
-    this.#overHighSince = 0;
+    this.#client.discard();
     this.#upstream.resume();
     const timer = setTimeout(() => this.#finish(info, null, ''), lingerMs);
     timer.unref();
@@ -677,9 +617,9 @@ export class RelaySession implements SessionContext, ChainSink {
       details: { upstreamCode: code },
       ...(application ? { close: 'upstreamApplication' as const } : {}),
     });
-    if (this.#client) {
-      this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
-      this.#flush();
+    if (this.#client.present) {
+      this.#client.send(JSON.stringify(error.toEvent(this.nextEventId())));
+      this.#client.flush();
     }
     const mapped = error.closeCode ?? CloseCode.internalError;
     this.#finish({ initiator: 'upstream', code, reason }, mapped, error.closeReason);
@@ -691,7 +631,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#ended = true;
     this.#closeInfo = info;
     if (this.#linger) clearTimeout(this.#linger.timer);
-    if (clientCode !== null) this.#closeClient(clientCode, clientReason);
+    if (clientCode !== null) this.#client.end(clientCode, clientReason);
     this.#upstream.close();
     this.#chain.close(info);
     this.#onEnded(this);
@@ -703,7 +643,7 @@ export class RelaySession implements SessionContext, ChainSink {
       event: 'session_end',
       durationMs: Math.round(this.clock.now() - this.startedAt),
       initiator: this.#closeInfo?.initiator ?? null,
-      clientCloseCode: this.#clientCloseCode,
+      clientCloseCode: this.#client.closeCode,
       upstreamCloseCode: this.#upstreamCloseCode,
       upstreamConnectMs: this.#upstream.connectMs === null ? null : Math.round(this.#upstream.connectMs * 10) / 10,
       ...this.stats,
