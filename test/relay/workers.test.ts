@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
@@ -52,10 +53,27 @@ async function status(url: string): Promise<{ status: number; body: Record<strin
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
+/** Relay worker processes this test process started (children running src/server/worker). */
+function ownWorkers(): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('server/worker')) pids.push(Number(d));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
 describe('server.workers: 2', () => {
   it('sessions land on both workers, every one works end to end, one /metrics counts them all', { timeout: 60_000 }, async () => {
     const tp = await start();
     expect(tp.proxy.workers?.count).toBe(2);
+    expect(ownWorkers().sort()).toEqual([...tp.proxy.workers!.pids].sort());
     const clients = await Promise.all(Array.from({ length: 16 }, () => tp.client()));
     await Promise.all(clients.map((c) => c.next('session.created', 15_000)));
     const turns = await Promise.all(clients.map((c) => textTurn(c, 'say: hello from a worker', 15_000)));
@@ -134,5 +152,17 @@ describe('server.workers: 2', () => {
     for (const c of clients) c.say('say: I like banana very much, it is a fine thing to talk about for a while.');
     const done = await Promise.all(clients.map((c) => c.next('response.done', 15_000)));
     expect(done.map((d) => (d['response'] as { status: string }).status)).toEqual(Array(clients.length).fill('cancelled'));
+  });
+
+  it('a primary that cannot start (admin port taken) leaves no worker behind', { timeout: 60_000 }, async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      await expect(startTestProxy({ config: { server: { workers: 2 }, admin: { port } } })).rejects.toThrow(/cannot listen/);
+      await expect.poll(() => ownWorkers(), { timeout: 15_000 }).toEqual([]);
+    } finally {
+      taken.close();
+    }
   });
 });
