@@ -27,6 +27,17 @@ const send = (m: FromWorker): boolean => {
   }
 };
 
+/** How long a worker whose primary is gone may take to close its sessions and modules. */
+const ORPHAN_EXIT_MS = 5000;
+
+/**
+ * The primary is gone: nobody reads this worker's output or exit code. process.exit() was seen to
+ * hang here (exit handlers writing to the dead primary's stdout pipe), so the worker kills itself.
+ */
+function orphanExit(): void {
+  process.kill(process.pid, 'SIGKILL');
+}
+
 let server: ProxyServer | null = null;
 let modules: ProxyModule[] = [];
 let ledger: RemoteLedger | null = null;
@@ -57,8 +68,12 @@ async function shutdown(drainMs: number): Promise<void> {
     if (server) await server.shutdown(drainMs);
     else await Promise.allSettled(modules.map((m) => m.close?.()));
   } finally {
-    send({ t: 'drained' });
-    process.exit(0);
+    if (process.connected) {
+      send({ t: 'drained' });
+      process.exit(0);
+    } else {
+      orphanExit();
+    }
   }
 }
 
@@ -103,9 +118,14 @@ process.on('message', onMessage);
 // The primary is gone (crashed or killed): no ledger, no drain orders; end the sessions and exit.
 process.on('disconnect', () => {
   ledger?.disconnect();
+  // Bounded: a module that hangs on close (an exporter whose endpoint is gone) must not leave an orphan.
+  setTimeout(orphanExit, ORPHAN_EXIT_MS);
   void shutdown(0);
 });
-// SIGTERM/SIGINT reach the whole process group from a terminal or `docker stop`: the primary
-// orders the drain, so the worker does not act on the signal itself.
-process.on('SIGTERM', () => undefined);
-process.on('SIGINT', () => undefined);
+// SIGTERM/SIGINT reach the whole process group from a terminal: while the primary is there it
+// orders the drain, so the worker does not act on the signal itself; without it, the signal ends it.
+const onSignal = () => {
+  if (!process.connected) void shutdown(0);
+};
+process.on('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);

@@ -1,5 +1,7 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
@@ -53,15 +55,15 @@ async function status(url: string): Promise<{ status: number; body: Record<strin
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-/** Relay worker processes this test process started (children running src/server/worker). */
-function ownWorkers(): number[] {
+/** Relay worker processes of `parent` (default: this test process), i.e. its children running src/server/worker. */
+function ownWorkers(parent = process.pid): number[] {
   const pids: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('server/worker')) pids.push(Number(d));
+      if (ppid === parent && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('server/worker')) pids.push(Number(d));
     } catch {
       // Gone meanwhile.
     }
@@ -164,5 +166,37 @@ describe('server.workers: 2', () => {
     } finally {
       taken.close();
     }
+  });
+
+  it('workers whose primary is killed (SIGKILL: no drain order) end their sessions and exit', { timeout: 90_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-orphan-'));
+    writeFileSync(join(dir, 'proxy.yaml'), 'server: { host: 127.0.0.1, port: 0, workers: 2 }\nadmin: { port: 0 }\nmetering: { ledger: { path: ":memory:" } }\nupstream: { provider: simulator }\ntenants:\n  t:\n    keys: [{ key: rpk_orphan_test_0123456789 }]\n');
+    const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
+    const primary = spawn(process.execPath, [bin, '--config', join(dir, 'proxy.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      primary.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /"port":(\d+).*realtime proxy listening/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      primary.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    const workers = ownWorkers(primary.pid!);
+    expect(workers).toHaveLength(2);
+    const c = new TestClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: 'Bearer rpk_orphan_test_0123456789' } });
+    await c.next('session.created', 15_000);
+    primary.kill('SIGKILL');
+    // The session's worker ends it (the primary's embedded simulator died with it, too) and every worker exits.
+    await c.closed;
+    const alive = () => workers.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    await expect.poll(alive, { timeout: 20_000 }).toEqual([]);
   });
 });
