@@ -473,3 +473,17 @@ describe('actions', () => {
     expect(new Set(Object.values(ACTION_RANK)).size).toBe(5);
   });
 });
+
+describe('context shorter than the window', () => {
+  it('keeps all of a seed or released text shorter than the window', () => {
+    const r = rule('p', [phraseFinder(['wire the money'], true)]);
+    expect(ids(scanText([r], 'money', 20, 4096, 'please wire the '))).toEqual(['p']);
+    const s = new TextScanner([r], 20);
+    expect(s.push('please wire the ').text).toBe('please ');
+    expect(s.push('x ').text).toBe('wire the x ');
+    const t = new TextScanner([r], 20);
+    t.push('please wire the ', false);
+    t.push('', true);
+    expect(ids(t.push('money', true))).toEqual(['p']);
+  });
+});
