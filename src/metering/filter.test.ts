@@ -1,88 +1,14 @@
-import pino from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
-import type { Admission, Filter, FilterFactory, Verdict } from '../pipeline/filter.js';
+import { nextUtcMidnight, utcDate } from '../../test/support/clock.js';
+import { client, created, done, json, server, session, setup, spent, T0, usage } from '../../test/metering/filter-harness.js';
+import type { Admission, Verdict } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { Tenant } from '../tenants/tenant.js';
-import { meteringSchema, type TenantLimitsConfig } from './config.js';
-import { createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
-import type { UsageRecord } from './ledger.js';
+import type { TenantLimitsConfig } from './config.js';
 import { resolveLimits } from './limits.js';
 import { formatUsd } from './money.js';
-import { PriceBook } from './pricing.js';
-import { SqliteLedger } from './sqlite-ledger.js';
-import { nextUtcMidnight, recentNoon, utcDate } from '../../test/support/clock.js';
-
-const T0 = recentNoon();
-
-interface Setup {
-  readonly factory: FilterFactory;
-  readonly ledger: SqliteLedger;
-  readonly records: UsageRecord[];
-  readonly rt: MeteringRuntime;
-}
-
-const ledgers: SqliteLedger[] = [];
-afterEach(async () => {
-  vi.useRealTimers();
-  for (const l of ledgers.splice(0)) await l.close();
-});
-
-function setup(config: Record<string, unknown> = {}, wall: () => number = () => T0): Setup {
-  const cfg = meteringSchema.parse({ ledger: { path: ':memory:' }, ...config });
-  const ledger = new SqliteLedger(':memory:');
-  ledgers.push(ledger);
-  const records: UsageRecord[] = [];
-  const rt: MeteringRuntime = {
-    config: cfg,
-    prices: new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice }),
-    ledger,
-    limitsOf: (t) => resolveLimits(t, cfg),
-    onRecord: (r) => records.push(r),
-    log: pino({ level: 'silent' }),
-    wall,
-  };
-  return { factory: createMeteringFilterFactory(rt), ledger, records, rt };
-}
-
-/** The session of each filter: the helpers below feed its conversation view as the relay core would. */
-const sessions = new WeakMap<Filter, FakeSession>();
-
-function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime'): { ctx: FakeSession; f: Filter } {
-  const ctx = new FakeSession({ tenant: { limits }, model });
-  const f = s.factory.create(ctx);
-  sessions.set(f, ctx);
-  return { ctx, f };
-}
-
-const ev = (e: { type: string; [k: string]: unknown }) => Frame.fromEvent(e);
-const client = (f: Filter, e: { type: string; [k: string]: unknown }) => sessions.get(f)!.fromClient(f, ev(e)) as Verdict;
-const server = (f: Filter, e: { type: string; [k: string]: unknown }) => sessions.get(f)!.fromServer(f, ev(e)) as Verdict;
-
-function usage(textIn: number, audioIn: number, textOut: number, audioOut: number) {
-  return {
-    total_tokens: textIn + audioIn + textOut + audioOut,
-    input_tokens: textIn + audioIn,
-    output_tokens: textOut + audioOut,
-    input_token_details: { text_tokens: textIn, audio_tokens: audioIn, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } },
-    output_token_details: { text_tokens: textOut, audio_tokens: audioOut },
-  };
-}
-
-/** Earlier spend of the tenant (another session). */
-const spent = (costNanos: number): UsageRecord => ({
-  ts: T0, tenant: 'acme', session: 'rps_other', source: 'response', ref: 'resp_old', model: 'gpt-realtime', status: 'completed', costNanos,
-  inputTokens: 0, outputTokens: 0, cachedTokens: 0, totalTokens: 0, input: null, cached: null, output: null, seconds: null, estimated: false, settledBy: 'response.done', fallbackPrice: false,
-});
-
-const created = (id: string, extra: Record<string, unknown> = {}) => ({ type: 'response.created', response: { id, status: 'in_progress', conversation_id: 'conv_1', max_output_tokens: 'inf', usage: null, ...extra } });
-const done = (id: string, u: unknown, status = 'completed') => ({ type: 'response.done', response: { id, status, conversation_id: 'conv_1', usage: u } });
-
-function json(v: Verdict): Record<string, unknown> {
-  if (v.kind !== 'replace') throw new Error(`expected replace, got ${v.kind}`);
-  return v.frame.json();
-}
 
 describe('metering filter: usage', () => {
   it('bills each response.done exactly and keeps running totals for the session-end log', () => {
