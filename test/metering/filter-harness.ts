@@ -3,13 +3,15 @@
  * and limits, and a FakeSession whose conversation view learns every frame as the relay core's
  * would. Used by the filter's fast unit tests (src/metering/filter*.test.ts), which Stryker runs.
  */
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { afterEach, vi } from 'vitest';
 import type { Filter, FilterFactory, Verdict } from '../../src/pipeline/filter.js';
 import { Frame } from '../../src/pipeline/frame.js';
 import { meteringSchema, type TenantLimitsConfig } from '../../src/metering/config.js';
 import { createMeteringFilterFactory, type MeteringRuntime } from '../../src/metering/filter.js';
-import type { UsageRecord } from '../../src/metering/ledger.js';
+import type { CapHit, Ledger, ReserveRequest, ReserveResult, UsageRecord } from '../../src/metering/ledger.js';
+import type { CapSet } from '../../src/metering/limits.js';
+import type { PeriodKind } from '../../src/metering/periods.js';
 import { resolveLimits } from '../../src/metering/limits.js';
 import { PriceBook } from '../../src/metering/pricing.js';
 import { SqliteLedger } from '../../src/metering/sqlite-ledger.js';
@@ -28,6 +30,8 @@ export interface Setup {
   readonly rt: MeteringRuntime;
   /** What the runtime logged at warn level and above (message and bindings). */
   readonly logs: { level: string; msg: string; [k: string]: unknown }[];
+  /** The logger sessions of this setup get (their logs land in `logs` too). */
+  readonly log: Logger;
 }
 
 const ledgers: SqliteLedger[] = [];
@@ -36,7 +40,11 @@ afterEach(async () => {
   for (const l of ledgers.splice(0)) await l.close();
 });
 
-export function setup(config: Record<string, unknown> = {}, wall: () => number = () => T0): Setup {
+/**
+ * `wrap` puts another ledger in front of the SQLite one (e.g. `AsyncLedger`, which answers like
+ * Redis); `Setup.ledger` stays the SQLite ledger underneath, for assertions.
+ */
+export function setup(config: Record<string, unknown> = {}, wall: () => number = () => T0, wrap?: (l: SqliteLedger) => Ledger): Setup {
   const cfg = meteringSchema.parse({ ledger: { path: ':memory:' }, ...config });
   const ledger = new SqliteLedger(':memory:');
   ledgers.push(ledger);
@@ -54,20 +62,20 @@ export function setup(config: Record<string, unknown> = {}, wall: () => number =
   const rt: MeteringRuntime = {
     config: cfg,
     prices: new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice }),
-    ledger,
+    ledger: wrap ? wrap(ledger) : ledger,
     limitsOf: (t) => resolveLimits(t, cfg),
     onRecord: (r) => records.push(r),
     log,
     wall,
   };
-  return { factory: createMeteringFilterFactory(rt), ledger, records, rt, logs };
+  return { factory: createMeteringFilterFactory(rt), ledger, records, rt, logs, log };
 }
 
 /** The session of each filter: the helpers below feed its conversation view as the relay core would. */
 const sessions = new WeakMap<Filter, FakeSession>();
 
 export function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime', query?: Record<string, string>): { ctx: FakeSession; f: Filter } {
-  const ctx = new FakeSession({ tenant: { limits }, model, ...(query ? { query } : {}) });
+  const ctx = new FakeSession({ tenant: { limits }, model, log: s.log, ...(query ? { query } : {}) });
   const f = s.factory.create(ctx);
   sessions.set(f, ctx);
   return { ctx, f };
@@ -112,3 +120,69 @@ export const transcribed = (itemId: string, u: unknown) => ({ type: 'conversatio
 
 /** An input audio frame as the relay delivers it (raw bytes, never parsed by metering). */
 export const appendFrame = (base64 = 'AAAA') => new Frame('input_audio_buffer.append', Buffer.from(`{"type":"input_audio_buffer.append","audio":"${base64}"}`));
+
+type Fault = 'reject' | 'throw';
+
+/**
+ * The SQLite ledger behind an asynchronous interface, as the Redis ledger answers: every call
+ * returns a promise. Faults make a call reject (Redis down) or throw synchronously (a bug or a
+ * closed ledger); `reserveUnavailable` makes reserve answer `unavailable`; `knownOverHit` is what
+ * `knownOver` answers (Redis keeps a recent "over a cap" flag per tenant).
+ */
+export class AsyncLedger implements Ledger {
+  readonly kind = 'redis' as const;
+  readonly synchronous = false;
+  readonly faults = new Map<'reserve' | 'status' | 'settle' | 'release' | 'acquireSlot', Fault>();
+  reserveUnavailable: string | null = null;
+  slotUnavailable = false;
+  knownOverHit: CapHit | null = null;
+  readonly calls: string[] = [];
+
+  constructor(readonly inner: SqliteLedger) {}
+
+  #run<T>(name: 'reserve' | 'status' | 'settle' | 'release' | 'acquireSlot', f: () => T): Promise<T> {
+    this.calls.push(name);
+    const fault = this.faults.get(name);
+    if (fault === 'throw') throw new Error(`${name}: ledger broken`);
+    if (fault === 'reject') return Promise.reject(new Error(`${name}: redis down`));
+    return Promise.resolve().then(f);
+  }
+
+  reserve(req: ReserveRequest): Promise<ReserveResult> {
+    return this.#run('reserve', () => (this.reserveUnavailable !== null ? { kind: 'unavailable' as const, reason: this.reserveUnavailable } : this.inner.reserve(req)));
+  }
+  settle(reservationId: string | null, record: UsageRecord): Promise<void> {
+    return this.#run('settle', () => this.inner.settle(reservationId, record));
+  }
+  release(tenant: string, reservationId: string): Promise<void> {
+    return this.#run('release', () => this.inner.release(tenant, reservationId));
+  }
+  status(tenant: string, caps: CapSet, wallMs: number) {
+    return this.#run('status', () => this.inner.status(tenant, caps, wallMs));
+  }
+  setOverride(tenant: string, kind: PeriodKind, change: { nanos?: number | null; tokens?: number | null }) {
+    return Promise.resolve(this.inner.setOverride(tenant, kind, change));
+  }
+  resetSpend(tenant: string, kind: PeriodKind, wallMs: number) {
+    return Promise.resolve(this.inner.resetSpend(tenant, kind, wallMs));
+  }
+  usage(tenant: string | null, sinceMs: number, limit: number) {
+    return Promise.resolve(this.inner.usage(tenant, sinceMs, limit));
+  }
+  acquireSlot(tenant: string, token: string, max: number, wallMs: number): Promise<boolean | 'unavailable'> {
+    return this.#run('acquireSlot', () => (this.slotUnavailable ? ('unavailable' as const) : this.inner.acquireSlot(tenant, token, max)));
+  }
+  releaseSlot(tenant: string, token: string): void {
+    this.calls.push('releaseSlot');
+    this.inner.releaseSlot(tenant, token);
+  }
+  knownOver(): CapHit | null {
+    return this.knownOverHit;
+  }
+  readiness(): string | null {
+    return null;
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
