@@ -53,6 +53,7 @@ describe('limits: what a tenant is held to', () => {
     const m = metering({ pro: { dailyUsd: '5', monthlyUsd: '50', dailyTokens: 1000, maxSessionDurationSec: 60, maxConcurrentSessions: 3 } });
     const l = resolveLimits(tenant({ dailyUsd: '0.25', dailyTokens: null, maxConcurrentSessions: null }, 'pro'), m);
     expect(l.caps).toEqual({ dayNanos: 250_000_000, monthNanos: 50_000_000_000, dayTokens: null, monthTokens: null });
+    expect(resolveLimits(tenant({ dailyUsd: null, monthlyUsd: null }, 'pro'), m).caps).toEqual({ dayNanos: null, monthNanos: null, dayTokens: 1000, monthTokens: null });
     expect(l.maxSessionDurationMs).toBe(60_000);
     expect(l.maxConcurrentSessions).toBeNull();
   });
