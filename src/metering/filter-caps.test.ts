@@ -134,8 +134,9 @@ describe('caps: each cap against its own period and unit (issue 16)', () => {
         expect([again?.code, again?.eventId, again?.closesSession, again?.details?.['cap']]).toEqual(['budget_exceeded', 'c2', false, c.cap]);
       });
 
-      it('refuse policy with input transcription: the transcription that reaches the cap holds input audio back, naming the cap', () => {
-        const s = setup({}, () => now);
+      it('refuse policy with input transcription: the transcription that reaches the cap holds input audio back, naming the cap, until that cap is raised', () => {
+        let clock = now;
+        const s = setup({}, () => clock);
         s.ledger.settle(null, spent(c.spend[0] - (c.shown.unit === 'USD' ? 1 : 0), c.spend[1] - (c.shown.unit === 'USD' ? 0 : 1), spentAt));
         const { ctx, f } = session(s, c.limits);
         server(f, transcriptionSession());
@@ -144,6 +145,15 @@ describe('caps: each cap against its own period and unit (issue 16)', () => {
         const v = f.onClient!(appendFrame()) as Verdict;
         expect(rejected(v)?.details?.['cap']).toBe(c.cap);
         expect(rejected(v)?.param).toBe('input_audio_buffer.append');
+        // Rechecked every 5 s: still over this cap (whatever the other period's spend), still held.
+        clock += 5000;
+        expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('drop');
+        expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('drop');
+        // The operator raises this cap: at the next recheck audio flows again.
+        s.ledger.setOverride('acme', isDaily(c) ? 'day' : 'month', c.shown.unit === 'USD' ? { nanos: 1_000_000_000 } : { tokens: 1_000_000 });
+        clock += 5000;
+        expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('drop');
+        expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('continue');
         expect(ctx.closedWith).toBeNull();
       });
     });

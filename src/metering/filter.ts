@@ -897,14 +897,7 @@ export class MeteringFilter implements Filter {
       const recheck = then(this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now), (s) => {
         blocked.checking = false;
         blocked.since = this.#rt.wall();
-        const pairs: Array<[number | null, number]> = [
-          [s.day.capNanos, s.day.spent.nanos],
-          [s.month.capNanos, s.month.spent.nanos],
-          [s.day.capTokens, s.day.spent.tokens],
-          [s.month.capTokens, s.month.spent.tokens],
-        ];
-        const over = pairs.some(([limit, spent]) => limit !== null && spent >= limit);
-        if (!over && this.#audioBlocked === blocked) this.#audioBlocked = null;
+        if (spentCap(s) === null && this.#audioBlocked === blocked) this.#audioBlocked = null;
       });
       if (recheck instanceof Promise) recheck.catch(() => (blocked.checking = false));
     }
