@@ -223,7 +223,8 @@ describe('metering filter: admission', () => {
   const q = new Map<string, string>();
 
   it('refuses models without a price unless a fallback is configured', async () => {
-    expect(refusal(await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q }))?.code).toBe('unknown_model_price');
+    const unpriced = refusal(await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q }));
+    expect([unpriced?.code, unpriced?.param, unpriced?.httpStatus, unpriced?.message]).toEqual(['unknown_model_price', 'model', 400, 'No price is configured for model "gpt-9-realtime".']);
     expect(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q })).toBeNull();
     expect(await setup().factory.admit!({ tenant: tenant(), model: '', query: new Map([['intent', 'transcription']]) })).toBeNull();
   });
@@ -756,6 +757,26 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(s.records.map((r) => [r.ref, r.status, r.costNanos])).toEqual([['resp_vad', 'cancelled', 400_000]]);
     });
 
+    it('held input audio flows again as soon as a response is admitted (the cap was raised), without waiting for the recheck', async () => {
+      const s = asyncSetup();
+      s.ledger.settle(null, spent(50_000_000));
+      const { f } = session(s, { dailyUsd: '0.05' });
+      await serverAsync(f, created('resp_vad'));
+      expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('reject');
+      s.ledger.setOverride('acme', 'day', { nanos: 1_000_000_000 });
+      expect((await clientAsync(f, { type: 'response.create', event_id: 'c1' })).kind).toBe('continue');
+      expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('continue');
+    });
+
+    it('an uncapped tenant\'s create refused upstream releases nothing in the ledger (nothing was reserved)', async () => {
+      const s = asyncSetup();
+      const { f } = session(s);
+      await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      await serverAsync(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'c1' } });
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(s.async.calls).toEqual([]);
+    });
+
     it('a VAD response under the cap holds its reservation until its response.done', async () => {
       const s = asyncSetup();
       const { ctx, f } = session(s, { dailyUsd: '100' });
@@ -949,6 +970,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         const e = await closed.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q });
         expect(e instanceof ProxyError && [e.code, e.closeCode]).toEqual(['budget_unavailable', 1013]);
         expect(closed.logs.some((l) => l.level === 'warn' && l.msg === 'metering: ledger status unavailable at admission' && l['tenant'] === 'acme')).toBe(true);
+        expect(closed.logs.find((l) => l.msg === 'metering: ledger status unavailable at admission')?.['err']).toBe(fault === 'reject' ? 'status: redis down' : 'status: ledger broken');
         const open = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
         open.async.faults.set('status', fault);
         expect(await open.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q })).toBeNull();
@@ -1379,7 +1401,16 @@ describe("metering filter: one session's life", () => {
       expect(ctx.upstream).toHaveLength(2);
     });
 
-    it('without a tenant limit nothing is clamped or injected', () => {
+    it('a session whose model is not known yet is clamped at the tenant limit', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { maxResponseOutputTokens: 300 }, '');
+    expect(json(client(f, { type: 'session.update', event_id: 'u1', session: { type: 'realtime', max_output_tokens: 'inf' } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
+    expect(ctx.client[0]).toMatchObject({ error: { code: 'max_output_tokens_clamped', details: { requested: 'inf', limit: 300 } } });
+    const v = client(f, { type: 'response.create', event_id: 'c1' });
+    expect(v.kind === 'reject' && [v.error.code, v.error.message]).toEqual(['unknown_model_price', 'No price is configured for model "(unknown)".']);
+  });
+
+  it('without a tenant limit nothing is clamped or injected', () => {
       const s = setup();
       const { ctx, f } = session(s);
       server(f, { type: 'session.created', session: { type: 'realtime', max_output_tokens: 'inf' } });

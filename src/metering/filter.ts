@@ -452,10 +452,9 @@ export class MeteringFilter implements Filter {
   }
 
   #queuePending(eventId: string, r: Reservation): void {
-    r.timer = setTimeout(() => {
-      // The upstream never started this response (refused it, or the client raced another): free it.
-      if (this.#pending.get(eventId) === r) this.#releasePending(eventId, r);
-    }, this.#rt.config.pendingResponseTimeoutMs);
+    // The upstream never started this response (refused it, or the client raced another): free it.
+    // Every other way out of #pending (started, refused upstream, session closed) clears this timer.
+    r.timer = setTimeout(() => this.#releasePending(eventId, r), this.#rt.config.pendingResponseTimeoutMs);
     r.timer.unref();
     this.#pending.set(eventId, r);
   }
