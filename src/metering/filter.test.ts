@@ -845,7 +845,8 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         const { ctx, f } = session(s, { dailyUsd: '1' });
         const v = await clientAsync(f, { type: 'response.create', event_id: 'c1' });
         expect(v.kind === 'reject' && [v.error.code, v.error.eventId, v.error.closesSession]).toEqual(['budget_unavailable', 'c1', false]);
-        expect(v.kind === 'reject' && String(v.error.details?.['reason'])).toContain('reserve: ');
+        expect(v.kind === 'reject' && v.error.details?.['reason']).toBe(fault === 'reject' ? 'Error: reserve: redis down' : 'reserve: ledger broken');
+        expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: reserve failed')).toBe(fault === 'throw');
         expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
         await serverAsync(f, created('resp_vad'));
         expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_vad', 'budget_unavailable']]);
@@ -896,6 +897,17 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       await serverAsync(f, created('resp_2'));
       await serverAsync(f, done('resp_2', usage(1000, 0, 0, 0)));
       expect(s.records.map((r) => r.ref)).toEqual(['resp_1', 'resp_2']);
+      expect(s.logs.filter((l) => l.msg === 'metering: settle failed').map((l) => l['ref'] ?? (l['record'] as { ref: string }).ref)).toEqual(['resp_1', 'resp_2']);
+      // The export sink failing (disk full) is logged too; billing goes on.
+      s.async.faults.delete('settle');
+      (s.rt as { onRecord: (r: unknown) => void }).onRecord = () => {
+        throw new Error('disk full');
+      };
+      await serverAsync(f, created('resp_3'));
+      await serverAsync(f, done('resp_3', usage(1000, 0, 0, 0)));
+      await flush();
+      expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: usage export failed')).toBe(true);
+      expect(s.ledger.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['resp_3']);
       expect(ctx.closedWith).toBeNull();
     });
 
@@ -909,7 +921,30 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         await flush();
         expect(ctx.closedWith).toBeNull();
         expect(s.async.calls).toContain('release');
+        expect(s.logs.some((l) => l.msg === 'metering: release failed')).toBe(fault === 'throw');
       }
+    });
+
+    it('refuse policy without input transcription: a settle does not ask the ledger for status (nothing to hold back)', async () => {
+      const s = asyncSetup();
+      const { f } = session(s, { dailyUsd: '0.001' });
+      await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      await serverAsync(f, created('resp_1'));
+      await serverAsync(f, done('resp_1', usage(1000, 0, 0, 0)));
+      await flush();
+      expect(s.async.calls).not.toContain('status');
+    });
+
+    it('end_session: a session that closes while the status after a settle is in flight is not ended again', async () => {
+      const s = asyncSetup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { dailyUsd: '0.001' });
+      await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      await serverAsync(f, created('resp_1'));
+      await serverAsync(f, done('resp_1', usage(1000, 0, 0, 0)));
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      await flush();
+      expect(ctx.closedWith).toBeNull();
+      expect(ctx.reports.some((r) => r.kind === 'budget' && r.action === 'ended')).toBe(false);
     });
 
     it('end_session: a ledger status that fails after a settle leaves the session open', async () => {
@@ -959,6 +994,30 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(2);
       await flush();
       expect(append().kind).toBe('continue');
+    });
+
+    it('held input audio: after a recheck that finds the cap still spent, the next one waits another 5 s', async () => {
+      let now = T0;
+      const s = asyncSetup({}, () => now);
+      s.ledger.settle(null, spent(50_000_000));
+      const { f } = session(s, { dailyUsd: '0.05' });
+      await serverAsync(f, created('resp_vad'));
+      const append = () => f.onClient!(appendFrame()) as Verdict;
+      const held = append();
+      expect(held.kind === 'reject' && held.error.message).toMatch(/^The tenant daily cost budget is exhausted \(resets .*\)\. Input audio is not accepted until the budget allows\.$/);
+      expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
+      now += 5000;
+      append();
+      await flush();
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(1);
+      now += 4999;
+      append();
+      await flush();
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(1);
+      now += 1;
+      append();
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(2);
+      expect(f.summary!()).toMatchObject({ meteringRefused: 1 });
     });
   });
 
@@ -1696,7 +1755,34 @@ describe("metering filter: one session's life", () => {
       expect(ctx.closedWith?.code).toBe('token_limit_exceeded');
     });
 
-    it('client gone: a response whose worst case was zero is released, not billed', () => {
+    it('frames after the close bill nothing: a response started then, and a second close, add no record', () => {
+    const s = setup();
+    const { f } = session(s, CAPPED);
+    f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+    server(f, created('resp_late'));
+    f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+    expect(s.records).toEqual([]);
+  });
+
+  it('a free model still bills the tokens of a response without response.done (token caps count them)', () => {
+    const free = { textIn: 0, cachedTextIn: 0, textOut: 0, audioIn: 0, cachedAudioIn: 0, audioOut: 0, imageIn: 0, cachedImageIn: 0 };
+    const s = setup({ prices: { 'free-rt': free } });
+    const { f } = session(s, { dailyTokens: 1_000_000 }, 'free-rt');
+    client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 10 } });
+    server(f, created('resp_1', { max_output_tokens: 10 }));
+    f.onClose!({ initiator: 'client', code: 1006, reason: '' });
+    expect(s.records.map((r) => [r.costNanos, r.totalTokens, r.settledBy])).toEqual([[0, 18, 'client_gone_estimate']]);
+  });
+
+  it('a usage before the session knows its model is billed at the dearest price under that price\'s id', () => {
+    const s = setup();
+    const { f } = session(s, null, '');
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(0, 0, 1000, 0)));
+    expect(s.records.map((r) => [r.model, r.costNanos, r.fallbackPrice])).toEqual([['gpt-realtime-2', 24_000_000, true]]);
+  });
+
+  it('client gone: a response whose worst case was zero is released, not billed', () => {
       const s = setup({ onExhausted: 'end_session' });
       const { ctx, f } = session(s, { maxSessionTokens: 0 });
       server(f, created('resp_1')); // cancelled over the limit: nothing reserved
