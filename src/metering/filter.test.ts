@@ -698,6 +698,25 @@ describe("metering filter: issue 16 regression: every cap against its own period
       expect([ctx.closedWith?.code, ctx.closedWith?.closeCode]).toEqual(['token_limit_exceeded', 4002]);
     });
 
+    it('end_session: a VAD response over a cost cap is cancelled and the session ends once it is billed', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      s.ledger.settle(null, spent(50_000_000));
+      const { ctx, f } = session(s, { monthlyUsd: '0.05' });
+      server(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => [c.notice.code, c.notice.details?.['cap'], c.notice.closesSession])).toEqual([['budget_exceeded', 'monthly_usd', false]]);
+      server(f, done('resp_vad', usage(5, 0, 0, 0), 'cancelled'));
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details?.['cap']]).toEqual(['budget_exceeded', 4002, 'monthly_usd']);
+    });
+
+    it('end_session: a VAD response cancelled for another reason (unpriced model) does not end the session', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { dailyUsd: '1' }, 'gpt-9');
+      server(f, created('resp_vad'));
+      server(f, done('resp_vad', usage(5, 0, 0, 0), 'cancelled'));
+      expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['unknown_model_price']);
+      expect(ctx.closedWith).toBeNull();
+    });
+
     it('end_session: a VAD response past the limit is cancelled and the session ends', () => {
       const s = setup({ onExhausted: 'end_session' });
       const { ctx, f } = session(s, { maxSessionTokens: 0 });
@@ -1387,7 +1406,19 @@ describe("metering filter: one session's life", () => {
       server(f, created('resp_vad', { max_output_tokens: 100 }));
       expect(reserved(s)).toEqual({ nanos: 1008 * 4_000 + 100 * 64_000, tokens: 1108 });
       server(f, created('resp_vad2', { max_output_tokens: undefined, output_modalities: ['text'] }));
-      expect(reserved(s).tokens).toBe(1108 + 1008 + 4096);
+      expect(reserved(s)).toEqual({ nanos: 1008 * 4_000 + 100 * 64_000 + 1008 * 4_000 + 4096 * 16_000, tokens: 1108 + 1008 + 4096 });
+      server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['text'] } });
+      server(f, created('resp_vad3', { max_output_tokens: 1 }));
+      expect(reserved(s).nanos).toBe(1008 * 4_000 + 100 * 64_000 + 1008 * 4_000 + 4096 * 16_000 + 1008 * 4_000 + 16_000);
+    });
+
+    it('a VAD response in the conversation recalibrates the estimate with its upstream count too', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(20_000)) });
+      server(f, created('resp_vad'));
+      server(f, done('resp_vad', usage(300, 0, 20, 0)));
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 320);
     });
   });
 

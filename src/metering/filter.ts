@@ -663,7 +663,8 @@ export class MeteringFilter implements Filter {
   #cancel(responseId: string, error: ProxyError): void {
     this.#cancelled++;
     this.#ctx.report({ kind: 'budget', action: 'cancelled', scope: error.code === 'token_limit_exceeded' ? 'session' : 'tenant', limit: this.#limitName(error), responseId });
-    this.#ctx.cancelResponse(responseId, BY, error.closesSession ? new ProxyError(error.code, { message: error.message, details: error.details ?? {}, close: null }) : error);
+    // Never a closing error here (the ending error is stored non-closing): the notice leaves the session up.
+    this.#ctx.cancelResponse(responseId, BY, error);
     if (this.#rt.config.onExhausted === 'end_session' && (error.code === 'budget_exceeded' || error.code === 'token_limit_exceeded')) {
       this.#endSession(error);
     }
