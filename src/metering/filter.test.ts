@@ -1581,6 +1581,26 @@ describe("metering filter: one session's life", () => {
       expect(ctx.closedWith).toBeNull();
     });
 
+    it('a session on an unpriced model takes the priced model the upstream reports (e.g. a deployment name resolved)', () => {
+      const s = setup();
+      const { f } = session(s, null, 'gpt-9');
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 0, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos, r.fallbackPrice])).toEqual([['gpt-realtime-mini', 600_000, false]]);
+    });
+
+    it('two models without a price of their own (both on the fallback) are not taken for the same model', () => {
+      const s = setup({ fallbackPrice: 'gpt-realtime-mini' });
+      const { f } = session(s);
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', model: 'brand-new' } }).kind).toBe('continue');
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'other-unknown' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 0, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos])).toEqual([['gpt-realtime', 4_000_000]]);
+    });
+
     it('a model priced through the fallback is billed at it, marked fallback', () => {
       const s = setup({ fallbackPrice: 'gpt-realtime-mini' });
       const { f } = session(s, null, 'brand-new');
