@@ -450,6 +450,11 @@ describe('metering filter: issue 11 regressions', () => {
     server(f, { type: 'response.done', response: { id: 'resp_1', status: 'completed', conversation_id: 'conv_1', output_modalities: ['text'], usage: { input_tokens: 100, output_tokens: 100, total_tokens: 200, input_token_details: { text_tokens: 100 } } } });
     // 100·4 + 100·16 µ$ (the audio rate would give 100·64).
     expect(s.records[0]!.costNanos).toBe(100 * 4_000 + 100 * 16_000);
+    // A response that may have spoken: undetailed output at the dearest (audio) rate.
+    client(f, { type: 'response.create', event_id: 'c2' });
+    server(f, created('resp_2'));
+    server(f, { type: 'response.done', response: { id: 'resp_2', status: 'completed', conversation_id: 'conv_1', output_modalities: ['audio'], usage: { input_tokens: 100, output_tokens: 100, total_tokens: 200, input_token_details: { text_tokens: 100 } } } });
+    expect(s.records[1]!.costNanos).toBe(100 * 4_000 + 100 * 64_000);
   });
 });
 
@@ -548,6 +553,7 @@ describe("metering filter: issue 16 regression: every cap against its own period
           expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'tenant', limit: c.cap, responseId: 'resp_vad' });
           expect(ctx.closedWith).toBeNull();
           expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
+          expect(ctx.reports.some((r) => r.kind === 'budget' && r.action === 'ended')).toBe(false); // refuse policy: the session goes on
         });
 
         it('in session: under the cap (or over it in the other unit only), a create and a VAD response run', () => {
@@ -1577,7 +1583,7 @@ describe("metering filter: one session's life", () => {
       server(f, done('resp_vad', usage(0, 0, 1000, 0), 'cancelled'));
       // gpt-realtime-2: text out 24 µ$.
       expect(s.records).toEqual([expect.objectContaining({ ref: 'resp_vad', model: 'gpt-9', costNanos: 24_000_000, fallbackPrice: true })]);
-      expect(s.logs.some((l) => l.level === 'error' && /billed at gpt-realtime-2 prices/.test(l.msg))).toBe(true);
+      expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: usage for an unpriced model billed at gpt-realtime-2 prices' && l['model'] === 'gpt-9' && l['responseId'] === 'resp_vad')).toBe(true);
       expect(ctx.closedWith).toBeNull();
     });
 
@@ -1653,6 +1659,10 @@ describe("metering filter: one session's life", () => {
       server(f, done('resp_1', null, 'failed'));
       expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
       expect(s.records).toEqual([]);
+      expect(s.logs.some((l) => l.level === 'debug' && l.msg === 'metering: response.done without usage' && l['responseId'] === 'resp_1')).toBe(true);
+      // A response.done for a response this session never saw start: nothing to free, nothing billed.
+      server(f, done('resp_unknown', null, 'failed'));
+      expect(s.records).toEqual([]);
       f.onClose!({ initiator: 'client', code: 1000, reason: '' });
       expect(s.records).toEqual([]);
     });
@@ -1707,6 +1717,7 @@ describe("metering filter: one session's life", () => {
       expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
       server(f, created('resp_1'));
       server(f, created('resp_vad'));
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
       f.onClose!({ initiator: 'client', code: 1001, reason: '' });
       expect(s.records.map((r) => [r.ref, r.costNanos, r.totalTokens, r.settledBy, r.estimated])).toEqual([
         ['resp_1', BARE.nanos, BARE.tokens, 'client_gone_estimate', true],
@@ -1792,6 +1803,20 @@ describe("metering filter: one session's life", () => {
       server(f, done('resp_1', usage(1, 0, 0, 0), 'cancelled'));
       expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details]).toEqual(['session_duration_exceeded', 4002, { limitSec: 2 }]);
       expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'session_duration_exceeded', responseId: null });
+    });
+
+    it('a response that starts while the session is ending is cancelled with the ending reason, reserves and bills nothing at close', () => {
+      vi.useFakeTimers();
+      const s = setup();
+      const { ctx, f } = session(s, { maxSessionDurationSec: 1, dailyUsd: '100' });
+      server(f, created('resp_1'));
+      vi.advanceTimersByTime(1000);
+      const before = reserved(s);
+      server(f, created('resp_late'));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.closesSession])).toEqual([['resp_1', 'session_duration_exceeded', false], ['resp_late', 'session_duration_exceeded', false]]);
+      expect(reserved(s)).toEqual(before);
+      f.onClose!({ initiator: 'proxy', code: 4002, reason: '' });
+      expect(s.records.map((r) => r.ref)).toEqual(['resp_1']);
     });
 
     it('a session that ends twice closes once, with the first reason', () => {

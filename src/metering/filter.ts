@@ -594,7 +594,8 @@ export class MeteringFilter implements Filter {
     const id = str(response?.['id']);
     if (!response || !id || this.#reservations.has(id)) return CONTINUE;
     const view = this.#ctx.conversation.response(id);
-    const mark = view?.conversationId != null ? this.#estimate.addedMark() : null;
+    // Calibration at response.done uses it only for a response in the default conversation.
+    const mark = this.#estimate.addedMark();
     const createEventId = view?.createEventId ?? null;
     const pending = createEventId !== null ? this.#pending.get(createEventId) : undefined;
     if (pending) {
