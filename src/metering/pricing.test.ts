@@ -3,10 +3,13 @@ import { DEFAULT_PRICES } from './default-prices.js';
 import { formatUsd } from './money.js';
 import { PriceBook, PriceConfigError, readResponseUsage, responseCost, transcriptionCost, worstCaseCost, worstCaseOf, type ModelPrice } from './pricing.js';
 
-const book = new PriceBook();
+// Built inside the tests, never at import: a mutant that breaks the price book must fail tests,
+// not the collection of this file (Stryker counts a file that does not load as no failing test).
+let shared: PriceBook | null = null;
+const book = (): PriceBook => (shared ??= new PriceBook());
 
 function price(model: string): ModelPrice {
-  const p = book.own(model);
+  const p = book().own(model);
   if (!p) throw new Error(`no price for ${model}`);
   return p;
 }
@@ -78,9 +81,9 @@ describe('pricing: response usage', () => {
   }
 
   it('prices dated snapshots like their model', () => {
-    expect(book.lookup('gpt-realtime-2025-08-28')?.price.id).toBe('gpt-realtime');
-    expect(book.lookup('gpt-realtime-mini-2025-12-15')?.price.id).toBe('gpt-realtime-mini');
-    expect(book.lookup('gpt-realtime-9')).toBeNull();
+    expect(book().lookup('gpt-realtime-2025-08-28')?.price.id).toBe('gpt-realtime');
+    expect(book().lookup('gpt-realtime-mini-2025-12-15')?.price.id).toBe('gpt-realtime-mini');
+    expect(book().lookup('gpt-realtime-9')).toBeNull();
   });
 
   it('sums 10,000 responses exactly (no float drift)', () => {
@@ -182,11 +185,10 @@ describe('pricing: configuration', () => {
 
 describe('pricing: issue 11 additions', () => {
   it('per-minute realtime transcription and translation models (reference §6)', () => {
-    const book = new PriceBook();
     const minute = { type: 'duration', seconds: 60 };
-    expect(transcriptionCost(book.own('gpt-realtime-whisper')!, minute)?.nanos).toBe(17_000_000);
-    expect(transcriptionCost(book.own('gpt-live-transcribe')!, minute)?.nanos).toBe(17_000_000);
-    expect(transcriptionCost(book.own('gpt-realtime-translate')!, minute)?.nanos).toBe(34_000_000);
+    expect(transcriptionCost(book().own('gpt-realtime-whisper')!, minute)?.nanos).toBe(17_000_000);
+    expect(transcriptionCost(book().own('gpt-live-transcribe')!, minute)?.nanos).toBe(17_000_000);
+    expect(transcriptionCost(book().own('gpt-realtime-translate')!, minute)?.nanos).toBe(34_000_000);
   });
 
   it('knows the shut-down preview models and their successors, unless the config prices the id itself', () => {
@@ -293,23 +295,23 @@ describe('pricing: configuration an operator writes (issue 16)', () => {
   });
 
   it('a snapshot suffix is a date at the end of the id, nothing else', () => {
-    expect(book.own('gpt-realtime-2025-08-28x')).toBeNull();
-    expect(book.own('gpt-realtime-25-08-28')).toBeNull();
+    expect(book().own('gpt-realtime-2025-08-28x')).toBeNull();
+    expect(book().own('gpt-realtime-25-08-28')).toBeNull();
     expect(new PriceBook({ aliases: { dep: 'gpt-realtime-mini' } }).own('dep-2025-01-01')).toBeNull();
-    expect(book.models.map((m) => m.id)).toEqual(Object.keys(DEFAULT_PRICES));
+    expect(book().models.map((m) => m.id)).toEqual(Object.keys(DEFAULT_PRICES));
   });
 });
 
 describe('pricing: usage shapes an upstream may send (issue 16)', () => {
-  const tokenStt = new PriceBook({ prices: { stt: { kind: 'transcription', textIn: '1', audioIn: '3', textOut: '2' } } }).own('stt')!;
+  const stt = () => new PriceBook({ prices: { stt: { kind: 'transcription', textIn: '1', audioIn: '3', textOut: '2' } } }).own('stt')!;
 
   it('a duration-priced model has no token rates: a response usage costs nothing there (never throws)', () => {
     expect(responseCost(price('whisper-1'), readResponseUsage(usage({ text: 10, outText: 5 })))).toBe(0);
   });
 
   it('duration usage on a token-only model: 10 audio tokens per second, marked estimated', () => {
-    expect(transcriptionCost(tokenStt, { type: 'duration', seconds: 12.5 })).toEqual({ nanos: 125 * 3000, inputTokens: 125, outputTokens: 0, totalTokens: 125, seconds: 12.5, estimated: true });
-    expect(transcriptionCost(tokenStt, { type: 'duration', seconds: 0.01 })).toMatchObject({ inputTokens: 1, nanos: 3000 });
+    expect(transcriptionCost(stt(), { type: 'duration', seconds: 12.5 })).toEqual({ nanos: 125 * 3000, inputTokens: 125, outputTokens: 0, totalTokens: 125, seconds: 12.5, estimated: true });
+    expect(transcriptionCost(stt(), { type: 'duration', seconds: 0.01 })).toMatchObject({ inputTokens: 1, nanos: 3000 });
   });
 
   it('duration usage with a missing, negative or non-numeric length costs nothing', () => {
@@ -319,18 +321,19 @@ describe('pricing: usage shapes an upstream may send (issue 16)', () => {
   });
 
   it('token usage: needs type "tokens" or input_tokens; anything else is no usage', () => {
-    expect(transcriptionCost(tokenStt, { type: 'tokens' })).toEqual({ nanos: 0, inputTokens: 0, outputTokens: 0, totalTokens: 0, seconds: null, estimated: false });
-    expect(transcriptionCost(tokenStt, { input_tokens: 5 })).toMatchObject({ nanos: 5 * 3000, inputTokens: 5 });
-    expect(transcriptionCost(tokenStt, { type: 'other', output_tokens: 9 })).toBeNull();
-    expect(transcriptionCost(tokenStt, {})).toBeNull();
-    expect(transcriptionCost(tokenStt, 'tokens')).toBeNull();
+    expect(transcriptionCost(stt(), { type: 'tokens' })).toEqual({ nanos: 0, inputTokens: 0, outputTokens: 0, totalTokens: 0, seconds: null, estimated: false });
+    expect(transcriptionCost(stt(), { input_tokens: 5 })).toMatchObject({ nanos: 5 * 3000, inputTokens: 5 });
+    expect(transcriptionCost(stt(), { type: 'other', output_tokens: 9 })).toBeNull();
+    expect(transcriptionCost(stt(), {})).toBeNull();
+    expect(transcriptionCost(stt(), 'tokens')).toBeNull();
   });
 
   it('token usage: undetailed input at the dearer input rate; totals never below their parts', () => {
     // 10 text + 20 audio detailed of 40 input: 10 undetailed at max(1, 3) µ$.
-    const c = transcriptionCost(tokenStt, { type: 'tokens', input_tokens: 40, output_tokens: 5, total_tokens: 1, input_token_details: { text_tokens: 10, audio_tokens: 20 } })!;
+    const c = transcriptionCost(stt(), { type: 'tokens', input_tokens: 40, output_tokens: 5, total_tokens: 1, input_token_details: { text_tokens: 10, audio_tokens: 20 } })!;
     expect(c).toEqual({ nanos: 10 * 1000 + 20 * 3000 + 10 * 3000 + 5 * 2000, inputTokens: 40, outputTokens: 5, totalTokens: 45, seconds: null, estimated: false });
-    expect(transcriptionCost(tokenStt, { type: 'tokens', input_tokens: 1, input_token_details: { text_tokens: 10, audio_tokens: 20 } })).toMatchObject({ inputTokens: 30, totalTokens: 30 });
+    expect(transcriptionCost(stt(), { type: 'tokens', input_tokens: 1, input_token_details: { text_tokens: 10, audio_tokens: 20 } })).toMatchObject({ inputTokens: 30, totalTokens: 30 });
+    expect(transcriptionCost(stt(), { type: 'tokens', input_tokens: 10, output_tokens: 5, total_tokens: 20 })).toMatchObject({ inputTokens: 10, outputTokens: 5, totalTokens: 20 });
   });
 
   it('tokens on a duration-priced model: the audio tokens give the length, else all input tokens', () => {
