@@ -710,6 +710,8 @@ describe("metering filter: issue 16 regression: every cap against its own period
       const { ctx, f } = session(s, { monthlyUsd: '0.05' });
       server(f, created('resp_vad'));
       expect(ctx.cancelled.map((c) => [c.notice.code, c.notice.details?.['cap'], c.notice.closesSession])).toEqual([['budget_exceeded', 'monthly_usd', false]]);
+      // The session is ending from the cancel on (a create meanwhile gets the ending error), not only from the settle.
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'tenant', limit: 'monthly_usd', responseId: null });
       server(f, done('resp_vad', usage(5, 0, 0, 0), 'cancelled'));
       expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details?.['cap']]).toEqual(['budget_exceeded', 4002, 'monthly_usd']);
     });
