@@ -236,6 +236,11 @@ describe('pricing: configuration an operator writes (issue 16)', () => {
     expect([withPerMinute.kind, withPerMinute.perMinuteNanos]).toEqual(['realtime', 10_000_000]);
   });
 
+  it('without a kind, a model is realtime unless it has a per-minute price and no audio output rate', () => {
+    expect(configError(() => new PriceBook({ prices: { x: { textIn: '1', audioIn: '1', textOut: '1' } } })).message).toMatch(/^metering\.prices\.x: a realtime price needs/);
+    expect(new PriceBook({ prices: { x: { textIn: '1', audioIn: '1', textOut: '1', perMinute: '0.01' } } }).own('x')!.kind).toBe('transcription');
+  });
+
   it('a model with only a per-minute price is a transcription model (2,000 output tokens), and needs no token rates', () => {
     const p = new PriceBook({ prices: { stt: { perMinute: '0.01' } } }).own('stt')!;
     expect(p).toMatchObject({ kind: 'transcription', tokens: null, perMinuteNanos: 10_000_000, maxOutputTokens: 2000, contextWindow: 128_000, maxInRate: 0, maxOutRate: 0 });
