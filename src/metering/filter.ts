@@ -721,7 +721,7 @@ export class MeteringFilter implements Filter {
     this.#sessionTokens += t.totalTokens;
     // The upstream's count of a response in the default conversation recalibrates its estimate;
     // an out-of-band response leaves the conversation as it was.
-    if (reservation?.mark && view?.conversationId != null) {
+    if (reservation?.mark && view && !view.outOfBand) {
       this.#estimate.calibrate(reservation.mark, t.input, t.output);
     }
     this.#ctx.report({
