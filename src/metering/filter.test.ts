@@ -246,6 +246,7 @@ describe('metering filter: admission', () => {
     const f = s.factory.create(ctx);
     const refused = refusal(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }));
     expect(refused?.code).toBe('concurrent_sessions_exceeded');
+    expect(refused?.details).toEqual({ limit: 1 });
     expect(refused?.httpStatus).toBe(429);
     f.onClose!({ initiator: 'client', code: 1000, reason: '' });
     expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
@@ -1114,6 +1115,12 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(e?.closeCode).toBe(4002);
     });
 
+    it('the probe for a tenant without a concurrency cap asks for no slot', async () => {
+      const s = asyncSetup();
+      expect(await admissionProbe(s.rt, { tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q })).toBeNull();
+      expect(s.async.calls).toEqual(['status']);
+    });
+
     it('the probe refuses unpriced models and tenants at a cap', async () => {
       const s = setup();
       expect((await admissionProbe(s.rt, { tenant: tenant(), model: 'gpt-9', query: q }))?.code).toBe('unknown_model_price');
@@ -1208,7 +1215,8 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: new Map([['call_id', 'rtc_1']]) })).toBeNull();
       expect((await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
       const { FakeSession } = await import('../../test/support/fake-session.js');
-      expect(factory.create(new FakeSession({ tenant: capped, query: { call_id: 'rtc_1' } }))).toEqual({});
+      const unmetered = factory.create(new FakeSession({ tenant: capped, query: { call_id: 'rtc_1' } }));
+      expect([unmetered.onClient, unmetered.onServer, unmetered.onClose]).toEqual([undefined, undefined, undefined]);
       const metered = factory.create(new FakeSession({ tenant: capped }));
       expect(typeof metered.onClient).toBe('function');
       // Without calls governance a call_id socket is metered like any other.
