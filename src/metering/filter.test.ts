@@ -1028,12 +1028,16 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       let now = T0;
       const s = asyncSetup({}, () => now);
       s.ledger.settle(null, spent(50_000_000));
-      const { f } = session(s, { dailyUsd: '0.05' });
+      const { ctx, f } = session(s, { dailyUsd: '0.05' });
       await serverAsync(f, created('resp_vad'));
       const append = () => f.onClient!(appendFrame()) as Verdict;
       const held = append();
       expect(held.kind === 'reject' && held.error.message).toMatch(/^The tenant daily cost budget is exhausted \(resets .*\)\. Input audio is not accepted until the budget allows\.$/);
       expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'daily_usd', responseId: null });
+      // Another VAD response cancelled over the cap: the client was told once, it is not told again.
+      await serverAsync(f, created('resp_vad2'));
+      expect(append().kind).toBe('drop');
       now += 5000;
       append();
       await flush();
