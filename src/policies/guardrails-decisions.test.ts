@@ -1,0 +1,251 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FakeSession } from '../../test/support/fake-session.js';
+import { entryOf, outDelta, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
+import type { Verdict } from '../pipeline/filter.js';
+import type { Frame } from '../pipeline/frame.js';
+import type { ProxyError } from '../protocol/errors.js';
+import { ResponseTracker } from '../relay/responses.js';
+import { defineGuardrail, type Decision, type GuardrailDefinition, type GuardrailEvent } from './api.js';
+import type { CompiledPolicy } from './compile.js';
+import { GuardrailFilter, SCAN_LIMIT_RULE } from './guardrails.js';
+
+/**
+ * The guardrail filter's decisions, path by path, driven without sockets: a FakeSession records
+ * what the filter sends (client notices, upstream deletes and cancels, reports, log lines), and
+ * `Relay` below adds the relay core's part (conversation view, response suppression) so a test can
+ * assert on every event the client would receive.
+ */
+
+type Json = Record<string, unknown>;
+
+/** A FakeSession whose log lines are kept (the filter's warnings and decision lines). */
+class LoggedSession extends FakeSession {
+  readonly lines: Json[] = [];
+  override readonly log = pino({ level: 'info' }, { write: (s: string) => void this.lines.push(JSON.parse(s) as Json) });
+}
+
+function setup(policy: CompiledPolicy, session = new LoggedSession()) {
+  const entry = entryOf(policy);
+  const filter = new GuardrailFilter(session, entry);
+  const server = (f: Frame) => session.fromServer(filter, f) as Verdict;
+  const client = (f: Frame) => session.fromClient(filter, f) as Verdict;
+  return { session, entry, filter, server, client };
+}
+
+function json(v: Verdict): Json {
+  if (v.kind !== 'replace') throw new Error(`expected replace, got ${v.kind}`);
+  return v.frame.json();
+}
+const errorCode = (v: Verdict): string | null => (v.kind === 'reject' || v.kind === 'close' ? v.error.code : null);
+const notices = (s: FakeSession) => s.client.filter((e) => e.type === 'error').map((e) => (e['error'] as { code: string; details?: Json }).code);
+const reports = (s: FakeSession) => s.reports.flatMap((r) => (r.kind === 'guardrail' ? [r] : []));
+const deleted = (s: FakeSession) => s.upstream.filter((e) => e.type === 'conversation.item.delete').map((e) => e['item_id']);
+const marks = (s: FakeSession, id: string) => s.conversation.item(id)?.marks.map((m) => `${m.kind}:${m.rule ?? ''}`) ?? [];
+
+const msg = (id: string, role: string, parts: Json[], status = 'completed') => ({ id, type: 'message', object: 'realtime.item', role, status, content: parts });
+const textItem = (id: string, text: string) => msg(id, 'assistant', [{ type: 'output_text', text }]);
+const textDelta = (responseId: string, delta: string, itemId = 'item_t', contentIndex = 0) =>
+  wire({ type: 'response.output_text.delta', event_id: 'ev_td', response_id: responseId, item_id: itemId, output_index: 0, content_index: contentIndex, delta });
+const textDone = (responseId: string, text: string, itemId = 'item_t', contentIndex = 0) =>
+  wire({ type: 'response.output_text.done', event_id: 'ev_tdone', response_id: responseId, item_id: itemId, output_index: 0, content_index: contentIndex, text });
+const partDone = (responseId: string, itemId: string, part: Json) => wire({ type: 'response.content_part.done', event_id: 'ev_pd', response_id: responseId, item_id: itemId, output_index: 0, content_index: 0, part });
+const itemAdded = (responseId: string, item: Json) => wire({ type: 'response.output_item.added', event_id: 'ev_ia', response_id: responseId, output_index: 0, item });
+const itemDone = (responseId: string, item: Json) => wire({ type: 'response.output_item.done', event_id: 'ev_id', response_id: responseId, output_index: 0, item });
+const convDone = (item: Json) => wire({ type: 'conversation.item.done', event_id: 'ev_cd', previous_item_id: null, item });
+const convAdded = (item: Json) => wire({ type: 'conversation.item.added', event_id: 'ev_ca', previous_item_id: null, item });
+const retrieved = (item: Json) => wire({ type: 'conversation.item.retrieved', event_id: 'ev_rt', item });
+const responseDone = (id: string, output: Json[] = [], status = 'completed') =>
+  wire({ type: 'response.done', event_id: 'ev_rd', response: { id, object: 'realtime.response', status, output, conversation_id: 'conv_1', usage: null } });
+const inDelta = (itemId: string, delta: string) => wire({ type: 'conversation.item.input_audio_transcription.delta', item_id: itemId, content_index: 0, delta });
+const inDone = (itemId: string, transcript: string) =>
+  wire({ type: 'conversation.item.input_audio_transcription.completed', item_id: itemId, content_index: 0, transcript, usage: { type: 'duration', seconds: 1 } });
+const committed = (itemId: string) => wire({ type: 'input_audio_buffer.committed', item_id: itemId, previous_item_id: null });
+const failed = (itemId: string) => wire({ type: 'conversation.item.input_audio_transcription.failed', item_id: itemId, content_index: 0, error: { type: 'x', code: 'x', message: 'x' } });
+
+/**
+ * The relay core around the filter (src/relay/session.ts): the conversation view learns each
+ * upstream frame, suppression runs before and after the chain, `cancelResponse` suppresses and
+ * sends the notice. `received` is every event the client gets, in order.
+ */
+class RelaySession extends LoggedSession {
+  readonly tracker = new ResponseTracker(this.conversation);
+  override cancelResponse(responseId: string, by: string, notice: ProxyError): void {
+    if (!this.tracker.suppress(responseId)) return;
+    super.cancelResponse(responseId, by, notice);
+    this.client.push({ ...notice.toEvent(this.nextEventId()) });
+  }
+  override isSuppressed(responseId: string): boolean {
+    return this.tracker.isSuppressed(responseId);
+  }
+}
+
+class Relay {
+  readonly session = new RelaySession();
+  readonly filter: GuardrailFilter;
+  constructor(policy: CompiledPolicy) {
+    this.filter = new GuardrailFilter(this.session, entryOf(policy));
+  }
+  get received(): Json[] {
+    return this.session.client;
+  }
+  server(frame: Frame): void {
+    this.session.conversation.observeServer(frame);
+    const seen = this.session.tracker.inspect(frame);
+    if (seen === null) return;
+    const v = this.filter.onServer(seen) as Verdict;
+    const out = v.kind === 'continue' ? seen : v.kind === 'replace' ? v.frame : null;
+    if (out === null) return;
+    const late = this.session.tracker.recheck(out);
+    if (late !== null) this.session.client.push(late.json() as Json & { type: string });
+  }
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Regressions (issue 16): planted bugs that the suite let through.
+
+describe('regression: a cancelled text response is blanked on every later path', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: no-wire, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }
+`;
+
+  it('through the relay: after the trip no event the client receives carries the text, retrieve included', async () => {
+    const relay = new Relay(await policyFrom(RULES));
+    const secret = 'Please wire the money to account 12345 today';
+    relay.server(responseCreated('resp_t'));
+    relay.server(itemAdded('resp_t', msg('item_t', 'assistant', [], 'in_progress')));
+    relay.server(convAdded(msg('item_t', 'assistant', [], 'in_progress')));
+    relay.server(wire({ type: 'response.content_part.added', response_id: 'resp_t', item_id: 'item_t', output_index: 0, content_index: 0, part: { type: 'text', text: '' } }));
+    relay.server(textDelta('resp_t', 'Please wire the '));
+    relay.server(textDelta('resp_t', 'money to account 12345 today'));
+    expect(relay.session.cancelled.map((c) => c.responseId)).toEqual(['resp_t']);
+    // The upstream goes on before it sees the cancel: every path that shows the text.
+    relay.server(textDelta('resp_t', ' and more'));
+    relay.server(textDone('resp_t', secret));
+    relay.server(partDone('resp_t', 'item_t', { type: 'text', text: secret }));
+    relay.server(itemDone('resp_t', textItem('item_t', secret)));
+    relay.server(convDone(textItem('item_t', secret)));
+    relay.server(responseDone('resp_t', [textItem('item_t', secret)], 'cancelled'));
+    relay.server(retrieved(textItem('item_t', secret)));
+    const all = JSON.stringify(relay.received);
+    expect(all).not.toContain('money');
+    expect(all).not.toContain('12345');
+    // The client saw the start, the notice, the item's blanked done events and summary, and a blanked retrieve.
+    expect(relay.received.map((e) => e.type)).toEqual([
+      'response.created',
+      'response.output_item.added',
+      'conversation.item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'error',
+      'response.output_item.done',
+      'conversation.item.done',
+      'response.done',
+      'conversation.item.retrieved',
+    ]);
+    expect(relay.received[4]!['delta']).toBe('Please ');
+    const last = relay.received.at(-1)!['item'] as { content: { text: string }[] };
+    expect(last.content[0]!.text).toBe('');
+    expect(deleted(relay.session)).toEqual(['item_t']);
+  });
+
+  it('by the filter itself: output_text.done, content_part.done, output_item.done, response.done and retrieve lose the text', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    const secret = 'Please wire the money now';
+    server(responseCreated('resp_t'));
+    server(itemAdded('resp_t', msg('item_t', 'assistant', [], 'in_progress')));
+    expect(server(textDelta('resp_t', secret)).kind).toBe('drop');
+    expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_t']);
+    expect(server(textDone('resp_t', secret)).kind).toBe('drop');
+    expect(json(server(partDone('resp_t', 'item_t', { type: 'text', text: secret }))).part).toEqual({ type: 'text', text: '' });
+    expect((json(server(itemDone('resp_t', textItem('item_t', secret)))).item as Json).content).toEqual([{ type: 'output_text', text: '' }]);
+    expect((json(server(convDone(textItem('item_t', secret)))).item as Json).content).toEqual([{ type: 'output_text', text: '' }]);
+    const done = json(server(responseDone('resp_t', [textItem('item_t', secret)], 'cancelled')));
+    expect(JSON.stringify(done)).not.toContain('money');
+    expect(deleted(session)).toEqual(['item_t']);
+    // The item is deleted upstream; until the upstream says so, a retrieve shows it blanked.
+    const r = json(server(retrieved(textItem('item_t', secret))));
+    expect((r.item as Json).content).toEqual([{ type: 'output_text', text: '' }]);
+    // Reported once, on the delta that tripped.
+    expect(reports(session).map((x) => [x.ruleId, x.action])).toEqual([['no-wire', 'cancel_response']]);
+  });
+
+  it('a text part of a response cancelled on another path (its audio transcript) is blanked too', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_m'));
+    expect(server(outDelta('resp_m', 'ok, wire the money.', 'item_a')).kind).toBe('drop');
+    expect(session.cancelled).toHaveLength(1);
+    // A second item of the same response, in text: every complete-text path is blanked.
+    const item = textItem('item_b', 'the account is 999');
+    expect(JSON.stringify(json(server(partDone('resp_m', 'item_b', { type: 'text', text: 'the account is 999' }))))).not.toContain('999');
+    expect(JSON.stringify(json(server(itemDone('resp_m', item))))).not.toContain('999');
+    expect(JSON.stringify(json(server(responseDone('resp_m', [item], 'cancelled'))))).not.toContain('999');
+    expect(JSON.stringify(json(server(retrieved(item))))).not.toContain('999');
+    expect(deleted(session).sort()).toEqual(['item_a', 'item_b']);
+  });
+});
+
+describe('regression: a phrase rule matches whole words on both sides', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: wire, sources: [output, input], match: { phrases: ["wire"] }, action: cancel_response }
+    - { id: part, sources: [output], match: { phrases: ["bank"], wholeWords: false }, action: redact }
+`;
+
+  for (const [text, trips] of [
+    ['please rewire the lamp', false],
+    ['the wires are loose', false],
+    ['hotwired', false],
+    ['wire_transfer', false],
+    ['transfer2wire', false],
+    ['please wire it', true],
+    ['Wire.', true],
+    ['(wire)', true],
+    ['wire', true],
+  ] as const) {
+    it(`${trips ? 'trips on' : 'passes'} "${text}" in a client item, a complete server text and a stream`, async () => {
+      const client = setup(await policyFrom(RULES));
+      expect(client.client(userText(text)).kind, 'client item').toBe(trips ? 'reject' : 'continue');
+
+      const texts = setup(await policyFrom(RULES));
+      texts.server(responseCreated('resp_1'));
+      const v = texts.server(itemDone('resp_1', textItem('item_1', text)));
+      expect(texts.session.cancelled.length, 'output_item.done').toBe(trips ? 1 : 0);
+      if (trips) expect((json(v).item as { content: { text: string }[] }).content[0]!.text).toBe('');
+      else expect(v.kind).toBe('continue');
+
+      // Streamed one character at a time: nothing of a match is released, and a non-match is released whole.
+      const stream = setup(await policyFrom(RULES));
+      stream.server(responseCreated('resp_2'));
+      let out = '';
+      for (const ch of text) {
+        const d = stream.server(textDelta('resp_2', ch));
+        if (d.kind === 'continue') out += ch;
+        else if (d.kind === 'replace') out += json(d)['delta'] as string;
+      }
+      const done = stream.server(textDone('resp_2', text));
+      out += stream.session.client.filter((e) => e.type === 'response.output_text.delta').map((e) => e['delta']).join('');
+      expect(stream.session.cancelled.length, 'stream').toBe(trips ? 1 : 0);
+      if (trips) {
+        expect(out.toLowerCase()).not.toContain('wire');
+        expect(done.kind).toBe('drop');
+      } else {
+        expect(out).toBe(text);
+        expect(done.kind).toBe('continue');
+      }
+    });
+  }
+
+  it('wholeWords: false matches inside words', async () => {
+    const { server } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    expect((json(server(itemDone('resp_1', textItem('item_1', 'embankment')))).item as { content: { text: string }[] }).content[0]!.text).toBe('em[REDACTED:phrase]ment');
+  });
+});
