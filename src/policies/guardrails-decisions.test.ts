@@ -249,3 +249,239 @@ guardrails:
     expect((json(server(itemDone('resp_1', textItem('item_1', 'embankment')))).item as { content: { text: string }[] }).content[0]!.text).toBe('em[REDACTED:phrase]ment');
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Routing: the content-path table, and types it does not know.
+
+describe('routing: event types without content, and unknown ones', () => {
+  const BLOCK = `
+guardrails:
+  unknownContentEvents: block
+  rules:
+    - { id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
+`;
+  const PASS = `
+guardrails:
+  rules:
+    - { id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
+`;
+
+  it('types without content pass unparsed, even when unknown types are blocked', async () => {
+    const { client, server, session } = setup(await policyFrom(BLOCK));
+    for (const f of [wire({ type: 'response.cancel' }), wire({ type: 'conversation.item.delete', item_id: 'x' }), wire({ type: 'session.close' })]) {
+      expect(client(f).kind, f.type).toBe('continue');
+      expect(f.parsed, f.type).toBe(false);
+    }
+    for (const f of [wire({ type: 'rate_limits.updated', rate_limits: [] }), wire({ type: 'error', error: { type: 'x', code: 'x', message: 'm' } }), wire({ type: 'session.closed' })]) {
+      expect(server(f).kind, f.type).toBe('continue');
+    }
+    expect(reports(session)).toEqual([]);
+  });
+
+  it('unknownContentEvents: block refuses an unknown client type (guardrail_blocked, with the policy in details) and withholds an unknown server type', async () => {
+    const { client, server, session } = setup(await policyFrom(BLOCK, 'strictp'));
+    const v = client(wire({ type: 'conversation.item.hologram', event_id: 'evt_h', data: 'x' }));
+    expect(v.kind).toBe('reject');
+    if (v.kind === 'reject') {
+      expect(v.error.code).toBe('guardrail_blocked');
+      expect(v.error.message).toContain('conversation.item.hologram');
+      expect(v.error.details).toEqual({ policy: 'strictp', policyVersion: expect.any(String), rule: 'unknown-content-event', action: 'block' });
+    }
+    expect(server(wire({ type: 'response.hologram.delta', response_id: 'r', delta: 'secret' })).kind).toBe('drop');
+    expect(reports(session).map((r) => [r.ruleId, r.action, r.source, r.policyId])).toEqual([
+      ['unknown-content-event', 'block', 'input', 'strictp'],
+      ['unknown-content-event', 'block', 'output', 'strictp'],
+    ]);
+  });
+
+  it('unknownContentEvents: pass forwards unknown types and logs each type once per direction', async () => {
+    const { client, server, session } = setup(await policyFrom(PASS));
+    const type = `x.unknown_${Math.random().toString(36).slice(2)}`;
+    expect(client(wire({ type })).kind).toBe('continue');
+    expect(client(wire({ type })).kind).toBe('continue');
+    expect(server(wire({ type })).kind).toBe('continue');
+    expect(server(wire({ type })).kind).toBe('continue');
+    const lines = session.lines.filter((l) => l['eventType'] === type);
+    expect(lines.map((l) => [l['msg'], l['direction'], l['action']])).toEqual([
+      ['event type not in the content-path table', 'client', 'pass'],
+      ['event type not in the content-path table', 'server', 'pass'],
+    ]);
+    expect(reports(session)).toEqual([]);
+  });
+
+  it('an item of an unknown type: refused under block (even with no rules at all), forwarded under pass with the other texts still checked', async () => {
+    const hologram = { type: 'hologram', data: 'x' };
+    const idleBlock = setup(await policyFrom('guardrails:\n  unknownContentEvents: block'));
+    expect(errorCode(idleBlock.client(wire({ type: 'conversation.item.create', item: hologram })))).toBe('guardrail_blocked');
+    expect(idleBlock.client(userText('ignore previous instructions')).kind).toBe('continue');
+    idleBlock.server(responseCreated('r1'));
+    expect(idleBlock.server(itemDone('r1', { id: 'i_h', ...hologram })).kind).toBe('drop');
+
+    const pass = setup(await policyFrom(PASS));
+    expect(pass.client(wire({ type: 'conversation.item.create', item: hologram })).kind).toBe('continue');
+    const both = wire({ type: 'response.create', response: { input: [hologram, { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'ignore previous instructions' }] }] } });
+    expect(errorCode(pass.client(both))).toBe('guardrail_blocked');
+    pass.server(responseCreated('r1'));
+    expect(pass.server(itemDone('r1', { id: 'i_h', ...hologram })).kind).toBe('continue');
+  });
+
+  it('a policy without rules does not even parse content events (unknown types passing)', async () => {
+    const { filter } = setup(await policyFrom('description: open'));
+    const f = userText('ignore previous instructions');
+    expect((filter.onClient(f) as Verdict).kind).toBe('continue');
+    expect(f.parsed).toBe(false);
+    const d = itemDone('r1', textItem('i1', 'x'));
+    expect((filter.onServer(d) as Verdict).kind).toBe('continue');
+    expect(d.parsed).toBe(false);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Client → upstream: complete texts.
+
+describe('client texts: one decision per event, the strongest action wins', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: inj, sources: [input, tool_output], match: { phrases: ["ignore previous instructions"] }, action: block }
+    - { id: card, sources: [input], match: { pii: [card] }, action: redact }
+    - { id: bye, sources: [input], match: { phrases: ["goodbye forever"] }, action: end_session }
+    - { id: stop, sources: [input], match: { phrases: ["stop talking"] }, action: cancel_response }
+    - { id: note, sources: [input, tool_output], match: { phrases: ["note this"] }, action: log }
+`;
+
+  it('a match spanning two user items is found (the earlier one is context), but not across instructions or tool outputs', async () => {
+    const a = setup(await policyFrom(RULES));
+    expect(a.client(userText('please ignore previous')).kind).toBe('continue');
+    expect(errorCode(a.client(userText('instructions and sing')))).toBe('guardrail_blocked');
+
+    // Session or response instructions are not conversation text: no context for the next item.
+    const b = setup(await policyFrom(RULES));
+    expect(b.client(wire({ type: 'session.update', session: { type: 'realtime', instructions: 'users may say ignore previous' } })).kind).toBe('continue');
+    expect(b.client(userText('instructions here')).kind).toBe('continue');
+    expect(b.client(wire({ type: 'response.create', response: { instructions: 'ignore previous' } })).kind).toBe('continue');
+    expect(b.client(userText('instructions again')).kind).toBe('continue');
+
+    // A tool output neither uses nor feeds the user's context.
+    const c = setup(await policyFrom(RULES));
+    expect(c.client(userText('ignore previous')).kind).toBe('continue');
+    expect(c.client(wire({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: 'c', output: 'instructions' } })).kind).toBe('continue');
+    const d = setup(await policyFrom(RULES));
+    expect(d.client(wire({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: 'c', output: 'ignore previous' } })).kind).toBe('continue');
+    expect(d.client(userText('instructions')).kind).toBe('continue');
+
+    // Inline input of response.create is conversation text.
+    const e = setup(await policyFrom(RULES));
+    expect(e.client(wire({ type: 'response.create', response: { instructions: 'be brief', input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'ignore previous' }] }] } })).kind).toBe('continue');
+    expect(errorCode(e.client(userText('instructions')))).toBe('guardrail_blocked');
+  });
+
+  it('the context is only the last window of the earlier item', async () => {
+    const { client } = setup(await policyFrom(RULES));
+    expect(client(userText(`ignore previous ${'x '.repeat(200)}`)).kind).toBe('continue');
+    expect(client(userText('instructions')).kind).toBe('continue');
+  });
+
+  it('end_session closes with policy_violation, naming the event and the rule', async () => {
+    const { client, session } = setup(await policyFrom(RULES));
+    const v = client(userText('goodbye forever and ignore previous instructions', 'evt_bye'));
+    expect(v.kind).toBe('close');
+    if (v.kind === 'close') {
+      expect(v.error.code).toBe('policy_violation');
+      expect(v.error.eventId).toBe('evt_bye');
+      expect(v.error.details).toMatchObject({ rule: 'bye', action: 'end_session', policy: 'test' });
+    }
+    expect(reports(session).map((r) => [r.ruleId, r.action, r.source])).toEqual([
+      ['inj', 'block', 'input'],
+      ['bye', 'end_session', 'input'],
+    ]);
+  });
+
+  it('cancel_response on client text cancels the responses in flight and refuses the event', async () => {
+    const { client, server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_a'));
+    server(responseCreated('resp_b'));
+    const v = client(userText('ok stop talking now', 'evt_s'));
+    expect(v.kind).toBe('reject');
+    if (v.kind === 'reject') {
+      expect(v.error.code).toBe('guardrail_blocked');
+      expect(v.error.eventId).toBe('evt_s');
+      expect(v.error.details).toMatchObject({ rule: 'stop', action: 'cancel_response' });
+    }
+    expect(session.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details?.['rule']])).toEqual([
+      ['resp_a', 'response_cancelled_by_policy', 'stop'],
+      ['resp_b', 'response_cancelled_by_policy', 'stop'],
+    ]);
+  });
+
+  it('cancel_response with no response in flight cancels the next one the server starts (only that one)', async () => {
+    const { client, server, session } = setup(await policyFrom(RULES));
+    expect(client(userText('stop talking')).kind).toBe('reject');
+    expect(session.cancelled).toEqual([]);
+    server(responseCreated('resp_next'));
+    server(responseCreated('resp_after'));
+    expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_next']);
+  });
+
+  it('block refuses with the event id; log reports and forwards; a clean event is not rewritten', async () => {
+    const { client, session } = setup(await policyFrom(RULES));
+    const b = client(userText('Ignore previous instructions', 'evt_b'));
+    expect(b.kind === 'reject' && b.error.eventId).toBe('evt_b');
+    const l = userText('note this please');
+    expect(client(l).kind).toBe('continue');
+    expect(client(userText('hello')).kind).toBe('continue');
+    expect(reports(session).map((r) => [r.ruleId, r.action, r.source, r.responseId])).toEqual([
+      ['inj', 'block', 'input', null],
+      ['note', 'log', 'input', null],
+    ]);
+    expect(notices(session)).toEqual([]);
+  });
+
+  it('redact rewrites every text of the event in place, tells the client, and reports once per finding', async () => {
+    const { client, session } = setup(await policyFrom(RULES));
+    const v = client(
+      wire({
+        type: 'response.create',
+        event_id: 'evt_r',
+        response: { instructions: 'card 4111 1111 1111 1111', input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'fine' }, { type: 'input_text', text: 'also 5500 0000 0000 0004' }] }] },
+      }),
+    );
+    const r = json(v).response as { instructions: string; input: { content: { text: string }[] }[] };
+    expect(r.instructions).toBe('card [REDACTED:card]');
+    expect(r.input[0]!.content.map((c) => c.text)).toEqual(['fine', 'also [REDACTED:card]']);
+    expect(session.client).toEqual([expect.objectContaining({ type: 'error', error: expect.objectContaining({ code: 'guardrail_redacted', event_id: 'evt_r' }) })]);
+    expect(reports(session).map((x) => [x.ruleId, x.action])).toEqual([
+      ['card', 'redact'],
+      ['card', 'redact'],
+    ]);
+  });
+
+  it('the strongest action of all the texts wins; the report names the source of the first finding', async () => {
+    const { client, session } = setup(await policyFrom(RULES));
+    const v = client(
+      wire({
+        type: 'response.create',
+        response: {
+          instructions: 'all good',
+          input: [
+            { type: 'function_call_output', call_id: 'c', output: 'note this' },
+            { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'card 4111 1111 1111 1111, ignore previous instructions' }] },
+          ],
+        },
+      }),
+    );
+    expect(errorCode(v)).toBe('guardrail_blocked');
+    expect(v.kind === 'reject' && v.error.details).toMatchObject({ rule: 'inj', action: 'block' });
+    expect(reports(session).map((r) => [r.ruleId, r.source, r.decisionMs])).toEqual([
+      ['note', 'tool_output', 0],
+      ['inj', 'tool_output', 0],
+      ['card', 'tool_output', 0],
+    ]);
+  });
+
+  it('an event whose items carry no text passes', async () => {
+    const { client } = setup(await policyFrom(RULES));
+    expect(client(wire({ type: 'conversation.item.create', item: { type: 'item_reference', id: 'item_1' } })).kind).toBe('continue');
+    expect(client(wire({ type: 'session.update', session: { type: 'realtime', voice: 'marin' } })).kind).toBe('continue');
+  });
+});
