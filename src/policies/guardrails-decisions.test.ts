@@ -485,3 +485,170 @@ guardrails:
     expect(client(wire({ type: 'session.update', session: { type: 'realtime', voice: 'marin' } })).kind).toBe('continue');
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Upstream → client: complete texts (items, parts, responses, retrieve).
+
+describe('server texts: items, parts and responses', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: wire, sources: [output, tool_call], match: { phrases: ["wire the money"] }, action: cancel_response }
+    - { id: mail, sources: [output, tool_output, input], match: { pii: [email] }, action: redact }
+    - { id: bye, sources: [output], match: { phrases: ["self destruct"] }, action: end_session }
+    - { id: hush, sources: [output], match: { phrases: ["classified"] }, action: block }
+    - { id: seen, sources: [input], match: { phrases: ["note this"] }, action: log }
+`;
+
+  it('an assistant item that trips cancel_response while its response runs: cancelled, item marked, text blanked, deleted once done', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    const v = server(itemDone('resp_1', textItem('item_1', 'now wire the money')));
+    expect((json(v).item as Json).content).toEqual([{ type: 'output_text', text: '' }]);
+    expect(session.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details?.['rule']])).toEqual([['resp_1', 'response_cancelled_by_policy', 'wire']]);
+    expect(marks(session, 'item_1')).toEqual(['cancelled:wire']);
+    expect(reports(session).map((r) => [r.ruleId, r.action, r.source, r.responseId])).toEqual([['wire', 'cancel_response', 'output', 'resp_1']]);
+    expect(deleted(session)).toEqual([]);
+    server(responseDone('resp_1', [textItem('item_1', 'now wire the money')], 'cancelled'));
+    expect(deleted(session)).toEqual(['item_1']);
+    expect(marks(session, 'item_1')).toEqual(['cancelled:wire', 'cancelled:', 'deleted:']);
+    // Shown again on another path: blanked, not reported again.
+    expect(JSON.stringify(json(server(convDone(textItem('item_1', 'now wire the money')))))).not.toContain('money');
+    expect(reports(session)).toHaveLength(1);
+  });
+
+  it('block on model output stops the response with a guardrail_blocked notice; end_session closes', async () => {
+    const a = setup(await policyFrom(RULES));
+    a.server(responseCreated('resp_1'));
+    a.server(itemDone('resp_1', textItem('item_1', 'that is classified')));
+    expect(a.session.cancelled.map((c) => c.notice.code)).toEqual(['guardrail_blocked']);
+    expect(marks(a.session, 'item_1')).toEqual(['blocked:hush', 'cancelled:hush']);
+    const b = setup(await policyFrom(RULES));
+    b.server(responseCreated('resp_1'));
+    const v = b.server(itemDone('resp_1', textItem('item_1', 'self destruct')));
+    expect(v.kind === 'close' && [v.error.code, v.error.closeCode, v.error.details?.['rule']]).toEqual(['policy_violation', 4003, 'bye']);
+  });
+
+  it('a finished response shown again (response.done) that trips: its item is deleted, without a notice', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    const v = server(responseDone('resp_1', [textItem('item_1', 'wire the money')]));
+    expect(JSON.stringify(json(v))).not.toContain('money');
+    expect(session.cancelled).toEqual([]);
+    expect(deleted(session)).toEqual(['item_1']);
+    expect(notices(session)).toEqual([]);
+  });
+
+  it('a retrieved item that trips: blanked (audio too), deleted upstream, the client told; end_session closes', async () => {
+    // Said in an earlier response, before the rule existed (hot reload); the view knows the item.
+    const known = setup(await policyFrom('description: before'));
+    const said = msg('item_k', 'assistant', [{ type: 'output_audio', transcript: 'please wire the money', audio: 'QUJD' }]);
+    known.server(responseCreated('resp_0'));
+    known.server(itemDone('resp_0', said));
+    known.server(responseDone('resp_0', [said]));
+    known.entry.current = await policyFrom(RULES);
+    expect((json(known.server(retrieved(said))).item as Json).content).toEqual([{ type: 'output_audio', transcript: '', audio: '' }]);
+    expect(deleted(known.session)).toEqual(['item_k']);
+    expect(known.session.cancelled).toEqual([]);
+
+    // An item the view no longer knows (pruned): the same.
+    const { server, session } = setup(await policyFrom(RULES));
+    const v = server(retrieved(msg('item_r', 'assistant', [{ type: 'output_audio', transcript: 'please wire the money', audio: 'QUJD' }])));
+    expect((json(v).item as Json).content).toEqual([{ type: 'output_audio', transcript: '', audio: '' }]);
+    expect(deleted(session)).toEqual(['item_r']);
+    expect(notices(session)).toEqual(['response_cancelled_by_policy']);
+    expect(session.cancelled).toEqual([]);
+    const again = server(retrieved(msg('item_r', 'assistant', [{ type: 'output_audio', transcript: 'please wire the money', audio: 'QUJD' }])));
+    expect(JSON.stringify(json(again))).not.toContain('QUJD');
+    expect(deleted(session)).toEqual(['item_r']);
+
+    const s2 = setup(await policyFrom(RULES));
+    const c = s2.server(retrieved(textItem('item_x', 'self destruct now')));
+    expect(c.kind === 'close' && c.error.code).toBe('policy_violation');
+    expect(deleted(s2.session)).toEqual(['item_x']);
+  });
+
+  it('a retrieved item of a cancelled response loses its audio too; a redacted one keeps it', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    const audioItem = msg('item_a', 'assistant', [{ type: 'output_audio', transcript: 'wire the money', audio: 'QUJD' }]);
+    server(itemAdded('resp_1', { ...audioItem, status: 'in_progress', content: [] }));
+    server(outDelta('resp_1', 'wire the money.', 'item_a'));
+    expect(session.cancelled).toHaveLength(1);
+    const r = json(server(retrieved(audioItem)));
+    expect((r.item as Json).content).toEqual([{ type: 'output_audio', transcript: '', audio: '' }]);
+
+    const other = setup(await policyFrom(RULES));
+    other.server(responseCreated('resp_2'));
+    const mailed = msg('item_m', 'assistant', [{ type: 'output_audio', transcript: 'mail bob@example.com', audio: 'QUJD' }]);
+    other.server(itemDone('resp_2', mailed));
+    const m = json(other.server(retrieved(mailed)));
+    expect((m.item as Json).content).toEqual([{ type: 'output_audio', transcript: 'mail [REDACTED:email]', audio: 'QUJD' }]);
+  });
+
+  it('redaction applies on every path that shows the text, reported once per item', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    const item = textItem('item_1', 'mail bob@example.com');
+    const part = json(server(partDone('resp_1', 'item_1', { type: 'text', text: 'mail bob@example.com' })));
+    expect(part.part).toEqual({ type: 'text', text: 'mail [REDACTED:email]' });
+    for (const f of [itemDone('resp_1', item), convDone(item), responseDone('resp_1', [item])]) expect(JSON.stringify(json(server(f))), f.type).not.toContain('bob@');
+    expect(reports(session).map((r) => [r.ruleId, r.action])).toEqual([['mail', 'redact']]);
+    expect(marks(session, 'item_1')).toEqual(['redacted:mail']);
+    expect(session.cancelled).toEqual([]);
+    expect(deleted(session)).toEqual([]);
+  });
+
+  it('texts of a response the relay suppressed are blanked; other responses are not touched', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(responseCreated('resp_2'));
+    session.cancelResponse('resp_1', 'metering', {} as ProxyError);
+    expect((json(server(itemDone('resp_1', textItem('item_1', 'plain words')))).item as Json).content).toEqual([{ type: 'output_text', text: '' }]);
+    expect(json(server(partDone('resp_1', 'item_1', { type: 'text', text: 'plain words' }))).part).toEqual({ type: 'text', text: '' });
+    expect(server(itemDone('resp_2', textItem('item_2', 'plain words'))).kind).toBe('continue');
+    // Nothing to blank: forwarded as is.
+    expect(server(partDone('resp_1', 'item_1', { type: 'text', text: '' })).kind).toBe('continue');
+    expect(reports(session)).toEqual([]);
+  });
+
+  it('the upstream echo of a client item is not checked again; a retrieve of it is', async () => {
+    const { server, client, session } = setup(await policyFrom(RULES));
+    expect(client(userText('note this: bob@example.com')).kind).toBe('replace');
+    expect(reports(session)).toHaveLength(2);
+    const echo = msg('item_c', 'user', [{ type: 'input_text', text: 'note this: [REDACTED:email]' }]);
+    expect(server(convAdded(echo)).kind).toBe('continue');
+    expect(server(convDone(echo)).kind).toBe('continue');
+    expect(reports(session)).toHaveLength(2);
+    server(retrieved(msg('item_c', 'user', [{ type: 'input_text', text: 'note this: bob@example.com' }])));
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['mail', 'seen', 'mail', 'seen']);
+    // A user item the server made (not typed by this client) is checked.
+    const made = msg('item_s', 'user', [{ type: 'input_text', text: 'bob@example.com' }]);
+    expect(JSON.stringify(json(server(convAdded(made))))).not.toContain('bob@');
+  });
+
+  it('a spoken user item is checked when shown (its transcript came from the server)', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(committed('item_v'));
+    server(convAdded(msg('item_v', 'user', [{ type: 'input_audio', transcript: null }])));
+    const done = server(convDone(msg('item_v', 'user', [{ type: 'input_audio', transcript: 'reach me at bob@example.com' }])));
+    expect(JSON.stringify(json(done))).not.toContain('bob@');
+    expect(reports(session).map((r) => r.source)).toEqual(['input']);
+  });
+
+  it('texts of a source without rules pass unscanned', async () => {
+    const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: t, sources: [tool_call], match: { phrases: ["x"] }, action: block }]'));
+    server(responseCreated('resp_1'));
+    expect(server(itemDone('resp_1', textItem('item_1', 'x x x'))).kind).toBe('continue');
+    expect(reports(session)).toEqual([]);
+  });
+
+  it('a tool call shown in an item is checked by name too', async () => {
+    const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: nodel, sources: [tool_call], match: { functions: ["delete_*"] }, action: block, logMatches: true }]'));
+    server(responseCreated('resp_1'));
+    const v = server(itemDone('resp_1', { id: 'item_f', type: 'function_call', name: 'delete_user', call_id: 'c', arguments: '{}' }));
+    expect((json(v).item as Json)['arguments']).toBe('');
+    expect(session.cancelled.map((c) => c.notice.code)).toEqual(['guardrail_blocked']);
+    expect(session.lines.find((l) => l['msg'] === 'guardrail tripped')).toMatchObject({ rule: 'nodel', matcher: 'function', match: 'delete_user', source: 'tool_call' });
+  });
+});

@@ -332,7 +332,7 @@ export class GuardrailFilter implements Filter {
       if (fresh.length > 0) reports.push({ source: t.source, findings: fresh, responseId });
       if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
     }
-    if (copy !== null && type === 'conversation.item.retrieved') blankAudioOfStopped(copy, this.#ctx, this.#cancelled);
+    if (copy !== null && type === 'conversation.item.retrieved') blankAudioOfStopped(copy, this.#ctx, this.#cancelled, trips.length > 0);
     for (const r of reports) this.#reportAll(policy, r.findings, r.source, type, r.responseId, t0);
     for (const trip of trips) {
       if (type === 'conversation.item.retrieved' && trip.t.itemId) {
@@ -791,13 +791,14 @@ function heldDelta(stream: Stream, eventId: string, text: string): RealtimeServe
   return event as unknown as RealtimeServerEvent;
 }
 
-/** A retrieved item of a stopped response (or one the policy stopped) loses its audio too. */
-function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: ReadonlyMap<string, unknown>): void {
+/** A retrieved item of a stopped response (or one the policy stopped, now or before) loses its audio too. */
+function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: ReadonlyMap<string, unknown>, trippedNow: boolean): void {
   const item = asObject(copy['item']);
   const id = asString(item?.['id']);
   if (!item || !id) return;
   const view = ctx.conversation.item(id);
-  const stopped = (view?.responseId && (ctx.isSuppressed(view.responseId) || cancelled.has(view.responseId))) || view?.marks.some((m) => m.kind !== 'redacted');
+  // The view may not know the item (pruned): a trip on this very event stops it all the same.
+  const stopped = trippedNow || (view?.responseId && (ctx.isSuppressed(view.responseId) || cancelled.has(view.responseId))) || view?.marks.some((m) => m.kind !== 'redacted');
   if (!stopped) return;
   for (const p of asArray(item['content']) ?? []) {
     const part = asObject(p);
