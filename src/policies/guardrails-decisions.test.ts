@@ -652,3 +652,303 @@ guardrails:
     expect(session.lines.find((l) => l['msg'] === 'guardrail tripped')).toMatchObject({ rule: 'nodel', matcher: 'function', match: 'delete_user', source: 'tool_call' });
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Streams: held deltas, their .done, and the end of the response.
+
+describe('streams: deltas held back, released, or withheld for good', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: wire, sources: [output, tool_call, input], match: { phrases: ["wire the money"] }, action: cancel_response }
+    - { id: mail, sources: [output, tool_call, input], match: { pii: [email] }, action: redact }
+    - { id: noted, sources: [output], match: { phrases: ["interesting"] }, action: log }
+`;
+  const DONES = [
+    ['response.output_text.delta', 'response.output_text.done', 'text', 'output'],
+    ['response.output_audio_transcript.delta', 'response.output_audio_transcript.done', 'transcript', 'output'],
+    ['conversation.item.input_audio_transcription.delta', 'conversation.item.input_audio_transcription.completed', 'transcript', 'input'],
+    ['response.function_call_arguments.delta', 'response.function_call_arguments.done', 'arguments', 'tool_call'],
+    ['response.mcp_call_arguments.delta', 'response.mcp_call_arguments.done', 'arguments', 'tool_call'],
+  ] as const;
+  const ids = (deltaType: string) =>
+    deltaType.startsWith('conversation.') ? { item_id: 'item_s', content_index: 0 } : { response_id: 'resp_1', item_id: 'item_s', output_index: 0, content_index: 0 };
+
+  for (const [deltaType, doneType, field] of DONES) {
+    it(`${doneType}: redacted in its own field; held text is released as a ${deltaType.split('.').at(-1)} before it; a tripped stream's done is withheld`, async () => {
+      const { server, session } = setup(await policyFrom(RULES));
+      server(responseCreated('resp_1'));
+      const first = server(wire({ type: deltaType, event_id: 'ev_1', ...ids(deltaType), delta: 'write bob@example.com' }));
+      expect(json(first)['delta']).toBe('write ');
+      const done = server(wire({ type: doneType, event_id: 'ev_2', ...ids(deltaType), ...(field === 'arguments' ? { call_id: 'c', name: 'f' } : {}), [field]: 'write bob@example.com' }));
+      expect(json(done)[field]).toBe('write [REDACTED:email]');
+      // The held address went out, redacted, as a delta of the stream's own type with its ids.
+      expect(session.client).toEqual([{ type: deltaType, event_id: expect.stringMatching(/^event_proxy_/), ...ids(deltaType), delta: '[REDACTED:email]' }]);
+      expect(reports(session).map((r) => r.ruleId)).toEqual(['mail']);
+
+      const t = setup(await policyFrom(RULES));
+      t.server(responseCreated('resp_1'));
+      expect(t.server(wire({ type: deltaType, ...ids(deltaType), delta: 'please wire the money now' })).kind).toBe('drop');
+      expect(t.server(wire({ type: deltaType, ...ids(deltaType), delta: 'more' })).kind).toBe('drop');
+      expect(t.server(wire({ type: doneType, ...ids(deltaType), [field]: 'please wire the money now more' })).kind).toBe('drop');
+      expect(t.session.client.filter((e) => e.type !== 'error')).toEqual([]);
+      expect(reports(t.session)).toHaveLength(1);
+    });
+  }
+
+  it('a .done that completes a match the deltas held trips (the held part never goes out)', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    expect(json(server(textDelta('resp_1', 'so: wire the mon'))).delta).toBe('so: ');
+    expect(server(textDone('resp_1', 'so: wire the money')).kind).toBe('drop');
+    expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+    expect(session.client).toEqual([]);
+    expect(reports(session).map((r) => [r.ruleId, r.action])).toEqual([['wire', 'cancel_response']]);
+  });
+
+  it('a .done without deltas is scanned whole; clean text passes; no rule for the source, no scan', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    expect(server(textDone('resp_1', 'all clean')).kind).toBe('continue');
+    expect(server(textDone('resp_1', 'then wire the money', 'item_2')).kind).toBe('drop');
+    expect(session.cancelled).toHaveLength(1);
+    const none = setup(await policyFrom('guardrails:\n  rules: [{ id: t, sources: [tool_call], match: { phrases: ["x"] }, action: block }]'));
+    const f = textDone('resp_1', 'x');
+    expect(none.server(f).kind).toBe('continue');
+  });
+
+  it('separate content parts and items are separate streams', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    expect(json(server(textDelta('resp_1', 'a wire the', 'item_1', 0))).delta).toBe('a ');
+    expect(server(textDelta('resp_1', ' money', 'item_1', 1)).kind).not.toBe('drop');
+    expect(server(textDelta('resp_1', ' money', 'item_2', 0)).kind).not.toBe('drop');
+    expect(session.cancelled).toEqual([]);
+    expect(server(textDelta('resp_1', ' money.', 'item_1', 0)).kind).toBe('drop');
+    expect(session.cancelled).toHaveLength(1);
+  });
+
+  it('translation transcripts (no ids) are one stream per event type; a trip there tells the client', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    const out = (delta: string) => wire({ type: 'session.output_transcript.delta', delta });
+    const inp = (delta: string) => wire({ type: 'session.input_transcript.delta', delta });
+    expect(json(server(out('please wire the'))).delta).toBe('please ');
+    expect(server(inp(' money')).kind).not.toBe('drop');
+    expect(notices(session)).toEqual([]);
+    expect(server(out(' money.')).kind).toBe('drop');
+    expect(notices(session)).toEqual(['response_cancelled_by_policy']);
+    expect(session.cancelled).toEqual([]);
+    expect(server(out('anything')).kind).toBe('drop');
+  });
+
+  it('a clean delta goes out as is; a log match is not held back', async () => {
+    const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: noted, sources: [output], match: { phrases: ["interesting"] }, action: log }]'));
+    server(responseCreated('resp_1'));
+    expect(server(textDelta('resp_1', 'how interesting!')).kind).toBe('continue');
+    expect(server(textDelta('resp_1', ' And interesting')).kind).toBe('continue');
+    expect(reports(session).map((r) => [r.ruleId, r.action, r.source, r.responseId])).toEqual([['noted', 'log', 'output', 'resp_1']]);
+  });
+
+  it('rules limited to other event types leave a stream alone', async () => {
+    const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: w, sources: [output], events: [response.output_text.done], match: { phrases: ["wire the money"] }, action: cancel_response }]'));
+    server(responseCreated('resp_1'));
+    const d = textDelta('resp_1', 'wire the money');
+    expect(server(d).kind).toBe('continue');
+    expect(session.cancelled).toEqual([]);
+    expect(server(textDone('resp_1', 'wire the money')).kind).toBe('drop');
+    expect(session.cancelled).toHaveLength(1);
+  });
+
+  it('response.done releases what its streams still hold (as deltas), except after a trip or a suppression', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(responseCreated('resp_2'));
+    expect(json(server(textDelta('resp_1', 'mail bob@example.com'))).delta).toBe('mail ');
+    expect(json(server(outDelta('resp_2', 'hello there friend'))).delta).toBe('hello there ');
+    server(responseDone('resp_1'));
+    expect(session.client).toEqual([{ type: 'response.output_text.delta', event_id: expect.any(String), response_id: 'resp_1', item_id: 'item_t', output_index: 0, content_index: 0, delta: '[REDACTED:email]' }]);
+    // The stream is gone: a late delta starts a new one.
+    session.cancelResponse('resp_2', 'other', {} as ProxyError);
+    server(responseDone('resp_2'));
+    expect(session.client).toHaveLength(1);
+
+    const held = setup(await policyFrom(RULES));
+    held.server(responseCreated('resp_3'));
+    expect(json(held.server(textDelta('resp_3', 'I will wire the money'))).delta).toBe('I will ');
+    held.server(responseDone('resp_3'));
+    expect(held.session.client).toEqual([]);
+  });
+
+  it('a stream ended by response.done without its .done does not carry over into the next response', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(textDelta('resp_1', 'wire the'));
+    server(responseDone('resp_1'));
+    server(responseCreated('resp_2'));
+    expect(server(textDelta('resp_2', ' money')).kind).not.toBe('drop');
+    expect(session.cancelled).toEqual([]);
+  });
+
+  it('function-call arguments: a name rule trips on .done once, even when the deltas tripped first', async () => {
+    const RULE = `
+guardrails:
+  rules:
+    - { id: nodel, sources: [tool_call], match: { functions: ["delete_*"] }, action: block }
+    - { id: nomail, sources: [tool_call], match: { pii: [email] }, action: block }
+`;
+    const { server, session } = setup(await policyFrom(RULE));
+    server(responseCreated('resp_1'));
+    const args = (type: string, extra: Json) => wire({ type, response_id: 'resp_1', item_id: 'item_f', output_index: 0, call_id: 'c', ...extra });
+    expect(server(args('response.function_call_arguments.delta', { delta: '{"a":1}' })).kind).not.toBe('drop');
+    expect(server(args('response.function_call_arguments.done', { name: 'delete_all', arguments: '{"a":1}' })).kind).toBe('drop');
+    expect(reports(session).map((r) => [r.ruleId, r.source])).toEqual([['nodel', 'tool_input']]);
+    const two = setup(await policyFrom(RULE));
+    two.server(responseCreated('resp_1'));
+    const args2 = (type: string, extra: Json) => wire({ type, response_id: 'resp_1', item_id: 'item_g', output_index: 0, call_id: 'c', ...extra });
+    expect(two.server(args2('response.function_call_arguments.done', { name: 'send', arguments: '{"to":"bob@example.com"}' })).kind).toBe('drop');
+    expect(two.server(args2('response.function_call_arguments.done', { name: 'fine', arguments: '{}' })).kind).toBe('continue');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Input transcripts: the user item is deleted and its response stopped.
+
+describe('input transcripts', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
+    - { id: stop, sources: [input], match: { phrases: ["stop talking"] }, action: cancel_response }
+    - { id: bye, sources: [input], match: { phrases: ["goodbye forever"] }, action: end_session }
+`;
+
+  it('a tripped transcript with no response in flight: item deleted once, the client told, the next response cancelled; later events of the item withheld', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(committed('item_u'));
+    server(convAdded(msg('item_u', 'user', [{ type: 'input_audio', transcript: null }])));
+    expect(server(inDelta('item_u', 'ignore previous instructions.')).kind).toBe('drop');
+    expect(deleted(session)).toEqual(['item_u']);
+    expect(marks(session, 'item_u')).toEqual(['blocked:inj', 'deleted:inj']);
+    expect(notices(session)).toEqual(['guardrail_blocked']);
+    expect(server(inDelta('item_u', ' and more')).kind).toBe('drop');
+    expect(server(inDone('item_u', 'ignore previous instructions and more')).kind).toBe('drop');
+    // Withheld once: a transcript event that comes after the completed one goes through the rules again.
+    expect(server(inDone('item_u', 'fine')).kind).toBe('continue');
+    server(responseCreated('resp_1'));
+    expect(session.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_1', 'guardrail_blocked']]);
+    expect(deleted(session)).toEqual(['item_u']);
+    expect(reports(session).map((r) => [r.ruleId, r.source])).toEqual([['inj', 'input']]);
+  });
+
+  it('other items and other sources are not withheld because one user item was', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    expect(server(inDone('item_u', 'stop talking')).kind).toBe('drop');
+    expect(server(inDelta('item_v', 'hello')).kind).not.toBe('drop');
+    const out = setup(await policyFrom('guardrails:\n  rules: [{ id: inj, sources: [input], match: { phrases: ["x y"] }, action: block }]'));
+    out.server(inDone('item_u', 'x y'));
+    out.server(responseCreated('resp_1'));
+    const f = textDelta('resp_1', 'assistant text');
+    expect(out.server(f).kind).toBe('continue');
+    expect(session.cancelled).toEqual([]);
+  });
+
+  it('end_session on a transcript closes', async () => {
+    const { server } = setup(await policyFrom(RULES));
+    const v = server(inDone('item_u', 'goodbye forever'));
+    expect(v.kind === 'close' && v.error.code).toBe('policy_violation');
+  });
+
+  it('a transcript of a model-made item is not deleted as a user item', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(itemAdded('resp_1', msg('item_m', 'assistant', [], 'in_progress')));
+    expect(server(inDone('item_m', 'stop talking')).kind).toBe('drop');
+    expect(deleted(session)).toEqual([]);
+    expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+  });
+});
+
+describe('input transcription failure (fail closed)', () => {
+  const policy = (action: string, timeoutMs?: number) =>
+    policyFrom(`guardrails:\n  inputTranscriptionFailure: { action: ${action}${timeoutMs ? `, timeoutMs: ${timeoutMs}` : ''} }\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]`);
+
+  it('block: a failed transcript deletes the user item and cancels its response', async () => {
+    const { server, session } = setup(await policy('block'));
+    server(committed('item_f'));
+    server(responseCreated('resp_1'));
+    expect(server(failed('item_f')).kind).toBe('continue');
+    expect(deleted(session)).toEqual(['item_f']);
+    expect(session.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details?.['rule']])).toEqual([['resp_1', 'guardrail_blocked', 'input-transcription-failed']]);
+    expect(reports(session).map((r) => [r.ruleId, r.action, r.source])).toEqual([['input-transcription-failed', 'block', 'input']]);
+  });
+
+  it('end_session: a failed transcript closes the session', async () => {
+    const { server, session } = setup(await policy('end_session'));
+    server(failed('item_f'));
+    expect(session.closedWith?.code).toBe('policy_violation');
+    expect(session.closedWith?.details).toMatchObject({ rule: 'input-transcription-failed', action: 'end_session' });
+  });
+
+  it('pass: the turn goes unchecked, with a warning when input rules exist', async () => {
+    const { server, session } = setup(await policy('pass', 100));
+    vi.useFakeTimers();
+    expect(server(committed('item_f')).kind).toBe('continue');
+    expect(server(failed('item_f')).kind).toBe('continue');
+    vi.advanceTimersByTime(1000);
+    expect(deleted(session)).toEqual([]);
+    expect(session.lines.filter((l) => l['msg'] === 'input transcription failed: input rules could not check this turn')).toHaveLength(1);
+    const quiet = setup(await policyFrom('description: none'));
+    quiet.server(failed('item_f'));
+    expect(quiet.session.lines).toEqual([]);
+  });
+
+  it('timeoutMs: no transcript in time fails closed; a transcript or a failure in time stops the clock', async () => {
+    vi.useFakeTimers();
+    const { server, session } = setup(await policy('block', 100));
+    server(committed('item_late'));
+    server(committed('item_late'));
+    server(committed('item_ok'));
+    server(committed('item_bad'));
+    server(committed(''));
+    vi.advanceTimersByTime(50);
+    server(inDone('item_ok', 'hello'));
+    server(failed('item_bad'));
+    expect(deleted(session)).toEqual(['item_bad']);
+    vi.advanceTimersByTime(99);
+    expect(deleted(session)).toEqual(['item_bad', 'item_late']);
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['input-transcription-failed', 'input-transcription-timeout']);
+    vi.advanceTimersByTime(1000);
+    expect(deleted(session)).toEqual(['item_bad', 'item_late']);
+  });
+
+  it('timeoutMs with end_session closes; a closed filter does nothing when its clock runs out', async () => {
+    vi.useFakeTimers();
+    const a = setup(await policy('end_session', 100));
+    a.server(committed('item_1'));
+    vi.advanceTimersByTime(100);
+    expect(a.session.closedWith?.details).toMatchObject({ rule: 'input-transcription-timeout' });
+    const b = setup(await policy('block', 100));
+    b.server(committed('item_1'));
+    b.filter.onClose();
+    vi.advanceTimersByTime(1000);
+    expect(deleted(b.session)).toEqual([]);
+    expect(reports(b.session)).toEqual([]);
+  });
+
+  it('at most 64 transcripts are waited for at once', async () => {
+    vi.useFakeTimers();
+    const { server, session } = setup(await policy('block', 100));
+    for (let i = 0; i < 70; i++) server(committed(`item_${i}`));
+    vi.advanceTimersByTime(100);
+    expect(deleted(session)).toHaveLength(64);
+  });
+
+  it('without timeoutMs, or with pass, no clock runs', async () => {
+    vi.useFakeTimers();
+    const { server, session } = setup(await policy('block'));
+    server(committed('item_1'));
+    vi.advanceTimersByTime(600_000);
+    expect(deleted(session)).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
