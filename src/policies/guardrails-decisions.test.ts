@@ -952,3 +952,254 @@ describe('input transcription failure (fail closed)', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Custom guardrails, the scan limit, reports and the session summary.
+
+describe('custom guardrails', () => {
+  const loaderFor = (g: GuardrailDefinition) => async () => ({ default: g });
+  const withCustom = (g: GuardrailDefinition, entry: string, rules = '') =>
+    policyFrom(`guardrails:\n  defaults: { timeoutMs: 1000 }\n  custom: [${entry}]${rules ? `\n  rules:\n${rules}` : ''}`, 'test', loaderFor(g));
+
+  it('streaming guardrails see each delta with the recent text; the others only complete texts', async () => {
+    const seen: GuardrailEvent[] = [];
+    const streaming = defineGuardrail({ name: 's', wants: ['output'], streaming: true, evaluate: (e) => (seen.push(e), { action: 'allow' }) });
+    const { server } = setup(await withCustom(streaming, '{ id: s, module: ./x.ts }'));
+    server(responseCreated('resp_1'));
+    expect(server(textDelta('resp_1', 'hello ')).kind).toBe('continue');
+    expect(server(textDelta('resp_1', 'world')).kind).toBe('continue');
+    server(textDone('resp_1', 'hello world'));
+    expect(seen.map((e) => [e.eventType, e.text, e.delta, e.final, e.responseId, e.itemId])).toEqual([
+      ['response.output_text.delta', 'hello ', 'hello ', false, 'resp_1', 'item_t'],
+      ['response.output_text.delta', 'hello world', 'world', false, 'resp_1', 'item_t'],
+      ['response.output_text.done', 'hello world', null, true, 'resp_1', 'item_t'],
+    ]);
+
+    const finals: GuardrailEvent[] = [];
+    const whole = defineGuardrail({ name: 'w', wants: ['output', 'tool_call'], evaluate: (e) => (finals.push(e), { action: 'allow' }) });
+    const w = setup(await withCustom(whole, '{ id: w, module: ./x.ts }'));
+    w.server(responseCreated('resp_1'));
+    const d = textDelta('resp_1', 'hello');
+    expect(w.server(d).kind).toBe('continue');
+    w.server(textDone('resp_1', 'hello'));
+    w.server(wire({ type: 'response.function_call_arguments.done', response_id: 'resp_1', item_id: 'item_f', output_index: 0, call_id: 'c', name: 'lookup', arguments: '{}' }));
+    expect(finals.map((e) => [e.eventType, e.final, e.functionName])).toEqual([
+      ['response.output_text.done', true, null],
+      ['response.function_call_arguments.done', true, 'lookup'],
+    ]);
+  });
+
+  it('keeps per-guardrail state for the session', async () => {
+    const g = defineGuardrail({
+      name: 'count',
+      wants: ['input'],
+      evaluate: (_e, ctx) => {
+        const n = ((ctx.state.get('n') as number | undefined) ?? 0) + 1;
+        ctx.state.set('n', n);
+        return n >= 3 ? { action: 'block' } : { action: 'allow' };
+      },
+    });
+    const { client } = setup(await withCustom(g, '{ id: count, module: ./x.ts }'));
+    expect(client(userText('1')).kind).toBe('continue');
+    expect(client(userText('2')).kind).toBe('continue');
+    expect(client(userText('3')).kind).toBe('reject');
+  });
+
+  it('a synchronous redact on a stream rewrites the delta; a redact without text only reports', async () => {
+    const g = defineGuardrail({ name: 'up', wants: ['output'], streaming: true, evaluate: (e) => ({ action: 'redact', text: e.delta?.toUpperCase() ?? '' }) });
+    const { server, session } = setup(await withCustom(g, '{ id: up, module: ./x.ts }'));
+    server(responseCreated('resp_1'));
+    expect(json(server(textDelta('resp_1', 'quiet'))).delta).toBe('QUIET');
+    expect(reports(session).map((r) => [r.ruleId, r.action])).toEqual([['up', 'redact']]);
+  });
+
+  it('a blocking guardrail holds the stream until its verdict; a stop verdict drops and cancels', async () => {
+    let release!: (d: Decision) => void;
+    const g = defineGuardrail({ name: 'judge', wants: ['output'], streaming: true, evaluate: () => new Promise<Decision>((r) => (release = r)) });
+    const { server, session } = setup(await withCustom(g, '{ id: judge, module: ./x.ts, mode: blocking }'));
+    server(responseCreated('resp_1'));
+    const v = server(textDelta('resp_1', 'something')) as unknown as Promise<Verdict>;
+    expect(v).toBeInstanceOf(Promise);
+    release({ action: 'cancel_response' });
+    expect((await v).kind).toBe('drop');
+    expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+  });
+
+  it('a blocking guardrail on .done and on client text', async () => {
+    const g = defineGuardrail({ name: 'j', wants: ['output', 'input'], evaluate: async (e) => (e.text.includes('bad') ? { action: 'block' } : { action: 'allow' }) });
+    const { server, client } = setup(await withCustom(g, '{ id: j, module: ./x.ts, mode: blocking }'));
+    server(responseCreated('resp_1'));
+    expect((await (server(textDone('resp_1', 'bad words')) as unknown as Promise<Verdict>)).kind).toBe('drop');
+    expect((await (server(textDone('resp_1', 'good words', 'item_2')) as unknown as Promise<Verdict>)).kind).toBe('continue');
+    expect((await (client(userText('bad')) as unknown as Promise<Verdict>)).kind).toBe('reject');
+  });
+
+  it('a sync guardrail that returns a Promise is applied late, with a warning', async () => {
+    let release!: (d: Decision) => void;
+    const g = defineGuardrail({ name: 'slow', wants: ['input'], evaluate: () => new Promise<Decision>((r) => (release = r)) });
+    const { client, server, session } = setup(await withCustom(g, '{ id: slow, module: ./x.ts }'));
+    server(responseCreated('resp_1'));
+    expect(client(userText('hello')).kind).toBe('continue');
+    expect(session.lines.some((l) => l['msg']?.toString().startsWith('sync custom guardrail returned a Promise'))).toBe(true);
+    release({ action: 'cancel_response' });
+    await vi.waitFor(() => expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']));
+    expect(reports(session).map((r) => [r.ruleId, r.action])).toEqual([['slow', 'cancel_response']]);
+    expect(session.lines.find((l) => l['msg'] === 'guardrail tripped')).toMatchObject({ matcher: 'custom:verdict:late' });
+  });
+
+  describe('late verdicts (parallel mode): only stopping the response or the session still helps', () => {
+    async function late(wants: GuardrailDefinition['wants'], streaming = false) {
+      let release!: (d: Decision) => void;
+      const g = defineGuardrail({ name: 'p', wants, streaming, evaluate: () => new Promise<Decision>((r) => (release = r)) });
+      const s = setup(await withCustom(g, '{ id: p, module: ./x.ts, mode: parallel }'));
+      const settle = async (d: Decision) => {
+        release(d);
+        await new Promise((r) => setTimeout(r, 0));
+      };
+      return { ...s, settle };
+    }
+
+    it('end_session closes', async () => {
+      const s = await late(['input']);
+      s.client(userText('x'));
+      await s.settle({ action: 'end_session' });
+      expect(s.session.closedWith?.code).toBe('policy_violation');
+      expect(s.session.closedWith?.details).toMatchObject({ rule: 'p', action: 'end_session' });
+      expect(reports(s.session).map((r) => r.action)).toEqual(['end_session']);
+    });
+
+    it('block on an input transcript deletes the user item and cancels the response', async () => {
+      const s = await late(['input']);
+      s.server(responseCreated('resp_1'));
+      s.server(inDone('item_u', 'hello'));
+      await s.settle({ action: 'block' });
+      expect(deleted(s.session)).toEqual(['item_u']);
+      expect(s.session.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_1', 'guardrail_blocked']]);
+    });
+
+    it('cancel_response on an input transcript cancels without deleting the item', async () => {
+      const s = await late(['input']);
+      s.server(responseCreated('resp_1'));
+      s.server(inDone('item_u', 'hello'));
+      await s.settle({ action: 'cancel_response' });
+      expect(deleted(s.session)).toEqual([]);
+      expect(s.session.cancelled.map((c) => c.notice.code)).toEqual(['response_cancelled_by_policy']);
+    });
+
+    it('on output of a response still running: cancels it, and its items are deleted when it is done', async () => {
+      const s = await late(['output']);
+      s.server(responseCreated('resp_1'));
+      s.server(itemAdded('resp_1', msg('item_t', 'assistant', [], 'in_progress')));
+      s.server(textDone('resp_1', 'text'));
+      await s.settle({ action: 'block' });
+      expect(s.session.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_1', 'guardrail_blocked']]);
+      s.server(responseDone('resp_1', [], 'cancelled'));
+      expect(deleted(s.session)).toEqual(['item_t']);
+      expect(reports(s.session).map((r) => r.action)).toEqual(['block']);
+    });
+
+    it('on output of a finished response: too late, only logged', async () => {
+      const s = await late(['output']);
+      s.server(responseCreated('resp_1'));
+      s.server(textDone('resp_1', 'text'));
+      s.server(responseDone('resp_1'));
+      await s.settle({ action: 'cancel_response' });
+      expect(s.session.cancelled).toEqual([]);
+      expect(reports(s.session).map((r) => r.action)).toEqual(['log']);
+    });
+
+    it('on a client tool output: cancels the responses in flight', async () => {
+      const s = await late(['tool_output']);
+      s.server(responseCreated('resp_1'));
+      s.client(wire({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: 'c', output: 'x' } }));
+      await s.settle({ action: 'cancel_response' });
+      expect(s.session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+    });
+
+    it('allow and log change nothing; a closed filter ignores late verdicts', async () => {
+      const a = await late(['input']);
+      a.server(responseCreated('resp_1'));
+      a.client(userText('x'));
+      await a.settle({ action: 'allow' });
+      expect(reports(a.session)).toEqual([]);
+      const b = await late(['input']);
+      b.server(responseCreated('resp_1'));
+      b.client(userText('x'));
+      await b.settle({ action: 'log' });
+      expect(reports(b.session).map((r) => r.action)).toEqual(['log']);
+      expect(b.session.cancelled).toEqual([]);
+      const c = await late(['input']);
+      c.server(responseCreated('resp_1'));
+      c.client(userText('x'));
+      c.filter.onClose();
+      await c.settle({ action: 'end_session' });
+      expect(c.session.closedWith).toBeNull();
+      expect(reports(c.session)).toEqual([]);
+    });
+  });
+});
+
+describe('scan limit, reports, summary', () => {
+  it('a text over maxScanChars: block (rule scan_limit) or pass unscanned (logged), custom code not run', async () => {
+    let ran = 0;
+    const g = defineGuardrail({ name: 'g', wants: ['input'], evaluate: () => (ran++, { action: 'allow' }) });
+    const big = 'ignore previous instructions '.repeat(40);
+    const block = setup(await policyFrom(`guardrails:\n  maxScanChars: 1024\n  custom: [{ id: g, module: ./x.ts }]\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: log }]`, 'test', async () => ({ default: g })));
+    const v = block.client(userText(big));
+    expect(v.kind === 'reject' && v.error.details).toMatchObject({ rule: SCAN_LIMIT_RULE, action: 'block' });
+    expect(ran).toBe(0);
+    expect(block.client(userText('short')).kind).toBe('continue');
+    expect(ran).toBe(1);
+    const pass = setup(await policyFrom(`guardrails:\n  maxScanChars: 1024\n  overScanLimit: pass_unscanned\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]`));
+    expect(pass.client(userText(big)).kind).toBe('continue');
+    expect(reports(pass.session).map((r) => [r.ruleId, r.action])).toEqual([[SCAN_LIMIT_RULE, 'log']]);
+    // Over the limit but nothing would scan it: no finding.
+    const other = setup(await policyFrom(`guardrails:\n  maxScanChars: 1024\n  rules: [{ id: t, sources: [tool_call], match: { phrases: ["x"] }, action: block }]`));
+    expect(other.client(userText(big)).kind).toBe('continue');
+    expect(reports(other.session)).toEqual([]);
+    // The server side too.
+    block.server(responseCreated('resp_1'));
+    expect(block.server(inDone('item_u', big)).kind).toBe('drop');
+  });
+
+  it('texts longer than maxInputChars are scanned in windows, a match across a window edge included', async () => {
+    const { client } = setup(await policyFrom('guardrails:\n  maxInputChars: 256\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]'));
+    expect(client(userText(`${'a '.repeat(120)}ignore previous instructions ${'b '.repeat(200)}`)).kind).toBe('reject');
+    expect(client(userText(`${'a '.repeat(300)}`)).kind).toBe('continue');
+  });
+
+  it('reports carry the decision time, and log lines the match only with logMatches', async () => {
+    const { client, session } = setup(
+      await policyFrom('guardrails:\n  rules:\n    - { id: a, sources: [input], match: { phrases: ["alpha"] }, action: log, logMatches: true }\n    - { id: b, sources: [input], match: { phrases: ["beta"] }, action: log }'),
+    );
+    session.time = 5;
+    client(userText('alpha beta'));
+    expect(reports(session).map((r) => [r.ruleId, r.decisionMs, r.policyVersion])).toEqual([
+      ['a', 0, expect.any(String)],
+      ['b', 0, expect.any(String)],
+    ]);
+    const lines = session.lines.filter((l) => l['msg'] === 'guardrail tripped');
+    expect(lines.map((l) => [l['rule'], l['match'], l['eventType'], l['source'], l['matcher']])).toEqual([
+      ['a', 'alpha', 'conversation.item.create', 'input', 'phrase'],
+      ['b', undefined, 'conversation.item.create', 'input', 'phrase'],
+    ]);
+    expect(lines[1]).not.toHaveProperty('match');
+  });
+
+  it('the summary counts every reported trip, with the policy and its version', async () => {
+    const { client, filter, entry } = setup(await policyFrom('guardrails:\n  rules: [{ id: a, sources: [input], match: { phrases: ["alpha", "beta"] }, action: log }]', 'sum'));
+    client(userText('alpha'));
+    client(userText('beta'));
+    expect(filter.summary()).toEqual({ policy: 'sum', policyVersion: entry.current.version, guardrailTrips: 2 });
+  });
+
+  it('details name the strongest finding, the first of equal rank', async () => {
+    const { client } = setup(
+      await policyFrom(
+        'guardrails:\n  rules:\n    - { id: l, sources: [input], match: { phrases: ["x1"] }, action: log }\n    - { id: b1, sources: [input], match: { phrases: ["x2"] }, action: block }\n    - { id: b2, sources: [input], match: { phrases: ["x3"] }, action: block }',
+      ),
+    );
+    const v = client(userText('x1 x2 x3'));
+    expect(v.kind === 'reject' && v.error.details).toMatchObject({ rule: 'b1', action: 'block' });
+  });
+});
