@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
-import { entryOf, outDelta, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
+import { entryOf, outDelta, policyFrom as compile, responseCreated, userText, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import type { ProxyError } from '../protocol/errors.js';
@@ -18,6 +18,16 @@ import { GuardrailFilter, SCAN_LIMIT_RULE } from './guardrails.js';
  */
 
 type Json = Record<string, unknown>;
+
+/** Compiled policies are immutable: each YAML text is compiled once (the tests stay fast under Stryker). */
+const compiled = new Map<string, Promise<CompiledPolicy>>();
+function policyFrom(yaml: string, name = 'test', loader?: Parameters<typeof compile>[2]): Promise<CompiledPolicy> {
+  if (loader) return compile(yaml, name, loader);
+  const key = `${name}\u0000${yaml}`;
+  let p = compiled.get(key);
+  if (!p) compiled.set(key, (p = compile(yaml, name)));
+  return p;
+}
 
 /** A FakeSession whose log lines are kept (the filter's warnings and decision lines). */
 class LoggedSession extends FakeSession {
@@ -1201,5 +1211,54 @@ describe('scan limit, reports, summary', () => {
     );
     const v = client(userText('x1 x2 x3'));
     expect(v.kind === 'reject' && v.error.details).toMatchObject({ rule: 'b1', action: 'block' });
+  });
+});
+
+describe('bounded memory keeps what is still needed', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: wire, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }
+    - { id: mail, sources: [output], match: { pii: [email] }, action: redact }
+    - { id: stop, sources: [input], match: { phrases: ["stop talking"] }, action: cancel_response }
+`;
+
+  it('two responses cancelled together both have their items deleted when done', async () => {
+    const { server, client, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(responseCreated('resp_2'));
+    server(itemAdded('resp_1', msg('item_1', 'assistant', [], 'in_progress')));
+    server(itemAdded('resp_2', msg('item_2', 'assistant', [], 'in_progress')));
+    client(userText('stop talking'));
+    expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_1', 'resp_2']);
+    server(responseDone('resp_1', [], 'cancelled'));
+    server(responseDone('resp_2', [], 'cancelled'));
+    expect(deleted(session)).toEqual(['item_1', 'item_2']);
+  });
+
+  it('interleaved streams keep their own context', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(textDelta('resp_1', 'I will wire the', 'item_1'));
+    server(textDelta('resp_1', 'hello there', 'item_2'));
+    expect(server(textDelta('resp_1', ' money.', 'item_1')).kind).toBe('drop');
+    expect(session.cancelled).toHaveLength(1);
+  });
+
+  it('an item is deleted upstream once, and a finding reported once per item, across other items', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    const a = textItem('item_a', 'wire the money');
+    const b = textItem('item_b', 'wire the money');
+    server(retrieved(a));
+    server(retrieved(b));
+    server(retrieved(a));
+    expect(deleted(session)).toEqual(['item_a', 'item_b']);
+    const m = setup(await policyFrom(RULES));
+    const ma = textItem('item_a', 'bob@example.com');
+    const mb = textItem('item_b', 'bob@example.com');
+    m.server(retrieved(ma));
+    m.server(retrieved(mb));
+    m.server(retrieved(ma));
+    expect(reports(m.session).map((r) => r.ruleId)).toEqual(['mail', 'mail']);
   });
 });
