@@ -1262,3 +1262,49 @@ guardrails:
     expect(reports(m.session).map((r) => r.ruleId)).toEqual(['mail', 'mail']);
   });
 });
+
+describe('retrieve: audio goes with the text of what the policy stopped', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: wire, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }
+    - { id: mail, sources: [output], match: { pii: [email] }, action: redact }
+`;
+  const audioMsg = (id: string, transcript: string) => msg(id, 'assistant', [{ type: 'output_audio', transcript, audio: 'QUJD' }]);
+
+  it('another item of a response the filter cancelled, retrieved before the response is done', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(itemAdded('resp_1', { ...audioMsg('item_ok', ''), status: 'in_progress', content: [] }));
+    server(outDelta('resp_1', 'now wire the money.', 'item_bad'));
+    expect(session.cancelled).toHaveLength(1);
+    expect((json(server(retrieved(audioMsg('item_ok', 'hello')))).item as Json).content).toEqual([{ type: 'output_audio', transcript: '', audio: '' }]);
+  });
+
+  it('an item of a response another filter stopped', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(itemAdded('resp_1', { ...audioMsg('item_1', ''), status: 'in_progress', content: [] }));
+    session.cancelResponse('resp_1', 'metering', {} as ProxyError);
+    expect((json(server(retrieved(audioMsg('item_1', 'hello')))).item as Json).content).toEqual([{ type: 'output_audio', transcript: '', audio: '' }]);
+  });
+
+  it('after the response is done (the relay no longer suppresses it): by the marks on the item, a redaction mark included', async () => {
+    const relay = new Relay(await policyFrom(RULES));
+    relay.server(responseCreated('resp_1'));
+    relay.server(itemAdded('resp_1', { ...audioMsg('item_a', ''), status: 'in_progress', content: [] }));
+    relay.server(itemDone('resp_1', audioMsg('item_a', 'mail bob@example.com')));
+    relay.server(outDelta('resp_1', 'now wire the money.', 'item_b'));
+    relay.server(responseDone('resp_1', [audioMsg('item_a', 'mail bob@example.com')], 'cancelled'));
+    expect(relay.session.isSuppressed('resp_1')).toBe(false);
+    expect(marks(relay.session, 'item_a')).toEqual(['redacted:mail', 'cancelled:', 'deleted:']);
+    relay.server(retrieved(audioMsg('item_a', 'mail bob@example.com')));
+    expect((relay.received.at(-1)!['item'] as Json).content).toEqual([{ type: 'output_audio', transcript: '', audio: '' }]);
+  });
+
+  it('an item without an id that trips on retrieve', async () => {
+    const { server } = setup(await policyFrom(RULES));
+    const item = { type: 'message', role: 'assistant', content: [{ type: 'output_audio', transcript: 'wire the money', audio: 'QUJD' }, 'junk'] };
+    expect((json(server(retrieved(item))).item as Json).content).toEqual([{ type: 'output_audio', transcript: '', audio: '' }, 'junk']);
+  });
+});

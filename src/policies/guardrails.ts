@@ -9,7 +9,7 @@ import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
-import { asArray, asObject, asString } from '../protocol/json.js';
+import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 import { clientEventId, notifyClient, toFrame } from './util.js';
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
@@ -793,15 +793,14 @@ function heldDelta(stream: Stream, eventId: string, text: string): RealtimeServe
 
 /** A retrieved item of a stopped response (or one the policy stopped, now or before) loses its audio too. */
 function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: ReadonlyMap<string, unknown>, trippedNow: boolean): void {
-  const item = asObject(copy['item']);
-  const id = asString(item?.['id']);
-  if (!item || !id) return;
-  const view = ctx.conversation.item(id);
+  // The copy has texts of its item, so the item is an object.
+  const item = asObjectOrEmpty(copy['item']);
+  const view = ctx.conversation.item(asString(item['id']) ?? '');
   // The view may not know the item (pruned): a trip on this very event stops it all the same.
   const stopped = trippedNow || (view?.responseId && (ctx.isSuppressed(view.responseId) || cancelled.has(view.responseId))) || view?.marks.some((m) => m.kind !== 'redacted');
   if (!stopped) return;
-  for (const p of asArray(item['content']) ?? []) {
+  asArray(item['content'])?.forEach((p) => {
     const part = asObject(p);
     if (part && typeof part['audio'] === 'string') part['audio'] = '';
-  }
+  });
 }
