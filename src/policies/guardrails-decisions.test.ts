@@ -1446,3 +1446,39 @@ describe('decision time', () => {
     ]);
   });
 });
+
+describe('more texts per event', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: wire, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }
+    - { id: mail, sources: [output], match: { pii: [email] }, action: redact }
+`;
+
+  it('an unknown item among known ones is refused under block; under pass custom code sees only the known texts', async () => {
+    const block = setup(await policyFrom('guardrails:\n  unknownContentEvents: block'));
+    const mixed = wire({ type: 'response.create', response: { input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] }, { type: 'hologram' }] } });
+    expect(errorCode(block.client(mixed))).toBe('guardrail_blocked');
+    const seen: string[] = [];
+    const g = defineGuardrail({ name: 'g', wants: ['input'], evaluate: (e) => (seen.push(e.text), { action: 'allow' }) });
+    const pass = setup(await policyFrom('guardrails:\n  custom: [{ id: g, module: ./x.ts }]', 'test', async () => ({ default: g })));
+    expect(pass.client(mixed).kind).toBe('continue');
+    expect(seen).toEqual(['hi']);
+  });
+
+  it('every item of a response summary is redacted, each in its place', async () => {
+    const { server } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    const v = json(server(responseDone('resp_1', [textItem('item_1', 'a@example.com'), textItem('item_2', 'b@example.com')])));
+    expect((v.response as { output: { content: { text: string }[] }[] }).output.map((o) => o.content[0]!.text)).toEqual(['[REDACTED:email]', '[REDACTED:email]']);
+  });
+
+  it('a retrieved item that trips is marked with the rule that stopped it', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_0'));
+    server(itemAdded('resp_0', msg('item_r', 'assistant', [], 'in_progress')));
+    server(responseDone('resp_0'));
+    server(retrieved(textItem('item_r', 'wire the money')));
+    expect(marks(session, 'item_r')).toEqual(['cancelled:wire', 'blocked:wire', 'deleted:wire']);
+  });
+});

@@ -226,9 +226,8 @@ export class GuardrailFilter implements Filter {
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     const texts = eventTexts(frame.type, ev);
-    if (texts.length === 0) return CONTINUE;
-    if (texts.some((t) => t.unknownItemType !== undefined)) {
-      const unknown = texts.find((t) => t.unknownItemType !== undefined)!;
+    const unknown = texts.find((t) => t.unknownItemType !== undefined);
+    if (unknown) {
       const v = this.#unknown(`item:${unknown.unknownItemType}`, 'client');
       if (v.kind !== 'continue') return v;
     }
@@ -257,8 +256,9 @@ export class GuardrailFilter implements Filter {
         }
       }
       const action = strongestOf(findings);
-      if (action === null && copy === null) return CONTINUE;
-      const source = evaluations.find((x) => x.e.findings.length > 0)?.t.source ?? 'input';
+      // A redaction comes with its finding: no finding, nothing to do.
+      if (action === null) return CONTINUE;
+      const source = evaluations.find((x) => x.e.findings.length > 0)!.t.source;
       const details = this.#details(policy, findings);
       let verdict: Verdict;
       switch (action) {
@@ -296,8 +296,8 @@ export class GuardrailFilter implements Filter {
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     const texts = eventTexts(type, ev);
-    if (texts.length === 0) return CONTINUE;
-    const eventResponse = asString(ev['response_id']) ?? (type === 'response.done' || type === 'response.created' ? asString(asObject(ev['response'])?.['id']) : null);
+    // response.created / response.done name their response in `response.id`.
+    const eventResponse = asString(ev['response_id']) ?? asString(asObject(ev['response'])?.['id']);
     let copy: JsonObject | null = null;
     const edit = (t: ContentText, text: string): void => {
       copy ??= structuredClone(ev);
