@@ -632,6 +632,8 @@ guardrails:
     expect(reports(session)).toHaveLength(2);
     server(retrieved(msg('item_c', 'user', [{ type: 'input_text', text: 'note this: bob@example.com' }])));
     expect(reports(session).map((r) => r.ruleId)).toEqual(['mail', 'seen', 'mail', 'seen']);
+    // A log finding leaves no mark on the item.
+    expect(marks(session, 'item_c')).toEqual(['redacted:mail']);
     // A user item the server made (not typed by this client) is checked.
     const made = msg('item_s', 'user', [{ type: 'input_text', text: 'bob@example.com' }]);
     expect(JSON.stringify(json(server(convAdded(made))))).not.toContain('bob@');
@@ -697,7 +699,7 @@ guardrails:
       const done = server(wire({ type: doneType, event_id: 'ev_2', ...ids(deltaType), ...(field === 'arguments' ? { name: 'f' } : {}), [field]: 'write bob@example.com' }));
       expect(json(done)[field]).toBe('write [REDACTED:email]');
       // The held address went out, redacted, as a delta of the stream's own type with its ids.
-      expect(session.client).toEqual([{ type: deltaType, event_id: expect.stringMatching(/^event_proxy_/), ...ids(deltaType), delta: '[REDACTED:email]' }]);
+      expect(session.client).toStrictEqual([{ type: deltaType, event_id: expect.stringMatching(/^event_proxy_/), ...ids(deltaType), delta: '[REDACTED:email]' }]);
       expect(reports(session).map((r) => r.ruleId)).toEqual(['mail']);
 
       const t = setup(await policyFrom(RULES));
@@ -1480,5 +1482,52 @@ guardrails:
     server(responseDone('resp_0'));
     server(retrieved(textItem('item_r', 'wire the money')));
     expect(marks(session, 'item_r')).toEqual(['cancelled:wire', 'blocked:wire', 'deleted:wire']);
+  });
+});
+
+describe('late and lost transcripts, translation streams, late tool-call verdicts', () => {
+  it('a transcript that arrives after its timeout blocked the turn is withheld', async () => {
+    vi.useFakeTimers();
+    const { server, session } = setup(await policyFrom('guardrails:\n  inputTranscriptionFailure: { action: block, timeoutMs: 100 }\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]'));
+    server(committed('item_x'));
+    vi.advanceTimersByTime(100);
+    expect(deleted(session)).toEqual(['item_x']);
+    server(committed('item_y'));
+    vi.advanceTimersByTime(100);
+    expect(server(inDelta('item_x', 'what I said')).kind).toBe('drop');
+    expect(server(inDone('item_x', 'what I said')).kind).toBe('drop');
+    expect(server(inDone('item_y', 'what I said')).kind).toBe('drop');
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['input-transcription-timeout', 'input-transcription-timeout']);
+  });
+
+  it('findings of translation streams (no item ids) are reported for each stream', async () => {
+    const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: n, sources: [input, output], match: { phrases: ["interesting"] }, action: log }]'));
+    server(wire({ type: 'session.output_transcript.delta', delta: 'how interesting!' }));
+    server(wire({ type: 'session.input_transcript.delta', delta: 'so interesting!' }));
+    expect(reports(session).map((r) => [r.ruleId, r.source])).toEqual([
+      ['n', 'output'],
+      ['n', 'input'],
+    ]);
+  });
+
+  it('a late verdict on a finished response\'s tool call does not stop another response', async () => {
+    let release!: (d: Decision) => void;
+    const g = defineGuardrail({ name: 'p', wants: ['tool_call'], evaluate: () => new Promise<Decision>((r) => (release = r)) });
+    const { server, session } = setup(await policyFrom('guardrails:\n  custom: [{ id: p, module: ./x.ts, mode: parallel, timeoutMs: 1000 }]', 'test', async () => ({ default: g })));
+    server(responseCreated('resp_1'));
+    server(wire({ type: 'response.function_call_arguments.done', response_id: 'resp_1', item_id: 'item_f', output_index: 0, call_id: 'c', name: 'f', arguments: '{}' }));
+    server(responseDone('resp_1'));
+    server(responseCreated('resp_2'));
+    release({ action: 'block' });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(session.cancelled).toEqual([]);
+    expect(reports(session).map((r) => r.action)).toEqual(['log']);
+  });
+
+  it('custom code alone puts a text over the scan limit under overScanLimit', async () => {
+    const g = defineGuardrail({ name: 'g', wants: ['input'], evaluate: () => ({ action: 'allow' }) });
+    const { client } = setup(await policyFrom('guardrails:\n  maxScanChars: 1024\n  custom: [{ id: g, module: ./x.ts }]', 'test', async () => ({ default: g })));
+    const v = client(userText('x'.repeat(2000)));
+    expect(v.kind === 'reject' && v.error.details).toMatchObject({ rule: SCAN_LIMIT_RULE });
   });
 });

@@ -373,11 +373,8 @@ export class GuardrailFilter implements Filter {
     const ids = this.#cancelled.get(id);
     if (!ids) return;
     this.#cancelled.delete(id);
+    // The view has learnt this response.done already: its items include those of `response.output`.
     for (const itemId of this.#ctx.conversation.response(id)?.itemIds ?? []) ids.add(itemId);
-    for (const o of asArray(response?.['output']) ?? []) {
-      const itemId = asString(asObject(o)?.['id']);
-      if (itemId) ids.add(itemId);
-    }
     for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
   }
 
@@ -592,9 +589,10 @@ export class GuardrailFilter implements Filter {
     if (action === 'pass' || timeoutMs === null || this.#transcriptTimers.size >= 64) return CONTINUE;
     const itemId = asString(frame.json()['item_id']);
     if (!itemId || this.#transcriptTimers.has(itemId)) return CONTINUE;
+    // onClose clears every timer: one that fires, fires for an open session.
     const timer = setTimeout(() => {
       this.#transcriptTimers.delete(itemId);
-      if (!this.#closed) this.#failClosed(itemId, 'timeout');
+      this.#failClosed(itemId, 'timeout');
     }, timeoutMs);
     timer.unref?.();
     this.#transcriptTimers.set(itemId, timer);
@@ -602,9 +600,7 @@ export class GuardrailFilter implements Filter {
   }
 
   #clearTranscriptTimer(itemId: string): void {
-    const timer = this.#transcriptTimers.get(itemId);
-    if (timer === undefined) return;
-    clearTimeout(timer);
+    clearTimeout(this.#transcriptTimers.get(itemId));
     this.#transcriptTimers.delete(itemId);
   }
 
@@ -739,7 +735,6 @@ export class GuardrailFilter implements Filter {
   }
 
   #reportAll(policy: CompiledPolicy, findings: readonly Finding[], source: Source, eventType: string, responseId: string | null, t0: number): void {
-    if (findings.length === 0) return;
     const decisionMs = this.#ctx.clock.now() - t0;
     for (const f of findings) {
       this.#trips++;
