@@ -1531,3 +1531,44 @@ describe('late and lost transcripts, translation streams, late tool-call verdict
     expect(v.kind === 'reject' && v.error.details).toMatchObject({ rule: SCAN_LIMIT_RULE });
   });
 });
+
+describe('what was stopped stays stopped; what was not is left alone', () => {
+  it('a clean retrieve is forwarded as is', async () => {
+    const { server } = setup(await policyFrom('guardrails:\n  rules: [{ id: w, sources: [output], match: { phrases: ["wire the money"] }, action: block }]'));
+    expect(server(retrieved(msg('item_1', 'assistant', [{ type: 'output_audio', transcript: 'hello', audio: 'QUJD' }]))).kind).toBe('continue');
+  });
+
+  it('an item a block rule removed stays blank on later paths, even after the rule is gone (hot reload)', async () => {
+    const { server, entry, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: hush, sources: [output], match: { phrases: ["classified"] }, action: block }]'));
+    const item = msg('item_1', 'assistant', [{ type: 'output_text', text: 'that is classified' }]);
+    server(responseCreated('resp_0'));
+    server(itemAdded('resp_0', { ...item, status: 'in_progress', content: [] }));
+    server(responseDone('resp_0'));
+    server(retrieved(item));
+    expect(marks(session, 'item_1')).toEqual(['blocked:hush', 'deleted:hush']);
+    entry.current = await policyFrom('guardrails:\n  rules: [{ id: other, sources: [output], match: { phrases: ["unrelated"] }, action: block }]');
+    expect((json(server(convDone(item))).item as Json).content).toEqual([{ type: 'output_text', text: '' }]);
+    expect((json(server(retrieved(item))).item as Json).content).toEqual([{ type: 'output_text', text: '' }]);
+  });
+
+  it('a cancel from client text names its own rule and action, not another finding of the event', async () => {
+    const { client, server, session } = setup(
+      await policyFrom('guardrails:\n  rules:\n    - { id: card, sources: [input], match: { pii: [card] }, action: redact }\n    - { id: stop, sources: [input], match: { phrases: ["stop talking"] }, action: cancel_response }'),
+    );
+    server(responseCreated('resp_1'));
+    client(userText('card 4111 1111 1111 1111, stop talking'));
+    expect(session.cancelled.map((c) => c.notice.details)).toEqual([{ policy: 'test', policyVersion: expect.any(String), rule: 'stop', action: 'cancel_response' }]);
+    const armed = setup(await policyFrom('guardrails:\n  rules:\n    - { id: card, sources: [input], match: { pii: [card] }, action: redact }\n    - { id: stop, sources: [input], match: { phrases: ["stop talking"] }, action: cancel_response }'));
+    armed.client(userText('card 4111 1111 1111 1111, stop talking'));
+    armed.server(responseCreated('resp_2'));
+    expect(armed.session.cancelled.map((c) => [c.notice.code, c.notice.details?.['rule'], c.notice.details?.['action']])).toEqual([['response_cancelled_by_policy', 'stop', 'cancel_response']]);
+  });
+
+  it('the first text of a conversation is matched alone (no context before it), for every source', async () => {
+    const RULE = 'guardrails:\n  rules: [{ id: r, sources: [input, tool_output], match: { regex: ["here!\\\\s*ok"] }, action: block }]';
+    const { client } = setup(await policyFrom(RULE));
+    expect(client(userText('ok')).kind).toBe('continue');
+    expect(client(wire({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: 'c', output: 'ok' } })).kind).toBe('continue');
+    expect(client(userText('here! ok')).kind).toBe('reject');
+  });
+});

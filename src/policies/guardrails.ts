@@ -266,7 +266,7 @@ export class GuardrailFilter implements Filter {
           verdict = closeWith(new ProxyError('policy_violation', { eventId: clientEventId(ev), details }));
           break;
         case 'cancel_response':
-          this.#cancelActive('cancel_response', findings.find((f) => f.action === action)?.id ?? '');
+          this.#cancelActive('cancel_response', findings.find((f) => f.action === action)!.id);
           verdict = reject(new ProxyError('guardrail_blocked', { eventId: clientEventId(ev), details }));
           break;
         case 'block':
@@ -311,17 +311,16 @@ export class GuardrailFilter implements Filter {
         continue;
       }
       const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
-      // The upstream's echo of an item the client typed was checked on its way in.
-      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved' && (t.source === 'input' || t.source === 'image' || t.source === 'tool_output')) continue;
+      // The upstream's echo of an item the client typed was checked on its way in (every text of it, by its source).
+      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved') continue;
+      // A response id comes only with model items (user items belong to no response).
       const responseId = eventResponse ?? item?.responseId ?? null;
       // What the policy already stopped is never shown again, on any path.
-      const model = t.source !== 'input' && t.source !== 'image';
-      const stopped = (model && responseId !== null && (this.#ctx.isSuppressed(responseId) || this.#cancelled.has(responseId))) || item?.marks.some((m) => m.kind === 'blocked' || m.kind === 'cancelled') === true;
+      const stopped = (responseId !== null && (this.#ctx.isSuppressed(responseId) || this.#cancelled.has(responseId))) || item?.marks.some((m) => m.kind === 'blocked' || m.kind === 'cancelled') === true;
       if (stopped) {
         if (t.text.length > 0) edit(t, '');
         continue;
       }
-      if (!hasSource(policy, t.source)) continue;
       const e = this.#scanFinal(policy, t.source, type, t.text, null, t.functionName);
       if (stops(e.strongest)) edit(t, '');
       else if (e.redacted) edit(t, e.text);
@@ -329,15 +328,15 @@ export class GuardrailFilter implements Filter {
       // The same text shows up on several events: each finding is reported once per item.
       const fresh = t.itemId ? e.findings.filter((f) => this.#firstReport(t.itemId!, f.id)) : e.findings;
       if (t.itemId) for (const f of e.findings) this.#mark(t.itemId, f);
-      if (fresh.length > 0) reports.push({ source: t.source, findings: fresh, responseId });
+      reports.push({ source: t.source, findings: fresh, responseId });
       if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
     }
-    if (copy !== null && type === 'conversation.item.retrieved') blankAudioOfStopped(copy, this.#ctx, this.#cancelled, trips.length > 0);
+    if (copy !== null) blankAudioOfStopped(copy, this.#ctx, this.#cancelled, trips.length > 0);
     for (const r of reports) this.#reportAll(policy, r.findings, r.source, type, r.responseId, t0);
     for (const trip of trips) {
       if (type === 'conversation.item.retrieved' && trip.t.itemId) {
         // A stored item shown on request: remove it; responses in flight did not start from it.
-        this.#deleteItem(trip.t.itemId, 'blocked', trip.findings[0]?.id ?? null);
+        this.#deleteItem(trip.t.itemId, 'blocked', trip.findings[0]!.id);
         notifyClient(this.#ctx, this.#notice(strongestOf(trip.findings)!, this.#details(policy, trip.findings)), GUARDRAILS_FILTER);
         if (strongestOf(trip.findings) === 'end_session') return closeWith(new ProxyError('policy_violation', { details: this.#details(policy, trip.findings) }));
         continue;
@@ -501,7 +500,7 @@ export class GuardrailFilter implements Filter {
   #trip(policy: CompiledPolicy, source: Source, findings: readonly Finding[], responseId: string | null, itemId: string | null, eventType: string): Verdict {
     const action = strongestOf(findings)!;
     const details = this.#details(policy, findings);
-    const ruleId = findings.find((f) => f.action === action)?.id ?? '';
+    const ruleId = findings.find((f) => f.action === action)!.id;
     if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
     if (source === 'input' || source === 'image') {
       const item = itemId ? this.#ctx.conversation.item(itemId) : undefined;
@@ -786,7 +785,7 @@ function heldDelta(stream: Stream, eventId: string, text: string): RealtimeServe
   return event as unknown as RealtimeServerEvent;
 }
 
-/** A retrieved item of a stopped response (or one the policy stopped, now or before) loses its audio too. */
+/** An item (as retrieve shows it) of a stopped response, or one the policy stopped now or before, loses its audio too. */
 function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: ReadonlyMap<string, unknown>, trippedNow: boolean): void {
   // The copy has texts of its item, so the item is an object.
   const item = asObjectOrEmpty(copy['item']);
