@@ -10,8 +10,6 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
-    // STRYKER_ISOLATE=0: test files share their module cache between runs (faster; see test/README.md, Mutation testing).
-    isolate: process.env['STRYKER_ISOLATE'] !== '0',
     setupFiles: ['test/mutation/setup.ts'],
   },
 });
