@@ -1572,3 +1572,17 @@ describe('what was stopped stays stopped; what was not is left alone', () => {
     expect(client(userText('here! ok')).kind).toBe('reject');
   });
 });
+
+describe('unknown item types are logged under their own name and direction', () => {
+  it('client and server', async () => {
+    const { client, server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: r, sources: [input], match: { phrases: ["x"] }, action: log }]'));
+    const kind = `hologram_${Math.random().toString(36).slice(2)}`;
+    client(wire({ type: 'conversation.item.create', item: { type: kind } }));
+    server(convAdded({ id: 'item_h', type: kind }));
+    const lines = session.lines.filter((l) => l['msg'] === 'event type not in the content-path table').map((l) => [l['eventType'], l['direction']]);
+    expect(lines).toEqual([
+      [`item:${kind}`, 'client'],
+      [`item:${kind}`, 'server'],
+    ]);
+  });
+});
