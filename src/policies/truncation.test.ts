@@ -728,3 +728,28 @@ describe('truncation through the filter chain (as the relay runs it)', () => {
     expect(reports).toContainEqual({ kind: 'filter_error', filter: 'policies.truncation', direction: 'client', eventType: 'response.create' });
   });
 });
+
+describe('pending items, against a hostile upstream', () => {
+  const added = (item: object, prev: string | null) => wire({ type: 'conversation.item.added', previous_item_id: prev, item });
+
+  it('an echo without an id settles nothing: the created item still counts', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 40), null)); // 14
+    session.fromClient(f, wire({ type: 'conversation.item.create', item: text('x', 'user', 400) })); // 104 pending
+    session.fromServer(f, added({ type: 'message', role: 'user', content: [] }, 'u0'));
+    session.fromClient(f, wire({ type: 'response.create' }));
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
+  });
+
+  it('an echo settles the pending item of its own role: the other one still counts', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 40), null)); // 14
+    session.fromClient(f, wire({ type: 'conversation.item.create', item: text('x', 'assistant', 400) })); // 104 pending
+    session.fromClient(f, wire({ type: 'conversation.item.create', item: text('y', 'user', 40) })); // 14 pending
+    session.fromServer(f, added(text('y', 'user', 40), null)); // at the start of the conversation
+    session.fromClient(f, wire({ type: 'response.create' }));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['y', 'u0']);
+  });
+});

@@ -122,13 +122,12 @@ export class ContextTracker {
     };
     this.#byId.set(id, tracked);
     // `previous_item_id: null` is the start of the conversation; unknown ids append.
-    if (previousItemId === null) {
-      this.#items.unshift(tracked);
-      return true;
+    if (previousItemId === null) this.#items.unshift(tracked);
+    else {
+      const at = this.#items.findIndex((i) => i.id === previousItemId);
+      if (at < 0) this.#items.push(tracked);
+      else this.#items.splice(at + 1, 0, tracked);
     }
-    const at = this.#items.findIndex((i) => i.id === previousItemId);
-    if (at < 0) this.#items.push(tracked);
-    else this.#items.splice(at + 1, 0, tracked);
     return true;
   }
 
@@ -203,18 +202,15 @@ export class ContextTracker {
       if (item.status === 'in_progress') pinned.add(item);
     });
     // A function_call and its function_call_output(s) are deleted together (never an unanswered call).
-    const byCall = new Map<string, TrackedItem[]>();
-    for (const item of this.#items) {
-      const key = callKey(item);
-      if (key !== null) byCall.set(key, [...(byCall.get(key) ?? []), item]);
-    }
+    const groups = new Map<string | TrackedItem, TrackedItem[]>();
+    const groupKey = (item: TrackedItem) => callKey(item) ?? item;
+    for (const item of this.#items) groups.set(groupKey(item), [...(groups.get(groupKey(item)) ?? []), item]);
     const chosen = new Set<TrackedItem>();
     let total = before;
     for (const item of this.#items) {
       if (total <= target) break;
       if (chosen.has(item)) continue;
-      const key = callKey(item);
-      const group = key !== null ? byCall.get(key)! : [item];
+      const group = groups.get(groupKey(item))!;
       if (group.some((g) => pinned.has(g))) continue;
       for (const g of group) {
         chosen.add(g);
@@ -314,33 +310,6 @@ export class TruncationFilter implements Filter {
         if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined))) this.#settlePending(item);
         break;
       }
-      case 'conversation.item.deleted': {
-        const id = asString(ev['item_id']);
-        if (id !== null) this.tracker.remove(id);
-        break;
-      }
-      case 'conversation.item.truncated': {
-        const id = asString(ev['item_id']);
-        const end = ev['audio_end_ms'];
-        if (id !== null && typeof end === 'number') this.tracker.truncated(id, end);
-        break;
-      }
-      case 'conversation.item.input_audio_transcription.completed': {
-        const id = asString(ev['item_id']);
-        const text = asString(ev['transcript']);
-        if (id !== null && text !== null) this.tracker.transcript(id, text);
-        break;
-      }
-      case 'input_audio_buffer.speech_started': {
-        const id = asString(ev['item_id']);
-        if (id !== null) this.tracker.speech(id, asNumber(ev['audio_start_ms']), null);
-        break;
-      }
-      case 'input_audio_buffer.speech_stopped': {
-        const id = asString(ev['item_id']);
-        if (id !== null) this.tracker.speech(id, null, asNumber(ev['audio_end_ms']));
-        break;
-      }
       case 'response.done': {
         // Usage, output items and conversation come from the conversation view (updated before the filters run).
         const id = asString(asObject(ev['response'])?.['id']);
@@ -351,10 +320,37 @@ export class TruncationFilter implements Filter {
         this.#prune('response.done');
         break;
       }
-      default:
-        break;
+      default: {
+        // The events about one item, by `item_id` (an event without one changes nothing).
+        const id = asString(ev['item_id']);
+        if (id !== null) this.#itemEvent(frame.type, id, ev);
+      }
     }
     return CONTINUE;
+  }
+
+  #itemEvent(type: string, id: string, ev: JsonObject): void {
+    switch (type) {
+      case 'conversation.item.deleted':
+        this.tracker.remove(id);
+        break;
+      case 'conversation.item.truncated': {
+        const end = asNumber(ev['audio_end_ms']);
+        if (end !== null) this.tracker.truncated(id, end);
+        break;
+      }
+      case 'conversation.item.input_audio_transcription.completed': {
+        const text = asString(ev['transcript']);
+        if (text !== null) this.tracker.transcript(id, text);
+        break;
+      }
+      case 'input_audio_buffer.speech_started':
+        this.tracker.speech(id, asNumber(ev['audio_start_ms']), null);
+        break;
+      case 'input_audio_buffer.speech_stopped':
+        this.tracker.speech(id, null, asNumber(ev['audio_end_ms']));
+        break;
+    }
   }
 
   #prune(trigger: string): void {
