@@ -339,10 +339,26 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         case 'response.cancel':
           cancelResponse(data, eventId);
           return;
+        // The proxy prunes long conversations (truncation) and removes stopped items (guardrails):
+        // answered as the API does, so long governed sessions are not ended as governance failures.
+        case 'conversation.item.delete':
+          send(ws, ev('conversation.item.deleted', { item_id: itemIdOf(buf) }));
+          return;
+        case 'conversation.item.truncate': {
+          const e = JSON.parse(buf.toString('utf8')) as { item_id?: string; content_index?: number; audio_end_ms?: number };
+          send(ws, ev('conversation.item.truncated', { item_id: e.item_id ?? '', content_index: e.content_index ?? 0, audio_end_ms: e.audio_end_ms ?? 0 }));
+          return;
+        }
         default:
           send(ws, ev('error', { error: { type: 'invalid_request_error', code: isBinary ? 'invalid_event' : 'invalid_value', message: `Unsupported event type '${type}'.`, param: 'type', event_id: eventId } }));
       }
     });
+  }
+
+  /** `item_id` of a control event (rare: parsing it is fine). */
+  function itemIdOf(buf: Buffer): string {
+    const id = (JSON.parse(buf.toString('utf8')) as { item_id?: unknown }).item_id;
+    return typeof id === 'string' ? id : '';
   }
 
   let connectionCount = 0;

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Histogram, median, type HistogramJson } from './lib/histogram.js';
 import { Child, REPO_ROOT, type LoopStats, type ProcStats } from './lib/ipc.js';
+import { compileChild } from './lib/compiled.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import { coreTimes, coreUtilisation, machineInfo, type MachineInfo } from './lib/machine.js';
 import type { AllocationLine, ProfileSummary } from './lib/profile.js';
@@ -42,6 +43,9 @@ const HELP = `usage: npm run bench -- [flags]
   --attempts N              measurement attempts per window before keeping the quietest (default 3)
   --relay-node-args ARGS    extra node flags for the relay processes, e.g. "--max-semi-space-size=64 --trace-gc"
   --no-pin                  do not pin processes to cores with taskset
+  --from-source             run the relays through tsx from TypeScript (default: compiled, as production
+                            runs: the proxy from dist/, built by tsc first; the bench's relay scripts
+                            bundled with esbuild; no tsx loader in any relay process)
   --out DIR                 results directory (default bench/results)
   --baseline DIR            a checkout of another commit (its src/ and bench/, e.g. from \`git archive\`, with
                             node_modules linked): adds the targets proxy-base and governed-base, that commit's
@@ -64,6 +68,7 @@ const { values: flags } = parseArgs({
     'profile-throughput': { type: 'boolean', default: false },
     'heap-sample': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
+    'from-source': { type: 'boolean', default: false },
     'max-foreign': { type: 'string' },
     'relay-node-args': { type: 'string' },
     attempts: { type: 'string' },
@@ -235,7 +240,11 @@ class Rig {
     let port = upPort;
     const def = TARGETS[this.target];
     if (def.script) {
-      this.relay = new Child(this.target, def.script, {
+      const root = this.target.endsWith('-base') && flags.baseline ? resolve(flags.baseline) : REPO_ROOT;
+      const compiled = !flags['from-source'];
+      const script = compiled ? await compileChild(def.script, root) : def.script;
+      this.relay = new Child(this.target, script, {
+        compiled,
         cpus: pin(RELAY_CPU),
         nodeArgs: ['--expose-gc', ...opts.relayNodeArgs],
         args: [String(upPort), ...(def.config ? [def.config] : [])],

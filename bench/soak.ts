@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { Child, REPO_ROOT, type ProcStats } from './lib/ipc.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import { machineInfo } from './lib/machine.js';
+import { compileChild } from './lib/compiled.js';
 
 /**
  * `npm run soak [-- flags]`: minutes of paced load with session churn against the proxy, sampling
@@ -75,7 +76,9 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rtp-soak-'));
   const upstream = new Child('upstream', 'bench/procs/upstream.ts', { cpus: pin ? '1' : null, args: ['{}'], stdout: logFd });
   const { port: upPort, otlpUrl } = (await upstream.ready) as { port: number; otlpUrl: string };
-  const relay = new Child('proxy', 'bench/procs/relay-proxy.ts', {
+  // The proxy as production runs it: dist/ on plain node (bench/lib/compiled.ts).
+  const relay = new Child('proxy', await compileChild('bench/procs/relay-proxy.ts', REPO_ROOT), {
+    compiled: true,
     cpus: pin ? '0' : null,
     nodeArgs: ['--expose-gc'],
     args: [String(upPort), flags.config ?? 'bench/config/proxy-governed.yaml'],

@@ -178,6 +178,8 @@ export interface SpawnOptions {
   /** CPU list for `taskset -c` (e.g. '0'); null: no pinning. */
   readonly cpus: string | null;
   readonly nodeArgs?: readonly string[];
+  /** The script is compiled JavaScript (bench/lib/compiled.ts): run it on plain node, without tsx. */
+  readonly compiled?: boolean;
   readonly args?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
   /** Where the child's stdout/stderr go: 'inherit', 'ignore', or a file descriptor. */
@@ -278,7 +280,7 @@ export class Child {
     const spawned = new Promise<ChildProcess>((resolve) => (onSpawn = resolve));
     this.exited = spawned.then((proc) => new Promise((resolve) => proc.once('exit', (code) => resolve(code))));
     this.ready = (pin ? benchLock() : Promise.resolve()).then(() => {
-      const nodeArgv = ['--import', 'tsx', ...(options.nodeArgs ?? []), script, ...(options.args ?? [])];
+      const nodeArgv = [...(options.compiled ? [] : ['--import', 'tsx']), ...(options.nodeArgs ?? []), script, ...(options.args ?? [])];
       const cmd = pin ? 'taskset' : process.execPath;
       const argv = pin ? ['-c', options.cpus!, process.execPath, ...nodeArgv] : nodeArgv;
       const out = options.stdout ?? 'inherit';

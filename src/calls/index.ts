@@ -14,7 +14,7 @@ import { sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { CallGovernors } from './governor.js';
 import { governSession, type GovernedSession } from './session-config.js';
-import { RedisCallStore, SqliteCallStore, type CallStore } from './store.js';
+import type { CallStore } from './store.js';
 import { routeSipCall } from './sip.js';
 import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
 import { verifyWebhook } from './webhook.js';
@@ -67,10 +67,11 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   if (unknownTenants.length > 0) throw new Error(`calls.sip.routes: no tenant named ${unknownTenants.join(', ')}`);
   const upstream = new UpstreamCalls(deps.config.upstream, cfg.upstreamTimeoutMs, Math.max(cfg.maxBodyBytes, 1024 * 1024));
   const ledger = deps.config.metering.ledger;
+  // Loaded on demand: a proxy without calls never loads ioredis or better-sqlite3 for them.
   const store: CallStore =
     ledger.kind === 'redis'
-      ? new RedisCallStore({ url: ledger.url, keyPrefix: ledger.keyPrefix, commandTimeoutMs: ledger.commandTimeoutMs })
-      : new SqliteCallStore(ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, ledger.path));
+      ? new (await import('./redis-store.js')).RedisCallStore({ url: ledger.url, keyPrefix: ledger.keyPrefix, commandTimeoutMs: ledger.commandTimeoutMs })
+      : new (await import('./store.js')).SqliteCallStore(ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, ledger.path));
   const governors = new CallGovernors({ config: deps.config, log, clock: deps.clock, upstream });
   const wall = () => deps.clock.wall();
 

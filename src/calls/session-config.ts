@@ -43,7 +43,8 @@ export function governSession(raw: unknown, policy: CompiledPolicy, maxOutputTok
   if (locks.outputModalities) fill('output_modalities', ['audio']);
   if (locks.tracing && locks.tracing.value !== null) fill('tracing', null);
   if (policy.truncation.upstream !== undefined) fill('truncation', 'auto');
-  if (locks.voice || locks.inputTranscription) {
+  const hold = policy.holdSpokenInput !== null;
+  if (locks.voice || locks.inputTranscription || hold) {
     const audio = asObject(session['audio']) ?? {};
     session['audio'] = audio;
     if (locks.voice) {
@@ -56,9 +57,15 @@ export function governSession(raw: unknown, policy: CompiledPolicy, maxOutputTok
       audio['input'] = input;
       if (!input['transcription']) input['transcription'] = null;
     }
+    if (hold) {
+      // Held spoken turns: the server must not start responses itself (the upstream default is server VAD with create_response on).
+      const input = asObject(audio['input']) ?? {};
+      audio['input'] = input;
+      if (input['turn_detection'] === undefined) input['turn_detection'] = { type: 'server_vad' };
+    }
   }
 
-  const violations = applyLocks(session, 'session', locks, policy.truncation.upstream);
+  const violations = applyLocks(session, 'session', locks, policy.truncation.upstream, hold);
   const refused = violations.find((v) => v.mode === 'reject');
   if (refused) {
     const code = refused.field === 'model' ? 'model_not_allowed' : 'session_locked';

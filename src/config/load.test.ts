@@ -48,6 +48,13 @@ describe('config', () => {
     expect(message).toContain('upstream.apiKey: environment variable MISSING is not set');
   });
 
+  it('refuses a server.maxJsonDepth above the strict parser\'s limit, so the setting is the one depth every filter sees', () => {
+    const f = file('server:\n  maxJsonDepth: 200\n');
+    expect(() => loadConfigFile(f, {})).toThrow(/server\.maxJsonDepth/);
+    const ok = loadConfigFile(file('server:\n  maxJsonDepth: 128\n'), {});
+    expect(ok.server.maxJsonDepth).toBe(128);
+  });
+
   it('ships an example config that validates', () => {
     const c = loadConfigFile(new URL('../../config/example.yaml', import.meta.url).pathname, {});
     expect(Object.keys(c.tenants)).toContain('demo');

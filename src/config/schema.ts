@@ -3,6 +3,7 @@ import { callsSchema } from '../calls/config.js';
 import { meteringSchema, tenantLimitsSchema } from '../metering/config.js';
 import { policiesSchema } from '../policies/config.js';
 import { telemetrySchema } from '../telemetry/config.js';
+import { MAX_CONTROL_DEPTH } from '../protocol/strict-json.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -54,7 +55,7 @@ export const serverSchema = z
       .positive()
       .default(256 * MiB)
       .describe('Global budget for frames and send buffers held for all sessions; past it new sessions get 503 overloaded and large frames are refused.'),
-    maxJsonDepth: z.number().int().min(8).max(1000).default(128).describe('Deepest nesting of a client event; deeper events get invalid_event and are not relayed.'),
+    maxJsonDepth: z.number().int().min(8).max(MAX_CONTROL_DEPTH).default(MAX_CONTROL_DEPTH).describe(`Deepest nesting of a client event (at most ${MAX_CONTROL_DEPTH}, the limit of the strict parser every filter reads through); deeper events get invalid_event and are not relayed.`),
     backpressure: backpressureSchema.prefault({}),
     demo: z.boolean().default(false).describe('Serve the browser demo page at GET /demo (local demos only).'),
   })

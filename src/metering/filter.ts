@@ -595,7 +595,7 @@ export class MeteringFilter implements Filter {
     const id = str(response?.['id']);
     if (!response || !id || this.#reservations.has(id)) return CONTINUE;
     const view = this.#ctx.conversation.response(id);
-    const mark = view?.conversationId != null ? this.#estimate.addedMark() : null;
+    const mark = view && !view.outOfBand ? this.#estimate.addedMark() : null;
     const createEventId = view?.createEventId ?? null;
     const pending = createEventId !== null ? this.#pending.get(createEventId) : undefined;
     if (pending) {
@@ -720,7 +720,7 @@ export class MeteringFilter implements Filter {
     this.#sessionTokens += t.totalTokens;
     // The upstream's count of a response in the default conversation recalibrates its estimate;
     // an out-of-band response leaves the conversation as it was.
-    if (reservation?.mark && view?.conversationId != null) {
+    if (reservation?.mark && view && !view.outOfBand) {
       this.#estimate.calibrate(reservation.mark, t.input, t.output);
     }
     this.#ctx.report({

@@ -334,14 +334,19 @@ describe('async verdicts', () => {
     ]).instantiate(new FakeSession(), sink);
     chain.fromClient(ev('slow'));
     chain.fromClient(ev('queued'));
+    chain.fromServer(ev('server-side'));
     expect(seen).toEqual(['before:slow']);
     expect(chain.queued('client')).toBe(1);
     expect(chain.queued('server')).toBe(0);
+    // The bytes waiting count toward the session's memory budget, per direction.
+    expect(chain.queuedBytes('client')).toBe(Buffer.byteLength('{"type":"queued"}'));
+    expect(chain.queuedBytes('server')).toBe(0);
     release(replace(ev('slow', { checked: true })));
     await tick();
     expect(seen).toEqual(['before:slow', 'after:slow', 'before:queued', 'after:queued']);
-    expect(sink.out).toEqual(['client:slow:{"type":"slow","checked":true}', 'client:queued:{"type":"queued"}']);
+    expect(sink.out).toEqual(['server:server-side:{"type":"server-side"}', 'client:slow:{"type":"slow","checked":true}', 'client:queued:{"type":"queued"}']);
     expect(chain.queued('client')).toBe(0);
+    expect(chain.queuedBytes('client')).toBe(0);
   });
 
   it('an async drop or reject stops the frame; the queue behind it still drains, including behind a second async verdict', async () => {
@@ -352,11 +357,14 @@ describe('async verdicts', () => {
     chain.fromServer(ev('slow', { n: 2 }));
     chain.fromServer(ev('fast'));
     expect(chain.queued('server')).toBe(2);
+    expect(chain.queuedBytes('server')).toBe(Buffer.byteLength('{"type":"slow","n":2}{"type":"fast"}'));
+    expect(chain.queuedBytes('client')).toBe(0);
     releases[0]!(DROP);
     await tick();
     // The second slow frame is waiting again: `fast` stays queued behind it.
     expect(sink.out).toEqual([]);
     expect(chain.queued('server')).toBe(1);
+    expect(chain.queuedBytes('server')).toBe(Buffer.byteLength('{"type":"fast"}'));
     expect(chain.bypasses('server', 'never-wanted')).toBe(false);
     releases[1]!(reject(new ProxyError('guardrail_blocked')));
     await tick();

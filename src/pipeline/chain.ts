@@ -124,6 +124,7 @@ class DirectionRunner {
   readonly #table: DispatchTable;
   readonly #chain: SessionChain;
   readonly #queue: Frame[] = [];
+  #queuedBytes = 0;
   #busy = false;
 
   constructor(chain: SessionChain, direction: Direction, table: DispatchTable) {
@@ -135,6 +136,11 @@ class DirectionRunner {
 
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** Bytes of the frames waiting behind an async verdict (counted into the session's held bytes). */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
   /** Not waiting on an async verdict and nothing queued. */
@@ -149,6 +155,7 @@ class DirectionRunner {
   push(frame: Frame): void {
     if (this.#busy) {
       this.#queue.push(frame);
+      this.#queuedBytes += frame.bytes.length;
       return;
     }
     this.#run(frame, 0);
@@ -181,7 +188,11 @@ class DirectionRunner {
     if (this.#chain.closed) return;
     const next = this.#apply(indices[k]!, frame, verdict);
     if (next !== null) this.#run(next, k + 1, indices);
-    while (!this.#busy && this.#queue.length > 0 && !this.#chain.closed) this.#run(this.#queue.shift()!, 0);
+    while (!this.#busy && this.#queue.length > 0 && !this.#chain.closed) {
+      const next = this.#queue.shift()!;
+      this.#queuedBytes -= next.bytes.length;
+      this.#run(next, 0);
+    }
   }
 
   /** Applies a verdict; returns the frame to continue with, or null when the frame stops here. */
@@ -240,6 +251,11 @@ export class SessionChain {
   /** Frames waiting behind an async verdict, per direction (for watermarks). */
   queued(direction: Direction): number {
     return direction === 'client' ? this.#client.queued : this.#server.queued;
+  }
+
+  /** Bytes waiting behind an async verdict, per direction (bounded by the relay, summed into the memory budget). */
+  queuedBytes(direction: Direction): number {
+    return direction === 'client' ? this.#client.queuedBytes : this.#server.queuedBytes;
   }
 
   fromClient(frame: Frame): void {

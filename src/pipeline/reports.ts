@@ -16,6 +16,12 @@ export type Report =
     }
   | { readonly kind: 'filter_error'; readonly filter: string; readonly direction: Direction; readonly eventType: string }
   | { readonly kind: 'injected'; readonly direction: Direction; readonly eventType: string; readonly by: string }
+  /**
+   * The relay sent a client `response.create` upstream (after every filter) with this `event_id`:
+   * the key of `ResponseView.createEventId` and of an upstream `error` about it. Creates leave in
+   * the order the client sent them.
+   */
+  | { readonly kind: 'create_sent'; readonly eventId: string }
   /** The upstream refused an event the proxy injected (`by` = the filter): governance failed for the session. */
   | { readonly kind: 'injected_error'; readonly eventType: string; readonly by: string; readonly code: string }
   | {

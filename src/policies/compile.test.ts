@@ -112,6 +112,26 @@ describe('policy compiler', () => {
     expect(missing).toMatch(/guardrails\.custom\.0\.module: cannot load/);
   });
 
+  it('holdSpokenInput: needs locks.inputTranscription, bounds its timeout, and fails closed by default', async () => {
+    const missing = await problemsOf(['guardrails:', '  holdSpokenInput: { enabled: true }'].join('\n'));
+    expect(missing).toMatch(/guardrails\.holdSpokenInput\.enabled: holding spoken turns needs their transcripts: set locks\.inputTranscription/);
+    const bounds = await problemsOf(['guardrails:', '  holdSpokenInput: { enabled: true, timeoutMs: 60000, extra: 1 }', 'locks:', '  inputTranscription: { model: gpt-4o-mini-transcribe }'].join('\n'));
+    expect(bounds).toMatch(/guardrails\.holdSpokenInput\.timeoutMs/);
+    expect(bounds).toMatch(/extra/);
+    const held = await compileText(['guardrails:', '  holdSpokenInput: { enabled: true }', 'locks:', '  inputTranscription: { model: gpt-4o-mini-transcribe }'].join('\n'));
+    expect(held.holdSpokenInput).toEqual({ timeoutMs: 5000 });
+    expect(held.transcriptionFailure).toEqual({ action: 'block', timeoutMs: null });
+    // The policy may still choose to let an unchecked turn through.
+    const open = await compileText(
+      ['guardrails:', '  holdSpokenInput: { enabled: true, timeoutMs: 800 }', '  inputTranscriptionFailure: { action: pass }', 'locks:', '  inputTranscription: { model: gpt-4o-mini-transcribe }'].join('\n'),
+    );
+    expect(open.transcriptionFailure.action).toBe('pass');
+    expect(open.holdSpokenInput).toEqual({ timeoutMs: 800 });
+    const off = await compileText('description: no hold\n');
+    expect(off.holdSpokenInput).toBeNull();
+    expect(off.transcriptionFailure.action).toBe('pass');
+  });
+
   it('keeps policies/policy.schema.json in sync (npx tsx src/policies/write-schema.ts)', () => {
     const onDisk = readFileSync(join(POLICIES, 'policy.schema.json'), 'utf8');
     expect(onDisk).toBe(policyJsonSchema() + '\n');

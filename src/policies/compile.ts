@@ -54,6 +54,11 @@ export interface CompiledPolicy {
   readonly unknownContentEvents: 'pass' | 'block';
   /** Speech whose transcript failed or did not arrive within `timeoutMs`. */
   readonly transcriptionFailure: { readonly action: 'pass' | 'block' | 'end_session'; readonly timeoutMs: number | null };
+  /**
+   * Spoken turns held until their transcript is checked (src/policies/hold.ts), or null. A
+   * session snapshot like the locks: `create_response` is forced off for the session's life.
+   */
+  readonly holdSpokenInput: { readonly timeoutMs: number } | null;
   readonly locks: PolicyLocks;
   readonly truncation: PolicyTruncation;
   /** Absolute paths of the custom modules it imports (a change to one reloads the policy). */
@@ -203,6 +208,7 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
   }
   if (problems.length > 0) throw new PolicyError(label, problems);
 
+  const hold = p.guardrails.holdSpokenInput;
   const longestPhrase = Math.max(0, ...p.guardrails.rules.flatMap((r) => r.match.phrases ?? []).map((s) => s.length));
   return {
     name: opts.name,
@@ -219,7 +225,12 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
     customBySource: groupBySource(custom),
     replacement: p.guardrails.defaults.replacement,
     unknownContentEvents: p.guardrails.unknownContentEvents,
-    transcriptionFailure: { action: p.guardrails.inputTranscriptionFailure.action, timeoutMs: p.guardrails.inputTranscriptionFailure.timeoutMs ?? null },
+    transcriptionFailure: {
+      // Holding is fail-closed unless the policy says otherwise.
+      action: p.guardrails.inputTranscriptionFailure.action ?? (hold.enabled ? 'block' : 'pass'),
+      timeoutMs: p.guardrails.inputTranscriptionFailure.timeoutMs ?? null,
+    },
+    holdSpokenInput: hold.enabled ? { timeoutMs: hold.timeoutMs } : null,
     locks: p.locks,
     truncation: p.truncation,
     modules,

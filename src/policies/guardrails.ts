@@ -7,6 +7,7 @@ import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
 import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
+import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
@@ -16,6 +17,8 @@ export const GUARDRAILS_FILTER = 'policies.guardrails';
 
 const TRANSCRIPTION_FAILED = 'conversation.item.input_audio_transcription.failed';
 const AUDIO_COMMITTED = 'input_audio_buffer.committed';
+/** The rule id reported when a held turn cannot be held (too many waiting) or a response started early. */
+export const HOLD_RULE = 'hold-spoken-input';
 /** The rule id reported for texts over the policy's `maxScanChars`. */
 export const SCAN_LIMIT_RULE = 'scan_limit';
 
@@ -165,6 +168,8 @@ export class GuardrailFilter implements Filter {
   readonly #transcriptTimers = new Map<string, NodeJS.Timeout>();
   /** An input trip came before its response existed: cancel the next one the server starts. */
   #cancelNext: { action: Action; ruleId: string } | null = null;
+  /** Spoken turns held until their transcript is checked (policy snapshot at session start, like the locks). */
+  #hold: SpokenTurnHold | null;
   #trips = 0;
   #closed = false;
 
@@ -172,6 +177,9 @@ export class GuardrailFilter implements Filter {
     this.#ctx = ctx;
     this.#entry = entry;
     this.#info = { sessionId: ctx.id, tenantId: ctx.tenant.id, model: ctx.model, policy: entry.name, log: ctx.log };
+    const hold = entry.current.holdSpokenInput;
+    // A transcription session (intent=transcription) has no responses to hold.
+    this.#hold = hold && ctx.query.get('intent') !== 'transcription' ? new SpokenTurnHold(ctx, GUARDRAILS_FILTER, hold.timeoutMs, () => ({ policy: this.#policy.name, policyVersion: this.#policy.version })) : null;
   }
 
   /** The policy for stateless evaluations: the latest loaded version (hot reload applies live). */
@@ -182,6 +190,31 @@ export class GuardrailFilter implements Filter {
   // ---- routing -----------------------------------------------------------------------------
 
   onClient(frame: Frame): Verdict | Promise<Verdict> {
+    const hold = this.#hold;
+    if (hold !== null) {
+      const type = frame.type;
+      if (type === 'input_audio_buffer.commit') hold.commitSent(asString(frame.json()['event_id']));
+      else if ((type === 'conversation.item.create' || type === 'response.create') && carriesItemAudio(type, frame.json())) return this.#refuseItemAudio(frame);
+      else if (type === 'response.create') return afterContinue(this.#clientEvent(frame), () => hold.clientCreate(frame.json()));
+    }
+    return this.#clientEvent(frame);
+  }
+
+  /** Audio in an item is never transcribed upstream: a held session cannot check it, so it is refused. */
+  #refuseItemAudio(frame: Frame): Verdict {
+    const policy = this.#policy;
+    const finding: Finding = { id: HOLD_RULE, action: 'block', label: 'item_audio', excerpt: null };
+    this.#reportAll(policy, [finding], 'input', frame.type, null, this.#ctx.clock.now());
+    return reject(
+      new ProxyError('guardrail_blocked', {
+        message: 'Spoken input must go through input_audio_buffer.append so its transcript can be checked; audio in items is not allowed by the policy.',
+        eventId: clientEventId(frame.json()),
+        details: this.#details(policy, [finding]),
+      }),
+    );
+  }
+
+  #clientEvent(frame: Frame): Verdict | Promise<Verdict> {
     const path = contentPath('client', frame.type);
     if (!path) return NO_CONTENT.has(frame.type) ? CONTINUE : this.#unknown(frame.type, 'client');
     const policy = this.#policy;
@@ -193,8 +226,13 @@ export class GuardrailFilter implements Filter {
     const type = frame.type;
     const path = contentPath('server', type);
     if (!path) {
+      if (type === 'session.created' && this.#hold && asObject(frame.json()['session'])?.['type'] === 'transcription') {
+        this.#hold.close();
+        this.#hold = null;
+      }
       if (type === AUDIO_COMMITTED) return this.#committed(frame);
       if (type === TRANSCRIPTION_FAILED) return this.#transcriptionFailed(frame);
+      if (type === 'error' && this.#hold) this.#hold.error(frame.json());
       return NO_CONTENT.has(type) ? CONTINUE : this.#unknown(type, 'server');
     }
     if (path.kind === 'delta') return this.#delta(frame, path);
@@ -349,9 +387,18 @@ export class GuardrailFilter implements Filter {
   }
 
   #responseCreated(frame: Frame): void {
-    if (!this.#cancelNext) return;
+    if (!this.#cancelNext && !this.#hold?.busy) return;
     const id = asString(asObject(frame.json()['response'])?.['id']);
     if (id === null) return;
+    if (this.#hold?.serverStartedEarly(id)) {
+      // create_response is locked off, yet the server answered a turn not checked yet: stop it.
+      const policy = this.#policy;
+      this.#ctx.log.warn({ responseId: id, policy: policy.name }, 'held turn: the server started a response before the transcript was checked; cancelled');
+      this.#reportAll(policy, [{ id: HOLD_RULE, action: 'cancel_response', label: 'server_started', excerpt: null }], 'input', 'response.created', id, this.#ctx.clock.now());
+      this.#cancel(id, 'cancel_response', HOLD_RULE);
+      return;
+    }
+    if (!this.#cancelNext) return;
     const { action, ruleId } = this.#cancelNext;
     this.#cancelNext = null;
     this.#cancel(id, action, ruleId);
@@ -370,6 +417,7 @@ export class GuardrailFilter implements Filter {
       if (r.hits.some((h) => stops(h.rule.action))) continue;
       if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
     }
+    this.#hold?.responseDone();
     const ids = this.#cancelled.get(id);
     if (!ids) return;
     this.#cancelled.delete(id);
@@ -457,7 +505,10 @@ export class GuardrailFilter implements Filter {
     if (source === 'input' && this.#blockedItems.delete(itemId)) return DROP;
     if (stream?.tripped) return DROP;
     const policy = stream?.policy ?? this.#policy;
-    if (!hasSource(policy, source)) return CONTINUE;
+    if (!hasSource(policy, source)) {
+      if (source === 'input') this.#hold?.passed(itemId);
+      return CONTINUE;
+    }
     const t0 = this.#ctx.clock.now();
     const field = DONE_FIELD[type] ?? 'text';
     const text = asString(ev[field]) ?? '';
@@ -473,6 +524,8 @@ export class GuardrailFilter implements Filter {
       const target: Stream = stream ?? { source, policy, scanner: new TextScanner([], 16), customs: [], responseId, itemId, deltaType: '', ids: {}, tripped: false };
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
+      // The transcript passed (a redaction changes what is shown, not what the model heard).
+      if (source === 'input') this.#hold?.passed(itemId);
       if (flushed && flushed.text.length > 0 && !(responseId && this.#ctx.isSuppressed(responseId))) {
         this.#ctx.sendClient(heldDelta(stream!, this.#ctx.nextEventId(), flushed.text), GUARDRAILS_FILTER);
       }
@@ -506,6 +559,15 @@ export class GuardrailFilter implements Filter {
     const details = this.#details(policy, findings);
     const ruleId = findings.find((f) => f.action === action)?.id ?? '';
     if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
+    if (source === 'input' && itemId !== null && this.#hold?.isHeld(itemId)) {
+      // A held turn: no response has heard it, and none will (it is deleted before any starts).
+      this.#blockedItems.add(itemId);
+      if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
+      this.#deleteItem(itemId, 'blocked', ruleId);
+      notifyClient(this.#ctx, this.#notice(action === 'cancel_response' ? 'block' : action, details), GUARDRAILS_FILTER);
+      this.#hold.blocked(itemId);
+      return DROP;
+    }
     if (source === 'input' || source === 'image') {
       const item = itemId ? this.#ctx.conversation.item(itemId) : undefined;
       if (itemId && (item === undefined || item.provenance !== 'model')) {
@@ -568,7 +630,8 @@ export class GuardrailFilter implements Filter {
   #cancelActive(action: Action, ruleId: string): boolean {
     const active = this.#ctx.conversation.activeResponses();
     if (active.length === 0) {
-      this.#cancelNext = { action, ruleId };
+      // With held turns no response starts before the offending item is deleted: nothing to arm.
+      if (!this.#hold) this.#cancelNext = { action, ruleId };
       return false;
     }
     for (const id of [...active]) this.#cancel(id, action, ruleId);
@@ -588,10 +651,18 @@ export class GuardrailFilter implements Filter {
   // ---- input speech whose transcript failed or did not arrive ---------------------------------
 
   #committed(frame: Frame): Verdict {
-    const { action, timeoutMs } = this.#policy.transcriptionFailure;
-    if (action === 'pass' || timeoutMs === null || this.#transcriptTimers.size >= 64) return CONTINUE;
+    const { action, timeoutMs: failAfter } = this.#policy.transcriptionFailure;
+    const hold = this.#hold;
+    // A held turn always has a deadline: the hold's, or the failure policy's when shorter.
+    const timeoutMs = hold ? Math.min(hold.timeoutMs, failAfter ?? Infinity) : failAfter;
+    if (!hold && (action === 'pass' || timeoutMs === null)) return CONTINUE;
     const itemId = asString(frame.json()['item_id']);
-    if (!itemId || this.#transcriptTimers.has(itemId)) return CONTINUE;
+    if (!itemId) return CONTINUE;
+    if (hold && !hold.committed(itemId)) {
+      this.#holdOverflow(itemId);
+      return CONTINUE;
+    }
+    if (timeoutMs === null || this.#transcriptTimers.has(itemId) || this.#transcriptTimers.size >= 64) return CONTINUE;
     const timer = setTimeout(() => {
       this.#transcriptTimers.delete(itemId);
       if (!this.#closed) this.#failClosed(itemId, 'timeout');
@@ -599,6 +670,20 @@ export class GuardrailFilter implements Filter {
     timer.unref?.();
     this.#transcriptTimers.set(itemId, timer);
     return CONTINUE;
+  }
+
+  /** More turns waiting for their transcripts than a session may hold: this one is not answered (fail closed). */
+  #holdOverflow(itemId: string): void {
+    const policy = this.#policy;
+    const finding: Finding = { id: HOLD_RULE, action: 'block', label: 'too_many_held_turns', excerpt: null };
+    this.#reportAll(policy, [finding], 'input', AUDIO_COMMITTED, null, this.#ctx.clock.now());
+    this.#blockedItems.add(itemId);
+    this.#deleteItem(itemId, 'blocked', HOLD_RULE);
+    notifyClient(
+      this.#ctx,
+      new ProxyError('guardrail_blocked', { message: 'Too many spoken turns are waiting for their transcripts; this one was removed unanswered.', details: this.#details(policy, [finding]) }),
+      GUARDRAILS_FILTER,
+    );
   }
 
   #clearTranscriptTimer(itemId: string): void {
@@ -615,6 +700,7 @@ export class GuardrailFilter implements Filter {
     this.#streams.delete(`input\u0000\u0000${itemId}\u00000`);
     if (policy.transcriptionFailure.action === 'pass') {
       if (hasSource(policy, 'input')) this.#ctx.log.warn({ itemId, policy: policy.name }, 'input transcription failed: input rules could not check this turn');
+      this.#hold?.passed(itemId);
       return CONTINUE;
     }
     this.#failClosed(itemId, 'failed');
@@ -624,6 +710,12 @@ export class GuardrailFilter implements Filter {
   #failClosed(itemId: string, why: 'failed' | 'timeout'): void {
     const policy = this.#policy;
     const action = policy.transcriptionFailure.action;
+    if (action === 'pass') {
+      // Only a held turn has a deadline under `pass`: it goes on unchecked, as the policy chose.
+      this.#reportAll(policy, [{ id: `input-transcription-${why}`, action: 'log', label: why, excerpt: null }], 'input', why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout', null, this.#ctx.clock.now());
+      this.#hold?.passed(itemId);
+      return;
+    }
     const finding: Finding = { id: `input-transcription-${why}`, action: action === 'end_session' ? 'end_session' : 'block', label: why, excerpt: null };
     this.#reportAll(policy, [finding], 'input', why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout', null, this.#ctx.clock.now());
     if (action === 'end_session') {
@@ -773,6 +865,7 @@ export class GuardrailFilter implements Filter {
 
   onClose(): void {
     this.#closed = true;
+    this.#hold?.close();
     for (const timer of this.#transcriptTimers.values()) clearTimeout(timer);
     this.#transcriptTimers.clear();
     this.#streams.clear();
@@ -780,8 +873,19 @@ export class GuardrailFilter implements Filter {
   }
 
   summary(): Readonly<Record<string, string | number | boolean | null>> {
-    return { policy: this.#entry.name, policyVersion: this.#entry.current.version, guardrailTrips: this.#trips };
+    return { policy: this.#entry.name, policyVersion: this.#entry.current.version, guardrailTrips: this.#trips, ...(this.#hold ? { heldTurnResponses: this.#hold.created } : {}) };
   }
+}
+
+/** Runs `next` only when `first` let the frame go on (continue or replace), keeping a replacement. */
+function afterContinue(first: Verdict | Promise<Verdict>, next: () => Verdict | Promise<Verdict>): Verdict | Promise<Verdict> {
+  const combine = (v: Verdict): Verdict | Promise<Verdict> => {
+    if (v.kind !== 'continue' && v.kind !== 'replace') return v;
+    const n = next();
+    const keep = (w: Verdict): Verdict => (w.kind === 'continue' ? v : w);
+    return isThenable(n) ? n.then(keep) : keep(n);
+  };
+  return isThenable(first) ? first.then(combine) : combine(first);
 }
 
 /** The delta event that releases a stream's last held text (before its `.done`). */

@@ -561,7 +561,8 @@ describe('locks on what the upstream says', () => {
     server(created({ instructions: 'default', audio: { input: {}, output: { voice: 'marin' } } }));
     expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', instructions: 'L', audio: { input: { transcription: { model: 't' } } } } }]);
     server(created({ instructions: 'L', audio: { output: { voice: 'alloy' } } }));
-    expect(session.upstream.at(-1)).toEqual({ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'marin' } } } });
+    // (A session.created without audio.input gets the forced transcription too.)
+    expect(session.upstream.at(-1)).toEqual({ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'marin' }, input: { transcription: { model: 't' } } } } });
     // A transcription session has no such settings.
     server(wire({ type: 'session.created', session: { type: 'transcription', instructions: 'default' } }));
     server(wire({ type: 'session.created' }));

@@ -22,6 +22,8 @@ interface Violation {
   readonly param: string;
   readonly mode: Mode;
   readonly reason: string;
+  /** Filled in without the client asking otherwise (no notice, no report): e.g. create_response left out. */
+  readonly silent?: boolean;
 }
 
 function deepEqual(a: unknown, b: unknown): boolean {
@@ -66,7 +68,7 @@ export function resolveModel(locks: PolicyLocks, model: string): { model: string
  * (response.create) object in place, recording every violation. Only fields present in `obj`
  * are checked (a partial update leaves the others alone).
  */
-export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks: PolicyLocks, truncation: UpstreamTruncation | undefined): Violation[] {
+export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks: PolicyLocks, truncation: UpstreamTruncation | undefined, holdSpokenInput = false): Violation[] {
   const v: Violation[] = [];
   const at = (path: string) => `${scope}.${path}`;
   // `obj` is parsed JSON: every member is its own, and none is undefined.
@@ -207,6 +209,36 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
       v.push({ field: 'input_transcription', param: at('audio.input.transcription'), mode: 'rewrite', reason: 'input transcription is required by policy' });
       input['transcription'] = forcedTranscription(tr);
     }
+    if (holdSpokenInput) v.push(...lockCreateResponse(obj, at));
+  }
+  return v;
+}
+
+/**
+ * With held spoken turns (guardrails.holdSpokenInput) the server must never start a response on
+ * its own: `turn_detection.create_response` is forced to false wherever a turn_detection object
+ * is set (`interrupt_response` stays as the client asked). A left-out create_response would
+ * default to true upstream, so it is filled in silently; an explicit true is a violation.
+ */
+function lockCreateResponse(session: JsonObject, at: (path: string) => string): Violation[] {
+  const v: Violation[] = [];
+  const input = asObject(asObject(session['audio'])?.['input']);
+  // GA puts turn_detection under audio.input; the beta shape had it on the session.
+  for (const [owner, path] of [
+    [input, 'audio.input.turn_detection'],
+    [session, 'turn_detection'],
+  ] as const) {
+    const td = asObject(owner?.['turn_detection']);
+    if (!td || td['create_response'] === false) continue;
+    const asked = td['create_response'] !== undefined;
+    v.push({
+      field: 'turn_detection',
+      param: at(`${path}.create_response`),
+      mode: 'rewrite',
+      reason: 'create_response is off: the proxy creates the response once the spoken turn is checked',
+      ...(asked ? {} : { silent: true }),
+    });
+    td['create_response'] = false;
   }
   return v;
 }
@@ -245,7 +277,7 @@ function hasImage(item: JsonObject | null): boolean {
 }
 
 function hasLocks(policy: CompiledPolicy): boolean {
-  return Object.values(policy.locks).some((l) => l !== undefined) || policy.truncation.upstream !== undefined;
+  return Object.values(policy.locks).some((l) => l !== undefined) || policy.truncation.upstream !== undefined || policy.holdSpokenInput !== null;
 }
 
 export function locksFactory(registry: PolicyRegistry): FilterFactory {
@@ -279,6 +311,8 @@ export class LockFilter implements Filter {
   readonly #ctx: SessionContext;
   readonly #policy: CompiledPolicy;
   readonly #active: boolean;
+  /** Spoken turns are held (guardrails.holdSpokenInput): create_response stays off. */
+  readonly #hold: boolean;
   readonly #allowedFn: ((name: string) => boolean) | null;
   /** Disallowed function-call items to delete upstream once their response is done. */
   readonly #deleteOnDone = new Map<string | null, string[]>();
@@ -286,11 +320,14 @@ export class LockFilter implements Filter {
   #rejections = 0;
   /** Locked settings put back after a call's session.updated (bounded: see MAX_RELOCKS). */
   #relocks = 0;
+  /** The client set turn_detection itself (locked on its way): the injected state must not undo its choice. */
+  #clientTurnDetection = false;
 
   constructor(ctx: SessionContext, policy: CompiledPolicy) {
     this.#ctx = ctx;
     this.#policy = policy;
     this.#active = hasLocks(policy);
+    this.#hold = policy.holdSpokenInput !== null;
     this.#allowedFn = policy.locks.tools ? nameMatcher(policy.locks.tools.functions) : null;
   }
 
@@ -314,13 +351,17 @@ export class LockFilter implements Filter {
       if (input.some((i) => hasImage(asObject(i)))) return this.#rejectImage(ev, 'response.input');
     }
     const copy = structuredClone(original);
-    const violations = applyLocks(copy, scope, locks, this.#policy.truncation.upstream);
+    if (scope === 'session' && asObject(asObject(copy['audio'])?.['input'])?.['turn_detection'] !== undefined) this.#clientTurnDetection = true;
+    const violations = applyLocks(copy, scope, locks, this.#policy.truncation.upstream, this.#hold);
     if (violations.length === 0) return CONTINUE;
     return this.#verdict(frame, ev, violations, () => ({ ...ev, [scope]: copy }));
   }
 
   /** Refuses the event when a violation asks for it, else forwards the rewritten event with a notice. */
   #verdict(frame: Frame, ev: JsonObject, violations: readonly Violation[], rewritten: () => JsonObject): Verdict {
+    // Only defaults filled in: forwarded as governed, nothing to tell.
+    if (violations.every((x) => x.silent === true)) return replace(toFrame(rewritten()));
+    violations = violations.filter((x) => x.silent !== true);
     const rejected = violations.find((x) => x.mode === 'reject');
     if (rejected) {
       this.#rejections++;
@@ -375,6 +416,7 @@ export class LockFilter implements Filter {
         // On a call, a browser's session.update travels over its data channel, which the proxy
         // cannot see: the sideband sees only the result, and puts the locked settings back.
         if (this.#ctx.callId) this.#relock(frame);
+        else if (this.#hold) this.#relockCreateResponse(frame);
         return CONTINUE;
       case 'response.output_item.added': {
         if (!this.#allowedFn) return CONTINUE;
@@ -437,15 +479,39 @@ export class LockFilter implements Filter {
     }
   }
 
+  /**
+   * The upstream reports create_response on while turns are held (it did not take the lock, or
+   * defaulted a new turn_detection): put it back, bounded like #relock.
+   */
+  #relockCreateResponse(frame: Frame): void {
+    const session = asObject(frame.json()['session']);
+    const td = asObject(asObject(asObject(session?.['audio'])?.['input'])?.['turn_detection']);
+    if (session?.['type'] !== 'realtime' || !td || td['create_response'] === false) return;
+    if (this.#relocks >= MAX_RELOCKS) return;
+    this.#ctx.log.warn({ policy: this.#policy.name }, 'upstream reports create_response on while spoken turns are held: locking it off again');
+    this.#ctx.report({ kind: 'lock', field: 'turn_detection', action: 'rewritten' });
+    const turnDetection = { ...td, create_response: false };
+    this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: turnDetection } } } as unknown as ClientEventOf<'session.update'>['session'] }, LOCKS_FILTER);
+    if (++this.#relocks === MAX_RELOCKS) {
+      this.#ctx.close(new ProxyError('governance_failed', { message: 'The upstream kept turning create_response on while spoken turns are held; the session was ended.', details: { policy: this.#policy.name } }));
+    }
+  }
+
   /** Sends the locked settings upstream right after session.created, so they hold without any client update. True when it sent one. */
   #injectLockedState(frame: Frame): boolean {
     const session = asObject(frame.json()['session']);
     if (!session || session['type'] !== 'realtime') return false;
     const copy = structuredClone(session);
-    const violations = applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream);
-    if (this.#policy.locks.inputTranscription) {
-      const input = asObject(asObject(copy['audio'])?.['input']);
-      if (input && !input['transcription']) input['transcription'] = forcedTranscription(this.#policy.locks.inputTranscription);
+    const violations = applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream, this.#hold);
+    const tr = this.#policy.locks.inputTranscription;
+    if (tr || this.#hold) {
+      const audio = asObject(copy['audio']) ?? {};
+      copy['audio'] = audio;
+      const input = asObject(audio['input']) ?? {};
+      audio['input'] = input;
+      if (tr && !input['transcription']) input['transcription'] = forcedTranscription(tr);
+      // Not reported: the upstream runs its default, server VAD with create_response on.
+      if (this.#hold && input['turn_detection'] === undefined) input['turn_detection'] = { type: 'server_vad', create_response: false };
     }
     const update: JsonObject = { type: 'realtime' };
     for (const key of ['instructions', 'output_modalities', 'tools', 'tool_choice', 'prompt', 'tracing', 'truncation']) {
@@ -457,7 +523,15 @@ export class LockFilter implements Filter {
     const origIn = asObject(asObject(session['audio'])?.['input']);
     const audio: JsonObject = {};
     if (audioOut && audioOut['voice'] !== origOut?.['voice']) audio['output'] = { voice: audioOut['voice'] };
-    if (audioIn && !deepEqual(audioIn['transcription'], origIn?.['transcription'])) audio['input'] = { transcription: audioIn['transcription'] };
+    if (audioIn) {
+      const input: JsonObject = {};
+      for (const key of ['transcription', 'turn_detection']) {
+        // A client turn_detection already went upstream locked (and after the session.created read here).
+        if (key === 'turn_detection' && this.#clientTurnDetection) continue;
+        if (!deepEqual(audioIn[key], origIn?.[key])) input[key] = audioIn[key];
+      }
+      if (Object.keys(input).length > 0) audio['input'] = input;
+    }
     if (Object.keys(audio).length > 0) update['audio'] = audio;
     if (Object.keys(update).length === 1) return false;
     this.#ctx.log.debug({ policy: this.#policy.name, fields: Object.keys(update).filter((k) => k !== 'type'), violations: violations.length }, 'locked session state sent upstream');

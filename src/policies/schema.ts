@@ -132,12 +132,29 @@ const guardrailsSchema = z
       .describe('An event type the content-path table does not know (or an item of an unknown type): pass it (default) or block it. Logged once per type either way.'),
     inputTranscriptionFailure: z
       .object({
-        action: z.enum(['pass', 'block', 'end_session']).default('pass').describe('pass: the turn goes unchecked; block: the user item is deleted upstream and its response cancelled; end_session: close with 4003.'),
+        action: z
+          .enum(['pass', 'block', 'end_session'])
+          .optional()
+          .describe('pass: the turn goes unchecked; block: the user item is deleted upstream and its response cancelled; end_session: close with 4003. Default pass, or block with holdSpokenInput (holding fails closed).'),
         timeoutMs: z.number().int().positive().max(600_000).optional().describe('Also apply `action` when no transcript (completed or failed) arrived this long after the audio was committed.'),
       })
       .strict()
       .prefault({})
       .describe('Fail closed on speech whose transcript failed or did not arrive: input rules cannot check it.'),
+    holdSpokenInput: z
+      .object({
+        enabled: z.boolean().default(false).describe('Hold every spoken turn until its transcript passed the input rules: turn_detection.create_response is forced off and the proxy sends response.create itself.'),
+        timeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(30_000)
+          .default(5000)
+          .describe('Longest wait for a held turn\'s transcript (and for a client response.create held behind it); then inputTranscriptionFailure.action applies.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Fail-closed input rules for speech: the model never answers a turn whose transcript broke an input rule (it is deleted upstream first). Adds the transcription time to every spoken turn. Needs locks.inputTranscription.'),
     rules: z.array(ruleSchema).default([]),
     custom: z.array(customSchema).default([]),
     piiDetectors: z.array(piiDetectorSchema).default([]),
@@ -327,6 +344,13 @@ export const policyFileSchema = z
       if (lock?.default !== undefined && !lock.allow.includes(lock.default)) {
         ctx.addIssue({ code: 'custom', path: ['locks', key, 'default'], message: 'default must be one of allow' });
       }
+    }
+    if (p.guardrails.holdSpokenInput.enabled && !p.locks.inputTranscription) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['guardrails', 'holdSpokenInput', 'enabled'],
+        message: 'holding spoken turns needs their transcripts: set locks.inputTranscription (the transcription model the proxy turns on)',
+      });
     }
     const model = p.locks.model;
     if (model?.allow) {

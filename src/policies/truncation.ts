@@ -315,7 +315,7 @@ export class TruncationFilter implements Filter {
         const id = asString(asObject(ev['response'])?.['id']);
         const response = id !== null ? this.#ctx.conversation.response(id) : undefined;
         // Out-of-band responses (no conversation) neither use nor grow the default conversation.
-        if (!response || response.conversationId === null) break;
+        if (!response || response.outOfBand) break;
         if (response.usage) this.tracker.calibrate(response.usage.inputTokens, response.usage.outputTokens, response.itemIds);
         this.#prune('response.done');
         break;

@@ -56,6 +56,81 @@ describe('conversation view', () => {
     expect(c.awaitingResponses).toBe(0);
   });
 
+  it('keeps a reported null conversation_id (out of band) apart from an absent one; the kind of an unreported one comes from its create', () => {
+    const c = new Conversation();
+    const started = (id: string, extra: Record<string, unknown> = {}) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
+    c.observeServer(started('r_null', { conversation_id: null }));
+    c.observeServer(started('r_conv', { conversation_id: 'conv_1' }));
+    c.observeServer(started('r_vad'));
+    c.observeClient(wire({ type: 'response.create', event_id: 'oob', response: { conversation: 'none' } }), false);
+    c.observeServer(started('r_oob_unreported'));
+    c.observeClient(wire({ type: 'response.create', event_id: 'conv', response: {} }), false);
+    c.observeServer(started('r_conv_unreported'));
+    const facts = (id: string) => [c.response(id)?.conversationId, c.response(id)?.outOfBand, c.response(id)?.createEventId];
+    expect(['r_null', 'r_conv', 'r_vad', 'r_oob_unreported', 'r_conv_unreported'].map(facts)).toEqual([
+      [null, true, null],
+      ['conv_1', false, null],
+      [undefined, false, null],
+      [undefined, true, 'oob'],
+      [undefined, false, 'conv'],
+    ]);
+    // A response.done that reports it settles the kind; one that omits it changes nothing.
+    c.observeServer(wire({ type: 'response.done', response: { id: 'r_vad', status: 'completed', conversation_id: null, output: [] } }));
+    c.observeServer(wire({ type: 'response.done', response: { id: 'r_oob_unreported', status: 'completed', output: [] } }));
+    expect(facts('r_vad')).toEqual([null, true, null]);
+    expect(facts('r_oob_unreported')).toEqual([undefined, true, 'oob']);
+    // Its response.created unseen: unreported is not out of band.
+    c.observeServer(wire({ type: 'response.done', response: { id: 'r_unseen', status: 'completed', output: [] } }));
+    expect(facts('r_unseen')).toEqual([undefined, false, null]);
+  });
+
+  it('a create without a limit of its own pairs with its response whatever limit the session has by then', () => {
+    const c = new Conversation();
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime', max_output_tokens: 'inf' } }));
+    // session.update { max_output_tokens: 300 } is in flight when the create goes out.
+    c.observeClient(wire({ type: 'response.create', event_id: 'evt_plain', response: {} }), false);
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime', max_output_tokens: 300 } }));
+    c.observeServer(wire({ type: 'response.created', response: { id: 'r1', status: 'in_progress', output: [], conversation_id: 'conv_1', max_output_tokens: 300 } }));
+    expect(c.response('r1')).toMatchObject({ origin: 'client', createEventId: 'evt_plain', maxOutputTokens: 300 });
+    // A create with a limit of its own still tells its response apart from a VAD one.
+    c.observeClient(wire({ type: 'response.create', event_id: 'evt_own', response: { max_output_tokens: 5 } }), false);
+    c.observeServer(wire({ type: 'response.created', response: { id: 'r_vad', status: 'in_progress', output: [], conversation_id: 'conv_1', max_output_tokens: 300 } }));
+    expect(c.response('r_vad')).toMatchObject({ origin: 'vad', createEventId: null });
+    expect(c.awaitingResponses).toBe(1);
+  });
+
+  it('stamps every client create with an event_id no waiting create has', () => {
+    const c = new Conversation();
+    let n = 0;
+    const fresh = () => `event_proxy_${++n}`;
+    const send = (event: { type: string; [k: string]: unknown }) => {
+      const stamped = c.stampCreate(wire(event), fresh);
+      c.observeClient(stamped.frame, false);
+      return { id: stamped.eventId, sent: JSON.parse(stamped.frame.bytes.toString('utf8')) as Record<string, unknown> };
+    };
+    const own = wire({ type: 'response.create', event_id: 'evt_1', response: { conversation: 'none' } });
+    const kept = c.stampCreate(own, fresh);
+    expect(kept).toEqual({ frame: own, eventId: 'evt_1' });
+    c.observeClient(kept.frame, false);
+    // The client reuses the id of a create still waiting: the upstream gets a fresh one.
+    const reused = send({ type: 'response.create', event_id: 'evt_1', response: { conversation: 'none', metadata: { k: 2 } } });
+    expect(reused.id).toBe('event_proxy_1');
+    expect(reused.sent).toEqual({ type: 'response.create', event_id: 'event_proxy_1', response: { conversation: 'none', metadata: { k: 2 } } });
+    const none = send({ type: 'response.create' });
+    expect(none.id).toBe('event_proxy_2');
+    expect(none.sent['event_id']).toBe('event_proxy_2');
+    const notString = send({ type: 'response.create', event_id: 7 });
+    expect(notString.id).toBe('event_proxy_3');
+    // Answered, the client's id is free again.
+    c.observeServer(wire({ type: 'response.created', response: { id: 'r1', status: 'in_progress', output: [], conversation_id: null } }));
+    expect(c.response('r1')?.createEventId).toBe('evt_1');
+    expect(send({ type: 'response.create', event_id: 'evt_1' }).id).toBe('evt_1');
+    // Unreadable: sent as it was, with no key.
+    const broken = new Frame('response.create', Buffer.from('{"type":"response.create",'));
+    expect(c.stampCreate(broken, fresh)).toEqual({ frame: broken, eventId: null });
+    expect(n).toBe(3);
+  });
+
   it('keeps the usage of a response.done whose response.created it never saw', () => {
     const c = new Conversation();
     c.observeServer(done('r_unseen'));

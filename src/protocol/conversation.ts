@@ -1,4 +1,4 @@
-import type { Frame, JsonObject } from '../pipeline/frame.js';
+import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, asString as str } from './json.js';
 import { parseOutputLimit, type OutputLimit } from './limits.js';
 import { parseUsage, type ResponseTokens } from './usage.js';
@@ -49,8 +49,17 @@ export interface ResponseView {
   readonly state: 'in_progress' | 'completed' | 'cancelled' | 'failed' | 'incomplete';
   readonly usage: ResponseUsage | null;
   readonly itemIds: readonly string[];
-  /** `conversation_id` as the upstream reported it; null: out of band (or not reported). */
-  readonly conversationId: string | null;
+  /**
+   * `conversation_id` as the upstream reported it: the conversation's id; null: reported null
+   * (out of band); undefined: not reported (some servers omit it), which tells nothing.
+   */
+  readonly conversationId: string | null | undefined;
+  /**
+   * Whether the response runs outside the default conversation: from `conversation_id` when the
+   * upstream reported it, else from the create it answers (`conversation: "none"`); a
+   * server-started response is in the conversation. Read this, not `conversationId`, for the kind.
+   */
+  readonly outOfBand: boolean;
   /**
    * The `event_id` of the `response.create` this response answers (the client's, or the one the
    * proxy gave it); null for server-started responses (VAD, idle timeout).
@@ -94,7 +103,8 @@ interface MutableResponse {
   state: ResponseView['state'];
   usage: ResponseUsage | null;
   itemIds: string[];
-  conversationId: string | null;
+  conversationId: string | null | undefined;
+  outOfBand: boolean;
   createEventId: string | null;
   maxOutputTokens: OutputLimit | null;
   metadata: string | null;
@@ -112,13 +122,22 @@ interface PendingCreate {
   readonly eventId: string | null;
   readonly inConversation: boolean;
   readonly metadata: string | null;
-  /** The limit the response will run with: the create's own, else the session's, else "inf". */
-  readonly maxOutput: OutputLimit;
+  /**
+   * The create's own limit; null when it set none: it then runs with the session's limit as the
+   * upstream has it when the response starts (a `session.update` may still be in flight), so it
+   * agrees with any reported limit.
+   */
+  readonly maxOutput: OutputLimit | null;
 }
 
 /** `metadata` as a pairing key. */
 function metadataKey(v: unknown): string | null {
   return obj(v) ? JSON.stringify(v) : null;
+}
+
+/** `conversation_id`: a string, null (out of band), or undefined when absent or unreadable. */
+function conversationIdOf(v: unknown): string | null | undefined {
+  return typeof v === 'string' || v === null ? v : undefined;
 }
 
 /** A limit as the upstream reports it (`response.created`, `session.updated`). */
@@ -190,6 +209,26 @@ export class Conversation implements ConversationView {
     if (item && !item.marks.some((m) => m.kind === mark.kind && m.rule === mark.rule)) item.marks.push(mark);
   }
 
+  /**
+   * A client `response.create` the chain let through, about to go upstream. It leaves with an
+   * `event_id` no create still waiting for its response has (the client's own, else `fresh()`),
+   * so the upstream's `error` about it, and `ResponseView.createEventId` of the response it starts,
+   * name exactly this create. Returns the frame to send (the same one when the client's id serves)
+   * and that id; the frame as it was and null when it cannot be read. Never throws.
+   */
+  stampCreate(frame: Frame, fresh: () => string): { frame: Frame; eventId: string | null } {
+    let ev: JsonObject;
+    try {
+      ev = frame.json();
+    } catch {
+      return { frame, eventId: null };
+    }
+    const own = str(ev['event_id']);
+    if (own !== null && !this.#pendingResponses.some((p) => p.eventId === own)) return { frame, eventId: own };
+    const eventId = fresh();
+    return { frame: Frame.rewritten(frame.type, { ...ev, event_id: eventId }), eventId };
+  }
+
   /** A client event forwarded upstream (`by` null), or one the proxy injected. Never throws. */
   observeClient(frame: Frame, injected: boolean): void {
     if (!OBSERVED_CLIENT.has(frame.type)) return;
@@ -205,7 +244,7 @@ export class Conversation implements ConversationView {
       const inConversation = response?.['conversation'] !== 'none';
       const origin: ResponseOrigin = injected ? 'proxy' : inConversation ? 'client' : 'out_of_band';
       const own = parseOutputLimit(response?.['max_output_tokens']);
-      const maxOutput = own.kind === 'limit' ? own.value : (this.#sessionMaxOutput ?? 'inf');
+      const maxOutput = own.kind === 'limit' ? own.value : null;
       if (this.#pendingResponses.length >= MAX_PENDING) this.#pendingResponses.shift();
       this.#pendingResponses.push({ origin, eventId, inConversation, metadata: metadataKey(response?.['metadata']), maxOutput });
       return;
@@ -285,16 +324,21 @@ export class Conversation implements ConversationView {
   #created(response: JsonObject | null): void {
     const id = str(response?.['id']);
     if (!response || !id || this.#responses.has(id)) return;
-    const conversationId = str(response['conversation_id']);
+    const conversationId = conversationIdOf(response['conversation_id']);
     const metadata = metadataKey(response['metadata']);
     const maxOutputTokens = reportedLimit(response['max_output_tokens']);
     // An absent conversation_id (never on the wire from OpenAI) tells nothing about the kind.
-    const kind = response['conversation_id'] === undefined ? null : conversationId !== null;
+    const inConversation = conversationId === undefined ? null : conversationId !== null;
     const at = this.#pendingResponses.findIndex(
-      (p) => (kind === null || p.inConversation === kind) && p.metadata === metadata && (maxOutputTokens === null || p.maxOutput === maxOutputTokens),
+      (p) =>
+        (inConversation === null || p.inConversation === inConversation) &&
+        p.metadata === metadata &&
+        (maxOutputTokens === null || p.maxOutput === null || p.maxOutput === maxOutputTokens),
     );
     const create = at >= 0 ? this.#pendingResponses.splice(at, 1)[0]! : null;
-    this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, createEventId: create?.eventId ?? null, maxOutputTokens, metadata });
+    // Unreported and unrequested: a server-started response runs in the conversation.
+    const outOfBand = inConversation !== null ? !inConversation : create !== null && !create.inConversation;
+    this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, outOfBand, createEventId: create?.eventId ?? null, maxOutputTokens, metadata });
     this.#active.push(id);
   }
 
@@ -317,10 +361,14 @@ export class Conversation implements ConversationView {
     if (at >= 0) this.#active.splice(at, 1);
     if (!r) {
       // Its response.created was not seen (pruned, or a done out of the blue): usage still counts.
-      r = { id, origin: 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId: str(response?.['conversation_id']), createEventId: null, maxOutputTokens: null, metadata: null };
+      r = { id, origin: 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId: undefined, outOfBand: false, createEventId: null, maxOutputTokens: null, metadata: null };
       this.#add(r);
     }
-    if (response?.['conversation_id'] !== undefined) r.conversationId = str(response['conversation_id']);
+    const conversationId = conversationIdOf(response?.['conversation_id']);
+    if (conversationId !== undefined) {
+      r.conversationId = conversationId;
+      r.outOfBand = conversationId === null;
+    }
     const status = str(response?.['status']);
     r.state = status === 'cancelled' || status === 'failed' || status === 'incomplete' ? status : 'completed';
     r.usage = parseUsage(response?.['usage']);

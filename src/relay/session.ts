@@ -306,7 +306,7 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** Bytes this session holds for its sockets (summed into the global memory budget). */
   heldBytes(): number {
-    let n = this.#pendingBytes;
+    let n = this.#pendingBytes + this.#chain.queuedBytes('client') + this.#chain.queuedBytes('server');
     for (const b of this.#outbox) n += b.length;
     const up = this.#upstream;
     if (up) n += up.bufferedAmount;
@@ -367,6 +367,12 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     if (message.byteLength >= BUDGETED_FRAME_BYTES && this.#budget && !this.#budget.tryReserve(message.byteLength)) {
       this.#rejectClientFrame(new ProxyError('memory_budget_exceeded'));
+      return;
+    }
+    // Frames wait behind an async verdict (a held turn, a blocking guardrail): as many bytes as the
+    // upstream socket may buffer, no more.
+    if (this.#chain.queued('client') > 0 && this.#chain.queuedBytes('client') + message.byteLength > this.#config.server.backpressure.upstreamMaxBufferedBytes) {
+      this.close(new ProxyError('upstream_backpressure', { message: 'Too much data was sent while an earlier event was being checked.' }));
       return;
     }
     const bytes = copyFrame(message);
@@ -511,7 +517,9 @@ export class RelaySession implements SessionContext, ChainSink {
     // An item the upstream does not know is already out of the conversation: the delete achieved its end.
     const itemGone = injected.type.startsWith('conversation.item.') && (code.includes('not_found') || (injected.type === 'conversation.item.delete' && body['param'] === 'item_id'));
     // Nothing left to clear is as harmless as a cancel that raced the response's end.
-    if (injected.type === 'response.cancel' || injected.type === 'output_audio_buffer.clear' || itemGone) {
+    // A response the proxy creates for a held spoken turn lost a race with the client's own create: that one answers the turn.
+    const raced = injected.type === 'response.create' && code === 'conversation_already_has_active_response';
+    if (injected.type === 'response.cancel' || injected.type === 'output_audio_buffer.clear' || itemGone || raced) {
       this.log.debug({ code, eventType: injected.type }, 'upstream error about an injected event');
       return true;
     }
@@ -594,6 +602,14 @@ export class RelaySession implements SessionContext, ChainSink {
   forward(direction: Direction, frame: Frame): void {
     if (this.#ended) return;
     if (direction === 'client') {
+      if (frame.type === 'response.create') {
+        // Every create upstream carries its own event_id: the key that pairs it with its response.
+        const stamped = this.#conversation.stampCreate(frame, () => this.nextEventId());
+        this.#conversation.observeClient(stamped.frame, false);
+        this.#sendToUpstream(stamped.frame.wireBytes());
+        if (stamped.eventId !== null) this.report({ kind: 'create_sent', eventId: stamped.eventId });
+        return;
+      }
       this.#conversation.observeClient(frame, false);
       this.#sendToUpstream(frame.wireBytes());
       return;

@@ -536,7 +536,7 @@ export class Connection implements SimConnection {
       transcript = this.#settings.transcribe({ itemId: item.id, audioMs: ms });
     } catch (err) {
       // A transcriber that fails: OpenAI reports it on the item and the session goes on.
-      setImmediate(() => {
+      const fail = (): void => {
         if (!this.#live) return;
         this.#send({
           type: 'conversation.item.input_audio_transcription.failed',
@@ -545,7 +545,10 @@ export class Connection implements SimConnection {
           content_index: 0,
           error: { type: 'transcription_error', code: 'audio_unintelligible', message: `Audio could not be transcribed: ${describeError(err)}`, param: null },
         } satisfies WireEvent<'conversation.item.input_audio_transcription.failed'>);
-      });
+      };
+      const delayMs = this.#settings.timing.transcriptionDelayMs;
+      if (delayMs > 0) this.#later(delayMs, fail);
+      else setImmediate(fail);
       return;
     }
     const words = splitWords(transcript);
@@ -577,7 +580,9 @@ export class Connection implements SimConnection {
       steps[i]!();
       setImmediate(() => run(i + 1));
     };
-    setImmediate(() => run(0));
+    const delayMs = this.#settings.timing.transcriptionDelayMs;
+    if (delayMs > 0) this.#later(delayMs, () => run(0));
+    else setImmediate(() => run(0));
   }
 
   // ---- conversation ----

@@ -81,6 +81,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       deltaIntervalMs: options.timing?.deltaIntervalMs ?? 0,
       realtime,
       rateLimitsDelayMs: options.timing?.rateLimitsDelayMs ?? (realtime ? 40 : 1),
+      transcriptionDelayMs: options.timing?.transcriptionDelayMs ?? 0,
     },
     brain: options.brain ?? defaultBrain,
     transcribe: options.transcribe ?? (({ audioMs }) => `(${(audioMs / 1000).toFixed(1)} s of audio)`),

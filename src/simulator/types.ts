@@ -10,6 +10,8 @@ export interface SimulatorTiming {
   readonly realtime?: boolean;
   /** Delay of `rate_limits.updated` after `response.done`. Default 1 ms (40 ms when realtime). */
   readonly rateLimitsDelayMs?: number;
+  /** Time the input transcription model takes: delay before an item's first transcription event. Default 0. */
+  readonly transcriptionDelayMs?: number;
 }
 
 export interface SimulatorOptions {

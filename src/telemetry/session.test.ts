@@ -2,7 +2,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { histWhere, sumWhere, TestMetricReader, TelemetryTestSession } from '../../test/telemetry/support/context.js';
-import { ev, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
+import { ev, forwardClient, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
 import type { Report } from '../pipeline/reports.js';
 import { telemetrySchema } from './config.js';
 import { TelemetryMetrics } from './metrics.js';
@@ -28,7 +28,7 @@ function harness(config: Record<string, unknown> = {}, env: Record<string, strin
       filter,
       client: (e: { type: string; [k: string]: unknown }) => relayed(ctx.audio, 'client', wire(e), time.t, (f) => {
           filter.onClient(f);
-          ctx.conversation.observeClient(f, false);
+          forwardClient(ctx.conversation, f, (r) => filter.onReport(r), () => ctx.nextEventId());
         }),
       server: (e: { type: string; [k: string]: unknown }) => relayed(ctx.audio, 'server', wire(e), time.t, (f) => {
           ctx.conversation.observeServer(f);

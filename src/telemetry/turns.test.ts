@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ev, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
+import { ev, forwardClient, ManualTime, relayed, usage, wire } from '../../test/telemetry/support/frames.js';
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame } from '../pipeline/frame.js';
 import { Conversation } from '../protocol/conversation.js';
@@ -39,16 +39,23 @@ function setup(opts: Partial<TrackerOptions> = {}) {
   // The relay core's protocol view: it sees a server frame before the filters, a client frame after.
   const conversation = new Conversation();
   const tracker = new TurnTracker(sink, conversation, { maxTurnMs: 120_000, waitForPlayback: true, truncateGraceMs: 500, capture: null, ...opts }, time.now, time, meter);
+  let seq = 0;
+  const fresh = () => `event_proxy_${++seq}`;
   const client = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'client', wire(e), time.t, (f) => {
       tracker.onClient(f, time.t);
-      conversation.observeClient(f, false);
+      forwardClient(conversation, f, (r) => tracker.onReport(r, time.t), fresh);
     });
+  /** A client frame a later filter refused: the tracker saw it, the chain reports the verdict, nothing is sent. */
+  const refused = (e: { type: string; [k: string]: unknown }, verdict: 'reject' | 'drop', code: string | null) => {
+    tracker.onClient(wire(e), time.t);
+    tracker.onReport({ kind: 'verdict', filter: 'metering', direction: 'client', eventType: e.type, verdict, code }, time.t);
+  };
   const server = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'server', wire(e), time.t, (f) => {
       conversation.observeServer(f);
       tracker.onServer(f, time.t);
     });
   const report = (r: Report) => tracker.onReport(r, time.t);
-  return { time, sink, tracker, client, server, report, meter };
+  return { time, sink, tracker, client, refused, server, report, meter, conversation };
 }
 
 describe('audio clock', () => {
@@ -379,17 +386,151 @@ describe('turn tracker', () => {
   });
 
   it('a refused response.create (policy verdict or upstream error) fails the turn', () => {
-    const { sink, client, server, report } = setup();
+    const { sink, client, refused, server } = setup();
     server(ev.sessionCreated());
     client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
-    client({ type: 'response.create' });
-    report({ kind: 'verdict', filter: 'metering', direction: 'client', eventType: 'response.create', verdict: 'reject', code: 'budget_exceeded' });
+    refused({ type: 'response.create' }, 'reject', 'budget_exceeded');
     expect(sink.closed[0]).toMatchObject({ endReason: 'failed', errorType: 'budget_exceeded' });
 
     client({ type: 'response.create', event_id: 'evt_9' });
     server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: 'evt_9' } });
     expect(sink.errors).toEqual(['invalid_value']);
     expect(sink.closed[1]).toMatchObject({ initiator: 'agent', endReason: 'failed', errorType: 'invalid_value' });
+  });
+
+  it('follows the view pairing, not the order of creates: each response gets the request time of the create that started it', () => {
+    const { time, sink, client, server, conversation } = setup();
+    server(ev.sessionCreated());
+    const asked = [time.t];
+    client({ type: 'response.create', response: { conversation: 'none', metadata: { job: 'a' }, output_modalities: ['text'] } });
+    time.advance(100);
+    asked.push(time.t);
+    client({ type: 'response.create', response: { conversation: 'none', metadata: { job: 'b' }, output_modalities: ['text'] } });
+    time.advance(100);
+    // The upstream starts b first (parallel out-of-band responses start in any order).
+    server(ev.responseCreated('resp_b', { conversation_id: null, metadata: { job: 'b' }, output_modalities: ['text'] }));
+    server(ev.responseCreated('resp_a', { conversation_id: null, metadata: { job: 'a' }, output_modalities: ['text'] }));
+    expect(conversation.response('resp_b')?.createEventId).toBe('event_proxy_2');
+    server(ev.responseDone('resp_b'));
+    server(ev.responseDone('resp_a'));
+    const byId = new Map(sink.responses.map((r) => [r.id, r]));
+    expect([byId.get('resp_a')?.requestedAt, byId.get('resp_b')?.requestedAt]).toEqual(asked);
+    expect(sink.closed.map((t) => [t.outOfBand, t.openedAt, t.anchor])).toEqual([
+      [true, asked[1], 'response_create'],
+      [true, asked[0], 'response_create'],
+    ]);
+  });
+
+  it('a create the upstream refused (error naming the event_id it left with) ends its timing; a later VAD response is not taken for it', () => {
+    const { time, sink, client, server } = setup();
+    server(ev.sessionCreated());
+    // No event_id from the client: the relay stamps one, and the upstream's error names it.
+    client({ type: 'response.create' });
+    expect(sink.opened).toHaveLength(1);
+    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: 'event_proxy_1' } });
+    expect(sink.closed[0]).toMatchObject({ initiator: 'agent', endReason: 'failed', errorType: 'invalid_value' });
+    time.advance(50);
+    server(ev.speechStarted(0));
+    server(ev.speechStopped(600));
+    server(ev.responseCreated('resp_vad'));
+    server(ev.responseDone('resp_vad'));
+    expect(sink.responses[0]).toMatchObject({ id: 'resp_vad', trigger: 'server', requestedAt: null });
+    expect(sink.opened[1]!.responses.map((r) => r.id)).toEqual(['resp_vad']);
+    // An error about an event that is no create (or no longer waits) refuses nothing.
+    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'x', message: 'x', param: null, event_id: 'event_proxy_1' } });
+    expect(sink.closed.filter((t) => t.endReason === 'failed')).toHaveLength(1);
+  });
+
+  it('an unreported conversation_id takes its kind from the create the view paired', () => {
+    const { sink, client, server } = setup();
+    server(ev.sessionCreated());
+    client({ type: 'response.create', response: { conversation: 'none', output_modalities: ['text'] } });
+    server(ev.responseCreated('resp_oob', { conversation_id: undefined, output_modalities: ['text'] }));
+    server(ev.responseDone('resp_oob'));
+    expect(sink.closed[0]).toMatchObject({ outOfBand: true, anchor: 'response_create' });
+    expect(sink.responses[0]).toMatchObject({ outOfBand: true, trigger: 'client' });
+    // Unreported and unrequested: a server response in the conversation.
+    server(ev.responseCreated('resp_srv', { conversation_id: undefined }));
+    server(ev.responseDone('resp_srv'));
+    expect(sink.responses[1]).toMatchObject({ outOfBand: false, trigger: 'server', requestedAt: null });
+  });
+
+  it('a force-closed turn drops its response while the view still runs it: its later frames change nothing', () => {
+    const { time, sink, client, server, conversation } = setup({ maxTurnMs: 1000 });
+    server(ev.sessionCreated());
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    client({ type: 'response.create' });
+    server(ev.responseCreated('resp_1'));
+    time.advance(1000);
+    expect(sink.closed[0]).toMatchObject({ endReason: 'timeout' });
+    expect(sink.responses.map((r) => [r.id, r.doneAt])).toEqual([['resp_1', null]]);
+    expect(conversation.activeResponses()).toEqual(['resp_1']);
+    server(ev.transcriptDelta('resp_1', 'late'));
+    server(ev.functionArgsDone('resp_1', 'call_1', 'lookup'));
+    client({ type: 'response.cancel' });
+    server(ev.responseDone('resp_1'));
+    expect(sink.responses).toHaveLength(1);
+    expect(sink.closed).toHaveLength(1);
+    expect(sink.closed[0]!.firstTextAt).toBeNull();
+    // The session goes on: a new response is tracked in a turn of its own.
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    client({ type: 'response.create' });
+    server(ev.responseCreated('resp_2'));
+    server(ev.transcriptDelta('resp_2', 'hi'));
+    server(ev.responseDone('resp_2'));
+    expect(sink.closed[1]!.responses.map((r) => [r.id, r.firstTextAt !== null])).toEqual([['resp_2', true]]);
+  });
+
+  it('a turn waits for the response.done a later filter still holds, although the view already counts the response done', () => {
+    const { time, sink, client, server, tracker, conversation } = setup({ truncateGraceMs: 0 });
+    server(ev.sessionCreated());
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    client({ type: 'response.create' });
+    server(ev.responseCreated('resp_1'));
+    server(ev.outputItemAdded('resp_1', 'item_a1'));
+    server(ev.audioDelta('resp_1', 200));
+    // The relay core observed response.done; a filter before telemetry holds the frame.
+    const held = wire(ev.responseDone('resp_1'));
+    conversation.observeServer(held);
+    expect(conversation.activeResponses()).toEqual([]);
+    client({ type: 'conversation.item.truncate', item_id: 'item_a1', content_index: 0, audio_end_ms: 50 });
+    expect(sink.closed).toHaveLength(0);
+    time.advance(5);
+    tracker.onServer(held, time.t);
+    expect(sink.closed).toHaveLength(1);
+    expect(sink.closed[0]!.responses[0]).toMatchObject({ id: 'resp_1', usage: { input: 30, output: 20 } });
+    expect(sink.closed[0]!.responses[0]!.doneAt).not.toBeNull();
+  });
+
+  it('keeps a bounded number of running response records: past the bound the oldest is given up and counted once', () => {
+    const { sink, server } = setup();
+    server(ev.sessionCreated());
+    for (let i = 0; i < 260; i++) server(ev.responseCreated(`resp_${i}`, { conversation_id: null }));
+    expect(sink.responses.map((r) => [r.id, r.doneAt])).toEqual([0, 1, 2, 3].map((i) => [`resp_${i}`, null]));
+    // Its late response.done neither counts it again nor fails.
+    server(ev.responseDone('resp_0'));
+    server(ev.responseDone('resp_259'));
+    expect(sink.responses.map((r) => r.id)).toEqual(['resp_0', 'resp_1', 'resp_2', 'resp_3', 'resp_259']);
+  });
+
+  it('keeps the timing of a bounded number of unanswered creates, oldest dropped first', () => {
+    const { time, sink, client, server, conversation } = setup();
+    server(ev.sessionCreated());
+    const first = time.t;
+    for (let i = 0; i < 20; i++) {
+      client({ type: 'response.create', event_id: `evt_${i}`, response: { conversation: 'none', metadata: { i: String(i) } } });
+      time.advance(10);
+    }
+    // The view still pairs the oldest (its own bound is larger); the tracker no longer has its timing.
+    server(ev.responseCreated('resp_0', { conversation_id: null, metadata: { i: '0' } }));
+    expect(conversation.response('resp_0')).toMatchObject({ origin: 'out_of_band', createEventId: 'evt_0' });
+    server(ev.responseCreated('resp_19', { conversation_id: null, metadata: { i: '19' } }));
+    server(ev.responseDone('resp_0'));
+    server(ev.responseDone('resp_19'));
+    expect(sink.responses.map((r) => [r.id, r.trigger, r.requestedAt])).toEqual([
+      ['resp_0', 'client', null],
+      ['resp_19', 'client', first + 190],
+    ]);
   });
 
   it('usage cost reported before response.done is attached to the response and the turn', () => {

@@ -2,7 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { AudioMeter, type AudioCounters } from '../pipeline/audio-meter.js';
-import type { ConversationView } from '../protocol/conversation.js';
+import type { ConversationView, ResponseView } from '../protocol/conversation.js';
 import type { ResponseTokens } from '../protocol/usage.js';
 import { asArray, asBoolean, asNumber, asObject, asString } from '../protocol/json.js';
 import {
@@ -55,9 +55,14 @@ export interface TrackerOptions {
 }
 
 
-interface PendingCreate {
+/**
+ * What the tracker keeps of one client `response.create`: the moment it was sent and what the
+ * turn machine did with it. Which response answers it is the conversation view's pairing
+ * (`ResponseView.createEventId`); this record is only the timing the view does not hold.
+ */
+interface CreateTiming {
   readonly t: number;
-  readonly eventId: string | null;
+  /** The client asked for an out-of-band response (`conversation: "none"`). */
   readonly outOfBand: boolean;
   /** The agent-initiated turn this request opened, if it did. */
   turn: TurnRecord | null;
@@ -82,8 +87,14 @@ const TEXT_DONE_TYPES: Readonly<Record<string, string>> = {
   'response.output_audio_transcript.done': 'transcript',
   'response.audio_transcript.done': 'transcript',
 };
-const MAX_PENDING = 16;
-const MAX_PENDING_USAGE = 64;
+/** Creates sent upstream and not answered yet (a create the upstream never answers ages out). */
+const MAX_CREATES = 16;
+/** Early first-audio and usage reports, and records of done responses awaiting late usage. */
+const MAX_EARLY = 16;
+const MAX_EARLY_USAGE = 64;
+/** Records of running responses (each belongs to an open turn; more than a handful is hostile). */
+const MAX_RUNNING = 256;
+const MAX_DONE = 256;
 const GUARDRAIL_SEVERITY: Readonly<Record<string, number>> = { log: 1, redact: 2, block: 3, cancel_response: 4, end_session: 5 };
 
 function formatInfo(format: unknown): { name: string; bytesPerMs: number } | null {
@@ -163,11 +174,20 @@ export class TurnTracker {
   readonly #open: TurnRecord[] = [];
   readonly #timers = new Map<TurnRecord, TurnTimers>();
   #current: TurnRecord | null = null;
-  /** Responses between response.created and response.done. */
-  readonly #responses = new Map<string, ResponseRecord>();
-  /** The only active response, when there is exactly one (the audio fast path skips the id sniff). */
-  #single: ResponseRecord | null = null;
-  readonly #pending: PendingCreate[] = [];
+  /**
+   * Span and timing records of running responses, by response id (between response.created and
+   * response.done, or until their turn is force-closed, while the view may still count them
+   * active). Which responses run, and their kind, is the view's.
+   */
+  readonly #running = new Map<string, ResponseRecord>();
+  /**
+   * The client `response.create` the chain is running now (this filter runs first for client
+   * frames and the chain passes one frame at a time): the relay's `create_sent` report, or a
+   * refusing verdict, settles it.
+   */
+  #createInChain: CreateTiming | null = null;
+  /** Creates sent upstream, by the `event_id` they left with (`ResponseView.createEventId`), until answered or refused. */
+  readonly #sentCreates = new Map<string, CreateTiming>();
   readonly #tools = new Map<string, ToolRecord>();
   /** Output and user item ids of open turns (truncate and transcripts refer to items). */
   readonly #items = new Map<string, TurnRecord>();
@@ -308,9 +328,8 @@ export class TurnTracker {
   #onResponseCreate(ev: JsonObject, now: number): void {
     const response = asObject(ev['response']);
     const outOfBand = asString(response?.['conversation']) === 'none';
-    const pending: PendingCreate = { t: now, eventId: asString(ev['event_id']), outOfBand, turn: null, cancelled: false };
-    this.#pending.push(pending);
-    if (this.#pending.length > MAX_PENDING) this.#pending.shift();
+    const create: CreateTiming = { t: now, outOfBand, turn: null, cancelled: false };
+    this.#createInChain = create;
     if (outOfBand) return;
     const cur = this.#current;
     if (cur && (cur.phase === 'user' || cur.phase === 'tool_wait')) {
@@ -326,16 +345,30 @@ export class TurnTracker {
     const turn = this.#openTurn(now, 'agent', 'response_create', false);
     turn.userEndAt = now;
     turn.responseRequested = true;
-    pending.turn = turn;
+    create.turn = turn;
+  }
+
+  /** The relay sent the create the chain was running, with this `event_id`. */
+  #onCreateSent(eventId: string): void {
+    const create = this.#createInChain;
+    if (!create) return;
+    this.#createInChain = null;
+    this.#sentCreates.delete(eventId);
+    this.#sentCreates.set(eventId, create);
+    if (this.#sentCreates.size > MAX_CREATES) this.#sentCreates.delete(this.#sentCreates.keys().next().value!);
   }
 
   #onResponseCancel(frame: Frame, now: number): void {
     const id = frame.string('response_id');
-    const r = id ? this.#responses.get(id) : this.#latestDefaultResponse();
+    const r = id ? this.#running.get(id) : this.#latestInConversation();
     if (!r) {
       // Cancelled before response.created reached the proxy: applies to the requested response.
-      const pending = id ? undefined : this.#pending.find((p) => !p.outOfBand);
-      if (pending) pending.cancelled = true;
+      if (id) return;
+      for (const create of this.#sentCreates.values()) {
+        if (create.outOfBand) continue;
+        create.cancelled = true;
+        return;
+      }
       return;
     }
     r.clientCancelled = true;
@@ -421,10 +454,10 @@ export class TurnTracker {
 
   /** The relay forwarded the first audio of a response (one report per response). */
   #onFirstAudio(responseId: string, at: number): void {
-    const r = this.#responses.get(responseId);
+    const r = this.#running.get(responseId);
     if (!r) {
       this.#firstAudioEarly.set(responseId, at);
-      if (this.#firstAudioEarly.size > MAX_PENDING) this.#firstAudioEarly.delete(this.#firstAudioEarly.keys().next().value!);
+      if (this.#firstAudioEarly.size > MAX_EARLY) this.#firstAudioEarly.delete(this.#firstAudioEarly.keys().next().value!);
       return;
     }
     this.#noteFirstAudio(r, at);
@@ -444,12 +477,16 @@ export class TurnTracker {
     this.#noteFirstAudio(r, rec.firstAt);
   }
 
-  /** The response a streaming frame belongs to; sniffs its id only when several responses run. */
+  /**
+   * The record of the response a streaming frame belongs to: the view's only active response, or
+   * (several running) the one its `response_id` names. Null when its record is gone (the turn was
+   * force-closed) although the view still counts the response active.
+   */
   #responseOf(frame: Frame): ResponseRecord | null {
-    if (this.#single) return this.#single;
-    if (this.#responses.size === 0) return null;
-    const id = frame.string('response_id');
-    return id ? (this.#responses.get(id) ?? null) : null;
+    const active = this.#conversation.activeResponses();
+    if (active.length === 0) return null;
+    const id = active.length === 1 ? active[0]! : frame.string('response_id');
+    return id ? (this.#running.get(id) ?? null) : null;
   }
 
   #onSession(ev: JsonObject, now: number): void {
@@ -555,42 +592,43 @@ export class TurnTracker {
 
   #onTextDone(ev: JsonObject, kind: string): void {
     const id = asString(ev['response_id']);
-    const r = id ? (this.#responses.get(id) ?? null) : null;
+    const r = id ? (this.#running.get(id) ?? null) : null;
     const text = asString(ev[kind]);
     if (!r || !text || !this.#opts.capture) return;
     r.outputText = this.#opts.capture((r.outputText ? r.outputText + '\n' : '') + text);
   }
 
-  #takePending(outOfBand: boolean | null): PendingCreate | null {
-    const i = outOfBand === null ? 0 : this.#pending.findIndex((p) => p.outOfBand === outOfBand);
-    if (i < 0 || i >= this.#pending.length) return null;
-    return this.#pending.splice(i, 1)[0] ?? null;
+  /** The timing of the create that started `view` (the view's pairing), taken from the store. */
+  #createOf(view: ResponseView | undefined): CreateTiming | null {
+    const key = view?.createEventId ?? null;
+    const create = key !== null ? this.#sentCreates.get(key) : undefined;
+    if (!create) return null;
+    this.#sentCreates.delete(key!);
+    return create;
   }
 
   #onResponseCreated(ev: JsonObject, now: number): void {
     const resp = asObject(ev['response']);
     const id = asString(resp?.['id']);
-    if (!id || this.#responses.has(id)) return;
-    // The view parsed this response.created before the filters saw it.
+    if (!id || this.#running.has(id)) return;
+    // The view paired this response.created with its create before the filters saw it.
     const view = this.#conversation.response(id);
-    // conversation_id is null for out-of-band responses; some servers omit it: then trust the request.
-    let outOfBand: boolean | null = view && resp !== null && Object.hasOwn(resp, 'conversation_id') ? view.conversationId === null : null;
-    const pending = this.#takePending(outOfBand);
-    if (outOfBand === null) outOfBand = pending?.outOfBand ?? false;
+    const create = this.#createOf(view);
+    const outOfBand = view?.outOfBand ?? false;
     let turn: TurnRecord;
     if (outOfBand) {
-      turn = this.#openTurn(pending?.t ?? now, 'agent', pending ? 'response_create' : 'none', false, true);
-      turn.userEndAt = pending?.t ?? null;
+      turn = this.#openTurn(create?.t ?? now, 'agent', create ? 'response_create' : 'none', false, true);
+      turn.userEndAt = create?.t ?? null;
       turn.responseRequested = true;
-    } else if (pending?.turn && pending.turn.phase !== 'closed') {
-      turn = pending.turn;
+    } else if (create?.turn && create.turn.phase !== 'closed') {
+      turn = create.turn;
     } else {
       const cur = this.#current;
       if (cur && (cur.phase === 'user' || cur.phase === 'tool_wait')) turn = cur;
       else {
         if (cur) this.#supersede(cur, now, false);
-        turn = this.#openTurn(pending?.t ?? now, 'agent', pending ? 'response_create' : 'none', true);
-        turn.userEndAt = pending?.t ?? null;
+        turn = this.#openTurn(create?.t ?? now, 'agent', create ? 'response_create' : 'none', true);
+        turn.userEndAt = create?.t ?? null;
       }
     }
     // The view keeps "inf" (no limit); telemetry records have no limit as null.
@@ -598,9 +636,9 @@ export class TurnTracker {
     const r: ResponseRecord = {
       id,
       turn,
-      trigger: pending ? 'client' : 'server',
+      trigger: view?.origin === 'client' || view?.origin === 'out_of_band' ? 'client' : 'server',
       outOfBand,
-      requestedAt: pending?.t ?? null,
+      requestedAt: create?.t ?? null,
       createdAt: now,
       maxOutputTokens: maxTokens === 'inf' ? null : maxTokens,
       outputModalities: (asArray(resp?.['output_modalities']) ?? []).filter((m): m is string => typeof m === 'string'),
@@ -623,8 +661,8 @@ export class TurnTracker {
     turn.responseRequested = true;
     if (turn.phase !== 'draining') turn.phase = 'responding';
     turn.lastAt = Math.max(turn.lastAt, now);
-    this.#responses.set(id, r);
-    this.#single = this.#responses.size === 1 ? r : null;
+    this.#running.set(id, r);
+    if (this.#running.size > MAX_RUNNING) this.#abandon(this.#running.values().next().value!);
     const early = this.#usageEarly.get(id);
     if (early !== undefined) {
       r.costMicros = early;
@@ -635,7 +673,7 @@ export class TurnTracker {
       this.#firstAudioEarly.delete(id);
       this.#noteFirstAudio(r, firstAudio);
     }
-    if (pending?.cancelled) {
+    if (create?.cancelled) {
       r.clientCancelled = true;
       if (turn.endReason === null) this.#interrupt(turn, 'generation', now);
     }
@@ -643,7 +681,7 @@ export class TurnTracker {
 
   #onOutputItem(ev: JsonObject): void {
     const rid = asString(ev['response_id']);
-    const r = rid ? this.#responses.get(rid) : undefined;
+    const r = rid ? this.#running.get(rid) : undefined;
     const id = asString(asObject(ev['item'])?.['id']);
     if (r && id) this.#items.set(id, r.turn);
   }
@@ -652,7 +690,7 @@ export class TurnTracker {
     const callId = asString(ev['call_id']);
     if (!callId) return;
     const rid = asString(ev['response_id']);
-    const r = rid ? (this.#responses.get(rid) ?? null) : this.#single;
+    const r = rid ? (this.#running.get(rid) ?? null) : this.#onlyRunning();
     const turn = r?.turn ?? this.#current;
     if (!turn) return;
     const tool: ToolRecord = { callId, name: asString(ev['name']) ?? 'unknown', responseId: r?.id ?? null, start: now, end: null };
@@ -664,10 +702,9 @@ export class TurnTracker {
     const resp = asObject(ev['response']);
     const id = asString(resp?.['id']);
     if (!id) return;
-    const r = this.#responses.get(id);
+    const r = this.#running.get(id);
     if (!r) return;
-    this.#responses.delete(id);
-    this.#single = this.#responses.size === 1 ? (this.#responses.values().next().value ?? null) : null;
+    this.#running.delete(id);
     const status = asString(resp?.['status']);
     r.status = status === 'completed' || status === 'cancelled' || status === 'incomplete' || status === 'failed' ? status : 'completed';
     const details = asObject(resp?.['status_details']);
@@ -682,6 +719,7 @@ export class TurnTracker {
     r.doneAt = now;
     this.#settleAudio(r);
     this.#doneResponses.set(id, r);
+    if (this.#doneResponses.size > MAX_DONE) this.#doneResponses.delete(this.#doneResponses.keys().next().value!);
     this.#sink.responseDone(r);
     this.#afterResponse(r, now);
   }
@@ -733,18 +771,18 @@ export class TurnTracker {
     this.#sink.upstreamError(code, now);
     const cur = this.#current;
     if (cur) this.#event(cur, 'error', now, { 'error.type': code });
-    // An error about a response.create means that request gets no response.
+    // An error about a response.create (every create upstream carries its own event_id, see
+    // Conversation.stampCreate) means that request gets no response.
     const about = asString(err?.['event_id']);
-    let i = about ? this.#pending.findIndex((p) => p.eventId === about) : -1;
-    if (i < 0 && code === 'conversation_already_has_active_response') i = this.#pending.length - 1;
-    if (i < 0) return;
-    const [pending] = this.#pending.splice(i, 1);
-    this.#refused(pending ?? null, code, now);
+    const create = about !== null ? this.#sentCreates.get(about) : undefined;
+    if (!create) return;
+    this.#sentCreates.delete(about!);
+    this.#refused(create, code, now);
   }
 
   /** A response request that will get no response: a turn waiting only for it fails. */
-  #refused(pending: PendingCreate | null, code: string, now: number): void {
-    const turn = pending?.turn ?? (pending && !pending.outOfBand ? this.#current : null);
+  #refused(create: CreateTiming | null, code: string, now: number): void {
+    const turn = create?.turn ?? (create && !create.outOfBand ? this.#current : null);
     if (!turn || turn.phase === 'closed' || turn.responses.length > 0) return;
     turn.errorType = code;
     this.#end(turn, 'failed', now);
@@ -761,13 +799,16 @@ export class TurnTracker {
       case 'input_audio_started':
         this.#onInputStarted(report.at);
         return;
+      case 'create_sent':
+        this.#onCreateSent(report.eventId);
+        return;
       case 'usage': {
         if (report.source !== 'response') {
           const turn = this.#current;
           if (turn && turn.phase !== 'closed') turn.costMicros += report.costMicros;
           return;
         }
-        const active = this.#responses.get(report.responseId);
+        const active = this.#running.get(report.responseId);
         if (active) {
           active.costMicros = (active.costMicros ?? 0) + report.costMicros;
           return;
@@ -779,14 +820,14 @@ export class TurnTracker {
           return;
         }
         this.#usageEarly.set(report.responseId, report.costMicros);
-        if (this.#usageEarly.size > MAX_PENDING_USAGE) {
+        if (this.#usageEarly.size > MAX_EARLY_USAGE) {
           const oldest = this.#usageEarly.keys().next().value;
           if (oldest !== undefined) this.#usageEarly.delete(oldest);
         }
         return;
       }
       case 'guardrail': {
-        const r = report.responseId ? (this.#responses.get(report.responseId) ?? null) : null;
+        const r = report.responseId ? (this.#running.get(report.responseId) ?? null) : null;
         const turn = r?.turn ?? this.#current;
         if (r && report.action === 'cancel_response') r.cancelledBy = 'guardrail';
         if (!turn || turn.phase === 'closed') return;
@@ -807,7 +848,7 @@ export class TurnTracker {
         return;
       }
       case 'budget': {
-        const r = report.responseId ? (this.#responses.get(report.responseId) ?? null) : null;
+        const r = report.responseId ? (this.#running.get(report.responseId) ?? null) : null;
         if (r && report.action === 'cancelled') r.cancelledBy = 'budget';
         const turn = r?.turn ?? this.#current;
         if (turn && turn.phase !== 'closed') {
@@ -845,8 +886,9 @@ export class TurnTracker {
         }
         // A refused response.create never reaches the upstream: forget the request.
         if (report.direction === 'client' && report.eventType === 'response.create' && report.verdict !== 'replace') {
-          const pending = this.#pending.pop() ?? null;
-          this.#refused(pending, report.code ?? report.verdict, now);
+          const create = this.#createInChain;
+          this.#createInChain = null;
+          this.#refused(create, report.code ?? report.verdict, now);
         }
         return;
       }
@@ -982,15 +1024,38 @@ export class TurnTracker {
     this.#close(turn, turn.endReason, turn.lastAt);
   }
 
+  /**
+   * The turn still waits for one of its responses: its record is held and its response.done has
+   * not reached this filter. Not the view's activity: the view learns response.done before the
+   * filters, and a filter may still hold that frame; closing the turn then would lose its usage.
+   */
   #activeIn(turn: TurnRecord): boolean {
-    for (const r of turn.responses) if (r.doneAt === null && this.#responses.has(r.id)) return true;
+    for (const r of turn.responses) if (r.doneAt === null && this.#running.has(r.id)) return true;
     return false;
   }
 
-  #latestDefaultResponse(): ResponseRecord | null {
-    let found: ResponseRecord | null = null;
-    for (const r of this.#responses.values()) if (!r.outOfBand) found = r;
-    return found;
+  /** The record of the newest response the view counts active in the default conversation. */
+  #latestInConversation(): ResponseRecord | null {
+    const active = this.#conversation.activeResponses();
+    for (let i = active.length - 1; i >= 0; i--) {
+      const id = active[i]!;
+      if (this.#conversation.response(id)?.outOfBand) continue;
+      return this.#running.get(id) ?? null;
+    }
+    return null;
+  }
+
+  /** The record of the view's only active response, when exactly one runs. */
+  #onlyRunning(): ResponseRecord | null {
+    const active = this.#conversation.activeResponses();
+    return active.length === 1 ? (this.#running.get(active[0]!) ?? null) : null;
+  }
+
+  /** Gives up on a running response (its turn is force-closed, or too many run): it counts with what is known. */
+  #abandon(r: ResponseRecord): void {
+    if (!this.#running.delete(r.id)) return;
+    this.#settleAudio(r);
+    this.#sink.responseDone(r);
   }
 
   #setWait(turn: TurnRecord, ms: number, fn: () => void): void {
@@ -1026,14 +1091,9 @@ export class TurnTracker {
     for (const tool of turn.tools) if (tool.end === null) this.#tools.delete(tool.callId);
     for (const r of turn.responses) {
       this.#doneResponses.delete(r.id);
-      if (r.doneAt === null) {
-        // Abandoned (timeout or session end): it still counts, with what is known.
-        this.#responses.delete(r.id);
-        this.#settleAudio(r);
-        this.#sink.responseDone(r);
-      }
+      // Abandoned (timeout or session end): it still counts, with what is known.
+      if (r.doneAt === null) this.#abandon(r);
     }
-    this.#single = this.#responses.size === 1 ? (this.#responses.values().next().value ?? null) : null;
     this.#sink.turnClosed(turn);
   }
 
@@ -1048,7 +1108,10 @@ export class TurnTracker {
       }
     }
     this.#closed = true;
-    this.#pending.length = 0;
+    this.#createInChain = null;
+    this.#sentCreates.clear();
+    this.#running.clear();
+    this.#doneResponses.clear();
     this.#tools.clear();
     this.#items.clear();
     this.#usageEarly.clear();

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { RedisCallStore } from '../../src/calls/store.js';
+import { RedisCallStore } from '../../src/calls/redis-store.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
 import { callsProxy, OFFER, post, until } from './support.js';
 

@@ -40,11 +40,23 @@ export class FakeSession implements SessionContext {
     return filter.onServer!(frame);
   }
 
-  /** As the relay core does: the conversation view learns a client frame as it is forwarded (after the filter). */
+  /**
+   * As the relay core does: the conversation view learns a client frame as it is forwarded (after
+   * the filter); a `response.create` leaves with an event_id of its own, reported as `create_sent`.
+   */
   fromClient(filter: Filter, frame: Frame): Verdict | Promise<Verdict> {
+    const send = (f: Frame): void => {
+      if (f.type !== 'response.create') {
+        this.conversation.observeClient(f, false);
+        return;
+      }
+      const stamped = this.conversation.stampCreate(f, () => this.nextEventId());
+      this.conversation.observeClient(stamped.frame, false);
+      if (stamped.eventId !== null) this.report({ kind: 'create_sent', eventId: stamped.eventId });
+    };
     const forwarded = (v: Verdict): Verdict => {
-      if (v.kind === 'continue') this.conversation.observeClient(frame, false);
-      else if (v.kind === 'replace') this.conversation.observeClient(v.frame, false);
+      if (v.kind === 'continue') send(frame);
+      else if (v.kind === 'replace') send(v.frame);
       return v;
     };
     const verdict = filter.onClient!(frame);

@@ -1,6 +1,7 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asObject } from '../../src/protocol/json.js';
 import type { SimConnection } from '../../src/simulator/index.js';
 import { appendEvents, speechThenSilence, type TestClient } from '../support/client.js';
 import { startTelemetryProxy, type TelemetryProxy } from './support/proxy.js';
@@ -240,6 +241,44 @@ describe('per-turn traces against the simulator', () => {
     const tool = byTrace[byTrace.findIndex((t) => t.includes(roots[1]!))]!.find((s) => s.name.startsWith('execute_tool'))!;
     expect(tool.attributes).toMatchObject({ 'gen_ai.tool.call.id': call['call_id'], 'rtproxy.tool.outcome': 'output' });
     for (const r of roots) expect(r.attributes['gen_ai.agent.invocation.end_reason']).toBe('completed');
+  });
+
+  it('a create the upstream refuses fails its own turn, even without an event_id from the client and without metering', async () => {
+    const q = await startTelemetryProxy({ config: { metering: { enabled: false } } });
+    try {
+      const c = await q.client();
+      await c.next('session.created');
+      const conn = q.sim.connections[0]!;
+      // Agent-initiated, no event_id: the relay stamps one, and the simulator's refusal names it.
+      c.send({ type: 'response.create', response: { instructions: 5 } });
+      const refusal = await c.next('error');
+      const sentCreates = conn.received.filter((e) => e.type === 'response.create').map((e) => asObject(e.event)?.['event_id']);
+      expect(sentCreates).toEqual([expect.stringMatching(/^event_proxy_/)]);
+      expect(asObject(refusal['error'])?.['event_id']).toBe(sentCreates[0]);
+      c.send({ type: 'response.create', response: { output_modalities: ['text'] } });
+      await c.next('response.done');
+      const start = q.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'session start');
+      c.close();
+      await c.closed;
+      const sessionId = String(start?.['session']);
+      const deadline = Date.now() + 5000;
+      let roots: ReadableSpan[] = [];
+      while (Date.now() < deadline) {
+        roots = q.spans.getFinishedSpans().filter((s) => s.name === 'invoke_agent' && s.attributes['rtproxy.session.id'] === sessionId);
+        if (roots.length >= 2) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      roots.sort((a, b) => (a.attributes['rtproxy.turn.number'] as number) - (b.attributes['rtproxy.turn.number'] as number));
+      // One trace per create: the refused one failed with the upstream's code, the next completed with its response.
+      expect(roots.map((r) => [r.attributes['gen_ai.agent.invocation.end_reason'], r.attributes['error.type'] ?? null])).toEqual([
+        ['failed', 'invalid_type'],
+        ['completed', null],
+      ]);
+      const inference = q.spans.getFinishedSpans().filter((s) => s.name.startsWith('realtime_inference') && s.spanContext().traceId === roots[1]!.spanContext().traceId);
+      expect(inference.map((s) => s.attributes['rtproxy.response.trigger'])).toEqual(['client']);
+    } finally {
+      await q.stop();
+    }
   });
 
   it('barge-in during playback interrupts the turn; a cancelled and a failed response are marked', async () => {

@@ -1,5 +1,7 @@
 import type { AudioMeter } from '../../../src/pipeline/audio-meter.js';
 import { Frame } from '../../../src/pipeline/frame.js';
+import type { Report } from '../../../src/pipeline/reports.js';
+import type { Conversation } from '../../../src/protocol/conversation.js';
 import { AUDIO_IN } from '../../../src/protocol/events.js';
 import { isOutputAudio } from '../../../src/relay/responses.js';
 import type { Scheduler } from '../../../src/telemetry/turns.js';
@@ -9,6 +11,21 @@ import type { Scheduler } from '../../../src/telemetry/turns.js';
 /** A frame as it comes off the wire: unparsed bytes (so sniffing paths run). */
 export function wire(event: { readonly type: string; readonly [k: string]: unknown }): Frame {
   return new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
+}
+
+/**
+ * What the relay core does with a client frame the chain let through (RelaySession.forward): a
+ * `response.create` leaves with an event_id of its own (`Conversation.stampCreate`), the view
+ * observes what is sent, and the relay reports `create_sent`.
+ */
+export function forwardClient(conversation: Conversation, frame: Frame, report: (r: Report) => void, fresh: () => string): void {
+  if (frame.type !== 'response.create') {
+    conversation.observeClient(frame, false);
+    return;
+  }
+  const stamped = conversation.stampCreate(frame, fresh);
+  conversation.observeClient(stamped.frame, false);
+  if (stamped.eventId !== null) report({ kind: 'create_sent', eventId: stamped.eventId });
 }
 
 /**

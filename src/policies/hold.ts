@@ -1,0 +1,275 @@
+import { CONTINUE, DROP, reject, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import type { JsonObject } from '../pipeline/frame.js';
+import { ProxyError } from '../protocol/errors.js';
+import { asArray, asObject, asString } from '../protocol/json.js';
+
+/** Committed spoken turns (and client commits on their way) one session may have waiting at once. */
+export const MAX_HELD_TURNS = 8;
+/** Longest a response owed for checked turns waits for the response in flight to end. */
+const MAX_RESPONSE_WAIT_MS = 60_000;
+
+/** A client `response.create` paused until the held turns before it are decided. */
+interface WaitingCreate {
+  readonly inConversation: boolean;
+  readonly eventId: string | null;
+  readonly resolve: (v: Verdict) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface InFlightCommit {
+  readonly eventId: string | null;
+  readonly timer: NodeJS.Timeout;
+}
+
+export interface HoldDetails {
+  readonly policy: string;
+  readonly policyVersion: string;
+}
+
+/**
+ * Spoken turns held until their transcript is checked (policy `guardrails.holdSpokenInput`).
+ * The locks keep `turn_detection.create_response` off, so the server never answers a turn by
+ * itself; this class decides when a response may start:
+ *
+ * - every committed user audio item is *held* until the guardrail filter decides its transcript
+ *   (`passed` / `blocked`; a failed or late transcript follows `inputTranscriptionFailure`);
+ * - when nothing is held any more and at least one turn passed, the proxy sends `response.create`
+ *   (origin `proxy` in the conversation view), once the in-conversation response in flight, if
+ *   any, has ended. A response never starts while a turn is held, so it never hears an unchecked
+ *   turn, and a blocked turn is deleted upstream before any response exists;
+ * - a client `response.create` sent while a turn is held (or a client commit is on its way) is
+ *   paused until the turns are decided: it then goes on and stands for the turn (the proxy sends
+ *   none), or is refused with `guardrail_blocked` when the only turns before it were blocked;
+ * - a response the server starts on its own while a turn is held (the lock did not take) is
+ *   cancelled by the caller (`serverStartedEarly`).
+ *
+ * Bounded: at most MAX_HELD_TURNS held turns and in-flight commits, one paused client create,
+ * every wait with a timer (the transcript deadline is the guardrail filter's).
+ */
+export class SpokenTurnHold {
+  readonly #ctx: SessionContext;
+  readonly #by: string;
+  readonly #timeoutMs: number;
+  readonly #details: () => HoldDetails;
+  /** Committed user audio items whose transcript is not decided yet. */
+  readonly #held = new Set<string>();
+  /** Client commits sent upstream and not answered yet (`committed` or an error): their item is on its way. */
+  readonly #commits: InFlightCommit[] = [];
+  #waiting: WaitingCreate | null = null;
+  #passed = 0;
+  #blocked = 0;
+  /** A response is owed for turns that passed (sent once nothing is held and no response is in flight). */
+  #owed: NodeJS.Timeout | null = null;
+  #created = 0;
+  #closed = false;
+
+  constructor(ctx: SessionContext, by: string, timeoutMs: number, details: () => HoldDetails) {
+    this.#ctx = ctx;
+    this.#by = by;
+    this.#timeoutMs = timeoutMs;
+    this.#details = details;
+  }
+
+  /** The deadline of every wait (a held turn's transcript, a paused client create). */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  /** Responses the proxy created for held turns. */
+  get created(): number {
+    return this.#created;
+  }
+
+  /** A turn is held or a client commit is on its way: no response may start now. */
+  get busy(): boolean {
+    return this.#held.size > 0 || this.#commits.length > 0;
+  }
+
+  isHeld(itemId: string): boolean {
+    return this.#held.has(itemId);
+  }
+
+  // ---- client → upstream --------------------------------------------------------------------
+
+  /** A client `input_audio_buffer.commit` went upstream: its item will be held once committed. */
+  commitSent(eventId: string | null): void {
+    if (this.#commits.length >= MAX_HELD_TURNS) clearTimeout(this.#commits.shift()!.timer);
+    const entry: InFlightCommit = {
+      eventId,
+      timer: setTimeout(() => {
+        // Never answered: nothing was committed that could be answered.
+        const at = this.#commits.indexOf(entry);
+        if (at >= 0) this.#commits.splice(at, 1);
+        this.#settle();
+      }, this.#timeoutMs),
+    };
+    entry.timer.unref?.();
+    this.#commits.push(entry);
+  }
+
+  /**
+   * A client `response.create` (already through the content rules). Goes on at once when nothing
+   * is held; otherwise waits until the held turns are decided (at most `timeoutMs`).
+   */
+  clientCreate(ev: JsonObject): Verdict | Promise<Verdict> {
+    const inConversation = asObject(ev['response'])?.['conversation'] !== 'none';
+    if (!this.busy || this.#closed) {
+      if (inConversation) this.#coveredByClient();
+      return CONTINUE;
+    }
+    if (this.#waiting) return CONTINUE; // cannot happen: the client direction is paused on the first
+    const eventId = asString(ev['event_id']);
+    return new Promise<Verdict>((resolve) => {
+      const timer = setTimeout(() => {
+        if (this.#waiting?.resolve !== resolve) return;
+        this.#waiting = null;
+        resolve(reject(this.#refusal(eventId, 'The spoken turn before this response.create was not checked in time; no response was created.')));
+      }, this.#timeoutMs);
+      timer.unref?.();
+      this.#waiting = { inConversation, eventId, resolve, timer };
+    });
+  }
+
+  // ---- upstream → client --------------------------------------------------------------------
+
+  /** A user audio item was committed: held until its transcript is decided. False when over the cap (fail it closed). */
+  committed(itemId: string): boolean {
+    const commit = this.#commits.shift();
+    if (commit) clearTimeout(commit.timer);
+    if (this.#held.has(itemId)) return true;
+    if (this.#held.size >= MAX_HELD_TURNS) return false;
+    this.#held.add(itemId);
+    return true;
+  }
+
+  /** An upstream `error`: a refused client commit (nothing committed) is no longer on its way. */
+  error(ev: JsonObject): void {
+    if (this.#commits.length === 0) return;
+    const body = asObject(ev['error']);
+    const eventId = asString(body?.['event_id']);
+    let at = eventId !== null ? this.#commits.findIndex((c) => c.eventId === eventId) : -1;
+    if (at < 0 && (asString(body?.['code']) ?? '').startsWith('input_audio_buffer_commit')) at = 0;
+    if (at < 0) return;
+    clearTimeout(this.#commits.splice(at, 1)[0]!.timer);
+    this.#settle();
+  }
+
+  /** The held turn's transcript passed the input rules (or failed open by policy). */
+  passed(itemId: string): void {
+    if (!this.#held.delete(itemId)) return;
+    this.#passed++;
+    this.#settle();
+  }
+
+  /** The held turn was blocked: the caller deleted it upstream. */
+  blocked(itemId: string): void {
+    if (!this.#held.delete(itemId)) return;
+    this.#blocked++;
+    this.#settle();
+  }
+
+  /** True when the server started this response while a turn is held: the caller must cancel it. */
+  serverStartedEarly(responseId: string): boolean {
+    return this.busy && this.#ctx.conversation.response(responseId)?.origin === 'vad';
+  }
+
+  /** A response ended: an owed response may start now. */
+  responseDone(): void {
+    this.#tryCreate();
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#commits) clearTimeout(c.timer);
+    this.#commits.length = 0;
+    this.#held.clear();
+    if (this.#owed) clearTimeout(this.#owed);
+    this.#owed = null;
+    const w = this.#waiting;
+    this.#waiting = null;
+    if (w) {
+      clearTimeout(w.timer);
+      w.resolve(DROP);
+    }
+  }
+
+  // ---- the decision -------------------------------------------------------------------------
+
+  /** Once nothing is held: release a paused client create, or owe the turn a response. */
+  #settle(): void {
+    if (this.busy || this.#closed) return;
+    const passed = this.#passed > 0;
+    const onlyBlocked = this.#blocked > 0 && !passed;
+    this.#passed = 0;
+    this.#blocked = 0;
+    const w = this.#waiting;
+    this.#waiting = null;
+    if (w) {
+      clearTimeout(w.timer);
+      if (w.inConversation) {
+        if (onlyBlocked) {
+          w.resolve(reject(this.#refusal(w.eventId, 'The spoken turn this response.create would answer was blocked by policy; no response was created.')));
+        } else {
+          this.#coveredByClient();
+          w.resolve(CONTINUE);
+        }
+        return;
+      }
+      w.resolve(CONTINUE);
+    }
+    if (passed) this.#owe();
+  }
+
+  /** The client's own in-conversation create answers the turns: the proxy owes none. */
+  #coveredByClient(): void {
+    if (this.#owed) clearTimeout(this.#owed);
+    this.#owed = null;
+  }
+
+  #owe(): void {
+    if (!this.#owed) {
+      this.#owed = setTimeout(() => {
+        this.#owed = null;
+        this.#ctx.log.warn({ waitedMs: MAX_RESPONSE_WAIT_MS }, 'held turn: the response in flight did not end; no response was created for the checked turn');
+      }, MAX_RESPONSE_WAIT_MS);
+      this.#owed.unref?.();
+    }
+    this.#tryCreate();
+  }
+
+  #tryCreate(): void {
+    if (!this.#owed || this.#closed || this.busy || this.#inConversationResponseActive()) return;
+    clearTimeout(this.#owed);
+    this.#owed = null;
+    this.#created++;
+    // Like a VAD response: the session's settings apply (metering reserves it at response.created).
+    this.#ctx.sendUpstream({ type: 'response.create' }, this.#by);
+  }
+
+  #inConversationResponseActive(): boolean {
+    const view = this.#ctx.conversation;
+    return view.activeResponses().some((id) => view.response(id)?.origin !== 'out_of_band');
+  }
+
+  #refusal(eventId: string | null, message: string): ProxyError {
+    const d = this.#details();
+    return new ProxyError('guardrail_blocked', { message, eventId, details: { policy: d.policy, policyVersion: d.policyVersion, rule: 'hold-spoken-input', action: 'block' } });
+  }
+}
+
+/**
+ * True when a client event puts audio into the conversation other than through the input audio
+ * buffer (`input_audio` parts with audio data in `conversation.item.create` or `response.input`):
+ * the upstream does not transcribe such audio, so a held session cannot check it.
+ */
+export function carriesItemAudio(type: string, ev: JsonObject): boolean {
+  const items = type === 'conversation.item.create' ? [ev['item']] : type === 'response.create' ? (asArray(asObject(ev['response'])?.['input']) ?? []) : [];
+  return items.some((raw) => {
+    const item = asObject(raw);
+    if (item?.['type'] !== 'message') return false;
+    return (asArray(item['content']) ?? []).some((p) => {
+      const part = asObject(p);
+      return part?.['type'] === 'input_audio' && typeof part['audio'] === 'string' && part['audio'].length > 0;
+    });
+  });
+}
