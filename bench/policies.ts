@@ -144,7 +144,7 @@ async function proxyChild(simUrl: string): Promise<void> {
   });
   const config = parseConfig(
     {
-      server: { host: '127.0.0.1', port: 0 },
+      server: { host: '127.0.0.1', port: 0, workers: 1 },
       admin: { port: 0 },
       upstream: { provider: 'openai', url: simUrl, apiKey: 'sk-bench' },
       logging: { level: 'info' },

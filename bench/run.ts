@@ -42,6 +42,8 @@ const HELP = `usage: npm run bench -- [flags]
   --max-foreign PCT         re-measure a window when other work used more than PCT% of either core (default 15)
   --attempts N              measurement attempts per window before keeping the quietest (default 3)
   --relay-node-args ARGS    extra node flags for the relay processes, e.g. "--max-semi-space-size=64 --trace-gc"
+  --workers LIST            also measure the governed target's unpaced throughput with server.workers = each of
+                            LIST (e.g. 1,2): the relay on cores 0..N-1, and print the scaling against the first
   --no-pin                  do not pin processes to cores with taskset
   --from-source             run the relays through tsx from TypeScript (default: compiled, as production
                             runs: the proxy from dist/, built by tsc first; the bench's relay scripts
@@ -74,6 +76,7 @@ const { values: flags } = parseArgs({
     attempts: { type: 'string' },
     out: { type: 'string' },
     baseline: { type: 'string' },
+    workers: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -123,7 +126,9 @@ const opts = {
   relayNodeArgs: (flags['relay-node-args'] ?? '').split(' ').filter((a) => a.length > 0),
   attempts: Math.max(1, num(flags.attempts, quick ? 1 : 3)),
   out: resolve(REPO_ROOT, flags.out ?? 'bench/results'),
+  workers: flags.workers ? flags.workers.split(',').map(Number) : [],
 };
+for (const w of opts.workers) if (!Number.isInteger(w) || w < 1) throw new Error(`--workers: ${w} is not a worker count`);
 for (const t of opts.targets) if (!(t in TARGETS)) throw new Error(`unknown target ${t}`);
 for (const t of opts.targets) if (t.endsWith('-base') && !flags.baseline) throw new Error(`target ${t} needs --baseline DIR`);
 
@@ -227,9 +232,13 @@ class Rig {
   load!: Child;
   dataDir: string;
 
-  constructor(target: TargetName, logFd: number) {
+  /** server.workers of the proxy targets (the relay runs on cores 0..workers-1). */
+  readonly workers: number;
+
+  constructor(target: TargetName, logFd: number, workers = 1) {
     this.target = target;
     this.logFd = logFd;
+    this.workers = workers;
     this.dataDir = mkdtempSync(join(tmpdir(), 'rtp-bench-'));
   }
 
@@ -245,10 +254,10 @@ class Rig {
       const script = compiled ? await compileChild(def.script, root) : def.script;
       this.relay = new Child(this.target, script, {
         compiled,
-        cpus: pin(RELAY_CPU),
+        cpus: pin(this.workers > 1 ? `0-${this.workers - 1}` : RELAY_CPU),
         nodeArgs: ['--expose-gc', ...opts.relayNodeArgs],
         args: [String(upPort), ...(def.config ? [def.config] : [])],
-        env: { BENCH_DATA_DIR: this.dataDir, BENCH_OTLP_URL: otlpUrl },
+        env: { BENCH_DATA_DIR: this.dataDir, BENCH_OTLP_URL: otlpUrl, BENCH_WORKERS: String(this.workers) },
         stdout: this.logFd,
       });
       port = ((await this.relay.ready) as { port: number }).port;
@@ -460,6 +469,80 @@ async function runTarget(target: TargetName, rep: number, logFd: number): Promis
   } finally {
     await rig?.stop();
   }
+}
+
+interface WorkersRun {
+  readonly workers: number;
+  readonly rep: number;
+  readonly throughput: ThroughputResult | null;
+  readonly failure?: string;
+}
+
+/** The governed target's unpaced throughput with `workers` relay processes (issue 13: 1 → 2 cores ≥ 1.8×). */
+async function runWorkers(workers: number, rep: number, logFd: number): Promise<WorkersRun> {
+  const rig = new Rig('governed', logFd, workers);
+  try {
+    await rig.start();
+    const t = await rig.throughput(opts.throughputSessions);
+    log(`  governed, ${workers} worker(s): ${fmt(t.eventsPerSec, 0)} ev/s, relay ${fmt(t.relayUsPerEvent, 2)} µs/ev (${fmt(t.relayCpuPct, 0)}% of a core in all), generator ${fmt(t.generatorCpuPct, 0)}%, errors ${t.errors}`);
+    return { workers, rep, throughput: t };
+  } catch (err) {
+    const failure = err instanceof Error ? err.message : String(err);
+    log(`  governed, ${workers} worker(s) FAILED: ${failure}`);
+    return { workers, rep, throughput: null, failure };
+  } finally {
+    await rig.stop();
+  }
+}
+
+interface WorkersSummary {
+  readonly workers: number;
+  readonly eventsPerSec: number | null;
+  readonly relayCpuPct: number | null;
+  readonly relayUsPerEvent: number | null;
+  readonly generatorCpuPct: number | null;
+  readonly errors: number;
+  /** events/s against the first worker count's. */
+  readonly scaling: number | null;
+}
+
+function summariseWorkers(runs: readonly WorkersRun[]): WorkersSummary[] {
+  const rows = opts.workers.map((workers) => {
+    const ts = runs.filter((r) => r.workers === workers && r.throughput).map((r) => r.throughput!);
+    return {
+      workers,
+      eventsPerSec: ts.length ? median(ts.map((t) => t.eventsPerSec)) : null,
+      relayCpuPct: medOrNull(ts.map((t) => t.relayCpuPct)),
+      relayUsPerEvent: medOrNull(ts.map((t) => t.relayUsPerEvent)),
+      generatorCpuPct: ts.length ? median(ts.map((t) => t.generatorCpuPct)) : null,
+      errors: Math.max(0, ...ts.map((t) => t.errors)),
+    };
+  });
+  const base = rows[0]?.eventsPerSec ?? null;
+  return rows.map((r) => ({ ...r, scaling: base && r.eventsPerSec !== null ? r.eventsPerSec / base : null }));
+}
+
+function workersMarkdown(rows: readonly WorkersSummary[]): string[] {
+  if (rows.length === 0) return [];
+  const lines = [
+    '',
+    `**Governed, unpaced throughput (${opts.throughputSessions} closed-loop sessions) by \`server.workers\`** (relay on cores 0..N-1; the load generator and fake upstream stay on core ${LOAD_CPU}, so with N = 2 they share a core with a worker: a generator near 100% caps the figure)`,
+    '',
+    '| workers | events/s | scaling | relay CPU, all processes (% of one core) | relay µs/event | generator CPU | errors |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.workers} | ${fmt(r.eventsPerSec, 0)} | ${r.scaling === null ? '–' : `${fmt(r.scaling, 2)}×`} | ${fmt(r.relayCpuPct, 0)}% | ${fmt(r.relayUsPerEvent, 2)} | ${r.generatorCpuPct === null ? '–' : `${fmt(r.generatorCpuPct, 0)}%`} | ${r.errors} |`);
+  }
+  return lines;
+}
+
+function workersGoal(rows: readonly WorkersSummary[]): Goal[] {
+  const one = rows.find((r) => r.workers === 1);
+  const two = rows.find((r) => r.workers === 2);
+  if (!one || !two) return [];
+  const r = one.eventsPerSec && two.eventsPerSec !== null ? two.eventsPerSec / one.eventsPerSec : null;
+  return [{ goal: 'governed: unpaced throughput scales ≥ 1.8× from 1 to 2 workers (cores)', value: r === null ? 'n/a' : `${fmt(r, 2)}× (${fmt(one.eventsPerSec, 0)} → ${fmt(two.eventsPerSec, 0)} ev/s; generator ${fmt(two.generatorCpuPct, 0)}%)`, met: r === null ? null : r >= 1.8 }];
 }
 
 async function runProfile(target: TargetName, logFd: number): Promise<ProfileSummary | null> {
@@ -774,6 +857,13 @@ async function main(): Promise<void> {
       runs.push(await runTarget(t, rep, logFd));
     }
   }
+  const workerRuns: WorkersRun[] = [];
+  for (let rep = 1; rep <= (opts.workers.length ? opts.repeat : 0); rep++) {
+    for (const w of opts.workers) {
+      log(`rep ${rep}/${opts.repeat}: governed with ${w} worker(s)`);
+      workerRuns.push(await runWorkers(w, rep, logFd));
+    }
+  }
   const profiles: Record<string, ProfileSummary | null> = {};
   if (opts.profile) {
     for (const t of opts.targets.filter((x) => x.startsWith('proxy') || x.startsWith('governed'))) {
@@ -783,10 +873,11 @@ async function main(): Promise<void> {
   }
   closeSync(logFd);
   const summary = summarise(runs);
-  const goalList = goals(summary);
-  const md = `Commit ${commit}. ` + markdown(machine, summary, goalList, profiles);
+  const workersSummary = summariseWorkers(workerRuns);
+  const goalList = [...goals(summary), ...workersGoal(workersSummary)];
+  const md = `Commit ${commit}. ` + markdown(machine, summary, goalList, profiles) + workersMarkdown(workersSummary).join('\n') + (workersSummary.length ? '\n' : '');
   console.log('\n' + md);
-  const result = { date: new Date().toISOString(), commit, durationSec: Math.round((Date.now() - started) / 1000), machine, options: opts, summary, goals: goalList, profiles, runs };
+  const result = { date: new Date().toISOString(), commit, durationSec: Math.round((Date.now() - started) / 1000), machine, options: opts, summary, workers: workersSummary, goals: goalList, profiles, runs, workerRuns };
   mkdirSync(opts.out, { recursive: true });
   const stem = quick ? 'latest-quick' : 'latest';
   writeFileSync(join(opts.out, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');

@@ -101,7 +101,7 @@ async function relayChild(upstreamPort: number, file: string): Promise<void> {
   const config = parseConfig(
     {
       ...doc,
-      server: { ...(doc['server'] as Record<string, unknown>), host: '127.0.0.1', port: 0 },
+      server: { workers: 1, ...(doc['server'] as Record<string, unknown>), host: '127.0.0.1', port: 0 },
       admin: { host: '127.0.0.1', port: 0 },
       upstream: { provider: 'openai', url: `ws://127.0.0.1:${upstreamPort}/v1/realtime`, apiKey: 'sk-bench-upstream' },
     },

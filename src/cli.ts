@@ -125,7 +125,7 @@ async function main(argv: string[]): Promise<number> {
       const { config, file, baseDir } = await loadAndCompile(configPath(values.config));
       const compiled = await compileConfig(config, { file, baseDir });
       const up = compiled.upstream.kind === 'simulator' ? `simulator (${compiled.upstream.reason === 'chosen' ? 'chosen' : 'no API key'})` : compiled.upstream.kind;
-      process.stdout.write(`${file}: ok (${Object.keys(config.tenants).length} tenants, upstream ${up}, policies ${compiled.policiesDir})\n`);
+      process.stdout.write(`${file}: ok (${Object.keys(config.tenants).length} tenants, upstream ${up}, workers ${compiled.workers}, policies ${compiled.policiesDir})\n`);
       return 0;
     }
     case 'run':
@@ -145,7 +145,7 @@ async function main(argv: string[]): Promise<number> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    proxy.log.info({ signal, sessions: proxy.server.sessionCount }, 'shutting down: /readyz answers 503 while sessions drain');
+    proxy.log.info({ signal, sessions: proxy.server.sessionCount, workers: proxy.workers?.count ?? 1 }, 'shutting down: /readyz answers 503 while sessions drain');
     void proxy.shutdown().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -7,7 +7,10 @@ import { compileConfig, type UpstreamKind } from './config/compile.js';
 import type { Config } from './config/schema.js';
 import { createLogger, redactUrl } from './logging.js';
 import type { Clock } from './pipeline/filter.js';
+import { createMeteringModule } from './metering/index.js';
+import { createPoliciesModule } from './policies/index.js';
 import { ProxyServer } from './server/server.js';
+import { WorkerPool } from './server/workers.js';
 import { startSimulator, type SimulatorHandle, type SimulatorOptions } from './simulator/index.js';
 import { TenantResolver } from './tenants/resolver.js';
 
@@ -42,7 +45,13 @@ export interface ProxyHandle {
   readonly simulator: SimulatorHandle | null;
   /** Which upstream the proxy relays to (also reported by /readyz). */
   readonly upstream: UpstreamKind;
+  /**
+   * With `server.workers` > 1: the admin side only (admin listener, ledger); sessions run in
+   * `workers`. Otherwise the whole relay.
+   */
   readonly server: ProxyServer;
+  /** The relay workers (`server.workers` > 1), or null when this process relays itself. */
+  readonly workers: WorkerPool | null;
   shutdown(drainMs?: number): Promise<void>;
 }
 
@@ -77,6 +86,9 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
     );
   }
   const tenants = new TenantResolver(config);
+  if (compiled.workers > 1) {
+    return startPrimary({ config, log, tenants, clock, baseDir, simulator, upstream: compiled.upstream, workers: compiled.workers, options });
+  }
   let modules: ProxyModule[] = [];
   let server: ProxyServer;
   try {
@@ -91,6 +103,7 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
     {
       port: address.port,
       tlsPort: address.tlsPort,
+      workers: 1,
       uws: server.binary,
       upstream: redactUrl(config.upstream.provider === 'azure' ? config.upstream.azure?.endpoint : config.upstream.url),
       admin: address.adminPort === null ? null : `${config.admin.host}:${address.adminPort}`,
@@ -109,8 +122,92 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
     simulator,
     upstream: compiled.upstream,
     server,
+    workers: null,
     async shutdown(drainMs = config.server.shutdownDrainSec * 1000) {
       await server.shutdown(drainMs);
+      await simulator?.close();
+      log.flush?.();
+    },
+  };
+}
+
+interface PrimaryStart {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly tenants: TenantResolver;
+  readonly clock: Clock;
+  readonly baseDir: string;
+  readonly simulator: SimulatorHandle | null;
+  readonly upstream: UpstreamKind;
+  readonly workers: number;
+  readonly options: StartOptions;
+}
+
+/**
+ * `server.workers` > 1: this process becomes the primary. It owns the ledger (served to the
+ * workers when it is SQLite), the admin listener (admin API, merged /metrics, /readyz over all
+ * workers) and the drain; the relay workers (src/server/workers.ts) share the client port.
+ */
+async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
+  const { config, log, tenants, clock, baseDir, simulator } = p;
+  const deps = { config, log, tenants, clock, baseDir };
+  const modules: ProxyModule[] = [];
+  let pool: WorkerPool | null = null;
+  let server: ProxyServer;
+  let address: Awaited<ReturnType<ProxyServer['listen']>>;
+  try {
+    modules.push(await createPoliciesModule(deps));
+    const metering = await createMeteringModule(deps);
+    modules.push(metering);
+    pool = await WorkerPool.start({
+      count: p.workers,
+      config,
+      upstream: p.upstream,
+      baseDir,
+      log,
+      logSink: p.options.logDestination ?? process.stdout,
+      env: process.env,
+      ledger: metering.ledger,
+      wallOffsetMs: p.options.clock ? Math.round(clock.wall() - Date.now()) : 0,
+    });
+    modules.unshift(pool.module());
+    server = new ProxyServer({ config, log, tenants, modules, clock, upstream: p.upstream, clientListeners: false });
+    address = await server.listen();
+  } catch (err) {
+    // Nothing half-started stays behind: workers exit, the ledger closes, the simulator stops.
+    await pool?.shutdown(0);
+    await Promise.allSettled(modules.map((m) => m.close?.()));
+    await simulator?.close();
+    throw err;
+  }
+  const workers = pool;
+  log.info(
+    {
+      port: workers.port,
+      tlsPort: workers.tlsPort,
+      workers: workers.count,
+      uws: server.binary,
+      upstream: redactUrl(config.upstream.provider === 'azure' ? config.upstream.azure?.endpoint : config.upstream.url),
+      admin: address.adminPort === null ? null : `${config.admin.host}:${address.adminPort}`,
+      tenants: tenants.tenants.size,
+    },
+    'realtime proxy listening',
+  );
+  return {
+    port: workers.port,
+    tlsPort: workers.tlsPort,
+    adminPort: address.adminPort,
+    host: config.server.host,
+    log,
+    config,
+    simulator,
+    upstream: p.upstream,
+    server,
+    workers,
+    async shutdown(drainMs = config.server.shutdownDrainSec * 1000) {
+      await workers.shutdown(drainMs);
+      // Then the admin listener and the modules: the ledger closes after the last worker has settled.
+      await server.shutdown(0);
       await simulator?.close();
       log.flush?.();
     },

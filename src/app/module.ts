@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { Ledger } from '../metering/ledger.js';
 import type { Clock, FilterFactory } from '../pipeline/filter.js';
 import type { TenantResolver } from '../tenants/resolver.js';
 
@@ -41,6 +42,11 @@ export interface ModuleDeps {
   readonly clock: Clock;
   /** Directory that relative paths in the config (policies, data) resolve against. */
   readonly baseDir: string;
+  /**
+   * The metering ledger to use instead of opening the configured one: a relay worker's view of the
+   * primary's ledger (src/metering/remote-ledger.ts). Closing the module does not close it.
+   */
+  readonly ledger?: Ledger;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -23,6 +24,8 @@ export interface CompiledConfig {
   readonly config: Config;
   readonly upstream: UpstreamKind;
   readonly policiesDir: string;
+  /** Relay processes (`server.workers`, "auto" resolved to the core count); 1: no primary/worker split. */
+  readonly workers: number;
 }
 
 export interface CompileConfigOptions {
@@ -148,6 +151,40 @@ function compileServer(config: Config, baseDir: string, problems: ProblemList): 
 }
 
 /**
+ * Cores this process may use: the CPU count, lowered by a cgroup v2 CPU quota (`docker run --cpus`,
+ * a Kubernetes CPU limit), which os.availableParallelism() does not see.
+ */
+export function usableCores(cpuMax = '/sys/fs/cgroup/cpu.max'): number {
+  const cpus = Math.max(1, availableParallelism());
+  try {
+    const [quota, period] = readFileSync(cpuMax, 'utf8').trim().split(/\s+/);
+    const q = Number(quota);
+    const p = Number(period);
+    if (quota !== 'max' && q > 0 && p > 0) return Math.max(1, Math.min(cpus, Math.ceil(q / p)));
+  } catch {
+    // No cgroup v2 CPU controller here: the CPU count it is.
+  }
+  return cpus;
+}
+
+/** `server.workers` as a number ("auto": one per usable core), and what cannot be shared between workers. */
+function compileWorkers(config: Config, problems: ProblemList): number {
+  const w = config.server.workers;
+  const workers = w === 'auto' ? usableCores() : w;
+  if (workers <= 1) return 1;
+  const ledger = config.metering.ledger;
+  // The calls store lives next to the ledger; in memory it would be one store per worker process.
+  if (config.calls.enabled && ledger.kind === 'sqlite' && ledger.path === ':memory:') {
+    problems.add(
+      'server.workers',
+      `${workers} workers cannot share calls' in-memory store (metering.ledger.path is :memory:): a client secret minted by one worker would be unknown to the others`,
+      'set metering.ledger.path to a file, use the redis ledger, or set server.workers: 1',
+    );
+  }
+  return workers;
+}
+
+/**
  * The tenants as the proxy will see them. Shared keys are a problem of their own; the other
  * checks (plans, limits, policies) still run for every tenant so that one run lists everything.
  */
@@ -218,6 +255,7 @@ export async function compileConfig(config: Config, options: CompileConfigOption
   const problems = new ProblemList(options.file);
   const upstream = compileUpstream(config, env, problems);
   const server = compileServer(config, options.baseDir, problems);
+  const workers = compileWorkers(config, problems);
   const tenants = compileTenants(config, problems);
   compileMetering(config, tenants, options.baseDir, problems);
   try {
@@ -228,7 +266,7 @@ export async function compileConfig(config: Config, options: CompileConfigOption
   }
   const policiesDir = await compilePolicies(config, tenants, options.baseDir, log, problems);
   problems.throwIfAny();
-  return { config: { ...config, server }, upstream, policiesDir };
+  return { config: { ...config, server }, upstream, policiesDir, workers };
 }
 
 export { ConfigError };

@@ -58,6 +58,12 @@ export const serverSchema = z
     maxJsonDepth: z.number().int().min(8).max(MAX_CONTROL_DEPTH).default(MAX_CONTROL_DEPTH).describe(`Deepest nesting of a client event (at most ${MAX_CONTROL_DEPTH}, the limit of the strict parser every filter reads through); deeper events get invalid_event and are not relayed.`),
     backpressure: backpressureSchema.prefault({}),
     demo: z.boolean().default(false).describe('Serve the browser demo page at GET /demo (local demos only).'),
+    workers: z
+      .union([z.number().int().min(1).max(256), z.literal('auto')])
+      .default('auto')
+      .describe(
+        'Relay processes sharing the client port (SO_REUSEPORT): a number, or auto = one per usable core (the CPU count, lowered by a cgroup CPU quota). With more than one, a primary process owns the ledger, the admin listener and one merged /metrics; maxSessions and memoryBudgetBytes are split between the workers.',
+      ),
   })
   .strict();
 

@@ -19,6 +19,8 @@ export interface MeteringModule extends ProxyModule {
   probe(req: AdmissionRequest): Promise<ProxyError | null>;
   /** The tenant's max_output_tokens limit for `model` (at most the model's maximum), or null. */
   maxOutputTokens(tenant: Tenant, model: string): number | null;
+  /** The ledger (null with metering off): the primary serves it to relay workers (src/server/workers.ts). */
+  readonly ledger: Ledger | null;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface MeteringModule extends ProxyModule {
  */
 export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringModule> {
   const cfg = deps.config.metering;
-  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, maxOutputTokens: () => null };
+  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, maxOutputTokens: () => null, ledger: null };
 
   // Bad prices, plans or tenant limits fail the boot with the config path in the message.
   const prices = new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice });
@@ -50,8 +52,11 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
 
   const wall = () => deps.clock.wall();
   let ledger: Ledger;
+  const owned = deps.ledger === undefined;
   // Only the configured ledger's client is loaded (ioredis or better-sqlite3): startup time and RSS.
-  if (cfg.ledger.kind === 'redis') {
+  if (deps.ledger) {
+    ledger = deps.ledger;
+  } else if (cfg.ledger.kind === 'redis') {
     const { RedisLedger } = await import('./redis-ledger.js');
     const redis = new RedisLedger({
       url: cfg.ledger.url,
@@ -101,10 +106,11 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
       const max = prices.lookup(model)?.price.maxOutputTokens;
       return limit === null ? null : max === undefined ? limit : Math.min(limit, max);
     },
+    ledger,
     routes: meteringRoutes({ ledger, tenants: deps.tenants.tenants, limitsOf, wall, log: deps.log }),
     readiness: () => ledger.readiness(),
     async close() {
-      await ledger.close();
+      if (owned) await ledger.close();
       await sink?.close();
     },
   };

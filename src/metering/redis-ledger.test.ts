@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { startRedis, type RedisServer } from '../../test/metering/redis-server.js';
 import { caps, NEXT_DAY, record, T0 } from '../../test/metering/ledger-contract.js';
 import { NO_CAPS } from './limits.js';
+import { dayPeriod, monthPeriod } from './periods.js';
 import { RedisLedger } from './redis-ledger.js';
 
 let redis: RedisServer;
@@ -17,32 +18,76 @@ afterAll(async () => {
   await redis?.stop();
 });
 afterEach(async () => {
+  // A failed outage test must not leave the next test without its server.
+  if (!redis.running) await redis.restart();
   await Promise.all(ledgers.splice(0).map((l) => l.close()));
 });
 
-async function ledger(options: { keyPrefix?: string; slotTtlMs?: number; failMode?: 'open' | 'closed' } = {}): Promise<RedisLedger> {
+interface LedgerOptions {
+  keyPrefix?: string;
+  slotTtlMs?: number;
+  failMode?: 'open' | 'closed';
+  commandTimeoutMs?: number;
+  pendingMax?: number;
+  reservationTtlSec?: number;
+  wall?: () => number;
+  url?: string;
+  connect?: boolean;
+}
+
+/** Log lines the ledger wrote (operators read these: queue drops, late settlements, outages). */
+function captureLog(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+  return { log, lines };
+}
+
+function newLedger(options: LedgerOptions = {}, log: pino.Logger = pino({ level: 'silent' })): RedisLedger {
   const l = new RedisLedger({
-    url: redis.url,
+    url: options.url ?? redis.url,
     keyPrefix: options.keyPrefix ?? `t${++prefix}:`,
     // Generous: the test process's own event-loop stalls under load count against this timeout.
-    commandTimeoutMs: 3000,
-    reservationTtlSec: 600,
+    commandTimeoutMs: options.commandTimeoutMs ?? 3000,
+    reservationTtlSec: options.reservationTtlSec ?? 600,
     usageStreamMaxLen: 10_000,
-    pendingMax: 1000,
+    pendingMax: options.pendingMax ?? 1000,
     failMode: options.failMode ?? 'closed',
     tenants: ['acme', 'beta'],
-    log: pino({ level: 'silent' }),
+    log,
     ...(options.slotTtlMs ? { slotTtlMs: options.slotTtlMs } : {}),
-    wall: () => T0,
+    wall: options.wall ?? (() => T0),
   });
   ledgers.push(l);
+  return l;
+}
+
+async function ledger(options: LedgerOptions = {}, log?: pino.Logger): Promise<RedisLedger> {
+  const l = newLedger(options, log);
   await l.connect();
   expect(l.connected).toBe(true);
   return l;
 }
 
+/** A plain client on the test server, to look at keys the way an operator would. */
+async function inspect<T>(fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis(redis.url);
+  try {
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
 
-describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract.test.ts)', () => {
+const over = (nanos: number, wallMs = T0, mode: 'remaining' | 'worst_case' = 'remaining', c = caps({ dayNanos: 1000 })) => ({
+  tenant: 'acme',
+  id: `r_${Math.random().toString(36).slice(2)}`,
+  amount: { nanos, tokens: 0 },
+  caps: c,
+  wallMs,
+  mode,
+});
+
+describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract-redis.test.ts)', () => {
   it('a settlement written after its period key expired counts into the current period and keeps its own timestamp', async () => {
     const a = await ledger();
     const threeDaysAgo = T0 - 3 * 86_400_000;
@@ -64,47 +109,6 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     await vi.waitFor(async () => expect(await b.acquireSlot('acme', 's3', 2, T0)).toBe(true), { timeout: 5000, interval: 10 });
     // s1's owner stops heartbeating (wall is frozen at T0 in these ledgers, so jump past the TTL):
     expect(await b.acquireSlot('acme', 's4', 2, T0 + 1000)).toBe(true);
-  });
-
-  it('Redis stopped: reserve reports unavailable, settlements queue and are written after it returns (once)', async () => {
-    const own = await startRedis();
-    const l = new RedisLedger({
-      url: own.url,
-      keyPrefix: 'down:',
-      commandTimeoutMs: 300,
-      reservationTtlSec: 600,
-      usageStreamMaxLen: 1000,
-      pendingMax: 1000,
-      failMode: 'closed',
-      tenants: ['acme'],
-      log: pino({ level: 'silent' }),
-      wall: () => T0,
-    });
-    try {
-      await l.connect();
-      await l.settle(null, record({ ref: 'before' }));
-      await own.stop(true);
-      await new Promise((r) => setTimeout(r, 100));
-      expect(l.connected).toBe(false);
-      expect(l.readiness()).toMatch(/redis ledger unavailable/);
-      const r = await l.reserve({ tenant: 'acme', id: 'x', amount: { nanos: 1, tokens: 1 }, caps: caps({ dayNanos: 100 }), wallMs: T0, mode: 'remaining' });
-      expect(r.kind).toBe('unavailable');
-      await expect(l.status('acme', NO_CAPS, T0)).rejects.toThrow();
-      await l.settle(null, record({ ref: 'during-1', costNanos: 7 }));
-      await l.settle(null, record({ ref: 'during-2', costNanos: 11 }));
-      expect(l.pendingCount).toBe(2);
-      await own.restart(); // an empty dataset: the test server keeps nothing
-      const deadline = Date.now() + 5000;
-      while ((l.pendingCount > 0 || !l.connected) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
-      expect(l.pendingCount).toBe(0);
-      const s = await l.status('acme', NO_CAPS, T0);
-      expect(s.day.spent.nanos).toBe(18);
-      expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['during-1', 'during-2']);
-      expect(l.readiness()).toBeNull();
-    } finally {
-      await l.close();
-      await own.stop();
-    }
   });
 
   it('a settle whose reply is lost (timeout) is retried and billed exactly once', async () => {
@@ -140,33 +144,339 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     }
   });
 
-  it('starts without Redis (not ready, fail-closed) and connects once it appears', async () => {
-    const own = await startRedis();
-    await own.stop(true);
-    const l = new RedisLedger({
-      url: own.url,
-      keyPrefix: 'late:',
-      commandTimeoutMs: 500,
-      reservationTtlSec: 60,
-      usageStreamMaxLen: 100,
-      pendingMax: 10,
-      failMode: 'closed',
-      tenants: ['acme'],
-      log: pino({ level: 'silent' }),
+  // The outage tests stop and restart the file's one redis-server (same port, empty dataset).
+  it('Redis stopped: reserve reports unavailable, settlements queue and are written after it returns (once)', async () => {
+    const { log, lines } = captureLog();
+    const l = await ledger({ commandTimeoutMs: 300, keyPrefix: 'down:' }, log);
+    await l.settle(null, record({ ref: 'before' }));
+    // A first connection is not a recovery.
+    expect(lines).toEqual([]);
+    await redis.stop(true);
+    await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
+    expect(l.readiness()).toMatch(/^redis ledger unavailable \(.+\)$/);
+    const r = await l.reserve({ tenant: 'acme', id: 'x', amount: { nanos: 1, tokens: 1 }, caps: caps({ dayNanos: 100 }), wallMs: T0, mode: 'remaining' });
+    expect(r.kind).toBe('unavailable');
+    await expect(l.status('acme', NO_CAPS, T0)).rejects.toThrow();
+    expect(await l.acquireSlot('acme', 's', 1, T0)).toBe('unavailable');
+    l.releaseSlot('acme', 's'); // no throw: a slot of a dead connection expires on its own
+    await l.settle(null, record({ ref: 'during-1', costNanos: 7 }));
+    await l.settle(null, record({ ref: 'during-2', costNanos: 11 }));
+    expect(l.pendingCount).toBe(2);
+    // The operator is told (reconnect attempts fail while the server is down).
+    await vi.waitFor(() => expect(lines.some((x) => x['msg'] === 'metering redis error')).toBe(true), { timeout: 5000, interval: 10 });
+    await redis.restart(); // an empty dataset: the test server keeps nothing
+    await vi.waitFor(() => expect(l.connected && l.pendingCount === 0).toBe(true), { timeout: 8000, interval: 20 });
+    const s = await l.status('acme', NO_CAPS, T0);
+    expect(s.day.spent.nanos).toBe(18);
+    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['during-1', 'during-2']);
+    expect(l.readiness()).toBeNull();
+    // The operator sees the outage once per distinct error, and the recovery.
+    const errors = lines.filter((x) => x['msg'] === 'metering redis error');
+    expect(errors.every((x) => x['level'] === 40 && typeof x['err'] === 'string')).toBe(true);
+    for (let i = 1; i < errors.length; i++) expect(errors[i]!['err']).not.toBe(errors[i - 1]!['err']);
+    expect(lines.some((x) => x['msg'] === 'metering redis reconnected' && x['level'] === 30)).toBe(true);
+  });
+
+  it('the settle queue is bounded: the oldest record is dropped (logged) and no longer counts as spent', async () => {
+    const { log, lines } = captureLog();
+    const l = await ledger({ commandTimeoutMs: 300, pendingMax: 2 }, log);
+    await redis.stop(true);
+    await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
+    await l.settle(null, record({ ref: 'q1', costNanos: 1000, totalTokens: 1 }));
+    await l.settle(null, record({ ref: 'q2', costNanos: 20, totalTokens: 2 }));
+    await l.settle(null, record({ ref: 'q3', costNanos: 300, totalTokens: 3, tenant: 'beta' }));
+    expect(l.pendingCount).toBe(2);
+    expect(lines.filter((x) => x['level'] === 50)).toEqual([
+      expect.objectContaining({ msg: 'metering redis settle queue full: record dropped', tenant: 'acme', ref: 'q1', dropped: 1 }),
+    ]);
+    await redis.restart();
+    await vi.waitFor(() => expect(l.connected && l.pendingCount === 0).toBe(true), { timeout: 8000, interval: 20 });
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 20, tokens: 2 });
+    expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 300, tokens: 3 });
+    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['q2', 'q3']);
+  });
+
+  it('starts without Redis (not ready, fail-closed) and connects once it appears; fail-open stays ready', async () => {
+    await redis.stop(true);
+    const l = newLedger({ commandTimeoutMs: 500, keyPrefix: 'late:' });
+    const open = newLedger({ commandTimeoutMs: 500, failMode: 'open' });
+    await Promise.all([l.connect(300), open.connect(300)]);
+    expect(l.connected).toBe(false);
+    expect(l.readiness()).toMatch(/^redis ledger unavailable \(.+\)$/);
+    expect(open.readiness()).toBeNull();
+    expect(await l.acquireSlot('acme', 's', 1, T0)).toBe('unavailable');
+    expect(await l.reserve(over(1))).toMatchObject({ kind: 'unavailable', reason: expect.stringMatching(/.+/) });
+    await redis.restart();
+    await vi.waitFor(() => expect(l.connected).toBe(true), { timeout: 8000, interval: 20 });
+    expect(await l.acquireSlot('acme', 's', 1, T0)).toBe(true);
+    expect(l.readiness()).toBeNull();
+    await l.close();
+    expect(l.readiness()).toBe('ledger closed');
+    await l.close(); // twice is harmless
+  });
+
+  it('closing with Redis down waits (bounded) for the queue, then logs what was not written', async () => {
+    const { log, lines } = captureLog();
+    const l = await ledger({ commandTimeoutMs: 300 }, log);
+    await redis.stop(true);
+    await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
+    await l.settle(null, record());
+    expect(await l.drain(100)).toBe(false);
+    await l.close();
+    expect(lines.filter((x) => x['level'] === 50)).toEqual([expect.objectContaining({ msg: 'metering redis: settlements not written at shutdown', pending: 1 })]);
+    expect(l.readiness()).toBe('ledger closed');
+    await redis.restart();
+  });
+
+  it('a refusal because spend is at the cap is remembered (knownOver) for 30 s at most, and never past the period', async () => {
+    const a = await ledger();
+    await a.settle(null, record({ costNanos: 1000 }));
+    const r = await a.reserve(over(1));
+    expect(r).toMatchObject({ kind: 'over', hit: { cap: 'daily_usd', limit: 1000, spent: 1000, reserved: 0 } });
+    const hit = r.kind === 'over' ? r.hit : null;
+    expect(hit!.period).toEqual(dayPeriod(T0));
+    expect(a.knownOver('acme', T0)).toEqual(hit);
+    expect(a.knownOver('beta', T0)).toBeNull();
+    expect(a.knownOver('acme', T0 + 29_999)).toEqual(hit);
+    expect(a.knownOver('acme', T0 + 30_000)).toBeNull();
+    // Expired hints are dropped, not just hidden.
+    expect(a.knownOver('acme', T0)).toBeNull();
+
+    // Near midnight the period's end comes first.
+    const b = await ledger();
+    await b.settle(null, record({ costNanos: 1000 }));
+    expect((await b.reserve(over(1, NEXT_DAY - 10_000))).kind).toBe('over');
+    expect(b.knownOver('acme', NEXT_DAY - 1)).toMatchObject({ cap: 'daily_usd' });
+    expect(b.knownOver('acme', NEXT_DAY)).toBeNull();
+
+    // A monthly refusal names the month.
+    const m = await ledger();
+    await m.settle(null, record({ costNanos: 1000 }));
+    const mr = await m.reserve(over(1, T0, 'remaining', caps({ monthNanos: 1000 })));
+    expect(mr).toMatchObject({ kind: 'over', hit: { cap: 'monthly_usd', period: monthPeriod(T0) } });
+    expect(m.knownOver('acme', T0)).toMatchObject({ cap: 'monthly_usd', period: monthPeriod(T0) });
+  });
+
+  it('a refusal caused by reservations alone is not remembered; a grant, an override or a reset forgets the hint', async () => {
+    const a = await ledger();
+    expect((await a.reserve(over(1000, T0, 'worst_case'))).kind).toBe('ok');
+    expect(await a.reserve(over(1, T0, 'worst_case'))).toMatchObject({ kind: 'over', hit: { spent: 0, reserved: 1000 } });
+    expect(a.knownOver('acme', T0)).toBeNull();
+
+    const b = await ledger();
+    await b.settle(null, record({ costNanos: 1000 }));
+    const hinted = async () => {
+      expect((await b.reserve(over(1))).kind).toBe('over');
+      expect(b.knownOver('acme', T0)).not.toBeNull();
+    };
+    await hinted();
+    // The same cap set again: the hint is gone at once (the next reserve decides).
+    await b.setOverride('acme', 'day', { nanos: 1000 });
+    expect(b.knownOver('acme', T0)).toBeNull();
+    await hinted();
+    await b.resetSpend('acme', 'month', T0);
+    expect(b.knownOver('acme', T0)).toBeNull();
+    await hinted();
+    await b.setOverride('acme', 'day', { nanos: 5000 });
+    expect((await b.reserve(over(1))).kind).toBe('ok');
+    expect(b.knownOver('acme', T0)).toBeNull();
+  });
+
+  it('a hint is re-checked when used: an override raised or a reset on another instance lifts it, in the right unit and period', async () => {
+    const store = `hint${++prefix}:`;
+    const a = await ledger({ keyPrefix: store });
+    const b = await ledger({ keyPrefix: store });
+    /** Replies come in order on a's connection: after one of our own, any re-check sent before it is done. */
+    const settled = async () => {
+      await a.status('acme', NO_CAPS, T0);
+      await new Promise((r) => setImmediate(r));
+    };
+    /** Uses the hint (starting a re-check on current data), waits for that re-check, reads the hint. */
+    const used = async (cap: string | null) => {
+      await settled(); // an earlier re-check (started by the last read) is done, so a new one starts
+      a.knownOver('acme', T0);
+      await settled();
+      expect(a.knownOver('acme', T0)?.cap ?? null).toBe(cap);
+    };
+    await a.settle(null, record({ costNanos: 1000, totalTokens: 100 }));
+
+    // Daily cost cap: a token override or a month override does not lift it; a day cost override does.
+    expect((await a.reserve(over(1))).kind).toBe('over');
+    await b.setOverride('acme', 'day', { tokens: 1_000_000 });
+    await b.setOverride('acme', 'month', { nanos: 1_000_000 });
+    await used('daily_usd');
+    await b.setOverride('acme', 'day', { nanos: 1000 });
+    await used('daily_usd');
+    await b.setOverride('acme', 'day', { nanos: 1001 });
+    await used(null);
+
+    // Monthly token cap: lifted by the month's token override only.
+    await b.setOverride('acme', 'day', { nanos: null, tokens: null });
+    await b.setOverride('acme', 'month', { nanos: null });
+    expect(await a.reserve(over(0, T0, 'remaining', caps({ monthTokens: 100 })))).toMatchObject({ kind: 'over', hit: { cap: 'monthly_tokens' } });
+    await b.setOverride('acme', 'day', { tokens: 1_000_000 });
+    await b.setOverride('acme', 'month', { nanos: 1_000_000 });
+    await used('monthly_tokens');
+    await b.setOverride('acme', 'month', { tokens: 101 });
+    await used(null);
+
+    // A reset of the period on another instance lifts it too.
+    await b.setOverride('acme', 'month', { nanos: null, tokens: null });
+    expect((await a.reserve(over(1))).kind).toBe('over');
+    await b.resetSpend('acme', 'month', T0);
+    await used('daily_usd');
+    await b.resetSpend('acme', 'day', T0);
+    await used(null);
+  });
+
+  it('a queued settlement counts as spent until written, and is then billed exactly once', async () => {
+    const l = await ledger();
+    const usageKey = `t${prefix}:{acme}:usage`;
+    // A foreign value under the usage stream's key makes the write fail while Redis is up.
+    await inspect((r) => r.set(usageKey, 'not a stream'));
+    await l.settle(null, record({ ref: 'queued', costNanos: 600, totalTokens: 60 }));
+    expect(l.connected).toBe(true);
+    expect(l.pendingCount).toBe(1);
+    const s = await l.status('acme', NO_CAPS, T0);
+    expect(s.day.spent).toEqual({ nanos: 600, tokens: 60 });
+    expect(s.month.spent).toEqual({ nanos: 600, tokens: 60 });
+    expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 0, tokens: 0 });
+    // Tokens alone (a free model) count too.
+    await inspect((r) => r.set(`t${prefix}:{beta}:usage`, 'not a stream'));
+    await l.settle(null, record({ ref: 'free', tenant: 'beta', costNanos: 0, totalTokens: 5 }));
+    expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 0, tokens: 5 });
+    await inspect((r) => r.del(`t${prefix}:{beta}:usage`));
+    // Admission sees it: 600 queued + 400 fits a 1000 cap, 401 does not; tokens alike.
+    expect((await l.reserve(over(400, T0, 'worst_case'))).kind).toBe('ok');
+    expect(await l.reserve(over(1, T0, 'worst_case'))).toMatchObject({ kind: 'over', hit: { cap: 'daily_usd', spent: 600, reserved: 400 } });
+    expect(await l.reserve({ ...over(0, T0, 'worst_case', caps({ dayTokens: 100 })), amount: { nanos: 0, tokens: 41 } })).toMatchObject({ kind: 'over', hit: { cap: 'daily_tokens', spent: 60 } });
+    // A later settlement queues behind it (order is kept).
+    await l.settle(null, record({ ref: 'behind', costNanos: 1, totalTokens: 1 }));
+    expect(l.pendingCount).toBe(3);
+    await inspect((r) => r.del(usageKey));
+    expect(await l.drain(5000)).toBe(true);
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 601, tokens: 61 });
+    expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 0, tokens: 5 });
+    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['queued', 'behind']);
+  });
+
+  it('period keys expire a day after their period ends; a reset keeps that expiry', async () => {
+    const l = await ledger();
+    await l.settle(null, record());
+    const day = dayPeriod(T0);
+    const month = monthPeriod(T0);
+    const dayKey = `t${prefix}:{acme}:spend:${day.key}`;
+    const monthKey = `t${prefix}:{acme}:spend:${month.key}`;
+    expect(await inspect((r) => r.call('EXPIRETIME', dayKey))).toBe(Math.floor(day.resetsAt / 1000) + 86_400);
+    expect(await inspect((r) => r.call('EXPIRETIME', monthKey))).toBe(Math.floor(month.resetsAt / 1000) + 86_400);
+    await l.resetSpend('acme', 'day', T0);
+    await l.resetSpend('acme', 'month', T0);
+    expect(await inspect((r) => r.hgetall(dayKey))).toEqual({ nanos: '0', tokens: '0' });
+    expect(await inspect((r) => r.hgetall(monthKey))).toEqual({ nanos: '0', tokens: '0' });
+    expect(await inspect((r) => r.call('EXPIRETIME', dayKey))).toBe(Math.floor(day.resetsAt / 1000) + 86_400);
+    expect(await inspect((r) => r.call('EXPIRETIME', monthKey))).toBe(Math.floor(month.resetsAt / 1000) + 86_400);
+    // A reset of a period nothing was spent in creates its key with the same expiry.
+    const other = await ledger();
+    await other.resetSpend('beta', 'day', T0);
+    expect(await inspect((r) => r.call('EXPIRETIME', `t${prefix}:{beta}:spend:${day.key}`))).toBe(Math.floor(day.resetsAt / 1000) + 86_400);
+  });
+
+  it('a reservation nobody settles or releases (instance died) expires after reservationTtlSec', async () => {
+    const l = await ledger({ reservationTtlSec: 60 });
+    expect((await l.reserve({ ...over(500), amount: { nanos: 500, tokens: 5 } })).kind).toBe('ok');
+    expect((await l.status('acme', NO_CAPS, T0 + 59_999)).day.reserved).toEqual({ nanos: 500, tokens: 5 });
+    expect((await l.status('acme', NO_CAPS, T0 + 60_000)).day.reserved).toEqual({ nanos: 0, tokens: 0 });
+    // Its keys expire in Redis too (nothing of a dead instance stays forever).
+    const pttl = await inspect((r) => r.pttl(`t${prefix}:{acme}:resv`));
+    expect(pttl).toBeGreaterThan(50_000);
+    expect(pttl).toBeLessThanOrEqual(60_000);
+    expect(await inspect((r) => r.pttl(`t${prefix}:{acme}:resvx`))).toBeLessThanOrEqual(60_000);
+    // Reserving again under the same id replaces, never adds.
+    const again = await ledger();
+    const req = { ...over(300), id: 'same' };
+    expect((await again.reserve(req)).kind).toBe('ok');
+    expect((await again.reserve(req)).kind).toBe('ok');
+    expect((await again.status('acme', NO_CAPS, T0)).day.reserved.nanos).toBe(300);
+  });
+
+  it('usage: all tenants merged by time, paged, since filters on the record time, foreign stream entries ignored', async () => {
+    const l = await ledger();
+    await l.settle(null, record({ ref: 'x1', ts: T0 + 5000 }));
+    // Older than the stream's last entry: its entry id is clamped up, its ts stays.
+    await l.settle(null, record({ ref: 'x0', ts: T0 }));
+    await l.settle(null, record({ ref: 'b', tenant: 'beta', ts: T0 + 1000 }));
+    await inspect(async (r) => {
+      await r.xadd(`t${prefix}:{acme}:usage`, '*', 'k', 'r');
+      await r.xadd(`t${prefix}:{acme}:usage`, '*', 'other', 'x');
     });
+    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['x0', 'b', 'x1']);
+    expect((await l.usage(null, 0, 2)).map((u) => u.ref)).toEqual(['x0', 'b']);
+    expect((await l.usage(null, -5, 10)).map((u) => u.ref)).toEqual(['x0', 'b', 'x1']);
+    expect((await l.usage('acme', T0 + 1, 10)).map((u) => u.ref)).toEqual(['x1']);
+    expect((await l.usage('acme', T0, 10)).map((u) => u.ref)).toEqual(['x0', 'x1']);
+    expect((await l.usage('acme', 0, 10))[0]).toEqual(record({ ref: 'x0', ts: T0 }));
+  });
+
+  it('a live instance keeps its session slots, and the slot set, alive by heartbeat', async () => {
+    let wall = T0;
+    const store = `hb${++prefix}:`;
+    const key = (t: string) => `${store}{${t}}:slots`;
+    const a = await ledger({ keyPrefix: store, slotTtlMs: 3000, wall: () => wall });
+    const b = await ledger({ keyPrefix: store, slotTtlMs: 3000 });
+    expect(await a.acquireSlot('acme', 's1', 1, T0)).toBe(true);
+    const pttl = await inspect((r) => r.pttl(key('acme')));
+    expect(pttl).toBeGreaterThan(3000);
+    expect(pttl).toBeLessThanOrEqual(6000);
+    // Regression: heartbeats refreshed the members but not the set's expiry, so a tenant whose
+    // sessions outlived 2 × slotTtlMs lost every slot and the concurrent-session cap stopped counting.
+    await inspect((r) => r.persist(key('acme')));
+    wall = T0 + 5000;
+    // The heartbeat (every second at this TTL) pushes s1's expiry to a's clock + TTL.
+    await vi.waitFor(async () => expect(await inspect((r) => r.zscore(key('acme'), 's1'))).toBe(String(T0 + 8000)), { timeout: 5000, interval: 50 });
+    const refreshed = await inspect((r) => r.pttl(key('acme')));
+    expect(refreshed).toBeGreaterThan(0);
+    expect(refreshed).toBeLessThanOrEqual(6000);
+    expect(await b.acquireSlot('acme', 's2', 1, T0 + 5000)).toBe(false);
+    a.releaseSlot('acme', 's1');
+    await vi.waitFor(async () => expect(await b.acquireSlot('acme', 's2', 1, T0 + 5000)).toBe(true), { timeout: 5000, interval: 10 });
+    // A released slot is not brought back by a later heartbeat (s3 shows that one has run).
+    expect(await a.acquireSlot('beta', 's3', 1, T0 + 5000)).toBe(true);
+    wall = T0 + 6000;
+    await vi.waitFor(async () => expect(await inspect((r) => r.zscore(key('beta'), 's3'))).toBe(String(T0 + 9000)), { timeout: 5000, interval: 50 });
+    expect(await inspect((r) => r.zscore(key('acme'), 's1'))).toBeNull();
+  });
+  it('Redis up but refusing the ledger (ACL): releases and settlements are retried until it accepts; admission fails closed', async () => {
+    const user = `ledger${++prefix}`;
+    const store = `acl${prefix}:`;
+    await inspect((r) => r.call('ACL', 'SETUSER', user, 'on', '>secret-pass', '~*', '&*', '+@all'));
+    const { log, lines } = captureLog();
+    const l = await ledger({ keyPrefix: store, url: redis.url.replace('redis://', `redis://${user}:secret-pass@`), pendingMax: 2 }, log);
+    const resv = `${store}{acme}:resv`;
+    for (const id of ['r1', 'r2', 'r3']) expect((await l.reserve({ ...over(100), id, amount: { nanos: 100, tokens: 1 } })).kind).toBe('ok');
+    await inspect((r) => r.call('ACL', 'SETUSER', user, '-evalsha', '-eval'));
     try {
-      await l.connect(300);
-      expect(l.connected).toBe(false);
-      expect(l.readiness()).toMatch(/unavailable/);
-      expect((await l.acquireSlot('acme', 's', 1, T0))).toBe('unavailable');
-      await own.restart();
-      const deadline = Date.now() + 8000;
-      while (!l.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Connected, but every script is refused.
       expect(l.connected).toBe(true);
-      expect(await l.acquireSlot('acme', 's', 1, T0)).toBe(true);
+      expect(await l.reserve(over(1))).toMatchObject({ kind: 'unavailable', reason: expect.stringMatching(/NOPERM/) });
+      expect(await l.acquireSlot('acme', 's1', 5, T0)).toBe('unavailable');
+      await expect(l.status('acme', NO_CAPS, T0)).rejects.toThrow(/NOPERM/);
+      // Three releases with room for two: the third reservation is left to its TTL.
+      for (const id of ['r1', 'r2', 'r3']) await l.release('acme', id);
+      // A late settlement (its day long gone) queues too.
+      await l.settle(null, record({ ref: 'late', ts: T0 - 3 * 86_400_000, costNanos: 9 }));
+      expect(l.pendingCount).toBe(1);
+      expect(await inspect((r) => r.hget(resv, '#n'))).toBe('300');
     } finally {
-      await l.close();
-      await own.stop();
+      await inspect((r) => r.call('ACL', 'SETUSER', user, '+@all'));
     }
+    // Retried on the flush timer: no reconnect happens here.
+    await vi.waitFor(async () => expect(await inspect((r) => r.hget(resv, '#n'))).toBe('100'), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(l.pendingCount).toBe(0), { timeout: 5000, interval: 20 });
+    expect(await inspect((r) => r.hkeys(resv))).toEqual(expect.arrayContaining(['r3']));
+    expect((await l.status('acme', NO_CAPS, T0)).day).toMatchObject({ spent: { nanos: 9 }, reserved: { nanos: 100, tokens: 1 } });
+    // The late settlement is reported once, however many attempts it took.
+    expect(lines.filter((x) => x['msg'] === 'metering: late settlement counted into the current period')).toEqual([
+      expect.objectContaining({ level: 40, tenant: 'acme', ref: 'late', recordTs: T0 - 3 * 86_400_000, countedIn: dayPeriod(T0).key }),
+    ]);
   });
 });

@@ -99,19 +99,21 @@ if ARGV[9] == '1' then
     if e[2][2] == ARGV[7] then return 0 end
   end
 end
-redis.call('HINCRBY', KEYS[1], 'nanos', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
-redis.call('EXPIREAT', KEYS[1], ARGV[4])
-redis.call('HINCRBY', KEYS[2], 'nanos', ARGV[2])
-redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[3])
-redis.call('EXPIREAT', KEYS[2], ARGV[5])
 -- Entry ids carry the record's time (never below the stream's last id), so ?since= maps to XRANGE.
+-- Read before any write: a script that fails midway keeps its earlier writes, and the retry would
+-- bill them again.
 local ms = tonumber(ARGV[10])
 local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
 if #last > 0 then
   local lm = tonumber(string.match(last[1][1], '^(%d+)'))
   if lm > ms then ms = lm end
 end
+redis.call('HINCRBY', KEYS[1], 'nanos', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
+redis.call('EXPIREAT', KEYS[1], ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'nanos', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[3])
+redis.call('EXPIREAT', KEYS[2], ARGV[5])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%.0f', ms) .. '-*', 'k', ARGV[7], 'r', ARGV[8])
 return 1
 `;
@@ -379,7 +381,8 @@ export class RedisLedger implements Ledger {
   async #write(item: PendingSettle): Promise<boolean> {
     const r = item.record;
     const { day, month, late } = settlementPeriods(this.#clock, r.ts, this.#wall());
-    if (late && item.attempts <= 1) this.#o.log.warn({ tenant: r.tenant, ref: r.ref, recordTs: r.ts, countedIn: day.key }, 'metering: late settlement counted into the current period');
+    // Logged on the first attempt only, not on every retry.
+    if (late && item.attempts === 0) this.#o.log.warn({ tenant: r.tenant, ref: r.ref, recordTs: r.ts, countedIn: day.key }, 'metering: late settlement counted into the current period');
     const grace = PERIOD_GRACE_MS / 1000;
     try {
       await this.#eval(
@@ -415,7 +418,6 @@ export class RedisLedger implements Ledger {
       this.#dropped++;
       this.#o.log.error({ tenant: dropped.record.tenant, ref: dropped.record.ref, dropped: this.#dropped }, 'metering redis settle queue full: record dropped');
     }
-    if (item.attempts === 0) item.attempts = 1;
     this.#pending.push(item);
     this.#adjustPending(item.record, 1);
     this.#scheduleFlush();
@@ -557,7 +559,13 @@ export class RedisLedger implements Ledger {
     if (this.#slots.size === 0 || !this.connected) return;
     const expires = this.#wall() + this.#slotTtlMs;
     const pipe = this.#redis.pipeline();
-    for (const [token, tenant] of this.#slots) pipe.zadd(this.#key(tenant, 'slots'), 'XX', expires, token);
+    const tenants = new Set<string>();
+    for (const [token, tenant] of this.#slots) {
+      pipe.zadd(this.#key(tenant, 'slots'), 'XX', expires, token);
+      tenants.add(tenant);
+    }
+    // The set's own expiry too: without it a tenant whose sessions outlive it loses every slot.
+    for (const tenant of tenants) pipe.pexpire(this.#key(tenant, 'slots'), this.#slotTtlMs * 2);
     pipe.exec().catch(() => undefined);
   }
 

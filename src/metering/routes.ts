@@ -20,7 +20,8 @@ const usdInput = z.union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+
 const capsBody = z
   .object({
     period: periodSchema,
-    usd: usdInput.nullable().optional().describe('New cost cap for the period; null restores the configured cap.'),
+    // New cost cap for the period; null restores the configured cap.
+    usd: usdInput.nullable().optional(),
     tokens: z.number().int().nonnegative().nullable().optional(),
   })
   .strict();
@@ -88,10 +89,8 @@ const unavailable = (err: unknown) =>
 
 /** Admin API of the metering concern (bearer admin key; absent when no admin key is configured). */
 export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
-  const tenantOr404 = (id: string | undefined): Tenant | HttpReply => {
-    const t = id === undefined ? undefined : d.tenants.get(id);
-    return t ?? json(404, { error: { code: 'unknown_tenant', message: `No tenant "${id ?? ''}".` } });
-  };
+  const tenantOr404 = (id: string): Tenant | HttpReply =>
+    d.tenants.get(id) ?? json(404, { error: { code: 'unknown_tenant', message: `No tenant "${id}".` } });
   const isReply = (v: Tenant | HttpReply): v is HttpReply => 'status' in v;
   const status = async (t: Tenant): Promise<HttpReply> => {
     const limits = d.limitsOf(t);
@@ -105,7 +104,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
       path: '/admin/tenants/:id/spend',
       auth: 'admin',
       async handle(_req, params) {
-        const t = tenantOr404(params['id']);
+        const t = tenantOr404(params['id'] ?? '');
         if (isReply(t)) return t;
         try {
           return await status(t);
@@ -119,7 +118,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
       path: '/admin/tenants/:id/caps',
       auth: 'admin',
       async handle(req, params) {
-        const t = tenantOr404(params['id']);
+        const t = tenantOr404(params['id'] ?? '');
         if (isReply(t)) return t;
         const body = parseBody(req, capsBody);
         if (!body.ok) return body.reply;
@@ -131,7 +130,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
           if (nanos === null) return json(400, { error: { code: 'invalid_request', message: 'usd: at most 9 decimals' } });
         }
         try {
-          await d.ledger.setOverride(t.id, period, { nanos, ...(tokens !== undefined ? { tokens } : {}) });
+          await d.ledger.setOverride(t.id, period, { nanos, tokens });
           d.log.info({ event: 'cap_override', tenant: t.id, period, usd: usd ?? null, tokens: tokens ?? null }, 'metering cap override');
           return await status(t);
         } catch (err) {
@@ -144,7 +143,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
       path: '/admin/tenants/:id/reset',
       auth: 'admin',
       async handle(req, params) {
-        const t = tenantOr404(params['id']);
+        const t = tenantOr404(params['id'] ?? '');
         if (isReply(t)) return t;
         const body = parseBody(req, resetBody);
         if (!body.ok) return body.reply;
@@ -166,7 +165,8 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
         if (tenant !== null && tenant !== '' && !d.tenants.has(tenant)) return json(404, { error: { code: 'unknown_tenant', message: `No tenant "${tenant}".` } });
         const since = parseSince(req.query.get('since'));
         if (since === null) return json(400, { error: { code: 'invalid_request', message: 'since: epoch ms or an ISO 8601 time' } });
-        const limitRaw = Number(req.query.get('limit') ?? '10000');
+        // Absent: Number(null) is 0, which takes the default below.
+        const limitRaw = Number(req.query.get('limit'));
         const limit = Number.isInteger(limitRaw) && limitRaw > 0 ? Math.min(limitRaw, MAX_USAGE) : 10_000;
         try {
           const records = await d.ledger.usage(tenant || null, since, limit);

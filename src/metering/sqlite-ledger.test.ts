@@ -1,8 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NO_CAPS, resolveLimits, validatePlans } from './limits.js';
+import { dayPeriod } from './periods.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 import { caps, record, T0 } from '../../test/metering/ledger-contract.js';
 
@@ -18,7 +20,7 @@ afterEach(async () => {
   for (const l of open.splice(0)) await l.close();
 });
 
-describe('sqlite ledger (backend-specific; the shared contract is test/metering/ledger-contract.test.ts)', () => {
+describe('sqlite ledger (backend-specific; the shared contract is test/metering/ledger-contract-sqlite.test.ts)', () => {
   it('retention deletes old usage rows in batches and keeps the period totals', () => {
     const l = ledger();
     const old = T0 - 100 * 86_400_000;
@@ -54,6 +56,146 @@ describe('sqlite ledger (backend-specific; the shared contract is test/metering/
     a.settle(null, record());
     const b = ledger(path);
     expect(b.status('acme', NO_CAPS, T0).day).toMatchObject({ spent: { nanos: 1_000_000 }, reserved: { nanos: 0 } });
+  });
+});
+
+const tempFile = (name = 'm.sqlite') => join(mkdtempSync(join(tmpdir(), 'rp-sqlite-')), name);
+
+/** More than 1000 WAL pages (4 KiB each) of usage rows (few rows, large ones: fast). */
+function writeBulk(l: SqliteLedger, rows = 45): void {
+  const model = 'm'.repeat(60_000);
+  for (let i = 0; i < rows; i++) l.settle(null, record({ ref: `bulk${i}`, model, costNanos: 1, totalTokens: 1 }));
+}
+
+describe('sqlite ledger: the file on disk', () => {
+  it('a checkpoint worker folds the write-ahead log into the file while the ledger runs', async () => {
+    const path = tempFile();
+    const errors: string[] = [];
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 10, onError: (m) => errors.push(m) });
+    open.push(l);
+    const before = statSync(path).size;
+    for (let i = 0; i < 200; i++) l.settle(null, record({ ref: `r${i}` }));
+    await vi.waitFor(() => expect(statSync(path).size).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
+    expect(errors).toEqual([]);
+  });
+
+  it('after a clean close the .sqlite file alone (a backup copy) holds every record and total', async () => {
+    const path = tempFile();
+    // A long interval: only the shutdown checkpoint can have folded the log in.
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 3_600_000 });
+    for (let i = 0; i < 20; i++) l.settle(null, record({ ref: `r${i}` }));
+    await l.close();
+    expect(l.readiness()).toBe('ledger closed');
+    await l.close(); // twice is harmless
+    expect(existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0).toBe(0);
+    const copy = tempFile('copy.sqlite');
+    copyFileSync(path, copy);
+    const reopened = ledger(copy);
+    expect(reopened.usage('acme', 0, 100)).toHaveLength(20);
+    expect(reopened.status('acme', NO_CAPS, T0).day.spent).toEqual({ nanos: 20_000_000, tokens: 3000 });
+  });
+
+  it('a checkpoint worker that cannot open the file is reported, and the ledger keeps working', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-sqlite-'));
+    const path = join(dir, 'm.sqlite');
+    const errors: string[] = [];
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 10, onError: (m) => errors.push(m) });
+    open.push(l);
+    // Before the worker opens its own connection, the path stops being a database file.
+    renameSync(path, join(dir, 'moved.sqlite'));
+    mkdirSync(path);
+    await vi.waitFor(() => expect(errors).toEqual([expect.stringMatching(/^checkpoint worker: .+/)]), { timeout: 10_000, interval: 20 });
+    l.settle(null, record());
+    expect(l.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(1_000_000);
+    // Without its worker the ledger checkpoints by itself, so the log stays bounded: writing more
+    // than 1000 pages (SQLite's auto-checkpoint) folds it into the file (here, the moved one).
+    const moved = statSync(join(dir, 'moved.sqlite')).size;
+    writeBulk(l);
+    expect(statSync(join(dir, 'moved.sqlite')).size).toBeGreaterThan(moved);
+    // Reported without an onError too (no throw from the worker's error handler).
+    const dir2 = mkdtempSync(join(tmpdir(), 'rp-sqlite-'));
+    const quiet = new SqliteLedger(join(dir2, 'q.sqlite'), { checkpointIntervalMs: 10 });
+    open.push(quiet);
+    renameSync(join(dir2, 'q.sqlite'), join(dir2, 'moved.sqlite'));
+    mkdirSync(join(dir2, 'q.sqlite'));
+    quiet.settle(null, record());
+    const q2 = statSync(join(dir2, 'moved.sqlite')).size;
+    await vi.waitFor(() => {
+      writeBulk(quiet, 10);
+      expect(statSync(join(dir2, 'moved.sqlite')).size).toBeGreaterThan(q2);
+    }, { timeout: 10_000, interval: 50 });
+  });
+
+  it('the event loop never checkpoints: with the worker idle, the log grows past SQLite\'s auto-checkpoint size', () => {
+    const path = tempFile();
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 3_600_000 });
+    open.push(l);
+    const before = statSync(path).size;
+    writeBulk(l);
+    expect(statSync(path).size).toBe(before);
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(4096 * 1000);
+  });
+
+  it('runtime overrides and resets leave an audit trail in the file (what changed, and the totals a reset discarded)', async () => {
+    const path = tempFile();
+    const l = new SqliteLedger(path);
+    l.settle(null, record({ costNanos: 4_000, totalTokens: 40 }));
+    l.setOverride('acme', 'day', { nanos: 5_000_000 });
+    l.setOverride('acme', 'day', { tokens: 9 });
+    l.resetSpend('acme', 'day', T0);
+    await l.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      const rows = db.prepare('SELECT tenant, action, detail FROM audit ORDER BY id').all() as Array<{ tenant: string; action: string; detail: string }>;
+      expect(rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }))).toEqual([
+        { tenant: 'acme', action: 'set_override', detail: { kind: 'day', nanos: 5_000_000, tokens: null } },
+        { tenant: 'acme', action: 'set_override', detail: { kind: 'day', nanos: 5_000_000, tokens: 9 } },
+        { tenant: 'acme', action: 'reset_spend', detail: { period: dayPeriod(T0).key, nanos: 4_000, tokens: 40 } },
+      ]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('retention works through a backlog larger than one batch; without retention nothing is deleted', async () => {
+    const path = tempFile();
+    const keep = tempFile();
+    for (const p of [path, keep]) {
+      const seed = new SqliteLedger(p);
+      // A day old: well inside a 90-day retention.
+      seed.settle(null, record({ ref: 'recent', ts: T0 - 86_400_000 }));
+      await seed.close();
+      // 5,001 old rows, written in one transaction: more than one prune batch (5,000).
+      const db = new Database(p);
+      const insert = db.prepare("INSERT INTO usage (ts, tenant, session, source, ref, model, cost_nanos, total_tokens, json) VALUES (?, 'acme', 's', 'response', ?, 'm', 1, 1, ?)");
+      db.transaction(() => {
+        for (let i = 0; i < 5001; i++) insert.run(T0 - 400 * 86_400_000 + i, `old${i}`, '{}');
+      })();
+      db.close();
+    }
+    // null, as the config passes "no retention".
+    const kept = new SqliteLedger(keep, { retentionDays: null, wall: () => T0 });
+    open.push(kept);
+    const pruned = new SqliteLedger(path, { retentionDays: 90, wall: () => T0 });
+    open.push(pruned);
+    await vi.waitFor(() => expect(pruned.usage('acme', 0, 10_000).map((r) => r.ref)).toEqual(['recent']), { timeout: 10_000, interval: 20 });
+    // The retained ledger's first prune ran after the unretained one was opened: that one deleted nothing.
+    expect(kept.usage('acme', 0, 10_000)).toHaveLength(5002);
+  });
+
+  it('opens an existing file with its overrides; a cleared override reopens as none', async () => {
+    const path = tempFile();
+    const a = new SqliteLedger(path);
+    a.setOverride('acme', 'day', { nanos: 1, tokens: 2 });
+    a.setOverride('acme', 'month', { nanos: 3 });
+    a.setOverride('acme', 'month', { nanos: null });
+    a.setOverride('beta', 'month', { tokens: 4 });
+    await a.close();
+    const b = ledger(path);
+    const c = caps({ monthNanos: 30 });
+    expect(b.status('acme', c, T0).day.override).toEqual({ nanos: 1, tokens: 2 });
+    expect(b.status('acme', c, T0).month).toMatchObject({ override: { nanos: null, tokens: null }, capNanos: 30 });
+    expect(b.status('beta', c, T0).month.override).toEqual({ nanos: null, tokens: 4 });
   });
 });
 

@@ -79,10 +79,6 @@ export class LocalSlots {
     set.delete(token);
     if (set.size === 0) this.#byTenant.delete(tenant);
   }
-
-  count(tenant: string): number {
-    return this.#byTenant.get(tenant)?.size ?? 0;
-  }
 }
 
 /**
@@ -108,13 +104,12 @@ export class SqliteLedger implements Ledger {
     getSpend: Database.Statement<[string, string], SpendRow>;
     resetSpend: Database.Statement<[string, string]>;
     setOverride: Database.Statement<[string, string, number | null, number | null]>;
-    deleteOverride: Database.Statement<[string, string]>;
     usageAll: Database.Statement<[number, number], { json: string }>;
     usageTenant: Database.Statement<[string, number, number], { json: string }>;
     audit: Database.Statement<[number, string, string, string]>;
   };
   readonly #settleTx: (record: UsageRecord, day: Period, month: Period) => void;
-  readonly #checkpointer: Worker | null = null;
+  #checkpointer: Worker | null = null;
   readonly #pruneBatch: Database.Statement<[number, number]>;
   readonly #retentionMs: number | null;
   readonly #wall: () => number;
@@ -132,13 +127,14 @@ export class SqliteLedger implements Ledger {
       onError?: (message: string) => void;
     } = {},
   ) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const onDisk = path !== ':memory:';
+    if (onDisk) mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
     this.#db = db;
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('busy_timeout = 5000');
-    if (path !== ':memory:') {
+    if (onDisk) {
       try {
         const worker = new Worker(CHECKPOINT_WORKER, {
           eval: true,
@@ -153,6 +149,8 @@ export class SqliteLedger implements Ledger {
           // Without the worker, SQLite's own auto-checkpoint keeps the log bounded.
           if (!this.#closed) db.pragma('wal_autocheckpoint = 1000');
         });
+        // A dead worker has nothing to fold in at close: shutdown does not wait for it.
+        worker.once('exit', () => (this.#checkpointer = null));
         db.pragma('wal_autocheckpoint = 0');
         this.#checkpointer = worker;
       } catch (err) {
@@ -206,7 +204,6 @@ export class SqliteLedger implements Ledger {
       setOverride: db.prepare(
         'INSERT INTO cap_override (tenant, kind, nanos, tokens) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, kind) DO UPDATE SET nanos = excluded.nanos, tokens = excluded.tokens',
       ),
-      deleteOverride: db.prepare('DELETE FROM cap_override WHERE tenant = ? AND kind = ?'),
       usageAll: db.prepare('SELECT json FROM usage WHERE ts >= ? ORDER BY id LIMIT ?'),
       usageTenant: db.prepare('SELECT json FROM usage WHERE tenant = ? AND ts >= ? ORDER BY id LIMIT ?'),
       audit: db.prepare('INSERT INTO audit (ts, tenant, action, detail) VALUES (?, ?, ?, ?)'),
@@ -305,14 +302,9 @@ export class SqliteLedger implements Ledger {
       nanos: change.nanos === undefined ? cur.nanos : change.nanos,
       tokens: change.tokens === undefined ? cur.tokens : change.tokens,
     };
-    const key = `${tenant}\u0000${kind}`;
-    if (next.nanos === null && next.tokens === null) {
-      this.#stmt.deleteOverride.run(tenant, kind);
-      this.#overrides.delete(key);
-    } else {
-      this.#stmt.setOverride.run(tenant, kind, next.nanos, next.tokens);
-      this.#overrides.set(key, next);
-    }
+    // Both null (cleared) is stored as such: it reads as no override.
+    this.#stmt.setOverride.run(tenant, kind, next.nanos, next.tokens);
+    this.#overrides.set(`${tenant}\u0000${kind}`, next);
     this.#stmt.audit.run(Date.now(), tenant, 'set_override', JSON.stringify({ kind, ...next }));
   }
 

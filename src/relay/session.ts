@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { WebSocket as UwsSocket } from 'uWebSockets.js';
-import type WebSocket from 'ws';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate, ChainSink, SessionChain } from '../pipeline/chain.js';
 import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
@@ -16,10 +15,12 @@ import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MemoryBudget } from '../server/memory-budget.js';
-import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
+import type { UpstreamTarget } from '../upstream/dial.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
 import { isOutputAudio, ResponseTracker } from './responses.js';
-import { MicrotaskCork } from './upstream-cork.js';
+import { copyFrame } from './frame-slab.js';
+import { ClientLink } from './client-link.js';
+import { UpstreamLink } from './upstream-link.js';
 
 /** Per-socket data attached to the uWS WebSocket at upgrade. */
 export interface ClientSocketData {
@@ -70,37 +71,6 @@ export interface RelayStats {
   backpressureEvents: number;
 }
 
-/**
- * Client frames are copied out of uWS (it neuters `message` when the callback returns) into
- * slices of a shared slab: one allocation per 512 KiB of traffic instead of one per frame
- * (a fresh 6 KiB Buffer costs more than the relay's whole per-frame work). A slab lives until
- * its last slice is collected; slices are forwarded at once, so slabs turn over quickly.
- */
-const SLAB_BYTES = 512 * 1024;
-const SLAB_MAX_FRAME = 64 * 1024;
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-let slabOffset = 0;
-
-function copyFrame(message: ArrayBuffer): Buffer {
-  const n = message.byteLength;
-  if (n > SLAB_MAX_FRAME) {
-    const own = Buffer.allocUnsafeSlow(n);
-    own.set(new Uint8Array(message));
-    return own;
-  }
-  if (slabOffset + n > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-    slabOffset = 0;
-  }
-  const buf = slab.subarray(slabOffset, slabOffset + n);
-  buf.set(new Uint8Array(message));
-  slabOffset = (slabOffset + n + 7) & ~7;
-  return buf;
-}
-
-/** Options of every upstream send (one object, not one per frame). */
-const TEXT_FRAME = { binary: false, compress: false } as const;
-
 /** Injected events whose upstream error is still recognised (oldest forgotten first). */
 const MAX_TRACKED_INJECTIONS = 256;
 
@@ -145,28 +115,13 @@ export class RelaySession implements SessionContext, ChainSink {
   /** Audio accounting for the filters (perf: audio frames reach no filter that does not name them). */
   readonly audio: AudioMeter;
   readonly #config: Config;
-  readonly #target: UpstreamTarget;
   readonly #chain: SessionChain;
   readonly #conversation = new Conversation();
   readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
   readonly #budget: MemoryBudget | null;
-  #client: ClientSocket | null;
-  #upstream: WebSocket | null = null;
-  #upstreamOpen = false;
-  /** perf: upstream writes of one event-loop turn leave in one writev. */
-  readonly #upstreamCork = new MicrotaskCork();
-  /** Client frames accepted before the upstream opened, in order. */
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  /** Frames for the client, flushed once per event-loop turn inside one cork. */
-  #outbox: Buffer[] = [];
-  #flushScheduled = false;
-  #upstreamPaused = false;
-  #overHighSince = 0;
-  #lastPingAt = 0;
-  #awaitingPongSince = 0;
-  #connectTimer: NodeJS.Timeout | null = null;
+  readonly #client: ClientLink<ClientSocketData>;
+  readonly #upstream: UpstreamLink;
   #eventSeq = 0;
   #clientSample = 0;
   #serverSample = 0;
@@ -182,9 +137,7 @@ export class RelaySession implements SessionContext, ChainSink {
    */
   #linger: { readonly info: CloseInfo; readonly timer: NodeJS.Timeout; readonly cancelled: Set<string>; checkScheduled: boolean } | null = null;
   #closeInfo: CloseInfo | null = null;
-  #clientCloseCode: number | null = null;
   #upstreamCloseCode: number | null = null;
-  #upstreamConnectMs: number | null = null;
 
   /** `client` null: a session the proxy runs on its own (the sideband of a call, src/calls): no client to relay to. */
   constructor(init: SessionInit, client: ClientSocket | null) {
@@ -197,12 +150,32 @@ export class RelaySession implements SessionContext, ChainSink {
     this.startedAt = init.clock.now();
     this.log = init.log;
     this.#config = init.config;
-    this.#target = init.target;
     this.#onEnded = init.onEnded;
     this.#budget = init.budget ?? null;
-    this.#client = client;
+    this.#client = new ClientLink(client, init.config, init.clock, {
+      overHigh: () => {
+        if (!this.#upstream.pause()) return false;
+        this.stats.backpressureEvents++;
+        this.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+        return true;
+      },
+      flushed: () => {
+        if (this.#serverSampleAt === 0) return;
+        // Socket read → corked write of the batch it arrived in.
+        this.report({ kind: 'relay_latency', direction: 'server', ms: this.clock.now() - this.#serverSampleAt });
+        this.#serverSampleAt = 0;
+      },
+      slow: (error) => this.close(error),
+    });
     this.audio = new AudioMeter((report) => this.report(report));
     this.#chain = init.template.instantiate(this, this);
+    this.#upstream = new UpstreamLink(init.target, init.config, init.clock, init.log, {
+      opened: (ms) => this.report({ kind: 'upstream_connected', ms }),
+      message: (data, isBinary) => this.#onUpstreamMessage(data, isBinary),
+      closed: (code, reason) => this.#onUpstreamClose(code, reason),
+      failed: (error) => this.close(error),
+      callbackFailed: (what, err) => this.#callbackFailed(what, err),
+    });
   }
 
   get conversation(): ConversationView {
@@ -214,7 +187,7 @@ export class RelaySession implements SessionContext, ChainSink {
   }
 
   get upstreamConnectMs(): number | null {
-    return this.#upstreamConnectMs;
+    return this.#upstream.connectMs;
   }
 
   get ended(): boolean {
@@ -224,74 +197,7 @@ export class RelaySession implements SessionContext, ChainSink {
   // ---- lifecycle ---------------------------------------------------------------------------
 
   start(): void {
-    const started = this.clock.now();
-    let ws: WebSocket;
-    try {
-      ws = dialUpstream(this.#target, this.#config.upstream.connectTimeoutMs, this.#config.upstream.validateUtf8);
-    } catch (err) {
-      // Details (addresses, TLS errors) go to the log, never to the client.
-      this.log.error({ err }, 'upstream dial failed');
-      this.close(new ProxyError('upstream_unavailable'));
-      return;
-    }
-    this.#upstream = ws;
-    this.#connectTimer = setTimeout(() => {
-      if (this.#upstreamOpen || this.#ended) return;
-      ws.terminate();
-      this.close(new ProxyError('upstream_unavailable', { message: `The Realtime upstream did not answer within ${this.#config.upstream.connectTimeoutMs} ms.` }));
-    }, this.#config.upstream.connectTimeoutMs);
-    ws.on('upgrade', (res) => this.#upstreamCork.attach(res.socket));
-    ws.on('open', () => {
-      if (this.#connectTimer) clearTimeout(this.#connectTimer);
-      this.#upstreamOpen = true;
-      this.#upstreamConnectMs = this.clock.now() - started;
-      this.report({ kind: 'upstream_connected', ms: this.#upstreamConnectMs });
-      const pending = this.#pending;
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      if (pending.length > 0) this.#upstreamCork.hold();
-      for (const buf of pending) ws.send(buf, TEXT_FRAME);
-    });
-    ws.on('message', (data, isBinary) => {
-      try {
-        this.#onUpstreamMessage(data as Buffer, isBinary);
-      } catch (err) {
-        this.#callbackFailed('upstream message', err);
-      }
-    });
-    ws.on('pong', () => {
-      this.#awaitingPongSince = 0;
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      const status = res.statusCode ?? 0;
-      res.resume();
-      ws.terminate();
-      const retryable = status === 429 || status >= 500;
-      this.close(
-        new ProxyError('upstream_rejected', {
-          message: `The Realtime upstream refused the connection with HTTP ${status}.`,
-          close: retryable ? 'tryAgainLater' : 'internalError',
-          details: { status },
-        }),
-      );
-    });
-    ws.on('error', (err) => {
-      if (this.#ended) return;
-      if (!this.#upstreamOpen) {
-        // The error text names addresses and TLS details: logged, not sent to the client.
-        this.log.warn({ err: err.message }, 'upstream connect failed');
-        this.close(new ProxyError('upstream_unavailable'));
-      } else {
-        this.log.warn({ err: err.message }, 'upstream socket error');
-      }
-    });
-    ws.on('close', (code, reason) => {
-      try {
-        this.#onUpstreamClose(code, reason.toString('utf8'));
-      } catch (err) {
-        this.#callbackFailed('upstream close', err);
-      }
-    });
+    this.#upstream.dial();
   }
 
   /** Upstream socket callbacks run outside uWS: a failure ends this session only. */
@@ -306,47 +212,19 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** Bytes this session holds for its sockets (summed into the global memory budget). */
   heldBytes(): number {
-    let n = this.#pendingBytes + this.#chain.queuedBytes('client') + this.#chain.queuedBytes('server');
-    for (const b of this.#outbox) n += b.length;
-    const up = this.#upstream;
-    if (up) n += up.bufferedAmount;
-    const client = this.#client;
-    if (client) {
-      try {
-        n += client.getBufferedAmount();
-      } catch {
-        // Closed in this tick.
-      }
-    }
-    return n;
+    return this.#upstream.heldBytes + this.#chain.queuedBytes('client') + this.#chain.queuedBytes('server') + this.#client.heldBytes();
   }
 
   /** Periodic check from the server's shared timer: upstream liveness and slow clients. */
   tick(now: number): void {
     if (this.#ended) return;
-    const bp = this.#config.server.backpressure;
-    if (this.#overHighSince && now - this.#overHighSince > bp.slowClientGraceMs) {
-      this.close(new ProxyError('slow_consumer', { message: `The client stayed over ${bp.highWatermarkBytes} buffered bytes for ${bp.slowClientGraceMs} ms.` }));
+    const slow = this.#client.tick(now);
+    if (slow) {
+      this.close(slow);
       return;
     }
-    const up = this.#config.upstream;
-    if (this.#upstreamPaused && this.#awaitingPongSince) {
-      // Reads are paused for a slow client: the pong sits unread in the socket. The wait for it
-      // counts from the resume; the slow-client grace bounds the pause.
-      this.#awaitingPongSince = now;
-    }
-    if (this.#upstreamOpen && this.#upstream) {
-      if (this.#awaitingPongSince && now - this.#awaitingPongSince > up.pongTimeoutMs) {
-        this.#upstream.terminate();
-        this.close(new ProxyError('upstream_timeout', { message: `The Realtime upstream did not answer a ping within ${up.pongTimeoutMs} ms.` }));
-        return;
-      }
-      if (!this.#awaitingPongSince && now - this.#lastPingAt >= up.pingIntervalMs) {
-        this.#lastPingAt = now;
-        this.#awaitingPongSince = now;
-        this.#upstream.ping();
-      }
-    }
+    const error = this.#upstream.tick(now);
+    if (error) this.close(error);
   }
 
   // ---- client → upstream -------------------------------------------------------------------
@@ -401,7 +279,7 @@ export class RelaySession implements SessionContext, ChainSink {
       // perf: a type no filter wants (audio, in practice) leaves without a Frame, unless frames queue.
       if (this.#chain.bypasses('client', type)) this.#sendToUpstream(bytes);
       else this.#chain.fromClient(Frame.fromClient(type, bytes));
-      if (sampled && this.#upstreamOpen && this.#chain.queued('client') === 0) {
+      if (sampled && this.#upstream.open && this.#chain.queued('client') === 0) {
         this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
       }
       return;
@@ -437,31 +315,15 @@ export class RelaySession implements SessionContext, ChainSink {
   }
 
   #sendToUpstream(bytes: Buffer): void {
-    const ws = this.#upstream;
-    const limit = this.#config.server.backpressure.upstreamMaxBufferedBytes;
-    if (!this.#upstreamOpen || !ws) {
-      if (this.#pendingBytes + bytes.length > limit) {
-        this.close(new ProxyError('upstream_backpressure', { message: 'Too much data was sent before the upstream connection opened.' }));
-        return;
-      }
-      this.#pending.push(bytes);
-      this.#pendingBytes += bytes.length;
-      return;
-    }
-    if (ws.bufferedAmount + bytes.length > limit) {
-      this.close(new ProxyError('upstream_backpressure'));
-      return;
-    }
-    this.#upstreamCork.hold();
-    ws.send(bytes, TEXT_FRAME);
+    const error = this.#upstream.send(bytes);
+    if (error) this.close(error);
   }
 
   // ---- upstream → client -------------------------------------------------------------------
 
   #onUpstreamMessage(data: Buffer, isBinary: boolean): void {
     if (this.#ended) return;
-    // Data proves the upstream alive as well as a pong does (pongs queue behind data).
-    this.#awaitingPongSince = 0;
+    this.#upstream.alive();
     this.stats.serverFrames++;
     this.stats.serverBytes += data.length;
     if (isBinary) {
@@ -539,62 +401,13 @@ export class RelaySession implements SessionContext, ChainSink {
   }
 
   #sendToClient(bytes: Buffer | string): void {
-    if (!this.#client) return;
-    this.#outbox.push(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes);
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flush);
-    }
-  }
-
-  /** All frames produced in one event-loop turn leave in one cork (one syscall / TLS record batch). */
-  readonly #flush = (): void => {
-    this.#flushScheduled = false;
-    const ws = this.#client;
-    const out = this.#outbox;
-    if (out.length === 0 || !ws) return;
-    this.#outbox = [];
-    let dropped = false;
-    ws.cork(() => {
-      for (const buf of out) if (ws.send(buf, false, false) === 2) dropped = true;
-    });
-    if (this.#serverSampleAt !== 0) {
-      // Socket read → corked write of the batch it arrived in.
-      this.report({ kind: 'relay_latency', direction: 'server', ms: this.clock.now() - this.#serverSampleAt });
-      this.#serverSampleAt = 0;
-    }
-    if (dropped) {
-      this.close(new ProxyError('slow_consumer', { message: 'The client send buffer overflowed.' }));
-      return;
-    }
-    this.#checkClientBackpressure(ws);
-  };
-
-  #checkClientBackpressure(ws: ClientSocket): void {
-    const bp = this.#config.server.backpressure;
-    const buffered = ws.getBufferedAmount();
-    if (buffered > bp.maxBufferedBytes) {
-      this.close(new ProxyError('slow_consumer', { message: 'The client send buffer exceeded its limit.' }));
-      return;
-    }
-    if (buffered > bp.highWatermarkBytes && !this.#upstreamPaused && this.#upstream) {
-      this.#upstreamPaused = true;
-      this.#overHighSince = this.clock.now();
-      this.stats.backpressureEvents++;
-      this.#upstream.pause();
-      this.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
-    }
+    this.#client.send(bytes);
   }
 
   onClientDrain(): void {
-    const ws = this.#client;
-    if (!ws || !this.#upstreamPaused) return;
-    if (ws.getBufferedAmount() <= this.#config.server.backpressure.lowWatermarkBytes) {
-      this.#upstreamPaused = false;
-      this.#overHighSince = 0;
-      this.#upstream?.resume();
-      this.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
-    }
+    if (!this.#upstream.paused || !this.#client.drained()) return;
+    this.#upstream.resume();
+    this.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
   }
 
   // ---- ChainSink ---------------------------------------------------------------------------
@@ -703,16 +516,16 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#ended) return;
     const code = error.closeCode ?? CloseCode.internalError;
     this.log.info({ code: error.code, closeCode: code }, 'proxy ends session');
-    if (this.#client) {
-      this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
-      this.#flush();
+    if (this.#client.present) {
+      this.#client.send(JSON.stringify(error.toEvent(this.nextEventId())));
+      this.#client.flush();
     }
     const info: CloseInfo = { initiator: 'proxy', code, reason: error.closeReason };
     const lingerMs = this.#lingerMs();
-    if (lingerMs > 0 && this.#upstreamOpen && this.#responseInFlight()) {
+    if (lingerMs > 0 && this.#upstream.open && this.#responseInFlight()) {
       // A response is running: the client is closed now, the upstream kept until that response's
       // response.done (billed as OpenAI bills it), as when the client leaves (onClientClose).
-      this.#closeClient(code, error.closeReason);
+      this.#client.end(code, error.closeReason);
       this.#startLinger(info, lingerMs);
       return;
     }
@@ -725,27 +538,14 @@ export class RelaySession implements SessionContext, ChainSink {
     return this.#config.metering.enabled ? this.#config.metering.lingerAfterClientCloseMs : 0;
   }
 
-  #closeClient(code: number, reason: string): void {
-    const client = this.#client;
-    if (!client) return;
-    this.#client = null;
-    this.#clientCloseCode = code;
-    try {
-      client.end(code, reason.slice(0, 123));
-    } catch {
-      // Already closed by the peer in the same tick.
-    }
-  }
-
   // ---- closes ------------------------------------------------------------------------------
 
   onClientClose(code: number, reason: string): void {
-    this.#clientCloseCode = code;
-    this.#client = null;
+    this.#client.gone(code);
     if (this.#ended || this.#linger) return;
     const info: CloseInfo = { initiator: 'client', code, reason };
     const lingerMs = this.#lingerMs();
-    if (lingerMs > 0 && this.#upstreamOpen && this.#responseInFlight()) {
+    if (lingerMs > 0 && this.#upstream.open && this.#responseInFlight()) {
       this.#startLinger(info, lingerMs);
       return;
     }
@@ -760,12 +560,8 @@ export class RelaySession implements SessionContext, ChainSink {
    * Then the session ends as the client's close; filters' onClose sees it only then.
    */
   #startLinger(info: CloseInfo, lingerMs: number): void {
-    this.#outbox = [];
-    this.#overHighSince = 0;
-    if (this.#upstreamPaused) {
-      this.#upstreamPaused = false;
-      this.#upstream?.resume();
-    }
+    this.#client.discard();
+    this.#upstream.resume();
     const timer = setTimeout(() => this.#finish(info, null, ''), lingerMs);
     timer.unref();
     this.#linger = { info, timer, cancelled: new Set(), checkScheduled: false };
@@ -807,8 +603,6 @@ export class RelaySession implements SessionContext, ChainSink {
 
   #onUpstreamClose(code: number, reason: string): void {
     this.#upstreamCloseCode = code;
-    this.#upstreamOpen = false;
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
     if (this.#ended) return;
     if (UPSTREAM_CLOSE_PASSTHROUGH(code)) {
       // OpenAI's own error event (if any) has already been relayed: pass its close code on unchanged.
@@ -823,9 +617,9 @@ export class RelaySession implements SessionContext, ChainSink {
       details: { upstreamCode: code },
       ...(application ? { close: 'upstreamApplication' as const } : {}),
     });
-    if (this.#client) {
-      this.#sendToClient(JSON.stringify(error.toEvent(this.nextEventId())));
-      this.#flush();
+    if (this.#client.present) {
+      this.#client.send(JSON.stringify(error.toEvent(this.nextEventId())));
+      this.#client.flush();
     }
     const mapped = error.closeCode ?? CloseCode.internalError;
     this.#finish({ initiator: 'upstream', code, reason }, mapped, error.closeReason);
@@ -836,15 +630,9 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#ended) return;
     this.#ended = true;
     this.#closeInfo = info;
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
     if (this.#linger) clearTimeout(this.#linger.timer);
-    if (clientCode !== null) this.#closeClient(clientCode, clientReason);
-    const up = this.#upstream;
-    if (up && (up.readyState === up.OPEN || up.readyState === up.CONNECTING)) {
-      if (this.#upstreamOpen) up.close(1000);
-      else up.terminate();
-    }
-    this.#pending = [];
+    if (clientCode !== null) this.#client.end(clientCode, clientReason);
+    this.#upstream.close();
     this.#chain.close(info);
     this.#onEnded(this);
   }
@@ -855,9 +643,9 @@ export class RelaySession implements SessionContext, ChainSink {
       event: 'session_end',
       durationMs: Math.round(this.clock.now() - this.startedAt),
       initiator: this.#closeInfo?.initiator ?? null,
-      clientCloseCode: this.#clientCloseCode,
+      clientCloseCode: this.#client.closeCode,
       upstreamCloseCode: this.#upstreamCloseCode,
-      upstreamConnectMs: this.#upstreamConnectMs === null ? null : Math.round(this.#upstreamConnectMs * 10) / 10,
+      upstreamConnectMs: this.#upstream.connectMs === null ? null : Math.round(this.#upstream.connectMs * 10) / 10,
       ...this.stats,
       ...this.#chain.summaries(),
     };

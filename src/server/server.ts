@@ -25,6 +25,17 @@ export interface ProxyServerOptions {
   readonly clock: Clock;
   /** Which upstream sessions are relayed to (reported by /readyz). */
   readonly upstream?: UpstreamKind;
+  /**
+   * False: no client listeners, only the admin listener (the primary of several relay workers,
+   * src/server/workers.ts). Default true.
+   */
+  readonly clientListeners?: boolean;
+}
+
+/** Ports to listen on instead of the configured ones (relay workers share a port the primary chose). */
+export interface ListenPorts {
+  readonly port: number;
+  readonly tlsPort: number | null;
 }
 
 export interface ListenAddress {
@@ -76,7 +87,9 @@ export class ProxyServer {
   readonly #upstream: UpstreamKind;
   readonly #budget: MemoryBudget;
   readonly #refusals: RefusalLog;
+  readonly #clientListeners: boolean;
   #ticker: NodeJS.Timeout | null = null;
+  #started = 0;
   #draining = false;
   #drained: (() => void) | null = null;
 
@@ -92,10 +105,16 @@ export class ProxyServer {
     this.#adminKey = options.config.admin.key ? new AdminKey(options.config.admin.key) : null;
     this.#budget = new MemoryBudget(options.config.server.memoryBudgetBytes);
     this.#refusals = new RefusalLog(options.log, options.config.logging.refusalIntervalSec * 1000, () => options.clock.now());
+    this.#clientListeners = options.clientListeners ?? true;
   }
 
   get sessionCount(): number {
     return this.#sessions.size;
+  }
+
+  /** Sessions started since boot. */
+  get sessionsStarted(): number {
+    return this.#started;
   }
 
   get binary(): string {
@@ -124,17 +143,13 @@ export class ProxyServer {
     return null;
   }
 
-  async listen(): Promise<ListenAddress> {
+  async listen(ports?: ListenPorts): Promise<ListenAddress> {
     const s = this.#config.server;
-    const port = await this.#listenOn(this.#configure(uws.App()), s.host, s.port);
+    let port = 0;
     let tlsPort: number | null = null;
-    if (s.tls) {
-      const app = uws.SSLApp({
-        cert_file_name: s.tls.certFile,
-        key_file_name: s.tls.keyFile,
-        ...(s.tls.passphrase ? { passphrase: s.tls.passphrase } : {}),
-      });
-      tlsPort = await this.#listenOn(this.#configure(app), s.host, s.tls.port);
+    if (this.#clientListeners) {
+      port = await this.#listenOn(this.#configure(uws.App()), s.host, ports?.port ?? s.port);
+      tlsPort = await this.#listenTls(ports?.tlsPort ?? s.tls?.port ?? null);
     }
     let adminPort: number | null = null;
     const admin = this.#config.admin;
@@ -147,6 +162,19 @@ export class ProxyServer {
     this.#ticker = setInterval(() => this.#tick(), 1000);
     this.#ticker.unref();
     return { port, tlsPort, adminPort };
+  }
+
+  async #listenTls(port: number | null): Promise<number | null> {
+    const s = this.#config.server;
+    if (s.tls && port !== null) {
+      const app = uws.SSLApp({
+        cert_file_name: s.tls.certFile,
+        key_file_name: s.tls.keyFile,
+        ...(s.tls.passphrase ? { passphrase: s.tls.passphrase } : {}),
+      });
+      return this.#listenOn(this.#configure(app), s.host, port);
+    }
+    return null;
   }
 
   #tick(): void {
@@ -507,6 +535,7 @@ export class ProxyServer {
     );
     data.session = session;
     this.#sessions.add(session);
+    this.#started++;
     log.info({ event: 'session_start', userAgent: pending.headers.get('user-agent') ?? null }, 'session start');
     session.start();
   }

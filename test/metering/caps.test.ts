@@ -193,9 +193,16 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     // Auth and validation.
     expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`)).status).toBe(401);
     // Regression (issue 16): a planted bug accepting any bearer token survived; wrong tokens are refused.
-    for (const authorization of [`Bearer ${ADMIN_KEY}x`, `Bearer ${ADMIN_KEY.slice(0, -1)}`, 'Bearer wrong', `Basic ${ADMIN_KEY}`, ADMIN_KEY, `Bearer ${tp.key()}`]) {
-      expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`, { headers: { authorization } })).status, authorization).toBe(401);
+    // Wrong token, its prefix and suffix, empty token, wrong or no scheme, a tenant's key: 401 invalid_admin_key on every route.
+    const wrongHeaders = [`Bearer ${ADMIN_KEY}x`, `Bearer x${ADMIN_KEY}`, `Bearer ${ADMIN_KEY.slice(0, -1)}`, `Bearer ${ADMIN_KEY.slice(1)}`, 'Bearer wrong', 'Bearer ', 'Bearer', '', `Basic ${ADMIN_KEY}`, ADMIN_KEY, `Bearer ${tp.key()}`];
+    for (const authorization of wrongHeaders) {
+      for (const [method, path] of [['GET', '/admin/tenants/acme/spend'], ['PUT', '/admin/tenants/acme/caps'], ['POST', '/admin/tenants/acme/reset'], ['GET', '/admin/usage']] as const) {
+        const res = await fetch(`${tp.adminUrl}${path}`, { method, headers: { authorization }, ...(method === 'GET' ? {} : { body: '{"period":"day","usd":1000}' }) });
+        expect([res.status, await res.json()], `${method} ${path} ${JSON.stringify(authorization)}`).toEqual([401, { error: { code: 'invalid_admin_key' } }]);
+      }
     }
+    // Nothing changed through the refused requests.
+    expect((await spend(tp.adminUrl)).day.capUsd).toBe('0.0004');
     expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
     expect((await admin(tp.adminUrl, 'GET', '/admin/tenants/nobody/spend')).status).toBe(404);
     expect((await admin(tp.adminUrl, 'PUT', '/admin/tenants/acme/caps', { period: 'week', usd: 1 })).status).toBe(400);

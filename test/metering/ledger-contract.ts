@@ -4,7 +4,7 @@ import { NO_CAPS, type CapSet } from '../../src/metering/limits.js';
 import { nextUtcMidnight, recentNoon } from '../support/clock.js';
 
 /*
- * The contract every ledger keeps, run against each backend (ledger-contract.test.ts). Redis
+ * The contract every ledger keeps, run against each backend (ledger-contract-sqlite.test.ts, ledger-contract-redis.test.ts). Redis
  * compares expiry instants with its own clock, so T0 is near now (test/support/clock.ts).
  */
 
@@ -136,6 +136,58 @@ export function ledgerContract(backend: LedgerBackend): void {
       expect(await l.usage('acme', 0, 10)).toHaveLength(1);
     });
 
+    it('each override lands on its own period and unit; clearing one leaves the others', async () => {
+      const l = await backend.open(fresh());
+      const c = caps({ dayNanos: 10, monthNanos: 20, dayTokens: 30, monthTokens: 40 });
+      await l.setOverride('acme', 'day', { nanos: 1, tokens: 2 });
+      await l.setOverride('acme', 'month', { nanos: 3, tokens: 4 });
+      let s = await l.status('acme', c, T0);
+      expect([s.day.capNanos, s.day.capTokens, s.month.capNanos, s.month.capTokens]).toEqual([1, 2, 3, 4]);
+      expect([s.day.override, s.month.override]).toEqual([{ nanos: 1, tokens: 2 }, { nanos: 3, tokens: 4 }]);
+      // Another tenant is untouched: the configured caps apply.
+      const beta = await l.status('beta', c, T0);
+      expect([beta.day.capNanos, beta.day.capTokens, beta.month.capNanos, beta.month.capTokens]).toEqual([10, 30, 20, 40]);
+      expect(beta.day.override).toEqual({ nanos: null, tokens: null });
+      await l.setOverride('acme', 'month', { nanos: null });
+      await l.setOverride('acme', 'day', {});
+      s = await l.status('acme', c, T0);
+      expect([s.day.capNanos, s.day.capTokens, s.month.capNanos, s.month.capTokens]).toEqual([1, 2, 20, 4]);
+      // Both cleared: the configured caps again, and no override is left behind.
+      await l.setOverride('acme', 'day', { nanos: null, tokens: null });
+      await l.setOverride('acme', 'month', { tokens: null });
+      s = await l.status('acme', c, T0);
+      expect([s.day.capNanos, s.day.capTokens, s.month.capNanos, s.month.capTokens]).toEqual([10, 30, 20, 40]);
+      expect([s.day.override, s.month.override]).toEqual([{ nanos: null, tokens: null }, { nanos: null, tokens: null }]);
+      // The monthly override is what admission checks against.
+      await l.setOverride('acme', 'month', { tokens: 5 });
+      expect(await l.reserve({ tenant: 'acme', id: 'm', amount: { nanos: 0, tokens: 6 }, caps: c, wallMs: T0, mode: 'worst_case' })).toMatchObject({ kind: 'over', hit: { cap: 'monthly_tokens', limit: 5 } });
+    });
+
+    it('reservations add up per tenant in both units; settling or releasing one leaves the others', async () => {
+      const l = await backend.open(fresh());
+      const req = (tenant: string, id: string, nanos: number, tokens: number) => ({ tenant, id, amount: { nanos, tokens }, caps: NO_CAPS, wallMs: T0, mode: 'remaining' as const });
+      for (const [t, id, n, k] of [['acme', 'a', 100, 1], ['acme', 'b', 20, 2], ['acme', 'c', 3, 30], ['beta', 'd', 7, 7]] as const) expect((await l.reserve(req(t, id, n, k))).kind).toBe('ok');
+      let s = await l.status('acme', NO_CAPS, T0);
+      expect(s.day.reserved).toEqual({ nanos: 123, tokens: 33 });
+      expect(s.month.reserved).toEqual({ nanos: 123, tokens: 33 });
+      await l.release('acme', 'b');
+      expect((await l.status('acme', NO_CAPS, T0)).day.reserved).toEqual({ nanos: 103, tokens: 31 });
+      await l.settle('a', record({ costNanos: 90, totalTokens: 1 }));
+      s = await l.status('acme', NO_CAPS, T0);
+      expect(s.day.reserved).toEqual({ nanos: 3, tokens: 30 });
+      expect(s.day.spent).toEqual({ nanos: 90, tokens: 1 });
+      // Releasing another tenant's id, or an id twice, changes nothing.
+      await l.release('beta', 'c');
+      await l.release('acme', 'a');
+      expect((await l.status('acme', NO_CAPS, T0)).day.reserved).toEqual({ nanos: 3, tokens: 30 });
+      expect((await l.status('beta', NO_CAPS, T0)).day.reserved).toEqual({ nanos: 7, tokens: 7 });
+      await l.release('acme', 'c');
+      expect((await l.status('acme', NO_CAPS, T0)).day.reserved).toEqual({ nanos: 0, tokens: 0 });
+      // A fresh reservation after all were gone starts from zero.
+      expect((await l.reserve(req('acme', 'e', 5, 5))).kind).toBe('ok');
+      expect((await l.status('acme', NO_CAPS, T0)).day.reserved).toEqual({ nanos: 5, tokens: 5 });
+    });
+
     it('spend, overrides and usage outlive the ledger object (another one on the same store sees them)', async () => {
       const store = fresh();
       const a = await backend.open(store);
@@ -154,7 +206,13 @@ export function ledgerContract(backend: LedgerBackend): void {
       expect(await l.acquireSlot('acme', 's1', 2, T0)).toBe(true); // idempotent per token
       expect(await l.acquireSlot('acme', 's2', 2, T0)).toBe(true);
       expect(await l.acquireSlot('acme', 's3', 2, T0)).toBe(false);
+      // A session re-acquiring its own slot at the limit keeps it.
+      expect(await l.acquireSlot('acme', 's2', 2, T0)).toBe(true);
       expect(await l.acquireSlot('beta', 's4', 2, T0)).toBe(true);
+      // Releasing what was never held changes nothing.
+      l.releaseSlot('gamma', 's1');
+      l.releaseSlot('acme', 's9');
+      expect(await l.acquireSlot('acme', 's3', 2, T0)).toBe(false);
       l.releaseSlot('acme', 's1');
       // Redis releases in the background: wait on the outcome, bounded.
       const deadline = Date.now() + 2000;
@@ -166,9 +224,27 @@ export function ledgerContract(backend: LedgerBackend): void {
       expect(got).toBe(true);
     });
 
-    it('is ready while open', async () => {
+    it('a session leaving frees its slot only: the others still count', async () => {
+      const l = await backend.open(fresh());
+      for (const s of ['s1', 's2', 's3']) expect(await l.acquireSlot('acme', s, 3, T0)).toBe(true);
+      l.releaseSlot('acme', 's1');
+      const deadline = Date.now() + 2000;
+      let got = await l.acquireSlot('acme', 's4', 3, T0);
+      while (got !== true && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        got = await l.acquireSlot('acme', 's4', 3, T0);
+      }
+      expect(got).toBe(true);
+      expect(await l.acquireSlot('acme', 's5', 3, T0)).toBe(false);
+    });
+
+    it('is ready while open, and says whether its answers are synchronous', async () => {
       const l = await backend.open(fresh());
       expect(l.readiness()).toBeNull();
+      const answer = l.status('acme', NO_CAPS, T0);
+      expect(answer instanceof Promise).toBe(!l.synchronous);
+      await answer;
+      expect(l.kind).toBe(backend.name.startsWith('redis') ? 'redis' : 'sqlite');
     });
   });
 }

@@ -11,6 +11,8 @@ export interface RedisServer {
   stop(hard?: boolean): Promise<void>;
   /** Starts it again on the same port (after `stop`), with an empty dataset. */
   restart(): Promise<void>;
+  /** False after `stop` until `restart`. */
+  readonly running: boolean;
 }
 
 async function freePort(): Promise<number> {
@@ -87,6 +89,9 @@ export async function startRedis(): Promise<RedisServer> {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get running() {
+      return child !== null;
+    },
     stop: async (hard) => {
       await stop(hard);
       rmSync(dir, { recursive: true, force: true });

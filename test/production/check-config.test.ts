@@ -130,6 +130,20 @@ const MISTAKES: Mistake[] = [
     path: 'server.port',
     text: /expected number/,
   },
+  {
+    name: 'server.workers that is neither a count nor auto',
+    files: { 'proxy.yaml': BASE.replace('port: 0 }', 'port: 0, workers: 0 }') + TENANT, ...DEFAULT_POLICY },
+    file: 'proxy.yaml',
+    path: 'server.workers',
+    text: /server\.workers/,
+  },
+  {
+    name: 'several workers with calls on an in-memory store (one store per worker process)',
+    files: { 'proxy.yaml': BASE.replace('port: 0 }', 'port: 0, workers: 2 }') + 'calls: { enabled: true }\n' + TENANT, ...DEFAULT_POLICY },
+    file: 'proxy.yaml',
+    path: 'server.workers',
+    text: /2 workers cannot share calls' in-memory store/,
+  },
 ];
 
 describe('check-config and run share one validation phase', () => {
@@ -177,7 +191,7 @@ describe('check-config and run share one validation phase', () => {
     const r = cli(['check-config', '--config', join(dir, 'proxy.yaml')], cleanEnv({ NODE_ENV: 'production' }));
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('ok (1 tenants, upstream simulator (chosen)');
+    expect(r.stdout).toContain('ok (1 tenants, upstream simulator (chosen), workers ');
   });
 });
 

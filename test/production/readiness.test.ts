@@ -23,14 +23,14 @@ async function readyz(port: number): Promise<{ status: number; body: Record<stri
 
 describe('the upstream the proxy relays to', () => {
   it('refuses to start with NODE_ENV=production and no API key, instead of serving simulated answers', async () => {
-    const config = parseConfig({ server: { host: '127.0.0.1', port: 0 }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'prod.yaml', {});
+    const config = parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'prod.yaml', {});
     const started = startProxy(config, { logger: silent, configFile: 'prod.yaml', env: { NODE_ENV: 'production' } });
     await expect(started).rejects.toBeInstanceOf(ConfigError);
     await expect(started).rejects.toThrow(/upstream\.apiKey: no OpenAI API key[\s\S]*fix: set OPENAI_API_KEY/);
   });
 
   it('falls back to the simulator outside production and says so on /readyz', async () => {
-    const config = parseConfig({ server: { host: '127.0.0.1', port: 0 }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'dev.yaml', {});
+    const config = parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'dev.yaml', {});
     const proxy = await startProxy(config, { logger: silent, env: { NODE_ENV: 'development' } });
     try {
       expect(proxy.upstream).toEqual({ kind: 'simulator', reason: 'no_api_key' });
@@ -42,12 +42,12 @@ describe('the upstream the proxy relays to', () => {
 
   it('reports a chosen simulator in production, and a real upstream as openai', async () => {
     const chosen = await startProxy(
-      parseConfig({ server: { host: '127.0.0.1', port: 0 }, upstream: { provider: 'simulator' }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'x', {}),
+      parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, upstream: { provider: 'simulator' }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'x', {}),
       { logger: silent, env: { NODE_ENV: 'production' } },
     );
     const upstream = await startSimulator({ apiKey: 'sk-upstream-test' });
     const real = await startProxy(
-      parseConfig({ server: { host: '127.0.0.1', port: 0 }, upstream: { url: upstream.url, apiKey: 'sk-upstream-test' }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'x', {}),
+      parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, upstream: { url: upstream.url, apiKey: 'sk-upstream-test' }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'x', {}),
       { logger: silent, env: { NODE_ENV: 'production' } },
     );
     try {

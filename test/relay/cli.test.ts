@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
@@ -42,6 +42,8 @@ describe('realtime-proxy CLI', () => {
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
     });
     expect(out).toContain('NO OPENAI_API_KEY SET');
+    // server.workers defaults to one relay process per core: the turn and the drain below go through them.
+    expect(out).toContain(`"workers":${availableParallelism()}`);
     // uWS ships one binary per platform, arch and Node ABI: the one this Node loads.
     expect(out).toContain(`native uws_${process.platform}_${process.arch}_${process.versions.modules}.node`);
     const c = new TestClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: 'Bearer rpk_cli_test_key_0123456789' } });
@@ -53,5 +55,5 @@ describe('realtime-proxy CLI', () => {
     const closed = await c.closed;
     expect(closed.code).toBe(1012);
     expect(await exited).toBe(0);
-  }, 20_000);
+  }, 60_000);
 });

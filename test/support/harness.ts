@@ -73,7 +73,8 @@ export async function startTestProxy(options: TestProxyOptions = {}): Promise<Te
   const tls = options.tls ? testTls() : null;
   const input: ConfigInput = {
     ...extra,
-    server: { host: '127.0.0.1', port: 0, ...(tls ? { tls: { port: 0, certFile: tls.certFile, keyFile: tls.keyFile } } : {}), ...extra.server },
+    // One relay process unless a test asks for workers (the default, one per core, would fork per proxy).
+    server: { host: '127.0.0.1', port: 0, workers: 1, ...(tls ? { tls: { port: 0, certFile: tls.certFile, keyFile: tls.keyFile } } : {}), ...extra.server },
     upstream: { provider: 'simulator', ...extra.upstream },
     // Tests keep their ledgers in memory unless they configure one (durability tests do).
     metering: { ...extra.metering, ledger: { path: ':memory:', ...extra.metering?.ledger } },

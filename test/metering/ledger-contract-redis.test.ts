@@ -1,30 +1,15 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { Ledger } from '../../src/metering/ledger.js';
 import { RedisLedger } from '../../src/metering/redis-ledger.js';
-import { SqliteLedger } from '../../src/metering/sqlite-ledger.js';
 import { ledgerContract, T0 } from './ledger-contract.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
-/** One contract, both backends: a real SQLite file and a real redis-server. */
+/** The ledger contract on a real redis-server, one per file (the SQLite run is ledger-contract-sqlite.test.ts). */
 
 const open: Ledger[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((l) => l.close()));
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'rp-contract-'));
-ledgerContract({
-  name: 'sqlite (file)',
-  sharedReservations: false,
-  async open(store) {
-    const l = new SqliteLedger(join(dir, `${store}.sqlite`), { wall: () => T0 });
-    open.push(l);
-    return l;
-  },
 });
 
 let redis: RedisServer;

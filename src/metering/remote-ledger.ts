@@ -1,0 +1,286 @@
+import type { CapHit, Ledger, OverrideChange, ReserveRequest, ReserveResult, TenantStatus, UsageRecord } from './ledger.js';
+import type { CapSet } from './limits.js';
+import type { PeriodKind } from './periods.js';
+
+/*
+ * One ledger owner for several relay workers (server.workers > 1 with the SQLite ledger): the
+ * primary process holds the only SqliteLedger; each worker reaches it through a RemoteLedger over
+ * the worker's IPC channel. The owner runs every call on its one event loop, so "read spend and
+ * reservations, compare with the cap, record the reservation" stays atomic across workers exactly
+ * as it is across sessions of one process: caps are as exact with N workers as with one.
+ */
+
+/** The Ledger methods a worker may call on the owner. */
+export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usage' | 'acquireSlot' | 'releaseSlot';
+
+const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usage', 'acquireSlot', 'releaseSlot']);
+
+export interface LedgerCall {
+  readonly t: 'ledger';
+  /** 0: no answer wanted (releaseSlot). */
+  readonly id: number;
+  readonly method: LedgerMethod;
+  readonly args: readonly unknown[];
+}
+
+export type LedgerReply =
+  | { readonly t: 'ledger-reply'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly t: 'ledger-reply'; readonly id: number; readonly ok: false; readonly error: string };
+
+export function isLedgerCall(m: unknown): m is LedgerCall {
+  if (typeof m !== 'object' || m === null) return false;
+  const c = m as Partial<LedgerCall>;
+  return c.t === 'ledger' && typeof c.id === 'number' && typeof c.method === 'string' && METHODS.has(c.method) && Array.isArray(c.args);
+}
+
+export function isLedgerReply(m: unknown): m is LedgerReply {
+  return typeof m === 'object' && m !== null && (m as { t?: unknown }).t === 'ledger-reply' && typeof (m as { id?: unknown }).id === 'number';
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export interface RemoteLedgerOptions {
+  /** Sends a message to the owner; false when the channel is closed. */
+  readonly send: (message: LedgerCall) => boolean;
+  readonly kind: 'sqlite' | 'redis';
+  /** Bound of every wait for the owner's answer. */
+  readonly timeoutMs: number;
+  /** Calls waiting for an answer at most; beyond it reserve and acquireSlot answer unavailable. */
+  readonly maxPending?: number;
+}
+
+/** How long a reserve "over" answer is kept as a synchronous hint (knownOver). */
+const OVER_HINT_MS = 1000;
+
+/** A worker's view of the owner's ledger: every call asynchronous, every wait bounded. */
+export class RemoteLedger implements Ledger {
+  readonly kind: 'sqlite' | 'redis';
+  readonly synchronous = false;
+  readonly #o: RemoteLedgerOptions;
+  readonly #pending = new Map<number, Pending>();
+  readonly #over = new Map<string, { readonly hit: CapHit; readonly until: number }>();
+  #seq = 0;
+  #closed = false;
+
+  constructor(options: RemoteLedgerOptions) {
+    this.#o = options;
+    this.kind = options.kind;
+  }
+
+  /** Feed every owner answer here. */
+  onReply(reply: LedgerReply): void {
+    const p = this.#pending.get(reply.id);
+    if (!p) return;
+    this.#pending.delete(reply.id);
+    clearTimeout(p.timer);
+    if (reply.ok) p.resolve(reply.value);
+    else p.reject(new Error(reply.error));
+  }
+
+  /** The channel to the owner closed: every waiting call fails now. */
+  disconnect(): void {
+    this.#closed = true;
+    for (const [id, p] of this.#pending) {
+      this.#pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new Error('ledger owner unreachable'));
+    }
+  }
+
+  #call<T>(method: LedgerMethod, args: readonly unknown[], onTimeout?: () => void): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error('ledger owner unreachable'));
+    if (this.#pending.size >= (this.#o.maxPending ?? 10_000)) return Promise.reject(new Error('too many ledger calls waiting for the owner'));
+    const id = ++this.#seq;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        onTimeout?.();
+        reject(new Error(`ledger owner did not answer ${method} within ${this.#o.timeoutMs} ms`));
+      }, this.#o.timeoutMs);
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      if (!this.#o.send({ t: 'ledger', id, method, args })) {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        reject(new Error('ledger owner unreachable'));
+      }
+    });
+  }
+
+  async reserve(req: ReserveRequest): Promise<ReserveResult> {
+    try {
+      // A late grant after the timeout is released, so the owner does not keep it.
+      const r = await this.#call<ReserveResult>('reserve', [req], () => this.#send('release', [req.tenant, req.id]));
+      // Only a spent cap is a hint; a refusal because other responses hold reservations is not.
+      if (r.kind === 'over' && r.hit.spent >= r.hit.limit) this.#over.set(req.tenant, { hit: r.hit, until: req.wallMs + OVER_HINT_MS });
+      else if (r.kind === 'ok') this.#over.delete(req.tenant);
+      return r;
+    } catch (err) {
+      return { kind: 'unavailable', reason: (err as Error).message };
+    }
+  }
+
+  settle(reservationId: string | null, record: UsageRecord): Promise<void> {
+    return this.#call('settle', [reservationId, record]);
+  }
+
+  release(tenant: string, reservationId: string): Promise<void> {
+    return this.#call('release', [tenant, reservationId]);
+  }
+
+  status(tenant: string, caps: CapSet, wallMs: number): Promise<TenantStatus> {
+    return this.#call('status', [tenant, caps, wallMs]);
+  }
+
+  setOverride(tenant: string, kind: PeriodKind, change: OverrideChange): Promise<void> {
+    return this.#call('setOverride', [tenant, kind, change]);
+  }
+
+  resetSpend(tenant: string, kind: PeriodKind, wallMs: number): Promise<void> {
+    return this.#call('resetSpend', [tenant, kind, wallMs]);
+  }
+
+  usage(tenant: string | null, sinceMs: number, limit: number): Promise<UsageRecord[]> {
+    return this.#call('usage', [tenant, sinceMs, limit]);
+  }
+
+  async acquireSlot(tenant: string, token: string, max: number, wallMs: number): Promise<boolean | 'unavailable'> {
+    try {
+      return await this.#call<boolean | 'unavailable'>('acquireSlot', [tenant, token, max, wallMs], () => this.#send('releaseSlot', [tenant, token]));
+    } catch {
+      return 'unavailable';
+    }
+  }
+
+  releaseSlot(tenant: string, token: string): void {
+    this.#send('releaseSlot', [tenant, token]);
+  }
+
+  #send(method: LedgerMethod, args: readonly unknown[]): void {
+    if (!this.#closed) this.#o.send({ t: 'ledger', id: 0, method, args });
+  }
+
+  /**
+   * The last "cap spent" answer of reserve for this tenant, for up to a second: lets a server-started
+   * response be cancelled before any of its frames pass. The owner decides again on every reserve,
+   * so a cap raised through the admin API counts within that second.
+   */
+  knownOver(tenant: string, wallMs: number): CapHit | null {
+    const o = this.#over.get(tenant);
+    if (!o) return null;
+    if (wallMs >= o.until || wallMs >= o.hit.period.resetsAt) {
+      this.#over.delete(tenant);
+      return null;
+    }
+    return o.hit;
+  }
+
+  readiness(): string | null {
+    return this.#closed ? 'ledger owner unreachable' : null;
+  }
+
+  async close(): Promise<void> {
+    this.disconnect();
+  }
+}
+
+/**
+ * The owner's side for one worker: runs its calls on the real ledger and remembers what the
+ * worker holds (reservations, session slots), so that a worker that dies does not keep a tenant's
+ * budget or slots reserved forever.
+ */
+export class LedgerHost {
+  readonly #ledger: Ledger;
+  readonly #reservations = new Map<string, string>();
+  readonly #slots = new Map<string, { readonly tenant: string; readonly token: string }>();
+
+  constructor(ledger: Ledger) {
+    this.#ledger = ledger;
+  }
+
+  /** Runs one call; `reply` gets the answer (not called for id 0). */
+  handle(call: LedgerCall, reply: (r: LedgerReply) => void): void {
+    let result: unknown;
+    try {
+      result = this.#run(call);
+    } catch (err) {
+      if (call.id !== 0) reply({ t: 'ledger-reply', id: call.id, ok: false, error: (err as Error).message });
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => {
+        this.#track(call, value);
+        if (call.id !== 0) reply({ t: 'ledger-reply', id: call.id, ok: true, value });
+      },
+      (err: unknown) => {
+        if (call.id !== 0) reply({ t: 'ledger-reply', id: call.id, ok: false, error: err instanceof Error ? err.message : String(err) });
+      },
+    );
+  }
+
+  #run(call: LedgerCall): unknown {
+    const l = this.#ledger;
+    const a = call.args;
+    switch (call.method) {
+      case 'reserve':
+        return l.reserve(a[0] as ReserveRequest);
+      case 'settle':
+        return l.settle(a[0] as string | null, a[1] as UsageRecord);
+      case 'release':
+        return l.release(a[0] as string, a[1] as string);
+      case 'status':
+        return l.status(a[0] as string, a[1] as CapSet, a[2] as number);
+      case 'setOverride':
+        return l.setOverride(a[0] as string, a[1] as PeriodKind, a[2] as OverrideChange);
+      case 'resetSpend':
+        return l.resetSpend(a[0] as string, a[1] as PeriodKind, a[2] as number);
+      case 'usage':
+        return l.usage(a[0] as string | null, a[1] as number, a[2] as number);
+      case 'acquireSlot':
+        return l.acquireSlot(a[0] as string, a[1] as string, a[2] as number, a[3] as number);
+      case 'releaseSlot':
+        return l.releaseSlot(a[0] as string, a[1] as string);
+    }
+  }
+
+  #track(call: LedgerCall, value: unknown): void {
+    const a = call.args;
+    switch (call.method) {
+      case 'reserve': {
+        const req = a[0] as ReserveRequest;
+        if ((value as ReserveResult).kind === 'ok') this.#reservations.set(req.id, req.tenant);
+        return;
+      }
+      case 'settle':
+        if (typeof a[0] === 'string') this.#reservations.delete(a[0]);
+        return;
+      case 'release':
+        this.#reservations.delete(a[1] as string);
+        return;
+      case 'acquireSlot':
+        if (value === true) this.#slots.set(`${String(a[0])}\u0000${String(a[1])}`, { tenant: a[0] as string, token: a[1] as string });
+        return;
+      case 'releaseSlot':
+        this.#slots.delete(`${String(a[0])}\u0000${String(a[1])}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** What the worker holds now (tests, diagnostics). */
+  get held(): { readonly reservations: number; readonly slots: number } {
+    return { reservations: this.#reservations.size, slots: this.#slots.size };
+  }
+
+  /** The worker is gone: its reservations and slots are released. */
+  releaseAll(): void {
+    for (const [id, tenant] of this.#reservations) void Promise.resolve(this.#ledger.release(tenant, id)).catch(() => undefined);
+    for (const s of this.#slots.values()) this.#ledger.releaseSlot(s.tenant, s.token);
+    this.#reservations.clear();
+    this.#slots.clear();
+  }
+}

@@ -1,0 +1,143 @@
+import type { WebSocket as UwsSocket } from 'uWebSockets.js';
+import type { Config } from '../config/schema.js';
+import type { Clock } from '../pipeline/filter.js';
+import { ProxyError } from '../protocol/errors.js';
+
+/** What the client connection tells its session. */
+export interface ClientLinkEvents {
+  /** The client's send buffer passed the high watermark: stop reading upstream; true when that paused it now. */
+  overHigh(): boolean;
+  /** A batch left in one cork (the relay latency sample ends here). */
+  flushed(): void;
+  /** The client cannot keep up: the session ends with this error. */
+  slow(error: ProxyError): void;
+}
+
+/**
+ * A session's connection to its client (a uWS socket, or none for a session the proxy runs on its
+ * own): frames for the client leave once per event-loop turn inside one cork, and a client that
+ * stays behind is detected (hard buffer cap, high watermark with a grace period).
+ */
+export class ClientLink<D> {
+  readonly #config: Config;
+  readonly #clock: Clock;
+  readonly #events: ClientLinkEvents;
+  #ws: UwsSocket<D> | null;
+  /** Frames for the client, flushed once per event-loop turn inside one cork. */
+  #outbox: Buffer[] = [];
+  #flushScheduled = false;
+  #overHighSince = 0;
+  #closeCode: number | null = null;
+
+  constructor(ws: UwsSocket<D> | null, config: Config, clock: Clock, events: ClientLinkEvents) {
+    this.#ws = ws;
+    this.#config = config;
+    this.#clock = clock;
+    this.#events = events;
+  }
+
+  /** True while there is a client to send to. */
+  get present(): boolean {
+    return this.#ws !== null;
+  }
+
+  /** The close code the client connection ended with (sent or received), or null. */
+  get closeCode(): number | null {
+    return this.#closeCode;
+  }
+
+  /** Bytes waiting for the client (queued for the next flush, or in the socket's buffer). */
+  heldBytes(): number {
+    let n = 0;
+    for (const b of this.#outbox) n += b.length;
+    const ws = this.#ws;
+    if (ws) {
+      try {
+        n += ws.getBufferedAmount();
+      } catch {
+        // Closed in this tick.
+      }
+    }
+    return n;
+  }
+
+  send(bytes: Buffer | string): void {
+    if (!this.#ws) return;
+    this.#outbox.push(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** All frames produced in one event-loop turn leave in one cork (one syscall / TLS record batch). */
+  readonly flush = (): void => {
+    this.#flushScheduled = false;
+    const ws = this.#ws;
+    const out = this.#outbox;
+    if (out.length === 0 || !ws) return;
+    this.#outbox = [];
+    let dropped = false;
+    ws.cork(() => {
+      for (const buf of out) if (ws.send(buf, false, false) === 2) dropped = true;
+    });
+    this.#events.flushed();
+    if (dropped) {
+      this.#events.slow(new ProxyError('slow_consumer', { message: 'The client send buffer overflowed.' }));
+      return;
+    }
+    this.#checkBackpressure(ws);
+  };
+
+  #checkBackpressure(ws: UwsSocket<D>): void {
+    const bp = this.#config.server.backpressure;
+    const buffered = ws.getBufferedAmount();
+    if (buffered > bp.maxBufferedBytes) {
+      this.#events.slow(new ProxyError('slow_consumer', { message: 'The client send buffer exceeded its limit.' }));
+      return;
+    }
+    if (buffered > bp.highWatermarkBytes && this.#events.overHigh()) this.#overHighSince = this.#clock.now();
+  }
+
+  /** uWS drained the socket: true when it is below the low watermark (reading upstream may resume). */
+  drained(): boolean {
+    const ws = this.#ws;
+    if (!ws || ws.getBufferedAmount() > this.#config.server.backpressure.lowWatermarkBytes) return false;
+    this.#overHighSince = 0;
+    return true;
+  }
+
+  /** A client over the high watermark for longer than the grace: the error to end the session with. */
+  tick(now: number): ProxyError | null {
+    const bp = this.#config.server.backpressure;
+    if (this.#overHighSince && now - this.#overHighSince > bp.slowClientGraceMs) {
+      return new ProxyError('slow_consumer', { message: `The client stayed over ${bp.highWatermarkBytes} buffered bytes for ${bp.slowClientGraceMs} ms.` });
+    }
+    return null;
+  }
+
+  /** Nobody will read what is queued (the client left): drop it and forget the slow-client clock. */
+  discard(): void {
+    this.#outbox = [];
+    this.#overHighSince = 0;
+  }
+
+  /** Closes the client connection from the proxy side. */
+  end(code: number, reason: string): void {
+    const ws = this.#ws;
+    if (!ws) return;
+    this.#ws = null;
+    this.#closeCode = code;
+    try {
+      ws.end(code, reason.slice(0, 123));
+    } catch {
+      // Already closed by the peer in the same tick.
+    }
+  }
+
+  /** The client closed (uWS close callback): the socket is gone. */
+  gone(code: number): void {
+    this.#closeCode = code;
+    this.#ws = null;
+  }
+}

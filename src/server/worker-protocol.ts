@@ -1,0 +1,50 @@
+import type { UpstreamKind } from '../config/compile.js';
+import type { Config } from '../config/schema.js';
+import type { LedgerCall, LedgerReply } from '../metering/remote-ledger.js';
+
+/*
+ * Messages between the primary and its relay workers (child processes, IPC with the structured
+ * clone serialization). Nothing on the relay hot path crosses: a session lives in one worker from
+ * upgrade to close. The channel carries boot, ledger calls (SQLite ledger only), metric snapshots
+ * and shutdown.
+ */
+
+export interface WorkerInit {
+  readonly t: 'init';
+  readonly index: number;
+  /** The compiled config as this worker runs it (admin listener off, its share of maxSessions). */
+  readonly config: Config;
+  readonly upstream: UpstreamKind;
+  readonly baseDir: string;
+  /** The primary logger's level (a silent embedder's proxy has silent workers). */
+  readonly logLevel: string;
+  /** Use the primary's ledger (RemoteLedger) instead of opening the configured one. */
+  readonly remoteLedger: boolean;
+  /** The proxy clock's wall time minus Date.now() (tests run on a fixed day). */
+  readonly wallOffsetMs: number;
+}
+
+export type ToWorker =
+  | WorkerInit
+  | { readonly t: 'listen'; readonly port: number; readonly tlsPort: number | null }
+  | { readonly t: 'metrics'; readonly id: number }
+  | { readonly t: 'shutdown'; readonly drainMs: number }
+  | LedgerReply;
+
+export interface WorkerStats {
+  readonly sessions: number;
+  readonly sessionsStarted: number;
+}
+
+export type FromWorker =
+  | { readonly t: 'built' }
+  | { readonly t: 'failed'; readonly message: string }
+  | { readonly t: 'listening'; readonly port: number; readonly tlsPort: number | null }
+  | { readonly t: 'listen-failed'; readonly message: string }
+  | ({ readonly t: 'metrics-reply'; readonly id: number; readonly text: string } & WorkerStats)
+  | { readonly t: 'drained' }
+  | LedgerCall;
+
+export function isMessage<T extends { readonly t: string }>(m: unknown): m is T {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
+}

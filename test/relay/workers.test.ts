@@ -1,0 +1,202 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { TestClient } from '../support/client.js';
+import { textTurn } from '../metering/support.js';
+import { policyDir } from '../policies/support.js';
+
+const proxies: TestProxy[] = [];
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.stop()));
+});
+
+async function start(options: Parameters<typeof startTestProxy>[0] = {}): Promise<TestProxy> {
+  const tp = await startTestProxy({ ...options, config: { ...options.config, server: { workers: 2, ...options.config?.server } } });
+  proxies.push(tp);
+  return tp;
+}
+
+async function metrics(tp: TestProxy): Promise<string> {
+  const res = await fetch(`${tp.adminUrl}/metrics`);
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+function sample(text: string, series: string): number | null {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : null;
+}
+
+/** Sessions started per worker, from the merged /metrics. */
+async function perWorker(tp: TestProxy, series = 'rtproxy_worker_sessions_started_total'): Promise<[number, number]> {
+  const text = await metrics(tp);
+  return [sample(text, `${series}{worker="0"}`) ?? 0, sample(text, `${series}{worker="1"}`) ?? 0];
+}
+
+/** Opens sessions until both workers hold at least one (the kernel picks the worker per connection). */
+async function onBothWorkers(tp: TestProxy, max = 40): Promise<TestClient[]> {
+  const clients: TestClient[] = [];
+  for (let i = 0; i < max; i++) {
+    const c = await tp.client();
+    await c.next('session.created', 15_000);
+    clients.push(c);
+    const [a, b] = await perWorker(tp, 'rtproxy_worker_sessions');
+    if (a > 0 && b > 0) return clients;
+  }
+  throw new Error(`${max} sessions all landed on one worker`);
+}
+
+async function status(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url, { headers: { connection: 'close' } });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** Relay worker processes of `parent` (default: this test process), i.e. its children running src/server/worker. */
+function ownWorkers(parent = process.pid): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('server/worker')) pids.push(Number(d));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+describe('server.workers: 2', () => {
+  it('sessions land on both workers, every one works end to end, one /metrics counts them all', { timeout: 60_000 }, async () => {
+    const tp = await start();
+    expect(tp.proxy.workers?.count).toBe(2);
+    expect(ownWorkers().sort()).toEqual([...tp.proxy.workers!.pids].sort());
+    const clients = await Promise.all(Array.from({ length: 16 }, () => tp.client()));
+    await Promise.all(clients.map((c) => c.next('session.created', 15_000)));
+    const turns = await Promise.all(clients.map((c) => textTurn(c, 'say: hello from a worker', 15_000)));
+    for (const t of turns) {
+      expect(t.error).toBeNull();
+      expect(t.done?.['response']).toMatchObject({ status: 'completed' });
+    }
+    // Every session's transcript is its own (no cross-talk between workers' sessions).
+    for (const c of clients) {
+      const text = c.ofType('response.output_text.done').map((e) => e['text']).join('');
+      expect(text).toBe('hello from a worker');
+    }
+    const text = await metrics(tp);
+    const [w0, w1] = await perWorker(tp);
+    expect(w0 + w1).toBe(16);
+    expect(w0).toBeGreaterThan(0);
+    expect(w1).toBeGreaterThan(0);
+    // One view: the workers' own series are summed, not listed per worker.
+    expect(sample(text, 'rtproxy_sessions_started_total{rtproxy_tenant_id="acme",otel_scope_name="realtime-proxy"}')).toBe(16);
+    expect(sample(text, 'rtproxy_sessions_active{rtproxy_tenant_id="acme",otel_scope_name="realtime-proxy"}')).toBe(16);
+    expect(text.match(/^# TYPE rtproxy_sessions_started_total /gm)).toHaveLength(1);
+    expect(sample(text, 'rtproxy_worker_up{worker="0"}')).toBe(1);
+    expect(sample(text, 'rtproxy_worker_up{worker="1"}')).toBe(1);
+    // Workers' log lines reach the primary's log output, tagged with their worker.
+    const starts = tp.logs.filter((l) => l.msg === 'session start');
+    expect(starts).toHaveLength(16);
+    expect(new Set(starts.map((l) => l['worker']))).toEqual(new Set([0, 1]));
+  });
+
+  it('drain reaches every worker: /readyz 503 on both listeners, new upgrades refused, sessions finish, then every worker exits', { timeout: 60_000 }, async () => {
+    const tp = await start();
+    const clients = await onBothWorkers(tp);
+    expect((await status(`${tp.adminUrl}/readyz`)).status).toBe(200);
+    const pids = tp.proxy.workers!.pids;
+    const stopped = tp.proxy.shutdown(20_000);
+    await expect.poll(async () => (await status(`${tp.adminUrl}/readyz`)).body['reason'], { timeout: 5000 }).toBe('workers: draining');
+    // Every worker drains: whichever accepts the connection answers 503 and refuses upgrades.
+    await expect.poll(async () => (await Promise.all(Array.from({ length: 8 }, () => status(`${tp.httpUrl}/readyz`)))).map((r) => r.status).join(), { timeout: 5000 }).toBe(Array(8).fill(503).join());
+    const late = Array.from({ length: 6 }, () => new TestClient(tp.url, { headers: { authorization: `Bearer ${tp.key()}` } }));
+    expect(await Promise.all(late.map((c) => c.refused))).toEqual(Array(6).fill(503));
+    // Sessions in progress still work during the drain, on both workers.
+    const turns = await Promise.all(clients.map((c) => textTurn(c, 'say: still here', 15_000)));
+    for (const t of turns) expect(t.done?.['response']).toMatchObject({ status: 'completed' });
+    for (const c of clients) c.close();
+    await stopped;
+    for (const pid of pids) expect(() => process.kill(pid!, 0)).toThrow();
+  });
+
+  it('a worker that dies loses only its sessions; its session slots are released and a new worker takes its place', { timeout: 60_000 }, async () => {
+    const tp = await start({ tenants: { acme: { limits: { maxConcurrentSessions: 6 } } } });
+    const clients = await onBothWorkers(tp);
+    const [open0] = await perWorker(tp, 'rtproxy_worker_sessions');
+    const pid = tp.proxy.workers!.pids[0]!;
+    process.kill(pid, 'SIGKILL');
+    const closed = await Promise.all(clients.map((c) => Promise.race([c.closed.then(() => true), new Promise((r) => setTimeout(r, 3000, false))])));
+    expect(closed.filter(Boolean)).toHaveLength(open0);
+    await expect.poll(async () => (await status(`${tp.adminUrl}/readyz`)).status, { timeout: 20_000 }).toBe(200);
+    expect(tp.proxy.workers!.pids[0]).not.toBe(pid);
+    // The dead worker's slots are free again: the tenant's limit counts only the sessions still open.
+    const stillOpen = clients.length - open0;
+    const more = await Promise.all(Array.from({ length: 6 - stillOpen }, () => tp.client()));
+    await Promise.all(more.map((c) => c.next('session.created', 15_000)));
+    // ...and no more: the limit still holds across both workers.
+    const extra = Array.from({ length: 4 }, () => new TestClient(tp.url, { headers: { authorization: `Bearer ${tp.key()}` } }));
+    expect(await Promise.all(extra.map((c) => c.refused))).toEqual(Array(4).fill(429));
+    await expect.poll(() => tp.logs.filter((l) => l.msg === 'session refused' && l['code'] === 'concurrent_sessions_exceeded').length).toBe(4);
+  });
+
+  it('a policy edit reaches every worker', { timeout: 60_000 }, async () => {
+    const version = (n: number, word: string) => `version: ${n}\nguardrails:\n  rules: [{ id: no-${word}, sources: [output], match: { phrases: [${word}] }, action: cancel_response }]\n`;
+    const dir = policyDir({ 'live.yaml': version(1, 'apple') });
+    const tp = await start({ tenants: { acme: { policy: 'live' } }, config: { policies: { dir, watch: true, watchDebounceMs: 20 } } });
+    writeFileSync(join(dir, 'live.yaml'), version(2, 'banana'));
+    await expect.poll(() => new Set(tp.logs.filter((l) => l.msg === 'policy reloaded' && l['version'] === '2' && l['worker'] !== undefined).map((l) => l['worker'])).size, { timeout: 10_000 }).toBe(2);
+    const clients = await onBothWorkers(tp);
+    for (const c of clients) c.say('say: I like banana very much, it is a fine thing to talk about for a while.');
+    const done = await Promise.all(clients.map((c) => c.next('response.done', 15_000)));
+    expect(done.map((d) => (d['response'] as { status: string }).status)).toEqual(Array(clients.length).fill('cancelled'));
+  });
+
+  it('a primary that cannot start (admin port taken) leaves no worker behind', { timeout: 60_000 }, async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      await expect(startTestProxy({ config: { server: { workers: 2 }, admin: { port } } })).rejects.toThrow(/cannot listen/);
+      await expect.poll(() => ownWorkers(), { timeout: 15_000 }).toEqual([]);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('workers whose primary is killed (SIGKILL: no drain order) end their sessions and exit', { timeout: 90_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-orphan-'));
+    writeFileSync(join(dir, 'proxy.yaml'), 'server: { host: 127.0.0.1, port: 0, workers: 2 }\nadmin: { port: 0 }\nmetering: { ledger: { path: ":memory:" } }\nupstream: { provider: simulator }\ntenants:\n  t:\n    keys: [{ key: rpk_orphan_test_0123456789 }]\n');
+    const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
+    const primary = spawn(process.execPath, [bin, '--config', join(dir, 'proxy.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      primary.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /"port":(\d+).*realtime proxy listening/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      primary.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    const workers = ownWorkers(primary.pid!);
+    expect(workers).toHaveLength(2);
+    const c = new TestClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: 'Bearer rpk_orphan_test_0123456789' } });
+    await c.next('session.created', 15_000);
+    primary.kill('SIGKILL');
+    // The session's worker ends it (the primary's embedded simulator died with it, too) and every worker exits.
+    await c.closed;
+    const alive = () => workers.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    await expect.poll(alive, { timeout: 20_000 }).toEqual([]);
+  });
+});
