@@ -1054,12 +1054,12 @@ describe("metering filter: an asynchronous or failing ledger", () => {
   });
 
   describe('metering filter: admission with a ledger that fails', () => {
-    it('failMode closed: a capped tenant whose spend cannot be read is refused with budget_unavailable (1013); open admits', async () => {
+    it('failMode closed: a capped tenant whose spend cannot be read is refused with budget_unavailable (HTTP 503 before the upgrade, 1013 after it; was HTTP 500); open admits', async () => {
       for (const fault of ['reject', 'throw'] as const) {
         const closed = asyncSetup();
         closed.async.faults.set('status', fault);
         const e = await closed.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q });
-        expect(e instanceof ProxyError && [e.code, e.closeCode]).toEqual(['budget_unavailable', 1013]);
+        expect(e instanceof ProxyError && [e.code, e.closeCode, e.httpStatus]).toEqual(['budget_unavailable', 1013, 503]);
         expect(closed.logs.some((l) => l.level === 'warn' && l.msg === 'metering: ledger status unavailable at admission' && l['tenant'] === 'acme')).toBe(true);
         expect(closed.logs.find((l) => l.msg === 'metering: ledger status unavailable at admission')?.['err']).toBe(fault === 'reject' ? 'status: redis down' : 'status: ledger broken');
         const open = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
