@@ -10,6 +10,6 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
-    setupFiles: ['test/support/setup.ts'],
+    setupFiles: ['test/mutation/setup.ts'],
   },
 });

@@ -1,88 +1,24 @@
-import pino from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+/**
+ * The metering filter, driven without sockets (test/metering/filter-harness.ts: a real in-memory
+ * SQLite ledger, or the same behind an asynchronous Redis-like interface, and a FakeSession whose
+ * conversation view learns every frame as the relay core's would). One file on purpose: Stryker
+ * runs it for every mutant of filter.ts, and each test file costs a setup of its own.
+ */
+import { describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
-import type { Admission, Filter, FilterFactory, Verdict } from '../pipeline/filter.js';
+import { nextUtcMidnight, utcDate } from '../../test/support/clock.js';
+import { client, created, done, json, server, session, setup, spent, T0, usage, appendFrame, NEXT_DAY, tenant, transcribed, transcriptionSession, AsyncLedger, clientAsync, serverAsync, type Setup } from '../../test/metering/filter-harness.js';
+import type { Admission, Verdict, Filter } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { Tenant } from '../tenants/tenant.js';
-import { meteringSchema, type TenantLimitsConfig } from './config.js';
-import { createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
-import type { UsageRecord } from './ledger.js';
-import { resolveLimits } from './limits.js';
+import type { TenantLimitsConfig } from './config.js';
+import { resolveLimits, type CapName, NO_CAPS } from './limits.js';
 import { formatUsd } from './money.js';
-import { PriceBook } from './pricing.js';
-import { SqliteLedger } from './sqlite-ledger.js';
-import { nextUtcMidnight, recentNoon, utcDate } from '../../test/support/clock.js';
-
-const T0 = recentNoon();
-
-interface Setup {
-  readonly factory: FilterFactory;
-  readonly ledger: SqliteLedger;
-  readonly records: UsageRecord[];
-  readonly rt: MeteringRuntime;
-}
-
-const ledgers: SqliteLedger[] = [];
-afterEach(async () => {
-  vi.useRealTimers();
-  for (const l of ledgers.splice(0)) await l.close();
-});
-
-function setup(config: Record<string, unknown> = {}, wall: () => number = () => T0): Setup {
-  const cfg = meteringSchema.parse({ ledger: { path: ':memory:' }, ...config });
-  const ledger = new SqliteLedger(':memory:');
-  ledgers.push(ledger);
-  const records: UsageRecord[] = [];
-  const rt: MeteringRuntime = {
-    config: cfg,
-    prices: new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice }),
-    ledger,
-    limitsOf: (t) => resolveLimits(t, cfg),
-    onRecord: (r) => records.push(r),
-    log: pino({ level: 'silent' }),
-    wall,
-  };
-  return { factory: createMeteringFilterFactory(rt), ledger, records, rt };
-}
-
-/** The session of each filter: the helpers below feed its conversation view as the relay core would. */
-const sessions = new WeakMap<Filter, FakeSession>();
-
-function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime'): { ctx: FakeSession; f: Filter } {
-  const ctx = new FakeSession({ tenant: { limits }, model });
-  const f = s.factory.create(ctx);
-  sessions.set(f, ctx);
-  return { ctx, f };
-}
-
-const ev = (e: { type: string; [k: string]: unknown }) => Frame.fromEvent(e);
-const client = (f: Filter, e: { type: string; [k: string]: unknown }) => sessions.get(f)!.fromClient(f, ev(e)) as Verdict;
-const server = (f: Filter, e: { type: string; [k: string]: unknown }) => sessions.get(f)!.fromServer(f, ev(e)) as Verdict;
-
-function usage(textIn: number, audioIn: number, textOut: number, audioOut: number) {
-  return {
-    total_tokens: textIn + audioIn + textOut + audioOut,
-    input_tokens: textIn + audioIn,
-    output_tokens: textOut + audioOut,
-    input_token_details: { text_tokens: textIn, audio_tokens: audioIn, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } },
-    output_token_details: { text_tokens: textOut, audio_tokens: audioOut },
-  };
-}
-
-/** Earlier spend of the tenant (another session). */
-const spent = (costNanos: number): UsageRecord => ({
-  ts: T0, tenant: 'acme', session: 'rps_other', source: 'response', ref: 'resp_old', model: 'gpt-realtime', status: 'completed', costNanos,
-  inputTokens: 0, outputTokens: 0, cachedTokens: 0, totalTokens: 0, input: null, cached: null, output: null, seconds: null, estimated: false, settledBy: 'response.done', fallbackPrice: false,
-});
-
-const created = (id: string, extra: Record<string, unknown> = {}) => ({ type: 'response.created', response: { id, status: 'in_progress', conversation_id: 'conv_1', max_output_tokens: 'inf', usage: null, ...extra } });
-const done = (id: string, u: unknown, status = 'completed') => ({ type: 'response.done', response: { id, status, conversation_id: 'conv_1', usage: u } });
-
-function json(v: Verdict): Record<string, unknown> {
-  if (v.kind !== 'replace') throw new Error(`expected replace, got ${v.kind}`);
-  return v.frame.json();
-}
+import { createMeteringFilterFactory, admissionProbe } from './filter.js';
+import type { CapHit } from './ledger.js';
+import { dayPeriod } from './periods.js';
+import { audioTokensOfBase64 } from './context.js';
 
 describe('metering filter: usage', () => {
   it('bills each response.done exactly and keeps running totals for the session-end log', () => {
@@ -287,7 +223,8 @@ describe('metering filter: admission', () => {
   const q = new Map<string, string>();
 
   it('refuses models without a price unless a fallback is configured', async () => {
-    expect(refusal(await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q }))?.code).toBe('unknown_model_price');
+    const unpriced = refusal(await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q }));
+    expect([unpriced?.code, unpriced?.param, unpriced?.httpStatus, unpriced?.message]).toEqual(['unknown_model_price', 'model', 400, 'No price is configured for model "gpt-9-realtime".']);
     expect(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q })).toBeNull();
     expect(await setup().factory.admit!({ tenant: tenant(), model: '', query: new Map([['intent', 'transcription']]) })).toBeNull();
   });
@@ -309,6 +246,7 @@ describe('metering filter: admission', () => {
     const f = s.factory.create(ctx);
     const refused = refusal(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }));
     expect(refused?.code).toBe('concurrent_sessions_exceeded');
+    expect(refused?.details).toEqual({ limit: 1 });
     expect(refused?.httpStatus).toBe(429);
     f.onClose!({ initiator: 'client', code: 1000, reason: '' });
     expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
@@ -513,5 +451,1453 @@ describe('metering filter: issue 11 regressions', () => {
     server(f, { type: 'response.done', response: { id: 'resp_1', status: 'completed', conversation_id: 'conv_1', output_modalities: ['text'], usage: { input_tokens: 100, output_tokens: 100, total_tokens: 200, input_token_details: { text_tokens: 100 } } } });
     // 100·4 + 100·16 µ$ (the audio rate would give 100·64).
     expect(s.records[0]!.costNanos).toBe(100 * 4_000 + 100 * 16_000);
+    // A response that may have spoken: undetailed output at the dearest (audio) rate.
+    client(f, { type: 'response.create', event_id: 'c2' });
+    server(f, created('resp_2'));
+    server(f, { type: 'response.done', response: { id: 'resp_2', status: 'completed', conversation_id: 'conv_1', output_modalities: ['audio'], usage: { input_tokens: 100, output_tokens: 100, total_tokens: 200, input_token_details: { text_tokens: 100 } } } });
+    expect(s.records[1]!.costNanos).toBe(100 * 4_000 + 100 * 64_000);
+  });
+});
+
+/**
+ * Issue 16 regression: a planted bug "the monthly cost cap compared with the day's spend" survived
+ * the suite. Each cap (day/month × cost/tokens) is checked against its own period's spend in its
+ * own unit, at admission (429 before the upgrade), at response.create, at a server-started (VAD)
+ * response and after a settle (end_session: close 4002), with the spend of the other period or the
+ * other unit on the other side of the cap. Likewise the per-session token limit.
+ */
+describe("metering filter: issue 16 regression: every cap against its own period and unit", () => {
+  const q = new Map<string, string>();
+
+  /** The first day of T0's month (00:00 UTC) and the next month's: the monthly cap's period and reset. */
+  const monthStart = (ms: number) => Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth(), 1);
+  const nextMonth = (ms: number) => Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth() + 1, 1);
+
+  interface CapCase {
+    readonly cap: CapName;
+    /** Limits where this cap is the one reached and the other period's cap of the same unit is far away. */
+    readonly limits: TenantLimitsConfig;
+    /** Earlier spend that reaches the cap exactly: nanos and tokens. */
+    readonly spend: readonly [number, number];
+    /** What details show for limit and spent. */
+    readonly shown: { limit: string | number; spent: string | number; unit: string };
+    /** The same spend, in the other unit only: below this cap. */
+    readonly otherUnit: readonly [number, number];
+  }
+
+  const CASES: readonly CapCase[] = [
+    { cap: 'daily_usd', limits: { dailyUsd: '0.05', monthlyUsd: '100' }, spend: [50_000_000, 10], shown: { limit: '0.05', spent: '0.05', unit: 'USD' }, otherUnit: [49_999_999, 10_000_000_000] },
+    { cap: 'monthly_usd', limits: { dailyUsd: '100', monthlyUsd: '0.05' }, spend: [50_000_000, 10], shown: { limit: '0.05', spent: '0.05', unit: 'USD' }, otherUnit: [49_999_999, 10_000_000_000] },
+    { cap: 'daily_tokens', limits: { dailyTokens: 5000, monthlyTokens: 1_000_000 }, spend: [1, 5000], shown: { limit: 5000, spent: 5000, unit: 'tokens' }, otherUnit: [10_000_000_000, 4999] },
+    { cap: 'monthly_tokens', limits: { dailyTokens: 1_000_000, monthlyTokens: 5000 }, spend: [1, 5000], shown: { limit: 5000, spent: 5000, unit: 'tokens' }, otherUnit: [10_000_000_000, 4999] },
+  ];
+
+  const isDaily = (c: CapCase) => c.cap.startsWith('daily');
+
+  function expectBudgetError(e: ProxyError | null | undefined, c: CapCase, at: number) {
+    expect(e?.code).toBe('budget_exceeded');
+    const day = isDaily(c);
+    expect(e?.details).toEqual({
+      cap: c.cap,
+      period: day ? utcDate(at) : utcDate(at).slice(0, 7),
+      limit: c.shown.limit,
+      spent: c.shown.spent,
+      reserved: c.shown.unit === 'USD' ? '0.00' : 0,
+      unit: c.shown.unit,
+      resetsAt: new Date(day ? nextUtcMidnight(at) : nextMonth(at)).toISOString(),
+    });
+    expect(e?.message).toBe(
+      `The tenant ${day ? 'daily' : 'monthly'} ${c.shown.unit === 'USD' ? 'cost' : 'token'} budget is exhausted (resets ${new Date(day ? nextUtcMidnight(at) : nextMonth(at)).toISOString()}).`,
+    );
+  }
+
+  const rejected = (v: Verdict): ProxyError | null => (v.kind === 'reject' ? v.error : null);
+
+  describe('caps: each cap against its own period and unit (issue 16)', () => {
+    for (const c of CASES) {
+      describe(c.cap, () => {
+        // A daily cap is reached by today's spend; a monthly cap by spend earlier this month, with
+        // nothing spent today (the planted bug compared the monthly cap with the day's spend).
+        const spentAt = T0;
+        const now = isDaily(c) ? T0 : NEXT_DAY;
+
+        it('admission: refused with 429 and the cap, its period and reset; the upgrade never happens', async () => {
+          const s = setup({}, () => now);
+          s.ledger.settle(null, spent(c.spend[0], c.spend[1], spentAt));
+          const e = await s.factory.admit!({ tenant: tenant(c.limits), model: 'gpt-realtime', query: q });
+          expect(e).toBeInstanceOf(ProxyError);
+          const err = e as ProxyError;
+          expectBudgetError(err, c, now);
+          expect(err.httpStatus).toBe(429);
+          expect(err.closeCode).toBe(4002);
+        });
+
+        it('admission: a tenant one unit below the cap is admitted, and so is one over it only in the other unit', async () => {
+          for (const [nanos, tokens] of [[c.spend[0] - (c.shown.unit === 'USD' ? 1 : 0), c.spend[1] - (c.shown.unit === 'USD' ? 0 : 1)], c.otherUnit]) {
+            const s = setup({}, () => now);
+            s.ledger.settle(null, spent(nanos!, tokens!, spentAt));
+            expect(await s.factory.admit!({ tenant: tenant(c.limits), model: 'gpt-realtime', query: q })).toBeNull();
+          }
+        });
+
+        it('in session: response.create is refused (non-fatal error naming the cap) and a VAD response is cancelled', () => {
+          const s = setup({}, () => now);
+          s.ledger.settle(null, spent(c.spend[0], c.spend[1], spentAt));
+          const { ctx, f } = session(s, c.limits);
+          const e = rejected(client(f, { type: 'response.create', event_id: 'c1' }));
+          expectBudgetError(e, c, now);
+          expect(e?.closesSession).toBe(false);
+          expect(e?.eventId).toBe('c1');
+          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: c.cap, responseId: null });
+          server(f, created('resp_vad'));
+          expect(ctx.cancelled.map((x) => [x.responseId, x.by, x.notice.code, x.notice.details?.['cap'], x.notice.closesSession])).toEqual([['resp_vad', 'metering', 'budget_exceeded', c.cap, false]]);
+          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'tenant', limit: c.cap, responseId: 'resp_vad' });
+          expect(ctx.closedWith).toBeNull();
+          expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
+          expect(ctx.reports.some((r) => r.kind === 'budget' && r.action === 'ended')).toBe(false); // refuse policy: the session goes on
+        });
+
+        it('in session: under the cap (or over it in the other unit only), a create and a VAD response run', () => {
+          for (const start of ['create', 'vad'] as const) {
+            const s = setup({}, () => now);
+            s.ledger.settle(null, spent(c.otherUnit[0], c.otherUnit[1], spentAt));
+            const { ctx, f } = session(s, c.limits);
+            if (start === 'create') expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
+            server(f, created('resp_1'));
+            expect(ctx.cancelled).toEqual([]);
+            // Its worst case is reserved until it is billed.
+            const st = s.ledger.status('acme', s.rt.limitsOf(ctx.tenant).caps, now);
+            expect(st.day.reserved.tokens).toBeGreaterThan(4096);
+          }
+        });
+
+        it('end_session: the response that reaches the cap ends the session with 4002 once it is billed', () => {
+          const s = setup({ onExhausted: 'end_session' }, () => now);
+          // Earlier spend one unit short of the cap; this session's first response reaches it.
+          s.ledger.settle(null, spent(c.spend[0] - (c.shown.unit === 'USD' ? 1 : 0), c.spend[1] - (c.shown.unit === 'USD' ? 0 : 1), spentAt));
+          const { ctx, f } = session(s, c.limits);
+          expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
+          server(f, created('resp_1'));
+          expect(ctx.closedWith).toBeNull();
+          server(f, done('resp_1', usage(10, 0, 1, 0)));
+          expect(ctx.closedWith?.code).toBe('budget_exceeded');
+          expect(ctx.closedWith?.closeCode).toBe(4002);
+          expect(ctx.closedWith?.details?.['cap']).toBe(c.cap);
+          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'tenant', limit: c.cap, responseId: null });
+          // Once ending, any further create gets the same error, not a new reservation.
+          const again = rejected(client(f, { type: 'response.create', event_id: 'c2' }));
+          expect([again?.code, again?.eventId, again?.closesSession, again?.details?.['cap']]).toEqual(['budget_exceeded', 'c2', false, c.cap]);
+        });
+
+        it('refuse policy with input transcription: the transcription that reaches the cap holds input audio back, naming the cap, until that cap is raised', () => {
+          let clock = now;
+          const s = setup({}, () => clock);
+          s.ledger.settle(null, spent(c.spend[0] - (c.shown.unit === 'USD' ? 1 : 0), c.spend[1] - (c.shown.unit === 'USD' ? 0 : 1), spentAt));
+          const { ctx, f } = session(s, c.limits);
+          server(f, transcriptionSession());
+          expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('continue');
+          server(f, transcribed('item_1', { type: 'tokens', input_tokens: 10, output_tokens: 1, total_tokens: 11, input_token_details: { audio_tokens: 10 } }));
+          const v = f.onClient!(appendFrame()) as Verdict;
+          expect(rejected(v)?.details?.['cap']).toBe(c.cap);
+          expect(rejected(v)?.param).toBe('input_audio_buffer.append');
+          // Rechecked every 5 s: still over this cap (whatever the other period's spend), still held.
+          clock += 5000;
+          expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('drop');
+          expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('drop');
+          // The operator raises this cap: at the next recheck audio flows again.
+          s.ledger.setOverride('acme', isDaily(c) ? 'day' : 'month', c.shown.unit === 'USD' ? { nanos: 1_000_000_000 } : { tokens: 1_000_000 });
+          clock += 5000;
+          expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('drop');
+          expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('continue');
+          expect(ctx.closedWith).toBeNull();
+        });
+      });
+    }
+
+    it('monthly cap: spend on an earlier day of the month counts, spend in the previous month does not', async () => {
+      const limits = { monthlyUsd: '0.05' };
+      const lastMonth = monthStart(T0) - 3_600_000;
+      const s = setup({}, () => NEXT_DAY);
+      s.ledger.settle(null, spent(50_000_000, 0, lastMonth));
+      expect(await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q })).toBeNull();
+      s.ledger.settle(null, spent(50_000_000, 0, T0));
+      expect((await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q }) as ProxyError).details?.['cap']).toBe('monthly_usd');
+    });
+
+    it('daily cap: yesterday\'s spend does not count today', async () => {
+      const s = setup({}, () => NEXT_DAY);
+      s.ledger.settle(null, spent(50_000_000, 5000, T0));
+      expect(await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.05', dailyTokens: 5000 }), model: 'gpt-realtime', query: q })).toBeNull();
+      const { f } = session(s, { dailyUsd: '0.05', dailyTokens: 5000 });
+      expect(client(f, { type: 'response.create' }).kind).toBe('replace');
+    });
+
+    it('a session admitted under the monthly cap is stopped in session when its responses reach it (day still under)', () => {
+      const s = setup({}, () => NEXT_DAY);
+      s.ledger.settle(null, spent(40_000_000, 0, T0)); // $0.04 earlier this month
+      const { ctx, f } = session(s, { dailyUsd: '1', monthlyUsd: '0.05' });
+      expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 500, 0))); // $0.012 today: month $0.052, day $0.012
+      const e = rejected(client(f, { type: 'response.create', event_id: 'c2' }));
+      expect(e?.details).toMatchObject({ cap: 'monthly_usd', spent: '0.052', limit: '0.05' });
+      expect(ctx.closedWith).toBeNull();
+    });
+  });
+
+  describe('caps: the per-session token limit (issue 16)', () => {
+    it('a session below its limit runs; at the limit its next create is refused with token_limit_exceeded (not fatal)', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { maxSessionTokens: 100 });
+      client(f, { type: 'response.create' });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(60, 0, 39, 0))); // 99 tokens
+      expect(client(f, { type: 'response.create', event_id: 'c2' }).kind).toBe('continue');
+      server(f, created('resp_2'));
+      server(f, done('resp_2', usage(1, 0, 0, 0))); // 100 tokens
+      const e = rejected(client(f, { type: 'response.create', event_id: 'c3' }));
+      expect([e?.code, e?.eventId, e?.closesSession, e?.details]).toEqual(['token_limit_exceeded', 'c3', false, { limit: 100, used: 100 }]);
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', responseId: null });
+      // A server-started response past the limit is cancelled before any output.
+      server(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details])).toEqual([['resp_vad', 'token_limit_exceeded', { limit: 100, used: 100 }]]);
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'session', limit: 'max_session_tokens', responseId: 'resp_vad' });
+      expect(ctx.closedWith).toBeNull();
+    });
+
+    it('is per session: the tenant\'s other session, and its spend in the ledger, are not limited by it', () => {
+      const s = setup();
+      const a = session(s, { maxSessionTokens: 100 });
+      client(a.f, { type: 'response.create' });
+      server(a.f, created('resp_1'));
+      server(a.f, done('resp_1', usage(100, 0, 50, 0)));
+      expect(client(a.f, { type: 'response.create' }).kind).toBe('reject');
+      const b = session(s, { maxSessionTokens: 100 });
+      expect(client(b.f, { type: 'response.create', event_id: 'b1' }).kind).toBe('continue');
+    });
+
+    it('input transcription tokens count against the session limit', () => {
+      const s = setup();
+      const { f } = session(s, { maxSessionTokens: 100 });
+      server(f, transcriptionSession('gpt-4o-transcribe'));
+      server(f, transcribed('item_1', { type: 'tokens', input_tokens: 90, output_tokens: 10, total_tokens: 100, input_token_details: { audio_tokens: 90 } }));
+      expect(rejected(client(f, { type: 'response.create' }))?.details).toEqual({ limit: 100, used: 100 });
+    });
+
+    it('end_session: the response that reaches the limit ends the session with 4002 token_limit_exceeded', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionTokens: 100 });
+      client(f, { type: 'response.create' });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(60, 0, 39, 0)));
+      expect(ctx.closedWith).toBeNull();
+      client(f, { type: 'response.create' });
+      server(f, created('resp_2'));
+      server(f, done('resp_2', usage(1, 0, 0, 0)));
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details]).toEqual(['token_limit_exceeded', 4002, { limit: 100, used: 100 }]);
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'max_session_tokens', responseId: null });
+    });
+
+    it('end_session: a create past the limit ends the session (no error event of its own, the close carries it)', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionTokens: 0 });
+      expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('drop');
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode]).toEqual(['token_limit_exceeded', 4002]);
+    });
+
+    it('end_session: a VAD response over a cost cap is cancelled and the session ends once it is billed', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      s.ledger.settle(null, spent(50_000_000));
+      const { ctx, f } = session(s, { monthlyUsd: '0.05' });
+      server(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => [c.notice.code, c.notice.details?.['cap'], c.notice.closesSession])).toEqual([['budget_exceeded', 'monthly_usd', false]]);
+      // The session is ending from the cancel on (a create meanwhile gets the ending error), not only from the settle.
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'tenant', limit: 'monthly_usd', responseId: null });
+      server(f, done('resp_vad', usage(5, 0, 0, 0), 'cancelled'));
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details?.['cap']]).toEqual(['budget_exceeded', 4002, 'monthly_usd']);
+    });
+
+    it('end_session: a VAD response cancelled for another reason (unpriced model) does not end the session', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { dailyUsd: '1' }, 'gpt-9');
+      server(f, created('resp_vad'));
+      server(f, done('resp_vad', usage(5, 0, 0, 0), 'cancelled'));
+      expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['unknown_model_price']);
+      expect(ctx.closedWith).toBeNull();
+    });
+
+    it('end_session: a VAD response past the limit is cancelled and the session ends', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionTokens: 0 });
+      server(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.closesSession])).toEqual([['resp_vad', 'token_limit_exceeded', false]]);
+      expect(ctx.closedWith).toBeNull(); // waits for the cancelled response's response.done
+      server(f, done('resp_vad', usage(5, 0, 0, 0), 'cancelled'));
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode]).toEqual(['token_limit_exceeded', 4002]);
+      expect(s.records.map((r) => [r.ref, r.status, r.settledBy])).toEqual([['resp_vad', 'cancelled', 'response.done']]);
+    });
+  });
+});
+
+/**
+ * The metering filter against a ledger that answers asynchronously (as Redis does) and one that
+ * fails: who is refused, with which code and close code, and what is billed. No sockets.
+ */
+describe("metering filter: an asynchronous or failing ledger", () => {
+  const q = new Map<string, string>();
+  const flush = () => new Promise<void>((r) => setImmediate(r));
+
+  function asyncSetup(config: Record<string, unknown> = {}, wall: () => number = () => T0) {
+    let a!: AsyncLedger;
+    const s = setup(config, wall, (l) => (a = new AsyncLedger(l)));
+    return { ...s, async: a };
+  }
+
+  const reserved = (s: ReturnType<typeof asyncSetup>) => s.ledger.status('acme', { dayNanos: 1, monthNanos: null, dayTokens: null, monthTokens: null }, T0).day.reserved;
+
+  describe('metering filter: an asynchronous ledger (Redis)', () => {
+    it('a create under the cap waits for the reservation, then goes upstream; over the cap it is refused', async () => {
+      const s = asyncSetup();
+      const { f } = session(s, { dailyUsd: '0.05' });
+      const ok = client(f, { type: 'response.create', event_id: 'c1' });
+      expect(ok).toBeInstanceOf(Promise);
+      expect((await ok).kind).toBe('continue');
+      expect(reserved(s).nanos).toBeGreaterThan(0);
+      await serverAsync(f, created('resp_1'));
+      await serverAsync(f, done('resp_1', usage(10_000, 0, 500, 0))); // $0.048
+      await flush();
+      expect(s.ledger.status('acme', { dayNanos: 1, monthNanos: null, dayTokens: null, monthTokens: null }, T0).day.spent.nanos).toBe(48_000_000);
+      s.ledger.settle(null, spent(2_000_000));
+      const v = await clientAsync(f, { type: 'response.create', event_id: 'c2' });
+      expect(v.kind === 'reject' && [v.error.code, v.error.details?.['cap'], v.error.closesSession]).toEqual(['budget_exceeded', 'daily_usd', false]);
+    });
+
+    it('a VAD response is reserved asynchronously; over the cap it is cancelled and input audio is held back', async () => {
+      const s = asyncSetup();
+      s.ledger.settle(null, spent(50_000_000));
+      const { ctx, f } = session(s, { dailyUsd: '0.05' });
+      expect((await serverAsync(f, created('resp_vad'))).kind).toBe('continue');
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details?.['cap']])).toEqual([['resp_vad', 'budget_exceeded', 'daily_usd']]);
+      const held = f.onClient!(appendFrame()) as Verdict;
+      expect(held.kind === 'reject' && [held.error.code, held.error.param]).toEqual(['budget_exceeded', 'input_audio_buffer.append']);
+      // Its response.done is billed all the same.
+      await serverAsync(f, done('resp_vad', usage(100, 0, 0, 0), 'cancelled'));
+      expect(s.records.map((r) => [r.ref, r.status, r.costNanos])).toEqual([['resp_vad', 'cancelled', 400_000]]);
+    });
+
+    it('held input audio flows again as soon as a response is admitted (the cap was raised), without waiting for the recheck', async () => {
+      const s = asyncSetup();
+      s.ledger.settle(null, spent(50_000_000));
+      const { f } = session(s, { dailyUsd: '0.05' });
+      await serverAsync(f, created('resp_vad'));
+      expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('reject');
+      s.ledger.setOverride('acme', 'day', { nanos: 1_000_000_000 });
+      expect((await clientAsync(f, { type: 'response.create', event_id: 'c1' })).kind).toBe('continue');
+      expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('continue');
+    });
+
+    it('an uncapped tenant\'s create refused upstream releases nothing in the ledger (nothing was reserved)', async () => {
+      const s = asyncSetup();
+      const { f } = session(s);
+      await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      await serverAsync(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'c1' } });
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(s.async.calls).toEqual([]);
+    });
+
+    it('a VAD response under the cap holds its reservation until its response.done', async () => {
+      const s = asyncSetup();
+      const { ctx, f } = session(s, { dailyUsd: '100' });
+      await serverAsync(f, created('resp_vad'));
+      expect(ctx.cancelled).toEqual([]);
+      const r = reserved(s);
+      expect(r.tokens).toBe(8 + 4096);
+      await serverAsync(f, done('resp_vad', usage(100, 0, 0, 0)));
+      await flush();
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+    });
+
+    it('a tenant the ledger already knows to be over a cap: the VAD response is cancelled at once, before any ledger round trip', () => {
+      const s = asyncSetup();
+      const { ctx, f } = session(s, { dailyUsd: '0.05' });
+      const hit: CapHit = { cap: 'daily_usd', period: dayPeriod(T0), limit: 50_000_000, spent: 60_000_000, reserved: 0 };
+      s.async.knownOverHit = hit;
+      const v = server(f, created('resp_vad'));
+      expect(v).toEqual({ kind: 'continue' }); // synchronous: no frame of it passes before the cancel
+      expect(s.async.calls).not.toContain('reserve');
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details?.['spent']])).toEqual([['resp_vad', 'budget_exceeded', '0.06']]);
+      expect((f.onClient!(appendFrame()) as Verdict).kind).toBe('reject');
+    });
+
+    it('the session closes while the reservation is in flight: the create is dropped and its reservation released', async () => {
+      const s = asyncSetup();
+      const { f } = session(s, { dailyUsd: '100' });
+      const pending = client(f, { type: 'response.create', event_id: 'c1' });
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(await pending).toEqual({ kind: 'drop' });
+      await flush();
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+      expect(s.async.calls.filter((c) => c === 'release')).toHaveLength(1);
+    });
+
+    it('the session closes while a VAD reservation is in flight: released, nothing billed', async () => {
+      const s = asyncSetup();
+      const { f } = session(s, { dailyUsd: '100' });
+      const pending = server(f, created('resp_vad'));
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(await pending).toEqual({ kind: 'continue' });
+      await flush();
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+      expect(s.records).toEqual([]);
+    });
+
+    it('a refused reservation in flight at close releases nothing it does not hold', async () => {
+      const s = asyncSetup();
+      s.ledger.settle(null, spent(50_000_000));
+      const { f } = session(s, { dailyUsd: '0.05' });
+      const a = client(f, { type: 'response.create', event_id: 'c1' });
+      const b = server(f, created('resp_vad'));
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(await a).toEqual({ kind: 'drop' });
+      expect(await b).toEqual({ kind: 'continue' });
+      await flush();
+      expect(s.async.calls).not.toContain('release');
+    });
+  });
+
+  describe('metering filter: the ledger unavailable', () => {
+    for (const fault of ['reject', 'throw'] as const) {
+      it(`failMode closed (${fault}): a create is refused with budget_unavailable (session stays), a VAD response is cancelled`, async () => {
+        const s = asyncSetup();
+        s.async.faults.set('reserve', fault);
+        const { ctx, f } = session(s, { dailyUsd: '1' });
+        const v = await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+        expect(v.kind === 'reject' && [v.error.code, v.error.eventId, v.error.closesSession]).toEqual(['budget_unavailable', 'c1', false]);
+        expect(v.kind === 'reject' && v.error.details?.['reason']).toBe(fault === 'reject' ? 'Error: reserve: redis down' : 'reserve: ledger broken');
+        expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: reserve failed')).toBe(fault === 'throw');
+        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
+        await serverAsync(f, created('resp_vad'));
+        expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_vad', 'budget_unavailable']]);
+        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: 'resp_vad' });
+        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'tenant', limit: 'budget_unavailable', responseId: 'resp_vad' });
+        expect(ctx.closedWith).toBeNull();
+        expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
+      });
+    }
+
+    it('the unavailable reason reaches the client trimmed to 200 characters', async () => {
+      const s = asyncSetup();
+      s.async.reserveUnavailable = 'x'.repeat(500);
+      const { ctx, f } = session(s, { dailyUsd: '1' });
+      const v = await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      expect(v.kind === 'reject' && v.error.details).toEqual({ reason: 'x'.repeat(200) });
+      await serverAsync(f, created('resp_vad'));
+      expect(ctx.cancelled[0]?.notice.details).toEqual({ reason: 'x'.repeat(200) });
+    });
+
+    it('failMode open: responses run unreserved, and are still billed at response.done', async () => {
+      const s = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
+      s.async.reserveUnavailable = 'redis down';
+      const { ctx, f } = session(s, { dailyUsd: '1' });
+      expect((await clientAsync(f, { type: 'response.create', event_id: 'c1' })).kind).toBe('continue');
+      await serverAsync(f, created('resp_1'));
+      await serverAsync(f, created('resp_vad'));
+      expect(ctx.cancelled).toEqual([]);
+      await serverAsync(f, done('resp_1', usage(1000, 0, 0, 0)));
+      await flush();
+      expect(s.records.map((r) => [r.ref, r.costNanos])).toEqual([['resp_1', 4_000_000]]);
+      // The VAD response, unreserved, is billed at its worst case if its done never comes.
+      f.onClose!({ initiator: 'upstream', code: 1006, reason: '' });
+      expect(s.records.map((r) => [r.ref, r.settledBy])).toEqual([['resp_1', 'response.done'], ['resp_vad', 'upstream_drop_estimate']]);
+    });
+
+    it('a settle that fails still exports the record and keeps the session going; a failing export is logged', async () => {
+      const s = asyncSetup();
+      s.async.faults.set('settle', 'reject');
+      const { ctx, f } = session(s);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      await serverAsync(f, created('resp_1'));
+      await serverAsync(f, done('resp_1', usage(1000, 0, 0, 0)));
+      await flush();
+      expect(s.records.map((r) => r.ref)).toEqual(['resp_1']);
+      expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: settle failed')).toBe(true);
+      s.async.faults.set('settle', 'throw');
+      await serverAsync(f, created('resp_2'));
+      await serverAsync(f, done('resp_2', usage(1000, 0, 0, 0)));
+      expect(s.records.map((r) => r.ref)).toEqual(['resp_1', 'resp_2']);
+      expect(s.logs.filter((l) => l.msg === 'metering: settle failed').map((l) => l['ref'] ?? (l['record'] as { ref: string }).ref)).toEqual(['resp_1', 'resp_2']);
+      // The export sink failing (disk full) is logged too; billing goes on.
+      s.async.faults.delete('settle');
+      (s.rt as { onRecord: (r: unknown) => void }).onRecord = () => {
+        throw new Error('disk full');
+      };
+      await serverAsync(f, created('resp_3'));
+      await serverAsync(f, done('resp_3', usage(1000, 0, 0, 0)));
+      await flush();
+      expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: usage export failed')).toBe(true);
+      expect(s.ledger.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['resp_3']);
+      expect(ctx.closedWith).toBeNull();
+    });
+
+    it('a release that fails (rejects or throws) is swallowed: the session goes on', async () => {
+      for (const fault of ['reject', 'throw'] as const) {
+        const s = asyncSetup();
+        s.async.faults.set('release', fault);
+        const { ctx, f } = session(s, { dailyUsd: '1' });
+        await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+        await serverAsync(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'c1' } });
+        await flush();
+        expect(ctx.closedWith).toBeNull();
+        expect(s.async.calls).toContain('release');
+        expect(s.logs.some((l) => l.msg === 'metering: release failed')).toBe(fault === 'throw');
+      }
+    });
+
+    it('refuse policy without input transcription: a settle does not ask the ledger for status (nothing to hold back)', async () => {
+      const s = asyncSetup();
+      const { f } = session(s, { dailyUsd: '0.001' });
+      await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      await serverAsync(f, created('resp_1'));
+      await serverAsync(f, done('resp_1', usage(1000, 0, 0, 0)));
+      await flush();
+      expect(s.async.calls).not.toContain('status');
+    });
+
+    it('end_session: a session that closes while the status after a settle is in flight is not ended again', async () => {
+      const s = asyncSetup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { dailyUsd: '0.001' });
+      await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      await serverAsync(f, created('resp_1'));
+      await serverAsync(f, done('resp_1', usage(1000, 0, 0, 0)));
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      await flush();
+      expect(ctx.closedWith).toBeNull();
+      expect(ctx.reports.some((r) => r.kind === 'budget' && r.action === 'ended')).toBe(false);
+    });
+
+    it('end_session: a ledger status that fails after a settle leaves the session open', async () => {
+      for (const fault of ['reject', 'throw'] as const) {
+        const s = asyncSetup({ onExhausted: 'end_session' });
+        s.async.faults.set('status', fault);
+        const { ctx, f } = session(s, { dailyUsd: '0.001' });
+        await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+        await serverAsync(f, created('resp_1'));
+        await serverAsync(f, done('resp_1', usage(1000, 0, 0, 0)));
+        await flush();
+        expect(ctx.closedWith).toBeNull();
+      }
+    });
+
+    it('end_session with an asynchronous ledger: the settle that reaches the cap ends the session (4002)', async () => {
+      const s = asyncSetup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { dailyUsd: '0.004' });
+      await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      await serverAsync(f, created('resp_1'));
+      await serverAsync(f, done('resp_1', usage(1000, 0, 0, 0)));
+      await flush();
+      await flush();
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details?.['cap']]).toEqual(['budget_exceeded', 4002, 'daily_usd']);
+    });
+
+    it('held input audio: the recheck is asynchronous and one at a time; a failed recheck keeps audio held and is retried', async () => {
+      let now = T0;
+      const s = asyncSetup({}, () => now);
+      s.ledger.settle(null, spent(50_000_000));
+      const { f } = session(s, { dailyUsd: '0.05' });
+      await serverAsync(f, created('resp_vad')); // cancelled over the cap: audio held
+      const append = () => f.onClient!(appendFrame()) as Verdict;
+      expect(append().kind).toBe('reject');
+      now += 4999;
+      expect(append().kind).toBe('drop');
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(0);
+      now += 1;
+      s.async.faults.set('status', 'reject');
+      expect(append().kind).toBe('drop');
+      expect(append().kind).toBe('drop'); // a recheck is running: not asked twice
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(1);
+      await flush();
+      s.async.faults.delete('status');
+      s.ledger.setOverride('acme', 'day', { nanos: 1_000_000_000 });
+      expect(append().kind).toBe('drop'); // the failed recheck let the next frame ask again
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(2);
+      await flush();
+      expect(append().kind).toBe('continue');
+    });
+
+    it('held input audio: after a recheck that finds the cap still spent, the next one waits another 5 s', async () => {
+      let now = T0;
+      const s = asyncSetup({}, () => now);
+      s.ledger.settle(null, spent(50_000_000));
+      const { ctx, f } = session(s, { dailyUsd: '0.05' });
+      await serverAsync(f, created('resp_vad'));
+      const append = () => f.onClient!(appendFrame()) as Verdict;
+      const held = append();
+      expect(held.kind === 'reject' && held.error.message).toMatch(/^The tenant daily cost budget is exhausted \(resets .*\)\. Input audio is not accepted until the budget allows\.$/);
+      expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'daily_usd', responseId: null });
+      // Another VAD response cancelled over the cap: the client was told once, it is not told again.
+      await serverAsync(f, created('resp_vad2'));
+      expect(append().kind).toBe('drop');
+      now += 5000;
+      append();
+      await flush();
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(1);
+      now += 4999;
+      append();
+      await flush();
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(1);
+      now += 1;
+      append();
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(2);
+      expect(f.summary!()).toMatchObject({ meteringRefused: 1 });
+    });
+  });
+
+  describe('metering filter: admission with a ledger that fails', () => {
+    it('failMode closed: a capped tenant whose spend cannot be read is refused with budget_unavailable (HTTP 503 before the upgrade, 1013 after it; was HTTP 500); open admits', async () => {
+      for (const fault of ['reject', 'throw'] as const) {
+        const closed = asyncSetup();
+        closed.async.faults.set('status', fault);
+        const e = await closed.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q });
+        expect(e instanceof ProxyError && [e.code, e.closeCode, e.httpStatus]).toEqual(['budget_unavailable', 1013, 503]);
+        expect(closed.logs.some((l) => l.level === 'warn' && l.msg === 'metering: ledger status unavailable at admission' && l['tenant'] === 'acme')).toBe(true);
+        expect(closed.logs.find((l) => l.msg === 'metering: ledger status unavailable at admission')?.['err']).toBe(fault === 'reject' ? 'status: redis down' : 'status: ledger broken');
+        const open = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
+        open.async.faults.set('status', fault);
+        expect(await open.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q })).toBeNull();
+      }
+    });
+
+    it('a tenant without caps is admitted without asking the ledger', async () => {
+      const s = asyncSetup();
+      s.async.faults.set('status', 'throw');
+      expect(await s.factory.admit!({ tenant: tenant({ maxSessionTokens: 5 }), model: 'gpt-realtime', query: q })).toBeNull();
+      expect(s.async.calls).toEqual([]);
+    });
+
+    it('concurrent-session slots unavailable: refused with budget_unavailable (closed), admitted (open)', async () => {
+      const closed = asyncSetup();
+      closed.async.slotUnavailable = true;
+      const e = await closed.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q });
+      expect(e instanceof ProxyError && [e.code, e.closeCode]).toEqual(['budget_unavailable', 1013]);
+      const open = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
+      open.async.slotUnavailable = true;
+      expect(await open.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q })).toBeNull();
+    });
+
+    it('refusal at a cap shows what the period has reserved by running responses', async () => {
+      const s = setup();
+      const running = session(s, { dailyUsd: '100' });
+      client(running.f, { type: 'response.create', event_id: 'c1' });
+      const held = s.ledger.status('acme', { dayNanos: 1, monthNanos: 1, dayTokens: null, monthTokens: null }, T0);
+      s.ledger.settle(null, spent(50_000_000, 10));
+      for (const [limits, cap, shown] of [
+        [{ dailyUsd: '0.05' }, 'daily_usd', held.day.reserved.nanos],
+        [{ monthlyUsd: '0.05' }, 'monthly_usd', held.month.reserved.nanos],
+        [{ dailyTokens: 10 }, 'daily_tokens', held.day.reserved.tokens],
+        [{ monthlyTokens: 10 }, 'monthly_tokens', held.month.reserved.tokens],
+      ] as const) {
+        const e = (await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q })) as ProxyError;
+        expect(e.details?.['cap']).toBe(cap);
+        expect(e.details?.['reserved']).toBe(cap.endsWith('_usd') ? (shown / 1e9).toString() : shown);
+      }
+    });
+  });
+
+  describe('metering filter: admission probe (calls) and concurrent-session slots', () => {
+    it('the probe refuses like admission but never holds a slot', async () => {
+      const s = setup();
+      const t = tenant({ maxConcurrentSessions: 1 });
+      expect(await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      // A real session takes the only slot: the probe now says so.
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      const e = await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q });
+      expect(e?.code).toBe('concurrent_sessions_exceeded');
+      expect(e?.details).toEqual({ limit: 1 });
+      expect(e?.httpStatus).toBe(429);
+      expect(e?.closeCode).toBe(4002);
+    });
+
+    it('the probe for a tenant without a concurrency cap asks for no slot', async () => {
+      const s = asyncSetup();
+      expect(await admissionProbe(s.rt, { tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q })).toBeNull();
+      expect(s.async.calls).toEqual(['status']);
+    });
+
+    it('the probe refuses unpriced models and tenants at a cap', async () => {
+      const s = setup();
+      expect((await admissionProbe(s.rt, { tenant: tenant(), model: 'gpt-9', query: q }))?.code).toBe('unknown_model_price');
+      s.ledger.settle(null, spent(1));
+      expect((await admissionProbe(s.rt, { tenant: tenant({ dailyUsd: '0.000000001' }), model: 'gpt-realtime', query: q }))?.code).toBe('budget_exceeded');
+    });
+
+    it('the probe with slots unavailable: budget_unavailable when closed, null when open', async () => {
+      const closed = asyncSetup();
+      closed.async.slotUnavailable = true;
+      expect((await admissionProbe(closed.rt, { tenant: tenant({ maxConcurrentSessions: 2 }), model: 'gpt-realtime', query: q }))?.closeCode).toBe(1013);
+      const open = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
+      open.async.slotUnavailable = true;
+      expect(await admissionProbe(open.rt, { tenant: tenant({ maxConcurrentSessions: 2 }), model: 'gpt-realtime', query: q })).toBeNull();
+      expect(open.async.calls).not.toContain('releaseSlot');
+    });
+
+    it('a slot whose upgrade never completes is released after 30 s; a session claims its slot once', async () => {
+      vi.useFakeTimers();
+      const s = setup();
+      const t = tenant({ maxConcurrentSessions: 2 });
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      // One upgrade completes: its session holds a slot for as long as it runs.
+      const a = session(s, { maxConcurrentSessions: 2 });
+      vi.advanceTimersByTime(29_999);
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      vi.advanceTimersByTime(1);
+      // The other never did: its slot is free again, the session's is not.
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      vi.advanceTimersByTime(60_000);
+      a.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+    });
+
+    it('a slot released after 30 s is not handed to a later session: that session claims the slot admitted for it', async () => {
+      vi.useFakeTimers();
+      const s = setup();
+      const t = tenant({ maxConcurrentSessions: 1 });
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      vi.advanceTimersByTime(30_000); // that upgrade never completed
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      const a = session(s, { maxConcurrentSessions: 1 });
+      a.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      // Its close frees its own slot at once, not 30 s later.
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+    });
+
+    it('the filter declares what it must see: every event that changes cost or the estimate, never output audio; it fails closed', () => {
+      const f = setup().factory;
+      expect(f.name).toBe('metering');
+      expect(f.failMode).toBe('closed');
+      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.append', 'input_audio_buffer.clear']);
+      expect(f.wants.server).toEqual([
+        'input_audio_buffer.committed',
+        'input_audio_buffer.cleared',
+        'session.created',
+        'session.updated',
+        'response.created',
+        'response.done',
+        'conversation.item.input_audio_transcription.completed',
+        'error',
+      ]);
+    });
+
+    it('two sessions of one tenant claim two parked slots; a session without a parked slot releases nothing', async () => {
+      const s = setup();
+      const t = tenant({ maxConcurrentSessions: 2 });
+      await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q });
+      await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q });
+      const a = session(s, { maxConcurrentSessions: 2 });
+      const b = session(s, { maxConcurrentSessions: 2 });
+      const c = session(s, { maxConcurrentSessions: 2 }); // e.g. admitted by another path
+      c.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      a.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      a.f.onClose!({ initiator: 'client', code: 1000, reason: '' }); // a second close is a no-op
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      b.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+    });
+
+    it('a call the proxy governs: the client\'s own ?call_id= socket is neither admitted against caps nor metered', async () => {
+      const s = setup();
+      const rt = { ...s.rt, callsGoverned: true };
+      const factory = createMeteringFilterFactory(rt);
+      s.ledger.settle(null, spent(1));
+      const capped = tenant({ dailyUsd: '0.000000001', maxConcurrentSessions: 1 });
+      expect(await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: new Map([['call_id', 'rtc_1']]) })).toBeNull();
+      expect((await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      const { FakeSession } = await import('../../test/support/fake-session.js');
+      const unmetered = factory.create(new FakeSession({ tenant: capped, query: { call_id: 'rtc_1' } }));
+      expect([unmetered.onClient, unmetered.onServer, unmetered.onClose]).toEqual([undefined, undefined, undefined]);
+      const metered = factory.create(new FakeSession({ tenant: capped }));
+      expect(typeof metered.onClient).toBe('function');
+      // Without calls governance a call_id socket is metered like any other.
+      expect((await s.factory.admit!({ tenant: capped, model: 'gpt-realtime', query: new Map([['call_id', 'rtc_1']]) }))?.constructor).toBe(ProxyError);
+    });
+  });
+
+  describe('metering filter: transcription usage', () => {
+    it('an unknown transcription model is billed at the dearest shipped transcription price, marked fallback', () => {
+      const s = setup();
+      const { f } = session(s);
+      server(f, transcriptionSession('mystery-stt'));
+      server(f, transcribed('item_1', { type: 'tokens', input_tokens: 180, output_tokens: 40, total_tokens: 220, input_token_details: { text_tokens: 20, audio_tokens: 160 } }));
+      expect(s.records).toEqual([expect.objectContaining({ model: 'mystery-stt', costNanos: 1_410_000, fallbackPrice: true, source: 'transcription', ref: 'item_1' })]);
+      expect(s.logs.some((l) => l.level === 'warn' && /transcription with an unknown model billed at gpt-4o-transcribe/.test(l.msg))).toBe(true);
+    });
+
+    it('transcription without a transcription model in the session is billed at the last-resort price under its id', () => {
+      const s = setup();
+      const { f } = session(s);
+      server(f, transcribed('item_1', { type: 'duration', seconds: 60 }));
+      expect(s.records).toEqual([expect.objectContaining({ model: 'gpt-4o-transcribe', costNanos: 6_000_000, fallbackPrice: true, seconds: 60, estimated: false })]);
+    });
+
+    it('a transcription without usage is not billed (logged)', () => {
+      const s = setup();
+      const { f } = session(s);
+      server(f, transcriptionSession('whisper-1'));
+      server(f, transcribed('item_1', undefined));
+      expect(s.records).toEqual([]);
+      expect(s.logs.some((l) => l.level === 'warn' && l.msg === 'metering: input transcription completed without usage; not billed' && l['itemId'] === 'item_1')).toBe(true);
+    });
+
+    it('the full record of a transcription: exact upstream usage, counted in the session totals and reported', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      server(f, transcriptionSession('gpt-4o-mini-transcribe'));
+      server(f, { type: 'conversation.item.input_audio_transcription.completed', content_index: 0, transcript: 'x', usage: { type: 'tokens', input_tokens: 180, output_tokens: 40, total_tokens: 220, input_token_details: { text_tokens: 20, audio_tokens: 160 } } });
+      expect(s.records).toEqual([
+        {
+          ts: T0, tenant: 'acme', session: 'rps_test', source: 'transcription', ref: 'item_unknown', model: 'gpt-4o-mini-transcribe', status: null,
+          costNanos: 705_000, inputTokens: 180, outputTokens: 40, cachedTokens: 0, totalTokens: 220, input: null, cached: null, output: null,
+          seconds: null, estimated: false, settledBy: 'transcription.completed', fallbackPrice: false,
+        },
+      ]);
+      expect(ctx.reports).toContainEqual({ kind: 'usage', responseId: 'item_unknown', model: 'gpt-4o-mini-transcribe', costMicros: 705, inputTokens: 180, outputTokens: 40, cachedTokens: 0, source: 'transcription' });
+      expect(f.summary!()).toMatchObject({ meteringCostNanos: 705_000, meteringTranscriptionUsd: '0.000705', meteringSessionTokens: 220, meteringResponses: 0 });
+    });
+
+    it('the session transcription model can be switched off (transcription: null) and on again', () => {
+      const s = setup();
+      const { f } = session(s);
+      server(f, transcriptionSession('gpt-4o-mini-transcribe'));
+      server(f, { type: 'session.updated', session: { type: 'realtime', audio: { input: { transcription: null } } } });
+      server(f, { type: 'session.updated', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcm' } } } } });
+      server(f, transcribed('item_1', { type: 'duration', seconds: 60 }));
+      expect(s.records[0]).toMatchObject({ model: 'gpt-4o-transcribe', fallbackPrice: true });
+    });
+  });
+});
+
+/**
+ * The metering filter over one session's life, without sockets: what each reservation holds (the
+ * conversation it reads, the prompt, the output limit), clamps, model switches, unpriced models,
+ * the end of a session (grace, estimates) and the session-end log.
+ */
+describe("metering filter: one session's life", () => {
+  const CAPPED = { dailyUsd: '1000' };
+  const caps = { ...NO_CAPS, dayNanos: 1 };
+  const reserved = (s: Setup) => s.ledger.status('acme', caps, T0).day.reserved;
+
+  // gpt-realtime, nano-dollars per token: text in 4,000, audio in 32,000, image in 5,000, text out 16,000, audio out 64,000.
+  const BARE = { nanos: 8 * 4_000 + 4096 * 64_000, tokens: 8 + 4096 };
+
+  let seq = 0;
+  /** What a response.create would reserve now (the create is then refused upstream, freeing it). */
+  function probe(s: Setup, f: Filter, response: Record<string, unknown> = {}): { nanos: number; tokens: number } {
+    const id = `probe_${++seq}`;
+    const before = reserved(s);
+    const v = client(f, { type: 'response.create', event_id: id, response });
+    expect(['continue', 'replace']).toContain(v.kind);
+    const after = reserved(s);
+    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: id } });
+    expect(reserved(s)).toEqual(before);
+    return { nanos: after.nanos - before.nanos, tokens: after.tokens - before.tokens };
+  }
+
+  const text = (s: string) => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text: s }] });
+
+  describe('metering filter: what a reservation holds', () => {
+    it('a bare create reserves the prompt framing plus the model maximum output at the audio rate', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      expect(probe(s, f)).toEqual(BARE);
+    });
+
+    it('items the client adds count at one token per byte; an item create without an item adds nothing', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(1000)) });
+      client(f, { type: 'conversation.item.create' });
+      expect(probe(s, f)).toEqual({ nanos: BARE.nanos + 1008 * 4_000, tokens: BARE.tokens + 1008 });
+    });
+
+    it('appended audio counts once committed (G.711 density until the format is known; PCM16 after); a clear drops it', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      const chars = 64_000; // 48,000 bytes: 6 s of G.711 (60 tokens), 1 s of PCM16 (10 tokens)
+      f.onClient!(appendFrame('A'.repeat(chars)));
+      client(f, { type: 'input_audio_buffer.clear' });
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_0' });
+      // The empty commit: one item's framing (8 text, 8 audio).
+      expect(probe(s, f)).toEqual({ nanos: BARE.nanos + 8 * 4_000 + 8 * 32_000, tokens: BARE.tokens + 16 });
+      f.onClient!(appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.cleared' });
+      f.onClient!(appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_1' });
+      // The append frame is counted whole (never parsed): its JSON wrapper makes it a little longer.
+      const size = appendFrame('A'.repeat(chars)).size;
+      const g711 = audioTokensOfBase64(size, 8);
+      const pcm16 = audioTokensOfBase64(size, 48);
+      expect([g711, pcm16]).toEqual([61, 11]);
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711);
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      f.onClient!(appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_2' });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16);
+      server(f, { type: 'session.updated', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcmu' } } } } });
+      f.onClient!(appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_3' });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16 + 16 + g711);
+      // A session.updated without a format keeps the known one.
+      server(f, { type: 'session.updated', session: { type: 'realtime', audio: { input: {} } } });
+      f.onClient!(appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_4' });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16 + 16 + g711 + 16 + g711);
+    });
+
+    it('session instructions and tools count as prompt; a response\'s own instructions replace them for that response', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'i'.repeat(1000), tools: [] } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 1000);
+      expect(probe(s, f, { instructions: 'short' }).tokens).toBe(BARE.tokens + 5);
+      expect(probe(s, f, { tools: [{ type: 'function', name: 'f' }] }).tokens).toBe(BARE.tokens + JSON.stringify([{ type: 'function', name: 'f' }]).length);
+      // A session.updated without them keeps them.
+      server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['audio'] } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 1000);
+    });
+
+    it('a transcription session: its instructions are no response prompt and no clamp is injected', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { ...CAPPED, maxResponseOutputTokens: 100 });
+      server(f, { type: 'session.created', session: { type: 'transcription', instructions: 'i'.repeat(1000), output_modalities: ['text'], max_output_tokens: 'inf' } });
+      expect(ctx.upstream).toEqual([]);
+      expect(probe(s, f, { max_output_tokens: 100 }).tokens).toBe(8 + 100);
+    });
+
+    it('text-only output is reserved at the text output rate (session or response), audio at the audio rate', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      expect(probe(s, f, { output_modalities: ['text'] }).nanos).toBe(8 * 4_000 + 4096 * 16_000);
+      server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['text'] } });
+      expect(probe(s, f).nanos).toBe(8 * 4_000 + 4096 * 16_000);
+      expect(probe(s, f, { output_modalities: ['audio'] }).nanos).toBe(BARE.nanos);
+      server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['audio'] } });
+      expect(probe(s, f).nanos).toBe(BARE.nanos);
+    });
+
+    it('inputAllowanceTokens is added to every reservation at the text rate', () => {
+      const s = setup({ inputAllowanceTokens: 500 });
+      const { f } = session(s, CAPPED);
+      expect(probe(s, f)).toEqual({ nanos: BARE.nanos + 500 * 4_000, tokens: BARE.tokens + 500 });
+    });
+
+    it('the output part follows max_output_tokens: the response\'s, else the session\'s, else the model maximum', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      expect(probe(s, f, { max_output_tokens: 10 }).tokens).toBe(8 + 10);
+      expect(probe(s, f, { max_output_tokens: 'inf' }).tokens).toBe(BARE.tokens);
+      server(f, { type: 'session.updated', session: { type: 'realtime', max_output_tokens: 50 } });
+      expect(probe(s, f).tokens).toBe(8 + 50);
+    });
+
+    it('after a conversation response, its upstream count replaces the estimate; an out-of-band response changes nothing', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(20_000)) });
+      client(f, { type: 'response.create', event_id: 'oob', response: { conversation: 'none' } });
+      server(f, created('resp_oob', { conversation_id: null }));
+      server(f, { type: 'response.done', response: { id: 'resp_oob', status: 'completed', conversation_id: null, usage: usage(10, 0, 1, 0) } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 20_008);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(300, 0, 20, 0)));
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 320);
+    });
+
+    it('a VAD response reserves the whole conversation and the session output limit', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(992)) });
+      server(f, created('resp_vad', { max_output_tokens: 100 }));
+      expect(reserved(s)).toEqual({ nanos: 1008 * 4_000 + 100 * 64_000, tokens: 1108 });
+      server(f, created('resp_vad2', { max_output_tokens: undefined, output_modalities: ['text'] }));
+      expect(reserved(s)).toEqual({ nanos: 1008 * 4_000 + 100 * 64_000 + 1008 * 4_000 + 4096 * 16_000, tokens: 1108 + 1008 + 4096 });
+      server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['text'] } });
+      server(f, created('resp_vad3', { max_output_tokens: 1 }));
+      expect(reserved(s).nanos).toBe(1008 * 4_000 + 100 * 64_000 + 1008 * 4_000 + 4096 * 16_000 + 1008 * 4_000 + 16_000);
+    });
+
+    it('a VAD response in the conversation recalibrates the estimate with its upstream count too', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(20_000)) });
+      server(f, created('resp_vad'));
+      server(f, done('resp_vad', usage(300, 0, 20, 0)));
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 320);
+    });
+  });
+
+  describe('metering filter: max_output_tokens as clients write it', () => {
+    it('session.update: an unreadable value is refused (invalid_value, non-fatal), a value written another way is forwarded canonical', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      const bad = client(f, { type: 'session.update', event_id: 'u1', session: { type: 'realtime', max_output_tokens: 'lots' } });
+      expect(bad.kind === 'reject' && [bad.error.code, bad.error.param, bad.error.eventId, bad.error.closesSession]).toEqual(['invalid_value', 'session.max_output_tokens', 'u1', false]);
+      expect(bad.kind === 'reject' && bad.error.message).toBe('max_output_tokens must be a whole number of at least 1 or "inf": "lots" is neither a whole number nor "inf".');
+      expect(json(client(f, { type: 'session.update', event_id: 'u2', session: { type: 'realtime', max_output_tokens: '4096' } }))).toEqual({ type: 'session.update', event_id: 'u2', session: { type: 'realtime', max_output_tokens: 4096 } });
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 'inf' } }).kind).toBe('continue');
+      expect(client(f, { type: 'session.update', session: { type: 'realtime' } }).kind).toBe('continue');
+      expect(client(f, { type: 'session.update' }).kind).toBe('continue');
+      expect(ctx.client).toEqual([]);
+    });
+
+    it('response.create: an unreadable value is refused before anything is reserved; "100" goes upstream as 100', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      const bad = client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 0 } });
+      expect(bad.kind === 'reject' && [bad.error.code, bad.error.param, bad.error.eventId]).toEqual(['invalid_value', 'response.max_output_tokens', 'c1']);
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+      const v = client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: '100', metadata: { a: 'b' } } });
+      expect(json(v)).toEqual({ type: 'response.create', event_id: 'c2', response: { max_output_tokens: 100, metadata: { a: 'b' } } });
+      expect(reserved(s).tokens).toBe(8 + 100);
+    });
+
+    it('a tenant limit above the model maximum clamps to the model maximum (the upstream would refuse more)', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { maxResponseOutputTokens: 8000 });
+      expect(json(client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 'inf' } }))['response']).toEqual({ max_output_tokens: 4096 });
+      expect(ctx.client[0]).toMatchObject({ type: 'error', error: { code: 'max_output_tokens_clamped', message: 'max_output_tokens inf was lowered to 4096 (the tenant limit, at most the model\'s maximum).', param: 'response.max_output_tokens', details: { requested: 'inf', limit: 4096 } } });
+      expect(client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 4096 } }).kind).toBe('continue');
+      expect(ctx.reports.filter((r) => r.kind === 'budget')).toEqual([{ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', responseId: null }]);
+      expect(f.summary!()).toMatchObject({ meteringClamped: 1 });
+    });
+
+    it('session.update: a value above the limit is clamped (numbers and "inf" alike), at or below it passes', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+      expect(json(client(f, { type: 'session.update', event_id: 'u1', session: { type: 'realtime', max_output_tokens: 301 } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
+      expect(ctx.client[0]).toMatchObject({ error: { event_id: 'u1', details: { requested: '301', limit: 300 } } });
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 300 } }).kind).toBe('continue');
+      expect(json(client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: null } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
+      expect(ctx.client).toHaveLength(2);
+    });
+
+    it('response.create at exactly the limit passes unchanged; one above is clamped', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+      expect(client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 300 } }).kind).toBe('continue');
+      expect(json(client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 301 } }))['response']).toEqual({ max_output_tokens: 300 });
+      expect(ctx.client).toHaveLength(1);
+    });
+
+    it('the session clamp is injected once per "inf" the upstream reports, again if a later session.updated is back above the limit', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+      server(f, { type: 'session.created', session: { type: 'realtime', max_output_tokens: 'inf' } });
+      server(f, { type: 'session.updated', session: { type: 'realtime', max_output_tokens: 'inf' } });
+      expect(ctx.upstream).toHaveLength(1);
+      server(f, { type: 'session.updated', session: { type: 'realtime', max_output_tokens: 300 } });
+      server(f, { type: 'session.updated', session: { type: 'realtime', max_output_tokens: 301 } });
+      expect(ctx.upstream).toEqual([
+        { type: 'session.update', session: { type: 'realtime', max_output_tokens: 300 } },
+        { type: 'session.update', session: { type: 'realtime', max_output_tokens: 300 } },
+      ]);
+      server(f, { type: 'session.updated', session: { type: 'realtime' } }); // no max_output_tokens: nothing to check
+      expect(ctx.upstream).toHaveLength(2);
+    });
+
+    it('a session whose model is not known yet is clamped at the tenant limit', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { maxResponseOutputTokens: 300 }, '');
+    expect(json(client(f, { type: 'session.update', event_id: 'u1', session: { type: 'realtime', max_output_tokens: 'inf' } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
+    expect(ctx.client[0]).toMatchObject({ error: { code: 'max_output_tokens_clamped', details: { requested: 'inf', limit: 300 } } });
+    const v = client(f, { type: 'response.create', event_id: 'c1' });
+    expect(v.kind === 'reject' && [v.error.code, v.error.message]).toEqual(['unknown_model_price', 'No price is configured for model "(unknown)".']);
+  });
+
+  it('without a tenant limit nothing is clamped or injected', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      server(f, { type: 'session.created', session: { type: 'realtime', max_output_tokens: 'inf' } });
+      expect(client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 'inf' } }).kind).toBe('continue');
+      expect(ctx.upstream).toEqual([]);
+      expect(ctx.client).toEqual([]);
+    });
+  });
+
+  describe('metering filter: models', () => {
+    it('a session.update that names the current model needs no new price; an unpriced one is refused', () => {
+      const s = setup();
+      const { f } = session(s, null, 'gpt-realtime');
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime' } }).kind).toBe('continue');
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 'whisper-1' } } } } }).kind).toBe('continue');
+      const v = client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-9' } });
+      expect(v.kind === 'reject' && [v.error.code, v.error.param, v.error.message]).toEqual(['unknown_model_price', 'session.model', 'No price is configured for model "gpt-9".']);
+      const tx = client(f, { type: 'session.update', event_id: 'u', session: { type: 'realtime', audio: { input: { transcription: { model: 'stt-9' } } } } });
+      expect(tx.kind === 'reject' && [tx.error.param, tx.error.message]).toEqual(['session.audio.input.transcription.model', 'No price is configured for transcription model "stt-9".']);
+      expect(f.summary!()).toMatchObject({ meteringRefused: 2 });
+    });
+
+    it('a switch the client asked for applies when the upstream confirms it, also under its snapshot name', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      // Not confirmed yet: still the old price.
+      server(f, created('resp_0'));
+      server(f, done('resp_0', usage(1000, 0, 0, 0)));
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime-mini-2025-12-15' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 0, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos])).toEqual([['gpt-realtime', 4_000_000], ['gpt-realtime-mini-2025-12-15', 600_000]]);
+      expect(s.logs.some((l) => l.msg === 'metering: model switched' && l['from'] === 'gpt-realtime' && l['to'] === 'gpt-realtime-mini-2025-12-15')).toBe(true);
+      expect(ctx.closedWith).toBeNull();
+    });
+
+    it('a model the upstream reports that the client never asked for keeps the session\'s price', () => {
+      const s = setup();
+      const { f } = session(s);
+      client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime-2' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(0, 0, 1000, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos])).toEqual([['gpt-realtime', 16_000_000]]);
+    });
+
+    it('a session without a model (call_id) learns it from session.created; an unpriced or retired one ends the session', () => {
+      for (const [model, code] of [['gpt-9', 'unknown_model_price'], ['gpt-4o-realtime-preview', 'model_retired']] as const) {
+        const s = setup();
+        const { ctx, f } = session(s, null, '');
+        server(f, { type: 'session.created', session: { type: 'realtime', model } });
+        expect(ctx.closedWith?.code).toBe(code);
+      }
+      const s = setup();
+      const { ctx, f } = session(s, null, '');
+      expect(f.summary!()['meteringModel']).toBeNull();
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 0, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos])).toEqual([['gpt-realtime-mini', 600_000]]);
+      expect(ctx.closedWith).toBeNull();
+      expect(s.logs.some((l) => l.msg === 'metering: model switched')).toBe(false);
+      expect(f.summary!()['meteringModel']).toBe('gpt-realtime-mini');
+    });
+
+    it('an unpriced session model (no fallback): creates are refused, VAD responses cancelled, usage billed at the dearest price', () => {
+      const s = setup();
+      const { ctx, f } = session(s, null, 'gpt-9');
+      const v = client(f, { type: 'response.create', event_id: 'c1' });
+      expect(v.kind === 'reject' && [v.error.code, v.error.eventId, v.error.closesSession]).toEqual(['unknown_model_price', 'c1', false]);
+      server(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.closesSession])).toEqual([['resp_vad', 'unknown_model_price', false]]);
+      server(f, done('resp_vad', usage(0, 0, 1000, 0), 'cancelled'));
+      // gpt-realtime-2: text out 24 µ$.
+      expect(s.records).toEqual([expect.objectContaining({ ref: 'resp_vad', model: 'gpt-9', costNanos: 24_000_000, fallbackPrice: true })]);
+      expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: usage for an unpriced model billed at gpt-realtime-2 prices' && l['model'] === 'gpt-9' && l['responseId'] === 'resp_vad')).toBe(true);
+      expect(ctx.closedWith).toBeNull();
+    });
+
+    it('a session on an unpriced model takes the priced model the upstream reports (e.g. a deployment name resolved)', () => {
+      const s = setup();
+      const { f } = session(s, null, 'gpt-9');
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 0, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos, r.fallbackPrice])).toEqual([['gpt-realtime-mini', 600_000, false]]);
+    });
+
+    it('two models without a price of their own (both on the fallback) are not taken for the same model', () => {
+      const s = setup({ fallbackPrice: 'gpt-realtime-mini' });
+      const { f } = session(s);
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', model: 'brand-new' } }).kind).toBe('continue');
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'other-unknown' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 0, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos])).toEqual([['gpt-realtime', 4_000_000]]);
+    });
+
+    it('a model priced through the fallback is billed at it, marked fallback', () => {
+      const s = setup({ fallbackPrice: 'gpt-realtime-mini' });
+      const { f } = session(s, null, 'brand-new');
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 0, 0)));
+      expect(s.records).toEqual([expect.objectContaining({ model: 'brand-new', costNanos: 600_000, fallbackPrice: true })]);
+    });
+  });
+
+  describe('metering filter: responses', () => {
+    it('the record of a response.done: exact usage, every field', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      const u = {
+        total_tokens: 1800, input_tokens: 1300, output_tokens: 500,
+        input_token_details: { text_tokens: 300, audio_tokens: 1000, image_tokens: 0, cached_tokens: 1100, cached_tokens_details: { text_tokens: 200, audio_tokens: 900, image_tokens: 0 } },
+        output_token_details: { text_tokens: 100, audio_tokens: 400 },
+      };
+      server(f, done('resp_1', u, 'incomplete'));
+      // 100·4 + 200·0.4 + 100·32 + 900·0.4 + 100·16 + 400·64 µ$ = 400 + 80 + 3200 + 360 + 1600 + 25600 = 31,240 µ$
+      expect(s.records).toEqual([
+        {
+          ts: T0, tenant: 'acme', session: 'rps_test', source: 'response', ref: 'resp_1', model: 'gpt-realtime', status: 'incomplete',
+          costNanos: 31_240_000, inputTokens: 1300, outputTokens: 500, cachedTokens: 1100, totalTokens: 1800,
+          input: { text: 300, audio: 1000, image: 0 }, cached: { text: 200, audio: 900, image: 0 }, output: { text: 100, audio: 400 },
+          seconds: null, estimated: false, settledBy: 'response.done', fallbackPrice: false,
+        },
+      ]);
+      expect(ctx.reports).toContainEqual({ kind: 'usage', responseId: 'resp_1', model: 'gpt-realtime', costMicros: 31_240, inputTokens: 1300, outputTokens: 500, cachedTokens: 1100, source: 'response' });
+      expect(f.summary!()).toEqual({
+        meteringModel: 'gpt-realtime', meteringResponses: 1, meteringEstimated: 0, meteringCostUsd: '0.03124', meteringCostNanos: 31_240_000,
+        meteringTranscriptionUsd: '0.00', meteringInputTokens: 1300, meteringOutputTokens: 500, meteringCachedTokens: 1100, meteringSessionTokens: 1800,
+        meteringRefused: 0, meteringCancelled: 0, meteringClamped: 0,
+      });
+    });
+
+    it('a response.done without usage bills nothing and frees the reservation; frames without a response id are ignored', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      server(f, { type: 'response.created' });
+      server(f, { type: 'response.created', response: { status: 'in_progress' } });
+      server(f, { type: 'response.done' });
+      server(f, { type: 'response.done', response: { status: 'failed' } });
+      expect(reserved(s)).toEqual(BARE);
+      server(f, done('resp_1', null, 'failed'));
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+      expect(s.records).toEqual([]);
+      expect(s.logs.some((l) => l.level === 'debug' && l.msg === 'metering: response.done without usage' && l['responseId'] === 'resp_1')).toBe(true);
+      // A response.done for a response this session never saw start: nothing to free, nothing billed.
+      server(f, done('resp_unknown', null, 'failed'));
+      expect(s.records).toEqual([]);
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(s.records).toEqual([]);
+    });
+
+    it('a second response.created for a running response reserves nothing more', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, created('resp_vad'));
+      server(f, created('resp_vad'));
+      expect(reserved(s)).toEqual(BARE);
+    });
+
+    it('a create never answered is released after pendingResponseTimeoutMs; a response that starts later reserves itself', () => {
+      vi.useFakeTimers();
+      const s = setup({ pendingResponseTimeoutMs: 1000 });
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 5 } });
+      vi.advanceTimersByTime(999);
+      expect(reserved(s).tokens).toBe(8 + 5);
+      vi.advanceTimersByTime(1);
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+      server(f, created('resp_late', { max_output_tokens: 5 }));
+      expect(reserved(s).tokens).toBe(8 + 5);
+    });
+
+    it('a started response keeps its reservation past the pending timeout, until its response.done', () => {
+      vi.useFakeTimers();
+      const s = setup({ pendingResponseTimeoutMs: 1000 });
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      vi.advanceTimersByTime(5000);
+      expect(reserved(s)).toEqual(BARE);
+      server(f, done('resp_1', usage(1, 0, 0, 0)));
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+    });
+
+    it('an upstream error without an event id, or about another event, releases nothing', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, { type: 'error', error: { type: 'server_error', code: 'x', message: 'x' } });
+      server(f, { type: 'error', error: { type: 'server_error', code: 'x', message: 'x', event_id: 'other' } });
+      server(f, { type: 'error' });
+      expect(reserved(s)).toEqual(BARE);
+    });
+
+    it('an uncapped tenant reserves nothing in the ledger, but a response without response.done is still billed at its worst case', () => {
+      const s = setup();
+      const { f } = session(s);
+      expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+      server(f, created('resp_1'));
+      server(f, created('resp_vad'));
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+      f.onClose!({ initiator: 'client', code: 1001, reason: '' });
+      expect(s.records.map((r) => [r.ref, r.costNanos, r.totalTokens, r.settledBy, r.estimated])).toEqual([
+        ['resp_1', BARE.nanos, BARE.tokens, 'client_gone_estimate', true],
+        ['resp_vad', BARE.nanos, BARE.tokens, 'client_gone_estimate', true],
+      ]);
+    });
+  });
+
+  describe('metering filter: ending a session', () => {
+    it('end_session: a response that never sends response.done does not hold the session beyond 3 s', () => {
+      vi.useFakeTimers();
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionTokens: 10 });
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      server(f, created('resp_2'));
+      server(f, done('resp_1', usage(10, 0, 0, 0)));
+      expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_2']);
+      vi.advanceTimersByTime(2999);
+      expect(ctx.closedWith).toBeNull();
+      vi.advanceTimersByTime(1);
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode]).toEqual(['token_limit_exceeded', 4002]);
+      // The relay then closes: the response still without response.done is billed at its reservation.
+      f.onClose!({ initiator: 'proxy', code: 4002, reason: 'token_limit_exceeded' });
+      expect(s.records.map((r) => [r.ref, r.settledBy])).toEqual([['resp_1', 'response.done'], ['resp_2', 'session_end_estimate']]);
+    });
+
+    it('ending: a response the relay already suppresses is not cancelled twice; one that starts meanwhile is cancelled and not billed at close', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionTokens: 10 });
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      server(f, created('resp_2'));
+      ctx.cancelResponse('resp_2', 'guardrails', ctx.closedWith ?? ({} as never));
+      server(f, done('resp_1', usage(10, 0, 0, 0)));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.by])).toEqual([['resp_2', 'guardrails']]);
+      server(f, created('resp_3'));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_2', undefined], ['resp_3', 'token_limit_exceeded']]);
+      f.onClose!({ initiator: 'proxy', code: 4002, reason: '' });
+      expect(s.records.map((r) => r.ref)).toEqual(['resp_1', 'resp_2']);
+      expect(f.summary!()).toMatchObject({ meteringEstimated: 1, meteringResponses: 2 });
+    });
+
+    it('ending closes once the last running response is billed, not before', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionTokens: 10 });
+      server(f, created('resp_a'));
+      server(f, created('resp_b'));
+      server(f, created('resp_c'));
+      server(f, done('resp_a', usage(10, 0, 0, 0)));
+      expect(ctx.closedWith).toBeNull();
+      server(f, done('resp_b', usage(1, 0, 0, 0), 'cancelled'));
+      expect(ctx.closedWith).toBeNull();
+      server(f, done('resp_c', null, 'cancelled'));
+      expect(ctx.closedWith?.code).toBe('token_limit_exceeded');
+    });
+
+    it('a session closed by the client stops every timer: no duration close, no end-grace close afterwards', () => {
+      vi.useFakeTimers();
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionDurationSec: 5, maxSessionTokens: 10 });
+      server(f, created('resp_a'));
+      server(f, created('resp_b'));
+      server(f, done('resp_a', usage(10, 0, 0, 0)));
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      vi.advanceTimersByTime(10_000);
+      expect(ctx.closedWith).toBeNull();
+      // Frames arriving after the close bill nothing twice and end nothing.
+      server(f, done('resp_b', usage(1, 0, 0, 0)));
+      expect(ctx.closedWith).toBeNull();
+    });
+
+    it('the maximum duration ends a session with its limit in seconds; a running response is cancelled first', () => {
+      vi.useFakeTimers();
+      const s = setup();
+      const { ctx, f } = session(s, { maxSessionDurationSec: 2 });
+      server(f, created('resp_1'));
+      vi.advanceTimersByTime(2000);
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.closesSession])).toEqual([['resp_1', 'session_duration_exceeded', false]]);
+      expect(ctx.closedWith).toBeNull();
+      const v = client(f, { type: 'response.create', event_id: 'late' });
+      expect(v.kind === 'reject' && [v.error.code, v.error.eventId, v.error.details]).toEqual(['session_duration_exceeded', 'late', { limitSec: 2 }]);
+      server(f, done('resp_1', usage(1, 0, 0, 0), 'cancelled'));
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details]).toEqual(['session_duration_exceeded', 4002, { limitSec: 2 }]);
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'session_duration_exceeded', responseId: null });
+    });
+
+    it('a response that starts while the session is ending is cancelled with the ending reason, reserves and bills nothing at close', () => {
+      vi.useFakeTimers();
+      const s = setup();
+      const { ctx, f } = session(s, { maxSessionDurationSec: 1, dailyUsd: '100' });
+      server(f, created('resp_1'));
+      vi.advanceTimersByTime(1000);
+      const before = reserved(s);
+      server(f, created('resp_late'));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.closesSession])).toEqual([['resp_1', 'session_duration_exceeded', false], ['resp_late', 'session_duration_exceeded', false]]);
+      expect(reserved(s)).toEqual(before);
+      f.onClose!({ initiator: 'proxy', code: 4002, reason: '' });
+      expect(s.records.map((r) => r.ref)).toEqual(['resp_1']);
+    });
+
+    it('a session that ends twice closes once, with the first reason', () => {
+      vi.useFakeTimers();
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionDurationSec: 1, maxSessionTokens: 0 });
+      server(f, created('resp_1'));
+      vi.advanceTimersByTime(1000);
+      expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['token_limit_exceeded']);
+      expect(ctx.closedWith).toBeNull();
+      server(f, done('resp_1', usage(1, 0, 0, 0)));
+      expect(ctx.closedWith?.code).toBe('token_limit_exceeded');
+    });
+
+    it('frames after the close bill nothing: a response started then, and a second close, add no record', () => {
+    const s = setup();
+    const { f } = session(s, CAPPED);
+    f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+    server(f, created('resp_late'));
+    f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+    expect(s.records).toEqual([]);
+  });
+
+  it('a free model still bills the tokens of a response without response.done (token caps count them)', () => {
+    const free = { textIn: 0, cachedTextIn: 0, textOut: 0, audioIn: 0, cachedAudioIn: 0, audioOut: 0, imageIn: 0, cachedImageIn: 0 };
+    const s = setup({ prices: { 'free-rt': free } });
+    const { f } = session(s, { dailyTokens: 1_000_000 }, 'free-rt');
+    client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 10 } });
+    server(f, created('resp_1', { max_output_tokens: 10 }));
+    f.onClose!({ initiator: 'client', code: 1006, reason: '' });
+    expect(s.records.map((r) => [r.costNanos, r.totalTokens, r.settledBy])).toEqual([[0, 18, 'client_gone_estimate']]);
+  });
+
+  it('a usage before the session knows its model is billed at the dearest price under that price\'s id', () => {
+    const s = setup();
+    const { f } = session(s, null, '');
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(0, 0, 1000, 0)));
+    expect(s.records.map((r) => [r.model, r.costNanos, r.fallbackPrice])).toEqual([['gpt-realtime-2', 24_000_000, true]]);
+  });
+
+  it('client gone: a response whose worst case was zero is released, not billed', () => {
+      const s = setup({ onExhausted: 'end_session' });
+      const { ctx, f } = session(s, { maxSessionTokens: 0 });
+      server(f, created('resp_1')); // cancelled over the limit: nothing reserved
+      f.onClose!({ initiator: 'client', code: 1006, reason: '' });
+      expect(s.records).toEqual([]);
+      expect(ctx.cancelled).toHaveLength(1);
+    });
+
+    it('an estimated record names the model and the fallback of the session', () => {
+      const s = setup({ fallbackPrice: 'gpt-realtime-mini' });
+      const { f } = session(s, CAPPED, 'brand-new');
+      client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 10 } });
+      server(f, created('resp_1', { max_output_tokens: 10 }));
+      f.onClose!({ initiator: 'upstream', code: 1006, reason: '' });
+      // mini: 8·0.6 + 10·20 µ$
+      expect(s.records).toEqual([
+        {
+          ts: T0, tenant: 'acme', session: 'rps_test', source: 'response', ref: 'resp_1', model: 'brand-new', status: null,
+          costNanos: 8 * 600 + 10 * 20_000, inputTokens: 0, outputTokens: 0, cachedTokens: 0, totalTokens: 18,
+          input: null, cached: null, output: null, seconds: null, estimated: true, settledBy: 'upstream_drop_estimate', fallbackPrice: true,
+        },
+      ]);
+      expect(s.logs.some((l) => l.level === 'warn' && l.msg === 'metering: response without response.done billed at its reservation' && l['rule'] === 'upstream_drop_estimate')).toBe(true);
+      expect(f.summary!()).toMatchObject({ meteringEstimated: 1, meteringResponses: 1, meteringCostNanos: 204_800, meteringCostUsd: '0.0002048' });
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+    });
   });
 });

@@ -452,10 +452,9 @@ export class MeteringFilter implements Filter {
   }
 
   #queuePending(eventId: string, r: Reservation): void {
-    r.timer = setTimeout(() => {
-      // The upstream never started this response (refused it, or the client raced another): free it.
-      if (this.#pending.get(eventId) === r) this.#releasePending(eventId, r);
-    }, this.#rt.config.pendingResponseTimeoutMs);
+    // The upstream never started this response (refused it, or the client raced another): free it.
+    // Every other way out of #pending (started, refused upstream, session closed) clears this timer.
+    r.timer = setTimeout(() => this.#releasePending(eventId, r), this.#rt.config.pendingResponseTimeoutMs);
     r.timer.unref();
     this.#pending.set(eventId, r);
   }
@@ -595,7 +594,8 @@ export class MeteringFilter implements Filter {
     const id = str(response?.['id']);
     if (!response || !id || this.#reservations.has(id)) return CONTINUE;
     const view = this.#ctx.conversation.response(id);
-    const mark = view && !view.outOfBand ? this.#estimate.addedMark() : null;
+    // Calibration at response.done uses it only for a response in the default conversation.
+    const mark = this.#estimate.addedMark();
     const createEventId = view?.createEventId ?? null;
     const pending = createEventId !== null ? this.#pending.get(createEventId) : undefined;
     if (pending) {
@@ -664,7 +664,8 @@ export class MeteringFilter implements Filter {
   #cancel(responseId: string, error: ProxyError): void {
     this.#cancelled++;
     this.#ctx.report({ kind: 'budget', action: 'cancelled', scope: error.code === 'token_limit_exceeded' ? 'session' : 'tenant', limit: this.#limitName(error), responseId });
-    this.#ctx.cancelResponse(responseId, BY, error.closesSession ? new ProxyError(error.code, { message: error.message, details: error.details ?? {}, close: null }) : error);
+    // Never a closing error here (the ending error is stored non-closing): the notice leaves the session up.
+    this.#ctx.cancelResponse(responseId, BY, error);
     if (this.#rt.config.onExhausted === 'end_session' && (error.code === 'budget_exceeded' || error.code === 'token_limit_exceeded')) {
       this.#endSession(error);
     }
@@ -897,14 +898,7 @@ export class MeteringFilter implements Filter {
       const recheck = then(this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now), (s) => {
         blocked.checking = false;
         blocked.since = this.#rt.wall();
-        const pairs: Array<[number | null, number]> = [
-          [s.day.capNanos, s.day.spent.nanos],
-          [s.month.capNanos, s.month.spent.nanos],
-          [s.day.capTokens, s.day.spent.tokens],
-          [s.month.capTokens, s.month.spent.tokens],
-        ];
-        const over = pairs.some(([limit, spent]) => limit !== null && spent >= limit);
-        if (!over && this.#audioBlocked === blocked) this.#audioBlocked = null;
+        if (spentCap(s) === null && this.#audioBlocked === blocked) this.#audioBlocked = null;
       });
       if (recheck instanceof Promise) recheck.catch(() => (blocked.checking = false));
     }

@@ -1,6 +1,5 @@
 import type { MeteringConfig, TenantLimitsConfig } from './config.js';
 import { usdToNanos, type Nanos } from './money.js';
-import type { PeriodKind } from './periods.js';
 
 /** Per-period caps of a tenant; null means no cap. */
 export interface CapSet {
@@ -21,13 +20,6 @@ export interface EffectiveLimits {
 }
 
 export type CapName = 'daily_usd' | 'monthly_usd' | 'daily_tokens' | 'monthly_tokens';
-
-export const CAP_PERIOD: Readonly<Record<CapName, PeriodKind>> = {
-  daily_usd: 'day',
-  monthly_usd: 'month',
-  daily_tokens: 'day',
-  monthly_tokens: 'month',
-};
 
 export function hasCaps(c: CapSet): boolean {
   return c.dayNanos !== null || c.monthNanos !== null || c.dayTokens !== null || c.monthTokens !== null;

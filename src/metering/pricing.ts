@@ -116,29 +116,20 @@ export class PriceBook {
     const raw = new Map<string, PriceConfig>(Object.entries(DEFAULT_PRICES));
     const overrides = options.prices ?? {};
     const resolving = new Set<string>();
-    const merged = new Map<string, PriceConfig>();
-    const resolve = (id: string): PriceConfig => {
-      const done = merged.get(id);
-      if (done) return done;
+    // An override of a shipped model extends it implicitly; `extends` names another base.
+    const resolve = (id: string): PriceConfig | undefined => {
       const own = overrides[id];
       const base = raw.get(id);
-      if (!own) {
-        if (!base) throw new PriceConfigError(`metering.prices: unknown model "${id}" in extends`);
-        merged.set(id, base);
-        return base;
-      }
+      if (!own) return base;
       if (resolving.has(id)) throw new PriceConfigError(`metering.prices.${id}: extends forms a cycle`);
       resolving.add(id);
-      // An override of a shipped model extends it implicitly; `extends` names another base.
-      const parent = own.extends !== undefined ? (own.extends === id ? base : resolve(own.extends)) : base;
+      const parent = own.extends === undefined || own.extends === id ? base : resolve(own.extends);
       if (own.extends !== undefined && !parent) throw new PriceConfigError(`metering.prices.${id}: extends unknown model "${own.extends}"`);
       const { extends: _ignored, ...fields } = own;
-      const out: PriceConfig = { ...(parent ?? {}), ...fields };
       resolving.delete(id);
-      merged.set(id, out);
-      return out;
+      return { ...parent, ...fields };
     };
-    for (const id of new Set([...raw.keys(), ...Object.keys(overrides)])) this.#prices.set(id, compile(id, resolve(id)));
+    for (const id of new Set([...raw.keys(), ...Object.keys(overrides)])) this.#prices.set(id, compile(id, resolve(id)!));
     this.#aliases = new Map(Object.entries(options.aliases ?? {}));
     for (const [from, to] of this.#aliases) {
       if (!this.#prices.has(to)) throw new PriceConfigError(`metering.aliases.${from}: "${to}" has no price`);

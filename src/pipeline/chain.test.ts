@@ -1,8 +1,9 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { ProxyError } from '../protocol/errors.js';
 import { ChainTemplate, type ChainSink } from './chain.js';
-import { CONTINUE, DROP, reject, replace, type Filter, type FilterFactory, type Verdict } from './filter.js';
+import { closeWith, CONTINUE, DROP, reject, replace, type Admission, type AdmissionRequest, type Filter, type FilterFactory, type Verdict } from './filter.js';
 import { Frame } from './frame.js';
 import type { Report } from './reports.js';
 
@@ -184,5 +185,349 @@ describe('filter chain', () => {
     chain.fromClient(new Frame('session.update', Buffer.from('{"type":"session.update", ')));
     expect(sink.errors).toEqual(['invalid_json']);
     expect(sink.out).toEqual([]);
+  });
+});
+
+/** A session whose log lines are kept (level, message and the fields a test names). */
+class LoggedSession extends FakeSession {
+  readonly lines: Record<string, unknown>[] = [];
+  override readonly log = pino({ level: 'debug' }, { write: (s: string) => void this.lines.push(JSON.parse(s) as Record<string, unknown>) });
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const verdicts = (reports: Report[]) => reports.filter((r) => r.kind === 'verdict');
+
+describe('admission', () => {
+  const request = (model = 'm1'): AdmissionRequest => ({ tenant: new FakeSession().tenant, model, query: new Map([['model', model], ['x', '1']]) });
+  const admitting = (name: string, decide: (r: AdmissionRequest) => Admission | Promise<Admission>, seen?: string[]): FilterFactory => ({
+    name,
+    wants: {},
+    create: () => ({}),
+    admit: (r) => (seen?.push(`${name}:${r.model}:${r.query.get('model')}`), decide(r)),
+  });
+
+  it('runs in chain order; the first refusal wins and later factories are not asked', () => {
+    const seen: string[] = [];
+    const refusal = new ProxyError('model_not_allowed');
+    const t = new ChainTemplate([
+      admitting('a', () => null, seen),
+      { name: 'no-admit', wants: {}, create: () => ({}) },
+      admitting('b', () => refusal, seen),
+      admitting('c', () => null, seen),
+    ]);
+    expect(t.admit(request())).toBe(refusal);
+    expect(seen).toEqual(['a:m1:m1', 'b:m1:m1']);
+  });
+
+  it('a model rewrite reaches the later factories and the result, with the query updated; the request itself is not changed', () => {
+    const seen: string[] = [];
+    const req = request('old');
+    const t = new ChainTemplate([admitting('alias', () => ({ model: 'new' }), seen), admitting('after', () => null, seen), admitting('same', () => ({ model: 'new' }), seen)]);
+    const out = t.admit(req) as AdmissionRequest;
+    expect(seen).toEqual(['alias:old:old', 'after:new:new', 'same:new:new']);
+    expect(out.model).toBe('new');
+    expect([...out.query]).toEqual([['model', 'new'], ['x', '1']]);
+    expect(out.tenant).toBe(req.tenant);
+    expect(req.model).toBe('old');
+    expect(req.query.get('model')).toBe('old');
+  });
+
+  it('is synchronous while every factory answers synchronously (the upgrade then stays inside uWS), and returns the request as is when nothing changes', () => {
+    const req = request();
+    const out = new ChainTemplate([admitting('a', () => null), admitting('b', () => ({ model: 'm1' }))]).admit(req);
+    expect(out).toBe(req);
+    expect(new ChainTemplate([]).admit(req)).toBe(req);
+  });
+
+  it('an async answer pauses admission; the factories after it run once it settles, with its rewrite', async () => {
+    const seen: string[] = [];
+    const t = new ChainTemplate([admitting('sync', () => null, seen), admitting('async', () => Promise.resolve({ model: 'm2' }), seen), admitting('after', () => null, seen)]);
+    const pending = t.admit(request());
+    expect(pending).toBeInstanceOf(Promise);
+    expect(seen).toEqual(['sync:m1:m1', 'async:m1:m1']);
+    const out = (await pending) as AdmissionRequest;
+    expect(seen).toEqual(['sync:m1:m1', 'async:m1:m1', 'after:m2:m2']);
+    expect(out.model).toBe('m2');
+    expect(out.query.get('model')).toBe('m2');
+  });
+
+  it('an async refusal wins, and the factories after it are not asked', async () => {
+    const seen: string[] = [];
+    const refusal = new ProxyError('model_not_allowed');
+    const t = new ChainTemplate([admitting('async', () => Promise.resolve(refusal), seen), admitting('after', () => null, seen)]);
+    expect(await t.admit(request())).toBe(refusal);
+    expect(seen).toEqual(['async:m1:m1']);
+    // After an async admit, a later sync refusal still wins.
+    const later = new ChainTemplate([admitting('async', () => Promise.resolve(null)), admitting('refuses', () => refusal)]);
+    expect(await later.admit(request())).toBe(refusal);
+  });
+});
+
+describe('verdicts, one by one', () => {
+  it('a replaced frame goes on through the filters that wanted the original, and the next filter sees the replacement', () => {
+    const seen: string[] = [];
+    const reports: Report[] = [];
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([
+      observer(reports),
+      factory('rewrite', { client: ['a'] }, { onClient: () => replace(ev('b', { by: 'rewrite' })) }),
+      factory('next', { client: ['a'] }, { onClient: (f) => (seen.push(`${f.type}:${f.bytes.toString()}`), CONTINUE) }),
+      factory('wants-b-only', { client: ['b'] }, { onClient: (f) => (seen.push(`b-only:${f.type}`), CONTINUE) }),
+    ]).instantiate(new FakeSession(), sink);
+    chain.fromClient(ev('a'));
+    expect(seen).toEqual(['b:{"type":"b","by":"rewrite"}']);
+    expect(sink.out).toEqual(['client:b:{"type":"b","by":"rewrite"}']);
+    expect(verdicts(reports)).toEqual([{ kind: 'verdict', filter: 'rewrite', direction: 'client', eventType: 'a', verdict: 'replace', code: null }]);
+  });
+
+  it('drop and reject stop the frame: later filters never see it; each verdict is reported with its code', () => {
+    const seen: string[] = [];
+    const reports: Report[] = [];
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([
+      observer(reports),
+      factory('first', { server: '*' }, { onServer: (f) => (seen.push(`first:${f.type}`), CONTINUE) }),
+      factory('stopper', { server: ['dropme', 'rejectme'] }, { onServer: (f) => (f.type === 'dropme' ? DROP : reject(new ProxyError('guardrail_blocked'))) }),
+    ]).instantiate(new FakeSession(), sink);
+    chain.fromServer(ev('dropme'));
+    chain.fromServer(ev('rejectme'));
+    chain.fromServer(ev('other'));
+    // Server order is reversed: `stopper` runs before `first`.
+    expect(seen).toEqual(['first:other']);
+    expect(sink.out).toEqual(['server:other:{"type":"other"}']);
+    expect(sink.errors).toEqual(['guardrail_blocked']);
+    expect(verdicts(reports)).toEqual([
+      { kind: 'verdict', filter: 'stopper', direction: 'server', eventType: 'dropme', verdict: 'drop', code: null },
+      { kind: 'verdict', filter: 'stopper', direction: 'server', eventType: 'rejectme', verdict: 'reject', code: 'guardrail_blocked' },
+    ]);
+  });
+
+  it('a close verdict ends the session: the sink closes with its error, nothing is forwarded or rejected', () => {
+    const reports: Report[] = [];
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([observer(reports), factory('closer', { client: '*' }, { onClient: () => closeWith(new ProxyError('governance_failed')) })]).instantiate(new FakeSession(), sink);
+    chain.fromClient(ev('x'));
+    expect(sink.closed).toBe('governance_failed');
+    expect(sink.out).toEqual([]);
+    expect(sink.errors).toEqual([]);
+    expect(verdicts(reports)).toEqual([{ kind: 'verdict', filter: 'closer', direction: 'client', eventType: 'x', verdict: 'close', code: 'governance_failed' }]);
+  });
+
+  it('a reject that does not close the session is a reject, not a close', () => {
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([factory('f', { client: '*' }, { onClient: () => reject(new ProxyError('session_locked')) })]).instantiate(new FakeSession(), sink);
+    chain.fromClient(ev('x'));
+    expect(sink.closed).toBeNull();
+    expect(sink.errors).toEqual(['session_locked']);
+  });
+});
+
+describe('async verdicts', () => {
+  it('after an async verdict the rest of the filters run, in order, with the frame it returned', async () => {
+    const seen: string[] = [];
+    let release!: (v: Verdict) => void;
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([
+      factory('before', { client: '*' }, { onClient: (f) => (seen.push(`before:${f.type}`), CONTINUE) }),
+      factory('slow', { client: ['slow'] }, { onClient: () => new Promise<Verdict>((r) => (release = r)) }),
+      factory('after', { client: '*' }, { onClient: (f) => (seen.push(`after:${f.type}`), CONTINUE) }),
+    ]).instantiate(new FakeSession(), sink);
+    chain.fromClient(ev('slow'));
+    chain.fromClient(ev('queued'));
+    chain.fromServer(ev('server-side'));
+    expect(seen).toEqual(['before:slow']);
+    expect(chain.queued('client')).toBe(1);
+    expect(chain.queued('server')).toBe(0);
+    // The bytes waiting count toward the session's memory budget, per direction.
+    expect(chain.queuedBytes('client')).toBe(Buffer.byteLength('{"type":"queued"}'));
+    expect(chain.queuedBytes('server')).toBe(0);
+    release(replace(ev('slow', { checked: true })));
+    await tick();
+    expect(seen).toEqual(['before:slow', 'after:slow', 'before:queued', 'after:queued']);
+    expect(sink.out).toEqual(['server:server-side:{"type":"server-side"}', 'client:slow:{"type":"slow","checked":true}', 'client:queued:{"type":"queued"}']);
+    expect(chain.queued('client')).toBe(0);
+    expect(chain.queuedBytes('client')).toBe(0);
+  });
+
+  it('an async drop or reject stops the frame; the queue behind it still drains, including behind a second async verdict', async () => {
+    const releases: ((v: Verdict) => void)[] = [];
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([factory('slow', { server: ['slow'] }, { onServer: () => new Promise<Verdict>((r) => releases.push(r)) })]).instantiate(new FakeSession(), sink);
+    chain.fromServer(ev('slow', { n: 1 }));
+    chain.fromServer(ev('slow', { n: 2 }));
+    chain.fromServer(ev('fast'));
+    expect(chain.queued('server')).toBe(2);
+    expect(chain.queuedBytes('server')).toBe(Buffer.byteLength('{"type":"slow","n":2}{"type":"fast"}'));
+    expect(chain.queuedBytes('client')).toBe(0);
+    releases[0]!(DROP);
+    await tick();
+    // The second slow frame is waiting again: `fast` stays queued behind it.
+    expect(sink.out).toEqual([]);
+    expect(chain.queued('server')).toBe(1);
+    expect(chain.queuedBytes('server')).toBe(Buffer.byteLength('{"type":"fast"}'));
+    expect(chain.bypasses('server', 'never-wanted')).toBe(false);
+    releases[1]!(reject(new ProxyError('guardrail_blocked')));
+    await tick();
+    expect(sink.errors).toEqual(['guardrail_blocked']);
+    expect(sink.out).toEqual(['server:fast:{"type":"fast"}']);
+    expect(chain.bypasses('server', 'never-wanted')).toBe(true);
+  });
+
+  it('a filter whose promise rejects is a failing filter: reported, and treated per its fail mode', async () => {
+    const reports: Report[] = [];
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([
+      observer(reports),
+      factory('open', { client: ['o'] }, { onClient: () => Promise.reject(new Error('bug')) }, 'open'),
+      factory('closed', { client: ['c'] }, { onClient: () => Promise.reject(new Error('bug')) }),
+    ]).instantiate(new FakeSession(), sink);
+    chain.fromClient(ev('o'));
+    await tick();
+    chain.fromClient(ev('c', { event_id: 'evt_c' }));
+    await tick();
+    expect(sink.out).toEqual(['client:o:{"type":"o"}']);
+    expect(sink.errors).toEqual(['internal_error']);
+    expect(reports.filter((r) => r.kind === 'filter_error')).toEqual([
+      { kind: 'filter_error', filter: 'open', direction: 'client', eventType: 'o' },
+      { kind: 'filter_error', filter: 'closed', direction: 'client', eventType: 'c' },
+    ]);
+  });
+
+  it('a session closed while a verdict is pending forwards nothing more, and ignores new frames', async () => {
+    let release!: (v: Verdict) => void;
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([factory('slow', { client: ['slow'] }, { onClient: () => new Promise<Verdict>((r) => (release = r)) })]).instantiate(new FakeSession(), sink);
+    chain.fromClient(ev('slow'));
+    chain.fromClient(ev('queued'));
+    chain.close({ initiator: 'client', code: 1000, reason: '' });
+    expect(chain.closed).toBe(true);
+    release(CONTINUE);
+    await tick();
+    chain.fromClient(ev('late'));
+    chain.fromServer(ev('late'));
+    expect(sink.out).toEqual([]);
+    expect(chain.bypasses('client', 'anything')).toBe(false);
+  });
+});
+
+describe('failures inside filters never escape', () => {
+  it('a throwing fail-closed filter answers internal_error with the event id of a frame it parsed, and none for an unparsed one', () => {
+    const errors: ProxyError[] = [];
+    const sink: ChainSink = { forward: () => undefined, reject: (_d, e) => void errors.push(e), close: () => undefined };
+    const chain = new ChainTemplate([
+      factory('reads-then-throws', { client: ['read'] }, { onClient: (f) => { f.json(); throw new Error('bug'); } }),
+      factory('throws', { client: ['blind'] }, { onClient: () => { throw new Error('bug'); } }),
+    ]).instantiate(new FakeSession(), sink);
+    chain.fromClient(new Frame('read', Buffer.from('{"type":"read","event_id":"evt_7"}')));
+    chain.fromClient(new Frame('read', Buffer.from('{"type":"read","event_id":7}')));
+    chain.fromClient(new Frame('blind', Buffer.from('{"type":"blind","event_id":"evt_8"}')));
+    expect(errors.map((e) => [e.code, e.eventId])).toEqual([
+      ['internal_error', 'evt_7'],
+      ['internal_error', null],
+      ['internal_error', null],
+    ]);
+  });
+
+  it('a filter failure is logged with the filter and the event type', () => {
+    const session = new LoggedSession();
+    const chain = new ChainTemplate([factory('buggy', { client: '*' }, { onClient: () => { throw new Error('bug'); } })]).instantiate(session, new RecordingSink());
+    chain.fromClient(ev('x'));
+    expect(session.lines).toMatchObject([{ level: 50, filter: 'buggy', eventType: 'x', msg: 'filter failed', err: { message: 'bug' } }]);
+  });
+
+  it('an upstream frame that is not JSON is dropped with a warning, not blamed on the filter', () => {
+    const reports: Report[] = [];
+    const session = new LoggedSession();
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([observer(reports), factory('reader', { server: '*' }, { onServer: (f) => (f.json(), CONTINUE) })]).instantiate(session, sink);
+    chain.fromServer(new Frame('response.done', Buffer.from('{"type":"response.done",')));
+    expect(sink.out).toEqual([]);
+    expect(sink.errors).toEqual([]);
+    expect(reports).toEqual([{ kind: 'verdict', filter: 'reader', direction: 'server', eventType: 'response.done', verdict: 'drop', code: null }]);
+    expect(session.lines).toMatchObject([{ level: 40, eventType: 'response.done', msg: 'malformed upstream frame dropped' }]);
+  });
+
+  it('a client frame that is not JSON gets invalid_json naming its type, even from a fail-open filter', () => {
+    const errors: ProxyError[] = [];
+    const chain = new ChainTemplate([factory('reader', { client: '*' }, { onClient: (f) => (f.json(), CONTINUE) }, 'open')]).instantiate(new FakeSession(), {
+      forward: () => undefined,
+      reject: (_d, e) => void errors.push(e),
+      close: () => undefined,
+    });
+    chain.fromClient(Frame.fromClient('session.update', Buffer.from('{"type":"session.update", ')));
+    expect(errors.map((e) => [e.code, e.message])).toEqual([['invalid_json', 'The session.update event is not valid JSON.']]);
+  });
+
+  it('a client frame with two readings is refused as invalid_event at the repeated member', () => {
+    const errors: ProxyError[] = [];
+    const chain = new ChainTemplate([factory('reader', { client: '*' }, { onClient: (f) => (f.json(), CONTINUE) }, 'open')]).instantiate(new FakeSession(), {
+      forward: () => undefined,
+      reject: (_d, e) => void errors.push(e),
+      close: () => undefined,
+    });
+    chain.fromClient(Frame.fromClient('session.update', Buffer.from('{"type":"session.update","event_id":"e1","session":{"instructions":"a","instructions":"b"}}')));
+    expect(errors.map((e) => [e.code, e.param, e.eventId])).toEqual([['invalid_event', 'session.instructions', 'e1']]);
+  });
+
+  it('a throwing onReport, summary or onClose is logged; the other filters still get theirs', () => {
+    const session = new LoggedSession();
+    const got: string[] = [];
+    let closes = 0;
+    const chain = new ChainTemplate([
+      factory('bad', {}, {
+        onReport: () => { throw new Error('r'); },
+        summary: () => { throw new Error('s'); },
+        onClose: () => { throw new Error('c'); },
+      }),
+      factory('good', {}, { onReport: (r) => void got.push(r.kind), summary: () => ({ ok: true }), onClose: () => void closes++ }),
+    ]).instantiate(session, new RecordingSink());
+    chain.report({ kind: 'upstream_connected', ms: 1 });
+    expect(chain.summaries()).toEqual({ ok: true });
+    chain.close({ initiator: 'upstream', code: 1000, reason: '' });
+    expect(got).toEqual(['upstream_connected']);
+    expect(closes).toBe(1);
+    expect(session.lines.map((l) => [l['level'], l['msg']])).toEqual([
+      [50, 'onReport threw'],
+      [50, 'summary threw'],
+      [50, 'onClose threw'],
+    ]);
+    expect(session.lines[0]).toMatchObject({ report: 'upstream_connected', err: { message: 'r' } });
+    expect(session.lines[1]).toMatchObject({ err: { message: 's' } });
+    expect(session.lines[2]).toMatchObject({ err: { message: 'c' } });
+  });
+});
+
+describe('dispatch', () => {
+  it('a filter sees only the directions and types it asked for, and a filter without the handler is skipped', () => {
+    const seen: string[] = [];
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([
+      factory('client-a', { client: ['a'] }, { onClient: (f) => (seen.push(`client-a:${f.type}`), CONTINUE), onServer: (f) => (seen.push(`client-a<${f.type}`), CONTINUE) }),
+      factory('server-all', { server: '*' }, { onClient: (f) => (seen.push(`server-all:${f.type}`), CONTINUE), onServer: (f) => (seen.push(`server-all<${f.type}`), CONTINUE) }),
+      factory('all-but', { client: { allBut: ['a'] }, server: { allBut: ['b'] } }, { onClient: (f) => (seen.push(`all-but:${f.type}`), CONTINUE), onServer: (f) => (seen.push(`all-but<${f.type}`), CONTINUE) }),
+      factory('no-handler', { client: '*', server: '*' }, {}),
+    ]).instantiate(new FakeSession(), sink);
+    chain.fromClient(ev('a'));
+    chain.fromClient(ev('b'));
+    chain.fromServer(ev('a'));
+    chain.fromServer(ev('b'));
+    expect(seen).toEqual(['client-a:a', 'all-but:b', 'all-but<a', 'server-all<a', 'server-all<b']);
+    expect(sink.out).toHaveLength(4);
+    expect(chain.bypasses('client', 'a')).toBe(false);
+    expect(chain.bypasses('server', 'b')).toBe(false);
+  });
+
+  it('a type only an allBut filter excludes bypasses; one a list filter names does not', () => {
+    const chain = new ChainTemplate([
+      factory('list', { client: ['a'] }, { onClient: () => CONTINUE }),
+      factory('all-but', { client: { allBut: ['x'] } }, { onClient: () => CONTINUE }),
+    ]).instantiate(new FakeSession(), new RecordingSink());
+    expect(chain.bypasses('client', 'x')).toBe(true);
+    expect(chain.bypasses('client', 'a')).toBe(false);
+    expect(chain.bypasses('client', 'unnamed')).toBe(false);
+    const listOnly = new ChainTemplate([factory('list', { client: ['a'] }, { onClient: () => CONTINUE })]).instantiate(new FakeSession(), new RecordingSink());
+    expect(listOnly.bypasses('client', 'unnamed')).toBe(true);
+    expect(listOnly.bypasses('client', 'a')).toBe(false);
+    expect(listOnly.bypasses('server', 'a')).toBe(true);
   });
 });

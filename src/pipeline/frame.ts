@@ -49,15 +49,12 @@ export class Frame {
    * parsed, forwarded re-serialised from what the filters read (`wireBytes`).
    */
   #client: boolean;
-  /** `bytes` are `JSON.stringify(parsed)` already (built by the proxy). */
-  #canonical: boolean;
 
   constructor(type: string, bytes: Buffer, parsed?: JsonObject) {
     this.type = type;
     this.bytes = bytes;
     this.#parsed = parsed ?? UNPARSED;
     this.#client = false;
-    this.#canonical = false;
   }
 
   /**
@@ -75,12 +72,9 @@ export class Frame {
     return Frame.rewritten(event.type, event as unknown as JsonObject);
   }
 
-  /** Build a frame of type `type` for a rewritten copy of a parsed event. */
+  /** Build a frame of type `type` for a rewritten copy of a parsed event (its bytes are the event serialised). */
   static rewritten(type: string, event: JsonObject): Frame {
-    const bytes = Buffer.from(JSON.stringify(event), 'utf8');
-    const frame = new Frame(type, bytes, event);
-    frame.#canonical = true;
-    return frame;
+    return new Frame(type, Buffer.from(JSON.stringify(event)), event);
   }
 
   get size(): number {
@@ -114,8 +108,8 @@ export class Frame {
    * the proxy read differently. Unparsed frames (audio) and server frames leave as they came.
    */
   wireBytes(): Buffer {
-    if (!this.#client || this.#canonical || this.#parsed === UNPARSED) return this.bytes;
-    return Buffer.from(JSON.stringify(this.#parsed), 'utf8');
+    if (!this.#client || this.#parsed === UNPARSED) return this.bytes;
+    return Buffer.from(JSON.stringify(this.#parsed));
   }
 
   /**

@@ -1,65 +1,386 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CONTENT_PATHS, eventTexts, NO_CONTENT } from './content-paths.js';
+import type { JsonObject } from '../pipeline/frame.js';
+import type { ClientEventType, ServerEventType } from '../protocol/events.js';
+import { CLIENT_CONTENT_TYPES, CONTENT_PATHS, contentPath, eventTexts, NO_CONTENT, type ContentText } from './content-paths.js';
+import type { Source } from './matchers.js';
 
 describe('content-path table', () => {
-  it('is documented in policies/README.md, row by row', () => {
-    const readme = readFileSync(new URL('../../policies/README.md', import.meta.url), 'utf8');
-    const table = readme.slice(readme.indexOf('### Content paths'), readme.indexOf('### Streaming'));
+  it('has no type both with and without content, and no type twice', () => {
+    for (const p of CONTENT_PATHS) expect(NO_CONTENT.has(p.type), p.type).toBe(false);
+    const keys = CONTENT_PATHS.map((p) => `${p.direction} ${p.type}`);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+});
+
+/**
+ * Every event type of the GA protocol (the `openai` SDK's unions: the compiler rejects a missing
+ * or unknown key), plus the session-level types of translation and transcription sessions, with
+ * where its content is. A type that carries content and is listed as carrying none would pass
+ * every rule; one that carries none and is missing would be refused by `unknownContentEvents: block`.
+ */
+type Expected = 'none' | `${'delta' | 'done'} ${Source}` | 'texts';
+const SERVER: Record<ServerEventType, Expected> = {
+  'conversation.created': 'none',
+  'conversation.item.created': 'texts',
+  'conversation.item.deleted': 'none',
+  'conversation.item.input_audio_transcription.completed': 'done input',
+  'conversation.item.input_audio_transcription.delta': 'delta input',
+  'conversation.item.input_audio_transcription.failed': 'none',
+  'conversation.item.retrieved': 'texts',
+  'conversation.item.truncated': 'none',
+  error: 'none',
+  'input_audio_buffer.cleared': 'none',
+  'input_audio_buffer.committed': 'none',
+  'input_audio_buffer.dtmf_event_received': 'none',
+  'input_audio_buffer.speech_started': 'none',
+  'input_audio_buffer.speech_stopped': 'none',
+  'rate_limits.updated': 'none',
+  'response.output_audio.delta': 'none',
+  'response.output_audio.done': 'none',
+  'response.output_audio_transcript.delta': 'delta output',
+  'response.output_audio_transcript.done': 'done output',
+  'response.content_part.added': 'texts',
+  'response.content_part.done': 'texts',
+  'response.created': 'texts',
+  'response.done': 'texts',
+  'response.function_call_arguments.delta': 'delta tool_call',
+  'response.function_call_arguments.done': 'done tool_call',
+  'response.output_item.added': 'texts',
+  'response.output_item.done': 'texts',
+  'response.output_text.delta': 'delta output',
+  'response.output_text.done': 'done output',
+  'session.created': 'none',
+  'session.updated': 'none',
+  'output_audio_buffer.started': 'none',
+  'output_audio_buffer.stopped': 'none',
+  'output_audio_buffer.cleared': 'none',
+  'conversation.item.added': 'texts',
+  'conversation.item.done': 'texts',
+  'input_audio_buffer.timeout_triggered': 'none',
+  'conversation.item.input_audio_transcription.segment': 'texts',
+  'mcp_list_tools.in_progress': 'none',
+  'mcp_list_tools.completed': 'none',
+  'mcp_list_tools.failed': 'none',
+  'response.mcp_call_arguments.delta': 'delta tool_call',
+  'response.mcp_call_arguments.done': 'done tool_call',
+  'response.mcp_call.in_progress': 'none',
+  'response.mcp_call.completed': 'none',
+  'response.mcp_call.failed': 'none',
+};
+const CLIENT: Record<ClientEventType, Expected> = {
+  'conversation.item.create': 'texts',
+  'conversation.item.delete': 'none',
+  'conversation.item.retrieve': 'none',
+  'conversation.item.truncate': 'none',
+  'input_audio_buffer.append': 'none',
+  'input_audio_buffer.clear': 'none',
+  'output_audio_buffer.clear': 'none',
+  'input_audio_buffer.commit': 'none',
+  'response.cancel': 'none',
+  'response.create': 'texts',
+  'session.update': 'texts',
+};
+/** Session-level events of translation and transcription sessions (not in the SDK's unions). */
+const SESSION_SERVER: Record<string, Expected> = {
+  'session.output_transcript.delta': 'delta output',
+  'session.input_transcript.delta': 'delta input',
+  'session.output_audio.delta': 'none',
+  'session.closed': 'none',
+  'transcription_session.updated': 'none',
+};
+const SESSION_CLIENT: Record<string, Expected> = {
+  'session.input_audio_buffer.append': 'none',
+  'session.close': 'none',
+  'transcription_session.update': 'none',
+};
+
+function classify(direction: 'client' | 'server', type: string): Expected | 'unknown' {
+  const path = contentPath(direction, type);
+  if (path) {
+    expect(path.direction).toBe(direction);
+    expect(path.type).toBe(type);
+    return path.kind === 'texts' ? 'texts' : `${path.kind} ${path.stream!}`;
+  }
+  return NO_CONTENT.has(type) ? 'none' : 'unknown';
+}
+
+describe('content-path table: every event type of the protocol', () => {
+  it('classifies each server event type: content path (with its kind and stream) or no content', () => {
+    for (const [type, expected] of Object.entries({ ...SERVER, ...SESSION_SERVER })) expect(classify('server', type), type).toBe(expected);
+  });
+
+  it('classifies each client event type', () => {
+    for (const [type, expected] of Object.entries({ ...CLIENT, ...SESSION_CLIENT })) expect(classify('client', type), type).toBe(expected);
+    expect(CLIENT_CONTENT_TYPES).toEqual(['conversation.item.create', 'response.create', 'session.update']);
+  });
+
+  it('lists nothing else: no stray rows, and a type of one direction is not a content path of the other', () => {
+    const known = new Set([...Object.keys(SERVER), ...Object.keys(SESSION_SERVER), ...Object.keys(CLIENT), ...Object.keys(SESSION_CLIENT)]);
+    for (const p of CONTENT_PATHS) expect(known.has(p.type), p.type).toBe(true);
+    for (const t of NO_CONTENT) expect(known.has(t), t).toBe(true);
+    expect(contentPath('client', 'response.done')).toBeUndefined();
+    expect(contentPath('client', 'response.output_text.delta')).toBeUndefined();
+    expect(contentPath('server', 'response.create')).toBeUndefined();
+    expect(contentPath('server', 'session.update')).toBeUndefined();
+    expect(contentPath('server', 'no.such.event')).toBeUndefined();
+    expect(NO_CONTENT.has('no.such.event')).toBe(false);
+  });
+
+  it('names the field of each row as the event carries it: deltas in `delta`, each done in its own field', () => {
     for (const p of CONTENT_PATHS) {
-      const short = p.type.split('.').slice(-1)[0]!;
-      const documented = table.includes(`\`${p.type}\``) || (table.includes(`\`.${short}\``) && table.includes(p.type.split('.').slice(0, -1).join('.')));
-      expect(documented, p.type).toBe(true);
+      expect(p.field.length, p.type).toBeGreaterThan(0);
+      expect(p.sources.length, p.type).toBeGreaterThan(0);
+      if (p.kind === 'delta') expect(p.field, p.type).toBe('delta');
+      if (p.kind !== 'texts') expect(p.sources, p.type).toBe(p.stream);
+      else expect(p.stream, p.type).toBeUndefined();
+    }
+    const field = (type: string) => contentPath('server', type)!.field;
+    expect(field('response.output_text.done')).toBe('text');
+    expect(field('response.output_audio_transcript.done')).toBe('transcript');
+    expect(field('conversation.item.input_audio_transcription.completed')).toBe('transcript');
+    expect(field('response.function_call_arguments.done')).toMatch(/^arguments\b/);
+    expect(field('response.mcp_call_arguments.done')).toBe('arguments');
+    expect(field('conversation.item.input_audio_transcription.segment')).toBe('text');
+  });
+});
+
+/** The README table rows: each with the full event types its event cell names (`x.delta` / `.done`). */
+function readmeRows(): { types: string[]; cells: string[] }[] {
+  const readme = readFileSync(new URL('../../policies/README.md', import.meta.url), 'utf8');
+  const table = readme.slice(readme.indexOf('### Content paths'), readme.indexOf('### Streaming'));
+  return table
+    .split('\n')
+    .filter((l) => l.startsWith('| upstream') || l.startsWith('| client'))
+    .map((l) => {
+      const cells = l.split('|').map((c) => c.trim());
+      let family = '';
+      const types = (cells[2]!.match(/`[^`]+`/g) ?? []).map((tok) => {
+        const name = tok.slice(1, -1);
+        if (name.startsWith('.')) return family + name;
+        family = name.split('.').slice(0, -1).join('.');
+        return name;
+      });
+      return { types, cells };
+    });
+}
+
+describe('content-path table: policies/README.md', () => {
+  it('documents each row with its direction, field and sources', () => {
+    for (const p of CONTENT_PATHS) {
+      const rows = readmeRows().filter((r) => r.types.includes(p.type));
+      expect(rows, p.type).toHaveLength(1);
+      const [, direction, , field, sources] = rows[0]!.cells;
+      expect(direction, p.type).toBe(p.direction === 'client' ? 'client → upstream' : 'upstream → client');
+      // Each named field (the part before a parenthesis) shows in the row's field column.
+      for (const name of p.field.replace(/\(.*?\)/g, '').split(',').map((s) => s.trim())) expect(field, `${p.type}: ${name}`).toContain(`\`${name}\``);
+      if (sources!.includes('by item')) expect(p.sources, p.type).toContain('by item:');
+      else expect(sources, p.type).toContain(p.sources);
     }
   });
 
-  it('has no type both with and without content', () => {
-    for (const p of CONTENT_PATHS) expect(NO_CONTENT.has(p.type), p.type).toBe(false);
+  it('documents no event type the table does not have', () => {
+    const documented = readmeRows().flatMap((r) => r.types);
+    expect(documented.length).toBeGreaterThan(20);
+    for (const t of documented) expect(CONTENT_PATHS.some((p) => p.type === t), t).toBe(true);
+  });
+});
+
+const summary = (texts: readonly ContentText[]) => texts.map((t) => [t.source, t.text, t.functionName, t.itemId]);
+
+/** Applies `<text>` as the redaction of every text, to a copy. */
+function redactAll<T>(ev: T, texts: readonly ContentText[]): T {
+  const copy = structuredClone(ev);
+  for (const t of texts) t.set(copy as JsonObject, `<${t.text}>`);
+  return copy;
+}
+
+describe('eventTexts: complete texts of every texts row, written back in place', () => {
+  it('an item of every type: sources by type and role, names of tool calls, item ids', () => {
+    const items = [
+      { id: 'i_user', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }, 'junk', null, { type: 'input_audio', transcript: 'spoken', text: 'typed too' }] },
+      { id: 'i_dev', type: 'message', role: 'developer', content: [{ type: 'input_text', text: 'dev' }] },
+      { id: 'i_asst', type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'answer' }, { type: 'output_audio', transcript: 'said', audio: 'AAAA' }] },
+      { id: 'i_norole', type: 'message', content: [{ type: 'input_text', text: 'who' }] },
+      { id: 'i_img', type: 'message', role: 'user', content: [{ type: 'input_image', image_url: 'data:image/png;base64,AAAA' }] },
+      // Only the fields the protocol defines for the type are read (an `output` on a call is not).
+      { id: 'i_fc', type: 'function_call', name: 'lookup', call_id: 'c1', arguments: '{"q":1}', output: 'not read' },
+      { id: 'i_fco', type: 'function_call_output', call_id: 'c1', output: 'result' },
+      { id: 'i_mcp', type: 'mcp_call', name: 'search', server_label: 's', arguments: '{"x":2}', output: 'found' },
+      { id: 'i_mar', type: 'mcp_approval_request', name: 'rm', server_label: 's', arguments: '{"y":3}', output: 'not read' },
+      { id: 'i_mresp', type: 'mcp_approval_response', approval_request_id: 'a', approve: true },
+      { id: 'i_list', type: 'mcp_list_tools', server_label: 's', tools: [{ name: 'secret tool' }] },
+      { id: 'i_ref', type: 'item_reference' },
+      { id: 'i_empty', type: 'message', role: 'user', content: 'not an array' },
+      { id: 'i_nums', type: 'function_call', name: 7, arguments: 42 },
+    ];
+    const texts = items.flatMap((item) => eventTexts('conversation.item.retrieved', { type: 'conversation.item.retrieved', item }));
+    expect(summary(texts)).toEqual([
+      ['input', 'hi', null, 'i_user'],
+      ['input', 'typed too', null, 'i_user'],
+      ['input', 'spoken', null, 'i_user'],
+      ['input', 'dev', null, 'i_dev'],
+      ['output', 'answer', null, 'i_asst'],
+      ['output', 'said', null, 'i_asst'],
+      ['input', 'who', null, 'i_norole'],
+      ['image', 'data:image/png;base64,AAAA', null, 'i_img'],
+      ['tool_call', '{"q":1}', 'lookup', 'i_fc'],
+      ['tool_output', 'result', null, 'i_fco'],
+      ['tool_call', '{"x":2}', 'search', 'i_mcp'],
+      ['tool_output', 'found', null, 'i_mcp'],
+      ['tool_call', '{"y":3}', 'rm', 'i_mar'],
+    ]);
+    expect(texts.every((t) => t.unknownItemType === undefined)).toBe(true);
+    // Each text goes back where it came from, and nowhere else.
+    const ev = { type: 'conversation.item.done', item: items[2] };
+    const copy = redactAll(ev, eventTexts('conversation.item.done', ev));
+    expect(copy.item).toEqual({ ...items[2], content: [{ type: 'output_text', text: '<answer>' }, { type: 'output_audio', transcript: '<said>', audio: 'AAAA' }] });
+    const mcp = { type: 'conversation.item.added', item: items[7] };
+    expect(redactAll(mcp, eventTexts(mcp.type, mcp)).item).toEqual({ ...items[7], arguments: '<{"x":2}>', output: '<found>' });
+    const user = { type: 'conversation.item.created', item: items[0] };
+    expect(redactAll(user, eventTexts(user.type, user)).item!.content).toEqual([
+      { type: 'input_text', text: '<hi>' },
+      'junk',
+      null,
+      { type: 'input_audio', transcript: '<spoken>', text: '<typed too>' },
+    ]);
+    const img = { type: 'conversation.item.create', item: items[4] };
+    expect(redactAll(img, eventTexts(img.type, img)).item!.content).toEqual([{ type: 'input_image', image_url: '<data:image/png;base64,AAAA>' }]);
+    expect(ev.item).toBe(items[2]);
   });
 
-  it('finds every text of an item of each type and role, and writes redactions back in place', () => {
+  it('marks an item of an unknown or missing type (the policy decides), with a setter that writes nothing', () => {
+    for (const [item, label] of [
+      [{ type: 'hologram', data: 'x' }, 'hologram'],
+      [{ data: 'x' }, '(none)'],
+      [{ type: '', data: 'x' }, '(none)'],
+    ] as const) {
+      const texts = eventTexts('conversation.item.create', { type: 'conversation.item.create', item });
+      expect(texts, label).toHaveLength(1);
+      expect(texts[0]).toMatchObject({ unknownItemType: label, text: '', source: 'input', functionName: null });
+      const copy = { item: { ...item } };
+      texts[0]!.set(copy, 'written');
+      expect(copy).toEqual({ item });
+    }
+  });
+
+  it('an event without an item, or with a non-object one, has no texts', () => {
+    expect(eventTexts('conversation.item.create', { type: 'conversation.item.create' })).toEqual([]);
+    expect(eventTexts('conversation.item.added', { type: 'conversation.item.added', item: 'text' })).toEqual([]);
+    expect(eventTexts('response.output_item.done', { type: 'response.output_item.done', item: [{ type: 'message', role: 'user', content: [{ text: 'x' }] }] })).toEqual([]);
+  });
+
+  it('input transcription segments: the text, with the item id', () => {
+    const ev = { type: 'conversation.item.input_audio_transcription.segment', item_id: 'i_1', content_index: 0, text: 'seg text', id: 'seg_1', speaker: 'A', start: 0, end: 1 };
+    const texts = eventTexts(ev.type, ev);
+    expect(summary(texts)).toEqual([['input', 'seg text', null, 'i_1']]);
+    expect(redactAll(ev, texts)).toEqual({ ...ev, text: '<seg text>' });
+    expect(eventTexts(ev.type, { ...ev, text: 5 })).toEqual([]);
+  });
+
+  it('content parts: text and transcript of the part, with the item id', () => {
+    for (const type of ['response.content_part.added', 'response.content_part.done']) {
+      const ev = { type, response_id: 'r', item_id: 'i_9', output_index: 0, content_index: 1, part: { type: 'audio', transcript: 'heard', text: 'read' } };
+      const texts = eventTexts(type, ev);
+      expect(summary(texts), type).toEqual([
+        ['output', 'read', null, 'i_9'],
+        ['output', 'heard', null, 'i_9'],
+      ]);
+      expect(redactAll(ev, texts).part).toEqual({ type: 'audio', transcript: '<heard>', text: '<read>' });
+      expect(eventTexts(type, { type, item_id: 'i_9' })).toEqual([]);
+      expect(eventTexts(type, { type, item_id: 'i_9', part: { type: 'audio', audio: 'AAAA' } })).toEqual([]);
+    }
+  });
+
+  it('responses: every item of response.output, each written back at its own index', () => {
+    for (const type of ['response.created', 'response.done']) {
+      const output = [
+        'junk',
+        { id: 'i_a', type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'one' }] },
+        { id: 'i_f', type: 'function_call', name: 'f', arguments: 'two' },
+      ];
+      const ev = { type, response: { id: 'resp_1', status: 'completed', output } };
+      const texts = eventTexts(type, ev);
+      expect(summary(texts), type).toEqual([
+        ['output', 'one', null, 'i_a'],
+        ['tool_call', 'two', 'f', 'i_f'],
+      ]);
+      const copy = redactAll(ev, texts);
+      expect(copy.response.output).toEqual(['junk', { ...output[1] as object, content: [{ type: 'output_text', text: '<one>' }] }, { ...output[2] as object, arguments: '<two>' }]);
+      expect(eventTexts(type, { type, response: { id: 'r', output: 'x' } })).toEqual([]);
+      expect(eventTexts(type, { type })).toEqual([]);
+    }
+  });
+
+  it('response.create: instructions, prompt variables (strings and input_text parts) and inline input items', () => {
     const ev = {
       type: 'response.create',
       response: {
         instructions: 'be nice',
-        prompt: { id: 'pmpt_1', variables: { name: 'Ann', note: { type: 'input_text', text: 'a note' } } },
+        prompt: { id: 'pmpt_1', variables: { name: 'Ann', note: { type: 'input_text', text: 'a note' }, pic: { type: 'input_image', image_url: 'u' }, n: 3 } },
         input: [
+          null,
           { type: 'message', role: 'system', content: [{ type: 'input_text', text: 'sys' }] },
           { type: 'message', role: 'assistant', content: [{ type: 'output_audio', transcript: 'said' }] },
           { type: 'message', role: 'user', content: [{ type: 'input_audio', transcript: 'spoke' }, { type: 'input_image', image_url: 'data:x' }] },
           { type: 'function_call', name: 'f', arguments: '{"a":1}' },
           { type: 'function_call_output', output: 'out' },
-          { type: 'mcp_call', name: 'm', arguments: '{}', output: 'mcp out' },
-          { type: 'mcp_approval_request', name: 'm', arguments: '{"b":2}' },
         ],
       },
     };
     const texts = eventTexts('response.create', ev);
-    expect(texts.map((t) => [t.source, t.text])).toEqual([
-      ['input', 'be nice'],
-      ['input', 'Ann'],
-      ['input', 'a note'],
-      ['input', 'sys'],
-      ['output', 'said'],
-      ['input', 'spoke'],
-      ['image', 'data:x'],
-      ['tool_call', '{"a":1}'],
-      ['tool_output', 'out'],
-      ['tool_call', '{}'],
-      ['tool_output', 'mcp out'],
-      ['tool_call', '{"b":2}'],
+    expect(summary(texts)).toEqual([
+      ['input', 'be nice', null, null],
+      ['input', 'Ann', null, null],
+      ['input', 'a note', null, null],
+      ['input', 'sys', null, null],
+      ['output', 'said', null, null],
+      ['input', 'spoke', null, null],
+      ['image', 'data:x', null, null],
+      ['tool_call', '{"a":1}', 'f', null],
+      ['tool_output', 'out', null, null],
     ]);
-    const copy = structuredClone(ev);
-    for (const t of texts) t.set(copy, `<${t.text}>`);
-    expect(JSON.stringify(copy)).toContain('"transcript":"<spoke>"');
-    expect(copy.response.prompt.variables.note.text).toBe('<a note>');
-    expect(copy.response.input[5]).toMatchObject({ arguments: '<{}>', output: '<mcp out>' });
+    const copy = redactAll(ev, texts);
+    expect(copy.response.instructions).toBe('<be nice>');
+    expect(copy.response.prompt.variables).toEqual({ name: '<Ann>', note: { type: 'input_text', text: '<a note>' }, pic: { type: 'input_image', image_url: 'u' }, n: 3 });
+    expect(copy.response.input.slice(1).map((i) => JSON.stringify(i))).toEqual([
+      '{"type":"message","role":"system","content":[{"type":"input_text","text":"<sys>"}]}',
+      '{"type":"message","role":"assistant","content":[{"type":"output_audio","transcript":"<said>"}]}',
+      '{"type":"message","role":"user","content":[{"type":"input_audio","transcript":"<spoke>"},{"type":"input_image","image_url":"<data:x>"}]}',
+      '{"type":"function_call","name":"f","arguments":"<{\\"a\\":1}>"}',
+      '{"type":"function_call_output","output":"<out>"}',
+    ]);
     expect(ev.response.instructions).toBe('be nice');
+    expect(eventTexts('response.create', { type: 'response.create' })).toEqual([]);
+    expect(eventTexts('response.create', { type: 'response.create', response: { instructions: 1, prompt: { variables: 'x' }, input: 'x' } })).toEqual([]);
+    expect(eventTexts('response.create', { type: 'response.create', response: { prompt: 'p' } })).toEqual([]);
   });
 
-  it('marks items of an unknown type so the policy decides', () => {
-    const texts = eventTexts('conversation.item.create', { type: 'conversation.item.create', item: { type: 'hologram', data: 'x' } });
-    expect(texts).toHaveLength(1);
-    expect(texts[0]!.unknownItemType).toBe('hologram');
+  it('session.update: instructions and prompt variables', () => {
+    const ev = { type: 'session.update', session: { type: 'realtime', instructions: 'sys prompt', prompt: { id: 'p', variables: { a: 'A', b: { type: 'input_text', text: 'B' } } } } };
+    const texts = eventTexts(ev.type, ev);
+    expect(summary(texts)).toEqual([
+      ['input', 'sys prompt', null, null],
+      ['input', 'A', null, null],
+      ['input', 'B', null, null],
+    ]);
+    const copy = redactAll(ev, texts);
+    expect(copy.session).toEqual({ type: 'realtime', instructions: '<sys prompt>', prompt: { id: 'p', variables: { a: '<A>', b: { type: 'input_text', text: '<B>' } } } });
+    expect(eventTexts(ev.type, { type: ev.type })).toEqual([]);
+    expect(eventTexts(ev.type, { type: ev.type, session: { type: 'realtime' } })).toEqual([]);
+  });
+
+  it('a setter whose place is gone (or was never an object) writes nothing and does not throw', () => {
+    const ev = { type: 'response.done', response: { id: 'r', output: [{ id: 'i', type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'x' }] }] } };
+    const [t] = eventTexts(ev.type, ev);
+    for (const copy of [{}, { response: { output: {} } }, { response: { output: [] } }, { response: { output: [{ content: [7] }] } }, { response: [] }]) {
+      const before = JSON.stringify(copy);
+      t!.set(copy, 'y');
+      expect(JSON.stringify(copy)).toBe(before);
+    }
+    const seg = eventTexts('response.content_part.done', { type: 'response.content_part.done', part: { text: 'x' } })[0]!;
+    const noPart = { type: 'response.content_part.done' };
+    seg.set(noPart, 'y');
+    expect(noPart).toEqual({ type: 'response.content_part.done' });
   });
 });

@@ -94,8 +94,9 @@ export const NO_CONTENT: ReadonlySet<string> = new Set([
   'session.close', 'transcription_session.update',
 ]);
 
-const CLIENT_PATHS = new Map(CONTENT_PATHS.filter((p) => p.direction === 'client').map((p) => [p.type, p]));
-const SERVER_PATHS = new Map(CONTENT_PATHS.filter((p) => p.direction === 'server').map((p) => [p.type, p]));
+const CLIENT_PATHS = new Map<string, ContentPath>();
+const SERVER_PATHS = new Map<string, ContentPath>();
+for (const p of CONTENT_PATHS) (p.direction === 'client' ? CLIENT_PATHS : SERVER_PATHS).set(p.type, p);
 
 /** The table row for an event type (one map lookup: runs for every frame, audio included). */
 export function contentPath(direction: 'client' | 'server', type: string): ContentPath | undefined {
@@ -140,8 +141,7 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[]):
     case 'message': {
       const role = asString(item['role']);
       const textSource: Source = role === 'assistant' ? 'output' : 'input';
-      const content = asArray(item['content']) ?? [];
-      content.forEach((p, i) => {
+      asArray(item['content'])?.forEach((p, i) => {
         const part = asObject(p);
         if (!part) return;
         const where = at(locate, 'content', i);
@@ -192,8 +192,7 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
     }
     case 'response.created':
     case 'response.done': {
-      const output = asArray(asObject(ev['response'])?.['output']) ?? [];
-      output.forEach((o, i) => {
+      asArray(asObject(ev['response'])?.['output'])?.forEach((o, i) => {
         const it = asObject(o);
         if (it) itemTexts(it, at(ROOT, 'response', 'output', i), out);
       });
@@ -206,7 +205,7 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
       const instructions = asString(response['instructions']);
       if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
       promptVariables(response, where, out);
-      (asArray(response['input']) ?? []).forEach((o, i) => {
+      asArray(response['input'])?.forEach((o, i) => {
         const it = asObject(o);
         if (it) itemTexts(it, at(ROOT, 'response', 'input', i), out);
       });

@@ -10,7 +10,7 @@ import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } fro
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
-import { asArray, asObject, asString } from '../protocol/json.js';
+import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 import { clientEventId, notifyClient, toFrame } from './util.js';
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
@@ -264,9 +264,8 @@ export class GuardrailFilter implements Filter {
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     const texts = eventTexts(frame.type, ev);
-    if (texts.length === 0) return CONTINUE;
-    if (texts.some((t) => t.unknownItemType !== undefined)) {
-      const unknown = texts.find((t) => t.unknownItemType !== undefined)!;
+    const unknown = texts.find((t) => t.unknownItemType !== undefined);
+    if (unknown) {
       const v = this.#unknown(`item:${unknown.unknownItemType}`, 'client');
       if (v.kind !== 'continue') return v;
     }
@@ -295,8 +294,9 @@ export class GuardrailFilter implements Filter {
         }
       }
       const action = strongestOf(findings);
-      if (action === null && copy === null) return CONTINUE;
-      const source = evaluations.find((x) => x.e.findings.length > 0)?.t.source ?? 'input';
+      // A redaction comes with its finding: no finding, nothing to do.
+      if (action === null) return CONTINUE;
+      const source = evaluations.find((x) => x.e.findings.length > 0)!.t.source;
       const details = this.#details(policy, findings);
       let verdict: Verdict;
       switch (action) {
@@ -304,7 +304,7 @@ export class GuardrailFilter implements Filter {
           verdict = closeWith(new ProxyError('policy_violation', { eventId: clientEventId(ev), details }));
           break;
         case 'cancel_response':
-          this.#cancelActive('cancel_response', findings.find((f) => f.action === action)?.id ?? '');
+          this.#cancelActive('cancel_response', findings.find((f) => f.action === action)!.id);
           verdict = reject(new ProxyError('guardrail_blocked', { eventId: clientEventId(ev), details }));
           break;
         case 'block':
@@ -334,8 +334,8 @@ export class GuardrailFilter implements Filter {
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     const texts = eventTexts(type, ev);
-    if (texts.length === 0) return CONTINUE;
-    const eventResponse = asString(ev['response_id']) ?? (type === 'response.done' || type === 'response.created' ? asString(asObject(ev['response'])?.['id']) : null);
+    // response.created / response.done name their response in `response.id`.
+    const eventResponse = asString(ev['response_id']) ?? asString(asObject(ev['response'])?.['id']);
     let copy: JsonObject | null = null;
     const edit = (t: ContentText, text: string): void => {
       copy ??= structuredClone(ev);
@@ -349,17 +349,16 @@ export class GuardrailFilter implements Filter {
         continue;
       }
       const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
-      // The upstream's echo of an item the client typed was checked on its way in.
-      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved' && (t.source === 'input' || t.source === 'image' || t.source === 'tool_output')) continue;
+      // The upstream's echo of an item the client typed was checked on its way in (every text of it, by its source).
+      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved') continue;
+      // A response id comes only with model items (user items belong to no response).
       const responseId = eventResponse ?? item?.responseId ?? null;
       // What the policy already stopped is never shown again, on any path.
-      const model = t.source !== 'input' && t.source !== 'image';
-      const stopped = (model && responseId !== null && (this.#ctx.isSuppressed(responseId) || this.#cancelled.has(responseId))) || item?.marks.some((m) => m.kind === 'blocked' || m.kind === 'cancelled') === true;
+      const stopped = (responseId !== null && (this.#ctx.isSuppressed(responseId) || this.#cancelled.has(responseId))) || item?.marks.some((m) => m.kind === 'blocked' || m.kind === 'cancelled') === true;
       if (stopped) {
         if (t.text.length > 0) edit(t, '');
         continue;
       }
-      if (!hasSource(policy, t.source)) continue;
       const e = this.#scanFinal(policy, t.source, type, t.text, null, t.functionName);
       if (stops(e.strongest)) edit(t, '');
       else if (e.redacted) edit(t, e.text);
@@ -367,15 +366,15 @@ export class GuardrailFilter implements Filter {
       // The same text shows up on several events: each finding is reported once per item.
       const fresh = t.itemId ? e.findings.filter((f) => this.#firstReport(t.itemId!, f.id)) : e.findings;
       if (t.itemId) for (const f of e.findings) this.#mark(t.itemId, f);
-      if (fresh.length > 0) reports.push({ source: t.source, findings: fresh, responseId });
+      reports.push({ source: t.source, findings: fresh, responseId });
       if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
     }
-    if (copy !== null && type === 'conversation.item.retrieved') blankAudioOfStopped(copy, this.#ctx, this.#cancelled);
+    if (copy !== null) blankAudioOfStopped(copy, this.#ctx, this.#cancelled, trips.length > 0);
     for (const r of reports) this.#reportAll(policy, r.findings, r.source, type, r.responseId, t0);
     for (const trip of trips) {
       if (type === 'conversation.item.retrieved' && trip.t.itemId) {
         // A stored item shown on request: remove it; responses in flight did not start from it.
-        this.#deleteItem(trip.t.itemId, 'blocked', trip.findings[0]?.id ?? null);
+        this.#deleteItem(trip.t.itemId, 'blocked', trip.findings[0]!.id);
         notifyClient(this.#ctx, this.#notice(strongestOf(trip.findings)!, this.#details(policy, trip.findings)), GUARDRAILS_FILTER);
         if (strongestOf(trip.findings) === 'end_session') return closeWith(new ProxyError('policy_violation', { details: this.#details(policy, trip.findings) }));
         continue;
@@ -421,11 +420,8 @@ export class GuardrailFilter implements Filter {
     const ids = this.#cancelled.get(id);
     if (!ids) return;
     this.#cancelled.delete(id);
+    // The view has learnt this response.done already: its items include those of `response.output`.
     for (const itemId of this.#ctx.conversation.response(id)?.itemIds ?? []) ids.add(itemId);
-    for (const o of asArray(response?.['output']) ?? []) {
-      const itemId = asString(asObject(o)?.['id']);
-      if (itemId) ids.add(itemId);
-    }
     for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
   }
 
@@ -557,7 +553,7 @@ export class GuardrailFilter implements Filter {
   #trip(policy: CompiledPolicy, source: Source, findings: readonly Finding[], responseId: string | null, itemId: string | null, eventType: string): Verdict {
     const action = strongestOf(findings)!;
     const details = this.#details(policy, findings);
-    const ruleId = findings.find((f) => f.action === action)?.id ?? '';
+    const ruleId = findings.find((f) => f.action === action)!.id;
     if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
     if (source === 'input' && itemId !== null && this.#hold?.isHeld(itemId)) {
       // A held turn: no response has heard it, and none will (it is deleted before any starts).
@@ -663,9 +659,10 @@ export class GuardrailFilter implements Filter {
       return CONTINUE;
     }
     if (timeoutMs === null || this.#transcriptTimers.has(itemId) || this.#transcriptTimers.size >= 64) return CONTINUE;
+    // onClose clears every timer: one that fires, fires for an open session.
     const timer = setTimeout(() => {
       this.#transcriptTimers.delete(itemId);
-      if (!this.#closed) this.#failClosed(itemId, 'timeout');
+      this.#failClosed(itemId, 'timeout');
     }, timeoutMs);
     timer.unref?.();
     this.#transcriptTimers.set(itemId, timer);
@@ -687,9 +684,7 @@ export class GuardrailFilter implements Filter {
   }
 
   #clearTranscriptTimer(itemId: string): void {
-    const timer = this.#transcriptTimers.get(itemId);
-    if (timer === undefined) return;
-    clearTimeout(timer);
+    clearTimeout(this.#transcriptTimers.get(itemId));
     this.#transcriptTimers.delete(itemId);
   }
 
@@ -831,7 +826,6 @@ export class GuardrailFilter implements Filter {
   }
 
   #reportAll(policy: CompiledPolicy, findings: readonly Finding[], source: Source, eventType: string, responseId: string | null, t0: number): void {
-    if (findings.length === 0) return;
     const decisionMs = this.#ctx.clock.now() - t0;
     for (const f of findings) {
       this.#trips++;
@@ -895,16 +889,16 @@ function heldDelta(stream: Stream, eventId: string, text: string): RealtimeServe
   return event as unknown as RealtimeServerEvent;
 }
 
-/** A retrieved item of a stopped response (or one the policy stopped) loses its audio too. */
-function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: ReadonlyMap<string, unknown>): void {
-  const item = asObject(copy['item']);
-  const id = asString(item?.['id']);
-  if (!item || !id) return;
-  const view = ctx.conversation.item(id);
-  const stopped = (view?.responseId && (ctx.isSuppressed(view.responseId) || cancelled.has(view.responseId))) || view?.marks.some((m) => m.kind !== 'redacted');
+/** An item (as retrieve shows it) of a stopped response, or one the policy stopped now or before, loses its audio too. */
+function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: ReadonlyMap<string, unknown>, trippedNow: boolean): void {
+  // The copy has texts of its item, so the item is an object.
+  const item = asObjectOrEmpty(copy['item']);
+  const view = ctx.conversation.item(asString(item['id']) ?? '');
+  // The view may not know the item (pruned): a trip on this very event stops it all the same.
+  const stopped = trippedNow || (view?.responseId && (ctx.isSuppressed(view.responseId) || cancelled.has(view.responseId))) || view?.marks.some((m) => m.kind !== 'redacted');
   if (!stopped) return;
-  for (const p of asArray(item['content']) ?? []) {
+  asArray(item['content'])?.forEach((p) => {
     const part = asObject(p);
     if (part && typeof part['audio'] === 'string') part['audio'] = '';
-  }
+  });
 }

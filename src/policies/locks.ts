@@ -48,7 +48,7 @@ export function mcpUrlAllowed(url: string, allowed: readonly string[]): boolean 
     const base = new URL(a);
     if (base.origin !== u.origin) return false;
     const path = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
-    return u.pathname === base.pathname || u.pathname.startsWith(path) || base.pathname === '/';
+    return u.pathname === base.pathname || u.pathname.startsWith(path);
   });
 }
 
@@ -71,7 +71,8 @@ export function resolveModel(locks: PolicyLocks, model: string): { model: string
 export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks: PolicyLocks, truncation: UpstreamTruncation | undefined, holdSpokenInput = false): Violation[] {
   const v: Violation[] = [];
   const at = (path: string) => `${scope}.${path}`;
-  const has = (k: string) => Object.prototype.hasOwnProperty.call(obj, k) && obj[k] !== undefined;
+  // `obj` is parsed JSON: every member is its own, and none is undefined.
+  const has = (k: string) => obj[k] !== undefined;
 
   const ins = locks.instructions;
   if (ins && has('instructions')) {
@@ -99,11 +100,10 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
   }
 
   const voiceLock = locks.voice;
-  if (voiceLock) {
-    const audio = asObject(obj['audio']);
-    const output = asObject(audio?.['output']);
-    const voice = output ? output['voice'] : undefined;
-    if (output && voice !== undefined && !(typeof voice === 'string' && voiceLock.allow.includes(voice))) {
+  const output = asObject(asObject(obj['audio'])?.['output']);
+  if (voiceLock && output) {
+    const voice = output['voice'];
+    if (voice !== undefined && !(typeof voice === 'string' && voiceLock.allow.includes(voice))) {
       v.push({ field: 'voice', param: at('audio.output.voice'), mode: voiceLock.onViolation, reason: `voice ${String(typeof voice === 'string' ? voice : 'custom')} is not allowed` });
       output['voice'] = voiceLock.default ?? voiceLock.allow[0]!;
     }
@@ -170,7 +170,7 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     if (!promptAllowed(prompt, p)) {
       const want = promptTarget(prompt);
       v.push({ field: 'prompt', param: at('prompt'), mode: want ? prompt.onViolation : 'reject', reason: prompt.id !== undefined ? `prompt is pinned to ${prompt.id}` : `prompt ${String(p?.['id'] ?? '(none)')} is not allowed` });
-      if (want) obj['prompt'] = { ...(p ?? {}), ...want };
+      if (want) obj['prompt'] = { ...p, ...want };
     }
   } else if (!prompt && ins && has('prompt') && obj['prompt'] !== null) {
     // A reusable prompt carries its own instructions: without a prompt lock it would walk around the instructions lock.
@@ -178,7 +178,7 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     delete obj['prompt'];
   }
 
-  if (scope === 'response' && ins && ins.systemItems === 'lock' && has('input')) {
+  if (scope === 'response' && ins && ins.systemItems === 'lock') {
     const input = asArray(obj['input']);
     if (input) {
       input.forEach((raw, i) => {
@@ -205,9 +205,9 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     }
     const tr = locks.inputTranscription;
     const input = asObject(asObject(obj['audio'])?.['input']);
-    if (tr && input && Object.prototype.hasOwnProperty.call(input, 'transcription') && input['transcription'] === null) {
+    if (tr && input && input['transcription'] === null) {
       v.push({ field: 'input_transcription', param: at('audio.input.transcription'), mode: 'rewrite', reason: 'input transcription is required by policy' });
-      input['transcription'] = { model: tr.model, ...(tr.language ? { language: tr.language } : {}) };
+      input['transcription'] = forcedTranscription(tr);
     }
     if (holdSpokenInput) v.push(...lockCreateResponse(obj, at));
   }
@@ -244,6 +244,11 @@ function lockCreateResponse(session: JsonObject, at: (path: string) => string): 
 }
 
 type PromptLock = NonNullable<PolicyLocks['prompt']>;
+
+/** The transcription setting the policy forces on. */
+function forcedTranscription(tr: NonNullable<PolicyLocks['inputTranscription']>): JsonObject {
+  return { model: tr.model, ...(tr.language ? { language: tr.language } : {}) };
+}
 
 /** Whether the reusable prompt `p` (null: none) is allowed by the lock. */
 function promptAllowed(lock: PromptLock, p: JsonObject | null): boolean {
@@ -310,7 +315,7 @@ export class LockFilter implements Filter {
   readonly #hold: boolean;
   readonly #allowedFn: ((name: string) => boolean) | null;
   /** Disallowed function-call items to delete upstream once their response is done. */
-  readonly #deleteOnDone = new Map<string, string[]>();
+  readonly #deleteOnDone = new Map<string | null, string[]>();
   #rewrites = 0;
   #rejections = 0;
   /** Locked settings put back after a call's session.updated (bounded: see MAX_RELOCKS). */
@@ -426,14 +431,12 @@ export class LockFilter implements Filter {
         return this.#checkCall(asString(ev['response_id']) ?? '', asString(ev['item_id']) ?? '', asString(ev['name']) ?? '');
       }
       case 'response.done': {
-        if (this.#deleteOnDone.size === 0) return CONTINUE;
+        // (Parsed already: the conversation view reads every response.done.)
         const id = asString(asObject(frame.json()['response'])?.['id']);
-        const items = id !== null ? this.#deleteOnDone.get(id) : undefined;
-        if (id !== null && items) {
-          this.#deleteOnDone.delete(id);
-          // The call stays out of the conversation, so later turns never see an unanswered call.
-          for (const itemId of items) this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId }, LOCKS_FILTER);
-        }
+        const items = this.#deleteOnDone.get(id);
+        if (!items) return CONTINUE;
+        this.#deleteOnDone.delete(id);
+        for (const itemId of items) this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId }, LOCKS_FILTER);
         return CONTINUE;
       }
       default:
@@ -444,6 +447,13 @@ export class LockFilter implements Filter {
   /** A call to a function outside the allowlist: the response is cancelled before the client can run it. */
   #checkCall(responseId: string, itemId: string, name: string): Verdict {
     if (this.#allowedFn!(name)) return CONTINUE;
+    // Every forbidden call is deleted once its response is done (also a second call in a response
+    // already cancelled), so later turns never see an unanswered call.
+    if (itemId) {
+      let list = this.#deleteOnDone.get(responseId);
+      if (!list) this.#deleteOnDone.set(responseId, (list = []));
+      if (!list.includes(itemId)) list.push(itemId);
+    }
     if (this.#ctx.isSuppressed(responseId)) return DROP;
     this.#rejections++;
     this.#ctx.report({ kind: 'lock', field: 'tools', action: 'rejected' });
@@ -456,11 +466,6 @@ export class LockFilter implements Filter {
         details: { field: 'tools', function: name, policy: this.#policy.name },
       }),
     );
-    if (itemId) {
-      let list = this.#deleteOnDone.get(responseId);
-      if (!list) this.#deleteOnDone.set(responseId, (list = []));
-      if (!list.includes(itemId)) list.push(itemId);
-    }
     return DROP;
   }
 
@@ -504,7 +509,7 @@ export class LockFilter implements Filter {
       copy['audio'] = audio;
       const input = asObject(audio['input']) ?? {};
       audio['input'] = input;
-      if (tr && !input['transcription']) input['transcription'] = { model: tr.model, ...(tr.language ? { language: tr.language } : {}) };
+      if (tr && !input['transcription']) input['transcription'] = forcedTranscription(tr);
       // Not reported: the upstream runs its default, server VAD with create_response on.
       if (this.#hold && input['turn_detection'] === undefined) input['turn_detection'] = { type: 'server_vad', create_response: false };
     }

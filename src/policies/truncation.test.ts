@@ -1,8 +1,14 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
-import type { Verdict } from '../pipeline/filter.js';
-import { wire } from '../../test/policies/support.js';
-import { ContextTracker, estimateItemTokens, TruncationFilter } from './truncation.js';
+import { ChainTemplate, type ChainSink } from '../pipeline/chain.js';
+import type { FilterFactory, Verdict } from '../pipeline/filter.js';
+import type { Frame } from '../pipeline/frame.js';
+import type { Report } from '../pipeline/reports.js';
+import type { RealtimeClientEvent } from '../protocol/events.js';
+import { policyFrom, wire } from '../../test/policies/support.js';
+import type { PolicyRegistry } from './registry.js';
+import { ContextTracker, estimateItemTokens, TRUNCATION_FILTER, truncationFactory, TruncationFilter } from './truncation.js';
 
 const budget = (maxTokens: number, extra: Partial<{ targetRatio: number; keepFirst: number; keepSystem: boolean; keepLast: number }> = {}) => ({
   maxTokens,
@@ -359,5 +365,391 @@ describe('truncation filter, event by event', () => {
     session.fromClient(f, wire({ type: 'response.create' }));
     expect(session.upstream).toHaveLength(1);
     expect(session.reports.filter((r) => r.kind === 'prune')).toHaveLength(1);
+  });
+});
+
+describe('speech boundaries, edge by edge', () => {
+  const audioItem = (id: string, transcript?: string) => ({ id, type: 'message', role: 'user', content: [{ type: 'input_audio', ...(transcript !== undefined ? { transcript } : {}) }] });
+
+  it('an end without a start (or a start without an end) gives no duration', () => {
+    const t = new ContextTracker();
+    t.upsert(audioItem('u'), null);
+    t.speech('u', null, 3000);
+    expect(t.total()).toBe(4);
+    // A hostile upstream's negative start with no end is not a duration either.
+    const v = new ContextTracker();
+    v.upsert(audioItem('v'), null);
+    v.speech('v', -1000, null);
+    expect(v.total()).toBe(4);
+  });
+
+  it('a start alone does not resize an item sized from its transcript; a later start keeps the known end', () => {
+    const t = new ContextTracker();
+    t.upsert(audioItem('u', 'x'.repeat(40)), null); // 4 + 10 × 2
+    t.speech('u', 100, null);
+    expect(t.total()).toBe(24);
+    t.speech('u', 0, 1000);
+    expect(t.total()).toBe(4 + 10);
+    t.speech('u', 500, null);
+    expect(t.total()).toBe(4 + 5);
+  });
+
+  it('an empty or backwards span is unknown length: the transcript sizes the item instead', () => {
+    const t = new ContextTracker();
+    t.upsert(audioItem('u'), null);
+    t.speech('u', 700, 700);
+    t.transcript('u', 'x'.repeat(40));
+    expect(t.total()).toBe(4 + 20);
+    const b = new ContextTracker();
+    b.upsert(audioItem('b'), null);
+    b.speech('b', 900, 200);
+    expect(b.total()).toBe(4);
+  });
+});
+
+describe('items learned over several events', () => {
+  it('a system role that arrives only with the item update pins it; a role-less update keeps the known role', () => {
+    const t = new ContextTracker();
+    t.upsert({ id: 's', type: 'message', status: 'completed', content: [{ type: 'input_text', text: 'x'.repeat(40) }] }, null);
+    t.upsert(text('u', 'user', 40), 's');
+    t.upsert(text('s', 'system', 40), null);
+    expect(t.plan(budget(10, { targetRatio: 0 }))!.itemIds).toEqual(['u']);
+    t.upsert({ id: 's', type: 'message', status: 'completed', content: [{ type: 'input_text', text: 'x'.repeat(40) }] }, null);
+    expect(t.plan(budget(10, { targetRatio: 0 }))!.itemIds).toEqual(['u']);
+  });
+
+  it('a call id that arrives only with the item update still ties the call to its output', () => {
+    const t = new ContextTracker();
+    t.upsert({ id: 'fc', type: 'function_call', name: 'f', arguments: '' }, null);
+    t.upsert(text('u', 'user', 40), 'fc');
+    t.upsert({ id: 'fo', type: 'function_call_output', call_id: 'c1', output: 'x'.repeat(40) }, 'u');
+    t.upsert({ id: 'fc', type: 'function_call', call_id: 'c1', name: 'f', arguments: '' }, null);
+    // The output is pinned as the last item: its call stays with it.
+    expect(t.plan(budget(10, { targetRatio: 0, keepLast: 1 }))!.itemIds).toEqual(['u']);
+    t.upsert({ id: 'fc', type: 'function_call', name: 'f', arguments: '' }, null);
+    expect(t.plan(budget(10, { targetRatio: 0, keepLast: 1 }))!.itemIds).toEqual(['u']);
+  });
+
+  it('an item with neither output nor text costs only its framing', () => {
+    expect(estimateItemTokens({ type: 'function_call_output' }, null)).toBe(4);
+    expect(estimateItemTokens({ type: 'message', role: 'user', content: [{ type: 'input_text' }] }, null)).toBe(4);
+  });
+});
+
+describe('the prune plan, against any conversation', () => {
+  /** Deterministic PRNG (mulberry32): the same conversations on every run. */
+  function rng(seed: number) {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  it('stays within budget, deletes oldest first, never a pinned item, never half a call, and counts each item once', () => {
+    const random = rng(16);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    for (let run = 0; run < 200; run++) {
+      const t = new ContextTracker();
+      const items: { id: string; type: string; role: string | null; callId: string | null; status: string; tokens: number }[] = [];
+      const n = 2 + Math.floor(random() * 12);
+      let calls = 0;
+      for (let k = 0; k < n; k++) {
+        const id = `i${k}`;
+        const status = random() < 0.1 ? 'in_progress' : 'completed';
+        const chars = Math.floor(random() * 200);
+        let item: Record<string, unknown>;
+        const kind = random();
+        if (kind < 0.2) item = { id, type: 'function_call', call_id: `c${++calls}`, name: 'f', arguments: 'x'.repeat(chars), status };
+        else if (kind < 0.35 && calls > 0) item = { id, type: 'function_call_output', call_id: `c${1 + Math.floor(random() * calls)}`, output: 'x'.repeat(chars) };
+        else if (kind < 0.4) item = { id, type: 'message', role: 'user', call_id: calls > 0 ? `c${calls}` : 'c0', status, content: [{ type: 'input_text', text: 'x'.repeat(chars) }] };
+        else item = { ...text(id, pick(['user', 'assistant', 'system']), chars), status };
+        t.upsert(item, k === 0 ? null : `i${k - 1}`);
+        items.push({ id, type: item['type'] as string, role: (item['role'] as string | undefined) ?? null, callId: (item['call_id'] as string | undefined) ?? null, status: (item['status'] as string | undefined) ?? 'completed', tokens: estimateItemTokens(item, null) });
+      }
+      const total = items.reduce((s, i) => s + i.tokens, 0);
+      expect(t.total()).toBe(total);
+      const b = budget(1 + Math.floor(random() * total * 1.2), { targetRatio: pick([0.1, 0.5, 0.75, 1]), keepFirst: pick([0, 0, 1, 2]), keepLast: pick([0, 1, 2, 3]), keepSystem: random() < 0.7 });
+      const pending = pick([0, 0, 25]);
+      const plan = t.plan(b, pending);
+      const before = total + pending;
+      const target = Math.floor(b.maxTokens * b.targetRatio);
+      const isCall = (i: (typeof items)[number]) => i.callId !== null && (i.type === 'function_call' || i.type === 'function_call_output');
+      const groupOf = (i: (typeof items)[number]) => (isCall(i) ? items.filter((j) => isCall(j) && j.callId === i.callId) : [i]);
+      const pinned = (i: (typeof items)[number]) => {
+        const idx = items.indexOf(i);
+        return idx < b.keepFirst || idx >= items.length - b.keepLast || (b.keepSystem && i.role === 'system') || i.status === 'in_progress';
+      };
+      const deletable = (i: (typeof items)[number]) => !groupOf(i).some(pinned);
+      const context = JSON.stringify({ run, items, b, pending });
+      if (before <= b.maxTokens) {
+        expect(plan, context).toBeNull();
+        continue;
+      }
+      if (plan === null) {
+        // Over budget with nothing deleted: only when every item is pinned (or tied to a pinned one).
+        expect(items.some(deletable), context).toBe(false);
+        continue;
+      }
+      const deleted = items.filter((i) => plan.itemIds.includes(i.id));
+      // In conversation order, each once, never a pinned item, never half a call.
+      expect(plan.itemIds, context).toEqual(deleted.map((i) => i.id));
+      for (const i of deleted) {
+        expect(pinned(i), context).toBe(false);
+        for (const g of groupOf(i)) expect(plan.itemIds, context).toContain(g.id);
+      }
+      // Exact accounting: what the report says is what is left.
+      expect(plan.tokensBefore, context).toBe(before);
+      expect(plan.tokensAfter, context).toBe(before - deleted.reduce((s, i) => s + i.tokens, 0));
+      // Down to the target, unless nothing deletable is left.
+      const kept = items.filter((i) => !plan.itemIds.includes(i.id));
+      if (plan.tokensAfter > target) expect(kept.some(deletable), context).toBe(false);
+      // Oldest first: nothing deletable is kept before the newest deletion…
+      const newest = Math.max(...deleted.map((i) => items.indexOf(groupOf(i)[0]!)));
+      for (const i of kept.filter((k) => items.indexOf(k) < newest)) expect(deletable(i), context).toBe(false);
+      // …and it stops once under the target: without the newest group the context was still over it.
+      const newestGroup = groupOf(items[newest]!);
+      expect(plan.tokensAfter + newestGroup.reduce((s, i) => s + i.tokens, 0), context).toBeGreaterThan(target);
+    }
+  });
+
+  it('a call and its output are counted once, so the plan does not stop short of the target', () => {
+    const t = new ContextTracker();
+    t.upsert({ id: 'fc', type: 'function_call', call_id: 'c1', name: 'f', arguments: 'x'.repeat(36) }, null); // 14
+    t.upsert({ id: 'fo', type: 'function_call_output', call_id: 'c1', output: 'x'.repeat(24) }, 'fc'); // 10
+    t.upsert(text('u1', 'user', 24), 'fo'); // 10
+    t.upsert(text('u2', 'user', 24), 'u1'); // 10
+    expect(t.plan(budget(40, { targetRatio: 0.25 }))).toEqual({ itemIds: ['fc', 'fo', 'u1'], tokensBefore: 44, tokensAfter: 10 });
+  });
+
+  it('a message that carries a call id is not deleted with the call', () => {
+    const t = new ContextTracker();
+    t.upsert({ id: 'm', type: 'message', role: 'user', call_id: 'c1', content: [{ type: 'input_text', text: 'x'.repeat(24) }] }, null); // 10
+    t.upsert({ id: 'fc', type: 'function_call', call_id: 'c1', name: 'f', arguments: 'x'.repeat(36) }, 'm'); // 14
+    t.upsert({ id: 'fo', type: 'function_call_output', call_id: 'c1', output: 'x'.repeat(24) }, 'fc'); // 10
+    expect(t.plan(budget(30, { targetRatio: 0.8 }))).toEqual({ itemIds: ['m'], tokensBefore: 34, tokensAfter: 24 });
+  });
+});
+
+describe('truncation filter, the client and the upstream in between', () => {
+  const added = (item: object, prev: string | null, type = 'conversation.item.added') => wire({ type, previous_item_id: prev, item });
+  const create = (item: object) => wire({ type: 'conversation.item.create', item });
+  const responseCreate = () => wire({ type: 'response.create' });
+
+  it('an echoed item settles the pending item of its own type and role, not another', () => {
+    // Pending: a big assistant message and a small user message; the upstream echoes the user one.
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(200, { targetRatio: 0.5 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 40), null)); // 14
+    session.fromClient(f, create(text('x', 'assistant', 400))); // +104 pending
+    session.fromClient(f, create(text('y', 'user', 40))); // +14 pending
+    session.fromServer(f, added(text('y', 'user', 40), 'u0'));
+    // Left pending: the assistant message (104) + tracked 28 = 132: under 200.
+    session.fromClient(f, responseCreate());
+    expect(session.upstream).toEqual([]);
+    // The assistant one echoes too: 132 tracked, nothing pending.
+    session.fromServer(f, added(text('x', 'assistant', 400), 'y'));
+    session.fromClient(f, responseCreate());
+    expect(session.upstream).toEqual([]);
+    expect(f.tracker.total()).toBe(132);
+  });
+
+  it('an echo of a message with the same role but another type does not settle it', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(200, { targetRatio: 0.5, keepLast: 1 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 40), null)); // 14
+    session.fromClient(f, create({ type: 'function_call_output', call_id: 'c', output: 'x'.repeat(400) })); // +104 pending, no role
+    session.fromClient(f, create({ type: 'function_call', call_id: 'c', name: 'f', arguments: 'x'.repeat(40) })); // +15 pending, no role
+    session.fromServer(f, added({ id: 'fc', type: 'function_call', call_id: 'c', name: 'f', arguments: 'x'.repeat(40) }, 'u0'));
+    // Settled: the call (15). Still pending: its output (104). 29 + 104 = 133: under budget.
+    session.fromClient(f, responseCreate());
+    expect(session.upstream).toEqual([]);
+    // Another 74 tokens tip it over (the output still counts as pending: 133 + 74 = 207 > 200); the newest item is kept.
+    session.fromServer(f, added(text('u1', 'user', 280), 'fc'));
+    session.fromClient(f, responseCreate());
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0', 'fc']);
+  });
+
+  it('an item shown twice (added, then created or done) settles one pending item, not two', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(150, { targetRatio: 0.5 }), 'test');
+    session.fromClient(f, create(text('a', 'user', 200))); // 54
+    session.fromClient(f, create(text('b', 'user', 200))); // 54
+    session.fromServer(f, added(text('a', 'user', 200), null));
+    session.fromServer(f, added(text('a', 'user', 200), null, 'conversation.item.created'));
+    session.fromServer(f, added(text('a', 'user', 200), null, 'conversation.item.done'));
+    // `b` is still pending: 54 tracked + 54 pending = 108, plus 50 more puts it over.
+    session.fromServer(f, added(text('c', 'assistant', 184), 'a')); // 50
+    session.fromClient(f, responseCreate());
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['a', 'c']);
+  });
+
+  it('prunes in conversation order (previous_item_id), not in arrival order', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(50, { targetRatio: 1, keepFirst: 1 }), 'test');
+    session.fromServer(f, added(text('a', 'user', 80), null)); // 24
+    session.fromServer(f, added(text('b', 'user', 80), 'a'));
+    session.fromServer(f, added(text('c', 'user', 80), 'a')); // between a and b
+    expect(f.tracker.ids()).toEqual(['a', 'c', 'b']);
+    session.fromClient(f, responseCreate());
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'c' }]);
+  });
+
+  it('without a budget, even a response.done over any size changes nothing', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, null, 'test');
+    session.fromServer(f, added(text('u0', 'user', 100_000), null));
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r', conversation_id: 'conv_1', output: [], usage: { input_tokens: 90_000, output_tokens: 1 } } }));
+    expect(session.upstream).toEqual([]);
+    expect(f.tracker.size).toBe(0);
+  });
+
+  it('a truncation without a numeric audio_end_ms changes no size', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(100_000), 'test');
+    session.fromServer(f, added({ id: 'a', type: 'message', role: 'assistant', content: [{ type: 'output_audio', transcript: 'x'.repeat(40) }] }, null)); // 4 + 30
+    session.fromServer(f, wire({ type: 'conversation.item.truncated', item_id: 'a', content_index: 0, audio_end_ms: '100' }));
+    session.fromServer(f, wire({ type: 'conversation.item.truncated', content_index: 0, audio_end_ms: 100 }));
+    expect(f.tracker.total()).toBe(34);
+  });
+
+  it('the operator log names the policy, the trigger, the items and the tokens of each prune', () => {
+    const lines: Record<string, unknown>[] = [];
+    class Logged extends FakeSession {
+      override readonly log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+    }
+    const session = new Logged();
+    const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5, keepLast: 1 }), 'support');
+    session.fromServer(f, added(text('u0', 'user', 400), null));
+    session.fromServer(f, added(text('u1', 'user', 40), 'u0'));
+    session.fromClient(f, responseCreate());
+    session.fromServer(f, added(text('u2', 'user', 400), 'u1'));
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r', conversation_id: 'conv_1', output: [] } }));
+    expect(lines.map(({ policy, trigger, items, tokensBefore, tokensAfter, maxTokens, msg }) => ({ policy, trigger, items, tokensBefore, tokensAfter, maxTokens, msg }))).toEqual([
+      { policy: 'support', trigger: 'response.create', items: 1, tokensBefore: 118, tokensAfter: 14, maxTokens: 100, msg: 'conversation pruned to the context budget' },
+      { policy: 'support', trigger: 'response.done', items: 1, tokensBefore: 118, tokensAfter: 104, maxTokens: 100, msg: 'conversation pruned to the context budget' },
+    ]);
+  });
+});
+
+describe('truncation through the filter chain (as the relay runs it)', () => {
+  const BUDGET = 'truncation:\n  budget: { maxTokens: 1000, targetRatio: 0.5, keepFirst: 0, keepLast: 0 }\n';
+
+  class Sink implements ChainSink {
+    readonly forwarded: string[] = [];
+    forward(direction: 'client' | 'server', frame: Frame): void {
+      this.forwarded.push(`${direction}:${frame.type}`);
+    }
+    reject(): void {
+      throw new Error('no frame may be refused');
+    }
+    close(): void {
+      throw new Error('no session may be closed');
+    }
+  }
+
+  async function setup(yaml: string, session = new FakeSession()) {
+    const policy = await policyFrom(yaml);
+    const registry = { resolve: () => ({ current: policy, name: 'support' }) } as unknown as PolicyRegistry;
+    const reports: Report[] = [];
+    const observer: FilterFactory = { name: 'observer', wants: {}, create: () => ({ onReport: (r) => void reports.push(r) }) };
+    const factory = truncationFactory(registry);
+    const sink = new Sink();
+    const chain = new ChainTemplate([factory, observer]).instantiate(session, sink);
+    const estimate = () => chain.summaries()['contextTokensEstimate'];
+    return {
+      session,
+      sink,
+      reports,
+      chain,
+      factory,
+      estimate,
+      server: (event: { type: string; [k: string]: unknown }) => {
+        const frame = wire(event);
+        session.conversation.observeServer(frame);
+        chain.fromServer(frame);
+      },
+      client: (event: { type: string; [k: string]: unknown }) => chain.fromClient(wire(event)),
+    };
+  }
+
+  it('every event that changes the conversation reaches the pruner, and every frame is forwarded', async () => {
+    const { server, client, estimate, session, sink, factory } = await setup(BUDGET);
+    expect(factory.name).toBe(TRUNCATION_FILTER);
+    expect(TRUNCATION_FILTER).toBe('policies.truncation');
+    server({ type: 'input_audio_buffer.speech_started', item_id: 'u', audio_start_ms: 1000 });
+    server({ type: 'input_audio_buffer.speech_stopped', item_id: 'u', audio_end_ms: 4000 });
+    server({ type: 'conversation.item.added', previous_item_id: null, item: { id: 'u', type: 'message', role: 'user', content: [{ type: 'input_audio' }] } });
+    expect(estimate()).toBe(4 + 30);
+    server({ type: 'conversation.item.created', previous_item_id: 'u', item: { id: 'w', type: 'message', role: 'user', content: [{ type: 'input_audio' }] } });
+    server({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'w', content_index: 0, transcript: 'x'.repeat(80) });
+    expect(estimate()).toBe(34 + 4 + 40);
+    server({ type: 'conversation.item.added', previous_item_id: 'w', item: { id: 'a', type: 'message', role: 'assistant', status: 'in_progress', content: [] } });
+    server({ type: 'conversation.item.done', previous_item_id: 'w', item: { id: 'a', type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_audio', transcript: 'x'.repeat(400) }] } });
+    expect(estimate()).toBe(78 + 304);
+    server({ type: 'conversation.item.truncated', item_id: 'a', content_index: 0, audio_end_ms: 1000 });
+    expect(estimate()).toBe(78 + 24);
+    server({ type: 'conversation.item.deleted', item_id: 'u' });
+    expect(estimate()).toBe(44 + 24);
+    expect(session.upstream).toEqual([]);
+    // A created item counts before its echo: the response.create that follows prunes first.
+    client({ type: 'conversation.item.create', item: text('big', 'user', 4000) }); // 1004 pending
+    client({ type: 'response.create' });
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['w', 'a']);
+    server({ type: 'conversation.item.added', previous_item_id: 'a', item: text('big', 'user', 4000) });
+    expect(estimate()).toBe(1004);
+    // response.done calibrates from usage and prunes again (only `big` is there, and it is unpinned).
+    server({ type: 'response.done', response: { id: 'r1', status: 'completed', conversation_id: 'conv_1', output: [], usage: { input_tokens: 1500, output_tokens: 0 } } });
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['w', 'a', 'big']);
+    expect(sink.forwarded.filter((f) => f.startsWith('client:'))).toEqual(['client:conversation.item.create', 'client:response.create']);
+    expect(sink.forwarded.filter((f) => f.startsWith('server:'))).toHaveLength(11);
+  });
+
+  it('a policy without a budget never prunes', async () => {
+    const { server, client, session, chain } = await setup('description: no budget\n');
+    server({ type: 'conversation.item.added', previous_item_id: null, item: text('u', 'user', 100_000) });
+    client({ type: 'response.create' });
+    expect(session.upstream).toEqual([]);
+    expect(chain.summaries()).toEqual({});
+  });
+
+  it('fails open: when pruning itself fails, the response.create still goes through and the failure is reported', async () => {
+    class Broken extends FakeSession {
+      override sendUpstream(_event: RealtimeClientEvent): void {
+        throw new Error('socket gone');
+      }
+    }
+    const { server, client, sink, reports } = await setup(BUDGET, new Broken());
+    server({ type: 'conversation.item.added', previous_item_id: null, item: text('u', 'user', 8000) });
+    client({ type: 'response.create' });
+    expect(sink.forwarded.at(-1)).toBe('client:response.create');
+    expect(reports).toContainEqual({ kind: 'filter_error', filter: 'policies.truncation', direction: 'client', eventType: 'response.create' });
+  });
+});
+
+describe('pending items, against a hostile upstream', () => {
+  const added = (item: object, prev: string | null) => wire({ type: 'conversation.item.added', previous_item_id: prev, item });
+
+  it('an echo without an id settles nothing: the created item still counts', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 40), null)); // 14
+    session.fromClient(f, wire({ type: 'conversation.item.create', item: text('x', 'user', 400) })); // 104 pending
+    session.fromServer(f, added({ type: 'message', role: 'user', content: [] }, 'u0'));
+    session.fromClient(f, wire({ type: 'response.create' }));
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
+  });
+
+  it('an echo settles the pending item of its own role: the other one still counts', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 40), null)); // 14
+    session.fromClient(f, wire({ type: 'conversation.item.create', item: text('x', 'assistant', 400) })); // 104 pending
+    session.fromClient(f, wire({ type: 'conversation.item.create', item: text('y', 'user', 40) })); // 14 pending
+    session.fromServer(f, added(text('y', 'user', 40), null)); // at the start of the conversation
+    session.fromClient(f, wire({ type: 'response.create' }));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['y', 'u0']);
   });
 });

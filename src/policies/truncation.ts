@@ -2,7 +2,7 @@ import { CONTINUE, type Filter, type FilterFactory, type SessionContext, type Ve
 import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyTruncation } from './schema.js';
-import { asArray, asObject, asString } from '../protocol/json.js';
+import { asArray, asNumber, asObject, asString } from '../protocol/json.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -15,11 +15,11 @@ const USER_AUDIO_MS_PER_TOKEN = 100;
 const ASSISTANT_AUDIO_MS_PER_TOKEN = 50;
 const IMAGE_TOKENS = 255;
 
-const textTokens = (s: string) => (s.length === 0 ? 0 : Math.ceil(s.length / 4));
+const textTokens = (s: string) => Math.ceil(s.length / 4);
 
 interface TrackedItem {
   readonly id: string;
-  type: string;
+  type: string | null;
   role: string | null;
   callId: string | null;
   tokens: number;
@@ -50,6 +50,11 @@ export function estimateItemTokens(item: JsonObject, audioMs: number | null): nu
     }
   }
   return t;
+}
+
+/** The call an item belongs to (a function_call or its output), or null. */
+function callKey(item: TrackedItem): string | null {
+  return item.type === 'function_call' || item.type === 'function_call_output' ? item.callId : null;
 }
 
 export interface PrunePlan {
@@ -92,18 +97,19 @@ export class ContextTracker {
     return s && s.start !== null && s.end !== null && s.end > s.start ? s.end - s.start : null;
   }
 
-  upsert(item: JsonObject, previousItemId: string | null | undefined): void {
+  /** Adds or updates an item; true when the item is new to the tracker. */
+  upsert(item: JsonObject, previousItemId: string | null | undefined): boolean {
     const id = asString(item['id']);
-    if (id === null) return;
+    if (id === null) return false;
     const existing = this.#byId.get(id);
-    const type = asString(item['type']) ?? 'unknown';
+    const type = asString(item['type']);
     if (existing) {
       existing.type = type;
       existing.role = asString(item['role']) ?? existing.role;
       existing.callId = asString(item['call_id']) ?? existing.callId;
       existing.status = asString(item['status']);
       if (!existing.measured) existing.tokens = estimateItemTokens(item, this.#audioMs(id));
-      return;
+      return false;
     }
     const tracked: TrackedItem = {
       id,
@@ -116,13 +122,13 @@ export class ContextTracker {
     };
     this.#byId.set(id, tracked);
     // `previous_item_id: null` is the start of the conversation; unknown ids append.
-    if (previousItemId === null) {
-      this.#items.unshift(tracked);
-      return;
+    if (previousItemId === null) this.#items.unshift(tracked);
+    else {
+      const at = this.#items.findIndex((i) => i.id === previousItemId);
+      if (at < 0) this.#items.push(tracked);
+      else this.#items.splice(at + 1, 0, tracked);
     }
-    const at = previousItemId === undefined ? -1 : this.#items.findIndex((i) => i.id === previousItemId);
-    if (at < 0) this.#items.push(tracked);
-    else this.#items.splice(at + 1, 0, tracked);
+    return true;
   }
 
   remove(id: string): boolean {
@@ -168,7 +174,8 @@ export class ContextTracker {
     let before = 0;
     for (const i of this.#items) if (!outSet.has(i)) before += i.tokens;
     this.#overhead = Math.max(0, inputTokens - before);
-    if (out.length > 0 && outputTokens > 0) {
+    // (No output items: the share is never used.)
+    if (outputTokens > 0) {
       const share = Math.max(1, Math.round(outputTokens / out.length));
       for (const i of out) {
         i.tokens = ITEM_OVERHEAD + share;
@@ -194,19 +201,16 @@ export class ContextTracker {
       if (budget.keepSystem && item.role === 'system') pinned.add(item);
       if (item.status === 'in_progress') pinned.add(item);
     });
-    const byCall = new Map<string, TrackedItem[]>();
-    for (const item of this.#items) {
-      if (item.callId === null || (item.type !== 'function_call' && item.type !== 'function_call_output')) continue;
-      const list = byCall.get(item.callId) ?? [];
-      list.push(item);
-      byCall.set(item.callId, list);
-    }
+    // A function_call and its function_call_output(s) are deleted together (never an unanswered call).
+    const groups = new Map<string | TrackedItem, TrackedItem[]>();
+    const groupKey = (item: TrackedItem) => callKey(item) ?? item;
+    for (const item of this.#items) groups.set(groupKey(item), [...(groups.get(groupKey(item)) ?? []), item]);
     const chosen = new Set<TrackedItem>();
     let total = before;
     for (const item of this.#items) {
       if (total <= target) break;
-      if (chosen.has(item) || pinned.has(item)) continue;
-      const group = item.callId !== null && byCall.has(item.callId) ? byCall.get(item.callId)! : [item];
+      if (chosen.has(item)) continue;
+      const group = groups.get(groupKey(item))!;
       if (group.some((g) => pinned.has(g))) continue;
       for (const g of group) {
         chosen.add(g);
@@ -256,7 +260,7 @@ export class TruncationFilter implements Filter {
    * `conversation.item.create` and `response.create` back to back): counted toward the budget
    * until their `conversation.item.added` arrives.
    */
-  readonly #pending: { type: string; role: string | null; tokens: number }[] = [];
+  readonly #pending: { type: string | null; role: string | null; tokens: number }[] = [];
   #pruned = 0;
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
@@ -269,7 +273,7 @@ export class TruncationFilter implements Filter {
     if (!this.#budget) return CONTINUE;
     if (frame.type === 'conversation.item.create') {
       const item = asObject(frame.json()['item']);
-      if (item) this.#pending.push({ type: asString(item['type']) ?? '', role: asString(item['role']), tokens: estimateItemTokens(item, null) });
+      if (item) this.#pending.push({ type: asString(item['type']), role: asString(item['role']), tokens: estimateItemTokens(item, null) });
       return CONTINUE;
     }
     const response = asObject(frame.json()['response']);
@@ -285,10 +289,9 @@ export class TruncationFilter implements Filter {
     return sum;
   }
 
-  /** The server echoed an item: if the client created it, it is no longer pending. */
+  /** The server showed an item for the first time: if the client created it, it is no longer pending. */
   #settlePending(item: JsonObject): void {
-    if (this.#pending.length === 0) return;
-    const type = asString(item['type']) ?? '';
+    const type = asString(item['type']);
     const role = asString(item['role']);
     const i = this.#pending.findIndex((p) => p.type === type && p.role === role);
     if (i >= 0) this.#pending.splice(i, 1);
@@ -304,33 +307,7 @@ export class TruncationFilter implements Filter {
         const item = asObject(ev['item']);
         const prev = ev['previous_item_id'];
         if (!item) break;
-        if (frame.type !== 'conversation.item.done' && !this.tracker.has(asString(item['id']) ?? '')) this.#settlePending(item);
-        this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined));
-        break;
-      }
-      case 'conversation.item.deleted': {
-        const id = asString(ev['item_id']);
-        if (id !== null) this.tracker.remove(id);
-        break;
-      }
-      case 'conversation.item.truncated': {
-        const id = asString(ev['item_id']);
-        const end = ev['audio_end_ms'];
-        if (id !== null && typeof end === 'number') this.tracker.truncated(id, end);
-        break;
-      }
-      case 'conversation.item.input_audio_transcription.completed': {
-        const id = asString(ev['item_id']);
-        const text = asString(ev['transcript']);
-        if (id !== null && text !== null) this.tracker.transcript(id, text);
-        break;
-      }
-      case 'input_audio_buffer.speech_started':
-      case 'input_audio_buffer.speech_stopped': {
-        const id = asString(ev['item_id']);
-        const start = ev['audio_start_ms'];
-        const end = ev['audio_end_ms'];
-        if (id !== null) this.tracker.speech(id, typeof start === 'number' ? start : null, typeof end === 'number' ? end : null);
+        if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined))) this.#settlePending(item);
         break;
       }
       case 'response.done': {
@@ -343,10 +320,37 @@ export class TruncationFilter implements Filter {
         this.#prune('response.done');
         break;
       }
-      default:
-        break;
+      default: {
+        // The events about one item, by `item_id` (an event without one changes nothing).
+        const id = asString(ev['item_id']);
+        if (id !== null) this.#itemEvent(frame.type, id, ev);
+      }
     }
     return CONTINUE;
+  }
+
+  #itemEvent(type: string, id: string, ev: JsonObject): void {
+    switch (type) {
+      case 'conversation.item.deleted':
+        this.tracker.remove(id);
+        break;
+      case 'conversation.item.truncated': {
+        const end = asNumber(ev['audio_end_ms']);
+        if (end !== null) this.tracker.truncated(id, end);
+        break;
+      }
+      case 'conversation.item.input_audio_transcription.completed': {
+        const text = asString(ev['transcript']);
+        if (text !== null) this.tracker.transcript(id, text);
+        break;
+      }
+      case 'input_audio_buffer.speech_started':
+        this.tracker.speech(id, asNumber(ev['audio_start_ms']), null);
+        break;
+      case 'input_audio_buffer.speech_stopped':
+        this.tracker.speech(id, null, asNumber(ev['audio_end_ms']));
+        break;
+    }
   }
 
   #prune(trigger: string): void {

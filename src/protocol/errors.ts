@@ -54,7 +54,7 @@ export const ErrorCatalogue = {
   memory_budget_exceeded: { type: 'server_error', message: 'The proxy is holding too much data for all sessions; the frame was not relayed. Retry shortly.' },
   internal_error: { type: 'server_error', message: 'The proxy failed to process the event.' },
   budget_exceeded: { type: 'rate_limit_error', http: 429, message: 'The tenant cost budget is exhausted.' },
-  budget_unavailable: { type: 'server_error', message: 'The budget ledger is unavailable; new responses are refused.' },
+  budget_unavailable: { type: 'server_error', http: 503, message: 'The budget ledger is unavailable; new responses are refused.' },
   token_limit_exceeded: { type: 'rate_limit_error', message: 'The session token limit is reached.' },
   session_duration_exceeded: { type: 'rate_limit_error', close: 'limitExceeded', message: 'The session reached its maximum duration.' },
   concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The tenant has too many concurrent sessions.' },

@@ -9,8 +9,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 const modules = JSON.parse(readFileSync(new URL('./modules.json', import.meta.url), 'utf8'));
 // --from-reports: recompute the summary from the last JSON reports (after editing equivalent.json).
 const fromReports = process.argv.includes('--from-reports');
-const wanted = process.argv.slice(2).filter((a) => a !== '--from-reports');
-const selected = wanted.length > 0 ? wanted : Object.keys(modules);
+// --summary: rewrite last-report.md from last-report.json alone (e.g. after merging two branches' rows).
+const summaryOnly = process.argv.includes('--summary');
+const wanted = process.argv.slice(2).filter((a) => a !== '--from-reports' && a !== '--summary');
+const selected = summaryOnly ? [] : wanted.length > 0 ? wanted : Object.keys(modules);
 for (const m of selected) if (!modules[m]) throw new Error(`${m} is not in test/mutation/modules.json`);
 
 /** Documented equivalent mutants (they cannot change behaviour): excluded from the adjusted score. */

@@ -1,4 +1,4 @@
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { AudioMeter } from '../../src/pipeline/audio-meter.js';
 import type { Clock, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
 import type { Frame } from '../../src/pipeline/frame.js';
@@ -15,7 +15,7 @@ export class FakeSession implements SessionContext {
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
   readonly startedAt = 0;
-  readonly log = pino({ level: 'silent' });
+  readonly log: Logger;
   /** Unit tests feed it what the relay core would (see `fromServer` / `fromClient`). */
   readonly conversation = new Conversation();
   time = 0;
@@ -28,7 +28,8 @@ export class FakeSession implements SessionContext {
   closedWith: ProxyError | null = null;
   readonly audio = new AudioMeter((r) => this.reports.push(r));
 
-  constructor(options: { tenant?: Partial<Tenant>; model?: string; query?: Record<string, string> } = {}) {
+  constructor(options: { tenant?: Partial<Tenant>; model?: string; query?: Record<string, string>; log?: Logger } = {}) {
+    this.log = options.log ?? pino({ level: 'silent' });
     this.tenant = { id: 'acme', name: 'Acme', policy: null, plan: null, limits: null, ...options.tenant };
     this.model = options.model ?? 'gpt-realtime';
     this.query = new Map(Object.entries(options.query ?? { model: this.model }));
