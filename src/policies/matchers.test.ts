@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
+import { ACTION_RANK, phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
 import { BUILTIN_PII } from './pii.js';
 
 function rule(id: string, finders: SpanFinder[], action: Action = 'cancel_response', extra: Partial<CompiledRule> = {}): CompiledRule {
@@ -162,5 +162,328 @@ describe('scanText', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');
     expect(scanText([a, b], '-abcd-', 64, 4096).text).toBe('-[x]-');
+  });
+});
+
+const spans = (f: SpanFinder, text: string, from?: number) => {
+  const out: string[] = [];
+  f.find(text, (s, e) => out.push(text.slice(s, e)), from);
+  return out;
+};
+const ids = (r: { hits: readonly { rule: CompiledRule }[] }) => r.hits.map((h) => h.rule.id);
+
+// Regression (issue 16): a planted bug, a phrase rule losing its left word boundary, survived the suite.
+describe('phrase finder: whole words on both sides', () => {
+  const refund = phraseFinder(['refund'], true);
+
+  it('does not match inside a longer word, on the left or on the right', () => {
+    expect(spans(refund, 'nonrefund')).toEqual([]);
+    expect(spans(refund, 'refunds')).toEqual([]);
+    expect(spans(refund, 'xrefundx')).toEqual([]);
+    expect(spans(refund, '_refund 9refund refund_ refund9')).toEqual([]);
+    expect(spans(refund, 'Ωrefund ßrefund refundé')).toEqual([]);
+  });
+
+  it('matches between punctuation, spaces and the ends of the text', () => {
+    expect(spans(refund, 'refund')).toEqual(['refund']);
+    expect(spans(refund, '-refund-')).toEqual(['refund']);
+    expect(spans(refund, '(Refund), REFUND!')).toEqual(['Refund', 'REFUND']);
+  });
+
+  it('through the scanner, a phrase preceded by a word character across deltas does not trip', () => {
+    const s = new TextScanner([rule('p', [phraseFinder(['refund'], true)])], 64);
+    expect(s.push('non').hits).toEqual([]);
+    expect(s.push('refund').hits).toEqual([]);
+    expect(s.push(' please', true).hits).toEqual([]);
+    const t = new TextScanner([rule('p', [phraseFinder(['refund'], true)])], 64);
+    expect(t.push('a ').hits).toEqual([]);
+    expect(t.push('refund').hits).toEqual([]);
+    expect(ids(t.push(' please'))).toEqual(['p']);
+  });
+
+  it('without whole words, matches anywhere', () => {
+    expect(spans(phraseFinder(['refund'], false), 'nonrefunds')).toEqual(['refund']);
+  });
+});
+
+describe('phrase finder: phrases as written by a policy author', () => {
+  it('prefers the longest phrase, so a redaction covers all of it', () => {
+    const r = rule('p', [phraseFinder(['wire', 'wire the money'], true)], 'redact');
+    expect(scanText([r], 'please wire the money now', 64, 4096).text).toBe('please [phrase] now');
+    const r2 = rule('p', [phraseFinder(['wire the money', 'wire'], true)], 'redact');
+    expect(scanText([r2], 'wire it; wire the money', 64, 4096).text).toBe('[phrase] it; [phrase]');
+  });
+
+  it('takes regex characters in a phrase literally', () => {
+    const f = phraseFinder(['a.b (c)', 'x+y?', '[z]', 'p|q', '^s$', 'back\\slash', '{1}'], false);
+    expect(spans(f, 'axb (c) xxy [z] p q s back\\slash 1')).toEqual(['[z]', 'back\\slash']);
+    expect(spans(f, 'a.b (c) x+y? p|q ^s$ {1}')).toEqual(['a.b (c)', 'x+y?', 'p|q', '^s$', '{1}']);
+  });
+
+  it('folds the phrase like the text (case, accents, look-alikes, spacing) and ignores blank phrases', () => {
+    const f = phraseFinder(['  Wíre   THE\tmоney ', '   ', ''], true);
+    expect(spans(f, 'wire the money')).toEqual(['wire the money']);
+    expect(spans(f, 'the money')).toEqual([]);
+    expect(spans(f, 'x y')).toEqual([]);
+  });
+
+  it('matches the words of a phrase across any whitespace run the text has', () => {
+    const f = phraseFinder(['wire the money'], true);
+    expect(spans(f, 'wire\tthe  money')).toEqual(['wire\tthe  money']);
+    expect(spans(f, 'wirethe money')).toEqual([]);
+  });
+
+  it('declares a bound covering its longest match', () => {
+    const f = phraseFinder(['ab cd', 'x'], true);
+    const longest = `ab${' '.repeat(8)}cd`;
+    expect(spans(f, longest)).toEqual([longest]);
+    expect(f.maxLength).toBeGreaterThanOrEqual(longest.length);
+  });
+});
+
+describe('phrase finder: what a stream holds back', () => {
+  it('holds a trailing prefix of a phrase, from where it starts, case-insensitively', () => {
+    const f = phraseFinder(['wire the money'], true);
+    expect(f.holdStart!('please Wire th')).toBe(7);
+    expect(f.holdStart!('please wire the money')).toBe(7);
+    expect(f.holdStart!('please w')).toBe(7);
+    expect(f.holdStart!('please ')).toBe(7);
+    expect(f.holdStart!('please x')).toBe(8);
+    expect(f.holdStart!('')).toBe(0);
+    expect(f.holdStart!('w')).toBe(0);
+  });
+
+  it('holds the earliest (longest) possible start', () => {
+    const f = phraseFinder(['aa aa'], false);
+    expect(f.holdStart!('xaa a')).toBe(1);
+    expect(f.holdStart!('xa aa')).toBe(3);
+  });
+
+  it('does not hold a whole-word phrase prefix that starts inside a word', () => {
+    const f = phraseFinder(['refund'], true);
+    expect(f.holdStart!('nonref')).toBe(6);
+    expect(f.holdStart!('a ref')).toBe(2);
+    expect(f.holdStart!('ref')).toBe(0);
+    expect(f.holdStart!('_ref')).toBe(4);
+    expect(phraseFinder(['refund'], false).holdStart!('nonref')).toBe(3);
+    const s = new TextScanner([rule('p', [phraseFinder(['refund'], true)])], 64);
+    expect(s.push('nonref').text).toBe('nonref');
+    expect(s.push('a ref').text).toBe('a ');
+    expect(s.held).toBe('ref');
+  });
+
+  it('holds the whole tail when lower-casing changes its length (İ)', () => {
+    const f = phraseFinder(['wire'], true);
+    const text = 'xxxxxxİ';
+    expect(f.holdStart!(text)).toBe(text.length - 4);
+  });
+});
+
+describe('regex finder', () => {
+  it('finds every match of a non-global regex too, skipping empty matches', () => {
+    expect(spans(regexFinder(/ab/, 'r', 2), 'ab ab')).toEqual(['ab', 'ab']);
+    expect(spans(regexFinder(/x*/g, 'r', Infinity), 'axxbx')).toEqual(['xx', 'x']);
+    expect(spans(regexFinder(/ab/g, 'r', 2), 'ab ab ab', 1)).toEqual(['ab', 'ab']);
+  });
+
+  it('reports its label, trims with the validator, drops what it rejects, and skips text the prefilter rules out', () => {
+    const hits: string[] = [];
+    regexFinder(/\d+/g, 'num', 10, (c) => (c.startsWith('0') ? 0 : Math.min(c.length, 3))).find('12345 0123 77', (s, e, label) => hits.push(`${label}:${s}-${e}`));
+    expect(hits).toEqual(['num:0-3', 'num:11-13']);
+    const seen: number[] = [];
+    const pre = regexFinder(/a/g, 'a', 1, undefined, (text, from) => (seen.push(from), text.includes('!')));
+    expect(spans(pre, 'aaa', 1)).toEqual([]);
+    expect(spans(pre, 'a!a')).toEqual(['a', 'a']);
+    expect(seen).toEqual([1, 0]);
+  });
+
+  it('holds back from the first character that can start a match, within its bound', () => {
+    const f = regexFinder(/x\d/g, 'r', 4, undefined, undefined, (code) => code === 0x78);
+    expect(f.holdStart!('abx1x')).toBe(2);
+    expect(f.holdStart!('ab')).toBe(2);
+    expect(f.holdStart!('x')).toBe(0);
+    expect(f.holdStart!('xaaaa')).toBe(5);
+    expect(f.holdStart!('aaxaa')).toBe(2);
+    expect(regexFinder(/x/g, 'r', 1).holdStart).toBeUndefined();
+    const previous: number[] = [];
+    regexFinder(/x/g, 'r', 3, undefined, undefined, (_c, prev) => (previous.push(prev), false)).holdStart!('abcd');
+    expect(previous).toEqual([0x61, 0x62, 0x63]);
+    const first: number[] = [];
+    regexFinder(/x/g, 'r', 9, undefined, undefined, (_c, prev) => (first.push(prev), false)).holdStart!('ab');
+    expect(first).toEqual([32, 0x61]);
+  });
+
+  it('looks at most 4096 characters back for a start, even for an unbounded pattern', () => {
+    const f = regexFinder(/x.*/g, 'r', Infinity, undefined, undefined, (code) => code === 0x78);
+    expect(f.holdStart!(`x${'a'.repeat(5000)}`)).toBe(5001);
+    expect(f.holdStart!(`x${'a'.repeat(4095)}`)).toBe(0);
+  });
+});
+
+describe('streaming scanner: what leaves and when', () => {
+  it('a log rule never holds text back; a stronger one holds only a possible match', () => {
+    const log = new TextScanner([rule('l', [phraseFinder(['secret'], true)], 'log')], 64);
+    expect(log.push('the secr').text).toBe('the secr');
+    expect(ids(log.push('et', true))).toEqual(['l']);
+    const block = new TextScanner([rule('b', [phraseFinder(['secret'], true)], 'block')], 64);
+    expect(block.push('the secr').text).toBe('the ');
+    expect(block.held).toBe('secr');
+    expect(block.push('et, no').hits.map((h) => h.rule.id)).toEqual(['b']);
+  });
+
+  it('a finder without holdStart holds its maxLength (capped by the window)', () => {
+    const f: SpanFinder = { label: 'x', maxLength: 4, find: () => undefined };
+    const s = new TextScanner([rule('x', [f])], 64);
+    expect(s.push('abcdefgh').text).toBe('abcd');
+    expect(s.held).toBe('efgh');
+    const wide: SpanFinder = { label: 'x', maxLength: 100, find: () => undefined };
+    const w = new TextScanner([rule('x', [wide])], 3);
+    expect(w.push('abcdefgh').text).toBe('abcde');
+    expect(w.push('', true).text).toBe('fgh');
+  });
+
+  it('trips maxChars only past the limit, once, and counts every pushed character', () => {
+    const s = new TextScanner([rule('long', [], 'block', { maxChars: 10 })], 64);
+    expect(s.push('1234567890').hits).toEqual([]);
+    expect(s.total).toBe(10);
+    const next = s.push('1');
+    expect(next.hits.map((h) => [h.rule.id, h.label, h.excerpt])).toEqual([['long', 'max_chars', null]]);
+    expect(s.hasTripped(next.hits[0]!.rule)).toBe(true);
+    expect(s.push('2').hits).toEqual([]);
+  });
+
+  it('redacts every match of a tripped redact rule, but reports it once', () => {
+    const r = rule('p', [phraseFinder(['darn'], true)], 'redact');
+    const s = new TextScanner([r], 64);
+    expect(s.push('darn it ', false).hits.map((h) => h.rule.id)).toEqual(['p']);
+    const again = s.push('darn again', true);
+    expect(again.hits).toEqual([]);
+    expect(again.text).toBe('[phrase] again');
+    expect(again.redacted).toBe(true);
+  });
+
+  it('a tripped block rule is not evaluated again', () => {
+    const seen: string[] = [];
+    const spy: SpanFinder = { label: 's', maxLength: 1, find: (text, onHit) => (seen.push(text), text.includes('!') && onHit(text.indexOf('!'), text.indexOf('!') + 1, 's')) };
+    const s = new TextScanner([rule('b', [spy], 'block')], 64);
+    expect(ids(s.push('a!b'))).toEqual(['b']);
+    const before = seen.length;
+    s.push('c!d', true);
+    expect(seen.length).toBe(before);
+  });
+
+  it('the excerpt of a logged match is at most 80 characters', () => {
+    const long = 'x'.repeat(200);
+    const r = rule('l', [regexFinder(/x+/g, 'regex', Infinity)], 'log', { logMatches: true });
+    const hit = new TextScanner([r], 4096).push(`a ${long} b`, true).hits[0]!;
+    expect(hit.excerpt).toBe('x'.repeat(80));
+  });
+
+  it('replaces {type} with the matcher label in the redaction text', () => {
+    const r = rule('p', [pii('email')], 'redact', { replacement: '<{type} removed>' });
+    expect(scanText([r], 'mail a@b.io now', 64, 4096).text).toBe('mail <email removed> now');
+  });
+
+  it('a redaction straddling the release point is held whole, then released redacted', () => {
+    // The redaction `ab` is settled; the block rule holds from `b` (a prefix of `bzq`).
+    const r = rule('r', [regexFinder(/ab/g, 'x', 2, undefined, undefined, () => false)], 'redact');
+    const p = rule('p', [phraseFinder(['bzq'], false)], 'block');
+    const s = new TextScanner([r, p], 64);
+    expect(s.push('xx abz').text).toBe('xx ');
+    expect(s.held).toBe('abz');
+    expect(s.push('w', true).text).toBe('[x]zw');
+  });
+
+  it('redacts nested and chained overlapping matches once', () => {
+    const a = rule('a', [regexFinder(/abcdef/g, 'x', 6)], 'redact');
+    const b = rule('b', [regexFinder(/cd/g, 'y', 2)], 'redact');
+    expect(scanText([a, b], '-abcdef-', 64, 4096).text).toBe('-[x]-');
+    expect(scanText([b, a], '-abcdef-', 64, 4096).text).toBe('-[x]-');
+    const c = rule('c', [regexFinder(/ab/g, 'p', 2), regexFinder(/bc/g, 'q', 2), regexFinder(/cd/g, 'r', 2)], 'redact');
+    expect(scanText([c], '-abcd-', 64, 4096).text).toBe('-[p]-');
+  });
+
+  it('keeps only the last windowChars of a seed as context', () => {
+    const r = rule('p', [phraseFinder(['wire the money'], true)]);
+    expect(ids(scanText([r], 'money', 9, 4096, 'xxxxxxxx wire the '))).toEqual(['p']);
+    expect(ids(scanText([r], 'money', 8, 4096, 'xxxxxxxx wire the '))).toEqual([]);
+    const s = new TextScanner([r], 9, 'xxxxxxxx wire the ');
+    s.push('mo');
+    expect(s.recent).toBe('wire the mo');
+  });
+
+  it('the context window follows the released text', () => {
+    const r = rule('p', [phraseFinder(['ab cd'], true)]);
+    const s = new TextScanner([r], 6);
+    s.push('xx ab ');
+    s.push('zzzzzzz ');
+    expect(ids(s.push('cd', true))).toEqual([]);
+    const t = new TextScanner([r], 6);
+    t.push('xx ab ');
+    expect(ids(t.push('cd', true))).toEqual(['p']);
+  });
+
+  it('a match wholly inside released text is not reported again', () => {
+    const r = rule('p', [phraseFinder(['boom'], true)], 'log');
+    const s = new TextScanner([r], 64);
+    expect(ids(s.push('a boom b'))).toEqual(['p']);
+    const t = new TextScanner([rule('q', [phraseFinder(['boom'], true)], 'log')], 64);
+    t.push('a boom ');
+    expect(t.push('c', true).hits).toEqual([]);
+  });
+
+  it('maps a match found in the folded text back to the original characters it came from', () => {
+    const r = rule('p', [phraseFinder(['wire'], true)], 'redact');
+    expect(scanText([r], 'ok ＷＩＲＥ\u200b now', 64, 4096).text).toBe('ok [phrase] now');
+    expect(scanText([r], 'a  \t wi\u200bre', 64, 4096).text).toBe('a  \t [phrase]');
+  });
+});
+
+describe('scanText: long texts in chunks', () => {
+  it('returns the whole text, redacted in every chunk, and every rule that tripped', () => {
+    const email = rule('e', [pii('email')], 'redact');
+    const phrase = rule('p', [phraseFinder(['boom'], true)], 'log');
+    const text = `a@b.io ${'x '.repeat(600)}boom ${'y '.repeat(600)}c@d.io end`;
+    const out = scanText([email, phrase], text, 64, 500);
+    expect(out.text).toBe(`[email] ${'x '.repeat(600)}boom ${'y '.repeat(600)}[email] end`);
+    expect(out.redacted).toBe(true);
+    expect(ids(out).sort()).toEqual(['e', 'p']);
+  });
+
+  it('reports redacted when only an early chunk was redacted', () => {
+    const email = rule('e', [pii('email')], 'redact');
+    const text = `a@b.io ${'x '.repeat(600)}`;
+    const out = scanText([email], text, 64, 100);
+    expect(out.redacted).toBe(true);
+    expect(out.text).toBe(`[email] ${'x '.repeat(600)}`);
+  });
+
+  it('a text of exactly maxInputChars is one pass, settled at its end', () => {
+    const r = rule('p', [phraseFinder(['end'], true)]);
+    expect(ids(scanText([r], 'the end', 64, 7))).toEqual(['p']);
+    expect(ids(scanText([r], 'the end', 64, 6))).toEqual(['p']);
+    expect(ids(scanText([r], 'the endx', 64, 4))).toEqual([]);
+  });
+});
+
+describe('actions', () => {
+  it('rank from the mildest to the strongest (the strongest of the rules that trip wins)', () => {
+    const order = (Object.keys(ACTION_RANK) as Action[]).sort((a, b) => ACTION_RANK[a] - ACTION_RANK[b]);
+    expect(order).toEqual(['log', 'redact', 'block', 'cancel_response', 'end_session']);
+    expect(new Set(Object.values(ACTION_RANK)).size).toBe(5);
+  });
+});
+
+describe('context shorter than the window', () => {
+  it('keeps all of a seed or released text shorter than the window', () => {
+    const r = rule('p', [phraseFinder(['wire the money'], true)]);
+    expect(ids(scanText([r], 'money', 20, 4096, 'please wire the '))).toEqual(['p']);
+    const s = new TextScanner([r], 20);
+    expect(s.push('please wire the ').text).toBe('please ');
+    expect(s.push('x ').text).toBe('wire the x ');
+    const t = new TextScanner([r], 20);
+    t.push('please wire the ', false);
+    t.push('', true);
+    expect(ids(t.push('money', true))).toEqual(['p']);
   });
 });

@@ -3,7 +3,6 @@ import { normalize, normalizeText } from './normalize.js';
 
 /** Where a text comes from (the policy file's `sources`). */
 export type Source = 'input' | 'output' | 'tool_call' | 'tool_output' | 'image';
-export const SOURCES: readonly Source[] = ['input', 'output', 'tool_call', 'tool_output', 'image'];
 
 export type Action = 'log' | 'redact' | 'block' | 'cancel_response' | 'end_session';
 /** Severity order: the strongest action of the rules that trip on one event wins. */

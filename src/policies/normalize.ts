@@ -37,7 +37,12 @@ const FOLD_CACHE_MAX = 8192;
 function foldCodePoint(cp: string): string {
   let out = foldCache.get(cp);
   if (out !== undefined) return out;
-  if (SPACE.test(cp)) out = ' ';
+  // Format characters first: U+FEFF (zero-width no-break space) is also JS whitespace, and an
+  // invisible character must not split a word.
+  if (DROP.test(cp)) out = '';
+  else if (SPACE.test(cp)) out = ' ';
+  // Before NFKD, which turns some look-alikes into letters that look like nothing Latin (ϲ → ς).
+  else if (CONFUSABLES[cp] !== undefined) out = CONFUSABLES[cp];
   else {
     out = '';
     for (const ch of cp.normalize('NFKD')) {
@@ -67,18 +72,25 @@ export interface Normalized {
 let startsBuf = new Int32Array(1024);
 let endsBuf = new Int32Array(1024);
 
+/** Replaces the offset maps with larger ones (`size` above the current one), keeping their contents. */
+function grow(size: number): void {
+  const starts = new Int32Array(size);
+  const ends = new Int32Array(size);
+  starts.set(startsBuf);
+  ends.set(endsBuf);
+  startsBuf = starts;
+  endsBuf = ends;
+}
+
 /**
  * Folds `original` (see the module comment) and keeps the offset map back to it. The returned
  * maps are views of shared buffers, valid until the next call (matching uses them synchronously).
  */
 export function normalize(original: string): Normalized {
   const n = original.length;
-  if (startsBuf.length < n * 2 + 4) {
-    startsBuf = new Int32Array(n * 2 + 4);
-    endsBuf = new Int32Array(n * 2 + 4);
-  }
-  const starts = startsBuf;
-  const ends = endsBuf;
+  if (startsBuf.length < n * 2 + 4) grow(n * 2 + 4);
+  let starts = startsBuf;
+  let ends = endsBuf;
   let out = '';
   let len = 0;
   let lastSpace = false;
@@ -92,7 +104,12 @@ export function normalize(original: string): Normalized {
         }
         lastSpace = true;
       } else lastSpace = false;
-      if (len >= starts.length) return;
+      // A compatibility form can expand up to 18-fold (U+FDFA): grow rather than drop the rest.
+      if (len >= starts.length) {
+        grow(len * 2);
+        starts = startsBuf;
+        ends = endsBuf;
+      }
       out += c;
       starts[len] = from;
       ends[len] = to;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { piiFinder } from './matchers.js';
-import { BUILTIN_PII, ibanValid, luhnValid } from './pii.js';
+import { BUILTIN_PII, ibanValid, luhnValid, validatorFor } from './pii.js';
 
 function find(name: string, text: string): string[] {
   const d = BUILTIN_PII.find((x) => x.name === name)!;
@@ -196,5 +196,132 @@ describe('pii detectors at their edges', () => {
     expect(byName.get('card')!.prefilter!('no digits', 0)).toBe(false);
     expect(byName.get('iban')!.prefilter!('x1', 0)).toBe(true);
     expect(byName.get('phone')!.prefilter!('1x', 1)).toBe(false);
+  });
+});
+
+/** The test's own ISO 7064 mod-97 remainder of an IBAN-shaped string (letters count 10-35). */
+function mod97(iban: string): number {
+  const digits = (iban.slice(4) + iban.slice(0, 4)).toUpperCase().replace(/[A-Z]/g, (ch) => String(ch.charCodeAt(0) - 55));
+  let rem = 0;
+  for (const d of digits) rem = (rem * 10 + Number(d)) % 97;
+  return rem;
+}
+
+/** `prefix` plus two alphanumerics that make its mod-97 remainder 1 (a forged checksum). */
+function forged(prefix: string): string {
+  const alnum = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+  for (const a of alnum) for (const b of alnum) if (mod97(prefix + a + b) === 1) return prefix + a + b;
+  throw new Error('no forgery');
+}
+
+const detector = (name: string) => BUILTIN_PII.find((d) => d.name === name)!;
+const hold = (name: string, text: string) => detector(name).holdStart!(text);
+
+describe('pii detectors against forged and borderline input', () => {
+  it('card: a Luhn-valid 12-digit prefix of a longer invalid run is not a card', () => {
+    const twelve = withLuhn('41111111111');
+    const last = [...'0123456789'].find((d) => !luhnValid(twelve + d))!;
+    const spaced = `${twelve.slice(0, 4)} ${twelve.slice(4, 8)} ${twelve.slice(8)} ${last}`;
+    expect(find('card', `card ${spaced} ok`)).toEqual([]);
+    expect(find('card', `card ${twelve}`)).toEqual([]);
+  });
+
+  it('card: a valid number followed by a separated digit is cut before the separator', () => {
+    expect(find('card', 'card 4111111111111111 2 items')).toEqual(['4111111111111111']);
+    expect(find('card', 'card 4111111111111111-2')).toEqual(['4111111111111111']);
+  });
+
+  it('iban: a valid checksum does not excuse the wrong length for a known country', () => {
+    const de = withCheckDigits('DE', '370400440532013000');
+    expect(de).toHaveLength(22);
+    expect(ibanValid(de)).toBe(true);
+    const longDe = withCheckDigits('DE', '3704004405320130001');
+    expect(mod97(longDe)).toBe(1);
+    expect(ibanValid(longDe)).toBe(false);
+    expect(find('iban', `pay ${longDe} now`)).toEqual([]);
+  });
+
+  it('iban: a forged checksum on a malformed string is refused (country letters, check digits, characters)', () => {
+    // A digit where the country code goes, with a valid IBAN shape later in the string.
+    const digitCountry = forged('1B00AB123456789');
+    expect(mod97(digitCountry)).toBe(1);
+    expect(ibanValid(digitCountry)).toBe(false);
+    // A letter among the check digits.
+    const letterCheck = forged('ZZ1A123456789');
+    expect(mod97(letterCheck)).toBe(1);
+    expect(ibanValid(letterCheck)).toBe(false);
+    // ':' weighs what 'A' weighs in a naive checksum: a valid IBAN with its final A swapped for ':'.
+    const valid = withCheckDigits('ZZ', '1234567890A');
+    expect(ibanValid(valid)).toBe(true);
+    expect(ibanValid(`${valid.slice(0, -1)}:`)).toBe(false);
+    expect(validatorFor('mod97')!(`${valid.slice(0, -1)}:`)).toBe(0);
+  });
+
+  it('iban: letters in the account part weigh two digits each', () => {
+    const withLetters = withCheckDigits('ZZ', 'A1B2C3D4E5F6');
+    expect(ibanValid(withLetters)).toBe(true);
+    expect(ibanValid(withCheckDigits('ZZ', 'A'.repeat(11)))).toBe(true);
+    expect(find('iban', `to ${withLetters}.`)).toEqual([withLetters]);
+  });
+
+  it('iban: a near-miss before a real IBAN does not swallow it', () => {
+    expect(find('iban', 'ref AB1 GB82WEST12345698765432')).toEqual(['GB82WEST12345698765432']);
+    expect(find('iban', 'ref AB1 GB82 WEST 1234 5698 7654 32')).toEqual(['GB82 WEST 1234 5698 7654 32']);
+  });
+
+  it('email: a leading @ does not hide a later address', () => {
+    expect(detector('email').prefilter!('@home: a@b.co', 0)).toBe(true);
+    expect(find('email', '@home: a@b.co')).toEqual(['a@b.co']);
+  });
+});
+
+describe('pii hold-back: where a streamed text may still be completing a match', () => {
+  it('card: from the first digit of the trailing digit run (separators included)', () => {
+    expect(hold('card', 'pay 4111 1111 ')).toBe(4);
+    expect(hold('card', 'pay 4111-1111')).toBe(4);
+    expect(hold('card', 'pay -- 12')).toBe(7);
+    expect(hold('card', 'no digits here')).toBe(14);
+    expect(hold('card', 'abc')).toBe(3);
+    expect(hold('card', '')).toBe(0);
+  });
+
+  it('email: from the first character of the trailing word that can start an address', () => {
+    expect(hold('email', 'jane')).toBe(0);
+    expect(hold('email', 'mail jane.doe@exa')).toBe(5);
+    expect(hold('email', 'mail @@x')).toBe(7);
+    expect(hold('email', 'mail me. ')).toBe(9);
+  });
+
+  it('phone: from the first digit, + or ( of the trailing number', () => {
+    expect(hold('phone', 'call +1 (415) 555')).toBe(5);
+    expect(hold('phone', 'call (030) 12')).toBe(5);
+    expect(hold('phone', 'call 555 ')).toBe(5);
+    expect(hold('phone', 'call. ')).toBe(6);
+  });
+
+  it('iban: from the earliest word that the rest of the text can still complete into an IBAN', () => {
+    for (const tail of ['G', 'GB', 'gb', 'GB8', 'GB82', 'GB82 WEST', 'GB82WEST 12', 'GB82 ', `GB82${'1'.repeat(30)}`]) {
+      expect(hold('iban', `pay to ${tail}`), tail).toBe(7);
+    }
+    expect(hold('iban', 'GB82')).toBe(0);
+    expect(hold('iban', 'pay to AB CD12')).toBe(10);
+    for (const settled of ['pay to ABC', 'pay to GB8W', 'pay to G8', 'pay toGB82', 'paid: 12', `pay to GB82${'1'.repeat(31)}`, 'pay to GB82!']) {
+      expect(hold('iban', settled), settled).toBe(settled.length);
+    }
+  });
+
+  it('every detector holds at most its maxLength, however long the run', () => {
+    const runs = ['1'.repeat(200), 'a'.repeat(700), `${'1 '.repeat(100)}`, `AG${' '.repeat(67)}`, `GB${' '.repeat(63)}82 1`, `+${'(1)'.repeat(60)}`];
+    for (const d of BUILTIN_PII) {
+      for (const text of runs) {
+        const h = d.holdStart!(text);
+        expect(h, `${d.name} on ${text.slice(0, 10)}…`).toBeGreaterThanOrEqual(text.length - d.maxLength);
+        expect(h).toBeLessThanOrEqual(text.length);
+      }
+    }
+    expect(hold('card', '1'.repeat(200))).toBe(200 - 38);
+    expect(hold('email', 'a'.repeat(700))).toBe(700 - 601);
+    expect(hold('phone', '5'.repeat(100))).toBe(100 - 48);
+    expect(hold('iban', `${'x'.repeat(70)} GB82`)).toBe(71);
   });
 });

@@ -39,19 +39,17 @@ function trailingRun(run: RegExp, begins: RegExp, maxLength: number): (text: str
   };
 }
 
-const IBAN_PREFIX = /^(?:[A-Za-z]{1,2}|[A-Za-z]{2}\d{1,2}|[A-Za-z]{2}\d{2}[A-Za-z0-9]{0,30})$/;
+/**
+ * The end of a text that an IBAN may still complete: a word starting with a letter, then (spaces
+ * anywhere) a second letter, the two check digits and up to 30 alphanumerics, each optional.
+ */
+const IBAN_TAIL = /(?<![A-Za-z0-9])[A-Za-z](?: *[A-Za-z](?: *\d(?: *\d(?: *[A-Za-z0-9]){0,30})?)?)? *$/;
 
-/** IBAN: the earliest word of the trailing alphanumeric run from which the rest can still be an IBAN. */
+/** IBAN: the earliest word of the text's last 68 characters from which the rest can still be an IBAN. */
 function ibanHoldStart(text: string): number {
-  const n = text.length;
-  let i = n;
-  while (i > 0 && n - i < 68 && /[A-Za-z0-9 ]/.test(text[i - 1]!)) i--;
-  for (let p = i; p < n; p++) {
-    // Candidates start a word with a letter.
-    if ((p > i && text[p - 1] !== ' ') || !/[A-Za-z]/.test(text[p]!)) continue;
-    if (IBAN_PREFIX.test(text.slice(p).replace(/ /g, ''))) return p;
-  }
-  return n;
+  const from = Math.max(0, text.length - 68);
+  const m = IBAN_TAIL.exec(text.slice(from));
+  return m === null ? text.length : from + m.index;
 }
 
 const DIGIT = /\d/g;
@@ -61,22 +59,19 @@ export function hasDigit(text: string, from: number): boolean {
   return DIGIT.test(text);
 }
 
+/** A digit's contribution when the Luhn check doubles it (the digits of 2d, summed). */
+const LUHN_DOUBLED = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
+
 /** Luhn check over the digits of `s` (other characters ignored). */
 export function luhnValid(s: string): boolean {
   let sum = 0;
-  let double = false;
   let digits = 0;
   for (let i = s.length - 1; i >= 0; i--) {
     const c = s.charCodeAt(i) - 48;
     if (c < 0 || c > 9) continue;
+    // Every second digit from the right is doubled.
+    sum += digits % 2 === 1 ? LUHN_DOUBLED[c]! : c;
     digits++;
-    let d = c;
-    if (double) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-    double = !double;
   }
   return digits > 0 && sum % 10 === 0;
 }
@@ -106,23 +101,21 @@ export function ibanValid(raw: string): boolean {
   return rem === 1;
 }
 
-/** Tries the candidate, then shorter prefixes ending before a separator, until `ok` accepts one. */
-function longestValidPrefix(candidate: string, ok: (s: string) => boolean, separators: RegExp, minLength: number): number {
-  let s = candidate;
-  for (;;) {
-    if (s.length >= minLength && ok(s)) return s.length;
-    const cut = lastIndexOfRe(s, separators);
-    if (cut <= 0) return 0;
-    s = s.slice(0, cut).replace(/[ -]+$/, '');
-  }
+/**
+ * Length of the longest prefix of `candidate` that `ok` accepts, among the whole candidate and its
+ * prefixes ending before a separator (candidates have single separators: their patterns allow one
+ * between two characters); 0 when none is.
+ */
+function longestValidPrefix(candidate: string, ok: (s: string) => boolean): number {
+  const ends = [...candidate.matchAll(/[ -]/g)].map((m) => m.index);
+  ends.push(candidate.length);
+  for (let k = ends.length - 1; k >= 0; k--) if (ok(candidate.slice(0, ends[k]))) return ends[k]!;
+  return 0;
 }
 
-function lastIndexOfRe(s: string, re: RegExp): number {
-  for (let i = s.length - 1; i >= 0; i--) if (re.test(s[i]!)) return i;
-  return -1;
+function digitCount(s: string): number {
+  return s.replace(/\D/g, '').length;
 }
-
-const SEPARATOR = /[ -]/;
 
 export const BUILTIN_PII: readonly PiiDetector[] = [
   {
@@ -135,10 +128,8 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
   {
     name: 'card',
     pattern: /(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])/g,
-    validate: (c) => longestValidPrefix(c, (s) => {
-      const n = s.replace(/\D/g, '').length;
-      return n >= 13 && n <= 19 && luhnValid(s);
-    }, SEPARATOR, 13),
+    // The pattern bounds a candidate to 19 digits; a shorter prefix must keep 13.
+    validate: (c) => longestValidPrefix(c, (s) => digitCount(s) >= 13 && luhnValid(s)),
     maxLength: 19 * 2,
     prefilter: hasDigit,
     holdStart: trailingRun(/[\d -]/, /\d/, 19 * 2),
@@ -146,7 +137,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
   {
     name: 'iban',
     pattern: /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])/g,
-    validate: (c) => longestValidPrefix(c, ibanValid, / /, 15),
+    validate: (c) => longestValidPrefix(c, ibanValid),
     maxLength: 34 * 2,
     prefilter: hasDigit,
     holdStart: ibanHoldStart,
@@ -155,7 +146,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     // International (+ / 00) or national numbers of 8-15 digits with common separators; a run
     // that continues into more digits (card numbers, long ids) is not a phone number.
     name: 'phone',
-    pattern: /(?<![\w+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){7,14}(?![ .-]?\d)(?!\w)/g,
+    pattern: /(?<![\w+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){7,14}(?![ .-]\d)(?!\w)/g,
     maxLength: 3 + 15 * 3,
     prefilter: hasDigit,
     holdStart: trailingRun(/[\d +().-]/, /[\d+(]/, 3 + 15 * 3),
@@ -164,17 +155,12 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
 
 export type PiiValidatorName = 'none' | 'luhn' | 'mod97';
 
+const VALIDATORS: Readonly<Record<PiiValidatorName, ((candidate: string) => number) | undefined>> = {
+  none: undefined,
+  luhn: (c) => (luhnValid(c) ? c.length : 0),
+  mod97: (c) => (ibanValid(c) ? c.length : 0),
+};
+
 export function validatorFor(name: PiiValidatorName): ((candidate: string) => number) | undefined {
-  switch (name) {
-    case 'none':
-      return undefined;
-    case 'luhn':
-      return (c) => (luhnValid(c) ? c.length : 0);
-    case 'mod97':
-      return (c) => (ibanValid(c) ? c.length : 0);
-    default: {
-      const unreachable: never = name;
-      return unreachable;
-    }
-  }
+  return VALIDATORS[name];
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkRegex, maxMatchLength } from './regex-safety.js';
+import { checkRegex, firstCharTest, maxMatchLength } from './regex-safety.js';
 
 describe('regex safety', () => {
   it.each([
@@ -260,9 +260,126 @@ describe('regex safety: character sets agree with the engine without the u flag'
   const probes = [0x00, 0x08, 0x09, 0x0a, 0x20, 0x2d, 0x30, 0x39, 0x41, 0x5a, 0x5c, 0x5f, 0x61, 0x63, 0x78, 0x7a, 0x7b, 0xa0, 0x2028, 0xfeff, 0xffff];
   const hex4 = (cp: number) => cp.toString(16).padStart(4, '0');
   const overlapRefused = (atom: string, cp: number) => checkRegex(`(?:${atom})+\\u${hex4(cp)}+`).some((p) => /unbounded repeats/.test(p));
-  it.each(['\\d', '\\w', '\\s', '.', '[\\w-]', '[a-c-e]', '\\x41', '\\u0041', '\\-', '\\{', '[\\s-z]', '[^\\W]', '\\cJ', '[\\cJ]', '[\\c1]', '[\\c_]', '[\\c-]', '[\\c]'])('%s', (atom) => {
+  it.each(['\\d', '\\w', '\\s', '.', '[\\w-]', '[a-c-e]', '\\x41', '\\u0041', '\\-', '\\{', '[\\s-z]', '[^\\W]', '\\cJ', '[\\cJ]', '[\\c1]', '[\\c_]', '[\\c-]', '[\\c]', '[\\d-z]', '[a-\\d]', '[a-\\w]', '[\\w-\\d]', '[--z]', '[a-a]'])('%s', (atom) => {
     const engine = new RegExp(`^(?:${atom})$`);
     const mismatches = probes.filter((cp) => engine.test(String.fromCharCode(cp)) !== overlapRefused(atom, cp)).map((cp) => `U+${hex4(cp)}`);
     expect(mismatches).toEqual([]);
+  });
+});
+
+describe('regex safety: sets an adversary can shape', () => {
+  const overlapRefused = (atom: string, cp: number, flags: string) =>
+    checkRegex(`(?:${atom})+\\u{${cp.toString(16)}}+`, `${flags}u`).some((p) => /unbounded repeats/.test(p));
+  const mismatches = (atom: string, flags: string, probes: number[]) => {
+    const engine = new RegExp(`^(?:${atom})$`, `${flags}u`);
+    return probes.filter((cp) => engine.test(String.fromCodePoint(cp)) !== overlapRefused(atom, cp, flags)).map((cp) => `U+${cp.toString(16)}`);
+  };
+  const ascii = Array.from({ length: 128 }, (_, k) => k);
+
+  // A class whose ranges overlap or nest, negated: the complement must still be exact, or the
+  // screen would miss an overlap (accept a quadratic pattern) or invent one.
+  it.each(['[^a-zc-d]', '[^c-da-z]', '[^b-da-c]', '[a-cb-d]', '[^\\d0-5]', '[^a-ca-c]', '[^\\w\\d_]', '[^x-zabcx]', '[^\\u{10FFFF}]', '[^\\0]', '[\\0-a]', '[^\\0-a]'])(
+    'negated and overlapping class %s agrees with the engine',
+    (atom) => {
+      expect(mismatches(atom, '', [...ascii, 0x2028, 0xffff, 0x10000, 0x10fffe, 0x10ffff])).toEqual([]);
+    },
+  );
+
+  // Case-insensitive sets are exact on ASCII (no negation involved): folding must add exactly the
+  // other case of the letters in the set, and nothing else.
+  it.each(['A', 'z', '[a-f]', '[A-F]', '[M-d]', '[\\x5a-\\x61]', '[Z-a]', '[@-A]', '[z-{]', '[a-z]', '[A-Z]', '\\d', '[0-9a]', '[^\\W]'])('under i, %s folds exactly the ASCII letters', (atom) => {
+    expect(mismatches(atom, 'i', ascii)).toEqual([]);
+  });
+});
+
+describe('regex safety: the reason a user sees', () => {
+  it.each([
+    ['(a)\\1', ['backreferences are not allowed']],
+    ['(?<n>a)\\k<n>', ['backreferences are not allowed']],
+    ['foo(?=bar)', ['lookaround assertions are not allowed']],
+    ['foo(?!bar)', ['lookaround assertions are not allowed']],
+    ['(?<=x)foo', ['lookaround assertions are not allowed']],
+    ['(?<!x)foo', ['lookaround assertions are not allowed']],
+    ['[\\B]', ['\\B in a class']],
+    ['a\\p{L', ['unterminated \\p{…}']],
+    ['(a+)+$', ['nested quantifier (a repeated group contains a variable quantifier)']],
+    ['(ab|ac)+', ['repeated alternation whose branches can start with the same character or be empty']],
+    ['.*secret.*', ['two unbounded repeats can match the same characters back to back (e.g. \\w+\\w+ or .*x.*)']],
+    ['a*', ['the pattern can match the empty string']],
+    ['abc', []],
+  ] as const)('%s', (pattern, reasons) => {
+    expect(checkRegex(pattern)).toEqual(reasons);
+  });
+
+  it('names the engine\'s own complaint for a pattern it cannot compile, and the flags it refuses', () => {
+    const [reason] = checkRegex('(');
+    expect(reason).toMatch(/^invalid regular expression: .*Unterminated group/);
+    expect(checkRegex('a', 'g')).toEqual(['unsupported flags "g" (allowed: i, m, s, u)']);
+    expect(checkRegex('a', 'd')).toEqual(['unsupported flags "d" (allowed: i, m, s, u)']);
+    expect(checkRegex('a', '')).toEqual([]);
+    expect(checkRegex('a')).toEqual([]);
+  });
+});
+
+describe('regex safety: the characters a match can start with (streaming hold-back)', () => {
+  const starts = (pattern: string, flags = '') => {
+    const test = firstCharTest(pattern, flags);
+    return test === null ? null : [...'abcxyzABXYZ019 _-'].filter((c) => test(c.charCodeAt(0))).join('');
+  };
+
+  it.each([
+    ['abc', '', 'a'],
+    ['a|x', '', 'ax'],
+    ['a?b', '', 'ab'],
+    ['a*b?c', '', 'abc'],
+    ['(?:a|)b', '', 'ab'],
+    ['(?:ab|(?:x)?y)z', '', 'axy'],
+    ['^\\bx', '', 'x'],
+    ['(?:^)?z', '', 'z'],
+    ['(?:a{0}|Z)?y', '', 'ayZ'],
+    ['[0-9]+x', '', '019'],
+    ['\\d', '', '019'],
+    ['\\s', '', ' '],
+    ['[ _-]', '', ' _-'],
+    ['AB', 'i', 'aA'],
+    ['ab', 'i', 'aA'],
+    ['.', 's', 'abcxyzABXYZ019 _-'],
+    ['(?<n>x)', '', 'x'],
+  ])('%s (flags "%s") starts with %s', (pattern, flags, expected) => {
+    expect(starts(pattern, flags)).toBe(expected);
+  });
+
+  it('knows no first character for a pattern that consumes none, or one it cannot parse', () => {
+    expect(firstCharTest('^$')).toBeNull();
+    expect(firstCharTest('\\b')).toBeNull();
+    expect(firstCharTest('[]')).toBeNull();
+    expect(firstCharTest('(')).toBeNull();
+    expect(firstCharTest('a)')).toBeNull();
+  });
+
+  it('a negated class reaches the last code point (V8 itself misses U+10FFFF after [^\\u{10FFFE}])', () => {
+    expect(firstCharTest('[^\\u{10FFFE}]', 'u')!(0x10ffff)).toBe(true);
+    expect(firstCharTest('[^\\u{10FFFE}]', 'u')!(0x10fffe)).toBe(false);
+    expect(firstCharTest('[^\\u{10FFFE}]', 'u')!(0x10fffd)).toBe(true);
+  });
+
+  it('tests the whole range of each first-character set, ends included', () => {
+    const test = firstCharTest('[b-d]|x')!;
+    expect([0x61, 0x62, 0x63, 0x64, 0x65, 0x77, 0x78, 0x79].map(test)).toEqual([false, true, true, true, false, false, true, false]);
+  });
+});
+
+describe('regex safety: nesting an adversary can hide', () => {
+  const NESTED = 'nested quantifier (a repeated group contains a variable quantifier)';
+  const AMBIGUOUS = 'repeated alternation whose branches can start with the same character or be empty';
+  it.each([
+    ['(?:x(?:a+))+', [NESTED]],
+    ['(?:x(?:y(?:a{1,3})))*z', [NESTED]],
+    ['(?:x(?:y|(?:ab|ac)))+', [AMBIGUOUS]],
+    ['(?:x(?:y|(?:ab|cd)))+', []],
+    ['(?:(?:ab|cd)|x)+', []],
+    ['(?:x|(?:)|y)+', [AMBIGUOUS, 'the pattern can match the empty string']],
+  ] as const)('%s', (pattern, problems) => {
+    expect(checkRegex(pattern)).toEqual(problems);
   });
 });

@@ -35,11 +35,9 @@ const LARGE_REPEAT = 32;
 
 type Node = Alternation;
 interface Alternation {
-  readonly kind: 'alt';
   readonly branches: Sequence[];
 }
 interface Sequence {
-  readonly kind: 'seq';
   readonly items: Quantified[];
 }
 interface Quantified {
@@ -54,8 +52,17 @@ type Atom =
 
 class RegexSyntaxProblem extends Error {}
 
+/**
+ * A pattern the engine itself refuses: checkRegex has already reported the engine's reason, and
+ * maxMatchLength / firstCharTest answer "unknown", so no reason of our own is ever shown.
+ */
+function malformed(): RegexSyntaxProblem {
+  return new RegexSyntaxProblem('malformed pattern');
+}
+
+/** Sorts and merges ranges (each with start <= end). */
 function normalize(ranges: [number, number][]): Ranges {
-  const sorted = ranges.filter(([a, b]) => a <= b).sort((x, y) => x[0] - y[0]);
+  const sorted = ranges.sort((x, y) => x[0] - y[0]);
   const out: [number, number][] = [];
   for (const [a, b] of sorted) {
     const last = out[out.length - 1];
@@ -128,7 +135,7 @@ class Parser {
 
   parse(): Node {
     const alt = this.#alternation();
-    if (this.#i < this.#src.length) throw new RegexSyntaxProblem(`unexpected "${this.#src[this.#i]}" at ${this.#i}`);
+    if (this.#i < this.#src.length) throw malformed();
     return alt;
   }
 
@@ -142,7 +149,7 @@ class Parser {
       this.#i++;
       branches.push(this.#sequence());
     }
-    return { kind: 'alt', branches };
+    return { branches };
   }
 
   #sequence(): Sequence {
@@ -152,10 +159,10 @@ class Parser {
       if (c === undefined || c === '|' || c === ')') break;
       const atom = this.#atom();
       const [min, max] = this.#quantifier();
-      if ((min !== 1 || max !== 1) && atom.kind === 'assert') throw new RegexSyntaxProblem('quantified assertion');
+      if ((min !== 1 || max !== 1) && atom.kind === 'assert') throw malformed();
       items.push({ atom, min, max });
     }
-    return { kind: 'seq', items };
+    return { items };
   }
 
   #quantifier(): [number, number] {
@@ -166,16 +173,15 @@ class Parser {
     else if (c === '?') q = [0, 1];
     if (q) {
       this.#i++;
-    } else if (c === '{') {
+    } else {
+      // `{n}`, `{n,}` or `{n,m}`; anything else (a lone `{` without the u flag) is no quantifier.
       const m = /^\{(\d+)(,(\d*))?\}/.exec(this.#src.slice(this.#i));
       if (!m) return [1, 1];
       this.#i += m[0].length;
       const min = Number(m[1]);
       const max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
-      if (max < min) throw new RegexSyntaxProblem('numbers out of order in {} quantifier');
+      if (max < min) throw malformed();
       q = [min, max];
-    } else {
-      return [1, 1];
     }
     if (this.#peek() === '?') this.#i++; // lazy: same backtracking profile
     return q;
@@ -202,7 +208,7 @@ class Parser {
       case '*':
       case '+':
       case '?':
-        throw new RegexSyntaxProblem(`nothing to repeat at ${this.#i - 1}`);
+        throw malformed();
       default: {
         const cp = this.#src.codePointAt(this.#i - 1)!;
         if (cp > 0xffff) this.#i++;
@@ -219,11 +225,11 @@ class Parser {
     if (rest.startsWith('?:')) this.#i += 2;
     else if (rest.startsWith('?<')) {
       const end = this.#src.indexOf('>', this.#i);
-      if (end < 0) throw new RegexSyntaxProblem('unterminated group name');
+      if (end < 0) throw malformed();
       this.#i = end + 1;
     } else if (rest.startsWith('?')) throw new RegexSyntaxProblem('unsupported group syntax');
     const body = this.#alternation();
-    if (this.#peek() !== ')') throw new RegexSyntaxProblem('unterminated group');
+    if (this.#peek() !== ')') throw malformed();
     this.#i++;
     return { kind: 'group', body };
   }
@@ -231,7 +237,7 @@ class Parser {
   /** One escape inside or outside a class; returns its character set, or null for `\b`/`\B` outside a class. */
   #escapeSet(inClass: boolean): Ranges | null {
     const c = this.#src[this.#i++];
-    if (c === undefined) throw new RegexSyntaxProblem('trailing backslash');
+    if (c === undefined) throw malformed();
     switch (c) {
       case 'd':
         return DIGIT;
@@ -323,7 +329,7 @@ class Parser {
     let first = true;
     for (;;) {
       const c = this.#peek();
-      if (c === undefined) throw new RegexSyntaxProblem('unterminated character class');
+      if (c === undefined) throw malformed();
       if (c === ']' && !first) {
         this.#i++;
         break;
@@ -339,7 +345,7 @@ class Parser {
         this.#i++;
         const hi = this.#classAtom();
         if (hi.length === 1 && hi[0]![0] === hi[0]![1]) {
-          if (hi[0]![0] < lo[0]![0]) throw new RegexSyntaxProblem('range out of order in character class');
+          if (hi[0]![0] < lo[0]![0]) throw malformed();
           parts.push([lo[0]![0], hi[0]![0]]);
           continue;
         }

@@ -68,6 +68,16 @@ describe('sniffString', () => {
     }
   });
 
+  // A key that lost its opening quote still ends in `type":`: the proxy must not read a type the
+  // upstream's parser refuses (it would govern one event and forward another).
+  it('claims nothing for a key missing its opening quote, however the rest is spelled', () => {
+    for (const s of ['{xtype":"b"}', '{"a":1,xtype":"b"}', '{ xtype" : "b"}']) {
+      expect(() => JSON.parse(s), s).toThrow();
+      expect(sniffType(b(s)), s).toBeUndefined();
+      expect(sniffString(b(s), 'type'), s).toBeUndefined();
+    }
+  });
+
   it('trusts the rest of an audio frame once no second key can follow (no walk over the payload)', () => {
     // Neither the quoted key nor a backslash appears after the value: the frame is not walked further,
     // so trailing bytes the parser would refuse do not matter here (the relay's parse catches them).

@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { phraseFinder, scanText, type CompiledRule } from './matchers.js';
+import { normalize, normalizeText } from './normalize.js';
+
+/** The folded text and, per folded character, the original characters it came from. */
+function folded(original: string): { text: string; sources: string[] } {
+  const n = normalize(original);
+  return { text: n.text, sources: [...n.text].map((_, k) => original.slice(n.starts[k], n.ends[k])) };
+}
+
+const block = (phrases: string[]): CompiledRule => ({
+  id: 'p',
+  sources: new Set(['output']),
+  events: null,
+  action: 'block',
+  finders: [phraseFinder(phrases, true)],
+  maxChars: null,
+  functionName: null,
+  replacement: '[{type}]',
+  logMatches: false,
+});
+const trips = (phrases: string[], text: string) => scanText([block(phrases)], text, 64, 4096).hits.length > 0;
+
+describe('normalize: what the matchers see', () => {
+  it('keeps ASCII as it is (case too: folding is the matchers\' job)', () => {
+    expect(folded('Hello, World! 123 _-~')).toEqual({ text: 'Hello, World! 123 _-~', sources: [...'Hello, World! 123 _-~'] });
+    expect(normalize('').text).toBe('');
+  });
+
+  it('turns every whitespace run (ASCII or not) into one space that covers the whole run', () => {
+    expect(folded('a \t\n\v\f\r b')).toEqual({ text: 'a b', sources: ['a', ' \t\n\v\f\r ', 'b'] });
+    expect(folded('a\u00a0\u3000\u2028\u2003b')).toEqual({ text: 'a b', sources: ['a', '\u00a0\u3000\u2028\u2003', 'b'] });
+    expect(folded('\tx ')).toEqual({ text: ' x ', sources: ['\t', 'x', ' '] });
+    // Characters just outside the whitespace range stay.
+    expect(normalize('a\u0008b\u000ec\u001fd!').text).toBe('a\u0008b\u000ec\u001fd!');
+  });
+
+  it('drops format characters and marks; a dropped character belongs to the character before it', () => {
+    expect(folded('wi\u200bre')).toEqual({ text: 'wire', sources: ['w', 'i\u200b', 'r', 'e'] });
+    expect(folded('\u200d\u202ex')).toEqual({ text: 'x', sources: ['x'] });
+    expect(folded('cafe\u0301 s\u00adu\u2060m')).toEqual({ text: 'cafe sum', sources: ['c', 'a', 'f', 'e\u0301', ' ', 's\u00ad', 'u\u2060', 'm'] });
+    expect(normalize('a\ufe0f\u180bb').text).toBe('ab');
+    // A tag character (astral, Cf) is dropped whole, both of its UTF-16 units.
+    expect(folded('a\u{e0041}b')).toEqual({ text: 'ab', sources: ['a\u{e0041}', 'b'] });
+  });
+
+  // Regression (issue 16 mutation work): U+FEFF is both JS whitespace and a format character; read
+  // as whitespace it split a word invisibly ("wi<U+FEFF>re" → "wi re") and hid a phrase.
+  it('drops the zero-width no-break space instead of reading it as whitespace', () => {
+    expect(normalize('wi\ufeffre the money').text).toBe('wire the money');
+    expect(trips(['wire the money'], 'please wi\ufeffre the mo\ufeffney')).toBe(true);
+  });
+
+  it('decomposes compatibility forms and maps look-alike letters, each output character mapped to its source', () => {
+    expect(folded('ＷＩＲＥ')).toEqual({ text: 'WIRE', sources: [...'ＷＩＲＥ'] });
+    expect(folded('ﬃ')).toEqual({ text: 'ffi', sources: ['ﬃ', 'ﬃ', 'ﬃ'] });
+    expect(folded('x²')).toEqual({ text: 'x2', sources: ['x', '²'] });
+    expect(folded('раssword')).toEqual({ text: 'password', sources: [...'раssword'] });
+    expect(normalize('\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03f9 \u03b1\u03bf\u03bd\u03c1\u03b9\u03ba\u03c5\u03c7\u03b5\u03c4\u03f2\u03f3 \u0131\u0237\u0251\u0261\ua78f').text).toBe('ABEZHIKMNOPTYXC aovpikuxetcj ijag.');
+    expect(normalize('АВЕКМНОРСТХУІЈЅҺԚԜӀҮ аеорсухіјѕԁһԛԝӏүёї').text).toBe('ABEKMHOPCTXYIJSHQWIY aeopcyxijsdhqwlyei');
+    // A compatibility form that decomposes to a space and a mark: the space stays, the mark goes.
+    expect(normalize('a\u00a8b').text).toBe('a b');
+  });
+
+  it('reads a surrogate pair as one character, and a lone surrogate as itself', () => {
+    expect(folded('𝐀𝐁c')).toEqual({ text: 'ABc', sources: ['𝐀', '𝐁', 'c'] });
+    const n = normalize('𝐀𝐁c');
+    expect([...n.starts]).toEqual([0, 2, 4]);
+    expect([...n.ends]).toEqual([2, 4, 5]);
+    expect(normalize('x\ud835').text).toBe('x\ud835');
+    expect(normalize('\udc00y').text).toBe('\udc00y');
+    expect(normalize('😀 ok').text).toBe('😀 ok');
+  });
+
+  it('folds long texts whole (the offset maps grow)', () => {
+    const long = 'ab '.repeat(3000);
+    const n = normalize(long);
+    expect(n.text).toBe(long);
+    expect(n.starts.length).toBe(long.length);
+    expect(n.ends[long.length - 1]).toBe(long.length);
+  });
+
+  // Regression (issue 16 mutation work): the offset maps were sized for 2 folded characters per
+  // original one and silently dropped the rest; U+FDFA folds to 18, so a run of it hid what followed.
+  it('folds characters that expand many-fold without losing the text after them', () => {
+    const hidden = `${'\ufdfa'.repeat(300)} wire the money`;
+    const n = normalize(hidden);
+    expect(n.text.endsWith(' wire the money')).toBe(true);
+    expect(n.text.length).toBe(300 * 18 + 15);
+    expect(n.ends[n.text.length - 1]).toBe(hidden.length);
+    expect(trips(['wire the money'], hidden)).toBe(true);
+    expect(trips(['wire the money'], `${'\ufdfa'.repeat(2000)} wire the money`)).toBe(true);
+  });
+
+  it('gives the same answer however many distinct characters it has folded before', () => {
+    const cjk = Array.from({ length: 9000 }, (_, k) => String.fromCharCode(0x4e00 + k)).join('');
+    expect(normalize(cjk).text).toBe(cjk);
+    expect(normalize(cjk).text).toBe(cjk);
+    expect(normalize('ＡＢ').text).toBe('AB');
+  });
+
+  it('normalizeText folds a rule\'s own text the same way', () => {
+    expect(normalizeText('  Wíre\u200b\tthe  ＭＯＮＥＹ ')).toBe(' Wire the MONEY ');
+  });
+});
+
+// Regression (issue 16 mutation work): NFKD turned the lunate sigma ϲ (it looks like c) into the
+// final sigma ς before the look-alike map ran, so "ϲode" never matched "code".
+describe('normalize: look-alikes that NFKD would change first', () => {
+  it('maps the lunate sigma (ϲ, Ϲ) to c', () => {
+    expect(normalize('\u03f2ode \u03f9ODE').text).toBe('code CODE');
+    expect(trips(['secret code'], 'the secret \u03f2ode')).toBe(true);
+  });
+});
+
+describe('normalize: offsets an adversary can stretch', () => {
+  it('keeps the offset map complete past many-fold expansion (redaction lands on the original characters)', () => {
+    const rule: CompiledRule = { ...block(['wire the money']), action: 'redact' };
+    const prefix = '\ufdfa'.repeat(3000);
+    expect(scanText([rule], `${prefix} wire the money!`, 64, 100_000).text).toBe(`${prefix} [phrase]!`);
+    const n = normalize(`${prefix}x`);
+    expect(n.starts[n.text.length - 1]).toBe(3000);
+    expect(n.ends[n.text.length - 1]).toBe(3001);
+  });
+
+  it('maps surrogate pairs at both ends of the high-surrogate range, and a lone one at the end', () => {
+    for (const cp of [0x10000, 0x10fc00, 0x10ffff]) {
+      const n = normalize(`${String.fromCodePoint(cp)}a`);
+      expect([...n.starts, ...n.ends], cp.toString(16)).toEqual([0, 0, 2, 2, 2, 3]);
+    }
+    const lone = normalize('ab\ud835');
+    expect([...lone.ends]).toEqual([1, 2, 3]);
+  });
+});
