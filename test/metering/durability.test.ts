@@ -86,7 +86,9 @@ describe('metering: durable spend (SQLite ledger)', () => {
     writeFileSync(
       file,
       [
-        'server: { host: 127.0.0.1, port: 0 }',
+        // One process: booting a primary and a worker per core under a loaded CI machine took most of the
+        // test's time; kill -9 with workers is covered in test/relay/workers.test.ts.
+        'server: { host: 127.0.0.1, port: 0, workers: 1 }',
         'logging: { level: info }',
         `admin: { key: ${ADMIN_KEY} }`,
         `metering: { ledger: { path: ${path} } }`,
@@ -142,7 +144,9 @@ describe('metering: durable spend (SQLite ledger)', () => {
     writeFileSync(
       file,
       [
-        'server: { host: 127.0.0.1, port: 0 }',
+        // One process: booting a primary and a worker per core under a loaded CI machine took most of the
+        // test's time; kill -9 with workers is covered in test/relay/workers.test.ts.
+        'server: { host: 127.0.0.1, port: 0, workers: 1 }',
         'logging: { level: info }',
         `admin: { key: ${ADMIN_KEY}, port: 0 }`,
         `metering: { ledger: { path: ${path} }, lingerAfterClientCloseMs: 2000 }`,
