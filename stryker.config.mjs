@@ -12,8 +12,8 @@ export default {
   vitest: { configFile: 'vitest.mutation.config.ts', related: false },
   coverageAnalysis: 'perTest',
   checkers: [],
-  // The machine is shared: one test process at a time.
-  concurrency: 1,
+  // The machine is shared: one test process at a time (STRYKER_CONCURRENCY=N on a quiet machine).
+  concurrency: Number(process.env.STRYKER_CONCURRENCY ?? 1),
   // A mutant that loops forever is killed after this (plus a factor of the normal run time).
   timeoutMS: 3_000,
   reporters: ['json', 'clear-text', 'progress'],
