@@ -14,6 +14,7 @@ import type {
   UsageRecord,
 } from './ledger.js';
 import { NO_CAPS, type CapName, type CapSet } from './limits.js';
+import { OverHints, type OverHint } from './over-hints.js';
 import { PERIOD_GRACE_MS, PeriodClock, periodOf, settlementPeriods, type Period, type PeriodKind } from './periods.js';
 
 /*
@@ -145,9 +146,7 @@ return 1
 /** How long a refusal at the cap is trusted at most (each use also re-checks it in the background). */
 const OVER_HINT_MS = 30_000;
 
-interface OverHint {
-  readonly hit: CapHit;
-  readonly until: number;
+interface CheckedOverHint extends OverHint {
   checking: boolean;
 }
 
@@ -209,7 +208,7 @@ export class RedisLedger implements Ledger {
   readonly #pendingSum = new Map<string, { nanos: number; tokens: number }>();
   readonly #slots = new Map<string, string>();
   /** Recent "spend is at the cap" answers per tenant (see knownOver). */
-  readonly #over = new Map<string, OverHint>();
+  readonly #over = new OverHints<CheckedOverHint>();
   readonly #slotTtlMs: number;
   readonly #wall: () => number;
   #flushing = false;
@@ -323,12 +322,8 @@ export class RedisLedger implements Ledger {
   }
 
   knownOver(tenant: string, wallMs: number): CapHit | null {
-    const o = this.#over.get(tenant);
+    const o = this.#over.fresh(tenant, wallMs);
     if (!o) return null;
-    if (wallMs >= o.until || wallMs >= o.hit.period.resetsAt) {
-      this.#over.delete(tenant);
-      return null;
-    }
     // Used: re-check in the background, so a cap raised on another instance counts from the next response.
     if (!o.checking && this.connected) {
       o.checking = true;
@@ -337,7 +332,7 @@ export class RedisLedger implements Ledger {
     return o.hit;
   }
 
-  async #recheck(tenant: string, o: OverHint, wallMs: number): Promise<void> {
+  async #recheck(tenant: string, o: CheckedOverHint, wallMs: number): Promise<void> {
     try {
       const hit = o.hit;
       const s = await this.status(tenant, NO_CAPS, wallMs);
@@ -346,7 +341,7 @@ export class RedisLedger implements Ledger {
       const usd = hit.cap.endsWith('_usd');
       const limit = (usd ? p.override.nanos : p.override.tokens) ?? hit.limit;
       const spent = usd ? p.spent.nanos : p.spent.tokens;
-      if (spent < limit && this.#over.get(tenant) === o) this.#over.delete(tenant);
+      if (spent < limit) this.#over.deleteIfCurrent(tenant, o);
     } catch {
       // Keep the hint; it expires on its own.
     }

@@ -1,5 +1,6 @@
 import type { CapHit, Ledger, OverrideChange, ReserveRequest, ReserveResult, TenantStatus, UsageRecord } from './ledger.js';
 import type { CapSet } from './limits.js';
+import { OverHints } from './over-hints.js';
 import type { PeriodKind } from './periods.js';
 
 /*
@@ -62,7 +63,7 @@ export class RemoteLedger implements Ledger {
   readonly synchronous = false;
   readonly #o: RemoteLedgerOptions;
   readonly #pending = new Map<number, Pending>();
-  readonly #over = new Map<string, { readonly hit: CapHit; readonly until: number }>();
+  readonly #over = new OverHints();
   #seq = 0;
   #closed = false;
 
@@ -169,13 +170,7 @@ export class RemoteLedger implements Ledger {
    * so a cap raised through the admin API counts within that second.
    */
   knownOver(tenant: string, wallMs: number): CapHit | null {
-    const o = this.#over.get(tenant);
-    if (!o) return null;
-    if (wallMs >= o.until || wallMs >= o.hit.period.resetsAt) {
-      this.#over.delete(tenant);
-      return null;
-    }
-    return o.hit;
+    return this.#over.fresh(tenant, wallMs)?.hit ?? null;
   }
 
   readiness(): string | null {
