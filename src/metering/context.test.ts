@@ -23,15 +23,13 @@ describe('conversation estimate (upper bounds of what a response reads)', () => 
   it('appended audio becomes an item at commit; a clear forgets it', () => {
     const c = new ConversationEstimate();
     // Until the upstream reports the input format, the densest (G.711) is assumed: never low.
-    c.onAppend(64_000);
-    c.onCommitted('item_early');
+    // The readings are the relay's running count of append bytes forwarded upstream.
+    c.onCommitted('item_early', 64_000);
     expect(c.total().audio).toBe(60 + AUDIO_PART_OVERHEAD);
     const early = c.total();
     c.bytesPerMs = 48; // session.created: audio/pcm
-    c.onAppend(64_000 * 3);
-    c.onBufferCleared();
-    c.onAppend(64_000 * 2);
-    c.onCommitted('item_a');
+    c.onBufferCleared(64_000 * 4); // three more seconds appended, then cleared
+    c.onCommitted('item_a', 64_000 * 6); // two seconds after the clear
     expect(c.total()).toEqual({ text: early.text + ITEM_OVERHEAD, audio: early.audio + 20 + AUDIO_PART_OVERHEAD, image: 0 });
     // An out-of-band response referencing it reads that item only.
     expect(c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id: 'item_a' }] })).toEqual({ text: ITEM_OVERHEAD, audio: 20 + AUDIO_PART_OVERHEAD, image: 0 });

@@ -76,8 +76,12 @@ export class ConversationEstimate {
   #base: ModalityTokens = { text: 0, audio: 0, image: 0 };
   #added: ModalityTokens = { text: 0, audio: 0, image: 0 };
   readonly #items = new Map<string, Readonly<ModalityTokens>>();
-  /** Base64 characters appended to the input audio buffer since the last commit or clear. */
-  #bufferChars = 0;
+  /**
+   * The relay's running count of append wire bytes forwarded upstream (`SessionContext.audio.
+   * inputWireBytes`) when the input buffer was last committed or cleared: appends are counted by
+   * the relay, so metering never sees audio frames.
+   */
+  #bufferStart = 0;
   /**
    * Input audio bytes per millisecond: 48 for PCM16 at 24 kHz, 8 for G.711. Until the upstream
    * reports the format, the densest (G.711: the most audio per byte), so the estimate stays high.
@@ -104,19 +108,20 @@ export class ConversationEstimate {
     this.addItem(typeof item['id'] === 'string' ? item['id'] : null, itemEstimate(item, this.bytesPerMs));
   }
 
-  /** An `input_audio_buffer.append` of `frameBytes` bytes (never parsed: its size bounds the audio). */
-  onAppend(frameBytes: number): void {
-    this.#bufferChars += frameBytes;
+  /** The input buffer was cleared when `appendedWireBytes` append bytes had been forwarded. */
+  onBufferCleared(appendedWireBytes: number): void {
+    this.#bufferStart = appendedWireBytes;
   }
 
-  onBufferCleared(): void {
-    this.#bufferChars = 0;
-  }
-
-  /** `input_audio_buffer.committed`: the buffer became a user audio item. */
-  onCommitted(itemId: string | null): void {
-    const audio = audioTokensOfBase64(this.#bufferChars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
-    this.#bufferChars = 0;
+  /**
+   * `input_audio_buffer.committed`: the buffer became a user audio item. Its audio is bounded by
+   * the append bytes forwarded since the last commit or clear (frames are never parsed: their
+   * size bounds the base64 they carry).
+   */
+  onCommitted(itemId: string | null, appendedWireBytes: number): void {
+    const chars = Math.max(0, appendedWireBytes - this.#bufferStart);
+    this.#bufferStart = appendedWireBytes;
+    const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
     this.addItem(itemId, { text: ITEM_OVERHEAD, audio, image: 0 });
   }
 

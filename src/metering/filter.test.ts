@@ -252,14 +252,17 @@ describe('metering filter: admission', () => {
     expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
   });
 
-  it('reads only the size of input audio frames, never parses them, and wants no output audio', () => {
+  it('sees no audio frames unless a cap holds input back (then it never parses them); the estimate reads the relay\'s count', () => {
     const s = setup();
     const w = s.factory.wants;
     expect(w.server).not.toContain('response.output_audio.delta');
-    const { f } = session(s);
+    expect(w.client).not.toContain('input_audio_buffer.append');
+    expect(w.onRequest).toEqual({ client: ['input_audio_buffer.append'] });
+    const { ctx, f } = session(s);
     const append = new Frame('input_audio_buffer.append', Buffer.from(`{"type":"input_audio_buffer.append","audio":"${'A'.repeat(6400)}"}`));
     expect(f.onClient!(append)).toEqual({ kind: 'continue' });
     expect(append.parsed).toBe(false);
+    expect(ctx.watched.size).toBe(0);
     expect(w.client).not.toBe('*');
     expect(w.server).not.toBe('*');
   });
@@ -323,6 +326,8 @@ describe('metering filter: issue 11 regressions', () => {
     const append = () => f.onClient!(new Frame('input_audio_buffer.append', Buffer.from('{"type":"input_audio_buffer.append","audio":"AAAA"}'))) as Verdict;
     expect(append().kind).toBe('continue');
     server(f, { type: 'conversation.item.input_audio_transcription.completed', item_id: 'item_1', content_index: 0, transcript: 'x', usage: { type: 'duration', seconds: 60 } });
+    // Only now does metering ask the relay for the audio frames it must drop.
+    expect([...ctx.watched]).toEqual(['metering client input_audio_buffer.append']);
     const first = append();
     expect(first.kind === 'reject' && [first.error.code, first.error.param, first.error.closesSession]).toEqual(['budget_exceeded', 'input_audio_buffer.append', false]);
     expect(append().kind).toBe('drop'); // told once, not per frame
@@ -330,6 +335,7 @@ describe('metering filter: issue 11 regressions', () => {
     s.ledger.setOverride('acme', 'day', { nanos: 1_000_000_000 });
     now += 5000;
     expect(append().kind).toBe('drop'); // this one triggers the (synchronous, SQLite) recheck
+    expect(ctx.watched.size).toBe(0);
     expect(append().kind).toBe('continue');
     expect(ctx.closedWith).toBeNull();
   });
@@ -1179,7 +1185,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       const f = setup().factory;
       expect(f.name).toBe('metering');
       expect(f.failMode).toBe('closed');
-      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.append', 'input_audio_buffer.clear']);
+      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.clear']);
       expect(f.wants.server).toEqual([
         'input_audio_buffer.committed',
         'input_audio_buffer.cleared',
@@ -1327,34 +1333,34 @@ describe("metering filter: one session's life", () => {
 
     it('appended audio counts once committed (G.711 density until the format is known; PCM16 after); a clear drops it', () => {
       const s = setup();
-      const { f } = session(s, CAPPED);
+      const { ctx, f } = session(s, CAPPED);
       const chars = 64_000; // 48,000 bytes: 6 s of G.711 (60 tokens), 1 s of PCM16 (10 tokens)
-      f.onClient!(appendFrame('A'.repeat(chars)));
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
       client(f, { type: 'input_audio_buffer.clear' });
       server(f, { type: 'input_audio_buffer.committed', item_id: 'item_0' });
       // The empty commit: one item's framing (8 text, 8 audio).
       expect(probe(s, f)).toEqual({ nanos: BARE.nanos + 8 * 4_000 + 8 * 32_000, tokens: BARE.tokens + 16 });
-      f.onClient!(appendFrame('A'.repeat(chars)));
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
       server(f, { type: 'input_audio_buffer.cleared' });
-      f.onClient!(appendFrame('A'.repeat(chars)));
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
       server(f, { type: 'input_audio_buffer.committed', item_id: 'item_1' });
-      // The append frame is counted whole (never parsed): its JSON wrapper makes it a little longer.
+      // The relay counts each append frame whole as it leaves (never parsed): its JSON wrapper makes it a little longer.
       const size = appendFrame('A'.repeat(chars)).size;
       const g711 = audioTokensOfBase64(size, 8);
       const pcm16 = audioTokensOfBase64(size, 48);
       expect([g711, pcm16]).toEqual([61, 11]);
       expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711);
       server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
-      f.onClient!(appendFrame('A'.repeat(chars)));
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
       server(f, { type: 'input_audio_buffer.committed', item_id: 'item_2' });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16);
       server(f, { type: 'session.updated', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcmu' } } } } });
-      f.onClient!(appendFrame('A'.repeat(chars)));
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
       server(f, { type: 'input_audio_buffer.committed', item_id: 'item_3' });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16 + 16 + g711);
       // A session.updated without a format keeps the known one.
       server(f, { type: 'session.updated', session: { type: 'realtime', audio: { input: {} } } });
-      f.onClient!(appendFrame('A'.repeat(chars)));
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
       server(f, { type: 'input_audio_buffer.committed', item_id: 'item_4' });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16 + 16 + g711 + 16 + g711);
     });

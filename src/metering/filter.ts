@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
+import { AUDIO_IN } from '../protocol/events.js';
 import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -209,10 +210,9 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
   }
 
   return {
-    name: 'metering',
+    name: BY,
     wants: {
-      // input_audio_buffer.append: only its byte length is read (the conversation estimate), never parsed.
-      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.append', 'input_audio_buffer.clear'],
+      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.clear'],
       server: [
         'input_audio_buffer.committed',
         'input_audio_buffer.cleared',
@@ -224,6 +224,9 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
         // Releases the reservation of a response.create the upstream refused.
         'error',
       ],
+      // Input audio is dropped while a spent cap holds it back (#holdAudio); otherwise the relay's
+      // own count of append bytes (ctx.audio) feeds the conversation estimate.
+      onRequest: { client: [AUDIO_IN] },
     },
     failMode: 'closed',
     admit,
@@ -310,10 +313,8 @@ export class MeteringFilter implements Filter {
 
   onClient(frame: Frame): Verdict | Promise<Verdict> {
     switch (frame.type) {
-      case 'input_audio_buffer.append':
-        if (this.#audioBlocked !== null) return this.#onBlockedAudio();
-        this.#estimate.onAppend(frame.size);
-        return CONTINUE;
+      case AUDIO_IN:
+        return this.#audioBlocked !== null ? this.#onBlockedAudio() : CONTINUE;
       case 'response.create':
         return this.#onResponseCreate(frame);
       case 'session.update':
@@ -324,7 +325,7 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       }
       case 'input_audio_buffer.clear':
-        this.#estimate.onBufferCleared();
+        this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
         return CONTINUE;
       default:
         return CONTINUE;
@@ -430,7 +431,7 @@ export class MeteringFilter implements Filter {
       }
       switch (result.kind) {
         case 'ok':
-          this.#audioBlocked = null;
+          this.#releaseAudio();
           this.#queuePending(eventId, pending(id));
           return ok();
         case 'over':
@@ -523,10 +524,10 @@ export class MeteringFilter implements Filter {
         this.#onTranscription(frame);
         return CONTINUE;
       case 'input_audio_buffer.committed':
-        this.#estimate.onCommitted(str(frame.json()['item_id']));
+        this.#estimate.onCommitted(str(frame.json()['item_id']), this.#ctx.audio.inputWireBytes);
         return CONTINUE;
       case 'input_audio_buffer.cleared':
-        this.#estimate.onBufferCleared();
+        this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
         return CONTINUE;
       case 'session.created':
       case 'session.updated':
@@ -886,7 +887,15 @@ export class MeteringFilter implements Filter {
    * `response.created` (at most one such response per session, then).
    */
   #holdAudio(hit: CapHit): void {
-    if (this.#audioBlocked === null) this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
+    if (this.#audioBlocked !== null) return;
+    this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
+    this.#ctx.watch(BY, 'client', AUDIO_IN, true);
+  }
+
+  #releaseAudio(): void {
+    if (this.#audioBlocked === null) return;
+    this.#audioBlocked = null;
+    this.#ctx.watch(BY, 'client', AUDIO_IN, false);
   }
 
   /** An input audio frame while over a cap: dropped; the client hears why once; the ledger is asked again now and then. */
@@ -898,7 +907,7 @@ export class MeteringFilter implements Filter {
       const recheck = then(this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now), (s) => {
         blocked.checking = false;
         blocked.since = this.#rt.wall();
-        if (spentCap(s) === null && this.#audioBlocked === blocked) this.#audioBlocked = null;
+        if (spentCap(s) === null && this.#audioBlocked === blocked) this.#releaseAudio();
       });
       if (recheck instanceof Promise) recheck.catch(() => (blocked.checking = false));
     }

@@ -139,6 +139,57 @@ describe('filter chain', () => {
     expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(true);
   });
 
+  it('`onRequest` types reach a filter only while its session asks for them, in run order, and stop when it stops', () => {
+    const seen: string[] = [];
+    const mk = (n: string, wants: FilterFactory['wants']): FilterFactory =>
+      factory(n, wants, {
+        onClient: (f) => (seen.push(`${n}>${f.type}`), CONTINUE),
+        onServer: (f) => (seen.push(`<${n}:${f.type}`), CONTINUE),
+      });
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([
+      mk('first', { server: ['response.output_audio.delta'] }),
+      mk('meter', { client: ['response.create'], onRequest: { client: ['input_audio_buffer.append'], server: ['response.output_audio.delta'] } }),
+      mk('last', { client: ['input_audio_buffer.append'] }),
+    ]).instantiate(new FakeSession(), sink);
+    const append = ev('input_audio_buffer.append');
+    chain.fromClient(append);
+    chain.fromServer(ev('response.output_audio.delta'));
+    expect(seen).toEqual(['last>input_audio_buffer.append', '<first:response.output_audio.delta']);
+    seen.length = 0;
+    chain.watch('meter', 'client', 'input_audio_buffer.append', true);
+    chain.watch('meter', 'client', 'input_audio_buffer.append', true); // asking twice is asking once
+    chain.watch('meter', 'server', 'response.output_audio.delta', true);
+    chain.fromClient(append);
+    chain.fromServer(ev('response.output_audio.delta'));
+    // Declared order client-side, reverse server-side, as for static wants.
+    expect(seen).toEqual(['meter>input_audio_buffer.append', 'last>input_audio_buffer.append', '<meter:response.output_audio.delta', '<first:response.output_audio.delta']);
+    seen.length = 0;
+    chain.watch('meter', 'client', 'input_audio_buffer.append', false);
+    chain.fromClient(append);
+    chain.fromServer(ev('response.output_audio.delta'));
+    expect(seen).toEqual(['last>input_audio_buffer.append', '<meter:response.output_audio.delta', '<first:response.output_audio.delta']);
+    chain.watch('meter', 'server', 'response.output_audio.delta', false);
+    expect(chain.bypasses('server', 'response.output_audio.delta')).toBe(false); // `first` wants it statically
+    expect(sink.out).toHaveLength(6);
+  });
+
+  it('an audio type no filter wants bypasses until a filter asks for it; only declared types may be asked for', () => {
+    const chain = new ChainTemplate([
+      factory('meter', { client: ['response.create'], onRequest: { client: ['input_audio_buffer.append'] } }, { onClient: () => DROP }),
+    ]).instantiate(new FakeSession(), new RecordingSink());
+    expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(true);
+    chain.watch('meter', 'client', 'input_audio_buffer.append', true);
+    expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(false);
+    chain.fromClient(ev('input_audio_buffer.append'));
+    expect((chain.sink as RecordingSink).out).toEqual([]);
+    chain.watch('meter', 'client', 'input_audio_buffer.append', false);
+    expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(true);
+    expect(() => chain.watch('meter', 'client', 'session.update', true)).toThrow(/did not declare client session.update/);
+    expect(() => chain.watch('meter', 'server', 'input_audio_buffer.append', true)).toThrow(/did not declare server/);
+    expect(() => chain.watch('nobody', 'client', 'input_audio_buffer.append', true)).toThrow(/nobody/);
+  });
+
   it('treats a throwing filter per its fail mode and never throws into the relay', () => {
     const reports: Report[] = [];
     const sink = new RecordingSink();

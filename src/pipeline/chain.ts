@@ -19,11 +19,16 @@ type Handler = 'onClient' | 'onServer';
 class DispatchTable {
   readonly #byType = new Map<string, readonly number[]>();
   readonly #anyType: readonly number[];
+  /** Run order of the filters in this direction. */
+  readonly #order: readonly number[];
+  readonly #onRequest: readonly (readonly string[])[];
 
   constructor(factories: readonly FilterFactory[], direction: Direction) {
     const order = factories.map((_, i) => i);
     // Client → upstream runs in declared order, upstream → client in reverse (Envoy's encoder order).
     if (direction === 'server') order.reverse();
+    this.#order = order;
+    this.#onRequest = factories.map((f) => f.wants.onRequest?.[direction] ?? []);
     const wants = (i: number) => factories[i]!.wants[direction];
     const wantsType = (i: number, type: string | null): boolean => {
       const w = wants(i);
@@ -45,6 +50,17 @@ class DispatchTable {
 
   lookup(type: string): readonly number[] {
     return this.#byType.get(type) ?? this.#anyType;
+  }
+
+  /** True when filter `i` declared `type` in `wants.onRequest` for this direction. */
+  mayRequest(i: number, type: string): boolean {
+    return this.#onRequest[i]?.includes(type) === true;
+  }
+
+  /** The filters for `type` when the filters in `asked` asked for it too, in run order. */
+  withRequested(type: string, asked: ReadonlySet<number>): readonly number[] {
+    const wanted = this.lookup(type);
+    return this.#order.filter((i) => wanted.includes(i) || asked.has(i));
   }
 }
 
@@ -126,6 +142,8 @@ class DirectionRunner {
   readonly #queue: Frame[] = [];
   #queuedBytes = 0;
   #busy = false;
+  /** Per type, the filters that asked for it (`watch`) and the resulting filter list; null: none asked. */
+  #requested: Map<string, { readonly asked: Set<number>; indices: readonly number[] }> | null = null;
 
   constructor(chain: SessionChain, direction: Direction, table: DispatchTable) {
     this.#chain = chain;
@@ -148,8 +166,28 @@ class DirectionRunner {
     return !this.#busy && this.#queue.length === 0;
   }
 
-  get table(): DispatchTable {
-    return this.#table;
+  /** The filters a frame of `type` runs through in this session. */
+  lookup(type: string): readonly number[] {
+    const requested = this.#requested?.get(type);
+    return requested !== undefined ? requested.indices : this.#table.lookup(type);
+  }
+
+  watch(i: number, type: string, on: boolean): void {
+    const requested = (this.#requested ??= new Map());
+    let entry = requested.get(type);
+    if (!entry) {
+      if (!on) return;
+      entry = { asked: new Set(), indices: [] };
+      requested.set(type, entry);
+    }
+    if (on) entry.asked.add(i);
+    else entry.asked.delete(i);
+    if (entry.asked.size === 0) {
+      requested.delete(type);
+      if (requested.size === 0) this.#requested = null;
+      return;
+    }
+    entry.indices = this.#table.withRequested(type, entry.asked);
   }
 
   push(frame: Frame): void {
@@ -161,7 +199,7 @@ class DirectionRunner {
     this.#run(frame, 0);
   }
 
-  #run(frame: Frame, from: number, indices: readonly number[] = this.#table.lookup(frame.type)): void {
+  #run(frame: Frame, from: number, indices: readonly number[] = this.lookup(frame.type)): void {
     // A replaced frame continues along the same filter list (Envoy semantics), whatever its type.
     for (let k = from; k < indices.length; k++) {
       const i = indices[k]!;
@@ -268,7 +306,15 @@ export class SessionChain {
    */
   bypasses(direction: Direction, type: string): boolean {
     const runner = direction === 'client' ? this.#client : this.#server;
-    return !this.#closed && runner.idle && runner.table.lookup(type).length === 0;
+    return !this.#closed && runner.idle && runner.lookup(type).length === 0;
+  }
+
+  /** See SessionContext.watch. */
+  watch(filter: string, direction: Direction, type: string, on: boolean): void {
+    const i = this.#template.factories.findIndex((f) => f.name === filter);
+    const table = direction === 'client' ? this.#template.client : this.#template.server;
+    if (i < 0 || !table.mayRequest(i, type)) throw new Error(`filter "${filter}" did not declare ${direction} ${type} in wants.onRequest`);
+    (direction === 'client' ? this.#client : this.#server).watch(i, type, on);
   }
 
   fromServer(frame: Frame): void {

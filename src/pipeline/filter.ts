@@ -40,6 +40,13 @@ export type WantedTypes = readonly string[] | '*' | { readonly allBut: readonly 
 export interface Wants {
   readonly client?: WantedTypes;
   readonly server?: WantedTypes;
+  /**
+   * Types a session's filter sees only while it asks for them (`SessionContext.watch`), e.g.
+   * metering drops input audio while a cap is spent. Declared here, so which filter may ever see
+   * which type stays a static fact; until asked, those frames skip the filter (audio is relayed
+   * without building a Frame).
+   */
+  readonly onRequest?: { readonly client?: readonly string[]; readonly server?: readonly string[] };
 }
 
 export interface Clock {
@@ -103,6 +110,11 @@ export interface SessionContext {
   cancelResponse(responseId: string, by: string, notice: ProxyError): void;
   /** True when `cancelResponse` was called for this response id. */
   isSuppressed(responseId: string): boolean;
+  /**
+   * Starts (`on`) or stops routing frames of `type` to the filter named `filter`; the type must be
+   * in that factory's `wants.onRequest[direction]` (else this throws: a programming error).
+   */
+  watch(filter: string, direction: Direction, type: string, on: boolean): void;
 }
 
 /**

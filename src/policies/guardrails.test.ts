@@ -119,9 +119,10 @@ describe('guardrails: streaming output', () => {
     expect(guardrailReports(session).map((r) => r.kind === 'guardrail' && r.action)).toEqual(['log']);
   });
 
-  it('never parses audio frames (every type is routed, audio by one set lookup)', async () => {
+  it('wants every type but audio (a type added later still reaches it), and never parses audio it is handed', async () => {
     const factory = guardrailsFactory({} as never);
-    expect(factory.wants.server).toBe('*');
+    expect(factory.wants.server).toEqual({ allBut: ['response.output_audio.delta', 'response.audio.delta'] });
+    expect(factory.wants.client).toEqual({ allBut: ['input_audio_buffer.append'] });
     const { server, client } = setup(await policyFrom(OUTPUT_RULES));
     const audio = audioDelta('r');
     expect(server(audio).kind).toBe('continue');

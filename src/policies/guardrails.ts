@@ -1,7 +1,7 @@
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
-import type { RealtimeServerEvent } from '../protocol/events.js';
+import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, type RealtimeServerEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
@@ -132,9 +132,10 @@ const idle = (policy: CompiledPolicy): boolean => policy.rules.length === 0 && p
 export function guardrailsFactory(registry: PolicyRegistry): FilterFactory {
   return {
     name: GUARDRAILS_FILTER,
-    // Every type: content paths go through the table, unknown types through `unknownContentEvents`.
-    // Audio frames cost one set lookup and are never parsed.
-    wants: { client: '*', server: '*' },
+    // Every type but audio: content paths go through the table, unknown types (including any the
+    // API adds later) through `unknownContentEvents`. Audio frames carry no text; the relay
+    // forwards them without a Frame and still drops the audio of a cancelled response.
+    wants: { client: { allBut: AUDIO_CLIENT_TYPES }, server: { allBut: AUDIO_SERVER_TYPES } },
     failMode: 'closed',
     create: (ctx) => new GuardrailFilter(ctx, registry.resolve(ctx.tenant.policy)),
   };

@@ -9,6 +9,15 @@ export type ServerEventOf<T extends ServerEventType> = Extract<RealtimeServerEve
 /** Hot-path event types: never JSON-parsed by the relay unless a filter asks for them. */
 export const AUDIO_IN = 'input_audio_buffer.append' satisfies ClientEventType;
 export const AUDIO_OUT = 'response.output_audio.delta' satisfies ServerEventType;
+/** The beta name of the output audio delta, which some servers still send. */
+export const AUDIO_OUT_BETA = 'response.audio.delta';
+/**
+ * Audio frame types per direction. The relay accounts for them itself (src/pipeline/audio-meter.ts)
+ * and relays them without building a Frame; filters that need no audio name these in
+ * `wants: { allBut }`, so every other type, including one added later, still reaches them.
+ */
+export const AUDIO_CLIENT_TYPES: readonly string[] = [AUDIO_IN];
+export const AUDIO_SERVER_TYPES: readonly string[] = [AUDIO_OUT, AUDIO_OUT_BETA];
 
 /** Beta-only markers that the upstream now refuses (4000 `beta_api_shape_disabled`). */
 export const BETA_SUBPROTOCOL = 'openai-beta.realtime-v1';

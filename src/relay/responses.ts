@@ -1,11 +1,11 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ConversationView } from '../protocol/conversation.js';
 import { asObject } from '../protocol/json.js';
-import { AUDIO_OUT } from '../protocol/events.js';
+import { AUDIO_OUT, AUDIO_OUT_BETA } from '../protocol/events.js';
 import { sniffString } from '../protocol/sniff.js';
 
 /** Output audio deltas (GA name, and the beta name some servers still send). */
-export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === 'response.audio.delta';
+export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === AUDIO_OUT_BETA;
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
 

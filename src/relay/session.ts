@@ -87,9 +87,6 @@ const UPSTREAM_CLOSE_PASSTHROUGH = (code: number) =>
 /** Client frames at least this large reserve their size from the global memory budget. */
 const BUDGETED_FRAME_BYTES = 64 * 1024;
 
-/** Audio appends are the bulk of client traffic: one flat string, never parsed, depth 1. */
-const AUDIO_APPEND = 'input_audio_buffer.append';
-
 /**
  * One client connection and its upstream connection. Implements the filters' SessionContext (no
  * sockets exposed) and the chain's sink (the only place frames meet sockets).
@@ -259,7 +256,7 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The event has more than one 'type' member." }));
       return;
     }
-    if (type !== AUDIO_APPEND && exceedsJsonDepth(bytes, this.#config.server.maxJsonDepth)) {
+    if (type !== AUDIO_IN && exceedsJsonDepth(bytes, this.#config.server.maxJsonDepth)) {
       const eventId = sniffString(bytes, 'event_id');
       this.#rejectClientFrame(
         new ProxyError('invalid_event', {
@@ -274,11 +271,12 @@ export class RelaySession implements SessionContext, ChainSink {
     if (typeof type === 'string' && type.length > 0) {
       // One frame in 64: time the synchronous path from the socket read to the upstream write.
       const sampled = (++this.#clientSample & RELAY_SAMPLE_MASK) === 0;
-      const t0 = sampled || type === AUDIO_IN ? this.clock.now() : 0;
-      if (type === AUDIO_IN) this.audio.input(bytes, t0);
+      const t0 = sampled ? this.clock.now() : 0;
       // perf: a type no filter wants (audio, in practice) leaves without a Frame, unless frames queue.
-      if (this.#chain.bypasses('client', type)) this.#sendToUpstream(bytes);
-      else this.#chain.fromClient(Frame.fromClient(type, bytes));
+      if (this.#chain.bypasses('client', type)) {
+        if (type === AUDIO_IN) this.audio.input(bytes, t0 === 0 ? this.clock.now() : t0);
+        this.#sendToUpstream(bytes);
+      } else this.#chain.fromClient(Frame.fromClient(type, bytes));
       if (sampled && this.#upstream.open && this.#chain.queued('client') === 0) {
         this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
       }
@@ -423,8 +421,11 @@ export class RelaySession implements SessionContext, ChainSink {
         if (stamped.eventId !== null) this.report({ kind: 'create_sent', eventId: stamped.eventId });
         return;
       }
-      this.#conversation.observeClient(frame, false);
-      this.#sendToUpstream(frame.wireBytes());
+      const bytes = frame.wireBytes();
+      // Input audio is counted as it leaves (a filter may have dropped or replaced it).
+      if (frame.type === AUDIO_IN) this.audio.input(bytes, this.clock.now());
+      else this.#conversation.observeClient(frame, false);
+      this.#sendToUpstream(bytes);
       return;
     }
     if (this.#linger) {
@@ -501,6 +502,10 @@ export class RelaySession implements SessionContext, ChainSink {
 
   isSuppressed(responseId: string): boolean {
     return this.#responses.isSuppressed(responseId);
+  }
+
+  watch(filter: string, direction: Direction, type: string, on: boolean): void {
+    this.#chain.watch(filter, direction, type, on);
   }
 
   #sendErrorToClient(error: ProxyError): void {

@@ -4,7 +4,7 @@ import { CONTINUE, type CloseInfo, type Filter, type FilterFactory, type Session
 import type { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { ErrorCatalogue } from '../protocol/errors.js';
-import { AUDIO_IN, AUDIO_OUT } from '../protocol/events.js';
+import { AUDIO_CLIENT_TYPES, AUDIO_IN, AUDIO_OUT, AUDIO_SERVER_TYPES } from '../protocol/events.js';
 import type { SessionMeters, TelemetryMetrics } from './metrics.js';
 import { turnLatencies, type ResponseRecord, type SessionView, type TurnRecord } from './records.js';
 import { captureWith } from './redact.js';
@@ -36,9 +36,6 @@ export function sessionSampled(sessionId: string, ratio: number): boolean {
 
 const CHINDINGS = pino.symbols.chindingsSym;
 
-/** Audio frame types (GA and beta names) the relay accounts for instead of this filter. */
-export const AUDIO_CLIENT_TYPES: readonly string[] = [AUDIO_IN];
-export const AUDIO_SERVER_TYPES: readonly string[] = [AUDIO_OUT, 'response.audio.delta'];
 type BindingsHolder = Record<symbol, unknown>;
 
 function closeReasonOf(info: CloseInfo): string {

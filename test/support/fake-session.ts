@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { AudioMeter } from '../../src/pipeline/audio-meter.js';
-import type { Clock, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
+import type { Clock, Direction, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
 import type { Frame } from '../../src/pipeline/frame.js';
 import type { Report } from '../../src/pipeline/reports.js';
 import { Conversation, type ItemMark } from '../../src/protocol/conversation.js';
@@ -47,6 +47,11 @@ export class FakeSession implements SessionContext {
    */
   fromClient(filter: Filter, frame: Frame): Verdict | Promise<Verdict> {
     const send = (f: Frame): void => {
+      // The relay counts input audio as it leaves (SessionContext.audio).
+      if (f.type === 'input_audio_buffer.append') {
+        this.audio.input(f.wireBytes(), this.time);
+        return;
+      }
       if (f.type !== 'response.create') {
         this.conversation.observeClient(f, false);
         return;
@@ -89,5 +94,12 @@ export class FakeSession implements SessionContext {
   }
   isSuppressed(responseId: string): boolean {
     return this.cancelled.some((c) => c.responseId === responseId);
+  }
+  /** `filter direction type` entries a filter asked to see (SessionContext.watch). */
+  readonly watched = new Set<string>();
+  watch(filter: string, direction: Direction, type: string, on: boolean): void {
+    const key = `${filter} ${direction} ${type}`;
+    if (on) this.watched.add(key);
+    else this.watched.delete(key);
   }
 }

@@ -59,6 +59,7 @@ export class TelemetryTestSession implements SessionContext {
   isSuppressed(): boolean {
     return false;
   }
+  watch(): void {}
 }
 
 /** A pull reader for asserting metrics in unit tests. */
