@@ -400,7 +400,7 @@ class Rig {
     const summary = await this.relay.call<ProfileSummary>('profileStop', file);
     if (opts.heapSample) {
       // What survives a scavenge under this load: the objects that drive mark-compacts.
-      await this.relay.call('heapSampleStart', { interval: 16 * 1024, promotedOnly: true });
+      await this.relay.call('heapSampleStart', { interval: 16 * 1024, promotedOnly: process.env['BENCH_HEAP_ALL'] !== '1' });
       await sleep(opts.measureSec * 1000);
       const top = await this.relay.call<readonly AllocationLine[]>('heapSampleStop');
       log(`  ${this.target}: allocations promoted to the old generation in ${opts.measureSec} s (sampled):`);

@@ -3,8 +3,9 @@ import type WebSocket from 'ws';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
-import { dialUpstream, type UpstreamTarget } from '../upstream/dial.js';
-import { MicrotaskCork } from './upstream-cork.js';
+import type { Duplex } from 'node:stream';
+import { zeroMaskedTextFrame } from '../upstream/client-frame.js';
+import { dialUpstream, maskingIsMoot, type UpstreamTarget } from '../upstream/dial.js';
 
 /** Options of every upstream send (one object, not one per frame). */
 const TEXT_FRAME = { binary: false, compress: false } as const;
@@ -22,7 +23,7 @@ export interface UpstreamEvents {
 
 /**
  * A session's connection to the Realtime upstream: the dial with its timeout, frames sent before it
- * opened (queued in order, bounded), writes corked per event-loop turn, liveness pings, and reads
+ * opened (queued in order, bounded), one socket write per frame, liveness pings, and reads
  * paused while the client is slow. It owns the socket; the session decides what the events mean.
  */
 export class UpstreamLink {
@@ -34,8 +35,11 @@ export class UpstreamLink {
   #ws: WebSocket | null = null;
   #open = false;
   #closed = false;
-  /** perf: upstream writes of one event-loop turn leave in one writev. */
-  readonly #cork = new MicrotaskCork();
+  /**
+   * The upstream's TCP/TLS socket once upgraded, when frames may go out with a zero masking key:
+   * then each frame is one buffer and one socket write (see client-frame.ts); else `ws` frames it.
+   */
+  #socket: Duplex | null = null;
   /** Client frames accepted before the upstream opened, in order. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
@@ -88,7 +92,10 @@ export class UpstreamLink {
       ws.terminate();
       this.#events.failed(new ProxyError('upstream_unavailable', { message: `The Realtime upstream did not answer within ${up.connectTimeoutMs} ms.` }));
     }, up.connectTimeoutMs);
-    ws.on('upgrade', (res) => this.#cork.attach(res.socket));
+    const zeroMask = maskingIsMoot(this.#target.url);
+    ws.on('upgrade', (res) => {
+      if (zeroMask) this.#socket = res.socket;
+    });
     ws.on('open', () => {
       if (this.#connectTimer) clearTimeout(this.#connectTimer);
       this.#open = true;
@@ -97,8 +104,11 @@ export class UpstreamLink {
       const pending = this.#pending;
       this.#pending = [];
       this.#pendingBytes = 0;
-      if (pending.length > 0) this.#cork.hold();
-      for (const buf of pending) ws.send(buf, TEXT_FRAME);
+      // What the client sent while the upstream was dialled leaves in one write.
+      const socket = this.#socket;
+      socket?.cork();
+      for (const buf of pending) this.#write(ws, buf);
+      socket?.uncork();
     });
     ws.on('message', (data, isBinary) => {
       try {
@@ -157,9 +167,16 @@ export class UpstreamLink {
       return null;
     }
     if (ws.bufferedAmount + bytes.length > limit) return new ProxyError('upstream_backpressure');
-    this.#cork.hold();
-    ws.send(bytes, TEXT_FRAME);
+    this.#write(ws, bytes);
     return null;
+  }
+
+  #write(ws: WebSocket, bytes: Buffer): void {
+    const socket = this.#socket;
+    // `ws` sends only from its own state (no compression, no Blobs here), so its pings and close
+    // frames and these writes go to the socket in call order.
+    if (socket !== null && ws.readyState === ws.OPEN && !socket.destroyed) socket.write(zeroMaskedTextFrame(bytes));
+    else ws.send(bytes, TEXT_FRAME);
   }
 
   /** Data proves the upstream alive as well as a pong does (pongs queue behind data). */

@@ -1,0 +1,30 @@
+/**
+ * A client-to-server WebSocket text frame (RFC 6455 §5.2) in one buffer: FIN + text opcode, the
+ * MASK bit, and a zero masking key, so the payload goes out as it is (XOR with zero). The key only
+ * protects naive intermediaries from attacker-chosen bytes a browser sends; over TLS, or to a
+ * loopback upstream, there is no such intermediary (the dialler uses the same zero key for every
+ * frame `ws` sends, see dial.ts `maskingIsMoot`).
+ *
+ * perf: one buffer means one plain socket write per relayed frame. `ws` writes the header and the
+ * payload as two chunks under cork/uncork, which costs a writev and several objects per frame
+ * (Node's corked-write bookkeeping was the largest allocation site on the audio path).
+ */
+export function zeroMaskedTextFrame(payload: Buffer): Buffer {
+  const n = payload.length;
+  const header = n < 126 ? 6 : n < 65_536 ? 8 : 14;
+  const frame = Buffer.allocUnsafe(header + n);
+  frame[0] = 0x81; // FIN, opcode 1 (text)
+  if (n < 126) {
+    frame[1] = 0x80 | n;
+  } else if (n < 65_536) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 2);
+    frame.writeUInt32BE(n >>> 0, 6);
+  }
+  frame.writeUInt32BE(0, header - 4); // the masking key
+  payload.copy(frame, header);
+  return frame;
+}
