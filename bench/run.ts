@@ -39,9 +39,11 @@ const HELP = `usage: npm run bench -- [flags]
   --profile-throughput      profile the unpaced throughput load instead of paced sessions
   --heap-sample             with --profile: then sample allocations that survive a scavenge (promoted to the
                             old generation) for one window and print the top sites
+  --heap-all                with --heap-sample: sample every allocation, not only the promoted ones
   --max-foreign PCT         re-measure a window when other work used more than PCT% of either core (default 15)
   --attempts N              measurement attempts per window before keeping the quietest (default 3)
-  --relay-node-args ARGS    extra node flags for the relay processes, e.g. "--max-semi-space-size=64 --trace-gc"
+  --relay-node-args=ARGS    extra node flags for the relay processes, e.g. --relay-node-args="--max-semi-space-size=64 --trace-gc"
+                            (with "=": a value starting with a dash is otherwise refused)
   --workers LIST            also measure the governed target's unpaced throughput with server.workers = each of
                             LIST (e.g. 1,2): the relay on cores 0..N-1, and print the scaling against the first
   --no-pin                  do not pin processes to cores with taskset
@@ -69,6 +71,7 @@ const { values: flags } = parseArgs({
     'profile-sessions': { type: 'string' },
     'profile-throughput': { type: 'boolean', default: false },
     'heap-sample': { type: 'boolean', default: false },
+    'heap-all': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
     'max-foreign': { type: 'string' },
@@ -121,6 +124,7 @@ const opts = {
   profileSessions: num(flags['profile-sessions'], quick ? 200 : 1000),
   profileThroughput: flags['profile-throughput'] === true,
   heapSample: flags['heap-sample'] === true,
+  heapAll: flags['heap-all'] === true,
   pin: flags['no-pin'] !== true,
   maxForeign: num(flags['max-foreign'], 15),
   relayNodeArgs: (flags['relay-node-args'] ?? '').split(' ').filter((a) => a.length > 0),
@@ -400,10 +404,10 @@ class Rig {
     const summary = await this.relay.call<ProfileSummary>('profileStop', file);
     if (opts.heapSample) {
       // What survives a scavenge under this load: the objects that drive mark-compacts.
-      await this.relay.call('heapSampleStart', { interval: 16 * 1024, promotedOnly: process.env['BENCH_HEAP_ALL'] !== '1' });
+      await this.relay.call('heapSampleStart', { interval: 16 * 1024, promotedOnly: !opts.heapAll });
       await sleep(opts.measureSec * 1000);
       const top = await this.relay.call<readonly AllocationLine[]>('heapSampleStop');
-      log(`  ${this.target}: allocations promoted to the old generation in ${opts.measureSec} s (sampled):`);
+      log(`  ${this.target}: ${opts.heapAll ? 'allocations' : 'allocations promoted to the old generation'} in ${opts.measureSec} s (sampled):`);
       for (const l of top.slice(0, 15)) log(`    ${l.mib.toFixed(1)} MiB ${l.pct.toFixed(1)}%  ${l.fn}  ${l.where}`);
     }
     await this.load.call('stopTraffic');
