@@ -1042,6 +1042,10 @@ describe('locks: edges of the checks', () => {
     ]) {
       expect(outcome(client(sessionUpdate({ tracing: bad }))), JSON.stringify(bad)).toMatchObject({ kind: 'replace', event: { session: { tracing: want } } });
     }
+    // A primitive is not an empty object.
+    const empty = setup(await policyFrom('locks:\n  tracing: { value: {} }'));
+    for (const bad of [0, '', true]) expect(outcome(empty.client(sessionUpdate({ tracing: bad }))), JSON.stringify(bad)).toMatchObject({ kind: 'replace', event: { session: { tracing: {} } } });
+    expect(empty.client(sessionUpdate({ tracing: {} })).kind).toBe('continue');
     // As parsed from the wire, "__proto__" is an own member: it must not stand in for group_id.
     const hidden = new Frame('session.update', Buffer.from('{"type":"session.update","session":{"type":"realtime","tracing":{"workflow_name":"acme","__proto__":{},"metadata":{"n":1}}}}'));
     expect(outcome(client(hidden))).toEqual({ kind: 'replace', event: { type: 'session.update', session: { type: 'realtime', tracing: want } } });
