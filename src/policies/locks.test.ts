@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { policyFrom, responseCreated, wire } from '../../test/policies/support.js';
 import type { AdmissionRequest, Verdict } from '../pipeline/filter.js';
-import type { Frame } from '../pipeline/frame.js';
+import { Frame } from '../pipeline/frame.js';
 import type { CompiledPolicy } from './compile.js';
 import { applyLocks, LockFilter, locksFactory, mcpUrlAllowed } from './locks.js';
 import type { PolicyRegistry } from './registry.js';
@@ -468,7 +468,13 @@ describe('the other locks, setting by setting', () => {
     // Any version of the pinned id when no version is pinned.
     const anyVersion = setup(await policyFrom('locks:\n  prompt: { id: pmpt_main }'));
     expect(anyVersion.client(sessionUpdate({ prompt: { id: 'pmpt_main', version: '7' } })).kind).toBe('continue');
-    expect(outcome(anyVersion.client(sessionUpdate({ prompt: { id: 'other', version: '7' } })))).toMatchObject({ event: { session: { prompt: { id: 'pmpt_main' } } } });
+    // The client's version belongs to its own prompt: the pinned prompt runs at its latest (variables are kept).
+    expect(outcome(anyVersion.client(sessionUpdate({ prompt: { id: 'other', version: '7', variables: { v: 1 } } })))).toEqual({
+      kind: 'replace',
+      event: { type: 'session.update', event_id: 'evt_1', session: { type: 'realtime', prompt: { id: 'pmpt_main', variables: { v: 1 } } } },
+    });
+    // An object without an id is not the pinned prompt either.
+    expect(outcome(anyVersion.client(sessionUpdate({ prompt: {} })))).toMatchObject({ kind: 'replace', event: { session: { prompt: { id: 'pmpt_main' } } } });
     // An allowlist without a pinned id: a prompt outside it has no single right answer, so it is refused; no prompt is fine.
     const listOnly = setup(await policyFrom('locks:\n  prompt: { allow: [{ id: pmpt_faq }] }'));
     expect(listOnly.client(sessionUpdate({ prompt: null })).kind).toBe('continue');
@@ -784,5 +790,304 @@ describe('locks, what operators and the wire see', () => {
     expect(mcpUrlAllowed('https://mcp.example/support', ['https://mcp.example/support/'])).toBe(false);
     expect(mcpUrlAllowed('https://mcp.example/other', ['https://mcp.example/support/', 'https://mcp.example/other'])).toBe(true);
     expect(mcpUrlAllowed('https://mcp.example/other', [])).toBe(false);
+  });
+});
+
+describe('held spoken turns: the server never starts a response on its own', () => {
+  const HOLD = 'guardrails:\n  holdSpokenInput: { enabled: true }\nlocks:\n  inputTranscription: { model: t }';
+  const CREATE_OFF = 'create_response is off: the proxy creates the response once the spoken turn is checked';
+  const inputTurn = (turnDetection: unknown) => ({ audio: { input: { turn_detection: turnDetection } } });
+  const created = (session: Record<string, unknown>, type = 'session.created') => wire({ type, session: { type: 'realtime', ...session } });
+
+  it('a client create_response: true is rewritten to false (interrupt_response as asked), with a notice naming the param', async () => {
+    const { client, session, filter } = setupWithFilter(await policyFrom(HOLD));
+    expect(outcome(client(sessionUpdate(inputTurn({ type: 'server_vad', create_response: true, interrupt_response: false }), 'e1')))).toEqual({
+      kind: 'replace',
+      event: { type: 'session.update', event_id: 'e1', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false, interrupt_response: false }) } },
+    });
+    expect(session.client).toEqual([notice(`Locked by policy, rewritten: ${CREATE_OFF}.`, 'session.audio.input.turn_detection.create_response', 'e1', 'turn_detection')]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'turn_detection', action: 'rewritten' }]);
+    expect(filter.summary()).toEqual({ lockRewrites: 1, lockRejections: 0 });
+  });
+
+  it('a left-out create_response is filled in silently (it would default to true upstream); false, null and no turn_detection pass', async () => {
+    const { client, session, filter } = setupWithFilter(await policyFrom(HOLD));
+    expect(outcome(client(sessionUpdate(inputTurn({ type: 'semantic_vad' }), 'e2')))).toEqual({
+      kind: 'replace',
+      event: { type: 'session.update', event_id: 'e2', session: { type: 'realtime', ...inputTurn({ type: 'semantic_vad', create_response: false }) } },
+    });
+    for (const fine of [inputTurn({ type: 'server_vad', create_response: false }), inputTurn(null), { audio: { input: { format: { type: 'audio/pcm' } } } }, { audio: {} }, { instructions: 'x' }]) {
+      expect(client(sessionUpdate(fine)).kind, JSON.stringify(fine)).toBe('continue');
+    }
+    expect(session.client).toEqual([]);
+    expect(session.reports).toEqual([]);
+    expect(filter.summary()).toEqual({ lockRewrites: 0, lockRejections: 0 });
+  });
+
+  it('the beta shape (turn_detection on the session) is locked too; only the violations that are not silent are told', async () => {
+    const { client, session } = setup(await policyFrom(HOLD));
+    expect(outcome(client(sessionUpdate({ turn_detection: { type: 'server_vad', create_response: true } }, 'e3')))).toEqual({
+      kind: 'replace',
+      event: { type: 'session.update', event_id: 'e3', session: { type: 'realtime', turn_detection: { type: 'server_vad', create_response: false } } },
+    });
+    expect(session.client).toEqual([notice(`Locked by policy, rewritten: ${CREATE_OFF}.`, 'session.turn_detection.create_response', 'e3', 'turn_detection')]);
+    // Both shapes at once, the GA one silent: the notice names the explicit one only.
+    expect(outcome(client(sessionUpdate({ ...inputTurn({ type: 'server_vad' }), turn_detection: { create_response: true } }, 'e4')))).toEqual({
+      kind: 'replace',
+      event: { type: 'session.update', event_id: 'e4', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false }), turn_detection: { create_response: false } } },
+    });
+    expect(session.client.at(-1)).toEqual(notice(`Locked by policy, rewritten: ${CREATE_OFF}.`, 'session.turn_detection.create_response', 'e4', 'turn_detection'));
+    // Both explicit: both named, the GA path first.
+    client(sessionUpdate({ ...inputTurn({ create_response: true }), turn_detection: { create_response: true } }, 'e5'));
+    expect(session.client.at(-1)).toEqual(notice(`Locked by policy, rewritten: ${CREATE_OFF}; ${CREATE_OFF}.`, 'session.audio.input.turn_detection.create_response', 'e5', 'turn_detection'));
+    expect(session.client).toHaveLength(3);
+  });
+
+  it('response.create has no turn_detection to lock; without held turns create_response is the client choice', async () => {
+    const { client } = setup(await policyFrom(HOLD));
+    expect(client(wire({ type: 'response.create', response: inputTurn({ create_response: true }) })).kind).toBe('continue');
+    const free = setup(await policyFrom('locks:\n  inputTranscription: { model: t }'));
+    expect(free.client(sessionUpdate(inputTurn({ type: 'server_vad', create_response: true }))).kind).toBe('continue');
+    // applyLocks locks create_response only when asked to.
+    const p = await policyFrom(HOLD);
+    expect(applyLocks({ type: 'realtime', ...inputTurn({ create_response: true }) }, 'session', p.locks, p.truncation.upstream)).toEqual([]);
+  });
+
+  it('session.created: create_response is turned off, or server VAD with it off is set when turn_detection is left out', async () => {
+    const { server, session } = setup(await policyFrom(HOLD));
+    server(created({ audio: { input: { transcription: { model: 't' }, turn_detection: { type: 'server_vad', create_response: true, interrupt_response: true } } } }));
+    expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false, interrupt_response: true }) } }]);
+    server(created({ audio: { input: { transcription: { model: 't' } } } }));
+    expect(session.upstream.at(-1)).toEqual({ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false }) } });
+    // Without any audio: transcription and turn_detection both.
+    server(created({}));
+    expect(session.upstream.at(-1)).toEqual({ type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 't' }, turn_detection: { type: 'server_vad', create_response: false } } } } });
+    // Turn detection off (null) or already off: nothing to send.
+    server(created({ audio: { input: { transcription: { model: 't' }, turn_detection: null } } }));
+    server(created({ audio: { input: { transcription: { model: 't' }, turn_detection: { type: 'semantic_vad', create_response: false } } } }));
+    expect(session.upstream).toHaveLength(3);
+    expect(session.client).toEqual([]);
+    expect(session.reports).toEqual([]);
+  });
+
+  it('session.created after the client set turn_detection itself: the client choice (already locked) is not undone', async () => {
+    const { client, server, session } = setup(await policyFrom(HOLD));
+    expect(client(sessionUpdate(inputTurn({ type: 'semantic_vad', create_response: false }))).kind).toBe('continue');
+    server(created({ audio: { input: { transcription: null } } }));
+    expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 't' } } } } }]);
+    // Only a session.update's audio.input.turn_detection counts as the client's choice.
+    for (const notAChoice of [wire({ type: 'response.create', response: inputTurn({ type: 'semantic_vad' }) }), sessionUpdate({ audio: { input: { format: { type: 'audio/pcm' } } } }), sessionUpdate({ turn_detection: { create_response: false } })]) {
+      const other = setup(await policyFrom(HOLD));
+      other.client(notAChoice);
+      other.server(created({ audio: { input: { transcription: { model: 't' } } } }));
+      expect(other.session.upstream, notAChoice.type).toEqual([{ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false }) } }]);
+    }
+  });
+
+  it('session.updated reporting create_response on is locked off again (the rest of turn_detection kept), and logged', async () => {
+    const lines: Record<string, unknown>[] = [];
+    class Logged extends FakeSession {
+      override readonly log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+    }
+    const { server, session } = setupWithFilter(await policyFrom(HOLD), new Logged());
+    expect(server(created(inputTurn({ type: 'server_vad', create_response: true, interrupt_response: true }), 'session.updated')).kind).toBe('continue');
+    expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false, interrupt_response: true }) } }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'turn_detection', action: 'rewritten' }]);
+    expect(lines.map((l) => ({ level: l['level'], policy: l['policy'], msg: l['msg'] }))).toEqual([
+      { level: 40, policy: 'test', msg: 'upstream reports create_response on while spoken turns are held: locking it off again' },
+    ]);
+    // A turn_detection without create_response would run the default (on): locked too.
+    server(created(inputTurn({ type: 'semantic_vad' }), 'session.updated'));
+    expect(session.upstream.at(-1)).toEqual({ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'semantic_vad', create_response: false }) } });
+    // Off, no turn detection, no audio, no session, not a realtime session: nothing to do.
+    for (const fine of [
+      created(inputTurn({ type: 'server_vad', create_response: false }), 'session.updated'),
+      created(inputTurn(null), 'session.updated'),
+      created({ audio: { input: {} } }, 'session.updated'),
+      created({ audio: {} }, 'session.updated'),
+      created({}, 'session.updated'),
+      wire({ type: 'session.updated' }),
+      wire({ type: 'session.updated', session: { type: 'transcription', ...inputTurn({ create_response: true }) } }),
+    ]) {
+      expect(server(fine).kind).toBe('continue');
+    }
+    expect(session.upstream).toHaveLength(2);
+    expect(session.closedWith).toBeNull();
+  });
+
+  it('an upstream that keeps turning create_response on ends the session after 16 relocks', async () => {
+    const { server, session } = setup(await policyFrom(HOLD));
+    const on = () => created(inputTurn({ type: 'server_vad', create_response: true }), 'session.updated');
+    for (let i = 1; i <= 15; i++) server(on());
+    expect(session.upstream).toHaveLength(15);
+    expect(session.closedWith).toBeNull();
+    server(on());
+    expect(session.upstream).toHaveLength(16);
+    expect(session.reports).toEqual(Array(16).fill({ kind: 'lock', field: 'turn_detection', action: 'rewritten' }));
+    expect(session.closedWith?.code).toBe('governance_failed');
+    expect(session.closedWith?.message).toBe('The upstream kept turning create_response on while spoken turns are held; the session was ended.');
+    expect(session.closedWith?.details).toEqual({ policy: 'test' });
+    server(on());
+    expect(session.upstream).toHaveLength(16);
+    expect(session.reports).toHaveLength(16);
+  });
+
+  it('without held turns, session.updated outside a call is left alone', async () => {
+    const { server, session } = setup(await policyFrom('locks:\n  inputTranscription: { model: t }'));
+    server(created(inputTurn({ type: 'server_vad', create_response: true }), 'session.updated'));
+    expect(session.upstream).toEqual([]);
+  });
+
+  it('on a call, session.updated relocks create_response with the rest of the locked state', async () => {
+    class Call extends FakeSession {
+      readonly callId = 'rtc_1';
+    }
+    const { server, session } = setupWithFilter(await policyFrom(HOLD), new Call());
+    server(created({ audio: { input: { transcription: { model: 't' }, turn_detection: { type: 'server_vad', create_response: true } } } }, 'session.updated'));
+    expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false }) } }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rewritten' }]);
+    // A transcription session is not relocked (and not counted).
+    server(wire({ type: 'session.updated', session: { type: 'transcription', audio: { input: { transcription: null } } } }));
+    expect(session.upstream).toHaveLength(1);
+    expect(session.reports).toHaveLength(1);
+  });
+});
+
+describe('locks: what each violation tells the client', () => {
+  it('tools: each kind of violation names session.tools and the tools field', async () => {
+    const { client, session } = setup(await policyFrom('locks:\n  tools: { functions: [f], mcpServerUrls: ["https://mcp.example/"], requireApproval: always }'));
+    const cases: [unknown, string][] = [
+      [{ type: 'function', name: 'wire_money' }, 'function wire_money is not allowed'],
+      [{ type: 'mcp', server_label: 'x', server_url: 'https://evil.example/' }, 'MCP server https://evil.example/ is not allowed'],
+      [{ type: 'mcp', server_label: 'ok', server_url: 'https://mcp.example/a', require_approval: 'never' }, 'MCP require_approval is forced to always'],
+      [{ type: 'file_search' }, 'tool type file_search is not allowed'],
+    ];
+    for (const [tool, reason] of cases) {
+      expect(outcome(client(sessionUpdate({ tools: [tool] }, 'et'))).kind).toBe('replace');
+      expect(session.client.at(-1), reason).toEqual(notice(`Locked by policy, rewritten: ${reason}.`, 'session.tools', 'et', 'tools'));
+    }
+    expect(outcome(client(wire({ type: 'response.create', event_id: 'er', response: { tools: [{ type: 'function', name: 'g' }] } })))).toEqual({ kind: 'replace', event: { type: 'response.create', event_id: 'er', response: { tools: [] } } });
+    expect(session.client.at(-1)).toEqual(notice('Locked by policy, rewritten: function g is not allowed.', 'response.tools', 'er', 'tools'));
+    // Not a list: nothing to filter (the upstream refuses it); the tools lock does not apply without tools.
+    expect(client(sessionUpdate({ tools: 'all' })).kind).toBe('continue');
+    expect(client(sessionUpdate({ instructions: 'x' })).kind).toBe('continue');
+    // Tools without a tools lock are the client's business.
+    expect(setup(await policyFrom('locks:\n  voice: { allow: [marin] }')).client(sessionUpdate({ tools: [{ type: 'function', name: 'g' }] })).kind).toBe('continue');
+  });
+
+  it('tools with onViolation reject: each disallowed kind is refused, a forced approval is still a rewrite', async () => {
+    const { client } = setup(await policyFrom('locks:\n  tools: { functions: [f], mcpServerUrls: ["https://mcp.example/"], requireApproval: always, onViolation: reject }'));
+    expect(outcome(client(sessionUpdate({ tools: [{ type: 'function', name: 'g' }] }, 'r1')))).toEqual(refusal('The session setting is locked by policy: function g is not allowed.', 'session.tools', 'r1', 'tools'));
+    expect(outcome(client(sessionUpdate({ tools: [{ type: 'mcp', server_label: 'x' }] }, 'r2')))).toEqual(refusal('The session setting is locked by policy: MCP server (none) is not allowed.', 'session.tools', 'r2', 'tools'));
+    expect(outcome(client(sessionUpdate({ tools: [{ type: 'web_search' }] }, 'r3')))).toEqual(refusal('The session setting is locked by policy: tool type web_search is not allowed.', 'session.tools', 'r3', 'tools'));
+    expect(outcome(client(sessionUpdate({ tools: [{ type: 'mcp', server_label: 'ok', server_url: 'https://mcp.example/a' }] }, 'r4')))).toEqual({
+      kind: 'replace',
+      event: { type: 'session.update', event_id: 'r4', session: { type: 'realtime', tools: [{ type: 'mcp', server_label: 'ok', server_url: 'https://mcp.example/a', require_approval: 'always' }] } },
+    });
+  });
+
+  it('model: an alias rewrite names session.model; a model that is not a string is refused', async () => {
+    const { client, session } = setup(await policyFrom('locks:\n  model: { allow: [gpt-realtime], aliases: { old: gpt-realtime } }'));
+    client(sessionUpdate({ model: 'old' }, 'm1'));
+    expect(session.client).toEqual([notice('Locked by policy, rewritten: model old is replaced by gpt-realtime.', 'session.model', 'm1', 'model')]);
+    expect(outcome(client(sessionUpdate({ model: 42 }, 'm2')))).toEqual(refusal('The session setting is locked by policy: model  is not allowed.', 'session.model', 'm2', 'model'));
+  });
+
+  it('output_modalities: the notice lists what the client asked', async () => {
+    const { client, session } = setup(await policyFrom('locks:\n  outputModalities: { allow: [[audio]] }'));
+    client(sessionUpdate({ output_modalities: ['text', 'audio'] }, 'o1'));
+    client(sessionUpdate({ output_modalities: 'text' }, 'o2'));
+    expect(session.client).toEqual([
+      notice('Locked by policy, rewritten: output_modalities [text,audio] is not allowed.', 'session.output_modalities', 'o1', 'output_modalities'),
+      notice('Locked by policy, rewritten: output_modalities [] is not allowed.', 'session.output_modalities', 'o2', 'output_modalities'),
+    ]);
+  });
+
+  it('tool_choice: the function mode without a function name forces an unnamed function', async () => {
+    const { client, session } = setup(await policyFrom('locks:\n  tools: { functions: [f] }'));
+    expect(outcome(client(sessionUpdate({ tool_choice: 'function' }, 'c1')))).toMatchObject({ kind: 'replace', event: { session: { tool_choice: 'auto' } } });
+    expect(session.client).toEqual([notice('Locked by policy, rewritten: tool_choice forces function , which is not allowed.', 'session.tool_choice', 'c1', 'tool_choice')]);
+  });
+
+  it('instructions lock: a session.update carries no input items to rewrite', async () => {
+    const { client } = setup(await policyFrom('locks:\n  instructions: { locked: "L" }'));
+    expect(client(sessionUpdate({ input: [{ type: 'message', role: 'system', content: [] }] })).kind).toBe('continue');
+  });
+
+  it('truncation and transcription notices tell a rewrite (never refused)', async () => {
+    const { client, filter } = setupWithFilter(await policyFrom('locks:\n  inputTranscription: { model: t }\ntruncation:\n  upstream: disabled'));
+    expect(outcome(client(sessionUpdate({ truncation: 'auto', audio: { input: { transcription: null } } }, 't1')))).toEqual({
+      kind: 'replace',
+      event: { type: 'session.update', event_id: 't1', session: { type: 'realtime', truncation: 'disabled', audio: { input: { transcription: { model: 't' } } } } },
+    });
+    expect(filter.summary()).toEqual({ lockRewrites: 1, lockRejections: 0 });
+  });
+
+  it('a rewrite counts once per event in the summary', async () => {
+    const { client, filter } = setupWithFilter(await policyFrom(LOCKS));
+    client(sessionUpdate({ instructions: 'x', audio: { output: { voice: 'alloy' } } }));
+    client(sessionUpdate({ instructions: 'y' }));
+    expect(filter.summary()).toEqual({ lockRewrites: 2, lockRejections: 0 });
+  });
+});
+
+describe('locks: edges of the checks', () => {
+  it('tracing: values differing in one number or one character, or hiding a member as __proto__, are not the policy value', async () => {
+    const { client } = setup(await policyFrom('locks:\n  tracing: { value: { workflow_name: acme, group_id: g, metadata: { n: 1 } } }'));
+    const want = { workflow_name: 'acme', group_id: 'g', metadata: { n: 1 } };
+    for (const bad of [
+      { workflow_name: 'acme', group_id: 'g', metadata: { n: 2 } },
+      { workflow_name: 'acmf', group_id: 'g', metadata: { n: 1 } },
+      { workflow_name: 'acme', group_id: 'h', metadata: { n: 1 } },
+    ]) {
+      expect(outcome(client(sessionUpdate({ tracing: bad }))), JSON.stringify(bad)).toMatchObject({ kind: 'replace', event: { session: { tracing: want } } });
+    }
+    // A primitive is not an empty object.
+    const empty = setup(await policyFrom('locks:\n  tracing: { value: {} }'));
+    for (const bad of [0, '', true]) expect(outcome(empty.client(sessionUpdate({ tracing: bad }))), JSON.stringify(bad)).toMatchObject({ kind: 'replace', event: { session: { tracing: {} } } });
+    expect(empty.client(sessionUpdate({ tracing: {} })).kind).toBe('continue');
+    // As parsed from the wire, "__proto__" is an own member: it must not stand in for group_id.
+    const hidden = new Frame('session.update', Buffer.from('{"type":"session.update","session":{"type":"realtime","tracing":{"workflow_name":"acme","__proto__":{},"metadata":{"n":1}}}}'));
+    expect(outcome(client(hidden))).toEqual({ kind: 'replace', event: { type: 'session.update', session: { type: 'realtime', tracing: want } } });
+  });
+
+  it('prompt allowlist without a pinned id: the upstream session keeps a prompt the proxy has no single answer for', async () => {
+    const { server, session } = setup(await policyFrom('locks:\n  prompt: { allow: [{ id: pmpt_faq }] }'));
+    server(wire({ type: 'session.created', session: { type: 'realtime', prompt: { id: 'pmpt_other' } } }));
+    expect(session.upstream).toEqual([]);
+  });
+
+  it('image input: only response.create input is searched, items without content pass, and without the lock images pass', async () => {
+    const image = { type: 'message', role: 'user', content: [{ type: 'input_image', image_url: 'data:' }] };
+    const { client } = setup(await policyFrom('locks:\n  imageInput: false'));
+    expect(client(wire({ type: 'conversation.item.create' })).kind).toBe('continue');
+    expect(client(wire({ type: 'conversation.item.create', item: { type: 'message', role: 'user' } })).kind).toBe('continue');
+    expect(client(wire({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: 'input_image' } })).kind).toBe('continue');
+    expect(client(wire({ type: 'response.create', response: { input: ['junk', null, { type: 'message', role: 'user', content: [] }] } })).kind).toBe('continue');
+    expect(client(wire({ type: 'response.create', response: { input: 'input_image' } })).kind).toBe('continue');
+    expect(client(sessionUpdate({ input: [image] })).kind).toBe('continue');
+    const other = setup(await policyFrom('locks:\n  instructions: { locked: "L" }'));
+    expect(other.client(wire({ type: 'response.create', response: { input: [image] } })).kind).toBe('continue');
+    expect(other.client(wire({ type: 'conversation.item.create', item: image })).kind).toBe('continue');
+  });
+
+  it('function calls from the model: missing ids and names, items that are not calls, and other events', async () => {
+    const { server, session } = setup(await policyFrom('locks:\n  tools: { functions: [f] }'));
+    expect(server(responseCreated('r0')).kind).toBe('continue');
+    expect(server(wire({ type: 'response.output_item.added', response_id: 'r0' })).kind).toBe('continue');
+    expect(server(wire({ type: 'response.output_item.added', item: { id: 'a', type: 'function_call' } })).kind).toBe('drop');
+    expect(server(wire({ type: 'response.function_call_arguments.done', arguments: '{}' })).kind).toBe('drop');
+    expect(session.cancelled.map((c) => ({ responseId: c.responseId, message: c.notice.message, details: c.notice.details }))).toEqual([
+      { responseId: '', message: 'The model called function , which the policy does not allow; the response was cancelled.', details: { field: 'tools', function: '', policy: 'test' } },
+    ]);
+    // A call without an item id (or a name) has nothing to delete.
+    expect(server(wire({ type: 'response.function_call_arguments.done', response_id: 'r1', arguments: '{}' })).kind).toBe('drop');
+    expect(session.cancelled.map((c) => [c.responseId, c.notice.details])).toEqual([
+      ['', { field: 'tools', function: '', policy: 'test' }],
+      ['r1', { field: 'tools', function: '', policy: 'test' }],
+    ]);
+    server(wire({ type: 'response.done', response: { id: 'r1' } }));
+    server(wire({ type: 'response.done', response: { id: '' } }));
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'a' }]);
   });
 });

@@ -26,14 +26,17 @@ interface Violation {
   readonly silent?: boolean;
 }
 
+/**
+ * Equality of JSON values (parsed events, compiled policy values: no undefined members, no holes),
+ * so an array compares as an object keyed by index. Own members only: a parsed `"__proto__"` member
+ * must not match the prototype of the other side.
+ */
 function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
-  const ka = Object.keys(a as object).filter((k) => (a as JsonObject)[k] !== undefined);
-  const kb = Object.keys(b as object).filter((k) => (b as JsonObject)[k] !== undefined);
-  return ka.length === kb.length && ka.every((k) => deepEqual((a as JsonObject)[k], (b as JsonObject)[k]));
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual((a as JsonObject)[k], (b as JsonObject)[k]));
 }
 
 /** True when `url` is on an allowed MCP server: same origin and under the allowed path. */
@@ -103,7 +106,7 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
   const output = asObject(asObject(obj['audio'])?.['output']);
   if (voiceLock && output) {
     const voice = output['voice'];
-    if (voice !== undefined && !(typeof voice === 'string' && voiceLock.allow.includes(voice))) {
+    if (voice !== undefined && !(voiceLock.allow as readonly unknown[]).includes(voice)) {
       v.push({ field: 'voice', param: at('audio.output.voice'), mode: voiceLock.onViolation, reason: `voice ${String(typeof voice === 'string' ? voice : 'custom')} is not allowed` });
       output['voice'] = voiceLock.default ?? voiceLock.allow[0]!;
     }
@@ -120,10 +123,12 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
   }
 
   const tools = locks.tools;
-  if (tools && has('tools')) {
+  // Only a list can be filtered (anything else is the upstream's to refuse).
+  const listed = asArray(obj['tools']);
+  if (tools && listed) {
     const allowedFn = nameMatcher(tools.functions);
     const kept: unknown[] = [];
-    for (const raw of asArray(obj['tools']) ?? []) {
+    for (const raw of listed) {
       const t = asObject(raw);
       if (!t) continue;
       if (t['type'] === 'function') {
@@ -148,7 +153,7 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
   }
 
   const choice = locks.toolChoice;
-  if ((choice || tools) && has('tool_choice')) {
+  if (has('tool_choice')) {
     const tc = obj['tool_choice'];
     const kind = typeof tc === 'string' ? tc : asString(asObject(tc)?.['type']) ?? 'unknown';
     let reason: string | null = null;
@@ -168,9 +173,9 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
   if (prompt && has('prompt')) {
     const p = asObject(obj['prompt']);
     if (!promptAllowed(prompt, p)) {
-      const want = promptTarget(prompt);
+      const want = promptTarget(prompt, p);
       v.push({ field: 'prompt', param: at('prompt'), mode: want ? prompt.onViolation : 'reject', reason: prompt.id !== undefined ? `prompt is pinned to ${prompt.id}` : `prompt ${String(p?.['id'] ?? '(none)')} is not allowed` });
-      if (want) obj['prompt'] = { ...p, ...want };
+      if (want) obj['prompt'] = want;
     }
   } else if (!prompt && ins && has('prompt') && obj['prompt'] !== null) {
     // A reusable prompt carries its own instructions: without a prompt lock it would walk around the instructions lock.
@@ -256,13 +261,18 @@ function promptAllowed(lock: PromptLock, p: JsonObject | null): boolean {
   const id = p['id'];
   const version = p['version'];
   if (lock.id !== undefined && id === lock.id && (lock.version === undefined || version === lock.version)) return true;
-  return (lock.allow ?? []).some((a) => a.id === id && (a.versions === undefined || (typeof version === 'string' && a.versions.includes(version))));
+  return (lock.allow ?? []).some((a) => a.id === id && (a.versions === undefined || (a.versions as readonly unknown[]).includes(version)));
 }
 
-/** What a disallowed prompt is rewritten to, or null when there is no single right answer (refuse). */
-function promptTarget(lock: PromptLock): JsonObject | null {
+/**
+ * What a disallowed prompt `p` is rewritten to: the pinned id and version with the client's other
+ * members (variables), or null when there is no single right answer (refuse). The client's
+ * `version` is one of its own prompt: without a pinned version the pinned prompt runs at its latest.
+ */
+function promptTarget(lock: PromptLock, p: JsonObject | null): JsonObject | null {
   if (lock.id === undefined) return null;
-  return { id: lock.id, ...(lock.version !== undefined ? { version: lock.version } : {}) };
+  const { version: _clientVersion, ...rest } = p ?? {};
+  return { ...rest, id: lock.id, ...(lock.version !== undefined ? { version: lock.version } : {}) };
 }
 
 /** A message with a system or developer role: it instructs the model like `instructions` do. */
@@ -271,13 +281,14 @@ function isInstructionItem(item: JsonObject): boolean {
   return role === 'system' || role === 'developer';
 }
 
+/** An item with an input_image part (whatever its type: only messages carry content, the upstream refuses the rest). */
 function hasImage(item: JsonObject | null): boolean {
-  if (!item || item['type'] !== 'message') return false;
-  return (asArray(item['content']) ?? []).some((p) => asObject(p)?.['type'] === 'input_image');
+  return asArray(item?.['content'])?.some((p) => asObject(p)?.['type'] === 'input_image') === true;
 }
 
 function hasLocks(policy: CompiledPolicy): boolean {
-  return Object.values(policy.locks).some((l) => l !== undefined) || policy.truncation.upstream !== undefined || policy.holdSpokenInput !== null;
+  // Compiled locks hold only the locks the policy sets.
+  return Object.keys(policy.locks).length > 0 || policy.truncation.upstream !== undefined || policy.holdSpokenInput !== null;
 }
 
 export function locksFactory(registry: PolicyRegistry): FilterFactory {
@@ -347,8 +358,7 @@ export class LockFilter implements Filter {
     const original = asObject(ev[scope]);
     if (!original) return CONTINUE;
     if (scope === 'response' && locks.imageInput === false) {
-      const input = asArray(original['input']) ?? [];
-      if (input.some((i) => hasImage(asObject(i)))) return this.#rejectImage(ev, 'response.input');
+      if (asArray(original['input'])?.some((i) => hasImage(asObject(i)))) return this.#rejectImage(ev, 'response.input');
     }
     const copy = structuredClone(original);
     if (scope === 'session' && asObject(asObject(copy['audio'])?.['input'])?.['turn_detection'] !== undefined) this.#clientTurnDetection = true;
@@ -362,7 +372,8 @@ export class LockFilter implements Filter {
     // Only defaults filled in: forwarded as governed, nothing to tell.
     if (violations.every((x) => x.silent === true)) return replace(toFrame(rewritten()));
     violations = violations.filter((x) => x.silent !== true);
-    const rejected = violations.find((x) => x.mode === 'reject');
+    // Fails closed: only an explicit rewrite is forwarded.
+    const rejected = violations.find((x) => x.mode !== 'rewrite');
     if (rejected) {
       this.#rejections++;
       this.#ctx.report({ kind: 'lock', field: rejected.field, action: 'rejected' });
@@ -504,34 +515,27 @@ export class LockFilter implements Filter {
     const copy = structuredClone(session);
     const violations = applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream, this.#hold);
     const tr = this.#policy.locks.inputTranscription;
-    if (tr || this.#hold) {
-      const audio = asObject(copy['audio']) ?? {};
-      copy['audio'] = audio;
-      const input = asObject(audio['input']) ?? {};
-      audio['input'] = input;
-      if (tr && !input['transcription']) input['transcription'] = forcedTranscription(tr);
-      // Not reported: the upstream runs its default, server VAD with create_response on.
-      if (this.#hold && input['turn_detection'] === undefined) input['turn_detection'] = { type: 'server_vad', create_response: false };
-    }
+    // Filled in on the copy's audio.input (a new object when the session has none): only what differs from the session is sent.
+    const audioIn = asObject(asObject(copy['audio'])?.['input']) ?? {};
+    if (tr && !audioIn['transcription']) audioIn['transcription'] = forcedTranscription(tr);
+    // Not reported: the upstream runs its default, server VAD with create_response on.
+    if (this.#hold && audioIn['turn_detection'] === undefined) audioIn['turn_detection'] = { type: 'server_vad', create_response: false };
     const update: JsonObject = { type: 'realtime' };
     for (const key of ['instructions', 'output_modalities', 'tools', 'tool_choice', 'prompt', 'tracing', 'truncation']) {
       if (!deepEqual(copy[key], session[key]) && copy[key] !== undefined) update[key] = copy[key];
     }
     const audioOut = asObject(asObject(copy['audio'])?.['output']);
     const origOut = asObject(asObject(session['audio'])?.['output']);
-    const audioIn = asObject(asObject(copy['audio'])?.['input']);
     const origIn = asObject(asObject(session['audio'])?.['input']);
     const audio: JsonObject = {};
     if (audioOut && audioOut['voice'] !== origOut?.['voice']) audio['output'] = { voice: audioOut['voice'] };
-    if (audioIn) {
-      const input: JsonObject = {};
-      for (const key of ['transcription', 'turn_detection']) {
-        // A client turn_detection already went upstream locked (and after the session.created read here).
-        if (key === 'turn_detection' && this.#clientTurnDetection) continue;
-        if (!deepEqual(audioIn[key], origIn?.[key])) input[key] = audioIn[key];
-      }
-      if (Object.keys(input).length > 0) audio['input'] = input;
+    const input: JsonObject = {};
+    for (const key of ['transcription', 'turn_detection']) {
+      // A client turn_detection already went upstream locked (and after the session.created read here).
+      if (key === 'turn_detection' && this.#clientTurnDetection) continue;
+      if (!deepEqual(audioIn[key], origIn?.[key])) input[key] = audioIn[key];
     }
+    if (Object.keys(input).length > 0) audio['input'] = input;
     if (Object.keys(audio).length > 0) update['audio'] = audio;
     if (Object.keys(update).length === 1) return false;
     this.#ctx.log.debug({ policy: this.#policy.name, fields: Object.keys(update).filter((k) => k !== 'type'), violations: violations.length }, 'locked session state sent upstream');
