@@ -186,7 +186,30 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
 
   const ev = (type: string, body: Record<string, unknown>) => benchEvent(type, 'e', body);
 
-  function buildTurn(data: ConnData, clientEventId: string | null): Turn {
+  /** What a response echoes of its create, as the API does: its output limit and metadata. */
+  interface CreateEcho {
+    readonly maxOutputTokens: number | 'inf';
+    readonly metadata: Record<string, unknown> | null;
+  }
+
+  /** The create is a control frame (one per turn): parsing it is fine. */
+  function createEcho(buf: Buffer): CreateEcho {
+    let response: Record<string, unknown> = {};
+    try {
+      const e = JSON.parse(buf.toString('utf8')) as { response?: unknown };
+      if (typeof e.response === 'object' && e.response !== null) response = e.response as Record<string, unknown>;
+    } catch {
+      // A malformed create is answered as a plain one.
+    }
+    const max = response['max_output_tokens'];
+    const metadata = response['metadata'];
+    return {
+      maxOutputTokens: typeof max === 'number' ? max : 'inf',
+      metadata: typeof metadata === 'object' && metadata !== null ? (metadata as Record<string, unknown>) : null,
+    };
+  }
+
+  function buildTurn(data: ConnData, echo: CreateEcho): Turn {
     const conn = data.conn!;
     const t = ++data.turns;
     const responseId = `resp_${conn.n}_${t}`;
@@ -202,10 +225,13 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       output,
       conversation_id: `conv_${conn.n}`,
       output_modalities: ['audio'],
-      max_output_tokens: 'inf',
+      max_output_tokens: echo.maxOutputTokens,
       audio: { output: { format: FORMAT, voice: 'marin' } },
       usage,
-      metadata: clientEventId ? { client_event_id: clientEventId } : null,
+      // Echoed as the API does. (This fake used to invent metadata and report 'inf' whatever the
+      // create asked, so the proxy could pair no response with its create: every response counted as
+      // server-started and every client close lingered 5 s waiting for creates never answered.)
+      metadata: echo.metadata,
     });
     const frames: Buffer[] = [
       ev('response.created', { response: response('in_progress', [], null) }),
@@ -244,14 +270,14 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     });
   }
 
-  function startResponse(data: ConnData, clientEventId: string | null): void {
+  function startResponse(data: ConnData, clientEventId: string | null, echo: CreateEcho): void {
     const ws = data.ws!;
     if (data.turn) {
       send(ws, ev('error', { error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'Conversation already has an active response in progress.', param: null, event_id: clientEventId } }));
       return;
     }
     stats.responses++;
-    const turn = buildTurn(data, clientEventId);
+    const turn = buildTurn(data, echo);
     data.turn = turn;
     if (handle.pacing === 'burst') {
       sendRange(ws, turn, turn.frames.length);
@@ -334,7 +360,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
           return;
         }
         case 'response.create':
-          startResponse(data, eventId);
+          startResponse(data, eventId, createEcho(buf));
           return;
         case 'response.cancel':
           cancelResponse(data, eventId);

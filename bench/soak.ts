@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   await load.call('stopTraffic');
   const end = await load.call<LoadStats>('counters');
   await load.call('closeAll');
-  await sleep(2000);
+  await sleep(Number(process.env['SOAK_WAIT'] ?? 2000));
   const after = await relay.call<ProcStats>('gc');
   const sessionsLeft = await relay.call<{ sessions: number }>('counters');
   await Promise.all([load.stop(), relay.stop(), upstream.stop()]);

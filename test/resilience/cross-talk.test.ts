@@ -60,7 +60,8 @@ describe('cross-talk', () => {
       clients.forEach((c, i) => {
         c.send({ type: 'input_audio_buffer.append', event_id: `ct_${i}_a${turn}`, audio: Buffer.alloc(960, i % 256).toString('base64') });
         c.send({ type: 'input_audio_buffer.commit', event_id: `ct_${i}_c${turn}` });
-        c.send({ type: 'response.create', event_id: `ct_${i}_r${turn}` });
+        // The fake upstream echoes the create's metadata, as the API does: it names the create each response answers.
+        c.send({ type: 'response.create', event_id: `ct_${i}_r${turn}`, response: { metadata: { client_event_id: `ct_${i}_r${turn}` } } });
       });
       await Promise.all(clients.map((c) => c.nth('response.done', turn, 20_000)));
     }
