@@ -129,9 +129,17 @@ async function main(): Promise<void> {
   await load.call('stopTraffic');
   const end = await load.call<LoadStats>('counters');
   await load.call('closeAll');
-  await sleep(Number(process.env['SOAK_WAIT'] ?? 2000));
+  // Sessions end when their clients close (or after the linger, 5 s, for one mid-response): wait up
+  // to 10 s for the relay to hold none, then measure.
+  const closedAt = Date.now();
+  let sessionsLeft = await relay.call<{ sessions: number }>('counters');
+  while (sessionsLeft.sessions > 0 && Date.now() - closedAt < 10_000) {
+    await sleep(200);
+    sessionsLeft = await relay.call<{ sessions: number }>('counters');
+  }
+  const drainMs = Date.now() - closedAt;
+  await sleep(1000);
   const after = await relay.call<ProcStats>('gc');
-  const sessionsLeft = await relay.call<{ sessions: number }>('counters');
   await Promise.all([load.stop(), relay.stop(), upstream.stop()]);
   closeSync(logFd);
   rmSync(dataDir, { recursive: true, force: true });
@@ -147,6 +155,7 @@ async function main(): Promise<void> {
     afterCloseRssMiB: after.rss / 1048576,
     afterCloseHeapMiB: after.heapUsed / 1048576,
     sessionsLeftOnRelay: sessionsLeft.sessions,
+    drainMs,
     rssSlopeMiBPerHour: slope(half.map((s) => [hours(s), s.rssMiB] as const)),
     heapSlopeMiBPerHour: slope(half.map((s) => [hours(s), s.heapMiB] as const)),
     errors: end.failed + end.unexpectedCloses + end.errorEvents,
@@ -166,7 +175,7 @@ async function main(): Promise<void> {
     `| relay RSS under load, last post-GC sample | ${(gcSamples.at(-1)?.rssMiB ?? Number.NaN).toFixed(1)} MiB |`,
     `| post-GC RSS slope, second half | ${result.rssSlopeMiBPerHour.toFixed(1)} MiB/h |`,
     `| post-GC heap slope, second half | ${result.heapSlopeMiBPerHour.toFixed(1)} MiB/h |`,
-    `| relay RSS after all sessions closed (after GC) | ${result.afterCloseRssMiB.toFixed(1)} MiB (heap ${result.afterCloseHeapMiB.toFixed(1)} MiB, ${result.sessionsLeftOnRelay} sessions left) |`,
+    `| relay RSS after all sessions closed (after GC) | ${result.afterCloseRssMiB.toFixed(1)} MiB (heap ${result.afterCloseHeapMiB.toFixed(1)} MiB, ${result.sessionsLeftOnRelay} sessions left ${(result.drainMs / 1000).toFixed(1)} s after the clients closed) |`,
     `| responses completed | ${result.responsesDone} |`,
     `| errors | ${result.errors} |`,
     '',
