@@ -64,7 +64,6 @@ interface Totals {
   audioOutMs: number;
 }
 
-const MAX_VERDICT_LABEL_SETS = 4096;
 
 const zeroTotals = (): Totals => ({ clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audioInMs: 0, audioOutMs: 0 });
 
@@ -109,9 +108,13 @@ export class TelemetryMetrics {
   readonly #budget: Counter;
   readonly #prunes: Counter;
   readonly #locks: Counter;
-  readonly #verdicts: Counter;
-  /** Attribute objects of the verdict counter by label set (bounded: tenants × filters × verdicts × codes). */
-  readonly #verdictAttrs = new Map<string, Attributes>();
+  /**
+   * perf: verdicts can come once per frame (guardrails hold back streamed text): summed here and
+   * observed at collection, so no per-frame attribute hashing in the SDK. Label sets are bounded:
+   * configured tenants × filters × 4 verdicts × catalogue codes.
+   */
+  readonly #verdicts: ObservableCounter;
+  readonly #verdictSums = new SumTable();
   readonly #errors: Counter;
   readonly #relayLatency: Histogram;
   readonly #backpressure: Counter;
@@ -147,7 +150,7 @@ export class TelemetryMetrics {
     this.#budget = meter.createCounter(S.METRIC_BUDGET_EVENTS, { unit: '{event}', description: 'Budget enforcement (refused, cancelled, clamped, ended).' });
     this.#prunes = meter.createCounter(S.METRIC_PRUNES, { unit: '{prune}', description: 'Conversation prunes by the proxy.' });
     this.#locks = meter.createCounter(S.METRIC_LOCKS, { unit: '{event}', description: 'Locked session fields rewritten or rejected.' });
-    this.#verdicts = meter.createCounter(S.METRIC_VERDICTS, { unit: '{verdict}', description: 'Frames a filter replaced, dropped, rejected or closed on.' });
+    this.#verdicts = meter.createObservableCounter(S.METRIC_VERDICTS, { unit: '{verdict}', description: 'Frames a filter replaced, dropped, rejected or closed on.' });
     this.#errors = meter.createCounter(S.METRIC_ERRORS, { unit: '{error}', description: 'Errors by type and origin (upstream, proxy).' });
     this.#relayLatency = histogram(meter, S.METRIC_RELAY_LATENCY, 's', S.RELAY_BUCKETS, 'Proxy processing time per relayed frame (sampled).');
     this.#backpressure = meter.createCounter(S.METRIC_BACKPRESSURE, { unit: '{event}', description: 'Times the proxy paused a direction for backpressure.' });
@@ -178,8 +181,9 @@ export class TelemetryMetrics {
         this.#interruptionSums.observe(result, this.#interruptions);
         this.#tokenSums.observe(result, this.#tokens);
         this.#costSums.observe(result, this.#cost);
+        this.#verdictSums.observe(result, this.#verdicts);
       },
-      [this.#frames, this.#bytes, this.#audio, this.#turns, this.#interruptions, this.#tokens, this.#cost],
+      [this.#frames, this.#bytes, this.#audio, this.#turns, this.#interruptions, this.#tokens, this.#cost, this.#verdicts],
     );
   }
 
@@ -315,14 +319,8 @@ export class TelemetryMetrics {
         this.#locks.add(1, { ...t, 'rtproxy.lock.field': this.policies.get(report.field), 'rtproxy.lock.action': report.action });
         return;
       case 'verdict': {
-        // perf: verdicts can come once per frame (hold-back); their label sets are few and reused.
-        const key = `${tenant}|${report.filter}|${report.verdict}|${report.code ?? 'none'}`;
-        let attrs = this.#verdictAttrs.get(key);
-        if (!attrs) {
-          attrs = { ...t, [S.ATTR_VERDICT_FILTER]: report.filter, [S.ATTR_VERDICT]: report.verdict, [S.ATTR_VERDICT_CODE]: report.code ?? 'none' };
-          if (this.#verdictAttrs.size < MAX_VERDICT_LABEL_SETS) this.#verdictAttrs.set(key, attrs);
-        }
-        this.#verdicts.add(1, attrs);
+        const code = report.code ?? 'none';
+        this.#verdictSums.add(`${tenant}|${report.filter}|${report.verdict}|${code}`, () => ({ ...t, [S.ATTR_VERDICT_FILTER]: report.filter, [S.ATTR_VERDICT]: report.verdict, [S.ATTR_VERDICT_CODE]: code }), 1);
         return;
       }
       case 'filter_error':
