@@ -46,6 +46,9 @@ const HELP = `usage: npm run bench -- [flags]
                             (with "=": a value starting with a dash is otherwise refused)
   --workers LIST            also measure the governed target's unpaced throughput with server.workers = each of
                             LIST (e.g. 1,2): the relay on cores 0..N-1, and print the scaling against the first
+  --capacity LIST           for each target of LIST (e.g. governed,passthrough): the most paced sessions one core
+                            carries with u→c p99 ≤ 10 ms and no errors (bisection in steps of 50, one window each)
+  --capacity-max N          upper end of that search (default 3000)
   --no-pin                  do not pin processes to cores with taskset
   --from-source             run the relays through tsx from TypeScript (default: compiled, as production
                             runs: the proxy from dist/, built by tsc first; the bench's relay scripts
@@ -80,6 +83,8 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     baseline: { type: 'string' },
     workers: { type: 'string' },
+    capacity: { type: 'string' },
+    'capacity-max': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -131,8 +136,11 @@ const opts = {
   attempts: Math.max(1, num(flags.attempts, quick ? 1 : 3)),
   out: resolve(REPO_ROOT, flags.out ?? 'bench/results'),
   workers: flags.workers ? flags.workers.split(',').map(Number) : [],
+  capacity: flags.capacity ? (flags.capacity.split(',').map((t) => t.trim()) as TargetName[]) : [],
+  capacityMax: num(flags['capacity-max'], 3000),
 };
 for (const w of opts.workers) if (!Number.isInteger(w) || w < 1) throw new Error(`--workers: ${w} is not a worker count`);
+for (const t of opts.capacity) if (!(t in TARGETS) || t === 'direct') throw new Error(`--capacity: ${t} is not a relay target`);
 for (const t of opts.targets) if (!(t in TARGETS)) throw new Error(`unknown target ${t}`);
 for (const t of opts.targets) if (t.endsWith('-base') && !flags.baseline) throw new Error(`target ${t} needs --baseline DIR`);
 
@@ -567,6 +575,60 @@ async function runProfile(target: TargetName, logFd: number): Promise<ProfileSum
   }
 }
 
+/** The p99 (µs) at or under which a paced load counts as carried (issue 13: "before p99 passes 10 ms"). */
+const CAPACITY_P99_US = 10_000;
+const CAPACITY_STEP = 50;
+
+interface CapacityProbe {
+  readonly sessions: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly ok: boolean;
+}
+
+interface CapacityResult {
+  readonly target: TargetName;
+  /** Most sessions carried (0: not even the smallest step), or null when the search failed. */
+  readonly sessions: number | null;
+  readonly probes: readonly CapacityProbe[];
+}
+
+/** Bisection for the most paced sessions with u→c p99 ≤ 10 ms and no errors, on one fresh rig. */
+async function runCapacity(target: TargetName, logFd: number): Promise<CapacityResult> {
+  const probes: CapacityProbe[] = [];
+  const rig = new Rig(target, logFd);
+  try {
+    await rig.start();
+    let lo = 0; // carried
+    let hi = Math.ceil(opts.capacityMax / CAPACITY_STEP) * CAPACITY_STEP + CAPACITY_STEP; // not carried (assumed)
+    while (hi - lo > CAPACITY_STEP) {
+      const n = Math.round((lo + hi) / 2 / CAPACITY_STEP) * CAPACITY_STEP;
+      const r = await rig.paced(n);
+      const ok = r.errors === 0 && r.opened === n && r.u2c.p99 <= CAPACITY_P99_US;
+      probes.push({ sessions: n, p99Ms: r.u2c.p99 / 1000, errors: r.errors, ok });
+      log(`  ${target} capacity probe ${n}: u→c p99 ${fmt(r.u2c.p99 / 1000, 2)} ms, errors ${r.errors}, relay ${fmt(r.relayCpuPct, 0)}% core → ${ok ? 'carried' : 'not carried'}`);
+      if (ok) lo = n;
+      else hi = n;
+    }
+    return { target, sessions: lo, probes };
+  } catch (err) {
+    log(`  ${target} capacity FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    return { target, sessions: null, probes };
+  } finally {
+    await rig.stop();
+  }
+}
+
+function capacityMarkdown(rows: readonly CapacityResult[]): string[] {
+  if (rows.length === 0) return [];
+  const out = ['', `**Paced sessions one core carries with u→c p99 ≤ ${CAPACITY_P99_US / 1000} ms and no errors** (bisection in steps of ${CAPACITY_STEP}; one ${opts.measureSec} s window per probe)`, '', '| target | sessions per core | probes (sessions: p99 ms) |', '|---|---:|---|'];
+  for (const r of rows) {
+    const probes = r.probes.map((p) => `${p.sessions}: ${fmt(p.p99Ms, 1)}${p.errors ? ` (${p.errors} errors)` : ''}`).join(', ');
+    out.push(`| ${TARGETS[r.target].label} | ${r.sessions === null ? 'failed' : r.sessions === 0 ? `< ${CAPACITY_STEP}` : r.sessions} | ${probes} |`);
+  }
+  return out;
+}
+
 // ---- reporting ----------------------------------------------------------------------------------
 
 function fmt(v: number | null | undefined, digits: number): string {
@@ -868,6 +930,11 @@ async function main(): Promise<void> {
       workerRuns.push(await runWorkers(w, rep, logFd));
     }
   }
+  const capacity: CapacityResult[] = [];
+  for (const t of opts.capacity) {
+    log(`capacity: ${t}`);
+    capacity.push(await runCapacity(t, logFd));
+  }
   const profiles: Record<string, ProfileSummary | null> = {};
   if (opts.profile) {
     for (const t of opts.targets.filter((x) => x.startsWith('proxy') || x.startsWith('governed'))) {
@@ -879,9 +946,10 @@ async function main(): Promise<void> {
   const summary = summarise(runs);
   const workersSummary = summariseWorkers(workerRuns);
   const goalList = [...goals(summary), ...workersGoal(workersSummary)];
-  const md = `Commit ${commit}. ` + markdown(machine, summary, goalList, profiles) + workersMarkdown(workersSummary).join('\n') + (workersSummary.length ? '\n' : '');
+  const extra = [...workersMarkdown(workersSummary), ...capacityMarkdown(capacity)];
+  const md = `Commit ${commit}. ` + markdown(machine, summary, goalList, profiles) + extra.join('\n') + (extra.length ? '\n' : '');
   console.log('\n' + md);
-  const result = { date: new Date().toISOString(), commit, durationSec: Math.round((Date.now() - started) / 1000), machine, options: opts, summary, workers: workersSummary, goals: goalList, profiles, runs, workerRuns };
+  const result = { date: new Date().toISOString(), commit, durationSec: Math.round((Date.now() - started) / 1000), machine, options: opts, summary, workers: workersSummary, capacity, goals: goalList, profiles, runs, workerRuns };
   mkdirSync(opts.out, { recursive: true });
   const stem = quick ? 'latest-quick' : 'latest';
   writeFileSync(join(opts.out, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');
