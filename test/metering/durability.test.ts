@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { whenListening } from '../support/spawned-proxy.js';
 import { startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
 import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
@@ -105,16 +106,7 @@ describe('metering: durable spend (SQLite ledger)', () => {
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
     let seen = new Set<string>();
     try {
-      let out = '';
-      const port = await new Promise<number>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /"port":(\d+).*realtime proxy listening/.exec(out);
-          if (m) resolve(Number(m[1]));
-        });
-        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-        void exited.then(() => reject(new Error(`proxy exited early: ${out}`)));
-      });
+      const { port } = await whenListening(child);
       const clients = Array.from({ length: 4 }, () => new TestClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: `Bearer ${TENANT_KEY}` } }));
       await Promise.all(clients.map((c) => c.next('session.created', 10_000)));
       const l = load(clients);
@@ -167,20 +159,9 @@ describe('metering: durable spend (SQLite ledger)', () => {
     let running = true;
     const loops: Promise<void>[] = [];
     try {
-      let out = '';
-      let adminPort = 0;
-      const port = await new Promise<number>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /"port":(\d+).*"admin":"[^"]*:(\d+)".*realtime proxy listening/.exec(out);
-          if (m) {
-            adminPort = Number(m[2]);
-            resolve(Number(m[1]));
-          }
-        });
-        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-        void exited.then(() => reject(new Error(`proxy exited early: ${out}`)));
-      });
+      const listening = await whenListening(child);
+      const { port } = listening;
+      const adminPort = listening.adminPort ?? 0;
       const url = `ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`;
       const open = async (): Promise<TestClient | null> => {
         const c = new TestClient(url, { headers: { authorization: `Bearer ${TENANT_KEY}` } });

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { whenListening } from '../support/spawned-proxy.js';
 import { buildArtifact, ROOT, type Artifact } from './artifact.js';
 
 /**
@@ -148,16 +149,8 @@ describe('the production artifact (dist/ + production dependencies)', () => {
     // NODE_ENV=production: the simulator is allowed because the config chooses it.
     const child = spawn(process.execPath, [bin, '--config', config], { cwd: work, env: env({ NODE_ENV: 'production' }), stdio: ['pipe', 'pipe', 'pipe'] });
     children.push(child);
-    let out = '';
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /"port":(\d+).*realtime proxy listening/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-    });
+    const listening = await whenListening(child);
+    const { port } = listening;
     const ready = (await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as Record<string, unknown>;
     expect(ready).toMatchObject({ status: 'ready', upstream: 'simulator', simulator: 'chosen' });
 
@@ -193,6 +186,6 @@ describe('the production artifact (dist/ + production dependencies)', () => {
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(out).not.toMatch(/tsx|Unknown file extension/);
+    expect(listening.output()).not.toMatch(/tsx|Unknown file extension/);
   }, 60_000);
 });

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { whenListening } from '../support/spawned-proxy.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { parseConfig } from '../../src/config/load.js';
 import { TestClient } from '../support/client.js';
@@ -252,17 +253,9 @@ describe('the README quickstart', () => {
 
     const child = spawn(process.execPath, [bin, '--config', 'proxy.yaml'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      let out = '';
-      const tlsPort = await new Promise<number>((resolve, reject) => {
-        const onData = (d: Buffer) => {
-          out += d.toString();
-          const m = /"tlsPort":(\d+).*realtime proxy listening/.exec(out);
-          if (m) resolve(Number(m[1]));
-        };
-        child.stdout.on('data', onData);
-        child.stderr.on('data', onData);
-        child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-      });
+      const listening = await whenListening(child);
+      const tlsPort = listening.tlsPort;
+      expect(tlsPort).not.toBeNull();
       const c = new TestClient(`wss://localhost:${tlsPort}/v1/realtime?model=gpt-realtime`, {
         headers: { authorization: `Bearer ${key}` },
         ca: readFileSync(join(dir, 'rp.crt'), 'utf8'),

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { whenListening } from '../support/spawned-proxy.js';
 import { TestClient } from '../support/client.js';
 
 const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
@@ -32,15 +33,9 @@ describe('realtime-proxy CLI', () => {
     const env = { ...process.env };
     delete env.OPENAI_API_KEY;
     const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /"port":(\d+).*realtime proxy listening/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-    });
+    const listening = await whenListening(child);
+    const { port } = listening;
+    const out = listening.output();
     expect(out).toContain('NO OPENAI_API_KEY SET');
     // server.workers defaults to one relay process per core: the turn and the drain below go through them.
     expect(out).toContain(`"workers":${availableParallelism()}`);

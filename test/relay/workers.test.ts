@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { whenListening } from '../support/spawned-proxy.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { TestClient } from '../support/client.js';
 import { textTurn } from '../metering/support.js';
@@ -173,15 +174,7 @@ describe('server.workers: 2', () => {
     writeFileSync(join(dir, 'proxy.yaml'), 'server: { host: 127.0.0.1, port: 0, workers: 2 }\nadmin: { port: 0 }\nmetering: { ledger: { path: ":memory:" } }\nupstream: { provider: simulator }\ntenants:\n  t:\n    keys: [{ key: rpk_orphan_test_0123456789 }]\n');
     const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
     const primary = spawn(process.execPath, [bin, '--config', join(dir, 'proxy.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      primary.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /"port":(\d+).*realtime proxy listening/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      primary.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-    });
+    const { port } = await whenListening(primary);
     const workers = ownWorkers(primary.pid!);
     expect(workers).toHaveLength(2);
     const c = new TestClient(`ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: 'Bearer rpk_orphan_test_0123456789' } });

@@ -1,0 +1,50 @@
+import type { ChildProcess } from 'node:child_process';
+
+/** What a proxy started as a process printed in its "realtime proxy listening" record. */
+export interface Listening {
+  readonly port: number;
+  /** The TLS listener's port, null without one. */
+  readonly tlsPort: number | null;
+  /** The admin listener's port (`admin: "host:port"`), null without one. */
+  readonly adminPort: number | null;
+  /** Everything the process wrote to stdout and stderr so far (keeps growing). */
+  output(): string;
+}
+
+/**
+ * Resolves with the listening record of a proxy started as a child process (the CLI logs pino JSON
+ * lines), rejects when the process exits first. Both streams are collected for `output()`.
+ */
+export function whenListening(child: ChildProcess): Promise<Listening> {
+  let out = '';
+  let pending = '';
+  return new Promise<Listening>((resolve, reject) => {
+    const onData = (d: Buffer): void => {
+      const text = d.toString();
+      out += text;
+      pending += text;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.includes('realtime proxy listening')) continue;
+        let record: Record<string, unknown>;
+        try {
+          record = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        if (record['msg'] !== 'realtime proxy listening' || typeof record['port'] !== 'number') continue;
+        const admin = typeof record['admin'] === 'string' ? /:(\d+)$/.exec(record['admin']) : null;
+        resolve({
+          port: record['port'],
+          tlsPort: typeof record['tlsPort'] === 'number' ? record['tlsPort'] : null,
+          adminPort: admin ? Number(admin[1]) : null,
+          output: () => out,
+        });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code, signal) => reject(new Error(`proxy exited (${code ?? signal}) before listening: ${out}`)));
+  });
+}
