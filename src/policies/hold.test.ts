@@ -74,6 +74,17 @@ describe('held spoken turns (unit)', () => {
     expect(sent('response.create')).toHaveLength(1);
   });
 
+  it('a client create sent while the owed response waits (the upstream refuses it) does not cancel what the turn is owed', () => {
+    created('resp_1');
+    committed('item_a');
+    transcript('item_a', 'and another thing');
+    expect(clientCreate('ev_client').kind).toBe('continue');
+    // The upstream refuses it: a response is active.
+    s.fromServer(f, wire({ type: 'error', event_id: 'ev_err', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', param: null, event_id: 'ev_client' } }));
+    done('resp_1');
+    expect(sent('response.create')).toHaveLength(1);
+  });
+
   it('a transcript that never comes fails closed at the deadline', () => {
     committed('item_a');
     vi.advanceTimersByTime(999);

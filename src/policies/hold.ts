@@ -114,7 +114,11 @@ export class SpokenTurnHold {
   clientCreate(ev: JsonObject): Verdict | Promise<Verdict> {
     const inConversation = asObject(ev['response'])?.['conversation'] !== 'none';
     if (!this.busy || this.#closed) {
-      if (inConversation) this.#coveredByClient();
+      // While an in-conversation response runs, the upstream refuses this create
+      // (conversation_already_has_active_response): a response owed for a checked turn still stands.
+      // If that response ends first, the client's create answers the turn and the proxy's, sent
+      // after it, is refused upstream as a harmless race (RelaySession#isAboutInjected).
+      if (inConversation && !this.#inConversationResponseActive()) this.#coveredByClient();
       return CONTINUE;
     }
     if (this.#waiting) return CONTINUE; // cannot happen: the client direction is paused on the first
