@@ -201,6 +201,82 @@ guardrails:
   });
 });
 
+describe('regression: a log match of a stream is reported once, while streaming or at the end', () => {
+  const LOG = 'guardrails:\n  rules: [{ id: noted, sources: [output], match: { phrases: ["interesting"] }, action: log, logMatches: true }]';
+  // The email rule holds the last word of each delta back (it could still become an address).
+  const LOG_AND_MAIL = `
+guardrails:
+  rules:
+    - { id: noted, sources: [output], match: { phrases: ["interesting"] }, action: log }
+    - { id: mail, sources: [output], match: { pii: [email] }, action: redact }
+`;
+  const tripped = (s: LoggedSession) => s.lines.filter((l) => l['msg'] === 'guardrail tripped').map((l) => [l['rule'], l['action'], l['eventType'], l['responseId']]);
+
+  it('a match ending exactly at a delta boundary is reported on the next delta (a whole word is settled there), not again at .done', async () => {
+    const { server, session } = setup(await policyFrom(LOG));
+    server(responseCreated('resp_1'));
+    expect(server(textDelta('resp_1', 'how interesting')).kind).toBe('continue');
+    // "interesting" could still become "interestingly": not a match yet.
+    expect(reports(session)).toEqual([]);
+    expect(server(textDelta('resp_1', '! Tell me more.')).kind).toBe('continue');
+    expect(tripped(session)).toEqual([['noted', 'log', 'response.output_text.delta', 'resp_1']]);
+    expect(session.lines.find((l) => l['msg'] === 'guardrail tripped')!['match']).toBe('interesting');
+    expect(server(textDone('resp_1', 'how interesting! Tell me more.')).kind).toBe('continue');
+    expect(reports(session).map((r) => [r.ruleId, r.action, r.source, r.responseId])).toEqual([['noted', 'log', 'output', 'resp_1']]);
+  });
+
+  it('a word that goes on past the boundary is no match, on the deltas or at .done', async () => {
+    const { server, session } = setup(await policyFrom(LOG));
+    server(responseCreated('resp_1'));
+    server(textDelta('resp_1', 'how interesting'));
+    expect(server(textDelta('resp_1', 'ly put.')).kind).toBe('continue');
+    expect(server(textDone('resp_1', 'how interestingly put.')).kind).toBe('continue');
+    expect(reports(session)).toEqual([]);
+  });
+
+  it('a match ending with the last delta is reported by the .done that settles it, once', async () => {
+    const { server, session } = setup(await policyFrom(LOG));
+    server(responseCreated('resp_1'));
+    server(textDelta('resp_1', 'how interesting'));
+    expect(server(textDone('resp_1', 'how interesting')).kind).toBe('continue');
+    expect(tripped(session)).toEqual([['noted', 'log', 'response.output_text.done', 'resp_1']]);
+  });
+
+  for (const [name, yaml] of [
+    ['released', LOG],
+    ['held back by a redact rule', LOG_AND_MAIL],
+  ] as const) {
+    it(`response.done without the part's .done reports the stream's last match (its text ${name}), once`, async () => {
+      const { server, session } = setup(await policyFrom(yaml));
+      server(responseCreated('resp_1'));
+      server(textDelta('resp_1', 'how interesting'));
+      expect(reports(session)).toEqual([]);
+      server(responseDone('resp_1', [], 'cancelled'));
+      expect(tripped(session)).toEqual([['noted', 'log', 'response.done', 'resp_1']]);
+      // A response.done that shows the item again does not report it again.
+      const again = setup(await policyFrom(yaml));
+      again.server(responseCreated('resp_1'));
+      again.server(textDelta('resp_1', 'how interesting'));
+      again.server(responseDone('resp_1', [textItem('item_t', 'how interesting')]));
+      expect(reports(again.session).map((r) => [r.ruleId, r.action, r.responseId])).toEqual([['noted', 'log', 'resp_1']]);
+    });
+  }
+
+  it('a match reported on a delta is not reported again by response.done', async () => {
+    const { server, session } = setup(await policyFrom(LOG_AND_MAIL));
+    server(responseCreated('resp_1'));
+    server(textDelta('resp_1', 'how interesting, bob@example.com'));
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['noted']);
+    server(responseDone('resp_1', [], 'cancelled'));
+    // The held address is released redacted at the end, and its redaction reported.
+    expect(session.client).toMatchObject([{ type: 'response.output_text.delta', delta: '[REDACTED:email]' }]);
+    expect(tripped(session)).toEqual([
+      ['noted', 'log', 'response.output_text.delta', 'resp_1'],
+      ['mail', 'redact', 'response.done', 'resp_1'],
+    ]);
+  });
+});
+
 describe('regression: a phrase rule matches whole words on both sides', () => {
   const RULES = `
 guardrails:

@@ -408,12 +408,17 @@ export class GuardrailFilter implements Filter {
     const response = asObject(frame.json()['response']);
     const id = asString(response?.['id']);
     if (id === null) return;
+    const t0 = this.#ctx.clock.now();
     for (const [key, s] of this.#streams) {
       if (s.responseId !== id) continue;
       this.#streams.delete(key);
       if (s.tripped || this.#ctx.isSuppressed(id)) continue;
       const r = s.scanner.push('', true);
       if (r.hits.some((h) => stops(h.rule.action))) continue;
+      // No .done came: what settles only now (a log match at the very end, a held redaction) is reported here.
+      const e = new Evaluation(r.text);
+      e.addHits(r.hits);
+      this.#reportStream(s, e, 'response.done', t0);
       if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
     }
     this.#hold?.responseDone();
@@ -532,13 +537,18 @@ export class GuardrailFilter implements Filter {
 
   /** Reports a stream's findings; when they stop it, applies the trip and returns the verdict. */
   #streamVerdict(stream: Stream, e: Evaluation, eventType: string, t0: number): Verdict | null {
-    const fresh = stream.itemId ? e.findings.filter((f) => this.#firstReport(stream.itemId, f.id)) : e.findings;
-    if (stream.itemId) for (const f of e.findings) this.#mark(stream.itemId, f);
-    this.#reportAll(stream.policy, fresh, stream.source, eventType, stream.responseId, t0);
+    this.#reportStream(stream, e, eventType, t0);
     if (!stops(e.strongest)) return null;
     stream.tripped = true;
     const v = this.#trip(stream.policy, stream.source, e.findings, stream.responseId, stream.itemId || null, eventType);
     return v.kind === 'close' ? v : DROP;
+  }
+
+  /** Reports a stream's findings not reported for its item yet, and marks the item. */
+  #reportStream(stream: Stream, e: Evaluation, eventType: string, t0: number): void {
+    const fresh = stream.itemId ? e.findings.filter((f) => this.#firstReport(stream.itemId, f.id)) : e.findings;
+    if (stream.itemId) for (const f of e.findings) this.#mark(stream.itemId, f);
+    this.#reportAll(stream.policy, fresh, stream.source, eventType, stream.responseId, t0);
   }
 
   // ---- the decision, once stopped ---------------------------------------------------------------

@@ -331,6 +331,26 @@ describe('streaming scanner: what leaves and when', () => {
     expect(block.push('et, no').hits.map((h) => h.rule.id)).toEqual(['b']);
   });
 
+  it('a log match ending exactly where a push ends is decided by the next push, once; one at the end of the seed is not', () => {
+    const log = () => rule('l', [phraseFinder(['secret'], true)], 'log');
+    const s = new TextScanner([log()], 64);
+    expect(s.push('the secret').hits).toEqual([]);
+    expect(ids(s.push(' is out'))).toEqual(['l']);
+    expect(s.push(' secret', true).hits).toEqual([]);
+    const ended = new TextScanner([log()], 64);
+    ended.push('the secret');
+    expect(ids(ended.push('', true))).toEqual(['l']);
+    const longer = new TextScanner([log()], 64);
+    longer.push('the secret');
+    expect(longer.push('ary.', true).hits).toEqual([]);
+    // The seed is earlier text: its matches were decided with it.
+    expect(new TextScanner([log()], 64, 'the secret').push(' is out', true).hits).toEqual([]);
+    // A redaction released before is not applied again at its end.
+    const red = new TextScanner([rule('r', [phraseFinder(['secret'], true)], 'redact')], 64);
+    expect(red.push('the secret, ').text).toBe('the [phrase], ');
+    expect(red.push('yes', true).text).toBe('yes');
+  });
+
   it('a finder without holdStart holds its maxLength (capped by the window)', () => {
     const f: SpanFinder = { label: 'x', maxLength: 4, find: () => undefined };
     const s = new TextScanner([rule('x', [f])], 64);
