@@ -386,7 +386,6 @@ export class GuardrailFilter implements Filter {
   }
 
   #responseCreated(frame: Frame): void {
-    if (!this.#cancelNext && !this.#hold?.busy) return;
     const id = asString(asObject(frame.json()['response'])?.['id']);
     if (id === null) return;
     if (this.#hold?.serverStartedEarly(id)) {
@@ -506,10 +505,6 @@ export class GuardrailFilter implements Filter {
     if (source === 'input' && this.#blockedItems.delete(itemId)) return DROP;
     if (stream?.tripped) return DROP;
     const policy = stream?.policy ?? this.#policy;
-    if (!hasSource(policy, source)) {
-      if (source === 'input') this.#hold?.passed(itemId);
-      return CONTINUE;
-    }
     const t0 = this.#ctx.clock.now();
     const field = DONE_FIELD[type] ?? 'text';
     const text = asString(ev[field]) ?? '';
@@ -518,15 +513,16 @@ export class GuardrailFilter implements Filter {
     // The stream's last held text, settled now that it is complete.
     const flushed = stream ? stream.scanner.push('', true) : null;
     const e = this.#scanFinal(policy, source, type, text, stream, functionName);
-    if (flushed) e.addHits(flushed.hits.filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+    // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
+    if (flushed) e.addHits(flushed.hits);
     this.#remember(source, text, policy);
     const pending = this.#runCustoms(policy, source, e, this.#event(source, type, text, null, true, responseId, itemId, functionName), (c, v) => this.#late(c, v, source, type, responseId, itemId));
     const finish = (): Verdict => {
       const target: Stream = stream ?? { source, policy, scanner: new TextScanner([], 16), customs: [], responseId, itemId, deltaType: '', ids: {}, tripped: false };
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
-      // The transcript passed (a redaction changes what is shown, not what the model heard).
-      if (source === 'input') this.#hold?.passed(itemId);
+      // The transcript passed (a redaction changes what is shown, not what the model heard); only user items are held.
+      this.#hold?.passed(itemId);
       if (flushed && flushed.text.length > 0 && !(responseId && this.#ctx.isSuppressed(responseId))) {
         this.#ctx.sendClient(heldDelta(stream!, this.#ctx.nextEventId(), flushed.text), GUARDRAILS_FILTER);
       }
@@ -540,8 +536,7 @@ export class GuardrailFilter implements Filter {
     this.#reportStream(stream, e, eventType, t0);
     if (!stops(e.strongest)) return null;
     stream.tripped = true;
-    const v = this.#trip(stream.policy, stream.source, e.findings, stream.responseId, stream.itemId || null, eventType);
-    return v.kind === 'close' ? v : DROP;
+    return this.#trip(stream.policy, stream.source, e.findings, stream.responseId, stream.itemId || null, eventType);
   }
 
   /** Reports a stream's findings not reported for its item yet, and marks the item. */
@@ -565,12 +560,13 @@ export class GuardrailFilter implements Filter {
     const details = this.#details(policy, findings);
     const ruleId = findings.find((f) => f.action === action)!.id;
     if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
-    if (source === 'input' && itemId !== null && this.#hold?.isHeld(itemId)) {
-      // A held turn: no response has heard it, and none will (it is deleted before any starts).
+    if (this.#hold?.isHeld(itemId)) {
+      // A held turn (only user items are): no response has heard it, and none will (it is deleted before any starts).
       this.#blockedItems.add(itemId);
       if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
       this.#deleteItem(itemId, 'blocked', ruleId);
-      notifyClient(this.#ctx, this.#notice(action === 'cancel_response' ? 'block' : action, details), GUARDRAILS_FILTER);
+      // Nothing to cancel: the turn is blocked whatever the rule's action.
+      notifyClient(this.#ctx, this.#notice('block', details), GUARDRAILS_FILTER);
       this.#hold.blocked(itemId);
       return DROP;
     }
@@ -659,22 +655,23 @@ export class GuardrailFilter implements Filter {
   #committed(frame: Frame): Verdict {
     const { action, timeoutMs: failAfter } = this.#policy.transcriptionFailure;
     const hold = this.#hold;
-    // A held turn always has a deadline: the hold's, or the failure policy's when shorter.
-    const timeoutMs = hold ? Math.min(hold.timeoutMs, failAfter ?? Infinity) : failAfter;
-    if (!hold && (action === 'pass' || timeoutMs === null)) return CONTINUE;
+    // A held turn always has a deadline: the hold's, or the failure policy's when shorter. Unheld,
+    // only a failure action that stops the turn needs one.
+    const timeoutMs = hold ? Math.min(hold.timeoutMs, failAfter ?? Infinity) : action === 'pass' ? null : failAfter;
+    if (timeoutMs === null) return CONTINUE;
     const itemId = asString(frame.json()['item_id']);
     if (!itemId) return CONTINUE;
     if (hold && !hold.committed(itemId)) {
       this.#holdOverflow(itemId);
       return CONTINUE;
     }
-    if (timeoutMs === null || this.#transcriptTimers.has(itemId) || this.#transcriptTimers.size >= 64) return CONTINUE;
+    if (this.#transcriptTimers.has(itemId) || this.#transcriptTimers.size >= 64) return CONTINUE;
     // onClose clears every timer: one that fires, fires for an open session.
     const timer = setTimeout(() => {
       this.#transcriptTimers.delete(itemId);
       this.#failClosed(itemId, 'timeout');
     }, timeoutMs);
-    timer.unref?.();
+    timer.unref();
     this.#transcriptTimers.set(itemId, timer);
     return CONTINUE;
   }
@@ -715,14 +712,16 @@ export class GuardrailFilter implements Filter {
   #failClosed(itemId: string, why: 'failed' | 'timeout'): void {
     const policy = this.#policy;
     const action = policy.transcriptionFailure.action;
+    const id = `input-transcription-${why}`;
+    const eventType = why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout';
     if (action === 'pass') {
-      // Only a held turn has a deadline under `pass`: it goes on unchecked, as the policy chose.
-      this.#reportAll(policy, [{ id: `input-transcription-${why}`, action: 'log', label: why, excerpt: null }], 'input', why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout', null, this.#ctx.clock.now());
+      // A held turn's deadline (or a policy reloaded to `pass` while waiting): it goes on unchecked, as the policy chose.
+      this.#reportAll(policy, [{ id, action: 'log', label: why, excerpt: null }], 'input', eventType, null, this.#ctx.clock.now());
       this.#hold?.passed(itemId);
       return;
     }
-    const finding: Finding = { id: `input-transcription-${why}`, action: action === 'end_session' ? 'end_session' : 'block', label: why, excerpt: null };
-    this.#reportAll(policy, [finding], 'input', why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout', null, this.#ctx.clock.now());
+    const finding: Finding = { id, action: action === 'end_session' ? 'end_session' : 'block', label: why, excerpt: null };
+    this.#reportAll(policy, [finding], 'input', eventType, null, this.#ctx.clock.now());
     if (action === 'end_session') {
       this.#ctx.close(new ProxyError('policy_violation', { details: this.#details(policy, [finding]) }));
       return;
@@ -780,9 +779,10 @@ export class GuardrailFilter implements Filter {
     late: (c: CompiledCustom, v: CustomVerdict) => void,
     only?: readonly CompiledCustom[],
   ): Promise<void> | null {
-    const customs = only ?? (policy.customBySource.get(source) ?? []).filter((c) => event.final || c.streaming);
+    // Deltas pass their stream's (streaming) guardrails as `only`: every guardrail of the source sees complete texts.
+    const customs = only ?? policy.customBySource.get(source) ?? [];
     // Over the scan limit custom code does not run either (the scan_limit finding decides).
-    if (customs.length === 0 || event.text.length > policy.maxScanChars) return null;
+    if (event.text.length > policy.maxScanChars) return null;
     const waits: Promise<void>[] = [];
     for (const c of customs) {
       let state = this.#customState.get(c.id);
@@ -829,10 +829,11 @@ export class GuardrailFilter implements Filter {
     this.#reportAll(policy, [{ id: c.id, action: applied, label: `custom:${v.via}:late`, excerpt: null }], source, eventType, responseId, t0);
   }
 
+  /** The policy and the strongest finding (the first of equal rank); `findings` is never empty. */
   #details(policy: CompiledPolicy, findings: readonly Finding[]): Record<string, string | number | boolean | null> {
-    let top: Finding | null = null;
-    for (const f of findings) if (top === null || ACTION_RANK[f.action] > ACTION_RANK[top.action]) top = f;
-    return { policy: policy.name, policyVersion: policy.version, rule: top?.id ?? null, action: top?.action ?? null };
+    let top = findings[0]!;
+    for (const f of findings) if (ACTION_RANK[f.action] > ACTION_RANK[top.action]) top = f;
+    return { policy: policy.name, policyVersion: policy.version, rule: top.id, action: top.action };
   }
 
   #reportAll(policy: CompiledPolicy, findings: readonly Finding[], source: Source, eventType: string, responseId: string | null, t0: number): void {
