@@ -81,7 +81,7 @@ class Evaluation {
 
   addCustom(c: CompiledCustom, v: CustomVerdict): void {
     if (v.action === 'allow') return;
-    if (v.action === 'redact' && v.text !== null) {
+    if (v.action === 'redact') {
       this.text = v.text;
       this.redacted = true;
     }
@@ -481,8 +481,8 @@ export class GuardrailFilter implements Filter {
     const e = new Evaluation(r.text);
     e.redacted = r.redacted;
     e.addHits(r.hits);
-    const event = stream.customs.length > 0 ? this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null) : null;
-    const pending = event ? this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs) : null;
+    const event = this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null);
+    const pending = this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs);
     const finish = (): Verdict => {
       const stop = this.#streamVerdict(stream, e, frame.type, t0);
       if (stop) return stop;
@@ -562,8 +562,7 @@ export class GuardrailFilter implements Filter {
     if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
     if (this.#hold?.isHeld(itemId)) {
       // A held turn (only user items are): no response has heard it, and none will (it is deleted before any starts).
-      this.#blockedItems.add(itemId);
-      if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
+      this.#block(itemId);
       this.#deleteItem(itemId, 'blocked', ruleId);
       // Nothing to cancel: the turn is blocked whatever the rule's action.
       notifyClient(this.#ctx, this.#notice('block', details), GUARDRAILS_FILTER);
@@ -573,8 +572,7 @@ export class GuardrailFilter implements Filter {
     if (source === 'input' || source === 'image') {
       const item = itemId ? this.#ctx.conversation.item(itemId) : undefined;
       if (itemId && (item === undefined || item.provenance !== 'model')) {
-        this.#blockedItems.add(itemId);
-        if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
+        this.#block(itemId);
         this.#deleteItem(itemId, 'blocked', ruleId);
       }
       if (!this.#cancelActive(action, ruleId)) notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
@@ -593,6 +591,12 @@ export class GuardrailFilter implements Filter {
       notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
     }
     return DROP;
+  }
+
+  /** Later transcript events of a blocked user item are withheld (the last 256 items). */
+  #block(itemId: string): void {
+    this.#blockedItems.add(itemId);
+    if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
   }
 
   #noteCancelled(responseId: string, itemId: string | null): void {
@@ -681,7 +685,7 @@ export class GuardrailFilter implements Filter {
     const policy = this.#policy;
     const finding: Finding = { id: HOLD_RULE, action: 'block', label: 'too_many_held_turns', excerpt: null };
     this.#reportAll(policy, [finding], 'input', AUDIO_COMMITTED, null, this.#ctx.clock.now());
-    this.#blockedItems.add(itemId);
+    this.#block(itemId);
     this.#deleteItem(itemId, 'blocked', HOLD_RULE);
     notifyClient(
       this.#ctx,
