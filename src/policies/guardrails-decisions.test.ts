@@ -2004,6 +2004,23 @@ guardrails:
     expect(notices(session)).toEqual([]);
   });
 
+  it('later transcript events of a blocked item stay withheld after a reload drops every input rule', async () => {
+    const { server, entry } = setup(await policyFrom(RULES));
+    server(inDone('item_1', 'bravo'));
+    entry.current = await policyFrom('guardrails:\n  rules: [{ id: o, sources: [output], match: { phrases: ["x"] }, action: block }]');
+    expect(server(inDelta('item_1', 'more words')).kind).toBe('drop');
+    expect(server(inDelta('item_2', 'more words')).kind).toBe('continue');
+  });
+
+  it('a user image the server shows (not typed through this proxy) that trips: deleted, and the responses in flight cancelled', async () => {
+    const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: big-image, sources: [image], match: { maxChars: 100 }, action: block }]'));
+    server(responseCreated('resp_1'));
+    server(convDone(msg('item_i', 'user', [{ type: 'input_image', image_url: `data:image/png;base64,${'A'.repeat(200)}` }])));
+    expect(deleted(session)).toEqual(['item_i']);
+    expect(session.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_1', 'guardrail_blocked']]);
+    expect(notices(session)).toEqual([]);
+  });
+
   it('the last 256 blocked user items are remembered: later events of older ones are no longer withheld', async () => {
     for (const n of [256, 257]) {
       const { server } = setup(await policyFrom(RULES));

@@ -111,6 +111,9 @@ interface Stream {
   tripped: boolean;
 }
 
+/** What a stream's decision needs (a .done without deltas decides for a stream that never started). */
+type StreamOwner = Pick<Stream, 'source' | 'policy' | 'responseId' | 'itemId' | 'tripped'>;
+
 const ruleCache = new WeakMap<CompiledPolicy, Map<string, readonly CompiledRule[]>>();
 
 /** The policy's rules for a source, limited to those that apply to `eventType`. Cached per policy. */
@@ -518,7 +521,7 @@ export class GuardrailFilter implements Filter {
     this.#remember(source, text, policy);
     const pending = this.#runCustoms(policy, source, e, this.#event(source, type, text, null, true, responseId, itemId, functionName), (c, v) => this.#late(c, v, source, type, responseId, itemId));
     const finish = (): Verdict => {
-      const target: Stream = stream ?? { source, policy, scanner: new TextScanner([], 16), customs: [], responseId, itemId, deltaType: '', ids: {}, tripped: false };
+      const target: StreamOwner = stream ?? { source, policy, responseId, itemId, tripped: false };
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
       // The transcript passed (a redaction changes what is shown, not what the model heard); only user items are held.
@@ -532,7 +535,7 @@ export class GuardrailFilter implements Filter {
   }
 
   /** Reports a stream's findings; when they stop it, applies the trip and returns the verdict. */
-  #streamVerdict(stream: Stream, e: Evaluation, eventType: string, t0: number): Verdict | null {
+  #streamVerdict(stream: StreamOwner, e: Evaluation, eventType: string, t0: number): Verdict | null {
     this.#reportStream(stream, e, eventType, t0);
     if (!stops(e.strongest)) return null;
     stream.tripped = true;
@@ -540,7 +543,7 @@ export class GuardrailFilter implements Filter {
   }
 
   /** Reports a stream's findings not reported for its item yet, and marks the item. */
-  #reportStream(stream: Stream, e: Evaluation, eventType: string, t0: number): void {
+  #reportStream(stream: StreamOwner, e: Evaluation, eventType: string, t0: number): void {
     const fresh = stream.itemId ? e.findings.filter((f) => this.#firstReport(stream.itemId, f.id)) : e.findings;
     if (stream.itemId) for (const f of e.findings) this.#mark(stream.itemId, f);
     this.#reportAll(stream.policy, fresh, stream.source, eventType, stream.responseId, t0);

@@ -288,11 +288,13 @@ describe('held spoken turns: what the client, the upstream and the log see', () 
   });
 
   it('a held turn tripping a cancel_response rule is blocked: deleted, marked, the client told guardrail_blocked', () => {
+    on('conversation.item.added', { previous_item_id: null, item: { id: 'item_a', type: 'message', object: 'realtime.item', role: 'user', status: 'completed', content: [{ type: 'input_audio', transcript: null }] } });
     on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
     on('conversation.item.input_audio_transcription.completed', { item_id: 'item_a', content_index: 0, transcript: 'please stop that' });
     expect(t.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'item_a' }]);
     expect(errors().map((e) => [e.code, e.details['rule'], e.details['action']])).toEqual([['guardrail_blocked', 'stop-that', 'cancel_response']]);
     expect(t.cancelled).toEqual([]);
+    expect(t.conversation.item('item_a')?.marks.map((m) => `${m.kind}:${m.rule}`)).toEqual(['cancelled:stop-that', 'blocked:stop-that', 'deleted:stop-that']);
   });
 
   it('under pass, a held turn whose transcript does not come in time goes on unchecked: logged, and answered', () => {
