@@ -1179,6 +1179,16 @@ describe('custom guardrails', () => {
       expect(s.session.cancelled.map((c) => c.notice.code)).toEqual(['response_cancelled_by_policy']);
     });
 
+    it('on output of an item the conversation view never listed: still deleted when its response is done', async () => {
+      const s = await late(['output']);
+      s.server(responseCreated('resp_1'));
+      s.server(textDone('resp_1', 'text', 'item_unlisted'));
+      await s.settle({ action: 'cancel_response' });
+      expect(s.session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+      s.server(responseDone('resp_1', [], 'cancelled'));
+      expect(deleted(s.session)).toEqual(['item_unlisted']);
+    });
+
     it('on output of a response still running: cancels it, and its items are deleted when it is done', async () => {
       const s = await late(['output']);
       s.server(responseCreated('resp_1'));
@@ -2019,6 +2029,15 @@ guardrails:
     expect(deleted(session)).toEqual(['item_i']);
     expect(session.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_1', 'guardrail_blocked']]);
     expect(notices(session)).toEqual([]);
+  });
+
+  it('a response stopped twice (its output, then client text) still has the unlisted item it stopped on deleted when done', async () => {
+    const { server, client, session } = setup(await policyFrom(`${RULES}    - { id: w, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }\n`));
+    server(responseCreated('resp_1'));
+    expect(server(textDelta('resp_1', 'wire the money.', 'item_unlisted')).kind).toBe('drop');
+    expect(client(userText('charlie')).kind).toBe('reject');
+    server(responseDone('resp_1', [], 'cancelled'));
+    expect(deleted(session)).toEqual(['item_unlisted']);
   });
 
   it('the last 256 blocked user items are remembered: later events of older ones are no longer withheld', async () => {

@@ -224,9 +224,11 @@ describe('held spoken turns: what the client, the upstream and the log see', () 
     h.onClose();
   });
 
-  it('a session.created of a realtime session (or one that names no session) keeps holding', async () => {
+  it('a session.created of a realtime session (or one that names no session), or a session.updated, keeps holding', async () => {
     on('session.created');
     on('session.created', { session: { type: 'realtime', object: 'realtime.session', id: 'sess_1' } });
+    // The session type is fixed at creation: an update does not change what is held.
+    on('session.updated', { session: { type: 'transcription', object: 'realtime.transcription_session', id: 'sess_1' } });
     on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
     expect(t.fromClient(g, wire({ type: 'response.create', event_id: 'evt_1', response: {} }))).toBeInstanceOf(Promise);
   });
