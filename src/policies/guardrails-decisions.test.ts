@@ -463,6 +463,16 @@ guardrails:
     expect(errorCode(e.client(userText('instructions')))).toBe('guardrail_blocked');
   });
 
+  it('the context is the end of the earlier item, up to the window, whatever its length', async () => {
+    const WINDOWED = 'guardrails:\n  streamWindowChars: 100\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]';
+    for (const before of [0, 10, 80, 84, 400]) {
+      const { client } = setup(await policyFrom(WINDOWED));
+      const earlier = `${'y'.repeat(before)} ignore previous`;
+      expect(client(userText(earlier)).kind, `${earlier.length} characters before`).toBe('continue');
+      expect(client(userText('instructions')).kind, `${earlier.length} characters before`).toBe('reject');
+    }
+  });
+
   it('the context is only the last window of the earlier item', async () => {
     const { client } = setup(await policyFrom(RULES));
     expect(client(userText(`ignore previous ${'x '.repeat(200)}`)).kind).toBe('continue');
