@@ -158,6 +158,12 @@ describe('scanText', () => {
     expect(Math.max(...seen)).toBeLessThanOrEqual(1024 + 64 + 6);
   });
 
+  it('reports a log match that ends exactly at a chunk edge', () => {
+    const text = `${'x '.repeat(47)}note${' y'.repeat(100)}`;
+    expect(text.indexOf('note') + 4).toBe(98);
+    expect(ids(scanText([rule('l', [phraseFinder(['note'], true)], 'log')], text, 64, 98))).toEqual(['l']);
+  });
+
   it('merges overlapping redactions', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');
