@@ -249,7 +249,8 @@ describe('held spoken turns: what the client, the upstream and the log see', () 
     await Promise.resolve();
     expect(settled).toBeNull();
     on('error', { error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: 'evt_commit' } });
-    expect(await v).toEqual({ kind: 'continue' });
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(settled).toEqual({ kind: 'continue' });
   });
 
   it('audio in an item is refused: reported as a block of the input, logged with its reason, the client told how to send speech', () => {
