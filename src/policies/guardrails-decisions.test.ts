@@ -1743,6 +1743,14 @@ describe('custom verdicts, reported as they came', () => {
     expect(marks(session, 'item_t')).toEqual(['redacted:g']);
   });
 
+  it('client texts reach custom code as complete texts of their item, with no response', async () => {
+    const seen: GuardrailEvent[] = [];
+    const g = defineGuardrail({ name: 'g', wants: ['input'], evaluate: (e) => (seen.push(e), { action: 'allow' }) });
+    const { client } = setup(await withCustom(g, '{ id: g, module: ./x.ts }'));
+    client(wire({ type: 'conversation.item.create', event_id: 'evt_1', item: { id: 'item_c', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hello' }] } }));
+    expect(seen.map((e) => [e.source, e.eventType, e.text, e.delta, e.final, e.responseId, e.itemId])).toEqual([['input', 'conversation.item.create', 'hello', null, true, null, 'item_c']]);
+  });
+
   it('a .done that lacks its text and name is judged as empty text of an unnamed call', async () => {
     const seen: GuardrailEvent[] = [];
     const g = defineGuardrail({ name: 'g', wants: ['tool_call'], evaluate: (e) => (seen.push(e), { action: 'allow' }) });
