@@ -1996,6 +1996,16 @@ guardrails:
     expect(reports(call.session).map((r) => r.ruleId)).toEqual(['both']);
   });
 
+  it('a client function call: one rule by its arguments and another by its name are both reported; a call without a name is checked by its arguments only', async () => {
+    const RULE = 'guardrails:\n  rules:\n    - { id: by-name, sources: [tool_call], match: { functions: ["wipe_*"] }, action: log }\n    - { id: by-args, sources: [tool_call], match: { phrases: ["everything"] }, action: log }';
+    const { client, session } = setup(await policyFrom(RULE));
+    expect(client(wire({ type: 'conversation.item.create', item: { type: 'function_call', call_id: 'c', name: 'wipe_disk', arguments: '{"what":"everything"}' } })).kind).toBe('continue');
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['by-args', 'by-name']);
+    const unnamed = setup(await policyFrom(RULE));
+    expect(unnamed.client(wire({ type: 'conversation.item.create', item: { type: 'function_call', call_id: 'c', arguments: '{"what":"everything"}' } })).kind).toBe('continue');
+    expect(reports(unnamed.session).map((r) => r.ruleId)).toEqual(['by-args']);
+  });
+
   it('a client function call matching one rule by name and by arguments is reported once', async () => {
     const { client, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: both, sources: [tool_call], match: { functions: ["wipe_*"], phrases: ["everything"] }, action: log }]'));
     expect(client(wire({ type: 'conversation.item.create', item: { type: 'function_call', call_id: 'c', name: 'wipe_disk', arguments: '{"what":"everything"}' } })).kind).toBe('continue');
