@@ -355,6 +355,10 @@ describe('streaming scanner: what leaves and when', () => {
     const red = new TextScanner([rule('r', [phraseFinder(['secret'], true)], 'redact')], 64);
     expect(red.push('the secret, ').text).toBe('the [phrase], ');
     expect(red.push('yes', true).text).toBe('yes');
+    // Also when the text after it was held back by another rule (the release point is the redaction's end).
+    const held = new TextScanner([rule('r', [phraseFinder(['secret'], false)], 'redact'), rule('p', [phraseFinder(['bzq'], false)], 'block')], 64);
+    expect(held.push('secretbz').text).toBe('[phrase]');
+    expect(held.push('x', true).text).toBe('bzx');
   });
 
   it('a finder without holdStart holds its maxLength (capped by the window)', () => {
