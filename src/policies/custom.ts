@@ -4,14 +4,13 @@ import type { CompiledCustom } from './compile.js';
 import type { Action } from './matchers.js';
 import type { FallbackAction } from './schema.js';
 
-/** A custom guardrail's verdict after validation, fallbacks applied. */
-export interface CustomVerdict {
-  readonly action: 'allow' | Action;
-  /** Replacement text for `redact`. */
-  readonly text: string | null;
-  /** How the verdict came about (reported in logs). */
-  readonly via: 'verdict' | 'timeout' | 'error';
-}
+/**
+ * A custom guardrail's verdict after validation, fallbacks applied. Only a `redact` carries text
+ * (its replacement); `via` says how the verdict came about (reported in logs).
+ */
+export type CustomVerdict =
+  | { readonly action: 'redact'; readonly text: string; readonly via: 'verdict' }
+  | { readonly action: Exclude<'allow' | Action, 'redact'>; readonly text: null; readonly via: 'verdict' | 'timeout' | 'error' };
 
 const ACTIONS = new Set(['allow', 'log', 'redact', 'block', 'cancel_response', 'end_session']);
 
@@ -23,7 +22,7 @@ function normalize(d: unknown): CustomVerdict | null {
     const text = (d as { text?: unknown }).text;
     return typeof text === 'string' ? { action: 'redact', text, via: 'verdict' } : null;
   }
-  return { action: action as CustomVerdict['action'], text: null, via: 'verdict' };
+  return { action: action as Exclude<CustomVerdict['action'], 'redact'>, text: null, via: 'verdict' };
 }
 
 function fallback(action: FallbackAction, via: 'timeout' | 'error'): CustomVerdict {

@@ -8,7 +8,8 @@ import type { ProxyError } from '../protocol/errors.js';
 import { ResponseTracker } from '../relay/responses.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition, type GuardrailEvent } from './api.js';
 import type { CompiledPolicy } from './compile.js';
-import { GuardrailFilter, SCAN_LIMIT_RULE } from './guardrails.js';
+import { GuardrailFilter, guardrailsFactory, SCAN_LIMIT_RULE } from './guardrails.js';
+import type { PolicyRegistry } from './registry.js';
 
 /**
  * The guardrail filter's decisions, path by path, driven without sockets: a FakeSession records
@@ -201,6 +202,82 @@ guardrails:
   });
 });
 
+describe('regression: a log match of a stream is reported once, while streaming or at the end', () => {
+  const LOG = 'guardrails:\n  rules: [{ id: noted, sources: [output], match: { phrases: ["interesting"] }, action: log, logMatches: true }]';
+  // The email rule holds the last word of each delta back (it could still become an address).
+  const LOG_AND_MAIL = `
+guardrails:
+  rules:
+    - { id: noted, sources: [output], match: { phrases: ["interesting"] }, action: log }
+    - { id: mail, sources: [output], match: { pii: [email] }, action: redact }
+`;
+  const tripped = (s: LoggedSession) => s.lines.filter((l) => l['msg'] === 'guardrail tripped').map((l) => [l['rule'], l['action'], l['eventType'], l['responseId']]);
+
+  it('a match ending exactly at a delta boundary is reported on the next delta (a whole word is settled there), not again at .done', async () => {
+    const { server, session } = setup(await policyFrom(LOG));
+    server(responseCreated('resp_1'));
+    expect(server(textDelta('resp_1', 'how interesting')).kind).toBe('continue');
+    // "interesting" could still become "interestingly": not a match yet.
+    expect(reports(session)).toEqual([]);
+    expect(server(textDelta('resp_1', '! Tell me more.')).kind).toBe('continue');
+    expect(tripped(session)).toEqual([['noted', 'log', 'response.output_text.delta', 'resp_1']]);
+    expect(session.lines.find((l) => l['msg'] === 'guardrail tripped')!['match']).toBe('interesting');
+    expect(server(textDone('resp_1', 'how interesting! Tell me more.')).kind).toBe('continue');
+    expect(reports(session).map((r) => [r.ruleId, r.action, r.source, r.responseId])).toEqual([['noted', 'log', 'output', 'resp_1']]);
+  });
+
+  it('a word that goes on past the boundary is no match, on the deltas or at .done', async () => {
+    const { server, session } = setup(await policyFrom(LOG));
+    server(responseCreated('resp_1'));
+    server(textDelta('resp_1', 'how interesting'));
+    expect(server(textDelta('resp_1', 'ly put.')).kind).toBe('continue');
+    expect(server(textDone('resp_1', 'how interestingly put.')).kind).toBe('continue');
+    expect(reports(session)).toEqual([]);
+  });
+
+  it('a match ending with the last delta is reported by the .done that settles it, once', async () => {
+    const { server, session } = setup(await policyFrom(LOG));
+    server(responseCreated('resp_1'));
+    server(textDelta('resp_1', 'how interesting'));
+    expect(server(textDone('resp_1', 'how interesting')).kind).toBe('continue');
+    expect(tripped(session)).toEqual([['noted', 'log', 'response.output_text.done', 'resp_1']]);
+  });
+
+  for (const [name, yaml] of [
+    ['released', LOG],
+    ['held back by a redact rule', LOG_AND_MAIL],
+  ] as const) {
+    it(`response.done without the part's .done reports the stream's last match (its text ${name}), once`, async () => {
+      const { server, session } = setup(await policyFrom(yaml));
+      server(responseCreated('resp_1'));
+      server(textDelta('resp_1', 'how interesting'));
+      expect(reports(session)).toEqual([]);
+      server(responseDone('resp_1', [], 'cancelled'));
+      expect(tripped(session)).toEqual([['noted', 'log', 'response.done', 'resp_1']]);
+      // A response.done that shows the item again does not report it again.
+      const again = setup(await policyFrom(yaml));
+      again.server(responseCreated('resp_1'));
+      again.server(textDelta('resp_1', 'how interesting'));
+      again.server(responseDone('resp_1', [textItem('item_t', 'how interesting')]));
+      expect(reports(again.session).map((r) => [r.ruleId, r.action, r.responseId])).toEqual([['noted', 'log', 'resp_1']]);
+    });
+  }
+
+  it('a match reported on a delta is not reported again by response.done', async () => {
+    const { server, session } = setup(await policyFrom(LOG_AND_MAIL));
+    server(responseCreated('resp_1'));
+    server(textDelta('resp_1', 'how interesting, bob@example.com'));
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['noted']);
+    server(responseDone('resp_1', [], 'cancelled'));
+    // The held address is released redacted at the end, and its redaction reported.
+    expect(session.client).toMatchObject([{ type: 'response.output_text.delta', delta: '[REDACTED:email]' }]);
+    expect(tripped(session)).toEqual([
+      ['noted', 'log', 'response.output_text.delta', 'resp_1'],
+      ['mail', 'redact', 'response.done', 'resp_1'],
+    ]);
+  });
+});
+
 describe('regression: a phrase rule matches whole words on both sides', () => {
   const RULES = `
 guardrails:
@@ -384,6 +461,16 @@ guardrails:
     const e = setup(await policyFrom(RULES));
     expect(e.client(wire({ type: 'response.create', response: { instructions: 'be brief', input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'ignore previous' }] }] } })).kind).toBe('continue');
     expect(errorCode(e.client(userText('instructions')))).toBe('guardrail_blocked');
+  });
+
+  it('the context is the end of the earlier item, up to the window, whatever its length', async () => {
+    const WINDOWED = 'guardrails:\n  streamWindowChars: 100\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]';
+    for (const before of [0, 10, 80, 84, 400]) {
+      const { client } = setup(await policyFrom(WINDOWED));
+      const earlier = `${'y'.repeat(before)} ignore previous`;
+      expect(client(userText(earlier)).kind, `${earlier.length} characters before`).toBe('continue');
+      expect(client(userText('instructions')).kind, `${earlier.length} characters before`).toBe('reject');
+    }
   });
 
   it('the context is only the last window of the earlier item', async () => {
@@ -1102,6 +1189,16 @@ describe('custom guardrails', () => {
       expect(s.session.cancelled.map((c) => c.notice.code)).toEqual(['response_cancelled_by_policy']);
     });
 
+    it('on output of an item the conversation view never listed: still deleted when its response is done', async () => {
+      const s = await late(['output']);
+      s.server(responseCreated('resp_1'));
+      s.server(textDone('resp_1', 'text', 'item_unlisted'));
+      await s.settle({ action: 'cancel_response' });
+      expect(s.session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+      s.server(responseDone('resp_1', [], 'cancelled'));
+      expect(deleted(s.session)).toEqual(['item_unlisted']);
+    });
+
     it('on output of a response still running: cancels it, and its items are deleted when it is done', async () => {
       const s = await late(['output']);
       s.server(responseCreated('resp_1'));
@@ -1584,5 +1681,467 @@ describe('unknown item types are logged under their own name and direction', () 
       [`item:${kind}`, 'client'],
       [`item:${kind}`, 'server'],
     ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Issue 16 (mutation testing): what each decision sends, reports and logs, path by path.
+
+const tripLines = (s: LoggedSession) => s.lines.filter((l) => l['msg'] === 'guardrail tripped');
+
+describe('the filter as the chain sees it', () => {
+  it('the factory: every event type both ways, fail closed, one filter per session on the tenant\'s policy; stops carry the filter\'s name', async () => {
+    const policy = await policyFrom('guardrails:\n  rules: [{ id: w, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }]', 'tenant_policy');
+    const asked: (string | null)[] = [];
+    const registry = { resolve: (name: string | null) => (asked.push(name), entryOf(policy)) } as unknown as PolicyRegistry;
+    const factory = guardrailsFactory(registry);
+    expect([factory.name, factory.wants, factory.failMode]).toEqual(['policies.guardrails', { client: '*', server: '*' }, 'closed']);
+    const session = new LoggedSession({ tenant: { policy: 'tenant_policy' } });
+    const filter = factory.create(session);
+    expect(asked).toEqual(['tenant_policy']);
+    session.fromServer(filter, responseCreated('resp_1'));
+    session.fromServer(filter, itemAdded('resp_1', msg('item_t', 'assistant', [], 'in_progress')));
+    expect(session.fromServer(filter, textDelta('resp_1', 'wire the money.'))).toEqual({ kind: 'drop' });
+    expect(session.cancelled.map((c) => [c.responseId, c.by])).toEqual([['resp_1', 'policies.guardrails']]);
+    expect(session.conversation.item('item_t')?.marks.map((m) => [m.kind, m.by, m.rule])).toEqual([['cancelled', 'policies.guardrails', 'w']]);
+    expect(filter.summary?.()).toEqual({ policy: 'tenant_policy', policyVersion: policy.version, guardrailTrips: 1 });
+  });
+
+  it('an upstream error passes (no held turns to settle)', async () => {
+    const { server } = setup(await policyFrom('guardrails:\n  rules: [{ id: w, sources: [output], match: { phrases: ["x"] }, action: block }]'));
+    expect(server(wire({ type: 'error', event_id: 'ev_e', error: { type: 'invalid_request_error', code: 'x', message: 'x', param: null, event_id: null } })).kind).toBe('continue');
+  });
+
+  it('a trip on an image is reported as input', async () => {
+    const { client, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: big-image, sources: [image], match: { maxChars: 100 }, action: block }]'));
+    const img = client(wire({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_image', image_url: `data:image/png;base64,${'A'.repeat(200)}` }] } }));
+    expect(img.kind).toBe('reject');
+    expect(reports(session).map((r) => [r.ruleId, r.source])).toEqual([['big-image', 'input']]);
+    expect(tripLines(session).map((l) => l['source'])).toEqual(['image']);
+  });
+});
+
+describe('custom verdicts, reported as they came', () => {
+  const loaderFor = (g: GuardrailDefinition) => async () => ({ default: g });
+  const withCustom = (g: GuardrailDefinition, entry: string, rules = '') =>
+    policyFrom(`guardrails:\n  defaults: { timeoutMs: 1000 }\n  custom: [${entry}]${rules ? `\n  rules:\n${rules}` : ''}`, 'test', loaderFor(g));
+
+  it('allow adds nothing; log is reported with the matcher custom:verdict; redact rewrites and marks', async () => {
+    const g = defineGuardrail({
+      name: 'g',
+      wants: ['input', 'output'],
+      evaluate: (e) => (e.text.includes('note') ? { action: 'log' } : e.text.includes('secret') ? { action: 'redact', text: 'hidden' } : { action: 'allow' }),
+    });
+    const { client, server, session } = setup(await withCustom(g, '{ id: g, module: ./x.ts }'));
+    expect(client(userText('hello')).kind).toBe('continue');
+    expect(reports(session)).toEqual([]);
+    expect(client(userText('note this')).kind).toBe('continue');
+    expect(tripLines(session).map((l) => [l['rule'], l['action'], l['matcher']])).toEqual([['g', 'log', 'custom:verdict']]);
+    server(responseCreated('resp_1'));
+    server(itemAdded('resp_1', msg('item_t', 'assistant', [], 'in_progress')));
+    expect(json(server(textDone('resp_1', 'a secret'))).text).toBe('hidden');
+    expect(marks(session, 'item_t')).toEqual(['redacted:g']);
+  });
+
+  it('client texts reach custom code as complete texts of their item, with no response', async () => {
+    const seen: GuardrailEvent[] = [];
+    const g = defineGuardrail({ name: 'g', wants: ['input'], evaluate: (e) => (seen.push(e), { action: 'allow' }) });
+    const { client } = setup(await withCustom(g, '{ id: g, module: ./x.ts }'));
+    client(wire({ type: 'conversation.item.create', event_id: 'evt_1', item: { id: 'item_c', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hello' }] } }));
+    expect(seen.map((e) => [e.source, e.eventType, e.text, e.delta, e.final, e.responseId, e.itemId])).toEqual([['input', 'conversation.item.create', 'hello', null, true, null, 'item_c']]);
+  });
+
+  it('a .done that lacks its text and name is judged as empty text of an unnamed call', async () => {
+    const seen: GuardrailEvent[] = [];
+    const g = defineGuardrail({ name: 'g', wants: ['tool_call'], evaluate: (e) => (seen.push(e), { action: 'allow' }) });
+    const { server } = setup(await withCustom(g, '{ id: g, module: ./x.ts }'));
+    server(responseCreated('resp_1'));
+    expect(server(wire({ type: 'response.function_call_arguments.done', response_id: 'resp_1', item_id: 'item_f', output_index: 0, call_id: 'c' })).kind).toBe('continue');
+    expect(seen.map((e) => [e.text, e.functionName, e.itemId])).toEqual([['', '', 'item_f']]);
+  });
+
+  it('custom code runs on a text of exactly maxScanChars, not one character more', async () => {
+    let ran = 0;
+    const g = defineGuardrail({ name: 'g', wants: ['input'], evaluate: () => (ran++, { action: 'allow' }) });
+    const { client, session } = setup(await policyFrom('guardrails:\n  maxScanChars: 1024\n  overScanLimit: pass_unscanned\n  custom: [{ id: g, module: ./x.ts }]', 'test', loaderFor(g)));
+    expect(client(userText('x'.repeat(1024))).kind).toBe('continue');
+    expect(ran).toBe(1);
+    expect(reports(session)).toEqual([]);
+    expect(client(userText('x'.repeat(1025))).kind).toBe('continue');
+    expect(ran).toBe(1);
+    expect(tripLines(session).map((l) => [l['rule'], l['action'], l['matcher']])).toEqual([['scan_limit', 'log', 'scan_limit']]);
+  });
+
+  it('rules scan a text of exactly maxScanChars; one character more is over the limit', async () => {
+    const { client, session } = setup(await policyFrom('guardrails:\n  maxScanChars: 1024\n  rules: [{ id: inj, sources: [input], match: { phrases: ["stop"] }, action: log }]'));
+    expect(client(userText(`stop ${'x'.repeat(1019)}`)).kind).toBe('continue');
+    expect(client(userText(`stop ${'x'.repeat(1020)}`)).kind).toBe('reject');
+    expect(reports(session).map((r) => [r.ruleId, r.action])).toEqual([
+      ['inj', 'log'],
+      ['scan_limit', 'block'],
+    ]);
+  });
+
+  it('only a sync guardrail that returns a Promise is warned about, by its id', async () => {
+    let release!: (d: Decision) => void;
+    const g = defineGuardrail({ name: 'par', wants: ['input'], evaluate: () => new Promise<Decision>((r) => (release = r)) });
+    const par = setup(await withCustom(g, '{ id: par, module: ./x.ts, mode: parallel }'));
+    expect(par.client(userText('hello')).kind).toBe('continue');
+    release({ action: 'allow' });
+    const sync = setup(await withCustom(g, '{ id: slow, module: ./x.ts }'));
+    sync.client(userText('hello'));
+    release({ action: 'allow' });
+    const warned = (s: LoggedSession) => s.lines.filter((l) => String(l['msg']).startsWith('sync custom guardrail returned a Promise'));
+    expect(warned(par.session)).toEqual([]);
+    expect(warned(sync.session)).toEqual([expect.objectContaining({ level: 40, guardrail: 'slow' })]);
+  });
+
+  it('a late block on a user transcript marks the item blocked by the guardrail; one on a transcript without an item deletes nothing', async () => {
+    let release!: (d: Decision) => void;
+    const g = defineGuardrail({ name: 'judge', wants: ['input'], streaming: true, evaluate: () => new Promise<Decision>((r) => (release = r)) });
+    const { server, session } = setup(await withCustom(g, '{ id: judge, module: ./x.ts, mode: parallel }'));
+    server(convAdded(msg('item_u', 'user', [{ type: 'input_audio', transcript: null }])));
+    server(inDone('item_u', 'hello'));
+    release({ action: 'block' });
+    await vi.waitFor(() => expect(deleted(session)).toEqual(['item_u']));
+    expect(marks(session, 'item_u')).toEqual(['blocked:judge', 'deleted:judge']);
+    const t = setup(await withCustom(g, '{ id: judge, module: ./x.ts, mode: parallel }'));
+    t.server(responseCreated('resp_1'));
+    t.server(wire({ type: 'session.input_transcript.delta', delta: 'hello' }));
+    release({ action: 'block' });
+    await vi.waitFor(() => expect(t.session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']));
+    expect(t.session.upstream).toEqual([]);
+  });
+});
+
+describe('complete server texts: what a trip does to a finished response', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: wire, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }
+    - { id: bye, sources: [output], match: { phrases: ["goodbye forever"] }, action: end_session }
+`;
+
+  it('a retrieved item that ends the session closes with the policy and the rule', async () => {
+    const { server } = setup(await policyFrom(RULES));
+    const v = server(retrieved(textItem('item_r', 'goodbye forever')));
+    expect(v.kind === 'close' && [v.error.code, v.error.details]).toEqual(['policy_violation', { policy: 'test', policyVersion: expect.any(String), rule: 'bye', action: 'end_session' }]);
+  });
+
+  it('a finished response\'s item that trips is marked blocked by the rule and deleted; one without an id deletes nothing and tells no one', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(responseDone('resp_1', [textItem('item_a', 'wire the money')]));
+    expect(deleted(session)).toEqual(['item_a']);
+    expect(marks(session, 'item_a')).toEqual(['cancelled:wire', 'blocked:wire', 'deleted:wire']);
+    const none = setup(await policyFrom(RULES));
+    none.server(responseCreated('resp_2'));
+    const item = { type: 'message', object: 'realtime.item', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'wire the money' }] };
+    none.server(responseDone('resp_2', [item]));
+    expect(none.session.upstream).toEqual([]);
+    expect(none.session.client).toEqual([]);
+    expect(reports(none.session).map((r) => r.ruleId)).toEqual(['wire']);
+  });
+
+  it('a complete server text is matched alone: nothing comes before it', async () => {
+    const RULE = 'guardrails:\n  rules: [{ id: r, sources: [output], match: { regex: ["here!\\\\s*ok"] }, action: block }]';
+    const { server } = setup(await policyFrom(RULE));
+    server(responseCreated('resp_1'));
+    expect(server(textDone('resp_1', 'ok')).kind).toBe('continue');
+    expect(server(retrieved(textItem('item_r', 'ok'))).kind).toBe('continue');
+    expect(server(textDone('resp_1', 'here! ok', 'item_2')).kind).toBe('drop');
+  });
+
+  it('response.created or response.done without a response object changes nothing', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    expect(server(wire({ type: 'response.created', event_id: 'ev_x' })).kind).toBe('continue');
+    expect(server(wire({ type: 'response.done', event_id: 'ev_y' })).kind).toBe('continue');
+    expect(session.cancelled).toEqual([]);
+    expect(session.client).toEqual([]);
+  });
+});
+
+describe('streams: what is held, released and reported', () => {
+  const RULES = `
+guardrails:
+  inputTranscriptionFailure: { action: pass }
+  rules:
+    - { id: wire, sources: [output, input], match: { phrases: ["wire the money"] }, action: cancel_response }
+    - { id: money, sources: [output], match: { phrases: ["money"] }, action: log }
+    - { id: mail, sources: [output], match: { pii: [email] }, action: redact }
+    - { id: noted, sources: [output], match: { phrases: ["interesting"] }, action: log }
+`;
+
+  it('a translation stream keeps what it holds at a response.done that names no response', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    expect(json(server(wire({ type: 'session.output_transcript.delta', delta: 'please wire the' }))).delta).toBe('please ');
+    server(wire({ type: 'response.done', event_id: 'ev_rd', response: { object: 'realtime.response', status: 'completed', output: [] } }));
+    expect(session.client).toEqual([]);
+  });
+
+  it('held text that completes a stopping match at response.done is never released, a log match beside it notwithstanding', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    expect(json(server(textDelta('resp_1', 'I will wire the money'))).delta).toBe('I will ');
+    server(responseDone('resp_1', [], 'cancelled'));
+    expect(session.client).toEqual([]);
+  });
+
+  it('id-less streams of one source are kept apart by event type', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    expect(json(server(wire({ type: 'session.output_transcript.delta', delta: 'please wire the' }))).delta).toBe('please ');
+    expect(server(wire({ type: 'response.output_text.delta', delta: ' money.' })).kind).not.toBe('drop');
+    expect(session.cancelled).toEqual([]);
+    expect(notices(session)).toEqual([]);
+  });
+
+  it('streams of two responses are kept apart, even under one item id', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(responseCreated('resp_2'));
+    server(textDelta('resp_1', 'please wire the', 'item_x'));
+    expect(server(textDelta('resp_2', ' money.', 'item_x')).kind).not.toBe('drop');
+    expect(session.cancelled).toEqual([]);
+  });
+
+  it('a failed transcript without content indexes is forgotten too', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    const delta = (d: string) => wire({ type: 'conversation.item.input_audio_transcription.delta', item_id: 'item_f', delta: d });
+    expect(json(server(delta('please wire the'))).delta).toBe('please ');
+    server(failed('item_f'));
+    expect(server(delta(' money.')).kind).not.toBe('drop');
+    expect(reports(session)).toEqual([]);
+  });
+
+  it('deltas no rule applies to take no stream slot', async () => {
+    const { server, session } = setup(
+      await policyFrom('guardrails:\n  rules: [{ id: w, sources: [output], events: [response.output_text.delta], match: { phrases: ["wire the money"] }, action: cancel_response }]'),
+    );
+    server(responseCreated('resp_1'));
+    for (let i = 0; i < 256; i++) server(textDelta('resp_1', 'I will wire the', `item_${i}`));
+    expect(server(outDelta('resp_1', 'anything at all', 'item_audio')).kind).toBe('continue');
+    expect(server(textDelta('resp_1', ' money.', 'item_0')).kind).toBe('drop');
+    expect(session.cancelled).toHaveLength(1);
+  });
+
+  it('a tripped stream withholds the rest, whatever it is', async () => {
+    const { server } = setup(await policyFrom('guardrails:\n  rules: [{ id: w, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }]'));
+    server(responseCreated('resp_1'));
+    expect(server(textDelta('resp_1', 'please wire the money. ')).kind).toBe('drop');
+    expect(server(textDelta('resp_1', 'more text. ')).kind).toBe('drop');
+  });
+
+  it('a delta event without text adds nothing and passes nothing on', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    expect(server(wire({ type: 'response.output_text.delta', response_id: 'resp_1', item_id: 'item_t', output_index: 0, content_index: 0 })).kind).toBe('drop');
+    expect(server(textDone('resp_1', '')).kind).toBe('continue');
+    expect(session.client).toEqual([]);
+  });
+
+  it('a .done after deltas that left nothing held sends no extra delta', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    expect(server(textDelta('resp_1', 'all fine. ')).kind).toBe('continue');
+    expect(server(textDone('resp_1', 'all fine. ')).kind).toBe('continue');
+    expect(session.client).toEqual([]);
+  });
+
+  it('a finding is reported once per item across its content parts; a redaction on a stream marks the item', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(itemAdded('resp_1', msg('item_t', 'assistant', [], 'in_progress')));
+    server(textDelta('resp_1', 'how interesting! ', 'item_t', 0));
+    server(textDelta('resp_1', 'so interesting! ', 'item_t', 1));
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['noted']);
+    server(textDelta('resp_1', 'mail bob@example.com ', 'item_t', 2));
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['noted', 'mail']);
+    expect(marks(session, 'item_t')).toEqual(['redacted:mail']);
+  });
+
+  for (const [deltaType, doneType, field] of [
+    ['response.output_text.delta', 'response.output_text.done', 'text'],
+    ['response.output_audio_transcript.delta', 'response.output_audio_transcript.done', 'transcript'],
+    ['conversation.item.input_audio_transcription.delta', 'conversation.item.input_audio_transcription.completed', 'transcript'],
+    ['response.function_call_arguments.delta', 'response.function_call_arguments.done', 'arguments'],
+    ['response.mcp_call_arguments.delta', 'response.mcp_call_arguments.done', 'arguments'],
+  ] as const) {
+    it(`${doneType} without ids still ends its stream: the held text goes out before it`, async () => {
+      const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: w, sources: [output, input, tool_call], match: { phrases: ["wire the money"] }, action: cancel_response }]'));
+      expect(json(server(wire({ type: deltaType, delta: 'I will wire the' }))).delta).toBe('I will ');
+      expect(server(wire({ type: doneType, [field]: 'I will wire the cat' })).kind).toBe('continue');
+      expect(session.client).toEqual([{ type: deltaType, event_id: expect.any(String), delta: 'wire the' }]);
+    });
+  }
+
+  it('a .done without ids that trips deletes nothing (there is no item to delete)', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    expect(server(wire({ type: 'response.output_text.done', text: 'wire the money' })).kind).toBe('drop');
+    expect(session.upstream).toEqual([]);
+    expect(notices(session)).toEqual(['response_cancelled_by_policy']);
+  });
+
+  it('a .done without an item id does not report again what its deltas reported', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    const ids = { response_id: 'resp_1', output_index: 0, content_index: 0 };
+    server(wire({ type: 'response.output_text.delta', ...ids, delta: 'how interesting! ' }));
+    server(wire({ type: 'response.output_text.done', ...ids, text: 'how interesting! ' }));
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['noted']);
+    const call = setup(await policyFrom('guardrails:\n  rules: [{ id: both, sources: [tool_call], match: { functions: ["wipe_*"], phrases: ["everything"] }, action: log }]'));
+    call.server(responseCreated('resp_1'));
+    const args = { response_id: 'resp_1', output_index: 0, call_id: 'c' };
+    call.server(wire({ type: 'response.function_call_arguments.delta', ...args, delta: '{"what":"everything"}' }));
+    call.server(wire({ type: 'response.function_call_arguments.done', ...args, name: 'wipe_disk', arguments: '{"what":"everything"}' }));
+    expect(reports(call.session).map((r) => r.ruleId)).toEqual(['both']);
+  });
+
+  it('a client function call: one rule by its arguments and another by its name are both reported; a call without a name is checked by its arguments only', async () => {
+    const RULE = 'guardrails:\n  rules:\n    - { id: by-name, sources: [tool_call], match: { functions: ["wipe_*"] }, action: log }\n    - { id: by-args, sources: [tool_call], match: { phrases: ["everything"] }, action: log }';
+    const { client, session } = setup(await policyFrom(RULE));
+    expect(client(wire({ type: 'conversation.item.create', item: { type: 'function_call', call_id: 'c', name: 'wipe_disk', arguments: '{"what":"everything"}' } })).kind).toBe('continue');
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['by-args', 'by-name']);
+    const unnamed = setup(await policyFrom(RULE));
+    expect(unnamed.client(wire({ type: 'conversation.item.create', item: { type: 'function_call', call_id: 'c', arguments: '{"what":"everything"}' } })).kind).toBe('continue');
+    expect(reports(unnamed.session).map((r) => r.ruleId)).toEqual(['by-args']);
+  });
+
+  it('a client function call matching one rule by name and by arguments is reported once', async () => {
+    const { client, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: both, sources: [tool_call], match: { functions: ["wipe_*"], phrases: ["everything"] }, action: log }]'));
+    expect(client(wire({ type: 'conversation.item.create', item: { type: 'function_call', call_id: 'c', name: 'wipe_disk', arguments: '{"what":"everything"}' } })).kind).toBe('continue');
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['both']);
+  });
+});
+
+describe('input trips: what is cancelled, told and remembered', () => {
+  const RULES = `
+guardrails:
+  rules:
+    - { id: l, sources: [input], match: { phrases: ["alpha"] }, action: log }
+    - { id: b, sources: [input], match: { phrases: ["bravo"] }, action: block }
+    - { id: c, sources: [input], match: { phrases: ["charlie"] }, action: cancel_response }
+`;
+
+  it('the rule that stops a transcript is the strongest one, not the first found', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(inDone('item_1', 'alpha bravo'));
+    server(responseCreated('resp_1'));
+    expect(session.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details?.['rule']])).toEqual([['resp_1', 'guardrail_blocked', 'b']]);
+    expect(marks(session, 'item_1')).toEqual([]);
+    const view = setup(await policyFrom(RULES));
+    view.server(convAdded(msg('item_1', 'user', [{ type: 'input_audio', transcript: null }])));
+    view.server(inDone('item_1', 'alpha bravo'));
+    expect(marks(view.session, 'item_1')).toEqual(['blocked:b', 'deleted:b']);
+  });
+
+  it('a transcript that cancels the response in flight tells the client by the cancel alone', async () => {
+    const { server, session } = setup(await policyFrom(RULES));
+    server(responseCreated('resp_1'));
+    server(inDone('item_1', 'charlie'));
+    expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+    expect(notices(session)).toEqual([]);
+  });
+
+  it('later transcript events of a blocked item stay withheld after a reload drops every input rule', async () => {
+    const { server, entry } = setup(await policyFrom(RULES));
+    server(inDone('item_1', 'bravo'));
+    entry.current = await policyFrom('guardrails:\n  rules: [{ id: o, sources: [output], match: { phrases: ["x"] }, action: block }]');
+    expect(server(inDelta('item_1', 'more words')).kind).toBe('drop');
+    expect(server(inDelta('item_2', 'more words')).kind).toBe('continue');
+  });
+
+  it('a user image the server shows (not typed through this proxy) that trips: deleted, and the responses in flight cancelled', async () => {
+    const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: big-image, sources: [image], match: { maxChars: 100 }, action: block }]'));
+    server(responseCreated('resp_1'));
+    server(convDone(msg('item_i', 'user', [{ type: 'input_image', image_url: `data:image/png;base64,${'A'.repeat(200)}` }])));
+    expect(deleted(session)).toEqual(['item_i']);
+    expect(session.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_1', 'guardrail_blocked']]);
+    expect(notices(session)).toEqual([]);
+  });
+
+  it('a response stopped twice (its output, then client text) still has the unlisted item it stopped on deleted when done', async () => {
+    const { server, client, session } = setup(await policyFrom(`${RULES}    - { id: w, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }\n`));
+    server(responseCreated('resp_1'));
+    expect(server(textDelta('resp_1', 'wire the money.', 'item_unlisted')).kind).toBe('drop');
+    expect(client(userText('charlie')).kind).toBe('reject');
+    server(responseDone('resp_1', [], 'cancelled'));
+    expect(deleted(session)).toEqual(['item_unlisted']);
+  });
+
+  it('the last 256 blocked user items are remembered: later events of older ones are no longer withheld', async () => {
+    for (const n of [256, 257]) {
+      const { server } = setup(await policyFrom(RULES));
+      for (let i = 0; i < n; i++) server(inDone(`item_${i}`, 'bravo'));
+      expect(server(inDelta('item_0', 'hello')).kind, `${n} blocked`).toBe(n === 256 ? 'drop' : 'continue');
+    }
+  });
+
+  it('the items of the last 64 responses cancelled are deleted when they are done', async () => {
+    for (const n of [64, 65]) {
+      const { server, client, session } = setup(await policyFrom(RULES));
+      for (let i = 0; i < n; i++) {
+        server(responseCreated(`resp_${i}`));
+        server(itemAdded(`resp_${i}`, msg(`item_${i}`, 'assistant', [], 'in_progress')));
+      }
+      client(userText('charlie'));
+      expect(session.cancelled).toHaveLength(n);
+      server(responseDone('resp_0', [], 'cancelled'));
+      server(responseDone(`resp_${n - 1}`, [], 'cancelled'));
+      expect(deleted(session), `${n} cancelled`).toEqual(n === 64 ? ['item_0', 'item_63'] : ['item_64']);
+    }
+  });
+
+  it('each finding is remembered as reported for the last 4096 item/rule pairs', async () => {
+    for (const n of [4096, 4097]) {
+      const { server, session } = setup(await policyFrom('guardrails:\n  rules: [{ id: n, sources: [output], match: { phrases: ["note"] }, action: log }]'));
+      for (let i = 0; i < n; i++) server(retrieved(textItem(`item_${i}`, 'note')));
+      server(retrieved(textItem('item_0', 'note')));
+      expect(reports(session), `${n} items`).toHaveLength(n === 4096 ? 4096 : 4098);
+    }
+  });
+});
+
+describe('transcripts that fail or do not come', () => {
+  const policy = (action: string, timeoutMs?: number) =>
+    policyFrom(`guardrails:\n  inputTranscriptionFailure: { action: ${action}${timeoutMs ? `, timeoutMs: ${timeoutMs}` : ''} }\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]`);
+
+  it('under pass no clock runs, timeoutMs or not', async () => {
+    vi.useFakeTimers();
+    const { server, session } = setup(await policy('pass', 100));
+    server(committed('item_1'));
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(1000);
+    expect(reports(session)).toEqual([]);
+  });
+
+  it('a second commit of the same item starts no second clock', async () => {
+    vi.useFakeTimers();
+    const { server, session } = setup(await policy('block', 100));
+    server(committed('item_1'));
+    server(committed('item_1'));
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(100);
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['input-transcription-timeout']);
+    expect(notices(session)).toEqual(['guardrail_blocked']);
+  });
+
+  it('a policy reloaded to pass while a transcript is awaited lets the turn go on, logged', async () => {
+    vi.useFakeTimers();
+    const { server, session, entry } = setup(await policy('block', 100));
+    server(committed('item_1'));
+    entry.current = await policy('pass');
+    vi.advanceTimersByTime(100);
+    expect(reports(session).map((r) => [r.ruleId, r.action])).toEqual([['input-transcription-timeout', 'log']]);
+    expect(deleted(session)).toEqual([]);
+  });
+
+  it('a failure event that names no item deletes nothing; a warning under pass names the item and the policy', async () => {
+    const { server, session } = setup(await policy('block'));
+    server(wire({ type: 'conversation.item.input_audio_transcription.failed', content_index: 0, error: { type: 'x', code: 'x', message: 'x' } }));
+    expect(session.upstream).toEqual([]);
+    expect(reports(session).map((r) => r.ruleId)).toEqual(['input-transcription-failed']);
+    const pass = setup(await policy('pass'));
+    pass.server(failed('item_p'));
+    expect(pass.session.lines.filter((l) => l['level'] === 40)).toEqual([expect.objectContaining({ itemId: 'item_p', policy: 'test', msg: 'input transcription failed: input rules could not check this turn' })]);
   });
 });

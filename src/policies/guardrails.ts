@@ -81,7 +81,7 @@ class Evaluation {
 
   addCustom(c: CompiledCustom, v: CustomVerdict): void {
     if (v.action === 'allow') return;
-    if (v.action === 'redact' && v.text !== null) {
+    if (v.action === 'redact') {
       this.text = v.text;
       this.redacted = true;
     }
@@ -110,6 +110,9 @@ interface Stream {
   readonly ids: JsonObject;
   tripped: boolean;
 }
+
+/** What a stream's decision needs (a .done without deltas decides for a stream that never started). */
+type StreamOwner = Pick<Stream, 'source' | 'policy' | 'responseId' | 'itemId' | 'tripped'>;
 
 const ruleCache = new WeakMap<CompiledPolicy, Map<string, readonly CompiledRule[]>>();
 
@@ -387,7 +390,6 @@ export class GuardrailFilter implements Filter {
   }
 
   #responseCreated(frame: Frame): void {
-    if (!this.#cancelNext && !this.#hold?.busy) return;
     const id = asString(asObject(frame.json()['response'])?.['id']);
     if (id === null) return;
     if (this.#hold?.serverStartedEarly(id)) {
@@ -409,12 +411,17 @@ export class GuardrailFilter implements Filter {
     const response = asObject(frame.json()['response']);
     const id = asString(response?.['id']);
     if (id === null) return;
+    const t0 = this.#ctx.clock.now();
     for (const [key, s] of this.#streams) {
       if (s.responseId !== id) continue;
       this.#streams.delete(key);
       if (s.tripped || this.#ctx.isSuppressed(id)) continue;
       const r = s.scanner.push('', true);
       if (r.hits.some((h) => stops(h.rule.action))) continue;
+      // No .done came: what settles only now (a log match at the very end, a held redaction) is reported here.
+      const e = new Evaluation(r.text);
+      e.addHits(r.hits);
+      this.#reportStream(s, e, 'response.done', t0);
       if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
     }
     this.#hold?.responseDone();
@@ -478,8 +485,8 @@ export class GuardrailFilter implements Filter {
     const e = new Evaluation(r.text);
     e.redacted = r.redacted;
     e.addHits(r.hits);
-    const event = stream.customs.length > 0 ? this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null) : null;
-    const pending = event ? this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs) : null;
+    const event = this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null);
+    const pending = this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs);
     const finish = (): Verdict => {
       const stop = this.#streamVerdict(stream, e, frame.type, t0);
       if (stop) return stop;
@@ -502,10 +509,6 @@ export class GuardrailFilter implements Filter {
     if (source === 'input' && this.#blockedItems.delete(itemId)) return DROP;
     if (stream?.tripped) return DROP;
     const policy = stream?.policy ?? this.#policy;
-    if (!hasSource(policy, source)) {
-      if (source === 'input') this.#hold?.passed(itemId);
-      return CONTINUE;
-    }
     const t0 = this.#ctx.clock.now();
     const field = DONE_FIELD[type] ?? 'text';
     const text = asString(ev[field]) ?? '';
@@ -514,15 +517,16 @@ export class GuardrailFilter implements Filter {
     // The stream's last held text, settled now that it is complete.
     const flushed = stream ? stream.scanner.push('', true) : null;
     const e = this.#scanFinal(policy, source, type, text, stream, functionName);
-    if (flushed) e.addHits(flushed.hits.filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+    // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
+    if (flushed) e.addHits(flushed.hits);
     this.#remember(source, text, policy);
     const pending = this.#runCustoms(policy, source, e, this.#event(source, type, text, null, true, responseId, itemId, functionName), (c, v) => this.#late(c, v, source, type, responseId, itemId));
     const finish = (): Verdict => {
-      const target: Stream = stream ?? { source, policy, scanner: new TextScanner([], 16), customs: [], responseId, itemId, deltaType: '', ids: {}, tripped: false };
+      const target: StreamOwner = stream ?? { source, policy, responseId, itemId, tripped: false };
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
-      // The transcript passed (a redaction changes what is shown, not what the model heard).
-      if (source === 'input') this.#hold?.passed(itemId);
+      // The transcript passed (a redaction changes what is shown, not what the model heard); only user items are held.
+      this.#hold?.passed(itemId);
       if (flushed && flushed.text.length > 0 && !(responseId && this.#ctx.isSuppressed(responseId))) {
         this.#ctx.sendClient(heldDelta(stream!, this.#ctx.nextEventId(), flushed.text), GUARDRAILS_FILTER);
       }
@@ -532,14 +536,18 @@ export class GuardrailFilter implements Filter {
   }
 
   /** Reports a stream's findings; when they stop it, applies the trip and returns the verdict. */
-  #streamVerdict(stream: Stream, e: Evaluation, eventType: string, t0: number): Verdict | null {
+  #streamVerdict(stream: StreamOwner, e: Evaluation, eventType: string, t0: number): Verdict | null {
+    this.#reportStream(stream, e, eventType, t0);
+    if (!stops(e.strongest)) return null;
+    stream.tripped = true;
+    return this.#trip(stream.policy, stream.source, e.findings, stream.responseId, stream.itemId || null, eventType);
+  }
+
+  /** Reports a stream's findings not reported for its item yet, and marks the item. */
+  #reportStream(stream: StreamOwner, e: Evaluation, eventType: string, t0: number): void {
     const fresh = stream.itemId ? e.findings.filter((f) => this.#firstReport(stream.itemId, f.id)) : e.findings;
     if (stream.itemId) for (const f of e.findings) this.#mark(stream.itemId, f);
     this.#reportAll(stream.policy, fresh, stream.source, eventType, stream.responseId, t0);
-    if (!stops(e.strongest)) return null;
-    stream.tripped = true;
-    const v = this.#trip(stream.policy, stream.source, e.findings, stream.responseId, stream.itemId || null, eventType);
-    return v.kind === 'close' ? v : DROP;
   }
 
   // ---- the decision, once stopped ---------------------------------------------------------------
@@ -556,20 +564,19 @@ export class GuardrailFilter implements Filter {
     const details = this.#details(policy, findings);
     const ruleId = findings.find((f) => f.action === action)!.id;
     if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
-    if (source === 'input' && itemId !== null && this.#hold?.isHeld(itemId)) {
-      // A held turn: no response has heard it, and none will (it is deleted before any starts).
-      this.#blockedItems.add(itemId);
-      if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
+    if (this.#hold?.isHeld(itemId)) {
+      // A held turn (only user items are): no response has heard it, and none will (it is deleted before any starts).
+      this.#block(itemId);
       this.#deleteItem(itemId, 'blocked', ruleId);
-      notifyClient(this.#ctx, this.#notice(action === 'cancel_response' ? 'block' : action, details), GUARDRAILS_FILTER);
+      // Nothing to cancel: the turn is blocked whatever the rule's action.
+      notifyClient(this.#ctx, this.#notice('block', details), GUARDRAILS_FILTER);
       this.#hold.blocked(itemId);
       return DROP;
     }
     if (source === 'input' || source === 'image') {
       const item = itemId ? this.#ctx.conversation.item(itemId) : undefined;
       if (itemId && (item === undefined || item.provenance !== 'model')) {
-        this.#blockedItems.add(itemId);
-        if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
+        this.#block(itemId);
         this.#deleteItem(itemId, 'blocked', ruleId);
       }
       if (!this.#cancelActive(action, ruleId)) notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
@@ -588,6 +595,12 @@ export class GuardrailFilter implements Filter {
       notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
     }
     return DROP;
+  }
+
+  /** Later transcript events of a blocked user item are withheld (the last 256 items). */
+  #block(itemId: string): void {
+    this.#blockedItems.add(itemId);
+    if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
   }
 
   #noteCancelled(responseId: string, itemId: string | null): void {
@@ -650,22 +663,23 @@ export class GuardrailFilter implements Filter {
   #committed(frame: Frame): Verdict {
     const { action, timeoutMs: failAfter } = this.#policy.transcriptionFailure;
     const hold = this.#hold;
-    // A held turn always has a deadline: the hold's, or the failure policy's when shorter.
-    const timeoutMs = hold ? Math.min(hold.timeoutMs, failAfter ?? Infinity) : failAfter;
-    if (!hold && (action === 'pass' || timeoutMs === null)) return CONTINUE;
+    // A held turn always has a deadline: the hold's, or the failure policy's when shorter. Unheld,
+    // only a failure action that stops the turn needs one.
+    const timeoutMs = hold ? Math.min(hold.timeoutMs, failAfter ?? Infinity) : action === 'pass' ? null : failAfter;
+    if (timeoutMs === null) return CONTINUE;
     const itemId = asString(frame.json()['item_id']);
     if (!itemId) return CONTINUE;
     if (hold && !hold.committed(itemId)) {
       this.#holdOverflow(itemId);
       return CONTINUE;
     }
-    if (timeoutMs === null || this.#transcriptTimers.has(itemId) || this.#transcriptTimers.size >= 64) return CONTINUE;
+    if (this.#transcriptTimers.has(itemId) || this.#transcriptTimers.size >= 64) return CONTINUE;
     // onClose clears every timer: one that fires, fires for an open session.
     const timer = setTimeout(() => {
       this.#transcriptTimers.delete(itemId);
       this.#failClosed(itemId, 'timeout');
     }, timeoutMs);
-    timer.unref?.();
+    timer.unref();
     this.#transcriptTimers.set(itemId, timer);
     return CONTINUE;
   }
@@ -675,7 +689,7 @@ export class GuardrailFilter implements Filter {
     const policy = this.#policy;
     const finding: Finding = { id: HOLD_RULE, action: 'block', label: 'too_many_held_turns', excerpt: null };
     this.#reportAll(policy, [finding], 'input', AUDIO_COMMITTED, null, this.#ctx.clock.now());
-    this.#blockedItems.add(itemId);
+    this.#block(itemId);
     this.#deleteItem(itemId, 'blocked', HOLD_RULE);
     notifyClient(
       this.#ctx,
@@ -706,14 +720,16 @@ export class GuardrailFilter implements Filter {
   #failClosed(itemId: string, why: 'failed' | 'timeout'): void {
     const policy = this.#policy;
     const action = policy.transcriptionFailure.action;
+    const id = `input-transcription-${why}`;
+    const eventType = why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout';
     if (action === 'pass') {
-      // Only a held turn has a deadline under `pass`: it goes on unchecked, as the policy chose.
-      this.#reportAll(policy, [{ id: `input-transcription-${why}`, action: 'log', label: why, excerpt: null }], 'input', why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout', null, this.#ctx.clock.now());
+      // A held turn's deadline (or a policy reloaded to `pass` while waiting): it goes on unchecked, as the policy chose.
+      this.#reportAll(policy, [{ id, action: 'log', label: why, excerpt: null }], 'input', eventType, null, this.#ctx.clock.now());
       this.#hold?.passed(itemId);
       return;
     }
-    const finding: Finding = { id: `input-transcription-${why}`, action: action === 'end_session' ? 'end_session' : 'block', label: why, excerpt: null };
-    this.#reportAll(policy, [finding], 'input', why === 'failed' ? TRANSCRIPTION_FAILED : 'input_transcription.timeout', null, this.#ctx.clock.now());
+    const finding: Finding = { id, action: action === 'end_session' ? 'end_session' : 'block', label: why, excerpt: null };
+    this.#reportAll(policy, [finding], 'input', eventType, null, this.#ctx.clock.now());
     if (action === 'end_session') {
       this.#ctx.close(new ProxyError('policy_violation', { details: this.#details(policy, [finding]) }));
       return;
@@ -771,9 +787,10 @@ export class GuardrailFilter implements Filter {
     late: (c: CompiledCustom, v: CustomVerdict) => void,
     only?: readonly CompiledCustom[],
   ): Promise<void> | null {
-    const customs = only ?? (policy.customBySource.get(source) ?? []).filter((c) => event.final || c.streaming);
+    // Deltas pass their stream's (streaming) guardrails as `only`: every guardrail of the source sees complete texts.
+    const customs = only ?? policy.customBySource.get(source) ?? [];
     // Over the scan limit custom code does not run either (the scan_limit finding decides).
-    if (customs.length === 0 || event.text.length > policy.maxScanChars) return null;
+    if (event.text.length > policy.maxScanChars) return null;
     const waits: Promise<void>[] = [];
     for (const c of customs) {
       let state = this.#customState.get(c.id);
@@ -820,10 +837,11 @@ export class GuardrailFilter implements Filter {
     this.#reportAll(policy, [{ id: c.id, action: applied, label: `custom:${v.via}:late`, excerpt: null }], source, eventType, responseId, t0);
   }
 
+  /** The policy and the strongest finding (the first of equal rank); `findings` is never empty. */
   #details(policy: CompiledPolicy, findings: readonly Finding[]): Record<string, string | number | boolean | null> {
-    let top: Finding | null = null;
-    for (const f of findings) if (top === null || ACTION_RANK[f.action] > ACTION_RANK[top.action]) top = f;
-    return { policy: policy.name, policyVersion: policy.version, rule: top?.id ?? null, action: top?.action ?? null };
+    let top = findings[0]!;
+    for (const f of findings) if (ACTION_RANK[f.action] > ACTION_RANK[top.action]) top = f;
+    return { policy: policy.name, policyVersion: policy.version, rule: top.id, action: top.action };
   }
 
   #reportAll(policy: CompiledPolicy, findings: readonly Finding[], source: Source, eventType: string, responseId: string | null, t0: number): void {

@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Verdict } from '../pipeline/filter.js';
 import { FakeSession } from '../../test/support/fake-session.js';
@@ -192,5 +193,165 @@ describe('held spoken turns (unit)', () => {
     t.fromServer(g, wire({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'ev_t', item_id: 'item_t', content_index: 0, transcript: 'hello' }));
     expect(t.upstream).toEqual([]);
     g.onClose();
+  });
+});
+
+/** A FakeSession whose log lines are kept. */
+class LoggedSession extends FakeSession {
+  readonly lines: Record<string, unknown>[] = [];
+  override readonly log = pino({ level: 'info' }, { write: (line: string) => void this.lines.push(JSON.parse(line) as Record<string, unknown>) });
+}
+
+const HELD_MORE = `
+guardrails:
+  inputTranscriptionFailure: { action: pass }
+  rules:
+    - { id: stop-that, sources: [input], match: { phrases: ["stop that"] }, action: cancel_response }
+    - { id: mail, sources: [input], match: { pii: [email] }, action: redact }
+    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
+  holdSpokenInput: { enabled: true, timeoutMs: 1000 }
+locks:
+  inputTranscription: { model: gpt-4o-mini-transcribe }
+`;
+
+describe('held spoken turns: what the client, the upstream and the log see', () => {
+  let t: LoggedSession;
+  let g: GuardrailFilter;
+  beforeEach(async () => {
+    t = new LoggedSession();
+    g = new GuardrailFilter(t, entryOf(await policyFrom(HELD_MORE, 'held_more')));
+  });
+  afterEach(() => g.onClose());
+  const on = (type: string, extra: Record<string, unknown> = {}) => t.fromServer(g, wire({ type, event_id: `ev_${type}`, ...extra }));
+  const tripped = () => t.lines.filter((l) => l['msg'] === 'guardrail tripped');
+  const errors = () => t.client.filter((e) => e.type === 'error').map((e) => e['error'] as { code: string; message: string; details: Record<string, unknown> });
+
+  it('a session opened with intent=transcription holds nothing, before any session.created', async () => {
+    const q = new FakeSession({ query: { model: 'gpt-realtime', intent: 'transcription' } });
+    const h = new GuardrailFilter(q, entryOf(await policyFrom(HELD, 'held')));
+    q.fromServer(h, wire({ type: 'input_audio_buffer.committed', event_id: 'ev_c', previous_item_id: null, item_id: 'item_a' }));
+    expect(q.fromClient(h, wire({ type: 'response.create', event_id: 'evt_1', response: {} }))).toEqual({ kind: 'continue' });
+    expect(h.summary()).not.toHaveProperty('heldTurnResponses');
+    h.onClose();
+  });
+
+  it('a session.created of a realtime session (or one that names no session), or a session.updated, keeps holding', async () => {
+    on('session.created');
+    on('session.created', { session: { type: 'realtime', object: 'realtime.session', id: 'sess_1' } });
+    // The session type is fixed at creation: an update does not change what is held.
+    on('session.updated', { session: { type: 'transcription', object: 'realtime.transcription_session', id: 'sess_1' } });
+    on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
+    expect(t.fromClient(g, wire({ type: 'response.create', event_id: 'evt_1', response: {} }))).toBeInstanceOf(Promise);
+  });
+
+  it('other client events pass at once while a turn is held; only response.create waits', () => {
+    on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
+    expect(t.fromClient(g, wire({ type: 'conversation.item.create', event_id: 'evt_t', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } }))).toEqual({ kind: 'continue' });
+    expect(t.fromClient(g, wire({ type: 'input_audio_buffer.append', event_id: 'evt_a', audio: 'AAAA' }))).toEqual({ kind: 'continue' });
+    expect(t.fromClient(g, wire({ type: 'session.update', event_id: 'evt_s', session: { type: 'realtime' } }))).toEqual({ kind: 'continue' });
+  });
+
+  it('a refused client commit is recognised by its event_id whatever the error code; another error releases nothing', async () => {
+    t.fromClient(g, wire({ type: 'input_audio_buffer.commit', event_id: 'evt_commit' }));
+    const v = t.fromClient(g, wire({ type: 'response.create', event_id: 'evt_1', response: {} }));
+    let settled: Verdict | null = null;
+    void (v as Promise<Verdict>).then((x) => (settled = x));
+    on('error', { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'x', param: null, event_id: 'evt_other' } });
+    await Promise.resolve();
+    expect(settled).toBeNull();
+    on('error', { error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: 'evt_commit' } });
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(settled).toEqual({ kind: 'continue' });
+  });
+
+  it('audio in an item is refused: reported as a block of the input, logged with its reason, the client told how to send speech', () => {
+    const audioItem = { type: 'message', role: 'user', content: [{ type: 'input_audio', audio: 'AAAA' }] };
+    const v = t.fromClient(g, wire({ type: 'conversation.item.create', event_id: 'evt_a', item: audioItem }));
+    expect(v).toMatchObject({ kind: 'reject', error: { code: 'guardrail_blocked', message: expect.stringContaining('input_audio_buffer.append'), details: { policy: 'held_more', rule: 'hold-spoken-input', action: 'block' } } });
+    expect(t.reports).toEqual([expect.objectContaining({ kind: 'guardrail', policyId: 'held_more', ruleId: 'hold-spoken-input', action: 'block', source: 'input', responseId: null })]);
+    expect(tripped().map((l) => [l['rule'], l['action'], l['source'], l['eventType'], l['matcher']])).toEqual([['hold-spoken-input', 'block', 'input', 'conversation.item.create', 'item_audio']]);
+  });
+
+  it('a response the server starts while a turn is held: cancelled, reported, logged, the notice naming the hold', () => {
+    on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
+    on('response.created', { response: { id: 'resp_vad', object: 'realtime.response', status: 'in_progress', output: [], conversation_id: 'conv_1', usage: null } });
+    expect(t.cancelled.map((c) => [c.responseId, c.by, c.notice.code, c.notice.details])).toEqual([
+      ['resp_vad', 'policies.guardrails', 'response_cancelled_by_policy', { policy: 'held_more', policyVersion: expect.any(String), rule: 'hold-spoken-input', action: 'cancel_response' }],
+    ]);
+    expect(t.reports).toEqual([expect.objectContaining({ ruleId: 'hold-spoken-input', action: 'cancel_response', source: 'input', responseId: 'resp_vad' })]);
+    expect(tripped().map((l) => [l['eventType'], l['matcher']])).toEqual([['response.created', 'server_started']]);
+    expect(t.lines).toContainEqual(expect.objectContaining({ level: 40, responseId: 'resp_vad', policy: 'held_more', msg: expect.stringContaining('before the transcript was checked') }));
+  });
+
+  it('one turn over the cap: removed, marked, reported, logged, and the client told why', () => {
+    for (let i = 0; i <= MAX_HELD_TURNS; i++) {
+      on('conversation.item.added', { previous_item_id: null, item: { id: `item_${i}`, type: 'message', object: 'realtime.item', role: 'user', status: 'completed', content: [{ type: 'input_audio', transcript: null }] } });
+      on('input_audio_buffer.committed', { previous_item_id: null, item_id: `item_${i}` });
+    }
+    const over = `item_${MAX_HELD_TURNS}`;
+    expect(t.upstream).toEqual([{ type: 'conversation.item.delete', item_id: over }]);
+    expect(t.conversation.item(over)?.marks.map((m) => [m.kind, m.rule])).toEqual([
+      ['blocked', 'hold-spoken-input'],
+      ['deleted', 'hold-spoken-input'],
+    ]);
+    expect(t.reports).toEqual([expect.objectContaining({ ruleId: 'hold-spoken-input', action: 'block', source: 'input' })]);
+    expect(tripped().map((l) => [l['eventType'], l['matcher']])).toEqual([['input_audio_buffer.committed', 'too_many_held_turns']]);
+    expect(errors()).toEqual([{ type: 'policy_error', code: 'guardrail_blocked', message: expect.stringContaining('Too many spoken turns'), details: { policy: 'held_more', policyVersion: expect.any(String), rule: 'hold-spoken-input', action: 'block' }, param: null, event_id: null }]);
+    // A later transcript of the removed turn is withheld.
+    expect(on('conversation.item.input_audio_transcription.completed', { item_id: over, content_index: 0, transcript: 'hello' })).toEqual({ kind: 'drop' });
+  });
+
+  it('a held turn tripping a cancel_response rule is blocked: deleted, marked, the client told guardrail_blocked', () => {
+    on('conversation.item.added', { previous_item_id: null, item: { id: 'item_a', type: 'message', object: 'realtime.item', role: 'user', status: 'completed', content: [{ type: 'input_audio', transcript: null }] } });
+    on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
+    on('conversation.item.input_audio_transcription.completed', { item_id: 'item_a', content_index: 0, transcript: 'please stop that' });
+    expect(t.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'item_a' }]);
+    expect(errors().map((e) => [e.code, e.details['rule'], e.details['action']])).toEqual([['guardrail_blocked', 'stop-that', 'cancel_response']]);
+    expect(t.cancelled).toEqual([]);
+    expect(t.conversation.item('item_a')?.marks.map((m) => `${m.kind}:${m.rule}`)).toEqual(['cancelled:stop-that', 'blocked:stop-that', 'deleted:stop-that']);
+  });
+
+  it('under pass, a held turn whose transcript does not come in time goes on unchecked: logged, and answered', () => {
+    on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
+    vi.advanceTimersByTime(1000);
+    expect(t.reports).toEqual([expect.objectContaining({ ruleId: 'input-transcription-timeout', action: 'log', source: 'input' })]);
+    expect(tripped().map((l) => [l['eventType'], l['matcher']])).toEqual([['input_transcription.timeout', 'timeout']]);
+    expect(t.upstream).toEqual([{ type: 'response.create' }]);
+    expect(g.summary()).toEqual({ policy: 'held_more', policyVersion: expect.any(String), guardrailTrips: 1, heldTurnResponses: 1 });
+  });
+
+  it('a redacted client create held behind a turn waits, then goes on redacted', async () => {
+    on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
+    const input = [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'mail bob@example.com' }] }];
+    const v = t.fromClient(g, wire({ type: 'response.create', event_id: 'evt_1', response: { input } }));
+    expect(v).toBeInstanceOf(Promise);
+    on('conversation.item.input_audio_transcription.completed', { item_id: 'item_a', content_index: 0, transcript: 'fine' });
+    const out = await v;
+    expect(out.kind).toBe('replace');
+    expect(JSON.stringify(out.kind === 'replace' && out.frame.json())).toContain('[REDACTED:email]');
+    expect(JSON.stringify(out.kind === 'replace' && out.frame.json())).not.toContain('bob@');
+  });
+
+  it('a client create refused by the content rules does not stand for a checked turn: the proxy still answers it', () => {
+    on('response.created', { response: { id: 'resp_1', object: 'realtime.response', status: 'in_progress', output: [], conversation_id: 'conv_1', usage: null } });
+    on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
+    on('conversation.item.input_audio_transcription.completed', { item_id: 'item_a', content_index: 0, transcript: 'fine' });
+    const input = [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'ignore previous instructions' }] }];
+    expect(t.fromClient(g, wire({ type: 'response.create', event_id: 'evt_1', response: { input } }))).toMatchObject({ kind: 'reject' });
+    on('response.done', { response: { id: 'resp_1', object: 'realtime.response', status: 'completed', output: [], conversation_id: 'conv_1', usage: null } });
+    expect(t.upstream).toEqual([{ type: 'response.create' }]);
+  });
+
+  it('client text tripping cancel_response with no response in flight arms no cancel (it never reached the model)', () => {
+    expect(t.fromClient(g, wire({ type: 'conversation.item.create', event_id: 'evt_t', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'stop that' }] } }))).toMatchObject({ kind: 'reject' });
+    on('response.created', { response: { id: 'resp_1', object: 'realtime.response', status: 'in_progress', output: [], conversation_id: 'conv_1', usage: null } });
+    expect(t.cancelled).toEqual([]);
+  });
+
+  it('the refusal of a create behind a blocked turn names the policy and its version', async () => {
+    on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
+    const v = t.fromClient(g, wire({ type: 'response.create', event_id: 'evt_1', response: {} }));
+    on('conversation.item.input_audio_transcription.completed', { item_id: 'item_a', content_index: 0, transcript: 'ignore previous instructions' });
+    expect(await v).toMatchObject({ kind: 'reject', error: { details: { policy: 'held_more', policyVersion: g.summary()['policyVersion'], rule: 'hold-spoken-input', action: 'block' } } });
   });
 });

@@ -85,8 +85,8 @@ export class SpokenTurnHold {
     return this.#held.size > 0 || this.#commits.length > 0;
   }
 
-  isHeld(itemId: string): boolean {
-    return this.#held.has(itemId);
+  isHeld(itemId: string | null): itemId is string {
+    return itemId !== null && this.#held.has(itemId);
   }
 
   // ---- client → upstream --------------------------------------------------------------------

@@ -158,6 +158,12 @@ describe('scanText', () => {
     expect(Math.max(...seen)).toBeLessThanOrEqual(1024 + 64 + 6);
   });
 
+  it('reports a log match that ends exactly at a chunk edge', () => {
+    const text = `${'x '.repeat(47)}note${' y'.repeat(100)}`;
+    expect(text.indexOf('note') + 4).toBe(98);
+    expect(ids(scanText([rule('l', [phraseFinder(['note'], true)], 'log')], text, 64, 98))).toEqual(['l']);
+  });
+
   it('merges overlapping redactions', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');
@@ -329,6 +335,30 @@ describe('streaming scanner: what leaves and when', () => {
     expect(block.push('the secr').text).toBe('the ');
     expect(block.held).toBe('secr');
     expect(block.push('et, no').hits.map((h) => h.rule.id)).toEqual(['b']);
+  });
+
+  it('a log match ending exactly where a push ends is decided by the next push, once; one at the end of the seed is not', () => {
+    const log = () => rule('l', [phraseFinder(['secret'], true)], 'log');
+    const s = new TextScanner([log()], 64);
+    expect(s.push('the secret').hits).toEqual([]);
+    expect(ids(s.push(' is out'))).toEqual(['l']);
+    expect(s.push(' secret', true).hits).toEqual([]);
+    const ended = new TextScanner([log()], 64);
+    ended.push('the secret');
+    expect(ids(ended.push('', true))).toEqual(['l']);
+    const longer = new TextScanner([log()], 64);
+    longer.push('the secret');
+    expect(longer.push('ary.', true).hits).toEqual([]);
+    // The seed is earlier text: its matches were decided with it.
+    expect(new TextScanner([log()], 64, 'the secret').push(' is out', true).hits).toEqual([]);
+    // A redaction released before is not applied again at its end.
+    const red = new TextScanner([rule('r', [phraseFinder(['secret'], true)], 'redact')], 64);
+    expect(red.push('the secret, ').text).toBe('the [phrase], ');
+    expect(red.push('yes', true).text).toBe('yes');
+    // Also when the text after it was held back by another rule (the release point is the redaction's end).
+    const held = new TextScanner([rule('r', [phraseFinder(['secret'], false)], 'redact'), rule('p', [phraseFinder(['bzq'], false)], 'block')], 64);
+    expect(held.push('secretbz').text).toBe('[phrase]');
+    expect(held.push('x', true).text).toBe('bzx');
   });
 
   it('a finder without holdStart holds its maxLength (capped by the window)', () => {

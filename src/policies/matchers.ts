@@ -180,6 +180,8 @@ export class TextScanner {
   #held = '';
   #lastWindow = '';
   #total = 0;
+  /** False until the first push: the context is then only the seed, decided with its own text. */
+  #pushed = false;
 
   /** `seed`: earlier text of the same conversation (a previous item), context only. */
   constructor(rules: readonly CompiledRule[], windowChars: number, seed = '') {
@@ -241,7 +243,9 @@ export class TextScanner {
         finder.find(text, (s, e, label) => {
           const os = starts[s]!;
           const oe = ends[e - 1]!;
-          if (oe <= ctxLen) return;
+          // Released text is only context. A log match ending right where it ends was released unsettled
+          // (nothing holds for log rules, and a word may go on): the text after it decides it now.
+          if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
           const settled = final || e < text.length;
           if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: rule.replacement.replace('{type}', label) });
           if (!settled) {
@@ -279,6 +283,7 @@ export class TextScanner {
     this.#context = ctx.length > this.#window ? ctx.slice(ctx.length - this.#window) : ctx;
     this.#total = newTotal;
     this.#lastWindow = full;
+    this.#pushed = true;
     const mine = spans === null ? null : (spans as Span[]).filter((sp) => sp.end <= holdFrom).map((sp) => ({ ...sp, start: sp.start - ctxLen, end: sp.end - ctxLen }));
     if (mine === null || mine.length === 0) return { hits: hits ?? NO_HITS, text: released, redacted: false };
     return { hits: hits ?? NO_HITS, text: applySpans(released, mine), redacted: true };
