@@ -79,7 +79,7 @@ describe('held spoken turns (unit)', () => {
     created('resp_1');
     committed('item_a');
     transcript('item_a', 'and another thing');
-    expect(clientCreate('ev_client').kind).toBe('continue');
+    expect((clientCreate('ev_client') as Verdict).kind).toBe('continue');
     // The upstream refuses it: a response is active.
     s.fromServer(f, wire({ type: 'error', event_id: 'ev_err', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', param: null, event_id: 'ev_client' } }));
     done('resp_1');
