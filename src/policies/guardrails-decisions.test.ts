@@ -1690,12 +1690,16 @@ describe('unknown item types are logged under their own name and direction', () 
 const tripLines = (s: LoggedSession) => s.lines.filter((l) => l['msg'] === 'guardrail tripped');
 
 describe('the filter as the chain sees it', () => {
-  it('the factory: every event type both ways, fail closed, one filter per session on the tenant\'s policy; stops carry the filter\'s name', async () => {
+  it('the factory: every event type but audio both ways, fail closed, one filter per session on the tenant\'s policy; stops carry the filter\'s name', async () => {
     const policy = await policyFrom('guardrails:\n  rules: [{ id: w, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }]', 'tenant_policy');
     const asked: (string | null)[] = [];
     const registry = { resolve: (name: string | null) => (asked.push(name), entryOf(policy)) } as unknown as PolicyRegistry;
     const factory = guardrailsFactory(registry);
-    expect([factory.name, factory.wants, factory.failMode]).toEqual(['policies.guardrails', { client: '*', server: '*' }, 'closed']);
+    expect([factory.name, factory.wants, factory.failMode]).toEqual([
+      'policies.guardrails',
+      { client: { allBut: ['input_audio_buffer.append'] }, server: { allBut: ['response.output_audio.delta', 'response.audio.delta'] } },
+      'closed',
+    ]);
     const session = new LoggedSession({ tenant: { policy: 'tenant_policy' } });
     const filter = factory.create(session);
     expect(asked).toEqual(['tenant_policy']);
