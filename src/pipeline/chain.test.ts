@@ -157,8 +157,13 @@ describe('filter chain', () => {
     chain.fromServer(ev('response.output_audio.delta'));
     expect(seen).toEqual(['last>input_audio_buffer.append', '<first:response.output_audio.delta']);
     seen.length = 0;
+    chain.watch('meter', 'client', 'input_audio_buffer.append', false); // stopping what was never asked for: nothing happens
     chain.watch('meter', 'client', 'input_audio_buffer.append', true);
     chain.watch('meter', 'client', 'input_audio_buffer.append', true); // asking twice is asking once
+    // Other types keep their static routes while a type is asked for.
+    chain.fromClient(ev('response.create'));
+    expect(seen).toEqual(['meter>response.create']);
+    seen.length = 0;
     chain.watch('meter', 'server', 'response.output_audio.delta', true);
     chain.fromClient(append);
     chain.fromServer(ev('response.output_audio.delta'));
@@ -171,13 +176,20 @@ describe('filter chain', () => {
     expect(seen).toEqual(['last>input_audio_buffer.append', '<meter:response.output_audio.delta', '<first:response.output_audio.delta']);
     chain.watch('meter', 'server', 'response.output_audio.delta', false);
     expect(chain.bypasses('server', 'response.output_audio.delta')).toBe(false); // `first` wants it statically
-    expect(sink.out).toHaveLength(6);
+    expect(sink.out).toHaveLength(7);
   });
 
   it('an audio type no filter wants bypasses until a filter asks for it; only declared types may be asked for', () => {
     const chain = new ChainTemplate([
-      factory('meter', { client: ['response.create'], onRequest: { client: ['input_audio_buffer.append'] } }, { onClient: () => DROP }),
+      factory('meter', { client: ['response.create'], onRequest: { client: ['input_audio_buffer.append', 'input_audio_buffer.commit'] } }, { onClient: () => DROP }),
     ]).instantiate(new FakeSession(), new RecordingSink());
+    // Two types asked for at once: stopping one keeps the other.
+    chain.watch('meter', 'client', 'input_audio_buffer.commit', true);
+    chain.watch('meter', 'client', 'input_audio_buffer.append', true);
+    chain.watch('meter', 'client', 'input_audio_buffer.append', false);
+    expect(chain.bypasses('client', 'input_audio_buffer.commit')).toBe(false);
+    chain.watch('meter', 'client', 'input_audio_buffer.commit', false);
+    expect(chain.bypasses('client', 'input_audio_buffer.commit')).toBe(true);
     expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(true);
     chain.watch('meter', 'client', 'input_audio_buffer.append', true);
     expect(chain.bypasses('client', 'input_audio_buffer.append')).toBe(false);

@@ -54,7 +54,7 @@ class DispatchTable {
 
   /** True when filter `i` declared `type` in `wants.onRequest` for this direction. */
   mayRequest(i: number, type: string): boolean {
-    return this.#onRequest[i]?.includes(type) === true;
+    return this.#onRequest[i]!.includes(type);
   }
 
   /** The filters for `type` when the filters in `asked` asked for it too, in run order. */
