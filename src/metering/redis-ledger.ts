@@ -143,6 +143,9 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 2)
 return 1
 `;
 
+/** Wait before reconnect attempt `attempt` (1, 2, …): 100 ms, doubling, at most 2 s (2 ** n is Infinity for huge n: still 2 s). */
+export const reconnectDelayMs = (attempt: number): number => Math.min(50 * 2 ** attempt, 2000);
+
 /** How long a refusal at the cap is trusted at most (each use also re-checks it in the background). */
 const OVER_HINT_MS = 30_000;
 
@@ -228,7 +231,7 @@ export class RedisLedger implements Ledger {
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: Math.max(1000, options.commandTimeoutMs),
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      retryStrategy: reconnectDelayMs,
       enableReadyCheck: true,
     });
     this.#redis.on('error', (err: Error) => {
