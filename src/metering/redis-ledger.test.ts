@@ -6,7 +6,7 @@ import { caps, NEXT_DAY, record, T0 } from '../../test/metering/ledger-contract.
 import { utcDate } from '../../test/support/clock.js';
 import { NO_CAPS } from './limits.js';
 import { dayPeriod, monthPeriod } from './periods.js';
-import { reconnectDelayMs, RedisLedger } from './redis-ledger.js';
+import { heartbeatEveryMs, reconnectDelayMs, RedisLedger } from './redis-ledger.js';
 
 let redis: RedisServer;
 let prefix = 0;
@@ -204,7 +204,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     const open = newLedger({ commandTimeoutMs: 500, failMode: 'open' });
     await Promise.all([l.connect(300), open.connect(300)]);
     expect(l.connected).toBe(false);
-    expect(l.readiness()).toMatch(/^redis ledger unavailable \(.+\)$/);
+    expect(l.readiness()).toMatch(/^redis ledger unavailable \(connect ECONNREFUSED .+\)$/);
     expect(open.readiness()).toBeNull();
     expect(await l.acquireSlot('acme', 's', 1, T0)).toBe('unavailable');
     expect(await l.reserve(over(1))).toMatchObject({ kind: 'unavailable', reason: expect.stringMatching(/.+/) });
@@ -552,6 +552,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(l.connected).toBe(false);
     expect(await l.reserve(over(1))).toEqual({ kind: 'unavailable', reason: 'redis not connected' });
     expect(await l.acquireSlot('acme', 's1', 1, T0)).toBe('unavailable');
+    l.releaseSlot('acme', 's1');
+    // None of it started the connection: that is connect()'s job.
     expect(l.readiness()).toBe('redis ledger unavailable (wait)');
     await l.settle(null, record({ ref: 'early', costNanos: 5 }));
     expect(l.pendingCount).toBe(1);
@@ -611,7 +613,11 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
   });
 });
 
-describe('reconnect backoff', () => {
+describe('timing policies', () => {
+  it('heartbeats session slots three times per slot TTL, at most once a second', () => {
+    expect([200, 3000, 3002, 6000, 60_000].map(heartbeatEveryMs)).toEqual([1000, 1000, 1000, 2000, 20_000]);
+  });
+
   it('waits 100 ms after the first failed attempt, doubling up to 2 s, and never more', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 50, 5000].map(reconnectDelayMs)).toEqual([100, 200, 400, 800, 1600, 2000, 2000, 2000, 2000]);
   });
