@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -91,9 +92,11 @@ const over = (nanos: number, wallMs = T0, mode: 'remaining' | 'worst_case' = 're
 
 describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract-redis.test.ts)', () => {
   it('a settlement written after its period key expired counts into the current period and keeps its own timestamp', async () => {
-    const a = await ledger();
+    const { log, lines } = captureLog();
+    const a = await ledger({}, log);
     const threeDaysAgo = T0 - 3 * 86_400_000;
     await a.settle(null, record({ ref: 'late', ts: threeDaysAgo, costNanos: 4_000 }));
+    expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'metering: late settlement counted into the current period', ref: 'late', recordTs: threeDaysAgo })]);
     const s = await a.status('acme', NO_CAPS, T0);
     expect(s.day.spent.nanos).toBe(4_000);
     const rows = await a.usage('acme', 0, 10);
@@ -225,6 +228,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     await l.settle(null, record());
     expect(await l.drain(100)).toBe(false);
     await l.close();
+    await l.close(); // a second close does nothing (no second wait, no second report)
     expect(lines.filter((x) => x['level'] === 50)).toEqual([expect.objectContaining({ msg: 'metering redis: settlements not written at shutdown', pending: 1 })]);
     expect(l.readiness()).toBe('ledger closed');
     await redis.restart();
@@ -436,7 +440,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     // The heartbeat (every second at this TTL) pushes s1's expiry to a's clock + TTL.
     await vi.waitFor(async () => expect(await inspect((r) => r.zscore(key('acme'), 's1'))).toBe(String(T0 + 8000)), { timeout: 5000, interval: 50 });
     const refreshed = await inspect((r) => r.pttl(key('acme')));
-    expect(refreshed).toBeGreaterThan(0);
+    // Twice the slot TTL from the last beat (one a second): well above one TTL.
+    expect(refreshed).toBeGreaterThan(3000);
     expect(refreshed).toBeLessThanOrEqual(6000);
     expect(await b.acquireSlot('acme', 's2', 1, T0 + 5000)).toBe(false);
     a.releaseSlot('acme', 's1');
@@ -501,6 +506,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     const deny = async () => inspect((r) => r.call('ACL', 'SETUSER', user, '-evalsha', '-eval'));
     const allow = async () => inspect((r) => r.call('ACL', 'SETUSER', user, '+@all'));
     expect((await l.reserve({ ...over(100), id: 'r1', amount: { nanos: 100, tokens: 1 } })).kind).toBe('ok');
+    // An earlier record in the stream: a retry's duplicate check must not take it for the retried one.
+    await l.settle(null, record({ ref: 'accepted', costNanos: 1 }));
 
     // A release alone: refused at once and by the first retry, then accepted by a later one.
     await deny();
@@ -520,8 +527,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(l.pendingCount).toBe(1);
     await allow();
     await vi.waitFor(() => expect(l.pendingCount).toBe(0), { timeout: 5000, interval: 20 });
-    expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(33);
-    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['refused']);
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(34);
+    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['accepted', 'refused']);
   });
 
   it('two flushes at once (a drain beside the retry timer) write each queued settlement exactly once, in order', async () => {
@@ -545,6 +552,73 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     await redis.restart();
     expect(await drained).toBe(true);
     expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(44);
+  });
+
+  it('settling or releasing a reservation leaves nothing of it in Redis', async () => {
+    const l = await ledger();
+    const resv = `t${prefix}:{acme}:resv`;
+    const resvx = `t${prefix}:{acme}:resvx`;
+    for (const id of ['a', 'b']) expect((await l.reserve({ ...over(100), id, amount: { nanos: 100, tokens: 2 } })).kind).toBe('ok');
+    expect(await inspect((r) => r.zrange(resvx, 0, -1))).toEqual(['a', 'b']);
+    await l.release('acme', 'a');
+    await l.settle('b', record({ ref: 'b', costNanos: 90 }));
+    expect(await inspect((r) => r.hgetall(resv))).toEqual({ '#n': '0', '#t': '0' });
+    expect(await inspect((r) => r.exists(resvx))).toBe(0);
+    expect((await l.status('acme', NO_CAPS, T0)).day).toMatchObject({ spent: { nanos: 90 }, reserved: { nanos: 0, tokens: 0 } });
+  });
+
+  it('while earlier settlements wait, a new one queues behind them even when Redis would take it', async () => {
+    const l = await ledger();
+    const usageKey = `t${prefix}:{acme}:usage`;
+    await inspect((r) => r.set(usageKey, 'not a stream'));
+    await l.settle(null, record({ ref: 'stuck', costNanos: 5 }));
+    await l.settle(null, record({ ref: 'fine', tenant: 'beta', costNanos: 7 }));
+    expect(l.pendingCount).toBe(2);
+    expect(await inspect((r) => r.exists(`t${prefix}:{beta}:usage`))).toBe(0);
+    await inspect((r) => r.del(usageKey));
+    expect(await l.drain(5000)).toBe(true);
+    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['stuck', 'fine']);
+  });
+
+  it('scripts are sent once, then called by their hash', async () => {
+    const l = await ledger();
+    await l.settle(null, record({ ref: 'first' }));
+    const calls = async (): Promise<{ eval: number; evalsha: number }> => {
+      const info = await inspect((r) => r.info('commandstats'));
+      const count = (cmd: string) => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+      return { eval: count('eval'), evalsha: count('evalsha') };
+    };
+    const before = await calls();
+    for (const ref of ['r1', 'r2', 'r3']) await l.settle(null, record({ ref }));
+    const after = await calls();
+    expect(after.evalsha - before.evalsha).toBe(3);
+    expect(after.eval - before.eval).toBe(0);
+  });
+
+  it('connect() waits a bounded time for a server that does not answer, and close() leaves no connection behind', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket)); // accepts, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const l = newLedger({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 20_000 });
+      // Generous bound: the command timeout (20 s) is what an unbounded wait would take.
+      const waited = await Promise.race([l.connect(200).then(() => 'returned'), new Promise((r) => setTimeout(() => r('still waiting'), 10_000))]);
+      expect(waited).toBe('returned');
+      expect(l.connected).toBe(false);
+    } finally {
+      silent.close();
+      for (const socket of sockets) socket.destroy();
+    }
+    const clients = () => inspect(async (r) => (String(await r.call('CLIENT', 'LIST')).match(/^id=/gm) ?? []).length);
+    const { log, lines } = captureLog();
+    const base = await clients();
+    const l = await ledger({}, log);
+    expect(await clients()).toBe(base + 1);
+    await l.close();
+    await vi.waitFor(async () => expect(await clients()).toBe(base), { timeout: 5000, interval: 20 });
+    // A clean shutdown reports nothing.
+    expect(lines).toEqual([]);
   });
 
   it('before connect(): admission and slots are unavailable (with the reason), settlements queue, readiness names the state', async () => {
