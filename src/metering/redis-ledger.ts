@@ -583,10 +583,7 @@ export class RedisLedger implements Ledger {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
     if (this.#pending.length > 0) this.#o.log.error({ pending: this.#pending.length }, 'metering redis: settlements not written at shutdown');
-    try {
-      await this.#redis.quit();
-    } catch {
-      this.#redis.disconnect();
-    }
+    // Disconnected, QUIT is refused (no offline queue): stop the reconnect attempts instead.
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
   }
 }
