@@ -1,11 +1,13 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRedis, type RedisServer } from '../../test/metering/redis-server.js';
 import { caps, NEXT_DAY, record, T0 } from '../../test/metering/ledger-contract.js';
+import { utcDate } from '../../test/support/clock.js';
 import { NO_CAPS } from './limits.js';
 import { dayPeriod, monthPeriod } from './periods.js';
-import { RedisLedger } from './redis-ledger.js';
+import { heartbeatEveryMs, reconnectDelayMs, RedisLedger } from './redis-ledger.js';
 
 let redis: RedisServer;
 let prefix = 0;
@@ -30,7 +32,8 @@ interface LedgerOptions {
   commandTimeoutMs?: number;
   pendingMax?: number;
   reservationTtlSec?: number;
-  wall?: () => number;
+  /** The ledger's wall clock; `null`: none given (the ledger's default, Date.now). */
+  wall?: (() => number) | null;
   url?: string;
   connect?: boolean;
 }
@@ -55,7 +58,7 @@ function newLedger(options: LedgerOptions = {}, log: pino.Logger = pino({ level:
     tenants: ['acme', 'beta'],
     log,
     ...(options.slotTtlMs ? { slotTtlMs: options.slotTtlMs } : {}),
-    wall: options.wall ?? (() => T0),
+    ...(options.wall === null ? {} : { wall: options.wall ?? (() => T0) }),
   });
   ledgers.push(l);
   return l;
@@ -89,9 +92,11 @@ const over = (nanos: number, wallMs = T0, mode: 'remaining' | 'worst_case' = 're
 
 describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract-redis.test.ts)', () => {
   it('a settlement written after its period key expired counts into the current period and keeps its own timestamp', async () => {
-    const a = await ledger();
+    const { log, lines } = captureLog();
+    const a = await ledger({}, log);
     const threeDaysAgo = T0 - 3 * 86_400_000;
     await a.settle(null, record({ ref: 'late', ts: threeDaysAgo, costNanos: 4_000 }));
+    expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'metering: late settlement counted into the current period', ref: 'late', recordTs: threeDaysAgo })]);
     const s = await a.status('acme', NO_CAPS, T0);
     expect(s.day.spent.nanos).toBe(4_000);
     const rows = await a.usage('acme', 0, 10);
@@ -202,7 +207,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     const open = newLedger({ commandTimeoutMs: 500, failMode: 'open' });
     await Promise.all([l.connect(300), open.connect(300)]);
     expect(l.connected).toBe(false);
-    expect(l.readiness()).toMatch(/^redis ledger unavailable \(.+\)$/);
+    expect(l.readiness()).toMatch(/^redis ledger unavailable \(connect ECONNREFUSED .+\)$/);
     expect(open.readiness()).toBeNull();
     expect(await l.acquireSlot('acme', 's', 1, T0)).toBe('unavailable');
     expect(await l.reserve(over(1))).toMatchObject({ kind: 'unavailable', reason: expect.stringMatching(/.+/) });
@@ -223,6 +228,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     await l.settle(null, record());
     expect(await l.drain(100)).toBe(false);
     await l.close();
+    await l.close(); // a second close does nothing (no second wait, no second report)
     expect(lines.filter((x) => x['level'] === 50)).toEqual([expect.objectContaining({ msg: 'metering redis: settlements not written at shutdown', pending: 1 })]);
     expect(l.readiness()).toBe('ledger closed');
     await redis.restart();
@@ -434,7 +440,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     // The heartbeat (every second at this TTL) pushes s1's expiry to a's clock + TTL.
     await vi.waitFor(async () => expect(await inspect((r) => r.zscore(key('acme'), 's1'))).toBe(String(T0 + 8000)), { timeout: 5000, interval: 50 });
     const refreshed = await inspect((r) => r.pttl(key('acme')));
-    expect(refreshed).toBeGreaterThan(0);
+    // Twice the slot TTL from the last beat (one a second): well above one TTL.
+    expect(refreshed).toBeGreaterThan(3000);
     expect(refreshed).toBeLessThanOrEqual(6000);
     expect(await b.acquireSlot('acme', 's2', 1, T0 + 5000)).toBe(false);
     a.releaseSlot('acme', 's1');
@@ -457,7 +464,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     try {
       // Connected, but every script is refused.
       expect(l.connected).toBe(true);
-      expect(await l.reserve(over(1))).toMatchObject({ kind: 'unavailable', reason: expect.stringMatching(/NOPERM/) });
+      // The server's own message, as it is (the operator reads it).
+      expect(await l.reserve(over(1))).toMatchObject({ kind: 'unavailable', reason: expect.stringMatching(/^NOPERM /) });
       expect(await l.acquireSlot('acme', 's1', 5, T0)).toBe('unavailable');
       await expect(l.status('acme', NO_CAPS, T0)).rejects.toThrow(/NOPERM/);
       // Three releases with room for two: the third reservation is left to its TTL.
@@ -478,5 +486,213 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(lines.filter((x) => x['msg'] === 'metering: late settlement counted into the current period')).toEqual([
       expect.objectContaining({ level: 40, tenant: 'acme', ref: 'late', recordTs: T0 - 3 * 86_400_000, countedIn: dayPeriod(T0).key }),
     ]);
+  });
+
+  it('a refused write is retried on the timer until it is accepted, a release alone as well as a settlement alone', async () => {
+    const user = `retry${++prefix}`;
+    const store = `retry${prefix}:`;
+    await inspect((r) => r.call('ACL', 'SETUSER', user, 'on', '>secret-pass', '~*', '&*', '+@all'));
+    const l = await ledger({ keyPrefix: store, url: redis.url.replace('redis://', `redis://${user}:secret-pass@`) });
+    const resv = `${store}{acme}:resv`;
+    /** Script calls the server refused for this user so far (ACL LOG counts them). */
+    const refused = () =>
+      inspect(async (r) => {
+        const log = (await r.call('ACL', 'LOG')) as unknown[][];
+        return log.reduce((n, entry) => {
+          const e = Object.fromEntries(Array.from({ length: entry.length / 2 }, (_, i) => [String(entry[2 * i]), entry[2 * i + 1]]));
+          return e['username'] === user ? n + Number(e['count']) : n;
+        }, 0);
+      });
+    const deny = async () => inspect((r) => r.call('ACL', 'SETUSER', user, '-evalsha', '-eval'));
+    const allow = async () => inspect((r) => r.call('ACL', 'SETUSER', user, '+@all'));
+    expect((await l.reserve({ ...over(100), id: 'r1', amount: { nanos: 100, tokens: 1 } })).kind).toBe('ok');
+    // An earlier record in the stream: a retry's duplicate check must not take it for the retried one.
+    await l.settle(null, record({ ref: 'accepted', costNanos: 1 }));
+
+    // A release alone: refused at once and by the first retry, then accepted by a later one.
+    await deny();
+    const base = await refused();
+    await l.release('acme', 'r1');
+    await vi.waitFor(async () => expect(await refused()).toBeGreaterThanOrEqual(base + 2), { timeout: 5000, interval: 20 });
+    expect(await inspect((r) => r.hget(resv, '#n'))).toBe('100');
+    await allow();
+    await vi.waitFor(async () => expect(await inspect((r) => r.hget(resv, '#n'))).toBe('0'), { timeout: 5000, interval: 20 });
+
+    // A settlement alone, likewise.
+    await deny();
+    const base2 = await refused();
+    await l.settle(null, record({ ref: 'refused', costNanos: 33 }));
+    expect(l.pendingCount).toBe(1);
+    await vi.waitFor(async () => expect(await refused()).toBeGreaterThanOrEqual(base2 + 2), { timeout: 5000, interval: 20 });
+    expect(l.pendingCount).toBe(1);
+    await allow();
+    await vi.waitFor(() => expect(l.pendingCount).toBe(0), { timeout: 5000, interval: 20 });
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(34);
+    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['accepted', 'refused']);
+  });
+
+  it('two flushes at once (a drain beside the retry timer) write each queued settlement exactly once, in order', async () => {
+    const l = await ledger();
+    const usageKey = `t${prefix}:{acme}:usage`;
+    await inspect((r) => r.set(usageKey, 'not a stream'));
+    for (const [ref, costNanos] of [['q1', 1], ['q2', 20], ['q3', 300]] as const) await l.settle(null, record({ ref, costNanos }));
+    expect(l.pendingCount).toBe(3);
+    await inspect((r) => r.del(usageKey));
+    expect(await Promise.all([l.drain(5000), l.drain(5000), l.drain(5000)])).toEqual([true, true, true]);
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(321);
+    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['q1', 'q2', 'q3']);
+  });
+
+  it('drain waits without blocking: Redis coming back meanwhile gets the queue written', async () => {
+    const l = await ledger({ commandTimeoutMs: 300 });
+    await redis.stop(true);
+    await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
+    await l.settle(null, record({ ref: 'waiting', costNanos: 44 }));
+    const drained = l.drain(10_000);
+    await redis.restart();
+    expect(await drained).toBe(true);
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(44);
+  });
+
+  it('settling or releasing a reservation leaves nothing of it in Redis', async () => {
+    const l = await ledger();
+    const resv = `t${prefix}:{acme}:resv`;
+    const resvx = `t${prefix}:{acme}:resvx`;
+    for (const id of ['a', 'b']) expect((await l.reserve({ ...over(100), id, amount: { nanos: 100, tokens: 2 } })).kind).toBe('ok');
+    expect(await inspect((r) => r.zrange(resvx, 0, -1))).toEqual(['a', 'b']);
+    await l.release('acme', 'a');
+    await l.settle('b', record({ ref: 'b', costNanos: 90 }));
+    expect(await inspect((r) => r.hgetall(resv))).toEqual({ '#n': '0', '#t': '0' });
+    expect(await inspect((r) => r.exists(resvx))).toBe(0);
+    expect((await l.status('acme', NO_CAPS, T0)).day).toMatchObject({ spent: { nanos: 90 }, reserved: { nanos: 0, tokens: 0 } });
+  });
+
+  it('while earlier settlements wait, a new one queues behind them even when Redis would take it', async () => {
+    const l = await ledger();
+    const usageKey = `t${prefix}:{acme}:usage`;
+    await inspect((r) => r.set(usageKey, 'not a stream'));
+    await l.settle(null, record({ ref: 'stuck', costNanos: 5 }));
+    await l.settle(null, record({ ref: 'fine', tenant: 'beta', costNanos: 7 }));
+    expect(l.pendingCount).toBe(2);
+    expect(await inspect((r) => r.exists(`t${prefix}:{beta}:usage`))).toBe(0);
+    await inspect((r) => r.del(usageKey));
+    expect(await l.drain(5000)).toBe(true);
+    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['stuck', 'fine']);
+  });
+
+  it('scripts are sent once, then called by their hash', async () => {
+    const l = await ledger();
+    await l.settle(null, record({ ref: 'first' }));
+    const calls = async (): Promise<{ eval: number; evalsha: number }> => {
+      const info = await inspect((r) => r.info('commandstats'));
+      const count = (cmd: string) => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+      return { eval: count('eval'), evalsha: count('evalsha') };
+    };
+    const before = await calls();
+    for (const ref of ['r1', 'r2', 'r3']) await l.settle(null, record({ ref }));
+    const after = await calls();
+    expect(after.evalsha - before.evalsha).toBe(3);
+    expect(after.eval - before.eval).toBe(0);
+  });
+
+  it('connect() waits a bounded time for a server that does not answer, and close() leaves no connection behind', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket)); // accepts, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const l = newLedger({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 20_000 });
+      // Generous bound: the command timeout (20 s) is what an unbounded wait would take.
+      const waited = await Promise.race([l.connect(200).then(() => 'returned'), new Promise((r) => setTimeout(() => r('still waiting'), 10_000))]);
+      expect(waited).toBe('returned');
+      expect(l.connected).toBe(false);
+    } finally {
+      silent.close();
+      for (const socket of sockets) socket.destroy();
+    }
+    const clients = () => inspect(async (r) => (String(await r.call('CLIENT', 'LIST')).match(/^id=/gm) ?? []).length);
+    const { log, lines } = captureLog();
+    const base = await clients();
+    const l = await ledger({}, log);
+    expect(await clients()).toBe(base + 1);
+    await l.close();
+    await vi.waitFor(async () => expect(await clients()).toBe(base), { timeout: 5000, interval: 20 });
+    // A clean shutdown reports nothing.
+    expect(lines).toEqual([]);
+  });
+
+  it('before connect(): admission and slots are unavailable (with the reason), settlements queue, readiness names the state', async () => {
+    const l = newLedger();
+    expect(l.connected).toBe(false);
+    expect(await l.reserve(over(1))).toEqual({ kind: 'unavailable', reason: 'redis not connected' });
+    expect(await l.acquireSlot('acme', 's1', 1, T0)).toBe('unavailable');
+    l.releaseSlot('acme', 's1');
+    // None of it started the connection: that is connect()'s job.
+    expect(l.readiness()).toBe('redis ledger unavailable (wait)');
+    await l.settle(null, record({ ref: 'early', costNanos: 5 }));
+    expect(l.pendingCount).toBe(1);
+    await l.connect();
+    expect(l.connected).toBe(true);
+    expect(await l.drain(5000)).toBe(true);
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(5);
+  });
+
+  it('without slotTtlMs a session slot lives 60 s without a heartbeat (its set twice that)', async () => {
+    const l = await ledger();
+    expect(await l.acquireSlot('acme', 's1', 1, T0)).toBe(true);
+    const key = `t${prefix}:{acme}:slots`;
+    expect(await inspect((r) => r.zscore(key, 's1'))).toBe(String(T0 + 60_000));
+    const pttl = await inspect((r) => r.pttl(key));
+    expect(pttl).toBeGreaterThan(60_000);
+    expect(pttl).toBeLessThanOrEqual(120_000);
+    // A second instance sees the slot until then, and not after.
+    const b = await ledger({ keyPrefix: `t${prefix}:` });
+    expect(await b.acquireSlot('acme', 's2', 1, T0 + 59_999)).toBe(false);
+    expect(await b.acquireSlot('acme', 's2', 1, T0 + 60_000)).toBe(true);
+  });
+
+  it('settlements are dated by the ledger\'s wall clock: a record from a closed day counts into the wall\'s day', async () => {
+    // Past the day's grace (one day after it ends), at 01:00: still T0's month (month keys keep a day's grace too).
+    const later = NEXT_DAY + 86_400_000 + 3_600_000;
+    const l = await ledger({ wall: () => later });
+    await l.settle(null, record({ ref: 'yesterday', costNanos: 70 }));
+    expect((await l.status('acme', NO_CAPS, later)).day.spent.nanos).toBe(70);
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(0);
+    expect((await l.status('acme', NO_CAPS, T0)).month.spent.nanos).toBe(70);
+    // Without a wall clock the system time dates it (the day may roll over while the test runs).
+    const { log, lines } = captureLog();
+    const system = await ledger({ wall: null }, log);
+    const before = `d:${utcDate(Date.now())}`;
+    await system.settle(null, record({ ref: 'old', ts: Date.now() - 3 * 86_400_000, costNanos: 9 }));
+    const after = `d:${utcDate(Date.now())}`;
+    const late = lines.filter((x) => x['msg'] === 'metering: late settlement counted into the current period');
+    expect(late).toHaveLength(1);
+    expect([before, after]).toContain(late[0]!['countedIn']);
+    expect((await system.status('acme', NO_CAPS, Date.parse(`${String(late[0]!['countedIn']).slice(2)}T12:00:00Z`))).day.spent.nanos).toBe(9);
+  });
+
+  it('Redis stopped: admin reads and writes fail at once instead of waiting for a reconnect', async () => {
+    const l = await ledger({ commandTimeoutMs: 300 });
+    await redis.stop(true);
+    await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
+    const notQueued = /enableOfflineQueue/;
+    await expect(l.status('acme', NO_CAPS, T0)).rejects.toThrow(notQueued);
+    await expect(l.setOverride('acme', 'day', { nanos: 5 })).rejects.toThrow(notQueued);
+    await expect(l.resetSpend('acme', 'day', T0)).rejects.toThrow(notQueued);
+    await expect(l.usage('acme', 0, 10)).rejects.toThrow(notQueued);
+    await redis.restart();
+    await vi.waitFor(() => expect(l.connected).toBe(true), { timeout: 8000, interval: 20 });
+    // Nothing of it ran later.
+    expect((await l.status('acme', NO_CAPS, T0)).day.override).toEqual({ nanos: null, tokens: null });
+  });
+});
+
+describe('timing policies', () => {
+  it('heartbeats session slots three times per slot TTL, at most once a second', () => {
+    expect([200, 3000, 3002, 6000, 60_000].map(heartbeatEveryMs)).toEqual([1000, 1000, 1000, 2000, 20_000]);
+  });
+
+  it('waits 100 ms after the first failed attempt, doubling up to 2 s, and never more', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 50, 5000].map(reconnectDelayMs)).toEqual([100, 200, 400, 800, 1600, 2000, 2000, 2000, 2000]);
   });
 });

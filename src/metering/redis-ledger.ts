@@ -143,6 +143,12 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 2)
 return 1
 `;
 
+/** Wait before reconnect attempt `attempt` (1, 2, …): 100 ms, doubling, at most 2 s (2 ** n is Infinity for huge n: still 2 s). */
+export const reconnectDelayMs = (attempt: number): number => Math.min(50 * 2 ** attempt, 2000);
+
+/** Session slots are refreshed three times per TTL (a missed beat is not fatal), at most once a second. */
+export const heartbeatEveryMs = (slotTtlMs: number): number => Math.max(1000, Math.floor(slotTtlMs / 3));
+
 /** How long a refusal at the cap is trusted at most (each use also re-checks it in the background). */
 const OVER_HINT_MS = 30_000;
 
@@ -157,13 +163,13 @@ class Script {
   }
 }
 
-const SCRIPTS = {
+const scripts = () => ({
   reserve: new Script(RESERVE),
   settle: new Script(SETTLE),
   status: new Script(STATUS),
   release: new Script(RELEASE),
   acquireSlot: new Script(ACQUIRE_SLOT),
-};
+});
 
 export interface RedisLedgerOptions {
   readonly url: string;
@@ -187,8 +193,8 @@ interface PendingSettle {
   attempts: number;
 }
 
-const toNum = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : 0);
-const optNum = (v: unknown): number | null => (typeof v === 'string' && v !== '' ? Number(v) : typeof v === 'number' ? v : null);
+// The scripts reply with Lua numbers (integer replies) and raw hash fields ('' when unset).
+const optNum = (v: unknown): number | null => (v === '' ? null : Number(v));
 
 /**
  * Shared ledger for several proxy instances: atomic reserve/settle in Lua, period keys expiring
@@ -211,9 +217,10 @@ export class RedisLedger implements Ledger {
   readonly #over = new OverHints<CheckedOverHint>();
   readonly #slotTtlMs: number;
   readonly #wall: () => number;
+  readonly #scripts = scripts();
   #flushing = false;
-  #flushTimer: NodeJS.Timeout | null = null;
-  #heartbeat: NodeJS.Timeout | null = null;
+  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #heartbeat: NodeJS.Timeout;
   #closed = false;
   #dropped = 0;
   #lastError: string | null = null;
@@ -228,8 +235,7 @@ export class RedisLedger implements Ledger {
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: Math.max(1000, options.commandTimeoutMs),
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-      enableReadyCheck: true,
+      retryStrategy: reconnectDelayMs,
     });
     this.#redis.on('error', (err: Error) => {
       if (this.#lastError !== err.message) options.log.warn({ err: err.message }, 'metering redis error');
@@ -240,15 +246,14 @@ export class RedisLedger implements Ledger {
       this.#lastError = null;
       void this.#flush();
     });
-    this.#heartbeat = setInterval(() => this.#refreshSlots(), Math.max(1000, Math.floor(this.#slotTtlMs / 3)));
+    this.#heartbeat = setInterval(() => this.#refreshSlots(), heartbeatEveryMs(this.#slotTtlMs));
     this.#heartbeat.unref();
   }
 
   /** Connects (bounded wait). Failure is not fatal: the ledger keeps retrying in the background. */
   async connect(waitMs = 2000): Promise<void> {
-    const ready = this.#redis.connect().catch((err: unknown) => {
-      this.#lastError = err instanceof Error ? err.message : String(err);
-    });
+    // The failure reaches the 'error' listener too, which records it.
+    const ready = this.#redis.connect().catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
     clearTimeout(timer);
@@ -288,7 +293,7 @@ export class RedisLedger implements Ledger {
     let reply: unknown;
     try {
       reply = await this.#eval(
-        SCRIPTS.reserve,
+        this.#scripts.reserve,
         [this.#key(req.tenant, `spend:${day.key}`), this.#key(req.tenant, `spend:${month.key}`), this.#key(req.tenant, 'resv'), this.#key(req.tenant, 'caps'), this.#key(req.tenant, 'resvx')],
         [
           req.id,
@@ -309,13 +314,13 @@ export class RedisLedger implements Ledger {
       return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
     }
     if (!Array.isArray(reply) || reply.length === 0) return { kind: 'unavailable', reason: 'unexpected reply' };
-    if (toNum(reply[0]) === 1) {
+    if (Number(reply[0]) === 1) {
       this.#over.delete(req.tenant);
       return { kind: 'ok' };
     }
     const cap = String(reply[1]) as CapName;
     const period: Period = cap.startsWith('daily') ? day : month;
-    const hit: CapHit = { cap, period, limit: toNum(reply[2]), spent: toNum(reply[3]), reserved: toNum(reply[4]) };
+    const hit: CapHit = { cap, period, limit: Number(reply[2]), spent: Number(reply[3]), reserved: Number(reply[4]) };
     // Only spend at the cap is remembered: a refusal caused by reservations clears up by itself.
     if (hit.spent >= hit.limit) this.#over.set(req.tenant, { hit, until: req.wallMs + OVER_HINT_MS, checking: false });
     return { kind: 'over', hit };
@@ -356,7 +361,7 @@ export class RedisLedger implements Ledger {
 
   async #release(tenant: string, reservationId: string): Promise<boolean> {
     try {
-      await this.#eval(SCRIPTS.release, [this.#key(tenant, 'resv'), this.#key(tenant, 'resvx')], [reservationId]);
+      await this.#eval(this.#scripts.release, [this.#key(tenant, 'resv'), this.#key(tenant, 'resvx')], [reservationId]);
       return true;
     } catch {
       return false;
@@ -381,7 +386,7 @@ export class RedisLedger implements Ledger {
     const grace = PERIOD_GRACE_MS / 1000;
     try {
       await this.#eval(
-        SCRIPTS.settle,
+        this.#scripts.settle,
         [this.#key(r.tenant, `spend:${day.key}`), this.#key(r.tenant, `spend:${month.key}`), this.#key(r.tenant, 'resv'), this.#key(r.tenant, 'usage'), this.#key(r.tenant, 'resvx')],
         [
           item.reservationId ?? '',
@@ -421,14 +426,13 @@ export class RedisLedger implements Ledger {
   #adjustPending(r: UsageRecord, sign: 1 | -1): void {
     const cur = this.#pendingOf(r.tenant);
     const next = { nanos: cur.nanos + sign * r.costNanos, tokens: cur.tokens + sign * r.totalTokens };
-    if (next.nanos === 0 && next.tokens === 0) this.#pendingSum.delete(r.tenant);
-    else this.#pendingSum.set(r.tenant, next);
+    this.#pendingSum.set(r.tenant, next);
   }
 
   #scheduleFlush(): void {
     if (this.#flushTimer || this.#closed) return;
     this.#flushTimer = setTimeout(() => {
-      this.#flushTimer = null;
+      this.#flushTimer = undefined;
       void this.#flush();
     }, 500);
     this.#flushTimer.unref();
@@ -469,18 +473,18 @@ export class RedisLedger implements Ledger {
   async status(tenant: string, caps: CapSet, wallMs: number): Promise<TenantStatus> {
     const { day, month } = this.#clock.at(wallMs);
     const reply = await this.#eval(
-      SCRIPTS.status,
+      this.#scripts.status,
       [this.#key(tenant, `spend:${day.key}`), this.#key(tenant, `spend:${month.key}`), this.#key(tenant, 'resv'), this.#key(tenant, 'caps'), this.#key(tenant, 'resvx')],
       [wallMs],
     );
     if (!Array.isArray(reply) || reply.length < 10) throw new Error('unexpected status reply');
     const p = this.#pendingOf(tenant);
-    const reserved: Amount = { nanos: toNum(reply[4]), tokens: toNum(reply[5]) };
+    const reserved: Amount = { nanos: Number(reply[4]), tokens: Number(reply[5]) };
     const ps = (period: Period, n: unknown, t: unknown, on: unknown, ot: unknown, capN: number | null, capT: number | null): PeriodStatus => {
       const override: CapOverride = { nanos: optNum(on), tokens: optNum(ot) };
       return {
         period,
-        spent: { nanos: toNum(n) + p.nanos, tokens: toNum(t) + p.tokens },
+        spent: { nanos: Number(n) + p.nanos, tokens: Number(t) + p.tokens },
         reserved,
         capNanos: override.nanos ?? capN,
         capTokens: override.tokens ?? capT,
@@ -535,8 +539,8 @@ export class RedisLedger implements Ledger {
   async acquireSlot(tenant: string, token: string, max: number, wallMs: number): Promise<boolean | 'unavailable'> {
     if (!this.connected) return 'unavailable';
     try {
-      const reply = await this.#eval(SCRIPTS.acquireSlot, [this.#key(tenant, 'slots')], [token, max, wallMs, this.#slotTtlMs]);
-      if (toNum(reply) !== 1) return false;
+      const reply = await this.#eval(this.#scripts.acquireSlot, [this.#key(tenant, 'slots')], [token, max, wallMs, this.#slotTtlMs]);
+      if (Number(reply) !== 1) return false;
       this.#slots.set(token, tenant);
       return true;
     } catch {
@@ -546,12 +550,14 @@ export class RedisLedger implements Ledger {
 
   releaseSlot(tenant: string, token: string): void {
     this.#slots.delete(token);
-    if (!this.connected) return; // expires without heartbeats
+    // A command would start the lazy first connection: never from here. Disconnected, the slot expires without heartbeats.
+    if (!this.connected) return;
     this.#redis.zrem(this.#key(tenant, 'slots'), token).catch(() => undefined);
   }
 
   #refreshSlots(): void {
-    if (this.#slots.size === 0 || !this.connected) return;
+    // Disconnected, the pipeline is refused at once (no offline queue), harmlessly.
+    if (this.#slots.size === 0) return;
     const expires = this.#wall() + this.#slotTtlMs;
     const pipe = this.#redis.pipeline();
     const tenants = new Set<string>();
@@ -572,15 +578,12 @@ export class RedisLedger implements Ledger {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    clearInterval(this.#heartbeat);
     await this.drain(2000);
     this.#closed = true;
-    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    clearTimeout(this.#flushTimer);
     if (this.#pending.length > 0) this.#o.log.error({ pending: this.#pending.length }, 'metering redis: settlements not written at shutdown');
-    try {
-      await this.#redis.quit();
-    } catch {
-      this.#redis.disconnect();
-    }
+    // Disconnected, QUIT is refused (no offline queue): stop the reconnect attempts instead.
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
   }
 }

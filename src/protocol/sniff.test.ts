@@ -87,6 +87,24 @@ describe('sniffString', () => {
     expect(sniffType(b('{"type":"a","x":"\\"type\\"" oops'))).toBeUndefined();
   });
 
+  // The audio and transcript types are returned as constants (hotType): only for the exact bytes.
+  it('reads the hot event types exactly, and not their prefixes, longer types or look-alikes', () => {
+    const hot = ['input_audio_buffer.append', 'response.output_audio.delta', 'response.output_audio_transcript.delta', 'response.output_text.delta', 'response.audio.delta', 'response.audio_transcript.delta'];
+    const others = [
+      'input_audio', // a prefix ending in the same letter as its hot type's prefix
+      'response.audio',
+      'response.output_audio.delt',
+      'xnput_audio_buffer.append', // same length and last byte, other bytes
+      'response.audio.deltb',
+      `${'x'.repeat(60)}.delta`, // longer than every hot type, same last byte
+      'response.output_audio_transcript.delta.delta',
+    ];
+    for (const t of [...hot, ...others]) {
+      expect(sniffType(b(`{"type":"${t}","event_id":"e"}`)), t).toBe(t);
+      expect(sniffType(b(`{"event_id":"e","type":"${t}"}`)), t).toBe(t);
+    }
+  });
+
   it('returns the byte span without allocating the value', () => {
     const buf = b('{"type":"x","delta":"QUJD"}');
     const span = sniffStringSpan(buf, 'delta');

@@ -71,6 +71,14 @@ export function ledgerContract(backend: LedgerBackend): void {
       expect(await l.usage('acme', 0, 2)).toHaveLength(2);
     });
 
+    it('two settlements of one response both count: a ledger bills what it is given (only a backend retry checks for its own earlier write)', async () => {
+      const l = await backend.open(fresh());
+      await l.settle(null, record({ costNanos: 300, totalTokens: 3 }));
+      await l.settle(null, record({ costNanos: 300, totalTokens: 3 }));
+      expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 600, tokens: 6 });
+      expect((await l.usage('acme', 0, 10)).map((r) => r.ref)).toEqual(['resp_1', 'resp_1']);
+    });
+
     it('remaining mode: grants while spent + reserved is below the cap; settle and release drop reservations', async () => {
       const l = await backend.open(fresh());
       const c = caps({ dayNanos: 10_000_000 });
