@@ -104,7 +104,13 @@ export interface WorkerInit {
 }
 
 /** Batches sent and not yet answered: more wait in the (bounded) queue. */
-const MAX_IN_FLIGHT = 4;
+const MAX_IN_FLIGHT = 16;
+/**
+ * perf: spans handed to the worker per macrotask. `postMessage` clones its batch on the main thread;
+ * a 256-span batch took several ms in one task, a stall every relayed frame behind it waited out.
+ * Smaller batches, one per event-loop turn, keep every such task short.
+ */
+const POST_BATCH = 64;
 
 export class WorkerSpanProcessor implements SpanProcessor {
   /** Spans handed to the exporter, dropped because the queue was full, or lost in a failed export. */
@@ -178,9 +184,10 @@ export class WorkerSpanProcessor implements SpanProcessor {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    while (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) {
-      const spans = this.#queue.length <= this.#maxBatch ? this.#queue : this.#queue.slice(0, this.#maxBatch);
-      this.#queue = spans === this.#queue ? [] : this.#queue.slice(this.#maxBatch);
+    const batch = Math.min(this.#maxBatch, POST_BATCH);
+    if (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) {
+      const spans = this.#queue.length <= batch ? this.#queue : this.#queue.slice(0, batch);
+      this.#queue = spans === this.#queue ? [] : this.#queue.slice(batch);
       const id = ++this.#nextId;
       this.#inFlight.set(id, spans.length);
       try {
@@ -190,7 +197,8 @@ export class WorkerSpanProcessor implements SpanProcessor {
         this.failed += spans.length;
       }
     }
-    if (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) this.#schedule();
+    // The rest goes one batch per event-loop turn.
+    if (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT && this.#immediate === null) this.#immediate = setImmediate(() => this.#flush());
     this.#checkIdle();
   }
 

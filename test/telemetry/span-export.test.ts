@@ -89,6 +89,18 @@ describe('span export in a worker thread', () => {
     expect(processor.exported).toBe(3);
   });
 
+  it('hands spans to the worker a small batch per event-loop turn (no long main-thread task), and every span arrives', async () => {
+    const rx = await receiver();
+    cleanup.push(() => new Promise((r) => rx.server.close(r)));
+    const { processor, tracer } = setup(rx.url, { maxBatchSize: 512 });
+    for (let i = 0; i < 300; i++) tracer.startSpan(`s${i}`).end();
+    await processor.forceFlush();
+    expect(processor.exported).toBe(300);
+    // One export per batch handed over: at most 64 spans each, so 300 spans take 5 of them.
+    const sizes = rx.bodies.map((b) => (JSON.parse(b) as { resourceSpans: { scopeSpans: { spans: unknown[] }[] }[] }).resourceSpans[0]!.scopeSpans[0]!.spans.length);
+    expect(sizes.sort((a, b) => a - b)).toEqual([44, 64, 64, 64, 64]);
+  });
+
   it('an endpoint that fails is counted as failed, and nothing throws into the caller', async () => {
     const rx = await receiver(400);
     cleanup.push(() => new Promise((r) => rx.server.close(r)));
