@@ -47,7 +47,8 @@ const HELP = `usage: npm run bench -- [flags]
   --workers LIST            also measure the governed target's unpaced throughput with server.workers = each of
                             LIST (e.g. 1,2): the relay on cores 0..N-1, and print the scaling against the first
   --capacity LIST           for each target of LIST (e.g. governed,passthrough): the most paced sessions one core
-                            carries with u→c p99 ≤ 10 ms and no errors (bisection in steps of 50, one window each)
+                            carries with u→c p99 ≤ 10 ms and no errors (doubling from 100, then bisection in steps
+                            of 50; fresh processes and one window per probe)
   --capacity-max N          upper end of that search (default 3000)
   --no-pin                  do not pin processes to cores with taskset
   --from-source             run the relays through tsx from TypeScript (default: compiled, as production
@@ -593,35 +594,52 @@ interface CapacityResult {
   readonly probes: readonly CapacityProbe[];
 }
 
-/** Bisection for the most paced sessions with u→c p99 ≤ 10 ms and no errors, on one fresh rig. */
+/**
+ * The most paced sessions with u→c p99 ≤ 10 ms and no errors: doubling from 100 until a load is not
+ * carried, then bisection. Each probe runs on fresh processes, so an overloaded probe (its backlog,
+ * its grown heap) does not spoil the next one.
+ */
 async function runCapacity(target: TargetName, logFd: number): Promise<CapacityResult> {
   const probes: CapacityProbe[] = [];
-  const rig = new Rig(target, logFd);
-  try {
-    await rig.start();
-    let lo = 0; // carried
-    let hi = Math.ceil(opts.capacityMax / CAPACITY_STEP) * CAPACITY_STEP + CAPACITY_STEP; // not carried (assumed)
-    while (hi - lo > CAPACITY_STEP) {
-      const n = Math.round((lo + hi) / 2 / CAPACITY_STEP) * CAPACITY_STEP;
+  const probe = async (n: number): Promise<boolean> => {
+    const rig = new Rig(target, logFd);
+    try {
+      await rig.start();
       const r = await rig.paced(n);
       const ok = r.errors === 0 && r.opened === n && r.u2c.p99 <= CAPACITY_P99_US;
       probes.push({ sessions: n, p99Ms: r.u2c.p99 / 1000, errors: r.errors, ok });
       log(`  ${target} capacity probe ${n}: u→c p99 ${fmt(r.u2c.p99 / 1000, 2)} ms, errors ${r.errors}, relay ${fmt(r.relayCpuPct, 0)}% core → ${ok ? 'carried' : 'not carried'}`);
-      if (ok) lo = n;
+      return ok;
+    } finally {
+      await rig.stop();
+    }
+  };
+  try {
+    let lo = 0; // carried
+    let hi = 0; // not carried (0: none found yet)
+    for (let n = 100; n <= opts.capacityMax; n *= 2) {
+      if (await probe(n)) lo = n;
+      else {
+        hi = n;
+        break;
+      }
+    }
+    if (hi === 0) return { target, sessions: lo, probes };
+    while (hi - lo > CAPACITY_STEP) {
+      const n = Math.round((lo + hi) / 2 / CAPACITY_STEP) * CAPACITY_STEP;
+      if (await probe(n)) lo = n;
       else hi = n;
     }
     return { target, sessions: lo, probes };
   } catch (err) {
     log(`  ${target} capacity FAILED: ${err instanceof Error ? err.message : String(err)}`);
     return { target, sessions: null, probes };
-  } finally {
-    await rig.stop();
   }
 }
 
 function capacityMarkdown(rows: readonly CapacityResult[]): string[] {
   if (rows.length === 0) return [];
-  const out = ['', `**Paced sessions one core carries with u→c p99 ≤ ${CAPACITY_P99_US / 1000} ms and no errors** (bisection in steps of ${CAPACITY_STEP}; one ${opts.measureSec} s window per probe)`, '', '| target | sessions per core | probes (sessions: p99 ms) |', '|---|---:|---|'];
+  const out = ['', `**Paced sessions one core carries with u→c p99 ≤ ${CAPACITY_P99_US / 1000} ms and no errors** (doubling from 100, then bisection in steps of ${CAPACITY_STEP}; fresh processes and one ${opts.measureSec} s window per probe)`, '', '| target | sessions per core | probes (sessions: p99 ms) |', '|---|---:|---|'];
   for (const r of rows) {
     const probes = r.probes.map((p) => `${p.sessions}: ${fmt(p.p99Ms, 1)}${p.errors ? ` (${p.errors} errors)` : ''}`).join(', ');
     out.push(`| ${TARGETS[r.target].label} | ${r.sessions === null ? 'failed' : r.sessions === 0 ? `< ${CAPACITY_STEP}` : r.sessions} | ${probes} |`);
