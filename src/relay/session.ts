@@ -273,10 +273,9 @@ export class RelaySession implements SessionContext, ChainSink {
       const sampled = (++this.#clientSample & RELAY_SAMPLE_MASK) === 0;
       const t0 = sampled ? this.clock.now() : 0;
       // perf: a type no filter wants (audio, in practice) leaves without a Frame, unless frames queue.
-      if (this.#chain.bypasses('client', type)) {
-        if (type === AUDIO_IN) this.audio.input(bytes, t0 === 0 ? this.clock.now() : t0);
-        this.#sendToUpstream(bytes);
-      } else this.#chain.fromClient(Frame.fromClient(type, bytes));
+      if (!this.#chain.bypasses('client', type)) this.#chain.fromClient(Frame.fromClient(type, bytes));
+      else if (type === AUDIO_IN) this.#sendInputAudio(bytes);
+      else this.#sendToUpstream(bytes);
       if (sampled && this.#upstream.open && this.#chain.queued('client') === 0) {
         this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
       }
@@ -310,6 +309,12 @@ export class RelaySession implements SessionContext, ChainSink {
   #rejectClientFrame(error: ProxyError): void {
     this.stats.rejectedFrames++;
     this.#sendErrorToClient(error);
+  }
+
+  /** An input audio append leaving for the upstream: counted here, as it leaves (a filter may have dropped or replaced it). */
+  #sendInputAudio(bytes: Buffer): void {
+    this.audio.input(bytes, this.clock.now());
+    this.#sendToUpstream(bytes);
   }
 
   #sendToUpstream(bytes: Buffer): void {
@@ -421,11 +426,12 @@ export class RelaySession implements SessionContext, ChainSink {
         if (stamped.eventId !== null) this.report({ kind: 'create_sent', eventId: stamped.eventId });
         return;
       }
-      const bytes = frame.wireBytes();
-      // Input audio is counted as it leaves (a filter may have dropped or replaced it).
-      if (frame.type === AUDIO_IN) this.audio.input(bytes, this.clock.now());
-      else this.#conversation.observeClient(frame, false);
-      this.#sendToUpstream(bytes);
+      if (frame.type === AUDIO_IN) {
+        this.#sendInputAudio(frame.wireBytes());
+        return;
+      }
+      this.#conversation.observeClient(frame, false);
+      this.#sendToUpstream(frame.wireBytes());
       return;
     }
     if (this.#linger) {

@@ -1,9 +1,9 @@
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
-import type { Duplex } from 'node:stream';
 import { zeroMaskedTextFrame } from '../upstream/client-frame.js';
 import { dialUpstream, maskingIsMoot, type UpstreamTarget } from '../upstream/dial.js';
 

@@ -64,7 +64,6 @@ interface Totals {
   audioOutMs: number;
 }
 
-
 const zeroTotals = (): Totals => ({ clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audioInMs: 0, audioOutMs: 0 });
 
 function histogram(meter: Meter, name: string, unit: string, buckets: readonly number[], description: string): Histogram {

@@ -4,7 +4,7 @@ import { CONTINUE, type CloseInfo, type Filter, type FilterFactory, type Session
 import type { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { ErrorCatalogue } from '../protocol/errors.js';
-import { AUDIO_CLIENT_TYPES, AUDIO_IN, AUDIO_OUT, AUDIO_SERVER_TYPES } from '../protocol/events.js';
+import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES } from '../protocol/events.js';
 import type { SessionMeters, TelemetryMetrics } from './metrics.js';
 import { turnLatencies, type ResponseRecord, type SessionView, type TurnRecord } from './records.js';
 import { captureWith } from './redact.js';

@@ -169,7 +169,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
   /** Never exports inside `onEnd`: a full batch waits for the next macrotask, a partial one for the delay. */
   #schedule(): void {
     if (this.#queue.length >= this.#maxBatch) {
-      if (this.#immediate === null) this.#immediate = setImmediate(() => this.#flush());
+      this.#flushNextTurn();
       return;
     }
     if (this.#timer === null) {
@@ -198,8 +198,12 @@ export class WorkerSpanProcessor implements SpanProcessor {
       }
     }
     // The rest goes one batch per event-loop turn.
-    if (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT && this.#immediate === null) this.#immediate = setImmediate(() => this.#flush());
+    if (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) this.#flushNextTurn();
     this.#checkIdle();
+  }
+
+  #flushNextTurn(): void {
+    if (this.#immediate === null) this.#immediate = setImmediate(() => this.#flush());
   }
 
   #onMessage(msg: FromWorker): void {
