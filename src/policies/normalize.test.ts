@@ -99,6 +99,41 @@ describe('normalize: what the matchers see', () => {
     expect(normalize('ＡＢ').text).toBe('AB');
   });
 
+  it('copies unchanged runs whole and still folds exactly like one character at a time (random mixes)', () => {
+    // The reference: each code point folded on its own (normalizeText of one character), whitespace
+    // runs merged, a dropped character's source given to the character before it.
+    const reference = (original: string): { text: string; sources: string[] } => {
+      const text: string[] = [];
+      const sources: string[] = [];
+      for (const cp of original) {
+        const f = cp.length === 1 && /\s/.test(cp) && cp !== '\ufeff' ? ' ' : normalizeText(cp);
+        if (f.length === 0) {
+          if (sources.length > 0) sources[sources.length - 1] += cp;
+          continue;
+        }
+        for (const c of f) {
+          if (c === ' ' && text[text.length - 1] === ' ') sources[sources.length - 1] += cp;
+          else {
+            text.push(c);
+            sources.push(cp);
+          }
+        }
+      }
+      return { text: text.join(''), sources };
+    };
+    const pieces = ['a', 'Bc', ' ', '  ', '\t', '\n \r', 'é', 'ı\u0307', '\u200b', 'ｆ', '\u{1d400}', 'а', '\ufeff', '.', '\u00a0', 'ﬁ', '9'];
+    let seed = 7;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (let t = 0; t < 3000; t++) {
+      let s = '';
+      for (let k = next(24); k > 0; k--) s += pieces[next(pieces.length)];
+      expect(folded(s), JSON.stringify(s)).toEqual(reference(s));
+    }
+  });
+
   it('normalizeText folds a rule\'s own text the same way', () => {
     expect(normalizeText('  Wíre\u200b\tthe  ＭＯＮＥＹ ')).toBe(' Wire the MONEY ');
   });

@@ -91,7 +91,10 @@ export function normalize(original: string): Normalized {
   if (startsBuf.length < n * 2 + 4) grow(n * 2 + 4);
   let starts = startsBuf;
   let ends = endsBuf;
+  // Characters that stay as they are (the common case: ASCII words and single spaces) are copied
+  // as whole runs with one slice, not appended one by one: this runs on every streamed delta.
   let out = '';
+  let runStart = 0;
   let len = 0;
   let lastSpace = false;
   const push = (s: string, from: number, to: number): void => {
@@ -119,11 +122,27 @@ export function normalize(original: string): Normalized {
   let i = 0;
   while (i < n) {
     const code = original.charCodeAt(i);
-    if (code < 0x80) {
-      // ASCII: only whitespace changes.
-      const isSpace = code === 0x20 || (code >= 0x09 && code <= 0x0d);
-      push(isSpace ? ' ' : original[i]!, i, i + 1);
+    const isSpace = code === 0x20 || (code >= 0x09 && code <= 0x0d);
+    if (code < 0x80 && (code === 0x20 ? !lastSpace : !isSpace)) {
+      // Kept as it is: one character for one, extended into the current run.
+      if (len >= starts.length) {
+        grow(len * 2);
+        starts = startsBuf;
+        ends = endsBuf;
+      }
+      starts[len] = i;
+      ends[len] = i + 1;
+      len++;
+      lastSpace = code === 0x20;
       i++;
+      continue;
+    }
+    if (runStart < i) out += original.slice(runStart, i);
+    if (code < 0x80) {
+      // ASCII whitespace other than a single space: one space per run.
+      push(' ', i, i + 1);
+      i++;
+      runStart = i;
       continue;
     }
     const cpLen = code >= 0xd800 && code <= 0xdbff && i + 1 < n ? 2 : 1;
@@ -132,7 +151,10 @@ export function normalize(original: string): Normalized {
     if (folded.length > 0) push(folded, i, i + cpLen);
     else if (len > 0) ends[len - 1] = i + cpLen; // a dropped character belongs to its predecessor
     i += cpLen;
+    runStart = i;
   }
+  if (runStart === 0) out = original;
+  else if (runStart < n) out += original.slice(runStart, n);
   return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len) };
 }
 
