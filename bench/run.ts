@@ -10,6 +10,7 @@ import type { LoadStats, LoadTarget } from './lib/load.js';
 import { coreTimes, coreUtilisation, machineInfo, type MachineInfo } from './lib/machine.js';
 import type { AllocationLine, ProfileSummary } from './lib/profile.js';
 import type { FakeUpstreamStats } from './fake-upstream.js';
+import { RELAY_NODE_FLAGS } from '../src/server/node-flags.js';
 
 /**
  * `npm run bench [-- flags]`: the same load against each relay, in one invocation.
@@ -268,7 +269,8 @@ class Rig {
       this.relay = new Child(this.target, script, {
         compiled,
         cpus: pin(this.workers > 1 ? `0-${this.workers - 1}` : RELAY_CPU),
-        nodeArgs: ['--expose-gc', ...opts.relayNodeArgs],
+        // This proxy runs with the V8 flags its launchers pass in production; peers run as they ship.
+        nodeArgs: ['--expose-gc', ...(def.config ? RELAY_NODE_FLAGS : []), ...opts.relayNodeArgs],
         args: [String(upPort), ...(def.config ? [def.config] : [])],
         env: { BENCH_DATA_DIR: this.dataDir, BENCH_OTLP_URL: otlpUrl, BENCH_WORKERS: String(this.workers) },
         stdout: this.logFd,

@@ -6,6 +6,7 @@ import { Child, REPO_ROOT, type ProcStats } from './lib/ipc.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import { machineInfo } from './lib/machine.js';
 import { compileChild } from './lib/compiled.js';
+import { RELAY_NODE_FLAGS } from '../src/server/node-flags.js';
 
 /**
  * `npm run soak [-- flags]`: minutes of paced load with session churn against the proxy, sampling
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
   const relay = new Child('proxy', await compileChild('bench/procs/relay-proxy.ts', REPO_ROOT), {
     compiled: true,
     cpus: pin ? '0' : null,
-    nodeArgs: ['--expose-gc'],
+    nodeArgs: ['--expose-gc', ...RELAY_NODE_FLAGS],
     args: [String(upPort), flags.config ?? 'bench/config/proxy-governed.yaml'],
     env: { BENCH_DATA_DIR: dataDir, BENCH_OTLP_URL: otlpUrl },
     stdout: logFd,

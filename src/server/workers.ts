@@ -12,6 +12,7 @@ import type { Ledger } from '../metering/ledger.js';
 import { isLedgerCall, LedgerHost } from '../metering/remote-ledger.js';
 import { mergePrometheusText } from '../telemetry/prometheus-merge.js';
 import { resolveSettings } from '../telemetry/settings.js';
+import { RELAY_NODE_FLAGS } from './node-flags.js';
 import { isMessage, type FromWorker, type ToWorker, type WorkerStats } from './worker-protocol.js';
 
 /*
@@ -63,9 +64,9 @@ function workerEntry(): { file: string; execArgv: string[] } {
   if (self.pathname.endsWith('.ts')) {
     // tsx resolved from here, not from the working directory (the CLI may run anywhere).
     const tsx = pathToFileURL(createRequire(self).resolve('tsx')).href;
-    return { file: new URL('./worker.ts', self).pathname, execArgv: ['--import', tsx] };
+    return { file: new URL('./worker.ts', self).pathname, execArgv: [...RELAY_NODE_FLAGS, '--import', tsx] };
   }
-  return { file: new URL('./worker.js', self).pathname, execArgv: [] };
+  return { file: new URL('./worker.js', self).pathname, execArgv: [...RELAY_NODE_FLAGS] };
 }
 
 /** A free port on `host`, for the workers to share (SO_REUSEPORT is only set for a non-zero port). */

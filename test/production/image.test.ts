@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { RELAY_NODE_FLAGS } from '../../src/server/node-flags.js';
 
 /**
  * The image's contract, checked without building it (scripts/test-image.sh builds and runs it):
@@ -24,7 +25,7 @@ describe('the image', () => {
   it('runs compiled JS as a non-root user with the production config, and declares /data as its one volume', () => {
     const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
     expect(runtime).toMatch(/\nUSER node\n/);
-    expect(runtime).toContain('ENTRYPOINT ["node", "dist/cli.js"]');
+    expect(runtime).toContain(`ENTRYPOINT ["node", ${RELAY_NODE_FLAGS.map((f) => `"${f}"`).join(', ')}, "dist/cli.js"]`);
     expect(runtime).toContain('CMD ["--config", "/app/config/production.yaml"]');
     expect(runtime).toContain('VOLUME ["/data"]');
     expect(runtime).toMatch(/mkdir -p \/data && chown node:node \/data/);
@@ -33,6 +34,11 @@ describe('the image', () => {
     expect(config.metering.ledger.path).toBe('/data/metering.sqlite');
     const ignore = readFileSync(`${root}.dockerignore`, 'utf8').split('\n');
     for (const entry of ['**/node_modules', 'dist', '**/.data', '**/*.sqlite', '.git', 'test']) expect(ignore).toContain(entry);
+  });
+
+  it('npm start passes the relay its V8 flags too (src/server/node-flags.ts)', () => {
+    const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['start']).toBe(`node ${RELAY_NODE_FLAGS.join(' ')} bin/realtime-proxy.mjs --config config/example.yaml`);
   });
 
   it('ships a config that validates with the simulator chosen, and refuses production without an API key', () => {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RELAY_NODE_FLAGS } from '../../src/server/node-flags.js';
 import { whenListening } from '../support/spawned-proxy.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { TestClient } from '../support/client.js';
@@ -77,6 +78,8 @@ describe('server.workers: 2', () => {
     const tp = await start();
     expect(tp.proxy.workers?.count).toBe(2);
     expect(ownWorkers().sort()).toEqual([...tp.proxy.workers!.pids].sort());
+    // Workers run with the relay's V8 flags (a heap size cannot be set from inside a running process).
+    for (const pid of tp.proxy.workers!.pids) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining([...RELAY_NODE_FLAGS]));
     const clients = await Promise.all(Array.from({ length: 16 }, () => tp.client()));
     await Promise.all(clients.map((c) => c.next('session.created', 15_000)));
     const turns = await Promise.all(clients.map((c) => textTurn(c, 'say: hello from a worker', 15_000)));
