@@ -5,10 +5,11 @@
  * two in step with this list).
  *
  * `--max-semi-space-size=32`: lets the young generation grow to 2 × 32 MiB (Node 20's default is
- * 2 × 16). Under paced load a session's turn state lives about a second; with the default size it
- * outlives two scavenges, is promoted, and a mark-compact follows every few hundred milliseconds:
- * those pauses and their incremental marking steps were the relay's latency tail. Measured
- * (bench/results/2026-12-02-*-epyc.md, 300 paced sessions, governed): u→c p99 ≈ 90 ms → 13–27 ms,
+ * 2 × 16). With the default, under 300 paced sessions a scavenge ran every ~120 ms and about 1 MB
+ * outlived two of them each time (promoted), so a mark-compact followed every few hundred ms: those
+ * pauses and their incremental marking steps were the relay's latency tail. A larger young
+ * generation gives short-lived state (a turn lasts about a second) time to die young. Measured with
+ * the bench (README "Benchmarks"): u→c p99 ≈ 90 ms → 11–27 ms at 300 paced sessions in 5 of 6 runs,
  * CPU per event about 10 % lower, RSS at start unchanged (the space grows only under load).
  */
 export const RELAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
