@@ -90,6 +90,27 @@ describe('normalize: what the matchers see', () => {
     expect(n.ends[n.text.length - 1]).toBe(hidden.length);
     expect(trips(['wire the money'], hidden)).toBe(true);
     expect(trips(['wire the money'], `${'\ufdfa'.repeat(2000)} wire the money`)).toBe(true);
+    // Longer than anything folded before in this file (the maps are shared and only grow): the maps
+    // fill up inside the expansion and again inside the plain text after it.
+    const k = 8000;
+    const m = 100_000;
+    const long = `${'\ufdfa'.repeat(k)}${'a'.repeat(m)}`;
+    const f = normalize(long);
+    expect(f.text.length).toBe(k * 18 + m);
+    expect(f.text.endsWith('a'.repeat(m))).toBe(true);
+    // Every entry of both maps, not samples: an entry lost where a map grows would read as 0.
+    const wrong = (g: typeof f, expansions: number, plain: number): number => {
+      let bad = 0;
+      for (let j = 0; j < expansions * 18; j++) if (g.starts[j] !== Math.floor(j / 18) || g.ends[j] !== Math.floor(j / 18) + 1) bad++;
+      for (let j = 0; j < plain; j++) if (g.starts[expansions * 18 + j] !== expansions + j || g.ends[expansions * 18 + j] !== expansions + j + 1) bad++;
+      return bad;
+    };
+    expect(wrong(f, k, m)).toBe(0);
+    // Growth inside the expansion itself (its output is far longer than twice its input).
+    const k2 = 30_000;
+    const g = normalize(`${'\ufdfa'.repeat(k2)}ab`);
+    expect(g.text.length).toBe(k2 * 18 + 2);
+    expect(wrong(g, k2, 2)).toBe(0);
   });
 
   it('gives the same answer however many distinct characters it has folded before', () => {

@@ -122,9 +122,9 @@ export function normalize(original: string): Normalized {
   let i = 0;
   while (i < n) {
     const code = original.charCodeAt(i);
-    const isSpace = code === 0x20 || (code >= 0x09 && code <= 0x0d);
-    if (code < 0x80 && (code === 0x20 ? !lastSpace : !isSpace)) {
-      // Kept as it is: one character for one, extended into the current run.
+    // Kept as it is, extended into the current run: ASCII other than control whitespace, and a
+    // space that does not follow one. Everything else is folded per code point below.
+    if (code < 0x80 && (code === 0x20 ? !lastSpace : code < 0x09 || code > 0x0d)) {
       if (len >= starts.length) {
         grow(len * 2);
         starts = startsBuf;
@@ -137,14 +137,7 @@ export function normalize(original: string): Normalized {
       i++;
       continue;
     }
-    if (runStart < i) out += original.slice(runStart, i);
-    if (code < 0x80) {
-      // ASCII whitespace other than a single space: one space per run.
-      push(' ', i, i + 1);
-      i++;
-      runStart = i;
-      continue;
-    }
+    out += original.slice(runStart, i);
     const cpLen = code >= 0xd800 && code <= 0xdbff && i + 1 < n ? 2 : 1;
     const cp = original.slice(i, i + cpLen);
     const folded = foldCodePoint(cp);
@@ -153,8 +146,7 @@ export function normalize(original: string): Normalized {
     i += cpLen;
     runStart = i;
   }
-  if (runStart === 0) out = original;
-  else if (runStart < n) out += original.slice(runStart, n);
+  out += original.slice(runStart);
   return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len) };
 }
 
