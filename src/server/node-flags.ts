@@ -6,11 +6,16 @@
  *
  * `--max-semi-space-size=32`: lets the young generation grow to 2 × 32 MiB (Node 20's default is
  * 2 × 16). With the default, under 300 paced sessions a scavenge ran every ~120 ms and about 1 MB
- * outlived two of them each time (promoted), so a mark-compact followed every few hundred ms: those
- * pauses and their incremental marking steps made the relay's latency tail. Measured with the bench
- * (interleaved runs, 300 paced sessions, governed): u→c p99 ≈ 90 ms in 4 of 4 runs without it,
- * 11–27 ms in 5 of 6 with it, CPU per event about 10 % lower, RSS at start unchanged (the space grows
- * only under load). At 100–250 sessions both settings are bimodal (README "Benchmarks": a run either
- * settles with few GCs or keeps promoting) and this flag made no measurable difference there.
+ * outlived two of them each time (promoted). Interleaved bench runs at 300 paced sessions, governed:
+ * u→c p99 ≈ 90 ms in 4 of 4 runs without it, 11–27 ms in 5 of 6 with it; RSS at start unchanged
+ * (the space grows only under load).
+ *
+ * `--initial-old-space-size=128`: starts the old generation's limit at 128 MiB. The governed relay
+ * was bimodal per process: either it settled with few GCs, or V8 kept the old generation's limit a
+ * few MiB above its live size and ran a mark-compact every few hundred milliseconds for the whole
+ * run (30–46 GCs per 8 s window instead of 10; p99 50–100 ms instead of 6–12 ms; ~10 % more CPU).
+ * Interleaved at 250 paced sessions: 3 of 6 runs in the slow mode without this flag, 0 of 6 with it
+ * (p99 5.8–12.3 ms, 10 GCs per window in every run). Cost: up to ~128 MiB of old space before the
+ * first mark-compact under load (RSS at 250 sessions ~213 MiB against ~192); nothing at start.
  */
-export const RELAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
+export const RELAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--initial-old-space-size=128'];
