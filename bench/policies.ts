@@ -8,6 +8,7 @@ import { startProxy } from '../src/main.js';
 import { startSimulator } from '../src/simulator/index.js';
 import { TestClient } from '../test/support/client.js';
 import { Child, REPO_ROOT, serveChild, type ProcStats } from './lib/ipc.js';
+import { RELAY_NODE_FLAGS } from '../src/server/node-flags.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 
 /**
@@ -76,7 +77,7 @@ async function cpuRun(o: Options, configFile: string): Promise<CpuResult> {
   let load: Child | null = null;
   try {
     const { port: upPort } = (await upstream.ready) as { port: number };
-    relay = new Child('proxy', 'bench/procs/relay-proxy.ts', { cpus: pin('0'), args: [String(upPort), configFile], stdout: 'inherit' });
+    relay = new Child('proxy', 'bench/procs/relay-proxy.ts', { cpus: pin('0'), nodeArgs: RELAY_NODE_FLAGS, args: [String(upPort), configFile], stdout: 'inherit' });
     const { port } = (await relay.ready) as { port: number };
     const target: LoadTarget = { host: '127.0.0.1', port, path: '/v1/realtime?model=gpt-realtime', headers: { authorization: `Bearer ${TENANT_KEY}` } };
     load = new Child('loadgen', 'bench/procs/loadgen.ts', { cpus: pin('1'), args: [JSON.stringify(target)], stdout: 'ignore' });
@@ -161,7 +162,7 @@ async function proxyChild(simUrl: string): Promise<void> {
 async function tripBench(o: Options): Promise<void> {
   console.log(`Guardrail trip-to-cancel: ${o.trips} responses (after ${WARMUP_TRIPS} warm-up) saying "${FORBIDDEN}", strict policy, proxy in its own process${o.pin ? ' on core 0' : ''}`);
   const sim = await startSimulator({ recordAudio: false, pingIntervalMs: 0 });
-  const proxy = new Child('proxy', 'bench/policies.ts', { cpus: o.pin ? '0' : null, args: ['--proxy-child', sim.url], stdout: 'inherit' });
+  const proxy = new Child('proxy', 'bench/policies.ts', { cpus: o.pin ? '0' : null, nodeArgs: RELAY_NODE_FLAGS, args: ['--proxy-child', sim.url], stdout: 'inherit' });
   const words = TEXT.match(/\s*\S+/g)!;
   const settleIndex = words.findIndex((_w, i) => words.slice(0, i + 1).join('').endsWith(FORBIDDEN)) + 1;
   const wire: number[] = [];

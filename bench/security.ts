@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { Child, type LoopStats, type ProcStats } from './lib/ipc.js';
+import { RELAY_NODE_FLAGS } from '../src/server/node-flags.js';
 
 /**
  * The attacks of issue 12 against the proxy in its own process (RSS and event-loop stalls are the
@@ -32,7 +33,7 @@ const config = {
   },
 };
 
-const proxy = new Child('proxy', 'bench/procs/security-proxy.ts', { cpus: null, args: [JSON.stringify(config)], nodeArgs: ['--expose-gc'], stdout: 'inherit' });
+const proxy = new Child('proxy', 'bench/procs/security-proxy.ts', { cpus: null, args: [JSON.stringify(config)], nodeArgs: ['--expose-gc', ...RELAY_NODE_FLAGS], stdout: 'inherit' });
 const { port } = (await proxy.ready) as { port: number };
 const url = `ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime`;
 const mb = (n: number) => `${(n / MiB).toFixed(1)} MiB`;

@@ -15,6 +15,7 @@ import { TelemetryFilterFactory, TelemetrySession } from '../src/telemetry/sessi
 import { resolveSettings } from '../src/telemetry/settings.js';
 import { FakeSession } from '../test/support/fake-session.js';
 import { Child, serveChild, type ProcStats } from './lib/ipc.js';
+import { RELAY_NODE_FLAGS } from '../src/server/node-flags.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import type { ProfileSummary } from './lib/profile.js';
 import type { FakeUpstreamStats } from './fake-upstream.js';
@@ -267,6 +268,7 @@ async function runVariant(variant: Variant, dir: string): Promise<VariantResult>
     const { port: upPort, otlpUrl } = (await upstream.ready) as { port: number; otlpUrl: string };
     relay = new Child(`proxy-${variant}`, 'bench/telemetry.ts', {
       cpus: pin('0'),
+      nodeArgs: RELAY_NODE_FLAGS,
       args: ['--relay-child', String(upPort), configFor(variant, dir)],
       env: { BENCH_OTLP_URL: otlpUrl },
       stdout: process.env['BENCH_RELAY_LOG'] ? openSync(process.env['BENCH_RELAY_LOG'], 'a') : 'ignore',
