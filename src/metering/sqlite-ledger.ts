@@ -139,6 +139,8 @@ export class SqliteLedger implements Ledger {
         const worker = new Worker(CHECKPOINT_WORKER, {
           eval: true,
           workerData: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs: options.checkpointIntervalMs ?? 1000 },
+          // It allocates next to nothing: without limits it would take the relay's heap sizing (RELAY_NODE_FLAGS).
+          resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
         });
         worker.unref();
         worker.on('message', (m: { error?: string }) => {

@@ -1,28 +1,43 @@
+import { writeZeroMaskedHeader, zeroMaskedHeaderLength } from '../upstream/client-frame.js';
+
 /**
  * Client frames are copied out of uWS (it neuters `message` when the callback returns) into
  * slices of a shared slab: one allocation per 512 KiB of traffic instead of one per frame
  * (a fresh 6 KiB Buffer costs more than the relay's whole per-frame work). A slab lives until
  * its last slice is collected; slices are forwarded at once, so slabs turn over quickly.
+ *
+ * Each copy lands behind the header of a zero-masked upstream text frame (client-frame.ts): a
+ * frame relayed unchanged (an audio append, in practice) leaves as that slice, with no second copy
+ * or allocation to frame it.
  */
 const SLAB_BYTES = 512 * 1024;
 const SLAB_MAX_FRAME = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabOffset = 0;
 
-/** A copy of a uWS message that outlives the callback: a slab slice, or its own buffer when large. */
+/** A uWS message copied out, already framed for the upstream: see `payloadOf`. */
 export function copyFrame(message: ArrayBuffer): Buffer {
   const n = message.byteLength;
+  const size = zeroMaskedHeaderLength(n) + n;
+  let framed: Buffer;
   if (n > SLAB_MAX_FRAME) {
-    const own = Buffer.allocUnsafeSlow(n);
-    own.set(new Uint8Array(message));
-    return own;
+    framed = Buffer.allocUnsafeSlow(size);
+  } else {
+    if (slabOffset + size > SLAB_BYTES) {
+      slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      slabOffset = 0;
+    }
+    framed = slab.subarray(slabOffset, slabOffset + size);
+    slabOffset = (slabOffset + size + 7) & ~7;
   }
-  if (slabOffset + n > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-    slabOffset = 0;
-  }
-  const buf = slab.subarray(slabOffset, slabOffset + n);
-  buf.set(new Uint8Array(message));
-  slabOffset = (slabOffset + n + 7) & ~7;
-  return buf;
+  writeZeroMaskedHeader(framed, n);
+  framed.set(new Uint8Array(message), size - n);
+  return framed;
+}
+
+/** The message bytes of a `copyFrame` result (a view: no copy). */
+export function payloadOf(framed: Buffer): Buffer {
+  // The header is 6, 8 or 14 bytes; its second byte's length field says which.
+  const len7 = framed[1]! & 0x7f;
+  return framed.subarray(len7 < 126 ? 6 : len7 === 126 ? 8 : 14);
 }

@@ -18,7 +18,7 @@ import type { MemoryBudget } from '../server/memory-budget.js';
 import type { UpstreamTarget } from '../upstream/dial.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
 import { isOutputAudio, ResponseTracker } from './responses.js';
-import { copyFrame } from './frame-slab.js';
+import { copyFrame, payloadOf } from './frame-slab.js';
 import { ClientLink } from './client-link.js';
 import { UpstreamLink } from './upstream-link.js';
 
@@ -250,7 +250,9 @@ export class RelaySession implements SessionContext, ChainSink {
       this.close(new ProxyError('upstream_backpressure', { message: 'Too much data was sent while an earlier event was being checked.' }));
       return;
     }
-    const bytes = copyFrame(message);
+    // The copy is already an upstream frame; `bytes` is its payload, what the filters see.
+    const framed = copyFrame(message);
+    const bytes = payloadOf(framed);
     const type = sniffType(bytes);
     if (type === DUPLICATE_KEY) {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The event has more than one 'type' member." }));
@@ -274,8 +276,8 @@ export class RelaySession implements SessionContext, ChainSink {
       const t0 = sampled ? this.clock.now() : 0;
       // perf: a type no filter wants (audio, in practice) leaves without a Frame, unless frames queue.
       if (!this.#chain.bypasses('client', type)) this.#chain.fromClient(Frame.fromClient(type, bytes));
-      else if (type === AUDIO_IN) this.#sendInputAudio(bytes);
-      else this.#sendToUpstream(bytes);
+      else if (type === AUDIO_IN) this.#sendInputAudio(bytes, framed);
+      else this.#sendToUpstream(bytes, framed);
       if (sampled && this.#upstream.open && this.#chain.queued('client') === 0) {
         this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
       }
@@ -312,13 +314,14 @@ export class RelaySession implements SessionContext, ChainSink {
   }
 
   /** An input audio append leaving for the upstream: counted here, as it leaves (a filter may have dropped or replaced it). */
-  #sendInputAudio(bytes: Buffer): void {
+  #sendInputAudio(bytes: Buffer, framed: Buffer | null = null): void {
     this.audio.input(bytes, this.clock.now());
-    this.#sendToUpstream(bytes);
+    this.#sendToUpstream(bytes, framed);
   }
 
-  #sendToUpstream(bytes: Buffer): void {
-    const error = this.#upstream.send(bytes);
+  /** `framed`: `bytes` already framed for the upstream (client frames relayed unchanged, see frame-slab.ts). */
+  #sendToUpstream(bytes: Buffer, framed: Buffer | null = null): void {
+    const error = this.#upstream.send(bytes, framed);
     if (error) this.close(error);
   }
 

@@ -154,8 +154,12 @@ export class UpstreamLink {
     });
   }
 
-  /** Sends (or queues until open) one frame; an error when the bounded buffer would overflow. */
-  send(bytes: Buffer): ProxyError | null {
+  /**
+   * Sends (or queues until open) one frame; an error when the bounded buffer would overflow.
+   * `framed`: the same payload already framed as a zero-masked text frame, written as it is when
+   * the connection writes such frames itself.
+   */
+  send(bytes: Buffer, framed: Buffer | null = null): ProxyError | null {
     const ws = this.#ws;
     const limit = this.#config.server.backpressure.upstreamMaxBufferedBytes;
     if (!this.#open || !ws) {
@@ -167,15 +171,15 @@ export class UpstreamLink {
       return null;
     }
     if (ws.bufferedAmount + bytes.length > limit) return new ProxyError('upstream_backpressure');
-    this.#write(ws, bytes);
+    this.#write(ws, bytes, framed);
     return null;
   }
 
-  #write(ws: WebSocket, bytes: Buffer): void {
+  #write(ws: WebSocket, bytes: Buffer, framed: Buffer | null = null): void {
     const socket = this.#socket;
     // `ws` sends only from its own state (no compression, no Blobs here), so its pings and close
     // frames and these writes go to the socket in call order.
-    if (socket !== null && ws.readyState === ws.OPEN && !socket.destroyed) socket.write(zeroMaskedTextFrame(bytes));
+    if (socket !== null && ws.readyState === ws.OPEN && !socket.destroyed) socket.write(framed ?? zeroMaskedTextFrame(bytes));
     else ws.send(bytes, TEXT_FRAME);
   }
 

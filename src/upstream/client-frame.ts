@@ -11,20 +11,36 @@
  */
 export function zeroMaskedTextFrame(payload: Buffer): Buffer {
   const n = payload.length;
-  const header = n < 126 ? 6 : n < 65_536 ? 8 : 14;
+  const header = zeroMaskedHeaderLength(n);
   const frame = Buffer.allocUnsafe(header + n);
+  writeZeroMaskedHeader(frame, n);
+  payload.copy(frame, header);
+  return frame;
+}
+
+/** Bytes of the header of a zero-masked text frame with an `n`-byte payload. */
+export function zeroMaskedHeaderLength(n: number): number {
+  return n < 126 ? 6 : n < 65_536 ? 8 : 14;
+}
+
+/**
+ * Writes that header at the start of `frame` (which has room for it, see zeroMaskedHeaderLength),
+ * so a caller that copies a payload in anyway can frame it in place (src/relay/frame-slab.ts).
+ */
+export function writeZeroMaskedHeader(frame: Buffer, n: number): void {
   frame[0] = 0x81; // FIN, opcode 1 (text)
+  let key = 2;
   if (n < 126) {
     frame[1] = 0x80 | n;
   } else if (n < 65_536) {
     frame[1] = 0x80 | 126;
     frame.writeUInt16BE(n, 2);
+    key = 4;
   } else {
     frame[1] = 0x80 | 127;
     frame.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 2);
     frame.writeUInt32BE(n >>> 0, 6);
+    key = 10;
   }
-  frame.writeUInt32BE(0, header - 4); // the masking key
-  payload.copy(frame, header);
-  return frame;
+  frame.writeUInt32BE(0, key); // the masking key
 }
