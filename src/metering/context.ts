@@ -1,6 +1,7 @@
 import type { JsonObject } from '../pipeline/frame.js';
 import { asObject as obj } from '../protocol/json.js';
 import type { ModalityTokens } from './pricing.js';
+import { LazyMap } from '../lazy-collections.js';
 
 /*
  * Upper-bound token estimates of what a response will read as input. The reservation of a response
@@ -75,7 +76,7 @@ export function promptEstimate(instructions: unknown, tools: unknown): number {
 export class ConversationEstimate {
   #base: ModalityTokens = { text: 0, audio: 0, image: 0 };
   #added: ModalityTokens = { text: 0, audio: 0, image: 0 };
-  readonly #items = new Map<string, Readonly<ModalityTokens>>();
+  readonly #items = new LazyMap<string, Readonly<ModalityTokens>>();
   /**
    * The relay's running count of append wire bytes forwarded upstream (`SessionContext.audio.
    * inputWireBytes`) when the input buffer was last committed or cleared: appends are counted by

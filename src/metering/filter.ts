@@ -13,6 +13,7 @@ import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, typ
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
 import { responseCost, transcriptionCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
+import { LazyMap } from '../lazy-collections.js';
 
 export interface MeteringRuntime {
   readonly config: MeteringConfig;
@@ -267,12 +268,12 @@ export class MeteringFilter implements Filter {
    * about a create releases its reservation at once. Which create a response answers is the
    * conversation view's pairing (`ResponseView.createEventId`).
    */
-  readonly #pending = new Map<string, Reservation>();
+  readonly #pending = new LazyMap<string, Reservation>();
   /**
    * Reservations of started responses, by response id, until their response.done settles them.
    * Which responses are running is the conversation view's (`activeResponses`).
    */
-  readonly #reservations = new Map<string, Reservation>();
+  readonly #reservations = new LazyMap<string, Reservation>();
   #seq = 0;
   #closed = false;
   #ending: ProxyError | null = null;

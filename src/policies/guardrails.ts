@@ -12,6 +12,7 @@ import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, typ
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 import { clientEventId, notifyClient, toFrame } from './util.js';
+import { LazyMap, LazySet } from '../lazy-collections.js';
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
 
@@ -156,20 +157,20 @@ export class GuardrailFilter implements Filter {
   readonly #ctx: SessionContext;
   readonly #entry: PolicyEntry;
   readonly #info: CustomSessionInfo;
-  readonly #streams = new Map<string, Stream>();
+  readonly #streams = new LazyMap<string, Stream>();
   /** User items whose transcript tripped block / cancel: their later transcript events are dropped. */
-  readonly #blockedItems = new Set<string>();
+  readonly #blockedItems = new LazySet<string>();
   /** Responses this filter cancelled, with the items it saw trip: all their items are deleted upstream once the response is done. */
-  readonly #cancelled = new Map<string, Set<string>>();
+  readonly #cancelled = new LazyMap<string, Set<string>>();
   /** Items this filter deleted upstream (each once). */
-  readonly #deleted = new Set<string>();
+  readonly #deleted = new LazySet<string>();
   /** Earlier text per source (the previous stream or client item), so a match can span items. */
-  readonly #seed = new Map<Source, string>();
-  readonly #customState = new Map<string, Map<string, unknown>>();
+  readonly #seed = new LazyMap<Source, string>();
+  readonly #customState = new LazyMap<string, Map<string, unknown>>();
   /** `item\0rule` pairs already reported. */
-  readonly #reported = new Set<string>();
+  readonly #reported = new LazySet<string>();
   /** Committed speech waiting for its transcript (fail-closed timeout). */
-  readonly #transcriptTimers = new Map<string, NodeJS.Timeout>();
+  readonly #transcriptTimers = new LazyMap<string, NodeJS.Timeout>();
   /** An input trip came before its response existed: cancel the next one the server starts. */
   #cancelNext: { action: Action; ruleId: string } | null = null;
   /** Spoken turns held until their transcript is checked (policy snapshot at session start, like the locks). */

@@ -7,6 +7,7 @@ import type { PolicyRegistry } from './registry.js';
 import type { PolicyLocks, UpstreamTruncation } from './schema.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
 import { clientEventId, notifyClient, toFrame } from './util.js';
+import { LazyMap } from '../lazy-collections.js';
 
 export const LOCKS_FILTER = 'policies.locks';
 
@@ -326,7 +327,7 @@ export class LockFilter implements Filter {
   readonly #hold: boolean;
   readonly #allowedFn: ((name: string) => boolean) | null;
   /** Disallowed function-call items to delete upstream once their response is done. */
-  readonly #deleteOnDone = new Map<string | null, string[]>();
+  readonly #deleteOnDone = new LazyMap<string | null, string[]>();
   #rewrites = 0;
   #rejections = 0;
   /** Locked settings put back after a call's session.updated (bounded: see MAX_RELOCKS). */

@@ -3,6 +3,7 @@ import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyTruncation } from './schema.js';
 import { asArray, asNumber, asObject, asString } from '../protocol/json.js';
+import { LazyMap } from '../lazy-collections.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -70,8 +71,8 @@ export interface PrunePlan {
  */
 export class ContextTracker {
   readonly #items: TrackedItem[] = [];
-  readonly #byId = new Map<string, TrackedItem>();
-  readonly #speech = new Map<string, { start: number | null; end: number | null }>();
+  readonly #byId = new LazyMap<string, TrackedItem>();
+  readonly #speech = new LazyMap<string, { start: number | null; end: number | null }>();
   #overhead = 0;
 
   get size(): number {

@@ -2,6 +2,7 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, asString as str } from './json.js';
 import { parseOutputLimit, type OutputLimit } from './limits.js';
 import { parseUsage, type ResponseTokens } from './usage.js';
+import { LazyMap, LazySet } from '../lazy-collections.js';
 
 export { parseUsage };
 
@@ -167,15 +168,15 @@ const OBSERVED_SERVER = new Set([
 const OBSERVED_CLIENT = new Set(['response.create', 'conversation.item.create']);
 
 export class Conversation implements ConversationView {
-  readonly #items = new Map<string, MutableItem>();
-  readonly #responses = new Map<string, MutableResponse>();
+  readonly #items = new LazyMap<string, MutableItem>();
+  readonly #responses = new LazyMap<string, MutableResponse>();
   readonly #active: string[] = [];
   /** Creates sent upstream, waiting for their `response.created` (see PendingCreate). */
   readonly #pendingResponses: PendingCreate[] = [];
   /** Item creates sent upstream, waiting for their `conversation.item.added`. */
   readonly #pendingItems: { provenance: Provenance; id: string | null; eventId: string | null }[] = [];
   /** Committed input audio items, waiting for their `conversation.item.added`. */
-  readonly #committed = new Set<string>();
+  readonly #committed = new LazySet<string>();
   #sessionMaxOutput: OutputLimit | null = null;
 
   get sessionMaxOutputTokens(): OutputLimit | null {

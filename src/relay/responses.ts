@@ -3,6 +3,7 @@ import type { ConversationView } from '../protocol/conversation.js';
 import { asObject } from '../protocol/json.js';
 import { AUDIO_OUT, AUDIO_OUT_BETA } from '../protocol/events.js';
 import { sniffString } from '../protocol/sniff.js';
+import { LazySet } from '../lazy-collections.js';
 
 /** Output audio deltas (GA name, and the beta name some servers still send). */
 export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === AUDIO_OUT_BETA;
@@ -34,9 +35,9 @@ function blankItem(item: JsonObject): void {
  */
 export class ResponseTracker {
   readonly #conversation: ConversationView;
-  readonly #suppressed = new Set<string>();
+  readonly #suppressed = new LazySet<string>();
   /** Items whose `added` events reached the client before suppression: they get a blanked `done`. */
-  readonly #announced = new Set<string>();
+  readonly #announced = new LazySet<string>();
 
   constructor(conversation: ConversationView) {
     this.#conversation = conversation;

@@ -21,6 +21,7 @@ import { isOutputAudio, ResponseTracker } from './responses.js';
 import { copyFrame, payloadOf } from './frame-slab.js';
 import { ClientLink } from './client-link.js';
 import { UpstreamLink } from './upstream-link.js';
+import { LazyMap } from '../lazy-collections.js';
 
 /** Per-socket data attached to the uWS WebSocket at upgrade. */
 export interface ClientSocketData {
@@ -125,7 +126,7 @@ export class RelaySession implements SessionContext, ChainSink {
   /** Arrival time of the sampled upstream frame awaiting its flush, or 0. */
   #serverSampleAt = 0;
   /** Events the proxy injected upstream, by event id: upstream errors about them stay here. */
-  readonly #injected = new Map<string, { readonly type: string; readonly by: string }>();
+  readonly #injected = new LazyMap<string, { readonly type: string; readonly by: string }>();
   #ended = false;
   /**
    * Set while the relay keeps the upstream after the client left mid-response (onClientClose):

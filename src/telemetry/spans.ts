@@ -1,6 +1,7 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type HrTime, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { finishReason, turnLatencies, type ResponseRecord, type SessionView, type TimedEvent, type ToolRecord, type TurnRecord } from './records.js';
 import * as S from './semconv.js';
+import { LazyMap } from '../lazy-collections.js';
 
 export interface SpanContextInfo {
   readonly sessionId: string;
@@ -24,7 +25,7 @@ export class SessionSpans {
   readonly #info: SpanContextInfo;
   #connect: Span | null = null;
   #connectContext: SpanContext | null = null;
-  readonly #roots = new Map<TurnRecord, Span>();
+  readonly #roots = new LazyMap<TurnRecord, Span>();
   /** Turns whose root got the realtime session id at start. */
   readonly #rootHasSession = new WeakSet<TurnRecord>();
   #realtimeSessionId: string | null = null;

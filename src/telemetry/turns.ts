@@ -18,6 +18,7 @@ import {
   type TurnRecord,
   type Usage,
 } from './records.js';
+import { LazyMap } from '../lazy-collections.js';
 
 /** Where the tracker delivers what it learns. Called synchronously from the frame handlers. */
 export interface TurnSink {
@@ -169,17 +170,17 @@ export class TurnTracker {
   readonly #now: () => number;
   readonly #audio: AudioCounters;
   /** First-audio reports for responses not seen yet (their response.created still queued). */
-  readonly #firstAudioEarly = new Map<string, number>();
+  readonly #firstAudioEarly = new LazyMap<string, number>();
   /** Turns not yet closed, oldest first (rarely more than two). */
   readonly #open: TurnRecord[] = [];
-  readonly #timers = new Map<TurnRecord, TurnTimers>();
+  readonly #timers = new LazyMap<TurnRecord, TurnTimers>();
   #current: TurnRecord | null = null;
   /**
    * Span and timing records of running responses, by response id (between response.created and
    * response.done, or until their turn is force-closed, while the view may still count them
    * active). Which responses run, and their kind, is the view's.
    */
-  readonly #running = new Map<string, ResponseRecord>();
+  readonly #running = new LazyMap<string, ResponseRecord>();
   /**
    * The client `response.create` the chain is running now (this filter runs first for client
    * frames and the chain passes one frame at a time): the relay's `create_sent` report, or a
@@ -187,12 +188,12 @@ export class TurnTracker {
    */
   #createInChain: CreateTiming | null = null;
   /** Creates sent upstream, by the `event_id` they left with (`ResponseView.createEventId`), until answered or refused. */
-  readonly #sentCreates = new Map<string, CreateTiming>();
-  readonly #tools = new Map<string, ToolRecord>();
+  readonly #sentCreates = new LazyMap<string, CreateTiming>();
+  readonly #tools = new LazyMap<string, ToolRecord>();
   /** Output and user item ids of open turns (truncate and transcripts refer to items). */
-  readonly #items = new Map<string, TurnRecord>();
-  readonly #usageEarly = new Map<string, number>();
-  readonly #doneResponses = new Map<string, ResponseRecord>();
+  readonly #items = new LazyMap<string, TurnRecord>();
+  readonly #usageEarly = new LazyMap<string, number>();
+  readonly #doneResponses = new LazyMap<string, ResponseRecord>();
   #pushToTalkActive = false;
   #turnSeq = 0;
   #sessionSeen = false;
