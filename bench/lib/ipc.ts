@@ -3,6 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeFileSyn
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { heapSampleStart, heapSampleStop, heapSummary, profileStart, profileStop, summarise } from './profile.js';
 
 /**
@@ -46,7 +47,18 @@ export interface ProcStats {
   readonly heapUsed: number;
   readonly external: number;
   readonly arrayBuffers: number;
+  /**
+   * Pages V8's young generation holds (new space, new large objects). It is an allocation arena:
+   * its size follows the allocation rate between two samples, not what the process keeps.
+   */
+  readonly youngPhysical: number;
   readonly wallMs: number;
+}
+
+function youngPhysical(): number {
+  let n = 0;
+  for (const s of getHeapSpaceStatistics()) if (s.space_name === 'new_space' || s.space_name === 'new_large_object_space') n += s.physical_space_size;
+  return n;
 }
 
 export function procStats(): ProcStats {
@@ -59,6 +71,7 @@ export function procStats(): ProcStats {
     heapUsed: mem.heapUsed,
     external: mem.external,
     arrayBuffers: mem.arrayBuffers,
+    youngPhysical: youngPhysical(),
     wallMs: performance.timeOrigin + performance.now(),
   };
 }
