@@ -48,6 +48,8 @@ interface Sample {
   readonly sessions: number;
   readonly rssMiB: number;
   readonly heapMiB: number;
+  readonly v8CommittedMiB: number;
+  readonly outsideV8MiB: number;
   readonly externalMiB: number;
   readonly gc: boolean;
   readonly cpuPct: number;
@@ -100,7 +102,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let prev = { stats: await relay.call<ProcStats>('stats'), load: await load.call<LoadStats & { sessions: number }>('counters'), at: performance.now() };
   let i = 0;
-  console.log('  t(s)  sessions  rss MiB  heap MiB  ext MiB  cpu%   ev/s  errors  churned');
+  // V8 MiB: the main isolate's committed heap; outside: RSS minus that (malloc, worker threads, code, the binary).
+  console.log('  t(s)  sessions  rss MiB  heap MiB  V8 MiB  outside  ext MiB  cpu%   ev/s  errors  churned');
   while (performance.now() - t0 < minutes * 60_000) {
     await sleep(sampleSec * 1000);
     i++;
@@ -114,6 +117,8 @@ async function main(): Promise<void> {
       sessions: counters.sessions,
       rssMiB: stats.rss / 1048576,
       heapMiB: stats.heapUsed / 1048576,
+      v8CommittedMiB: stats.heapTotal / 1048576,
+      outsideV8MiB: (stats.rss - stats.heapTotal) / 1048576,
       externalMiB: stats.external / 1048576,
       gc,
       cpuPct: ((stats.cpuUserUs + stats.cpuSystemUs - prev.stats.cpuUserUs - prev.stats.cpuSystemUs) / (wall * 1e6)) * 100,
@@ -124,7 +129,7 @@ async function main(): Promise<void> {
     samples.push(s);
     prev = { stats, load: counters, at };
     console.log(
-      `${String(s.tSec).padStart(6)}  ${String(s.sessions).padStart(8)}  ${s.rssMiB.toFixed(1).padStart(7)}  ${s.heapMiB.toFixed(1).padStart(8)}  ${s.externalMiB.toFixed(1).padStart(7)}  ${s.cpuPct.toFixed(0).padStart(4)}  ${s.eventsPerSec.toFixed(0).padStart(6)}  ${String(s.errors).padStart(6)}  ${String(s.churned).padStart(7)}${gc ? '  (after GC)' : ''}`,
+      `${String(s.tSec).padStart(6)}  ${String(s.sessions).padStart(8)}  ${s.rssMiB.toFixed(1).padStart(7)}  ${s.heapMiB.toFixed(1).padStart(8)}  ${s.v8CommittedMiB.toFixed(1).padStart(6)}  ${s.outsideV8MiB.toFixed(1).padStart(7)}  ${s.externalMiB.toFixed(1).padStart(7)}  ${s.cpuPct.toFixed(0).padStart(4)}  ${s.eventsPerSec.toFixed(0).padStart(6)}  ${String(s.errors).padStart(6)}  ${String(s.churned).padStart(7)}${gc ? '  (after GC)' : ''}`,
     );
   }
   await load.call('stopTraffic');
@@ -159,6 +164,8 @@ async function main(): Promise<void> {
     drainMs,
     rssSlopeMiBPerHour: slope(half.map((s) => [hours(s), s.rssMiB] as const)),
     heapSlopeMiBPerHour: slope(half.map((s) => [hours(s), s.heapMiB] as const)),
+    v8CommittedSlopeMiBPerHour: slope(half.map((s) => [hours(s), s.v8CommittedMiB] as const)),
+    outsideV8SlopeMiBPerHour: slope(half.map((s) => [hours(s), s.outsideV8MiB] as const)),
     errors: end.failed + end.unexpectedCloses + end.errorEvents,
     errorDetail: { failed: end.failed, unexpectedCloses: end.unexpectedCloses, errorEvents: end.errorEvents, errorCodes: end.errorCodes, closeCodes: end.closeCodes },
     churned: end.churned,
@@ -176,6 +183,7 @@ async function main(): Promise<void> {
     `| relay RSS under load, last post-GC sample | ${(gcSamples.at(-1)?.rssMiB ?? Number.NaN).toFixed(1)} MiB |`,
     `| post-GC RSS slope, second half | ${result.rssSlopeMiBPerHour.toFixed(1)} MiB/h |`,
     `| post-GC heap slope, second half | ${result.heapSlopeMiBPerHour.toFixed(1)} MiB/h |`,
+    `| post-GC slopes of the RSS's parts, second half: V8's committed heap / the rest (malloc, worker threads, code) | ${result.v8CommittedSlopeMiBPerHour.toFixed(1)} / ${result.outsideV8SlopeMiBPerHour.toFixed(1)} MiB/h (last post-GC sample ${(gcSamples.at(-1)?.v8CommittedMiB ?? Number.NaN).toFixed(1)} / ${(gcSamples.at(-1)?.outsideV8MiB ?? Number.NaN).toFixed(1)} MiB) |`,
     `| relay RSS after all sessions closed (after GC) | ${result.afterCloseRssMiB.toFixed(1)} MiB (heap ${result.afterCloseHeapMiB.toFixed(1)} MiB, ${result.sessionsLeftOnRelay} sessions left ${(result.drainMs / 1000).toFixed(1)} s after the clients closed) |`,
     `| responses completed | ${result.responsesDone} |`,
     `| errors | ${result.errors} |`,

@@ -45,6 +45,8 @@ export interface ProcStats {
   readonly cpuSystemUs: number;
   readonly rss: number;
   readonly heapUsed: number;
+  /** V8's committed heap of the main isolate (heap pages it holds, used or not). */
+  readonly heapTotal: number;
   readonly external: number;
   readonly arrayBuffers: number;
   /**
@@ -69,6 +71,7 @@ export function procStats(): ProcStats {
     cpuSystemUs: cpu.system,
     rss: mem.rss,
     heapUsed: mem.heapUsed,
+    heapTotal: mem.heapTotal,
     external: mem.external,
     arrayBuffers: mem.arrayBuffers,
     youngPhysical: youngPhysical(),
