@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -464,6 +464,27 @@ function measure(a: Snapshot, b: Snapshot) {
   };
 }
 
+/**
+ * Why a child failed, when it died before answering: the last lines of the children's log (a
+ * relay that cannot start, e.g. a bad --relay-node-args flag, says so only there).
+ */
+function failureWithLog(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!/before it was ready/.test(message)) return message;
+  try {
+    const file = join(opts.out, 'logs', 'children.log');
+    const size = statSync(file).size;
+    const fd = openSync(file, 'r');
+    const buf = Buffer.alloc(Math.min(size, 2048));
+    readSync(fd, buf, 0, buf.length, size - buf.length);
+    closeSync(fd);
+    const tail = buf.toString('utf8').trim().split('\n').slice(-3).join(' | ');
+    return tail ? `${message}; its log ends: ${tail}` : message;
+  } catch {
+    return message;
+  }
+}
+
 async function runTarget(target: TargetName, rep: number, logFd: number): Promise<TargetRun> {
   const paced: PacedResult[] = [];
   let rig: Rig | null = null;
@@ -486,7 +507,7 @@ async function runTarget(target: TargetName, rep: number, logFd: number): Promis
     if (idle) log(`  ${target} idle: ${fmt(idle.rssPerSessionKiB, 1)} KiB RSS/session without the young generation (${fmt(idle.rssWithYoungPerSessionKiB, 1)} with it), heap ${fmt(idle.heapPerSessionKiB, 1)} KiB (${idle.sessions} sessions)`);
     return { target, rep, ok: true, idle, paced, throughput };
   } catch (err) {
-    const failure = err instanceof Error ? err.message : String(err);
+    const failure = failureWithLog(err);
     log(`  ${target} FAILED: ${failure}`);
     return { target, rep, ok: false, failure, paced };
   } finally {
@@ -510,7 +531,7 @@ async function runWorkers(workers: number, rep: number, logFd: number): Promise<
     log(`  governed, ${workers} worker(s): ${fmt(t.eventsPerSec, 0)} ev/s, relay ${fmt(t.relayUsPerEvent, 2)} µs/ev (${fmt(t.relayCpuPct, 0)}% of a core in all), generator ${fmt(t.generatorCpuPct, 0)}%, errors ${t.errors}`);
     return { workers, rep, throughput: t };
   } catch (err) {
-    const failure = err instanceof Error ? err.message : String(err);
+    const failure = failureWithLog(err);
     log(`  governed, ${workers} worker(s) FAILED: ${failure}`);
     return { workers, rep, throughput: null, failure };
   } finally {
@@ -655,7 +676,7 @@ async function runCapacity(target: TargetName, logFd: number): Promise<CapacityR
     }
     return { target, sessions: lo, probes };
   } catch (err) {
-    log(`  ${target} capacity FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    log(`  ${target} capacity FAILED: ${failureWithLog(err)}`);
     return { target, sessions: null, probes };
   }
 }
