@@ -73,6 +73,8 @@ describe('LazySet behaves as a Set', () => {
     expect(lazy.has(1)).toBe(false);
     expect(lazy.delete(1)).toBe(false);
     expect([...lazy]).toEqual([]);
+    lazy.clear();
+    expect(lazy.size).toBe(0);
     let seed = 11;
     const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
     for (let step = 0; step < 2000; step++) {
