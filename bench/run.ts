@@ -814,8 +814,7 @@ function summarise(runs: readonly TargetRun[]): Summary[] {
       idle: idles.length
         ? {
             rssPerSessionKiB: median(idles.map((i) => i.rssPerSessionKiB)),
-            // Runs from before this field: the young generation was not separated.
-            rssWithYoungPerSessionKiB: median(idles.map((i) => i.rssWithYoungPerSessionKiB ?? i.rssPerSessionKiB)),
+            rssWithYoungPerSessionKiB: median(idles.map((i) => i.rssWithYoungPerSessionKiB)),
             heapPerSessionKiB: median(idles.map((i) => i.heapPerSessionKiB)),
             sessions: idles[0]!.sessions,
             baseRssMiB: median(idles.map((i) => i.baseRssMiB)),

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { LazyMap, LazySet } from './lazy-collections.js';
 
+/** Deterministic integers in [0, n): the same operation sequence on every run. */
+function seeded(seed: number): (n: number) => number {
+  return (n) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+}
+
 // Same observable behaviour as Map / Set, step by step, for the operations sessions use.
 describe('LazyMap behaves as a Map', () => {
   it('empty: size 0, get/has/delete miss, iterators are empty', () => {
@@ -18,8 +23,7 @@ describe('LazyMap behaves as a Map', () => {
   it('a random sequence of operations gives the same results and order as a Map', () => {
     const lazy = new LazyMap<number, number>();
     const ref = new Map<number, number>();
-    let seed = 7;
-    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const rnd = seeded(7);
     for (let step = 0; step < 2000; step++) {
       const k = rnd(20);
       switch (rnd(6)) {
@@ -75,8 +79,7 @@ describe('LazySet behaves as a Set', () => {
     expect([...lazy]).toEqual([]);
     lazy.clear();
     expect(lazy.size).toBe(0);
-    let seed = 11;
-    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const rnd = seeded(11);
     for (let step = 0; step < 2000; step++) {
       const v = rnd(20);
       switch (rnd(5)) {

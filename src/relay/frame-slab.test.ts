@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { zeroMaskedTextFrame } from '../upstream/client-frame.js';
-import { copyFrame, payloadOf } from './frame-slab.js';
+import { zeroMaskedPayload, zeroMaskedTextFrame } from '../upstream/client-frame.js';
+import { copyFrame } from './frame-slab.js';
 
 /** What uWS hands the message callback: an ArrayBuffer of exactly the message. */
 function uwsMessage(bytes: Buffer): ArrayBuffer {
@@ -17,12 +17,12 @@ function payload(n: number, seed: number): Buffer {
 
 describe('copyFrame: a client message copied once, already framed for the upstream', () => {
   // client-frame.test.ts proves zeroMaskedTextFrame against a real ws server: the slab copy must be byte-identical.
-  it.each([0, 1, 125, 126, 127, 65_535, 65_536, 65_537, 70_001])('a %i-byte message: the same bytes as zeroMaskedTextFrame, and payloadOf is the message', (n) => {
+  it.each([0, 1, 125, 126, 127, 65_535, 65_536, 65_537, 70_001])('a %i-byte message: the same bytes as zeroMaskedTextFrame, and its payload view is the message', (n) => {
     const msg = payload(n, n);
     const framed = copyFrame(uwsMessage(msg));
     expect(framed.equals(zeroMaskedTextFrame(msg))).toBe(true);
-    expect(payloadOf(framed).equals(msg)).toBe(true);
-    expect(payloadOf(framed).buffer).toBe(framed.buffer); // a view, not a copy
+    expect(zeroMaskedPayload(framed).equals(msg)).toBe(true);
+    expect(zeroMaskedPayload(framed).buffer).toBe(framed.buffer); // a view, not a copy
   });
 
   it('copies do not overlap: earlier frames keep their bytes while the slab fills and rolls over', () => {
@@ -65,11 +65,11 @@ describe('copyFrame: a client message copied once, already framed for the upstre
     const exact = copyFrame(uwsMessage(msg));
     expect(exact.buffer).toBe(last.buffer);
     expect(exact.byteOffset + exact.length).toBe(SLAB);
-    expect(payloadOf(exact).equals(msg)).toBe(true);
+    expect(zeroMaskedPayload(exact).equals(msg)).toBe(true);
     const next = copyFrame(uwsMessage(payload(10, 3)));
     expect(next.buffer).not.toBe(last.buffer);
     expect(next.byteOffset).toBe(0);
-    expect(payloadOf(exact).equals(msg)).toBe(true);
+    expect(zeroMaskedPayload(exact).equals(msg)).toBe(true);
   });
 
   it('the copy outlives the message: uWS reusing its buffer does not change it', () => {
@@ -77,6 +77,6 @@ describe('copyFrame: a client message copied once, already framed for the upstre
     const ab = uwsMessage(msg);
     const framed = copyFrame(ab);
     new Uint8Array(ab).fill(0);
-    expect(payloadOf(framed).equals(msg)).toBe(true);
+    expect(zeroMaskedPayload(framed).equals(msg)).toBe(true);
   });
 });

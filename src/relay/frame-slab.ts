@@ -15,7 +15,7 @@ const SLAB_MAX_FRAME = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabOffset = 0;
 
-/** A uWS message copied out, already framed for the upstream: see `payloadOf`. */
+/** A uWS message copied out, already framed for the upstream (its payload: `zeroMaskedPayload`). */
 export function copyFrame(message: ArrayBuffer): Buffer {
   const n = message.byteLength;
   const size = zeroMaskedHeaderLength(n) + n;
@@ -35,9 +35,3 @@ export function copyFrame(message: ArrayBuffer): Buffer {
   return framed;
 }
 
-/** The message bytes of a `copyFrame` result (a view: no copy). */
-export function payloadOf(framed: Buffer): Buffer {
-  // The header is 6, 8 or 14 bytes; its second byte's length field says which.
-  const len7 = framed[1]! & 0x7f;
-  return framed.subarray(len7 < 126 ? 6 : len7 === 126 ? 8 : 14);
-}

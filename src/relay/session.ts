@@ -16,9 +16,10 @@ import { DuplicateMemberError, memberProblemError, parseStrict } from '../protoc
 import type { Tenant } from '../tenants/tenant.js';
 import type { MemoryBudget } from '../server/memory-budget.js';
 import type { UpstreamTarget } from '../upstream/dial.js';
+import { zeroMaskedPayload } from '../upstream/client-frame.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
 import { isOutputAudio, ResponseTracker } from './responses.js';
-import { copyFrame, payloadOf } from './frame-slab.js';
+import { copyFrame } from './frame-slab.js';
 import { ClientLink } from './client-link.js';
 import { UpstreamLink } from './upstream-link.js';
 import { LazyMap } from '../lazy-collections.js';
@@ -253,7 +254,7 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     // The copy is already an upstream frame; `bytes` is its payload, what the filters see.
     const framed = copyFrame(message);
-    const bytes = payloadOf(framed);
+    const bytes = zeroMaskedPayload(framed);
     const type = sniffType(bytes);
     if (type === DUPLICATE_KEY) {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The event has more than one 'type' member." }));

@@ -29,18 +29,22 @@ export function zeroMaskedHeaderLength(n: number): number {
  */
 export function writeZeroMaskedHeader(frame: Buffer, n: number): void {
   frame[0] = 0x81; // FIN, opcode 1 (text)
-  let key = 2;
   if (n < 126) {
     frame[1] = 0x80 | n;
   } else if (n < 65_536) {
     frame[1] = 0x80 | 126;
     frame.writeUInt16BE(n, 2);
-    key = 4;
   } else {
     frame[1] = 0x80 | 127;
     frame.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 2);
     frame.writeUInt32BE(n >>> 0, 6);
-    key = 10;
   }
-  frame.writeUInt32BE(0, key); // the masking key
+  frame.writeUInt32BE(0, zeroMaskedHeaderLength(n) - 4); // the masking key
+}
+
+/** The payload of a frame `writeZeroMaskedHeader` framed (a view: no copy). */
+export function zeroMaskedPayload(frame: Buffer): Buffer {
+  // The second byte's 7-bit length says which header: the length itself, or a 16- or 64-bit one after it.
+  const len7 = frame[1]! & 0x7f;
+  return frame.subarray(len7 < 126 ? 6 : len7 === 126 ? 8 : 14);
 }
