@@ -990,7 +990,10 @@ describe('locks: what each violation tells the client', () => {
     const { client, session } = setup(await policyFrom('locks:\n  model: { allow: [gpt-realtime], aliases: { old: gpt-realtime } }'));
     client(sessionUpdate({ model: 'old' }, 'm1'));
     expect(session.client).toEqual([notice('Locked by policy, rewritten: model old is replaced by gpt-realtime.', 'session.model', 'm1', 'model')]);
-    expect(outcome(client(sessionUpdate({ model: 42 }, 'm2')))).toEqual(refusal('The session setting is locked by policy: model  is not allowed.', 'session.model', 'm2', 'model'));
+    expect(outcome(client(sessionUpdate({ model: 42 }, 'm2')))).toEqual(refusal('The session setting is locked by policy: model 42 is not allowed.', 'session.model', 'm2', 'model'));
+    expect(outcome(client(sessionUpdate({ model: '' }, 'm3')))).toEqual(refusal('The session setting is locked by policy: model "" is not allowed.', 'session.model', 'm3', 'model'));
+    const long = { name: 'x'.repeat(100) };
+    expect(outcome(client(sessionUpdate({ model: long }, 'm4')))).toEqual(refusal(`The session setting is locked by policy: model ${JSON.stringify(long).slice(0, 64)} is not allowed.`, 'session.model', 'm4', 'model'));
   });
 
   it('output_modalities: the notice lists what the client asked', async () => {

@@ -96,7 +96,9 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
   if (scope === 'session' && locks.model && has('model')) {
     const model = asString(obj['model']) ?? '';
     const resolved = resolveModel(locks, model);
-    if (resolved === null) v.push({ field: 'model', param: at('model'), mode: 'reject', reason: `model ${model} is not allowed` });
+    // A model that is no name (empty, a number, an object) is shown as JSON, so the message never reads "model  is".
+    const shown = model !== '' ? model : String(JSON.stringify(obj['model'])).slice(0, 64);
+    if (resolved === null) v.push({ field: 'model', param: at('model'), mode: 'reject', reason: `model ${shown} is not allowed` });
     else if (resolved.aliased) {
       v.push({ field: 'model', param: at('model'), mode: 'rewrite', reason: `model ${model} is replaced by ${resolved.model}` });
       obj['model'] = resolved.model;
