@@ -1,14 +1,18 @@
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type WebSocket from 'ws';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
-import { zeroMaskedTextFrame } from '../upstream/client-frame.js';
-import { dialUpstream, maskingIsMoot, type UpstreamTarget } from '../upstream/dial.js';
+import { clientFrame, closePayload, zeroMaskedTextFrame } from '../upstream/client-frame.js';
+import { maskingIsMoot, type UpstreamTarget } from '../upstream/dial.js';
+import { FrameReader, Opcode } from '../upstream/frame-reader.js';
+import { requestUpgrade, type Handshake } from '../upstream/handshake.js';
 
-/** Options of every upstream send (one object, not one per frame). */
-const TEXT_FRAME = { binary: false, compress: false } as const;
+/** conversation.item.retrieved carries whole audio items. */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** How long a closing connection waits for the upstream's close frame and FIN before it is destroyed. */
+const CLOSE_WAIT_MS = 2_000;
+const EMPTY = Buffer.alloc(0);
 
 /** What the upstream connection tells its session. */
 export interface UpstreamEvents {
@@ -23,8 +27,10 @@ export interface UpstreamEvents {
 
 /**
  * A session's connection to the Realtime upstream: the dial with its timeout, frames sent before it
- * opened (queued in order, bounded), one socket write per frame, liveness pings, and reads
- * paused while the client is slow. It owns the socket; the session decides what the events mean.
+ * opened (queued in order, bounded), one socket write per frame, liveness pings, reads paused
+ * while the client is slow, and the close handshake. It owns the socket and speaks RFC 6455 on it
+ * itself (handshake.ts, frame-reader.ts, client-frame.ts): no WebSocket library object, stream or
+ * event emitter sits between the socket and the session. The session decides what events mean.
  */
 export class UpstreamLink {
   readonly #target: UpstreamTarget;
@@ -32,20 +38,27 @@ export class UpstreamLink {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #events: UpstreamEvents;
-  #ws: WebSocket | null = null;
+  /** Frames go out with a zero masking key (client-frame.ts): over TLS or to loopback. */
+  readonly #zeroMask: boolean;
+  #handshake: Handshake | null = null;
+  #socket: Socket | null = null;
+  #reader: FrameReader | null = null;
   #open = false;
+  /** The session closed this link: nothing more is sent or delivered. */
   #closed = false;
-  /**
-   * The upstream's TCP/TLS socket once upgraded, when frames may go out with a zero masking key:
-   * then each frame is one buffer and one socket write (see client-frame.ts); else `ws` frames it.
-   */
-  #socket: Duplex | null = null;
+  #closeFrameSent = false;
+  /** The upstream's close frame, reported when the socket closes. */
+  #closeReceived: { code: number; reason: string } | null = null;
+  /** `closed` or `failed` went to the session (once). */
+  #reported = false;
   /** Client frames accepted before the upstream opened, in order. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #connectTimer: NodeJS.Timeout | null = null;
+  #closeTimer: NodeJS.Timeout | null = null;
   #connectMs: number | null = null;
   #paused = false;
+  #resumeScheduled = false;
   #lastPingAt = 0;
   #awaitingPongSince = 0;
 
@@ -55,6 +68,7 @@ export class UpstreamLink {
     this.#clock = clock;
     this.#log = log;
     this.#events = events;
+    this.#zeroMask = maskingIsMoot(target.url);
   }
 
   get open(): boolean {
@@ -69,89 +83,171 @@ export class UpstreamLink {
     return this.#paused;
   }
 
-  /** Bytes waiting to be written upstream (queued before open, or in the socket's buffer). */
+  /** Bytes held for this connection: queued before open, in the socket's write buffer, read but not yet delivered. */
   get heldBytes(): number {
-    return this.#pendingBytes + (this.#ws?.bufferedAmount ?? 0);
+    return this.#pendingBytes + (this.#socket?.writableLength ?? 0) + (this.#reader?.bufferedBytes ?? 0);
   }
 
   dial(): void {
     const up = this.#config.upstream;
     const started = this.#clock.now();
-    let ws: WebSocket;
     try {
-      ws = dialUpstream(this.#target, up.connectTimeoutMs, up.validateUtf8);
+      this.#handshake = requestUpgrade(this.#target, {
+        upgraded: (socket, head) => {
+          // Runs in an HTTP client callback: a failure ends this session only.
+          try {
+            this.#upgraded(socket, head, started);
+          } catch (err) {
+            this.#events.callbackFailed('upstream open', err);
+          }
+        },
+        rejected: (status) => {
+          const retryable = status === 429 || status >= 500;
+          this.#fail(
+            new ProxyError('upstream_rejected', {
+              message: `The Realtime upstream refused the connection with HTTP ${status}.`,
+              close: retryable ? 'tryAgainLater' : 'internalError',
+              details: { status },
+            }),
+          );
+        },
+        failed: (err) => {
+          // The error text names addresses and TLS details: logged, not sent to the client.
+          this.#log.warn({ err: err.message }, 'upstream connect failed');
+          this.#fail(new ProxyError('upstream_unavailable'));
+        },
+      });
     } catch (err) {
-      // Details (addresses, TLS errors) go to the log, never to the client.
       this.#log.error({ err }, 'upstream dial failed');
-      this.#events.failed(new ProxyError('upstream_unavailable'));
+      this.#fail(new ProxyError('upstream_unavailable'));
       return;
     }
-    this.#ws = ws;
     this.#connectTimer = setTimeout(() => {
-      if (this.#open || this.#closed) return;
-      ws.terminate();
-      this.#events.failed(new ProxyError('upstream_unavailable', { message: `The Realtime upstream did not answer within ${up.connectTimeoutMs} ms.` }));
+      this.#handshake?.abort();
+      this.#fail(new ProxyError('upstream_unavailable', { message: `The Realtime upstream did not answer within ${up.connectTimeoutMs} ms.` }));
     }, up.connectTimeoutMs);
-    const zeroMask = maskingIsMoot(this.#target.url);
-    ws.on('upgrade', (res) => {
-      if (zeroMask) this.#socket = res.socket;
-    });
-    ws.on('open', () => {
-      if (this.#connectTimer) clearTimeout(this.#connectTimer);
-      this.#open = true;
-      this.#connectMs = this.#clock.now() - started;
-      this.#events.opened(this.#connectMs);
-      const pending = this.#pending;
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      // What the client sent while the upstream was dialled leaves in one write.
-      const socket = this.#socket;
-      socket?.cork();
-      for (const buf of pending) this.#write(ws, buf);
-      socket?.uncork();
-    });
-    ws.on('message', (data, isBinary) => {
+  }
+
+  /** The dial ended without a connection (reported once; the session ends with `error`). */
+  #fail(error: ProxyError): void {
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#handshake = null;
+    if (this.#reported || this.#closed) return;
+    this.#reported = true;
+    try {
+      this.#events.failed(error);
+    } catch (err) {
+      this.#events.callbackFailed('upstream dial', err);
+    }
+  }
+
+  #upgraded(socket: Socket, head: Buffer, started: number): void {
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    // The request (and its response) would live as long as the session otherwise.
+    this.#handshake = null;
+    if (this.#closed || this.#reported) {
+      socket.destroy();
+      return;
+    }
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    socket.setTimeout(0);
+    const reader = new FrameReader(
+      {
+        message: (data, isBinary) => {
+          if (!this.#closed) this.#events.message(data, isBinary);
+        },
+        ping: (payload) => this.#writeControl(Opcode.pong, payload),
+        pong: () => {
+          this.#awaitingPongSince = 0;
+        },
+        close: (code, reason) => this.#closeFrameReceived(code, reason),
+        violation: (code, message) => {
+          this.#log.warn({ closeCode: code, violation: message }, 'upstream broke the WebSocket protocol');
+          this.#closing(code);
+          // Nothing more will be read: the upstream gets the close frame and the end of the stream.
+          socket.end();
+          this.#report(1006, '');
+        },
+      },
+      MAX_MESSAGE_BYTES,
+      this.#config.upstream.validateUtf8,
+    );
+    this.#reader = reader;
+    socket.on('data', (chunk: Buffer) => {
       try {
-        this.#events.message(data as Buffer, isBinary);
+        reader.push(chunk);
       } catch (err) {
         this.#events.callbackFailed('upstream message', err);
       }
     });
-    ws.on('pong', () => {
-      this.#awaitingPongSince = 0;
+    socket.on('error', (err) => this.#log.warn({ err: err.message }, 'upstream socket error'));
+    socket.on('close', () => {
+      if (this.#closeTimer) clearTimeout(this.#closeTimer);
+      reader.stop();
+      // Without a close frame (or when the protocol broke) it is an abnormal closure, as RFC 6455 names it.
+      const received = this.#closeReceived;
+      this.#report(received?.code ?? 1006, received?.reason ?? '');
     });
-    ws.on('unexpected-response', (_req, res) => {
-      const status = res.statusCode ?? 0;
-      res.resume();
-      ws.terminate();
-      const retryable = status === 429 || status >= 500;
-      this.#events.failed(
-        new ProxyError('upstream_rejected', {
-          message: `The Realtime upstream refused the connection with HTTP ${status}.`,
-          close: retryable ? 'tryAgainLater' : 'internalError',
-          details: { status },
-        }),
-      );
-    });
-    ws.on('error', (err) => {
-      if (this.#closed) return;
-      if (!this.#open) {
-        // The error text names addresses and TLS details: logged, not sent to the client.
-        this.#log.warn({ err: err.message }, 'upstream connect failed');
-        this.#events.failed(new ProxyError('upstream_unavailable'));
-      } else {
-        this.#log.warn({ err: err.message }, 'upstream socket error');
-      }
-    });
-    ws.on('close', (code, reason) => {
-      this.#open = false;
-      if (this.#connectTimer) clearTimeout(this.#connectTimer);
-      try {
-        this.#events.closed(code, reason.toString('utf8'));
-      } catch (err) {
-        this.#events.callbackFailed('upstream close', err);
-      }
-    });
+    if (this.#paused) {
+      socket.pause();
+      reader.pause();
+    }
+    this.#open = true;
+    this.#connectMs = this.#clock.now() - started;
+    this.#events.opened(this.#connectMs);
+    if (this.#closed) return;
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    // What the client sent while the upstream was dialled leaves in one write.
+    socket.cork();
+    for (const buf of pending) this.#write(socket, buf, null);
+    socket.uncork();
+    if (head.length > 0) reader.push(head);
+  }
+
+  /** The session hears of the connection's end once: at the close frame, or when the socket closed without one. */
+  #report(code: number, reason: string): void {
+    this.#open = false;
+    if (this.#reported) return;
+    this.#reported = true;
+    try {
+      this.#events.closed(code, reason);
+    } catch (err) {
+      this.#events.callbackFailed('upstream close', err);
+    }
+  }
+
+  #closeFrameReceived(code: number, reason: string): void {
+    this.#closeReceived = { code, reason };
+    // The upstream began the closing handshake (or answered ours): echo its code; with both close
+    // frames out the handshake is done on this side. The session hears of it when the socket
+    // closes, after the frames read before the close frame went through its chain.
+    this.#closing(code === 1005 ? null : code);
+    this.#socket?.end();
+  }
+
+  /** Sends a close frame (once) and ends the socket, destroyed if the upstream does not finish the close in time. */
+  #closing(code: number | null): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    this.#open = false;
+    if (!this.#closeFrameSent) {
+      this.#closeFrameSent = true;
+      this.#writeControl(Opcode.close, code === null ? EMPTY : closePayload(code));
+    }
+    if (this.#closeTimer || socket.destroyed) return;
+    this.#closeTimer = setTimeout(() => socket.destroy(), CLOSE_WAIT_MS);
+    this.#closeTimer.unref();
+  }
+
+  #writeControl(opcode: number, payload: Buffer): void {
+    const socket = this.#socket;
+    if (!socket || socket.destroyed || !socket.writable) return;
+    // Nothing follows a close frame (RFC 6455 §5.5.1); #closing sends it once.
+    if (this.#closeFrameSent && opcode !== Opcode.close) return;
+    socket.write(clientFrame(opcode, payload, this.#zeroMask));
   }
 
   /**
@@ -160,9 +256,10 @@ export class UpstreamLink {
    * the connection writes such frames itself.
    */
   send(bytes: Buffer, framed: Buffer | null = null): ProxyError | null {
-    const ws = this.#ws;
+    if (this.#closed) return null;
+    const socket = this.#socket;
     const limit = this.#config.server.backpressure.upstreamMaxBufferedBytes;
-    if (!this.#open || !ws) {
+    if (!this.#open || !socket) {
       if (this.#pendingBytes + bytes.length > limit) {
         return new ProxyError('upstream_backpressure', { message: 'Too much data was sent before the upstream connection opened.' });
       }
@@ -170,17 +267,14 @@ export class UpstreamLink {
       this.#pendingBytes += bytes.length;
       return null;
     }
-    if (ws.bufferedAmount + bytes.length > limit) return new ProxyError('upstream_backpressure');
-    this.#write(ws, bytes, framed);
+    if (socket.writableLength + bytes.length > limit) return new ProxyError('upstream_backpressure');
+    this.#write(socket, bytes, framed);
     return null;
   }
 
-  #write(ws: WebSocket, bytes: Buffer, framed: Buffer | null = null): void {
-    const socket = this.#socket;
-    // `ws` sends only from its own state (no compression, no Blobs here), so its pings and close
-    // frames and these writes go to the socket in call order.
-    if (socket !== null && ws.readyState === ws.OPEN && !socket.destroyed) socket.write(framed ?? zeroMaskedTextFrame(bytes));
-    else ws.send(bytes, TEXT_FRAME);
+  #write(socket: Socket, bytes: Buffer, framed: Buffer | null): void {
+    if (socket.destroyed) return;
+    socket.write(this.#zeroMask ? (framed ?? zeroMaskedTextFrame(bytes)) : clientFrame(Opcode.text, bytes, false));
   }
 
   /** Data proves the upstream alive as well as a pong does (pongs queue behind data). */
@@ -190,17 +284,29 @@ export class UpstreamLink {
 
   /** Stops reading (the client is slow); true when this call paused it. */
   pause(): boolean {
-    const ws = this.#ws;
-    if (this.#paused || !ws) return false;
+    if (this.#paused || this.#closed) return false;
     this.#paused = true;
-    ws.pause();
+    this.#socket?.pause();
+    this.#reader?.pause();
     return true;
   }
 
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    this.#ws?.resume();
+    this.#socket?.resume();
+    // Frames already read wait in the reader: delivered on the next turn, never inside the caller.
+    if (this.#resumeScheduled) return;
+    this.#resumeScheduled = true;
+    setImmediate(() => {
+      this.#resumeScheduled = false;
+      if (this.#paused) return;
+      try {
+        this.#reader?.resume();
+      } catch (err) {
+        this.#events.callbackFailed('upstream message', err);
+      }
+    });
   }
 
   /** Liveness from the server's shared timer: pings, and an error when a ping went unanswered. */
@@ -211,30 +317,31 @@ export class UpstreamLink {
       // counts from the resume; the slow-client grace bounds the pause.
       this.#awaitingPongSince = now;
     }
-    const ws = this.#ws;
-    if (!this.#open || !ws) return null;
+    const socket = this.#socket;
+    if (!this.#open || !socket) return null;
     if (this.#awaitingPongSince && now - this.#awaitingPongSince > up.pongTimeoutMs) {
-      ws.terminate();
+      socket.destroy();
       return new ProxyError('upstream_timeout', { message: `The Realtime upstream did not answer a ping within ${up.pongTimeoutMs} ms.` });
     }
     if (!this.#awaitingPongSince && now - this.#lastPingAt >= up.pingIntervalMs) {
       this.#lastPingAt = now;
       this.#awaitingPongSince = now;
-      ws.ping();
+      this.#writeControl(Opcode.ping, EMPTY);
     }
     return null;
   }
 
   /** Closes the connection (politely once open) and drops what was queued. */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
-    const ws = this.#ws;
-    if (ws && (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING)) {
-      if (this.#open) ws.close(1000);
-      else ws.terminate();
-    }
     this.#pending = [];
     this.#pendingBytes = 0;
+    if (this.#socket === null) {
+      this.#handshake?.abort();
+      return;
+    }
+    this.#closing(1000);
   }
 }

@@ -1,13 +1,15 @@
+import { randomFillSync } from 'node:crypto';
+
 /**
  * A client-to-server WebSocket text frame (RFC 6455 §5.2) in one buffer: FIN + text opcode, the
  * MASK bit, and a zero masking key, so the payload goes out as it is (XOR with zero). The key only
  * protects naive intermediaries from attacker-chosen bytes a browser sends; over TLS, or to a
- * loopback upstream, there is no such intermediary (the dialler uses the same zero key for every
- * frame `ws` sends, see dial.ts `maskingIsMoot`).
+ * loopback upstream, there is no such intermediary (see dial.ts `maskingIsMoot`; elsewhere frames
+ * are masked with a random key, `clientFrame`).
  *
- * perf: one buffer means one plain socket write per relayed frame. `ws` writes the header and the
- * payload as two chunks under cork/uncork, which costs a writev and several objects per frame
- * (Node's corked-write bookkeeping was the largest allocation site on the audio path).
+ * perf: one buffer means one plain socket write per relayed frame (a header and a payload written
+ * as two chunks under cork/uncork cost a writev and several objects per frame: Node's corked-write
+ * bookkeeping was the largest allocation site on the audio path).
  */
 export function zeroMaskedTextFrame(payload: Buffer): Buffer {
   const n = payload.length;
@@ -47,4 +49,32 @@ export function zeroMaskedPayload(frame: Buffer): Buffer {
   // The second byte's 7-bit length says which header: the length itself, or a 16- or 64-bit one after it.
   const len7 = frame[1]! & 0x7f;
   return frame.subarray(len7 < 126 ? 6 : len7 === 126 ? 8 : 14);
+}
+
+/**
+ * Any client frame (a control frame, or a text frame to an upstream where masking matters) in one
+ * buffer: FIN, `opcode`, and the payload masked with a fresh random key, or with a zero key when
+ * `zeroMask` (the payload then goes out as it is).
+ */
+export function clientFrame(opcode: number, payload: Buffer, zeroMask: boolean): Buffer {
+  const n = payload.length;
+  const header = zeroMaskedHeaderLength(n);
+  const frame = Buffer.allocUnsafe(header + n);
+  writeZeroMaskedHeader(frame, n);
+  frame[0] = 0x80 | opcode;
+  payload.copy(frame, header);
+  if (!zeroMask) {
+    const key = frame.subarray(header - 4, header);
+    randomFillSync(key);
+    for (let i = 0; i < n; i++) frame[header + i] = frame[header + i]! ^ key[i & 3]!;
+  }
+  return frame;
+}
+
+/** The payload of a close frame: the code, then the reason (at most 123 bytes of UTF-8). */
+export function closePayload(code: number, reason = ''): Buffer {
+  const payload = Buffer.allocUnsafe(2 + Buffer.byteLength(reason));
+  payload.writeUInt16BE(code, 0);
+  payload.write(reason, 2);
+  return payload;
 }

@@ -1,4 +1,3 @@
-import WebSocket from 'ws';
 import type { Config } from '../config/schema.js';
 import { ProxyError } from '../protocol/errors.js';
 
@@ -144,29 +143,9 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
 /**
  * Client frames must be masked (RFC 6455) so that attacker-chosen bytes never appear in clear to a
  * transparent intermediary. Over TLS no intermediary sees them, and loopback has none: there an
- * all-zero mask is equivalent, and it lets `ws` write the relayed bytes without copying them.
+ * all-zero mask is equivalent, and relayed bytes go out as they are (client-frame.ts).
  */
 export function maskingIsMoot(url: string): boolean {
   const u = new URL(url);
   return u.protocol === 'wss:' || LOOPBACK.test(u.hostname);
-}
-
-const zeroMask = (mask: Uint8Array): void => {
-  mask.fill(0);
-};
-
-export function dialUpstream(target: UpstreamTarget, connectTimeoutMs: number, validateUtf8 = true): WebSocket {
-  return new WebSocket(target.url, {
-    ...(maskingIsMoot(target.url) ? { generateMask: zeroMask } : {}),
-    headers: target.headers,
-    handshakeTimeout: connectTimeoutMs,
-    // Audio is base64 and the CPU matters more than the bytes; compression stays off both ways.
-    perMessageDeflate: false,
-    // conversation.item.retrieved carries whole audio items.
-    maxPayload: 64 * 1024 * 1024,
-    // Frames are relayed as bytes: invalid UTF-8 would break every compliant client, so it is
-    // checked here (upstream.validateUtf8) and ends the session instead of reaching the client.
-    skipUTF8Validation: !validateUtf8,
-    followRedirects: false,
-  });
 }
