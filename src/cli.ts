@@ -7,7 +7,6 @@ import { ConfigError } from './config/errors.js';
 import { loadConfigFile, parseConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { configBaseDir, startProxy } from './main.js';
-import { talk } from './talk.js';
 import { sha256Hex } from './tenants/resolver.js';
 import { ownPackage } from './version.js';
 
@@ -84,6 +83,8 @@ async function runTalk(values: ReturnType<typeof parse>['values'], positionals: 
   const timeoutMs = values.timeout ? Number(values.timeout) * 1000 : 30_000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout ${values.timeout}: give seconds, e.g. --timeout 30`);
   const out = values.out ?? 'answer.wav';
+  // Loaded for this command only: the proxy itself needs no WebSocket client library.
+  const { talk } = await import('./talk.js');
   const result = await talk({
     url: values.url ?? `ws://127.0.0.1:${port}/v1/realtime`,
     key: values.key ?? process.env.REALTIME_PROXY_KEY ?? DEMO_KEY,

@@ -11,7 +11,7 @@ import { createMeteringModule } from './metering/index.js';
 import { createPoliciesModule } from './policies/index.js';
 import { ProxyServer } from './server/server.js';
 import { WorkerPool } from './server/workers.js';
-import { startSimulator, type SimulatorHandle, type SimulatorOptions } from './simulator/index.js';
+import type { SimulatorHandle, SimulatorOptions } from './simulator/index.js';
 import { TenantResolver } from './tenants/resolver.js';
 
 export const systemClock: Clock = {
@@ -76,6 +76,8 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
   let config = compiled.config;
   let simulator: SimulatorHandle | null = null;
   if (compiled.upstream.kind === 'simulator') {
+    // Loaded only here: a proxy with a real upstream never loads the simulator (nor `ws`, which only it uses).
+    const { startSimulator } = await import('./simulator/index.js');
     simulator = await startSimulator({ ...options.simulator, apiKey: SIMULATOR_KEY });
     config = { ...config, upstream: { ...config.upstream, provider: 'simulator', url: simulator.url, apiKey: SIMULATOR_KEY } };
     log.warn(

@@ -406,15 +406,18 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       expectRefusalMatches(await refusal(p.url, { authorization: `Bearer ${key}` }), 'overloaded', 'specific');
       expect(c.ws.readyState).toBe(c.ws.OPEN);
     },
-    'Upstream sends invalid UTF-8, a frame over 64 MiB, or a text frame that is not a JSON object': async () => {
+    'Upstream sends invalid UTF-8, a frame over 64 MiB, a frame that breaks RFC 6455, or a text frame that is not a JSON object': async () => {
       const up = await scriptedUpstream((ws, n) => {
         ws.send(sessionCreated(n));
         if (n === 1) {
           ws.send('[1,2,3]');
           ws.send(Buffer.from([1, 2, 3]), { binary: true });
           ws.send(JSON.stringify({ type: 'response.output_text.delta', delta: 'after the junk' }));
-        } else {
+        } else if (n === 2) {
           ws.send(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]), { binary: false });
+        } else {
+          // A frame with reserved opcode 3, written under `ws` (which would never send one).
+          (ws as unknown as { _socket: { write(b: Buffer): void } })._socket.write(Buffer.from([0x83, 0x00]));
         }
       });
       const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: up.url, apiKey: 'sk-x' } } });
@@ -426,6 +429,9 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       c.close();
       const d = await p.client();
       await expectEventMatches(d, 'upstream_closed', 'specific');
+      const e = await p.client();
+      await expectEventMatches(e, 'upstream_closed', 'specific');
+      expect((await e.closed).code).toBe(1011);
     },
     'Frame over `maxFrameBytes` (16 MiB)': async () => {
       // A small limit keeps this cheap; the headroom before the cut is 16 MiB whatever the limit
