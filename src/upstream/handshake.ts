@@ -27,6 +27,8 @@ export interface Handshake {
  * The WebSocket opening handshake to the upstream over Node's HTTP client: no extensions and no
  * subprotocol are offered, so a server that answers with one is refused (frames are then plain
  * RFC 6455 frames, read by frame-reader.ts). Throws only on a URL that is not ws:// or wss://.
+ * It has no timeout of its own: the caller bounds the wait and calls `abort` (UpstreamLink's
+ * connect timer does).
  */
 export function requestUpgrade(target: UpstreamTarget, events: HandshakeEvents): Handshake {
   const url = new URL(target.url);
