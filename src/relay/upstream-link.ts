@@ -207,7 +207,10 @@ export class UpstreamLink {
     if (head.length > 0) reader.push(head);
   }
 
-  /** The session hears of the connection's end once: at the close frame, or when the socket closed without one. */
+  /**
+   * The session hears of the connection's end once: when the socket closes (with the upstream's close
+   * code if a close frame came, else 1006), or at once when the upstream broke the protocol.
+   */
   #report(code: number, reason: string): void {
     this.#open = false;
     if (this.#reported) return;
@@ -228,7 +231,7 @@ export class UpstreamLink {
     this.#socket?.end();
   }
 
-  /** Sends a close frame (once) and ends the socket, destroyed if the upstream does not finish the close in time. */
+  /** Sends a close frame (once) and bounds the wait for the upstream to finish the close (then the socket is destroyed). */
   #closing(code: number | null): void {
     const socket = this.#socket;
     if (!socket) return;
