@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { seeded } from '../test/support/seeded.js';
 import { LazyMap, LazySet } from './lazy-collections.js';
 
-/** Deterministic integers in [0, n): the same operation sequence on every run. */
-function seeded(seed: number): (n: number) => number {
-  return (n) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
-}
 
 // Same observable behaviour as Map / Set, step by step, for the operations sessions use.
 describe('LazyMap behaves as a Map', () => {

@@ -1,26 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { wireFrame } from '../../test/support/ws-wire.js';
+import { seeded } from '../../test/support/seeded.js';
+import { wireCloseFrame, wireFrame } from '../../test/support/ws-wire.js';
 import { FrameReader, isSendableCloseCode, Opcode } from './frame-reader.js';
 
 // Frames are encoded by `ws`'s own Sender (an independent implementation), never by this module.
 const frame = wireFrame;
 const text = (s: string, fin = true) => frame(s, { opcode: Opcode.text, fin });
-const closeFrame = (code: number, reason = '') => {
-  const p = Buffer.alloc(2 + Buffer.byteLength(reason));
-  p.writeUInt16BE(code, 0);
-  p.write(reason, 2);
-  return frame(p, { opcode: Opcode.close });
-};
+const closeFrame = wireCloseFrame;
 
 type Seen = ['message', string, boolean] | ['ping', string] | ['pong'] | ['close', number, string] | ['violation', number, string];
 
-function reader(maxPayload = 1 << 20, validateUtf8 = true, onMessage?: (r: FrameReader) => void) {
+function reader(maxPayload = 1 << 20, validateUtf8 = true, onMessage?: (r: FrameReader, data: Buffer) => void) {
   const seen: Seen[] = [];
   const r: FrameReader = new FrameReader(
     {
       message: (data, isBinary) => {
         seen.push(['message', data.toString('latin1'), isBinary]);
-        onMessage?.(r);
+        onMessage?.(r, data);
       },
       ping: (p) => seen.push(['ping', p.toString()]),
       pong: () => seen.push(['pong']),
@@ -31,11 +27,6 @@ function reader(maxPayload = 1 << 20, validateUtf8 = true, onMessage?: (r: Frame
     validateUtf8,
   );
   return { r, seen };
-}
-
-/** Deterministic integers in [0, n). */
-function seeded(seed: number): (n: number) => number {
-  return (n) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
 }
 
 describe('FrameReader reads what a real WebSocket sender writes', () => {
@@ -216,16 +207,8 @@ describe('FrameReader edges', () => {
   it('a frame within one chunk is delivered as a view of it, not a copy (also when its header ended the previous chunk)', () => {
     const views: boolean[] = [];
     let chunk = Buffer.alloc(0);
-    const r = new FrameReader(
-      {
-        message: (data) => views.push(data.buffer === chunk.buffer && data.byteOffset >= chunk.byteOffset && data.byteOffset < chunk.byteOffset + chunk.length),
-        ping: () => undefined,
-        pong: () => undefined,
-        close: () => undefined,
-        violation: () => undefined,
-      },
-      1 << 20,
-      true,
+    const { r } = reader(1 << 20, true, (_r, data) =>
+      views.push(data.buffer === chunk.buffer && data.byteOffset >= chunk.byteOffset && data.byteOffset < chunk.byteOffset + chunk.length),
     );
     const push = (b: Buffer) => {
       chunk = Buffer.from(b); // an allocation of its own, as a socket read is
@@ -270,23 +253,13 @@ describe('FrameReader edges', () => {
     let depth = 0;
     let deepest = 0;
     const order: string[] = [];
-    const r: FrameReader = new FrameReader(
-      {
-        message: (data) => {
-          depth++;
-          deepest = Math.max(deepest, depth);
-          order.push(data.toString());
-          r.resume();
-          depth--;
-        },
-        ping: () => undefined,
-        pong: () => undefined,
-        close: () => undefined,
-        violation: () => undefined,
-      },
-      1 << 20,
-      true,
-    );
+    const { r } = reader(1 << 20, true, (rd, data) => {
+      depth++;
+      deepest = Math.max(deepest, depth);
+      order.push(data.toString());
+      rd.resume();
+      depth--;
+    });
     r.push(Buffer.concat([text('a'), text('b'), text('c')]));
     expect(order).toEqual(['a', 'b', 'c']);
     expect(deepest).toBe(1);

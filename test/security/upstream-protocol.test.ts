@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultKey, startTestProxy, type TestProxy } from '../support/harness.js';
-import { rawUpstream, wireFrame, type RawUpstreamConnection } from '../support/ws-wire.js';
+import { rawUpstream, wireCloseFrame, wireFrame, type RawUpstreamConnection } from '../support/ws-wire.js';
 import { sessionCreated } from '../resilience/support/faulty-upstream.js';
 import { RawClient } from './support.js';
 
@@ -18,7 +18,6 @@ afterEach(async () => {
 
 const TEXT = 0x1;
 const CONTINUATION = 0x0;
-const CLOSE = 0x8;
 const PING = 0x9;
 
 async function proxyTo(url: string): Promise<TestProxy> {
@@ -27,17 +26,17 @@ async function proxyTo(url: string): Promise<TestProxy> {
   return tp;
 }
 
-async function upstream(script: (conn: RawUpstreamConnection, response101: string) => void) {
-  const up = await rawUpstream(script);
+/**
+ * A raw upstream that answers the upgrade with session.created in the same packet as the 101, then
+ * runs `then` (the test's bytes) on that connection.
+ */
+async function upstream(then: (conn: RawUpstreamConnection) => void = () => undefined) {
+  const up = await rawUpstream((conn, response101) => {
+    conn.socket.write(Buffer.concat([Buffer.from(response101, 'latin1'), wireFrame(sessionCreated(1), { opcode: TEXT })]));
+    then(conn);
+  });
   cleanups.push(() => up.close());
   return up;
-}
-
-function closePayload(code: number, reason = ''): Buffer {
-  const p = Buffer.alloc(2 + Buffer.byteLength(reason));
-  p.writeUInt16BE(code, 0);
-  p.write(reason, 2);
-  return p;
 }
 
 /** Every frame the client got is a UTF-8 JSON event. */
@@ -50,8 +49,7 @@ describe('the proxy as a WebSocket client of the upstream', () => {
   it('frames sent in the same packet as the 101 are read; a fragmented event with pings between its fragments reaches the client whole; pings are answered with their payload', async () => {
     const delta = JSON.stringify({ type: 'response.output_text.delta', event_id: 'ev_1', response_id: 'resp_1', item_id: 'item_1', output_index: 0, content_index: 0, delta: 'héllo wörld '.repeat(40) });
     const bytes = Buffer.from(delta);
-    const up = await upstream((conn, response101) => {
-      conn.socket.write(Buffer.concat([Buffer.from(response101, 'latin1'), wireFrame(sessionCreated(1), { opcode: TEXT })]));
+    const up = await upstream((conn) => {
       // A UTF-8 character cut between fragments, and a ping inside the message.
       const cut = bytes.indexOf('é') + 1;
       setTimeout(() => {
@@ -85,8 +83,7 @@ describe('the proxy as a WebSocket client of the upstream', () => {
     ['a continuation with no message', wireFrame('{"type":"x"}', { opcode: CONTINUATION })],
     ['a ping above 125 bytes', Buffer.concat([Buffer.from([0x89, 126, 0, 200]), Buffer.alloc(200)])],
   ])('%s from the upstream: the client gets upstream_closed and 1011, the upstream a close 1002, and the TCP connection ends even if the upstream never closes it', async (_name, bad) => {
-    const up = await upstream((conn, response101) => {
-      conn.socket.write(Buffer.concat([Buffer.from(response101, 'latin1'), wireFrame(sessionCreated(1), { opcode: TEXT })]));
+    const up = await upstream((conn) => {
       setTimeout(() => conn.socket.write(Buffer.concat([bad, wireFrame('{"type":"never.relayed"}', { opcode: TEXT })])), 20);
     });
     const tp = await proxyTo(up.url);
@@ -105,10 +102,9 @@ describe('the proxy as a WebSocket client of the upstream', () => {
 
   it('an upstream close frame is echoed, and its code reaches the client once the upstream ends TCP (or within the bounded wait when it does not)', async () => {
     for (const endsTcp of [true, false]) {
-      const up = await upstream((conn, response101) => {
-        conn.socket.write(Buffer.concat([Buffer.from(response101, 'latin1'), wireFrame(sessionCreated(1), { opcode: TEXT })]));
+      const up = await upstream((conn) => {
         setTimeout(() => {
-          conn.socket.write(Buffer.concat([wireFrame('{"type":"error","error":{"type":"invalid_request_error","code":"session_expired","message":"m"}}', { opcode: TEXT }), wireFrame(closePayload(1001, 'going'), { opcode: CLOSE })]));
+          conn.socket.write(Buffer.concat([wireFrame('{"type":"error","error":{"type":"invalid_request_error","code":"session_expired","message":"m"}}', { opcode: TEXT }), wireCloseFrame(1001, 'going')]));
           if (endsTcp) setTimeout(() => conn.socket.end(), 50);
         }, 20);
       });
@@ -126,9 +122,7 @@ describe('the proxy as a WebSocket client of the upstream', () => {
   });
 
   it('a client that leaves: the upstream gets a close 1000 and the connection ends; nothing is written after the close frame', async () => {
-    const up = await upstream((conn, response101) => {
-      conn.socket.write(Buffer.concat([Buffer.from(response101, 'latin1'), wireFrame(sessionCreated(1), { opcode: TEXT })]));
-    });
+    const up = await upstream();
     const tp = await proxyTo(up.url);
     const c = new RawClient(tp.url, auth);
     await c.opened;
@@ -139,7 +133,7 @@ describe('the proxy as a WebSocket client of the upstream', () => {
     const conn = up.connections[0]!;
     await c.waitFor(() => conn.fromProxy.closes.length === 1);
     // The upstream answers with its own close frame and ends TCP, as a server does.
-    conn.socket.end(wireFrame(closePayload(1000), { opcode: CLOSE }));
+    conn.socket.end(wireCloseFrame(1000));
     await conn.socketClosed;
     expect(conn.fromProxy.closes).toEqual([{ code: 1000, reason: '' }]);
     expect(conn.fromProxy.messages).toEqual([JSON.stringify({ type: 'input_audio_buffer.append', audio: 'AAAA' })]);

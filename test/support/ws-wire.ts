@@ -37,6 +37,14 @@ export function wireFrame(payload: Buffer | string, o: WireFrame): Buffer {
   return Buffer.concat(ws.Sender.frame(data, { fin: o.fin ?? true, opcode: o.opcode, rsv1: o.rsv1 ?? false, mask: o.mask ?? false, readOnly: false, maskBuffer: Buffer.from([1, 2, 3, 4]) }));
 }
 
+/** A close frame with `code` and `reason`, as `ws` encodes it (the payload built here, by the RFC's layout). */
+export function wireCloseFrame(code: number, reason = ''): Buffer {
+  const payload = Buffer.alloc(2 + Buffer.byteLength(reason));
+  payload.writeUInt16BE(code, 0);
+  payload.write(reason, 2);
+  return wireFrame(payload, { opcode: 0x8 });
+}
+
 /** What a raw upstream read from the proxy after the handshake, decoded by `ws`. */
 export interface FromProxy {
   readonly messages: string[];
