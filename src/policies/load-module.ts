@@ -34,6 +34,7 @@ interface Esbuild {
     logLevel: 'silent';
     plugins: { name: string; setup(build: { onResolve(o: { filter: RegExp }, cb: () => { path: string }): void }): void }[];
   }): Promise<{ outputFiles: { text: string }[] }>;
+  stop(): Promise<void> | void;
 }
 /** A variable, so that TypeScript does not look for esbuild's types. */
 const ESBUILD = 'esbuild';
@@ -61,6 +62,33 @@ function loadEsbuild(): Promise<Esbuild> {
 }
 
 /**
+ * esbuild compiles in a child process (its service, ~12 MB RSS) that lives until stopped. Policies
+ * compile at start and on reloads, then not for hours: the service is stopped once no build has
+ * run for this long (the next build starts it again).
+ */
+const SERVICE_IDLE_MS = 1_000;
+let buildsRunning = 0;
+let stopTimer: NodeJS.Timeout | null = null;
+
+function buildStarted(): void {
+  buildsRunning++;
+  if (stopTimer !== null) {
+    clearTimeout(stopTimer);
+    stopTimer = null;
+  }
+}
+
+function buildEnded(esbuild: Esbuild): void {
+  buildsRunning--;
+  if (buildsRunning > 0) return;
+  stopTimer = setTimeout(() => {
+    stopTimer = null;
+    if (buildsRunning === 0) void Promise.resolve(esbuild.stop()).catch(() => {});
+  }, SERVICE_IDLE_MS);
+  stopTimer.unref();
+}
+
+/**
  * Compiles a module and its relative imports into one self-contained ES module. The public entry is
  * bundled from the running proxy's API (its brand is a `Symbol.for`, so the copy is recognised);
  * packages the module imports are bundled from where the module lives; Node built-ins stay imports.
@@ -68,6 +96,15 @@ function loadEsbuild(): Promise<Esbuild> {
 async function bundle(absPath: string): Promise<string> {
   const esbuild = await loadEsbuild();
   const api = ownApiFile();
+  buildStarted();
+  try {
+    return await build(esbuild, absPath, api);
+  } finally {
+    buildEnded(esbuild);
+  }
+}
+
+async function build(esbuild: Esbuild, absPath: string, api: string): Promise<string> {
   const result = await esbuild.build({
     entryPoints: [absPath],
     bundle: true,
