@@ -54,6 +54,9 @@ const HELP = `usage: npm run bench -- [flags]
   --capacity-windows N      windows per capacity probe, each on fresh processes; the probe is judged on their median
                             p99 and carried only with no errors in any (default 3: one window moves by 2x between
                             processes)
+  --settle SEC              RSS at start is also read once V8 has given back the young generation boot grew
+                            (its memory reducer, ~25 s after the last allocation burst): wait up to SEC for it
+                            before the idle sessions open (default 45; 0: only the RSS as booted)
   --no-pin                  do not pin processes to cores with taskset
   --from-source             run the relays through tsx from TypeScript (default: compiled, as production
                             runs: the proxy from dist/, built by tsc first; the bench's relay scripts
@@ -91,6 +94,7 @@ const { values: flags } = parseArgs({
     capacity: { type: 'string' },
     'capacity-max': { type: 'string' },
     'capacity-windows': { type: 'string' },
+    settle: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -125,6 +129,7 @@ const opts = {
   targets: (flags.targets ?? 'direct,passthrough,naive,portkey,proxy,governed').split(',').map((t) => t.trim()) as TargetName[],
   sessions: (flags.sessions ?? (quick ? '200' : '1000,2000')).split(',').map(Number),
   idle: num(flags.idle, quick ? 200 : 2000),
+  settleSec: num(flags.settle, quick ? 0 : 45),
   warmupSec: num(flags.warmup, quick ? 2 : 5),
   measureSec: num(flags.measure, quick ? 4 : 10),
   throughputSessions: num(flags['throughput-sessions'], 64),
@@ -211,7 +216,10 @@ interface ThroughputResult {
 
 interface IdleResult {
   readonly sessions: number;
+  /** After boot and a forced GC, before any session (V8 still holds the young generation boot grew). */
   readonly baseRssMiB: number;
+  /** Once V8's memory reducer has shrunk that young generation (null: not waited for, or it did not within --settle). */
+  readonly settledRssMiB: number | null;
   /** RSS per session without V8's young generation (an allocation arena that moves between samples). */
   readonly rssPerSessionKiB: number;
   readonly rssWithYoungPerSessionKiB: number;
@@ -317,9 +325,28 @@ class Rig {
     return this.relay ? this.relay.call<ProcStats>('gc') : null;
   }
 
+  /**
+   * Waits (bounded by --settle) until the relay's young generation is back to its initial size:
+   * V8 keeps the arena boot grew until its memory reducer runs after a quiet period. No forced GC:
+   * it would not shrink the arena, and the reducer is what a production process gets.
+   */
+  async settle(): Promise<ProcStats | null> {
+    if (!this.relay || opts.settleSec <= 0) return null;
+    const end = performance.now() + opts.settleSec * 1000;
+    while (performance.now() < end) {
+      const s = await this.relay.call<ProcStats>('stats');
+      if (s.youngPhysical <= 2 * 1048576) return s;
+      await sleep(1000);
+    }
+    return null;
+  }
+
   async idle(n: number): Promise<IdleResult | null> {
     if (!this.relay) return null;
-    const base = (await this.gcStats())!;
+    const booted = (await this.gcStats())!;
+    const settled = n > 0 ? await this.settle() : null;
+    // Sessions are measured from the settled process when there is one (same young generation on both sides).
+    const base = settled ? (await this.gcStats())! : booted;
     const { opened } = await this.load.call<{ opened: number }>('open', { n, perSecond: 1000 });
     await sleep(1000);
     const loaded = (await this.gcStats())!;
@@ -327,7 +354,8 @@ class Rig {
     await sleep(1000);
     return {
       sessions: opened,
-      baseRssMiB: base.rss / 1048576,
+      baseRssMiB: booted.rss / 1048576,
+      settledRssMiB: settled ? settled.rss / 1048576 : null,
       rssPerSessionKiB: (loaded.rss - loaded.youngPhysical - (base.rss - base.youngPhysical)) / Math.max(1, opened) / 1024,
       rssWithYoungPerSessionKiB: (loaded.rss - base.rss) / Math.max(1, opened) / 1024,
       heapPerSessionKiB: (loaded.heapUsed - base.heapUsed) / Math.max(1, opened) / 1024,
@@ -504,7 +532,7 @@ async function runTarget(target: TargetName, rep: number, logFd: number): Promis
     }
     const throughput = opts.throughput ? await rig.throughput(opts.throughputSessions) : null;
     if (throughput) log(`  ${target} throughput: ${fmt(throughput.eventsPerSec, 0)} ev/s, relay ${fmt(throughput.relayUsPerEvent, 2)} µs/ev (${fmt(throughput.relayCpuPct, 0)}% core, ${fmt(throughput.relaySystemPct, 0)}% kernel), generator ${fmt(throughput.generatorCpuPct, 0)}%, foreign load on cores ${throughput.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}`);
-    if (idle) log(`  ${target} idle: ${fmt(idle.rssPerSessionKiB, 1)} KiB RSS/session without the young generation (${fmt(idle.rssWithYoungPerSessionKiB, 1)} with it), heap ${fmt(idle.heapPerSessionKiB, 1)} KiB (${idle.sessions} sessions)`);
+    if (idle) log(`  ${target} idle: ${fmt(idle.rssPerSessionKiB, 1)} KiB RSS/session without the young generation (${fmt(idle.rssWithYoungPerSessionKiB, 1)} with it), heap ${fmt(idle.heapPerSessionKiB, 1)} KiB (${idle.sessions} sessions); RSS at start ${fmt(idle.baseRssMiB, 1)} MiB as booted, ${idle.settledRssMiB === null ? 'not settled' : `${fmt(idle.settledRssMiB, 1)} MiB settled`}`);
     return { target, rep, ok: true, idle, paced, throughput };
   } catch (err) {
     const failure = failureWithLog(err);
@@ -742,7 +770,14 @@ interface Summary {
     readonly errors: number;
     readonly usPerEventSpread: number | null;
   } | null;
-  readonly idle: { readonly rssPerSessionKiB: number; readonly rssWithYoungPerSessionKiB: number; readonly heapPerSessionKiB: number; readonly sessions: number; readonly baseRssMiB: number } | null;
+  readonly idle: {
+    readonly rssPerSessionKiB: number;
+    readonly rssWithYoungPerSessionKiB: number;
+    readonly heapPerSessionKiB: number;
+    readonly sessions: number;
+    readonly baseRssMiB: number;
+    readonly settledRssMiB: number | null;
+  } | null;
 }
 
 const medOrNull = (xs: readonly (number | null)[]): number | null => {
@@ -818,6 +853,7 @@ function summarise(runs: readonly TargetRun[]): Summary[] {
             heapPerSessionKiB: median(idles.map((i) => i.heapPerSessionKiB)),
             sessions: idles[0]!.sessions,
             baseRssMiB: median(idles.map((i) => i.baseRssMiB)),
+            settledRssMiB: idles.every((i) => i.settledRssMiB !== null) ? median(idles.map((i) => i.settledRssMiB!)) : null,
           }
         : null,
     });
@@ -896,7 +932,12 @@ function goals(summary: readonly Summary[]): Goal[] {
     }
     const i = mine.idle;
     if (i) {
-      out.push({ goal: `${t}: RSS at start ≤ 80 MB`, value: `${fmt(i.baseRssMiB, 1)} MiB (after boot and a GC, before any session)`, met: i.baseRssMiB * 1.048576 <= 80 });
+      const settled = i.settledRssMiB === null ? 'not settled within --settle' : `${fmt(i.settledRssMiB, 1)} MiB settled (V8 gave back the young generation boot grew)`;
+      out.push({
+        goal: `${t}: RSS at start ≤ 80 MB`,
+        value: `${fmt(i.baseRssMiB, 1)} MiB as booted (after a GC, before any session); ${settled}`,
+        met: (i.settledRssMiB ?? i.baseRssMiB) * 1.048576 <= 80,
+      });
       out.push({ goal: `${t}: ≤ 32 KiB RSS per idle session`, value: `${fmt(i.rssPerSessionKiB, 1)} KiB without V8's young generation, ${fmt(i.rssWithYoungPerSessionKiB, 1)} KiB with it; heap ${fmt(i.heapPerSessionKiB, 1)} KiB (${i.sessions} sessions)`, met: i.rssPerSessionKiB <= 32 });
     }
   }

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NO_CAPS, resolveLimits, validatePlans } from './limits.js';
 import { dayPeriod } from './periods.js';
 import { SqliteLedger } from './sqlite-ledger.js';
+import { background } from '../background/thread.js';
 import { caps, record, T0 } from '../../test/metering/ledger-contract.js';
 
 
@@ -124,6 +125,21 @@ describe('sqlite ledger: the file on disk', () => {
       writeBulk(quiet, 10);
       expect(statSync(join(dir2, 'moved.sqlite')).size).toBeGreaterThan(q2);
     }, { timeout: 10_000, interval: 50 });
+  });
+
+  it('a background thread that dies is reported, and the ledger checkpoints by itself from then on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-sqlite-'));
+    const path = join(dir, 'm.sqlite');
+    const errors: string[] = [];
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 10, onError: (m) => errors.push(m) });
+    open.push(l);
+    l.settle(null, record());
+    await background.kill();
+    await vi.waitFor(() => expect(errors).toEqual(['checkpoint worker: the background thread exited']), { timeout: 10_000, interval: 20 });
+    const size = statSync(path).size;
+    writeBulk(l);
+    expect(statSync(path).size).toBeGreaterThan(size);
+    expect(l.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(1_000_000 + 45);
   });
 
   it('the event loop never checkpoints: with the worker idle, the log grows past SQLite\'s auto-checkpoint size', () => {

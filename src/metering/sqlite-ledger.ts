@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { background, type JobHandle } from '../background/thread.js';
 import {
   firstHit,
   type Amount,
@@ -23,24 +23,36 @@ const ZERO: Amount = Object.freeze({ nanos: 0, tokens: 0 });
 /*
  * WAL checkpoints copy the log into the database file and fsync it: milliseconds on a real disk.
  * Run on the event loop (SQLite's auto-checkpoint) they would stall every session's audio, so the
- * main connection never checkpoints and a worker thread with its own connection does, passively,
- * once a second. Plain CommonJS, evaluated: it needs no TypeScript loader in the worker.
+ * main connection never checkpoints and a job on the background thread (background/thread.ts)
+ * with its own connection does, passively, once a second. Plain JavaScript source: it needs no
+ * TypeScript loader in the thread. A connection that cannot open loses the job (reported).
  */
-const CHECKPOINT_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.module);
-const db = new Database(workerData.path);
-db.pragma('busy_timeout = 5000');
-const run = (mode) => { try { db.pragma('wal_checkpoint(' + mode + ')'); } catch (e) { parentPort.postMessage({ error: String(e && e.message || e) }); } };
-const timer = setInterval(() => run('PASSIVE'), workerData.intervalMs);
-parentPort.on('message', (m) => {
+const CHECKPOINT_JOB = `
+const Database = require(init.module);
+// Opened at the first checkpoint, as a separate worker thread's start used to give the file time.
+let db = null;
+const open = () => {
+  if (db) return true;
+  try {
+    db = new Database(init.path);
+    db.pragma('busy_timeout = 5000');
+    return true;
+  } catch (e) {
+    clearInterval(timer);
+    fail(e);
+    return false;
+  }
+};
+const run = (mode) => { if (!open()) return; try { db.pragma('wal_checkpoint(' + mode + ')'); } catch (e) { send({ error: String(e && e.message || e) }); } };
+const timer = setInterval(() => run('PASSIVE'), init.intervalMs);
+return (m) => {
   if (m !== 'close') return;
   clearInterval(timer);
+  if (!open()) return;
   run('TRUNCATE');
   db.close();
-  parentPort.postMessage({ closed: true });
-});
-parentPort.postMessage({ ready: true });
+  send({ closed: true });
+};
 `;
 const NO_OVERRIDE: CapOverride = Object.freeze({ nanos: null, tokens: null });
 /** Retention: usage rows deleted per step (one short transaction), steps one event-loop turn apart. */
@@ -109,7 +121,8 @@ export class SqliteLedger implements Ledger {
     audit: Database.Statement<[number, string, string, string]>;
   };
   readonly #settleTx: (record: UsageRecord, day: Period, month: Period) => void;
-  #checkpointer: Worker | null = null;
+  #checkpointer: JobHandle | null = null;
+  #checkpointClosed: (() => void) | null = null;
   readonly #pruneBatch: Database.Statement<[number, number]>;
   readonly #retentionMs: number | null;
   readonly #wall: () => number;
@@ -136,26 +149,31 @@ export class SqliteLedger implements Ledger {
     db.pragma('busy_timeout = 5000');
     if (onDisk) {
       try {
-        const worker = new Worker(CHECKPOINT_WORKER, {
-          eval: true,
-          workerData: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs: options.checkpointIntervalMs ?? 1000 },
-          // It allocates next to nothing: without limits it would take the relay's heap sizing (RELAY_NODE_FLAGS).
-          resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
-        });
-        worker.unref();
-        worker.on('message', (m: { error?: string }) => {
-          if (m.error) options.onError?.(`checkpoint: ${m.error}`);
-        });
-        worker.on('error', (err) => {
-          options.onError?.(`checkpoint worker: ${err.message}`);
-          // Without the worker, SQLite's own auto-checkpoint keeps the log bounded.
-          if (!this.#closed) db.pragma('wal_autocheckpoint = 1000');
-        });
-        // A dead worker has nothing to fold in at close: shutdown does not wait for it.
-        worker.once('exit', () => (this.#checkpointer = null));
         db.pragma('wal_autocheckpoint = 0');
-        this.#checkpointer = worker;
+        this.#checkpointer = background.attach(
+          {
+            name: 'wal checkpoint',
+            source: CHECKPOINT_JOB,
+            init: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs: options.checkpointIntervalMs ?? 1000 },
+          },
+          {
+            message: (m) => {
+              const reply = m as { error?: string; closed?: boolean };
+              if (reply.error) options.onError?.(`checkpoint: ${reply.error}`);
+              if (reply.closed) this.#checkpointClosed?.();
+            },
+            lost: (reason) => {
+              // A lost job has nothing to fold in at close: shutdown does not wait for it.
+              this.#checkpointer = null;
+              this.#checkpointClosed?.();
+              options.onError?.(`checkpoint worker: ${reason}`);
+              // Without the job, SQLite's own auto-checkpoint keeps the log bounded.
+              if (!this.#closed) db.pragma('wal_autocheckpoint = 1000');
+            },
+          },
+        );
       } catch (err) {
+        db.pragma('wal_autocheckpoint = 1000');
         options.onError?.(`checkpoint worker not started: ${(err as Error).message}`);
       }
     }
@@ -365,19 +383,19 @@ export class SqliteLedger implements Ledger {
     this.#closed = true;
     if (this.#pruneTimer) clearTimeout(this.#pruneTimer);
     this.#db.close();
-    const w = this.#checkpointer;
-    if (!w) return;
+    const job = this.#checkpointer;
+    if (!job) return;
     // A final checkpoint folds the log into the file; bounded so shutdown never hangs on it.
     await new Promise<void>((resolve) => {
-      const done = () => {
+      const timer = setTimeout(() => this.#checkpointClosed?.(), 2000);
+      this.#checkpointClosed = () => {
+        this.#checkpointClosed = null;
         clearTimeout(timer);
         resolve();
       };
-      const timer = setTimeout(done, 2000);
-      w.on('message', (m: { closed?: boolean }) => m.closed && done());
-      w.once('exit', done);
-      w.postMessage('close');
+      if (!job.post('close')) this.#checkpointClosed();
     });
-    await w.terminate();
+    this.#checkpointer = null;
+    job.detach();
   }
 }

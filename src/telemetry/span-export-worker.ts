@@ -1,13 +1,13 @@
 import { createRequire } from 'node:module';
 
 /**
- * The span-export worker (see span-export.ts): owns the OTLP trace exporter, so serialisation,
- * compression and HTTP never run on the proxy's event loop. It receives plain span records and
- * answers each batch with its outcome.
+ * The span-export job of the background thread (see span-export.ts and background/thread.ts): owns
+ * the OTLP trace exporter, so serialisation, compression and HTTP never run on the proxy's event
+ * loop. It receives plain span records and answers each batch with its outcome.
  *
- * The worker runs from source text (`eval`), in plain JavaScript, so it starts the same way from
- * the TypeScript sources (tsx, vitest) and from the compiled build; the modules it loads are
- * resolved here, next to this file, and passed in as absolute paths.
+ * The job is source text in plain JavaScript, so it starts the same way from the TypeScript sources
+ * (tsx, vitest) and from the compiled build; the modules it loads are resolved here, next to this
+ * file, and passed in as absolute paths.
  */
 
 const require = createRequire(import.meta.url);
@@ -20,10 +20,7 @@ export function workerModules(protocol: 'http/protobuf' | 'http/json'): { readon
   };
 }
 
-export const WORKER_SOURCE = String.raw`
-'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const init = workerData;
+export const SPAN_EXPORT_JOB = String.raw`
 const { OTLPTraceExporter } = require(init.modules.exporter);
 const { resourceFromAttributes } = require(init.modules.resources);
 const exporter = new OTLPTraceExporter({ url: init.url, headers: Object.assign({}, init.headers) });
@@ -60,17 +57,17 @@ function readable(p) {
   };
 }
 
-parentPort.on('message', (msg) => {
+return (msg) => {
   if (msg.kind === 'shutdown') {
-    exporter.shutdown().finally(() => parentPort.postMessage({ kind: 'shutdown' }));
+    exporter.shutdown().finally(() => send({ kind: 'shutdown' }));
     return;
   }
   try {
     exporter.export(msg.spans.map(readable), (result) => {
-      parentPort.postMessage({ kind: 'done', id: msg.id, ok: result.code === 0, error: result.error ? String(result.error.message) : null });
+      send({ kind: 'done', id: msg.id, ok: result.code === 0, error: result.error ? String(result.error.message) : null });
     });
   } catch (err) {
-    parentPort.postMessage({ kind: 'done', id: msg.id, ok: false, error: String(err && err.message) });
+    send({ kind: 'done', id: msg.id, ok: false, error: String(err && err.message) });
   }
-});
+};
 `;

@@ -1,15 +1,16 @@
 import { TraceFlags, type Attributes, type HrTime, type SpanKind, type SpanStatus } from '@opentelemetry/api';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { Worker } from 'node:worker_threads';
-import { WORKER_SOURCE, workerModules } from './span-export-worker.js';
+import { background, type JobHandle } from '../background/thread.js';
+import { SPAN_EXPORT_JOB, workerModules } from './span-export-worker.js';
 
 /**
  * Span export off the event loop. The SDK's BatchSpanProcessor serialises (JSON or protobuf) and
  * sends each batch on the main thread, and starts a full batch synchronously inside `span.end()`:
  * a stall of several ms in the middle of relaying a frame. Here a finished span is copied into a
  * plain record (a few fields; spans end at turn boundaries, not per frame) and queued; batches go
- * to a worker thread by `postMessage`, and the worker owns the OTLP exporter (serialisation,
- * compression, HTTP). The queue is bounded: when it is full, spans are dropped and counted.
+ * to a job on the background thread (background/thread.ts), which owns the OTLP exporter
+ * (serialisation, compression, HTTP). The queue is bounded: when it is full, spans are dropped and
+ * counted.
  */
 
 /** A finished span as structured-cloneable data (what the OTLP transformer reads). */
@@ -117,8 +118,8 @@ export class WorkerSpanProcessor implements SpanProcessor {
   exported = 0;
   dropped = 0;
   failed = 0;
-  /** Started with the processor (a fixed cost counted in the RSS at start, not per session); restarted on demand. */
-  #worker: Worker | null = null;
+  /** Attached with the processor (the thread is a fixed cost counted in the RSS at start, not per session); attached again on demand. */
+  #job: JobHandle | null = null;
   readonly #init: WorkerInit;
   readonly #maxQueue: number;
   readonly #maxBatch: number;
@@ -142,16 +143,13 @@ export class WorkerSpanProcessor implements SpanProcessor {
     this.#start();
   }
 
-  #start(): Worker {
-    // A small heap: the worker holds a few batches at a time (its young generation is most of its RSS).
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: this.#init, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
-    // Export must never keep the process alive or take it down.
-    worker.unref();
-    worker.on('message', (msg: FromWorker) => this.#onMessage(msg));
-    worker.on('error', () => this.#workerGone(worker));
-    worker.on('exit', () => this.#workerGone(worker));
-    this.#worker = worker;
-    return worker;
+  #start(): JobHandle {
+    const job: JobHandle = background.attach(
+      { name: 'span export', source: SPAN_EXPORT_JOB, init: this.#init },
+      { message: (msg) => this.#onMessage(msg as FromWorker), lost: () => this.#jobLost(job) },
+    );
+    this.#job = job;
+    return job;
   }
 
   onStart(): void {}
@@ -190,9 +188,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
       this.#queue = spans === this.#queue ? [] : this.#queue.slice(batch);
       const id = ++this.#nextId;
       this.#inFlight.set(id, spans.length);
-      try {
-        (this.#worker ?? this.#start()).postMessage({ kind: 'export', id, spans } satisfies ToWorker);
-      } catch {
+      if (!(this.#job ?? this.#start()).post({ kind: 'export', id, spans } satisfies ToWorker)) {
         this.#inFlight.delete(id);
         this.failed += spans.length;
       }
@@ -220,10 +216,10 @@ export class WorkerSpanProcessor implements SpanProcessor {
     this.#checkIdle();
   }
 
-  /** The worker exited (shutdown, or a crash: its batches are lost and counted; the next flush starts a new one). */
-  #workerGone(worker: Worker): void {
-    if (this.#worker !== worker) return;
-    this.#worker = null;
+  /** The job is gone (a crash: its batches are lost and counted; the next flush attaches it again). */
+  #jobLost(job: JobHandle): void {
+    if (this.#job !== job) return;
+    this.#job = null;
     for (const n of this.#inFlight.values()) this.failed += n;
     this.#inFlight.clear();
     if (this.#shutDown) {
@@ -262,8 +258,8 @@ export class WorkerSpanProcessor implements SpanProcessor {
     if (this.#shutDown) return;
     await this.forceFlush();
     this.#shutDown = true;
-    const worker = this.#worker;
-    if (worker === null) return;
+    const job = this.#job;
+    if (job === null) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.#timeoutMs);
       timer.unref();
@@ -271,12 +267,9 @@ export class WorkerSpanProcessor implements SpanProcessor {
         clearTimeout(timer);
         resolve();
       };
-      try {
-        worker.postMessage({ kind: 'shutdown' } satisfies ToWorker);
-      } catch {
-        resolve();
-      }
+      if (!job.post({ kind: 'shutdown' } satisfies ToWorker)) resolve();
     });
-    await worker.terminate();
+    this.#job = null;
+    job.detach();
   }
 }

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { context, trace } from '@opentelemetry/api';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
+import { background } from '../../src/background/thread.js';
 import { WorkerSpanProcessor } from '../../src/telemetry/span-export.js';
 
 /**
@@ -109,5 +110,33 @@ describe('span export in a worker thread', () => {
     await processor.forceFlush();
     expect(processor.failed).toBe(1);
     expect(processor.exported).toBe(0);
+  });
+
+  it('when the background thread dies, the next spans go through a new one', async () => {
+    const rx = await receiver();
+    cleanup.push(() => new Promise((r) => rx.server.close(r)));
+    const { processor, tracer } = setup(rx.url);
+    tracer.startSpan('before').end();
+    await processor.forceFlush();
+    expect(processor.exported).toBe(1);
+    await background.kill();
+    expect(background.running).toBe(false);
+    tracer.startSpan('after').end();
+    await processor.forceFlush();
+    expect(processor.exported).toBe(2);
+    expect(processor.failed).toBe(0);
+    expect(rx.bodies.join('')).toContain('"after"');
+  });
+
+  it('shutdown ends its job, and the thread with it when no other job runs', async () => {
+    const rx = await receiver();
+    cleanup.push(() => new Promise((r) => rx.server.close(r)));
+    const { processor, tracer } = setup(rx.url);
+    tracer.startSpan('last').end();
+    expect(background.jobs).toBe(1);
+    await processor.shutdown();
+    expect(processor.exported).toBe(1);
+    expect(background.jobs).toBe(0);
+    expect(background.running).toBe(false);
   });
 });
