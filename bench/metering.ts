@@ -63,7 +63,7 @@ function wallNs(fn: () => void): number {
 }
 
 function runtime(ledger: Ledger): MeteringRuntime {
-  const cfg = meteringSchema.parse({ ledger: { path: ':memory:' } });
+  const cfg = meteringSchema().parse({ ledger: { path: ':memory:' } });
   return {
     config: cfg,
     prices: new PriceBook(),

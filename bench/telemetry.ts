@@ -124,7 +124,7 @@ function cpuNs(fn: () => void): number {
 
 function isolated(): void {
   // Turns close at response.done here (no playback wait): the loop runs on a frozen clock.
-  const settings = resolveSettings(telemetrySchema.parse({ traces: { exporter: 'none' }, turns: { waitForPlayback: false } }), {});
+  const settings = resolveSettings(telemetrySchema().parse({ traces: { exporter: 'none' }, turns: { waitForPlayback: false } }), {});
   // Spans are created and ended for real, then dropped (OTLP serialisation is in the end-to-end figure).
   let exported = 0;
   const exporter: SpanExporter = {

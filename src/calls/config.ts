@@ -1,51 +1,62 @@
 import { z } from 'zod';
 
-/** A SIP routing rule: the first rule whose conditions all match picks the tenant of an incoming call. */
-const sipRouteSchema = z
-  .object({
-    tenant: z.string().min(1).describe('Tenant id the call belongs to.'),
-    to: z.string().min(1).optional().describe('Called number or SIP user (compared with the user part of the To header, e.g. +15551234567).'),
-    header: z
-      .object({ name: z.string().min(1), equals: z.string() })
-      .strict()
-      .optional()
-      .describe('A SIP header (case-insensitive name) that must have exactly this value.'),
-    session: z
-      .record(z.string(), z.unknown())
-      .default({})
-      .describe('The session config the call is accepted with (e.g. model, instructions, audio.output.voice); the tenant policy applies to it first.'),
-  })
-  .strict();
+/**
+ * Built on demand (config parse, JSON Schema) and dropped after: zod schemas are thousands of objects
+ * and closures (~6 MB of heap for the proxy's config and policy schemas) a running proxy does not need.
+ */
+function build() {
+  /** A SIP routing rule: the first rule whose conditions all match picks the tenant of an incoming call. */
+  const sipRouteSchema = z
+    .object({
+      tenant: z.string().min(1).describe('Tenant id the call belongs to.'),
+      to: z.string().min(1).optional().describe('Called number or SIP user (compared with the user part of the To header, e.g. +15551234567).'),
+      header: z
+        .object({ name: z.string().min(1), equals: z.string() })
+        .strict()
+        .optional()
+        .describe('A SIP header (case-insensitive name) that must have exactly this value.'),
+      session: z
+        .record(z.string(), z.unknown())
+        .default({})
+        .describe('The session config the call is accepted with (e.g. model, instructions, audio.output.voice); the tenant policy applies to it first.'),
+    })
+    .strict();
 
-export const callsSchema = z
-  .object({
-    enabled: z
-      .boolean()
-      .default(false)
-      .describe('Serve POST /v1/realtime/client_secrets and /v1/realtime/calls, govern every call over a proxy-owned sideband, and bind call ids to tenants.'),
-    defaultSecretTtlSec: z.number().int().min(10).max(7200).default(600).describe('Expiry of a client secret whose request names none.'),
-    maxSecretTtlSec: z.number().int().min(10).max(7200).default(600).describe('Longer requested expiries are lowered to this.'),
-    onCap: z
-      .enum(['hangup', 'cancel'])
-      .default('hangup')
-      .describe('A call over its cost cap: its response is cancelled and the output audio cleared; hangup also ends the call.'),
-    bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant (Realtime sessions last at most 60 minutes).'),
-    upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup).'),
-    corsAllowOrigins: z
-      .array(z.string().min(1))
-      .default(['*'])
-      .describe('Browser origins that may POST an SDP offer to /v1/realtime/calls (CORS; the route is authenticated by the bearer secret, never by cookies). [] turns CORS off.'),
-    maxBodyBytes: z.number().int().positive().default(256 * 1024).describe('Largest request body (SDP offer, session JSON, webhook) the call routes accept.'),
-    sip: z
-      .object({
-        webhookSecret: z.string().optional().describe('The OpenAI webhook signing secret (whsec_…); the webhook route is off without it.'),
-        toleranceSec: z.number().int().positive().default(300).describe('A webhook older or newer than this (webhook-timestamp) is refused as a replay.'),
-        routes: z.array(sipRouteSchema).default([]),
-      })
-      .strict()
-      .prefault({}),
-  })
-  .strict();
+  const callsSchema = z
+    .object({
+      enabled: z
+        .boolean()
+        .default(false)
+        .describe('Serve POST /v1/realtime/client_secrets and /v1/realtime/calls, govern every call over a proxy-owned sideband, and bind call ids to tenants.'),
+      defaultSecretTtlSec: z.number().int().min(10).max(7200).default(600).describe('Expiry of a client secret whose request names none.'),
+      maxSecretTtlSec: z.number().int().min(10).max(7200).default(600).describe('Longer requested expiries are lowered to this.'),
+      onCap: z
+        .enum(['hangup', 'cancel'])
+        .default('hangup')
+        .describe('A call over its cost cap: its response is cancelled and the output audio cleared; hangup also ends the call.'),
+      bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant (Realtime sessions last at most 60 minutes).'),
+      upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup).'),
+      corsAllowOrigins: z
+        .array(z.string().min(1))
+        .default(['*'])
+        .describe('Browser origins that may POST an SDP offer to /v1/realtime/calls (CORS; the route is authenticated by the bearer secret, never by cookies). [] turns CORS off.'),
+      maxBodyBytes: z.number().int().positive().default(256 * 1024).describe('Largest request body (SDP offer, session JSON, webhook) the call routes accept.'),
+      sip: z
+        .object({
+          webhookSecret: z.string().optional().describe('The OpenAI webhook signing secret (whsec_…); the webhook route is off without it.'),
+          toleranceSec: z.number().int().positive().default(300).describe('A webhook older or newer than this (webhook-timestamp) is refused as a replay.'),
+          routes: z.array(sipRouteSchema).default([]),
+        })
+        .strict()
+        .prefault({}),
+    })
+    .strict();
+  return { sipRouteSchema, callsSchema };
+}
 
-export type CallsConfig = z.infer<typeof callsSchema>;
-export type SipRoute = z.infer<typeof sipRouteSchema>;
+type Built = ReturnType<typeof build>;
+
+export const callsSchema = (): Built['callsSchema'] => build().callsSchema;
+
+export type CallsConfig = z.infer<Built['callsSchema']>;
+export type SipRoute = z.infer<Built['sipRouteSchema']>;

@@ -139,7 +139,8 @@ export function parseConfig(input: unknown, source: string, env: NodeJS.ProcessE
   const typed: TypedRefs = new Map();
   const raw = interpolate(input ?? {}, env, [], problems, typed) as Record<string, unknown>;
   applyEnvOverrides(raw, env, problems);
-  let result = configSchema.safeParse(raw);
+  const schema = configSchema();
+  let result = schema.safeParse(raw);
   if (!result.success && typed.size > 0) {
     // A `${VAR}` whose value looked like a number or boolean, where the schema wants a string: keep the text.
     let reverted = false;
@@ -150,7 +151,7 @@ export function parseConfig(input: unknown, source: string, env: NodeJS.ProcessE
         reverted = true;
       }
     }
-    if (reverted) result = configSchema.safeParse(raw);
+    if (reverted) result = schema.safeParse(raw);
   }
   if (!result.success) {
     for (const issue of result.error.issues) problems.add(dotted(issue.path), describeIssue(issue), fixFor(issue));

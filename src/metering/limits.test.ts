@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { meteringSchema, type TenantLimitsConfig } from './config.js';
 import { hasCaps, LimitsConfigError, NO_CAPS, resolveLimits, validatePlans } from './limits.js';
 
-const metering = (plans: Record<string, TenantLimitsConfig> = {}, defaultPlan: string | null = null) => meteringSchema.parse({ plans, defaultPlan });
+const metering = (plans: Record<string, TenantLimitsConfig> = {}, defaultPlan: string | null = null) => meteringSchema().parse({ plans, defaultPlan });
 const tenant = (limits: TenantLimitsConfig | null, plan: string | null = null) => ({ id: 'acme', plan, limits });
 
 describe('limits: what a tenant is held to', () => {

@@ -14,19 +14,24 @@ export interface RoutesDeps {
   readonly log: { info(obj: object, msg: string): void };
 }
 
-const periodSchema = z.enum(['day', 'month']);
-const usdInput = z.union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/)]);
+/** The admin bodies' schemas, built per request (admin calls are rare; zod schemas are heavy to keep). */
+function capsBody() {
+  return z
+    .object({
+      period: z.enum(['day', 'month']),
+      // New cost cap for the period; null restores the configured cap.
+      usd: z
+        .union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/)])
+        .nullable()
+        .optional(),
+      tokens: z.number().int().nonnegative().nullable().optional(),
+    })
+    .strict();
+}
 
-const capsBody = z
-  .object({
-    period: periodSchema,
-    // New cost cap for the period; null restores the configured cap.
-    usd: usdInput.nullable().optional(),
-    tokens: z.number().int().nonnegative().nullable().optional(),
-  })
-  .strict();
-
-const resetBody = z.object({ period: periodSchema }).strict();
+function resetBody() {
+  return z.object({ period: z.enum(['day', 'month']) }).strict();
+}
 
 const MAX_USAGE = 100_000;
 
@@ -120,7 +125,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
       async handle(req, params) {
         const t = tenantOr404(params['id'] ?? '');
         if (isReply(t)) return t;
-        const body = parseBody(req, capsBody);
+        const body = parseBody(req, capsBody());
         if (!body.ok) return body.reply;
         const { period, usd, tokens } = body.value;
         let nanos: number | null | undefined;
@@ -145,7 +150,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
       async handle(req, params) {
         const t = tenantOr404(params['id'] ?? '');
         if (isReply(t)) return t;
-        const body = parseBody(req, resetBody);
+        const body = parseBody(req, resetBody());
         if (!body.ok) return body.reply;
         try {
           await d.ledger.resetSpend(t.id, body.value.period, d.wall());

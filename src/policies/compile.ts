@@ -148,7 +148,7 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
   const problems: string[] = [];
   const rawName = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>)['name'] : undefined;
   if (typeof rawName === 'string' && rawName !== opts.name) problems.push(`name: "${rawName}" does not match the file name "${opts.name}"`);
-  const parsed = policyFileSchema.safeParse(doc ?? {});
+  const parsed = policyFileSchema().safeParse(doc ?? {});
   if (!parsed.success) {
     for (const i of parsed.error.issues) problems.push(`${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
     throw new PolicyError(label, problems);

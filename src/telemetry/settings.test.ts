@@ -3,7 +3,7 @@ import { telemetrySchema } from './config.js';
 import { redactPii } from './redact.js';
 import { parseKeyValueList, resolveSettings } from './settings.js';
 
-const cfg = (input: Record<string, unknown> = {}) => telemetrySchema.parse(input);
+const cfg = (input: Record<string, unknown> = {}) => telemetrySchema().parse(input);
 
 describe('telemetry settings', () => {
   it('defaults: Prometheus on the proxy port, no trace export without an endpoint, no content capture', () => {

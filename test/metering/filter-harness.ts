@@ -45,7 +45,7 @@ afterEach(async () => {
  * Redis); `Setup.ledger` stays the SQLite ledger underneath, for assertions.
  */
 export function setup(config: Record<string, unknown> = {}, wall: () => number = () => T0, wrap?: (l: SqliteLedger) => Ledger): Setup {
-  const cfg = meteringSchema.parse({ ledger: { path: ':memory:' }, ...config });
+  const cfg = meteringSchema().parse({ ledger: { path: ':memory:' }, ...config });
   const ledger = new SqliteLedger(':memory:');
   ledgers.push(ledger);
   const records: UsageRecord[] = [];
