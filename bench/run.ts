@@ -932,13 +932,26 @@ function goals(summary: readonly Summary[]): Goal[] {
     }
     const i = mine.idle;
     if (i) {
-      const settled = i.settledRssMiB === null ? 'not settled within --settle' : `${fmt(i.settledRssMiB, 1)} MiB settled (V8 gave back the young generation boot grew)`;
+      const settled =
+        i.settledRssMiB !== null
+          ? `${fmt(i.settledRssMiB, 1)} MiB settled (V8 gave back the young generation boot grew)`
+          : i.sessions === 0 || opts.settleSec <= 0
+            ? 'settled RSS not read (--idle 0 or --settle 0)'
+            : 'not settled within --settle';
       out.push({
         goal: `${t}: RSS at start ≤ 80 MB`,
         value: `${fmt(i.baseRssMiB, 1)} MiB as booted (after a GC, before any session); ${settled}`,
         met: (i.settledRssMiB ?? i.baseRssMiB) * 1.048576 <= 80,
       });
-      out.push({ goal: `${t}: ≤ 32 KiB RSS per idle session`, value: `${fmt(i.rssPerSessionKiB, 1)} KiB without V8's young generation, ${fmt(i.rssWithYoungPerSessionKiB, 1)} KiB with it; heap ${fmt(i.heapPerSessionKiB, 1)} KiB (${i.sessions} sessions)`, met: i.rssPerSessionKiB <= 32 });
+      out.push(
+        i.sessions === 0
+          ? { goal: `${t}: ≤ 32 KiB RSS per idle session`, value: 'not measured (no idle sessions opened)', met: null }
+          : {
+              goal: `${t}: ≤ 32 KiB RSS per idle session`,
+              value: `${fmt(i.rssPerSessionKiB, 1)} KiB without V8's young generation, ${fmt(i.rssWithYoungPerSessionKiB, 1)} KiB with it; heap ${fmt(i.heapPerSessionKiB, 1)} KiB (${i.sessions} sessions)`,
+              met: i.rssPerSessionKiB <= 32,
+            },
+      );
     }
   }
   return out;
@@ -969,7 +982,7 @@ function markdown(machine: MachineInfo, summary: readonly Summary[], goalList: r
   for (const s of summary) {
     const t = s.throughput;
     lines.push(
-      `| ${s.label} | ${fmt(t?.eventsPerSec, 0)} | ${t?.relayCpuPct == null ? '–' : `${fmt(t.relayCpuPct, 0)}% (${fmt(t.relaySystemPct, 0)}%)`} | ${fmt(t?.relayUsPerEvent, 2)}${t?.usPerEventSpread == null ? '' : ` (±${fmt(t.usPerEventSpread / 2, 2)})`} | ${t ? `${fmt(t.generatorCpuPct, 0)}%` : '–'} | ${s.idle ? `${fmt(s.idle.rssPerSessionKiB, 1)} / ${fmt(s.idle.rssWithYoungPerSessionKiB, 1)} KiB; ${fmt(s.idle.heapPerSessionKiB, 1)} KiB` : '–'} |`,
+      `| ${s.label} | ${fmt(t?.eventsPerSec, 0)} | ${t?.relayCpuPct == null ? '–' : `${fmt(t.relayCpuPct, 0)}% (${fmt(t.relaySystemPct, 0)}%)`} | ${fmt(t?.relayUsPerEvent, 2)}${t?.usPerEventSpread == null ? '' : ` (±${fmt(t.usPerEventSpread / 2, 2)})`} | ${t ? `${fmt(t.generatorCpuPct, 0)}%` : '–'} | ${s.idle && s.idle.sessions > 0 ? `${fmt(s.idle.rssPerSessionKiB, 1)} / ${fmt(s.idle.rssWithYoungPerSessionKiB, 1)} KiB; ${fmt(s.idle.heapPerSessionKiB, 1)} KiB` : '–'} |`,
     );
   }
   lines.push('');
