@@ -114,6 +114,13 @@ describe('background thread', () => {
     expect(a.lost).toHaveLength(1);
   });
 
+  it('a job whose init cannot be cloned is refused at attach, and leaves no thread running for it', () => {
+    expect(background.running).toBe(false);
+    expect(() => background.attach({ name: 'bad', source: ECHO, init: { f: () => 1 } }, { message: () => {}, lost: () => {} })).toThrow();
+    expect(background.jobs).toBe(0);
+    expect(background.running).toBe(false);
+  });
+
   it('an owner whose callback throws does not take the process down', async () => {
     const lost: string[] = [];
     const handle = background.attach(

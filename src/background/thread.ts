@@ -18,7 +18,7 @@ export interface BackgroundJob {
   readonly name: string;
   /** `(require, init, send, fail) => (message) => void`, as a function body (see DISPATCHER). */
   readonly source: string;
-  /** Structured-cloneable data for the job. */
+  /** Structured-cloneable data for the job (attach throws otherwise, and nothing is attached). */
   readonly init: unknown;
 }
 
@@ -106,8 +106,17 @@ class BackgroundThread {
     const id = ++this.#nextJob;
     const entry: Attached = { name: job.name, events, detached: false };
     const worker = this.#worker ?? this.#start();
+    try {
+      worker.postMessage({ job: id, attach: { source: job.source, init: job.init } } satisfies ToThread);
+    } catch (err) {
+      // `init` could not be cloned: nothing was attached, and a thread started for it alone ends.
+      if (this.#jobs.size === 0 && this.#worker === worker) {
+        this.#worker = null;
+        void worker.terminate();
+      }
+      throw err;
+    }
     this.#jobs.set(id, entry);
-    worker.postMessage({ job: id, attach: { source: job.source, init: job.init } } satisfies ToThread);
     return {
       get attached() {
         return !entry.detached;

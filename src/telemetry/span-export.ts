@@ -188,7 +188,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
       this.#queue = spans === this.#queue ? [] : this.#queue.slice(batch);
       const id = ++this.#nextId;
       this.#inFlight.set(id, spans.length);
-      if (!(this.#job ?? this.#start()).post({ kind: 'export', id, spans } satisfies ToWorker)) {
+      if (!this.#post({ kind: 'export', id, spans })) {
         this.#inFlight.delete(id);
         this.failed += spans.length;
       }
@@ -196,6 +196,15 @@ export class WorkerSpanProcessor implements SpanProcessor {
     // The rest goes one batch per event-loop turn.
     if (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) this.#flushNextTurn();
     this.#checkIdle();
+  }
+
+  /** False when the batch cannot reach the job: the thread could not start (it runs from a timer: nothing may throw). */
+  #post(message: ToWorker): boolean {
+    try {
+      return (this.#job ?? this.#start()).post(message);
+    } catch {
+      return false;
+    }
   }
 
   #flushNextTurn(): void {

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { context, trace } from '@opentelemetry/api';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { background } from '../../src/background/thread.js';
 import { WorkerSpanProcessor } from '../../src/telemetry/span-export.js';
 
@@ -126,6 +126,25 @@ describe('span export in a worker thread', () => {
     expect(processor.exported).toBe(2);
     expect(processor.failed).toBe(0);
     expect(rx.bodies.join('')).toContain('"after"');
+  });
+
+  it('a thread that cannot be started again counts the batch as failed; nothing throws from the export timer', async () => {
+    const rx = await receiver();
+    cleanup.push(() => new Promise((r) => rx.server.close(r)));
+    const { processor, tracer } = setup(rx.url);
+    await background.kill();
+    const attach = vi.spyOn(background, 'attach').mockImplementation(() => {
+      throw new Error('ERR_WORKER_INIT_FAILED');
+    });
+    cleanup.push(async () => attach.mockRestore());
+    tracer.startSpan('stranded').end();
+    await processor.forceFlush();
+    expect(processor.failed).toBe(1);
+    expect(processor.exported).toBe(0);
+    attach.mockRestore();
+    tracer.startSpan('later').end();
+    await processor.forceFlush();
+    expect(processor.exported).toBe(1);
   });
 
   it('shutdown ends its job, and the thread with it when no other job runs', async () => {
