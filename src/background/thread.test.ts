@@ -14,6 +14,8 @@ return (m) => {
   if (m === 'throw') throw new Error('handler broke');
   if (m === 'fail-later') { setTimeout(() => fail(new Error('timer failed')), 1); return; }
   if (m === 'crash-later') { setTimeout(() => { throw new Error('uncaught in a timer'); }, 1); return; }
+  if (m === 'send-then-throw') { send({ echo: m, threadId, tag: init.tag }); throw new Error('after send'); }
+  if (m === 'burst') { for (let i = 0; i < 50; i++) send({ echo: i, threadId, tag: init.tag }); return; }
   send({ echo: m, threadId, tag: init.tag });
 };
 `;
@@ -104,7 +106,9 @@ describe('background thread', () => {
     }, { timeout: 10_000, interval: 5 });
     expect(a.lost[0]).toMatch(/uncaught in a timer/);
     expect(background.running).toBe(false);
+    expect(a.handle.attached).toBe(false);
     expect(a.handle.post('x')).toBe(false);
+    a.handle.detach(); // after the loss: harmless
 
     const c = probe('c');
     const fresh = (await echo(c, 'z')).threadId;
@@ -119,6 +123,69 @@ describe('background thread', () => {
     expect(() => background.attach({ name: 'bad', source: ECHO, init: { f: () => 1 } }, { message: () => {}, lost: () => {} })).toThrow();
     expect(background.jobs).toBe(0);
     expect(background.running).toBe(false);
+  });
+
+  it('a job refused at attach leaves the other jobs on the thread running', async () => {
+    const live = probe('live');
+    const before = (await echo(live, 'x')).threadId;
+    expect(() => background.attach({ name: 'bad', source: ECHO, init: { f: () => 1 } }, { message: () => {}, lost: () => {} })).toThrow();
+    expect(background.running).toBe(true);
+    expect((await echo(live, 'still')).threadId).toBe(before);
+    expect(live.lost).toEqual([]);
+  });
+
+  it('a message that cannot be cloned is not sent (post says so); the job goes on', async () => {
+    const p = probe('p');
+    await echo(p, 'x');
+    expect(p.handle.post({ f: () => 1 })).toBe(false);
+    expect((await echo(p, 'after')).echo).toBe('after');
+  });
+
+  it('messages a job sent before its owner detached it are dropped, not delivered or thrown', async () => {
+    const other = probe('other');
+    const got: unknown[] = [];
+    const handle: JobHandle = background.attach(
+      { name: 'chatty', source: ECHO, init: { tag: 'chatty' } },
+      {
+        message: (m) => {
+          got.push(m);
+          handle.detach();
+        },
+        lost: () => {},
+      },
+    );
+    attached.push(handle);
+    handle.post('burst');
+    await vi.waitFor(() => expect(got).toHaveLength(1), { timeout: 10_000, interval: 5 });
+    // The other 49 arrived after the detach: the thread and the process go on.
+    expect((await echo(other, 'fine')).echo).toBe('fine');
+    expect(got).toHaveLength(1);
+  });
+
+  it('a failure a job reports after its owner detached it is dropped (the owner hears nothing more)', async () => {
+    const other = probe('other');
+    const lost: string[] = [];
+    const got: unknown[] = [];
+    const handle: JobHandle = background.attach(
+      { name: 'late-failure', source: ECHO, init: { tag: 'late' } },
+      {
+        message: (m) => {
+          got.push(m);
+          handle.detach();
+        },
+        lost: (r) => lost.push(r),
+      },
+    );
+    attached.push(handle);
+    handle.post('send-then-throw');
+    await vi.waitFor(() => expect(got).toHaveLength(1), { timeout: 10_000, interval: 5 });
+    expect((await echo(other, 'fine')).echo).toBe('fine');
+    expect(lost).toEqual([]);
+  });
+
+  it('kill with no thread running does nothing', async () => {
+    expect(background.running).toBe(false);
+    await expect(background.kill()).resolves.toBeUndefined();
   });
 
   it('an owner whose callback throws does not take the process down', async () => {

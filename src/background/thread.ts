@@ -32,7 +32,7 @@ export interface JobHandle {
   readonly attached: boolean;
   /** Sends a message to the job; false when the job is gone. */
   post(body: unknown): boolean;
-  /** Ends the job (the thread ends with its last job). */
+  /** Ends the job (the thread ends with its last job). Whatever the job runs by itself (timers) is ended by its owner first. */
   detach(): void;
 }
 
@@ -122,7 +122,8 @@ class BackgroundThread {
         return !entry.detached;
       },
       post: (body) => {
-        if (entry.detached || this.#worker !== worker) return false;
+        // A job on a thread that died was marked detached with it (#gone).
+        if (entry.detached) return false;
         try {
           worker.postMessage({ job: id, body } satisfies ToThread);
           return true;
@@ -134,11 +135,11 @@ class BackgroundThread {
         if (entry.detached) return;
         entry.detached = true;
         this.#jobs.delete(id);
-        if (this.#worker !== worker) return;
         if (this.#jobs.size === 0) {
           this.#worker = null;
           void worker.terminate();
         } else {
+          // The thread drops the job's handler; the job's own timers are its owner's to end first.
           worker.postMessage({ job: id, detach: true } satisfies ToThread);
         }
       },
