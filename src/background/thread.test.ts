@@ -35,7 +35,7 @@ function probe(tag: string, init: Record<string, unknown> = {}): Probe {
   const messages: Probe['messages'] = [];
   const lost: string[] = [];
   const handle = background.attach(
-    { name: tag, source: ECHO, init: { tag, ...init } },
+    { source: ECHO, init: { tag, ...init } },
     { message: (m) => messages.push(m as Probe['messages'][number]), lost: (r) => lost.push(r) },
   );
   attached.push(handle);
@@ -120,7 +120,7 @@ describe('background thread', () => {
 
   it('a job whose init cannot be cloned is refused at attach, and leaves no thread running for it', () => {
     expect(background.running).toBe(false);
-    expect(() => background.attach({ name: 'bad', source: ECHO, init: { f: () => 1 } }, { message: () => {}, lost: () => {} })).toThrow();
+    expect(() => background.attach({ source: ECHO, init: { f: () => 1 } }, { message: () => {}, lost: () => {} })).toThrow();
     expect(background.jobs).toBe(0);
     expect(background.running).toBe(false);
   });
@@ -128,7 +128,7 @@ describe('background thread', () => {
   it('a job refused at attach leaves the other jobs on the thread running', async () => {
     const live = probe('live');
     const before = (await echo(live, 'x')).threadId;
-    expect(() => background.attach({ name: 'bad', source: ECHO, init: { f: () => 1 } }, { message: () => {}, lost: () => {} })).toThrow();
+    expect(() => background.attach({ source: ECHO, init: { f: () => 1 } }, { message: () => {}, lost: () => {} })).toThrow();
     expect(background.running).toBe(true);
     expect((await echo(live, 'still')).threadId).toBe(before);
     expect(live.lost).toEqual([]);
@@ -145,7 +145,7 @@ describe('background thread', () => {
     const other = probe('other');
     const got: unknown[] = [];
     const handle: JobHandle = background.attach(
-      { name: 'chatty', source: ECHO, init: { tag: 'chatty' } },
+      { source: ECHO, init: { tag: 'chatty' } },
       {
         message: (m) => {
           got.push(m);
@@ -167,7 +167,7 @@ describe('background thread', () => {
     const lost: string[] = [];
     const got: unknown[] = [];
     const handle: JobHandle = background.attach(
-      { name: 'late-failure', source: ECHO, init: { tag: 'late' } },
+      { source: ECHO, init: { tag: 'late' } },
       {
         message: (m) => {
           got.push(m);
@@ -191,7 +191,7 @@ describe('background thread', () => {
   it('an owner whose callback throws does not take the process down', async () => {
     const lost: string[] = [];
     const handle = background.attach(
-      { name: 'rude', source: ECHO, init: { tag: 'rude' } },
+      { source: ECHO, init: { tag: 'rude' } },
       {
         message: () => {
           throw new Error('owner bug');

@@ -14,8 +14,6 @@ import { Worker } from 'node:worker_threads';
  */
 
 export interface BackgroundJob {
-  /** What the job is, in error messages. */
-  readonly name: string;
   /** `(require, init, send, fail) => (message) => void`, as a function body (see DISPATCHER). */
   readonly source: string;
   /** Structured-cloneable data for the job (attach throws otherwise, and nothing is attached). */
@@ -92,7 +90,6 @@ function safely(call: () => void): void {
 }
 
 interface Attached {
-  readonly name: string;
   readonly events: JobEvents;
   detached: boolean;
 }
@@ -104,7 +101,7 @@ class BackgroundThread {
 
   attach(job: BackgroundJob, events: JobEvents): JobHandle {
     const id = ++this.#nextJob;
-    const entry: Attached = { name: job.name, events, detached: false };
+    const entry: Attached = { events, detached: false };
     const worker = this.#worker ?? this.#start();
     try {
       worker.postMessage({ job: id, attach: { source: job.source, init: job.init } } satisfies ToThread);

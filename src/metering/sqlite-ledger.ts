@@ -152,7 +152,6 @@ export class SqliteLedger implements Ledger {
         db.pragma('wal_autocheckpoint = 0');
         this.#checkpointer = background.attach(
           {
-            name: 'wal checkpoint',
             source: CHECKPOINT_JOB,
             init: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs: options.checkpointIntervalMs ?? 1000 },
           },

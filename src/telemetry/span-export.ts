@@ -145,7 +145,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
 
   #start(): JobHandle {
     const job: JobHandle = background.attach(
-      { name: 'span export', source: SPAN_EXPORT_JOB, init: this.#init },
+      { source: SPAN_EXPORT_JOB, init: this.#init },
       { message: (msg) => this.#onMessage(msg as FromWorker), lost: () => this.#jobLost(job) },
     );
     this.#job = job;
