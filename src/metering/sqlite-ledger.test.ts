@@ -127,6 +127,20 @@ describe('sqlite ledger: the file on disk', () => {
     }, { timeout: 10_000, interval: 50 });
   });
 
+  it('a clean close while the checkpoint job holds its own connection folds the log into the file and ends the job', async () => {
+    const path = tempFile();
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 10 });
+    for (let i = 0; i < 20; i++) l.settle(null, record({ ref: `a${i}` }));
+    // The job opens its connection at its first checkpoint: wait until that one has run.
+    const before = statSync(path).size;
+    await vi.waitFor(() => expect(statSync(path).size).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
+    for (let i = 0; i < 20; i++) l.settle(null, record({ ref: `b${i}` }));
+    expect(background.jobs).toBe(1);
+    await l.close();
+    expect(background.jobs).toBe(0);
+    expect(existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0).toBe(0);
+  });
+
   it('a background thread that dies is reported, and the ledger checkpoints by itself from then on', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rp-sqlite-'));
     const path = join(dir, 'm.sqlite');
