@@ -7,10 +7,11 @@ import { Worker } from 'node:worker_threads';
  * jobs share one instead of starting one each.
  *
  * A job is plain JavaScript source: the body of a function of `(require, init, send, fail)` that
- * returns the job's message handler; `fail(error)` ends the job from its own callbacks (timers). The thread starts with the first job and ends with the last. A job
- * that throws (starting or handling a message) is lost alone; if the thread itself dies, every job
- * is lost and each owner decides what to do (span export attaches again on demand, the checkpoint
- * hands the work back to SQLite's auto-checkpoint).
+ * returns the job's message handler; `fail(error)` ends the job from its own callbacks (timers).
+ * The thread starts with the first job and ends with the last. A job that throws (starting or
+ * handling a message) is lost alone; if the thread itself dies, every job is lost and each owner
+ * decides what to do (span export attaches again on demand, the checkpoint hands the work back to
+ * SQLite's auto-checkpoint).
  */
 
 export interface BackgroundJob {

@@ -1,9 +1,6 @@
 import { z } from 'zod';
 
-/**
- * Built on demand (config parse, JSON Schema) and dropped after: zod schemas are thousands of objects
- * and closures (~6 MB of heap for the proxy's config and policy schemas) a running proxy does not need.
- */
+/** Built per parse and dropped after (why: src/config/schema.ts). */
 function build() {
   /** A SIP routing rule: the first rule whose conditions all match picks the tenant of an incoming call. */
   const sipRouteSchema = z

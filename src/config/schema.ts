@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { callsSchema } from '../calls/config.js';
-import { meteringSchema, tenantLimitsSchema } from '../metering/config.js';
+import { meteringSchemas } from '../metering/config.js';
 import { policiesSchema } from '../policies/config.js';
 import { telemetrySchema } from '../telemetry/config.js';
 import { MAX_CONTROL_DEPTH } from '../protocol/strict-json.js';
@@ -12,10 +12,13 @@ const KiB = 1024;
 export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
- * Built on demand (config parse, JSON Schema) and dropped after: zod schemas are thousands of objects
- * and closures (~6 MB of heap for the proxy's config and policy schemas) a running proxy does not need.
+ * Every zod schema of the config (and, in src/policies/schema.ts, of a policy file) is built when a
+ * document is parsed and dropped after, never when its module loads: zod 4 gives each schema object
+ * dozens of methods of its own, ~6 MB of heap for the proxy's schemas that a running proxy does not
+ * need (src/config/schema-lifetime.test.ts keeps it so).
  */
 function build() {
+  const metering = meteringSchemas();
   const port = z.number().int().min(0).max(65535);
 
   const tlsSchema = z
@@ -133,7 +136,7 @@ function build() {
       keys: z.array(keyEntrySchema).min(1),
       policy: z.string().optional().describe('Policy name from policies/; the default policy applies when absent.'),
       plan: z.string().optional().describe('Named plan from metering.plans.'),
-      limits: tenantLimitsSchema().optional(),
+      limits: metering.tenantLimitsSchema.optional(),
     })
     .strict();
 
@@ -158,7 +161,7 @@ function build() {
       upstream: upstreamSchema.prefault({}),
       admin: adminSchema.prefault({}),
       logging: loggingSchema.prefault({}),
-      metering: meteringSchema().prefault({}),
+      metering: metering.meteringSchema.prefault({}),
       policies: policiesSchema().prefault({}),
       telemetry: telemetrySchema().prefault({}),
       // Browser (WebRTC) and phone (SIP) calls: src/calls.
@@ -174,16 +177,11 @@ function build() {
         .default({}),
     })
     .strict();
-  return { port, tlsSchema, backpressureSchema, serverSchema, azureSchema, upstreamSchema, keyEntrySchema, tenantSchema, adminSchema, loggingSchema, configSchema };
+  return { tenantSchema, configSchema };
 }
 
 type Built = ReturnType<typeof build>;
 
-export const serverSchema = (): Built['serverSchema'] => build().serverSchema;
-export const upstreamSchema = (): Built['upstreamSchema'] => build().upstreamSchema;
-export const tenantSchema = (): Built['tenantSchema'] => build().tenantSchema;
-export const adminSchema = (): Built['adminSchema'] => build().adminSchema;
-export const loggingSchema = (): Built['loggingSchema'] => build().loggingSchema;
 export const configSchema = (): Built['configSchema'] => build().configSchema;
 
 export type Config = z.infer<Built['configSchema']>;

@@ -5,11 +5,8 @@ import { z } from 'zod';
  * decimal string) and converted once at boot into integer nano-dollars; nothing is priced in floats.
  */
 
-/**
- * Built on demand (config parse, JSON Schema) and dropped after: zod schemas are thousands of objects
- * and closures (~6 MB of heap for the proxy's config and policy schemas) a running proxy does not need.
- */
-function build() {
+/** Built per parse and dropped after (why: src/config/schema.ts); the config schema takes two of them from one build. */
+export function meteringSchemas() {
   const usd = z
     .union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/, 'a decimal USD amount such as "5" or "0.25"')])
     .describe('USD (number or decimal string).');
@@ -135,14 +132,12 @@ function build() {
         .prefault({}),
     })
     .strict();
-  return { usd, tokens, tenantLimitsSchema, tokenPriceFields, priceSchema, ledgerSchema, meteringSchema };
+  return { tenantLimitsSchema, priceSchema, ledgerSchema, meteringSchema };
 }
 
-type Built = ReturnType<typeof build>;
+type Built = ReturnType<typeof meteringSchemas>;
 
-export const tenantLimitsSchema = (): Built['tenantLimitsSchema'] => build().tenantLimitsSchema;
-export const priceSchema = (): Built['priceSchema'] => build().priceSchema;
-export const meteringSchema = (): Built['meteringSchema'] => build().meteringSchema;
+export const meteringSchema = (): Built['meteringSchema'] => meteringSchemas().meteringSchema;
 
 export type TenantLimitsConfig = z.infer<Built['tenantLimitsSchema']>;
 export type MeteringConfig = z.infer<Built['meteringSchema']>;

@@ -15,10 +15,12 @@ export interface RoutesDeps {
 }
 
 /** The admin bodies' schemas, built per request (admin calls are rare; zod schemas are heavy to keep). */
+const period = () => z.enum(['day', 'month']);
+
 function capsBody() {
   return z
     .object({
-      period: z.enum(['day', 'month']),
+      period: period(),
       // New cost cap for the period; null restores the configured cap.
       usd: z
         .union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/)])
@@ -30,7 +32,7 @@ function capsBody() {
 }
 
 function resetBody() {
-  return z.object({ period: z.enum(['day', 'month']) }).strict();
+  return z.object({ period: period() }).strict();
 }
 
 const MAX_USAGE = 100_000;

@@ -1,9 +1,6 @@
 import { z } from 'zod';
 
-/**
- * Built on demand (config parse, JSON Schema) and dropped after: zod schemas are thousands of objects
- * and closures (~6 MB of heap for the proxy's config and policy schemas) a running proxy does not need.
- */
+/** Built per parse and dropped after (why: src/config/schema.ts). */
 function build() {
   /** Policy engine configuration: where the policy files live and how they are reloaded. */
   const policiesSchema = z

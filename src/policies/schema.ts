@@ -6,11 +6,7 @@ import { checkRegex } from './regex-safety.js';
  * from it for editors (`npx tsx src/policies/write-schema.ts`; a test keeps it current).
  */
 
-/**
- * Built on demand (policy compiles, JSON Schema) and released when compiling is over (below): zod
- * schemas are thousands of objects and closures (~6 MB of heap for the proxy's config and policy
- * schemas) a running proxy does not need between reloads.
- */
+/** Built when policies compile and released when compiling is over (below; why: src/config/schema.ts). */
 function build() {
   const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'ids are 1-64 of [A-Za-z0-9_.-], starting with a letter or digit');
 
@@ -365,7 +361,7 @@ function build() {
         }
       }
     });
-  return { id, sourceSchema, actionSchema, fallbackSchema, regexEntry, matchSchema, ruleSchema, customSchema, piiDetectorSchema, guardrailsSchema, onViolation, instructionsLock, modelLock, allowLock, modalitiesLock, toolsLock, toolChoiceLock, promptLock, tracingValue, tracingLock, locksSchema, upstreamTruncationSchema, truncationSchema, policyFileSchema };
+  return { fallbackSchema, tracingValue, upstreamTruncationSchema, policyFileSchema };
 }
 
 type Built = ReturnType<typeof build>;
@@ -390,9 +386,6 @@ function schemas(): Built {
   return kept;
 }
 
-export const sourceSchema = (): Built['sourceSchema'] => schemas().sourceSchema;
-export const actionSchema = (): Built['actionSchema'] => schemas().actionSchema;
-export const upstreamTruncationSchema = (): Built['upstreamTruncationSchema'] => schemas().upstreamTruncationSchema;
 export const policyFileSchema = (): Built['policyFileSchema'] => schemas().policyFileSchema;
 
 export type PolicyFile = z.infer<Built['policyFileSchema']>;

@@ -1,9 +1,6 @@
 import { z } from 'zod';
 
-/**
- * Built on demand (config parse, JSON Schema) and dropped after: zod schemas are thousands of objects
- * and closures (~6 MB of heap for the proxy's config and policy schemas) a running proxy does not need.
- */
+/** Built per parse and dropped after (why: src/config/schema.ts). */
 function build() {
   const port = z.number().int().min(0).max(65535);
   const otlpProtocol = z.enum(['http/protobuf', 'http/json']);
@@ -91,7 +88,7 @@ function build() {
         .describe('Level of the per-turn summary line (ids, latencies, tokens, cost; transcripts only with captureContent).'),
     })
     .strict();
-  return { port, otlpProtocol, tracesSchema, prometheusSchema, otlpMetricsSchema, metricsSchema, captureSchema, turnsSchema, telemetrySchema };
+  return { telemetrySchema };
 }
 
 type Built = ReturnType<typeof build>;
