@@ -42,6 +42,24 @@ function probe(tag: string, init: Record<string, unknown> = {}): Probe {
   return { handle, messages, lost };
 }
 
+/** A job whose owner detaches it on its first message (what arrives after that must be dropped). */
+function detachingOnFirstMessage(tag: string): { handle: JobHandle; got: unknown[]; lost: string[] } {
+  const got: unknown[] = [];
+  const lost: string[] = [];
+  const handle: JobHandle = background.attach(
+    { source: ECHO, init: { tag } },
+    {
+      message: (m) => {
+        got.push(m);
+        handle.detach();
+      },
+      lost: (r) => lost.push(r),
+    },
+  );
+  attached.push(handle);
+  return { handle, got, lost };
+}
+
 async function echo(p: Probe, body: string): Promise<{ echo: unknown; threadId: number; tag: string }> {
   const before = p.messages.length;
   expect(p.handle.post(body)).toBe(true);
@@ -143,18 +161,7 @@ describe('background thread', () => {
 
   it('messages a job sent before its owner detached it are dropped, not delivered or thrown', async () => {
     const other = probe('other');
-    const got: unknown[] = [];
-    const handle: JobHandle = background.attach(
-      { source: ECHO, init: { tag: 'chatty' } },
-      {
-        message: (m) => {
-          got.push(m);
-          handle.detach();
-        },
-        lost: () => {},
-      },
-    );
-    attached.push(handle);
+    const { handle, got } = detachingOnFirstMessage('chatty');
     handle.post('burst');
     await vi.waitFor(() => expect(got).toHaveLength(1), { timeout: 10_000, interval: 5 });
     // The other 49 arrived after the detach: the thread and the process go on.
@@ -164,19 +171,7 @@ describe('background thread', () => {
 
   it('a failure a job reports after its owner detached it is dropped (the owner hears nothing more)', async () => {
     const other = probe('other');
-    const lost: string[] = [];
-    const got: unknown[] = [];
-    const handle: JobHandle = background.attach(
-      { source: ECHO, init: { tag: 'late' } },
-      {
-        message: (m) => {
-          got.push(m);
-          handle.detach();
-        },
-        lost: (r) => lost.push(r),
-      },
-    );
-    attached.push(handle);
+    const { handle, got, lost } = detachingOnFirstMessage('late');
     handle.post('send-then-throw');
     await vi.waitFor(() => expect(got).toHaveLength(1), { timeout: 10_000, interval: 5 });
     expect((await echo(other, 'fine')).echo).toBe('fine');

@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isDefinedGuardrail, type DefinedGuardrail, type GuardrailContext, type GuardrailEvent } from '../../src/policies/api.js';
 import { loadGuardrailModule } from '../../src/policies/load-module.js';
+import { childProcesses } from '../support/procs.js';
 
 /** Custom guardrail modules load from any directory, as .ts or .mjs, importing the public entry. */
 
@@ -32,40 +33,20 @@ export default defineGuardrail({ name: 'ts', wants: ['input'], evaluate: (e) => 
 `;
 
 /** This process's child processes running the esbuild binary (its compile service). */
-function esbuildChildren(): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && stat.includes('(esbuild)')) found.push(Number(entry));
-    } catch {
-      // Exited while listed.
-    }
-  }
-  return found;
-}
-
-async function until(check: () => boolean, limitMs: number): Promise<boolean> {
-  const end = Date.now() + limitMs;
-  while (Date.now() < end) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
-}
+const esbuildChildren = (): number[] => childProcesses()
+  .filter((p) => p.cmdline.split('\0')[0]!.endsWith('/esbuild'))
+  .map((p) => p.pid);
 
 describe('custom guardrail modules', () => {
   it('stops the esbuild compile service once compiling is over, and starts it again for a reload', async () => {
     const dir = outside({ 'g.ts': TS('alpha'), 'lib/words.ts': 'export const contains = (t: string, w: string): boolean => t.includes(w);\n' });
     await guardrailOf(join(dir, 'g.ts'), 'svc-1');
     // The service stays for a reload burst, then goes (its ~12 MB were held for the process's life).
-    expect(await until(() => esbuildChildren().length === 0, 10_000)).toBe(true);
+    await vi.waitFor(() => expect(esbuildChildren()).toEqual([]), { timeout: 10_000, interval: 50 });
     writeFileSync(join(dir, 'g.ts'), TS('delta'));
     const g = await guardrailOf(join(dir, 'g.ts'), 'svc-2');
     expect(g.evaluate(event('delta'), ctx)).toEqual({ action: 'block', reason: 'delta' });
-    expect(await until(() => esbuildChildren().length === 0, 10_000)).toBe(true);
+    await vi.waitFor(() => expect(esbuildChildren()).toEqual([]), { timeout: 10_000, interval: 50 });
   });
 
   it('compiles a .ts module outside the app, with its relative imports and type-only syntax', async () => {

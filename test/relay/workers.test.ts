@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { TestClient } from '../support/client.js';
 import { textTurn } from '../metering/support.js';
 import { policyDir } from '../policies/support.js';
+import { childProcesses } from '../support/procs.js';
 
 const proxies: TestProxy[] = [];
 afterEach(async () => {
@@ -59,18 +60,9 @@ async function status(url: string): Promise<{ status: number; body: Record<strin
 
 /** Relay worker processes of `parent` (default: this test process), i.e. its children running src/server/worker. */
 function ownWorkers(parent = process.pid): number[] {
-  const pids: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('server/worker')) pids.push(Number(d));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
+  return childProcesses(parent)
+    .filter((p) => p.cmdline.includes('server/worker'))
+    .map((p) => p.pid);
 }
 
 describe('server.workers: 2', () => {

@@ -53,11 +53,16 @@ function setup(url: string, options: { maxQueueSize?: number; maxBatchSize?: num
   return { processor, tracer: provider.getTracer('test') };
 }
 
+/** A processor exporting to a fresh receiver answering `status`; both closed after the test. */
+async function exporting(options: { maxQueueSize?: number; maxBatchSize?: number } = {}, status = 200) {
+  const rx = await receiver(status);
+  cleanup.push(() => new Promise((r) => rx.server.close(r)));
+  return { rx, ...setup(rx.url, options) };
+}
+
 describe('span export in a worker thread', () => {
   it('delivers spans with their tree, attributes, events, links and resource to an OTLP/HTTP receiver', async () => {
-    const rx = await receiver();
-    cleanup.push(() => new Promise((r) => rx.server.close(r)));
-    const { processor, tracer } = setup(rx.url);
+    const { rx, processor, tracer } = await exporting();
     const root = tracer.startSpan('root', { attributes: { 'rtproxy.tenant.id': 'acme', n: 3 } });
     root.addEvent('first_audio', { k: 'v' });
     const child = tracer.startSpan('child', { links: [{ context: root.spanContext() }] }, trace.setSpan(context.active(), root));
@@ -81,9 +86,7 @@ describe('span export in a worker thread', () => {
   });
 
   it('a full queue drops spans and counts them; the rest still arrive', async () => {
-    const rx = await receiver();
-    cleanup.push(() => new Promise((r) => rx.server.close(r)));
-    const { processor, tracer } = setup(rx.url, { maxQueueSize: 3, maxBatchSize: 100 });
+    const { processor, tracer } = await exporting({ maxQueueSize: 3, maxBatchSize: 100 });
     for (let i = 0; i < 5; i++) tracer.startSpan(`s${i}`).end();
     expect(processor.dropped).toBe(2);
     await processor.forceFlush();
@@ -91,9 +94,7 @@ describe('span export in a worker thread', () => {
   });
 
   it('hands spans to the worker a small batch per event-loop turn (no long main-thread task), and every span arrives', async () => {
-    const rx = await receiver();
-    cleanup.push(() => new Promise((r) => rx.server.close(r)));
-    const { processor, tracer } = setup(rx.url, { maxBatchSize: 512 });
+    const { rx, processor, tracer } = await exporting({ maxBatchSize: 512 });
     for (let i = 0; i < 300; i++) tracer.startSpan(`s${i}`).end();
     await processor.forceFlush();
     expect(processor.exported).toBe(300);
@@ -103,9 +104,7 @@ describe('span export in a worker thread', () => {
   });
 
   it('an endpoint that fails is counted as failed, and nothing throws into the caller', async () => {
-    const rx = await receiver(400);
-    cleanup.push(() => new Promise((r) => rx.server.close(r)));
-    const { processor, tracer } = setup(rx.url);
+    const { processor, tracer } = await exporting({}, 400);
     tracer.startSpan('lost').end();
     await processor.forceFlush();
     expect(processor.failed).toBe(1);
@@ -113,9 +112,7 @@ describe('span export in a worker thread', () => {
   });
 
   it('when the background thread dies, the next spans go through a new one', async () => {
-    const rx = await receiver();
-    cleanup.push(() => new Promise((r) => rx.server.close(r)));
-    const { processor, tracer } = setup(rx.url);
+    const { rx, processor, tracer } = await exporting();
     tracer.startSpan('before').end();
     await processor.forceFlush();
     expect(processor.exported).toBe(1);
@@ -129,9 +126,7 @@ describe('span export in a worker thread', () => {
   });
 
   it('a thread that cannot be started again counts the batch as failed; nothing throws from the export timer', async () => {
-    const rx = await receiver();
-    cleanup.push(() => new Promise((r) => rx.server.close(r)));
-    const { processor, tracer } = setup(rx.url);
+    const { processor, tracer } = await exporting();
     await background.kill();
     const attach = vi.spyOn(background, 'attach').mockImplementation(() => {
       throw new Error('ERR_WORKER_INIT_FAILED');
@@ -148,9 +143,7 @@ describe('span export in a worker thread', () => {
   });
 
   it('shutdown ends its job, and the thread with it when no other job runs', async () => {
-    const rx = await receiver();
-    cleanup.push(() => new Promise((r) => rx.server.close(r)));
-    const { processor, tracer } = setup(rx.url);
+    const { processor, tracer } = await exporting();
     tracer.startSpan('last').end();
     expect(background.jobs).toBe(1);
     await processor.shutdown();
