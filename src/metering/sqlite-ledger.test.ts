@@ -102,12 +102,14 @@ describe('sqlite ledger: the file on disk', () => {
     const errors: string[] = [];
     const l = new SqliteLedger(path, { checkpointIntervalMs: 10, onError: (m) => errors.push(m) });
     open.push(l);
-    // Before the worker opens its own connection, the path stops being a database file.
+    // Before the worker opens its own connection, the path stops being a database file; the first
+    // settle starts the job.
     renameSync(path, join(dir, 'moved.sqlite'));
     mkdirSync(path);
+    l.settle(null, record({ ref: 'starts-the-job' }));
     await vi.waitFor(() => expect(errors).toEqual([expect.stringMatching(/^checkpoint worker: .+/)]), { timeout: 10_000, interval: 20 });
     l.settle(null, record());
-    expect(l.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(1_000_000);
+    expect(l.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(2_000_000);
     // Without its worker the ledger checkpoints by itself, so the log stays bounded: writing more
     // than 1000 pages (SQLite's auto-checkpoint) folds it into the file (here, the moved one).
     const moved = statSync(join(dir, 'moved.sqlite')).size;
@@ -139,6 +141,49 @@ describe('sqlite ledger: the file on disk', () => {
     await l.close();
     expect(background.jobs).toBe(0);
     expect(existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0).toBe(0);
+  });
+
+  it('the checkpoint job starts with the first write: a ledger that settled nothing holds no background thread', async () => {
+    const path = tempFile();
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 10 });
+    open.push(l);
+    // Reads (status, usage) are not writes.
+    l.status('acme', NO_CAPS, T0);
+    l.usage(null, 0, 10);
+    expect(background.running).toBe(false);
+    l.settle(null, record());
+    expect(background.jobs).toBe(1);
+    await l.close();
+    expect(background.jobs).toBe(0);
+    // A ledger closed before any write checkpoints nothing and starts nothing.
+    const idle = new SqliteLedger(tempFile());
+    await idle.close();
+    expect(background.running).toBe(false);
+  });
+
+  it.each([
+    ['an override', (l: SqliteLedger) => l.setOverride('acme', 'day', { nanos: 1 })],
+    ['a reset', (l: SqliteLedger) => l.resetSpend('acme', 'day', T0)],
+  ])('%s is a write: it starts the checkpoint job', async (_name, write) => {
+    const l = new SqliteLedger(tempFile(), { checkpointIntervalMs: 10 });
+    open.push(l);
+    write(l);
+    expect(background.jobs).toBe(1);
+    await l.close();
+    expect(background.jobs).toBe(0);
+  });
+
+  it('a prune that deletes rows is a write and starts the checkpoint job; one that deletes nothing is not', async () => {
+    const path = tempFile();
+    const seed = new SqliteLedger(path);
+    seed.settle(null, record({ ref: 'old', ts: T0 - 100 * 86_400_000 }));
+    await seed.close();
+    const l = new SqliteLedger(path, { checkpointIntervalMs: 10 });
+    open.push(l);
+    expect(l.pruneUsage(T0 - 200 * 86_400_000)).toBe(0);
+    expect(background.running).toBe(false);
+    expect(l.pruneUsage(T0 - 90 * 86_400_000)).toBe(1);
+    expect(background.jobs).toBe(1);
   });
 
   it('a background thread that dies is reported, and the ledger checkpoints by itself from then on', async () => {

@@ -1,8 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { background, type JobHandle } from '../background/thread.js';
 import {
   firstHit,
   type Amount,
@@ -17,48 +15,17 @@ import {
 } from './ledger.js';
 import type { CapSet } from './limits.js';
 import { PeriodClock, periodOf, type Period, type PeriodKind } from './periods.js';
+import { WalCheckpoints } from './wal-checkpoints.js';
 
 const ZERO: Amount = Object.freeze({ nanos: 0, tokens: 0 });
 
-/*
- * WAL checkpoints copy the log into the database file and fsync it: milliseconds on a real disk.
- * Run on the event loop (SQLite's auto-checkpoint) they would stall every session's audio, so the
- * main connection never checkpoints and a job on the background thread (background/thread.ts)
- * with its own connection does, passively, once a second. Plain JavaScript source: it needs no
- * TypeScript loader in the thread. A connection that cannot open loses the job (reported).
- */
-const CHECKPOINT_JOB = `
-const Database = require(init.module);
-// Opened at the first checkpoint, as a separate worker thread's start used to give the file time.
-let db = null;
-const open = () => {
-  if (db) return true;
-  try {
-    db = new Database(init.path);
-    db.pragma('busy_timeout = 5000');
-    return true;
-  } catch (e) {
-    clearInterval(timer);
-    fail(e);
-    return false;
-  }
-};
-const run = (mode) => { if (!open()) return; try { db.pragma('wal_checkpoint(' + mode + ')'); } catch (e) { send({ error: String(e && e.message || e) }); } };
-const timer = setInterval(() => run('PASSIVE'), init.intervalMs);
-return (m) => {
-  if (m !== 'close') return;
-  clearInterval(timer);
-  if (!open()) return;
-  run('TRUNCATE');
-  db.close();
-  send({ closed: true });
-};
-`;
 const NO_OVERRIDE: CapOverride = Object.freeze({ nanos: null, tokens: null });
 /** Retention: usage rows deleted per step (one short transaction), steps one event-loop turn apart. */
 const PRUNE_BATCH = 5000;
 const PRUNE_INTERVAL_MS = 3_600_000;
 const DAY_MS = 86_400_000;
+/** The checkpoint job (and the background thread, when it is the last job) stops after this long without a write (as span export: telemetry/span-export.ts). */
+const CHECKPOINT_IDLE_MS = 300_000;
 
 interface SpendRow {
   nanos: number;
@@ -121,8 +88,8 @@ export class SqliteLedger implements Ledger {
     audit: Database.Statement<[number, string, string, string]>;
   };
   readonly #settleTx: (record: UsageRecord, day: Period, month: Period) => void;
-  #checkpointer: JobHandle | null = null;
-  #checkpointClosed: (() => void) | null = null;
+  /** The log's checkpoints, off the event loop (none for a database in memory). */
+  readonly #checkpoints: WalCheckpoints | null = null;
   readonly #pruneBatch: Database.Statement<[number, number]>;
   readonly #retentionMs: number | null;
   readonly #wall: () => number;
@@ -134,6 +101,8 @@ export class SqliteLedger implements Ledger {
     options: {
       synchronous?: 'normal' | 'full';
       checkpointIntervalMs?: number;
+      /** The checkpoint job stops after this long without a write (the next write starts it again). */
+      checkpointIdleMs?: number;
       /** Usage rows older than this many days are deleted (hourly, in small batches); spend totals stay. */
       retentionDays?: number | null;
       wall?: () => number;
@@ -148,33 +117,17 @@ export class SqliteLedger implements Ledger {
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('busy_timeout = 5000');
     if (onDisk) {
-      try {
-        db.pragma('wal_autocheckpoint = 0');
-        this.#checkpointer = background.attach(
-          {
-            source: CHECKPOINT_JOB,
-            init: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs: options.checkpointIntervalMs ?? 1000 },
-          },
-          {
-            message: (m) => {
-              const reply = m as { error?: string; closed?: boolean };
-              if (reply.error) options.onError?.(`checkpoint: ${reply.error}`);
-              if (reply.closed) this.#checkpointClosed?.();
-            },
-            lost: (reason) => {
-              // A lost job has nothing to fold in at close: shutdown does not wait for it.
-              this.#checkpointer = null;
-              this.#checkpointClosed?.();
-              options.onError?.(`checkpoint worker: ${reason}`);
-              // Without the job, SQLite's own auto-checkpoint keeps the log bounded.
-              if (!this.#closed) db.pragma('wal_autocheckpoint = 1000');
-            },
-          },
-        );
-      } catch (err) {
-        db.pragma('wal_autocheckpoint = 1000');
-        options.onError?.(`checkpoint worker not started: ${(err as Error).message}`);
-      }
+      // This connection never checkpoints (wal-checkpoints.ts: the job does, started by the first write).
+      db.pragma('wal_autocheckpoint = 0');
+      this.#checkpoints = new WalCheckpoints({
+        path,
+        intervalMs: options.checkpointIntervalMs ?? 1000,
+        idleMs: options.checkpointIdleMs ?? CHECKPOINT_IDLE_MS,
+        fallBack: () => {
+          if (!this.#closed) db.pragma('wal_autocheckpoint = 1000');
+        },
+        onError: options.onError,
+      });
     }
     db.exec(`
       CREATE TABLE IF NOT EXISTS usage (
@@ -308,6 +261,7 @@ export class SqliteLedger implements Ledger {
     const d = this.#spent(record.tenant, day);
     const m = this.#spent(record.tenant, month);
     this.#settleTx(record, day, month);
+    this.#checkpoints?.wrote();
     d.nanos += record.costNanos;
     d.tokens += record.totalTokens;
     m.nanos += record.costNanos;
@@ -325,6 +279,7 @@ export class SqliteLedger implements Ledger {
     this.#stmt.setOverride.run(tenant, kind, next.nanos, next.tokens);
     this.#overrides.set(`${tenant}\u0000${kind}`, next);
     this.#stmt.audit.run(Date.now(), tenant, 'set_override', JSON.stringify({ kind, ...next }));
+    this.#checkpoints?.wrote();
   }
 
   resetSpend(tenant: string, kind: PeriodKind, wallMs: number): void {
@@ -332,6 +287,7 @@ export class SqliteLedger implements Ledger {
     const row = this.#spent(tenant, period);
     this.#stmt.resetSpend.run(tenant, period.key);
     this.#stmt.audit.run(Date.now(), tenant, 'reset_spend', JSON.stringify({ period: period.key, nanos: row.nanos, tokens: row.tokens }));
+    this.#checkpoints?.wrote();
     row.nanos = 0;
     row.tokens = 0;
   }
@@ -358,7 +314,9 @@ export class SqliteLedger implements Ledger {
    * table (day and month totals, what caps read) is untouched, so old periods keep their totals.
    */
   pruneUsage(beforeMs: number, batch = PRUNE_BATCH): number {
-    return this.#pruneBatch.run(beforeMs, batch).changes;
+    const deleted = this.#pruneBatch.run(beforeMs, batch).changes;
+    if (deleted > 0) this.#checkpoints?.wrote();
+    return deleted;
   }
 
   #schedulePrune(delayMs: number): void {
@@ -382,19 +340,6 @@ export class SqliteLedger implements Ledger {
     this.#closed = true;
     if (this.#pruneTimer) clearTimeout(this.#pruneTimer);
     this.#db.close();
-    const job = this.#checkpointer;
-    if (!job) return;
-    // A final checkpoint folds the log into the file; bounded so shutdown never hangs on it.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.#checkpointClosed?.(), 2000);
-      this.#checkpointClosed = () => {
-        this.#checkpointClosed = null;
-        clearTimeout(timer);
-        resolve();
-      };
-      if (!job.post('close')) this.#checkpointClosed();
-    });
-    this.#checkpointer = null;
-    job.detach();
+    await this.#checkpoints?.close();
   }
 }

@@ -38,7 +38,7 @@ afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
 });
 
-function setup(url: string, options: { maxQueueSize?: number; maxBatchSize?: number } = {}) {
+function setup(url: string, options: { maxQueueSize?: number; maxBatchSize?: number; idleDetachMs?: number } = {}) {
   const processor = new WorkerSpanProcessor({
     protocol: 'http/json',
     url,
@@ -54,7 +54,7 @@ function setup(url: string, options: { maxQueueSize?: number; maxBatchSize?: num
 }
 
 /** A processor exporting to a fresh receiver answering `status`; both closed after the test. */
-async function exporting(options: { maxQueueSize?: number; maxBatchSize?: number } = {}, status = 200) {
+async function exporting(options: { maxQueueSize?: number; maxBatchSize?: number; idleDetachMs?: number } = {}, status = 200) {
   const rx = await receiver(status);
   cleanup.push(() => new Promise((r) => rx.server.close(r)));
   return { rx, ...setup(rx.url, options) };
@@ -142,13 +142,37 @@ describe('span export in a worker thread', () => {
     expect(processor.exported).toBe(1);
   });
 
-  it('shutdown ends its job, and the thread with it when no other job runs', async () => {
+  it('the thread starts with the first batch, not with the processor; shutdown ends its job, and the thread with it', async () => {
+    expect(background.running).toBe(false);
     const { processor, tracer } = await exporting();
     tracer.startSpan('last').end();
+    // Queued for the (60 s) delay: nothing was handed over yet, so no thread holds memory for it.
+    expect(background.running).toBe(false);
+    await processor.forceFlush();
     expect(background.jobs).toBe(1);
     await processor.shutdown();
     expect(processor.exported).toBe(1);
     expect(background.jobs).toBe(0);
     expect(background.running).toBe(false);
+  });
+
+  it('with nothing to export for the idle period the job goes, and the thread with it; the next batch starts them again', async () => {
+    const { rx, processor, tracer } = await exporting({ idleDetachMs: 200 });
+    tracer.startSpan('first').end();
+    await processor.forceFlush();
+    expect(background.jobs).toBe(1);
+    await vi.waitFor(() => expect(background.running).toBe(false), { timeout: 10_000, interval: 20 });
+    tracer.startSpan('second').end();
+    await processor.forceFlush();
+    expect(processor.exported).toBe(2);
+    expect(processor.failed).toBe(0);
+    expect(rx.bodies.join('')).toContain('"second"');
+  });
+
+  it('a processor that never exported shuts down without starting the thread', async () => {
+    const { processor } = await exporting();
+    await processor.shutdown();
+    expect(background.running).toBe(false);
+    expect(processor.exported + processor.failed + processor.dropped).toBe(0);
   });
 });
