@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Histogram, median, type HistogramJson } from './lib/histogram.js';
 import { Child, REPO_ROOT, type LoopStats, type ProcStats } from './lib/ipc.js';
+import { cliStartRss } from './lib/cli-rss.js';
 import { compileChild } from './lib/compiled.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import { coreTimes, coreUtilisation, machineInfo, type MachineInfo } from './lib/machine.js';
@@ -56,7 +57,9 @@ const HELP = `usage: npm run bench -- [flags]
                             processes)
   --settle SEC              RSS at start is also read once V8 has given back the young generation boot grew
                             (its memory reducer, ~25 s after the last allocation burst): wait up to SEC for it
-                            before the idle sessions open (default 45; 0: only the RSS as booted)
+                            before the idle sessions open (default 45; 0: only the RSS as booted). Beside that
+                            process, this proxy is also started by its CLI (dist/cli.js with the production V8
+                            flags, no bench harness) and its RSS read after SEC: the figure the goal is judged on
   --no-pin                  do not pin processes to cores with taskset
   --from-source             run the relays through tsx from TypeScript (default: compiled, as production
                             runs: the proxy from dist/, built by tsc first; the bench's relay scripts
@@ -220,6 +223,10 @@ interface IdleResult {
   readonly baseRssMiB: number;
   /** Once V8's memory reducer has shrunk that young generation (null: not waited for, or it did not within --settle). */
   readonly settledRssMiB: number | null;
+  /** After one session was opened and closed (null: no idle sessions measured): the background thread runs. */
+  readonly servedRssMiB: number | null;
+  /** The proxy started by its CLI with the production V8 flags, no bench harness, after --settle (null: not this proxy, or not read). */
+  readonly cliRssMiB?: number | null;
   /** RSS per session without V8's young generation (an allocation arena that moves between samples). */
   readonly rssPerSessionKiB: number;
   readonly rssWithYoungPerSessionKiB: number;
@@ -345,8 +352,19 @@ class Rig {
     if (!this.relay) return null;
     const booted = (await this.gcStats())!;
     const settled = n > 0 ? await this.settle() : null;
-    // Sessions are measured from the settled process when there is one (same young generation on both sides).
-    const base = settled ? (await this.gcStats())! : booted;
+    // Then one session opened and closed: what a proxy holds once it has served anything (its first
+    // exported span starts the background thread, which an idle proxy lets go). The idle sessions
+    // are measured against that process, so each counts only what it adds, not the thread.
+    let served: ProcStats | null = null;
+    if (n > 0) {
+      await this.load.call('open', { n: 1, perSecond: 1000 });
+      await sleep(500);
+      await this.load.call('closeAll');
+      // The span-export delay (1 s) and the export itself.
+      await sleep(2500);
+      served = (await this.gcStats())!;
+    }
+    const base = served ?? booted;
     const { opened } = await this.load.call<{ opened: number }>('open', { n, perSecond: 1000 });
     await sleep(1000);
     const loaded = (await this.gcStats())!;
@@ -356,6 +374,7 @@ class Rig {
       sessions: opened,
       baseRssMiB: booted.rss / 1048576,
       settledRssMiB: settled ? settled.rss / 1048576 : null,
+      servedRssMiB: served ? served.rss / 1048576 : null,
       rssPerSessionKiB: (loaded.rss - loaded.youngPhysical - (base.rss - base.youngPhysical)) / Math.max(1, opened) / 1024,
       rssWithYoungPerSessionKiB: (loaded.rss - base.rss) / Math.max(1, opened) / 1024,
       heapPerSessionKiB: (loaded.heapUsed - base.heapUsed) / Math.max(1, opened) / 1024,
@@ -521,7 +540,18 @@ async function runTarget(target: TargetName, rep: number, logFd: number): Promis
     // forced GCs it needs would change how the relay's heap behaves in the windows that follow.
     rig = new Rig(target, logFd);
     await rig.start();
-    const idle = await rig.idle(opts.idle);
+    // Beside it (RSS only, nothing else measured then): the same proxy started by its CLI, as production starts it.
+    const def = TARGETS[target];
+    const cliDir = mkdtempSync(join(tmpdir(), 'rtp-bench-cli-'));
+    const cli =
+      def.config && opts.idle > 0 && opts.settleSec > 0
+        ? cliStartRss(target.endsWith('-base') && flags.baseline ? resolve(flags.baseline) : REPO_ROOT, def.config, opts.settleSec, cliDir, (m) => log(`  ${target}: ${m}`)).finally(() =>
+            rmSync(cliDir, { recursive: true, force: true }),
+          )
+        : Promise.resolve(null);
+    const idleOnly = await rig.idle(opts.idle);
+    const cliRssMiB = await cli;
+    const idle = idleOnly ? { ...idleOnly, cliRssMiB } : null;
     await rig.stop();
     rig = new Rig(target, logFd);
     await rig.start();
@@ -532,7 +562,7 @@ async function runTarget(target: TargetName, rep: number, logFd: number): Promis
     }
     const throughput = opts.throughput ? await rig.throughput(opts.throughputSessions) : null;
     if (throughput) log(`  ${target} throughput: ${fmt(throughput.eventsPerSec, 0)} ev/s, relay ${fmt(throughput.relayUsPerEvent, 2)} µs/ev (${fmt(throughput.relayCpuPct, 0)}% core, ${fmt(throughput.relaySystemPct, 0)}% kernel), generator ${fmt(throughput.generatorCpuPct, 0)}%, foreign load on cores ${throughput.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}`);
-    if (idle) log(`  ${target} idle: ${fmt(idle.rssPerSessionKiB, 1)} KiB RSS/session without the young generation (${fmt(idle.rssWithYoungPerSessionKiB, 1)} with it), heap ${fmt(idle.heapPerSessionKiB, 1)} KiB (${idle.sessions} sessions); RSS at start ${fmt(idle.baseRssMiB, 1)} MiB as booted, ${idle.settledRssMiB === null ? 'not settled' : `${fmt(idle.settledRssMiB, 1)} MiB settled`}`);
+    if (idle) log(`  ${target} idle: ${fmt(idle.rssPerSessionKiB, 1)} KiB RSS/session without the young generation (${fmt(idle.rssWithYoungPerSessionKiB, 1)} with it), heap ${fmt(idle.heapPerSessionKiB, 1)} KiB (${idle.sessions} sessions); RSS at start ${fmt(idle.baseRssMiB, 1)} MiB as booted, ${idle.settledRssMiB === null ? 'not settled' : `${fmt(idle.settledRssMiB, 1)} MiB settled`}${idle.servedRssMiB === null ? '' : `, ${fmt(idle.servedRssMiB, 1)} MiB after one session`}${idle.cliRssMiB == null ? '' : `; started by its CLI ${fmt(idle.cliRssMiB, 1)} MiB`}`);
     return { target, rep, ok: true, idle, paced, throughput };
   } catch (err) {
     const failure = failureWithLog(err);
@@ -777,6 +807,8 @@ interface Summary {
     readonly sessions: number;
     readonly baseRssMiB: number;
     readonly settledRssMiB: number | null;
+    readonly servedRssMiB: number | null;
+    readonly cliRssMiB: number | null;
   } | null;
 }
 
@@ -854,6 +886,8 @@ function summarise(runs: readonly TargetRun[]): Summary[] {
             sessions: idles[0]!.sessions,
             baseRssMiB: median(idles.map((i) => i.baseRssMiB)),
             settledRssMiB: idles.every((i) => i.settledRssMiB !== null) ? median(idles.map((i) => i.settledRssMiB!)) : null,
+            servedRssMiB: medOrNull(idles.map((i) => i.servedRssMiB)),
+            cliRssMiB: medOrNull(idles.map((i) => i.cliRssMiB ?? null)),
           }
         : null,
     });
@@ -940,8 +974,8 @@ function goals(summary: readonly Summary[]): Goal[] {
             : 'not settled within --settle';
       out.push({
         goal: `${t}: RSS at start ≤ 80 MB`,
-        value: `${fmt(i.baseRssMiB, 1)} MiB as booted (after a GC, before any session); ${settled}`,
-        met: (i.settledRssMiB ?? i.baseRssMiB) * 1.048576 <= 80,
+        value: `${i.cliRssMiB === null ? '' : `**${fmt(i.cliRssMiB, 1)} MiB started by its CLI** (production flags, no bench harness, after --settle); in the bench child: `}${fmt(i.baseRssMiB, 1)} MiB as booted (after a GC, before any session); ${settled}${i.servedRssMiB === null ? '' : `; ${fmt(i.servedRssMiB, 1)} MiB after one session (background thread running)`}`,
+        met: (i.cliRssMiB ?? i.settledRssMiB ?? i.baseRssMiB) * 1.048576 <= 80,
       });
       out.push(
         i.sessions === 0

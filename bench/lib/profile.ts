@@ -1,5 +1,12 @@
-import { Session } from 'node:inspector';
+import type { Session } from 'node:inspector';
+import { createRequire } from 'node:module';
 import { basename } from 'node:path';
+
+/** node:inspector is loaded with the first profile, not with the bench child (it would count in the relay's RSS). */
+function newSession(): Session {
+  const { Session: InspectorSession } = createRequire(import.meta.url)('node:inspector') as typeof import('node:inspector');
+  return new InspectorSession();
+}
 
 /**
  * V8 CPU profiles of a bench child, limited to the measurement window (the same sampler as
@@ -38,7 +45,7 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 }
 
 export async function profileStart(intervalUs = 200): Promise<null> {
-  session = new Session();
+  session = newSession();
   session.connect();
   await post(session, 'Profiler.enable');
   await post(session, 'Profiler.setSamplingInterval', { interval: intervalUs });
@@ -161,7 +168,7 @@ interface SamplingHeapNode {
 
 /** `promotedOnly`: leave out objects a scavenge collected, so what remains is what reaches the old generation. */
 export async function heapSampleStart(intervalBytes = 32 * 1024, promotedOnly = false): Promise<null> {
-  session = new Session();
+  session = newSession();
   session.connect();
   await post(session, 'HeapProfiler.enable');
   // Keep objects already collected in the sample: the churn is what drives the GC.
@@ -214,7 +221,7 @@ export interface RetainedLine {
 
 /** A heap snapshot summarised by object type and constructor name (self sizes), largest first. */
 export async function heapSummary(topN = 30): Promise<{ totalMiB: number; top: readonly RetainedLine[] }> {
-  const s = new Session();
+  const s = newSession();
   s.connect();
   const chunks: string[] = [];
   s.on('HeapProfiler.addHeapSnapshotChunk', (m) => chunks.push((m.params as { chunk: string }).chunk));
