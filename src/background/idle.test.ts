@@ -48,6 +48,14 @@ describe('IdleTimer', () => {
     expect(idle).not.toHaveBeenCalled();
   });
 
+  it('measures quiet time on the monotonic clock by default', async () => {
+    vi.useRealTimers();
+    const idle = vi.fn();
+    const t = new IdleTimer(30, idle);
+    t.touch();
+    await vi.waitFor(() => expect(idle).toHaveBeenCalledTimes(1), { timeout: 2000, interval: 10 });
+  });
+
   it('never keeps the process alive', () => {
     vi.useRealTimers();
     const t = new IdleTimer(60_000, () => undefined);

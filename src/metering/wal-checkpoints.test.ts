@@ -46,12 +46,12 @@ afterEach(() => {
   for (const r of restore.splice(0)) r();
 });
 
-function checkpoints(idleMs = 50) {
+function checkpoints(idleMs = 50, withOnError = true) {
   const fake = fakeThread();
   restore.push(() => fake.attach.mockRestore());
   const fallBack = vi.fn();
   const errors: string[] = [];
-  const wal = new WalCheckpoints({ path: '/unused.sqlite', intervalMs: 10, idleMs, fallBack, onError: (m) => errors.push(m) });
+  const wal = new WalCheckpoints({ path: '/unused.sqlite', intervalMs: 10, idleMs, fallBack, ...(withOnError ? { onError: (m: string) => errors.push(m) } : {}) });
   restore.push(() => void wal.close());
   return { ...fake, wal, fallBack, errors };
 }
@@ -66,12 +66,16 @@ describe('WAL checkpoints: the job follows the writes', () => {
   });
 
   it('after a quiet period the job folds the log in and is detached once it answers; the next write starts a new one', async () => {
-    const { wal, jobs } = checkpoints();
+    const { wal, jobs, errors } = checkpoints();
     wal.wrote();
     await vi.waitFor(() => expect(jobs[0]!.posted).toEqual(['close']));
     expect(jobs[0]!.detached).toBe(false);
+    // An error about the final checkpoint is reported; only its `closed` ends the stop.
+    jobs[0]!.events.message({ error: 'database is locked' });
+    expect(jobs[0]!.detached).toBe(false);
     jobs[0]!.events.message({ closed: true });
     expect(jobs[0]!.detached).toBe(true);
+    expect(errors).toEqual(['checkpoint: database is locked']);
     wal.wrote();
     expect(jobs).toHaveLength(2);
   });
@@ -95,6 +99,10 @@ describe('WAL checkpoints: the job follows the writes', () => {
     expect(jobs).toHaveLength(1);
     jobs[0]!.events.message({ closed: true });
     expect(jobs[0]!.detached).toBe(true);
+    expect(jobs).toHaveLength(2);
+    // That write is accounted for: the new job's own idle stop starts no third one.
+    await vi.waitFor(() => expect(jobs[1]!.posted).toEqual(['close']));
+    jobs[1]!.events.message({ closed: true });
     expect(jobs).toHaveLength(2);
   });
 
@@ -135,6 +143,34 @@ describe('WAL checkpoints: the job follows the writes', () => {
     expect(jobs[0]!.posted).toEqual(['close']);
     expect(jobs[0]!.detached).toBe(true);
     expect(performance.now() - started).toBeGreaterThanOrEqual(1900);
+  });
+
+  it('a job lost while it runs hands over to SQLite; a loss after close does not touch the closed file', async () => {
+    const running = checkpoints(60_000);
+    running.wal.wrote();
+    running.jobs[0]!.events.lost('the background thread exited');
+    expect(running.fallBack).toHaveBeenCalledTimes(1);
+    expect(running.errors).toEqual(['checkpoint worker: the background thread exited']);
+    await running.wal.close();
+
+    const closing = checkpoints(60_000);
+    closing.wal.wrote();
+    const closed = closing.wal.close();
+    closing.jobs[0]!.events.lost('the background thread exited');
+    await closed;
+    expect(closing.fallBack).not.toHaveBeenCalled();
+    expect(closing.errors).toEqual(['checkpoint worker: the background thread exited']);
+  });
+
+  it('without onError, reports and losses are dropped, never thrown', () => {
+    const { wal, jobs, fallBack } = checkpoints(60_000, false);
+    wal.wrote();
+    expect(() => jobs[0]!.events.message({ error: 'database is locked' })).not.toThrow();
+    // A stray `closed` with no stop waiting is ignored.
+    expect(() => jobs[0]!.events.message({ closed: true })).not.toThrow();
+    expect(jobs[0]!.detached).toBe(false);
+    expect(() => jobs[0]!.events.lost('the background thread exited')).not.toThrow();
+    expect(fallBack).toHaveBeenCalledTimes(1);
   });
 
   it('a job that cannot start hands over to SQLite once, and is not tried again', () => {

@@ -92,7 +92,7 @@ export class WalCheckpoints {
   #attach(): void {
     const { path, intervalMs, onError } = this.#options;
     try {
-      const job: JobHandle = background.attach(
+      this.#job = background.attach(
         { source: CHECKPOINT_JOB, init: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs } },
         {
           message: (m) => {
@@ -101,14 +101,13 @@ export class WalCheckpoints {
             if (reply.closed) this.#stopped?.();
           },
           lost: (reason) => {
-            if (this.#job === job) this.#job = null;
+            // The handle stays: once fallen back nothing posts to it, and a stop finds it detached.
             this.#fallBack(`checkpoint worker: ${reason}`);
             // A lost job has nothing to fold in: a stop waiting for it ends now (and starts no other).
             this.#stopped?.();
           },
         },
       );
-      this.#job = job;
     } catch (err) {
       this.#fallBack(`checkpoint worker not started: ${(err as Error).message}`);
     }
