@@ -173,6 +173,16 @@ describe('sqlite ledger: the file on disk', () => {
     expect(background.jobs).toBe(0);
   });
 
+  it('an in-memory ledger has no checkpoint job: settles, overrides, resets and prunes work without one', () => {
+    const l = new SqliteLedger(':memory:');
+    open.push(l);
+    l.settle(null, record({ ref: 'old', ts: T0 - 100 * 86_400_000 }));
+    l.setOverride('acme', 'day', { nanos: 5 });
+    l.resetSpend('acme', 'day', T0);
+    expect(l.pruneUsage(T0 - 90 * 86_400_000)).toBe(1);
+    expect(background.running).toBe(false);
+  });
+
   it('a prune that deletes rows is a write and starts the checkpoint job; one that deletes nothing is not', async () => {
     const path = tempFile();
     const seed = new SqliteLedger(path);

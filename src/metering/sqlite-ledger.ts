@@ -123,9 +123,8 @@ export class SqliteLedger implements Ledger {
         path,
         intervalMs: options.checkpointIntervalMs ?? 1000,
         idleMs: options.checkpointIdleMs ?? CHECKPOINT_IDLE_MS,
-        fallBack: () => {
-          if (!this.#closed) db.pragma('wal_autocheckpoint = 1000');
-        },
+        // Never called after close (WalCheckpoints checks).
+        fallBack: () => db.pragma('wal_autocheckpoint = 1000'),
         onError: options.onError,
       });
     }
