@@ -126,6 +126,9 @@ const TARGETS: Record<TargetName, TargetDef> = {
   'governed-base': { label: 'baseline commit, full governance', script: flags.baseline ? resolve(flags.baseline, 'bench/procs/relay-proxy.ts') : null, config: 'bench/config/proxy-governed.yaml' },
 };
 
+/** The source tree a target runs from: the baseline checkout for the -base targets, else this one. */
+const treeOf = (target: TargetName): string => (target.endsWith('-base') && flags.baseline ? resolve(flags.baseline) : REPO_ROOT);
+
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
 const quick = flags.quick === true;
 const opts = {
@@ -225,20 +228,21 @@ interface IdleResult {
   readonly settledRssMiB: number | null;
   /** After one session was opened and closed (null: no idle sessions measured): the background thread runs. */
   readonly servedRssMiB: number | null;
-  /** The proxy started by its CLI with the production V8 flags, no bench harness, after --settle (null: not this proxy, or not read). */
-  readonly cliRssMiB?: number | null;
   /** RSS per session without V8's young generation (an allocation arena that moves between samples). */
   readonly rssPerSessionKiB: number;
   readonly rssWithYoungPerSessionKiB: number;
   readonly heapPerSessionKiB: number;
 }
 
+/** An idle phase and, beside it, the same proxy started by its CLI with the production V8 flags, no bench harness, read after --settle (null: not this proxy, or not read). */
+type IdleRun = IdleResult & { readonly cliRssMiB: number | null };
+
 interface TargetRun {
   readonly target: TargetName;
   readonly rep: number;
   readonly ok: boolean;
   readonly failure?: string;
-  readonly idle?: IdleResult | null;
+  readonly idle?: IdleRun | null;
   readonly paced: PacedResult[];
   readonly throughput?: ThroughputResult | null;
 }
@@ -285,7 +289,7 @@ class Rig {
     let port = upPort;
     const def = TARGETS[this.target];
     if (def.script) {
-      const root = this.target.endsWith('-base') && flags.baseline ? resolve(flags.baseline) : REPO_ROOT;
+      const root = treeOf(this.target);
       const compiled = !flags['from-source'];
       const script = compiled ? await compileChild(def.script, root) : def.script;
       this.relay = new Child(this.target, script, {
@@ -542,12 +546,9 @@ async function runTarget(target: TargetName, rep: number, logFd: number): Promis
     await rig.start();
     // Beside it (RSS only, nothing else measured then): the same proxy started by its CLI, as production starts it.
     const def = TARGETS[target];
-    const cliDir = mkdtempSync(join(tmpdir(), 'rtp-bench-cli-'));
     const cli =
       def.config && opts.idle > 0 && opts.settleSec > 0
-        ? cliStartRss(target.endsWith('-base') && flags.baseline ? resolve(flags.baseline) : REPO_ROOT, def.config, opts.settleSec, cliDir, (m) => log(`  ${target}: ${m}`)).finally(() =>
-            rmSync(cliDir, { recursive: true, force: true }),
-          )
+        ? cliStartRss(treeOf(target), def.config, opts.settleSec, (m) => log(`  ${target}: ${m}`))
         : Promise.resolve(null);
     const idleOnly = await rig.idle(opts.idle);
     const cliRssMiB = await cli;
@@ -562,7 +563,7 @@ async function runTarget(target: TargetName, rep: number, logFd: number): Promis
     }
     const throughput = opts.throughput ? await rig.throughput(opts.throughputSessions) : null;
     if (throughput) log(`  ${target} throughput: ${fmt(throughput.eventsPerSec, 0)} ev/s, relay ${fmt(throughput.relayUsPerEvent, 2)} µs/ev (${fmt(throughput.relayCpuPct, 0)}% core, ${fmt(throughput.relaySystemPct, 0)}% kernel), generator ${fmt(throughput.generatorCpuPct, 0)}%, foreign load on cores ${throughput.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}`);
-    if (idle) log(`  ${target} idle: ${fmt(idle.rssPerSessionKiB, 1)} KiB RSS/session without the young generation (${fmt(idle.rssWithYoungPerSessionKiB, 1)} with it), heap ${fmt(idle.heapPerSessionKiB, 1)} KiB (${idle.sessions} sessions); RSS at start ${fmt(idle.baseRssMiB, 1)} MiB as booted, ${idle.settledRssMiB === null ? 'not settled' : `${fmt(idle.settledRssMiB, 1)} MiB settled`}${idle.servedRssMiB === null ? '' : `, ${fmt(idle.servedRssMiB, 1)} MiB after one session`}${idle.cliRssMiB == null ? '' : `; started by its CLI ${fmt(idle.cliRssMiB, 1)} MiB`}`);
+    if (idle) log(`  ${target} idle: ${fmt(idle.rssPerSessionKiB, 1)} KiB RSS/session without the young generation (${fmt(idle.rssWithYoungPerSessionKiB, 1)} with it), heap ${fmt(idle.heapPerSessionKiB, 1)} KiB (${idle.sessions} sessions); RSS at start ${fmt(idle.baseRssMiB, 1)} MiB as booted, ${idle.settledRssMiB === null ? 'not settled' : `${fmt(idle.settledRssMiB, 1)} MiB settled`}${idle.servedRssMiB === null ? '' : `, ${fmt(idle.servedRssMiB, 1)} MiB after one session`}${idle.cliRssMiB === null ? '' : `; started by its CLI ${fmt(idle.cliRssMiB, 1)} MiB`}`);
     return { target, rep, ok: true, idle, paced, throughput };
   } catch (err) {
     const failure = failureWithLog(err);
@@ -861,7 +862,7 @@ function summarise(runs: readonly TargetRun[]): Summary[] {
       };
     });
     const tps = mine.map((r) => r.throughput).filter((t): t is ThroughputResult => !!t);
-    const idles = mine.map((r) => r.idle).filter((t): t is IdleResult => !!t);
+    const idles = mine.map((r) => r.idle).filter((t): t is IdleRun => !!t);
     out.push({
       target,
       label: TARGETS[target].label,
@@ -887,7 +888,7 @@ function summarise(runs: readonly TargetRun[]): Summary[] {
             baseRssMiB: median(idles.map((i) => i.baseRssMiB)),
             settledRssMiB: idles.every((i) => i.settledRssMiB !== null) ? median(idles.map((i) => i.settledRssMiB!)) : null,
             servedRssMiB: medOrNull(idles.map((i) => i.servedRssMiB)),
-            cliRssMiB: medOrNull(idles.map((i) => i.cliRssMiB ?? null)),
+            cliRssMiB: medOrNull(idles.map((i) => i.cliRssMiB)),
           }
         : null,
     });

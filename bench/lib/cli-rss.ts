@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { RELAY_NODE_FLAGS } from '../../src/server/node-flags.js';
 import { buildDist } from './compiled.js';
 import { REPO_ROOT } from './ipc.js';
+import { relayConfigInput } from './relay-config.js';
 
 /** The settings a deployment passes through the environment: kept out of a hermetic run. */
 const DEPLOYMENT_ENV = ['PORT', 'HOST', 'OPENAI_API_KEY', 'AZURE_OPENAI_API_KEY', 'REALTIME_UPSTREAM_URL', 'LOG_LEVEL', 'REALTIME_PROXY_CONFIG', 'NODE_OPTIONS'];
@@ -17,16 +19,22 @@ const DEPLOYMENT_ENV = ['PORT', 'HOST', 'OPENAI_API_KEY', 'AZURE_OPENAI_API_KEY'
  * from /proc after `settleSec`, once V8's memory reducer has run. Null when the proxy did not start
  * (the reason is logged by the caller).
  */
-export async function cliStartRss(root: string, configFile: string, settleSec: number, dataDir: string, onError: (message: string) => void): Promise<number | null> {
+export async function cliStartRss(root: string, configFile: string, settleSec: number, onError: (message: string) => void): Promise<number | null> {
   buildDist(root);
+  const dataDir = mkdtempSync(join(tmpdir(), 'rtp-bench-cli-'));
+  try {
+    return await startAndRead(root, configFile, settleSec, dataDir, onError);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function startAndRead(root: string, configFile: string, settleSec: number, dataDir: string, onError: (message: string) => void): Promise<number | null> {
   const source = resolve(REPO_ROOT, configFile);
-  const doc = (parseYaml(readFileSync(source, 'utf8')) ?? {}) as Record<string, Record<string, unknown> | undefined>;
-  const policies = doc['policies'];
+  const doc = (parseYaml(readFileSync(source, 'utf8')) ?? {}) as Record<string, unknown>;
+  const policies = doc['policies'] as Record<string, unknown> | undefined;
   const config = {
-    ...doc,
-    server: { ...doc['server'], host: '127.0.0.1', port: 0, workers: 1 },
-    admin: { ...doc['admin'], host: '127.0.0.1', port: 0 },
-    upstream: { provider: 'openai', url: 'ws://127.0.0.1:9/v1/realtime', apiKey: 'sk-bench-upstream' },
+    ...relayConfigInput(doc, 'ws://127.0.0.1:9/v1/realtime', 1),
     // Written next to the data, so a relative policy directory is resolved against the original file.
     ...(policies && typeof policies['dir'] === 'string' ? { policies: { ...policies, dir: resolve(dirname(source), policies['dir']) } } : {}),
   };

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
+import { heapSampleStart, heapSampleStop, heapSummary, profileStart, profileStop, summarise } from './profile.js';
 
 /**
  * Request/response over the Node IPC channel between the bench orchestrator and its child
@@ -139,10 +140,9 @@ function loopMonitor(): () => LoopStats {
 /** In a child: answers requests with `handlers` (plus built-in `stats`, `gc`, `loop`, `exit`) and announces `info`. */
 export function serveChild(info: unknown, handlers: Record<string, Handler>): void {
   if (!process.send) throw new Error('bench child started without an IPC channel');
-  // What the harness itself loads stays out of the relay's RSS at start: the loop monitor starts
-  // with the first window (its first call), the profiler (node:inspector) with the first profile.
+  // What the harness itself runs stays out of the relay's RSS at start: the loop monitor starts
+  // with the first window (its first call); profile.ts loads node:inspector with the first profile.
   let loop: (() => LoopStats) | null = null;
-  const profiler = () => import('./profile.js');
   const all: Record<string, Handler> = {
     loop: () => (loop ??= loopMonitor())(),
     stats: () => procStats(),
@@ -150,20 +150,19 @@ export function serveChild(info: unknown, handlers: Record<string, Handler>): vo
       collectGarbage();
       return procStats();
     },
-    profileStart: async (intervalUs) => (await profiler()).profileStart(typeof intervalUs === 'number' ? intervalUs : 200),
+    profileStart: (intervalUs) => profileStart(typeof intervalUs === 'number' ? intervalUs : 200),
     /** Stops the profiler, writes the .cpuprofile to `file`, returns its summary. */
     profileStop: async (file) => {
-      const { profileStop, summarise } = await profiler();
       const profile = await profileStop();
       if (typeof file === 'string') writeFileSync(file, JSON.stringify(profile));
       return summarise(profile);
     },
-    heapSampleStart: async (a) => {
+    heapSampleStart: (a) => {
       const o = (a ?? {}) as { interval?: number; promotedOnly?: boolean };
-      return (await profiler()).heapSampleStart(o.interval ?? 32 * 1024, o.promotedOnly === true);
+      return heapSampleStart(o.interval ?? 32 * 1024, o.promotedOnly === true);
     },
-    heapSampleStop: async () => (await profiler()).heapSampleStop(),
-    heapSummary: async () => (await profiler()).heapSummary(),
+    heapSampleStop: () => heapSampleStop(),
+    heapSummary: () => heapSummary(),
     exit: () => {
       // Reply first; exiting on the next turn lets --cpu-prof write its profile.
       setTimeout(() => process.exit(0), 20);

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { startProxy } from '../../src/main.js';
 import { procStats, serveChild, type ProcStats } from '../lib/ipc.js';
+import { relayConfigInput } from '../lib/relay-config.js';
 
 /**
  * Child process: this proxy, configured from a bench config file, relaying to the fake upstream.
@@ -13,15 +14,8 @@ import { procStats, serveChild, type ProcStats } from '../lib/ipc.js';
 const upstreamPort = Number(process.argv[2]);
 const file = resolve(process.argv[3] ?? 'bench/config/proxy-bare.yaml');
 const doc = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as Record<string, unknown>;
-const server = (doc['server'] ?? {}) as Record<string, unknown>;
-const upstream = (doc['upstream'] ?? {}) as Record<string, unknown>;
 const workers = Number(process.env['BENCH_WORKERS'] ?? '1');
-const input = {
-  ...doc,
-  server: { ...server, host: '127.0.0.1', port: 0, workers },
-  admin: { ...((doc['admin'] ?? {}) as Record<string, unknown>), host: '127.0.0.1', port: 0 },
-  upstream: { ...upstream, provider: 'openai', url: `ws://127.0.0.1:${upstreamPort}/v1/realtime`, apiKey: 'sk-bench-upstream' },
-};
+const input = relayConfigInput(doc, `ws://127.0.0.1:${upstreamPort}/v1/realtime`, workers);
 // Hermetic: no environment overrides from the shell running the bench.
 const config = parseConfig(input, file, {
   BENCH_DATA_DIR: process.env['BENCH_DATA_DIR'] ?? '',

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { BACKGROUND_IDLE_MS } from '../background/idle.js';
 import {
   firstHit,
   type Amount,
@@ -24,8 +25,6 @@ const NO_OVERRIDE: CapOverride = Object.freeze({ nanos: null, tokens: null });
 const PRUNE_BATCH = 5000;
 const PRUNE_INTERVAL_MS = 3_600_000;
 const DAY_MS = 86_400_000;
-/** The checkpoint job (and the background thread, when it is the last job) stops after this long without a write (as span export: telemetry/span-export.ts). */
-const CHECKPOINT_IDLE_MS = 300_000;
 
 interface SpendRow {
   nanos: number;
@@ -122,7 +121,7 @@ export class SqliteLedger implements Ledger {
       this.#checkpoints = new WalCheckpoints({
         path,
         intervalMs: options.checkpointIntervalMs ?? 1000,
-        idleMs: options.checkpointIdleMs ?? CHECKPOINT_IDLE_MS,
+        idleMs: options.checkpointIdleMs ?? BACKGROUND_IDLE_MS,
         // Never called after close (WalCheckpoints checks).
         fallBack: () => db.pragma('wal_autocheckpoint = 1000'),
         onError: options.onError,

@@ -1,7 +1,7 @@
 import { TraceFlags, type Attributes, type HrTime, type SpanKind, type SpanStatus } from '@opentelemetry/api';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { background, type JobHandle } from '../background/thread.js';
-import { IdleTimer } from '../background/idle.js';
+import { BACKGROUND_IDLE_MS, IdleTimer } from '../background/idle.js';
 import { SPAN_EXPORT_JOB, workerModules } from './span-export-worker.js';
 
 /**
@@ -115,12 +115,6 @@ const MAX_IN_FLIGHT = 16;
  * Smaller batches, one per event-loop turn, keep every such task short.
  */
 const POST_BATCH = 64;
-/**
- * Long enough that only a proxy idle for minutes lets the thread go: starting it again costs ~3 ms on
- * the event loop and ~0.3 s of CPU on the thread (loading the exporter), which a one-core container
- * shares with the event loop.
- */
-const IDLE_DETACH_MS = 300_000;
 
 export class WorkerSpanProcessor implements SpanProcessor {
   /** Spans handed to the exporter, dropped because the queue was full, or lost in a failed export. */
@@ -154,7 +148,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
     this.#delayMs = options.scheduledDelayMs ?? 1000;
     this.#timeoutMs = options.exportTimeoutMs ?? 30_000;
     this.#init = { modules: workerModules(options.protocol), url: options.url, headers: options.headers, resourceAttributes: options.resourceAttributes };
-    this.#idle = new IdleTimer(options.idleDetachMs ?? IDLE_DETACH_MS, () => this.#detachIdle());
+    this.#idle = new IdleTimer(options.idleDetachMs ?? BACKGROUND_IDLE_MS, () => this.#detachIdle());
   }
 
   /** Nothing queued or in flight since the last batch: the job goes (the thread with it, if it was the last). */

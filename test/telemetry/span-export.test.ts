@@ -111,13 +111,27 @@ describe('span export in a worker thread', () => {
     expect(processor.exported).toBe(0);
   });
 
-  it('when the background thread dies, the next spans go through a new one', async () => {
-    const { rx, processor, tracer } = await exporting();
+  it.each([
+    [
+      'the background thread dies',
+      {},
+      async () => {
+        await background.kill();
+        expect(background.running).toBe(false);
+      },
+    ],
+    [
+      'nothing was exported for the idle period (the job goes, and the thread with it)',
+      { idleDetachMs: 200 },
+      () => vi.waitFor(() => expect(background.running).toBe(false), { timeout: 10_000, interval: 20 }),
+    ],
+  ])('when %s, the next spans go through a new thread', async (_when, options, threadGone) => {
+    const { rx, processor, tracer } = await exporting(options);
     tracer.startSpan('before').end();
     await processor.forceFlush();
     expect(processor.exported).toBe(1);
-    await background.kill();
-    expect(background.running).toBe(false);
+    expect(background.jobs).toBe(1);
+    await threadGone();
     tracer.startSpan('after').end();
     await processor.forceFlush();
     expect(processor.exported).toBe(2);
@@ -154,19 +168,6 @@ describe('span export in a worker thread', () => {
     expect(processor.exported).toBe(1);
     expect(background.jobs).toBe(0);
     expect(background.running).toBe(false);
-  });
-
-  it('with nothing to export for the idle period the job goes, and the thread with it; the next batch starts them again', async () => {
-    const { rx, processor, tracer } = await exporting({ idleDetachMs: 200 });
-    tracer.startSpan('first').end();
-    await processor.forceFlush();
-    expect(background.jobs).toBe(1);
-    await vi.waitFor(() => expect(background.running).toBe(false), { timeout: 10_000, interval: 20 });
-    tracer.startSpan('second').end();
-    await processor.forceFlush();
-    expect(processor.exported).toBe(2);
-    expect(processor.failed).toBe(0);
-    expect(rx.bodies.join('')).toContain('"second"');
   });
 
   it('a processor that never exported shuts down without starting the thread', async () => {
