@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IdleTimer } from '../background/idle.js';
 import { checkRegex } from './regex-safety.js';
 
 /**
@@ -373,16 +374,11 @@ type Built = ReturnType<typeof build>;
  */
 const KEEP_MS = 10_000;
 let kept: Built | null = null;
-let releaseTimer: NodeJS.Timeout | null = null;
+const release = new IdleTimer(KEEP_MS, () => (kept = null));
 
 function schemas(): Built {
   kept ??= build();
-  if (releaseTimer !== null) clearTimeout(releaseTimer);
-  releaseTimer = setTimeout(() => {
-    kept = null;
-    releaseTimer = null;
-  }, KEEP_MS);
-  releaseTimer.unref();
+  release.touch();
   return kept;
 }
 
