@@ -52,7 +52,7 @@ async function proxyProcess(env: Record<string, string>) {
   delete base['NODE_EXTRA_CA_CERTS'];
   const child = spawn(process.execPath, [bin, '--config', file], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const listening = await whenListening(child);
-  return { child, url: `ws://127.0.0.1:${listening.port}/v1/realtime?model=gpt-realtime`, output: listening.output };
+  return { child, url: `ws://127.0.0.1:${listening.port}/v1/realtime?model=gpt-realtime`, outputMatching: listening.outputMatching };
 }
 
 describe('the upstream over TLS', () => {
@@ -74,7 +74,7 @@ describe('the upstream over TLS', () => {
   }, 40_000);
 
   it('a certificate no trusted CA signed is refused: upstream_unavailable, the TLS detail only in the log', async () => {
-    const { child, url, output } = await proxyProcess({});
+    const { child, url, outputMatching } = await proxyProcess({});
     try {
       const c = new TestClient(url, { headers: { authorization: `Bearer ${KEY}` } });
       const err = await c.next('error', 10_000);
@@ -82,7 +82,8 @@ describe('the upstream over TLS', () => {
       const closed = await c.closed;
       expect(closed.code).toBe(1013);
       expect(JSON.stringify(c.events)).not.toMatch(/certificate|self.signed|issuer/i);
-      expect(output()).toMatch(/upstream connect failed.*unable to verify the first certificate|unable to verify the first certificate.*upstream connect failed/);
+      // The warning is logged before the error event is sent, but the child's stdout is a pipe: wait for it.
+      await outputMatching(/upstream connect failed.*unable to verify the first certificate|unable to verify the first certificate.*upstream connect failed/);
     } finally {
       child.kill('SIGKILL');
     }

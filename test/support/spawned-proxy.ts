@@ -9,6 +9,11 @@ export interface Listening {
   readonly adminPort: number | null;
   /** Everything the process wrote to stdout and stderr so far (keeps growing). */
   output(): string;
+  /**
+   * Resolves with the output once it matches `pattern`; rejects with what was written after
+   * `timeoutMs`. A log line written before an event the client saw may still be in the pipe.
+   */
+  outputMatching(pattern: RegExp, timeoutMs?: number): Promise<string>;
 }
 
 /**
@@ -18,10 +23,27 @@ export interface Listening {
 export function whenListening(child: ChildProcess): Promise<Listening> {
   let out = '';
   let pending = '';
+  const waiters = new Set<() => void>();
+  const outputMatching = (pattern: RegExp, timeoutMs = 5_000): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      const check = (): void => {
+        if (!pattern.test(out)) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve(out);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`no output matched ${pattern} within ${timeoutMs} ms: ${out}`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
   return new Promise<Listening>((resolve, reject) => {
     const onData = (d: Buffer): void => {
       const text = d.toString();
       out += text;
+      for (const check of [...waiters]) check();
       pending += text;
       const lines = pending.split('\n');
       pending = lines.pop() ?? '';
@@ -40,6 +62,7 @@ export function whenListening(child: ChildProcess): Promise<Listening> {
           tlsPort: typeof record['tlsPort'] === 'number' ? record['tlsPort'] : null,
           adminPort: admin ? Number(admin[1]) : null,
           output: () => out,
+          outputMatching,
         });
       }
     };
