@@ -39,5 +39,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # V8 flags: src/server/node-flags.ts says why (young and old generation sizing, for the latency tail).
-ENTRYPOINT ["node", "--max-semi-space-size=32", "--initial-old-space-size=128", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=32", "--initial-old-space-size=128", "--v8-pool-size=1", "dist/cli.js"]
 CMD ["--config", "/app/config/production.yaml"]
