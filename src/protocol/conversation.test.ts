@@ -33,6 +33,17 @@ describe('conversation view', () => {
     expect(c.response('r1')?.origin).toBe('vad');
   });
 
+  it('pairs on metadata whatever order the echo lists its members in', () => {
+    const started = (id: string, extra: Record<string, unknown>) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'response.create', event_id: 'a', response: { conversation: 'none', metadata: { topic: 'x', lang: 'en' } } }), false);
+    c.observeClient(wire({ type: 'response.create', event_id: 'b', response: { conversation: 'none', metadata: { topic: 'y', lang: 'en' } } }), false);
+    c.observeServer(started('r_b', { conversation_id: null, metadata: { lang: 'en', topic: 'y' } }));
+    c.observeServer(started('r_a', { conversation_id: null, metadata: { lang: 'en', topic: 'x' } }));
+    expect([c.response('r_a')?.createEventId, c.response('r_b')?.createEventId]).toEqual(['a', 'b']);
+    expect(c.awaitingResponses).toBe(0);
+  });
+
   it('pairs a created response with the create that agrees on conversation, metadata and output limit, not the oldest', () => {
     const c = new Conversation();
     c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime', max_output_tokens: 200 } }));

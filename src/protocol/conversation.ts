@@ -131,9 +131,16 @@ interface PendingCreate {
   readonly maxOutput: OutputLimit | null;
 }
 
-/** `metadata` as a pairing key. */
+/**
+ * `metadata` as a pairing key: its members sorted by name, so an echo that lists the same members
+ * in another order still pairs (a create left unpaired would hold the session's linger open).
+ */
 function metadataKey(v: unknown): string | null {
-  return obj(v) ? JSON.stringify(v) : null;
+  const members = obj(v);
+  if (!members) return null;
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(members).sort()) sorted[k] = members[k];
+  return JSON.stringify(sorted);
 }
 
 /** `conversation_id`: a string, null (out of band), or undefined when absent or unreadable. */
