@@ -8,6 +8,8 @@ import { Worker } from 'node:worker_threads';
  *
  * A job is plain JavaScript source: the body of a function of `(require, init, send, fail)` that
  * returns the job's message handler; `fail(error)` ends the job from its own callbacks (timers).
+ * The handler may carry a `close()`, called when the job is detached while the thread goes on
+ * (what the job holds beyond its handler, such as keep-alive sockets, would outlive it otherwise).
  * The thread starts with the first job and ends with the last. A job that throws (starting or
  * handling a message) is lost alone; if the thread itself dies, every job is lost and each owner
  * decides what to do (span export attaches again on demand, the checkpoint hands the work back to
@@ -68,7 +70,15 @@ parentPort.on('message', (msg) => {
     return;
   }
   if (msg.detach) {
+    const handler = jobs.get(job);
     jobs.delete(job);
+    if (handler && typeof handler.close === 'function') {
+      try {
+        handler.close();
+      } catch {
+        // The job is gone either way.
+      }
+    }
     return;
   }
   const handler = jobs.get(job);

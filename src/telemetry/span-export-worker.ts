@@ -23,7 +23,24 @@ export function workerModules(protocol: 'http/protobuf' | 'http/json'): { readon
 export const SPAN_EXPORT_JOB = String.raw`
 const { OTLPTraceExporter } = require(init.modules.exporter);
 const { resourceFromAttributes } = require(init.modules.resources);
-const exporter = new OTLPTraceExporter({ url: init.url, headers: Object.assign({}, init.headers) });
+// The exporter's HTTP agent is made here so the job can close its keep-alive socket when it is
+// detached (the thread may go on for another job). TLS files from the OTEL_EXPORTER_OTLP_* variables,
+// as the exporter's own agent would read them.
+const tlsFile = (name) => {
+  const path = process.env['OTEL_EXPORTER_OTLP_TRACES_' + name] || process.env['OTEL_EXPORTER_OTLP_' + name];
+  if (!path) return undefined;
+  try {
+    return require('node:fs').readFileSync(path);
+  } catch {
+    return undefined;
+  }
+};
+let agent = null;
+const agentFor = (protocol) => {
+  if (protocol === 'http:') return (agent = new (require('node:http').Agent)({ keepAlive: true }));
+  return (agent = new (require('node:https').Agent)({ keepAlive: true, ca: tlsFile('CERTIFICATE'), cert: tlsFile('CLIENT_CERTIFICATE'), key: tlsFile('CLIENT_KEY') }));
+};
+const exporter = new OTLPTraceExporter({ url: init.url, headers: Object.assign({}, init.headers), httpAgentOptions: agentFor });
 const resource = resourceFromAttributes(init.resourceAttributes);
 
 // A ReadableSpan view of a plain record: the fields the OTLP transformer reads.
@@ -57,7 +74,7 @@ function readable(p) {
   };
 }
 
-return (msg) => {
+const handle = (msg) => {
   if (msg.kind === 'shutdown') {
     exporter.shutdown().finally(() => send({ kind: 'shutdown' }));
     return;
@@ -70,4 +87,9 @@ return (msg) => {
     send({ kind: 'done', id: msg.id, ok: false, error: String(err && err.message) });
   }
 };
+// Detached (idle, or after shutdown): nothing is in flight; the pooled socket goes with the job.
+handle.close = () => {
+  if (agent) agent.destroy();
+};
+return handle;
 `;

@@ -1,10 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
 import { context, trace } from '@opentelemetry/api';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { background } from '../../src/background/thread.js';
 import { WorkerSpanProcessor } from '../../src/telemetry/span-export.js';
+import { testTls } from '../support/tls.js';
 
 /**
  * Issue 13: span export runs in a worker thread behind a bounded queue. Spans reach a real OTLP/HTTP
@@ -137,6 +141,56 @@ describe('span export in a worker thread', () => {
     expect(processor.exported).toBe(2);
     expect(processor.failed).toBe(0);
     expect(rx.bodies.join('')).toContain('"after"');
+  });
+
+  it("an idle detach closes the exporter's keep-alive connection while another job keeps the thread", async () => {
+    const { rx, processor, tracer } = await exporting({ idleDetachMs: 200 });
+    const open = new Set<Socket>();
+    rx.server.on('connection', (socket: Socket) => {
+      open.add(socket);
+      socket.on('close', () => open.delete(socket));
+    });
+    // Another job (the SQLite checkpoint, in the proxy) holds the thread after span export goes.
+    const other = background.attach({ source: 'return () => {};', init: null }, { message: () => {}, lost: () => {} });
+    cleanup.push(async () => other.detach());
+    tracer.startSpan('one').end();
+    await processor.forceFlush();
+    expect(processor.exported).toBe(1);
+    expect(open.size).toBe(1);
+    await vi.waitFor(() => expect(background.jobs).toBe(1), { timeout: 10_000, interval: 20 });
+    expect(background.running).toBe(true);
+    await vi.waitFor(() => expect(open.size).toBe(0), { timeout: 5_000, interval: 20 });
+  });
+
+  it('an https collector signed by the CA in OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE is trusted; without it the export fails', async () => {
+    const tls = testTls();
+    const bodies: string[] = [];
+    const server = createHttpsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((r) => server.close(r)));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
+    const exportOnce = async (caFile: string | null) => {
+      // The thread copies the environment when it starts.
+      await background.kill();
+      if (caFile) process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'] = caFile;
+      else delete process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'];
+      const { processor, tracer } = setup(url);
+      tracer.startSpan(caFile ? 'trusted' : 'untrusted').end();
+      await processor.forceFlush();
+      delete process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'];
+      await processor.shutdown();
+      return { exported: processor.exported, failed: processor.failed };
+    };
+    expect(await exportOnce(null)).toEqual({ exported: 0, failed: 1 });
+    expect(await exportOnce(join(tls.dir, 'ca.crt'))).toEqual({ exported: 1, failed: 0 });
+    expect(bodies.join('')).toContain('"trusted"');
   });
 
   it('a thread that cannot be started again counts the batch as failed; nothing throws from the export timer', async () => {
