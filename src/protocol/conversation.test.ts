@@ -198,3 +198,220 @@ describe('conversation view', () => {
     expect(parseUsage({ input_tokens: 'x' })).toMatchObject({ inputTokens: 0, outputTokens: 0, cachedTokens: 0 });
   });
 });
+
+describe('conversation view: what each observed server event changes', () => {
+  const item = (id: string, extra: Record<string, unknown> = {}) => ({ id, type: 'message', role: 'assistant', status: 'in_progress', ...extra });
+
+  it.each(['session.created', 'session.updated'])('%s reports the session output limit; a transcription session does not', (type) => {
+    const c = new Conversation();
+    c.observeServer(wire({ type, session: { type: 'realtime', max_output_tokens: 300 } }));
+    expect(c.sessionMaxOutputTokens).toBe(300);
+    c.observeServer(wire({ type, session: { type: 'transcription', max_output_tokens: 5 } }));
+    expect(c.sessionMaxOutputTokens).toBe(300);
+    c.observeServer(wire({ type, session: { type: 'realtime' } }));
+    expect(c.sessionMaxOutputTokens).toBe(300);
+  });
+
+  it.each(['response.output_item.added', 'response.output_item.done'])('%s records a model item of its response', (type) => {
+    const c = new Conversation();
+    c.observeServer(created('r1'));
+    c.observeServer(wire({ type, response_id: 'r1', output_index: 0, item: item('i1', { status: type.endsWith('done') ? 'completed' : 'in_progress' }) }));
+    expect(c.item('i1')).toMatchObject({ provenance: 'model', responseId: 'r1', role: 'assistant', type: 'message', status: type.endsWith('done') ? 'completed' : 'in_progress' });
+    expect(c.response('r1')?.itemIds).toEqual(['i1']);
+  });
+
+  it.each(['conversation.item.added', 'conversation.item.created', 'conversation.item.done'])('%s records the item; a model item seen first this way gets its response later', (type) => {
+    const c = new Conversation();
+    c.observeServer(wire({ type, previous_item_id: null, item: item('i1', { role: 'user', status: 'completed' }) }));
+    expect(c.item('i1')).toMatchObject({ provenance: 'server', responseId: null, role: 'user', status: 'completed' });
+    c.observeServer(created('r1'));
+    c.observeServer(wire({ type: 'response.output_item.done', response_id: 'r1', output_index: 0, item: item('i1') }));
+    expect(c.item('i1')).toMatchObject({ provenance: 'model', responseId: 'r1' });
+    expect(c.response('r1')?.itemIds).toEqual(['i1']);
+  });
+
+  it('conversation.item.deleted forgets the item', () => {
+    const c = new Conversation();
+    c.observeServer(added(item('i1')));
+    c.observeServer(added(item('i2')));
+    c.observeServer(wire({ type: 'conversation.item.deleted', item_id: 'i1' }));
+    expect(c.item('i1')).toBeUndefined();
+    expect([...c.items()].map((i) => i.id)).toEqual(['i2']);
+  });
+
+  it('a committed input buffer makes its user item the client’s, with a transcript pending until it completes or fails', () => {
+    const c = new Conversation();
+    c.observeServer(wire({ type: 'input_audio_buffer.committed', item_id: 'u1' }));
+    c.observeServer(wire({ type: 'input_audio_buffer.committed', item_id: 'u2' }));
+    c.observeServer(added({ id: 'u1', type: 'message', role: 'user', content: [] }));
+    c.observeServer(added({ id: 'u2', type: 'message', role: 'user', content: [] }));
+    expect(c.item('u1')).toMatchObject({ provenance: 'client', transcript: 'pending' });
+    c.observeServer(wire({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'u1', content_index: 0, transcript: 'hi' }));
+    c.observeServer(wire({ type: 'conversation.item.input_audio_transcription.failed', item_id: 'u2', content_index: 0, error: {} }));
+    expect([c.item('u1')?.transcript, c.item('u2')?.transcript]).toEqual(['completed', 'failed']);
+    // A user item nobody committed is the server's, with no transcript to wait for.
+    c.observeServer(added({ id: 'u3', type: 'message', role: 'user', content: [] }));
+    expect(c.item('u3')).toMatchObject({ provenance: 'server', transcript: 'none' });
+  });
+
+  it('an error about an item create drops that create: the next item is not taken for it', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'conversation.item.create', event_id: 'bad', item: { type: 'message', role: 'user', content: [] } }), false);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'no', event_id: 'bad' } }));
+    c.observeServer(added({ id: 'i1', type: 'message', role: 'user', content: [] }));
+    expect(c.item('i1')?.provenance).toBe('server');
+    // An error about something else leaves a waiting create alone.
+    c.observeClient(wire({ type: 'conversation.item.create', event_id: 'good', item: { type: 'message', role: 'user', content: [] } }), true);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'no', event_id: 'other' } }));
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'no' } }));
+    c.observeServer(added({ id: 'i2', type: 'message', role: 'user', content: [] }));
+    expect(c.item('i2')?.provenance).toBe('proxy');
+  });
+
+  it('a frame that is not JSON past its type is ignored, not thrown', () => {
+    const c = new Conversation();
+    expect(() => c.observeServer(new Frame('response.created', Buffer.from('{"type":"response.created",', 'utf8')))).not.toThrow();
+    expect(c.activeResponses()).toEqual([]);
+  });
+
+  it('marks an item once per kind and rule', () => {
+    const c = new Conversation();
+    c.observeServer(added(item('i1')));
+    c.mark('i1', { kind: 'redacted', by: 'guardrails', rule: 'pii' });
+    c.mark('i1', { kind: 'redacted', by: 'guardrails', rule: 'pii' });
+    c.mark('i1', { kind: 'redacted', by: 'guardrails', rule: 'card' });
+    c.mark('i1', { kind: 'blocked', by: 'guardrails', rule: 'pii' });
+    c.mark('missing', { kind: 'blocked', by: 'guardrails', rule: null });
+    expect(c.item('i1')?.marks.map((m) => `${m.kind}:${m.rule}`)).toEqual(['redacted:pii', 'redacted:card', 'blocked:pii']);
+  });
+
+  it('an item create with an id pairs by id; one without takes the next unknown item', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } }), false);
+    c.observeClient(wire({ type: 'conversation.item.create', item: { id: 'mine', type: 'message', role: 'user', content: [] } }), true);
+    c.observeServer(added({ id: 'mine', type: 'message', role: 'user', content: [] }));
+    c.observeServer(added({ id: 'anon', type: 'message', role: 'user', content: [] }));
+    expect([c.item('mine')?.provenance, c.item('anon')?.provenance]).toEqual(['proxy', 'client']);
+  });
+
+  it('waiting creates and commits are bounded (64): the oldest is forgotten', () => {
+    const c = new Conversation();
+    for (let i = 0; i < 65; i++) c.observeClient(wire({ type: 'response.create', response: {} }), false);
+    expect(c.awaitingResponses).toBe(64);
+    c.observeClient(wire({ type: 'conversation.item.create', item: { id: 'first', type: 'message', role: 'user', content: [] } }), true);
+    for (let i = 0; i < 64; i++) c.observeClient(wire({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } }), false);
+    c.observeServer(added({ id: 'first', type: 'message', role: 'user', content: [] }));
+    expect(c.item('first')?.provenance).toBe('client');
+    const d = new Conversation();
+    for (let i = 0; i < 65; i++) d.observeServer(wire({ type: 'input_audio_buffer.committed', item_id: `u${i}` }));
+    d.observeServer(added({ id: 'u0', type: 'message', role: 'user', content: [] }));
+    d.observeServer(added({ id: 'u64', type: 'message', role: 'user', content: [] }));
+    expect([d.item('u0')?.provenance, d.item('u64')?.provenance]).toEqual(['client', 'server']);
+  });
+
+  it('a committed id on an item that is not a user message waits for no transcript', () => {
+    const c = new Conversation();
+    c.observeServer(wire({ type: 'input_audio_buffer.committed', item_id: 'a1' }));
+    c.observeServer(wire({ type: 'input_audio_buffer.committed', item_id: 'f1' }));
+    c.observeServer(added({ id: 'a1', type: 'message', role: 'assistant', content: [] }));
+    c.observeServer(added({ id: 'f1', type: 'function_call_output', call_id: 'c', output: '' }));
+    expect([c.item('a1')?.transcript, c.item('f1')?.transcript]).toEqual(['none', 'none']);
+  });
+
+  it.each([
+    ['completed', 'completed'],
+    ['cancelled', 'cancelled'],
+    ['failed', 'failed'],
+    ['incomplete', 'incomplete'],
+    ['in_progress', 'completed'],
+    [undefined, 'completed'],
+  ])('response.done with status %s leaves the response %s', (status, state) => {
+    const c = new Conversation();
+    c.observeServer(created('r1'));
+    c.observeServer(wire({ type: 'response.done', response: { id: 'r1', ...(status ? { status } : {}), output: [] } }));
+    expect(c.response('r1')?.state).toBe(state);
+    expect(c.activeResponses()).toEqual([]);
+  });
+
+  it('a response.done whose response.created was not seen still records the response, its usage and its items', () => {
+    const c = new Conversation();
+    c.observeServer(
+      wire({
+        type: 'response.done',
+        response: { id: 'r9', status: 'completed', conversation_id: null, output: [item('o1', { status: 'completed' }), 'not an item'], usage: { input_tokens: 3, output_tokens: 2 } },
+      }),
+    );
+    expect(c.response('r9')).toMatchObject({ origin: 'vad', state: 'completed', conversationId: null, outOfBand: true, itemIds: ['o1'], usage: { inputTokens: 3, outputTokens: 2 } });
+    expect(c.item('o1')).toMatchObject({ provenance: 'model', responseId: 'r9', status: 'completed' });
+    c.observeServer(wire({ type: 'response.done', response: { status: 'completed' } }));
+    expect([...c.items()].length).toBe(1);
+  });
+
+  it('a second response.created for the same id changes nothing; the next create still waits', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'response.create', event_id: 'a', response: {} }), false);
+    c.observeClient(wire({ type: 'response.create', event_id: 'b', response: {} }), false);
+    c.observeServer(created('r1'));
+    c.observeServer(created('r1'));
+    c.observeServer(wire({ type: 'response.created', response: { status: 'in_progress' } }));
+    expect(c.awaitingResponses).toBe(1);
+    expect(c.activeResponses()).toEqual(['r1']);
+    expect(c.response('r1')?.createEventId).toBe('a');
+  });
+
+  it('out of band when the echo says so, else as its create asked; a server-started response is in the conversation', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'response.create', response: { conversation: 'none' } }), false);
+    c.observeServer(created('oob'));
+    c.observeServer(created('vad'));
+    c.observeServer(wire({ type: 'response.created', response: { id: 'echoed', conversation_id: 'conv_1' } }));
+    expect([c.response('oob')?.outOfBand, c.response('vad')?.outOfBand, c.response('echoed')?.outOfBand]).toEqual([true, false, false]);
+  });
+
+  it('keeps at most 256 responses, never forgetting one still running', () => {
+    const c = new Conversation();
+    c.observeServer(created('running'));
+    for (let i = 0; i < 256; i++) {
+      c.observeServer(created(`r${i}`));
+      c.observeServer(done(`r${i}`));
+    }
+    expect(c.response('running')?.state).toBe('in_progress');
+    expect(c.response('r0')).toBeUndefined();
+    expect(c.response('r1')?.state).toBe('completed');
+    expect(c.response('r255')?.state).toBe('completed');
+  });
+
+  it('never throws on observed events whose members are missing or of the wrong kind', () => {
+    const c = new Conversation();
+    c.observeServer(created('r1'));
+    const odd = [
+      { type: 'session.created' },
+      { type: 'session.updated', session: 'x' },
+      { type: 'response.created' },
+      { type: 'response.created', response: null },
+      { type: 'response.done' },
+      { type: 'response.done', response: 7 },
+      { type: 'response.done', response: { id: 'r1', output: 'x', usage: 'x' } },
+      { type: 'response.output_item.added', response_id: 'r1' },
+      { type: 'response.output_item.done', response_id: 'r1', item: 'x' },
+      { type: 'response.output_item.done', response_id: 'r1', item: { type: 'message' } },
+      { type: 'conversation.item.added' },
+      { type: 'conversation.item.created', item: [] },
+      { type: 'conversation.item.done', item: null },
+      { type: 'conversation.item.deleted' },
+      { type: 'input_audio_buffer.committed' },
+      { type: 'conversation.item.input_audio_transcription.completed' },
+      { type: 'conversation.item.input_audio_transcription.failed', item_id: 'nope' },
+      { type: 'error' },
+      { type: 'error', error: 'x' },
+      { type: 'error', error: { event_id: 5 } },
+    ];
+    for (const e of odd) expect(() => c.observeServer(wire(e)), e.type).not.toThrow();
+    for (const e of [{ type: 'response.create', response: 'x' }, { type: 'conversation.item.create', item: 'x' }, { type: 'conversation.item.create' }]) {
+      expect(() => c.observeClient(wire(e), false), e.type).not.toThrow();
+    }
+    expect(c.response('r1')?.state).toBe('completed');
+    expect([...c.items()]).toEqual([]);
+  });
+});
+

@@ -68,7 +68,7 @@ export interface ResponseView {
   readonly createEventId: string | null;
   /** `max_output_tokens` echoed on `response.created`; null when absent or unreadable. */
   readonly maxOutputTokens: OutputLimit | null;
-  /** `metadata` echoed on `response.created`, as JSON (the pairing key); null when none. */
+  /** `metadata` echoed on `response.created`, as JSON with its members sorted by name (the pairing key); null when none. */
   readonly metadata: string | null;
 }
 
