@@ -413,5 +413,58 @@ describe('conversation view: what each observed server event changes', () => {
     expect(c.response('r1')?.state).toBe('completed');
     expect([...c.items()]).toEqual([]);
   });
+
+  it('errors without an event id, or about another create, leave waiting response creates alone', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'response.create', response: {} }), false);
+    c.observeClient(wire({ type: 'response.create', event_id: 'a', response: {} }), false);
+    c.observeClient(wire({ type: 'response.create', event_id: 'b', response: {} }), false);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'no' } }));
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'no', event_id: 'zzz' } }));
+    expect(c.awaitingResponses).toBe(3);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'no', event_id: 'a' } }));
+    expect(c.awaitingResponses).toBe(2);
+    c.observeServer(created('r1'));
+    c.observeServer(created('r2'));
+    expect([c.response('r1')?.createEventId, c.response('r2')?.createEventId]).toEqual([null, 'b']);
+  });
+
+  it('pairs on the conversation the echo names, and a limit-less echo with a create that set one', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'response.create', event_id: 'oob', response: { conversation: 'none' } }), false);
+    c.observeClient(wire({ type: 'response.create', event_id: 'in', response: { max_output_tokens: 5 } }), false);
+    c.observeServer(wire({ type: 'response.created', response: { id: 'r_in', conversation_id: 'conv_1' } }));
+    expect(c.response('r_in')?.createEventId).toBe('in');
+    c.observeServer(wire({ type: 'response.created', response: { id: 'r_odd', conversation_id: 5 } }));
+    expect(c.response('r_odd')?.conversationId).toBeUndefined();
+    expect(c.response('r_odd')?.createEventId).toBe('oob');
+  });
+
+  it('response.done names the conversation: in it, not out of band', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'response.create', response: { conversation: 'none' } }), false);
+    c.observeServer(created('r1'));
+    expect(c.response('r1')?.outOfBand).toBe(true);
+    c.observeServer(wire({ type: 'response.done', response: { id: 'r1', status: 'completed', conversation_id: 'conv_1', output: [] } }));
+    expect(c.response('r1')).toMatchObject({ conversationId: 'conv_1', outOfBand: false });
+  });
+
+  it('an unknown item is not taken for a waiting create that named another id; an item without a type reads as ""', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'conversation.item.create', item: { id: 'x', type: 'message', role: 'user', content: [] } }), true);
+    c.observeServer(added({ id: 'y', role: 'user', content: [] }));
+    c.observeServer(added({ id: 'x', type: 'message', role: 'user', content: [] }));
+    expect([c.item('y')?.provenance, c.item('x')?.provenance, c.item('y')?.type]).toEqual(['server', 'proxy', '']);
+  });
+
+  it('output items of a response it never saw, and a client frame that is not JSON, do not throw', () => {
+    const c = new Conversation();
+    c.observeServer(wire({ type: 'response.output_item.added', response_id: 'ghost', output_index: 0, item: item('g1') }));
+    c.observeServer(added(item('g2')));
+    c.observeServer(wire({ type: 'response.output_item.done', response_id: 'ghost', output_index: 0, item: item('g2') }));
+    expect([c.item('g1')?.responseId, c.item('g2')?.responseId]).toEqual(['ghost', 'ghost']);
+    expect(() => c.observeClient(Frame.fromClient('response.create', Buffer.from('{"type":"response.create",', 'utf8')), false)).not.toThrow();
+    expect(c.awaitingResponses).toBe(0);
+  });
 });
 
