@@ -3,7 +3,7 @@ import { Frame } from '../pipeline/frame.js';
 import { Conversation, MAX_ITEMS, parseUsage } from './conversation.js';
 
 const wire = (event: { type: string; [k: string]: unknown }) => new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
-const created = (id: string) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [] } });
+const created = (id: string, extra: Record<string, unknown> = {}) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
 const done = (id: string, output: unknown[] = [], status = 'completed') =>
   wire({ type: 'response.done', response: { id, status, output, usage: { input_tokens: 12, output_tokens: 7, input_token_details: { text_tokens: 12, cached_tokens: 4 } } } });
 const added = (item: Record<string, unknown>) => wire({ type: 'conversation.item.added', previous_item_id: null, item });
@@ -34,12 +34,11 @@ describe('conversation view', () => {
   });
 
   it('pairs on metadata whatever order the echo lists its members in', () => {
-    const started = (id: string, extra: Record<string, unknown>) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
     const c = new Conversation();
     c.observeClient(wire({ type: 'response.create', event_id: 'a', response: { conversation: 'none', metadata: { topic: 'x', lang: 'en' } } }), false);
     c.observeClient(wire({ type: 'response.create', event_id: 'b', response: { conversation: 'none', metadata: { topic: 'y', lang: 'en' } } }), false);
-    c.observeServer(started('r_b', { conversation_id: null, metadata: { lang: 'en', topic: 'y' } }));
-    c.observeServer(started('r_a', { conversation_id: null, metadata: { lang: 'en', topic: 'x' } }));
+    c.observeServer(created('r_b', { conversation_id: null, metadata: { lang: 'en', topic: 'y' } }));
+    c.observeServer(created('r_a', { conversation_id: null, metadata: { lang: 'en', topic: 'x' } }));
     expect([c.response('r_a')?.createEventId, c.response('r_b')?.createEventId]).toEqual(['a', 'b']);
     expect(c.awaitingResponses).toBe(0);
   });
@@ -50,12 +49,11 @@ describe('conversation view', () => {
     c.observeClient(wire({ type: 'response.create', event_id: 'big', response: { conversation: 'none', metadata: { k: 'big' } } }), false);
     c.observeClient(wire({ type: 'response.create', event_id: 'small', response: { conversation: 'none', metadata: { k: 'small' }, max_output_tokens: 1 } }), false);
     c.observeClient(wire({ type: 'response.create', event_id: 'conv', response: { max_output_tokens: 5 } }), false);
-    const started = (id: string, extra: Record<string, unknown>) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
-    c.observeServer(started('r_small', { conversation_id: null, metadata: { k: 'small' }, max_output_tokens: 1 }));
+    c.observeServer(created('r_small', { conversation_id: null, metadata: { k: 'small' }, max_output_tokens: 1 }));
     // A VAD response (session limit) is not the pending conversation create (limit 5).
-    c.observeServer(started('r_vad', { conversation_id: 'conv_1', max_output_tokens: 200 }));
-    c.observeServer(started('r_big', { conversation_id: null, metadata: { k: 'big' }, max_output_tokens: 200 }));
-    c.observeServer(started('r_conv', { conversation_id: 'conv_1', max_output_tokens: 5 }));
+    c.observeServer(created('r_vad', { conversation_id: 'conv_1', max_output_tokens: 200 }));
+    c.observeServer(created('r_big', { conversation_id: null, metadata: { k: 'big' }, max_output_tokens: 200 }));
+    c.observeServer(created('r_conv', { conversation_id: 'conv_1', max_output_tokens: 5 }));
     expect(['r_small', 'r_vad', 'r_big', 'r_conv'].map((id) => [c.response(id)?.origin, c.response(id)?.createEventId])).toEqual([
       ['out_of_band', 'small'],
       ['vad', null],
@@ -69,14 +67,13 @@ describe('conversation view', () => {
 
   it('keeps a reported null conversation_id (out of band) apart from an absent one; the kind of an unreported one comes from its create', () => {
     const c = new Conversation();
-    const started = (id: string, extra: Record<string, unknown> = {}) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
-    c.observeServer(started('r_null', { conversation_id: null }));
-    c.observeServer(started('r_conv', { conversation_id: 'conv_1' }));
-    c.observeServer(started('r_vad'));
+    c.observeServer(created('r_null', { conversation_id: null }));
+    c.observeServer(created('r_conv', { conversation_id: 'conv_1' }));
+    c.observeServer(created('r_vad'));
     c.observeClient(wire({ type: 'response.create', event_id: 'oob', response: { conversation: 'none' } }), false);
-    c.observeServer(started('r_oob_unreported'));
+    c.observeServer(created('r_oob_unreported'));
     c.observeClient(wire({ type: 'response.create', event_id: 'conv', response: {} }), false);
-    c.observeServer(started('r_conv_unreported'));
+    c.observeServer(created('r_conv_unreported'));
     const facts = (id: string) => [c.response(id)?.conversationId, c.response(id)?.outOfBand, c.response(id)?.createEventId];
     expect(['r_null', 'r_conv', 'r_vad', 'r_oob_unreported', 'r_conv_unreported'].map(facts)).toEqual([
       [null, true, null],

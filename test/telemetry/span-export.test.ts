@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -22,9 +22,10 @@ interface Rx {
   readonly bodies: string[];
 }
 
-async function receiver(status = 200): Promise<Rx> {
+/** An OTLP/HTTP receiver answering `status`; over TLS with `tls` (a certificate and its key). */
+async function receiver(status = 200, tls?: { readonly cert: Buffer; readonly key: Buffer }): Promise<Rx> {
   const bodies: string[] = [];
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -32,9 +33,10 @@ async function receiver(status = 200): Promise<Rx> {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end('{}');
     });
-  });
+  };
+  const server = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, bodies };
+  return { server, url: `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, bodies };
 }
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -164,24 +166,14 @@ describe('span export in a worker thread', () => {
 
   it('an https collector signed by the CA in OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE is trusted; without it the export fails', async () => {
     const tls = testTls();
-    const bodies: string[] = [];
-    const server = createHttpsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, (req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        bodies.push(Buffer.concat(chunks).toString('utf8'));
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => new Promise((r) => server.close(r)));
-    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
+    const rx = await receiver(200, { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) });
+    cleanup.push(() => new Promise((r) => rx.server.close(r)));
     const exportOnce = async (caFile: string | null) => {
       // The thread copies the environment when it starts.
       await background.kill();
       if (caFile) process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'] = caFile;
       else delete process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'];
-      const { processor, tracer } = setup(url);
+      const { processor, tracer } = setup(rx.url);
       tracer.startSpan(caFile ? 'trusted' : 'untrusted').end();
       await processor.forceFlush();
       delete process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'];
@@ -190,7 +182,7 @@ describe('span export in a worker thread', () => {
     };
     expect(await exportOnce(null)).toEqual({ exported: 0, failed: 1 });
     expect(await exportOnce(join(tls.dir, 'ca.crt'))).toEqual({ exported: 1, failed: 0 });
-    expect(bodies.join('')).toContain('"trusted"');
+    expect(rx.bodies.join('')).toContain('"trusted"');
   });
 
   it('a thread that cannot be started again counts the batch as failed; nothing throws from the export timer', async () => {
