@@ -33,7 +33,7 @@ export interface JobHandle {
   readonly attached: boolean;
   /** Sends a message to the job; false when the job is gone. */
   post(body: unknown): boolean;
-  /** Ends the job (the thread ends with its last job). Whatever the job runs by itself (timers) is ended by its owner first. */
+  /** Ends the job (the thread ends with its last job; otherwise the handler's `close()`, if any, ends what the job runs by itself). */
   detach(): void;
 }
 
@@ -147,7 +147,7 @@ class BackgroundThread {
           this.#worker = null;
           void worker.terminate();
         } else {
-          // The thread drops the job's handler; the job's own timers are its owner's to end first.
+          // The thread drops the job's handler and calls its close(): what the job runs by itself (timers, sockets) ends there.
           worker.postMessage({ job: id, detach: true } satisfies ToThread);
         }
       },

@@ -1,11 +1,13 @@
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { record } from '../../test/metering/ledger-contract.js';
 import { background, type JobEvents, type JobHandle } from '../background/thread.js';
 import { SqliteLedger } from './sqlite-ledger.js';
-import { WalCheckpoints } from './wal-checkpoints.js';
+import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import { CHECKPOINT_JOB, WalCheckpoints } from './wal-checkpoints.js';
 
 /**
  * The checkpoint job's lifetime: started by the first write, stopped (a final checkpoint, then
@@ -209,4 +211,34 @@ describe('WAL checkpoints on the real background thread', () => {
     await l.close();
     expect(background.running).toBe(false);
   });
+
+  it('a job detached without its final checkpoint stops checkpointing while another job keeps the thread', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rp-walcp-'));
+    const path = join(dir, 'x.sqlite');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0');
+    db.exec('CREATE TABLE t (v TEXT)');
+    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+    const fill = () => {
+      for (let i = 0; i < 200; i++) insert.run('x'.repeat(1000));
+    };
+    const none: JobEvents = { message: () => {}, lost: () => {} };
+    const keeper = background.attach({ source: 'return () => {};', init: null }, none);
+    restore.push(() => keeper.detach());
+    const job = background.attach({ source: CHECKPOINT_JOB, init: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs: 20 } }, none);
+    fill();
+    const before = statSync(path).size;
+    // The job's checkpoints copy the log into the file.
+    await vi.waitFor(() => expect(statSync(path).size).toBeGreaterThan(before), { timeout: 5_000, interval: 20 });
+    job.detach();
+    await new Promise((r) => setTimeout(r, 200));
+    const after = statSync(path).size;
+    fill();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(statSync(path).size).toBe(after);
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
+

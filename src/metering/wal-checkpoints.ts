@@ -9,7 +9,7 @@ import { background, type JobHandle } from '../background/thread.js';
  * with its own connection does, passively, once a second. Plain JavaScript source: it needs no
  * TypeScript loader in the thread. A connection that cannot open loses the job (reported).
  */
-const CHECKPOINT_JOB = `
+export const CHECKPOINT_JOB = `
 const Database = require(init.module);
 // Opened at the first checkpoint, as a separate worker thread's start used to give the file time.
 let db = null;
@@ -27,14 +27,22 @@ const open = () => {
 };
 const run = (mode) => { if (!open()) return; try { db.pragma('wal_checkpoint(' + mode + ')'); } catch (e) { send({ error: String(e && e.message || e) }); } };
 const timer = setInterval(() => run('PASSIVE'), init.intervalMs);
-return (m) => {
+const handle = (m) => {
   if (m !== 'close') return;
   clearInterval(timer);
   if (!open()) return;
   run('TRUNCATE');
   db.close();
+  db = null;
   send({ closed: true });
 };
+// Detached without its final checkpoint (it did not answer in time) while the thread goes on for
+// another job: the timer and the connection go with the job.
+handle.close = () => {
+  clearInterval(timer);
+  if (db) db.close();
+};
+return handle;
 `;
 
 /** Bound on the job's final checkpoint (an idle stop or the ledger's close). */
