@@ -2,7 +2,6 @@ import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { parseConfig } from '../src/config/load.js';
 import { startProxy } from '../src/main.js';
 import { ChainTemplate, type ChainSink } from '../src/pipeline/chain.js';
@@ -12,6 +11,7 @@ import { telemetrySchema } from '../src/telemetry/config.js';
 import { TelemetryMetrics } from '../src/telemetry/metrics.js';
 import { TelemetrySdk } from '../src/telemetry/sdk.js';
 import { TelemetryFilterFactory, TelemetrySession } from '../src/telemetry/session.js';
+import type { SpanSink } from '../src/telemetry/span-records.js';
 import { resolveSettings } from '../src/telemetry/settings.js';
 import { FakeSession } from '../test/support/fake-session.js';
 import { Child, serveChild, type ProcStats } from './lib/ipc.js';
@@ -125,20 +125,19 @@ function cpuNs(fn: () => void): number {
 function isolated(): void {
   // Turns close at response.done here (no playback wait): the loop runs on a frozen clock.
   const settings = resolveSettings(telemetrySchema().parse({ traces: { exporter: 'none' }, turns: { waitForPlayback: false } }), {});
-  // Spans are created and ended for real, then dropped (OTLP serialisation is in the end-to-end figure).
+  // Span records are written for real, then dropped: the main thread's share of tracing (queueing
+  // and the OTLP export thread's work are in the end-to-end figure).
   let exported = 0;
-  const exporter: SpanExporter = {
-    export: (spans, done) => {
-      exported += spans.length;
-      done({ code: 0 });
-    },
+  const spans: SpanSink = {
+    emit: () => void exported++,
+    forceFlush: async () => undefined,
     shutdown: async () => undefined,
   };
-  const sdk = new TelemetrySdk(settings, { spanExporter: exporter });
-  const metrics = new TelemetryMetrics(sdk.meter);
-  const factory = new TelemetryFilterFactory({ settings, metrics, tracer: sdk.tracer, serverAddress: 'api.openai.com', serverPort: 443 });
+  const sdk = new TelemetrySdk(settings);
+  const metrics = new TelemetryMetrics(sdk);
+  const factory = new TelemetryFilterFactory({ settings, metrics, spans, serverAddress: 'api.openai.com', serverPort: 443 });
   // The same without spans (an unsampled session): metrics and the turn state machine only.
-  const untraced = new TelemetryFilterFactory({ settings, metrics, tracer: null, serverAddress: 'api.openai.com', serverPort: 443 });
+  const untraced = new TelemetryFilterFactory({ settings, metrics, spans: null, serverAddress: 'api.openai.com', serverPort: 443 });
   const sink: ChainSink = { forward: () => undefined, reject: () => undefined, close: () => undefined };
   const build = (factories: FilterFactory[]) => new ChainTemplate(factories).instantiate(new FakeSession(), sink);
 

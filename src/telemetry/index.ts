@@ -1,11 +1,11 @@
-import type { Tracer } from '@opentelemetry/api';
-import type { IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { IMetricReader, MetricProducer } from '@opentelemetry/sdk-metrics';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { HttpRoute, ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Config } from '../config/schema.js';
 import { redactUrl } from '../logging.js';
 import { TelemetryMetrics } from './metrics.js';
 import { TelemetrySdk } from './sdk.js';
+import type { SpanSink } from './span-records.js';
 import { TelemetryFilterFactory, type TelemetryShared } from './session.js';
 import { resolveSettings, type TelemetrySettings } from './settings.js';
 import type { Scheduler } from './turns.js';
@@ -15,14 +15,16 @@ export interface TelemetryOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Send spans here (synchronously) instead of the configured exporter: tests. */
   readonly spanExporter?: SpanExporter;
-  readonly metricReaders?: readonly IMetricReader[];
+  /** Extra metric readers (tests), built with the producers every reader needs. */
+  readonly metricReaders?: (metricProducers: MetricProducer[]) => readonly IMetricReader[];
   readonly scheduler?: Scheduler;
 }
 
 export interface TelemetryModule extends ProxyModule {
   readonly settings: TelemetrySettings;
   readonly sdk: TelemetrySdk | null;
-  readonly tracer: Tracer | null;
+  /** Where the proxy's spans go; null when traces are off. */
+  readonly spans: SpanSink | null;
 }
 
 /** Where the proxy dials: `server.address` / `server.port` of the inference spans. */
@@ -49,18 +51,18 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
   for (const w of settings.warnings) log.warn(w);
   if (!settings.enabled) {
     log.info('telemetry disabled');
-    return { name: 'telemetry', filters: [], settings, sdk: null, tracer: null };
+    return { name: 'telemetry', filters: [], settings, sdk: null, spans: null };
   }
   const sdk = await TelemetrySdk.create(settings, {
     ...(options.spanExporter ? { spanExporter: options.spanExporter } : {}),
     ...(options.metricReaders ? { metricReaders: options.metricReaders } : {}),
   });
-  const metrics = new TelemetryMetrics(sdk.meter);
+  const metrics = new TelemetryMetrics(sdk);
   const upstream = upstreamAddress(deps.config);
   const shared: TelemetryShared = {
     settings,
     metrics,
-    tracer: sdk.tracer,
+    spans: sdk.spans,
     serverAddress: upstream.address,
     serverPort: upstream.port,
     ...(options.scheduler ? { scheduler: options.scheduler } : {}),
@@ -95,7 +97,7 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
     routes,
     settings,
     sdk,
-    tracer: sdk.tracer,
+    spans: sdk.spans,
     onUpgradeRefused: (reason) => metrics.upgradeRefused(reason),
     async close() {
       await sdk.forceFlush();

@@ -1,4 +1,5 @@
-import type { Attributes, BatchObservableResult, Counter, Histogram, Meter, ObservableCounter, UpDownCounter } from '@opentelemetry/api';
+import type { Attributes, BatchObservableResult, Counter, Meter, ObservableCounter, UpDownCounter } from '@opentelemetry/api';
+import type { HistogramProducer, HistogramTable } from './histograms.js';
 import type { Report } from '../pipeline/reports.js';
 import { turnLatencies, type ResponseRecord, type ToolRecord, type TurnRecord, type Usage } from './records.js';
 import * as S from './semconv.js';
@@ -66,14 +67,11 @@ interface Totals {
 
 const zeroTotals = (): Totals => ({ clientFrames: 0, clientBytes: 0, serverFrames: 0, serverBytes: 0, audioInMs: 0, audioOutMs: 0 });
 
-function histogram(meter: Meter, name: string, unit: string, buckets: readonly number[], description: string): Histogram {
-  return meter.createHistogram(name, { unit, description, advice: { explicitBucketBoundaries: [...buckets] } });
-}
-
 /**
  * Every instrument of the proxy, with bounded labels. Turn, response and session figures are
  * recorded at those boundaries; per-frame figures (frames, bytes, audio seconds) are observable
- * instruments read from the live sessions' plain counters at collection time.
+ * instruments read from the live sessions' plain counters at collection time. Histograms are
+ * plain tables (histograms.ts), not SDK instruments: no attribute hashing per record.
  */
 export class TelemetryMetrics {
   readonly tenants = new BoundedLabel(1000);
@@ -82,14 +80,14 @@ export class TelemetryMetrics {
   readonly codes = new BoundedLabel(200);
   readonly policies = new BoundedLabel(500);
 
-  readonly #operationDuration: Histogram;
-  readonly #tokenUsage: Histogram;
-  readonly #invokeAgentDuration: Histogram;
-  readonly #executeToolDuration: Histogram;
-  readonly #responseLatency: Histogram;
-  readonly #voiceToVoice: Histogram;
-  readonly #timeToFirstText: Histogram;
-  readonly #timeToFirstAudio: Histogram;
+  readonly #operationDuration: HistogramTable;
+  readonly #tokenUsage: HistogramTable;
+  readonly #invokeAgentDuration: HistogramTable;
+  readonly #executeToolDuration: HistogramTable;
+  readonly #responseLatency: HistogramTable;
+  readonly #voiceToVoice: HistogramTable;
+  readonly #timeToFirstText: HistogramTable;
+  readonly #timeToFirstAudio: HistogramTable;
   readonly #turns: ObservableCounter;
   readonly #interruptions: ObservableCounter;
   readonly #tokens: ObservableCounter;
@@ -101,8 +99,8 @@ export class TelemetryMetrics {
   readonly #sessionsActive: UpDownCounter;
   readonly #sessionsStarted: Counter;
   readonly #sessionsEnded: Counter;
-  readonly #sessionDuration: Histogram;
-  readonly #upstreamConnect: Histogram;
+  readonly #sessionDuration: HistogramTable;
+  readonly #upstreamConnect: HistogramTable;
   readonly #guardrails: Counter;
   readonly #budget: Counter;
   readonly #prunes: Counter;
@@ -115,7 +113,7 @@ export class TelemetryMetrics {
   readonly #verdicts: ObservableCounter;
   readonly #verdictSums = new SumTable();
   readonly #errors: Counter;
-  readonly #relayLatency: Histogram;
+  readonly #relayLatency: HistogramTable;
   readonly #backpressure: Counter;
   readonly #upgradesRefused: Counter;
   /** Reasons are error codes from the catalogue, bounded anyway. */
@@ -127,15 +125,19 @@ export class TelemetryMetrics {
   readonly #live = new Set<SessionMeters>();
   readonly #retired = new Map<string, Totals>();
 
-  constructor(meter: Meter) {
-    this.#operationDuration = histogram(meter, S.METRIC_OPERATION_DURATION, 's', S.DURATION_BUCKETS, 'GenAI operation duration: one realtime response, request (or creation) to response.done.');
-    this.#tokenUsage = histogram(meter, S.METRIC_TOKEN_USAGE, '{token}', S.TOKEN_BUCKETS, 'Tokens per response, by input/output.');
-    this.#invokeAgentDuration = histogram(meter, S.METRIC_INVOKE_AGENT_DURATION, 's', S.DURATION_BUCKETS, 'Turn duration (the invoke_agent span).');
-    this.#executeToolDuration = histogram(meter, S.METRIC_EXECUTE_TOOL_DURATION, 's', S.DURATION_BUCKETS, 'Client tool round trip: function_call_arguments.done to function_call_output.');
-    this.#responseLatency = histogram(meter, S.METRIC_TURN_RESPONSE_LATENCY, 's', S.LATENCY_BUCKETS, 'End of the user turn as the proxy saw it to the first audio forwarded to the client.');
-    this.#voiceToVoice = histogram(meter, S.METRIC_TURN_VOICE_TO_VOICE, 's', S.LATENCY_BUCKETS, 'Estimated true end of speech (VAD silence window removed) to the first audio forwarded.');
-    this.#timeToFirstText = histogram(meter, S.METRIC_TURN_TIME_TO_FIRST_TEXT, 's', S.LATENCY_BUCKETS, 'End of the user turn to the first text or transcript delta forwarded.');
-    this.#timeToFirstAudio = histogram(meter, S.METRIC_RESPONSE_TIME_TO_FIRST_AUDIO, 's', S.LATENCY_BUCKETS, 'response.created to the first audio delta forwarded.');
+  constructor({ meter, histograms }: { readonly meter: Meter; readonly histograms: HistogramProducer }) {
+    const T = S.ATTR_TENANT_ID;
+    const M = S.ATTR_GEN_AI_REQUEST_MODEL;
+    const inference = [S.ATTR_GEN_AI_OPERATION_NAME, S.ATTR_GEN_AI_PROVIDER_NAME, M, T];
+    const anchored = [T, M, S.ATTR_TURN_ANCHOR];
+    this.#operationDuration = histograms.histogram(S.METRIC_OPERATION_DURATION, 's', 'GenAI operation duration: one realtime response, request (or creation) to response.done.', S.DURATION_BUCKETS, [...inference, S.ATTR_ERROR_TYPE]);
+    this.#tokenUsage = histograms.histogram(S.METRIC_TOKEN_USAGE, '{token}', 'Tokens per response, by input/output.', S.TOKEN_BUCKETS, [...inference, S.ATTR_GEN_AI_TOKEN_TYPE]);
+    this.#invokeAgentDuration = histograms.histogram(S.METRIC_INVOKE_AGENT_DURATION, 's', 'Turn duration (the invoke_agent span).', S.DURATION_BUCKETS, [T, M, S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]);
+    this.#executeToolDuration = histograms.histogram(S.METRIC_EXECUTE_TOOL_DURATION, 's', 'Client tool round trip: function_call_arguments.done to function_call_output.', S.DURATION_BUCKETS, [T, S.ATTR_GEN_AI_TOOL_NAME]);
+    this.#responseLatency = histograms.histogram(S.METRIC_TURN_RESPONSE_LATENCY, 's', 'End of the user turn as the proxy saw it to the first audio forwarded to the client.', S.LATENCY_BUCKETS, anchored);
+    this.#voiceToVoice = histograms.histogram(S.METRIC_TURN_VOICE_TO_VOICE, 's', 'Estimated true end of speech (VAD silence window removed) to the first audio forwarded.', S.LATENCY_BUCKETS, anchored);
+    this.#timeToFirstText = histograms.histogram(S.METRIC_TURN_TIME_TO_FIRST_TEXT, 's', 'End of the user turn to the first text or transcript delta forwarded.', S.LATENCY_BUCKETS, anchored);
+    this.#timeToFirstAudio = histograms.histogram(S.METRIC_RESPONSE_TIME_TO_FIRST_AUDIO, 's', 'response.created to the first audio delta forwarded.', S.LATENCY_BUCKETS, [T, M, S.ATTR_RESPONSE_TRIGGER]);
     this.#turns = meter.createObservableCounter(S.METRIC_TURNS, { unit: '{turn}', description: 'Turns by end reason.' });
     this.#interruptions = meter.createObservableCounter(S.METRIC_INTERRUPTIONS, { unit: '{interruption}', description: 'Barge-ins and cancels, by kind (generation, playback).' });
     this.#tokens = meter.createObservableCounter(S.METRIC_USAGE_TOKENS, { unit: '{token}', description: 'Tokens by type, modality and cache.' });
@@ -143,15 +145,15 @@ export class TelemetryMetrics {
     this.#sessionsActive = meter.createUpDownCounter(S.METRIC_SESSIONS_ACTIVE, { unit: '{session}', description: 'Sessions open now.' });
     this.#sessionsStarted = meter.createCounter(S.METRIC_SESSIONS_STARTED, { unit: '{session}', description: 'Sessions accepted.' });
     this.#sessionsEnded = meter.createCounter(S.METRIC_SESSIONS_ENDED, { unit: '{session}', description: 'Sessions ended, by close reason.' });
-    this.#sessionDuration = histogram(meter, S.METRIC_SESSION_DURATION, 's', S.SESSION_BUCKETS, 'Session duration by close reason.');
-    this.#upstreamConnect = histogram(meter, S.METRIC_UPSTREAM_CONNECT, 's', S.CONNECT_BUCKETS, 'Upstream WebSocket connect time (error.type set on failure).');
+    this.#sessionDuration = histograms.histogram(S.METRIC_SESSION_DURATION, 's', 'Session duration by close reason.', S.SESSION_BUCKETS, [T, S.ATTR_SESSION_CLOSE_REASON]);
+    this.#upstreamConnect = histograms.histogram(S.METRIC_UPSTREAM_CONNECT, 's', 'Upstream WebSocket connect time (error.type set on failure).', S.CONNECT_BUCKETS, [S.ATTR_ERROR_TYPE]);
     this.#guardrails = meter.createCounter(S.METRIC_GUARDRAIL_TRIPS, { unit: '{trip}', description: 'Guardrail decisions by policy, rule and action.' });
     this.#budget = meter.createCounter(S.METRIC_BUDGET_EVENTS, { unit: '{event}', description: 'Budget enforcement (refused, cancelled, clamped, ended).' });
     this.#prunes = meter.createCounter(S.METRIC_PRUNES, { unit: '{prune}', description: 'Conversation prunes by the proxy.' });
     this.#locks = meter.createCounter(S.METRIC_LOCKS, { unit: '{event}', description: 'Locked session fields rewritten or rejected.' });
     this.#verdicts = meter.createObservableCounter(S.METRIC_VERDICTS, { unit: '{verdict}', description: 'Frames a filter replaced, dropped, rejected or closed on.' });
     this.#errors = meter.createCounter(S.METRIC_ERRORS, { unit: '{error}', description: 'Errors by type and origin (upstream, proxy).' });
-    this.#relayLatency = histogram(meter, S.METRIC_RELAY_LATENCY, 's', S.RELAY_BUCKETS, 'Proxy processing time per relayed frame (sampled).');
+    this.#relayLatency = histograms.histogram(S.METRIC_RELAY_LATENCY, 's', 'Proxy processing time per relayed frame (sampled).', S.RELAY_BUCKETS, [S.ATTR_DIRECTION]);
     this.#backpressure = meter.createCounter(S.METRIC_BACKPRESSURE, { unit: '{event}', description: 'Times the proxy paused a direction for backpressure.' });
     this.#upgradesRefused = meter.createCounter(S.METRIC_UPGRADES_REFUSED, { unit: '{upgrade}', description: 'WebSocket upgrades refused before a session existed, by reason (invalid_api_key, headers_too_large, overloaded, …).' });
     this.#frames = meter.createObservableCounter(S.METRIC_RELAY_FRAMES, { unit: '{frame}', description: 'Frames relayed (client = client to upstream).' });
@@ -203,7 +205,7 @@ export class TelemetryMetrics {
     const tenant = { [S.ATTR_TENANT_ID]: meters.tenant };
     this.#sessionsActive.add(-1, tenant);
     this.#sessionsEnded.add(1, { ...tenant, [S.ATTR_SESSION_CLOSE_REASON]: closeReason, [S.ATTR_SESSION_CLOSE_INITIATOR]: initiator });
-    this.#sessionDuration.record(durationS, { ...tenant, [S.ATTR_SESSION_CLOSE_REASON]: closeReason });
+    this.#sessionDuration.record(durationS, [meters.tenant, closeReason]);
   }
 
   upgradeRefused(reason: string): void {
@@ -211,33 +213,24 @@ export class TelemetryMetrics {
   }
 
   upstreamConnect(seconds: number, errorType: string | null): void {
-    this.#upstreamConnect.record(seconds, errorType ? { [S.ATTR_ERROR_TYPE]: errorType } : {});
+    this.#upstreamConnect.record(seconds, [errorType]);
   }
 
   // ---- turns and responses -----------------------------------------------------------------
 
   responseDone(tenant: string, model: string, r: ResponseRecord): void {
-    const base: Attributes = {
-      [S.ATTR_GEN_AI_OPERATION_NAME]: S.OP_REALTIME_INFERENCE,
-      [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER_OPENAI,
-      [S.ATTR_GEN_AI_REQUEST_MODEL]: model,
-      [S.ATTR_TENANT_ID]: tenant,
-    };
     const end = r.doneAt;
     if (end !== null) {
-      const attrs: Attributes = { ...base };
-      if (r.errorType) attrs[S.ATTR_ERROR_TYPE] = this.codes.get(r.errorType);
-      this.#operationDuration.record((end - (r.requestedAt ?? r.createdAt)) / 1000, attrs);
+      const errorType = r.errorType ? this.codes.get(r.errorType) : null;
+      this.#operationDuration.record((end - (r.requestedAt ?? r.createdAt)) / 1000, [S.OP_REALTIME_INFERENCE, S.GEN_AI_PROVIDER_OPENAI, model, tenant, errorType]);
     }
-    if (r.firstAudioAt !== null) {
-      this.#timeToFirstAudio.record((r.firstAudioAt - r.createdAt) / 1000, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_RESPONSE_TRIGGER]: r.trigger });
-    }
-    if (r.usage) this.#usage(base, tenant, model, r.usage);
+    if (r.firstAudioAt !== null) this.#timeToFirstAudio.record((r.firstAudioAt - r.createdAt) / 1000, [tenant, model, r.trigger]);
+    if (r.usage) this.#usage(tenant, model, r.usage);
   }
 
-  #usage(base: Attributes, tenant: string, model: string, u: Usage): void {
-    this.#tokenUsage.record(u.input, { ...base, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'input' });
-    this.#tokenUsage.record(u.output, { ...base, [S.ATTR_GEN_AI_TOKEN_TYPE]: 'output' });
+  #usage(tenant: string, model: string, u: Usage): void {
+    this.#tokenUsage.record(u.input, [S.OP_REALTIME_INFERENCE, S.GEN_AI_PROVIDER_OPENAI, model, tenant, 'input']);
+    this.#tokenUsage.record(u.output, [S.OP_REALTIME_INFERENCE, S.GEN_AI_PROVIDER_OPENAI, model, tenant, 'output']);
     const add = (n: number, type: string, modality: string, cached: boolean) => {
       if (n <= 0) return;
       this.#tokenSums.add(`${tenant}|${model}|${type}|${modality}|${cached}`, () => ({
@@ -260,11 +253,11 @@ export class TelemetryMetrics {
 
   turnClosed(tenant: string, model: string, turn: TurnRecord): void {
     const reason = turn.endReason ?? 'completed';
-    const base = { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model };
-    this.#turnSums.add(`${tenant}|${model}|${reason}|${turn.initiator}`, () => ({ ...base, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason, [S.ATTR_TURN_INITIATOR]: turn.initiator }), 1);
+    const initiator = turn.initiator;
+    this.#turnSums.add(`${tenant}|${model}|${reason}|${initiator}`, () => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason, [S.ATTR_TURN_INITIATOR]: initiator }), 1);
     const lat = turnLatencies(turn);
-    this.#invokeAgentDuration.record(lat.durationMs / 1000, { ...base, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason });
-    const anchored = { ...base, [S.ATTR_TURN_ANCHOR]: turn.anchor };
+    this.#invokeAgentDuration.record(lat.durationMs / 1000, [tenant, model, reason]);
+    const anchored = [tenant, model, turn.anchor];
     if (lat.responseLatencyMs !== null) this.#responseLatency.record(lat.responseLatencyMs / 1000, anchored);
     if (lat.voiceToVoiceMs !== null) this.#voiceToVoice.record(lat.voiceToVoiceMs / 1000, anchored);
     if (lat.timeToFirstTextMs !== null) this.#timeToFirstText.record(lat.timeToFirstTextMs / 1000, anchored);
@@ -275,7 +268,7 @@ export class TelemetryMetrics {
 
   #tool(tenant: string, tool: ToolRecord): void {
     if (tool.end === null) return;
-    this.#executeToolDuration.record((tool.end - tool.start) / 1000, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_TOOL_NAME]: this.tools.get(tool.name) });
+    this.#executeToolDuration.record((tool.end - tool.start) / 1000, [tenant, this.tools.get(tool.name)]);
   }
 
   // ---- reports -----------------------------------------------------------------------------
@@ -342,7 +335,7 @@ export class TelemetryMetrics {
   }
 
   relayLatency(direction: 'client' | 'server', ms: number): void {
-    this.#relayLatency.record(ms / 1000, { [S.ATTR_DIRECTION]: direction });
+    this.#relayLatency.record(ms / 1000, [direction]);
   }
 }
 

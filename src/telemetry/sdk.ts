@@ -1,21 +1,53 @@
 import { randomUUID } from 'node:crypto';
-import type { Meter, Tracer } from '@opentelemetry/api';
+import type { Meter } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import {
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  ConsoleSpanExporter,
-  SimpleSpanProcessor,
-  type SpanExporter,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type MetricProducer, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { ConsoleSpanExporter, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ownPackage } from '../version.js';
+import { HistogramProducer } from './histograms.js';
 import type { TelemetrySettings } from './settings.js';
-import { WorkerSpanProcessor } from './span-export.js';
+import { WorkerSpanExport } from './span-export.js';
+import { readableSpan, type PlainSpan, type SpanSink } from './span-records.js';
 
 export const INSTRUMENTATION_SCOPE = 'realtime-proxy';
+
+/**
+ * Spans handed to an SDK exporter in process, one at a time as they end (what the SDK's
+ * SimpleSpanProcessor did): the console exporter and tests' in-memory exporters.
+ */
+class ExporterSpanSink implements SpanSink {
+  readonly #exporter: SpanExporter;
+  readonly #resource: Resource;
+  readonly #pending = new Set<Promise<void>>();
+
+  constructor(exporter: SpanExporter, resource: Resource) {
+    this.#exporter = exporter;
+    this.#resource = resource;
+  }
+
+  emit(span: PlainSpan): void {
+    let done!: () => void;
+    const exported = new Promise<void>((resolve) => (done = resolve));
+    this.#pending.add(exported);
+    try {
+      this.#exporter.export([readableSpan(span, this.#resource, { name: INSTRUMENTATION_SCOPE })], () => done());
+    } catch {
+      done();
+    }
+    void exported.then(() => this.#pending.delete(exported));
+  }
+
+  async forceFlush(): Promise<void> {
+    await Promise.all(this.#pending);
+    await this.#exporter.forceFlush?.();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+    await this.#exporter.shutdown();
+  }
+}
 
 /** The package version for `service.version` (from src/ or dist/). */
 function packageVersion(): string | null {
@@ -42,29 +74,31 @@ function batchSettings(): { maxQueueSize?: number; maxBatchSize?: number; schedu
 
 /** Test and embedding hooks: replace the exporters the settings would build. */
 export interface SdkOverrides {
-  /** Spans go here, synchronously (SimpleSpanProcessor), instead of the configured exporter. */
+  /** Spans go here, one at a time as they end, instead of the configured exporter. */
   readonly spanExporter?: SpanExporter;
-  /** Extra metric readers (e.g. a test reader). */
-  readonly metricReaders?: readonly IMetricReader[];
+  /** Extra metric readers (e.g. a test reader), built with the producers every reader needs. */
+  readonly metricReaders?: (metricProducers: MetricProducer[]) => readonly IMetricReader[];
 }
 
 /**
  * The OpenTelemetry SDK pieces for one proxy instance. Providers are instance-scoped, not
  * registered globally: NodeSDK always installs process-global providers, which breaks running
  * several proxies in one process (tests, embedding) and is not needed since the proxy passes its
- * tracer and meter explicitly. The components and the OTEL_* variables are those NodeSDK uses.
+ * span sink and meter explicitly. The components and the OTEL_* variables are those NodeSDK uses.
  */
 export class TelemetrySdk {
   readonly resource: Resource;
-  readonly tracer: Tracer | null;
+  /** Where spans go; null when traces are off. */
+  readonly spans: SpanSink | null;
   readonly meter: Meter;
-  readonly #tracerProvider: BasicTracerProvider | null;
+  /** The proxy's histograms, reported to every reader beside the SDK's own instruments. */
+  readonly histograms: HistogramProducer;
   readonly #meterProvider: MeterProvider;
   readonly #prometheus: PrometheusExporter | null;
   readonly #serializer = new PrometheusSerializer(undefined, false);
   readonly #servePrometheusHere: boolean;
   /** The OTLP span exporter's worker (null unless traces go over OTLP). */
-  readonly spanExport: WorkerSpanProcessor | null = null;
+  readonly spanExport: WorkerSpanExport | null = null;
 
   /**
    * Builds the SDK, loading the OTLP metric exporter module only when OTLP metrics are on (the
@@ -93,30 +127,32 @@ export class TelemetrySdk {
       'service.name': settings.serviceName,
     });
 
-    const processors: SpanProcessor[] = [];
-    if (overrides.spanExporter) processors.push(new SimpleSpanProcessor(overrides.spanExporter));
-    else if (settings.traces.exporter === 'console') processors.push(new SimpleSpanProcessor(new ConsoleSpanExporter()));
+    if (overrides.spanExporter) this.spans = new ExporterSpanSink(overrides.spanExporter, this.resource);
+    else if (settings.traces.exporter === 'console') this.spans = new ExporterSpanSink(new ConsoleSpanExporter(), this.resource);
     else if (settings.traces.exporter === 'otlp' && settings.traces.endpoint) {
       // Serialisation and HTTP in a worker thread; a bounded queue that drops (and counts) when full.
-      this.spanExport = new WorkerSpanProcessor({
+      this.spanExport = new WorkerSpanExport({
         protocol: settings.traces.protocol === 'http/json' ? 'http/json' : 'http/protobuf',
         url: settings.traces.endpoint,
         headers: { ...settings.traces.headers },
         resourceAttributes: { ...this.resource.attributes },
+        scope: { name: INSTRUMENTATION_SCOPE },
         ...batchSettings(),
       });
-      processors.push(this.spanExport);
+      this.spans = this.spanExport;
+    } else {
+      this.spans = null;
     }
-    this.#tracerProvider =
-      processors.length > 0 ? new BasicTracerProvider({ resource: this.resource, spanProcessors: processors, sampler: new AlwaysOnSampler() }) : null;
-    this.tracer = this.#tracerProvider ? this.#tracerProvider.getTracer(INSTRUMENTATION_SCOPE) : null;
 
-    const readers: IMetricReader[] = [...(overrides.metricReaders ?? [])];
+    this.histograms = new HistogramProducer(this.resource, { name: INSTRUMENTATION_SCOPE });
+    const metricProducers = (): MetricProducer[] => [this.histograms];
+    const readers: IMetricReader[] = [...(overrides.metricReaders?.(metricProducers()) ?? [])];
     const prom = settings.metrics.prometheus;
     this.#servePrometheusHere = prom.enabled && prom.port === null;
     this.#prometheus = prom.enabled
       ? new PrometheusExporter({
           preventServerStart: prom.port === null,
+          metricProducers: metricProducers(),
           ...(prom.port !== null ? { port: prom.port, host: prom.host, endpoint: prom.path } : {}),
         })
       : null;
@@ -125,7 +161,7 @@ export class TelemetrySdk {
     if (otlp.enabled && otlp.endpoint) {
       if (!metricExporter) throw new Error('OTLP metrics are configured: build the SDK with TelemetrySdk.create()');
       readers.push(
-        new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: otlp.intervalMs, exportTimeoutMillis: Math.min(30_000, otlp.intervalMs) }),
+        new PeriodicExportingMetricReader({ exporter: metricExporter, metricProducers: metricProducers(), exportIntervalMillis: otlp.intervalMs, exportTimeoutMillis: Math.min(30_000, otlp.intervalMs) }),
       );
     }
     this.#meterProvider = new MeterProvider({ resource: this.resource, readers });
@@ -155,10 +191,10 @@ export class TelemetrySdk {
   }
 
   async forceFlush(): Promise<void> {
-    await Promise.allSettled([this.#tracerProvider?.forceFlush(), this.#meterProvider.forceFlush()]);
+    await Promise.allSettled([this.spans?.forceFlush(), this.#meterProvider.forceFlush()]);
   }
 
   async shutdown(): Promise<void> {
-    await Promise.allSettled([this.#tracerProvider?.shutdown(), this.#meterProvider.shutdown()]);
+    await Promise.allSettled([this.spans?.shutdown(), this.#meterProvider.shutdown()]);
   }
 }

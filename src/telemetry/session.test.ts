@@ -13,11 +13,11 @@ import { resolveSettings } from './settings.js';
 function harness(config: Record<string, unknown> = {}, env: Record<string, string> = {}) {
   const time = new ManualTime();
   const exporter = new InMemorySpanExporter();
-  const reader = new TestMetricReader();
+  let reader!: TestMetricReader;
   const settings = resolveSettings(telemetrySchema().parse({ traces: { exporter: 'none' }, ...config }), env);
-  const sdk = new TelemetrySdk(settings, { spanExporter: exporter, metricReaders: [reader] });
-  const metrics = new TelemetryMetrics(sdk.meter);
-  const shared: TelemetryShared = { settings, metrics, tracer: sdk.tracer, serverAddress: 'api.openai.com', serverPort: 443, scheduler: time };
+  const sdk = new TelemetrySdk(settings, { spanExporter: exporter, metricReaders: (metricProducers) => [(reader = new TestMetricReader({ metricProducers }))] });
+  const metrics = new TelemetryMetrics(sdk);
+  const shared: TelemetryShared = { settings, metrics, spans: sdk.spans, serverAddress: 'api.openai.com', serverPort: 443, scheduler: time };
   const lines: string[] = [];
   const open = (id?: string) => {
     const ctx = new TelemetryTestSession(time, { lines, ...(id ? { id } : {}) });

@@ -1,4 +1,3 @@
-import type { Tracer } from '@opentelemetry/api';
 import pino from 'pino';
 import { CONTINUE, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
@@ -9,14 +8,16 @@ import type { SessionMeters, TelemetryMetrics } from './metrics.js';
 import { turnLatencies, type ResponseRecord, type SessionView, type TurnRecord } from './records.js';
 import { captureWith } from './redact.js';
 import type { TelemetrySettings } from './settings.js';
+import type { SpanSink } from './span-records.js';
 import { SessionSpans } from './spans.js';
 import { realScheduler, TurnTracker, type Scheduler, type TurnSink } from './turns.js';
 
-/** What every session of one proxy shares: instruments, tracer, settings. Built once at boot. */
+/** What every session of one proxy shares: instruments, where spans go, settings. Built once at boot. */
 export interface TelemetryShared {
   readonly settings: TelemetrySettings;
   readonly metrics: TelemetryMetrics;
-  readonly tracer: Tracer | null;
+  /** Null when traces are off. */
+  readonly spans: SpanSink | null;
   readonly serverAddress: string | null;
   readonly serverPort: number | null;
   readonly scheduler?: Scheduler;
@@ -105,8 +106,8 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
     this.#now = ctx.clock.now.bind(ctx.clock);
     shared.metrics.sessionStarted(this);
     this.#baseBindings = (ctx.log as unknown as BindingsHolder)[CHINDINGS];
-    if (shared.tracer && sessionSampled(ctx.id, s.traces.sampleRatio)) {
-      this.#spans = new SessionSpans(shared.tracer, {
+    if (shared.spans && sessionSampled(ctx.id, s.traces.sampleRatio)) {
+      this.#spans = new SessionSpans(shared.spans, {
         sessionId: ctx.id,
         tenantId: ctx.tenant.id,
         model: ctx.model,

@@ -43,9 +43,11 @@ const agentFor = (protocol) => {
 const exporter = new OTLPTraceExporter({ url: init.url, headers: Object.assign({}, init.headers), httpAgentOptions: agentFor });
 const resource = resourceFromAttributes(init.resourceAttributes);
 
-// A ReadableSpan view of a plain record: the fields the OTLP transformer reads.
+// A ReadableSpan view of a plain record (span-records.ts), the fields the OTLP transformer reads:
+// the thread's copy of readableSpan() there. Every span is sampled (trace flags 1), nothing remote.
+const scope = init.scope;
 function readable(p) {
-  const ctx = { traceId: p.traceId, spanId: p.spanId, traceFlags: p.traceFlags };
+  const ctx = { traceId: p.traceId, spanId: p.spanId, traceFlags: 1 };
   let s = p.endTime[0] - p.startTime[0];
   let ns = p.endTime[1] - p.startTime[1];
   if (ns < 0) { s -= 1; ns += 1e9; }
@@ -53,24 +55,20 @@ function readable(p) {
     name: p.name,
     kind: p.kind,
     spanContext: () => ctx,
-    parentSpanContext: p.parentSpanId === null ? undefined : { traceId: p.traceId, spanId: p.parentSpanId, traceFlags: p.traceFlags, isRemote: p.parentIsRemote },
+    parentSpanContext: p.parentSpanId === null ? undefined : { traceId: p.traceId, spanId: p.parentSpanId, traceFlags: 1, isRemote: false },
     startTime: p.startTime,
     endTime: p.endTime,
     status: p.status,
     attributes: p.attributes,
-    links: p.links.map((l) => ({
-      context: { traceId: l.traceId, spanId: l.spanId, traceFlags: l.traceFlags, isRemote: l.isRemote },
-      attributes: l.attributes,
-      droppedAttributesCount: l.droppedAttributesCount || 0,
-    })),
+    links: p.links.map((l) => ({ context: { traceId: l.traceId, spanId: l.spanId, traceFlags: 1 }, attributes: {}, droppedAttributesCount: 0 })),
     events: p.events,
     duration: [s, ns],
     ended: true,
     resource,
-    instrumentationScope: p.scope,
-    droppedAttributesCount: p.droppedAttributesCount,
+    instrumentationScope: scope,
+    droppedAttributesCount: 0,
     droppedEventsCount: p.droppedEventsCount,
-    droppedLinksCount: p.droppedLinksCount,
+    droppedLinksCount: 0,
   };
 }
 

@@ -1,89 +1,26 @@
-import { TraceFlags, type Attributes, type HrTime, type SpanKind, type SpanStatus } from '@opentelemetry/api';
-import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { Attributes } from '@opentelemetry/api';
+import type { InstrumentationScope } from '@opentelemetry/core';
 import { background, type JobHandle } from '../background/thread.js';
 import { BACKGROUND_IDLE_MS, IdleTimer } from '../background/idle.js';
 import { SPAN_EXPORT_JOB, workerModules } from './span-export-worker.js';
+import type { PlainSpan, SpanSink } from './span-records.js';
 
 /**
  * Span export off the event loop. The SDK's BatchSpanProcessor serialises (JSON or protobuf) and
  * sends each batch on the main thread, and starts a full batch synchronously inside `span.end()`:
- * a stall of several ms in the middle of relaying a frame. Here a finished span is copied into a
- * plain record (a few fields; spans end at turn boundaries, not per frame) and queued; batches go
+ * a stall of several ms in the middle of relaying a frame. Here a finished span (a plain record,
+ * span-records.ts; spans end at turn boundaries, not per frame) is queued; batches go
  * to a job on the background thread (background/thread.ts), which owns the OTLP exporter
  * (serialisation, compression, HTTP). The queue is bounded: when it is full, spans are dropped and
  * counted.
  */
-
-/** A finished span as structured-cloneable data (what the OTLP transformer reads). */
-export interface PlainSpan {
-  readonly name: string;
-  readonly kind: SpanKind;
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly traceFlags: number;
-  readonly parentSpanId: string | null;
-  readonly parentIsRemote: boolean;
-  readonly startTime: HrTime;
-  readonly endTime: HrTime;
-  readonly attributes: Attributes;
-  readonly droppedAttributesCount: number;
-  readonly events: readonly { readonly name: string; readonly time: HrTime; readonly attributes?: Attributes; readonly droppedAttributesCount?: number }[];
-  readonly droppedEventsCount: number;
-  readonly status: SpanStatus;
-  readonly links: readonly {
-    readonly traceId: string;
-    readonly spanId: string;
-    readonly traceFlags: number;
-    readonly isRemote: boolean;
-    readonly attributes?: Attributes;
-    readonly droppedAttributesCount?: number;
-  }[];
-  readonly droppedLinksCount: number;
-  readonly scope: { readonly name: string; readonly version?: string; readonly schemaUrl?: string };
-}
-
-export function plainSpan(span: ReadableSpan): PlainSpan {
-  const ctx = span.spanContext();
-  const parent = span.parentSpanContext;
-  const scope = span.instrumentationScope;
-  return {
-    name: span.name,
-    kind: span.kind,
-    traceId: ctx.traceId,
-    spanId: ctx.spanId,
-    traceFlags: ctx.traceFlags,
-    parentSpanId: parent?.spanId ?? null,
-    parentIsRemote: parent?.isRemote === true,
-    startTime: span.startTime,
-    endTime: span.endTime,
-    attributes: span.attributes,
-    droppedAttributesCount: span.droppedAttributesCount,
-    events: span.events.map((e) => ({
-      name: e.name,
-      time: e.time,
-      ...(e.attributes ? { attributes: e.attributes } : {}),
-      ...(e.droppedAttributesCount ? { droppedAttributesCount: e.droppedAttributesCount } : {}),
-    })),
-    droppedEventsCount: span.droppedEventsCount,
-    status: { code: span.status.code, ...(span.status.message !== undefined ? { message: span.status.message } : {}) },
-    links: span.links.map((l) => ({
-      traceId: l.context.traceId,
-      spanId: l.context.spanId,
-      traceFlags: l.context.traceFlags,
-      isRemote: l.context.isRemote === true,
-      ...(l.attributes ? { attributes: l.attributes } : {}),
-      ...(l.droppedAttributesCount ? { droppedAttributesCount: l.droppedAttributesCount } : {}),
-    })),
-    droppedLinksCount: span.droppedLinksCount,
-    scope: { name: scope.name, ...(scope.version ? { version: scope.version } : {}), ...(scope.schemaUrl ? { schemaUrl: scope.schemaUrl } : {}) },
-  };
-}
 
 export interface WorkerExportOptions {
   readonly protocol: 'http/protobuf' | 'http/json';
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly resourceAttributes: Attributes;
+  readonly scope: InstrumentationScope;
   /** Spans waiting for the worker; beyond this, spans are dropped (and counted). */
   readonly maxQueueSize?: number;
   readonly maxBatchSize?: number;
@@ -105,6 +42,7 @@ export interface WorkerInit {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly resourceAttributes: Attributes;
+  readonly scope: InstrumentationScope;
 }
 
 /** Batches sent and not yet answered: more wait in the (bounded) queue. */
@@ -116,7 +54,7 @@ const MAX_IN_FLIGHT = 16;
  */
 const POST_BATCH = 64;
 
-export class WorkerSpanProcessor implements SpanProcessor {
+export class WorkerSpanExport implements SpanSink {
   /** Spans handed to the exporter, dropped because the queue was full, or lost in a failed export. */
   exported = 0;
   dropped = 0;
@@ -147,7 +85,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
     this.#maxBatch = options.maxBatchSize ?? 256;
     this.#delayMs = options.scheduledDelayMs ?? 1000;
     this.#timeoutMs = options.exportTimeoutMs ?? 30_000;
-    this.#init = { modules: workerModules(options.protocol), url: options.url, headers: options.headers, resourceAttributes: options.resourceAttributes };
+    this.#init = { modules: workerModules(options.protocol), url: options.url, headers: options.headers, resourceAttributes: options.resourceAttributes, scope: options.scope };
     this.#idle = new IdleTimer(options.idleDetachMs ?? BACKGROUND_IDLE_MS, () => this.#detachIdle());
   }
 
@@ -171,19 +109,17 @@ export class WorkerSpanProcessor implements SpanProcessor {
     return job;
   }
 
-  onStart(): void {}
-
-  onEnd(span: ReadableSpan): void {
-    if (this.#shutDown || (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+  emit(span: PlainSpan): void {
+    if (this.#shutDown) return;
     if (this.#queue.length >= this.#maxQueue) {
       this.dropped++;
       return;
     }
-    this.#queue.push(plainSpan(span));
+    this.#queue.push(span);
     this.#schedule();
   }
 
-  /** Never exports inside `onEnd`: a full batch waits for the next macrotask, a partial one for the delay. */
+  /** Never exports inside `emit`: a full batch waits for the next macrotask, a partial one for the delay. */
   #schedule(): void {
     if (this.#queue.length >= this.#maxBatch) {
       this.#flushNextTurn();

@@ -1,7 +1,8 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type HrTime, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { SpanKind, type Attributes, type HrTime } from '@opentelemetry/api';
 import { finishReason, turnLatencies, type ResponseRecord, type SessionView, type TimedEvent, type ToolRecord, type TurnRecord } from './records.js';
 import * as S from './semconv.js';
 import { LazyMap } from '../lazy-collections.js';
+import { OpenSpan, type SpanRef, type SpanSink } from './span-records.js';
 
 export interface SpanContextInfo {
   readonly sessionId: string;
@@ -18,20 +19,21 @@ const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 /**
  * Writes one session's spans: a short `rtproxy.session.connect` span and, per turn, an
  * `invoke_agent` root (started when the turn opens, so its trace id exists for the logs) whose
- * children are created retroactively with explicit times when the turn closes.
+ * children are created retroactively with explicit times when the turn closes. Spans are plain
+ * records (span-records.ts) handed to the sink as they end.
  */
 export class SessionSpans {
-  readonly #tracer: Tracer;
+  readonly #sink: SpanSink;
   readonly #info: SpanContextInfo;
-  #connect: Span | null = null;
-  #connectContext: SpanContext | null = null;
-  readonly #roots = new LazyMap<TurnRecord, Span>();
+  #connect: OpenSpan | null = null;
+  #connectRef: SpanRef | null = null;
+  readonly #roots = new LazyMap<TurnRecord, OpenSpan>();
   /** Turns whose root got the realtime session id at start. */
   readonly #rootHasSession = new WeakSet<TurnRecord>();
   #realtimeSessionId: string | null = null;
 
-  constructor(tracer: Tracer, info: SpanContextInfo) {
-    this.#tracer = tracer;
+  constructor(sink: SpanSink, info: SpanContextInfo) {
+    this.#sink = sink;
     this.#info = info;
   }
 
@@ -67,14 +69,14 @@ export class SessionSpans {
   startConnect(at: number): void {
     const attrs = this.#common();
     this.#server(attrs);
-    this.#connect = this.#tracer.startSpan(S.SPAN_SESSION_CONNECT, { kind: SpanKind.SERVER, startTime: this.#time(at), attributes: attrs }, ROOT_CONTEXT);
-    this.#connectContext = this.#connect.spanContext();
+    this.#connect = new OpenSpan(S.SPAN_SESSION_CONNECT, SpanKind.SERVER, this.#time(at), attrs);
+    this.#connectRef = this.#connect.ref;
   }
 
   upstreamConnected(ms: number, at: number): void {
     if (!this.#connect) return;
     this.#connect.setAttribute(S.ATTR_UPSTREAM_CONNECT_MS, round3(ms));
-    this.#connect.addEvent(S.EVENT_UPSTREAM_CONNECTED, { [S.ATTR_UPSTREAM_CONNECT_MS]: round3(ms) }, this.#time(at));
+    this.#connect.addEvent(S.EVENT_UPSTREAM_CONNECTED, this.#time(at), { [S.ATTR_UPSTREAM_CONNECT_MS]: round3(ms) });
   }
 
   /** session.created ends the connect span with the session's configuration. */
@@ -86,8 +88,8 @@ export class SessionSpans {
     if (view.realtimeSessionId) span.setAttribute(S.ATTR_GEN_AI_REALTIME_SESSION_ID, view.realtimeSessionId);
     if (view.model) span.setAttribute(S.ATTR_GEN_AI_RESPONSE_MODEL, view.model);
     span.setAttributes(sessionConfigAttributes(view));
-    span.addEvent(S.EVENT_SESSION_STARTED, view.realtimeSessionId ? { [S.ATTR_GEN_AI_REALTIME_SESSION_ID]: view.realtimeSessionId } : {}, this.#time(at));
-    span.end(this.#time(at));
+    span.addEvent(S.EVENT_SESSION_STARTED, this.#time(at), view.realtimeSessionId ? { [S.ATTR_GEN_AI_REALTIME_SESSION_ID]: view.realtimeSessionId } : undefined);
+    this.#sink.emit(span.end(this.#time(at)));
   }
 
   /** The session ended before session.created: the connect span ends with the reason. */
@@ -97,36 +99,27 @@ export class SessionSpans {
     this.#connect = null;
     if (errorType) {
       span.setAttribute(S.ATTR_ERROR_TYPE, errorType);
-      span.setStatus({ code: SpanStatusCode.ERROR });
+      span.failed();
     }
-    span.end(this.#time(at));
+    this.#sink.emit(span.end(this.#time(at)));
   }
 
   // ---- turns -------------------------------------------------------------------------------
 
-  startTurn(turn: TurnRecord): SpanContext {
+  startTurn(turn: TurnRecord): SpanRef {
     const attrs = this.#common();
     attrs[S.ATTR_GEN_AI_OPERATION_NAME] = S.OP_INVOKE_AGENT;
     attrs[S.ATTR_SESSION_ID] = this.#info.sessionId;
     attrs[S.ATTR_TURN_NUMBER] = turn.number;
     attrs[S.ATTR_TURN_INITIATOR] = turn.initiator;
-    const root = this.#tracer.startSpan(
-      S.SPAN_TURN,
-      {
-        kind: SpanKind.INTERNAL,
-        startTime: this.#time(turn.openedAt),
-        attributes: attrs,
-        links: this.#connectContext ? [{ context: this.#connectContext }] : [],
-      },
-      ROOT_CONTEXT,
-    );
+    const root = new OpenSpan(S.SPAN_TURN, SpanKind.INTERNAL, this.#time(turn.openedAt), attrs, null, this.#connectRef ? [this.#connectRef] : []);
     this.#roots.set(turn, root);
     if (this.#realtimeSessionId) this.#rootHasSession.add(turn);
-    return root.spanContext();
+    return root;
   }
 
-  contextOf(turn: TurnRecord): SpanContext | null {
-    return this.#roots.get(turn)?.spanContext() ?? null;
+  contextOf(turn: TurnRecord): SpanRef | null {
+    return this.#roots.get(turn) ?? null;
   }
 
   finishTurn(turn: TurnRecord): void {
@@ -134,10 +127,9 @@ export class SessionSpans {
     if (!root) return;
     this.#roots.delete(turn);
     const end = turn.endedAt ?? turn.lastAt;
-    const parent = trace.setSpan(ROOT_CONTEXT, root);
-    if (turn.speechStartAt !== null) this.#userSpeech(turn, parent, end);
-    for (const r of turn.responses) this.#inference(turn, r, parent, end);
-    for (const tool of turn.tools) this.#tool(tool, parent, end);
+    if (turn.speechStartAt !== null) this.#userSpeech(turn, root, end);
+    for (const r of turn.responses) this.#inference(turn, r, root, end);
+    for (const tool of turn.tools) this.#tool(tool, root, end);
 
     const lat = turnLatencies(turn);
     const a: Attributes = {
@@ -164,24 +156,24 @@ export class SessionSpans {
     }
     if (turn.endReason === 'failed' || turn.endReason === 'timeout') {
       a[S.ATTR_ERROR_TYPE] = turn.errorType ?? turn.endReason;
-      root.setStatus({ code: SpanStatusCode.ERROR });
+      root.failed();
     }
     root.setAttributes(a);
     this.#events(root, turn.events);
-    root.end(this.#time(end));
+    this.#sink.emit(root.end(this.#time(end)));
   }
 
-  #userSpeech(turn: TurnRecord, parent: ReturnType<typeof trace.setSpan>, turnEnd: number): void {
+  #userSpeech(turn: TurnRecord, parent: SpanRef, turnEnd: number): void {
     const start = turn.speechStartAt ?? turn.openedAt;
     const end = turn.speechEndAt ?? turn.userEndAt ?? turnEnd;
     const a = this.#child(S.OP_USER_SPEECH);
     if (turn.audioStartMs !== null) a[S.ATTR_AUDIO_START_MS] = turn.audioStartMs;
     if (turn.audioEndMs !== null) a[S.ATTR_AUDIO_END_MS] = turn.audioEndMs;
-    const span = this.#tracer.startSpan(S.SPAN_USER_SPEECH, { kind: SpanKind.INTERNAL, startTime: this.#time(start), attributes: a }, parent);
-    span.end(this.#time(Math.max(start, end)));
+    const span = new OpenSpan(S.SPAN_USER_SPEECH, SpanKind.INTERNAL, this.#time(start), a, parent);
+    this.#sink.emit(span.end(this.#time(Math.max(start, end))));
   }
 
-  #inference(turn: TurnRecord, r: ResponseRecord, parent: ReturnType<typeof trace.setSpan>, turnEnd: number): void {
+  #inference(turn: TurnRecord, r: ResponseRecord, parent: SpanRef, turnEnd: number): void {
     // The generation is anchored where the model's work began for the user: the request, or for
     // a VAD-created first response the end of the user's speech.
     const first = turn.responses[0] === r;
@@ -223,37 +215,35 @@ export class SessionSpans {
       a[S.ATTR_PII_OUTPUT_TRANSCRIPT] = r.outputText;
       a[S.ATTR_GEN_AI_OUTPUT_MESSAGES] = JSON.stringify([{ role: 'assistant', parts: [{ type: 'text', content: r.outputText }] }]);
     }
-    const span = this.#tracer.startSpan(S.spanInference(this.#info.model), { kind: SpanKind.CLIENT, startTime: this.#time(start), attributes: a }, parent);
-    if (r.status === 'failed') {
-      span.setAttribute(S.ATTR_ERROR_TYPE, r.errorType ?? 'failed');
-      span.setStatus({ code: SpanStatusCode.ERROR });
-    }
-    span.addEvent(S.EVENT_RESPONSE_CREATED, {}, this.#time(r.createdAt));
-    if (r.firstAudioAt !== null) span.addEvent(S.EVENT_FIRST_AUDIO, {}, this.#time(r.firstAudioAt));
-    if (r.firstTextAt !== null) span.addEvent(S.EVENT_FIRST_TEXT, {}, this.#time(r.firstTextAt));
+    if (r.status === 'failed') a[S.ATTR_ERROR_TYPE] = r.errorType ?? 'failed';
+    const span = new OpenSpan(S.spanInference(this.#info.model), SpanKind.CLIENT, this.#time(start), a, parent);
+    if (r.status === 'failed') span.failed();
+    span.addEvent(S.EVENT_RESPONSE_CREATED, this.#time(r.createdAt));
+    if (r.firstAudioAt !== null) span.addEvent(S.EVENT_FIRST_AUDIO, this.#time(r.firstAudioAt));
+    if (r.firstTextAt !== null) span.addEvent(S.EVENT_FIRST_TEXT, this.#time(r.firstTextAt));
     this.#events(span, r.events);
-    span.end(this.#time(Math.max(start, end)));
+    this.#sink.emit(span.end(this.#time(Math.max(start, end))));
   }
 
-  #tool(tool: ToolRecord, parent: ReturnType<typeof trace.setSpan>, turnEnd: number): void {
+  #tool(tool: ToolRecord, parent: SpanRef, turnEnd: number): void {
     const a = this.#child(S.OP_EXECUTE_TOOL);
     a[S.ATTR_GEN_AI_TOOL_NAME] = tool.name;
     a[S.ATTR_GEN_AI_TOOL_CALL_ID] = tool.callId;
     a[S.ATTR_GEN_AI_TOOL_TYPE] = 'function';
     a[S.ATTR_TOOL_EXECUTOR] = 'client';
     a[S.ATTR_TOOL_OUTCOME] = tool.end === null ? 'no_output' : 'output';
-    const span = this.#tracer.startSpan(S.spanTool(tool.name), { kind: SpanKind.INTERNAL, startTime: this.#time(tool.start), attributes: a }, parent);
-    span.end(this.#time(Math.max(tool.start, tool.end ?? turnEnd)));
+    const span = new OpenSpan(S.spanTool(tool.name), SpanKind.INTERNAL, this.#time(tool.start), a, parent);
+    this.#sink.emit(span.end(this.#time(Math.max(tool.start, tool.end ?? turnEnd))));
   }
 
-  #events(span: Span, events: readonly TimedEvent[]): void {
-    for (const e of events) span.addEvent(e.name, e.attrs ?? {}, this.#time(e.t));
+  #events(span: OpenSpan, events: readonly TimedEvent[]): void {
+    for (const e of events) span.addEvent(e.name, this.#time(e.t), e.attrs);
   }
 
   /** Ends whatever is still open (the tracker closes turns first; this is a safety net). */
   close(at: number): void {
     this.endConnect(at, null);
-    for (const span of this.#roots.values()) span.end(this.#time(at));
+    for (const span of this.#roots.values()) this.#sink.emit(span.end(this.#time(at)));
     this.#roots.clear();
   }
 }

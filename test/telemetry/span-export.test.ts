@@ -3,17 +3,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { context, trace } from '@opentelemetry/api';
-import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { SpanKind, type HrTime } from '@opentelemetry/api';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { background } from '../../src/background/thread.js';
-import { WorkerSpanProcessor } from '../../src/telemetry/span-export.js';
+import { WorkerSpanExport } from '../../src/telemetry/span-export.js';
+import { OpenSpan } from '../../src/telemetry/span-records.js';
 import { testTls } from '../support/tls.js';
 
 /**
  * Issue 13: span export runs in a worker thread behind a bounded queue. Spans reach a real OTLP/HTTP
  * receiver through the worker; a full queue drops and counts; a failing endpoint is counted, never
- * thrown; `span.end()` never exports inline.
+ * thrown; handing a span over never exports inline.
  */
 
 interface Rx {
@@ -40,23 +40,26 @@ async function receiver(status = 200, tls?: { readonly cert: Buffer; readonly ke
 }
 
 const cleanup: (() => Promise<unknown>)[] = [];
+const now = (): HrTime => [Math.floor(Date.now() / 1000), (Date.now() % 1000) * 1e6];
 afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
 });
 
 function setup(url: string, options: { maxQueueSize?: number; maxBatchSize?: number; idleDetachMs?: number } = {}) {
-  const processor = new WorkerSpanProcessor({
+  const processor = new WorkerSpanExport({
     protocol: 'http/json',
     url,
     headers: { 'x-test': 'yes' },
     resourceAttributes: { 'service.name': 'span-export-test' },
+    scope: { name: 'test' },
     scheduledDelayMs: 60_000,
     exportTimeoutMs: 5_000,
     ...options,
   });
-  const provider = new BasicTracerProvider({ spanProcessors: [processor] });
-  cleanup.push(() => provider.shutdown());
-  return { processor, tracer: provider.getTracer('test') };
+  cleanup.push(() => processor.shutdown());
+  /** Ends a span named `name` at once and hands it over. */
+  const emit = (name: string) => processor.emit(new OpenSpan(name, SpanKind.INTERNAL, now(), {}).end(now()));
+  return { processor, emit };
 }
 
 /** A processor exporting to a fresh receiver answering `status`; both closed after the test. */
@@ -68,13 +71,13 @@ async function exporting(options: { maxQueueSize?: number; maxBatchSize?: number
 
 describe('span export in a worker thread', () => {
   it('delivers spans with their tree, attributes, events, links and resource to an OTLP/HTTP receiver', async () => {
-    const { rx, processor, tracer } = await exporting();
-    const root = tracer.startSpan('root', { attributes: { 'rtproxy.tenant.id': 'acme', n: 3 } });
-    root.addEvent('first_audio', { k: 'v' });
-    const child = tracer.startSpan('child', { links: [{ context: root.spanContext() }] }, trace.setSpan(context.active(), root));
-    child.end();
-    root.end();
-    // span.end() exported nothing inline: the batch waits for the worker.
+    const { rx, processor } = await exporting();
+    const root = new OpenSpan('root', SpanKind.INTERNAL, now(), { 'rtproxy.tenant.id': 'acme', n: 3 });
+    root.addEvent('first_audio', now(), { k: 'v' });
+    const child = new OpenSpan('child', SpanKind.CLIENT, now(), {}, root.ref, [root.ref]);
+    processor.emit(child.end(now()));
+    processor.emit(root.end(now()));
+    // emit() exported nothing inline: the batch waits for the worker.
     expect(processor.exported).toBe(0);
     await processor.forceFlush();
     expect(processor.exported).toBe(2);
@@ -92,16 +95,16 @@ describe('span export in a worker thread', () => {
   });
 
   it('a full queue drops spans and counts them; the rest still arrive', async () => {
-    const { processor, tracer } = await exporting({ maxQueueSize: 3, maxBatchSize: 100 });
-    for (let i = 0; i < 5; i++) tracer.startSpan(`s${i}`).end();
+    const { processor, emit } = await exporting({ maxQueueSize: 3, maxBatchSize: 100 });
+    for (let i = 0; i < 5; i++) emit(`s${i}`);
     expect(processor.dropped).toBe(2);
     await processor.forceFlush();
     expect(processor.exported).toBe(3);
   });
 
   it('hands spans to the worker a small batch per event-loop turn (no long main-thread task), and every span arrives', async () => {
-    const { rx, processor, tracer } = await exporting({ maxBatchSize: 512 });
-    for (let i = 0; i < 300; i++) tracer.startSpan(`s${i}`).end();
+    const { rx, processor, emit } = await exporting({ maxBatchSize: 512 });
+    for (let i = 0; i < 300; i++) emit(`s${i}`);
     await processor.forceFlush();
     expect(processor.exported).toBe(300);
     // One export per batch handed over: at most 64 spans each, so 300 spans take 5 of them.
@@ -110,8 +113,8 @@ describe('span export in a worker thread', () => {
   });
 
   it('an endpoint that fails is counted as failed, and nothing throws into the caller', async () => {
-    const { processor, tracer } = await exporting({}, 400);
-    tracer.startSpan('lost').end();
+    const { processor, emit } = await exporting({}, 400);
+    emit('lost');
     await processor.forceFlush();
     expect(processor.failed).toBe(1);
     expect(processor.exported).toBe(0);
@@ -132,13 +135,13 @@ describe('span export in a worker thread', () => {
       () => vi.waitFor(() => expect(background.running).toBe(false), { timeout: 10_000, interval: 20 }),
     ],
   ])('when %s, the next spans go through a new thread', async (_when, options, threadGone) => {
-    const { rx, processor, tracer } = await exporting(options);
-    tracer.startSpan('before').end();
+    const { rx, processor, emit } = await exporting(options);
+    emit('before');
     await processor.forceFlush();
     expect(processor.exported).toBe(1);
     expect(background.jobs).toBe(1);
     await threadGone();
-    tracer.startSpan('after').end();
+    emit('after');
     await processor.forceFlush();
     expect(processor.exported).toBe(2);
     expect(processor.failed).toBe(0);
@@ -146,7 +149,7 @@ describe('span export in a worker thread', () => {
   });
 
   it("an idle detach closes the exporter's keep-alive connection while another job keeps the thread", async () => {
-    const { rx, processor, tracer } = await exporting({ idleDetachMs: 200 });
+    const { rx, processor, emit } = await exporting({ idleDetachMs: 200 });
     const open = new Set<Socket>();
     rx.server.on('connection', (socket: Socket) => {
       open.add(socket);
@@ -155,7 +158,7 @@ describe('span export in a worker thread', () => {
     // Another job (the SQLite checkpoint, in the proxy) holds the thread after span export goes.
     const other = background.attach({ source: 'return () => {};', init: null }, { message: () => {}, lost: () => {} });
     cleanup.push(async () => other.detach());
-    tracer.startSpan('one').end();
+    emit('one');
     await processor.forceFlush();
     expect(processor.exported).toBe(1);
     expect(open.size).toBe(1);
@@ -173,8 +176,8 @@ describe('span export in a worker thread', () => {
       await background.kill();
       if (caFile) process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'] = caFile;
       else delete process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'];
-      const { processor, tracer } = setup(rx.url);
-      tracer.startSpan(caFile ? 'trusted' : 'untrusted').end();
+      const { processor, emit } = setup(rx.url);
+      emit(caFile ? 'trusted' : 'untrusted');
       await processor.forceFlush();
       delete process.env['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'];
       await processor.shutdown();
@@ -186,26 +189,26 @@ describe('span export in a worker thread', () => {
   });
 
   it('a thread that cannot be started again counts the batch as failed; nothing throws from the export timer', async () => {
-    const { processor, tracer } = await exporting();
+    const { processor, emit } = await exporting();
     await background.kill();
     const attach = vi.spyOn(background, 'attach').mockImplementation(() => {
       throw new Error('ERR_WORKER_INIT_FAILED');
     });
     cleanup.push(async () => attach.mockRestore());
-    tracer.startSpan('stranded').end();
+    emit('stranded');
     await processor.forceFlush();
     expect(processor.failed).toBe(1);
     expect(processor.exported).toBe(0);
     attach.mockRestore();
-    tracer.startSpan('later').end();
+    emit('later');
     await processor.forceFlush();
     expect(processor.exported).toBe(1);
   });
 
   it('the thread starts with the first batch, not with the processor; shutdown ends its job, and the thread with it', async () => {
     expect(background.running).toBe(false);
-    const { processor, tracer } = await exporting();
-    tracer.startSpan('last').end();
+    const { processor, emit } = await exporting();
+    emit('last');
     // Queued for the (60 s) delay: nothing was handed over yet, so no thread holds memory for it.
     expect(background.running).toBe(false);
     await processor.forceFlush();
