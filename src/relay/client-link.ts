@@ -13,9 +13,13 @@ export interface ClientLinkEvents {
   slow(error: ProxyError): void;
 }
 
+/** uWS send results. */
+const SENT = 1;
+const DROPPED = 2;
+
 /**
  * A session's connection to its client (a uWS socket, or none for a session the proxy runs on its
- * own): frames for the client leave once per event-loop turn inside one cork, and a client that
+ * own): frames for the client leave once per event-loop turn (several inside one cork), and a client that
  * stays behind is detected (hard buffer cap, high watermark with a grace period).
  */
 export class ClientLink<D> {
@@ -70,7 +74,7 @@ export class ClientLink<D> {
     }
   }
 
-  /** All frames produced in one event-loop turn leave in one cork (one syscall / TLS record batch). */
+  /** All frames produced in one event-loop turn leave together (one syscall / TLS record batch). */
   readonly flush = (): void => {
     this.#flushScheduled = false;
     const ws = this.#ws;
@@ -78,15 +82,28 @@ export class ClientLink<D> {
     if (out.length === 0 || !ws) return;
     this.#outbox = [];
     let dropped = false;
-    ws.cork(() => {
-      for (const buf of out) if (ws.send(buf, false, false) === 2) dropped = true;
-    });
+    // uWS answers a send 1 (written), 0 (written, backpressure building up) or 2 (dropped).
+    let unwritten = true;
+    if (out.length === 1) {
+      // perf: one frame (an audio delta, in practice) is one write corked or not, and the cork call
+      // with its closure cost more than the send. Uncorked, 1 means uWS wrote it all: nothing is
+      // buffered. Inside a cork every send answers 1 and the write happens at uncork, so a batch
+      // always checks the buffer afterwards. (A flush inside the client's own uWS callback is corked
+      // by uWS: a buffer left by that uncork makes the next send answer 0, and uWS's own limit drops.)
+      const status = ws.send(out[0]!, false, false);
+      dropped = status === DROPPED;
+      unwritten = status !== SENT;
+    } else {
+      ws.cork(() => {
+        for (const buf of out) if (ws.send(buf, false, false) === DROPPED) dropped = true;
+      });
+    }
     this.#events.flushed();
     if (dropped) {
       this.#events.slow(new ProxyError('slow_consumer', { message: 'The client send buffer overflowed.' }));
       return;
     }
-    this.#checkBackpressure(ws);
+    if (unwritten) this.#checkBackpressure(ws);
   };
 
   #checkBackpressure(ws: UwsSocket<D>): void {
