@@ -49,6 +49,17 @@ describe('histogram tables', () => {
     expect(mine[JSON.stringify({ tenant: 'acme' })]).toMatchObject({ count: 11, buckets: { counts: [2, 2, 2, 1, 2, 2] } });
   });
 
+  it('keep label values that contain the key separator apart (a client can choose its model name)', async () => {
+    const { ours, theirs, record } = both();
+    record(0.5, 'a\u0000b', 'c');
+    record(0.5, 'a', 'b\u0000c');
+    record(0.5, 'a\u0001', '\u0002b');
+    record(0.5, 'a', '\u0001\u0002b');
+    const mine = byAttributes(await ours.points('rtproxy.test.duration'));
+    expect(Object.keys(mine)).toHaveLength(4);
+    expect(mine).toEqual(byAttributes(await theirs.points('rtproxy.test.duration')));
+  });
+
   it('carry the descriptor and cumulative temporality; nothing is reported before the first record', async () => {
     const { producer, record } = both();
     expect((await producer.collect()).resourceMetrics.scopeMetrics).toEqual([]);

@@ -53,7 +53,7 @@ export class HistogramTable {
   /** `values` in the order of the table's labels; a null (or empty) value leaves its attribute out. */
   record(value: number, values: readonly (string | null)[]): void {
     if (!(value >= 0)) return;
-    const key = values.join('\u0000');
+    const key = seriesKey(values);
     let s = this.#series.get(key);
     if (!s) {
       s = { attributes: this.#attributes(values), counts: new Array<number>(this.#boundaries.length + 1).fill(0), count: 0, sum: 0, min: Infinity, max: -Infinity };
@@ -95,6 +95,20 @@ export class HistogramTable {
       dataPoints,
     };
   }
+}
+
+/**
+ * Label values joined by NUL. Some values come from clients (the model, error codes): one holding the
+ * separator is escaped (\u0001 doubles, NUL becomes \u0001\u0002), so no two value lists share a key.
+ */
+function seriesKey(values: readonly (string | null)[]): string {
+  let key = '';
+  for (let i = 0; i < values.length; i++) {
+    let v = values[i] ?? '';
+    if (v.includes('\u0000') || v.includes('\u0001')) v = v.replaceAll('\u0001', '\u0001\u0001').replaceAll('\u0000', '\u0001\u0002');
+    key += i === 0 ? v : `\u0000${v}`;
+  }
+  return key;
 }
 
 /** The first bucket whose (inclusive) upper bound holds `value`; the last bucket is unbounded. */
