@@ -1,8 +1,9 @@
 /**
  * Calls `onIdle` once `touch()` has not been called for `idleMs`. Owners of background jobs use it
  * to detach a job nobody fed for a while, so an idle proxy does not keep the background thread
- * (~6–18 MB of RSS) alive; the policy schema uses it to let go of its compiled form. One unref'd timer: a touch only records the time, and the timer, when it
- * fires early, waits out the remainder, so a busy owner pays no timer call per touch.
+ * (~6–18 MB of RSS) alive; the policy schema uses it to let go of its compiled form. One unref'd
+ * timer: a touch only records the time, and the timer, when it fires early, waits out the
+ * remainder, so a busy owner pays no timer call per touch.
  */
 /**
  * How long a background job waits with nothing to do before it goes (span export, WAL checkpoints).

@@ -1,13 +1,12 @@
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { record } from '../../test/metering/ledger-contract.js';
 import { background, type JobEvents, type JobHandle } from '../background/thread.js';
 import { SqliteLedger } from './sqlite-ledger.js';
-import Database from 'better-sqlite3';
-import { createRequire } from 'node:module';
-import { CHECKPOINT_JOB, WalCheckpoints } from './wal-checkpoints.js';
+import { checkpointJob, WalCheckpoints } from './wal-checkpoints.js';
 
 /**
  * The checkpoint job's lifetime: started by the first write, stopped (a final checkpoint, then
@@ -216,6 +215,10 @@ describe('WAL checkpoints on the real background thread', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rp-walcp-'));
     const path = join(dir, 'x.sqlite');
     const db = new Database(path);
+    restore.push(() => {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
     db.pragma('journal_mode = WAL');
     db.pragma('wal_autocheckpoint = 0');
     db.exec('CREATE TABLE t (v TEXT)');
@@ -226,7 +229,7 @@ describe('WAL checkpoints on the real background thread', () => {
     const none: JobEvents = { message: () => {}, lost: () => {} };
     const keeper = background.attach({ source: 'return () => {};', init: null }, none);
     restore.push(() => keeper.detach());
-    const job = background.attach({ source: CHECKPOINT_JOB, init: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs: 20 } }, none);
+    const job = background.attach(checkpointJob(path, 20), none);
     fill();
     const before = statSync(path).size;
     // The job's checkpoints copy the log into the file.
@@ -237,8 +240,5 @@ describe('WAL checkpoints on the real background thread', () => {
     fill();
     await new Promise((r) => setTimeout(r, 300));
     expect(statSync(path).size).toBe(after);
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 });
-

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { IdleTimer } from '../background/idle.js';
-import { background, type JobHandle } from '../background/thread.js';
+import { background, type BackgroundJob, type JobHandle } from '../background/thread.js';
 
 /*
  * WAL checkpoints copy the log into the database file and fsync it: milliseconds on a real disk.
@@ -9,7 +9,7 @@ import { background, type JobHandle } from '../background/thread.js';
  * with its own connection does, passively, once a second. Plain JavaScript source: it needs no
  * TypeScript loader in the thread. A connection that cannot open loses the job (reported).
  */
-export const CHECKPOINT_JOB = `
+const CHECKPOINT_JOB = `
 const Database = require(init.module);
 // Opened at the first checkpoint, as a separate worker thread's start used to give the file time.
 let db = null;
@@ -44,6 +44,11 @@ handle.close = () => {
 };
 return handle;
 `;
+
+/** The checkpoint job for the database file at `path`, checkpointing every `intervalMs`. */
+export function checkpointJob(path: string, intervalMs: number): BackgroundJob {
+  return { source: CHECKPOINT_JOB, init: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs } };
+}
 
 /** Bound on the job's final checkpoint (an idle stop or the ledger's close). */
 const STOP_WAIT_MS = 2000;
@@ -101,7 +106,7 @@ export class WalCheckpoints {
     const { path, intervalMs, onError } = this.#options;
     try {
       this.#job = background.attach(
-        { source: CHECKPOINT_JOB, init: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs } },
+        checkpointJob(path, intervalMs),
         {
           message: (m) => {
             const reply = m as { error?: string; closed?: boolean };

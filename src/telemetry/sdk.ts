@@ -145,14 +145,15 @@ export class TelemetrySdk {
     }
 
     this.histograms = new HistogramProducer(this.resource, { name: INSTRUMENTATION_SCOPE });
-    const metricProducers = (): MetricProducer[] => [this.histograms];
-    const readers: IMetricReader[] = [...(overrides.metricReaders?.(metricProducers()) ?? [])];
+    // Every reader reports the histogram tables beside the SDK's own instruments.
+    const metricProducers: MetricProducer[] = [this.histograms];
+    const readers: IMetricReader[] = [...(overrides.metricReaders?.(metricProducers) ?? [])];
     const prom = settings.metrics.prometheus;
     this.#servePrometheusHere = prom.enabled && prom.port === null;
     this.#prometheus = prom.enabled
       ? new PrometheusExporter({
           preventServerStart: prom.port === null,
-          metricProducers: metricProducers(),
+          metricProducers,
           ...(prom.port !== null ? { port: prom.port, host: prom.host, endpoint: prom.path } : {}),
         })
       : null;
@@ -161,7 +162,7 @@ export class TelemetrySdk {
     if (otlp.enabled && otlp.endpoint) {
       if (!metricExporter) throw new Error('OTLP metrics are configured: build the SDK with TelemetrySdk.create()');
       readers.push(
-        new PeriodicExportingMetricReader({ exporter: metricExporter, metricProducers: metricProducers(), exportIntervalMillis: otlp.intervalMs, exportTimeoutMillis: Math.min(30_000, otlp.intervalMs) }),
+        new PeriodicExportingMetricReader({ exporter: metricExporter, metricProducers, exportIntervalMillis: otlp.intervalMs, exportTimeoutMillis: Math.min(30_000, otlp.intervalMs) }),
       );
     }
     this.#meterProvider = new MeterProvider({ resource: this.resource, readers });

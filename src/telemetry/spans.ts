@@ -215,9 +215,11 @@ export class SessionSpans {
       a[S.ATTR_PII_OUTPUT_TRANSCRIPT] = r.outputText;
       a[S.ATTR_GEN_AI_OUTPUT_MESSAGES] = JSON.stringify([{ role: 'assistant', parts: [{ type: 'text', content: r.outputText }] }]);
     }
-    if (r.status === 'failed') a[S.ATTR_ERROR_TYPE] = r.errorType ?? 'failed';
     const span = new OpenSpan(S.spanInference(this.#info.model), SpanKind.CLIENT, this.#time(start), a, parent);
-    if (r.status === 'failed') span.failed();
+    if (r.status === 'failed') {
+      span.setAttribute(S.ATTR_ERROR_TYPE, r.errorType ?? 'failed');
+      span.failed();
+    }
     span.addEvent(S.EVENT_RESPONSE_CREATED, this.#time(r.createdAt));
     if (r.firstAudioAt !== null) span.addEvent(S.EVENT_FIRST_AUDIO, this.#time(r.firstAudioAt));
     if (r.firstTextAt !== null) span.addEvent(S.EVENT_FIRST_TEXT, this.#time(r.firstTextAt));

@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { SpanKind, type HrTime } from '@opentelemetry/api';
+import { SpanKind } from '@opentelemetry/api';
+import { hrTime as now } from '@opentelemetry/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { background } from '../../src/background/thread.js';
 import { WorkerSpanExport } from '../../src/telemetry/span-export.js';
@@ -40,7 +41,6 @@ async function receiver(status = 200, tls?: { readonly cert: Buffer; readonly ke
 }
 
 const cleanup: (() => Promise<unknown>)[] = [];
-const now = (): HrTime => [Math.floor(Date.now() / 1000), (Date.now() % 1000) * 1e6];
 afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
 });
