@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, parsePolicyYaml, PolicyError } from './compile.js';
 import { policyJsonSchema } from './json-schema.js';
+import { scanText } from './matchers.js';
 
 const POLICIES = fileURLToPath(new URL('../../policies/', import.meta.url));
 
@@ -36,6 +37,16 @@ describe('policy compiler', () => {
     expect(strict.custom.map((c) => c.id)).toEqual(['shouting']);
     expect(strict.locks.voice?.allow).toEqual(['marin', 'cedar']);
     expect(strict.truncation.budget?.maxTokens).toBe(12000);
+  });
+
+  it('the shipped refund rule catches contractions, typographic apostrophes included, and lets ordinary speech through', async () => {
+    const strict = await compileText(readFileSync(join(POLICIES, 'customer-support.yaml'), 'utf8'), 'customer-support');
+    const output = strict.rulesBySource.get('output')!;
+    const tripped = (text: string) => scanText(output, text, 128, 4096).hits.map((h) => h.rule.id);
+    for (const said of ["Sure, I'll refund you today.", 'Sure, I’ll refund you today.', "We'll reimburse you.", 'I will refund you.', 'we can reimburse you.']) {
+      expect({ said, tripped: tripped(said) }).toEqual({ said, tripped: ['no-refund-promises'] });
+    }
+    expect(tripped("I'll tell you about refunds: they are decided by a person.")).toEqual([]);
   });
 
   it('names the file, the path and the problem', async () => {

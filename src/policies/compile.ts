@@ -6,6 +6,7 @@ import { isDefinedGuardrail } from './api.js';
 import { loadGuardrailModule } from './load-module.js';
 import { phraseFinder, piiFinder, regexFinder, type CompiledRule, type Source, type SpanFinder } from './matchers.js';
 import { BUILTIN_PII, validatorFor, type PiiDetector } from './pii.js';
+import { firstCharPrefix, regexPrefix } from './match-prefix.js';
 import { firstCharTest, maxMatchLength } from './regex-safety.js';
 import { policyFileSchema, type FallbackAction, type PolicyFile, type PolicyLocks, type PolicyTruncation } from './schema.js';
 
@@ -91,7 +92,9 @@ function compileRules(p: PolicyFile, detectors: ReadonlyMap<string, PiiDetector>
     if (m.phrases?.length) finders.push(phraseFinder(m.phrases, m.wholeWords));
     m.regex?.forEach((entry, j) => {
       const [pattern, flags] = typeof entry === 'string' ? [entry, ''] : [entry.pattern, entry.flags];
-      finders.push(regexFinder(new RegExp(pattern, flags + 'g'), m.regex!.length > 1 ? `regex${j}` : 'regex', maxMatchLength(pattern, flags), undefined, undefined, startTest(pattern, flags)));
+      const maxLength = maxMatchLength(pattern, flags);
+      const hold = regexPrefix(pattern, flags, maxLength) ?? firstCharPrefix(startTest(pattern, flags), maxLength);
+      finders.push(regexFinder(new RegExp(pattern, flags + 'g'), m.regex!.length > 1 ? `regex${j}` : 'regex', maxLength, undefined, undefined, hold ?? undefined));
     });
     for (const name of m.pii ?? []) finders.push(piiFinder(detectors.get(name)!));
     return {

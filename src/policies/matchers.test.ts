@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ACTION_RANK, phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
+import { firstCharPrefix } from './match-prefix.js';
 import { BUILTIN_PII } from './pii.js';
 
 function rule(id: string, finders: SpanFinder[], action: Action = 'cancel_response', extra: Partial<CompiledRule> = {}): CompiledRule {
@@ -17,6 +18,7 @@ function rule(id: string, finders: SpanFinder[], action: Action = 'cancel_respon
   };
 }
 
+const firstChar = (test: (code: number, previous: number) => boolean, maxUnits: number) => firstCharPrefix(test, maxUnits)!;
 const pii = (name: string) => piiFinder(BUILTIN_PII.find((d) => d.name === name)!);
 
 describe('phrase finder', () => {
@@ -278,10 +280,11 @@ describe('phrase finder: what a stream holds back', () => {
     expect(s.held).toBe('ref');
   });
 
-  it('holds the whole tail when lower-casing changes its length (İ)', () => {
-    const f = phraseFinder(['wire'], true);
-    const text = 'xxxxxxİ';
-    expect(f.holdStart!(text)).toBe(text.length - 4);
+  it('folds case as the phrase regex does: İ is not i; ſ, the Kelvin sign and final sigma are s, k and σ', () => {
+    expect(phraseFinder(['wire'], true).holdStart!('xxxxxx wİ')).toBe(9);
+    expect(phraseFinder(['sko'], true).holdStart!('a ſ\u212a')).toBe(2);
+    expect(phraseFinder(['σς'], true).holdStart!('a ΣΣ')).toBe(2);
+    expect(phraseFinder(['ΣΣ'], true).holdStart!('a σς')).toBe(2);
   });
 });
 
@@ -304,7 +307,7 @@ describe('regex finder', () => {
   });
 
   it('holds back from the first character that can start a match, within its bound', () => {
-    const f = regexFinder(/x\d/g, 'r', 4, undefined, undefined, (code) => code === 0x78);
+    const f = regexFinder(/x\d/g, 'r', 4, undefined, undefined, firstChar((code) => code === 0x78, 4));
     expect(f.holdStart!('abx1x')).toBe(2);
     expect(f.holdStart!('ab')).toBe(2);
     expect(f.holdStart!('x')).toBe(0);
@@ -312,15 +315,15 @@ describe('regex finder', () => {
     expect(f.holdStart!('aaxaa')).toBe(2);
     expect(regexFinder(/x/g, 'r', 1).holdStart).toBeUndefined();
     const previous: number[] = [];
-    regexFinder(/x/g, 'r', 3, undefined, undefined, (_c, prev) => (previous.push(prev), false)).holdStart!('abcd');
+    regexFinder(/x/g, 'r', 3, undefined, undefined, firstChar((_c, prev) => (previous.push(prev), false), 3)).holdStart!('abcd');
     expect(previous).toEqual([0x61, 0x62, 0x63]);
     const first: number[] = [];
-    regexFinder(/x/g, 'r', 9, undefined, undefined, (_c, prev) => (first.push(prev), false)).holdStart!('ab');
+    regexFinder(/x/g, 'r', 9, undefined, undefined, firstChar((_c, prev) => (first.push(prev), false), 9)).holdStart!('ab');
     expect(first).toEqual([32, 0x61]);
   });
 
   it('looks at most 4096 characters back for a start, even for an unbounded pattern', () => {
-    const f = regexFinder(/x.*/g, 'r', Infinity, undefined, undefined, (code) => code === 0x78);
+    const f = regexFinder(/x.*/g, 'r', Infinity, undefined, undefined, firstChar((code) => code === 0x78, Infinity));
     expect(f.holdStart!(`x${'a'.repeat(5000)}`)).toBe(5001);
     expect(f.holdStart!(`x${'a'.repeat(4095)}`)).toBe(0);
   });
@@ -416,7 +419,7 @@ describe('streaming scanner: what leaves and when', () => {
 
   it('a redaction straddling the release point is held whole, then released redacted', () => {
     // The redaction `ab` is settled; the block rule holds from `b` (a prefix of `bzq`).
-    const r = rule('r', [regexFinder(/ab/g, 'x', 2, undefined, undefined, () => false)], 'redact');
+    const r = rule('r', [regexFinder(/ab/g, 'x', 2, undefined, undefined, { holdStart: (t) => t.length })], 'redact');
     const p = rule('p', [phraseFinder(['bzq'], false)], 'block');
     const s = new TextScanner([r, p], 64);
     expect(s.push('xx abz').text).toBe('xx ');

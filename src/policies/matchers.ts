@@ -1,4 +1,5 @@
 import type { PiiDetector } from './pii.js';
+import { phrasePrefix, type MatchPrefix } from './match-prefix.js';
 import { normalize, normalizeText } from './normalize.js';
 
 /** Where a text comes from (the policy file's `sources`). */
@@ -55,33 +56,9 @@ export function phraseFinder(phrases: readonly string[], wholeWords: boolean): S
   const source = wholeWords ? `(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])` : body;
   const re = new RegExp(source, 'giu');
   const maxLength = Math.max(...words.map((w) => w.join('').length + MAX_GAP * (w.length - 1))) * 2;
-  // Every prefix of every phrase (lower case, single spaces): a text ending in one is held back.
-  const prefixes = new Set<string>();
-  let longest = 0;
-  for (const w of words) {
-    const p = w.join(' ').toLowerCase();
-    longest = Math.max(longest, p.length);
-    for (let k = 1; k <= p.length; k++) prefixes.add(p.slice(0, k));
-  }
-  const firstChars = new Set([...prefixes].map((p) => p[0]!));
-  const wordChar = /[\p{L}\p{N}_]/u;
-  const finder = regexFinder(re, 'phrase', maxLength);
-  return {
-    ...finder,
-    holdStart(text) {
-      const n = text.length;
-      const tail = text.slice(Math.max(0, n - longest));
-      const lower = tail.toLowerCase();
-      if (lower.length !== tail.length) return n - tail.length;
-      for (let k = Math.min(longest, n); k >= 1; k--) {
-        if (!firstChars.has(lower[lower.length - k]!) || !prefixes.has(lower.slice(lower.length - k))) continue;
-        // A whole-word phrase cannot start inside a word.
-        if (wholeWords && n - k > 0 && wordChar.test(text[n - k - 1]!) && wordChar.test(text[n - k]!)) continue;
-        return n - k;
-      }
-      return n;
-    },
-  };
+  // Normalised text has single spaces: a phrase's prefixes are fixed strings up to case.
+  const hold = phrasePrefix(words.map((w) => w.join(' ')), wholeWords);
+  return { ...regexFinder(re, 'phrase', maxLength), holdStart: (text) => hold.holdStart(text) };
 }
 
 /** A finder over a global regex; empty matches are skipped. An optional validator confirms / trims. */
@@ -91,22 +68,13 @@ export function regexFinder(
   maxLength: number,
   validate?: (candidate: string) => number,
   prefilter?: (text: string, from: number) => boolean,
-  startsWith?: (code: number, previous: number) => boolean,
+  hold?: MatchPrefix,
 ): SpanFinder {
   const pattern = re.global ? re : new RegExp(re.source, re.flags + 'g');
   return {
     label,
     maxLength,
-    ...(startsWith
-      ? {
-          // Held from the earliest character (within the longest match) that can start a match.
-          holdStart(text: string): number {
-            const n = text.length;
-            for (let p = Math.max(0, n - Math.min(maxLength, 4096)); p < n; p++) if (startsWith(text.charCodeAt(p), p > 0 ? text.charCodeAt(p - 1) : 32)) return p;
-            return n;
-          },
-        }
-      : {}),
+    ...(hold ? { holdStart: (text: string) => hold.holdStart(text) } : {}),
     find(text, onHit, from = 0) {
       if (prefilter && !prefilter(text, from)) return;
       pattern.lastIndex = from;

@@ -40,10 +40,12 @@ function trailingRun(run: RegExp, begins: RegExp, maxLength: number): (text: str
 }
 
 /**
- * The end of a text that an IBAN may still complete: a word starting with a letter, then (spaces
- * anywhere) a second letter, the two check digits and up to 30 alphanumerics, each optional.
+ * The end of a text that an IBAN may still complete, as the pattern below spells one: a word
+ * starting with a letter, then a second letter, the two check digits and up to 30 alphanumerics
+ * (one space allowed before each), every part after the first letter optional. Country code and
+ * check digits are written together: a two-letter word and a space ("is ", "to ") is settled.
  */
-const IBAN_TAIL = /(?<![A-Za-z0-9])[A-Za-z](?: *[A-Za-z](?: *\d(?: *\d(?: *[A-Za-z0-9]){0,30})?)?)? *$/;
+const IBAN_TAIL = /(?<![A-Za-z0-9])[A-Za-z](?:[A-Za-z](?:\d(?:\d(?: ?[A-Za-z0-9]){0,30} ?)?)?)?$/;
 
 /** IBAN: the earliest word of the text's last 68 characters from which the rest can still be an IBAN. */
 function ibanHoldStart(text: string): number {

@@ -27,28 +27,30 @@ export interface RegexProblem {
 }
 
 /** A character set as sorted, disjoint, inclusive code-point ranges. */
-type Ranges = readonly (readonly [number, number])[];
+export type Ranges = readonly (readonly [number, number])[];
 
 const MAX_CP = 0x10ffff;
 /** Repeats with a max above this count as unbounded for the adjacency analysis. */
 const LARGE_REPEAT = 32;
 
 type Node = Alternation;
-interface Alternation {
+export interface Alternation {
   readonly branches: Sequence[];
 }
-interface Sequence {
+export interface Sequence {
   readonly items: Quantified[];
 }
-interface Quantified {
+export interface Quantified {
   readonly atom: Atom;
   readonly min: number;
   readonly max: number;
 }
-type Atom =
+/** `^`/`$` are 'line'; `\b` is 'boundary', `\B` 'notBoundary'. */
+export type AssertTest = 'line' | 'boundary' | 'notBoundary';
+export type Atom =
   | { readonly kind: 'chars'; readonly set: Ranges }
   | { readonly kind: 'group'; readonly body: Alternation }
-  | { readonly kind: 'assert' };
+  | { readonly kind: 'assert'; readonly test: AssertTest };
 
 class RegexSyntaxProblem extends Error {}
 
@@ -196,7 +198,7 @@ class Parser {
     switch (c) {
       case '^':
       case '$':
-        return { kind: 'assert' };
+        return { kind: 'assert', test: 'line' };
       case '.':
         return { kind: 'chars', set: this.#flags.dotAll ? ANY : complement(LINE_TERMINATORS) };
       case '(':
@@ -316,7 +318,8 @@ class Parser {
 
   #escape(): Atom {
     const set = this.#escapeSet(false);
-    return set === null ? { kind: 'assert' } : this.#chars(set);
+    if (set !== null) return this.#chars(set);
+    return { kind: 'assert', test: this.#src[this.#i - 1] === 'b' ? 'boundary' : 'notBoundary' };
   }
 
   #class(): Ranges {
@@ -508,6 +511,15 @@ function maxLenAlt(a: Alternation, unitsPerChar: number): number {
     best = Math.max(best, sum);
   }
   return best;
+}
+
+/** The pattern's syntax tree (character sets case-folded for ASCII under `i`), or null when it does not parse. */
+export function parseRegex(pattern: string, flags = ''): Alternation | null {
+  try {
+    return new Parser(pattern, flags).parse();
+  } catch {
+    return null;
+  }
 }
 
 /**
