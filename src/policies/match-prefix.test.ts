@@ -68,6 +68,14 @@ describe('regex prefix automaton: where a match could still be under way', () =>
       { pattern: 'x[^y]y', flags: '', alphabet: ['x', 'y', 'z', '\u00e9'] },
       { pattern: 'σ\\s?ς', flags: 'iu', alphabet: ['σ', 'ς', 'Σ', ' ', 'a'] },
       { pattern: 'a.b', flags: 's', alphabet: ['a', 'b', '\n', 'c'] },
+      // Word characters at the edges of their ASCII ranges, and their neighbours.
+      { pattern: '\\bq\\w\\b', flags: '', alphabet: ['q', '0', '9', 'a', 'z', 'A', 'Z', '_', '/', ':', '@', '[', '`', '{', ' '] },
+      { pattern: '[b-y]{2}', flags: 'i', alphabet: ['a', 'b', 'y', 'z', 'A', 'B', 'Y', 'Z', '@', '[', '`', '{'] },
+      // Case closure in both directions: ſ is s and S, the Kelvin sign k and K, ς is σ and Σ.
+      { pattern: 'ſk', flags: 'iu', alphabet: ['s', 'S', 'ſ', 'k', 'K', '\u212a'] },
+      { pattern: 'σ\\s?ς', flags: 'iu', alphabet: ['σ', 'ς', 'Σ', ' ', 'é'] },
+      { pattern: '[À-þ]x', flags: 'iu', alphabet: ['×', 'à', 'À', 'x', 'ÿ', 'Ÿ'] },
+      { pattern: 'éx', flags: '', alphabet: ['é', 'É', 'x'] },
     ];
     const random = rng(7);
     for (const { pattern, flags, alphabet } of cases) {
@@ -93,8 +101,52 @@ describe('regex prefix automaton: where a match could still be under way', () =>
     }
   });
 
+  it('decides no assertion it cannot see: ^ and $ always, \\b and \\B at the window start and the text end', () => {
+    expect(hold('^ab', '', 'xxa')).toBe(2);
+    expect(hold('ab$', '', 'xa')).toBe(1);
+    expect(hold('a$b', '', 'xa')).toBe(1);
+    // The window's first character may follow a word character of the stream.
+    expect(hold('\\Bab', '', 'ab')).toBe(0);
+    expect(hold('\\Bab', '', ' ab')).toBe(3);
+    // What follows the text is not known yet.
+    expect(hold('ab\\Bc', '', 'xab')).toBe(1);
+    expect(hold('ab\\bc', '', 'xab')).toBe(1);
+    expect(hold('ab\\b c', '', 'xab')).toBe(1);
+    // A line assertion is not a word boundary test, wherever it stands.
+    expect(hold('^ab', '', ' a')).toBe(1);
+    expect(hold('a$ b', '', 'xa ')).toBe(1);
+    // \\b sees A and Z as word characters, @ and [ not.
+    for (const before of ['A', 'Z', '0', '9', 'a', 'z', '_']) expect(hold('\\bqa', '', `${before}q`)).toBe(2);
+    for (const before of ['@', '[', '/', ':', '`', '{', ' ']) expect(hold('\\bqa', '', `${before}q`)).toBe(1);
+  });
+
+  it('follows empty loops without looping, after the start or at it', () => {
+    expect(hold('x(?:)*y', '', 'ax')).toBe(1);
+    expect(hold('x(?:)*y', '', 'axz')).toBe(3);
+    expect(hold('(?:)*xy', '', 'ax')).toBe(1);
+  });
+
+  it('looks back at most 4096 characters, even for an unbounded pattern', () => {
+    expect(hold('x[a-z]*', '', `x${'a'.repeat(5000)}`)).toBe(5001);
+    expect(hold('x[a-z]*', '', `x${'a'.repeat(4095)}`)).toBe(0);
+  });
+
+  it('matches C1 controls and U+FFFF like any other character', () => {
+    expect(hold('\\x80a', '', 'x\x80')).toBe(1);
+    expect(hold('a.c', 'u', 'xa\uffffd')).toBe(4);
+    expect(hold('a.c', 'u', 'xa\uffff')).toBe(1);
+  });
+
+  it('closes case for small sets only: a set of more than 4096 characters matches anything under i', () => {
+    expect(hold('x[\\u0100-\\u10ff]', 'i', 'xa')).toBe(2);
+    expect(hold('x[\\u0100-\\u1100]', 'i', 'xa')).toBe(0);
+    expect(hold('x[\\u0100-\\u1100]', '', 'xa')).toBe(2);
+  });
+
   it('counts characters beyond U+FFFF as one under u, as two units without it', () => {
     expect(hold('a.b', 'u', 'xa😀')).toBe(1);
+    expect(hold('a.c', 'u', 'xa😀d')).toBe(5);
+    expect(hold('a.c', 'u', 'xa😀c')).toBe(1);
     expect(hold('a.b', '', 'xa😀')).toBe(4);
     expect(hold('a..b', '', 'xa😀')).toBe(1);
     expect(hold('😀a', 'u', 'x😀')).toBe(1);
@@ -104,6 +156,16 @@ describe('regex prefix automaton: where a match could still be under way', () =>
     expect(regexPrefix('(', '', 10)).toBeNull();
     expect(regexPrefix('😀a', '', 4)).toBeNull();
     expect(regexPrefix('(?:abcdefgh){0,400}x', '', Infinity)).toBeNull();
+    // 2,048 states at most: 2,047 characters and the final state.
+    expect(regexPrefix('a{2047}', '', Infinity)).not.toBeNull();
+    expect(regexPrefix('a{2048}', '', Infinity)).toBeNull();
+    // Without u, a class may name a character beyond U+FFFF only if it also takes every surrogate unit.
+    expect(regexPrefix('[😀x]a', '', 8)).toBeNull();
+    expect(regexPrefix('[😀\\ud800-\\udfff]a', '', 8)).not.toBeNull();
+    expect(regexPrefix('[😀\\ud801-\\udfff]a', '', 8)).toBeNull();
+    expect(regexPrefix('[😀\\ud800-\\udffe]a', '', 8)).toBeNull();
+    expect(regexPrefix('x[^a]', '', 4)).not.toBeNull();
+    expect(regexPrefix('\\uffffa', '', 4)).not.toBeNull();
     const coarse = firstCharPrefix((code) => code === 0x78, 4)!;
     expect(coarse.holdStart('abx1')).toBe(2);
     expect(firstCharPrefix(undefined, 4)).toBeNull();
@@ -123,15 +185,22 @@ describe('phrase prefixes', () => {
   }
 
   it('agrees with the engine on generated texts, whole words or not', () => {
-    const phrases = ['sko', 'kis σας', 'as your'];
-    const alphabet = ['s', 'k', 'o', 'ſ', '\u212a', 'i', 'I', 'İ', ' ', 'σ', 'ς', 'Σ', 'a', 'y'];
+    const phrases = ['sko', 'kis σς', 'as your', 'az@', '`9z', 'ǆx'];
+    // Word and non-word characters at the edges of their ranges, letters and digits beyond ASCII,
+    // characters beyond U+FFFF (two units), case pairs that fold in one direction only.
+    const alphabet = ['s', 'k', 'o', 'ſ', '\u212a', 'i', 'I', 'İ', ' ', 'σ', 'ς', 'Σ', 'a', 'y', 'z', 'A', 'Z', '0', '9', '_', '/', ':', '@', '[', '`', '{', 'é', '٣', '·', '😀', 'ǅ', 'Ǆ', 'x'];
     const random = rng(11);
     for (const wholeWords of [true, false]) {
       const p = phrasePrefix(phrases, wholeWords);
       for (let n = 0; n < 2000; n++) {
-        const len = 1 + Math.floor(random() * 8);
+        const len = 1 + Math.floor(random() * 5);
         let text = '';
+        // Phrase-like texts: a prefix of a phrase after random characters, or random characters alone.
         for (let k = 0; k < len; k++) text += alphabet[Math.floor(random() * alphabet.length)]!;
+        if (random() < 0.5) {
+          const ph = phrases[Math.floor(random() * phrases.length)]!;
+          text += ph.slice(0, 1 + Math.floor(random() * ph.length));
+        }
         expect({ text, wholeWords, at: p.holdStart(text) }).toEqual({ text, wholeWords, at: phraseOracle(phrases, wholeWords, text) });
       }
     }
@@ -140,5 +209,22 @@ describe('phrase prefixes', () => {
   it('holds from any character beyond U+FFFF when a phrase has one', () => {
     expect(phrasePrefix(['a😀b'], false).holdStart('xy😀')).toBe(2);
     expect(phrasePrefix(['ab'], false).holdStart('xy😀')).toBe(4);
+    expect(phrasePrefix(['a😀b'], false).holdStart('xyz')).toBe(3);
+    // Only surrogate units take that shortcut; other characters are walked.
+    expect(phrasePrefix(['a😀b'], false).holdStart('ab')).toBe(2);
+    expect(phrasePrefix(['a😀b'], false).holdStart('a\ue000')).toBe(2);
+    expect(phrasePrefix(['a😀b'], false).holdStart('a\ud800')).toBe(0);
+    expect(phrasePrefix(['a😀b'], false).holdStart('a\udfff')).toBe(0);
+    // A phrase with characters from U+E000 on has none beyond U+FFFF.
+    expect(phrasePrefix(['a\ufffdb'], false).holdStart('a😀')).toBe(3);
+  });
+
+  it('folds case across the whole BMP and tells word characters beyond ASCII', () => {
+    expect(phrasePrefix(['ａｂ'], false).holdStart('xＡ')).toBe(1);
+    expect(phrasePrefix(['ab'], true).holdStart('Ａab')).toBe(3);
+    expect(phrasePrefix(['ab'], true).holdStart('·ab')).toBe(1);
+    // ASCII punctuation folds to itself: [ is not {, @ is not `.
+    expect(phrasePrefix(['a[b'], false).holdStart('xa{')).toBe(3);
+    expect(phrasePrefix(['a@b'], false).holdStart('xa`')).toBe(3);
   });
 });

@@ -173,7 +173,7 @@ class Builder {
   atom(a: Atom, next: number): number {
     if (a.kind === 'group') return this.alt(a.body, next);
     if (a.kind === 'assert') return this.add({ kind: ASSERT, test: a.test, next });
-    const key = a.set.join(';');
+    const key = JSON.stringify(a.set);
     let set = this.#sets.get(key);
     if (!set) this.#sets.set(key, (set = new CharSet(a.set, this.#ignoreCase)));
     return this.add({ kind: CHAR, set, next });
@@ -204,8 +204,10 @@ class Nfa implements MatchPrefix {
   #startsA: Int32Array;
   #listB: Int32Array;
   #startsB: Int32Array;
-  readonly #mark: Int32Array;
-  #gen = 0;
+  /** States reached in the current step (cleared through `#touched`, which lists them). */
+  readonly #mark: Uint8Array;
+  readonly #touched: Int32Array;
+  #touchedLen = 0;
   readonly #stack: Int32Array;
 
   constructor(b: Builder, start: number, unicode: boolean, maxUnits: number) {
@@ -232,8 +234,13 @@ class Nfa implements MatchPrefix {
     this.#startsA = new Int32Array(n);
     this.#listB = new Int32Array(n);
     this.#startsB = new Int32Array(n);
-    this.#mark = new Int32Array(n);
-    this.#stack = new Int32Array(n * 2 + 8);
+    this.#mark = new Uint8Array(n);
+    this.#touched = new Int32Array(n);
+    // The closure's stack: a popped split pushes its outs, an assertion replaces itself with its next,
+    // so at most 1 + all split outs are pending at once.
+    let bound = 1;
+    for (const o of outs) bound += o.length;
+    this.#stack = new Int32Array(bound);
     // First characters: every set reachable from the start without consuming (assertions ignored).
     let beyond = false;
     const seen = new Set<number>();
@@ -259,19 +266,18 @@ class Nfa implements MatchPrefix {
     let starts = this.#startsA;
     let other = this.#listB;
     let otherStarts = this.#startsB;
-    this.#gen++;
+    this.#clearMarks();
     let len = 0;
     for (let i = from; i < n; ) {
       const cp = this.#unicode ? text.codePointAt(i)! : text.charCodeAt(i);
       const width = cp > 0xffff ? 2 : 1;
       // Threads are kept in order of their start, so the first to reach a state has the earliest start.
       if (this.#canStart(cp)) len = this.#closure(this.#start, i, i, text, list, starts, len);
+      this.#clearMarks();
       if (len === 0) {
         i += width;
-        this.#gen++;
         continue;
       }
-      this.#gen++;
       let nextLen = 0;
       for (let k = 0; k < len; k++) {
         const s = list[k]!;
@@ -289,6 +295,11 @@ class Nfa implements MatchPrefix {
     return len > 0 ? starts[0]! : n;
   }
 
+  #clearMarks(): void {
+    for (let k = 0; k < this.#touchedLen; k++) this.#mark[this.#touched[k]!] = 0;
+    this.#touchedLen = 0;
+  }
+
   #canStart(cp: number): boolean {
     return cp < 128 ? (this.#firstAscii[cp >>> 5]! & (1 << (cp & 31))) !== 0 : this.#firstBeyondAscii;
   }
@@ -297,17 +308,17 @@ class Nfa implements MatchPrefix {
   #closure(s: number, at: number, start: number, text: string, list: Int32Array, starts: Int32Array, len: number): number {
     const stack = this.#stack;
     const mark = this.#mark;
-    const gen = this.#gen;
     let top = 0;
     stack[top++] = s;
     while (top > 0) {
       const q = stack[--top]!;
-      if (mark[q] === gen) continue;
-      mark[q] = gen;
+      if (mark[q] === 1) continue;
+      mark[q] = 1;
+      this.#touched[this.#touchedLen++] = q;
       const k = this.#kind[q]!;
       if (k === SPLIT) {
         const outs = this.#outs[q]!;
-        for (let o = outs.length - 1; o >= 0; o--) if (mark[outs[o]!] !== gen) stack[top++] = outs[o]!;
+        for (let o = outs.length - 1; o >= 0; o--) if (mark[outs[o]!] !== 1) stack[top++] = outs[o]!;
       } else if (k === ASSERT) {
         if (assertionMayHold(this.#tests[q]!, text, at)) stack[top++] = this.#next[q]!;
       } else {
