@@ -514,7 +514,7 @@ function maxLenAlt(a: Alternation, unitsPerChar: number): number {
 }
 
 /** The pattern's syntax tree (character sets case-folded for ASCII under `i`), or null when it does not parse. */
-export function parseRegex(pattern: string, flags = ''): Alternation | null {
+export function parseRegex(pattern: string, flags: string): Alternation | null {
   try {
     return new Parser(pattern, flags).parse();
   } catch {
