@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
-import { audioDelta, entryOf, outDelta, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
+import { audioDelta, entryOf, outDelta, POLICIES_DIR, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
@@ -37,6 +39,24 @@ function json(f: Verdict): Record<string, unknown> {
 }
 
 describe('guardrails: streaming output', () => {
+  it('the shipped strict policy lets ordinary speech through as it comes and still stops a promise split across deltas', async () => {
+    const text = readFileSync(join(POLICIES_DIR, 'customer-support.yaml'), 'utf8');
+    const { session, server } = setup(await policyFrom(text, 'customer-support'));
+    server(responseCreated('resp_1'));
+    // Two-letter words (IBAN country codes) and words starting with i or w (the refund regex) used to be held.
+    for (const word of ['Sure, ', 'here ', 'is ', 'the ', 'answer: ', 'it ', 'will ', 'ship ', 'in ', 'two ', 'days. ']) {
+      expect({ word, verdict: server(outDelta('resp_1', word)).kind }).toEqual({ word, verdict: 'continue' });
+    }
+    // "we " may still become "we will refund you": held until the next word settles it.
+    expect(server(outDelta('resp_1', 'We ')).kind).toBe('drop');
+    expect(json(server(outDelta('resp_1', 'found it. '))).delta).toBe('We found it. ');
+    // Held while it can still become the promise, stopped when it does.
+    expect(json(server(outDelta('resp_1', 'And I'))).delta).toBe('And ');
+    expect(server(outDelta('resp_1', "'ll ref")).kind).toBe('drop');
+    expect(server(outDelta('resp_1', 'und you today')).kind).toBe('drop');
+    expect(session.cancelled.map((c) => c.notice.details)).toEqual([expect.objectContaining({ rule: 'no-refund-promises' })]);
+  });
+
   it('cancels the response when a phrase split across deltas completes, and drops that delta', async () => {
     const { session, server } = setup(await policyFrom(OUTPUT_RULES));
     expect(server(responseCreated('resp_1')).kind).toBe('continue');
