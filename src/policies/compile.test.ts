@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, parsePolicyYaml, PolicyError } from './compile.js';
 import { policyJsonSchema } from './json-schema.js';
-import { scanText } from './matchers.js';
+import { scanText, TextScanner } from './matchers.js';
 
 const POLICIES = fileURLToPath(new URL('../../policies/', import.meta.url));
 
@@ -109,6 +109,13 @@ describe('policy compiler', () => {
       ['guardrails:', '  piiDetectors: [{ name: ssn, pattern: "\\\\b\\\\d{3}-\\\\d{2}-\\\\d{4}\\\\b" }]', '  rules: [{ id: s, sources: [input], match: { pii: [ssn] }, action: redact }]'].join('\n'),
     );
     expect(ok.rules[0]!.finders[0]!.label).toBe('ssn');
+    // Streamed text is held only while it can still become a number of that shape, not the last 64 characters.
+    const scanner = new TextScanner(ok.rules, 128);
+    expect(scanner.push('Sure, my number is ').text).toBe('Sure, my number is ');
+    expect(scanner.push('123-4').text).toBe('');
+    expect(scanner.push('5-6789 thanks').text).toBe('[REDACTED:ssn] thanks');
+    expect(scanner.push(' and 12').text).toBe(' and ');
+    expect(scanner.push('a more').text).toBe('12a more');
     const msg = await problemsOf(['guardrails:', '  piiDetectors: [{ name: bad, pattern: "(\\\\d+)+x" }]'].join('\n'));
     expect(msg).toMatch(/guardrails\.piiDetectors\.0\.pattern: nested quantifier/);
   });

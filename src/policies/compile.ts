@@ -161,7 +161,15 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
   const detectors = new Map<string, PiiDetector>(BUILTIN_PII.map((d) => [d.name, d]));
   for (const d of p.guardrails.piiDetectors) {
     const validate = validatorFor(d.validate);
-    detectors.set(d.name, { name: d.name, pattern: new RegExp(d.pattern, d.flags + 'g'), maxLength: d.maxLength, ...(validate ? { validate } : {}) });
+    // Streamed text is held only while it can still grow into a match (else: its last maxLength characters).
+    const hold = regexPrefix(d.pattern, d.flags, d.maxLength);
+    detectors.set(d.name, {
+      name: d.name,
+      pattern: new RegExp(d.pattern, d.flags + 'g'),
+      maxLength: d.maxLength,
+      ...(validate ? { validate } : {}),
+      ...(hold ? { holdStart: (text: string) => hold.holdStart(text) } : {}),
+    });
   }
   const rules = compileRules(p, detectors);
 
