@@ -200,10 +200,10 @@ class Nfa implements MatchPrefix {
   readonly #firstAscii = new Uint32Array(4);
   readonly #firstBeyondAscii: boolean;
   // Scratch, reused by every call (calls never interleave).
-  #listA: Int32Array;
-  #startsA: Int32Array;
-  #listB: Int32Array;
-  #startsB: Int32Array;
+  readonly #listA: Int32Array;
+  readonly #startsA: Int32Array;
+  readonly #listB: Int32Array;
+  readonly #startsB: Int32Array;
   /** States reached in the current step (cleared through `#touched`, which lists them). */
   readonly #mark: Uint8Array;
   readonly #touched: Int32Array;
