@@ -28,6 +28,9 @@ export class TestClient {
       headers: options.headers ?? {},
       ...(options.ca ? { ca: options.ca } : {}),
       maxPayload: 256 * 1024 * 1024,
+      // Every wait has a bound: an upgrade nobody answers fails `opened` with ws's handshake timeout
+      // instead of leaving a test to its own (much longer) timeout with no clue where it hung.
+      handshakeTimeout: 20_000,
     });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
