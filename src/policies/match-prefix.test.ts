@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { firstCharPrefix, phrasePrefix, regexPrefix } from './match-prefix.js';
 import { maxMatchLength } from './regex-safety.js';
-
-/** Deterministic PRNG (mulberry32): the generated cases are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../simulator/audio.js';
 
 function hold(pattern: string, flags: string, text: string): number {
   const a = regexPrefix(pattern, flags, maxMatchLength(pattern, flags));
@@ -77,7 +66,7 @@ describe('regex prefix automaton: where a match could still be under way', () =>
       { pattern: '[À-þ]x', flags: 'iu', alphabet: ['×', 'à', 'À', 'x', 'ÿ', 'Ÿ'] },
       { pattern: 'éx', flags: '', alphabet: ['é', 'É', 'x'] },
     ];
-    const random = rng(7);
+    const random = prng(7);
     for (const { pattern, flags, alphabet } of cases) {
       for (let n = 0; n < 300; n++) {
         const len = 1 + Math.floor(random() * 7);
@@ -189,7 +178,7 @@ describe('phrase prefixes', () => {
     // Word and non-word characters at the edges of their ranges, letters and digits beyond ASCII,
     // characters beyond U+FFFF (two units), case pairs that fold in one direction only.
     const alphabet = ['s', 'k', 'o', 'ſ', '\u212a', 'i', 'I', 'İ', ' ', 'σ', 'ς', 'Σ', 'a', 'y', 'z', 'A', 'Z', '0', '9', '_', '/', ':', '@', '[', '`', '{', 'é', '٣', '·', '😀', 'ǅ', 'Ǆ', 'x'];
-    const random = rng(11);
+    const random = prng(11);
     for (const wholeWords of [true, false]) {
       const p = phrasePrefix(phrases, wholeWords);
       for (let n = 0; n < 2000; n++) {

@@ -1,4 +1,4 @@
-import { parseRegex, type Alternation, type AssertTest, type Atom, type Quantified, type Ranges, type Sequence } from './regex-safety.js';
+import { parseRegex, union, type Alternation, type AssertTest, type Atom, type Quantified, type Ranges, type Sequence } from './regex-safety.js';
 
 /**
  * How much streamed text a matcher must hold back: the earliest position from which the text so
@@ -56,7 +56,7 @@ class CharSet {
       else {
         const extra: [number, number][] = [];
         for (const [a, b] of ranges) for (let cp = a; cp <= b; cp++) for (const v of caseVariants(cp)) if (v !== cp) extra.push([v, v]);
-        closed = sortRanges([...ranges, ...extra]);
+        closed = union(ranges, extra);
       }
     }
     this.#ranges = closed;
@@ -101,17 +101,6 @@ function inRanges(ranges: Ranges, cp: number): boolean {
     else return true;
   }
   return false;
-}
-
-function sortRanges(ranges: readonly (readonly [number, number])[]): Ranges {
-  const sorted = [...ranges].sort((x, y) => x[0] - y[0]);
-  const out: [number, number][] = [];
-  for (const [a, b] of sorted) {
-    const last = out[out.length - 1];
-    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
-    else out.push([a, b]);
-  }
-  return out;
 }
 
 /** The code point's simple case variants (single code points only), itself included. */
@@ -425,7 +414,7 @@ const WORD_CHAR = /[\p{L}\p{N}_]/u;
 /** Whether the unit at `i` is surely part of a word as the phrase regex's lookarounds see it (a surrogate: not sure). */
 function isPhraseWordUnit(text: string, i: number): boolean {
   const c = text.charCodeAt(i);
-  if (c < 128) return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+  if (c < 128) return isWordUnit(c);
   if (c >= 0xd800 && c <= 0xdfff) return false;
   return WORD_CHAR.test(text[i]!);
 }

@@ -85,7 +85,8 @@ function complement(r: Ranges): Ranges {
   return out;
 }
 
-function union(a: Ranges, b: Ranges): Ranges {
+/** The sorted, merged union of two range lists. */
+export function union(a: Ranges, b: Ranges): Ranges {
   return normalize([...a.map((x) => [x[0], x[1]] as [number, number]), ...b.map((x) => [x[0], x[1]] as [number, number])]);
 }
 
@@ -527,12 +528,9 @@ export function parseRegex(pattern: string, flags: string): Alternation | null {
  * Lets the streaming scanner skip text that can only be context for new matches.
  */
 export function maxMatchLength(pattern: string, flags = ''): number {
-  try {
-    // Any character may be two UTF-16 units (a surrogate pair): count two per character.
-    return maxLenAlt(new Parser(pattern, flags).parse(), 2);
-  } catch {
-    return Infinity;
-  }
+  const ast = parseRegex(pattern, flags);
+  // Any character may be two UTF-16 units (a surrogate pair): count two per character.
+  return ast === null ? Infinity : maxLenAlt(ast, 2);
 }
 
 /**
@@ -540,12 +538,9 @@ export function maxMatchLength(pattern: string, flags = ''): number {
  * streaming scanner holds back text only from a position where a match could begin.
  */
 export function firstCharTest(pattern: string, flags = ''): ((code: number) => boolean) | null {
-  let first: Ranges;
-  try {
-    first = firstOfAlt(new Parser(pattern, flags).parse());
-  } catch {
-    return null;
-  }
+  const ast = parseRegex(pattern, flags);
+  if (ast === null) return null;
+  const first = firstOfAlt(ast);
   if (first.length === 0) return null;
   return (code) => {
     for (const [a, b] of first) if (code >= a && code <= b) return true;
