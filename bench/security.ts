@@ -162,7 +162,7 @@ async function fairness(): Promise<{ loop: LoopStats; victimMaxMs: number; victi
     }
   })();
   await new Promise((r) => setTimeout(r, 300));
-  await proxy.call('loop');
+  await proxy.call('loop', true);
   if (process.env['SECURITY_PROFILE']) await proxy.call('profileStart', 500);
   const text = 'lorem ipsum dolor sit amet, '.repeat(Math.ceil(ITEM_BYTES / 28)).slice(0, ITEM_BYTES);
   const frame = JSON.stringify({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
@@ -172,7 +172,7 @@ async function fairness(): Promise<{ loop: LoopStats; victimMaxMs: number; victi
     await new Promise((r) => setTimeout(r, 200));
   }
   await new Promise((r) => setTimeout(r, 500));
-  const loop = await proxy.call<LoopStats>('loop');
+  const loop = await proxy.call<LoopStats>('loop', false);
   if (process.env['SECURITY_PROFILE']) {
     const p = await proxy.call<{ top: { selfPct: number; fn: string; where: string }[] }>('profileStop', null);
     for (const l of p.top.slice(0, 15)) console.log(`    ${l.selfPct.toFixed(1)}% ${l.fn} ${l.where}`);

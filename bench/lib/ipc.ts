@@ -87,7 +87,7 @@ function collectGarbage(): void {
   }
 }
 
-/** Event-loop stalls and GC pauses of a child since the last `loop` call (where tail latency comes from). */
+/** Event-loop stalls and GC pauses of a child over one window (where tail latency comes from). */
 export interface LoopStats {
   readonly delayP50Ms: number;
   readonly delayP99Ms: number;
@@ -101,10 +101,19 @@ export interface LoopStats {
 
 const GC_KINDS: Record<number, string> = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-callbacks' };
 
-function loopMonitor(): () => LoopStats {
-  // 10 ms resolution: a 1 ms timer would itself wake an idle relay 1,000 times a second.
-  const delay = monitorEventLoopDelay({ resolution: 10 });
-  delay.enable();
+/** The loop monitor's timer interval. */
+const LOOP_RESOLUTION_MS = 1;
+
+/**
+ * Event-loop stalls over a measurement window. Node's histogram records the interval between its
+ * timer's callbacks, the resolution included (an idle loop reads ~10 ms at a 10 ms resolution), so
+ * what is reported is the lateness: interval − resolution, the wait an event arriving when the timer
+ * was due would have had. At a 1 ms resolution the longest stall is within 1 ms of the longest
+ * lateness. The timer runs only between a window's start and its end (`loop` with `true`, then
+ * `false`): a 1 ms timer would otherwise wake an idle relay 1,000 times a second.
+ */
+function loopMonitor(): (start: boolean) => LoopStats | null {
+  const delay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   let gc: { kind: string; ms: number }[] = [];
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
@@ -114,7 +123,15 @@ function loopMonitor(): () => LoopStats {
     }
   });
   obs.observe({ entryTypes: ['gc'] });
-  return () => {
+  const lateness = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
+  return (start) => {
+    if (start) {
+      delay.reset();
+      delay.enable();
+      gc = [];
+      return null;
+    }
+    delay.disable();
     const byKind: Record<string, { count: number; totalMs: number; maxMs: number }> = {};
     for (const g of gc) {
       const k = (byKind[g.kind] ??= { count: 0, totalMs: 0, maxMs: 0 });
@@ -123,9 +140,9 @@ function loopMonitor(): () => LoopStats {
       k.maxMs = Math.max(k.maxMs, g.ms);
     }
     const out: LoopStats = {
-      delayP50Ms: delay.percentile(50) / 1e6,
-      delayP99Ms: delay.percentile(99) / 1e6,
-      delayMaxMs: delay.max / 1e6,
+      delayP50Ms: lateness(delay.percentile(50)),
+      delayP99Ms: lateness(delay.percentile(99)),
+      delayMaxMs: lateness(delay.max),
       gcCount: gc.length,
       gcTotalMs: gc.reduce((a, g) => a + g.ms, 0),
       gcMaxMs: gc.reduce((a, g) => Math.max(a, g.ms), 0),
@@ -142,9 +159,10 @@ export function serveChild(info: unknown, handlers: Record<string, Handler>): vo
   if (!process.send) throw new Error('bench child started without an IPC channel');
   // What the harness itself runs stays out of the relay's RSS at start: the loop monitor starts
   // with the first window (its first call); profile.ts loads node:inspector with the first profile.
-  let loop: (() => LoopStats) | null = null;
+  let loop: ((start: boolean) => LoopStats | null) | null = null;
   const all: Record<string, Handler> = {
-    loop: () => (loop ??= loopMonitor())(),
+    /** `loop` with `true` starts a window; with `false` (or nothing) ends it and returns its stats. */
+    loop: (start) => (loop ??= loopMonitor())(start === true),
     stats: () => procStats(),
     gc: () => {
       collectGarbage();

@@ -23,8 +23,11 @@ async function start(options: Parameters<typeof startTestProxy>[0] = {}): Promis
   return tp;
 }
 
+/** Every admin request has a bound: expect.poll does not bound the call it polls, so a hung request would hang the test. */
+const ADMIN_REQUEST_MS = 10_000;
+
 async function metrics(tp: TestProxy): Promise<string> {
-  const res = await fetch(`${tp.adminUrl}/metrics`);
+  const res = await fetch(`${tp.adminUrl}/metrics`, { signal: AbortSignal.timeout(ADMIN_REQUEST_MS) });
   expect(res.status).toBe(200);
   return res.text();
 }
@@ -54,7 +57,7 @@ async function onBothWorkers(tp: TestProxy, max = 40): Promise<TestClient[]> {
 }
 
 async function status(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(url, { headers: { connection: 'close' } });
+  const res = await fetch(url, { headers: { connection: 'close' }, signal: AbortSignal.timeout(ADMIN_REQUEST_MS) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
