@@ -89,6 +89,20 @@ describe('metering filter: max_output_tokens clamp', () => {
     expect(ctx.upstream).toHaveLength(1);
   });
 
+  it('injects the session clamp once while it is on its way: a session.updated that names no limit does not re-arm it', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+    server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
+    server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'x' } });
+    // Another client update answered before the clamp: still "inf" upstream, and the clamp is already sent.
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
+    expect(ctx.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', max_output_tokens: 300 } }]);
+    // A limit within the cap (the clamp applied) re-arms it: a later "inf" (a client's own update) is clamped again.
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 300 } });
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
+    expect(ctx.upstream).toHaveLength(2);
+  });
+
   it('clamps session.update', () => {
     const s = setup();
     const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
@@ -250,6 +264,29 @@ describe('metering filter: admission', () => {
     expect(refused?.httpStatus).toBe(429);
     f.onClose!({ initiator: 'client', code: 1000, reason: '' });
     expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+  });
+
+  it('an admitted upgrade that never becomes a session frees its slot after 30 s, and no later session takes that freed slot as its own', async () => {
+    vi.useFakeTimers();
+    try {
+      const s = setup();
+      const t = tenant({ maxConcurrentSessions: 1 });
+      const admit = async () => refusal(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.code ?? 'admitted';
+      // The client left during the upgrade: its slot is held until the handoff wait ends.
+      expect(await admit()).toBe('admitted');
+      expect(await admit()).toBe('concurrent_sessions_exceeded');
+      vi.advanceTimersByTime(30_000);
+      expect(await admit()).toBe('admitted');
+      const f = s.factory.create(new FakeSession({ tenant: t }));
+      // The session holds the slot its own admission took: the limit still holds after the next wait too.
+      expect(await admit()).toBe('concurrent_sessions_exceeded');
+      vi.advanceTimersByTime(30_000);
+      expect(await admit()).toBe('concurrent_sessions_exceeded');
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(await admit()).toBe('admitted');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('sees no audio frames unless a cap holds input back (then it never parses them); the estimate reads the relay\'s count', () => {
@@ -1363,6 +1400,12 @@ describe("metering filter: one session's life", () => {
       ctx.fromClient(f, appendFrame('A'.repeat(chars)));
       server(f, { type: 'input_audio_buffer.committed', item_id: 'item_4' });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16 + 16 + g711 + 16 + g711);
+      // ...whichever it is: back to PCM16, then an update without a format.
+      server(f, { type: 'session.updated', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      server(f, { type: 'session.updated', session: { type: 'realtime', audio: { input: {} } } });
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_5' });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16 + 16 + g711 + 16 + g711 + 16 + pcm16);
     });
 
     it('session instructions and tools count as prompt; a response\'s own instructions replace them for that response', () => {
@@ -1375,6 +1418,12 @@ describe("metering filter: one session's life", () => {
       // A session.updated without them keeps them.
       server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['audio'] } });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 1000);
+      // Either one alone replaces the pair: a session's new instructions are what its next response is reserved for.
+      server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'j'.repeat(200) } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 200);
+      const tools = [{ type: 'function', name: 'lookup_order', description: 'd'.repeat(300) }];
+      server(f, { type: 'session.updated', session: { type: 'realtime', tools } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + JSON.stringify(tools).length);
     });
 
     it('a transcription session: its instructions are no response prompt and no clamp is injected', () => {
@@ -1390,6 +1439,9 @@ describe("metering filter: one session's life", () => {
       const { f } = session(s, CAPPED);
       expect(probe(s, f, { output_modalities: ['text'] }).nanos).toBe(8 * 4_000 + 4096 * 16_000);
       server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['text'] } });
+      expect(probe(s, f).nanos).toBe(8 * 4_000 + 4096 * 16_000);
+      // A session.updated that does not name the modalities keeps them.
+      server(f, { type: 'session.updated', session: { type: 'realtime' } });
       expect(probe(s, f).nanos).toBe(8 * 4_000 + 4096 * 16_000);
       expect(probe(s, f, { output_modalities: ['audio'] }).nanos).toBe(BARE.nanos);
       server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['audio'] } });
@@ -1581,6 +1633,13 @@ describe("metering filter: one session's life", () => {
         server(f, { type: 'session.created', session: { type: 'realtime', model } });
         expect(ctx.closedWith?.code).toBe(code);
       }
+      {
+        // A fallback price covers unknown models, never retired ones: OpenAI no longer serves them.
+        const s = setup({ fallbackPrice: 'gpt-realtime' });
+        const { ctx, f } = session(s, null, '');
+        server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-4o-realtime-preview' } });
+        expect(ctx.closedWith?.code).toBe('model_retired');
+      }
       const s = setup();
       const { ctx, f } = session(s, null, '');
       expect(f.summary!()['meteringModel']).toBeNull();
@@ -1743,6 +1802,8 @@ describe("metering filter: one session's life", () => {
         ['resp_1', BARE.nanos, BARE.tokens, 'client_gone_estimate', true],
         ['resp_vad', BARE.nanos, BARE.tokens, 'client_gone_estimate', true],
       ]);
+      // Priced at the model's own price: the records say so, and name the model.
+      expect(s.records.map((r) => [r.model, r.fallbackPrice])).toEqual([['gpt-realtime', false], ['gpt-realtime', false]]);
     });
   });
 
