@@ -815,6 +815,22 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(v.kind === 'reject' && [v.error.code, v.error.details?.['cap'], v.error.closesSession]).toEqual(['budget_exceeded', 'daily_usd', false]);
     });
 
+    it('a spent cap the ledger reports only after the session closed neither ends nor holds the closed session', async () => {
+      for (const onExhausted of ['end_session', 'refuse'] as const) {
+        const s = asyncSetup({ onExhausted });
+        const { ctx, f } = session(s, { dailyUsd: '0.05' });
+        // A transcribed session: the refuse policy checks the cap after each response too.
+        server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { transcription: { model: 'gpt-4o-transcribe' } } } } });
+        expect((await clientAsync(f, { type: 'response.create', event_id: 'c1' })).kind).toBe('continue');
+        await serverAsync(f, created('resp_1'));
+        // Over the cap; the ledger's answer to the check after it comes once the client has gone.
+        await serverAsync(f, done('resp_1', usage(20_000, 0, 500, 0)));
+        f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+        await flush();
+        expect({ onExhausted, closedWith: ctx.closedWith, toClient: ctx.client, watched: [...ctx.watched.keys()] }).toEqual({ onExhausted, closedWith: null, toClient: [], watched: [] });
+      }
+    });
+
     it('a VAD response is reserved asynchronously; over the cap it is cancelled and input audio is held back', async () => {
       const s = asyncSetup();
       s.ledger.settle(null, spent(50_000_000));
