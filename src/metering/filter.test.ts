@@ -1682,6 +1682,23 @@ describe("metering filter: one session's life", () => {
       expect(ctx.closedWith).toBeNull();
     });
 
+    it('session.created/updated that report no model, or the model already in use, change neither the model nor the session', () => {
+      // Without a model yet (call_id): a session event that names none leaves it unknown.
+      const noModel = session(setup(), null, '');
+      server(noModel.f, { type: 'session.created', session: { type: 'realtime' } });
+      server(noModel.f, { type: 'session.updated' });
+      expect([noModel.ctx.closedWith, noModel.f.summary!()['meteringModel']]).toEqual([null, null]);
+      // An unpriced model reported again is the same session: it stays up (its creates are refused).
+      const unpriced = session(setup(), null, 'gpt-9');
+      server(unpriced.f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-9' } });
+      expect(unpriced.ctx.closedWith).toBeNull();
+      // The priced model reported again is no switch.
+      const s = setup();
+      const priced = session(s, null, 'gpt-realtime');
+      server(priced.f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime' } });
+      expect(s.logs.filter((l) => l.msg === 'metering: model switched')).toEqual([]);
+    });
+
     it('a session on an unpriced model takes the priced model the upstream reports (e.g. a deployment name resolved)', () => {
       const s = setup();
       const { f } = session(s, null, 'gpt-9');
