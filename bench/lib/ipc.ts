@@ -139,7 +139,8 @@ function loopMonitor(): (start: boolean) => LoopStats | null {
       k.totalMs += g.ms;
       k.maxMs = Math.max(k.maxMs, g.ms);
     }
-    const out: LoopStats = {
+    // The next window's start clears both.
+    return {
       delayP50Ms: lateness(delay.percentile(50)),
       delayP99Ms: lateness(delay.percentile(99)),
       delayMaxMs: lateness(delay.max),
@@ -148,9 +149,6 @@ function loopMonitor(): (start: boolean) => LoopStats | null {
       gcMaxMs: gc.reduce((a, g) => Math.max(a, g.ms), 0),
       gcByKind: byKind,
     };
-    delay.reset();
-    gc = [];
-    return out;
   };
 }
 
