@@ -1859,7 +1859,7 @@ describe("metering filter: one session's life", () => {
       expect(s.records.map((r) => [r.ref, r.settledBy])).toEqual([['resp_1', 'response.done'], ['resp_2', 'session_end_estimate']]);
     });
 
-    it('ending: a response the relay already suppresses is not cancelled twice; one that starts meanwhile is cancelled and not billed at close', () => {
+    it('ending: a response the relay already suppresses is not cancelled twice; one that starts meanwhile is cancelled and billed at its hold at close', () => {
       const s = setup({ onExhausted: 'end_session' });
       const { ctx, f } = session(s, { maxSessionTokens: 10 });
       client(f, { type: 'response.create', event_id: 'c1' });
@@ -1871,8 +1871,8 @@ describe("metering filter: one session's life", () => {
       server(f, created('resp_3'));
       expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_2', undefined], ['resp_3', 'token_limit_exceeded']]);
       f.onClose!({ initiator: 'proxy', code: 4002, reason: '' });
-      expect(s.records.map((r) => r.ref)).toEqual(['resp_1', 'resp_2']);
-      expect(f.summary!()).toMatchObject({ meteringEstimated: 1, meteringResponses: 2 });
+      expect(s.records.map((r) => [r.ref, r.settledBy])).toEqual([['resp_1', 'response.done'], ['resp_2', 'session_end_estimate'], ['resp_3', 'session_end_estimate']]);
+      expect(f.summary!()).toMatchObject({ meteringEstimated: 2, meteringResponses: 3 });
     });
 
     it('ending closes once the last running response is billed, not before', () => {
@@ -1919,7 +1919,7 @@ describe("metering filter: one session's life", () => {
       expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'session_duration_exceeded', responseId: null });
     });
 
-    it('a response that starts while the session is ending is cancelled with the ending reason, reserves and bills nothing at close', () => {
+    it('a response that starts while the session is ending is cancelled with the ending reason, reserves nothing in the ledger and bills its hold at close', () => {
       vi.useFakeTimers();
       const s = setup();
       const { ctx, f } = session(s, { maxSessionDurationSec: 1, dailyUsd: '100' });
@@ -1930,7 +1930,11 @@ describe("metering filter: one session's life", () => {
       expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.closesSession])).toEqual([['resp_1', 'session_duration_exceeded', false], ['resp_late', 'session_duration_exceeded', false]]);
       expect(reserved(s)).toEqual(before);
       f.onClose!({ initiator: 'proxy', code: 4002, reason: '' });
-      expect(s.records.map((r) => r.ref)).toEqual(['resp_1']);
+      // Both were cancelled, neither reported a response.done: both are billed at their worst case.
+      expect(s.records.map((r) => [r.ref, r.settledBy, r.costNanos])).toEqual([
+        ['resp_1', 'session_end_estimate', 262_176_000],
+        ['resp_late', 'session_end_estimate', 262_176_000],
+      ]);
     });
 
     it('a session that ends twice closes once, with the first reason', () => {
@@ -1972,13 +1976,33 @@ describe("metering filter: one session's life", () => {
     expect(s.records.map((r) => [r.model, r.costNanos, r.fallbackPrice])).toEqual([['gpt-realtime-2', 24_000_000, true]]);
   });
 
-  it('client gone: a response whose worst case was zero is released, not billed', () => {
+  it('client gone: a response cancelled over the session token limit is billed at its worst case when its response.done never comes', () => {
       const s = setup({ onExhausted: 'end_session' });
       const { ctx, f } = session(s, { maxSessionTokens: 0 });
-      server(f, created('resp_1')); // cancelled over the limit: nothing reserved
+      server(f, created('resp_1', { max_output_tokens: 10 })); // cancelled at once: the upstream may still bill what it read
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_1', 'token_limit_exceeded']]);
       f.onClose!({ initiator: 'client', code: 1006, reason: '' });
-      expect(s.records).toEqual([]);
-      expect(ctx.cancelled).toHaveLength(1);
+      // 8 allowance tokens at $4/M text in + 10 output tokens at $64/M audio out.
+      expect(s.records.map((r) => [r.ref, r.model, r.costNanos, r.totalTokens, r.settledBy, r.fallbackPrice])).toEqual([['resp_1', 'gpt-realtime', 8 * 4000 + 10 * 64_000, 18, 'client_gone_estimate', false]]);
+    });
+
+    it('client gone: a response cancelled because its model has no price is billed at the last-resort price, marked as a fallback', () => {
+      const s = setup();
+      const { ctx, f } = session(s, null, 'unknown-rt');
+      server(f, created('resp_1', { max_output_tokens: 10 }));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_1', 'unknown_model_price']]);
+      f.onClose!({ initiator: 'client', code: 1006, reason: '' });
+      // gpt-realtime-2: 8 tokens at $4/M text in + 10 at $64/M audio out.
+      expect(s.records.map((r) => [r.ref, r.model, r.costNanos, r.settledBy, r.fallbackPrice])).toEqual([['resp_1', 'unknown-rt', 8 * 4000 + 10 * 64_000, 'client_gone_estimate', true]]);
+    });
+
+    it('a response cancelled at response.created settles its actual usage when its response.done comes, not the hold', () => {
+      const s = setup();
+      const { f } = session(s, { maxSessionTokens: 0 });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(100, 0, 0, 0), 'cancelled'));
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(s.records.map((r) => [r.ref, r.settledBy, r.estimated])).toEqual([['resp_1', 'response.done', false]]);
     });
 
     it('an estimated record names the model and the fallback of the session', () => {

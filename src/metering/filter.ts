@@ -609,24 +609,26 @@ export class MeteringFilter implements Filter {
       return CONTINUE;
     }
     // Started by the server (VAD create_response, idle timeout), or its create's reservation
-    // already timed out: reserve now, before any output.
+    // already timed out: reserve now, before any output. A response cancelled right here still
+    // holds its worst case (at the last-resort price when the model has none): the upstream may
+    // bill the input it read before the cancel, and if its response.done never comes (client and
+    // upstream gone) the hold is what gets billed. One rule for every cancel, never a free response.
     const unreserved = (amount: Amount): Reservation => ({ id: null, amount, timer: null, mark });
-    const zero = { nanos: 0, tokens: 0 };
+    const price = this.#price?.price ?? null;
+    const effective = view?.maxOutputTokens ?? this.#ctx.conversation.sessionMaxOutputTokens ?? 'inf';
+    const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, this.#estimate.total(), this.#promptTokens, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
     if (this.#ending) {
-      this.#reservations.set(id, unreserved(zero));
+      this.#reservations.set(id, unreserved(amount));
       this.#cancel(id, this.#ending);
       return CONTINUE;
     }
-    const price = this.#price?.price ?? null;
     const maxSession = this.#limits.maxSessionTokens;
     if (!price || (maxSession !== null && this.#sessionTokens >= maxSession)) {
-      this.#reservations.set(id, unreserved(zero));
+      this.#reservations.set(id, unreserved(amount));
       const error = price ? this.#tokenLimitError(null) : unpricedError(this.#model, this.#rt, { close: null });
       this.#cancel(id, error);
       return CONTINUE;
     }
-    const effective = view?.maxOutputTokens ?? this.#ctx.conversation.sessionMaxOutputTokens ?? 'inf';
-    const amount = this.#worstCase(price, this.#estimate.total(), this.#promptTokens, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
     if (!this.#capped) {
       this.#reservations.set(id, unreserved(amount));
       return CONTINUE;
@@ -969,17 +971,13 @@ export class MeteringFilter implements Filter {
   }
 
   #settleEstimate(responseId: string, r: Reservation, rule: SettledBy): void {
-    if (r.amount.nanos === 0 && r.amount.tokens === 0) {
-      if (r.id !== null) this.#releaseId(r.id);
-      return;
-    }
     const record: UsageRecord = {
       ts: this.#rt.wall(),
       tenant: this.#ctx.tenant.id,
       session: this.#ctx.id,
       source: 'response',
       ref: responseId,
-      model: this.#model || (this.#price?.price.id ?? ''),
+      model: this.#model || (this.#price?.price.id ?? LAST_RESORT_REALTIME),
       status: null,
       costNanos: r.amount.nanos,
       inputTokens: 0,
@@ -992,7 +990,8 @@ export class MeteringFilter implements Filter {
       seconds: null,
       estimated: true,
       settledBy: rule,
-      fallbackPrice: this.#price?.fallback ?? false,
+      // No price for the session's model: the hold was taken at the last-resort price.
+      fallbackPrice: this.#price?.fallback ?? true,
     };
     this.#responses++;
     this.#estimated++;

@@ -261,6 +261,52 @@ describe('responses whose response.done never comes are billed at their reservat
   });
 });
 
+describe('a response the proxy cancels at response.created is not free when its response.done never comes', () => {
+  /*
+   * Found 2026-12-04: a server-started response cancelled over the session token limit (or for an
+   * unpriced model, or while the session ends) held a zero amount, so a client that left before
+   * its response.done made it free. The upstream here bills a first response over the limit, then
+   * starts a second by itself (like VAD) and ignores every cancel.
+   */
+  it('over the session token limit: the cancelled VAD response is billed at its worst case, client_gone_estimate', async () => {
+    const received: string[] = [];
+    const up = await scriptedUpstream((ws: WebSocket, n) => {
+      ws.send(sessionCreated(n));
+      ws.on('message', (data) => {
+        const ev = JSON.parse(String(data)) as { type: string; response_id?: string };
+        received.push(ev.type === 'response.cancel' ? `response.cancel:${ev.response_id}` : ev.type);
+        if (ev.type !== 'response.create') return;
+        const created = (id: string) => JSON.stringify({ type: 'response.created', event_id: `e_${id}`, response: { object: 'realtime.response', id, status: 'in_progress', conversation_id: 'conv_1', output: [], output_modalities: ['audio'], max_output_tokens: 'inf', usage: null } });
+        const usage = { total_tokens: 500, input_tokens: 400, output_tokens: 100, input_token_details: { text_tokens: 400, audio_tokens: 0, image_tokens: 0, cached_tokens: 0 }, output_token_details: { text_tokens: 0, audio_tokens: 100 } };
+        ws.send(created('resp_first'));
+        ws.send(JSON.stringify({ type: 'response.done', event_id: 'e_done', response: { object: 'realtime.response', id: 'resp_first', status: 'completed', conversation_id: 'conv_1', output: [], output_modalities: ['audio'], max_output_tokens: 'inf', usage } }));
+        ws.send(created('resp_vad')); // over the limit now: the proxy cancels it; this upstream never answers
+      });
+    });
+    cleanups.push(() => up.close());
+    const tp = await proxy({
+      tenants: { acme: { limits: { dailyUsd: '5', maxSessionTokens: 100, maxResponseOutputTokens: 100 } } },
+      config: { upstream: { provider: 'openai', url: up.url, apiKey: 'sk-x' } },
+      metering: { lingerAfterClientCloseMs: 200 },
+    });
+    const c = await tp.client();
+    await c.next('session.created');
+    c.send({ type: 'response.create' });
+    await until(() => received.includes('response.cancel:resp_vad'), 5000, 'the proxy to cancel the VAD response');
+    c.ws.terminate();
+    await until(() => tp.proxy.server.sessionCount === 0, 5000, 'linger to end');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
+    expect(records.map((r) => [r['ref'], r['settledBy'], r['estimated']])).toEqual([
+      ['resp_first', 'response.done', false],
+      ['resp_vad', 'client_gone_estimate', true],
+    ]);
+    // Its worst case: at least the output cap (100 tokens) at the audio rate.
+    expect(records[1]!['costNanos'] as number).toBeGreaterThanOrEqual(100 * 64_000);
+    // The client was told why before it left.
+    expect(c.ofType('error').map(errorCode)).toEqual(['token_limit_exceeded']);
+  });
+});
+
 describe('finding 3: a refused response.create without event_id', () => {
   it('releases its reservation at once (the proxy gives every create an event_id the upstream echoes)', async () => {
     const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: '10' } } }, simulator: { timing: { deltaIntervalMs: 20 } } });
