@@ -39,9 +39,14 @@ export function sum(t: Readonly<ModalityTokens>): number {
   return t.text + t.audio + t.image;
 }
 
+/** Milliseconds of audio in (at most) `encodedChars` base64 characters at `bytesPerMs`. */
+export function audioMsOfBase64(encodedChars: number, bytesPerMs: number): number {
+  return Math.ceil((encodedChars * 3) / 4 / bytesPerMs);
+}
+
 /** Audio tokens of `encodedChars` base64 characters of input audio at `bytesPerMs` (48 PCM16, 8 G.711). */
 export function audioTokensOfBase64(encodedChars: number, bytesPerMs: number): number {
-  const ms = Math.ceil((encodedChars * 3) / 4 / bytesPerMs);
+  const ms = audioMsOfBase64(encodedChars, bytesPerMs);
   return Math.ceil((ms * USER_AUDIO_TOKENS_PER_SEC) / 1000);
 }
 
@@ -117,13 +122,14 @@ export class ConversationEstimate {
   /**
    * `input_audio_buffer.committed`: the buffer became a user audio item. Its audio is bounded by
    * the append bytes forwarded since the last commit or clear (frames are never parsed: their
-   * size bounds the base64 they carry).
+   * size bounds the base64 they carry). Returns that bound in milliseconds of audio.
    */
-  onCommitted(itemId: string | null, appendedWireBytes: number): void {
+  onCommitted(itemId: string | null, appendedWireBytes: number): number {
     const chars = Math.max(0, appendedWireBytes - this.#bufferStart);
     this.#bufferStart = appendedWireBytes;
     const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
     this.addItem(itemId, { text: ITEM_OVERHEAD, audio, image: 0 });
+    return audioMsOfBase64(chars, this.bytesPerMs);
   }
 
   /**

@@ -1247,6 +1247,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         'response.created',
         'response.done',
         'conversation.item.input_audio_transcription.completed',
+        'conversation.item.input_audio_transcription.failed',
         'error',
       ]);
     });
@@ -1327,6 +1328,76 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       ]);
       expect(ctx.reports).toContainEqual({ kind: 'usage', responseId: 'item_unknown', model: 'gpt-4o-mini-transcribe', costMicros: 705, inputTokens: 180, outputTokens: 40, cachedTokens: 0, source: 'transcription' });
       expect(f.summary!()).toMatchObject({ meteringCostNanos: 705_000, meteringTranscriptionUsd: '0.000705', meteringSessionTokens: 220, meteringResponses: 0 });
+    });
+
+    describe('a committed input whose transcription never reports (client and upstream gone)', () => {
+      // One second of PCM16 at 24 kHz, as the client appends it; the relay counts the frame's bytes.
+      const second = { type: 'input_audio_buffer.append', audio: Buffer.alloc(48_000).toString('base64') };
+      const wireMs = Math.ceil((JSON.stringify(second).length * 3) / 4 / 48);
+      const pcmSession = (model: string) => ({ type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: { model } } } } });
+
+      it('is billed at close by its audio length at the model it was committed under, estimated, with the close rule', () => {
+        const s = setup();
+        const { ctx, f } = session(s);
+        server(f, pcmSession('whisper-1'));
+        client(f, second);
+        server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+        server(f, pcmSession('gpt-4o-mini-transcribe'));
+        f.onClose!({ initiator: 'client', code: 1006, reason: '' });
+        expect(wireMs).toBeGreaterThanOrEqual(1000);
+        expect(s.records).toEqual([
+          {
+            ts: T0, tenant: 'acme', session: 'rps_test', source: 'transcription', ref: 'item_a', model: 'whisper-1', status: null,
+            // whisper-1: $0.006 per minute.
+            costNanos: Math.round((wireMs * 6_000_000) / 60_000), inputTokens: 0, outputTokens: 0, cachedTokens: 0, totalTokens: 0,
+            input: null, cached: null, output: null, seconds: wireMs / 1000, estimated: true, settledBy: 'client_gone_estimate', fallbackPrice: false,
+          },
+        ]);
+        expect(f.summary!()).toMatchObject({ meteringEstimated: 1, meteringResponses: 0 });
+        expect(ctx.reports).toContainEqual(expect.objectContaining({ kind: 'usage', responseId: 'item_a', source: 'transcription' }));
+        expect(s.logs.some((l) => l.level === 'warn' && l.msg === 'metering: transcription without its completed event billed by its audio length' && l['rule'] === 'client_gone_estimate')).toBe(true);
+      });
+
+      it('a completed or failed transcription leaves nothing to bill at close; the completed one is billed once, exactly', () => {
+        const s = setup();
+        const { f } = session(s);
+        server(f, pcmSession('whisper-1'));
+        for (const id of ['item_a', 'item_b']) {
+          client(f, second);
+          server(f, { type: 'input_audio_buffer.committed', item_id: id, previous_item_id: null });
+        }
+        server(f, transcribed('item_a', { type: 'duration', seconds: 1 }));
+        server(f, { type: 'conversation.item.input_audio_transcription.failed', item_id: 'item_b', content_index: 0, error: { type: 'transcription_error', code: 'x', message: 'x' } });
+        f.onClose!({ initiator: 'upstream', code: 1006, reason: '' });
+        expect(s.records.map((r) => [r.ref, r.settledBy, r.costNanos])).toEqual([['item_a', 'transcription.completed', 100_000]]);
+      });
+
+      it('nothing is pending in a session that does not transcribe', () => {
+        const s = setup();
+        const { f } = session(s);
+        client(f, second);
+        server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+        f.onClose!({ initiator: 'client', code: 1006, reason: '' });
+        expect(s.records).toEqual([]);
+      });
+
+      it('bounded: beyond 256 unanswered commits the oldest is billed at once as dropped by the upstream', () => {
+        const s = setup();
+        const { f } = session(s);
+        server(f, pcmSession('whisper-1'));
+        for (let i = 0; i < 257; i++) {
+          client(f, second);
+          server(f, { type: 'input_audio_buffer.committed', item_id: `item_${i}`, previous_item_id: null });
+        }
+        expect(s.records.map((r) => [r.ref, r.settledBy, r.estimated])).toEqual([['item_0', 'upstream_drop_estimate', true]]);
+        // Its completed event, if it comes after all, is not billed a second time.
+        server(f, transcribed('item_0', { type: 'duration', seconds: 1 }));
+        expect(s.records).toHaveLength(1);
+        f.onClose!({ initiator: 'proxy', code: 1001, reason: '' });
+        expect(s.records).toHaveLength(257);
+        expect(new Set(s.records.map((r) => r.ref)).size).toBe(257);
+        expect(s.records.slice(1).every((r) => r.settledBy === 'session_end_estimate')).toBe(true);
+      });
     });
 
     it('the session transcription model can be switched off (transcription: null) and on again', () => {

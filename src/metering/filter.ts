@@ -13,7 +13,7 @@ import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, typ
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
 import { responseCost, transcriptionCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
-import { LazyMap } from '../lazy-collections.js';
+import { LazyMap, LazySet } from '../lazy-collections.js';
 
 export interface MeteringRuntime {
   readonly config: MeteringConfig;
@@ -32,6 +32,8 @@ const BY = 'metering';
 /** Dearest shipped prices, used only when a usage arrives for a model the proxy could not price. */
 const LAST_RESORT_REALTIME = 'gpt-realtime-2';
 const LAST_RESORT_TRANSCRIPTION = 'gpt-4o-transcribe';
+/** Committed input audio awaiting its transcription's completed event, per session. */
+const MAX_UNTRANSCRIBED = 256;
 const END_GRACE_MS = 3000;
 const ADMISSION_HANDOFF_MS = 30_000;
 /** While input audio is held back over a cap, the ledger is asked again this often (caps may be raised). */
@@ -222,6 +224,7 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
         'response.created',
         'response.done',
         'conversation.item.input_audio_transcription.completed',
+        'conversation.item.input_audio_transcription.failed',
         // Releases the reservation of a response.create the upstream refused.
         'error',
       ],
@@ -274,6 +277,15 @@ export class MeteringFilter implements Filter {
    * Which responses are running is the conversation view's (`activeResponses`).
    */
   readonly #reservations = new LazyMap<string, Reservation>();
+  /**
+   * Input audio committed while the session transcribes it, by item id, until its transcription
+   * completes or fails: OpenAI bills a transcription that ran even if its completed event never
+   * reached the proxy (client and upstream gone), so the session's close bills what is left by its
+   * audio length. Bounded: the oldest beyond it is taken as dropped by the upstream and billed then.
+   */
+  readonly #untranscribed = new LazyMap<string, { readonly ms: number; readonly model: string | null }>();
+  /** Items billed as dropped (beyond the bound): a completed event that still comes is not billed twice. */
+  readonly #droppedTranscriptions = new LazySet<string>();
   #seq = 0;
   #closed = false;
   #ending: ProxyError | null = null;
@@ -524,8 +536,11 @@ export class MeteringFilter implements Filter {
       case 'conversation.item.input_audio_transcription.completed':
         this.#onTranscription(frame);
         return CONTINUE;
+      case 'conversation.item.input_audio_transcription.failed':
+        this.#untranscribed.delete(str(frame.json()['item_id']) ?? '');
+        return CONTINUE;
       case 'input_audio_buffer.committed':
-        this.#estimate.onCommitted(str(frame.json()['item_id']), this.#ctx.audio.inputWireBytes);
+        this.#onCommitted(frame);
         return CONTINUE;
       case 'input_audio_buffer.cleared':
         this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
@@ -742,17 +757,44 @@ export class MeteringFilter implements Filter {
     this.#afterSettle();
   }
 
+  #onCommitted(frame: Frame): void {
+    const itemId = str(frame.json()['item_id']);
+    const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
+    if (this.#txModel === null || itemId === null || this.#closed) return;
+    this.#untranscribed.set(itemId, { ms, model: this.#txModel });
+    if (this.#untranscribed.size > MAX_UNTRANSCRIBED) {
+      const [oldest, pending] = this.#untranscribed.entries().next().value!;
+      this.#untranscribed.delete(oldest);
+      this.#droppedTranscriptions.add(oldest);
+      if (this.#droppedTranscriptions.size > MAX_UNTRANSCRIBED) this.#droppedTranscriptions.delete(this.#droppedTranscriptions.values().next().value!);
+      this.#billUntranscribed(oldest, pending, 'upstream_drop_estimate');
+    }
+  }
+
   #onTranscription(frame: Frame): void {
     const ev = frame.json();
     const itemId = str(ev['item_id']) ?? 'item_unknown';
-    let model = this.#txModel;
+    if (this.#droppedTranscriptions.delete(itemId)) return;
+    const pending = this.#untranscribed.get(itemId);
+    this.#untranscribed.delete(itemId);
+    // The model the audio was committed under (a session.update may have changed it since).
+    this.#billTranscription(itemId, pending ? pending.model : this.#txModel, ev['usage'], 'transcription.completed');
+  }
+
+  /** A committed item whose transcription never reported: billed by its audio length, estimated. */
+  #billUntranscribed(itemId: string, pending: { readonly ms: number; readonly model: string | null }, rule: SettledBy): void {
+    this.#billTranscription(itemId, pending.model, { type: 'duration', seconds: pending.ms / 1000 }, rule);
+  }
+
+  #billTranscription(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy): void {
+    let model = txModel;
     let lookup = model ? this.#rt.prices.lookup(model) : null;
     if (!lookup) {
       this.#ctx.log.warn({ model }, `metering: transcription with an unknown model billed at ${LAST_RESORT_TRANSCRIPTION} prices`);
       model = model ?? LAST_RESORT_TRANSCRIPTION;
       lookup = { price: this.#rt.prices.own(LAST_RESORT_TRANSCRIPTION)!, fallback: true };
     }
-    const cost = transcriptionCost(lookup.price, ev['usage']);
+    const cost = transcriptionCost(lookup.price, usage);
     if (!cost) {
       this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed without usage; not billed');
       return;
@@ -774,10 +816,14 @@ export class MeteringFilter implements Filter {
       cached: null,
       output: null,
       seconds: cost.seconds,
-      estimated: cost.estimated,
-      settledBy: 'transcription.completed',
+      estimated: cost.estimated || settledBy !== 'transcription.completed',
+      settledBy,
       fallbackPrice: lookup.fallback,
     };
+    if (record.estimated && settledBy !== 'transcription.completed') {
+      this.#estimated++;
+      this.#ctx.log.warn({ itemId, rule: settledBy, costNanos: cost.nanos }, 'metering: transcription without its completed event billed by its audio length');
+    }
     this.#transcriptionNanos += cost.nanos;
     this.#costNanos += cost.nanos;
     this.#sessionTokens += cost.totalTokens;
@@ -967,6 +1013,8 @@ export class MeteringFilter implements Filter {
     const rule: SettledBy = info.initiator === 'client' ? 'client_gone_estimate' : info.initiator === 'upstream' ? 'upstream_drop_estimate' : 'session_end_estimate';
     for (const [responseId, r] of this.#reservations) this.#settleEstimate(responseId, r, rule);
     this.#reservations.clear();
+    for (const [itemId, pending] of this.#untranscribed) this.#billUntranscribed(itemId, pending, rule);
+    this.#untranscribed.clear();
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
   }
 

@@ -307,6 +307,33 @@ describe('a response the proxy cancels at response.created is not free when its 
   });
 });
 
+describe('an input transcription whose completed event never comes is not free', () => {
+  /*
+   * Found 2026-12-04: usage of an input transcription arrives only on its completed event; a client
+   * that commits audio and leaves at once closed the session before it, and nothing was billed
+   * (OpenAI bills the transcription that ran). Now the close bills it by the committed audio length.
+   */
+  it('client commits one second of audio and leaves: billed at whisper-1 per minute, estimated, client_gone_estimate', async () => {
+    const tp = await proxy({ simulator: { timing: { transcriptionDelayMs: 2_000 } } });
+    const c = await tp.client();
+    await c.next('session.created');
+    c.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: { model: 'whisper-1' }, turn_detection: null } } } });
+    await c.next('session.updated');
+    for (const ev of appendEvents(Buffer.alloc(48_000))) c.send(ev);
+    c.send({ type: 'input_audio_buffer.commit' });
+    const committed = await c.next('input_audio_buffer.committed');
+    c.ws.terminate();
+    await until(() => tp.proxy.server.sessionCount === 0, 5000, 'session end');
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
+    expect(records.map((r) => [r['source'], r['ref'], r['model'], r['settledBy'], r['estimated']])).toEqual([
+      ['transcription', committed['item_id'], 'whisper-1', 'client_gone_estimate', true],
+    ]);
+    // At least the audio sent (1 s at $0.006/min = 100,000 nanos), at most its wire size (frames' JSON included).
+    expect(records[0]!['costNanos'] as number).toBeGreaterThanOrEqual(100_000);
+    expect(records[0]!['costNanos'] as number).toBeLessThan(110_000);
+  });
+});
+
 describe('finding 3: a refused response.create without event_id', () => {
   it('releases its reservation at once (the proxy gives every create an event_id the upstream echoes)', async () => {
     const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: '10' } } }, simulator: { timing: { deltaIntervalMs: 20 } } });
