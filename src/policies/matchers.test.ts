@@ -166,6 +166,74 @@ describe('scanText', () => {
     expect(ids(scanText([rule('l', [phraseFinder(['note'], true)], 'log')], text, 64, 98))).toEqual(['l']);
   });
 
+  it('a redaction straddling a chunk edge is redacted whole (the first chunk holds its start)', () => {
+    const r = rule('p', [phraseFinder(['secret code'], true)], 'redact');
+    const text = `${'x '.repeat(510)}secret code${' y'.repeat(600)}`;
+    expect(text.indexOf('secret code')).toBeLessThan(1024);
+    expect(text.indexOf('secret code') + 11).toBeGreaterThan(1024);
+    const out = scanText([r], text, 64, 1024);
+    expect(out.text).toBe(`${'x '.repeat(510)}[phrase]${' y'.repeat(600)}`);
+    expect(out.redacted).toBe(true);
+  });
+
+  it('a text of exactly N chunks is released whole, a held prefix at its very end included', () => {
+    const r = rule('p', [phraseFinder(['secret code'], true)], 'redact');
+    const text = `${'x '.repeat(1020)}secret`;
+    expect(text.length).toBe(2046);
+    const exact = text.padStart(2048, 'z');
+    const out = scanText([r], exact, 64, 1024);
+    expect(out).toEqual({ hits: [], text: exact, redacted: false });
+  });
+
+  it('a long text with nothing to redact says so (redacted: false)', () => {
+    const r = rule('p', [phraseFinder(['secret code'], true)], 'redact');
+    const text = 'x '.repeat(3000);
+    expect(scanText([r], text, 64, 1024)).toEqual({ hits: [], text, redacted: false });
+  });
+
+  it('a phrase configured with surrounding whitespace still matches at the very start and end of a text', () => {
+    const r = rule('p', [phraseFinder(['  secret code \t'], true)], 'redact');
+    expect(scanText([r], 'secret code', 64, 4096).text).toBe('[phrase]');
+  });
+
+  it('a phrase prefix that starts in the seed is not held back into released text (no text twice)', () => {
+    const s = new TextScanner([rule('p', [phraseFinder(['wire the money'], true)])], 64, 'please wire the ');
+    const first = s.push('mo');
+    expect([first.text, s.held]).toEqual(['', 'mo']);
+    const last = s.push('ney now', true);
+    expect(ids(last)).toEqual(['p']);
+    expect(last.text).toBe('money now');
+  });
+
+  it('a log rule never holds text back, even a match that may go on', () => {
+    const s = new TextScanner([rule('l', [phraseFinder(['note'], true)], 'log')], 64);
+    expect(s.push('a note').text).toBe('a note');
+  });
+
+  it('an unsettled match holds from its own start, releasing the text before it', () => {
+    const r = rule('n', [regexFinder(/needle\d*/g, 'x', 8)], 'redact');
+    const s = new TextScanner([r], 64);
+    const out = s.push('abcdefghijklmnop needle');
+    expect(out).toEqual({ hits: [], text: 'abcdefghijklmno', redacted: false });
+    expect(s.push('42 end', true).text).toBe('p [x] end');
+  });
+
+  it('redactions that start together: the longer one wins in either rule order', () => {
+    const a = rule('a', [regexFinder(/abc/g, 'a', 3)], 'redact');
+    const b = rule('b', [regexFinder(/abcdef/g, 'b', 6)], 'redact');
+    expect(scanText([a, b], '-abcdef-', 64, 4096).text).toBe('-[b]-');
+    expect(scanText([b, a], '-abcdef-', 64, 4096).text).toBe('-[b]-');
+  });
+
+  it('a chain of overlapping redactions across the release point is held from the first one\'s start', () => {
+    // The hold starts at 8 (the last maxLength characters); [7,12) straddles it, which makes [3,8) straddle.
+    const a = rule('a', [regexFinder(/bcdef/g, 'a', 5)], 'redact');
+    const b = rule('b', [regexFinder(/fghij/g, 'b', 5)], 'redact');
+    const s = new TextScanner([a, b], 64);
+    expect(s.push('xxxbcdefghijk').text).toBe('xxx');
+    expect(s.push('', true).text).toBe('[a]k');
+  });
+
   it('merges overlapping redactions', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');
