@@ -1381,6 +1381,30 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         expect(s.records).toEqual([]);
       });
 
+      it('a commit that names no item is not tracked (its completion could not be matched: never billed twice)', () => {
+        const s = setup();
+        const { f } = session(s);
+        server(f, pcmSession('whisper-1'));
+        client(f, second);
+        server(f, { type: 'input_audio_buffer.committed', previous_item_id: null });
+        f.onClose!({ initiator: 'client', code: 1006, reason: '' });
+        expect(s.records).toEqual([]);
+      });
+
+      it('an exact transcription is not counted or logged as estimated, even when its price conversion is', () => {
+        const s = setup();
+        const { f } = session(s);
+        server(f, pcmSession('whisper-1'));
+        client(f, second);
+        server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+        // whisper-1 is priced per minute: tokens are converted to a duration (estimated: true on the record).
+        server(f, transcribed('item_a', { type: 'tokens', input_tokens: 10, output_tokens: 2, total_tokens: 12, input_token_details: { text_tokens: 0, audio_tokens: 10 } }));
+        f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+        expect(s.records.map((r) => [r.ref, r.settledBy, r.estimated])).toEqual([['item_a', 'transcription.completed', true]]);
+        expect(f.summary!()).toMatchObject({ meteringEstimated: 0 });
+        expect(s.logs.some((l) => l.msg === 'metering: transcription without its completed event billed by its audio length')).toBe(false);
+      });
+
       it('bounded: beyond 256 unanswered commits the oldest is billed at once as dropped by the upstream', () => {
         const s = setup();
         const { f } = session(s);
@@ -2065,6 +2089,15 @@ describe("metering filter: one session's life", () => {
       f.onClose!({ initiator: 'client', code: 1006, reason: '' });
       // gpt-realtime-2: 8 tokens at $4/M text in + 10 at $64/M audio out.
       expect(s.records.map((r) => [r.ref, r.model, r.costNanos, r.settledBy, r.fallbackPrice])).toEqual([['resp_1', 'unknown-rt', 8 * 4000 + 10 * 64_000, 'client_gone_estimate', true]]);
+    });
+
+    it('a response started before the session knows its model is held and billed under the last-resort id, as a fallback', () => {
+      const s = setup();
+      const { ctx, f } = session(s, null, '');
+      server(f, created('resp_1', { max_output_tokens: 10 }));
+      expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+      f.onClose!({ initiator: 'upstream', code: 1006, reason: '' });
+      expect(s.records.map((r) => [r.model, r.costNanos, r.settledBy, r.fallbackPrice])).toEqual([['gpt-realtime-2', 8 * 4000 + 10 * 64_000, 'upstream_drop_estimate', true]]);
     });
 
     it('a response cancelled at response.created settles its actual usage when its response.done comes, not the hold', () => {

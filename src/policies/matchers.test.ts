@@ -234,6 +234,13 @@ describe('scanText', () => {
     expect(s.push('', true).text).toBe('[a]k');
   });
 
+  it('an unsettled match longer than the window is held from its start: none of it reaches the client before the decision', () => {
+    const r = rule('n', [regexFinder(/needle\d*/g, 'x', 40)], 'cancel_response');
+    const s = new TextScanner([r], 8);
+    expect(s.push('ab needle123456789').text).toBe('ab ');
+    expect(ids(s.push('0 end', true))).toEqual(['n']);
+  });
+
   it('merges overlapping redactions', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');
