@@ -9,6 +9,7 @@ import { cliStartRss } from './lib/cli-rss.js';
 import { compileChild } from './lib/compiled.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import { coreTimes, coreUtilisation, machineInfo, type MachineInfo } from './lib/machine.js';
+import { perfLines, perfRecord } from './lib/perf.js';
 import type { AllocationLine, ProfileSummary } from './lib/profile.js';
 import type { FakeUpstreamStats } from './fake-upstream.js';
 import { RELAY_NODE_FLAGS } from '../src/server/node-flags.js';
@@ -46,6 +47,8 @@ const HELP = `usage: npm run bench -- [flags]
   --heap-sample             with --profile: then sample allocations that survive a scavenge (promoted to the
                             old generation) for one window and print the top sites
   --heap-all                with --heap-sample: sample every allocation, not only the promoted ones
+  --perf                    with --profile: then record the relay with Linux perf (software clock) for one window and
+                            print its kernel share and syscalls in µs/event (results/profiles/*.perf.data)
   --max-foreign PCT         re-measure a window when other work used more than PCT% of either core (default 15)
   --attempts N              measurement attempts per window before keeping the quietest (default 3)
   --relay-node-args=ARGS    extra node flags for the relay processes, e.g. --relay-node-args="--max-semi-space-size=64 --trace-gc"
@@ -91,6 +94,7 @@ const { values: flags } = parseArgs({
     'profile-throughput': { type: 'boolean', default: false },
     'heap-sample': { type: 'boolean', default: false },
     'heap-all': { type: 'boolean', default: false },
+    perf: { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
     'max-foreign': { type: 'string' },
@@ -153,6 +157,7 @@ const opts = {
   profileThroughput: flags['profile-throughput'] === true,
   heapSample: flags['heap-sample'] === true,
   heapAll: flags['heap-all'] === true,
+  perf: flags.perf === true,
   pin: flags['no-pin'] !== true,
   maxForeign: num(flags['max-foreign'], 15),
   relayNodeArgs: (flags['relay-node-args'] ?? '').split(' ').filter((a) => a.length > 0),
@@ -488,6 +493,18 @@ class Rig {
       const top = await this.relay.call<readonly AllocationLine[]>('heapSampleStop');
       log(`  ${this.target}: ${opts.heapAll ? 'allocations' : 'allocations promoted to the old generation'} in ${opts.measureSec} s (sampled):`);
       for (const l of top.slice(0, 15)) log(`    ${l.mib.toFixed(1)} MiB ${l.pct.toFixed(1)}%  ${l.fn}  ${l.where}`);
+    }
+    if (opts.perf) {
+      // Its own window, without the V8 sampler running: the relay's CPU per event over it converts shares to µs.
+      const a = await this.snapshot();
+      const perf = await perfRecord(this.relay.pid, opts.measureSec, file.replace(/\.cpuprofile$/, '.perf.data'));
+      const b = await this.snapshot();
+      if (typeof perf === 'string') log(`  ${this.target}: ${perf}`);
+      else {
+        const m = measure(a, b);
+        log(`  ${this.target}: ${fmt(m.relayUsPerEvent, 2)} µs/event over the perf window (${fmt(m.eventsPerSec, 0)} ev/s)`);
+        for (const line of perfLines(perf, m.relayUsPerEvent)) log(`    ${line}`);
+      }
     }
     await this.load.call('stopTraffic');
     await this.load.call('closeAll');
