@@ -33,11 +33,16 @@ export async function perfRecord(pid: number, seconds: number, file: string): Pr
   } catch (err) {
     return `perf record failed (install linux-perf; perf_event_paranoid may forbid it): ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
   }
+  return perfSummarise(file);
+}
+
+/** Summarises a `perf record` data file (kernel share, syscalls, kernel symbols). */
+export async function perfSummarise(file: string): Promise<PerfSummary> {
   const report = async (args: readonly string[]): Promise<string> =>
     (await run('perf', ['report', '-i', file, '--stdio', '-q', ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 })).stdout;
   const byDso = parse(await report(['--no-children', '--sort', 'dso', '-g', 'none']));
   const self = parse(await report(['--no-children', '--sort', 'dso,sym', '-g', 'none', '--percent-limit', '0.5']));
-  const inclusive = parse(await report(['--children', '--sort', 'sym', '-g', 'none', '--percent-limit', '1']));
+  const inclusive = parse(await report(['--children', '--sort', 'sym', '-g', 'none', '--percent-limit', '0.3']));
   const header = await run('perf', ['report', '-i', file, '--stdio', '--header-only'], { timeout: 60_000 }).catch(() => ({ stdout: '' }));
   const samples = Number(/sample(?:s)?[^\d]*(\d+)/i.exec(header.stdout)?.[1] ?? 0);
   return {
@@ -45,11 +50,22 @@ export async function perfRecord(pid: number, seconds: number, file: string): Pr
     samples,
     kernelPct: byDso.filter((l) => l.symbol.includes('[kernel')).reduce((a, l) => a + l.pct, 0),
     kernel: self.filter((l) => l.symbol.includes('[k]')).map((l) => ({ pct: l.pct, symbol: l.symbol.replace(/^.*\[k\]\s*/, '') })).slice(0, 12),
-    syscalls: inclusive
-      .filter((l) => /\[k\]\s+(__x64_sys_|__arm64_sys_|__sys_|do_syscall_64|entry_SYSCALL)/.test(l.symbol))
-      .map((l) => ({ pct: l.pct, symbol: l.symbol.replace(/^.*\[k\]\s*/, '') }))
-      .slice(0, 12),
+    syscalls: syscallsOf(inclusive),
   };
+}
+
+/**
+ * One line per syscall (write, sendto, recvfrom, epoll_pwait…) with its inclusive share: a syscall
+ * shows under several kernel entry points (`__x64_sys_write`, `ksys_write`; some inlined), so each
+ * name keeps its largest share.
+ */
+function syscallsOf(inclusive: readonly PerfLine[]): PerfLine[] {
+  const byName = new Map<string, number>();
+  for (const l of inclusive) {
+    const m = /\[k\]\s+(?:__x64_sys_|__arm64_sys_|__sys_|ksys_|do_sys_)(\w+)/.exec(l.symbol);
+    if (m) byName.set(m[1]!, Math.max(byName.get(m[1]!) ?? 0, l.pct));
+  }
+  return [...byName].map(([symbol, pct]) => ({ pct, symbol })).sort((a, b) => b.pct - a.pct).slice(0, 12);
 }
 
 /** `  12.34%  rest of the line` → { pct, symbol: rest }. */
