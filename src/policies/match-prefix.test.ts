@@ -162,22 +162,31 @@ describe('regex prefix automaton: where a match could still be under way', () =>
 });
 
 describe('phrase prefixes', () => {
-  /** Oracle: p is held when text[p..] is a case-insensitive prefix of a phrase (the engine decides case). */
+  /**
+   * Oracle: p is held when text[p..] is, case-insensitively (the engine decides case), the start of
+   * a text the phrase matches: its words in order, each space of the phrase a run of one or more
+   * characters that are neither letters nor digits.
+   */
   function phraseOracle(phrases: readonly string[], wholeWords: boolean, text: string): number {
+    const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const prefixes = (w: string) => `(?:${[...w].map((_, k) => esc([...w].slice(0, k + 1).join(''))).join('|')})`;
+    const starts = (words: readonly string[]): string =>
+      words.length === 1 ? prefixes(words[0]!) : `(?:${prefixes(words[0]!)}|${esc(words[0]!)}[^\\p{L}\\p{N}]+(?:${starts(words.slice(1))})?)`;
+    const patterns = phrases.map((ph) => new RegExp(`^${starts(ph.split(' '))}$`, 'iu'));
     for (let p = 0; p < text.length; p++) {
       if (wholeWords && p > 0 && /[\p{L}\p{N}_]/u.test(text[p - 1]!) && /[\p{L}\p{N}_]/u.test(text[p]!)) continue;
       const rest = text.slice(p);
-      const escaped = rest.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      if (phrases.some((ph) => new RegExp(`^${escaped}`, 'iu').test(ph))) return p;
+      if (patterns.some((re) => re.test(rest))) return p;
     }
     return text.length;
   }
 
   it('agrees with the engine on generated texts, whole words or not', () => {
-    const phrases = ['sko', 'kis σς', 'as your', 'az@', '`9z', 'ǆx'];
+    const phrases = ['sko', 'kis σς', 'as your', 'az@', '`9z', 'ǆx', 'a b c'];
     // Word and non-word characters at the edges of their ranges, letters and digits beyond ASCII,
     // characters beyond U+FFFF (two units), case pairs that fold in one direction only.
     const alphabet = ['s', 'k', 'o', 'ſ', '\u212a', 'i', 'I', 'İ', ' ', 'σ', 'ς', 'Σ', 'a', 'y', 'z', 'A', 'Z', '0', '9', '_', '/', ':', '@', '[', '`', '{', 'é', '٣', '·', '😀', 'ǅ', 'Ǆ', 'x'];
+    const separators = ['-', ' - ', '…', '/', ', ', '😀', '_', '·', '\u00a0'];
     const random = prng(11);
     for (const wholeWords of [true, false]) {
       const p = phrasePrefix(phrases, wholeWords);
@@ -188,7 +197,10 @@ describe('phrase prefixes', () => {
         for (let k = 0; k < len; k++) text += alphabet[Math.floor(random() * alphabet.length)]!;
         if (random() < 0.5) {
           const ph = phrases[Math.floor(random() * phrases.length)]!;
-          text += ph.slice(0, 1 + Math.floor(random() * ph.length));
+          let start = ph.slice(0, 1 + Math.floor(random() * ph.length));
+          // Half of them with another separator run between the words: punctuation, symbols, several.
+          if (random() < 0.5) start = start.replaceAll(' ', () => separators[Math.floor(random() * separators.length)]!);
+          text += start;
         }
         expect({ text, wholeWords, at: p.holdStart(text) }).toEqual({ text, wholeWords, at: phraseOracle(phrases, wholeWords, text) });
       }

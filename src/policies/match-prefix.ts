@@ -350,26 +350,37 @@ export function regexPrefix(pattern: string, flags: string, maxUnits: number): M
   return new Nfa(b, start, unicode, maxUnits);
 }
 
+/** Longest run of separators matched between a phrase's words (the phrase regex in src/policies/matchers.ts). */
+export const PHRASE_MAX_GAP = 8;
+
 /**
- * Phrases (src/policies/matchers.ts): the text they are matched against is normalised, so
- * whitespace is one space and a phrase is a fixed string up to case. A trie of the folded phrases;
- * a start whose walk reaches the end of the text while still inside the trie is held.
+ * Phrases (src/policies/matchers.ts): the text they are matched against is normalised and a
+ * phrase's words are separated in it by any run of characters that are neither letters nor digits
+ * (space, punctuation, symbols: "wire-the-money", "wire the… money"), so a phrase is its folded
+ * words joined by separator edges. A trie of the phrases; a start whose walk reaches the end of the
+ * text while some path is still inside the trie is held. (The run's length bound is not followed:
+ * holding a longer run is only more cautious.)
  */
 export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): MatchPrefix {
   const root: TrieNode = new Map();
+  /** Nodes reached through a separator edge: another separator unit stays there. */
+  const inSeparator = new Set<TrieNode>();
   let longest = 0;
   let astral = false;
   // Folded ASCII units a phrase starts with: most positions are ruled out without the trie.
   const firstAscii = new Uint32Array(4);
   for (const p of phrases) {
-    longest = Math.max(longest, p.length);
+    // The longest text a match of it can span: each space a run of up to PHRASE_MAX_GAP separators.
+    longest = Math.max(longest, p.length + (PHRASE_MAX_GAP - 1) * (p.split(' ').length - 1));
     let node = root;
     for (let i = 0; i < p.length; i++) {
-      const c = foldUnit(p.charCodeAt(i));
-      if (i === 0 && c < 128) firstAscii[c >>> 5]! |= 1 << (c & 31);
+      const unit = p.charCodeAt(i);
+      const c = unit === 32 ? SEPARATOR : foldUnit(unit);
+      if (i === 0 && c >= 0 && c < 128) firstAscii[c >>> 5]! |= 1 << (c & 31);
       astral ||= c >= 0xd800 && c <= 0xdfff;
       let child = node.get(c);
       if (!child) node.set(c, (child = new Map()));
+      if (c === SEPARATOR) inSeparator.add(child);
       node = child;
     }
   }
@@ -382,19 +393,73 @@ export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): M
         // An ASCII unit folds to ASCII: only phrases with an ASCII (folded) first unit can start there.
         const first = foldUnit(text.charCodeAt(p));
         if (first < 128 && (firstAscii[first >>> 5]! & (1 << (first & 31))) === 0) continue;
-        let node: TrieNode | undefined = root;
-        for (let i = p; i < n && node !== undefined; i++) {
-          const c = text.charCodeAt(i);
-          // Characters beyond U+FFFF have case variants this walk does not know: phrases holding some are held from any.
-          if (astral && c >= 0xd800 && c <= 0xdfff) return p;
-          node = node.get(foldUnit(c));
-        }
-        if (node !== undefined) return p;
+        if (astral && isSurrogate(text.charCodeAt(p))) return p;
+        if (walks(root, inSeparator, astral, text, p)) return p;
       }
       return n;
     },
   };
 }
+
+/** The trie edge of a run of separators (no UTF-16 unit is negative). */
+const SEPARATOR = -1;
+
+/** Whether some path through the trie from `root` takes all of `text` from `p` (then p can still start a match). */
+function walks(root: TrieNode, inSeparator: ReadonlySet<TrieNode>, astral: boolean, text: string, p: number): boolean {
+  const n = text.length;
+  // perf: one live path is the rule (a letter has one edge); the set of paths is used only after separators.
+  let node: TrieNode | undefined = root;
+  let states: TrieNode[] | null = null;
+  for (let i = p; i < n; ) {
+    const c = text.charCodeAt(i);
+    // Characters beyond U+FFFF have case variants this walk does not know: phrases holding some are held from any.
+    if (astral && isSurrogate(c)) return true;
+    const width = c >= 0xd800 && c <= 0xdbff && i + 1 < n ? 2 : 1;
+    i += width;
+    if (!isSeparatorAt(text, i - width, width)) {
+      if (width === 2) return false;
+      const key = foldUnit(c);
+      if (states === null) {
+        node = node!.get(key);
+        if (node === undefined) return false;
+        continue;
+      }
+      const next: TrieNode[] = [];
+      for (const s of states) {
+        const literal = s.get(key);
+        if (literal && !next.includes(literal)) next.push(literal);
+      }
+      if (next.length === 0) return false;
+      if (next.length === 1) [node, states] = [next[0]!, null];
+      else states = next;
+      continue;
+    }
+    const next: TrieNode[] = [];
+    for (const s of states ?? [node!]) {
+      const literal = width === 1 ? s.get(foldUnit(c)) : undefined;
+      if (literal && !next.includes(literal)) next.push(literal);
+      if (inSeparator.has(s) && !next.includes(s)) next.push(s);
+      const run = s.get(SEPARATOR);
+      if (run && !next.includes(run)) next.push(run);
+    }
+    if (next.length === 0) return false;
+    if (next.length === 1) [node, states] = [next[0]!, null];
+    else states = next;
+  }
+  return true;
+}
+
+const LETTER_OR_DIGIT = /^[\p{L}\p{N}]$/u;
+/** Whether the character at `i` (`width` units) is neither a letter nor a digit: it can separate a phrase's words. */
+function isSeparatorAt(text: string, i: number, width: number): boolean {
+  const c = text.charCodeAt(i);
+  if (c < 128) return !((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122));
+  // A lone surrogate (a pair split at the end of the text) may still become either: it can separate.
+  if (isSurrogate(c) && width === 1) return true;
+  return !LETTER_OR_DIGIT.test(text.slice(i, i + width));
+}
+
+const isSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdfff;
 
 type TrieNode = Map<number, TrieNode>;
 

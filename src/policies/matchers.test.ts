@@ -241,6 +241,26 @@ describe('scanText', () => {
     expect(ids(s.push('0 end', true))).toEqual(['n']);
   });
 
+  it('punctuation or symbols between a phrase\'s words do not hide it (found 2026-12-04: "secret-code" passed)', () => {
+    const r = rule('p', [phraseFinder(['secret code'], true)], 'redact');
+    for (const sep of ['-', '_', '…', ', ', ' -- ', '/', '.', '😀', ' * ']) {
+      expect(scanText([r], `a secret${sep}code b`, 64, 4096).text).toBe('a [phrase] b');
+    }
+    // Still words: no separator, a longer word, or a run longer than 8 is not the phrase.
+    for (const text of ['secretcode', 'secret-codes', `secret${'-'.repeat(9)}code`]) {
+      expect(scanText([r], text, 64, 4096).text).toBe(text);
+    }
+  });
+
+  it('streamed, a phrase cut after a separator run is held, then redacted whole', () => {
+    const r = rule('p', [phraseFinder(['wire the money'], true)], 'redact');
+    const s = new TextScanner([r], 64);
+    const first = s.push('ok, wire-the');
+    expect(first.text).toBe('ok, ');
+    const second = s.push(' - money now', true);
+    expect(second.text).toBe('[phrase] now');
+  });
+
   it('merges overlapping redactions', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');

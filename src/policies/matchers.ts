@@ -1,5 +1,5 @@
 import type { PiiDetector } from './pii.js';
-import { phrasePrefix, type MatchPrefix } from './match-prefix.js';
+import { PHRASE_MAX_GAP, phrasePrefix, type MatchPrefix } from './match-prefix.js';
 import { normalize, normalizeText } from './normalize.js';
 
 /** Where a text comes from (the policy file's `sources`). */
@@ -41,22 +41,24 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Longest whitespace run matched between the words of a phrase. */
-const MAX_GAP = 8;
+/** Longest run of separators (whitespace, punctuation, symbols) matched between the words of a phrase. */
+const MAX_GAP = PHRASE_MAX_GAP;
 
 /**
- * Phrases as one case-insensitive alternation of literals; whitespace inside a phrase matches a
- * whitespace run (up to 8). Whole-word matching uses single-character lookarounds (linear).
+ * Phrases as one case-insensitive alternation of literals; whitespace inside a phrase matches a run
+ * (up to 8) of characters that are neither letters nor digits, so punctuation between the words
+ * does not hide a phrase. Whole-word matching uses single-character lookarounds (linear).
  */
 export function phraseFinder(phrases: readonly string[], wholeWords: boolean): SpanFinder {
   // Phrases are folded like the text they are matched against (src/policies/normalize.ts).
   const folded = [...new Set(phrases.map((p) => normalizeText(p).trim()).filter((p) => p.length > 0))].sort((a, b) => b.length - a.length);
   const words = folded.map((p) => p.split(/\s+/));
-  const body = `(?:${words.map((w) => w.map(escapeRegex).join(`\\s{1,${MAX_GAP}}`)).join('|')})`;
+  // Between words, any run of non-letters and non-digits: "wire-the-money" and "wire the… money" are the phrase.
+  const body = `(?:${words.map((w) => w.map(escapeRegex).join(`[^\\p{L}\\p{N}]{1,${MAX_GAP}}`)).join('|')})`;
   const source = wholeWords ? `(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])` : body;
   const re = new RegExp(source, 'giu');
   const maxLength = Math.max(...words.map((w) => w.join('').length + MAX_GAP * (w.length - 1))) * 2;
-  // Normalised text has single spaces: a phrase's prefixes are fixed strings up to case.
+  // Normalised text has single spaces: a phrase's prefixes are its words up to case, with separator runs between.
   const hold = phrasePrefix(words.map((w) => w.join(' ')), wholeWords);
   return { ...regexFinder(re, 'phrase', maxLength), holdStart: (text) => hold.holdStart(text) };
 }

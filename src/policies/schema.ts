@@ -33,7 +33,7 @@ function build() {
 
   const matchSchema = z
     .object({
-      phrases: z.array(z.string().min(1)).optional().describe('Keywords or phrases, case-insensitive; whitespace inside a phrase matches any whitespace.'),
+      phrases: z.array(z.string().min(1)).optional().describe('Keywords or phrases, case-insensitive; whitespace inside a phrase matches any run of up to 8 characters that are neither letters nor digits (spaces, punctuation, symbols).'),
       wholeWords: z.boolean().default(true).describe('Phrases match whole words only (default true).'),
       regex: z.array(regexEntry).optional().describe('Regular expressions, screened at load against catastrophic backtracking (see policies/README.md).'),
       pii: z.array(z.string().min(1)).optional().describe('PII detector names: email, phone, card, iban, or a name from guardrails.piiDetectors.'),

@@ -146,6 +146,17 @@ describe('streamed model output: held back, never released after a trip', () => 
     s.c.close();
   });
 
+  it('punctuation between the words of a phrase does not evade the rule (found 2026-12-04)', async () => {
+    const s = await open('gov', [() => messageReply('resp_p', 'item_p', ['Ok: wire-', 'the… mo', 'ney right now.'], 'text')]);
+    s.c.send({ type: 'response.create' });
+    await s.c.next('response.done');
+    const letters = (t: string) => normalize(t).text.replace(/[^\p{L}\p{N}]/gu, '').toLowerCase();
+    for (const r of s.raw) expect(letters(JSON.stringify(JSON.parse(r))).includes('wirethemoney'), `frame ${r.slice(0, 160)}`).toBe(false);
+    expect(letters(contentStream(s.raw)).includes('wirethemoney'), 'assembled from content across frames').toBe(false);
+    await expectStoppedUpstream(s, 'resp_p', 'item_p');
+    s.c.close();
+  });
+
   it('finding 6: a phrase split across two content items of the conversation still matches', async () => {
     const s = await open('gov', [() => messageReply('resp_a', 'item_a', ['Let me say: please wire']), () => messageReply('resp_b', 'item_b', [' the money now, thanks.'])]);
     s.c.send({ type: 'response.create' });
