@@ -261,6 +261,14 @@ describe('scanText', () => {
     expect(second.text).toBe('[phrase] now');
   });
 
+  it('streamed, a card with dots and an IBAN with hyphens are held while they can grow, then redacted whole', () => {
+    const r = rule('pii', [pii('card'), pii('iban')], 'redact');
+    const s = new TextScanner([r], 64);
+    expect(s.push('card 4111.1111.').text).toBe('card ');
+    expect(s.push('1111.1111, iban DE89-3704-').text).toBe('[card], iban ');
+    expect(s.push('0044-0532-0130-00 ok', true).text).toBe('[iban] ok');
+  });
+
   it('merges overlapping redactions', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');

@@ -120,7 +120,7 @@ describe('pii detectors at their edges', () => {
     expect(find('email', 'me@@example.com')).toEqual([]);
   });
 
-  it('card: 13 to 19 digits with single spaces or dashes, whole digit runs, longest Luhn-valid prefix', () => {
+  it('card: 13 to 19 digits with single separators (space, dash, dot, slash, underscore), whole digit runs, longest Luhn-valid prefix', () => {
     expect(find('card', '4222222222222')).toEqual(['4222222222222']); // 13 digits
     expect(find('card', '422222222222')).toEqual([]); // 12
     const nineteen = withLuhn('411111111111111111');
@@ -131,7 +131,10 @@ describe('pii detectors at their edges', () => {
     expect(find('card', '41111111111111119')).toEqual([]);
     expect(find('card', 'a4111111111111111b')).toEqual(['4111111111111111']);
     expect(find('card', '4111  1111 1111 1111')).toEqual([]); // two spaces is not a separator
-    expect(find('card', '4111.1111.1111.1111')).toEqual([]);
+    // Found 2026-12-04: dots, slashes or underscores between the groups hid a card.
+    for (const sep of ['.', '/', '_']) expect(find('card', `x 4111${sep}1111${sep}1111${sep}1111 y`)).toEqual([`4111${sep}1111${sep}1111${sep}1111`]);
+    expect(find('card', '4111..1111.1111.1111')).toEqual([]);
+    expect(find('card', '4111,1111,1111,1111')).toEqual([]); // a comma is not a group separator (lists of numbers)
     expect(find('card', 'card 4111 1111 1111 1111 2 items')).toEqual(['4111 1111 1111 1111']);
     expect(find('card', 'card 4111-1111-1111-1111-7 x')).toEqual(['4111-1111-1111-1111']);
     expect(find('card', '4111 1111 1111 1112 4111111111111111')).toEqual(['4111111111111111']);
@@ -146,6 +149,9 @@ describe('pii detectors at their edges', () => {
     expect(find('iban', `to ${short}.`)).toEqual([short]);
     expect(find('iban', `to ${withCheckDigits('ZZ', '1234567890')}.`)).toEqual([]);
     expect(find('iban', 'GB82  WEST 1234 5698 7654 32')).toEqual([]);
+    // Found 2026-12-04: hyphens between the groups hid an IBAN.
+    expect(find('iban', 'pay DE89-3704-0044-0532-0130-00 now')).toEqual(['DE89-3704-0044-0532-0130-00']);
+    expect(find('iban', 'DE89--3704-0044-0532-0130-00')).toEqual([]);
   });
 
   it('phone: 8 to 15 digits, +/00 prefix, up to two separators between digits, not inside longer numbers or words', () => {

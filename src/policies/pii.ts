@@ -42,10 +42,10 @@ function trailingRun(run: RegExp, begins: RegExp, maxLength: number): (text: str
 /**
  * The end of a text that an IBAN may still complete, as the pattern below spells one: a word
  * starting with a letter, then a second letter, the two check digits and up to 30 alphanumerics
- * (one space allowed before each), every part after the first letter optional. Country code and
+ * (one space or hyphen allowed before each), every part after the first letter optional. Country code and
  * check digits are written together: a two-letter word and a space ("is ", "to ") is settled.
  */
-const IBAN_TAIL = /(?<![A-Za-z0-9])[A-Za-z](?:[A-Za-z](?:\d(?:\d(?: ?[A-Za-z0-9]){0,30} ?)?)?)?$/;
+const IBAN_TAIL = /(?<![A-Za-z0-9])[A-Za-z](?:[A-Za-z](?:\d(?:\d(?:[ -]?[A-Za-z0-9]){0,30}[ -]?)?)?)?$/;
 
 /** IBAN: the earliest word of the text's last 68 characters from which the rest can still be an IBAN. */
 function ibanHoldStart(text: string): number {
@@ -89,7 +89,7 @@ const IBAN_LENGTHS: Readonly<Record<string, number>> = {
 
 /** ISO 13616 check: country length (when known) and mod-97 == 1, over the compact form. */
 export function ibanValid(raw: string): boolean {
-  const s = raw.replace(/ /g, '').toUpperCase();
+  const s = raw.replace(/[ -]/g, '').toUpperCase();
   if (s.length < 15 || s.length > 34 || !/^[A-Z]{2}\d{2}[A-Z0-9]+$/.test(s)) return false;
   const expected = IBAN_LENGTHS[s.slice(0, 2)];
   if (expected !== undefined && expected !== s.length) return false;
@@ -109,7 +109,7 @@ export function ibanValid(raw: string): boolean {
  * between two characters); 0 when none is.
  */
 function longestValidPrefix(candidate: string, ok: (s: string) => boolean): number {
-  const ends = [...candidate.matchAll(/[ -]/g)].map((m) => m.index);
+  const ends = [...candidate.matchAll(/[ ./_-]/g)].map((m) => m.index);
   ends.push(candidate.length);
   for (let k = ends.length - 1; k >= 0; k--) if (ok(candidate.slice(0, ends[k]))) return ends[k]!;
   return 0;
@@ -129,16 +129,16 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
   },
   {
     name: 'card',
-    pattern: /(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])/g,
+    pattern: /(?<![\d])\d(?:[ ./_-]?\d){12,18}(?![\d])/g,
     // The pattern bounds a candidate to 19 digits; a shorter prefix must keep 13.
     validate: (c) => longestValidPrefix(c, (s) => digitCount(s) >= 13 && luhnValid(s)),
     maxLength: 19 * 2,
     prefilter: hasDigit,
-    holdStart: trailingRun(/[\d -]/, /\d/, 19 * 2),
+    holdStart: trailingRun(/[\d ./_-]/, /\d/, 19 * 2),
   },
   {
     name: 'iban',
-    pattern: /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])/g,
+    pattern: /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])/g,
     validate: (c) => longestValidPrefix(c, ibanValid),
     maxLength: 34 * 2,
     prefilter: hasDigit,

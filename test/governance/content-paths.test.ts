@@ -157,6 +157,17 @@ describe('streamed model output: held back, never released after a trip', () => 
     s.c.close();
   });
 
+  it('a card number with dots between its groups does not evade the card rule (found 2026-12-04)', async () => {
+    const s = await open('gov', [() => messageReply('resp_d', 'item_d', ['Your card: 4111.', '1111.1111.11', '11, thanks.'], 'text')]);
+    s.c.send({ type: 'response.create' });
+    await s.c.next('response.done');
+    const digits = (t: string) => t.replace(/\D/g, '');
+    for (const r of s.raw) expect(digits(r).includes('4111111111111111'), `frame ${r.slice(0, 160)}`).toBe(false);
+    expect(digits(contentStream(s.raw)).includes('4111111111111111'), 'assembled from content across frames').toBe(false);
+    await expectStoppedUpstream(s, 'resp_d', 'item_d');
+    s.c.close();
+  });
+
   it('finding 6: a phrase split across two content items of the conversation still matches', async () => {
     const s = await open('gov', [() => messageReply('resp_a', 'item_a', ['Let me say: please wire']), () => messageReply('resp_b', 'item_b', [' the money now, thanks.'])]);
     s.c.send({ type: 'response.create' });
