@@ -9,6 +9,7 @@ import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
+import { decodeJsonEscapes, replaceDecodedSpans } from './json-escapes.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 import { clientEventId, notifyClient, toFrame } from './util.js';
@@ -756,8 +757,10 @@ export class GuardrailFilter implements Filter {
       return e;
     }
     if (rules.length === 0) return e;
-    const r = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed);
-    e.text = r.text;
+    // Tool arguments and outputs are JSON: matched as the tool reads them, escapes decoded.
+    const decoded = source === 'tool_call' || source === 'tool_output' ? decodeJsonEscapes(text) : null;
+    const r = scanText(rules, decoded?.text ?? text, policy.windowChars, policy.maxInputChars, seed);
+    e.text = decoded === null ? r.text : r.redacted ? replaceDecodedSpans(text, decoded, r.spans ?? []) : text;
     e.redacted = r.redacted;
     const fresh = stream ? r.hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : r.hits;
     e.addHits(fresh);

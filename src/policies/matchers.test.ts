@@ -269,6 +269,27 @@ describe('scanText', () => {
     expect(s.push('0044-0532-0130-00 ok', true).text).toBe('[iban] ok');
   });
 
+  it('the spans of a redacted scan, applied to its input, give its output (chunked texts included)', () => {
+    const r = rule('pii', [pii('card'), pii('email'), phraseFinder(['secret code'], true)], 'redact');
+    const apply = (text: string, spans: readonly { start: number; end: number; replacement: string }[]) => {
+      let out = '';
+      let pos = 0;
+      for (const sp of spans) (out += text.slice(pos, sp.start) + sp.replacement), (pos = sp.end);
+      return out + text.slice(pos);
+    };
+    const texts = [
+      'mail a@b.io and card 4111 1111 1111 1111',
+      `${'x '.repeat(510)}secret code ${'y '.repeat(300)}a@b.io ${'z '.repeat(700)}4111-1111-1111-1111 end`,
+      `${'x '.repeat(1020)}secretcode a@b.io`,
+    ];
+    for (const text of texts) {
+      const out = scanText([r], text, 64, 1024);
+      expect(out.redacted).toBe(true);
+      expect(apply(text, out.spans!)).toBe(out.text);
+    }
+    expect(scanText([r], 'nothing here', 64, 1024).spans).toBeUndefined();
+  });
+
   it('merges overlapping redactions', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');

@@ -114,11 +114,13 @@ export interface ScanResult {
   /** The pushed text with redaction rules applied (identical to the input when nothing matched). */
   readonly text: string;
   readonly redacted: boolean;
+  /** With `redacted`: what was replaced, in the pushed text's own offsets (sorted, not overlapping). */
+  readonly spans?: readonly Span[];
 }
 
 const NO_HITS: readonly RuleHit[] = Object.freeze([]);
 
-interface Span {
+export interface Span {
   start: number;
   end: number;
   replacement: string;
@@ -256,20 +258,27 @@ export class TextScanner {
     this.#pushed = true;
     const mine = spans === null ? null : (spans as Span[]).filter((sp) => sp.end <= holdFrom).map((sp) => ({ ...sp, start: sp.start - ctxLen, end: sp.end - ctxLen }));
     if (mine === null || mine.length === 0) return { hits: hits ?? NO_HITS, text: released, redacted: false };
-    return { hits: hits ?? NO_HITS, text: applySpans(released, mine), redacted: true };
+    const merged = mergeSpans(mine);
+    return { hits: hits ?? NO_HITS, text: applySpans(released, merged), redacted: true, spans: merged };
   }
 }
 
-function applySpans(text: string, spans: Span[]): string {
+/** Sorted, and a span overlapping the previous one is covered by its replacement (the previous one grows). */
+function mergeSpans(spans: Span[]): Span[] {
   spans.sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: Span[] = [];
+  for (const sp of spans) {
+    const last = out[out.length - 1];
+    if (last !== undefined && sp.start < last.end) last.end = Math.max(last.end, sp.end);
+    else out.push({ ...sp });
+  }
+  return out;
+}
+
+function applySpans(text: string, merged: readonly Span[]): string {
   let out = '';
   let pos = 0;
-  for (const sp of spans) {
-    if (sp.start < pos) {
-      // Overlaps the previous span: covered by its replacement.
-      pos = Math.max(pos, sp.end);
-      continue;
-    }
+  for (const sp of merged) {
     out += text.slice(pos, sp.start) + sp.replacement;
     pos = sp.end;
   }
@@ -284,14 +293,23 @@ export function scanText(rules: readonly CompiledRule[], text: string, windowCha
   const scanner = new TextScanner(rules, windowChars, seed);
   if (text.length <= maxInputChars) return scanner.push(text, true);
   const hits: RuleHit[] = [];
+  const spans: Span[] = [];
   let out = '';
   let redacted = false;
+  // Offset in `text` where the next push's released text starts.
+  let base = 0;
   for (let i = 0; i < text.length; i += maxInputChars) {
     const chunk = text.slice(i, i + maxInputChars);
     const r = scanner.push(chunk, i + maxInputChars >= text.length);
     hits.push(...r.hits);
     out += r.text;
+    let releasedLength = r.text.length;
+    for (const sp of r.spans ?? []) {
+      spans.push({ start: base + sp.start, end: base + sp.end, replacement: sp.replacement });
+      releasedLength += sp.end - sp.start - sp.replacement.length;
+    }
+    base += releasedLength;
     redacted ||= r.redacted;
   }
-  return { hits, text: out, redacted };
+  return redacted ? { hits, text: out, redacted, spans } : { hits, text: out, redacted };
 }

@@ -257,6 +257,22 @@ describe('finding 3: tool-call and MCP content streams through the same decision
     s.c.close();
   });
 
+  it('JSON escapes in function-call arguments do not evade a rule: the call is stopped at its .done (found 2026-12-04)', async () => {
+    // The tool would read "wire\nthe money"; the deltas carry it escaped (scanned as streamed, see policies/README).
+    const s = await open('gov', [() => callReply('resp_fe', 'item_fe', 'function_call', 'bank', ['{"note":"please wire\\nthe', ' mon\\u0065y"}'])]);
+    s.c.send({ type: 'response.create' });
+    await s.c.next('response.done');
+    expect(errorCodes(s.c)).toContain('response_cancelled_by_policy');
+    await expectStoppedUpstream(s, 'resp_fe', 'item_fe');
+    // The complete arguments (what a client executes) never reached the client.
+    for (const r of s.raw) {
+      const ev = JSON.parse(r) as Json;
+      if (ev['type'] === 'response.function_call_arguments.done') expect(ev['arguments']).toBe('');
+    }
+    expect(s.raw.some((r) => r.includes('"arguments":"{\\"note'))).toBe(false);
+    s.c.close();
+  });
+
   it('MCP call argument deltas are inspected', async () => {
     const s = await open('gov', [() => callReply('resp_mcp', 'item_mcp', 'mcp_call', 'bank', ['{"do":"wire the', ' money"}'])]);
     s.c.send({ type: 'response.create' });

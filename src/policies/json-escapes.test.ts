@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { decodeJsonEscapes, replaceDecodedSpans } from './json-escapes.js';
+
+describe('JSON string escapes', () => {
+  it('nothing to decode without a backslash', () => {
+    expect(decodeJsonEscapes('{"a":"plain"}')).toBeNull();
+  });
+
+  it('decodes every escape JSON has, and maps each decoded unit to the sequence it came from', () => {
+    const raw = String.raw`{"a":"x\n\t\"\\\/\b\f\r\u0041\ud83d\ude00y"}`;
+    const d = decodeJsonEscapes(raw)!;
+    expect(d.text).toBe('{"a":"x\n\t"\\/\b\f\rA\ud83d\ude00y"}');
+    expect(d.rawStart).toHaveLength(d.text.length);
+    for (let i = 0; i < d.text.length; i++) {
+      const piece = raw.slice(d.rawStart[i], d.rawEnd[i]);
+      // Every piece is one character or one whole escape, and decodes to that unit.
+      expect(piece.length === 1 ? piece : (JSON.parse(`"${piece}"`) as string)).toBe(d.text[i]);
+    }
+  });
+
+  it('agrees with JSON.parse on random strings', () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const alphabet = ['a', ' ', '"', '\\', '/', '\n', '\t', '\u0001', '\u2028', 'é', '\ud83d\ude00', '@', 'u'];
+    for (let n = 0; n < 500; n++) {
+      let s = '';
+      for (let k = 0; k < 12; k++) s += alphabet[Math.floor(random() * alphabet.length)]!;
+      const raw = JSON.stringify({ v: s });
+      const d = decodeJsonEscapes(raw);
+      expect(d === null ? raw : d.text).toBe(`{"v":"${s}"}`);
+    }
+  });
+
+  it('malformed escapes stay as they are (a lone backslash, a short or bad \\u)', () => {
+    expect(decodeJsonEscapes('a\\')!.text).toBe('a\\');
+    expect(decodeJsonEscapes('a\\x')!.text).toBe('a\\x');
+    expect(decodeJsonEscapes('a\\u12')!.text).toBe('a\\u12');
+    expect(decodeJsonEscapes('a\\u12zz')!.text).toBe('a\\u12zz');
+  });
+
+  it('a replacement covers whole escape sequences and is written escaped: the JSON stays valid', () => {
+    const raw = String.raw`{"to":"Hi,\njane\u0040example.com"}`;
+    const d = decodeJsonEscapes(raw)!;
+    const start = d.text.indexOf('jane');
+    const end = d.text.indexOf('.com') + 4;
+    const out = replaceDecodedSpans(raw, d, [{ start, end, replacement: 'a "quoted" \\ mark' }]);
+    expect(JSON.parse(out)).toEqual({ to: 'Hi,\na "quoted" \\ mark' });
+    // A span that starts inside an escape's decoded unit still takes the whole sequence.
+    const nl = d.text.indexOf('\n');
+    expect(JSON.parse(replaceDecodedSpans(raw, d, [{ start: nl, end: nl + 1, replacement: ' ' }]))).toEqual({ to: 'Hi, jane@example.com' });
+    expect(replaceDecodedSpans(raw, d, [{ start: 3, end: 3, replacement: 'x' }])).toBe(raw);
+  });
+});
