@@ -182,15 +182,16 @@ describe('phrase prefixes', () => {
   }
 
   it('agrees with the engine on generated texts, whole words or not', () => {
-    const phrases = ['sko', 'kis σς', 'as your', 'az@', '`9z', 'ǆx', 'a b c'];
+    // 'k-9 x' against 'k 9z': a literal separator where another phrase has a space (two paths at once).
+    const phrases = ['sko', 'kis σς', 'as your', 'az@', '`9z', 'ǆx', 'a b c', 'k-9 x', 'k 9z'];
     // Word and non-word characters at the edges of their ranges, letters and digits beyond ASCII,
     // characters beyond U+FFFF (two units), case pairs that fold in one direction only.
-    const alphabet = ['s', 'k', 'o', 'ſ', '\u212a', 'i', 'I', 'İ', ' ', 'σ', 'ς', 'Σ', 'a', 'y', 'z', 'A', 'Z', '0', '9', '_', '/', ':', '@', '[', '`', '{', 'é', '٣', '·', '😀', 'ǅ', 'Ǆ', 'x'];
+    const alphabet = ['s', 'k', 'o', 'ſ', '\u212a', 'i', 'I', 'İ', ' ', 'σ', 'ς', 'Σ', 'a', 'y', 'z', 'A', 'Z', '0', '9', '_', '/', ':', '@', '[', '`', '{', 'é', '٣', '·', '😀', 'ǅ', 'Ǆ', 'x', '-', '\ud800'];
     const separators = ['-', ' - ', '…', '/', ', ', '😀', '_', '·', '\u00a0'];
     const random = prng(11);
     for (const wholeWords of [true, false]) {
       const p = phrasePrefix(phrases, wholeWords);
-      for (let n = 0; n < 2000; n++) {
+      for (let n = 0; n < 4000; n++) {
         const len = 1 + Math.floor(random() * 5);
         let text = '';
         // Phrase-like texts: a prefix of a phrase after random characters, or random characters alone.

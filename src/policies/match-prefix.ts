@@ -407,44 +407,29 @@ const SEPARATOR = -1;
 /** Whether some path through the trie from `root` takes all of `text` from `p` (then p can still start a match). */
 function walks(root: TrieNode, inSeparator: ReadonlySet<TrieNode>, astral: boolean, text: string, p: number): boolean {
   const n = text.length;
-  // perf: one live path is the rule (a letter has one edge); the set of paths is used only after separators.
-  let node: TrieNode | undefined = root;
-  let states: TrieNode[] | null = null;
+  // Several paths only where a phrase has a literal separator character where another has a space.
+  let states: TrieNode[] = [root];
   for (let i = p; i < n; ) {
     const c = text.charCodeAt(i);
     // Characters beyond U+FFFF have case variants this walk does not know: phrases holding some are held from any.
     if (astral && isSurrogate(c)) return true;
-    const width = c >= 0xd800 && c <= 0xdbff && i + 1 < n ? 2 : 1;
+    // A surrogate pair is one character (a lone surrogate, one unit).
+    const low = i + 1 < n ? text.charCodeAt(i + 1) : 0;
+    const width = c >= 0xd800 && c <= 0xdbff && low >= 0xdc00 && low <= 0xdfff ? 2 : 1;
+    const separator = isSeparatorAt(text, i, width);
     i += width;
-    if (!isSeparatorAt(text, i - width, width)) {
-      if (width === 2) return false;
-      const key = foldUnit(c);
-      if (states === null) {
-        node = node!.get(key);
-        if (node === undefined) return false;
-        continue;
-      }
-      const next: TrieNode[] = [];
-      for (const s of states) {
-        const literal = s.get(key);
-        if (literal && !next.includes(literal)) next.push(literal);
-      }
-      if (next.length === 0) return false;
-      if (next.length === 1) [node, states] = [next[0]!, null];
-      else states = next;
-      continue;
-    }
     const next: TrieNode[] = [];
-    for (const s of states ?? [node!]) {
-      const literal = width === 1 ? s.get(foldUnit(c)) : undefined;
-      if (literal && !next.includes(literal)) next.push(literal);
-      if (inSeparator.has(s) && !next.includes(s)) next.push(s);
-      const run = s.get(SEPARATOR);
-      if (run && !next.includes(run)) next.push(run);
+    const add = (node: TrieNode | undefined): void => {
+      if (node !== undefined && !next.includes(node)) next.push(node);
+    };
+    for (const node of states) {
+      if (width === 1) add(node.get(foldUnit(c)));
+      if (!separator) continue;
+      if (inSeparator.has(node)) add(node);
+      add(node.get(SEPARATOR));
     }
     if (next.length === 0) return false;
-    if (next.length === 1) [node, states] = [next[0]!, null];
-    else states = next;
+    states = next;
   }
   return true;
 }
