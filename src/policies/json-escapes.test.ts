@@ -31,11 +31,22 @@ describe('JSON string escapes', () => {
     }
   });
 
+  it('an escape at the very start or end, and one right after another', () => {
+    expect(decodeJsonEscapes('\\nab')!.text).toBe('\nab');
+    expect(decodeJsonEscapes('ab\\t')!.text).toBe('ab\t');
+    expect(decodeJsonEscapes('\\n\\u0041\\t')!.text).toBe('\nA\t');
+  });
+
   it('malformed escapes stay as they are (a lone backslash, a short or bad \\u)', () => {
     expect(decodeJsonEscapes('a\\')!.text).toBe('a\\');
     expect(decodeJsonEscapes('a\\x')!.text).toBe('a\\x');
     expect(decodeJsonEscapes('a\\u12')!.text).toBe('a\\u12');
     expect(decodeJsonEscapes('a\\u12zz')!.text).toBe('a\\u12zz');
+    // Only \u takes four hex digits; the lone backslash maps to itself.
+    const d = decodeJsonEscapes('a\\x1234')!;
+    expect(d.text).toBe('a\\x1234');
+    expect([...d.rawStart]).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect([...d.rawEnd]).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
   it('a replacement covers whole escape sequences and is written escaped: the JSON stays valid', () => {

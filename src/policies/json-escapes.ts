@@ -14,7 +14,8 @@ export interface DecodedText {
 }
 
 const SIMPLE: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
-const HEX4 = /^[0-9a-fA-F]{4}$/;
+/** Tested on the (at most) four units after `\u`. */
+const HEX4 = /[0-9a-fA-F]{4}/;
 
 /** Null when `raw` has no backslash (nothing to decode). Malformed escapes stay as they are. */
 export function decodeJsonEscapes(raw: string): DecodedText | null {
@@ -31,7 +32,7 @@ export function decodeJsonEscapes(raw: string): DecodedText | null {
     text += chars;
   };
   let i = 0;
-  while (i < raw.length) {
+  for (;;) {
     const next = raw.indexOf('\\', i);
     const stop = next < 0 ? raw.length : next;
     // Plain characters map one to one.

@@ -208,6 +208,24 @@ describe('phrase prefixes', () => {
     }
   });
 
+  it('a separator run longer than a match can span is not held (the walk itself does not count runs)', () => {
+    // 'a b' spans at most 10 characters (a, 8 separators, b): 'a' and 10 dashes cannot start one.
+    expect(phrasePrefix(['a b'], false).holdStart(`a${'-'.repeat(10)}`)).toBe(11);
+    expect(phrasePrefix(['a b c'], false).holdStart(`a${'-'.repeat(19)}`)).toBe(20);
+    expect(phrasePrefix(['a b'], false).holdStart(`a${'-'.repeat(7)}`)).toBe(0);
+  });
+
+  it('a letter beyond U+FFFF is one letter, not two separators, whatever its surrogates', () => {
+    // U+10000 (Linear B, a letter: high surrogate D800), U+20000 and U+203FF (CJK: low surrogates DC00 and DFFF).
+    for (const letter of ['\ud800\udc00', '\ud840\udc00', '\ud840\udfff']) {
+      expect(phrasePrefix(['a b'], false).holdStart(`xa${letter}`)).toBe(4);
+      expect(phrasePrefix(['a b'], false).holdStart(`xa ${letter}`)).toBe(5);
+    }
+    // An emoji is a separator; a lone surrogate may become either, so it can separate.
+    expect(phrasePrefix(['a b'], false).holdStart('xa\ud83d\ude00')).toBe(1);
+    expect(phrasePrefix(['a b'], false).holdStart('xa\ud83d')).toBe(1);
+  });
+
   it('holds from any character beyond U+FFFF when a phrase has one', () => {
     expect(phrasePrefix(['a😀b'], false).holdStart('xy😀')).toBe(2);
     expect(phrasePrefix(['ab'], false).holdStart('xy😀')).toBe(4);

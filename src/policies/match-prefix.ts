@@ -393,7 +393,6 @@ export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): M
         // An ASCII unit folds to ASCII: only phrases with an ASCII (folded) first unit can start there.
         const first = foldUnit(text.charCodeAt(p));
         if (first < 128 && (firstAscii[first >>> 5]! & (1 << (first & 31))) === 0) continue;
-        if (astral && isSurrogate(text.charCodeAt(p))) return p;
         if (walks(root, inSeparator, astral, text, p)) return p;
       }
       return n;
@@ -434,13 +433,13 @@ function walks(root: TrieNode, inSeparator: ReadonlySet<TrieNode>, astral: boole
   return true;
 }
 
-const LETTER_OR_DIGIT = /^[\p{L}\p{N}]$/u;
+/** Tested on one character (one unit, or a surrogate pair). */
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
 /** Whether the character at `i` (`width` units) is neither a letter nor a digit: it can separate a phrase's words. */
 function isSeparatorAt(text: string, i: number, width: number): boolean {
   const c = text.charCodeAt(i);
   if (c < 128) return !((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122));
-  // A lone surrogate (a pair split at the end of the text) may still become either: it can separate.
-  if (isSurrogate(c) && width === 1) return true;
+  // A lone surrogate (a pair split at the end of the text) is neither: it can separate.
   return !LETTER_OR_DIGIT.test(text.slice(i, i + width));
 }
 

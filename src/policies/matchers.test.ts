@@ -290,6 +290,12 @@ describe('scanText', () => {
     expect(scanText([r], 'nothing here', 64, 1024).spans).toBeUndefined();
   });
 
+  it('adjacent redactions are both written (only overlapping ones merge)', () => {
+    const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
+    const b = rule('b', [regexFinder(/def/g, 'y', 3)], 'redact');
+    expect(scanText([a, b], '-abcdef-', 64, 4096).text).toBe('-[x][y]-');
+  });
+
   it('merges overlapping redactions', () => {
     const a = rule('a', [regexFinder(/abc/g, 'x', 3)], 'redact');
     const b = rule('b', [regexFinder(/bcd/g, 'y', 3)], 'redact');
