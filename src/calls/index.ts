@@ -179,7 +179,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (typeof value !== 'string' || value.length < 8) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the mint without a secret.', close: null }));
       const expiresAtMs = wall() + seconds * 1000;
       await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs }, wall());
-      log.info({ event: 'client_secret_minted', tenant: tenant.id, model: governed.model, seconds, locked: governed.rewritten }, 'client secret minted');
+      log.info({ event: 'client_secret_minted', tenant: tenant.id, model: governed.model, seconds, locked: governed.rewritten, guardrails: governed.guardrails }, 'client secret minted');
       return { status: 200, headers: { 'content-type': 'application/json' }, body: reply.body };
     },
   };

@@ -1,6 +1,7 @@
 import type { JsonObject } from '../pipeline/frame.js';
 import type { CompiledPolicy } from '../policies/compile.js';
 import { applyLocks } from '../policies/locks.js';
+import { checkSessionConfig } from '../policies/guardrails.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asObject, asString } from '../protocol/json.js';
 
@@ -13,6 +14,8 @@ export interface GovernedSession {
   readonly model: string;
   /** Lock fields that were rewritten (for the log; never content). */
   readonly rewritten: readonly string[];
+  /** Guardrail rules that matched the config and let it through (log, redact): for the log, never content. */
+  readonly guardrails: readonly { readonly rule: string; readonly action: string }[];
 }
 
 /**
@@ -77,11 +80,15 @@ export function governSession(raw: unknown, policy: CompiledPolicy, maxOutputTok
     if (v === '' || v === null || v === 'auto' || (Array.isArray(v) && v.length === 1 && v[0] === 'audio')) delete session[key];
   }
 
+  // The guardrail rules a WebSocket session.update meets (instructions, prompt variables, tools).
+  const { findings, refusal } = checkSessionConfig(policy, session);
+  if (refusal) return refusal;
+
   const model = asString(session['model']) ?? DEFAULT_CALL_MODEL;
   const limit = maxOutputTokens(model);
   if (limit !== null) {
     const requested = session['max_output_tokens'];
     if (typeof requested !== 'number' || requested > limit) session['max_output_tokens'] = limit;
   }
-  return { session, model, rewritten: [...new Set(violations.map((v) => v.field))] };
+  return { session, model, rewritten: [...new Set(violations.map((v) => v.field))], guardrails: findings.map((f) => ({ rule: f.id, action: f.action })) };
 }

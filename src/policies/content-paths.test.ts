@@ -370,6 +370,48 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     expect(eventTexts(ev.type, { type: ev.type, session: { type: 'realtime' } })).toEqual([]);
   });
 
+  it('tool definitions (session.update and response.create): descriptions and every string of the parameters schema', () => {
+    const tools = [
+      {
+        type: 'function',
+        name: 'lookup',
+        description: 'Looks up.',
+        parameters: { type: 'object', properties: { q: { type: 'string', description: 'Query.', enum: ['a', 'b'] } }, required: ['q'] },
+      },
+      { type: 'mcp', server_label: 'acme', server_description: 'Acme tools.', server_url: 'https://x' },
+      'not a tool',
+    ];
+    for (const [type, holder] of [['session.update', 'session'], ['response.create', 'response']] as const) {
+      const ev = { type, [holder]: { tools } };
+      const texts = eventTexts(type, ev);
+      expect(texts.map((t) => [t.source, t.text])).toEqual([
+        ['input', 'Looks up.'],
+        ['input', 'object'],
+        ['input', 'string'],
+        ['input', 'Query.'],
+        ['input', 'a'],
+        ['input', 'b'],
+        ['input', 'q'],
+        ['input', 'Acme tools.'],
+      ]);
+      const copy = redactAll(ev, texts) as Record<string, { tools: unknown[] }>;
+      expect(copy[holder]!.tools).toEqual([
+        {
+          type: 'function',
+          name: 'lookup',
+          description: '<Looks up.>',
+          parameters: { type: '<object>', properties: { q: { type: '<string>', description: '<Query.>', enum: ['<a>', '<b>'] } }, required: ['<q>'] },
+        },
+        { type: 'mcp', server_label: 'acme', server_description: '<Acme tools.>', server_url: 'https://x' },
+        'not a tool',
+      ]);
+    }
+    // Nesting past 64 levels is not followed (the relay refuses frames that deep before this).
+    let deep: unknown = 'deep text';
+    for (let k = 0; k < 70; k++) deep = { x: deep };
+    expect(eventTexts('session.update', { type: 'session.update', session: { tools: [{ type: 'function', parameters: deep }] } })).toEqual([]);
+  });
+
   it('a setter whose place is gone (or was never an object) writes nothing and does not throw', () => {
     const ev = { type: 'response.done', response: { id: 'r', output: [{ id: 'i', type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'x' }] }] } };
     const [t] = eventTexts(ev.type, ev);

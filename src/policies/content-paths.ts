@@ -74,8 +74,8 @@ export const CONTENT_PATHS: readonly ContentPath[] = [
   { direction: 'server', type: 'response.done', kind: 'texts', field: 'response.output[]', sources: ITEM_SOURCES },
   // ---- client → upstream ----
   { direction: 'client', type: 'conversation.item.create', kind: 'texts', field: 'item (every type and role)', sources: ITEM_SOURCES },
-  { direction: 'client', type: 'response.create', kind: 'texts', field: 'response.input[], response.instructions, response.prompt.variables', sources: `input (instructions, prompt variables); ${ITEM_SOURCES}` },
-  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables', sources: 'input' },
+  { direction: 'client', type: 'response.create', kind: 'texts', field: 'response.input[], response.instructions, response.prompt.variables, response.tools[] (descriptions, parameters)', sources: `input (instructions, prompt variables, tool definitions); ${ITEM_SOURCES}` },
+  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (descriptions, parameters)', sources: 'input' },
 ];
 
 /** Event types that carry no user, model, tool or MCP text (ids, audio, status, usage, errors). */
@@ -205,6 +205,7 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
       const instructions = asString(response['instructions']);
       if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
       promptVariables(response, where, out);
+      toolTexts(response, where, out);
       asArray(response['input'])?.forEach((o, i) => {
         const it = asObject(o);
         if (it) itemTexts(it, at(ROOT, 'response', 'input', i), out);
@@ -218,6 +219,7 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
       const instructions = asString(session['instructions']);
       if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
       promptVariables(session, where, out);
+      toolTexts(session, where, out);
       break;
     }
     default:
@@ -225,6 +227,43 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
   }
   return out;
 }
+
+/** Deepest nesting followed inside a tool's parameters (client frames are depth-limited before this anyway). */
+const MAX_TOOL_DEPTH = 64;
+
+/**
+ * Tool definitions the model reads as part of its prompt: each tool's description (and an MCP
+ * server's) and every string of its parameters' JSON schema (property descriptions, enums,
+ * defaults, titles). Source `input`, like the instructions they sit beside.
+ */
+function toolTexts(holder: JsonObject, where: Locate, out: ContentText[]): void {
+  asArray(holder['tools'])?.forEach((raw, i) => {
+    const tool = asObject(raw);
+    if (!tool) return;
+    const loc = at(where, 'tools', i);
+    for (const key of ['description', 'server_description']) {
+      const text = asString(tool[key]);
+      if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(loc, key) });
+    }
+    const walk = (value: unknown, path: readonly (string | number)[]): void => {
+      if (typeof value === 'string') {
+        out.push({ source: 'input', text: value, functionName: null, itemId: null, set: setPath(loc, ['parameters', ...path]) });
+        return;
+      }
+      if (path.length >= MAX_TOOL_DEPTH) return;
+      if (Array.isArray(value)) value.forEach((v, k) => walk(v, [...path, k]));
+      else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
+    };
+    walk(tool['parameters'], []);
+  });
+}
+
+/** Writes a text at `path` (object keys and array indices) below `locate` in a copy of the event. */
+const setPath = (locate: Locate, path: readonly (string | number)[]): Setter => (copy, text) => {
+  let cur: unknown = locate(copy);
+  for (const key of path.slice(0, -1)) cur = (cur as Record<string | number, unknown> | null)?.[key] ?? null;
+  if (cur !== null && typeof cur === 'object') (cur as Record<string | number, unknown>)[path[path.length - 1]!] = text;
+};
 
 function promptVariables(holder: JsonObject, where: Locate, out: ContentText[]): void {
   const vars = asObject(asObject(holder['prompt'])?.['variables']);

@@ -56,7 +56,7 @@ const MAX_STREAMS = 256;
 const loggedUnknown = new Set<string>();
 
 /** One rule or custom guardrail that tripped on an event. */
-interface Finding {
+export interface Finding {
   readonly id: string;
   readonly action: Action;
   readonly label: string;
@@ -133,6 +133,34 @@ function rulesFor(policy: CompiledPolicy, source: Source, eventType: string): re
 
 const hasSource = (policy: CompiledPolicy, source: Source): boolean => policy.rulesBySource.has(source) || policy.customBySource.has(source);
 const idle = (policy: CompiledPolicy): boolean => policy.rules.length === 0 && policy.custom.length === 0;
+
+/**
+ * A session config sent outside a session (client secret, WebRTC call, SIP accept) under the
+ * policy's rules, as a client `session.update` is decided: instructions, prompt variables, tool
+ * definitions. Redactions are written into `session`. Returns the findings and, when one stops it
+ * (block, cancel_response or end_session), the refusal. Custom (code) guardrails need a session and
+ * do not run here.
+ */
+export function checkSessionConfig(policy: CompiledPolicy, session: JsonObject): { findings: readonly Finding[]; refusal: ProxyError | null } {
+  const ev: JsonObject = { type: 'session.update', session };
+  const findings: Finding[] = [];
+  for (const t of eventTexts('session.update', ev)) {
+    const rules = rulesFor(policy, t.source, 'session.update');
+    if (rules.length === 0) continue;
+    if (t.text.length > policy.maxScanChars) {
+      findings.push({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_limit', excerpt: null });
+      continue;
+    }
+    const r = scanText(rules, t.text, policy.windowChars, policy.maxInputChars);
+    for (const h of r.hits) findings.push({ id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt });
+    if (r.redacted) t.set(ev, r.text);
+  }
+  const stop = findings.find((f) => stops(f.action) && f.action === strongestOf(findings));
+  const refusal = stop
+    ? new ProxyError('guardrail_blocked', { message: `The session config was refused by guardrail rule "${stop.id}" (policy ${policy.name}).`, param: 'session', close: null, details: { policy: policy.name, rule: stop.id } })
+    : null;
+  return { findings, refusal };
+}
 
 export function guardrailsFactory(registry: PolicyRegistry): FilterFactory {
   return {

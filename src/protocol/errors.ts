@@ -63,11 +63,11 @@ export const ErrorCatalogue = {
   max_output_tokens_clamped: { type: 'invalid_request_error', message: 'max_output_tokens was lowered to the tenant limit.' },
   invalid_value: { type: 'invalid_request_error', message: 'A parameter has a value the proxy does not accept.' },
   governance_failed: { type: 'server_error', close: 'policyViolation', message: 'The upstream refused a setting the proxy enforces; the session cannot be governed.' },
-  guardrail_blocked: { type: 'policy_error', message: 'The event was blocked by a guardrail policy.' },
+  guardrail_blocked: { type: 'policy_error', http: 403, message: 'The event was blocked by a guardrail policy.' },
   guardrail_redacted: { type: 'policy_error', message: 'Part of the event was redacted by a guardrail policy.' },
   response_cancelled_by_policy: { type: 'policy_error', message: 'The response was cancelled by a guardrail policy.' },
   policy_violation: { type: 'policy_error', close: 'policyViolation', message: 'The session was ended by a guardrail policy.' },
-  session_locked: { type: 'policy_error', message: 'The session setting is locked by policy.' },
+  session_locked: { type: 'policy_error', http: 403, message: 'The session setting is locked by policy.' },
   model_not_allowed: { type: 'policy_error', http: 403, close: 'badRequest', message: 'The model is not allowed for this tenant.' },
   // Browser and phone calls (src/calls).
   invalid_client_secret: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The client secret was not minted by this proxy or has expired.' },
