@@ -42,6 +42,8 @@ describe('JSON string escapes', () => {
     expect(decodeJsonEscapes('a\\x')!.text).toBe('a\\x');
     expect(decodeJsonEscapes('a\\u12')!.text).toBe('a\\u12');
     expect(decodeJsonEscapes('a\\u12zz')!.text).toBe('a\\u12zz');
+    // The four digits are the ones right after \u, not any elsewhere.
+    expect(decodeJsonEscapes('a\\uzzzz 1234')!.text).toBe('a\\uzzzz 1234');
     // Only \u takes four hex digits; the lone backslash maps to itself.
     const d = decodeJsonEscapes('a\\x1234')!;
     expect(d.text).toBe('a\\x1234');

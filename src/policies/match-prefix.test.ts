@@ -221,6 +221,9 @@ describe('phrase prefixes', () => {
       expect(phrasePrefix(['a b'], false).holdStart(`xa${letter}`)).toBe(4);
       expect(phrasePrefix(['a b'], false).holdStart(`xa ${letter}`)).toBe(5);
     }
+    // A high surrogate not followed by a low one is alone: it separates, and the next character is read as itself.
+    expect(phrasePrefix(['a b'], false).holdStart('xa\ud800b')).toBe(1);
+    expect(phrasePrefix(['a \uf900'], false).holdStart('xa\ud800\uf900')).toBe(1);
     // An emoji is a separator; a lone surrogate may become either, so it can separate.
     expect(phrasePrefix(['a b'], false).holdStart('xa\ud83d\ude00')).toBe(1);
     expect(phrasePrefix(['a b'], false).holdStart('xa\ud83d')).toBe(1);
