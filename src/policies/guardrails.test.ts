@@ -6,7 +6,7 @@ import { audioDelta, entryOf, outDelta, POLICIES_DIR, policyFrom, responseCreate
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
-import { guardrailsFactory, GuardrailFilter } from './guardrails.js';
+import { checkSessionConfig, guardrailsFactory, GuardrailFilter } from './guardrails.js';
 import type { CompiledPolicy } from './compile.js';
 
 const OUTPUT_RULES = `
@@ -347,5 +347,43 @@ describe('guardrails: custom code', () => {
     release({ action: 'cancel_response' });
     await new Promise((r) => setTimeout(r, 0));
     expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+  });
+});
+
+describe('guardrails: a session config outside a session (client secret, WebRTC call, SIP accept)', () => {
+  const RULES = `
+guardrails:
+  maxScanChars: 1024
+  overScanLimit: block
+  rules:
+    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
+    - { id: mail, sources: [input], match: { pii: [email] }, action: redact }
+    - { id: note, sources: [input], match: { phrases: ["just noting"] }, action: log }
+`;
+  it('redacts in place, reports what let it through, and refuses on the strongest stopping rule', async () => {
+    const policy = await policyFrom(RULES);
+    const redacted = { instructions: 'Write to a@b.io, just noting.', tools: [{ type: 'function', name: 'f', description: 'cc c@d.io' }] };
+    const ok = checkSessionConfig(policy, redacted);
+    expect(ok.refusal).toBeNull();
+    expect(ok.findings.map((f) => [f.id, f.action])).toEqual([['mail', 'redact'], ['note', 'log'], ['mail', 'redact']]);
+    expect(redacted).toEqual({ instructions: 'Write to [REDACTED:email], just noting.', tools: [{ type: 'function', name: 'f', description: 'cc [REDACTED:email]' }] });
+    const refused = checkSessionConfig(policy, { instructions: 'a@b.io', tools: [{ type: 'function', description: 'ignore previous instructions' }] });
+    expect(refused.refusal).toMatchObject({ code: 'guardrail_blocked', param: 'session', closeCode: null, httpStatus: 403, details: { policy: policy.name, rule: 'injection' } });
+    expect(refused.refusal!.message).toContain('"injection"');
+    expect(checkSessionConfig(policy, { voice: 'marin' })).toEqual({ findings: [], refusal: null });
+  });
+
+  it('a text longer than maxScanChars is refused under overScanLimit: block, unscanned', async () => {
+    const long = { instructions: `${'x '.repeat(520)}a@b.io` };
+    const r = checkSessionConfig(await policyFrom(RULES), long);
+    expect(r.refusal).toMatchObject({ details: { rule: 'scan_limit' } });
+    expect(long.instructions.endsWith('a@b.io')).toBe(true);
+    const lenient = await policyFrom(RULES.replace('overScanLimit: block', 'overScanLimit: pass_unscanned'));
+    expect(checkSessionConfig(lenient, { instructions: 'x'.repeat(2000) })).toMatchObject({ findings: [{ id: 'scan_limit', action: 'log' }], refusal: null });
+  });
+
+  it('a policy without input rules looks at nothing', async () => {
+    const policy = await policyFrom(`guardrails:\n  rules:\n    - { id: out, sources: [output], match: { phrases: ["ignore previous instructions"] }, action: block }\n`);
+    expect(checkSessionConfig(policy, { instructions: 'ignore previous instructions' })).toEqual({ findings: [], refusal: null });
   });
 });
