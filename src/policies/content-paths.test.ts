@@ -407,9 +407,23 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ]);
     }
     // Nesting past 64 levels is not followed (the relay refuses frames that deep before this).
-    let deep: unknown = 'deep text';
-    for (let k = 0; k < 70; k++) deep = { x: deep };
-    expect(eventTexts('session.update', { type: 'session.update', session: { tools: [{ type: 'function', parameters: deep }] } })).toEqual([]);
+    const nested = (levels: number) => {
+      let deep: unknown = 'deep text';
+      for (let k = 0; k < levels; k++) deep = { x: deep };
+      return eventTexts('session.update', { type: 'session.update', session: { tools: [{ type: 'function', parameters: deep }] } }).map((t) => t.text);
+    };
+    expect(nested(64)).toEqual(['deep text']);
+    expect(nested(65)).toEqual([]);
+    // Nulls, numbers and booleans in a schema are no text; a setter whose place changed writes nothing.
+    const ev = { type: 'session.update', session: { tools: [{ type: 'function', parameters: { default: null, min: 1, ok: true, d: { e: 'text' } } }] } };
+    const [t] = eventTexts(ev.type, ev);
+    expect(t!.text).toBe('text');
+    for (const parameters of [null, 'str', { d: null }, { d: 'str' }, {}]) {
+      const copy = { session: { tools: [{ parameters }] } };
+      const before = JSON.stringify(copy);
+      t!.set(copy, 'y');
+      expect(JSON.stringify(copy)).toBe(before);
+    }
   });
 
   it('a setter whose place is gone (or was never an object) writes nothing and does not throw', () => {

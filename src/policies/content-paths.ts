@@ -245,24 +245,24 @@ function toolTexts(holder: JsonObject, where: Locate, out: ContentText[]): void 
       const text = asString(tool[key]);
       if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(loc, key) });
     }
-    const walk = (value: unknown, path: readonly (string | number)[]): void => {
+    const walk = (value: unknown, path: readonly string[]): void => {
       if (typeof value === 'string') {
         out.push({ source: 'input', text: value, functionName: null, itemId: null, set: setPath(loc, ['parameters', ...path]) });
         return;
       }
       if (path.length >= MAX_TOOL_DEPTH) return;
-      if (Array.isArray(value)) value.forEach((v, k) => walk(v, [...path, k]));
-      else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
+      // Arrays too: their indices come as keys, and a copy's array takes them the same way.
+      if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
     };
     walk(tool['parameters'], []);
   });
 }
 
 /** Writes a text at `path` (object keys and array indices) below `locate` in a copy of the event. */
-const setPath = (locate: Locate, path: readonly (string | number)[]): Setter => (copy, text) => {
+const setPath = (locate: Locate, path: readonly string[]): Setter => (copy, text) => {
   let cur: unknown = locate(copy);
-  for (const key of path.slice(0, -1)) cur = (cur as Record<string | number, unknown> | null)?.[key] ?? null;
-  if (cur !== null && typeof cur === 'object') (cur as Record<string | number, unknown>)[path[path.length - 1]!] = text;
+  for (const key of path.slice(0, -1)) cur = (cur as Record<string, unknown> | null)?.[key] ?? null;
+  if (cur !== null && typeof cur === 'object') (cur as Record<string, unknown>)[path[path.length - 1]!] = text;
 };
 
 function promptVariables(holder: JsonObject, where: Locate, out: ContentText[]): void {

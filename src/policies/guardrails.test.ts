@@ -382,8 +382,26 @@ guardrails:
     expect(checkSessionConfig(lenient, { instructions: 'x'.repeat(2000) })).toMatchObject({ findings: [{ id: 'scan_limit', action: 'log' }], refusal: null });
   });
 
-  it('a policy without input rules looks at nothing', async () => {
+  it('a policy without input rules looks at nothing, however long the text', async () => {
     const policy = await policyFrom(`guardrails:\n  rules:\n    - { id: out, sources: [output], match: { phrases: ["ignore previous instructions"] }, action: block }\n`);
     expect(checkSessionConfig(policy, { instructions: 'ignore previous instructions' })).toEqual({ findings: [], refusal: null });
+    expect(checkSessionConfig(policy, { instructions: 'x'.repeat(2_000_000) })).toEqual({ findings: [], refusal: null });
+  });
+
+  it('rules limited to other events do not apply; a text of exactly maxScanChars is scanned; the strongest stop is named', async () => {
+    const policy = await policyFrom(`
+guardrails:
+  maxScanChars: 1024
+  rules:
+    - { id: create-only, sources: [input], events: [response.create], match: { phrases: ["alpha"] }, action: block }
+    - { id: update-only, sources: [input], events: [session.update], match: { phrases: ["beta"] }, action: block }
+    - { id: blocker, sources: [input], match: { phrases: ["gamma"] }, action: block }
+    - { id: ender, sources: [input], match: { phrases: ["delta"] }, action: end_session }
+`);
+    expect(checkSessionConfig(policy, { instructions: 'alpha' }).refusal).toBeNull();
+    expect(checkSessionConfig(policy, { instructions: 'beta' }).refusal?.details).toMatchObject({ rule: 'update-only' });
+    expect(checkSessionConfig(policy, { instructions: `${'x'.repeat(1018)} gamma` }).refusal?.details).toMatchObject({ rule: 'blocker' });
+    expect(checkSessionConfig(policy, { instructions: 'gamma and delta' }).refusal?.details).toMatchObject({ rule: 'ender' });
+    expect(checkSessionConfig(policy, { instructions: 'x'.repeat(1025) }).findings).toEqual([{ id: 'scan_limit', action: 'block', label: 'scan_limit', excerpt: null }]);
   });
 });

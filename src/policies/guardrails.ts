@@ -142,7 +142,7 @@ const idle = (policy: CompiledPolicy): boolean => policy.rules.length === 0 && p
  * do not run here.
  */
 export function checkSessionConfig(policy: CompiledPolicy, session: JsonObject): { findings: readonly Finding[]; refusal: ProxyError | null } {
-  const ev: JsonObject = { type: 'session.update', session };
+  const ev: JsonObject = { session };
   const findings: Finding[] = [];
   for (const t of eventTexts('session.update', ev)) {
     const rules = rulesFor(policy, t.source, 'session.update');
@@ -153,7 +153,8 @@ export function checkSessionConfig(policy: CompiledPolicy, session: JsonObject):
     }
     const r = scanText(rules, t.text, policy.windowChars, policy.maxInputChars);
     for (const h of r.hits) findings.push({ id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt });
-    if (r.redacted) t.set(ev, r.text);
+    // Unchanged when nothing was redacted.
+    t.set(ev, r.text);
   }
   const stop = findings.find((f) => stops(f.action) && f.action === strongestOf(findings));
   const refusal = stop
