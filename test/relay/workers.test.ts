@@ -26,6 +26,23 @@ async function start(options: Parameters<typeof startTestProxy>[0] = {}): Promis
 /** Every admin request has a bound: expect.poll does not bound the call it polls, so a hung request would hang the test. */
 const ADMIN_REQUEST_MS = 10_000;
 
+/**
+ * One step of a test with its own bound and name: a test that hangs under CI load (the worker-death
+ * test did, twice, with every wait in it bounded) then says which step hung instead of only
+ * "Test timed out".
+ */
+async function step<T>(label: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`step "${label}" did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function metrics(tp: TestProxy): Promise<string> {
   const res = await fetch(`${tp.adminUrl}/metrics`, { signal: AbortSignal.timeout(ADMIN_REQUEST_MS) });
   expect(res.status).toBe(200);
@@ -125,24 +142,24 @@ describe('server.workers: 2', () => {
 
   // Its bounded waits (closes 3 s, restart 20 s, new sessions 15 s) add up past 60 s on a loaded machine.
   it('a worker that dies loses only its sessions; its session slots are released and a new worker takes its place', { timeout: 120_000 }, async () => {
-    const tp = await start({ tenants: { acme: { limits: { maxConcurrentSessions: 6 } } } });
-    const clients = await onBothWorkers(tp);
-    const [open0] = await perWorker(tp, 'rtproxy_worker_sessions');
+    const tp = await step('start', 20_000, start({ tenants: { acme: { limits: { maxConcurrentSessions: 6 } } } }));
+    const clients = await step('sessions on both workers', 30_000, onBothWorkers(tp));
+    const [open0] = await step('per-worker sessions', 12_000, perWorker(tp, 'rtproxy_worker_sessions'));
     const pid = tp.proxy.workers!.pids[0]!;
     process.kill(pid, 'SIGKILL');
     const closed = await Promise.all(clients.map((c) => Promise.race([c.closed.then(() => true), new Promise((r) => setTimeout(r, 3000, false))])));
     expect(closed.filter(Boolean)).toHaveLength(open0);
-    await expect.poll(async () => (await status(`${tp.adminUrl}/readyz`)).status, { timeout: 20_000 }).toBe(200);
+    await step('ready again', 25_000, expect.poll(async () => (await status(`${tp.adminUrl}/readyz`)).status, { timeout: 20_000 }).toBe(200));
     expect(tp.proxy.workers!.pids[0]).not.toBe(pid);
     // The dead worker's slots are free again: the tenant's limit counts only the sessions still open.
     const stillOpen = clients.length - open0;
-    const more = await Promise.all(Array.from({ length: 6 - stillOpen }, () => tp.client()));
+    const more = await step('sessions in the freed slots', 20_000, Promise.all(Array.from({ length: 6 - stillOpen }, () => tp.client())));
     await Promise.all(more.map((c) => c.next('session.created', 15_000)));
     // ...and no more: the limit still holds across both workers.
     const extra = Array.from({ length: 4 }, () => new TestClient(tp.url, { headers: { authorization: `Bearer ${tp.key()}` } }));
     // An admitted session would leave `refused` pending forever: say so instead of timing out.
     const outcome = (c: TestClient) => Promise.race([c.refused, c.opened.then(() => 'admitted', () => 'error')]);
-    expect(await Promise.all(extra.map(outcome))).toEqual(Array(4).fill(429));
+    expect(await step('refusals over the limit', 20_000, Promise.all(extra.map(outcome)))).toEqual(Array(4).fill(429));
     await expect.poll(() => tp.logs.filter((l) => l.msg === 'session refused' && l['code'] === 'concurrent_sessions_exceeded').length).toBe(4);
   });
 
