@@ -153,7 +153,20 @@ describe('server.workers: 2', () => {
     expect(tp.proxy.workers!.pids[0]).not.toBe(pid);
     // The dead worker's slots are free again: the tenant's limit counts only the sessions still open.
     const stillOpen = clients.length - open0;
-    const more = await step('sessions in the freed slots', 20_000, Promise.all(Array.from({ length: 6 - stillOpen }, () => tp.client())));
+    // The primary frees them when it learns of the death, which can come just after /readyz says 200:
+    // an upgrade refused meanwhile is retried (the test used to hang here: a refused tp.client() never settled).
+    const admitted = async (): Promise<TestClient> => {
+      for (const deadline = Date.now() + 10_000; ; ) {
+        try {
+          return await tp.client();
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    };
+    const more: TestClient[] = [];
+    for (let k = 0; k < 6 - stillOpen; k++) more.push(await step('a session in a freed slot', 15_000, admitted()));
     await Promise.all(more.map((c) => c.next('session.created', 15_000)));
     // ...and no more: the limit still holds across both workers.
     const extra = Array.from({ length: 4 }, () => new TestClient(tp.url, { headers: { authorization: `Bearer ${tp.key()}` } }));

@@ -32,7 +32,9 @@ export class TestClient {
       // instead of leaving a test to its own (much longer) timeout with no clue where it hung.
       handshakeTimeout: 20_000,
     });
+    let refuse: (err: Error) => void = () => undefined;
     this.opened = new Promise((resolve, reject) => {
+      refuse = reject;
       this.ws.once('open', () => resolve());
       this.ws.once('error', reject);
     });
@@ -41,6 +43,9 @@ export class TestClient {
       this.ws.once('unexpected-response', (_req, res) => {
         resolve(res.statusCode ?? 0);
         res.resume();
+        // With this listener ws emits no 'error' for a refused upgrade: without this, `opened` (and
+        // every `await tp.client()`) would wait forever on a refusal.
+        refuse(new Error(`upgrade refused with HTTP ${res.statusCode ?? 0}`));
       });
     });
     this.closed = new Promise((resolve) => {
