@@ -17,7 +17,6 @@ export interface PerfLine {
 
 export interface PerfSummary {
   readonly file: string;
-  readonly samples: number;
   /** Share of the process's samples spent in the kernel. */
   readonly kernelPct: number;
   /** Kernel symbols by self time, % of all samples. */
@@ -43,11 +42,8 @@ export async function perfSummarise(file: string): Promise<PerfSummary> {
   const byDso = parse(await report(['--no-children', '--sort', 'dso', '-g', 'none']));
   const self = parse(await report(['--no-children', '--sort', 'dso,sym', '-g', 'none', '--percent-limit', '0.5']));
   const inclusive = parse(await report(['--children', '--sort', 'sym', '-g', 'none', '--percent-limit', '0.3']));
-  const header = await run('perf', ['report', '-i', file, '--stdio', '--header-only'], { timeout: 60_000 }).catch(() => ({ stdout: '' }));
-  const samples = Number(/sample(?:s)?[^\d]*(\d+)/i.exec(header.stdout)?.[1] ?? 0);
   return {
     file,
-    samples,
     kernelPct: byDso.filter((l) => l.symbol.includes('[kernel')).reduce((a, l) => a + l.pct, 0),
     kernel: self.filter((l) => l.symbol.includes('[k]')).map((l) => ({ pct: l.pct, symbol: l.symbol.replace(/^.*\[k\]\s*/, '') })).slice(0, 12),
     syscalls: syscallsOf(inclusive),

@@ -1334,14 +1334,18 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       // One second of PCM16 at 24 kHz, as the client appends it; the relay counts the frame's bytes.
       const second = { type: 'input_audio_buffer.append', audio: Buffer.alloc(48_000).toString('base64') };
       const wireMs = Math.ceil((JSON.stringify(second).length * 3) / 4 / 48);
+      /** The client appends that second, the upstream commits it as `itemId`. */
+      const commitSecond = (f: Filter, itemId: string) => {
+        client(f, second);
+        server(f, { type: 'input_audio_buffer.committed', item_id: itemId, previous_item_id: null });
+      };
       const pcmSession = (model: string) => ({ type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: { model } } } } });
 
       it('is billed at close by its audio length at the model it was committed under, estimated, with the close rule', () => {
         const s = setup();
         const { ctx, f } = session(s);
         server(f, pcmSession('whisper-1'));
-        client(f, second);
-        server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+        commitSecond(f, 'item_a');
         server(f, pcmSession('gpt-4o-mini-transcribe'));
         f.onClose!({ initiator: 'client', code: 1006, reason: '' });
         expect(wireMs).toBeGreaterThanOrEqual(1000);
@@ -1363,8 +1367,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         const { f } = session(s);
         server(f, pcmSession('whisper-1'));
         for (const id of ['item_a', 'item_b']) {
-          client(f, second);
-          server(f, { type: 'input_audio_buffer.committed', item_id: id, previous_item_id: null });
+          commitSecond(f, id);
         }
         server(f, transcribed('item_a', { type: 'duration', seconds: 1 }));
         server(f, { type: 'conversation.item.input_audio_transcription.failed', item_id: 'item_b', content_index: 0, error: { type: 'transcription_error', code: 'x', message: 'x' } });
@@ -1375,8 +1378,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       it('nothing is pending in a session that does not transcribe', () => {
         const s = setup();
         const { f } = session(s);
-        client(f, second);
-        server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+        commitSecond(f, 'item_a');
         f.onClose!({ initiator: 'client', code: 1006, reason: '' });
         expect(s.records).toEqual([]);
       });
@@ -1395,8 +1397,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         const s = setup();
         const { f } = session(s);
         server(f, pcmSession('whisper-1'));
-        client(f, second);
-        server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+        commitSecond(f, 'item_a');
         // whisper-1 is priced per minute: tokens are converted to a duration (estimated: true on the record).
         server(f, transcribed('item_a', { type: 'tokens', input_tokens: 10, output_tokens: 2, total_tokens: 12, input_token_details: { text_tokens: 0, audio_tokens: 10 } }));
         f.onClose!({ initiator: 'client', code: 1000, reason: '' });
@@ -1410,8 +1411,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         const { f } = session(s);
         server(f, pcmSession('whisper-1'));
         for (let i = 0; i < 257; i++) {
-          client(f, second);
-          server(f, { type: 'input_audio_buffer.committed', item_id: `item_${i}`, previous_item_id: null });
+          commitSecond(f, `item_${i}`);
         }
         expect(s.records.map((r) => [r.ref, r.settledBy, r.estimated])).toEqual([['item_0', 'upstream_drop_estimate', true]]);
         // Its completed event, if it comes after all, is not billed a second time.

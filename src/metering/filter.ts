@@ -820,7 +820,7 @@ export class MeteringFilter implements Filter {
       settledBy,
       fallbackPrice: lookup.fallback,
     };
-    if (record.estimated && settledBy !== 'transcription.completed') {
+    if (settledBy !== 'transcription.completed') {
       this.#estimated++;
       this.#ctx.log.warn({ itemId, rule: settledBy, costNanos: cost.nanos }, 'metering: transcription without its completed event billed by its audio length');
     }

@@ -189,6 +189,15 @@ describe('content-path table: policies/README.md', () => {
 const summary = (texts: readonly ContentText[]) => texts.map((t) => [t.source, t.text, t.functionName, t.itemId]);
 
 /** Applies `<text>` as the redaction of every text, to a copy. */
+/** A text's setter applied to copies whose place for it is gone or of another type: each copy stays as it was. */
+function expectWritesNothing(t: ContentText, copies: readonly JsonObject[]): void {
+  for (const copy of copies) {
+    const before = JSON.stringify(copy);
+    t.set(copy, 'y');
+    expect(JSON.stringify(copy)).toBe(before);
+  }
+}
+
 function redactAll<T>(ev: T, texts: readonly ContentText[]): T {
   const copy = structuredClone(ev);
   for (const t of texts) t.set(copy as JsonObject, `<${t.text}>`);
@@ -418,22 +427,13 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     const ev = { type: 'session.update', session: { tools: [{ type: 'function', parameters: { default: null, min: 1, ok: true, d: { e: 'text' } } }] } };
     const [t] = eventTexts(ev.type, ev);
     expect(t!.text).toBe('text');
-    for (const parameters of [null, 'str', { d: null }, { d: 'str' }, {}]) {
-      const copy = { session: { tools: [{ parameters }] } };
-      const before = JSON.stringify(copy);
-      t!.set(copy, 'y');
-      expect(JSON.stringify(copy)).toBe(before);
-    }
+    expectWritesNothing(t!, [null, 'str', { d: null }, { d: 'str' }, {}].map((parameters) => ({ session: { tools: [{ parameters }] } })));
   });
 
   it('a setter whose place is gone (or was never an object) writes nothing and does not throw', () => {
     const ev = { type: 'response.done', response: { id: 'r', output: [{ id: 'i', type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'x' }] }] } };
     const [t] = eventTexts(ev.type, ev);
-    for (const copy of [{}, { response: { output: {} } }, { response: { output: [] } }, { response: { output: [{ content: [7] }] } }, { response: [] }]) {
-      const before = JSON.stringify(copy);
-      t!.set(copy, 'y');
-      expect(JSON.stringify(copy)).toBe(before);
-    }
+    expectWritesNothing(t!, [{}, { response: { output: {} } }, { response: { output: [] } }, { response: { output: [{ content: [7] }] } }, { response: [] }]);
     const seg = eventTexts('response.content_part.done', { type: 'response.content_part.done', part: { text: 'x' } })[0]!;
     const noPart = { type: 'response.content_part.done' };
     seg.set(noPart, 'y');

@@ -145,22 +145,45 @@ export function checkSessionConfig(policy: CompiledPolicy, session: JsonObject):
   const ev: JsonObject = { session };
   const findings: Finding[] = [];
   for (const t of eventTexts('session.update', ev)) {
-    const rules = rulesFor(policy, t.source, 'session.update');
-    if (rules.length === 0) continue;
-    if (t.text.length > policy.maxScanChars) {
-      findings.push({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_limit', excerpt: null });
-      continue;
-    }
-    const r = scanText(rules, t.text, policy.windowChars, policy.maxInputChars);
-    for (const h of r.hits) findings.push({ id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt });
+    // Custom guardrails do not run here: a text no rule looks at is neither scanned nor limited.
+    if (rulesFor(policy, t.source, 'session.update').length === 0) continue;
+    const e = scanFinal(policy, t.source, 'session.update', t.text, null, null);
+    findings.push(...e.findings);
     // Unchanged when nothing was redacted.
-    t.set(ev, r.text);
+    t.set(ev, e.text);
   }
   const stop = findings.find((f) => stops(f.action) && f.action === strongestOf(findings));
   const refusal = stop
     ? new ProxyError('guardrail_blocked', { message: `The session config was refused by guardrail rule "${stop.id}" (policy ${policy.name}).`, param: 'session', close: null, details: { policy: policy.name, rule: stop.id } })
     : null;
   return { findings, refusal };
+}
+
+/** Full-text scan of a complete text; with `stream`, rules the stream already reported are not reported again. */
+function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = ''): Evaluation {
+  const rules = rulesFor(policy, source, eventType);
+  const e = new Evaluation(text);
+  if (text.length > policy.maxScanChars && (rules.length > 0 || (policy.customBySource.get(source)?.length ?? 0) > 0)) {
+    // One event may not hold the event loop (and every other tenant) for a scan of unbounded length.
+    e.findings.push({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_limit', excerpt: null });
+    return e;
+  }
+  if (rules.length === 0) return e;
+  // Tool arguments and outputs are JSON: matched as the tool reads them, escapes decoded.
+  const decoded = source === 'tool_call' || source === 'tool_output' ? decodeJsonEscapes(text) : null;
+  const r = scanText(rules, decoded?.text ?? text, policy.windowChars, policy.maxInputChars, seed);
+  e.text = decoded === null ? r.text : r.redacted ? replaceDecodedSpans(text, decoded, r.spans ?? []) : text;
+  e.redacted = r.redacted;
+  const fresh = stream ? r.hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : r.hits;
+  e.addHits(fresh);
+  if (functionName !== null) {
+    for (const rule of rules) {
+      if (rule.functionName && rule.functionName(functionName) && !fresh.some((h) => h.rule === rule) && !stream?.scanner.hasTripped(rule)) {
+        e.findings.push({ id: rule.id, action: rule.action, label: 'function', excerpt: rule.logMatches ? functionName : null });
+      }
+    }
+  }
+  return e;
 }
 
 export function guardrailsFactory(registry: PolicyRegistry): FilterFactory {
@@ -309,7 +332,7 @@ export class GuardrailFilter implements Filter {
     for (const t of texts) {
       if (t.unknownItemType !== undefined) continue;
       const seed = t.source === 'input' ? (this.#seed.get('input') ?? '') : '';
-      const e = this.#scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed);
+      const e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed);
       // Conversation text (not instructions) is context for a match spanning the next item.
       if (t.source === 'input' && frame.type !== 'session.update' && t.text !== asString(asObject(ev['response'])?.['instructions'])) this.#remember('input', t.text, policy);
       const p = this.#runCustoms(policy, t.source, e, this.#event(t.source, frame.type, t.text, null, true, null, t.itemId, t.functionName), (c, v) =>
@@ -394,7 +417,7 @@ export class GuardrailFilter implements Filter {
         if (t.text.length > 0) edit(t, '');
         continue;
       }
-      const e = this.#scanFinal(policy, t.source, type, t.text, null, t.functionName);
+      const e = scanFinal(policy, t.source, type, t.text, null, t.functionName);
       if (stops(e.strongest)) edit(t, '');
       else if (e.redacted) edit(t, e.text);
       // Findings already reported for this item (on its stream or an earlier event) are not reported again.
@@ -547,7 +570,7 @@ export class GuardrailFilter implements Filter {
     const functionName = source === 'tool_call' ? (asString(ev['name']) ?? '') : null;
     // The stream's last held text, settled now that it is complete.
     const flushed = stream ? stream.scanner.push('', true) : null;
-    const e = this.#scanFinal(policy, source, type, text, stream, functionName);
+    const e = scanFinal(policy, source, type, text, stream, functionName);
     // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
     if (flushed) e.addHits(flushed.hits);
     this.#remember(source, text, policy);
@@ -774,33 +797,6 @@ export class GuardrailFilter implements Filter {
   #remember(source: Source, text: string, policy: CompiledPolicy): void {
     const keep = policy.windowChars;
     this.#seed.set(source, (text.length > keep ? text.slice(text.length - keep) : text) + ' ');
-  }
-
-  /** Full-text scan; with `stream`, rules the stream already reported are not reported again. */
-  #scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = ''): Evaluation {
-    const rules = rulesFor(policy, source, eventType);
-    const e = new Evaluation(text);
-    if (text.length > policy.maxScanChars && (rules.length > 0 || (policy.customBySource.get(source)?.length ?? 0) > 0)) {
-      // One event may not hold the event loop (and every other tenant) for a scan of unbounded length.
-      e.findings.push({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_limit', excerpt: null });
-      return e;
-    }
-    if (rules.length === 0) return e;
-    // Tool arguments and outputs are JSON: matched as the tool reads them, escapes decoded.
-    const decoded = source === 'tool_call' || source === 'tool_output' ? decodeJsonEscapes(text) : null;
-    const r = scanText(rules, decoded?.text ?? text, policy.windowChars, policy.maxInputChars, seed);
-    e.text = decoded === null ? r.text : r.redacted ? replaceDecodedSpans(text, decoded, r.spans ?? []) : text;
-    e.redacted = r.redacted;
-    const fresh = stream ? r.hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : r.hits;
-    e.addHits(fresh);
-    if (functionName !== null) {
-      for (const rule of rules) {
-        if (rule.functionName && rule.functionName(functionName) && !fresh.some((h) => h.rule === rule) && !stream?.scanner.hasTripped(rule)) {
-          e.findings.push({ id: rule.id, action: rule.action, label: 'function', excerpt: rule.logMatches ? functionName : null });
-        }
-      }
-    }
-    return e;
   }
 
   #event(source: Source, eventType: string, text: string, delta: string | null, final: boolean, responseId: string | null, itemId: string | null, functionName: string | null): GuardrailEvent {

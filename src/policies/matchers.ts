@@ -41,9 +41,6 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Longest run of separators (whitespace, punctuation, symbols) matched between the words of a phrase. */
-const MAX_GAP = PHRASE_MAX_GAP;
-
 /**
  * Phrases as one case-insensitive alternation of literals; whitespace inside a phrase matches a run
  * (up to 8) of characters that are neither letters nor digits, so punctuation between the words
@@ -54,10 +51,10 @@ export function phraseFinder(phrases: readonly string[], wholeWords: boolean): S
   const folded = [...new Set(phrases.map((p) => normalizeText(p).trim()).filter((p) => p.length > 0))].sort((a, b) => b.length - a.length);
   const words = folded.map((p) => p.split(/\s+/));
   // Between words, any run of non-letters and non-digits: "wire-the-money" and "wire the… money" are the phrase.
-  const body = `(?:${words.map((w) => w.map(escapeRegex).join(`[^\\p{L}\\p{N}]{1,${MAX_GAP}}`)).join('|')})`;
+  const body = `(?:${words.map((w) => w.map(escapeRegex).join(`[^\\p{L}\\p{N}]{1,${PHRASE_MAX_GAP}}`)).join('|')})`;
   const source = wholeWords ? `(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])` : body;
   const re = new RegExp(source, 'giu');
-  const maxLength = Math.max(...words.map((w) => w.join('').length + MAX_GAP * (w.length - 1))) * 2;
+  const maxLength = Math.max(...words.map((w) => w.join('').length + PHRASE_MAX_GAP * (w.length - 1))) * 2;
   // Normalised text has single spaces: a phrase's prefixes are its words up to case, with separator runs between.
   const hold = phrasePrefix(words.map((w) => w.join(' ')), wholeWords);
   return { ...regexFinder(re, 'phrase', maxLength), holdStart: (text) => hold.holdStart(text) };
