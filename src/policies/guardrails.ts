@@ -8,8 +8,7 @@ import type { CompiledCustom, CompiledPolicy } from './compile.js';
 import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
-import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source } from './matchers.js';
-import { decodeJsonEscapes, replaceDecodedSpans } from './json-escapes.js';
+import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source, type TextFormat } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 import { clientEventId, notifyClient, toFrame } from './util.js';
@@ -159,6 +158,9 @@ export function checkSessionConfig(policy: CompiledPolicy, session: JsonObject):
   return { findings, refusal };
 }
 
+/** Tool arguments and outputs are JSON: matched as the tool reads them, escapes decoded. */
+const formatOf = (source: Source): TextFormat => (source === 'tool_call' || source === 'tool_output' ? 'json' : 'text');
+
 /** Full-text scan of a complete text; with `stream`, rules the stream already reported are not reported again. */
 function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = ''): Evaluation {
   const rules = rulesFor(policy, source, eventType);
@@ -169,10 +171,8 @@ function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, te
     return e;
   }
   if (rules.length === 0) return e;
-  // Tool arguments and outputs are JSON: matched as the tool reads them, escapes decoded.
-  const decoded = source === 'tool_call' || source === 'tool_output' ? decodeJsonEscapes(text) : null;
-  const r = scanText(rules, decoded?.text ?? text, policy.windowChars, policy.maxInputChars, seed);
-  e.text = decoded === null ? r.text : r.redacted ? replaceDecodedSpans(text, decoded, r.spans ?? []) : text;
+  const r = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, formatOf(source));
+  e.text = r.text;
   e.redacted = r.redacted;
   const fresh = stream ? r.hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : r.hits;
   e.addHits(fresh);
@@ -509,7 +509,7 @@ export class GuardrailFilter implements Filter {
     const s: Stream = {
       source,
       policy,
-      scanner: new TextScanner(rules, policy.windowChars, this.#seed.get(source) ?? ''),
+      scanner: new TextScanner(rules, policy.windowChars, this.#seed.get(source) ?? '', formatOf(source)),
       customs,
       responseId: asString(ev['response_id']),
       itemId: asString(ev['item_id']) ?? '',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeJsonEscapes, replaceDecodedSpans } from './json-escapes.js';
+import { decodeJsonEscapes, normalizeJson, openEscapeStart } from './json-escapes.js';
 
 describe('JSON string escapes', () => {
   it('nothing to decode without a backslash', () => {
@@ -51,16 +51,33 @@ describe('JSON string escapes', () => {
     expect([...d.rawEnd]).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
-  it('a replacement covers whole escape sequences and is written escaped: the JSON stays valid', () => {
-    const raw = String.raw`{"to":"Hi,\njane\u0040example.com"}`;
-    const d = decodeJsonEscapes(raw)!;
-    const start = d.text.indexOf('jane');
-    const end = d.text.indexOf('.com') + 4;
-    const out = replaceDecodedSpans(raw, d, [{ start, end, replacement: 'a "quoted" \\ mark' }]);
-    expect(JSON.parse(out)).toEqual({ to: 'Hi,\na "quoted" \\ mark' });
-    // A span that starts inside an escape's decoded unit still takes the whole sequence.
-    const nl = d.text.indexOf('\n');
-    expect(JSON.parse(replaceDecodedSpans(raw, d, [{ start: nl, end: nl + 1, replacement: ' ' }]))).toEqual({ to: 'Hi, jane@example.com' });
-    expect(replaceDecodedSpans(raw, d, [{ start: 3, end: 3, replacement: 'x' }])).toBe(raw);
+  it('normalizeJson: the folded decoded text, each unit mapped to whole escapes of the raw one', () => {
+    const raw = String.raw`a\u0040\u00c9\n  b`;
+    const n = normalizeJson(raw);
+    // É folds to E, the newline and spaces to one space.
+    expect(n.text).toBe('a@E b');
+    expect([...n.starts]).toEqual([0, 1, 7, 13, 17]);
+    expect([...n.ends]).toEqual([1, 7, 13, 17, 18]);
+    expect(normalizeJson('plain  text').text).toBe('plain text');
+  });
+
+  it('openEscapeStart: where an escape cut off at the end starts', () => {
+    expect(openEscapeStart('ab')).toBe(2);
+    expect(openEscapeStart('ab\\')).toBe(2);
+    expect(openEscapeStart('ab\\u')).toBe(2);
+    expect(openEscapeStart('ab\\u0')).toBe(2);
+    expect(openEscapeStart('ab\\u00e')).toBe(2);
+    expect(openEscapeStart('ab\\u00e9')).toBe(8);
+    expect(openEscapeStart('ab\\n')).toBe(4);
+    expect(openEscapeStart('ab\\uzz')).toBe(6);
+    // `\\` is a whole escape; the backslash after it opens another.
+    expect(openEscapeStart('ab\\\\')).toBe(4);
+    expect(openEscapeStart('ab\\\\\\')).toBe(4);
+    expect(openEscapeStart('\\\\\\\\\\u1')).toBe(4);
+    expect(openEscapeStart('\\')).toBe(0);
+    // A backslash further back than any open escape reaches.
+    expect(openEscapeStart('\\nabcdef')).toBe(8);
+    expect(openEscapeStart('\\u123')).toBe(0);
+    expect(openEscapeStart('x\\u1234')).toBe(7);
   });
 });

@@ -5,6 +5,8 @@
  * escape sequences it covers, so a redaction never splits one.
  */
 
+import { normalize, type Normalized } from './normalize.js';
+
 export interface DecodedText {
   /** The text with every JSON string escape replaced by the character it stands for. */
   readonly text: string;
@@ -58,18 +60,38 @@ export function decodeJsonEscapes(raw: string): DecodedText | null {
 }
 
 /**
- * `raw` with the decoded-text spans replaced, each spanning whole escape sequences; replacements
- * are written as JSON string content (escaped).
+ * `normalize` of the decoded text, with its offset maps pointing into `raw`: a match found in the
+ * decoded text covers whole escape sequences of the raw one, so holding back or redacting by these
+ * offsets never splits an escape.
  */
-export function replaceDecodedSpans(raw: string, decoded: DecodedText, spans: readonly { readonly start: number; readonly end: number; readonly replacement: string }[]): string {
-  let out = '';
-  let pos = 0;
-  for (const sp of spans) {
-    if (sp.end <= sp.start) continue;
-    const start = decoded.rawStart[sp.start]!;
-    const end = decoded.rawEnd[sp.end - 1]!;
-    out += raw.slice(pos, start) + JSON.stringify(sp.replacement).slice(1, -1);
-    pos = end;
+export function normalizeJson(raw: string): Normalized {
+  const decoded = decodeJsonEscapes(raw);
+  if (decoded === null) return normalize(raw);
+  const norm = normalize(decoded.text);
+  // The maps are normalize's shared buffers: composed in place (valid until its next call).
+  const { starts, ends } = norm;
+  for (let k = 0; k < starts.length; k++) {
+    starts[k] = decoded.rawStart[starts[k]!]!;
+    ends[k] = decoded.rawEnd[ends[k]! - 1]!;
   }
-  return out + raw.slice(pos);
+  return norm;
+}
+
+/** Hex digits so far of a `\u` escape cut off at the end of a text. */
+const OPEN_HEX = /^[0-9a-fA-F]{0,3}$/;
+
+/**
+ * Where an escape sequence cut off at the end of streamed `raw` starts (`\` or `\u00` as the last
+ * characters), or `raw.length` when the text ends on a whole one: released text must not end
+ * inside an escape, whose meaning the next delta decides.
+ */
+export function openEscapeStart(raw: string): number {
+  const last = raw.lastIndexOf('\\');
+  if (last < 0 || last < raw.length - 5) return raw.length;
+  // After an odd run of backslashes it is the second half of `\\`: a whole escape.
+  let run = 0;
+  for (let j = last - 1; j >= 0 && raw[j] === '\\'; j--) run++;
+  if (run % 2 === 1) return raw.length;
+  if (last === raw.length - 1) return last;
+  return raw[last + 1] === 'u' && OPEN_HEX.test(raw.slice(last + 2)) ? last : raw.length;
 }

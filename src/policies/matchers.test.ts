@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ACTION_RANK, phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
 import { firstCharPrefix } from './match-prefix.js';
+import { openEscapeStart } from './json-escapes.js';
 import { BUILTIN_PII } from './pii.js';
 
 function rule(id: string, finders: SpanFinder[], action: Action = 'cancel_response', extra: Partial<CompiledRule> = {}): CompiledRule {
@@ -269,25 +270,41 @@ describe('scanText', () => {
     expect(s.push('0044-0532-0130-00 ok', true).text).toBe('[iban] ok');
   });
 
-  it('the spans of a redacted scan, applied to its input, give its output (chunked texts included)', () => {
-    const r = rule('pii', [pii('card'), pii('email'), phraseFinder(['secret code'], true)], 'redact');
-    const apply = (text: string, spans: readonly { start: number; end: number; replacement: string }[]) => {
-      let out = '';
-      let pos = 0;
-      for (const sp of spans) (out += text.slice(pos, sp.start) + sp.replacement), (pos = sp.end);
-      return out + text.slice(pos);
-    };
-    const texts = [
-      'mail a@b.io and card 4111 1111 1111 1111',
-      `${'x '.repeat(510)}secret code ${'y '.repeat(300)}a@b.io ${'z '.repeat(700)}4111-1111-1111-1111 end`,
-      `${'x '.repeat(1020)}secretcode a@b.io`,
-    ];
-    for (const text of texts) {
-      const out = scanText([r], text, 64, 1024);
-      expect(out.redacted).toBe(true);
-      expect(apply(text, out.spans!)).toBe(out.text);
+  it('JSON texts: escapes are matched decoded, redactions take whole escapes and are written escaped', () => {
+    const r = rule('pii', [pii('email'), phraseFinder(['wire the money'], true)], 'redact', { replacement: '"{type}"' });
+    const raw = String.raw`{"note":"please wire\nthe\u0020money","to":"jane\u0040example.com"}`;
+    const out = scanText([r], raw, 64, 1024, '', 'json');
+    expect(out.redacted).toBe(true);
+    expect(JSON.parse(out.text)).toEqual({ note: 'please "phrase"', to: '"email"' });
+    // As text, the escapes are what they look like: nothing matches.
+    expect(scanText([r], raw, 64, 1024).redacted).toBe(false);
+    // Chunked (chunks cut escapes): the same result.
+    const long = JSON.stringify({ pad: 'x '.repeat(600), to: 'jane@example.com', pad2: 'y\n'.repeat(700), note: 'wire\tthe money' }).replace('@', '\\u0040');
+    const chunked = scanText([r], long, 64, 1023, '', 'json');
+    expect(JSON.parse(chunked.text)).toEqual({ pad: 'x '.repeat(600), to: '"email"', pad2: 'y\n'.repeat(700), note: '"phrase"' });
+  });
+
+  it('JSON streams never release part of an escape, whatever the deltas cut', () => {
+    const stop = rule('stop', [phraseFinder(['wire the money'], true)], 'cancel_response');
+    const red = rule('pii', [pii('email')], 'redact');
+    const raw = String.raw`{"a":"wire\nthe\u0020money","b":"x\\\\y\u00e9\"z","to":"jane\u0040example.com"}`;
+    // Every two-way cut: what was released before the trip is a prefix without a partial escape.
+    for (let cut = 1; cut < raw.length; cut++) {
+      const s = new TextScanner([stop, red], 64, '', 'json');
+      const first = s.push(raw.slice(0, cut));
+      if (!first.redacted) expect(raw.startsWith(first.text)).toBe(true);
+      expect(openEscapeStart(first.text)).toBe(first.text.length);
+      const rest = s.push(raw.slice(cut), true);
+      const tripped = [...first.hits, ...rest.hits].map((h) => h.rule.id);
+      expect(tripped).toContain('stop');
+      // The phrase is never released whole before it trips the rule (a trip stops the stream).
+      if (!first.hits.some((h) => h.rule === stop)) expect(first.text).not.toMatch(/money/);
     }
-    expect(scanText([r], 'nothing here', 64, 1024).spans).toBeUndefined();
+    const s = new TextScanner([red], 64, '', 'json');
+    let out = '';
+    for (const ch of raw) out += s.push(ch).text;
+    out += s.push('', true).text;
+    expect(JSON.parse(out)).toEqual({ a: 'wire\nthe money', b: 'x\\\\y\u00e9"z', to: '[email]' });
   });
 
   it('adjacent redactions are both written (only overlapping ones merge)', () => {

@@ -1,6 +1,7 @@
 import type { PiiDetector } from './pii.js';
 import { PHRASE_MAX_GAP, phrasePrefix, type MatchPrefix } from './match-prefix.js';
-import { normalize, normalizeText } from './normalize.js';
+import { normalize, normalizeText, type Normalized } from './normalize.js';
+import { normalizeJson, openEscapeStart } from './json-escapes.js';
 
 /** Where a text comes from (the policy file's `sources`). */
 export type Source = 'input' | 'output' | 'tool_call' | 'tool_output' | 'image';
@@ -111,9 +112,14 @@ export interface ScanResult {
   /** The pushed text with redaction rules applied (identical to the input when nothing matched). */
   readonly text: string;
   readonly redacted: boolean;
-  /** With `redacted`: what was replaced, in the pushed text's own offsets (sorted, not overlapping). */
-  readonly spans?: readonly Span[];
 }
+
+/**
+ * What the scanned text is: `text` as it is read, or `json` (tool arguments and outputs), whose
+ * string escapes (`\n`, `\u0040`) are matched as the characters they stand for. A JSON text is
+ * released and redacted by whole escape sequences; replacements are written escaped.
+ */
+export type TextFormat = 'text' | 'json';
 
 const NO_HITS: readonly RuleHit[] = Object.freeze([]);
 
@@ -151,11 +157,13 @@ export class TextScanner {
   #total = 0;
   /** False until the first push: the context is then only the seed, decided with its own text. */
   #pushed = false;
+  readonly #format: TextFormat;
 
   /** `seed`: earlier text of the same conversation (a previous item), context only. */
-  constructor(rules: readonly CompiledRule[], windowChars: number, seed = '') {
+  constructor(rules: readonly CompiledRule[], windowChars: number, seed = '', format: TextFormat = 'text') {
     this.#rules = rules;
     this.#window = windowChars;
+    this.#format = format;
     this.#context = seed.length > windowChars ? seed.slice(seed.length - windowChars) : seed;
   }
 
@@ -181,7 +189,10 @@ export class TextScanner {
     const context = this.#context;
     const ctxLen = context.length;
     const full = context + this.#held + delta;
-    const norm = normalize(full);
+    // An escape cut off at the end of a JSON text is held and not scanned yet: the next delta says
+    // what it is. (A JSON context cut mid-escape misreads at most its first characters.)
+    const scanEnd = this.#format === 'json' && !final ? Math.max(ctxLen, openEscapeStart(full)) : full.length;
+    const norm: Normalized = this.#format === 'json' ? normalizeJson(scanEnd === full.length ? full : full.slice(0, scanEnd)) : normalize(full);
     const text = norm.text;
     const starts = norm.starts;
     const ends = norm.ends;
@@ -216,7 +227,7 @@ export class TextScanner {
           // (nothing holds for log rules, and a word may go on): the text after it decides it now.
           if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
           const settled = final || e < text.length;
-          if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: rule.replacement.replace('{type}', label) });
+          if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label) });
           if (!settled) {
             if (holds) holdFrom = Math.min(holdFrom, Math.max(os, ctxLen));
             return;
@@ -233,7 +244,7 @@ export class TextScanner {
         }
       }
     }
-    if (holdFrom > full.length) holdFrom = full.length;
+    if (holdFrom > scanEnd) holdFrom = scanEnd;
     // A redaction straddling the release point is held whole.
     if (spans !== null) {
       for (let changed = true; changed; ) {
@@ -255,8 +266,12 @@ export class TextScanner {
     this.#pushed = true;
     const mine = spans === null ? null : (spans as Span[]).filter((sp) => sp.end <= holdFrom).map((sp) => ({ ...sp, start: sp.start - ctxLen, end: sp.end - ctxLen }));
     if (mine === null || mine.length === 0) return { hits: hits ?? NO_HITS, text: released, redacted: false };
-    const merged = mergeSpans(mine);
-    return { hits: hits ?? NO_HITS, text: applySpans(released, merged), redacted: true, spans: merged };
+    return { hits: hits ?? NO_HITS, text: applySpans(released, mergeSpans(mine)), redacted: true };
+  }
+
+  #replacement(rule: CompiledRule, label: string): string {
+    const text = rule.replacement.replace('{type}', label);
+    return this.#format === 'json' ? JSON.stringify(text).slice(1, -1) : text;
   }
 }
 
@@ -286,27 +301,17 @@ function applySpans(text: string, merged: readonly Span[]): string {
  * Evaluates a complete text: one pass when it fits `maxInputChars`, else chunks of that size
  * through the sliding window (so no regex ever runs on more than `maxInputChars + window`).
  */
-export function scanText(rules: readonly CompiledRule[], text: string, windowChars: number, maxInputChars: number, seed = ''): ScanResult {
-  const scanner = new TextScanner(rules, windowChars, seed);
+export function scanText(rules: readonly CompiledRule[], text: string, windowChars: number, maxInputChars: number, seed = '', format: TextFormat = 'text'): ScanResult {
+  const scanner = new TextScanner(rules, windowChars, seed, format);
   if (text.length <= maxInputChars) return scanner.push(text, true);
   const hits: RuleHit[] = [];
-  const spans: Span[] = [];
   let out = '';
   let redacted = false;
-  // Offset in `text` where the next push's released text starts.
-  let base = 0;
   for (let i = 0; i < text.length; i += maxInputChars) {
-    const chunk = text.slice(i, i + maxInputChars);
-    const r = scanner.push(chunk, i + maxInputChars >= text.length);
+    const r = scanner.push(text.slice(i, i + maxInputChars), i + maxInputChars >= text.length);
     hits.push(...r.hits);
     out += r.text;
-    let releasedLength = r.text.length;
-    for (const sp of r.spans ?? []) {
-      spans.push({ start: base + sp.start, end: base + sp.end, replacement: sp.replacement });
-      releasedLength += sp.end - sp.start - sp.replacement.length;
-    }
-    base += releasedLength;
     redacted ||= r.redacted;
   }
-  return redacted ? { hits, text: out, redacted, spans } : { hits, text: out, redacted };
+  return { hits, text: out, redacted };
 }

@@ -22,6 +22,7 @@ guardrails:
     - { id: no-rm, sources: [tool_call], match: { phrases: ["rm -rf"], wholeWords: false }, action: block }
     - { id: card-out, sources: [output, tool_call], match: { pii: [card] }, action: cancel_response }
     - { id: mail, sources: [output, input], match: { pii: [email] }, action: redact }
+    - { id: mail-args, sources: [tool_call], match: { pii: [email] }, action: redact }
     - { id: card-in, sources: [input], match: { pii: [card] }, action: redact }
     - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
     - { id: bye, sources: [output], match: { phrases: ["self destruct"] }, action: end_session }
@@ -257,19 +258,33 @@ describe('finding 3: tool-call and MCP content streams through the same decision
     s.c.close();
   });
 
-  it('JSON escapes in function-call arguments do not evade a rule: the call is stopped at its .done (found 2026-12-04)', async () => {
-    // The tool would read "wire\nthe money"; the deltas carry it escaped (scanned as streamed, see policies/README).
-    const s = await open('gov', [() => callReply('resp_fe', 'item_fe', 'function_call', 'bank', ['{"note":"please wire\\nthe', ' mon\\u0065y"}'])]);
+  it('JSON escapes in streamed function-call arguments do not evade a rule: no delta carries the phrase (found 2026-12-04)', async () => {
+    // The tool would read "wire\nthe money"; the deltas carry it escaped, cut inside the escapes.
+    const s = await open('gov', [() => callReply('resp_fe', 'item_fe', 'function_call', 'bank', ['{"note":"please wire\\', 'nthe', ' mon\\u00', '65y"}'])]);
     s.c.send({ type: 'response.create' });
     await s.c.next('response.done');
     expect(errorCodes(s.c)).toContain('response_cancelled_by_policy');
     await expectStoppedUpstream(s, 'resp_fe', 'item_fe');
-    // The complete arguments (what a client executes) never reached the client.
-    for (const r of s.raw) {
-      const ev = JSON.parse(r) as Json;
-      if (ev['type'] === 'response.function_call_arguments.done') expect(ev['arguments']).toBe('');
-    }
-    expect(s.raw.some((r) => r.includes('"arguments":"{\\"note'))).toBe(false);
+    const events = s.raw.map((r) => JSON.parse(r) as Json);
+    const streamed = events.filter((e) => e['type'] === 'response.function_call_arguments.delta').map((e) => e['delta'] as string).join('');
+    // What reached the client, decoded as the tool reads it: the phrase never got past "wire".
+    expect(JSON.parse(`"${streamed.replaceAll('"', '\\"')}"`)).toBe('{"note":"please ');
+    for (const ev of events) if (ev['type'] === 'response.function_call_arguments.done') expect(ev['arguments']).toBe('');
+    s.c.close();
+  });
+
+  it('an email in streamed arguments, cut inside its escapes, is redacted by whole escapes: the deltas stay valid JSON', async () => {
+    const s = await open('gov', [() => callReply('resp_fm', 'item_fm', 'function_call', 'notify', ['{"to":"jane\\u00', '40exam', 'ple.com","body":"hi\\', 'n"}'])]);
+    s.c.send({ type: 'response.create' });
+    await s.c.next('response.done');
+    const events = s.raw.map((r) => JSON.parse(r) as Json);
+    const deltas = events.filter((e) => e['type'] === 'response.function_call_arguments.delta').map((e) => e['delta'] as string);
+    // No delta ends inside an escape, and together they are the redacted arguments.
+    for (const d of deltas) expect(d.endsWith('\\') || /\\u[0-9a-f]{0,3}$/i.test(d), d).toBe(false);
+    expect(JSON.parse(deltas.join(''))).toEqual({ to: '[REDACTED:email]', body: 'hi\n' });
+    const done = events.find((e) => e['type'] === 'response.function_call_arguments.done')!;
+    expect(JSON.parse(done['arguments'] as string)).toEqual({ to: '[REDACTED:email]', body: 'hi\n' });
+    expectNeverReached(s.raw, 'jane');
     s.c.close();
   });
 
