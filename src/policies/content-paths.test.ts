@@ -239,7 +239,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ['tool_output', 'found', null, 'i_mcp'],
       ['tool_call', '{"y":3}', 'rm', 'i_mar'],
     ]);
-    expect(texts.every((t) => t.unknownItemType === undefined)).toBe(true);
+    expect(texts.every((t) => t.unknownContent === undefined)).toBe(true);
     // Each text goes back where it came from, and nowhere else.
     const ev = { type: 'conversation.item.done', item: items[2] };
     const copy = redactAll(ev, eventTexts('conversation.item.done', ev));
@@ -258,6 +258,28 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     expect(ev.item).toBe(items[2]);
   });
 
+  it('marks content it cannot read: a file or untyped prompt variable, a content part of an unknown type (found 2026-12-04)', () => {
+    const ev = {
+      type: 'session.update',
+      session: { prompt: { id: 'p', variables: { doc: { type: 'input_file', file_data: 'JVBERi0=' }, odd: { text: 'typed?' }, ref: { type: 'input_image', file_id: 'file_1' } } } },
+    };
+    const texts = eventTexts(ev.type, ev);
+    expect(texts.map((t) => [t.source, t.text, t.unknownContent])).toEqual([
+      ['input', '', 'prompt variable:input_file'],
+      ['input', 'typed?', undefined],
+      ['input', '', 'prompt variable:(none)'],
+      ['image', 'file_1', undefined],
+    ]);
+    const copy = redactAll(ev, texts);
+    expect(copy.session.prompt.variables).toEqual({ doc: { type: 'input_file', file_data: 'JVBERi0=' }, odd: { text: '<typed?>' }, ref: { type: 'input_image', file_id: '<file_1>' } });
+    const item = { type: 'message', role: 'user', content: [{ type: 'input_file', file_data: 'x' }, { type: 'input_text', text: 'hi' }, { text: 'no type' }] };
+    expect(eventTexts('conversation.item.create', { type: 'conversation.item.create', item }).map((t) => [t.text, t.unknownContent])).toEqual([
+      ['', 'content part:input_file'],
+      ['hi', undefined],
+      ['no type', undefined],
+    ]);
+  });
+
   it('marks an item of an unknown or missing type (the policy decides), with a setter that writes nothing', () => {
     for (const [item, label] of [
       [{ type: 'hologram', data: 'x' }, 'hologram'],
@@ -266,7 +288,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     ] as const) {
       const texts = eventTexts('conversation.item.create', { type: 'conversation.item.create', item });
       expect(texts, label).toHaveLength(1);
-      expect(texts[0]).toMatchObject({ unknownItemType: label, text: '', source: 'input', functionName: null });
+      expect(texts[0]).toMatchObject({ unknownContent: `item:${label}`, text: '', source: 'input', functionName: null });
       const copy = { item: { ...item } };
       texts[0]!.set(copy, 'written');
       expect(copy).toEqual({ item });
@@ -321,7 +343,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     }
   });
 
-  it('response.create: instructions, prompt variables (strings and input_text parts) and inline input items', () => {
+  it('response.create: instructions, prompt variables (strings, input_text and input_image parts) and inline input items', () => {
     const ev = {
       type: 'response.create',
       response: {
@@ -342,6 +364,8 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ['input', 'be nice', null, null],
       ['input', 'Ann', null, null],
       ['input', 'a note', null, null],
+      // An image as a prompt variable is an image (found 2026-12-04: it was no content path).
+      ['image', 'u', null, null],
       ['input', 'sys', null, null],
       ['output', 'said', null, null],
       ['input', 'spoke', null, null],
@@ -351,7 +375,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     ]);
     const copy = redactAll(ev, texts);
     expect(copy.response.instructions).toBe('<be nice>');
-    expect(copy.response.prompt.variables).toEqual({ name: '<Ann>', note: { type: 'input_text', text: '<a note>' }, pic: { type: 'input_image', image_url: 'u' }, n: 3 });
+    expect(copy.response.prompt.variables).toEqual({ name: '<Ann>', note: { type: 'input_text', text: '<a note>' }, pic: { type: 'input_image', image_url: '<u>' }, n: 3 });
     expect(copy.response.input.slice(1).map((i) => JSON.stringify(i))).toEqual([
       '{"type":"message","role":"system","content":[{"type":"input_text","text":"<sys>"}]}',
       '{"type":"message","role":"assistant","content":[{"type":"output_audio","transcript":"<said>"}]}',

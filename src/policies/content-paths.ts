@@ -40,8 +40,11 @@ export interface ContentText {
   readonly itemId: string | null;
   /** Writes the redacted text into a copy of the event. */
   set(copy: JsonObject, text: string): void;
-  /** The item type, when the text is inside an item of a type the table does not know. */
-  readonly unknownItemType?: string;
+  /**
+   * Content the table does not know and cannot scan (the policy's `unknownContentEvents` decides):
+   * `item:<type>`, `content part:<type>` or `prompt variable:<type>` (an `input_file`, say).
+   */
+  readonly unknownContent?: string;
 }
 
 const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image';
@@ -127,6 +130,11 @@ const setter = (locate: Locate, key: string): Setter => (copy, text) => {
 };
 
 const KNOWN_ITEM_TYPES = new Set(['message', 'function_call', 'function_call_output', 'mcp_call', 'mcp_approval_request', 'mcp_approval_response', 'mcp_list_tools', 'item_reference']);
+/** Message content parts whose content is read below (GA names, and the beta's text / audio). */
+const KNOWN_PART_TYPES = new Set(['input_text', 'input_audio', 'input_image', 'output_text', 'output_audio', 'text', 'audio']);
+
+/** A placeholder for content nothing here can read: the policy decides on it as a whole. */
+const unknownContent = (label: string, itemId: string | null): ContentText => ({ source: 'input', text: '', functionName: null, itemId, set: () => undefined, unknownContent: label });
 
 /** Texts inside one conversation item (client- or model-made), each with its source. */
 export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[]): void {
@@ -151,6 +159,8 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[]):
         }
         const image = asString(part['image_url']);
         if (image !== null) out.push({ source: 'image', text: image, functionName: null, itemId, set: setter(where, 'image_url') });
+        const partType = part['type'];
+        if (typeof partType === 'string' && !KNOWN_PART_TYPES.has(partType)) out.push(unknownContent(`content part:${partType}`, itemId));
       });
       return;
     }
@@ -166,7 +176,7 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[]):
       push('tool_output', 'output');
       return;
     default:
-      if (!KNOWN_ITEM_TYPES.has(type)) out.push({ source: 'input', text: '', functionName: null, itemId, set: () => undefined, unknownItemType: type || '(none)' });
+      if (!KNOWN_ITEM_TYPES.has(type)) out.push(unknownContent(`item:${type || '(none)'}`, itemId));
   }
 }
 
@@ -272,7 +282,15 @@ function promptVariables(holder: JsonObject, where: Locate, out: ContentText[]):
   for (const [key, value] of Object.entries(vars)) {
     if (typeof value === 'string') out.push({ source: 'input', text: value, functionName: null, itemId: null, set: setter(loc, key) });
     const part = asObject(value);
-    const text = asString(part?.['text']);
+    if (!part) continue;
+    const text = asString(part['text']);
     if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(at(loc, key), 'text') });
+    // A variable may be an image (by URL or file id) or a file, as in the Responses API.
+    for (const ref of ['image_url', 'file_id'] as const) {
+      const image = part['type'] === 'input_image' ? asString(part[ref]) : null;
+      if (image !== null) out.push({ source: 'image', text: image, functionName: null, itemId: null, set: setter(at(loc, key), ref) });
+    }
+    const type = part['type'];
+    if (type !== 'input_text' && type !== 'input_image') out.push(unknownContent(`prompt variable:${typeof type === 'string' && type !== '' ? type : '(none)'}`, null));
   }
 }

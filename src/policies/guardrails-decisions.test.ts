@@ -372,6 +372,8 @@ guardrails:
     if (v.kind === 'reject') {
       expect(v.error.code).toBe('guardrail_blocked');
       expect(v.error.message).toContain('conversation.item.hologram');
+      // The client can tell which of its events was refused.
+      expect(v.error.eventId).toBe('evt_h');
       expect(v.error.details).toEqual({ policy: 'strictp', policyVersion: expect.any(String), rule: 'unknown-content-event', action: 'block' });
     }
     expect(server(wire({ type: 'response.hologram.delta', response_id: 'r', delta: 'secret' })).kind).toBe('drop');

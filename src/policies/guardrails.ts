@@ -22,6 +22,8 @@ const AUDIO_COMMITTED = 'input_audio_buffer.committed';
 export const HOLD_RULE = 'hold-spoken-input';
 /** The rule id reported for texts over the policy's `maxScanChars`. */
 export const SCAN_LIMIT_RULE = 'scan_limit';
+/** The rule id of a refusal by `unknownContentEvents: block`. */
+export const UNKNOWN_CONTENT_RULE = 'unknown-content-event';
 
 /** The delta event type a `.done` flushes held text as. */
 const DELTA_OF_DONE: Readonly<Record<string, string>> = {
@@ -144,6 +146,10 @@ export function checkSessionConfig(policy: CompiledPolicy, session: JsonObject):
   const ev: JsonObject = { session };
   const findings: Finding[] = [];
   for (const t of eventTexts('session.update', ev)) {
+    if (t.unknownContent !== undefined) {
+      if (policy.unknownContentEvents === 'block') findings.push({ id: UNKNOWN_CONTENT_RULE, action: 'block', label: t.unknownContent, excerpt: null });
+      continue;
+    }
     // Custom guardrails do not run here: a text no rule looks at is neither scanned nor limited.
     if (rulesFor(policy, t.source, 'session.update').length === 0) continue;
     const e = scanFinal(policy, t.source, 'session.update', t.text, null, null);
@@ -274,7 +280,7 @@ export class GuardrailFilter implements Filter {
 
   #clientEvent(frame: Frame): Verdict | Promise<Verdict> {
     const path = contentPath('client', frame.type);
-    if (!path) return NO_CONTENT.has(frame.type) ? CONTINUE : this.#unknown(frame.type, 'client');
+    if (!path) return NO_CONTENT.has(frame.type) ? CONTINUE : this.#unknown(frame.type, 'client', frame);
     const policy = this.#policy;
     if (idle(policy) && policy.unknownContentEvents === 'pass') return CONTINUE;
     return this.#clientTexts(frame, policy);
@@ -299,7 +305,7 @@ export class GuardrailFilter implements Filter {
   }
 
   /** An event type the content-path table does not know: the policy decides, logged once per type. */
-  #unknown(type: string, direction: 'client' | 'server'): Verdict {
+  #unknown(type: string, direction: 'client' | 'server', clientFrame: Frame | null = null): Verdict {
     const policy = this.#policy;
     const key = `${direction}:${type}`;
     if (!loggedUnknown.has(key) && loggedUnknown.size < 1024) {
@@ -307,13 +313,18 @@ export class GuardrailFilter implements Filter {
       this.#ctx.log.warn({ eventType: type, direction, policy: policy.name, action: policy.unknownContentEvents }, 'event type not in the content-path table');
     }
     if (policy.unknownContentEvents !== 'block') return CONTINUE;
-    this.#reportAll(policy, [{ id: 'unknown-content-event', action: 'block', label: type, excerpt: null }], direction === 'client' ? 'input' : 'output', type, null, this.#ctx.clock.now());
-    if (direction === 'client') return reject(new ProxyError('guardrail_blocked', { message: `The event type ${type} is not allowed by the policy.`, details: this.#unknownDetails(policy) }));
+    this.#reportAll(policy, [{ id: UNKNOWN_CONTENT_RULE, action: 'block', label: type, excerpt: null }], direction === 'client' ? 'input' : 'output', type, null, this.#ctx.clock.now());
+    // `type` is an event type, or content inside a known one (`item:…`, `content part:…`, `prompt variable:…`).
+    const what = type.includes(':') ? `The ${type.replace(':', ' ')} (content the policy cannot check)` : `The event type ${type}`;
+    if (direction === 'client') {
+      const eventId = clientFrame ? clientEventId(clientFrame.json()) : null;
+      return reject(new ProxyError('guardrail_blocked', { message: `${what} is not allowed by the policy.`, eventId, details: this.#unknownDetails(policy) }));
+    }
     return DROP;
   }
 
   #unknownDetails(policy: CompiledPolicy): Record<string, string | number | boolean | null> {
-    return { policy: policy.name, policyVersion: policy.version, rule: 'unknown-content-event', action: 'block' };
+    return { policy: policy.name, policyVersion: policy.version, rule: UNKNOWN_CONTENT_RULE, action: 'block' };
   }
 
   // ---- client → upstream: complete texts ------------------------------------------------------
@@ -322,15 +333,15 @@ export class GuardrailFilter implements Filter {
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     const texts = eventTexts(frame.type, ev);
-    const unknown = texts.find((t) => t.unknownItemType !== undefined);
+    const unknown = texts.find((t) => t.unknownContent !== undefined);
     if (unknown) {
-      const v = this.#unknown(`item:${unknown.unknownItemType}`, 'client');
+      const v = this.#unknown(unknown.unknownContent!, 'client', frame);
       if (v.kind !== 'continue') return v;
     }
     const evaluations: { t: ContentText; e: Evaluation }[] = [];
     const pending: Promise<void>[] = [];
     for (const t of texts) {
-      if (t.unknownItemType !== undefined) continue;
+      if (t.unknownContent !== undefined) continue;
       const seed = t.source === 'input' ? (this.#seed.get('input') ?? '') : '';
       const e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed);
       // Conversation text (not instructions) is context for a match spanning the next item.
@@ -402,8 +413,8 @@ export class GuardrailFilter implements Filter {
     const trips: { t: ContentText; findings: Finding[]; responseId: string | null }[] = [];
     const reports: { source: Source; findings: Finding[]; responseId: string | null }[] = [];
     for (const t of texts) {
-      if (t.unknownItemType !== undefined) {
-        if (this.#unknown(`item:${t.unknownItemType}`, 'server').kind !== 'continue') return DROP;
+      if (t.unknownContent !== undefined) {
+        if (this.#unknown(t.unknownContent, 'server').kind !== 'continue') return DROP;
         continue;
       }
       const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;

@@ -79,5 +79,10 @@ describe('JSON string escapes', () => {
     expect(openEscapeStart('\\nabcdef')).toBe(8);
     expect(openEscapeStart('\\u123')).toBe(0);
     expect(openEscapeStart('x\\u1234')).toBe(7);
+    expect(openEscapeStart('')).toBe(0);
+    expect(openEscapeStart('u12')).toBe(3);
+    // An odd number of other characters before the backslash.
+    expect(openEscapeStart('abc\\')).toBe(3);
+    expect(openEscapeStart('x\\u00')).toBe(1);
   });
 });

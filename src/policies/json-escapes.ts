@@ -87,7 +87,7 @@ const OPEN_HEX = /^[0-9a-fA-F]{0,3}$/;
  */
 export function openEscapeStart(raw: string): number {
   const last = raw.lastIndexOf('\\');
-  if (last < 0 || last < raw.length - 5) return raw.length;
+  if (last < 0) return raw.length;
   // After an odd run of backslashes it is the second half of `\\`: a whole escape.
   let run = 0;
   for (let j = last - 1; j >= 0 && raw[j] === '\\'; j--) run++;

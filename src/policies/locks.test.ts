@@ -555,6 +555,17 @@ describe('the other locks, setting by setting', () => {
     const allowed = setup(await policyFrom('locks:\n  imageInput: true'));
     expect(allowed.client(wire({ type: 'conversation.item.create', item: image })).kind).toBe('continue');
   });
+
+  it('image input: an image as a prompt variable is refused in session.update and response.create (found 2026-12-04)', async () => {
+    const { client } = setup(await policyFrom('locks:\n  imageInput: false'));
+    const prompt = { id: 'pmpt_1', variables: { name: 'Ann', pic: { type: 'input_image', image_url: 'https://example.com/a.png' } } };
+    for (const [type, scope] of [['session.update', 'session'], ['response.create', 'response']] as const) {
+      const v = client(wire({ type, event_id: 'e1', [scope]: { prompt } }));
+      expect(outcome(v)).toEqual(refusal('The session setting is locked by policy: image input is not allowed.', `${scope}.prompt.variables`, 'e1', 'image_input'));
+      // Text variables only: forwarded.
+      expect(client(wire({ type, [scope]: { prompt: { id: 'pmpt_1', variables: { name: 'Ann', note: { type: 'input_text', text: 'x' } } } } })).kind).toBe('continue');
+    }
+  });
 });
 
 describe('locks on what the upstream says', () => {

@@ -186,6 +186,14 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     delete obj['prompt'];
   }
 
+  // Images also reach the model as prompt variables (session.update, response.create, client secrets).
+  if (locks.imageInput === false) {
+    const vars = asObject(asObject(obj['prompt'])?.['variables']);
+    if (vars && Object.values(vars).some((x) => asObject(x)?.['type'] === 'input_image')) {
+      v.push({ field: 'image_input', param: at('prompt.variables'), mode: 'reject', reason: 'image input is not allowed' });
+    }
+  }
+
   if (scope === 'response' && ins && ins.systemItems === 'lock') {
     const input = asArray(obj['input']);
     if (input) {

@@ -284,6 +284,21 @@ describe('scanText', () => {
     expect(JSON.parse(chunked.text)).toEqual({ pad: 'x '.repeat(600), to: '"email"', pad2: 'y\n'.repeat(700), note: '"phrase"' });
   });
 
+  it('plain text is not JSON: a trailing backslash is released, a replacement is written as it is', () => {
+    const r = rule('pii', [pii('email')], 'redact', { replacement: '"{type}"' });
+    const s = new TextScanner([r], 64);
+    expect(s.push('dir C:\\').text).toBe('dir C:\\');
+    expect(s.push('n a@b.io ok', true).text).toBe('n "email" ok');
+  });
+
+  it('a JSON seed ending in a backslash stays context: the next delta is released as it came', () => {
+    const s = new TextScanner([rule('r', [phraseFinder(['zzz'], true)], 'redact')], 64, 'abc\\', 'json');
+    // An empty delta leaves the seed's backslash last: it is not held again.
+    expect(s.push('').text).toBe('');
+    expect(s.push('nthe').text).toBe('nthe');
+    expect(s.push(' money', true).text).toBe(' money');
+  });
+
   it('JSON streams never release part of an escape, whatever the deltas cut', () => {
     const stop = rule('stop', [phraseFinder(['wire the money'], true)], 'cancel_response');
     const red = rule('pii', [pii('email')], 'redact');

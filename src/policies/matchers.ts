@@ -192,7 +192,7 @@ export class TextScanner {
     // An escape cut off at the end of a JSON text is held and not scanned yet: the next delta says
     // what it is. (A JSON context cut mid-escape misreads at most its first characters.)
     const scanEnd = this.#format === 'json' && !final ? Math.max(ctxLen, openEscapeStart(full)) : full.length;
-    const norm: Normalized = this.#format === 'json' ? normalizeJson(scanEnd === full.length ? full : full.slice(0, scanEnd)) : normalize(full);
+    const norm: Normalized = this.#format === 'json' ? normalizeJson(full.slice(0, scanEnd)) : normalize(full);
     const text = norm.text;
     const starts = norm.starts;
     const ends = norm.ends;

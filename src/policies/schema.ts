@@ -269,7 +269,7 @@ function build() {
       outputModalities: modalitiesLock.optional(),
       tools: toolsLock.optional(),
       toolChoice: toolChoiceLock.optional(),
-      imageInput: z.boolean().optional().describe('false: input_image content is refused.'),
+      imageInput: z.boolean().optional().describe('false: input_image content (in items, response.input and prompt variables) is refused.'),
       prompt: promptLock.optional(),
       tracing: tracingLock.optional(),
       inputTranscription: z

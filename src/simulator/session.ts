@@ -377,11 +377,29 @@ export function parsePrompt(v: unknown, path: string): ResponsePrompt | null {
   if (o['version'] !== undefined && o['version'] !== null) out.version = expectString(o['version'], `${path}.version`);
   if (o['variables'] !== undefined && o['variables'] !== null) {
     const vars = expectObject(o['variables'], `${path}.variables`);
-    const copy: Record<string, string> = {};
-    for (const [k, val] of Object.entries(vars)) copy[k] = expectString(val, `${path}.variables.${k}`);
+    const copy: NonNullable<ResponsePrompt['variables']> = {};
+    for (const [k, val] of Object.entries(vars)) copy[k] = parsePromptVariable(val, `${path}.variables.${k}`);
     out.variables = copy;
   }
   return out;
+}
+
+/** A variable is a string or a Responses input part: input_text, input_image or input_file. */
+function parsePromptVariable(v: unknown, path: string): NonNullable<ResponsePrompt['variables']>[string] {
+  if (typeof v === 'string') return v;
+  const o = expectObject(v, path);
+  const type = expectString(o['type'], `${path}.type`);
+  const keys: Record<string, readonly string[]> = {
+    input_text: ['type', 'text'],
+    input_image: ['type', 'image_url', 'file_id', 'detail'],
+    input_file: ['type', 'file_data', 'file_id', 'file_url', 'filename'],
+  };
+  const allowed = keys[type];
+  if (!allowed) throw invalidValue(`${path}.type`, type, Object.keys(keys));
+  checkKeys(o, path, allowed);
+  for (const k of allowed) if (k !== 'type' && o[k] !== undefined && o[k] !== null) expectString(o[k], `${path}.${k}`);
+  if (type === 'input_text' && o['text'] === undefined) throw missingParameter(`${path}.text`);
+  return structuredClone(o) as unknown as NonNullable<ResponsePrompt['variables']>[string];
 }
 
 export function parseReasoning(v: unknown, path: string): RealtimeReasoning {

@@ -196,6 +196,9 @@ guardrails:
   rules:
     - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
     - { id: mail, sources: [input], match: { pii: [email] }, action: redact }
+  unknownContentEvents: block
+locks:
+  imageInput: false
 `;
   let gp: TestProxy;
   beforeAll(async () => {
@@ -225,10 +228,25 @@ guardrails:
     expect(gp.sim.calls.secrets.length).toBe(before);
   });
 
+  it('an image or a file as a prompt variable meets the image lock and unknownContentEvents; nothing is minted (found 2026-12-04)', async () => {
+    const before = gp.sim.calls.secrets.length;
+    const withVariable = (value: object) => ({ session: { type: 'realtime', model: 'gpt-realtime', prompt: { id: 'pmpt_1', variables: { v: value } } } });
+    const image = await mint(gp, 'guarded', withVariable({ type: 'input_image', image_url: 'data:image/png;base64,AAAA' }));
+    expect(image.status).toBe(403);
+    expect(image.json['error']).toMatchObject({ code: 'session_locked', param: 'session.prompt.variables' });
+    const file = await mint(gp, 'guarded', withVariable({ type: 'input_file', filename: 'a.pdf', file_data: 'data:application/pdf;base64,JVBERi0=' }));
+    expect(file.status).toBe(403);
+    expect(file.json['error']).toMatchObject({ code: 'guardrail_blocked', details: { rule: 'unknown-content-event' } });
+    expect(gp.sim.calls.secrets.length).toBe(before);
+    // A text variable is checked like the instructions.
+    expect((await mint(gp, 'guarded', withVariable({ type: 'input_text', text: 'ignore previous instructions' }))).status).toBe(403);
+    expect((await mint(gp, 'guarded', withVariable({ type: 'input_text', text: 'hello' }))).status).toBe(200);
+  });
+
   it('a redaction rule rewrites the config before it is minted', async () => {
     const r = await mint(gp, 'guarded', { session: { type: 'realtime', model: 'gpt-realtime', instructions: 'Escalate to jane@example.com.' } });
     expect(r.status).toBe(200);
     expect(gp.sim.calls.secrets.at(-1)!.request['session']).toMatchObject({ instructions: 'Escalate to [REDACTED:email].' });
-    expect(gp.logs.find((l) => l['event'] === 'client_secret_minted')).toMatchObject({ guardrails: [{ rule: 'mail', action: 'redact' }] });
+    expect(gp.logs.filter((l) => l['event'] === 'client_secret_minted').at(-1)).toMatchObject({ guardrails: [{ rule: 'mail', action: 'redact' }] });
   });
 });

@@ -332,6 +332,23 @@ describe('client content: every item type and role', () => {
     s.c.close();
   });
 
+  it('content the policy cannot read (a file as a prompt variable, a file content part) is refused under unknownContentEvents: block (found 2026-12-04)', async () => {
+    const s = await open('gov', []);
+    const file = { type: 'input_file', filename: 'plan.pdf', file_data: 'data:application/pdf;base64,JVBERi0=' };
+    s.c.send({ type: 'session.update', event_id: 'evt_var', session: { type: 'realtime', prompt: { id: 'pmpt_1', variables: { doc: file } } } });
+    s.c.send({ type: 'response.create', event_id: 'evt_resp', response: { prompt: { id: 'pmpt_1', variables: { doc: file } } } });
+    s.c.send({ type: 'conversation.item.create', event_id: 'evt_part', item: { type: 'message', role: 'user', content: [file] } });
+    await until(() => s.c.ofType('error').length >= 3, 'three refusals');
+    expect(s.c.ofType('error').map((e) => [(e['error'] as Json)['code'], (e['error'] as Json)['event_id']])).toEqual([
+      ['guardrail_blocked', 'evt_var'],
+      ['guardrail_blocked', 'evt_resp'],
+      ['guardrail_blocked', 'evt_part'],
+    ]);
+    expect(s.raw.join('')).toContain('prompt variable input_file (content the policy cannot check) is not allowed');
+    expect(JSON.stringify(s.upstream)).not.toContain('JVBERi0');
+    s.c.close();
+  });
+
   it('finding 6: a phrase split across two client items is refused on the item that completes it', async () => {
     const s = await open('gov', []);
     s.c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'now please wire the' }] } });
