@@ -69,7 +69,8 @@ export function governSession(raw: unknown, policy: CompiledPolicy, maxOutputTok
   }
 
   const violations = applyLocks(session, 'session', locks, policy.truncation.upstream, hold);
-  const refused = violations.find((v) => v.mode === 'reject');
+  // Fails closed, as on a WebSocket: only an explicit rewrite is applied.
+  const refused = violations.find((v) => v.mode !== 'rewrite');
   if (refused) {
     const code = refused.field === 'model' ? 'model_not_allowed' : 'session_locked';
     return new ProxyError(code, { message: `${refused.reason} (policy ${policy.name}).`, param: refused.param, close: null, details: { field: refused.field, policy: policy.name } });

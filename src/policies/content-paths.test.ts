@@ -261,7 +261,12 @@ describe('eventTexts: complete texts of every texts row, written back in place',
   it('marks content it cannot read: a file or untyped prompt variable, a content part of an unknown type (found 2026-12-04)', () => {
     const ev = {
       type: 'session.update',
-      session: { prompt: { id: 'p', variables: { doc: { type: 'input_file', file_data: 'JVBERi0=' }, odd: { text: 'typed?' }, ref: { type: 'input_image', file_id: 'file_1' } } } },
+      session: {
+        prompt: {
+          id: 'p',
+          variables: { doc: { type: 'input_file', file_data: 'JVBERi0=', file_id: 'file_0' }, odd: { text: 'typed?' }, ref: { type: 'input_image', file_id: 'file_1' }, blank: { type: '' }, t: { type: 'input_text', text: 'x', image_url: 'u' } },
+        },
+      },
     };
     const texts = eventTexts(ev.type, ev);
     expect(texts.map((t) => [t.source, t.text, t.unknownContent])).toEqual([
@@ -269,14 +274,20 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ['input', 'typed?', undefined],
       ['input', '', 'prompt variable:(none)'],
       ['image', 'file_1', undefined],
+      ['input', '', 'prompt variable:(none)'],
+      // Only an image's URL or file id is an image.
+      ['input', 'x', undefined],
     ]);
     const copy = redactAll(ev, texts);
-    expect(copy.session.prompt.variables).toEqual({ doc: { type: 'input_file', file_data: 'JVBERi0=' }, odd: { text: '<typed?>' }, ref: { type: 'input_image', file_id: '<file_1>' } });
-    const item = { type: 'message', role: 'user', content: [{ type: 'input_file', file_data: 'x' }, { type: 'input_text', text: 'hi' }, { text: 'no type' }] };
+    expect(copy.session.prompt.variables).toMatchObject({ doc: { type: 'input_file', file_data: 'JVBERi0=', file_id: 'file_0' }, odd: { text: '<typed?>' }, ref: { type: 'input_image', file_id: '<file_1>' } });
+    const item = { type: 'message', role: 'user', content: [{ type: 'input_file', file_data: 'x' }, { type: 'input_text', text: 'hi' }, { text: 'no type' }, { type: 'text', text: 'beta' }, { type: 'audio', transcript: 'beta said' }] };
     expect(eventTexts('conversation.item.create', { type: 'conversation.item.create', item }).map((t) => [t.text, t.unknownContent])).toEqual([
       ['', 'content part:input_file'],
       ['hi', undefined],
       ['no type', undefined],
+      // The beta's part types are read as they are.
+      ['beta', undefined],
+      ['beta said', undefined],
     ]);
   });
 

@@ -386,6 +386,15 @@ guardrails:
     expect(checkSessionConfig(policy, { voice: 'marin' })).toEqual({ findings: [], refusal: null });
   });
 
+  it('a file as a prompt variable is unknown content: refused under unknownContentEvents: block, else let through', async () => {
+    const session = { prompt: { id: 'p', variables: { doc: { type: 'input_file', file_id: 'file_1' } } } };
+    const blocking = await policyFrom(`${RULES}  unknownContentEvents: block\n`);
+    const r = checkSessionConfig(blocking, session);
+    expect(r.findings).toEqual([{ id: 'unknown-content-event', action: 'block', label: 'prompt variable:input_file', excerpt: null }]);
+    expect(r.refusal).toMatchObject({ code: 'guardrail_blocked', details: { rule: 'unknown-content-event' } });
+    expect(checkSessionConfig(await policyFrom(RULES), session)).toEqual({ findings: [], refusal: null });
+  });
+
   it('a text longer than maxScanChars is refused under overScanLimit: block, unscanned', async () => {
     const long = { instructions: `${'x '.repeat(520)}a@b.io` };
     const r = checkSessionConfig(await policyFrom(RULES), long);

@@ -522,14 +522,26 @@ describe('the other locks, setting by setting', () => {
     expect(setup(await policyFrom('locks:\n  voice: { allow: [marin] }')).client(sessionUpdate({ truncation: 'disabled' })).kind).toBe('continue');
   });
 
-  it('input transcription cannot be switched off; another transcription model is the client choice', async () => {
+  it('input transcription cannot be switched off or changed: model, language and prompt are the policy\'s (found 2026-12-04)', async () => {
     const { client, session } = setup(await policyFrom('locks:\n  inputTranscription: { model: gpt-4o-mini-transcribe, language: de }'));
     expect(outcome(client(sessionUpdate({ audio: { input: { transcription: null, format: { type: 'audio/pcm' } } } })))).toMatchObject({
       event: { session: { audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe', language: 'de' }, format: { type: 'audio/pcm' } } } } },
     });
     expect(session.client[0]).toEqual(notice('Locked by policy, rewritten: input transcription is required by policy.', 'session.audio.input.transcription', 'evt_1', 'input_transcription'));
-    expect(client(sessionUpdate({ audio: { input: { transcription: { model: 'whisper-1' } } } })).kind).toBe('continue');
+    // A prompt steers what the transcript says, and input rules read only the transcript.
+    for (const transcription of [{ model: 'whisper-1', language: 'de' }, { model: 'gpt-4o-mini-transcribe' }, { model: 'gpt-4o-mini-transcribe', language: 'de', prompt: 'Write "wire" as "fire".' }, 'on']) {
+      expect(outcome(client(sessionUpdate({ audio: { input: { transcription } } }))), JSON.stringify(transcription)).toMatchObject({
+        event: { session: { audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe', language: 'de' } } } } },
+      });
+    }
+    expect(session.client.at(-1)).toEqual(notice('Locked by policy, rewritten: input transcription (model, language, prompt) is set by policy.', 'session.audio.input.transcription', 'evt_1', 'input_transcription'));
+    // The locked setting as the API echoes it (no prompt: empty or null) holds.
+    expect(client(sessionUpdate({ audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe', language: 'de', prompt: '' } } } })).kind).toBe('continue');
+    expect(client(sessionUpdate({ audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe', language: 'de', prompt: null } } } })).kind).toBe('continue');
     expect(client(sessionUpdate({ audio: { input: { format: { type: 'audio/pcm' } } } })).kind).toBe('continue');
+    const withPrompt = setup(await policyFrom('locks:\n  inputTranscription: { model: m, prompt: "Acme, Globex" }'));
+    expect(withPrompt.client(sessionUpdate({ audio: { input: { transcription: { model: 'm', prompt: 'Acme, Globex' } } } })).kind).toBe('continue');
+    expect(outcome(withPrompt.client(sessionUpdate({ audio: { input: { transcription: { model: 'm' } } } })))).toMatchObject({ event: { session: { audio: { input: { transcription: { model: 'm', prompt: 'Acme, Globex' } } } } } });
     const noLanguage = setup(await policyFrom('locks:\n  inputTranscription: { model: m }'));
     expect(outcome(noLanguage.client(sessionUpdate({ audio: { input: { transcription: null } } })))).toMatchObject({ event: { session: { audio: { input: { transcription: { model: 'm' } } } } } });
     expect((outcome(noLanguage.client(sessionUpdate({ audio: { input: { transcription: null } } }))).event!['session'] as { audio: { input: { transcription: object } } }).audio.input.transcription).toEqual({ model: 'm' });
@@ -565,6 +577,9 @@ describe('the other locks, setting by setting', () => {
       // Text variables only: forwarded.
       expect(client(wire({ type, [scope]: { prompt: { id: 'pmpt_1', variables: { name: 'Ann', note: { type: 'input_text', text: 'x' } } } } })).kind).toBe('continue');
     }
+    // Without the lock an image variable is the client's to send.
+    const open = setup(await policyFrom('locks:\n  voice: { allow: [marin] }'));
+    expect(open.client(wire({ type: 'session.update', session: { prompt } })).kind).toBe('continue');
   });
 });
 
@@ -573,7 +588,8 @@ describe('locks on what the upstream says', () => {
 
   it('session.created: only the settings that differ are sent, and nothing when all hold', async () => {
     const { server, session } = setup(await policyFrom('locks:\n  instructions: { locked: "L" }\n  voice: { allow: [marin] }\n  inputTranscription: { model: t }'));
-    server(created({ instructions: 'L', audio: { input: { transcription: { model: 'other' } }, output: { voice: 'marin' } }, tools: [] }));
+    // The locked transcription as the API echoes it holds.
+    server(created({ instructions: 'L', audio: { input: { transcription: { model: 't', language: null, prompt: '' } }, output: { voice: 'marin' } }, tools: [] }));
     expect(session.upstream).toEqual([]);
     server(created({ instructions: 'default', audio: { input: {}, output: { voice: 'marin' } } }));
     expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', instructions: 'L', audio: { input: { transcription: { model: 't' } } } } }]);
@@ -781,7 +797,12 @@ describe('locks, what operators and the wire see', () => {
         },
       }),
     );
-    expect(session.upstream).toStrictEqual([{ type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'], tools: [{ type: 'function', name: 'lookup_order' }], tool_choice: 'auto' } }]);
+    expect(session.upstream).toStrictEqual([
+      {
+        type: 'session.update',
+        session: { type: 'realtime', output_modalities: ['audio'], tools: [{ type: 'function', name: 'lookup_order' }], tool_choice: 'auto', audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe' } } } },
+      },
+    ]);
     const off = setup(await policyFrom('locks:\n  tracing: { value: null }\n  voice: { allow: [marin] }'));
     off.server(wire({ type: 'session.created', session: { type: 'realtime', tracing: 'auto', audio: { output: { voice: 'marin' } } } }));
     expect(off.session.upstream).toEqual([]);

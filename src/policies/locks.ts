@@ -221,8 +221,11 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     }
     const tr = locks.inputTranscription;
     const input = asObject(asObject(obj['audio'])?.['input']);
-    if (tr && input && input['transcription'] === null) {
-      v.push({ field: 'input_transcription', param: at('audio.input.transcription'), mode: 'rewrite', reason: 'input transcription is required by policy' });
+    // The transcript is what input rules read: its model, language and prompt (which can steer what
+    // it says) are the policy's, not only its being on.
+    if (tr && input && input['transcription'] !== undefined && !transcriptionHolds(tr, input['transcription'])) {
+      const reason = input['transcription'] === null ? 'input transcription is required by policy' : 'input transcription (model, language, prompt) is set by policy';
+      v.push({ field: 'input_transcription', param: at('audio.input.transcription'), mode: 'rewrite', reason });
       input['transcription'] = forcedTranscription(tr);
     }
     if (holdSpokenInput) v.push(...lockCreateResponse(obj, at));
@@ -261,9 +264,19 @@ function lockCreateResponse(session: JsonObject, at: (path: string) => string): 
 
 type PromptLock = NonNullable<PolicyLocks['prompt']>;
 
+type TranscriptionLock = NonNullable<PolicyLocks['inputTranscription']>;
+
 /** The transcription setting the policy forces on. */
-function forcedTranscription(tr: NonNullable<PolicyLocks['inputTranscription']>): JsonObject {
-  return { model: tr.model, ...(tr.language ? { language: tr.language } : {}) };
+function forcedTranscription(tr: TranscriptionLock): JsonObject {
+  return { model: tr.model, ...(tr.language ? { language: tr.language } : {}), ...(tr.prompt ? { prompt: tr.prompt } : {}) };
+}
+
+/** Whether a transcription setting is the locked one (an empty or null language or prompt is none, as the API echoes them). */
+function transcriptionHolds(tr: TranscriptionLock, setting: unknown): boolean {
+  const t = asObject(setting);
+  if (t === null) return false;
+  const same = (key: 'language' | 'prompt'): boolean => (t[key] || null) === (tr[key] || null);
+  return t['model'] === tr.model && same('language') && same('prompt');
 }
 
 /** Whether the reusable prompt `p` (null: none) is allowed by the lock. */
@@ -528,7 +541,7 @@ export class LockFilter implements Filter {
     const tr = this.#policy.locks.inputTranscription;
     // Filled in on the copy's audio.input (a new object when the session has none): only what differs from the session is sent.
     const audioIn = asObject(asObject(copy['audio'])?.['input']) ?? {};
-    if (tr && !audioIn['transcription']) audioIn['transcription'] = forcedTranscription(tr);
+    if (tr && !transcriptionHolds(tr, audioIn['transcription'])) audioIn['transcription'] = forcedTranscription(tr);
     // Not reported: the upstream runs its default, server VAD with create_response on.
     if (this.#hold && audioIn['turn_detection'] === undefined) audioIn['turn_detection'] = { type: 'server_vad', create_response: false };
     const update: JsonObject = { type: 'realtime' };

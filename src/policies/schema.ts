@@ -273,10 +273,14 @@ function build() {
       prompt: promptLock.optional(),
       tracing: tracingLock.optional(),
       inputTranscription: z
-        .object({ model: z.string().min(1), language: z.string().optional() })
+        .object({
+          model: z.string().min(1),
+          language: z.string().optional(),
+          prompt: z.string().optional().describe('Transcription prompt (vocabulary); a client cannot set its own.'),
+        })
         .strict()
         .optional()
-        .describe('Force input transcription on (input guardrails need transcripts of speech).'),
+        .describe('Input transcription on, with this model, language and prompt (input guardrails read its transcripts; a client prompt or language could steer them).'),
     })
     .strict();
 
