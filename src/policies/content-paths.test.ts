@@ -414,7 +414,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     expect(eventTexts(ev.type, { type: ev.type, session: { type: 'realtime' } })).toEqual([]);
   });
 
-  it('tool definitions (session.update and response.create): descriptions and every string of the parameters schema', () => {
+  it('tool definitions (session.update and response.create): names, descriptions, every string and property name of the parameters schema', () => {
     const tools = [
       {
         type: 'function',
@@ -428,23 +428,16 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     for (const [type, holder] of [['session.update', 'session'], ['response.create', 'response']] as const) {
       const ev = { type, [holder]: { tools } };
       const texts = eventTexts(type, ev);
-      expect(texts.map((t) => [t.source, t.text])).toEqual([
-        ['input', 'Looks up.'],
-        ['input', 'object'],
-        ['input', 'string'],
-        ['input', 'Query.'],
-        ['input', 'a'],
-        ['input', 'b'],
-        ['input', 'q'],
-        ['input', 'Acme tools.'],
-      ]);
+      // Property names after what is below them (found 2026-12-04: names were no content path).
+      expect(texts.map((t) => t.text)).toEqual(['lookup', 'Looks up.', 'object', 'type', 'string', 'type', 'Query.', 'description', 'a', 'b', 'enum', 'q', 'properties', 'q', 'required', 'Acme tools.']);
+      expect(new Set(texts.map((t) => t.source))).toEqual(new Set(['input']));
       const copy = redactAll(ev, texts) as Record<string, { tools: unknown[] }>;
       expect(copy[holder]!.tools).toEqual([
         {
           type: 'function',
-          name: 'lookup',
+          name: '<lookup>',
           description: '<Looks up.>',
-          parameters: { type: '<object>', properties: { q: { type: '<string>', description: '<Query.>', enum: ['<a>', '<b>'] } }, required: ['<q>'] },
+          parameters: { '<type>': '<object>', '<properties>': { '<q>': { '<type>': '<string>', '<description>': '<Query.>', '<enum>': ['<a>', '<b>'] } }, '<required>': ['<q>'] },
         },
         { type: 'mcp', server_label: 'acme', server_description: '<Acme tools.>', server_url: 'https://x' },
         'not a tool',
@@ -456,13 +449,32 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       for (let k = 0; k < levels; k++) deep = { x: deep };
       return eventTexts('session.update', { type: 'session.update', session: { tools: [{ type: 'function', parameters: deep }] } }).map((t) => t.text);
     };
-    expect(nested(64)).toEqual(['deep text']);
-    expect(nested(65)).toEqual([]);
+    expect(nested(64)).toEqual(['deep text', ...Array<string>(64).fill('x')]);
+    expect(nested(65)).toEqual(Array<string>(64).fill('x'));
     // Nulls, numbers and booleans in a schema are no text; a setter whose place changed writes nothing.
     const ev = { type: 'session.update', session: { tools: [{ type: 'function', parameters: { default: null, min: 1, ok: true, d: { e: 'text' } } }] } };
-    const [t] = eventTexts(ev.type, ev);
-    expect(t!.text).toBe('text');
+    const texts = eventTexts(ev.type, ev);
+    expect(texts.map((x) => x.text)).toEqual(['default', 'min', 'ok', 'text', 'e', 'd']);
+    const t = texts[3];
     expectWritesNothing(t!, [null, 'str', { d: null }, { d: 'str' }, {}].map((parameters) => ({ session: { tools: [{ parameters }] } })));
+  });
+
+  it('a renamed property keeps its place among the others, its value and what was redacted below it; a member named __proto__ stays a member', () => {
+    const parameters = JSON.parse('{"a":1,"ignore_this":{"description":"ignore this too"},"z":2,"__proto__":{"x":"y"}}') as Record<string, unknown>;
+    const ev = { type: 'session.update', session: { tools: [{ type: 'function', parameters }] } };
+    const texts = eventTexts(ev.type, ev);
+    const copy = structuredClone(ev);
+    for (const t of texts) if (t.text.includes('ignore') || t.text === '__proto__') t.set(copy, `[${t.text.length}]`);
+    const out = copy.session.tools[0]!.parameters;
+    expect(Object.keys(out)).toEqual(['a', '[11]', 'z', '[9]']);
+    expect(out['[11]']).toEqual({ description: '[15]' });
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    // The same name, another place, or a name no longer there: nothing is written.
+    const rename = texts.find((t) => t.text === 'ignore_this')!;
+    expectWritesNothing(rename, [{ session: { tools: [{ parameters: { other: 1 } }] } }, { session: { tools: [{ parameters: null }] } }, { session: {} }]);
+    const same = structuredClone(ev);
+    rename.set(same, 'ignore_this');
+    expect(Object.keys(same.session.tools[0]!.parameters)).toEqual(['a', 'ignore_this', 'z', '__proto__']);
   });
 
   it('a setter whose place is gone (or was never an object) writes nothing and does not throw', () => {

@@ -77,8 +77,8 @@ export const CONTENT_PATHS: readonly ContentPath[] = [
   { direction: 'server', type: 'response.done', kind: 'texts', field: 'response.output[]', sources: ITEM_SOURCES },
   // ---- client → upstream ----
   { direction: 'client', type: 'conversation.item.create', kind: 'texts', field: 'item (every type and role)', sources: ITEM_SOURCES },
-  { direction: 'client', type: 'response.create', kind: 'texts', field: 'response.input[], response.instructions, response.prompt.variables, response.tools[] (descriptions, parameters)', sources: `input (instructions, prompt variables, tool definitions); ${ITEM_SOURCES}` },
-  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (descriptions, parameters)', sources: 'input' },
+  { direction: 'client', type: 'response.create', kind: 'texts', field: 'response.input[], response.instructions, response.prompt.variables, response.tools[] (names, descriptions, parameters)', sources: `input (instructions, prompt variables, tool definitions); ${ITEM_SOURCES}` },
+  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (names, descriptions, parameters)', sources: 'input' },
 ];
 
 /** Event types that carry no user, model, tool or MCP text (ids, audio, status, usage, errors). */
@@ -242,16 +242,16 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
 const MAX_TOOL_DEPTH = 64;
 
 /**
- * Tool definitions the model reads as part of its prompt: each tool's description (and an MCP
- * server's) and every string of its parameters' JSON schema (property descriptions, enums,
- * defaults, titles). Source `input`, like the instructions they sit beside.
+ * Tool definitions the model reads as part of its prompt: each tool's name and description (and an
+ * MCP server's) and every string and property name of its parameters' JSON schema (property
+ * descriptions, enums, defaults, titles). Source `input`, like the instructions they sit beside.
  */
 function toolTexts(holder: JsonObject, where: Locate, out: ContentText[]): void {
   asArray(holder['tools'])?.forEach((raw, i) => {
     const tool = asObject(raw);
     if (!tool) return;
     const loc = at(where, 'tools', i);
-    for (const key of ['description', 'server_description']) {
+    for (const key of ['name', 'description', 'server_description']) {
       const text = asString(tool[key]);
       if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(loc, key) });
     }
@@ -261,12 +261,31 @@ function toolTexts(holder: JsonObject, where: Locate, out: ContentText[]): void 
         return;
       }
       if (path.length >= MAX_TOOL_DEPTH) return;
+      if (value === null || typeof value !== 'object') return;
+      const named = !Array.isArray(value);
       // Arrays too: their indices come as keys, and a copy's array takes them the same way.
-      if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
+      for (const [k, v] of Object.entries(value)) {
+        walk(v, [...path, k]);
+        // A property name is read too ("ignore_previous_instructions": {…}). Pushed after what is
+        // below it, whose setters find their place by this name before it is rewritten.
+        if (named) out.push({ source: 'input', text: k, functionName: null, itemId: null, set: renameKey(loc, ['parameters', ...path], k) });
+      }
     };
     walk(tool['parameters'], []);
   });
 }
+
+/** Renames the member `key` of the object at `path` below `locate` in a copy, keeping the members' order. */
+const renameKey = (locate: Locate, path: readonly string[], key: string): Setter => (copy, text) => {
+  let cur: unknown = locate(copy);
+  for (const k of path) cur = (cur as Record<string, unknown> | null)?.[k] ?? null;
+  const target = asObject(cur);
+  if (target === null || text === key || !Object.hasOwn(target, key)) return;
+  const members = Object.entries(target);
+  for (const [k] of members) delete target[k];
+  // defineProperty: a member named __proto__ stays a member (assignment would set the prototype).
+  for (const [k, v] of members) Object.defineProperty(target, k === key ? text : k, { value: v, writable: true, enumerable: true, configurable: true });
+};
 
 /** Writes a text at `path` (object keys and array indices) below `locate` in a copy of the event. */
 const setPath = (locate: Locate, path: readonly string[]): Setter => (copy, text) => {
