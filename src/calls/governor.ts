@@ -25,9 +25,9 @@ export interface GovernorDeps {
 /**
  * The proxy's own sideband sessions: one relay session per call, with no client socket, dialled
  * with `?call_id=` and the proxy's key, running the same filter chain as a WebSocket session
- * (metering, caps, guardrails, locks, telemetry). Whatever ends it from the proxy side (a cap, a
- * guardrail, a governance failure, a shutdown) also ends the call with `/hangup`: a call the proxy
- * can no longer govern does not go on.
+ * (metering, caps, guardrails, locks, telemetry). Whatever ends it but the call's own end (a cap, a
+ * guardrail, a governance failure, a shutdown, a sideband that drops or fails) also ends the call
+ * with `/hangup`: a call the proxy can no longer govern does not go on.
  */
 export class CallGovernors {
   readonly #deps: GovernorDeps;
@@ -102,7 +102,11 @@ export class CallGovernors {
     this.#sessionIds.delete(session.id);
     const record = session.endRecord();
     session.log.info(record, 'call sideband end');
-    if (record['initiator'] === 'proxy') this.hangup(call.callId, session.log, 'the proxy ended the call sideband');
+    // The upstream closes a sideband normally (1000) when its call has ended. Any other end (the
+    // proxy's decision, a dropped or failed sideband) leaves a call nobody meters or guards: hang up.
+    if (record['initiator'] !== 'upstream' || record['upstreamCloseCode'] !== 1000) {
+      this.hangup(call.callId, session.log, record['initiator'] === 'proxy' ? 'the proxy ended the call sideband' : 'the call sideband was lost');
+    }
   }
 
   /** Ends the call upstream (once per call); failures are logged, never thrown. */

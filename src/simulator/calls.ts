@@ -57,6 +57,8 @@ export interface SimCall {
   sendFromBrowser(event: Json): void;
   /** The browser (or phone) leaves: the call ends and every sideband closes. */
   end(): void;
+  /** The sideband sockets drop (`code`, a network or server fault) while the call goes on. */
+  dropSidebands(code?: number): void;
 }
 
 /**
@@ -150,6 +152,11 @@ class CallHub extends EventEmitter {
     this.close(1006, '');
   }
 
+  /** Closes the sideband sockets only: the session (and the browser's media) goes on. */
+  dropSockets(code: number): void {
+    for (const ws of this.sockets) ws.close(code, 'sideband dropped');
+  }
+
   ping(): void {
     // Sideband sockets are pinged by the ws server of each socket; the hub itself has no wire.
   }
@@ -201,6 +208,10 @@ class Call implements SimCall {
     if (this.state === 'ended') return;
     this.state = 'ended';
     this.hub.close(1000, 'call ended');
+  }
+
+  dropSidebands(code = 1011): void {
+    this.hub.dropSockets(code);
   }
 }
 

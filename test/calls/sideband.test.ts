@@ -93,6 +93,23 @@ describe('the proxy-owned sideband of a WebRTC call', () => {
     expect(call.control.filter((c) => c.action === 'hangup')).toHaveLength(1);
   });
 
+  it('a sideband that drops while the call goes on ends the call: nobody would meter or guard it (found 2026-12-04)', async () => {
+    const { call } = await placeCall(tp, 'acme');
+    call.dropSidebands(1011);
+    await until(() => call.control.some((c) => c.action === 'hangup'), 'the hangup');
+    await until(() => call.state === 'ended', 'the call to end');
+    expect(call.control.filter((c) => c.action === 'hangup')).toHaveLength(1);
+    expect(tp.logs.some((l) => l['event'] === 'call_hangup' && l['why'] === 'the call sideband was lost')).toBe(true);
+  });
+
+  it('a call that ends by itself (the upstream closes its sideband with 1000) is not hung up', async () => {
+    const { call } = await placeCall(tp, 'acme');
+    const sessions = tp.logs.filter((l) => l['msg'] === 'call sideband end').length;
+    call.end();
+    await until(() => tp.logs.filter((l) => l['msg'] === 'call sideband end').length > sessions, 'the sideband to end');
+    expect(call.control.map((c) => c.action)).not.toContain('hangup');
+  });
+
   it('a session.update the browser sent over its data channel is put back to the locked settings', async () => {
     const { call } = await placeCall(tp, 'acme');
     call.sendFromBrowser({ type: 'session.update', session: { type: 'realtime', instructions: 'You are a pirate.' } });
