@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { json, type HttpReply, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
@@ -163,24 +164,14 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (governed instanceof ProxyError) return errorReply(governed);
       const refused = await deps.metering.probe({ tenant, model: governed.model, query: new Map([['model', governed.model]]) });
       if (refused) return errorReply(refused);
-      let reply: UpstreamReply;
-      try {
-        reply = await upstream.mintSecret({ expires_after: { anchor: 'created_at', seconds }, session: governed.session });
-      } catch (err) {
-        return unavailable(err);
-      }
-      if (reply.status !== 200) return relayUpstream(reply);
-      let value: unknown;
-      try {
-        value = (JSON.parse(reply.body.toString('utf8')) as JsonObject)['value'];
-      } catch {
-        value = null;
-      }
-      if (typeof value !== 'string' || value.length < 8) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the mint without a secret.', close: null }));
+      // The proxy's own secret, not an OpenAI one: it is good only here, where the call is created with
+      // the proxy's key and governed over its sideband. (An OpenAI `ek_` would let a browser take its
+      // session straight to OpenAI, unmetered and unguarded.) `ek_` so the SDKs' browser guards take it.
+      const value = `ek_proxy_${randomBytes(24).toString('base64url')}`;
       const expiresAtMs = wall() + seconds * 1000;
-      await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs }, wall());
+      await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs, session: governed.session }, wall());
       log.info({ event: 'client_secret_minted', tenant: tenant.id, model: governed.model, seconds, locked: governed.rewritten, guardrails: governed.guardrails }, 'client secret minted');
-      return { status: 200, headers: { 'content-type': 'application/json' }, body: reply.body };
+      return json(200, { value, expires_at: Math.floor(expiresAtMs / 1000), session: governed.session });
     },
   };
 
@@ -224,9 +215,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (!secretRecord || !known) return errorReply(new ProxyError('invalid_client_secret', { close: null }));
       if (!type.startsWith('application/sdp')) return errorReply(new ProxyError('invalid_request', { message: 'A client secret posts the SDP offer as application/sdp.', close: null }));
       tenant = known;
-      model = secretRecord.model;
-      const sdp = req.body;
-      send = () => upstream.createCallWithSecret(key, sdp);
+      // Governed again under the policy in force now (idempotent when it did not change since the mint).
+      const governed = governFor(tenant, secretRecord.session);
+      if (governed instanceof ProxyError) return errorReply(governed);
+      model = governed.model;
+      const sdp = req.body.toString('utf8');
+      if (!sdp.startsWith('v=0')) return errorReply(new ProxyError('invalid_request', { message: 'The SDP offer is missing or not valid.', param: 'sdp', close: null }));
+      send = () => upstream.createCall(sdp, governed.session);
     } else {
       const t = tenantOf(req);
       if (t instanceof ProxyError) return errorReply(t);

@@ -4,6 +4,8 @@ import Database from 'better-sqlite3';
 
 /** What the proxy remembers about a client secret it minted (keyed by the secret's SHA-256, never the secret). */
 export interface SecretRecord {
+  /** The governed session config the secret's calls are created with (the proxy's key creates them). */
+  readonly session: Readonly<Record<string, unknown>>;
   readonly tenant: string;
   /** The tenant's policy name when minted (null: default policy). */
   readonly policy: string | null;

@@ -71,15 +71,6 @@ export class UpstreamCalls {
     return { status: res.status, headers: res.headers, body: bytes };
   }
 
-  mintSecret(request: unknown): Promise<UpstreamReply> {
-    return this.#post('/client_secrets', { ...this.#headers(null), 'content-type': 'application/json' }, JSON.stringify(request));
-  }
-
-  /** An SDP offer with the browser's `ek_` (the session is the one minted with the secret). */
-  createCallWithSecret(secret: string, sdp: Buffer): Promise<UpstreamReply> {
-    return this.#post('/calls', { ...this.#headers(secret), 'content-type': 'application/sdp' }, sdp);
-  }
-
   /** An SDP offer with the proxy's key and the governed session config. */
   createCall(sdp: string, session: unknown): Promise<UpstreamReply> {
     const form = new FormData();

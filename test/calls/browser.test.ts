@@ -70,10 +70,12 @@ it('a browser offer through the proxy gets the simulator answer and a call id bo
   expect(r.location).toMatch(/^\/v1\/realtime\/calls\/rtc_[0-9a-f]+$/);
   const callId = r.location!.split('/').at(-1)!;
   const call = tp.sim.calls.calls.get(callId)!;
-  // The simulator received Chromium's own offer, with the browser's ek_, and its answer reached the page.
+  // The simulator received Chromium's own offer, created with the proxy's key (the browser's ek_ is
+  // the proxy's own secret, good nowhere else), and its answer reached the page.
   expect(call.offer).toBe(r.offer);
   expect(call.answer).toBe(r.answer);
-  expect(call.credential).toBe(secret.json['value']);
+  expect(secret.json['value']).toMatch(/^ek_proxy_/);
+  expect(call.credential).toBe('sk-simulator-local');
   await until(() => call.sidebands.length === 1, 'the proxy sideband');
   // Bound to acme: another tenant is refused, acme attaches.
   const other = new TestClient(`ws://127.0.0.1:${tp.port}/v1/realtime?call_id=${callId}`, { headers: { authorization: `Bearer ${tp.key('other')}` } });

@@ -16,7 +16,7 @@ it('Redis: bindings are shared by instances, expire by the proxy clock, and webh
   const a = new RedisCallStore({ url: redis.url, keyPrefix: 'calls-test:', commandTimeoutMs: 2000 });
   const b = new RedisCallStore({ url: redis.url, keyPrefix: 'calls-test:', commandTimeoutMs: 2000 });
   try {
-    await a.putSecret('h1', { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: wall + 60_000 }, wall);
+    await a.putSecret('h1', { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: wall + 60_000, session: { type: 'realtime' } }, wall);
     await a.putCall('rtc_1', { tenant: 'acme', model: 'gpt-realtime', kind: 'sip', expiresAtMs: wall + 60_000 }, wall);
     expect(await b.getSecret('h1', wall)).toMatchObject({ tenant: 'acme' });
     expect(await b.getSecret('h1', wall + 60_000)).toBeNull();

@@ -96,6 +96,16 @@ export async function placeCall(tp: TestProxy, tenant = 'acme', session: Record<
   return { callId, call, answer: res.text };
 }
 
+/**
+ * Creates a call with a secret the proxy minted and returns it as the upstream saw it: the
+ * credential it was created with and the session config (what a minted secret stands for).
+ */
+export async function callWithSecret(tp: TestProxy, secret: string): Promise<SimCall> {
+  const res = await post(`${tp.httpUrl}/v1/realtime/calls`, { key: secret, contentType: 'application/sdp', body: OFFER });
+  if (res.status !== 201) throw new Error(`calls: ${res.status} ${res.text}`);
+  return tp.sim.calls.calls.get(res.headers.get('location')!.split('/').at(-1)!)!;
+}
+
 /** Waits for a condition (bounded). */
 export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   const start = Date.now();

@@ -1,7 +1,7 @@
 import { OpenAIRealtimeWebSocket, RealtimeAgent, RealtimeSession } from '@openai/agents-realtime';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimConnection } from '../../src/simulator/index.js';
-import { callsProxy, mint, placeCall } from '../calls/support.js';
+import { callsProxy, callWithSecret, mint, placeCall } from '../calls/support.js';
 import { policyDir } from '../policies/support.js';
 import { appendEvents, speechThenSilence, startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
 import { startTelemetryProxy, type TelemetryProxy } from '../telemetry/support/proxy.js';
@@ -420,15 +420,15 @@ describe('held turns on calls (minted sessions, the proxy\'s sideband)', () => {
     await cp?.stop();
   });
 
-  it('a client secret is minted with create_response off and transcription on, whatever the request asked', async () => {
+  it('a client secret\'s call is created with create_response off and transcription on, whatever the request asked', async () => {
     const asked = await mint(cp, 'acme', { session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { turn_detection: { type: 'semantic_vad', create_response: true, interrupt_response: false } } } } });
     expect(asked.status).toBe(200);
-    const input = (cp.sim.calls.secrets.at(-1)!.request['session'] as { audio: { input: Json } }).audio.input;
+    const input = ((await callWithSecret(cp, asked.json['value'] as string)).sessionRequest as { audio: { input: Json } }).audio.input;
     expect(input['turn_detection']).toEqual({ type: 'semantic_vad', create_response: false, interrupt_response: false });
     expect(input['transcription']).toMatchObject({ model: 'gpt-4o-mini-transcribe' });
     // Left out: the upstream default (server VAD, create_response on) is not left in force.
-    await mint(cp, 'acme', {});
-    const defaults = (cp.sim.calls.secrets.at(-1)!.request['session'] as { audio: { input: Json } }).audio.input;
+    const plain = await mint(cp, 'acme', {});
+    const defaults = ((await callWithSecret(cp, plain.json['value'] as string)).sessionRequest as { audio: { input: Json } }).audio.input;
     expect(defaults['turn_detection']).toEqual({ type: 'server_vad', create_response: false });
   });
 
