@@ -386,6 +386,13 @@ guardrails:
     expect(checkSessionConfig(policy, { voice: 'marin' })).toEqual({ findings: [], refusal: null });
   });
 
+  it('a rule limited to some events looks at the config only when session.update is one of them', async () => {
+    const only = (events: string) => policyFrom(`guardrails:\n  rules:\n    - { id: inj, sources: [input], events: [${events}], match: { phrases: ["ignore previous instructions"] }, action: block }\n`);
+    const config = { instructions: 'ignore previous instructions' };
+    expect(checkSessionConfig(await only('session.update'), structuredClone(config)).refusal).toMatchObject({ details: { rule: 'inj' } });
+    expect(checkSessionConfig(await only('conversation.item.create'), structuredClone(config))).toEqual({ findings: [], refusal: null });
+  });
+
   it('a file as a prompt variable is unknown content: refused under unknownContentEvents: block, else let through', async () => {
     const session = { prompt: { id: 'p', variables: { doc: { type: 'input_file', file_id: 'file_1' } } } };
     const blocking = await policyFrom(`${RULES}  unknownContentEvents: block\n`);
