@@ -27,6 +27,12 @@ function build() {
         .describe('Serve POST /v1/realtime/client_secrets and /v1/realtime/calls, govern every call over a proxy-owned sideband, and bind call ids to tenants.'),
       defaultSecretTtlSec: z.number().int().min(10).max(7200).default(600).describe('Expiry of a client secret whose request names none.'),
       maxSecretTtlSec: z.number().int().min(10).max(7200).default(600).describe('Longer requested expiries are lowered to this.'),
+      maxLiveSecretsPerTenant: z
+        .number()
+        .int()
+        .positive()
+        .default(1000)
+        .describe('Unexpired client secrets one tenant may hold, per proxy instance: each keeps its session config (up to maxBodyBytes) in the store until it expires.'),
       onCap: z
         .enum(['hangup', 'cancel'])
         .default('hangup')

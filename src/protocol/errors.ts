@@ -58,6 +58,7 @@ export const ErrorCatalogue = {
   token_limit_exceeded: { type: 'rate_limit_error', message: 'The session token limit is reached.' },
   session_duration_exceeded: { type: 'rate_limit_error', close: 'limitExceeded', message: 'The session reached its maximum duration.' },
   concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The tenant has too many concurrent sessions.' },
+  client_secrets_exceeded: { type: 'rate_limit_error', http: 429, message: 'The tenant holds too many unexpired client secrets; retry when one expires.' },
   unknown_model_price: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has no configured price.' },
   model_retired: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has been shut down by OpenAI; use its successor.' },
   max_output_tokens_clamped: { type: 'invalid_request_error', message: 'max_output_tokens was lowered to the tenant limit.' },

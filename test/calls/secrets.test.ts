@@ -128,6 +128,28 @@ describe('POST /v1/realtime/client_secrets', () => {
   });
 });
 
+describe('a bound on live secrets', () => {
+  it('a tenant holds at most calls.maxLiveSecretsPerTenant unexpired secrets; an expired one frees its slot', async () => {
+    const few = await callsProxy({ tenants: { acme: {}, other: {} }, calls: { maxLiveSecretsPerTenant: 2 }, extra: { start: { clock } } });
+    try {
+      const ttl = (seconds: number) => ({ expires_after: { anchor: 'created_at', seconds } });
+      expect((await mint(few, 'acme', ttl(60))).status).toBe(200);
+      expect((await mint(few, 'acme', ttl(10))).status).toBe(200);
+      const third = await mint(few, 'acme', ttl(60));
+      expect([third.status, errorCode(third)]).toEqual([429, 'client_secrets_exceeded']);
+      expect(third.json['value']).toBeUndefined();
+      // Per tenant.
+      expect((await mint(few, 'other', ttl(60))).status).toBe(200);
+      // The 10 s secret expires (it was minted second, expires first): one slot again, not two.
+      offsetMs += 11_000;
+      expect((await mint(few, 'acme', ttl(60))).status).toBe(200);
+      expect((await mint(few, 'acme', ttl(60))).status).toBe(429);
+    } finally {
+      await few.stop();
+    }
+  });
+});
+
 describe('secrets at POST /v1/realtime/calls', () => {
   it('an expired secret is refused (proxy clock), and no offer reaches the upstream', async () => {
     const r = await mint(tp, 'acme', { expires_after: { anchor: 'created_at', seconds: 10 } });
