@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Ledger } from '../metering/ledger.js';
 import type { Clock, FilterFactory } from '../pipeline/filter.js';
 import type { TenantResolver } from '../tenants/resolver.js';
+import type { Tenant } from '../tenants/tenant.js';
 
 /** An HTTP request as the proxy's route handlers see it (copied out of uWS before any await). */
 export interface HttpRequestInfo {
@@ -59,9 +60,20 @@ export interface ProxyModule {
   readonly routes?: readonly HttpRoute[];
   /** Null when ready, otherwise why not (reported by /readyz). */
   readiness?(): string | null;
+  /**
+   * A WebSocket credential that is no tenant key (a client secret this proxy minted, src/calls): the
+   * tenant, model and governed session config it stands for, or null when it stands for none.
+   */
+  resolveSecret?(key: string): Promise<SecretGrant | null>;
   /** An upgrade was refused before a session existed (`reason`: an error code or `not_found`). */
   onUpgradeRefused?(reason: string): void;
   close?(): Promise<void>;
+}
+
+export interface SecretGrant {
+  readonly tenant: Tenant;
+  readonly model: string;
+  readonly session: Readonly<Record<string, unknown>>;
 }
 
 export const json = (status: number, body: unknown): HttpReply => ({

@@ -4,11 +4,12 @@ import type { Logger } from 'pino';
 import { json, type HttpReply, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
 import type { MeteringModule } from '../metering/index.js';
 import { ChainTemplate } from '../pipeline/chain.js';
-import type { FilterFactory } from '../pipeline/filter.js';
+import { CONTINUE, type FilterFactory } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from '../policies/registry.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asObject } from '../protocol/json.js';
+import { CLIENT_SECRET_PREFIX, type ClientEventOf } from '../protocol/events.js';
 import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
 import { sha256Hex } from '../tenants/resolver.js';
@@ -91,7 +92,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
 
   const filter: FilterFactory = {
     name: CALLS_FILTER,
-    wants: {},
+    // session.created: a session opened with a client secret gets the secret's config upstream.
+    wants: { server: ['session.created'] },
     admit(req) {
       const callId = req.query.get('call_id');
       // Synchronous unless there is a call to look up: plain sessions keep a synchronous admission.
@@ -104,6 +106,21 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       });
     },
     create(ctx) {
+      const minted = ctx.secretSession ?? null;
+      if (minted) {
+        let sent = false;
+        return {
+          onServer(frame) {
+            // The minted config (governed at mint and again at admission) is what the session runs:
+            // the proxy sends it once, right after the session exists; the locks filter keeps it.
+            if (frame.type === 'session.created' && !sent) {
+              sent = true;
+              ctx.sendUpstream({ type: 'session.update', session: minted as unknown as ClientEventOf<'session.update'>['session'] }, CALLS_FILTER);
+            }
+            return CONTINUE;
+          },
+        };
+      }
       if (!ctx.callId || !governors.governs(ctx.id)) return {};
       const callId = ctx.callId;
       return {
@@ -181,7 +198,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       // The proxy's own secret, not an OpenAI one: it is good only here, where the call is created with
       // the proxy's key and governed over its sideband. (An OpenAI `ek_` would let a browser take its
       // session straight to OpenAI, unmetered and unguarded.) `ek_` so the SDKs' browser guards take it.
-      const value = `ek_proxy_${randomBytes(24).toString('base64url')}`;
+      const value = `${CLIENT_SECRET_PREFIX}${randomBytes(24).toString('base64url')}`;
       const expiresAtMs = wall() + seconds * 1000;
       await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs, session: governed.session }, wall());
       const live = liveSecrets.get(tenant.id) ?? [];
@@ -356,6 +373,15 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     name: 'calls',
     filters: [filter],
     routes,
+    // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).
+    async resolveSecret(key) {
+      const record = await store.getSecret(sha256Hex(key), wall());
+      const tenant = record ? deps.tenants.tenants.get(record.tenant) : undefined;
+      if (!record || !tenant) return null;
+      // Governed again under the policy in force now, as for a call.
+      const governed = governFor(tenant, record.session);
+      return governed instanceof ProxyError ? null : { tenant, model: governed.model, session: governed.session };
+    },
     async close() {
       await governors.close();
       await store.close();

@@ -72,6 +72,8 @@ export interface SessionContext {
   readonly query: ReadonlyMap<string, string>;
   /** The WebRTC/SIP call this session is a sideband of, or null for a plain WebSocket session. */
   readonly callId?: string | null;
+  /** The client authenticated with a proxy client secret: its governed session config (src/calls), else null. */
+  readonly secretSession?: Readonly<Record<string, unknown>> | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;

@@ -22,3 +22,5 @@ export const AUDIO_SERVER_TYPES: readonly string[] = [AUDIO_OUT, AUDIO_OUT_BETA]
 /** Beta-only markers that the upstream now refuses (4000 `beta_api_shape_disabled`). */
 export const BETA_SUBPROTOCOL = 'openai-beta.realtime-v1';
 export const KEY_SUBPROTOCOL_PREFIX = 'openai-insecure-api-key.';
+/** Client secrets this proxy mints (src/calls): `ek_` so the SDKs' browser guards accept them. */
+export const CLIENT_SECRET_PREFIX = 'ek_proxy_';

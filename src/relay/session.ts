@@ -38,6 +38,8 @@ export interface AdmittedClient {
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
   readonly headers: ReadonlyMap<string, string>;
+  /** The governed session config of the client secret the client authenticated with, or null. */
+  readonly secretSession: Readonly<Record<string, unknown>> | null;
 }
 
 export type ClientSocket = UwsSocket<ClientSocketData>;
@@ -61,6 +63,8 @@ export interface SessionInit {
    * the browser or phone plays on otherwise).
    */
   readonly callId?: string | null;
+  /** The governed session config of the client secret the client authenticated with (src/calls). */
+  readonly secretSession?: Readonly<Record<string, unknown>> | null;
 }
 
 /** Counters written on the hot path: plain numbers, read at session end and by metrics. */
@@ -99,6 +103,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
   readonly callId: string | null;
+  readonly secretSession: Readonly<Record<string, unknown>> | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
@@ -145,6 +150,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.model = init.model;
     this.query = init.query;
     this.callId = init.callId ?? init.query.get('call_id') ?? null;
+    this.secretSession = init.secretSession ?? null;
     this.clock = init.clock;
     this.startedAt = init.clock.now();
     this.log = init.log;

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket as UwsWebSocket } from 'uWebSockets.js';
-import type { HttpRequestInfo, HttpRoute, ProxyModule } from '../app/module.js';
+import type { HttpRequestInfo, HttpRoute, ProxyModule, SecretGrant } from '../app/module.js';
 import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { ChainTemplate } from '../pipeline/chain.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
+import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { MAX_KEY_CHARS, type TenantResolver } from '../tenants/resolver.js';
 import { readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
@@ -76,6 +77,8 @@ export class ProxyServer {
   readonly #log: Logger;
   readonly #tenants: TenantResolver;
   readonly #modules: readonly ProxyModule[];
+  /** Client secrets this proxy minted, when the calls module is on (src/calls). */
+  readonly #secretResolver: ((key: string) => Promise<SecretGrant | null>) | null;
   readonly #clock: Clock;
   readonly #template: ChainTemplate;
   readonly #sessions = new Set<RelaySession>();
@@ -98,6 +101,8 @@ export class ProxyServer {
     this.#log = options.log;
     this.#tenants = options.tenants;
     this.#modules = options.modules;
+    const withSecrets = options.modules.find((m) => m.resolveSecret);
+    this.#secretResolver = withSecrets?.resolveSecret ? (key) => withSecrets.resolveSecret!(key) : null;
     this.#clock = options.clock;
     this.#template = new ChainTemplate(options.modules.flatMap((m) => m.filters));
     this.#upstream = options.upstream ?? (options.config.upstream.provider === 'simulator' ? { kind: 'simulator', reason: 'chosen' } : { kind: options.config.upstream.provider });
@@ -438,13 +443,21 @@ export class ProxyServer {
     if (this.#budget.exhausted) return refuse(new ProxyError('overloaded', { message: 'The proxy is at its memory budget; retry shortly.' }));
     if (!creds.key) return refuse(new ProxyError('missing_api_key'));
     // Over-long keys are not hashed, looked up or cached: no proxy key is that long.
-    const tenant = creds.key.length <= MAX_KEY_CHARS ? this.#tenants.resolve(creds.key) : null;
+    const short = creds.key.length <= MAX_KEY_CHARS;
+    let tenant = short ? this.#tenants.resolve(creds.key) : null;
+    // A client secret this proxy minted (a browser's short-lived credential): its tenant, model and config.
+    const secrets = short && !tenant && creds.key.startsWith(CLIENT_SECRET_PREFIX) ? this.#secretResolver : null;
+    const grant = secrets ? await secrets(creds.key).catch((err: unknown) => (this.#log.error({ err }, 'client secret lookup failed'), null)) : null;
+    if (secrets && !grant) return refuse(new ProxyError('invalid_client_secret'), { browser: creds.browser });
+    tenant ??= grant?.tenant ?? null;
     if (!tenant) return refuse(new ProxyError('invalid_api_key'), { browser: creds.browser });
     // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
     const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
     if (clientQuery instanceof ProxyError) return refuse(clientQuery);
     if (clientQuery.dropped.length > 0) this.#log.debug({ tenant: tenant.id, dropped: clientQuery.dropped }, 'client query parameters not forwarded');
-    const { model: requested, query } = clientQuery;
+    // A secret's session runs the model it was minted for, whatever the URL says.
+    const requested = grant ? grant.model : clientQuery.model;
+    const query = grant ? new Map([...clientQuery.query, ['model', grant.model]]) : clientQuery.query;
     let decision: ProxyError | { readonly model: string; readonly query: ReadonlyMap<string, string> };
     try {
       // Not awaited when every check answered synchronously: the upgrade then happens inside
@@ -466,7 +479,7 @@ export class ProxyServer {
     this.#upgrade(exchange, context, headers, creds.protocol, {
       session: null,
       refusal: null,
-      admitted: { tenant, model: decision.model, query: decision.query, headers },
+      admitted: { tenant, model: decision.model, query: decision.query, headers, secretSession: grant?.session ?? null },
     });
   }
 
@@ -529,6 +542,7 @@ export class ProxyServer {
         clock: this.#clock,
         log,
         budget: this.#budget,
+        secretSession: pending.secretSession,
         onEnded: (s) => this.#onSessionEnded(s),
       },
       ws,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteCallStore } from '../../src/calls/store.js';
+import { TestClient } from '../support/client.js';
 import type { TestProxy } from '../support/harness.js';
 import { policyDir } from '../policies/support.js';
 import { callsProxy, callWithSecret, mint, OFFER, post } from './support.js';
@@ -125,6 +126,42 @@ describe('POST /v1/realtime/client_secrets', () => {
       ok = await mint(tp, 'busy', {});
     }
     expect(ok.status).toBe(200);
+  });
+});
+
+describe('a client secret on the WebSocket endpoint (a browser WebSocket client)', () => {
+  const wsUrl = (query = 'model=gpt-realtime-mini') => `ws://127.0.0.1:${tp.port}/v1/realtime?${query}`;
+
+  it('opens a session as its tenant, running the minted config under the policy and the minted model', async () => {
+    const r = await mint(tp, 'acme', { session: { type: 'realtime', model: 'gpt-realtime', instructions: 'You are a pirate.' } });
+    const secret = r.json['value'] as string;
+    // As a browser does it: the secret in the subprotocol; the URL names another model.
+    const c = new TestClient(wsUrl(), { protocols: ['realtime', `openai-insecure-api-key.${secret}`] });
+    await c.next('session.created');
+    const updated = await c.next('session.updated');
+    expect(updated['session']).toMatchObject({ model: 'gpt-realtime', instructions: 'You are the Acme phone agent.', max_output_tokens: 300 });
+    const conn = tp.sim.connections.at(-1)!;
+    // Dialled with the proxy's key and the secret's model; the minted config went up as the proxy's update.
+    expect(new URL(conn.url, 'http://x').searchParams.get('model')).toBe('gpt-realtime');
+    expect(conn.headers['authorization']).toBe('Bearer sk-simulator-local');
+    const update = conn.received.find((e) => e.type === 'session.update')!.event as Record<string, unknown>;
+    expect(JSON.stringify(update)).not.toContain('pirate');
+    expect(tp.logs.some((l) => l['event'] === 'session_start' && l['tenant'] === 'acme')).toBe(true);
+    c.close();
+    await c.closed;
+  });
+
+  it('refuses an unknown or expired secret (401 invalid_client_secret), and a browser gets the error as an event', async () => {
+    const r = await mint(tp, 'acme', { expires_after: { anchor: 'created_at', seconds: 10 } });
+    offsetMs += 11_000;
+    const expired = new TestClient(wsUrl(), { headers: { authorization: `Bearer ${String(r.json['value'])}` } });
+    expect(await expired.refused).toBe(401);
+    const unknown = new TestClient(wsUrl(), { headers: { authorization: 'Bearer ek_proxy_not_minted_here_0000000000' } });
+    expect(await unknown.refused).toBe(401);
+    const browser = new TestClient(wsUrl(), { protocols: ['realtime', 'openai-insecure-api-key.ek_proxy_not_minted_here_0000000000'] });
+    const err = await browser.next('error');
+    expect((err['error'] as { code: string }).code).toBe('invalid_client_secret');
+    await browser.closed;
   });
 });
 
