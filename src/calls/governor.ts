@@ -29,6 +29,9 @@ export interface GovernorDeps {
  * guardrail, a governance failure, a shutdown, a sideband that drops or fails) also ends the call
  * with `/hangup`: a call the proxy can no longer govern does not go on.
  */
+/** Hang-up attempts for one call (1 + retries after 1, 2 and 4 s). */
+const HANGUP_ATTEMPTS = 4;
+
 export class CallGovernors {
   readonly #deps: GovernorDeps;
   readonly #byCall = new Map<string, RelaySession>();
@@ -37,6 +40,7 @@ export class CallGovernors {
   readonly #pending = new Set<Promise<unknown>>();
   readonly #ticker: NodeJS.Timeout;
   #template: ChainTemplate | null = null;
+  #closing = false;
 
   constructor(deps: GovernorDeps) {
     this.#deps = deps;
@@ -109,20 +113,36 @@ export class CallGovernors {
     }
   }
 
-  /** Ends the call upstream (once per call); failures are logged, never thrown. */
+  /**
+   * Ends the call upstream (once per call). A failure the upstream may not repeat (a network error,
+   * a 5xx, a 429) is retried after 1, 2 and 4 s: a call left running is unmetered. Failures are
+   * logged, never thrown; shutdown waits for the attempt in flight, not for the retries.
+   */
   hangup(callId: string, log: Logger, why: string): void {
     if (this.#hungUp.has(callId)) return;
     this.#hungUp.add(callId);
     if (this.#hungUp.size > 10_000) this.#hungUp.delete(this.#hungUp.values().next().value!);
     log.info({ event: 'call_hangup', call: callId, why }, 'hanging up the call');
-    const p = this.#deps.upstream
-      .control(callId, 'hangup')
-      .then((r) => {
-        if (r.status >= 300) log.warn({ call: callId, status: r.status }, 'upstream refused the hangup');
-      })
-      .catch((err: unknown) => log.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'hangup failed'));
-    this.#pending.add(p);
-    void p.finally(() => this.#pending.delete(p));
+    const attempt = (n: number): void => {
+      const p = this.#deps.upstream
+        .control(callId, 'hangup')
+        .then((r) => {
+          if (r.status < 300) return;
+          log.warn({ call: callId, status: r.status, attempt: n }, 'upstream refused the hangup');
+          if (r.status >= 500 || r.status === 429) retry(n);
+        })
+        .catch((err: unknown) => {
+          log.error({ call: callId, err: err instanceof Error ? err.message : String(err), attempt: n }, 'hangup failed');
+          retry(n);
+        });
+      this.#pending.add(p);
+      void p.finally(() => this.#pending.delete(p));
+    };
+    const retry = (n: number): void => {
+      if (n >= HANGUP_ATTEMPTS || this.#closing) return;
+      setTimeout(() => attempt(n + 1), 1000 * 2 ** (n - 1)).unref();
+    };
+    attempt(1);
   }
 
   /** A cap on the call's sideband: end the call (`calls.onCap: hangup`) after the cancel went out. */
@@ -134,6 +154,7 @@ export class CallGovernors {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#ticker);
     for (const s of [...this.#byCall.values()]) s.close(new ProxyError('server_shutting_down'));
     await Promise.allSettled([...this.#pending]);

@@ -267,6 +267,8 @@ export interface SimCalls {
   readonly calls: ReadonlyMap<string, SimCall>;
   /** A SIP call rings: the simulator POSTs a signed `realtime.call.incoming` webhook. */
   ring(options: RingOptions): Promise<{ readonly call: SimCall; readonly status: number; readonly body: string }>;
+  /** The next `count` control requests (accept, reject, hangup, refer) fail with `status` (a server fault). */
+  failControl(count: number, status?: number): void;
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer | null> {
@@ -300,10 +302,15 @@ export class SimCallRegistry implements SimCalls {
   readonly calls = new Map<string, Call>();
   readonly #apiKey: string | null;
   readonly #settings: ConnectionSettings;
+  #controlFaults: { count: number; status: number } = { count: 0, status: 503 };
 
   constructor(apiKey: string | null, settings: ConnectionSettings) {
     this.#apiKey = apiKey;
     this.#settings = settings;
+  }
+
+  failControl(count: number, status = 503): void {
+    this.#controlFaults = { count, status };
   }
 
   #isApiKey(credential: string | null): boolean {
@@ -406,6 +413,10 @@ export class SimCallRegistry implements SimCalls {
     if (!this.#isApiKey(credential)) return reply(res, 401, apiError('Incorrect API key provided.', 'invalid_api_key'));
     const call = this.calls.get(callId);
     if (!call) return reply(res, 404, apiError(`Call ${callId} not found.`, 'call_not_found'));
+    if (this.#controlFaults.count > 0) {
+      this.#controlFaults.count--;
+      return reply(res, this.#controlFaults.status, apiError('The server had an error while processing your request.', 'server_error'));
+    }
     let parsed: Json | null = null;
     try {
       const text = body?.toString('utf8') ?? '';

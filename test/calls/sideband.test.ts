@@ -102,6 +102,19 @@ describe('the proxy-owned sideband of a WebRTC call', () => {
     expect(tp.logs.some((l) => l['event'] === 'call_hangup' && l['why'] === 'the call sideband was lost')).toBe(true);
   });
 
+  it('a hangup the upstream fails (503) is retried until it lands', async () => {
+    const { call, callId } = await placeCall(tp, 'acme');
+    tp.sim.calls.failControl(2, 503);
+    call.dropSidebands(1011);
+    await until(() => call.control.some((c) => c.action === 'hangup'), 'the hangup, third attempt', 8000);
+    const refusals = tp.logs.filter((l) => l['msg'] === 'upstream refused the hangup' && l['call'] === callId);
+    expect(refusals.map((l) => [l['status'], l['attempt']])).toEqual([
+      [503, 1],
+      [503, 2],
+    ]);
+    await until(() => call.state === 'ended', 'the call to end');
+  });
+
   it('a call that ends by itself (the upstream closes its sideband with 1000) is not hung up', async () => {
     const { call } = await placeCall(tp, 'acme');
     const sessions = tp.logs.filter((l) => l['msg'] === 'call sideband end').length;
