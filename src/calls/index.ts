@@ -15,6 +15,7 @@ import { presentedCredentials } from '../server/auth.js';
 import { sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { CallGovernors } from './governor.js';
+import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallStore } from './store.js';
 import { routeSipCall } from './sip.js';
@@ -76,19 +77,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       : new (await import('./store.js')).SqliteCallStore(ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, ledger.path));
   const governors = new CallGovernors({ config: deps.config, log, clock: deps.clock, upstream });
   const wall = () => deps.clock.wall();
-  /**
-   * Expiry times of the secrets this instance minted, per tenant, ascending (expired ones leave from
-   * the front): a tenant cannot fill the store with session configs.
-   */
-  const liveSecrets = new Map<string, number[]>();
-  const secretSlot = (tenant: string, now: number): boolean => {
-    const live = liveSecrets.get(tenant) ?? [];
-    let expired = 0;
-    while (expired < live.length && live[expired]! <= now) expired++;
-    if (expired > 0) live.splice(0, expired);
-    if (live.length === 0) liveSecrets.delete(tenant);
-    return live.length < cfg.maxLiveSecretsPerTenant;
-  };
+  const liveSecrets = new LiveSecrets(cfg.maxLiveSecretsPerTenant);
 
   const filter: FilterFactory = {
     name: CALLS_FILTER,
@@ -194,19 +183,14 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (governed instanceof ProxyError) return errorReply(governed);
       const refused = await deps.metering.probe({ tenant, model: governed.model, query: new Map([['model', governed.model]]) });
       if (refused) return errorReply(refused);
-      if (!secretSlot(tenant.id, wall())) return errorReply(new ProxyError('client_secrets_exceeded', { close: null, details: { limit: cfg.maxLiveSecretsPerTenant } }));
+      if (!liveSecrets.hasRoom(tenant.id, wall())) return errorReply(new ProxyError('client_secrets_exceeded', { close: null, details: { limit: cfg.maxLiveSecretsPerTenant } }));
       // The proxy's own secret, not an OpenAI one: it is good only here, where the call is created with
       // the proxy's key and governed over its sideband. (An OpenAI `ek_` would let a browser take its
       // session straight to OpenAI, unmetered and unguarded.) `ek_` so the SDKs' browser guards take it.
       const value = `${CLIENT_SECRET_PREFIX}${randomBytes(24).toString('base64url')}`;
       const expiresAtMs = wall() + seconds * 1000;
       await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs, session: governed.session }, wall());
-      const live = liveSecrets.get(tenant.id) ?? [];
-      // Kept sorted: a shorter TTL minted later expires earlier.
-      let at = live.length;
-      while (at > 0 && live[at - 1]! > expiresAtMs) at--;
-      live.splice(at, 0, expiresAtMs);
-      liveSecrets.set(tenant.id, live);
+      liveSecrets.add(tenant.id, expiresAtMs);
       log.info({ event: 'client_secret_minted', tenant: tenant.id, model: governed.model, seconds, locked: governed.rewritten, guardrails: governed.guardrails }, 'client secret minted');
       return json(200, { value, expires_at: Math.floor(expiresAtMs / 1000), session: governed.session });
     },
