@@ -29,6 +29,15 @@ export interface GovernorDeps {
  * guardrail, a governance failure, a shutdown, a sideband that drops or fails) also ends the call
  * with `/hangup`: a call the proxy can no longer govern does not go on.
  */
+/**
+ * Whether a call may still be running when its sideband ended: the upstream closes a sideband
+ * normally (1000) when its call has ended; any other end (the proxy's decision, a dropped or failed
+ * sideband) leaves a call nobody meters or guards, to be hung up.
+ */
+export function sidebandEndLeavesCall(initiator: unknown, upstreamCloseCode: unknown): boolean {
+  return initiator !== 'upstream' || upstreamCloseCode !== 1000;
+}
+
 /** Hang-up attempts for one call (1 + retries after 1, 2 and 4 s). */
 const HANGUP_ATTEMPTS = 4;
 
@@ -106,9 +115,7 @@ export class CallGovernors {
     this.#sessionIds.delete(session.id);
     const record = session.endRecord();
     session.log.info(record, 'call sideband end');
-    // The upstream closes a sideband normally (1000) when its call has ended. Any other end (the
-    // proxy's decision, a dropped or failed sideband) leaves a call nobody meters or guards: hang up.
-    if (record['initiator'] !== 'upstream' || record['upstreamCloseCode'] !== 1000) {
+    if (sidebandEndLeavesCall(record['initiator'], record['upstreamCloseCode'])) {
       this.hangup(call.callId, session.log, record['initiator'] === 'proxy' ? 'the proxy ended the call sideband' : 'the call sideband was lost');
     }
   }
