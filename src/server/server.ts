@@ -446,9 +446,8 @@ export class ProxyServer {
     const short = creds.key.length <= MAX_KEY_CHARS;
     let tenant = short ? this.#tenants.resolve(creds.key) : null;
     // A client secret this proxy minted (a browser's short-lived credential): its tenant, model and config.
-    const secrets = short && !tenant && creds.key.startsWith(CLIENT_SECRET_PREFIX) ? this.#secretResolver : null;
-    const grant = secrets ? await secrets(creds.key).catch((err: unknown) => (this.#log.error({ err }, 'client secret lookup failed'), null)) : null;
-    if (secrets && !grant) return refuse(new ProxyError('invalid_client_secret'), { browser: creds.browser });
+    const grant = short && !tenant && creds.key.startsWith(CLIENT_SECRET_PREFIX) ? await this.#secretGrant(creds.key) : null;
+    if (grant instanceof ProxyError) return refuse(grant, { browser: creds.browser });
     tenant ??= grant?.tenant ?? null;
     if (!tenant) return refuse(new ProxyError('invalid_api_key'), { browser: creds.browser });
     // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
@@ -481,6 +480,17 @@ export class ProxyServer {
       refusal: null,
       admitted: { tenant, model: decision.model, query: decision.query, headers, secretSession: grant?.session ?? null },
     });
+  }
+
+  /** What a client secret stands for: refused when unknown or expired, or when the store cannot answer. */
+  async #secretGrant(key: string): Promise<SecretGrant | ProxyError | null> {
+    if (!this.#secretResolver) return null;
+    try {
+      return (await this.#secretResolver(key)) ?? new ProxyError('invalid_client_secret');
+    } catch (err) {
+      this.#log.error({ err }, 'client secret lookup failed');
+      return new ProxyError('internal_error', { message: 'The client secret could not be checked; retry shortly.', close: 'internalError' });
+    }
   }
 
   /**
