@@ -23,13 +23,6 @@ export interface GovernorDeps {
 }
 
 /**
- * The proxy's own sideband sessions: one relay session per call, with no client socket, dialled
- * with `?call_id=` and the proxy's key, running the same filter chain as a WebSocket session
- * (metering, caps, guardrails, locks, telemetry). Whatever ends it but the call's own end (a cap, a
- * guardrail, a governance failure, a shutdown, a sideband that drops or fails) also ends the call
- * with `/hangup`: a call the proxy can no longer govern does not go on.
- */
-/**
  * Whether a call may still be running when its sideband ended: the upstream closes a sideband
  * normally (1000) when its call has ended; any other end (the proxy's decision, a dropped or failed
  * sideband) leaves a call nobody meters or guards, to be hung up.
@@ -41,6 +34,13 @@ export function sidebandEndLeavesCall(initiator: unknown, upstreamCloseCode: unk
 /** Hang-up attempts for one call (1 + retries after 1, 2 and 4 s). */
 const HANGUP_ATTEMPTS = 4;
 
+/**
+ * The proxy's own sideband sessions: one relay session per call, with no client socket, dialled
+ * with `?call_id=` and the proxy's key, running the same filter chain as a WebSocket session
+ * (metering, caps, guardrails, locks, telemetry). Whatever ends it but the call's own end (a cap, a
+ * guardrail, a governance failure, a shutdown, a sideband that drops or fails) also ends the call
+ * with `/hangup`: a call the proxy can no longer govern does not go on.
+ */
 export class CallGovernors {
   readonly #deps: GovernorDeps;
   readonly #byCall = new Map<string, RelaySession>();

@@ -17,7 +17,7 @@ import type { Tenant } from '../tenants/tenant.js';
 import { CallGovernors } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
-import type { CallStore } from './store.js';
+import type { CallStore, SecretRecord } from './store.js';
 import { routeSipCall } from './sip.js';
 import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
 import { verifyWebhook } from './webhook.js';
@@ -131,6 +131,14 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   };
   const governFor = (tenant: Tenant, raw: unknown): GovernedSession | ProxyError =>
     governSession(raw, deps.registry.resolve(tenant.policy).current, (model) => deps.metering.maxOutputTokens(tenant, model));
+  /**
+   * What a stored secret stands for now: its tenant (null when no longer configured) and its config
+   * governed again under the policy in force (idempotent when the policy did not change since the mint).
+   */
+  const secretGrant = (record: SecretRecord): { tenant: Tenant; governed: GovernedSession | ProxyError } | null => {
+    const tenant = deps.tenants.tenants.get(record.tenant);
+    return tenant ? { tenant, governed: governFor(tenant, record.session) } : null;
+  };
   const tooLarge = (req: HttpRequestInfo): HttpReply | null =>
     req.body.length > cfg.maxBodyBytes ? json(413, { error: { type: 'invalid_request_error', code: 'request_too_large', message: `The body exceeds ${cfg.maxBodyBytes} bytes.` } }) : null;
 
@@ -231,13 +239,12 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     const secretRecord = key && key.startsWith('ek_') ? await store.getSecret(sha256Hex(key), wall()) : null;
     // A static tenant key may also start with ek_ (browser WebSocket clients): it takes the tenant path.
     if (key && key.startsWith('ek_') && (secretRecord || !deps.tenants.resolve(key))) {
-      // A browser with a secret this proxy minted: its session config was governed at mint time.
-      const known = secretRecord ? deps.tenants.tenants.get(secretRecord.tenant) : undefined;
-      if (!secretRecord || !known) return errorReply(new ProxyError('invalid_client_secret', { close: null }));
+      // A browser with a secret this proxy minted: the call is created with its (governed) config.
+      const grant = secretRecord ? secretGrant(secretRecord) : null;
+      if (!grant) return errorReply(new ProxyError('invalid_client_secret', { close: null }));
       if (!type.startsWith('application/sdp')) return errorReply(new ProxyError('invalid_request', { message: 'A client secret posts the SDP offer as application/sdp.', close: null }));
-      tenant = known;
-      // Governed again under the policy in force now (idempotent when it did not change since the mint).
-      const governed = governFor(tenant, secretRecord.session);
+      tenant = grant.tenant;
+      const governed = grant.governed;
       if (governed instanceof ProxyError) return errorReply(governed);
       model = governed.model;
       const sdp = req.body.toString('utf8');
@@ -360,11 +367,9 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).
     async resolveSecret(key) {
       const record = await store.getSecret(sha256Hex(key), wall());
-      const tenant = record ? deps.tenants.tenants.get(record.tenant) : undefined;
-      if (!record || !tenant) return null;
-      // Governed again under the policy in force now, as for a call.
-      const governed = governFor(tenant, record.session);
-      return governed instanceof ProxyError ? null : { tenant, model: governed.model, session: governed.session };
+      const grant = record ? secretGrant(record) : null;
+      if (!grant || grant.governed instanceof ProxyError) return null;
+      return { tenant: grant.tenant, model: grant.governed.model, session: grant.governed.session };
     },
     async close() {
       await governors.close();

@@ -32,7 +32,7 @@ export class LiveSecrets {
     live.splice(at, 0, expiresAtMs);
   }
 
-  /** Unexpired-or-not-yet-pruned secrets of `tenant` (tests, metrics). */
+  /** Secrets of `tenant` not pruned yet (tests). */
   count(tenant: string): number {
     return this.#byTenant.get(tenant)?.length ?? 0;
   }

@@ -302,14 +302,15 @@ function promptVariables(holder: JsonObject, where: Locate, out: ContentText[]):
     if (typeof value === 'string') out.push({ source: 'input', text: value, functionName: null, itemId: null, set: setter(loc, key) });
     const part = asObject(value);
     if (!part) continue;
+    const type = part['type'];
     const text = asString(part['text']);
     if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(at(loc, key), 'text') });
     // A variable may be an image (by URL or file id) or a file, as in the Responses API.
-    for (const ref of ['image_url', 'file_id'] as const) {
-      const image = part['type'] === 'input_image' ? asString(part[ref]) : null;
-      if (image !== null) out.push({ source: 'image', text: image, functionName: null, itemId: null, set: setter(at(loc, key), ref) });
-    }
-    const type = part['type'];
-    if (type !== 'input_text' && type !== 'input_image') out.push(unknownContent(`prompt variable:${typeof type === 'string' && type !== '' ? type : '(none)'}`, null));
+    if (type === 'input_image') {
+      for (const ref of ['image_url', 'file_id'] as const) {
+        const image = asString(part[ref]);
+        if (image !== null) out.push({ source: 'image', text: image, functionName: null, itemId: null, set: setter(at(loc, key), ref) });
+      }
+    } else if (type !== 'input_text') out.push(unknownContent(`prompt variable:${typeof type === 'string' && type !== '' ? type : '(none)'}`, null));
   }
 }

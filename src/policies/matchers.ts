@@ -1,6 +1,6 @@
 import type { PiiDetector } from './pii.js';
 import { PHRASE_MAX_GAP, phrasePrefix, type MatchPrefix } from './match-prefix.js';
-import { normalize, normalizeText, type Normalized } from './normalize.js';
+import { normalize, normalizeText } from './normalize.js';
 import { normalizeJson, openEscapeStart } from './json-escapes.js';
 
 /** Where a text comes from (the policy file's `sources`). */
@@ -123,7 +123,7 @@ export type TextFormat = 'text' | 'json';
 
 const NO_HITS: readonly RuleHit[] = Object.freeze([]);
 
-export interface Span {
+interface Span {
   start: number;
   end: number;
   replacement: string;
@@ -192,7 +192,7 @@ export class TextScanner {
     // An escape cut off at the end of a JSON text is held and not scanned yet: the next delta says
     // what it is. (A JSON context cut mid-escape misreads at most its first characters.)
     const scanEnd = this.#format === 'json' && !final ? Math.max(ctxLen, openEscapeStart(full)) : full.length;
-    const norm: Normalized = this.#format === 'json' ? normalizeJson(full.slice(0, scanEnd)) : normalize(full);
+    const norm = this.#format === 'json' ? normalizeJson(full.slice(0, scanEnd)) : normalize(full);
     const text = norm.text;
     const starts = norm.starts;
     const ends = norm.ends;

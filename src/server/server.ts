@@ -102,7 +102,7 @@ export class ProxyServer {
     this.#tenants = options.tenants;
     this.#modules = options.modules;
     const withSecrets = options.modules.find((m) => m.resolveSecret);
-    this.#secretResolver = withSecrets?.resolveSecret ? (key) => withSecrets.resolveSecret!(key) : null;
+    this.#secretResolver = withSecrets?.resolveSecret?.bind(withSecrets) ?? null;
     this.#clock = options.clock;
     this.#template = new ChainTemplate(options.modules.flatMap((m) => m.filters));
     this.#upstream = options.upstream ?? (options.config.upstream.provider === 'simulator' ? { kind: 'simulator', reason: 'chosen' } : { kind: options.config.upstream.provider });
