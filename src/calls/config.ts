@@ -37,6 +37,21 @@ function build() {
         .enum(['hangup', 'cancel'])
         .default('hangup')
         .describe('A call over its cost cap: its response is cancelled and the output audio cleared; hangup also ends the call.'),
+      leaseSec: z
+        .number()
+        .int()
+        .min(3)
+        .max(300)
+        .default(15)
+        .describe(
+          'A governed call stays with the instance holding its sideband while that instance renews this lease (every third of it). A call whose lease lapses (its instance crashed or lost the store) gets a new sideband from any instance sharing the store, this one after a restart included: after a crash a call runs unmetered and unguarded for at most about this long.',
+        ),
+      onShutdown: z
+        .enum(['hangup', 'handover'])
+        .default('hangup')
+        .describe(
+          'What a shutting-down instance does with the calls it governs: hang them up, or hand them over to the next instance sharing the store that looks for them (within leaseSec/3, or a restarted one at its start); meanwhile they run unmetered and unguarded.',
+        ),
       bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant (Realtime sessions last at most 60 minutes).'),
       upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup).'),
       corsAllowOrigins: z

@@ -6,6 +6,7 @@ import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
+import type { CallStore, ClaimedCall } from './store.js';
 import type { UpstreamCalls } from './upstream.js';
 
 export interface GovernedCall {
@@ -20,6 +21,10 @@ export interface GovernorDeps {
   readonly log: Logger;
   readonly clock: Clock;
   readonly upstream: UpstreamCalls;
+  /** Where call leases live (shared by the instances that share the ledger). */
+  readonly store: CallStore;
+  /** The configured tenant of this id (undefined: no longer configured). */
+  readonly tenant: (id: string) => Tenant | undefined;
 }
 
 /**
@@ -33,6 +38,8 @@ export function sidebandEndLeavesCall(initiator: unknown, upstreamCloseCode: unk
 
 /** Hang-up attempts for one call (1 + retries after 1, 2 and 4 s). */
 const HANGUP_ATTEMPTS = 4;
+/** Calls one sweep claims at most (each dials a sideband). */
+const CLAIMS_PER_SWEEP = 64;
 
 /**
  * The proxy's own sideband sessions: one relay session per call, with no client socket, dialled
@@ -40,6 +47,11 @@ const HANGUP_ATTEMPTS = 4;
  * (metering, caps, guardrails, locks, telemetry). Whatever ends it but the call's own end (a cap, a
  * guardrail, a governance failure, a shutdown, a sideband that drops or fails) also ends the call
  * with `/hangup`: a call the proxy can no longer govern does not go on.
+ *
+ * Each governed call is leased to this instance in the store; the lease is renewed every third of
+ * `calls.leaseSec`. A call whose lease lapsed (its instance crashed, or handed it over at shutdown)
+ * is claimed by the first instance that sweeps and gets a new sideband; a call whose lease another
+ * instance took is let go here without a hang-up (one sideband meters a call, never two).
  */
 export class CallGovernors {
   readonly #deps: GovernorDeps;
@@ -47,9 +59,17 @@ export class CallGovernors {
   readonly #sessionIds = new Set<string>();
   readonly #hungUp = new Set<string>();
   readonly #pending = new Set<Promise<unknown>>();
+  /** Calls let go without a hang-up: another instance holds them now, or they were handed over. */
+  readonly #released = new Set<string>();
   readonly #ticker: NodeJS.Timeout;
+  readonly #leaseTimer: NodeJS.Timeout;
+  /** This process as the owner of call leases (a restarted process is a new owner). */
+  readonly owner = `gov_${randomBytes(8).toString('hex')}`;
   #template: ChainTemplate | null = null;
   #closing = false;
+  #sweeping: Promise<void> | null = null;
+  /** Set while shutdown waits for handed-over sidebands to end. */
+  #whenIdle: (() => void) | null = null;
 
   constructor(deps: GovernorDeps) {
     this.#deps = deps;
@@ -58,6 +78,86 @@ export class CallGovernors {
       for (const s of this.#byCall.values()) s.tick(now);
     }, 1000);
     this.#ticker.unref();
+    this.#leaseTimer = setInterval(() => void this.sweep(), (deps.config.calls.leaseSec * 1000) / 3);
+    this.#leaseTimer.unref();
+  }
+
+  /** A lease for a call this instance starts governing now. */
+  lease(): { owner: string; untilMs: number } {
+    return { owner: this.owner, untilMs: this.#deps.clock.wall() + this.#deps.config.calls.leaseSec * 1000 };
+  }
+
+  /**
+   * Renews this instance's leases (letting go of calls another instance took) and claims calls whose
+   * lease lapsed. One sweep at a time; store failures are logged (governed calls go on governed).
+   */
+  sweep(): Promise<void> {
+    if (this.#closing) return Promise.resolve();
+    this.#sweeping ??= this.#sweep().finally(() => (this.#sweeping = null));
+    return this.#sweeping;
+  }
+
+  async #sweep(): Promise<void> {
+    const { store, config, log } = this.#deps;
+    const { owner, untilMs } = this.lease();
+    try {
+      const lost = await store.renewLeases(owner, [...this.#byCall.keys()], untilMs);
+      for (const callId of lost) this.#letGo(callId, 'another instance governs the call now');
+      const room = config.server.maxSessions - this.#byCall.size;
+      if (this.#closing || room <= 0) return;
+      const claimed = await store.claimLapsed(owner, untilMs, this.#deps.clock.wall(), Math.min(room, CLAIMS_PER_SWEEP));
+      for (const call of claimed) this.#reattach(call);
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'call leases: the store did not answer (calls stay governed here)');
+    }
+  }
+
+  /** A call whose governing instance went away: a new sideband, or a hang-up when it cannot be governed. */
+  #reattach({ callId, record }: ClaimedCall): void {
+    const log = this.#deps.log;
+    if (this.#closing) {
+      void this.#deps.store.releaseCall(callId, this.owner, false).catch(() => undefined);
+      return;
+    }
+    const existing = this.#byCall.get(callId);
+    if (existing && !existing.ended) return;
+    const tenant = this.#deps.tenant(record.tenant);
+    if (!tenant) {
+      this.hangup(callId, log, 'the call was re-claimed but its tenant is no longer configured');
+      this.#endLease(callId);
+      return;
+    }
+    log.info({ event: 'call_reattached', call: callId, tenant: tenant.id, transport: record.kind }, 'a call whose instance went away gets a new sideband here');
+    try {
+      this.start({ callId, tenant, model: record.model, kind: record.kind });
+    } catch (err) {
+      log.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the re-claimed call could not be governed');
+      this.hangup(callId, log, 'the re-claimed call could not be governed');
+      this.#endLease(callId);
+    }
+  }
+
+  /** Ends this call's sideband here without a hang-up (it is governed elsewhere, or handed over). */
+  #letGo(callId: string, why: string): void {
+    const session = this.#byCall.get(callId);
+    if (!session) return;
+    this.#released.add(callId);
+    session.log.info({ event: 'call_released', call: callId, why }, 'call sideband let go');
+    session.close(new ProxyError('server_shutting_down', { message: `This instance stopped governing the call: ${why}.` }));
+  }
+
+  /** Nobody is to govern the call again (it ended or was hung up). */
+  #endLease(callId: string): void {
+    this.#track(this.#deps.store.releaseCall(callId, this.owner, true));
+  }
+
+  /** A lease write shutdown waits for; a failure is logged (the lease then lapses by itself). */
+  #track(write: Promise<void>): void {
+    const p = write.catch((err: unknown) => {
+      this.#deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'call lease: the store did not take the write');
+    });
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
   }
 
   /** The chain is built after this module's own filter exists (it is part of it). */
@@ -115,9 +215,18 @@ export class CallGovernors {
     this.#sessionIds.delete(session.id);
     const record = session.endRecord();
     session.log.info(record, 'call sideband end');
+    this.#whenIdle?.();
+    // Let go (lease lost, or handed over at shutdown): the call goes on, governed by whoever claims it.
+    if (this.#released.delete(call.callId)) {
+      // Handed over only now that this sideband stopped metering (after a lingering response.done):
+      // the next instance never bills a response this one billed.
+      if (this.#closing) this.#track(this.#deps.store.releaseCall(call.callId, this.owner, false));
+      return;
+    }
     if (sidebandEndLeavesCall(record['initiator'], record['upstreamCloseCode'])) {
       this.hangup(call.callId, session.log, record['initiator'] === 'proxy' ? 'the proxy ended the call sideband' : 'the call sideband was lost');
     }
+    this.#endLease(call.callId);
   }
 
   /**
@@ -160,10 +269,33 @@ export class CallGovernors {
     queueMicrotask(() => session.close(new ProxyError('budget_exceeded', { close: 'limitExceeded', message: 'The call reached its cost cap and was ended.' })));
   }
 
+  /**
+   * Ends every sideband. `calls.onShutdown: hangup` hangs the calls up; `handover` leaves them
+   * running and releases their leases for the next instance that sweeps.
+   */
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#ticker);
-    for (const s of [...this.#byCall.values()]) s.close(new ProxyError('server_shutting_down'));
+    clearInterval(this.#leaseTimer);
+    await this.#sweeping;
+    const handover = this.#deps.config.calls.onShutdown === 'handover';
+    for (const callId of [...this.#byCall.keys()]) {
+      if (handover) this.#letGo(callId, 'handed over at shutdown');
+      else this.#byCall.get(callId)?.close(new ProxyError('server_shutting_down'));
+    }
+    if (handover && this.#byCall.size > 0) {
+      // A sideband with a response running lingers until its response.done (bounded): its lease is
+      // released when it ends. One that outlives the wait keeps its lease, which lapses by itself.
+      const bound = this.#deps.config.metering.lingerAfterClientCloseMs + 1000;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, bound);
+        this.#whenIdle = () => {
+          if (this.#byCall.size > 0) return;
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
     await Promise.allSettled([...this.#pending]);
   }
 }

@@ -75,7 +75,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     ledger.kind === 'redis'
       ? new (await import('./redis-store.js')).RedisCallStore({ url: ledger.url, keyPrefix: ledger.keyPrefix, commandTimeoutMs: ledger.commandTimeoutMs })
       : new (await import('./store.js')).SqliteCallStore(ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, ledger.path));
-  const governors = new CallGovernors({ config: deps.config, log, clock: deps.clock, upstream });
+  const governors = new CallGovernors({ config: deps.config, log, clock: deps.clock, upstream, store, tenant: (id) => deps.tenants.tenants.get(id) });
   const wall = () => deps.clock.wall();
   const liveSecrets = new LiveSecrets(cfg.maxLiveSecretsPerTenant);
 
@@ -122,6 +122,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   // The sideband sessions run the whole chain, this module's filter last (as the server's chain does).
   const template = new ChainTemplate([...deps.filters, filter]);
   governors.useTemplate(template);
+  // Calls an instance that went away left (a crash, a handover at shutdown) are looked for at once.
+  void governors.sweep();
 
   const tenantOf = (req: HttpRequestInfo): Tenant | ProxyError => {
     const key = presentedCredentials(req.headers).key;
@@ -154,7 +156,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   /** Binds the call to its tenant and starts its sideband; a call that cannot be bound is hung up (never left ungoverned). */
   const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger): Promise<ProxyError | null> => {
     try {
-      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000 }, wall());
+      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000 }, governors.lease(), wall());
       governors.start({ callId, tenant, model, kind });
     } catch (err) {
       callLog.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the call could not be bound or governed');

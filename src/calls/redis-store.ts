@@ -1,5 +1,46 @@
 import { Redis } from 'ioredis';
-import { parseRecord, type CallRecord, type CallStore, type SecretRecord } from './store.js';
+import { parseRecord, type CallLease, type CallRecord, type CallStore, type ClaimedCall, type SecretRecord } from './store.js';
+
+/*
+ * Leases live in a sorted set (call id by lease end) and a hash (call id → owner); the scripts run
+ * atomically in Redis, so instances never claim one call twice. They build the binding keys from
+ * ARGV: one Redis, not a cluster (as the ledger).
+ */
+const CLAIM = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, id in ipairs(ids) do
+  local rec = redis.call('GET', ARGV[5] .. id)
+  if rec then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('HSET', KEYS[2], id, ARGV[3])
+    out[#out + 1] = id
+    out[#out + 1] = rec
+  else
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+  end
+end
+return out`;
+const RENEW = `
+local lost = {}
+for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost`;
+const RELEASE = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '1' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], 0, ARGV[1])
+end
+return 1`;
 
 // Its own module so that ioredis is loaded only when the ledger is Redis (calls/index.ts imports it on demand).
 export interface RedisCallStoreOptions {
@@ -39,8 +80,40 @@ export class RedisCallStore implements CallStore {
     return rec && rec.expiresAtMs > wallMs ? rec : null;
   }
 
-  async putCall(callId: string, record: CallRecord, wallMs: number): Promise<void> {
-    await this.#redis.set(`${this.#prefix}call:${callId}`, JSON.stringify(record), 'PX', this.#ttl(record.expiresAtMs, wallMs));
+  get #leaseKeys(): [string, string] {
+    return [`${this.#prefix}leases`, `${this.#prefix}owners`];
+  }
+
+  async putCall(callId: string, record: CallRecord, lease: CallLease, wallMs: number): Promise<void> {
+    const [leases, owners] = this.#leaseKeys;
+    await this.#redis
+      .multi()
+      .set(`${this.#prefix}call:${callId}`, JSON.stringify(record), 'PX', this.#ttl(record.expiresAtMs, wallMs))
+      .zadd(leases, lease.untilMs, callId)
+      .hset(owners, callId, lease.owner)
+      .exec();
+  }
+
+  async renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]> {
+    if (callIds.length === 0) return [];
+    const lost = await this.#redis.eval(RENEW, 2, ...this.#leaseKeys, owner, untilMs, ...callIds);
+    return Array.isArray(lost) ? lost.map(String) : [];
+  }
+
+  async claimLapsed(owner: string, untilMs: number, wallMs: number, limit: number): Promise<ClaimedCall[]> {
+    const flat = await this.#redis.eval(CLAIM, 2, ...this.#leaseKeys, wallMs, untilMs, owner, limit, `${this.#prefix}call:`);
+    const claimed: ClaimedCall[] = [];
+    if (!Array.isArray(flat)) return claimed;
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const record = parseRecord<CallRecord>(String(flat[i + 1]));
+      if (record && record.expiresAtMs > wallMs) claimed.push({ callId: String(flat[i]), record });
+      else await this.releaseCall(String(flat[i]), owner, true);
+    }
+    return claimed;
+  }
+
+  async releaseCall(callId: string, owner: string, ended: boolean): Promise<void> {
+    await this.#redis.eval(RELEASE, 2, ...this.#leaseKeys, callId, owner, ended ? '1' : '0');
   }
 
   async getCall(callId: string, wallMs: number): Promise<CallRecord | null> {

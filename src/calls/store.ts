@@ -24,6 +24,20 @@ export interface CallRecord {
   readonly expiresAtMs: number;
 }
 
+/** Which proxy instance governs a call (holds its sideband), and until when without renewing. */
+export interface CallLease {
+  /** The governing instance (random per process: a restarted process is a new owner). */
+  readonly owner: string;
+  /** Proxy wall clock (epoch ms) after which the call may be claimed by any instance. */
+  readonly untilMs: number;
+}
+
+/** A call whose lease lapsed, now leased to the instance that claimed it. */
+export interface ClaimedCall {
+  readonly callId: string;
+  readonly record: CallRecord;
+}
+
 /**
  * Secret → tenant and call → tenant bindings, kept next to the metering ledger (the same SQLite
  * file, or the same Redis with its key prefix) so that they survive restarts and are shared by
@@ -34,8 +48,22 @@ export interface CallStore {
   putSecret(hash: string, record: SecretRecord, wallMs: number): Promise<void>;
   /** The record, or null when unknown or expired at `wallMs`. */
   getSecret(hash: string, wallMs: number): Promise<SecretRecord | null>;
-  putCall(callId: string, record: CallRecord, wallMs: number): Promise<void>;
+  /** Binds the call to its tenant and leases it to the instance that governs it. */
+  putCall(callId: string, record: CallRecord, lease: CallLease, wallMs: number): Promise<void>;
   getCall(callId: string, wallMs: number): Promise<CallRecord | null>;
+  /** Extends `owner`'s leases on `callIds` to `untilMs`; returns the ids it no longer holds (claimed by another instance, or ended). */
+  renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]>;
+  /**
+   * Leases to `owner` (until `untilMs`), atomically across instances, up to `limit` bound calls
+   * whose lease lapsed before `wallMs`: their governing instance crashed, was cut off, or handed
+   * them over at shutdown. Leases of calls whose binding expired are dropped.
+   */
+  claimLapsed(owner: string, untilMs: number, wallMs: number, limit: number): Promise<ClaimedCall[]>;
+  /**
+   * `owner` stops governing the call. `ended`: nobody is to govern it again (the call ended or was
+   * hung up); otherwise it is handed over, claimable at once. A lease `owner` no longer holds is left alone.
+   */
+  releaseCall(callId: string, owner: string, ended: boolean): Promise<void>;
   /** Records a webhook id; false when it was already seen (a replay) within `ttlMs`. */
   firstDelivery(webhookId: string, ttlMs: number, wallMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -59,7 +87,17 @@ export class SqliteCallStore implements CallStore {
     get: Database.Statement<[string, string], { json: string; expires_at: number }>;
     insertOnce: Database.Statement<[string, string, string, number]>;
     purge: Database.Statement<[number]>;
+    lease: Database.Statement<[string, string, number, number]>;
+    renew: Database.Statement<[number, string, string]>;
+    lapsed: Database.Statement<[number, number, number], { call_id: string; json: string }>;
+    claim: Database.Statement<[string, number, string]>;
+    dropExpiredLeases: Database.Statement<[number]>;
+    endLease: Database.Statement<[string, string]>;
+    handOver: Database.Statement<[string, string]>;
   };
+  readonly #putCall: (callId: string, record: CallRecord, lease: CallLease) => void;
+  readonly #renew: (owner: string, callIds: readonly string[], untilMs: number) => string[];
+  readonly #claim: (owner: string, untilMs: number, wallMs: number, limit: number) => ClaimedCall[];
   #writes = 0;
 
   constructor(path: string) {
@@ -75,12 +113,49 @@ export class SqliteCallStore implements CallStore {
       expires_at INTEGER NOT NULL,
       PRIMARY KEY (kind, id)
     )`);
+    // One row per governed call: the instance holding its sideband and until when.
+    db.exec(`CREATE TABLE IF NOT EXISTS call_leases (
+      call_id TEXT PRIMARY KEY,
+      owner TEXT NOT NULL,
+      until_ms INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL
+    )`);
     this.#stmt = {
       put: db.prepare('INSERT OR REPLACE INTO call_bindings (kind, id, json, expires_at) VALUES (?, ?, ?, ?)'),
       get: db.prepare('SELECT json, expires_at FROM call_bindings WHERE kind = ? AND id = ?'),
       insertOnce: db.prepare('INSERT OR IGNORE INTO call_bindings (kind, id, json, expires_at) VALUES (?, ?, ?, ?)'),
       purge: db.prepare('DELETE FROM call_bindings WHERE expires_at < ?'),
+      lease: db.prepare('INSERT OR REPLACE INTO call_leases (call_id, owner, until_ms, expires_at) VALUES (?, ?, ?, ?)'),
+      renew: db.prepare('UPDATE call_leases SET until_ms = ? WHERE call_id = ? AND owner = ?'),
+      lapsed: db.prepare(
+        "SELECT l.call_id, b.json FROM call_leases l JOIN call_bindings b ON b.kind = 'call' AND b.id = l.call_id WHERE l.until_ms <= ? AND l.expires_at > ? ORDER BY l.until_ms LIMIT ?",
+      ),
+      claim: db.prepare('UPDATE call_leases SET owner = ?, until_ms = ? WHERE call_id = ?'),
+      dropExpiredLeases: db.prepare('DELETE FROM call_leases WHERE expires_at <= ?'),
+      endLease: db.prepare('DELETE FROM call_leases WHERE call_id = ? AND owner = ?'),
+      handOver: db.prepare('UPDATE call_leases SET until_ms = 0 WHERE call_id = ? AND owner = ?'),
     };
+    const stmt = this.#stmt;
+    this.#putCall = db.transaction((callId: string, record: CallRecord, lease: CallLease) => {
+      stmt.put.run('call', callId, JSON.stringify(record), record.expiresAtMs);
+      stmt.lease.run(callId, lease.owner, lease.untilMs, record.expiresAtMs);
+    });
+    this.#renew = db.transaction((owner: string, callIds: readonly string[], untilMs: number) =>
+      callIds.filter((id) => stmt.renew.run(untilMs, id, owner).changes === 0),
+    );
+    // Read and update in one write transaction: instances sharing the file never claim a call twice.
+    const claim = db.transaction((owner: string, untilMs: number, wallMs: number, limit: number) => {
+      stmt.dropExpiredLeases.run(wallMs);
+      const claimed: ClaimedCall[] = [];
+      for (const row of stmt.lapsed.all(wallMs, wallMs, limit)) {
+        const record = parseRecord<CallRecord>(row.json);
+        if (!record) continue;
+        stmt.claim.run(owner, untilMs, row.call_id);
+        claimed.push({ callId: row.call_id, record });
+      }
+      return claimed;
+    });
+    this.#claim = (owner, untilMs, wallMs, limit) => claim.immediate(owner, untilMs, wallMs, limit);
   }
 
   #afterWrite(wallMs: number): void {
@@ -98,9 +173,21 @@ export class SqliteCallStore implements CallStore {
     return parseRecord<SecretRecord>(row.json);
   }
 
-  async putCall(callId: string, record: CallRecord, wallMs: number): Promise<void> {
-    this.#stmt.put.run('call', callId, JSON.stringify(record), record.expiresAtMs);
+  async putCall(callId: string, record: CallRecord, lease: CallLease, wallMs: number): Promise<void> {
+    this.#putCall(callId, record, lease);
     this.#afterWrite(wallMs);
+  }
+
+  async renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]> {
+    return callIds.length === 0 ? [] : this.#renew(owner, callIds, untilMs);
+  }
+
+  async claimLapsed(owner: string, untilMs: number, wallMs: number, limit: number): Promise<ClaimedCall[]> {
+    return this.#claim(owner, untilMs, wallMs, limit);
+  }
+
+  async releaseCall(callId: string, owner: string, ended: boolean): Promise<void> {
+    (ended ? this.#stmt.endLease : this.#stmt.handOver).run(callId, owner);
   }
 
   async getCall(callId: string, wallMs: number): Promise<CallRecord | null> {

@@ -7,6 +7,7 @@ import { SqliteCallStore } from '../../src/calls/store.js';
 import { TestClient } from '../support/client.js';
 import type { TestProxy } from '../support/harness.js';
 import { policyDir } from '../policies/support.js';
+import { leaseContract } from './lease-contract.js';
 import { callsProxy, callWithSecret, mint, OFFER, post } from './support.js';
 
 /** A wall clock the test moves: secret expiry is decided by the proxy's clock, never the calendar. */
@@ -222,7 +223,7 @@ describe('the binding store', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'rp-calls-')), 'ledger.sqlite');
     const a = new SqliteCallStore(path);
     await a.putSecret('h1', { tenant: 'acme', policy: 'locked', model: 'gpt-realtime', expiresAtMs: 2000, session: { type: 'realtime', instructions: 'kept' } }, 1000);
-    await a.putCall('rtc_1', { tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc', expiresAtMs: 5000 }, 1000);
+    await a.putCall('rtc_1', { tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc', expiresAtMs: 5000 }, { owner: 'gov_a', untilMs: 2000 }, 1000);
     await a.close();
     const b = new SqliteCallStore(path);
     expect(await b.getSecret('h1', 1999)).toMatchObject({ tenant: 'acme', policy: 'locked', session: { instructions: 'kept' } });
@@ -233,6 +234,18 @@ describe('the binding store', () => {
     expect(await b.firstDelivery('wh_1', 1000, 1500)).toBe(false);
     expect(await b.firstDelivery('wh_1', 1000, 2500)).toBe(true);
     await b.close();
+  });
+
+  it('call leases (SQLite file shared by two instances): claimed once when lapsed or handed over, never while renewed, never after the end', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'rp-leases-')), 'ledger.sqlite');
+    const a = new SqliteCallStore(path);
+    const b = new SqliteCallStore(path);
+    try {
+      await leaseContract(a, b, 1_000_000);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RedisCallStore } from '../../src/calls/redis-store.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
+import { leaseContract } from './lease-contract.js';
 import { callsProxy, OFFER, post, until } from './support.js';
 
 let redis: RedisServer;
@@ -17,13 +18,24 @@ it('Redis: bindings are shared by instances, expire by the proxy clock, and webh
   const b = new RedisCallStore({ url: redis.url, keyPrefix: 'calls-test:', commandTimeoutMs: 2000 });
   try {
     await a.putSecret('h1', { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: wall + 60_000, session: { type: 'realtime' } }, wall);
-    await a.putCall('rtc_1', { tenant: 'acme', model: 'gpt-realtime', kind: 'sip', expiresAtMs: wall + 60_000 }, wall);
+    await a.putCall('rtc_1', { tenant: 'acme', model: 'gpt-realtime', kind: 'sip', expiresAtMs: wall + 60_000 }, { owner: 'gov_a', untilMs: wall + 15_000 }, wall);
     expect(await b.getSecret('h1', wall)).toMatchObject({ tenant: 'acme' });
     expect(await b.getSecret('h1', wall + 60_000)).toBeNull();
     expect(await b.getCall('rtc_1', wall)).toMatchObject({ tenant: 'acme', kind: 'sip' });
     expect(await b.getCall('rtc_unknown', wall)).toBeNull();
     expect(await a.firstDelivery('wh_1', 60_000, wall)).toBe(true);
     expect(await b.firstDelivery('wh_1', 60_000, wall)).toBe(false);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+it('Redis: call leases are claimed once when lapsed or handed over, never while renewed, never after the end', async () => {
+  const a = new RedisCallStore({ url: redis.url, keyPrefix: 'leases-test:', commandTimeoutMs: 2000 });
+  const b = new RedisCallStore({ url: redis.url, keyPrefix: 'leases-test:', commandTimeoutMs: 2000 });
+  try {
+    await leaseContract(a, b, Date.now());
   } finally {
     await a.close();
     await b.close();
