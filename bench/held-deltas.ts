@@ -19,7 +19,7 @@ import { FakeSession } from '../test/support/fake-session.js';
  * per audio frame (which it routes by type without parsing).
  */
 
-const { values } = parseArgs({ options: { 'interval-ms': { type: 'string', default: '40' }, policy: { type: 'string', default: 'customer-support' } } });
+const { values } = parseArgs({ options: { 'interval-ms': { type: 'string', default: '40' }, policy: { type: 'string', default: 'customer-support' }, rounds: { type: 'string', default: '2000' } } });
 const intervalMs = Number(values['interval-ms']);
 const dir = join(import.meta.dirname, '..', 'policies');
 const file = join(dir, `${values.policy}.yaml`);
@@ -45,7 +45,7 @@ function words(s: string): string[] {
 const delays: number[] = [];
 let deltas = 0;
 let cpuMs = 0;
-const ROUNDS = 200;
+const ROUNDS = Number(values.rounds);
 for (let round = 0; round < ROUNDS; round++) {
   const session = new FakeSession();
   const filter = new GuardrailFilter(session, { name: policy.name, file, current: policy, loadedAt: 0, lastError: null });

@@ -1,13 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqliteCallStore } from '../../src/calls/store.js';
 import { TestClient } from '../support/client.js';
 import type { TestProxy } from '../support/harness.js';
 import { policyDir } from '../policies/support.js';
-import { leaseContract } from './lease-contract.js';
 import { callsProxy, callWithSecret, mint, OFFER, post } from './support.js';
 
 /** A wall clock the test moves: secret expiry is decided by the proxy's clock, never the calendar. */
@@ -215,37 +210,6 @@ describe('secrets at POST /v1/realtime/calls', () => {
     const made = await post(`${tp.httpUrl}/v1/realtime/calls`, { key: 'ek_made_up_0123456789', contentType: 'application/sdp', body: OFFER });
     expect(made.status).toBe(401);
     expect(tp.sim.calls.calls.size).toBe(callsBefore);
-  });
-});
-
-describe('the binding store', () => {
-  it('keeps secrets and call bindings across a restart (SQLite file) and forgets them at expiry', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-calls-')), 'ledger.sqlite');
-    const a = new SqliteCallStore(path);
-    await a.putSecret('h1', { tenant: 'acme', policy: 'locked', model: 'gpt-realtime', expiresAtMs: 2000, session: { type: 'realtime', instructions: 'kept' } }, 1000);
-    await a.putCall('rtc_1', { tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc', expiresAtMs: 5000 }, { owner: 'gov_a', untilMs: 2000 }, 1000);
-    await a.close();
-    const b = new SqliteCallStore(path);
-    expect(await b.getSecret('h1', 1999)).toMatchObject({ tenant: 'acme', policy: 'locked', session: { instructions: 'kept' } });
-    expect(await b.getSecret('h1', 2000)).toBeNull();
-    expect(await b.getCall('rtc_1', 4999)).toMatchObject({ tenant: 'acme' });
-    expect(await b.getCall('rtc_1', 5000)).toBeNull();
-    expect(await b.firstDelivery('wh_1', 1000, 1000)).toBe(true);
-    expect(await b.firstDelivery('wh_1', 1000, 1500)).toBe(false);
-    expect(await b.firstDelivery('wh_1', 1000, 2500)).toBe(true);
-    await b.close();
-  });
-
-  it('call leases (SQLite file shared by two instances): claimed once when lapsed or handed over, never while renewed, never after the end', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-leases-')), 'ledger.sqlite');
-    const a = new SqliteCallStore(path);
-    const b = new SqliteCallStore(path);
-    try {
-      await leaseContract(a, b, 1_000_000);
-    } finally {
-      await a.close();
-      await b.close();
-    }
   });
 });
 

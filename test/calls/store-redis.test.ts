@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RedisCallStore } from '../../src/calls/redis-store.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
@@ -39,6 +40,60 @@ it('Redis: call leases are claimed once when lapsed or handed over, never while 
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+it('Redis: keys expire by the proxy clock (TTL from it), prefixes keep deployments apart, bad records are no records, a closed store answers nothing', async () => {
+  const wall = Date.now();
+  const a = new RedisCallStore({ url: redis.url, keyPrefix: 'ttl-a:', commandTimeoutMs: 2000 });
+  const other = new RedisCallStore({ url: redis.url, keyPrefix: 'ttl-b:', commandTimeoutMs: 2000 });
+  const raw = new Redis(redis.url);
+  try {
+    await a.putSecret('h', { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: wall + 60_000, session: {} }, wall);
+    await a.putCall('rtc_t', { tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc', expiresAtMs: wall + 30_000 }, { owner: 'gov_a', untilMs: wall + 1000 }, wall);
+    expect(await a.firstDelivery('wh', 5000, wall)).toBe(true);
+    const pttl = async (key: string) => raw.pttl(key);
+    for (const [key, ms] of [['ttl-a:calls:secret:h', 60_000], ['ttl-a:calls:call:rtc_t', 30_000], ['ttl-a:calls:webhook:wh', 5000]] as const) {
+      const left = await pttl(key);
+      expect(left).toBeGreaterThan(ms - 2000);
+      expect(left).toBeLessThanOrEqual(ms);
+    }
+    expect(await a.firstDelivery('wh0', 0, wall)).toBe(true);
+    expect(await pttl('ttl-a:calls:webhook:wh0')).toBeLessThanOrEqual(1);
+    // Expiry is also checked against the proxy clock (the TTL rounds up).
+    expect(await a.getSecret('h', wall + 59_999)).not.toBeNull();
+    expect(await a.getSecret('h', wall + 60_000)).toBeNull();
+    expect(await a.getCall('rtc_t', wall + 29_999)).not.toBeNull();
+    expect(await a.getCall('rtc_t', wall + 30_000)).toBeNull();
+    expect(await a.getSecret('nope', wall)).toBeNull();
+    expect(await a.getCall('nope', wall)).toBeNull();
+    // Another prefix is another deployment: none of this is visible there, its leases included.
+    expect(await other.getCall('rtc_t', wall)).toBeNull();
+    expect(await other.claimLapsed('gov_b', wall + 9000, wall + 5000, 10)).toEqual([]);
+    expect(await raw.zscore('ttl-a:calls:leases', 'rtc_t')).toBe(String(wall + 1000));
+    expect(await a.renewLeases('gov_a', [], wall + 3000)).toEqual([]);
+    // The same call id under two prefixes: two leases, each its owner's.
+    await other.putCall('rtc_t', { tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc', expiresAtMs: wall + 30_000 }, { owner: 'gov_other', untilMs: wall + 1000 }, wall);
+    expect(await a.renewLeases('gov_a', ['rtc_t'], wall + 2000)).toEqual([]);
+    expect(await other.renewLeases('gov_other', ['rtc_t'], wall + 2000)).toEqual([]);
+    // An unreadable record is no record, and its lease goes at the next claim.
+    await raw.set('ttl-a:calls:secret:bad', '{broken');
+    await raw.set('ttl-a:calls:call:rtc_t', '{broken');
+    expect(await a.getSecret('bad', wall)).toBeNull();
+    expect(await a.getCall('rtc_t', wall)).toBeNull();
+    expect(await a.claimLapsed('gov_a', wall + 9000, wall + 5000, 10)).toEqual([]);
+    expect(await raw.zscore('ttl-a:calls:leases', 'rtc_t')).toBeNull();
+    expect(await raw.hget('ttl-a:calls:owners', 'rtc_t')).toBeNull();
+    // A binding that expired by the proxy clock before Redis dropped it: its lease goes too.
+    await a.putCall('rtc_late', { tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc', expiresAtMs: wall + 30_000 }, { owner: 'gov_a', untilMs: wall + 1000 }, wall);
+    expect(await a.claimLapsed('gov_b', wall + 90_000, wall + 30_000, 10)).toEqual([]);
+    expect(await raw.zscore('ttl-a:calls:leases', 'rtc_late')).toBeNull();
+    await a.close();
+    await expect(a.getCall('rtc_t', wall)).rejects.toThrow();
+  } finally {
+    raw.disconnect();
+    await a.close();
+    await other.close();
   }
 });
 
