@@ -9,7 +9,7 @@ import type { JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from '../policies/registry.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asObject } from '../protocol/json.js';
-import { CLIENT_SECRET_PREFIX, type ClientEventOf } from '../protocol/events.js';
+import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
 import { sha256Hex } from '../tenants/resolver.js';
@@ -81,8 +81,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
 
   const filter: FilterFactory = {
     name: CALLS_FILTER,
-    // session.created: a session opened with a client secret gets the secret's config upstream.
-    wants: { server: ['session.created'] },
+    // Events: none (reports only). A session opened with a client secret gets the secret's config from the relay, first thing.
+    wants: {},
     admit(req) {
       const callId = req.query.get('call_id');
       // Synchronous unless there is a call to look up: plain sessions keep a synchronous admission.
@@ -95,21 +95,6 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       });
     },
     create(ctx) {
-      const minted = ctx.secretSession ?? null;
-      if (minted) {
-        let sent = false;
-        return {
-          onServer(frame) {
-            // The minted config (governed at mint and again at admission) is what the session runs:
-            // the proxy sends it once, right after the session exists; the locks filter keeps it.
-            if (frame.type === 'session.created' && !sent) {
-              sent = true;
-              ctx.sendUpstream({ type: 'session.update', session: minted as unknown as ClientEventOf<'session.update'>['session'] }, CALLS_FILTER);
-            }
-            return CONTINUE;
-          },
-        };
-      }
       if (!ctx.callId || !governors.governs(ctx.id)) return {};
       const callId = ctx.callId;
       return {

@@ -7,7 +7,7 @@ import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
-import type { RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
+import type { ClientEventOf, RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN } from '../protocol/events.js';
@@ -202,6 +202,12 @@ export class RelaySession implements SessionContext, ChainSink {
   // ---- lifecycle ---------------------------------------------------------------------------
 
   start(): void {
+    // A session opened with a client secret runs the secret's (governed) config from its first event,
+    // as OpenAI applies a secret's config when it creates the session: the update is queued before
+    // anything the client sends, so a client racing it cannot be answered under another config.
+    if (this.secretSession) {
+      this.sendUpstream({ type: 'session.update', session: this.secretSession as unknown as ClientEventOf<'session.update'>['session'] }, 'client_secret');
+    }
     this.#upstream.dial();
   }
 

@@ -147,6 +147,22 @@ describe('a client secret on the WebSocket endpoint (a browser WebSocket client)
     await c.closed;
   });
 
+  it('the minted config is in force before anything the client sends: a client racing it is answered under it (found 2026-12-05)', async () => {
+    const r = await mint(tp, 'other', { session: { type: 'realtime', model: 'gpt-realtime', instructions: 'You are a pirate.' } });
+    const c = new TestClient(wsUrl(), { protocols: ['realtime', `openai-insecure-api-key.${String(r.json['value'])}`] });
+    await c.opened;
+    // At once, before session.created: the app's instructions must already hold for this response.
+    c.send({ type: 'response.create', response: { output_modalities: ['text'] } });
+    await c.next('response.done');
+    const conn = tp.sim.connections.at(-1)!;
+    const types = conn.received.map((e) => e.type);
+    expect(types.indexOf('session.update')).toBe(0);
+    expect(types.indexOf('response.create')).toBeGreaterThan(0);
+    expect(JSON.stringify(conn.received[0]!.event)).toContain('You are a pirate.');
+    c.close();
+    await c.closed;
+  });
+
   it('refuses an unknown or expired secret (401 invalid_client_secret), and a browser gets the error as an event', async () => {
     const r = await mint(tp, 'acme', { expires_after: { anchor: 'created_at', seconds: 10 } });
     offsetMs += 11_000;
