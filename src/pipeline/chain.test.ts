@@ -456,6 +456,36 @@ describe('async verdicts', () => {
     ]);
   });
 
+  it('start runs each filter\'s onStart once, in chain order; a failing one ends the session unless it fails open', () => {
+    const order: string[] = [];
+    const reports: Report[] = [];
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([
+      observer(reports),
+      factory('first', {}, { onStart: () => void order.push('first') }),
+      factory('none', {}, {}),
+      factory('open', {}, { onStart: () => { order.push('open'); throw new Error('bug'); } }, 'open'),
+      factory('last', {}, { onStart: () => void order.push('last') }),
+    ]).instantiate(new FakeSession(), sink);
+    chain.start();
+    expect(order).toEqual(['first', 'open', 'last']);
+    expect(sink.closed).toBeNull();
+    expect(reports).toEqual([{ kind: 'filter_error', filter: 'open', direction: 'client', eventType: 'session.start' }]);
+
+    const closing = new RecordingSink();
+    const later: string[] = [];
+    const failed = new ChainTemplate([
+      factory('closed', {}, { onStart: () => { throw new Error('bug'); } }),
+      factory('after', {}, { onStart: () => void later.push('after') }),
+    ]).instantiate(new FakeSession(), closing);
+    failed.start();
+    expect(closing.closed).toBe('internal_error');
+    // The sink's close ends the chain in a real session; a chain already closed starts nothing more.
+    failed.close({ initiator: 'proxy', code: 1011, reason: '' });
+    failed.start();
+    expect(later).toEqual(['after']);
+  });
+
   it('a session closed while a verdict is pending forwards nothing more, and ignores new frames', async () => {
     let release!: (v: Verdict) => void;
     const sink = new RecordingSink();

@@ -389,6 +389,22 @@ export class SessionChain {
     return out;
   }
 
+  /** Runs every filter's onStart once, in chain order; a failure ends the session unless the filter fails open. */
+  start(): void {
+    for (let i = 0; i < this.#filters.length && !this.#closed; i++) {
+      const f = this.#filters[i]!;
+      if (!f.onStart) continue;
+      try {
+        f.onStart();
+      } catch (err) {
+        const factory = this.#template.factories[i]!;
+        this.#ctx.log.error({ err, filter: factory.name }, 'filter start failed');
+        this.report({ kind: 'filter_error', filter: factory.name, direction: 'client', eventType: 'session.start' });
+        if (factory.failMode !== 'open') this.sink.close(new ProxyError('internal_error'));
+      }
+    }
+  }
+
   /** Runs every filter's onClose once. */
   close(info: CloseInfo): void {
     if (this.#closed) return;

@@ -125,6 +125,11 @@ export interface SessionContext {
  * Handlers MUST NOT throw; a throw is logged, reported, and treated per the factory's `failMode`.
  */
 export interface Filter {
+  /**
+   * Once, when the session starts: before the upstream is dialled and before any client event,
+   * so what a filter sends upstream here is what the upstream reads first (the locked state).
+   */
+  onStart?(): void;
   onClient?(frame: Frame): Verdict | Promise<Verdict>;
   onServer?(frame: Frame): Verdict | Promise<Verdict>;
   onReport?(report: Report): void;

@@ -6,7 +6,7 @@ import { policyFrom, responseCreated, wire } from '../../test/policies/support.j
 import type { AdmissionRequest, Verdict } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import type { CompiledPolicy } from './compile.js';
-import { applyLocks, LockFilter, locksFactory, mcpUrlAllowed } from './locks.js';
+import { afterUpdate, applyLocks, LockFilter, locksFactory, mcpUrlAllowed } from './locks.js';
 import type { PolicyRegistry } from './registry.js';
 
 const LOCKS = `
@@ -349,6 +349,65 @@ function setupWithFilter(policy: CompiledPolicy, session = new FakeSession()) {
   const filter = new LockFilter(session, policy);
   return { session, filter, client: (f: Frame) => filter.onClient(f) as Verdict, server: (f: Frame) => filter.onServer(f) as Verdict };
 }
+
+describe('the locked state at the session start (found 2026-12-05: a client racing session.created was answered under the defaults)', () => {
+  it('goes upstream before any client event: locked instructions, forced transcription and held turns; the voice is left to session.created', async () => {
+    const policy = await policyFrom(
+      'locks:\n  instructions: { locked: "L" }\n  voice: { allow: [marin, cedar], default: cedar }\n  inputTranscription: { model: gpt-4o-mini-transcribe }\ntruncation:\n  upstream: disabled\nguardrails:\n  holdSpokenInput: { enabled: true, timeoutMs: 2000 }',
+    );
+    const { session, filter } = setupWithFilter(policy);
+    filter.onStart();
+    expect(session.upstream).toEqual([
+      {
+        type: 'session.update',
+        session: {
+          type: 'realtime',
+          instructions: 'L',
+          truncation: 'disabled',
+          audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe' }, turn_detection: { type: 'server_vad', create_response: false, interrupt_response: true } } },
+        },
+      },
+    ]);
+    // session.created shows the defaults the start update replaces: only the voice is left to send.
+    filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', truncation: 'auto', audio: { input: { transcription: null, turn_detection: { type: 'server_vad', threshold: 0.5, create_response: true, interrupt_response: true } }, output: { voice: 'alloy' } } } }));
+    expect(session.upstream.slice(1)).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'cedar' } } } }]);
+    filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', audio: { output: { voice: 'marin' } } } }));
+    expect(session.upstream).toHaveLength(2);
+  });
+
+  it('a prefix lock sends the prefix at the start; what session.created shows beyond the start update is sent after it', async () => {
+    const { session, filter } = setupWithFilter(await policyFrom('locks:\n  instructions: { prefix: "P. " }'));
+    filter.onStart();
+    expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', instructions: 'P. ' } }]);
+    // A tracing value the defaults did not have is not the locks' business; the instructions are settled.
+    filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', tracing: 'auto' } }));
+    expect(session.upstream).toHaveLength(1);
+  });
+
+  it('nothing at the start without locks, nor on a call\'s sideband (its call was created governed); session.created still covers both', async () => {
+    const none = setupWithFilter(await policyFrom('guardrails:\n  rules: []'));
+    none.filter.onStart();
+    expect(none.session.upstream).toEqual([]);
+    const sideband = new FakeSession();
+    Object.assign(sideband, { callId: 'rtc_1' });
+    const call = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }'), sideband);
+    call.filter.onStart();
+    expect(sideband.upstream).toEqual([]);
+    call.filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'x' } }));
+    expect(sideband.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', instructions: 'L' } }]);
+  });
+
+  it('afterUpdate: members replaced, audio input and output merged member by member', () => {
+    expect(
+      afterUpdate(
+        { type: 'realtime', instructions: 'a', tools: [], audio: { input: { transcription: null, turn_detection: { type: 'server_vad' } }, output: { voice: 'alloy', speed: 1 } } },
+        { type: 'realtime', instructions: 'b', audio: { input: { transcription: { model: 'm' } }, output: { voice: 'marin' } } },
+      ),
+    ).toEqual({ type: 'realtime', instructions: 'b', tools: [], audio: { input: { transcription: { model: 'm' }, turn_detection: { type: 'server_vad' } }, output: { voice: 'marin', speed: 1 } } });
+    expect(afterUpdate({ type: 'realtime' }, { type: 'realtime', audio: { output: { voice: 'v' } } })).toEqual({ type: 'realtime', audio: { output: { voice: 'v' } } });
+    expect(afterUpdate({ type: 'realtime', x: 1 }, { type: 'realtime', y: 2 })).toEqual({ type: 'realtime', x: 1, y: 2 });
+  });
+});
 
 describe('the other locks, setting by setting', () => {
   it('model: refused outside the allowlist, aliases rewritten, only in session.update', async () => {
@@ -734,7 +793,7 @@ describe('locks, what operators and the wire see', () => {
       { policy: 'support', fields: ['instructions', 'voice'], eventType: 'session.update', msg: 'session lock rewrote an event' },
       { policy: 'support', field: 'output_modalities', eventType: 'session.update', msg: 'session lock rejected an event' },
       { policy: 'support', function: 'evil', responseId: 'r1', msg: 'model called a function the policy does not allow; response cancelled' },
-      { policy: 'support', fields: ['instructions'], violations: 1, msg: 'locked session state sent upstream' },
+      { policy: 'support', fields: ['instructions'], when: 'after session.created', msg: 'locked session state sent upstream' },
     ]);
   });
 

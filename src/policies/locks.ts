@@ -338,8 +338,47 @@ export function locksFactory(registry: PolicyRegistry): FilterFactory {
 }
 
 /**
+ * What the locks assume of a new upstream session before its session.created is read: the API's
+ * defaults where a lock compares with them (no instructions, tool_choice auto, no prompt, tracing
+ * off, truncation auto, no transcription, server VAD answering every turn). The voice and the
+ * output modalities are left to session.created (they govern no content, no cost and no tool; a
+ * guess at the API's default voice could only change a voice the policy allows).
+ */
+function startingSession(): JsonObject {
+  return {
+    type: 'realtime',
+    instructions: '',
+    tool_choice: 'auto',
+    prompt: null,
+    tracing: null,
+    truncation: 'auto',
+    audio: { input: { transcription: null, turn_detection: { type: 'server_vad', create_response: true, interrupt_response: true } } },
+  };
+}
+
+/**
+ * `session` as the upstream holds it once `update` is applied: members replaced, and inside `audio`
+ * each of `input` and `output` member by member (a partial update leaves the others alone).
+ */
+export function afterUpdate(session: JsonObject, update: JsonObject): JsonObject {
+  const out: JsonObject = { ...session };
+  for (const [key, value] of Object.entries(update)) if (key !== 'audio') out[key] = value;
+  const audio = asObject(update['audio']);
+  if (audio) {
+    const merged: JsonObject = { ...(asObject(session['audio']) ?? {}) };
+    for (const side of ['input', 'output']) {
+      const part = asObject(audio[side]);
+      if (part) merged[side] = { ...(asObject(merged[side]) ?? {}), ...part };
+    }
+    out['audio'] = merged;
+  }
+  return out;
+}
+
+/**
  * Session locks: what clients may set in session.update / response.create, the locked state
- * injected right after session.created, and the function-call allowlist on model output.
+ * sent before any client event (and what session.created shows still missing), and the
+ * function-call allowlist on model output.
  * The policy is the session's snapshot (locks do not change under a live session).
  */
 export class LockFilter implements Filter {
@@ -357,6 +396,8 @@ export class LockFilter implements Filter {
   #relocks = 0;
   /** The client set turn_detection itself (locked on its way): the injected state must not undo its choice. */
   #clientTurnDetection = false;
+  /** The locked state sent at the session's start (null: none was needed, or a call's sideband). */
+  #sentAtStart: JsonObject | null = null;
 
   constructor(ctx: SessionContext, policy: CompiledPolicy) {
     this.#ctx = ctx;
@@ -532,12 +573,45 @@ export class LockFilter implements Filter {
     }
   }
 
-  /** Sends the locked settings upstream right after session.created, so they hold without any client update. True when it sent one. */
+  /**
+   * The locked state, sent before anything the client sends: a client that asks for a response (or
+   * speaks into server VAD) before session.created reached the proxy is answered under the locks,
+   * not under the upstream's defaults. Computed on the session the upstream starts with as far as
+   * the locks need to know it (`startingSession`). A call's sideband skips it: its call was created
+   * with a governed config, which those defaults would overwrite; session.created covers it.
+   */
+  onStart(): void {
+    if (!this.#active || this.#ctx.callId) return;
+    const update = this.#lockedUpdate(startingSession());
+    if (!update) return;
+    this.#sentAtStart = update;
+    this.#send(update, 'at session start');
+  }
+
+  /**
+   * At session.created: what the upstream's session still needs to hold the locks. The session it
+   * shows predates the update sent at the start (the upstream reads that next), so the locks are
+   * checked on the session as that update leaves it: usually nothing is left to send.
+   */
   #injectLockedState(frame: Frame): boolean {
     const session = asObject(frame.json()['session']);
     if (!session || session['type'] !== 'realtime') return false;
+    const update = this.#lockedUpdate(this.#sentAtStart ? afterUpdate(session, this.#sentAtStart) : session);
+    if (!update) return false;
+    this.#send(update, this.#sentAtStart ? 'after session.created (beyond the start)' : 'after session.created');
+    return true;
+  }
+
+  #send(update: JsonObject, when: string): void {
+    this.#ctx.log.debug({ policy: this.#policy.name, fields: Object.keys(update).filter((k) => k !== 'type'), when }, 'locked session state sent upstream');
+    // `update` holds only members the policy validated (copied from a session the locks were applied to).
+    this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as ClientEventOf<'session.update'>['session'] }, LOCKS_FILTER);
+  }
+
+  /** The members of `session` the locks change, as a session.update body; null when none. */
+  #lockedUpdate(session: JsonObject): JsonObject | null {
     const copy = structuredClone(session);
-    const violations = applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream, this.#hold);
+    applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream, this.#hold);
     const tr = this.#policy.locks.inputTranscription;
     // Filled in on the copy's audio.input (a new object when the session has none): only what differs from the session is sent.
     const audioIn = asObject(asObject(copy['audio'])?.['input']) ?? {};
@@ -561,11 +635,7 @@ export class LockFilter implements Filter {
     }
     if (Object.keys(input).length > 0) audio['input'] = input;
     if (Object.keys(audio).length > 0) update['audio'] = audio;
-    if (Object.keys(update).length === 1) return false;
-    this.#ctx.log.debug({ policy: this.#policy.name, fields: Object.keys(update).filter((k) => k !== 'type'), violations: violations.length }, 'locked session state sent upstream');
-    // `update` holds only members the policy validated (copied from the upstream's own session).
-    this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as ClientEventOf<'session.update'>['session'] }, LOCKS_FILTER);
-    return true;
+    return Object.keys(update).length === 1 ? null : update;
   }
 
   summary(): Readonly<Record<string, string | number | boolean | null>> {

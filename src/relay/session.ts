@@ -202,6 +202,9 @@ export class RelaySession implements SessionContext, ChainSink {
   // ---- lifecycle ---------------------------------------------------------------------------
 
   start(): void {
+    // Filters send what must precede every client event (the locked state) now: it is queued first.
+    this.#chain.start();
+    if (this.#ended) return;
     // A session opened with a client secret runs the secret's (governed) config from its first event,
     // as OpenAI applies a secret's config when it creates the session: the update is queued before
     // anything the client sends, so a client racing it cannot be answered under another config.

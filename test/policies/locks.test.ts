@@ -35,12 +35,26 @@ async function connect() {
 const codeOf = (e: { [k: string]: unknown }) => (e['error'] as { code?: string } | undefined)?.code;
 
 describe('session locks through the proxy', () => {
-  it('injects the locked instructions after session.created, without any client update', async () => {
+  it('sends the locked instructions as the session\'s first event, without any client update', async () => {
     const { c, sim } = await connect();
     const updated = await c.next('session.updated');
     expect((updated['session'] as { instructions: string }).instructions).toBe('You are the Acme support agent.');
     const injected = sim.received.find((r) => r.type === 'session.update')!.event as { session: Record<string, unknown> };
     expect(injected.session).toEqual({ type: 'realtime', instructions: 'You are the Acme support agent.' });
+    c.close();
+  });
+
+  it('the locked state is in force before anything the client sends: a response asked for at once runs under it (found 2026-12-05)', async () => {
+    const before = tp.sim.connections.length;
+    const c = await tp.client();
+    // Before session.created: the upstream must not answer it under its default instructions.
+    c.send({ type: 'response.create', response: { output_modalities: ['text'] } });
+    await c.next('response.done');
+    const sim = tp.sim.connections[before]!;
+    const types = sim.received.map((r) => r.type);
+    expect(types[0]).toBe('session.update');
+    expect((sim.received[0]!.event as { session: { instructions?: string } }).session.instructions).toBe('You are the Acme support agent.');
+    expect(types.indexOf('response.create')).toBeGreaterThan(0);
     c.close();
   });
 
