@@ -103,6 +103,23 @@ describe('metering filter: max_output_tokens clamp', () => {
     expect(ctx.upstream).toHaveLength(2);
   });
 
+  it('sends the session clamp at the start, before any client event, once; nothing without a limit, nor on a call sideband', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+    f.onStart?.();
+    expect(ctx.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', max_output_tokens: 300 } }]);
+    // session.created predates the clamp ("inf"): not sent again.
+    server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
+    expect(ctx.upstream).toHaveLength(1);
+    const none = session(setup(), {});
+    none.f.onStart?.();
+    expect(none.ctx.upstream).toEqual([]);
+    const call = session(setup(), { maxResponseOutputTokens: 300 });
+    Object.assign(call.ctx, { callId: 'rtc_1' });
+    call.f.onStart?.();
+    expect(call.ctx.upstream).toEqual([]);
+  });
+
   it('clamps session.update', () => {
     const s = setup();
     const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });

@@ -322,6 +322,18 @@ export class MeteringFilter implements Filter {
     }
   }
 
+  /**
+   * The output clamp is the session's first event upstream: a response the server starts (VAD)
+   * before session.created reached the proxy obeys it too. A call's sideband skips it: its call was
+   * created with the clamp in its governed config.
+   */
+  onStart(): void {
+    const limit = this.#outputCap();
+    if (limit === null || this.#ctx.callId) return;
+    this.#clampInjected = true;
+    this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
+  }
+
   // ---- client → upstream --------------------------------------------------------------------
 
   onClient(frame: Frame): Verdict | Promise<Verdict> {

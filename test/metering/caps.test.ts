@@ -136,6 +136,20 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     expect(second.session.max_output_tokens).toBe(5);
   });
 
+  it('the clamp is the session\'s first event upstream: a turn spoken before session.created is answered within it (found 2026-12-05)', async () => {
+    const tp = await proxy({ tenants: { acme: { limits: { maxResponseOutputTokens: 5 } } } });
+    const c = await tp.client();
+    // At once: speech and silence, so the server (VAD) starts a response by itself.
+    for (const e of appendEvents(speechThenSilence(600, 700), 20)) c.send(e);
+    const done = await c.next('response.done', 10_000);
+    const conn = tp.sim.connections[0]!;
+    expect(conn.received[0]!.type).toBe('session.update');
+    expect((conn.received[0]!.event as { session: { max_output_tokens: number } }).session.max_output_tokens).toBe(5);
+    expect((done['response'] as { usage: { output_tokens: number } }).usage.output_tokens).toBeLessThanOrEqual(5);
+    // Sent once: session.created (still "inf" then) does not send it again.
+    expect(conn.received.filter((e) => e.type === 'session.update')).toHaveLength(1);
+  });
+
   it('end_session policy: the session closes with 4002 once the cap is reached', async () => {
     const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: '0.0005' } } }, config: { metering: { onExhausted: 'end_session' } } });
     const c = await tp.client();
