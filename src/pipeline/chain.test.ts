@@ -474,12 +474,17 @@ describe('async verdicts', () => {
 
     const closing = new RecordingSink();
     const later: string[] = [];
+    const lines: Record<string, unknown>[] = [];
+    class Logged extends FakeSession {
+      override readonly log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    }
     const failed = new ChainTemplate([
       factory('closed', {}, { onStart: () => { throw new Error('bug'); } }),
       factory('after', {}, { onStart: () => void later.push('after') }),
-    ]).instantiate(new FakeSession(), closing);
+    ]).instantiate(new Logged(), closing);
     failed.start();
     expect(closing.closed).toBe('internal_error');
+    expect(lines).toEqual([expect.objectContaining({ msg: 'filter start failed', filter: 'closed', err: expect.objectContaining({ message: 'bug' }) })]);
     // The sink's close ends the chain in a real session; a chain already closed starts nothing more.
     failed.close({ initiator: 'proxy', code: 1011, reason: '' });
     failed.start();

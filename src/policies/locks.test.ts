@@ -375,6 +375,15 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
     expect(session.upstream).toHaveLength(2);
   });
 
+  it('nothing at the start for locks the API\'s defaults already meet (truncation auto, tool_choice auto allowed)', async () => {
+    const { session, filter } = setupWithFilter(await policyFrom('locks:\n  toolChoice: { allow: [auto, none] }\ntruncation:\n  upstream: auto'));
+    filter.onStart();
+    expect(session.upstream).toEqual([]);
+    const strict = setupWithFilter(await policyFrom('locks:\n  toolChoice: { allow: [none] }\ntruncation:\n  upstream: disabled'));
+    strict.filter.onStart();
+    expect(strict.session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', tool_choice: 'none', truncation: 'disabled' } }]);
+  });
+
   it('a prefix lock sends the prefix at the start; what session.created shows beyond the start update is sent after it', async () => {
     const { session, filter } = setupWithFilter(await policyFrom('locks:\n  instructions: { prefix: "P. " }'));
     filter.onStart();
