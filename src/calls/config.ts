@@ -52,6 +52,14 @@ function build() {
         .describe(
           'What a shutting-down instance does with the calls it governs: hang them up, or hand them over to the next instance sharing the store that looks for them (within leaseSec/3, or a restarted one at its start); meanwhile they run unmetered and unguarded.',
         ),
+      sidebandReadyTimeoutMs: z
+        .number()
+        .int()
+        .positive()
+        .default(5000)
+        .describe(
+          'A WebRTC call is answered (its SDP answer returned to the browser) only once the proxy\'s sideband is attached and has read session.created, so the browser cannot act on its data channel before the call is governed. A sideband not ready within this is ended with the call (502 upstream_unavailable).',
+        ),
       bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant (Realtime sessions last at most 60 minutes).'),
       upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup).'),
       corsAllowOrigins: z

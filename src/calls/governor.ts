@@ -68,6 +68,10 @@ export class CallGovernors {
   #template: ChainTemplate | null = null;
   #closing = false;
   #sweeping: Promise<void> | null = null;
+  /** Calls whose sideband read session.created (its chain ran: the locked state is on its way). */
+  readonly #governing = new Set<string>();
+  /** Who waits for a call's sideband to be ready (`ready`), by call id. */
+  readonly #readyWaiters = new Map<string, (ok: boolean) => void>();
   /** Set while shutdown waits for handed-over sidebands to end. */
   #whenIdle: (() => void) | null = null;
 
@@ -211,7 +215,11 @@ export class CallGovernors {
   }
 
   #ended(call: GovernedCall, session: RelaySession): void {
-    if (this.#byCall.get(call.callId) === session) this.#byCall.delete(call.callId);
+    if (this.#byCall.get(call.callId) === session) {
+      this.#byCall.delete(call.callId);
+      this.#governing.delete(call.callId);
+      this.#readyWaiters.get(call.callId)?.(false);
+    }
     this.#sessionIds.delete(session.id);
     const record = session.endRecord();
     session.log.info(record, 'call sideband end');
@@ -259,6 +267,32 @@ export class CallGovernors {
       setTimeout(() => attempt(n + 1), 1000 * 2 ** (n - 1)).unref();
     };
     attempt(1);
+  }
+
+  /** The calls filter saw session.created on this call's sideband. */
+  governing(callId: string): void {
+    this.#governing.add(callId);
+    this.#readyWaiters.get(callId)?.(true);
+  }
+
+  /**
+   * True once the call's sideband read session.created, false when it ended first or `timeoutMs`
+   * passed. (A browser's answer waits for it: it could act on its data channel before that.)
+   */
+  ready(callId: string, timeoutMs: number): Promise<boolean> {
+    if (this.#governing.has(callId)) return Promise.resolve(true);
+    const session = this.#byCall.get(callId);
+    if (!session || session.ended) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => settle(false), timeoutMs);
+      const settle = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.#readyWaiters.delete(callId);
+        resolve(ok);
+      };
+      this.#readyWaiters.get(callId)?.(false);
+      this.#readyWaiters.set(callId, settle);
+    });
   }
 
   /** A cap on the call's sideband: end the call (`calls.onCap: hangup`) after the cancel went out. */

@@ -81,8 +81,9 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
 
   const filter: FilterFactory = {
     name: CALLS_FILTER,
-    // Events: none (reports only). A session opened with a client secret gets the secret's config from the relay, first thing.
-    wants: {},
+    // session.created: a call's sideband is ready (its answer waits for it). A session opened with a
+    // client secret gets the secret's config from the relay, first thing.
+    wants: { server: ['session.created'] },
     admit(req) {
       const callId = req.query.get('call_id');
       // Synchronous unless there is a call to look up: plain sessions keep a synchronous admission.
@@ -98,6 +99,12 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (!ctx.callId || !governors.governs(ctx.id)) return {};
       const callId = ctx.callId;
       return {
+        onServer(frame) {
+          // Server frames run the chain backwards: this filter first. The waiter resumes after the
+          // whole chain ran on this frame (a microtask later), the locked state already queued.
+          if (frame.type === 'session.created') governors.governing(callId);
+          return CONTINUE;
+        },
         onReport(report) {
           if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId);
         },
@@ -282,6 +289,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     if (!callId) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
     const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
     if (ungoverned) return errorReply(ungoverned);
+    // The browser gets its answer once the call is governed: with it, it could open the data channel
+    // and change the session (tools, instructions) before the proxy's sideband sees anything.
+    if (!(await governors.ready(callId, cfg.sidebandReadyTimeoutMs))) {
+      governors.session(callId)?.close(new ProxyError('upstream_unavailable', { message: 'The call sideband did not become ready.' }));
+      governors.hangup(callId, log, 'the call sideband did not become ready');
+      return errorReply(new ProxyError('upstream_unavailable', { message: 'The call could not be governed and was ended.', close: null }));
+    }
     return { status: 201, headers: { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${callId}` }, body: reply.body };
   };
 

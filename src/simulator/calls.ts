@@ -269,6 +269,8 @@ export interface SimCalls {
   ring(options: RingOptions): Promise<{ readonly call: SimCall; readonly status: number; readonly body: string }>;
   /** The next `count` control requests (accept, reject, hangup, refer) fail with `status` (a server fault). */
   failControl(count: number, status?: number): void;
+  /** The next `count` sideband sockets are accepted but never joined: no session.created, no events (a stuck upstream). */
+  stallSidebands(count: number): void;
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer | null> {
@@ -303,6 +305,7 @@ export class SimCallRegistry implements SimCalls {
   readonly #apiKey: string | null;
   readonly #settings: ConnectionSettings;
   #controlFaults: { count: number; status: number } = { count: 0, status: 503 };
+  #stalledSidebands = 0;
 
   constructor(apiKey: string | null, settings: ConnectionSettings) {
     this.#apiKey = apiKey;
@@ -311,6 +314,10 @@ export class SimCallRegistry implements SimCalls {
 
   failControl(count: number, status = 503): void {
     this.#controlFaults = { count, status };
+  }
+
+  stallSidebands(count: number): void {
+    this.#stalledSidebands = count;
   }
 
   #isApiKey(credential: string | null): boolean {
@@ -448,6 +455,11 @@ export class SimCallRegistry implements SimCalls {
     const call = this.calls.get(callId);
     if (!call || call.state !== 'active') return false;
     call.sidebands.push({ headers });
+    if (this.#stalledSidebands > 0) {
+      this.#stalledSidebands--;
+      ws.on('error', () => undefined);
+      return true;
+    }
     call.hub.attach(ws);
     return true;
   }

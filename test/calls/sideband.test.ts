@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient, type TestProxy } from '../support/harness.js';
 import { usageRecords, ADMIN_KEY } from '../metering/support.js';
-import { callsProxy, placeCall, receivedTypes, say, types, until } from './support.js';
+import { callsProxy, mint, OFFER, placeCall, post, receivedTypes, say, types, until } from './support.js';
 
 let tp: TestProxy;
 beforeAll(async () => {
@@ -179,5 +179,38 @@ describe('attaching to a call through the proxy (?call_id=)', () => {
     const done = await owner.next('response.done');
     expect((done['response'] as { status: string }).status).toBe('completed');
     owner.close();
+  });
+});
+
+describe('the browser gets its answer once the call is governed (found 2026-12-05)', () => {
+  it('the SDP answer comes after the proxy sideband read session.created: the browser cannot act on its data channel first', async () => {
+    const secret = await mint(tp, 'acme', { session: { type: 'realtime', model: 'gpt-realtime' } });
+    const res = await post(`${tp.httpUrl}/v1/realtime/calls`, { key: secret.json['value'] as string, contentType: 'application/sdp', body: OFFER });
+    expect(res.status).toBe(201);
+    const call = tp.sim.calls.calls.get(res.headers.get('location')!.split('/').at(-1)!)!;
+    // Already attached when the answer arrives (no wait): the sideband is in the call's hub.
+    expect(call.sidebands).toHaveLength(1);
+    // A data-channel update at once is seen and put back by the sideband.
+    call.sendFromBrowser({ type: 'session.update', session: { type: 'realtime', instructions: 'You are a pirate.' } });
+    await until(() => receivedTypes(call).filter((t) => t === 'session.update').length >= 2, 'the relock');
+    const relock = call.received.filter((r) => r.from === 'sideband' && r.type === 'session.update').at(-1)!.event as { session: { instructions?: string } };
+    expect(relock.session.instructions).toBe('You are the Acme phone agent.');
+  });
+
+  it('a sideband that never becomes ready: the call is hung up and the browser gets 502 upstream_unavailable, not an answer', async () => {
+    const quick = await callsProxy({ calls: { sidebandReadyTimeoutMs: 300 } });
+    try {
+      quick.sim.calls.stallSidebands(1);
+      const secret = await mint(quick, 'acme', { session: { type: 'realtime', model: 'gpt-realtime' } });
+      const res = await post(`${quick.httpUrl}/v1/realtime/calls`, { key: secret.json['value'] as string, contentType: 'application/sdp', body: OFFER });
+      expect(res.status).toBe(502);
+      expect(res.json['error']).toMatchObject({ code: 'upstream_unavailable' });
+      expect(res.text).not.toContain('v=0');
+      const call = [...quick.sim.calls.calls.values()].at(-1)!;
+      await until(() => call.control.some((c) => c.action === 'hangup'), 'the hangup');
+      expect(call.state).toBe('ended');
+    } finally {
+      await quick.stop();
+    }
   });
 });
