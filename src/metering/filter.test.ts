@@ -120,6 +120,34 @@ describe('metering filter: max_output_tokens clamp', () => {
     expect(call.ctx.upstream).toEqual([]);
   });
 
+  it('on a call, a response reported over the limit is cancelled (its create was on the data channel, unclampable), within it runs; elsewhere it is left to the clamp', () => {
+    const s = setup();
+    const call = session(s, { maxResponseOutputTokens: 300 });
+    Object.assign(call.ctx, { callId: 'rtc_1' });
+    server(call.f, created('resp_inf', { max_output_tokens: 'inf' }));
+    server(call.f, created('resp_big', { max_output_tokens: 301 }));
+    server(call.f, created('resp_ok', { max_output_tokens: 300 }));
+    server(call.f, created('resp_unsaid', { max_output_tokens: undefined }));
+    expect(call.ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details])).toEqual([
+      ['resp_inf', 'max_output_tokens_exceeded', { requested: 'inf', limit: 300 }],
+      ['resp_big', 'max_output_tokens_exceeded', { requested: '301', limit: 300 }],
+    ]);
+    expect(call.ctx.reports.filter((r) => r.kind === 'lock')).toEqual([
+      { kind: 'lock', field: 'max_output_tokens', action: 'rejected' },
+      { kind: 'lock', field: 'max_output_tokens', action: 'rejected' },
+    ]);
+    expect(call.ctx.reports.some((r) => r.kind === 'budget' && r.action === 'cancelled')).toBe(false);
+    expect(call.f.summary?.()).toMatchObject({ meteringCancelled: 2 });
+    // Without a limit, or outside a call: nothing cancelled for it.
+    const free = session(setup(), {});
+    Object.assign(free.ctx, { callId: 'rtc_2' });
+    server(free.f, created('resp_inf'));
+    expect(free.ctx.cancelled).toEqual([]);
+    const ws = session(setup(), { maxResponseOutputTokens: 300 });
+    server(ws.f, created('resp_inf'));
+    expect(ws.ctx.cancelled).toEqual([]);
+  });
+
   it('clamps session.update', () => {
     const s = setup();
     const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });

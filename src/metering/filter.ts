@@ -644,6 +644,18 @@ export class MeteringFilter implements Filter {
     const price = this.#price?.price ?? null;
     const effective = view?.maxOutputTokens ?? this.#ctx.conversation.sessionMaxOutputTokens ?? 'inf';
     const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, this.#estimate.total(), this.#promptTokens, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
+    // On a call the browser's response.create travels on its data channel, where the proxy cannot
+    // clamp it: a response the upstream reports over the tenant's limit is cancelled instead.
+    const cap = this.#outputCap();
+    const asked = view?.maxOutputTokens ?? null;
+    if (this.#ctx.callId && cap !== null && asked !== null && (asked === 'inf' || asked > cap)) {
+      this.#reservations.set(id, unreserved(amount));
+      this.#cancelled++;
+      // A lock refusal, not a cap: the call goes on (a cap would hang it up).
+      this.#ctx.report({ kind: 'lock', field: 'max_output_tokens', action: 'rejected' });
+      this.#ctx.cancelResponse(id, BY, new ProxyError('max_output_tokens_exceeded', { details: { requested: String(asked), limit: cap } }));
+      return CONTINUE;
+    }
     if (this.#ending) {
       this.#reservations.set(id, unreserved(amount));
       this.#cancel(id, this.#ending);

@@ -214,3 +214,28 @@ describe('the browser gets its answer once the call is governed (found 2026-12-0
     }
   });
 });
+
+describe('a browser response.create over the tenant\'s output limit (found 2026-12-05)', () => {
+  it('cannot be clamped on the data channel: the sideband cancels it and clears its audio; a create within the limit runs; the call goes on', async () => {
+    const limited = await callsProxy({ tenants: { acme: { limits: { maxResponseOutputTokens: 40 } } } });
+    try {
+      const { call } = await placeCall(limited, 'acme');
+      call.sendFromBrowser({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: a very long answer' }] } });
+      call.sendFromBrowser({ type: 'response.create', response: { max_output_tokens: 'inf' } });
+      await until(() => receivedTypes(call).includes('response.cancel'), 'the cancel');
+      await until(() => receivedTypes(call).includes('output_audio_buffer.clear'), 'the clear');
+      const dones = () => call.dataChannel.filter((e) => e['type'] === 'response.done');
+      await until(() => dones().length === 1, 'response.done');
+      expect((dones()[0]!['response'] as { status: string }).status).toBe('cancelled');
+      // Within the limit (the session default the call was created with): answered.
+      say(call, 'say: short');
+      await until(() => dones().length === 2, 'the second response.done');
+      expect((dones()[1]!['response'] as { status: string }).status).toBe('completed');
+      expect(receivedTypes(call).filter((t) => t === 'response.cancel')).toHaveLength(1);
+      expect(call.control.map((c) => c.action)).not.toContain('hangup');
+      expect(call.state).toBe('active');
+    } finally {
+      await limited.stop();
+    }
+  });
+});
