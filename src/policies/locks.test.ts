@@ -371,8 +371,6 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
     // session.created shows the defaults the start update replaces: only the voice is left to send.
     filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', truncation: 'auto', audio: { input: { transcription: null, turn_detection: { type: 'server_vad', threshold: 0.5, create_response: true, interrupt_response: true } }, output: { voice: 'alloy' } } } }));
     expect(session.upstream.slice(1)).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'cedar' } } } }]);
-    filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', audio: { output: { voice: 'marin' } } } }));
-    expect(session.upstream).toHaveLength(2);
   });
 
   it('nothing at the start for locks the API\'s defaults already meet (truncation auto, tool_choice auto allowed)', async () => {
@@ -404,6 +402,39 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
     expect(sideband.upstream).toEqual([]);
     call.filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'x' } }));
     expect(sideband.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', instructions: 'L' } }]);
+  });
+
+  it('session.created is read as what went before it leaves the session: a secret\'s config and the client\'s early updates are not undone', async () => {
+    const policy = await policyFrom('locks:\n  voice: { allow: [marin, cedar], default: marin }');
+    const created = wire({ type: 'session.created', session: { type: 'realtime', instructions: '', audio: { output: { voice: 'alloy' } } } });
+    // A client secret minted with an allowed voice: the relay sends it after the locked state.
+    const minted = new FakeSession();
+    Object.assign(minted, { secretSession: { type: 'realtime', audio: { output: { voice: 'cedar' } } } });
+    const a = setupWithFilter(policy, minted);
+    a.filter.onStart();
+    a.filter.onServer(created);
+    expect(minted.upstream).toEqual([]);
+    // The client chose an allowed voice before session.created was read.
+    const b = setupWithFilter(policy);
+    b.filter.onStart();
+    expect(b.client(sessionUpdate({ audio: { output: { voice: 'cedar' } } })).kind).toBe('continue');
+    b.filter.onServer(created);
+    expect(b.session.upstream).toEqual([]);
+    // Without either, the upstream's voice is outside the lock: its default is sent.
+    const c = setupWithFilter(policy);
+    c.filter.onStart();
+    c.filter.onServer(created);
+    expect(c.session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'marin' } } } }]);
+    // A refused client update never reached the upstream: it does not count. After session.created, updates are the client's own.
+    const strict = await policyFrom('locks:\n  voice: { allow: [marin], default: marin, onViolation: reject }');
+    const d = setupWithFilter(strict);
+    d.filter.onStart();
+    expect(d.client(sessionUpdate({ audio: { output: { voice: 'alloy' } } })).kind).toBe('reject');
+    d.filter.onServer(created);
+    expect(d.session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'marin' } } } }]);
+    expect(d.client(sessionUpdate({ audio: { output: { voice: 'marin' } } })).kind).toBe('continue');
+    d.filter.onServer(created);
+    expect(d.session.upstream).toHaveLength(2);
   });
 
   it('afterUpdate: members replaced, audio input and output merged member by member', () => {
@@ -793,16 +824,16 @@ describe('locks, what operators and the wire see', () => {
       override readonly log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
     }
     const { client, server } = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }\n  voice: { allow: [marin] }\n  outputModalities: { allow: [[audio]], onViolation: reject }\n  tools: { functions: [] }', 'support'), new Logged());
+    server(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'x', output_modalities: ['audio'] } }));
     client(sessionUpdate({ instructions: 'x', audio: { output: { voice: 'alloy' } } }));
     client(sessionUpdate({ output_modalities: ['text'] }));
     server(wire({ type: 'response.output_item.added', response_id: 'r1', item: { id: 'a', type: 'function_call', name: 'evil' } }));
-    server(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'x', output_modalities: ['audio'] } }));
     const pick = (l: Record<string, unknown>) => Object.fromEntries(Object.entries(l).filter(([k]) => !['level', 'time', 'pid', 'hostname'].includes(k)));
     expect(lines.map(pick)).toEqual([
+      { policy: 'support', fields: ['instructions'], when: 'after session.created', msg: 'locked session state sent upstream' },
       { policy: 'support', fields: ['instructions', 'voice'], eventType: 'session.update', msg: 'session lock rewrote an event' },
       { policy: 'support', field: 'output_modalities', eventType: 'session.update', msg: 'session lock rejected an event' },
       { policy: 'support', function: 'evil', responseId: 'r1', msg: 'model called a function the policy does not allow; response cancelled' },
-      { policy: 'support', fields: ['instructions'], when: 'after session.created', msg: 'locked session state sent upstream' },
     ]);
   });
 

@@ -396,8 +396,12 @@ export class LockFilter implements Filter {
   #relocks = 0;
   /** The client set turn_detection itself (locked on its way): the injected state must not undo its choice. */
   #clientTurnDetection = false;
-  /** The locked state sent at the session's start (null: none was needed, or a call's sideband). */
-  #sentAtStart: JsonObject | null = null;
+  /**
+   * What went upstream before session.created was read, as one update: the locked state sent at
+   * the start, a client secret's config, the client's own (locked) updates. Null: nothing.
+   */
+  #sentBeforeCreated: JsonObject | null = null;
+  #createdRead = false;
 
   constructor(ctx: SessionContext, policy: CompiledPolicy) {
     this.#ctx = ctx;
@@ -428,8 +432,11 @@ export class LockFilter implements Filter {
     const copy = structuredClone(original);
     if (scope === 'session' && asObject(asObject(copy['audio'])?.['input'])?.['turn_detection'] !== undefined) this.#clientTurnDetection = true;
     const violations = applyLocks(copy, scope, locks, this.#policy.truncation.upstream, this.#hold);
-    if (violations.length === 0) return CONTINUE;
-    return this.#verdict(frame, ev, violations, () => ({ ...ev, [scope]: copy }));
+    const verdict = violations.length === 0 ? CONTINUE : this.#verdict(frame, ev, violations, () => ({ ...ev, [scope]: copy }));
+    // Read before session.created: the upstream applies it before the session.created pass is
+    // computed, which must not undo what the client chose within the locks (its voice, say).
+    if (scope === 'session' && !this.#createdRead && verdict.kind !== 'reject') this.#sentBeforeCreated = afterUpdate(this.#sentBeforeCreated ?? {}, copy);
+    return verdict;
   }
 
   /** Refuses the event when a violation asks for it, else forwards the rewritten event with a notice. */
@@ -583,22 +590,27 @@ export class LockFilter implements Filter {
   onStart(): void {
     if (!this.#active || this.#ctx.callId) return;
     const update = this.#lockedUpdate(startingSession());
-    if (!update) return;
-    this.#sentAtStart = update;
-    this.#send(update, 'at session start');
+    if (update) this.#send(update, 'at session start');
+    // The relay sends a client secret's (governed) config right after this.
+    const minted = this.#ctx.secretSession ?? null;
+    this.#sentBeforeCreated = minted ? afterUpdate(update ?? {}, minted as JsonObject) : update;
   }
 
   /**
    * At session.created: what the upstream's session still needs to hold the locks. The session it
-   * shows predates the update sent at the start (the upstream reads that next), so the locks are
-   * checked on the session as that update leaves it: usually nothing is left to send.
+   * shows predates what went upstream before it (the locked state, a secret's config, the client's
+   * early updates: the upstream reads those next), so the locks are checked on the session as they
+   * leave it: usually nothing is left to send.
    */
   #injectLockedState(frame: Frame): boolean {
     const session = asObject(frame.json()['session']);
     if (!session || session['type'] !== 'realtime') return false;
-    const update = this.#lockedUpdate(this.#sentAtStart ? afterUpdate(session, this.#sentAtStart) : session);
+    const before = this.#sentBeforeCreated;
+    this.#createdRead = true;
+    this.#sentBeforeCreated = null;
+    const update = this.#lockedUpdate(before ? afterUpdate(session, before) : session);
     if (!update) return false;
-    this.#send(update, this.#sentAtStart ? 'after session.created (beyond the start)' : 'after session.created');
+    this.#send(update, before ? 'after session.created (beyond what went before it)' : 'after session.created');
     return true;
   }
 
