@@ -103,7 +103,7 @@ describe('metering filter: max_output_tokens clamp', () => {
     expect(ctx.upstream).toHaveLength(2);
   });
 
-  it('sends the session clamp at the start, before any client event, once; nothing without a limit, nor on a call sideband', () => {
+  it('sends the session clamp at the start, before any client event, once; nothing without a limit, on a call sideband or in a transcription session', () => {
     const s = setup();
     const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
     f.onStart?.();
@@ -118,6 +118,10 @@ describe('metering filter: max_output_tokens clamp', () => {
     Object.assign(call.ctx, { callId: 'rtc_1' });
     call.f.onStart?.();
     expect(call.ctx.upstream).toEqual([]);
+    const stt = session(setup(), { maxResponseOutputTokens: 300 });
+    Object.assign(stt.ctx, { query: new Map([['intent', 'transcription']]) });
+    stt.f.onStart?.();
+    expect(stt.ctx.upstream).toEqual([]);
   });
 
   it('on a call, a response reported over the limit is cancelled (its create was on the data channel, unclampable), within it runs; elsewhere it is left to the clamp', () => {

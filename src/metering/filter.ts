@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
-import { AUDIO_IN } from '../protocol/events.js';
+import { AUDIO_IN, isTranscriptionIntent } from '../protocol/events.js';
 import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -329,7 +329,8 @@ export class MeteringFilter implements Filter {
    */
   onStart(): void {
     const limit = this.#outputCap();
-    if (limit === null || this.#ctx.callId) return;
+    // A transcription session produces no responses (and takes no max_output_tokens).
+    if (limit === null || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
     this.#clampInjected = true;
     this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
   }

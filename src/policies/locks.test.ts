@@ -391,10 +391,13 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
     expect(session.upstream).toHaveLength(1);
   });
 
-  it('nothing at the start without locks, nor on a call\'s sideband (its call was created governed); session.created still covers both', async () => {
+  it('nothing at the start without locks, for a transcription session (no realtime settings), nor on a call\'s sideband (its call was created governed); session.created still covers them', async () => {
     const none = setupWithFilter(await policyFrom('guardrails:\n  rules: []'));
     none.filter.onStart();
     expect(none.session.upstream).toEqual([]);
+    const transcription = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }\n  inputTranscription: { model: gpt-4o-mini-transcribe }'), new FakeSession({ query: { intent: 'transcription' } }));
+    transcription.filter.onStart();
+    expect(transcription.session.upstream).toEqual([]);
     const sideband = new FakeSession();
     Object.assign(sideband, { callId: 'rtc_1' });
     const call = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }'), sideband);

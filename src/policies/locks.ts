@@ -1,6 +1,6 @@
 import { CONTINUE, DROP, reject, replace, type Admission, type AdmissionRequest, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
-import type { ClientEventOf } from '../protocol/events.js';
+import { isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
 import { ProxyError } from '../protocol/errors.js';
 import { nameMatcher, type CompiledPolicy } from './compile.js';
 import type { PolicyRegistry } from './registry.js';
@@ -588,7 +588,8 @@ export class LockFilter implements Filter {
    * with a governed config, which those defaults would overwrite; session.created covers it.
    */
   onStart(): void {
-    if (!this.#active || this.#ctx.callId) return;
+    // A transcription session takes no realtime settings: its session.created is checked as before.
+    if (!this.#active || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
     const update = this.#lockedUpdate(startingSession());
     if (update) this.#send(update, 'at session start');
     // The relay sends a client secret's (governed) config right after this.

@@ -24,3 +24,8 @@ export const BETA_SUBPROTOCOL = 'openai-beta.realtime-v1';
 export const KEY_SUBPROTOCOL_PREFIX = 'openai-insecure-api-key.';
 /** Client secrets this proxy mints (src/calls): `ek_` so the SDKs' browser guards accept them. */
 export const CLIENT_SECRET_PREFIX = 'ek_proxy_';
+
+/** A session opened with `?intent=transcription` is a transcription session (`type: "transcription"`): realtime settings do not apply. */
+export function isTranscriptionIntent(query: ReadonlyMap<string, string>): boolean {
+  return query.get('intent') === 'transcription';
+}
