@@ -1,5 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { sidebandEndLeavesCall } from './governor.js';
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { parseConfig } from '../config/load.js';
+import { ProxyError } from '../protocol/errors.js';
+import { TenantResolver } from '../tenants/resolver.js';
+import type { Tenant } from '../tenants/tenant.js';
+import { CallGovernors, sidebandEndLeavesCall, type Sideband, type SidebandInit } from './governor.js';
+import { SqliteCallStore, type CallRecord } from './store.js';
 
 describe('which sideband ends leave a call to hang up', () => {
   it('only the upstream closing normally (1000) means the call itself ended', () => {
@@ -10,5 +16,382 @@ describe('which sideband ends leave a call to hang up', () => {
     expect(sidebandEndLeavesCall('proxy', 1000)).toBe(true);
     expect(sidebandEndLeavesCall('proxy', null)).toBe(true);
     expect(sidebandEndLeavesCall(null, null)).toBe(true);
+  });
+});
+
+/** A sideband that ends when told: by the proxy (`close`) or by the upstream (`endBy`). */
+class FakeSideband implements Sideband {
+  readonly id: string;
+  readonly log: pino.Logger;
+  ended = false;
+  started = false;
+  closedWith: string | null = null;
+  #record: Record<string, unknown> = {};
+  readonly #onEnded: (s: Sideband) => void;
+
+  constructor(init: SidebandInit) {
+    this.id = init.id;
+    this.log = init.log;
+    this.#onEnded = init.onEnded;
+  }
+  start(): void {
+    this.started = true;
+  }
+  readonly ticks: number[] = [];
+  tick(now: number): void {
+    this.ticks.push(now);
+  }
+  endRecord(): Record<string, unknown> {
+    return this.#record;
+  }
+  close(error: ProxyError): void {
+    this.closedWith = error.code;
+    this.#end({ initiator: 'proxy', upstreamCloseCode: 1000 });
+  }
+  /** The upstream ended the sideband with `code`. */
+  endBy(code: number): void {
+    this.#end({ initiator: 'upstream', upstreamCloseCode: code });
+  }
+  #end(record: Record<string, unknown>): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.#record = record;
+    this.#onEnded(this);
+  }
+}
+
+const TENANTS = { acme: { keys: [{ key: 'rpk_test_acme_0123456789abcdef' }] } };
+const tenants: ReadonlyMap<string, Tenant> = new TenantResolver(parseConfig({ upstream: { provider: 'simulator' }, tenants: TENANTS }, '(governor test)', {})).tenants;
+const record = (tenant = 'acme', expiresAtMs = 10_000_000): CallRecord => ({ tenant, model: 'gpt-realtime', kind: 'webrtc', expiresAtMs });
+
+type Control = (n: number) => Promise<{ status: number; headers: Headers; body: Buffer }>;
+const answer = (status: number) => Promise.resolve({ status, headers: new Headers(), body: Buffer.alloc(0) });
+
+function rig(options: { onShutdown?: 'hangup' | 'handover'; maxSessions?: number; store?: SqliteCallStore; control?: Control } = {}) {
+  const config = parseConfig(
+    {
+      server: { maxSessions: options.maxSessions ?? 100 },
+      upstream: { provider: 'simulator' },
+      calls: { enabled: true, leaseSec: 30, onShutdown: options.onShutdown ?? 'hangup' },
+      tenants: TENANTS,
+    },
+    '(governor test)',
+    {},
+  );
+  let wall = 1_000_000;
+  const store = options.store ?? new SqliteCallStore(':memory:');
+  const hangups: string[] = [];
+  const sidebands = new Map<string, FakeSideband>();
+  const lines: Record<string, unknown>[] = [];
+  const governors = new CallGovernors({
+    config,
+    log: pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }),
+    clock: { now: () => wall, wall: () => wall },
+    upstream: {
+      control: (callId: string, action: string) => {
+        hangups.push(`${action}:${callId}`);
+        return options.control ? options.control(hangups.length) : answer(200);
+      },
+      sidebandTarget: () => {
+        throw new Error('not dialled in these tests');
+      },
+    },
+    store,
+    tenant: (id) => tenants.get(id),
+    openSideband: (init) => {
+      const s = new FakeSideband(init);
+      sidebands.set(init.call.callId, s);
+      return s;
+    },
+  });
+  return { governors, store, hangups, sidebands, lines, advance: (ms: number) => (wall += ms), wall: () => wall };
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+let rigs: ReturnType<typeof rig>[] = [];
+function track(r: ReturnType<typeof rig>) {
+  rigs.push(r);
+  return r;
+}
+afterEach(async () => {
+  for (const r of rigs) await r.governors.close();
+  rigs = [];
+});
+
+describe('call leases: who governs a call', () => {
+  it('a call whose lease lapsed is claimed and gets a sideband here; a live lease of another instance is left alone', async () => {
+    const r = track(rig());
+    await r.store.putCall('rtc_live', record(), { owner: 'gov_other', untilMs: r.wall() + 60_000 }, r.wall());
+    await r.store.putCall('rtc_orphan', record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    expect([...r.sidebands.keys()]).toEqual(['rtc_orphan']);
+    expect(r.sidebands.get('rtc_orphan')!.started).toBe(true);
+    expect(r.governors.size).toBe(1);
+    expect(r.lines.some((l) => l['event'] === 'call_reattached' && l['call'] === 'rtc_orphan')).toBe(true);
+    // Its lease is this instance's now: another instance cannot claim it while it is renewed.
+    r.advance(20_000);
+    await r.governors.sweep();
+    expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+    expect(r.hangups).toEqual([]);
+  });
+
+  it('a claimed call of a tenant no longer configured is hung up and its lease ended', async () => {
+    const r = track(rig());
+    await r.store.putCall('rtc_gone', record('globex'), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    await flush();
+    expect(r.sidebands.size).toBe(0);
+    expect(r.hangups).toEqual(['hangup:rtc_gone']);
+    r.advance(60_000);
+    expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+
+  it('a lease another instance took: the sideband is let go without a hang-up, and the lease stays theirs', async () => {
+    const r = track(rig());
+    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    // The other instance claimed it while this one could not renew (the lease lapsed).
+    r.advance(31_000);
+    expect((await r.store.claimLapsed('gov_other', r.wall() + 30_000, r.wall(), 10)).map((c) => c.callId)).toEqual(['rtc_1']);
+    await r.governors.sweep();
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('server_shutting_down');
+    expect(r.hangups).toEqual([]);
+    expect(r.governors.size).toBe(0);
+    expect(await r.store.renewLeases('gov_other', ['rtc_1'], r.wall() + 30_000)).toEqual([]);
+  });
+
+  it('a sideband the upstream ends normally (the call ended) ends the lease without a hang-up; any other end hangs up', async () => {
+    const r = track(rig());
+    for (const id of ['rtc_done', 'rtc_dropped']) {
+      await r.store.putCall(id, record(), r.governors.lease(), r.wall());
+      r.governors.start({ callId: id, tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    }
+    r.sidebands.get('rtc_done')!.endBy(1000);
+    r.sidebands.get('rtc_dropped')!.endBy(1011);
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_dropped']);
+    r.advance(60_000);
+    expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+
+  it('a sweep claims no more calls than there is room for (server.maxSessions)', async () => {
+    const r = track(rig({ maxSessions: 2 }));
+    for (let i = 0; i < 4; i++) await r.store.putCall(`rtc_${i}`, record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    expect(r.governors.size).toBe(2);
+    await r.governors.sweep();
+    expect(r.governors.size).toBe(2);
+  });
+
+  it('start is idempotent for a call still governed here', async () => {
+    const r = track(rig());
+    const call = { callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' as const };
+    const first = r.governors.start(call);
+    expect(r.governors.start(call)).toBe(first);
+    expect(r.governors.governs(first.id)).toBe(true);
+    r.sidebands.get('rtc_1')!.endBy(1000);
+    expect(r.governors.governs(first.id)).toBe(false);
+    expect(r.governors.start(call)).not.toBe(first);
+  });
+});
+
+describe('shutdown', () => {
+  it('hangup (default): every governed call is hung up, and nobody claims it after', async () => {
+    const r = rig();
+    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.governors.close();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(await r.store.claimLapsed('gov_next', r.wall() + 30_000, r.wall() + 60_000, 10)).toEqual([]);
+  });
+
+  it('handover: the calls are let go without a hang-up and claimable at once by the next instance', async () => {
+    const r = rig({ onShutdown: 'handover' });
+    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.governors.close();
+    expect(r.hangups).toEqual([]);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('server_shutting_down');
+    // Long before the lease would have lapsed.
+    expect((await r.store.claimLapsed('gov_next', r.wall() + 30_000, r.wall() + 1, 10)).map((c) => c.callId)).toEqual(['rtc_1']);
+  });
+
+  it('a closed governor sweeps no more', async () => {
+    const r = rig();
+    await r.governors.close();
+    await r.store.putCall('rtc_orphan', record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    expect(r.sidebands.size).toBe(0);
+  });
+});
+
+describe('ready: a call is answered once its sideband read session.created', () => {
+  it('true once governing, false when the sideband ends first or the wait runs out, false for an unknown call', async () => {
+    const r = track(rig());
+    const acme = tenants.get('acme')!;
+    r.governors.start({ callId: 'rtc_ok', tenant: acme, model: 'gpt-realtime', kind: 'webrtc' });
+    const ok = r.governors.ready('rtc_ok', 5000);
+    r.governors.governing('rtc_ok');
+    expect(await ok).toBe(true);
+    expect(await r.governors.ready('rtc_ok', 5000)).toBe(true);
+
+    r.governors.start({ callId: 'rtc_gone', tenant: acme, model: 'gpt-realtime', kind: 'webrtc' });
+    const gone = r.governors.ready('rtc_gone', 5000);
+    r.sidebands.get('rtc_gone')!.endBy(1011);
+    expect(await gone).toBe(false);
+    expect(await r.governors.ready('rtc_gone', 5000)).toBe(false);
+
+    r.governors.start({ callId: 'rtc_slow', tenant: acme, model: 'gpt-realtime', kind: 'webrtc' });
+    expect(await r.governors.ready('rtc_slow', 20)).toBe(false);
+    expect(await r.governors.ready('rtc_unknown', 5000)).toBe(false);
+  });
+});
+
+describe('caps on a call', () => {
+  it('onCap hangup: the sideband is ended after the frame (its end hangs the call up)', async () => {
+    const r = track(rig());
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    r.governors.capReached('rtc_1');
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('budget_exceeded');
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    r.governors.capReached('rtc_unknown');
+  });
+});
+
+describe('timers', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('every third of the lease the leases are renewed and lapsed calls claimed; every second the sidebands are ticked', async () => {
+    vi.useFakeTimers();
+    const r = track(rig());
+    await r.store.putCall('rtc_mine', record(), r.governors.lease(), r.wall());
+    r.governors.start({ callId: 'rtc_mine', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.store.putCall('rtc_orphan', record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    r.advance(10_000);
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(r.sidebands.has('rtc_orphan')).toBe(false);
+    expect(r.sidebands.get('rtc_mine')!.ticks).toHaveLength(9);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(r.sidebands.has('rtc_orphan')).toBe(true);
+    // The renewal moved rtc_mine's lease: past its first end nobody can claim it.
+    r.advance(25_000);
+    expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+
+  it('a hang-up the upstream fails (5xx, 429, network) is retried after 1, 2 and 4 s, four attempts in all; a 4xx is not retried', async () => {
+    vi.useFakeTimers();
+    const failing = track(rig({ control: () => answer(503) }));
+    failing.governors.hangup('rtc_1', failing.governors.session('none')?.log ?? pino({ level: 'silent' }), 'test');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(failing.hangups).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(failing.hangups).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(failing.hangups).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(failing.hangups).toHaveLength(3);
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(failing.hangups).toHaveLength(4);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(failing.hangups).toHaveLength(4);
+    // Once per call.
+    failing.governors.hangup('rtc_1', pino({ level: 'silent' }), 'again');
+    expect(failing.hangups).toHaveLength(4);
+
+    const limited = track(rig({ control: (n) => (n === 1 ? answer(429) : answer(200)) }));
+    limited.governors.hangup('rtc_2', pino({ level: 'silent' }), 'test');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(limited.hangups).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(limited.hangups).toHaveLength(2);
+
+    const unreachable = track(rig({ control: (n) => (n === 1 ? Promise.reject(new Error('ECONNRESET')) : answer(200)) }));
+    unreachable.governors.hangup('rtc_3', pino({ level: 'silent' }), 'test');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(unreachable.hangups).toHaveLength(2);
+
+    const refused = track(rig({ control: () => answer(404) }));
+    refused.governors.hangup('rtc_4', pino({ level: 'silent' }), 'test');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(refused.hangups).toHaveLength(1);
+  });
+
+  it('shutdown stops the retries', async () => {
+    vi.useFakeTimers();
+    const r = rig({ control: () => answer(503) });
+    r.governors.hangup('rtc_1', pino({ level: 'silent' }), 'test');
+    await vi.advanceTimersByTimeAsync(0);
+    await r.governors.close();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(r.hangups).toHaveLength(1);
+  });
+});
+
+describe('what operators read', () => {
+  it('logs each decision with the call, the event and why', async () => {
+    const r = track(rig());
+    await r.store.putCall('rtc_orphan', record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    r.sidebands.get('rtc_orphan')!.endBy(1011);
+    await flush();
+    const events = r.lines.filter((l) => typeof l['event'] === 'string').map((l) => ({ event: l['event'], call: l['call'] ?? null, why: l['why'] ?? null, msg: l['msg'] }));
+    expect(events).toEqual([
+      { event: 'call_reattached', call: 'rtc_orphan', why: null, msg: 'a call whose instance went away gets a new sideband here' },
+      { event: 'call_governed', call: 'rtc_orphan', why: null, msg: 'call sideband start' },
+      { event: 'call_hangup', call: 'rtc_orphan', why: 'the call sideband was lost', msg: 'hanging up the call' },
+    ]);
+    expect(r.lines.find((l) => l['msg'] === 'call sideband end')).toMatchObject({ initiator: 'upstream', upstreamCloseCode: 1011, call: 'rtc_orphan', tenant: 'acme', transport: 'webrtc' });
+  });
+
+  it('a proxy-ended sideband and a lost lease say so', async () => {
+    const r = track(rig());
+    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    r.governors.session('rtc_1')!.close(new ProxyError('policy_violation'));
+    await flush();
+    expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ why: 'the proxy ended the call sideband' });
+    await r.store.putCall('rtc_2', record(), r.governors.lease(), r.wall());
+    r.governors.start({ callId: 'rtc_2', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    r.advance(31_000);
+    await r.store.claimLapsed('gov_other', r.wall() + 30_000, r.wall(), 10);
+    await r.governors.sweep();
+    expect(r.lines.find((l) => l['event'] === 'call_released')).toMatchObject({ call: 'rtc_2', why: 'another instance governs the call now' });
+  });
+});
+
+describe('the lease of a call being hung up', () => {
+  it('ends when the upstream answered the hang-up; a hang-up given up leaves it to lapse, so the call is claimed again', async () => {
+    const answered = track(rig());
+    await answered.store.putCall('rtc_1', record(), answered.governors.lease(), answered.wall());
+    answered.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    answered.sidebands.get('rtc_1')!.endBy(1011);
+    await flush();
+    await flush();
+    answered.advance(60_000);
+    expect(await answered.store.claimLapsed('gov_rival', answered.wall() + 30_000, answered.wall(), 10)).toEqual([]);
+
+    const gone = track(rig({ control: () => answer(404) }));
+    await gone.store.putCall('rtc_2', record(), gone.governors.lease(), gone.wall());
+    gone.governors.start({ callId: 'rtc_2', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    gone.sidebands.get('rtc_2')!.endBy(1011);
+    await flush();
+    await flush();
+    gone.advance(60_000);
+    expect(await gone.store.claimLapsed('gov_rival', gone.wall() + 30_000, gone.wall(), 10)).toEqual([]);
+
+    const down = rig({ control: () => answer(503) });
+    await down.store.putCall('rtc_3', record(), down.governors.lease(), down.wall());
+    down.governors.start({ callId: 'rtc_3', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    down.sidebands.get('rtc_3')!.endBy(1011);
+    await flush();
+    await down.governors.close();
+    down.advance(60_000);
+    expect((await down.store.claimLapsed('gov_rival', down.wall() + 30_000, down.wall(), 10)).map((c) => c.callId)).toEqual(['rtc_3']);
   });
 });

@@ -16,15 +16,35 @@ export interface GovernedCall {
   readonly kind: 'webrtc' | 'sip';
 }
 
+/** What the governors need of a call's sideband session (a RelaySession without a client). */
+export interface Sideband {
+  readonly id: string;
+  readonly log: Logger;
+  readonly ended: boolean;
+  start(): void;
+  close(error: ProxyError): void;
+  tick(now: number): void;
+  endRecord(): Record<string, unknown>;
+}
+
+export interface SidebandInit {
+  readonly id: string;
+  readonly call: GovernedCall;
+  readonly log: Logger;
+  readonly onEnded: (session: Sideband) => void;
+}
+
 export interface GovernorDeps {
   readonly config: Config;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly upstream: UpstreamCalls;
+  readonly upstream: Pick<UpstreamCalls, 'control' | 'sidebandTarget'>;
   /** Where call leases live (shared by the instances that share the ledger). */
   readonly store: CallStore;
   /** The configured tenant of this id (undefined: no longer configured). */
   readonly tenant: (id: string) => Tenant | undefined;
+  /** Builds a call's sideband session (tests); default: a RelaySession running the calls chain. */
+  readonly openSideband?: (init: SidebandInit) => Sideband;
 }
 
 /**
@@ -55,7 +75,7 @@ const CLAIMS_PER_SWEEP = 64;
  */
 export class CallGovernors {
   readonly #deps: GovernorDeps;
-  readonly #byCall = new Map<string, RelaySession>();
+  readonly #byCall = new Map<string, Sideband>();
   readonly #sessionIds = new Set<string>();
   readonly #hungUp = new Set<string>();
   readonly #pending = new Set<Promise<unknown>>();
@@ -128,7 +148,6 @@ export class CallGovernors {
     const tenant = this.#deps.tenant(record.tenant);
     if (!tenant) {
       this.hangup(callId, log, 'the call was re-claimed but its tenant is no longer configured');
-      this.#endLease(callId);
       return;
     }
     log.info({ event: 'call_reattached', call: callId, tenant: tenant.id, transport: record.kind }, 'a call whose instance went away gets a new sideband here');
@@ -137,7 +156,6 @@ export class CallGovernors {
     } catch (err) {
       log.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the re-claimed call could not be governed');
       this.hangup(callId, log, 'the re-claimed call could not be governed');
-      this.#endLease(callId);
     }
   }
 
@@ -178,20 +196,29 @@ export class CallGovernors {
     return this.#sessionIds.has(sessionId);
   }
 
-  session(callId: string): RelaySession | undefined {
+  session(callId: string): Sideband | undefined {
     return this.#byCall.get(callId);
   }
 
-  start(call: GovernedCall): RelaySession {
-    const template = this.#template;
-    if (!template) throw new Error('calls: the filter chain is not ready');
+  start(call: GovernedCall): Sideband {
+    if (!this.#deps.openSideband && !this.#template) throw new Error('calls: the filter chain is not ready');
     const existing = this.#byCall.get(call.callId);
     if (existing && !existing.ended) return existing;
     const id = `rpc_${randomBytes(8).toString('hex')}`;
     // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
     this.#sessionIds.add(id);
     const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: call.model, call: call.callId, transport: call.kind });
-    const session = new RelaySession(
+    const init: SidebandInit = { id, call, log, onEnded: (s) => this.#ended(call, s) };
+    const session = this.#deps.openSideband ? this.#deps.openSideband(init) : this.#relaySideband(init);
+    this.#byCall.set(call.callId, session);
+    log.info({ event: 'call_governed' }, 'call sideband start');
+    session.start();
+    return session;
+  }
+
+  #relaySideband({ id, call, log, onEnded }: SidebandInit): Sideband {
+    const template = this.#template!;
+    return new RelaySession(
       {
         id,
         tenant: call.tenant,
@@ -204,17 +231,13 @@ export class CallGovernors {
         template,
         clock: this.#deps.clock,
         log,
-        onEnded: (s) => this.#ended(call, s),
+        onEnded,
       },
       null,
     );
-    this.#byCall.set(call.callId, session);
-    log.info({ event: 'call_governed' }, 'call sideband start');
-    session.start();
-    return session;
   }
 
-  #ended(call: GovernedCall, session: RelaySession): void {
+  #ended(call: GovernedCall, session: Sideband): void {
     if (this.#byCall.get(call.callId) === session) {
       this.#byCall.delete(call.callId);
       this.#governing.delete(call.callId);
@@ -233,14 +256,18 @@ export class CallGovernors {
     }
     if (sidebandEndLeavesCall(record['initiator'], record['upstreamCloseCode'])) {
       this.hangup(call.callId, session.log, record['initiator'] === 'proxy' ? 'the proxy ended the call sideband' : 'the call sideband was lost');
+    } else {
+      this.#endLease(call.callId);
     }
-    this.#endLease(call.callId);
   }
 
   /**
    * Ends the call upstream (once per call). A failure the upstream may not repeat (a network error,
    * a 5xx, a 429) is retried after 1, 2 and 4 s: a call left running is unmetered. Failures are
-   * logged, never thrown; shutdown waits for the attempt in flight, not for the retries.
+   * logged, never thrown; shutdown waits for the attempt in flight, not for the retries. The call's
+   * lease ends when the upstream answered (hung up, or refused: no such call); a hang-up given up
+   * (retries exhausted, or shutdown) leaves the lease to lapse, so an instance claims the call again
+   * and governs it or finds it gone.
    */
   hangup(callId: string, log: Logger, why: string): void {
     if (this.#hungUp.has(callId)) return;
@@ -251,9 +278,10 @@ export class CallGovernors {
       const p = this.#deps.upstream
         .control(callId, 'hangup')
         .then((r) => {
-          if (r.status < 300) return;
+          if (r.status < 300) return this.#endLease(callId);
           log.warn({ call: callId, status: r.status, attempt: n }, 'upstream refused the hangup');
           if (r.status >= 500 || r.status === 429) retry(n);
+          else this.#endLease(callId);
         })
         .catch((err: unknown) => {
           log.error({ call: callId, err: err instanceof Error ? err.message : String(err), attempt: n }, 'hangup failed');
@@ -264,7 +292,9 @@ export class CallGovernors {
     };
     const retry = (n: number): void => {
       if (n >= HANGUP_ATTEMPTS || this.#closing) return;
-      setTimeout(() => attempt(n + 1), 1000 * 2 ** (n - 1)).unref();
+      setTimeout(() => {
+        if (!this.#closing) attempt(n + 1);
+      }, 1000 * 2 ** (n - 1)).unref();
     };
     attempt(1);
   }
@@ -330,6 +360,7 @@ export class CallGovernors {
         };
       });
     }
-    await Promise.allSettled([...this.#pending]);
+    // A settled hang-up may add its lease write: wait until nothing is left.
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
   }
 }
