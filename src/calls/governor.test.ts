@@ -5,7 +5,7 @@ import { ProxyError } from '../protocol/errors.js';
 import { TenantResolver } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { CallGovernors, sidebandEndLeavesCall, type Sideband, type SidebandInit } from './governor.js';
-import { SqliteCallStore, type CallRecord } from './store.js';
+import { SqliteCallStore, type CallRecord, type CallStore } from './store.js';
 
 describe('which sideband ends leave a call to hang up', () => {
   it('only the upstream closing normally (1000) means the call itself ended', () => {
@@ -44,8 +44,13 @@ class FakeSideband implements Sideband {
   endRecord(): Record<string, unknown> {
     return this.#record;
   }
+  /** Set: close() only records; the sideband ends when `finish()` is called (a response lingering). */
+  lingers = false;
   close(error: ProxyError): void {
     this.closedWith = error.code;
+    if (!this.lingers) this.finish();
+  }
+  finish(): void {
     this.#end({ initiator: 'proxy', upstreamCloseCode: 1000 });
   }
   /** The upstream ended the sideband with `code`. */
@@ -67,12 +72,12 @@ const record = (tenant = 'acme', expiresAtMs = 10_000_000): CallRecord => ({ ten
 type Control = (n: number) => Promise<{ status: number; headers: Headers; body: Buffer }>;
 const answer = (status: number) => Promise.resolve({ status, headers: new Headers(), body: Buffer.alloc(0) });
 
-function rig(options: { onShutdown?: 'hangup' | 'handover'; maxSessions?: number; store?: SqliteCallStore; control?: Control } = {}) {
+function rig(options: { onShutdown?: 'hangup' | 'handover'; onCap?: 'hangup' | 'cancel'; maxSessions?: number; store?: CallStore; control?: Control; openSideband?: (init: SidebandInit) => FakeSideband } = {}) {
   const config = parseConfig(
     {
       server: { maxSessions: options.maxSessions ?? 100 },
       upstream: { provider: 'simulator' },
-      calls: { enabled: true, leaseSec: 30, onShutdown: options.onShutdown ?? 'hangup' },
+      calls: { enabled: true, leaseSec: 30, onShutdown: options.onShutdown ?? 'hangup', onCap: options.onCap ?? 'hangup' },
       tenants: TENANTS,
     },
     '(governor test)',
@@ -99,7 +104,7 @@ function rig(options: { onShutdown?: 'hangup' | 'handover'; maxSessions?: number
     store,
     tenant: (id) => tenants.get(id),
     openSideband: (init) => {
-      const s = new FakeSideband(init);
+      const s = options.openSideband ? options.openSideband(init) : new FakeSideband(init);
       sidebands.set(init.call.callId, s);
       return s;
     },
@@ -393,5 +398,106 @@ describe('the lease of a call being hung up', () => {
     await down.governors.close();
     down.advance(60_000);
     expect((await down.store.claimLapsed('gov_rival', down.wall() + 30_000, down.wall(), 10)).map((c) => c.callId)).toEqual(['rtc_3']);
+  });
+});
+
+describe('edges', () => {
+  it('a store that does not answer: the sweep logs it and the calls stay governed here; a lease write it refuses is logged', async () => {
+    const real = new SqliteCallStore(':memory:');
+    const broken: CallStore = Object.assign(Object.create(real) as CallStore, {
+      renewLeases: () => Promise.reject(new Error('store down')),
+      releaseCall: () => Promise.reject(new Error('store down')),
+    });
+    const r = track(rig({ store: broken }));
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.governors.sweep();
+    expect(r.lines.some((l) => l['msg'] === 'call leases: the store did not answer (calls stay governed here)' && l['err'] === 'store down')).toBe(true);
+    expect(r.governors.size).toBe(1);
+    r.sidebands.get('rtc_1')!.endBy(1000);
+    await flush();
+    expect(r.lines.some((l) => l['msg'] === 'call lease: the store did not take the write' && l['err'] === 'store down')).toBe(true);
+  });
+
+  it('a re-claimed call whose sideband cannot be opened is hung up', async () => {
+    const r = track(
+      rig({
+        openSideband: () => {
+          throw new Error('no socket');
+        },
+      }),
+    );
+    await r.store.putCall('rtc_1', record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ why: 'the re-claimed call could not be governed' });
+    expect(r.lines.some((l) => l['msg'] === 'the re-claimed call could not be governed' && l['err'] === 'no socket')).toBe(true);
+  });
+
+  it('a 500 is retried like any 5xx', async () => {
+    vi.useFakeTimers();
+    try {
+      const r = track(rig({ control: (n) => (n === 1 ? answer(500) : answer(200)) }));
+      r.governors.hangup('rtc_1', pino({ level: 'silent' }), 'test');
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(r.hangups).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('ready: a second wait for the same call replaces the first (which gets false); governing without a waiter is fine', async () => {
+    const r = track(rig());
+    r.governors.governing('rtc_nobody_waits');
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    const first = r.governors.ready('rtc_1', 5000);
+    const second = r.governors.ready('rtc_1', 5000);
+    expect(await first).toBe(false);
+    r.governors.governing('rtc_1');
+    expect(await second).toBe(true);
+  });
+
+  it('onCap cancel: a cap leaves the call and its sideband alone', async () => {
+    const r = track(rig({ onCap: 'cancel' }));
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    r.governors.capReached('rtc_1');
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    expect(r.hangups).toEqual([]);
+  });
+
+  it('handover waits for a lingering sideband to end (its response billed) before releasing its lease', async () => {
+    const r = rig({ onShutdown: 'handover', openSideband: (init) => Object.assign(new FakeSideband(init), { lingers: true }) });
+    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    let closed = false;
+    const closing = r.governors.close().then(() => (closed = true));
+    await flush();
+    expect(closed).toBe(false);
+    // Still its lease while it lingers: not claimable before its normal end.
+    expect(await r.store.claimLapsed('gov_next', r.wall() + 30_000, r.wall() + 1, 10)).toEqual([]);
+    r.sidebands.get('rtc_1')!.finish();
+    await closing;
+    expect((await r.store.claimLapsed('gov_next', r.wall() + 30_000, r.wall() + 1, 10)).map((c) => c.callId)).toEqual(['rtc_1']);
+    expect(r.hangups).toEqual([]);
+  });
+
+  it('handover gives up waiting after the linger bound: the lease is left to lapse', async () => {
+    vi.useFakeTimers();
+    try {
+      const r = rig({ onShutdown: 'handover', openSideband: (init) => Object.assign(new FakeSideband(init), { lingers: true }) });
+      await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
+      r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+      let closed = false;
+      const closing = r.governors.close().then(() => (closed = true));
+      const bound = 5000 + 1000; // metering.lingerAfterClientCloseMs (default) + 1 s
+      await vi.advanceTimersByTimeAsync(bound - 1);
+      expect(closed).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      await closing;
+      expect(await r.store.claimLapsed('gov_next', r.wall() + 30_000, r.wall() + 1, 10)).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
