@@ -501,3 +501,53 @@ describe('edges', () => {
     }
   });
 });
+
+describe('more edges', () => {
+  it('each process is its own lease owner; sweeps follow one another (one at a time, then the next)', async () => {
+    const r = track(rig());
+    expect(r.governors.owner).toMatch(/^gov_[0-9a-f]{16}$/);
+    expect(track(rig()).governors.owner).not.toBe(r.governors.owner);
+    await r.governors.sweep();
+    await r.store.putCall('rtc_later', record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    expect(r.sidebands.has('rtc_later')).toBe(true);
+  });
+
+  it('a hung-up call is remembered (once per call) up to 10,000 calls, then the oldest is forgotten', async () => {
+    const r = track(rig());
+    const quiet = pino({ level: 'silent' });
+    for (let i = 0; i <= 10_000; i++) r.governors.hangup(`rtc_${i}`, quiet, 'test');
+    expect(r.hangups).toHaveLength(10_001);
+    r.governors.hangup('rtc_1', quiet, 'again');
+    expect(r.hangups).toHaveLength(10_001);
+    r.governors.hangup('rtc_0', quiet, 'again');
+    expect(r.hangups).toHaveLength(10_002);
+  });
+
+  it('handover waits for every lingering sideband, not the first to end', async () => {
+    const r = rig({ onShutdown: 'handover', openSideband: (init) => Object.assign(new FakeSideband(init), { lingers: true }) });
+    for (const id of ['rtc_1', 'rtc_2']) r.governors.start({ callId: id, tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    let closed = false;
+    const closing = r.governors.close().then(() => (closed = true));
+    r.sidebands.get('rtc_1')!.finish();
+    await flush();
+    expect(closed).toBe(false);
+    r.sidebands.get('rtc_2')!.finish();
+    await closing;
+  });
+
+  it('shutdown waits for the hang-up in flight (and the lease write after it)', async () => {
+    let answerNow: (() => void) | null = null;
+    const r = rig({ control: () => new Promise((resolve) => (answerNow = () => void resolve({ status: 200, headers: new Headers(), body: Buffer.alloc(0) }))) });
+    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
+    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    let closed = false;
+    const closing = r.governors.close().then(() => (closed = true));
+    await flush();
+    expect(closed).toBe(false);
+    answerNow!();
+    await closing;
+    r.advance(60_000);
+    expect(await r.store.claimLapsed('gov_next', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+});
