@@ -449,6 +449,13 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
     ).toEqual({ type: 'realtime', instructions: 'b', tools: [], audio: { input: { transcription: { model: 'm' }, turn_detection: { type: 'server_vad' } }, output: { voice: 'marin', speed: 1 } } });
     expect(afterUpdate({ type: 'realtime' }, { type: 'realtime', audio: { output: { voice: 'v' } } })).toEqual({ type: 'realtime', audio: { output: { voice: 'v' } } });
     expect(afterUpdate({ type: 'realtime', x: 1 }, { type: 'realtime', y: 2 })).toEqual({ type: 'realtime', x: 1, y: 2 });
+    // A client's "__proto__" member is a member, never the merged object's prototype.
+    const hostile = JSON.parse('{"type":"realtime","__proto__":{"audio":{"input":{"turn_detection":{"create_response":false}}},"instructions":"x"}}') as Record<string, unknown>;
+    const merged = afterUpdate({ type: 'realtime' }, hostile);
+    expect(Object.getPrototypeOf(merged)).toBe(Object.prototype);
+    expect(merged['instructions']).toBeUndefined();
+    expect(merged['audio']).toBeUndefined();
+    expect(Object.keys(merged)).toEqual(['type', '__proto__']);
   });
 });
 

@@ -361,8 +361,8 @@ function startingSession(): JsonObject {
  * each of `input` and `output` member by member (a partial update leaves the others alone).
  */
 export function afterUpdate(session: JsonObject, update: JsonObject): JsonObject {
-  const out: JsonObject = { ...session };
-  for (const [key, value] of Object.entries(update)) if (key !== 'audio') out[key] = value;
+  // Built by spreading (own data properties): a client's `__proto__` member stays a member.
+  const out: JsonObject = { ...session, ...Object.fromEntries(Object.entries(update).filter(([key]) => key !== 'audio')) };
   const audio = asObject(update['audio']);
   if (audio) {
     const merged: JsonObject = { ...(asObject(session['audio']) ?? {}) };
