@@ -394,8 +394,6 @@ export class LockFilter implements Filter {
   #rejections = 0;
   /** Locked settings put back after a call's session.updated (bounded: see MAX_RELOCKS). */
   #relocks = 0;
-  /** The client set turn_detection itself (locked on its way): the injected state must not undo its choice. */
-  #clientTurnDetection = false;
   /**
    * What went upstream before session.created was read, as one update: the locked state sent at
    * the start, a client secret's config, the client's own (locked) updates. Null: nothing.
@@ -430,7 +428,6 @@ export class LockFilter implements Filter {
       if (asArray(original['input'])?.some((i) => hasImage(asObject(i)))) return this.#rejectImage(ev, 'response.input');
     }
     const copy = structuredClone(original);
-    if (scope === 'session' && asObject(asObject(copy['audio'])?.['input'])?.['turn_detection'] !== undefined) this.#clientTurnDetection = true;
     const violations = applyLocks(copy, scope, locks, this.#policy.truncation.upstream, this.#hold);
     const verdict = violations.length === 0 ? CONTINUE : this.#verdict(frame, ev, violations, () => ({ ...ev, [scope]: copy }));
     // Read before session.created: the upstream applies it before the session.created pass is
@@ -641,9 +638,8 @@ export class LockFilter implements Filter {
     const audio: JsonObject = {};
     if (audioOut && audioOut['voice'] !== origOut?.['voice']) audio['output'] = { voice: audioOut['voice'] };
     const input: JsonObject = {};
+    // (A client's own turn_detection sent before session.created is in `session` already: not undone.)
     for (const key of ['transcription', 'turn_detection']) {
-      // A client turn_detection already went upstream locked (and after the session.created read here).
-      if (key === 'turn_detection' && this.#clientTurnDetection) continue;
       if (!deepEqual(audioIn[key], origIn?.[key])) input[key] = audioIn[key];
     }
     if (Object.keys(input).length > 0) audio['input'] = input;
