@@ -140,7 +140,7 @@ export class CallGovernors {
   #reattach({ callId, record }: ClaimedCall): void {
     const log = this.#deps.log;
     if (this.#closing) {
-      void this.#deps.store.releaseCall(callId, this.owner, false).catch(() => undefined);
+      this.#track(this.#deps.store.releaseCall(callId, this.owner, false));
       return;
     }
     const existing = this.#byCall.get(callId);

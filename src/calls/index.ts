@@ -292,8 +292,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // The browser gets its answer once the call is governed: with it, it could open the data channel
     // and change the session (tools, instructions) before the proxy's sideband sees anything.
     if (!(await governors.ready(callId, cfg.sidebandReadyTimeoutMs))) {
+      // Ended by the proxy, the sideband hangs its call up (as any sideband end but the call's own does).
       governors.session(callId)?.close(new ProxyError('upstream_unavailable', { message: 'The call sideband did not become ready.' }));
-      governors.hangup(callId, log, 'the call sideband did not become ready');
       return errorReply(new ProxyError('upstream_unavailable', { message: 'The call could not be governed and was ended.', close: null }));
     }
     return { status: 201, headers: { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${callId}` }, body: reply.body };

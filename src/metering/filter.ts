@@ -331,6 +331,11 @@ export class MeteringFilter implements Filter {
     const limit = this.#outputCap();
     // A transcription session produces no responses (and takes no max_output_tokens).
     if (limit === null || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
+    this.#injectClamp(limit);
+  }
+
+  /** Clamps the session's max_output_tokens upstream; not again until a session shows it applied. */
+  #injectClamp(limit: number): void {
     this.#clampInjected = true;
     this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
   }
@@ -601,10 +606,7 @@ export class MeteringFilter implements Filter {
     if (limit === null || mot === null) return;
     if (mot === 'inf' || mot > limit) {
       // The upstream default is "inf": clamp the session so server-started (VAD) responses obey too.
-      if (!this.#clampInjected) {
-        this.#clampInjected = true;
-        this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
-      }
+      if (!this.#clampInjected) this.#injectClamp(limit);
     } else {
       this.#clampInjected = false;
     }
