@@ -109,7 +109,14 @@ function rig(options: { onShutdown?: 'hangup' | 'handover'; onCap?: 'hangup' | '
       return s;
     },
   });
-  return { governors, store, hangups, sidebands, lines, advance: (ms: number) => (wall += ms), wall: () => wall };
+  /** Starts governing an acme call without a lease in the store. */
+  const start = (callId: string): Sideband => governors.start({ callId, tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+  /** As the calls module does: the call bound and leased to this instance, then its sideband started. */
+  const govern = async (callId: string): Promise<Sideband> => {
+    await store.putCall(callId, record(), governors.lease(), wall);
+    return start(callId);
+  };
+  return { governors, store, hangups, sidebands, lines, start, govern, advance: (ms: number) => (wall += ms), wall: () => wall };
 }
 
 const flush = () => new Promise((r) => setTimeout(r, 0));
@@ -154,8 +161,7 @@ describe('call leases: who governs a call', () => {
 
   it('a lease another instance took: the sideband is let go without a hang-up, and the lease stays theirs', async () => {
     const r = track(rig());
-    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.govern('rtc_1');
     // The other instance claimed it while this one could not renew (the lease lapsed).
     r.advance(31_000);
     expect((await r.store.claimLapsed('gov_other', r.wall() + 30_000, r.wall(), 10)).map((c) => c.callId)).toEqual(['rtc_1']);
@@ -170,8 +176,7 @@ describe('call leases: who governs a call', () => {
   it('a sideband the upstream ends normally (the call ended) ends the lease without a hang-up; any other end hangs up', async () => {
     const r = track(rig());
     for (const id of ['rtc_done', 'rtc_dropped']) {
-      await r.store.putCall(id, record(), r.governors.lease(), r.wall());
-      r.governors.start({ callId: id, tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+      await r.govern(id);
     }
     r.sidebands.get('rtc_done')!.endBy(1000);
     r.sidebands.get('rtc_dropped')!.endBy(1011);
@@ -205,8 +210,7 @@ describe('call leases: who governs a call', () => {
 describe('shutdown', () => {
   it('hangup (default): every governed call is hung up, and nobody claims it after', async () => {
     const r = rig();
-    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.govern('rtc_1');
     await r.governors.close();
     expect(r.hangups).toEqual(['hangup:rtc_1']);
     expect(await r.store.claimLapsed('gov_next', r.wall() + 30_000, r.wall() + 60_000, 10)).toEqual([]);
@@ -214,8 +218,7 @@ describe('shutdown', () => {
 
   it('handover: the calls are let go without a hang-up and claimable at once by the next instance', async () => {
     const r = rig({ onShutdown: 'handover' });
-    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.govern('rtc_1');
     await r.governors.close();
     expect(r.hangups).toEqual([]);
     expect(r.sidebands.get('rtc_1')!.closedWith).toBe('server_shutting_down');
@@ -235,20 +238,19 @@ describe('shutdown', () => {
 describe('ready: a call is answered once its sideband read session.created', () => {
   it('true once governing, false when the sideband ends first or the wait runs out, false for an unknown call', async () => {
     const r = track(rig());
-    const acme = tenants.get('acme')!;
-    r.governors.start({ callId: 'rtc_ok', tenant: acme, model: 'gpt-realtime', kind: 'webrtc' });
+    r.start('rtc_ok');
     const ok = r.governors.ready('rtc_ok', 5000);
     r.governors.governing('rtc_ok');
     expect(await ok).toBe(true);
     expect(await r.governors.ready('rtc_ok', 5000)).toBe(true);
 
-    r.governors.start({ callId: 'rtc_gone', tenant: acme, model: 'gpt-realtime', kind: 'webrtc' });
+    r.start('rtc_gone');
     const gone = r.governors.ready('rtc_gone', 5000);
     r.sidebands.get('rtc_gone')!.endBy(1011);
     expect(await gone).toBe(false);
     expect(await r.governors.ready('rtc_gone', 5000)).toBe(false);
 
-    r.governors.start({ callId: 'rtc_slow', tenant: acme, model: 'gpt-realtime', kind: 'webrtc' });
+    r.start('rtc_slow');
     expect(await r.governors.ready('rtc_slow', 20)).toBe(false);
     expect(await r.governors.ready('rtc_unknown', 5000)).toBe(false);
   });
@@ -257,7 +259,7 @@ describe('ready: a call is answered once its sideband read session.created', () 
 describe('caps on a call', () => {
   it('onCap hangup: the sideband is ended after the frame (its end hangs the call up)', async () => {
     const r = track(rig());
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    r.start('rtc_1');
     r.governors.capReached('rtc_1');
     expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
     await flush();
@@ -275,8 +277,7 @@ describe('timers', () => {
   it('every third of the lease the leases are renewed and lapsed calls claimed; every second the sidebands are ticked', async () => {
     vi.useFakeTimers();
     const r = track(rig());
-    await r.store.putCall('rtc_mine', record(), r.governors.lease(), r.wall());
-    r.governors.start({ callId: 'rtc_mine', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.govern('rtc_mine');
     await r.store.putCall('rtc_orphan', record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
     r.advance(10_000);
     await vi.advanceTimersByTimeAsync(9_999);
@@ -356,13 +357,11 @@ describe('what operators read', () => {
 
   it('a proxy-ended sideband and a lost lease say so', async () => {
     const r = track(rig());
-    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.govern('rtc_1');
     r.governors.session('rtc_1')!.close(new ProxyError('policy_violation'));
     await flush();
     expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ why: 'the proxy ended the call sideband' });
-    await r.store.putCall('rtc_2', record(), r.governors.lease(), r.wall());
-    r.governors.start({ callId: 'rtc_2', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.govern('rtc_2');
     r.advance(31_000);
     await r.store.claimLapsed('gov_other', r.wall() + 30_000, r.wall(), 10);
     await r.governors.sweep();
@@ -373,8 +372,7 @@ describe('what operators read', () => {
 describe('the lease of a call being hung up', () => {
   it('ends when the upstream answered the hang-up; a hang-up given up leaves it to lapse, so the call is claimed again', async () => {
     const answered = track(rig());
-    await answered.store.putCall('rtc_1', record(), answered.governors.lease(), answered.wall());
-    answered.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await answered.govern('rtc_1');
     answered.sidebands.get('rtc_1')!.endBy(1011);
     await flush();
     await flush();
@@ -382,8 +380,7 @@ describe('the lease of a call being hung up', () => {
     expect(await answered.store.claimLapsed('gov_rival', answered.wall() + 30_000, answered.wall(), 10)).toEqual([]);
 
     const gone = track(rig({ control: () => answer(404) }));
-    await gone.store.putCall('rtc_2', record(), gone.governors.lease(), gone.wall());
-    gone.governors.start({ callId: 'rtc_2', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await gone.govern('rtc_2');
     gone.sidebands.get('rtc_2')!.endBy(1011);
     await flush();
     await flush();
@@ -391,8 +388,7 @@ describe('the lease of a call being hung up', () => {
     expect(await gone.store.claimLapsed('gov_rival', gone.wall() + 30_000, gone.wall(), 10)).toEqual([]);
 
     const down = rig({ control: () => answer(503) });
-    await down.store.putCall('rtc_3', record(), down.governors.lease(), down.wall());
-    down.governors.start({ callId: 'rtc_3', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await down.govern('rtc_3');
     down.sidebands.get('rtc_3')!.endBy(1011);
     await flush();
     await down.governors.close();
@@ -409,7 +405,7 @@ describe('edges', () => {
       releaseCall: () => Promise.reject(new Error('store down')),
     });
     const r = track(rig({ store: broken }));
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    r.start('rtc_1');
     await r.governors.sweep();
     expect(r.lines.some((l) => l['msg'] === 'call leases: the store did not answer (calls stay governed here)' && l['err'] === 'store down')).toBe(true);
     expect(r.governors.size).toBe(1);
@@ -449,7 +445,7 @@ describe('edges', () => {
   it('ready: a second wait for the same call replaces the first (which gets false); governing without a waiter is fine', async () => {
     const r = track(rig());
     r.governors.governing('rtc_nobody_waits');
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    r.start('rtc_1');
     const first = r.governors.ready('rtc_1', 5000);
     const second = r.governors.ready('rtc_1', 5000);
     expect(await first).toBe(false);
@@ -459,7 +455,7 @@ describe('edges', () => {
 
   it('onCap cancel: a cap leaves the call and its sideband alone', async () => {
     const r = track(rig({ onCap: 'cancel' }));
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    r.start('rtc_1');
     r.governors.capReached('rtc_1');
     await flush();
     expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
@@ -468,8 +464,7 @@ describe('edges', () => {
 
   it('handover waits for a lingering sideband to end (its response billed) before releasing its lease', async () => {
     const r = rig({ onShutdown: 'handover', openSideband: (init) => Object.assign(new FakeSideband(init), { lingers: true }) });
-    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.govern('rtc_1');
     let closed = false;
     const closing = r.governors.close().then(() => (closed = true));
     await flush();
@@ -486,8 +481,7 @@ describe('edges', () => {
     vi.useFakeTimers();
     try {
       const r = rig({ onShutdown: 'handover', openSideband: (init) => Object.assign(new FakeSideband(init), { lingers: true }) });
-      await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
-      r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+      await r.govern('rtc_1');
       let closed = false;
       const closing = r.governors.close().then(() => (closed = true));
       const bound = 5000 + 1000; // metering.lingerAfterClientCloseMs (default) + 1 s
@@ -526,7 +520,7 @@ describe('more edges', () => {
 
   it('handover waits for every lingering sideband, not the first to end', async () => {
     const r = rig({ onShutdown: 'handover', openSideband: (init) => Object.assign(new FakeSideband(init), { lingers: true }) });
-    for (const id of ['rtc_1', 'rtc_2']) r.governors.start({ callId: id, tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    for (const id of ['rtc_1', 'rtc_2']) r.start(id);
     let closed = false;
     const closing = r.governors.close().then(() => (closed = true));
     r.sidebands.get('rtc_1')!.finish();
@@ -539,8 +533,7 @@ describe('more edges', () => {
   it('shutdown waits for the hang-up in flight (and the lease write after it)', async () => {
     let answerNow: (() => void) | null = null;
     const r = rig({ control: () => new Promise((resolve) => (answerNow = () => void resolve({ status: 200, headers: new Headers(), body: Buffer.alloc(0) }))) });
-    await r.store.putCall('rtc_1', record(), r.governors.lease(), r.wall());
-    r.governors.start({ callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
+    await r.govern('rtc_1');
     let closed = false;
     const closing = r.governors.close().then(() => (closed = true));
     await flush();

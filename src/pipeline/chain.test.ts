@@ -475,13 +475,11 @@ describe('async verdicts', () => {
     const closing = new RecordingSink();
     const later: string[] = [];
     const lines: Record<string, unknown>[] = [];
-    class Logged extends FakeSession {
-      override readonly log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    }
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const failed = new ChainTemplate([
       factory('closed', {}, { onStart: () => { throw new Error('bug'); } }),
       factory('after', {}, { onStart: () => void later.push('after') }),
-    ]).instantiate(new Logged(), closing);
+    ]).instantiate(new FakeSession({ log }), closing);
     failed.start();
     expect(closing.closed).toBe('internal_error');
     expect(lines).toEqual([expect.objectContaining({ msg: 'filter start failed', filter: 'closed', err: expect.objectContaining({ message: 'bug' }) })]);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteCallStore } from '../../src/calls/store.js';
 import { startSimulator, type SimCall, type SimulatorHandle } from '../../src/simulator/index.js';
 import { defaultKey, startTestProxy, type TestProxy } from '../support/harness.js';
-import { whenListening } from '../support/spawned-proxy.js';
+import { spawnProxy, whenListening } from '../support/spawned-proxy.js';
 import { ADMIN_KEY, usageRecords } from '../metering/support.js';
 import { OFFER, post, receivedTypes, say, types, until } from './support.js';
 
@@ -56,6 +55,8 @@ async function createCall(httpUrl: string, tenant = 'acme'): Promise<{ callId: s
 }
 
 const openSidebands = (call: SimCall) => call.sidebands.length;
+/** The response usage records of acme in the ledger `tp` reads (shared by the instances). */
+const billedResponses = async (tp: TestProxy) => (await usageRecords(tp.adminUrl, '?tenant=acme')).filter((r) => r['source'] === 'response');
 const hungUp = (call: SimCall) => call.control.some((c) => c.action === 'hangup');
 
 describe('a call outlives the instance that governs it', () => {
@@ -77,11 +78,7 @@ describe('a call outlives the instance that governs it', () => {
         '',
       ].join('\n'),
     );
-    const env = { ...process.env };
-    delete env.OPENAI_API_KEY;
-    const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
-    const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    const { child, exited } = spawnProxy(file);
     let call: SimCall;
     try {
       const { port } = await whenListening(child);
@@ -101,7 +98,7 @@ describe('a call outlives the instance that governs it', () => {
       // Governed again: the first response is metered there, the second is over the cap and ends the call.
       say(call, 'say: first answer after the crash');
       await until(() => types(call).includes('response.done'), 'the first response');
-      await until(async () => (await usageRecords(survivor.adminUrl, '?tenant=acme')).some((r) => r['source'] === 'response'), 'the response billed by the survivor');
+      await until(async () => (await billedResponses(survivor)).length > 0, 'the response billed by the survivor');
       say(call, 'say: second answer is over the cap');
       await until(() => hungUp(call), 'the hang-up by the survivor', 10_000);
       expect(receivedTypes(call)).toContain('response.cancel');
@@ -127,8 +124,8 @@ describe('a call outlives the instance that governs it', () => {
       expect(two.logs.some((l) => l['event'] === 'call_reattached')).toBe(false);
       say(call, 'say: one response');
       await until(() => types(call).includes('response.done'), 'the response');
-      await until(async () => (await usageRecords(one.adminUrl, '?tenant=acme')).some((r) => r['source'] === 'response'), 'billed');
-      const refs = (await usageRecords(one.adminUrl, '?tenant=acme')).filter((r) => r['source'] === 'response').map((r) => r['ref']);
+      await until(async () => (await billedResponses(one)).length > 0, 'billed');
+      const refs = (await billedResponses(one)).map((r) => r['ref']);
       // One ledger, one record per response: never billed by both.
       expect(refs).toHaveLength(1);
     } finally {
@@ -174,11 +171,10 @@ describe('a call outlives the instance that governs it', () => {
       await until(() => openSidebands(call) === 2, 'the sideband of the staying instance', (LEASE_SEC / 3 + 2) * 1000);
       expect(hungUp(call)).toBe(false);
       say(call, 'say: still governed');
-      const billed = async () => (await usageRecords(staying.adminUrl, '?tenant=acme')).filter((r) => r['source'] === 'response');
-      await until(async () => (await billed()).length >= 2, 'the second response billed by the staying instance');
+      await until(async () => (await billedResponses(staying)).length >= 2, 'the second response billed by the staying instance');
       await new Promise((r) => setTimeout(r, 200));
       // Each response once: the one in flight at the handover was not billed again by the new sideband.
-      const refs = (await billed()).map((r) => r['ref']);
+      const refs = (await billedResponses(staying)).map((r) => r['ref']);
       expect(refs).toHaveLength(2);
       expect(new Set(refs).size).toBe(2);
     } finally {

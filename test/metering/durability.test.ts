@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { whenListening } from '../support/spawned-proxy.js';
+import { spawnProxy, whenListening } from '../support/spawned-proxy.js';
 import { startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
 import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
@@ -99,11 +98,7 @@ describe('metering: durable spend (SQLite ledger)', () => {
         '',
       ].join('\n'),
     );
-    const env = { ...process.env };
-    delete env.OPENAI_API_KEY;
-    const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
-    const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    const { child, exited } = spawnProxy(file);
     let seen = new Set<string>();
     try {
       const { port } = await whenListening(child);
@@ -149,11 +144,7 @@ describe('metering: durable spend (SQLite ledger)', () => {
         '',
       ].join('\n'),
     );
-    const env = { ...process.env };
-    delete env.OPENAI_API_KEY;
-    const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
-    const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    const { child, exited } = spawnProxy(file);
     const delivered = new Set<string>();
     let beforeKill: Record<string, unknown>[] = [];
     let running = true;

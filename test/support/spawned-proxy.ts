@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 /** What a proxy started as a process printed in its "realtime proxy listening" record. */
 export interface Listening {
@@ -70,4 +70,17 @@ export function whenListening(child: ChildProcess): Promise<Listening> {
     child.stderr?.on('data', onData);
     child.once('exit', (code, signal) => reject(new Error(`proxy exited (${code ?? signal}) before listening: ${out}`)));
   });
+}
+
+/**
+ * The proxy's CLI as a child process on `configFile`, with the test's environment minus
+ * OPENAI_API_KEY (it relays where its config says); `exited` resolves with the signal that ended it.
+ */
+export function spawnProxy(configFile: string): { child: ChildProcess; exited: Promise<NodeJS.Signals | null> } {
+  const env = { ...process.env };
+  delete env.OPENAI_API_KEY;
+  const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, '--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+  return { child, exited };
 }
