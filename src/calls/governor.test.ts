@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { capturedLog } from '../../test/support/captured-log.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load.js';
 import { ProxyError } from '../protocol/errors.js';
@@ -87,10 +88,10 @@ function rig(options: { onShutdown?: 'hangup' | 'handover'; onCap?: 'hangup' | '
   const store = options.store ?? new SqliteCallStore(':memory:');
   const hangups: string[] = [];
   const sidebands = new Map<string, FakeSideband>();
-  const lines: Record<string, unknown>[] = [];
+  const { log, lines } = capturedLog('debug');
   const governors = new CallGovernors({
     config,
-    log: pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }),
+    log,
     clock: { now: () => wall, wall: () => wall },
     upstream: {
       control: (callId: string, action: string) => {

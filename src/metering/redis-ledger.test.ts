@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import pino from 'pino';
+import { capturedLog } from '../../test/support/captured-log.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRedis, type RedisServer } from '../../test/metering/redis-server.js';
 import { caps, NEXT_DAY, record, T0 } from '../../test/metering/ledger-contract.js';
@@ -36,13 +37,6 @@ interface LedgerOptions {
   wall?: (() => number) | null;
   url?: string;
   connect?: boolean;
-}
-
-/** Log lines the ledger wrote (operators read these: queue drops, late settlements, outages). */
-function captureLog(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
-  return { log, lines };
 }
 
 function newLedger(options: LedgerOptions = {}, log: pino.Logger = pino({ level: 'silent' })): RedisLedger {
@@ -92,7 +86,7 @@ const over = (nanos: number, wallMs = T0, mode: 'remaining' | 'worst_case' = 're
 
 describe('redis ledger (backend-specific; the shared contract is test/metering/ledger-contract-redis.test.ts)', () => {
   it('a settlement written after its period key expired counts into the current period and keeps its own timestamp', async () => {
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     const a = await ledger({}, log);
     const threeDaysAgo = T0 - 3 * 86_400_000;
     await a.settle(null, record({ ref: 'late', ts: threeDaysAgo, costNanos: 4_000 }));
@@ -151,7 +145,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
 
   // The outage tests stop and restart the file's one redis-server (same port, empty dataset).
   it('Redis stopped: reserve reports unavailable, settlements queue and are written after it returns (once)', async () => {
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     const l = await ledger({ commandTimeoutMs: 300, keyPrefix: 'down:' }, log);
     await l.settle(null, record({ ref: 'before' }));
     // A first connection is not a recovery.
@@ -183,7 +177,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
   });
 
   it('the settle queue is bounded: the oldest record is dropped (logged) and no longer counts as spent', async () => {
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     const l = await ledger({ commandTimeoutMs: 300, pendingMax: 2 }, log);
     await redis.stop(true);
     await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
@@ -221,7 +215,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
   });
 
   it('closing with Redis down waits (bounded) for the queue, then logs what was not written', async () => {
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     const l = await ledger({ commandTimeoutMs: 300 }, log);
     await redis.stop(true);
     await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
@@ -456,7 +450,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     const user = `ledger${++prefix}`;
     const store = `acl${prefix}:`;
     await inspect((r) => r.call('ACL', 'SETUSER', user, 'on', '>secret-pass', '~*', '&*', '+@all'));
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     const l = await ledger({ keyPrefix: store, url: redis.url.replace('redis://', `redis://${user}:secret-pass@`), pendingMax: 2 }, log);
     const resv = `${store}{acme}:resv`;
     for (const id of ['r1', 'r2', 'r3']) expect((await l.reserve({ ...over(100), id, amount: { nanos: 100, tokens: 1 } })).kind).toBe('ok');
@@ -611,7 +605,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
       for (const socket of sockets) socket.destroy();
     }
     const clients = () => inspect(async (r) => (String(await r.call('CLIENT', 'LIST')).match(/^id=/gm) ?? []).length);
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     const base = await clients();
     const l = await ledger({}, log);
     expect(await clients()).toBe(base + 1);
@@ -660,7 +654,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(0);
     expect((await l.status('acme', NO_CAPS, T0)).month.spent.nanos).toBe(70);
     // Without a wall clock the system time dates it (the day may roll over while the test runs).
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     const system = await ledger({ wall: null }, log);
     const before = `d:${utcDate(Date.now())}`;
     await system.settle(null, record({ ref: 'old', ts: Date.now() - 3 * 86_400_000, costNanos: 9 }));

@@ -1,6 +1,6 @@
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FakeSession } from '../../test/support/fake-session.js';
+import { capturedLog } from '../../test/support/captured-log.js';
+import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { ProxyError } from '../protocol/errors.js';
 import { ChainTemplate, type ChainSink } from './chain.js';
 import { closeWith, CONTINUE, DROP, reject, replace, type Admission, type AdmissionRequest, type Filter, type FilterFactory, type Verdict } from './filter.js';
@@ -252,10 +252,7 @@ describe('filter chain', () => {
 });
 
 /** A session whose log lines are kept (level, message and the fields a test names). */
-class LoggedSession extends FakeSession {
-  readonly lines: Record<string, unknown>[] = [];
-  override readonly log = pino({ level: 'debug' }, { write: (s: string) => void this.lines.push(JSON.parse(s) as Record<string, unknown>) });
-}
+const loggedSession = (): LoggedSession => new LoggedSession({ level: 'debug' });
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const verdicts = (reports: Report[]) => reports.filter((r) => r.kind === 'verdict');
@@ -474,8 +471,7 @@ describe('async verdicts', () => {
 
     const closing = new RecordingSink();
     const later: string[] = [];
-    const lines: Record<string, unknown>[] = [];
-    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const { log, lines } = capturedLog('debug');
     const failed = new ChainTemplate([
       factory('closed', {}, { onStart: () => { throw new Error('bug'); } }),
       factory('after', {}, { onStart: () => void later.push('after') }),
@@ -525,7 +521,7 @@ describe('failures inside filters never escape', () => {
   });
 
   it('a filter failure is logged with the filter and the event type', () => {
-    const session = new LoggedSession();
+    const session = loggedSession();
     const chain = new ChainTemplate([factory('buggy', { client: '*' }, { onClient: () => { throw new Error('bug'); } })]).instantiate(session, new RecordingSink());
     chain.fromClient(ev('x'));
     expect(session.lines).toMatchObject([{ level: 50, filter: 'buggy', eventType: 'x', msg: 'filter failed', err: { message: 'bug' } }]);
@@ -533,7 +529,7 @@ describe('failures inside filters never escape', () => {
 
   it('an upstream frame that is not JSON is dropped with a warning, not blamed on the filter', () => {
     const reports: Report[] = [];
-    const session = new LoggedSession();
+    const session = loggedSession();
     const sink = new RecordingSink();
     const chain = new ChainTemplate([observer(reports), factory('reader', { server: '*' }, { onServer: (f) => (f.json(), CONTINUE) })]).instantiate(session, sink);
     chain.fromServer(new Frame('response.done', Buffer.from('{"type":"response.done",')));
@@ -566,7 +562,7 @@ describe('failures inside filters never escape', () => {
   });
 
   it('a throwing onReport, summary or onClose is logged; the other filters still get theirs', () => {
-    const session = new LoggedSession();
+    const session = loggedSession();
     const got: string[] = [];
     let closes = 0;
     const chain = new ChainTemplate([

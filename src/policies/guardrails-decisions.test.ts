@@ -1,6 +1,5 @@
-import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FakeSession } from '../../test/support/fake-session.js';
+import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { entryOf, outDelta, policyFrom as compile, responseCreated, userText, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
@@ -28,12 +27,6 @@ function policyFrom(yaml: string, name = 'test', loader?: Parameters<typeof comp
   let p = compiled.get(key);
   if (!p) compiled.set(key, (p = compile(yaml, name)));
   return p;
-}
-
-/** A FakeSession whose log lines are kept (the filter's warnings and decision lines). */
-class LoggedSession extends FakeSession {
-  readonly lines: Json[] = [];
-  override readonly log = pino({ level: 'info' }, { write: (s: string) => void this.lines.push(JSON.parse(s) as Json) });
 }
 
 function setup(policy: CompiledPolicy, session = new LoggedSession()) {

@@ -1,16 +1,10 @@
-import pino from 'pino';
 import { expect, it } from 'vitest';
-import { FakeSession } from '../../test/support/fake-session.js';
+import { LoggedSession } from '../../test/support/fake-session.js';
 import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
 import { GuardrailFilter } from './guardrails.js';
 
 // Its own file: the set of unknown event types already logged is process-wide, and a test file gets
 // a fresh module (vitest isolates files), so here it starts empty.
-
-class LoggedSession extends FakeSession {
-  readonly lines: Record<string, unknown>[] = [];
-  override readonly log = pino({ level: 'info' }, { write: (s: string) => void this.lines.push(JSON.parse(s) as Record<string, unknown>) });
-}
 
 it('logs unknown event types once each, for at most 1024 types (a hostile peer cannot grow the set); they are still decided', async () => {
   const session = new LoggedSession();

@@ -1,7 +1,6 @@
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Verdict } from '../pipeline/filter.js';
-import { FakeSession } from '../../test/support/fake-session.js';
+import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
 import { GuardrailFilter } from './guardrails.js';
 import { MAX_HELD_TURNS } from './hold.js';
@@ -195,12 +194,6 @@ describe('held spoken turns (unit)', () => {
     g.onClose();
   });
 });
-
-/** A FakeSession whose log lines are kept. */
-class LoggedSession extends FakeSession {
-  readonly lines: Record<string, unknown>[] = [];
-  override readonly log = pino({ level: 'info' }, { write: (line: string) => void this.lines.push(JSON.parse(line) as Record<string, unknown>) });
-}
 
 const HELD_MORE = `
 guardrails:

@@ -1,7 +1,6 @@
-import pino from 'pino';
 import { ProxyError } from '../protocol/errors.js';
 import { describe, expect, it } from 'vitest';
-import { FakeSession } from '../../test/support/fake-session.js';
+import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { policyFrom, responseCreated, wire } from '../../test/policies/support.js';
 import type { AdmissionRequest, Verdict } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
@@ -829,11 +828,9 @@ describe('the locks filter in the chain', () => {
 
 describe('locks, what operators and the wire see', () => {
   it('the operator log names the policy, the field and the event of each decision', async () => {
-    const lines: Record<string, unknown>[] = [];
-    class Logged extends FakeSession {
-      override readonly log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
-    }
-    const { client, server } = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }\n  voice: { allow: [marin] }\n  outputModalities: { allow: [[audio]], onViolation: reject }\n  tools: { functions: [] }', 'support'), new Logged());
+    const session = new LoggedSession({ level: 'debug' });
+    const { lines } = session;
+    const { client, server } = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }\n  voice: { allow: [marin] }\n  outputModalities: { allow: [[audio]], onViolation: reject }\n  tools: { functions: [] }', 'support'), session);
     server(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'x', output_modalities: ['audio'] } }));
     client(sessionUpdate({ instructions: 'x', audio: { output: { voice: 'alloy' } } }));
     client(sessionUpdate({ output_modalities: ['text'] }));
@@ -1026,11 +1023,9 @@ describe('held spoken turns: the server never starts a response on its own', () 
   });
 
   it('session.updated reporting create_response on is locked off again (the rest of turn_detection kept), and logged', async () => {
-    const lines: Record<string, unknown>[] = [];
-    class Logged extends FakeSession {
-      override readonly log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
-    }
-    const { server, session } = setupWithFilter(await policyFrom(HOLD), new Logged());
+    const logged = new LoggedSession({ level: 'warn' });
+    const { lines } = logged;
+    const { server, session } = setupWithFilter(await policyFrom(HOLD), logged);
     expect(server(created(inputTurn({ type: 'server_vad', create_response: true, interrupt_response: true }), 'session.updated')).kind).toBe('continue');
     expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false, interrupt_response: true }) } }]);
     expect(session.reports).toEqual([{ kind: 'lock', field: 'turn_detection', action: 'rewritten' }]);

@@ -1,6 +1,5 @@
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FakeSession } from '../../test/support/fake-session.js';
+import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { ChainTemplate, type ChainSink } from '../pipeline/chain.js';
 import type { FilterFactory, Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
@@ -616,11 +615,8 @@ describe('truncation filter, the client and the upstream in between', () => {
   });
 
   it('the operator log names the policy, the trigger, the items and the tokens of each prune', () => {
-    const lines: Record<string, unknown>[] = [];
-    class Logged extends FakeSession {
-      override readonly log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
-    }
-    const session = new Logged();
+    const session = new LoggedSession();
+    const { lines } = session;
     const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5, keepLast: 1 }), 'support');
     session.fromServer(f, added(text('u0', 'user', 400), null));
     session.fromServer(f, added(text('u1', 'user', 40), 'u0'));

@@ -1,4 +1,4 @@
-import pino, { type Logger } from 'pino';
+import pino, { type Level, type Logger } from 'pino';
 import { AudioMeter } from '../../src/pipeline/audio-meter.js';
 import type { Clock, Direction, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
 import type { Frame } from '../../src/pipeline/frame.js';
@@ -7,6 +7,7 @@ import { Conversation, type ItemMark } from '../../src/protocol/conversation.js'
 import type { ProxyError } from '../../src/protocol/errors.js';
 import type { RealtimeClientEvent, RealtimeServerEvent } from '../../src/protocol/events.js';
 import type { Tenant } from '../../src/tenants/tenant.js';
+import { capturedLog, type LogLine } from './captured-log.js';
 
 /** A SessionContext for filter unit tests: records everything a filter does, with a settable clock. */
 export class FakeSession implements SessionContext {
@@ -101,5 +102,16 @@ export class FakeSession implements SessionContext {
     const key = `${filter} ${direction} ${type}`;
     if (on) this.watched.add(key);
     else this.watched.delete(key);
+  }
+}
+
+/** A FakeSession whose log lines are kept, parsed (the filters' warnings and decision lines). */
+export class LoggedSession extends FakeSession {
+  readonly lines: LogLine[];
+
+  constructor(options: ConstructorParameters<typeof FakeSession>[0] & { level?: Level } = {}) {
+    const { log, lines } = capturedLog(options.level ?? 'info');
+    super({ ...options, log });
+    this.lines = lines;
   }
 }
