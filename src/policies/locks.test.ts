@@ -2,10 +2,10 @@ import { ProxyError } from '../protocol/errors.js';
 import { describe, expect, it } from 'vitest';
 import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { policyFrom, responseCreated, wire } from '../../test/policies/support.js';
-import type { AdmissionRequest, Verdict } from '../pipeline/filter.js';
+import { CONTINUE, type AdmissionRequest, type Verdict } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import type { CompiledPolicy } from './compile.js';
-import { afterUpdate, applyLocks, LockFilter, locksFactory, mcpUrlAllowed } from './locks.js';
+import { applyLocks, LockFilter, locksFactory, mcpUrlAllowed } from './locks.js';
 import type { PolicyRegistry } from './registry.js';
 
 const LOCKS = `
@@ -30,7 +30,8 @@ truncation:
 function setup(policy: CompiledPolicy) {
   const session = new FakeSession();
   const filter = new LockFilter(session, policy);
-  return { session, client: (f: Frame) => filter.onClient(f) as Verdict, server: (f: Frame) => filter.onServer(f) as Verdict };
+  // Server frames reach the conversation view first, as in the relay (it tells the filter what went upstream before session.created).
+  return { session, filter, client: (f: Frame) => filter.onClient(f) as Verdict, server: (f: Frame) => session.fromServer(filter, f) as Verdict };
 }
 
 function replaced(v: Verdict): Record<string, unknown> {
@@ -346,7 +347,7 @@ describe('every way to set instructions is locked', () => {
 
 function setupWithFilter(policy: CompiledPolicy, session = new FakeSession()) {
   const filter = new LockFilter(session, policy);
-  return { session, filter, client: (f: Frame) => filter.onClient(f) as Verdict, server: (f: Frame) => filter.onServer(f) as Verdict };
+  return { session, filter, client: (f: Frame) => filter.onClient(f) as Verdict, server: (f: Frame) => session.fromServer(filter, f) as Verdict };
 }
 
 describe('the locked state at the session start (found 2026-12-05: a client racing session.created was answered under the defaults)', () => {
@@ -368,7 +369,7 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
       },
     ]);
     // session.created shows the defaults the start update replaces: only the voice is left to send.
-    filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', truncation: 'auto', audio: { input: { transcription: null, turn_detection: { type: 'server_vad', threshold: 0.5, create_response: true, interrupt_response: true } }, output: { voice: 'alloy' } } } }));
+    session.fromServer(filter, wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', truncation: 'auto', audio: { input: { transcription: null, turn_detection: { type: 'server_vad', threshold: 0.5, create_response: true, interrupt_response: true } }, output: { voice: 'alloy' } } } }));
     expect(session.upstream.slice(1)).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'cedar' } } } }]);
   });
 
@@ -386,7 +387,7 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
     filter.onStart();
     expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', instructions: 'P. ' } }]);
     // A tracing value the defaults did not have is not the locks' business; the instructions are settled.
-    filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', tracing: 'auto' } }));
+    session.fromServer(filter, wire({ type: 'session.created', session: { type: 'realtime', instructions: 'default', tracing: 'auto' } }));
     expect(session.upstream).toHaveLength(1);
   });
 
@@ -402,7 +403,7 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
     const call = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }'), sideband);
     call.filter.onStart();
     expect(sideband.upstream).toEqual([]);
-    call.filter.onServer(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'x' } }));
+    call.server(wire({ type: 'session.created', session: { type: 'realtime', instructions: 'x' } }));
     expect(sideband.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', instructions: 'L' } }]);
   });
 
@@ -414,47 +415,32 @@ describe('the locked state at the session start (found 2026-12-05: a client raci
     Object.assign(minted, { secretSession: { type: 'realtime', audio: { output: { voice: 'cedar' } } } });
     const a = setupWithFilter(policy, minted);
     a.filter.onStart();
-    a.filter.onServer(created);
-    expect(minted.upstream).toEqual([]);
+    // As the relay does at the start (RelaySession.start).
+    const secretUpdate = { type: 'session.update' as const, session: { type: 'realtime' as const, audio: { output: { voice: 'cedar' as const } } } };
+    minted.sendUpstream(secretUpdate);
+    a.server(created);
+    expect(minted.upstream).toEqual([secretUpdate]);
     // The client chose an allowed voice before session.created was read.
     const b = setupWithFilter(policy);
     b.filter.onStart();
-    expect(b.client(sessionUpdate({ audio: { output: { voice: 'cedar' } } })).kind).toBe('continue');
-    b.filter.onServer(created);
+    expect(b.session.fromClient(b.filter, sessionUpdate({ audio: { output: { voice: 'cedar' } } }))).toEqual(CONTINUE);
+    b.server(created);
     expect(b.session.upstream).toEqual([]);
     // Without either, the upstream's voice is outside the lock: its default is sent.
     const c = setupWithFilter(policy);
     c.filter.onStart();
-    c.filter.onServer(created);
+    c.server(created);
     expect(c.session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'marin' } } } }]);
     // A refused client update never reached the upstream: it does not count. After session.created, updates are the client's own.
     const strict = await policyFrom('locks:\n  voice: { allow: [marin], default: marin, onViolation: reject }');
     const d = setupWithFilter(strict);
     d.filter.onStart();
-    expect(d.client(sessionUpdate({ audio: { output: { voice: 'alloy' } } })).kind).toBe('reject');
-    d.filter.onServer(created);
+    expect((d.session.fromClient(d.filter, sessionUpdate({ audio: { output: { voice: 'alloy' } } })) as Verdict).kind).toBe('reject');
+    d.server(created);
     expect(d.session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'marin' } } } }]);
     expect(d.client(sessionUpdate({ audio: { output: { voice: 'marin' } } })).kind).toBe('continue');
-    d.filter.onServer(created);
+    d.server(created);
     expect(d.session.upstream).toHaveLength(2);
-  });
-
-  it('afterUpdate: members replaced, audio input and output merged member by member', () => {
-    expect(
-      afterUpdate(
-        { type: 'realtime', instructions: 'a', tools: [], audio: { input: { transcription: null, turn_detection: { type: 'server_vad' } }, output: { voice: 'alloy', speed: 1 } } },
-        { type: 'realtime', instructions: 'b', audio: { input: { transcription: { model: 'm' } }, output: { voice: 'marin' } } },
-      ),
-    ).toEqual({ type: 'realtime', instructions: 'b', tools: [], audio: { input: { transcription: { model: 'm' }, turn_detection: { type: 'server_vad' } }, output: { voice: 'marin', speed: 1 } } });
-    expect(afterUpdate({ type: 'realtime' }, { type: 'realtime', audio: { output: { voice: 'v' } } })).toEqual({ type: 'realtime', audio: { output: { voice: 'v' } } });
-    expect(afterUpdate({ type: 'realtime', x: 1 }, { type: 'realtime', y: 2 })).toEqual({ type: 'realtime', x: 1, y: 2 });
-    // A client's "__proto__" member is a member, never the merged object's prototype.
-    const hostile = JSON.parse('{"type":"realtime","__proto__":{"audio":{"input":{"turn_detection":{"create_response":false}}},"instructions":"x"}}') as Record<string, unknown>;
-    const merged = afterUpdate({ type: 'realtime' }, hostile);
-    expect(Object.getPrototypeOf(merged)).toBe(Object.prototype);
-    expect(merged['instructions']).toBeUndefined();
-    expect(merged['audio']).toBeUndefined();
-    expect(Object.keys(merged)).toEqual(['type', '__proto__']);
   });
 });
 
@@ -857,13 +843,14 @@ describe('locks, what operators and the wire see', () => {
   });
 
   it('without locks the filter does not even parse: the original bytes go on', async () => {
-    const { client, server } = setup(await policyFrom('description: none'));
+    const { client, filter } = setup(await policyFrom('description: none'));
     for (const f of [sessionUpdate({ instructions: 'anything' }), wire({ type: 'response.create', response: { instructions: 'x' } }), wire({ type: 'conversation.item.create', item: { type: 'message', role: 'system', content: [] } })]) {
       expect(client(f).kind).toBe('continue');
       expect(f.parsed).toBe(false);
     }
     const created = wire({ type: 'session.created', session: { type: 'realtime', instructions: '' } });
-    expect(server(created).kind).toBe('continue');
+    // The filter alone (the relay's conversation view reads session.created for itself).
+    expect(filter.onServer(created).kind).toBe('continue');
     expect(created.parsed).toBe(false);
   });
 
@@ -1009,14 +996,15 @@ describe('held spoken turns: the server never starts a response on its own', () 
   });
 
   it('session.created after the client set turn_detection itself: the client choice (already locked) is not undone', async () => {
-    const { client, server, session } = setup(await policyFrom(HOLD));
-    expect(client(sessionUpdate(inputTurn({ type: 'semantic_vad', create_response: false }))).kind).toBe('continue');
+    const { filter, server, session } = setup(await policyFrom(HOLD));
+    // Forwarded upstream before session.created: the conversation view records it.
+    expect(session.fromClient(filter, sessionUpdate(inputTurn({ type: 'semantic_vad', create_response: false })))).toEqual(CONTINUE);
     server(created({ audio: { input: { transcription: null } } }));
     expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 't' } } } } }]);
     // Only a session.update's audio.input.turn_detection counts as the client's choice.
     for (const notAChoice of [wire({ type: 'response.create', response: inputTurn({ type: 'semantic_vad' }) }), sessionUpdate({ audio: { input: { format: { type: 'audio/pcm' } } } }), sessionUpdate({ turn_detection: { create_response: false } })]) {
       const other = setup(await policyFrom(HOLD));
-      other.client(notAChoice);
+      await other.session.fromClient(other.filter, notAChoice);
       other.server(created({ audio: { input: { transcription: { model: 't' } } } }));
       expect(other.session.upstream, notAChoice.type).toEqual([{ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false }) } }]);
     }

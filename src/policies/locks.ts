@@ -6,6 +6,7 @@ import { nameMatcher, type CompiledPolicy } from './compile.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyLocks, UpstreamTruncation } from './schema.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
+import { applySessionUpdate } from '../protocol/session-update.js';
 import { clientEventId, notifyClient, toFrame } from './util.js';
 import { LazyMap } from '../lazy-collections.js';
 
@@ -357,25 +358,6 @@ function startingSession(): JsonObject {
 }
 
 /**
- * `session` as the upstream holds it once `update` is applied: members replaced, and inside `audio`
- * each of `input` and `output` member by member (a partial update leaves the others alone).
- */
-export function afterUpdate(session: JsonObject, update: JsonObject): JsonObject {
-  // Built by spreading (own data properties): a client's `__proto__` member stays a member.
-  const out: JsonObject = { ...session, ...Object.fromEntries(Object.entries(update).filter(([key]) => key !== 'audio')) };
-  const audio = asObject(update['audio']);
-  if (audio) {
-    const merged: JsonObject = { ...(asObject(session['audio']) ?? {}) };
-    for (const side of ['input', 'output']) {
-      const part = asObject(audio[side]);
-      if (part) merged[side] = { ...(asObject(merged[side]) ?? {}), ...part };
-    }
-    out['audio'] = merged;
-  }
-  return out;
-}
-
-/**
  * Session locks: what clients may set in session.update / response.create, the locked state
  * sent before any client event (and what session.created shows still missing), and the
  * function-call allowlist on model output.
@@ -394,12 +376,6 @@ export class LockFilter implements Filter {
   #rejections = 0;
   /** Locked settings put back after a call's session.updated (bounded: see MAX_RELOCKS). */
   #relocks = 0;
-  /**
-   * What went upstream before session.created was read, as one update: the locked state sent at
-   * the start, a client secret's config, the client's own (locked) updates. Null: nothing.
-   */
-  #sentBeforeCreated: JsonObject | null = null;
-  #createdRead = false;
 
   constructor(ctx: SessionContext, policy: CompiledPolicy) {
     this.#ctx = ctx;
@@ -429,11 +405,7 @@ export class LockFilter implements Filter {
     }
     const copy = structuredClone(original);
     const violations = applyLocks(copy, scope, locks, this.#policy.truncation.upstream, this.#hold);
-    const verdict = violations.length === 0 ? CONTINUE : this.#verdict(frame, ev, violations, () => ({ ...ev, [scope]: copy }));
-    // Read before session.created: the upstream applies it before the session.created pass is
-    // computed, which must not undo what the client chose within the locks (its voice, say).
-    if (scope === 'session' && !this.#createdRead && verdict.kind !== 'reject') this.#sentBeforeCreated = afterUpdate(this.#sentBeforeCreated ?? {}, copy);
-    return verdict;
+    return violations.length === 0 ? CONTINUE : this.#verdict(frame, ev, violations, () => ({ ...ev, [scope]: copy }));
   }
 
   /** Refuses the event when a violation asks for it, else forwards the rewritten event with a notice. */
@@ -489,9 +461,14 @@ export class LockFilter implements Filter {
   onServer(frame: Frame): Verdict {
     if (!this.#active) return CONTINUE;
     switch (frame.type) {
-      case 'session.created':
-        this.#injectLockedState(frame);
+      case 'session.created': {
+        const session = asObject(frame.json()['session']);
+        if (session?.['type'] !== 'realtime') return CONTINUE;
+        // What went upstream before it (the view's updatesBeforeCreated) is read next by the upstream.
+        const before = this.#ctx.conversation.updatesBeforeCreated;
+        this.#injectLockedState(before ? applySessionUpdate(session, before) : session, before ? 'after session.created (beyond what went before it)' : 'after session.created');
         return CONTINUE;
+      }
       case 'session.updated':
         // On a call, a browser's session.update travels over its data channel, which the proxy
         // cannot see: the sideband sees only the result, and puts the locked settings back.
@@ -551,7 +528,8 @@ export class LockFilter implements Filter {
 
   #relock(frame: Frame): void {
     if (this.#relocks >= MAX_RELOCKS) return;
-    if (!this.#injectLockedState(frame)) return;
+    const session = asObject(frame.json()['session']);
+    if (session?.['type'] !== 'realtime' || !this.#injectLockedState(session, 'after session.updated')) return;
     this.#ctx.report({ kind: 'lock', field: 'session', action: 'rewritten' });
     if (++this.#relocks === MAX_RELOCKS) {
       // The upstream keeps a setting the policy forbids: the call cannot be governed as configured.
@@ -589,26 +567,19 @@ export class LockFilter implements Filter {
     if (!this.#active || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
     const update = this.#lockedUpdate(startingSession());
     if (update) this.#send(update, 'at session start');
-    // The relay sends a client secret's (governed) config right after this.
-    const minted = this.#ctx.secretSession ?? null;
-    this.#sentBeforeCreated = minted ? afterUpdate(update ?? {}, minted as JsonObject) : update;
   }
 
   /**
-   * At session.created: what the upstream's session still needs to hold the locks. The session it
-   * shows predates what went upstream before it (the locked state, a secret's config, the client's
-   * early updates: the upstream reads those next), so the locks are checked on the session as they
-   * leave it: usually nothing is left to send.
+   * What `session` still needs to hold the locks, sent upstream; false when nothing. At
+   * session.created it is the session shown with what went upstream before it applied (the locked
+   * state, a secret's config, the client's early updates as the whole chain let them through: the
+   * conversation view's `updatesBeforeCreated`), so an allowed early choice (a voice) is not undone
+   * and an update a later filter refused does not count.
    */
-  #injectLockedState(frame: Frame): boolean {
-    const session = asObject(frame.json()['session']);
-    if (!session || session['type'] !== 'realtime') return false;
-    const before = this.#sentBeforeCreated;
-    this.#createdRead = true;
-    this.#sentBeforeCreated = null;
-    const update = this.#lockedUpdate(before ? afterUpdate(session, before) : session);
+  #injectLockedState(session: JsonObject, when: string): boolean {
+    const update = this.#lockedUpdate(session);
     if (!update) return false;
-    this.#send(update, before ? 'after session.created (beyond what went before it)' : 'after session.created');
+    this.#send(update, when);
     return true;
   }
 

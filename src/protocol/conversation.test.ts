@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Frame } from '../pipeline/frame.js';
-import { Conversation, MAX_ITEMS, parseUsage } from './conversation.js';
+import { Conversation, MAX_EARLY_UPDATE_BYTES, MAX_ITEMS, parseUsage } from './conversation.js';
 
 const wire = (event: { type: string; [k: string]: unknown }) => new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
 const created = (id: string, extra: Record<string, unknown> = {}) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
@@ -465,3 +465,76 @@ describe('conversation view: what each observed server event changes', () => {
   });
 });
 
+
+describe('conversation view: what went upstream before session.created', () => {
+  const update = (session: Record<string, unknown>) => wire({ type: 'session.update', session: { type: 'realtime', ...session } });
+  const sessionCreated = (session: Record<string, unknown>) => wire({ type: 'session.created', session: { type: 'realtime', ...session } });
+
+  it('every session.update sent before session.created is read, the injected ones too, merged in order; fixed from then on', () => {
+    const c = new Conversation();
+    expect(c.updatesBeforeCreated).toBeNull();
+    c.observeClient(update({ instructions: 'locked', audio: { input: { turn_detection: null } } }), true);
+    c.observeClient(update({ audio: { output: { voice: 'cedar' } } }), false);
+    c.observeClient(update({ instructions: 'client', audio: { output: { speed: 1.1 } } }), false);
+    // Not session updates: not part of it.
+    c.observeClient(wire({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } }), false);
+    const merged = { type: 'realtime', instructions: 'client', audio: { input: { turn_detection: null }, output: { voice: 'cedar', speed: 1.1 } } };
+    expect(c.updatesBeforeCreated).toEqual(merged);
+    // session.updated is not session.created: updates still count until that is read.
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime' } }));
+    c.observeClient(update({ tools: [] }), false);
+    expect(c.updatesBeforeCreated).toEqual({ ...merged, tools: [] });
+    c.observeServer(sessionCreated({ instructions: '' }));
+    c.observeClient(update({ instructions: 'later' }), false);
+    expect(c.updatesBeforeCreated).toEqual({ ...merged, tools: [] });
+    // Not an observed type (audio): kept. The next observed event: dropped, for good.
+    c.observeServer(wire({ type: 'response.output_audio.delta', delta: 'AAAA' }));
+    expect(c.updatesBeforeCreated).not.toBeNull();
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime' } }));
+    expect(c.updatesBeforeCreated).toBeNull();
+    c.observeClient(update({ instructions: 'later still' }), false);
+    expect(c.updatesBeforeCreated).toBeNull();
+    // Creates are still paired after it (only session updates stop being read).
+    c.observeClient(wire({ type: 'response.create', event_id: 'e_after', response: {} }), false);
+    c.observeServer(created('r_after'));
+    expect(c.response('r_after')?.origin).toBe('client');
+  });
+
+  it('a transcription session.created also ends it; an update without a session body, or not JSON, changes nothing', () => {
+    const t = new Conversation();
+    t.observeClient(update({ instructions: 'x' }), true);
+    t.observeServer(wire({ type: 'session.created', session: { type: 'transcription' } }));
+    t.observeClient(update({ instructions: 'y' }), true);
+    expect(t.updatesBeforeCreated).toEqual({ type: 'realtime', instructions: 'x' });
+    // A second session.created is the next event: the first one has been decided.
+    t.observeServer(wire({ type: 'session.created', session: { type: 'realtime' } }));
+    expect(t.updatesBeforeCreated).toBeNull();
+    const odd = new Conversation();
+    odd.observeClient(wire({ type: 'session.update' }), false);
+    odd.observeClient(new Frame('session.update', Buffer.from('{"type":"session.update","session":')), false);
+    expect(odd.updatesBeforeCreated).toBeNull();
+  });
+
+  it('is bounded: past MAX_EARLY_UPDATE_BYTES of updates it is forgotten (null: a filter re-imposes what differs)', () => {
+    const c = new Conversation();
+    const big = 'x'.repeat(MAX_EARLY_UPDATE_BYTES / 2);
+    c.observeClient(update({ instructions: big }), false);
+    c.observeClient(update({ audio: { output: { voice: 'cedar' } } }), false);
+    expect(c.updatesBeforeCreated).not.toBeNull();
+    c.observeClient(update({ tools: [{ type: 'function', name: 'f', description: big }] }), false);
+    expect(c.updatesBeforeCreated).toBeNull();
+    c.observeClient(update({ audio: { output: { voice: 'ash' } } }), false);
+    expect(c.updatesBeforeCreated).toBeNull();
+    // Exactly the budget still counts; one byte more does not.
+    const sized = (bytes: number) => {
+      const frame = update({ instructions: '' });
+      return update({ instructions: 'x'.repeat(bytes - frame.bytes.length) });
+    };
+    const at = new Conversation();
+    at.observeClient(sized(MAX_EARLY_UPDATE_BYTES), false);
+    expect(at.updatesBeforeCreated).not.toBeNull();
+    const over = new Conversation();
+    over.observeClient(sized(MAX_EARLY_UPDATE_BYTES + 1), false);
+    expect(over.updatesBeforeCreated).toBeNull();
+  });
+});

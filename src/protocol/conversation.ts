@@ -1,6 +1,7 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, asString as str } from './json.js';
 import { parseOutputLimit, type OutputLimit } from './limits.js';
+import { applySessionUpdate } from './session-update.js';
 import { parseUsage, type ResponseTokens } from './usage.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 
@@ -13,7 +14,9 @@ export { parseUsage };
  * filters read it on `SessionContext.conversation` instead of re-deriving it.
  *
  * Memory is bounded: at most MAX_ITEMS items and MAX_RESPONSES responses, oldest pruned first.
- * No content (text, audio) is kept.
+ * No content (text, audio) is kept, but for the session.update bodies that went upstream before
+ * session.created (`updatesBeforeCreated`, at most MAX_EARLY_UPDATE_BYTES), until the filters
+ * have decided session.created.
  */
 
 /** Who put an item into the conversation. 'server': the upstream, for reasons the proxy did not see. */
@@ -81,11 +84,26 @@ export interface ConversationView {
   items(): IterableIterator<ItemView>;
   /** The session's `max_output_tokens` as last reported (`session.created/updated`); null until reported. */
   readonly sessionMaxOutputTokens: OutputLimit | null;
+  /**
+   * The session.update bodies that went upstream before the proxy read `session.created`, merged in
+   * order (`applySessionUpdate`); null when none. `session.created` shows the session as it was
+   * before the upstream read those (sent while it was dialled, or while session.created was in
+   * flight: filters' injected updates, a client secret's config, the client's updates as the whole
+   * chain let them through), so a filter deciding on it applies this first. Fixed once
+   * session.created is read.
+   */
+  readonly updatesBeforeCreated: JsonObject | null;
 }
 
 export const MAX_ITEMS = 2048;
 export const MAX_RESPONSES = 256;
 const MAX_PENDING = 64;
+/**
+ * Bytes of session.update events merged into `updatesBeforeCreated`. Past it they are forgotten
+ * (null): a filter then reads session.created alone and re-imposes everything that differs from its
+ * rules (safe; it may reset an allowed choice the client made that early).
+ */
+export const MAX_EARLY_UPDATE_BYTES = 1024 * 1024;
 
 interface MutableItem {
   id: string;
@@ -172,7 +190,7 @@ const OBSERVED_SERVER = new Set([
   'error',
 ]);
 
-const OBSERVED_CLIENT = new Set(['response.create', 'conversation.item.create']);
+const OBSERVED_CLIENT = new Set(['response.create', 'conversation.item.create', 'session.update']);
 
 export class Conversation implements ConversationView {
   readonly #items = new LazyMap<string, MutableItem>();
@@ -185,9 +203,16 @@ export class Conversation implements ConversationView {
   /** Committed input audio items, waiting for their `conversation.item.added`. */
   readonly #committed = new LazySet<string>();
   #sessionMaxOutput: OutputLimit | null = null;
+  #updatesBeforeCreated: JsonObject | null = null;
+  #updatesBeforeCreatedBytes = 0;
+  #createdRead = false;
 
   get sessionMaxOutputTokens(): OutputLimit | null {
     return this.#sessionMaxOutput;
+  }
+
+  get updatesBeforeCreated(): JsonObject | null {
+    return this.#updatesBeforeCreated;
   }
 
   item(id: string): ItemView | undefined {
@@ -240,12 +265,15 @@ export class Conversation implements ConversationView {
   /** A client event forwarded upstream (`by` null), or one the proxy injected. Never throws. */
   observeClient(frame: Frame, injected: boolean): void {
     if (!OBSERVED_CLIENT.has(frame.type)) return;
+    // Session updates matter only until session.created is read: later ones are not parsed.
+    if (frame.type === 'session.update' && this.#createdRead) return;
     let ev: JsonObject;
     try {
       ev = frame.json();
     } catch {
       return;
     }
+    if (frame.type === 'session.update') return this.#sentSessionUpdate(frame, ev);
     const eventId = str(ev['event_id']);
     if (frame.type === 'response.create') {
       const response = obj(ev['response']);
@@ -265,6 +293,8 @@ export class Conversation implements ConversationView {
   /** An upstream event, before the filters see it. Never throws; ignores types it does not need. */
   observeServer(frame: Frame): void {
     if (!OBSERVED_SERVER.has(frame.type)) return;
+    // Read while the filters decided session.created; its text is not kept for the session's life.
+    if (this.#createdRead) this.#updatesBeforeCreated = null;
     let ev: JsonObject;
     try {
       ev = frame.json();
@@ -275,6 +305,7 @@ export class Conversation implements ConversationView {
       case 'session.created':
       case 'session.updated': {
         const session = obj(ev['session']);
+        if (frame.type === 'session.created') this.#createdRead = true;
         if (!session || session['type'] === 'transcription') return;
         const limit = reportedLimit(session['max_output_tokens']);
         if (limit !== null) this.#sessionMaxOutput = limit;
@@ -327,6 +358,14 @@ export class Conversation implements ConversationView {
       default:
         return;
     }
+  }
+
+  /** A session.update on its way upstream: before session.created is read, it is what that session lacks. */
+  #sentSessionUpdate(frame: Frame, ev: JsonObject): void {
+    const update = obj(ev['session']);
+    if (!update) return;
+    this.#updatesBeforeCreatedBytes += frame.bytes.length;
+    this.#updatesBeforeCreated = this.#updatesBeforeCreatedBytes > MAX_EARLY_UPDATE_BYTES ? null : applySessionUpdate(this.#updatesBeforeCreated ?? {}, update);
   }
 
   #created(response: JsonObject | null): void {

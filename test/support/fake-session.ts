@@ -1,7 +1,7 @@
 import pino, { type Level, type Logger } from 'pino';
 import { AudioMeter } from '../../src/pipeline/audio-meter.js';
 import type { Clock, Direction, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
-import type { Frame } from '../../src/pipeline/frame.js';
+import { Frame } from '../../src/pipeline/frame.js';
 import type { Report } from '../../src/pipeline/reports.js';
 import { Conversation, type ItemMark } from '../../src/protocol/conversation.js';
 import type { ProxyError } from '../../src/protocol/errors.js';
@@ -80,6 +80,8 @@ export class FakeSession implements SessionContext {
   }
   sendUpstream(event: RealtimeClientEvent): void {
     this.upstream.push({ ...event });
+    // As the relay does: the conversation view sees what the proxy injects, as it leaves.
+    this.conversation.observeClient(Frame.fromEvent(event), true);
   }
   sendClient(event: RealtimeServerEvent): void {
     this.client.push({ ...event });
