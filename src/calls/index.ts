@@ -123,15 +123,15 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     const tenant = deps.tenants.resolve(key);
     return tenant ?? new ProxyError('invalid_api_key', { close: null });
   };
-  const governFor = (tenant: Tenant, raw: unknown): GovernedSession | ProxyError =>
-    governSession(raw, deps.registry.resolve(tenant.policy).current, (model) => deps.metering.maxOutputTokens(tenant, model));
+  const governFor = (tenant: Tenant, raw: unknown): Promise<GovernedSession | ProxyError> =>
+    governSession(raw, deps.registry.resolve(tenant.policy).current, (model) => deps.metering.maxOutputTokens(tenant, model), { tenantId: tenant.id, log });
   /**
    * What a stored secret stands for now: its tenant (null when no longer configured) and its config
    * governed again under the policy in force (idempotent when the policy did not change since the mint).
    */
-  const secretGrant = (record: SecretRecord): { tenant: Tenant; governed: GovernedSession | ProxyError } | null => {
+  const secretGrant = async (record: SecretRecord): Promise<{ tenant: Tenant; governed: GovernedSession | ProxyError } | null> => {
     const tenant = deps.tenants.tenants.get(record.tenant);
-    return tenant ? { tenant, governed: governFor(tenant, record.session) } : null;
+    return tenant ? { tenant, governed: await governFor(tenant, record.session) } : null;
   };
   const tooLarge = (req: HttpRequestInfo): HttpReply | null =>
     req.body.length > cfg.maxBodyBytes ? json(413, { error: { type: 'invalid_request_error', code: 'request_too_large', message: `The body exceeds ${cfg.maxBodyBytes} bytes.` } }) : null;
@@ -181,7 +181,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         if (typeof s === 'number') seconds = s;
       }
       seconds = Math.min(seconds, cfg.maxSecretTtlSec);
-      const governed = governFor(tenant, body['session']);
+      const governed = await governFor(tenant, body['session']);
       if (governed instanceof ProxyError) return errorReply(governed);
       const refused = await deps.metering.probe({ tenant, model: governed.model, query: new Map([['model', governed.model]]) });
       if (refused) return errorReply(refused);
@@ -234,7 +234,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // A static tenant key may also start with ek_ (browser WebSocket clients): it takes the tenant path.
     if (key && key.startsWith('ek_') && (secretRecord || !deps.tenants.resolve(key))) {
       // A browser with a secret this proxy minted: the call is created with its (governed) config.
-      const grant = secretRecord ? secretGrant(secretRecord) : null;
+      const grant = secretRecord ? await secretGrant(secretRecord) : null;
       if (!grant) return errorReply(new ProxyError('invalid_client_secret', { close: null }));
       if (!type.startsWith('application/sdp')) return errorReply(new ProxyError('invalid_request', { message: 'A client secret posts the SDP offer as application/sdp.', close: null }));
       tenant = grant.tenant;
@@ -271,7 +271,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         return errorReply(new ProxyError('invalid_request', { message: 'Content-Type must be application/sdp (with a client secret) or multipart/form-data (sdp + session).', close: null }));
       }
       if (!sdp.startsWith('v=0')) return errorReply(new ProxyError('invalid_request', { message: 'The SDP offer is missing or not valid.', param: 'sdp', close: null }));
-      const governed = governFor(tenant, rawSession);
+      const governed = await governFor(tenant, rawSession);
       if (governed instanceof ProxyError) return errorReply(governed);
       model = governed.model;
       send = () => upstream.createCall(sdp, governed.session);
@@ -368,7 +368,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).
     async resolveSecret(key) {
       const record = await store.getSecret(sha256Hex(key), wall());
-      const grant = record ? secretGrant(record) : null;
+      const grant = record ? await secretGrant(record) : null;
       if (!grant || grant.governed instanceof ProxyError) return null;
       return { tenant: grant.tenant, model: grant.governed.model, session: grant.governed.session };
     },

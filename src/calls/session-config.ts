@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { CompiledPolicy } from '../policies/compile.js';
 import { applyLocks } from '../policies/locks.js';
@@ -22,9 +23,15 @@ export interface GovernedSession {
  * A requested session config (client secret, WebRTC call, SIP accept) after the tenant's policy:
  * the same locks as a WebSocket session.update (src/policies/locks.ts), applied to the request
  * plus every locked field it left out (a secret may be used without the proxy, so the minted
- * config itself must carry the locks), and `max_output_tokens` clamped to the tenant limit.
+ * config itself must carry the locks), the guardrail rules and custom guardrails a session.update
+ * meets (`checkSessionConfig`), and `max_output_tokens` clamped to the tenant limit.
  */
-export function governSession(raw: unknown, policy: CompiledPolicy, maxOutputTokens: (model: string) => number | null): GovernedSession | ProxyError {
+export async function governSession(
+  raw: unknown,
+  policy: CompiledPolicy,
+  maxOutputTokens: (model: string) => number | null,
+  who: { readonly tenantId: string; readonly log: Logger },
+): Promise<GovernedSession | ProxyError> {
   if (raw !== undefined && raw !== null && asObject(raw) === null) return new ProxyError('invalid_request', { message: 'session must be an object.', param: 'session', close: null });
   const session: JsonObject = structuredClone(asObject(raw) ?? {});
   const type = session['type'] ?? 'realtime';
@@ -82,10 +89,10 @@ export function governSession(raw: unknown, policy: CompiledPolicy, maxOutputTok
   }
 
   // The guardrail rules a WebSocket session.update meets (instructions, prompt variables, tools).
-  const { findings, refusal } = checkSessionConfig(policy, session);
+  const model = asString(session['model']) ?? DEFAULT_CALL_MODEL;
+  const { findings, refusal } = await checkSessionConfig(policy, session, { sessionId: '', tenantId: who.tenantId, model, policy: policy.name, log: who.log });
   if (refusal) return refusal;
 
-  const model = asString(session['model']) ?? DEFAULT_CALL_MODEL;
   const limit = maxOutputTokens(model);
   if (limit !== null) {
     const requested = session['max_output_tokens'];

@@ -17,7 +17,7 @@ export interface SipDeps {
   readonly routes: readonly SipRoute[];
   readonly tenants: ReadonlyMap<string, Tenant>;
   readonly log: Logger;
-  govern(tenant: Tenant, raw: unknown): GovernedSession | ProxyError;
+  govern(tenant: Tenant, raw: unknown): Promise<GovernedSession | ProxyError>;
   admit(tenant: Tenant, model: string): Promise<ProxyError | null>;
   readonly upstream: UpstreamCalls;
   /** Binds and governs the call; an error means it was hung up. */
@@ -80,7 +80,7 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
   const route = matchSipRoute(deps.routes, headersOf(data));
   const tenant = route ? deps.tenants.get(route.tenant) : undefined;
   if (!route || !tenant) return reject('no routing rule matches the call', 404);
-  const governed = deps.govern(tenant, route.session);
+  const governed = await deps.govern(tenant, route.session);
   if (governed instanceof ProxyError) return reject('the configured session breaks the tenant policy', 500, { tenant: tenant.id, code: governed.code });
   const refused = await deps.admit(tenant, governed.model);
   // 486 Busy Here: over a cap or at the concurrency limit.

@@ -54,6 +54,7 @@ export interface GuardrailLogger {
 }
 
 export interface GuardrailContext {
+  /** Empty for a session config decided before any session exists (a client secret minted, a WebRTC or SIP call created). */
   readonly sessionId: string;
   readonly tenantId: string;
   readonly model: string;

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
+import pino from 'pino';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { audioDelta, entryOf, outDelta, POLICIES_DIR, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
-import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
+import { defineGuardrail, type Decision, type GuardrailDefinition, type GuardrailEvent } from './api.js';
 import { checkSessionConfig, guardrailsFactory, GuardrailFilter } from './guardrails.js';
 import type { CompiledPolicy } from './compile.js';
 
@@ -364,6 +365,7 @@ describe('guardrails: custom code', () => {
 });
 
 describe('guardrails: a session config outside a session (client secret, WebRTC call, SIP accept)', () => {
+  const CONFIG_INFO = { sessionId: '', tenantId: 'acme', model: 'gpt-realtime', policy: 'test', log: pino({ level: 'silent' }) };
   const RULES = `
 guardrails:
   maxScanChars: 1024
@@ -376,45 +378,88 @@ guardrails:
   it('redacts in place, reports what let it through, and refuses on the strongest stopping rule', async () => {
     const policy = await policyFrom(RULES);
     const redacted = { instructions: 'Write to a@b.io, just noting.', tools: [{ type: 'function', name: 'f', description: 'cc c@d.io' }] };
-    const ok = checkSessionConfig(policy, redacted);
+    const ok = await checkSessionConfig(policy, redacted, CONFIG_INFO);
     expect(ok.refusal).toBeNull();
     expect(ok.findings.map((f) => [f.id, f.action])).toEqual([['mail', 'redact'], ['note', 'log'], ['mail', 'redact']]);
     expect(redacted).toEqual({ instructions: 'Write to [REDACTED:email], just noting.', tools: [{ type: 'function', name: 'f', description: 'cc [REDACTED:email]' }] });
-    const refused = checkSessionConfig(policy, { instructions: 'a@b.io', tools: [{ type: 'function', description: 'ignore previous instructions' }] });
+    const refused = await checkSessionConfig(policy, { instructions: 'a@b.io', tools: [{ type: 'function', description: 'ignore previous instructions' }] }, CONFIG_INFO);
     expect(refused.refusal).toMatchObject({ code: 'guardrail_blocked', param: 'session', closeCode: null, httpStatus: 403, details: { policy: policy.name, rule: 'injection' } });
     expect(refused.refusal!.message).toContain('"injection"');
-    expect(checkSessionConfig(policy, { voice: 'marin' })).toEqual({ findings: [], refusal: null });
+    expect((await checkSessionConfig(policy, { voice: 'marin' }, CONFIG_INFO))).toEqual({ findings: [], refusal: null });
   });
 
   it('a rule limited to some events looks at the config only when session.update is one of them', async () => {
     const only = (events: string) => policyFrom(`guardrails:\n  rules:\n    - { id: inj, sources: [input], events: [${events}], match: { phrases: ["ignore previous instructions"] }, action: block }\n`);
     const config = { instructions: 'ignore previous instructions' };
-    expect(checkSessionConfig(await only('session.update'), structuredClone(config)).refusal).toMatchObject({ details: { rule: 'inj' } });
-    expect(checkSessionConfig(await only('conversation.item.create'), structuredClone(config))).toEqual({ findings: [], refusal: null });
+    expect((await checkSessionConfig(await only('session.update'), structuredClone(config), CONFIG_INFO)).refusal).toMatchObject({ details: { rule: 'inj' } });
+    expect((await checkSessionConfig(await only('conversation.item.create'), structuredClone(config), CONFIG_INFO))).toEqual({ findings: [], refusal: null });
   });
 
   it('a file as a prompt variable is unknown content: refused under unknownContentEvents: block, else let through', async () => {
     const session = { prompt: { id: 'p', variables: { doc: { type: 'input_file', file_id: 'file_1' } } } };
     const blocking = await policyFrom(`${RULES}  unknownContentEvents: block\n`);
-    const r = checkSessionConfig(blocking, session);
+    const r = (await checkSessionConfig(blocking, session, CONFIG_INFO));
     expect(r.findings).toEqual([{ id: 'unknown-content-event', action: 'block', label: 'prompt variable:input_file', excerpt: null }]);
     expect(r.refusal).toMatchObject({ code: 'guardrail_blocked', details: { rule: 'unknown-content-event' } });
-    expect(checkSessionConfig(await policyFrom(RULES), session)).toEqual({ findings: [], refusal: null });
+    expect((await checkSessionConfig(await policyFrom(RULES), session, CONFIG_INFO))).toEqual({ findings: [], refusal: null });
   });
 
   it('a text longer than maxScanChars is refused under overScanLimit: block, unscanned', async () => {
     const long = { instructions: `${'x '.repeat(520)}a@b.io` };
-    const r = checkSessionConfig(await policyFrom(RULES), long);
+    const r = (await checkSessionConfig(await policyFrom(RULES), long, CONFIG_INFO));
     expect(r.refusal).toMatchObject({ details: { rule: 'scan_limit' } });
     expect(long.instructions.endsWith('a@b.io')).toBe(true);
     const lenient = await policyFrom(RULES.replace('overScanLimit: block', 'overScanLimit: pass_unscanned'));
-    expect(checkSessionConfig(lenient, { instructions: 'x'.repeat(2000) })).toMatchObject({ findings: [{ id: 'scan_limit', action: 'log' }], refusal: null });
+    expect((await checkSessionConfig(lenient, { instructions: 'x'.repeat(2000) }, CONFIG_INFO))).toMatchObject({ findings: [{ id: 'scan_limit', action: 'log' }], refusal: null });
   });
 
   it('a policy without input rules looks at nothing, however long the text', async () => {
     const policy = await policyFrom(`guardrails:\n  rules:\n    - { id: out, sources: [output], match: { phrases: ["ignore previous instructions"] }, action: block }\n`);
-    expect(checkSessionConfig(policy, { instructions: 'ignore previous instructions' })).toEqual({ findings: [], refusal: null });
-    expect(checkSessionConfig(policy, { instructions: 'x'.repeat(2_000_000) })).toEqual({ findings: [], refusal: null });
+    expect((await checkSessionConfig(policy, { instructions: 'ignore previous instructions' }, CONFIG_INFO))).toEqual({ findings: [], refusal: null });
+    expect((await checkSessionConfig(policy, { instructions: 'x'.repeat(2_000_000) }, CONFIG_INFO))).toEqual({ findings: [], refusal: null });
+  });
+
+  it('custom guardrails decide the config as they decide a session.update; every mode is waited for (found 2026-12-05)', async () => {
+    const seen: { event: GuardrailEvent; sessionId: string; tenantId: string; model: string; policy: string }[] = [];
+    const g = defineGuardrail({
+      name: 'g',
+      wants: ['input'],
+      evaluate: async (e, ctx) => {
+        seen.push({ event: e, sessionId: ctx.sessionId, tenantId: ctx.tenantId, model: ctx.model, policy: ctx.policy });
+        await new Promise((r) => setTimeout(r, 5));
+        if (e.text.includes('pirate')) return { action: 'block' };
+        return e.text.includes('4111') ? { action: 'redact', text: e.text.replaceAll('4111', '****') } : { action: 'allow' };
+      },
+    });
+    for (const mode of ['sync', 'blocking', 'parallel']) {
+      const policy = await policyFrom(`guardrails:\n  custom: [{ id: c1, module: ./custom/x.ts, mode: ${mode}, timeoutMs: 1000 }]`, 'custom', async () => ({ default: g }));
+      const refused = await checkSessionConfig(policy, { instructions: 'a pirate' }, CONFIG_INFO);
+      expect(refused.refusal, mode).toMatchObject({ code: 'guardrail_blocked', param: 'session', details: { policy: 'custom', rule: 'c1' } });
+      expect(refused.findings).toEqual([{ id: 'c1', action: 'block', label: 'custom:verdict', excerpt: null }]);
+      const session = { instructions: 'card 4111', tools: [{ type: 'function', name: 'pay', description: 'charges 4111' }] };
+      const ok = await checkSessionConfig(policy, session, CONFIG_INFO);
+      expect(ok.refusal).toBeNull();
+      expect(session).toEqual({ instructions: 'card ****', tools: [{ type: 'function', name: 'pay', description: 'charges ****' }] });
+    }
+    expect(seen[0]).toEqual({
+      event: { source: 'input', eventType: 'session.update', text: 'a pirate', delta: null, final: true, responseId: null, itemId: null, functionName: null },
+      sessionId: '',
+      tenantId: 'acme',
+      model: 'gpt-realtime',
+      policy: 'test',
+    });
+  });
+
+  it('a custom guardrail past its deadline gets onTimeout; over maxScanChars custom code does not run; a source it does not want is not shown', async () => {
+    let calls = 0;
+    const never = defineGuardrail({ name: 'n', wants: ['input'], evaluate: () => (calls++, new Promise<Decision>(() => undefined)) });
+    const late = await policyFrom(`guardrails:\n  maxScanChars: 1024\n  overScanLimit: pass_unscanned\n  custom: [{ id: slow, module: ./custom/x.ts, mode: parallel, timeoutMs: 10, onTimeout: block }]`, 'custom', async () => ({ default: never }));
+    expect((await checkSessionConfig(late, { instructions: 'hello' }, CONFIG_INFO)).refusal).toMatchObject({ details: { rule: 'slow' } });
+    expect(await checkSessionConfig(late, { instructions: 'x'.repeat(1025) }, CONFIG_INFO)).toMatchObject({ findings: [{ id: 'scan_limit', action: 'log' }], refusal: null });
+    expect(calls).toBe(1);
+    const outputOnly = await policyFrom(`guardrails:\n  custom: [{ id: out, module: ./custom/x.ts, sources: [output] }]`, 'custom', async () => ({ default: never }));
+    expect(await checkSessionConfig(outputOnly, { instructions: 'hello' }, CONFIG_INFO)).toEqual({ findings: [], refusal: null });
+    expect(calls).toBe(1);
   });
 
   it('rules limited to other events do not apply; a text of exactly maxScanChars is scanned; the strongest stop is named', async () => {
@@ -427,10 +472,10 @@ guardrails:
     - { id: blocker, sources: [input], match: { phrases: ["gamma"] }, action: block }
     - { id: ender, sources: [input], match: { phrases: ["delta"] }, action: end_session }
 `);
-    expect(checkSessionConfig(policy, { instructions: 'alpha' }).refusal).toBeNull();
-    expect(checkSessionConfig(policy, { instructions: 'beta' }).refusal?.details).toMatchObject({ rule: 'update-only' });
-    expect(checkSessionConfig(policy, { instructions: `${'x'.repeat(1018)} gamma` }).refusal?.details).toMatchObject({ rule: 'blocker' });
-    expect(checkSessionConfig(policy, { instructions: 'gamma and delta' }).refusal?.details).toMatchObject({ rule: 'ender' });
-    expect(checkSessionConfig(policy, { instructions: 'x'.repeat(1025) }).findings).toEqual([{ id: 'scan_limit', action: 'block', label: 'scan_limit', excerpt: null }]);
+    expect((await checkSessionConfig(policy, { instructions: 'alpha' }, CONFIG_INFO)).refusal).toBeNull();
+    expect((await checkSessionConfig(policy, { instructions: 'beta' }, CONFIG_INFO)).refusal?.details).toMatchObject({ rule: 'update-only' });
+    expect((await checkSessionConfig(policy, { instructions: `${'x'.repeat(1018)} gamma` }, CONFIG_INFO)).refusal?.details).toMatchObject({ rule: 'blocker' });
+    expect((await checkSessionConfig(policy, { instructions: 'gamma and delta' }, CONFIG_INFO)).refusal?.details).toMatchObject({ rule: 'ender' });
+    expect((await checkSessionConfig(policy, { instructions: 'x'.repeat(1025) }, CONFIG_INFO)).findings).toEqual([{ id: 'scan_limit', action: 'block', label: 'scan_limit', excerpt: null }]);
   });
 });

@@ -136,13 +136,14 @@ const hasSource = (policy: CompiledPolicy, source: Source): boolean => policy.ru
 const idle = (policy: CompiledPolicy): boolean => policy.rules.length === 0 && policy.custom.length === 0;
 
 /**
- * A session config sent outside a session (client secret, WebRTC call, SIP accept) under the
- * policy's rules, as a client `session.update` is decided: instructions, prompt variables, tool
- * definitions. Redactions are written into `session`. Returns the findings and, when one stops it
- * (block, cancel_response or end_session), the refusal. Custom (code) guardrails need a session and
- * do not run here.
+ * The guardrail decision a session config meets outside a WebSocket (a client secret minted, a
+ * WebRTC or SIP call created): the texts a `session.update` carries (instructions, prompt
+ * variables, tools) through the same rules and the policy's custom guardrails, as in
+ * `#clientTexts`. Every custom guardrail is waited for, `parallel` ones too (bounded by its
+ * `timeoutMs`): a config has no session a late verdict could still reach. Redactions are applied
+ * to `session` in place. `info.sessionId` is empty: no session exists yet.
  */
-export function checkSessionConfig(policy: CompiledPolicy, session: JsonObject): { findings: readonly Finding[]; refusal: ProxyError | null } {
+export async function checkSessionConfig(policy: CompiledPolicy, session: JsonObject, info: CustomSessionInfo): Promise<{ findings: readonly Finding[]; refusal: ProxyError | null }> {
   const ev: JsonObject = { session };
   const findings: Finding[] = [];
   for (const t of eventTexts('session.update', ev)) {
@@ -150,9 +151,16 @@ export function checkSessionConfig(policy: CompiledPolicy, session: JsonObject):
       if (policy.unknownContentEvents === 'block') findings.push({ id: UNKNOWN_CONTENT_RULE, action: 'block', label: t.unknownContent, excerpt: null });
       continue;
     }
-    // Custom guardrails do not run here: a text no rule looks at is neither scanned nor limited.
-    if (rulesFor(policy, t.source, 'session.update').length === 0) continue;
+    const customs = policy.customBySource.get(t.source) ?? [];
+    // A text no rule and no custom guardrail looks at is neither scanned nor limited.
+    if (rulesFor(policy, t.source, 'session.update').length === 0 && customs.length === 0) continue;
     const e = scanFinal(policy, t.source, 'session.update', t.text, null, null);
+    // Over the scan limit custom code does not run (the scan_limit finding decides), as on a WebSocket.
+    if (customs.length > 0 && t.text.length <= policy.maxScanChars) {
+      const event: GuardrailEvent = { source: t.source, eventType: 'session.update', text: t.text, delta: null, final: true, responseId: null, itemId: null, functionName: t.functionName };
+      const verdicts = await Promise.all(customs.map((c) => runCustom(c, event, info, new Map())));
+      customs.forEach((c, i) => e.addCustom(c, verdicts[i]!));
+    }
     findings.push(...e.findings);
     // Unchanged when nothing was redacted.
     t.set(ev, e.text);

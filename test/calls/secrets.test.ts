@@ -314,3 +314,57 @@ locks:
     expect(gp.logs.filter((l) => l['event'] === 'client_secret_minted').at(-1)).toMatchObject({ guardrails: [{ rule: 'mail', action: 'redact' }] });
   });
 });
+
+describe('client secrets and calls meet the policy\'s custom guardrails too (found 2026-12-05)', () => {
+  // Until 2026-12-05 a minted or call config met the phrase/regex rules but not the policy's custom
+  // code: instructions a custom guardrail refuses in a WebSocket session.update were minted as they were.
+  const CUSTOM = `
+guardrails:
+  custom:
+    - { id: no-pirates, module: ./pirates.mjs, sources: [input] }
+    - { id: slow-redactor, module: ./slow.mjs, sources: [input], mode: parallel, timeoutMs: 2000 }
+`;
+  const api = new URL('../../src/policies/api.ts', import.meta.url).pathname;
+  const PIRATES = `import { defineGuardrail } from '${api}';
+export default defineGuardrail({ name: 'no-pirates', wants: ['input'], evaluate: (e, ctx) => (e.text.includes('pirate') ? { action: ctx.tenantId === 'custom' && e.eventType === 'session.update' ? 'block' : 'log' } : { action: 'allow' }) });
+`;
+  // Asynchronous and 'parallel': a config has no session to apply a late verdict to, so it is waited for.
+  const SLOW = `import { defineGuardrail } from '${api}';
+export default defineGuardrail({ name: 'slow', wants: ['input'], evaluate: async (e) => { await new Promise((r) => setTimeout(r, 30)); return e.text.includes('4111') ? { action: 'redact', text: e.text.replaceAll('4111', '****') } : { action: 'allow' }; } });
+`;
+  let cp: TestProxy;
+  beforeAll(async () => {
+    cp = await callsProxy({ tenants: { custom: { policy: 'custom' } }, extra: { config: { policies: { dir: policyDir({ 'custom.yaml': CUSTOM, 'pirates.mjs': PIRATES, 'slow.mjs': SLOW }), watch: false } } } });
+  });
+  afterAll(async () => {
+    await cp?.stop();
+  });
+
+  it('a config a custom guardrail blocks is not minted, and no call is created with it', async () => {
+    const before = minted(cp);
+    const session = { type: 'realtime', model: 'gpt-realtime', instructions: 'You are a pirate.' };
+    const r = await mint(cp, 'custom', { session });
+    expect(r.status).toBe(403);
+    expect(r.json['error']).toMatchObject({ code: 'guardrail_blocked', param: 'session', details: { policy: 'custom', rule: 'no-pirates' } });
+    const form = new FormData();
+    form.set('sdp', OFFER);
+    form.set('session', JSON.stringify(session));
+    const call = await post(`${cp.httpUrl}/v1/realtime/calls`, { key: cp.key('custom'), body: form });
+    expect([call.status, errorCode(call)]).toEqual([403, 'guardrail_blocked']);
+    expect(minted(cp)).toBe(before);
+    // The same instructions in a WebSocket session.update meet the same decision.
+    const c = await cp.client({ tenant: 'custom' });
+    await c.next('session.created');
+    c.send({ type: 'session.update', event_id: 'ws', session: { type: 'realtime', instructions: 'You are a pirate.' } });
+    expect((await c.next('error'))['error']).toMatchObject({ code: 'guardrail_blocked', event_id: 'ws' });
+    c.close();
+  });
+
+  it('an asynchronous custom redaction is waited for and applied before the config is minted', async () => {
+    const r = await mint(cp, 'custom', { session: { type: 'realtime', model: 'gpt-realtime', instructions: 'Card 4111 on file.' } });
+    expect(r.status).toBe(200);
+    expect((r.json['session'] as { instructions?: string }).instructions).toBe('Card **** on file.');
+    expect((await callWithSecret(cp, r.json['value'] as string)).sessionRequest).toMatchObject({ instructions: 'Card **** on file.' });
+  });
+});
+
