@@ -90,7 +90,10 @@ export interface ConversationView {
    * before the upstream read those (sent while it was dialled, or while session.created was in
    * flight: filters' injected updates, a client secret's config, the client's updates as the whole
    * chain let them through), so a filter deciding on it applies this first. Fixed once
-   * session.created is read.
+   * session.created is read, and dropped (null) at the next observed server event: it is for
+   * deciding session.created only. (No filter pauses the server direction on session.created; if
+   * one did, a frame read meanwhile would drop it first and a reader would see null, i.e. decide on
+   * session.created alone: it then re-imposes what that lacks, which is safe.)
    */
   readonly updatesBeforeCreated: JsonObject | null;
 }
