@@ -213,6 +213,11 @@ export class SpokenTurnHold {
       if (w.inConversation) {
         if (onlyBlocked) {
           w.resolve(reject(this.#refusal(w.eventId, 'The spoken turn this response.create would answer was blocked by policy; no response was created.')));
+        } else if (this.#inConversationResponseActive()) {
+          // As in clientCreate: the upstream refuses this create while that response runs, so the
+          // checked turn is still owed its response (a create that races it is refused harmlessly).
+          w.resolve(CONTINUE);
+          if (passed) this.#owe();
         } else {
           this.#coveredByClient();
           w.resolve(CONTINUE);

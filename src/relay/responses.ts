@@ -9,6 +9,8 @@ import { LazySet } from '../lazy-collections.js';
 export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === AUDIO_OUT_BETA;
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
+/** Suppressed responses remembered at once (a session runs one or two responses at a time). */
+const MAX_SUPPRESSED = 64;
 
 /** Blanks the text a model produced inside an item, keeping its structure (ids, roles, status). */
 function blankItem(item: JsonObject): void {
@@ -29,6 +31,12 @@ function blankItem(item: JsonObject): void {
  * Enforces `cancelResponse`: once a response is suppressed, none of its output reaches the
  * client. Which responses are active and which items belong to them comes from the session's
  * conversation view (updated by the relay core before `inspect` runs).
+ *
+ * A suppression lasts until the response's `response.done` is forwarded (`recheck`), not until it
+ * is read (`inspect`): frames read before the cancel can still wait in the chain behind an async
+ * verdict, and the upstream answers a cancel quickly. Every frame of the response precedes its
+ * `response.done` on the wire and in the chain, so none can leave after the suppression is lifted.
+ * At most MAX_SUPPRESSED are kept (the oldest is forgotten: its `response.done` never came back).
  *
  * Cost: nothing per frame while no response is suppressed. While a suppression is active,
  * `response.*` frames have their `response_id` sniffed (no parse; it precedes the audio).
@@ -55,15 +63,15 @@ export class ResponseTracker {
     return this.#conversation.activeResponses().length;
   }
 
-  /** The in-flight response an item belongs to, if any. */
-  #responseOf(itemId: string): string | undefined {
-    const responseId = this.#conversation.item(itemId)?.responseId;
-    return responseId && this.isActive(responseId) ? responseId : undefined;
+  /** The response an item belongs to (in flight or not), if the view knows it. */
+  #responseOf(itemId: string): string | null {
+    return this.#conversation.item(itemId)?.responseId ?? null;
   }
 
-  /** Returns true when this call newly suppressed an active response. */
+  /** Returns true when this call newly suppressed the response. */
   suppress(responseId: string): boolean {
     if (this.#suppressed.has(responseId)) return false;
+    if (this.#suppressed.size >= MAX_SUPPRESSED) this.#suppressed.delete(this.#suppressed.values().next().value!);
     this.#suppressed.add(responseId);
     return true;
   }
@@ -117,7 +125,10 @@ export class ResponseTracker {
     if (this.#suppressed.size === 0) return frame;
     if (frame.type === 'response.done') {
       const id = asObject(frame.json()['response'])?.['id'];
-      return typeof id === 'string' && this.#suppressed.delete(id) ? this.#blankedDone(frame) : frame;
+      if (typeof id !== 'string' || !this.#suppressed.delete(id)) return frame;
+      // Lifted: nothing of this response is behind its response.done.
+      this.#forgetItems(id);
+      return this.#blankedDone(frame);
     }
     if (frame.type === 'response.output_item.added') {
       const responseId = frame.string('response_id');
@@ -137,9 +148,11 @@ export class ResponseTracker {
     if (type === 'conversation.item.added' || type === 'conversation.item.done') {
       const item = asObject(frame.json()['item']);
       const itemId = item?.['id'];
-      const responseId = typeof itemId === 'string' ? this.#responseOf(itemId) : undefined;
-      if (responseId === undefined || !this.#suppressed.has(responseId)) {
-        if (type === 'conversation.item.added' && typeof itemId === 'string' && responseId !== undefined) this.#announced.add(itemId);
+      // Its response, active or not: an item of a suppressed response that ended (or never started
+      // as far as the view knows) is still that response's output.
+      const responseId = typeof itemId === 'string' ? this.#responseOf(itemId) : null;
+      if (responseId === null || !this.#suppressed.has(responseId)) {
+        if (type === 'conversation.item.added' && typeof itemId === 'string' && responseId !== null && this.isActive(responseId)) this.#announced.add(itemId);
         return frame;
       }
       return this.#blankedItemEvent(frame);
@@ -149,7 +162,13 @@ export class ResponseTracker {
 
   #noteAnnounced(frame: Frame): void {
     const itemId = asObject(frame.json()['item'])?.['id'];
-    if (typeof itemId === 'string' && this.#responseOf(itemId) !== undefined) this.#announced.add(itemId);
+    if (typeof itemId !== 'string') return;
+    const responseId = this.#responseOf(itemId);
+    if (responseId !== null && this.isActive(responseId)) this.#announced.add(itemId);
+  }
+
+  #forgetItems(responseId: string): void {
+    for (const item of this.#conversation.response(responseId)?.itemIds ?? []) this.#announced.delete(item);
   }
 
   /** An item event of a suppressed response: forwarded blanked if the client knows the item, else dropped. */
@@ -164,12 +183,12 @@ export class ResponseTracker {
 
   #done(frame: Frame): Frame {
     const ev = frame.json();
-    const response = asObject(ev['response']);
-    const id = response?.['id'];
-    if (typeof id !== 'string') return frame;
-    for (const item of this.#conversation.response(id)?.itemIds ?? []) this.#announced.delete(item);
-    if (!this.#suppressed.delete(id)) return frame;
-    return this.#blankedDone(frame);
+    const response = asObject(ev['response'])?.['id'];
+    if (typeof response !== 'string') return frame;
+    // A suppressed response stays suppressed until this frame is forwarded (recheck lifts it).
+    if (this.#suppressed.has(response)) return this.#blankedDone(frame);
+    this.#forgetItems(response);
+    return frame;
   }
 
   /** The model's words for a suppressed response never reach the client, not even in the summary. */
