@@ -450,6 +450,34 @@ guardrails:
     });
   });
 
+  it('every text\'s custom guardrails run at once (the wait is the slowest one\'s, not the sum); findings keep the texts\' order', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const release: (() => void)[] = [];
+    const g = defineGuardrail({
+      name: 'g',
+      wants: ['input'],
+      evaluate: async (e) => {
+        most = Math.max(most, ++inFlight);
+        await new Promise<void>((r) => release.push(r));
+        inFlight--;
+        return e.text.includes('bad') ? { action: 'block' } : { action: 'allow' };
+      },
+    });
+    const policy = await policyFrom(`guardrails:\n  unknownContentEvents: block\n  custom: [{ id: c1, module: ./custom/x.ts, timeoutMs: 5000 }]`, 'custom', async () => ({ default: g }));
+    const session = { instructions: 'fine', tools: [{ type: 'function', name: 'a', description: 'bad one' }, { type: 'function', name: 'b', description: 'fine too' }], prompt: { id: 'p', variables: { doc: { type: 'input_file', file_id: 'f' } } } };
+    const pending = checkSessionConfig(policy, session, CONFIG_INFO);
+    await new Promise((r) => setTimeout(r, 0));
+    // Five texts (the instructions, each tool's name and description), all in flight together.
+    expect(release).toHaveLength(5);
+    expect(most).toBe(5);
+    for (const r of release) r();
+    const result = await pending;
+    // The prompt variable comes before the tools in the session: its finding first, and it names the refusal.
+    expect(result.findings.map((f) => f.id)).toEqual(['unknown-content-event', 'c1']);
+    expect(result.refusal?.details).toMatchObject({ rule: 'unknown-content-event' });
+  });
+
   it('a custom guardrail past its deadline gets onTimeout; over maxScanChars custom code does not run; a source it does not want is not shown', async () => {
     let calls = 0;
     const never = defineGuardrail({ name: 'n', wants: ['input'], evaluate: () => (calls++, new Promise<Decision>(() => undefined)) });

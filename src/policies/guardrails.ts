@@ -146,9 +146,11 @@ const idle = (policy: CompiledPolicy): boolean => policy.rules.length === 0 && p
 export async function checkSessionConfig(policy: CompiledPolicy, session: JsonObject, info: CustomSessionInfo): Promise<{ findings: readonly Finding[]; refusal: ProxyError | null }> {
   const ev: JsonObject = { session };
   const findings: Finding[] = [];
+  // In the texts' order (the first of the strongest findings names the refusal).
+  const evaluations: ({ t: ContentText; e: Evaluation; verdicts: Promise<CustomVerdict[]> | null } | Finding)[] = [];
   for (const t of eventTexts('session.update', ev)) {
     if (t.unknownContent !== undefined) {
-      if (policy.unknownContentEvents === 'block') findings.push({ id: UNKNOWN_CONTENT_RULE, action: 'block', label: t.unknownContent, excerpt: null });
+      if (policy.unknownContentEvents === 'block') evaluations.push({ id: UNKNOWN_CONTENT_RULE, action: 'block', label: t.unknownContent, excerpt: null });
       continue;
     }
     const customs = policy.customBySource.get(t.source) ?? [];
@@ -156,10 +158,20 @@ export async function checkSessionConfig(policy: CompiledPolicy, session: JsonOb
     if (rulesFor(policy, t.source, 'session.update').length === 0 && customs.length === 0) continue;
     const e = scanFinal(policy, t.source, 'session.update', t.text, null, null);
     // Over the scan limit custom code does not run (the scan_limit finding decides), as on a WebSocket.
-    if (customs.length > 0 && t.text.length <= policy.maxScanChars) {
-      const event: GuardrailEvent = { source: t.source, eventType: 'session.update', text: t.text, delta: null, final: true, responseId: null, itemId: null, functionName: t.functionName };
-      const verdicts = await Promise.all(customs.map((c) => runCustom(c, event, info, new Map())));
-      customs.forEach((c, i) => e.addCustom(c, verdicts[i]!));
+    const event: GuardrailEvent = { source: t.source, eventType: 'session.update', text: t.text, delta: null, final: true, responseId: null, itemId: null, functionName: t.functionName };
+    const run = customs.length > 0 && t.text.length <= policy.maxScanChars;
+    // Every text's guardrails at once, as a session.update's are: the wait is the slowest one's, not their sum.
+    evaluations.push({ t, e, verdicts: run ? Promise.all(customs.map((c) => runCustom(c, event, info, new Map()))) : null });
+  }
+  for (const entry of evaluations) {
+    if (!('t' in entry)) {
+      findings.push(entry);
+      continue;
+    }
+    const { t, e, verdicts } = entry;
+    if (verdicts) {
+      const customs = policy.customBySource.get(t.source) ?? [];
+      (await verdicts).forEach((v, i) => e.addCustom(customs[i]!, v));
     }
     findings.push(...e.findings);
     // Unchanged when nothing was redacted.
