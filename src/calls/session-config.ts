@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { CompiledPolicy } from '../policies/compile.js';
-import { applyLocks } from '../policies/locks.js';
+import { applyLocks, lockedSessionUpdate, startingSession } from '../policies/locks.js';
+import { applySessionUpdate } from '../protocol/session-update.js';
 import { checkSessionConfig } from '../policies/guardrails.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asObject, asString } from '../protocol/json.js';
@@ -21,9 +22,10 @@ export interface GovernedSession {
 
 /**
  * A requested session config (client secret, WebRTC call, SIP accept) after the tenant's policy:
- * the same locks as a WebSocket session.update (src/policies/locks.ts), applied to the request
- * plus every locked field it left out (a secret may be used without the proxy, so the minted
- * config itself must carry the locks), the guardrail rules and custom guardrails a session.update
+ * the same locks as a WebSocket session.update (src/policies/locks.ts) on what the request set,
+ * and the locked start state of a WebSocket session for what it left out (a call's browser talks
+ * to the upstream over its data channel, so the config itself must carry the locks), the
+ * guardrail rules and custom guardrails a session.update
  * meets (`checkSessionConfig`), and `max_output_tokens` clamped to the tenant limit.
  */
 export async function governSession(
@@ -40,63 +42,54 @@ export async function governSession(
   if (session['model'] === undefined) session['model'] = DEFAULT_CALL_MODEL;
   if (typeof session['model'] !== 'string' || session['model'] === '') return new ProxyError('invalid_request', { message: 'session.model must be a non-empty string.', param: 'session.model', close: null });
 
-  // Locked fields the request left out get their defaults first, so that applyLocks fixes them too.
   const locks = policy.locks;
-  const added: string[] = [];
-  const fill = (key: string, value: unknown) => {
-    if (session[key] === undefined) {
-      session[key] = value;
-      added.push(key);
-    }
-  };
-  if (locks.instructions) fill('instructions', '');
-  if (locks.outputModalities) fill('output_modalities', ['audio']);
-  if (locks.tracing && locks.tracing.value !== null) fill('tracing', null);
-  if (policy.truncation.upstream !== undefined) fill('truncation', 'auto');
   const hold = policy.holdSpokenInput !== null;
-  if (locks.voice || locks.inputTranscription || hold) {
+  // A voice the request does not name: the lock's default (the API's default voice is not known here
+  // and may be outside the lock). Allowed by construction, so judging it below refuses nothing.
+  if (locks.voice) {
     const audio = asObject(session['audio']) ?? {};
-    session['audio'] = audio;
-    if (locks.voice) {
-      const output = asObject(audio['output']) ?? {};
-      audio['output'] = output;
-      if (output['voice'] === undefined) output['voice'] = locks.voice.default ?? locks.voice.allow[0]!;
-    }
-    if (locks.inputTranscription) {
-      const input = asObject(audio['input']) ?? {};
-      audio['input'] = input;
-      if (!input['transcription']) input['transcription'] = null;
-    }
-    if (hold) {
-      // Held spoken turns: the server must not start responses itself (the upstream default is server VAD with create_response on).
-      const input = asObject(audio['input']) ?? {};
-      audio['input'] = input;
-      if (input['turn_detection'] === undefined) input['turn_detection'] = { type: 'server_vad' };
-    }
+    const output = asObject(audio['output']) ?? {};
+    if (output['voice'] === undefined) session['audio'] = { ...audio, output: { ...output, voice: locks.voice.default ?? locks.voice.allow[0]! } };
   }
 
+  // What the request set is judged as a client session.update is: a reject lock refuses it, a
+  // rewrite fixes it. (Only what it set: a field it left out is never its violation.)
   const violations = applyLocks(session, 'session', locks, policy.truncation.upstream, hold);
-  // Fails closed, as on a WebSocket: only an explicit rewrite is applied.
   const refused = violations.find((v) => v.mode !== 'rewrite');
   if (refused) {
     const code = refused.field === 'model' ? 'model_not_allowed' : 'session_locked';
     return new ProxyError(code, { message: `${refused.reason} (policy ${policy.name}).`, param: refused.param, close: null, details: { field: refused.field, policy: policy.name } });
   }
-  // Defaults that no lock changed are not sent: the upstream's own defaults stay in force.
-  for (const key of added) {
-    const v = session[key];
-    if (v === '' || v === null || v === 'auto' || (Array.isArray(v) && v.length === 1 && v[0] === 'audio')) delete session[key];
-  }
+  // What it left out is what the upstream starts with (its defaults, as a WebSocket session's start
+  // assumes them: locks.ts startingSession, with audio output), locked as that start is: the
+  // config carries every lock itself (tool_choice, a pinned prompt, tracing, transcription, ...).
+  const filled = lockedSessionUpdate(applySessionUpdate({ ...startingSession(), output_modalities: ['audio'] }, session), policy);
+  const governed = filled === null ? session : applySessionUpdate(session, filled);
+  // A lock that fixes the instructions is sent even when they equal the assumed default (""), so
+  // the upstream's own default instructions never run.
+  if (locks.instructions?.locked !== undefined && governed['instructions'] === undefined) governed['instructions'] = locks.instructions.locked;
 
   // The guardrail rules a WebSocket session.update meets (instructions, prompt variables, tools).
-  const model = asString(session['model']) ?? DEFAULT_CALL_MODEL;
-  const { findings, refusal } = await checkSessionConfig(policy, session, { sessionId: '', tenantId: who.tenantId, model, policy: policy.name, log: who.log });
+  const model = asString(governed['model']) ?? DEFAULT_CALL_MODEL;
+  const { findings, refusal } = await checkSessionConfig(policy, governed, { sessionId: '', tenantId: who.tenantId, model, policy: policy.name, log: who.log });
   if (refusal) return refusal;
 
   const limit = maxOutputTokens(model);
   if (limit !== null) {
-    const requested = session['max_output_tokens'];
-    if (typeof requested !== 'number' || requested > limit) session['max_output_tokens'] = limit;
+    const requested = governed['max_output_tokens'];
+    if (typeof requested !== 'number' || requested > limit) governed['max_output_tokens'] = limit;
   }
-  return { session, model, rewritten: [...new Set(violations.map((v) => v.field))], guardrails: findings.map((f) => ({ rule: f.id, action: f.action })) };
+  const rewritten = [...violations.map((v) => v.field), ...(filled === null ? [] : lockedFields(filled))];
+  return { session: governed, model, rewritten: [...new Set(rewritten)], guardrails: findings.map((f) => ({ rule: f.id, action: f.action })) };
+}
+
+/** The lock fields a locked start update sets (named as applyLocks names its violations). */
+function lockedFields(update: JsonObject): string[] {
+  const fields = Object.keys(update).filter((k) => k !== 'type' && k !== 'audio');
+  const audio = asObject(update['audio']);
+  if (asObject(audio?.['output'])?.['voice'] !== undefined) fields.push('voice');
+  const input = asObject(audio?.['input']);
+  if (input?.['transcription'] !== undefined) fields.push('input_transcription');
+  if (input?.['turn_detection'] !== undefined) fields.push('turn_detection');
+  return fields;
 }

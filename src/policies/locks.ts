@@ -345,7 +345,7 @@ export function locksFactory(registry: PolicyRegistry): FilterFactory {
  * output modalities are left to session.created (they govern no content, no cost and no tool; a
  * guess at the API's default voice could only change a voice the policy allows).
  */
-function startingSession(): JsonObject {
+export function startingSession(): JsonObject {
   return {
     type: 'realtime',
     instructions: '',
@@ -355,6 +355,40 @@ function startingSession(): JsonObject {
     truncation: 'auto',
     audio: { input: { transcription: null, turn_detection: { type: 'server_vad', create_response: true, interrupt_response: true } } },
   };
+}
+
+/**
+ * The members of `session` the policy's locks change, as a session.update body; null when none.
+ * Every lock is applied as a rewrite (whatever its onViolation: nobody asked for these values), the
+ * forced transcription and, for held turns, server VAD without create_response filled in.
+ */
+export function lockedSessionUpdate(session: JsonObject, policy: CompiledPolicy): JsonObject | null {
+  const hold = policy.holdSpokenInput !== null;
+  const copy = structuredClone(session);
+  applyLocks(copy, 'session', policy.locks, policy.truncation.upstream, hold);
+  const tr = policy.locks.inputTranscription;
+  // Filled in on the copy's audio.input (a new object when the session has none): only what differs from the session is sent.
+  const audioIn = asObject(asObject(copy['audio'])?.['input']) ?? {};
+  if (tr && !transcriptionHolds(tr, audioIn['transcription'])) audioIn['transcription'] = forcedTranscription(tr);
+  // Not reported: the upstream runs its default, server VAD with create_response on.
+  if (hold && audioIn['turn_detection'] === undefined) audioIn['turn_detection'] = { type: 'server_vad', create_response: false };
+  const update: JsonObject = { type: 'realtime' };
+  for (const key of ['instructions', 'output_modalities', 'tools', 'tool_choice', 'prompt', 'tracing', 'truncation']) {
+    if (!deepEqual(copy[key], session[key]) && copy[key] !== undefined) update[key] = copy[key];
+  }
+  const audioOut = asObject(asObject(copy['audio'])?.['output']);
+  const origOut = asObject(asObject(session['audio'])?.['output']);
+  const origIn = asObject(asObject(session['audio'])?.['input']);
+  const audio: JsonObject = {};
+  if (audioOut && audioOut['voice'] !== origOut?.['voice']) audio['output'] = { voice: audioOut['voice'] };
+  const input: JsonObject = {};
+  // (A client's own turn_detection sent before session.created is in `session` already: not undone.)
+  for (const key of ['transcription', 'turn_detection']) {
+    if (!deepEqual(audioIn[key], origIn?.[key])) input[key] = audioIn[key];
+  }
+  if (Object.keys(input).length > 0) audio['input'] = input;
+  if (Object.keys(audio).length > 0) update['audio'] = audio;
+  return Object.keys(update).length === 1 ? null : update;
 }
 
 /**
@@ -565,7 +599,7 @@ export class LockFilter implements Filter {
   onStart(): void {
     // A transcription session takes no realtime settings: its session.created is checked as before.
     if (!this.#active || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
-    const update = this.#lockedUpdate(startingSession());
+    const update = lockedSessionUpdate(startingSession(), this.#policy);
     if (update) this.#send(update, 'at session start');
   }
 
@@ -577,7 +611,7 @@ export class LockFilter implements Filter {
    * and an update a later filter refused does not count.
    */
   #injectLockedState(session: JsonObject, when: string): boolean {
-    const update = this.#lockedUpdate(session);
+    const update = lockedSessionUpdate(session, this.#policy);
     if (!update) return false;
     this.#send(update, when);
     return true;
@@ -589,34 +623,6 @@ export class LockFilter implements Filter {
     this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as ClientEventOf<'session.update'>['session'] }, LOCKS_FILTER);
   }
 
-  /** The members of `session` the locks change, as a session.update body; null when none. */
-  #lockedUpdate(session: JsonObject): JsonObject | null {
-    const copy = structuredClone(session);
-    applyLocks(copy, 'session', this.#policy.locks, this.#policy.truncation.upstream, this.#hold);
-    const tr = this.#policy.locks.inputTranscription;
-    // Filled in on the copy's audio.input (a new object when the session has none): only what differs from the session is sent.
-    const audioIn = asObject(asObject(copy['audio'])?.['input']) ?? {};
-    if (tr && !transcriptionHolds(tr, audioIn['transcription'])) audioIn['transcription'] = forcedTranscription(tr);
-    // Not reported: the upstream runs its default, server VAD with create_response on.
-    if (this.#hold && audioIn['turn_detection'] === undefined) audioIn['turn_detection'] = { type: 'server_vad', create_response: false };
-    const update: JsonObject = { type: 'realtime' };
-    for (const key of ['instructions', 'output_modalities', 'tools', 'tool_choice', 'prompt', 'tracing', 'truncation']) {
-      if (!deepEqual(copy[key], session[key]) && copy[key] !== undefined) update[key] = copy[key];
-    }
-    const audioOut = asObject(asObject(copy['audio'])?.['output']);
-    const origOut = asObject(asObject(session['audio'])?.['output']);
-    const origIn = asObject(asObject(session['audio'])?.['input']);
-    const audio: JsonObject = {};
-    if (audioOut && audioOut['voice'] !== origOut?.['voice']) audio['output'] = { voice: audioOut['voice'] };
-    const input: JsonObject = {};
-    // (A client's own turn_detection sent before session.created is in `session` already: not undone.)
-    for (const key of ['transcription', 'turn_detection']) {
-      if (!deepEqual(audioIn[key], origIn?.[key])) input[key] = audioIn[key];
-    }
-    if (Object.keys(input).length > 0) audio['input'] = input;
-    if (Object.keys(audio).length > 0) update['audio'] = audio;
-    return Object.keys(update).length === 1 ? null : update;
-  }
 
   summary(): Readonly<Record<string, string | number | boolean | null>> {
     return { lockRewrites: this.#rewrites, lockRejections: this.#rejections };

@@ -319,6 +319,9 @@ describe('client secrets and calls meet the policy\'s custom guardrails too (fou
   // Until 2026-12-05 a minted or call config met the phrase/regex rules but not the policy's custom
   // code: instructions a custom guardrail refuses in a WebSocket session.update were minted as they were.
   const CUSTOM = `
+locks:
+  toolChoice: { allow: [none] }
+  prompt: { id: pmpt_123, version: "2" }
 guardrails:
   custom:
     - { id: no-pirates, module: ./pirates.mjs, sources: [input] }
@@ -358,6 +361,15 @@ export default defineGuardrail({ name: 'slow', wants: ['input'], evaluate: async
     c.send({ type: 'session.update', event_id: 'ws', session: { type: 'realtime', instructions: 'You are a pirate.' } });
     expect((await c.next('error'))['error']).toMatchObject({ code: 'guardrail_blocked', event_id: 'ws' });
     c.close();
+  });
+
+  it('a lock on a field the request left out is in the config the call is created with (found 2026-12-05)', async () => {
+    // Until 2026-12-05 a tool_choice lock excluding the API's default (auto) and a pinned prompt were
+    // applied only to a request that set them: this one would run tools freely, without the prompt.
+    const r = await mint(cp, 'custom', { session: { type: 'realtime', model: 'gpt-realtime', tools: [{ type: 'function', name: 'lookup_order', parameters: { type: 'object' } }] } });
+    expect(r.status).toBe(200);
+    expect(r.json['session']).toMatchObject({ tool_choice: 'none', prompt: { id: 'pmpt_123', version: '2' } });
+    expect((await callWithSecret(cp, r.json['value'] as string)).sessionRequest).toMatchObject({ tool_choice: 'none', prompt: { id: 'pmpt_123', version: '2' } });
   });
 
   it('an asynchronous custom redaction is waited for and applied before the config is minted', async () => {
