@@ -14,6 +14,7 @@ export type CustomVerdict =
 
 const ACTIONS = new Set(['allow', 'log', 'redact', 'block', 'cancel_response', 'end_session']);
 
+/** The decision as a verdict, or null when malformed. Reading it runs the guardrail's getters: it may throw. */
 function normalize(d: unknown): CustomVerdict | null {
   if (typeof d !== 'object' || d === null) return null;
   const action = (d as { action?: unknown }).action;
@@ -67,9 +68,40 @@ export interface CustomSessionInfo {
 }
 
 /**
+ * Logs a guardrail's failure with what it threw. The thrown value is the guardrail's own object:
+ * its getters may throw inside pino's error serializer, and then it is logged by its type alone.
+ */
+function warnFailure(log: Logger, id: string, err: unknown, msg: string): void {
+  try {
+    log.warn({ guardrail: id, err }, msg);
+  } catch {
+    log.warn({ guardrail: id, err: { type: typeof err, unreadable: true } }, msg);
+  }
+}
+
+/** The decision as a verdict; a malformed one, or one whose getters throw, is null. Never throws. */
+function readDecision(d: unknown): CustomVerdict | null {
+  try {
+    return normalize(d);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the answer is a Promise-like; one whose `then` getter throws is not (it is then read as a decision). */
+function thenable(result: unknown): result is PromiseLike<unknown> {
+  try {
+    return isThenable(result);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Runs one custom guardrail. A synchronous answer comes back synchronously; a Promise is raced
  * against the deadline (`onTimeout` when it passes, the guardrail's signal is aborted). A throw,
- * a rejection or a malformed decision gives `onError`. Never throws.
+ * a rejection or a malformed decision (one whose getters throw included) gives `onError`. Never
+ * throws, and a Promise it returns always settles by the deadline.
  */
 export function runCustom(
   c: CompiledCustom,
@@ -82,11 +114,11 @@ export function runCustom(
   try {
     result = c.guardrail.evaluate(event, ctx);
   } catch (err) {
-    info.log.warn({ guardrail: c.id, err }, 'custom guardrail threw');
+    warnFailure(info.log, c.id, err, 'custom guardrail threw');
     return fallback(c.onError, 'error');
   }
-  if (!isThenable(result)) {
-    const v = normalize(result);
+  if (!thenable(result)) {
+    const v = readDecision(result);
     if (v) return v;
     info.log.warn({ guardrail: c.id }, 'custom guardrail returned an invalid decision');
     return fallback(c.onError, 'error');
@@ -97,16 +129,17 @@ export function runCustom(
       info.log.warn({ guardrail: c.id, timeoutMs: c.timeoutMs }, 'custom guardrail timed out');
       resolve(fallback(c.onTimeout, 'timeout'));
     }, c.timeoutMs);
+    // Adopting a thenable runs its `then`: a throwing one rejects, handled below.
     Promise.resolve(result).then(
       (d) => {
         clearTimeout(timer);
-        const v = normalize(d);
+        const v = readDecision(d);
         if (!v) info.log.warn({ guardrail: c.id }, 'custom guardrail returned an invalid decision');
         resolve(v ?? fallback(c.onError, 'error'));
       },
       (err: unknown) => {
         clearTimeout(timer);
-        info.log.warn({ guardrail: c.id, err }, 'custom guardrail failed');
+        warnFailure(info.log, c.id, err, 'custom guardrail failed');
         resolve(fallback(c.onError, 'error'));
       },
     );
