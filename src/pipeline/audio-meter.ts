@@ -78,7 +78,11 @@ export class Base64Member {
     p--;
     while (p > 0 && isSpace(buf[p])) p--;
     const k0 = p - this.#keyLength;
-    return k0 >= 1 && buf[p] === QUOTE && buf[p - 1] === this.#last && buf[k0] === this.#first && buf[k0 - 1] === QUOTE;
+    if (!(k0 >= 1 && buf[p] === QUOTE && buf[p - 1] === this.#last && buf[k0] === this.#first && buf[k0 - 1] === QUOTE)) return false;
+    // Base64 has no quote: the string ends at the first one. Otherwise `end` is a later member's
+    // closing quote (`…"<b64>","event_id":"x"}` after a layout ending in `"}`) and that member's
+    // text would count as audio. One native scan (memchr) of the string.
+    return buf.indexOf(QUOTE, start) === end;
   }
 }
 
