@@ -70,7 +70,25 @@ export function itemEstimate(item: JsonObject, bytesPerMs: number): ModalityToke
 
 /** Instructions and tool definitions: the prompt prefix of every response. */
 export function promptEstimate(instructions: unknown, tools: unknown): number {
-  return ITEM_OVERHEAD + bytes(instructions) + (Array.isArray(tools) && tools.length > 0 ? Buffer.byteLength(JSON.stringify(tools), 'utf8') : 0);
+  return promptOf(instructionsEstimate(instructions), toolsEstimate(tools));
+}
+
+/** The instructions' part of a prompt estimate. */
+export function instructionsEstimate(instructions: unknown): number {
+  return bytes(instructions);
+}
+
+/** The tool definitions' part of a prompt estimate. */
+export function toolsEstimate(tools: unknown): number {
+  return Array.isArray(tools) && tools.length > 0 ? Buffer.byteLength(JSON.stringify(tools), 'utf8') : 0;
+}
+
+/**
+ * A prompt from its parts. Kept apart because a response that sets one of them keeps the
+ * session's other (instructions without tools still run with the session's tools).
+ */
+export function promptOf(instructionTokens: number, toolTokens: number): number {
+  return ITEM_OVERHEAD + instructionTokens + toolTokens;
 }
 
 /**

@@ -1290,7 +1290,6 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.clear']);
       expect(f.wants.server).toEqual([
         'input_audio_buffer.committed',
-        'input_audio_buffer.cleared',
         'session.created',
         'session.updated',
         'response.created',
@@ -1538,8 +1537,10 @@ describe("metering filter: one session's life", () => {
       // The empty commit: one item's framing (8 text, 8 audio).
       expect(probe(s, f)).toEqual({ nanos: BARE.nanos + 8 * 4_000 + 8 * 32_000, tokens: BARE.tokens + 16 });
       ctx.fromClient(f, appendFrame('A'.repeat(chars)));
-      server(f, { type: 'input_audio_buffer.cleared' });
+      // The client's clear starts the buffer again; the upstream's "cleared" answering it is no new start.
+      client(f, { type: 'input_audio_buffer.clear' });
       ctx.fromClient(f, appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.cleared' });
       server(f, { type: 'input_audio_buffer.committed', item_id: 'item_1' });
       // The relay counts each append frame whole as it leaves (never parsed): its JSON wrapper makes it a little longer.
       const size = appendFrame('A'.repeat(chars)).size;
@@ -1568,22 +1569,27 @@ describe("metering filter: one session's life", () => {
       expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + 16 + g711 + 16 + pcm16 + 16 + g711 + 16 + g711 + 16 + pcm16);
     });
 
-    it('session instructions and tools count as prompt; a response\'s own instructions replace them for that response', () => {
+    it('session instructions and tools count as prompt; a response\'s own instructions or tools replace only that part', () => {
       const s = setup();
       const { f } = session(s, CAPPED);
       server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'i'.repeat(1000), tools: [] } });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 1000);
       expect(probe(s, f, { instructions: 'short' }).tokens).toBe(BARE.tokens + 5);
-      expect(probe(s, f, { tools: [{ type: 'function', name: 'f' }] }).tokens).toBe(BARE.tokens + JSON.stringify([{ type: 'function', name: 'f' }]).length);
+      // Tools of its own keep the session's instructions (found 2026-12-05: they were dropped from the estimate).
+      expect(probe(s, f, { tools: [{ type: 'function', name: 'f' }] }).tokens).toBe(BARE.tokens + 1000 + JSON.stringify([{ type: 'function', name: 'f' }]).length);
       // A session.updated without them keeps them.
       server(f, { type: 'session.updated', session: { type: 'realtime', output_modalities: ['audio'] } });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 1000);
-      // Either one alone replaces the pair: a session's new instructions are what its next response is reserved for.
+      // Each replaces its own part: new instructions keep the tools, new tools keep the instructions.
       server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'j'.repeat(200) } });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 200);
       const tools = [{ type: 'function', name: 'lookup_order', description: 'd'.repeat(300) }];
       server(f, { type: 'session.updated', session: { type: 'realtime', tools } });
-      expect(probe(s, f).tokens).toBe(BARE.tokens + JSON.stringify(tools).length);
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 200 + JSON.stringify(tools).length);
+      server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'k' } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 1 + JSON.stringify(tools).length);
+      // A response with instructions of its own still runs with the session's tools (found 2026-12-05).
+      expect(probe(s, f, { instructions: 'short' }).tokens).toBe(BARE.tokens + 5 + JSON.stringify(tools).length);
     });
 
     it('a transcription session: its instructions are no response prompt and no clamp is injected', () => {
@@ -2175,6 +2181,63 @@ describe("metering filter: one session's life", () => {
       expect(s.logs.some((l) => l.level === 'warn' && l.msg === 'metering: response without response.done billed at its reservation' && l['rule'] === 'upstream_drop_estimate')).toBe(true);
       expect(f.summary!()).toMatchObject({ meteringEstimated: 1, meteringResponses: 1, meteringCostNanos: 204_800, meteringCostUsd: '0.0002048' });
       expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+    });
+  });
+
+  const TEXT_IN_NANOS = 4_000; // gpt-realtime nanos per text input token
+  const AUDIO_IN_NANOS = 32_000; // gpt-realtime nanos per audio input token
+
+  function startCapped() {
+    const s = setup();
+    const { ctx, f } = session(s, { dailyUsd: '100' });
+    const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+    const reserved = () => s.ledger.status('acme', caps, T0).day.reserved.nanos;
+    return { f, reserved };
+  }
+
+  describe('metering filter: under-counts found 2026-12-05 (session tools with per-response instructions)', () => {
+    const tools = [{ type: 'function', name: 'lookup', description: 'd'.repeat(20_000), parameters: { type: 'object', properties: {} } }];
+    const oob = { conversation: 'none', input: [], max_output_tokens: 1, output_modalities: ['text'] };
+
+    it('control: a create without instructions reserves the session tools', () => {
+      const { f, reserved } = startCapped();
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', instructions: 'x', tools } });
+      client(f, { type: 'response.create', event_id: 'c', response: oob });
+      expect(reserved()).toBeGreaterThanOrEqual(20_000 * TEXT_IN_NANOS);
+    });
+
+    it('the same create with per-response instructions still reads the session tools, and reserves them', () => {
+      const { f, reserved } = startCapped();
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', instructions: 'x', tools } });
+      // The upstream keeps the session's tools for a response that does not set `tools`.
+      client(f, { type: 'response.create', event_id: 'c', response: { ...oob, instructions: 'y' } });
+      expect(reserved()).toBeGreaterThanOrEqual(20_000 * TEXT_IN_NANOS);
+    });
+  });
+
+  describe('metering filter: under-counts found 2026-12-05 (audio appended while a clear is answered)', () => {
+    const audio = 'A'.repeat(640_000); // appended right after the clear: in the new buffer upstream
+    const ref = { conversation: 'none', input: [{ type: 'item_reference', id: 'item_1' }], max_output_tokens: 1, output_modalities: ['text'] };
+    const floor = audioTokensOfBase64(audio.length, 8) * AUDIO_IN_NANOS;
+
+    it('control: cleared event before the appends: the committed item is reserved in full', () => {
+      const { f, reserved } = startCapped();
+      client(f, { type: 'input_audio_buffer.clear' });
+      server(f, { type: 'input_audio_buffer.cleared' });
+      client(f, { type: 'input_audio_buffer.append', audio });
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_1', previous_item_id: null });
+      client(f, { type: 'response.create', event_id: 'c', response: ref });
+      expect(reserved()).toBeGreaterThanOrEqual(floor);
+    });
+
+    it('the upstream\'s cleared arriving after the appends (one round trip later) does not drop them from the item', () => {
+      const { f, reserved } = startCapped();
+      client(f, { type: 'input_audio_buffer.clear' });
+      client(f, { type: 'input_audio_buffer.append', audio });
+      server(f, { type: 'input_audio_buffer.cleared' });
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_1', previous_item_id: null });
+      client(f, { type: 'response.create', event_id: 'c', response: ref });
+      expect(reserved()).toBeGreaterThanOrEqual(floor);
     });
   });
 });

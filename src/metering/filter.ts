@@ -8,7 +8,7 @@ import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
-import { ConversationEstimate, promptEstimate } from './context.js';
+import { ConversationEstimate, instructionsEstimate, promptOf, toolsEstimate } from './context.js';
 import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
@@ -218,7 +218,6 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
       client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.clear'],
       server: [
         'input_audio_buffer.committed',
-        'input_audio_buffer.cleared',
         'session.created',
         'session.updated',
         'response.created',
@@ -257,7 +256,9 @@ export class MeteringFilter implements Filter {
   /** Upper-bound estimate of the default conversation (the input of the next response in it). */
   readonly #estimate = new ConversationEstimate();
   /** Session instructions + tools (the prompt prefix of every response), estimated. */
-  #promptTokens = promptEstimate(null, null);
+  /** The session's instructions and tools, estimated apart (a response may replace one and keep the other). */
+  #instructionTokens = 0;
+  #toolTokens = 0;
   #sessionTextOnly = false;
   /**
    * Over a cap (refuse policy) in a session with input transcription, or after a server-started
@@ -356,6 +357,9 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       }
       case 'input_audio_buffer.clear':
+        // The buffer starts again here, as the upstream reads it: audio appended after this clear is
+        // in the new buffer even if it leaves before the upstream's "cleared" comes back (which is
+        // therefore not a new start: nothing else clears the input buffer).
         this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
         return CONTINUE;
       default:
@@ -447,7 +451,11 @@ export class MeteringFilter implements Filter {
       clampNotice?.();
       return rewritten ? replace(rewritten) : CONTINUE;
     };
-    const prompt = 'instructions' in response || 'tools' in response ? promptEstimate(response['instructions'], response['tools']) : this.#promptTokens;
+    // What the response does not set, it takes from the session: the session's tools stay with per-response instructions.
+    const prompt = promptOf(
+      'instructions' in response ? instructionsEstimate(response['instructions']) : this.#instructionTokens,
+      'tools' in response ? toolsEstimate(response['tools']) : this.#toolTokens,
+    );
     const amount = this.#worstCase(price, this.#estimate.responseInput(response), prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
     const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null });
     if (!this.#capped) {
@@ -560,9 +568,6 @@ export class MeteringFilter implements Filter {
       case 'input_audio_buffer.committed':
         this.#onCommitted(frame);
         return CONTINUE;
-      case 'input_audio_buffer.cleared':
-        this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
-        return CONTINUE;
       case 'session.created':
       case 'session.updated':
         this.#onSession(frame);
@@ -598,7 +603,8 @@ export class MeteringFilter implements Filter {
     const format = str(obj(input?.['format'])?.['type']);
     if (format !== null) this.#estimate.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
     if (session['type'] === 'transcription') return;
-    if ('instructions' in session || 'tools' in session) this.#promptTokens = promptEstimate(session['instructions'], session['tools']);
+    if ('instructions' in session) this.#instructionTokens = instructionsEstimate(session['instructions']);
+    if ('tools' in session) this.#toolTokens = toolsEstimate(session['tools']);
     const modalities = textOnly(session['output_modalities']);
     if (modalities !== null) this.#sessionTextOnly = modalities;
     const mot = outputLimit(session['max_output_tokens']);
@@ -646,7 +652,7 @@ export class MeteringFilter implements Filter {
     const unreserved = (amount: Amount): Reservation => ({ id: null, amount, timer: null, mark });
     const price = this.#price?.price ?? null;
     const effective = view?.maxOutputTokens ?? this.#ctx.conversation.sessionMaxOutputTokens ?? 'inf';
-    const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, this.#estimate.total(), this.#promptTokens, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
+    const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, this.#estimate.total(), promptOf(this.#instructionTokens, this.#toolTokens), effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
     // On a call the browser's response.create travels on its data channel, where the proxy cannot
     // clamp it: a response the upstream reports over the tenant's limit is cancelled instead.
     const cap = this.#outputCap();
