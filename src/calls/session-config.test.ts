@@ -536,3 +536,12 @@ describe('governSession: a reject lock judges only what the request set (found 2
     });
   }
 });
+
+describe('governSession: turn detection the request set, without held turns', () => {
+  it('is kept as it is, create_response included (only a policy that holds spoken turns turns it off)', async () => {
+    const policy = await policyFrom('locks:\n  voice: { allow: [marin] }\n');
+    const turn = { type: 'server_vad', create_response: true, interrupt_response: false };
+    expect(governed(await govern({ audio: { input: { turn_detection: turn } } }, policy)).session['audio']).toEqual({ input: { turn_detection: turn }, output: { voice: 'marin' } });
+  });
+});
+

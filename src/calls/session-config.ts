@@ -83,11 +83,10 @@ export async function governSession(
   return { session: governed, model, rewritten: [...new Set(rewritten)], guardrails: findings.map((f) => ({ rule: f.id, action: f.action })) };
 }
 
-/** The lock fields a locked start update sets (named as applyLocks names its violations). */
+/** The lock fields a locked start update sets (named as applyLocks names its violations; a voice is filled before, never here). */
 function lockedFields(update: JsonObject): string[] {
   const fields = Object.keys(update).filter((k) => k !== 'type' && k !== 'audio');
   const audio = asObject(update['audio']);
-  if (asObject(audio?.['output'])?.['voice'] !== undefined) fields.push('voice');
   const input = asObject(audio?.['input']);
   if (input?.['transcription'] !== undefined) fields.push('input_transcription');
   if (input?.['turn_detection'] !== undefined) fields.push('turn_detection');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AUDIO_PART_OVERHEAD, ConversationEstimate, IMAGE_TOKENS, ITEM_OVERHEAD, audioTokensOfBase64, itemEstimate, promptEstimate } from './context.js';
+import { AUDIO_PART_OVERHEAD, ConversationEstimate, IMAGE_TOKENS, ITEM_OVERHEAD, NO_TOKENS, add, audioMsOfBase64, audioTokensOfBase64, itemEstimate, promptEstimate, sum } from './context.js';
 import { PriceBook, worstCaseOf } from './pricing.js';
 
 const text = (s: string, id?: string) => ({ ...(id ? { id } : {}), type: 'message', role: 'user', content: [{ type: 'input_text', text: s }] });
@@ -70,5 +70,204 @@ describe('conversation estimate (upper bounds of what a response reads)', () => 
     // Audio is dearer than text: it takes the window first.
     const mixed = worstCaseOf(p, { text: 40_000, audio: 2_768, image: 0 }, 0, 10, false);
     expect(mixed.nanos).toBe(2_768 * 32_000 + 30_000 * 4_000 + 10 * 64_000);
+  });
+});
+
+describe('context estimates: every rule errs high, every branch observable', () => {
+  const tok = (textT: number, audio = 0, image = 0) => ({ text: textT, audio, image });
+
+  it('NO_TOKENS is zero and frozen; add sums in place, sum totals the modalities', () => {
+    expect(NO_TOKENS).toEqual(tok(0));
+    expect(Object.isFrozen(NO_TOKENS)).toBe(true);
+    const a = tok(1, 2, 3);
+    const r = add(a, tok(10, 20, 30));
+    expect(r).toBe(a);
+    expect(a).toEqual(tok(11, 22, 33));
+    expect(sum(tok(1, 20, 300))).toBe(321);
+  });
+
+  it('audio milliseconds and tokens round up, never down', () => {
+    // 4 base64 chars = 3 bytes; at 8 bytes/ms that is 0.375 ms: 1 ms.
+    expect(audioMsOfBase64(4, 8)).toBe(1);
+    expect(audioMsOfBase64(0, 8)).toBe(0);
+    // 64,000 chars = 48,000 bytes: 1,000 ms of PCM16, 6,000 ms of G.711.
+    expect(audioMsOfBase64(64_000, 48)).toBe(1_000);
+    expect(audioMsOfBase64(64_000, 8)).toBe(6_000);
+    expect(audioMsOfBase64(64_001, 48)).toBe(1_001);
+    // 1 ms of audio is 0.01 token: 1 token.
+    expect(audioTokensOfBase64(4, 8)).toBe(1);
+    expect(audioTokensOfBase64(0, 8)).toBe(0);
+    // 1,001 ms: 10.01 tokens: 11.
+    expect(audioTokensOfBase64(64_001, 48)).toBe(11);
+  });
+
+  it('itemEstimate: each part adds its audio, image and text; non-object parts and non-string fields count nothing', () => {
+    const item = {
+      type: 'message',
+      role: 'user',
+      content: [
+        null,
+        'stray',
+        7,
+        [1, 2],
+        { type: 'input_audio', audio: 'A'.repeat(64_000), transcript: 'héllo' },
+        { type: 'input_image', image_url: 'data:image/png;base64,AAAA' },
+        { type: 'other', image_url: null }, // image_url present (even null): an image
+        { type: 'input_image' }, // the type alone: an image
+        { type: 'input_text', text: 'abc', audio: 42, transcript: 9 },
+        { type: 'input_audio', audio: '' }, // an empty audio string still carries a part's overhead
+      ],
+    };
+    expect(itemEstimate(item, 48)).toEqual({
+      text: ITEM_OVERHEAD + Buffer.byteLength('héllo') + 3,
+      audio: 10 + AUDIO_PART_OVERHEAD + AUDIO_PART_OVERHEAD,
+      image: 3 * IMAGE_TOKENS,
+    });
+  });
+
+  it('itemEstimate: a part without image type or image_url is no image; a content that is not a list counts only the overhead', () => {
+    expect(itemEstimate({ type: 'message', content: [{ type: 'input_text', text: 'x' }] }, 48)).toEqual(tok(ITEM_OVERHEAD + 1));
+    expect(itemEstimate({ type: 'message', content: 'not a list' }, 48)).toEqual(tok(ITEM_OVERHEAD));
+    expect(itemEstimate({ type: 'message', content: { text: 'obj' } }, 48)).toEqual(tok(ITEM_OVERHEAD));
+    expect(itemEstimate({}, 48)).toEqual(tok(ITEM_OVERHEAD));
+  });
+
+  it('itemEstimate: a function call counts its name and arguments, an output its output; non-strings nothing', () => {
+    expect(itemEstimate({ type: 'function_call', name: 'lookup', arguments: '{"q":"żółw"}' }, 48).text).toBe(ITEM_OVERHEAD + 6 + Buffer.byteLength('{"q":"żółw"}'));
+    expect(itemEstimate({ type: 'function_call_output', output: 'ok', name: 5, arguments: { a: 1 } }, 48).text).toBe(ITEM_OVERHEAD + 2);
+  });
+
+  it('itemEstimate: the audio rate follows the format (G.711 gives six times the tokens of PCM16)', () => {
+    const item = { type: 'message', role: 'user', content: [{ type: 'input_audio', audio: 'A'.repeat(64_000) }] };
+    expect(itemEstimate(item, 8).audio).toBe(60 + AUDIO_PART_OVERHEAD);
+    expect(itemEstimate(item, 48).audio).toBe(10 + AUDIO_PART_OVERHEAD);
+  });
+
+  it('promptEstimate: instructions bytes plus the tools JSON; no tools, an empty list or a non-list count nothing', () => {
+    expect(promptEstimate(null, null)).toBe(ITEM_OVERHEAD);
+    expect(promptEstimate('żółw', undefined)).toBe(ITEM_OVERHEAD + Buffer.byteLength('żółw'));
+    expect(promptEstimate(42, [])).toBe(ITEM_OVERHEAD);
+    expect(promptEstimate('', { type: 'function', name: 'f' })).toBe(ITEM_OVERHEAD);
+    const tools = [{ type: 'function', name: 'ż', description: 'éé' }];
+    expect(promptEstimate('ab', tools)).toBe(ITEM_OVERHEAD + 2 + Buffer.byteLength(JSON.stringify(tools), 'utf8'));
+  });
+
+  it('a new estimate is empty; total and addedMark are copies a caller cannot change', () => {
+    const c = new ConversationEstimate();
+    expect(c.bytesPerMs).toBe(8);
+    expect(c.total()).toEqual(tok(0));
+    expect(c.addedMark()).toEqual(tok(0));
+    c.addItem('a', tok(5, 6, 7));
+    const t = c.total();
+    t.text = 0;
+    const m = c.addedMark();
+    m.audio = 0;
+    expect(c.total()).toEqual(tok(5, 6, 7));
+    expect(c.addedMark()).toEqual(tok(5, 6, 7));
+  });
+
+  it('onItemCreate: estimated at the current format; a string id is remembered for references, another id is not', () => {
+    const c = new ConversationEstimate();
+    const audio = (id: unknown) => ({ id, type: 'message', role: 'user', content: [{ type: 'input_audio', audio: 'A'.repeat(64_000) }] });
+    c.onItemCreate(audio('g711'));
+    c.bytesPerMs = 48;
+    c.onItemCreate(audio('pcm'));
+    c.onItemCreate(audio(17));
+    expect(c.total()).toEqual(tok(3 * ITEM_OVERHEAD, 60 + 10 + 10 + 3 * AUDIO_PART_OVERHEAD));
+    const oob = (id: unknown) => c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id }] });
+    expect(oob('g711')).toEqual(tok(ITEM_OVERHEAD, 60 + AUDIO_PART_OVERHEAD));
+    expect(oob('pcm')).toEqual(tok(ITEM_OVERHEAD, 10 + AUDIO_PART_OVERHEAD));
+    // A non-string id (here 17, or "17") was not remembered: the whole conversation.
+    expect(oob('17')).toEqual(c.total());
+    expect(oob(17)).toEqual(c.total());
+  });
+
+  it('onCommitted: the bound since the last commit or clear, returned in ms; a counter below the start counts nothing', () => {
+    const c = new ConversationEstimate();
+    c.bytesPerMs = 48;
+    expect(c.onCommitted('i1', 64_000)).toBe(1_000);
+    expect(c.onCommitted('i2', 64_000 * 3)).toBe(2_000);
+    expect(c.total()).toEqual(tok(2 * ITEM_OVERHEAD, 10 + 20 + 2 * AUDIO_PART_OVERHEAD));
+    c.onBufferCleared(64_000 * 10);
+    // A reading below the start (no append since): no audio, only the part overhead.
+    expect(c.onCommitted(null, 64_000 * 5)).toBe(0);
+    expect(c.total()).toEqual(tok(3 * ITEM_OVERHEAD, 30 + 3 * AUDIO_PART_OVERHEAD));
+    // The start moved to that reading: the next commit counts from it.
+    expect(c.onCommitted('i4', 64_000 * 6)).toBe(1_000);
+    const oob = (id: string) => c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id }] });
+    expect(oob('i2')).toEqual(tok(ITEM_OVERHEAD, 20 + AUDIO_PART_OVERHEAD));
+    expect(oob('i4')).toEqual(tok(ITEM_OVERHEAD, 10 + AUDIO_PART_OVERHEAD));
+  });
+
+  it('calibrate: base is input plus output (output images none); what was added before the mark goes, after it stays', () => {
+    const c = new ConversationEstimate();
+    c.addItem('a', tok(100, 50, 1600));
+    const mark = c.addedMark();
+    c.addItem('b', tok(7, 3, 2));
+    c.calibrate(mark, tok(40, 30, 20), { text: 5, audio: 6 });
+    expect(c.total()).toEqual(tok(45 + 7, 36 + 3, 20 + 2));
+    expect(c.addedMark()).toEqual(tok(7, 3, 2));
+    // A second calibration replaces the base, it does not add to it.
+    const mark2 = c.addedMark();
+    c.calibrate(mark2, tok(1, 2, 3), { text: 4, audio: 5 });
+    expect(c.total()).toEqual(tok(5, 7, 3));
+    expect(c.addedMark()).toEqual(tok(0));
+  });
+
+  it('calibrate never leaves a negative addition (a mark above what is added)', () => {
+    const c = new ConversationEstimate();
+    c.addItem(null, tok(10, 10, 10));
+    c.calibrate(tok(20, 30, 40), tok(1, 1, 1), { text: 0, audio: 0 });
+    expect(c.addedMark()).toEqual(tok(0));
+    expect(c.total()).toEqual(tok(1, 1, 1));
+  });
+
+  it('responseInput: no input list reads the conversation; a default-conversation input adds inline items and skips references', () => {
+    const c = new ConversationEstimate();
+    c.onItemCreate(text('a'.repeat(100), 'known'));
+    const all = c.total();
+    expect(c.responseInput({})).toEqual(all);
+    expect(c.responseInput({ input: 'not a list' })).toEqual(all);
+    expect(c.responseInput({ conversation: 'none', input: { type: 'item_reference', id: 'known' } })).toEqual(all);
+    // Default conversation: the whole conversation already counts every reference.
+    expect(c.responseInput({ input: [{ type: 'item_reference', id: 'known' }, { type: 'item_reference', id: 'unknown' }] })).toEqual(all);
+    expect(c.responseInput({ conversation: 'auto', input: [text('zz'), null, 3] })).toEqual(tok(all.text + ITEM_OVERHEAD + 2));
+    // An empty list in the default conversation: still the conversation (errs high).
+    expect(c.responseInput({ input: [] })).toEqual(all);
+  });
+
+  it('responseInput out of band: an empty list reads nothing; non-objects skipped; after an unknown reference, known ones are not counted again', () => {
+    const c = new ConversationEstimate();
+    c.onItemCreate(text('a'.repeat(100), 'k1'));
+    c.onItemCreate(text('b'.repeat(10), 'k2'));
+    const all = c.total();
+    expect(c.responseInput({ conversation: 'none', input: [] })).toEqual(tok(0));
+    expect(c.responseInput({ conversation: 'none', input: [null, 'x', 1] })).toEqual(tok(0));
+    const refs = (...ids: unknown[]) => ids.map((id) => ({ type: 'item_reference', id }));
+    expect(c.responseInput({ conversation: 'none', input: refs('k1', 'k2') })).toEqual(tok(2 * ITEM_OVERHEAD + 110));
+    // Unknown first: the conversation once, known references after it already inside it.
+    expect(c.responseInput({ conversation: 'none', input: refs('zz', 'k1', 'yy') })).toEqual(all);
+    // Known first, then unknown: the known one plus the conversation (errs high).
+    expect(c.responseInput({ conversation: 'none', input: refs('k2', 'zz') })).toEqual(tok(ITEM_OVERHEAD + 10 + all.text));
+    // A reference without a string id is unknown.
+    expect(c.responseInput({ conversation: 'none', input: [{ type: 'item_reference' }] })).toEqual(all);
+    // Inline items after an unknown reference still add.
+    expect(c.responseInput({ conversation: 'none', input: [...refs('zz'), text('q')] })).toEqual(tok(all.text + ITEM_OVERHEAD + 1));
+  });
+
+  it('remembers at most 10,000 item estimates; a reference beyond counts the whole conversation', () => {
+    const c = new ConversationEstimate();
+    for (let i = 0; i < 9_999; i++) c.addItem(`i${i}`, tok(1));
+    // Items without a (string) id are not remembered and take no slot.
+    c.addItem(null, tok(1));
+    c.onItemCreate({ type: 'function_call_output', output: '' });
+    c.onItemCreate({ id: 12, type: 'function_call_output', output: '' });
+    c.addItem('last', tok(2));
+    c.addItem('over', tok(3));
+    const oob = (id: string) => c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id }] });
+    expect(oob('i0')).toEqual(tok(1));
+    expect(oob('last')).toEqual(tok(2));
+    expect(oob('over')).toEqual(c.total());
+    expect(c.total()).toEqual(tok(9_999 + 1 + 2 * ITEM_OVERHEAD + 2 + 3));
   });
 });

@@ -12,8 +12,6 @@ import type { Report } from './reports.js';
 
 const QUOTE = 0x22;
 const COLON = 0x3a;
-const CLOSE_BRACE = 0x7d;
-const COMMA = 0x2c;
 const EQUALS = 0x3d;
 
 const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
@@ -62,15 +60,7 @@ export class Base64Member {
   #fits(buf: Buffer): boolean {
     const start = this.#start;
     const end = buf.length - this.#tail;
-    if (end < start || buf[start - 1] !== QUOTE || buf[end] !== QUOTE) return false;
-    // After the string: only `}`/whitespace, or a further member (`,"…`) as some senders put ids last.
-    const next = buf[end + 1];
-    if (next !== COMMA) {
-      for (let i = end + 1; i < buf.length; i++) {
-        const c = buf[i];
-        if (c !== CLOSE_BRACE && !isSpace(c)) return false;
-      }
-    }
+    if (buf[start - 1] !== QUOTE) return false;
     // `"name"`, optional spaces, `:`, optional spaces, right before the opening quote.
     let p = start - 2;
     while (p > 0 && isSpace(buf[p])) p--;
@@ -79,9 +69,9 @@ export class Base64Member {
     while (p > 0 && isSpace(buf[p])) p--;
     const k0 = p - this.#keyLength;
     if (!(k0 >= 1 && buf[p] === QUOTE && buf[p - 1] === this.#last && buf[k0] === this.#first && buf[k0 - 1] === QUOTE)) return false;
-    // Base64 has no quote: the string ends at the first one. Otherwise `end` is a later member's
-    // closing quote (`…"<b64>","event_id":"x"}` after a layout ending in `"}`) and that member's
-    // text would count as audio. One native scan (memchr) of the string.
+    // Base64 has no quote: the string ends at its first one, which must be where the learned layout
+    // ends it. Otherwise `end` is a later member's closing quote (`…"<b64>","event_id":"x"}` after
+    // a layout ending in `"}`) and that member's text would count as audio. One native scan (memchr).
     return buf.indexOf(QUOTE, start) === end;
   }
 }

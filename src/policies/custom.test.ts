@@ -390,6 +390,8 @@ describe('runCustom with decisions whose getters throw (found 2026-12-05)', () =
   it('sync: a decision whose then getter throws gives onError', () => {
     const d = () => ({ action: 'allow', get then(): unknown { throw new Error('then getter'); } });
     expect(() => runCustom(hostileCustom(d), HOSTILE_EVENT, hostileInfo(), new Map())).not.toThrow();
+    // Not a Promise: read as the decision it is, synchronously.
+    expect(runCustom(hostileCustom(d), HOSTILE_EVENT, hostileInfo(), new Map())).toStrictEqual({ action: 'allow', text: null, via: 'verdict' });
   });
 
   it('async: a resolved decision whose action getter throws still settles by the deadline', async () => {
@@ -404,5 +406,9 @@ describe('runCustom with decisions whose getters throw (found 2026-12-05)', () =
   it('a thrown value whose message getter throws (pino err serializer) gives onError', () => {
     const thrower = () => { throw { get message(): string { throw new Error('message getter'); } }; };
     expect(() => runCustom(hostileCustom(thrower), HOSTILE_EVENT, hostileInfo(), new Map())).not.toThrow();
+    // Logged by its type alone, with the guardrail and the message.
+    const { log, lines } = capturedLog();
+    expect(runCustom(hostileCustom(thrower), HOSTILE_EVENT, { ...hostileInfo(), log }, new Map())).toStrictEqual(HOSTILE_ERROR);
+    expect(lines.map((l) => ({ guardrail: l['guardrail'], err: l['err'], msg: l['msg'] }))).toEqual([{ guardrail: 'g', err: { type: 'object', unreadable: true }, msg: 'custom guardrail threw' }]);
   });
 });
