@@ -401,3 +401,14 @@ describe('a member after the audio never counts as audio (found 2026-12-05)', ()
     expect(meter.inputBytes).toBe(600);
   });
 });
+
+describe('a learned layout is used only where the audio string opens with its quote', () => {
+  it('a frame whose audio value does not open with a quote is not read with the layout (it is not a string there)', () => {
+    const m = new Base64Member('audio');
+    expect(m.bytes(Buffer.from('{"audio":"AAAA"}'))).toBe(3);
+    // Same length and key, but a space where the opening quote was: not JSON text the layout knows.
+    const torn = Buffer.from('{"audio": AAAA"}');
+    expect(m.bytes(torn)).toBe(Math.floor((torn.length * 3) / 4));
+  });
+});
+
