@@ -450,10 +450,11 @@ describe('held turns on calls (minted sessions, the proxy\'s sideband)', () => {
     const input = ((await callWithSecret(cp, asked.json['value'] as string)).sessionRequest as { audio: { input: Json } }).audio.input;
     expect(input['turn_detection']).toEqual({ type: 'semantic_vad', create_response: false, interrupt_response: false });
     expect(input['transcription']).toMatchObject({ model: 'gpt-4o-mini-transcribe' });
-    // Left out: the upstream default (server VAD, create_response on) is not left in force.
+    // Left out: the upstream default (server VAD, create_response on) is not left in force; the rest
+    // of that default (interrupt_response) is kept, as a WebSocket session's locked start state does.
     const plain = await mint(cp, 'acme', {});
     const defaults = ((await callWithSecret(cp, plain.json['value'] as string)).sessionRequest as { audio: { input: Json } }).audio.input;
-    expect(defaults['turn_detection']).toEqual({ type: 'server_vad', create_response: false });
+    expect(defaults['turn_detection']).toEqual({ type: 'server_vad', create_response: false, interrupt_response: true });
   });
 
   it('the sideband holds a spoken turn: one response, created over the sideband after the transcript; a forbidden one is deleted unanswered', async () => {
