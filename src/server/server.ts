@@ -183,13 +183,24 @@ export class ProxyServer {
   }
 
   #tick(): void {
-    try {
-      const now = this.#clock.now();
-      let held = 0;
-      for (const session of this.#sessions) {
+    const now = this.#clock.now();
+    let held = 0;
+    for (const session of this.#sessions) {
+      // One session's failure ends that session only: every other session still gets its deadlines
+      // checked, and the memory budget is still resynced (it would keep a stale figure otherwise).
+      try {
         session.tick(now);
         held += session.heldBytes();
+      } catch (err) {
+        session.log.error({ err }, 'session tick failed');
+        try {
+          session.close(new ProxyError('internal_error', { close: 'internalError' }));
+        } catch (closeErr) {
+          session.log.error({ err: closeErr }, 'session teardown failed');
+        }
       }
+    }
+    try {
       this.#budget.resync(held);
       this.#refusals.flush();
     } catch (err) {
