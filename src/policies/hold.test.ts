@@ -688,71 +688,50 @@ describe('carriesItemAudio', () => {
 });
 
 describe('a client create released while a response runs (found 2026-12-05)', () => {
-  const HELD_BEHIND_RESPONSE = `
-  guardrails:
-    rules:
-      - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
-    holdSpokenInput: { enabled: true, timeoutMs: 1000 }
-  locks:
-    inputTranscription: { model: gpt-4o-mini-transcribe }
-  `;
-
-  let s: FakeSession;
-  let f: GuardrailFilter;
-  beforeEach(async () => {
-    vi.useFakeTimers();
-    s = new FakeSession();
-    f = new GuardrailFilter(s, entryOf(await policyFrom(HELD_BEHIND_RESPONSE, 'held')));
-  });
-  afterEach(() => {
-    f.onClose();
-    vi.useRealTimers();
-  });
-  const resp = (id: string, status: string) => ({ id, object: 'realtime.response', status, output: [], conversation_id: 'conv_1', usage: null });
+  const refusedAsBusy = () => upstreamError({ code: 'conversation_already_has_active_response', event_id: 'evt_client' });
 
   it('a client create sent while nothing is held and a response runs does not cancel what a checked turn is owed', () => {
-    s.fromServer(f, wire({ type: 'response.created', event_id: 'e1', response: resp('resp_1', 'in_progress') }));
-    s.fromServer(f, wire({ type: 'input_audio_buffer.committed', event_id: 'e2', previous_item_id: null, item_id: 'item_a' }));
-    s.fromServer(f, wire({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'e3', item_id: 'item_a', content_index: 0, transcript: 'what is the weather' }));
-    expect(s.fromClient(f, wire({ type: 'response.create', event_id: 'evt_client', response: {} }))).toEqual({ kind: 'continue' });
-    s.fromServer(f, wire({ type: 'error', event_id: 'e4', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', param: null, event_id: 'evt_client' } }));
-    s.fromServer(f, wire({ type: 'response.done', event_id: 'e5', response: resp('resp_1', 'completed') }));
-    expect(s.upstream.filter((e) => e.type === 'response.create')).toHaveLength(1);
+    created('resp_1');
+    committed('item_a');
+    transcript('item_a', 'what is the weather');
+    expect(clientCreate('evt_client')).toEqual({ kind: 'continue' });
+    refusedAsBusy();
+    done('resp_1');
+    expect(sent('response.create')).toHaveLength(1);
   });
 
   it('a client create released by a checked turn while an in-conversation response runs does not stand for the turn: the proxy still answers it (found 2026-12-05)', async () => {
-    s.fromServer(f, wire({ type: 'response.created', event_id: 'e1', response: resp('resp_1', 'in_progress') }));
-    s.fromServer(f, wire({ type: 'input_audio_buffer.committed', event_id: 'e2', previous_item_id: null, item_id: 'item_a' }));
-    const v = s.fromClient(f, wire({ type: 'response.create', event_id: 'evt_client', response: {} }));
+    created('resp_1');
+    committed('item_a');
+    const v = clientCreate('evt_client');
     expect(v).toBeInstanceOf(Promise);
-    s.fromServer(f, wire({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'e3', item_id: 'item_a', content_index: 0, transcript: 'what is the weather' }));
+    transcript('item_a', 'what is the weather');
     // Released: the turn passed. resp_1 still runs, so the upstream will refuse it.
     expect(await v).toEqual({ kind: 'continue' });
     // The upstream refuses it: a response is active.
-    s.fromServer(f, wire({ type: 'error', event_id: 'e4', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', param: null, event_id: 'evt_client' } }));
-    s.fromServer(f, wire({ type: 'response.done', event_id: 'e5', response: resp('resp_1', 'completed') }));
+    refusedAsBusy();
+    done('resp_1');
     // The checked turn is still owed its response (until 2026-12-05 none was ever sent).
-    expect(s.upstream.filter((e) => e.type === 'response.create')).toHaveLength(1);
+    expect(sent('response.create')).toHaveLength(1);
   });
 
   it('released when no response runs, the client create stands for the turn: the proxy sends none of its own', async () => {
-    s.fromServer(f, wire({ type: 'input_audio_buffer.committed', event_id: 'e2', previous_item_id: null, item_id: 'item_a' }));
-    const v = s.fromClient(f, wire({ type: 'response.create', event_id: 'evt_client', response: {} }));
-    s.fromServer(f, wire({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'e3', item_id: 'item_a', content_index: 0, transcript: 'what is the weather' }));
+    committed('item_a');
+    const v = clientCreate('evt_client');
+    transcript('item_a', 'what is the weather');
     expect(await v).toEqual({ kind: 'continue' });
     await vi.advanceTimersByTimeAsync(0);
-    expect(s.upstream.filter((e) => e.type === 'response.create')).toEqual([]);
+    expect(sent('response.create')).toEqual([]);
   });
 
   it('released by a commit that was never answered while a response runs: no turn passed, so nothing is owed', async () => {
-    s.fromServer(f, wire({ type: 'response.created', event_id: 'e1', response: resp('resp_1', 'in_progress') }));
-    expect(s.fromClient(f, wire({ type: 'input_audio_buffer.commit', event_id: 'evt_commit' }))).toEqual({ kind: 'continue' });
-    const v = s.fromClient(f, wire({ type: 'response.create', event_id: 'evt_client', response: {} }));
+    created('resp_1');
+    expect(commit('evt_commit')).toEqual({ kind: 'continue' });
+    const v = clientCreate('evt_client');
     expect(v).toBeInstanceOf(Promise);
     await vi.advanceTimersByTimeAsync(1000);
     expect(await v).toEqual({ kind: 'continue' });
-    s.fromServer(f, wire({ type: 'response.done', event_id: 'e5', response: resp('resp_1', 'completed') }));
-    expect(s.upstream.filter((e) => e.type === 'response.create')).toEqual([]);
+    done('resp_1');
+    expect(sent('response.create')).toEqual([]);
   });
 });
-
