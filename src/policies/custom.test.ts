@@ -360,22 +360,9 @@ describe('isThenable', () => {
   });
 });
 
-const HOSTILE_EVENT: GuardrailEvent = { source: 'output', eventType: 'response.output_text.done', text: 't', delta: null, final: true, responseId: null, itemId: null, functionName: null };
-const hostileCustom = (evaluate: () => unknown): CompiledCustom => ({
-  id: 'g',
-  guardrail: { name: 'g', wants: ['output'], evaluate: evaluate as (e: GuardrailEvent, c: GuardrailContext) => Decision },
-  sources: new Set(['output']),
-  streaming: false,
-  mode: 'blocking',
-  timeoutMs: 50,
-  onTimeout: 'block',
-  onError: 'end_session',
-  options: {},
-});
-const hostileInfo = () => ({ sessionId: 's', tenantId: 't', model: 'm', policy: 'p', log: capturedLog().log });
-const HOSTILE_ERROR: CustomVerdict = { action: 'end_session', text: null, via: 'error' };
+/** A decision whose `action` getter throws: reading it runs the guardrail's code. */
 const throwingAction = () => ({ get action(): string { throw new Error('getter'); } });
-
+const ON_ERROR: CustomVerdict = { action: 'end_session', text: null, via: 'error' };
 
 describe('runCustom with decisions whose getters throw (found 2026-12-05)', () => {
   afterEach(() => {
@@ -383,20 +370,20 @@ describe('runCustom with decisions whose getters throw (found 2026-12-05)', () =
   });
 
   it('sync: a decision whose action getter throws gives onError', () => {
-    expect(() => runCustom(hostileCustom(throwingAction), HOSTILE_EVENT, hostileInfo(), new Map())).not.toThrow();
-    expect(runCustom(hostileCustom(throwingAction), HOSTILE_EVENT, hostileInfo(), new Map())).toStrictEqual(HOSTILE_ERROR);
+    expect(() => runCustom(custom(throwingAction), EVENT, session().info, new Map())).not.toThrow();
+    expect(runCustom(custom(throwingAction), EVENT, session().info, new Map())).toStrictEqual(ON_ERROR);
   });
 
   it('sync: a decision whose then getter throws gives onError', () => {
     const d = () => ({ action: 'allow', get then(): unknown { throw new Error('then getter'); } });
-    expect(() => runCustom(hostileCustom(d), HOSTILE_EVENT, hostileInfo(), new Map())).not.toThrow();
+    expect(() => runCustom(custom(d), EVENT, session().info, new Map())).not.toThrow();
     // Not a Promise: read as the decision it is, synchronously.
-    expect(runCustom(hostileCustom(d), HOSTILE_EVENT, hostileInfo(), new Map())).toStrictEqual({ action: 'allow', text: null, via: 'verdict' });
+    expect(runCustom(custom(d), EVENT, session().info, new Map())).toStrictEqual({ action: 'allow', text: null, via: 'verdict' });
   });
 
   it('async: a resolved decision whose action getter throws still settles by the deadline', async () => {
     vi.useFakeTimers();
-    const p = runCustom(hostileCustom(async () => throwingAction()), HOSTILE_EVENT, hostileInfo(), new Map()) as Promise<CustomVerdict>;
+    const p = runCustom(custom(async () => throwingAction()), EVENT, session().info, new Map()) as Promise<CustomVerdict>;
     let out: CustomVerdict | 'pending' = 'pending';
     void p.then((v) => (out = v));
     await vi.advanceTimersByTimeAsync(10_000);
@@ -405,10 +392,10 @@ describe('runCustom with decisions whose getters throw (found 2026-12-05)', () =
 
   it('a thrown value whose message getter throws (pino err serializer) gives onError', () => {
     const thrower = () => { throw { get message(): string { throw new Error('message getter'); } }; };
-    expect(() => runCustom(hostileCustom(thrower), HOSTILE_EVENT, hostileInfo(), new Map())).not.toThrow();
+    expect(() => runCustom(custom(thrower), EVENT, session().info, new Map())).not.toThrow();
     // Logged by its type alone, with the guardrail and the message.
-    const { log, lines } = capturedLog();
-    expect(runCustom(hostileCustom(thrower), HOSTILE_EVENT, { ...hostileInfo(), log }, new Map())).toStrictEqual(HOSTILE_ERROR);
-    expect(lines.map((l) => ({ guardrail: l['guardrail'], err: l['err'], msg: l['msg'] }))).toEqual([{ guardrail: 'g', err: { type: 'object', unreadable: true }, msg: 'custom guardrail threw' }]);
+    const { info, lines } = session();
+    expect(runCustom(custom(thrower), EVENT, info, new Map())).toStrictEqual(ON_ERROR);
+    expect(lines.map((l) => ({ guardrail: l['guardrail'], err: l['err'], msg: l['msg'] }))).toEqual([{ guardrail: 'refunds', err: { type: 'object', unreadable: true }, msg: 'custom guardrail threw' }]);
   });
 });
