@@ -179,7 +179,7 @@ export class RelaySession implements SessionContext, ChainSink {
       message: (data, isBinary) => this.#onUpstreamMessage(data, isBinary),
       closed: (code, reason) => this.#onUpstreamClose(code, reason),
       failed: (error) => this.close(error),
-      callbackFailed: (what, err) => this.#callbackFailed(what, err),
+      callbackFailed: (what, err) => this.fail(what, err),
     });
   }
 
@@ -214,8 +214,11 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#upstream.dial();
   }
 
-  /** Upstream socket callbacks run outside uWS: a failure ends this session only. */
-  #callbackFailed(what: string, err: unknown): void {
+  /**
+   * Code run for this session outside uWS's callbacks (upstream socket callbacks, the server's
+   * tick) failed: it ends this session only, never throws.
+   */
+  fail(what: string, err: unknown): void {
     this.log.error({ err }, `${what} handler failed`);
     try {
       this.close(new ProxyError('internal_error', { close: 'internalError' }));

@@ -192,12 +192,7 @@ export class ProxyServer {
         session.tick(now);
         held += session.heldBytes();
       } catch (err) {
-        session.log.error({ err }, 'session tick failed');
-        try {
-          session.close(new ProxyError('internal_error', { close: 'internalError' }));
-        } catch (closeErr) {
-          session.log.error({ err: closeErr }, 'session teardown failed');
-        }
+        session.fail('tick', err);
       }
     }
     try {

@@ -41,7 +41,7 @@ describe('the server tick', () => {
     expect(othersTicked).toBeGreaterThan(0);
     b.send({ type: 'response.create', response: { output_modalities: ['text'] } });
     expect((await b.next('response.done'))['response']).toMatchObject({ status: 'completed' });
-    expect(tp.logs.some((l) => l.msg === 'session tick failed')).toBe(true);
+    expect(tp.logs.some((l) => l.msg === 'tick handler failed')).toBe(true);
     vi.restoreAllMocks();
     b.close();
   });
