@@ -147,7 +147,7 @@ export async function checkSessionConfig(policy: CompiledPolicy, session: JsonOb
   const ev: JsonObject = { session };
   const findings: Finding[] = [];
   // In the texts' order (the first of the strongest findings names the refusal).
-  const evaluations: ({ t: ContentText; e: Evaluation; verdicts: Promise<CustomVerdict[]> | null } | Finding)[] = [];
+  const evaluations: ({ t: ContentText; e: Evaluation; customsDone: Promise<void> | null } | Finding)[] = [];
   for (const t of eventTexts('session.update', ev)) {
     if (t.unknownContent !== undefined) {
       if (policy.unknownContentEvents === 'block') evaluations.push({ id: UNKNOWN_CONTENT_RULE, action: 'block', label: t.unknownContent, excerpt: null });
@@ -161,18 +161,16 @@ export async function checkSessionConfig(policy: CompiledPolicy, session: JsonOb
     const event: GuardrailEvent = { source: t.source, eventType: 'session.update', text: t.text, delta: null, final: true, responseId: null, itemId: null, functionName: t.functionName };
     const run = customs.length > 0 && t.text.length <= policy.maxScanChars;
     // Every text's guardrails at once, as a session.update's are: the wait is the slowest one's, not their sum.
-    evaluations.push({ t, e, verdicts: run ? Promise.all(customs.map((c) => runCustom(c, event, info, new Map()))) : null });
+    const customsDone = run ? Promise.all(customs.map((c) => runCustom(c, event, info, new Map()))).then((verdicts) => verdicts.forEach((v, i) => e.addCustom(customs[i]!, v))) : null;
+    evaluations.push({ t, e, customsDone });
   }
   for (const entry of evaluations) {
     if (!('t' in entry)) {
       findings.push(entry);
       continue;
     }
-    const { t, e, verdicts } = entry;
-    if (verdicts) {
-      const customs = policy.customBySource.get(t.source) ?? [];
-      (await verdicts).forEach((v, i) => e.addCustom(customs[i]!, v));
-    }
+    const { t, e, customsDone } = entry;
+    if (customsDone) await customsDone;
     findings.push(...e.findings);
     // Unchanged when nothing was redacted.
     t.set(ev, e.text);
