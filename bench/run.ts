@@ -45,7 +45,9 @@ const HELP = `usage: npm run bench -- [flags]
   --profile-sessions N      paced sessions while profiling (default 1000)
   --profile-throughput      profile the unpaced throughput load instead of paced sessions
   --heap-sample             with --profile: then sample allocations that survive a scavenge (promoted to the
-                            old generation) for one window and print the top sites
+                            old generation) for one window and print the top sites, each with the proxy's own
+                            frame that led to it (a minor GC ends the window, so garbage not yet collected
+                            does not count)
   --heap-all                with --heap-sample: sample every allocation, not only the promoted ones
   --perf                    with --profile: then record the relay with Linux perf (software clock) for one window and
                             print its kernel share and syscalls in µs/event (results/profiles/*.perf.data)
@@ -492,7 +494,7 @@ class Rig {
       await sleep(opts.measureSec * 1000);
       const top = await this.relay.call<readonly AllocationLine[]>('heapSampleStop');
       log(`  ${this.target}: ${opts.heapAll ? 'allocations' : 'allocations promoted to the old generation'} in ${opts.measureSec} s (sampled):`);
-      for (const l of top.slice(0, 15)) log(`    ${l.mib.toFixed(1)} MiB ${l.pct.toFixed(1)}%  ${l.fn}  ${l.where}`);
+      for (const l of top.slice(0, 25)) log(`    ${l.mib.toFixed(1)} MiB ${l.pct.toFixed(1)}%  ${l.fn}  ${l.where}`);
     }
     if (opts.perf) {
       // Its own window, without the V8 sampler running: the relay's CPU per event over it converts shares to µs.

@@ -186,26 +186,36 @@ export interface AllocationLine {
 /** Stops allocation sampling; returns the top allocation sites by bytes allocated (collected or not). */
 export async function heapSampleStop(topN = 25): Promise<readonly AllocationLine[]> {
   if (!session) throw new Error('heap sampling not started');
+  // Objects allocated since the last scavenge are still in the sample though most are garbage: one
+  // minor GC first leaves what a scavenge really copies (the relay runs with --expose-gc).
+  const gc = (globalThis as { gc?: (o: { type: 'minor' }) => void }).gc;
+  gc?.({ type: 'minor' });
   const { profile } = await post<{ profile: { head: SamplingHeapNode } }>(session, 'HeapProfiler.stopSampling');
   session.disconnect();
   session = null;
   const by = new Map<string, { fn: string; where: string; bytes: number }>();
   let total = 0;
-  const walk = (n: SamplingHeapNode, parent: string) => {
+  // `ours`: the nearest frame of this proxy's own code on the stack, so a site inside Node or a
+  // dependency says which of our calls led to it.
+  const isOurs = (url: string) => /\/(dist|src)\//.test(url) && !url.includes('node_modules');
+  const walk = (n: SamplingHeapNode, parent: string, ours: string) => {
     const cf = n.callFrame;
     const fn = cf.functionName || '(anonymous)';
     const where = cf.url ? `${basename(cf.url)}:${cf.lineNumber + 1}` : '';
+    const here = where ? `${fn}@${where}` : parent;
+    const oursHere = cf.url && isOurs(cf.url) ? `${fn}@${where}` : ours;
     if (n.selfSize > 0) {
       // Native allocations are charged to the JS frame that called them.
-      const key = where ? `${fn}@${where}` : `${fn}@${parent}`;
-      const e = by.get(key) ?? { fn, where: where || `(in ${parent})`, bytes: 0 };
+      const site = where ? `${fn}@${where}` : `${fn}@${parent}`;
+      const key = oursHere && oursHere !== site ? `${site} ← ${oursHere}` : site;
+      const e = by.get(key) ?? { fn, where: (where || `(in ${parent})`) + (oursHere && oursHere !== site ? ` ← ${oursHere}` : ''), bytes: 0 };
       e.bytes += n.selfSize;
       by.set(key, e);
       total += n.selfSize;
     }
-    for (const c of n.children) walk(c, where ? `${fn}@${where}` : parent);
+    for (const c of n.children) walk(c, here, oursHere);
   };
-  walk(profile.head, '(root)');
+  walk(profile.head, '(root)', '');
   return [...by.values()]
     .sort((a, b) => b.bytes - a.bytes)
     .slice(0, topN)
