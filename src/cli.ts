@@ -9,6 +9,7 @@ import type { Config } from './config/schema.js';
 import { configBaseDir, startProxy } from './main.js';
 import { sha256Hex } from './tenants/resolver.js';
 import { ownPackage } from './version.js';
+import { installProcessFaultHandlers } from './server/process-faults.js';
 
 const HELP = `realtime-proxy ${ownPackage.version} — governed WebSocket proxy for the OpenAI Realtime API
 
@@ -142,6 +143,7 @@ async function main(argv: string[]): Promise<number> {
     configFile: file,
     simulator: { timing: { realtime: true, firstAudioDelayMs: 300 }, recordAudio: false },
   });
+  installProcessFaultHandlers(proxy.log);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

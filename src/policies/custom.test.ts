@@ -5,6 +5,9 @@ import type { CompiledCustom } from './compile.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import type { FallbackAction } from './schema.js';
 
+/** Runs the task on which a deadline's abort runs (a faked setImmediate runs one fake millisecond later). */
+const abortTask = () => vi.advanceTimersByTimeAsync(1);
+
 /**
  * runCustom, the one place policy-supplied code runs: what comes back synchronously stays
  * synchronous, a Promise is raced against the guardrail's deadline (its signal aborted when the
@@ -232,6 +235,9 @@ describe('runCustom: asynchronous guardrails and the deadline', () => {
     expect(lines).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
     expect(verdict()).toStrictEqual({ action: 'block', text: null, via: 'timeout' });
+    // The signal is aborted on a task of its own (its listeners run with no proxy frame on the stack).
+    expect(ctx!.signal.aborted).toBe(false);
+    await abortTask();
     expect(ctx!.signal.aborted).toBe(true);
     expect(aborts).toHaveLength(1);
     expect(aborts[0]).toBeInstanceOf(Error);
@@ -338,9 +344,11 @@ describe('runCustom: asynchronous guardrails and the deadline', () => {
     await vi.advanceTimersByTimeAsync(40);
     expect(a()).toStrictEqual({ action: 'cancel_response', text: null, via: 'timeout' });
     expect(b()).toBe('pending');
+    await abortTask();
     expect(signals.map((s) => s.aborted)).toEqual([true, false]);
     await vi.advanceTimersByTimeAsync(60);
     expect(b()).toStrictEqual({ action: 'cancel_response', text: null, via: 'timeout' });
+    await abortTask();
     expect(signals.map((s) => s.aborted)).toEqual([true, true]);
     expect(lines).toHaveLength(2);
   });

@@ -54,8 +54,15 @@ class Ctx implements GuardrailContext {
     return (this.#controller ??= new AbortController()).signal;
   }
 
+  /**
+   * The guardrail's listeners run on a task of their own: Node reports a listener's throw as an
+   * uncaught exception, and with no frame of the proxy's code on its stack (the bound native
+   * `abort` adds none) the process's fault handler can tell it is the guardrail's and go on
+   * (src/server/process-faults.ts).
+   */
   abort(): void {
-    this.#controller?.abort(new Error('guardrail deadline passed'));
+    const controller = this.#controller;
+    if (controller) setImmediate(AbortController.prototype.abort.bind(controller), new Error('guardrail deadline passed'));
   }
 }
 

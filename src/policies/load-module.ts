@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { noteCustomModule } from '../server/process-faults.js';
 
 /**
  * Loads custom guardrail modules. `.js` / `.mjs` modules are imported by Node as they are; `.ts` /
@@ -156,6 +157,7 @@ function missingPublicEntry(err: unknown): boolean {
 
 /** Imports a custom guardrail module fresh (each `cacheKey` is a new instance, for hot reloads). */
 export async function loadGuardrailModule(absPath: string, cacheKey: string): Promise<unknown> {
+  noteCustomModule(absPath);
   if (TS_EXT.has(extname(absPath))) return importBundled(absPath, cacheKey);
   const url = pathToFileURL(absPath);
   url.searchParams.set('v', cacheKey);

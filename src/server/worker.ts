@@ -6,6 +6,7 @@ import { isLedgerReply, RemoteLedger } from '../metering/remote-ledger.js';
 import type { Clock } from '../pipeline/filter.js';
 import type { TelemetryModule } from '../telemetry/index.js';
 import { TenantResolver } from '../tenants/resolver.js';
+import { installProcessFaultHandlers } from './process-faults.js';
 import { ProxyServer } from './server.js';
 import { isMessage, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.js';
 
@@ -46,6 +47,7 @@ let stopping = false;
 async function boot(init: WorkerInit): Promise<void> {
   const config = init.config;
   const log = createLogger(init.logLevel).child({ worker: init.index });
+  installProcessFaultHandlers(log);
   const offset = init.wallOffsetMs;
   const clock: Clock = { now: () => performance.now(), wall: offset === 0 ? () => Date.now() : () => Date.now() + offset };
   const tenants = new TenantResolver(config);
