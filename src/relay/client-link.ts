@@ -9,8 +9,10 @@ export interface ClientLinkEvents {
   overHigh(): boolean;
   /** A batch left in one cork (the relay latency sample ends here). */
   flushed(): void;
-  /** The client cannot keep up: the session ends with this error. */
+  /** The client cannot keep up: the session ends with this error (reported once per link). */
   slow(error: ProxyError): void;
+  /** A socket call threw during a flush (it runs on a microtask, outside any uWS callback). */
+  failed(err: unknown): void;
 }
 
 /** uWS send results. */
@@ -32,6 +34,12 @@ export class ClientLink<D> {
   #flushScheduled = false;
   #overHighSince = 0;
   #closeCode: number | null = null;
+  /**
+   * The client fell behind past the hard cap (or uWS dropped a frame): nothing more is queued for
+   * it, so the session's own closing error cannot overflow again and report again (each report
+   * closes the session, whose error event would be flushed into the same full buffer).
+   */
+  #overflowed = false;
 
   constructor(ws: UwsSocket<D> | null, config: Config, clock: Clock, events: ClientLinkEvents) {
     this.#ws = ws;
@@ -66,7 +74,7 @@ export class ClientLink<D> {
   }
 
   send(bytes: Buffer | string): void {
-    if (!this.#ws) return;
+    if (!this.#ws || this.#overflowed) return;
     this.#outbox.push(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -81,6 +89,14 @@ export class ClientLink<D> {
     const out = this.#outbox;
     if (out.length === 0 || !ws) return;
     this.#outbox = [];
+    try {
+      this.#write(ws, out);
+    } catch (err) {
+      this.#events.failed(err);
+    }
+  };
+
+  #write(ws: UwsSocket<D>, out: Buffer[]): void {
     let dropped = false;
     // uWS answers a send 1 (written), 0 (written, backpressure building up) or 2 (dropped).
     let unwritten = true;
@@ -100,17 +116,24 @@ export class ClientLink<D> {
     }
     this.#events.flushed();
     if (dropped) {
-      this.#events.slow(new ProxyError('slow_consumer', { message: 'The client send buffer overflowed.' }));
+      this.#overflow(new ProxyError('slow_consumer', { message: 'The client send buffer overflowed.' }));
       return;
     }
     if (unwritten) this.#checkBackpressure(ws);
-  };
+  }
+
+  #overflow(error: ProxyError): void {
+    if (this.#overflowed) return;
+    this.#overflowed = true;
+    this.#outbox = [];
+    this.#events.slow(error);
+  }
 
   #checkBackpressure(ws: UwsSocket<D>): void {
     const bp = this.#config.server.backpressure;
     const buffered = ws.getBufferedAmount();
     if (buffered > bp.maxBufferedBytes) {
-      this.#events.slow(new ProxyError('slow_consumer', { message: 'The client send buffer exceeded its limit.' }));
+      this.#overflow(new ProxyError('slow_consumer', { message: 'The client send buffer exceeded its limit.' }));
       return;
     }
     if (buffered > bp.highWatermarkBytes && this.#events.overHigh()) this.#overHighSince = this.#clock.now();

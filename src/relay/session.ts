@@ -134,6 +134,8 @@ export class RelaySession implements SessionContext, ChainSink {
   /** Events the proxy injected upstream, by event id: upstream errors about them stay here. */
   readonly #injected = new LazyMap<string, { readonly type: string; readonly by: string }>();
   #ended = false;
+  /** close() is running or ran: it tears down once (see close). */
+  #closing = false;
   /**
    * Set while the relay keeps the upstream after the client left mid-response (onClientClose):
    * OpenAI bills a response whether or not anyone reads it, so its response.done must still reach
@@ -171,6 +173,7 @@ export class RelaySession implements SessionContext, ChainSink {
         this.#serverSampleAt = 0;
       },
       slow: (error) => this.close(error),
+      failed: (err) => this.fail('client flush', err),
     });
     this.audio = new AudioMeter((report) => this.report(report));
     this.#chain = init.template.instantiate(this, this);
@@ -547,7 +550,9 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** Ends the session from the proxy side: error event to the client, then both sockets close. */
   close(error: ProxyError): void {
-    if (this.#ended) return;
+    // Once: the closing error's own flush can report the client slow, which closes again.
+    if (this.#ended || this.#closing) return;
+    this.#closing = true;
     const code = error.closeCode ?? CloseCode.internalError;
     this.log.info({ code: error.code, closeCode: code }, 'proxy ends session');
     if (this.#client.present) {
