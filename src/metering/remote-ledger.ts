@@ -15,6 +15,12 @@ import type { PeriodKind } from './periods.js';
 export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usage' | 'acquireSlot' | 'releaseSlot';
 
 const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usage', 'acquireSlot', 'releaseSlot']);
+/**
+ * Calls that bill or give back what the owner already granted: never refused for a backlog (a
+ * refused settle is cost the cap never sees, a refused release a reservation held until the
+ * worker exits). Their number is bounded by the grants outstanding.
+ */
+const SETTLING: ReadonlySet<LedgerMethod> = new Set<LedgerMethod>(['settle', 'release', 'releaseSlot']);
 
 export interface LedgerCall {
   readonly t: 'ledger';
@@ -50,7 +56,7 @@ export interface RemoteLedgerOptions {
   readonly kind: 'sqlite' | 'redis';
   /** Bound of every wait for the owner's answer. */
   readonly timeoutMs: number;
-  /** Calls waiting for an answer at most; beyond it reserve and acquireSlot answer unavailable. */
+  /** Calls waiting for an answer at most; beyond it reserve and acquireSlot answer unavailable (settle and release always go). */
   readonly maxPending?: number;
 }
 
@@ -94,7 +100,7 @@ export class RemoteLedger implements Ledger {
 
   #call<T>(method: LedgerMethod, args: readonly unknown[], onTimeout?: () => void): Promise<T> {
     if (this.#closed) return Promise.reject(new Error('ledger owner unreachable'));
-    if (this.#pending.size >= (this.#o.maxPending ?? 10_000)) return Promise.reject(new Error('too many ledger calls waiting for the owner'));
+    if (!SETTLING.has(method) && this.#pending.size >= (this.#o.maxPending ?? 10_000)) return Promise.reject(new Error('too many ledger calls waiting for the owner'));
     const id = ++this.#seq;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
