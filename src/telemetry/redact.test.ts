@@ -102,11 +102,26 @@ describe('redactPii: numbers', () => {
     expect(redactPii('1\t2\n3\u00a04 5 6')).toBe('[number]');
   });
 
-  it('up to two separator characters between digits', () => {
-    expect(redactPii('123 - 456')).toBe('123 - 456');
-    expect(redactPii('123 -456')).toBe('[number]');
-    expect(redactPii('12) (3456')).toBe('12) (3456');
-    expect(redactPii('12 (3456')).toBe('[number]');
+  it('up to three separator characters between digits (a spoken "555 - 123 - 4567"), slashes and dashes of any width included', () => {
+    expect(redactPii('555 - 123 - 4567')).toBe('[number]');
+    expect(redactPii('123 -- 456')).toBe('123 -- 456');
+    expect(redactPii('12) (3456')).toBe('[number]');
+    expect(redactPii('12)  (3456')).toBe('12)  (3456');
+    expect(redactPii('born 12/05/1985')).toBe('born [number]');
+    expect(redactPii('call 030–1234\u22125678')).toBe('call [number]');
+  });
+
+  it('digits of any script are numbers (found 2026-12-05: only ASCII digits were, so a card number in fullwidth digits was kept)', () => {
+    expect(redactPii('カード番号は４１１１ １１１１ １１１１ １１１１です')).toBe('カード番号は[number]です');
+    expect(redactPii('رقمي ٠١٢٣٤٥٦٧٨٩')).toBe('رقمي [number]');
+    expect(redactPii('फ़ोन ९८७६५४३२१०')).toBe('फ़ोन [number]');
+    expect(redactPii('電話０３－１２３４－５６７８')).toBe('電話[number]');
+  });
+
+  it('an address with letters of any script is an address, local part and domain (found 2026-12-05: jörg@example.com kept "jö")', () => {
+    expect(redactPii('schreib an jörg@müller.de bitte')).toBe('schreib an [email] bitte');
+    expect(redactPii('mail: jörg@example.com')).toBe('mail: [email]');
+    expect(redactPii('用户@例子.公司')).toBe('[email]');
   });
 
   it('a lone plus and other punctuation are kept', () => {

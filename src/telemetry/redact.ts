@@ -4,11 +4,16 @@
  * telemetry only needs to never keep contact data or numbers, so it over-redacts.
  */
 
-const EMAIL = /[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}/g;
+/** Letters and digits of any script: transcripts carry internationalised addresses (jörg@müller.de). */
+const EMAIL = /[\p{L}\p{N}._%+-]{1,64}@(?:[\p{L}\p{N}-]{1,63}\.){1,8}\p{L}{2,24}/gu;
 /** IBAN-shaped: two letters, two digits, then 11+ alphanumerics (spaces allowed). */
 const IBAN = /\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b/g;
-/** Any run of 6+ digits, allowing common separators (phones, cards, ids, account numbers). */
-const DIGITS = /\+?\d(?:[\s().-]{0,2}\d){5,}/g;
+/**
+ * Any run of 6+ digits of any script (fullwidth ４１１１, Arabic-Indic, Devanagari), allowing the
+ * separators people and transcribers put between them (spaces, dots, dashes of any width, slashes,
+ * parentheses; up to three in a row: "555 - 123").
+ */
+const DIGITS = /\+?\p{Nd}(?:[\s().\-/\u2010-\u2015\u2212\uFF0D\uFF0E\uFF0F]{0,3}\p{Nd}){5,}/gu;
 
 export function redactPii(text: string): string {
   return text.replace(EMAIL, '[email]').replace(IBAN, '[iban]').replace(DIGITS, '[number]');
