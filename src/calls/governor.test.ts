@@ -39,8 +39,16 @@ class FakeSideband implements Sideband {
     this.started = true;
   }
   readonly ticks: number[] = [];
+  /** Set: tick() throws (a bug in the sideband's deadline checks). */
+  tickThrows = false;
   tick(now: number): void {
+    if (this.tickThrows) throw new Error('tick bug');
     this.ticks.push(now);
+  }
+  failed: string[] = [];
+  fail(what: string, _err: unknown): void {
+    this.failed.push(what);
+    this.close(new ProxyError('internal_error', { close: 'internalError' }));
   }
   endRecord(): Record<string, unknown> {
     return this.#record;
@@ -273,6 +281,23 @@ describe('caps on a call', () => {
 describe('timers', () => {
   afterEach(() => {
     vi.useRealTimers();
+  });
+
+  it("a sideband whose tick throws is failed (and its call hung up); the others are still ticked and nothing escapes the timer", async () => {
+    vi.useFakeTimers();
+    const r = track(rig());
+    await r.govern('rtc_a');
+    await r.govern('rtc_b');
+    const a = r.sidebands.get('rtc_a')!;
+    const b = r.sidebands.get('rtc_b')!;
+    a.tickThrows = true;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(a.failed).toEqual(['tick']);
+    expect(a.closedWith).toBe('internal_error');
+    expect(b.ticks).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(b.ticks).toHaveLength(2);
+    expect(a.failed).toEqual(['tick']);
   });
 
   it('every third of the lease the leases are renewed and lapsed calls claimed; every second the sidebands are ticked', async () => {

@@ -24,6 +24,8 @@ export interface Sideband {
   start(): void;
   close(error: ProxyError): void;
   tick(now: number): void;
+  /** Ends the sideband after one of its handlers threw (logged; `internal_error`). */
+  fail(what: string, err: unknown): void;
   endRecord(): Record<string, unknown>;
 }
 
@@ -99,7 +101,15 @@ export class CallGovernors {
     this.#deps = deps;
     this.#ticker = setInterval(() => {
       const now = deps.clock.now();
-      for (const s of this.#byCall.values()) s.tick(now);
+      // One sideband's failure ends that sideband (and so its call) only: the others still get
+      // their deadlines checked, and nothing escapes the timer (that would end the process).
+      for (const s of [...this.#byCall.values()]) {
+        try {
+          s.tick(now);
+        } catch (err) {
+          s.fail('tick', err);
+        }
+      }
     }, 1000);
     this.#ticker.unref();
     this.#leaseTimer = setInterval(() => void this.sweep(), (deps.config.calls.leaseSec * 1000) / 3);
