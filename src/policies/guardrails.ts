@@ -1,7 +1,7 @@
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
-import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, type RealtimeServerEvent } from '../protocol/events.js';
+import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, type RealtimeClientEvent, type RealtimeServerEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
@@ -52,6 +52,15 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
 };
 
 const MAX_STREAMS = 256;
+/** Refused session changes on a call put back before the call is ended as ungovernable. */
+const MAX_CALL_RESTORES = 3;
+
+/** The texts of a session the input rules judge (what a `session.update`'s row reads). */
+function sessionTexts(session: JsonObject): JsonObject {
+  const texts: JsonObject = {};
+  for (const key of ['instructions', 'tools', 'prompt']) if (session[key] !== undefined) texts[key] = session[key];
+  return texts;
+}
 
 /** Unknown event / item types already logged (process-wide, bounded): logged once per type. */
 const loggedUnknown = new Set<string>();
@@ -254,6 +263,9 @@ export class GuardrailFilter implements Filter {
   #hold: SpokenTurnHold | null;
   #trips = 0;
   #closed = false;
+  /** On a call: the session texts last judged (what a refused change is put back to), and how often that happened. */
+  #callTexts: JsonObject | null = null;
+  #callRestores = 0;
 
   constructor(ctx: SessionContext, entry: PolicyEntry) {
     this.#ctx = ctx;
@@ -306,6 +318,7 @@ export class GuardrailFilter implements Filter {
 
   onServer(frame: Frame): Verdict | Promise<Verdict> {
     const type = frame.type;
+    if (this.#ctx.callId && (type === 'session.created' || type === 'session.updated')) return this.#callSession(frame);
     const path = contentPath('server', type);
     if (!path) {
       if (type === 'session.created' && this.#hold && asObject(frame.json()['session'])?.['type'] === 'transcription') {
@@ -320,6 +333,66 @@ export class GuardrailFilter implements Filter {
     if (path.kind === 'delta') return this.#delta(frame, path);
     if (path.kind === 'done') return this.#done(frame, path);
     return this.#serverTexts(frame);
+  }
+
+  // ---- a call's session, changed over the browser's data channel ---------------------------
+
+  /**
+   * On a call the browser's `session.update` travels over its data channel, unseen: the sideband
+   * reads only the result. Its texts (instructions, tools, prompt) get the decision a WebSocket
+   * `session.update` gets, rules and custom code alike; a redaction is sent back, a refusal puts the
+   * texts last judged back (a browser that keeps trying ends the call), `end_session` ends it.
+   */
+  #callSession(frame: Frame): Verdict | Promise<Verdict> {
+    const session = asObject(frame.json()['session']);
+    if (session?.['type'] !== 'realtime') return CONTINUE;
+    const texts = sessionTexts(session);
+    // session.created shows the config the proxy created the call with (judged then).
+    if (frame.type === 'session.created' || JSON.stringify(texts) === JSON.stringify(this.#callTexts)) {
+      this.#callTexts ??= texts;
+      if (frame.type === 'session.updated') this.#callTexts = texts;
+      return CONTINUE;
+    }
+    const probe = toFrame({ type: 'session.update', session: { type: 'realtime', ...texts } });
+    const verdict = this.#clientTexts(probe, this.#policy);
+    return isThenable(verdict) ? verdict.then((v) => this.#afterCallSession(v, texts)) : this.#afterCallSession(verdict, texts);
+  }
+
+  #afterCallSession(v: Verdict, texts: JsonObject): Verdict {
+    switch (v.kind) {
+      case 'continue':
+        this.#callTexts = texts;
+        return CONTINUE;
+      case 'replace': {
+        const redacted = sessionTexts(asObject(v.frame.json()['session']) ?? {});
+        this.#callTexts = redacted;
+        this.#sendCallTexts(redacted, texts);
+        return CONTINUE;
+      }
+      case 'close':
+        return v;
+      default: {
+        const governed = this.#callTexts;
+        if (governed === null || ++this.#callRestores > MAX_CALL_RESTORES) {
+          return closeWith(new ProxyError('governance_failed', { message: 'The call kept changing its session to texts the policy refuses; it was ended.', details: { policy: this.#policy.name } }));
+        }
+        this.#ctx.log.info({ policy: this.#policy.name }, 'call: session texts changed over the data channel were refused; the governed ones are put back');
+        this.#sendCallTexts(governed, texts);
+        return CONTINUE;
+      }
+    }
+  }
+
+  /** Sends `want` where the call's session (`now`) differs: removed texts as the API's empty values. */
+  #sendCallTexts(want: JsonObject, now: JsonObject): void {
+    const update: JsonObject = { type: 'realtime' };
+    const empty: JsonObject = { instructions: '', tools: [], prompt: null };
+    for (const key of ['instructions', 'tools', 'prompt']) {
+      const value = want[key] ?? empty[key];
+      if (JSON.stringify(value) !== JSON.stringify(now[key] ?? empty[key])) update[key] = value;
+    }
+    if (Object.keys(update).length === 1) return;
+    this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as Extract<RealtimeClientEvent, { type: 'session.update' }>['session'] }, GUARDRAILS_FILTER);
   }
 
   /** An event type the content-path table does not know: the policy decides, logged once per type. */

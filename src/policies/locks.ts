@@ -321,7 +321,7 @@ export function locksFactory(registry: PolicyRegistry): FilterFactory {
     name: LOCKS_FILTER,
     wants: {
       client: ['session.update', 'response.create', 'conversation.item.create'],
-      server: ['session.created', 'session.updated', 'response.output_item.added', 'response.function_call_arguments.done', 'response.done'],
+      server: ['session.created', 'session.updated', 'conversation.item.added', 'response.output_item.added', 'response.function_call_arguments.done', 'response.done'],
     },
     failMode: 'closed',
     admit(req: AdmissionRequest): Admission {
@@ -389,6 +389,30 @@ export function lockedSessionUpdate(session: JsonObject, policy: CompiledPolicy)
   if (Object.keys(input).length > 0) audio['input'] = input;
   if (Object.keys(audio).length > 0) update['audio'] = audio;
   return Object.keys(update).length === 1 ? null : update;
+}
+
+/** A prompt whose variables carry an image. */
+function hasImageVariable(prompt: unknown): boolean {
+  const vars = asObject(asObject(prompt)?.['variables']);
+  return vars !== null && Object.values(vars).some((x) => asObject(x)?.['type'] === 'input_image');
+}
+
+/**
+ * What a call's reported session (its `session.updated`, after a browser changed it on its data
+ * channel) needs to hold the locks: the update to send back, or why it cannot be held. Beyond
+ * `lockedSessionUpdate`, it says "remove" where a lock removes a field (a reusable prompt under an
+ * instructions lock, or one with an image variable when images are not allowed: `prompt: null`),
+ * and names what no update can undo (tracing switched on under a lock that keeps it off: the API
+ * does not let it be switched off again).
+ */
+export function callRelock(session: JsonObject, policy: CompiledPolicy): { update: JsonObject | null; cannot: string | null } {
+  const update = lockedSessionUpdate(session, policy) ?? { type: 'realtime' };
+  const copy = structuredClone(session);
+  applyLocks(copy, 'session', policy.locks, policy.truncation.upstream, policy.holdSpokenInput !== null);
+  const prompt = 'prompt' in update ? update['prompt'] : copy['prompt'];
+  if ((session['prompt'] != null && copy['prompt'] === undefined) || (policy.locks.imageInput === false && hasImageVariable(prompt))) update['prompt'] = null;
+  const cannot = policy.locks.tracing?.value === null && session['tracing'] != null ? 'tracing was switched on, which the policy keeps off (it cannot be switched off once on)' : null;
+  return { update: Object.keys(update).length === 1 ? null : update, cannot };
 }
 
 /**
@@ -509,6 +533,11 @@ export class LockFilter implements Filter {
         if (this.#ctx.callId) this.#relock(frame);
         else if (this.#hold) this.#relockCreateResponse(frame);
         return CONTINUE;
+      case 'conversation.item.added':
+        // On a call the browser adds items over its data channel, unseen: what a WebSocket client
+        // could not add (rewritten or refused there) is taken out of the conversation here.
+        if (this.#ctx.callId) this.#checkCallItem(frame);
+        return CONTINUE;
       case 'response.output_item.added': {
         if (!this.#allowedFn) return CONTINUE;
         const ev = frame.json();
@@ -560,10 +589,42 @@ export class LockFilter implements Filter {
     return DROP;
   }
 
+  /**
+   * An item on a call that a WebSocket client could not have added: a system or developer message
+   * under an instructions lock with `systemItems: lock`, an image when images are not allowed. It is
+   * deleted upstream, and a response already running (it may read the item) is cancelled.
+   */
+  #checkCallItem(frame: Frame): void {
+    const item = asObject(frame.json()['item']);
+    const itemId = asString(item?.['id']);
+    if (!item || !itemId) return;
+    const locks = this.#policy.locks;
+    const field = locks.instructions?.systemItems === 'lock' && isInstructionItem(item) ? 'instructions' : locks.imageInput === false && hasImage(item) ? 'image_input' : null;
+    if (field === null) return;
+    this.#rejections++;
+    this.#ctx.report({ kind: 'lock', field, action: 'rejected' });
+    this.#ctx.log.info({ policy: this.#policy.name, item: itemId, role: item['role'], field }, 'call: an item the policy does not allow was added over the data channel; deleted');
+    this.#ctx.markItem(itemId, { kind: 'blocked', by: LOCKS_FILTER, rule: field });
+    this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId }, LOCKS_FILTER);
+    this.#ctx.markItem(itemId, { kind: 'deleted', by: LOCKS_FILTER, rule: field });
+    const notice = new ProxyError('session_locked', { message: `The item ${itemId} is not allowed by policy (${field}); it was removed.`, details: { field, action: 'rejected', policy: this.#policy.name } });
+    for (const id of [...this.#ctx.conversation.activeResponses()]) {
+      if (!this.#ctx.isSuppressed(id)) this.#ctx.cancelResponse(id, LOCKS_FILTER, notice);
+    }
+  }
+
   #relock(frame: Frame): void {
     if (this.#relocks >= MAX_RELOCKS) return;
     const session = asObject(frame.json()['session']);
-    if (session?.['type'] !== 'realtime' || !this.#injectLockedState(session, 'after session.updated')) return;
+    if (session?.['type'] !== 'realtime') return;
+    const { update, cannot } = callRelock(session, this.#policy);
+    if (cannot !== null) {
+      this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected' });
+      this.#ctx.close(new ProxyError('governance_failed', { message: `The call's session was changed in a way the policy cannot put back: ${cannot}; it was ended.`, details: { policy: this.#policy.name } }));
+      return;
+    }
+    if (!update) return;
+    this.#send(update, 'after session.updated');
     this.#ctx.report({ kind: 'lock', field: 'session', action: 'rewritten' });
     if (++this.#relocks === MAX_RELOCKS) {
       // The upstream keeps a setting the policy forbids: the call cannot be governed as configured.

@@ -106,7 +106,7 @@ const realtimeSession: z.ZodType<Wire<RealtimeSessionCreateRequest>> = z.strictO
   model: z.string().optional(),
   output_modalities: z.array(z.enum(['text', 'audio'])).optional(),
   parallel_tool_calls: z.boolean().optional(),
-  prompt: z.strictObject({ id: z.string(), variables: z.record(z.string(), z.string()).nullable().optional(), version: z.string().nullable().optional() }).nullable().optional(),
+  prompt: z.strictObject({ id: z.string(), variables: z.record(z.string(), z.union([z.string(), z.looseObject({ type: z.enum(['input_text', 'input_image', 'input_file']) })])).nullable().optional(), version: z.string().nullable().optional() }).nullable().optional(),
   reasoning: z.strictObject({ effort: z.enum(['minimal', 'low', 'medium', 'high', 'xhigh']).optional() }).optional(),
   tool_choice: toolChoice.optional(),
   tools: z.array(z.union([functionTool, mcpTool])).optional(),
