@@ -315,11 +315,10 @@ export class MeteringFilter implements Filter {
     this.#price = ctx.model ? rt.prices.lookup(ctx.model) : null;
     const maxMs = this.#limits.maxSessionDurationMs;
     if (maxMs !== null) {
-      this.#durationTimer = setTimeout(() => {
+      this.#durationTimer = ctx.setTimer(maxMs, () => {
         this.#durationTimer = null;
         this.#endSession(new ProxyError('session_duration_exceeded', { details: { limitSec: maxMs / 1000 } }));
-      }, maxMs);
-      this.#durationTimer.unref();
+      });
     }
   }
 
@@ -494,8 +493,7 @@ export class MeteringFilter implements Filter {
   #queuePending(eventId: string, r: Reservation): void {
     // The upstream never started this response (refused it, or the client raced another): free it.
     // Every other way out of #pending (started, refused upstream, session closed) clears this timer.
-    r.timer = setTimeout(() => this.#releasePending(eventId, r), this.#rt.config.pendingResponseTimeoutMs);
-    r.timer.unref();
+    r.timer = this.#ctx.setTimer(this.#rt.config.pendingResponseTimeoutMs, () => this.#releasePending(eventId, r));
     this.#pending.set(eventId, r);
   }
 
@@ -1016,8 +1014,7 @@ export class MeteringFilter implements Filter {
       this.#finishEnding();
       return;
     }
-    this.#endTimer = setTimeout(() => this.#finishEnding(), END_GRACE_MS);
-    this.#endTimer.unref();
+    this.#endTimer = this.#ctx.setTimer(END_GRACE_MS, () => this.#finishEnding());
   }
 
   #finishEnding(): void {

@@ -100,6 +100,12 @@ export interface SessionContext {
   sendClient(event: RealtimeServerEvent, by: string): void;
   /** End the session: error event to the client, then close both sides. */
   close(error: ProxyError): void;
+  /**
+   * A timer of this session (unref'd; clear it with clearTimeout). Its callback runs outside the
+   * chain, so it is guarded like a handler: a throw is logged and ends this session
+   * (`internal_error`), never another session or the process.
+   */
+  setTimer(ms: number, fn: () => void): NodeJS.Timeout;
   /** Publish a governance fact to every filter's `onReport`. */
   report(report: Report): void;
   /**

@@ -831,11 +831,10 @@ export class GuardrailFilter implements Filter {
     }
     if (this.#transcriptTimers.has(itemId) || this.#transcriptTimers.size >= 64) return CONTINUE;
     // onClose clears every timer: one that fires, fires for an open session.
-    const timer = setTimeout(() => {
+    const timer = this.#ctx.setTimer(timeoutMs, () => {
       this.#transcriptTimers.delete(itemId);
       this.#failClosed(itemId, 'timeout');
-    }, timeoutMs);
-    timer.unref();
+    });
     this.#transcriptTimers.set(itemId, timer);
     return CONTINUE;
   }

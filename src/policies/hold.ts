@@ -96,14 +96,13 @@ export class SpokenTurnHold {
     if (this.#commits.length >= MAX_HELD_TURNS) clearTimeout(this.#commits.shift()!.timer);
     const entry: InFlightCommit = {
       eventId,
-      timer: setTimeout(() => {
+      timer: this.#ctx.setTimer(this.#timeoutMs, () => {
         // Never answered: nothing was committed that could be answered.
         const at = this.#commits.indexOf(entry);
         if (at >= 0) this.#commits.splice(at, 1);
         this.#settle();
-      }, this.#timeoutMs),
+      }),
     };
-    entry.timer.unref?.();
     this.#commits.push(entry);
   }
 
@@ -124,12 +123,11 @@ export class SpokenTurnHold {
     if (this.#waiting) return CONTINUE; // cannot happen: the client direction is paused on the first
     const eventId = asString(ev['event_id']);
     return new Promise<Verdict>((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.#ctx.setTimer(this.#timeoutMs, () => {
         if (this.#waiting?.resolve !== resolve) return;
         this.#waiting = null;
         resolve(reject(this.#refusal(eventId, 'The spoken turn before this response.create was not checked in time; no response was created.')));
-      }, this.#timeoutMs);
-      timer.unref?.();
+      });
       this.#waiting = { inConversation, eventId, resolve, timer };
     });
   }
@@ -237,11 +235,10 @@ export class SpokenTurnHold {
 
   #owe(): void {
     if (!this.#owed) {
-      this.#owed = setTimeout(() => {
+      this.#owed = this.#ctx.setTimer(MAX_RESPONSE_WAIT_MS, () => {
         this.#owed = null;
         this.#ctx.log.warn({ waitedMs: MAX_RESPONSE_WAIT_MS }, 'held turn: the response in flight did not end; no response was created for the checked turn');
-      }, MAX_RESPONSE_WAIT_MS);
-      this.#owed.unref?.();
+      });
     }
     this.#tryCreate();
   }

@@ -522,6 +522,18 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#chain.report(report);
   }
 
+  setTimer(ms: number, fn: () => void): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      try {
+        fn();
+      } catch (err) {
+        this.fail('timer', err);
+      }
+    }, ms);
+    timer.unref();
+    return timer;
+  }
+
   cancelResponse(responseId: string, by: string, notice: ProxyError): void {
     if (this.#ended || !this.#responses.suppress(responseId)) return;
     if (this.#responses.isActive(responseId)) {

@@ -90,6 +90,15 @@ const toolChoice = z.union([
  */
 const liveSessionFields = { id: z.string().startsWith('sess_'), expires_at: nonNegativeInt };
 
+/** A prompt variable: a string, or an input part as the Responses API types it (an image, say). */
+const cacheBreakpoint = z.strictObject({ mode: z.literal('explicit'), ttl: z.enum(['30m', '12h']).nullable().optional() }).nullable().optional();
+const promptVariable = z.union([
+  z.string(),
+  z.strictObject({ type: z.literal('input_text'), text: z.string(), prompt_cache_breakpoint: cacheBreakpoint }),
+  z.strictObject({ type: z.literal('input_image'), detail: z.enum(['low', 'high', 'auto', 'original']), file_id: z.string().nullable().optional(), image_url: z.string().nullable().optional(), prompt_cache_breakpoint: cacheBreakpoint }),
+  z.strictObject({ type: z.literal('input_file'), detail: z.enum(['auto', 'low', 'high']).nullable().optional(), file_data: z.string().nullable().optional(), file_id: z.string().nullable().optional(), file_url: z.string().nullable().optional(), filename: z.string().nullable().optional(), prompt_cache_breakpoint: cacheBreakpoint }),
+]);
+
 const realtimeSession: z.ZodType<Wire<RealtimeSessionCreateRequest>> = z.strictObject({
   ...liveSessionFields,
   object: z.literal('realtime.session'),
@@ -106,7 +115,7 @@ const realtimeSession: z.ZodType<Wire<RealtimeSessionCreateRequest>> = z.strictO
   model: z.string().optional(),
   output_modalities: z.array(z.enum(['text', 'audio'])).optional(),
   parallel_tool_calls: z.boolean().optional(),
-  prompt: z.strictObject({ id: z.string(), variables: z.record(z.string(), z.union([z.string(), z.looseObject({ type: z.enum(['input_text', 'input_image', 'input_file']) })])).nullable().optional(), version: z.string().nullable().optional() }).nullable().optional(),
+  prompt: z.strictObject({ id: z.string(), variables: z.record(z.string(), promptVariable).nullable().optional(), version: z.string().nullable().optional() }).nullable().optional(),
   reasoning: z.strictObject({ effort: z.enum(['minimal', 'low', 'medium', 'high', 'xhigh']).optional() }).optional(),
   tool_choice: toolChoice.optional(),
   tools: z.array(z.union([functionTool, mcpTool])).optional(),

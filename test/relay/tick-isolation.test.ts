@@ -18,7 +18,7 @@ afterAll(async () => {
   await tp?.stop();
 });
 
-describe('the server tick', () => {
+describe('the server tick and session timers', () => {
   it('a session whose tick throws is closed (internal_error, 1011); the others are ticked and go on', async () => {
     const a = await tp.client();
     await a.next('session.created');
@@ -43,6 +43,32 @@ describe('the server tick', () => {
     expect((await b.next('response.done'))['response']).toMatchObject({ status: 'completed' });
     expect(tp.logs.some((l) => l.msg === 'tick handler failed')).toBe(true);
     vi.restoreAllMocks();
+    b.close();
+  });
+
+  it("a session timer whose callback throws (a filter's deadline) ends that session alone, as a handler's throw would", async () => {
+    const a = await tp.client();
+    await a.next('session.created');
+    const b = await tp.client();
+    await b.next('session.created');
+    const sessions: RelaySession[] = [];
+    const tick = RelaySession.prototype.tick;
+    vi.spyOn(RelaySession.prototype, 'tick').mockImplementation(function (this: RelaySession, now: number) {
+      if (!sessions.includes(this)) sessions.push(this);
+      tick.call(this, now);
+    });
+    await vi.waitFor(() => expect(sessions.length).toBeGreaterThanOrEqual(2), { timeout: 3000 });
+    vi.restoreAllMocks();
+    // The first session to tick is a's (sessions tick in the order they opened).
+    sessions[0]!.setTimer(1, () => {
+      throw new Error('timer bug');
+    });
+    const closed = await a.closed;
+    expect(closed.code).toBe(1011);
+    expect(a.events.find((e) => e.type === 'error')?.['error']).toMatchObject({ code: 'internal_error' });
+    expect(tp.logs.some((l) => l.msg === 'timer handler failed')).toBe(true);
+    b.send({ type: 'response.create', response: { output_modalities: ['text'] } });
+    expect((await b.next('response.done'))['response']).toMatchObject({ status: 'completed' });
     b.close();
   });
 });

@@ -86,6 +86,19 @@ export class FakeSession implements SessionContext {
   sendClient(event: RealtimeServerEvent): void {
     this.client.push({ ...event });
   }
+  /** Errors thrown by timer callbacks (the relay would end the session with internal_error). */
+  readonly timerFailures: unknown[] = [];
+  setTimer(ms: number, fn: () => void): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      try {
+        fn();
+      } catch (err) {
+        this.timerFailures.push(err);
+      }
+    }, ms);
+    timer.unref();
+    return timer;
+  }
   close(error: ProxyError): void {
     this.closedWith = error;
   }

@@ -52,6 +52,11 @@ export class TelemetryTestSession implements SessionContext {
   sendUpstream(): void {}
   sendClient(): void {}
   close(_error: ProxyError): void {}
+  setTimer(ms: number, fn: () => void): NodeJS.Timeout {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return timer;
+  }
   report(report: Report): void {
     this.reports.push(report);
   }
