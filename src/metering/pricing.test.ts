@@ -357,6 +357,15 @@ describe('pricing: usage shapes an upstream may send (issue 16)', () => {
     expect(worstCaseOf(price('whisper-1'), { text: 100, audio: 0, image: 0 }, 0, 10, false)).toEqual({ nanos: 0, tokens: 0 });
   });
 
+  it('an estimate that is not a number reserves the dearest possible response, never NaN (a NaN in a ledger total admits everything after it)', () => {
+    const p = price('gpt-realtime');
+    const dearest = { nanos: p.contextWindow * 32_000 + p.maxOutputTokens * p.maxOutRate, tokens: p.contextWindow + p.maxOutputTokens };
+    expect(worstCaseOf(p, { text: Number.NaN, audio: 0, image: 0 }, 0, 10, false)).toEqual(dearest);
+    expect(worstCaseOf(p, { text: 0, audio: 0, image: 0 }, Number.NaN, 10, true)).toEqual(dearest);
+    expect(worstCaseOf(p, { text: 0, audio: 0, image: 0 }, 0, Number.NaN, false)).toEqual(dearest);
+    expect(worstCaseOf(p, { text: 0, audio: Number.POSITIVE_INFINITY, image: 0 }, 0, 1, false).nanos).toBeLessThanOrEqual(dearest.nanos);
+  });
+
   it('worst case from a context estimate: never negative, capped at the window and the output maximum', () => {
     const p = price('gpt-realtime');
     expect(worstCaseCost(p, -10, -10)).toEqual({ nanos: 0, tokens: 0 });

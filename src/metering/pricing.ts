@@ -278,5 +278,12 @@ export function worstCaseOf(price: ModelPrice, input: Readonly<ModalityTokens>, 
   }
   const output = Math.min(Math.max(0, maxOutputTokens), price.maxOutputTokens);
   nanos += output * (textOnlyOutput ? r.textOut : price.maxOutRate);
-  return { nanos, tokens: price.contextWindow - room + output };
+  const tokens = price.contextWindow - room + output;
+  // An estimate that is not a number (NaN propagates through min/max) would reserve NaN, and a NaN
+  // in a ledger's reserved total lets every later reservation through: it reserves the model's
+  // dearest possible response instead.
+  if (!Number.isFinite(nanos) || !Number.isFinite(tokens)) {
+    return { nanos: price.contextWindow * Math.max(r.textIn, r.audioIn, r.imageIn) + price.maxOutputTokens * price.maxOutRate, tokens: price.contextWindow + price.maxOutputTokens };
+  }
+  return { nanos, tokens };
 }
