@@ -15,6 +15,21 @@ export interface HttpRequestInfo {
   readonly body: Buffer;
 }
 
+/** A request before its body is read: what a route's `admit` decides on. */
+export type HttpRequestHead = Omit<HttpRequestInfo, 'body'>;
+
+/**
+ * A route's verdict on a request from its headers, before any body byte is buffered:
+ * - a reply: refused at once; the body is never read (the connection is closed after the answer);
+ * - `authenticated`: the caller presented a valid credential; the body is read up to `maxBodyBytes`;
+ * - `unverified`: the credential can only be checked with the body (a webhook signature): the body is
+ *   read, holding one of the process's slots for unauthenticated bodies (`server.maxUnauthenticatedBodies`)
+ *   until it is complete;
+ * - a promise of either (a credential that needs a store lookup, e.g. a client secret): the body is
+ *   read as `unverified` while it settles, and a refusal is answered as soon as it does.
+ */
+export type BodyAdmission = HttpReply | 'authenticated' | 'unverified' | Promise<HttpReply | 'authenticated'>;
+
 export interface HttpReply {
   readonly status: number;
   readonly headers?: Readonly<Record<string, string>>;
@@ -29,10 +44,21 @@ export interface HttpRoute {
   /**
    * `admin`: requires `Authorization: Bearer <admin key>`; the route is absent when no admin key is set.
    * `none`: admin listener, no authentication (e.g. /metrics).
-   * `tenant`: served on the client listener (next to /v1/realtime); the handler authenticates the
-   * caller itself (tenant key, client secret or webhook signature): src/calls.
+   * `tenant`: served on the client listener (next to /v1/realtime); the route authenticates the
+   * caller itself (tenant key, client secret or webhook signature): `admit` from the headers, before
+   * the body is read, and the handler: src/calls.
    */
   readonly auth: 'admin' | 'none' | 'tenant';
+  /**
+   * Largest request body the route reads (default 1 MiB): a declared Content-Length or received
+   * bytes past it answer 413 at once. Bodies are counted against `server.memoryBudgetBytes` while held.
+   */
+  readonly maxBodyBytes?: number;
+  /**
+   * Decides from the headers before the body is read (see BodyAdmission). Default: `authenticated`
+   * for `admin` routes (the admin key is checked first), `unverified` otherwise. A throw answers 500.
+   */
+  admit?(req: HttpRequestHead, params: Readonly<Record<string, string>>): BodyAdmission;
   handle(req: HttpRequestInfo, params: Readonly<Record<string, string>>): HttpReply | Promise<HttpReply>;
 }
 

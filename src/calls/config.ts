@@ -71,6 +71,12 @@ function build() {
         .object({
           webhookSecret: z.string().optional().describe('The OpenAI webhook signing secret (whsec_…); the webhook route is off without it.'),
           toleranceSec: z.number().int().positive().default(300).describe('A webhook older or newer than this (webhook-timestamp) is refused as a replay.'),
+          maxBodyBytes: z
+            .number()
+            .int()
+            .positive()
+            .default(64 * 1024)
+            .describe('Largest webhook body read (its signature can only be checked once it is complete); a larger one gets 413. Read only after the signature headers look valid.'),
           routes: z.array(sipRouteSchema).default([]),
         })
         .strict()

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { json, type HttpReply, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
+import { json, type BodyAdmission, type HttpReply, type HttpRequestHead, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
 import type { MeteringModule } from '../metering/index.js';
 import { ChainTemplate } from '../pipeline/chain.js';
 import { CONTINUE, type FilterFactory } from '../pipeline/filter.js';
@@ -12,7 +12,7 @@ import { asObject } from '../protocol/json.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
-import { sha256Hex } from '../tenants/resolver.js';
+import { MAX_KEY_CHARS, sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { CallGovernors } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
@@ -20,7 +20,7 @@ import { governSession, type GovernedSession } from './session-config.js';
 import type { CallStore, SecretRecord } from './store.js';
 import { routeSipCall } from './sip.js';
 import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
-import { verifyWebhook } from './webhook.js';
+import { verifyWebhook, webhookHeadersProblem } from './webhook.js';
 
 export const CALLS_FILTER = 'calls';
 export const SIP_WEBHOOK_PATH = '/v1/realtime/sip/webhook';
@@ -117,7 +117,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   // Calls an instance that went away left (a crash, a handover at shutdown) are looked for at once.
   void governors.sweep();
 
-  const tenantOf = (req: HttpRequestInfo): Tenant | ProxyError => {
+  const tenantOf = (req: HttpRequestHead): Tenant | ProxyError => {
     const key = presentedCredentials(req.headers).key;
     if (!key) return new ProxyError('missing_api_key', { close: null });
     const tenant = deps.tenants.resolve(key);
@@ -126,15 +126,42 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const governFor = (tenant: Tenant, raw: unknown): Promise<GovernedSession | ProxyError> =>
     governSession(raw, deps.registry.resolve(tenant.policy).current, (model) => deps.metering.maxOutputTokens(tenant, model), { tenantId: tenant.id, log });
   /**
-   * What a stored secret stands for now: its tenant (null when no longer configured) and its config
-   * governed again under the policy in force (idempotent when the policy did not change since the mint).
+   * What a stored secret stands for now: its tenant and its config governed again under the policy in
+   * force (idempotent when the policy did not change since the mint). Null when the tenant is no longer
+   * configured, or the key that minted the secret is no longer one of its keys (revoking a key revokes
+   * its secrets; a record that does not name its key, minted before 2026-12-05, is refused too).
    */
   const secretGrant = async (record: SecretRecord): Promise<{ tenant: Tenant; governed: GovernedSession | ProxyError } | null> => {
     const tenant = deps.tenants.tenants.get(record.tenant);
-    return tenant ? { tenant, governed: await governFor(tenant, record.session) } : null;
+    if (!tenant) return null;
+    if (typeof record.keySha256 !== 'string' || deps.tenants.resolveHash(record.keySha256)?.id !== tenant.id) {
+      log.info({ event: 'client_secret_refused', tenant: tenant.id, reason: record.keySha256 === undefined ? 'minting_key_unknown' : 'minting_key_revoked' }, 'client secret refused: the key that minted it is no longer the tenant\'s');
+      return null;
+    }
+    return { tenant, governed: await governFor(tenant, record.session) };
   };
   const tooLarge = (req: HttpRequestInfo): HttpReply | null =>
     req.body.length > cfg.maxBodyBytes ? json(413, { error: { type: 'invalid_request_error', code: 'request_too_large', message: `The body exceeds ${cfg.maxBodyBytes} bytes.` } }) : null;
+  // Body admission (src/app/module.ts BodyAdmission): the server reads no body byte before these answer.
+  /** A tenant key, from the headers: 401 before the body is read. */
+  const tenantAdmission = (req: HttpRequestHead): BodyAdmission => {
+    const tenant = tenantOf(req);
+    return tenant instanceof ProxyError ? errorReply(tenant) : 'authenticated';
+  };
+  /**
+   * A tenant key, or a client secret this proxy minted: a secret is looked up in the store while the
+   * body arrives (counted as unauthenticated until then), and an unknown or expired one gets its 401
+   * as soon as the store answers. The handler checks the secret fully (tenant, minting key) again.
+   */
+  const callAdmission = (req: HttpRequestHead): BodyAdmission => {
+    const key = presentedCredentials(req.headers).key;
+    if (!key) return withCors(req, errorReply(new ProxyError('missing_api_key', { close: null })));
+    if (deps.tenants.resolve(key)) return 'authenticated';
+    if (!key.startsWith(CLIENT_SECRET_PREFIX) || key.length > MAX_KEY_CHARS) {
+      return withCors(req, errorReply(key.startsWith('ek_') ? new ProxyError('invalid_client_secret', { close: null }) : new ProxyError('invalid_api_key', { close: null })));
+    }
+    return store.getSecret(sha256Hex(key), wall()).then((record) => (record ? 'authenticated' : withCors(req, errorReply(new ProxyError('invalid_client_secret', { close: null })))));
+  };
 
   /** Admission as for a WebSocket session (model allowlist, caps, concurrency); the slot goes to the sideband. */
   const admitCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
@@ -163,6 +190,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     method: 'POST',
     path: '/v1/realtime/client_secrets',
     auth: 'tenant',
+    maxBodyBytes: cfg.maxBodyBytes,
+    admit: tenantAdmission,
     async handle(req) {
       const big = tooLarge(req);
       if (big) return big;
@@ -185,33 +214,44 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (governed instanceof ProxyError) return errorReply(governed);
       const refused = await deps.metering.probe({ tenant, model: governed.model, query: new Map([['model', governed.model]]) });
       if (refused) return errorReply(refused);
-      if (!liveSecrets.hasRoom(tenant.id, wall())) return errorReply(new ProxyError('client_secrets_exceeded', { close: null, details: { limit: cfg.maxLiveSecretsPerTenant } }));
+      const now = wall();
+      const expiresAtMs = now + seconds * 1000;
+      // Checked and counted in one step, before the store's await: a burst of concurrent mints cannot
+      // all pass the check (until 2026-12-05 the count followed the write: 40 of 40 got a secret on Redis).
+      if (!liveSecrets.take(tenant.id, now, expiresAtMs)) return errorReply(new ProxyError('client_secrets_exceeded', { close: null, details: { limit: cfg.maxLiveSecretsPerTenant } }));
       // The proxy's own secret, not an OpenAI one: it is good only here, where the call is created with
       // the proxy's key and governed over its sideband. (An OpenAI `ek_` would let a browser take its
       // session straight to OpenAI, unmetered and unguarded.) `ek_` so the SDKs' browser guards take it.
       const value = `${CLIENT_SECRET_PREFIX}${randomBytes(24).toString('base64url')}`;
-      const expiresAtMs = wall() + seconds * 1000;
-      await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs, session: governed.session }, wall());
-      liveSecrets.add(tenant.id, expiresAtMs);
+      // The minting key's hash (never the key): the secret is good only while that key is still the tenant's.
+      const keySha256 = sha256Hex(presentedCredentials(req.headers).key ?? '');
+      try {
+        await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs, session: governed.session, keySha256 }, wall());
+      } catch (err) {
+        liveSecrets.release(tenant.id, expiresAtMs);
+        throw err;
+      }
       log.info({ event: 'client_secret_minted', tenant: tenant.id, model: governed.model, seconds, locked: governed.rewritten, guardrails: governed.guardrails }, 'client secret minted');
       return json(200, { value, expires_at: Math.floor(expiresAtMs / 1000), session: governed.session });
     },
   };
 
   /** CORS for the browser's offer: bearer-authenticated (never cookies), so no credentials mode. */
-  const cors = (req: HttpRequestInfo): Record<string, string> => {
+  const cors = (req: HttpRequestHead): Record<string, string> => {
     const allowed = cfg.corsAllowOrigins;
     const origin = req.headers.get('origin');
     if (allowed.includes('*')) return { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'Location' };
     if (origin && allowed.includes(origin)) return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'Location' };
     return {};
   };
-  const withCors = (req: HttpRequestInfo, reply: HttpReply): HttpReply => ({ ...reply, headers: { ...reply.headers, ...cors(req) } });
+  const withCors = (req: HttpRequestHead, reply: HttpReply): HttpReply => ({ ...reply, headers: { ...reply.headers, ...cors(req) } });
 
   const preflight: HttpRoute = {
     method: 'OPTIONS',
     path: '/v1/realtime/calls',
     auth: 'tenant',
+    // A CORS preflight carries no body.
+    maxBodyBytes: 0,
     handle(req) {
       const headers = cors(req);
       if (!headers['access-control-allow-origin']) return { status: 403, body: '' };
@@ -303,6 +343,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     method: 'POST',
     path: '/v1/realtime/calls',
     auth: 'tenant',
+    maxBodyBytes: cfg.maxBodyBytes,
+    admit: callAdmission,
     async handle(req) {
       return withCors(req, await createCall(req));
     },
@@ -312,6 +354,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     method: 'POST',
     path: '/v1/realtime/calls/:callId/hangup',
     auth: 'tenant',
+    maxBodyBytes: cfg.maxBodyBytes,
+    admit: tenantAdmission,
     async handle(req, params) {
       const tenant = tenantOf(req);
       if (tenant instanceof ProxyError) return errorReply(tenant);
@@ -327,6 +371,39 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     },
   };
 
+  /** The body of an authenticated webhook delivery: a `realtime.call.incoming` is routed (SIP). */
+  const webhookEvent = async (body: Buffer): Promise<HttpReply> => {
+    const event = parseJsonObject(body, 'webhook body');
+    if (event instanceof ProxyError) return errorReply(event);
+    if (event['type'] !== 'realtime.call.incoming') return json(200, { status: 'ignored' });
+    return routeSipCall(event, {
+      routes: cfg.sip.routes,
+      tenants: deps.tenants.tenants,
+      log,
+      govern: governFor,
+      admit: admitCall,
+      upstream,
+      start: (tenant, model, callId) => startGoverned(tenant, model, 'sip', callId, log),
+    });
+  };
+  /** A delivery whose signature and timestamp were verified, acted on once per webhook id. */
+  const webhookDelivery = async (webhookId: string, body: Buffer): Promise<HttpReply> => {
+    // A replayed delivery inside the window: already handled, acknowledged without acting twice.
+    if (!(await store.firstDelivery(webhookId, 2 * cfg.sip.toleranceSec * 1000, wall()))) return json(200, { status: 'duplicate' });
+    let reply: HttpReply | null = null;
+    try {
+      reply = await webhookEvent(body);
+    } finally {
+      // Handled only once acknowledged: a delivery that failed (threw, or answered an error, which
+      // OpenAI redelivers) is forgotten, so that its redelivery is handled, not answered "duplicate"
+      // (until 2026-12-05 the id stayed recorded and the call kept ringing).
+      if (reply === null || reply.status >= 300) {
+        await store.forgetDelivery(webhookId).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'a failed webhook delivery could not be forgotten'));
+      }
+    }
+    return reply;
+  };
+
   const routes: HttpRoute[] = [mint, preflight, calls, hangup];
   const secret = cfg.sip.webhookSecret;
   if (secret) {
@@ -334,6 +411,14 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       method: 'POST',
       path: SIP_WEBHOOK_PATH,
       auth: 'tenant',
+      // The signature covers the body: the headers are checked first, then at most this much is read.
+      maxBodyBytes: cfg.sip.maxBodyBytes,
+      admit(req) {
+        const problem = webhookHeadersProblem(req.headers, wall(), cfg.sip.toleranceSec);
+        if (problem === null) return 'unverified';
+        log.warn({ event: 'webhook_refused', reason: problem }, 'SIP webhook refused');
+        return errorReply(new ProxyError('invalid_webhook', { message: `The webhook was refused: ${problem}.`, close: null }));
+      },
       async handle(req) {
         const big = tooLarge(req);
         if (big) return big;
@@ -342,20 +427,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
           log.warn({ event: 'webhook_refused', reason: check.reason }, 'SIP webhook refused');
           return errorReply(new ProxyError('invalid_webhook', { message: `The webhook was refused: ${check.reason}.`, close: null }));
         }
-        // A replayed delivery inside the window: already handled, acknowledged without acting twice.
-        if (!(await store.firstDelivery(check.id, 2 * cfg.sip.toleranceSec * 1000, wall()))) return json(200, { status: 'duplicate' });
-        const event = parseJsonObject(req.body, 'webhook body');
-        if (event instanceof ProxyError) return errorReply(event);
-        if (event['type'] !== 'realtime.call.incoming') return json(200, { status: 'ignored' });
-        return routeSipCall(event, {
-          routes: cfg.sip.routes,
-          tenants: deps.tenants.tenants,
-          log,
-          govern: governFor,
-          admit: admitCall,
-          upstream,
-          start: (tenant, model, callId) => startGoverned(tenant, model, 'sip', callId, log),
-        });
+        return webhookDelivery(check.id, req.body);
       },
     });
   }

@@ -36,4 +36,22 @@ describe('live client secrets per tenant', () => {
     expect(live.count('a')).toBe(1);
     expect(live.tenants).toBe(1);
   });
+
+  it('take checks and counts in one step; release gives back exactly the room taken', () => {
+    const live = new LiveSecrets(2);
+    expect(live.take('a', 0, 100)).toBe(true);
+    expect(live.take('a', 0, 300)).toBe(true);
+    expect(live.take('a', 0, 200)).toBe(false);
+    expect(live.count('a')).toBe(2);
+    live.release('a', 300);
+    expect(live.count('a')).toBe(1);
+    expect(live.take('a', 0, 200)).toBe(true);
+    // Releasing what was never taken (or another tenant's) changes nothing.
+    live.release('a', 999);
+    live.release('b', 100);
+    expect(live.count('a')).toBe(2);
+    live.release('a', 100);
+    live.release('a', 200);
+    expect(live.tenants).toBe(0);
+  });
 });

@@ -32,6 +32,26 @@ export class LiveSecrets {
     live.splice(at, 0, expiresAtMs);
   }
 
+  /**
+   * Check and count in one synchronous step: counts a secret expiring at `expiresAtMs` when `tenant`
+   * has room at `now`. Callers take the room before any await (a burst of mints cannot all see room
+   * that only one of them may use) and give it back with `release` if the secret is not stored.
+   */
+  take(tenant: string, now: number, expiresAtMs: number): boolean {
+    if (!this.hasRoom(tenant, now)) return false;
+    this.add(tenant, expiresAtMs);
+    return true;
+  }
+
+  /** Gives back one room `take` counted (the secret could not be stored). */
+  release(tenant: string, expiresAtMs: number): void {
+    const live = this.#byTenant.get(tenant);
+    const at = live ? live.indexOf(expiresAtMs) : -1;
+    if (!live || at < 0) return;
+    live.splice(at, 1);
+    if (live.length === 0) this.#byTenant.delete(tenant);
+  }
+
   /** Secrets of `tenant` not pruned yet (tests). */
   count(tenant: string): number {
     return this.#byTenant.get(tenant)?.length ?? 0;

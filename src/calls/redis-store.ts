@@ -127,6 +127,10 @@ export class RedisCallStore implements CallStore {
     return ok === 'OK';
   }
 
+  async forgetDelivery(webhookId: string): Promise<void> {
+    await this.#redis.del(`${this.#prefix}webhook:${webhookId}`);
+  }
+
   async close(): Promise<void> {
     this.#redis.disconnect();
   }

@@ -24,10 +24,20 @@ export interface SipDeps {
   start(tenant: Tenant, model: string, callId: string): Promise<ProxyError | null>;
 }
 
-/** The user part of a SIP URI in a header value: `"Bob" <sip:+15551234567@host;x=y>` → `+15551234567`. */
+/**
+ * The user part of a SIP URI in a header value: `"Bob" <sip:+15551234567@host;x=y>` → `+15551234567`.
+ * Null when there is none, or when its percent-encoding is malformed (the caller's SIP client writes
+ * it): no called number, so no `to` rule matches. (Until 2026-12-05 the decode threw: the webhook
+ * answered 500 and the call kept ringing.)
+ */
 export function sipUser(value: string): string | null {
   const m = /sips?:([^@;>\s]+)@/i.exec(value) ?? /tel:([^;>\s]+)/i.exec(value);
-  return m ? decodeURIComponent(m[1]!) : null;
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    return null;
+  }
 }
 
 function headersOf(data: JsonObject | null): SipHeader[] {

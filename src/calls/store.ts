@@ -13,6 +13,11 @@ export interface SecretRecord {
   readonly model: string;
   /** Proxy wall clock (epoch ms) after which the proxy refuses the secret. */
   readonly expiresAtMs: number;
+  /**
+   * SHA-256 (hex) of the tenant key that minted it, never the key: the secret is refused once that
+   * key no longer resolves to `tenant` (revoked). Records without it (minted before 2026-12-05) are refused.
+   */
+  readonly keySha256?: string;
 }
 
 /** A call created through the proxy: only this tenant may attach to it. */
@@ -66,6 +71,8 @@ export interface CallStore {
   releaseCall(callId: string, owner: string, ended: boolean): Promise<void>;
   /** Records a webhook id; false when it was already seen (a replay) within `ttlMs`. */
   firstDelivery(webhookId: string, ttlMs: number, wallMs: number): Promise<boolean>;
+  /** Forgets a recorded webhook id: its handling failed, and the redelivery is to be handled. */
+  forgetDelivery(webhookId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -93,6 +100,7 @@ export class SqliteCallStore implements CallStore {
     claim: Database.Statement<[string, number, string]>;
     dropExpiredLeases: Database.Statement<[number]>;
     dropLease: Database.Statement<[string]>;
+    drop: Database.Statement<[string, string]>;
     endLease: Database.Statement<[string, string]>;
     handOver: Database.Statement<[string, string]>;
   };
@@ -134,6 +142,7 @@ export class SqliteCallStore implements CallStore {
       claim: db.prepare('UPDATE call_leases SET owner = ?, until_ms = ? WHERE call_id = ?'),
       dropExpiredLeases: db.prepare('DELETE FROM call_leases WHERE expires_at <= ?'),
       dropLease: db.prepare('DELETE FROM call_leases WHERE call_id = ?'),
+      drop: db.prepare('DELETE FROM call_bindings WHERE kind = ? AND id = ?'),
       endLease: db.prepare('DELETE FROM call_leases WHERE call_id = ? AND owner = ?'),
       handOver: db.prepare('UPDATE call_leases SET until_ms = 0 WHERE call_id = ? AND owner = ?'),
     };
@@ -208,6 +217,10 @@ export class SqliteCallStore implements CallStore {
     const info = existing ? this.#stmt.put.run('webhook', webhookId, '{}', wallMs + ttlMs) : this.#stmt.insertOnce.run('webhook', webhookId, '{}', wallMs + ttlMs);
     this.#afterWrite(wallMs);
     return info.changes > 0;
+  }
+
+  async forgetDelivery(webhookId: string): Promise<void> {
+    this.#stmt.drop.run('webhook', webhookId);
   }
 
   async close(): Promise<void> {

@@ -42,3 +42,25 @@ export function verifyWebhook(
   }
   return { ok: false, reason: 'no valid signature' };
 }
+
+/**
+ * What can be checked of a delivery before its body is read: the three headers present and well
+ * formed, the timestamp inside the replay window, and at least one `v1` signature of an
+ * HMAC-SHA256's length. Null when the delivery may be genuine, else why not; never throws.
+ * (`verifyWebhook` then checks the signature over the body.)
+ */
+export function webhookHeadersProblem(headers: ReadonlyMap<string, string>, nowMs: number, toleranceSec: number): string | null {
+  const id = headers.get('webhook-id') ?? '';
+  const ts = headers.get('webhook-timestamp') ?? '';
+  const sigs = headers.get('webhook-signature') ?? '';
+  if (!id || id.length > 256 || !/^\d{1,12}$/.test(ts) || !sigs) return 'missing or malformed webhook headers';
+  if (Math.abs(nowMs / 1000 - Number(ts)) > toleranceSec) return 'timestamp outside the replay window';
+  const signed = sigs
+    .split(' ')
+    .slice(0, 16)
+    .some((entry) => {
+      const [version, value] = entry.split(',', 2);
+      return version === 'v1' && !!value && Buffer.from(value, 'base64').length === 32;
+    });
+  return signed ? null : 'no valid signature';
+}

@@ -63,6 +63,14 @@ function build() {
         .positive()
         .default(256 * MiB)
         .describe('Global budget for frames and send buffers held for all sessions; past it new sessions get 503 overloaded and large frames are refused.'),
+      maxUnauthenticatedBodies: z
+        .number()
+        .int()
+        .positive()
+        .default(64)
+        .describe(
+          'HTTP request bodies being read before their sender is authenticated (SIP webhooks, client-secret SDP offers while the secret is looked up), per process; more get 503 overloaded at their headers. Each is also bounded by its route\'s limit and counted in memoryBudgetBytes.',
+        ),
       maxJsonDepth: z.number().int().min(8).max(MAX_CONTROL_DEPTH).default(MAX_CONTROL_DEPTH).describe(`Deepest nesting of a client event (at most ${MAX_CONTROL_DEPTH}, the limit of the strict parser every filter reads through); deeper events get invalid_event and are not relayed.`),
       backpressure: backpressureSchema.prefault({}),
       demo: z.boolean().default(false).describe('Serve the browser demo page at GET /demo (local demos only).'),

@@ -72,7 +72,7 @@ export const ErrorCatalogue = {
   session_locked: { type: 'policy_error', http: 403, message: 'The session setting is locked by policy.' },
   model_not_allowed: { type: 'policy_error', http: 403, close: 'badRequest', message: 'The model is not allowed for this tenant.' },
   // Browser and phone calls (src/calls).
-  invalid_client_secret: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The client secret was not minted by this proxy or has expired.' },
+  invalid_client_secret: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The client secret was not minted by this proxy, has expired, or the key that minted it was revoked.' },
   call_not_found: { type: 'invalid_request_error', http: 404, close: 'badRequest', message: 'No call with this id belongs to this tenant.' },
   invalid_webhook: { type: 'invalid_request_error', http: 400, message: 'The webhook signature, timestamp or body is not valid.' },
 } as const satisfies Record<string, CatalogueEntry>;

@@ -28,8 +28,27 @@ export class Exchange {
   answered = false;
   /** True while uWS's own upgrade callback runs (the response is corked by uWS then). */
   inUpgradeCallback = false;
+  /**
+   * True while a request body may still be on its way: a reply then closes the connection, so the
+   * rest of the body is never read (uWS would otherwise go on reading and discarding it).
+   */
+  bodyUnread = false;
+  /** Runs once if uWS reports the request aborted (releases what the exchange holds). */
+  onAbort: (() => void) | null = null;
 
   constructor(readonly res: HttpResponse) {}
+
+  /** uWS's onAborted: the response must not be touched any more. Never throws. */
+  abort(): void {
+    this.aborted = true;
+    const hook = this.onAbort;
+    this.onAbort = null;
+    try {
+      hook?.();
+    } catch {
+      // A release hook that fails must not reach uWS.
+    }
+  }
 
   get open(): boolean {
     return !this.aborted && !this.answered;
@@ -48,7 +67,7 @@ export class Exchange {
     res.cork(() => {
       res.writeStatus(statusLine(reply.status));
       for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
-      res.end(reply.body);
+      res.end(reply.body, this.bodyUnread);
     });
   }
 }

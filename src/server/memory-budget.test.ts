@@ -61,3 +61,42 @@ describe('MemoryBudget (global bytes held for sessions)', () => {
     expect(b.exhausted).toBe(false);
   });
 });
+
+describe('MemoryBudget: request bodies (held until released, not resynced)', () => {
+  it('counts held bytes with the sessions, refuses past the limit, and keeps them across a resync', () => {
+    const b = new MemoryBudget(1_000);
+    expect(b.tryHold(600)).toBe(true);
+    expect(b.held).toBe(600);
+    expect(b.used).toBe(600);
+    expect(b.tryReserve(500)).toBe(false);
+    expect(b.tryHold(401)).toBe(false);
+    expect(b.held).toBe(600);
+    b.resync(400);
+    expect(b.used).toBe(1_000);
+    expect(b.exhausted).toBe(true);
+    b.resync(0);
+    expect(b.used).toBe(600);
+    b.release(600);
+    expect(b.held).toBe(0);
+    expect(b.used).toBe(0);
+  });
+
+  it('hold counts even past the limit (admin bodies), and release gives it back', () => {
+    const b = new MemoryBudget(1_000);
+    b.resync(1_000);
+    b.hold(50);
+    expect(b.used).toBe(1_050);
+    expect(b.tryHold(1)).toBe(false);
+    b.release(50);
+    b.resync(0);
+    expect(b.used).toBe(0);
+  });
+
+  it('a release never drives the figure below zero', () => {
+    const b = new MemoryBudget(1_000);
+    expect(b.tryHold(10)).toBe(true);
+    b.release(25);
+    expect(b.held).toBe(0);
+    expect(b.tryHold(1_000)).toBe(true);
+  });
+});

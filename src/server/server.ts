@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket as UwsWebSocket } from 'uWebSockets.js';
-import type { HttpRequestInfo, HttpRoute, ProxyModule, SecretGrant } from '../app/module.js';
+import type { BodyAdmission, HttpReply, HttpRequestHead, HttpRequestInfo, HttpRoute, ProxyModule, SecretGrant } from '../app/module.js';
 import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { ChainTemplate } from '../pipeline/chain.js';
@@ -46,8 +46,18 @@ export interface ListenAddress {
   readonly adminPort: number | null;
 }
 
-/** Largest admin request body; the admin API takes small JSON documents. */
+/** Largest body of a route that declares no limit of its own; the admin API takes small JSON documents. */
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Bound on a route's asynchronous credential check (a client secret looked up while its body
+ * arrives). uWS cuts a request whose body is still arriving after ~12 s, but not one whose body is
+ * complete: this bounds the wait then.
+ */
+const BODY_ADMISSION_TIMEOUT_MS = 10_000;
+
+const tooLargeReply = (limit: number): HttpReply =>
+  jsonReply(413, { error: { type: 'invalid_request_error', code: 'request_too_large', message: `The body exceeds ${limit} bytes.` } });
 
 function errorBody(error: ProxyError): string {
   return JSON.stringify({ error: { type: error.type, code: error.code, message: error.message, param: error.param, ...(error.details ? { details: error.details } : {}) } });
@@ -91,6 +101,10 @@ export class ProxyServer {
   readonly #budget: MemoryBudget;
   readonly #refusals: RefusalLog;
   readonly #clientListeners: boolean;
+  /** Request bodies being read whose sender is not authenticated yet (bounded by server.maxUnauthenticatedBodies). */
+  #unverifiedBodies = 0;
+  /** Request bodies refused for memory or slots since the last tick, by reason (logged once a tick). */
+  readonly #bodyRefusals = new Map<string, number>();
   #ticker: NodeJS.Timeout | null = null;
   #started = 0;
   #draining = false;
@@ -198,6 +212,10 @@ export class ProxyServer {
     try {
       this.#budget.resync(held);
       this.#refusals.flush();
+      if (this.#bodyRefusals.size > 0) {
+        this.#log.warn({ event: 'request_body_refused', refused: Object.fromEntries(this.#bodyRefusals), budgetUsed: this.#budget.used, budgetLimit: this.#budget.limit }, 'request bodies refused (memory budget or unauthenticated-body slots full)');
+        this.#bodyRefusals.clear();
+      }
     } catch (err) {
       this.#log.error({ err }, 'server tick failed');
     }
@@ -225,9 +243,7 @@ export class ProxyServer {
     return (res, req) => {
       const exchange = new Exchange(res);
       try {
-        res.onAborted(() => {
-          exchange.aborted = true;
-        });
+        res.onAborted(() => exchange.abort());
         handler(exchange, req);
       } catch (err) {
         this.#failed(exchange, name, err);
@@ -349,6 +365,8 @@ export class ProxyServer {
     const paramCount = route.path.split('/').filter((p) => p.startsWith(':')).length;
     const paramNames = route.path.split('/').filter((p) => p.startsWith(':')).map((p) => p.slice(1));
     const handler = this.#total(route.path, (exchange, req) => {
+      // Until the body has been read, every answer closes the connection (the body is not read on).
+      exchange.bodyUnread = true;
       const { headers, duplicated, bytes } = copyHeaders(req);
       const rawParams = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
       const info = { method: route.method, path: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers };
@@ -363,27 +381,7 @@ export class ProxyServer {
         if (decoded === null) return exchange.reply(jsonReply(400, { error: { code: 'invalid_request', message: 'Malformed percent-encoding in the path.' } }));
         params[paramNames[i]!] = decoded;
       }
-      const chunks: Buffer[] = [];
-      let received = 0;
-      exchange.res.onData((chunk, isLast) => {
-        try {
-          if (!exchange.open) return;
-          received += chunk.byteLength;
-          if (received > MAX_ADMIN_BODY_BYTES) {
-            exchange.reply(jsonReply(413, { error: { code: 'body_too_large', message: `The body exceeds ${MAX_ADMIN_BODY_BYTES} bytes.` } }));
-            return;
-          }
-          chunks.push(Buffer.from(new Uint8Array(chunk)));
-          if (!isLast) return;
-          const request: HttpRequestInfo = { ...info, body: Buffer.concat(chunks) };
-          Promise.resolve()
-            .then(() => route.handle(request, params))
-            .then((reply) => exchange.reply(reply))
-            .catch((err: unknown) => this.#failed(exchange, route.path, err));
-        } catch (err) {
-          this.#failed(exchange, route.path, err);
-        }
-      });
+      this.#readBody(exchange, route, info, params);
     });
     const method = route.method;
     if (method === 'GET') app.get(route.path, handler);
@@ -391,6 +389,134 @@ export class ProxyServer {
     else if (method === 'PUT') app.put(route.path, handler);
     else if (method === 'OPTIONS') app.options(route.path, handler);
     else app.del(route.path, handler);
+  }
+
+  /** Request bodies being read whose sender is not authenticated yet (read by tests and diagnostics). */
+  get unverifiedBodies(): number {
+    return this.#unverifiedBodies;
+  }
+
+  /**
+   * Reads a route's request body, bounded before anything is buffered: the route decides from the
+   * headers first (a refusal is answered at once and closes the connection, the body unread); a
+   * declared or received length past the route's limit answers 413; every buffered byte is held in
+   * the memory budget until the request ends (503 `overloaded` when it is full); a body whose sender
+   * is not authenticated yet takes one of `server.maxUnauthenticatedBodies` slots until it is
+   * complete or its credential checked (503 `overloaded` when none is free). Called inside the uWS
+   * handler (onData must be attached there); everything it registers is guarded.
+   */
+  #readBody(exchange: Exchange, route: HttpRoute, head: HttpRequestHead, params: Readonly<Record<string, string>>): void {
+    const limit = route.maxBodyBytes ?? MAX_ADMIN_BODY_BYTES;
+    const admission: BodyAdmission = route.admit ? route.admit(head, params) : route.auth === 'admin' ? 'authenticated' : 'unverified';
+    if (typeof admission === 'object' && !(admission instanceof Promise)) return exchange.reply(admission);
+    const declared = head.headers.get('content-length');
+    const length = declared === undefined ? 0 : Number(declared);
+    if (Number.isFinite(length) && length > limit) return exchange.reply(tooLargeReply(limit));
+    const expectsBody = head.headers.has('transfer-encoding') || length !== 0;
+    const budget = this.#budget;
+    const refusedFor = (reason: string, message: string): HttpReply => {
+      this.#bodyRefusals.set(reason, (this.#bodyRefusals.get(reason) ?? 0) + 1);
+      return { status: 503, headers: { 'content-type': 'application/json' }, body: errorBody(new ProxyError('overloaded', { message })) };
+    };
+    let slot = false;
+    if (admission !== 'authenticated' && expectsBody) {
+      if (this.#unverifiedBodies >= this.#config.server.maxUnauthenticatedBodies) {
+        return exchange.reply(refusedFor('unauthenticated_bodies', 'The proxy is reading too many request bodies from unauthenticated senders; retry shortly.'));
+      }
+      slot = true;
+      this.#unverifiedBodies++;
+    }
+    // Whether the handler may have the body once it is complete: at once, unless a credential check is pending.
+    let admitted = !(admission instanceof Promise);
+    let held = 0;
+    let timer: NodeJS.Timeout | null = null;
+    let chunks: Buffer[] = [];
+    let received = 0;
+    let body: Buffer | null = null;
+    const leaveSlot = () => {
+      if (!slot) return;
+      slot = false;
+      this.#unverifiedBodies--;
+    };
+    /** Gives back everything this request holds; idempotent. */
+    const settle = () => {
+      leaveSlot();
+      if (timer) clearTimeout(timer);
+      timer = null;
+      budget.release(held);
+      held = 0;
+      chunks = [];
+    };
+    const refuse = (reply: HttpReply) => {
+      exchange.reply(reply);
+      settle();
+    };
+    const fail = (err: unknown) => {
+      this.#failed(exchange, route.path, err);
+      settle();
+    };
+    // Once the body is complete and the sender admitted: the handler, then everything is released.
+    const run = () => {
+      if (body === null || !admitted || !exchange.open) return;
+      leaveSlot();
+      exchange.onAbort = null;
+      const request: HttpRequestInfo = { ...head, body };
+      Promise.resolve()
+        .then(() => route.handle(request, params))
+        .then((reply) => exchange.reply(reply))
+        .catch((err: unknown) => this.#failed(exchange, route.path, err))
+        .finally(settle);
+    };
+    exchange.onAbort = settle;
+    if (admission instanceof Promise) {
+      timer = setTimeout(() => {
+        timer = null;
+        try {
+          if (exchange.open) refuse(refusedFor('credential_check_timeout', 'The credential could not be checked in time; retry shortly.'));
+          else settle();
+        } catch (err) {
+          fail(err);
+        }
+      }, BODY_ADMISSION_TIMEOUT_MS);
+      timer.unref();
+      admission
+        .then((verdict) => {
+          if (timer) clearTimeout(timer);
+          timer = null;
+          // Refused meanwhile (413, budget, timeout) or aborted: already released.
+          if (!exchange.open) return;
+          if (verdict !== 'authenticated') return refuse(verdict);
+          admitted = true;
+          leaveSlot();
+          run();
+        })
+        .catch((err: unknown) => {
+          if (exchange.open) fail(err);
+          else settle();
+        });
+    }
+    exchange.res.onData((chunk, isLast) => {
+      try {
+        if (!exchange.open || body !== null) return;
+        const n = chunk.byteLength;
+        if (received + n > limit) return refuse(tooLargeReply(limit));
+        if (n > 0) {
+          // Admin bodies (admin key checked, at most 1 MiB) are counted but never refused for memory.
+          if (route.auth === 'admin') budget.hold(n);
+          else if (!budget.tryHold(n)) return refuse(refusedFor('memory_budget', 'The proxy is at its memory budget; retry shortly.'));
+          held += n;
+          received += n;
+          chunks.push(Buffer.from(new Uint8Array(chunk)));
+        }
+        if (!isLast) return;
+        exchange.bodyUnread = false;
+        body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
+        chunks = [];
+        run();
+      } catch (err) {
+        fail(err);
+      }
+    });
   }
 
   // ---- upgrades ----------------------------------------------------------------------------
@@ -460,6 +586,13 @@ export class ProxyServer {
     const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
     if (clientQuery instanceof ProxyError) return refuse(clientQuery);
     if (clientQuery.dropped.length > 0) this.#log.debug({ tenant: tenant.id, dropped: clientQuery.dropped }, 'client query parameters not forwarded');
+    // A client secret opens the session it was minted for, nothing else: attaching to a call (the
+    // owner's tenant key only, unmetered there: the call's sideband meters it) or a transcription
+    // session would leave its minted config behind. (Until 2026-12-05 a secret attached to calls.)
+    const notForSecret = grant ? (['call_id', 'intent'] as const).find((name) => clientQuery.query.has(name)) : undefined;
+    if (notForSecret) {
+      return refuse(new ProxyError('invalid_request', { message: `A client secret cannot open a session with '${notForSecret}'; use the tenant key.`, param: notForSecret }), { browser: creds.browser });
+    }
     // A secret's session runs the model it was minted for, whatever the URL says.
     const requested = grant ? grant.model : clientQuery.model;
     const query = grant ? new Map([...clientQuery.query, ['model', grant.model]]) : clientQuery.query;

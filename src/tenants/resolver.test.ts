@@ -36,6 +36,12 @@ describe('TenantResolver', () => {
     expect(r.resolve('rpk_b_only_01234567890')?.id).toBe('b');
     // The digest itself is not a key.
     expect(r.resolve(sha256Hex('rpk_a_second_012345678'))).toBeNull();
+    // By hash (what a client secret records of the key that minted it): plain and hashed entries alike.
+    expect(r.resolveHash(sha256Hex('rpk_a_first_0123456789'))?.id).toBe('a');
+    expect(r.resolveHash(sha256Hex('rpk_a_second_012345678'))?.id).toBe('a');
+    expect(r.resolveHash(sha256Hex('rpk_b_only_01234567890'))?.id).toBe('b');
+    expect(r.resolveHash(sha256Hex('rpk_revoked_0123456789'))).toBeNull();
+    expect(r.resolveHash('rpk_a_first_0123456789')).toBeNull();
     // The error names both tenants.
     expect(() => new TenantResolver(config({ first: { keys: [{ key: 'rpk_dup_0123456789abcd' }] }, second: { keys: [{ key: 'rpk_dup_0123456789abcd' }] } }))).toThrow(
       'tenants first and second share a key',

@@ -53,6 +53,11 @@ export class TenantResolver {
     return tenant;
   }
 
+  /** The tenant a key hash (SHA-256 hex, as configured) belongs to now, or null (unknown or revoked). */
+  resolveHash(sha256: string): Tenant | null {
+    return this.#byHash.get(sha256) ?? null;
+  }
+
   /** Bytes the key cache accounts for (bounded by KEY_CACHE_BYTES). */
   get cachedBytes(): number {
     return this.#cache.calculatedSize;

@@ -1,9 +1,14 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
 import type { TestProxy } from '../support/harness.js';
 import { policyDir } from '../policies/support.js';
-import { callsProxy, callWithSecret, mint, OFFER, post } from './support.js';
+import { SqliteCallStore } from '../../src/calls/store.js';
+import { sha256Hex } from '../../src/tenants/resolver.js';
+import { callsProxy, callWithSecret, mint, OFFER, placeCall, post } from './support.js';
 
 /** A wall clock the test moves: secret expiry is decided by the proxy's clock, never the calendar. */
 const T0 = 1_000_000_000_000;
@@ -25,6 +30,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await tp?.stop();
 });
+
+/** How an upgrade ended: its HTTP status when refused, 101 when it opened. */
+const upgradeOutcome = (c: TestClient) => Promise.race([c.refused, c.opened.then(() => 101)]);
 
 /** Secrets a proxy minted (its log); the upstream mints none. */
 const minted = (p: TestProxy) => p.logs.filter((l) => l['event'] === 'client_secret_minted').length;
@@ -165,6 +173,31 @@ describe('a client secret on the WebSocket endpoint (a browser WebSocket client)
     await c.closed;
   });
 
+  it('a secret cannot attach to a call (?call_id=, the owner\'s tenant key only) nor open a transcription session: 400 before the upgrade, nothing dialled (found 2026-12-05)', async () => {
+    const { callId, call } = await placeCall(tp, 'acme');
+    const secret = (await mint(tp, 'acme', {})).json['value'] as string;
+    // Sockets the upstream got for the call: sidebands, and sessions it refuses (call_id with model).
+    const attaches = () => call.sidebands.length + tp.sim.connections.filter((c) => new URL(c.url, 'http://x').searchParams.get('call_id') === callId).length;
+    const before = attaches();
+    const header = new TestClient(wsUrl(`call_id=${callId}`), { headers: { authorization: `Bearer ${secret}` } });
+    const transcription = new TestClient(wsUrl('intent=transcription'), { headers: { authorization: `Bearer ${secret}` } });
+    const outcomes = [await upgradeOutcome(header), await upgradeOutcome(transcription)];
+    header.ws.terminate();
+    transcription.ws.terminate();
+    expect(outcomes).toEqual([400, 400]);
+    // A browser cannot read the status: the error as an event, then close 4000.
+    const browser = new TestClient(wsUrl(`call_id=${callId}`), { protocols: ['realtime', `openai-insecure-api-key.${secret}`] });
+    const err = (await browser.next('error'))['error'] as { code: string; param: string };
+    expect([err.code, err.param]).toEqual(['invalid_request', 'call_id']);
+    expect((await browser.closed).code).toBe(4000);
+    // The owner's tenant key still attaches: its sideband is the only one dialled since.
+    const owner = await tp.client({ tenant: 'acme', query: `call_id=${callId}` });
+    await owner.next('session.created');
+    expect(attaches()).toBe(before + 1);
+    owner.close();
+    await owner.closed;
+  });
+
   it('refuses an unknown or expired secret (401 invalid_client_secret), and a browser gets the error as an event', async () => {
     const r = await mint(tp, 'acme', { expires_after: { anchor: 'created_at', seconds: 10 } });
     offsetMs += 11_000;
@@ -228,6 +261,61 @@ describe('secrets at POST /v1/realtime/calls', () => {
     const made = await post(`${tp.httpUrl}/v1/realtime/calls`, { key: 'ek_made_up_0123456789', contentType: 'application/sdp', body: OFFER });
     expect(made.status).toBe(401);
     expect(tp.sim.calls.calls.size).toBe(callsBefore);
+  });
+});
+
+describe('revoking a tenant key revokes the client secrets it minted (found 2026-12-05)', () => {
+  it('a secret whose minting key was removed (or moved to another tenant) is refused after the restart, for calls and WebSockets; one the new key mints works', async () => {
+    const ledger = { path: join(mkdtempSync(join(tmpdir(), 'rp-revoke-')), 'ledger.sqlite') };
+    const LEAKED = 'rpk_test_acme_leaked_key_000000000';
+    const ROTATED = 'rpk_test_acme_rotated_key_11111111';
+    const start = (tenants: NonNullable<Parameters<typeof callsProxy>[0]>['tenants']) => callsProxy({ tenants, extra: { config: { metering: { ledger } }, start: { clock } } });
+    const before = await start({ acme: { key: LEAKED } });
+    let leakedSecret: string;
+    try {
+      const r = await mint(before, 'acme', { expires_after: { anchor: 'created_at', seconds: 600 } });
+      expect(r.status).toBe(200);
+      leakedSecret = r.json['value'] as string;
+    } finally {
+      await before.stop();
+    }
+    // A record from before secrets named their key: refused too (the safer reading).
+    const legacySecret = 'ek_proxy_minted_before_keys_were_recorded_0';
+    const store = new SqliteCallStore(ledger.path);
+    await store.putSecret(sha256Hex(legacySecret), { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: clock.wall() + 600_000, session: { type: 'realtime', model: 'gpt-realtime' } }, clock.wall());
+    await store.close();
+    const refusedEverywhere = async (p: TestProxy, secret: string) => {
+      const call = await post(`${p.httpUrl}/v1/realtime/calls`, { key: secret, contentType: 'application/sdp', body: OFFER });
+      const ws = new TestClient(`ws://127.0.0.1:${p.port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: `Bearer ${secret}` } });
+      const outcome = await upgradeOutcome(ws);
+      ws.ws.terminate();
+      return { call: [call.status, errorCode(call)], ws: outcome };
+    };
+    const refused = { call: [401, 'invalid_client_secret'], ws: 401 };
+    // The operator revokes the leaked key: the tenant keeps only the rotated one.
+    const after = await start({ acme: { key: ROTATED } });
+    try {
+      const callsBefore = after.sim.calls.calls.size;
+      expect((await post(`${after.httpUrl}/v1/realtime/client_secrets`, { key: LEAKED, contentType: 'application/json', body: '{}' })).status).toBe(401);
+      expect(await refusedEverywhere(after, leakedSecret)).toEqual(refused);
+      expect(await refusedEverywhere(after, legacySecret)).toEqual(refused);
+      expect(after.sim.calls.calls.size).toBe(callsBefore);
+      expect(after.logs.filter((l) => l['event'] === 'client_secret_refused').map((l) => l['reason'])).toEqual(
+        expect.arrayContaining(['minting_key_revoked', 'minting_key_unknown']),
+      );
+      // What the tenant's current key mints works as before.
+      const fresh = (await mint(after, 'acme', { session: { type: 'realtime', model: 'gpt-realtime' } })).json['value'] as string;
+      expect((await callWithSecret(after, fresh)).credential).toBe('sk-simulator-local');
+    } finally {
+      await after.stop();
+    }
+    // The leaked key given to another tenant: it resolves, but not to the secret's tenant.
+    const moved = await start({ acme: { key: ROTATED }, other: { key: LEAKED } });
+    try {
+      expect(await refusedEverywhere(moved, leakedSecret)).toEqual(refused);
+    } finally {
+      await moved.stop();
+    }
   });
 });
 

@@ -1,3 +1,8 @@
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import { matchSipRoute, sipUser } from '../../src/calls/sip.js';
@@ -92,6 +97,52 @@ describe('SIP: realtime.call.incoming', () => {
   });
 });
 
+describe('SIP: a malformed call and a failed delivery (found 2026-12-05)', () => {
+  it('a To header with malformed percent-encoding is no route: acknowledged (200) and the call rejected (404), once', async () => {
+    const sipHeaders = [{ name: 'To', value: '<sip:%E0%A4%A@sip.api.openai.com>' }];
+    const { call, status, body } = await tp.sim.calls.ring({ webhookUrl: webhookUrl(), webhookSecret: WEBHOOK_SECRET, sipHeaders, webhookId: 'wh_bad_to' });
+    expect([status, JSON.parse(body)['status']]).toEqual([200, 'rejected']);
+    expect(call.control).toEqual([{ action: 'reject', body: { status_code: 404 } }]);
+    expect(call.state).toBe('rejected');
+    // Handled: a redelivery is acknowledged without acting twice.
+    const now = Math.floor(Date.now() / 1000);
+    const raw = JSON.stringify({ id: 'evt_bad_to', object: 'event', created_at: now, type: 'realtime.call.incoming', data: { call_id: call.id, sip_headers: sipHeaders } });
+    const again = await post(webhookUrl(), { contentType: 'application/json', body: raw, headers: { 'webhook-id': 'wh_bad_to', 'webhook-timestamp': String(now), 'webhook-signature': simSignWebhook(WEBHOOK_SECRET, 'wh_bad_to', now, raw) } });
+    expect(again.json).toEqual({ status: 'duplicate' });
+    expect(call.control).toHaveLength(1);
+  });
+
+  it('a delivery whose handling failed is not recorded: its redelivery (to another instance on the same ledger) is handled, not answered "duplicate"', async () => {
+    const ledger = { path: join(mkdtempSync(join(tmpdir(), 'rp-sip-redeliver-')), 'ledger.sqlite') };
+    const sip = { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: '+15551230001' }] };
+    // Instance A cannot reach the upstream (its accept fails: a network error, 502).
+    const broken = createServer((req) => req.socket.destroy());
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    const brokenUrl = `ws://127.0.0.1:${(broken.address() as AddressInfo).port}/v1/realtime`;
+    const good = await callsProxy({ tenants: { acme: {} }, calls: { sip }, extra: { config: { metering: { ledger } } } });
+    const cut = await callsProxy({ tenants: { acme: {} }, calls: { sip }, extra: { config: { metering: { ledger }, upstream: { provider: 'openai', url: brokenUrl, apiKey: 'sk-unreachable', allowCallId: true } } } });
+    try {
+      const first = await good.sim.calls.ring({ webhookUrl: `${cut.httpUrl}${SIP_WEBHOOK_PATH}`, webhookSecret: WEBHOOK_SECRET, sipHeaders: to('+15551230001'), webhookId: 'wh_redelivered' });
+      expect(first.status).toBe(502);
+      expect(first.call.state).toBe('ringing');
+      // OpenAI redelivers the unacknowledged webhook (same id) and instance B takes it.
+      const now = Math.floor(Date.now() / 1000);
+      const raw = JSON.stringify({ id: 'evt_redelivered', object: 'event', created_at: now, type: 'realtime.call.incoming', data: { call_id: first.call.id, sip_headers: to('+15551230001') } });
+      const headers = { 'webhook-id': 'wh_redelivered', 'webhook-timestamp': String(now), 'webhook-signature': simSignWebhook(WEBHOOK_SECRET, 'wh_redelivered', now, raw) };
+      const redelivered = await post(`${good.httpUrl}${SIP_WEBHOOK_PATH}`, { contentType: 'application/json', body: raw, headers });
+      expect([redelivered.status, redelivered.json['status']]).toEqual([200, 'accepted']);
+      expect(first.call.state).toBe('active');
+      await until(() => first.call.sidebands.length === 1, 'the proxy sideband');
+      // Handled now: the next redelivery is a duplicate, on either instance.
+      expect((await post(`${cut.httpUrl}${SIP_WEBHOOK_PATH}`, { contentType: 'application/json', body: raw, headers })).json).toEqual({ status: 'duplicate' });
+    } finally {
+      await cut.stop();
+      await good.stop();
+      await new Promise<void>((resolve) => broken.close(() => resolve()));
+    }
+  });
+});
+
 describe('webhook signatures and routing rules (units)', () => {
   it('the proxy verifies what the simulator signs (standard webhooks), in constant shape', () => {
     const body = Buffer.from('{"x":1}');
@@ -109,6 +160,10 @@ describe('webhook signatures and routing rules (units)', () => {
     expect(sipUser('<sip:+15551230001@sip.api.openai.com>;tag=1')).toBe('+15551230001');
     expect(sipUser('"Bob" <sips:bob@example.com>')).toBe('bob');
     expect(sipUser('<tel:+4930123>')).toBe('+4930123');
+    expect(sipUser('<sip:%2B15551230001@x>')).toBe('+15551230001');
+    // Malformed percent-encoding (the caller's SIP client writes it): no called number, not a throw.
+    expect(sipUser('<sip:%E0%A4%A@sip.api.openai.com>')).toBeNull();
+    expect(sipUser('<tel:%ZZ>')).toBeNull();
     const routes = [
       { tenant: 'a', to: '+1', session: {} },
       { tenant: 'b', session: {} },
@@ -116,5 +171,8 @@ describe('webhook signatures and routing rules (units)', () => {
     expect(matchSipRoute(routes, [{ name: 'to', value: '<sip:+1@x>' }])?.tenant).toBe('a');
     expect(matchSipRoute(routes, [{ name: 'To', value: '<sip:+2@x>' }])?.tenant).toBe('b');
     expect(matchSipRoute([routes[0]!], [])).toBeNull();
+    // A To that cannot be read matches no `to` rule; a rule without one still matches.
+    expect(matchSipRoute([routes[0]!], [{ name: 'To', value: '<sip:%E0%A4%A@x>' }])).toBeNull();
+    expect(matchSipRoute(routes, [{ name: 'To', value: '<sip:%E0%A4%A@x>' }])?.tenant).toBe('b');
   });
 });

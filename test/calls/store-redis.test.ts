@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RedisCallStore } from '../../src/calls/redis-store.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
 import { leaseContract } from './lease-contract.js';
-import { callsProxy, OFFER, post, until } from './support.js';
+import { callsProxy, mint, OFFER, post, until } from './support.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -18,12 +18,17 @@ it('Redis: bindings are shared by instances, expire by the proxy clock, and webh
   const a = new RedisCallStore({ url: redis.url, keyPrefix: 'calls-test:', commandTimeoutMs: 2000 });
   const b = new RedisCallStore({ url: redis.url, keyPrefix: 'calls-test:', commandTimeoutMs: 2000 });
   try {
-    await a.putSecret('h1', { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: wall + 60_000, session: { type: 'realtime' } }, wall);
+    await a.putSecret('h1', { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: wall + 60_000, session: { type: 'realtime' }, keySha256: 'a'.repeat(64) }, wall);
     await a.putCall('rtc_1', { tenant: 'acme', model: 'gpt-realtime', kind: 'sip', expiresAtMs: wall + 60_000 }, { owner: 'gov_a', untilMs: wall + 15_000 }, wall);
-    expect(await b.getSecret('h1', wall)).toMatchObject({ tenant: 'acme' });
+    expect(await b.getSecret('h1', wall)).toMatchObject({ tenant: 'acme', keySha256: 'a'.repeat(64) });
     expect(await b.getSecret('h1', wall + 60_000)).toBeNull();
     expect(await b.getCall('rtc_1', wall)).toMatchObject({ tenant: 'acme', kind: 'sip' });
     expect(await b.getCall('rtc_unknown', wall)).toBeNull();
+    expect(await a.firstDelivery('wh_1', 60_000, wall)).toBe(true);
+    expect(await b.firstDelivery('wh_1', 60_000, wall)).toBe(false);
+    // A delivery whose handling failed is forgotten (by any instance): its redelivery is handled.
+    await b.forgetDelivery('wh_1');
+    await b.forgetDelivery('wh_never_seen');
     expect(await a.firstDelivery('wh_1', 60_000, wall)).toBe(true);
     expect(await b.firstDelivery('wh_1', 60_000, wall)).toBe(false);
   } finally {
@@ -118,6 +123,43 @@ it('a proxy on the Redis ledger keeps its call bindings there: a second instance
   } finally {
     await one.stop();
     await two.stop();
+  }
+});
+
+it('a burst of concurrent mints on the Redis ledger gets calls.maxLiveSecretsPerTenant secrets, not one more (found 2026-12-05)', async () => {
+  const ledger = { kind: 'redis' as const, url: redis.url, keyPrefix: 'calls-burst:', commandTimeoutMs: 2000 };
+  const tp = await callsProxy({ tenants: { acme: {}, other: {} }, calls: { maxLiveSecretsPerTenant: 2 }, extra: { config: { metering: { ledger } } } });
+  const raw = new Redis(redis.url);
+  try {
+    // Every mint awaits the Redis write: before 2026-12-05 all of them had passed the check by then.
+    const replies = await Promise.all(Array.from({ length: 20 }, () => mint(tp, 'acme', {})));
+    const codes = replies.map((r) => (r.status === 200 ? 'minted' : `${r.status} ${(r.json['error'] as { code?: string } | undefined)?.code}`));
+    expect(codes.filter((c) => c === 'minted')).toHaveLength(2);
+    expect(codes.filter((c) => c === '429 client_secrets_exceeded')).toHaveLength(18);
+    expect(await raw.keys('calls-burst:calls:secret:*')).toHaveLength(2);
+    // Per tenant.
+    expect((await mint(tp, 'other', {})).status).toBe(200);
+  } finally {
+    raw.disconnect();
+    await tp.stop();
+  }
+});
+
+it('a secret that cannot be stored (Redis down) is not minted and gives its room back', async () => {
+  const ledger = { kind: 'redis' as const, url: redis.url, keyPrefix: 'calls-room:', commandTimeoutMs: 500 };
+  const tp = await callsProxy({ tenants: { acme: {} }, calls: { maxLiveSecretsPerTenant: 1 }, extra: { config: { metering: { ledger } } } });
+  try {
+    await redis.stop();
+    const failed = await mint(tp, 'acme', {});
+    expect(failed.status).toBeGreaterThanOrEqual(500);
+    expect(failed.json['value']).toBeUndefined();
+    await redis.restart();
+    // The one room is free again: the failed mint did not keep it.
+    await until(async () => (await mint(tp, 'acme', {})).status === 200, 'a mint once Redis is back');
+    expect((await mint(tp, 'acme', {})).status).toBe(429);
+  } finally {
+    if (!redis.running) await redis.restart();
+    await tp.stop();
   }
 });
 

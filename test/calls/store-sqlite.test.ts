@@ -13,11 +13,11 @@ describe('the binding store (SQLite)', () => {
   it('keeps secrets and call bindings across a restart and forgets them at expiry (by the proxy clock)', async () => {
     const path = fileIn('rp-calls-');
     const a = new SqliteCallStore(path);
-    await a.putSecret('h1', { tenant: 'acme', policy: 'locked', model: 'gpt-realtime', expiresAtMs: 2000, session: { type: 'realtime', instructions: 'kept' } }, 1000);
+    await a.putSecret('h1', { tenant: 'acme', policy: 'locked', model: 'gpt-realtime', expiresAtMs: 2000, session: { type: 'realtime', instructions: 'kept' }, keySha256: 'a'.repeat(64) }, 1000);
     await a.putCall('rtc_1', call(5000), { owner: 'gov_a', untilMs: 2000 }, 1000);
     await a.close();
     const b = new SqliteCallStore(path);
-    expect(await b.getSecret('h1', 1999)).toMatchObject({ tenant: 'acme', policy: 'locked', session: { instructions: 'kept' } });
+    expect(await b.getSecret('h1', 1999)).toMatchObject({ tenant: 'acme', policy: 'locked', session: { instructions: 'kept' }, keySha256: 'a'.repeat(64) });
     expect(await b.getSecret('h1', 2000)).toBeNull();
     expect(await b.getSecret('h2', 1000)).toBeNull();
     expect(await b.getCall('rtc_1', 4999)).toMatchObject({ tenant: 'acme' });
@@ -27,6 +27,11 @@ describe('the binding store (SQLite)', () => {
     expect(await b.firstDelivery('wh_1', 1000, 1500)).toBe(false);
     expect(await b.firstDelivery('wh_1', 1000, 2500)).toBe(true);
     expect(await b.firstDelivery('wh_2', 1000, 2500)).toBe(true);
+    // A delivery whose handling failed is forgotten: its redelivery is a first delivery again.
+    await b.forgetDelivery('wh_2');
+    await b.forgetDelivery('wh_never_seen');
+    expect(await b.firstDelivery('wh_2', 1000, 2600)).toBe(true);
+    expect(await b.firstDelivery('wh_2', 1000, 2600)).toBe(false);
     await b.close();
     await b.close();
   });

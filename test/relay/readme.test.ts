@@ -319,6 +319,20 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       }
       expect(tp.sim.connections.length).toBe(before);
     },
+    '`?call_id=` or `?intent=` with a client secret': async () => {
+      const p = await startTestProxy({ config: { upstream: { allowCallId: true }, calls: { enabled: true } } });
+      stops.push(() => p.stop());
+      const minted = await fetch(`${p.httpUrl}/v1/realtime/client_secrets`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{}' });
+      const secret = ((await minted.json()) as { value: string }).value;
+      const before = p.sim.connections.length;
+      for (const [query, param] of [['call_id=rtc_1', 'call_id'], ['intent=transcription', 'intent']] as const) {
+        const r = await refusal(`ws://127.0.0.1:${p.port}/v1/realtime?${query}`, { authorization: `Bearer ${secret}` });
+        expectRefusalMatches(r, 'invalid_request', 'specific');
+        expect(r.body.error['param'], query).toBe(param);
+      }
+      await expectEventMatches(new TestClient(`ws://127.0.0.1:${p.port}/v1/realtime?call_id=rtc_1`, { protocols: ['realtime', `openai-insecure-api-key.${secret}`] }), 'invalid_request', 'specific');
+      expect(p.sim.connections.length).toBe(before);
+    },
     '`max_output_tokens` of `-5`, `0`, `2.5`, `"abc"`, `true`': async () => {
       const c = await tp.client();
       await c.next('session.created');
