@@ -18,9 +18,10 @@ const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle',
 /**
  * Calls that bill or give back what the owner already granted: never refused for a backlog (a
  * refused settle is cost the cap never sees, a refused release a reservation held until the
- * worker exits). Their number is bounded by the grants outstanding.
+ * worker exits). Their number is bounded by the grants outstanding. (releaseSlot waits for no
+ * answer: it is never refused either.)
  */
-const SETTLING: ReadonlySet<LedgerMethod> = new Set<LedgerMethod>(['settle', 'release', 'releaseSlot']);
+const SETTLING: ReadonlySet<LedgerMethod> = new Set<LedgerMethod>(['settle', 'release']);
 
 export interface LedgerCall {
   readonly t: 'ledger';

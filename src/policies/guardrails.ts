@@ -347,13 +347,13 @@ export class GuardrailFilter implements Filter {
     const session = asObject(frame.json()['session']);
     if (session?.['type'] !== 'realtime') return CONTINUE;
     const texts = sessionTexts(session);
-    // session.created shows the config the proxy created the call with (judged then).
-    if (frame.type === 'session.created' || JSON.stringify(texts) === JSON.stringify(this.#callTexts)) {
-      this.#callTexts ??= texts;
-      if (frame.type === 'session.updated') this.#callTexts = texts;
+    // session.created shows the config the proxy created the call with (judged then): the baseline.
+    if (frame.type === 'session.created') {
+      this.#callTexts = texts;
       return CONTINUE;
     }
-    const probe = toFrame({ type: 'session.update', session: { type: 'realtime', ...texts } });
+    if (JSON.stringify(texts) === JSON.stringify(this.#callTexts)) return CONTINUE;
+    const probe = toFrame({ type: 'session.update', session: texts });
     const verdict = this.#clientTexts(probe, this.#policy);
     return isThenable(verdict) ? verdict.then((v) => this.#afterCallSession(v, texts)) : this.#afterCallSession(verdict, texts);
   }

@@ -5,7 +5,7 @@ import { policyFrom, responseCreated, wire } from '../../test/policies/support.j
 import { CONTINUE, type AdmissionRequest, type Verdict } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import type { CompiledPolicy } from './compile.js';
-import { applyLocks, LockFilter, locksFactory, mcpUrlAllowed } from './locks.js';
+import { applyLocks, callRelock, LockFilter, locksFactory, mcpUrlAllowed } from './locks.js';
 import type { PolicyRegistry } from './registry.js';
 
 const LOCKS = `
@@ -1216,5 +1216,145 @@ describe('locks: edges of the checks', () => {
     server(wire({ type: 'response.done', response: { id: 'r1' } }));
     server(wire({ type: 'response.done', response: { id: '' } }));
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'a' }]);
+  });
+});
+
+describe('locks on a call: what the browser changed on its data channel', () => {
+  class Call extends FakeSession {
+    readonly callId = 'rtc_1';
+  }
+  const updated = (session: Record<string, unknown>) => wire({ type: 'session.updated', session: { type: 'realtime', ...session } });
+  const added = (item: Record<string, unknown>) => wire({ type: 'conversation.item.added', item });
+
+  it('callRelock: a prompt a lock removes is sent as null; nothing when nothing differs', async () => {
+    const ins = await policyFrom('locks:\n  instructions: { locked: "L" }');
+    expect(callRelock({ type: 'realtime', instructions: 'L', prompt: { id: 'pmpt_x' } }, ins)).toEqual({ update: { type: 'realtime', prompt: null }, cannot: null });
+    expect(callRelock({ type: 'realtime', instructions: 'L', prompt: null }, ins)).toEqual({ update: null, cannot: null });
+    expect(callRelock({ type: 'realtime', instructions: 'other' }, ins)).toEqual({ update: { type: 'realtime', instructions: 'L' }, cannot: null });
+    // A pinned prompt is put back, not removed.
+    const pinned = await policyFrom('locks:\n  instructions: { locked: "L" }\n  prompt: { id: pmpt_ok }');
+    expect(callRelock({ type: 'realtime', instructions: 'L', prompt: { id: 'pmpt_x' } }, pinned).update).toEqual({ type: 'realtime', prompt: { id: 'pmpt_ok' } });
+  });
+
+  it('callRelock: an image prompt variable under imageInput: false removes the prompt; other variables stay', async () => {
+    const img = await policyFrom('locks:\n  imageInput: false');
+    const image = { v: { type: 'input_image', image_url: 'data:image/png;base64,AA', detail: 'auto' } };
+    expect(callRelock({ type: 'realtime', prompt: { id: 'p', variables: image } }, img)).toEqual({ update: { type: 'realtime', prompt: null }, cannot: null });
+    expect(callRelock({ type: 'realtime', prompt: { id: 'p', variables: { v: 'text' } } }, img)).toEqual({ update: null, cannot: null });
+    expect(callRelock({ type: 'realtime', prompt: { id: 'p', variables: { v: { type: 'input_text', text: 't' } } } }, img)).toEqual({ update: null, cannot: null });
+    // One image among other variables is enough.
+    expect(callRelock({ type: 'realtime', prompt: { id: 'p', variables: { a: 'text', ...image } } }, img).update).toEqual({ type: 'realtime', prompt: null });
+    // Images allowed: left alone.
+    expect(callRelock({ type: 'realtime', prompt: { id: 'p', variables: image } }, await policyFrom('locks:\n  imageInput: true')).update).toBeNull();
+  });
+
+  it('callRelock: tracing on under a lock that keeps it off cannot be put back; any other tracing lock rewrites', async () => {
+    const off = await policyFrom('locks:\n  tracing: { value: null }');
+    expect(callRelock({ type: 'realtime', tracing: 'auto' }, off).cannot).toMatch(/^tracing was switched on/);
+    expect(callRelock({ type: 'realtime', tracing: null }, off)).toEqual({ update: null, cannot: null });
+    expect(callRelock({ type: 'realtime' }, off)).toEqual({ update: null, cannot: null });
+    const auto = await policyFrom('locks:\n  tracing: { value: auto }');
+    expect(callRelock({ type: 'realtime', tracing: { workflow_name: 'x' } }, auto)).toEqual({ update: { type: 'realtime', tracing: 'auto' }, cannot: null });
+  });
+
+  it('the filter: a change it cannot undo ends the call (governance_failed); a removal is sent', async () => {
+    const { server, session } = setupWithFilter(await policyFrom('locks:\n  tracing: { value: null }\n  instructions: { locked: "L" }'), new Call());
+    server(updated({ instructions: 'L', prompt: { id: 'pmpt_x' } }));
+    expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', prompt: null } }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rewritten' }]);
+    expect(session.closedWith).toBeNull();
+    server(updated({ instructions: 'L', tracing: 'auto' }));
+    expect(session.closedWith?.code).toBe('governance_failed');
+    expect(session.closedWith?.message).toBe("The call's session was changed in a way the policy cannot put back: tracing was switched on, which the policy keeps off (it cannot be switched off once on); it was ended.");
+    expect(session.closedWith?.details).toEqual({ policy: 'test' });
+    expect(session.reports.at(-1)).toEqual({ kind: 'lock', field: 'session', action: 'rejected' });
+    expect(session.upstream).toHaveLength(1);
+  });
+
+  it('the filter: a system or developer message under an instructions lock, or an image under imageInput: false, is deleted and running responses cancelled', async () => {
+    const policy = await policyFrom('locks:\n  instructions: { locked: "L" }\n  imageInput: false');
+    for (const [item, field] of [
+      [{ id: 'i1', type: 'message', role: 'system', content: [{ type: 'input_text', text: 'be a pirate' }] }, 'instructions'],
+      [{ id: 'i1', type: 'message', role: 'developer', content: [] }, 'instructions'],
+      [{ id: 'i1', type: 'message', role: 'user', content: [{ type: 'input_image', image_url: 'data:,' }] }, 'image_input'],
+    ] as const) {
+      const { server, session } = setupWithFilter(policy, new Call());
+      server(responseCreated('r1'));
+      server(added(item));
+      expect(session.upstream, field).toEqual([{ type: 'conversation.item.delete', item_id: 'i1' }]);
+      expect(session.reports, field).toEqual([{ kind: 'lock', field, action: 'rejected' }]);
+      expect(session.cancelled.map((c) => [c.responseId, c.notice.code]), field).toEqual([['r1', 'session_locked']]);
+      expect(session.conversation.item('i1')?.marks.map((m) => [m.kind, m.by, m.rule]), field).toEqual([
+        ['blocked', 'policies.locks', field],
+        ['deleted', 'policies.locks', field],
+      ]);
+    }
+  });
+
+  it('the filter reports, counts and logs each deleted item, and tells the client of the responses it cancels why', async () => {
+    const s = new LoggedSession();
+    Object.assign(s, { callId: 'rtc_1' });
+    const { server, session, filter } = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }'), s);
+    server(responseCreated('r1'));
+    server(added({ id: 'i9', type: 'message', role: 'system', content: [] }));
+    expect(filter.summary()).toMatchObject({ lockRejections: 1 });
+    expect(s.lines.filter((l) => l['msg'] === 'call: an item the policy does not allow was added over the data channel; deleted').map((l) => [l['policy'], l['item'], l['role'], l['field']])).toEqual([['test', 'i9', 'system', 'instructions']]);
+    const notice = session.cancelled[0]!.notice;
+    expect([notice.code, notice.message, notice.details]).toEqual(['session_locked', 'The item i9 is not allowed by policy (instructions); it was removed.', { field: 'instructions', action: 'rejected', policy: 'test' }]);
+  });
+
+  it('a response another filter already stopped is not cancelled again; a session.updated without a session is no change', async () => {
+    const { server, session } = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }'), new Call());
+    server(responseCreated('r1'));
+    server(responseCreated('r2'));
+    session.cancelResponse('r1', 'policies.guardrails', new ProxyError('guardrail_blocked'));
+    server(added({ id: 's1', type: 'message', role: 'system', content: [] }));
+    expect(session.cancelled.map((c) => [c.responseId, c.by])).toEqual([
+      ['r1', 'policies.guardrails'],
+      ['r2', 'policies.locks'],
+    ]);
+    server(wire({ type: 'session.updated' }));
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 's1' }]);
+  });
+
+  it('a put-back is logged (debug) as sent after session.updated, with the fields it sets', async () => {
+    const s = new LoggedSession({ level: 'debug' });
+    Object.assign(s, { callId: 'rtc_1' });
+    const { server } = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }'), s);
+    server(updated({ instructions: 'x', prompt: { id: 'p' } }));
+    expect(s.lines.filter((l) => l['msg'] === 'locked session state sent upstream').map((l) => [l['when'], l['fields']])).toEqual([['after session.updated', ['instructions', 'prompt']]]);
+  });
+
+  it('each lock decides only for its own kind of item', async () => {
+    const system = { id: 's1', type: 'message', role: 'system', content: [] };
+    const text = { id: 'u1', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] };
+    const image = { id: 'm1', type: 'message', role: 'user', content: [{ type: 'input_image', image_url: 'data:,' }] };
+    // Images not allowed, instructions not locked: a system message and a text are fine.
+    const img = setupWithFilter(await policyFrom('locks:\n  imageInput: false'), new Call());
+    img.server(added(system));
+    img.server(added(text));
+    expect(img.session.upstream).toEqual([]);
+    // Instructions locked, images not limited: an image is fine.
+    const ins = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L" }'), new Call());
+    ins.server(added(image));
+    expect(ins.session.upstream).toEqual([]);
+  });
+
+  it('the filter leaves alone: user text items, items without an id, a system message when systemItems is not locked, any item outside a call', async () => {
+    const user = { id: 'u1', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] };
+    const system = { id: 's1', type: 'message', role: 'system', content: [] };
+    const locked = await policyFrom('locks:\n  instructions: { locked: "L" }');
+    const call = setupWithFilter(locked, new Call());
+    call.server(added(user));
+    call.server(added({ ...system, id: undefined }));
+    call.server(wire({ type: 'conversation.item.added' }));
+    expect(call.session.upstream).toEqual([]);
+    const open = setupWithFilter(await policyFrom('locks:\n  instructions: { locked: "L", systemItems: allow }'), new Call());
+    open.server(added(system));
+    expect(open.session.upstream).toEqual([]);
+    const ws = setupWithFilter(locked);
+    ws.server(added(system));
+    expect(ws.session.upstream).toEqual([]);
+    expect(ws.session.reports).toEqual([]);
   });
 });

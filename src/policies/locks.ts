@@ -363,6 +363,12 @@ export function startingSession(): JsonObject {
  * forced transcription and, for held turns, server VAD without create_response filled in.
  */
 export function lockedSessionUpdate(session: JsonObject, policy: CompiledPolicy): JsonObject | null {
+  const { update } = lockedState(session, policy);
+  return Object.keys(update).length === 1 ? null : update;
+}
+
+/** `session` with every lock applied (`locked`), and the members that differ as a session.update body (`update`). */
+function lockedState(session: JsonObject, policy: CompiledPolicy): { locked: JsonObject; update: JsonObject } {
   const hold = policy.holdSpokenInput !== null;
   const copy = structuredClone(session);
   applyLocks(copy, 'session', policy.locks, policy.truncation.upstream, hold);
@@ -388,7 +394,7 @@ export function lockedSessionUpdate(session: JsonObject, policy: CompiledPolicy)
   }
   if (Object.keys(input).length > 0) audio['input'] = input;
   if (Object.keys(audio).length > 0) update['audio'] = audio;
-  return Object.keys(update).length === 1 ? null : update;
+  return { locked: copy, update };
 }
 
 /** A prompt whose variables carry an image. */
@@ -406,11 +412,8 @@ function hasImageVariable(prompt: unknown): boolean {
  * does not let it be switched off again).
  */
 export function callRelock(session: JsonObject, policy: CompiledPolicy): { update: JsonObject | null; cannot: string | null } {
-  const update = lockedSessionUpdate(session, policy) ?? { type: 'realtime' };
-  const copy = structuredClone(session);
-  applyLocks(copy, 'session', policy.locks, policy.truncation.upstream, policy.holdSpokenInput !== null);
-  const prompt = 'prompt' in update ? update['prompt'] : copy['prompt'];
-  if ((session['prompt'] != null && copy['prompt'] === undefined) || (policy.locks.imageInput === false && hasImageVariable(prompt))) update['prompt'] = null;
+  const { locked, update } = lockedState(session, policy);
+  if ((session['prompt'] != null && locked['prompt'] === undefined) || (policy.locks.imageInput === false && hasImageVariable(locked['prompt']))) update['prompt'] = null;
   const cannot = policy.locks.tracing?.value === null && session['tracing'] != null ? 'tracing was switched on, which the policy keeps off (it cannot be switched off once on)' : null;
   return { update: Object.keys(update).length === 1 ? null : update, cannot };
 }

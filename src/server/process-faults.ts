@@ -29,22 +29,22 @@ export function noteCustomModule(absPath: string): void {
   customRoots.add(dirname(absPath) + '/');
 }
 
-/** The file of one stack line (`    at fn (file:line:col)` or `    at file:line:col`), as a path or URL. */
+/**
+ * The file of one stack line (`    at fn (file:line:col)` or `    at file:line:col`), as a path or a
+ * URL (`:line:col` stays on it: files are matched by prefix). File URLs become paths (percent-decoded,
+ * a reload's `?v=` dropped), as the roots are.
+ */
 function frameLocation(line: string): string | null {
   const at = line.trimStart();
   if (!at.startsWith('at ')) return null;
-  const open = at.lastIndexOf('(');
-  let loc = open >= 0 && at.endsWith(')') ? at.slice(open + 1, -1) : at.slice(3);
-  // Strip `:line:col` (or `:line`).
-  loc = loc.replace(/(:\d+){1,2}$/, '');
-  if (loc.startsWith('file://')) {
-    try {
-      return fileURLToPath(loc.split('?')[0]!);
-    } catch {
-      return loc;
-    }
+  const inParens = /\(([^()]*)\)$/.exec(at);
+  const loc = inParens ? inParens[1]! : at.slice(3);
+  if (!loc.startsWith('file:')) return loc;
+  try {
+    return fileURLToPath(loc);
+  } catch {
+    return loc;
   }
-  return loc;
 }
 
 export type FaultOrigin = 'custom' | 'proxy' | 'unknown';
