@@ -7,7 +7,7 @@ import { SqliteCallStore } from '../../src/calls/store.js';
 import { startSimulator, type SimCall, type SimulatorHandle } from '../../src/simulator/index.js';
 import { defaultKey, startTestProxy, type TestProxy } from '../support/harness.js';
 import { spawnProxy, whenListening } from '../support/spawned-proxy.js';
-import { ADMIN_KEY, usageRecords } from '../metering/support.js';
+import { ADMIN_KEY, spend, usageRecords } from '../metering/support.js';
 import { OFFER, post, receivedTypes, say, types, until } from './support.js';
 
 /*
@@ -156,13 +156,18 @@ describe('a call outlives the instance that governs it', () => {
 
   it('calls.onShutdown: handover: a stopping instance leaves its calls running and another takes them over at once', async () => {
     const ledger = ledgerIn('handover');
-    const leaving = await instance(ledger, { onShutdown: 'handover' });
-    const staying = await instance(ledger);
+    // A cap (far off): the leaving sideband reserves each response it reads, which the test can see.
+    const capped = { acme: { limits: { dailyTokens: 100_000_000 } } };
+    const leaving = await instance(ledger, { onShutdown: 'handover' }, capped);
+    const staying = await instance(ledger, {}, capped);
     try {
       const { call } = await createCall(leaving.httpUrl);
       // Stopped mid-response: the leaving sideband bills that response (at its response.done) before it lets go.
       say(call, `say: ${'a long answer that is still playing when the instance stops '.repeat(6)}`);
       await until(() => types(call).includes('output_audio_buffer.started'), 'the response under way');
+      // The browser's data channel can run ahead of the sideband (a loaded machine): stop once the
+      // leaving sideband has read the response (its reservation), as the handover is about.
+      await until(async () => Number((await spend(leaving.adminUrl)).day.reservedUsd) > 0, 'the leaving sideband read the response');
       await leaving.stop();
       expect(types(call)).toContain('response.done');
       expect(hungUp(call)).toBe(false);
