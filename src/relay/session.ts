@@ -300,7 +300,9 @@ export class RelaySession implements SessionContext, ChainSink {
       // perf: a type no filter wants (audio, in practice) leaves without a Frame, unless frames queue.
       if (!this.#chain.bypasses('client', type)) this.#chain.fromClient(Frame.fromClient(type, bytes));
       else if (type === AUDIO_IN) this.#sendInputAudio(bytes, framed);
-      else this.#sendToUpstream(bytes, framed);
+      // Another type no filter wants still leaves the way the chain's output does: the view reads
+      // it and a response.create gets its event_id (until 2026-12-05 it left unread and unstamped).
+      else this.forward('client', Frame.fromClient(type, bytes));
       if (sampled && this.#upstream.open && this.#chain.queued('client') === 0) {
         this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
       }
@@ -499,13 +501,15 @@ export class RelaySession implements SessionContext, ChainSink {
   sendUpstream(event: RealtimeClientEvent, by: string): void {
     if (this.#ended) return;
     let payload: RealtimeClientEvent = event;
-    if (event.event_id === undefined) {
-      const eventId = this.nextEventId();
-      // Bounded: only recent injections can still draw an error.
-      if (this.#injected.size >= MAX_TRACKED_INJECTIONS) this.#injected.delete(this.#injected.keys().next().value!);
-      this.#injected.set(eventId, { type: event.type, by });
+    let eventId = event.event_id;
+    if (eventId === undefined) {
+      eventId = this.nextEventId();
       payload = Object.assign({}, event, { event_id: eventId });
     }
+    // Every injected event is tracked, its own event_id or one given here: an upstream error about
+    // it is the proxy's, never the client's. Bounded: only recent injections can still draw one.
+    if (this.#injected.size >= MAX_TRACKED_INJECTIONS) this.#injected.delete(this.#injected.keys().next().value!);
+    this.#injected.set(eventId, { type: event.type, by });
     const frame = Frame.fromEvent(payload);
     this.#conversation.observeClient(frame, true);
     this.#sendToUpstream(frame.bytes);
