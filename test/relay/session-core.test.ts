@@ -33,16 +33,19 @@ afterAll(async () => {
 class FakeClient {
   readonly frames: Record<string, unknown>[] = [];
   ended: { code: number; reason: string } | null = null;
+  /** What getBufferedAmount answers, and what send answers (1 written, 0 backpressure). */
+  buffered = 0;
+  answer = 1;
   send(data: Buffer | string): number {
     this.frames.push(JSON.parse(typeof data === 'string' ? data : data.toString('utf8')) as Record<string, unknown>);
-    return 1;
+    return this.answer;
   }
   cork(fn: () => void): this {
     fn();
     return this;
   }
   getBufferedAmount(): number {
-    return 0;
+    return this.buffered;
   }
   end(code: number, reason: string): void {
     this.ended = { code, reason };
@@ -71,8 +74,16 @@ afterEach(() => {
   for (const s of sessions.splice(0)) if (!s.ended) s.close(new ProxyError('server_shutting_down'));
 });
 
-function open(factories: FilterFactory[], options: { callId?: string } = {}): { session: RelaySession; client: FakeClient; ended: Promise<void> } {
-  const config = parseConfig({ upstream: { provider: 'openai', url: sim.url, apiKey: SIM_KEY, allowCallId: true }, tenants: { acme: { keys: [{ key: 'rpk_core_test_key_0123456789' }] } } }, '(session core test)', {});
+function open(factories: FilterFactory[], options: { callId?: string; backpressure?: Record<string, number> } = {}): { session: RelaySession; client: FakeClient; ended: Promise<void> } {
+  const config = parseConfig(
+    {
+      upstream: { provider: 'openai', url: sim.url, apiKey: SIM_KEY, allowCallId: true },
+      ...(options.backpressure ? { server: { backpressure: options.backpressure } } : {}),
+      tenants: { acme: { keys: [{ key: 'rpk_core_test_key_0123456789' }] } },
+    },
+    '(session core test)',
+    {},
+  );
   const tenant = new TenantResolver(config).tenants.get('acme') as Tenant;
   const query = new Map([['model', 'gpt-realtime']]);
   const client = new FakeClient();
@@ -140,6 +151,8 @@ describe('RelaySession: suppression of a cancelled response', () => {
     expect(client.frames.filter((x) => x['type'] === 'error').map((x) => (x['error'] as { code: string }).code)).toEqual(['guardrail_blocked']);
     expect(upstreamReceived().filter((e) => e['type'] === 'response.cancel')).toEqual([expect.objectContaining({ response_id: id })]);
     expect(session.isSuppressed(id)).toBe(false);
+    // The delta that left was metered as it left (the relay's own output audio counters).
+    expect(f.ctx().audio.outputFrames).toBe(1);
   });
 
   it('frames queued behind an async verdict are checked again when they leave: none of a response cancelled meanwhile reaches the client', async () => {
@@ -239,5 +252,85 @@ describe('RelaySession: client frames through the chain', () => {
       { kind: 'create_sent', eventId: ids[0] },
       { kind: 'create_sent', eventId: 'evt_create' },
     ]);
+  });
+});
+
+describe('RelaySession: what the core records', () => {
+  function reportsFilter(reports: Record<string, unknown>[]): FilterFactory {
+    return { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
+  }
+
+  it('injected events are reported by direction, type and filter; the view marks items the proxy created as its own; after the end nothing more is sent', async () => {
+    const reports: Record<string, unknown>[] = [];
+    const { session, client } = open([reportsFilter(reports)]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    session.sendUpstream({ type: 'conversation.item.create', item: { id: 'item_proxy', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'from the proxy' }] } }, 'test-filter');
+    send(session, { type: 'conversation.item.create', item: { id: 'item_client', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'from the client' }] } });
+    session.sendClient({ type: 'error', event_id: 'evt_n', error: { type: 'invalid_request_error', code: 'x', message: 'm', param: null, event_id: null } }, 'test-filter');
+    await until(() => session.conversation.item('item_proxy') !== undefined && session.conversation.item('item_client') !== undefined, 'both items added');
+    expect(session.conversation.item('item_proxy')!.provenance).toBe('proxy');
+    expect(session.conversation.item('item_client')!.provenance).toBe('client');
+    expect(reports.filter((r) => r['kind'] === 'injected')).toEqual([
+      { kind: 'injected', direction: 'client', eventType: 'conversation.item.create', by: 'test-filter' },
+      { kind: 'injected', direction: 'server', eventType: 'error', by: 'test-filter' },
+    ]);
+    // The session scheme: the session id's last eight characters, then a sequence.
+    const injectedId = upstreamReceived().find((e) => e['type'] === 'conversation.item.create')!['event_id'] as string;
+    expect(injectedId.startsWith(`event_proxy_${session.id.slice(-8)}_`)).toBe(true);
+    session.close(new ProxyError('server_shutting_down'));
+    const sent = upstreamReceived().length;
+    const shown = client.frames.length;
+    session.sendUpstream({ type: 'response.cancel' }, 'late');
+    session.sendClient({ type: 'error', event_id: 'evt_late', error: { type: 'invalid_request_error', code: 'x', message: 'm', param: null, event_id: null } }, 'late');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(upstreamReceived()).toHaveLength(sent);
+    expect(client.frames).toHaveLength(shown);
+    expect(reports.filter((r) => r['by'] === 'late')).toEqual([]);
+  });
+
+  it("a session timer runs its callback; one that throws ends that session with internal_error (1011)", async () => {
+    const { session, client, ended } = open([]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    let ran = false;
+    session.setTimer(1, () => void (ran = true));
+    await until(() => ran, 'the timer');
+    expect(session.ended).toBe(false);
+    session.setTimer(1, () => {
+      throw new Error('timer bug');
+    });
+    await ended;
+    expect(client.ended?.code).toBe(1011);
+    expect((client.frames.find((x) => x['type'] === 'error')!['error'] as { code: string }).code).toBe('internal_error');
+  });
+
+  it('input audio a filter asked for leaves through the chain and is counted as it leaves', async () => {
+    const f = filterOf({ client: ['input_audio_buffer.append'] }, () => CONTINUE);
+    const { session, client } = open([f.factory]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    const audio = Buffer.alloc(4800).toString('base64');
+    send(session, { type: 'input_audio_buffer.append', audio });
+    await until(() => upstreamReceived().some((e) => e['type'] === 'input_audio_buffer.append'), 'the append upstream');
+    expect(f.ctx().audio.inputBytes).toBe(4800);
+    expect(f.ctx().audio.inputFrames).toBe(1);
+  });
+
+  it('a client that drained below the low watermark lets a paused upstream resume, reported once; not while it is still over', async () => {
+    const reports: Record<string, unknown>[] = [];
+    const config = { highWatermarkBytes: 1024, lowWatermarkBytes: 512 };
+    const { session, client } = open([reportsFilter(reports)], { backpressure: config });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    // The client stops reading: its buffer sits over the high watermark, the upstream is paused.
+    client.buffered = 4096;
+    client.answer = 0;
+    say(session, 'say: hello there');
+    await until(() => reports.some((r) => r['kind'] === 'backpressure' && r['state'] === 'paused'), 'the upstream paused');
+    session.onClientDrain();
+    expect(reports.filter((r) => r['state'] === 'resumed')).toEqual([]);
+    client.buffered = 0;
+    session.onClientDrain();
+    session.onClientDrain();
+    expect(reports.filter((r) => r['kind'] === 'backpressure' && r['state'] === 'resumed')).toEqual([{ kind: 'backpressure', direction: 'server', state: 'resumed' }]);
+    client.answer = 1;
+    await until(() => client.types().includes('response.done'), 'the response, after the resume');
   });
 });
