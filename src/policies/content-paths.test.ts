@@ -89,6 +89,15 @@ const SESSION_SERVER: Record<string, Expected> = {
   'session.closed': 'none',
   'transcription_session.updated': 'none',
 };
+/** The Azure preview protocol's (beta) server event names that differ from GA (found 2026-12-05: they were unknown, unread). */
+const PREVIEW_SERVER: Record<string, Expected> = {
+  'response.text.delta': 'delta output',
+  'response.text.done': 'done output',
+  'response.audio_transcript.delta': 'delta output',
+  'response.audio_transcript.done': 'texts',
+  'response.audio.delta': 'none',
+  'response.audio.done': 'none',
+};
 const SESSION_CLIENT: Record<string, Expected> = {
   'session.input_audio_buffer.append': 'none',
   'session.close': 'none',
@@ -107,7 +116,7 @@ function classify(direction: 'client' | 'server', type: string): Expected | 'unk
 
 describe('content-path table: every event type of the protocol', () => {
   it('classifies each server event type: content path (with its kind and stream) or no content', () => {
-    for (const [type, expected] of Object.entries({ ...SERVER, ...SESSION_SERVER })) expect(classify('server', type), type).toBe(expected);
+    for (const [type, expected] of Object.entries({ ...SERVER, ...SESSION_SERVER, ...PREVIEW_SERVER })) expect(classify('server', type), type).toBe(expected);
   });
 
   it('classifies each client event type', () => {
@@ -116,7 +125,7 @@ describe('content-path table: every event type of the protocol', () => {
   });
 
   it('lists nothing else: no stray rows, and a type of one direction is not a content path of the other', () => {
-    const known = new Set([...Object.keys(SERVER), ...Object.keys(SESSION_SERVER), ...Object.keys(CLIENT), ...Object.keys(SESSION_CLIENT)]);
+    const known = new Set([...Object.keys(SERVER), ...Object.keys(SESSION_SERVER), ...Object.keys(PREVIEW_SERVER), ...Object.keys(CLIENT), ...Object.keys(SESSION_CLIENT)]);
     for (const p of CONTENT_PATHS) expect(known.has(p.type), p.type).toBe(true);
     for (const t of NO_CONTENT) expect(known.has(t), t).toBe(true);
     expect(contentPath('client', 'response.done')).toBeUndefined();
@@ -291,6 +300,100 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     ]);
   });
 
+  it('client-created MCP items: tool names, descriptions and input schemas, approval reasons and call errors are input (found 2026-12-05)', () => {
+    const list = { id: 'i_list', type: 'mcp_list_tools', server_label: 's', tools: [{ name: 'find', description: 'Finds.', input_schema: { type: 'object', properties: { q: { type: 'string' } } } }, 'junk', { name: 7 }] };
+    const reply = { id: 'i_resp', type: 'mcp_approval_response', approval_request_id: 'a', approve: false, reason: 'no' };
+    const failed = { id: 'i_err', type: 'mcp_call', name: 'find', server_label: 's', arguments: '{}', error: { type: 'tool_execution_error', message: 'boom' } };
+    const bare = { id: 'i_bare', type: 'mcp_call', name: 'find', server_label: 's', arguments: '{}', error: 'bare' };
+    const items = [list, reply, failed, bare];
+    const created = items.flatMap((item) => eventTexts('conversation.item.create', { type: 'conversation.item.create', item }));
+    expect(created.filter((t) => t.source === 'input').map((t) => [t.text, t.itemId])).toEqual([
+      ['find', 'i_list'],
+      ['Finds.', 'i_list'],
+      ['object', 'i_list'],
+      ['type', 'i_list'],
+      ['string', 'i_list'],
+      ['type', 'i_list'],
+      ['q', 'i_list'],
+      ['properties', 'i_list'],
+      ['no', 'i_resp'],
+      // A client-written call's arguments and name are input too (below).
+      ['{}', 'i_err'],
+      ['find', 'i_err'],
+      ['boom', 'i_err'],
+      ['{}', 'i_bare'],
+      ['find', 'i_bare'],
+      ['bare', 'i_bare'],
+    ]);
+    expect(created.every((t) => t.unknownContent === undefined)).toBe(true);
+    // The same items as response.create input; each text goes back where it came from.
+    const rc = { type: 'response.create', response: { input: items } };
+    const texts = eventTexts(rc.type, rc);
+    expect(texts.filter((t) => t.source === 'input').map((t) => t.text)).toEqual(created.filter((t) => t.source === 'input').map((t) => t.text));
+    const copy = redactAll(rc, texts.filter((t) => t.source === 'input'));
+    expect(copy.response.input).toEqual([
+      { ...list, tools: [{ name: '<find>', description: '<Finds.>', input_schema: { '<type>': '<object>', '<properties>': { '<q>': { '<type>': '<string>' } } } }, 'junk', { name: 7 }] },
+      { ...reply, reason: '<no>' },
+      { ...failed, name: '<find>', arguments: '<{}>', error: { type: 'tool_execution_error', message: '<boom>' } },
+      { ...bare, name: '<find>', arguments: '<{}>', error: '<bare>' },
+    ]);
+    // The upstream's items (listed by the MCP server, or the client's echoed) are not read as input here.
+    const shown = items.flatMap((item) => eventTexts('conversation.item.added', { type: 'conversation.item.added', item }));
+    expect(shown.filter((t) => t.source === 'input')).toEqual([]);
+  });
+
+  it('client-written items of every role and type are input too, beside their own source; the upstream\'s are not (found 2026-12-05)', () => {
+    const items = [
+      { id: 'i_asst', type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'answer' }] },
+      { id: 'i_fc', type: 'function_call', name: 'note', call_id: 'c1', arguments: '{"n":1}' },
+      { id: 'i_fco', type: 'function_call_output', call_id: 'c1', output: 'result' },
+      { id: 'i_mcp', type: 'mcp_call', name: 'search', server_label: 's', arguments: '{"x":2}', output: 'found' },
+      { id: 'i_mar', type: 'mcp_approval_request', name: 'rm', server_label: 's', arguments: '{"y":3}' },
+      { id: 'i_user', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }, { type: 'input_image', image_url: 'data:x' }] },
+    ];
+    const created = items.flatMap((item) => eventTexts('conversation.item.create', { type: 'conversation.item.create', item }));
+    expect(summary(created)).toEqual([
+      ['output', 'answer', null, 'i_asst'],
+      ['input', 'answer', null, 'i_asst'],
+      ['tool_call', '{"n":1}', 'note', 'i_fc'],
+      ['input', '{"n":1}', null, 'i_fc'],
+      ['input', 'note', null, 'i_fc'],
+      ['tool_output', 'result', null, 'i_fco'],
+      ['input', 'result', null, 'i_fco'],
+      ['tool_call', '{"x":2}', 'search', 'i_mcp'],
+      ['input', '{"x":2}', null, 'i_mcp'],
+      ['tool_output', 'found', null, 'i_mcp'],
+      ['input', 'found', null, 'i_mcp'],
+      ['input', 'search', null, 'i_mcp'],
+      ['tool_call', '{"y":3}', 'rm', 'i_mar'],
+      ['input', '{"y":3}', null, 'i_mar'],
+      ['input', 'rm', null, 'i_mar'],
+      ['input', 'hi', null, 'i_user'],
+      ['image', 'data:x', null, 'i_user'],
+    ]);
+    // The same items shown by the upstream keep one source each.
+    const shown = items.flatMap((item) => eventTexts('conversation.item.done', { type: 'conversation.item.done', item }));
+    expect(shown.map((t) => t.source)).toEqual(['output', 'tool_call', 'tool_output', 'tool_call', 'tool_output', 'tool_call', 'input', 'image']);
+
+    // Both sources may redact the one text: the same rewrite is written once; two different ones withhold the text.
+    const ev = { type: 'conversation.item.create', item: items[0]! };
+    const [own, asInput] = eventTexts(ev.type, ev);
+    const same = structuredClone(ev);
+    own!.set(same, 'an[x]');
+    asInput!.set(same, 'an[x]');
+    expect(same.item.content).toEqual([{ type: 'output_text', text: 'an[x]' }]);
+    const differ = structuredClone(ev);
+    own!.set(differ, 'an[x]');
+    asInput!.set(differ, '[y]swer');
+    expect(differ.item.content).toEqual([{ type: 'output_text', text: '' }]);
+    // A rewrite back to the original does not undo the other's redaction; a place that is gone takes nothing.
+    const back = structuredClone(ev);
+    asInput!.set(back, '[y]swer');
+    own!.set(back, 'answer');
+    expect(back.item.content).toEqual([{ type: 'output_text', text: '[y]swer' }]);
+    expectWritesNothing(own!, [{}, { item: { content: [] } }, { item: { content: 'x' } }]);
+  });
+
   it('marks an item of an unknown or missing type (the policy decides), with a setter that writes nothing', () => {
     for (const [item, label] of [
       [{ type: 'hologram', data: 'x' }, 'hologram'],
@@ -310,6 +413,14 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     expect(eventTexts('conversation.item.create', { type: 'conversation.item.create' })).toEqual([]);
     expect(eventTexts('conversation.item.added', { type: 'conversation.item.added', item: 'text' })).toEqual([]);
     expect(eventTexts('response.output_item.done', { type: 'response.output_item.done', item: [{ type: 'message', role: 'user', content: [{ text: 'x' }] }] })).toEqual([]);
+  });
+
+  it('the preview protocol\'s audio transcript .done: the transcript, with the item id (found 2026-12-05)', () => {
+    const ev = { type: 'response.audio_transcript.done', response_id: 'r_1', item_id: 'i_1', output_index: 0, content_index: 0, transcript: 'said' };
+    const texts = eventTexts(ev.type, ev);
+    expect(summary(texts)).toEqual([['output', 'said', null, 'i_1']]);
+    expect(redactAll(ev, texts)).toEqual({ ...ev, transcript: '<said>' });
+    expect(eventTexts(ev.type, { ...ev, transcript: null })).toEqual([]);
   });
 
   it('input transcription segments: the text, with the item id', () => {
@@ -378,11 +489,16 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       // An image as a prompt variable is an image (found 2026-12-04: it was no content path).
       ['image', 'u', null, null],
       ['input', 'sys', null, null],
+      // Client-written: each text is input too, beside its own source (found 2026-12-05).
       ['output', 'said', null, null],
+      ['input', 'said', null, null],
       ['input', 'spoke', null, null],
       ['image', 'data:x', null, null],
       ['tool_call', '{"a":1}', 'f', null],
+      ['input', '{"a":1}', null, null],
+      ['input', 'f', null, null],
       ['tool_output', 'out', null, null],
+      ['input', 'out', null, null],
     ]);
     const copy = redactAll(ev, texts);
     expect(copy.response.instructions).toBe('<be nice>');
@@ -391,7 +507,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       '{"type":"message","role":"system","content":[{"type":"input_text","text":"<sys>"}]}',
       '{"type":"message","role":"assistant","content":[{"type":"output_audio","transcript":"<said>"}]}',
       '{"type":"message","role":"user","content":[{"type":"input_audio","transcript":"<spoke>"},{"type":"input_image","image_url":"<data:x>"}]}',
-      '{"type":"function_call","name":"f","arguments":"<{\\"a\\":1}>"}',
+      '{"type":"function_call","name":"<f>","arguments":"<{\\"a\\":1}>"}',
       '{"type":"function_call_output","output":"<out>"}',
     ]);
     expect(ev.response.instructions).toBe('be nice');
@@ -443,14 +559,20 @@ describe('eventTexts: complete texts of every texts row, written back in place',
         'not a tool',
       ]);
     }
-    // Nesting past 64 levels is not followed (the relay refuses frames that deep before this).
-    const nested = (levels: number) => {
-      let deep: unknown = 'deep text';
+    // Nesting is followed as deep as a client frame may nest at all (128; until 2026-12-05 only 64
+    // levels were, and what lay below passed); past that the rest is unknown content, the policy decides.
+    const nested = (levels: number, leaf: unknown = 'deep text') => {
+      let deep: unknown = leaf;
       for (let k = 0; k < levels; k++) deep = { x: deep };
-      return eventTexts('session.update', { type: 'session.update', session: { tools: [{ type: 'function', parameters: deep }] } }).map((t) => t.text);
+      return eventTexts('session.update', { type: 'session.update', session: { tools: [{ type: 'function', parameters: deep }] } }).map((t) => t.unknownContent ?? t.text);
     };
-    expect(nested(64)).toEqual(['deep text', ...Array<string>(64).fill('x')]);
-    expect(nested(65)).toEqual(Array<string>(64).fill('x'));
+    expect(nested(66)).toEqual(['deep text', ...Array<string>(66).fill('x')]);
+    expect(nested(128)).toEqual(['deep text', ...Array<string>(128).fill('x')]);
+    expect(nested(129)).toEqual(['parameters:nested deeper than 128', ...Array<string>(128).fill('x')]);
+    expect(nested(127, ['a', ['b']])).toEqual(['a', 'parameters:nested deeper than 128', ...Array<string>(127).fill('x')]);
+    // Empty containers down there hold nothing to read.
+    expect(nested(128, {})).toEqual(Array<string>(128).fill('x'));
+    expect(nested(128, [])).toEqual(Array<string>(128).fill('x'));
     // Nulls, numbers and booleans in a schema are no text; a setter whose place changed writes nothing.
     const ev = { type: 'session.update', session: { tools: [{ type: 'function', parameters: { default: null, min: 1, ok: true, d: { e: 'text' } } }] } };
     const texts = eventTexts(ev.type, ev);

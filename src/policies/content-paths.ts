@@ -1,6 +1,7 @@
 import type { JsonObject } from '../pipeline/frame.js';
 import type { Source } from './matchers.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
+import { MAX_CONTROL_DEPTH } from '../protocol/strict-json.js';
 
 /**
  * Every path by which user, model, tool or MCP content crosses the proxy, in one table. The
@@ -47,7 +48,7 @@ export interface ContentText {
   readonly unknownContent?: string;
 }
 
-const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image';
+const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image; client-made mcp_list_tools tools[] (name, description, input_schema), mcp_approval_response reason, mcp_call error → input; client-made: every text (and function / MCP call name) → input too, beside its own source';
 
 export const CONTENT_PATHS: readonly ContentPath[] = [
   // ---- upstream → client: streams ----
@@ -61,10 +62,17 @@ export const CONTENT_PATHS: readonly ContentPath[] = [
   { direction: 'server', type: 'response.function_call_arguments.done', kind: 'done', field: 'arguments (and name)', sources: 'tool_call', stream: 'tool_call' },
   { direction: 'server', type: 'response.mcp_call_arguments.delta', kind: 'delta', field: 'delta', sources: 'tool_call', stream: 'tool_call' },
   { direction: 'server', type: 'response.mcp_call_arguments.done', kind: 'done', field: 'arguments', sources: 'tool_call', stream: 'tool_call' },
+  // The Azure preview protocol's (beta) names of the output streams (`azure.apiVersion`): the same
+  // text as their GA rows. The audio transcript's `.done` is read as a complete text (its
+  // `transcript`); its stream's held text settles at `response.done`.
+  { direction: 'server', type: 'response.text.delta', kind: 'delta', field: 'delta', sources: 'output', stream: 'output' },
+  { direction: 'server', type: 'response.text.done', kind: 'done', field: 'text', sources: 'output', stream: 'output' },
+  { direction: 'server', type: 'response.audio_transcript.delta', kind: 'delta', field: 'delta', sources: 'output', stream: 'output' },
   { direction: 'server', type: 'session.output_transcript.delta', kind: 'delta', field: 'delta', sources: 'output', stream: 'output' },
   { direction: 'server', type: 'session.input_transcript.delta', kind: 'delta', field: 'delta', sources: 'input', stream: 'input' },
   // ---- upstream → client: complete texts ----
   { direction: 'server', type: 'conversation.item.input_audio_transcription.segment', kind: 'texts', field: 'text', sources: 'input' },
+  { direction: 'server', type: 'response.audio_transcript.done', kind: 'texts', field: 'transcript', sources: 'output' },
   { direction: 'server', type: 'response.content_part.added', kind: 'texts', field: 'part.text, part.transcript', sources: 'output' },
   { direction: 'server', type: 'response.content_part.done', kind: 'texts', field: 'part.text, part.transcript', sources: 'output' },
   { direction: 'server', type: 'response.output_item.added', kind: 'texts', field: 'item', sources: ITEM_SOURCES },
@@ -91,6 +99,8 @@ export const NO_CONTENT: ReadonlySet<string> = new Set([
   'response.output_audio.delta', 'response.output_audio.done', 'rate_limits.updated', 'response.mcp_call.in_progress',
   'response.mcp_call.completed', 'response.mcp_call.failed', 'mcp_list_tools.in_progress', 'mcp_list_tools.completed',
   'mcp_list_tools.failed', 'session.output_audio.delta', 'session.closed', 'transcription_session.updated',
+  // the Azure preview protocol's (beta) names of the output audio
+  'response.audio.delta', 'response.audio.done',
   // client
   'input_audio_buffer.append', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'output_audio_buffer.clear', 'response.cancel',
   'conversation.item.retrieve', 'conversation.item.delete', 'conversation.item.truncate', 'session.input_audio_buffer.append',
@@ -133,18 +143,50 @@ const KNOWN_ITEM_TYPES = new Set(['message', 'function_call', 'function_call_out
 /** Message content parts whose content is read below (GA names, and the beta's text / audio). */
 const KNOWN_PART_TYPES = new Set(['input_text', 'input_audio', 'input_image', 'output_text', 'output_audio', 'text', 'audio']);
 
+/**
+ * The setter of a text judged under two sources (a client-written text: its own source and
+ * `input`), both of which may redact it. The first redaction is written; a second, different one
+ * of the same text cannot be merged here, so the text is withheld (emptied): nothing either rule
+ * redacted is forwarded. A rewrite back to the original never undoes the other's redaction.
+ */
+const sharedSetter = (locate: Locate, key: string, original: string): Setter => (copy, text) => {
+  const target = locate(copy);
+  if (!target) return;
+  const current = target[key];
+  if (current === original || current === text) target[key] = text;
+  else if (text !== original) target[key] = '';
+};
+
 /** A placeholder for content nothing here can read: the policy decides on it as a whole. */
 const unknownContent = (label: string, itemId: string | null): ContentText => ({ source: 'input', text: '', functionName: null, itemId, set: () => undefined, unknownContent: label });
 
-/** Texts inside one conversation item (client- or model-made), each with its source. */
-export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[]): void {
+/**
+ * Texts inside one conversation item (client- or model-made), each with its source. `client`: the
+ * client wrote the item (`conversation.item.create`, `response.create`'s `input[]`): every text of
+ * it is `input` too, beside its own source (an assistant message, a function call's arguments and
+ * name, a tool output: who typed it decides, not the role it claims), and the MCP items it may
+ * create are read (a tool list's names, descriptions and input schemas, an approval response's
+ * reason, a call's error: `input`, the model reads them as it reads a prompt). Found 2026-12-05.
+ */
+export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], client = false): void {
   const type = asString(item['type']) ?? '';
   const itemId = asString(item['id']);
   const name = asString(item['name']);
-  const push = (source: Source, key: string, functionName: string | null = null): void => {
-    const text = asString(item[key]);
-    if (text !== null) out.push({ source, text, functionName, itemId, set: setter(locate, key) });
+  /**
+   * One text at `key` of the object `where` finds: read as `source`, and, when the client wrote it,
+   * as `input` too (the model reads what the client typed whatever role or type it claims).
+   */
+  const text = (where: Locate, holder: JsonObject, key: string, source: Source, functionName: string | null = null): void => {
+    const value = asString(holder[key]);
+    if (value === null) return;
+    if (!client || source === 'input') {
+      out.push({ source, text: value, functionName, itemId, set: setter(where, key) });
+      return;
+    }
+    const set = sharedSetter(where, key, value);
+    out.push({ source, text: value, functionName, itemId, set }, { source: 'input', text: value, functionName: null, itemId, set });
   };
+  const push = (source: Source, key: string, functionName: string | null = null): void => text(locate, item, key, source, functionName);
   switch (type) {
     case 'message': {
       const role = asString(item['role']);
@@ -153,10 +195,7 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[]):
         const part = asObject(p);
         if (!part) return;
         const where = at(locate, 'content', i);
-        for (const key of ['text', 'transcript'] as const) {
-          const text = asString(part[key]);
-          if (text !== null) out.push({ source: textSource, text, functionName: null, itemId, set: setter(where, key) });
-        }
+        for (const key of ['text', 'transcript'] as const) text(where, part, key, textSource);
         const image = asString(part['image_url']);
         if (image !== null) out.push({ source: 'image', text: image, functionName: null, itemId, set: setter(where, 'image_url') });
         const partType = part['type'];
@@ -167,13 +206,39 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[]):
     case 'function_call':
     case 'mcp_approval_request':
       push('tool_call', 'arguments', name);
+      // A name the client wrote is read as input too (as a tool definition's name is).
+      if (client) push('input', 'name');
       return;
-    case 'mcp_call':
+    case 'mcp_call': {
       push('tool_call', 'arguments', name);
       push('tool_output', 'output');
+      if (!client) return;
+      push('input', 'name');
+      // A failed call's error (an object with a message, or a bare string) is read like its output.
+      push('input', 'error');
+      const message = asString(asObject(item['error'])?.['message']);
+      if (message !== null) out.push({ source: 'input', text: message, functionName: null, itemId, set: setter(at(locate, 'error'), 'message') });
       return;
+    }
     case 'function_call_output':
       push('tool_output', 'output');
+      return;
+    case 'mcp_approval_response':
+      if (client) push('input', 'reason');
+      return;
+    case 'mcp_list_tools':
+      if (client) {
+        asArray(item['tools'])?.forEach((raw, i) => {
+          const tool = asObject(raw);
+          if (!tool) return;
+          const loc = at(locate, 'tools', i);
+          for (const key of ['name', 'description']) {
+            const text = asString(tool[key]);
+            if (text !== null) out.push({ source: 'input', text, functionName: null, itemId, set: setter(loc, key) });
+          }
+          schemaTexts(tool['input_schema'], loc, 'input_schema', itemId, out);
+        });
+      }
       return;
     default:
       if (!KNOWN_ITEM_TYPES.has(type)) out.push(unknownContent(`item:${type || '(none)'}`, itemId));
@@ -188,6 +253,11 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
     case 'conversation.item.input_audio_transcription.segment': {
       const text = asString(ev['text']);
       if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: asString(ev['item_id']), set: setter(ROOT, 'text') });
+      break;
+    }
+    case 'response.audio_transcript.done': {
+      const text = asString(ev['transcript']);
+      if (text !== null) out.push({ source: 'output', text, functionName: null, itemId: asString(ev['item_id']), set: setter(ROOT, 'transcript') });
       break;
     }
     case 'response.content_part.added':
@@ -218,7 +288,7 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
       toolTexts(response, where, out);
       asArray(response['input'])?.forEach((o, i) => {
         const it = asObject(o);
-        if (it) itemTexts(it, at(ROOT, 'response', 'input', i), out);
+        if (it) itemTexts(it, at(ROOT, 'response', 'input', i), out, true);
       });
       break;
     }
@@ -233,13 +303,18 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
       break;
     }
     default:
-      if (item) itemTexts(item, at(ROOT, 'item'), out);
+      if (item) itemTexts(item, at(ROOT, 'item'), out, type === 'conversation.item.create');
   }
   return out;
 }
 
-/** Deepest nesting followed inside a tool's parameters (client frames are depth-limited before this anyway). */
-const MAX_TOOL_DEPTH = 64;
+/**
+ * Deepest nesting followed inside a tool's parameters or an MCP tool's input schema: the deepest a
+ * client frame may nest at all (the relay refuses deeper frames before this). Anything deeper is
+ * content not read, reported as unknown (the policy's `unknownContentEvents` decides): until
+ * 2026-12-05 the walk stopped at 64 levels while frames may nest 128, and what lay below passed.
+ */
+const MAX_TOOL_DEPTH = MAX_CONTROL_DEPTH;
 
 /**
  * Tool definitions the model reads as part of its prompt: each tool's name and description (and an
@@ -255,24 +330,40 @@ function toolTexts(holder: JsonObject, where: Locate, out: ContentText[]): void 
       const text = asString(tool[key]);
       if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(loc, key) });
     }
-    const walk = (value: unknown, path: readonly string[]): void => {
-      if (typeof value === 'string') {
-        out.push({ source: 'input', text: value, functionName: null, itemId: null, set: setPath(loc, ['parameters', ...path]) });
-        return;
-      }
-      if (path.length >= MAX_TOOL_DEPTH) return;
-      if (value === null || typeof value !== 'object') return;
-      const named = !Array.isArray(value);
-      // Arrays too: their indices come as keys, and a copy's array takes them the same way.
-      for (const [k, v] of Object.entries(value)) {
-        walk(v, [...path, k]);
-        // A property name is read too ("ignore_previous_instructions": {…}). Pushed after what is
-        // below it, whose setters find their place by this name before it is rewritten.
-        if (named) out.push({ source: 'input', text: k, functionName: null, itemId: null, set: renameKey(loc, ['parameters', ...path], k) });
-      }
-    };
-    walk(tool['parameters'], []);
+    schemaTexts(tool['parameters'], loc, 'parameters', null, out);
   });
+}
+
+/**
+ * Every string and property name of a JSON schema (a tool's `parameters`, an MCP tool's
+ * `input_schema`) at `key` below `loc`: property descriptions, enums, defaults, titles. `input`.
+ */
+function schemaTexts(schema: unknown, loc: Locate, key: string, itemId: string | null, out: ContentText[]): void {
+  let tooDeep = false;
+  const walk = (value: unknown, path: readonly string[]): void => {
+    if (typeof value === 'string') {
+      out.push({ source: 'input', text: value, functionName: null, itemId, set: setPath(loc, [key, ...path]) });
+      return;
+    }
+    if (value === null || typeof value !== 'object') return;
+    if (path.length >= MAX_TOOL_DEPTH) {
+      // Fail closed: what lies below is not read, so the policy decides on it (once per schema).
+      if (!tooDeep && Object.keys(value).length > 0) {
+        out.push(unknownContent(`${key}:nested deeper than ${MAX_TOOL_DEPTH}`, itemId));
+        tooDeep = true;
+      }
+      return;
+    }
+    const named = !Array.isArray(value);
+    // Arrays too: their indices come as keys, and a copy's array takes them the same way.
+    for (const [k, v] of Object.entries(value)) {
+      walk(v, [...path, k]);
+      // A property name is read too ("ignore_previous_instructions": {…}). Pushed after what is
+      // below it, whose setters find their place by this name before it is rewritten.
+      if (named) out.push({ source: 'input', text: k, functionName: null, itemId, set: renameKey(loc, [key, ...path], k) });
+    }
+  };
+  walk(schema, []);
 }
 
 /** Renames the member `key` of the object at `path` below `locate` in a copy, keeping the members' order. */

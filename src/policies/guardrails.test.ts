@@ -221,6 +221,39 @@ describe('guardrails: client input', () => {
     const v = client(userText('goodbye forever'));
     expect(v.kind).toBe('close');
   });
+
+  it('a redaction that joins the words around it into a blocked phrase is caught: the redacted text is scanned once more (found 2026-12-05)', async () => {
+    const policy = await policyFrom(`
+guardrails:
+  rules:
+    - { id: mail, sources: [input], match: { pii: [email] }, action: redact, replacement: "***" }
+    - { id: no-wire, sources: [input], match: { phrases: ["wire the money"] }, action: block }
+`);
+    const { client, server, session } = setup(policy);
+    const v = client(userText('please wire the jane@example.com money now', 'evt_red'));
+    expect(v).toMatchObject({ kind: 'reject', error: { code: 'guardrail_blocked', eventId: 'evt_red', details: { rule: 'no-wire' } } });
+    expect(guardrailReports(session).map((r) => [r.ruleId, r.action])).toEqual([
+      ['mail', 'redact'],
+      ['no-wire', 'block'],
+    ]);
+    // The same on an upstream text (an input transcript): withheld, not shown redacted.
+    const done = wire({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'item_u9', content_index: 0, transcript: 'please wire the jane@example.com money now', usage: { type: 'duration', seconds: 1 } });
+    expect(server(done).kind).toBe('drop');
+    // A redaction that forms nothing goes on redacted.
+    expect((json(client(userText('mail jane@example.com please'))).item as { content: { text: string }[] }).content[0]!.text).toBe('mail *** please');
+  });
+
+  it("a custom guardrail's replacement goes through the rules too", async () => {
+    const g = defineGuardrail({ name: 'g', wants: ['input'], evaluate: (e) => ({ action: 'redact', text: e.text.replace(/\[\w+\]/g, '') }) });
+    const policy = await policyFrom(
+      `guardrails:\n  rules:\n    - { id: no-wire, sources: [input], match: { phrases: ["wire the money"] }, action: block }\n  custom: [{ id: strip, module: ./custom/x.ts }]`,
+      'test',
+      async () => ({ default: g }),
+    );
+    const { client } = setup(policy);
+    expect(client(userText('wire the [tag] money')).kind).toBe('reject');
+    expect(client(userText('wire the [tag] cash')).kind).toBe('replace');
+  });
 });
 
 describe('guardrails: input transcripts (parallel with the response)', () => {
@@ -251,6 +284,25 @@ describe('guardrails: input transcripts (parallel with the response)', () => {
   it('redacts the transcript shown to the client', async () => {
     const { server } = setup(await policyFrom(INPUT_RULES));
     expect(json(server(inDone('item_u1', 'it is 4111 1111 1111 1111'))).transcript).toBe('it is [REDACTED:card]');
+  });
+
+  it('a redacted or partly held transcript loses its logprobs (their tokens and bytes spell the text); an unchanged one keeps them (found 2026-12-05)', async () => {
+    const { server } = setup(await policyFrom(INPUT_RULES));
+    const logprobs = (text: string) => (text.match(/\S+\s*/g) ?? []).map((token) => ({ token, logprob: -0.01, bytes: [...Buffer.from(token)] }));
+    const said = 'my card is 4111 1111 1111 1111 thanks';
+    const withLogprobs = (f: Frame, text: string): Frame => wire({ ...f.json(), type: f.type, logprobs: logprobs(text) });
+    // A delta passed as it is keeps its logprobs.
+    expect(server(withLogprobs(inDelta('item_u0', 'hello there '), 'hello there ')).kind).toBe('continue');
+    // Redacted delta and completed: no logprobs, so no byte of the card number.
+    const delta = json(server(withLogprobs(inDelta('item_u1', said), said)));
+    const done = json(server(withLogprobs(inDone('item_u1', said), said)));
+    expect([delta, done].map((ev) => [JSON.stringify(ev).includes('4111'), 'logprobs' in ev])).toEqual([
+      [false, false],
+      [false, false],
+    ]);
+    // Part of a delta held back (it may still become a card number): the forwarded part has no logprobs either.
+    const partial = json(server(withLogprobs(inDelta('item_u2', 'call 4111 1111'), 'call 4111 1111')));
+    expect([partial['delta'], 'logprobs' in partial]).toEqual(['call ', false]);
   });
 });
 

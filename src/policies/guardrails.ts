@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
@@ -8,7 +9,7 @@ import type { CompiledCustom, CompiledPolicy } from './compile.js';
 import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
-import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type Source, type TextFormat } from './matchers.js';
+import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type RuleHit, type Source, type TextFormat } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 import { clientEventId, notifyClient, toFrame } from './util.js';
@@ -17,6 +18,8 @@ import { LazyMap, LazySet } from '../lazy-collections.js';
 export const GUARDRAILS_FILTER = 'policies.guardrails';
 
 const TRANSCRIPTION_FAILED = 'conversation.item.input_audio_transcription.failed';
+/** A diarized piece of an input transcript (a complete text, not a delta). */
+const SEGMENT = 'conversation.item.input_audio_transcription.segment';
 const AUDIO_COMMITTED = 'input_audio_buffer.committed';
 /** The rule id reported when a held turn cannot be held (too many waiting) or a response started early. */
 export const HOLD_RULE = 'hold-spoken-input';
@@ -52,6 +55,31 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
 };
 
 const MAX_STREAMS = 256;
+/** Client item echoes remembered (for a late verdict on an item sent without an id), and late blocks waiting for their echo. */
+const MAX_ECHOES = 64;
+const MAX_LATE_BLOCKS = 16;
+/** Client-typed items whose place in the conversation is kept (for matches across an inserted item). */
+const MAX_PLACED = 128;
+
+/**
+ * A client-typed item (text of the `input` or `tool_output` source) at its place in the
+ * conversation: the start and end of its text, enough for a match spanning its neighbours.
+ */
+interface Placed {
+  /** The item id; `anon:<n>` until the upstream's echo names an item sent without one. */
+  key: string;
+  readonly source: Source;
+  readonly head: string;
+  readonly tail: string;
+  /** Fingerprint of its first text, to learn the id of an item sent without one from its echo. */
+  readonly print: string | null;
+}
+
+/** The texts whose neighbours in the conversation are match context (what the user types, what tools return). */
+const conversationSource = (source: Source): boolean => source === 'input' || source === 'tool_output';
+
+/** A text's fingerprint: a late verdict finds the client item it judged by it, without keeping the text. */
+const fingerprint = (text: string): string => createHash('sha256').update(text).digest('base64');
 /** Refused session changes on a call put back before the call is ended as ungovernable. */
 const MAX_CALL_RESTORES = 3;
 
@@ -78,6 +106,8 @@ class Evaluation {
   readonly findings: Finding[] = [];
   text: string;
   redacted = false;
+  /** A custom guardrail replaced the text (the rules scanned the text before it). */
+  customRedacted = false;
 
   constructor(text: string) {
     this.text = text;
@@ -96,6 +126,7 @@ class Evaluation {
     if (v.action === 'redact') {
       this.text = v.text;
       this.redacted = true;
+      this.customRedacted = true;
     }
     this.findings.push({ id: c.id, action: v.action, label: `custom:${v.via}`, excerpt: null });
   }
@@ -207,7 +238,8 @@ function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, te
   const r = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, formatOf(source));
   e.text = r.text;
   e.redacted = r.redacted;
-  const fresh = stream ? r.hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : r.hits;
+  const hits = r.redacted ? [...r.hits, ...rescanRedacted(policy, rules, source, e, (id) => r.hits.some((h) => h.rule.id === id), seed)] : r.hits;
+  const fresh = stream ? hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : hits;
   e.addHits(fresh);
   if (functionName !== null) {
     for (const rule of rules) {
@@ -217,6 +249,35 @@ function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, te
     }
   }
   return e;
+}
+
+/**
+ * Every rule scanned the original text, so a replacement can join the words around it into a
+ * match ("wire the jane@example.com money" → "wire the *** money"). The redacted text is scanned
+ * once more (once: bounded, whatever the replacements): the hits of rules not hit before are
+ * returned (labelled `after_redaction`), and a further redaction is applied to `e.text`.
+ */
+function rescanRedacted(policy: CompiledPolicy, rules: readonly CompiledRule[], source: Source, e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string): RuleHit[] {
+  if (rules.length === 0 || e.text.length > policy.maxScanChars) return [];
+  const again = scanText(rules, e.text, policy.windowChars, policy.maxInputChars, seed, formatOf(source));
+  if (again.redacted) e.text = again.text;
+  return again.hits.filter((h) => !hitBefore(h.rule.id)).map((h) => ({ ...h, label: `${h.label}:after_redaction` }));
+}
+
+/** The end of a text as context for the next one (with the separator items get). */
+const tailOf = (text: string, keep: number): string => (text.length > keep ? text.slice(text.length - keep) : text) + ' ';
+
+/**
+ * Matches that span `seed` (the end of another text) and `text`: rules stronger than `redact`
+ * that `text` does not trip alone.
+ */
+function crossHits(policy: CompiledPolicy, source: Source, eventType: string, seed: string, text: string, label: string): RuleHit[] {
+  const rules = rulesFor(policy, source, eventType).filter((r) => stops(r.action));
+  if (rules.length === 0 || text.length > policy.maxScanChars) return [];
+  const joined = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, formatOf(source)).hits;
+  if (joined.length === 0) return [];
+  const alone = scanText(rules, text, policy.windowChars, policy.maxInputChars, '', formatOf(source)).hits;
+  return joined.filter((h) => !alone.some((a) => a.rule === h.rule)).map((h) => ({ ...h, label: `${h.label}:${label}` }));
 }
 
 export function guardrailsFactory(registry: PolicyRegistry): FilterFactory {
@@ -257,6 +318,19 @@ export class GuardrailFilter implements Filter {
   readonly #reported = new LazySet<string>();
   /** Committed speech waiting for its transcript (fail-closed timeout). */
   readonly #transcriptTimers = new LazyMap<string, NodeJS.Timeout>();
+  /**
+   * Client items as the upstream echoed them (`conversation.item.added`): item id → fingerprints
+   * of their texts. A late `block` on an item the client sent without an id finds it here.
+   * Kept only while the policy has custom guardrails (only they decide late).
+   */
+  readonly #echoes = new LazyMap<string, Set<string>>();
+  /** Late blocks of client items sent without an id whose echo has not come yet: fingerprint → rule. */
+  readonly #lateBlocks = new LazyMap<string, string>();
+  /** Client-typed items in conversation order (bounded), for a match across an item inserted with `previous_item_id`. */
+  readonly #placed: Placed[] = [];
+  #anonPlaced = 0;
+  /** The end of the last text of a `response.create` `input` (out of the conversation), as extra context for the next item. */
+  #responseInput: string | null = null;
   /** An input trip came before its response existed: cancel the next one the server starts. */
   #cancelNext: { action: Action; ruleId: string } | null = null;
   /** Spoken turns held until their transcript is checked (policy snapshot at session start, like the locks). */
@@ -328,6 +402,12 @@ export class GuardrailFilter implements Filter {
       if (type === AUDIO_COMMITTED) return this.#committed(frame);
       if (type === TRANSCRIPTION_FAILED) return this.#transcriptionFailed(frame);
       if (type === 'error' && this.#hold) this.#hold.error(frame.json());
+      if (type === 'conversation.item.deleted' && (this.#hold?.awaitingDeletes || this.#placed.length > 0)) {
+        const deleted = asString(frame.json()['item_id']);
+        this.#hold?.itemDeleted(deleted);
+        const at = this.#placed.findIndex((p) => p.key === deleted);
+        if (at >= 0) this.#placed.splice(at, 1);
+      }
       return NO_CONTENT.has(type) ? CONTINUE : this.#unknown(type, 'server');
     }
     if (path.kind === 'delta') return this.#delta(frame, path);
@@ -429,24 +509,50 @@ export class GuardrailFilter implements Filter {
       const v = this.#unknown(unknown.unknownContent!, 'client', frame);
       if (v.kind !== 'continue') return v;
     }
-    const evaluations: { t: ContentText; e: Evaluation }[] = [];
+    const evaluations: { t: ContentText; e: Evaluation; seed: string }[] = [];
     const pending: Promise<void>[] = [];
+    const created = frame.type === 'conversation.item.create';
+    // An item put elsewhere than at the end (`previous_item_id`): its neighbours there are its context.
+    const at = created ? this.#insertionPoint(ev) : null;
+    const local = new Map<Source, string>();
+    const lastOf = new Map<Source, ContentText>();
+    for (const t of texts) lastOf.set(t.source, t);
     for (const t of texts) {
       if (t.unknownContent !== undefined) continue;
-      const seed = t.source === 'input' ? (this.#seed.get('input') ?? '') : '';
+      // Conversation text: the previous item's text of the same source, in conversation order.
+      const convText = created && conversationSource(t.source);
+      const seed = convText && at !== null ? (local.get(t.source) ?? this.#placedBefore(at, t.source)) : t.source === 'input' || convText ? (this.#seed.get(t.source) ?? '') : '';
       const e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed);
-      // Conversation text (not instructions) is context for a match spanning the next item.
-      if (t.source === 'input' && frame.type !== 'session.update' && t.text !== asString(asObject(ev['response'])?.['instructions'])) this.#remember('input', t.text, policy);
+      if (convText && at !== null) {
+        local.set(t.source, tailOf(t.text, policy.windowChars));
+        // And the next item's text, which now follows this one.
+        const next = lastOf.get(t.source) === t ? this.#placedAfter(at, t.source) : null;
+        if (next !== null) e.addHits(crossHits(policy, t.source, frame.type, tailOf(t.text, policy.windowChars), next, 'next_item'));
+      } else if (convText) {
+        // A response's own `input` (no part of the conversation) is context for the next item too,
+        // beside the conversation's: it does not take the conversation's place.
+        const aside = t.source === 'input' ? this.#responseInput : null;
+        if (aside !== null) {
+          this.#responseInput = null;
+          e.addHits(crossHits(policy, t.source, frame.type, aside, t.text, 'response_input').filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+        }
+        this.#remember(t.source, t.text, policy);
+      } else if (frame.type === 'response.create' && t.source === 'input' && t.text !== asString(asObject(ev['response'])?.['instructions'])) {
+        this.#responseInput = tailOf(t.text, policy.windowChars);
+      }
+      // A late verdict on an item finds it by its id, or (sent without one) by its echo upstream.
       const p = this.#runCustoms(policy, t.source, e, this.#event(t.source, frame.type, t.text, null, true, null, t.itemId, t.functionName), (c, v) =>
-        this.#late(c, v, t.source, frame.type, null),
+        this.#late(c, v, t.source, frame.type, null, created ? (t.itemId ?? undefined) : undefined, created && t.itemId === null ? [t.text, e.text] : null),
       );
       if (p) pending.push(p);
-      evaluations.push({ t, e });
+      evaluations.push({ t, e, seed });
     }
     const finish = (): Verdict => {
       let copy: JsonObject | null = null;
       const findings: Finding[] = [];
-      for (const { t, e } of evaluations) {
+      for (const { t, e, seed } of evaluations) {
+        // A custom guardrail's replacement goes through the rules too (they scanned the text before it).
+        if (e.customRedacted) e.addHits(rescanRedacted(policy, rulesFor(policy, t.source, frame.type), t.source, e, (id) => e.findings.some((f) => f.id === id), seed));
         findings.push(...e.findings);
         if (e.redacted) {
           copy ??= structuredClone(ev);
@@ -454,6 +560,7 @@ export class GuardrailFilter implements Filter {
         }
       }
       const action = strongestOf(findings);
+      if (created && !stops(action)) this.#place(ev, at, evaluations, policy);
       // A redaction comes with its finding: no finding, nothing to do.
       if (action === null) return CONTINUE;
       const source = evaluations.find((x) => x.e.findings.length > 0)!.t.source;
@@ -493,6 +600,10 @@ export class GuardrailFilter implements Filter {
     if (idle(policy) && policy.unknownContentEvents === 'pass') return CONTINUE;
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
+    // A blocked user turn's transcript is withheld on every path it streams on: deltas and
+    // `completed` (#delta, #done), and diarized `.segment`s, which may come after the item is
+    // deleted (the view no longer knows it, nor its marks).
+    if (type === SEGMENT && this.#blockedItems.size > 0 && this.#blockedItems.has(asString(ev['item_id']) ?? '')) return DROP;
     const texts = eventTexts(type, ev);
     // response.created / response.done name their response in `response.id`.
     const eventResponse = asString(ev['response_id']) ?? asString(asObject(ev['response'])?.['id']);
@@ -510,7 +621,11 @@ export class GuardrailFilter implements Filter {
       }
       const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
       // The upstream's echo of an item the client typed was checked on its way in (every text of it, by its source).
-      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved') continue;
+      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved') {
+        if (t.itemId && policy.custom.length > 0) this.#noteEcho(t.itemId, t.text);
+        if (t.itemId && this.#anonPlaced > 0) this.#namePlaced(t.itemId, t.text);
+        continue;
+      }
       // A response id comes only with model items (user items belong to no response).
       const responseId = eventResponse ?? item?.responseId ?? null;
       // What the policy already stopped is never shown again, on any path.
@@ -548,13 +663,21 @@ export class GuardrailFilter implements Filter {
   #responseCreated(frame: Frame): void {
     const id = asString(asObject(frame.json()['response'])?.['id']);
     if (id === null) return;
-    if (this.#hold?.serverStartedEarly(id)) {
-      // create_response is locked off, yet the server answered a turn not checked yet: stop it.
-      const policy = this.#policy;
-      this.#ctx.log.warn({ responseId: id, policy: policy.name }, 'held turn: the server started a response before the transcript was checked; cancelled');
-      this.#reportAll(policy, [{ id: HOLD_RULE, action: 'cancel_response', label: 'server_started', excerpt: null }], 'input', 'response.created', id, this.#ctx.clock.now());
-      this.#cancel(id, 'cancel_response', HOLD_RULE);
-      return;
+    const hold = this.#hold;
+    if (hold) {
+      const byServer = hold.serverStartedEarly(id);
+      // create_response is locked off, yet the server answered a turn not checked yet; or a create
+      // (the client's, sent before the commit reached the proxy; the proxy's) started after the
+      // upstream committed a turn still held (or blocked, its delete not confirmed): it heard that
+      // turn, whoever asked for it. Stop it before any of it reaches the client.
+      if (byServer || hold.startedUnchecked(id)) {
+        const policy = this.#policy;
+        const who = byServer ? 'the server started a response' : `a response (${this.#ctx.conversation.response(id)?.origin ?? 'unknown'} create) started`;
+        this.#ctx.log.warn({ responseId: id, policy: policy.name }, `held turn: ${who} before the transcript was checked; cancelled`);
+        this.#reportAll(policy, [{ id: HOLD_RULE, action: 'cancel_response', label: byServer ? 'server_started' : 'started_while_held', excerpt: null }], 'input', 'response.created', id, this.#ctx.clock.now());
+        this.#cancel(id, 'cancel_response', HOLD_RULE);
+        return;
+      }
     }
     if (!this.#cancelNext) return;
     const { action, ruleId } = this.#cancelNext;
@@ -648,7 +771,7 @@ export class GuardrailFilter implements Filter {
       if (stop) return stop;
       if (e.text.length === 0) return DROP; // all of it is held back
       if (e.text === delta) return CONTINUE;
-      return replace(toFrame({ ...ev, delta: e.text }));
+      return replace(toFrame(withText(ev, 'delta', e.text)));
     };
     return pending ? pending.then(finish) : finish();
   }
@@ -662,7 +785,8 @@ export class GuardrailFilter implements Filter {
     const key = this.#streamKey(source, ev, DELTA_OF_DONE[type] ?? type);
     const stream = this.#streams.get(key) ?? null;
     this.#streams.delete(key);
-    if (source === 'input' && this.#blockedItems.delete(itemId)) return DROP;
+    // Kept after `completed` (bounded by #block): a `.segment` may still follow.
+    if (source === 'input' && this.#blockedItems.has(itemId)) return DROP;
     if (stream?.tripped) return DROP;
     const policy = stream?.policy ?? this.#policy;
     const t0 = this.#ctx.clock.now();
@@ -686,7 +810,7 @@ export class GuardrailFilter implements Filter {
       if (flushed && flushed.text.length > 0 && !(responseId && this.#ctx.isSuppressed(responseId))) {
         this.#ctx.sendClient(heldDelta(stream!, this.#ctx.nextEventId(), flushed.text), GUARDRAILS_FILTER);
       }
-      return e.redacted ? replace(toFrame({ ...ev, [field]: e.text })) : CONTINUE;
+      return e.redacted ? replace(toFrame(withText(ev, field, e.text))) : CONTINUE;
     };
     return pending ? pending.then(finish) : finish();
   }
@@ -721,10 +845,12 @@ export class GuardrailFilter implements Filter {
     const ruleId = findings.find((f) => f.action === action)!.id;
     if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
     if (this.#hold?.isHeld(itemId)) {
-      // A held turn (only user items are): no response has heard it, and none will (it is deleted before any starts).
+      // A held turn (only user items are): every response that started since its commit was
+      // cancelled as it started (#responseCreated), and one that starts before the upstream
+      // confirms the delete is too (the hold tracks the delete).
       this.#block(itemId);
       this.#deleteItem(itemId, 'blocked', ruleId);
-      // Nothing to cancel: the turn is blocked whatever the rule's action.
+      // Nothing else to cancel: the turn is blocked whatever the rule's action.
       notifyClient(this.#ctx, this.#notice('block', details), GUARDRAILS_FILTER);
       this.#hold.blocked(itemId);
       return DROP;
@@ -846,6 +972,7 @@ export class GuardrailFilter implements Filter {
     this.#reportAll(policy, [finding], 'input', AUDIO_COMMITTED, null, this.#ctx.clock.now());
     this.#block(itemId);
     this.#deleteItem(itemId, 'blocked', HOLD_RULE);
+    this.#hold?.deleting(itemId);
     notifyClient(
       this.#ctx,
       new ProxyError('guardrail_blocked', { message: 'Too many spoken turns are waiting for their transcripts; this one was removed unanswered.', details: this.#details(policy, [finding]) }),
@@ -894,6 +1021,60 @@ export class GuardrailFilter implements Filter {
 
   // ---- shared pieces --------------------------------------------------------------------------
 
+  /**
+   * Where a client item goes when it is not appended: the index in #placed it follows (-1: the
+   * start, `previous_item_id: "root"`); null when it goes at the end (no `previous_item_id`, or
+   * after the last placed item), or after an item not placed (not typed by the client: its
+   * neighbours are unknown, the arrival order stands).
+   */
+  #insertionPoint(ev: JsonObject): number | null {
+    const previous = asString(ev['previous_item_id']);
+    if (previous === null) return null;
+    const at = previous === 'root' ? -1 : this.#placed.findIndex((p) => p.key === previous);
+    if ((at < 0 && previous !== 'root') || at === this.#placed.length - 1) return null;
+    return at;
+  }
+
+  /** The end of the nearest placed text of `source` before index `at` (inclusive), as a seed. */
+  #placedBefore(at: number, source: Source): string {
+    for (let i = at; i >= 0; i--) if (this.#placed[i]!.source === source) return this.#placed[i]!.tail;
+    return '';
+  }
+
+  /** The start of the nearest placed text of `source` after index `at`. */
+  #placedAfter(at: number, source: Source): string | null {
+    for (let i = at + 1; i < this.#placed.length; i++) if (this.#placed[i]!.source === source) return this.#placed[i]!.head;
+    return null;
+  }
+
+  /** A client item the rules let through takes its place (at the end, or where `previous_item_id` puts it). */
+  #place(ev: JsonObject, at: number | null, evaluations: readonly { t: ContentText; e: Evaluation }[], policy: CompiledPolicy): void {
+    const texts = evaluations.filter((x) => conversationSource(x.t.source));
+    if (texts.length === 0) return;
+    const first = texts[0]!;
+    const last = texts.filter((x) => x.t.source === first.t.source).at(-1)!;
+    const id = asString(asObject(ev['item'])?.['id']);
+    const entry: Placed = {
+      key: id ?? `anon:${++this.#anonPlaced}`,
+      source: first.t.source,
+      head: first.e.text.slice(0, policy.windowChars),
+      tail: tailOf(last.e.text, policy.windowChars),
+      print: id === null ? fingerprint(first.e.text) : null,
+    };
+    if (at === null) this.#placed.push(entry);
+    else this.#placed.splice(at + 1, 0, entry);
+    if (this.#placed.length > MAX_PLACED) this.#placed.shift();
+  }
+
+  /** The upstream echoed a client item: an item placed without an id learns it (the first with that text). */
+  #namePlaced(itemId: string, text: string): void {
+    if (this.#placed.some((p) => p.key === itemId)) return;
+    const print = fingerprint(text);
+    const entry = this.#placed.find((p) => p.key.startsWith('anon:') && p.print === print);
+    if (entry) entry.key = itemId;
+    if (!this.#placed.some((p) => p.key.startsWith('anon:'))) this.#anonPlaced = 0;
+  }
+
   /** Keeps the end of a finished text as context for the next one of the same source. */
   #remember(source: Source, text: string, policy: CompiledPolicy): void {
     const keep = policy.windowChars;
@@ -940,8 +1121,12 @@ export class GuardrailFilter implements Filter {
     return waits.length > 0 ? Promise.all(waits).then(() => undefined) : null;
   }
 
-  /** A verdict that arrived after its frame went on: only stopping the response or the session still helps. */
-  #late(c: CompiledCustom, v: CustomVerdict, source: Source, eventType: string, responseId: string | null, itemId?: string): void {
+  /**
+   * A verdict that arrived after its frame went on: only stopping the response or the session still
+   * helps, and removing a blocked item from the conversation. `anonTexts`: the texts of a client
+   * item sent without an id (as judged, as forwarded): its id comes from the upstream's echo.
+   */
+  #late(c: CompiledCustom, v: CustomVerdict, source: Source, eventType: string, responseId: string | null, itemId?: string, anonTexts: readonly string[] | null = null): void {
     if (this.#closed || v.action === 'allow') return;
     const t0 = this.#ctx.clock.now();
     const policy = this.#policy;
@@ -952,7 +1137,10 @@ export class GuardrailFilter implements Filter {
       applied = 'end_session';
     } else if (v.action === 'block' || v.action === 'cancel_response') {
       applied = v.action;
-      if (source === 'input' && itemId) {
+      if (anonTexts !== null) {
+        if (v.action === 'block') this.#blockEchoed(anonTexts, c.id);
+        this.#cancelActive(v.action, c.id);
+      } else if ((source === 'input' || eventType === 'conversation.item.create') && itemId) {
         if (v.action === 'block') this.#deleteItem(itemId, 'blocked', c.id);
         this.#cancelActive(v.action, c.id);
       } else if (responseId && this.#ctx.conversation.activeResponses().includes(responseId)) {
@@ -965,6 +1153,43 @@ export class GuardrailFilter implements Filter {
       }
     }
     this.#reportAll(policy, [{ id: c.id, action: applied, label: `custom:${v.via}:late`, excerpt: null }], source, eventType, responseId, t0);
+  }
+
+  /**
+   * A late block of a client item sent without an id: the item the upstream echoed with one of its
+   * texts is deleted; if the echo has not come yet, it is deleted when it comes.
+   */
+  #blockEchoed(texts: readonly string[], ruleId: string): void {
+    const prints = [...new Set(texts.map(fingerprint))];
+    let found = false;
+    for (const [itemId, echoed] of [...this.#echoes]) {
+      if (!prints.some((p) => echoed.has(p))) continue;
+      this.#echoes.delete(itemId);
+      this.#deleteItem(itemId, 'blocked', ruleId);
+      found = true;
+    }
+    if (found) return;
+    for (const p of prints) {
+      if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) this.#lateBlocks.delete(this.#lateBlocks.keys().next().value!);
+      this.#lateBlocks.set(p, ruleId);
+    }
+  }
+
+  /** The upstream echoed a client item: remembered for a late verdict, or deleted if one already blocked it. */
+  #noteEcho(itemId: string, text: string): void {
+    const p = fingerprint(text);
+    const ruleId = this.#lateBlocks.get(p);
+    if (ruleId !== undefined) {
+      this.#lateBlocks.delete(p);
+      this.#deleteItem(itemId, 'blocked', ruleId);
+      return;
+    }
+    let echoed = this.#echoes.get(itemId);
+    if (!echoed) {
+      if (this.#echoes.size >= MAX_ECHOES) this.#echoes.delete(this.#echoes.keys().next().value!);
+      this.#echoes.set(itemId, (echoed = new Set()));
+    }
+    if (echoed.size < 16) echoed.add(p);
   }
 
   /** The policy and the strongest finding (the first of equal rank); `findings` is never empty. */
@@ -1018,6 +1243,18 @@ export class GuardrailFilter implements Filter {
   summary(): Readonly<Record<string, string | number | boolean | null>> {
     return { policy: this.#entry.name, policyVersion: this.#entry.current.version, guardrailTrips: this.#trips, ...(this.#hold ? { heldTurnResponses: this.#hold.created } : {}) };
   }
+}
+
+/**
+ * A streamed event with its text replaced (redacted, or partly held back). Token-level copies of
+ * the text go with it: `logprobs` (input transcripts, with `include:
+ * ["item.input_audio_transcription.logprobs"]`) lists every token with its text and UTF-8 bytes,
+ * so it would carry what the replacement removed; it is dropped whenever the text is changed.
+ */
+function withText(ev: JsonObject, field: string, text: string): JsonObject {
+  const out: JsonObject = { ...ev, [field]: text };
+  delete out['logprobs'];
+  return out;
 }
 
 /** Runs `next` only when `first` let the frame go on (continue or replace), keeping a replacement. */

@@ -41,7 +41,13 @@ export interface HoldDetails {
  *   paused until the turns are decided: it then goes on and stands for the turn (the proxy sends
  *   none), or is refused with `guardrail_blocked` when the only turns before it were blocked;
  * - a response the server starts on its own while a turn is held (the lock did not take) is
- *   cancelled by the caller (`serverStartedEarly`).
+ *   cancelled by the caller (`serverStartedEarly`);
+ * - any response (client, proxy or out of band alike) that starts while a turn is held, or while
+ *   the delete of a blocked turn is not confirmed yet, is cancelled by the caller too
+ *   (`startedUnchecked`): its create reached the upstream after the turn was committed (a create
+ *   sent just before the commit reached the proxy), so it heard the unchecked turn. A proxy
+ *   response cancelled that way is owed again once the turns are decided; a client one stands
+ *   for the turn like a paused create (the proxy answers it if it passes, nothing if blocked).
  *
  * Bounded: at most MAX_HELD_TURNS held turns and in-flight commits, one paused client create,
  * every wait with a timer (the transcript deadline is the guardrail filter's).
@@ -62,6 +68,14 @@ export class SpokenTurnHold {
   #owed: NodeJS.Timeout | null = null;
   #created = 0;
   #closed = false;
+  /**
+   * Blocked turns whose `conversation.item.deleted` has not come back yet: a response the upstream
+   * started before it read the delete heard them. Each kept at most `timeoutMs` (a delete the
+   * upstream refuses, as for an item already gone, never confirms).
+   */
+  readonly #unconfirmed = new Map<string, NodeJS.Timeout>();
+  /** A response the proxy created for checked turns was cancelled (it heard a held turn): owed again. */
+  #reowe = false;
 
   constructor(ctx: SessionContext, by: string, timeoutMs: number, details: () => HoldDetails) {
     this.#ctx = ctx;
@@ -167,12 +181,58 @@ export class SpokenTurnHold {
   blocked(itemId: string): void {
     if (!this.#held.delete(itemId)) return;
     this.#blocked++;
+    this.deleting(itemId);
     this.#settle();
+  }
+
+  /**
+   * The caller sent the delete of a committed turn that was never checked (blocked, or over the
+   * cap): until the upstream confirms it, a response that starts may have heard the turn.
+   */
+  deleting(itemId: string): void {
+    if (this.#closed || this.#unconfirmed.has(itemId)) return;
+    if (this.#unconfirmed.size >= MAX_HELD_TURNS) {
+      const [oldest, timer] = this.#unconfirmed.entries().next().value!;
+      clearTimeout(timer);
+      this.#unconfirmed.delete(oldest);
+    }
+    this.#unconfirmed.set(itemId, this.#ctx.setTimer(this.#timeoutMs, () => this.itemDeleted(itemId)));
+  }
+
+  /** Deletes of blocked turns not confirmed yet (the caller reads `conversation.item.deleted` only then). */
+  get awaitingDeletes(): boolean {
+    return this.#unconfirmed.size > 0;
+  }
+
+  /** The upstream confirmed an item's delete (or the wait for it ended). */
+  itemDeleted(itemId: string | null): void {
+    const timer = itemId !== null ? this.#unconfirmed.get(itemId) : undefined;
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#unconfirmed.delete(itemId!);
+    if (this.#unconfirmed.size === 0 && this.#reowe && !this.busy) {
+      this.#reowe = false;
+      this.#owe();
+    }
   }
 
   /** True when the server started this response while a turn is held: the caller must cancel it. */
   serverStartedEarly(responseId: string): boolean {
     return this.busy && this.#ctx.conversation.response(responseId)?.origin === 'vad';
+  }
+
+  /**
+   * True when this response started while a committed turn is held (or a blocked one is not
+   * deleted yet): whoever asked for it, the upstream started it with that turn in the conversation,
+   * so the caller must cancel it. Includes `serverStartedEarly`. A response the proxy created is
+   * owed again once the turns are decided.
+   */
+  startedUnchecked(responseId: string): boolean {
+    const response = this.#ctx.conversation.response(responseId);
+    if (!response || this.#closed) return false;
+    if (this.#held.size === 0 && this.#unconfirmed.size === 0) return this.serverStartedEarly(responseId);
+    if (response.origin === 'proxy') this.#reowe = true;
+    return true;
   }
 
   /** A response ended: an owed response may start now. */
@@ -185,6 +245,8 @@ export class SpokenTurnHold {
     for (const c of this.#commits) clearTimeout(c.timer);
     this.#commits.length = 0;
     this.#held.clear();
+    for (const timer of this.#unconfirmed.values()) clearTimeout(timer);
+    this.#unconfirmed.clear();
     if (this.#owed) clearTimeout(this.#owed);
     this.#owed = null;
     const w = this.#waiting;
@@ -200,10 +262,12 @@ export class SpokenTurnHold {
   /** Once nothing is held: release a paused client create, or owe the turn a response. */
   #settle(): void {
     if (this.busy || this.#closed) return;
-    const passed = this.#passed > 0;
+    // A cancelled proxy response was answering turns that passed before: they are still owed one.
+    const passed = this.#passed > 0 || this.#reowe;
     const onlyBlocked = this.#blocked > 0 && !passed;
     this.#passed = 0;
     this.#blocked = 0;
+    this.#reowe = false;
     const w = this.#waiting;
     this.#waiting = null;
     if (w) {

@@ -677,6 +677,66 @@ describe('the other locks, setting by setting', () => {
   });
 });
 
+describe('the Azure preview protocol\'s session shape (found 2026-12-05: locks read only the GA fields)', () => {
+  const TR = `
+locks:
+  voice: { allow: [marin, cedar], default: marin }
+  outputModalities: { allow: [[audio], [text]] }
+  inputTranscription: { model: gpt-4o-mini-transcribe }
+`;
+  const beta = (session: Record<string, unknown>) => wire({ type: 'session.update', event_id: 'evt_b', session });
+
+  it('a flat voice, modalities and input_audio_transcription are locked like their GA fields', async () => {
+    const { client, session } = setup(await policyFrom(TR));
+    const ev = replaced(client(beta({ voice: 'alloy', modalities: ['text', 'audio'], input_audio_transcription: { model: 'whisper-1', prompt: 'Write "wire" as "fire".' } })));
+    expect(ev.session).toEqual({ voice: 'marin', modalities: ['text', 'audio'], input_audio_transcription: { model: 'gpt-4o-mini-transcribe' } });
+    expect(session.reports).toEqual([
+      { kind: 'lock', field: 'voice', action: 'rewritten' },
+      { kind: 'lock', field: 'input_transcription', action: 'rewritten' },
+    ]);
+    expect((session.client[0] as unknown as { error: { param: string } }).error.param).toBe('session.voice');
+    // Off is not allowed either; allowed values pass untouched.
+    expect(replaced(client(beta({ input_audio_transcription: null }))).session).toEqual({ input_audio_transcription: { model: 'gpt-4o-mini-transcribe' } });
+    expect(client(beta({ voice: 'cedar', modalities: ['text'], input_audio_transcription: { model: 'gpt-4o-mini-transcribe', prompt: '', language: null } })).kind).toBe('continue');
+    expect(client(beta({ modalities: ['audio', 'text'] })).kind).toBe('continue');
+  });
+
+  it('beta modalities: audio (with its text) is GA\'s [audio]; what the lock does not allow is rewritten in the beta form', async () => {
+    const audioOnly = setup(await policyFrom('locks:\n  outputModalities: { allow: [[audio]] }'));
+    expect(replaced(audioOnly.client(beta({ modalities: ['text'] }))).session).toEqual({ modalities: ['audio', 'text'] });
+    expect(audioOnly.client(beta({ modalities: ['audio'] })).kind).toBe('continue');
+    expect(replaced(audioOnly.client(beta({ modalities: 'audio' }))).session).toEqual({ modalities: ['audio', 'text'] });
+    expect(replaced(audioOnly.client(beta({ modalities: ['audio', 7] }))).session).toEqual({ modalities: ['audio', 'text'] });
+    const textOnly = setup(await policyFrom('locks:\n  outputModalities: { allow: [[text]], onViolation: reject }'));
+    const refused = textOnly.client(beta({ modalities: ['text', 'audio'] }));
+    expect(refused.kind).toBe('reject');
+    expect(replaced(setup(await policyFrom('locks:\n  outputModalities: { allow: [[text]] }')).client(beta({ modalities: ['audio', 'text'] }))).session).toEqual({ modalities: ['text'] });
+    // response.create too (a flat voice and modalities).
+    const r = setup(await policyFrom(TR));
+    const created = replaced(r.client(wire({ type: 'response.create', response: { voice: 'alloy', modalities: ['text'] } })));
+    expect(created.response).toEqual({ voice: 'marin', modalities: ['text'] });
+  });
+
+  it('a session.created in the beta shape ends the session when the policy has locks (the locked state sent at the start is GA-shaped); nothing without locks', async () => {
+    for (const shown of [{ object: 'realtime.session', id: 'sess_1', model: 'gpt-4o-realtime-preview', voice: 'alloy' }, { modalities: ['text', 'audio'] }]) {
+      const { server, session } = setup(await policyFrom(TR));
+      expect(server(wire({ type: 'session.created', session: shown })).kind).toBe('drop');
+      expect(session.closedWith?.code).toBe('governance_failed');
+      expect(session.closedWith?.message).toMatch(/preview protocol.*azure\.apiVersion/);
+      expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rejected' }]);
+    }
+    // GA sessions (realtime, transcription) and a session.created without a session are not the preview protocol.
+    for (const shown of [{ type: 'realtime', object: 'realtime.session' }, { type: 'transcription', object: 'realtime.transcription_session' }, { object: 'realtime.session', type: 'realtime', modalities: ['text'] }]) {
+      const { server, session } = setup(await policyFrom(TR));
+      expect(server(wire({ type: 'session.created', session: shown })).kind).toBe('continue');
+      expect(session.closedWith).toBeNull();
+    }
+    const none = setup(await policyFrom('guardrails:\n  rules: [{ id: x, sources: [output], match: { phrases: [x] }, action: log }]'));
+    expect(none.server(wire({ type: 'session.created', session: { object: 'realtime.session' } })).kind).toBe('continue');
+    expect(none.session.closedWith).toBeNull();
+  });
+});
+
 describe('locks on what the upstream says', () => {
   const created = (session: Record<string, unknown>, type = 'session.created') => wire({ type, session: { type: 'realtime', ...session } });
 

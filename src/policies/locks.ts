@@ -108,11 +108,15 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
 
   const voiceLock = locks.voice;
   const output = asObject(asObject(obj['audio'])?.['output']);
-  if (voiceLock && output) {
-    const voice = output['voice'];
-    if (voice !== undefined && !(voiceLock.allow as readonly unknown[]).includes(voice)) {
-      v.push({ field: 'voice', param: at('audio.output.voice'), mode: voiceLock.onViolation, reason: `voice ${String(typeof voice === 'string' ? voice : 'custom')} is not allowed` });
-      output['voice'] = voiceLock.default ?? voiceLock.allow[0]!;
+  // GA: audio.output.voice; the Azure preview protocol's (beta) shape: a flat `voice` (found 2026-12-05: not read).
+  for (const [owner, path] of [
+    [output, 'audio.output.voice'],
+    [obj, 'voice'],
+  ] as const) {
+    const voice = owner?.['voice'];
+    if (voiceLock && owner && voice !== undefined && !(voiceLock.allow as readonly unknown[]).includes(voice)) {
+      v.push({ field: 'voice', param: at(path), mode: voiceLock.onViolation, reason: `voice ${String(typeof voice === 'string' ? voice : 'custom')} is not allowed` });
+      owner['voice'] = voiceLock.default ?? voiceLock.allow[0]!;
     }
   }
 
@@ -123,6 +127,17 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     if (!ok) {
       v.push({ field: 'output_modalities', param: at('output_modalities'), mode: modalities.onViolation, reason: `output_modalities [${current.join(',')}] is not allowed` });
       obj['output_modalities'] = [...modalities.allow[0]!];
+    }
+  }
+  // The beta shape's `modalities`: ["audio", "text"] is GA's ["audio"] (audio with its transcript), ["text"] is ["text"].
+  if (modalities && has('modalities')) {
+    const listed = (asArray(obj['modalities']) ?? []).filter((m): m is string => typeof m === 'string');
+    const current = listed.includes('audio') ? ['audio'] : listed;
+    const ok = listed.length === (asArray(obj['modalities'])?.length ?? -1) && modalities.allow.some((set) => set.length === current.length && set.every((m) => current.includes(m)));
+    if (!ok) {
+      v.push({ field: 'output_modalities', param: at('modalities'), mode: modalities.onViolation, reason: `modalities [${listed.join(',')}] is not allowed` });
+      const allowed = modalities.allow[0]!;
+      obj['modalities'] = allowed.includes('audio') ? ['audio', 'text'] : [...allowed];
     }
   }
 
@@ -224,10 +239,16 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     const input = asObject(asObject(obj['audio'])?.['input']);
     // The transcript is what input rules read: its model, language and prompt (which can steer what
     // it says) are the policy's, not only its being on.
-    if (tr && input && input['transcription'] !== undefined && !transcriptionHolds(tr, input['transcription'])) {
-      const reason = input['transcription'] === null ? 'input transcription is required by policy' : 'input transcription (model, language, prompt) is set by policy';
-      v.push({ field: 'input_transcription', param: at('audio.input.transcription'), mode: 'rewrite', reason });
-      input['transcription'] = forcedTranscription(tr);
+    // GA: audio.input.transcription; the beta shape: input_audio_transcription (found 2026-12-05: not read).
+    for (const [owner, key, path] of [
+      [input, 'transcription', 'audio.input.transcription'],
+      [obj, 'input_audio_transcription', 'input_audio_transcription'],
+    ] as const) {
+      if (tr && owner && owner[key] !== undefined && !transcriptionHolds(tr, owner[key])) {
+        const reason = owner[key] === null ? 'input transcription is required by policy' : 'input transcription (model, language, prompt) is set by policy';
+        v.push({ field: 'input_transcription', param: at(path), mode: 'rewrite', reason });
+        owner[key] = forcedTranscription(tr);
+      }
     }
     if (holdSpokenInput) v.push(...lockCreateResponse(obj, at));
   }
@@ -298,6 +319,14 @@ function promptTarget(lock: PromptLock, p: JsonObject | null): JsonObject | null
   if (lock.id === undefined) return null;
   const { version: _clientVersion, ...rest } = p ?? {};
   return { ...rest, id: lock.id, ...(lock.version !== undefined ? { version: lock.version } : {}) };
+}
+
+/**
+ * A session.created of the Azure preview protocol (beta shape: no `type`, a `realtime.session`
+ * object or flat `modalities`). GA sessions always carry their type (realtime, transcription).
+ */
+function isPreviewSession(session: JsonObject): boolean {
+  return session['type'] === undefined && (session['object'] === 'realtime.session' || session['modalities'] !== undefined);
 }
 
 /** A message with a system or developer role: it instructs the model like `instructions` do. */
@@ -524,6 +553,20 @@ export class LockFilter implements Filter {
     switch (frame.type) {
       case 'session.created': {
         const session = asObject(frame.json()['session']);
+        if (session && isPreviewSession(session)) {
+          // The Azure preview protocol (azure.apiVersion): the locked state sent at session start
+          // is in the GA shape, which this session does not take. Ended rather than run unlocked.
+          this.#rejections++;
+          this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected' });
+          this.#ctx.log.warn({ policy: this.#policy.name }, 'upstream speaks the preview protocol: session locks cannot be held; session ended');
+          this.#ctx.close(
+            new ProxyError('governance_failed', {
+              message: `The upstream speaks the Azure preview protocol (beta session shape, azure.apiVersion), on which the session locks of policy ${this.#policy.name} cannot be held at session start; the session was ended. Use the GA endpoint (leave azure.apiVersion unset).`,
+              details: { policy: this.#policy.name, protocol: 'preview' },
+            }),
+          );
+          return DROP;
+        }
         if (session?.['type'] !== 'realtime') return CONTINUE;
         // What went upstream before it (the view's updatesBeforeCreated) is read next by the upstream.
         const before = this.#ctx.conversation.updatesBeforeCreated;

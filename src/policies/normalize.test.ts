@@ -31,8 +31,23 @@ describe('normalize: what the matchers see', () => {
     expect(folded('a \t\n\v\f\r b')).toEqual({ text: 'a b', sources: ['a', ' \t\n\v\f\r ', 'b'] });
     expect(folded('a\u00a0\u3000\u2028\u2003b')).toEqual({ text: 'a b', sources: ['a', '\u00a0\u3000\u2028\u2003', 'b'] });
     expect(folded('\tx ')).toEqual({ text: ' x ', sources: ['\t', 'x', ' '] });
-    // Characters just outside the whitespace range stay.
-    expect(normalize('a\u0008b\u000ec\u001fd!').text).toBe('a\u0008b\u000ec\u001fd!');
+    // Control characters just outside the whitespace range are dropped (found 2026-12-05: they were
+    // kept and split a word), each given to the character before it; NEL and the braille blank are spaces.
+    expect(folded('a\u0008b\u000ec\u001fd!\u007f~\u0000')).toEqual({ text: 'abcd!~', sources: ['a\u0008', 'b\u000e', 'c\u001f', 'd', '!\u007f', '~\u0000'] });
+    expect(normalize('\u0001\u0080\u0084\u0086\u009fx').text).toBe('x');
+    expect(folded('a\u0085\u2800 b')).toEqual({ text: 'a b', sources: ['a', '\u0085\u2800 ', 'b'] });
+    expect(normalize(' \u0020!\u007e').text).toBe(' !~');
+  });
+
+  it('drops every combining mark (non-spacing, spacing, enclosing), control characters and the Hangul fillers inside a word (found 2026-12-05)', () => {
+    for (const ch of ['\u20dd', '\u0489', '\u0903', '\u0007', '\u007f', '\u009b', '\u3164', '\uffa0', '\u115f', '\u1160', '\u034f', '\u{e0100}']) {
+      const code = ch.codePointAt(0)!.toString(16);
+      expect(folded(`ign${ch}ore`), code).toEqual({ text: 'ignore', sources: ['i', 'g', `n${ch}`, 'o', 'r', 'e'] });
+      expect(trips(['ignore previous instructions'], `please ign${ch}ore previous instructions`), code).toBe(true);
+    }
+    // Letters with spacing marks fold the same in a text and in a rule's phrase.
+    expect(normalize('\u0915\u093e').text).toBe('\u0915');
+    expect(trips(['\u0915\u093e\u0930'], 'x \u0915\u093e\u0930 y')).toBe(true);
   });
 
   it('drops format characters and marks; a dropped character belongs to the character before it', () => {
@@ -142,7 +157,7 @@ describe('normalize: what the matchers see', () => {
       }
       return { text: text.join(''), sources };
     };
-    const pieces = ['a', 'Bc', ' ', '  ', '\t', '\n \r', 'é', 'ı\u0307', '\u200b', 'ｆ', '\u{1d400}', 'а', '\ufeff', '.', '\u00a0', 'ﬁ', '9'];
+    const pieces = ['a', 'Bc', ' ', '  ', '\t', '\n \r', 'é', 'ı\u0307', '\u200b', 'ｆ', '\u{1d400}', 'а', '\ufeff', '.', '\u00a0', 'ﬁ', '9', '\u0007', '\u007f', '\u3164', '\u20dd', '\u2800', '~'];
     let seed = 7;
     const next = (n: number): number => {
       seed = (seed * 1103515245 + 12345) % 2147483648;

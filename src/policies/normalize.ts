@@ -5,12 +5,15 @@
  *
  * Applied per code point:
  * - compatibility decomposition (NFKD: fullwidth, ligatures, math alphanumerics, superscripts,
- *   NBSP → their plain forms) with non-spacing marks removed (accents and stacked combining marks
- *   do not split a word: "ı̇gnore", "café" → "cafe");
+ *   NBSP → their plain forms) with every combining mark removed (Unicode M: non-spacing, spacing
+ *   and enclosing; accents, stacked marks, U+20DD or U+0903 do not split a word: "ı̇gnore",
+ *   "café" → "cafe");
  * - format characters (Unicode Cf: zero-width space/joiners, bidi controls and isolates, soft
- *   hyphen, word joiner, BOM, tag characters) and variation selectors removed;
+ *   hyphen, word joiner, BOM, tag characters), every other default-ignorable code point (variation
+ *   selectors, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0: letters that render as nothing)
+ *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters;
- * - every run of whitespace becomes one space.
+ * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space.
  * Case folding is left to the matchers (phrases and `i` regexes match with Unicode case folding),
  * so case-sensitive custom patterns keep working. Not normalised: leetspeak (`1gn0re`), spacing
  * inside words (`i g n o r e`), other scripts' look-alikes, and encodings (base64, URL, HTML).
@@ -27,8 +30,9 @@ const CONFUSABLES: Readonly<Record<string, string>> = {
   ı: 'i', ȷ: 'j', ɑ: 'a', ɡ: 'g', ꞏ: '.',
 };
 
-const DROP = /^[\p{Cf}\p{Mn}\u180B-\u180D\uFE00-\uFE0F]$/u;
-const SPACE = /^\s$/u;
+/** Invisible: format characters, marks, default-ignorables, control characters but whitespace (U+0009–000D, U+0085). */
+const DROP = /^[\p{Cf}\p{M}\p{Default_Ignorable_Code_Point}\0-\x08\x0E-\x1F\x7F-\x84\x86-\x9F]$/u;
+const SPACE = /^[\s\u0085\u2800]$/u;
 
 /** Per non-ASCII code point: its folded form ('' when dropped, ' ' for whitespace). Bounded. */
 const foldCache = new Map<string, string>();
@@ -122,9 +126,9 @@ export function normalize(original: string): Normalized {
   let i = 0;
   while (i < n) {
     const code = original.charCodeAt(i);
-    // Kept as it is, extended into the current run: ASCII other than control whitespace, and a
-    // space that does not follow one. Everything else is folded per code point below.
-    if (code < 0x80 && (code === 0x20 ? !lastSpace : code < 0x09 || code > 0x0d)) {
+    // Kept as it is, extended into the current run: printable ASCII, and a space that does not
+    // follow one. Everything else (control characters too) is folded per code point below.
+    if (code < 0x7f && (code === 0x20 ? !lastSpace : code > 0x20)) {
       // perf: push's growth check, written out again: one shared closure for both made this fold ~1.5× slower.
       if (len >= starts.length) {
         grow(len * 2);

@@ -282,6 +282,28 @@ describe('held spoken turns', () => {
     s.c.close();
   });
 
+  it('a client response.create sent right behind the speech, before the server VAD commit reached the proxy: its response heard the forbidden turn, so it is cancelled and none of it reaches the client (found 2026-12-05)', async () => {
+    transcribe = () => FORBIDDEN;
+    const s = await open();
+    // Speech, silence enough for server VAD to commit, and a create right behind, in one burst:
+    // the create leaves while nothing is held yet, the upstream runs it after its own commit.
+    for (const e of appendEvents(speechThenSilence(600, 700), 20)) s.c.send(e);
+    s.c.send({ type: 'response.create', event_id: 'evt_racing_create' });
+    await s.c.waitFor((e) => e.type === 'error' && (e['error'] as Json)['code'] === 'guardrail_blocked' && ((e['error'] as Json)['details'] as Json | undefined)?.['rule'] === 'injection', 5000);
+    const itemId = String(s.c.ofType('input_audio_buffer.committed')[0]!['item_id']);
+    await until(() => upstreamSent(s, 'response.done').length > 0, 'the racing response ended', 5000);
+    await barrier(s, itemId);
+    // Every response the upstream ran after the commit was cancelled, and nothing of it (not one
+    // byte of the simulator's answer) reached the client; no other response was created for the turn.
+    const started = upstreamSent(s, 'response.created').map((e) => e.responseId);
+    const cancelled = upstreamGot(s, 'response.cancel').map((e) => e['response_id']);
+    expect({ uncancelled: started.filter((id) => !cancelled.includes(id)), heard: s.raw.join('\n').includes('I heard you speak') }).toEqual({ uncancelled: [], heard: false });
+    expect(upstreamGot(s, 'response.create')).toHaveLength(1);
+    expect(errors(s.c).filter((e) => e['code'] === 'response_cancelled_by_policy').map((e) => (e['details'] as Json)['rule'])).toEqual(['hold-spoken-input']);
+    expect(neverReached(s.raw, 'ignore previous instructions')).toBeNull();
+    s.c.close();
+  });
+
   it('@openai/agents-realtime (semantic VAD, relies on the server to answer) gets one answer per spoken turn, keeps its VAD choice, and sees no errors', async () => {
     transcribe = () => 'what is the weather like today';
     const before = tp.sim.connections.length;
