@@ -11,6 +11,7 @@ import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.
 import type { Tenant } from '../../src/tenants/tenant.js';
 import { TenantResolver } from '../../src/tenants/resolver.js';
 import { upstreamTarget } from '../../src/upstream/dial.js';
+import { scriptedUpstream, sessionCreated, type ScriptedUpstream } from '../resilience/support/faulty-upstream.js';
 
 /**
  * The relay core on its own: a RelaySession between a fake client socket (the four uWS calls the
@@ -74,10 +75,10 @@ afterEach(() => {
   for (const s of sessions.splice(0)) if (!s.ended) s.close(new ProxyError('server_shutting_down'));
 });
 
-function open(factories: FilterFactory[], options: { callId?: string; backpressure?: Record<string, number> } = {}): { session: RelaySession; client: FakeClient; ended: Promise<void> } {
+function open(factories: FilterFactory[], options: { callId?: string; backpressure?: Record<string, number>; upstreamUrl?: string; onInjectedEventError?: string } = {}): { session: RelaySession; client: FakeClient; ended: Promise<void> } {
   const config = parseConfig(
     {
-      upstream: { provider: 'openai', url: sim.url, apiKey: SIM_KEY, allowCallId: true },
+      upstream: { provider: 'openai', url: options.upstreamUrl ?? sim.url, apiKey: SIM_KEY, allowCallId: true, ...(options.onInjectedEventError ? { onInjectedEventError: options.onInjectedEventError } : {}) },
       ...(options.backpressure ? { server: { backpressure: options.backpressure } } : {}),
       tenants: { acme: { keys: [{ key: 'rpk_core_test_key_0123456789' }] } },
     },
@@ -332,5 +333,110 @@ describe('RelaySession: what the core records', () => {
     expect(reports.filter((r) => r['kind'] === 'backpressure' && r['state'] === 'resumed')).toEqual([{ kind: 'backpressure', direction: 'server', state: 'resumed' }]);
     client.answer = 1;
     await until(() => client.types().includes('response.done'), 'the response, after the resume');
+  });
+});
+
+describe('RelaySession: what the upstream sends', () => {
+  const upstreams: ScriptedUpstream[] = [];
+  afterEach(async () => {
+    for (const u of upstreams.splice(0)) await u.close();
+  });
+
+  it('frames no client could parse are dropped (binary, not JSON, JSON that is not an object); the rest flow in order; every frame is counted', async () => {
+    const up = await scriptedUpstream((ws) => {
+      const frames: (string | Buffer)[] = [
+        sessionCreated(1),
+        // Binary, even when its bytes are an event: the Realtime API sends only text frames.
+        Buffer.from(JSON.stringify({ type: 'rate_limits.updated', event_id: 'evt_binary', rate_limits: [] })),
+        'not json',
+        '[1,2]',
+        '"a string"',
+        // A type the sniffer cannot read cheaply (an escaped member name): parsed, then relayed.
+        '{"\\u0074ype":"rate_limits.updated","event_id":"evt_escaped","rate_limits":[]}',
+        JSON.stringify({ type: 'rate_limits.updated', event_id: 'evt_last', rate_limits: [] }),
+      ];
+      for (const f of frames) ws.send(f, { binary: Buffer.isBuffer(f) });
+      bytes = frames.reduce((n, f) => n + Buffer.byteLength(f), 0);
+    });
+    let bytes = 0;
+    upstreams.push(up);
+    const { session, client } = open([], { upstreamUrl: up.url });
+    await until(() => client.frames.some((f) => f['event_id'] === 'evt_last'), 'the last frame');
+    expect(client.frames.map((f) => f['event_id'] ?? f['type'])).toEqual(['event_fault_1', 'evt_escaped', 'evt_last']);
+    expect(session.stats.serverFrames).toBe(7);
+    expect(session.stats.serverBytes).toBe(bytes);
+  });
+
+  it('which refusals of injected events are harmless (a race or an item already gone) and which end the session', async () => {
+    const cases: [string, Record<string, unknown>, string, string | null, boolean][] = [
+      ['response.cancel', { response_id: 'r' }, 'response_cancel_not_active', null, true],
+      ['output_audio_buffer.clear', {}, 'invalid_value', null, true],
+      ['conversation.item.delete', { item_id: 'i' }, 'item_not_found', null, true],
+      ['conversation.item.delete', { item_id: 'i' }, 'invalid_value', 'item_id', true],
+      ['conversation.item.truncate', { item_id: 'i', content_index: 0, audio_end_ms: 0 }, 'item_not_found', null, true],
+      ['conversation.item.truncate', { item_id: 'i', content_index: 0, audio_end_ms: 0 }, 'invalid_value', 'item_id', false],
+      ['response.create', {}, 'conversation_already_has_active_response', null, true],
+      ['response.create', {}, 'invalid_value', null, false],
+      ['session.update', { session: { type: 'realtime' } }, 'conversation_already_has_active_response', null, false],
+    ];
+    for (const [type, body, code, param, harmless] of cases) {
+      const up = await scriptedUpstream((ws) => {
+        ws.send(sessionCreated(1));
+        ws.on('message', (raw) => {
+          const ev = JSON.parse(String(raw)) as { event_id?: string };
+          ws.send(JSON.stringify({ type: 'error', event_id: 'evt_err', error: { type: 'invalid_request_error', code, message: `m${'x'.repeat(400)}`, param, event_id: ev.event_id } }));
+        });
+      });
+      upstreams.push(up);
+      const { session, client, ended } = open([], { upstreamUrl: up.url });
+      await until(() => client.types().includes('session.created'), 'session.created');
+      session.sendUpstream({ type, ...body } as never, 'test');
+      const what = `${type} ${code} ${param}`;
+      if (harmless) {
+        await new Promise((r) => setTimeout(r, 60));
+        expect(session.ended, what).toBe(false);
+        expect(client.frames.filter((f) => f['type'] === 'error'), what).toEqual([]);
+      } else {
+        await ended;
+        const err = client.frames.find((f) => f['type'] === 'error')!['error'] as { code: string; message: string; details: unknown };
+        expect(err.code, what).toBe('governance_failed');
+        expect(err.message, what).toBe(`The upstream refused the proxy's ${type} (${code}); the session cannot be governed as configured and was ended.`);
+        expect(err.details, what).toEqual({ eventType: type, by: 'test', upstreamCode: code });
+      }
+    }
+  });
+
+  it("the upstream refusing an event the proxy injected is a governance failure: reported, and the session ends (governance_failed) unless per_response; a refusal of a harmless one stays quiet", async () => {
+    for (const policy of ['end_session', 'per_response'] as const) {
+      const up = await scriptedUpstream((ws) => {
+        ws.send(sessionCreated(1));
+        ws.on('message', (raw) => {
+          const ev = JSON.parse(String(raw)) as { type: string; event_id?: string };
+          const code = ev.type === 'response.cancel' ? 'response_cancel_not_active' : 'invalid_value';
+          ws.send(JSON.stringify({ type: 'error', event_id: 'evt_err', error: { type: 'invalid_request_error', code, message: 'refused', param: null, event_id: ev.event_id } }));
+        });
+      });
+      upstreams.push(up);
+      const reports: Record<string, unknown>[] = [];
+      const factory: FilterFactory = { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
+      const { session, client, ended } = open([factory], { upstreamUrl: up.url, onInjectedEventError: policy });
+      await until(() => client.types().includes('session.created'), 'session.created');
+      session.sendUpstream({ type: 'response.cancel', response_id: 'resp_x' }, 'test');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(reports.filter((r) => r['kind'] === 'injected_error'), policy).toEqual([]);
+      session.sendUpstream({ type: 'session.update', session: { type: 'realtime', instructions: 'x' } }, 'locks');
+      await until(() => reports.some((r) => r['kind'] === 'injected_error'), 'the failure reported');
+      expect(reports.filter((r) => r['kind'] === 'injected_error'), policy).toEqual([{ kind: 'injected_error', eventType: 'session.update', by: 'locks', code: 'invalid_value' }]);
+      // The client never sees the upstream's error about the proxy's own events.
+      expect(client.frames.filter((f) => f['event_id'] === 'evt_err'), policy).toEqual([]);
+      if (policy === 'end_session') {
+        await ended;
+        expect((client.frames.find((f) => f['type'] === 'error')!['error'] as { code: string; details: unknown }).code).toBe('governance_failed');
+        expect(client.ended?.code).toBe(4003);
+      } else {
+        await new Promise((r) => setTimeout(r, 50));
+        expect(session.ended).toBe(false);
+      }
+    }
   });
 });
