@@ -270,4 +270,12 @@ describe('context estimates: every rule errs high, every branch observable', () 
     expect(oob('over')).toEqual(c.total());
     expect(c.total()).toEqual(tok(9_999 + 1 + 2 * ITEM_OVERHEAD + 2 + 3));
   });
+
+  it('a client create reusing a known item id (refused upstream as a duplicate) never lowers that item\'s estimate (red-team review 2026-12-05)', () => {
+    const c = new ConversationEstimate();
+    c.onItemCreate(text('x'.repeat(20_000), 'item_big'));
+    c.onItemCreate(text('x', 'item_big'));
+    const ref = c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id: 'item_big' }] });
+    expect(ref.text).toBe(20_000 + ITEM_OVERHEAD);
+  });
 });

@@ -68,6 +68,17 @@ export function itemEstimate(item: JsonObject, bytesPerMs: number): ModalityToke
   return t;
 }
 
+/**
+ * Upper-bound tokens of an item the server reports complete (`conversation.item.done`) that the
+ * proxy saw no create for: a message as `itemEstimate` reads it; any other item (`mcp_list_tools`:
+ * names, descriptions and schemas of the MCP server's tools) at one token per byte of its JSON.
+ */
+export function serverItemEstimate(item: JsonObject, bytesPerMs: number): ModalityTokens {
+  const t = itemEstimate(item, bytesPerMs);
+  if (item['type'] !== 'message') t.text = Math.max(t.text, ITEM_OVERHEAD + Buffer.byteLength(JSON.stringify(item), 'utf8'));
+  return t;
+}
+
 /** Instructions and tool definitions: the prompt prefix of every response. */
 export function promptEstimate(instructions: unknown, tools: unknown): number {
   return promptOf(instructionsEstimate(instructions), toolsEstimate(tools));
@@ -124,7 +135,12 @@ export class ConversationEstimate {
 
   addItem(id: string | null, t: Readonly<ModalityTokens>): void {
     add(this.#added, t);
-    if (id !== null && this.#items.size < MAX_ITEMS) this.#items.set(id, t);
+    if (id === null) return;
+    // An id already known keeps its larger estimate: a client create reusing it (which the
+    // upstream refuses as a duplicate) never lowers what references to that item reserve.
+    const known = this.#items.get(id);
+    if (known) this.#items.set(id, { text: Math.max(known.text, t.text), audio: Math.max(known.audio, t.audio), image: Math.max(known.image, t.image) });
+    else if (this.#items.size < MAX_ITEMS) this.#items.set(id, t);
   }
 
   /** A client `conversation.item.create`. */

@@ -20,6 +20,9 @@ import type { CapHit } from './ledger.js';
 import { dayPeriod } from './periods.js';
 import { audioTokensOfBase64 } from './context.js';
 
+/** The event_ids client creates left with (the relay's `create_sent` reports), oldest first. */
+const sentCreates = (ctx: FakeSession): string[] => ctx.reports.flatMap((r) => (r.kind === 'create_sent' ? [r.eventId] : []));
+
 describe('metering filter: usage', () => {
   it('bills each response.done exactly and keeps running totals for the session-end log', () => {
     const s = setup();
@@ -228,11 +231,12 @@ describe('metering filter: budgets', () => {
 
   it('end_session with a response running: cancels it and closes after its response.done', () => {
     const s = setup({ onExhausted: 'end_session' });
-    const { ctx, f } = session(s, { maxSessionTokens: 100 });
+    // Large enough to hold both responses' worst cases (4,104 tokens each) while they run.
+    const { ctx, f } = session(s, { maxSessionTokens: 10_000 });
     client(f, { type: 'response.create' });
     server(f, created('resp_1'));
     server(f, created('resp_2')); // an out-of-band response still running
-    server(f, done('resp_1', usage(100, 0, 50, 0)));
+    server(f, done('resp_1', usage(10_000, 0, 50, 0)));
     expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_2']);
     expect(ctx.closedWith).toBeNull();
     server(f, done('resp_2', usage(100, 0, 5, 0), 'cancelled'));
@@ -464,8 +468,9 @@ describe('metering filter: issue 11 regressions', () => {
     client(f, { type: 'conversation.item.create', item: { id: 'item_big', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(20_000) }] } });
     expect(client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'tiny' }, max_output_tokens: 1, input: [] } }).kind).toBe('continue');
     const tiny = reserved();
-    const second = client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'huge' }, max_output_tokens: 1, input: [{ type: 'item_reference', id: 'item_big' }] } });
-    const secondId = json(second)['event_id'] as string;
+    client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'huge' }, max_output_tokens: 1, input: [{ type: 'item_reference', id: 'item_big' }] } });
+    // The relay stamps it (Conversation.stampCreate) and reports the id it left with.
+    const secondId = sentCreates(ctx).at(-1)!;
     expect(secondId).toMatch(/^event_proxy_/);
     const huge = reserved() - tiny;
     expect(huge).toBeGreaterThan(20_000 * 4_000);
@@ -500,8 +505,8 @@ describe('metering filter: issue 11 regressions', () => {
     const s = setup();
     const { ctx, f } = session(s, { dailyUsd: '100' });
     const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
-    const v = client(f, { type: 'response.create', response: {} });
-    const eventId = json(v)['event_id'] as string;
+    client(f, { type: 'response.create', response: {} });
+    const eventId = sentCreates(ctx).at(-1)!;
     expect(eventId).toMatch(/^event_proxy_/);
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThan(0);
     server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: eventId } });
@@ -721,7 +726,8 @@ describe("metering filter: issue 16 regression: every cap against its own period
       s.ledger.settle(null, spent(50_000_000, 5000, T0));
       expect(await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.05', dailyTokens: 5000 }), model: 'gpt-realtime', query: q })).toBeNull();
       const { f } = session(s, { dailyUsd: '0.05', dailyTokens: 5000 });
-      expect(client(f, { type: 'response.create' }).kind).toBe('replace');
+      // Let through as it is (the relay gives it its event_id).
+      expect(client(f, { type: 'response.create' }).kind).toBe('continue');
     });
 
     it('a session admitted under the monthly cap is stopped in session when its responses reach it (day still under)', () => {
@@ -748,11 +754,11 @@ describe("metering filter: issue 16 regression: every cap against its own period
       server(f, created('resp_2'));
       server(f, done('resp_2', usage(1, 0, 0, 0))); // 100 tokens
       const e = rejected(client(f, { type: 'response.create', event_id: 'c3' }));
-      expect([e?.code, e?.eventId, e?.closesSession, e?.details]).toEqual(['token_limit_exceeded', 'c3', false, { limit: 100, used: 100 }]);
+      expect([e?.code, e?.eventId, e?.closesSession, e?.details]).toEqual(['token_limit_exceeded', 'c3', false, { limit: 100, used: 100, reserved: 0 }]);
       expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', responseId: null });
       // A server-started response past the limit is cancelled before any output.
       server(f, created('resp_vad'));
-      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details])).toEqual([['resp_vad', 'token_limit_exceeded', { limit: 100, used: 100 }]]);
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details])).toEqual([['resp_vad', 'token_limit_exceeded', { limit: 100, used: 100, reserved: 0 }]]);
       expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'session', limit: 'max_session_tokens', responseId: 'resp_vad' });
       expect(ctx.closedWith).toBeNull();
     });
@@ -773,7 +779,7 @@ describe("metering filter: issue 16 regression: every cap against its own period
       const { f } = session(s, { maxSessionTokens: 100 });
       server(f, transcriptionSession('gpt-4o-transcribe'));
       server(f, transcribed('item_1', { type: 'tokens', input_tokens: 90, output_tokens: 10, total_tokens: 100, input_token_details: { audio_tokens: 90 } }));
-      expect(rejected(client(f, { type: 'response.create' }))?.details).toEqual({ limit: 100, used: 100 });
+      expect(rejected(client(f, { type: 'response.create' }))?.details).toEqual({ limit: 100, used: 100, reserved: 0 });
     });
 
     it('end_session: the response that reaches the limit ends the session with 4002 token_limit_exceeded', () => {
@@ -786,7 +792,7 @@ describe("metering filter: issue 16 regression: every cap against its own period
       client(f, { type: 'response.create' });
       server(f, created('resp_2'));
       server(f, done('resp_2', usage(1, 0, 0, 0)));
-      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details]).toEqual(['token_limit_exceeded', 4002, { limit: 100, used: 100 }]);
+      expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details]).toEqual(['token_limit_exceeded', 4002, { limit: 100, used: 100, reserved: 0 }]);
       expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'max_session_tokens', responseId: null });
     });
 
@@ -1296,6 +1302,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         'response.done',
         'conversation.item.input_audio_transcription.completed',
         'conversation.item.input_audio_transcription.failed',
+        'conversation.item.done',
         'error',
       ]);
     });
@@ -1908,7 +1915,7 @@ describe("metering filter: one session's life", () => {
       });
     });
 
-    it('a response.done without usage bills nothing and frees the reservation; frames without a response id are ignored', () => {
+    it('a response.done without usage is billed at its reservation (estimated, logged), never at zero; frames without a response id are ignored', () => {
       const s = setup();
       const { f } = session(s, CAPPED);
       client(f, { type: 'response.create', event_id: 'c1' });
@@ -1920,13 +1927,28 @@ describe("metering filter: one session's life", () => {
       expect(reserved(s)).toEqual(BARE);
       server(f, done('resp_1', null, 'failed'));
       expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
-      expect(s.records).toEqual([]);
-      expect(s.logs.some((l) => l.level === 'debug' && l.msg === 'metering: response.done without usage' && l['responseId'] === 'resp_1')).toBe(true);
-      // A response.done for a response this session never saw start: nothing to free, nothing billed.
+      expect(s.records.map((r) => [r.ref, r.costNanos, r.totalTokens, r.estimated, r.settledBy])).toEqual([['resp_1', BARE.nanos, BARE.tokens, true, 'unreadable_usage_estimate']]);
+      expect(s.logs.some((l) => l.level === 'warn' && l.msg === 'metering: response.done with a usage that cannot be priced; billed at its reservation' && l['responseId'] === 'resp_1')).toBe(true);
+      // A response.done for a response this session never saw start: nothing held, nothing billed (logged).
       server(f, done('resp_unknown', null, 'failed'));
-      expect(s.records).toEqual([]);
+      expect(s.records).toHaveLength(1);
       f.onClose!({ initiator: 'client', code: 1000, reason: '' });
-      expect(s.records).toEqual([]);
+      expect(s.records).toHaveLength(1);
+    });
+
+    it.each<[string, unknown]>([
+      ['{}', {}],
+      ['counts as strings', { total_tokens: '1200', input_tokens: '1000', output_tokens: '200', input_token_details: { text_tokens: '1000' }, output_token_details: { audio_tokens: '200' } }],
+      ['a detail count that is not a number', { ...usage(10, 0, 5, 0), output_token_details: { text_tokens: 5, audio_tokens: 'lots' } }],
+    ])('a response.done whose usage cannot be read (%s) is billed at its reservation, not at zero', (_name, u) => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', u));
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+      expect(s.records.map((r) => [r.costNanos, r.estimated, r.settledBy])).toEqual([[BARE.nanos, true, 'unreadable_usage_estimate']]);
+      expect(f.summary!()).toMatchObject({ meteringEstimated: 1, meteringSessionTokens: BARE.tokens });
     });
 
     it('a second response.created for a running response reserves nothing more', () => {
@@ -1994,11 +2016,11 @@ describe("metering filter: one session's life", () => {
     it('end_session: a response that never sends response.done does not hold the session beyond 3 s', () => {
       vi.useFakeTimers();
       const s = setup({ onExhausted: 'end_session' });
-      const { ctx, f } = session(s, { maxSessionTokens: 10 });
+      const { ctx, f } = session(s, { maxSessionTokens: 10_000 }); // holds both worst cases (4,104 each)
       client(f, { type: 'response.create', event_id: 'c1' });
       server(f, created('resp_1'));
       server(f, created('resp_2'));
-      server(f, done('resp_1', usage(10, 0, 0, 0)));
+      server(f, done('resp_1', usage(10_000, 0, 0, 0)));
       expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_2']);
       vi.advanceTimersByTime(2999);
       expect(ctx.closedWith).toBeNull();
@@ -2011,12 +2033,12 @@ describe("metering filter: one session's life", () => {
 
     it('ending: a response the relay already suppresses is not cancelled twice; one that starts meanwhile is cancelled and billed at its hold at close', () => {
       const s = setup({ onExhausted: 'end_session' });
-      const { ctx, f } = session(s, { maxSessionTokens: 10 });
+      const { ctx, f } = session(s, { maxSessionTokens: 10_000 }); // holds both worst cases (4,104 each)
       client(f, { type: 'response.create', event_id: 'c1' });
       server(f, created('resp_1'));
       server(f, created('resp_2'));
       ctx.cancelResponse('resp_2', 'guardrails', ctx.closedWith ?? ({} as never));
-      server(f, done('resp_1', usage(10, 0, 0, 0)));
+      server(f, done('resp_1', usage(10_000, 0, 0, 0)));
       expect(ctx.cancelled.map((c) => [c.responseId, c.by])).toEqual([['resp_2', 'guardrails']]);
       server(f, created('resp_3'));
       expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_2', undefined], ['resp_3', 'token_limit_exceeded']]);
@@ -2238,6 +2260,152 @@ describe("metering filter: one session's life", () => {
       server(f, { type: 'input_audio_buffer.committed', item_id: 'item_1', previous_item_id: null });
       client(f, { type: 'response.create', event_id: 'c', response: ref });
       expect(reserved()).toBeGreaterThanOrEqual(floor);
+    });
+  });
+
+  describe('metering filter: red-team money review 2026-12-05', () => {
+    const rejected = (v: Verdict): ProxyError | null => (v.kind === 'reject' ? v.error : null);
+    it('calibration: a conversation response with its own input list read that list, not the conversation: the estimate keeps the conversation', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(20_000)) });
+      // In the conversation (its output is added to it), but it reads an empty custom context.
+      client(f, { type: 'response.create', event_id: 'wipe', response: { input: [], max_output_tokens: 1 } });
+      server(f, created('resp_wipe', { max_output_tokens: 1 }));
+      server(f, done('resp_wipe', usage(10, 0, 1, 0)));
+      // Not recalibrated from its 11 tokens: the conversation's 20,008 (plus that output, at most) still count.
+      expect(probe(s, f).tokens).toBeGreaterThanOrEqual(BARE.tokens + 20_008);
+      // A response that read the conversation recalibrates as before.
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(300, 0, 20, 0)));
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 320);
+    });
+
+    it('calibration mark: an item the client sends right after a create is not in that response\'s count, so it stays in the estimate', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      // Sent behind the create: the upstream adds it after the response began reading.
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(20_000)) });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(10, 0, 1, 0)));
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 11 + 20_008);
+    });
+
+    it('calibration mark: a create sent while another conversation response runs keeps its mark in step when that one recalibrates first', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: text('a'.repeat(992)) }); // 1,000
+      client(f, { type: 'response.create', event_id: 'c1' });
+      client(f, { type: 'conversation.item.create', item: text('b'.repeat(1992)) }); // 2,000
+      client(f, { type: 'response.create', event_id: 'c2' });
+      client(f, { type: 'conversation.item.create', item: text('c'.repeat(4992)) }); // 5,000, after c2 left
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(1000, 0, 1, 0)));
+      server(f, created('resp_2'));
+      server(f, done('resp_2', usage(3001, 0, 1, 0)));
+      // resp_2 read a, resp_1's output and b; c came after it: 3,002 + 5,000.
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 3_002 + 5_000);
+    });
+
+    it('session token limit: parallel creates hold their worst cases against it, so they cannot all pass while nothing is settled', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { maxSessionTokens: 30_000 });
+      client(f, { type: 'conversation.item.create', item: { id: 'item_big', ...text('x'.repeat(24_992)) } }); // 25,000
+      const oob = (i: number) => ({ type: 'response.create', event_id: `o${i}`, response: { conversation: 'none', input: [{ type: 'item_reference', id: 'item_big' }], output_modalities: ['text'], max_output_tokens: 1, metadata: { n: String(i) } } });
+      // The first holds 25,000 + 8 + 1: the second still passes (below the limit), the third does not.
+      expect(client(f, oob(0)).kind).toBe('continue');
+      expect(client(f, oob(1)).kind).toBe('continue');
+      const e = rejected(client(f, oob(2)));
+      expect([e?.code, e?.details]).toEqual(['token_limit_exceeded', { limit: 30_000, used: 0, reserved: 2 * 25_009 }]);
+      // Held while running, too; a server-started response over it is cancelled.
+      server(f, created('resp_0', { conversation_id: null, metadata: { n: '0' }, max_output_tokens: 1 }));
+      server(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_vad']);
+      // Released by the upstream's refusal and settled by response.done, as the ledger's.
+      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'o1' } });
+      server(f, { type: 'response.done', response: { id: 'resp_vad', status: 'cancelled', conversation_id: 'conv_1', usage: usage(0, 0, 0, 0) } });
+      server(f, { type: 'response.done', response: { id: 'resp_0', status: 'completed', conversation_id: null, usage: usage(25_000, 0, 1, 0) } });
+      expect(client(f, oob(3)).kind).toBe('continue');
+      expect(rejected(client(f, oob(4)))?.details).toEqual({ limit: 30_000, used: 25_001, reserved: 25_009 });
+    });
+
+    it('error echo: the upstream error about another event with the same event_id, sent just before the create, never releases the create', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      const big = { conversation: 'none', input: [text('x'.repeat(20_000))], max_output_tokens: 1, output_modalities: ['text'], metadata: { n: '1' } };
+      client(f, { type: 'conversation.item.delete', event_id: 'evt_1', item_id: 'item_does_not_exist' });
+      client(f, { type: 'response.create', event_id: 'evt_1', response: big });
+      const held = reserved(s);
+      expect(held.tokens).toBeGreaterThan(20_000);
+      // The upstream refuses the delete (it read it first): its error echoes the client's id.
+      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'item_not_found', message: 'x', event_id: 'evt_1' } });
+      expect(reserved(s)).toEqual(held);
+      server(f, created('resp_1', { conversation_id: null, metadata: { n: '1' }, max_output_tokens: 1 }));
+      expect(ctx.conversation.response('resp_1')?.createEventId).toBe(sentCreates(ctx).at(-1));
+      // Still the create's reservation, not a second one for a "server-started" response.
+      expect(reserved(s)).toEqual(held);
+      // The upstream's error about the create itself (the id it left with) still releases it at once.
+      client(f, { type: 'response.create', event_id: 'evt_2', response: { ...big, metadata: { n: '2' } } });
+      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: sentCreates(ctx).at(-1) } });
+      expect(reserved(s)).toEqual(held);
+    });
+
+    it('estimate races: a forwarded session.update counts at once (the larger of known and asked) until the upstream answers it', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      // An update the proxy sent earlier (not the client's) is answered first: the client's is still in flight.
+      ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'] } });
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', instructions: 'i'.repeat(20_000) } }).kind).toBe('continue');
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 20_000);
+      server(f, { type: 'session.updated', session: { type: 'realtime', instructions: '' } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 20_000);
+      server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'i'.repeat(20_000) } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 20_000);
+      // A smaller update: the larger known value stays until it is answered; then the report rules.
+      client(f, { type: 'session.update', session: { type: 'realtime', instructions: 'j' } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 20_000);
+      server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'j' } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 1);
+      // Tools and a higher session output limit count at once too; a refused update (its error) stops counting.
+      server(f, { type: 'session.updated', session: { type: 'realtime', max_output_tokens: 10 } });
+      expect(probe(s, f).tokens).toBe(8 + 1 + 10);
+      const tools = [{ type: 'function', name: 'f', description: 'd'.repeat(5_000) }];
+      client(f, { type: 'session.update', event_id: 'up', session: { type: 'realtime', max_output_tokens: 'inf', tools } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 1 + JSON.stringify(tools).length);
+      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'up' } });
+      expect(probe(s, f).tokens).toBe(8 + 1 + 10);
+    });
+
+    it('estimate races: a refused duplicate item create never lowers the estimate of the item it names', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: { id: 'item_big', ...text('x'.repeat(20_000)) } });
+      client(f, { type: 'conversation.item.create', event_id: 'dup', item: { id: 'item_big', ...text('x') } });
+      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'duplicate_item_id', message: 'x', event_id: 'dup' } });
+      expect(probe(s, f, { conversation: 'none', input: [{ type: 'item_reference', id: 'item_big' }] }).tokens).toBe(BARE.tokens + 20_008);
+    });
+
+    it('items the proxy saw no create for (a call\'s data channel, mcp_list_tools) count once complete (conversation.item.done)', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      // A browser's item on a call: the sideband sees it added and done, never created.
+      const browserItem = { id: 'item_browser', type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_text', text: 'x'.repeat(10_000) }] };
+      server(f, { type: 'conversation.item.added', item: { ...browserItem, content: [] } });
+      server(f, { type: 'conversation.item.done', item: browserItem });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 10_008);
+      // The MCP server's tool list, made by the server itself.
+      const tools = Array.from({ length: 50 }, (_, i) => ({ name: `tool_${i}`, description: 'd'.repeat(100), input_schema: { type: 'object' } }));
+      const list = { id: 'item_mcp', type: 'mcp_list_tools', server_label: 'm', tools };
+      server(f, { type: 'conversation.item.added', item: { ...list, tools: [] } });
+      server(f, { type: 'conversation.item.done', item: list });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 10_008 + 8 + JSON.stringify(list).length);
+      // The client's own items are counted at their create, not again when done.
+      client(f, { type: 'conversation.item.create', item: { id: 'item_own', ...text('y'.repeat(992)) } });
+      server(f, { type: 'conversation.item.added', item: { id: 'item_own', type: 'message', role: 'user', content: [] } });
+      server(f, { type: 'conversation.item.done', item: { id: 'item_own', ...text('y'.repeat(992)) } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 10_008 + 8 + JSON.stringify(list).length + 1_000);
     });
   });
 });

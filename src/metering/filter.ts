@@ -8,12 +8,14 @@ import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
-import { ConversationEstimate, instructionsEstimate, promptOf, toolsEstimate } from './context.js';
+import { ConversationEstimate, instructionsEstimate, promptOf, serverItemEstimate, toolsEstimate } from './context.js';
 import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
 import { responseCost, transcriptionCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
+import type { Report } from '../pipeline/reports.js';
+import { usageProblem } from '../protocol/usage.js';
 
 export interface MeteringRuntime {
   readonly config: MeteringConfig;
@@ -91,9 +93,33 @@ interface Reservation {
   /** The response's worst case: what was reserved, and what is billed if its response.done never comes. */
   readonly amount: Amount;
   timer: NodeJS.Timeout | null;
-  /** Conversation responses: the estimate's `added` when the response started (calibration at done). */
+  /**
+   * Responses that read the default conversation: the estimate's `added` when the upstream began
+   * reading it (calibration at done). For a client create, taken when the create leaves for the
+   * upstream (the relay's `create_sent`): what the client sends after it is added upstream after
+   * the response began reading, so it stays in the estimate. Server-started responses: at their
+   * `response.created` (the proxy sees nothing earlier). Kept in step with `added` when another
+   * response recalibrates first (#calibrate).
+   */
   mark: ModalityTokens | null;
+  /**
+   * The response reads the default conversation (no `input` list of its own): only its usage
+   * counts the conversation, so only it may recalibrate the estimate. A create with an `input`
+   * list (even in the conversation) reads that list alone.
+   */
+  readonly readsConversation: boolean;
 }
+
+interface SessionGuess {
+  readonly n: number;
+  readonly instructions: number | null;
+  readonly tools: number | null;
+  readonly maxOutput: number | 'inf' | null;
+  readonly textOnly: boolean | null;
+  readonly bytesPerMs: number | null;
+}
+
+const moreOutput = (a: number | 'inf', b: number | 'inf'): number | 'inf' => (a === 'inf' || b === 'inf' ? 'inf' : Math.max(a, b));
 
 function textOnly(modalities: unknown): boolean | null {
   return Array.isArray(modalities) ? !modalities.includes('audio') : null;
@@ -224,6 +250,8 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
         'response.done',
         'conversation.item.input_audio_transcription.completed',
         'conversation.item.input_audio_transcription.failed',
+        // Items the proxy saw no create for (a call's data channel, mcp_list_tools): estimated when complete.
+        'conversation.item.done',
         // Releases the reservation of a response.create the upstream refused.
         'error',
       ],
@@ -261,6 +289,13 @@ export class MeteringFilter implements Filter {
   #toolTokens = 0;
   #sessionTextOnly = false;
   /**
+   * Client session.updates forwarded and not answered yet (`n`: their place among the session's
+   * updates, ConversationView.sessionUpdatesSent): the upstream applies one before any create sent
+   * after it, so until its session.updated (or error) comes, reservations take the larger of the
+   * known and the asked value (instructions, tools, max_output_tokens, audio output, audio format).
+   */
+  #guesses: SessionGuess[] = [];
+  /**
    * Over a cap (refuse policy) in a session with input transcription, or after a server-started
    * response had to be cancelled over a cap: input audio is dropped, so no further turn is
    * transcribed or started (both cost money a reservation cannot cover).
@@ -273,6 +308,8 @@ export class MeteringFilter implements Filter {
    * conversation view's pairing (`ResponseView.createEventId`).
    */
   readonly #pending = new LazyMap<string, Reservation>();
+  /** The key of the create metering let through last, until the relay's create_sent names the id it left with. */
+  #lastQueued: string | null = null;
   /**
    * Reservations of started responses, by response id, until their response.done settles them.
    * Which responses are running is the conversation view's (`activeResponses`).
@@ -300,6 +337,12 @@ export class MeteringFilter implements Filter {
   #outputTokens = 0;
   #cachedTokens = 0;
   #sessionTokens = 0;
+  /**
+   * Tokens of the worst cases held by this session's reservations (creates pending and responses
+   * running), added and removed with them as the ledger's are: the session token limit admits a
+   * response only while settled + held is below it.
+   */
+  #heldTokens = 0;
   #refused = 0;
   #estimated = 0;
   #cancelled = 0;
@@ -340,6 +383,21 @@ export class MeteringFilter implements Filter {
     this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
   }
 
+  /** The relay sent a create upstream: a response reading the conversation takes its calibration mark now. */
+  onReport(report: Report): void {
+    if (report.kind !== 'create_sent') return;
+    const key = this.#lastQueued;
+    this.#lastQueued = null;
+    const queued = key !== null ? this.#pending.get(key) : undefined;
+    if (queued && key !== report.eventId && !this.#pending.has(report.eventId)) {
+      // The relay gave it another id (its own collided with an event still unread upstream).
+      this.#pending.delete(key!);
+      this.#pending.set(report.eventId, queued);
+    }
+    const r = this.#pending.get(report.eventId);
+    if (r && r.readsConversation && r.mark === null) r.mark = this.#estimate.addedMark();
+  }
+
   // ---- client → upstream --------------------------------------------------------------------
 
   onClient(frame: Frame): Verdict | Promise<Verdict> {
@@ -367,6 +425,62 @@ export class MeteringFilter implements Filter {
   }
 
   #onSessionUpdate(frame: Frame): Verdict {
+    const verdict = this.#checkSessionUpdate(frame);
+    if (verdict.kind === 'continue' || verdict.kind === 'replace') this.#guess(obj((verdict.kind === 'replace' ? verdict.frame : frame).json()['session']));
+    return verdict;
+  }
+
+  /** A client session.update on its way upstream: what it asks counts at once, pessimistically (see #guesses). */
+  #guess(session: JsonObject | null): void {
+    if (!session || session['type'] === 'transcription') return;
+    const format = str(obj(obj(obj(session['audio'])?.['input'])?.['format'])?.['type']);
+    const mot = parseOutputLimit(session['max_output_tokens']);
+    const g: SessionGuess = {
+      n: this.#ctx.conversation.sessionUpdatesSent + 1,
+      instructions: 'instructions' in session ? instructionsEstimate(session['instructions']) : null,
+      tools: 'tools' in session ? toolsEstimate(session['tools']) : null,
+      maxOutput: mot.kind === 'limit' ? mot.value : null,
+      textOnly: textOnly(session['output_modalities']),
+      bytesPerMs: format === null ? null : format === 'audio/pcm' ? 48 : 8,
+    };
+    if (g.instructions === null && g.tools === null && g.maxOutput === null && g.textOnly === null && g.bytesPerMs === null) return;
+    if (this.#guesses.length >= 64) this.#guesses.shift();
+    this.#guesses.push(g);
+    if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
+  }
+
+  /** Drops the guesses the upstream has answered (applied or refused). */
+  #pruneGuesses(): void {
+    if (this.#guesses.length === 0) return;
+    const answered = this.#ctx.conversation.sessionUpdatesAnswered;
+    this.#guesses = this.#guesses.filter((g) => g.n > answered);
+  }
+
+  #sessionInstructions(): number {
+    let t = this.#instructionTokens;
+    for (const g of this.#guesses) if (g.instructions !== null) t = Math.max(t, g.instructions);
+    return t;
+  }
+
+  #sessionTools(): number {
+    let t = this.#toolTokens;
+    for (const g of this.#guesses) if (g.tools !== null) t = Math.max(t, g.tools);
+    return t;
+  }
+
+  #sessionTextOnlyNow(): boolean {
+    return this.#sessionTextOnly && this.#guesses.every((g) => g.textOnly !== false);
+  }
+
+  /** The session's max_output_tokens for a response that sets none: as reported, or larger if an update in flight asks more; null: unknown ("inf"). */
+  #sessionMaxOutput(): number | 'inf' | null {
+    let v = this.#ctx.conversation.sessionMaxOutputTokens;
+    if (v === null) return null;
+    for (const g of this.#guesses) if (g.maxOutput !== null) v = moreOutput(v, g.maxOutput);
+    return v;
+  }
+
+  #checkSessionUpdate(frame: Frame): Verdict {
     const ev = frame.json();
     const eventId = str(ev['event_id']);
     const session = obj(ev['session']);
@@ -416,13 +530,13 @@ export class MeteringFilter implements Filter {
       this.#refused++;
       return reject(unpricedError(this.#model, this.#rt, { eventId: clientEventId, close: null }));
     }
-    // Every create upstream carries an event_id no other waiting create has, so an upstream
-    // refusal of it names it and releases its reservation at once, and the conversation view's
-    // pairing (createEventId) names exactly one reservation: the client's id, unless it sent none
-    // or reuses the id of a create still waiting (then one from the session's scheme).
+    // The relay gives every create an event_id no other client event still unread upstream has
+    // (Conversation.stampCreate), so an upstream refusal of it names it and releases its
+    // reservation at once, and the conversation view's pairing (createEventId) names exactly one
+    // reservation. The reservation waits under a key of its own until the relay's `create_sent`
+    // tells the id the create left with (onReport).
     const eventId = clientEventId !== null && !this.#pending.has(clientEventId) ? clientEventId : this.#ctx.nextEventId();
-    const maxSession = this.#limits.maxSessionTokens;
-    if (maxSession !== null && this.#sessionTokens >= maxSession) {
+    if (this.#overSessionTokens()) {
       return this.#refuse(this.#tokenLimitError(clientEventId));
     }
     const response = obj(ev['response']) ?? {};
@@ -430,7 +544,7 @@ export class MeteringFilter implements Filter {
     if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, clientEventId, 'response.max_output_tokens');
     const limit = this.#outputCap();
     const requested = parsed.kind === 'limit' ? parsed.value : null;
-    let effective: number | 'inf' = requested ?? this.#ctx.conversation.sessionMaxOutputTokens ?? 'inf';
+    let effective: number | 'inf' = requested ?? this.#sessionMaxOutput() ?? 'inf';
     let rewrite: JsonObject | null = null;
     let clampNotice: (() => void) | null = null;
     // Written another way ("4096", "INF"): the upstream gets the value governed.
@@ -442,21 +556,19 @@ export class MeteringFilter implements Filter {
       if (requested !== null) clampNotice = () => this.#notifyClamp(from, limit, clientEventId, 'response.max_output_tokens');
       effective = limit;
     }
-    const rewritten =
-      rewrite !== null || eventId !== clientEventId
-        ? Frame.rewritten('response.create', { ...ev, type: 'response.create', event_id: eventId, ...(rewrite !== null ? { response: rewrite } : {}) })
-        : null;
+    const rewritten = rewrite !== null ? Frame.rewritten('response.create', { ...ev, type: 'response.create', response: rewrite }) : null;
     const ok = (): Verdict => {
       clampNotice?.();
       return rewritten ? replace(rewritten) : CONTINUE;
     };
     // What the response does not set, it takes from the session: the session's tools stay with per-response instructions.
     const prompt = promptOf(
-      'instructions' in response ? instructionsEstimate(response['instructions']) : this.#instructionTokens,
-      'tools' in response ? toolsEstimate(response['tools']) : this.#toolTokens,
+      'instructions' in response ? instructionsEstimate(response['instructions']) : this.#sessionInstructions(),
+      'tools' in response ? toolsEstimate(response['tools']) : this.#sessionTools(),
     );
-    const amount = this.#worstCase(price, this.#estimate.responseInput(response), prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
-    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null });
+    const amount = this.#worstCase(price, this.#estimate.responseInput(response), prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
+    const readsConversation = response['conversation'] !== 'none' && !Array.isArray(response['input']);
+    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation });
     if (!this.#capped) {
       this.#queuePending(eventId, pending(null));
       return ok();
@@ -493,12 +605,18 @@ export class MeteringFilter implements Filter {
   #queuePending(eventId: string, r: Reservation): void {
     // The upstream never started this response (refused it, or the client raced another): free it.
     // Every other way out of #pending (started, refused upstream, session closed) clears this timer.
-    r.timer = this.#ctx.setTimer(this.#rt.config.pendingResponseTimeoutMs, () => this.#releasePending(eventId, r));
+    r.timer = this.#ctx.setTimer(this.#rt.config.pendingResponseTimeoutMs, () => {
+      for (const [key, held] of this.#pending) if (held === r) return this.#releasePending(key, r);
+    });
     this.#pending.set(eventId, r);
+    this.#heldTokens += r.amount.tokens;
+    // Metering runs last for client frames: the next create_sent is this create's.
+    this.#lastQueued = eventId;
   }
 
   #releasePending(eventId: string, r: Reservation): void {
     this.#pending.delete(eventId);
+    this.#heldTokens -= r.amount.tokens;
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
     if (r.id !== null) this.#releaseId(r.id);
@@ -519,10 +637,24 @@ export class MeteringFilter implements Filter {
     return typeof cap === 'string' ? cap : error.code === 'token_limit_exceeded' ? 'max_session_tokens' : error.code;
   }
 
+  /** The session token limit is reached by settled tokens plus the worst cases held now (creates pending, responses running). */
+  #overSessionTokens(): boolean {
+    const max = this.#limits.maxSessionTokens;
+    return max !== null && this.#sessionTokens + this.#heldTokens >= max;
+  }
+
+  /** A started response's reservation, held until its response.done (its tokens count toward the session limit). */
+  #holdResponse(responseId: string, r: Reservation): void {
+    const old = this.#reservations.get(responseId);
+    if (old) this.#heldTokens -= old.amount.tokens;
+    this.#reservations.set(responseId, r);
+    this.#heldTokens += r.amount.tokens;
+  }
+
   #tokenLimitError(eventId: string | null): ProxyError {
     return new ProxyError('token_limit_exceeded', {
       eventId,
-      details: { limit: this.#limits.maxSessionTokens, used: this.#sessionTokens },
+      details: { limit: this.#limits.maxSessionTokens, used: this.#sessionTokens, reserved: this.#heldTokens },
     });
   }
 
@@ -566,6 +698,9 @@ export class MeteringFilter implements Filter {
       case 'input_audio_buffer.committed':
         this.#onCommitted(frame);
         return CONTINUE;
+      case 'conversation.item.done':
+        this.#onItemDone(frame);
+        return CONTINUE;
       case 'session.created':
       case 'session.updated':
         this.#onSession(frame);
@@ -579,6 +714,8 @@ export class MeteringFilter implements Filter {
   }
 
   #onSession(frame: Frame): void {
+    // The view counted this answer already: the update it answers is applied upstream.
+    if (frame.type === 'session.updated') this.#pruneGuesses();
     const session = obj(frame.json()['session']);
     if (!session) return;
     const model = str(session['model']);
@@ -600,6 +737,8 @@ export class MeteringFilter implements Filter {
     if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
     const format = str(obj(input?.['format'])?.['type']);
     if (format !== null) this.#estimate.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
+    // An update still in flight asking for the denser format keeps it (the estimate stays high).
+    for (const g of this.#guesses) if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
     if (session['type'] === 'transcription') return;
     if ('instructions' in session) this.#instructionTokens = instructionsEstimate(session['instructions']);
     if ('tools' in session) this.#toolTokens = toolsEstimate(session['tools']);
@@ -638,7 +777,8 @@ export class MeteringFilter implements Filter {
       this.#pending.delete(createEventId!);
       if (pending.timer) clearTimeout(pending.timer);
       pending.timer = null;
-      pending.mark = mark;
+      // Its create_sent was not seen (no relay report): the start is the best mark known.
+      if (pending.readsConversation && pending.mark === null) pending.mark = mark;
       this.#reservations.set(id, pending);
       return CONTINUE;
     }
@@ -647,16 +787,16 @@ export class MeteringFilter implements Filter {
     // holds its worst case (at the last-resort price when the model has none): the upstream may
     // bill the input it read before the cancel, and if its response.done never comes (client and
     // upstream gone) the hold is what gets billed. One rule for every cancel, never a free response.
-    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, timer: null, mark });
+    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, timer: null, mark, readsConversation: true });
     const price = this.#price?.price ?? null;
-    const effective = view?.maxOutputTokens ?? this.#ctx.conversation.sessionMaxOutputTokens ?? 'inf';
-    const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, this.#estimate.total(), promptOf(this.#instructionTokens, this.#toolTokens), effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnly);
+    const effective = view?.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf';
+    const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, this.#estimate.total(), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
     // On a call the browser's response.create travels on its data channel, where the proxy cannot
     // clamp it: a response the upstream reports over the tenant's limit is cancelled instead.
     const cap = this.#outputCap();
     const asked = view?.maxOutputTokens ?? null;
     if (this.#ctx.callId && cap !== null && asked !== null && (asked === 'inf' || asked > cap)) {
-      this.#reservations.set(id, unreserved(amount));
+      this.#holdResponse(id, unreserved(amount));
       this.#cancelled++;
       // A lock refusal, not a cap: the call goes on (a cap would hang it up).
       this.#ctx.report({ kind: 'lock', field: 'max_output_tokens', action: 'rejected' });
@@ -664,26 +804,25 @@ export class MeteringFilter implements Filter {
       return CONTINUE;
     }
     if (this.#ending) {
-      this.#reservations.set(id, unreserved(amount));
+      this.#holdResponse(id, unreserved(amount));
       this.#cancel(id, this.#ending);
       return CONTINUE;
     }
-    const maxSession = this.#limits.maxSessionTokens;
-    if (!price || (maxSession !== null && this.#sessionTokens >= maxSession)) {
-      this.#reservations.set(id, unreserved(amount));
+    if (!price || this.#overSessionTokens()) {
       const error = price ? this.#tokenLimitError(null) : unpricedError(this.#model, this.#rt, { close: null });
+      this.#holdResponse(id, unreserved(amount));
       this.#cancel(id, error);
       return CONTINUE;
     }
     if (!this.#capped) {
-      this.#reservations.set(id, unreserved(amount));
+      this.#holdResponse(id, unreserved(amount));
       return CONTINUE;
     }
     // An asynchronous ledger pauses this direction while it answers; a tenant known to be at its
     // cap is cancelled right away instead.
     const known = this.#rt.ledger.knownOver?.(this.#ctx.tenant.id, this.#rt.wall()) ?? null;
     if (known) {
-      this.#reservations.set(id, unreserved(amount));
+      this.#holdResponse(id, unreserved(amount));
       this.#cancel(id, budgetError(known));
       this.#holdAudio(known);
       return CONTINUE;
@@ -695,10 +834,10 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       }
       if (result.kind === 'ok') {
-        this.#reservations.set(id, { ...unreserved(amount), id: rid });
+        this.#holdResponse(id, { ...unreserved(amount), id: rid });
         return CONTINUE;
       }
-      this.#reservations.set(id, unreserved(amount));
+      this.#holdResponse(id, unreserved(amount));
       if (result.kind === 'unavailable') {
         if (this.#rt.config.ledger.failMode === 'open') return CONTINUE;
         this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: id });
@@ -727,12 +866,19 @@ export class MeteringFilter implements Filter {
     if (!response || !id) return;
     const reservation = this.#reservations.get(id) ?? null;
     this.#reservations.delete(id);
+    if (reservation) this.#heldTokens -= reservation.amount.tokens;
     const view = this.#ctx.conversation.response(id);
     const t = view?.usage ?? null;
-    if (t === null) {
-      // Nothing billed (e.g. failed before any token): just free the reservation.
-      if (reservation?.id) this.#releaseId(reservation.id);
-      this.#rt.log.debug({ responseId: id }, 'metering: response.done without usage');
+    const problem = usageProblem(response['usage']);
+    if (t === null || problem !== null) {
+      // A response that started may have cost anything: a usage that cannot be priced is never
+      // taken as zero; the response is billed at its reservation, as if its response.done never came.
+      if (reservation) {
+        this.#ctx.log.warn({ responseId: id, status: str(response['status']), problem: problem ?? 'no usage' }, 'metering: response.done with a usage that cannot be priced; billed at its reservation');
+        this.#settleEstimate(id, reservation, 'unreadable_usage_estimate');
+      } else {
+        this.#ctx.log.warn({ responseId: id, problem: problem ?? 'no usage' }, 'metering: response.done with a usage that cannot be priced, for a response this session never saw start; not billed');
+      }
       this.#afterSettle();
       return;
     }
@@ -769,11 +915,10 @@ export class MeteringFilter implements Filter {
     this.#outputTokens += t.outputTokens;
     this.#cachedTokens += t.cachedTokens;
     this.#sessionTokens += t.totalTokens;
-    // The upstream's count of a response in the default conversation recalibrates its estimate;
-    // an out-of-band response leaves the conversation as it was.
-    if (reservation?.mark && view && !view.outOfBand) {
-      this.#estimate.calibrate(reservation.mark, t.input, t.output);
-    }
+    // The upstream's count of a response that read the default conversation recalibrates its
+    // estimate; an out-of-band response, or one with its own `input` list (it read that list, not
+    // the conversation), leaves the estimate as it was.
+    if (reservation?.mark && reservation.readsConversation && view && !view.outOfBand) this.#calibrate(reservation.mark, t);
     this.#ctx.report({
       kind: 'usage',
       responseId: id,
@@ -786,6 +931,34 @@ export class MeteringFilter implements Filter {
     });
     this.#settle(reservation?.id ?? null, record);
     this.#afterSettle();
+  }
+
+  /**
+   * Recalibrates the estimate from a response's usage: `added` loses what was added before `mark`,
+   * and so does every mark still outstanding (a create sent while this response ran took its mark
+   * from the same `added`), so no later calibration subtracts it twice.
+   */
+  #calibrate(mark: ModalityTokens, t: { readonly input: ModalityTokens; readonly output: { readonly text: number; readonly audio: number } }): void {
+    this.#estimate.calibrate(mark, t.input, t.output);
+    const rebase = (r: Reservation): void => {
+      if (r.mark) r.mark = { text: Math.max(0, r.mark.text - mark.text), audio: Math.max(0, r.mark.audio - mark.audio), image: Math.max(0, r.mark.image - mark.image) };
+    };
+    for (const r of this.#pending.values()) rebase(r);
+    for (const r of this.#reservations.values()) rebase(r);
+  }
+
+  /**
+   * A complete item the estimate has no count for: the server made it (`mcp_list_tools`: the MCP
+   * server's tool list) or someone the proxy does not relay added it (a browser's data channel on a
+   * call: provenance 'server'). Client items, committed audio and model output are counted already.
+   */
+  #onItemDone(frame: Frame): void {
+    const item = obj(frame.json()['item']);
+    const id = str(item?.['id']);
+    if (!item || id === null) return;
+    const provenance = this.#ctx.conversation.item(id)?.provenance;
+    if (item['type'] !== 'mcp_list_tools' && provenance !== 'server') return;
+    this.#estimate.addItem(id, serverItemEstimate(item, this.#estimate.bytesPerMs));
   }
 
   #onCommitted(frame: Frame): void {
@@ -875,6 +1048,7 @@ export class MeteringFilter implements Filter {
   }
 
   #onError(frame: Frame): void {
+    this.#pruneGuesses();
     const eventId = str(obj(frame.json()['error'])?.['event_id']);
     if (eventId === null) return;
     // Not pending: paired already (a server-started response the view could not tell from this
@@ -1043,6 +1217,7 @@ export class MeteringFilter implements Filter {
     const rule: SettledBy = info.initiator === 'client' ? 'client_gone_estimate' : info.initiator === 'upstream' ? 'upstream_drop_estimate' : 'session_end_estimate';
     for (const [responseId, r] of this.#reservations) this.#settleEstimate(responseId, r, rule);
     this.#reservations.clear();
+    this.#heldTokens = 0;
     for (const [itemId, pending] of this.#untranscribed) this.#billUntranscribed(itemId, pending, rule);
     this.#untranscribed.clear();
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
@@ -1074,7 +1249,8 @@ export class MeteringFilter implements Filter {
     this.#responses++;
     this.#estimated++;
     this.#costNanos += r.amount.nanos;
-    this.#ctx.log.warn({ responseId, rule, costNanos: r.amount.nanos }, 'metering: response without response.done billed at its reservation');
+    this.#sessionTokens += r.amount.tokens;
+    if (rule !== 'unreadable_usage_estimate') this.#ctx.log.warn({ responseId, rule, costNanos: r.amount.nanos }, 'metering: response without response.done billed at its reservation');
     this.#ctx.report({ kind: 'usage', responseId, model: record.model, costMicros: divRound(r.amount.nanos, 1000), inputTokens: 0, outputTokens: 0, cachedTokens: 0, source: 'response' });
     this.#settle(r.id, record);
   }

@@ -11,9 +11,11 @@ export type MaybePromise<T> = T | Promise<T>;
  * - `client_gone_estimate`: the client left mid-response and no `response.done` came within the
  *   linger bound; billed at the response's reservation (worst case);
  * - `upstream_drop_estimate`: the upstream connection ended mid-response; billed likewise;
- * - `session_end_estimate`: the proxy ended the session (shutdown, limit) mid-response; likewise.
+ * - `session_end_estimate`: the proxy ended the session (shutdown, limit) mid-response; likewise;
+ * - `unreadable_usage_estimate`: the response's `response.done` came with a usage that cannot be
+ *   priced (null, no counts, counts that are not numbers); billed at its reservation likewise.
  */
-export type SettledBy = 'response.done' | 'transcription.completed' | 'client_gone_estimate' | 'upstream_drop_estimate' | 'session_end_estimate';
+export type SettledBy = 'response.done' | 'transcription.completed' | 'client_gone_estimate' | 'upstream_drop_estimate' | 'session_end_estimate' | 'unreadable_usage_estimate';
 
 /** One billed unit: a response (`response.done`) or an input transcription. Never content. */
 export interface UsageRecord {

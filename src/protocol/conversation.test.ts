@@ -538,3 +538,86 @@ describe('conversation view: what went upstream before session.created', () => {
     expect(over.updatesBeforeCreated).toBeNull();
   });
 });
+
+describe('conversation view: a create event_id names the create alone (red-team review 2026-12-05)', () => {
+  const setup = () => {
+    const c = new Conversation();
+    let n = 0;
+    const fresh = () => `event_proxy_${++n}`;
+    const create = (event: { type: string; [k: string]: unknown }) => {
+      const stamped = c.stampCreate(wire(event), fresh);
+      c.observeClient(stamped.frame, false);
+      return stamped.eventId;
+    };
+    const other = (event: { type: string; [k: string]: unknown }) => {
+      const out = c.unambiguous(Frame.fromClient(event.type, Buffer.from(JSON.stringify(event))), fresh);
+      c.observeClient(out, false);
+      return JSON.parse(out.wireBytes().toString('utf8')) as Record<string, unknown>;
+    };
+    const error = (eventId: string) => wire({ type: 'error', error: { type: 'invalid_request_error', code: 'item_not_found', message: 'x', event_id: eventId } });
+    return { c, fresh, create, other, error };
+  };
+  const oob = (id: string) => ({ type: 'response.create', event_id: id, response: { conversation: 'none', metadata: { k: id } } });
+  const created = (id: string, k: string) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], conversation_id: null, metadata: { k } } });
+
+  it('a create reusing the id of an event sent before it and not yet answered leaves with a fresh id: the error about that event leaves the create waiting', () => {
+    const { c, create, other, error } = setup();
+    other({ type: 'conversation.item.delete', event_id: 'evt_1', item_id: 'nope' });
+    expect(create(oob('evt_1'))).toBe('event_proxy_1');
+    c.observeServer(error('evt_1'));
+    expect(c.awaitingResponses).toBe(1);
+    c.observeServer(created('r1', 'evt_1'));
+    expect(c.response('r1')?.createEventId).toBe('event_proxy_1');
+    // Answered: everything sent up to it was read upstream, so the client's own id serves again.
+    expect(create(oob('evt_1'))).toBe('evt_1');
+    // The client sees its own id on an error about its restamped create.
+    const shown = c.forClient(error('event_proxy_1')).json()['error'] as Record<string, unknown>;
+    expect(shown['event_id']).toBe('evt_1');
+    expect(c.forClient(error('other')).json()).toEqual(error('other').json());
+  });
+
+  it('an event reusing the id of a waiting create leaves with a fresh id (an audio append too, sniffed and spliced, never parsed)', () => {
+    const { c, create, other, error } = setup();
+    expect(create(oob('evt_1'))).toBe('evt_1');
+    expect(other({ type: 'conversation.item.delete', event_id: 'evt_1', item_id: 'nope' })['event_id']).toBe('event_proxy_1');
+    c.observeServer(error('event_proxy_1'));
+    expect(c.awaitingResponses).toBe(1);
+    const append = Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt_1","audio":"AAAA"}');
+    const restamped = c.unambiguousAudio(append, () => 'event_proxy_x');
+    expect(restamped?.toString()).toBe('{"type":"input_audio_buffer.append","event_id":"event_proxy_x","audio":"AAAA"}');
+    expect(c.unambiguousAudio(Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt_2","audio":"AAAA"}'), () => 'x')).toBeNull();
+    expect(other({ type: 'conversation.item.delete', event_id: 'evt_2', item_id: 'nope' })['event_id']).toBe('evt_2');
+    expect(c.forClient(error('event_proxy_x')).json()['error']).toMatchObject({ event_id: 'evt_1' });
+    c.observeServer(created('r1', 'evt_1'));
+    expect(c.response('r1')?.createEventId).toBe('evt_1');
+    // No create waiting: nothing is read.
+    expect(c.unambiguousAudio(append, () => 'x')).toBeNull();
+  });
+
+  it('ids forgotten unanswered (over the bound) or unreadable: a create then leaves with an unpredictable id until a create sent after them is answered', () => {
+    const { c, create } = setup();
+    c.observeClient(new Frame('conversation.item.delete', Buffer.from('{"type":"conversation.item.delete","event_id":"a","event_id":"evt_1"}')), false);
+    expect(create(oob('evt_1'))).toMatch(/^event_proxy_1_[0-9a-f]{12}$/);
+    c.observeServer(created('r1', 'evt_1'));
+    expect(create(oob('evt_2'))).toBe('evt_2');
+  });
+});
+
+describe('conversation view: session.updates sent and answered', () => {
+  it('counts every session.update sent (client and proxy, before and after session.created) and the answers: session.updated in order, or an error naming one', () => {
+    const c = new Conversation();
+    c.observeClient(wire({ type: 'session.update', session: { type: 'realtime' } }), true);
+    c.observeClient(wire({ type: 'session.update', event_id: 'u2', session: { type: 'realtime' } }), false);
+    c.observeServer(wire({ type: 'session.created', session: { type: 'realtime' } }));
+    c.observeClient(wire({ type: 'session.update', event_id: 'u3', session: { type: 'realtime' } }), false);
+    expect([c.sessionUpdatesSent, c.sessionUpdatesAnswered]).toEqual([3, 0]);
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime' } }));
+    expect(c.sessionUpdatesAnswered).toBe(1);
+    // An error about u3 answers it and every one before it.
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'u3' } }));
+    expect(c.sessionUpdatesAnswered).toBe(3);
+    // Never more answers than updates.
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime' } }));
+    expect(c.sessionUpdatesAnswered).toBe(3);
+  });
+});

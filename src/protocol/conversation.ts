@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, asString as str } from './json.js';
+import { sniffString, sniffStringSpan } from './sniff.js';
 import { parseOutputLimit, type OutputLimit } from './limits.js';
 import { applySessionUpdate } from './session-update.js';
 import { parseUsage, type ResponseTokens } from './usage.js';
@@ -96,6 +98,13 @@ export interface ConversationView {
    * session.created alone: it then re-imposes what that lacks, which is safe.)
    */
   readonly updatesBeforeCreated: JsonObject | null;
+  /**
+   * `session.update`s sent upstream (the client's and the proxy's), and how many of them the
+   * upstream has answered (`session.updated`, or an `error` naming one): it answers them in order,
+   * so update number n is applied (or refused) once `sessionUpdatesAnswered` ≥ n.
+   */
+  readonly sessionUpdatesSent: number;
+  readonly sessionUpdatesAnswered: number;
 }
 
 export const MAX_ITEMS = 2048;
@@ -150,7 +159,12 @@ interface PendingCreate {
    * agrees with any reported limit.
    */
   readonly maxOutput: OutputLimit | null;
+  /** Its place among the client events sent (`Conversation.#clientSeq`): answered, every event up to it was read upstream. */
+  readonly seq: number;
 }
+
+/** Client event ids remembered while their upstream error may still come (see `Conversation.#inFlight`). */
+const MAX_IN_FLIGHT_IDS = 512;
 
 /**
  * `metadata` as a pairing key: its members sorted by name, so an echo that lists the same members
@@ -209,13 +223,50 @@ export class Conversation implements ConversationView {
   #updatesBeforeCreated: JsonObject | null = null;
   #updatesBeforeCreatedBytes = 0;
   #createdRead = false;
-
+  #sessionUpdatesSent = 0;
+  #sessionUpdatesAnswered = 0;
+  /** The event_ids of session.updates not answered yet, oldest first (null: sent without one). */
+  readonly #updateIds: (string | null)[] = [];
+  /**
+   * The `event_id`s of client events sent upstream that the upstream may not have read yet, with
+   * their place in the order sent (audio appends are not read for this: see `stampCreate`). The
+   * upstream reads events in order and answers each before reading the next, so once a create
+   * sent at place n is answered (`response.created`, or its `error`), no error about an event sent
+   * up to n can still come: those ids are forgotten. Bounded; ids forgotten unanswered leave
+   * `#forgottenUpTo` above the last answer, and until an answer passes it no client id is trusted.
+   */
+  readonly #inFlight = new Map<string, number>();
+  #clientSeq = 0;
+  #answeredUpTo = 0;
+  #forgottenUpTo = 0;
+  /** Event ids the proxy put on a client event in place of the client's own (a collision), to that own id. */
+  readonly #restamped = new LazyMap<string, string | null>();
   get sessionMaxOutputTokens(): OutputLimit | null {
     return this.#sessionMaxOutput;
   }
 
   get updatesBeforeCreated(): JsonObject | null {
     return this.#updatesBeforeCreated;
+  }
+
+  get sessionUpdatesSent(): number {
+    return this.#sessionUpdatesSent;
+  }
+
+  get sessionUpdatesAnswered(): number {
+    return this.#sessionUpdatesAnswered;
+  }
+
+  #sessionUpdateSent(id: string | null): void {
+    this.#sessionUpdatesSent++;
+    if (this.#updateIds.length >= MAX_PENDING) this.#updateIds.shift();
+    this.#updateIds.push(id);
+  }
+
+  #sessionUpdateAnswered(at: number): void {
+    if (at < 0 || at >= this.#updateIds.length) return;
+    this.#updateIds.splice(0, at + 1);
+    this.#sessionUpdatesAnswered = Math.min(this.#sessionUpdatesSent, this.#sessionUpdatesAnswered + at + 1);
   }
 
   item(id: string): ItemView | undefined {
@@ -260,24 +311,156 @@ export class Conversation implements ConversationView {
       return { frame, eventId: null };
     }
     const own = str(ev['event_id']);
-    if (own !== null && !this.#pendingResponses.some((p) => p.eventId === own)) return { frame, eventId: own };
-    const eventId = fresh();
+    // Ids forgotten unanswered (or unreadable): an event the proxy could not read may carry any
+    // id, the client's own or a predictable fresh one. (Input audio appends sent while no create
+    // waits are not read at all, to keep the audio path free: see src/metering/README.md.)
+    const unknown = this.#forgottenUpTo > this.#answeredUpTo;
+    if (own !== null && !unknown && !this.#isInFlight(own)) return { frame, eventId: own };
+    let eventId = fresh();
+    if (unknown) eventId += `_${randomBytes(6).toString('hex')}`;
+    while (this.#isInFlight(eventId)) eventId = fresh();
+    if (own !== null) this.#remember(eventId, own);
     return { frame: Frame.rewritten(frame.type, { ...ev, event_id: eventId }), eventId };
   }
 
-  /** A client event forwarded upstream (`by` null), or one the proxy injected. Never throws. */
-  observeClient(frame: Frame, injected: boolean): void {
-    if (!OBSERVED_CLIENT.has(frame.type)) return;
-    // Session updates matter only until session.created is read: later ones are not parsed.
-    if (frame.type === 'session.update' && this.#createdRead) return;
+  /**
+   * Any other client event on its way upstream while creates wait for their response: one that
+   * carries the `event_id` of a waiting create leaves with a fresh one instead, so the upstream's
+   * error about it can never be taken for the create's. Read without parsing (an audio append's id
+   * is sniffed; the frame is rewritten only on a collision). Returns the frame to send.
+   */
+  unambiguous(frame: Frame, fresh: () => string): Frame {
+    if (this.#pendingResponses.length === 0) return frame;
+    if (frame.parsed) {
+      const ev = frame.json();
+      const id = this.#collision(ev['event_id'], fresh);
+      return id === null ? frame : Frame.rewritten(frame.type, { ...ev, event_id: id });
+    }
+    const out = this.#restampBytes(frame.bytes, fresh);
+    return out === null ? frame : Frame.fromClient(frame.type, out);
+  }
+
+  /** `unambiguous` for an input audio append the relay sends without a Frame (the hot path): null when it leaves as it is. */
+  unambiguousAudio(bytes: Buffer, fresh: () => string): Buffer | null {
+    return this.#pendingResponses.length === 0 ? null : this.#restampBytes(bytes, fresh);
+  }
+
+  /** The bytes with a fresh event_id when theirs is a waiting create's, else null. Sniffed; parsed only when the id has escapes. */
+  #restampBytes(bytes: Buffer, fresh: () => string): Buffer | null {
+    const span = sniffStringSpan(bytes, 'event_id');
+    if (span === null) return null;
+    if (span === undefined) {
+      let ev: JsonObject | null;
+      try {
+        ev = obj(JSON.parse(bytes.toString('utf8')));
+      } catch {
+        return null;
+      }
+      const id = ev ? this.#collision(ev['event_id'], fresh) : null;
+      return id === null ? null : Buffer.from(JSON.stringify({ ...ev, event_id: id }));
+    }
+    const id = this.#collision(bytes.toString('utf8', span[0], span[1]), fresh);
+    return id === null ? null : Buffer.concat([bytes.subarray(0, span[0]), Buffer.from(id, 'utf8'), bytes.subarray(span[1])]);
+  }
+
+  /** A fresh id (remembered against `own`) when `own` is the id of a waiting create, else null. */
+  #collision(own: unknown, fresh: () => string): string | null {
+    if (typeof own !== 'string' || !this.#pendingResponses.some((p) => p.eventId === own)) return null;
+    let id = fresh();
+    while (this.#isInFlight(id)) id = fresh();
+    this.#remember(id, own);
+    return id;
+  }
+
+  #remember(proxyId: string, own: string): void {
+    if (this.#restamped.size >= MAX_IN_FLIGHT_IDS) this.#restamped.delete(this.#restamped.keys().next().value!);
+    this.#restamped.set(proxyId, own);
+  }
+
+  /**
+   * The client's own `event_id` of an event the proxy restamped (a collision), by the id it left
+   * with; undefined when the proxy did not restamp it. An upstream error about it is the client's,
+   * shown with the client's id.
+   */
+  clientEventId(eventId: string): string | null | undefined {
+    return this.#restamped.get(eventId);
+  }
+
+  /**
+   * An upstream `error` on its way to the client: about an event the proxy restamped, it names
+   * the client's own `event_id` again (the client never saw the proxy's). Else the same frame.
+   */
+  forClient(frame: Frame): Frame {
+    if (frame.type !== 'error' || this.#restamped.size === 0) return frame;
     let ev: JsonObject;
     try {
       ev = frame.json();
     } catch {
+      return frame;
+    }
+    const error = obj(ev['error']);
+    const id = str(error?.['event_id']);
+    const own = id !== null ? this.#restamped.get(id) : undefined;
+    if (own === undefined || !error) return frame;
+    return Frame.rewritten('error', { ...ev, error: { ...error, event_id: own } });
+  }
+
+  #isInFlight(id: string): boolean {
+    return this.#inFlight.has(id) || this.#pendingResponses.some((p) => p.eventId === id);
+  }
+
+  /** A client event was sent upstream with this id (null: none): remembered until an answer shows the upstream read it. */
+  #sent(id: string | null): number {
+    const seq = ++this.#clientSeq;
+    if (id === null) return seq;
+    this.#inFlight.delete(id);
+    this.#inFlight.set(id, seq);
+    if (this.#inFlight.size > MAX_IN_FLIGHT_IDS) {
+      const [oldest, at] = this.#inFlight.entries().next().value!;
+      this.#inFlight.delete(oldest);
+      this.#forgottenUpTo = Math.max(this.#forgottenUpTo, at);
+    }
+    return seq;
+  }
+
+  /** The upstream answered a create: it read every event sent up to it. */
+  #answered(create: PendingCreate): void {
+    if (create.seq <= this.#answeredUpTo) return;
+    this.#answeredUpTo = create.seq;
+    for (const [id, at] of this.#inFlight) {
+      if (at > create.seq) break;
+      this.#inFlight.delete(id);
+    }
+  }
+
+  /** A client event forwarded upstream (`by` null), or one the proxy injected. Never throws. */
+  observeClient(frame: Frame, injected: boolean): void {
+    // Audio is never read here (see stampCreate for what its ids mean to a create).
+    if (frame.type === 'input_audio_buffer.append') return;
+    // Session updates matter only until session.created is read: later ones are not parsed.
+    if (!OBSERVED_CLIENT.has(frame.type) || (frame.type === 'session.update' && this.#createdRead)) {
+      // Sniffed, not parsed (a parsed client frame would leave re-serialised).
+      const id = frame.parsed ? str(frame.json()['event_id']) : sniffString(frame.bytes, 'event_id');
+      // Unreadable without a parse (escapes, a repeated member): its id is unknown.
+      if (id === undefined) this.#forgottenUpTo = this.#sent(null);
+      else this.#sent(id);
+      if (frame.type === 'session.update') this.#sessionUpdateSent(id ?? null);
       return;
     }
-    if (frame.type === 'session.update') return this.#sentSessionUpdate(frame, ev);
+    let ev: JsonObject;
+    try {
+      ev = frame.json();
+    } catch {
+      this.#forgottenUpTo = this.#sent(null);
+      if (frame.type === 'session.update') this.#sessionUpdateSent(null);
+      return;
+    }
     const eventId = str(ev['event_id']);
+    const seq = this.#sent(eventId);
+    if (frame.type === 'session.update') {
+      this.#sessionUpdateSent(eventId);
+      return this.#sentSessionUpdate(frame, ev);
+    }
     if (frame.type === 'response.create') {
       const response = obj(ev['response']);
       const inConversation = response?.['conversation'] !== 'none';
@@ -285,7 +468,7 @@ export class Conversation implements ConversationView {
       const own = parseOutputLimit(response?.['max_output_tokens']);
       const maxOutput = own.kind === 'limit' ? own.value : null;
       if (this.#pendingResponses.length >= MAX_PENDING) this.#pendingResponses.shift();
-      this.#pendingResponses.push({ origin, eventId, inConversation, metadata: metadataKey(response?.['metadata']), maxOutput });
+      this.#pendingResponses.push({ origin, eventId, inConversation, metadata: metadataKey(response?.['metadata']), maxOutput, seq });
       return;
     }
     const id = str(obj(ev['item'])?.['id']);
@@ -309,6 +492,8 @@ export class Conversation implements ConversationView {
       case 'session.updated': {
         const session = obj(ev['session']);
         if (frame.type === 'session.created') this.#createdRead = true;
+        // Each session.update is answered by one session.updated, in order.
+        else this.#sessionUpdateAnswered(0);
         if (!session || session['type'] === 'transcription') return;
         const limit = reportedLimit(session['max_output_tokens']);
         if (limit !== null) this.#sessionMaxOutput = limit;
@@ -353,9 +538,11 @@ export class Conversation implements ConversationView {
         const eventId = str(obj(ev['error'])?.['event_id']);
         if (eventId === null) return;
         const r = this.#pendingResponses.findIndex((p) => p.eventId === eventId);
-        if (r >= 0) this.#pendingResponses.splice(r, 1);
+        if (r >= 0) this.#answered(this.#pendingResponses.splice(r, 1)[0]!);
         const i = this.#pendingItems.findIndex((p) => p.eventId === eventId);
         if (i >= 0) this.#pendingItems.splice(i, 1);
+        // A refused session.update: it and every one before it are answered.
+        this.#sessionUpdateAnswered(this.#updateIds.indexOf(eventId));
         return;
       }
       default:
@@ -386,6 +573,7 @@ export class Conversation implements ConversationView {
         (maxOutputTokens === null || p.maxOutput === null || p.maxOutput === maxOutputTokens),
     );
     const create = at >= 0 ? this.#pendingResponses.splice(at, 1)[0]! : null;
+    if (create) this.#answered(create);
     // Unreported and unrequested: a server-started response runs in the conversation.
     const outOfBand = inConversation !== null ? !inConversation : create !== null && !create.inConversation;
     this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, outOfBand, createEventId: create?.eventId ?? null, maxOutputTokens, metadata });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseUsage, readResponseUsage, tokenCount } from './usage.js';
+import { parseUsage, readResponseUsage, tokenCount, usageProblem } from './usage.js';
 
 // The one reading of `response.usage`: every cost the proxy bills starts here.
 
@@ -73,5 +73,24 @@ describe('parseUsage', () => {
     expect(parseUsage(undefined)).toBeNull();
     expect(parseUsage({ input_tokens: 3 })?.inputTokens).toBe(3);
     expect(parseUsage({})?.totalTokens).toBe(0);
+  });
+});
+
+describe('usageProblem', () => {
+  const ok = { total_tokens: 15, input_tokens: 10, output_tokens: 5, input_token_details: { text_tokens: 10, audio_tokens: 0, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } }, output_token_details: { text_tokens: 5, audio_tokens: 0 } };
+
+  it('a usage with counts (zeros included, details absent or null) can be priced', () => {
+    expect(usageProblem(ok)).toBeNull();
+    expect(usageProblem({ input_tokens: 0, output_tokens: 0 })).toBeNull();
+    expect(usageProblem({ ...ok, input_token_details: { text_tokens: 10, image_tokens: null } })).toBeNull();
+  });
+
+  it('no object, no input/output counts, or a count that is not a finite non-negative number cannot', () => {
+    for (const u of [null, undefined, 'x', 3, [ok], {}]) expect(usageProblem(u), JSON.stringify(u)).not.toBeNull();
+    expect(usageProblem({ ...ok, input_tokens: '10' })).not.toBeNull();
+    expect(usageProblem({ ...ok, output_tokens: -1 })).not.toBeNull();
+    expect(usageProblem({ ...ok, total_tokens: Number.NaN })).not.toBeNull();
+    expect(usageProblem({ ...ok, output_token_details: { audio_tokens: '200' } })).not.toBeNull();
+    expect(usageProblem({ ...ok, input_token_details: { cached_tokens_details: { audio_tokens: {} } } })).not.toBeNull();
   });
 });

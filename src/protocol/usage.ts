@@ -71,6 +71,33 @@ export function readResponseUsage(usage: unknown): ResponseTokens {
   };
 }
 
+const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/**
+ * Why a `response.done` usage cannot be priced as reported, or null when it can: not an object
+ * (null, absent), no `input_tokens` / `output_tokens` count, or a count that is present but not a
+ * finite non-negative number (a string, NaN, a negative). `readResponseUsage` reads such a usage as
+ * zeros; a biller must not take that for the response's cost.
+ */
+export function usageProblem(usage: unknown): string | null {
+  if (typeof usage !== 'object' || usage === null || Array.isArray(usage)) return 'no usage object';
+  const u = usage as Record<string, unknown>;
+  if (!isCount(u['input_tokens']) || !isCount(u['output_tokens'])) return 'input_tokens or output_tokens is not a count';
+  if (u['total_tokens'] !== undefined && !isCount(u['total_tokens'])) return 'total_tokens is not a count';
+  const inD = obj(u['input_token_details']);
+  const outD = obj(u['output_token_details']);
+  const cD = obj(inD['cached_tokens_details']);
+  const fields: [Record<string, unknown>, readonly string[]][] = [
+    [inD, ['text_tokens', 'audio_tokens', 'image_tokens', 'cached_tokens']],
+    [outD, ['text_tokens', 'audio_tokens']],
+    [cD, ['text_tokens', 'audio_tokens', 'image_tokens']],
+  ];
+  for (const [o, keys] of fields) {
+    for (const k of keys) if (o[k] !== undefined && o[k] !== null && !isCount(o[k])) return `${k} is not a count`;
+  }
+  return null;
+}
+
 /** `response.usage` as the conversation view keeps it: null when the response reported none. */
 export function parseUsage(usage: unknown): ResponseTokens | null {
   return usage === null || usage === undefined ? null : readResponseUsage(usage);

@@ -340,6 +340,12 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** An input audio append leaving for the upstream: counted here, as it leaves (a filter may have dropped or replaced it). */
   #sendInputAudio(bytes: Buffer, framed: Buffer | null = null): void {
+    // While creates wait for their response, an append carrying one's event_id leaves with a fresh one (sniffed, never parsed).
+    const restamped = this.#conversation.unambiguousAudio(bytes, () => this.nextEventId());
+    if (restamped !== null) {
+      bytes = restamped;
+      framed = null;
+    }
     this.audio.input(bytes, this.clock.now());
     this.#sendToUpstream(bytes, framed);
   }
@@ -458,6 +464,8 @@ export class RelaySession implements SessionContext, ChainSink {
         this.#sendInputAudio(frame.wireBytes());
         return;
       }
+      // An event carrying the event_id of a create still waiting leaves with a fresh one.
+      frame = this.#conversation.unambiguous(frame, () => this.nextEventId());
       this.#conversation.observeClient(frame, false);
       this.#sendToUpstream(frame.wireBytes());
       return;
@@ -476,6 +484,8 @@ export class RelaySession implements SessionContext, ChainSink {
       if (late === null) return;
       frame = late;
     }
+    // An error about an event the proxy restamped (an event_id collision) names the client's own id.
+    if (frame.type === 'error') frame = this.#conversation.forClient(frame);
     this.#sendToClient(frame.bytes);
   }
 

@@ -77,6 +77,12 @@ const sessions = new WeakMap<Filter, FakeSession>();
 export function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime', query?: Record<string, string>): { ctx: FakeSession; f: Filter } {
   const ctx = new FakeSession({ tenant: { limits }, model, log: s.log, ...(query ? { query } : {}) });
   const f = s.factory.create(ctx);
+  // As the relay's chain does: every report (the relay's `create_sent` included) reaches the filter's onReport.
+  const record = ctx.report.bind(ctx);
+  ctx.report = (r) => {
+    record(r);
+    f.onReport?.(r);
+  };
   sessions.set(f, ctx);
   return { ctx, f };
 }

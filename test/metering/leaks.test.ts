@@ -276,7 +276,8 @@ describe('a response the proxy cancels at response.created is not free when its 
         const ev = JSON.parse(String(data)) as { type: string; response_id?: string };
         received.push(ev.type === 'response.cancel' ? `response.cancel:${ev.response_id}` : ev.type);
         if (ev.type !== 'response.create') return;
-        const created = (id: string) => JSON.stringify({ type: 'response.created', event_id: `e_${id}`, response: { object: 'realtime.response', id, status: 'in_progress', conversation_id: 'conv_1', output: [], output_modalities: ['audio'], max_output_tokens: 'inf', usage: null } });
+        // The limit echoed is the one the proxy clamped the create to, so resp_first pairs with it.
+        const created = (id: string) => JSON.stringify({ type: 'response.created', event_id: `e_${id}`, response: { object: 'realtime.response', id, status: 'in_progress', conversation_id: 'conv_1', output: [], output_modalities: ['audio'], max_output_tokens: 100, usage: null } });
         const usage = { total_tokens: 500, input_tokens: 400, output_tokens: 100, input_token_details: { text_tokens: 400, audio_tokens: 0, image_tokens: 0, cached_tokens: 0 }, output_token_details: { text_tokens: 0, audio_tokens: 100 } };
         ws.send(created('resp_first'));
         ws.send(JSON.stringify({ type: 'response.done', event_id: 'e_done', response: { object: 'realtime.response', id: 'resp_first', status: 'completed', conversation_id: 'conv_1', output: [], output_modalities: ['audio'], max_output_tokens: 'inf', usage } }));
