@@ -2378,6 +2378,61 @@ describe("metering filter: one session's life", () => {
       expect(probe(s, f).tokens).toBe(8 + 1 + 10);
     });
 
+    it('estimate races: an audio format, output modalities or an output limit asked in a forwarded session.update count at once, the costlier way', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      const chars = 64_000;
+      const size = appendFrame('A'.repeat(chars)).size;
+      const [g711, pcm16] = [audioTokensOfBase64(size, 8), audioTokensOfBase64(size, 48)];
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      // Known: PCM16, text output. Asked (unanswered): G.711, audio output.
+      client(f, { type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'], audio: { input: { format: { type: 'audio/pcmu' } } } } });
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a' });
+      // The denser format for the audio, the audio output rate for the output.
+      expect(probe(s, f)).toEqual({ nanos: BARE.nanos + 16 * 4_000 / 2 + (8 + g711) * 32_000, tokens: BARE.tokens + 16 + g711 });
+      expect(g711).toBeGreaterThan(pcm16);
+      // A PCM16 update while G.711 is known does not lower the density.
+      client(f, { type: 'session.update', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      ctx.fromClient(f, appendFrame('A'.repeat(chars)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_b' });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + g711 + 16 + g711);
+    });
+
+    it('estimate races: output asked as text only does not lower the rate; a transcription update and an update asking nothing are no guesses; at most 64 are kept', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 10, audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      const textOnly = probe(s, f);
+      expect(textOnly).toEqual({ nanos: 8 * 4_000 + 10 * 16_000, tokens: 8 + 10 });
+      client(f, { type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
+      client(f, { type: 'session.update', session: { type: 'transcription', audio: { input: { format: { type: 'audio/pcmu' } } } } });
+      client(f, { type: 'session.update', session: { type: 'realtime', voice: 'marin' } });
+      expect(probe(s, f)).toEqual(textOnly);
+      // A larger output limit asked counts at once; "inf" is the model's maximum.
+      client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 20 } });
+      expect(probe(s, f)).toEqual({ nanos: 8 * 4_000 + 20 * 16_000, tokens: 8 + 20 });
+      client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 'inf' } });
+      expect(probe(s, f).tokens).toBe(8 + 4096);
+      // 64 guesses at most: 64 later small ones push the two large ones out (none answered yet).
+      for (let i = 0; i < 64; i++) client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 5 } });
+      expect(probe(s, f)).toEqual(textOnly);
+      // None of those asked another audio format (the transcription one is no realtime update), and
+      // asking the known one again changes nothing: appended audio counts as PCM16.
+      client(f, { type: 'session.update', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      ctx.fromClient(f, appendFrame('A'.repeat(64_000)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_c' });
+      expect(probe(s, f).tokens).toBe(textOnly.tokens + 16 + audioTokensOfBase64(appendFrame('A'.repeat(64_000)).size, 48));
+    });
+
+    it('estimate races: the update a clamp rewrote is the one guessed from (max_output_tokens "inf" governed to the tenant limit)', () => {
+      const s = setup();
+      const { f } = session(s, { ...CAPPED, maxResponseOutputTokens: 300 });
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 10 } });
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 'inf' } }).kind).toBe('replace');
+      expect(probe(s, f).tokens).toBe(8 + 300);
+    });
+
     it('estimate races: a refused duplicate item create never lowers the estimate of the item it names', () => {
       const s = setup();
       const { f } = session(s, CAPPED);
