@@ -12,7 +12,7 @@ import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type RuleHit, type Source, type TextFormat } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
-import { clientEventId, notifyClient, toFrame } from './util.js';
+import { clientEventId, deepEqual, notifyClient, toFrame } from './util.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
@@ -432,7 +432,7 @@ export class GuardrailFilter implements Filter {
       this.#callTexts = texts;
       return CONTINUE;
     }
-    if (JSON.stringify(texts) === JSON.stringify(this.#callTexts)) return CONTINUE;
+    if (deepEqual(texts, this.#callTexts)) return CONTINUE;
     const probe = toFrame({ type: 'session.update', session: texts });
     const verdict = this.#clientTexts(probe, this.#policy);
     return isThenable(verdict) ? verdict.then((v) => this.#afterCallSession(v, texts)) : this.#afterCallSession(verdict, texts);
@@ -469,7 +469,7 @@ export class GuardrailFilter implements Filter {
     const empty: JsonObject = { instructions: '', tools: [], prompt: null };
     for (const key of ['instructions', 'tools', 'prompt']) {
       const value = want[key] ?? empty[key];
-      if (JSON.stringify(value) !== JSON.stringify(now[key] ?? empty[key])) update[key] = value;
+      if (!deepEqual(value, now[key] ?? empty[key])) update[key] = value;
     }
     if (Object.keys(update).length === 1) return;
     this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as Extract<RealtimeClientEvent, { type: 'session.update' }>['session'] }, GUARDRAILS_FILTER);

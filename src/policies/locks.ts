@@ -7,7 +7,7 @@ import type { PolicyRegistry } from './registry.js';
 import type { PolicyLocks, UpstreamTruncation } from './schema.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
-import { clientEventId, notifyClient, toFrame } from './util.js';
+import { clientEventId, deepEqual, notifyClient, toFrame } from './util.js';
 import { LazyMap } from '../lazy-collections.js';
 
 export const LOCKS_FILTER = 'policies.locks';
@@ -26,19 +26,6 @@ interface Violation {
   readonly reason: string;
   /** Filled in without the client asking otherwise (no notice, no report): e.g. create_response left out. */
   readonly silent?: boolean;
-}
-
-/**
- * Equality of JSON values (parsed events, compiled policy values: no undefined members, no holes),
- * so an array compares as an object keyed by index. Own members only: a parsed `"__proto__"` member
- * must not match the prototype of the other side.
- */
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual((a as JsonObject)[k], (b as JsonObject)[k]));
 }
 
 /** True when `url` is on an allowed MCP server: same origin and under the allowed path. */
@@ -203,11 +190,8 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
   }
 
   // Images also reach the model as prompt variables (session.update, response.create, client secrets).
-  if (locks.imageInput === false) {
-    const vars = asObject(asObject(obj['prompt'])?.['variables']);
-    if (vars && Object.values(vars).some((x) => asObject(x)?.['type'] === 'input_image')) {
-      v.push({ field: 'image_input', param: at('prompt.variables'), mode: 'reject', reason: 'image input is not allowed' });
-    }
+  if (locks.imageInput === false && hasImageVariable(obj['prompt'])) {
+    v.push({ field: 'image_input', param: at('prompt.variables'), mode: 'reject', reason: 'image input is not allowed' });
   }
 
   if (scope === 'response' && ins && ins.systemItems === 'lock') {

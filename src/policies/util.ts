@@ -17,3 +17,16 @@ export function clientEventId(ev: JsonObject): string | null {
 export function toFrame(event: JsonObject): Frame {
   return Frame.rewritten(asString(event['type']) ?? '', event);
 }
+
+/**
+ * Equality of JSON values (parsed events, compiled policy values: no undefined members, no holes),
+ * so an array compares as an object keyed by index. Own members only: a parsed `"__proto__"` member
+ * must not match the prototype of the other side.
+ */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual((a as JsonObject)[k], (b as JsonObject)[k]));
+}
