@@ -291,6 +291,11 @@ export class SessionChain {
     return direction === 'client' ? this.#client.queued : this.#server.queued;
   }
 
+  /** No frame of `direction` is with a filter deciding on it (async) or waiting behind one. */
+  idle(direction: Direction): boolean {
+    return direction === 'client' ? this.#client.idle : this.#server.idle;
+  }
+
   /** Bytes waiting behind an async verdict, per direction (bounded by the relay, summed into the memory budget). */
   queuedBytes(direction: Direction): number {
     return direction === 'client' ? this.#client.queuedBytes : this.#server.queuedBytes;

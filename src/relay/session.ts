@@ -90,6 +90,9 @@ const RELAY_SAMPLE_MASK = 63;
 const UPSTREAM_CLOSE_PASSTHROUGH = (code: number) =>
   code === 1000 || code === 1001 || code === 1008 || code === 1011 || code === 1012 || code === 1013 || (code >= 3000 && code <= 4000);
 
+/** While lingering, how often to look again whether a filter still deciding on a frame is done. */
+const LINGER_RECHECK_MS = 10;
+
 /** Client frames at least this large reserve their size from the global memory budget. */
 const BUDGETED_FRAME_BYTES = 64 * 1024;
 
@@ -224,7 +227,9 @@ export class RelaySession implements SessionContext, ChainSink {
   fail(what: string, err: unknown): void {
     this.log.error({ err }, `${what} handler failed`);
     try {
-      this.close(new ProxyError('internal_error', { close: 'internalError' }));
+      // Lingering (the client is gone or already told): nothing more to wait for.
+      if (this.#linger) this.#finish(this.#linger.info, null, '');
+      else this.close(new ProxyError('internal_error', { close: 'internalError' }));
     } catch (closeErr) {
       this.log.error({ err: closeErr }, 'session teardown failed');
     }
@@ -627,8 +632,8 @@ export class RelaySession implements SessionContext, ChainSink {
   #startLinger(info: CloseInfo, lingerMs: number): void {
     this.#client.discard();
     this.#upstream.resume();
-    const timer = setTimeout(() => this.#finish(info, null, ''), lingerMs);
-    timer.unref();
+    // A session timer: a throw ends this session (logged), never the process.
+    const timer = this.setTimer(lingerMs, () => this.#finish(info, null, ''));
     this.#linger = { info, timer, cancelled: new Set(), checkScheduled: false };
     this.log.debug({ lingerMs }, 'client left mid-response: waiting for response.done upstream');
     this.#lingerCancel();
@@ -656,8 +661,18 @@ export class RelaySession implements SessionContext, ChainSink {
     setImmediate(() => {
       linger.checkScheduled = false;
       if (this.#ended) return;
-      this.#lingerCancel();
-      if (!this.#responseInFlight() && this.#chain.queued('server') === 0) this.#finish(linger.info, null, '');
+      try {
+        this.#lingerCancel();
+        if (this.#responseInFlight()) return;
+        // A filter still deciding on a frame (the response.done, say) has not delivered it to the
+        // filters after it: look again shortly (a verdict that drops the frame forwards nothing
+        // that would call this). Until 2026-12-05 only frames queued behind it were counted.
+        if (this.#chain.idle('server')) this.#finish(linger.info, null, '');
+        else this.setTimer(LINGER_RECHECK_MS, () => this.#lingerCheck());
+      } catch (err) {
+        // Outside every uWS and socket callback: a throw here would end the process.
+        this.fail('linger check', err);
+      }
     });
   }
 
