@@ -36,7 +36,7 @@ function build() {
       onCap: z
         .enum(['hangup', 'cancel'])
         .default('hangup')
-        .describe('A call over its cost cap: its response is cancelled and the output audio cleared; hangup also ends the call.'),
+        .describe('A call over its cost cap: its response is cancelled and the output audio cleared; hangup also ends the call at once, cancel ends it when a second response starts over the cap.'),
       leaseSec: z
         .number()
         .int()

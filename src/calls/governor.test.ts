@@ -27,6 +27,7 @@ class FakeSideband implements Sideband {
   ended = false;
   started = false;
   closedWith: string | null = null;
+  closedError: ProxyError | null = null;
   #record: Record<string, unknown> = {};
   readonly #onEnded: (s: Sideband) => void;
 
@@ -57,6 +58,7 @@ class FakeSideband implements Sideband {
   lingers = false;
   close(error: ProxyError): void {
     this.closedWith = error.code;
+    this.closedError = error;
     if (!this.lingers) this.finish();
   }
   finish(): void {
@@ -269,12 +271,52 @@ describe('caps on a call', () => {
   it('onCap hangup: the sideband is ended after the frame (its end hangs the call up)', async () => {
     const r = track(rig());
     r.start('rtc_1');
-    r.governors.capReached('rtc_1');
+    r.governors.capReached('rtc_1', true);
     expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
     await flush();
     expect(r.sidebands.get('rtc_1')!.closedWith).toBe('budget_exceeded');
+    expect(r.sidebands.get('rtc_1')!.closedError).toMatchObject({ closeCode: 4002, message: 'The call reached its cost cap and was ended.' });
     expect(r.hangups).toEqual(['hangup:rtc_1']);
-    r.governors.capReached('rtc_unknown');
+    expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ call: 'rtc_1', why: 'the call reached its cost cap' });
+    // A cap the session ends on by itself (no response started) ends the call too; an unknown or ended call: nothing.
+    r.start('rtc_2');
+    r.governors.capReached('rtc_2', false);
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1', 'hangup:rtc_2']);
+    r.governors.capReached('rtc_unknown', true);
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1', 'hangup:rtc_2']);
+  });
+
+  it('onCap cancel: the first response cancelled over the cap leaves the call alone; a second one started over it ends the call (hang-up, close 4002, a log line)', async () => {
+    const r = track(rig({ onCap: 'cancel', openSideband: (init) => Object.assign(new FakeSideband(init), { lingers: true }) }));
+    r.start('rtc_1');
+    // A cap without a response started (the session ends by itself, onExhausted) counts for nothing here.
+    r.governors.capReached('rtc_1', false);
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    r.governors.capReached('rtc_1', true);
+    // More over-cap starts while the sideband winds down end nothing twice.
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('budget_exceeded');
+    expect(r.sidebands.get('rtc_1')!.closedError).toMatchObject({ closeCode: 4002, message: 'The call started another response over its cost cap after one was cancelled, and was ended.' });
+    expect(r.lines.filter((l) => l['event'] === 'call_cap_repeat')).toEqual([
+      expect.objectContaining({ call: 'rtc_1', overCapResponses: 2, level: 40, msg: 'a second response started over the cost cap (calls.onCap: cancel): ending the call' }),
+    ]);
+    // The sideband lingers for the cancelled responses' response.done, then its end hangs the call up.
+    expect(r.hangups).toEqual([]);
+    r.sidebands.get('rtc_1')!.finish();
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ call: 'rtc_1', why: 'a second response started over the cost cap' });
+    // A new sideband for the same call id starts from nothing.
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
   });
 });
 
@@ -482,7 +524,7 @@ describe('edges', () => {
   it('onCap cancel: a cap leaves the call and its sideband alone', async () => {
     const r = track(rig({ onCap: 'cancel' }));
     r.start('rtc_1');
-    r.governors.capReached('rtc_1');
+    r.governors.capReached('rtc_1', true);
     await flush();
     expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
     expect(r.hangups).toEqual([]);

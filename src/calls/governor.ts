@@ -96,6 +96,10 @@ export class CallGovernors {
   readonly #readyWaiters = new Map<string, (ok: boolean) => void>();
   /** Set while shutdown waits for handed-over sidebands to end. */
   #whenIdle: (() => void) | null = null;
+  /** Responses started and cancelled over a cap, per call (`calls.onCap: cancel`: the second ends the call). */
+  readonly #overCap = new Map<string, number>();
+  /** Why the proxy ended a call's sideband, for its hang-up's log line. */
+  readonly #endReasons = new Map<string, string>();
 
   constructor(deps: GovernorDeps) {
     this.#deps = deps;
@@ -248,10 +252,13 @@ export class CallGovernors {
   }
 
   #ended(call: GovernedCall, session: Sideband): void {
+    const reason = this.#endReasons.get(call.callId);
     if (this.#byCall.get(call.callId) === session) {
       this.#byCall.delete(call.callId);
       this.#governing.delete(call.callId);
       this.#readyWaiters.get(call.callId)?.(false);
+      this.#overCap.delete(call.callId);
+      this.#endReasons.delete(call.callId);
     }
     this.#sessionIds.delete(session.id);
     const record = session.endRecord();
@@ -265,7 +272,7 @@ export class CallGovernors {
       return;
     }
     if (sidebandEndLeavesCall(record['initiator'], record['upstreamCloseCode'])) {
-      this.hangup(call.callId, session.log, record['initiator'] === 'proxy' ? 'the proxy ended the call sideband' : 'the call sideband was lost');
+      this.hangup(call.callId, session.log, record['initiator'] === 'proxy' ? (reason ?? 'the proxy ended the call sideband') : 'the call sideband was lost');
     } else {
       this.#endLease(call.callId);
     }
@@ -335,12 +342,33 @@ export class CallGovernors {
     });
   }
 
-  /** A cap on the call's sideband: end the call (`calls.onCap: hangup`) after the cancel went out. */
-  capReached(callId: string): void {
+  /**
+   * A cap on the call's sideband (`responseStarted`: a response the browser or the server started
+   * over it was cancelled at its response.created). `calls.onCap: hangup` ends the call now;
+   * `cancel` lets it go on after one such response and ends it at the second: the browser starts
+   * responses on its data channel, which the proxy cannot refuse, and one short enough finishes
+   * (and is billed) before its cancel lands, so a call that goes on starting them is ended rather
+   * than billed past the cap without bound. Ended after the cancel went out, through the
+   * sideband's end, which hangs the call up (`#ended`).
+   */
+  capReached(callId: string, responseStarted: boolean): void {
     const session = this.#byCall.get(callId);
-    if (!session || this.#deps.config.calls.onCap !== 'hangup') return;
+    if (!session || session.ended) return;
+    let why = 'the call reached its cost cap';
+    let message = 'The call reached its cost cap and was ended.';
+    if (this.#deps.config.calls.onCap !== 'hangup') {
+      if (!responseStarted) return;
+      const started = (this.#overCap.get(callId) ?? 0) + 1;
+      this.#overCap.set(callId, started);
+      // The first goes on; past the second the call is already ending.
+      if (started !== 2) return;
+      why = 'a second response started over the cost cap';
+      message = 'The call started another response over its cost cap after one was cancelled, and was ended.';
+      session.log.warn({ event: 'call_cap_repeat', call: callId, overCapResponses: started }, 'a second response started over the cost cap (calls.onCap: cancel): ending the call');
+    }
+    this.#endReasons.set(callId, why);
     // Let the chain finish the frame (cancel + clear are already queued upstream), then end.
-    queueMicrotask(() => session.close(new ProxyError('budget_exceeded', { close: 'limitExceeded', message: 'The call reached its cost cap and was ended.' })));
+    queueMicrotask(() => session.close(new ProxyError('budget_exceeded', { close: 'limitExceeded', message })));
   }
 
   /**

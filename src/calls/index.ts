@@ -20,7 +20,7 @@ import { governSession, type GovernedSession } from './session-config.js';
 import type { CallStore, SecretRecord } from './store.js';
 import { routeSipCall } from './sip.js';
 import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
-import { verifyWebhook, webhookHeadersProblem } from './webhook.js';
+import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersProblem } from './webhook.js';
 
 export const CALLS_FILTER = 'calls';
 export const SIP_WEBHOOK_PATH = '/v1/realtime/sip/webhook';
@@ -106,7 +106,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
           return CONTINUE;
         },
         onReport(report) {
-          if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId);
+          if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId, report.action === 'cancelled');
         },
       };
     },
@@ -386,23 +386,23 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       start: (tenant, model, callId) => startGoverned(tenant, model, 'sip', callId, log),
     });
   };
-  /** A delivery whose signature and timestamp were verified, acted on once per webhook id. */
-  const webhookDelivery = async (webhookId: string, body: Buffer): Promise<HttpReply> => {
-    // A replayed delivery inside the window: already handled, acknowledged without acting twice.
-    if (!(await store.firstDelivery(webhookId, 2 * cfg.sip.toleranceSec * 1000, wall()))) return json(200, { status: 'duplicate' });
-    let reply: HttpReply | null = null;
-    try {
-      reply = await webhookEvent(body);
-    } finally {
-      // Handled only once acknowledged: a delivery that failed (threw, or answered an error, which
-      // OpenAI redelivers) is forgotten, so that its redelivery is handled, not answered "duplicate"
-      // (until 2026-12-05 the id stayed recorded and the call kept ringing).
-      if (reply === null || reply.status >= 300) {
-        await store.forgetDelivery(webhookId).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'a failed webhook delivery could not be forgotten'));
-      }
-    }
-    return reply;
-  };
+  /**
+   * Deliveries whose signature and timestamp were verified, acted on once per webhook id: a failed
+   * one is forgotten (its redelivery is handled); a redelivery while the same id is handled here
+   * waits for that outcome (bounded; then 503, which OpenAI retries), never "duplicate" for a
+   * handling that may still fail (until 2026-12-05 it was, and the call kept ringing).
+   */
+  const deliveries = new WebhookDeliveries<HttpReply>({
+    record: store,
+    ttlMs: 2 * cfg.sip.toleranceSec * 1000,
+    wall,
+    waitMs: REDELIVERY_WAIT_MS,
+    duplicate: () => json(200, { status: 'duplicate' }),
+    busy: () => json(503, { status: 'in_progress' }),
+    onForgetFailed: (err) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'a failed webhook delivery could not be forgotten'),
+    onWait: (webhookId) => log.info({ event: 'webhook_redelivery_waits', webhookId }, 'webhook redelivered while its first delivery is handled: waiting for its outcome'),
+  });
+  const webhookDelivery = (webhookId: string, body: Buffer): Promise<HttpReply> => deliveries.deliver(webhookId, () => webhookEvent(body));
 
   const routes: HttpRoute[] = [mint, preflight, calls, hangup];
   const secret = cfg.sip.webhookSecret;

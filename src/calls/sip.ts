@@ -70,7 +70,9 @@ export function matchSipRoute(routes: readonly SipRoute[], headers: readonly Sip
  * `realtime.call.incoming`: the routing rule picks the tenant; the call is accepted with the
  * tenant's governed session config and then governed over the sideband, or refused with
  * `/reject` when no rule matches, the config breaks the policy, or the tenant is over a cap.
- * The webhook is always acknowledged (200) once authenticated, so OpenAI does not redeliver it.
+ * Acknowledged (200) once handled, whatever the call's fate, so OpenAI does not redeliver it; an
+ * accept that cannot reach OpenAI answers 502 (OpenAI redelivers any non-2xx: the call gets another
+ * chance, see `WebhookDeliveries` for how redeliveries are acted on once).
  */
 export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<HttpReply> {
   const data = asObject(event['data']);

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
-import { signWebhook, verifyWebhook, webhookKey } from './webhook.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { signWebhook, verifyWebhook, WebhookDeliveries, webhookHeadersProblem, webhookKey, type DeliveryRecord } from './webhook.js';
 
 // Standard Webhooks: the secret is `whsec_` + the base64 key.
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
@@ -76,5 +76,279 @@ describe('webhook signatures (Standard Webhooks, as OpenAI signs realtime.call.i
     const filler = (n: number) => Array.from({ length: n }, () => 'v1,AAAA').join(' ');
     expect(verify(signed({ 'webhook-signature': `${filler(15)} ${good}` }))).toEqual({ ok: true, id: 'msg_1' });
     expect(verify(signed({ 'webhook-signature': `${filler(16)} ${good}` }))).toEqual(none);
+  });
+});
+
+/** The store's record, in memory, as SqliteCallStore / RedisCallStore keep it (expiry aside). */
+class MemoryRecord implements DeliveryRecord {
+  readonly ids = new Set<string>();
+  readonly calls: string[] = [];
+  failForget = false;
+  failFirst = false;
+  async firstDelivery(id: string): Promise<boolean> {
+    this.calls.push(`first:${id}`);
+    if (this.failFirst) throw new Error('store down');
+    if (this.ids.has(id)) return false;
+    this.ids.add(id);
+    return true;
+  }
+  async forgetDelivery(id: string): Promise<void> {
+    this.calls.push(`forget:${id}`);
+    if (this.failForget) throw new Error('store down');
+    this.ids.delete(id);
+  }
+}
+
+type Reply = { readonly status: number; readonly body: string };
+const reply = (status: number, body: string): Reply => ({ status, body });
+
+/** A handling the test ends when it chooses. */
+function gate() {
+  let open: (r: Reply) => void = () => undefined;
+  let fail: (e: Error) => void = () => undefined;
+  const done = new Promise<Reply>((resolve, reject) => {
+    open = resolve;
+    fail = reject;
+  });
+  return { done, open, fail };
+}
+
+function deliveries(record = new MemoryRecord(), waitMs = 60_000) {
+  const forgetErrors: unknown[] = [];
+  const waits: string[] = [];
+  const d = new WebhookDeliveries<Reply>({
+    onWait: (id) => waits.push(id),
+    record,
+    ttlMs: 600_000,
+    wall: () => NOW_MS,
+    waitMs,
+    duplicate: () => reply(200, 'duplicate'),
+    busy: () => reply(503, 'in_progress'),
+    onForgetFailed: (err) => forgetErrors.push(err),
+  });
+  return { d, record, forgetErrors, waits };
+}
+
+/** Lets every pending promise callback run (the store's answers are promises too). */
+const settled = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('webhook deliveries: acted on once, never left unanswered (found 2026-12-05)', () => {
+  it('a handled delivery (2xx) is recorded: its redelivery is a duplicate, not handled again', async () => {
+    const { d, record } = deliveries();
+    let handled = 0;
+    expect(await d.deliver('wh_1', async () => (handled++, reply(200, 'accepted')))).toEqual(reply(200, 'accepted'));
+    expect(await d.deliver('wh_1', async () => (handled++, reply(200, 'accepted')))).toEqual(reply(200, 'duplicate'));
+    expect(handled).toBe(1);
+    expect([...record.ids]).toEqual(['wh_1']);
+    expect(d.inFlight).toBe(0);
+  });
+
+  it('a failed delivery (non-2xx, or thrown) is forgotten: its redelivery is handled', async () => {
+    const { d, record } = deliveries();
+    expect(await d.deliver('wh_2', async () => reply(502, 'upstream_unavailable'))).toEqual(reply(502, 'upstream_unavailable'));
+    expect(record.ids.has('wh_2')).toBe(false);
+    await expect(d.deliver('wh_2', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(record.ids.has('wh_2')).toBe(false);
+    expect(await d.deliver('wh_2', async () => reply(200, 'accepted'))).toEqual(reply(200, 'accepted'));
+    expect(record.calls).toEqual(['first:wh_2', 'forget:wh_2', 'first:wh_2', 'forget:wh_2', 'first:wh_2']);
+    // 3xx is no acknowledgement either.
+    expect(await d.deliver('wh_3', async () => reply(300, 'x'))).toEqual(reply(300, 'x'));
+    expect(await d.deliver('wh_3', async () => reply(299, 'ok'))).toEqual(reply(299, 'ok'));
+    expect(await d.deliver('wh_3', async () => reply(200, 'never'))).toEqual(reply(200, 'duplicate'));
+  });
+
+  it('a redelivery during a handling that then fails is handled itself, not answered "duplicate" (the call would ring on)', async () => {
+    const { d, record, waits } = deliveries();
+    const first = gate();
+    const firstReply = d.deliver('wh_4', () => first.done);
+    await settled();
+    let second = 0;
+    const redelivery = d.deliver('wh_4', async () => (second++, reply(200, 'accepted')));
+    await settled();
+    // Still waiting on the first: no answer yet, nothing handled twice.
+    expect(second).toBe(0);
+    expect(d.inFlight).toBe(1);
+    expect(waits).toEqual(['wh_4']);
+    first.open(reply(502, 'upstream_unavailable'));
+    expect(await firstReply).toEqual(reply(502, 'upstream_unavailable'));
+    expect(await redelivery).toEqual(reply(200, 'accepted'));
+    expect(second).toBe(1);
+    expect(record.calls).toEqual(['first:wh_4', 'forget:wh_4', 'first:wh_4']);
+    expect([...record.ids]).toEqual(['wh_4']);
+    expect(d.inFlight).toBe(0);
+  });
+
+  it('a redelivery during a handling that then succeeds (or throws) shares its outcome', async () => {
+    const { d, record } = deliveries();
+    const ok = gate();
+    const a = d.deliver('wh_5', () => ok.done);
+    await settled();
+    const b = d.deliver('wh_5', async () => reply(200, 'again'));
+    ok.open(reply(200, 'accepted'));
+    expect([await a, await b]).toEqual([reply(200, 'accepted'), reply(200, 'duplicate')]);
+    // The outcome is shared: the store is asked once.
+    expect(record.calls).toEqual(['first:wh_5']);
+    const bad = gate();
+    const c = d.deliver('wh_6', () => bad.done);
+    await settled();
+    const e = d.deliver('wh_6', async () => reply(200, 'accepted'));
+    bad.fail(new Error('accept threw'));
+    await expect(c).rejects.toThrow('accept threw');
+    expect(await e).toEqual(reply(200, 'accepted'));
+  });
+
+  it('two redeliveries waiting on a failed first: one handles it, the other waits for that one', async () => {
+    const { d } = deliveries();
+    const first = gate();
+    const retry = gate();
+    const a = d.deliver('wh_7', () => first.done);
+    await settled();
+    let handled = 0;
+    const b = d.deliver('wh_7', () => (handled++, retry.done));
+    const c = d.deliver('wh_7', () => (handled++, retry.done));
+    first.open(reply(502, 'failed'));
+    await a;
+    await settled();
+    expect(handled).toBe(1);
+    retry.open(reply(200, 'accepted'));
+    expect((await Promise.all([b, c])).map((r) => r.body).sort()).toEqual(['accepted', 'duplicate']);
+    expect(handled).toBe(1);
+  });
+
+  it('a redelivery whose first handling outlasts the wait gets a status the sender retries (not 2xx); the first goes on', async () => {
+    const { d, record } = deliveries(new MemoryRecord(), 1);
+    const first = gate();
+    const a = d.deliver('wh_8', () => first.done);
+    await settled();
+    const busy = await d.deliver('wh_8', async () => reply(200, 'never'));
+    expect(busy).toEqual(reply(503, 'in_progress'));
+    expect(busy.status >= 300).toBe(true);
+    first.open(reply(200, 'accepted'));
+    expect(await a).toEqual(reply(200, 'accepted'));
+    expect(record.calls).toEqual(['first:wh_8']);
+    // A wait of zero answers at once.
+    const { d: now } = deliveries(new MemoryRecord(), 0);
+    const held = gate();
+    const h = now.deliver('wh_9', () => held.done);
+    await settled();
+    expect(await now.deliver('wh_9', async () => reply(200, 'never'))).toEqual(reply(503, 'in_progress'));
+    held.open(reply(200, 'accepted'));
+    await h;
+  });
+
+  it('deliveries waiting on one the store called a duplicate share that answer, without asking the store again', async () => {
+    const record = new MemoryRecord();
+    record.ids.add('wh_13');
+    const { d } = deliveries(record);
+    const [a, b] = await Promise.all([d.deliver('wh_13', async () => reply(200, 'x')), d.deliver('wh_13', async () => reply(200, 'y'))]);
+    expect([a, b]).toEqual([reply(200, 'duplicate'), reply(200, 'duplicate')]);
+    expect(record.calls).toEqual(['first:wh_13']);
+  });
+
+  it('onWait is optional', async () => {
+    const d = new WebhookDeliveries<Reply>({ record: new MemoryRecord(), ttlMs: 1, wall: () => NOW_MS, waitMs: 60_000, duplicate: () => reply(200, 'duplicate'), busy: () => reply(503, 'busy'), onForgetFailed: () => undefined });
+    const first = gate();
+    const a = d.deliver('wh_14', () => first.done);
+    await settled();
+    const b = d.deliver('wh_14', async () => reply(200, 'never'));
+    first.open(reply(200, 'accepted'));
+    expect([await a, await b]).toEqual([reply(200, 'accepted'), reply(200, 'duplicate')]);
+  });
+
+  it('the wait is bounded by waitMs from when the redelivery came: not before', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { d } = deliveries(new MemoryRecord(), 1000);
+    const first = gate();
+    const a = d.deliver('wh_16', () => first.done);
+    await settled();
+    let answer: Reply | null = null;
+    const b = d.deliver('wh_16', async () => reply(200, 'never')).then((r) => (answer = r));
+    await settled();
+    vi.advanceTimersByTime(900);
+    await settled();
+    expect(answer).toBeNull();
+    vi.advanceTimersByTime(200);
+    await b;
+    expect(answer).toEqual(reply(503, 'in_progress'));
+    first.open(reply(200, 'accepted'));
+    await a;
+  });
+
+  it("a waiter's timer is cleared once the handling it waited for settles", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { d } = deliveries();
+    const first = gate();
+    const a = d.deliver('wh_15', () => first.done);
+    await settled();
+    const b = d.deliver('wh_15', async () => reply(200, 'never'));
+    await settled();
+    expect(vi.getTimerCount()).toBe(1);
+    first.open(reply(200, 'accepted'));
+    await Promise.all([a, b]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('an id recorded by another instance (not in flight here) is a duplicate; the handler is not called', async () => {
+    const record = new MemoryRecord();
+    record.ids.add('wh_10');
+    const { d, waits } = deliveries(record);
+    let handled = 0;
+    expect(await d.deliver('wh_10', async () => (handled++, reply(200, 'accepted')))).toEqual(reply(200, 'duplicate'));
+    expect(handled).toBe(0);
+    expect(record.calls).toEqual(['first:wh_10']);
+    expect(waits).toEqual([]);
+  });
+
+  it('a store that fails: an unrecorded delivery is not forgotten; a forget that fails is reported, and the reply still goes out', async () => {
+    const record = new MemoryRecord();
+    record.failFirst = true;
+    const { d, forgetErrors } = deliveries(record);
+    await expect(d.deliver('wh_11', async () => reply(200, 'accepted'))).rejects.toThrow('store down');
+    expect(record.calls).toEqual(['first:wh_11']);
+    expect(d.inFlight).toBe(0);
+    record.failFirst = false;
+    record.failForget = true;
+    expect(await d.deliver('wh_12', async () => reply(502, 'failed'))).toEqual(reply(502, 'failed'));
+    expect(forgetErrors.map((e) => (e as Error).message)).toEqual(['store down']);
+    expect(d.inFlight).toBe(0);
+  });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('webhook headers checked before the body is read', () => {
+  const sig32 = `v1,${Buffer.alloc(32, 7).toString('base64')}`;
+  const good = { 'webhook-id': 'msg_1', 'webhook-timestamp': String(TS), 'webhook-signature': sig32 };
+  const problem = (h: Record<string, string>, nowMs = NOW_MS) => webhookHeadersProblem(headers(h), nowMs, 300);
+  const without = (name: string) => Object.fromEntries(Object.entries(good).filter(([k]) => k !== name));
+
+  it('plausible headers pass; each missing or malformed one is named as such', () => {
+    expect(problem(good)).toBeNull();
+    for (const name of Object.keys(good)) expect(problem(without(name)), name).toBe('missing or malformed webhook headers');
+    expect(problem({ ...good, 'webhook-id': 'x'.repeat(256) })).toBeNull();
+    expect(problem({ ...good, 'webhook-id': 'x'.repeat(257) })).toBe('missing or malformed webhook headers');
+    for (const ts of ['', 'abc', '12a', '1234567890123', '-5', ' 1']) expect(problem({ ...good, 'webhook-timestamp': ts }), ts).toBe('missing or malformed webhook headers');
+    expect(problem({ ...good, 'webhook-signature': '' })).toBe('missing or malformed webhook headers');
+  });
+
+  it('the timestamp must be inside the window, both sides, edges included', () => {
+    expect(problem(good, NOW_MS + 300_000)).toBeNull();
+    expect(problem(good, NOW_MS - 300_000)).toBeNull();
+    expect(problem(good, NOW_MS + 301_000)).toBe('timestamp outside the replay window');
+    expect(problem(good, NOW_MS - 301_000)).toBe('timestamp outside the replay window');
+  });
+
+  it('needs a v1 entry whose value decodes to an HMAC-SHA256 (32 bytes), among the first 16', () => {
+    const bad = 'no valid signature';
+    expect(problem({ ...good, 'webhook-signature': `v2,${Buffer.alloc(32).toString('base64')}` })).toBe(bad);
+    expect(problem({ ...good, 'webhook-signature': `v1,${Buffer.alloc(31).toString('base64')}` })).toBe(bad);
+    expect(problem({ ...good, 'webhook-signature': `v1,${Buffer.alloc(33).toString('base64')}` })).toBe(bad);
+    expect(problem({ ...good, 'webhook-signature': 'v1,' })).toBe(bad);
+    expect(problem({ ...good, 'webhook-signature': 'v1' })).toBe(bad);
+    expect(problem({ ...good, 'webhook-signature': `v2,x ${sig32}` })).toBeNull();
+    expect(problem({ ...good, 'webhook-signature': [...Array(15).fill('v2,x'), sig32].join(' ') })).toBeNull();
+    expect(problem({ ...good, 'webhook-signature': [...Array(16).fill('v2,x'), sig32].join(' ') })).toBe(bad);
   });
 });

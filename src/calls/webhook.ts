@@ -64,3 +64,106 @@ export function webhookHeadersProblem(headers: ReadonlyMap<string, string>, nowM
     });
   return signed ? null : 'no valid signature';
 }
+
+/** The store's record of handled webhook ids (`CallStore`'s, shared by the instances on one ledger). */
+export interface DeliveryRecord {
+  /** Records `webhookId`; false when it was recorded already (within `ttlMs`). */
+  firstDelivery(webhookId: string, ttlMs: number, wallMs: number): Promise<boolean>;
+  /** Forgets it: its handling failed, and a redelivery is to be handled. */
+  forgetDelivery(webhookId: string): Promise<void>;
+}
+
+export interface WebhookDeliveriesOptions<R> {
+  readonly record: DeliveryRecord;
+  /** How long a handled id is remembered. */
+  readonly ttlMs: number;
+  /** Wall clock (epoch ms) for the record. */
+  readonly wall: () => number;
+  /** How long a redelivery waits for the handling of the same id in flight here before answering `busy`. */
+  readonly waitMs: number;
+  /** The answer to a delivery handled already. */
+  readonly duplicate: () => R;
+  /** The answer to a redelivery whose first handling is still running past `waitMs`: a status the sender retries (not 2xx). */
+  readonly busy: () => R;
+  /** A record that could not be forgotten (its redelivery will be answered as a duplicate until the record expires). */
+  readonly onForgetFailed: (err: unknown) => void;
+  /** A redelivery starts waiting for the handling of its id in flight here (logged: the sender retried). */
+  readonly onWait?: (webhookId: string) => void;
+}
+
+/** A redelivery waits this long (at most) for the first handling of its id on this instance. */
+export const REDELIVERY_WAIT_MS = 5000;
+
+/**
+ * Acts once per webhook id, and never answers "handled" for a delivery that was not. A delivery is
+ * handled when it was answered 2xx; one that failed (threw, or answered an error, which the sender
+ * redelivers) is forgotten, so that its redelivery is handled. A redelivery arriving while the same
+ * id is being handled on this instance (the sender timed out and retried) waits for that outcome,
+ * up to `waitMs`: handled, it is a duplicate; failed, it is handled itself; still running, it gets
+ * `busy` (a status the sender retries). Until 2026-12-05 it was answered "duplicate" at once, and a
+ * first handling that then failed left the call ringing with nobody to answer it.
+ *
+ * A redelivery on another instance sharing the record cannot see the first's outcome: it is
+ * answered as a duplicate while the id is recorded (the store keeps no "in progress" state).
+ */
+export class WebhookDeliveries<R extends { readonly status: number }> {
+  readonly #opts: WebhookDeliveriesOptions<R>;
+  /** Ids being handled here: each settles (to whether it was handled) after its record is settled. */
+  readonly #inFlight = new Map<string, Promise<boolean>>();
+
+  constructor(options: WebhookDeliveriesOptions<R>) {
+    this.#opts = options;
+  }
+
+  /** Deliveries being handled on this instance now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  async deliver(webhookId: string, handle: () => Promise<R>): Promise<R> {
+    const deadline = performance.now() + this.#opts.waitMs;
+    for (;;) {
+      const running = this.#inFlight.get(webhookId);
+      if (!running) break;
+      this.#opts.onWait?.(webhookId);
+      const handled = await this.#waitFor(running, deadline - performance.now());
+      if (handled === null) return this.#opts.busy();
+      if (handled) return this.#opts.duplicate();
+      // It failed (and was forgotten): this delivery takes it, unless another waiter did first.
+    }
+    let settle: (handled: boolean) => void = () => undefined;
+    // Claimed here before the first await: a concurrent redelivery finds it in flight, never a bare record.
+    this.#inFlight.set(webhookId, new Promise<boolean>((resolve) => (settle = resolve)));
+    let handled = false;
+    let recorded = false;
+    try {
+      recorded = await this.#opts.record.firstDelivery(webhookId, this.#opts.ttlMs, this.#opts.wall());
+      // Recorded before (handled, or being handled on another instance): acknowledged without acting twice.
+      if (!recorded) {
+        handled = true;
+        return this.#opts.duplicate();
+      }
+      const reply = await handle();
+      handled = reply.status < 300;
+      return reply;
+    } finally {
+      if (recorded && !handled) await this.#opts.record.forgetDelivery(webhookId).catch(this.#opts.onForgetFailed);
+      this.#inFlight.delete(webhookId);
+      settle(handled);
+    }
+  }
+
+  /** The running handling's outcome, or null when `ms` passed first. */
+  async #waitFor(running: Promise<boolean>, ms: number): Promise<boolean | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), ms);
+      timer.unref();
+    });
+    try {
+      return await Promise.race([running, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -6,10 +6,12 @@ import { pino, type Logger } from 'pino';
 import { resolveLimits, validatePlans } from '../metering/limits.js';
 import { PriceBook } from '../metering/pricing.js';
 import { PolicyError } from '../policies/compile.js';
+import { hasLocks } from '../policies/locks.js';
 import { PolicyRegistry } from '../policies/registry.js';
 import { resolveSettings } from '../telemetry/settings.js';
 import { TenantResolver } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
+import { speaksPreviewProtocol } from '../upstream/dial.js';
 import { ConfigError, ProblemList } from './errors.js';
 import type { Config } from './schema.js';
 
@@ -236,6 +238,17 @@ async function compilePolicies(config: Config, tenants: readonly Tenant[], baseD
     for (const t of tenants) {
       if (t.policy !== null && !registry.has(t.policy)) {
         problems.add(`tenants.${t.id}.policy`, `no policy named "${t.policy}" in ${dir}`, `use one of: ${known.join(', ')}; or add ${t.policy}.yaml there`);
+        continue;
+      }
+      // On the preview protocol every session of a locked tenant is refused at admission: a
+      // configuration mistake, reported before the proxy listens rather than once per session.
+      const entry = registry.resolve(t.policy);
+      if (speaksPreviewProtocol(config.upstream) && hasLocks(entry.current)) {
+        problems.add(
+          `tenants.${t.id}.policy`,
+          `policy "${entry.name}" holds session state (locks, truncation.upstream or guardrails.holdSpokenInput), which cannot be held on the Azure preview protocol (upstream.azure.apiVersion): every session of this tenant would be refused`,
+          'leave upstream.azure.apiVersion unset (the GA endpoint /openai/v1/realtime), or give the tenant a policy without locks, truncation.upstream and holdSpokenInput',
+        );
       }
     }
   } finally {

@@ -4,6 +4,7 @@ import { PolicyError, type ModuleLoader } from './compile.js';
 import { guardrailsFactory } from './guardrails.js';
 import { locksFactory } from './locks.js';
 import { PolicyRegistry } from './registry.js';
+import { speaksPreviewProtocol } from '../upstream/dial.js';
 import { truncationFactory } from './truncation.js';
 
 export { PolicyError } from './compile.js';
@@ -54,7 +55,7 @@ export async function createPoliciesModule(deps: ModuleDeps, options: PoliciesMo
   return {
     name: 'policies',
     registry,
-    filters: [locksFactory(registry), guardrailsFactory(registry), truncationFactory(registry)],
+    filters: [locksFactory(registry, { previewUpstream: speaksPreviewProtocol(deps.config.upstream) }), guardrailsFactory(registry), truncationFactory(registry)],
     routes: [
       {
         method: 'GET',

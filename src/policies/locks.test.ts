@@ -869,6 +869,12 @@ describe('the locks filter in the chain', () => {
     const callChain = new ChainTemplate([locksFactory(registry)]).instantiate(call, { forward: () => undefined, reject: () => undefined, close: () => undefined });
     callChain.fromServer(wire({ type: 'session.updated', session: { type: 'realtime', instructions: 'x' } }));
     expect(call.upstream.map((e) => e.type)).toEqual(['session.update']);
+    // An item the browser added on its data channel reaches the filter too (imageInput: false).
+    callChain.fromServer(wire({ type: 'conversation.item.added', previous_item_id: null, item: { id: 'item_img', type: 'message', role: 'user', content: [{ type: 'input_image', image_url: 'data:image/png;base64,AAAA' }] } }));
+    expect(call.upstream.map((e) => [e.type, e['item_id'] ?? null])).toEqual([
+      ['session.update', null],
+      ['conversation.item.delete', 'item_img'],
+    ]);
   });
 });
 
@@ -966,6 +972,43 @@ describe('locks, what operators and the wire see', () => {
     const factory = locksFactory({ resolve: () => ({ current: policy, name: 'test' }) } as unknown as PolicyRegistry);
     const refused = await factory.admit!({ tenant: new FakeSession().tenant, model: 'gpt-x', query: new Map() });
     expect(refused instanceof ProxyError && { message: refused.message, details: refused.details }).toEqual({ message: 'Model gpt-x is not allowed for this tenant.', details: { model: 'gpt-x' } });
+  });
+
+  it('an upstream speaking the Azure preview protocol: a locked session is refused at admission, whatever its model; one without locks is admitted', async () => {
+    const req = (model: string): AdmissionRequest => ({ tenant: new FakeSession().tenant, model, query: new Map() });
+    const factoryOf = (policy: CompiledPolicy, previewUpstream?: boolean) =>
+      locksFactory({ resolve: () => ({ current: policy, name: policy.name }) } as unknown as PolicyRegistry, previewUpstream === undefined ? undefined : { previewUpstream });
+    for (const yaml of ['locks:\n  voice: { allow: [marin] }', 'truncation:\n  upstream: { type: retention_ratio, retention_ratio: 0.8 }']) {
+      const policy = await policyFrom(yaml, 'locked');
+      for (const model of ['gpt-realtime', '']) {
+        const refused = await factoryOf(policy, true).admit!(req(model));
+        expect(refused instanceof ProxyError && { code: refused.code, http: refused.httpStatus, close: refused.closeCode, details: refused.details }).toEqual({
+          code: 'governance_failed',
+          http: 500,
+          close: 4003,
+          details: { policy: 'locked', protocol: 'preview' },
+        });
+        expect(refused instanceof ProxyError && refused.message).toBe(
+          'The upstream speaks the Azure preview protocol (beta session shape, azure.apiVersion), on which the session locks of policy locked cannot be held at session start; the session was refused before the upstream was dialled. Use the GA endpoint (leave azure.apiVersion unset).',
+        );
+        // The GA endpoint (and the default): admitted as before.
+        expect(await factoryOf(policy, false).admit!(req(model))).toBeNull();
+        expect(await factoryOf(policy).admit!(req(model))).toBeNull();
+      }
+    }
+    expect(await factoryOf(await policyFrom('description: none', 'open'), true).admit!(req('gpt-realtime'))).toBeNull();
+  });
+
+  it('a beta-shaped session.created still ends a locked session (an upstream answering in the beta shape anyway): reported, counted, logged', async () => {
+    const logged = new LoggedSession();
+    const { server, session, filter } = setupWithFilter(await policyFrom('locks:\n  voice: { allow: [marin] }', 'locked'), logged);
+    expect(server(wire({ type: 'session.created', session: { object: 'realtime.session', id: 'sess_b', modalities: ['text', 'audio'], voice: 'alloy' } })).kind).toBe('drop');
+    expect(session.closedWith?.code).toBe('governance_failed');
+    expect(session.closedWith?.message).toMatch(/policy locked cannot be held at session start; the session was ended\. Use the GA endpoint/);
+    expect(session.closedWith?.details).toEqual({ policy: 'locked', protocol: 'preview' });
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rejected' }]);
+    expect(filter.summary()).toEqual({ lockRewrites: 0, lockRejections: 1 });
+    expect(logged.lines.filter((l) => l['level'] === 40).map((l) => [l['policy'], l['msg']])).toEqual([['locked', 'upstream speaks the preview protocol: session locks cannot be held; session ended']]);
   });
 
   it('MCP servers: a root URL allows its whole origin; a trailing slash is a path prefix', () => {

@@ -324,12 +324,31 @@ function hasImage(item: JsonObject | null): boolean {
   return asArray(item?.['content'])?.some((p) => asObject(p)?.['type'] === 'input_image') === true;
 }
 
-function hasLocks(policy: CompiledPolicy): boolean {
+/** The policy sets session state the lock filter holds (locks, forced truncation, held spoken turns). */
+export function hasLocks(policy: CompiledPolicy): boolean {
   // Compiled locks hold only the locks the policy sets.
   return Object.keys(policy.locks).length > 0 || policy.truncation.upstream !== undefined || policy.holdSpokenInput !== null;
 }
 
-export function locksFactory(registry: PolicyRegistry): FilterFactory {
+/**
+ * Why a locked session cannot run on an upstream that speaks the Azure preview protocol: the locked
+ * state sent at session start is GA-shaped, which that protocol does not take. Refused at admission
+ * (nothing dialled), or ended at its beta-shaped session.created.
+ */
+export function previewProtocolRefusal(policy: string, atAdmission: boolean): ProxyError {
+  const outcome = atAdmission ? 'the session was refused before the upstream was dialled' : 'the session was ended';
+  return new ProxyError('governance_failed', {
+    message: `The upstream speaks the Azure preview protocol (beta session shape, azure.apiVersion), on which the session locks of policy ${policy} cannot be held at session start; ${outcome}. Use the GA endpoint (leave azure.apiVersion unset).`,
+    details: { policy, protocol: 'preview' },
+  });
+}
+
+export interface LocksFactoryOptions {
+  /** The configured upstream speaks the Azure preview protocol (`speaksPreviewProtocol`): locked sessions are refused at admission. */
+  readonly previewUpstream?: boolean;
+}
+
+export function locksFactory(registry: PolicyRegistry, options: LocksFactoryOptions = {}): FilterFactory {
   return {
     name: LOCKS_FILTER,
     wants: {
@@ -338,8 +357,11 @@ export function locksFactory(registry: PolicyRegistry): FilterFactory {
     },
     failMode: 'closed',
     admit(req: AdmissionRequest): Admission {
-      if (req.model === '') return null;
       const policy = registry.resolve(req.tenant.policy).current;
+      // Decided before anything is dialled or sent (until 2026-12-05 only at the upstream's
+      // beta-shaped session.created, after the GA-shaped locked state had gone upstream).
+      if (options.previewUpstream === true && hasLocks(policy)) return previewProtocolRefusal(policy.name, true);
+      if (req.model === '') return null;
       const resolved = resolveModel(policy.locks, req.model);
       if (!resolved) {
         return new ProxyError('model_not_allowed', { message: `Model ${req.model} is not allowed for this tenant.`, details: { model: req.model } });
@@ -543,12 +565,8 @@ export class LockFilter implements Filter {
           this.#rejections++;
           this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected' });
           this.#ctx.log.warn({ policy: this.#policy.name }, 'upstream speaks the preview protocol: session locks cannot be held; session ended');
-          this.#ctx.close(
-            new ProxyError('governance_failed', {
-              message: `The upstream speaks the Azure preview protocol (beta session shape, azure.apiVersion), on which the session locks of policy ${this.#policy.name} cannot be held at session start; the session was ended. Use the GA endpoint (leave azure.apiVersion unset).`,
-              details: { policy: this.#policy.name, protocol: 'preview' },
-            }),
-          );
+          // (A configured preview upstream refuses such sessions at admission; this catches an upstream that answers in the beta shape all the same.)
+          this.#ctx.close(previewProtocolRefusal(this.#policy.name, false));
           return DROP;
         }
         if (session?.['type'] !== 'realtime') return CONTINUE;

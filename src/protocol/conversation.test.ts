@@ -107,33 +107,38 @@ describe('conversation view', () => {
     expect(c.awaitingResponses).toBe(1);
   });
 
-  it('stamps every client create with an event_id no waiting create has', () => {
+  it('stamps every client create with an event_id of the proxy\'s, unpredictable, and remembers the client\'s own for errors', () => {
     const c = new Conversation();
     let n = 0;
     const fresh = () => `event_proxy_${++n}`;
     const send = (event: { type: string; [k: string]: unknown }) => {
       const stamped = c.stampCreate(wire(event), fresh);
       c.observeClient(stamped.frame, false);
-      return { id: stamped.eventId, sent: JSON.parse(stamped.frame.bytes.toString('utf8')) as Record<string, unknown> };
+      return { id: stamped.eventId!, sent: JSON.parse(stamped.frame.bytes.toString('utf8')) as Record<string, unknown> };
     };
-    const own = wire({ type: 'response.create', event_id: 'evt_1', response: { conversation: 'none' } });
-    const kept = c.stampCreate(own, fresh);
-    expect(kept).toEqual({ frame: own, eventId: 'evt_1' });
-    c.observeClient(kept.frame, false);
-    // The client reuses the id of a create still waiting: the upstream gets a fresh one.
-    const reused = send({ type: 'response.create', event_id: 'evt_1', response: { conversation: 'none', metadata: { k: 2 } } });
-    expect(reused.id).toBe('event_proxy_1');
-    expect(reused.sent).toEqual({ type: 'response.create', event_id: 'event_proxy_1', response: { conversation: 'none', metadata: { k: 2 } } });
+    const first = send({ type: 'response.create', event_id: 'evt_1', response: { conversation: 'none' } });
+    expect(first.id).toMatch(/^event_proxy_1_[0-9a-f]{12}$/);
+    // Only the id changes.
+    expect(first.sent).toEqual({ type: 'response.create', event_id: first.id, response: { conversation: 'none' } });
+    expect(c.clientEventId(first.id)).toBe('evt_1');
+    // The same client id again, and the same fresh id (a scheme that repeats): still ids of their own.
+    const again = c.stampCreate(wire({ type: 'response.create', event_id: 'evt_1', response: { conversation: 'none', metadata: { k: 2 } } }), () => 'event_proxy_x');
+    const twice = c.stampCreate(wire({ type: 'response.create', event_id: 'evt_1' }), () => 'event_proxy_x');
+    expect(again.eventId).toMatch(/^event_proxy_x_[0-9a-f]{12}$/);
+    expect(twice.eventId).toMatch(/^event_proxy_x_[0-9a-f]{12}$/);
+    expect(new Set([first.id, again.eventId, twice.eventId]).size).toBe(3);
+    expect([c.clientEventId(again.eventId!), c.clientEventId(twice.eventId!)]).toEqual(['evt_1', 'evt_1']);
+    // Without an id of its own (or one that is not a string): nothing to give back.
     const none = send({ type: 'response.create' });
-    expect(none.id).toBe('event_proxy_2');
-    expect(none.sent['event_id']).toBe('event_proxy_2');
     const notString = send({ type: 'response.create', event_id: 7 });
-    expect(notString.id).toBe('event_proxy_3');
-    // Answered, the client's id is free again.
+    expect(none.id).toMatch(/^event_proxy_2_[0-9a-f]{12}$/);
+    expect(notString.id).toMatch(/^event_proxy_3_[0-9a-f]{12}$/);
+    expect(none.sent['event_id']).toBe(none.id);
+    expect([c.clientEventId(none.id), c.clientEventId(notString.id), c.clientEventId('evt_1')]).toEqual([undefined, undefined, undefined]);
+    // The response names the id its create left with.
     c.observeServer(wire({ type: 'response.created', response: { id: 'r1', status: 'in_progress', output: [], conversation_id: null } }));
-    expect(c.response('r1')?.createEventId).toBe('evt_1');
-    expect(send({ type: 'response.create', event_id: 'evt_1' }).id).toBe('evt_1');
-    // Unreadable: sent as it was, with no key.
+    expect(c.response('r1')?.createEventId).toBe(first.id);
+    // Unreadable: sent as it was, with no key, and no fresh id drawn.
     const broken = new Frame('response.create', Buffer.from('{"type":"response.create",'));
     expect(c.stampCreate(broken, fresh)).toEqual({ frame: broken, eventId: null });
     expect(n).toBe(3);
@@ -560,46 +565,112 @@ describe('conversation view: a create event_id names the create alone (red-team 
   const oob = (id: string) => ({ type: 'response.create', event_id: id, response: { conversation: 'none', metadata: { k: id } } });
   const created = (id: string, k: string) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], conversation_id: null, metadata: { k } } });
 
-  it('a create reusing the id of an event sent before it and not yet answered leaves with a fresh id: the error about that event leaves the create waiting', () => {
-    const { c, create, other, error } = setup();
-    other({ type: 'conversation.item.delete', event_id: 'evt_1', item_id: 'nope' });
-    expect(create(oob('evt_1'))).toBe('event_proxy_1');
+  it('an error about an event sent before the create with the same id (an audio append the proxy never read) leaves the create waiting (found 2026-12-05)', () => {
+    const { c, create, error } = setup();
+    // The append leaves unread (no create waits: the relay does not even sniff it).
+    const append = Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt_1","audio":5}');
+    expect(c.unambiguousAudio(append, () => 'x')).toBeNull();
+    const id = create(oob('evt_1'));
+    expect(id).toMatch(/^event_proxy_1_[0-9a-f]{12}$/);
+    // The upstream refuses the append: its error names the client's id, not the create's.
     c.observeServer(error('evt_1'));
     expect(c.awaitingResponses).toBe(1);
+    // Shown to the client as the upstream sent it: the append's error, with the append's id.
+    expect(c.forClient(error('evt_1')).json()).toEqual(error('evt_1').json());
     c.observeServer(created('r1', 'evt_1'));
-    expect(c.response('r1')?.createEventId).toBe('event_proxy_1');
-    // Answered: everything sent up to it was read upstream, so the client's own id serves again.
-    expect(create(oob('evt_1'))).toBe('evt_1');
-    // The client sees its own id on an error about its restamped create.
-    const shown = c.forClient(error('event_proxy_1')).json()['error'] as Record<string, unknown>;
-    expect(shown['event_id']).toBe('evt_1');
-    expect(c.forClient(error('other')).json()).toEqual(error('other').json());
+    expect(c.response('r1')).toMatchObject({ origin: 'out_of_band', createEventId: id });
+  });
+
+  it('an error about the create itself reaches the client with the client\'s own id; one about another event passes as it is', () => {
+    const { c, create, error } = setup();
+    const id = create(oob('evt_1'))!;
+    const shown = c.forClient(error(id)).json()['error'] as Record<string, unknown>;
+    expect(shown).toEqual({ type: 'invalid_request_error', code: 'item_not_found', message: 'x', event_id: 'evt_1' });
+    c.observeServer(error(id));
+    expect(c.awaitingResponses).toBe(0);
+    const other = error('other');
+    expect(c.forClient(other)).toBe(other);
+    // Not an error, or one that cannot be read: the same frame.
+    const notError = wire({ type: 'response.done', event_id: id });
+    expect(c.forClient(notError)).toBe(notError);
+    const broken = new Frame('error', Buffer.from('{"type":"error",'));
+    expect(c.forClient(broken)).toBe(broken);
+    const noBody = wire({ type: 'error', event_id: id });
+    expect(c.forClient(noBody)).toBe(noBody);
   });
 
   it('an event reusing the id of a waiting create leaves with a fresh id (an audio append too, sniffed and spliced, never parsed)', () => {
     const { c, create, other, error } = setup();
-    expect(create(oob('evt_1'))).toBe('evt_1');
-    expect(other({ type: 'conversation.item.delete', event_id: 'evt_1', item_id: 'nope' })['event_id']).toBe('event_proxy_1');
+    // A proxy's own create (its id follows the session's scheme, which a client can guess).
+    c.observeClient(wire({ type: 'response.create', event_id: 'evt_p', response: { conversation: 'none', metadata: { k: 'evt_p' } } }), true);
+    expect(other({ type: 'conversation.item.delete', event_id: 'evt_p', item_id: 'nope' })['event_id']).toBe('event_proxy_1');
     c.observeServer(error('event_proxy_1'));
     expect(c.awaitingResponses).toBe(1);
-    const append = Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt_1","audio":"AAAA"}');
+    const append = Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt_p","audio":"AAAA"}');
     const restamped = c.unambiguousAudio(append, () => 'event_proxy_x');
     expect(restamped?.toString()).toBe('{"type":"input_audio_buffer.append","event_id":"event_proxy_x","audio":"AAAA"}');
     expect(c.unambiguousAudio(Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt_2","audio":"AAAA"}'), () => 'x')).toBeNull();
+    // An id escaped in the JSON: parsed to compare, rewritten only on a collision.
+    const escaped = c.unambiguousAudio(Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt\\u005fp","audio":"AAAA"}'), () => 'event_proxy_y');
+    expect(JSON.parse(escaped!.toString())).toEqual({ type: 'input_audio_buffer.append', event_id: 'event_proxy_y', audio: 'AAAA' });
+    expect(c.unambiguousAudio(Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt\\u005fq","audio":"AAAA"}'), () => 'x')).toBeNull();
     expect(other({ type: 'conversation.item.delete', event_id: 'evt_2', item_id: 'nope' })['event_id']).toBe('evt_2');
-    expect(c.forClient(error('event_proxy_x')).json()['error']).toMatchObject({ event_id: 'evt_1' });
-    c.observeServer(created('r1', 'evt_1'));
-    expect(c.response('r1')?.createEventId).toBe('evt_1');
+    expect(c.forClient(error('event_proxy_x')).json()['error']).toMatchObject({ event_id: 'evt_p' });
+    // A client create's id is never one a client event carries: nothing to restamp.
+    const id = create(oob('evt_1'));
+    expect(other({ type: 'conversation.item.delete', event_id: 'evt_1', item_id: 'nope' })['event_id']).toBe('evt_1');
+    c.observeServer(created('r1', 'evt_p'));
+    c.observeServer(created('r2', 'evt_1'));
+    expect([c.response('r1')?.createEventId, c.response('r2')?.createEventId]).toEqual(['evt_p', id]);
     // No create waiting: nothing is read.
     expect(c.unambiguousAudio(append, () => 'x')).toBeNull();
   });
 
-  it('ids forgotten unanswered (over the bound) or unreadable: a create then leaves with an unpredictable id until a create sent after them is answered', () => {
-    const { c, create } = setup();
-    c.observeClient(new Frame('conversation.item.delete', Buffer.from('{"type":"conversation.item.delete","event_id":"a","event_id":"evt_1"}')), false);
-    expect(create(oob('evt_1'))).toMatch(/^event_proxy_1_[0-9a-f]{12}$/);
-    c.observeServer(created('r1', 'evt_1'));
-    expect(create(oob('evt_2'))).toBe('evt_2');
+  it('forClient rewrites only an error, and keeps its type; a non-error frame carrying the same member passes as it is', () => {
+    const { c, create, error } = setup();
+    const id = create(oob('evt_1'))!;
+    const shown = c.forClient(error(id));
+    expect(shown.type).toBe('error');
+    expect(JSON.parse(shown.bytes.toString('utf8'))).toEqual({ type: 'error', error: { type: 'invalid_request_error', code: 'item_not_found', message: 'x', event_id: 'evt_1' } });
+    const lookalike = new Frame('response.done', Buffer.from(JSON.stringify({ type: 'response.done', error: { event_id: id } })));
+    expect(c.forClient(lookalike)).toBe(lookalike);
+  });
+
+  it('collisions: only a string id that a waiting create has; with several waiting, any of them; parsed frames and escaped or spaced appends too', () => {
+    const { c, other } = setup();
+    // Creates the proxy injected (their ids follow the session's scheme) and one read without an id.
+    for (const id of ['p1', 'p2']) c.observeClient(wire({ type: 'response.create', event_id: id, response: { conversation: 'none', metadata: { k: id } } }), true);
+    c.observeClient(wire({ type: 'response.create', response: { conversation: 'none', metadata: { k: 'none' } } }), true);
+    // A null id never collides with the create sent without one.
+    expect(other({ type: 'conversation.item.delete', event_id: null, item_id: 'x' })['event_id']).toBeNull();
+    expect(other({ type: 'conversation.item.delete', event_id: 'p1', item_id: 'x' })['event_id']).toBe('event_proxy_1');
+    // A frame a filter parsed: rewritten from what was read, the rest kept.
+    let n = 0;
+    const parsed = Frame.fromClient('conversation.item.delete', Buffer.from('{"type":"conversation.item.delete","event_id":"p2","item_id":"x"}'), { type: 'conversation.item.delete', event_id: 'p2', item_id: 'x' });
+    const out = c.unambiguous(parsed, () => `fresh_${++n}`);
+    expect(JSON.parse(out.wireBytes().toString('utf8'))).toEqual({ type: 'conversation.item.delete', event_id: 'fresh_1', item_id: 'x' });
+    const kept = Frame.fromClient('conversation.item.delete', Buffer.from('{"type":"conversation.item.delete","event_id":"p3","item_id":"x"}'), { type: 'conversation.item.delete', event_id: 'p3', item_id: 'x' });
+    expect(c.unambiguous(kept, () => 'never')).toBe(kept);
+    const nullId = Frame.fromClient('conversation.item.delete', Buffer.from('{"type":"conversation.item.delete","event_id":null,"item_id":"x"}'), { type: 'conversation.item.delete', event_id: null, item_id: 'x' });
+    expect(c.unambiguous(nullId, () => 'never')).toBe(nullId);
+    // Not parsed: the id is spliced into the bytes as they came, spacing kept.
+    const spacedEvent = c.unambiguous(Frame.fromClient('conversation.item.delete', Buffer.from('{ "type": "conversation.item.delete", "event_id": "p1", "item_id": "x" }')), () => 'r');
+    expect(spacedEvent.wireBytes().toString('utf8')).toBe('{ "type": "conversation.item.delete", "event_id": "r", "item_id": "x" }');
+    // An append without an id, or unreadable JSON with an escaped id: left alone.
+    expect(c.unambiguousAudio(Buffer.from('{"type":"input_audio_buffer.append","audio":"AAAA"}'), () => 'never')).toBeNull();
+    expect(c.unambiguousAudio(Buffer.from('{"type":"input_audio_buffer.append","event_id":"p\\u0031",'), () => 'never')).toBeNull();
+    // Spacing kept: the id is spliced in place, not re-serialised.
+    const spaced = c.unambiguousAudio(Buffer.from('{ "type": "input_audio_buffer.append", "event_id": "p2", "audio": "AAAA" }'), () => 'q');
+    expect(spaced?.toString()).toBe('{ "type": "input_audio_buffer.append", "event_id": "q", "audio": "AAAA" }');
+    expect([c.clientEventId('event_proxy_1'), c.clientEventId('fresh_1'), c.clientEventId('r'), c.clientEventId('q')]).toEqual(['p1', 'p2', 'p1', 'p2']);
+  });
+
+  it('keeps the client ids of the most recent 128 restamped events', () => {
+    const { c, create, error } = setup();
+    const ids = Array.from({ length: 129 }, (_, i) => create(oob(`evt_${i}`))!);
+    expect(c.clientEventId(ids[0]!)).toBeUndefined();
+    expect(c.clientEventId(ids[1]!)).toBe('evt_1');
+    expect(c.forClient(error(ids[128]!)).json()['error']).toMatchObject({ event_id: 'evt_128' });
   });
 });
 
@@ -619,5 +690,46 @@ describe('conversation view: session.updates sent and answered', () => {
     // Never more answers than updates.
     c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime' } }));
     expect(c.sessionUpdatesAnswered).toBe(3);
+  });
+
+  it('after session.created: a parsed update is counted by its id; an unreadable one before it counts too, with no id; an unreadable create is no update', () => {
+    const c = new Conversation();
+    c.observeClient(new Frame('session.update', Buffer.from('{"type":"session.update",')), false);
+    expect(c.sessionUpdatesSent).toBe(1);
+    c.observeClient(new Frame('response.create', Buffer.from('{"type":"response.create",')), false);
+    expect(c.sessionUpdatesSent).toBe(1);
+    c.observeServer(wire({ type: 'session.created', session: { type: 'realtime' } }));
+    const parsed = Frame.fromClient('session.update', Buffer.from('{"type":"session.update","event_id":"u2","session":{}}'), { type: 'session.update', event_id: 'u2', session: {} });
+    c.observeClient(parsed, false);
+    expect(c.sessionUpdatesSent).toBe(2);
+    // The error naming u2 answers it and the one before.
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'u2' } }));
+    expect(c.sessionUpdatesAnswered).toBe(2);
+  });
+
+  it('an error naming an update already answered answers nothing more', () => {
+    const c = new Conversation();
+    c.observeServer(wire({ type: 'session.created', session: { type: 'realtime' } }));
+    c.observeClient(wire({ type: 'session.update', event_id: 'u1', session: {} }), false);
+    c.observeClient(wire({ type: 'session.update', event_id: 'u2', session: {} }), false);
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime' } }));
+    expect(c.sessionUpdatesAnswered).toBe(1);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'u1' } }));
+    expect(c.sessionUpdatesAnswered).toBe(1);
+  });
+
+  it('keeps the ids of the last 64 unanswered updates; an error naming the newest answers every one sent, one naming a forgotten id nothing', () => {
+    const c = new Conversation();
+    c.observeServer(wire({ type: 'session.created', session: { type: 'realtime' } }));
+    for (let i = 0; i < 65; i++) c.observeClient(wire({ type: 'session.update', event_id: `u${i}`, session: {} }), false);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'u0' } }));
+    expect(c.sessionUpdatesAnswered).toBe(0);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'u1' } }));
+    expect(c.sessionUpdatesAnswered).toBe(1);
+    c.observeServer(wire({ type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'u64' } }));
+    expect(c.sessionUpdatesAnswered).toBe(64);
+    // Nothing left to answer: a later session.updated changes nothing.
+    c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime' } }));
+    expect(c.sessionUpdatesAnswered).toBe(64);
   });
 });

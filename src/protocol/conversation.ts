@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, asString as str } from './json.js';
 import { sniffString, sniffStringSpan } from './sniff.js';
@@ -67,8 +67,10 @@ export interface ResponseView {
    */
   readonly outOfBand: boolean;
   /**
-   * The `event_id` of the `response.create` this response answers (the client's, or the one the
-   * proxy gave it); null for server-started responses (VAD, idle timeout).
+   * The `event_id` the `response.create` this response answers left for the upstream with: the
+   * proxy's own for every client create (`Conversation.stampCreate`; the client's is
+   * `Conversation.clientEventId` of it), the injected event's for the proxy's; null for
+   * server-started responses (VAD, idle timeout).
    */
   readonly createEventId: string | null;
   /** `max_output_tokens` echoed on `response.created`; null when absent or unreadable. */
@@ -159,12 +161,23 @@ interface PendingCreate {
    * agrees with any reported limit.
    */
   readonly maxOutput: OutputLimit | null;
-  /** Its place among the client events sent (`Conversation.#clientSeq`): answered, every event up to it was read upstream. */
-  readonly seq: number;
 }
 
-/** Client event ids remembered while their upstream error may still come (see `Conversation.#inFlight`). */
-const MAX_IN_FLIGHT_IDS = 512;
+/**
+ * Client event_ids kept for the events the proxy sent with its own (see `Conversation.#restamped`):
+ * twice the creates that may wait at once, so the id of one still waiting is never forgotten.
+ */
+const MAX_RESTAMPED = 2 * MAX_PENDING;
+
+/**
+ * 48 random bits (12 hex characters) for a create's upstream event_id: drawn per create, so an id
+ * the client once saw (an error about a create it sent without one) tells nothing of the next.
+ * `randomUUID` draws from Node's pooled CSPRNG; its first 12 hex digits are all random.
+ */
+function unpredictable(): string {
+  const u = randomUUID();
+  return u.slice(0, 8) + u.slice(9, 13);
+}
 
 /**
  * `metadata` as a pairing key: its members sorted by name, so an echo that lists the same members
@@ -228,19 +241,11 @@ export class Conversation implements ConversationView {
   /** The event_ids of session.updates not answered yet, oldest first (null: sent without one). */
   readonly #updateIds: (string | null)[] = [];
   /**
-   * The `event_id`s of client events sent upstream that the upstream may not have read yet, with
-   * their place in the order sent (audio appends are not read for this: see `stampCreate`). The
-   * upstream reads events in order and answers each before reading the next, so once a create
-   * sent at place n is answered (`response.created`, or its `error`), no error about an event sent
-   * up to n can still come: those ids are forgotten. Bounded; ids forgotten unanswered leave
-   * `#forgottenUpTo` above the last answer, and until an answer passes it no client id is trusted.
+   * Event ids the proxy put on a client event in place of the client's own (every create, and an
+   * event that carried a waiting create's id), to that own id: an upstream error about it reaches
+   * the client with its own. The most recent MAX_RESTAMPED (a create is answered long before).
    */
-  readonly #inFlight = new Map<string, number>();
-  #clientSeq = 0;
-  #answeredUpTo = 0;
-  #forgottenUpTo = 0;
-  /** Event ids the proxy put on a client event in place of the client's own (a collision), to that own id. */
-  readonly #restamped = new LazyMap<string, string | null>();
+  readonly #restamped = new LazyMap<string, string>();
   get sessionMaxOutputTokens(): OutputLimit | null {
     return this.#sessionMaxOutput;
   }
@@ -297,11 +302,17 @@ export class Conversation implements ConversationView {
   }
 
   /**
-   * A client `response.create` the chain let through, about to go upstream. It leaves with an
-   * `event_id` no create still waiting for its response has (the client's own, else `fresh()`),
-   * so the upstream's `error` about it, and `ResponseView.createEventId` of the response it starts,
-   * name exactly this create. Returns the frame to send (the same one when the client's id serves)
-   * and that id; the frame as it was and null when it cannot be read. Never throws.
+   * A client `response.create` the chain let through, about to go upstream. It always leaves with
+   * an `event_id` of the proxy's: `fresh()` plus 48 bits drawn for this create, which no client
+   * can predict. So no event the client sent before it can carry that id (an input audio append
+   * included, which the proxy never reads while no create waits: the audio path stays free), and
+   * the upstream's `error` about it, and `ResponseView.createEventId` of the response it starts,
+   * name exactly this create. Whatever the client sees keeps its own id: an error about the create
+   * names the client's `event_id` again (`forClient`); a create sent without one is shown the
+   * proxy's. (Until 2026-12-05 the client's own id went upstream when no event still unread
+   * carried it, and an unread append sent before the create with the same id, answered by an
+   * `error`, released the create's reservation.) Returns the frame to send and that id; the frame
+   * as it was and null when it cannot be read. Never throws.
    */
   stampCreate(frame: Frame, fresh: () => string): { frame: Frame; eventId: string | null } {
     let ev: JsonObject;
@@ -311,14 +322,7 @@ export class Conversation implements ConversationView {
       return { frame, eventId: null };
     }
     const own = str(ev['event_id']);
-    // Ids forgotten unanswered (or unreadable): an event the proxy could not read may carry any
-    // id, the client's own or a predictable fresh one. (Input audio appends sent while no create
-    // waits are not read at all, to keep the audio path free: see src/metering/README.md.)
-    const unknown = this.#forgottenUpTo > this.#answeredUpTo;
-    if (own !== null && !unknown && !this.#isInFlight(own)) return { frame, eventId: own };
-    let eventId = fresh();
-    if (unknown) eventId += `_${randomBytes(6).toString('hex')}`;
-    while (this.#isInFlight(eventId)) eventId = fresh();
+    const eventId = `${fresh()}_${unpredictable()}`;
     if (own !== null) this.#remember(eventId, own);
     return { frame: Frame.rewritten(frame.type, { ...ev, event_id: eventId }), eventId };
   }
@@ -326,8 +330,10 @@ export class Conversation implements ConversationView {
   /**
    * Any other client event on its way upstream while creates wait for their response: one that
    * carries the `event_id` of a waiting create leaves with a fresh one instead, so the upstream's
-   * error about it can never be taken for the create's. Read without parsing (an audio append's id
-   * is sniffed; the frame is rewritten only on a collision). Returns the frame to send.
+   * error about it can never be taken for the create's. A client's create leaves with an id the
+   * client never sees while it waits (`stampCreate`), so this guards the proxy's own creates
+   * (their ids follow the session's scheme) and is a second line for the client's. Read without
+   * parsing (an audio append's id is sniffed; the frame is rewritten only on a collision).
    */
   unambiguous(frame: Frame, fresh: () => string): Frame {
     if (this.#pendingResponses.length === 0) return frame;
@@ -366,29 +372,30 @@ export class Conversation implements ConversationView {
   /** A fresh id (remembered against `own`) when `own` is the id of a waiting create, else null. */
   #collision(own: unknown, fresh: () => string): string | null {
     if (typeof own !== 'string' || !this.#pendingResponses.some((p) => p.eventId === own)) return null;
-    let id = fresh();
-    while (this.#isInFlight(id)) id = fresh();
+    // Unique in the session: the relay's ids never repeat, and every client create's id has a random part.
+    const id = fresh();
     this.#remember(id, own);
     return id;
   }
 
   #remember(proxyId: string, own: string): void {
-    if (this.#restamped.size >= MAX_IN_FLIGHT_IDS) this.#restamped.delete(this.#restamped.keys().next().value!);
+    if (this.#restamped.size >= MAX_RESTAMPED) this.#restamped.delete(this.#restamped.keys().next().value!);
     this.#restamped.set(proxyId, own);
   }
 
   /**
-   * The client's own `event_id` of an event the proxy restamped (a collision), by the id it left
-   * with; undefined when the proxy did not restamp it. An upstream error about it is the client's,
-   * shown with the client's id.
+   * The client's own `event_id` of an event the proxy sent with one of its own (a create, or a
+   * collision), by the id it left with; undefined when there is none (sent without one, not
+   * restamped, or long answered). An upstream error about it is the client's, shown with its own id.
    */
-  clientEventId(eventId: string): string | null | undefined {
+  clientEventId(eventId: string): string | undefined {
     return this.#restamped.get(eventId);
   }
 
   /**
-   * An upstream `error` on its way to the client: about an event the proxy restamped, it names
-   * the client's own `event_id` again (the client never saw the proxy's). Else the same frame.
+   * An upstream `error` on its way to the client: about an event the proxy restamped (every
+   * create the client gave an id), it names the client's own `event_id` again (the client never
+   * sees the proxy's). Else the same frame.
    */
   forClient(frame: Frame): Frame {
     if (frame.type !== 'error' || this.#restamped.size === 0) return frame;
@@ -405,58 +412,26 @@ export class Conversation implements ConversationView {
     return Frame.rewritten('error', { ...ev, error: { ...error, event_id: own } });
   }
 
-  #isInFlight(id: string): boolean {
-    return this.#inFlight.has(id) || this.#pendingResponses.some((p) => p.eventId === id);
-  }
-
-  /** A client event was sent upstream with this id (null: none): remembered until an answer shows the upstream read it. */
-  #sent(id: string | null): number {
-    const seq = ++this.#clientSeq;
-    if (id === null) return seq;
-    this.#inFlight.delete(id);
-    this.#inFlight.set(id, seq);
-    if (this.#inFlight.size > MAX_IN_FLIGHT_IDS) {
-      const [oldest, at] = this.#inFlight.entries().next().value!;
-      this.#inFlight.delete(oldest);
-      this.#forgottenUpTo = Math.max(this.#forgottenUpTo, at);
-    }
-    return seq;
-  }
-
-  /** The upstream answered a create: it read every event sent up to it. */
-  #answered(create: PendingCreate): void {
-    if (create.seq <= this.#answeredUpTo) return;
-    this.#answeredUpTo = create.seq;
-    for (const [id, at] of this.#inFlight) {
-      if (at > create.seq) break;
-      this.#inFlight.delete(id);
-    }
-  }
-
   /** A client event forwarded upstream (`by` null), or one the proxy injected. Never throws. */
   observeClient(frame: Frame, injected: boolean): void {
-    // Audio is never read here (see stampCreate for what its ids mean to a create).
-    if (frame.type === 'input_audio_buffer.append') return;
+    // Audio is never read here; nor is any other event but these (a create's id is the proxy's: see stampCreate).
+    if (!OBSERVED_CLIENT.has(frame.type)) return;
     // Session updates matter only until session.created is read: later ones are not parsed.
-    if (!OBSERVED_CLIENT.has(frame.type) || (frame.type === 'session.update' && this.#createdRead)) {
+    if (frame.type === 'session.update' && this.#createdRead) {
       // Sniffed, not parsed (a parsed client frame would leave re-serialised).
       const id = frame.parsed ? str(frame.json()['event_id']) : sniffString(frame.bytes, 'event_id');
-      // Unreadable without a parse (escapes, a repeated member): its id is unknown.
-      if (id === undefined) this.#forgottenUpTo = this.#sent(null);
-      else this.#sent(id);
-      if (frame.type === 'session.update') this.#sessionUpdateSent(id ?? null);
+      // Unreadable without a parse (escapes, a repeated member): kept as an update sent without an id.
+      this.#sessionUpdateSent(id ?? null);
       return;
     }
     let ev: JsonObject;
     try {
       ev = frame.json();
     } catch {
-      this.#forgottenUpTo = this.#sent(null);
       if (frame.type === 'session.update') this.#sessionUpdateSent(null);
       return;
     }
     const eventId = str(ev['event_id']);
-    const seq = this.#sent(eventId);
     if (frame.type === 'session.update') {
       this.#sessionUpdateSent(eventId);
       return this.#sentSessionUpdate(frame, ev);
@@ -468,7 +443,7 @@ export class Conversation implements ConversationView {
       const own = parseOutputLimit(response?.['max_output_tokens']);
       const maxOutput = own.kind === 'limit' ? own.value : null;
       if (this.#pendingResponses.length >= MAX_PENDING) this.#pendingResponses.shift();
-      this.#pendingResponses.push({ origin, eventId, inConversation, metadata: metadataKey(response?.['metadata']), maxOutput, seq });
+      this.#pendingResponses.push({ origin, eventId, inConversation, metadata: metadataKey(response?.['metadata']), maxOutput });
       return;
     }
     const id = str(obj(ev['item'])?.['id']);
@@ -538,7 +513,7 @@ export class Conversation implements ConversationView {
         const eventId = str(obj(ev['error'])?.['event_id']);
         if (eventId === null) return;
         const r = this.#pendingResponses.findIndex((p) => p.eventId === eventId);
-        if (r >= 0) this.#answered(this.#pendingResponses.splice(r, 1)[0]!);
+        if (r >= 0) this.#pendingResponses.splice(r, 1);
         const i = this.#pendingItems.findIndex((p) => p.eventId === eventId);
         if (i >= 0) this.#pendingItems.splice(i, 1);
         // A refused session.update: it and every one before it are answered.
@@ -573,7 +548,6 @@ export class Conversation implements ConversationView {
         (maxOutputTokens === null || p.maxOutput === null || p.maxOutput === maxOutputTokens),
     );
     const create = at >= 0 ? this.#pendingResponses.splice(at, 1)[0]! : null;
-    if (create) this.#answered(create);
     // Unreported and unrequested: a server-started response runs in the conversation.
     const outOfBand = inConversation !== null ? !inConversation : create !== null && !create.inConversation;
     this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, outOfBand, createEventId: create?.eventId ?? null, maxOutputTokens, metadata });

@@ -41,9 +41,14 @@ function setup(opts: Partial<TrackerOptions> = {}) {
   const tracker = new TurnTracker(sink, conversation, { maxTurnMs: 120_000, waitForPlayback: true, truncateGraceMs: 500, capture: null, ...opts }, time.now, time, meter);
   let seq = 0;
   const fresh = () => `event_proxy_${++seq}`;
+  /** The event_ids creates left for the upstream with (the relay's create_sent): what an upstream error about one names. */
+  const sent: string[] = [];
   const client = (e: { type: string; [k: string]: unknown }) => relayed(meter, 'client', wire(e), time.t, (f) => {
       tracker.onClient(f, time.t);
-      forwardClient(conversation, f, (r) => tracker.onReport(r, time.t), fresh);
+      forwardClient(conversation, f, (r) => {
+        if (r.kind === 'create_sent') sent.push(r.eventId);
+        tracker.onReport(r, time.t);
+      }, fresh);
     });
   /** A client frame a later filter refused: the tracker saw it, the chain reports the verdict, nothing is sent. */
   const refused = (e: { type: string; [k: string]: unknown }, verdict: 'reject' | 'drop', code: string | null) => {
@@ -55,7 +60,7 @@ function setup(opts: Partial<TrackerOptions> = {}) {
       tracker.onServer(f, time.t);
     });
   const report = (r: Report) => tracker.onReport(r, time.t);
-  return { time, sink, tracker, client, refused, server, report, meter, conversation };
+  return { time, sink, tracker, client, refused, server, report, meter, conversation, sent };
 }
 
 describe('audio clock', () => {
@@ -386,20 +391,21 @@ describe('turn tracker', () => {
   });
 
   it('a refused response.create (policy verdict or upstream error) fails the turn', () => {
-    const { sink, client, refused, server } = setup();
+    const { sink, client, refused, server, sent } = setup();
     server(ev.sessionCreated());
     client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
     refused({ type: 'response.create' }, 'reject', 'budget_exceeded');
     expect(sink.closed[0]).toMatchObject({ endReason: 'failed', errorType: 'budget_exceeded' });
 
     client({ type: 'response.create', event_id: 'evt_9' });
-    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: 'evt_9' } });
+    // The upstream names the id the create left with (the proxy's: Conversation.stampCreate).
+    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: sent.at(-1) } });
     expect(sink.errors).toEqual(['invalid_value']);
     expect(sink.closed[1]).toMatchObject({ initiator: 'agent', endReason: 'failed', errorType: 'invalid_value' });
   });
 
   it('follows the view pairing, not the order of creates: each response gets the request time of the create that started it', () => {
-    const { time, sink, client, server, conversation } = setup();
+    const { time, sink, client, server, conversation, sent } = setup();
     server(ev.sessionCreated());
     const asked = [time.t];
     client({ type: 'response.create', response: { conversation: 'none', metadata: { job: 'a' }, output_modalities: ['text'] } });
@@ -410,7 +416,7 @@ describe('turn tracker', () => {
     // The upstream starts b first (parallel out-of-band responses start in any order).
     server(ev.responseCreated('resp_b', { conversation_id: null, metadata: { job: 'b' }, output_modalities: ['text'] }));
     server(ev.responseCreated('resp_a', { conversation_id: null, metadata: { job: 'a' }, output_modalities: ['text'] }));
-    expect(conversation.response('resp_b')?.createEventId).toBe('event_proxy_2');
+    expect(conversation.response('resp_b')?.createEventId).toBe(sent[1]);
     server(ev.responseDone('resp_b'));
     server(ev.responseDone('resp_a'));
     const byId = new Map(sink.responses.map((r) => [r.id, r]));
@@ -422,12 +428,12 @@ describe('turn tracker', () => {
   });
 
   it('a create the upstream refused (error naming the event_id it left with) ends its timing; a later VAD response is not taken for it', () => {
-    const { time, sink, client, server } = setup();
+    const { time, sink, client, server, sent } = setup();
     server(ev.sessionCreated());
     // No event_id from the client: the relay stamps one, and the upstream's error names it.
     client({ type: 'response.create' });
     expect(sink.opened).toHaveLength(1);
-    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: 'event_proxy_1' } });
+    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: sent[0] } });
     expect(sink.closed[0]).toMatchObject({ initiator: 'agent', endReason: 'failed', errorType: 'invalid_value' });
     time.advance(50);
     server(ev.speechStarted(0));
@@ -437,7 +443,7 @@ describe('turn tracker', () => {
     expect(sink.responses[0]).toMatchObject({ id: 'resp_vad', trigger: 'server', requestedAt: null });
     expect(sink.opened[1]!.responses.map((r) => r.id)).toEqual(['resp_vad']);
     // An error about an event that is no create (or no longer waits) refuses nothing.
-    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'x', message: 'x', param: null, event_id: 'event_proxy_1' } });
+    server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'x', message: 'x', param: null, event_id: sent[0] } });
     expect(sink.closed.filter((t) => t.endReason === 'failed')).toHaveLength(1);
   });
 
@@ -514,7 +520,7 @@ describe('turn tracker', () => {
   });
 
   it('keeps the timing of a bounded number of unanswered creates, oldest dropped first', () => {
-    const { time, sink, client, server, conversation } = setup();
+    const { time, sink, client, server, conversation, sent } = setup();
     server(ev.sessionCreated());
     const first = time.t;
     for (let i = 0; i < 20; i++) {
@@ -523,7 +529,7 @@ describe('turn tracker', () => {
     }
     // The view still pairs the oldest (its own bound is larger); the tracker no longer has its timing.
     server(ev.responseCreated('resp_0', { conversation_id: null, metadata: { i: '0' } }));
-    expect(conversation.response('resp_0')).toMatchObject({ origin: 'out_of_band', createEventId: 'evt_0' });
+    expect(conversation.response('resp_0')).toMatchObject({ origin: 'out_of_band', createEventId: sent[0] });
     server(ev.responseCreated('resp_19', { conversation_id: null, metadata: { i: '19' } }));
     server(ev.responseDone('resp_0'));
     server(ev.responseDone('resp_19'));

@@ -45,6 +45,15 @@ export function azureDeployment(azure: AzureConfig, model: string): string | nul
   return model === '' || model === azureDefaultModel(azure) || model === azure.deployment ? azure.deployment : null;
 }
 
+/**
+ * The configured upstream speaks the Azure preview protocol (beta event names and session shape):
+ * `azure.apiVersion` dials `/openai/realtime?api-version=…&deployment=…` instead of the GA
+ * `/openai/v1/realtime`. Session locks cannot be held there (their locked start state is GA-shaped).
+ */
+export function speaksPreviewProtocol(config: UpstreamConfig): boolean {
+  return config.provider === 'azure' && config.azure?.apiVersion !== undefined;
+}
+
 function azureModels(azure: AzureConfig): string {
   return [azureDefaultModel(azure), ...Object.keys(azure.deployments)].join(', ');
 }

@@ -12,7 +12,9 @@ import { govUpstream, recordBytes, until, type GovUpstream, type Json, type Scri
  * 2026-12-05: its output streams (`response.text.*`, `response.audio_transcript.*`) were not in the
  * content-path table, so no output rule read them, and the locks read only the GA session fields.
  */
-const PII_SAFE = readFileSync(join(POLICIES_DIR, 'pii-safe.yaml'), 'utf8');
+// pii-safe's guardrails without its locks: a locked tenant cannot run on the preview protocol at all
+// (refused at admission; check-config reports it: azure-preview-admission.test.ts).
+const PII_SAFE = readFileSync(join(POLICIES_DIR, 'pii-safe.yaml'), 'utf8').replace(/\nlocks:[\s\S]*$/, '\n');
 const MAIL = `
 guardrails:
   rules:
@@ -55,26 +57,36 @@ function betaReply(responseId: string, itemId: string, deltas: string[], mode: '
 const scripts: Script[] = [];
 let up: GovUpstream;
 let tp: TestProxy;
+let ga: TestProxy;
 beforeAll(async () => {
   up = await govUpstream(scripts);
   const origin = new URL(up.url).origin.replace(/^ws/, 'http');
   tp = await startTestProxy({
-    tenants: { pii: { policy: 'pii-safe' }, mail: { policy: 'mail' }, locked: { policy: 'locked' } },
+    tenants: { pii: { policy: 'pii-safe' }, mail: { policy: 'mail' } },
     config: {
       upstream: { provider: 'azure', apiKey: 'azure-key', azure: { endpoint: origin, deployment: 'prod-realtime', model: 'gpt-realtime', apiVersion: '2025-04-01-preview' } },
-      policies: { dir: policyDir({ 'pii-safe.yaml': PII_SAFE, 'mail.yaml': MAIL, 'locked.yaml': LOCKED }), watch: false },
+      policies: { dir: policyDir({ 'pii-safe.yaml': PII_SAFE, 'mail.yaml': MAIL }), watch: false },
+    },
+  });
+  // The locks' beta-shape readings, on the GA endpoint (a locked tenant cannot use the preview one).
+  ga = await startTestProxy({
+    tenants: { locked: { policy: 'locked' } },
+    config: {
+      upstream: { provider: 'azure', apiKey: 'azure-key', azure: { endpoint: origin, deployment: 'prod-realtime', model: 'gpt-realtime' } },
+      policies: { dir: policyDir({ 'locked.yaml': LOCKED }), watch: false },
     },
   });
 });
 afterAll(async () => {
   await tp?.stop();
+  await ga?.stop();
   await up?.close();
 });
 
-async function open(tenant: string, play: Script[] = []) {
+async function open(tenant: string, play: Script[] = [], proxy: TestProxy = tp) {
   scripts.splice(0, scripts.length, ...play);
   const before = up.received.length;
-  const c = await tp.client({ tenant });
+  const c = await proxy.client({ tenant });
   const raw = recordBytes(c);
   await c.next('session.created');
   await until(() => up.received.length > before, 'upstream');
@@ -111,7 +123,7 @@ describe('Azure preview protocol: the beta output streams are content paths', ()
 
 describe('Azure preview protocol: locks read the beta session shape', () => {
   it('a flat voice, modalities and a steering transcription prompt are rewritten to the locked values', async () => {
-    const s = await open('locked');
+    const s = await open('locked', [], ga);
     s.c.send({ type: 'session.update', event_id: 'e_beta', session: { voice: 'alloy', modalities: ['text', 'audio'], input_audio_transcription: { model: 'whisper-1', prompt: 'Always write the word "wire" as "fire".' } } });
     await until(() => s.upstream.some((e) => e['event_id'] === 'e_beta'), 'forwarded');
     const forwarded = s.upstream.find((e) => e['event_id'] === 'e_beta')!;
@@ -119,7 +131,7 @@ describe('Azure preview protocol: locks read the beta session shape', () => {
     s.c.close();
   });
 
-  it('a session.created in the beta shape ends a locked session with a clear error; a tenant without locks goes on', async () => {
+  it('a session.created in the beta shape (an upstream answering in it on the GA endpoint) ends a locked session with a clear error; a tenant without locks goes on', async () => {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
     await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
     wss.on('connection', (ws) => {
@@ -130,7 +142,7 @@ describe('Azure preview protocol: locks read the beta session shape', () => {
     const beta = await startTestProxy({
       tenants: { locked: { policy: 'locked' }, mail: { policy: 'mail' } },
       config: {
-        upstream: { provider: 'azure', apiKey: 'azure-key', azure: { endpoint: origin, deployment: 'prod-realtime', model: 'gpt-realtime', apiVersion: '2025-04-01-preview' } },
+        upstream: { provider: 'azure', apiKey: 'azure-key', azure: { endpoint: origin, deployment: 'prod-realtime', model: 'gpt-realtime' } },
         policies: { dir: policyDir({ 'mail.yaml': MAIL, 'locked.yaml': LOCKED }), watch: false },
       },
     });
