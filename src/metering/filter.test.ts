@@ -7,7 +7,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { nextUtcMidnight, utcDate } from '../../test/support/clock.js';
-import { client, created, done, json, server, session, setup, spent, T0, usage, appendFrame, NEXT_DAY, tenant, transcribed, transcriptionSession, AsyncLedger, clientAsync, serverAsync, type Setup } from '../../test/metering/filter-harness.js';
+import { client, created, done, json, server, session as harnessSession, setup, spent, T0, usage, appendFrame, NEXT_DAY, tenant, transcribed, transcriptionSession, AsyncLedger, clientAsync, serverAsync, ev, type Setup } from '../../test/metering/filter-harness.js';
 import type { Admission, Verdict, Filter } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
@@ -22,6 +22,15 @@ import { audioTokensOfBase64 } from './context.js';
 
 /** The event_ids client creates left with (the relay's `create_sent` reports), oldest first. */
 const sentCreates = (ctx: FakeSession): string[] => ctx.reports.flatMap((r) => (r.kind === 'create_sent' ? [r.eventId] : []));
+
+const contexts = new WeakMap<Filter, FakeSession>();
+function session(...args: Parameters<typeof harnessSession>): ReturnType<typeof harnessSession> {
+  const r = harnessSession(...args);
+  contexts.set(r.f, r.ctx);
+  return r;
+}
+/** The event_id the latest create left for the upstream with: the one the upstream's error about it names (the relay may stamp its own). */
+const lastSent = (f: Filter): string => sentCreates(contexts.get(f)!).at(-1)!;
 
 describe('metering filter: usage', () => {
   it('bills each response.done exactly and keeps running totals for the session-end log', () => {
@@ -261,7 +270,7 @@ describe('metering filter: budgets', () => {
     const c = resolveLimits(ctx.tenant, s.rt.config).caps;
     client(f, { type: 'response.create', event_id: 'c1' });
     expect(s.ledger.status('acme', c, T0).day.reserved.nanos).toBeGreaterThan(0);
-    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: 'c1' } });
+    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: lastSent(f) } });
     expect(s.ledger.status('acme', c, T0).day.reserved.nanos).toBe(0);
     client(f, { type: 'response.create' });
     server(f, created('resp_1'));
@@ -478,7 +487,7 @@ describe('metering filter: issue 11 regressions', () => {
     server(f, created('resp_huge', { conversation_id: null, metadata: { k: 'huge' }, max_output_tokens: 1 }));
     server(f, created('resp_tiny', { conversation_id: null, metadata: { k: 'tiny' }, max_output_tokens: 1 }));
     expect(ctx.conversation.response('resp_huge')?.createEventId).toBe(secondId);
-    expect(ctx.conversation.response('resp_tiny')?.createEventId).toBe('same');
+    expect(ctx.conversation.response('resp_tiny')?.createEventId).toBe(sentCreates(ctx).at(-2));
     server(f, { type: 'response.done', response: { id: 'resp_tiny', status: 'completed', conversation_id: null, usage: usage(10, 0, 1, 0) } });
     // The huge response still runs: its whole reservation is still held.
     expect(reserved()).toBe(huge);
@@ -496,7 +505,7 @@ describe('metering filter: issue 11 regressions', () => {
     // The VAD response reserved its own worst case (4096 output tokens), on top of the tiny one.
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos - tiny).toBeGreaterThanOrEqual(4096 * 64_000);
     // The upstream refuses the tiny create (a conversation response is active): released at once.
-    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: 'tiny' } });
+    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'x', event_id: lastSent(f) } });
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeGreaterThanOrEqual(4096 * 64_000);
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos).toBeLessThan(4096 * 64_000 + tiny);
   });
@@ -519,7 +528,7 @@ describe('metering filter: issue 11 regressions', () => {
     const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
     client(f, { type: 'response.create', event_id: 'a', response: { max_output_tokens: 1, output_modalities: ['text'] } });
     const small = s.ledger.status('acme', caps, T0).day.reserved.nanos;
-    server(f, { type: 'error', error: { type: 'x', code: 'x', message: 'x', event_id: 'a' } });
+    server(f, { type: 'error', error: { type: 'x', code: 'x', message: 'x', event_id: lastSent(f) } });
     client(f, { type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(20_000) }] } });
     client(f, { type: 'response.create', event_id: 'b', response: { max_output_tokens: 1, output_modalities: ['text'] } });
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos - small).toBe((20_000 + 8) * 4_000);
@@ -1059,7 +1068,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         s.async.faults.set('release', fault);
         const { ctx, f } = session(s, { dailyUsd: '1' });
         await clientAsync(f, { type: 'response.create', event_id: 'c1' });
-        await serverAsync(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'c1' } });
+        await serverAsync(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: lastSent(f) } });
         await flush();
         expect(ctx.closedWith).toBeNull();
         expect(s.async.calls).toContain('release');
@@ -1512,7 +1521,7 @@ describe("metering filter: one session's life", () => {
     const v = client(f, { type: 'response.create', event_id: id, response });
     expect(['continue', 'replace']).toContain(v.kind);
     const after = reserved(s);
-    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: id } });
+    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: lastSent(f) } });
     expect(reserved(s)).toEqual(before);
     return { nanos: after.nanos - before.nanos, tokens: after.tokens - before.tokens };
   }
@@ -2324,7 +2333,7 @@ describe("metering filter: one session's life", () => {
       server(f, created('resp_vad'));
       expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_vad']);
       // Released by the upstream's refusal and settled by response.done, as the ledger's.
-      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'o1' } });
+      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: sentCreates(ctx)[1] } });
       server(f, { type: 'response.done', response: { id: 'resp_vad', status: 'cancelled', conversation_id: 'conv_1', usage: usage(0, 0, 0, 0) } });
       server(f, { type: 'response.done', response: { id: 'resp_0', status: 'completed', conversation_id: null, usage: usage(25_000, 0, 1, 0) } });
       expect(client(f, oob(3)).kind).toBe('continue');
@@ -2464,3 +2473,501 @@ describe("metering filter: one session's life", () => {
     });
   });
 });
+
+/**
+ * What the surviving mutants of the 2026-12-05 run (test/mutation/last-report.md) showed untested:
+ * the re-keying of a create on the relay's create_sent report, the models a session.update asks,
+ * the guesses an update in flight keeps, calibration marks in audio and images, the warnings and
+ * reports of estimated settles, the ledger's synchronous answers, timers and a second close.
+ */
+describe('metering filter: survivors of the 2026-12-05 mutation run', () => {
+  const CAPPED = { dailyUsd: '1000' };
+  const caps = { ...NO_CAPS, dayNanos: 1 };
+  const reserved = (s: Setup) => s.ledger.status('acme', caps, T0).day.reserved;
+  const NONE = { nanos: 0, tokens: 0 };
+  // gpt-realtime: 8 framing tokens of prompt, the model's 4,096 output tokens at the audio rate.
+  const BARE = { nanos: 8 * 4_000 + 4096 * 64_000, tokens: 8 + 4096 };
+  const text = (s: string) => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text: s }] });
+  const flush = () => new Promise<void>((r) => setImmediate(r));
+  const refuseUpstream = (f: Filter, eventId: string) => server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: eventId } });
+  const q = new Map<string, string>();
+  let seq = 0;
+  /** What a response.create would reserve now (then refused upstream, which frees it). */
+  function probe(s: Setup, f: Filter, response: Record<string, unknown> = {}): { nanos: number; tokens: number } {
+    const id = `survivor_probe_${++seq}`;
+    const before = reserved(s);
+    expect(['continue', 'replace']).toContain(client(f, { type: 'response.create', event_id: id, response }).kind);
+    const after = reserved(s);
+    refuseUpstream(f, lastSent(f));
+    expect(reserved(s)).toEqual(before);
+    return { nanos: after.nanos - before.nanos, tokens: after.tokens - before.tokens };
+  }
+
+  describe('create_sent: the id a create left with', () => {
+    it('a create_sent with no create queued by metering (one another filter sent) moves nothing: the session still closes cleanly', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      ctx.report({ kind: 'create_sent', eventId: 'event_injected_1' });
+      expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
+      expect(reserved(s)).toEqual(BARE);
+      ctx.report({ kind: 'create_sent', eventId: 'event_injected_2' });
+      server(f, created('resp_1'));
+      expect(() => f.onClose!({ initiator: 'client', code: 1000, reason: '' })).not.toThrow();
+      expect(s.records.map((r) => [r.ref, r.settledBy, r.costNanos])).toEqual([['resp_1', 'client_gone_estimate', BARE.nanos]]);
+      expect(reserved(s)).toEqual(NONE);
+    });
+
+    it('only create_sent names the id: the clamp notice reported in between leaves the create under its own, so the upstream error about it releases it', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { ...CAPPED, maxResponseOutputTokens: 300 });
+      expect(client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 'inf' } }).kind).toBe('replace');
+      expect(ctx.reports.map((r) => r.kind)).toEqual(['budget', 'create_sent']);
+      expect(reserved(s).tokens).toBe(8 + 300);
+      refuseUpstream(f, lastSent(f));
+      expect(reserved(s)).toEqual(NONE);
+    });
+
+    it('a create_sent reported again for the same create keeps the calibration mark of the first', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(992)) }); // 1,000, behind the create
+      ctx.report({ kind: 'create_sent', eventId: lastSent(f) });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(10, 0, 1, 0)));
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 11 + 1_000);
+    });
+
+    it('a create whose create_sent never came takes its calibration mark at its response.created', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      // Straight to the filter and the view, without the relay's stamp and report.
+      const frame = ev({ type: 'response.create', event_id: 'c1' });
+      expect(f.onClient!(frame)).toEqual({ kind: 'continue' });
+      ctx.conversation.observeClient(frame, false);
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(4_992)) }); // 5,000
+      server(f, created('resp_1'));
+      client(f, { type: 'conversation.item.create', item: text('y'.repeat(992)) }); // 1,000, after the start
+      server(f, done('resp_1', usage(6_000, 0, 1, 0)));
+      // The upstream's 6,001 replaces what was there at the start; the later 1,000 stays.
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 6_001 + 1_000);
+    });
+
+    it('an out-of-band create never recalibrates the conversation, even when its response.done names the conversation', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: text('x'.repeat(19_992)) }); // 20,000
+      client(f, { type: 'response.create', event_id: 'o1', response: { conversation: 'none', metadata: { k: 'o1' } } });
+      server(f, created('resp_o', { conversation_id: null, metadata: { k: 'o1' } }));
+      server(f, done('resp_o', usage(10, 0, 1, 0), 'completed', { conversation_id: 'conv_1' }));
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 20_000);
+    });
+  });
+
+  describe('models a session.update asks', () => {
+    it('finding: a switch confirmed behind a later ask is priced at the model it switched to (every model asked counts, not only the last)', () => {
+      const s = setup();
+      const { f } = session(s, null, 'gpt-realtime-mini');
+      client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime-2' } });
+      client(f, { type: 'session.update', event_id: 'u2', session: { type: 'realtime', model: 'gpt-realtime' } });
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime-2' } });
+      refuseUpstream(f, 'u2');
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(0, 0, 1000, 0)));
+      // gpt-realtime-2: text out 24 µ$ a token (the old code billed gpt-realtime-mini's 2.40).
+      expect(s.records.map((r) => [r.model, r.costNanos])).toEqual([['gpt-realtime-2', 24_000_000]]);
+    });
+
+    it('finding: asking the model in use again behind a switch: the switch back is priced when the upstream confirms it', () => {
+      const s = setup();
+      const { f } = session(s, null, 'gpt-realtime-2');
+      client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime-2' } });
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(0, 0, 1000, 0)));
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime-2' } });
+      server(f, created('resp_2'));
+      server(f, done('resp_2', usage(0, 0, 1000, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos])).toEqual([['gpt-realtime-mini', 2_400_000], ['gpt-realtime-2', 24_000_000]]);
+    });
+
+    it('the model in use asked alone asks nothing: a snapshot name the upstream reports keeps the session model (no switch)', () => {
+      const s = setup();
+      const { f } = session(s, null, 'gpt-realtime');
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime' } }).kind).toBe('continue');
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime-2025-08-28' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(0, 0, 1000, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos])).toEqual([['gpt-realtime', 16_000_000]]);
+      expect(s.logs.filter((l) => l.msg === 'metering: model switched')).toEqual([]);
+      // An unpriced session model named again is not refused either: the session is on it already.
+      const unpriced = session(setup(), null, 'gpt-9');
+      expect(client(unpriced.f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-9' } }).kind).toBe('continue');
+    });
+
+    it('the 16 most recent models asked are remembered: a confirmation of an older one keeps the price in use', () => {
+      const s = setup({ fallbackPrice: 'gpt-realtime-mini' });
+      const { f } = session(s, null, 'gpt-realtime');
+      for (let i = 0; i <= 16; i++) expect(client(f, { type: 'session.update', session: { type: 'realtime', model: `model-${i}` } }).kind).toBe('continue');
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'model-0' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(0, 0, 1000, 0)));
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'model-1' } });
+      server(f, created('resp_2'));
+      server(f, done('resp_2', usage(0, 0, 1000, 0)));
+      // model-1 is priced by the fallback (gpt-realtime-mini), under its own name.
+      expect(s.records.map((r) => [r.model, r.costNanos, r.fallbackPrice])).toEqual([['gpt-realtime', 16_000_000, false], ['model-1', 2_400_000, true]]);
+      // Distinct models: one asked many times takes one place, so an older one asked once is still known.
+      const t = setup({ fallbackPrice: 'gpt-realtime-mini' });
+      const g = session(t, null, 'gpt-realtime');
+      client(g.f, { type: 'session.update', session: { type: 'realtime', model: 'model-a' } });
+      for (let i = 0; i < 20; i++) client(g.f, { type: 'session.update', session: { type: 'realtime', model: 'model-b' } });
+      server(g.f, { type: 'session.updated', session: { type: 'realtime', model: 'model-a' } });
+      server(g.f, created('resp_1'));
+      server(g.f, done('resp_1', usage(0, 0, 1000, 0)));
+      expect(t.records.map((r) => r.model)).toEqual(['model-a']);
+    });
+
+    it('a model priced by the fallback that the client asked for is switched to when the upstream reports it', () => {
+      const s = setup({ fallbackPrice: 'gpt-realtime-mini' });
+      const { f } = session(s, null, 'gpt-realtime');
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', model: 'my-model' } }).kind).toBe('continue');
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'my-model' } });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(0, 0, 1000, 0)));
+      expect(s.records.map((r) => [r.model, r.costNanos, r.fallbackPrice])).toEqual([['my-model', 2_400_000, true]]);
+    });
+
+    it('a retired model in a session.update is refused whatever the fallback price', () => {
+      const s = setup({ fallbackPrice: 'gpt-realtime' });
+      const { f } = session(s);
+      const v = client(f, { type: 'session.update', event_id: 'u1', session: { type: 'realtime', model: 'gpt-4o-realtime-preview' } });
+      expect(v.kind === 'reject' && [v.error.code, v.error.param, v.error.eventId, v.error.closesSession, v.error.details]).toEqual([
+        'model_retired',
+        'session.model',
+        'u1',
+        false,
+        { model: 'gpt-4o-realtime-preview', successor: 'gpt-realtime-2.1' },
+      ]);
+      expect(f.summary!()).toMatchObject({ meteringRefused: 1 });
+    });
+
+    it('a create in a session on an unpriced model counts as refused', () => {
+      const { f } = session(setup(), null, 'gpt-9');
+      expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('reject');
+      expect(client(f, { type: 'response.create', event_id: 'c2' }).kind).toBe('reject');
+      expect(f.summary!()).toMatchObject({ meteringRefused: 2 });
+    });
+  });
+
+  describe('what an update in flight keeps', () => {
+    it('an output limit asked counts at the larger of the known and the asked; "inf" on either side is the model maximum', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 100 } });
+      expect(probe(s, f)).toEqual({ nanos: 8 * 4_000 + 100 * 16_000, tokens: 8 + 100 });
+      client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 50 } });
+      expect(probe(s, f)).toEqual({ nanos: 8 * 4_000 + 100 * 16_000, tokens: 8 + 100 });
+      client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 200 } });
+      expect(probe(s, f).tokens).toBe(8 + 200);
+      client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 'inf' } });
+      expect(probe(s, f).tokens).toBe(8 + 4096);
+      // Known "inf", a smaller one asked: still the maximum.
+      const t = setup();
+      const g = session(t, CAPPED);
+      server(g.f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 'inf' } });
+      client(g.f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 50 } });
+      expect(probe(t, g.f)).toEqual({ nanos: 8 * 4_000 + 4096 * 16_000, tokens: 8 + 4096 });
+      // Unknown (nothing reported yet) is the maximum whatever is asked.
+      const u = setup();
+      const h = session(u, CAPPED);
+      client(h.f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 50 } });
+      expect(probe(u, h.f)).toEqual(BARE);
+    });
+
+    it('an update asking nothing of the output keeps a text-only session at the text rate; one asking audio does not', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 100 } });
+      client(f, { type: 'session.update', session: { type: 'realtime', instructions: 'abcd' } });
+      expect(probe(s, f)).toEqual({ nanos: 12 * 4_000 + 100 * 16_000, tokens: 12 + 100 });
+      client(f, { type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
+      expect(probe(s, f)).toEqual({ nanos: 12 * 4_000 + 100 * 16_000, tokens: 12 + 100 });
+      client(f, { type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'] } });
+      expect(probe(s, f)).toEqual({ nanos: 12 * 4_000 + 100 * 64_000, tokens: 12 + 100 });
+    });
+
+    it('each field an update asks counts on its own; an update asking nothing (or without a session) takes none of the 64 places', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 10, audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      expect(client(f, { type: 'session.update' })).toEqual({ kind: 'continue' });
+      client(f, { type: 'session.update', session: { type: 'realtime', instructions: 'i'.repeat(1_000) } });
+      // Asking no format leaves the known one: this audio counts at PCM16.
+      const pcm = appendFrame('A'.repeat(4_800));
+      ctx.fromClient(f, pcm);
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_1' });
+      let tokens = 8 + 1_000 + 16 + audioTokensOfBase64(pcm.size, 48) + 10;
+      expect(probe(s, f).tokens).toBe(tokens);
+      const tools = [{ type: 'function', name: 'f', description: 'd'.repeat(2_000) }];
+      client(f, { type: 'session.update', session: { type: 'realtime', tools } });
+      tokens += JSON.stringify(tools).length;
+      const text = probe(s, f);
+      expect(text.tokens).toBe(tokens);
+      client(f, { type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'] } });
+      expect(probe(s, f)).toEqual({ nanos: text.nanos + 10 * (64_000 - 16_000), tokens });
+      client(f, { type: 'session.update', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcmu' } } } } });
+      const g711 = appendFrame('A'.repeat(4_800));
+      ctx.fromClient(f, g711);
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_2' });
+      tokens += 16 + audioTokensOfBase64(g711.size, 8);
+      expect(probe(s, f).tokens).toBe(tokens);
+      // 64 updates asking nothing metering reads: every guess above is still kept.
+      for (let i = 0; i < 64; i++) client(f, { type: 'session.update', session: { type: 'realtime', voice: 'marin' } });
+      expect(probe(s, f)).toEqual({ nanos: text.nanos + 10 * (64_000 - 16_000) + (16 + audioTokensOfBase64(g711.size, 8) - 8) * 32_000 + 8 * 4_000, tokens });
+    });
+
+    it('the update a clamp rewrote is the one guessed from: a server-started response that echoes no limit reserves the clamped one', () => {
+      const s = setup();
+      const { f } = session(s, { ...CAPPED, maxResponseOutputTokens: 300 });
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 10 } });
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 'inf' } }).kind).toBe('replace');
+      server(f, created('resp_vad', { max_output_tokens: undefined }));
+      expect(reserved(s)).toEqual({ nanos: 8 * 4_000 + 300 * 16_000, tokens: 8 + 300 });
+    });
+
+    it('a session.update refused by metering is no guess', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 100 } });
+      const base = probe(s, f);
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-9', instructions: 'i'.repeat(5_000), max_output_tokens: 'inf' } }).kind).toBe('reject');
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 0, instructions: 'i'.repeat(5_000) } }).kind).toBe('reject');
+      expect(probe(s, f)).toEqual(base);
+    });
+
+    it('a session.updated answers the oldest update in flight: its guess goes, later ones stay (the denser audio format too)', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 10, audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      client(f, { type: 'session.update', session: { type: 'realtime', instructions: 'i'.repeat(5_000) } });
+      client(f, { type: 'session.update', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcmu' } } } } });
+      client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 10 } });
+      expect(probe(s, f).tokens).toBe(8 + 5_000 + 10);
+      // The first answered, as the upstream applied it (its word on the instructions rules).
+      server(f, { type: 'session.updated', session: { type: 'realtime', instructions: 'short', audio: { input: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+      expect(probe(s, f).tokens).toBe(8 + 5 + 10);
+      // The G.711 ask is still in flight: appended audio counts at its density.
+      const frame = appendFrame('A'.repeat(64_000));
+      ctx.fromClient(f, frame);
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a' });
+      expect(probe(s, f).tokens).toBe(8 + 5 + 10 + 16 + audioTokensOfBase64(frame.size, 8));
+    });
+  });
+
+  describe('calibration marks in every modality', () => {
+    it('a create sent while another conversation response runs keeps its audio and image marks in step when that one recalibrates first', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      const media = (n: number) => ({ type: 'message', role: 'user', content: [{ type: 'input_audio', audio: 'A'.repeat(8_000 + n) }, { type: 'input_image', image_url: 'data:image/png;base64,AAAA' }] });
+      client(f, { type: 'conversation.item.create', item: media(0) });
+      client(f, { type: 'response.create', event_id: 'c1' });
+      client(f, { type: 'conversation.item.create', item: media(4) });
+      client(f, { type: 'response.create', event_id: 'c2' });
+      const before = probe(s, f).tokens;
+      client(f, { type: 'conversation.item.create', item: media(8) }); // after c2 left: stays after both calibrate
+      const last = probe(s, f).tokens - before;
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(100, 50, 1, 0)));
+      server(f, created('resp_2'));
+      server(f, done('resp_2', usage(200, 100, 2, 0)));
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 302 + last);
+    });
+  });
+
+  describe('server items', () => {
+    it('a conversation.item.done without an item, or without an id, adds nothing; one with an empty id is read safely', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      const tools = [{ name: 't', description: 'd'.repeat(1_000), input_schema: { type: 'object' } }];
+      expect(server(f, { type: 'conversation.item.done' }).kind).toBe('continue');
+      expect(server(f, { type: 'conversation.item.done', item: { type: 'mcp_list_tools', server_label: 'm', tools } }).kind).toBe('continue');
+      expect(probe(s, f)).toEqual(BARE);
+      // The view records no item without an id: still estimated (an MCP tool list is never free).
+      expect(server(f, { type: 'conversation.item.done', item: { id: '', type: 'mcp_list_tools', server_label: 'm', tools } }).kind).toBe('continue');
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 8 + JSON.stringify({ id: '', type: 'mcp_list_tools', server_label: 'm', tools }).length);
+    });
+
+    it('an event type metering does not want passes unchanged', () => {
+      const { f } = session(setup(), CAPPED);
+      expect(server(f, { type: 'rate_limits.updated', rate_limits: [] })).toEqual({ kind: 'continue' });
+      expect(client(f, { type: 'input_audio_buffer.commit' })).toEqual({ kind: 'continue' });
+    });
+  });
+
+  describe('what estimated settles log and report', () => {
+    it('a response.done whose usage cannot be priced: the warning names the response, its status and the problem; billed and reported at its reservation', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      server(f, done('resp_1', { input_tokens: 'many', output_tokens: 1 }, 'incomplete'));
+      const warnings = () => s.logs.filter((l) => l.msg.startsWith('metering: response.done with a usage')).map((l) => [l.level, l.msg, l['responseId'], l['status'], l['problem']]);
+      expect(warnings()).toEqual([['warn', 'metering: response.done with a usage that cannot be priced; billed at its reservation', 'resp_1', 'incomplete', 'input_tokens or output_tokens is not a count']]);
+      // Its done came: not the warning of a response whose done never came.
+      expect(s.logs.filter((l) => l.msg === 'metering: response without response.done billed at its reservation')).toEqual([]);
+      expect(ctx.reports.filter((r) => r.kind === 'usage')).toEqual([
+        { kind: 'usage', responseId: 'resp_1', model: 'gpt-realtime', costMicros: BARE.nanos / 1000, inputTokens: 0, outputTokens: 0, cachedTokens: 0, source: 'response' },
+      ]);
+      expect(s.records.map((r) => [r.ref, r.settledBy, r.costNanos])).toEqual([['resp_1', 'unreadable_usage_estimate', BARE.nanos]]);
+      // A response this session never saw start: logged with its problem, not billed.
+      server(f, done('resp_other', { input_tokens: 1 }));
+      expect(warnings()[1]).toEqual(['warn', 'metering: response.done with a usage that cannot be priced, for a response this session never saw start; not billed', 'resp_other', undefined, 'input_tokens or output_tokens is not a count']);
+      expect(s.records).toHaveLength(1);
+    });
+
+    it('a response whose done never came: warned with its rule and cost, reported as usage at its reservation', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      server(f, created('resp_1'));
+      f.onClose!({ initiator: 'upstream', code: 1006, reason: '' });
+      expect(s.logs.filter((l) => l.msg === 'metering: response without response.done billed at its reservation').map((l) => [l.level, l['responseId'], l['rule'], l['costNanos']])).toEqual([['warn', 'resp_1', 'upstream_drop_estimate', BARE.nanos]]);
+      expect(ctx.reports.filter((r) => r.kind === 'usage')).toEqual([
+        { kind: 'usage', responseId: 'resp_1', model: 'gpt-realtime', costMicros: BARE.nanos / 1000, inputTokens: 0, outputTokens: 0, cachedTokens: 0, source: 'response' },
+      ]);
+    });
+  });
+
+  describe('the ledger', () => {
+    it('a synchronous ledger (no promise from release or settle) logs no failure', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1' });
+      refuseUpstream(f, lastSent(f));
+      client(f, { type: 'response.create', event_id: 'c2' });
+      server(f, created('resp_2'));
+      server(f, done('resp_2', usage(10, 0, 1, 0)));
+      expect(s.records.map((r) => r.ref)).toEqual(['resp_2']);
+      expect(s.ledger.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['resp_2']);
+      expect(reserved(s)).toEqual(NONE);
+      expect(s.logs.filter((l) => l.level === 'error')).toEqual([]);
+    });
+
+    it('a ledger call that throws is logged with its error', async () => {
+      let a!: AsyncLedger;
+      const s = setup({}, () => T0, (l) => (a = new AsyncLedger(l)));
+      const { f } = session(s, CAPPED);
+      a.faults.set('reserve', 'throw');
+      expect((await clientAsync(f, { type: 'response.create', event_id: 'c1' })).kind).toBe('reject');
+      a.faults.delete('reserve');
+      a.faults.set('release', 'throw');
+      expect((await clientAsync(f, { type: 'response.create', event_id: 'c2' })).kind).toBe('continue');
+      refuseUpstream(f, lastSent(f));
+      (s.rt as { onRecord: (r: unknown) => void }).onRecord = () => {
+        throw new Error('disk full');
+      };
+      await serverAsync(f, created('resp_vad'));
+      await serverAsync(f, done('resp_vad', usage(10, 0, 1, 0)));
+      await flush();
+      const errors = s.logs.filter((l) => l.level === 'error').map((l) => [l.msg, (l['err'] as { message?: string } | undefined)?.message]);
+      expect(errors).toEqual([
+        ['metering: reserve failed', 'reserve: ledger broken'],
+        ['metering: release failed', 'release: ledger broken'],
+        ['metering: usage export failed', 'disk full'],
+      ]);
+    });
+  });
+
+  describe('timers and the close', () => {
+    it('every timer a create, a running response or the session set is cleared once done with', () => {
+      const s = setup();
+      vi.useFakeTimers();
+      const { ctx, f } = session(s, { ...CAPPED, maxSessionDurationSec: 60 });
+      expect(vi.getTimerCount()).toBe(1); // the session's duration
+      client(f, { type: 'response.create', event_id: 'c1' });
+      expect(vi.getTimerCount()).toBe(2); // the create waiting for its response.created
+      refuseUpstream(f, lastSent(f));
+      expect(vi.getTimerCount()).toBe(1);
+      client(f, { type: 'response.create', event_id: 'c2' });
+      server(f, created('resp_2'));
+      expect(vi.getTimerCount()).toBe(1);
+      // The duration runs out while resp_2 runs: the end waits (a grace timer) for its done.
+      vi.advanceTimersByTime(60_000);
+      expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_2']);
+      expect(vi.getTimerCount()).toBe(1);
+      server(f, done('resp_2', usage(10, 0, 1, 0), 'cancelled'));
+      expect(ctx.closedWith?.code).toBe('session_duration_exceeded');
+      expect(vi.getTimerCount()).toBe(0);
+      // Closed while the grace timer runs, or with the duration timer set: both cleared.
+      const t = session(s, { ...CAPPED, maxSessionDurationSec: 60 });
+      client(t.f, { type: 'response.create', event_id: 'c3' });
+      server(t.f, created('resp_3'));
+      vi.advanceTimersByTime(60_000);
+      expect(vi.getTimerCount()).toBe(1);
+      t.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(vi.getTimerCount()).toBe(0);
+      const u = session(s, { ...CAPPED, maxSessionDurationSec: 60 });
+      expect(vi.getTimerCount()).toBe(1);
+      u.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it('a second close does nothing: the session slot is released once', async () => {
+      let a!: AsyncLedger;
+      const s = setup({}, () => T0, (l) => (a = new AsyncLedger(l)));
+      expect(await s.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 2 }), model: 'gpt-realtime', query: q })).toBeNull();
+      const { f } = session(s, { maxConcurrentSessions: 2 });
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(a.calls.filter((c) => c === 'releaseSlot')).toHaveLength(1);
+    });
+  });
+
+  describe('input audio held back over a cap', () => {
+    it('a recheck that answers after the hold was lifted and taken again leaves the new hold alone', async () => {
+      let now = T0;
+      let a!: DeferredStatusLedger;
+      const s = setup({}, () => now, (l) => (a = new DeferredStatusLedger(l)));
+      const { ctx, f } = session(s, { dailyUsd: '1' });
+      const hit: CapHit = { cap: 'daily_usd', period: dayPeriod(T0), limit: 1_000_000_000, spent: 1_000_000_000, reserved: 0 };
+      const held = 'metering client input_audio_buffer.append';
+      a.knownOverHit = hit;
+      server(f, created('resp_vad_1'));
+      a.knownOverHit = null;
+      expect(ctx.watched.has(held)).toBe(true);
+      // 5 s later an append asks the ledger again (its answer waits).
+      now = T0 + 5_000;
+      expect(ctx.fromClient(f, appendFrame())).toMatchObject({ kind: 'reject' });
+      expect(a.waiting).toBe(1);
+      // Meanwhile a create is admitted (the hold is lifted), and a server-started response at a cap known takes it again.
+      expect((await clientAsync(f, { type: 'response.create', event_id: 'c1' })).kind).toBe('continue');
+      expect(ctx.watched.has(held)).toBe(false);
+      server(f, created('resp_1'));
+      a.knownOverHit = hit;
+      server(f, created('resp_vad_2'));
+      expect(ctx.watched.has(held)).toBe(true);
+      // The old recheck answers "under the cap": it was about the old hold.
+      a.answer();
+      await flush();
+      expect(ctx.watched.has(held)).toBe(true);
+      expect(ctx.fromClient(f, appendFrame())).toMatchObject({ kind: 'reject' });
+    });
+  });
+});
+
+/** The asynchronous ledger whose status answers wait until the test lets them (`answer`). */
+class DeferredStatusLedger extends AsyncLedger {
+  readonly #waiting: (() => void)[] = [];
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+  override status(tenant: string, caps: Parameters<AsyncLedger['status']>[1], wallMs: number) {
+    return new Promise<ReturnType<SqliteStatus>>((resolve) => this.#waiting.push(() => resolve(this.inner.status(tenant, caps, wallMs))));
+  }
+  answer(): void {
+    for (const go of this.#waiting.splice(0)) go();
+  }
+}
+type SqliteStatus = AsyncLedger['inner']['status'];

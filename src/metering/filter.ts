@@ -40,6 +40,8 @@ const END_GRACE_MS = 3000;
 const ADMISSION_HANDOFF_MS = 30_000;
 /** While input audio is held back over a cap, the ledger is asked again this often (caps may be raised). */
 const AUDIO_RECHECK_MS = 5000;
+/** Distinct models a session's client may have asked for and still see confirmed (#requestedModels). */
+const MAX_REQUESTED_MODELS = 16;
 
 function then<T, R>(v: MaybePromise<T>, f: (t: T) => R): MaybePromise<R> {
   return v instanceof Promise ? v.then(f) : f(v);
@@ -278,8 +280,13 @@ export class MeteringFilter implements Filter {
   #model: string;
   #price: PriceLookup | null;
   #txModel: string | null = null;
-  /** The model a client `session.update` asked for (priced; switched to when the upstream confirms it). */
-  #requestedModel: string | null = null;
+  /**
+   * Models client `session.update`s asked for (priced; switched to when the upstream reports one),
+   * the model in use included: updates apply in order, so the one a `session.updated` answers may be
+   * any of them, not only the last (until 2026-12-05 only the last was kept, and a switch answered
+   * behind a later ask stayed at the old price). At most MAX_REQUESTED_MODELS, the oldest dropped.
+   */
+  readonly #requestedModels: string[] = [];
   #clampInjected = false;
   /** Upper-bound estimate of the default conversation (the input of the next response in it). */
   readonly #estimate = new ConversationEstimate();
@@ -487,12 +494,17 @@ export class MeteringFilter implements Filter {
     if (!session) return CONTINUE;
     // A model switch is priced from session.updated on; a model with no price never reaches the upstream.
     const model = str(session['model']);
-    if (model !== null && model !== this.#model) {
-      if (this.#rt.prices.retired(model) !== null || !this.#rt.prices.lookup(model)) {
+    if (model !== null) {
+      if (model !== this.#model && (this.#rt.prices.retired(model) !== null || !this.#rt.prices.lookup(model))) {
         this.#refused++;
         return reject(unpricedError(model, this.#rt, { eventId, param: 'session.model', close: null }));
       }
-      this.#requestedModel = model;
+      // The model in use too once a switch was asked: an update still in flight may switch away
+      // before this one (back) applies. Alone, it asks nothing new.
+      if ((model !== this.#model || this.#requestedModels.length > 0) && !this.#requestedModels.includes(model)) {
+        if (this.#requestedModels.length >= MAX_REQUESTED_MODELS) this.#requestedModels.shift();
+        this.#requestedModels.push(model);
+      }
     }
     const tx = obj(obj(obj(session['audio'])?.['input'])?.['transcription']);
     const txModel = str(tx?.['model']);
@@ -755,13 +767,11 @@ export class MeteringFilter implements Filter {
     }
   }
 
-  /** The upstream reports the model a client `session.update` asked for (or its snapshot). */
+  /** The upstream reports a model a client `session.update` asked for (or its snapshot). */
   #isRequestedModel(reported: string): boolean {
-    const requested = this.#requestedModel;
-    if (requested === null) return false;
-    if (reported === requested) return true;
+    if (this.#requestedModels.includes(reported)) return true;
     const a = this.#rt.prices.own(reported);
-    return a !== null && a === this.#rt.prices.own(requested);
+    return a !== null && this.#requestedModels.some((m) => this.#rt.prices.own(m) === a);
   }
 
   #onResponseCreated(frame: Frame): Verdict | Promise<Verdict> {
