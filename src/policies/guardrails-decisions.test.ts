@@ -603,9 +603,9 @@ guardrails:
     );
     expect(errorCode(v)).toBe('guardrail_blocked');
     expect(v.kind === 'reject' && v.error.details).toMatchObject({ rule: 'inj', action: 'block' });
-    // The client's tool output is judged as tool_output and as input (found 2026-12-05): a rule of both sources finds it twice.
+    // The client's tool output is judged as tool_output and as input (found 2026-12-05): a rule of
+    // both sources finds it twice, and is reported once (one finding, one report).
     expect(reports(session).map((r) => [r.ruleId, r.source, r.decisionMs])).toEqual([
-      ['note', 'tool_output', 0],
       ['note', 'tool_output', 0],
       ['inj', 'tool_output', 0],
       ['card', 'tool_output', 0],

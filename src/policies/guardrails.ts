@@ -55,22 +55,33 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
 };
 
 const MAX_STREAMS = 256;
-/** Client item echoes remembered (for a late verdict on an item sent without an id), and late blocks waiting for their echo. */
-const MAX_ECHOES = 64;
-const MAX_LATE_BLOCKS = 16;
-/** Client-typed items whose place in the conversation is kept (for matches across an inserted item). */
+/**
+ * Client item echoes remembered while a late verdict on an item sent without an id is to come, and
+ * late blocks waiting for their echo. Never evicted (an item flooded out of them would stay in the
+ * conversation unjudged): a session past them is ended.
+ */
+const MAX_ECHOES = 1024;
+const MAX_LATE_BLOCKS = 256;
+/** Fingerprints kept over all those echoes (an item has one per text, any number of texts). */
+const MAX_ECHO_PRINTS = 8192;
+/**
+ * Conversation items whose place is kept (for matches across an inserted item): client-typed ones
+ * with the start and end of their texts (up to a window each), the others as places.
+ */
 const MAX_PLACED = 128;
 
 /**
  * A client-typed item (text of the `input` or `tool_output` source) at its place in the
- * conversation: the start and end of its text, enough for a match spanning its neighbours.
+ * conversation: the start and end of its text, enough for a match spanning its neighbours. Items
+ * the client did not type (model items, spoken turns) are kept as places (`source` null, a spoken
+ * turn gets its transcript once checked), so an item inserted next to one meets its real neighbours.
  */
 interface Placed {
   /** The item id; `anon:<n>` until the upstream's echo names an item sent without one. */
   key: string;
-  readonly source: Source;
-  readonly head: string;
-  readonly tail: string;
+  source: Source | null;
+  head: string;
+  tail: string;
   /** Fingerprint of its first text, to learn the id of an item sent without one from its echo. */
   readonly print: string | null;
 }
@@ -316,14 +327,20 @@ export class GuardrailFilter implements Filter {
   readonly #customState = new LazyMap<string, Map<string, unknown>>();
   /** `item\0rule` pairs already reported. */
   readonly #reported = new LazySet<string>();
+  /** The end of the diarized `.segment`s of an input transcript so far (item → text), context for its next one. */
+  readonly #segments = new LazyMap<string, string>();
   /** Committed speech waiting for its transcript (fail-closed timeout). */
   readonly #transcriptTimers = new LazyMap<string, NodeJS.Timeout>();
   /**
    * Client items as the upstream echoed them (`conversation.item.added`): item id → fingerprints
    * of their texts. A late `block` on an item the client sent without an id finds it here.
-   * Kept only while the policy has custom guardrails (only they decide late).
+   * Kept only while such a verdict is to come (#anonPending).
    */
   readonly #echoes = new LazyMap<string, Set<string>>();
+  /** Late verdicts still to come on client items sent without an id. */
+  #anonPending = 0;
+  /** Fingerprints in #echoes. */
+  #echoPrints = 0;
   /** Late blocks of client items sent without an id whose echo has not come yet: fingerprint → rule. */
   readonly #lateBlocks = new LazyMap<string, string>();
   /** Client-typed items in conversation order (bounded), for a match across an item inserted with `previous_item_id`. */
@@ -514,35 +531,56 @@ export class GuardrailFilter implements Filter {
     const created = frame.type === 'conversation.item.create';
     // An item put elsewhere than at the end (`previous_item_id`): its neighbours there are its context.
     const at = created ? this.#insertionPoint(ev) : null;
+    // The context this item's texts leave, per source (a phrase split over three items or more
+    // meets itself); like the response input below, kept only if the event goes on: a refused
+    // event never reaches the conversation, so it must not push the real context out.
     const local = new Map<Source, string>();
+    let responseInput: string | undefined;
+    let asideUsed = false;
     const lastOf = new Map<Source, ContentText>();
     for (const t of texts) lastOf.set(t.source, t);
     for (const t of texts) {
       if (t.unknownContent !== undefined) continue;
-      // Conversation text: the previous item's text of the same source, in conversation order.
+      // Conversation text: the previous items' text of the same source, in conversation order.
       const convText = created && conversationSource(t.source);
-      const seed = convText && at !== null ? (local.get(t.source) ?? this.#placedBefore(at, t.source)) : t.source === 'input' || convText ? (this.#seed.get(t.source) ?? '') : '';
+      const before = convText ? (local.get(t.source) ?? (at !== null ? this.#placedBefore(at, t.source, policy.windowChars) : (this.#seed.get(t.source) ?? ''))) : null;
+      const seed = before ?? (t.source === 'input' ? (this.#seed.get('input') ?? '') : '');
       const e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed);
-      if (convText && at !== null) {
-        local.set(t.source, tailOf(t.text, policy.windowChars));
-        // And the next item's text, which now follows this one.
-        const next = lastOf.get(t.source) === t ? this.#placedAfter(at, t.source) : null;
-        if (next !== null) e.addHits(crossHits(policy, t.source, frame.type, tailOf(t.text, policy.windowChars), next, 'next_item'));
-      } else if (convText) {
-        // A response's own `input` (no part of the conversation) is context for the next item too,
-        // beside the conversation's: it does not take the conversation's place.
-        const aside = t.source === 'input' ? this.#responseInput : null;
-        if (aside !== null) {
-          this.#responseInput = null;
-          e.addHits(crossHits(policy, t.source, frame.type, aside, t.text, 'response_input').filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+      if (convText) {
+        local.set(t.source, tailOf(seed + t.text, policy.windowChars));
+        if (at !== null) {
+          // And the next items' text, which now follows this one.
+          const next = lastOf.get(t.source) === t ? this.#placedAfter(at, t.source, policy.windowChars) : null;
+          if (next !== null) e.addHits(crossHits(policy, t.source, frame.type, local.get(t.source)!, next, 'next_item'));
+        } else if (t.source === 'input' && this.#responseInput !== null && !asideUsed) {
+          // A response's own `input` (no part of the conversation) is context for the next item too,
+          // beside the conversation's: it does not take the conversation's place.
+          asideUsed = true;
+          e.addHits(crossHits(policy, t.source, frame.type, this.#responseInput, t.text, 'response_input').filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
         }
-        this.#remember(t.source, t.text, policy);
       } else if (frame.type === 'response.create' && t.source === 'input' && t.text !== asString(asObject(ev['response'])?.['instructions'])) {
-        this.#responseInput = tailOf(t.text, policy.windowChars);
+        responseInput = tailOf(t.text, policy.windowChars);
       }
-      // A late verdict on an item finds it by its id, or (sent without one) by its echo upstream.
-      const p = this.#runCustoms(policy, t.source, e, this.#event(t.source, frame.type, t.text, null, true, null, t.itemId, t.functionName), (c, v) =>
-        this.#late(c, v, t.source, frame.type, null, created ? (t.itemId ?? undefined) : undefined, created && t.itemId === null ? [t.text, e.text] : null),
+      // A late verdict on an item finds it by its id, or (sent without one) by its echo upstream,
+      // remembered until every such verdict is in.
+      const anon = created && t.itemId === null;
+      const p = this.#runCustoms(
+        policy,
+        t.source,
+        e,
+        this.#event(t.source, frame.type, t.text, null, true, null, t.itemId, t.functionName),
+        (c, v) => {
+          try {
+            this.#late(c, v, t.source, frame.type, null, created ? (t.itemId ?? undefined) : undefined, anon ? [t.text, e.text] : null);
+          } finally {
+            if (anon && --this.#anonPending === 0) {
+              this.#echoes.clear();
+              this.#echoPrints = 0;
+            }
+          }
+        },
+        undefined,
+        anon ? () => this.#anonPending++ : undefined,
       );
       if (p) pending.push(p);
       evaluations.push({ t, e, seed });
@@ -550,17 +588,32 @@ export class GuardrailFilter implements Filter {
     const finish = (): Verdict => {
       let copy: JsonObject | null = null;
       const findings: Finding[] = [];
+      // A text the client wrote is judged as its own source and as input (one place, one setter):
+      // a rule listing both finds it twice, and is reported once.
+      const found = new Map<ContentText['set'], Set<string>>();
       for (const { t, e, seed } of evaluations) {
         // A custom guardrail's replacement goes through the rules too (they scanned the text before it).
         if (e.customRedacted) e.addHits(rescanRedacted(policy, rulesFor(policy, t.source, frame.type), t.source, e, (id) => e.findings.some((f) => f.id === id), seed));
-        findings.push(...e.findings);
+        let ids = found.get(t.set);
+        if (!ids) found.set(t.set, (ids = new Set()));
+        for (const f of e.findings) {
+          if (ids.has(f.id)) continue;
+          ids.add(f.id);
+          findings.push(f);
+        }
         if (e.redacted) {
           copy ??= structuredClone(ev);
           t.set(copy, e.text);
         }
       }
       const action = strongestOf(findings);
-      if (created && !stops(action)) this.#place(ev, at, evaluations, policy);
+      if (!stops(action)) {
+        if (created) this.#place(ev, at, evaluations, policy);
+        // Appended: its text is the context of the next item (inserted: its neighbours' are kept in #placed).
+        if (at === null) for (const [source, context] of local) this.#seed.set(source, context);
+        if (asideUsed) this.#responseInput = null;
+        if (responseInput !== undefined) this.#responseInput = responseInput;
+      }
       // A redaction comes with its finding: no finding, nothing to do.
       if (action === null) return CONTINUE;
       const source = evaluations.find((x) => x.e.findings.length > 0)!.t.source;
@@ -634,7 +687,14 @@ export class GuardrailFilter implements Filter {
         if (t.text.length > 0) edit(t, '');
         continue;
       }
-      const e = scanFinal(policy, t.source, type, t.text, null, t.functionName);
+      // Diarized segments of one transcript are complete texts, but a phrase can be split across them.
+      const segmentOf = type === SEGMENT && t.itemId ? t.itemId : null;
+      const seed = segmentOf !== null ? (this.#segments.get(segmentOf) ?? '') : '';
+      const e = scanFinal(policy, t.source, type, t.text, null, t.functionName, seed);
+      if (segmentOf !== null && !stops(e.strongest)) {
+        if (!this.#segments.has(segmentOf) && this.#segments.size >= MAX_STREAMS) this.#segments.delete(this.#segments.keys().next().value!);
+        this.#segments.set(segmentOf, tailOf(seed + t.text, policy.windowChars));
+      }
       if (stops(e.strongest)) edit(t, '');
       else if (e.redacted) edit(t, e.text);
       // Findings already reported for this item (on its stream or an earlier event) are not reported again.
@@ -644,6 +704,7 @@ export class GuardrailFilter implements Filter {
       reports.push({ source: t.source, findings: fresh, responseId });
       if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
     }
+    if (type === 'conversation.item.added' || type === 'conversation.item.created') this.#placeAdded(ev);
     if (copy !== null) blankAudioOfStopped(copy, this.#ctx, this.#cancelled, trips.length > 0);
     for (const r of reports) this.#reportAll(policy, r.findings, r.source, type, r.responseId, t0);
     for (const trip of trips) {
@@ -796,17 +857,21 @@ export class GuardrailFilter implements Filter {
     const functionName = source === 'tool_call' ? (asString(ev['name']) ?? '') : null;
     // The stream's last held text, settled now that it is complete.
     const flushed = stream ? stream.scanner.push('', true) : null;
-    const e = scanFinal(policy, source, type, text, stream, functionName);
+    // Without deltas (a transcription model that sends only `completed`, say) no stream carried the
+    // earlier text of the source: the complete text meets it here.
+    const e = scanFinal(policy, source, type, text, stream, functionName, stream ? '' : (this.#seed.get(source) ?? ''));
     // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
     if (flushed) e.addHits(flushed.hits);
-    this.#remember(source, text, policy);
     const pending = this.#runCustoms(policy, source, e, this.#event(source, type, text, null, true, responseId, itemId, functionName), (c, v) => this.#late(c, v, source, type, responseId, itemId));
     const finish = (): Verdict => {
       const target: StreamOwner = stream ?? { source, policy, responseId, itemId, tripped: false };
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
+      // Context for the next text of the source only once it stands (a stopped one is deleted upstream).
+      this.#remember(source, text, policy);
       // The transcript passed (a redaction changes what is shown, not what the model heard); only user items are held.
       this.#hold?.passed(itemId);
+      if (source === 'input') this.#placeTranscript(itemId, e.text, policy);
       if (flushed && flushed.text.length > 0 && !(responseId && this.#ctx.isSuppressed(responseId))) {
         this.#ctx.sendClient(heldDelta(stream!, this.#ctx.nextEventId(), flushed.text), GUARDRAILS_FILTER);
       }
@@ -1035,16 +1100,20 @@ export class GuardrailFilter implements Filter {
     return at;
   }
 
-  /** The end of the nearest placed text of `source` before index `at` (inclusive), as a seed. */
-  #placedBefore(at: number, source: Source): string {
-    for (let i = at; i >= 0; i--) if (this.#placed[i]!.source === source) return this.#placed[i]!.tail;
-    return '';
+  /** The end of the placed texts of `source` up to index `at` (inclusive), up to `keep` characters, as a seed. */
+  #placedBefore(at: number, source: Source, keep: number): string {
+    let seed = '';
+    for (let i = at; i >= 0 && seed.length < keep; i--) if (this.#placed[i]!.source === source) seed = this.#placed[i]!.tail + seed;
+    return seed.length > keep ? seed.slice(seed.length - keep) : seed;
   }
 
-  /** The start of the nearest placed text of `source` after index `at`. */
-  #placedAfter(at: number, source: Source): string | null {
-    for (let i = at + 1; i < this.#placed.length; i++) if (this.#placed[i]!.source === source) return this.#placed[i]!.head;
-    return null;
+  /** The start of the placed texts of `source` after index `at`, up to `keep` characters (null: none). */
+  #placedAfter(at: number, source: Source, keep: number): string | null {
+    let next: string | null = null;
+    for (let i = at + 1; i < this.#placed.length && (next?.length ?? 0) < keep; i++) {
+      if (this.#placed[i]!.source === source) next = next === null ? this.#placed[i]!.head : `${next} ${this.#placed[i]!.head}`;
+    }
+    return next;
   }
 
   /** A client item the rules let through takes its place (at the end, or where `previous_item_id` puts it). */
@@ -1066,6 +1135,32 @@ export class GuardrailFilter implements Filter {
     if (this.#placed.length > MAX_PLACED) this.#placed.shift();
   }
 
+  /**
+   * The upstream added an item. One the client typed is placed already (by id, or named from this
+   * echo); any other (a model item, a spoken turn, a client item without text) takes its place
+   * here, without text, so an item inserted after it meets its real neighbours.
+   */
+  #placeAdded(ev: JsonObject): void {
+    const id = asString(asObject(ev['item'])?.['id']);
+    if (id === null || this.#placed.some((p) => p.key === id)) return;
+    const previous = asString(ev['previous_item_id']);
+    const after = previous === null ? -1 : this.#placed.findIndex((p) => p.key === previous);
+    const entry: Placed = { key: id, source: null, head: '', tail: '', print: null };
+    // After an item no longer kept (or never seen): at the end, where the upstream adds items.
+    if (previous !== null && after < 0) this.#placed.push(entry);
+    else this.#placed.splice(after + 1, 0, entry);
+    if (this.#placed.length > MAX_PLACED) this.#placed.shift();
+  }
+
+  /** A spoken turn's transcript passed: its place gets the text (as forwarded), context for an item inserted next to it. */
+  #placeTranscript(itemId: string, text: string, policy: CompiledPolicy): void {
+    const entry = this.#placed.find((p) => p.key === itemId);
+    if (entry === undefined || entry.source !== null) return;
+    entry.source = 'input';
+    entry.head = text.slice(0, policy.windowChars);
+    entry.tail = tailOf(text, policy.windowChars);
+  }
+
   /** The upstream echoed a client item: an item placed without an id learns it (the first with that text). */
   #namePlaced(itemId: string, text: string): void {
     if (this.#placed.some((p) => p.key === itemId)) return;
@@ -1075,10 +1170,12 @@ export class GuardrailFilter implements Filter {
     if (!this.#placed.some((p) => p.key.startsWith('anon:'))) this.#anonPlaced = 0;
   }
 
-  /** Keeps the end of a finished text as context for the next one of the same source. */
+  /**
+   * Keeps the end of a finished text, after the context it had, as context for the next one of
+   * the same source: a phrase split over three items or more still meets itself.
+   */
   #remember(source: Source, text: string, policy: CompiledPolicy): void {
-    const keep = policy.windowChars;
-    this.#seed.set(source, (text.length > keep ? text.slice(text.length - keep) : text) + ' ');
+    this.#seed.set(source, tailOf((this.#seed.get(source) ?? '') + text, policy.windowChars));
   }
 
   #event(source: Source, eventType: string, text: string, delta: string | null, final: boolean, responseId: string | null, itemId: string | null, functionName: string | null): GuardrailEvent {
@@ -1097,6 +1194,7 @@ export class GuardrailFilter implements Filter {
     event: GuardrailEvent,
     late: (c: CompiledCustom, v: CustomVerdict) => void,
     only?: readonly CompiledCustom[],
+    goesLate?: () => void,
   ): Promise<void> | null {
     // Deltas pass their stream's (streaming) guardrails as `only`: every guardrail of the source sees complete texts.
     const customs = only ?? policy.customBySource.get(source) ?? [];
@@ -1115,6 +1213,7 @@ export class GuardrailFilter implements Filter {
         waits.push(v.then((verdict) => e.addCustom(c, verdict)));
       } else {
         if (c.mode === 'sync') this.#ctx.log.warn({ guardrail: c.id }, 'sync custom guardrail returned a Promise: applying its verdict late (set mode: blocking or parallel)');
+        goesLate?.();
         void v.then((verdict) => late(c, verdict));
       }
     }
@@ -1165,14 +1264,20 @@ export class GuardrailFilter implements Filter {
     for (const [itemId, echoed] of [...this.#echoes]) {
       if (!prints.some((p) => echoed.has(p))) continue;
       this.#echoes.delete(itemId);
+      this.#echoPrints -= echoed.size;
       this.#deleteItem(itemId, 'blocked', ruleId);
       found = true;
     }
     if (found) return;
     for (const p of prints) {
-      if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) this.#lateBlocks.delete(this.#lateBlocks.keys().next().value!);
+      if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) return this.#untracked();
       this.#lateBlocks.set(p, ruleId);
     }
+  }
+
+  /** More client items awaiting a late verdict or its echo than are kept: the session cannot be governed. */
+  #untracked(): void {
+    this.#ctx.close(new ProxyError('governance_failed', { message: 'Too many client items are waiting for a late guardrail verdict; the session was ended.', details: { policy: this.#policy.name } }));
   }
 
   /** The upstream echoed a client item: remembered for a late verdict, or deleted if one already blocked it. */
@@ -1184,12 +1289,18 @@ export class GuardrailFilter implements Filter {
       this.#deleteItem(itemId, 'blocked', ruleId);
       return;
     }
+    // Only a verdict still to come needs it.
+    if (this.#anonPending === 0) return;
     let echoed = this.#echoes.get(itemId);
     if (!echoed) {
-      if (this.#echoes.size >= MAX_ECHOES) this.#echoes.delete(this.#echoes.keys().next().value!);
+      if (this.#echoes.size >= MAX_ECHOES) return this.#untracked();
       this.#echoes.set(itemId, (echoed = new Set()));
     }
-    if (echoed.size < 16) echoed.add(p);
+    // Every text of it (a block of its 17th must find it too), bounded over all items.
+    if (echoed.has(p)) return;
+    if (this.#echoPrints >= MAX_ECHO_PRINTS) return this.#untracked();
+    echoed.add(p);
+    this.#echoPrints++;
   }
 
   /** The policy and the strongest finding (the first of equal rank); `findings` is never empty. */
