@@ -24,6 +24,8 @@ import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersPro
 
 export const CALLS_FILTER = 'calls';
 export const SIP_WEBHOOK_PATH = '/v1/realtime/sip/webhook';
+/** A SIP delivery's handling past its upstream request: a few store round trips (each bounded by the store's own timeout). */
+const SIP_STORE_MARGIN_MS = 20_000;
 
 export interface CallsModuleDeps extends ModuleDeps {
   readonly registry: PolicyRegistry;
@@ -390,16 +392,21 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * Deliveries whose signature and timestamp were verified, acted on once per webhook id: a failed
    * one is forgotten (its redelivery is handled); a redelivery while the same id is handled here
    * waits for that outcome (bounded; then 503, which OpenAI retries), never "duplicate" for a
-   * handling that may still fail (until 2026-12-05 it was, and the call kept ringing).
+   * handling that may still fail (until 2026-12-05 it was, and the call kept ringing). Instances
+   * sharing the store see the id as in progress (503 too) until handled or forgotten; its claim is
+   * leased for the handling's bound (one upstream request and the store's few round trips), after
+   * which another instance takes it over (the first died mid-handling).
    */
   const deliveries = new WebhookDeliveries<HttpReply>({
     record: store,
     ttlMs: 2 * cfg.sip.toleranceSec * 1000,
+    leaseMs: cfg.upstreamTimeoutMs + SIP_STORE_MARGIN_MS,
     wall,
     waitMs: REDELIVERY_WAIT_MS,
     duplicate: () => json(200, { status: 'duplicate' }),
     busy: () => json(503, { status: 'in_progress' }),
-    onForgetFailed: (err) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'a failed webhook delivery could not be forgotten'),
+    onRecordFailed: (err, step) =>
+      log.error({ err: err instanceof Error ? err.message : String(err), step }, step === 'forget' ? 'a failed webhook delivery could not be forgotten' : 'a handled webhook delivery could not be recorded as handled'),
     onWait: (webhookId) => log.info({ event: 'webhook_redelivery_waits', webhookId }, 'webhook redelivered while its first delivery is handled: waiting for its outcome'),
   });
   const webhookDelivery = (webhookId: string, body: Buffer): Promise<HttpReply> => deliveries.deliver(webhookId, () => webhookEvent(body));

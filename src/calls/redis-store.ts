@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import type { DeliveryClaim } from './webhook.js';
 import { parseRecord, type CallLease, type CallRecord, type CallStore, type ClaimedCall, type SecretRecord } from './store.js';
 
 /*
@@ -40,6 +41,19 @@ if ARGV[3] == '1' then
 else
   redis.call('ZADD', KEYS[1], 0, ARGV[1])
 end
+return 1`;
+
+// A webhook id: `claim:<token>` while in progress (its TTL is the lease), `1` once handled.
+const CLAIM_DELIVERY = `
+local v = redis.call('GET', KEYS[1])
+if v then
+  if string.sub(v, 1, 6) == 'claim:' then return 'in_progress' end
+  return 'handled'
+end
+redis.call('SET', KEYS[1], 'claim:' .. ARGV[1], 'PX', ARGV[2])
+return 'claimed'`;
+const FORGET_DELIVERY = `
+if redis.call('GET', KEYS[1]) == 'claim:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`;
 
 // Its own module so that ioredis is loaded only when the ledger is Redis (calls/index.ts imports it on demand).
@@ -122,13 +136,18 @@ export class RedisCallStore implements CallStore {
     return rec && rec.expiresAtMs > wallMs ? rec : null;
   }
 
-  async firstDelivery(webhookId: string, ttlMs: number, _wallMs: number): Promise<boolean> {
-    const ok = await this.#redis.set(`${this.#prefix}webhook:${webhookId}`, '1', 'PX', Math.max(1, ttlMs), 'NX');
-    return ok === 'OK';
+  async claimDelivery(webhookId: string, token: string, leaseMs: number, _wallMs: number): Promise<DeliveryClaim> {
+    const claim = await this.#redis.eval(CLAIM_DELIVERY, 1, `${this.#prefix}webhook:${webhookId}`, token, Math.max(1, Math.ceil(leaseMs)));
+    // Anything but the script's two other answers is answered as in progress (retried), never as handled.
+    return claim === 'claimed' ? 'claimed' : claim === 'handled' ? 'handled' : 'in_progress';
   }
 
-  async forgetDelivery(webhookId: string): Promise<void> {
-    await this.#redis.del(`${this.#prefix}webhook:${webhookId}`);
+  async deliveryHandled(webhookId: string, ttlMs: number, _wallMs: number): Promise<void> {
+    await this.#redis.set(`${this.#prefix}webhook:${webhookId}`, '1', 'PX', Math.max(1, ttlMs));
+  }
+
+  async forgetDelivery(webhookId: string, token: string): Promise<void> {
+    await this.#redis.eval(FORGET_DELIVERY, 1, `${this.#prefix}webhook:${webhookId}`, token);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { DeliveryClaim } from './webhook.js';
 
 /** What the proxy remembers about a client secret it minted (keyed by the secret's SHA-256, never the secret). */
 export interface SecretRecord {
@@ -69,10 +70,10 @@ export interface CallStore {
    * hung up); otherwise it is handed over, claimable at once. A lease `owner` no longer holds is left alone.
    */
   releaseCall(callId: string, owner: string, ended: boolean): Promise<void>;
-  /** Records a webhook id; false when it was already seen (a replay) within `ttlMs`. */
-  firstDelivery(webhookId: string, ttlMs: number, wallMs: number): Promise<boolean>;
-  /** Forgets a recorded webhook id: its handling failed, and the redelivery is to be handled. */
-  forgetDelivery(webhookId: string): Promise<void>;
+  /** Webhook ids, in progress (claimed, with a lease) or handled: see `DeliveryRecord`. */
+  claimDelivery(webhookId: string, token: string, leaseMs: number, wallMs: number): Promise<DeliveryClaim>;
+  deliveryHandled(webhookId: string, ttlMs: number, wallMs: number): Promise<void>;
+  forgetDelivery(webhookId: string, token: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -87,12 +88,19 @@ export function parseRecord<T>(json: string): T | null {
   }
 }
 
+/** A webhook id in progress is stored as its claim; a handled one as `{}` (as every record before 2026-12-05). */
+const deliveryClaimJson = (token: string): string => JSON.stringify({ claim: token });
+const deliveryClaimOf = (json: string): string | null => {
+  const claim = parseRecord<{ claim?: unknown }>(json)?.claim;
+  return typeof claim === 'string' ? claim : null;
+};
+
 export class SqliteCallStore implements CallStore {
   readonly #db: Database.Database;
   readonly #stmt: {
     put: Database.Statement<[string, string, string, number]>;
     get: Database.Statement<[string, string], { json: string; expires_at: number }>;
-    insertOnce: Database.Statement<[string, string, string, number]>;
+    dropIf: Database.Statement<[string, string, string]>;
     purge: Database.Statement<[number]>;
     lease: Database.Statement<[string, string, number, number]>;
     renew: Database.Statement<[number, string, string]>;
@@ -107,6 +115,7 @@ export class SqliteCallStore implements CallStore {
   readonly #putCall: (callId: string, record: CallRecord, lease: CallLease) => void;
   readonly #renew: (owner: string, callIds: readonly string[], untilMs: number) => string[];
   readonly #claim: (owner: string, untilMs: number, wallMs: number, limit: number) => ClaimedCall[];
+  readonly #claimDelivery: (webhookId: string, token: string, leaseMs: number, wallMs: number) => DeliveryClaim;
   #writes = 0;
 
   constructor(path: string) {
@@ -132,7 +141,7 @@ export class SqliteCallStore implements CallStore {
     this.#stmt = {
       put: db.prepare('INSERT OR REPLACE INTO call_bindings (kind, id, json, expires_at) VALUES (?, ?, ?, ?)'),
       get: db.prepare('SELECT json, expires_at FROM call_bindings WHERE kind = ? AND id = ?'),
-      insertOnce: db.prepare('INSERT OR IGNORE INTO call_bindings (kind, id, json, expires_at) VALUES (?, ?, ?, ?)'),
+      dropIf: db.prepare('DELETE FROM call_bindings WHERE kind = ? AND id = ? AND json = ?'),
       purge: db.prepare('DELETE FROM call_bindings WHERE expires_at < ?'),
       lease: db.prepare('INSERT OR REPLACE INTO call_leases (call_id, owner, until_ms, expires_at) VALUES (?, ?, ?, ?)'),
       renew: db.prepare('UPDATE call_leases SET until_ms = ? WHERE call_id = ? AND owner = ?'),
@@ -171,6 +180,14 @@ export class SqliteCallStore implements CallStore {
       return claimed;
     });
     this.#claim = (owner, untilMs, wallMs, limit) => claim.immediate(owner, untilMs, wallMs, limit);
+    // Read and claim in one write transaction: two instances never both claim one webhook id.
+    const claimDelivery = db.transaction((webhookId: string, token: string, leaseMs: number, wallMs: number): DeliveryClaim => {
+      const existing = stmt.get.get('webhook', webhookId);
+      if (existing && existing.expires_at > wallMs) return deliveryClaimOf(existing.json) === null ? 'handled' : 'in_progress';
+      stmt.put.run('webhook', webhookId, deliveryClaimJson(token), wallMs + leaseMs);
+      return 'claimed';
+    });
+    this.#claimDelivery = (webhookId, token, leaseMs, wallMs) => claimDelivery.immediate(webhookId, token, leaseMs, wallMs);
   }
 
   #afterWrite(wallMs: number): void {
@@ -211,16 +228,18 @@ export class SqliteCallStore implements CallStore {
     return parseRecord<CallRecord>(row.json);
   }
 
-  async firstDelivery(webhookId: string, ttlMs: number, wallMs: number): Promise<boolean> {
-    const existing = this.#stmt.get.get('webhook', webhookId);
-    if (existing && existing.expires_at > wallMs) return false;
-    const info = existing ? this.#stmt.put.run('webhook', webhookId, '{}', wallMs + ttlMs) : this.#stmt.insertOnce.run('webhook', webhookId, '{}', wallMs + ttlMs);
+  async claimDelivery(webhookId: string, token: string, leaseMs: number, wallMs: number): Promise<DeliveryClaim> {
+    const claim = this.#claimDelivery(webhookId, token, leaseMs, wallMs);
     this.#afterWrite(wallMs);
-    return info.changes > 0;
+    return claim;
   }
 
-  async forgetDelivery(webhookId: string): Promise<void> {
-    this.#stmt.drop.run('webhook', webhookId);
+  async deliveryHandled(webhookId: string, ttlMs: number, wallMs: number): Promise<void> {
+    this.#stmt.put.run('webhook', webhookId, '{}', wallMs + ttlMs);
+  }
+
+  async forgetDelivery(webhookId: string, token: string): Promise<void> {
+    this.#stmt.dropIf.run('webhook', webhookId, deliveryClaimJson(token));
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { signWebhook, verifyWebhook, WebhookDeliveries, webhookHeadersProblem, webhookKey, type DeliveryRecord } from './webhook.js';
+import { signWebhook, verifyWebhook, WebhookDeliveries, webhookHeadersProblem, webhookKey, type DeliveryClaim, type DeliveryRecord } from './webhook.js';
 
 // Standard Webhooks: the secret is `whsec_` + the base64 key.
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
@@ -80,22 +80,35 @@ describe('webhook signatures (Standard Webhooks, as OpenAI signs realtime.call.i
 });
 
 /** The store's record, in memory, as SqliteCallStore / RedisCallStore keep it (expiry aside). */
+const HANDLED = 'handled';
 class MemoryRecord implements DeliveryRecord {
-  readonly ids = new Set<string>();
+  /** id → the token of the claim holding it (in progress), or HANDLED. */
+  readonly ids = new Map<string, string>();
   readonly calls: string[] = [];
+  readonly leases: number[] = [];
+  readonly tokens: string[] = [];
   failForget = false;
   failFirst = false;
-  async firstDelivery(id: string): Promise<boolean> {
-    this.calls.push(`first:${id}`);
+  failHandled = false;
+  async claimDelivery(id: string, token: string, leaseMs: number): Promise<DeliveryClaim> {
+    this.calls.push(`claim:${id}`);
+    this.leases.push(leaseMs);
+    this.tokens.push(token);
     if (this.failFirst) throw new Error('store down');
-    if (this.ids.has(id)) return false;
-    this.ids.add(id);
-    return true;
+    const held = this.ids.get(id);
+    if (held !== undefined) return held === HANDLED ? 'handled' : 'in_progress';
+    this.ids.set(id, token);
+    return 'claimed';
   }
-  async forgetDelivery(id: string): Promise<void> {
+  async deliveryHandled(id: string): Promise<void> {
+    this.calls.push(`handled:${id}`);
+    if (this.failHandled) throw new Error('store down');
+    this.ids.set(id, HANDLED);
+  }
+  async forgetDelivery(id: string, token: string): Promise<void> {
     this.calls.push(`forget:${id}`);
     if (this.failForget) throw new Error('store down');
-    this.ids.delete(id);
+    if (this.ids.get(id) === token) this.ids.delete(id);
   }
 }
 
@@ -114,19 +127,20 @@ function gate() {
 }
 
 function deliveries(record = new MemoryRecord(), waitMs = 60_000) {
-  const forgetErrors: unknown[] = [];
+  const recordErrors: [string, string][] = [];
   const waits: string[] = [];
   const d = new WebhookDeliveries<Reply>({
     onWait: (id) => waits.push(id),
     record,
     ttlMs: 600_000,
+    leaseMs: 30_000,
     wall: () => NOW_MS,
     waitMs,
     duplicate: () => reply(200, 'duplicate'),
     busy: () => reply(503, 'in_progress'),
-    onForgetFailed: (err) => forgetErrors.push(err),
+    onRecordFailed: (err, step) => recordErrors.push([step, (err as Error).message]),
   });
-  return { d, record, forgetErrors, waits };
+  return { d, record, recordErrors, waits };
 }
 
 /** Lets every pending promise callback run (the store's answers are promises too). */
@@ -139,7 +153,7 @@ describe('webhook deliveries: acted on once, never left unanswered (found 2026-1
     expect(await d.deliver('wh_1', async () => (handled++, reply(200, 'accepted')))).toEqual(reply(200, 'accepted'));
     expect(await d.deliver('wh_1', async () => (handled++, reply(200, 'accepted')))).toEqual(reply(200, 'duplicate'));
     expect(handled).toBe(1);
-    expect([...record.ids]).toEqual(['wh_1']);
+    expect([...record.ids]).toEqual([['wh_1', HANDLED]]);
     expect(d.inFlight).toBe(0);
   });
 
@@ -150,7 +164,7 @@ describe('webhook deliveries: acted on once, never left unanswered (found 2026-1
     await expect(d.deliver('wh_2', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(record.ids.has('wh_2')).toBe(false);
     expect(await d.deliver('wh_2', async () => reply(200, 'accepted'))).toEqual(reply(200, 'accepted'));
-    expect(record.calls).toEqual(['first:wh_2', 'forget:wh_2', 'first:wh_2', 'forget:wh_2', 'first:wh_2']);
+    expect(record.calls).toEqual(['claim:wh_2', 'forget:wh_2', 'claim:wh_2', 'forget:wh_2', 'claim:wh_2', 'handled:wh_2']);
     // 3xx is no acknowledgement either.
     expect(await d.deliver('wh_3', async () => reply(300, 'x'))).toEqual(reply(300, 'x'));
     expect(await d.deliver('wh_3', async () => reply(299, 'ok'))).toEqual(reply(299, 'ok'));
@@ -173,8 +187,8 @@ describe('webhook deliveries: acted on once, never left unanswered (found 2026-1
     expect(await firstReply).toEqual(reply(502, 'upstream_unavailable'));
     expect(await redelivery).toEqual(reply(200, 'accepted'));
     expect(second).toBe(1);
-    expect(record.calls).toEqual(['first:wh_4', 'forget:wh_4', 'first:wh_4']);
-    expect([...record.ids]).toEqual(['wh_4']);
+    expect(record.calls).toEqual(['claim:wh_4', 'forget:wh_4', 'claim:wh_4', 'handled:wh_4']);
+    expect([...record.ids]).toEqual([['wh_4', HANDLED]]);
     expect(d.inFlight).toBe(0);
   });
 
@@ -187,7 +201,7 @@ describe('webhook deliveries: acted on once, never left unanswered (found 2026-1
     ok.open(reply(200, 'accepted'));
     expect([await a, await b]).toEqual([reply(200, 'accepted'), reply(200, 'duplicate')]);
     // The outcome is shared: the store is asked once.
-    expect(record.calls).toEqual(['first:wh_5']);
+    expect(record.calls).toEqual(['claim:wh_5', 'handled:wh_5']);
     const bad = gate();
     const c = d.deliver('wh_6', () => bad.done);
     await settled();
@@ -225,7 +239,7 @@ describe('webhook deliveries: acted on once, never left unanswered (found 2026-1
     expect(busy.status >= 300).toBe(true);
     first.open(reply(200, 'accepted'));
     expect(await a).toEqual(reply(200, 'accepted'));
-    expect(record.calls).toEqual(['first:wh_8']);
+    expect(record.calls).toEqual(['claim:wh_8', 'handled:wh_8']);
     // A wait of zero answers at once.
     const { d: now } = deliveries(new MemoryRecord(), 0);
     const held = gate();
@@ -238,15 +252,15 @@ describe('webhook deliveries: acted on once, never left unanswered (found 2026-1
 
   it('deliveries waiting on one the store called a duplicate share that answer, without asking the store again', async () => {
     const record = new MemoryRecord();
-    record.ids.add('wh_13');
+    record.ids.set('wh_13', HANDLED);
     const { d } = deliveries(record);
     const [a, b] = await Promise.all([d.deliver('wh_13', async () => reply(200, 'x')), d.deliver('wh_13', async () => reply(200, 'y'))]);
     expect([a, b]).toEqual([reply(200, 'duplicate'), reply(200, 'duplicate')]);
-    expect(record.calls).toEqual(['first:wh_13']);
+    expect(record.calls).toEqual(['claim:wh_13']);
   });
 
   it('onWait is optional', async () => {
-    const d = new WebhookDeliveries<Reply>({ record: new MemoryRecord(), ttlMs: 1, wall: () => NOW_MS, waitMs: 60_000, duplicate: () => reply(200, 'duplicate'), busy: () => reply(503, 'busy'), onForgetFailed: () => undefined });
+    const d = new WebhookDeliveries<Reply>({ record: new MemoryRecord(), ttlMs: 1, leaseMs: 1, wall: () => NOW_MS, waitMs: 60_000, duplicate: () => reply(200, 'duplicate'), busy: () => reply(503, 'busy'), onRecordFailed: () => undefined });
     const first = gate();
     const a = d.deliver('wh_14', () => first.done);
     await settled();
@@ -290,27 +304,65 @@ describe('webhook deliveries: acted on once, never left unanswered (found 2026-1
 
   it('an id recorded by another instance (not in flight here) is a duplicate; the handler is not called', async () => {
     const record = new MemoryRecord();
-    record.ids.add('wh_10');
+    record.ids.set('wh_10', HANDLED);
     const { d, waits } = deliveries(record);
     let handled = 0;
     expect(await d.deliver('wh_10', async () => (handled++, reply(200, 'accepted')))).toEqual(reply(200, 'duplicate'));
     expect(handled).toBe(0);
-    expect(record.calls).toEqual(['first:wh_10']);
+    expect(record.calls).toEqual(['claim:wh_10']);
     expect(waits).toEqual([]);
   });
 
   it('a store that fails: an unrecorded delivery is not forgotten; a forget that fails is reported, and the reply still goes out', async () => {
     const record = new MemoryRecord();
     record.failFirst = true;
-    const { d, forgetErrors } = deliveries(record);
+    const { d, recordErrors } = deliveries(record);
     await expect(d.deliver('wh_11', async () => reply(200, 'accepted'))).rejects.toThrow('store down');
-    expect(record.calls).toEqual(['first:wh_11']);
+    expect(record.calls).toEqual(['claim:wh_11']);
     expect(d.inFlight).toBe(0);
     record.failFirst = false;
     record.failForget = true;
     expect(await d.deliver('wh_12', async () => reply(502, 'failed'))).toEqual(reply(502, 'failed'));
-    expect(forgetErrors.map((e) => (e as Error).message)).toEqual(['store down']);
+    expect(recordErrors).toEqual([['forget', 'store down']]);
     expect(d.inFlight).toBe(0);
+    // A handled delivery that cannot be recorded as handled is reported; its 2xx answer stands.
+    record.failForget = false;
+    record.failHandled = true;
+    expect(await d.deliver('wh_17', async () => reply(200, 'accepted'))).toEqual(reply(200, 'accepted'));
+    expect(recordErrors).toEqual([['forget', 'store down'], ['handled', 'store down']]);
+    expect(record.calls.slice(-2)).toEqual(['claim:wh_17', 'handled:wh_17']);
+    expect(d.inFlight).toBe(0);
+  });
+
+  it('an id in progress on another instance (claimed there, outcome unknown) gets a status the sender retries, never "duplicate"; once forgotten there it is handled here', async () => {
+    const record = new MemoryRecord();
+    record.ids.set('wh_18', 'token-of-instance-a');
+    const { d, waits } = deliveries(record);
+    let handled = 0;
+    const busy = await d.deliver('wh_18', async () => (handled++, reply(200, 'accepted')));
+    expect(busy).toEqual(reply(503, 'in_progress'));
+    expect(handled).toBe(0);
+    // Its claim is another's: not forgotten from here, nor marked handled.
+    expect(record.calls).toEqual(['claim:wh_18']);
+    expect(record.ids.get('wh_18')).toBe('token-of-instance-a');
+    expect(waits).toEqual([]);
+    expect(d.inFlight).toBe(0);
+    // Instance A's handling failed and was forgotten: the next redelivery is handled here, with the configured lease.
+    await record.forgetDelivery('wh_18', 'token-of-instance-a');
+    expect(await d.deliver('wh_18', async () => (handled++, reply(200, 'accepted')))).toEqual(reply(200, 'accepted'));
+    expect(handled).toBe(1);
+    expect(record.leases).toEqual([30_000, 30_000]);
+    expect(record.ids.get('wh_18')).toBe(HANDLED);
+  });
+
+  it('each claim has its own token: a failed handling forgets only its own claim', async () => {
+    const record = new MemoryRecord();
+    const { d } = deliveries(record);
+    await d.deliver('wh_19', async () => reply(502, 'failed'));
+    await d.deliver('wh_19', async () => reply(502, 'failed'));
+    expect(record.tokens).toHaveLength(2);
+    expect(record.tokens[0]).not.toBe(record.tokens[1]);
+    expect(record.ids.has('wh_19')).toBe(false);
   });
 });
 

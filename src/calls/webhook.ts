@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 
 /**
  * Standard Webhooks signatures, as OpenAI signs `realtime.call.incoming`: the secret is
@@ -65,28 +65,51 @@ export function webhookHeadersProblem(headers: ReadonlyMap<string, string>, nowM
   return signed ? null : 'no valid signature';
 }
 
-/** The store's record of handled webhook ids (`CallStore`'s, shared by the instances on one ledger). */
+/**
+ * What the store knows of a webhook id when a delivery claims it: `claimed` (this delivery is to
+ * handle it), `in_progress` (another delivery's claim holds it: its outcome is not known yet) or
+ * `handled` (answered 2xx before: a duplicate).
+ */
+export type DeliveryClaim = 'claimed' | 'in_progress' | 'handled';
+
+/** The store's record of webhook ids (`CallStore`'s, shared by the instances on one ledger). */
 export interface DeliveryRecord {
-  /** Records `webhookId`; false when it was recorded already (within `ttlMs`). */
-  firstDelivery(webhookId: string, ttlMs: number, wallMs: number): Promise<boolean>;
-  /** Forgets it: its handling failed, and a redelivery is to be handled. */
-  forgetDelivery(webhookId: string): Promise<void>;
+  /**
+   * Claims `webhookId` for handling, atomically across the instances sharing the record: `claimed`
+   * (recorded as in progress, held by `token` until `wallMs + leaseMs`) when unknown, forgotten, or
+   * when its claim lapsed (the instance handling it died); `in_progress` while another claim holds
+   * it; `handled` once it was handled (within the ttl given then).
+   */
+  claimDelivery(webhookId: string, token: string, leaseMs: number, wallMs: number): Promise<DeliveryClaim>;
+  /** Records it as handled until `wallMs + ttlMs`, whoever holds its claim (a handled delivery is final). */
+  deliveryHandled(webhookId: string, ttlMs: number, wallMs: number): Promise<void>;
+  /** Forgets the claim `token` holds: its handling failed, and a redelivery is to be handled. Any other record is left alone. */
+  forgetDelivery(webhookId: string, token: string): Promise<void>;
 }
 
 export interface WebhookDeliveriesOptions<R> {
   readonly record: DeliveryRecord;
   /** How long a handled id is remembered. */
   readonly ttlMs: number;
+  /**
+   * How long a claim holds an id being handled: at least the handling's own bound (else a live
+   * handling could be taken over and the call acted on twice); past it, an instance sharing the
+   * record takes it over (the claiming one died mid-handling).
+   */
+  readonly leaseMs: number;
   /** Wall clock (epoch ms) for the record. */
   readonly wall: () => number;
   /** How long a redelivery waits for the handling of the same id in flight here before answering `busy`. */
   readonly waitMs: number;
   /** The answer to a delivery handled already. */
   readonly duplicate: () => R;
-  /** The answer to a redelivery whose first handling is still running past `waitMs`: a status the sender retries (not 2xx). */
+  /** The answer to a redelivery whose first handling is still running (past `waitMs` here, or on another instance): a status the sender retries (not 2xx). */
   readonly busy: () => R;
-  /** A record that could not be forgotten (its redelivery will be answered as a duplicate until the record expires). */
-  readonly onForgetFailed: (err: unknown) => void;
+  /**
+   * The record could not be updated after the handling: `forget` (its redelivery gets `busy` until
+   * the claim lapses, then it is handled), or `handled` (the 2xx answer stands; the claim lapses).
+   */
+  readonly onRecordFailed: (err: unknown, step: 'forget' | 'handled') => void;
   /** A redelivery starts waiting for the handling of its id in flight here (logged: the sender retried). */
   readonly onWait?: (webhookId: string) => void;
 }
@@ -103,8 +126,11 @@ export const REDELIVERY_WAIT_MS = 5000;
  * `busy` (a status the sender retries). Until 2026-12-05 it was answered "duplicate" at once, and a
  * first handling that then failed left the call ringing with nobody to answer it.
  *
- * A redelivery on another instance sharing the record cannot see the first's outcome: it is
- * answered as a duplicate while the id is recorded (the store keeps no "in progress" state).
+ * A redelivery on another instance sharing the record finds the id claimed (in progress) there and
+ * gets `busy` too, until the first handling is recorded as handled (then it is a duplicate) or
+ * forgotten (then it is handled); a claim whose lease lapsed (its instance died mid-handling) is
+ * taken over. Until 2026-12-05 the record knew only "seen", and such a redelivery was answered
+ * "duplicate" while the first handling could still fail.
  */
 export class WebhookDeliveries<R extends { readonly status: number }> {
   readonly #opts: WebhookDeliveriesOptions<R>;
@@ -135,19 +161,23 @@ export class WebhookDeliveries<R extends { readonly status: number }> {
     // Claimed here before the first await: a concurrent redelivery finds it in flight, never a bare record.
     this.#inFlight.set(webhookId, new Promise<boolean>((resolve) => (settle = resolve)));
     let handled = false;
-    let recorded = false;
+    const token = randomUUID();
+    let claimed = false;
     try {
-      recorded = await this.#opts.record.firstDelivery(webhookId, this.#opts.ttlMs, this.#opts.wall());
-      // Recorded before (handled, or being handled on another instance): acknowledged without acting twice.
-      if (!recorded) {
+      const claim = await this.#opts.record.claimDelivery(webhookId, token, this.#opts.leaseMs, this.#opts.wall());
+      // Handled before: acknowledged without acting twice. Claimed by another instance: its outcome is not known, so retried later.
+      if (claim === 'handled') {
         handled = true;
         return this.#opts.duplicate();
       }
+      if (claim === 'in_progress') return this.#opts.busy();
+      claimed = true;
       const reply = await handle();
       handled = reply.status < 300;
+      if (handled) await this.#opts.record.deliveryHandled(webhookId, this.#opts.ttlMs, this.#opts.wall()).catch((err: unknown) => this.#opts.onRecordFailed(err, 'handled'));
       return reply;
     } finally {
-      if (recorded && !handled) await this.#opts.record.forgetDelivery(webhookId).catch(this.#opts.onForgetFailed);
+      if (claimed && !handled) await this.#opts.record.forgetDelivery(webhookId, token).catch((err: unknown) => this.#opts.onRecordFailed(err, 'forget'));
       this.#inFlight.delete(webhookId);
       settle(handled);
     }

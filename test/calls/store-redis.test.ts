@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RedisCallStore } from '../../src/calls/redis-store.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
+import { deliveryContract } from './delivery-contract.js';
 import { leaseContract } from './lease-contract.js';
 import { callsProxy, mint, OFFER, post, until } from './support.js';
 
@@ -24,14 +25,47 @@ it('Redis: bindings are shared by instances, expire by the proxy clock, and webh
     expect(await b.getSecret('h1', wall + 60_000)).toBeNull();
     expect(await b.getCall('rtc_1', wall)).toMatchObject({ tenant: 'acme', kind: 'sip' });
     expect(await b.getCall('rtc_unknown', wall)).toBeNull();
-    expect(await a.firstDelivery('wh_1', 60_000, wall)).toBe(true);
-    expect(await b.firstDelivery('wh_1', 60_000, wall)).toBe(false);
-    // A delivery whose handling failed is forgotten (by any instance): its redelivery is handled.
-    await b.forgetDelivery('wh_1');
-    await b.forgetDelivery('wh_never_seen');
-    expect(await a.firstDelivery('wh_1', 60_000, wall)).toBe(true);
-    expect(await b.firstDelivery('wh_1', 60_000, wall)).toBe(false);
+    expect(await a.claimDelivery('wh_1', 'tok_a', 60_000, wall)).toBe('claimed');
+    expect(await b.claimDelivery('wh_1', 'tok_b', 60_000, wall)).toBe('in_progress');
+    // A delivery whose handling failed is forgotten (by its claim's holder): its redelivery is handled.
+    await a.forgetDelivery('wh_1', 'tok_a');
+    await b.forgetDelivery('wh_never_seen', 'tok_b');
+    expect(await b.claimDelivery('wh_1', 'tok_b', 60_000, wall)).toBe('claimed');
+    await b.deliveryHandled('wh_1', 60_000, wall);
+    expect(await a.claimDelivery('wh_1', 'tok_a', 60_000, wall)).toBe('handled');
   } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+it('Redis: webhook ids, two instances: one claim at a time, the outcome known to both, forgotten only by its holder; a lapsed claim is taken over', async () => {
+  const a = new RedisCallStore({ url: redis.url, keyPrefix: 'deliveries-test:', commandTimeoutMs: 2000 });
+  const b = new RedisCallStore({ url: redis.url, keyPrefix: 'deliveries-test:', commandTimeoutMs: 2000 });
+  const raw = new Redis(redis.url);
+  try {
+    const wall = Date.now();
+    await deliveryContract(a, b, wall);
+    // The claim's TTL is its lease; the handled record's, its ttl.
+    expect(await a.claimDelivery('wh_lease', 'tok_a', 30_000, wall)).toBe('claimed');
+    expect(await raw.get('deliveries-test:calls:webhook:wh_lease')).toBe('claim:tok_a');
+    const leaseLeft = await raw.pttl('deliveries-test:calls:webhook:wh_lease');
+    expect(leaseLeft).toBeGreaterThan(28_000);
+    expect(leaseLeft).toBeLessThanOrEqual(30_000);
+    await a.deliveryHandled('wh_lease', 90_000, wall);
+    expect(await raw.get('deliveries-test:calls:webhook:wh_lease')).toBe('1');
+    expect(await raw.pttl('deliveries-test:calls:webhook:wh_lease')).toBeGreaterThan(30_000);
+    // A claim whose lease lapsed (its instance died mid-handling) is taken over by the next delivery.
+    expect(await a.claimDelivery('wh_dead', 'tok_dead', 1, wall)).toBe('claimed');
+    await until(async () => (await raw.exists('deliveries-test:calls:webhook:wh_dead')) === 0, 'the lapsed claim expired');
+    expect(await b.claimDelivery('wh_dead', 'tok_b', 30_000, wall)).toBe('claimed');
+    await a.forgetDelivery('wh_dead', 'tok_dead');
+    expect(await a.claimDelivery('wh_dead', 'tok_a', 30_000, wall)).toBe('in_progress');
+    // A record written before 2026-12-05 ('1') is handled.
+    await raw.set('deliveries-test:calls:webhook:wh_old', '1', 'PX', 60_000);
+    expect(await a.claimDelivery('wh_old', 'tok_a', 30_000, wall)).toBe('handled');
+  } finally {
+    raw.disconnect();
     await a.close();
     await b.close();
   }
@@ -56,14 +90,16 @@ it('Redis: keys expire by the proxy clock (TTL from it), prefixes keep deploymen
   try {
     await a.putSecret('h', { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: wall + 60_000, session: {} }, wall);
     await a.putCall('rtc_t', { tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc', expiresAtMs: wall + 30_000 }, { owner: 'gov_a', untilMs: wall + 1000 }, wall);
-    expect(await a.firstDelivery('wh', 5000, wall)).toBe(true);
+    expect(await a.claimDelivery('wh', 'tok', 1000, wall)).toBe('claimed');
+    await a.deliveryHandled('wh', 5000, wall);
     const pttl = async (key: string) => raw.pttl(key);
     for (const [key, ms] of [['ttl-a:calls:secret:h', 60_000], ['ttl-a:calls:call:rtc_t', 30_000], ['ttl-a:calls:webhook:wh', 5000]] as const) {
       const left = await pttl(key);
       expect(left).toBeGreaterThan(ms - 2000);
       expect(left).toBeLessThanOrEqual(ms);
     }
-    expect(await a.firstDelivery('wh0', 0, wall)).toBe(true);
+    expect(await a.claimDelivery('wh0', 'tok', 1000, wall)).toBe('claimed');
+    await a.deliveryHandled('wh0', 0, wall);
     expect(await pttl('ttl-a:calls:webhook:wh0')).toBeLessThanOrEqual(1);
     // Expiry is also checked against the proxy clock (the TTL rounds up).
     expect(await a.getSecret('h', wall + 59_999)).not.toBeNull();

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteCallStore } from '../../src/calls/store.js';
+import { deliveryContract } from './delivery-contract.js';
 import { leaseContract } from './lease-contract.js';
 
 const fileIn = (prefix: string) => join(mkdtempSync(join(tmpdir(), prefix)), 'ledger.sqlite');
@@ -23,15 +24,16 @@ describe('the binding store (SQLite)', () => {
     expect(await b.getCall('rtc_1', 4999)).toMatchObject({ tenant: 'acme' });
     expect(await b.getCall('rtc_1', 5000)).toBeNull();
     expect(await b.getCall('rtc_2', 1000)).toBeNull();
-    expect(await b.firstDelivery('wh_1', 1000, 1000)).toBe(true);
-    expect(await b.firstDelivery('wh_1', 1000, 1500)).toBe(false);
-    expect(await b.firstDelivery('wh_1', 1000, 2500)).toBe(true);
-    expect(await b.firstDelivery('wh_2', 1000, 2500)).toBe(true);
-    // A delivery whose handling failed is forgotten: its redelivery is a first delivery again.
-    await b.forgetDelivery('wh_2');
-    await b.forgetDelivery('wh_never_seen');
-    expect(await b.firstDelivery('wh_2', 1000, 2600)).toBe(true);
-    expect(await b.firstDelivery('wh_2', 1000, 2600)).toBe(false);
+    expect(await b.claimDelivery('wh_1', 'tok_1', 100, 1000)).toBe('claimed');
+    await b.deliveryHandled('wh_1', 1000, 1000);
+    expect(await b.claimDelivery('wh_1', 'tok_2', 100, 1500)).toBe('handled');
+    expect(await b.claimDelivery('wh_1', 'tok_3', 100, 2500)).toBe('claimed');
+    expect(await b.claimDelivery('wh_2', 'tok_4', 100, 2500)).toBe('claimed');
+    // A delivery whose handling failed is forgotten: its redelivery is claimed again.
+    await b.forgetDelivery('wh_2', 'tok_4');
+    await b.forgetDelivery('wh_never_seen', 'tok_4');
+    expect(await b.claimDelivery('wh_2', 'tok_5', 100, 2600)).toBe('claimed');
+    expect(await b.claimDelivery('wh_2', 'tok_6', 100, 2600)).toBe('in_progress');
     await b.close();
     await b.close();
   });
@@ -50,15 +52,43 @@ describe('the binding store (SQLite)', () => {
     await expect(s.getCall('rtc_1', 1000)).rejects.toThrow();
   });
 
-  it('a webhook id is delivered once within its window, again after it, and once more within the new window', async () => {
+  it('a webhook id: handled once within its window, again after it; a claim holds for its lease, then is taken over (its instance died)', async () => {
     const s = new SqliteCallStore(':memory:');
-    expect(await s.firstDelivery('wh', 1000, 1000)).toBe(true);
-    expect(await s.firstDelivery('wh', 1000, 1999)).toBe(false);
+    expect(await s.claimDelivery('wh', 'tok_1', 500, 1000)).toBe('claimed');
+    expect(await s.claimDelivery('wh', 'tok_2', 500, 1499)).toBe('in_progress');
+    // The lease is [1000, 1500): at 1500 it lapsed, and another delivery takes it over.
+    expect(await s.claimDelivery('wh', 'tok_2', 500, 1500)).toBe('claimed');
+    // The dead instance's claim is no longer its own to forget.
+    await s.forgetDelivery('wh', 'tok_1');
+    expect(await s.claimDelivery('wh', 'tok_3', 500, 1501)).toBe('in_progress');
+    await s.deliveryHandled('wh', 1000, 1000);
+    expect(await s.claimDelivery('wh', 'tok_3', 500, 1999)).toBe('handled');
     // The window is [1000, 2000): at 2000 it is over.
-    expect(await s.firstDelivery('wh', 1000, 2000)).toBe(true);
-    expect(await s.firstDelivery('wh', 1000, 2999)).toBe(false);
-    expect(await s.firstDelivery('wh', 1000, 3000)).toBe(true);
+    expect(await s.claimDelivery('wh', 'tok_3', 500, 2000)).toBe('claimed');
+    await s.deliveryHandled('wh', 1000, 2000);
+    expect(await s.claimDelivery('wh', 'tok_4', 500, 2999)).toBe('handled');
+    expect(await s.claimDelivery('wh', 'tok_4', 500, 3000)).toBe('claimed');
     await s.close();
+  });
+
+  it('webhook ids, two instances on one file: one claim at a time, the outcome known to both, forgotten only by its holder', async () => {
+    const path = fileIn('rp-deliveries-');
+    const a = new SqliteCallStore(path);
+    const b = new SqliteCallStore(path);
+    try {
+      await deliveryContract(a, b, 1_000_000);
+      // A handled record written before 2026-12-05 (`{}`) or an unreadable one is handled, never claimed again.
+      const db = new Database(path);
+      // Handled is stored as every handled record before it: `{}`.
+      expect(db.prepare("SELECT json FROM call_bindings WHERE kind = 'webhook' AND id = 'wh_c'").get()).toEqual({ json: '{}' });
+      db.prepare("INSERT INTO call_bindings (kind, id, json, expires_at) VALUES ('webhook', 'wh_old', '{}', 9000000), ('webhook', 'wh_bad', '{broken', 9000000)").run();
+      db.close();
+      expect(await a.claimDelivery('wh_old', 'tok', 1000, 1_000_000)).toBe('handled');
+      expect(await a.claimDelivery('wh_bad', 'tok', 1000, 1_000_000)).toBe('handled');
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   it('a secret and a call may share an id: they are different kinds', async () => {
@@ -77,9 +107,9 @@ describe('the binding store (SQLite)', () => {
     const rows = () => (db.prepare('SELECT COUNT(*) AS n FROM call_bindings').get() as { n: number }).n;
     await s.putCall('rtc_old', call(1500), { owner: 'gov_a', untilMs: 1200 }, 1000);
     await s.putCall('rtc_live', call(1_000_000), { owner: 'gov_a', untilMs: 1200 }, 1000);
-    for (let i = 0; i < 253; i++) await s.firstDelivery(`wh_${i}`, 100_000, 2000);
+    for (let i = 0; i < 253; i++) await s.claimDelivery(`wh_${i}`, 'tok', 100_000, 2000);
     expect(rows()).toBe(255);
-    await s.firstDelivery('wh_last', 100_000, 2000);
+    await s.claimDelivery('wh_last', 'tok', 100_000, 2000);
     // The 256th write purged what expired before its clock; the rest stays.
     expect(rows()).toBe(255);
     expect(await s.getCall('rtc_live', 2000)).not.toBeNull();
