@@ -35,7 +35,7 @@ export interface CallsModuleDeps extends ModuleDeps {
 }
 
 function errorReply(error: ProxyError): HttpReply {
-  return json(error.httpStatus, { error: { type: error.type, code: error.code, message: error.message, param: error.param, ...(error.details ? { details: error.details } : {}) } });
+  return json(error.httpStatus, error.toHttpBody());
 }
 
 /** An upstream answer passed on as it is (OpenAI's own error bodies), except that 5xx becomes 502. */

@@ -123,6 +123,13 @@ export class ProxyError {
     return this.code.slice(0, 123);
   }
 
+  /** The body of an HTTP error answer (before an upgrade, and the HTTP routes): OpenAI's `{error: {...}}` shape. */
+  toHttpBody(): { error: Omit<ProxyErrorBody, 'event_id'> } {
+    const error: Omit<ProxyErrorBody, 'event_id'> = { type: this.type, code: this.code, message: this.message, param: this.param };
+    if (this.details) error.details = this.details;
+    return { error };
+  }
+
   toEvent(eventId: string): ProxyErrorEvent {
     const error: ProxyErrorBody = {
       type: this.type,

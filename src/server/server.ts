@@ -60,7 +60,7 @@ const tooLargeReply = (limit: number): HttpReply =>
   jsonReply(413, { error: { type: 'invalid_request_error', code: 'request_too_large', message: `The body exceeds ${limit} bytes.` } });
 
 function errorBody(error: ProxyError): string {
-  return JSON.stringify({ error: { type: error.type, code: error.code, message: error.message, param: error.param, ...(error.details ? { details: error.details } : {}) } });
+  return JSON.stringify(error.toHttpBody());
 }
 
 const INTERNAL_ERROR = jsonReply(500, { error: { code: 'internal_error' } });
