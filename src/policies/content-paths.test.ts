@@ -375,7 +375,8 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     const shown = items.flatMap((item) => eventTexts('conversation.item.done', { type: 'conversation.item.done', item }));
     expect(shown.map((t) => t.source)).toEqual(['output', 'tool_call', 'tool_output', 'tool_call', 'tool_output', 'tool_call', 'input', 'image']);
 
-    // Both sources may redact the one text: the same rewrite is written once; two different ones withhold the text.
+    // Both sources may redact the one text: the same rewrite is written once; two different ones are
+    // merged (until the third review of 2026-12-05 they withheld the text: see shared-redaction.test.ts).
     const ev = { type: 'conversation.item.create', item: items[0]! };
     const [own, asInput] = eventTexts(ev.type, ev);
     const same = structuredClone(ev);
@@ -385,7 +386,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     const differ = structuredClone(ev);
     own!.set(differ, 'an[x]');
     asInput!.set(differ, '[y]swer');
-    expect(differ.item.content).toEqual([{ type: 'output_text', text: '' }]);
+    expect(differ.item.content).toEqual([{ type: 'output_text', text: '[y][x]' }]);
     // A rewrite back to the original does not undo the other's redaction; a place that is gone takes nothing.
     const back = structuredClone(ev);
     asInput!.set(back, '[y]swer');

@@ -146,16 +146,129 @@ const KNOWN_PART_TYPES = new Set(['input_text', 'input_audio', 'input_image', 'o
 /**
  * The setter of a text judged under two sources (a client-written text: its own source and
  * `input`), both of which may redact it. The first redaction is written; a second, different one
- * of the same text cannot be merged here, so the text is withheld (emptied): nothing either rule
- * redacted is forwarded. A rewrite back to the original never undoes the other's redaction.
+ * is merged into it (each source's replaced spans replaced as it says), so neither undoes the
+ * other's. Until the third review of 2026-12-05 the text was emptied instead. A rewrite back to
+ * the original never undoes the other's redaction.
  */
 const sharedSetter = (locate: Locate, key: string, original: string): Setter => (copy, text) => {
   const target = locate(copy);
   if (!target) return;
   const current = target[key];
-  if (current === original || current === text) target[key] = text;
-  else if (text !== original) target[key] = '';
+  // A rewrite back to the original merges as no change; the first write needs no merge.
+  target[key] = typeof current === 'string' && current !== original ? mergeRedactions(original, current, text) : text;
 };
+
+/** One replaced span of an original text: `[start, end)` became `text`. */
+interface Hunk {
+  readonly start: number;
+  readonly end: number;
+  readonly text: string;
+}
+
+/**
+ * Most edits followed between an original and its redaction (the diff costs time in the text's
+ * length times this, memory in its square): a text redacted further apart is withheld (emptied).
+ */
+export const MAX_MERGE_EDITS = 1024;
+
+/**
+ * `original` with the spans `a` replaced and those `b` replaced, both: two redactions of the same
+ * text merged. The spans are recovered by a shortest diff; spans of the two that overlap become
+ * one span, replaced by both replacements (in the order the spans start; at a tie a's first). `''` when either is further than
+ * `MAX_MERGE_EDITS` edits from the original (nothing either redacted is forwarded).
+ */
+export function mergeRedactions(original: string, a: string, b: string): string {
+  const ha = hunksOf(original, a);
+  const hb = hunksOf(original, b);
+  if (ha === null || hb === null) return '';
+  // By start; at a tie a's first (the sort is stable).
+  const all = [...ha, ...hb].sort((x, y) => x.start - y.start);
+  let out = '';
+  let pos = 0;
+  for (let i = 0; i < all.length; ) {
+    const first = all[i++]!;
+    let end = first.end;
+    const texts = [first.text];
+    const seen = new Set([`${first.start}:${first.end}:${first.text}`]);
+    // A span starting inside this one or where it ends joins it (an identical one, both
+    // redactions' alike, once: two alike insertions at one place too).
+    while (i < all.length && all[i]!.start <= end) {
+      const h = all[i++]!;
+      end = Math.max(end, h.end);
+      const id = `${h.start}:${h.end}:${h.text}`;
+      if (!seen.has(id)) texts.push(h.text);
+      seen.add(id);
+    }
+    out += original.slice(pos, first.start) + texts.join('');
+    pos = end;
+  }
+  return out + original.slice(pos);
+}
+
+/** The spans of `original` that `changed` replaced (a shortest diff, Myers'), or null past `MAX_MERGE_EDITS`. */
+function hunksOf(original: string, changed: string): Hunk[] | null {
+  // The common ends first: the diff then runs over the redacted middle only.
+  let pre = 0;
+  const shorter = Math.min(original.length, changed.length);
+  while (pre < shorter && original[pre] === changed[pre]) pre++;
+  let post = 0;
+  while (post < shorter - pre && original[original.length - 1 - post] === changed[changed.length - 1 - post]) post++;
+  const a = original.slice(pre, original.length - post);
+  const b = changed.slice(pre, changed.length - post);
+  const n = a.length;
+  const m = b.length;
+  const max = Math.min(n + m, MAX_MERGE_EDITS);
+  const off = max + 1;
+  const v = new Int32Array(2 * max + 3);
+  // trace[d]: the furthest x per diagonal k before step d (index k + d).
+  const trace: Int32Array[] = [];
+  for (let d = 0; d <= max; d++) {
+    trace.push(v.slice(off - d, off + d + 1));
+    for (let k = -d; k <= d; k += 2) {
+      let x = k === -d || (k !== d && v[off + k - 1]! < v[off + k + 1]!) ? v[off + k + 1]! : v[off + k - 1]! + 1;
+      let y = x - k;
+      while (x < n && y < m && a[x] === b[y]) {
+        x++;
+        y++;
+      }
+      v[off + k] = x;
+      if (x >= n && y >= m) return backtrack(trace, d, n, m, b, pre);
+    }
+  }
+  return null;
+}
+
+/** The hunks along the path the diff found (shifted by the common prefix `pre`), last first: the merge sorts them. */
+function backtrack(trace: readonly Int32Array[], edits: number, n: number, m: number, b: string, pre: number): Hunk[] {
+  const hunks: { start: number; end: number; text: string }[] = [];
+  const edit = (start: number, end: number, text: string): void => {
+    const last = hunks[hunks.length - 1];
+    // Walking backwards: an edit touching the previous one (found later in the text) joins it.
+    if (last !== undefined && last.start === end) {
+      last.start = start;
+      last.text = text + last.text;
+    } else hunks.push({ start, end, text });
+  };
+  let x = n;
+  let y = m;
+  for (let d = edits; d > 0; d--) {
+    const prev = trace[d]!;
+    const k = x - y;
+    const at = (kk: number): number => prev[kk + d]!;
+    const prevK = k === -d || (k !== d && at(k - 1) < at(k + 1)) ? k + 1 : k - 1;
+    const prevX = at(prevK);
+    const prevY = prevX - prevK;
+    // The equal run after the edit.
+    const snake = Math.min(x - prevX, y - prevY);
+    x -= snake;
+    y -= snake;
+    if (prevK === k + 1) edit(x, x, b[y - 1]!);
+    else edit(x - 1, x, '');
+    x = prevX;
+    y = prevY;
+  }
+  return hunks.map((h) => ({ start: h.start + pre, end: h.end + pre, text: h.text }));
+}
 
 /** A placeholder for content nothing here can read: the policy decides on it as a whole. */
 const unknownContent = (label: string, itemId: string | null): ContentText => ({ source: 'input', text: '', functionName: null, itemId, set: () => undefined, unknownContent: label });

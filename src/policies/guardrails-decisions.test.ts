@@ -587,7 +587,7 @@ guardrails:
     ]);
   });
 
-  it('the strongest action of all the texts wins; the report names the source of the first finding', async () => {
+  it("the strongest action of all the texts wins; the report names each finding's source (until 2026-12-05 all took the first finding's)", async () => {
     const { client, session } = setup(await policyFrom(RULES));
     const v = client(
       wire({
@@ -607,8 +607,8 @@ guardrails:
     // both sources finds it twice, and is reported once (one finding, one report).
     expect(reports(session).map((r) => [r.ruleId, r.source, r.decisionMs])).toEqual([
       ['note', 'tool_output', 0],
-      ['inj', 'tool_output', 0],
-      ['card', 'tool_output', 0],
+      ['inj', 'input', 0],
+      ['card', 'input', 0],
     ]);
   });
 

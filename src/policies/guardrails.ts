@@ -588,8 +588,11 @@ export class GuardrailFilter implements Filter {
     const finish = (): Verdict => {
       let copy: JsonObject | null = null;
       const findings: Finding[] = [];
+      // Each finding is reported under the source it was found in (until the third review of
+      // 2026-12-05 every one was reported under the first finding's).
+      const sources: Source[] = [];
       // A text the client wrote is judged as its own source and as input (one place, one setter):
-      // a rule listing both finds it twice, and is reported once.
+      // a rule listing both finds it twice, and is reported once (under its own source).
       const found = new Map<ContentText['set'], Set<string>>();
       for (const { t, e, seed } of evaluations) {
         // A custom guardrail's replacement goes through the rules too (they scanned the text before it).
@@ -600,6 +603,7 @@ export class GuardrailFilter implements Filter {
           if (ids.has(f.id)) continue;
           ids.add(f.id);
           findings.push(f);
+          sources.push(t.source);
         }
         if (e.redacted) {
           copy ??= structuredClone(ev);
@@ -616,7 +620,6 @@ export class GuardrailFilter implements Filter {
       }
       // A redaction comes with its finding: no finding, nothing to do.
       if (action === null) return CONTINUE;
-      const source = evaluations.find((x) => x.e.findings.length > 0)!.t.source;
       const details = this.#details(policy, findings);
       let verdict: Verdict;
       switch (action) {
@@ -636,7 +639,7 @@ export class GuardrailFilter implements Filter {
             notifyClient(this.#ctx, new ProxyError('guardrail_redacted', { eventId: clientEventId(ev), details }), GUARDRAILS_FILTER);
           } else verdict = CONTINUE;
       }
-      this.#reportAll(policy, findings, source, frame.type, null, t0);
+      findings.forEach((f, i) => this.#reportAll(policy, [f], sources[i]!, frame.type, null, t0));
       return verdict;
     };
     if (pending.length > 0) return Promise.all(pending).then(finish);

@@ -54,8 +54,8 @@ describe('a client-written text judged as two sources is reported once per rule'
       '',
     ].join('\n');
     const { session } = await judge(yaml, assistantText('Please wire the money today.'));
-    // (Which source each is reported under is not pinned here: every finding of a client event takes the first finding's source.)
-    expect(rulesOf(session).map((r) => r.split(':')[0]).sort()).toEqual(['spoken', 'typed']);
+    // Each under the source it matched in (until 2026-12-05 every finding of a client event took the first one's).
+    expect(rulesOf(session).sort()).toEqual(['spoken:log:output', 'typed:log:input']);
     expect(tripLines(session).sort()).toEqual(['spoken', 'typed']);
   });
 });
