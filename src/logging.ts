@@ -1,6 +1,27 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 /**
+ * Longest string a top-level log field keeps. Fields such as an unknown event type, a close reason
+ * or a model name come from clients and the upstream; a frame may be 16 MiB, and one field of it
+ * would make a 16 MiB log line (and carry whatever text the client put there). Captured
+ * transcripts are exempt: redacted and capped by `captureContent.maxChars` already.
+ */
+export const LOG_STRING_LIMIT = 1024;
+const UNCAPPED_FIELDS: ReadonlySet<string> = new Set(['inputTranscript', 'outputTranscript']);
+
+/** pino's log formatter: the object itself when nothing is too long (the common case), else a copy with long strings cut. */
+export function capLogFields(obj: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | null = null;
+  for (const key of Object.keys(obj)) {
+    const v = obj[key];
+    if (typeof v !== 'string' || v.length <= LOG_STRING_LIMIT || UNCAPPED_FIELDS.has(key)) continue;
+    out ??= { ...obj };
+    out[key] = `${v.slice(0, LOG_STRING_LIMIT)}… [${v.length} chars]`;
+  }
+  return out ?? obj;
+}
+
+/**
  * The root logger. Lines are JSON; keys and audio never appear: the relay logs no frame contents,
  * and these paths are redacted as a second line of defence.
  */
@@ -14,6 +35,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         censor: '[redacted]',
       },
       timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { log: capLogFields },
     },
     destination,
   );

@@ -391,6 +391,20 @@ guardrails:
     expect(reports(session)).toEqual([]);
   });
 
+  it('an unknown type a client makes huge is kept, logged and reported cut to 64 characters (until 2026-12-05 whole: up to 1024 such types held process-wide)', async () => {
+    const { client, session } = setup(await policyFrom(PASS));
+    const type = `x.huge_${Math.random().toString(36).slice(2)}${'y'.repeat(100_000)}`;
+    expect(client(wire({ type })).kind).toBe('continue');
+    const cut = `${type.slice(0, 64)}…`;
+    expect(session.lines.filter((l) => l['msg'] === 'event type not in the content-path table').map((l) => l['eventType'])).toEqual([cut]);
+    const blocking = setup(await policyFrom(BLOCK, 'strictp'));
+    const v = blocking.client(wire({ type }));
+    expect(v.kind === 'reject' && v.error.message).toBe(`The event type ${cut} is not allowed by the policy.`);
+    expect(reports(blocking.session).map((r) => r.ruleId)).toEqual(['unknown-content-event']);
+    // No line keeps the type whole.
+    for (const line of [...session.lines, ...blocking.session.lines]) expect(JSON.stringify(line).length).toBeLessThan(2000);
+  });
+
   it('an item of an unknown type: refused under block (even with no rules at all), forwarded under pass with the other texts still checked', async () => {
     const hologram = { type: 'hologram', data: 'x' };
     const idleBlock = setup(await policyFrom('guardrails:\n  unknownContentEvents: block'));

@@ -103,6 +103,8 @@ function sessionTexts(session: JsonObject): JsonObject {
 
 /** Unknown event / item types already logged (process-wide, bounded): logged once per type. */
 const loggedUnknown = new Set<string>();
+/** Longest unknown type kept, logged or reported (until 2026-12-05 kept whole: 1024 × up to 16 MiB). */
+const MAX_UNKNOWN_TYPE_CHARS = 64;
 
 /** One rule or custom guardrail that tripped on an event. */
 export interface Finding {
@@ -495,6 +497,8 @@ export class GuardrailFilter implements Filter {
   /** An event type the content-path table does not know: the policy decides, logged once per type. */
   #unknown(type: string, direction: 'client' | 'server', clientFrame: Frame | null = null): Verdict {
     const policy = this.#policy;
+    // A client chooses the type: what is kept (process-wide), logged and reported is cut short.
+    type = type.length > MAX_UNKNOWN_TYPE_CHARS ? `${type.slice(0, MAX_UNKNOWN_TYPE_CHARS)}…` : type;
     const key = `${direction}:${type}`;
     if (!loggedUnknown.has(key) && loggedUnknown.size < 1024) {
       loggedUnknown.add(key);

@@ -699,7 +699,7 @@ export class ProxyServer {
     data.session = session;
     this.#sessions.add(session);
     this.#started++;
-    log.info({ event: 'session_start', userAgent: pending.headers.get('user-agent') ?? null }, 'session start');
+    log.info({ event: 'session_start', userAgent: pending.headers.get('user-agent')?.slice(0, 256) ?? null }, 'session start');
     session.start();
   }
 

@@ -3,6 +3,7 @@ import type { HistogramProducer, HistogramTable } from './histograms.js';
 import type { Report } from '../pipeline/reports.js';
 import { turnLatencies, type ResponseRecord, type ToolRecord, type TurnRecord, type Usage } from './records.js';
 import * as S from './semconv.js';
+import { ErrorCatalogue } from '../protocol/errors.js';
 
 /**
  * Keeps a label's value set bounded: the first `max` distinct values pass through, the rest are
@@ -23,6 +24,39 @@ export class BoundedLabel {
     if (this.#seen.size >= this.#max) return 'other';
     this.#seen.add(v);
     return v;
+  }
+}
+
+/**
+ * A label whose values the client names (tool names: the client declares its tools, the model
+ * calls them by name): bounded per tenant and in total, so one tenant's key cannot grow the
+ * series without end nor use up a global allowance and fold every other tenant's tools into
+ * `other` (a single global BoundedLabel, before 2026-12-05, let one session do both). Values
+ * that are not identifier-shaped (OpenAI function names: letters, digits, `_`, `-`, up to 64)
+ * are `other` too, not label text.
+ */
+export class TenantBoundedLabel {
+  static readonly SHAPE = /^[A-Za-z0-9_.:-]{1,64}$/;
+  readonly #seen = new Map<string, Set<string>>();
+  readonly #perTenant: number;
+  readonly #total: number;
+  #count = 0;
+
+  constructor(perTenant: number, total: number) {
+    this.#perTenant = perTenant;
+    this.#total = total;
+  }
+
+  get(tenant: string, value: string | null | undefined): string {
+    if (!value) return 'unknown';
+    if (!TenantBoundedLabel.SHAPE.test(value)) return 'other';
+    let set = this.#seen.get(tenant);
+    if (set?.has(value)) return value;
+    if (this.#count >= this.#total || (set !== undefined && set.size >= this.#perTenant)) return 'other';
+    if (!set) this.#seen.set(tenant, (set = new Set()));
+    set.add(value);
+    this.#count++;
+    return value;
   }
 }
 
@@ -76,7 +110,8 @@ const zeroTotals = (): Totals => ({ clientFrames: 0, clientBytes: 0, serverFrame
 export class TelemetryMetrics {
   readonly tenants = new BoundedLabel(1000);
   readonly models = new BoundedLabel(50);
-  readonly tools = new BoundedLabel(200);
+  /** 20 tools per tenant, 2000 (tenant, tool) pairs in all: series = pairs × the histogram's buckets. */
+  readonly tools = new TenantBoundedLabel(20, 2000);
   readonly codes = new BoundedLabel(200);
   readonly policies = new BoundedLabel(500);
 
@@ -221,7 +256,7 @@ export class TelemetryMetrics {
   responseDone(tenant: string, model: string, r: ResponseRecord): void {
     const end = r.doneAt;
     if (end !== null) {
-      const errorType = r.errorType ? this.codes.get(r.errorType) : null;
+      const errorType = r.errorType ? this.upstreamCode(r.errorType) : null;
       this.#operationDuration.record((end - (r.requestedAt ?? r.createdAt)) / 1000, [S.OP_REALTIME_INFERENCE, S.GEN_AI_PROVIDER_OPENAI, model, tenant, errorType]);
     }
     if (r.firstAudioAt !== null) this.#timeToFirstAudio.record((r.firstAudioAt - r.createdAt) / 1000, [tenant, model, r.trigger]);
@@ -268,7 +303,7 @@ export class TelemetryMetrics {
 
   #tool(tenant: string, tool: ToolRecord): void {
     if (tool.end === null) return;
-    this.#executeToolDuration.record((tool.end - tool.start) / 1000, [tenant, this.tools.get(tool.name)]);
+    this.#executeToolDuration.record((tool.end - tool.start) / 1000, [tenant, this.tools.get(tenant, tool.name)]);
   }
 
   // ---- reports -----------------------------------------------------------------------------
@@ -331,12 +366,30 @@ export class TelemetryMetrics {
   }
 
   error(tenant: string, code: string, origin: 'upstream' | 'proxy' | 'client'): void {
-    this.#errors.add(1, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_ERROR_TYPE]: this.codes.get(code), [S.ATTR_ERROR_ORIGIN]: origin });
+    this.#errors.add(1, { [S.ATTR_TENANT_ID]: tenant, [S.ATTR_ERROR_TYPE]: origin === 'proxy' ? proxyCode(code) : this.upstreamCode(code), [S.ATTR_ERROR_ORIGIN]: origin });
+  }
+
+  /**
+   * An error code the upstream named: identifier-shaped ones share a bounded set, anything else
+   * (a message, a megabyte) is `other`. The proxy's own codes never compete for that set: an
+   * upstream sending 200 made-up codes folded `invalid_json`, `budget_exceeded`, … into `other`.
+   */
+  upstreamCode(code: string | null): string {
+    if (code && !CODE_SHAPE.test(code)) return 'other';
+    return this.codes.get(code);
   }
 
   relayLatency(direction: 'client' | 'server', ms: number): void {
     this.#relayLatency.record(ms / 1000, [direction]);
   }
+}
+
+/** Error codes as OpenAI and the catalogue spell them. */
+const CODE_SHAPE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** The proxy's own codes come from the catalogue (plus `rejected`, a verdict without one): an exact set. */
+function proxyCode(code: string): string {
+  return code === 'rejected' || Object.prototype.hasOwnProperty.call(ErrorCatalogue, code) ? code : 'other';
 }
 
 function addInto(t: Totals, s: SessionMeters): void {

@@ -15,8 +15,16 @@ const IBAN = /\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b/g;
  */
 const DIGITS = /\+?\p{Nd}(?:[\s().\-/\u2010-\u2015\u2212\uFF0D\uFF0E\uFF0F]{0,3}\p{Nd}){5,}/gu;
 
+/**
+ * Credentials a user may read out or paste: OpenAI-style keys (`sk-…`, `sk-proj-…`), the proxy's
+ * own tenant keys (`rpk_…`) and client secrets (`ek_…`), and bearer tokens / JWTs. The logs promise
+ * "no keys"; without this a key with fewer than six digits in a row went through capture whole.
+ * Bounded quantifiers keep the scan linear.
+ */
+const SECRET = /\b(?:sk|rk|pk|ek|rpk)[-_][A-Za-z0-9_-]{12,256}|\bBearer\s+[A-Za-z0-9._~+/=-]{8,2048}|\beyJ[A-Za-z0-9_-]{8,2048}\.[A-Za-z0-9._-]{8,4096}/g;
+
 export function redactPii(text: string): string {
-  return text.replace(EMAIL, '[email]').replace(IBAN, '[iban]').replace(DIGITS, '[number]');
+  return text.replace(SECRET, '[secret]').replace(EMAIL, '[email]').replace(IBAN, '[iban]').replace(DIGITS, '[number]');
 }
 
 /** The capture function for one session: redact, then cap the length. */

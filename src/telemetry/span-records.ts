@@ -71,6 +71,35 @@ export const newSpanId = (): string => randomHex(8, ZERO_SPAN_ID);
 /** The SDK's default event limit: past it the oldest events go, and are counted. */
 export const SPAN_EVENT_LIMIT = 128;
 
+/**
+ * Longest string a span name or attribute keeps. Names, ids, codes and formats come from the
+ * upstream and the client (a tool name, a call id, an error code can be megabytes in a hostile
+ * frame) and every span waits in a bounded-by-count export queue: without a cap one frame could
+ * pin 16 MiB per queued span. 256 is far above any real id, model or code.
+ */
+export const SPAN_STRING_LIMIT = 256;
+
+/** Opt-in captured content, already redacted and capped by `captureContent.maxChars`: kept whole. */
+const CONTENT_KEYS: ReadonlySet<string> = new Set(['gen_ai.input.messages', 'gen_ai.output.messages', 'rtproxy.pii.input_transcript', 'rtproxy.pii.output_transcript']);
+
+/** A string cut to the limit, with a marker so a reader sees it was cut. */
+export function clipSpanString(v: string): string {
+  return v.length > SPAN_STRING_LIMIT ? `${v.slice(0, SPAN_STRING_LIMIT)}…` : v;
+}
+
+function clipValue(key: string, v: AttributeValue | undefined): AttributeValue | undefined {
+  if (typeof v === 'string') return CONTENT_KEYS.has(key) ? v : clipSpanString(v);
+  // Arrays are rare here (finish reasons, one per inference span): mapped whole.
+  if (Array.isArray(v)) return (v as readonly (string | null | undefined)[]).map((x) => (typeof x === 'string' ? clipSpanString(x) : x)) as AttributeValue;
+  return v;
+}
+
+/** Clips every non-content string attribute in place (the span owns the object). */
+function clipAttributes(attributes: Attributes): Attributes {
+  for (const key of Object.keys(attributes)) attributes[key] = clipValue(key, attributes[key]);
+  return attributes;
+}
+
 /** A span being written. `end` turns it into its record (once). */
 export class OpenSpan {
   readonly name: string;
@@ -87,13 +116,13 @@ export class OpenSpan {
 
   /** A root span (a new trace) without `parent`. `attributes` is owned by the span from here on. */
   constructor(name: string, kind: SpanKind, start: HrTime, attributes: Attributes, parent: SpanRef | null = null, links: readonly SpanRef[] = []) {
-    this.name = name;
+    this.name = clipSpanString(name);
     this.kind = kind;
     this.traceId = parent ? parent.traceId : newTraceId();
     this.spanId = newSpanId();
     this.#parentSpanId = parent ? parent.spanId : null;
     this.#start = start;
-    this.#attributes = attributes;
+    this.#attributes = clipAttributes(attributes);
     this.#links = links;
   }
 
@@ -102,11 +131,11 @@ export class OpenSpan {
   }
 
   setAttribute(key: string, value: AttributeValue): void {
-    this.#attributes[key] = value;
+    this.#attributes[key] = clipValue(key, value);
   }
 
   setAttributes(attributes: Attributes): void {
-    Object.assign(this.#attributes, attributes);
+    for (const key of Object.keys(attributes)) this.#attributes[key] = clipValue(key, attributes[key]);
   }
 
   addEvent(name: string, time: HrTime, attributes?: Attributes): void {
@@ -114,7 +143,8 @@ export class OpenSpan {
       this.#events.shift();
       this.#droppedEvents++;
     }
-    this.#events.push(attributes && Object.keys(attributes).length > 0 ? { name, time, attributes } : { name, time });
+    // Event attributes are the tracker's own objects, written once the turn is over: clipped in place (idempotent).
+    this.#events.push(attributes && Object.keys(attributes).length > 0 ? { name: clipSpanString(name), time, attributes: clipAttributes(attributes) } : { name: clipSpanString(name), time });
   }
 
   failed(): void {

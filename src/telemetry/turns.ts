@@ -19,6 +19,7 @@ import {
   type Usage,
 } from './records.js';
 import { LazyMap } from '../lazy-collections.js';
+import { clipSpanString } from './span-records.js';
 
 /** Where the tracker delivers what it learns. Called synchronously from the frame handlers. */
 export interface TurnSink {
@@ -694,7 +695,8 @@ export class TurnTracker {
     const r = rid ? (this.#running.get(rid) ?? null) : this.#onlyRunning();
     const turn = r?.turn ?? this.#current;
     if (!turn) return;
-    const tool: ToolRecord = { callId, name: asString(ev['name']) ?? 'unknown', responseId: r?.id ?? null, start: now, end: null };
+    // Names and codes are kept until the turn ends: cut like span strings now, not only when written.
+    const tool: ToolRecord = { callId, name: clipSpanString(asString(ev['name']) ?? 'unknown'), responseId: r?.id ?? null, start: now, end: null };
     turn.tools.push(tool);
     this.#tools.set(callId, tool);
   }
@@ -712,7 +714,7 @@ export class TurnTracker {
     r.statusReason = asString(details?.['reason']);
     if (r.status === 'failed') {
       const err = asObject(details?.['error']);
-      r.errorType = asString(err?.['code']) ?? asString(err?.['type']) ?? 'failed';
+      r.errorType = clipSpanString(asString(err?.['code']) ?? asString(err?.['type']) ?? 'failed');
     }
     for (const item of asArray(resp?.['output']) ?? []) if (asString(asObject(item)?.['type']) === 'function_call') r.functionCalls++;
     // The relay core updated the view from this response.done before the filters saw it.
@@ -768,7 +770,7 @@ export class TurnTracker {
 
   #onError(ev: JsonObject, now: number): void {
     const err = asObject(ev['error']);
-    const code = asString(err?.['code']) ?? asString(err?.['type']) ?? 'unknown';
+    const code = clipSpanString(asString(err?.['code']) ?? asString(err?.['type']) ?? 'unknown');
     this.#sink.upstreamError(code, now);
     const cur = this.#current;
     if (cur) this.#event(cur, 'error', now, { 'error.type': code });
