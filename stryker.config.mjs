@@ -21,7 +21,8 @@ export default {
   reporters: ['json', 'clear-text', 'progress'],
   jsonReporter: { fileName: `reports/mutation/${name}.json` },
   htmlReporter: { fileName: `reports/mutation/${name}.html` },
-  tempDirName: '.stryker-tmp',
+  // Helpers running side by side each take their own (STRYKER_TMP=.stryker-tmp-<name>).
+  tempDirName: process.env.STRYKER_TMP ?? '.stryker-tmp',
   ignorePatterns: ['bench', 'grafana', 'reports', 'dist', '.data', 'coverage'],
   cleanTempDir: 'always',
   thresholds: { high: 90, low: 80, break: null },
