@@ -131,14 +131,10 @@ export class ProxyError {
   }
 
   toEvent(eventId: string): ProxyErrorEvent {
-    const error: ProxyErrorBody = {
-      type: this.type,
-      code: this.code,
-      message: this.message,
-      param: this.param,
-      event_id: this.eventId,
-    };
-    if (this.details) error.details = this.details;
+    // The HTTP body's fields, with the client's event_id before `details` (wire order kept).
+    const { details, ...head } = this.toHttpBody().error;
+    const error: ProxyErrorBody = { ...head, event_id: this.eventId };
+    if (details) error.details = details;
     return { type: 'error', event_id: eventId, error };
   }
 }
