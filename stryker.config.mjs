@@ -23,7 +23,8 @@ export default {
   htmlReporter: { fileName: `reports/mutation/${name}.html` },
   // Helpers running side by side each take their own (STRYKER_TMP=.stryker-tmp-<name>).
   tempDirName: process.env.STRYKER_TMP ?? '.stryker-tmp',
-  ignorePatterns: ['bench', 'grafana', 'reports', 'dist', '.data', 'coverage'],
+  // Other runs' sandboxes (STRYKER_TMP) must not be copied into this one.
+  ignorePatterns: ['bench', 'grafana', 'reports', 'dist', '.data', 'coverage', '/.stryker-tmp*'],
   cleanTempDir: 'always',
   thresholds: { high: 90, low: 80, break: null },
 };

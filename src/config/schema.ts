@@ -71,6 +71,23 @@ function build() {
         .describe(
           'HTTP request bodies being read before their sender is authenticated (SIP webhooks, client-secret SDP offers while the secret is looked up), per process; more get 503 overloaded at their headers. Each is also bounded by its route\'s limit and counted in memoryBudgetBytes.',
         ),
+      maxUnauthenticatedBodiesPerSource: z
+        .number()
+        .int()
+        .positive()
+        .default(8)
+        .describe(
+          'Of maxUnauthenticatedBodies, how many one source may hold (its address; an IPv6 address counts by its /64), so that one sender cannot take them all; more get 503 overloaded at their headers. Behind a load balancer every sender has the balancer\'s address unless forwardedForHops is set.',
+        ),
+      forwardedForHops: z
+        .number()
+        .int()
+        .min(0)
+        .max(16)
+        .default(0)
+        .describe(
+          'Trusted proxies (load balancers) in front of this one that append the address they saw to X-Forwarded-For: with N, a request\'s source (for maxUnauthenticatedBodiesPerSource) is the Nth entry from the right. 0: the header is ignored (a client can write anything there). Set it only when every connection comes through those proxies.',
+        ),
       maxJsonDepth: z.number().int().min(8).max(MAX_CONTROL_DEPTH).default(MAX_CONTROL_DEPTH).describe(`Deepest nesting of a client event (at most ${MAX_CONTROL_DEPTH}, the limit of the strict parser every filter reads through); deeper events get invalid_event and are not relayed.`),
       backpressure: backpressureSchema.prefault({}),
       demo: z.boolean().default(false).describe('Serve the browser demo page at GET /demo (local demos only).'),

@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { HttpReply } from '../app/module.js';
 
@@ -9,6 +10,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   413: 'Payload Too Large',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
@@ -117,4 +119,59 @@ export function safeDecode(value: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** The colon-separated groups of one side of an IPv6 '::' (none for an empty or missing side). */
+const groupsOf = (side: string | undefined): string[] => (side ? side.split(':') : []);
+
+/** The 8 groups of an IPv6 address (valid per `isIPv6`, so at most one '::'), as numbers; an embedded IPv4 tail becomes two groups. */
+function ipv6Groups(address: string): number[] {
+  let text = address;
+  const dot = text.lastIndexOf(':');
+  const tail = text.slice(dot + 1);
+  if (isIPv4(tail)) {
+    const [a, b, c, d] = tail.split('.').map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dot + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [before, after] = text.split('::');
+  const left = groupsOf(before);
+  const right = groupsOf(after);
+  // No '::': eight groups already (an empty fill).
+  const zeros = Array.from({ length: 8 - left.length - right.length }, () => '0');
+  return [...left, ...zeros, ...right].map((g) => parseInt(g, 16));
+}
+
+/**
+ * Whom a request counts against in per-source shares: an IPv4 address as it is (an IPv4-mapped IPv6
+ * one too), an IPv6 address by its /64 (one host is commonly given a whole /64, so its addresses
+ * are one sender). Null for anything that is not an IP address. Never throws.
+ */
+export function sourceKey(address: string): string | null {
+  const a = address.trim();
+  if (isIPv4(a)) return a;
+  // A zone index (fe80::1%eth0) names an interface, not a sender.
+  const bare = a.split('%', 1)[0]!;
+  if (!isIPv6(bare)) return null;
+  const g = ipv6Groups(bare);
+  if (g.slice(0, 5).every((n) => n === 0) && g[5] === 0xffff) return `${g[6]! >> 8}.${g[6]! & 0xff}.${g[7]! >> 8}.${g[7]! & 0xff}`;
+  return `${g
+    .slice(0, 4)
+    .map((n) => n.toString(16))
+    .join(':')}::/64`;
+}
+
+/**
+ * The source of a request: the connection's address, or with `forwardedForHops` = N trusted proxies in
+ * front, the Nth entry from the right of X-Forwarded-For (the address the outermost trusted proxy saw;
+ * entries left of it are the client's own claims). The connection's address when the header has
+ * fewer entries or that entry is not an address. Never throws.
+ */
+export function requestSource(connection: string, headers: ReadonlyMap<string, string>, forwardedForHops: number): string {
+  const own = sourceKey(connection) ?? connection.slice(0, 64);
+  if (forwardedForHops <= 0) return own;
+  const header = headers.get('x-forwarded-for');
+  if (header === undefined) return own;
+  const entries = header.split(',');
+  if (entries.length < forwardedForHops) return own;
+  return sourceKey(entries[entries.length - forwardedForHops]!) ?? own;
 }

@@ -13,7 +13,7 @@ import { readClientQuery, undialableModel, upstreamTarget } from '../upstream/di
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
-import { copyHeaders, Exchange, jsonReply, safeDecode, statusLine } from './http.js';
+import { copyHeaders, Exchange, jsonReply, requestSource, safeDecode, statusLine } from './http.js';
 import { MemoryBudget } from './memory-budget.js';
 import { RefusalLog } from './refusal-log.js';
 import { uws, uwsBinary } from './uws.js';
@@ -55,6 +55,18 @@ const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
  * complete: this bounds the wait then.
  */
 const BODY_ADMISSION_TIMEOUT_MS = 10_000;
+
+/**
+ * An unauthenticated body must arrive within this plus its length at UNVERIFIED_BODY_MIN_RATE (its
+ * declared length, else the route's limit), or it is answered 408 and its slot freed. A genuine one
+ * (a webhook of a few KiB) arrives at once; without it, a sender trickling bytes held its slot until
+ * uWS's own cut (~10–14 s: uWS only asks for 16 KB/s per 10 s), and 64 of them took every slot.
+ */
+const UNVERIFIED_BODY_BASE_MS = 5000;
+/** Bytes per second (uWS's own floor for a body). */
+const UNVERIFIED_BODY_MIN_RATE = 16 * 1024;
+
+const BODY_TIMEOUT = jsonReply(408, { error: { type: 'invalid_request_error', code: 'request_timeout', message: 'The request body did not arrive in time.' } });
 
 const tooLargeReply = (limit: number): HttpReply =>
   jsonReply(413, { error: { type: 'invalid_request_error', code: 'request_too_large', message: `The body exceeds ${limit} bytes.` } });
@@ -103,6 +115,12 @@ export class ProxyServer {
   readonly #clientListeners: boolean;
   /** Request bodies being read whose sender is not authenticated yet (bounded by server.maxUnauthenticatedBodies). */
   #unverifiedBodies = 0;
+  /**
+   * Those bodies by source (src/server/http.ts requestSource), each at most
+   * server.maxUnauthenticatedBodiesPerSource; an entry goes when its count reaches 0, so the map
+   * never holds more entries than there are slots.
+   */
+  readonly #unverifiedBySource = new Map<string, number>();
   /** Request bodies refused for memory or slots since the last tick, by reason (logged once a tick). */
   readonly #bodyRefusals = new Map<string, number>();
   #ticker: NodeJS.Timeout | null = null;
@@ -396,14 +414,21 @@ export class ProxyServer {
     return this.#unverifiedBodies;
   }
 
+  /** Those bodies by source (read by tests and diagnostics). */
+  get unverifiedBodiesBySource(): ReadonlyMap<string, number> {
+    return this.#unverifiedBySource;
+  }
+
   /**
    * Reads a route's request body, bounded before anything is buffered: the route decides from the
    * headers first (a refusal is answered at once and closes the connection, the body unread); a
    * declared or received length past the route's limit answers 413; every buffered byte is held in
    * the memory budget until the request ends (503 `overloaded` when it is full); a body whose sender
    * is not authenticated yet takes one of `server.maxUnauthenticatedBodies` slots until it is
-   * complete or its credential checked (503 `overloaded` when none is free). Called inside the uWS
-   * handler (onData must be attached there); everything it registers is guarded.
+   * complete or its credential checked (503 `overloaded` when none is free, or when its source holds
+   * its share, `maxUnauthenticatedBodiesPerSource`), and must arrive by a deadline from its length
+   * (408 past it). Called inside the uWS handler (onData must be attached there, and the remote
+   * address read); everything it registers is guarded.
    */
   #readBody(exchange: Exchange, route: HttpRoute, head: HttpRequestHead, params: Readonly<Record<string, string>>): void {
     const limit = route.maxBodyBytes ?? MAX_ADMIN_BODY_BYTES;
@@ -414,28 +439,44 @@ export class ProxyServer {
     if (Number.isFinite(length) && length > limit) return exchange.reply(tooLargeReply(limit));
     const expectsBody = head.headers.has('transfer-encoding') || length !== 0;
     const budget = this.#budget;
+    const counted = (reason: string) => this.#bodyRefusals.set(reason, (this.#bodyRefusals.get(reason) ?? 0) + 1);
     const refusedFor = (reason: string, message: string): HttpReply => {
-      this.#bodyRefusals.set(reason, (this.#bodyRefusals.get(reason) ?? 0) + 1);
+      counted(reason);
       return { status: 503, headers: { 'content-type': 'application/json' }, body: errorBody(new ProxyError('overloaded', { message })) };
     };
-    let slot = false;
+    /** The source whose share this request's slot counts in, while it holds one. */
+    let slot: string | null = null;
     if (admission !== 'authenticated' && expectsBody) {
-      if (this.#unverifiedBodies >= this.#config.server.maxUnauthenticatedBodies) {
+      const s = this.#config.server;
+      if (this.#unverifiedBodies >= s.maxUnauthenticatedBodies) {
         return exchange.reply(refusedFor('unauthenticated_bodies', 'The proxy is reading too many request bodies from unauthenticated senders; retry shortly.'));
       }
-      slot = true;
+      const source = requestSource(remoteAddress(exchange.res), head.headers, s.forwardedForHops);
+      const holds = this.#unverifiedBySource.get(source) ?? 0;
+      if (holds >= s.maxUnauthenticatedBodiesPerSource) {
+        return exchange.reply(refusedFor('unauthenticated_bodies_per_source', 'This sender has too many request bodies being read before authentication; retry shortly.'));
+      }
+      slot = source;
       this.#unverifiedBodies++;
+      this.#unverifiedBySource.set(source, holds + 1);
     }
     // Whether the handler may have the body once it is complete: at once, unless a credential check is pending.
     let admitted = !(admission instanceof Promise);
     let held = 0;
     let timer: NodeJS.Timeout | null = null;
+    /** Bounds how long an unauthenticated body may take to arrive (see UNVERIFIED_BODY_BASE_MS). */
+    let slowTimer: NodeJS.Timeout | null = null;
     let chunks: Buffer[] = [];
     let received = 0;
     let body: Buffer | null = null;
     const leaveSlot = () => {
-      if (!slot) return;
-      slot = false;
+      if (slowTimer) clearTimeout(slowTimer);
+      slowTimer = null;
+      if (slot === null) return;
+      const left = (this.#unverifiedBySource.get(slot) ?? 1) - 1;
+      if (left > 0) this.#unverifiedBySource.set(slot, left);
+      else this.#unverifiedBySource.delete(slot);
+      slot = null;
       this.#unverifiedBodies--;
     };
     /** Gives back everything this request holds; idempotent. */
@@ -468,6 +509,22 @@ export class ProxyServer {
         .finally(settle);
     };
     exchange.onAbort = settle;
+    if (slot !== null) {
+      const expected = Number.isFinite(length) && length > 0 ? length : limit;
+      slowTimer = setTimeout(() => {
+        slowTimer = null;
+        try {
+          // A complete body waiting for its credential check is bounded by that check's own timer.
+          if (slot === null || body !== null) return;
+          counted('unauthenticated_body_timeout');
+          if (exchange.open) refuse(BODY_TIMEOUT);
+          else settle();
+        } catch (err) {
+          fail(err);
+        }
+      }, UNVERIFIED_BODY_BASE_MS + Math.ceil((expected * 1000) / UNVERIFIED_BODY_MIN_RATE));
+      slowTimer.unref();
+    }
     if (admission instanceof Promise) {
       timer = setTimeout(() => {
         timer = null;

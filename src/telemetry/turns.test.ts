@@ -398,7 +398,7 @@ describe('turn tracker', () => {
     expect(sink.closed[0]).toMatchObject({ endReason: 'failed', errorType: 'budget_exceeded' });
 
     client({ type: 'response.create', event_id: 'evt_9' });
-    // The upstream names the id the create left with (the proxy's: Conversation.stampCreate).
+    // The upstream names the id the create left with (the proxy's: Conversation.stamp).
     server({ type: 'error', event_id: 'e', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: sent.at(-1) } });
     expect(sink.errors).toEqual(['invalid_value']);
     expect(sink.closed[1]).toMatchObject({ initiator: 'agent', endReason: 'failed', errorType: 'invalid_value' });
@@ -508,15 +508,31 @@ describe('turn tracker', () => {
     expect(sink.closed[0]!.responses[0]!.doneAt).not.toBeNull();
   });
 
-  it('keeps a bounded number of running response records: past the bound the oldest is given up and counted once', () => {
-    const { sink, server } = setup();
+  it('keeps a bounded number of open turns: past 32 the oldest is closed as at its cap, its running response given up and counted once', () => {
+    const { sink, server, tracker } = setup();
     server(ev.sessionCreated());
+    // Each out-of-band response.created opens a turn of its own; none is ever done.
     for (let i = 0; i < 260; i++) server(ev.responseCreated(`resp_${i}`, { conversation_id: null }));
-    expect(sink.responses.map((r) => [r.id, r.doneAt])).toEqual([0, 1, 2, 3].map((i) => [`resp_${i}`, null]));
+    expect(tracker.openTurns).toHaveLength(32);
+    expect(sink.closed.map((t) => t.endReason)).toEqual(Array.from({ length: 228 }, () => 'timeout'));
+    expect(sink.responses.map((r) => [r.id, r.doneAt])).toEqual(Array.from({ length: 228 }, (_, i) => [`resp_${i}`, null]));
     // Its late response.done neither counts it again nor fails.
     server(ev.responseDone('resp_0'));
     server(ev.responseDone('resp_259'));
-    expect(sink.responses.map((r) => r.id)).toEqual(['resp_0', 'resp_1', 'resp_2', 'resp_3', 'resp_259']);
+    expect(sink.responses.map((r) => r.id).slice(226)).toEqual(['resp_226', 'resp_227', 'resp_259']);
+  });
+
+  it('a flood of responses that each open a turn (created, never done) keeps 32 turns open, never the current one closed', () => {
+    const { sink, server, client, tracker } = setup();
+    server(ev.sessionCreated());
+    // The user's turn is current while the upstream floods.
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } });
+    const user = tracker.current!;
+    for (let i = 0; i < 100; i++) server(ev.responseCreated(`resp_oob_${i}`, { conversation_id: null }));
+    expect(tracker.openTurns).toHaveLength(32);
+    expect(tracker.current).toBe(user);
+    expect(tracker.openTurns[0]).toBe(user);
+    expect(sink.closed).toHaveLength(69);
   });
 
   it('keeps the timing of a bounded number of unanswered creates, oldest dropped first', () => {
@@ -641,5 +657,194 @@ describe('turn tracker', () => {
       ['replace', undefined],
       ['drop', undefined],
     ]);
+  });
+});
+
+/**
+ * A hostile upstream controls how many function calls, responses and output items one turn gets;
+ * each kept a record (tools and responses also a span) until the turn closed, up to the 120 s cap.
+ * Past the per-turn bounds they are counted on one `rtproxy.turn.dropped` event of the turn.
+ */
+describe('turn tracker: per-turn bounds against a hostile upstream', () => {
+  const dropped = (turn: TurnRecord) => turn.events.filter((e) => e.name === 'rtproxy.turn.dropped').map((e) => ({ ...e.attrs }));
+
+  /** A user text turn answered by resp_1, which is still running. */
+  function responding() {
+    const s = setup();
+    s.server(ev.sessionCreated());
+    s.client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go' }] } });
+    s.client({ type: 'response.create' });
+    s.server(ev.responseCreated('resp_1'));
+    return s;
+  }
+
+  it('keeps 64 tool records per turn and counts the rest; a repeated call_id is not a second call', () => {
+    const { server, sink, tracker, time } = responding();
+    const turn = tracker.current!;
+    for (let i = 0; i < 1000; i++) server(ev.functionArgsDone('resp_1', `call_${i}`, 'f'));
+    server(ev.functionArgsDone('resp_1', 'call_0', 'f'));
+    expect(turn.tools.map((t) => t.callId)).toEqual(Array.from({ length: 64 }, (_, i) => `call_${i}`));
+    expect(dropped(turn)).toEqual([{ 'rtproxy.turn.dropped.tools': 936 }]);
+    // The counts stay on the closed turn (the spans are written from it).
+    time.advance(120_000);
+    expect(sink.closed).toEqual([turn]);
+    expect(dropped(turn)).toEqual([{ 'rtproxy.turn.dropped.tools': 936 }]);
+  });
+
+  it('the count survives a turn whose events are at their cap, and a kept call still ends on its output', () => {
+    const { server, client, tracker, time, report } = responding();
+    const turn = tracker.current!;
+    for (let i = 0; i < 200; i++) report({ kind: 'lock', field: 'instructions', action: 'rewritten' });
+    expect(turn.events.length).toBe(128);
+    for (let i = 0; i < 65; i++) server(ev.functionArgsDone('resp_1', `call_${i}`, 'f'));
+    expect(dropped(turn)).toEqual([{ 'rtproxy.turn.dropped.tools': 1 }]);
+    expect(turn.events.length).toBe(129);
+    time.advance(5);
+    client({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: 'call_63', output: '{}' } });
+    expect(turn.tools[63]!.end).toBe(time.t);
+    // The dropped one has no record to end.
+    client({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: 'call_64', output: '{}' } });
+    expect(turn.tools.filter((t) => t.end !== null)).toHaveLength(1);
+  });
+
+  it('ids longer than 256 characters are not kept (call, item, response ids, early reports) and a status reason is cut', () => {
+    const { server, report, tracker, sink } = responding();
+    const turn = tracker.current!;
+    const long = (p: string) => `${p}_${'x'.repeat(100_000)}`;
+    server(ev.functionArgsDone('resp_1', long('call'), 'f'));
+    server(ev.functionArgsDone('resp_1', `call_${'y'.repeat(251)}`, 'f'));
+    expect(turn.tools.map((t) => t.callId.length)).toEqual([256]);
+    server(ev.outputItemAdded('resp_1', long('item')));
+    server(ev.outputItemAdded('resp_1', `item_${'y'.repeat(251)}`));
+    expect(dropped(turn)).toEqual([{ 'rtproxy.turn.dropped.tools': 1, 'rtproxy.turn.dropped.items': 1 }]);
+    // Early reports (before their response.created) are kept for a few responses: a long id takes no place there.
+    const usage = (responseId: string): Report => ({ kind: 'usage', responseId, model: 'gpt-realtime', costMicros: 5, inputTokens: 1, outputTokens: 1, cachedTokens: 0, source: 'response' });
+    for (let i = 0; i < 64; i++) report(usage(`resp_u${i}`));
+    for (let i = 0; i < 16; i++) report({ kind: 'output_audio_started', responseId: `resp_u${i}`, at: 1 });
+    report({ kind: 'output_audio_started', responseId: long('resp'), at: 1 });
+    report(usage(long('resp')));
+    server(ev.responseCreated('resp_u0', { conversation_id: null }));
+    server(ev.responseDone('resp_u0'));
+    expect(sink.responses.map((r) => [r.id, r.costMicros, r.firstAudioAt])).toEqual([['resp_u0', 5, 1]]);
+    sink.responses.length = 0;
+    server(ev.responseCreated(long('resp'), { conversation_id: null }));
+    server(ev.responseDone(long('resp')));
+    expect(sink.responses).toEqual([]);
+    expect(tracker.openTurns).toEqual([turn]);
+    expect(sink.opened).toHaveLength(2);
+    server(ev.responseDone('resp_1', 'incomplete', { status_details: { type: 'incomplete', reason: 'r'.repeat(10_000) } }));
+    expect(sink.responses[0]!.statusReason!.length).toBeLessThan(300);
+  });
+
+  it('keeps 64 response records per turn (a tool loop the upstream never ends); the rest are counted, not tracked', () => {
+    const { server, sink, tracker } = responding();
+    const turn = tracker.current!;
+    const fc = (i: number) => ({ output: [{ type: 'function_call', call_id: `call_${i}`, name: 'f', arguments: '{}' }] });
+    server(ev.responseDone('resp_1', 'completed', fc(1)));
+    for (let i = 2; i <= 100; i++) {
+      server(ev.responseCreated(`resp_${i}`));
+      server(ev.responseDone(`resp_${i}`, 'completed', fc(i)));
+    }
+    expect(turn.phase).toBe('tool_wait');
+    expect(turn.responses).toHaveLength(64);
+    expect(sink.responses.map((r) => r.id)).toEqual(Array.from({ length: 64 }, (_, i) => `resp_${i + 1}`));
+    expect(dropped(turn)).toEqual([{ 'rtproxy.turn.dropped.responses': 36 }]);
+    expect(sink.opened).toEqual([turn]);
+  });
+
+  it('keeps 128 item ids per turn (truncates and transcripts find their turn), counts the rest, and forgets them when the turn closes', () => {
+    const { server, client, tracker, sink } = responding();
+    const turn = tracker.current!;
+    // The user's message has no id here: every kept id is an output item.
+    for (let i = 0; i < 500; i++) server(ev.outputItemAdded('resp_1', `item_${i}`));
+    // The same id again is not another item.
+    server(ev.outputItemAdded('resp_1', 'item_0'));
+    expect(dropped(turn)).toEqual([{ 'rtproxy.turn.dropped.items': 372 }]);
+    // A kept item's truncate reaches the turn; a dropped one's does not.
+    client({ type: 'conversation.item.truncate', item_id: 'item_200', content_index: 0, audio_end_ms: 10 });
+    expect(turn.truncated).toBe(false);
+    client({ type: 'conversation.item.truncate', item_id: 'item_127', content_index: 0, audio_end_ms: 10 });
+    expect(turn.truncated).toBe(true);
+    server(ev.responseDone('resp_1', 'cancelled'));
+    expect(sink.closed).toEqual([turn]);
+    // A new turn gets its own allowance.
+    client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
+    client({ type: 'response.create' });
+    server(ev.responseCreated('resp_2'));
+    const next = tracker.current!;
+    for (let i = 0; i < 128; i++) server(ev.outputItemAdded('resp_2', `item_${i}`));
+    expect(dropped(next)).toEqual([]);
+  });
+
+  it('maps item ids from every source to their turn (transcripts and truncates find it); events without one, or of an unknown response, change nothing', () => {
+    const { server, client, tracker, sink } = setup({ capture: (t) => t });
+    server(ev.sessionCreated());
+    server({ type: 'input_audio_buffer.speech_started', event_id: 'e', audio_start_ms: 0 });
+    server(ev.speechStarted(10, 'item_sp'));
+    server({ type: 'input_audio_buffer.committed', event_id: 'e', previous_item_id: null });
+    server(ev.committed('item_cm'));
+    const user = tracker.current!;
+    client({ type: 'conversation.item.create', item: { id: 'item_txt', type: 'message', role: 'user', content: [] } });
+    server({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'e', item_id: 'item_txt', content_index: 0, transcript: 'zero' });
+    server({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'e', item_id: 'item_sp', content_index: 0, transcript: 'one' });
+    server({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'e', item_id: 'item_cm', content_index: 0, transcript: 'two' });
+    expect(user.inputText).toBe('zero\none\ntwo');
+    server(ev.speechStopped(900, 'item_sp'));
+    client({ type: 'response.create' });
+    server(ev.responseCreated('resp_1'));
+    server({ type: 'response.output_item.added', event_id: 'e', response_id: 'resp_1', output_index: 0, item: { type: 'message' } });
+    server(ev.outputItemAdded('resp_unknown', 'item_other'));
+    server(ev.outputItemAdded('resp_1', 'item_out'));
+    client({ type: 'conversation.item.truncate', item_id: 'item_other', content_index: 0, audio_end_ms: 5 });
+    expect(user.truncated).toBe(false);
+    client({ type: 'conversation.item.truncate', item_id: 'item_out', content_index: 0, audio_end_ms: 5 });
+    expect(user.truncated).toBe(true);
+    expect(dropped(user)).toEqual([]);
+    server(ev.responseDone('resp_1', 'cancelled'));
+    expect(sink.closed).toEqual([user]);
+  });
+
+  it('a function call goes to its response\'s turn, else the current one; without a call_id it is no call', () => {
+    const { server, client, tracker, sink } = responding();
+    const user = tracker.current!;
+    // An out-of-band response runs beside resp_1 in a turn of its own.
+    server(ev.responseCreated('resp_oob', { conversation_id: null }));
+    const oob = tracker.openTurns.find((t) => t !== user)!;
+    server(ev.functionArgsDone('resp_oob', 'call_oob', 'f'));
+    server({ type: 'response.function_call_arguments.done', event_id: 'e', item_id: 'i', output_index: 0, name: 'f', arguments: '{}' });
+    expect(oob.tools.map((t) => [t.callId, t.responseId])).toEqual([['call_oob', 'resp_oob']]);
+    expect(user.tools).toEqual([]);
+    // Two responses run and the event names none: the current turn's, with no response.
+    server({ type: 'response.function_call_arguments.done', event_id: 'e', item_id: 'i', output_index: 0, call_id: 'call_cur', name: 'g', arguments: '{}' });
+    expect(user.tools.map((t) => [t.callId, t.name, t.responseId])).toEqual([['call_cur', 'g', null]]);
+    expect(sink.closed).toEqual([]);
+    client({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: 'call_oob', output: '{}' } });
+    expect(oob.tools[0]!.end).not.toBeNull();
+  });
+
+  it('an id of exactly 256 characters is still an id (early reports included)', () => {
+    const { server, sink, report } = responding();
+    const id = `resp_${'z'.repeat(251)}`;
+    report({ kind: 'output_audio_started', responseId: id, at: 3 });
+    report({ kind: 'usage', responseId: id, model: 'gpt-realtime', costMicros: 7, inputTokens: 1, outputTokens: 1, cachedTokens: 0, source: 'response' });
+    server(ev.responseCreated(id, { conversation_id: null }));
+    server(ev.responseDone(id));
+    expect(sink.responses.map((r) => [r.id, r.costMicros, r.firstAudioAt])).toEqual([[id, 7, 3]]);
+  });
+
+  it('keeps a response\'s first four distinct output_modalities, cut', () => {
+    const { server, sink } = responding();
+    const huge = ['audio', 'audio', 7, 'text', 'm'.repeat(10_000), ...Array.from({ length: 100_000 }, (_, i) => `x${i}`)];
+    server(ev.responseCreated('resp_9', { conversation_id: null, output_modalities: huge }));
+    server(ev.responseDone('resp_9'));
+    const r = sink.responses.find((x) => x.id === 'resp_9')!;
+    expect(r.outputModalities.slice(0, 2)).toEqual(['audio', 'text']);
+    expect(r.outputModalities).toHaveLength(4);
+    expect(r.outputModalities[2]!.length).toBeLessThan(300);
+    expect(r.outputModalities[3]).toBe('x0');
+    // Not an array: none.
+    server(ev.responseCreated('resp_10', { conversation_id: null, output_modalities: 'audio' }));
+    server(ev.responseDone('resp_10'));
+    expect(sink.responses.find((x) => x.id === 'resp_10')!.outputModalities).toEqual([]);
   });
 });

@@ -19,7 +19,7 @@ import {
   type Usage,
 } from './records.js';
 import { LazyMap } from '../lazy-collections.js';
-import { clipSpanString } from './span-records.js';
+import { clipSpanString, SPAN_STRING_LIMIT } from './span-records.js';
 
 /** Where the tracker delivers what it learns. Called synchronously from the frame handlers. */
 export interface TurnSink {
@@ -72,9 +72,17 @@ interface CreateTiming {
   cancelled: boolean;
 }
 
+/** The tracker's own state of an open turn (dropped when it closes). */
 interface TurnTimers {
   max: unknown;
   wait: unknown;
+  /** Item ids mapped to this turn in `#items` (at most MAX_ITEMS_PER_TURN). */
+  items: number;
+  /**
+   * What the turn's bounds left out, by kind: the attributes of one `rtproxy.turn.dropped` event on
+   * the turn, counted in place (null until something is dropped).
+   */
+  dropped: Record<string, number> | null;
 }
 
 const TEXT_DELTA_TYPES = new Set([
@@ -97,6 +105,30 @@ const MAX_EARLY_USAGE = 64;
 /** Records of running responses (each belongs to an open turn; more than a handful is hostile). */
 const MAX_RUNNING = 256;
 const MAX_DONE = 256;
+/**
+ * Per turn, what upstream events add records to and the records live until the turn closes (up to
+ * the turn cap, 120 s): tool calls (each a record and a span), responses (each a record and an
+ * inference span), item ids. A turn rarely has more than a few of each; past these a hostile
+ * upstream's extra ones are only counted (`rtproxy.turn.dropped`). Until 2026-12-05 any number of
+ * function calls per turn each kept a record and a span.
+ */
+const MAX_TOOLS_PER_TURN = 64;
+const MAX_RESPONSES_PER_TURN = 64;
+const MAX_ITEMS_PER_TURN = 128;
+/**
+ * Turns open at once: each response.created while another response runs opens one (and holds its
+ * timer) until its response.done or the turn cap. Past this the oldest (not the current) is closed
+ * as at its cap.
+ */
+const MAX_OPEN_TURNS = 32;
+/**
+ * Longest response, item or call id the tracker keeps (as a map key, on records): OpenAI's are a
+ * few dozen characters. A longer one is not tracked, so a hostile upstream's megabyte ids are not
+ * kept alive by the tracker's maps.
+ */
+const MAX_ID_CHARS = SPAN_STRING_LIMIT;
+/** `output_modalities` kept of a response (read for `audio` only; the upstream may send any array). */
+const MAX_MODALITIES = 4;
 const GUARDRAIL_SEVERITY: Readonly<Record<string, number>> = { log: 1, redact: 2, block: 3, cancel_response: 4, end_session: 5 };
 
 function formatInfo(format: unknown): { name: string; bytesPerMs: number } | null {
@@ -112,6 +144,18 @@ function formatInfo(format: unknown): { name: string; bytesPerMs: number } | nul
   if (type === 'audio/pcmu') return { name: 'g711_ulaw', bytesPerMs: 8 };
   if (type === 'audio/pcma') return { name: 'g711_alaw', bytesPerMs: 8 };
   return null;
+}
+
+/** The first few distinct `output_modalities` (clipped): a hostile array of any length is not copied. */
+function modalities(raw: unknown): string[] {
+  const out: string[] = [];
+  for (const m of asArray(raw) ?? []) {
+    if (out.length >= MAX_MODALITIES) break;
+    if (typeof m !== 'string') continue;
+    const v = clipSpanString(m);
+    if (!out.includes(v)) out.push(v);
+  }
+  return out;
 }
 
 /** The conversation view's usage of a response (src/protocol/usage.ts parses it) as a telemetry record. */
@@ -302,7 +346,7 @@ export class TurnTracker {
     if (type !== 'message' || asString(item?.['role']) !== 'user') return;
     const turn = this.#userTurn(now, 'text', false);
     const id = asString(item?.['id']);
-    if (id) this.#items.set(id, turn);
+    if (id) this.#noteItem(id, turn);
     if (this.#opts.capture) {
       let text = '';
       for (const part of asArray(item?.['content']) ?? []) {
@@ -411,7 +455,7 @@ export class TurnTracker {
         const turn = this.#current;
         if (turn && turn.phase === 'user') {
           const id = asString(frame.json()['item_id']);
-          if (id) this.#items.set(id, turn);
+          if (id) this.#noteItem(id, turn);
           this.#event(turn, 'input_audio_buffer.committed', now);
         }
         return;
@@ -458,6 +502,7 @@ export class TurnTracker {
   #onFirstAudio(responseId: string, at: number): void {
     const r = this.#running.get(responseId);
     if (!r) {
+      if (responseId.length > MAX_ID_CHARS) return;
       this.#firstAudioEarly.set(responseId, at);
       if (this.#firstAudioEarly.size > MAX_EARLY) this.#firstAudioEarly.delete(this.#firstAudioEarly.keys().next().value!);
       return;
@@ -559,7 +604,7 @@ export class TurnTracker {
     }
     turn.anchor = this.#vadAnchor();
     const item = asString(ev['item_id']);
-    if (item) this.#items.set(item, turn);
+    if (item) this.#noteItem(item, turn);
     this.#event(turn, 'input_audio_buffer.speech_started', now, audioStart === null ? undefined : { 'rtproxy.audio.start_ms': audioStart });
   }
 
@@ -612,7 +657,7 @@ export class TurnTracker {
   #onResponseCreated(ev: JsonObject, now: number): void {
     const resp = asObject(ev['response']);
     const id = asString(resp?.['id']);
-    if (!id || this.#running.has(id)) return;
+    if (!id || id.length > MAX_ID_CHARS || this.#running.has(id)) return;
     // The view paired this response.created with its create before the filters saw it.
     const view = this.#conversation.response(id);
     const create = this.#createOf(view);
@@ -633,6 +678,8 @@ export class TurnTracker {
         turn.userEndAt = create?.t ?? null;
       }
     }
+    // Past the turn's bound the response is only counted: no record, no span (its frames find none).
+    if (turn.responses.length >= MAX_RESPONSES_PER_TURN) return this.#dropped(turn, 'rtproxy.turn.dropped.responses');
     // The view keeps "inf" (no limit); telemetry records have no limit as null.
     const maxTokens = view?.maxOutputTokens ?? null;
     const r: ResponseRecord = {
@@ -643,7 +690,7 @@ export class TurnTracker {
       requestedAt: create?.t ?? null,
       createdAt: now,
       maxOutputTokens: maxTokens === 'inf' ? null : maxTokens,
-      outputModalities: (asArray(resp?.['output_modalities']) ?? []).filter((m): m is string => typeof m === 'string'),
+      outputModalities: modalities(resp?.['output_modalities']),
       firstAudioAt: null,
       firstTextAt: null,
       doneAt: null,
@@ -685,7 +732,29 @@ export class TurnTracker {
     const rid = asString(ev['response_id']);
     const r = rid ? this.#running.get(rid) : undefined;
     const id = asString(asObject(ev['item'])?.['id']);
-    if (r && id) this.#items.set(id, r.turn);
+    if (r && id) this.#noteItem(id, r.turn);
+  }
+
+  /** Maps an item id to its turn (truncates and transcripts name items), within the turn's bound. */
+  #noteItem(id: string, turn: TurnRecord): void {
+    if (this.#items.get(id) === turn) return;
+    const state = this.#timers.get(turn);
+    if (!state) return;
+    if (state.items >= MAX_ITEMS_PER_TURN || id.length > MAX_ID_CHARS) return this.#dropped(turn, 'rtproxy.turn.dropped.items');
+    state.items++;
+    this.#items.set(id, turn);
+  }
+
+  /** Counts one record the turn's bounds left out, on the turn's `rtproxy.turn.dropped` event. */
+  #dropped(turn: TurnRecord, kind: string): void {
+    const state = this.#timers.get(turn);
+    if (!state) return;
+    if (state.dropped === null) {
+      state.dropped = {};
+      // Pushed past the events' cap if need be: one event per turn, and the counts must not be lost.
+      turn.events.push({ name: 'rtproxy.turn.dropped', t: this.#now(), attrs: state.dropped });
+    }
+    state.dropped[kind] = (state.dropped[kind] ?? 0) + 1;
   }
 
   #onFunctionCall(ev: JsonObject, now: number): void {
@@ -695,6 +764,10 @@ export class TurnTracker {
     const r = rid ? (this.#running.get(rid) ?? null) : this.#onlyRunning();
     const turn = r?.turn ?? this.#current;
     if (!turn) return;
+    // A call's arguments are done once: a repeat is not a second call.
+    if (this.#tools.has(callId)) return;
+    // Past the bound, or an id no real call has: counted, not kept.
+    if (turn.tools.length >= MAX_TOOLS_PER_TURN || callId.length > MAX_ID_CHARS) return this.#dropped(turn, 'rtproxy.turn.dropped.tools');
     // Names and codes are kept until the turn ends: cut like span strings now, not only when written.
     const tool: ToolRecord = { callId, name: clipSpanString(asString(ev['name']) ?? 'unknown'), responseId: r?.id ?? null, start: now, end: null };
     turn.tools.push(tool);
@@ -711,7 +784,8 @@ export class TurnTracker {
     const status = asString(resp?.['status']);
     r.status = status === 'completed' || status === 'cancelled' || status === 'incomplete' || status === 'failed' ? status : 'completed';
     const details = asObject(resp?.['status_details']);
-    r.statusReason = asString(details?.['reason']);
+    const reason = asString(details?.['reason']);
+    r.statusReason = reason === null ? null : clipSpanString(reason);
     if (r.status === 'failed') {
       const err = asObject(details?.['error']);
       r.errorType = clipSpanString(asString(err?.['code']) ?? asString(err?.['type']) ?? 'failed');
@@ -775,7 +849,7 @@ export class TurnTracker {
     const cur = this.#current;
     if (cur) this.#event(cur, 'error', now, { 'error.type': code });
     // An error about a response.create (every create upstream carries its own event_id, see
-    // Conversation.stampCreate) means that request gets no response.
+    // Conversation.stamp) means that request gets no response.
     const about = asString(err?.['event_id']);
     const create = about !== null ? this.#sentCreates.get(about) : undefined;
     if (!create) return;
@@ -822,6 +896,7 @@ export class TurnTracker {
           if (done.turn.phase !== 'closed') done.turn.costMicros += report.costMicros;
           return;
         }
+        if (report.responseId.length > MAX_ID_CHARS) return;
         this.#usageEarly.set(report.responseId, report.costMicros);
         if (this.#usageEarly.size > MAX_EARLY_USAGE) {
           const oldest = this.#usageEarly.keys().next().value;
@@ -994,8 +1069,15 @@ export class TurnTracker {
     this.#timers.set(turn, {
       max: this.#scheduler.set(this.#opts.maxTurnMs, () => this.#close(turn, turn.endReason ?? 'timeout', this.#now())),
       wait: null,
+      items: 0,
+      dropped: null,
     });
     this.#sink.turnOpened(turn);
+    if (this.#open.length > MAX_OPEN_TURNS) {
+      // The oldest but the current (one of the first two: only one turn is current; the new one is last).
+      const oldest = this.#open[0] === this.#current ? this.#open[1]! : this.#open[0]!;
+      this.#close(oldest, oldest.endReason ?? 'timeout', this.#now());
+    }
     return turn;
   }
 
