@@ -54,6 +54,13 @@ class FakeSideband implements Sideband {
   endRecord(): Record<string, unknown> {
     return this.#record;
   }
+  /** What `idle` waits on (the test resolves it), and the bounds it was given. */
+  busy: Promise<void> | null = null;
+  readonly idleWaits: number[] = [];
+  idle(timeoutMs: number): Promise<void> {
+    this.idleWaits.push(timeoutMs);
+    return this.busy ?? Promise.resolve();
+  }
   /** Set: close() only records; the sideband ends when `finish()` is called (a response lingering). */
   lingers = false;
   close(error: ProxyError): void {
@@ -306,12 +313,13 @@ describe('caps on a call', () => {
     expect(r.lines.filter((l) => l['event'] === 'call_cap_repeat')).toEqual([
       expect.objectContaining({ call: 'rtc_1', overCapResponses: 2, level: 40, msg: 'a second response started over the cost cap (calls.onCap: cancel): ending the call' }),
     ]);
-    // The sideband lingers for the cancelled responses' response.done, then its end hangs the call up.
-    expect(r.hangups).toEqual([]);
+    // Hung up first (the sideband was closed once the hang-up was answered); the sideband lingers
+    // for the cancelled responses' response.done, and its end hangs up nothing more.
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ call: 'rtc_1', why: 'a second response started over the cost cap' });
     r.sidebands.get('rtc_1')!.finish();
     await flush();
     expect(r.hangups).toEqual(['hangup:rtc_1']);
-    expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ call: 'rtc_1', why: 'a second response started over the cost cap' });
     // A new sideband for the same call id starts from nothing.
     r.start('rtc_1');
     r.governors.capReached('rtc_1', true);
@@ -610,5 +618,210 @@ describe('more edges', () => {
     await closing;
     r.advance(60_000);
     expect(await r.store.claimLapsed('gov_next', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+});
+
+describe('the governor ends a call: hang-up first, then the sideband (found 2026-12-05)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A control whose answers the test gives, one per request, in order. */
+  const held = () => {
+    const answers: Array<(status: number) => void> = [];
+    const control: Control = () => new Promise((resolve) => answers.push((status) => resolve({ status, headers: new Headers(), body: Buffer.alloc(0) })));
+    return { control, answer: (status: number) => answers.shift()!(status), get waiting() { return answers.length; } };
+  };
+
+  it('a cap: the hang-up goes out while the sideband still reads the call; the sideband is closed once the upstream answered', async () => {
+    const up = held();
+    const r = track(rig({ control: up.control }));
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    // The hang-up is on its way: the sideband stays open, and more over-cap starts end nothing twice.
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    r.governors.capReached('rtc_1', true);
+    r.governors.capReached('rtc_1', false);
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    up.answer(200);
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.closedError).toMatchObject({ code: 'budget_exceeded', closeCode: 4002 });
+    // Its end hangs up nothing more.
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+  });
+
+  it('over a cap, the hang-up waits first for the responses in flight (cancelled: their response.done bills them), at most the linger bound', async () => {
+    let done: (() => void) | null = null;
+    const r = track(rig({ openSideband: (init) => Object.assign(new FakeSideband(init), { busy: new Promise<void>((resolve) => (done = resolve)) }) }));
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.idleWaits).toEqual([5000]);
+    expect(r.hangups).toEqual([]);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    done!();
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('budget_exceeded');
+    // Shutdown does not wait for responses to end (nothing cancelled them): hung up at once.
+    const s = track(rig());
+    await s.govern('rtc_2');
+    await s.governors.close();
+    expect([s.hangups, s.sidebands.get('rtc_2')!.idleWaits]).toEqual([['hangup:rtc_2'], []]);
+  });
+
+  it('a hang-up that fails is retried with the sideband open; given up (four attempts), the sideband is closed anyway', async () => {
+    vi.useFakeTimers();
+    const r = track(rig({ control: () => answer(503) }));
+    // Leased here: the lease renewals while it waits keep it.
+    await r.govern('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.hangups).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(r.hangups).toHaveLength(3);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(r.hangups).toHaveLength(4);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('budget_exceeded');
+  });
+
+  it('a refused hang-up (4xx: no such call) settles at once: the sideband is closed', async () => {
+    const r = track(rig({ control: () => answer(404) }));
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect([r.hangups, r.sidebands.get('rtc_1')!.closedWith]).toEqual([['hangup:rtc_1'], 'budget_exceeded']);
+  });
+
+  it('an upstream that never answers: the sideband is closed after every attempt\'s bound and the pauses (4 × calls.upstreamTimeoutMs + 7 s)', async () => {
+    vi.useFakeTimers();
+    const up = held();
+    const r = track(rig({ control: up.control }));
+    await r.govern('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await vi.advanceTimersByTimeAsync(4 * 10_000 + 7000 - 1);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('budget_exceeded');
+    // The late answer changes nothing.
+    up.answer(200);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+  });
+
+  it('the call ends upstream while the hang-up is on its way (its sideband closed with 1000): nothing left to close', async () => {
+    const up = held();
+    const r = track(rig({ control: up.control }));
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    r.sidebands.get('rtc_1')!.endBy(1000);
+    up.answer(200);
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+  });
+
+  it('a sideband the upstream ends before the cap\'s end starts (same frame): its own end decides, nothing is hung up twice', async () => {
+    const r = track(rig());
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    r.sidebands.get('rtc_1')!.endBy(1000);
+    await flush();
+    expect([r.hangups, r.sidebands.get('rtc_1')!.closedWith]).toEqual([[], null]);
+  });
+
+  it('the upstream\'s answers are logged: a refusal (status, attempt), a failure (error, attempt); an accepted hang-up says nothing more', async () => {
+    const refused = track(rig({ control: () => answer(404) }));
+    refused.start('rtc_1');
+    refused.governors.capReached('rtc_1', true);
+    const failing = track(rig({ control: (n) => (n === 1 ? Promise.reject(new Error('ECONNRESET')) : answer(200)) }));
+    failing.start('rtc_2');
+    failing.governors.capReached('rtc_2', true);
+    const fine = track(rig());
+    fine.start('rtc_3');
+    fine.governors.capReached('rtc_3', true);
+    // Anything but a 2xx is no hang-up (a 3xx included: not retried, logged).
+    const moved = track(rig({ control: () => answer(300) }));
+    moved.start('rtc_4');
+    moved.governors.capReached('rtc_4', true);
+    await flush();
+    expect(moved.lines.filter((l) => l['msg'] === 'upstream refused the hangup')).toEqual([expect.objectContaining({ call: 'rtc_4', status: 300, attempt: 1 })]);
+    expect(moved.hangups).toHaveLength(1);
+    expect(refused.lines.filter((l) => l['msg'] === 'upstream refused the hangup')).toEqual([expect.objectContaining({ call: 'rtc_1', status: 404, attempt: 1, level: 40 })]);
+    expect(failing.lines.filter((l) => l['msg'] === 'hangup failed')).toEqual([expect.objectContaining({ call: 'rtc_2', err: 'ECONNRESET', attempt: 1, level: 50 })]);
+    expect(fine.lines.filter((l) => l['msg'] === 'upstream refused the hangup' || l['msg'] === 'hangup failed')).toEqual([]);
+  });
+
+  it('an end that fails past the sideband\'s own failure handling is logged, never thrown', async () => {
+    const broken = (init: SidebandInit) =>
+      Object.assign(new FakeSideband(init), {
+        close: () => {
+          throw new Error('close bug');
+        },
+        fail: () => {
+          throw new Error('fail bug');
+        },
+      });
+    const r = track(rig({ openSideband: broken }));
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.lines.filter((l) => l['msg'] === 'ending a call failed')).toEqual([expect.objectContaining({ err: 'fail bug', level: 50 })]);
+  });
+
+  it('a sideband whose close throws is failed, and nothing escapes', async () => {
+    const r = track(rig({ openSideband: (init) => Object.assign(new FakeSideband(init), { close: () => { throw new Error('close bug'); } }) }));
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.sidebands.get('rtc_1')!.failed).toEqual(['close']);
+  });
+
+  it('shutdown: every call hung up first, its sideband closed after the answer; shutdown waits for both', async () => {
+    const up = held();
+    const r = rig({ control: up.control });
+    await r.govern('rtc_1');
+    let closed = false;
+    const closing = r.governors.close().then(() => (closed = true));
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ call: 'rtc_1', why: 'the proxy is shutting down' });
+    up.answer(200);
+    await closing;
+    expect(closed).toBe(true);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('server_shutting_down');
+  });
+
+  it('shutdown gives up a hang-up waiting for its retry: the sideband is closed, and no retry goes out', async () => {
+    vi.useFakeTimers();
+    const r = rig({ control: () => answer(503) });
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBeNull();
+    await r.governors.close();
+    expect(r.sidebands.get('rtc_1')!.closedWith).toBe('budget_exceeded');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(r.hangups).toHaveLength(1);
+  });
+
+  it('hangup() resolves once settled: at once for a call already hung up', async () => {
+    const up = held();
+    const r = track(rig({ control: up.control }));
+    let first = false;
+    void r.governors.hangup('rtc_1', pino({ level: 'silent' }), 'test').then(() => (first = true));
+    await expect(r.governors.hangup('rtc_1', pino({ level: 'silent' }), 'again')).resolves.toBeUndefined();
+    await flush();
+    expect(first).toBe(false);
+    up.answer(200);
+    await flush();
+    expect(first).toBe(true);
   });
 });

@@ -26,6 +26,8 @@ export interface Sideband {
   tick(now: number): void;
   /** Ends the sideband after one of its handlers threw (logged; `internal_error`). */
   fail(what: string, err: unknown): void;
+  /** Resolves once no response is in flight on the sideband, it ended, or `timeoutMs` passed. */
+  idle(timeoutMs: number): Promise<void>;
   endRecord(): Record<string, unknown>;
 }
 
@@ -60,6 +62,8 @@ export function sidebandEndLeavesCall(initiator: unknown, upstreamCloseCode: unk
 
 /** Hang-up attempts for one call (1 + retries after 1, 2 and 4 s). */
 const HANGUP_ATTEMPTS = 4;
+/** The pauses between them, in all (1 + 2 + 4 s). */
+const HANGUP_PAUSES_MS = (2 ** (HANGUP_ATTEMPTS - 1) - 1) * 1000;
 /** Calls one sweep claims at most (each dials a sideband). */
 const CLAIMS_PER_SWEEP = 64;
 
@@ -68,7 +72,10 @@ const CLAIMS_PER_SWEEP = 64;
  * with `?call_id=` and the proxy's key, running the same filter chain as a WebSocket session
  * (metering, caps, guardrails, locks, telemetry). Whatever ends it but the call's own end (a cap, a
  * guardrail, a governance failure, a shutdown, a sideband that drops or fails) also ends the call
- * with `/hangup`: a call the proxy can no longer govern does not go on.
+ * with `/hangup`: a call the proxy can no longer govern does not go on. When the governor itself
+ * ends a call (a cap, a shutdown) it hangs up first and closes the sideband only once the hang-up
+ * settled (`#endCall`): OpenAI bills a response that runs while the hang-up is on its way, and only
+ * an open sideband sees (and metering bills) it.
  *
  * Each governed call is leased to this instance in the store; the lease is renewed every third of
  * `calls.leaseSec`. A call whose lease lapsed (its instance crashed, or handed it over at shutdown)
@@ -98,8 +105,10 @@ export class CallGovernors {
   #whenIdle: (() => void) | null = null;
   /** Responses started and cancelled over a cap, per call (`calls.onCap: cancel`: the second ends the call). */
   readonly #overCap = new Map<string, number>();
-  /** Why the proxy ended a call's sideband, for its hang-up's log line. */
+  /** Calls the governor is ending (`#endCall`: hung up first, sideband closed after), with why. */
   readonly #endReasons = new Map<string, string>();
+  /** Hang-ups waiting for their next attempt, by their settle: shutdown settles them at once. */
+  readonly #settling = new Set<() => void>();
 
   constructor(deps: GovernorDeps) {
     this.#deps = deps;
@@ -185,6 +194,13 @@ export class CallGovernors {
   /** Nobody is to govern the call again (it ended or was hung up). */
   #endLease(callId: string): void {
     this.#track(this.#deps.store.releaseCall(callId, this.owner, true));
+  }
+
+  /** A call being ended that shutdown waits for (its sideband closed once the hang-up settled). */
+  #trackEnd(end: Promise<void>): void {
+    const p = end.catch((err: unknown) => this.#deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'ending a call failed'));
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
   }
 
   /** A lease write shutdown waits for; a failure is logged (the lease then lapses by itself). */
@@ -284,36 +300,79 @@ export class CallGovernors {
    * logged, never thrown; shutdown waits for the attempt in flight, not for the retries. The call's
    * lease ends when the upstream answered (hung up, or refused: no such call); a hang-up given up
    * (retries exhausted, or shutdown) leaves the lease to lapse, so an instance claims the call again
-   * and governs it or finds it gone.
+   * and governs it or finds it gone. Resolves once the hang-up settled (answered, or given up); at
+   * once for a call already hung up.
    */
-  hangup(callId: string, log: Logger, why: string): void {
-    if (this.#hungUp.has(callId)) return;
+  hangup(callId: string, log: Logger, why: string): Promise<void> {
+    if (this.#hungUp.has(callId)) return Promise.resolve();
     this.#hungUp.add(callId);
     if (this.#hungUp.size > 10_000) this.#hungUp.delete(this.#hungUp.values().next().value!);
     log.info({ event: 'call_hangup', call: callId, why }, 'hanging up the call');
-    const attempt = (n: number): void => {
-      const p = this.#deps.upstream
-        .control(callId, 'hangup')
-        .then((r) => {
-          if (r.status < 300) return this.#endLease(callId);
-          log.warn({ call: callId, status: r.status, attempt: n }, 'upstream refused the hangup');
-          if (r.status >= 500 || r.status === 429) retry(n);
-          else this.#endLease(callId);
-        })
-        .catch((err: unknown) => {
-          log.error({ call: callId, err: err instanceof Error ? err.message : String(err), attempt: n }, 'hangup failed');
-          retry(n);
-        });
-      this.#pending.add(p);
-      void p.finally(() => this.#pending.delete(p));
-    };
-    const retry = (n: number): void => {
-      if (n >= HANGUP_ATTEMPTS || this.#closing) return;
-      setTimeout(() => {
-        if (!this.#closing) attempt(n + 1);
-      }, 1000 * 2 ** (n - 1)).unref();
-    };
-    attempt(1);
+    return new Promise<void>((settle) => {
+      const attempt = (n: number): void => {
+        const p = this.#deps.upstream
+          .control(callId, 'hangup')
+          .then((r) => {
+            if (r.status >= 300) log.warn({ call: callId, status: r.status, attempt: n }, 'upstream refused the hangup');
+            if (r.status >= 500 || r.status === 429) return retry(n);
+            this.#endLease(callId);
+            settle();
+          })
+          .catch((err: unknown) => {
+            log.error({ call: callId, err: err instanceof Error ? err.message : String(err), attempt: n }, 'hangup failed');
+            retry(n);
+          });
+        this.#pending.add(p);
+        void p.finally(() => this.#pending.delete(p));
+      };
+      const retry = (n: number): void => {
+        if (n >= HANGUP_ATTEMPTS || this.#closing) return settle();
+        this.#settling.add(settle);
+        setTimeout(() => {
+          this.#settling.delete(settle);
+          if (this.#closing) settle();
+          else attempt(n + 1);
+        }, 1000 * 2 ** (n - 1)).unref();
+      };
+      attempt(1);
+    });
+  }
+
+  /**
+   * The governor ends a call (a cap, a shutdown): the hang-up goes first, and the sideband is closed
+   * (`error`) only once it settled, so every response the call runs until it is gone (one the
+   * browser or the server starts while the hang-up is on its way included) is read on the sideband
+   * and billed. (Until 2026-12-05 the sideband was closed first: a response started during the
+   * hang-up's flight, or its retries, ran unseen and unbilled.) Over a cap (`drain`), the hang-up
+   * waits first for the cancelled responses' response.done (`Sideband.idle`, at most
+   * `metering.lingerAfterClientCloseMs`); a response the hang-up still cuts short, whose
+   * response.done never comes, is billed at its reservation when the sideband ends. Bounded: the
+   * drain, then every attempt and the pauses between them (`calls.upstreamTimeoutMs` each; at
+   * shutdown only the attempt in flight), then the sideband is closed whatever the upstream did.
+   * Once per call while it is being ended.
+   */
+  async #endCall(callId: string, session: Sideband, why: string, error: ProxyError, drain: boolean): Promise<void> {
+    this.#endReasons.set(callId, why);
+    // Over a cap, metering has cancelled the running responses: their response.done (billed as
+    // OpenAI bills them) comes before the hang-up can cut them short. Bounded like a client's linger.
+    if (drain) await session.idle(this.#deps.config.metering.lingerAfterClientCloseMs);
+    const boundMs = HANGUP_ATTEMPTS * this.#deps.config.calls.upstreamTimeoutMs + HANGUP_PAUSES_MS;
+    let timer: NodeJS.Timeout | null = null;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, boundMs);
+      timer.unref();
+    });
+    return Promise.race([this.hangup(callId, session.log, why), bound]).then(() => {
+      clearTimeout(timer!);
+      // The upstream may have closed it already (the call ended): nothing left to close.
+      if (session.ended) return;
+      try {
+        session.close(error);
+      } catch (err) {
+        // Outside every socket callback: a throw here would be an unhandled rejection.
+        session.fail('close', err);
+      }
+    });
   }
 
   /** The calls filter saw session.created on this call's sideband. */
@@ -353,7 +412,8 @@ export class CallGovernors {
    */
   capReached(callId: string, responseStarted: boolean): void {
     const session = this.#byCall.get(callId);
-    if (!session || session.ended) return;
+    // Being ended already (its sideband stays open until the hang-up settled): once.
+    if (!session || session.ended || this.#endReasons.has(callId)) return;
     let why = 'the call reached its cost cap';
     let message = 'The call reached its cost cap and was ended.';
     if (this.#deps.config.calls.onCap !== 'hangup') {
@@ -368,7 +428,10 @@ export class CallGovernors {
     }
     this.#endReasons.set(callId, why);
     // Let the chain finish the frame (cancel + clear are already queued upstream), then end.
-    queueMicrotask(() => session.close(new ProxyError('budget_exceeded', { close: 'limitExceeded', message })));
+    queueMicrotask(() => {
+      // Ended meanwhile (the upstream closed it): its end decided about the call.
+      if (!session.ended) this.#trackEnd(this.#endCall(callId, session, why, new ProxyError('budget_exceeded', { close: 'limitExceeded', message }), true));
+    });
   }
 
   /**
@@ -381,10 +444,13 @@ export class CallGovernors {
     clearInterval(this.#leaseTimer);
     await this.#sweeping;
     const handover = this.#deps.config.calls.onShutdown === 'handover';
-    for (const callId of [...this.#byCall.keys()]) {
+    for (const [callId, session] of [...this.#byCall]) {
       if (handover) this.#letGo(callId, 'handed over at shutdown');
-      else this.#byCall.get(callId)?.close(new ProxyError('server_shutting_down'));
+      // Hung up first (the attempt in flight: no retries now), then closed; one a cap is ending already just settles sooner.
+      else if (!this.#endReasons.has(callId)) this.#trackEnd(this.#endCall(callId, session, 'the proxy is shutting down', new ProxyError('server_shutting_down'), false));
     }
+    // Hang-ups waiting for a retry are given up now: their sidebands close.
+    for (const settle of [...this.#settling]) settle();
     if (handover && this.#byCall.size > 0) {
       // A sideband with a response running lingers until its response.done (bounded): its lease is
       // released when it ends. One that outlives the wait keeps its lease, which lapses by itself.

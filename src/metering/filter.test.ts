@@ -478,7 +478,7 @@ describe('metering filter: issue 11 regressions', () => {
     expect(client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'tiny' }, max_output_tokens: 1, input: [] } }).kind).toBe('continue');
     const tiny = reserved();
     client(f, { type: 'response.create', event_id: 'same', response: { conversation: 'none', metadata: { k: 'huge' }, max_output_tokens: 1, input: [{ type: 'item_reference', id: 'item_big' }] } });
-    // The relay stamps it (Conversation.stampCreate) and reports the id it left with.
+    // The relay stamps it (Conversation.stamp) and reports the id it left with.
     const secondId = sentCreates(ctx).at(-1)!;
     expect(secondId).toMatch(/^event_proxy_/);
     const huge = reserved() - tiny;
@@ -2383,7 +2383,7 @@ describe("metering filter: one session's life", () => {
       const tools = [{ type: 'function', name: 'f', description: 'd'.repeat(5_000) }];
       client(f, { type: 'session.update', event_id: 'up', session: { type: 'realtime', max_output_tokens: 'inf', tools } });
       expect(probe(s, f).tokens).toBe(BARE.tokens + 1 + JSON.stringify(tools).length);
-      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: 'up' } });
+      server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: ctx.upstreamIdOf('up') } });
       expect(probe(s, f).tokens).toBe(8 + 1 + 10);
     });
 
@@ -2521,7 +2521,7 @@ describe('metering filter: survivors of the 2026-12-05 mutation run', () => {
       const s = setup();
       const { ctx, f } = session(s, { ...CAPPED, maxResponseOutputTokens: 300 });
       expect(client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 'inf' } }).kind).toBe('replace');
-      expect(ctx.reports.map((r) => r.kind)).toEqual(['budget', 'create_sent']);
+      expect(ctx.reports.map((r) => r.kind)).toEqual(['budget', 'create_sent', 'stamped']);
       expect(reserved(s).tokens).toBe(8 + 300);
       refuseUpstream(f, lastSent(f));
       expect(reserved(s)).toEqual(NONE);

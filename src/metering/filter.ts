@@ -543,7 +543,7 @@ export class MeteringFilter implements Filter {
       return reject(unpricedError(this.#model, this.#rt, { eventId: clientEventId, close: null }));
     }
     // The relay gives every create an event_id no other client event still unread upstream has
-    // (Conversation.stampCreate), so an upstream refusal of it names it and releases its
+    // (Conversation.stamp), so an upstream refusal of it names it and releases its
     // reservation at once, and the conversation view's pairing (createEventId) names exactly one
     // reservation. The reservation waits under a key of its own until the relay's `create_sent`
     // tells the id the create left with (onReport).

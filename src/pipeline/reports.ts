@@ -22,6 +22,13 @@ export type Report =
    * the order the client sent them.
    */
   | { readonly kind: 'create_sent'; readonly eventId: string }
+  /**
+   * The relay sent a client event of a stamped type (`Conversation.stamps`) upstream, after every
+   * filter, with this `event_id` of the proxy's in place of the client's own (`clientEventId`, null
+   * when it sent none). An upstream `error` about the event names `eventId`; one naming the
+   * client's own id is about some other event. Stamped events leave in the order the client sent them.
+   */
+  | { readonly kind: 'stamped'; readonly eventType: string; readonly eventId: string; readonly clientEventId: string | null }
   /** The upstream refused an event the proxy injected (`by` = the filter): governance failed for the session. */
   | { readonly kind: 'injected_error'; readonly eventType: string; readonly by: string; readonly code: string }
   | {

@@ -4,9 +4,10 @@ import { CONTINUE, DROP, closeWith, reject, replace, type Filter, type FilterFac
 import type { Frame, JsonObject } from '../pipeline/frame.js';
 import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, type RealtimeClientEvent, type RealtimeServerEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
+import type { ConversationView } from '../protocol/conversation.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
-import { contentPath, eventTexts, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
+import { contentPath, eventTexts, mergeRedactions, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type RuleHit, type Source, type TextFormat } from './matchers.js';
@@ -88,6 +89,72 @@ interface Placed {
 
 /** The texts whose neighbours in the conversation are match context (what the user types, what tools return). */
 const conversationSource = (source: Source): boolean => source === 'input' || source === 'tool_output';
+const CONVERSATION_SOURCES: readonly Source[] = ['tool_output', 'input'];
+
+/**
+ * A client item create forwarded upstream, not answered yet: its echo (`conversation.item.added`)
+ * puts it in the conversation; an `error` naming its `event_id`, or the echo of an item sent after
+ * it (the upstream answers in order), means the upstream refused it: it is taken out of the context.
+ */
+interface Sent {
+  /** Its id: given, or learnt from its echo. */
+  itemId: string | null;
+  /** The client's own event_id (null: sent without one). */
+  readonly eventId: string | null;
+  /**
+   * The event_id it left with (the relay's `stamped` report; null until then, or never when a later
+   * filter refused it): an upstream `error` names this one. The client's own is not enough: clients
+   * choose ids freely, and an error about another event that carried it (an unread audio append)
+   * would take this item for refused.
+   */
+  upstreamId: string | null;
+  /** Fingerprints of its texts as forwarded: an echo of an item sent without an id is known by them. */
+  readonly prints: readonly string[];
+  /** Its place in #placed (null: none kept). */
+  readonly placed: Placed | null;
+}
+
+/**
+ * What one item (a client item appended, or a spoken turn's checked transcript) added to the context
+ * of a conversation source (`#seed`): the last MAX_SAID are kept, so an item that leaves the
+ * conversation (refused by the upstream, or deleted) leaves the context too.
+ */
+interface Said {
+  readonly source: Source;
+  /** The event type its rules were chosen by. */
+  readonly eventType: string;
+  /** The start of its text (a match reaching into it), and its end with the separator. */
+  readonly head: string;
+  readonly tail: string;
+  /** Its text fills the window: the context after it is its own end alone. */
+  readonly long: boolean;
+  /** The client item (null: a spoken turn). */
+  readonly sent: Sent | null;
+  /** A spoken turn's item. */
+  readonly itemId: string | null;
+}
+
+/** Client item creates waiting for their answer (past it, the oldest is taken as kept). */
+const MAX_SENT = 256;
+/** Items whose part of the context is kept (an item deleted before them stays context), as many as places (MAX_PLACED). */
+const MAX_SAID = 128;
+
+/** The context after `said`, given the context before it (as `tailOf` builds it text by text). */
+const contextAfter = (before: string, said: Said, keep: number): string => (said.long ? said.tail : tailOf(before + said.head, keep));
+
+/** The start, end and reach of texts joined as one item's context (separated as `tailOf` separates them). */
+function saidText(texts: readonly string[], keep: number): { head: string; tail: string; long: boolean } {
+  let head = '';
+  for (let i = 0; i < texts.length && head.length < keep; i++) head = i === 0 ? headOf(texts[0]!, keep) : `${head} ${headOf(texts[i]!, keep)}`;
+  let tail = '';
+  for (let i = texts.length - 1; i >= 0 && tail.length < keep; i--) {
+    const t = texts[i]!;
+    const end = t.length > keep ? detached(t.slice(t.length - keep)) : t;
+    tail = i === texts.length - 1 ? end : `${end} ${tail}`;
+  }
+  // Shorter than the window: `head` is all of it.
+  return { head: headOf(head, keep), tail: tailOf(tail, keep), long: head.length >= keep };
+}
 
 /** A text's fingerprint: a late verdict finds the client item it judged by it, without keeping the text. */
 const fingerprint = (text: string): string => createHash('sha256').update(text).digest('base64');
@@ -164,6 +231,8 @@ interface Stream {
   readonly deltaType: string;
   /** Ids copied onto a flushed delta. */
   readonly ids: JsonObject;
+  /** `#withdrawals` when it started: its scanner's context may have lost a text since. */
+  readonly withdrawals: number;
   tripped: boolean;
 }
 
@@ -270,15 +339,24 @@ function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, te
  * once more (once: bounded, whatever the replacements): the hits of rules not hit before are
  * returned (labelled `after_redaction`), and a further redaction is applied to `e.text`.
  */
-function rescanRedacted(policy: CompiledPolicy, rules: readonly CompiledRule[], source: Source, e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string): RuleHit[] {
+function rescanRedacted(policy: CompiledPolicy, rules: readonly CompiledRule[], source: Source, e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string, label = 'after_redaction'): RuleHit[] {
   if (rules.length === 0 || e.text.length > policy.maxScanChars) return [];
   const again = scanText(rules, e.text, policy.windowChars, policy.maxInputChars, seed, formatOf(source));
   if (again.redacted) e.text = again.text;
-  return again.hits.filter((h) => !hitBefore(h.rule.id)).map((h) => ({ ...h, label: `${h.label}:after_redaction` }));
+  return again.hits.filter((h) => !hitBefore(h.rule.id)).map((h) => ({ ...h, label: `${h.label}:${label}` }));
 }
 
 /** The end of a text as context for the next one (with the separator items get). */
-const tailOf = (text: string, keep: number): string => (text.length > keep ? text.slice(text.length - keep) : text) + ' ';
+const tailOf = (text: string, keep: number): string => (text.length > keep ? detached(text.slice(text.length - keep)) : text) + ' ';
+
+/**
+ * A copy of a piece of a text. V8 keeps a slice of a string as a view of the whole: context kept
+ * for the session (an item's start and end) would keep every long text it came from alive (until
+ * 2026-12-05: the last 128 client items whole, up to a frame each). UTF-16 round-trips exactly.
+ */
+const detached = (piece: string): string => Buffer.from(piece, 'utf16le').toString('utf16le');
+/** The start of a text, kept apart from it. */
+const headOf = (text: string, keep: number): string => (text.length > keep ? detached(text.slice(0, keep)) : text);
 
 /**
  * Matches that span `seed` (the end of another text) and `text`: rules stronger than `redact`
@@ -348,6 +426,14 @@ export class GuardrailFilter implements Filter {
   /** Client-typed items in conversation order (bounded), for a match across an item inserted with `previous_item_id`. */
   readonly #placed: Placed[] = [];
   #anonPlaced = 0;
+  /** Client item creates forwarded, not answered yet (oldest first): the upstream may still refuse them. */
+  readonly #sent: Sent[] = [];
+  /** What the last items added to the context of the conversation sources, in order (see Said). */
+  readonly #said: Said[] = [];
+  /** The context of each conversation source before the first of #said. */
+  readonly #saidBase = new LazyMap<Source, string>();
+  /** Texts taken out of the context so far (a stream started before one went on the context it had). */
+  #withdrawals = 0;
   /** The end of the last text of a `response.create` `input` (out of the conversation), as extra context for the next item. */
   #responseInput: string | null = null;
   /** An input trip came before its response existed: cancel the next one the server starts. */
@@ -421,11 +507,14 @@ export class GuardrailFilter implements Filter {
       if (type === AUDIO_COMMITTED) return this.#committed(frame);
       if (type === TRANSCRIPTION_FAILED) return this.#transcriptionFailed(frame);
       if (type === 'error' && this.#hold) this.#hold.error(frame.json());
-      if (type === 'conversation.item.deleted' && (this.#hold?.awaitingDeletes || this.#placed.length > 0)) {
+      if (type === 'error' && this.#sent.length > 0) this.#refusedBy(frame.json());
+      if (type === 'conversation.item.deleted' && (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0)) {
         const deleted = asString(frame.json()['item_id']);
         this.#hold?.itemDeleted(deleted);
         const at = this.#placed.findIndex((p) => p.key === deleted);
         if (at >= 0) this.#placed.splice(at, 1);
+        // Its text is no context any more (until 2026-12-05 it was: it kept pushing earlier text out).
+        if (deleted !== null) this.#withdraw(new Set(this.#said.filter((said) => (said.sent !== null ? said.sent.itemId : said.itemId) === deleted)));
       }
       return NO_CONTENT.has(type) ? CONTINUE : this.#unknown(type, 'server');
     }
@@ -543,6 +632,9 @@ export class GuardrailFilter implements Filter {
     let asideUsed = false;
     const lastOf = new Map<Source, ContentText>();
     for (const t of texts) lastOf.set(t.source, t);
+    // A text judged under two sources (one setter) meets a custom guardrail listing both once,
+    // under the first (its own source): until 2026-12-05 it ran twice, with two late verdicts.
+    const customsRan = new Map<ContentText['set'], Set<CompiledCustom>>();
     for (const t of texts) {
       if (t.unknownContent !== undefined) continue;
       // Conversation text: the previous items' text of the same source, in conversation order.
@@ -568,6 +660,10 @@ export class GuardrailFilter implements Filter {
       // A late verdict on an item finds it by its id, or (sent without one) by its echo upstream,
       // remembered until every such verdict is in.
       const anon = created && t.itemId === null;
+      let ran = customsRan.get(t.set);
+      if (!ran) customsRan.set(t.set, (ran = new Set()));
+      const customs = (policy.customBySource.get(t.source) ?? []).filter((c) => !ran.has(c));
+      for (const c of customs) ran.add(c);
       const p = this.#runCustoms(
         policy,
         t.source,
@@ -583,7 +679,7 @@ export class GuardrailFilter implements Filter {
             }
           }
         },
-        undefined,
+        customs,
         anon ? () => this.#anonPending++ : undefined,
       );
       if (p) pending.push(p);
@@ -598,25 +694,49 @@ export class GuardrailFilter implements Filter {
       // A text the client wrote is judged as its own source and as input (one place, one setter):
       // a rule listing both finds it twice, and is reported once (under its own source).
       const found = new Map<ContentText['set'], Set<string>>();
-      for (const { t, e, seed } of evaluations) {
+      const shared = new Map<ContentText['set'], { t: ContentText; e: Evaluation; seed: string }[]>();
+      const note = (ids: Set<string>, f: Finding, source: Source): void => {
+        if (ids.has(f.id)) return;
+        ids.add(f.id);
+        findings.push(f);
+        sources.push(source);
+      };
+      for (const x of evaluations) {
+        const { t, e, seed } = x;
         // A custom guardrail's replacement goes through the rules too (they scanned the text before it).
         if (e.customRedacted) e.addHits(rescanRedacted(policy, rulesFor(policy, t.source, frame.type), t.source, e, (id) => e.findings.some((f) => f.id === id), seed));
         let ids = found.get(t.set);
         if (!ids) found.set(t.set, (ids = new Set()));
-        for (const f of e.findings) {
-          if (ids.has(f.id)) continue;
-          ids.add(f.id);
-          findings.push(f);
-          sources.push(t.source);
+        for (const f of e.findings) note(ids, f, t.source);
+        const group = shared.get(t.set);
+        if (group) group.push(x);
+        else shared.set(t.set, [x]);
+      }
+      for (const [set, group] of shared) {
+        const redacted = group.filter((x) => x.e.redacted);
+        if (redacted.length === 0) continue;
+        const ids = found.get(set)!;
+        // Two sources' redactions of one text are merged (each replaced span as its rule says).
+        let text = redacted[0]!.e.text;
+        for (const x of redacted.slice(1)) if (x.e.text !== text) text = mergeRedactions(x.t.text, text, x.e.text);
+        // The text forwarded passes every source's rules: one whose own decision ended on another
+        // text (the other source's redaction, or the two merged) scans it once more, as a
+        // redaction is rescanned (until 2026-12-05 a merge could join a phrase no rule saw).
+        for (const x of group) {
+          if (x.e.text === text) continue;
+          const again = new Evaluation(text);
+          for (const h of rescanRedacted(policy, rulesFor(policy, x.t.source, frame.type), x.t.source, again, (id) => ids.has(id), x.seed, 'after_merge')) {
+            note(ids, { id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt }, x.t.source);
+          }
+          text = again.text;
         }
-        if (e.redacted) {
-          copy ??= structuredClone(ev);
-          t.set(copy, e.text);
-        }
+        copy ??= structuredClone(ev);
+        set(copy, text);
       }
       const action = strongestOf(findings);
       if (!stops(action)) {
-        if (created) this.#place(ev, at, evaluations, policy);
+        // Until the upstream answers it, it may still refuse it: then it is taken out of the context again.
+        if (created) this.#sentItem(ev, at, evaluations, this.#place(ev, at, evaluations, policy), frame.type, policy);
         // Appended: its text is the context of the next item (inserted: its neighbours' are kept in #placed).
         if (at === null) for (const [source, context] of local) this.#seed.set(source, context);
         if (asideUsed) this.#responseInput = null;
@@ -657,7 +777,8 @@ export class GuardrailFilter implements Filter {
     const policy = this.#policy;
     if (type === 'response.created') this.#responseCreated(frame);
     else if (type === 'response.done') this.#responseDone(frame);
-    if (idle(policy) && policy.unknownContentEvents === 'pass') return CONTINUE;
+    // A verdict still to come on an item sent without an id needs its echo, whatever the policy now.
+    if (idle(policy) && policy.unknownContentEvents === 'pass' && this.#anonPending === 0 && this.#lateBlocks.size === 0) return CONTINUE;
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     // A blocked user turn's transcript is withheld on every path it streams on: deltas and
@@ -665,6 +786,11 @@ export class GuardrailFilter implements Filter {
     // deleted (the view no longer knows it, nor its marks).
     if (type === SEGMENT && this.#blockedItems.size > 0 && this.#blockedItems.has(asString(ev['item_id']) ?? '')) return DROP;
     const texts = eventTexts(type, ev);
+    if ((type === 'conversation.item.added' || type === 'conversation.item.created') && this.#sent.length > 0) {
+      const echoed = asString(asObject(ev['item'])?.['id']);
+      const view = echoed !== null ? this.#ctx.conversation.item(echoed) : undefined;
+      if (view?.provenance === 'client' && view.transcript === 'none') this.#answered(view.id, texts);
+    }
     // response.created / response.done name their response in `response.id`.
     const eventResponse = asString(ev['response_id']) ?? asString(asObject(ev['response'])?.['id']);
     let copy: JsonObject | null = null;
@@ -682,7 +808,7 @@ export class GuardrailFilter implements Filter {
       const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
       // The upstream's echo of an item the client typed was checked on its way in (every text of it, by its source).
       if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved') {
-        if (t.itemId && policy.custom.length > 0) this.#noteEcho(t.itemId, t.text);
+        if (t.itemId && (this.#anonPending > 0 || this.#lateBlocks.size > 0)) this.#noteEcho(t.itemId, t.text);
         if (t.itemId && this.#anonPlaced > 0) this.#namePlaced(t.itemId, t.text);
         continue;
       }
@@ -808,6 +934,7 @@ export class GuardrailFilter implements Filter {
       itemId: asString(ev['item_id']) ?? '',
       deltaType,
       ids,
+      withdrawals: this.#withdrawals,
       tripped: false,
     };
     // Streams end with their .done or response.done; an upstream that never ends them cannot grow this without bound.
@@ -869,13 +996,17 @@ export class GuardrailFilter implements Filter {
     const e = scanFinal(policy, source, type, text, stream, functionName, stream ? '' : (this.#seed.get(source) ?? ''));
     // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
     if (flushed) e.addHits(flushed.hits);
+    // A text left the context while this stream ran (refused, deleted): the complete text meets the context without it.
+    if (stream && stream.withdrawals !== this.#withdrawals && conversationSource(source)) {
+      e.addHits(crossHits(policy, source, type, this.#seed.get(source) ?? '', text, 'context_changed').filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+    }
     const pending = this.#runCustoms(policy, source, e, this.#event(source, type, text, null, true, responseId, itemId, functionName), (c, v) => this.#late(c, v, source, type, responseId, itemId));
     const finish = (): Verdict => {
       const target: StreamOwner = stream ?? { source, policy, responseId, itemId, tripped: false };
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
       // Context for the next text of the source only once it stands (a stopped one is deleted upstream).
-      this.#remember(source, text, policy);
+      this.#remember(source, text, policy, itemId, type);
       // The transcript passed (a redaction changes what is shown, not what the model heard); only user items are held.
       this.#hold?.passed(itemId);
       if (source === 'input') this.#placeTranscript(itemId, e.text, policy);
@@ -1124,22 +1255,164 @@ export class GuardrailFilter implements Filter {
   }
 
   /** A client item the rules let through takes its place (at the end, or where `previous_item_id` puts it). */
-  #place(ev: JsonObject, at: number | null, evaluations: readonly { t: ContentText; e: Evaluation }[], policy: CompiledPolicy): void {
+  #place(ev: JsonObject, at: number | null, evaluations: readonly { t: ContentText; e: Evaluation }[], policy: CompiledPolicy): Placed | null {
     const texts = evaluations.filter((x) => conversationSource(x.t.source));
-    if (texts.length === 0) return;
+    if (texts.length === 0) return null;
     const first = texts[0]!;
     const last = texts.filter((x) => x.t.source === first.t.source).at(-1)!;
     const id = asString(asObject(ev['item'])?.['id']);
     const entry: Placed = {
       key: id ?? `anon:${++this.#anonPlaced}`,
       source: first.t.source,
-      head: first.e.text.slice(0, policy.windowChars),
+      head: headOf(first.e.text, policy.windowChars),
       tail: tailOf(last.e.text, policy.windowChars),
       print: id === null ? fingerprint(first.e.text) : null,
     };
     if (at === null) this.#placed.push(entry);
     else this.#placed.splice(at + 1, 0, entry);
     if (this.#placed.length > MAX_PLACED) this.#placed.shift();
+    return entry;
+  }
+
+  // ---- what the upstream refuses is no context ------------------------------------------------
+
+  /**
+   * A client item create went upstream (its conversation texts are context now): kept as unanswered
+   * with what it added to the context (appended: `#seed`; inserted: its place), so a refusal can take
+   * it out again. Until 2026-12-05 an item the upstream refused (an unknown `previous_item_id`, an
+   * id already used, an invalid item) stayed context and could push earlier text out of the window.
+   */
+  #sentItem(ev: JsonObject, at: number | null, evaluations: readonly { t: ContentText; e: Evaluation }[], placed: Placed | null, eventType: string, policy: CompiledPolicy): void {
+    const texts = evaluations.filter((x) => conversationSource(x.t.source));
+    if (texts.length === 0) return;
+    const itemId = asString(asObject(ev['item'])?.['id']);
+    // Only an item sent without an id needs its texts' fingerprints (its echo is found by them).
+    const prints = itemId === null ? [...new Set(evaluations.filter((x) => x.e.text.length > 0).map((x) => fingerprint(x.e.text)))] : [];
+    const sent: Sent = { itemId, eventId: asString(ev['event_id']), upstreamId: null, prints, placed };
+    if (this.#sent.length >= MAX_SENT) this.#sent.shift();
+    this.#sent.push(sent);
+    if (at !== null) return;
+    for (const source of CONVERSATION_SOURCES) {
+      const own = texts.filter((x) => x.t.source === source).map((x) => x.t.text);
+      if (own.length > 0) this.#said.push({ source, eventType, ...saidText(own, policy.windowChars), sent, itemId: null });
+    }
+    this.#settle();
+  }
+
+  /** Past MAX_SAID the oldest item's part joins the base: it stays context whatever becomes of the item. */
+  #settle(): void {
+    const keep = this.#policy.windowChars;
+    while (this.#said.length > MAX_SAID) {
+      const said = this.#said.shift()!;
+      this.#saidBase.set(said.source, contextAfter(this.#saidBase.get(said.source) ?? '', said, keep));
+    }
+  }
+
+  /**
+   * An upstream `error` naming the `event_id` an unanswered client item create left with: the
+   * upstream refused it. Only the relay's id counts (see `Sent.upstreamId`).
+   */
+  #refusedBy(ev: JsonObject): void {
+    const named = asString(asObject(ev['error'])?.['event_id']);
+    const at = named === null ? -1 : this.#sent.findIndex((s) => s.upstreamId === named);
+    if (at >= 0) this.#takeOut(this.#sent.splice(at, 1));
+  }
+
+  /**
+   * The upstream echoed a client item: it is in the conversation (found by its id, or by its texts
+   * when sent without one). The upstream answers in order: every item sent before it and not
+   * echoed was refused (an `error` without an `event_id` names none).
+   */
+  #answered(itemId: string, texts: readonly ContentText[]): void {
+    let at = this.#sent.findIndex((s) => s.itemId === itemId);
+    if (at < 0 && this.#sent.some((s) => s.itemId === null)) {
+      const prints = new Set(texts.filter((t) => t.text.length > 0).map((t) => fingerprint(t.text)));
+      at = this.#sent.findIndex((s) => s.itemId === null && s.prints.some((p) => prints.has(p)));
+    }
+    if (at < 0) return;
+    const answered = this.#sent.splice(0, at + 1);
+    answered.pop()!.itemId = itemId;
+    if (answered.length > 0) this.#takeOut(answered);
+  }
+
+  /**
+   * Client items the upstream refused leave the context: the context of each conversation source is
+   * built again without them, and every item after one of them that the text before it now meets
+   * (within the window) is judged again against it. One that trips a rule stronger than `redact`
+   * is deleted upstream (by its id, or at its echo), and the response it may have started is
+   * cancelled, as a late verdict on a client item is; its text leaves the context too.
+   */
+  #takeOut(gone: readonly Sent[]): void {
+    for (const sent of gone) {
+      const i = sent.placed ? this.#placed.indexOf(sent.placed) : -1;
+      if (i >= 0) this.#placed.splice(i, 1);
+    }
+    const out = new Set<Sent>(gone);
+    this.#withdraw(new Set(this.#said.filter((said) => said.sent !== null && out.has(said.sent))));
+  }
+
+  /** Texts that left the conversation leave the context; what follows them is judged again (see #takeOut). */
+  #withdraw(dropped: Set<Said>): void {
+    if (dropped.size === 0) return;
+    this.#withdrawals++;
+    const policy = this.#policy;
+    const keep = policy.windowChars;
+    const blamed: { said: Said; hits: RuleHit[] }[] = [];
+    const contexts = new Map<Source, string>();
+    // A blamed item's text of the other source leaves too: once more until nothing changes.
+    for (let size = -1; size !== dropped.size; ) {
+      size = dropped.size;
+      for (const source of CONVERSATION_SOURCES) {
+        let context = this.#saidBase.get(source) ?? '';
+        // Characters since the last text taken out (none yet: nothing to judge again).
+        let since = Infinity;
+        for (const said of this.#said) {
+          if (said.source !== source) continue;
+          if (dropped.has(said)) {
+            since = 0;
+            continue;
+          }
+          const hits = since < keep ? crossHits(policy, source, said.eventType, context, said.head, 'refused_item') : [];
+          if (hits.length > 0) {
+            blamed.push({ said, hits });
+            dropped.add(said);
+            for (const other of this.#said) if (said.sent !== null && other.sent === said.sent) dropped.add(other);
+            since = 0;
+            continue;
+          }
+          context = contextAfter(context, said, keep);
+          since += said.long ? keep : said.head.length + 1;
+        }
+        contexts.set(source, context);
+      }
+    }
+    for (const [source, context] of contexts) if (this.#said.some((said) => said.source === source && dropped.has(said))) this.#seed.set(source, context);
+    for (let i = this.#said.length - 1; i >= 0; i--) if (dropped.has(this.#said[i]!)) this.#said.splice(i, 1);
+    this.#settle();
+    for (const b of blamed) this.#retract(b.said, b.hits, policy);
+  }
+
+  /** An item judged again without a refused item before it tripped: removed, as a late verdict removes a client item. */
+  #retract(said: Said, hits: readonly RuleHit[], policy: CompiledPolicy): void {
+    const findings: Finding[] = hits.map((h) => ({ id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt }));
+    this.#reportAll(policy, findings, said.source, said.eventType, null, this.#ctx.clock.now());
+    const action = strongestOf(findings)!;
+    const ruleId = findings.find((f) => f.action === action)!.id;
+    const details = this.#details(policy, findings);
+    if (action === 'end_session') return this.#ctx.close(new ProxyError('policy_violation', { details }));
+    const itemId = said.sent !== null ? said.sent.itemId : said.itemId;
+    if (itemId !== null) {
+      // A spoken turn's later transcript events are withheld too.
+      if (said.sent === null) this.#block(itemId);
+      this.#deleteItem(itemId, 'blocked', ruleId);
+    } else {
+      // Not echoed yet (sent without an id): deleted when its echo comes.
+      for (const p of said.sent!.prints) {
+        if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) return this.#untracked();
+        this.#lateBlocks.set(p, ruleId);
+      }
+    }
+    if (!this.#cancelActive(action, ruleId)) notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
   }
 
   /**
@@ -1164,7 +1437,7 @@ export class GuardrailFilter implements Filter {
     const entry = this.#placed.find((p) => p.key === itemId);
     if (entry === undefined || entry.source !== null) return;
     entry.source = 'input';
-    entry.head = text.slice(0, policy.windowChars);
+    entry.head = headOf(text, policy.windowChars);
     entry.tail = tailOf(text, policy.windowChars);
   }
 
@@ -1181,8 +1454,11 @@ export class GuardrailFilter implements Filter {
    * Keeps the end of a finished text, after the context it had, as context for the next one of
    * the same source: a phrase split over three items or more still meets itself.
    */
-  #remember(source: Source, text: string, policy: CompiledPolicy): void {
+  #remember(source: Source, text: string, policy: CompiledPolicy, itemId: string, eventType: string): void {
+    // Kept apart too, in case an item before it leaves the conversation.
+    if (conversationSource(source)) this.#said.push({ source, eventType, ...saidText([text], policy.windowChars), sent: null, itemId: itemId || null });
     this.#seed.set(source, tailOf((this.#seed.get(source) ?? '') + text, policy.windowChars));
+    this.#settle();
   }
 
   #event(source: Source, eventType: string, text: string, delta: string | null, final: boolean, responseId: string | null, itemId: string | null, functionName: string | null): GuardrailEvent {
@@ -1346,6 +1622,22 @@ export class GuardrailFilter implements Filter {
         },
         'guardrail tripped',
       );
+    }
+  }
+
+  /**
+   * The relay stamped a client event on its way upstream: an item create or a commit this filter
+   * let through learns the id the upstream's `error` about it will name. Stamped events leave in
+   * the order they were decided, so the first one still unstamped with the same client id is it (a
+   * later filter may have refused one: that one then stays unstamped, and is answered by the echoes
+   * of the items after it, or by its timer).
+   */
+  onReport(report: Report): void {
+    if (report.kind !== 'stamped') return;
+    if (report.eventType === 'input_audio_buffer.commit') this.#hold?.commitStamped(report.clientEventId, report.eventId);
+    else if (report.eventType === 'conversation.item.create') {
+      const sent = this.#sent.find((s) => s.upstreamId === null && s.eventId === report.clientEventId);
+      if (sent) sent.upstreamId = report.eventId;
     }
   }
 

@@ -321,7 +321,7 @@ describe('held spoken turns: what the client, the upstream and the log see', () 
     on('error', { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'x', param: null, event_id: 'evt_other' } });
     await Promise.resolve();
     expect(settled).toBeNull();
-    on('error', { error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: 'evt_commit' } });
+    on('error', { error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: null, event_id: t.upstreamIdOf('evt_commit') } });
     for (let i = 0; i < 5; i++) await Promise.resolve();
     expect(settled).toEqual({ kind: 'continue' });
   });
@@ -586,6 +586,9 @@ describe('held spoken turns: upstream errors about client commits', () => {
     upstreamError(null);
     upstreamError({ code: 'rate_limit_exceeded', event_id: 'evt_other' });
     upstreamError({ code: 'invalid_value' });
+    // The commit's own client id names another event that carried it (an unread audio append): the
+    // commit left with the proxy's id. (Found 2026-12-05: this released the create before the turn was checked.)
+    upstreamError({ code: 'invalid_value', event_id: 'evt_commit' });
     await flush();
     expect(v()).toBeNull();
     // A commit refusal that does not name the commit's event_id is still about it.
@@ -609,10 +612,10 @@ describe('held spoken turns: upstream errors about client commits', () => {
     commit('evt_c1');
     commit('evt_c2');
     const v = watch(clientCreate('evt_1'));
-    upstreamError({ code: 'input_audio_buffer_commit_empty', event_id: 'evt_c2' });
+    upstreamError({ code: 'input_audio_buffer_commit_empty', event_id: s.upstreamIdOf('evt_c2') });
     await flush();
     expect(v()).toBeNull();
-    upstreamError({ code: 'invalid_value', event_id: 'evt_c1' });
+    upstreamError({ code: 'invalid_value', event_id: s.upstreamIdOf('evt_c1') });
     await flush();
     expect(v()).toEqual({ kind: 'continue' });
   });

@@ -17,7 +17,14 @@ interface WaitingCreate {
 }
 
 interface InFlightCommit {
+  /** The client's own event_id (null: sent without one). */
   readonly eventId: string | null;
+  /**
+   * The event_id it left with (`commitStamped`): an upstream `error` about it names this one. Never
+   * the client's own: an error about another event carrying that id (an unread audio append) would
+   * take the commit for refused, and a create could start before the turn is checked.
+   */
+  upstreamId: string | null;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -110,6 +117,7 @@ export class SpokenTurnHold {
     if (this.#commits.length >= MAX_HELD_TURNS) clearTimeout(this.#commits.shift()!.timer);
     const entry: InFlightCommit = {
       eventId,
+      upstreamId: null,
       timer: this.#ctx.setTimer(this.#timeoutMs, () => {
         // Never answered: nothing was committed that could be answered.
         const at = this.#commits.indexOf(entry);
@@ -118,6 +126,12 @@ export class SpokenTurnHold {
       }),
     };
     this.#commits.push(entry);
+  }
+
+  /** The relay sent a client commit upstream with this id of its own (the first one unstamped with that client id). */
+  commitStamped(clientEventId: string | null, upstreamId: string): void {
+    const commit = this.#commits.find((c) => c.upstreamId === null && c.eventId === clientEventId);
+    if (commit) commit.upstreamId = upstreamId;
   }
 
   /**
@@ -163,7 +177,7 @@ export class SpokenTurnHold {
     if (this.#commits.length === 0) return;
     const body = asObject(ev['error']);
     const eventId = asString(body?.['event_id']);
-    let at = eventId !== null ? this.#commits.findIndex((c) => c.eventId === eventId) : -1;
+    let at = eventId !== null ? this.#commits.findIndex((c) => c.upstreamId === eventId) : -1;
     if (at < 0 && (asString(body?.['code']) ?? '').startsWith('input_audio_buffer_commit')) at = 0;
     if (at < 0) return;
     clearTimeout(this.#commits.splice(at, 1)[0]!.timer);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Frame } from '../pipeline/frame.js';
-import { Conversation, MAX_EARLY_UPDATE_BYTES, MAX_ITEMS, parseUsage } from './conversation.js';
+import { Conversation, MAX_EARLY_UPDATE_BYTES, MAX_ITEMS, MAX_RESTAMPED, MAX_RESTAMPED_CHARS, parseUsage } from './conversation.js';
 
 const wire = (event: { type: string; [k: string]: unknown }) => new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
 const created = (id: string, extra: Record<string, unknown> = {}) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
@@ -112,7 +112,7 @@ describe('conversation view', () => {
     let n = 0;
     const fresh = () => `event_proxy_${++n}`;
     const send = (event: { type: string; [k: string]: unknown }) => {
-      const stamped = c.stampCreate(wire(event), fresh);
+      const stamped = c.stamp(wire(event), fresh);
       c.observeClient(stamped.frame, false);
       return { id: stamped.eventId!, sent: JSON.parse(stamped.frame.bytes.toString('utf8')) as Record<string, unknown> };
     };
@@ -122,8 +122,8 @@ describe('conversation view', () => {
     expect(first.sent).toEqual({ type: 'response.create', event_id: first.id, response: { conversation: 'none' } });
     expect(c.clientEventId(first.id)).toBe('evt_1');
     // The same client id again, and the same fresh id (a scheme that repeats): still ids of their own.
-    const again = c.stampCreate(wire({ type: 'response.create', event_id: 'evt_1', response: { conversation: 'none', metadata: { k: 2 } } }), () => 'event_proxy_x');
-    const twice = c.stampCreate(wire({ type: 'response.create', event_id: 'evt_1' }), () => 'event_proxy_x');
+    const again = c.stamp(wire({ type: 'response.create', event_id: 'evt_1', response: { conversation: 'none', metadata: { k: 2 } } }), () => 'event_proxy_x');
+    const twice = c.stamp(wire({ type: 'response.create', event_id: 'evt_1' }), () => 'event_proxy_x');
     expect(again.eventId).toMatch(/^event_proxy_x_[0-9a-f]{12}$/);
     expect(twice.eventId).toMatch(/^event_proxy_x_[0-9a-f]{12}$/);
     expect(new Set([first.id, again.eventId, twice.eventId]).size).toBe(3);
@@ -140,7 +140,7 @@ describe('conversation view', () => {
     expect(c.response('r1')?.createEventId).toBe(first.id);
     // Unreadable: sent as it was, with no key, and no fresh id drawn.
     const broken = new Frame('response.create', Buffer.from('{"type":"response.create",'));
-    expect(c.stampCreate(broken, fresh)).toEqual({ frame: broken, eventId: null });
+    expect(c.stamp(broken, fresh)).toEqual({ frame: broken, eventId: null, own: null });
     expect(n).toBe(3);
   });
 
@@ -550,7 +550,7 @@ describe('conversation view: a create event_id names the create alone (red-team 
     let n = 0;
     const fresh = () => `event_proxy_${++n}`;
     const create = (event: { type: string; [k: string]: unknown }) => {
-      const stamped = c.stampCreate(wire(event), fresh);
+      const stamped = c.stamp(wire(event), fresh);
       c.observeClient(stamped.frame, false);
       return stamped.eventId;
     };
@@ -665,12 +665,99 @@ describe('conversation view: a create event_id names the create alone (red-team 
     expect([c.clientEventId('event_proxy_1'), c.clientEventId('fresh_1'), c.clientEventId('r'), c.clientEventId('q')]).toEqual(['p1', 'p2', 'p1', 'p2']);
   });
 
-  it('keeps the client ids of the most recent 128 restamped events', () => {
+  it('keeps the client ids of the most recent 384 restamped events, within 64 Ki characters of ids; a longer id is not kept', () => {
+    expect([MAX_RESTAMPED, MAX_RESTAMPED_CHARS]).toEqual([384, 64 * 1024]);
     const { c, create, error } = setup();
-    const ids = Array.from({ length: 129 }, (_, i) => create(oob(`evt_${i}`))!);
+    const ids = Array.from({ length: 385 }, (_, i) => create(oob(`evt_${i}`))!);
     expect(c.clientEventId(ids[0]!)).toBeUndefined();
     expect(c.clientEventId(ids[1]!)).toBe('evt_1');
-    expect(c.forClient(error(ids[128]!)).json()['error']).toMatchObject({ event_id: 'evt_128' });
+    expect(c.forClient(error(ids[384]!)).json()['error']).toMatchObject({ event_id: 'evt_384' });
+    // Long ids: the oldest go first, until the rest fit.
+    const long = (k: string) => k.padEnd(MAX_RESTAMPED_CHARS / 4, '_');
+    const longIds = ['a', 'b', 'c', 'd'].map((k) => create(oob(long(k)))!);
+    expect(c.clientEventId(ids[384]!)).toBeUndefined();
+    expect(c.clientEventId(longIds[0]!)).toBe(long('a'));
+    const e = create(oob(long('e')))!;
+    expect([c.clientEventId(longIds[0]!), c.clientEventId(longIds[1]!), c.clientEventId(e)]).toEqual([undefined, long('b'), long('e')]);
+    // Exactly the bound fits; one character more is never kept (and evicts nothing).
+    const whole = create(oob('w'.repeat(MAX_RESTAMPED_CHARS)))!;
+    expect(c.clientEventId(whole)).toBe('w'.repeat(MAX_RESTAMPED_CHARS));
+    expect(c.clientEventId(e)).toBeUndefined();
+    const over = create(oob('o'.repeat(MAX_RESTAMPED_CHARS + 1)))!;
+    expect(c.clientEventId(over)).toBeUndefined();
+    expect(c.clientEventId(whole)).toBe('w'.repeat(MAX_RESTAMPED_CHARS));
+    expect(c.forClient(error(over)).json()['error']).toMatchObject({ event_id: over });
+  });
+});
+
+describe('conversation view: every event whose error the proxy acts on leaves with an id of the proxy\'s (found 2026-12-05)', () => {
+  const setup = () => {
+    const c = new Conversation();
+    let n = 0;
+    const send = (event: { type: string; [k: string]: unknown }) => {
+      const frame = wire(event);
+      expect(Conversation.stamps(event.type)).toBe(true);
+      const stamped = c.stamp(frame, () => `event_proxy_${++n}`);
+      c.observeClient(stamped.frame, false);
+      return { id: stamped.eventId!, sent: JSON.parse(stamped.frame.wireBytes().toString('utf8')) as Record<string, unknown> };
+    };
+    const error = (eventId: string) => wire({ type: 'error', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'x', param: 'audio', event_id: eventId } });
+    return { c, send, error };
+  };
+
+  it('stamps creates, item creates, commits and session.updates, nothing else', () => {
+    expect(['response.create', 'conversation.item.create', 'session.update', 'input_audio_buffer.commit'].map((t) => Conversation.stamps(t))).toEqual([true, true, true, true]);
+    expect(['input_audio_buffer.append', 'input_audio_buffer.clear', 'conversation.item.delete', 'response.cancel', 'session.updated', ''].map((t) => Conversation.stamps(t))).toEqual([false, false, false, false, false, false]);
+  });
+
+  it('an error naming the client\'s id of a session.update (about another event that carried it) answers no update; the one naming the proxy\'s does, and reaches the client with its own id', () => {
+    const { c, send, error } = setup();
+    c.observeServer(wire({ type: 'session.created', session: { type: 'realtime' } }));
+    const u = send({ type: 'session.update', event_id: 'evt_dup', session: { type: 'realtime', max_output_tokens: 4000 } });
+    expect(u.id).toMatch(/^event_proxy_1_[0-9a-f]{12}$/);
+    // Only the id changes.
+    expect(u.sent).toEqual({ type: 'session.update', event_id: u.id, session: { type: 'realtime', max_output_tokens: 4000 } });
+    expect([c.sessionUpdatesSent, c.sessionUpdatesAnswered]).toEqual([1, 0]);
+    // An unread append with the same id, refused: not the update's answer, shown as it came.
+    c.observeServer(error('evt_dup'));
+    expect(c.sessionUpdatesAnswered).toBe(0);
+    expect(c.forClient(error('evt_dup')).json()).toEqual(error('evt_dup').json());
+    // The update's own refusal answers it; the client reads its own id.
+    expect(c.forClient(error(u.id)).json()['error']).toMatchObject({ event_id: 'evt_dup', param: 'audio' });
+    c.observeServer(error(u.id));
+    expect(c.sessionUpdatesAnswered).toBe(1);
+  });
+
+  it('before session.created too: a stamped update is merged into updatesBeforeCreated as it went', () => {
+    const { c, send } = setup();
+    send({ type: 'session.update', event_id: 'u1', session: { type: 'realtime', instructions: 'be brief' } });
+    expect(c.updatesBeforeCreated).toEqual({ type: 'realtime', instructions: 'be brief' });
+    expect(c.sessionUpdatesSent).toBe(1);
+  });
+
+  it('an error naming the client\'s id of an item create (about another event) leaves the item waiting: it is the client\'s when it comes', () => {
+    const { c, send, error } = setup();
+    const item = send({ type: 'conversation.item.create', event_id: 'evt_i', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } });
+    expect(item.sent).toEqual({ type: 'conversation.item.create', event_id: item.id, item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } });
+    c.observeServer(error('evt_i'));
+    c.observeServer(added({ id: 'item_1', type: 'message', role: 'user' }));
+    expect(c.item('item_1')?.provenance).toBe('client');
+    // Its own refusal drops it: the next unknown item is the server's.
+    const refused = send({ type: 'conversation.item.create', event_id: 'evt_j', item: { type: 'message', role: 'user', content: [] } });
+    expect(c.forClient(error(refused.id)).json()['error']).toMatchObject({ event_id: 'evt_j' });
+    c.observeServer(error(refused.id));
+    c.observeServer(added({ id: 'item_2', type: 'message', role: 'user' }));
+    expect(c.item('item_2')?.provenance).toBe('server');
+  });
+
+  it('an unreadable update or item create leaves as it came, with no id drawn', () => {
+    const c = new Conversation();
+    let n = 0;
+    for (const type of ['session.update', 'conversation.item.create']) {
+      const broken = new Frame(type, Buffer.from(`{"type":"${type}",`));
+      expect(c.stamp(broken, () => `x${++n}`)).toEqual({ frame: broken, eventId: null, own: null });
+    }
+    expect(n).toBe(0);
   });
 });
 

@@ -68,7 +68,7 @@ export interface ResponseView {
   readonly outOfBand: boolean;
   /**
    * The `event_id` the `response.create` this response answers left for the upstream with: the
-   * proxy's own for every client create (`Conversation.stampCreate`; the client's is
+   * proxy's own for every client create (`Conversation.stamp`; the client's is
    * `Conversation.clientEventId` of it), the injected event's for the proxy's; null for
    * server-started responses (VAD, idle timeout).
    */
@@ -165,13 +165,29 @@ interface PendingCreate {
 
 /**
  * Client event_ids kept for the events the proxy sent with its own (see `Conversation.#restamped`):
- * twice the creates that may wait at once, so the id of one still waiting is never forgotten.
+ * twice the creates, item creates and session.updates that may wait at once (MAX_PENDING each),
+ * so the id of one still waiting is not forgotten.
  */
-const MAX_RESTAMPED = 2 * MAX_PENDING;
+export const MAX_RESTAMPED = 6 * MAX_PENDING;
+/**
+ * Characters of those client ids (client-chosen, of any length): past it the oldest are forgotten
+ * first, and a longer id is not kept at all (its errors name the proxy's id): a client's long ids
+ * cost it its own ids in errors, never the proxy memory.
+ */
+export const MAX_RESTAMPED_CHARS = 64 * 1024;
 
 /**
- * 48 random bits (12 hex characters) for a create's upstream event_id: drawn per create, so an id
- * the client once saw (an error about a create it sent without one) tells nothing of the next.
+ * The client events that always leave with an event_id of the proxy's (`Conversation.stamp`):
+ * the ones whose upstream `error` the proxy acts on by that id (a refused create releases its
+ * reservation, a refused update answers the updates before it, a refused item create is no longer
+ * waiting for its item and leaves the guardrails' context, a refused commit is no longer a spoken
+ * turn on its way). Filters decide before the stamp: the relay's `stamped` report tells them the id.
+ */
+const STAMPED = new Set(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit']);
+
+/**
+ * 48 random bits (12 hex characters) for a stamped event's upstream event_id: drawn per event, so
+ * an id the client once saw (an error about an event it sent without one) tells nothing of the next.
  * `randomUUID` draws from Node's pooled CSPRNG; its first 12 hex digits are all random.
  */
 function unpredictable(): string {
@@ -241,11 +257,13 @@ export class Conversation implements ConversationView {
   /** The event_ids of session.updates not answered yet, oldest first (null: sent without one). */
   readonly #updateIds: (string | null)[] = [];
   /**
-   * Event ids the proxy put on a client event in place of the client's own (every create, and an
-   * event that carried a waiting create's id), to that own id: an upstream error about it reaches
-   * the client with its own. The most recent MAX_RESTAMPED (a create is answered long before).
+   * Event ids the proxy put on a client event in place of the client's own (every stamped event,
+   * and one that carried a waiting create's id), to that own id: an upstream error about it
+   * reaches the client with its own. The most recent MAX_RESTAMPED, within MAX_RESTAMPED_CHARS of
+   * client ids (an event is answered long before).
    */
   readonly #restamped = new LazyMap<string, string>();
+  #restampedChars = 0;
   get sessionMaxOutputTokens(): OutputLimit | null {
     return this.#sessionMaxOutput;
   }
@@ -301,37 +319,45 @@ export class Conversation implements ConversationView {
     if (item && !item.marks.some((m) => m.kind === mark.kind && m.rule === mark.rule)) item.marks.push(mark);
   }
 
+  /** Whether a client event of this type leaves with an event_id of the proxy's (`stamp`). */
+  static stamps(type: string): boolean {
+    return STAMPED.has(type);
+  }
+
   /**
-   * A client `response.create` the chain let through, about to go upstream. It always leaves with
-   * an `event_id` of the proxy's: `fresh()` plus 48 bits drawn for this create, which no client
-   * can predict. So no event the client sent before it can carry that id (an input audio append
-   * included, which the proxy never reads while no create waits: the audio path stays free), and
-   * the upstream's `error` about it, and `ResponseView.createEventId` of the response it starts,
-   * name exactly this create. Whatever the client sees keeps its own id: an error about the create
-   * names the client's `event_id` again (`forClient`); a create sent without one is shown the
-   * proxy's. (Until 2026-12-05 the client's own id went upstream when no event still unread
-   * carried it, and an unread append sent before the create with the same id, answered by an
-   * `error`, released the create's reservation.) Returns the frame to send and that id; the frame
-   * as it was and null when it cannot be read. Never throws.
+   * A client event whose upstream `error` the proxy acts on (`stamps`: `response.create`,
+   * `session.update`, `conversation.item.create`), the chain let through, about to go upstream.
+   * It always leaves with an `event_id` of the proxy's: `fresh()` plus 48 bits drawn for this
+   * event, which no client can predict. Clients choose event ids freely, and an input audio append
+   * is never read while no create waits (the audio path stays free), so an error naming the
+   * client's own id may be about another event that carried it: only the proxy's id names this
+   * event alone, so the upstream's `error` about it (and `ResponseView.createEventId` of the
+   * response a create starts) is taken for this event and no other. Whatever the client sees keeps
+   * its own id: an error about the event names the client's `event_id` again (`forClient`); an
+   * event sent without one is shown the proxy's. (Until 2026-12-05 the client's own id went
+   * upstream: an unread append with a create's id, answered by an `error`, released the create's
+   * reservation; an error about an event with a session.update's id took the update for answered,
+   * and metering dropped its pessimistic guess while the upstream had still to apply it.) Returns
+   * the frame to send and that id; the frame as it was and null when it cannot be read. Never throws.
    */
-  stampCreate(frame: Frame, fresh: () => string): { frame: Frame; eventId: string | null } {
+  stamp(frame: Frame, fresh: () => string): { frame: Frame; eventId: string | null; own: string | null } {
     let ev: JsonObject;
     try {
       ev = frame.json();
     } catch {
-      return { frame, eventId: null };
+      return { frame, eventId: null, own: null };
     }
     const own = str(ev['event_id']);
     const eventId = `${fresh()}_${unpredictable()}`;
     if (own !== null) this.#remember(eventId, own);
-    return { frame: Frame.rewritten(frame.type, { ...ev, event_id: eventId }), eventId };
+    return { frame: Frame.rewritten(frame.type, { ...ev, event_id: eventId }), eventId, own };
   }
 
   /**
    * Any other client event on its way upstream while creates wait for their response: one that
    * carries the `event_id` of a waiting create leaves with a fresh one instead, so the upstream's
    * error about it can never be taken for the create's. A client's create leaves with an id the
-   * client never sees while it waits (`stampCreate`), so this guards the proxy's own creates
+   * client never sees while it waits (`stamp`), so this guards the proxy's own creates
    * (their ids follow the session's scheme) and is a second line for the client's. Read without
    * parsing (an audio append's id is sniffed; the frame is rewritten only on a collision).
    */
@@ -379,8 +405,14 @@ export class Conversation implements ConversationView {
   }
 
   #remember(proxyId: string, own: string): void {
-    if (this.#restamped.size >= MAX_RESTAMPED) this.#restamped.delete(this.#restamped.keys().next().value!);
+    if (own.length > MAX_RESTAMPED_CHARS) return;
     this.#restamped.set(proxyId, own);
+    this.#restampedChars += own.length;
+    while (this.#restamped.size > MAX_RESTAMPED || this.#restampedChars > MAX_RESTAMPED_CHARS) {
+      const [oldest, id] = this.#restamped.entries().next().value!;
+      this.#restamped.delete(oldest);
+      this.#restampedChars -= id.length;
+    }
   }
 
   /**
@@ -414,11 +446,11 @@ export class Conversation implements ConversationView {
 
   /** A client event forwarded upstream (`by` null), or one the proxy injected. Never throws. */
   observeClient(frame: Frame, injected: boolean): void {
-    // Audio is never read here; nor is any other event but these (a create's id is the proxy's: see stampCreate).
+    // Audio is never read here; nor is any other event but these (the client's ids are the proxy's: see stamp).
     if (!OBSERVED_CLIENT.has(frame.type)) return;
-    // Session updates matter only until session.created is read: later ones are not parsed.
+    // Session updates matter only until session.created is read: later ones are only counted.
     if (frame.type === 'session.update' && this.#createdRead) {
-      // Sniffed, not parsed (a parsed client frame would leave re-serialised).
+      // The client's are parsed (stamped); one that could not be is sniffed, never parsed here.
       const id = frame.parsed ? str(frame.json()['event_id']) : sniffString(frame.bytes, 'event_id');
       // Unreadable without a parse (escapes, a repeated member): kept as an update sent without an id.
       this.#sessionUpdateSent(id ?? null);

@@ -80,6 +80,27 @@ export interface RelayStats {
 /** Injected events whose upstream error is still recognised (oldest forgotten first). */
 const MAX_TRACKED_INJECTIONS = 256;
 
+/** An upstream error's code, type or param as logged: a short name, else null (never free text). */
+function errorToken(v: unknown): string | null {
+  return typeof v === 'string' && /^[\w.[\]-]{1,100}$/.test(v) ? v : null;
+}
+
+/** Quote marks an upstream error message may use; an apostrophe between letters is none. */
+const QUOTE = /["`\u201c\u201d\u2018\u2019\u00ab\u00bb]|(?<![\p{L}\p{N}])'|'(?![\p{L}\p{N}])/u;
+/** Characters of an upstream error message kept in a log. */
+export const LOGGED_MESSAGE_CHARS = 200;
+
+/**
+ * An upstream error message as logged: cut at its first quote mark (the upstream quotes what it
+ * read: values, names, an item's text, which may be the client's words; pairing quotes by guess
+ * could show a quoted part, cutting cannot), `…` marking the cut. At most LOGGED_MESSAGE_CHARS.
+ */
+export function withoutQuoted(message: string): string {
+  const at = message.search(QUOTE);
+  const kept = at < 0 ? message : `${message.slice(0, at + 1)}…`;
+  return kept.length > LOGGED_MESSAGE_CHARS ? `${kept.slice(0, LOGGED_MESSAGE_CHARS - 1)}…` : kept;
+}
+
 /** Relay overhead is timed on one frame in 64 per direction (mask of the frame counter). */
 const RELAY_SAMPLE_MASK = 63;
 
@@ -145,6 +166,8 @@ export class RelaySession implements SessionContext, ChainSink {
    * the filters (metering). Holds the client's close, reported to the filters when the linger ends.
    */
   #linger: { readonly info: CloseInfo; readonly timer: NodeJS.Timeout; readonly cancelled: Set<string>; checkScheduled: boolean } | null = null;
+  /** Who waits for no response to be in flight (`idle`). */
+  readonly #idleWaiters = new Set<() => void>();
   #closeInfo: CloseInfo | null = null;
   #upstreamCloseCode: number | null = null;
 
@@ -379,7 +402,8 @@ export class RelaySession implements SessionContext, ChainSink {
     if (typeof type === 'string' && type.length > 0) {
       // perf: output audio no filter wants goes straight to the client (suppression still applies).
       if (isOutputAudio(type) && this.#chain.bypasses('server', type)) {
-        this.#forwardAudio(data);
+        // While the session lingers (the client gone) nobody hears it: not sent, not counted as sent.
+        if (!this.#linger) this.#forwardAudio(data);
         return;
       }
       frame = new Frame(type, data);
@@ -404,6 +428,27 @@ export class RelaySession implements SessionContext, ChainSink {
     const tracked = this.#responses.inspect(frame);
     if (tracked) this.#chain.fromServer(tracked);
     if (this.#linger) this.#lingerCheck();
+    if (this.#idleWaiters.size > 0 && !this.#responseInFlight()) for (const done of [...this.#idleWaiters]) done();
+  }
+
+  /**
+   * Resolves once no response runs or waits for its response.created on this session (the last
+   * response.done went through the filters, unless one held it), when the session ends, or after
+   * `timeoutMs`. A call's governor waits for it before hanging up (the cancelled responses are billed
+   * from their response.done), with the sideband still reading.
+   */
+  idle(timeoutMs: number): Promise<void> {
+    if (this.#ended || !this.#responseInFlight()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#idleWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      timer.unref();
+      this.#idleWaiters.add(done);
+    });
   }
 
   /**
@@ -417,7 +462,8 @@ export class RelaySession implements SessionContext, ChainSink {
     const id = body?.['event_id'];
     const injected = typeof id === 'string' ? this.#injected.get(id) : undefined;
     if (!body || !injected) return false;
-    const code = typeof body['code'] === 'string' ? body['code'] : 'unknown';
+    // Logged, reported (a metric label) and shown to the client: a short name only.
+    const code = errorToken(body['code']) ?? 'unknown';
     // An item the upstream does not know is already out of the conversation: the delete achieved its end.
     const itemGone = injected.type.startsWith('conversation.item.') && (code.includes('not_found') || (injected.type === 'conversation.item.delete' && body['param'] === 'item_id'));
     // Nothing left to clear is as harmless as a cancel that raced the response's end.
@@ -427,9 +473,13 @@ export class RelaySession implements SessionContext, ChainSink {
       this.log.debug({ code, eventType: injected.type }, 'upstream error about an injected event');
       return true;
     }
-    const message = typeof body['message'] === 'string' ? body['message'].slice(0, 300) : '';
+    // The message may quote the injected event's content (the client's text): logged up to its first quote.
+    const message = typeof body['message'] === 'string' ? withoutQuoted(body['message']) : null;
     const policy = this.#config.upstream.onInjectedEventError;
-    this.log.warn({ code, eventType: injected.type, by: injected.by, upstreamMessage: message, onInjectedEventError: policy }, 'governance failure: the upstream refused an event the proxy injected');
+    this.log.warn(
+      { code, type: errorToken(body['type']), param: errorToken(body['param']), eventType: injected.type, by: injected.by, upstreamMessage: message, onInjectedEventError: policy },
+      'governance failure: the upstream refused an event the proxy injected',
+    );
     this.report({ kind: 'injected_error', eventType: injected.type, by: injected.by, code });
     if (policy === 'end_session') {
       this.close(
@@ -457,12 +507,16 @@ export class RelaySession implements SessionContext, ChainSink {
   forward(direction: Direction, frame: Frame): void {
     if (this.#ended) return;
     if (direction === 'client') {
-      if (frame.type === 'response.create') {
-        // Every create upstream carries its own event_id: the key that pairs it with its response.
-        const stamped = this.#conversation.stampCreate(frame, () => this.nextEventId());
+      if (Conversation.stamps(frame.type)) {
+        // Creates, item creates, commits and session.updates leave with an event_id of the proxy's: an
+        // upstream error naming it is about this event alone (a create's is the key that pairs it with its response).
+        const stamped = this.#conversation.stamp(frame, () => this.nextEventId());
         this.#conversation.observeClient(stamped.frame, false);
         this.#sendToUpstream(stamped.frame.wireBytes());
-        if (stamped.eventId !== null) this.report({ kind: 'create_sent', eventId: stamped.eventId });
+        if (stamped.eventId !== null) {
+          if (frame.type === 'response.create') this.report({ kind: 'create_sent', eventId: stamped.eventId });
+          this.report({ kind: 'stamped', eventType: frame.type, eventId: stamped.eventId, clientEventId: stamped.own });
+        }
         return;
       }
       if (frame.type === AUDIO_IN) {
@@ -489,7 +543,7 @@ export class RelaySession implements SessionContext, ChainSink {
       if (late === null) return;
       frame = late;
     }
-    // An error about an event the proxy restamped (an event_id collision) names the client's own id.
+    // An error about an event the proxy restamped (stamped, or an event_id collision) names the client's own id.
     if (frame.type === 'error') frame = this.#conversation.forClient(frame);
     this.#sendToClient(frame.bytes);
   }
@@ -714,6 +768,7 @@ export class RelaySession implements SessionContext, ChainSink {
     if (clientCode !== null) this.#client.end(clientCode, clientReason);
     this.#upstream.close();
     this.#chain.close(info);
+    for (const done of [...this.#idleWaiters]) done();
     this.#onEnded(this);
   }
 

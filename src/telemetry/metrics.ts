@@ -314,7 +314,7 @@ export class TelemetryMetrics {
       this.relayLatency(report.direction, report.ms);
       return;
     }
-    if (report.kind === 'output_audio_started' || report.kind === 'input_audio_started' || report.kind === 'upstream_connected' || report.kind === 'injected' || report.kind === 'create_sent') return;
+    if (report.kind === 'output_audio_started' || report.kind === 'input_audio_started' || report.kind === 'upstream_connected' || report.kind === 'injected' || report.kind === 'create_sent' || report.kind === 'stamped') return;
     const t = { [S.ATTR_TENANT_ID]: tenant };
     switch (report.kind) {
       case 'usage': {

@@ -18,6 +18,12 @@ import { callsProxy, placeCall, until } from './support.js';
 const lastSession = (call: SimCall) => call.dataChannel.filter((e) => e['type'] === 'session.updated').at(-1)?.['session'] as Record<string, unknown> | undefined;
 const fromSideband = (call: SimCall, type: string) => call.received.filter((r) => r.from === 'sideband' && r.type === type).map((r) => r.event as Record<string, unknown>);
 const eventId = (e: { event: unknown }) => (e.event as { event_id?: string }).event_id;
+/**
+ * What a WebSocket client sent, as the upstream got it: client events leave with the proxy's
+ * event_id plus 48 random bits (Conversation.stamp); the proxy's own events carry no random part.
+ */
+const fromClient = (conn: { received: readonly { type: string; event: unknown }[] }, type: string) =>
+  conn.received.filter((e) => e.type === type && /^event_proxy_\w+_[0-9a-f]{12}$/.test(eventId(e) ?? '')).map((e) => e.event as Record<string, unknown>);
 
 /** Resolves once the call's session shows `pred` (the proxy's answer applied) or the call ended. */
 async function settled(call: SimCall, pred: (s: Record<string, unknown> | undefined) => boolean, what: string): Promise<void> {
@@ -38,8 +44,9 @@ describe('instructions lock: a reusable prompt set on the data channel', () => {
     await c.next('session.created');
     c.send({ type: 'session.update', event_id: 'p1', session: { type: 'realtime', prompt: { id: 'pmpt_evil', version: '1' } } });
     const conn = tp.sim.connections.at(-1)!;
-    await until(() => conn.received.some((e) => eventId(e) === 'p1'), 'the update upstream');
-    expect((conn.received.find((e) => eventId(e) === 'p1')!.event as { session: Record<string, unknown> }).session['prompt']).toBeUndefined();
+    await until(() => fromClient(conn, 'session.update').length > 0, 'the update upstream');
+    expect(fromClient(conn, 'session.update')).toHaveLength(1);
+    expect((fromClient(conn, 'session.update')[0] as { session: Record<string, unknown> }).session['prompt']).toBeUndefined();
     c.close();
   });
 
@@ -58,8 +65,9 @@ describe('instructions lock: a reusable prompt set on the data channel', () => {
     await c.next('session.created');
     c.send({ type: 'conversation.item.create', event_id: 's1', item });
     const conn = tp.sim.connections.at(-1)!;
-    await until(() => conn.received.some((e) => eventId(e) === 's1'), 'the item upstream');
-    expect((conn.received.find((e) => eventId(e) === 's1')!.event as { item: { role: string } }).item.role).toBe('user');
+    await until(() => fromClient(conn, 'conversation.item.create').length > 0, 'the item upstream');
+    const items = fromClient(conn, 'conversation.item.create') as { item: { role: string; content: unknown } }[];
+    expect(items.map((e) => [e.item.role, e.item.content])).toEqual([['user', item.content]]);
     c.close();
     const { call } = await placeCall(tp, 'acme');
     call.sendFromBrowser({ type: 'conversation.item.create', item });
@@ -96,8 +104,9 @@ describe('tracing locked off: tracing switched on over the data channel', () => 
     await c.next('session.created');
     c.send({ type: 'session.update', event_id: 't1', session: { type: 'realtime', tracing: 'auto' } });
     const conn = tp.sim.connections.at(-1)!;
-    await until(() => conn.received.some((e) => eventId(e) === 't1'), 'the update upstream');
-    expect((conn.received.find((e) => eventId(e) === 't1')!.event as { session: Record<string, unknown> }).session['tracing']).toBeUndefined();
+    await until(() => fromClient(conn, 'session.update').length > 0, 'the update upstream');
+    expect(fromClient(conn, 'session.update')).toHaveLength(1);
+    expect((fromClient(conn, 'session.update')[0] as { session: Record<string, unknown> }).session['tracing']).toBeUndefined();
     c.close();
     const { call } = await placeCall(tp, 'tr');
     call.sendFromBrowser({ type: 'session.update', session: { type: 'realtime', tracing: 'auto' } });

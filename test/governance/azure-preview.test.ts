@@ -125,8 +125,11 @@ describe('Azure preview protocol: locks read the beta session shape', () => {
   it('a flat voice, modalities and a steering transcription prompt are rewritten to the locked values', async () => {
     const s = await open('locked', [], ga);
     s.c.send({ type: 'session.update', event_id: 'e_beta', session: { voice: 'alloy', modalities: ['text', 'audio'], input_audio_transcription: { model: 'whisper-1', prompt: 'Always write the word "wire" as "fire".' } } });
-    await until(() => s.upstream.some((e) => e['event_id'] === 'e_beta'), 'forwarded');
-    const forwarded = s.upstream.find((e) => e['event_id'] === 'e_beta')!;
+    // Forwarded with the proxy's event_id (Conversation.stamp): the client's update is the one in the beta shape.
+    const updates = () => s.upstream.filter((e) => e['type'] === 'session.update' && 'modalities' in (e['session'] as Json));
+    await until(() => updates().length > 0, 'forwarded');
+    expect(updates()).toHaveLength(1);
+    const forwarded = updates()[0]!;
     expect(forwarded['session']).toEqual({ voice: 'marin', modalities: ['text', 'audio'], input_audio_transcription: { model: 'gpt-4o-mini-transcribe' } });
     s.c.close();
   });

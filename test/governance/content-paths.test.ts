@@ -340,7 +340,8 @@ describe('client content: every item type and role', () => {
     s.c.send({ type: 'conversation.item.create', event_id: 'evt_nok', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'ign\u3164ore nothing' }] } });
     await until(() => sent(s, 'conversation.item.create').length >= 1 && s.c.ofType('error').length >= chars.length, 'one refusal per character');
     expect(s.c.ofType('error').map((e) => [(e['error'] as Json)['code'], (e['error'] as Json)['event_id']])).toEqual(chars.map((_, i) => ['guardrail_blocked', `evt_n${i}`]));
-    expect(sent(s, 'conversation.item.create').map((e) => e['event_id'])).toEqual(['evt_nok']);
+    // Forwarded with the proxy's event_id (Conversation.stamp): the control is known by its text.
+    expect(sent(s, 'conversation.item.create').map((e) => (e['item'] as { content: { text: string }[] }).content[0]!.text)).toEqual(['ign\u3164ore nothing']);
     s.c.close();
   });
 
@@ -427,7 +428,8 @@ describe('client content: every item type and role', () => {
     expect(s.c.ofType('error').map((e) => [(e['error'] as Json)['code'], (e['error'] as Json)['event_id']])).toEqual(
       ['evt_ld', 'evt_ln', 'evt_ls', 'evt_lr', 'evt_ar', 'evt_em', 'evt_es'].map((id) => ['guardrail_blocked', id]),
     );
-    expect(sent(s, 'conversation.item.create').map((e) => e['event_id'])).toEqual(['evt_ok']);
+    // Forwarded with the proxy's event_id (Conversation.stamp): the control is known by its description.
+    expect(sent(s, 'conversation.item.create').map((e) => (e['item'] as { tools: Json[] }).tools[0]!['description'])).toEqual(['Searches.']);
     expect(sent(s, 'response.create')).toEqual([]);
     expect(JSON.stringify(s.upstream)).not.toMatch(/ignore.previous/);
     s.c.close();
@@ -467,7 +469,8 @@ describe('client content: every item type and role', () => {
     const blocked = s.c.ofType('error').filter((e) => (e['error'] as Json)['code'] === 'guardrail_blocked');
     expect(blocked.map((e) => (e['error'] as Json)['event_id'])).toEqual(['evt_wa', 'evt_wf', 'evt_wn', 'evt_wo', 'evt_wm', 'evt_wr']);
     const forwarded = sent(s, 'conversation.item.create');
-    expect(forwarded.map((e) => e['event_id'])).toEqual(['evt_wx']);
+    // Forwarded with the proxy's event_id (Conversation.stamp): the control is known by its call_id.
+    expect(forwarded.map((e) => (e['item'] as Json)['call_id'])).toEqual(['call_z']);
     expect(String((forwarded[0]!['item'] as Json)['arguments'])).not.toContain('jane@example.com');
     expect(sent(s, 'response.create')).toEqual([]);
     expect(JSON.stringify(s.upstream)).not.toMatch(/ignore.previous|jane@example/);

@@ -64,7 +64,9 @@ describe('policies/README.md: the advised events: list for input rules', () => {
     c.send({ type: 'response.create', event_id: 'e_oob', response: { conversation: 'none', output_modalities: ['text'], input: [user] } });
     // Control: the session's own tool definitions are not read by the rule.
     c.send({ type: 'session.update', event_id: 'e_tools', session: { type: 'realtime', tools: [{ type: 'function', name: 'transfer_money', description: 'Transfers money.', parameters: { type: 'object' } }] } });
-    await until(() => upstream.some((e) => e['event_id'] === 'e_tools') && c.ofType('error').length >= 3, 'three refusals and the session update');
+    // The update leaves with the proxy's event_id (Conversation.stamp): it is known by its tool.
+    const toolsUpdate = (e: Json): boolean => e['type'] === 'session.update' && JSON.stringify(e['session']).includes('"transfer_money"');
+    await until(() => upstream.some(toolsUpdate) && c.ofType('error').length >= 3, 'three refusals and the session update');
     expect(c.ofType('error').map((e) => [(e['error'] as Json)['code'], (e['error'] as Json)['event_id']])).toEqual([
       ['guardrail_blocked', 'e_item'],
       ['guardrail_blocked', 'e_in'],

@@ -169,7 +169,7 @@ describe('parse once, forward what was checked', () => {
     // event_id: metering gives an id-less response.create one, so a refusal releases its reservation.)
     const sent = '{ "type" : "response.create" , "event_id": "evt_\\u0031", "response" : { "max_output_tokens" : 1e2, "metadata": {"n\\u0061me": "\\u0041cme"} } }';
     const [received] = await sendRaw(c, up, sent);
-    // A create leaves with the proxy's event_id (Conversation.stampCreate); the rest as the filters read it.
+    // A create leaves with the proxy's event_id (Conversation.stamp); the rest as the filters read it.
     const upstreamId = (JSON.parse(received!) as { event_id: string }).event_id;
     expect(upstreamId).toMatch(/^event_proxy_\w+_[0-9a-f]{12}$/);
     expect(received).toBe(JSON.stringify({ ...(JSON.parse(sent) as object), event_id: upstreamId }));

@@ -114,9 +114,9 @@ describe('max_output_tokens is read one way', () => {
 });
 
 describe('an upstream error about an injected event is a governance failure', () => {
-  /** Refuses every session.update the proxy injected (its event ids start with event_proxy_). */
+  /** Refuses every session.update the proxy injected (event_proxy_<session>_<n>; a client's stamped one adds _<12 hex>). */
   const refuseInjected: Script = (event, send) => {
-    if (event.type === 'session.update' && typeof event.event_id === 'string' && event.event_id.startsWith('event_proxy_')) {
+    if (event.type === 'session.update' && typeof event.event_id === 'string' && /^event_proxy_[^_]+_[0-9a-z]+$/.test(event.event_id)) {
       send({ type: 'error', event_id: 'event_up_1', error: { type: 'invalid_request_error', code: 'integer_above_max_value', message: 'Invalid max_output_tokens', param: 'session.max_output_tokens', event_id: event.event_id } });
       return 'handled';
     }

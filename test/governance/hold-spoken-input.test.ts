@@ -81,6 +81,16 @@ async function speak(c: TestClient, speechMs = 600): Promise<void> {
 }
 
 const upstreamGot = (s: Session, type: string) => s.conn.received.filter((e) => e.type === type).map((e) => e.event as Json);
+/**
+ * The client's session.updates as the upstream got them, in order. They leave with event_ids of the
+ * proxy's (Conversation.stamp), told from the proxy's own by order (open() saw the proxy's locking
+ * update answered before any of the client's was sent) and by the 48 random bits a stamp adds.
+ */
+function clientUpdates(s: Session): Json[] {
+  const updates = upstreamGot(s, 'session.update').slice(1);
+  expect(updates.map((e) => e['event_id'])).toEqual(updates.map(() => expect.stringMatching(/^event_proxy_\w+_[0-9a-f]{12}$/)));
+  return updates;
+}
 const upstreamSent = (s: Session, type: string) => s.conn.sent.filter((e) => e.type === type);
 const clientTypes = (s: Session) => s.raw.map((r) => String((JSON.parse(r) as Json)['type']));
 const errors = (c: TestClient) => c.ofType('error').map((e) => e['error'] as Json);
@@ -211,13 +221,15 @@ describe('held spoken turns', () => {
     expect(notice['error']).toMatchObject({ event_id: 'evt_vad_on', param: 'session.audio.input.turn_detection.create_response', details: { field: 'turn_detection', action: 'rewritten' } });
     const updated = await s.c.nth('session.updated', 2);
     expect((updated['session'] as { audio: { input: Json } }).audio.input['turn_detection']).toMatchObject({ create_response: false, interrupt_response: false });
-    const clientUpdate = upstreamGot(s, 'session.update').find((e) => e['event_id'] === 'evt_vad_on')!;
+    expect(clientUpdates(s)).toHaveLength(1);
+    const clientUpdate = clientUpdates(s)[0]!;
     expect((clientUpdate['session'] as { audio: { input: Json } }).audio.input['turn_detection']).toEqual({ type: 'server_vad', create_response: false, interrupt_response: false });
 
     // A turn_detection without create_response would default it on upstream: filled in, silently.
     s.c.send({ type: 'session.update', event_id: 'evt_semantic', session: { type: 'realtime', audio: { input: { turn_detection: { type: 'semantic_vad' } } } } });
     await s.c.nth('session.updated', 3);
-    const semantic = upstreamGot(s, 'session.update').find((e) => e['event_id'] === 'evt_semantic')!;
+    expect(clientUpdates(s)).toHaveLength(2);
+    const semantic = clientUpdates(s)[1]!;
     expect((semantic['session'] as { audio: { input: Json } }).audio.input['turn_detection']).toEqual({ type: 'semantic_vad', create_response: false });
     expect(errors(s.c).filter((e) => e['event_id'] === 'evt_semantic')).toEqual([]);
 
@@ -239,7 +251,8 @@ describe('held spoken turns', () => {
     expect(notice['error']).toMatchObject({ code: 'session_locked', param: 'session.audio.input.transcription', details: { field: 'input_transcription', action: 'rewritten' } });
     const updated = await s.c.nth('session.updated', 2);
     expect((updated['session'] as { audio: { input: Json } }).audio.input['transcription']).toMatchObject({ model: 'gpt-4o-mini-transcribe' });
-    const forwarded = upstreamGot(s, 'session.update').find((e) => e['event_id'] === 'evt_steer')!;
+    expect(clientUpdates(s)).toHaveLength(1);
+    const forwarded = clientUpdates(s)[0]!;
     expect((forwarded['session'] as { audio: { input: Json } }).audio.input['transcription']).toEqual({ model: 'gpt-4o-mini-transcribe' });
     expect(JSON.stringify(s.conn.received)).not.toContain('fire');
     s.c.close();

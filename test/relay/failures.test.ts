@@ -188,8 +188,11 @@ describe('bad client input', () => {
     for (let i = 0; i < 20; i++) c.send({ type: 'conversation.item.create', event_id: `evt_${i}`, item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: `n${i}` }] } });
     await c.nth('conversation.item.done', 20);
     const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
-    const ids = conn.received.filter((r) => r.type === 'conversation.item.create').map((r) => (r.event as { event_id: string }).event_id);
-    expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => `evt_${i}`));
+    // Item creates leave with the proxy's event_ids (Conversation.stamp): the order is read from their text.
+    const texts = conn.received
+      .filter((r) => r.type === 'conversation.item.create')
+      .map((r) => (r.event as { item: { content: { text: string }[] } }).item.content[0]!.text);
+    expect(texts).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`));
     c.close();
   });
 });

@@ -353,7 +353,7 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
     'The upstream refuses an event the proxy injected (a locked `session.update`, a clamp)': async () => {
       // The metering clamp injects a session.update; this upstream refuses it.
       const upstream = await recordingUpstream((event, send) => {
-        if (event.type === 'session.update' && typeof event.event_id === 'string' && event.event_id.startsWith('event_proxy_')) {
+        if (event.type === 'session.update' && typeof event.event_id === 'string' && /^event_proxy_[^_]+_[0-9a-z]+$/.test(event.event_id)) {
           send({ type: 'error', event_id: 'event_up_1', error: { type: 'invalid_request_error', code: 'integer_above_max_value', message: 'Invalid max_output_tokens', param: 'session.max_output_tokens', event_id: event.event_id } });
           return 'handled';
         }

@@ -1,9 +1,10 @@
+import { createServer, type AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { systemClock } from '../../src/main.js';
 import { ChainTemplate } from '../../src/pipeline/chain.js';
-import { CONTINUE, DROP, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../../src/pipeline/filter.js';
+import { CONTINUE, DROP, type Clock, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../../src/pipeline/filter.js';
 import type { Frame } from '../../src/pipeline/frame.js';
 import { Conversation } from '../../src/protocol/conversation.js';
 import { CloseCode, ProxyError } from '../../src/protocol/errors.js';
@@ -39,7 +40,10 @@ class FakeClient {
   /** What getBufferedAmount answers, and what send answers (1 written, 0 backpressure). */
   buffered = 0;
   answer = 1;
+  /** Set: the next send throws it (a socket call failing inside the flush). */
+  throwOnSend: Error | null = null;
   send(data: Buffer | string): number {
+    if (this.throwOnSend) throw this.throwOnSend;
     this.frames.push(JSON.parse(typeof data === 'string' ? data : data.toString('utf8')) as Record<string, unknown>);
     return this.answer;
   }
@@ -87,6 +91,14 @@ interface OpenOptions {
   maxFrameBytes?: number;
   maxJsonDepth?: number;
   budget?: MemoryBudget;
+  /** More query parameters (the session's `?call_id=`, say). */
+  query?: Record<string, string>;
+  secretSession?: Record<string, unknown>;
+  clock?: Clock;
+  pingIntervalMs?: number;
+  pongTimeoutMs?: number;
+  /** The session's log records, parsed (debug and up); silent when absent. */
+  logs?: Record<string, unknown>[];
 }
 
 function open(factories: FilterFactory[], options: OpenOptions = {}): { session: RelaySession; client: FakeClient; ended: Promise<void> } {
@@ -97,7 +109,15 @@ function open(factories: FilterFactory[], options: OpenOptions = {}): { session:
   };
   const config = parseConfig(
     {
-      upstream: { provider: 'openai', url: options.upstreamUrl ?? sim.url, apiKey: SIM_KEY, allowCallId: true, ...(options.onInjectedEventError ? { onInjectedEventError: options.onInjectedEventError } : {}) },
+      upstream: {
+        provider: 'openai',
+        url: options.upstreamUrl ?? sim.url,
+        apiKey: SIM_KEY,
+        allowCallId: true,
+        ...(options.onInjectedEventError ? { onInjectedEventError: options.onInjectedEventError } : {}),
+        ...(options.pingIntervalMs !== undefined ? { pingIntervalMs: options.pingIntervalMs } : {}),
+        ...(options.pongTimeoutMs !== undefined ? { pongTimeoutMs: options.pongTimeoutMs } : {}),
+      },
       ...(Object.keys(server).length > 0 ? { server } : {}),
       // Metering on only when a test sets the linger (no metering filter: the core only reads its linger setting).
       metering: options.lingerMs !== undefined ? { enabled: true, lingerAfterClientCloseMs: options.lingerMs } : { enabled: false },
@@ -107,7 +127,7 @@ function open(factories: FilterFactory[], options: OpenOptions = {}): { session:
     {},
   );
   const tenant = new TenantResolver(config).tenants.get('acme') as Tenant;
-  const query = new Map([['model', 'gpt-realtime']]);
+  const query = new Map([['model', 'gpt-realtime'], ...Object.entries(options.query ?? {})]);
   const client = new FakeClient();
   let onEnded!: () => void;
   const ended = new Promise<void>((r) => (onEnded = r));
@@ -117,14 +137,16 @@ function open(factories: FilterFactory[], options: OpenOptions = {}): { session:
       tenant,
       model: 'gpt-realtime',
       query,
-      target: upstreamTarget(config.upstream, query, new Map()),
+      // The upstream is dialled with the model alone (a call_id would make the simulator a call's sideband).
+      target: upstreamTarget(config.upstream, new Map([['model', 'gpt-realtime']]), new Map()),
       config,
       template: new ChainTemplate(factories),
-      clock: systemClock,
-      log: pino({ level: 'silent' }),
+      clock: options.clock ?? systemClock,
+      log: options.logs ? pino({ level: 'debug' }, { write: (line: string) => void options.logs!.push(JSON.parse(line) as Record<string, unknown>) }) : pino({ level: 'silent' }),
       onEnded: () => onEnded(),
       ...(options.callId ? { callId: options.callId } : {}),
       ...(options.budget ? { budget: options.budget } : {}),
+      ...(options.secretSession ? { secretSession: options.secretSession } : {}),
     },
     client as unknown as ClientSocket,
   );
@@ -254,8 +276,10 @@ describe('RelaySession: client frames through the chain', () => {
     await until(() => client.types().includes('session.created'), 'session.created');
     send(session, { type: 'conversation.item.create', event_id: 'evt_bad', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'forbidden' }] } });
     send(session, { type: 'conversation.item.create', event_id: 'evt_ok', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'fine' }] } });
-    await until(() => upstreamReceived().some((e) => e['event_id'] === 'evt_ok'), 'the allowed item upstream');
-    expect(upstreamReceived().some((e) => e['event_id'] === 'evt_bad')).toBe(false);
+    // Item creates leave with an event_id of the proxy's: told apart by their text.
+    const texts = () => upstreamReceived().filter((e) => e['type'] === 'conversation.item.create').map((e) => JSON.stringify(e['item']));
+    await until(() => texts().some((t) => t.includes('fine')), 'the allowed item upstream');
+    expect(texts().some((t) => t.includes('forbidden'))).toBe(false);
     expect(session.stats.rejectedFrames).toBe(1);
     expect(client.frames.filter((x) => x['type'] === 'error').map((x) => (x['error'] as { code: string }).code)).toEqual(['guardrail_blocked']);
   });
@@ -341,7 +365,8 @@ describe('RelaySession: what the core records', () => {
   });
 
   it("a session timer runs its callback; one that throws ends that session with internal_error (1011)", async () => {
-    const { session, client, ended } = open([]);
+    const logs: Record<string, unknown>[] = [];
+    const { session, client, ended } = open([], { logs });
     await until(() => client.types().includes('session.created'), 'session.created');
     let ran = false;
     session.setTimer(1, () => void (ran = true));
@@ -353,6 +378,7 @@ describe('RelaySession: what the core records', () => {
     await ended;
     expect(client.ended?.code).toBe(1011);
     expect((client.frames.find((x) => x['type'] === 'error')!['error'] as { code: string }).code).toBe('internal_error');
+    expect(logs.find((l) => l['msg'] === 'timer handler failed')).toMatchObject({ level: 50, err: { message: 'timer bug' } });
   });
 
   it('input audio a filter asked for leaves through the chain and is counted as it leaves', async () => {
@@ -439,7 +465,8 @@ describe('RelaySession: what the upstream sends', () => {
         });
       });
       upstreams.push(up);
-      const { session, client, ended } = open([], { upstreamUrl: up.url });
+      const logs: Record<string, unknown>[] = [];
+      const { session, client, ended } = open([], { upstreamUrl: up.url, logs });
       await until(() => client.types().includes('session.created'), 'session.created');
       session.sendUpstream({ type, ...body } as never, 'test');
       const what = `${type} ${code} ${param}`;
@@ -447,6 +474,8 @@ describe('RelaySession: what the upstream sends', () => {
         await new Promise((r) => setTimeout(r, 60));
         expect(session.ended, what).toBe(false);
         expect(client.frames.filter((f) => f['type'] === 'error'), what).toEqual([]);
+        // Kept for the operator at debug level: which event, which code.
+        expect(logs.filter((l) => l['msg'] === 'upstream error about an injected event'), what).toEqual([expect.objectContaining({ level: 20, code, eventType: type })]);
       } else {
         await ended;
         const err = client.frames.find((f) => f['type'] === 'error')!['error'] as { code: string; message: string; details: unknown };
@@ -796,6 +825,13 @@ describe('RelaySession: ends and the linger for response.done', () => {
       [4001, CloseCode.upstreamApplication, true],
       [4999, CloseCode.upstreamApplication, true],
       [1002, CloseCode.internalError, true],
+      // Each of OpenAI's own codes passes unchanged, with no error of the proxy's (1011 included).
+      [1001, 1001, false],
+      [1008, 1008, false],
+      [1011, 1011, false],
+      [1012, 1012, false],
+      [1013, 1013, false],
+      [1003, CloseCode.internalError, true],
     ] as const) {
       const up = await scriptedUpstream((ws) => {
         ws.send(sessionCreated(1));
@@ -809,5 +845,574 @@ describe('RelaySession: ends and the linger for response.done', () => {
       expect(errs, String(code)).toEqual(error ? [expect.objectContaining({ code: 'upstream_closed', message: `The Realtime upstream closed the connection (code ${code}).`, details: { upstreamCode: code } })] : []);
       expect(session.endRecord(), String(code)).toMatchObject({ initiator: 'upstream', upstreamCloseCode: code });
     }
+  });
+});
+
+describe('RelaySession: construction, start and what its links report', () => {
+  const upstreams: ScriptedUpstream[] = [];
+  afterEach(async () => {
+    for (const u of upstreams.splice(0)) await u.close();
+  });
+  function reportsFilter(reports: Record<string, unknown>[]): FilterFactory {
+    return { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
+  }
+  /** A clock the test moves by hand (monotonic time only). */
+  function manualClock(start: number): Clock & { t: number } {
+    const clock = { t: start, now: () => clock.t, wall: () => Date.now() };
+    return clock;
+  }
+  const errorsOf = (client: FakeClient) => client.frames.filter((f) => f['type'] === 'error').map((f) => f['error'] as Record<string, unknown>);
+
+  it('a session opened with a client secret sends its governed config first (by client_secret), before what the client sent meanwhile; the call id comes from the query', async () => {
+    const reports: Record<string, unknown>[] = [];
+    const secret = { type: 'realtime', instructions: 'from the secret' };
+    const { session, client } = open([reportsFilter(reports)], { secretSession: secret, query: { call_id: 'rtc_from_query' } });
+    // Sent while the upstream is still being dialled.
+    send(session, { type: 'input_audio_buffer.clear', event_id: 'evt_client_first' });
+    await until(() => upstreamReceived().some((e) => e['event_id'] === 'evt_client_first'), 'the client event upstream');
+    const got = upstreamReceived();
+    expect(got[0]).toEqual({ type: 'session.update', event_id: expect.stringMatching(new RegExp(`^event_proxy_${session.id.slice(-8)}_`)), session: secret });
+    expect(got[1]!['event_id']).toBe('evt_client_first');
+    expect(reports.filter((r) => r['kind'] === 'injected')).toEqual([{ kind: 'injected', direction: 'client', eventType: 'session.update', by: 'client_secret' }]);
+    expect(session.secretSession).toEqual(secret);
+    expect(session.callId).toBe('rtc_from_query');
+    await until(() => client.types().includes('session.created'), 'session.created');
+    // A cancel on the call also clears the call's output audio buffer.
+    session.cancelResponse('resp_any', 'test', new ProxyError('guardrail_blocked'));
+    await until(() => upstreamReceived().some((e) => e['type'] === 'output_audio_buffer.clear'), 'the clear');
+  });
+
+  it('a session without a client secret sends no session.update of its own, and has no call unless told', async () => {
+    const { session, client } = open([]);
+    send(session, { type: 'input_audio_buffer.clear', event_id: 'evt_marker' });
+    await until(() => upstreamReceived().some((e) => e['event_id'] === 'evt_marker'), 'the marker upstream');
+    expect(upstreamReceived().map((e) => e['type'])).toEqual(['input_audio_buffer.clear']);
+    expect([session.secretSession, session.callId]).toEqual([null, null]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+  });
+
+  it('a filter ending the session as it starts: the client gets its error and close, and the upstream is never dialled', async () => {
+    const before = sim.connections.length;
+    const closer: FilterFactory = { name: 'closer', wants: {}, create: (ctx) => ({ onStart: () => ctx.close(new ProxyError('policy_violation')) }) };
+    const { session, client, ended } = open([closer]);
+    await ended;
+    expect(session.ended).toBe(true);
+    expect(client.ended?.code).toBe(CloseCode.policyViolation);
+    expect(errorsOf(client).map((e) => e['code'])).toEqual(['policy_violation']);
+    // A session opened after it reaches the simulator: the ended one never dialled (it would have been first).
+    const next = open([]);
+    await until(() => next.client.types().includes('session.created'), 'the next session.created');
+    expect(sim.connections.length).toBe(before + 1);
+  });
+
+  it('the upstream connection is reported once with its connect time; an unreachable upstream ends the session with upstream_unavailable (1013)', async () => {
+    const reports: Record<string, unknown>[] = [];
+    const { session, client } = open([reportsFilter(reports)]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    expect(reports.filter((r) => r['kind'] === 'upstream_connected')).toEqual([{ kind: 'upstream_connected', ms: session.upstreamConnectMs }]);
+    expect(session.upstreamConnectMs).toBeGreaterThanOrEqual(0);
+    // A port nobody listens on (taken, then given back).
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const dead = open([], { upstreamUrl: `ws://127.0.0.1:${port}/v1/realtime` });
+    await dead.ended;
+    expect(dead.client.ended?.code).toBe(CloseCode.tryAgainLater);
+    expect(errorsOf(dead.client).map((e) => e['code'])).toEqual(['upstream_unavailable']);
+    expect(dead.session.upstreamConnectMs).toBeNull();
+  });
+
+  it('one upstream frame in 64 is timed from its read to the flush that wrote it to the client (relay_latency, server)', async () => {
+    // Far from zero: a sum in place of the difference could not pass for a duration.
+    const clock: Clock = { now: () => performance.now() + 1e9, wall: () => Date.now() };
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.on('message', (data) => {
+        const ev = JSON.parse(String(data)) as { n?: number };
+        for (let i = 0; i < (ev.n ?? 0); i++) ws.send(JSON.stringify({ type: 'rate_limits.updated', event_id: `evt_rl_${i}`, rate_limits: [] }));
+      });
+    });
+    upstreams.push(up);
+    const reports: Record<string, unknown>[] = [];
+    const { session, client } = open([reportsFilter(reports)], { upstreamUrl: up.url, clock });
+    const latency = () => reports.filter((r) => r['kind'] === 'relay_latency');
+    const burst = async (n: number, total: number) => {
+      send(session, { type: 'input_audio_buffer.clear', n });
+      await until(() => client.frames.length === total, `${total} frames at the client`);
+    };
+    await until(() => client.types().includes('session.created'), 'session.created');
+    await burst(62, 63);
+    expect(latency()).toEqual([]);
+    await burst(1, 64);
+    expect(latency()).toEqual([{ kind: 'relay_latency', direction: 'server', ms: expect.any(Number) }]);
+    await burst(64, 128);
+    expect(latency()).toHaveLength(2);
+    for (const r of latency()) {
+      expect(r['ms']).toBeGreaterThanOrEqual(0);
+      expect(r['ms']).toBeLessThan(60_000);
+    }
+  });
+
+  it('the slow-client grace runs from the pause: a flush while still paused restarts nothing; past the grace the next tick ends the session (slow_consumer, 4008), not at it', async () => {
+    const clock = manualClock(1_000_000);
+    const reports: Record<string, unknown>[] = [];
+    const { session, client } = open([reportsFilter(reports)], { clock, backpressure: { highWatermarkBytes: 1024, lowWatermarkBytes: 512, slowClientGraceMs: 5000 } });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    client.buffered = 4096;
+    client.answer = 0;
+    say(session, 'say: hello there');
+    await until(() => reports.some((r) => r['kind'] === 'backpressure'), 'the upstream paused');
+    clock.t += 3000;
+    session.sendClient({ type: 'error', event_id: 'evt_later', error: { type: 'invalid_request_error', code: 'x', message: 'm', param: null, event_id: null } }, 'test');
+    await until(() => client.frames.some((f) => f['event_id'] === 'evt_later'), 'the later frame');
+    expect(reports.filter((r) => r['kind'] === 'backpressure')).toEqual([{ kind: 'backpressure', direction: 'server', state: 'paused' }]);
+    expect(session.stats.backpressureEvents).toBe(1);
+    session.tick(1_000_000 + 5000);
+    expect(session.ended).toBe(false);
+    session.tick(1_000_000 + 5001);
+    expect(session.ended).toBe(true);
+    expect(client.ended?.code).toBe(CloseCode.slowConsumer);
+    expect(errorsOf(client).at(-1)).toMatchObject({ code: 'slow_consumer', message: 'The client stayed over 1024 buffered bytes for 5000 ms.' });
+  });
+
+  it('an upstream that leaves a ping unanswered past pongTimeoutMs ends the session on the tick after it (upstream_timeout, 1011)', async () => {
+    const clock = manualClock(1_000_000);
+    const up = await scriptedUpstream((ws) => ws.send(sessionCreated(1)), { autoPong: false });
+    upstreams.push(up);
+    const { session, client, ended } = open([], { upstreamUrl: up.url, clock, pingIntervalMs: 1000, pongTimeoutMs: 2000 });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    // The ticks run back to back: no pong could be read between them.
+    session.tick(1_000_000);
+    session.tick(1_002_000);
+    expect(session.ended).toBe(false);
+    session.tick(1_002_001);
+    await ended;
+    expect(client.ended?.code).toBe(CloseCode.internalError);
+    expect(errorsOf(client)).toEqual([expect.objectContaining({ code: 'upstream_timeout', message: 'The Realtime upstream did not answer a ping within 2000 ms.' })]);
+  });
+
+  it('a frame the client socket dropped ends the session (slow_consumer, 4008)', async () => {
+    const { session, client, ended } = open([]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    client.answer = 2;
+    session.sendClient({ type: 'error', event_id: 'evt_dropped', error: { type: 'invalid_request_error', code: 'x', message: 'm', param: null, event_id: null } }, 'test');
+    await ended;
+    expect(client.ended?.code).toBe(CloseCode.slowConsumer);
+  });
+
+  it('a socket call throwing in the flush ends that session with internal_error (1011), logged as the client flush failing', async () => {
+    const logs: Record<string, unknown>[] = [];
+    const { session, client, ended } = open([], { logs });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    client.throwOnSend = new Error('socket gone');
+    session.sendClient({ type: 'error', event_id: 'evt_x', error: { type: 'invalid_request_error', code: 'x', message: 'm', param: null, event_id: null } }, 'test');
+    await ended;
+    expect(client.ended?.code).toBe(CloseCode.internalError);
+    expect(logs.find((l) => l['msg'] === 'client flush handler failed')).toMatchObject({ level: 50, err: { message: 'socket gone' } });
+  });
+
+  it('a throw while an upstream frame is handled ends that session with internal_error (1011), logged as the upstream message failing', async () => {
+    let armed = false;
+    const clock: Clock = {
+      now: () => {
+        if (armed) {
+          armed = false;
+          throw new Error('clock bug');
+        }
+        return performance.now();
+      },
+      wall: () => Date.now(),
+    };
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.on('message', () => ws.send(JSON.stringify({ type: 'response.output_audio.delta', event_id: 'evt_a', response_id: 'resp_a', item_id: 'item_a', output_index: 0, content_index: 0, delta: 'AAAA' })));
+    });
+    upstreams.push(up);
+    const logs: Record<string, unknown>[] = [];
+    const { client, session, ended } = open([], { upstreamUrl: up.url, clock, logs });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    armed = true;
+    send(session, { type: 'input_audio_buffer.clear' });
+    await ended;
+    expect(client.ended?.code).toBe(CloseCode.internalError);
+    expect(errorsOf(client).map((e) => e['code'])).toEqual(['internal_error']);
+    expect(logs.find((l) => l['msg'] === 'upstream message handler failed')).toMatchObject({ level: 50, err: { message: 'clock bug' } });
+  });
+
+  it('audio the relay meters is reported when it starts (the first output delta of a response); a filter marks an item through the session', async () => {
+    const reports: Record<string, unknown>[] = [];
+    const { session, client } = open([reportsFilter(reports)]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    say(session, 'say: hello there');
+    await until(() => client.types().includes('response.done'), 'response.done');
+    const id = responseIdOf(client)!;
+    expect(reports.filter((r) => r['kind'] === 'output_audio_started')).toEqual([{ kind: 'output_audio_started', responseId: id, at: expect.any(Number) }]);
+    const itemId = [...session.conversation.items()].find((i) => i.role === 'user')!.id;
+    session.markItem(itemId, { kind: 'redacted', by: 'test', rule: 'r1' });
+    expect(session.conversation.item(itemId)!.marks).toEqual([{ kind: 'redacted', by: 'test', rule: 'r1' }]);
+  });
+});
+
+describe('RelaySession: the upstream path in detail', () => {
+  const upstreams: ScriptedUpstream[] = [];
+  afterEach(async () => {
+    for (const u of upstreams.splice(0)) await u.close();
+  });
+  function manualClock(start: number): Clock & { t: number } {
+    const clock = { t: start, now: () => clock.t, wall: () => Date.now() };
+    return clock;
+  }
+
+  it('any upstream frame proves the upstream alive as a pong does: a ping left unanswered behind data does not end the session', async () => {
+    const clock = manualClock(1_000_000);
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.on('message', () => ws.send(JSON.stringify({ type: 'rate_limits.updated', event_id: 'evt_data', rate_limits: [] })));
+    }, { autoPong: false });
+    upstreams.push(up);
+    const { session, client } = open([], { upstreamUrl: up.url, clock, pingIntervalMs: 1000, pongTimeoutMs: 2000 });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    session.tick(1_000_000);
+    // Data after the ping: the wait for its pong is over.
+    send(session, { type: 'input_audio_buffer.clear' });
+    await until(() => client.frames.some((f) => f['event_id'] === 'evt_data'), 'the data frame');
+    session.tick(1_002_001);
+    expect(session.ended).toBe(false);
+  });
+
+  it('an input audio append carrying the event_id of a create still waiting leaves with a fresh one, counted as it left', async () => {
+    const f = filterOf({}, () => CONTINUE);
+    const up = await scriptedUpstream((ws) => ws.send(sessionCreated(1)));
+    upstreams.push(up);
+    const received: Record<string, unknown>[] = [];
+    const { session, client } = open([f.factory], { upstreamUrl: up.url });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    up.connections[0]!.on('message', (data) => void received.push(JSON.parse(String(data)) as Record<string, unknown>));
+    // The proxy's own create (a predictable id) waits: the upstream never answers it.
+    session.sendUpstream({ type: 'response.create', event_id: 'evt_waiting' }, 'test');
+    const audio = Buffer.alloc(480).toString('base64');
+    send(session, { type: 'input_audio_buffer.append', event_id: 'evt_waiting', audio });
+    send(session, { type: 'input_audio_buffer.append', event_id: 'evt_other', audio });
+    await until(() => received.filter((e) => e['type'] === 'input_audio_buffer.append').length === 2, 'both appends upstream');
+    const appends = received.filter((e) => e['type'] === 'input_audio_buffer.append');
+    expect(appends[0]!['event_id']).toMatch(new RegExp(`^event_proxy_${session.id.slice(-8)}_`));
+    expect(appends[0]).toEqual({ type: 'input_audio_buffer.append', event_id: appends[0]!['event_id'], audio });
+    expect(appends[1]).toEqual({ type: 'input_audio_buffer.append', event_id: 'evt_other', audio });
+    expect([f.ctx().audio.inputFrames, f.ctx().audio.inputBytes]).toEqual([2, 960]);
+  });
+});
+
+describe('RelaySession: the session-end record in full', () => {
+  it('carries the duration by the session clock (rounded), the relay counters and every filter summary; no connect time when the upstream never opened', async () => {
+    const clock = { t: 5_000_000, now: () => clock.t, wall: () => Date.now() };
+    const summarising: FilterFactory = { name: 'sum', wants: {}, create: () => ({ summary: () => ({ testTotal: 7, testFlag: true }) }) };
+    // An upstream that never answers the upgrade: the session ends before it opens.
+    const hung = createServer((s) => s.resume());
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const port = (hung.address() as AddressInfo).port;
+    try {
+      const { session } = open([summarising], { clock, upstreamUrl: `ws://127.0.0.1:${port}/v1/realtime` });
+      send(session, { type: 'input_audio_buffer.clear' });
+      clock.t += 1234.4;
+      session.close(new ProxyError('server_shutting_down'));
+      const record = session.endRecord();
+      expect(record).toEqual({
+        event: 'session_end',
+        durationMs: 1234,
+        initiator: 'proxy',
+        clientCloseCode: CloseCode.serviceRestart,
+        upstreamCloseCode: null,
+        upstreamConnectMs: null,
+        clientFrames: 1,
+        clientBytes: Buffer.byteLength(JSON.stringify({ type: 'input_audio_buffer.clear' })),
+        serverFrames: 0,
+        serverBytes: 0,
+        rejectedFrames: 0,
+        backpressureEvents: 0,
+        testTotal: 7,
+        testFlag: true,
+      });
+    } finally {
+      await new Promise<void>((r) => hung.close(() => r()));
+    }
+  });
+});
+
+describe('RelaySession: relay paths each mutant of the core changed (2026-12-05)', () => {
+  const upstreams: ScriptedUpstream[] = [];
+  afterEach(async () => {
+    for (const u of upstreams.splice(0)) await u.close();
+  });
+  function reportsFilter(reports: Record<string, unknown>[]): FilterFactory {
+    return { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
+  }
+  const errorsOf = (client: FakeClient) => client.frames.filter((f) => f['type'] === 'error').map((f) => f['error'] as Record<string, unknown>);
+  /** A scripted upstream that answers every event with an `error` naming its event_id (code per event type). */
+  async function refusing(code: (type: string) => string | null): Promise<{ up: ScriptedUpstream; received: Record<string, unknown>[] }> {
+    const received: Record<string, unknown>[] = [];
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.on('message', (raw) => {
+        const ev = JSON.parse(String(raw)) as { type: string; event_id?: string };
+        received.push(ev as unknown as Record<string, unknown>);
+        const c = code(ev.type);
+        if (c !== null) ws.send(JSON.stringify({ type: 'error', event_id: `evt_err_${received.length}`, error: { type: 'invalid_request_error', code: c, message: 'refused', param: null, event_id: ev.event_id ?? null } }));
+      });
+    });
+    upstreams.push(up);
+    return { up, received };
+  }
+
+  it('upstream objects the sniffer cannot type are parsed: a repeated type is read as the parser reads it, no type or a non-string one is relayed untyped; non-objects are dropped and logged', async () => {
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.send('{"type":"session.updated","type":"rate_limits.updated","event_id":"evt_twice","rate_limits":[]}');
+      ws.send('{"event_id":"evt_untyped","x":1}');
+      ws.send('{"type":7,"event_id":"evt_number"}');
+      ws.send('not json');
+      ws.send(Buffer.from('{"type":"rate_limits.updated"}'), { binary: true });
+      ws.send(JSON.stringify({ type: 'rate_limits.updated', event_id: 'evt_last', rate_limits: [] }));
+    });
+    upstreams.push(up);
+    const seen: string[] = [];
+    const f = filterOf({ server: '*' }, (_c, _d, frame) => (seen.push(frame.type), CONTINUE));
+    const logs: Record<string, unknown>[] = [];
+    const { client } = open([f.factory], { upstreamUrl: up.url, logs });
+    await until(() => client.frames.some((x) => x['event_id'] === 'evt_last'), 'the last frame');
+    expect(client.frames.map((x) => x['event_id'])).toEqual(['event_fault_1', 'evt_twice', 'evt_untyped', 'evt_number', 'evt_last']);
+    expect(seen).toEqual(['session.created', 'rate_limits.updated', '', '', 'rate_limits.updated']);
+    expect(logs.filter((l) => l['level'] === 40).map((l) => [l['msg'], l['bytes']])).toEqual([
+      ['upstream frame that is not a JSON object dropped', 8],
+      ['binary frame from upstream dropped', Buffer.byteLength('{"type":"rate_limits.updated"}')],
+    ]);
+  });
+
+  it("an upstream error the proxy did not cause reaches the client while the proxy has events of its own in flight: one about the client's event (with the client's own id), one with no error object", async () => {
+    const { up, received } = await refusing((type) => (type === 'conversation.item.create' ? 'invalid_value' : null));
+    const { session, client } = open([], { upstreamUrl: up.url });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    session.sendUpstream({ type: 'input_audio_buffer.clear', event_id: 'evt_injected' }, 'test');
+    send(session, { type: 'conversation.item.create', event_id: 'evt_mine', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } });
+    await until(() => errorsOf(client).length === 1, "the error about the client's event");
+    // It left with the proxy's id; the client reads its own.
+    expect(received.find((e) => e['type'] === 'conversation.item.create')!['event_id']).not.toBe('evt_mine');
+    expect(errorsOf(client)).toEqual([expect.objectContaining({ code: 'invalid_value', event_id: 'evt_mine' })]);
+    up.connections[0]!.send(JSON.stringify({ type: 'error', event_id: 'evt_bare' }));
+    await until(() => client.frames.some((x) => x['event_id'] === 'evt_bare'), 'the bare error');
+    expect(session.ended).toBe(false);
+  });
+
+  it('a refusal without a code is a governance failure under the code "unknown"; a not_found refusal is harmless only for conversation items, a param-less delete refusal is not', async () => {
+    for (const [type, body, code, param, harmless] of [
+      ['session.update', { session: { type: 'realtime' } }, 'resource_not_found', null, false],
+      ['conversation.item.delete', { item_id: 'i' }, 'invalid_value', 'other', false],
+    ] as const) {
+      const up = await scriptedUpstream((ws) => {
+        ws.send(sessionCreated(1));
+        ws.on('message', (raw) => {
+          const ev = JSON.parse(String(raw)) as { event_id?: string };
+          ws.send(JSON.stringify({ type: 'error', event_id: 'evt_err', error: { type: 'invalid_request_error', code, message: 'm', param, event_id: ev.event_id } }));
+        });
+      });
+      upstreams.push(up);
+      const { session, client, ended } = open([], { upstreamUrl: up.url });
+      await until(() => client.types().includes('session.created'), 'session.created');
+      session.sendUpstream({ type, ...body } as never, 'test');
+      expect(harmless).toBe(false);
+      await ended;
+      expect(errorsOf(client)[0], `${type} ${code} ${param}`).toMatchObject({ code: 'governance_failed', details: { eventType: type, by: 'test', upstreamCode: code } });
+    }
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.on('message', (raw) => {
+        const ev = JSON.parse(String(raw)) as { event_id?: string };
+        ws.send(JSON.stringify({ type: 'error', event_id: 'evt_err', error: { type: 'invalid_request_error', message: 'no code', event_id: ev.event_id } }));
+      });
+    });
+    upstreams.push(up);
+    const reports: Record<string, unknown>[] = [];
+    const { session, client, ended } = open([reportsFilter(reports)], { upstreamUrl: up.url });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    session.sendUpstream({ type: 'session.update', session: { type: 'realtime', instructions: 'x' } }, 'locks');
+    await ended;
+    expect(reports.filter((r) => r['kind'] === 'injected_error')).toEqual([{ kind: 'injected_error', eventType: 'session.update', by: 'locks', code: 'unknown' }]);
+    expect(errorsOf(client)[0]!['message']).toBe("The upstream refused the proxy's session.update (unknown); the session cannot be governed as configured and was ended.");
+  });
+
+  it('the last 256 injected events are recognised: an error about an older one is shown to the client as any other', async () => {
+    const { up } = await refusing((type) => (type === 'response.cancel' ? 'response_cancel_not_active' : null));
+    const { session, client } = open([], { upstreamUrl: up.url });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    up.connections[0]!.on('message', (raw) => {
+      if (String(raw).includes('evt_marker')) up.connections[0]!.send(JSON.stringify({ type: 'rate_limits.updated', event_id: 'evt_marker_answer', rate_limits: [] }));
+    });
+    for (let i = 0; i <= 256; i++) session.sendUpstream({ type: 'response.cancel', response_id: `resp_${i}`, event_id: `evt_inj_${i}` }, 'test');
+    send(session, { type: 'input_audio_buffer.clear', event_id: 'evt_marker' });
+    // The upstream answers in order: once the marker's answer is in, every refusal before it has been handled.
+    await until(() => client.frames.some((x) => x['event_id'] === 'evt_marker_answer'), "the marker's answer");
+    expect(errorsOf(client).map((e) => e['event_id'])).toEqual(['evt_inj_0']);
+  });
+
+  it('only a response.create is reported as create_sent (item creates and session.updates are stamped too); an unreadable create leaves unstamped and unreported', async () => {
+    const reports: Record<string, unknown>[] = [];
+    const { session, client } = open([reportsFilter(reports)]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } });
+    send(session, { type: 'session.update', session: { type: 'realtime', instructions: 'be brief' } });
+    const broken = Buffer.from('{"type":"response.create","response":');
+    session.onClientMessage(broken.buffer.slice(broken.byteOffset, broken.byteOffset + broken.byteLength), false);
+    send(session, { type: 'input_audio_buffer.clear', event_id: 'evt_marker' });
+    await until(() => upstreamReceived().some((e) => e['event_id'] === 'evt_marker'), 'the marker upstream');
+    expect(reports.filter((r) => r['kind'] === 'create_sent')).toEqual([]);
+  });
+
+  it('a client event other than audio is not metered as input audio; one carrying a waiting create\'s event_id leaves with a fresh one', async () => {
+    const f = filterOf({}, () => CONTINUE);
+    const { session, client } = open([f.factory]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    // The proxy's own create: the simulator answers it later, it waits meanwhile.
+    session.sendUpstream({ type: 'response.create', event_id: 'evt_proxy_create', response: { conversation: 'none', output_modalities: ['text'] } }, 'test');
+    send(session, { type: 'input_audio_buffer.clear', event_id: 'evt_proxy_create' });
+    await until(() => upstreamReceived().some((e) => e['type'] === 'input_audio_buffer.clear'), 'the clear upstream');
+    expect(upstreamReceived().find((e) => e['type'] === 'input_audio_buffer.clear')!['event_id']).toMatch(new RegExp(`^event_proxy_${session.id.slice(-8)}_`));
+    expect([f.ctx().audio.inputFrames, f.ctx().audio.inputWireBytes]).toEqual([0, 0]);
+  });
+
+  it('output audio without a response id is relayed (and metered)', async () => {
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.send(JSON.stringify({ type: 'response.output_audio.delta', event_id: 'evt_anon', item_id: 'item_a', output_index: 0, content_index: 0, delta: 'AAAA' }));
+    });
+    upstreams.push(up);
+    const f = filterOf({}, () => CONTINUE);
+    const { client } = open([f.factory], { upstreamUrl: up.url });
+    await until(() => client.frames.some((x) => x['event_id'] === 'evt_anon'), 'the delta');
+    expect(f.ctx().audio.outputFrames).toBe(1);
+  });
+
+  it('a filter watching a type on request sees it only while it asks', async () => {
+    const seen: string[] = [];
+    let ctx!: SessionContext;
+    const factory: FilterFactory = {
+      name: 'watcher',
+      wants: { onRequest: { client: ['input_audio_buffer.append'] } },
+      create: (c) => ((ctx = c), { onClient: (frame) => (seen.push(String(frame.json()['event_id'])), CONTINUE) }),
+    };
+    const { session, client } = open([factory]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'input_audio_buffer.append', event_id: 'evt_a1', audio: 'AAAA' });
+    ctx.watch('watcher', 'client', 'input_audio_buffer.append', true);
+    send(session, { type: 'input_audio_buffer.append', event_id: 'evt_a2', audio: 'AAAA' });
+    expect(seen).toEqual(['evt_a2']);
+  });
+
+  it('too much sent before the upstream opened ends the session (upstream_backpressure)', async () => {
+    const hung = createServer((s) => s.resume());
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const port = (hung.address() as AddressInfo).port;
+    try {
+      const { session, client, ended } = open([], { upstreamUrl: `ws://127.0.0.1:${port}/v1/realtime`, backpressure: { upstreamMaxBufferedBytes: 4096 } });
+      send(session, { type: 'input_audio_buffer.clear', pad: 'x'.repeat(3000) });
+      expect(session.ended).toBe(false);
+      send(session, { type: 'input_audio_buffer.clear', pad: 'x'.repeat(3000) });
+      await ended;
+      expect(errorsOf(client)).toEqual([expect.objectContaining({ code: 'upstream_backpressure', message: 'Too much data was sent before the upstream connection opened.' })]);
+    } finally {
+      await new Promise<void>((r) => hung.close(() => r()));
+    }
+  });
+
+  it('a response.done a filter drops still ends the linger (the upstream frame itself is looked at)', async () => {
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.on('message', (data) => {
+        const ev = JSON.parse(String(data)) as Record<string, unknown>;
+        if (ev['type'] === 'response.create') ws.send(JSON.stringify({ type: 'response.created', event_id: 'evt_rc', response: { id: 'resp_1', object: 'realtime.response', status: 'in_progress', output: [] } }));
+        if (ev['type'] === 'response.cancel') ws.send(JSON.stringify({ type: 'response.done', event_id: 'evt_done', response: { id: 'resp_1', object: 'realtime.response', status: 'cancelled', output: [], usage: null } }));
+      });
+    });
+    upstreams.push(up);
+    const dropper = filterOf({ server: ['response.done'] }, () => DROP);
+    const { session, client, ended } = open([dropper.factory], { upstreamUrl: up.url, lingerMs: 600_000 });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'response.create' });
+    await until(() => client.types().includes('response.created'), 'response.created');
+    session.onClientClose(1000, '');
+    expect(session.ended).toBe(false);
+    await ended;
+    expect(session.endRecord()).toMatchObject({ initiator: 'client' });
+  });
+});
+
+describe('RelaySession: after the end and while lingering', () => {
+  const upstreams: ScriptedUpstream[] = [];
+  afterEach(async () => {
+    for (const u of upstreams.splice(0)) await u.close();
+  });
+
+  it('a create a filter lets through only after the session ended is neither sent nor reported (create_sent)', async () => {
+    const reports: Record<string, unknown>[] = [];
+    const reporting: FilterFactory = { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
+    let release!: (v: Verdict) => void;
+    const holder = filterOf({ client: ['response.create'] }, () => new Promise<Verdict>((r) => (release = r)));
+    const { session, client } = open([reporting, holder.factory]);
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'response.create' });
+    session.close(new ProxyError('server_shutting_down'));
+    const sent = upstreamReceived().length;
+    release(CONTINUE);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reports.filter((r) => r['kind'] === 'create_sent')).toEqual([]);
+    expect(upstreamReceived()).toHaveLength(sent);
+  });
+
+  it('output audio arriving while the session lingers goes through the filters that asked for it but is not metered as sent (nobody reads it)', async () => {
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.on('message', (data) => {
+        const ev = JSON.parse(String(data)) as Record<string, unknown>;
+        if (ev['type'] === 'response.create') ws.send(JSON.stringify({ type: 'response.created', event_id: 'evt_rc', response: { id: 'resp_1', object: 'realtime.response', status: 'in_progress', output: [] } }));
+        if (ev['type'] === 'response.cancel') {
+          for (let i = 0; i < 2; i++) ws.send(JSON.stringify({ type: 'response.output_audio.delta', event_id: `evt_a${i}`, response_id: 'resp_1', item_id: 'item_1', output_index: 0, content_index: 0, delta: 'AAAA' }));
+          ws.send(JSON.stringify({ type: 'response.done', event_id: 'evt_done', response: { id: 'resp_1', object: 'realtime.response', status: 'cancelled', output: [], usage: null } }));
+        }
+      });
+    });
+    upstreams.push(up);
+    const seen: string[] = [];
+    const f = filterOf({ server: ['response.output_audio.delta'] }, (_c, _d, frame) => (seen.push(frame.type), CONTINUE));
+    const { session, client, ended } = open([f.factory], { upstreamUrl: up.url, lingerMs: 600_000 });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'response.create' });
+    await until(() => client.types().includes('response.created'), 'response.created');
+    session.onClientClose(1001, 'gone');
+    await ended;
+    expect(seen).toEqual(['response.output_audio.delta', 'response.output_audio.delta']);
+    expect(f.ctx().audio.outputFrames).toBe(0);
+  });
+
+  it('output audio no filter asks for, arriving while the session lingers, is not counted as sent either (found 2026-12-05 by mutation testing)', async () => {
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      ws.on('message', (data) => {
+        const ev = JSON.parse(String(data)) as Record<string, unknown>;
+        if (ev['type'] === 'response.create') ws.send(JSON.stringify({ type: 'response.created', event_id: 'evt_rc', response: { id: 'resp_1', object: 'realtime.response', status: 'in_progress', output: [] } }));
+        if (ev['type'] === 'response.cancel') {
+          for (let i = 0; i < 2; i++) ws.send(JSON.stringify({ type: 'response.output_audio.delta', event_id: `evt_a${i}`, response_id: 'resp_1', item_id: 'item_1', output_index: 0, content_index: 0, delta: 'AAAA' }));
+          ws.send(JSON.stringify({ type: 'response.done', event_id: 'evt_done', response: { id: 'resp_1', object: 'realtime.response', status: 'cancelled', output: [], usage: null } }));
+        }
+      });
+    });
+    upstreams.push(up);
+    const f = filterOf({}, () => CONTINUE);
+    const { session, client, ended } = open([f.factory], { upstreamUrl: up.url, lingerMs: 600_000 });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'response.create' });
+    await until(() => client.types().includes('response.created'), 'response.created');
+    session.onClientClose(1001, 'gone');
+    await ended;
+    expect(f.ctx().audio.outputFrames).toBe(0);
   });
 });

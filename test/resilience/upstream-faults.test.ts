@@ -53,8 +53,11 @@ describe('slow upstream', () => {
     c.send({ type: 'response.create', event_id: 'evt_resp', response: { instructions: 'say: done waiting' } });
     const done = await c.next('response.done', 5000);
     expect((done['response'] as { status: string }).status).toBe('completed');
-    const ids = s.connections[0]!.received.filter((r) => r.type === 'conversation.item.create').map((r) => (r.event as { event_id: string }).event_id);
-    expect(ids).toEqual(Array.from({ length: 10 }, (_, i) => `evt_${i}`));
+    // Item creates leave with the proxy's event_ids (Conversation.stamp): the order is read from their text.
+    const texts = s.connections[0]!.received
+      .filter((r) => r.type === 'conversation.item.create')
+      .map((r) => (r.event as { item: { content: { text: string }[] } }).item.content[0]!.text);
+    expect(texts).toEqual(Array.from({ length: 10 }, (_, i) => `n${i}`));
     expect(c.ofType('error')).toEqual([]);
     c.close();
   });

@@ -44,22 +44,28 @@ export class FakeSession implements SessionContext {
 
   /**
    * As the relay core does: the conversation view learns a client frame as it is forwarded (after
-   * the filter); a `response.create` leaves with an event_id of its own, reported as `create_sent`.
+   * the filter); an event of a stamped type (`Conversation.stamps`) leaves with an event_id of its
+   * own, reported as `stamped` (to the filter too, as the chain does) and, for a create, `create_sent`.
    */
   fromClient(filter: Filter, frame: Frame): Verdict | Promise<Verdict> {
     const send = (f: Frame): void => {
       // The relay counts input audio as it leaves (SessionContext.audio).
+      // As the relay does: another event carrying a waiting create's event_id leaves with a fresh one.
       if (f.type === 'input_audio_buffer.append') {
-        this.audio.input(f.wireBytes(), this.time);
+        this.audio.input(this.conversation.unambiguousAudio(f.wireBytes(), () => this.nextEventId()) ?? f.wireBytes(), this.time);
         return;
       }
-      if (f.type !== 'response.create') {
-        this.conversation.observeClient(f, false);
+      if (!Conversation.stamps(f.type)) {
+        this.conversation.observeClient(this.conversation.unambiguous(f, () => this.nextEventId()), false);
         return;
       }
-      const stamped = this.conversation.stampCreate(f, () => this.nextEventId());
+      const stamped = this.conversation.stamp(f, () => this.nextEventId());
       this.conversation.observeClient(stamped.frame, false);
-      if (stamped.eventId !== null) this.report({ kind: 'create_sent', eventId: stamped.eventId });
+      if (stamped.eventId === null) return;
+      if (f.type === 'response.create') this.report({ kind: 'create_sent', eventId: stamped.eventId });
+      const report: Report = { kind: 'stamped', eventType: f.type, eventId: stamped.eventId, clientEventId: stamped.own };
+      this.report(report);
+      filter.onReport?.(report);
     };
     const forwarded = (v: Verdict): Verdict => {
       if (v.kind === 'continue') send(frame);
@@ -68,6 +74,13 @@ export class FakeSession implements SessionContext {
     };
     const verdict = filter.onClient!(frame);
     return verdict instanceof Promise ? verdict.then(forwarded) : forwarded(verdict);
+  }
+
+  /** The event_id the last client event sent with this id of its own left with (an upstream error about it names that one). */
+  upstreamIdOf(clientEventId: string): string {
+    const r = this.reports.findLast((x) => x.kind === 'stamped' && x.clientEventId === clientEventId);
+    if (r?.kind !== 'stamped') throw new Error(`no client event with event_id ${clientEventId} was stamped`);
+    return r.eventId;
   }
 
   #eventSeq = 0;

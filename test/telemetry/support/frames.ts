@@ -15,7 +15,7 @@ export function wire(event: { readonly type: string; readonly [k: string]: unkno
 
 /**
  * What the relay core does with a client frame the chain let through (RelaySession.forward): a
- * `response.create` leaves with an event_id of its own (`Conversation.stampCreate`), the view
+ * `response.create` leaves with an event_id of its own (`Conversation.stamp`), the view
  * observes what is sent, and the relay reports `create_sent`.
  */
 export function forwardClient(conversation: Conversation, frame: Frame, report: (r: Report) => void, fresh: () => string): void {
@@ -23,7 +23,7 @@ export function forwardClient(conversation: Conversation, frame: Frame, report: 
     conversation.observeClient(frame, false);
     return;
   }
-  const stamped = conversation.stampCreate(frame, fresh);
+  const stamped = conversation.stamp(frame, fresh);
   conversation.observeClient(stamped.frame, false);
   if (stamped.eventId !== null) report({ kind: 'create_sent', eventId: stamped.eventId });
 }
