@@ -108,7 +108,7 @@ guardrails:
   });
 });
 
-describe('a redaction is rescanned once, whatever its replacements', () => {
+describe('a redaction is rescanned while it still redacts (found 2026-12-05: once only)', () => {
   // Each replacement makes the next rule's match: aaa → bbb → ccc.
   const CHAIN = `
 guardrails:
@@ -118,15 +118,22 @@ guardrails:
     - { id: c, sources: [input], match: { regex: ["ccc"] }, action: block }
 `;
 
-  it('the rules meet the original text and its redaction, not the redaction of the redaction', async () => {
+  it('the redaction of the redaction is judged too: the block rule it makes match refuses the item', async () => {
     const { client, session } = await setupWith(CHAIN);
     const v = client(typed('xx aaa yy', 'item_1'));
-    expect(v.kind).toBe('replace');
-    expect(((v as Extract<Verdict, { kind: 'replace' }>).frame.json() as { item: { content: { text: string }[] } }).item.content[0]!.text).toBe('xx ccc yy');
+    expect(v).toMatchObject({ kind: 'reject', error: { details: { rule: 'c' } } });
     expect(tripped(session).map((l) => [l['rule'], l['matcher']])).toEqual([
       ['a', 'regex'],
       ['b', 'regex:after_redaction'],
+      ['c', 'regex:after_redaction'],
     ]);
+  });
+
+  it('a replacement that matches its own rule stops after a bounded number of rescans', async () => {
+    const { client } = await setupWith('guardrails:\n  rules: [{ id: grow, sources: [input], match: { regex: ["x"] }, action: redact, replacement: "xx" }]');
+    const v = client(typed('a x b', 'item_1'));
+    expect(v.kind).toBe('replace');
+    expect(((v as Extract<Verdict, { kind: 'replace' }>).frame.json() as { item: { content: { text: string }[] } }).item.content[0]!.text).toMatch(/^a x+ b$/);
   });
 });
 

@@ -333,17 +333,27 @@ function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, te
   return e;
 }
 
+/** Rescans of a redacted text at most (a replacement may make another rule's match, and so on). */
+const MAX_RESCANS = 4;
+
 /**
  * Every rule scanned the original text, so a replacement can join the words around it into a
  * match ("wire the jane@example.com money" → "wire the *** money"). The redacted text is scanned
- * once more (once: bounded, whatever the replacements): the hits of rules not hit before are
- * returned (labelled `after_redaction`), and a further redaction is applied to `e.text`.
+ * again while a rescan still redacts (at most MAX_RESCANS times: a replacement can make another
+ * rule's match, "aaa" → "bbb" → "ccc"; until 2026-12-05 one rescan, and a block rule's match made
+ * by the second redaction went upstream): the hits of rules not hit before are returned (labelled
+ * `after_redaction`), and each further redaction is applied to `e.text`. A policy whose
+ * replacements still change the text after that is a loop of its own making: the last text goes on.
  */
 function rescanRedacted(policy: CompiledPolicy, rules: readonly CompiledRule[], source: Source, e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string, label = 'after_redaction'): RuleHit[] {
-  if (rules.length === 0 || e.text.length > policy.maxScanChars) return [];
-  const again = scanText(rules, e.text, policy.windowChars, policy.maxInputChars, seed, formatOf(source));
-  if (again.redacted) e.text = again.text;
-  return again.hits.filter((h) => !hitBefore(h.rule.id)).map((h) => ({ ...h, label: `${h.label}:${label}` }));
+  const found: RuleHit[] = [];
+  for (let pass = 0; pass < MAX_RESCANS && rules.length > 0 && e.text.length <= policy.maxScanChars; pass++) {
+    const again = scanText(rules, e.text, policy.windowChars, policy.maxInputChars, seed, formatOf(source));
+    for (const h of again.hits) if (!hitBefore(h.rule.id) && !found.some((f) => f.rule === h.rule)) found.push({ ...h, label: `${h.label}:${label}` });
+    if (!again.redacted || again.text === e.text) break;
+    e.text = again.text;
+  }
+  return found;
 }
 
 /** The end of a text as context for the next one (with the separator items get). */
