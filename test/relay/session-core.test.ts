@@ -1368,7 +1368,8 @@ describe('RelaySession: after the end and while lingering', () => {
     expect(upstreamReceived()).toHaveLength(sent);
   });
 
-  it('output audio arriving while the session lingers goes through the filters that asked for it but is not metered as sent (nobody reads it)', async () => {
+  /** An upstream that starts a response on create and, on its cancel, sends two audio deltas and the response.done. */
+  async function audioOnCancelUpstream() {
     const up = await scriptedUpstream((ws) => {
       ws.send(sessionCreated(1));
       ws.on('message', (data) => {
@@ -1381,6 +1382,11 @@ describe('RelaySession: after the end and while lingering', () => {
       });
     });
     upstreams.push(up);
+    return up;
+  }
+
+  it('output audio arriving while the session lingers goes through the filters that asked for it but is not metered as sent (nobody reads it)', async () => {
+    const up = await audioOnCancelUpstream();
     const seen: string[] = [];
     const f = filterOf({ server: ['response.output_audio.delta'] }, (_c, _d, frame) => (seen.push(frame.type), CONTINUE));
     const { session, client, ended } = open([f.factory], { upstreamUrl: up.url, lingerMs: 600_000 });
@@ -1394,18 +1400,7 @@ describe('RelaySession: after the end and while lingering', () => {
   });
 
   it('output audio no filter asks for, arriving while the session lingers, is not counted as sent either (found 2026-12-05 by mutation testing)', async () => {
-    const up = await scriptedUpstream((ws) => {
-      ws.send(sessionCreated(1));
-      ws.on('message', (data) => {
-        const ev = JSON.parse(String(data)) as Record<string, unknown>;
-        if (ev['type'] === 'response.create') ws.send(JSON.stringify({ type: 'response.created', event_id: 'evt_rc', response: { id: 'resp_1', object: 'realtime.response', status: 'in_progress', output: [] } }));
-        if (ev['type'] === 'response.cancel') {
-          for (let i = 0; i < 2; i++) ws.send(JSON.stringify({ type: 'response.output_audio.delta', event_id: `evt_a${i}`, response_id: 'resp_1', item_id: 'item_1', output_index: 0, content_index: 0, delta: 'AAAA' }));
-          ws.send(JSON.stringify({ type: 'response.done', event_id: 'evt_done', response: { id: 'resp_1', object: 'realtime.response', status: 'cancelled', output: [], usage: null } }));
-        }
-      });
-    });
-    upstreams.push(up);
+    const up = await audioOnCancelUpstream();
     const f = filterOf({}, () => CONTINUE);
     const { session, client, ended } = open([f.factory], { upstreamUrl: up.url, lingerMs: 600_000 });
     await until(() => client.types().includes('session.created'), 'session.created');
