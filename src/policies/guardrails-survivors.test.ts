@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
 import { LoggedSession } from '../../test/support/fake-session.js';
-import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
+import { entryOf, heldPolicy, policyFrom, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
@@ -395,14 +395,7 @@ describe('diarized segments', () => {
 });
 
 describe('held turns: what the log says about a response stopped early', () => {
-  const HELD = `
-guardrails:
-  rules:
-    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
-  holdSpokenInput: { enabled: true, timeoutMs: 1000 }
-locks:
-  inputTranscription: { model: gpt-4o-mini-transcribe }
-`;
+  const HELD = heldPolicy(1000);
 
   it('started by the server, or by a create while a turn is held', async () => {
     vi.useFakeTimers();

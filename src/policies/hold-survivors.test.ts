@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
-import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
+import { entryOf, heldPolicy, policyFrom, wire } from '../../test/policies/support.js';
 import { GuardrailFilter } from './guardrails.js';
 import { MAX_HELD_TURNS, SpokenTurnHold } from './hold.js';
 
@@ -9,14 +9,7 @@ import { MAX_HELD_TURNS, SpokenTurnHold } from './hold.js';
  * response was cancelled (added 2026-12-05): the cases the mutation run of hold.ts found untested.
  */
 
-const HELD = `
-guardrails:
-  rules:
-    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
-  holdSpokenInput: { enabled: true, timeoutMs: 1000 }
-locks:
-  inputTranscription: { model: gpt-4o-mini-transcribe }
-`;
+const HELD = heldPolicy(1000);
 
 let s: FakeSession;
 let f: GuardrailFilter;

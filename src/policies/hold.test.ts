@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Verdict } from '../pipeline/filter.js';
 import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
-import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
+import { entryOf, heldPolicy, policyFrom, wire } from '../../test/policies/support.js';
 import { GuardrailFilter } from './guardrails.js';
 import { carriesItemAudio, MAX_HELD_TURNS, SpokenTurnHold } from './hold.js';
 
@@ -11,14 +11,7 @@ import { carriesItemAudio, MAX_HELD_TURNS, SpokenTurnHold } from './hold.js';
  * held behind a turn gets, and every bound.
  */
 
-const HELD = `
-guardrails:
-  rules:
-    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
-  holdSpokenInput: { enabled: true, timeoutMs: 1000 }
-locks:
-  inputTranscription: { model: gpt-4o-mini-transcribe }
-`;
+const HELD = heldPolicy(1000);
 
 let s: FakeSession;
 let f: GuardrailFilter;

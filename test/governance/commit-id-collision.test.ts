@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { policyDir } from '../policies/support.js';
+import { heldPolicy, policyDir } from '../policies/support.js';
 import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from '../support/harness.js';
 import { recordBytes, until, type Json } from './support.js';
 
@@ -13,14 +13,7 @@ import { recordBytes, until, type Json } from './support.js';
  * Real proxy, the simulator as upstream, a raw WebSocket client.
  */
 
-const HELD = `
-guardrails:
-  rules:
-    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
-  holdSpokenInput: { enabled: true, timeoutMs: 5000 }
-locks:
-  inputTranscription: { model: gpt-4o-mini-transcribe }
-`;
+const HELD = heldPolicy(5000);
 
 let tp: TestProxy;
 beforeAll(async () => {

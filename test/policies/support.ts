@@ -42,3 +42,13 @@ export function policyDir(files: Record<string, string>): string {
   }
   return dir;
 }
+
+/** A policy holding spoken turns for their transcript (one input block rule, transcription locked on). */
+export const heldPolicy = (timeoutMs: number): string => `
+guardrails:
+  rules:
+    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
+  holdSpokenInput: { enabled: true, timeoutMs: ${timeoutMs} }
+locks:
+  inputTranscription: { model: gpt-4o-mini-transcribe }
+`;
