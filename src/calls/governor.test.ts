@@ -825,3 +825,118 @@ describe('the governor ends a call: hang-up first, then the sideband (found 2026
     expect(first).toBe(true);
   });
 });
+
+describe('a call ended inside its sideband: hang-up first, then the sideband (found 2026-12-05)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A sideband that closes as the relay does: the hook (`endCallFirst`) first, awaited, then the close. */
+  class HookedSideband extends FakeSideband {
+    readonly firsts: Array<Promise<void> | null> = [];
+    readonly #first: SidebandInit['endCallFirst'];
+    constructor(init: SidebandInit) {
+      super(init);
+      this.#first = init.endCallFirst;
+    }
+    override close(error: ProxyError): void {
+      const first = this.#first(error);
+      this.firsts.push(first);
+      if (first === null) super.close(error);
+      else void first.then(() => super.close(error));
+    }
+  }
+  const hooked = (init: SidebandInit) => new HookedSideband(init);
+  const held = () => {
+    const answers: Array<(status: number) => void> = [];
+    const control: Control = () => new Promise((resolve) => answers.push((status) => resolve({ status, headers: new Headers(), body: Buffer.alloc(0) })));
+    return { control, answer: (status: number) => answers.shift()!(status) };
+  };
+
+  it("the sideband's own close (a guardrail, a governance failure) hangs up first; a cap meanwhile ends nothing twice; its end hangs up nothing more", async () => {
+    const up = held();
+    const r = track(rig({ control: up.control, openSideband: hooked }));
+    await r.govern('rtc_1');
+    const s = r.sidebands.get('rtc_1') as HookedSideband;
+    s.close(new ProxyError('governance_failed'));
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(s.ended).toBe(false);
+    expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ call: 'rtc_1', why: 'the proxy ended the call sideband (governance_failed)' });
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    up.answer(200);
+    await flush();
+    expect([s.ended, s.closedWith]).toEqual([true, 'governance_failed']);
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    expect(r.governors.session('rtc_1')).toBeUndefined();
+    // Answered: its lease ended, nobody claims it again.
+    r.advance(60_000);
+    expect(await r.store.claimLapsed('gov_other', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+
+  it('nothing to wait for: a call the governor hung up already (its cap), or one let go at a handover', async () => {
+    const r = track(rig({ openSideband: hooked }));
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    const s = r.sidebands.get('rtc_1') as HookedSideband;
+    expect([s.firsts, s.closedWith, r.hangups]).toEqual([[null], 'budget_exceeded', ['hangup:rtc_1']]);
+    const h = track(rig({ onShutdown: 'handover', openSideband: hooked }));
+    await h.govern('rtc_2');
+    await h.governors.close();
+    const t = h.sidebands.get('rtc_2') as HookedSideband;
+    expect([t.firsts, t.closedWith, h.hangups]).toEqual([[null], 'server_shutting_down', []]);
+  });
+
+  it('a failing hang-up is retried with the sideband open; shutdown gives the retry up, closes the sideband and waits for it', async () => {
+    vi.useFakeTimers();
+    const r = rig({ control: () => answer(503), openSideband: hooked });
+    r.start('rtc_1');
+    const s = r.sidebands.get('rtc_1') as HookedSideband;
+    s.close(new ProxyError('governance_failed'));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(r.hangups).toHaveLength(2);
+    expect(s.ended).toBe(false);
+    await r.governors.close();
+    expect([s.ended, s.closedWith]).toEqual([true, 'governance_failed']);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(r.hangups).toHaveLength(2);
+  });
+
+  it('a hang-up that settles leaves no bound timer behind (one per ended call otherwise, for 47 s)', async () => {
+    vi.useFakeTimers();
+    const up = held();
+    const r = track(rig({ control: up.control, openSideband: hooked }));
+    await r.govern('rtc_1');
+    const timers = vi.getTimerCount();
+    const s = r.sidebands.get('rtc_1') as HookedSideband;
+    s.close(new ProxyError('governance_failed'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(vi.getTimerCount()).toBe(timers + 1);
+    up.answer(200);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(s.ended).toBe(true);
+    expect(vi.getTimerCount()).toBe(timers);
+  });
+
+  it('an upstream that never answers: the sideband closes after the bound (4 × calls.upstreamTimeoutMs + 7 s)', async () => {
+    vi.useFakeTimers();
+    const up = held();
+    const r = track(rig({ control: up.control, openSideband: hooked }));
+    // Leased here: the lease renewals while it waits keep it.
+    await r.govern('rtc_1');
+    const s = r.sidebands.get('rtc_1') as HookedSideband;
+    s.close(new ProxyError('governance_failed'));
+    const bound = 4 * 10_000 + 7000;
+    await vi.advanceTimersByTimeAsync(bound - 1);
+    expect(s.ended).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(s.ended).toBe(true);
+    // The late answer changes nothing.
+    up.answer(200);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+  });
+});

@@ -36,6 +36,12 @@ export interface SidebandInit {
   readonly call: GovernedCall;
   readonly log: Logger;
   readonly onEnded: (session: Sideband) => void;
+  /**
+   * The sideband's own close (a guardrail, a governance failure, its max duration, any close the
+   * relay or a filter decides) hangs the call up first and closes once that settled (bounded); null
+   * when there is nothing to wait for (hung up already, or let go). Never rejects.
+   */
+  readonly endCallFirst: (error: ProxyError) => Promise<void> | null;
 }
 
 export interface GovernorDeps {
@@ -72,10 +78,11 @@ const CLAIMS_PER_SWEEP = 64;
  * with `?call_id=` and the proxy's key, running the same filter chain as a WebSocket session
  * (metering, caps, guardrails, locks, telemetry). Whatever ends it but the call's own end (a cap, a
  * guardrail, a governance failure, a shutdown, a sideband that drops or fails) also ends the call
- * with `/hangup`: a call the proxy can no longer govern does not go on. When the governor itself
- * ends a call (a cap, a shutdown) it hangs up first and closes the sideband only once the hang-up
- * settled (`#endCall`): OpenAI bills a response that runs while the hang-up is on its way, and only
- * an open sideband sees (and metering bills) it.
+ * with `/hangup`: a call the proxy can no longer govern does not go on. When the proxy ends a call
+ * (the governor: a cap, a shutdown, `#endCall`; the sideband's own close: a guardrail, a governance
+ * failure, `#hangUpFirst`) it hangs up first and closes the sideband only once the hang-up settled:
+ * OpenAI bills a response that runs while the hang-up is on its way, and only an open sideband sees
+ * (and metering bills) it. A sideband the upstream drops is hung up after its end (`#ended`).
  *
  * Each governed call is leased to this instance in the store; the lease is renewed every third of
  * `calls.leaseSec`. A call whose lease lapsed (its instance crashed, or handed it over at shutdown)
@@ -238,7 +245,7 @@ export class CallGovernors {
     // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
     this.#sessionIds.add(id);
     const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: call.model, call: call.callId, transport: call.kind });
-    const init: SidebandInit = { id, call, log, onEnded: (s) => this.#ended(call, s) };
+    const init: SidebandInit = { id, call, log, onEnded: (s) => this.#ended(call, s), endCallFirst: (error) => this.#hangUpFirst(call.callId, log, error) };
     const session = this.#deps.openSideband ? this.#deps.openSideband(init) : this.#relaySideband(init);
     this.#byCall.set(call.callId, session);
     log.info({ event: 'call_governed' }, 'call sideband start');
@@ -246,7 +253,7 @@ export class CallGovernors {
     return session;
   }
 
-  #relaySideband({ id, call, log, onEnded }: SidebandInit): Sideband {
+  #relaySideband({ id, call, log, onEnded, endCallFirst }: SidebandInit): Sideband {
     const template = this.#template!;
     return new RelaySession(
       {
@@ -262,6 +269,7 @@ export class CallGovernors {
         clock: this.#deps.clock,
         log,
         onEnded,
+        endCallFirst,
       },
       null,
     );
@@ -356,23 +364,43 @@ export class CallGovernors {
     // Over a cap, metering has cancelled the running responses: their response.done (billed as
     // OpenAI bills them) comes before the hang-up can cut them short. Bounded like a client's linger.
     if (drain) await session.idle(this.#deps.config.metering.lingerAfterClientCloseMs);
+    await this.#boundedHangup(callId, session.log, why);
+    // The upstream may have closed it already (the call ended): nothing left to close.
+    if (session.ended) return;
+    try {
+      session.close(error);
+    } catch (err) {
+      // Outside every socket callback: a throw here would be an unhandled rejection.
+      session.fail('close', err);
+    }
+  }
+
+  /** The hang-up, waited for at most every attempt and the pauses between them; never rejects. */
+  #boundedHangup(callId: string, log: Logger, why: string): Promise<void> {
     const boundMs = HANGUP_ATTEMPTS * this.#deps.config.calls.upstreamTimeoutMs + HANGUP_PAUSES_MS;
     let timer: NodeJS.Timeout | null = null;
     const bound = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, boundMs);
       timer.unref();
     });
-    return Promise.race([this.hangup(callId, session.log, why), bound]).then(() => {
-      clearTimeout(timer!);
-      // The upstream may have closed it already (the call ended): nothing left to close.
-      if (session.ended) return;
-      try {
-        session.close(error);
-      } catch (err) {
-        // Outside every socket callback: a throw here would be an unhandled rejection.
-        session.fail('close', err);
-      }
-    });
+    return Promise.race([this.hangup(callId, log, why), bound]).then(() => clearTimeout(timer!));
+  }
+
+  /**
+   * A call's sideband is closing on its own decision (a guardrail's end_session, a governance
+   * failure, its max duration, …): the call is hung up first, the sideband read until that settled
+   * (bounded as `#endCall`), so a response started during the hang-up's flight is billed. (Until
+   * 2026-12-05 these closed the sideband first and hung up from `#ended`.) Null when the call is hung
+   * up already (`#endCall` closes after its hang-up) or let go here (it goes on elsewhere).
+   */
+  #hangUpFirst(callId: string, log: Logger, error: ProxyError): Promise<void> | null {
+    if (this.#hungUp.has(callId) || this.#released.has(callId)) return null;
+    const why = this.#endReasons.get(callId) ?? `the proxy ended the call sideband (${error.code})`;
+    // Being ended: a cap reached meanwhile does not end it twice; shutdown lets this close.
+    this.#endReasons.set(callId, why);
+    const end = this.#boundedHangup(callId, log, why);
+    this.#trackEnd(end);
+    return end;
   }
 
   /** The calls filter saw session.created on this call's sideband. */

@@ -65,6 +65,12 @@ export interface SessionInit {
   readonly callId?: string | null;
   /** The governed session config of the client secret the client authenticated with (src/calls). */
   readonly secretSession?: Readonly<Record<string, unknown>> | null;
+  /**
+   * A call's sideband (src/calls): ends the call when the proxy ends the session (`close`), awaited
+   * before the upstream is closed, so a response the call runs meanwhile is still read (and billed).
+   * Null: nothing to wait for. The caller bounds the wait; a throw or rejection only logs.
+   */
+  readonly endCallFirst?: (error: ProxyError) => Promise<void> | null;
 }
 
 /** Counters written on the hot path: plain numbers, read at session end and by metrics. */
@@ -147,6 +153,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #conversation = new Conversation();
   readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
+  readonly #endCallFirst: ((error: ProxyError) => Promise<void> | null) | null;
   readonly #budget: MemoryBudget | null;
   readonly #client: ClientLink<ClientSocketData>;
   readonly #upstream: UpstreamLink;
@@ -160,6 +167,8 @@ export class RelaySession implements SessionContext, ChainSink {
   #ended = false;
   /** close() is running or ran: it tears down once (see close). */
   #closing = false;
+  /** The proxy's close, decided: what the session ends as (kept while the call is ended first). */
+  #closeDecided: { readonly info: CloseInfo; readonly code: number; readonly reason: string } | null = null;
   /**
    * Set while the relay keeps the upstream after the client left mid-response (onClientClose):
    * OpenAI bills a response whether or not anyone reads it, so its response.done must still reach
@@ -184,6 +193,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.log = init.log;
     this.#config = init.config;
     this.#onEnded = init.onEnded;
+    this.#endCallFirst = init.endCallFirst ?? null;
     this.#budget = init.budget ?? null;
     this.#client = new ClientLink(client, init.config, init.clock, {
       overHigh: () => {
@@ -252,6 +262,8 @@ export class RelaySession implements SessionContext, ChainSink {
     try {
       // Lingering (the client is gone or already told): nothing more to wait for.
       if (this.#linger) this.#finish(this.#linger.info, null, '');
+      // Closing already (the call being ended first, or a close that threw): end as decided, now.
+      else if (this.#closeDecided) this.#finish(this.#closeDecided.info, this.#closeDecided.code, this.#closeDecided.reason);
       else this.close(new ProxyError('internal_error', { close: 'internalError' }));
     } catch (closeErr) {
       this.log.error({ err: closeErr }, 'session teardown failed');
@@ -645,15 +657,49 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#client.flush();
     }
     const info: CloseInfo = { initiator: 'proxy', code, reason: error.closeReason };
+    this.#closeDecided = { info, code, reason: error.closeReason };
+    const first = this.#callEnding(error);
+    if (first === null) {
+      this.#closeUpstream(info, code, error.closeReason);
+      return;
+    }
+    // A call's sideband: the upstream is read (frames through the filters, metering) until the call
+    // ended. A second close meanwhile is a no-op; an upstream close or a failure ends it sooner.
+    void first
+      .catch((err: unknown) => this.log.error({ err }, 'ending the call before closing its sideband failed'))
+      .then(() => {
+        if (this.#ended) return;
+        try {
+          this.#closeUpstream(info, code, error.closeReason);
+        } catch (err) {
+          // Outside every socket callback: a throw here would be an unhandled rejection.
+          this.fail('close', err);
+        }
+      });
+  }
+
+  /** The call ended first (`SessionInit.endCallFirst`), or null: nothing to wait for. Never throws. */
+  #callEnding(error: ProxyError): Promise<void> | null {
+    if (this.#endCallFirst === null || !this.#upstream.open) return null;
+    try {
+      return this.#endCallFirst(error);
+    } catch (err) {
+      this.log.error({ err }, 'ending the call before closing its sideband failed');
+      return null;
+    }
+  }
+
+  /** The proxy's close, once the call (if any) ended: linger for a running response, else finish. */
+  #closeUpstream(info: CloseInfo, code: number, reason: string): void {
     const lingerMs = this.#lingerMs();
     if (lingerMs > 0 && this.#upstream.open && this.#responseInFlight()) {
       // A response is running: the client is closed now, the upstream kept until that response's
       // response.done (billed as OpenAI bills it), as when the client leaves (onClientClose).
-      this.#client.end(code, error.closeReason);
+      this.#client.end(code, reason);
       this.#startLinger(info, lingerMs);
       return;
     }
-    this.#finish(info, code, error.closeReason);
+    this.#finish(info, code, reason);
   }
 
   /** How long the upstream is kept after the session ends mid-response; 0 without metering. */

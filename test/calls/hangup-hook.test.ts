@@ -1,0 +1,188 @@
+import { capturedLog, type LogLine } from '../support/captured-log.js';
+import type WebSocket from 'ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { systemClock } from '../../src/main.js';
+import { ChainTemplate } from '../../src/pipeline/chain.js';
+import { ProxyError } from '../../src/protocol/errors.js';
+import { RelaySession } from '../../src/relay/session.js';
+import { TenantResolver } from '../../src/tenants/resolver.js';
+import type { Tenant } from '../../src/tenants/tenant.js';
+import { upstreamTarget } from '../../src/upstream/dial.js';
+import { scriptedUpstream, sessionCreated } from '../resilience/support/faulty-upstream.js';
+import { until } from './support.js';
+
+/*
+ * `SessionInit.endCallFirst`: a call's sideband that the proxy closes (a guardrail, a governance
+ * failure, …) ends the call first and keeps reading the upstream until that settled, then closes
+ * (found 2026-12-05: it closed first, and a response run meanwhile went unbilled). The hook's
+ * edges: a second close, a hook that throws or rejects, an upstream close and a failure during the
+ * wait. A sideband (a RelaySession without a client) against a scripted upstream.
+ */
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+type Hook = (error: ProxyError) => Promise<void> | null;
+
+async function sideband(hook: Hook | undefined, options: { dial?: boolean; endedThrows?: boolean } = {}): Promise<{ session: RelaySession; upstream: () => WebSocket; ended: RelaySession[]; upstreamClosed: () => boolean; lines: LogLine[] }> {
+  const { log, lines } = capturedLog('info');
+  let ws: WebSocket | null = null;
+  let closed = false;
+  const up = await scriptedUpstream((socket, n) => {
+    ws = socket;
+    socket.on('close', () => (closed = true));
+    socket.send(sessionCreated(n));
+  });
+  cleanups.push(() => up.close());
+  const config = parseConfig(
+    {
+      upstream: { provider: 'openai', url: up.url, apiKey: 'sk-x', allowCallId: true },
+      metering: { enabled: false },
+      tenants: { acme: { keys: [{ key: 'rpk_hook_test_key_0123456789' }] } },
+    },
+    '(hook test)',
+    {},
+  );
+  const ended: RelaySession[] = [];
+  const session = new RelaySession(
+    {
+      id: 'rpc_hooktest',
+      tenant: new TenantResolver(config).tenants.get('acme') as Tenant,
+      model: 'gpt-realtime',
+      query: new Map([['model', 'gpt-realtime']]),
+      callId: 'rtc_hook',
+      target: upstreamTarget(config.upstream, new Map([['model', 'gpt-realtime']]), new Map()),
+      config,
+      template: new ChainTemplate([]),
+      clock: systemClock,
+      log,
+      onEnded: (s) => {
+        ended.push(s);
+        if (options.endedThrows) throw new Error('onEnded exploded');
+      },
+      ...(hook ? { endCallFirst: hook } : {}),
+    },
+    null,
+  );
+  cleanups.push(() => {
+    if (!session.ended) session.fail('cleanup', new Error('test cleanup'));
+  });
+  if (options.dial === false) return { session, upstream: () => ws!, ended, upstreamClosed: () => closed, lines };
+  session.start();
+  await until(() => ws !== null && session.upstreamConnectMs !== null, 'the sideband to open');
+  return { session, upstream: () => ws!, ended, upstreamClosed: () => closed, lines };
+}
+
+const failure = 'ending the call before closing its sideband failed';
+
+const created = (id: string) => JSON.stringify({ type: 'response.created', event_id: `e_c_${id}`, response: { object: 'realtime.response', id, status: 'in_progress', conversation_id: 'conv_1', output: [], output_modalities: ['text'], max_output_tokens: 'inf', usage: null } });
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+describe('RelaySession endCallFirst: the call ends before its sideband closes (found 2026-12-05)', () => {
+  it('reads the upstream until the hook settled; a second close meanwhile is a no-op; then ends as the proxy', async () => {
+    const d = deferred();
+    const calls: string[] = [];
+    const { session, upstream, ended, upstreamClosed } = await sideband((e) => {
+      calls.push(e.code);
+      return d.promise;
+    });
+    session.close(new ProxyError('governance_failed'));
+    session.close(new ProxyError('internal_error'));
+    expect(calls).toEqual(['governance_failed']);
+    expect(session.ended).toBe(false);
+    // A response started during the wait still reaches the session (and its filters).
+    upstream().send(created('resp_late'));
+    await until(() => session.conversation.activeResponses().includes('resp_late'), 'the late response read');
+    expect(upstreamClosed()).toBe(false);
+    d.resolve();
+    await until(() => session.ended, 'the session to end');
+    await until(upstreamClosed, 'the upstream to close');
+    expect(ended).toEqual([session]);
+    expect(session.endRecord()).toMatchObject({ initiator: 'proxy' });
+  });
+
+  it('a hook that rejects or throws still closes the session (once)', async () => {
+    const d = deferred();
+    const a = await sideband(() => d.promise);
+    a.session.close(new ProxyError('governance_failed'));
+    d.reject(new Error('hang-up exploded'));
+    await until(() => a.session.ended, 'the session to end after a rejection');
+    expect(a.ended).toHaveLength(1);
+    expect(a.lines.filter((l) => l['msg'] === failure).map((l) => [l['level'], (l['err'] as { message: string }).message])).toEqual([[50, 'hang-up exploded']]);
+    const b = await sideband(() => {
+      throw new Error('hook exploded');
+    });
+    b.session.close(new ProxyError('governance_failed'));
+    // Nothing to wait for: closed at once.
+    expect(b.session.ended).toBe(true);
+    expect(b.ended).toHaveLength(1);
+    expect(b.lines.filter((l) => l['msg'] === failure).map((l) => [l['level'], (l['err'] as { message: string }).message])).toEqual([[50, 'hook exploded']]);
+    const c = await sideband(() => null);
+    c.session.close(new ProxyError('governance_failed'));
+    expect(c.session.ended).toBe(true);
+    // No hook (every client session): closed at once, as before, and nothing failed.
+    const n = await sideband(undefined);
+    n.session.close(new ProxyError('governance_failed'));
+    expect([n.session.ended, n.ended]).toEqual([true, [n.session]]);
+    expect([...c.lines, ...n.lines].filter((l) => l['msg'] === failure)).toEqual([]);
+  });
+
+  it('an upstream close during the wait ends it as the upstream; the hook settling later changes nothing', async () => {
+    const d = deferred();
+    const { session, upstream, ended } = await sideband(() => d.promise);
+    session.close(new ProxyError('governance_failed'));
+    upstream().close(1000, 'call ended');
+    await until(() => session.ended, 'the session to end');
+    expect(session.endRecord()).toMatchObject({ initiator: 'upstream', upstreamCloseCode: 1000 });
+    d.resolve();
+    await d.promise;
+    await new Promise((r) => setImmediate(r));
+    expect(ended).toEqual([session]);
+  });
+
+  it('an upstream not open (yet): nothing to read, so no hook: closed at once (its end then hangs the call up)', async () => {
+    const calls: string[] = [];
+    const { session, ended } = await sideband((e) => {
+      calls.push(e.code);
+      return new Promise<void>(() => undefined);
+    }, { dial: false });
+    session.close(new ProxyError('governance_failed'));
+    expect([session.ended, calls, ended]).toEqual([true, [], [session]]);
+  });
+
+  it('a teardown that throws once the hook settled is failed and logged, never an unhandled rejection', async () => {
+    const d = deferred();
+    const { session, ended, lines } = await sideband(() => d.promise, { endedThrows: true });
+    session.close(new ProxyError('governance_failed'));
+    d.resolve();
+    await until(() => session.ended && lines.some((l) => l['msg'] === 'close handler failed'), 'the failure logged');
+    expect(ended).toEqual([session]);
+    expect(lines.find((l) => l['msg'] === 'close handler failed')).toMatchObject({ level: 50, err: { message: 'onEnded exploded' } });
+    expect(lines.find((l) => l['msg'] === 'proxy ends session')).toMatchObject({ code: 'governance_failed', closeCode: 4003 });
+  });
+
+  it('a failure during the wait ends it at once, as the close decided', async () => {
+    const d = deferred();
+    const { session, ended } = await sideband(() => d.promise);
+    session.close(new ProxyError('governance_failed'));
+    session.fail('tick', new Error('boom'));
+    expect(session.ended).toBe(true);
+    expect(session.endRecord()).toMatchObject({ initiator: 'proxy' });
+    d.resolve();
+    await d.promise;
+    await new Promise((r) => setImmediate(r));
+    expect(ended).toEqual([session]);
+  });
+});
