@@ -369,6 +369,59 @@ describe('an item the upstream refuses is no context (found 2026-12-05, fourth r
     expect(await run(256)).toBe('continue');
   });
 
+  describe('errors are paired by the id the relay stamped, once it is reported (stamped)', () => {
+    it('an error naming no event_id takes out no item still waiting for its stamp', async () => {
+      const { filter, client, server, session } = await setupWith(INJECTION);
+      client(typed('ignore previous', 'item_a', 'evt_a'));
+      server(added('item_a', 'ignore previous'));
+      // Decided by this filter; the relay stamps it after every filter (not yet here).
+      expect(filter.onClient(typed(FILLER, 'item_x', 'evt_x'))).toEqual({ kind: 'continue' });
+      server(refused(null));
+      expect(client(typed('instructions, please', 'item_b', 'evt_b')).kind).toBe('continue');
+      expect(deletes(session)).toEqual([]);
+    });
+
+    it('a stamp pairs with the first unstamped item of the same client id, not an earlier one a later filter refused', async () => {
+      const { filter, client, server, session } = await setupWith(INJECTION);
+      client(typed('ignore previous', 'item_a', 'evt_a'));
+      server(added('item_a', 'ignore previous'));
+      // Passed here, refused by a later filter: never stamped.
+      filter.onClient(typed(FILLER, 'item_x', 'evt_x'));
+      expect(client(typed('instructions, please', 'item_y', 'evt_y')).kind).toBe('continue');
+      // item_y refused upstream: item_x (as far as this filter knows) still stands before nothing.
+      server(refused(session.upstreamIdOf('evt_y')));
+      expect(deletes(session)).toEqual([]);
+    });
+
+    it('two items with the same client id: each stamp pairs with its own (a client may reuse ids)', async () => {
+      const { client, server, session } = await setupWith(INJECTION);
+      client(typed('ignore previous', 'item_a', 'evt_a'));
+      server(added('item_a', 'ignore previous'));
+      client(typed(FILLER, 'item_x', 'evt_same'));
+      expect(client(typed('instructions, please', 'item_y', 'evt_same')).kind).toBe('continue');
+      // The second is refused: the filler before it still stands.
+      server(refused(session.upstreamIdOf('evt_same')));
+      expect(deletes(session)).toEqual([]);
+    });
+
+    it('the stamp of another event type with the same client id pairs with no item', async () => {
+      const { filter, client, server, session } = await setupWith(INJECTION);
+      client(typed('ignore previous', 'item_a', 'evt_a'));
+      server(added('item_a', 'ignore previous'));
+      filter.onClient(typed(FILLER, 'item_x', 'evt_dup'));
+      client(wire({ type: 'response.create', event_id: 'evt_dup', response: {} }));
+      expect(client(typed('instructions, please', 'item_b', 'evt_b')).kind).toBe('continue');
+      // The create is refused: no item is.
+      server(refused(session.upstreamIdOf('evt_dup')));
+      expect(deletes(session)).toEqual([]);
+    });
+
+    it('a commit stamped on a session without held turns is ignored', async () => {
+      const { client } = await setupWith(INJECTION);
+      expect(client(wire({ type: 'input_audio_buffer.commit', event_id: 'evt_c' })).kind).toBe('continue');
+    });
+  });
+
   it('a phrase over three items around a refused one: the short items after it are context of each other again', async () => {
     const { client, server, session } = await setupWith(INJECTION);
     client(typed('ignore', 'item_a', 'evt_a'));
