@@ -205,16 +205,16 @@ export class CallGovernors {
 
   /** A call being ended that shutdown waits for (its sideband closed once the hang-up settled). */
   #trackEnd(end: Promise<void>): void {
-    const p = end.catch((err: unknown) => this.#deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'ending a call failed'));
-    this.#pending.add(p);
-    void p.finally(() => this.#pending.delete(p));
+    this.#pend(end.catch((err: unknown) => this.#deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'ending a call failed')));
   }
 
   /** A lease write shutdown waits for; a failure is logged (the lease then lapses by itself). */
   #track(write: Promise<void>): void {
-    const p = write.catch((err: unknown) => {
-      this.#deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'call lease: the store did not take the write');
-    });
+    this.#pend(write.catch((err: unknown) => this.#deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'call lease: the store did not take the write')));
+  }
+
+  /** Work shutdown waits for (it never rejects: each caller logs its failure). */
+  #pend(p: Promise<unknown>): void {
     this.#pending.add(p);
     void p.finally(() => this.#pending.delete(p));
   }
@@ -330,8 +330,7 @@ export class CallGovernors {
             log.error({ call: callId, err: err instanceof Error ? err.message : String(err), attempt: n }, 'hangup failed');
             retry(n);
           });
-        this.#pending.add(p);
-        void p.finally(() => this.#pending.delete(p));
+        this.#pend(p);
       };
       const retry = (n: number): void => {
         if (n >= HANGUP_ATTEMPTS || this.#closing) return settle();

@@ -13,7 +13,7 @@ import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type RuleHit, type Source, type TextFormat } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
-import { clientEventId, deepEqual, notifyClient, toFrame } from './util.js';
+import { clientEventId, deepEqual, notifyClient, pairStamp, toFrame } from './util.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
@@ -1637,18 +1637,13 @@ export class GuardrailFilter implements Filter {
 
   /**
    * The relay stamped a client event on its way upstream: an item create or a commit this filter
-   * let through learns the id the upstream's `error` about it will name. Stamped events leave in
-   * the order they were decided, so the first one still unstamped with the same client id is it (a
-   * later filter may have refused one: that one then stays unstamped, and is answered by the echoes
-   * of the items after it, or by its timer).
+   * let through learns the id the upstream's `error` about it will name (`pairStamp`). One a later
+   * filter refused stays unstamped, and is answered by the echoes of the items after it, or by its timer.
    */
   onReport(report: Report): void {
     if (report.kind !== 'stamped') return;
     if (report.eventType === 'input_audio_buffer.commit') this.#hold?.commitStamped(report.clientEventId, report.eventId);
-    else if (report.eventType === 'conversation.item.create') {
-      const sent = this.#sent.find((s) => s.upstreamId === null && s.eventId === report.clientEventId);
-      if (sent) sent.upstreamId = report.eventId;
-    }
+    else if (report.eventType === 'conversation.item.create') pairStamp(this.#sent, report.clientEventId, report.eventId);
   }
 
   onClose(): void {

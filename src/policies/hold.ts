@@ -2,6 +2,7 @@ import { CONTINUE, DROP, reject, type SessionContext, type Verdict } from '../pi
 import type { JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
+import { pairStamp } from './util.js';
 
 /** Committed spoken turns (and client commits on their way) one session may have waiting at once. */
 export const MAX_HELD_TURNS = 8;
@@ -130,8 +131,7 @@ export class SpokenTurnHold {
 
   /** The relay sent a client commit upstream with this id of its own (the first one unstamped with that client id). */
   commitStamped(clientEventId: string | null, upstreamId: string): void {
-    const commit = this.#commits.find((c) => c.upstreamId === null && c.eventId === clientEventId);
-    if (commit) commit.upstreamId = upstreamId;
+    pairStamp(this.#commits, clientEventId, upstreamId);
   }
 
   /**

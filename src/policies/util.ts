@@ -30,3 +30,21 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual((a as JsonObject)[k], (b as JsonObject)[k]));
 }
+
+/** A client event a filter let through, waiting to learn the event_id the relay sent it with. */
+export interface AwaitingStamp {
+  /** The client's own event_id (null: sent without one). */
+  readonly eventId: string | null;
+  /** The event_id it left with (the relay's `stamped` report); null until then. */
+  upstreamId: string | null;
+}
+
+/**
+ * The relay's `stamped` report for one of `entries`: stamped events leave in the order they were
+ * decided, so the first one still unstamped with the same client id is it (one a later filter
+ * refused stays unstamped).
+ */
+export function pairStamp(entries: readonly AwaitingStamp[], clientEventId: string | null, upstreamId: string): void {
+  const entry = entries.find((e) => e.upstreamId === null && e.eventId === clientEventId);
+  if (entry) entry.upstreamId = upstreamId;
+}

@@ -168,7 +168,7 @@ export class RelaySession implements SessionContext, ChainSink {
   /** close() is running or ran: it tears down once (see close). */
   #closing = false;
   /** The proxy's close, decided: what the session ends as (kept while the call is ended first). */
-  #closeDecided: { readonly info: CloseInfo; readonly code: number; readonly reason: string } | null = null;
+  #closeDecided: CloseInfo | null = null;
   /**
    * Set while the relay keeps the upstream after the client left mid-response (onClientClose):
    * OpenAI bills a response whether or not anyone reads it, so its response.done must still reach
@@ -263,7 +263,7 @@ export class RelaySession implements SessionContext, ChainSink {
       // Lingering (the client is gone or already told): nothing more to wait for.
       if (this.#linger) this.#finish(this.#linger.info, null, '');
       // Closing already (the call being ended first, or a close that threw): end as decided, now.
-      else if (this.#closeDecided) this.#finish(this.#closeDecided.info, this.#closeDecided.code, this.#closeDecided.reason);
+      else if (this.#closeDecided) this.#finish(this.#closeDecided, this.#closeDecided.code, this.#closeDecided.reason);
       else this.close(new ProxyError('internal_error', { close: 'internalError' }));
     } catch (closeErr) {
       this.log.error({ err: closeErr }, 'session teardown failed');
@@ -657,10 +657,10 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#client.flush();
     }
     const info: CloseInfo = { initiator: 'proxy', code, reason: error.closeReason };
-    this.#closeDecided = { info, code, reason: error.closeReason };
+    this.#closeDecided = info;
     const first = this.#callEnding(error);
     if (first === null) {
-      this.#closeUpstream(info, code, error.closeReason);
+      this.#closeUpstream(info);
       return;
     }
     // A call's sideband: the upstream is read (frames through the filters, metering) until the call
@@ -670,7 +670,7 @@ export class RelaySession implements SessionContext, ChainSink {
       .then(() => {
         if (this.#ended) return;
         try {
-          this.#closeUpstream(info, code, error.closeReason);
+          this.#closeUpstream(info);
         } catch (err) {
           // Outside every socket callback: a throw here would be an unhandled rejection.
           this.fail('close', err);
@@ -690,16 +690,16 @@ export class RelaySession implements SessionContext, ChainSink {
   }
 
   /** The proxy's close, once the call (if any) ended: linger for a running response, else finish. */
-  #closeUpstream(info: CloseInfo, code: number, reason: string): void {
+  #closeUpstream(info: CloseInfo): void {
     const lingerMs = this.#lingerMs();
     if (lingerMs > 0 && this.#upstream.open && this.#responseInFlight()) {
       // A response is running: the client is closed now, the upstream kept until that response's
       // response.done (billed as OpenAI bills it), as when the client leaves (onClientClose).
-      this.#client.end(code, reason);
+      this.#client.end(info.code, info.reason);
       this.#startLinger(info, lingerMs);
       return;
     }
-    this.#finish(info, code, reason);
+    this.#finish(info, info.code, info.reason);
   }
 
   /** How long the upstream is kept after the session ends mid-response; 0 without metering. */

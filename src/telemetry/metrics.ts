@@ -36,6 +36,7 @@ export class BoundedLabel {
  * are `other` too, not label text.
  */
 export class TenantBoundedLabel {
+  /** Identifier-shaped: OpenAI function names and error codes, as OpenAI and the catalogue spell them. */
   static readonly SHAPE = /^[A-Za-z0-9_.:-]{1,64}$/;
   readonly #seen = new Map<string, Set<string>>();
   readonly #perTenant: number;
@@ -375,7 +376,7 @@ export class TelemetryMetrics {
    * upstream sending 200 made-up codes folded `invalid_json`, `budget_exceeded`, … into `other`.
    */
   upstreamCode(code: string | null): string {
-    if (code && !CODE_SHAPE.test(code)) return 'other';
+    if (code && !TenantBoundedLabel.SHAPE.test(code)) return 'other';
     return this.codes.get(code);
   }
 
@@ -384,8 +385,6 @@ export class TelemetryMetrics {
   }
 }
 
-/** Error codes as OpenAI and the catalogue spell them. */
-const CODE_SHAPE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** The proxy's own codes come from the catalogue (plus `rejected`, a verdict without one): an exact set. */
 function proxyCode(code: string): string {
