@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
-import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
-import type { Verdict } from '../pipeline/filter.js';
-import type { Frame } from '../pipeline/frame.js';
-import { defineGuardrail, type Decision, type GuardrailDefinition, type GuardrailEvent } from './api.js';
-import { GuardrailFilter } from './guardrails.js';
+import { guardrailsWith, wire } from '../../test/policies/support.js';
+import { defineGuardrail, type Decision, type GuardrailEvent } from './api.js';
 
 /**
  * Holes in what the rules judge, found 2026-12-05 (fourth review): a text forwarded that no
@@ -15,13 +12,7 @@ import { GuardrailFilter } from './guardrails.js';
 
 type Json = Record<string, unknown>;
 
-async function setupWith(yaml: string, guardrail?: GuardrailDefinition) {
-  const session = new LoggedSession();
-  const filter = new GuardrailFilter(session, entryOf(await policyFrom(yaml, 'test', guardrail ? async () => ({ default: guardrail }) : undefined)));
-  const server = (f: Frame) => session.fromServer(filter, f) as Verdict;
-  const client = (f: Frame) => session.fromClient(filter, f) as Verdict;
-  return { session, filter, server, client };
-}
+const setupWith = guardrailsWith;
 
 const toolOutput = (output: string, id = 'item_out') => wire({ type: 'conversation.item.create', event_id: 'evt_1', item: { id, type: 'function_call_output', call_id: 'call_1', output } });
 const guardrailReports = (s: LoggedSession) => s.reports.flatMap((r) => (r.kind === 'guardrail' ? [{ rule: r.ruleId, action: r.action, source: r.source }] : []));

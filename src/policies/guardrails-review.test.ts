@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
-import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
+import { entryOf, guardrailsWith, policyFrom, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
@@ -18,13 +18,7 @@ const INJECTION = 'guardrails:\n  rules: [{ id: inj, sources: [input], match: { 
 
 const setup = (yaml = INJECTION) => setupWith(yaml);
 
-async function setupWith(yaml: string, guardrail?: GuardrailDefinition) {
-  const session = new LoggedSession();
-  const filter = new GuardrailFilter(session, entryOf(await policyFrom(yaml, 'test', guardrail ? async () => ({ default: guardrail }) : undefined)));
-  const server = (f: Frame) => session.fromServer(filter, f) as Verdict;
-  const client = (f: Frame) => session.fromClient(filter, f) as Verdict;
-  return { session, filter, server, client };
-}
+const setupWith = guardrailsWith;
 
 const typed = (text: string, id: string, previous?: string) =>
   wire({ type: 'conversation.item.create', ...(previous !== undefined ? { previous_item_id: previous } : {}), item: { id, type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });

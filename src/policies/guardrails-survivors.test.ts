@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
 import { LoggedSession } from '../../test/support/fake-session.js';
-import { entryOf, heldPolicy, policyFrom, wire } from '../../test/policies/support.js';
+import { guardrailsWith, heldPolicy, policyFrom, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
-import { checkSessionConfig, GuardrailFilter } from './guardrails.js';
+import { checkSessionConfig } from './guardrails.js';
 
 /**
  * Tests for the mutants of src/policies/guardrails.ts that survived the full run of 2026-12-05
@@ -17,14 +17,7 @@ import { checkSessionConfig, GuardrailFilter } from './guardrails.js';
 
 type Json = Record<string, unknown>;
 
-async function setupWith(yaml: string, guardrail?: GuardrailDefinition) {
-  const session = new LoggedSession();
-  const entry = entryOf(await policyFrom(yaml, 'test', guardrail ? async () => ({ default: guardrail }) : undefined));
-  const filter = new GuardrailFilter(session, entry);
-  const server = (f: Frame) => session.fromServer(filter, f) as Verdict;
-  const client = (f: Frame) => session.fromClient(filter, f) as Verdict;
-  return { session, entry, filter, server, client };
-}
+const setupWith = guardrailsWith;
 
 const INJECTION = 'guardrails:\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]';
 /** A text that starts with "ignore" (after any blank): `^` is the start of the source's text, context included. */

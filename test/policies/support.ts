@@ -4,7 +4,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Frame } from '../../src/pipeline/frame.js';
 import { compilePolicy, parsePolicyYaml, type CompiledPolicy, type ModuleLoader } from '../../src/policies/compile.js';
+import type { Verdict } from '../../src/pipeline/filter.js';
+import type { GuardrailDefinition } from '../../src/policies/api.js';
+import { GuardrailFilter } from '../../src/policies/guardrails.js';
 import type { PolicyEntry } from '../../src/policies/registry.js';
+import { LoggedSession } from '../support/fake-session.js';
 
 export const POLICIES_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
 
@@ -52,3 +56,13 @@ guardrails:
 locks:
   inputTranscription: { model: gpt-4o-mini-transcribe }
 `;
+
+/** A guardrail filter on a policy (and one custom guardrail), driven as the relay would (LoggedSession), without sockets. */
+export async function guardrailsWith(yaml: string, guardrail?: GuardrailDefinition) {
+  const session = new LoggedSession();
+  const entry = entryOf(await policyFrom(yaml, 'test', guardrail ? async () => ({ default: guardrail }) : undefined));
+  const filter = new GuardrailFilter(session, entry);
+  const server = (f: Frame) => session.fromServer(filter, f) as Verdict;
+  const client = (f: Frame) => session.fromClient(filter, f) as Verdict;
+  return { session, entry, filter, server, client };
+}
