@@ -92,6 +92,7 @@ export interface SessionContext {
   /**
    * A fresh `event_id` for an event the proxy creates or completes (notices, injected events, a
    * client create that came without one): one scheme per session, `event_proxy_<session>_<n>`.
+   * What leaves upstream with one adds 48 random bits (`_<12 hex>`): a client cannot predict it.
    */
   nextEventId(): string;
   /** Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain. */

@@ -186,11 +186,12 @@ export const MAX_RESTAMPED_CHARS = 64 * 1024;
 const STAMPED = new Set(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit']);
 
 /**
- * 48 random bits (12 hex characters) for a stamped event's upstream event_id: drawn per event, so
- * an id the client once saw (an error about an event it sent without one) tells nothing of the next.
- * `randomUUID` draws from Node's pooled CSPRNG; its first 12 hex digits are all random.
+ * 48 random bits (12 hex characters) for the upstream event_id of a stamped or injected event: drawn
+ * per event, so an id the client once saw (a notice, an error about an event it sent without one)
+ * tells nothing of the next, and a client event cannot carry an id whose upstream error the proxy
+ * would take for its own. `randomUUID` draws from Node's pooled CSPRNG; its first 12 hex digits are all random.
  */
-function unpredictable(): string {
+export function unpredictable(): string {
   const u = randomUUID();
   return u.slice(0, 8) + u.slice(9, 13);
 }

@@ -6,7 +6,7 @@ import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/fi
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
-import { Conversation, type ConversationView, type ItemMark } from '../protocol/conversation.js';
+import { Conversation, type ConversationView, type ItemMark, unpredictable } from '../protocol/conversation.js';
 import type { ClientEventOf, RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
@@ -584,7 +584,9 @@ export class RelaySession implements SessionContext, ChainSink {
     let payload: RealtimeClientEvent = event;
     let eventId = event.event_id;
     if (eventId === undefined) {
-      eventId = this.nextEventId();
+      // Random as well as unique: a client that read the session's counter off a notice cannot send
+      // an event with the id of one to come and have the upstream's error about it taken for the proxy's.
+      eventId = `${this.nextEventId()}_${unpredictable()}`;
       payload = Object.assign({}, event, { event_id: eventId });
     }
     // Every injected event is tracked, its own event_id or one given here: an upstream error about

@@ -20,7 +20,8 @@ const fromSideband = (call: SimCall, type: string) => call.received.filter((r) =
 const eventId = (e: { event: unknown }) => (e.event as { event_id?: string }).event_id;
 /**
  * What a WebSocket client sent, as the upstream got it: client events leave with the proxy's
- * event_id plus 48 random bits (Conversation.stamp); the proxy's own events carry no random part.
+ * event_id plus 48 random bits (Conversation.stamp). The proxy's own events look the same; these
+ * WebSocket sessions have none of the type asked for (no output limit to clamp, nothing to relock).
  */
 const fromClient = (conn: { received: readonly { type: string; event: unknown }[] }, type: string) =>
   conn.received.filter((e) => e.type === type && /^event_proxy_\w+_[0-9a-f]{12}$/.test(eventId(e) ?? '')).map((e) => e.event as Record<string, unknown>);

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseOutputLimit } from '../../src/protocol/limits.js';
 import { policyDir } from '../policies/support.js';
 import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
-import { barrier, errorCode, errorOf, recordingUpstream, type RecordedConnection, type RecordingUpstream, type Script } from './edges-support.js';
+import { barrier, errorCode, errorOf, isInjectedClamp, recordingUpstream, type RecordedConnection, type RecordingUpstream, type Script } from './edges-support.js';
 
 /**
  * Finding 9 of issue 10: events the proxy injects are checked (clamp within the model maximum),
@@ -114,9 +114,9 @@ describe('max_output_tokens is read one way', () => {
 });
 
 describe('an upstream error about an injected event is a governance failure', () => {
-  /** Refuses every session.update the proxy injected (event_proxy_<session>_<n>; a client's stamped one adds _<12 hex>). */
+  /** Refuses every session.update the proxy injected (the metering clamp; these clients send none). */
   const refuseInjected: Script = (event, send) => {
-    if (event.type === 'session.update' && typeof event.event_id === 'string' && /^event_proxy_[^_]+_[0-9a-z]+$/.test(event.event_id)) {
+    if (isInjectedClamp(event)) {
       send({ type: 'error', event_id: 'event_up_1', error: { type: 'invalid_request_error', code: 'integer_above_max_value', message: 'Invalid max_output_tokens', param: 'session.max_output_tokens', event_id: event.event_id } });
       return 'handled';
     }
@@ -145,6 +145,41 @@ describe('an upstream error about an injected event is a governance failure', ()
     await barrier(c, up, 'b5');
     expect(sent(up, 'response.create').map((e) => e.response?.['max_output_tokens'])).toEqual([1024]);
     expect(c.events.some((e) => errorCode(e) === 'integer_above_max_value' || errorCode(e) === 'governance_failed')).toBe(false);
+  });
+
+  it("a client cannot have its own event's error taken for the proxy's: injected events' ids are not predictable from a notice's (found 2026-12-05)", async () => {
+    let guess: string | null = null;
+    const { tp, c, up } = await setup({
+      limit: 1024,
+      script: (event, send) => {
+        if (event.type === 'input_audio_buffer.clear' && event.event_id === guess) {
+          // The upstream's default becomes the session's again: the proxy clamps it anew.
+          send({ type: 'session.updated', event_id: 'event_up_8', session: { type: 'realtime', max_output_tokens: 'inf' } });
+          return 'handled';
+        }
+        if (event.type === 'session.update' && guess !== null) {
+          // ...and the error about the client's event arrives after the proxy's injection.
+          send({ type: 'error', event_id: 'event_up_9', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'bad', param: null, event_id: guess } });
+          return 'handled';
+        }
+        return undefined;
+      },
+    });
+    await up.waitFor((r) => r.includes('"session.update"'));
+    // A notice shows the client the session's scheme and counter; the next id the proxy draws is the one after.
+    c.send({ type: 'response.create', event_id: 'evt_bad', response: { max_output_tokens: -5 } });
+    const notice = await c.waitFor((e) => errorCode(e) === 'invalid_value');
+    const m = /^(event_proxy_[^_]+_)([0-9a-z]+)$/.exec(String(notice['event_id']));
+    expect(m).not.toBeNull();
+    guess = m![1]! + (parseInt(m![2]!, 36) + 1).toString(36);
+    c.send({ type: 'input_audio_buffer.clear', event_id: guess });
+    await c.waitFor((e) => errorCode(e) === 'invalid_value' && errorOf(e).event_id === guess);
+    const clamps = sent(up, 'session.update');
+    expect(clamps).toHaveLength(2);
+    expect(clamps.map((e) => e.event_id)).not.toContain(guess);
+    await barrier(c, up, 'b7');
+    expect(c.events.some((e) => errorCode(e) === 'governance_failed')).toBe(false);
+    expect(tp.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('governance failure'))).toBe(false);
   });
 
   it('a racing response.cancel, or a delete of an item already gone, stays harmless (not a governance failure)', async () => {

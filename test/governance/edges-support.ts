@@ -128,5 +128,13 @@ export async function barrier(client: TestClient, upstream: RecordedConnection, 
 }
 let barriers = 0;
 
+/**
+ * The metering clamp's session.update, as the proxy injects it: its session names the output limit
+ * and nothing else. (Its event_id is as random as a stamped client event's: told apart by content.)
+ */
+export const isInjectedClamp = (event: { type?: string; [k: string]: unknown }): boolean => {
+  const session = event['session'];
+  return event.type === 'session.update' && typeof session === 'object' && session !== null && Object.keys(session).sort().join() === 'max_output_tokens,type';
+};
 export const errorCode = (e: { [k: string]: unknown }): string | undefined => (e['error'] as { code?: string } | undefined)?.code;
 export const errorOf = (e: { [k: string]: unknown }) => e['error'] as { code: string; message: string; param: string | null; event_id: string | null; details?: Record<string, unknown> };

@@ -1,6 +1,7 @@
 import type WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOGGED_MESSAGE_CHARS, withoutQuoted } from '../../src/relay/session.js';
+import { isInjectedClamp } from '../governance/edges-support.js';
 import { scriptedUpstream, sessionCreated } from '../resilience/support/faulty-upstream.js';
 import { startTestProxy } from '../support/harness.js';
 
@@ -26,9 +27,9 @@ describe('the governance-failure log carries no conversation content (found 2026
     const up = await scriptedUpstream((ws: WebSocket, n) => {
       ws.send(sessionCreated(n));
       ws.on('message', (data) => {
-        const ev = JSON.parse(String(data)) as { type: string; event_id?: string };
-        // The proxy's injected events carry ids of the session's scheme, without the random part of a client's.
-        if (ev.type !== 'session.update' || !/^event_proxy_[^_]+_[0-9a-z]+$/.test(ev.event_id ?? '')) return;
+        const ev = JSON.parse(String(data)) as { type: string; event_id?: string; session?: unknown };
+        // The client sends no session.update: the one here is the proxy's clamp.
+        if (!isInjectedClamp(ev)) return;
         const message = `Invalid value: '${SECRET}'. Supported values are: "short", \u201c${SECRET}\u201d and \`x\`; it can't be "${SECRET}`;
         ws.send(JSON.stringify({ type: 'error', event_id: 'event_up_1', error: { type: 'invalid_request_error', code: 'invalid_value', message, param: 'session.max_output_tokens', event_id: ev.event_id } }));
       });
@@ -59,8 +60,8 @@ describe('the governance-failure log carries no conversation content (found 2026
     const up = await scriptedUpstream((ws: WebSocket, n) => {
       ws.send(sessionCreated(n));
       ws.on('message', (data) => {
-        const ev = JSON.parse(String(data)) as { type: string; event_id?: string };
-        if (ev.type !== 'session.update' || !/^event_proxy_[^_]+_[0-9a-z]+$/.test(ev.event_id ?? '')) return;
+        const ev = JSON.parse(String(data)) as { type: string; event_id?: string; session?: unknown };
+        if (!isInjectedClamp(ev)) return;
         ws.send(JSON.stringify({ type: 'error', event_id: 'event_up_1', error: { type: `bad ${SECRET}`, code: `invalid ${SECRET}`, message: { text: SECRET }, param: 42, event_id: ev.event_id } }));
       });
     });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { CloseCode, ErrorCatalogue, type ProxyErrorCode } from '../../src/protocol/errors.js';
 import { startSimulator } from '../../src/simulator/index.js';
-import { recordingUpstream } from '../governance/edges-support.js';
+import { isInjectedClamp, recordingUpstream } from '../governance/edges-support.js';
 import { scriptedUpstream, sessionCreated } from '../resilience/support/faulty-upstream.js';
 import { defaultKey, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 
@@ -353,7 +353,7 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
     'The upstream refuses an event the proxy injected (a locked `session.update`, a clamp)': async () => {
       // The metering clamp injects a session.update; this upstream refuses it.
       const upstream = await recordingUpstream((event, send) => {
-        if (event.type === 'session.update' && typeof event.event_id === 'string' && /^event_proxy_[^_]+_[0-9a-z]+$/.test(event.event_id)) {
+        if (isInjectedClamp(event)) {
           send({ type: 'error', event_id: 'event_up_1', error: { type: 'invalid_request_error', code: 'integer_above_max_value', message: 'Invalid max_output_tokens', param: 'session.max_output_tokens', event_id: event.event_id } });
           return 'handled';
         }
