@@ -831,16 +831,29 @@ describe('a call ended inside its sideband: hang-up first, then the sideband (fo
     vi.useRealTimers();
   });
 
-  /** A sideband that closes as the relay does: the hook (`endCallFirst`) first, awaited, then the close. */
+  /**
+   * A sideband that closes as the relay does: the hook (`endCallFirst`) first, awaited, then the
+   * close. Its drain resolves at once unless a test holds it (`holdDrain`).
+   */
   class HookedSideband extends FakeSideband {
     readonly firsts: Array<Promise<void> | null> = [];
+    drains = 0;
+    drainDone: Promise<void> = Promise.resolve();
     readonly #first: SidebandInit['endCallFirst'];
     constructor(init: SidebandInit) {
       super(init);
       this.#first = init.endCallFirst;
     }
+    holdDrain(): () => void {
+      let release!: () => void;
+      this.drainDone = new Promise<void>((resolve) => (release = resolve));
+      return release;
+    }
     override close(error: ProxyError): void {
-      const first = this.#first(error);
+      const first = this.#first(error, () => {
+        this.drains++;
+        return this.drainDone;
+      });
       this.firsts.push(first);
       if (first === null) super.close(error);
       else void first.then(() => super.close(error));
@@ -874,6 +887,21 @@ describe('a call ended inside its sideband: hang-up first, then the sideband (fo
     // Answered: its lease ended, nobody claims it again.
     r.advance(60_000);
     expect(await r.store.claimLapsed('gov_other', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+
+  it("the sideband's own close drains its running responses before the hang-up goes out (found 2026-12-05: the hang-up cut them short, billed at their reservation)", async () => {
+    const r = track(rig({ openSideband: hooked }));
+    await r.govern('rtc_1');
+    const s = r.sidebands.get('rtc_1') as HookedSideband;
+    const release = s.holdDrain();
+    s.close(new ProxyError('guardrail_blocked'));
+    await flush();
+    expect([s.drains, r.hangups, s.ended]).toEqual([1, [], false]);
+    release();
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+    await flush();
+    expect([s.ended, s.closedWith]).toEqual([true, 'guardrail_blocked']);
   });
 
   it('nothing to wait for: a call the governor hung up already (its cap), or one let go at a handover', async () => {

@@ -39,9 +39,11 @@ export interface SidebandInit {
   /**
    * The sideband's own close (a guardrail, a governance failure, its max duration, any close the
    * relay or a filter decides) hangs the call up first and closes once that settled (bounded); null
-   * when there is nothing to wait for (hung up already, or let go). Never rejects.
+   * when there is nothing to wait for (hung up already, or let go). `drain` (the session's: it
+   * cancels the running responses and waits for their response.done, bounded) goes before the
+   * hang-up, as a cap's drain does. Never rejects.
    */
-  readonly endCallFirst: (error: ProxyError) => Promise<void> | null;
+  readonly endCallFirst: (error: ProxyError, drain: () => Promise<void>) => Promise<void> | null;
 }
 
 export interface GovernorDeps {
@@ -245,7 +247,7 @@ export class CallGovernors {
     // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
     this.#sessionIds.add(id);
     const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: call.model, call: call.callId, transport: call.kind });
-    const init: SidebandInit = { id, call, log, onEnded: (s) => this.#ended(call, s), endCallFirst: (error) => this.#hangUpFirst(call.callId, log, error) };
+    const init: SidebandInit = { id, call, log, onEnded: (s) => this.#ended(call, s), endCallFirst: (error, drain) => this.#hangUpFirst(call.callId, log, error, drain) };
     const session = this.#deps.openSideband ? this.#deps.openSideband(init) : this.#relaySideband(init);
     this.#byCall.set(call.callId, session);
     log.info({ event: 'call_governed' }, 'call sideband start');
@@ -387,17 +389,20 @@ export class CallGovernors {
 
   /**
    * A call's sideband is closing on its own decision (a guardrail's end_session, a governance
-   * failure, its max duration, …): the call is hung up first, the sideband read until that settled
-   * (bounded as `#endCall`), so a response started during the hang-up's flight is billed. (Until
-   * 2026-12-05 these closed the sideband first and hung up from `#ended`.) Null when the call is hung
-   * up already (`#endCall` closes after its hang-up) or let go here (it goes on elsewhere).
+   * failure, its max duration, …): the running responses are drained first (cancelled, their
+   * response.done read: billed from their usage, not at their reservation when the hang-up cuts
+   * them short), then the call is hung up, the sideband read until that settled (bounded as
+   * `#endCall`), so a response started during the hang-up's flight is billed. (Until 2026-12-05
+   * these closed the sideband first and hung up from `#ended`; until the sixth session's fixes they
+   * hung up without the drain.) Null when the call is hung up already (`#endCall` closes after its
+   * hang-up) or let go here (it goes on elsewhere).
    */
-  #hangUpFirst(callId: string, log: Logger, error: ProxyError): Promise<void> | null {
+  #hangUpFirst(callId: string, log: Logger, error: ProxyError, drain: () => Promise<void>): Promise<void> | null {
     if (this.#hungUp.has(callId) || this.#released.has(callId)) return null;
     const why = this.#endReasons.get(callId) ?? `the proxy ended the call sideband (${error.code})`;
     // Being ended: a cap reached meanwhile does not end it twice; shutdown lets this close.
     this.#endReasons.set(callId, why);
-    const end = this.#boundedHangup(callId, log, why);
+    const end = drain().then(() => this.#boundedHangup(callId, log, why));
     this.#trackEnd(end);
     return end;
   }

@@ -68,9 +68,11 @@ export interface SessionInit {
   /**
    * A call's sideband (src/calls): ends the call when the proxy ends the session (`close`), awaited
    * before the upstream is closed, so a response the call runs meanwhile is still read (and billed).
-   * Null: nothing to wait for. The caller bounds the wait; a throw or rejection only logs.
+   * `drain` cancels the running responses and resolves at their response.done (bounded by the
+   * linger; never rejects): the hook awaits it before hanging up. Null: nothing to wait for. The
+   * caller bounds the wait; a throw or rejection only logs.
    */
-  readonly endCallFirst?: (error: ProxyError) => Promise<void> | null;
+  readonly endCallFirst?: (error: ProxyError, drain: () => Promise<void>) => Promise<void> | null;
 }
 
 /** Counters written on the hot path: plain numbers, read at session end and by metrics. */
@@ -153,7 +155,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #conversation = new Conversation();
   readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
-  readonly #endCallFirst: ((error: ProxyError) => Promise<void> | null) | null;
+  readonly #endCallFirst: ((error: ProxyError, drain: () => Promise<void>) => Promise<void> | null) | null;
   readonly #budget: MemoryBudget | null;
   readonly #client: ClientLink<ClientSocketData>;
   readonly #upstream: UpstreamLink;
@@ -684,11 +686,36 @@ export class RelaySession implements SessionContext, ChainSink {
   #callEnding(error: ProxyError): Promise<void> | null {
     if (this.#endCallFirst === null || !this.#upstream.open) return null;
     try {
-      return this.#endCallFirst(error);
+      return this.#endCallFirst(error, () => this.#drainBeforeHangup());
     } catch (err) {
       this.log.error({ err }, 'ending the call before closing its sideband failed');
       return null;
     }
+  }
+
+  /**
+   * A call about to be hung up by the proxy: its running responses are cancelled now and their
+   * response.done awaited (at most the linger), so they are billed as OpenAI bills them; a hang-up
+   * would cut them short and leave them billed at their reservation. Never rejects.
+   */
+  #drainBeforeHangup(): Promise<void> {
+    const lingerMs = this.#lingerMs();
+    if (this.#ended || lingerMs === 0 || !this.#responseInFlight()) return Promise.resolve();
+    try {
+      let cancelled = false;
+      for (const id of this.#conversation.activeResponses()) {
+        // One a filter stopped (cancelResponse) has its response.cancel upstream already.
+        if (!this.#responses.suppress(id)) continue;
+        this.sendUpstream({ type: 'response.cancel', response_id: id }, 'relay');
+        cancelled = true;
+      }
+      // The audio already buffered at the browser or phone stops too.
+      if (cancelled) this.sendUpstream({ type: 'output_audio_buffer.clear' }, 'relay');
+    } catch (err) {
+      // Reached from a promise the governor awaits: logged, and the hang-up goes on.
+      this.log.error({ err }, 'cancelling the responses before the hang-up failed');
+    }
+    return this.idle(lingerMs);
   }
 
   /** The proxy's close, once the call (if any) ended: linger for a running response, else finish. */

@@ -25,22 +25,35 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-type Hook = (error: ProxyError) => Promise<void> | null;
+type Hook = (error: ProxyError, drain: () => Promise<void>) => Promise<void> | null;
 
-async function sideband(hook: Hook | undefined, options: { dial?: boolean; endedThrows?: boolean } = {}): Promise<{ session: RelaySession; upstream: () => WebSocket; ended: RelaySession[]; upstreamClosed: () => boolean; lines: LogLine[] }> {
+interface Sideband {
+  session: RelaySession;
+  upstream: () => WebSocket;
+  /** What the upstream received, as parsed events. */
+  received: Array<{ type: string; response_id?: string }>;
+  ended: RelaySession[];
+  upstreamClosed: () => boolean;
+  lines: LogLine[];
+}
+
+async function sideband(hook: Hook | undefined, options: { dial?: boolean; endedThrows?: boolean; metering?: boolean } = {}): Promise<Sideband> {
   const { log, lines } = capturedLog('info');
   let ws: WebSocket | null = null;
   let closed = false;
+  const received: Sideband['received'] = [];
   const up = await scriptedUpstream((socket, n) => {
     ws = socket;
     socket.on('close', () => (closed = true));
+    socket.on('message', (data) => received.push(JSON.parse(String(data)) as Sideband['received'][number]));
     socket.send(sessionCreated(n));
   });
   cleanups.push(() => up.close());
   const config = parseConfig(
     {
       upstream: { provider: 'openai', url: up.url, apiKey: 'sk-x', allowCallId: true },
-      metering: { enabled: false },
+      // On, the session lingers for (and drains) running responses; its ledger belongs to a filter this chain has not.
+      metering: { enabled: options.metering === true },
       tenants: { acme: { keys: [{ key: 'rpk_hook_test_key_0123456789' }] } },
     },
     '(hook test)',
@@ -70,13 +83,15 @@ async function sideband(hook: Hook | undefined, options: { dial?: boolean; ended
   cleanups.push(() => {
     if (!session.ended) session.fail('cleanup', new Error('test cleanup'));
   });
-  if (options.dial === false) return { session, upstream: () => ws!, ended, upstreamClosed: () => closed, lines };
+  if (options.dial === false) return { session, upstream: () => ws!, received, ended, upstreamClosed: () => closed, lines };
   session.start();
   await until(() => ws !== null && session.upstreamConnectMs !== null, 'the sideband to open');
-  return { session, upstream: () => ws!, ended, upstreamClosed: () => closed, lines };
+  return { session, upstream: () => ws!, received, ended, upstreamClosed: () => closed, lines };
 }
 
 const failure = 'ending the call before closing its sideband failed';
+
+const done = (id: string) => JSON.stringify({ type: 'response.done', event_id: `e_d_${id}`, response: { object: 'realtime.response', id, status: 'cancelled', conversation_id: 'conv_1', output: [], output_modalities: ['text'], max_output_tokens: 'inf', usage: null } });
 
 const created = (id: string) => JSON.stringify({ type: 'response.created', event_id: `e_c_${id}`, response: { object: 'realtime.response', id, status: 'in_progress', conversation_id: 'conv_1', output: [], output_modalities: ['text'], max_output_tokens: 'inf', usage: null } });
 
@@ -171,6 +186,54 @@ describe('RelaySession endCallFirst: the call ends before its sideband closes (f
     expect(ended).toEqual([session]);
     expect(lines.find((l) => l['msg'] === 'close handler failed')).toMatchObject({ level: 50, err: { message: 'onEnded exploded' } });
     expect(lines.find((l) => l['msg'] === 'proxy ends session')).toMatchObject({ code: 'governance_failed', closeCode: 4003 });
+  });
+
+  it("the drain the hook is given cancels each running response once (not one a filter cancelled already), clears the call's buffered audio, and resolves at their response.done (found 2026-12-05: the hang-up cut them short, billed at their reservation)", async () => {
+    let drained = false;
+    const hung = deferred();
+    const { session, upstream, received } = await sideband(
+      (_e, drain) =>
+        drain().then(() => {
+          drained = true;
+          return hung.promise;
+        }),
+      { metering: true },
+    );
+    upstream().send(created('resp_a'));
+    upstream().send(created('resp_b'));
+    await until(() => session.conversation.activeResponses().length === 2, 'both responses read');
+    session.cancelResponse('resp_b', 'guardrails', new ProxyError('guardrail_blocked'));
+    const cancels = () => received.filter((e) => e.type === 'response.cancel').map((e) => e.response_id);
+    await until(() => cancels().length === 1, "the filter's cancel upstream");
+    session.close(new ProxyError('guardrail_blocked'));
+    await until(() => cancels().length === 2, "the drain's cancel upstream");
+    expect(cancels()).toEqual(['resp_b', 'resp_a']);
+    await until(() => received.filter((e) => e.type === 'output_audio_buffer.clear').length === 2, "the drain's clear upstream");
+    upstream().send(done('resp_a'));
+    await new Promise((r) => setTimeout(r, 50));
+    // One response still runs: the hang-up waits.
+    expect(drained).toBe(false);
+    upstream().send(done('resp_b'));
+    await until(() => drained, 'the drain to resolve at the last response.done');
+    expect(session.ended).toBe(false);
+    hung.resolve();
+    await until(() => session.ended, 'the session to end');
+    expect(cancels()).toEqual(['resp_b', 'resp_a']);
+  });
+
+  it('without metering (nothing to bill) or with nothing running, the drain resolves at once and sends nothing', async () => {
+    for (const metering of [false, true]) {
+      let drained = false;
+      const { session, upstream, received } = await sideband((_e, drain) => drain().then(() => void (drained = true)), { metering });
+      if (!metering) {
+        upstream().send(created('resp_a'));
+        await until(() => session.conversation.activeResponses().length === 1, 'the response read');
+      }
+      session.close(new ProxyError('guardrail_blocked'));
+      await until(() => drained, 'the drain');
+      await until(() => session.ended, 'the session to end');
+      expect(received.filter((e) => e.type === 'response.cancel' || e.type === 'output_audio_buffer.clear')).toEqual([]);
+    }
   });
 
   it('a failure during the wait ends it at once, as the close decided', async () => {

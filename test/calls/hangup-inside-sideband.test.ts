@@ -56,4 +56,21 @@ describe('a call ended inside its sideband is hung up before the sideband closes
     const hangup = tp.logs.find((l) => l['event'] === 'call_hangup' && l['call'] === callId)!;
     expect(String(hangup['why'])).toMatch(/^the proxy ended the call sideband \(\w+\)$/);
   }, 30_000);
+
+  it('the response running when the sideband decides to end the call is cancelled and its response.done read before the hang-up: billed from its usage, not at its reservation (found 2026-12-05)', async () => {
+    const tp = await proxy();
+    const { call, callId } = await placeCall(tp, 'acme');
+    say(call, 'say: initiating self destruct sequence');
+    await until(() => call.state === 'ended', 'the call to end', 10_000);
+    const started = call.dataChannel.filter((e) => e['type'] === 'response.created').map((e) => (e['response'] as { id: string }).id);
+    expect(started).toHaveLength(1);
+    const billed = async () => (await usageRecords(tp.adminUrl, '?tenant=acme')).filter((r) => r['source'] === 'response');
+    await until(async () => (await billed()).length === 1, 'the response billed');
+    expect((await billed())[0]).toMatchObject({ ref: started[0], settledBy: 'response.done', estimated: false });
+    // Cancelled once (by the guardrail, or by the drain when no filter had), before the hang-up.
+    expect(call.received.filter((r) => r.from === 'sideband' && r.type === 'response.cancel')).toHaveLength(1);
+    expect(call.control.filter((c) => c.action === 'hangup')).toHaveLength(1);
+    const hangup = tp.logs.find((l) => l['event'] === 'call_hangup' && l['call'] === callId)!;
+    expect(String(hangup['why'])).toMatch(/^the proxy ended the call sideband \(\w+\)$/);
+  }, 30_000);
 });
