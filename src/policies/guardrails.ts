@@ -521,10 +521,13 @@ export class GuardrailFilter implements Filter {
       if (type === 'conversation.item.deleted' && (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0)) {
         const deleted = asString(frame.json()['item_id']);
         this.#hold?.itemDeleted(deleted);
-        const at = this.#placed.findIndex((p) => p.key === deleted);
-        if (at >= 0) this.#placed.splice(at, 1);
         // Its text is no context any more (until 2026-12-05 it was: it kept pushing earlier text out).
-        if (deleted !== null) this.#withdraw(new Set(this.#said.filter((said) => (said.sent !== null ? said.sent.itemId : said.itemId) === deleted)));
+        this.#unplace(
+          this.#placed.filter((p) => p.key === deleted),
+          () => {
+            if (deleted !== null) this.#withdraw(new Set(this.#said.filter((said) => (said.sent !== null ? said.sent.itemId : said.itemId) === deleted)));
+          },
+        );
       }
       return NO_CONTENT.has(type) ? CONTINUE : this.#unknown(type, 'server');
     }
@@ -1353,12 +1356,53 @@ export class GuardrailFilter implements Filter {
    * cancelled, as a late verdict on a client item is; its text leaves the context too.
    */
   #takeOut(gone: readonly Sent[]): void {
-    for (const sent of gone) {
-      const i = sent.placed ? this.#placed.indexOf(sent.placed) : -1;
-      if (i >= 0) this.#placed.splice(i, 1);
-    }
     const out = new Set<Sent>(gone);
-    this.#withdraw(new Set(this.#said.filter((said) => said.sent !== null && out.has(said.sent))));
+    this.#unplace(
+      gone.flatMap((sent) => (sent.placed ? [sent.placed] : [])),
+      () => this.#withdraw(new Set(this.#said.filter((said) => said.sent !== null && out.has(said.sent)))),
+    );
+  }
+
+  /**
+   * Items that left the conversation (refused, or deleted) lose their places, and `withdraw` takes
+   * their text out of the appended context (`#withdraw`). The typed item of the same source that now
+   * follows the text before a removed one, inserted or appended, is judged against it: it may never
+   * have met it (it was inserted, or something was inserted before it). One that trips a rule
+   * stronger than `redact` is removed as a late verdict removes a client item (once: `#withdraw` may
+   * have blamed it already); its deletion judges what follows it in turn. (Until 2026-12-05 only
+   * appended items were judged again: deleting an inserted item joined the halves of a phrase.)
+   */
+  #unplace(gone: readonly Placed[], withdraw: () => void): void {
+    const meets = new Set<Placed>();
+    for (const entry of gone) {
+      const i = this.#placed.indexOf(entry);
+      if (i < 0) continue;
+      this.#placed.splice(i, 1);
+      const next = entry.source === null ? undefined : this.#placed.slice(i).find((p) => p.source === entry.source);
+      if (next) meets.add(next);
+    }
+    withdraw();
+    const policy = this.#policy;
+    for (const next of meets) {
+      const at = this.#placed.indexOf(next);
+      if (at < 0 || this.#deleted.has(next.key) || (next.print !== null && this.#lateBlocks.has(next.print))) continue;
+      const source = next.source!;
+      const hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars), next.head, 'refused_item');
+      if (hits.length === 0) continue;
+      const said = this.#saidOf(next);
+      if (said !== null) this.#retract(said, hits, policy);
+    }
+  }
+
+  /** What a placed item added to the context, as `#retract` takes it: its own, or one made from its place (null: it cannot be named). */
+  #saidOf(entry: Placed): Said | null {
+    const own = this.#said.find((said) => (said.sent !== null ? said.sent.placed === entry : said.itemId === entry.key));
+    if (own !== undefined) return own;
+    const sent = this.#sent.find((s) => s.placed === entry) ?? null;
+    const anon = entry.key.startsWith('anon:');
+    // Sent without an id and no longer waiting for its echo: nothing left to name it by.
+    if (anon && sent === null) return null;
+    return { source: entry.source!, eventType: 'conversation.item.create', head: entry.head, tail: entry.tail, long: false, sent, itemId: anon ? null : entry.key };
   }
 
   /** Texts that left the conversation leave the context; what follows them is judged again (see #takeOut). */
