@@ -393,9 +393,9 @@ export class CallGovernors {
    * response.done read: billed from their usage, not at their reservation when the hang-up cuts
    * them short), then the call is hung up, the sideband read until that settled (bounded as
    * `#endCall`), so a response started during the hang-up's flight is billed. (Until 2026-12-05
-   * these closed the sideband first and hung up from `#ended`; until the sixth session's fixes they
-   * hung up without the drain.) Null when the call is hung up already (`#endCall` closes after its
-   * hang-up) or let go here (it goes on elsewhere).
+   * these closed the sideband first and hung up from `#ended`, and then hung up without the drain.)
+   * Null when the call is hung up already (`#endCall` closes after its hang-up) or let go here (it
+   * goes on elsewhere).
    */
   #hangUpFirst(callId: string, log: Logger, error: ProxyError, drain: () => Promise<void>): Promise<void> | null {
     if (this.#hungUp.has(callId) || this.#released.has(callId)) return null;
