@@ -247,8 +247,15 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ['tool_call', '{"x":2}', 'search', 'i_mcp'],
       ['tool_output', 'found', null, 'i_mcp'],
       ['tool_call', '{"y":3}', 'rm', 'i_mar'],
+      ['input', '', null, 'i_empty'],
+      ['input', '', null, 'i_nums'],
     ]);
-    expect(texts.every((t) => t.unknownContent === undefined)).toBe(true);
+    // A text field of another shape is content nothing here can read (found 2026-12-05: a bare
+    // string as a message's content, or a tool output that is an array, counted as no text at all).
+    expect(texts.filter((t) => t.unknownContent !== undefined).map((t) => [t.itemId, t.unknownContent])).toEqual([
+      ['i_empty', 'message.content:string'],
+      ['i_nums', 'function_call.arguments:number'],
+    ]);
     // Each text goes back where it came from, and nowhere else.
     const ev = { type: 'conversation.item.done', item: items[2] };
     const copy = redactAll(ev, eventTexts('conversation.item.done', ev));
@@ -370,6 +377,14 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ['input', 'rm', null, 'i_mar'],
       ['input', 'hi', null, 'i_user'],
       ['image', 'data:x', null, 'i_user'],
+    ]);
+    // A tool's arguments or output read as input is still JSON text: its escapes are decoded (found 2026-12-05).
+    expect(created.filter((t) => t.format === 'json').map((t) => [t.source, t.text])).toEqual([
+      ['input', '{"n":1}'],
+      ['input', 'result'],
+      ['input', '{"x":2}'],
+      ['input', 'found'],
+      ['input', '{"y":3}'],
     ]);
     // The same items shown by the upstream keep one source each.
     const shown = items.flatMap((item) => eventTexts('conversation.item.done', { type: 'conversation.item.done', item }));

@@ -1,5 +1,5 @@
 import type { JsonObject } from '../pipeline/frame.js';
-import type { Source } from './matchers.js';
+import type { Source, TextFormat } from './matchers.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
 import { MAX_CONTROL_DEPTH } from '../protocol/strict-json.js';
 
@@ -38,6 +38,11 @@ export interface ContentText {
   readonly text: string;
   /** Function or MCP tool name (tool_call texts). */
   readonly functionName: string | null;
+  /**
+   * `json`: the text is a JSON document (a tool's arguments or output) whatever source reads it:
+   * matched with its string escapes decoded. Absent: as its source reads (tool sources JSON, the others text).
+   */
+  readonly format?: TextFormat;
   readonly itemId: string | null;
   /** Writes the redacted text into a copy of the event. */
   set(copy: JsonObject, text: string): void;
@@ -290,21 +295,32 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
    * as `input` too (the model reads what the client typed whatever role or type it claims).
    */
   const text = (where: Locate, holder: JsonObject, key: string, source: Source, functionName: string | null = null): void => {
-    const value = asString(holder[key]);
-    if (value === null) return;
+    const raw = holder[key];
+    if (raw === undefined || raw === null) return;
+    const value = asString(raw);
+    // A text field of another shape (an array, an object, a number) is nothing the table can read.
+    if (value === null) {
+      out.push(unknownContent(`${type}.${key}:${Array.isArray(raw) ? 'array' : typeof raw}`, itemId));
+      return;
+    }
     if (!client || source === 'input') {
       out.push({ source, text: value, functionName, itemId, set: setter(where, key) });
       return;
     }
     const set = sharedSetter(where, key, value);
-    out.push({ source, text: value, functionName, itemId, set }, { source: 'input', text: value, functionName: null, itemId, set });
+    // A tool's arguments or output read as input too is still a JSON text: its escapes are decoded there as well.
+    const format: TextFormat | undefined = source === 'tool_call' || source === 'tool_output' ? 'json' : undefined;
+    out.push({ source, text: value, functionName, itemId, set }, { source: 'input', text: value, functionName: null, itemId, set, ...(format ? { format } : {}) });
   };
   const push = (source: Source, key: string, functionName: string | null = null): void => text(locate, item, key, source, functionName);
   switch (type) {
     case 'message': {
       const role = asString(item['role']);
       const textSource: Source = role === 'assistant' ? 'output' : 'input';
-      asArray(item['content'])?.forEach((p, i) => {
+      const content = item['content'];
+      // Content that is not a list of parts (a bare string, say) is nothing the table can read.
+      if (content !== undefined && content !== null && !Array.isArray(content)) out.push(unknownContent(`message.content:${typeof content}`, itemId));
+      asArray(content)?.forEach((p, i) => {
         const part = asObject(p);
         if (!part) return;
         const where = at(locate, 'content', i);
@@ -328,7 +344,7 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
       if (!client) return;
       push('input', 'name');
       // A failed call's error (an object with a message, or a bare string) is read like its output.
-      push('input', 'error');
+      if (typeof item['error'] === 'string') push('input', 'error');
       const message = asString(asObject(item['error'])?.['message']);
       if (message !== null) out.push({ source: 'input', text: message, functionName: null, itemId, set: setter(at(locate, 'error'), 'message') });
       return;

@@ -308,7 +308,7 @@ export async function checkSessionConfig(policy: CompiledPolicy, session: JsonOb
 const formatOf = (source: Source): TextFormat => (source === 'tool_call' || source === 'tool_output' ? 'json' : 'text');
 
 /** Full-text scan of a complete text; with `stream`, rules the stream already reported are not reported again. */
-function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = ''): Evaluation {
+function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = '', format = formatOf(source)): Evaluation {
   const rules = rulesFor(policy, source, eventType);
   const e = new Evaluation(text);
   if (text.length > policy.maxScanChars && (rules.length > 0 || (policy.customBySource.get(source)?.length ?? 0) > 0)) {
@@ -317,10 +317,10 @@ function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, te
     return e;
   }
   if (rules.length === 0) return e;
-  const r = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, formatOf(source));
+  const r = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, format);
   e.text = r.text;
   e.redacted = r.redacted;
-  const hits = r.redacted ? [...r.hits, ...rescanRedacted(policy, rules, source, e, (id) => r.hits.some((h) => h.rule.id === id), seed)] : r.hits;
+  const hits = r.redacted ? [...r.hits, ...rescanRedacted(policy, rules, e, (id) => r.hits.some((h) => h.rule.id === id), seed, format)] : r.hits;
   const fresh = stream ? hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : hits;
   e.addHits(fresh);
   if (functionName !== null) {
@@ -345,10 +345,10 @@ const MAX_RESCANS = 4;
  * `after_redaction`), and each further redaction is applied to `e.text`. A policy whose
  * replacements still change the text after that is a loop of its own making: the last text goes on.
  */
-function rescanRedacted(policy: CompiledPolicy, rules: readonly CompiledRule[], source: Source, e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string, label = 'after_redaction'): RuleHit[] {
+function rescanRedacted(policy: CompiledPolicy, rules: readonly CompiledRule[], e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string, format: TextFormat, label = 'after_redaction'): RuleHit[] {
   const found: RuleHit[] = [];
   for (let pass = 0; pass < MAX_RESCANS && rules.length > 0 && e.text.length <= policy.maxScanChars; pass++) {
-    const again = scanText(rules, e.text, policy.windowChars, policy.maxInputChars, seed, formatOf(source));
+    const again = scanText(rules, e.text, policy.windowChars, policy.maxInputChars, seed, format);
     for (const h of again.hits) if (!hitBefore(h.rule.id) && !found.some((f) => f.rule === h.rule)) found.push({ ...h, label: `${h.label}:${label}` });
     if (!again.redacted || again.text === e.text) break;
     e.text = again.text;
@@ -372,12 +372,12 @@ const headOf = (text: string, keep: number): string => (text.length > keep ? det
  * Matches that span `seed` (the end of another text) and `text`: rules stronger than `redact`
  * that `text` does not trip alone.
  */
-function crossHits(policy: CompiledPolicy, source: Source, eventType: string, seed: string, text: string, label: string): RuleHit[] {
+function crossHits(policy: CompiledPolicy, source: Source, eventType: string, seed: string, text: string, label: string, format = formatOf(source)): RuleHit[] {
   const rules = rulesFor(policy, source, eventType).filter((r) => stops(r.action));
   if (rules.length === 0 || text.length > policy.maxScanChars) return [];
-  const joined = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, formatOf(source)).hits;
+  const joined = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, format).hits;
   if (joined.length === 0) return [];
-  const alone = scanText(rules, text, policy.windowChars, policy.maxInputChars, '', formatOf(source)).hits;
+  const alone = scanText(rules, text, policy.windowChars, policy.maxInputChars, '', format).hits;
   return joined.filter((h) => !alone.some((a) => a.rule === h.rule)).map((h) => ({ ...h, label: `${h.label}:${label}` }));
 }
 
@@ -632,7 +632,7 @@ export class GuardrailFilter implements Filter {
       const v = this.#unknown(unknown.unknownContent!, 'client', frame);
       if (v.kind !== 'continue') return v;
     }
-    const evaluations: { t: ContentText; e: Evaluation; seed: string }[] = [];
+    const evaluations: { t: ContentText; e: Evaluation; seed: string; format: TextFormat }[] = [];
     const pending: Promise<void>[] = [];
     const created = frame.type === 'conversation.item.create';
     // An item put elsewhere than at the end (`previous_item_id`): its neighbours there are its context.
@@ -648,27 +648,35 @@ export class GuardrailFilter implements Filter {
     // A text judged under two sources (one setter) meets a custom guardrail listing both once,
     // under the first (its own source): until 2026-12-05 it ran twice, with two late verdicts.
     const customsRan = new Map<ContentText['set'], Set<CompiledCustom>>();
+    // Any other event's texts of one source are each other's context too, in the event's order (a
+    // response.create's input[] items and parts, say: until 2026-12-05 each met only the
+    // conversation's context, and a phrase split over two of them went upstream). Not kept after it.
+    const within = new Map<Source, string>();
     for (const t of texts) {
       if (t.unknownContent !== undefined) continue;
+      const format = t.format ?? formatOf(t.source);
       // Conversation text: the previous items' text of the same source, in conversation order.
       const convText = created && conversationSource(t.source);
       const before = convText ? (local.get(t.source) ?? (at !== null ? this.#placedBefore(at, t.source, policy.windowChars) : (this.#seed.get(t.source) ?? ''))) : null;
-      const seed = before ?? (t.source === 'input' ? (this.#seed.get('input') ?? '') : '');
-      const e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed);
+      const seed = before ?? within.get(t.source) ?? (t.source === 'input' ? (this.#seed.get('input') ?? '') : '');
+      const e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed, format);
       if (convText) {
         local.set(t.source, tailOf(seed + t.text, policy.windowChars));
         if (at !== null) {
           // And the next items' text, which now follows this one.
           const next = lastOf.get(t.source) === t ? this.#placedAfter(at, t.source, policy.windowChars) : null;
-          if (next !== null) e.addHits(crossHits(policy, t.source, frame.type, local.get(t.source)!, next, 'next_item'));
+          if (next !== null) e.addHits(crossHits(policy, t.source, frame.type, local.get(t.source)!, next, 'next_item', format));
         } else if (t.source === 'input' && this.#responseInput !== null && !asideUsed) {
           // A response's own `input` (no part of the conversation) is context for the next item too,
           // beside the conversation's: it does not take the conversation's place.
           asideUsed = true;
-          e.addHits(crossHits(policy, t.source, frame.type, this.#responseInput, t.text, 'response_input').filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+          e.addHits(crossHits(policy, t.source, frame.type, this.#responseInput, t.text, 'response_input', format).filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
         }
-      } else if (frame.type === 'response.create' && t.source === 'input' && t.text !== asString(asObject(ev['response'])?.['instructions'])) {
-        responseInput = tailOf(t.text, policy.windowChars);
+      } else {
+        within.set(t.source, tailOf(seed + t.text, policy.windowChars));
+        if (frame.type === 'response.create' && t.source === 'input' && t.text !== asString(asObject(ev['response'])?.['instructions'])) {
+          responseInput = tailOf(t.text, policy.windowChars);
+        }
       }
       // A late verdict on an item finds it by its id, or (sent without one) by its echo upstream,
       // remembered until every such verdict is in.
@@ -696,7 +704,7 @@ export class GuardrailFilter implements Filter {
         anon ? () => this.#anonPending++ : undefined,
       );
       if (p) pending.push(p);
-      evaluations.push({ t, e, seed });
+      evaluations.push({ t, e, seed, format });
     }
     const finish = (): Verdict => {
       let copy: JsonObject | null = null;
@@ -707,7 +715,7 @@ export class GuardrailFilter implements Filter {
       // A text the client wrote is judged as its own source and as input (one place, one setter):
       // a rule listing both finds it twice, and is reported once (under its own source).
       const found = new Map<ContentText['set'], Set<string>>();
-      const shared = new Map<ContentText['set'], { t: ContentText; e: Evaluation; seed: string }[]>();
+      const shared = new Map<ContentText['set'], { t: ContentText; e: Evaluation; seed: string; format: TextFormat }[]>();
       const note = (ids: Set<string>, f: Finding, source: Source): void => {
         if (ids.has(f.id)) return;
         ids.add(f.id);
@@ -715,9 +723,9 @@ export class GuardrailFilter implements Filter {
         sources.push(source);
       };
       for (const x of evaluations) {
-        const { t, e, seed } = x;
+        const { t, e, seed, format } = x;
         // A custom guardrail's replacement goes through the rules too (they scanned the text before it).
-        if (e.customRedacted) e.addHits(rescanRedacted(policy, rulesFor(policy, t.source, frame.type), t.source, e, (id) => e.findings.some((f) => f.id === id), seed));
+        if (e.customRedacted) e.addHits(rescanRedacted(policy, rulesFor(policy, t.source, frame.type), e, (id) => e.findings.some((f) => f.id === id), seed, format));
         let ids = found.get(t.set);
         if (!ids) found.set(t.set, (ids = new Set()));
         for (const f of e.findings) note(ids, f, t.source);
@@ -738,7 +746,7 @@ export class GuardrailFilter implements Filter {
         for (const x of group) {
           if (x.e.text === text) continue;
           const again = new Evaluation(text);
-          for (const h of rescanRedacted(policy, rulesFor(policy, x.t.source, frame.type), x.t.source, again, (id) => ids.has(id), x.seed, 'after_merge')) {
+          for (const h of rescanRedacted(policy, rulesFor(policy, x.t.source, frame.type), again, (id) => ids.has(id), x.seed, x.format, 'after_merge')) {
             note(ids, { id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt }, x.t.source);
           }
           text = again.text;
