@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AUDIO_PART_OVERHEAD, ConversationEstimate, IMAGE_TOKENS, ITEM_OVERHEAD, NO_TOKENS, add, audioMsOfBase64, audioTokensOfBase64, itemEstimate, promptEstimate, sum } from './context.js';
+import { AUDIO_PART_OVERHEAD, ConversationEstimate, IMAGE_TOKENS, ITEM_OVERHEAD, NO_TOKENS, UNKNOWN_SIZE, add, audioMsOfBase64, audioTokensOfBase64, itemEstimate, most, promptEstimate, promptVariablesEstimate, sum } from './context.js';
 import { PriceBook, worstCaseOf } from './pricing.js';
 
 const text = (s: string, id?: string) => ({ ...(id ? { id } : {}), type: 'message', role: 'user', content: [{ type: 'input_text', text: s }] });
@@ -197,6 +197,59 @@ describe('context estimates: every rule errs high, every branch observable', () 
     const oob = (id: string) => c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id }] });
     expect(oob('i2')).toEqual(tok(ITEM_OVERHEAD, 20 + AUDIO_PART_OVERHEAD));
     expect(oob('i4')).toEqual(tok(ITEM_OVERHEAD, 10 + AUDIO_PART_OVERHEAD));
+  });
+
+  it('onClientCommit: the buffer counts when the commit leaves; its committed adds only what was appended since, the item covers both', () => {
+    const c = new ConversationEstimate();
+    c.bytesPerMs = 48;
+    c.onClientCommit(64_000);
+    // Counted before the upstream's committed: a create sent right behind the commit reads it.
+    expect(c.total()).toEqual(tok(ITEM_OVERHEAD, 10 + AUDIO_PART_OVERHEAD));
+    // One more second appended before the committed came back: counted once, in this item (as before).
+    expect(c.onCommitted('i1', 64_000 * 2)).toBe(2_000);
+    expect(c.total()).toEqual(tok(ITEM_OVERHEAD, 20 + AUDIO_PART_OVERHEAD));
+    const oob = (id: string) => c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id }] });
+    expect(oob('i1')).toEqual(tok(ITEM_OVERHEAD, 20 + AUDIO_PART_OVERHEAD));
+    // No client commit waiting: a server (VAD) commit counts as before.
+    expect(c.onCommitted('i2', 64_000 * 3)).toBe(1_000);
+    expect(c.total()).toEqual(tok(2 * ITEM_OVERHEAD, 30 + 2 * AUDIO_PART_OVERHEAD));
+  });
+
+  it('onClientCommit: a commit the upstream refused keeps its count; the next committed item takes it, every byte counted once', () => {
+    const c = new ConversationEstimate();
+    c.bytesPerMs = 48;
+    c.onClientCommit(64_000); // refused upstream (e.g. too short): no committed comes for it
+    c.onClientCommit(64_000 * 3);
+    expect(c.total()).toEqual(tok(2 * ITEM_OVERHEAD, 30 + 2 * AUDIO_PART_OVERHEAD));
+    // The upstream buffer held all three seconds: one item.
+    expect(c.onCommitted('i1', 64_000 * 3)).toBe(1_000);
+    expect(c.total()).toEqual(tok(2 * ITEM_OVERHEAD, 30 + 2 * AUDIO_PART_OVERHEAD));
+    expect(c.onCommitted('i2', 64_000 * 3)).toBe(2_000);
+    expect(c.total()).toEqual(tok(2 * ITEM_OVERHEAD, 30 + 2 * AUDIO_PART_OVERHEAD));
+    const oob = (id: string) => c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id }] });
+    expect(sum(oob('i1')) + sum(oob('i2'))).toBe(2 * ITEM_OVERHEAD + 30 + 2 * AUDIO_PART_OVERHEAD);
+    // Beyond 64 commits waiting, the oldest are merged: nothing is dropped from the estimate.
+    const d = new ConversationEstimate();
+    d.bytesPerMs = 48;
+    for (let i = 1; i <= 100; i++) d.onClientCommit(64_000 * i);
+    expect(d.total()).toEqual(tok(100 * ITEM_OVERHEAD, 100 * (10 + AUDIO_PART_OVERHEAD)));
+    let ms = 0;
+    for (let i = 0; i < 100; i++) ms += d.onCommitted(`j${i}`, 64_000 * 100);
+    expect(ms).toBe(100_000);
+    // The committed events past the 64 held each add their framing (as a server commit does): never less.
+    expect(d.total()).toEqual(tok(136 * ITEM_OVERHEAD, 100 * 10 + 136 * AUDIO_PART_OVERHEAD));
+  });
+
+  it('promptVariablesEstimate: text and input_text one token per byte (names too), images IMAGE_TOKENS, files beyond any window, else JSON bytes', () => {
+    expect(promptVariablesEstimate(null)).toBeNull();
+    expect(promptVariablesEstimate('pmpt_1')).toBeNull();
+    expect(promptVariablesEstimate({ id: 'pmpt_1' })).toEqual(tok(ITEM_OVERHEAD, 0));
+    expect(promptVariablesEstimate({ id: 'pmpt_1', variables: { ab: 'héllo' } })).toEqual(tok(ITEM_OVERHEAD + 2 + 6, 0));
+    expect(promptVariablesEstimate({ id: 'p', variables: { a: { type: 'input_text', text: 'xyz' } } })).toEqual(tok(ITEM_OVERHEAD + 1 + 3, 0));
+    expect(promptVariablesEstimate({ id: 'p', variables: { a: { type: 'input_image', image_url: 'https://x' } } })).toEqual(tok(ITEM_OVERHEAD + 1, 0, IMAGE_TOKENS));
+    expect(promptVariablesEstimate({ id: 'p', variables: { a: { type: 'input_file', file_id: 'file_1' } } })).toEqual(tok(ITEM_OVERHEAD + 1 + UNKNOWN_SIZE, 0, UNKNOWN_SIZE));
+    expect(promptVariablesEstimate({ id: 'p', variables: { a: 12345, b: null } })).toEqual(tok(ITEM_OVERHEAD + 2 + 5 + 4, 0));
+    expect(most(tok(1, 5, 0), tok(3, 2, 1))).toEqual(tok(3, 5, 1));
   });
 
   it('calibrate: base is input plus output (output images none); what was added before the mark goes, after it stays', () => {

@@ -21,6 +21,8 @@ export const IMAGE_TOKENS = 1600;
 const USER_AUDIO_TOKENS_PER_SEC = 10;
 /** Per-item estimates kept for `item_reference` lookups; beyond this, references count the whole conversation. */
 const MAX_ITEMS = 10_000;
+/** Client commits counted before their `committed` came back, at most (beyond it the oldest two are merged). */
+const MAX_AHEAD = 64;
 
 export const NO_TOKENS: Readonly<ModalityTokens> = Object.freeze({ text: 0, audio: 0, image: 0 });
 
@@ -94,6 +96,46 @@ export function toolsEstimate(tools: unknown): number {
   return Array.isArray(tools) && tools.length > 0 ? Buffer.byteLength(JSON.stringify(tools), 'utf8') : 0;
 }
 
+/** Tokens of an input whose size the proxy cannot know: more than any context window (worstCaseOf fills the window). */
+export const UNKNOWN_SIZE = 1_000_000_000;
+
+/**
+ * Upper-bound input of a reusable prompt's `variables` (`prompt: {id, version, variables}` on a
+ * session or a response): the upstream puts every variable into what the model reads. A string or
+ * `input_text` at one token per byte (its name too), an `input_image` at IMAGE_TOKENS, an
+ * `input_file` (a file id, URL or inline data the proxy cannot size) as filling the context window
+ * at the dearer of the text and image rates, anything else at one token per byte of its JSON. The
+ * stored prompt itself (its template, kept by OpenAI) is not visible to the proxy: see the README.
+ * Null: no prompt (or `prompt: null`).
+ */
+export function promptVariablesEstimate(prompt: unknown): ModalityTokens | null {
+  const p = obj(prompt);
+  if (!p) return null;
+  const t: ModalityTokens = { text: ITEM_OVERHEAD, audio: 0, image: 0 };
+  const vars = obj(p['variables']);
+  if (!vars) return t;
+  for (const [name, raw] of Object.entries(vars)) {
+    t.text += bytes(name);
+    if (typeof raw === 'string') {
+      t.text += bytes(raw);
+      continue;
+    }
+    const part = obj(raw);
+    if (part?.['type'] === 'input_text' && typeof part['text'] === 'string') t.text += bytes(part['text']);
+    else if (part?.['type'] === 'input_image') t.image += IMAGE_TOKENS;
+    else if (part?.['type'] === 'input_file') {
+      t.text += UNKNOWN_SIZE;
+      t.image += UNKNOWN_SIZE;
+    } else t.text += Buffer.byteLength(JSON.stringify(raw ?? null), 'utf8');
+  }
+  return t;
+}
+
+/** The larger of two estimates, modality by modality. */
+export function most(a: Readonly<ModalityTokens>, b: Readonly<ModalityTokens>): ModalityTokens {
+  return { text: Math.max(a.text, b.text), audio: Math.max(a.audio, b.audio), image: Math.max(a.image, b.image) };
+}
+
 /**
  * A prompt from its parts. Kept apart because a response that sets one of them keeps the
  * session's other (instructions without tools still run with the session's tools).
@@ -117,6 +159,14 @@ export class ConversationEstimate {
    * the relay, so metering never sees audio frames.
    */
   #bufferStart = 0;
+  /**
+   * Client commits counted ahead of their `input_audio_buffer.committed` (oldest first): the audio
+   * is added to the estimate when the commit goes upstream, since a create sent right behind it
+   * reads it. The committed event that comes next takes the oldest (and adds only what was appended
+   * since); one that never comes (a commit the upstream refused) leaves its count in the estimate
+   * and hands it to the next committed item (the bytes stay in the upstream buffer). Bounded.
+   */
+  readonly #ahead: { readonly audio: number; readonly chars: number }[] = [];
   /**
    * Input audio bytes per millisecond: 48 for PCM16 at 24 kHz, 8 for G.711. Until the upstream
    * reports the format, the densest (G.711: the most audio per byte), so the estimate stays high.
@@ -162,8 +212,53 @@ export class ConversationEstimate {
     const chars = Math.max(0, appendedWireBytes - this.#bufferStart);
     this.#bufferStart = appendedWireBytes;
     const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
-    this.addItem(itemId, { text: ITEM_OVERHEAD, audio, image: 0 });
-    return audioMsOfBase64(chars, this.bytesPerMs);
+    const ahead = this.#ahead.shift();
+    if (!ahead) {
+      this.addItem(itemId, { text: ITEM_OVERHEAD, audio, image: 0 });
+      return audioMsOfBase64(chars, this.bytesPerMs);
+    }
+    // Counted at the client's commit: only what was appended since is new to the estimate; the
+    // item's own estimate (item references, transcription length) is both.
+    const extra = chars > 0 ? audioTokensOfBase64(chars, this.bytesPerMs) : 0;
+    add(this.#added, { text: 0, audio: extra, image: 0 });
+    this.#raiseItem(itemId, { text: ITEM_OVERHEAD, audio: ahead.audio + extra, image: 0 });
+    return audioMsOfBase64(ahead.chars + chars, this.bytesPerMs);
+  }
+
+  /**
+   * A client `input_audio_buffer.commit` on its way upstream: the audio appended since the last
+   * commit or clear becomes an item before any event sent after it is read, so it counts now.
+   */
+  onClientCommit(appendedWireBytes: number): void {
+    const chars = Math.max(0, appendedWireBytes - this.#bufferStart);
+    this.#bufferStart = appendedWireBytes;
+    const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
+    add(this.#added, { text: ITEM_OVERHEAD, audio, image: 0 });
+    if (this.#ahead.length >= MAX_AHEAD) {
+      // Never answered (refused upstream): fold the oldest into the next, so no count is lost.
+      const oldest = this.#ahead.shift()!;
+      const next = this.#ahead.shift();
+      if (next) this.#ahead.unshift({ audio: oldest.audio + next.audio, chars: oldest.chars + next.chars });
+      else this.#ahead.unshift(oldest);
+    }
+    this.#ahead.push({ audio, chars });
+  }
+
+  /**
+   * The input buffer not committed yet (appended since the last commit or clear), as the item it
+   * becomes if the upstream commits it (server VAD) before it reads a create sent now; none when empty.
+   */
+  uncommitted(appendedWireBytes: number): ModalityTokens {
+    const chars = appendedWireBytes - this.#bufferStart;
+    if (chars <= 0) return { text: 0, audio: 0, image: 0 };
+    return { text: ITEM_OVERHEAD, audio: audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD, image: 0 };
+  }
+
+  #raiseItem(id: string | null, t: Readonly<ModalityTokens>): void {
+    if (id === null) return;
+    const known = this.#items.get(id);
+    if (known) this.#items.set(id, { text: Math.max(known.text, t.text), audio: Math.max(known.audio, t.audio), image: Math.max(known.image, t.image) });
+    else if (this.#items.size < MAX_ITEMS) this.#items.set(id, t);
   }
 
   /**

@@ -1302,7 +1302,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       const f = setup().factory;
       expect(f.name).toBe('metering');
       expect(f.failMode).toBe('closed');
-      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.clear']);
+      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear']);
       expect(f.wants.server).toEqual([
         'input_audio_buffer.committed',
         'session.created',
@@ -1979,6 +1979,38 @@ describe("metering filter: one session's life", () => {
       expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
       server(f, created('resp_late', { max_output_tokens: 5 }));
       expect(reserved(s).tokens).toBe(8 + 5);
+    });
+
+    it('while the relay does not read the upstream (backpressure), a create never answered keeps its reservation; the wait restarts in full on resume', () => {
+      vi.useFakeTimers();
+      const s = setup({ pendingResponseTimeoutMs: 1000 });
+      const { ctx, f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 5 } });
+      vi.advanceTimersByTime(500);
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+      // Its response.created may sit unread upstream: a create sent while paused is kept too.
+      client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 5 } });
+      vi.advanceTimersByTime(60_000);
+      expect(reserved(s).tokens).toBe(2 * (8 + 5));
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
+      vi.advanceTimersByTime(999);
+      expect(reserved(s).tokens).toBe(2 * (8 + 5));
+      vi.advanceTimersByTime(1);
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
+    });
+
+    it('a create waiting while the upstream was not read is billed at its reservation when the session ends before it is read; one that waited only while it was read is released (found 2026-12-05)', () => {
+      vi.useFakeTimers();
+      const s = setup({ pendingResponseTimeoutMs: 1000 });
+      const { ctx, f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 5 } });
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
+      client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 5 } });
+      f.onClose!({ initiator: 'client', code: 1001, reason: '' });
+      // c1 may have run unread; c2 was sent while the upstream was read: no response.created, nothing ran.
+      expect(s.records.map((r) => [r.ref, r.estimated, r.settledBy, r.totalTokens])).toEqual([[ctx.upstreamIdOf('c1'), true, 'client_gone_estimate', 8 + 5]]);
+      expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
     });
 
     it('a started response keeps its reservation past the pending timeout, until its response.done', () => {

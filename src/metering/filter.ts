@@ -8,7 +8,7 @@ import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
-import { ConversationEstimate, instructionsEstimate, promptOf, serverItemEstimate, toolsEstimate } from './context.js';
+import { add, ConversationEstimate, instructionsEstimate, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate } from './context.js';
 import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
@@ -110,6 +110,12 @@ interface Reservation {
    * list (even in the conversation) reads that list alone.
    */
   readonly readsConversation: boolean;
+  /**
+   * A create waiting for its `response.created` while the relay did not read the upstream (its
+   * client stopped reading): the answer may have sat unread while the response ran. Billed at its
+   * reservation if the session ends before it is read.
+   */
+  unread: boolean;
 }
 
 interface SessionGuess {
@@ -119,6 +125,10 @@ interface SessionGuess {
   readonly maxOutput: number | 'inf' | null;
   readonly textOnly: boolean | null;
   readonly bytesPerMs: number | null;
+  /** A reusable prompt's variables (`prompt: null` clears: none). */
+  readonly prompt: ModalityTokens | null;
+  /** A model switch asked: priced (refused upstream otherwise), pessimistically the dearer until answered. */
+  readonly price: ModelPrice | null;
 }
 
 const moreOutput = (a: number | 'inf', b: number | 'inf'): number | 'inf' => (a === 'inf' || b === 'inf' ? 'inf' : Math.max(a, b));
@@ -243,7 +253,7 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
   return {
     name: BY,
     wants: {
-      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.clear'],
+      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear'],
       server: [
         'input_audio_buffer.committed',
         'session.created',
@@ -295,6 +305,8 @@ export class MeteringFilter implements Filter {
   #instructionTokens = 0;
   #toolTokens = 0;
   #sessionTextOnly = false;
+  /** The session's reusable prompt's variables (session.created/updated `prompt`), estimated. */
+  #sessionPrompt: ModalityTokens = { ...NO_TOKENS };
   /**
    * Client session.updates forwarded and not answered yet (`n`: their place among the session's
    * updates, ConversationView.sessionUpdatesSent): the upstream applies one before any create sent
@@ -305,9 +317,12 @@ export class MeteringFilter implements Filter {
   /**
    * Over a cap (refuse policy) in a session with input transcription, or after a server-started
    * response had to be cancelled over a cap: input audio is dropped, so no further turn is
-   * transcribed or started (both cost money a reservation cannot cover).
+   * transcribed or started (both cost money a reservation cannot cover). `hit` null: the session's
+   * settled tokens reached its token limit (refuse policy), for the rest of the session (session
+   * tokens never go down); until 2026-12-05 that limit never held audio back, so every spoken turn
+   * was started upstream, cancelled at `response.created` and billed, and every one transcribed.
    */
-  #audioBlocked: { hit: CapHit; since: number; checking: boolean; notified: boolean } | null = null;
+  #audioBlocked: { hit: CapHit | null; since: number; checking: boolean; notified: boolean } | null = null;
   /**
    * Reservations of creates sent upstream and not started yet, by the create's `event_id` (every
    * create upstream carries one: the client's, or one the proxy adds), so the upstream's `error`
@@ -317,6 +332,8 @@ export class MeteringFilter implements Filter {
   readonly #pending = new LazyMap<string, Reservation>();
   /** The key of the create metering let through last, until the relay's create_sent names the id it left with. */
   #lastQueued: string | null = null;
+  /** The relay stopped reading the upstream (backpressure from a client that does not read). */
+  #upstreamPaused = false;
   /**
    * Reservations of started responses, by response id, until their response.done settles them.
    * Which responses are running is the conversation view's (`activeResponses`).
@@ -390,8 +407,22 @@ export class MeteringFilter implements Filter {
     this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
   }
 
-  /** The relay sent a create upstream: a response reading the conversation takes its calibration mark now. */
+  /**
+   * The relay sent a create upstream: a response reading the conversation takes its calibration
+   * mark now. The relay paused or resumed reading the upstream (its client stopped reading): the
+   * release of creates never answered waits while the upstream is not read (#armPending).
+   */
   onReport(report: Report): void {
+    if (report.kind === 'backpressure' && report.direction === 'server') {
+      this.#upstreamPaused = report.state === 'paused';
+      for (const r of this.#pending.values()) {
+        if (r.timer) clearTimeout(r.timer);
+        r.timer = null;
+        if (this.#upstreamPaused) r.unread = true;
+        else this.#armPending(r);
+      }
+      return;
+    }
     if (report.kind !== 'create_sent') return;
     const key = this.#lastQueued;
     this.#lastQueued = null;
@@ -420,6 +451,12 @@ export class MeteringFilter implements Filter {
         if (item) this.#estimate.onItemCreate(item);
         return CONTINUE;
       }
+      case 'input_audio_buffer.commit':
+        // Metering runs last: the commit leaves for the upstream now, and a create sent right
+        // behind it reads the committed audio (until 2026-12-05 the audio counted only at the
+        // upstream's `committed`, after such a create had been reserved without it).
+        this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes);
+        return CONTINUE;
       case 'input_audio_buffer.clear':
         // The buffer starts again here, as the upstream reads it: audio appended after this clear is
         // in the new buffer even if it leaves before the upstream's "cleared" comes back (which is
@@ -442,6 +479,7 @@ export class MeteringFilter implements Filter {
     if (!session || session['type'] === 'transcription') return;
     const format = str(obj(obj(obj(session['audio'])?.['input'])?.['format'])?.['type']);
     const mot = parseOutputLimit(session['max_output_tokens']);
+    const model = str(session['model']);
     const g: SessionGuess = {
       n: this.#ctx.conversation.sessionUpdatesSent + 1,
       instructions: 'instructions' in session ? instructionsEstimate(session['instructions']) : null,
@@ -449,8 +487,10 @@ export class MeteringFilter implements Filter {
       maxOutput: mot.kind === 'limit' ? mot.value : null,
       textOnly: textOnly(session['output_modalities']),
       bytesPerMs: format === null ? null : format === 'audio/pcm' ? 48 : 8,
+      prompt: 'prompt' in session ? (promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS }) : null,
+      price: model !== null && model !== this.#model ? (this.#rt.prices.lookup(model)?.price ?? null) : null,
     };
-    if (g.instructions === null && g.tools === null && g.maxOutput === null && g.textOnly === null && g.bytesPerMs === null) return;
+    if (g.instructions === null && g.tools === null && g.maxOutput === null && g.textOnly === null && g.bytesPerMs === null && g.prompt === null && g.price === null) return;
     if (this.#guesses.length >= 64) this.#guesses.shift();
     this.#guesses.push(g);
     if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
@@ -473,6 +513,23 @@ export class MeteringFilter implements Filter {
     let t = this.#toolTokens;
     for (const g of this.#guesses) if (g.tools !== null) t = Math.max(t, g.tools);
     return t;
+  }
+
+  /** The session prompt's variables, or the larger an update in flight asks. */
+  #sessionPromptNow(): ModalityTokens {
+    let t: ModalityTokens = this.#sessionPrompt;
+    for (const g of this.#guesses) if (g.prompt !== null) t = most(t, g.prompt);
+    return t;
+  }
+
+  /**
+   * The prices a response starting now may run at: the model in use and every model an update in
+   * flight switches to (the upstream applies an update before any create sent after it).
+   */
+  #pricesNow(price: ModelPrice): ModelPrice[] {
+    const out = [price];
+    for (const g of this.#guesses) if (g.price !== null && !out.includes(g.price)) out.push(g.price);
+    return out;
   }
 
   #sessionTextOnlyNow(): boolean {
@@ -578,9 +635,14 @@ export class MeteringFilter implements Filter {
       'instructions' in response ? instructionsEstimate(response['instructions']) : this.#sessionInstructions(),
       'tools' in response ? toolsEstimate(response['tools']) : this.#sessionTools(),
     );
-    const amount = this.#worstCase(price, this.#estimate.responseInput(response), prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
+    // A reusable prompt's variables are input too: the response's own and the session's (pessimistically both).
+    const input = add(add(this.#estimate.responseInput(response), this.#sessionPromptNow()), promptVariablesEstimate(response['prompt']) ?? NO_TOKENS);
+    // A response reading the default conversation may also read the input buffer: the upstream
+    // (server VAD) may commit it before it reads this create.
+    if (response['conversation'] !== 'none' || !Array.isArray(response['input'])) add(input, this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
+    const amount = this.#worstCase(price, input, prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
     const readsConversation = response['conversation'] !== 'none' && !Array.isArray(response['input']);
-    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation });
+    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation, unread: false });
     if (!this.#capped) {
       this.#queuePending(eventId, pending(null));
       return ok();
@@ -615,15 +677,33 @@ export class MeteringFilter implements Filter {
   }
 
   #queuePending(eventId: string, r: Reservation): void {
-    // The upstream never started this response (refused it, or the client raced another): free it.
-    // Every other way out of #pending (started, refused upstream, session closed) clears this timer.
-    r.timer = this.#ctx.setTimer(this.#rt.config.pendingResponseTimeoutMs, () => {
-      for (const [key, held] of this.#pending) if (held === r) return this.#releasePending(key, r);
-    });
+    this.#armPending(r);
     this.#pending.set(eventId, r);
     this.#heldTokens += r.amount.tokens;
     // Metering runs last for client frames: the next create_sent is this create's.
     this.#lastQueued = eventId;
+  }
+
+  /**
+   * No `response.created` for a create within `pendingResponseTimeoutMs` of the upstream being
+   * read: the upstream never started it (refused it, or the client raced another), so it is freed.
+   * Only while the relay reads the upstream: while it is paused (a client that stops reading) the
+   * `response.created` may sit unread while the response runs, so the reservation is kept, and the
+   * wait starts again in full when reading resumes (the backlog is read first). Until 2026-12-05 the
+   * timer ran regardless, so such reservations were released and more creates admitted against the
+   * freed budget. Every other way out of #pending (started, refused upstream, session closed)
+   * clears this timer.
+   */
+  #armPending(r: Reservation): void {
+    if (this.#upstreamPaused) {
+      r.unread = true;
+      return;
+    }
+    r.timer = this.#ctx.setTimer(this.#rt.config.pendingResponseTimeoutMs, () => {
+      r.timer = null;
+      if (this.#upstreamPaused) return;
+      for (const [key, held] of this.#pending) if (held === r) return this.#releasePending(key, r);
+    });
   }
 
   #releasePending(eventId: string, r: Reservation): void {
@@ -647,6 +727,12 @@ export class MeteringFilter implements Filter {
   #limitName(error: ProxyError): string {
     const cap = error.details?.['cap'];
     return typeof cap === 'string' ? cap : error.code === 'token_limit_exceeded' ? 'max_session_tokens' : error.code;
+  }
+
+  /** The session's settled tokens alone have reached its token limit: no response can run in it any more. */
+  #sessionSpent(): boolean {
+    const max = this.#limits.maxSessionTokens;
+    return max !== null && this.#sessionTokens >= max;
   }
 
   /** The session token limit is reached by settled tokens plus the worst cases held now (creates pending, responses running). */
@@ -754,6 +840,7 @@ export class MeteringFilter implements Filter {
     if (session['type'] === 'transcription') return;
     if ('instructions' in session) this.#instructionTokens = instructionsEstimate(session['instructions']);
     if ('tools' in session) this.#toolTokens = toolsEstimate(session['tools']);
+    if ('prompt' in session) this.#sessionPrompt = promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS };
     const modalities = textOnly(session['output_modalities']);
     if (modalities !== null) this.#sessionTextOnly = modalities;
     const mot = outputLimit(session['max_output_tokens']);
@@ -797,10 +884,10 @@ export class MeteringFilter implements Filter {
     // holds its worst case (at the last-resort price when the model has none): the upstream may
     // bill the input it read before the cancel, and if its response.done never comes (client and
     // upstream gone) the hold is what gets billed. One rule for every cancel, never a free response.
-    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, timer: null, mark, readsConversation: true });
+    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, timer: null, mark, readsConversation: true, unread: false });
     const price = this.#price?.price ?? null;
     const effective = view?.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf';
-    const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, this.#estimate.total(), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
+    const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, add(this.#estimate.total(), this.#sessionPromptNow()), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
     // On a call the browser's response.create travels on its data channel, where the proxy cannot
     // clamp it: a response the upstream reports over the tenant's limit is cancelled instead.
     const cap = this.#outputCap();
@@ -822,6 +909,9 @@ export class MeteringFilter implements Filter {
       const error = price ? this.#tokenLimitError(null) : unpricedError(this.#model, this.#rt, { close: null });
       this.#holdResponse(id, unreserved(amount));
       this.#cancel(id, error);
+      // Over on settled tokens alone: hold the audio now (its response.done will too). Over only
+      // with what running responses hold: their settles decide (#afterSettle).
+      if (price && this.#sessionSpent() && !this.#ending) this.#holdAudio(null);
       return CONTINUE;
     }
     if (!this.#capped) {
@@ -1076,8 +1166,15 @@ export class MeteringFilter implements Filter {
 
   /** Context estimate × input rates + output cap × output rate (see context.ts for the estimate). */
   #worstCase(price: ModelPrice, input: ModalityTokens, promptTokens: number, maxOutput: number | 'inf', textOnlyOutput: boolean): Amount {
-    const out = maxOutput === 'inf' ? price.maxOutputTokens : maxOutput;
-    return worstCaseOf(price, input, promptTokens + this.#rt.config.inputAllowanceTokens, out, textOnlyOutput);
+    // At the dearest of the model in use and any a switch in flight asks (until 2026-12-05 the
+    // model in use only: a create right behind a switch to a dearer model was under-reserved).
+    let worst: Amount | null = null;
+    for (const p of this.#pricesNow(price)) {
+      const out = maxOutput === 'inf' ? p.maxOutputTokens : maxOutput;
+      const a = worstCaseOf(p, input, promptTokens + this.#rt.config.inputAllowanceTokens, out, textOnlyOutput);
+      worst = worst === null ? a : { nanos: Math.max(worst.nanos, a.nanos), tokens: Math.max(worst.tokens, a.tokens) };
+    }
+    return worst!;
   }
 
   #reserve(id: string, amount: Amount): MaybePromise<ReserveResult> {
@@ -1122,9 +1219,11 @@ export class MeteringFilter implements Filter {
       return;
     }
     const endOnExhaust = this.#rt.config.onExhausted === 'end_session';
-    const maxSession = this.#limits.maxSessionTokens;
-    if (endOnExhaust && maxSession !== null && this.#sessionTokens >= maxSession) {
-      this.#endSession(this.#tokenLimitError(null));
+    if (this.#sessionSpent()) {
+      // Nothing more can run in this session: end it, or (refuse) hold its input audio back, so
+      // no further turn is transcribed or started upstream (each would be cancelled and billed).
+      if (endOnExhaust) this.#endSession(this.#tokenLimitError(null));
+      else this.#holdAudio(null);
       return;
     }
     // Refuse policy: only sessions with input transcription need the check (their audio is gated).
@@ -1150,14 +1249,19 @@ export class MeteringFilter implements Filter {
    * transcription, and a VAD session for the input of every response the proxy has to cancel at
    * `response.created` (at most one such response per session, then).
    */
-  #holdAudio(hit: CapHit): void {
-    if (this.#audioBlocked !== null) return;
+  #holdAudio(hit: CapHit | null): void {
+    if (this.#audioBlocked !== null) {
+      // The session limit outlasts a cap: the hold becomes the session's for good (told once more).
+      if (hit === null && this.#audioBlocked.hit !== null) this.#audioBlocked = { hit: null, since: this.#rt.wall(), checking: false, notified: false };
+      return;
+    }
     this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
     this.#ctx.watch(BY, 'client', AUDIO_IN, true);
   }
 
+  /** Lifts a hold over a tenant cap (never the session token limit's: session tokens never go down). */
   #releaseAudio(): void {
-    if (this.#audioBlocked === null) return;
+    if (this.#audioBlocked === null || this.#audioBlocked.hit === null) return;
     this.#audioBlocked = null;
     this.#ctx.watch(BY, 'client', AUDIO_IN, false);
   }
@@ -1165,21 +1269,30 @@ export class MeteringFilter implements Filter {
   /** An input audio frame while over a cap: dropped; the client hears why once; the ledger is asked again now and then. */
   #onBlockedAudio(): Verdict {
     const blocked = this.#audioBlocked!;
+    const hit = blocked.hit;
+    if (hit === null) {
+      if (blocked.notified) return DROP;
+      blocked.notified = true;
+      this.#refused++;
+      this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', responseId: null });
+      const e = this.#tokenLimitError(null);
+      return reject(new ProxyError('token_limit_exceeded', { message: `${e.message} Input audio is not accepted for the rest of the session.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
+    }
     const now = this.#rt.wall();
     if (!blocked.checking && now - blocked.since >= AUDIO_RECHECK_MS) {
       blocked.checking = true;
       const recheck = then(this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now), (s) => {
         blocked.checking = false;
         blocked.since = this.#rt.wall();
-        if (spentCap(s) === null && this.#audioBlocked === blocked) this.#releaseAudio();
+        if (spentCap(s) === null && this.#audioBlocked === blocked && blocked.hit !== null) this.#releaseAudio();
       });
       if (recheck instanceof Promise) recheck.catch(() => (blocked.checking = false));
     }
     if (blocked.notified) return DROP;
     blocked.notified = true;
     this.#refused++;
-    this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: blocked.hit.cap, responseId: null });
-    const e = budgetError(blocked.hit);
+    this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: hit.cap, responseId: null });
+    const e = budgetError(hit);
     return reject(new ProxyError('budget_exceeded', { message: `${e.message} Input audio is not accepted until the budget allows.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
   }
 
@@ -1220,11 +1333,22 @@ export class MeteringFilter implements Filter {
     this.#closed = true;
     if (this.#durationTimer) clearTimeout(this.#durationTimer);
     if (this.#endTimer) clearTimeout(this.#endTimer);
-    // Creates the upstream never started (no response.created): nothing ran, nothing is billed.
-    for (const [eventId, r] of this.#pending) this.#releasePending(eventId, r);
     // Responses that started but whose response.done never came (the relay lingered for it after
     // a client close): OpenAI bills them, so they are billed at their reservation, marked estimated.
     const rule: SettledBy = info.initiator === 'client' ? 'client_gone_estimate' : info.initiator === 'upstream' ? 'upstream_drop_estimate' : 'session_end_estimate';
+    for (const [eventId, r] of this.#pending) {
+      // Creates the upstream never started (no response.created): nothing ran, nothing is billed.
+      // Unless it was not read while they waited: the response may have run unseen, billed as one
+      // whose response.done never came (by the create's event_id, its only name here). Until
+      // 2026-12-05 they were released as never started.
+      if (!r.unread) {
+        this.#releasePending(eventId, r);
+        continue;
+      }
+      if (r.timer) clearTimeout(r.timer);
+      this.#pending.delete(eventId);
+      this.#settleEstimate(eventId, r, rule);
+    }
     for (const [responseId, r] of this.#reservations) this.#settleEstimate(responseId, r, rule);
     this.#reservations.clear();
     this.#heldTokens = 0;

@@ -511,7 +511,13 @@ export class RelaySession implements SessionContext, ChainSink {
   }
 
   onClientDrain(): void {
-    if (!this.#upstream.paused || !this.#client.drained()) return;
+    if (!this.#client.drained()) return;
+    this.#resumeUpstream();
+  }
+
+  /** Reads the upstream again, and tells the filters (metering keeps unanswered creates while it is paused). */
+  #resumeUpstream(): void {
+    if (!this.#upstream.paused) return;
     this.#upstream.resume();
     this.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
   }
@@ -760,7 +766,7 @@ export class RelaySession implements SessionContext, ChainSink {
    */
   #startLinger(info: CloseInfo, lingerMs: number): void {
     this.#client.discard();
-    this.#upstream.resume();
+    this.#resumeUpstream();
     // A session timer: a throw ends this session (logged), never the process.
     const timer = this.setTimer(lingerMs, () => this.#finish(info, null, ''));
     this.#linger = { info, timer, cancelled: new Set(), checkScheduled: false };

@@ -176,6 +176,11 @@ const say = (session: RelaySession, text: string) => {
 const responseIdOf = (client: FakeClient) => ((client.frames.find((f) => f['type'] === 'response.created')?.['response'] as { id?: string } | undefined)?.id ?? null);
 const upstreamReceived = () => sim.connections.at(-1)!.received.map((r) => r.event as Record<string, unknown>);
 
+
+/** A filter that records every report the chain hears. */
+function reportsFilter(reports: Record<string, unknown>[]): FilterFactory {
+  return { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
+}
 describe('RelaySession: suppression of a cancelled response', () => {
   it('output audio that a filter asked for goes through the chain and is still dropped once its response is cancelled', async () => {
     let audioSeen = 0;
@@ -307,10 +312,6 @@ describe('RelaySession: client frames through the chain', () => {
 });
 
 describe('RelaySession: what the core records', () => {
-  function reportsFilter(reports: Record<string, unknown>[]): FilterFactory {
-    return { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
-  }
-
   it('injected events are reported by direction, type and filter; the view marks items the proxy created as its own; after the end nothing more is sent', async () => {
     const reports: Record<string, unknown>[] = [];
     const { session, client } = open([reportsFilter(reports)]);
@@ -681,6 +682,21 @@ describe('RelaySession: ends and the linger for response.done', () => {
     expect(session.endRecord()).toMatchObject({ initiator: 'client', clientCloseCode: 1001 });
   });
 
+  it('a client that stopped reading, then left: the linger reads the paused upstream again and says so (metering keeps unanswered creates while it is paused; found 2026-12-05)', async () => {
+    const up = await slowResponses(30);
+    const reports: Record<string, unknown>[] = [];
+    const { session, client, ended } = open([reportsFilter(reports)], { upstreamUrl: up.url, lingerMs: 10_000, backpressure: { highWatermarkBytes: 1024, lowWatermarkBytes: 512 } });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    client.buffered = 4096;
+    client.answer = 0;
+    send(session, { type: 'response.create' });
+    await until(() => reports.some((r) => r['kind'] === 'backpressure' && r['state'] === 'paused'), 'the upstream paused');
+    session.onClientClose(1001, 'gone');
+    expect(reports.filter((r) => r['kind'] === 'backpressure' && r['state'] === 'resumed')).toEqual([{ kind: 'backpressure', direction: 'server', state: 'resumed' }]);
+    await ended;
+    expect(up.received.filter((e) => e['type'] === 'response.cancel').map((e) => e['response_id'])).toEqual(['resp_1']);
+  });
+
   it("the linger ends only once every filter has had the response.done: one still deciding on it (async) keeps the session (2026-12-05: it ended while the verdict was pending, before the filters after it saw the frame)", async () => {
     const up = await slowResponses(10);
     let settled = false;
@@ -853,9 +869,6 @@ describe('RelaySession: construction, start and what its links report', () => {
   afterEach(async () => {
     for (const u of upstreams.splice(0)) await u.close();
   });
-  function reportsFilter(reports: Record<string, unknown>[]): FilterFactory {
-    return { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
-  }
   /** A clock the test moves by hand (monotonic time only). */
   function manualClock(start: number): Clock & { t: number } {
     const clock = { t: start, now: () => clock.t, wall: () => Date.now() };
@@ -1144,9 +1157,6 @@ describe('RelaySession: relay paths each mutant of the core changed (2026-12-05)
   afterEach(async () => {
     for (const u of upstreams.splice(0)) await u.close();
   });
-  function reportsFilter(reports: Record<string, unknown>[]): FilterFactory {
-    return { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
-  }
   const errorsOf = (client: FakeClient) => client.frames.filter((f) => f['type'] === 'error').map((f) => f['error'] as Record<string, unknown>);
   /** A scripted upstream that answers every event with an `error` naming its event_id (code per event type). */
   async function refusing(code: (type: string) => string | null): Promise<{ up: ScriptedUpstream; received: Record<string, unknown>[] }> {
