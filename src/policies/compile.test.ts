@@ -49,6 +49,22 @@ describe('policy compiler', () => {
     expect(tripped("I'll tell you about refunds: they are decided by a person.")).toEqual([]);
   });
 
+  // Regression (adversarial review of the matchers, 2026-12-05): `\b` counts `_` as a letter, so the
+  // shipped patterns missed a promise in markdown italics; they write the boundary as (?:\b|_) now.
+  it('the shipped refund rule and us_ssn detector see `_` as the end of a word (markdown emphasis, snake_case)', async () => {
+    const strict = await compileText(readFileSync(join(POLICIES, 'customer-support.yaml'), 'utf8'), 'customer-support');
+    const output = strict.rulesBySource.get('output')!;
+    const tripped = (text: string) => scanText(output, text, 128, 4096).hits.map((h) => h.rule.id);
+    for (const said of ['Good news: _I will refund you_ today.', "__We'll reimburse you__", 'say_I will refund you_ok', 'We _guarantee a refund_.']) {
+      expect({ said, tripped: tripped(said) }).toEqual({ said, tripped: ['no-refund-promises'] });
+    }
+    for (const said of ['xI will refund you', 'I will refund your order', 'we guarantee refunds']) expect({ said, tripped: tripped(said) }).toEqual({ said, tripped: [] });
+    const safe = await compileText(readFileSync(join(POLICIES, 'pii-safe.yaml'), 'utf8'), 'pii-safe');
+    const input = safe.rulesBySource.get('input')!;
+    expect(scanText(input, 'ssn _123-45-6789_.', 128, 4096).text).toBe('ssn [us_ssn].');
+    expect(scanText(input, 'id x123-45-6789', 128, 4096).text).toBe('id x123-45-6789');
+  });
+
   it('names the file, the path and the problem', async () => {
     const msg = await problemsOf(
       [

@@ -116,6 +116,8 @@ function startTest(pattern: string, flags: string): ((code: number, prev: number
   const first = firstCharTest(pattern, flags);
   if (!first) return undefined;
   if (!pattern.startsWith('\\b')) return (code) => first(code);
+  // `\w` as the pattern's own `\b` sees it: `_` included (JavaScript's word; phrases, which take `_` as
+  // a separator, bound words in matchers.ts and match-prefix.ts, not here).
   const word = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
   return (code, prev) => first(code) && !word(prev);
 }

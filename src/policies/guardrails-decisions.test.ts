@@ -283,7 +283,9 @@ guardrails:
     ['please rewire the lamp', false],
     ['the wires are loose', false],
     ['hotwired', false],
-    ['wire_transfer', false],
+    // `_` separates words (a phrase inside snake_case or markdown emphasis is found: 2026-12-05).
+    ['wire_transfer', true],
+    ['wire2transfer', false],
     ['transfer2wire', false],
     ['please wire it', true],
     ['Wire.', true],

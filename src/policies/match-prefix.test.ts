@@ -165,7 +165,8 @@ describe('phrase prefixes', () => {
   /**
    * Oracle: p is held when text[p..] is, case-insensitively (the engine decides case), the start of
    * a text the phrase matches: its words in order, each space of the phrase a run of one or more
-   * characters that are neither letters nor digits.
+   * characters that are neither letters nor digits; whole words: not right after a letter or digit
+   * (`_` is neither, as in the phrase regex).
    */
   function phraseOracle(phrases: readonly string[], wholeWords: boolean, text: string): number {
     const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -174,7 +175,7 @@ describe('phrase prefixes', () => {
       words.length === 1 ? prefixes(words[0]!) : `(?:${prefixes(words[0]!)}|${esc(words[0]!)}[^\\p{L}\\p{N}]+(?:${starts(words.slice(1))})?)`;
     const patterns = phrases.map((ph) => new RegExp(`^${starts(ph.split(' '))}$`, 'iu'));
     for (let p = 0; p < text.length; p++) {
-      if (wholeWords && p > 0 && /[\p{L}\p{N}_]/u.test(text[p - 1]!) && /[\p{L}\p{N}_]/u.test(text[p]!)) continue;
+      if (wholeWords && p > 0 && /[\p{L}\p{N}]/u.test(text[p - 1]!) && /[\p{L}\p{N}]/u.test(text[p]!)) continue;
       const rest = text.slice(p);
       if (patterns.some((re) => re.test(rest))) return p;
     }
@@ -249,5 +250,26 @@ describe('phrase prefixes', () => {
     // ASCII punctuation folds to itself: [ is not {, @ is not `.
     expect(phrasePrefix(['a[b'], false).holdStart('xa{')).toBe(3);
     expect(phrasePrefix(['a@b'], false).holdStart('xa`')).toBe(3);
+  });
+});
+
+// Regression (adversarial review of the matchers, 2026-12-05): a negated class holding a property
+// escape was read as no character, so the automaton never held a match that starts with one.
+describe('regex prefix: property escapes inside a negated class', () => {
+  it('holds a match that starts with [^\\p{L}\\p{N}] while it can still complete', () => {
+    const pattern = '[^\\p{L}\\p{N}](I|we) will refund you';
+    const p = regexPrefix(pattern, 'iu', maxMatchLength(pattern, 'iu'))!;
+    expect(p.holdStart('Good news: I will ref')).toBe(10);
+    // Settled: only the last character is held (the class, read as any character, may begin a match there).
+    expect(p.holdStart('Good news: I will rest')).toBe(21);
+  });
+
+  it('the (?:\\b|_) boundary holds from the word, not from the character before it', () => {
+    const pattern = "(?:\\b|_)(I|we)( will| can|['’]ll) (refund|reimburse) you(?:\\b|_)";
+    const p = regexPrefix(pattern, 'i', maxMatchLength(pattern, 'i'))!;
+    expect(p.holdStart('And I')).toBe(4);
+    expect(p.holdStart('And _I wi')).toBe(4);
+    expect(p.holdStart('xI wi')).toBe(5);
+    expect(p.holdStart('I can tell')).toBe(10);
   });
 });

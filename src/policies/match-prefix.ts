@@ -459,11 +459,14 @@ function foldUnit(c: number): number {
   return f;
 }
 
-const WORD_CHAR = /[\p{L}\p{N}_]/u;
-/** Whether the unit at `i` is surely part of a word as the phrase regex's lookarounds see it (a surrogate: not sure). */
+const WORD_CHAR = /[\p{L}\p{N}]/u;
+/**
+ * Whether the unit at `i` is surely part of a word as the phrase regex's lookarounds see it: a
+ * letter or a digit (`_` is not: it separates words, src/policies/matchers.ts); a surrogate: not sure.
+ */
 function isPhraseWordUnit(text: string, i: number): boolean {
   const c = text.charCodeAt(i);
-  if (c < 128) return isWordUnit(c);
+  if (c < 128) return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
   if (c >= 0xd800 && c <= 0xdfff) return false;
   return WORD_CHAR.test(text[i]!);
 }

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ACTION_RANK, phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
+import { ACTION_RANK, openCharStart, phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
 import { firstCharPrefix } from './match-prefix.js';
 import { openEscapeStart } from './json-escapes.js';
 import { BUILTIN_PII } from './pii.js';
@@ -354,7 +354,7 @@ describe('phrase finder: whole words on both sides', () => {
     expect(spans(refund, 'nonrefund')).toEqual([]);
     expect(spans(refund, 'refunds')).toEqual([]);
     expect(spans(refund, 'xrefundx')).toEqual([]);
-    expect(spans(refund, '_refund 9refund refund_ refund9')).toEqual([]);
+    expect(spans(refund, '9refund refund9 ab٣refund')).toEqual([]);
     expect(spans(refund, 'Ωrefund ßrefund refundé')).toEqual([]);
   });
 
@@ -377,6 +377,18 @@ describe('phrase finder: whole words on both sides', () => {
 
   it('without whole words, matches anywhere', () => {
     expect(spans(phraseFinder(['refund'], false), 'nonrefunds')).toEqual(['refund']);
+  });
+
+  // Regression (adversarial review of the matchers, 2026-12-05): `_` separates the words of a
+  // phrase (`wire_the_money`) but the lookarounds counted it as a word character, so markdown
+  // emphasis and a snake_case name around a phrase hid it.
+  it('takes `_` around a phrase as a separator, as between its words', () => {
+    expect(spans(refund, '_refund_ __refund__ ask_refund_now _Refund')).toEqual(['refund', 'refund', 'refund', 'Refund']);
+    const wire = phraseFinder(['wire the money'], true);
+    expect(spans(wire, '_wire the money_, always_wire_the_money')).toEqual(['wire the money', 'wire_the_money']);
+    const s = new TextScanner([rule('p', [phraseFinder(['wire the money'], true)])], 64);
+    expect(s.push('please _wire the mo').text).toBe('please _');
+    expect(ids(s.push('ney_ now', true))).toEqual(['p']);
   });
 });
 
@@ -438,7 +450,9 @@ describe('phrase finder: what a stream holds back', () => {
     expect(f.holdStart!('nonref')).toBe(6);
     expect(f.holdStart!('a ref')).toBe(2);
     expect(f.holdStart!('ref')).toBe(0);
-    expect(f.holdStart!('_ref')).toBe(4);
+    expect(f.holdStart!('_ref')).toBe(1);
+    expect(f.holdStart!('a_ref')).toBe(2);
+    expect(f.holdStart!('٣ref')).toBe(4);
     expect(phraseFinder(['refund'], false).holdStart!('nonref')).toBe(3);
     const s = new TextScanner([rule('p', [phraseFinder(['refund'], true)])], 64);
     expect(s.push('nonref').text).toBe('nonref');
@@ -684,5 +698,56 @@ describe('context shorter than the window', () => {
     t.push('please wire the ', false);
     t.push('', true);
     expect(ids(t.push('money', true))).toEqual(['p']);
+  });
+});
+
+// Regression (adversarial review of the matchers, 2026-12-05): a delta that ends inside a surrogate
+// pair left a lone high surrogate at the end, which the fold reads as a non-letter: the text before
+// it looked settled. A card in mathematical bold digits split inside its last digit released fifteen.
+describe('streaming scanner: a character cut between two deltas', () => {
+  const bold = (s: string) => [...s].map((c) => (c >= '0' && c <= '9' ? String.fromCodePoint(0x1d7ce + c.charCodeAt(0) - 48) : c)).join('');
+
+  it('holds a trailing high surrogate, and what it may complete, until its low half comes', () => {
+    const card = bold('4111 1111 1111 1111');
+    const s = new TextScanner([rule('c', [pii('card')])], 64);
+    const first = s.push(`card: ${card.slice(0, -1)}`);
+    expect(first.text).toBe('card: ');
+    expect(first.hits).toEqual([]);
+    expect(ids(s.push(`${card.slice(-1)} ok`))).toEqual(['c']);
+    // A phrase in bold letters: the same.
+    const p = new TextScanner([rule('p', [phraseFinder(['wire'], true)])], 64);
+    const wire = bold('wire').replace(/[a-z]/g, (c) => String.fromCodePoint(0x1d41a + c.charCodeAt(0) - 97));
+    expect(p.push(`a ${wire.slice(0, -1)}`).text).toBe('a ');
+    expect(ids(p.push(`${wire.slice(-1)}!`))).toEqual(['p']);
+  });
+
+  it('releases a lone high surrogate at the end of the stream, and one that is not at the end', () => {
+    const s = new TextScanner([rule('p', [phraseFinder(['wire'], true)])], 64);
+    expect(s.push('ok \ud835').text).toBe('ok ');
+    expect(s.push('x').text).toBe('\ud835x');
+    expect(s.push(' \ud835', true).text).toBe(' \ud835');
+  });
+
+  it('in a JSON text, holds a whole \\uD835 escape (and a cut escape after it) until the pair is complete', () => {
+    expect(openCharStart('ab\ud835', 'text')).toBe(2);
+    expect(openCharStart('ab\udfcf', 'text')).toBe(3);
+    expect(openCharStart('ab', 'text')).toBe(2);
+    expect(openCharStart('', 'text')).toBe(0);
+    expect(openCharStart('ab\\ud835', 'json')).toBe(2);
+    expect(openCharStart('ab\\uDBFF', 'json')).toBe(2);
+    expect(openCharStart('ab\\ud835\\udf', 'json')).toBe(2);
+    expect(openCharStart('ab\\ud835\\udfcf', 'json')).toBe(14);
+    // Not an escape: `\\` and then text; a low or non-surrogate escape is whole.
+    expect(openCharStart('ab\\\\ud835', 'json')).toBe(9);
+    expect(openCharStart('ab\\\\\\ud835', 'json')).toBe(4);
+    expect(openCharStart('ab\\udc00', 'json')).toBe(8);
+    expect(openCharStart('ab\\u0041', 'json')).toBe(8);
+    expect(openCharStart('ab\\u00', 'json')).toBe(2);
+    const esc = (s: string) => [...s].map((c) => (c.length === 2 ? `\\u${c.charCodeAt(0).toString(16)}\\u${c.charCodeAt(1).toString(16)}` : c)).join('');
+    const card = esc(bold('4111 1111 1111 1111'));
+    const s = new TextScanner([rule('c', [pii('card')])], 64, '', 'json');
+    const cut = card.length - 6;
+    expect(s.push(`{"n":"${card.slice(0, cut)}`).text).toBe('{"n":"');
+    expect(ids(s.push(`${card.slice(cut)}"}`))).toEqual(['c']);
   });
 });

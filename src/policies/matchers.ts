@@ -45,7 +45,11 @@ function escapeRegex(s: string): string {
 /**
  * Phrases as one case-insensitive alternation of literals; whitespace inside a phrase matches a run
  * (up to 8) of characters that are neither letters nor digits, so punctuation between the words
- * does not hide a phrase. Whole-word matching uses single-character lookarounds (linear).
+ * does not hide a phrase. Whole-word matching uses single-character lookarounds (linear), with the
+ * same idea of a word: letters and digits. `_` separates words around a phrase as it does inside
+ * one (`wire_the_money` is the phrase), so `_wire the money_` (markdown emphasis) and
+ * `always_wire_the_money` (a snake_case name) match; until 2026-12-05 the lookarounds counted `_`
+ * as a word character and both passed.
  */
 export function phraseFinder(phrases: readonly string[], wholeWords: boolean): SpanFinder {
   // Phrases are folded like the text they are matched against (src/policies/normalize.ts).
@@ -53,7 +57,7 @@ export function phraseFinder(phrases: readonly string[], wholeWords: boolean): S
   const words = folded.map((p) => p.split(/\s+/));
   // Between words, any run of non-letters and non-digits: "wire-the-money" and "wire the… money" are the phrase.
   const body = `(?:${words.map((w) => w.map(escapeRegex).join(`[^\\p{L}\\p{N}]{1,${PHRASE_MAX_GAP}}`)).join('|')})`;
-  const source = wholeWords ? `(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])` : body;
+  const source = wholeWords ? `(?<![\\p{L}\\p{N}])${body}(?![\\p{L}\\p{N}])` : body;
   const re = new RegExp(source, 'giu');
   const maxLength = Math.max(...words.map((w) => w.join('').length + PHRASE_MAX_GAP * (w.length - 1))) * 2;
   // Normalised text has single spaces: a phrase's prefixes are its words up to case, with separator runs between.
@@ -189,10 +193,12 @@ export class TextScanner {
     const context = this.#context;
     const ctxLen = context.length;
     const full = context + this.#held + delta;
-    // An escape cut off at the end of a JSON text is held and not scanned yet: the next delta says
-    // what it is. (A JSON context cut mid-escape misreads at most its first characters.)
-    const scanEnd = this.#format === 'json' && !final ? Math.max(ctxLen, openEscapeStart(full)) : full.length;
-    const norm = this.#format === 'json' ? normalizeJson(full.slice(0, scanEnd)) : normalize(full);
+    // A character cut off at the end (an escape of a JSON text, the high half of a surrogate pair)
+    // is held and not scanned yet: the next delta says what it is. (A JSON context cut mid-escape
+    // misreads at most its first characters.)
+    const scanEnd = final ? full.length : Math.max(ctxLen, openCharStart(full, this.#format));
+    const scanned = scanEnd < full.length ? full.slice(0, scanEnd) : full;
+    const norm = this.#format === 'json' ? normalizeJson(scanned) : normalize(scanned);
     const text = norm.text;
     const starts = norm.starts;
     const ends = norm.ends;
@@ -273,6 +279,34 @@ export class TextScanner {
     const text = rule.replacement.replace('{type}', label);
     return this.#format === 'json' ? JSON.stringify(text).slice(1, -1) : text;
   }
+}
+
+/** A `\uD800`–`\uDBFF` escape (the high half of a surrogate pair) at the end of a JSON text. */
+const HIGH_SURROGATE_ESCAPE = /\\u[dD][89abAB][0-9a-fA-F]{2}$/;
+
+/**
+ * Where a character cut off at the end of streamed `raw` starts, or `raw.length` when it ends on a
+ * whole one: a high surrogate whose low half comes with the next delta (read alone it is no letter
+ * and no digit, so the text before it looked settled: a card number in mathematical digits, `𝟒𝟏𝟏𝟏…`,
+ * split inside its last digit released the first fifteen; found 2026-12-05), and in a JSON text an
+ * escape cut off (`\u00`, json-escapes.ts) or a whole `\uD835` escape whose pair is still to come.
+ * (A combining mark or other character dropped by the fold that starts the next delta needs no
+ * hold: it joins the character before it, and a match ending at the end of the text is never settled.)
+ */
+export function openCharStart(raw: string, format: TextFormat): number {
+  let end = raw.length;
+  if (format === 'json') {
+    // `…\uD835\uDF` holds the whole pair: the cut escape, then the high half before it.
+    end = openEscapeStart(raw);
+    if (HIGH_SURROGATE_ESCAPE.test(raw.slice(Math.max(0, end - 6), end))) {
+      // An escape only after an even run of backslashes (else it is `\\` and then text).
+      let run = 0;
+      for (let j = end - 7; j >= 0 && raw[j] === '\\'; j--) run++;
+      if (run % 2 === 0) return end - 6;
+    }
+  }
+  const last = end > 0 ? raw.charCodeAt(end - 1) : 0;
+  return last >= 0xd800 && last <= 0xdbff ? end - 1 : end;
 }
 
 /** Sorted, and a span overlapping the previous one is covered by its replacement (the previous one grows). */

@@ -12,11 +12,12 @@
  *   hyphen, word joiner, BOM, tag characters), every other default-ignorable code point (variation
  *   selectors, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0: letters that render as nothing)
  *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
- * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters;
+ * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
+ *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
  * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space.
  * Case folding is left to the matchers (phrases and `i` regexes match with Unicode case folding),
  * so case-sensitive custom patterns keep working. Not normalised: leetspeak (`1gn0re`), spacing
- * inside words (`i g n o r e`), other scripts' look-alikes, and encodings (base64, URL, HTML).
+ * inside words (`i g n o r e`), other scripts' look-alikes, turned or reversed Latin letters, and encodings (base64, URL, HTML).
  */
 
 const CONFUSABLES: Readonly<Record<string, string>> = {
@@ -26,9 +27,78 @@ const CONFUSABLES: Readonly<Record<string, string>> = {
   // Greek
   α: 'a', ο: 'o', ν: 'v', ρ: 'p', ι: 'i', κ: 'k', υ: 'u', χ: 'x', ε: 'e', τ: 't', ϲ: 'c', ϳ: 'j',
   Α: 'A', Β: 'B', Ε: 'E', Ζ: 'Z', Η: 'H', Ι: 'I', Κ: 'K', Μ: 'M', Ν: 'N', Ο: 'O', Ρ: 'P', Τ: 'T', Υ: 'Y', Χ: 'X', Ϲ: 'C',
-  // Latin look-alikes NFKD leaves alone
-  ı: 'i', ȷ: 'j', ɑ: 'a', ɡ: 'g', ꞏ: '.',
+  // Latin look-alikes NFKD leaves alone (the letters are in LATIN_LOOKALIKES below)
+  ꞏ: '.',
 };
+
+/**
+ * Latin letters that NFKD does not fold to a basic Latin letter, by the letter they look like:
+ * small capitals (`ɪɢɴᴏʀᴇ`: U+1D00–U+1D22, U+0262, U+026A, U+0274, U+0280, U+A730, U+A731, …),
+ * dotless and script forms (`ı`, `ȷ`, `ɑ`, `ɡ`), letters with a stroke, bar, hook, tail, curl,
+ * belt, loop, descender or middle tilde (`ø`, `ł`, `đ`, `ħ`, `ƒ`, `ɠ`, `ʋ`, `ɫ`; NFKD removes
+ * accents but keeps these: "ıgnøre" → "ignore"), and the Latin iota and open e (`ɩ`, `ɛ`, as the
+ * Greek ones). Modifier letters that NFKD turns into one of these (`ᶦ` U+1DA6 → `ɪ` → `i`, `ᶫ`,
+ * `ᶰ`, `ᶸ`, `𐞪`) are folded through this table after their decomposition. Small capitals fold to the
+ * lower case letter. Left alone: turned, reversed and sideways letters, digraphs and ligatures
+ * without a decomposition (`æ`, `œ`, `ß`), and letters of other alphabets written in Latin script
+ * (eth, thorn, eng, ezh, schwa). Generated from the Unicode character names (letters named
+ * "LATIN … LETTER X WITH …", "LATIN LETTER SMALL CAPITAL X", "… DOTLESS X", "… SCRIPT X").
+ */
+const LATIN_LOOKALIKES: Readonly<Record<string, string>> = {
+  a: 'ɑᴀᶏⱥ',
+  A: 'ȺⱭ',
+  b: 'ƀƃɓʙᴃᵬᶀꞗ',
+  B: 'ƁƂɃᴯꞖ',
+  c: 'ƈȼɕᴄꞓꞔ𝼝',
+  C: 'ƇȻꞒꟄ',
+  d: 'đƌȡɖɗᴅᵭᶁᶑꟈ',
+  D: 'ĐƊƋꟇ',
+  e: 'ɇɛᴇᶒⱸꬴ',
+  E: 'ƐɆ',
+  f: 'ƒᵮᶂꜰꞙ',
+  F: 'ƑꞘ',
+  g: 'ǥɠɡɢʛᶃꞡ',
+  G: 'ƓǤꞠꞬ',
+  h: 'ħɦʜⱨꞕ',
+  H: 'ĦⱧꞪ',
+  i: 'ıɨɩɪᵻᶖ𝼚',
+  I: 'ƖƗꞮ',
+  j: 'ȷɉʝᴊ',
+  J: 'ɈꞲ',
+  k: 'ƙᴋᶄⱪꝁꝃꝅꞣ',
+  K: 'ƘⱩꝀꝂꝄꞢ',
+  l: 'ŀłƚȴɫɬɭʟᴌᶅⱡꝉꞎꬷꬸꬹ𝼄𝼑𝼓',
+  L: 'ĿŁȽⱠⱢꝈꞭ',
+  m: 'ɱᴍᵯᶆꬺ',
+  M: 'Ɱ',
+  n: 'ƞȵɲɳɴᵰᶇꞑꞥꬻ',
+  N: 'ƝȠꞐꞤ',
+  o: 'øᴏⱺꝋꝍ𝼛',
+  O: 'ØƟꝊꝌ',
+  p: 'ƥᴘᵱᵽᶈꝑꝓꝕ',
+  P: 'ƤⱣꝐꝒꝔ',
+  q: 'ɋʠꝗꝙꞯ',
+  Q: 'ꝖꝘ',
+  r: 'ɍɼɽɾʀᵲᵳᶉꞧꭆꭉꭋ𝼖',
+  R: 'ɌⱤꞦ',
+  s: 'ȿʂᵴᶊꜱꞩꟊ𝼞',
+  S: 'ⱾꞨꟅꟉ',
+  t: 'ŧƫƭȶʈᴛᵵⱦ𝼉',
+  T: 'ŦƬƮȾ',
+  u: 'ᴜᵾᶙꞹꭎꭒ',
+  U: 'Ꞹ',
+  v: 'ʋᴠᶌⱱⱴꝟ',
+  V: 'ƲꝞ',
+  w: 'ᴡⱳ',
+  W: 'Ⱳ',
+  x: 'ᶍꭓꭖꭗꭘꭙ',
+  X: 'Ꭓ',
+  y: 'ƴɏʏỿꭚ',
+  Y: 'ƳɎỾ',
+  z: 'ƶȥɀʐʑᴢᵶᶎⱬ',
+  Z: 'ƵȤⱫⱿꟆ',
+};
+for (const [letter, lookalikes] of Object.entries(LATIN_LOOKALIKES)) for (const ch of lookalikes) (CONFUSABLES as Record<string, string>)[ch] = letter;
 
 /** Invisible: format characters, marks, default-ignorables, control characters but whitespace (U+0009–000D, U+0085). */
 const DROP = /^[\p{Cf}\p{M}\p{Default_Ignorable_Code_Point}\0-\x08\x0E-\x1F\x7F-\x84\x86-\x9F]$/u;

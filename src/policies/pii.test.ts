@@ -165,7 +165,9 @@ describe('pii detectors at their edges', () => {
     expect(find('phone', 'call 12...34...56...78')).toEqual([]);
     expect(find('phone', 'id x12345678')).toEqual([]);
     expect(find('phone', 'id 12345678x')).toEqual([]);
-    expect(find('phone', 'id _12345678')).toEqual([]);
+    // `_` separates (markdown emphasis, snake_case): found 2026-12-05, it hid the number.
+    expect(find('phone', 'id _12345678')).toEqual(['12345678']);
+    expect(find('phone', 'call _+1 415 555 2671_ or call_4155552671_now')).toEqual(['+1 415 555 2671', '4155552671']);
     expect(find('phone', 'n 1234567890123456 12345678')).toEqual([]);
     expect(find('phone', 'n 9 12345678')).toEqual(['9 12345678']);
     expect(find('phone', 'n 12345678 9')).toEqual(['12345678 9']);

@@ -146,9 +146,11 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
   },
   {
     // International (+ / 00) or national numbers of 8-15 digits with common separators; a run
-    // that continues into more digits (card numbers, long ids) is not a phone number.
+    // that continues into more digits (card numbers, long ids) or a word is not a phone number.
+    // `_` is no part of a word here (markdown `_+1 415 555 2671_`, `call_4155552671`): until
+    // 2026-12-05 the lookarounds were `\w`, and underscores around a number hid it.
     name: 'phone',
-    pattern: /(?<![\w+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){7,14}(?![ .-]\d)(?!\w)/g,
+    pattern: /(?<![A-Za-z0-9+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){7,14}(?![ .-]\d)(?![A-Za-z0-9])/g,
     maxLength: 3 + 15 * 3,
     prefilter: hasDigit,
     holdStart: trailingRun(/[\d +().-]/, /[\d+(]/, 3 + 15 * 3),

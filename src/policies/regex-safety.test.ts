@@ -383,3 +383,22 @@ describe('regex safety: nesting an adversary can hide', () => {
     expect(checkRegex(pattern)).toEqual(problems);
   });
 });
+
+// Regression (adversarial review of the matchers, 2026-12-05): `\p{…}` is read as any character,
+// and a negated class holding one was its complement: no character at all. Two unbounded repeats
+// of it looked disjoint (`[^\p{L}]*[^\p{L}]*x` passed and took cubic time on spaces), and the
+// streaming hold never held a match that starts with one.
+describe('regex safety: property escapes inside a class', () => {
+  it('reads a class with a property escape as any character, negated or not', () => {
+    for (const p of ['[^\\p{L}]*[^\\p{L}]*x', '[^\\p{L}\\p{N}]+[^a]+x', '[^a\\P{L}]*[^\\p{N}]*x', '[\\p{L}]+\\w+']) {
+      expect({ p, problems: checkRegex(p, 'u').length > 0 }).toEqual({ p, problems: true });
+    }
+    expect(checkRegex('([^\\p{L}]|a)+', 'u')).not.toEqual([]);
+    // Still accepted where nothing repeats ambiguously; a match can start with any character.
+    expect(checkRegex('[^\\p{L}\\p{N}]x[^\\p{L}]', 'u')).toEqual([]);
+    const first = firstCharTest('[^\\p{L}]x', 'u')!;
+    expect([first(0x20), first(0x61), first(0x1f600)]).toEqual([true, true, true]);
+    // A class without one keeps its exact set.
+    expect(firstCharTest('[^a-z]x', 'u')!(0x61)).toBe(false);
+  });
+});

@@ -130,6 +130,8 @@ class Parser {
   readonly #src: string;
   readonly #flags: { ignoreCase: boolean; dotAll: boolean };
   #i = 0;
+  /** Set by a `\p{…}` / `\P{…}` escape: the class it is in is unknown (see #class). */
+  #property = false;
 
   constructor(src: string, flags: string) {
     this.#src = src;
@@ -276,6 +278,7 @@ class Parser {
       case 'p':
       case 'P':
         // Unicode property classes: treated as "any character" (conservative).
+        this.#property = true;
         if (this.#peek() === '{') {
           const end = this.#src.indexOf('}', this.#i);
           if (end < 0) throw new RegexSyntaxProblem('unterminated \\p{…}');
@@ -324,6 +327,22 @@ class Parser {
   }
 
   #class(): Ranges {
+    const outer = this.#property;
+    this.#property = false;
+    try {
+      const set = this.#classBody();
+      // A class with a property escape in it, negated or not, is any character: the escape is read
+      // as any character, and complementing that read `[^\p{L}]` as no character at all (until
+      // 2026-12-05): `[^\p{L}]*[^\p{L}]*x` passed the screen as two disjoint repeats and took
+      // cubic time on a run of spaces, and streamed text a match of `[^\p{L}](I|we) will…` begins
+      // with was not held.
+      return this.#property ? ANY : set;
+    } finally {
+      this.#property ||= outer;
+    }
+  }
+
+  #classBody(): Ranges {
     let negated = false;
     if (this.#peek() === '^') {
       negated = true;
