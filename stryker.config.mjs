@@ -7,7 +7,8 @@ const name = mutate.replace(/^src\//, '').replace(/\.ts$/, '').replaceAll('/', '
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
-  mutate: [mutate],
+  // One module, or line ranges of it (`src/x.ts:10-40`), several separated by commas.
+  mutate: mutate.split(','),
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutation.config.ts', related: false },
   // perTest runs only the tests that covered a mutant; code run from socket callbacks can be
