@@ -3,12 +3,14 @@
 // STRYKER_TESTS its test files (read by vitest.mutation.config.ts).
 const mutate = process.env.STRYKER_MUTATE;
 if (!mutate) throw new Error('STRYKER_MUTATE is not set: run `npm run test:mutation`');
-const name = mutate.replace(/^src\//, '').replace(/\.ts$/, '').replaceAll('/', '-');
+const specs = mutate.split(',');
+// Several ranges: named after the first (a name of every range can pass the file system's limit).
+const name = `${specs[0].replace(/^src\//, '').replace(/\.ts$/, '').replaceAll('/', '-')}${specs.length > 1 ? `+${specs.length - 1}` : ''}`;
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   // One module, or line ranges of it (`src/x.ts:10-40`), several separated by commas.
-  mutate: mutate.split(','),
+  mutate: specs,
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutation.config.ts', related: false },
   // perTest runs only the tests that covered a mutant; code run from socket callbacks can be
