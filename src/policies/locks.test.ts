@@ -99,6 +99,28 @@ describe('session locks', () => {
     expect(v.kind).toBe('reject');
   });
 
+  it('refuses an MCP tool naming its server by connector_id or tunnel_id, even beside an allowed server_url (a null member names nothing)', async () => {
+    const { client, session } = setup(await policyFrom('locks:\n  tools: { functions: [], mcpServerUrls: ["https://mcp.ok.example/"], requireApproval: client }'));
+    const ev = outcome(
+      client(
+        sessionUpdate({
+          tools: [
+            { type: 'mcp', server_label: 'c', server_url: 'https://mcp.ok.example/a', connector_id: 'connector_gmail' },
+            { type: 'mcp', server_label: 't', server_url: 'https://mcp.ok.example/a', tunnel_id: 'tun_1' },
+            { type: 'mcp', server_label: 'n', server_url: 'https://mcp.ok.example/a', connector_id: null, tunnel_id: null },
+          ],
+        }),
+      ),
+    );
+    expect(ev).toMatchObject({ event: { session: { tools: [{ server_label: 'n' }] } } });
+    expect((ev.event!['session'] as { tools: unknown[] }).tools).toHaveLength(1);
+    expect((session.client[0]!['error'] as { message: string }).message).toBe(
+      'Locked by policy, rewritten: MCP server https://mcp.ok.example/a with connector_id connector_gmail is not allowed; MCP server https://mcp.ok.example/a with tunnel_id tun_1 is not allowed.',
+    );
+    const { client: strict } = setup(await policyFrom('locks:\n  tools: { functions: [], mcpServerUrls: ["https://mcp.ok.example/"], onViolation: reject }'));
+    expect(strict(wire({ type: 'response.create', response: { tools: [{ type: 'mcp', server_label: 't', server_url: 'https://mcp.ok.example/', tunnel_id: 'tun_1' }] } })).kind).toBe('reject');
+  });
+
   it('applies locks to response.create overrides', async () => {
     const { client } = setup(await policyFrom(LOCKS));
     const ev = replaced(client(wire({ type: 'response.create', response: { instructions: 'be rude', audio: { output: { voice: 'alloy' } }, tool_choice: 'required' } })));

@@ -28,6 +28,9 @@ interface Violation {
   readonly silent?: boolean;
 }
 
+/** The members besides `server_url` by which an MCP tool names its server (the allowlist is of URLs only). */
+const MCP_SERVER_MEMBERS = ['connector_id', 'tunnel_id'] as const;
+
 /** True when `url` is on an allowed MCP server: same origin and under the allowed path. */
 export function mcpUrlAllowed(url: string, allowed: readonly string[]): boolean {
   let u: URL;
@@ -143,8 +146,14 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
         else v.push({ field: 'tools', param: at('tools'), mode: tools.onViolation, reason: `function ${name} is not allowed` });
       } else if (t['type'] === 'mcp') {
         const url = asString(t['server_url']);
-        if (url === null || !mcpUrlAllowed(url, tools.mcpServerUrls)) {
-          v.push({ field: 'tools', param: at('tools'), mode: tools.onViolation, reason: `MCP server ${url ?? asString(t['connector_id']) ?? '(none)'} is not allowed` });
+        // The server is named by `server_url`, `connector_id` or `tunnel_id`: the allowlist is of
+        // URLs, so a tool naming its server any other way (even beside an allowed URL, where the
+        // upstream picks which one it connects to) is refused like a server not on the list.
+        const other = MCP_SERVER_MEMBERS.find((m) => t[m] !== undefined && t[m] !== null);
+        if (url === null || other !== undefined || !mcpUrlAllowed(url, tools.mcpServerUrls)) {
+          const value = other !== undefined ? (typeof t[other] === 'string' ? (t[other] as string) : JSON.stringify(t[other])) : null;
+          const named = value === null ? (url ?? '(none)') : url === null ? value : `${url} with ${other} ${value}`;
+          v.push({ field: 'tools', param: at('tools'), mode: tools.onViolation, reason: `MCP server ${named} is not allowed` });
           continue;
         }
         if (tools.requireApproval !== 'client' && t['require_approval'] !== tools.requireApproval) {

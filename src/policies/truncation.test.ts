@@ -111,10 +111,17 @@ describe('truncation filter', () => {
     session.fromServer(f, added(text('u1', 'user', 800), 'u0'));
     expect((session.fromClient(f, wire({ type: 'response.create' })) as Verdict).kind).toBe('continue');
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
-    // Out-of-band responses do not trigger pruning.
+    // A response with its own input (even an empty one) does not read the conversation: no prune.
     session.fromServer(f, added(text('u2', 'user', 800), 'u1'));
-    session.fromClient(f, wire({ type: 'response.create', response: { conversation: 'none' } }));
+    session.fromClient(f, wire({ type: 'response.create', response: { conversation: 'none', input: [] } }));
+    session.fromClient(f, wire({ type: 'response.create', response: { input: [{ type: 'item_reference', id: 'u1' }] } }));
     expect(session.upstream).toHaveLength(1);
+    // Out of band without input, it reads the default conversation: pruned like any create.
+    session.fromClient(f, wire({ type: 'response.create', response: { conversation: 'none' } }));
+    expect(session.upstream).toEqual([
+      { type: 'conversation.item.delete', item_id: 'u0' },
+      { type: 'conversation.item.delete', item_id: 'u1' },
+    ]);
   });
 
   it('reads a response.done from the conversation view: an out-of-band one neither calibrates nor prunes', () => {
@@ -333,19 +340,22 @@ describe('truncation filter, event by event', () => {
     expect(f.summary()).toEqual({ prunedItems: 0, contextTokensEstimate: f.tracker.total() });
   });
 
-  it('an out-of-band response.done neither calibrates nor prunes; one without usage still prunes', () => {
+  it('an out-of-band response.done does not calibrate but prunes; one without usage (or without a response) still prunes', () => {
     const session = new FakeSession();
     const f = new TruncationFilter(session, budget(50, { targetRatio: 0.5 }), 'test');
     session.fromServer(f, added(text('u0', 'user', 400), null));
     session.fromServer(f, added(text('u1', 'user', 40), 'u0'));
-    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r', conversation_id: null, output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
     expect(session.upstream).toEqual([]);
-    expect(f.tracker.total()).toBe(104 + 14);
-    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r2', conversation_id: 'conv_1', output: [] } }));
+    // Its usage may be of its own input: not the conversation's. It is a prune point all the same.
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r', conversation_id: null, output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
     expect(f.summary()).toEqual({ prunedItems: 1, contextTokensEstimate: 14 });
+    session.fromServer(f, added(text('u2', 'user', 400), 'u1'));
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r2', conversation_id: 'conv_1', output: [] } }));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0', 'u1', 'u2']);
+    session.fromServer(f, added(text('u3', 'user', 400), 'u2'));
     session.fromServer(f, wire({ type: 'response.done' }));
-    expect(session.upstream).toHaveLength(1);
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0', 'u1', 'u2', 'u3']);
   });
 
   it('counts a created item as pending until the upstream echoes it (matching type and role)', () => {
@@ -354,7 +364,7 @@ describe('truncation filter, event by event', () => {
     session.fromServer(f, added(text('u0', 'user', 400), null)); // 104
     session.fromClient(f, wire({ type: 'conversation.item.create', item: text('x', 'user', 200) })); // +54 pending
     session.fromClient(f, wire({ type: 'conversation.item.create' }));
-    session.fromClient(f, wire({ type: 'response.create', response: { conversation: 'none' } }));
+    session.fromClient(f, wire({ type: 'response.create', response: { conversation: 'none', input: [] } }));
     expect(session.upstream).toEqual([]);
     session.fromClient(f, wire({ type: 'response.create' }));
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
@@ -472,17 +482,21 @@ describe('the prune plan, against any conversation', () => {
       expect(t.total()).toBe(total);
       const b = budget(1 + Math.floor(random() * total * 1.2), { targetRatio: pick([0.1, 0.5, 0.75, 1]), keepFirst: pick([0, 0, 1, 2]), keepLast: pick([0, 1, 2, 3]), keepSystem: random() < 0.7 });
       const pending = pick([0, 0, 25]);
-      const plan = t.plan(b, pending);
+      const pendingCalls = new Set<string>(calls > 0 && random() < 0.3 ? [`c${1 + Math.floor(random() * calls)}`] : []);
+      const plan = t.plan(b, pending, pendingCalls);
       const before = total + pending;
       const target = Math.floor(b.maxTokens * b.targetRatio);
       const isCall = (i: (typeof items)[number]) => i.callId !== null && (i.type === 'function_call' || i.type === 'function_call_output');
       const groupOf = (i: (typeof items)[number]) => (isCall(i) ? items.filter((j) => isCall(j) && j.callId === i.callId) : [i]);
+      // A call group whose output is pending (in pendingCalls, or none in the conversation) is kept whole.
+      const awaited = (i: (typeof items)[number]) =>
+        isCall(i) && (pendingCalls.has(i.callId!) || (groupOf(i).some((g) => g.type === 'function_call') && !groupOf(i).some((g) => g.type === 'function_call_output')));
       const pinned = (i: (typeof items)[number]) => {
         const idx = items.indexOf(i);
-        return idx < b.keepFirst || idx >= items.length - b.keepLast || (b.keepSystem && i.role === 'system') || i.status === 'in_progress';
+        return idx < b.keepFirst || idx >= items.length - b.keepLast || (b.keepSystem && i.role === 'system') || i.status === 'in_progress' || awaited(i);
       };
       const deletable = (i: (typeof items)[number]) => !groupOf(i).some(pinned);
-      const context = JSON.stringify({ run, items, b, pending });
+      const context = JSON.stringify({ run, items, b, pending, pendingCalls: [...pendingCalls] });
       if (before <= b.maxTokens) {
         expect(plan, context).toBeNull();
         continue;
@@ -565,10 +579,11 @@ describe('truncation filter, the client and the upstream in between', () => {
     // Settled: the call (15). Still pending: its output (104). 29 + 104 = 133: under budget.
     session.fromClient(f, responseCreate());
     expect(session.upstream).toEqual([]);
-    // Another 74 tokens tip it over (the output still counts as pending: 133 + 74 = 207 > 200); the newest item is kept.
+    // Another 74 tokens tip it over (the output still counts as pending: 133 + 74 = 207 > 200); the newest item is kept,
+    // and so is the call: its output is on its way upstream (deleting the call would leave the output without it).
     session.fromServer(f, added(text('u1', 'user', 280), 'fc'));
     session.fromClient(f, responseCreate());
-    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0', 'fc']);
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0']);
   });
 
   it('an item shown twice (added, then created or done) settles one pending item, not two', () => {
@@ -583,6 +598,77 @@ describe('truncation filter, the client and the upstream in between', () => {
     session.fromServer(f, added(text('c', 'assistant', 184), 'a')); // 50
     session.fromClient(f, responseCreate());
     expect(session.upstream.map((e) => e['item_id'])).toEqual(['a', 'c']);
+  });
+
+  it('a call is never deleted while its output is pending: not answered yet, or answered and not echoed yet', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 40), null)); // 14
+    session.fromServer(f, added({ id: 'fc', type: 'function_call', call_id: 'c', name: 'f', arguments: 'x'.repeat(400) }, 'u0')); // 105
+    // Right after the call's response.done: the client is running the function; only the message goes.
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r1', conversation_id: 'conv_1', output: [] } }));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0']);
+    // The output and a response.create back to back: the output is not echoed yet, the call stays.
+    session.fromClient(f, create({ type: 'function_call_output', call_id: 'c', output: 'x'.repeat(40) }));
+    session.fromClient(f, responseCreate());
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0']);
+    // Another call's output pending does not hold this one: the echo pairs by call_id.
+    session.fromServer(f, added({ id: 'fo', type: 'function_call_output', call_id: 'c', output: 'x'.repeat(40) }, 'fc'));
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r2', conversation_id: 'conv_1', output: [] } }));
+    // Answered and echoed: the call and its output go together.
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0', 'fc', 'fo']);
+  });
+
+  it('an output echoed for another call does not settle the pending output of this one', () => {
+    const t = new ContextTracker();
+    t.upsert({ id: 'fc', type: 'function_call', call_id: 'c', name: 'f', arguments: 'x'.repeat(400) }, null);
+    t.upsert({ id: 'fo', type: 'function_call_output', call_id: 'c', output: '' }, 'fc');
+    t.upsert(text('u', 'user', 400), 'fo');
+    expect(t.plan(budget(100, { targetRatio: 0 }), 0, new Set(['c']))!.itemIds).toEqual(['u']);
+    expect(t.plan(budget(100, { targetRatio: 0 }), 0, new Set(['other']))!.itemIds).toEqual(['fc', 'fo', 'u']);
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5 }), 'test');
+    session.fromServer(f, added({ id: 'fc', type: 'function_call', call_id: 'c', name: 'f', arguments: 'x'.repeat(400) }, null));
+    session.fromClient(f, create({ type: 'function_call_output', call_id: 'c', output: 'x' }));
+    session.fromClient(f, create({ type: 'function_call_output', call_id: 'd', output: 'x' }));
+    session.fromServer(f, added({ id: 'fd', type: 'function_call_output', call_id: 'd', output: 'x' }, 'fc'));
+    session.fromClient(f, responseCreate());
+    // fd (its call unknown) may go; fc waits for its own output.
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['fd']);
+  });
+
+  it('items the client creates with no response.create are pruned when their echo pushes the total over budget (not a response\'s own items)', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(250, { targetRatio: 0.5, keepLast: 1 }), 'test');
+    // The server's own items (a response's output, or anything the client did not create) wait for a prune point.
+    session.fromServer(f, added(text('s0', 'user', 400), null)); // 104
+    session.fromServer(f, added(text('s1', 'user', 400), 's0')); // 104
+    session.fromServer(f, added(text('s2', 'user', 400), 's1')); // 104
+    expect(session.upstream).toEqual([]);
+    // A client item's echo: 416 > 250, pruned down to 125 at once (server VAD may answer the next spoken turn with no client event).
+    session.fromClient(f, create(text('c0', 'user', 400)));
+    session.fromServer(f, added(text('c0', 'user', 400), 's2'));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['s0', 's1', 's2']);
+    expect(session.reports.filter((r) => r.kind === 'prune')).toHaveLength(1);
+    // While a response runs, its response.done is the prune point.
+    session.fromServer(f, wire({ type: 'response.created', response: { id: 'r1', conversation_id: 'conv_1', status: 'in_progress', output: [] } }));
+    session.fromClient(f, create(text('c1', 'user', 800)));
+    session.fromServer(f, added(text('c1', 'user', 800), 'c0'));
+    expect(session.upstream).toHaveLength(3);
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r1', conversation_id: 'conv_1', status: 'completed', output: [] } }));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['s0', 's1', 's2', 'c0']);
+  });
+
+  it('a committed spoken turn sized by its transcript is pruned for before the hold\'s own response.create', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(150, { targetRatio: 0.5, keepLast: 1 }), 'test');
+    session.fromServer(f, added(text('s0', 'user', 400), null)); // 104
+    session.fromServer(f, wire({ type: 'input_audio_buffer.committed', item_id: 'turn', previous_item_id: 's0' }));
+    session.fromServer(f, added({ id: 'turn', type: 'message', role: 'user', content: [{ type: 'input_audio' }] }, 's0')); // 4
+    expect(session.upstream).toEqual([]);
+    // The transcript sizes it (the hold decides the turn on it, then creates the response, skipping the chain).
+    session.fromServer(f, wire({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'turn', content_index: 0, transcript: 'x'.repeat(200) }));
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 's0' }]);
   });
 
   it('prunes in conversation order (previous_item_id), not in arrival order', () => {

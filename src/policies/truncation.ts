@@ -188,10 +188,12 @@ export class ContextTracker {
   /**
    * The oldest items to delete to get from over `maxTokens` down to `maxTokens × targetRatio`.
    * Pinned: the first `keepFirst`, system messages (`keepSystem`), the latest `keepLast`, and
-   * anything still in progress. A function_call and its function_call_output go together.
+   * anything still in progress. A function_call and its function_call_output go together, and a
+   * call is kept while its output is pending: none tracked yet (the client is still running the
+   * function, or sent the output and the upstream has not echoed it) or one in `pendingCalls`.
    * `pendingTokens`: items about to join the conversation (created, not yet echoed).
    */
-  plan(budget: Budget, pendingTokens = 0): PrunePlan | null {
+  plan(budget: Budget, pendingTokens = 0, pendingCalls: ReadonlySet<string> = new Set()): PrunePlan | null {
     const before = this.total() + pendingTokens;
     if (before <= budget.maxTokens) return null;
     const target = Math.floor(budget.maxTokens * budget.targetRatio);
@@ -206,6 +208,12 @@ export class ContextTracker {
     const groups = new Map<string | TrackedItem, TrackedItem[]>();
     const groupKey = (item: TrackedItem) => callKey(item) ?? item;
     for (const item of this.#items) groups.set(groupKey(item), [...(groups.get(groupKey(item)) ?? []), item]);
+    // A call whose output is not in the conversation yet is kept (its output would arrive without it).
+    for (const [key, group] of groups) {
+      if (typeof key !== 'string') continue;
+      const answered = group.some((g) => g.type === 'function_call_output');
+      if (pendingCalls.has(key) || (!answered && group.some((g) => g.type === 'function_call'))) for (const g of group) pinned.add(g);
+    }
     const chosen = new Set<TrackedItem>();
     let total = before;
     for (const item of this.#items) {
@@ -247,9 +255,12 @@ export function truncationFactory(registry: PolicyRegistry): FilterFactory {
 
 /**
  * Proxy-side pruning for a hard context budget. Deletes are sent before a client
- * `response.create` (they reach the upstream first on the same socket) and right after each
- * `response.done` when over budget, so that server-VAD turns, which start without any client
- * event, already begin under the budget.
+ * `response.create` that reads the default conversation (they reach the upstream first on the
+ * same socket), right after each `response.done`, and when an item the client put in is echoed
+ * (or sized by its transcript) with no response running, whenever over budget, so that
+ * server-VAD turns and held turns, which start without any client event, already begin under the
+ * budget. (Which client items are still unechoed, and whether a response read the default
+ * conversation, are facts the conversation view could own; they are kept here for now.)
  */
 export class TruncationFilter implements Filter {
   readonly #ctx: SessionContext;
@@ -261,7 +272,7 @@ export class TruncationFilter implements Filter {
    * `conversation.item.create` and `response.create` back to back): counted toward the budget
    * until their `conversation.item.added` arrives.
    */
-  readonly #pending: { type: string | null; role: string | null; tokens: number }[] = [];
+  readonly #pending: { type: string | null; role: string | null; callId: string | null; tokens: number }[] = [];
   #pruned = 0;
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
@@ -274,14 +285,23 @@ export class TruncationFilter implements Filter {
     if (!this.#budget) return CONTINUE;
     if (frame.type === 'conversation.item.create') {
       const item = asObject(frame.json()['item']);
-      if (item) this.#pending.push({ type: asString(item['type']), role: asString(item['role']), tokens: estimateItemTokens(item, null) });
+      if (item) this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: asString(item['call_id']), tokens: estimateItemTokens(item, null) });
       return CONTINUE;
     }
     const response = asObject(frame.json()['response']);
-    // Out-of-band responses do not read the default conversation.
-    if (response?.['conversation'] === 'none') return CONTINUE;
+    // A response with its own `input` reads that, not the default conversation. Without one it
+    // reads the default conversation even out of band (`conversation: "none"` only decides where
+    // its output goes).
+    if (response?.['input'] !== undefined && response['input'] !== null) return CONTINUE;
     this.#prune('response.create');
     return CONTINUE;
+  }
+
+  /** The calls whose output the client created and the server has not echoed yet. */
+  #pendingCalls(): Set<string> {
+    const calls = new Set<string>();
+    for (const p of this.#pending) if (p.type === 'function_call_output' && p.callId !== null) calls.add(p.callId);
+    return calls;
   }
 
   #pendingTokens(): number {
@@ -294,7 +314,8 @@ export class TruncationFilter implements Filter {
   #settlePending(item: JsonObject): void {
     const type = asString(item['type']);
     const role = asString(item['role']);
-    const i = this.#pending.findIndex((p) => p.type === type && p.role === role);
+    const callId = type === 'function_call_output' ? asString(item['call_id']) : null;
+    const i = this.#pending.findIndex((p) => p.type === type && p.role === role && (callId === null || p.callId === callId));
     if (i >= 0) this.#pending.splice(i, 1);
   }
 
@@ -308,26 +329,45 @@ export class TruncationFilter implements Filter {
         const item = asObject(ev['item']);
         const prev = ev['previous_item_id'];
         if (!item) break;
-        if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined))) this.#settlePending(item);
+        if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined))) {
+          this.#settlePending(item);
+          this.#turnItem(asString(item['id']));
+        }
         break;
       }
       case 'response.done': {
         // Usage, output items and conversation come from the conversation view (updated before the filters run).
         const id = asString(asObject(ev['response'])?.['id']);
         const response = id !== null ? this.#ctx.conversation.response(id) : undefined;
-        // Out-of-band responses (no conversation) neither use nor grow the default conversation.
-        if (!response || response.outOfBand) break;
-        if (response.usage) this.tracker.calibrate(response.usage.inputTokens, response.usage.outputTokens, response.itemIds);
+        // An out-of-band response's output stays out of the default conversation, and its usage
+        // may be of its own `input`: it does not calibrate. It is a prune point all the same.
+        if (response && !response.outOfBand && response.usage) this.tracker.calibrate(response.usage.inputTokens, response.usage.outputTokens, response.itemIds);
         this.#prune('response.done');
-        break;
+        return CONTINUE;
       }
       default: {
         // The events about one item, by `item_id` (an event without one changes nothing).
         const id = asString(ev['item_id']);
         if (id !== null) this.#itemEvent(frame.type, id, ev);
+        if (id !== null && frame.type === 'conversation.item.input_audio_transcription.completed') this.#turnItem(id);
       }
     }
     return CONTINUE;
+  }
+
+  /**
+   * An item the client (or the proxy) put in, echoed or re-sized by its transcript, may push the
+   * conversation over budget with no prune point to come before a response reads it: items the
+   * client creates with no response.create before a server-VAD turn; a committed spoken turn the
+   * hold answers with the proxy's own response.create (which skips the chain, after this filter
+   * saw the turn's events: upstream events reach it before the guardrails). Prune now when over.
+   * Not while a response runs (its response.done prunes; it has read its context already), nor
+   * for a response's own output items.
+   */
+  #turnItem(id: string | null): void {
+    if (id === null || this.#ctx.conversation.activeResponses().length > 0) return;
+    const provenance = this.#ctx.conversation.item(id)?.provenance;
+    if (provenance === 'client' || provenance === 'proxy') this.#prune('item');
   }
 
   #itemEvent(type: string, id: string, ev: JsonObject): void {
@@ -355,7 +395,7 @@ export class TruncationFilter implements Filter {
   }
 
   #prune(trigger: string): void {
-    const plan = this.tracker.plan(this.#budget!, this.#pendingTokens());
+    const plan = this.tracker.plan(this.#budget!, this.#pendingTokens(), this.#pendingCalls());
     if (!plan) return;
     for (const id of plan.itemIds) {
       this.tracker.remove(id);
