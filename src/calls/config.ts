@@ -1,5 +1,23 @@
 import { z } from 'zod';
 
+/** A webhook signing key shorter than this (in bytes) is refused (Standard Webhooks keys are 24 to 64 bytes). */
+export const MIN_WEBHOOK_KEY_BYTES = 16;
+
+/**
+ * Why a `calls.sip.webhookSecret` cannot be used, or null: after its optional `whsec_` prefix it must
+ * be standard base64 (padding optional) of a key of at least MIN_WEBHOOK_KEY_BYTES bytes. Never
+ * names the secret.
+ */
+export function webhookSecretProblem(secret: string): string | null {
+  const raw = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  const bare = raw.replace(/=+$/, '');
+  if (!/^[A-Za-z0-9+/]*$/.test(bare) || raw.length - bare.length > 2) return 'must be whsec_ followed by the base64 signing key';
+  const key = Buffer.from(bare, 'base64');
+  if (key.toString('base64').replace(/=+$/, '') !== bare) return 'is not valid base64 (after whsec_)';
+  if (key.length < MIN_WEBHOOK_KEY_BYTES) return `holds a key of ${key.length} bytes (at least ${MIN_WEBHOOK_KEY_BYTES} are needed): is it complete?`;
+  return null;
+}
+
 /** Built per parse and dropped after (why: src/config/schema.ts). */
 function build() {
   /** A SIP routing rule: the first rule whose conditions all match picks the tenant of an incoming call. */
@@ -69,7 +87,13 @@ function build() {
       maxBodyBytes: z.number().int().positive().default(256 * 1024).describe('Largest request body (SDP offer, session JSON, webhook) the call routes accept.'),
       sip: z
         .object({
-          webhookSecret: z.string().optional().describe('The OpenAI webhook signing secret (whsec_…); the webhook route is off without it.'),
+          webhookSecret: z
+            .string()
+            // A secret with no key (`whsec_`, a template whose variable was empty) or one that is not base64
+            // decoded to an empty or truncated HMAC key, and deliveries forged with it verified (until 2026-12-05).
+            .refine((secret) => webhookSecretProblem(secret) === null, { error: (issue) => webhookSecretProblem(String(issue.input)) ?? 'invalid webhook secret' })
+            .optional()
+            .describe('The OpenAI webhook signing secret (whsec_…); the webhook route is off without it.'),
           toleranceSec: z.number().int().positive().default(300).describe('A webhook older or newer than this (webhook-timestamp) is refused as a replay.'),
           maxBodyBytes: z
             .number()

@@ -5,7 +5,7 @@ import { parseConfig } from '../config/load.js';
 import { ProxyError } from '../protocol/errors.js';
 import { TenantResolver } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
-import { CallGovernors, sidebandEndLeavesCall, type Sideband, type SidebandInit } from './governor.js';
+import { CallGovernors, sidebandEndLeavesCall, type GovernorDeps, type Sideband, type SidebandInit } from './governor.js';
 import { SqliteCallStore, type CallRecord, type CallStore } from './store.js';
 
 describe('which sideband ends leave a call to hang up', () => {
@@ -90,7 +90,17 @@ const record = (tenant = 'acme', expiresAtMs = 10_000_000): CallRecord => ({ ten
 type Control = (n: number) => Promise<{ status: number; headers: Headers; body: Buffer }>;
 const answer = (status: number) => Promise.resolve({ status, headers: new Headers(), body: Buffer.alloc(0) });
 
-function rig(options: { onShutdown?: 'hangup' | 'handover'; onCap?: 'hangup' | 'cancel'; maxSessions?: number; store?: CallStore; control?: Control; openSideband?: (init: SidebandInit) => FakeSideband } = {}) {
+function rig(
+  options: {
+    onShutdown?: 'hangup' | 'handover';
+    onCap?: 'hangup' | 'cancel';
+    maxSessions?: number;
+    store?: CallStore;
+    control?: Control;
+    openSideband?: (init: SidebandInit) => FakeSideband;
+    admitTakenOver?: GovernorDeps['admitTakenOver'];
+  } = {},
+) {
   const config = parseConfig(
     {
       server: { maxSessions: options.maxSessions ?? 100 },
@@ -121,6 +131,7 @@ function rig(options: { onShutdown?: 'hangup' | 'handover'; onCap?: 'hangup' | '
     },
     store,
     tenant: (id) => tenants.get(id),
+    ...(options.admitTakenOver ? { admitTakenOver: options.admitTakenOver } : {}),
     openSideband: (init) => {
       const s = options.openSideband ? options.openSideband(init) : new FakeSideband(init);
       sidebands.set(init.call.callId, s);
@@ -204,13 +215,51 @@ describe('call leases: who governs a call', () => {
     expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
   });
 
-  it('a sweep claims no more calls than there is room for (server.maxSessions)', async () => {
+  it('a sweep claims lapsed calls even at server.maxSessions: they are live, governed over the bound rather than left ungoverned', async () => {
     const r = track(rig({ maxSessions: 2 }));
+    await r.govern('rtc_own_1');
+    await r.govern('rtc_own_2');
     for (let i = 0; i < 4; i++) await r.store.putCall(`rtc_${i}`, record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
     await r.governors.sweep();
-    expect(r.governors.size).toBe(2);
+    expect(r.governors.size).toBe(6);
+    expect(r.hangups).toEqual([]);
+  });
+
+  it('a taken-over call is admitted (its sideband holds the slot); over the concurrency limit it is governed all the same, refused otherwise it is hung up', async () => {
+    const admitted: string[] = [];
+    const refusal: Record<string, ProxyError> = {
+      rtc_full: new ProxyError('concurrent_sessions_exceeded'),
+      rtc_spent: new ProxyError('budget_exceeded'),
+    };
+    const r = track(
+      rig({
+        admitTakenOver: async (call) => {
+          admitted.push(call.callId);
+          return refusal[call.callId] ?? null;
+        },
+      }),
+    );
+    for (const id of ['rtc_ok', 'rtc_full', 'rtc_spent']) await r.store.putCall(id, record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
     await r.governors.sweep();
-    expect(r.governors.size).toBe(2);
+    expect(admitted.sort()).toEqual(['rtc_full', 'rtc_ok', 'rtc_spent']);
+    expect([...r.sidebands.keys()].sort()).toEqual(['rtc_full', 'rtc_ok']);
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_spent']);
+  });
+
+  it('a lease lost with its binding (the call outlived calls.bindingTtlSec) hangs the call up; one another instance holds is let go', async () => {
+    const r = track(rig());
+    await r.store.putCall('rtc_short', record('acme', r.wall() + 1000), r.governors.lease(), r.wall());
+    r.start('rtc_short');
+    await r.govern('rtc_taken');
+    r.advance(2000);
+    // The expired binding's lease is dropped by a claim; another instance takes rtc_taken.
+    await r.store.claimLapsed('gov_other', r.wall() + 60_000, r.wall(), 10);
+    await r.store.putCall('rtc_taken', record(), { owner: 'gov_other', untilMs: r.wall() + 60_000 }, r.wall());
+    await r.governors.sweep();
+    await flush();
+    expect(r.hangups).toEqual(['hangup:rtc_short']);
+    expect(r.lines.filter((l) => l['event'] === 'call_released').map((l) => l['call'])).toEqual(['rtc_taken']);
   });
 
   it('start is idempotent for a call still governed here', async () => {

@@ -57,7 +57,21 @@ export interface GovernorDeps {
   readonly tenant: (id: string) => Tenant | undefined;
   /** Builds a call's sideband session (tests); default: a RelaySession running the calls chain. */
   readonly openSideband?: (init: SidebandInit) => Sideband;
+  /**
+   * Admission of a call taken over here (the chain's, as a new session's: caps, model, and the
+   * tenant's concurrent-session slot, which the call's sideband then holds). Null: admitted. Absent:
+   * taken-over calls are governed without one (tests).
+   */
+  readonly admitTakenOver?: (call: GovernedCall) => Promise<ProxyError | null>;
 }
+
+/**
+ * Refusals a taken-over call is governed through all the same (without a slot): it was admitted when
+ * it was created and is live; the tenant's limit (whose slot a crashed instance may still hold in a
+ * shared ledger until that slot expires) or an unavailable ledger does not end it. Any other refusal
+ * (a spent cap, a model no longer allowed or priced) hangs it up, as a new call would be refused.
+ */
+const GOVERNED_OVER_REFUSAL: ReadonlySet<string> = new Set(['concurrent_sessions_exceeded', 'budget_unavailable', 'overloaded']);
 
 /**
  * Whether a call may still be running when its sideband ended: the upstream closes a sideband
@@ -154,22 +168,49 @@ export class CallGovernors {
   }
 
   async #sweep(): Promise<void> {
-    const { store, config, log } = this.#deps;
+    const { store, log } = this.#deps;
     const { owner, untilMs } = this.lease();
     try {
       const lost = await store.renewLeases(owner, [...this.#byCall.keys()], untilMs);
-      for (const callId of lost) this.#letGo(callId, 'another instance governs the call now');
-      const room = config.server.maxSessions - this.#byCall.size;
-      if (this.#closing || room <= 0) return;
-      const claimed = await store.claimLapsed(owner, untilMs, this.#deps.clock.wall(), Math.min(room, CLAIMS_PER_SWEEP));
-      for (const call of claimed) this.#reattach(call);
+      for (const callId of lost) await this.#lost(callId);
+      // Claimed even at server.maxSessions (until 2026-12-05 a full instance skipped the claim, and a
+      // call nobody else claimed ran ungoverned for as long as it stayed full): a lapsed call is live
+      // already, and governing it over maxSessions (one more sideband) is better than leaving it
+      // unmetered and unguarded. maxSessions still refuses new calls and sessions.
+      if (this.#closing) return;
+      const claimed = await store.claimLapsed(owner, untilMs, this.#deps.clock.wall(), CLAIMS_PER_SWEEP);
+      await Promise.all(claimed.map((call) => this.#reattach(call)));
     } catch (err) {
       log.warn({ err: err instanceof Error ? err.message : String(err) }, 'call leases: the store did not answer (calls stay governed here)');
     }
   }
 
-  /** A call whose governing instance went away: a new sideband, or a hang-up when it cannot be governed. */
-  #reattach({ callId, record }: ClaimedCall): void {
+  /**
+   * A governed call's lease is no longer this instance's. Another instance claimed it (its binding is
+   * still there): let go here, it governs the call. Its binding expired (the call outlived
+   * `calls.bindingTtlSec`; its lease went with it): nobody can claim it, so it is hung up. (Until
+   * 2026-12-05 it was let go either way, and such a call ran on ungoverned.) A store that does not
+   * answer counts as bound (letting go never leaves two sidebands metering one call).
+   */
+  async #lost(callId: string): Promise<void> {
+    const bound = await this.#deps.store.getCall(callId, this.#deps.clock.wall()).then(
+      (record) => record !== null,
+      () => true,
+    );
+    if (bound) return this.#letGo(callId, 'another instance governs the call now');
+    const session = this.#byCall.get(callId);
+    if (!session || session.ended || this.#endReasons.has(callId) || this.#released.has(callId)) return;
+    const why = 'the call outlived its binding (calls.bindingTtlSec)';
+    session.log.warn({ event: 'call_binding_expired', call: callId }, 'the call outlived its binding: hanging it up');
+    this.#trackEnd(this.#endCall(callId, session, why, new ProxyError('session_duration_exceeded', { close: 'limitExceeded', message: 'The call outlived its binding (calls.bindingTtlSec) and was ended.' }), false));
+  }
+
+  /**
+   * A call whose governing instance went away: admitted here (its sideband holds the tenant's
+   * concurrent-session slot, as on the instance that created it; until 2026-12-05 a taken-over call
+   * held none), then a new sideband; a hang-up when it cannot be governed. Never rejects.
+   */
+  async #reattach({ callId, record }: ClaimedCall): Promise<void> {
     const log = this.#deps.log;
     if (this.#closing) {
       this.#track(this.#deps.store.releaseCall(callId, this.owner, false));
@@ -179,12 +220,32 @@ export class CallGovernors {
     if (existing && !existing.ended) return;
     const tenant = this.#deps.tenant(record.tenant);
     if (!tenant) {
-      this.hangup(callId, log, 'the call was re-claimed but its tenant is no longer configured');
+      void this.hangup(callId, log, 'the call was re-claimed but its tenant is no longer configured');
       return;
     }
+    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind };
+    let refused: ProxyError | null = null;
+    try {
+      refused = (await this.#deps.admitTakenOver?.(call)) ?? null;
+    } catch (err) {
+      log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'admission of a re-claimed call failed: governed without it');
+    }
+    if (refused && !GOVERNED_OVER_REFUSAL.has(refused.code)) {
+      log.info({ event: 'call_reattach_refused', call: callId, tenant: tenant.id, code: refused.code }, 'a re-claimed call the tenant may not open now is hung up');
+      void this.hangup(callId, log, `the re-claimed call was refused admission (${refused.code})`);
+      return;
+    }
+    if (refused) log.warn({ event: 'call_reattached_unadmitted', call: callId, tenant: tenant.id, code: refused.code }, 'a re-claimed call is governed without a concurrency slot (it is live already)');
+    // Shutdown, or another start, while admission ran.
+    if (this.#closing) {
+      this.#track(this.#deps.store.releaseCall(callId, this.owner, false));
+      return;
+    }
+    const again = this.#byCall.get(callId);
+    if (again && !again.ended) return;
     log.info({ event: 'call_reattached', call: callId, tenant: tenant.id, transport: record.kind }, 'a call whose instance went away gets a new sideband here');
     try {
-      this.start({ callId, tenant, model: record.model, kind: record.kind });
+      this.start(call);
     } catch (err) {
       log.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the re-claimed call could not be governed');
       this.hangup(callId, log, 'the re-claimed call could not be governed');

@@ -18,7 +18,7 @@ import { CallGovernors } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallStore, SecretRecord } from './store.js';
-import { routeSipCall } from './sip.js';
+import { acceptBoundMs, routeSipCall } from './sip.js';
 import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
 import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersProblem } from './webhook.js';
 
@@ -44,8 +44,11 @@ function relayUpstream(reply: UpstreamReply): HttpReply {
   return { status, headers: { 'content-type': reply.headers.get('content-type') ?? 'application/json' }, body: reply.body };
 }
 
-const unavailable = (err: unknown) =>
-  errorReply(new ProxyError('upstream_unavailable', { message: `The Realtime upstream could not be reached: ${err instanceof Error ? err.message : String(err)}`, close: null }));
+/** The upstream could not be reached: logged with why; the tenant hears a fixed message (a socket error names internal addresses). */
+function unavailable(err: unknown, log: Logger): HttpReply {
+  log.warn({ err: err instanceof Error ? err.message : String(err) }, 'calls: the Realtime upstream could not be reached');
+  return errorReply(new ProxyError('upstream_unavailable', { message: 'The Realtime upstream could not be reached.', close: null }));
+}
 
 function parseJsonObject(buf: Buffer, what: string): JsonObject | ProxyError {
   let parsed: unknown;
@@ -77,7 +80,15 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     ledger.kind === 'redis'
       ? new (await import('./redis-store.js')).RedisCallStore({ url: ledger.url, keyPrefix: ledger.keyPrefix, commandTimeoutMs: ledger.commandTimeoutMs })
       : new (await import('./store.js')).SqliteCallStore(ledger.path === ':memory:' ? ':memory:' : resolve(deps.baseDir, ledger.path));
-  const governors = new CallGovernors({ config: deps.config, log, clock: deps.clock, upstream, store, tenant: (id) => deps.tenants.tenants.get(id) });
+  const governors = new CallGovernors({
+    config: deps.config,
+    log,
+    clock: deps.clock,
+    upstream,
+    store,
+    tenant: (id) => deps.tenants.tenants.get(id),
+    admitTakenOver: (call) => admitCall(call.tenant, call.model),
+  });
   const wall = () => deps.clock.wall();
   const liveSecrets = new LiveSecrets(cfg.maxLiveSecretsPerTenant);
 
@@ -165,18 +176,42 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     return store.getSecret(sha256Hex(key), wall()).then((record) => (record ? 'authenticated' : withCors(req, errorReply(new ProxyError('invalid_client_secret', { close: null })))));
   };
 
-  /** Admission as for a WebSocket session (model allowlist, caps, concurrency); the slot goes to the sideband. */
-  const admitCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
+  /**
+   * Before a call is created or accepted upstream: the proxy's capacity, the tenant's caps and a free
+   * concurrency slot now, holding nothing. (Until 2026-12-05 the slot was taken here and parked for
+   * the sideband: an offer or accept the upstream refused kept it for 30 s, and a client-secret
+   * holder posting refused offers kept the tenant at its limit.)
+   */
+  const checkCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
     // Sideband sessions count against the same bound as client sessions (memory, sockets).
     if (governors.size >= deps.config.server.maxSessions) return new ProxyError('overloaded', { close: null });
+    return deps.metering.probe({ tenant, model, query: new Map([['model', model]]) });
+  };
+
+  /**
+   * Admission as for a WebSocket session (model allowlist, caps, concurrency), once the call exists
+   * upstream: the slot it takes is the sideband's, started right after (`startGoverned`), and a
+   * call taken over from another instance (`CallGovernors`).
+   */
+  const admitCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
     const decision = await template.admit({ tenant, model, query: new Map([['model', model]]) });
     if (decision instanceof ProxyError) return decision;
     return decision.model !== model ? new ProxyError('model_not_allowed', { message: `Model ${model} is not allowed for this tenant.`, close: null }) : null;
   };
 
-  /** Binds the call to its tenant and starts its sideband; a call that cannot be bound is hung up (never left ungoverned). */
+  /**
+   * Admits the call (its sideband's slot), binds it to its tenant and starts its sideband; a call
+   * refused admission (a concurrent call took the tenant's last slot since `checkCall`) or that
+   * cannot be bound is hung up (never left ungoverned).
+   */
   const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger): Promise<ProxyError | null> => {
     try {
+      const refused = await admitCall(tenant, model);
+      if (refused) {
+        callLog.info({ event: 'call_refused', tenant: tenant.id, call: callId, code: refused.code }, 'the call was refused admission once created: hanging it up');
+        void governors.hangup(callId, callLog, `the call was refused admission (${refused.code})`);
+        return refused;
+      }
       await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000 }, governors.lease(), wall());
       governors.start({ callId, tenant, model, kind });
     } catch (err) {
@@ -318,13 +353,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       model = governed.model;
       send = () => upstream.createCall(sdp, governed.session);
     }
-    const refused = await admitCall(tenant, model);
+    const refused = await checkCall(tenant, model);
     if (refused) return errorReply(refused);
     let reply: UpstreamReply;
     try {
       reply = await send();
     } catch (err) {
-      return unavailable(err);
+      return unavailable(err, log);
     }
     if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply);
     const callId = callIdFromLocation(reply.headers.get('location'));
@@ -368,7 +403,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         const reply = await upstream.control(callId, 'hangup');
         return relayUpstream(reply);
       } catch (err) {
-        return unavailable(err);
+        return unavailable(err, log);
       }
     },
   };
@@ -383,9 +418,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       tenants: deps.tenants.tenants,
       log,
       govern: governFor,
-      admit: admitCall,
+      check: checkCall,
       upstream,
       start: (tenant, model, callId) => startGoverned(tenant, model, 'sip', callId, log),
+      bound: async (callId) => (await store.getCall(callId, wall())) !== null,
     });
   };
   /**
@@ -394,13 +430,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * waits for that outcome (bounded; then 503, which OpenAI retries), never "duplicate" for a
    * handling that may still fail (until 2026-12-05 it was, and the call kept ringing). Instances
    * sharing the store see the id as in progress (503 too) until handled or forgotten; its claim is
-   * leased for the handling's bound (one upstream request and the store's few round trips), after
+   * leased for the handling's bound (the accept's attempts and the store's few round trips), after
    * which another instance takes it over (the first died mid-handling).
    */
   const deliveries = new WebhookDeliveries<HttpReply>({
     record: store,
     ttlMs: 2 * cfg.sip.toleranceSec * 1000,
-    leaseMs: cfg.upstreamTimeoutMs + SIP_STORE_MARGIN_MS,
+    leaseMs: acceptBoundMs(cfg.upstreamTimeoutMs) + SIP_STORE_MARGIN_MS,
     wall,
     waitMs: REDELIVERY_WAIT_MS,
     duplicate: () => json(200, { status: 'duplicate' }),

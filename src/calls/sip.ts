@@ -6,7 +6,7 @@ import { asObject, asString } from '../protocol/json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { SipRoute } from './config.js';
 import type { GovernedSession } from './session-config.js';
-import type { UpstreamCalls } from './upstream.js';
+import { UpstreamHttpError, type UpstreamCalls } from './upstream.js';
 
 export interface SipHeader {
   readonly name: string;
@@ -18,11 +18,34 @@ export interface SipDeps {
   readonly tenants: ReadonlyMap<string, Tenant>;
   readonly log: Logger;
   govern(tenant: Tenant, raw: unknown): Promise<GovernedSession | ProxyError>;
-  admit(tenant: Tenant, model: string): Promise<ProxyError | null>;
-  readonly upstream: UpstreamCalls;
-  /** Binds and governs the call; an error means it was hung up. */
+  /** Whether the tenant may open a call now (caps, a free slot), holding nothing. */
+  check(tenant: Tenant, model: string): Promise<ProxyError | null>;
+  readonly upstream: Pick<UpstreamCalls, 'control'>;
+  /** Admits, binds and governs the call; an error means it was hung up. */
   start(tenant: Tenant, model: string, callId: string): Promise<ProxyError | null>;
+  /** Whether the call is bound already (governed by an instance sharing the store, or to be claimed by one). */
+  bound(callId: string): Promise<boolean>;
+  /** Pause before accept attempt `n` + 1 (default 1 s, 2 s). */
+  readonly acceptPauseMs?: (n: number) => number;
 }
+
+/** Accept attempts for one delivery (1 + retries after 1 and 2 s) when the upstream answers 5xx or 429. */
+const ACCEPT_ATTEMPTS = 3;
+/** How long a delivery's accept takes at most: every attempt (`timeoutMs` each) and the pauses between them. */
+export const acceptBoundMs = (timeoutMs: number): number => ACCEPT_ATTEMPTS * timeoutMs + (2 ** (ACCEPT_ATTEMPTS - 1) - 1) * 1000;
+
+type AcceptOutcome =
+  | { readonly kind: 'accepted' }
+  /** A 4xx other than 409: the upstream refused this accept (the call is not live through it). */
+  | { readonly kind: 'refused'; readonly status: number }
+  /** 409: the call is no longer ringing: accepted already (an earlier accept whose answer was lost), or ended. */
+  | { readonly kind: 'not_ringing' }
+  /** 5xx or 429 on every attempt: the upstream did not act (it said so). */
+  | { readonly kind: 'transient'; readonly status: number }
+  /** The request never left (no connection): the call still rings. */
+  | { readonly kind: 'unsent' }
+  /** No answer after the request left (a cut connection, a timeout): the call may be live. */
+  | { readonly kind: 'unknown' };
 
 /**
  * The user part of a SIP URI in a header value: `"Bob" <sip:+15551234567@host;x=y>` → `+15551234567`.
@@ -70,9 +93,18 @@ export function matchSipRoute(routes: readonly SipRoute[], headers: readonly Sip
  * `realtime.call.incoming`: the routing rule picks the tenant; the call is accepted with the
  * tenant's governed session config and then governed over the sideband, or refused with
  * `/reject` when no rule matches, the config breaks the policy, or the tenant is over a cap.
- * Acknowledged (200) once handled, whatever the call's fate, so OpenAI does not redeliver it; an
- * accept that cannot reach OpenAI answers 502 (OpenAI redelivers any non-2xx: the call gets another
- * chance, see `WebhookDeliveries` for how redeliveries are acted on once).
+ * Acknowledged (200) once handled, whatever the call's fate, so OpenAI does not redeliver it.
+ *
+ * An accept is never left with a call running ungoverned. The upstream answering 5xx or 429 is
+ * retried (after 1 and 2 s); still failing, or unreachable (the request never left), the delivery
+ * answers 502, which OpenAI redelivers: the call, still ringing, gets another chance (until
+ * 2026-12-05 a 5xx was acknowledged `accept_failed` and never redelivered). An accept whose answer
+ * was lost (the connection cut, the request timed out) may have been acted on: the call is governed
+ * (a sideband that cannot attach to it hangs it up) and the delivery answers 502. An accept answered
+ * 409 (not ringing: an earlier accept whose answer was lost, this delivery's first one or a
+ * redelivery's) is governed likewise unless the call is bound already (an instance governs it).
+ * Until 2026-12-05 both were left running ungoverned. See `WebhookDeliveries` for how redeliveries
+ * are acted on once.
  */
 export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<HttpReply> {
   const data = asObject(event['data']);
@@ -94,21 +126,56 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
   if (!route || !tenant) return reject('no routing rule matches the call', 404);
   const governed = await deps.govern(tenant, route.session);
   if (governed instanceof ProxyError) return reject('the configured session breaks the tenant policy', 500, { tenant: tenant.id, code: governed.code });
-  const refused = await deps.admit(tenant, governed.model);
+  const refused = await deps.check(tenant, governed.model);
   // 486 Busy Here: over a cap or at the concurrency limit.
   if (refused) return reject('the tenant may not open a session now', 486, { tenant: tenant.id, code: refused.code });
-  let status: number;
-  try {
-    status = (await deps.upstream.control(callId, 'accept', governed.session)).status;
-  } catch (err) {
-    log.error({ err: err instanceof Error ? err.message : String(err) }, 'accept failed');
-    return json(502, { error: { type: 'server_error', code: 'upstream_unavailable', message: 'The call could not be accepted upstream.' } });
+  const outcome = await accept(callId, governed.session, deps, log);
+  const unavailable = (message: string) => json(502, { error: { type: 'server_error', code: 'upstream_unavailable', message } });
+  switch (outcome.kind) {
+    case 'accepted': {
+      const ungoverned = await deps.start(tenant, governed.model, callId);
+      if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
+      return json(200, { status: 'accepted', tenant: tenant.id });
+    }
+    case 'refused':
+      log.warn({ status: outcome.status, tenant: tenant.id }, 'upstream refused the accept');
+      return json(200, { status: 'accept_failed' });
+    case 'transient':
+      log.warn({ status: outcome.status, tenant: tenant.id }, 'upstream failed the accept: left for a redelivery');
+      return unavailable('The call could not be accepted upstream.');
+    case 'unsent':
+      return unavailable('The call could not be accepted upstream.');
+    case 'unknown': {
+      log.warn({ event: 'sip_accept_unknown', tenant: tenant.id }, 'the accept\'s answer was lost: the call may be live, and is governed (or hung up)');
+      await deps.start(tenant, governed.model, callId);
+      return unavailable('The accept\'s answer was lost: the call is governed if it was accepted, else hung up.');
+    }
+    case 'not_ringing': {
+      if (await deps.bound(callId).catch(() => false)) return json(200, { status: 'already_accepted', tenant: tenant.id });
+      log.warn({ event: 'sip_accept_not_ringing', tenant: tenant.id }, 'the call is no longer ringing and nobody governs it: it is governed (or hung up)');
+      const ungoverned = await deps.start(tenant, governed.model, callId);
+      if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
+      return json(200, { status: 'accepted', tenant: tenant.id });
+    }
   }
-  if (status >= 300) {
-    log.warn({ status, tenant: tenant.id }, 'upstream refused the accept');
-    return json(200, { status: 'accept_failed' });
+}
+
+/** The accept, retried on 5xx and 429 (the upstream did not act); never throws. */
+async function accept(callId: string, session: unknown, deps: SipDeps, log: Logger): Promise<AcceptOutcome> {
+  for (let n = 1; ; n++) {
+    let status: number;
+    try {
+      status = (await deps.upstream.control(callId, 'accept', session)).status;
+    } catch (err) {
+      const unsent = err instanceof UpstreamHttpError && err.unsent;
+      log.error({ err: err instanceof Error ? err.message : String(err), attempt: n, unsent }, 'accept failed');
+      return unsent ? { kind: 'unsent' } : { kind: 'unknown' };
+    }
+    if (status < 300) return { kind: 'accepted' };
+    if (status === 409) return { kind: 'not_ringing' };
+    if (status < 500 && status !== 429) return { kind: 'refused', status };
+    log.warn({ status, attempt: n }, 'upstream failed the accept');
+    if (n >= ACCEPT_ATTEMPTS) return { kind: 'transient', status };
+    await new Promise((resolve) => setTimeout(resolve, deps.acceptPauseMs?.(n) ?? 1000 * 2 ** (n - 1)));
   }
-  const ungoverned = await deps.start(tenant, governed.model, callId);
-  if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
-  return json(200, { status: 'accepted', tenant: tenant.id });
 }

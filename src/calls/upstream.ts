@@ -9,8 +9,27 @@ export interface UpstreamReply {
 
 export type CallAction = 'accept' | 'reject' | 'hangup' | 'refer';
 
-/** Thrown (and caught by the routes) when the upstream cannot be reached or answers too much. */
-export class UpstreamHttpError extends Error {}
+/** Connection failures that happen before a request can have been sent (nothing reached the upstream). */
+const UNSENT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * Thrown (and caught by the routes) when the upstream cannot be reached or answers too much.
+ * `unsent`: the request never left (no connection); otherwise the upstream may have acted on it
+ * (its answer was lost: a cut connection, a timeout).
+ */
+export class UpstreamHttpError extends Error {
+  constructor(
+    message: string,
+    readonly unsent = false,
+  ) {
+    super(message);
+  }
+}
+
+function unsentError(err: unknown): boolean {
+  const cause = err instanceof Error ? (err as Error & { cause?: { code?: unknown } }).cause : undefined;
+  return typeof cause?.code === 'string' && UNSENT_CODES.has(cause.code);
+}
 
 /** Reads a response body up to `limit` bytes (a hostile or broken upstream cannot fill memory). */
 async function readBounded(res: Response, limit: number): Promise<Buffer> {
@@ -65,7 +84,7 @@ export class UpstreamCalls {
     try {
       res = await fetch(`${this.#base}${path}`, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(this.#timeoutMs) });
     } catch (err) {
-      throw new UpstreamHttpError(err instanceof Error ? err.message : String(err));
+      throw new UpstreamHttpError(err instanceof Error ? err.message : String(err), unsentError(err));
     }
     const bytes = await readBounded(res, this.#maxBytes);
     return { status: res.status, headers: res.headers, body: bytes };

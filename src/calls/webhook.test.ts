@@ -404,3 +404,17 @@ describe('webhook headers checked before the body is read', () => {
     expect(problem({ ...good, 'webhook-signature': [...Array(16).fill('v2,x'), sig32].join(' ') })).toBe(bad);
   });
 });
+
+describe('calls.sip.webhookSecret validation', () => {
+  it('refuses a secret with no key, one that is not base64, or a key too short; takes a whsec_ base64 key with or without padding', async () => {
+    const { webhookSecretProblem } = await import('./config.js');
+    const { parseConfig } = await import('../config/load.js');
+    for (const bad of ['whsec_', '', 'whsec_!!!!', 'whsec_abcde', `whsec_${Buffer.from('short').toString('base64')}`, 'whsec_QUJD===']) expect(webhookSecretProblem(bad), bad).not.toBeNull();
+    expect(webhookSecretProblem(SECRET)).toBeNull();
+    expect(webhookSecretProblem(SECRET.replace(/=+$/, ''))).toBeNull();
+    expect(webhookSecretProblem(KEY.toString('base64'))).toBeNull();
+    const config = (webhookSecret: string) => parseConfig({ upstream: { provider: 'simulator' }, calls: { enabled: true, sip: { webhookSecret } }, tenants: {} }, '(test)', {});
+    expect(() => config('whsec_')).toThrow(/webhookSecret/);
+    expect(() => config(SECRET)).not.toThrow();
+  });
+});

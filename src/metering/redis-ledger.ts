@@ -311,7 +311,11 @@ export class RedisLedger implements Ledger {
         ],
       );
     } catch (err) {
-      return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
+      const reason = err instanceof Error ? err.message : String(err);
+      // Logged here (once per distinct text): callers put a fixed reason in what clients see.
+      if (this.#lastError !== reason) this.#o.log.warn({ err: reason }, 'metering redis: reserve failed');
+      this.#lastError = reason;
+      return { kind: 'unavailable', reason };
     }
     if (!Array.isArray(reply) || reply.length === 0) return { kind: 'unavailable', reason: 'unexpected reply' };
     if (Number(reply[0]) === 1) {
@@ -570,9 +574,14 @@ export class RedisLedger implements Ledger {
     pipe.exec().catch(() => undefined);
   }
 
+  /**
+   * Why the ledger is not ready, or null. A fixed text: `/readyz` answers anyone on the client port,
+   * and the socket error (`connect ECONNREFUSED <host>:<port>`, `ENOTFOUND <name>`) names the
+   * ledger's internal address; that text is in the logs ('metering redis error').
+   */
   readiness(): string | null {
     if (this.#closed) return 'ledger closed';
-    if (!this.connected && this.#o.failMode === 'closed') return `redis ledger unavailable (${this.#lastError ?? this.#redis.status})`;
+    if (!this.connected && this.#o.failMode === 'closed') return 'redis ledger unavailable';
     return null;
   }
 

@@ -9,7 +9,7 @@ import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { MAX_KEY_CHARS, type TenantResolver } from '../tenants/resolver.js';
-import { readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
+import { forwardedHeaderProblem, readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
@@ -390,6 +390,10 @@ export class ProxyServer {
       const info = { method: route.method, path: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers };
       if (bytes > this.#config.server.maxHeaderBytes) return exchange.reply(jsonReply(431, { error: { code: 'headers_too_large' } }));
       if (duplicated.length > 0) return exchange.reply(jsonReply(400, { error: { code: 'invalid_request', message: `Repeated ${duplicated.join(', ')} header.` } }));
+      // Two carriers of a tenant key (Authorization and api-key, ...): ambiguous like a repeated header.
+      if (route.auth === 'tenant' && presentedCredentials(headers).ambiguous) {
+        return exchange.reply(jsonReply(400, { error: { type: 'invalid_request_error', code: 'invalid_request', message: 'More than one API key was presented; send exactly one.' } }));
+      }
       if (route.auth === 'admin' && !this.#adminKey?.matches(headers.get('authorization'))) {
         return exchange.reply(jsonReply(401, { error: { code: 'invalid_admin_key' } }));
       }
@@ -627,6 +631,14 @@ export class ProxyServer {
     if (copied.duplicated.length > 0) {
       return refuse(new ProxyError('invalid_request', { message: `The ${copied.duplicated.join(', ')} header appears more than once.` }));
     }
+    // Two carriers of a key (Authorization and api-key, a header and a subprotocol, two subprotocols):
+    // ambiguous like a repeated header, so refused instead of letting one of them win.
+    if (creds.ambiguous) {
+      return refuse(new ProxyError('invalid_request', { message: 'More than one API key was presented (Authorization, api-key, openai-insecure-api-key subprotocol); send exactly one.' }));
+    }
+    // A header value the upstream request cannot carry is the client's bad request, not an upstream outage.
+    const badHeader = forwardedHeaderProblem(headers);
+    if (badHeader) return refuse(badHeader);
     if (this.#draining) return refuse(new ProxyError('server_shutting_down'));
     if (this.#sessions.size >= this.#config.server.maxSessions) return refuse(new ProxyError('overloaded'));
     if (this.#budget.exhausted) return refuse(new ProxyError('overloaded', { message: 'The proxy is at its memory budget; retry shortly.' }));

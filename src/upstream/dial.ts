@@ -1,3 +1,4 @@
+import { validateHeaderValue } from 'node:http';
 import type { Config } from '../config/schema.js';
 import { ProxyError } from '../protocol/errors.js';
 
@@ -8,6 +9,26 @@ export interface UpstreamTarget {
 
 /** Client headers that may reach the upstream. Everything else (tenant keys, beta markers, cookies) stays here. */
 const FORWARDED_CLIENT_HEADERS = ['openai-safety-identifier'] as const;
+
+/**
+ * Null when every client header that `upstreamTarget` forwards can be sent upstream; else the
+ * client's own bad request (`invalid_request`, 400 before the upgrade). uWS accepts bytes in a
+ * header value that Node's HTTP client refuses to send (a DEL byte, control characters, a character
+ * above U+00FF): left for the dial, they failed as `upstream_unavailable` (close 1013), which SDKs
+ * retry forever. Checked with the validator the upstream request itself runs. Never throws.
+ */
+export function forwardedHeaderProblem(clientHeaders: ReadonlyMap<string, string>): ProxyError | null {
+  for (const name of FORWARDED_CLIENT_HEADERS) {
+    const v = clientHeaders.get(name);
+    if (!v) continue;
+    try {
+      validateHeaderValue(name, v);
+    } catch {
+      return new ProxyError('invalid_request', { message: `The ${name} header has a character that cannot be forwarded upstream (a control character, DEL, invalid UTF-8 or a character above U+00FF).`, param: name });
+    }
+  }
+  return null;
+}
 
 /**
  * The only client query parameters that reach the upstream. Everything else (`api_key`,

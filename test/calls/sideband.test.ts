@@ -197,6 +197,21 @@ describe('the browser gets its answer once the call is governed (found 2026-12-0
     expect(relock.session.instructions).toBe('You are the Acme phone agent.');
   });
 
+  it('an upstream that cannot be reached: 502 upstream_unavailable with a fixed message, the socket error (an internal address) only logged (found 2026-12-05)', async () => {
+    const gone = await callsProxy();
+    try {
+      const secret = await mint(gone, 'acme', { session: { type: 'realtime', model: 'gpt-realtime' } });
+      await gone.sim.close();
+      const res = await post(`${gone.httpUrl}/v1/realtime/calls`, { key: secret.json['value'] as string, contentType: 'application/sdp', body: OFFER });
+      expect(res.status).toBe(502);
+      expect(res.json['error']).toMatchObject({ code: 'upstream_unavailable', message: 'The Realtime upstream could not be reached.' });
+      expect(res.text).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|fetch failed/);
+      expect(gone.logs.some((l) => l['msg'] === 'calls: the Realtime upstream could not be reached' && typeof l['err'] === 'string')).toBe(true);
+    } finally {
+      await gone.stop();
+    }
+  });
+
   it('a sideband that never becomes ready: the call is hung up and the browser gets 502 upstream_unavailable, not an answer', async () => {
     const quick = await callsProxy({ calls: { sidebandReadyTimeoutMs: 300 } });
     try {

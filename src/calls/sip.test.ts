@@ -1,0 +1,100 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { HttpReply } from '../app/module.js';
+import { ProxyError } from '../protocol/errors.js';
+import type { Tenant } from '../tenants/tenant.js';
+import type { GovernedSession } from './session-config.js';
+import { routeSipCall, type SipDeps } from './sip.js';
+import { UpstreamHttpError, type UpstreamReply } from './upstream.js';
+
+const tenant = { id: 'acme' } as unknown as Tenant;
+const EVENT = { type: 'realtime.call.incoming', data: { call_id: 'rtc_sip_1', sip_headers: [] } };
+
+/** Accept answers in order: a status, or an error thrown (`unsent`: the request never left). */
+type Answer = number | 'lost' | 'unsent';
+
+function deps(answers: Answer[], options: { bound?: boolean } = {}) {
+  const actions: string[] = [];
+  const started: string[] = [];
+  const d: SipDeps = {
+    routes: [{ tenant: 'acme', session: {} }],
+    tenants: new Map([['acme', tenant]]),
+    log: pino({ level: 'silent' }),
+    govern: async () => ({ session: { type: 'realtime', model: 'gpt-realtime' }, model: 'gpt-realtime', rewritten: [], guardrails: [] }) as GovernedSession,
+    check: async () => null,
+    upstream: {
+      control: async (_callId, action) => {
+        actions.push(action);
+        const a = action === 'accept' ? (answers.shift() ?? 200) : 200;
+        if (a === 'lost') throw new UpstreamHttpError('other side closed');
+        if (a === 'unsent') throw new UpstreamHttpError('connect ECONNREFUSED', true);
+        return { status: a, headers: new Headers(), body: Buffer.alloc(0) } satisfies UpstreamReply;
+      },
+    },
+    start: async (_t, _m, callId) => {
+      started.push(callId);
+      return null;
+    },
+    bound: async () => options.bound ?? false,
+    acceptPauseMs: () => 0,
+  };
+  return { d, actions, started };
+}
+
+const body = (r: HttpReply) => JSON.parse(String(r.body)) as Record<string, unknown>;
+
+describe('routeSipCall: an accept never leaves a call running ungoverned', () => {
+  it('accepted: governed, 200', async () => {
+    const { d, started } = deps([200]);
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, body(r)['status'], started]).toEqual([200, 'accepted', ['rtc_sip_1']]);
+  });
+
+  it('5xx and 429 are retried; a retry that succeeds is accepted', async () => {
+    const { d, actions, started } = deps([503, 429, 200]);
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, actions, started]).toEqual([200, ['accept', 'accept', 'accept'], ['rtc_sip_1']]);
+  });
+
+  it('5xx on every attempt: 502 (OpenAI redelivers), nothing governed', async () => {
+    const { d, actions, started } = deps([500, 502, 503]);
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, actions.length, started]).toEqual([502, 3, []]);
+  });
+
+  it('a 4xx refusal is acknowledged accept_failed, nothing governed', async () => {
+    const { d, started } = deps([400]);
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, body(r)['status'], started]).toEqual([200, 'accept_failed', []]);
+  });
+
+  it('an accept that never left: 502, nothing governed (the call still rings)', async () => {
+    const { d, started } = deps(['unsent']);
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, started]).toEqual([502, []]);
+  });
+
+  it('an accept whose answer was lost: governed (or hung up by its sideband) and answered 502', async () => {
+    const { d, started } = deps(['lost']);
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, started]).toEqual([502, ['rtc_sip_1']]);
+  });
+
+  it('not ringing (409) and unbound: an earlier accept may have landed, so it is governed', async () => {
+    const { d, started } = deps([409]);
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, body(r)['status'], started]).toEqual([200, 'accepted', ['rtc_sip_1']]);
+  });
+
+  it('not ringing (409) and bound already: acknowledged, not governed twice', async () => {
+    const { d, started } = deps([409], { bound: true });
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, body(r)['status'], started]).toEqual([200, 'already_accepted', []]);
+  });
+
+  it('a start that hangs the call up is reported hung_up', async () => {
+    const { d } = deps([200]);
+    const r = await routeSipCall(EVENT, { ...d, start: async () => new ProxyError('concurrent_sessions_exceeded') });
+    expect(body(r)['status']).toBe('hung_up');
+  });
+});

@@ -1,0 +1,92 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
+import { simSignWebhook, startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { post, until, WEBHOOK_SECRET } from './support.js';
+
+/*
+ * Adversary review (2026-12-05): an accept whose answer is lost (the upstream accepted the call,
+ * then the connection broke or the proxy's request timed out) is answered 502 and nothing else
+ * happens: the call is live upstream, accepted with the governed config, but no sideband governs
+ * it and nobody hangs it up. OpenAI's redelivery then finds the call no longer ringing (its accept
+ * is refused) and is acknowledged `accept_failed`: the call runs to its end unmetered and unguarded.
+ * A call the proxy cannot govern must not go on.
+ */
+const SIM_KEY = 'sk-simulator-adv-lost-accept';
+let sim: SimulatorHandle;
+let cut: Server;
+let tp: TestProxy;
+const sockets = new Set<Socket>();
+let dropped = false;
+
+/** A TCP hop to the simulator that forwards everything, but drops the answer to the first accept. */
+function lossyHop(target: URL): Promise<Server> {
+  const server = createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.once('data', (first) => {
+      const upstream = createConnection({ host: target.hostname, port: Number(target.port) });
+      sockets.add(upstream);
+      upstream.on('close', () => sockets.delete(upstream));
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      upstream.write(first);
+      client.pipe(upstream);
+      const head = first.toString('latin1');
+      if (!dropped && /^POST \S+\/accept /.test(head)) {
+        dropped = true;
+        // The upstream acts on the accept; its answer never reaches the proxy.
+        upstream.once('data', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      } else {
+        upstream.pipe(client);
+      }
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+beforeAll(async () => {
+  sim = await startSimulator({ apiKey: SIM_KEY });
+  cut = await lossyHop(new URL(sim.url));
+  const url = `ws://127.0.0.1:${(cut.address() as AddressInfo).port}${new URL(sim.url).pathname}`;
+  tp = await startTestProxy({
+    tenants: { acme: {} },
+    config: {
+      upstream: { provider: 'openai', url, apiKey: SIM_KEY, allowCallId: true },
+      calls: { enabled: true, sip: { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: '+15551230001' }] } },
+    },
+  });
+});
+afterAll(async () => {
+  await tp?.stop();
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((resolve) => cut?.close(() => resolve()));
+  await sim?.close();
+});
+
+describe('adversary: a SIP accept whose answer is lost', () => {
+  it('the call accepted upstream is not left running ungoverned: a sideband governs it or it is hung up (also after the redelivery)', async () => {
+    const sipHeaders = [{ name: 'To', value: '<sip:+15551230001@sip.api.openai.com>' }];
+    const webhookUrl = `${tp.httpUrl}${SIP_WEBHOOK_PATH}`;
+    const first = await sim.calls.ring({ webhookUrl, webhookSecret: WEBHOOK_SECRET, sipHeaders, webhookId: 'wh_lost_accept' });
+    // The proxy could not read the accept's answer: 502, for OpenAI to redeliver.
+    expect(first.status).toBe(502);
+    const call = first.call;
+    // But the upstream did accept it: the call is live.
+    expect(call.state).toBe('active');
+    // OpenAI redelivers the unacknowledged webhook (same id).
+    const now = Math.floor(Date.now() / 1000);
+    const raw = JSON.stringify({ id: 'evt_lost_accept', object: 'event', created_at: now, type: 'realtime.call.incoming', data: { call_id: call.id, sip_headers: sipHeaders } });
+    const again = await post(webhookUrl, { contentType: 'application/json', body: raw, headers: { 'webhook-id': 'wh_lost_accept', 'webhook-timestamp': String(now), 'webhook-signature': simSignWebhook(WEBHOOK_SECRET, 'wh_lost_accept', now, raw) } });
+    expect(again.status).toBe(200);
+    const governedOrEnded = () => call.sidebands.length > 0 || call.control.some((c) => c.action === 'hangup') || call.state === 'ended';
+    await until(governedOrEnded, 'a sideband or a hang-up', 5000).catch(() => undefined);
+    const seen = `call ${call.state}, sidebands ${call.sidebands.length}, control [${call.control.map((c) => c.action).join(', ')}], redelivery ${JSON.stringify(again.json)}`;
+    expect(governedOrEnded(), seen).toBe(true);
+  }, 20_000);
+});
