@@ -78,7 +78,7 @@ function build() {
         .describe(
           'A WebRTC call is answered (its SDP answer returned to the browser) only once the proxy\'s sideband is attached and has read session.created, so the browser cannot act on its data channel before the call is governed. A sideband not ready within this is ended with the call (502 upstream_unavailable).',
         ),
-      bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant (Realtime sessions last at most 60 minutes).'),
+      bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant, and the longest a call is governed: one still running when its binding expires is hung up (Realtime sessions last at most 60 minutes).'),
       upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup).'),
       corsAllowOrigins: z
         .array(z.string().min(1))
