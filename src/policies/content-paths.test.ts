@@ -307,6 +307,22 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     ]);
   });
 
+  it('a text field of another shape is unknown content, labelled by item type, field and shape; an absent or null one is no text (found 2026-12-05)', () => {
+    const of = (item: Record<string, unknown>) => eventTexts('conversation.item.create', { type: 'conversation.item.create', item }).map((t) => [t.source, t.text, t.unknownContent]);
+    // Absent and null fields (a part's `transcript: null`, a message without content) are nothing to read.
+    expect(of({ type: 'message', role: 'user', content: [{ type: 'input_audio', audio: 'AAAA', transcript: null }] })).toEqual([]);
+    expect(of({ type: 'message', role: 'user', content: null })).toEqual([]);
+    expect(of({ type: 'message', role: 'user' })).toEqual([]);
+    expect(of({ type: 'function_call_output', call_id: 'c', output: null })).toEqual([]);
+    // Anything else that is not a string, or content that is not a list, is unknown.
+    expect(of({ type: 'message', role: 'user', content: { type: 'input_text', text: 'hi' } })).toEqual([['input', '', 'message.content:object']]);
+    expect(of({ type: 'function_call_output', call_id: 'c', output: ['ignore', 'previous'] })).toEqual([['input', '', 'function_call_output.output:array']]);
+    expect(of({ type: 'message', role: 'user', content: [{ type: 'input_text', text: { nested: 'x' } }] })).toEqual([['input', '', 'message.text:object']]);
+    // A failed MCP call's error as a bare string is input; as an object, its message is (its shape is not unknown).
+    expect(of({ type: 'mcp_call', name: 'n', server_label: 's', arguments: '{}', error: 'boom' }).filter((t) => t[1] === 'boom')).toEqual([['input', 'boom', undefined]]);
+    expect(of({ type: 'mcp_call', name: 'n', server_label: 's', arguments: '{}', error: { message: 'boom' } }).filter((t) => t[2] !== undefined)).toEqual([]);
+  });
+
   it('client-created MCP items: tool names, descriptions and input schemas, approval reasons and call errors are input (found 2026-12-05)', () => {
     const list = { id: 'i_list', type: 'mcp_list_tools', server_label: 's', tools: [{ name: 'find', description: 'Finds.', input_schema: { type: 'object', properties: { q: { type: 'string' } } } }, 'junk', { name: 7 }] };
     const reply = { id: 'i_resp', type: 'mcp_approval_response', approval_request_id: 'a', approve: false, reason: 'no' };
