@@ -996,8 +996,10 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         const { ctx, f } = session(s, { dailyUsd: '1' });
         const v = await clientAsync(f, { type: 'response.create', event_id: 'c1' });
         expect(v.kind === 'reject' && [v.error.code, v.error.eventId, v.error.closesSession]).toEqual(['budget_unavailable', 'c1', false]);
-        expect(v.kind === 'reject' && v.error.details?.['reason']).toBe(fault === 'reject' ? 'Error: reserve: redis down' : 'reserve: ledger broken');
-        expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: reserve failed')).toBe(fault === 'throw');
+        // A fixed reason: the ledger's own error text stays out of what clients see.
+        expect(v.kind === 'reject' && v.error.details?.['reason']).toBe('ledger unavailable');
+        // Logged either way, with why (the text clients are not shown).
+        expect(s.logs.filter((l) => l.level === 'error' && l.msg === 'metering: reserve failed')).toHaveLength(1);
         expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
         await serverAsync(f, created('resp_vad'));
         expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_vad', 'budget_unavailable']]);
@@ -1008,14 +1010,14 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       });
     }
 
-    it('the unavailable reason reaches the client trimmed to 200 characters', async () => {
+    it("the ledger's own unavailable text never reaches the client: a fixed reason does (it names the ledger's address)", async () => {
       const s = asyncSetup();
-      s.async.reserveUnavailable = 'x'.repeat(500);
+      s.async.reserveUnavailable = 'connect ECONNREFUSED 10.0.0.7:6379';
       const { ctx, f } = session(s, { dailyUsd: '1' });
       const v = await clientAsync(f, { type: 'response.create', event_id: 'c1' });
-      expect(v.kind === 'reject' && v.error.details).toEqual({ reason: 'x'.repeat(200) });
+      expect(v.kind === 'reject' && v.error.details).toEqual({ reason: 'ledger unavailable' });
       await serverAsync(f, created('resp_vad'));
-      expect(ctx.cancelled[0]?.notice.details).toEqual({ reason: 'x'.repeat(200) });
+      expect(ctx.cancelled[0]?.notice.details).toEqual({ reason: 'ledger unavailable' });
     });
 
     it('failMode open: responses run unreserved, and are still billed at response.done', async () => {
@@ -3003,3 +3005,280 @@ class DeferredStatusLedger extends AsyncLedger {
   }
 }
 type SqliteStatus = AsyncLedger['inner']['status'];
+
+/**
+ * The fixes of the 2026-12-05 adversarial review (test/metering/adversary-*.test.ts end to end),
+ * one by one at the filter: the session token limit holds input audio for good, a client commit
+ * counts its buffer, a create reading the conversation counts the uncommitted buffer, creates keep
+ * their reservations while the upstream is not read, prompt variables count, and a model switch in
+ * flight reserves at the dearest model.
+ */
+describe('metering filter: the 2026-12-05 adversarial review\'s fixes, unit by unit', () => {
+  const CAPPED = { dailyUsd: '1000' };
+  const caps = { ...NO_CAPS, dayNanos: 1 };
+  const reserved = (s: Setup) => s.ledger.status('acme', caps, T0).day.reserved;
+  const NONE = { nanos: 0, tokens: 0 };
+  // gpt-realtime: 8 framing tokens of prompt, the model's 4,096 output tokens at the audio rate.
+  const BARE = { nanos: 8 * 4_000 + 4096 * 64_000, tokens: 8 + 4096 };
+  const refuseUpstream = (f: Filter, eventId: string) => server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: eventId } });
+  let seq = 0;
+  /** What a response.create would reserve now (then refused upstream, which frees it). */
+  function probe(s: Setup, f: Filter, response: Record<string, unknown> = {}): { nanos: number; tokens: number } {
+    const id = `review_probe_${++seq}`;
+    const before = reserved(s);
+    expect(['continue', 'replace']).toContain(client(f, { type: 'response.create', event_id: id, response }).kind);
+    const after = reserved(s);
+    refuseUpstream(f, lastSent(f));
+    expect(reserved(s)).toEqual(before);
+    return { nanos: after.nanos - before.nanos, tokens: after.tokens - before.tokens };
+  }
+  const rejected = (v: Verdict | Promise<Verdict>): ProxyError | null => (!(v instanceof Promise) && v.kind === 'reject' ? v.error : null);
+  const closeClient = (f: Filter) => f.onClose!({ initiator: 'client', code: 1001, reason: '' });
+  // A reusable prompt whose variables are 10,000 characters: 8 (item) + 4 ("name") + 10,000 tokens of text.
+  const bigPrompt = { id: 'pmpt_1', variables: { name: 'v'.repeat(10_000) } };
+  const PROMPT_TOKENS = 8 + 4 + 10_000;
+
+  describe('creates while the upstream is not read (backpressure)', () => {
+    it('only the relay pausing its read of the upstream keeps a create\'s reservation: a client-side pause, or another server report, leaves its wait running', () => {
+      vi.useFakeTimers();
+      const s = setup({ pendingResponseTimeoutMs: 1000 });
+      const { ctx, f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 5 } });
+      vi.advanceTimersByTime(500);
+      // The client's direction paused (the proxy stops reading the client): the upstream is still read.
+      ctx.report({ kind: 'backpressure', direction: 'client', state: 'paused' });
+      // A latency sample of the server direction is no pause and restarts nothing.
+      ctx.report({ kind: 'relay_latency', direction: 'server', ms: 3 });
+      vi.advanceTimersByTime(499);
+      expect(reserved(s).tokens).toBe(8 + 5);
+      vi.advanceTimersByTime(1);
+      expect(reserved(s)).toEqual(NONE);
+      // Never answered while the upstream was read: released at the close, nothing billed.
+      closeClient(f);
+      expect(s.records).toEqual([]);
+    });
+
+    it('a pause and resume before the wait ends restart it in full: the old wait does not release the create at its first deadline', () => {
+      vi.useFakeTimers();
+      const s = setup({ pendingResponseTimeoutMs: 1000 });
+      const { ctx, f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 5 } });
+      vi.advanceTimersByTime(500);
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+      vi.advanceTimersByTime(100);
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
+      vi.advanceTimersByTime(900); // t = 1,500: past the first deadline
+      expect(reserved(s).tokens).toBe(8 + 5);
+      vi.advanceTimersByTime(99);
+      expect(reserved(s).tokens).toBe(8 + 5);
+      vi.advanceTimersByTime(1); // 1,000 after the resume
+      expect(reserved(s)).toEqual(NONE);
+    });
+
+    it('a create sent while the upstream is not read keeps its reservation, and is billed at it when the session ends before the upstream is read', () => {
+      vi.useFakeTimers();
+      const s = setup({ pendingResponseTimeoutMs: 1000 });
+      const { ctx, f } = session(s, CAPPED);
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+      client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 5 } });
+      vi.advanceTimersByTime(60_000);
+      expect(reserved(s).tokens).toBe(8 + 5);
+      closeClient(f);
+      expect(s.records.map((r) => [r.ref, r.estimated, r.settledBy, r.totalTokens, r.costNanos])).toEqual([[ctx.upstreamIdOf('c1'), true, 'client_gone_estimate', 8 + 5, 8 * 4_000 + 5 * 64_000]]);
+      expect(reserved(s)).toEqual(NONE);
+    });
+
+    it('a create billed at the close after a pause leaves no wait behind (its timer is cleared)', () => {
+      vi.useFakeTimers();
+      const s = setup({ pendingResponseTimeoutMs: 1000 });
+      const { ctx, f } = session(s, CAPPED);
+      client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 5 } });
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+      ctx.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
+      expect(vi.getTimerCount()).toBe(1);
+      closeClient(f);
+      expect(s.records.map((r) => r.settledBy)).toEqual(['client_gone_estimate']);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+  });
+
+  describe('input audio: a client commit and the uncommitted buffer', () => {
+    const audio = 'A'.repeat(64_000);
+
+    it('a client commit counts its buffer at once: a clear right behind it does not drop the committed audio', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      const frame = appendFrame(audio);
+      ctx.fromClient(f, frame);
+      expect(client(f, { type: 'input_audio_buffer.commit' }).kind).toBe('continue');
+      client(f, { type: 'input_audio_buffer.clear' });
+      // The committed item: 8 (item) + 8 (audio part) + its audio at the densest format (8 bytes/ms).
+      expect(probe(s, f).tokens).toBe(BARE.tokens + 16 + audioTokensOfBase64(frame.size, 8));
+      // Control: the same audio cleared without a commit is gone from the estimate.
+      const t = setup();
+      const g = session(t, CAPPED);
+      g.ctx.fromClient(g.f, appendFrame(audio));
+      client(g.f, { type: 'input_audio_buffer.clear' });
+      expect(probe(t, g.f)).toEqual(BARE);
+    });
+
+    it('the uncommitted buffer counts for a create reading the conversation (which the upstream may commit first), not for one reading its own input only', () => {
+      const s = setup();
+      const { ctx, f } = session(s, CAPPED);
+      const shapes: Record<string, Record<string, unknown>> = {
+        conversation: {},
+        ownListInConversation: { input: [] },
+        outOfBandNoInput: { conversation: 'none' },
+        outOfBandWithList: { conversation: 'none', input: [] },
+      };
+      const before = Object.fromEntries(Object.entries(shapes).map(([k, r]) => [k, probe(s, f, r).tokens]));
+      const frame = appendFrame(audio);
+      ctx.fromClient(f, frame);
+      const buffer = 16 + audioTokensOfBase64(frame.size, 8);
+      const after = Object.fromEntries(Object.entries(shapes).map(([k, r]) => [k, probe(s, f, r).tokens - before[k]!]));
+      expect(after).toEqual({ conversation: buffer, ownListInConversation: buffer, outOfBandNoInput: buffer, outOfBandWithList: 0 });
+    });
+  });
+
+  describe('reusable prompts\' variables', () => {
+    it('a create\'s own prompt variables count in its reservation', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      expect(probe(s, f, { prompt: bigPrompt }).tokens).toBe(BARE.tokens + PROMPT_TOKENS);
+      expect(probe(s, f)).toEqual(BARE);
+    });
+
+    it('a forwarded session.update\'s prompt counts at once until answered; a prompt cleared (null) asks nothing costly', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'session.update', session: { type: 'realtime', prompt: bigPrompt } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + PROMPT_TOKENS);
+      const t = setup();
+      const g = session(t, CAPPED);
+      client(g.f, { type: 'session.update', session: { type: 'realtime', prompt: null } });
+      expect(probe(t, g.f)).toEqual(BARE);
+    });
+
+    it('the session\'s prompt as the upstream reports it counts for every create, stays through a report that names none, and a null prompt clears it', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', prompt: bigPrompt } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + PROMPT_TOKENS);
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime' } });
+      expect(probe(s, f).tokens).toBe(BARE.tokens + PROMPT_TOKENS);
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', prompt: null } });
+      expect(probe(s, f)).toEqual(BARE);
+    });
+  });
+
+  describe('a model switch in flight', () => {
+    // Cheaper per token than gpt-realtime but with twice the output: its worst case has more tokens, fewer nanos.
+    const prices = { prices: { 'long-out': { extends: 'gpt-realtime-mini', maxOutputTokens: 8192 } } };
+
+    it('a create behind a switch to a dearer model reserves at the dearer; the switch answered, at the model in use', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED, 'gpt-realtime-mini');
+      const mini = probe(s, f);
+      expect(mini.nanos).toBeLessThan(BARE.nanos);
+      expect(client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime' } }).kind).toBe('continue');
+      expect(probe(s, f)).toEqual(BARE);
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime' } });
+      expect(probe(s, f)).toEqual(BARE);
+      // A switch to a cheaper model keeps the dearer model in use.
+      client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      expect(probe(s, f)).toEqual(BARE);
+    });
+
+    it('an update that names no model, or the model in use, prices nothing new (even with a dearer fallback price configured)', () => {
+      const s = setup({ fallbackPrice: 'gpt-realtime' });
+      const { f } = session(s, CAPPED, 'gpt-realtime-mini');
+      const mini = probe(s, f);
+      expect(mini.nanos).toBeLessThan(BARE.nanos);
+      client(f, { type: 'session.update', session: { type: 'realtime', instructions: 'abcd' } });
+      // Four instruction tokens more, at gpt-realtime-mini's prices still (the fallback is for unpriced models asked).
+      const asked = probe(s, f);
+      expect(asked.tokens).toBe(mini.tokens + 4);
+      expect(asked.nanos).toBeLessThan(BARE.nanos / 2);
+      client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+      expect(probe(s, f).nanos).toBeLessThan(BARE.nanos / 2);
+    });
+
+    it('the worst case takes the most nanos and the most tokens of the models in play, whichever is in use', () => {
+      const s = setup(prices);
+      const alone = probe(s, session(s, CAPPED, 'long-out').f);
+      expect(alone.nanos).toBeLessThan(BARE.nanos);
+      expect(alone.tokens).toBeGreaterThan(BARE.tokens);
+      const most = { nanos: BARE.nanos, tokens: alone.tokens };
+      const a = session(s, CAPPED, 'gpt-realtime');
+      client(a.f, { type: 'session.update', session: { type: 'realtime', model: 'long-out' } });
+      expect(probe(s, a.f)).toEqual(most);
+      const b = session(s, CAPPED, 'long-out');
+      client(b.f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime' } });
+      expect(probe(s, b.f)).toEqual(most);
+    });
+  });
+
+  describe('the session token limit holds input audio for good', () => {
+    const hit: CapHit = { cap: 'daily_usd', period: dayPeriod(T0), limit: 1_000_000_000, spent: 1_000_000_000, reserved: 0 };
+    const TAIL = 'Input audio is not accepted for the rest of the session.';
+
+    it('a server-started response over the limit on settled tokens alone holds input audio at once: the client is told once, then audio is dropped', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { maxSessionTokens: 0 });
+      server(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_vad', 'token_limit_exceeded']]);
+      const refusedBefore = (f.summary!() as { meteringRefused: number }).meteringRefused;
+      const reportsBefore = ctx.reports.length;
+      // Before its response.done: the audio is held already.
+      const v = ctx.fromClient(f, appendFrame());
+      const e = rejected(v);
+      expect([e?.code, e?.param, e?.closesSession, e?.details]).toEqual(['token_limit_exceeded', 'input_audio_buffer.append', false, { limit: 0, used: 0, reserved: 4104 }]);
+      expect(e?.message.endsWith(` ${TAIL}`)).toBe(true);
+      expect(e!.message.length).toBeGreaterThan(TAIL.length + 1);
+      expect(ctx.reports.slice(reportsBefore)).toEqual([{ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', responseId: null }]);
+      expect(f.summary!()).toMatchObject({ meteringRefused: refusedBefore + 1 });
+      expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'drop' });
+      expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'drop' });
+      expect(f.summary!()).toMatchObject({ meteringRefused: refusedBefore + 1 });
+    });
+
+    it('a response cancelled for another reason (unpriced model), or over the limit only with what running responses hold, leaves input audio flowing', () => {
+      const u = session(setup(), { maxSessionTokens: 0 }, 'gpt-9');
+      server(u.f, created('resp_vad'));
+      expect(u.ctx.cancelled.map((c) => c.notice.code)).toEqual(['unknown_model_price']);
+      expect(u.ctx.fromClient(u.f, appendFrame())).toEqual({ kind: 'continue' });
+      const s = setup();
+      const { ctx, f } = session(s, { maxSessionTokens: 8_000 }); // the two running responses hold 8,208
+      client(f, { type: 'response.create', event_id: 'c1' });
+      client(f, { type: 'response.create', event_id: 'c2' });
+      server(f, created('resp_1'));
+      server(f, created('resp_2'));
+      server(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_vad', 'token_limit_exceeded']]);
+      expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'continue' });
+    });
+
+    it('a hold over a tenant cap becomes the session limit\'s when the session\'s tokens reach it: the client is told the new reason once, and it stays', async () => {
+      let a!: AsyncLedger;
+      const s = setup({}, () => T0, (l) => (a = new AsyncLedger(l)));
+      const { ctx, f } = session(s, { dailyUsd: '1', maxSessionTokens: 100 });
+      a.knownOverHit = hit;
+      server(f, created('resp_vad_1'));
+      a.knownOverHit = null;
+      expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['budget_exceeded']);
+      expect(rejected(ctx.fromClient(f, appendFrame()))?.code).toBe('budget_exceeded');
+      expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'drop' });
+      // Its response.done reaches the session's token limit.
+      await serverAsync(f, done('resp_vad_1', usage(100, 0, 0, 0), 'cancelled'));
+      const e = rejected(ctx.fromClient(f, appendFrame()));
+      expect([e?.code, e?.param, e?.details]).toEqual(['token_limit_exceeded', 'input_audio_buffer.append', { limit: 100, used: 100, reserved: 0 }]);
+      expect(e?.message.endsWith(TAIL)).toBe(true);
+      expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'drop' });
+      // Another response over the limit holds the audio again: the client is not told twice.
+      server(f, created('resp_vad_2'));
+      expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['budget_exceeded', 'token_limit_exceeded']);
+      expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'drop' });
+      expect(ctx.watched.has('metering client input_audio_buffer.append')).toBe(true);
+    });
+  });
+});

@@ -667,7 +667,7 @@ export class MeteringFilter implements Filter {
           }
           this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
           this.#refused++;
-          return reject(new ProxyError('budget_unavailable', { eventId: clientEventId, details: { reason: result.reason.slice(0, 200) } }));
+          return reject(new ProxyError('budget_unavailable', { eventId: clientEventId, details: { reason: 'ledger unavailable' } })); // fixed: the ledger's error text (its address) is logged, not sent
         default: {
           const never: never = result;
           return never;
@@ -941,7 +941,7 @@ export class MeteringFilter implements Filter {
       if (result.kind === 'unavailable') {
         if (this.#rt.config.ledger.failMode === 'open') return CONTINUE;
         this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: id });
-        this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: result.reason.slice(0, 200) } }));
+        this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: 'ledger unavailable' } })); // fixed, as above
         return CONTINUE;
       }
       this.#cancel(id, budgetError(result.hit));
@@ -1181,7 +1181,12 @@ export class MeteringFilter implements Filter {
     const req = { tenant: this.#ctx.tenant.id, id, amount, caps: this.#limits.caps, wallMs: this.#rt.wall(), mode: this.#rt.config.admission };
     try {
       const r = this.#rt.ledger.reserve(req);
-      return r instanceof Promise ? r.catch((err: unknown): ReserveResult => ({ kind: 'unavailable', reason: String(err) })) : r;
+      return r instanceof Promise
+        ? r.catch((err: unknown): ReserveResult => {
+            this.#ctx.log.error({ err }, 'metering: reserve failed');
+            return { kind: 'unavailable', reason: String(err) };
+          })
+        : r;
     } catch (err) {
       this.#ctx.log.error({ err }, 'metering: reserve failed');
       return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
