@@ -31,10 +31,13 @@ class FakeSideband implements Sideband {
   #record: Record<string, unknown> = {};
   readonly #onEnded: (s: Sideband) => void;
 
+  /** The call as the governor started this sideband for it. */
+  readonly call: SidebandInit['call'];
   constructor(init: SidebandInit) {
     this.id = init.id;
     this.log = init.log;
     this.#onEnded = init.onEnded;
+    this.call = init.call;
   }
   start(): void {
     this.started = true;
@@ -175,6 +178,16 @@ describe('call leases: who governs a call', () => {
     await r.governors.sweep();
     expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
     expect(r.hangups).toEqual([]);
+  });
+
+  it("a claimed SIP call's sideband sends the update that turns its responses back on, as its first one did (its first sideband may have died before it did; found 2026-12-05)", async () => {
+    const r = track(rig());
+    const onAttach = { type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad', create_response: true } } } };
+    await r.store.putCall('rtc_sip', { ...record(), kind: 'sip', onAttach }, { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.store.putCall('rtc_web', record(), { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    expect((r.sidebands.get('rtc_sip') as FakeSideband).call.onAttach).toEqual(onAttach);
+    expect((r.sidebands.get('rtc_web') as FakeSideband).call.onAttach).toBeNull();
   });
 
   it('a claimed call of a tenant no longer configured is hung up and its lease ended', async () => {

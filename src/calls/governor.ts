@@ -14,6 +14,8 @@ export interface GovernedCall {
   readonly tenant: Tenant;
   readonly model: string;
   readonly kind: 'webrtc' | 'sip';
+  /** A session.update its sideband sends first (a SIP call accepted with responses held: see withResponsesHeld). */
+  readonly onAttach?: Readonly<Record<string, unknown>> | null;
 }
 
 /** What the governors need of a call's sideband session (a RelaySession without a client). */
@@ -223,7 +225,8 @@ export class CallGovernors {
       void this.hangup(callId, log, 'the call was re-claimed but its tenant is no longer configured');
       return;
     }
-    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind };
+    // A SIP call whose first sideband never turned its responses back on gets the update again (it is idempotent).
+    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null };
     let refused: ProxyError | null = null;
     try {
       refused = (await this.#deps.admitTakenOver?.(call)) ?? null;
@@ -333,6 +336,7 @@ export class CallGovernors {
         log,
         onEnded,
         endCallFirst,
+        firstUpdate: call.onAttach ? { session: call.onAttach, by: 'calls' } : null,
       },
       null,
     );

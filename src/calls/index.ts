@@ -204,7 +204,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * refused admission (a concurrent call took the tenant's last slot since `checkCall`) or that
    * cannot be bound is hung up (never left ungoverned).
    */
-  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger): Promise<ProxyError | null> => {
+  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, onAttach: Readonly<Record<string, unknown>> | null = null): Promise<ProxyError | null> => {
     try {
       const refused = await admitCall(tenant, model);
       if (refused) {
@@ -212,8 +212,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         void governors.hangup(callId, callLog, `the call was refused admission (${refused.code})`);
         return refused;
       }
-      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000 }, governors.lease(), wall());
-      governors.start({ callId, tenant, model, kind });
+      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}) }, governors.lease(), wall());
+      governors.start({ callId, tenant, model, kind, onAttach });
     } catch (err) {
       callLog.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the call could not be bound or governed');
       governors.hangup(callId, callLog, 'the call could not be bound or governed');
@@ -420,7 +420,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       govern: governFor,
       check: checkCall,
       upstream,
-      start: (tenant, model, callId) => startGoverned(tenant, model, 'sip', callId, log),
+      start: (tenant, model, callId, onAttach) => startGoverned(tenant, model, 'sip', callId, log, onAttach),
       bound: async (callId) => (await store.getCall(callId, wall())) !== null,
     });
   };

@@ -5,7 +5,7 @@ import type { JsonObject } from '../pipeline/frame.js';
 import { defineGuardrail } from '../policies/api.js';
 import type { CompiledPolicy } from '../policies/compile.js';
 import { ProxyError } from '../protocol/errors.js';
-import { DEFAULT_CALL_MODEL, governSession, type GovernedSession } from './session-config.js';
+import { DEFAULT_CALL_MODEL, governSession, withResponsesHeld, type GovernedSession } from './session-config.js';
 
 /** What a request's session config becomes under `policy`, with the tenant limit `limit` (null: none). */
 async function govern(raw: unknown, policy: CompiledPolicy, limit: number | null = null, models: string[] = []): Promise<GovernedSession | ProxyError> {
@@ -545,3 +545,29 @@ describe('governSession: turn detection the request set, without held turns', ()
   });
 });
 
+
+describe('withResponsesHeld: a SIP call is accepted with responses held until its sideband reads it (found 2026-12-05)', () => {
+  it('turn detection left out: server VAD without create_response, turned back on by the sideband', () => {
+    const session = { type: 'realtime', model: 'gpt-realtime', audio: { output: { voice: 'cedar' } } };
+    expect(withResponsesHeld(session)).toEqual({
+      accept: { type: 'realtime', model: 'gpt-realtime', audio: { output: { voice: 'cedar' }, input: { turn_detection: { type: 'server_vad', create_response: false } } } },
+      restore: { type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad', create_response: true } } } },
+    });
+    // The session it was given is not changed.
+    expect(session).toEqual({ type: 'realtime', model: 'gpt-realtime', audio: { output: { voice: 'cedar' } } });
+  });
+
+  it('a chosen turn detection keeps its settings, held and then restored', () => {
+    const turn = { type: 'semantic_vad', eagerness: 'low', interrupt_response: false };
+    const r = withResponsesHeld({ type: 'realtime', audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe' }, turn_detection: { ...turn, create_response: true } } } });
+    expect(r.accept).toEqual({ type: 'realtime', audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe' }, turn_detection: { ...turn, create_response: false } } } });
+    expect(r.restore).toEqual({ type: 'realtime', audio: { input: { turn_detection: { ...turn, create_response: true } } } });
+  });
+
+  it('nothing to hold or restore: turn detection off, or responses already held (a policy that holds spoken turns)', () => {
+    const off = { type: 'realtime', audio: { input: { turn_detection: null } } };
+    expect(withResponsesHeld(off)).toEqual({ accept: off, restore: null });
+    const held = { type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad', create_response: false } } } };
+    expect(withResponsesHeld(held)).toEqual({ accept: held, restore: null });
+  });
+});

@@ -92,3 +92,27 @@ function lockedFields(update: JsonObject): string[] {
   if (input?.['turn_detection'] !== undefined) fields.push('turn_detection');
   return fields;
 }
+
+/**
+ * A SIP call's media starts at its accept, and its sideband attaches after: a response the
+ * server started in between (server VAD) would reach the caller unguarded and unmetered. So the
+ * call is accepted with `create_response` off, and the sideband, once attached, turns it back on
+ * (`restore`, null when there is nothing to turn back: turn detection off, or responses already
+ * held, as a policy that holds spoken turns holds them). Until 2026-12-05 the call was accepted
+ * with responses on.
+ */
+export function withResponsesHeld(session: Readonly<Record<string, unknown>>): { accept: Record<string, unknown>; restore: Record<string, unknown> | null } {
+  const audio = session['audio'] !== null && typeof session['audio'] === 'object' ? (session['audio'] as Record<string, unknown>) : {};
+  const input = audio['input'] !== null && typeof audio['input'] === 'object' ? (audio['input'] as Record<string, unknown>) : {};
+  const turn = input['turn_detection'];
+  // Off (null), or already holding responses: the call starts as governed.
+  if (turn === null) return { accept: { ...session }, restore: null };
+  // Absent: the upstream's default, server VAD answering every turn.
+  const detection: Record<string, unknown> = turn !== undefined && typeof turn === 'object' ? { ...(turn as Record<string, unknown>) } : { type: 'server_vad' };
+  if (detection['create_response'] === false) return { accept: { ...session }, restore: null };
+  const held = { ...detection, create_response: false };
+  return {
+    accept: { ...session, audio: { ...audio, input: { ...input, turn_detection: held } } },
+    restore: { type: 'realtime', audio: { input: { turn_detection: { ...detection, create_response: true } } } },
+  };
+}

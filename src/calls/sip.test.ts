@@ -50,6 +50,21 @@ describe('routeSipCall: an accept never leaves a call running ungoverned', () =>
     expect([r.status, body(r)['status'], started]).toEqual([200, 'accepted', ['rtc_sip_1']]);
   });
 
+  it('accepts with responses held and governs with the update that turns them back on (found 2026-12-05)', async () => {
+    const { d } = deps([200]);
+    const bodies: unknown[] = [];
+    const attach: unknown[] = [];
+    const control = d.upstream.control;
+    const r = await routeSipCall(EVENT, {
+      ...d,
+      upstream: { control: (callId, action, body) => (bodies.push(body), control(callId, action, body)) },
+      start: async (_t, _m, _c, onAttach) => (attach.push(onAttach), null),
+    });
+    expect(r.status).toBe(200);
+    expect(bodies).toEqual([{ type: 'realtime', model: 'gpt-realtime', audio: { input: { turn_detection: { type: 'server_vad', create_response: false } } } }]);
+    expect(attach).toEqual([{ type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad', create_response: true } } } }]);
+  });
+
   it('5xx and 429 are retried; a retry that succeeds is accepted', async () => {
     const { d, actions, started } = deps([503, 429, 200]);
     const r = await routeSipCall(EVENT, d);

@@ -5,7 +5,7 @@ import { ProxyError } from '../protocol/errors.js';
 import { asObject, asString } from '../protocol/json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { SipRoute } from './config.js';
-import type { GovernedSession } from './session-config.js';
+import { withResponsesHeld, type GovernedSession } from './session-config.js';
 import { UpstreamHttpError, type UpstreamCalls } from './upstream.js';
 
 export interface SipHeader {
@@ -21,8 +21,8 @@ export interface SipDeps {
   /** Whether the tenant may open a call now (caps, a free slot), holding nothing. */
   check(tenant: Tenant, model: string): Promise<ProxyError | null>;
   readonly upstream: Pick<UpstreamCalls, 'control'>;
-  /** Admits, binds and governs the call; an error means it was hung up. */
-  start(tenant: Tenant, model: string, callId: string): Promise<ProxyError | null>;
+  /** Admits, binds and governs the call (an error means it was hung up); `onAttach`: the session.update its sideband sends first (responses turned back on, see withResponsesHeld). */
+  start(tenant: Tenant, model: string, callId: string, onAttach: Readonly<Record<string, unknown>> | null): Promise<ProxyError | null>;
   /** Whether the call is bound already (governed by an instance sharing the store, or to be claimed by one). */
   bound(callId: string): Promise<boolean>;
   /** Pause before accept attempt `n` + 1 (default 1 s, 2 s). */
@@ -129,11 +129,13 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
   const refused = await deps.check(tenant, governed.model);
   // 486 Busy Here: over a cap or at the concurrency limit.
   if (refused) return reject('the tenant may not open a session now', 486, { tenant: tenant.id, code: refused.code });
-  const outcome = await accept(callId, governed.session, deps, log);
+  // Accepted with responses held until the sideband reads the call (media starts at the accept).
+  const { accept: acceptSession, restore } = withResponsesHeld(governed.session);
+  const outcome = await accept(callId, acceptSession, deps, log);
   const unavailable = (message: string) => json(502, { error: { type: 'server_error', code: 'upstream_unavailable', message } });
   switch (outcome.kind) {
     case 'accepted': {
-      const ungoverned = await deps.start(tenant, governed.model, callId);
+      const ungoverned = await deps.start(tenant, governed.model, callId, restore);
       if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
       return json(200, { status: 'accepted', tenant: tenant.id });
     }
@@ -147,13 +149,13 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
       return unavailable('The call could not be accepted upstream.');
     case 'unknown': {
       log.warn({ event: 'sip_accept_unknown', tenant: tenant.id }, 'the accept\'s answer was lost: the call may be live, and is governed (or hung up)');
-      await deps.start(tenant, governed.model, callId);
+      await deps.start(tenant, governed.model, callId, restore);
       return unavailable('The accept\'s answer was lost: the call is governed if it was accepted, else hung up.');
     }
     case 'not_ringing': {
       if (await deps.bound(callId).catch(() => false)) return json(200, { status: 'already_accepted', tenant: tenant.id });
       log.warn({ event: 'sip_accept_not_ringing', tenant: tenant.id }, 'the call is no longer ringing and nobody governs it: it is governed (or hung up)');
-      const ungoverned = await deps.start(tenant, governed.model, callId);
+      const ungoverned = await deps.start(tenant, governed.model, callId, restore);
       if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
       return json(200, { status: 'accepted', tenant: tenant.id });
     }

@@ -28,6 +28,8 @@ export interface CallRecord {
   readonly kind: 'webrtc' | 'sip';
   /** Proxy wall clock (epoch ms) after which the binding is forgotten. */
   readonly expiresAtMs: number;
+  /** The session.update a sideband sends first (a SIP call accepted with responses held), for every sideband it gets. */
+  readonly onAttach?: Readonly<Record<string, unknown>> | null;
 }
 
 /** Which proxy instance governs a call (holds its sideband), and until when without renewing. */

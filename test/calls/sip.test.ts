@@ -57,6 +57,18 @@ describe('SIP: realtime.call.incoming', () => {
     owner.close();
   });
 
+  it('a call is accepted with responses held, and its sideband turns them back on once it reads the call: nothing is answered before the proxy governs it (found 2026-12-05)', async () => {
+    const { call, status } = await tp.sim.calls.ring({ webhookUrl: webhookUrl(), webhookSecret: WEBHOOK_SECRET, sipHeaders: to('+15551230001') });
+    expect(status).toBe(200);
+    // Media starts at the accept; the sideband attaches after: a server VAD turn in between is not answered.
+    const accept = call.control.find((c) => c.action === 'accept')!;
+    expect(accept.body).toMatchObject({ audio: { input: { turn_detection: { type: 'server_vad', create_response: false } } } });
+    await until(() => call.sidebands.length === 1, 'the proxy sideband');
+    const restored = () => call.received.filter((r) => r.from === 'sideband' && r.type === 'session.update').map((r) => (r.event as { session: { audio?: { input?: { turn_detection?: unknown } } } }).session.audio?.input?.turn_detection);
+    await until(() => restored().length > 0, 'the update that turns responses back on');
+    expect(restored()[0]).toEqual({ type: 'server_vad', create_response: true });
+  });
+
   it('routes by a SIP header', async () => {
     const { call, body } = await tp.sim.calls.ring({ webhookUrl: webhookUrl(), webhookSecret: WEBHOOK_SECRET, sipHeaders: [...to('+15559999999'), { name: 'x-customer', value: 'other-co' }] });
     expect(JSON.parse(body)).toMatchObject({ status: 'accepted', tenant: 'other' });
