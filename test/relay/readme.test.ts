@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { CloseCode, ErrorCatalogue, type ProxyErrorCode } from '../../src/protocol/errors.js';
@@ -385,14 +385,38 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       expect(((await other.next('response.done'))['response'] as { status: string }).status).toBe('completed');
       other.close();
     },
-    'Upgrade with repeated `Authorization` / `api-key`, or headers over `maxHeaderBytes` (16 KiB)': async () => {
+    'Upgrade with repeated `Authorization` / `api-key`, two keys in different carriers, or headers over `maxHeaderBytes` (16 KiB)': async () => {
       const before = tp.sim.connections.length;
       const twice = await rawUpgradeStatus(tp.port, { authorization: [`Bearer ${key}`, `Bearer ${key}`] });
       expect(twice.status).toBe(400);
       expect(twice.body).toContain('invalid_request');
       expect((await rawUpgradeStatus(tp.port, { 'api-key': [key, key] })).status).toBe(400);
+      expect((await rawUpgradeStatus(tp.port, { authorization: `Bearer ${key}`, 'api-key': key })).status).toBe(400);
       const big = await rawUpgradeStatus(tp.port, { authorization: `Bearer ${key}`, 'x-padding': 'p'.repeat(17 * 1024) });
       expect(big.status).toBe(431);
+      expect(tp.sim.connections.length).toBe(before);
+    },
+    '`OpenAI-Safety-Identifier` (any forwarded header) with a value the upstream request cannot carry (a control character, DEL, invalid UTF-8, a character above U+00FF)': async () => {
+      const before = tp.sim.connections.length;
+      // Node's own HTTP client refuses to send such a value: raw bytes.
+      const head = Buffer.concat([
+        Buffer.from(`GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${key}\r\nOpenAI-Safety-Identifier: user`, 'latin1'),
+        Buffer.from([0x7f]),
+        Buffer.from('1\r\n\r\n', 'latin1'),
+      ]);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const sock = connect(tp.port, '127.0.0.1', () => sock.write(head));
+        let got = '';
+        sock.on('data', (d: Buffer) => {
+          got += d.toString('latin1');
+          if (got.includes('\r\n\r\n')) {
+            sock.destroy();
+            resolve(got);
+          }
+        });
+        sock.on('error', reject);
+      });
+      expect(answer.slice(0, answer.indexOf('\r\n'))).toMatch(/^HTTP\/1\.1 400/);
       expect(tp.sim.connections.length).toBe(before);
     },
     'Global memory budget (`memoryBudgetBytes`, 256 MiB) reached': async () => {
