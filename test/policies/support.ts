@@ -66,3 +66,17 @@ export async function guardrailsWith(yaml: string, guardrail?: GuardrailDefiniti
   const client = (f: Frame) => session.fromClient(filter, f) as Verdict;
   return { session, entry, filter, server, client };
 }
+
+/** A policy of one input `block` rule on "ignore previous instructions", content it cannot read refused. */
+export const INJECTION_POLICY = `
+guardrails:
+  rules:
+    - { id: injection, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }
+  unknownContentEvents: block
+`;
+
+/** A user message item with one input_text part per text. */
+export const userMessage = (...texts: string[]): Record<string, unknown> => ({ type: 'message', role: 'user', content: texts.map((text) => ({ type: 'input_text', text })) });
+
+/** The error code a verdict refuses or closes with (null: it lets the frame go on). */
+export const verdictCode = (v: Verdict): string | null => (v.kind === 'reject' || v.kind === 'close' ? v.error.code : null);
