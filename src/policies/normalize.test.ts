@@ -225,3 +225,11 @@ describe('normalize: Latin look-alikes NFKD leaves alone', () => {
     expect(normalize('æ œ ß þ ð ŋ ə').text).toBe('æ œ ß þ ð ŋ ə');
   });
 });
+
+describe('normalize: every letter of the Latin look-alike table folds (2026-12-05)', () => {
+  // One look-alike per letter of the table (each string of it is one mutation target).
+  const SAMPLE: ReadonlyArray<readonly [string, string]> = [["a","ɑ"],["A","Ⱥ"],["b","ƀ"],["B","Ɓ"],["c","ƈ"],["C","Ƈ"],["d","đ"],["D","Đ"],["e","ɇ"],["E","Ɛ"],["f","ƒ"],["F","Ƒ"],["g","ǥ"],["G","Ɠ"],["h","ħ"],["H","Ħ"],["i","ı"],["I","Ɩ"],["j","ȷ"],["J","Ɉ"],["k","ƙ"],["K","Ƙ"],["l","ł"],["L","Ł"],["m","ɱ"],["M","Ɱ"],["n","ƞ"],["N","Ɲ"],["o","ø"],["O","Ø"],["p","ƥ"],["P","Ƥ"],["q","ɋ"],["Q","Ꝗ"],["r","ɍ"],["R","Ɍ"],["s","ȿ"],["S","Ȿ"],["t","ŧ"],["T","Ŧ"],["u","ᴜ"],["U","Ꞹ"],["v","ʋ"],["V","Ʋ"],["w","ᴡ"],["W","Ⱳ"],["x","ᶍ"],["X","Ꭓ"],["y","ƴ"],["Y","Ƴ"],["z","ƶ"],["Z","Ƶ"]];
+  it.each(SAMPLE)('%s: %s folds to it', (letter, lookalike) => {
+    expect(normalizeText(lookalike)).toBe(letter);
+  });
+});
