@@ -5,7 +5,7 @@ import { applyLocks, lockedSessionUpdate, startingSession } from '../policies/lo
 import { applySessionUpdate } from '../protocol/session-update.js';
 import { checkSessionConfig } from '../policies/guardrails.js';
 import { ProxyError } from '../protocol/errors.js';
-import { asObject, asString } from '../protocol/json.js';
+import { asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 
 /** The model a call or secret runs when the request names none (OpenAI's default). */
 export const DEFAULT_CALL_MODEL = 'gpt-realtime';
@@ -102,13 +102,13 @@ function lockedFields(update: JsonObject): string[] {
  * with responses on.
  */
 export function withResponsesHeld(session: Readonly<Record<string, unknown>>): { accept: Record<string, unknown>; restore: Record<string, unknown> | null } {
-  const audio = session['audio'] !== null && typeof session['audio'] === 'object' ? (session['audio'] as Record<string, unknown>) : {};
-  const input = audio['input'] !== null && typeof audio['input'] === 'object' ? (audio['input'] as Record<string, unknown>) : {};
+  const audio = asObjectOrEmpty(session['audio']);
+  const input = asObjectOrEmpty(audio['input']);
   const turn = input['turn_detection'];
   // Off (null), or already holding responses: the call starts as governed.
   if (turn === null) return { accept: { ...session }, restore: null };
   // Absent: the upstream's default, server VAD answering every turn.
-  const detection: Record<string, unknown> = turn !== undefined && typeof turn === 'object' ? { ...(turn as Record<string, unknown>) } : { type: 'server_vad' };
+  const detection: Record<string, unknown> = { ...(asObject(turn) ?? { type: 'server_vad' }) };
   if (detection['create_response'] === false) return { accept: { ...session }, restore: null };
   const held = { ...detection, create_response: false };
   return {

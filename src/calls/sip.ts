@@ -133,12 +133,15 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
   const { accept: acceptSession, restore } = withResponsesHeld(governed.session);
   const outcome = await accept(callId, acceptSession, deps, log);
   const unavailable = (message: string) => json(502, { error: { type: 'server_error', code: 'upstream_unavailable', message } });
+  /** The call is live: governed, or hung up when it cannot be. */
+  const govern = async (): Promise<HttpReply> => {
+    const ungoverned = await deps.start(tenant, governed.model, callId, restore);
+    if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
+    return json(200, { status: 'accepted', tenant: tenant.id });
+  };
   switch (outcome.kind) {
-    case 'accepted': {
-      const ungoverned = await deps.start(tenant, governed.model, callId, restore);
-      if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
-      return json(200, { status: 'accepted', tenant: tenant.id });
-    }
+    case 'accepted':
+      return govern();
     case 'refused':
       log.warn({ status: outcome.status, tenant: tenant.id }, 'upstream refused the accept');
       return json(200, { status: 'accept_failed' });
@@ -155,9 +158,7 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
     case 'not_ringing': {
       if (await deps.bound(callId).catch(() => false)) return json(200, { status: 'already_accepted', tenant: tenant.id });
       log.warn({ event: 'sip_accept_not_ringing', tenant: tenant.id }, 'the call is no longer ringing and nobody governs it: it is governed (or hung up)');
-      const ungoverned = await deps.start(tenant, governed.model, callId, restore);
-      if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
-      return json(200, { status: 'accepted', tenant: tenant.id });
+      return govern();
     }
   }
 }

@@ -189,7 +189,7 @@ export class ConversationEstimate {
     // An id already known keeps its larger estimate: a client create reusing it (which the
     // upstream refuses as a duplicate) never lowers what references to that item reserve.
     const known = this.#items.get(id);
-    if (known) this.#items.set(id, { text: Math.max(known.text, t.text), audio: Math.max(known.audio, t.audio), image: Math.max(known.image, t.image) });
+    if (known) this.#items.set(id, most(known, t));
     else if (this.#items.size < MAX_ITEMS) this.#items.set(id, t);
   }
 
@@ -257,7 +257,7 @@ export class ConversationEstimate {
   #raiseItem(id: string | null, t: Readonly<ModalityTokens>): void {
     if (id === null) return;
     const known = this.#items.get(id);
-    if (known) this.#items.set(id, { text: Math.max(known.text, t.text), audio: Math.max(known.audio, t.audio), image: Math.max(known.image, t.image) });
+    if (known) this.#items.set(id, most(known, t));
     else if (this.#items.size < MAX_ITEMS) this.#items.set(id, t);
   }
 
