@@ -48,13 +48,38 @@ type AcceptOutcome =
   | { readonly kind: 'unknown' };
 
 /**
- * The user part of a SIP URI in a header value: `"Bob" <sip:+15551234567@host;x=y>` → `+15551234567`.
- * Null when there is none, or when its percent-encoding is malformed (the caller's SIP client writes
- * it): no called number, so no `to` rule matches. (Until 2026-12-05 the decode threw: the webhook
- * answered 500 and the call kept ringing.)
+ * The address of a SIP `To`/`From` header value (RFC 3261 §20.10): what `<…>` encloses after an
+ * optional display name, else the value up to its header parameters. A quoted display name is
+ * skipped whole, escapes included. Null when the value is malformed (an unterminated quote or `<`).
+ * Until 2026-12-06 the first `sip:` anywhere in the value was read, so a caller could write another
+ * number in the display name (`"sip:+1555…@x" <sip:+1666…@x>`) and pick another tenant's route.
+ */
+export function sipAddress(value: string): string | null {
+  let rest = value.trimStart();
+  if (rest.startsWith('"')) {
+    const quoted = /^"(?:[^"\\]|\\[\s\S])*"/.exec(rest);
+    if (!quoted) return null;
+    rest = rest.slice(quoted[0].length);
+  }
+  const open = rest.indexOf('<');
+  if (open >= 0) {
+    const close = rest.indexOf('>', open);
+    return close < 0 ? null : rest.slice(open + 1, close).trim();
+  }
+  // addr-spec without brackets: a URI with parameters must be bracketed, so `;` starts the header's.
+  return rest.split(';', 1)[0]!.trim();
+}
+
+/**
+ * The user part of the SIP or tel URI a header value addresses: `"Bob" <sip:+15551234567@host;x=y>`
+ * → `+15551234567`. Null when there is none, or when its percent-encoding is malformed (the caller's
+ * SIP client writes it): no called number, so no `to` rule matches. (Until 2026-12-05 the decode
+ * threw: the webhook answered 500 and the call kept ringing.)
  */
 export function sipUser(value: string): string | null {
-  const m = /sips?:([^@;>\s]+)@/i.exec(value) ?? /tel:([^;>\s]+)/i.exec(value);
+  const address = sipAddress(value);
+  if (address === null) return null;
+  const m = /^sips?:([^@;>\s]+)@/i.exec(address) ?? /^tel:([^;>\s]+)/i.exec(address);
   if (!m) return null;
   try {
     return decodeURIComponent(m[1]!);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
-import { matchSipRoute, sipUser } from '../../src/calls/sip.js';
+import { matchSipRoute, sipAddress, sipUser } from '../../src/calls/sip.js';
 import { signWebhook, verifyWebhook } from '../../src/calls/webhook.js';
 import { simSignWebhook } from '../../src/simulator/index.js';
 import { TestClient, type TestProxy } from '../support/harness.js';
@@ -166,6 +166,27 @@ describe('webhook signatures and routing rules (units)', () => {
     expect(verifyWebhook(WEBHOOK_SECRET, headers(sig), body, 1_000_301_000, 300).ok).toBe(false);
     expect(verifyWebhook(WEBHOOK_SECRET, headers(sig, '1e6'), body, 1_000_000_000, 300).ok).toBe(false);
     expect(verifyWebhook(WEBHOOK_SECRET, headers('v2,' + sig.slice(3)), body, 1_000_000_000, 300).ok).toBe(false);
+  });
+
+  it('reads the called number from the address, never from the display name (a caller writes it)', () => {
+    // Until 2026-12-06 the first `sip:` anywhere in the value was read: a display name picked the route.
+    expect(sipUser('"sip:+15550000001@x" <sip:+15559999999@sip.api.openai.com>;tag=7')).toBe('+15559999999');
+    expect(sipUser('"a \\" <sip:+1@x>" <sip:+2@x>')).toBe('+2');
+    expect(sipUser('sip:+15550000001@x <sip:+15559999999@x>')).toBe('+15559999999');
+    expect(sipUser('Bob <tel:+4930123>')).toBe('+4930123');
+    // addr-spec without brackets: the header's parameters are not the URI's.
+    expect(sipUser('sip:+15551230001@sip.api.openai.com;tag=1')).toBe('+15551230001');
+    // Malformed: an unterminated quote or bracket names no number.
+    expect(sipUser('"sip:+1@x <sip:+2@x>')).toBeNull();
+    expect(sipUser('<sip:+1@x')).toBeNull();
+    // The address must be the URI: text before it is not a scheme.
+    expect(sipUser('<junk sip:+1@x>')).toBeNull();
+    expect(sipAddress('  "Bob" <sips:bob@example.com> ;tag=1')).toBe('sips:bob@example.com');
+    const routes = [
+      { tenant: 'victim', to: '+15550000001', session: {} },
+      { tenant: 'caller', to: '+15559999999', session: {} },
+    ];
+    expect(matchSipRoute(routes, [{ name: 'To', value: '"sip:+15550000001@x" <sip:+15559999999@x>' }])?.tenant).toBe('caller');
   });
 
   it('reads the called number from To and matches the first rule', () => {
