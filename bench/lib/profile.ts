@@ -81,7 +81,8 @@ export interface ProfileSummary {
 
 /** Which part of the system a frame belongs to, for the "what dominates" breakdown. */
 function areaOf(cf: CallFrame): string {
-  const u = cf.url;
+  // The relays run compiled (dist/) unless --from-source: both trees read as the source's areas.
+  const u = cf.url.replace('/dist/', '/src/');
   const f = cf.functionName;
   if (f === '(garbage collector)') return 'gc';
   if (f === '(program)') return 'native (uWS, syscalls, V8 internals)';
@@ -96,6 +97,8 @@ function areaOf(cf: CallFrame): string {
   if (u.includes('/node_modules/pino') || u.includes('sonic-boom')) return 'logging (pino)';
   if (u.includes('/node_modules/@opentelemetry/')) return 'opentelemetry';
   if (u.includes('/node_modules/better-sqlite3/')) return 'sqlite';
+  // A native method without a script (uWS's send/cork, V8's builtins) is no node core code.
+  if (u === '' && !/^(write|writev|writeBuffer|writeUtf8String|writeLatin1String)/.test(f)) return 'native (uWS, syscalls, V8 internals)';
   if (u.startsWith('node:') || u === '') {
     if (/^(write|writev|writeGeneric|writevGeneric|handleWriteReq|onWriteComplete|afterWriteDispatched|_write|_writev|Writable\.write|writeOrBuffer|doWrite)/.test(f) || u.includes('stream')) return 'node streams / socket writes';
     if (u.includes('net') || u.includes('stream_base')) return 'node net';
