@@ -7,7 +7,16 @@ import type { Report } from '../pipeline/reports.js';
 import type { RealtimeClientEvent } from '../protocol/events.js';
 import { policyFrom, wire } from '../../test/policies/support.js';
 import type { PolicyRegistry } from './registry.js';
-import { ContextTracker, estimateItemTokens, TRUNCATION_FILTER, truncationFactory, TruncationFilter } from './truncation.js';
+import {
+  ContextTracker,
+  estimateItemTokens,
+  MAX_PINNED_UNANSWERED_CALLS,
+  MAX_REMEMBERED_CALL_ID_CHARS,
+  MAX_REMEMBERED_PRUNED_CALLS,
+  TRUNCATION_FILTER,
+  truncationFactory,
+  TruncationFilter,
+} from './truncation.js';
 
 const budget = (maxTokens: number, extra: Partial<{ targetRatio: number; keepFirst: number; keepSystem: boolean; keepLast: number }> = {}) => ({
   maxTokens,
@@ -457,13 +466,18 @@ describe('the prune plan, against any conversation', () => {
     };
   }
 
-  it('stays within budget, deletes oldest first, never a pinned item, never half a call, and counts each item once', () => {
-    const random = rng(16);
+  /**
+   * `maxItems`: conversations of 2 to maxItems + 1 items; `callShare`, `outputShare`: the shares of
+   * function calls and of outputs among them (longer conversations with more calls than outputs
+   * hold more unanswered calls than are pinned).
+   */
+  function planProperty(seed: number, maxItems: number, callShare: number, outputShare: number): void {
+    const random = rng(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
     for (let run = 0; run < 200; run++) {
       const t = new ContextTracker();
       const items: { id: string; type: string; role: string | null; callId: string | null; status: string; tokens: number }[] = [];
-      const n = 2 + Math.floor(random() * 12);
+      const n = 2 + Math.floor(random() * maxItems);
       let calls = 0;
       for (let k = 0; k < n; k++) {
         const id = `i${k}`;
@@ -471,9 +485,9 @@ describe('the prune plan, against any conversation', () => {
         const chars = Math.floor(random() * 200);
         let item: Record<string, unknown>;
         const kind = random();
-        if (kind < 0.2) item = { id, type: 'function_call', call_id: `c${++calls}`, name: 'f', arguments: 'x'.repeat(chars), status };
-        else if (kind < 0.35 && calls > 0) item = { id, type: 'function_call_output', call_id: `c${1 + Math.floor(random() * calls)}`, output: 'x'.repeat(chars) };
-        else if (kind < 0.4) item = { id, type: 'message', role: 'user', call_id: calls > 0 ? `c${calls}` : 'c0', status, content: [{ type: 'input_text', text: 'x'.repeat(chars) }] };
+        if (kind < callShare) item = { id, type: 'function_call', call_id: `c${++calls}`, name: 'f', arguments: 'x'.repeat(chars), status };
+        else if (kind < callShare + outputShare && calls > 0) item = { id, type: 'function_call_output', call_id: `c${1 + Math.floor(random() * calls)}`, output: 'x'.repeat(chars) };
+        else if (kind < callShare + outputShare + 0.05) item = { id, type: 'message', role: 'user', call_id: calls > 0 ? `c${calls}` : 'c0', status, content: [{ type: 'input_text', text: 'x'.repeat(chars) }] };
         else item = { ...text(id, pick(['user', 'assistant', 'system']), chars), status };
         t.upsert(item, k === 0 ? null : `i${k - 1}`);
         items.push({ id, type: item['type'] as string, role: (item['role'] as string | undefined) ?? null, callId: (item['call_id'] as string | undefined) ?? null, status: (item['status'] as string | undefined) ?? 'completed', tokens: estimateItemTokens(item, null) });
@@ -488,9 +502,13 @@ describe('the prune plan, against any conversation', () => {
       const target = Math.floor(b.maxTokens * b.targetRatio);
       const isCall = (i: (typeof items)[number]) => i.callId !== null && (i.type === 'function_call' || i.type === 'function_call_output');
       const groupOf = (i: (typeof items)[number]) => (isCall(i) ? items.filter((j) => isCall(j) && j.callId === i.callId) : [i]);
-      // A call group whose output is pending (in pendingCalls, or none in the conversation) is kept whole.
-      const awaited = (i: (typeof items)[number]) =>
-        isCall(i) && (pendingCalls.has(i.callId!) || (groupOf(i).some((g) => g.type === 'function_call') && !groupOf(i).some((g) => g.type === 'function_call_output')));
+      // A call group whose output is pending is kept whole: in pendingCalls, or none in the
+      // conversation and among the MAX_PINNED_UNANSWERED_CALLS most recent such calls (by the place of the group's first item).
+      const unanswered = (i: (typeof items)[number]) =>
+        isCall(i) && !pendingCalls.has(i.callId!) && groupOf(i).some((g) => g.type === 'function_call') && !groupOf(i).some((g) => g.type === 'function_call_output');
+      const unansweredCalls = [...new Set(items.filter(unanswered).map((i) => i.callId!))];
+      const recent = new Set(unansweredCalls.slice(-MAX_PINNED_UNANSWERED_CALLS));
+      const awaited = (i: (typeof items)[number]) => isCall(i) && (pendingCalls.has(i.callId!) || (unanswered(i) && recent.has(i.callId!)));
       const pinned = (i: (typeof items)[number]) => {
         const idx = items.indexOf(i);
         return idx < b.keepFirst || idx >= items.length - b.keepLast || (b.keepSystem && i.role === 'system') || i.status === 'in_progress' || awaited(i);
@@ -526,6 +544,14 @@ describe('the prune plan, against any conversation', () => {
       const newestGroup = groupOf(items[newest]!);
       expect(plan.tokensAfter + newestGroup.reduce((s, i) => s + i.tokens, 0), context).toBeGreaterThan(target);
     }
+  }
+
+  it('stays within budget, deletes oldest first, never a pinned item, never half a call, and counts each item once', () => {
+    planProperty(16, 12, 0.2, 0.15);
+  });
+
+  it('the same with many calls, most never answered: only the most recent unanswered calls are pinned', () => {
+    planProperty(61, 40, 0.5, 0.1);
   });
 
   it('a call and its output are counted once, so the plan does not stop short of the target', () => {
@@ -833,5 +859,210 @@ describe('pending items, against a hostile upstream', () => {
     session.fromServer(f, added(text('y', 'user', 40), null)); // at the start of the conversation
     session.fromClient(f, wire({ type: 'response.create' }));
     expect(session.upstream.map((e) => e['item_id'])).toEqual(['y', 'u0']);
+  });
+});
+
+describe('unanswered function calls: pinned while the client may still answer, not for good', () => {
+  const added = (item: object, prev: string | null) => wire({ type: 'conversation.item.added', previous_item_id: prev, item });
+  /** 14 tokens. */
+  const call = (n: number | string, id = `fc${n}`) => ({ id, type: 'function_call', call_id: `c${n}`, name: 'f', arguments: 'x'.repeat(36) });
+  const output = (n: number | string, id = `fo${n}`, chars = 24) => ({ id, type: 'function_call_output', call_id: `c${n}`, output: 'x'.repeat(chars) });
+  const calls = (t: ContextTracker, from: number, to: number) => {
+    for (let n = from; n <= to; n++) t.upsert(call(n), undefined);
+  };
+  const everything = budget(100, { targetRatio: 0 });
+
+  it(`keeps the ${MAX_PINNED_UNANSWERED_CALLS} most recent unanswered calls; one more and the oldest goes, oldest first`, () => {
+    expect(MAX_PINNED_UNANSWERED_CALLS).toBe(8);
+    const t = new ContextTracker();
+    t.upsert(text('m', 'user', 24), null);
+    calls(t, 1, 8);
+    // Exactly at the bound: every unanswered call is pinned, only the message goes.
+    expect(t.plan(everything)).toEqual({ itemIds: ['m'], tokensBefore: 10 + 8 * 14, tokensAfter: 8 * 14 });
+    // One over: the oldest call is deleted like any item, in conversation order.
+    t.upsert(call(9), undefined);
+    expect(t.plan(everything)!.itemIds).toEqual(['m', 'fc1']);
+    calls(t, 10, 11);
+    expect(t.plan(everything)!.itemIds).toEqual(['m', 'fc1', 'fc2', 'fc3']);
+    // Oldest first, and no further than the target: with room for all but the oldest, only it goes.
+    expect(t.plan(budget(10 + 11 * 14 - 1, { targetRatio: 1 }))!.itemIds).toEqual(['m']);
+    expect(t.plan(budget(11 * 14 - 1, { targetRatio: 1 }))!.itemIds).toEqual(['m', 'fc1']);
+  });
+
+  it('"most recent" is the place in the conversation, not the order of arrival', () => {
+    const t = new ContextTracker();
+    calls(t, 1, 8);
+    t.upsert(call(0), null); // arrives last, placed first: the oldest
+    expect(t.plan(everything)!.itemIds).toEqual(['fc0']);
+  });
+
+  it('a call whose output the client has sent is always kept, and takes no place among the unanswered ones', () => {
+    const t = new ContextTracker();
+    t.upsert(text('m', 'user', 24), null);
+    calls(t, 1, 9);
+    // c1's output is on its way: kept, and c2…c9 are the 8 most recent unanswered.
+    expect(t.plan(everything, 0, new Set(['c1']))!.itemIds).toEqual(['m']);
+    // c9's output is on its way: c1…c8 are the 8 unanswered, all kept.
+    expect(t.plan(everything, 0, new Set(['c9']))!.itemIds).toEqual(['m']);
+    // Another call's output pending keeps nothing here.
+    expect(t.plan(everything, 0, new Set(['c10']))!.itemIds).toEqual(['m', 'fc1']);
+  });
+
+  it('an answered call is not unanswered: it takes no place, and goes with its output', () => {
+    const t = new ContextTracker();
+    t.upsert(text('m', 'user', 24), null);
+    calls(t, 1, 10);
+    t.upsert(output(5), undefined);
+    // c5 answered: of the other 9 unanswered, the oldest (c1) goes; c5 goes with its output.
+    expect(t.plan(everything)!.itemIds).toEqual(['m', 'fc1', 'fc5', 'fo5']);
+  });
+
+  it('a call with several outputs goes with all of them; an output without its call is no unanswered call', () => {
+    const t = new ContextTracker();
+    calls(t, 1, 10);
+    t.upsert(output(3, 'fo3a'), undefined);
+    t.upsert(output(3, 'fo3b'), undefined);
+    t.upsert(output('x'), undefined); // its call unknown
+    // Unanswered: c1, c2, c4…c10 (9): c1 goes; c3 with both its outputs; the lone output too.
+    expect(t.plan(everything)!.itemIds).toEqual(['fc1', 'fc3', 'fo3a', 'fo3b', 'fox']);
+  });
+
+  it('two call items with one call id are one unanswered call (one place), deleted together', () => {
+    const t = new ContextTracker();
+    t.upsert(call(1, 'fc1a'), undefined);
+    t.upsert(call(1, 'fc1b'), undefined);
+    calls(t, 2, 9);
+    expect(t.plan(everything)!.itemIds).toEqual(['fc1a', 'fc1b']);
+    const u = new ContextTracker();
+    calls(u, 1, 7);
+    u.upsert(call(1, 'again'), undefined);
+    // 7 calls, one of them twice: 7 unanswered, all kept.
+    expect(u.plan(everything)).toBeNull();
+  });
+
+  it('unansweredCall: the call id of a function_call with no output in the conversation, else null', () => {
+    const t = new ContextTracker();
+    t.upsert(call(1), undefined);
+    t.upsert(call(2), undefined);
+    t.upsert(output(2), undefined);
+    t.upsert({ id: 'nocall', type: 'function_call', name: 'f', arguments: '' }, undefined);
+    t.upsert({ id: 'm', type: 'message', role: 'user', call_id: 'c1', content: [] }, undefined);
+    t.upsert({ id: 'other', type: 'message', role: 'user', call_id: 'c3', content: [] }, undefined);
+    t.upsert(call(3), undefined);
+    expect(t.unansweredCall('fc1')).toBe('c1');
+    expect(t.unansweredCall('fc2')).toBeNull();
+    expect(t.unansweredCall('fo2')).toBeNull();
+    expect(t.unansweredCall('nocall')).toBeNull();
+    expect(t.unansweredCall('m')).toBeNull();
+    expect(t.unansweredCall('missing')).toBeNull();
+    // A message carrying the call id is no output.
+    expect(t.unansweredCall('fc3')).toBe('c3');
+  });
+
+  /** A filter whose conversation holds `n` unanswered calls c1…cn, pruned after a response.done (budget 100: the oldest n − 8 go). */
+  function pruned(n: number, maxTokens = 100) {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(maxTokens, { targetRatio: 0 }), 'test');
+    let prev: string | null = null;
+    for (let k = 1; k <= n; k++) {
+      session.fromServer(f, added(call(k), prev));
+      prev = `fc${k}`;
+    }
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r1', conversation_id: 'conv_1', output: [] } }));
+    return { session, f };
+  }
+  const outputCreate = (n: number | string, eventId: string, chars = 24) => wire({ type: 'conversation.item.create', event_id: eventId, item: { type: 'function_call_output', call_id: `c${n}`, output: 'x'.repeat(chars) } });
+
+  it('a late output for a call the proxy deleted unanswered is refused (function_call_pruned, its event_id echoed), and never counts as pending', () => {
+    const { session, f } = pruned(9, 120);
+    expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'fc1' }]);
+    session.fromServer(f, wire({ type: 'conversation.item.deleted', item_id: 'fc1' }));
+    session.fromServer(f, added(text('u', 'user', 4), 'fc9')); // 8 × 14 + 5 = 117: under 120
+    const v = session.fromClient(f, outputCreate(1, 'evt_late', 400)) as Verdict;
+    expect(v.kind).toBe('reject');
+    if (v.kind !== 'reject') return;
+    expect(v.error.code).toBe('function_call_pruned');
+    expect(v.error.toEvent('event_proxy_1')).toEqual({
+      type: 'error',
+      event_id: 'event_proxy_1',
+      error: {
+        type: 'invalid_request_error',
+        code: 'function_call_pruned',
+        message: 'The function call this output answers was deleted from the conversation to keep it within the context budget; the output was not relayed.',
+        param: 'item.call_id',
+        event_id: 'evt_late',
+        details: { call_id: 'c1' },
+      },
+    });
+    expect(v.error.closesSession).toBe(false);
+    // Refused again on a retry (without an event_id: none echoed).
+    expect(session.fromClient(f, wire({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: 'c1', output: 'x' } }))).toMatchObject({ kind: 'reject', error: { code: 'function_call_pruned', eventId: null } });
+    // The refused output's 104 tokens are not pending: a response.create finds the context under budget.
+    session.fromClient(f, wire({ type: 'response.create' }));
+    expect(session.upstream).toHaveLength(1);
+    // An output for a kept call goes through, and counts until echoed: now over budget, u goes.
+    expect((session.fromClient(f, outputCreate(2, 'evt_ok', 400)) as Verdict).kind).toBe('continue');
+    session.fromClient(f, wire({ type: 'response.create' }));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['fc1', 'u']);
+  });
+
+  it('only outputs are refused, only for calls deleted unanswered', () => {
+    const session = new FakeSession();
+    const f = new TruncationFilter(session, budget(100, { targetRatio: 0 }), 'test');
+    session.fromServer(f, added(call('a'), null));
+    session.fromServer(f, added(output('a'), 'fca'));
+    let prev = 'foa';
+    for (let k = 1; k <= 9; k++) {
+      session.fromServer(f, added(call(k), prev));
+      prev = `fc${k}`;
+    }
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r1', conversation_id: 'conv_1', output: [] } }));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['fca', 'foa', 'fc1']);
+    // The answered call went with its output: another output for it is the upstream's business.
+    expect((session.fromClient(f, outputCreate('a', 'e1')) as Verdict).kind).toBe('continue');
+    // Other items naming the deleted call's id are not outputs.
+    expect((session.fromClient(f, wire({ type: 'conversation.item.create', item: { id: 'm', type: 'message', role: 'user', call_id: 'c1', content: [] } })) as Verdict).kind).toBe('continue');
+    expect((session.fromClient(f, wire({ type: 'conversation.item.create', item: call(1, 'again') })) as Verdict).kind).toBe('continue');
+    expect((session.fromClient(f, wire({ type: 'conversation.item.create' })) as Verdict).kind).toBe('continue');
+    expect(session.fromClient(f, outputCreate(1, 'e2'))).toMatchObject({ kind: 'reject' });
+  });
+
+  it('a call created again with the id of a deleted one can be answered: its echo, not another item naming the id, forgets the deletion', () => {
+    const { session, f } = pruned(10);
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['fc1', 'fc2']);
+    // A message carrying c1, and another call's echo: c1 is still refused.
+    session.fromServer(f, added({ id: 'm', type: 'message', role: 'user', call_id: 'c1', content: [] }, 'fc10'));
+    session.fromServer(f, added(call(11), 'm'));
+    expect(session.fromClient(f, outputCreate(1, 'e1'))).toMatchObject({ kind: 'reject' });
+    // The client puts the call back (history replay): the upstream echoes it, its output goes through.
+    session.fromServer(f, added(call(1, 'fc1_again'), 'fc11'));
+    expect((session.fromClient(f, outputCreate(1, 'e2')) as Verdict).kind).toBe('continue');
+    expect(session.fromClient(f, outputCreate(2, 'e3'))).toMatchObject({ kind: 'reject' });
+  });
+
+  it(`remembers the most recent ${MAX_REMEMBERED_PRUNED_CALLS} deleted calls, each id of at most ${MAX_REMEMBERED_CALL_ID_CHARS} characters`, () => {
+    expect(MAX_REMEMBERED_PRUNED_CALLS).toBe(256);
+    const { session, f } = pruned(MAX_REMEMBERED_PRUNED_CALLS + 1 + MAX_PINNED_UNANSWERED_CALLS);
+    expect(session.upstream).toHaveLength(MAX_REMEMBERED_PRUNED_CALLS + 1);
+    // The oldest is forgotten: its output is relayed (the upstream decides); the next is still refused.
+    expect((session.fromClient(f, outputCreate(1, 'e1')) as Verdict).kind).toBe('continue');
+    expect(session.fromClient(f, outputCreate(2, 'e2'))).toMatchObject({ kind: 'reject' });
+    expect(session.fromClient(f, outputCreate(MAX_REMEMBERED_PRUNED_CALLS + 1, 'e3'))).toMatchObject({ kind: 'reject' });
+    // Ids: up to the bound remembered, longer ones not.
+    const long = new FakeSession();
+    const g = new TruncationFilter(long, budget(100, { targetRatio: 0 }), 'test');
+    const atBound = 'y'.repeat(MAX_REMEMBERED_CALL_ID_CHARS - 1);
+    const over = 'z'.repeat(MAX_REMEMBERED_CALL_ID_CHARS);
+    long.fromServer(g, added(call(atBound, 'fa'), null)); // call id `c${atBound}`: exactly the bound
+    long.fromServer(g, added(call(over, 'fb'), 'fa')); // one over
+    let prev = 'fb';
+    for (let k = 1; k <= MAX_PINNED_UNANSWERED_CALLS; k++) {
+      long.fromServer(g, added(call(k), prev));
+      prev = `fc${k}`;
+    }
+    long.fromServer(g, wire({ type: 'response.done', response: { id: 'r1', conversation_id: 'conv_1', output: [] } }));
+    expect(long.upstream.map((e) => e['item_id'])).toEqual(['fa', 'fb']);
+    expect(long.fromClient(g, outputCreate(atBound, 'e4'))).toMatchObject({ kind: 'reject' });
+    expect((long.fromClient(g, outputCreate(over, 'e5')) as Verdict).kind).toBe('continue');
   });
 });

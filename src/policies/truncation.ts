@@ -1,9 +1,11 @@
-import { CONTINUE, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { CONTINUE, reject, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyTruncation } from './schema.js';
 import { asArray, asNumber, asObject, asString } from '../protocol/json.js';
-import { LazyMap } from '../lazy-collections.js';
+import { ProxyError } from '../protocol/errors.js';
+import { LazyMap, LazySet } from '../lazy-collections.js';
+import { clientEventId } from './util.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -17,6 +19,24 @@ const ASSISTANT_AUDIO_MS_PER_TOKEN = 50;
 const IMAGE_TOKENS = 255;
 
 const textTokens = (s: string) => Math.ceil(s.length / 4);
+
+/**
+ * Unanswered function calls (no output in the conversation, none on its way) pinned: the most
+ * recent ones, by the call's place in the conversation. The client may still be running them (or
+ * answer late: async function calling); older ones are pruned like any item when over budget, so a
+ * client that never answers cannot grow the context past the budget without bound (what stays pinned
+ * is at most this many calls, as keepLast pins that many items). 8 covers a model's parallel calls.
+ * (Positive: `slice(-n)` keeps the last n.)
+ */
+export const MAX_PINNED_UNANSWERED_CALLS = 8;
+/**
+ * Call ids of unanswered calls the proxy deleted, remembered so that a late output for one is
+ * refused (`function_call_pruned`) instead of reaching the upstream without its call: the most
+ * recent MAX_REMEMBERED_PRUNED_CALLS, each at most MAX_REMEMBERED_CALL_ID_CHARS long (a client can
+ * create a call with an id of any length; a longer one is not remembered and its output is relayed).
+ */
+export const MAX_REMEMBERED_PRUNED_CALLS = 256;
+export const MAX_REMEMBERED_CALL_ID_CHARS = 128;
 
 interface TrackedItem {
   readonly id: string;
@@ -186,11 +206,23 @@ export class ContextTracker {
   }
 
   /**
+   * The call id of `id` when it is a function_call whose call has no output in the conversation
+   * (an unanswered call), else null.
+   */
+  unansweredCall(id: string): string | null {
+    const item = this.#byId.get(id);
+    if (!item || item.type !== 'function_call' || item.callId === null) return null;
+    return this.#items.some((i) => i.type === 'function_call_output' && i.callId === item.callId) ? null : item.callId;
+  }
+
+  /**
    * The oldest items to delete to get from over `maxTokens` down to `maxTokens × targetRatio`.
    * Pinned: the first `keepFirst`, system messages (`keepSystem`), the latest `keepLast`, and
    * anything still in progress. A function_call and its function_call_output go together, and a
-   * call is kept while its output is pending: none tracked yet (the client is still running the
-   * function, or sent the output and the upstream has not echoed it) or one in `pendingCalls`.
+   * call is kept while its output is pending: sent by the client and not echoed yet (in
+   * `pendingCalls`), or not in the conversation yet (the client may still be running the
+   * function) for the MAX_PINNED_UNANSWERED_CALLS most recent unanswered calls; an older
+   * unanswered call is deleted like any item.
    * `pendingTokens`: items about to join the conversation (created, not yet echoed).
    */
   plan(budget: Budget, pendingTokens = 0, pendingCalls: ReadonlySet<string> = new Set()): PrunePlan | null {
@@ -208,12 +240,17 @@ export class ContextTracker {
     const groups = new Map<string | TrackedItem, TrackedItem[]>();
     const groupKey = (item: TrackedItem) => callKey(item) ?? item;
     for (const item of this.#items) groups.set(groupKey(item), [...(groups.get(groupKey(item)) ?? []), item]);
-    // A call whose output is not in the conversation yet is kept (its output would arrive without it).
+    // A call whose output is on its way is kept (the output would arrive without it); so are the
+    // most recent unanswered calls (the client may still answer them), but not for good.
+    const unanswered: TrackedItem[][] = [];
     for (const [key, group] of groups) {
       if (typeof key !== 'string') continue;
       const answered = group.some((g) => g.type === 'function_call_output');
-      if (pendingCalls.has(key) || (!answered && group.some((g) => g.type === 'function_call'))) for (const g of group) pinned.add(g);
+      if (pendingCalls.has(key)) for (const g of group) pinned.add(g);
+      else if (!answered && group.some((g) => g.type === 'function_call')) unanswered.push(group);
     }
+    // Groups in the order of their first item: the call's place in the conversation.
+    for (const group of unanswered.slice(-MAX_PINNED_UNANSWERED_CALLS)) for (const g of group) pinned.add(g);
     const chosen = new Set<TrackedItem>();
     let total = before;
     for (const item of this.#items) {
@@ -273,6 +310,8 @@ export class TruncationFilter implements Filter {
    * until their `conversation.item.added` arrives.
    */
   readonly #pending: { type: string | null; role: string | null; callId: string | null; tokens: number }[] = [];
+  /** Unanswered calls this filter deleted, oldest first (see MAX_REMEMBERED_PRUNED_CALLS). */
+  readonly #prunedCalls = new LazySet<string>();
   #pruned = 0;
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
@@ -284,7 +323,13 @@ export class TruncationFilter implements Filter {
   onClient(frame: Frame): Verdict {
     if (!this.#budget) return CONTINUE;
     if (frame.type === 'conversation.item.create') {
-      const item = asObject(frame.json()['item']);
+      const ev = frame.json();
+      const item = asObject(ev['item']);
+      // The output of a call this filter deleted unanswered: refused, never relayed without its call.
+      const callId = item?.['type'] === 'function_call_output' ? asString(item['call_id']) : null;
+      if (callId !== null && this.#prunedCalls.has(callId)) {
+        return reject(new ProxyError('function_call_pruned', { eventId: clientEventId(ev), param: 'item.call_id', details: { call_id: callId } }));
+      }
       if (item) this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: asString(item['call_id']), tokens: estimateItemTokens(item, null) });
       return CONTINUE;
     }
@@ -329,6 +374,8 @@ export class TruncationFilter implements Filter {
         const item = asObject(ev['item']);
         const prev = ev['previous_item_id'];
         if (!item) break;
+        // A call (re)created with the id of one deleted earlier: its output has a call again.
+        if (item['type'] === 'function_call') this.#prunedCalls.delete(asString(item['call_id']) ?? '');
         if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined))) {
           this.#settlePending(item);
           this.#turnItem(asString(item['id']));
@@ -398,6 +445,8 @@ export class TruncationFilter implements Filter {
     const plan = this.tracker.plan(this.#budget!, this.#pendingTokens(), this.#pendingCalls());
     if (!plan) return;
     for (const id of plan.itemIds) {
+      const call = this.tracker.unansweredCall(id);
+      if (call !== null) this.#rememberPruned(call);
       this.tracker.remove(id);
       this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: id }, TRUNCATION_FILTER);
     }
@@ -407,6 +456,12 @@ export class TruncationFilter implements Filter {
       { policy: this.#policy, trigger, items: plan.itemIds.length, tokensBefore: plan.tokensBefore, tokensAfter: plan.tokensAfter, maxTokens: this.#budget!.maxTokens },
       'conversation pruned to the context budget',
     );
+  }
+
+  #rememberPruned(callId: string): void {
+    if (callId.length > MAX_REMEMBERED_CALL_ID_CHARS) return;
+    this.#prunedCalls.add(callId);
+    if (this.#prunedCalls.size > MAX_REMEMBERED_PRUNED_CALLS) this.#prunedCalls.delete(this.#prunedCalls.values().next().value!);
   }
 
   summary(): Readonly<Record<string, string | number | boolean | null>> {

@@ -64,6 +64,10 @@ export const ErrorCatalogue = {
   max_output_tokens_clamped: { type: 'invalid_request_error', message: 'max_output_tokens was lowered to the tenant limit.' },
   max_output_tokens_exceeded: { type: 'invalid_request_error', message: 'The response asked for more output tokens than the tenant limit and was cancelled.' },
   invalid_value: { type: 'invalid_request_error', message: 'A parameter has a value the proxy does not accept.' },
+  function_call_pruned: {
+    type: 'invalid_request_error',
+    message: 'The function call this output answers was deleted from the conversation to keep it within the context budget; the output was not relayed.',
+  },
   governance_failed: { type: 'server_error', http: 500, close: 'policyViolation', message: 'The upstream refused a setting the proxy enforces; the session cannot be governed.' },
   guardrail_blocked: { type: 'policy_error', http: 403, message: 'The event was blocked by a guardrail policy.' },
   guardrail_redacted: { type: 'policy_error', message: 'Part of the event was redacted by a guardrail policy.' },
