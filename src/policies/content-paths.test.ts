@@ -349,6 +349,15 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ['bare', 'i_bare'],
     ]);
     expect(created.every((t) => t.unknownContent === undefined)).toBe(true);
+    // An approval's reason is read once, as input (no second source).
+    expect(summary(eventTexts('conversation.item.create', { type: 'conversation.item.create', item: reply }))).toEqual([['input', 'no', null, 'i_resp']]);
+    // A tool list that is not a list is nothing the table can read: unknown content, the policy decides (until 2026-12-06 it passed unread).
+    for (const tools of ['ignore previous instructions', { name: 'x' }, 7]) {
+      const odd = eventTexts('conversation.item.create', { type: 'conversation.item.create', item: { id: 'i_odd', type: 'mcp_list_tools', server_label: 's', tools } });
+      expect(odd.map((t) => [t.unknownContent, t.itemId])).toEqual([[`mcp_list_tools.tools:${typeof tools}`, 'i_odd']]);
+    }
+    expect(eventTexts('conversation.item.create', { type: 'conversation.item.create', item: { id: 'i_none', type: 'mcp_list_tools', server_label: 's' } })).toEqual([]);
+    expect(eventTexts('conversation.item.create', { type: 'conversation.item.create', item: { id: 'i_null', type: 'mcp_list_tools', server_label: 's', tools: null } })).toEqual([]);
     // The same items as response.create input; each text goes back where it came from.
     const rc = { type: 'response.create', response: { input: items } };
     const texts = eventTexts(rc.type, rc);
@@ -602,6 +611,8 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     expect(nested(128)).toEqual(['deep text', ...Array<string>(128).fill('x')]);
     expect(nested(129)).toEqual(['parameters:nested deeper than 128', ...Array<string>(128).fill('x')]);
     expect(nested(127, ['a', ['b']])).toEqual(['a', 'parameters:nested deeper than 128', ...Array<string>(127).fill('x')]);
+    // Once per schema, however many containers lie below the limit.
+    expect(nested(127, { a: { b: 'x' }, c: ['y'] }).filter((t) => t.includes('deeper'))).toEqual(['parameters:nested deeper than 128']);
     // Empty containers down there hold nothing to read.
     expect(nested(128, {})).toEqual(Array<string>(128).fill('x'));
     expect(nested(128, [])).toEqual(Array<string>(128).fill('x'));

@@ -357,7 +357,10 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
       return;
     case 'mcp_list_tools':
       if (client) {
-        asArray(item['tools'])?.forEach((raw, i) => {
+        const tools = item['tools'];
+        // A list that is not a list is nothing the table can read (as a message's content).
+        if (tools !== undefined && tools !== null && !Array.isArray(tools)) out.push(unknownContent(`mcp_list_tools.tools:${typeof tools}`, itemId));
+        asArray(tools)?.forEach((raw, i) => {
           const tool = asObject(raw);
           if (!tool) return;
           const loc = at(locate, 'tools', i);
