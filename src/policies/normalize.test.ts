@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { phraseFinder, scanText, type CompiledRule } from './matchers.js';
-import { normalize, normalizeText } from './normalize.js';
+import { FOLD_CACHE_MAX, foldCacheSize, normalize, normalizeText } from './normalize.js';
 
 /** The folded text and, per folded character, the original characters it came from. */
 function folded(original: string): { text: string; sources: string[] } {
@@ -22,6 +22,17 @@ const block = (phrases: string[]): CompiledRule => ({
 const trips = (phrases: string[], text: string) => scanText([block(phrases)], text, 64, 4096).hits.length > 0;
 
 describe('normalize: what the matchers see', () => {
+  it('keeps at most FOLD_CACHE_MAX folded code points, however many distinct ones a hostile text holds', () => {
+    // CJK ideographs fold to themselves: twice the bound of distinct code points, one at a time.
+    let most = 0;
+    for (let cp = 0x4e00; cp < 0x4e00 + 2 * FOLD_CACHE_MAX; cp++) {
+      const text = String.fromCodePoint(cp);
+      expect(normalize(text).text).toBe(text);
+      most = Math.max(most, foldCacheSize());
+    }
+    expect(most).toBe(FOLD_CACHE_MAX);
+  });
+
   it('keeps ASCII as it is (case too: folding is the matchers\' job)', () => {
     expect(folded('Hello, World! 123 _-~')).toEqual({ text: 'Hello, World! 123 _-~', sources: [...'Hello, World! 123 _-~'] });
     expect(normalize('').text).toBe('');

@@ -106,7 +106,9 @@ const SPACE = /^[\s\u0085\u2800]$/u;
 
 /** Per non-ASCII code point: its folded form ('' when dropped, ' ' for whitespace). Bounded. */
 const foldCache = new Map<string, string>();
-const FOLD_CACHE_MAX = 8192;
+export const FOLD_CACHE_MAX = 8192;
+/** How many code points the fold cache holds now (tests: it stays bounded under hostile text). */
+export const foldCacheSize = (): number => foldCache.size;
 
 function foldCodePoint(cp: string): string {
   let out = foldCache.get(cp);
