@@ -190,7 +190,7 @@ class SlotHandoff {
  * client secret (no session exists yet, so nothing may stay reserved).
  */
 export async function admissionProbe(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
-  const failOpen = rt.config.ledger.failMode === 'open';
+  const failOpen = ledgerFailsOpen(rt);
   const refused = await capsRefusal(rt, req);
   if (refused) return refused;
   const limits = rt.limitsOf(req.tenant);
@@ -202,8 +202,20 @@ export async function admissionProbe(rt: MeteringRuntime, req: AdmissionRequest)
   return got === 'unavailable' && !failOpen ? new ProxyError('budget_unavailable', { close: 'tryAgainLater' }) : null;
 }
 
+/**
+ * `ledger.failMode: open` lets responses run unreserved when the ledger cannot answer. It is a
+ * Redis setting (a shared ledger an instance may lose); the SQLite ledger, in this process or in
+ * the primary reached over IPC by relay workers (server.workers), always fails closed: an
+ * unanswered IPC call means a stalled primary, not a lost network, and open there would run
+ * every response of every worker unmetered while it stalls (found 2026-12-06,
+ * test/server/adversary-workers-primary-stopped.test.ts).
+ */
+export function ledgerFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>): boolean {
+  return rt.config.ledger.failMode === 'open' && rt.ledger.kind === 'redis';
+}
+
 async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
-  const failOpen = rt.config.ledger.failMode === 'open';
+  const failOpen = ledgerFailsOpen(rt);
   if (req.model !== '' && (rt.prices.retired(req.model) !== null || !rt.prices.lookup(req.model))) {
     return unpricedError(req.model, rt, { param: 'model' });
   }
@@ -228,7 +240,10 @@ async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<
 
 export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory {
   const slots = new SlotHandoff(rt.ledger);
-  const failOpen = rt.config.ledger.failMode === 'open';
+  const failOpen = ledgerFailsOpen(rt);
+  if (rt.config.ledger.failMode === 'open' && !failOpen) {
+    rt.log.warn({ ledger: rt.ledger.kind }, 'metering: ledger.failMode "open" applies to the Redis ledger only; the SQLite ledger fails closed (budget_unavailable)');
+  }
 
   async function admit(req: AdmissionRequest): Promise<ProxyError | null> {
     // A client's own ?call_id= socket on a call the proxy governs: the call's sideband session
@@ -661,7 +676,7 @@ export class MeteringFilter implements Filter {
         case 'over':
           return this.#refuse(budgetError(result.hit, { eventId: clientEventId }));
         case 'unavailable':
-          if (this.#rt.config.ledger.failMode === 'open') {
+          if (ledgerFailsOpen(this.#rt)) {
             this.#queuePending(eventId, pending(null));
             return ok();
           }
@@ -939,7 +954,7 @@ export class MeteringFilter implements Filter {
       }
       this.#holdResponse(id, unreserved(amount));
       if (result.kind === 'unavailable') {
-        if (this.#rt.config.ledger.failMode === 'open') return CONTINUE;
+        if (ledgerFailsOpen(this.#rt)) return CONTINUE;
         this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: id });
         this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: 'ledger unavailable' } })); // fixed, as above
         return CONTINUE;

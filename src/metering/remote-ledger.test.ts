@@ -9,7 +9,7 @@ import type { FromWorker, ToWorker } from '../server/worker-protocol.js';
 import type { CapHit, Ledger, ReserveRequest, UsageRecord } from './ledger.js';
 import { NO_CAPS, type CapSet } from './limits.js';
 import { dayPeriod } from './periods.js';
-import { isLedgerCall, isLedgerReply, LedgerHost, RemoteLedger, type LedgerCall, type LedgerMethod, type LedgerReply } from './remote-ledger.js';
+import { isLedgerCall, isLedgerReply, LedgerHost, RemoteLedger, WORKER_LOST_STATUS, type LedgerCall, type LedgerMethod, type LedgerReply } from './remote-ledger.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 
 const NOON = recentNoon();
@@ -185,39 +185,123 @@ describe('RemoteLedger + LedgerHost', () => {
     expect(n.remote.knownOver('acme', NOON)).toBeNull();
   });
 
-  it('a worker that goes away has its reservations and session slots released by the host', async () => {
+  /*
+   * A worker that dies: until 2026-12-06 the host released its reservations (releaseAll), so every
+   * response it was running, which the upstream bills, was free and its budget spendable again
+   * (test/server/adversary-workers-kill.test.ts). Its slots are released; its reservations billed.
+   */
+  it('a worker that goes away has its session slots released and its reservations billed at their amount, not given back', async () => {
     const l = owner();
     const a = wire(l);
     const b = wire(l);
-    expect(await a.remote.reserve(reserve('r1', 900))).toEqual({ kind: 'ok' });
+    expect(await a.remote.reserve(reserve('sess_a:1', 900))).toEqual({ kind: 'ok' });
     expect(await a.remote.acquireSlot('acme', 's1', 1, NOON)).toBe(true);
     expect(a.host.held).toEqual({ reservations: 1, slots: 1 });
     expect((await b.remote.reserve(reserve('r2', 900))).kind).toBe('over');
     expect(await b.remote.acquireSlot('acme', 's2', 1, NOON)).toBe(false);
-    a.host.releaseAll();
+    expect(a.host.workerGone()).toEqual({ billed: 1, costNanos: 900, failed: 0 });
     expect(a.host.held).toEqual({ reservations: 0, slots: 0 });
-    expect(await b.remote.reserve(reserve('r3', 900))).toEqual({ kind: 'ok' });
+    // The slot is free; the budget is not: the dead worker's response is spent, nothing is reserved.
     expect(await b.remote.acquireSlot('acme', 's3', 1, NOON)).toBe(true);
+    expect((await b.remote.reserve(reserve('r3', 900))).kind).toBe('over'); // was: ok (released for free)
+    const day = l.status('acme', caps, NOON).day;
+    expect([day.spent.nanos, day.reserved.nanos]).toEqual([900, 0]);
+    const [record, ...more] = l.usage('acme', 0, 10);
+    expect(more).toEqual([]);
+    expect(record).toMatchObject({ tenant: 'acme', session: 'sess_a', source: 'response', ref: 'sess_a:1', model: 'unknown', status: WORKER_LOST_STATUS, costNanos: 900, totalTokens: 0, estimated: true, settledBy: 'session_end_estimate', input: null, output: null });
+    expect(record!.ts).toBeGreaterThanOrEqual(NOON);
   });
 
-  it('the host releases every slot and reservation of a gone worker, across tenants', async () => {
+  it('the host releases every slot and bills every reservation of a gone worker, across tenants, and nothing it had settled or released', async () => {
     const l = owner();
     const a = wire(l);
     const b = wire(l);
     for (const [tenant, token] of [['acme', 's1'], ['acme', 's2'], ['beta', 's1']] as const) {
       expect(await a.remote.acquireSlot(tenant, token, 2, NOON)).toBe(true);
     }
-    expect(await a.remote.reserve(reserve('r1', 600))).toEqual({ kind: 'ok' });
-    expect(await a.remote.reserve(reserve('r2', 400))).toEqual({ kind: 'ok' });
-    expect(await a.remote.reserve(reserve('b1', 600, caps, 'beta'))).toEqual({ kind: 'ok' });
-    expect(a.host.held).toEqual({ reservations: 3, slots: 3 });
-    a.host.releaseAll();
+    expect(await a.remote.reserve(reserve('x:1', 300))).toEqual({ kind: 'ok' });
+    expect(await a.remote.reserve(reserve('x:2', 400))).toEqual({ kind: 'ok' });
+    expect(await a.remote.reserve(reserve('y:1', 600, caps, 'beta'))).toEqual({ kind: 'ok' });
+    expect(await a.remote.reserve(reserve('x:3', 100))).toEqual({ kind: 'ok' });
+    await a.remote.settle('x:1', usage(250));
+    await a.remote.release('acme', 'x:3');
+    expect(a.host.held).toEqual({ reservations: 2, slots: 3 });
+    expect(a.host.workerGone()).toEqual({ billed: 2, costNanos: 1000, failed: 0 });
     expect(a.host.held).toEqual({ reservations: 0, slots: 0 });
     expect(await b.remote.acquireSlot('acme', 's3', 2, NOON)).toBe(true);
     expect(await b.remote.acquireSlot('acme', 's4', 2, NOON)).toBe(true);
     expect(await b.remote.acquireSlot('beta', 's3', 1, NOON)).toBe(true);
-    expect(await b.remote.reserve(reserve('r3', 1000))).toEqual({ kind: 'ok' });
-    expect(await b.remote.reserve(reserve('b3', 1000, caps, 'beta'))).toEqual({ kind: 'ok' });
+    expect([l.status('acme', caps, NOON).day.spent.nanos, l.status('beta', caps, NOON).day.spent.nanos]).toEqual([650, 600]);
+    expect([l.status('acme', caps, NOON).day.reserved.nanos, l.status('beta', caps, NOON).day.reserved.nanos]).toEqual([0, 0]);
+    expect(l.usage(null, 0, 10).map((r) => [r.ref, r.status, r.estimated])).toEqual([
+      ['resp_250', 'completed', false],
+      ['x:2', WORKER_LOST_STATUS, true],
+      ['y:1', WORKER_LOST_STATUS, true],
+    ]);
+  });
+
+  it("a gone worker's reservation is billed on the worker's clock (its reserve's wall time), not the owner's", async () => {
+    const l = owner();
+    const a = wire(l);
+    const yesterday = NOON - 86_400_000;
+    expect(await a.remote.reserve({ ...reserve('s:1', 700), wallMs: yesterday })).toEqual({ kind: 'ok' });
+    a.host.workerGone();
+    const [record] = l.usage('acme', 0, 10);
+    expect(record!.ts).toBeGreaterThanOrEqual(yesterday);
+    expect(record!.ts).toBeLessThan(yesterday + 60_000);
+    expect(l.status('acme', caps, yesterday).day.spent.nanos).toBe(700);
+    expect(l.status('acme', caps, NOON).day.spent.nanos).toBe(0);
+  });
+
+  it('a settle that fails when the worker is gone releases that reservation (it does not block the tenant) and bills the rest', async () => {
+    const l = owner();
+    let broken = false;
+    const flaky: Ledger = new Proxy(l, {
+      get(target, prop, receiver) {
+        if (prop === 'settle') {
+          return (id: string | null, r: UsageRecord) => {
+            if (broken && r.tenant === 'beta') throw new Error('disk full');
+            return target.settle(id, r);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const a = wire(flaky);
+    expect(await a.remote.reserve(reserve('x:1', 400))).toEqual({ kind: 'ok' });
+    expect(await a.remote.reserve(reserve('y:1', 500, caps, 'beta'))).toEqual({ kind: 'ok' });
+    broken = true;
+    expect(a.host.workerGone()).toEqual({ billed: 1, costNanos: 400, failed: 1 });
+    expect(l.status('acme', caps, NOON).day.spent.nanos).toBe(400);
+    expect([l.status('beta', caps, NOON).day.spent.nanos, l.status('beta', caps, NOON).day.reserved.nanos]).toEqual([0, 0]);
+  });
+
+  it('a grant that lands after the worker is gone (an asynchronous ledger answering late) is released at once', async () => {
+    const l = owner();
+    const gates: Array<() => void> = [];
+    const late: Ledger = new Proxy(l, {
+      get(target, prop, receiver) {
+        if (prop === 'reserve' || prop === 'acquireSlot') {
+          return (...args: unknown[]) =>
+            new Promise((resolve) => gates.push(() => resolve((Reflect.get(target, prop, receiver) as (...a: unknown[]) => unknown).apply(target, args))));
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const host = new LedgerHost(late);
+    const replies: LedgerReply[] = [];
+    host.handle(call('reserve', [reserve('x:1', 900)], 1), (r) => replies.push(r));
+    host.handle(call('acquireSlot', ['acme', 's1', 1, NOON], 2), (r) => replies.push(r));
+    expect(host.workerGone()).toEqual({ billed: 0, costNanos: 0, failed: 0 });
+    for (const open of gates.splice(0)) open();
+    await tick();
+    expect(replies.map((r) => r.ok)).toEqual([true, true]);
+    expect(host.held).toEqual({ reservations: 0, slots: 0 });
+    expect(l.status('acme', caps, NOON).day.reserved.nanos).toBe(0);
+    expect(l.acquireSlot('acme', 's2', 1)).toBe(true);
+    expect(l.usage('acme', 0, 10)).toEqual([]);
   });
 
   it('the host holds only what was granted and forgets what the worker gave back', async () => {

@@ -189,15 +189,36 @@ export class RemoteLedger implements Ledger {
   }
 }
 
+/** `status` of the usage record billed for a reservation a relay worker held when it died. */
+export const WORKER_LOST_STATUS = 'worker_lost';
+
+/** A reservation the owner granted a worker: enough to bill it if the worker dies. */
+interface Held {
+  readonly tenant: string;
+  readonly amount: { readonly nanos: number; readonly tokens: number };
+  /** The worker's wall clock (its reserve's wallMs) minus the owner's monotonic clock then. */
+  readonly wallOffset: number;
+}
+
+/** What workerGone billed, for the owner's log. */
+export interface WorkerLost {
+  /** Reservations billed at their amount (estimated, status `worker_lost`). */
+  readonly billed: number;
+  readonly costNanos: number;
+  /** Settles that failed (their reservation was released instead, so it does not block the tenant). */
+  readonly failed: number;
+}
+
 /**
  * The owner's side for one worker: runs its calls on the real ledger and remembers what the
- * worker holds (reservations, session slots), so that a worker that dies does not keep a tenant's
- * budget or slots reserved forever.
+ * worker holds (reservations, session slots), so that a worker that dies neither keeps a tenant's
+ * budget or slots held forever nor gets its running responses for free.
  */
 export class LedgerHost {
   readonly #ledger: Ledger;
-  readonly #reservations = new Map<string, string>();
+  readonly #reservations = new Map<string, Held>();
   readonly #slots = new Map<string, { readonly tenant: string; readonly token: string }>();
+  #gone = false;
 
   constructor(ledger: Ledger) {
     this.#ledger = ledger;
@@ -253,7 +274,10 @@ export class LedgerHost {
     switch (call.method) {
       case 'reserve': {
         const req = a[0] as ReserveRequest;
-        if ((value as ReserveResult).kind === 'ok') this.#reservations.set(req.id, req.tenant);
+        if ((value as ReserveResult).kind !== 'ok') return;
+        // Granted after the worker died (an asynchronous ledger's late answer): nobody will settle it.
+        if (this.#gone) void Promise.resolve(this.#ledger.release(req.tenant, req.id)).catch(() => undefined);
+        else this.#reservations.set(req.id, { tenant: req.tenant, amount: { nanos: req.amount.nanos, tokens: req.amount.tokens }, wallOffset: req.wallMs - performance.now() });
         return;
       }
       case 'settle':
@@ -263,7 +287,9 @@ export class LedgerHost {
         this.#reservations.delete(a[1] as string);
         return;
       case 'acquireSlot':
-        if (value === true) this.#slots.set(`${String(a[0])}\u0000${String(a[1])}`, { tenant: a[0] as string, token: a[1] as string });
+        if (value !== true) return;
+        if (this.#gone) this.#ledger.releaseSlot(a[0] as string, a[1] as string);
+        else this.#slots.set(`${String(a[0])}\u0000${String(a[1])}`, { tenant: a[0] as string, token: a[1] as string });
         return;
       case 'releaseSlot':
         this.#slots.delete(`${String(a[0])}\u0000${String(a[1])}`);
@@ -278,11 +304,62 @@ export class LedgerHost {
     return { reservations: this.#reservations.size, slots: this.#slots.size };
   }
 
-  /** The worker is gone: its reservations and slots are released. */
-  releaseAll(): void {
-    for (const [id, tenant] of this.#reservations) void Promise.resolve(this.#ledger.release(tenant, id)).catch(() => undefined);
+  /**
+   * The worker is gone (crashed, killed, exited): its session slots are released, and every
+   * reservation it still held is billed at its amount, as one process bills a response whose
+   * `response.done` never came. The owner cannot tell a running response (which the upstream
+   * bills) from a create that was reserved but never sent, so it bills them all: conservative,
+   * never free. The record: `estimated: true`, `status: "worker_lost"`, `settledBy:
+   * "session_end_estimate"` (the proxy's own end of the session), `ref` the reservation id
+   * (`<session>:<n>`: the response id is the worker's knowledge), `model: "unknown"`, token
+   * details null, `ts` the dead worker's clock now (its last reserve's wall time plus the time
+   * since). A grant the ledger gives after this (an asynchronous ledger's late answer) is
+   * released at once: nobody is left to settle it.
+   */
+  workerGone(): WorkerLost {
+    this.#gone = true;
+    let billed = 0;
+    let costNanos = 0;
+    let failed = 0;
+    const now = performance.now();
+    for (const [id, h] of this.#reservations) {
+      const colon = id.lastIndexOf(':');
+      const record: UsageRecord = {
+        ts: Math.round(now + h.wallOffset),
+        tenant: h.tenant,
+        session: colon > 0 ? id.slice(0, colon) : id,
+        source: 'response',
+        ref: id,
+        model: 'unknown',
+        status: WORKER_LOST_STATUS,
+        costNanos: h.amount.nanos,
+        inputTokens: 0,
+        outputTokens: 0,
+        cachedTokens: 0,
+        totalTokens: h.amount.tokens,
+        input: null,
+        cached: null,
+        output: null,
+        seconds: null,
+        estimated: true,
+        settledBy: 'session_end_estimate',
+        fallbackPrice: false,
+      };
+      const giveBack = () => void Promise.resolve(this.#ledger.release(h.tenant, id)).catch(() => undefined);
+      try {
+        const r = this.#ledger.settle(id, record);
+        if (r instanceof Promise) r.catch(giveBack);
+        billed++;
+        costNanos += h.amount.nanos;
+      } catch {
+        // A settle that failed (disk full…) must not keep the tenant's budget held until a restart.
+        failed++;
+        giveBack();
+      }
+    }
     for (const s of this.#slots.values()) this.#ledger.releaseSlot(s.tenant, s.token);
     this.#reservations.clear();
     this.#slots.clear();
+    return { billed, costNanos, failed };
   }
 }

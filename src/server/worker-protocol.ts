@@ -5,14 +5,14 @@ import type { LedgerCall, LedgerReply } from '../metering/remote-ledger.js';
 /*
  * Messages between the primary and its relay workers (child processes, IPC with the structured
  * clone serialization). Nothing on the relay hot path crosses: a session lives in one worker from
- * upgrade to close. The channel carries boot, ledger calls (SQLite ledger only), metric snapshots
- * and shutdown.
+ * upgrade to close. The channel carries boot, ledger calls (SQLite ledger only), metric snapshots,
+ * liveness pings (the primary's check that a worker's event loop still runs) and shutdown.
  */
 
 export interface WorkerInit {
   readonly t: 'init';
   readonly index: number;
-  /** The compiled config as this worker runs it (admin listener off, its share of maxSessions). */
+  /** The compiled config as this worker runs it (admin listener off, its share of maxSessions and memoryBudgetBytes). */
   readonly config: Config;
   readonly upstream: UpstreamKind;
   readonly baseDir: string;
@@ -28,6 +28,8 @@ export type ToWorker =
   | WorkerInit
   | { readonly t: 'listen'; readonly port: number; readonly tlsPort: number | null }
   | { readonly t: 'metrics'; readonly id: number }
+  /** Answered with a pong of the same id at once (src/server/workers.ts: the liveness check). */
+  | { readonly t: 'ping'; readonly id: number }
   | { readonly t: 'shutdown'; readonly drainMs: number }
   | LedgerReply;
 
@@ -42,6 +44,7 @@ export type FromWorker =
   | { readonly t: 'listening'; readonly port: number; readonly tlsPort: number | null }
   | { readonly t: 'listen-failed'; readonly message: string }
   | ({ readonly t: 'metrics-reply'; readonly id: number; readonly text: string } & WorkerStats)
+  | { readonly t: 'pong'; readonly id: number }
   | { readonly t: 'drained' }
   | LedgerCall;
 

@@ -108,6 +108,10 @@ function onMessage(m: unknown): void {
         () => send({ t: 'metrics-reply', id: m.id, text: '', sessions: server?.sessionCount ?? 0, sessionsStarted: server?.sessionsStarted ?? 0 }),
       );
       return;
+    case 'ping':
+      // Answered even while draining: a worker that drains is alive (the primary's /readyz says draining).
+      send({ t: 'pong', id: m.id });
+      return;
     case 'shutdown':
       void shutdown(m.drainMs);
       return;

@@ -10,7 +10,7 @@ import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import type { Ledger } from '../metering/ledger.js';
 import { isLedgerCall, LedgerHost } from '../metering/remote-ledger.js';
-import { mergePrometheusText } from '../telemetry/prometheus-merge.js';
+import { CumulativeMerge } from '../telemetry/prometheus-merge.js';
 import { resolveSettings } from '../telemetry/settings.js';
 import { RELAY_NODE_FLAGS } from './node-flags.js';
 import { isMessage, type FromWorker, type ToWorker, type WorkerStats } from './worker-protocol.js';
@@ -49,6 +49,19 @@ interface WorkerSlot {
   host: LedgerHost | null;
   listening: boolean;
   restarts: number;
+  /** The ping waiting for its pong (sent at liveness tick `tick`, at `at` ms), or null. */
+  ping: { readonly id: number; readonly tick: number; readonly at: number } | null;
+  /** A metrics request timed out since the last pong. */
+  missedMetrics: boolean;
+  /** "not answering" was logged for the current silence. */
+  silentLogged: boolean;
+  /** The running process's sessions started at its last answered scrape (stands in while it does not answer). */
+  started: { readonly child: ChildProcess; readonly value: number } | null;
+}
+
+/** `total` split over `count` workers exactly: the floor each, the remainder one each to the first workers (a share may be 0). */
+export function shareOf(total: number, count: number, index: number): number {
+  return Math.floor(total / count) + (index < total % count ? 1 : 0);
 }
 
 /** A bound for boot, listen and metric answers of a worker. */
@@ -57,6 +70,27 @@ const METRICS_TIMEOUT_MS = 5000;
 /** Beyond the drain: a worker that has not exited by then is killed. */
 const EXIT_GRACE_MS = 10_000;
 const RESTART_DELAY_MS = 1000;
+/**
+ * Liveness: a tick each PING_INTERVAL_MS pings every listening worker over IPC (one ping at a time;
+ * the worker answers from its event loop at once). A ping not answered by the UNRESPONSIVE_TICKS-th
+ * tick after it (~3 s), or a metrics request that timed out (5 s) with no pong since, makes the worker
+ * "not answering": /readyz 503 naming it (a hung worker keeps its SO_REUSEPORT socket and the kernel
+ * still hands it ~1/N of the new connections, which nobody answers: the load balancer must take the
+ * instance out), rtproxy_worker_up 0, and it is not asked for metrics. A ping not answered by the
+ * HUNG_TICKS-th tick (~30 s) gets the worker killed (SIGKILL: a stopped or stuck process acts on
+ * nothing else) and replaced like a worker that died.
+ *
+ * Counted in ticks, not wall time: ticks run on the primary's event loop, so a primary that was
+ * itself stalled (SIGSTOP, a long synchronous call) blames no worker for the time it did not run
+ * (after a stall one tick fires, then the pongs queued meanwhile are read). 3 s is thousands of times
+ * a healthy answer (well under a millisecond; a major GC pause, tens of milliseconds) yet within one
+ * readiness-probe period. 30 s lets a worker that is only slow (a huge synchronous policy compile, a
+ * machine swapping) recover before its sessions are ended, and bounds how long one hung worker keeps
+ * the whole instance out of the load balancer.
+ */
+const PING_INTERVAL_MS = 1000;
+const UNRESPONSIVE_TICKS = 3;
+const HUNG_TICKS = 30;
 
 /** The worker entry next to this module: TypeScript sources run through tsx, dist/ as plain JS. */
 function workerEntry(): { file: string; execArgv: string[] } {
@@ -119,24 +153,36 @@ export class WorkerPool {
   #metricSeq = 0;
   readonly #metricWaits = new Map<number, (r: { text: string } & WorkerStats) => void>();
   #metricsServer: Server | null = null;
+  #pingSeq = 0;
+  /** Liveness ticks so far. */
+  #tick = 0;
+  #liveness: NodeJS.Timeout | null = null;
+  /** The merged /metrics: counters and histograms of workers that are gone or silent carry over. */
+  readonly #merge = new CumulativeMerge<ChildProcess>();
 
   private constructor(options: WorkerPoolOptions) {
     this.#o = options;
-    this.#slots = Array.from({ length: options.count }, (_, index) => ({ index, child: null, host: null, listening: false, restarts: 0 }));
+    this.#slots = Array.from({ length: options.count }, (_, index) => ({ index, child: null, host: null, listening: false, restarts: 0, ping: null, missedMetrics: false, silentLogged: false, started: null }));
     const c = options.config;
     this.#remoteLedger = c.metering.enabled && c.metering.ledger.kind === 'sqlite' && options.ledger !== null;
-    // Each worker gets its share of the process-wide limits, so the totals stay what is configured.
+    // Each worker gets its share of the process-wide limits (#configFor), so the totals stay what is configured.
     this.#workerConfig = {
       ...c,
-      server: {
-        ...c.server,
-        maxSessions: Math.max(1, Math.ceil(c.server.maxSessions / options.count)),
-        memoryBudgetBytes: Math.max(1, Math.floor(c.server.memoryBudgetBytes / options.count)),
-      },
       // The admin API and /metrics are the primary's.
       admin: { ...c.admin, port: null },
       telemetry: { ...c.telemetry, metrics: { ...c.telemetry.metrics, prometheus: { ...c.telemetry.metrics.prometheus, port: null } } },
     };
+  }
+
+  /**
+   * Worker `index`'s config: its exact share of server.maxSessions and server.memoryBudgetBytes (the
+   * shares add up to the configured totals; a worker whose share is 0 refuses every upgrade with 503
+   * overloaded, the answer of a worker at capacity).
+   */
+  #configFor(index: number): Config {
+    const s = this.#workerConfig.server;
+    const n = this.#slots.length;
+    return { ...this.#workerConfig, server: { ...s, maxSessions: shareOf(s.maxSessions, n, index), memoryBudgetBytes: shareOf(s.memoryBudgetBytes, n, index) } };
   }
 
   /** Boots every worker, then has them listen on one port; throws (after stopping them) when any fails. */
@@ -146,6 +192,8 @@ export class WorkerPool {
       await Promise.all(pool.#slots.map((s) => pool.#boot(s)));
       await pool.#listenAll();
       await pool.#serveSeparateMetrics();
+      pool.#liveness = setInterval(() => pool.#checkLiveness(), PING_INTERVAL_MS);
+      pool.#liveness.unref();
     } catch (err) {
       await pool.shutdown(0);
       throw err;
@@ -178,6 +226,9 @@ export class WorkerPool {
     const child = fork(file, [], { execArgv, env, serialization: 'advanced', stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     slot.child = child;
     slot.listening = false;
+    slot.ping = null;
+    slot.missedMetrics = false;
+    slot.silentLogged = false;
     if (child.stdout) {
       // Workers log to stdout; their lines join the primary's log output whole.
       const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
@@ -192,7 +243,7 @@ export class WorkerPool {
     child.send({
       t: 'init',
       index: slot.index,
-      config: this.#workerConfig,
+      config: this.#configFor(slot.index),
       upstream: this.#o.upstream,
       baseDir: this.#o.baseDir,
       logLevel: this.#o.log.level,
@@ -210,6 +261,14 @@ export class WorkerPool {
       });
       return;
     }
+    if (isMessage<FromWorker>(m) && m.t === 'pong') {
+      if (slot.child !== child || m.id !== slot.ping?.id) return;
+      if (slot.silentLogged) this.#o.log.warn({ worker: slot.index }, 'relay worker answering again');
+      slot.ping = null;
+      slot.missedMetrics = false;
+      slot.silentLogged = false;
+      return;
+    }
     if (isMessage<FromWorker>(m) && m.t === 'metrics-reply') {
       const wait = this.#metricWaits.get(m.id);
       this.#metricWaits.delete(m.id);
@@ -220,9 +279,16 @@ export class WorkerPool {
   #onExit(slot: WorkerSlot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.child !== child) return;
     slot.child = null;
+    // Its counters and histograms stay in /metrics (as last scraped): a sum that drops reads as a reset.
+    this.#merge.retire(child);
+    slot.started = null;
+    slot.ping = null;
     slot.listening = false;
     // Its responses and sessions are gone with it: nothing it reserved may stay held.
-    slot.host?.releaseAll();
+    // Its slots are released; what it still had reserved is billed at the reservation (estimated,
+    // status worker_lost): the upstream bills a response it ran, and the primary cannot tell which ran.
+    const lost = slot.host?.workerGone();
+    if (lost && lost.billed + lost.failed > 0) this.#o.log.warn({ worker: slot.index, ...lost }, 'relay worker died holding reservations: billed at their reservations (estimated)');
     slot.host = null;
     if (this.#stopping || this.#port === 0) return;
     slot.restarts++;
@@ -231,7 +297,12 @@ export class WorkerPool {
       if (this.#stopping) return;
       this.#boot(slot)
         .then(() => this.#listen(slot, this.#port, this.#tlsPort))
-        .catch((err: unknown) => this.#o.log.error({ err, worker: slot.index }, 'relay worker restart failed'));
+        .catch((err: unknown) => {
+          this.#o.log.error({ err, worker: slot.index }, 'relay worker restart failed');
+          // A worker that booted but could not listen would hold its slot (and /readyz at 503) for
+          // good: killed, its exit starts another attempt.
+          if (!this.#stopping) slot.child?.kill('SIGKILL');
+        });
     }, RESTART_DELAY_MS);
     timer.unref();
   }
@@ -244,6 +315,8 @@ export class WorkerPool {
     const r = await answer;
     if (r.t === 'listen-failed') throw new Error(r.message);
     slot.listening = true;
+    slot.ping = null;
+    slot.missedMetrics = false;
     return { port: r.port, tlsPort: r.tlsPort };
   }
 
@@ -296,29 +369,78 @@ export class WorkerPool {
     return settings.enabled && settings.metrics.prometheus.enabled ? settings.metrics.prometheus : null;
   }
 
-  /** Why the relay is not ready, or null: draining, or a worker not running. */
+  /** A listening worker that does not answer: a ping unanswered for UNRESPONSIVE_TICKS ticks, or a missed metrics answer. */
+  #silent(slot: WorkerSlot): boolean {
+    return slot.listening && (slot.missedMetrics || (slot.ping !== null && this.#tick - slot.ping.tick >= UNRESPONSIVE_TICKS));
+  }
+
+  /** Each tick: a ping to every listening worker that answered the last one; the bounds (see PING_INTERVAL_MS). */
+  #checkLiveness(): void {
+    if (this.#stopping) return;
+    this.#tick++;
+    for (const slot of this.#slots) {
+      const child = slot.child;
+      if (!child || !slot.listening) continue;
+      if (slot.ping === null) {
+        slot.ping = { id: ++this.#pingSeq, tick: this.#tick, at: performance.now() };
+        try {
+          if (child.connected) child.send({ t: 'ping', id: slot.ping.id } satisfies ToWorker);
+        } catch {
+          // A closed channel: the worker is exiting (its exit handler starts a new one), or it stays silent.
+        }
+      }
+      const silentMs = Math.round(performance.now() - slot.ping.at);
+      if (this.#tick - slot.ping.tick >= HUNG_TICKS) {
+        this.#o.log.error({ worker: slot.index, pid: child.pid, silentMs }, 'relay worker hung: killing it; a new one takes its place');
+        // Not listening from now on: no second kill, /readyz says "not running" until the new one listens.
+        slot.listening = false;
+        child.kill('SIGKILL');
+      } else if (this.#silent(slot) && !slot.silentLogged) {
+        slot.silentLogged = true;
+        this.#o.log.error({ worker: slot.index, pid: child.pid, silentMs, missedMetrics: slot.missedMetrics }, 'relay worker not answering: /readyz is 503 until it does');
+      }
+    }
+  }
+
+  /** Why the relay is not ready, or null: draining, a worker not running, or one not answering. */
   readiness(): string | null {
     if (this.#stopping) return 'draining';
+    const now = performance.now();
     const down = this.#slots.filter((s) => !s.listening).map((s) => s.index);
-    return down.length > 0 ? `relay worker ${down.join(', ')} not running` : null;
+    const silent = this.#slots.filter((s) => this.#silent(s));
+    const reasons = [
+      ...(down.length > 0 ? [`relay worker ${down.join(', ')} not running`] : []),
+      ...silent.map((s) => `relay worker ${s.index} not answering (${s.ping ? `pinged ${Math.floor((now - s.ping.at) / 1000)} s ago` : 'missed its metrics answer'})`),
+    ];
+    return reasons.length > 0 ? reasons.join('; ') : null;
   }
 
   /** Each worker's sessions (null: it did not answer). */
   async stats(): Promise<Array<({ text: string } & WorkerStats) | null>> {
+    return (await this.#scrape()).map((s) => s?.reply ?? null);
+  }
+
+  /**
+   * Asks every listening worker for its exposition and sessions, each answer bounded by
+   * METRICS_TIMEOUT_MS (null: no answer; a worker already known silent is not asked). A worker that
+   * misses the bound is "not answering" until its next pong.
+   */
+  async #scrape(): Promise<Array<{ readonly child: ChildProcess; readonly reply: { text: string } & WorkerStats } | null>> {
     return Promise.all(
       this.#slots.map(
         (slot) =>
-          new Promise<({ text: string } & WorkerStats) | null>((resolve) => {
+          new Promise<{ child: ChildProcess; reply: { text: string } & WorkerStats } | null>((resolve) => {
             const child = slot.child;
-            if (!child?.connected || !slot.listening) return resolve(null);
+            if (!child?.connected || !slot.listening || this.#silent(slot)) return resolve(null);
             const id = ++this.#metricSeq;
             const timer = setTimeout(() => {
               this.#metricWaits.delete(id);
+              if (slot.child === child) slot.missedMetrics = true;
               resolve(null);
             }, METRICS_TIMEOUT_MS);
-            this.#metricWaits.set(id, (r) => {
+            this.#metricWaits.set(id, (reply) => {
               clearTimeout(timer);
-              resolve(r);
+              resolve({ child, reply });
             });
             try {
               child.send({ t: 'metrics', id } satisfies ToWorker);
@@ -332,22 +454,37 @@ export class WorkerPool {
     );
   }
 
-  /** The workers' expositions merged into one, plus per-worker series (which worker serves how many sessions). */
+  /**
+   * The workers' expositions merged into one, plus per-worker series (which worker serves how many
+   * sessions). Counters and histograms never decrease: a worker that does not answer contributes its
+   * last scraped values, and a worker process that is gone keeps its last values in the sum (its
+   * replacement counts from 0 on top); gauges come only from workers that answered.
+   */
   async metricsText(): Promise<string> {
-    const stats = await this.stats();
+    const scraped = await this.#scrape();
+    const answers = new Map<ChildProcess, string>();
+    const up = this.#slots.map((slot, i) => {
+      const s = scraped[i];
+      // An answer from a process that has exited since is not counted live: its values are retired.
+      if (!s || s.child !== slot.child || this.#silent(slot)) return null;
+      answers.set(s.child, s.reply.text);
+      slot.started = { child: s.child, value: s.reply.sessionsStarted };
+      return s.reply;
+    });
+    const started = this.#slots.map((slot, i) => up[i]?.sessionsStarted ?? (slot.started && slot.started.child === slot.child ? slot.started.value : null));
     const perWorker = [
-      '# HELP rtproxy_worker_up Relay worker answering (1) or not (0).',
+      '# HELP rtproxy_worker_up Relay worker running and answering (1) or not (0: not running, not answering its pings, or missed this metrics answer).',
       '# TYPE rtproxy_worker_up gauge',
-      ...stats.map((s, i) => `rtproxy_worker_up{worker="${i}"} ${s ? 1 : 0}`),
+      ...up.map((s, i) => `rtproxy_worker_up{worker="${i}"} ${s ? 1 : 0}`),
       '# HELP rtproxy_worker_sessions Sessions open now, by relay worker.',
       '# TYPE rtproxy_worker_sessions gauge',
-      ...stats.flatMap((s, i) => (s ? [`rtproxy_worker_sessions{worker="${i}"} ${s.sessions}`] : [])),
-      '# HELP rtproxy_worker_sessions_started_total Sessions started since the worker started, by relay worker.',
+      ...up.flatMap((s, i) => (s ? [`rtproxy_worker_sessions{worker="${i}"} ${s.sessions}`] : [])),
+      '# HELP rtproxy_worker_sessions_started_total Sessions started since the worker (process) started, by relay worker.',
       '# TYPE rtproxy_worker_sessions_started_total counter',
-      ...stats.flatMap((s, i) => (s ? [`rtproxy_worker_sessions_started_total{worker="${i}"} ${s.sessionsStarted}`] : [])),
+      ...started.flatMap((n, i) => (n === null ? [] : [`rtproxy_worker_sessions_started_total{worker="${i}"} ${n}`])),
       '',
     ].join('\n');
-    return mergePrometheusText([...stats.map((s) => s?.text ?? ''), perWorker]);
+    return this.#merge.merge(answers, [perWorker]);
   }
 
   /** Sessions open in all workers now (workers that do not answer count 0). */
@@ -379,6 +516,8 @@ export class WorkerPool {
    */
   async shutdown(drainMs: number): Promise<void> {
     this.#stopping = true;
+    if (this.#liveness) clearInterval(this.#liveness);
+    this.#liveness = null;
     await Promise.all(
       this.#slots.map(async (slot) => {
         const child = slot.child;
