@@ -13,9 +13,19 @@ export type MaybePromise<T> = T | Promise<T>;
  * - `upstream_drop_estimate`: the upstream connection ended mid-response; billed likewise;
  * - `session_end_estimate`: the proxy ended the session (shutdown, limit) mid-response; likewise;
  * - `unreadable_usage_estimate`: the response's `response.done` came with a usage that cannot be
- *   priced (null, no counts, counts that are not numbers); billed at its reservation likewise.
+ *   priced (null, no counts, counts that are not numbers); billed at its reservation likewise;
+ * - `worker_lost_estimate`: the relay worker holding the reservation died (`server.workers`); the
+ *   primary bills each reservation it held at its amount (it cannot tell a running response from
+ *   a create never sent).
  */
-export type SettledBy = 'response.done' | 'transcription.completed' | 'client_gone_estimate' | 'upstream_drop_estimate' | 'session_end_estimate' | 'unreadable_usage_estimate';
+export type SettledBy =
+  | 'response.done'
+  | 'transcription.completed'
+  | 'client_gone_estimate'
+  | 'upstream_drop_estimate'
+  | 'session_end_estimate'
+  | 'unreadable_usage_estimate'
+  | 'worker_lost_estimate';
 
 /** One billed unit: a response (`response.done`) or an input transcription. Never content. */
 export interface UsageRecord {

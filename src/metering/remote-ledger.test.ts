@@ -208,7 +208,7 @@ describe('RemoteLedger + LedgerHost', () => {
     expect([day.spent.nanos, day.reserved.nanos]).toEqual([900, 0]);
     const [record, ...more] = l.usage('acme', 0, 10);
     expect(more).toEqual([]);
-    expect(record).toMatchObject({ tenant: 'acme', session: 'sess_a', source: 'response', ref: 'sess_a:1', model: 'unknown', status: WORKER_LOST_STATUS, costNanos: 900, totalTokens: 0, estimated: true, settledBy: 'session_end_estimate', input: null, output: null });
+    expect(record).toMatchObject({ tenant: 'acme', session: 'sess_a', source: 'response', ref: 'sess_a:1', model: 'unknown', status: WORKER_LOST_STATUS, costNanos: 900, totalTokens: 0, estimated: true, settledBy: 'worker_lost_estimate', input: null, output: null });
     expect(record!.ts).toBeGreaterThanOrEqual(NOON);
   });
 

@@ -310,7 +310,7 @@ export class LedgerHost {
    * `response.done` never came. The owner cannot tell a running response (which the upstream
    * bills) from a create that was reserved but never sent, so it bills them all: conservative,
    * never free. The record: `estimated: true`, `status: "worker_lost"`, `settledBy:
-   * "session_end_estimate"` (the proxy's own end of the session), `ref` the reservation id
+   * "worker_lost_estimate"`, `ref` the reservation id
    * (`<session>:<n>`: the response id is the worker's knowledge), `model: "unknown"`, token
    * details null, `ts` the dead worker's clock now (its last reserve's wall time plus the time
    * since). A grant the ledger gives after this (an asynchronous ledger's late answer) is
@@ -342,7 +342,7 @@ export class LedgerHost {
         output: null,
         seconds: null,
         estimated: true,
-        settledBy: 'session_end_estimate',
+        settledBy: 'worker_lost_estimate',
         fallbackPrice: false,
       };
       const giveBack = () => void Promise.resolve(this.#ledger.release(h.tenant, id)).catch(() => undefined);
