@@ -535,7 +535,8 @@ describe('failures inside filters never escape', () => {
     chain.fromServer(new Frame('response.done', Buffer.from('{"type":"response.done",')));
     expect(sink.out).toEqual([]);
     expect(sink.errors).toEqual([]);
-    expect(reports).toEqual([{ kind: 'verdict', filter: 'reader', direction: 'server', eventType: 'response.done', verdict: 'drop', code: null }]);
+    // Charged to the relay's parser, not to the filter that happened to read the frame first.
+    expect(reports).toEqual([{ kind: 'verdict', filter: 'relay', direction: 'server', eventType: 'response.done', verdict: 'drop', code: null }]);
     expect(session.lines).toMatchObject([{ level: 40, eventType: 'response.done', msg: 'malformed upstream frame dropped' }]);
   });
 
@@ -548,6 +549,23 @@ describe('failures inside filters never escape', () => {
     });
     chain.fromClient(Frame.fromClient('session.update', Buffer.from('{"type":"session.update", ')));
     expect(errors.map((e) => [e.code, e.message])).toEqual([['invalid_json', 'The session.update event is not valid JSON.']]);
+  });
+
+  it('a client frame that is not JSON is a verdict of the relay (the parser), not of the fail-open filter that read it first; a filter\'s own verdicts keep its name', () => {
+    const reports: Report[] = [];
+    const chain = new ChainTemplate([
+      observer(reports),
+      factory('telemetry', { client: '*' }, { onClient: (f) => (f.json(), CONTINUE) }, 'open'),
+      factory('guard', { client: '*' }, { onClient: () => ({ kind: 'reject', error: new ProxyError('guardrail_blocked') }) }),
+    ]).instantiate(new FakeSession(), new RecordingSink());
+    chain.fromClient(Frame.fromClient('conversation.item.create', Buffer.from('{"type":"conversation.item.create","item":{')));
+    chain.fromClient(Frame.fromClient('session.update', Buffer.from('{"type":"session.update","event_id":"e1","session":{"instructions":"a","instructions":"b"}}')));
+    chain.fromClient(ev('conversation.item.create'));
+    expect(verdicts(reports).map((r) => r.kind === 'verdict' && [r.filter, r.eventType, r.verdict, r.code])).toEqual([
+      ['relay', 'conversation.item.create', 'reject', 'invalid_json'],
+      ['relay', 'session.update', 'reject', 'invalid_event'],
+      ['guard', 'conversation.item.create', 'reject', 'guardrail_blocked'],
+    ]);
   });
 
   it('a client frame with two readings is refused as invalid_event at the repeated member', () => {

@@ -15,6 +15,14 @@ export interface ChainSink {
 
 type Handler = 'onClient' | 'onServer';
 
+/**
+ * The name verdicts on frames the relay's JSON parser refused are reported under (a frame that is
+ * not JSON, or an event with two readings). Parsing is lazy and shared, so the parse fails in
+ * whichever filter reads the frame first; until 2026-12-06 the refusal was charged to that filter
+ * (`rtproxy_verdicts_total{rtproxy_verdict_filter="telemetry"}`, a fail-open observer that refuses nothing).
+ */
+export const PARSER_VERDICT_FILTER = 'relay';
+
 /** Per event type, the indices of the filters that want it, in run order. Built once. */
 class DispatchTable {
   readonly #byType = new Map<string, readonly number[]>();
@@ -239,18 +247,18 @@ class DirectionRunner {
       case 'continue':
         return frame;
       case 'replace':
-        this.#chain.noteVerdict(i, this.#direction, frame, 'replace', null);
+        this.#chain.noteVerdict(i, this.#direction, frame, 'replace', null, verdict);
         return verdict.frame;
       case 'drop':
-        this.#chain.noteVerdict(i, this.#direction, frame, 'drop', null);
+        this.#chain.noteVerdict(i, this.#direction, frame, 'drop', null, verdict);
         return null;
       case 'reject':
-        this.#chain.noteVerdict(i, this.#direction, frame, 'reject', verdict.error.code);
+        this.#chain.noteVerdict(i, this.#direction, frame, 'reject', verdict.error.code, verdict);
         if (verdict.error.closesSession) this.#chain.sink.close(verdict.error);
         else this.#chain.sink.reject(this.#direction, verdict.error);
         return null;
       case 'close':
-        this.#chain.noteVerdict(i, this.#direction, frame, 'close', verdict.error.code);
+        this.#chain.noteVerdict(i, this.#direction, frame, 'close', verdict.error.code, verdict);
         this.#chain.sink.close(verdict.error);
         return null;
       default: {
@@ -270,6 +278,8 @@ export class SessionChain {
   readonly #client: DirectionRunner;
   readonly #server: DirectionRunner;
   readonly #reporting: Filter[];
+  /** Verdicts the chain made for the parser (#malformed): reported as the relay's, not the filter's. */
+  readonly #parserVerdicts = new WeakSet<Verdict>();
   #closed = false;
 
   constructor(template: ChainTemplate, ctx: SessionContext, sink: ChainSink) {
@@ -342,11 +352,16 @@ export class SessionChain {
 
   /** A frame a filter needed to read is not JSON: the client is told; an upstream frame is dropped. */
   #malformed(direction: Direction, frame: Frame, err: MalformedFrameError): Verdict {
+    let verdict: Verdict;
     // Two readings of one event (or one too deep to re-serialise safely): refuse rather than guess.
-    if (err instanceof DuplicateMemberFrameError) return { kind: 'reject', error: memberProblemError(frame.type, err) };
-    if (direction === 'client') return { kind: 'reject', error: new ProxyError('invalid_json', { message: `The ${frame.type} event is not valid JSON.` }) };
-    this.#ctx.log.warn({ eventType: frame.type }, 'malformed upstream frame dropped');
-    return { kind: 'drop' };
+    if (err instanceof DuplicateMemberFrameError) verdict = { kind: 'reject', error: memberProblemError(frame.type, err) };
+    else if (direction === 'client') verdict = { kind: 'reject', error: new ProxyError('invalid_json', { message: `The ${frame.type} event is not valid JSON.` }) };
+    else {
+      this.#ctx.log.warn({ eventType: frame.type }, 'malformed upstream frame dropped');
+      verdict = { kind: 'drop' };
+    }
+    this.#parserVerdicts.add(verdict);
+    return verdict;
   }
 
   onFilterFailure(i: number, direction: Direction, frame: Frame, err: unknown): Verdict {
@@ -359,10 +374,11 @@ export class SessionChain {
   }
 
 
-  noteVerdict(i: number, direction: Direction, frame: Frame, verdict: 'replace' | 'drop' | 'reject' | 'close', code: string | null): void {
+  /** Reports a verdict under the filter that returned it, or PARSER_VERDICT_FILTER for the parser's (`decided`). */
+  noteVerdict(i: number, direction: Direction, frame: Frame, verdict: 'replace' | 'drop' | 'reject' | 'close', code: string | null, decided?: Verdict): void {
     this.report({
       kind: 'verdict',
-      filter: this.#template.factories[i]!.name,
+      filter: decided !== undefined && this.#parserVerdicts.has(decided) ? PARSER_VERDICT_FILTER : this.#template.factories[i]!.name,
       direction,
       eventType: frame.type,
       verdict,

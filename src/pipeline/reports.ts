@@ -61,6 +61,8 @@ export type Report =
       readonly decisionMs: number;
     }
   | { readonly kind: 'lock'; readonly field: string; readonly action: 'rewritten' | 'rejected' }
+  /** An event (or item, content part) type the guardrails' content-path table does not know, and what the policy did with it. */
+  | { readonly kind: 'unknown_content'; readonly direction: Direction; readonly action: 'pass' | 'block' }
   | {
       readonly kind: 'prune';
       readonly itemIds: readonly string[];

@@ -393,6 +393,29 @@ guardrails:
     expect(reports(session)).toEqual([]);
   });
 
+  it('the unknown-type line is per session: another session logs a type this one logged; one session logs at most 16 types, then says the rest are counted (2026-12-06: a process-wide set of 1024, never reset)', async () => {
+    const policy = await policyFrom(PASS);
+    const type = `x.shared_${Math.random().toString(36).slice(2)}`;
+    const a = setup(policy);
+    // The flood: 1100 made-up types, each twice.
+    for (let round = 0; round < 2; round++) for (let i = 0; i < 1100; i++) expect(a.client(wire({ type: `x.flood_${i}` })).kind).toBe('continue');
+    expect(a.client(wire({ type })).kind).toBe('continue');
+    const unknownLines = (s: typeof a.session) => s.lines.filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).includes('not in the content-path table'));
+    expect(unknownLines(a.session).map((l) => l['eventType'] ?? `limit ${String(l['limit'])}`)).toEqual([...Array.from({ length: 16 }, (_, i) => `x.flood_${i}`), 'limit 16']);
+    // Every unknown event is counted (reported), logged or not.
+    expect(a.session.reports.filter((r) => r.kind === 'unknown_content')).toHaveLength(2201);
+    expect(a.session.reports.filter((r) => r.kind === 'unknown_content')[0]).toEqual({ kind: 'unknown_content', direction: 'client', action: 'pass' });
+    // Another session (another tenant's, say; its logger carries its session id: test/telemetry/adversary-logs): its first unknown types are logged.
+    const b = setup(policy);
+    expect(b.client(wire({ type })).kind).toBe('continue');
+    expect(b.server(wire({ type: 'response.flood_0.delta' })).kind).toBe('continue');
+    expect(unknownLines(b.session).map((l) => [l['eventType'], l['direction']])).toEqual([
+      [type, 'client'],
+      ['response.flood_0.delta', 'server'],
+    ]);
+    expect(b.session.reports.filter((r) => r.kind === 'unknown_content').map((r) => r.kind === 'unknown_content' && r.direction)).toEqual(['client', 'server']);
+  });
+
   it('an unknown type a client makes huge is kept, logged and reported cut to 64 characters (until 2026-12-05 whole: up to 1024 such types held process-wide)', async () => {
     const { client, session } = setup(await policyFrom(PASS));
     const type = `x.huge_${Math.random().toString(36).slice(2)}${'y'.repeat(100_000)}`;

@@ -168,8 +168,13 @@ function sessionTexts(session: JsonObject): JsonObject {
   return texts;
 }
 
-/** Unknown event / item types already logged (process-wide, bounded): logged once per type. */
-const loggedUnknown = new Set<string>();
+/**
+ * Unknown event / item types one session logs, one line per type and direction; past this they are
+ * counted only (`rtproxy_guardrail_unknown_content_total`), and one line says so. Until 2026-12-06
+ * a process-wide set of 1024 types, never reset: one tenant's 1024 made-up types silenced the line
+ * for every session, and a type one tenant sent first was never logged for another.
+ */
+export const MAX_UNKNOWN_LOGGED_PER_SESSION = 16;
 /** Longest unknown type kept, logged or reported (until 2026-12-05 kept whole: 1024 × up to 16 MiB). */
 const MAX_UNKNOWN_TYPE_CHARS = 64;
 
@@ -451,6 +456,9 @@ export class GuardrailFilter implements Filter {
   /** Spoken turns held until their transcript is checked (policy snapshot at session start, like the locks). */
   #hold: SpokenTurnHold | null;
   #trips = 0;
+  /** `direction:type` of the unknown types this session logged (at most MAX_UNKNOWN_LOGGED_PER_SESSION). */
+  #unknownLogged: Set<string> | null = null;
+  #unknownCapLogged = false;
   #closed = false;
   /** On a call: the session texts last judged (what a refused change is put back to), and how often that happened. */
   #callTexts: JsonObject | null = null;
@@ -596,16 +604,13 @@ export class GuardrailFilter implements Filter {
     this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as Extract<RealtimeClientEvent, { type: 'session.update' }>['session'] }, GUARDRAILS_FILTER);
   }
 
-  /** An event type the content-path table does not know: the policy decides, logged once per type. */
+  /** An event type the content-path table does not know: the policy decides; counted, and logged once per type per session. */
   #unknown(type: string, direction: 'client' | 'server', clientFrame: Frame | null = null): Verdict {
     const policy = this.#policy;
-    // A client chooses the type: what is kept (process-wide), logged and reported is cut short.
+    // A client chooses the type: what is kept, logged and reported is cut short.
     type = type.length > MAX_UNKNOWN_TYPE_CHARS ? `${type.slice(0, MAX_UNKNOWN_TYPE_CHARS)}…` : type;
-    const key = `${direction}:${type}`;
-    if (!loggedUnknown.has(key) && loggedUnknown.size < 1024) {
-      loggedUnknown.add(key);
-      this.#ctx.log.warn({ eventType: type, direction, policy: policy.name, action: policy.unknownContentEvents }, 'event type not in the content-path table');
-    }
+    this.#ctx.report({ kind: 'unknown_content', direction, action: policy.unknownContentEvents });
+    this.#logUnknown(type, direction, policy);
     if (policy.unknownContentEvents !== 'block') return CONTINUE;
     this.#reportAll(policy, [{ id: UNKNOWN_CONTENT_RULE, action: 'block', label: type, excerpt: null }], direction === 'client' ? 'input' : 'output', type, null, this.#ctx.clock.now());
     // `type` is an event type, or content inside a known one (`item:…`, `content part:…`, `prompt variable:…`).
@@ -615,6 +620,24 @@ export class GuardrailFilter implements Filter {
       return reject(new ProxyError('guardrail_blocked', { message: `${what} is not allowed by the policy.`, eventId, details: this.#unknownDetails(policy) }));
     }
     return DROP;
+  }
+
+  /** The session's first line about each unknown type (and direction), up to MAX_UNKNOWN_LOGGED_PER_SESSION; then one line saying the rest are only counted. */
+  #logUnknown(type: string, direction: 'client' | 'server', policy: CompiledPolicy): void {
+    const key = `${direction}:${type}`;
+    const logged = (this.#unknownLogged ??= new Set());
+    if (logged.has(key)) return;
+    if (logged.size < MAX_UNKNOWN_LOGGED_PER_SESSION) {
+      logged.add(key);
+      this.#ctx.log.warn({ eventType: type, direction, policy: policy.name, action: policy.unknownContentEvents }, 'event type not in the content-path table');
+      return;
+    }
+    if (this.#unknownCapLogged) return;
+    this.#unknownCapLogged = true;
+    this.#ctx.log.warn(
+      { limit: MAX_UNKNOWN_LOGGED_PER_SESSION, policy: policy.name, action: policy.unknownContentEvents },
+      'more event types not in the content-path table: the rest of this session\'s are counted (rtproxy_guardrail_unknown_content_total), not logged',
+    );
   }
 
   #unknownDetails(policy: CompiledPolicy): Record<string, string | number | boolean | null> {

@@ -3,6 +3,8 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { HttpRoute, ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Config } from '../config/schema.js';
 import { redactUrl } from '../logging.js';
+import { PriceBook } from '../metering/pricing.js';
+import { literalSecrets } from './redact.js';
 import { TelemetryMetrics } from './metrics.js';
 import { TelemetrySdk } from './sdk.js';
 import type { SpanSink } from './span-records.js';
@@ -41,6 +43,22 @@ function upstreamAddress(config: Config): { address: string | null; port: number
 }
 
 /**
+ * The credentials the proxy is configured with, in the forms a transcript could carry them: every
+ * plain tenant key (hashed ones cannot be searched for), the upstream key, the plain admin key and
+ * the webhook signing secret (with and without its `whsec_` prefix).
+ */
+export function configuredSecrets(config: Config): string[] {
+  const out: string[] = [];
+  for (const tenant of Object.values(config.tenants)) for (const entry of tenant.keys) if ('key' in entry) out.push(entry.key);
+  if (config.upstream.apiKey) out.push(config.upstream.apiKey);
+  const admin = config.admin.key;
+  if (admin && !admin.startsWith('sha256:')) out.push(admin);
+  const webhook = config.calls.sip?.webhookSecret;
+  if (webhook) out.push(webhook, webhook.startsWith('whsec_') ? webhook.slice('whsec_'.length) : webhook);
+  return out;
+}
+
+/**
  * The telemetry concern: a first-in-chain filter that turns the event stream into per-turn traces,
  * metrics and trace-correlated log lines; `/metrics` for Prometheus (on the proxy port, or a
  * separate listener); OTLP export. With `telemetry.enabled: false` it contributes nothing at all.
@@ -59,7 +77,11 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
   });
   const metrics = new TelemetryMetrics(sdk);
   const upstream = upstreamAddress(deps.config);
+  // Which models are priced (a model label needs the upstream's acceptance or a price; metering validated the table at boot).
+  const prices = new PriceBook({ prices: deps.config.metering.prices, aliases: deps.config.metering.aliases });
   const shared: TelemetryShared = {
+    priced: (model) => prices.own(model) !== null,
+    secrets: settings.capture.enabled ? literalSecrets(configuredSecrets(deps.config)) : null,
     settings,
     metrics,
     spans: sdk.spans,

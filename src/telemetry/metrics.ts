@@ -110,7 +110,13 @@ const zeroTotals = (): Totals => ({ clientFrames: 0, clientBytes: 0, serverFrame
  */
 export class TelemetryMetrics {
   readonly tenants = new BoundedLabel(1000);
-  readonly models = new BoundedLabel(50);
+  /**
+   * 20 models per tenant, 1000 (tenant, model) pairs in all. A client names the model in the URL,
+   * and every `<priced model>-YYYY-MM-DD` is priced: a single global BoundedLabel(50), until
+   * 2026-12-06, let one tenant's 50 sessions fold every other tenant's model into `other`. Values
+   * go through modelLabel (only models the upstream accepted or that are priced).
+   */
+  readonly models = new TenantBoundedLabel(20, 1000);
   /** 20 tools per tenant, 2000 (tenant, tool) pairs in all: series = pairs × the histogram's buckets. */
   readonly tools = new TenantBoundedLabel(20, 2000);
   readonly codes = new BoundedLabel(200);
@@ -138,6 +144,9 @@ export class TelemetryMetrics {
   readonly #sessionDuration: HistogramTable;
   readonly #upstreamConnect: HistogramTable;
   readonly #guardrails: Counter;
+  /** Unknown content event types by tenant, direction and policy action (per frame: summed, observed at collection). */
+  readonly #unknownContent: ObservableCounter;
+  readonly #unknownContentSums = new SumTable();
   readonly #budget: Counter;
   readonly #prunes: Counter;
   readonly #locks: Counter;
@@ -184,6 +193,7 @@ export class TelemetryMetrics {
     this.#sessionDuration = histograms.histogram(S.METRIC_SESSION_DURATION, 's', 'Session duration by close reason.', S.SESSION_BUCKETS, [T, S.ATTR_SESSION_CLOSE_REASON]);
     this.#upstreamConnect = histograms.histogram(S.METRIC_UPSTREAM_CONNECT, 's', 'Upstream WebSocket connect time (error.type set on failure).', S.CONNECT_BUCKETS, [S.ATTR_ERROR_TYPE]);
     this.#guardrails = meter.createCounter(S.METRIC_GUARDRAIL_TRIPS, { unit: '{trip}', description: 'Guardrail decisions by policy, rule and action.' });
+    this.#unknownContent = meter.createObservableCounter(S.METRIC_UNKNOWN_CONTENT, { unit: '{event}', description: 'Events (or items, content parts) of a type the guardrails\' content-path table does not know, by direction and policy action (pass, block); the log names the first few types of each session.' });
     this.#budget = meter.createCounter(S.METRIC_BUDGET_EVENTS, { unit: '{event}', description: 'Budget enforcement (refused, cancelled, clamped, ended).' });
     this.#prunes = meter.createCounter(S.METRIC_PRUNES, { unit: '{prune}', description: 'Conversation prunes by the proxy.' });
     this.#locks = meter.createCounter(S.METRIC_LOCKS, { unit: '{event}', description: 'Locked session fields rewritten or rejected.' });
@@ -219,8 +229,9 @@ export class TelemetryMetrics {
         this.#tokenSums.observe(result, this.#tokens);
         this.#costSums.observe(result, this.#cost);
         this.#verdictSums.observe(result, this.#verdicts);
+        this.#unknownContentSums.observe(result, this.#unknownContent);
       },
-      [this.#frames, this.#bytes, this.#audio, this.#turns, this.#interruptions, this.#tokens, this.#cost, this.#verdicts],
+      [this.#frames, this.#bytes, this.#audio, this.#turns, this.#interruptions, this.#tokens, this.#cost, this.#verdicts, this.#unknownContent],
     );
   }
 
@@ -253,6 +264,18 @@ export class TelemetryMetrics {
   }
 
   // ---- turns and responses -----------------------------------------------------------------
+
+  /**
+   * The `gen_ai.request.model` label of a tenant's series: `unknown` without a model, `other` for
+   * one neither `accepted` (the upstream confirmed it: session.created named it) nor priced (the
+   * caller decides both), else the model, shape-checked and bounded per tenant. With
+   * `metering.fallbackPrice` a model the upstream refused (`invalid_model`) used to become a label
+   * value holding any text the client wrote in the URL.
+   */
+  modelLabel(tenant: string, model: string | null | undefined, accepted: boolean): string {
+    if (!model) return 'unknown';
+    return accepted ? this.models.get(tenant, model) : 'other';
+  }
 
   responseDone(tenant: string, model: string, r: ResponseRecord): void {
     const end = r.doneAt;
@@ -309,7 +332,8 @@ export class TelemetryMetrics {
 
   // ---- reports -----------------------------------------------------------------------------
 
-  report(tenant: string, report: Report): void {
+  /** `usageModel`: the model label of a `usage` report (modelLabel), decided by the session. */
+  report(tenant: string, report: Report, usageModel = 'other'): void {
     // Most reports record nothing here (relay timings, audio moments): no allocation for those.
     if (report.kind === 'relay_latency') {
       this.relayLatency(report.direction, report.ms);
@@ -319,7 +343,7 @@ export class TelemetryMetrics {
     const t = { [S.ATTR_TENANT_ID]: tenant };
     switch (report.kind) {
       case 'usage': {
-        const model = this.models.get(report.model);
+        const model = usageModel;
         this.#costSums.add(`${tenant}|${model}`, () => ({ ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: model }), report.costMicros / 1e6);
         if (report.source === 'transcription') {
           const attrs = (type: string, modality: string) => () => ({ ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_GEN_AI_TOKEN_TYPE]: type, [S.ATTR_GEN_AI_TOKEN_MODALITY]: modality, 'rtproxy.token.cached': 'false' });
@@ -337,6 +361,11 @@ export class TelemetryMetrics {
           [S.ATTR_GEN_AI_GUARDRAIL_SOURCE]: report.source,
         });
         return;
+      case 'unknown_content': {
+        const { direction, action } = report;
+        this.#unknownContentSums.add(`${tenant}|${direction}|${action}`, () => ({ ...t, [S.ATTR_DIRECTION]: direction, [S.ATTR_GUARDRAIL_ACTION]: action }), 1);
+        return;
+      }
       case 'budget':
         this.#budget.add(1, { ...t, [S.ATTR_BUDGET_ACTION]: report.action, [S.ATTR_BUDGET_SCOPE]: report.scope });
         return;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { captureWith, redactPii } from './redact.js';
+import { captureWith, literalSecrets, redactPii } from './redact.js';
 
 /**
  * Opt-in transcript capture (telemetry/turns.ts) keeps text on spans and in the turn-end log only
@@ -178,5 +178,37 @@ describe('captureWith', () => {
     kept = capture(`${kept}\n${'x'.repeat(50)}`);
     expect(kept).toBe(`my number is [number]\n${'x'.repeat(8)}…`);
     expect(kept.endsWith('…')).toBe(true);
+  });
+});
+
+describe('credentials of other shapes (2026-12-06)', () => {
+  it('a webhook signing secret (whsec_ + base64, padding, + and /) is [secret]', () => {
+    expect(redactPii('secret whsec_c2VjcmV0S2V5Rm9yV2ViaG9va1NpZ25pbmdYWVo= ok')).toBe('secret [secret] ok');
+    expect(redactPii('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+a/b')).toBe('[secret]');
+    // Not a secret: the prefix alone, or too short a key.
+    expect(redactPii('whsec_ is the prefix, whsec_abc too')).toBe('whsec_ is the prefix, whsec_abc too');
+  });
+
+  it('configured secrets are [secret] whatever their shape, longest first, special characters literal', () => {
+    const literals = literalSecrets(['Tenant-Pass.Word(1)', 'Tenant-Pass.Word(1)-long', 'upstreamkeyXYZ', 'short', '']);
+    expect(literals).not.toBeNull();
+    expect(redactPii('use Tenant-Pass.Word(1)-long or Tenant-Pass.Word(1) and upstreamkeyXYZ, short', literals)).toBe('use [secret] or [secret] and [secret], short');
+    // A regex-looking key matches only itself.
+    expect(redactPii('Tenant-PassxWord(1)', literals)).toBe('Tenant-PassxWord(1)');
+    expect(literalSecrets(['short', ''])).toBeNull();
+  });
+
+  it('captureWith replaces configured secrets before the digit pattern could break them up, and before the cap', () => {
+    const literals = literalSecrets(['key 1234567 end']);
+    expect(captureWith(100, literals)('my key 1234567 end.')).toBe('my [secret].');
+    expect(captureWith(100)('my key 1234567 end.')).toBe('my key [number] end.');
+    // A secret across the cap is replaced whole, then cut.
+    expect(captureWith(6, literalSecrets(['abcdefghijklmnop']))('xx abcdefghijklmnop')).toBe('xx [se…');
+  });
+
+  it('text far past the cap is not scanned, and what is kept is the same', () => {
+    const capture = captureWith(20, literalSecrets(['configured-secret-1']));
+    const long = `a configured-secret-1 ${'y'.repeat(100_000)} configured-secret-1`;
+    expect(capture(long)).toBe(`a [secret] ${'y'.repeat(9)}…`);
   });
 });

@@ -155,6 +155,7 @@ export const METRIC_SESSIONS_ENDED = 'rtproxy.sessions.ended';
 export const METRIC_SESSION_DURATION = 'rtproxy.session.duration';
 export const METRIC_UPSTREAM_CONNECT = 'rtproxy.upstream.connect.duration';
 export const METRIC_GUARDRAIL_TRIPS = 'rtproxy.guardrail.trips';
+export const METRIC_UNKNOWN_CONTENT = 'rtproxy.guardrail.unknown_content';
 export const METRIC_BUDGET_EVENTS = 'rtproxy.budget.events';
 export const METRIC_PRUNES = 'rtproxy.prunes';
 export const METRIC_LOCKS = 'rtproxy.session.locks';

@@ -8,19 +8,20 @@ import { telemetrySchema } from './config.js';
 import { TelemetryMetrics } from './metrics.js';
 import { TelemetrySdk } from './sdk.js';
 import { sessionSampled, TelemetrySession, type TelemetryShared } from './session.js';
+import { literalSecrets } from './redact.js';
 import { resolveSettings } from './settings.js';
 
-function harness(config: Record<string, unknown> = {}, env: Record<string, string> = {}) {
+function harness(config: Record<string, unknown> = {}, env: Record<string, string> = {}, extra: Partial<Pick<TelemetryShared, 'priced' | 'secrets'>> = {}) {
   const time = new ManualTime();
   const exporter = new InMemorySpanExporter();
   let reader!: TestMetricReader;
   const settings = resolveSettings(telemetrySchema().parse({ traces: { exporter: 'none' }, ...config }), env);
   const sdk = new TelemetrySdk(settings, { spanExporter: exporter, metricReaders: (metricProducers) => [(reader = new TestMetricReader({ metricProducers }))] });
   const metrics = new TelemetryMetrics(sdk);
-  const shared: TelemetryShared = { settings, metrics, spans: sdk.spans, serverAddress: 'api.openai.com', serverPort: 443, scheduler: time };
+  const shared: TelemetryShared = { settings, metrics, spans: sdk.spans, serverAddress: 'api.openai.com', serverPort: 443, scheduler: time, ...extra };
   const lines: string[] = [];
-  const open = (id?: string) => {
-    const ctx = new TelemetryTestSession(time, { lines, ...(id ? { id } : {}) });
+  const open = (id?: string, who: { tenant?: string; model?: string } = {}) => {
+    const ctx = new TelemetryTestSession(time, { lines, ...(id ? { id } : {}), ...who });
     const filter = new TelemetrySession(ctx, shared);
     ctx.onAudioReport = (r) => filter.onReport(r);
     return {
@@ -358,5 +359,94 @@ describe('telemetry session (logs)', () => {
     // pino appends bindings; the filter restores the base, so lines stay one trace_id long.
     const last = h.lines.filter((l) => l.includes('"inside"')).pop()!;
     expect(last.match(/"trace_id"/g)).toHaveLength(1);
+  });
+});
+
+describe('telemetry session (the model label)', () => {
+  /** One text turn answered on `model` (session.created names `echo`, or never comes), then closed. */
+  function textTurn(h: ReturnType<typeof harness>, tenant: string, model: string, echo: string | null, n: number) {
+    const s = h.open(`rps_${tenant}_${n}`, { tenant, model });
+    if (echo !== null) s.server({ ...ev.sessionCreated(), session: { ...ev.sessionCreated().session, model: echo } });
+    s.client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } });
+    s.client({ type: 'response.create' });
+    s.server(ev.responseCreated(`resp_${tenant}_${n}`));
+    s.report({ kind: 'usage', responseId: `resp_${tenant}_${n}`, model, costMicros: 10, inputTokens: 1, outputTokens: 1, cachedTokens: 0, source: 'response' });
+    s.server(ev.responseDone(`resp_${tenant}_${n}`));
+    s.close();
+  }
+  const models = async (h: ReturnType<typeof harness>, metric: string, tenant: string) =>
+    new Set((await h.reader.points(metric)).filter((p) => p.attributes['rtproxy.tenant.id'] === tenant).map((p) => String(p.attributes['gen_ai.request.model'])));
+
+  it('is bounded per tenant: one tenant naming 30 models keeps 20 of its own, another tenant keeps its model', async () => {
+    const h = harness();
+    for (let i = 0; i < 30; i++) textTurn(h, 'acme', `gpt-realtime-2025-01-${String(i).padStart(2, '0')}`, `gpt-realtime-2025-01-${String(i).padStart(2, '0')}`, i);
+    textTurn(h, 'victim', 'gpt-realtime', 'gpt-realtime', 0);
+    const acme = await models(h, 'rtproxy.turns', 'acme');
+    expect(acme.size).toBe(21);
+    expect(acme.has('other')).toBe(true);
+    for (const metric of ['rtproxy.turns', 'rtproxy.usage.cost']) expect(await models(h, metric, 'victim')).toEqual(new Set(['gpt-realtime']));
+  });
+
+  it('is a model only when the upstream named it (session.created) or it is priced; otherwise other, and never text that is not model-shaped', async () => {
+    const h = harness({}, {}, { priced: (m) => m === 'gpt-realtime-mini' });
+    // The upstream refused it: no session.created. The client wrote the model.
+    textTurn(h, 'acme', 'attacker text <a href=x>', null, 0);
+    textTurn(h, 'acme', 'made-up-model', null, 1);
+    // Priced, before (without) any session.created.
+    textTurn(h, 'beta', 'gpt-realtime-mini', null, 0);
+    // Named by the upstream: accepted.
+    textTurn(h, 'gamma', 'unpriced-but-accepted', 'unpriced-but-accepted', 0);
+    // Named by the upstream but not label-shaped.
+    textTurn(h, 'delta', 'odd <model>', 'odd <model>', 0);
+    for (const metric of ['rtproxy.turns', 'rtproxy.usage.cost']) {
+      expect(await models(h, metric, 'acme')).toEqual(new Set(['other']));
+      expect(await models(h, metric, 'beta')).toEqual(new Set(['gpt-realtime-mini']));
+      expect(await models(h, metric, 'gamma')).toEqual(new Set(['unpriced-but-accepted']));
+      expect(await models(h, metric, 'delta')).toEqual(new Set(['other']));
+    }
+    const durations = (await h.reader.points('gen_ai.client.operation.duration')).map((p) => String(p.attributes['gen_ai.request.model']));
+    expect(durations.filter((m) => m.includes('attacker') || m.includes('made-up') || m.includes('<'))).toEqual([]);
+  });
+});
+
+describe('telemetry session (captured content and configured credentials)', () => {
+  it('a configured key of any shape and a whsec_ secret are [secret] on the spans and the turn-end line', () => {
+    const key = 'Plain-Tenant-Passphrase-Q';
+    const h = harness({ captureContent: { enabled: true }, logTurns: 'info' }, {}, { secrets: literalSecrets([key, 'upstream-key-of-the-test']) });
+    const s = h.open();
+    s.server(ev.sessionCreated());
+    s.client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: `mine is ${key} and whsec_c2VjcmV0S2V5Rm9yV2ViaG9va1NpZ25pbmc= ok` }] } });
+    s.client({ type: 'response.create' });
+    s.server(ev.responseCreated('resp_1'));
+    s.server({ type: 'response.output_text.done', event_id: 'e', response_id: 'resp_1', item_id: 'item_a1', output_index: 0, content_index: 0, text: `noted: upstream-key-of-the-test, ${key}` });
+    s.server(ev.responseDone('resp_1'));
+    s.close();
+    const [root] = named(h.spans(), 'invoke_agent');
+    const [inf] = h.spans().filter((x) => x.name.startsWith('realtime_inference'));
+    const turnLine = h.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'turn end')!;
+    expect(turnLine['inputTranscript']).toBe('mine is [secret] and [secret] ok');
+    expect(turnLine['outputTranscript']).toBe('noted: [secret], [secret]');
+    expect(root!.attributes['gen_ai.input.messages']).toContain('mine is [secret] and [secret] ok');
+    expect(inf!.attributes['gen_ai.output.messages']).toContain('noted: [secret], [secret]');
+    const everything = h.lines.join('\n') + JSON.stringify(h.spans().map((x) => x.attributes));
+    for (const secret of [key, 'upstream-key-of-the-test', 'c2VjcmV0S2V5Rm9yV2ViaG9va1NpZ25pbmc']) expect(everything).not.toContain(secret);
+  });
+});
+
+describe('telemetry session (unknown content events)', () => {
+  it('counts every unknown content event by tenant, direction and policy action', async () => {
+    const h = harness();
+    const a = h.open('rps_a', { tenant: 'acme' });
+    for (let i = 0; i < 3; i++) a.report({ kind: 'unknown_content', direction: 'client', action: 'pass' });
+    a.report({ kind: 'unknown_content', direction: 'server', action: 'block' });
+    const b = h.open('rps_b', { tenant: 'beta' });
+    b.report({ kind: 'unknown_content', direction: 'client', action: 'pass' });
+    const points = await h.reader.points('rtproxy.guardrail.unknown_content');
+    const rows = points.map((p) => [p.attributes['rtproxy.tenant.id'], p.attributes['direction'], p.attributes['rtproxy.guardrail.action'], p.value]);
+    expect(rows).toEqual([
+      ['acme', 'client', 'pass', 3],
+      ['acme', 'server', 'block', 1],
+      ['beta', 'client', 'pass', 1],
+    ]);
   });
 });

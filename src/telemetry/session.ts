@@ -21,6 +21,13 @@ export interface TelemetryShared {
   readonly serverAddress: string | null;
   readonly serverPort: number | null;
   readonly scheduler?: Scheduler;
+  /**
+   * True when metering prices the model itself (alias, exact id, or a dated snapshot of a priced
+   * id; not through `metering.fallbackPrice`). Absent: no model counts as priced.
+   */
+  readonly priced?: (model: string) => boolean;
+  /** The configured credentials, whatever their shape (redact.literalSecrets): captured text never keeps them. */
+  readonly secrets?: RegExp | null;
 }
 
 /** Deterministic per-session sampling: FNV-1a of the session id mapped onto [0, 1). */
@@ -70,6 +77,8 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
   #relayReported = false;
   #upstreamConnected = false;
   #turns = 0;
+  /** The session's model label once it is a model (not `other`/`unknown`): decided once. */
+  #modelValue: string | null = null;
   /** Log bindings of the session without trace ids (pino appends on setBindings; we restore). */
   readonly #baseBindings: unknown;
   #boundTurn: TurnRecord | null = null;
@@ -80,7 +89,7 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
     const s = shared.settings;
     this.#tenant = shared.metrics.tenants.get(ctx.tenant.id);
     this.#sampleEvery = s.relaySampleEvery;
-    const capture = s.capture.enabled && (s.capture.tenants === null || s.capture.tenants.has(ctx.tenant.id)) ? captureWith(s.capture.maxChars) : null;
+    const capture = s.capture.enabled && (s.capture.tenants === null || s.capture.tenants.has(ctx.tenant.id)) ? captureWith(s.capture.maxChars, shared.secrets ?? null) : null;
     const base = shared.scheduler ?? realScheduler;
     // Timer callbacks run outside the chain's error handling: a throw must not reach the process.
     const scheduler: Scheduler = {
@@ -191,7 +200,7 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
   onReport(report: Report): void {
     const now = this.#ctx.clock.now();
     const metrics = this.#shared.metrics;
-    metrics.report(this.#tenant, report);
+    metrics.report(this.#tenant, report, report.kind === 'usage' ? this.#usageModel(report.model) : undefined);
     switch (report.kind) {
       case 'upstream_connected':
         this.#upstreamConnected = true;
@@ -264,8 +273,28 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
 
   // ---- helpers -----------------------------------------------------------------------------
 
+  /**
+   * The session's `gen_ai.request.model` label: the URL's model (or, without one, the model the
+   * upstream named), when the upstream accepted it (session.created named it) or it is priced;
+   * else `other` (metrics.modelLabel).
+   */
   #modelLabel(): string {
-    return this.#shared.metrics.models.get(this.#ctx.model || this.#tracker.session.model);
+    if (this.#modelValue !== null) return this.#modelValue;
+    const model = this.#ctx.model || this.#tracker.session.model;
+    const label = this.#shared.metrics.modelLabel(this.#tenant, model, this.#accepted(model));
+    if (label !== 'other' && label !== 'unknown') this.#modelValue = label;
+    return label;
+  }
+
+  /** A usage report's model: the session's, or another one (a transcription model) if priced. */
+  #usageModel(model: string): string {
+    if (model === (this.#ctx.model || this.#tracker.session.model)) return this.#modelLabel();
+    return this.#shared.metrics.modelLabel(this.#tenant, model, this.#accepted(model));
+  }
+
+  #accepted(model: string | null): boolean {
+    if (!model) return false;
+    return model === this.#tracker.session.model || this.#shared.priced?.(model) === true;
   }
 
   /** Every line the session logs while the turn is current carries the turn's trace and span id. */

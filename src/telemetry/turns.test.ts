@@ -508,31 +508,51 @@ describe('turn tracker', () => {
     expect(sink.closed[0]!.responses[0]!.doneAt).not.toBeNull();
   });
 
-  it('keeps a bounded number of open turns: past 32 the oldest is closed as at its cap, its running response given up and counted once', () => {
+  it('keeps a bounded number of open turns: running ones past 256 (the running-response bound), the oldest closed as at its cap, its running response given up and counted once', () => {
     const { sink, server, tracker } = setup();
     server(ev.sessionCreated());
     // Each out-of-band response.created opens a turn of its own; none is ever done.
     for (let i = 0; i < 260; i++) server(ev.responseCreated(`resp_${i}`, { conversation_id: null }));
-    expect(tracker.openTurns).toHaveLength(32);
-    expect(sink.closed.map((t) => t.endReason)).toEqual(Array.from({ length: 228 }, () => 'timeout'));
-    expect(sink.responses.map((r) => [r.id, r.doneAt])).toEqual(Array.from({ length: 228 }, (_, i) => [`resp_${i}`, null]));
+    expect(tracker.openTurns).toHaveLength(256);
+    expect(sink.closed.map((t) => t.endReason)).toEqual(Array.from({ length: 4 }, () => 'timeout'));
+    expect(sink.responses.map((r) => [r.id, r.doneAt])).toEqual(Array.from({ length: 4 }, (_, i) => [`resp_${i}`, null]));
     // Its late response.done neither counts it again nor fails.
     server(ev.responseDone('resp_0'));
     server(ev.responseDone('resp_259'));
-    expect(sink.responses.map((r) => r.id).slice(226)).toEqual(['resp_226', 'resp_227', 'resp_259']);
+    expect(sink.responses.map((r) => r.id)).toEqual(['resp_0', 'resp_1', 'resp_2', 'resp_3', 'resp_259']);
   });
 
-  it('a flood of responses that each open a turn (created, never done) keeps 32 turns open, never the current one closed', () => {
+  it('a flood of responses that each open a turn (created, never done) keeps 256 turns open, never the current one closed', () => {
     const { sink, server, client, tracker } = setup();
     server(ev.sessionCreated());
     // The user's turn is current while the upstream floods.
     client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } });
     const user = tracker.current!;
-    for (let i = 0; i < 100; i++) server(ev.responseCreated(`resp_oob_${i}`, { conversation_id: null }));
-    expect(tracker.openTurns).toHaveLength(32);
+    for (let i = 0; i < 300; i++) server(ev.responseCreated(`resp_oob_${i}`, { conversation_id: null }));
+    expect(tracker.openTurns).toHaveLength(256);
     expect(tracker.current).toBe(user);
     expect(tracker.openTurns[0]).toBe(user);
-    expect(sink.closed).toHaveLength(69);
+    expect(sink.closed).toHaveLength(45);
+    expect(new Set(sink.closed.map((t) => t.endReason))).toEqual(new Set(['timeout']));
+  });
+
+  it('past 32 open turns, a turn only waiting for its playback makes room as completed; turns whose response still runs stay open', () => {
+    const { sink, server, tracker } = setup();
+    server(ev.sessionCreated());
+    // 40 parallel out-of-band requests: all created before any is done (as the simulator and the API run them).
+    for (let i = 0; i < 40; i++) server(ev.responseCreated(`resp_${i}`, { conversation_id: null }));
+    expect(tracker.openTurns).toHaveLength(40);
+    expect(sink.closed).toEqual([]);
+    // Each is done with 5 s of audio: the turns wait for the estimated end of playback.
+    for (let i = 0; i < 40; i++) {
+      server(ev.audioDelta(`resp_${i}`, 5000, `item_${i}`));
+      server(ev.responseDone(`resp_${i}`));
+    }
+    expect(sink.closed).toEqual([]);
+    // More requests: the oldest done turns make room, with their real outcome.
+    for (let i = 40; i < 50; i++) server(ev.responseCreated(`resp_${i}`, { conversation_id: null }));
+    expect(sink.closed.map((t) => [t.responses[0]!.id, t.endReason, t.errorType])).toEqual(Array.from({ length: 10 }, (_, i) => [`resp_${i}`, 'completed', null]));
+    expect(tracker.openTurns).toHaveLength(40);
   });
 
   it('keeps the timing of a bounded number of unanswered creates, oldest dropped first', () => {

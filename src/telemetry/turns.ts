@@ -116,9 +116,10 @@ const MAX_TOOLS_PER_TURN = 64;
 const MAX_RESPONSES_PER_TURN = 64;
 const MAX_ITEMS_PER_TURN = 128;
 /**
- * Turns open at once: each response.created while another response runs opens one (and holds its
- * timer) until its response.done or the turn cap. Past this the oldest (not the current) is closed
- * as at its cap.
+ * Turns open at once that wait on no running response (done and waiting for playback, waiting for
+ * a tool's output, …): past this the oldest of them (not the current) is closed, with its outcome
+ * when it only waited for playback, else as at its cap. Turns whose responses still run (each
+ * out-of-band response.created opens one) are bounded by MAX_RUNNING instead (see #makeRoom).
  */
 const MAX_OPEN_TURNS = 32;
 /**
@@ -1073,11 +1074,7 @@ export class TurnTracker {
       dropped: null,
     });
     this.#sink.turnOpened(turn);
-    if (this.#open.length > MAX_OPEN_TURNS) {
-      // The oldest but the current (one of the first two: only one turn is current; the new one is last).
-      const oldest = this.#open[0] === this.#current ? this.#open[1]! : this.#open[0]!;
-      this.#close(oldest, oldest.endReason ?? 'timeout', this.#now());
-    }
+    if (this.#open.length > MAX_OPEN_TURNS) this.#makeRoom(turn, this.#now());
     return turn;
   }
 
@@ -1182,16 +1179,45 @@ export class TurnTracker {
     this.#sink.turnClosed(turn);
   }
 
+  /**
+   * Closes a turn before its time (`reason` for one still running). A turn only waiting for the
+   * estimated end of its playback is done: it ends with its response's outcome, at the earlier of
+   * now and that estimate. (Until 2026-12-06 a completed turn evicted for room ended as `timeout`.)
+   */
+  #closeEarly(turn: TurnRecord, reason: EndReason, now: number): void {
+    if (turn.endReason === null && turn.phase === 'playback') {
+      this.#close(turn, turn.finalStatus ?? 'completed', Math.max(turn.lastAt, Math.min(now, turn.playbackEndAt ?? now)));
+    } else {
+      this.#close(turn, turn.endReason ?? reason, turn.endReason === null ? now : turn.lastAt);
+    }
+  }
+
+  /**
+   * More than MAX_OPEN_TURNS are open (`added` just opened). The oldest turn that waits on no
+   * running response (not the current one) makes room: one only waiting for its playback ends with
+   * its outcome, any other as at its cap (`timeout`). Turns whose responses still run (parallel
+   * out-of-band requests) are bounded by MAX_RUNNING, the bound on running responses: only past it
+   * is the oldest of them given up (`timeout`, its response counted with what is known). Until
+   * 2026-12-06 the 33rd response.created closed a running turn as `timeout`, so 40 parallel
+   * out-of-band requests reported 8 timeouts.
+   */
+  #makeRoom(added: TurnRecord, now: number): void {
+    let oldestRunning: TurnRecord | null = null;
+    for (const t of this.#open) {
+      if (t === this.#current || t === added) continue;
+      if (!this.#activeIn(t)) {
+        this.#closeEarly(t, 'timeout', now);
+        return;
+      }
+      oldestRunning ??= t;
+    }
+    if (oldestRunning !== null && this.#open.length > MAX_RUNNING) this.#closeEarly(oldestRunning, 'timeout', now);
+  }
+
   /** The session is over: every open turn closes; a turn only waiting for playback counts as done. */
   close(now: number): void {
     if (this.#closed) return;
-    for (const turn of [...this.#open]) {
-      if (turn.endReason === null && turn.phase === 'playback') {
-        this.#close(turn, turn.finalStatus ?? 'completed', Math.max(turn.lastAt, Math.min(now, turn.playbackEndAt ?? now)));
-      } else {
-        this.#close(turn, turn.endReason ?? 'session_closed', turn.endReason === null ? now : turn.lastAt);
-      }
-    }
+    for (const turn of [...this.#open]) this.#closeEarly(turn, 'session_closed', now);
     this.#closed = true;
     this.#createInChain = null;
     this.#sentCreates.clear();

@@ -488,7 +488,7 @@ describe('client content: every item type and role', () => {
 });
 
 describe('upstream event types the table does not know', () => {
-  it('block: never forwarded; pass (default policy): forwarded and logged once per type', async () => {
+  it('block: never forwarded; pass (default policy): forwarded and logged once per type per session', async () => {
     const s = await open('gov', [() => [{ type: 'response.future_text.delta', response_id: 'resp_u', delta: 'wire the money' }, ...messageReply('resp_u', 'item_u', ['fine.'])]]);
     s.c.send({ type: 'response.create' });
     await s.c.next('response.done');
@@ -500,7 +500,9 @@ describe('upstream event types the table does not know', () => {
     o.c.send({ type: 'response.create' });
     await o.c.next('response.done');
     expect(o.c.ofType('response.future_text.delta')).toHaveLength(1);
-    expect(tp.logs.filter((l) => l.msg === 'event type not in the content-path table' && l['eventType'] === 'response.future_text.delta')).toHaveLength(1);
+    // Logged once per type per session (2026-12-06; was once per process): each of the two sessions logs it once.
+    const logged = tp.logs.filter((l) => l.msg === 'event type not in the content-path table' && l['eventType'] === 'response.future_text.delta');
+    expect(logged.map((l) => l['tenant'])).toEqual(['gov', 'open']);
     o.c.close();
   });
 });
