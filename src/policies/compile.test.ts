@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, parsePolicyYaml, PolicyError } from './compile.js';
+import { compilePolicy, parsePolicyYaml, PolicyError, type ModuleLoader } from './compile.js';
 import { policyJsonSchema } from './json-schema.js';
 import { scanText, TextScanner } from './matchers.js';
 
@@ -144,6 +144,43 @@ describe('policy compiler', () => {
     expect(outside).toMatch(/must be inside the policies directory/);
     const missing = await problemsOf(['guardrails:', '  custom: [{ id: s, module: ./custom/nope.ts }]'].join('\n'));
     expect(missing).toMatch(/guardrails\.custom\.0\.module: cannot load/);
+  });
+
+  it('refuses a PII detector named twice or like a built-in one (the last one silently replaced the other)', async () => {
+    const twice = await problemsOf(
+      ['guardrails:', '  piiDetectors:', '    - { name: member_id, pattern: "MC\\\\d{12}", maxLength: 14 }', '    - { name: member_id, pattern: "MX\\\\d{2}", maxLength: 4 }'].join('\n'),
+    );
+    expect(twice).toMatch(/guardrails\.piiDetectors\.1\.name: duplicate PII detector "member_id"/);
+    const builtin = await problemsOf(['guardrails:', '  piiDetectors: [{ name: card, pattern: "GIFT-\\\\d{4}", maxLength: 9 }]'].join('\n'));
+    expect(builtin).toMatch(/guardrails\.piiDetectors\.0\.name: "card" is a built-in detector/);
+  });
+
+  it('refuses a custom guardrail whose `wants` is not a list of known sources (it would never run, or run on nonsense)', async () => {
+    const withWants = (wants: unknown) => async () => ({ default: { name: 'g', wants, evaluate: () => ({ action: 'block' }) } });
+    const compileWith = (wants: unknown) =>
+      compilePolicy(parsePolicyYaml('guardrails:\n  custom: [{ id: g, module: ./custom/g.mjs }]\n', join(POLICIES, 'p.yaml')), {
+        name: 'p',
+        file: join(POLICIES, 'p.yaml'),
+        root: POLICIES,
+        text: '',
+        loadModule: withWants(wants),
+      });
+    await expect(compileWith(['outputs'])).rejects.toThrow(/guardrails\.custom\.0\.module: \.\/custom\/g\.mjs: `wants` names unknown source "outputs"/);
+    await expect(compileWith('output')).rejects.toThrow(/`wants` must be a list of sources .* not "output"/);
+    expect([...(await compileWith(['output', 'tool_call'])).custom[0]!.sources]).toEqual(['output', 'tool_call']);
+  });
+
+  it('refuses a custom module that does not finish loading within the bound, naming it', async () => {
+    const never: ModuleLoader = () => new Promise(() => {});
+    const refused = compilePolicy(parsePolicyYaml('guardrails:\n  custom: [{ id: n, module: ./custom/never.mjs }]\n', join(POLICIES, 'p.yaml')), {
+      name: 'p',
+      file: join(POLICIES, 'p.yaml'),
+      root: POLICIES,
+      text: '',
+      loadModule: never,
+      moduleLoadTimeoutMs: 20,
+    });
+    await expect(refused).rejects.toThrow(/guardrails\.custom\.0\.module: cannot load \.\/custom\/never\.mjs: .*did not finish loading/);
   });
 
   it('holdSpokenInput: needs locks.inputTranscription, bounds its timeout, and fails closed by default', async () => {

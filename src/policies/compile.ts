@@ -3,7 +3,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { GuardrailDefinition, GuardrailSource } from './api.js';
 import { isDefinedGuardrail } from './api.js';
-import { loadGuardrailModule } from './load-module.js';
+import { loadGuardrailModule, moduleDependencies } from './load-module.js';
 import { phraseFinder, piiFinder, regexFinder, type CompiledRule, type Source, type SpanFinder } from './matchers.js';
 import { BUILTIN_PII, validatorFor, type PiiDetector } from './pii.js';
 import { firstCharPrefix, regexPrefix } from './match-prefix.js';
@@ -131,8 +131,48 @@ function asGuardrail(v: unknown): GuardrailDefinition | null {
   if (isDefinedGuardrail(v)) return v;
   if (typeof v !== 'object' || v === null) return null;
   const o = v as Record<string, unknown>;
-  if (typeof o['name'] === 'string' && typeof o['evaluate'] === 'function' && Array.isArray(o['wants'])) return v as GuardrailDefinition;
+  // `wants` is checked on its own below (with a message saying what is wrong with it).
+  if (typeof o['name'] === 'string' && typeof o['evaluate'] === 'function') return v as GuardrailDefinition;
   return null;
+}
+
+/** The sources a text can have (GuardrailSource; policy `sources` are checked by the schema). */
+const KNOWN_SOURCES: ReadonlySet<string> = new Set<GuardrailSource>(['input', 'output', 'tool_call', 'tool_output', 'image']);
+
+/**
+ * What is wrong with a guardrail's `wants`, or null. A string (`wants: "output"`) is not a list (it
+ * was read as a set of characters), and a source no text has (`outputs`) would never run.
+ */
+function wantsProblem(wants: unknown): string | null {
+  if (!Array.isArray(wants)) return `\`wants\` must be a list of sources (${[...KNOWN_SOURCES].join(', ')}), not ${wants === undefined ? 'missing' : JSON.stringify(wants)}`;
+  const unknown = wants.filter((w) => typeof w !== 'string' || !KNOWN_SOURCES.has(w));
+  if (unknown.length > 0) return `\`wants\` names unknown source${unknown.length > 1 ? 's' : ''} ${unknown.map((w) => JSON.stringify(w)).join(', ')} (known: ${[...KNOWN_SOURCES].join(', ')})`;
+  return null;
+}
+
+/**
+ * Longest wait for a custom module to load (its top-level code, a `.ts` module's compile). A module
+ * whose top-level `await` never settles would otherwise hold a boot (and `check-config`, which Node
+ * then ends with exit 0 and no output) or a policy's reload queue for ever.
+ */
+export const MODULE_LOAD_TIMEOUT_MS = 10_000;
+
+/** The load, or a rejection naming the module once `timeoutMs` passed (the import itself cannot be stopped). */
+function boundedLoad(load: ModuleLoader, abs: string, key: string, module: string, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    // Not unref'd: it keeps the process alive (a pending import alone does not).
+    const timer = setTimeout(() => reject(new Error(`${module} did not finish loading within ${timeoutMs} ms (a top-level await that never settles?)`)), timeoutMs);
+    load(abs, key).then(
+      (mod) => {
+        clearTimeout(timer);
+        resolve(mod);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 export interface CompileOptions {
@@ -145,6 +185,8 @@ export interface CompileOptions {
   readonly loadModule?: ModuleLoader;
   /** Distinguishes reloads (cache-busting key for module imports). */
   readonly generation?: number;
+  /** Longest wait for one custom module to load (default MODULE_LOAD_TIMEOUT_MS). */
+  readonly moduleLoadTimeoutMs?: number;
 }
 
 /** Validates a parsed policy document and compiles it; throws PolicyError naming every problem. */
@@ -161,7 +203,18 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
   const p = parsed.data;
 
   const detectors = new Map<string, PiiDetector>(BUILTIN_PII.map((d) => [d.name, d]));
-  for (const d of p.guardrails.piiDetectors) {
+  const builtinNames = BUILTIN_PII.map((d) => d.name);
+  for (const [i, d] of p.guardrails.piiDetectors.entries()) {
+    // A second detector of a name silently replaced the first, a built-in name the built-in
+    // detector (a custom `card` dropped the Luhn-checked one for every rule naming `card`).
+    if (builtinNames.includes(d.name)) {
+      problems.push(`guardrails.piiDetectors.${i}.name: "${d.name}" is a built-in detector (${builtinNames.join(', ')}); give yours another name`);
+      continue;
+    }
+    if (p.guardrails.piiDetectors.findIndex((o) => o.name === d.name) !== i) {
+      problems.push(`guardrails.piiDetectors.${i}.name: duplicate PII detector "${d.name}"`);
+      continue;
+    }
     const validate = validatorFor(d.validate);
     // Streamed text is held only while it can still grow into a match (else: its last maxLength characters).
     const hold = regexPrefix(d.pattern, d.flags, d.maxLength);
@@ -194,15 +247,22 @@ export async function compilePolicy(doc: unknown, opts: CompileOptions): Promise
     modules.push(abs);
     let mod: unknown;
     try {
-      mod = await load(abs, `${opts.generation ?? 0}`);
+      mod = await boundedLoad(load, abs, `${opts.generation ?? 0}`, c.module, opts.moduleLoadTimeoutMs ?? MODULE_LOAD_TIMEOUT_MS);
     } catch (err) {
       problems.push(`${at}: cannot load ${c.module}: ${(err as Error).message}`);
       continue;
     }
+    // A compiled (.ts) module's own imports are in its bundle: a change to one reloads the policy too.
+    for (const dep of moduleDependencies(abs)) if (!modules.includes(dep)) modules.push(dep);
     const exported = typeof mod === 'object' && mod !== null ? (mod as Record<string, unknown>)[c.export ?? 'default'] ?? (c.export ? undefined : (mod as Record<string, unknown>)['guardrail']) : undefined;
     const guardrail = asGuardrail(exported);
     if (!guardrail) {
       problems.push(`${at}: ${c.module} does not export ${c.export ? `"${c.export}" as` : 'a default (or `guardrail`)'} guardrail made with defineGuardrail()`);
+      continue;
+    }
+    const badWants = wantsProblem(guardrail.wants);
+    if (badWants) {
+      problems.push(`${at}: ${c.module}: ${badWants}`);
       continue;
     }
     const sources = new Set<Source>((c.sources ?? guardrail.wants) as readonly GuardrailSource[]);

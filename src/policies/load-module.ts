@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, extname, join } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { noteCustomModule } from '../server/process-faults.js';
 
@@ -33,8 +33,9 @@ interface Esbuild {
     target: string;
     sourcemap: 'inline';
     logLevel: 'silent';
+    metafile: true;
     plugins: { name: string; setup(build: { onResolve(o: { filter: RegExp }, cb: () => { path: string }): void }): void }[];
-  }): Promise<{ outputFiles: { text: string }[] }>;
+  }): Promise<{ outputFiles: { text: string }[]; metafile?: { inputs: Record<string, unknown> } }>;
   stop(): Promise<void> | void;
 }
 /** A variable, so that TypeScript does not look for esbuild's types. */
@@ -105,6 +106,18 @@ async function bundle(absPath: string): Promise<string> {
   }
 }
 
+/**
+ * The files each bundled module was last compiled from, besides itself and the proxy's API (its own
+ * imports, which the bundle holds): a change to one must reload the policies that use the module.
+ * One entry per module path (replaced at each compile), so reloads do not grow it.
+ */
+const bundledFrom = new Map<string, readonly string[]>();
+
+/** The files a bundled (`.ts`) module's last compile read besides itself (its own imports), else none. */
+export function moduleDependencies(absPath: string): readonly string[] {
+  return bundledFrom.get(absPath) ?? [];
+}
+
 async function build(esbuild: Esbuild, absPath: string, api: string): Promise<string> {
   const result = await esbuild.build({
     entryPoints: [absPath],
@@ -115,6 +128,7 @@ async function build(esbuild: Esbuild, absPath: string, api: string): Promise<st
     target: `node${process.versions.node.split('.')[0]}`,
     sourcemap: 'inline',
     logLevel: 'silent',
+    metafile: true,
     plugins: [
       {
         name: 'public-entry',
@@ -126,6 +140,13 @@ async function build(esbuild: Esbuild, absPath: string, api: string): Promise<st
   });
   const out = result.outputFiles[0];
   if (!out) throw new Error('esbuild produced no output');
+  // Metafile paths are relative to esbuild's working directory (this process's); packages (under
+  // node_modules) and namespaced inputs are not watched.
+  const inputs = Object.keys(result.metafile?.inputs ?? {})
+    .filter((f) => !/^[\w-]{2,}:/.test(f) && !/(^|[\\/])node_modules[\\/]/.test(f))
+    .map((f) => resolve(f))
+    .filter((f) => f !== absPath && f !== api);
+  bundledFrom.set(absPath, inputs);
   return out.text;
 }
 

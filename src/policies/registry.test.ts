@@ -88,6 +88,30 @@ describe('policy registry', () => {
     expect(await added).toMatchObject({ kind: 'added', name: 'new' });
   });
 
+  it('refuses an empty or all-comment policy file, at boot and on reload (it read as the permissive policy)', async () => {
+    await expect(load(dirWith({ 'default.yaml': 'description: d\n', 'strict.yaml': '# nothing yet\n' }), false)).rejects.toThrow(/strict\.yaml:\n {2}- \(root\): the file is empty/);
+    const dir = dirWith({ 'default.yaml': 'description: d\n', 'strict.yaml': STRICT_V1 });
+    const r = await load(dir);
+    const rejected = nextEvent(r, (e) => e.kind === 'rejected' || e.kind === 'reloaded');
+    // What a truncating write leaves at its first change event.
+    writeFileSync(join(dir, 'strict.yaml'), '');
+    expect(await rejected).toMatchObject({ kind: 'rejected', name: 'strict' });
+    expect(r.get('strict')!.current.version).toBe('1');
+  });
+
+  it('refuses a second file for a policy on reload, as boot does, and keeps the version in force', async () => {
+    await expect(load(dirWith({ 'default.yaml': 'description: d\n', 'twin.yaml': STRICT_V1, 'twin.yml': STRICT_V2 }), false)).rejects.toThrow(/another file already defines policy "twin"/);
+    const dir = dirWith({ 'default.yaml': 'description: d\n', 'twin.yaml': STRICT_V1 });
+    const r = await load(dir);
+    const first = nextEvent(r, (e) => e.name === 'twin');
+    writeFileSync(join(dir, 'twin.yml'), STRICT_V2);
+    const e = await first;
+    expect(e).toMatchObject({ kind: 'rejected', name: 'twin' });
+    expect(e.kind === 'rejected' && e.problems.join()).toMatch(/more than one file \(twin\.yaml, twin\.yml\)/);
+    expect(r.get('twin')!.current.version).toBe('1');
+    expect(r.get('twin')!.file).toBe(join(dir, 'twin.yaml'));
+  });
+
   it('hot reload: changing a custom module reloads the policies that use it', async () => {
     const mod = (verdict: string) => `export default { name: 'm', wants: ['input'], evaluate: () => ({ action: '${verdict}' }) };\n`;
     const dir = dirWith({
@@ -99,6 +123,21 @@ describe('policy registry', () => {
     expect(evaluate()).toEqual({ action: 'allow' });
     const reloaded = nextEvent(r, (e) => e.kind === 'reloaded');
     writeFileSync(join(dir, 'custom/m.mjs'), mod('block'));
+    await reloaded;
+    expect(evaluate()).toEqual({ action: 'block' });
+  });
+
+  it('hot reload: changing a file a TypeScript module imports reloads the policies that use it (its bundle holds the file)', async () => {
+    const dir = dirWith({
+      'default.yaml': 'guardrails:\n  custom: [{ id: m, module: ./custom/main.ts }]\n',
+      'custom/main.ts': "import { verdict } from './lib.js';\nexport default { name: 'm', wants: ['input'], evaluate: () => ({ action: verdict }) };\n",
+      'custom/lib.ts': "export const verdict: string = 'allow';\n",
+    });
+    const r = await load(dir);
+    const evaluate = () => r.resolve(null).current.custom[0]!.guardrail.evaluate({ source: 'input', eventType: 'x', text: '', delta: null, final: true, responseId: null, itemId: null, functionName: null }, {} as never);
+    expect(evaluate()).toEqual({ action: 'allow' });
+    const reloaded = nextEvent(r, (e) => e.kind === 'reloaded');
+    writeFileSync(join(dir, 'custom/lib.ts'), "export const verdict: string = 'block';\n");
     await reloaded;
     expect(evaluate()).toEqual({ action: 'block' });
   });

@@ -6,7 +6,8 @@ import { builtinDefaultPolicy, compilePolicy, parsePolicyYaml, PolicyError, type
 /** A named policy: its current compiled version, swapped atomically by hot reloads. */
 export interface PolicyEntry {
   readonly name: string;
-  readonly file: string | null;
+  /** Its file (changes when the file is renamed, e.g. `.yaml` to `.yml`, on a running proxy). */
+  file: string | null;
   current: CompiledPolicy;
   loadedAt: number;
   /** Why the latest edit was refused (the last good version stays in force), or null. */
@@ -28,6 +29,8 @@ export interface RegistryOptions {
   readonly debounceMs: number;
   readonly log: Logger;
   readonly loadModule?: ModuleLoader;
+  /** Longest wait for one custom module to load, at boot and on reloads (default 10 s). */
+  readonly moduleLoadTimeoutMs?: number;
 }
 
 const POLICY_EXT = new Set(['.yaml', '.yml']);
@@ -108,6 +111,12 @@ export class PolicyRegistry {
   async #compileFile(file: string, name: string): Promise<CompiledPolicy> {
     const text = readFileSync(file, 'utf8');
     const doc = parsePolicyYaml(text, file);
+    // An empty (or all-comment) file is what a truncating write (`>`, a slow copy) leaves at its
+    // first change event: read as the permissive policy, it turned every rule off. A policy that
+    // enforces nothing says so (`description: permissive`).
+    if (doc === null || doc === undefined) {
+      throw new PolicyError(file, ['(root): the file is empty (no YAML document); a policy that enforces nothing is written `description: permissive`']);
+    }
     return compilePolicy(doc, {
       name,
       file,
@@ -115,7 +124,16 @@ export class PolicyRegistry {
       text,
       generation: this.#generation,
       ...(this.#opts.loadModule ? { loadModule: this.#opts.loadModule } : {}),
+      ...(this.#opts.moduleLoadTimeoutMs !== undefined ? { moduleLoadTimeoutMs: this.#opts.moduleLoadTimeoutMs } : {}),
     });
+  }
+
+  /** The policy files of the directory that define policy `name` (boot refuses more than one). */
+  #filesOf(name: string): string[] {
+    return readdirSync(this.dir)
+      .filter((f) => POLICY_EXT.has(extname(f)) && policyName(f) === name)
+      .sort()
+      .map((f) => join(this.dir, f));
   }
 
   get(name: string): PolicyEntry | undefined {
@@ -225,14 +243,25 @@ export class PolicyRegistry {
     const log = this.#opts.log;
     const entry = this.#entries.get(name);
     if (!existsSync(file) || !statSync(file).isFile()) {
-      if (entry) log.warn({ policy: name, file }, 'policy file removed: the last loaded version stays in force until restart');
+      // A second file of the name removed (twin.yml beside twin.yaml) is not the policy's file.
+      if (entry && (entry.file === file || entry.file === null || !existsSync(entry.file))) {
+        log.warn({ policy: name, file }, 'policy file removed: the last loaded version stays in force until restart');
+      }
       return;
     }
     this.#generation++;
     try {
+      // The rule boot applies: one file per policy name. A second one (a copy made to prepare a
+      // change, a tool writing .yml) is refused and the version in force stays.
+      const files = this.#filesOf(name);
+      if (files.length > 1) {
+        throw new PolicyError(file, [`(file): policy "${name}" is defined by more than one file (${files.map((f) => basename(f)).join(', ')}); the proxy would refuse to start: keep one`]);
+      }
       const compiled = await this.#compileFile(file, name);
       if (this.#closed) return;
       if (entry) {
+        // Renamed (the only file of the name is now this one).
+        entry.file = file;
         entry.current = compiled;
         entry.loadedAt = Date.now();
         entry.lastError = null;
