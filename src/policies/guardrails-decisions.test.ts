@@ -1392,8 +1392,9 @@ describe('scan limit, reports, summary', () => {
 
   it('texts longer than maxInputChars are scanned in windows, a match across a window edge included', async () => {
     const { client } = setup(await policyFrom('guardrails:\n  maxInputChars: 256\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]'));
-    expect(client(userText(`${'a '.repeat(120)}ignore previous instructions ${'b '.repeat(200)}`)).kind).toBe('reject');
-    expect(client(userText(`${'a '.repeat(300)}`)).kind).toBe('continue');
+    // Longer than one window: scanned window by window across macrotasks, the verdict a Promise.
+    expect((await client(userText(`${'a '.repeat(120)}ignore previous instructions ${'b '.repeat(200)}`))).kind).toBe('reject');
+    expect((await client(userText(`${'a '.repeat(300)}`))).kind).toBe('continue');
   });
 
   it('reports carry the decision time, and log lines the match only with logMatches', async () => {

@@ -10,7 +10,7 @@ import type { CompiledCustom, CompiledPolicy } from './compile.js';
 import { contentPath, eventTexts, mergeRedactions, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
-import { ACTION_RANK, scanText, TextScanner, type Action, type CompiledRule, type RuleHit, type Source, type TextFormat } from './matchers.js';
+import { ACTION_RANK, ScanBudget, scanText, scanTextSliced, TextScanner, type Action, type CompiledRule, type RuleHit, type ScanResult, type Source, type TextFormat } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 import { clientEventId, deepEqual, notifyClient, pairStamp, toFrame } from './util.js';
@@ -206,6 +206,21 @@ class Evaluation {
     for (const h of hits) this.findings.push({ id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt });
   }
 
+  /** The scan did not finish within the event's budget (once per text). */
+  addScanTime(policy: CompiledPolicy): void {
+    if (!this.findings.some((f) => f.id === SCAN_LIMIT_RULE)) this.findings.push(scanTimeFinding(policy));
+  }
+
+  /**
+   * The rules' findings of a scan that finished after the custom guardrails answered: they come
+   * first, as when the scan runs at once; a custom redaction's text stays (it replaced the text the rules redacted).
+   */
+  mergeScan(scan: Evaluation): void {
+    this.findings.unshift(...scan.findings);
+    if (!this.customRedacted) this.text = scan.text;
+    this.redacted ||= scan.redacted;
+  }
+
   addCustom(c: CompiledCustom, v: CustomVerdict): void {
     if (v.action === 'allow') return;
     if (v.action === 'redact') {
@@ -275,7 +290,10 @@ export async function checkSessionConfig(policy: CompiledPolicy, session: JsonOb
   const findings: Finding[] = [];
   // In the texts' order (the first of the strongest findings names the refusal).
   const evaluations: ({ t: ContentText; e: Evaluation; customsDone: Promise<void> | null } | Finding)[] = [];
-  for (const t of eventTexts('session.update', ev)) {
+  const texts = eventTexts('session.update', ev);
+  // Longer than one window in all: scanned window by window across macrotasks, within one budget (as on a WebSocket).
+  const budget = budgetFor(policy, 'session.update', texts);
+  for (const t of texts) {
     if (t.unknownContent !== undefined) {
       if (policy.unknownContentEvents === 'block') evaluations.push({ id: UNKNOWN_CONTENT_RULE, action: 'block', label: t.unknownContent, excerpt: null });
       continue;
@@ -283,7 +301,7 @@ export async function checkSessionConfig(policy: CompiledPolicy, session: JsonOb
     const customs = policy.customBySource.get(t.source) ?? [];
     // A text no rule and no custom guardrail looks at is neither scanned nor limited.
     if (rulesFor(policy, t.source, 'session.update').length === 0 && customs.length === 0) continue;
-    const e = scanFinal(policy, t.source, 'session.update', t.text, null, null);
+    const e = budget === null ? scanFinal(policy, t.source, 'session.update', t.text, null, null) : await scanFinalSliced(policy, budget, t.source, 'session.update', t.text, null, null);
     // Over the scan limit custom code does not run (the scan_limit finding decides), as on a WebSocket.
     const event: GuardrailEvent = { source: t.source, eventType: 'session.update', text: t.text, delta: null, final: true, responseId: null, itemId: null, functionName: t.functionName };
     const run = customs.length > 0 && t.text.length <= policy.maxScanChars;
@@ -312,8 +330,63 @@ export async function checkSessionConfig(policy: CompiledPolicy, session: JsonOb
 /** Tool arguments and outputs are JSON: matched as the tool reads them, escapes decoded. */
 const formatOf = (source: Source): TextFormat => (source === 'tool_call' || source === 'tool_output' ? 'json' : 'text');
 
+/** One scan a generator below asks its driver for (`scanText`'s arguments; the policy gives window and chunk sizes). */
+interface ScanAsk {
+  readonly rules: readonly CompiledRule[];
+  readonly text: string;
+  readonly seed: string;
+  readonly format: TextFormat;
+}
+/** A scan's answer: null when the event's scanning budget ran out before it (sliced driver only). */
+type ScanSteps<T> = Generator<ScanAsk, T, ScanResult | null>;
+
+/** Runs a scan generator at once (texts of an event no longer than one window in all). */
+function runNow<T>(policy: CompiledPolicy, g: ScanSteps<T>): T {
+  for (let r = g.next(); ; ) {
+    if (r.done) return r.value;
+    const q = r.value;
+    r = g.next(scanText(q.rules, q.text, policy.windowChars, policy.maxInputChars, q.seed, q.format));
+  }
+}
+
+/** Runs a scan generator window by window across macrotasks, within the event's budget. */
+async function runSliced<T>(policy: CompiledPolicy, budget: ScanBudget, g: ScanSteps<T>): Promise<T> {
+  for (let r = g.next(); ; ) {
+    if (r.done) return r.value;
+    const q = r.value;
+    r = g.next(budget.exhausted ? null : await scanTextSliced(q.rules, q.text, policy.windowChars, policy.maxInputChars, budget, q.seed, q.format));
+  }
+}
+
+/**
+ * The scanning budget of an event whose texts (those some rule reads) are longer than one window in
+ * all, else null (scanned at once, as one window costs). Each text of an event with a budget is
+ * scanned in slices, however short: a thousand short parts cost what one long text does.
+ */
+function budgetFor(policy: CompiledPolicy, eventType: string, texts: readonly { source: Source; text: string; unknownContent?: string }[]): ScanBudget | null {
+  let total = 0;
+  for (const t of texts) {
+    if (t.unknownContent !== undefined || t.text.length > policy.maxScanChars || rulesFor(policy, t.source, eventType).length === 0) continue;
+    total += t.text.length;
+    if (total > policy.maxInputChars) return new ScanBudget();
+  }
+  return null;
+}
+
+/** The finding of a text whose scan did not finish within the event's budget: the policy's `overScanLimit`, as for a text too long to scan. */
+const scanTimeFinding = (policy: CompiledPolicy): Finding => ({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_time', excerpt: null });
+
 /** Full-text scan of a complete text; with `stream`, rules the stream already reported are not reported again. */
 function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = '', format = formatOf(source)): Evaluation {
+  return runNow(policy, scanFinalSteps(policy, source, eventType, text, stream, functionName, seed, format));
+}
+
+/** `scanFinal` within an event's budget (see `budgetFor`): a scan cut short gets `scanTimeFinding`. */
+function scanFinalSliced(policy: CompiledPolicy, budget: ScanBudget, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = '', format = formatOf(source)): Promise<Evaluation> {
+  return runSliced(policy, budget, scanFinalSteps(policy, source, eventType, text, stream, functionName, seed, format));
+}
+
+function* scanFinalSteps(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed: string, format: TextFormat): ScanSteps<Evaluation> {
   const rules = rulesFor(policy, source, eventType);
   const e = new Evaluation(text);
   if (text.length > policy.maxScanChars && (rules.length > 0 || (policy.customBySource.get(source)?.length ?? 0) > 0)) {
@@ -322,10 +395,23 @@ function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, te
     return e;
   }
   if (rules.length === 0) return e;
-  const r = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, format);
+  const r = yield { rules, text, seed, format };
+  if (r === null) {
+    e.findings.push(scanTimeFinding(policy));
+    return e;
+  }
   e.text = r.text;
   e.redacted = r.redacted;
-  const hits = r.redacted ? [...r.hits, ...rescanRedacted(policy, rules, e, (id) => r.hits.some((h) => h.rule.id === id), seed, format)] : r.hits;
+  let hits = r.hits;
+  if (r.redacted) {
+    const more = yield* rescanSteps(policy, rules, e, (id) => r.hits.some((h) => h.rule.id === id), seed, format);
+    if (more === null) {
+      e.addHits(hits);
+      e.findings.push(scanTimeFinding(policy));
+      return e;
+    }
+    hits = [...hits, ...more];
+  }
   const fresh = stream ? hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : hits;
   e.addHits(fresh);
   if (functionName !== null) {
@@ -349,11 +435,13 @@ const MAX_RESCANS = 4;
  * by the second redaction went upstream): the hits of rules not hit before are returned (labelled
  * `after_redaction`), and each further redaction is applied to `e.text`. A policy whose
  * replacements still change the text after that is a loop of its own making: the last text goes on.
+ * As steps (see `runNow`, `runSliced`): null when the event's budget ran out (the rescans did not finish).
  */
-function rescanRedacted(policy: CompiledPolicy, rules: readonly CompiledRule[], e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string, format: TextFormat, label = 'after_redaction'): RuleHit[] {
+function* rescanSteps(policy: CompiledPolicy, rules: readonly CompiledRule[], e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string, format: TextFormat, label = 'after_redaction'): ScanSteps<RuleHit[] | null> {
   const found: RuleHit[] = [];
   for (let pass = 0; pass < MAX_RESCANS && rules.length > 0 && e.text.length <= policy.maxScanChars; pass++) {
-    const again = scanText(rules, e.text, policy.windowChars, policy.maxInputChars, seed, format);
+    const again = yield { rules, text: e.text, seed, format };
+    if (again === null) return null;
     for (const h of again.hits) if (!hitBefore(h.rule.id) && !found.some((f) => f.rule === h.rule)) found.push({ ...h, label: `${h.label}:${label}` });
     if (!again.redacted || again.text === e.text) break;
     e.text = again.text;
@@ -378,12 +466,19 @@ const headOf = (text: string, keep: number): string => (text.length > keep ? det
  * that `text` does not trip alone.
  */
 function crossHits(policy: CompiledPolicy, source: Source, eventType: string, seed: string, text: string, label: string, format = formatOf(source)): RuleHit[] {
+  return runNow(policy, crossSteps(policy, source, eventType, seed, text, label, format))!;
+}
+
+/** `crossHits` as steps: null when the budget ran out. */
+function* crossSteps(policy: CompiledPolicy, source: Source, eventType: string, seed: string, text: string, label: string, format = formatOf(source)): ScanSteps<RuleHit[] | null> {
   const rules = rulesFor(policy, source, eventType).filter((r) => stops(r.action));
   if (rules.length === 0 || text.length > policy.maxScanChars) return [];
-  const joined = scanText(rules, text, policy.windowChars, policy.maxInputChars, seed, format).hits;
-  if (joined.length === 0) return [];
-  const alone = scanText(rules, text, policy.windowChars, policy.maxInputChars, '', format).hits;
-  return joined.filter((h) => !alone.some((a) => a.rule === h.rule)).map((h) => ({ ...h, label: `${h.label}:${label}` }));
+  const joined = yield { rules, text, seed, format };
+  if (joined === null) return null;
+  if (joined.hits.length === 0) return [];
+  const alone = yield { rules, text, seed: '', format };
+  if (alone === null) return null;
+  return joined.hits.filter((h) => !alone.hits.some((a) => a.rule === h.rule)).map((h) => ({ ...h, label: `${h.label}:${label}` }));
 }
 
 export function guardrailsFactory(registry: PolicyRegistry): FilterFactory {
@@ -675,6 +770,13 @@ export class GuardrailFilter implements Filter {
     // response.create's input[] items and parts, say: until 2026-12-05 each met only the
     // conversation's context, and a phrase split over two of them went upstream). Not kept after it.
     const within = new Map<Source, string>();
+    // Texts longer than one window in all are scanned window by window across macrotasks (the
+    // verdict comes as a Promise, like a blocking custom guardrail's), within one budget.
+    const budget = budgetFor(policy, frame.type, texts);
+    // One text's scan at a time: concurrent ones would each queue a macrotask per slice, and Node
+    // runs every queued setImmediate in one pass of the loop (a thousand parts: a thousand slices
+    // before the next I/O callback).
+    let scans: Promise<void> = Promise.resolve();
     for (const t of texts) {
       if (t.unknownContent !== undefined) continue;
       const format = t.format ?? formatOf(t.source);
@@ -682,24 +784,46 @@ export class GuardrailFilter implements Filter {
       const convText = created && conversationSource(t.source);
       const before = convText ? (local.get(t.source) ?? (at !== null ? this.#placedBefore(at, t.source, policy.windowChars) : (this.#seed.get(t.source) ?? ''))) : null;
       const seed = before ?? within.get(t.source) ?? (t.source === 'input' ? (this.#seed.get('input') ?? '') : '');
-      const e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed, format);
+      // A match across this text and a neighbour's: `alone`, only rules the text does not trip alone.
+      let cross: { seed: string; text: string; label: string; alone: boolean } | null = null;
       if (convText) {
         local.set(t.source, tailOf(seed + t.text, policy.windowChars));
         if (at !== null) {
           // And the next items' text, which now follows this one.
           const next = lastOf.get(t.source) === t ? this.#placedAfter(at, t.source, policy.windowChars) : null;
-          if (next !== null) e.addHits(crossHits(policy, t.source, frame.type, local.get(t.source)!, next, 'next_item', format));
+          if (next !== null) cross = { seed: local.get(t.source)!, text: next, label: 'next_item', alone: false };
         } else if (t.source === 'input' && this.#responseInput !== null && !asideUsed) {
           // A response's own `input` (no part of the conversation) is context for the next item too,
           // beside the conversation's: it does not take the conversation's place.
           asideUsed = true;
-          e.addHits(crossHits(policy, t.source, frame.type, this.#responseInput, t.text, 'response_input', format).filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+          cross = { seed: this.#responseInput, text: t.text, label: 'response_input', alone: true };
         }
       } else {
         within.set(t.source, tailOf(seed + t.text, policy.windowChars));
         if (frame.type === 'response.create' && t.source === 'input' && t.text !== asString(asObject(ev['response'])?.['instructions'])) {
           responseInput = tailOf(t.text, policy.windowChars);
         }
+      }
+      const crossOf = (e: Evaluation, hits: readonly RuleHit[]): RuleHit[] => (cross!.alone ? hits.filter((h) => !e.findings.some((f) => f.id === h.rule.id)) : [...hits]);
+      let e: Evaluation;
+      // With a budget: the rules' findings join the custom guardrails' when the sliced scan is done (before them, as at once).
+      let scanned: Promise<void> | null = null;
+      if (budget === null) {
+        e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed, format);
+        if (cross !== null) e.addHits(crossOf(e, crossHits(policy, t.source, frame.type, cross.seed, cross.text, cross.label, format)));
+      } else {
+        const pendingE = (e = new Evaluation(t.text));
+        const c = cross;
+        scanned = scans = scans.then(async () => {
+          const se = await scanFinalSliced(policy, budget, t.source, frame.type, t.text, null, t.functionName, seed, format);
+          if (c !== null) {
+            const hits = await runSliced(policy, budget, crossSteps(policy, t.source, frame.type, c.seed, c.text, c.label, format));
+            if (hits === null) se.addScanTime(policy);
+            else se.addHits(crossOf(se, hits));
+          }
+          pendingE.mergeScan(se);
+        });
+        pending.push(scanned);
       }
       // A late verdict on an item finds it by its id, or (sent without one) by its echo upstream,
       // remembered until every such verdict is in.
@@ -714,14 +838,19 @@ export class GuardrailFilter implements Filter {
         e,
         this.#event(t.source, frame.type, t.text, null, true, null, t.itemId, t.functionName),
         (c, v) => {
-          try {
-            this.#late(c, v, t.source, frame.type, null, created ? (t.itemId ?? undefined) : undefined, anon ? [t.text, e.text] : null);
-          } finally {
-            if (anon && --this.#anonPending === 0) {
-              this.#echoes.clear();
-              this.#echoPrints = 0;
+          const apply = (): void => {
+            try {
+              this.#late(c, v, t.source, frame.type, null, created ? (t.itemId ?? undefined) : undefined, anon ? [t.text, e.text] : null);
+            } finally {
+              if (anon && --this.#anonPending === 0) {
+                this.#echoes.clear();
+                this.#echoPrints = 0;
+              }
             }
-          }
+          };
+          // A late verdict before the sliced scan is done waits for it (the text as forwarded is known then).
+          if (scanned !== null) void scanned.then(apply, apply);
+          else apply();
         },
         customs,
         anon ? () => this.#anonPending++ : undefined,
@@ -729,7 +858,8 @@ export class GuardrailFilter implements Filter {
       if (p) pending.push(p);
       evaluations.push({ t, e, seed, format });
     }
-    const finish = (): Verdict => {
+    // Steps: the rescans of redacted texts run within the budget too (null answers: it ran out).
+    const finish = function* (this: GuardrailFilter): ScanSteps<Verdict> {
       let copy: JsonObject | null = null;
       const findings: Finding[] = [];
       // Each finding is reported under the source it was found in (until the third review of
@@ -739,16 +869,26 @@ export class GuardrailFilter implements Filter {
       // a rule listing both finds it twice, and is reported once (under its own source).
       const found = new Map<ContentText['set'], Set<string>>();
       const shared = new Map<ContentText['set'], { t: ContentText; e: Evaluation; seed: string; format: TextFormat }[]>();
+      let outOfTime = false;
       const note = (ids: Set<string>, f: Finding, source: Source): void => {
         if (ids.has(f.id)) return;
         ids.add(f.id);
+        // The event's budget ran out: one finding decides the event (not one per text left unscanned: a thousand parts, a thousand reports).
+        if (f.label === 'scan_time' && f.id === SCAN_LIMIT_RULE) {
+          if (outOfTime) return;
+          outOfTime = true;
+        }
         findings.push(f);
         sources.push(source);
       };
       for (const x of evaluations) {
         const { t, e, seed, format } = x;
         // A custom guardrail's replacement goes through the rules too (they scanned the text before it).
-        if (e.customRedacted) e.addHits(rescanRedacted(policy, rulesFor(policy, t.source, frame.type), e, (id) => e.findings.some((f) => f.id === id), seed, format));
+        if (e.customRedacted) {
+          const more = yield* rescanSteps(policy, rulesFor(policy, t.source, frame.type), e, (id) => e.findings.some((f) => f.id === id), seed, format);
+          if (more === null) e.addScanTime(policy);
+          else e.addHits(more);
+        }
         let ids = found.get(t.set);
         if (!ids) found.set(t.set, (ids = new Set()));
         for (const f of e.findings) note(ids, f, t.source);
@@ -769,7 +909,9 @@ export class GuardrailFilter implements Filter {
         for (const x of group) {
           if (x.e.text === text) continue;
           const again = new Evaluation(text);
-          for (const h of rescanRedacted(policy, rulesFor(policy, x.t.source, frame.type), again, (id) => ids.has(id), x.seed, x.format, 'after_merge')) {
+          const more = yield* rescanSteps(policy, rulesFor(policy, x.t.source, frame.type), again, (id) => ids.has(id), x.seed, x.format, 'after_merge');
+          if (more === null) note(ids, scanTimeFinding(policy), x.t.source);
+          for (const h of more ?? []) {
             note(ids, { id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt }, x.t.source);
           }
           text = again.text;
@@ -810,13 +952,14 @@ export class GuardrailFilter implements Filter {
       findings.forEach((f, i) => this.#reportAll(policy, [f], sources[i]!, frame.type, null, t0));
       return verdict;
     };
-    if (pending.length > 0) return Promise.all(pending).then(finish);
-    return finish();
+    if (budget !== null) return Promise.all(pending).then(() => runSliced(policy, budget, finish.call(this)));
+    if (pending.length > 0) return Promise.all(pending).then(() => runNow(policy, finish.call(this)));
+    return runNow(policy, finish.call(this));
   }
 
   // ---- upstream → client: complete texts (items, parts, responses) ----------------------------
 
-  #serverTexts(frame: Frame): Verdict {
+  #serverTexts(frame: Frame): Verdict | Promise<Verdict> {
     const type = frame.type;
     const policy = this.#policy;
     if (type === 'response.created') this.#responseCreated(frame);
@@ -837,6 +980,36 @@ export class GuardrailFilter implements Filter {
     }
     // response.created / response.done name their response in `response.id`.
     const eventResponse = asString(ev['response_id']) ?? asString(asObject(ev['response'])?.['id']);
+    // Longer than one window in all (a model's long text, on each event that repeats it): the
+    // texts are scanned first, window by window across macrotasks within one budget, then judged.
+    // (The echo of an item the client typed is not scanned again.)
+    const budget = budgetFor(policy, type, texts.filter((t) => t.unknownContent === undefined && !this.#typedByClient(t, type)));
+    if (budget === null) return this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, null);
+    const scanned = new Map<ContentText, Evaluation>();
+    const steps = function* (this: GuardrailFilter): ScanSteps<void> {
+      for (const t of texts) {
+        if (t.unknownContent !== undefined || this.#typedByClient(t, type)) continue;
+        scanned.set(t, yield* scanFinalSteps(policy, t.source, type, t.text, null, t.functionName, this.#segmentSeed(t, type), formatOf(t.source)));
+      }
+    };
+    return runSliced(policy, budget, steps.call(this)).then(() => this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, scanned));
+  }
+
+  /** The upstream's echo of an item the client typed (checked on its way in, every text of it, by its source). */
+  #typedByClient(t: ContentText, type: string): boolean {
+    const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
+    return item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved';
+  }
+
+  /** Diarized segments of one transcript are complete texts, but a phrase can be split across them: the earlier ones are context. */
+  #segmentSeed(t: ContentText, type: string): string {
+    return type === SEGMENT && t.itemId ? (this.#segments.get(t.itemId) ?? '') : '';
+  }
+
+  /** Decides a server event's texts (`scanned`: those scanned already, in slices). */
+  #judgeServerTexts(frame: Frame, policy: CompiledPolicy, t0: number, texts: readonly ContentText[], eventResponse: string | null, scanned: ReadonlyMap<ContentText, Evaluation> | null): Verdict {
+    const type = frame.type;
+    const ev = frame.json();
     let copy: JsonObject | null = null;
     const edit = (t: ContentText, text: string): void => {
       copy ??= structuredClone(ev);
@@ -867,7 +1040,7 @@ export class GuardrailFilter implements Filter {
       // Diarized segments of one transcript are complete texts, but a phrase can be split across them.
       const segmentOf = type === SEGMENT && t.itemId ? t.itemId : null;
       const seed = segmentOf !== null ? (this.#segments.get(segmentOf) ?? '') : '';
-      const e = scanFinal(policy, t.source, type, t.text, null, t.functionName, seed);
+      const e = scanned?.get(t) ?? scanFinal(policy, t.source, type, t.text, null, t.functionName, seed);
       if (segmentOf !== null && !stops(e.strongest)) {
         if (!this.#segments.has(segmentOf) && this.#segments.size >= MAX_STREAMS) this.#segments.delete(this.#segments.keys().next().value!);
         this.#segments.set(segmentOf, tailOf(seed + t.text, policy.windowChars));
@@ -1037,13 +1210,31 @@ export class GuardrailFilter implements Filter {
     const flushed = stream ? stream.scanner.push('', true) : null;
     // Without deltas (a transcription model that sends only `completed`, say) no stream carried the
     // earlier text of the source: the complete text meets it here.
-    const e = scanFinal(policy, source, type, text, stream, functionName, stream ? '' : (this.#seed.get(source) ?? ''));
-    // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
-    if (flushed) e.addHits(flushed.hits);
+    const seed = stream ? '' : (this.#seed.get(source) ?? '');
     // A text left the context while this stream ran (refused, deleted): the complete text meets the context without it.
-    if (stream && stream.withdrawals !== this.#withdrawals && conversationSource(source)) {
-      e.addHits(crossHits(policy, source, type, this.#seed.get(source) ?? '', text, 'context_changed').filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
-    }
+    const changedContext = stream && stream.withdrawals !== this.#withdrawals && conversationSource(source) ? (this.#seed.get(source) ?? '') : null;
+    const steps = function* (): ScanSteps<Evaluation> {
+      const e = yield* scanFinalSteps(policy, source, type, text, stream, functionName, seed, formatOf(source));
+      // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
+      if (flushed) e.addHits(flushed.hits);
+      if (changedContext !== null) {
+        const hits = yield* crossSteps(policy, source, type, changedContext, text, 'context_changed');
+        if (hits === null) e.addScanTime(policy);
+        else e.addHits(hits.filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+      }
+      return e;
+    };
+    // Longer than one window: scanned window by window across macrotasks, then judged.
+    const budget = budgetFor(policy, type, [{ source, text }]);
+    if (budget === null) return this.#judgeDone(runNow(policy, steps()), frame, source, stream, policy, t0, text, responseId, itemId, functionName, flushed);
+    return runSliced(policy, budget, steps()).then((e) => this.#judgeDone(e, frame, source, stream, policy, t0, text, responseId, itemId, functionName, flushed));
+  }
+
+  /** The rest of a `.done`'s decision, once its complete text is scanned: custom guardrails, then the verdict. */
+  #judgeDone(e: Evaluation, frame: Frame, source: Source, stream: Stream | null, policy: CompiledPolicy, t0: number, text: string, responseId: string | null, itemId: string, functionName: string | null, flushed: ScanResult | null): Verdict | Promise<Verdict> {
+    const type = frame.type;
+    const ev = frame.json();
+    const field = DONE_FIELD[type] ?? 'text';
     const pending = this.#runCustoms(policy, source, e, this.#event(source, type, text, null, true, responseId, itemId, functionName), (c, v) => this.#late(c, v, source, type, responseId, itemId));
     const finish = (): Verdict => {
       const target: StreamOwner = stream ?? { source, policy, responseId, itemId, tripped: false };

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ACTION_RANK, openCharStart, phraseFinder, piiFinder, regexFinder, scanText, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
+import { ACTION_RANK, openCharStart, phraseFinder, piiFinder, regexFinder, ScanBudget, scanText, scanTextSliced, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
 import { firstCharPrefix } from './match-prefix.js';
 import { openEscapeStart } from './json-escapes.js';
 import { BUILTIN_PII } from './pii.js';
@@ -751,3 +751,27 @@ describe('streaming scanner: a character cut between two deltas', () => {
     expect(ids(s.push(`${card.slice(cut)}"}`))).toEqual(['c']);
   });
 });
+
+describe('scanTextSliced: window by window across macrotasks (2026-12-06)', () => {
+  const rules = [rule('mail', [pii('email')], 'redact'), rule('inj', [phraseFinder(['ignore previous instructions'], true)], 'block')];
+
+  it('gives what scanText gives, redactions and matches across window edges included, yielding between windows', async () => {
+    for (const at of [0, 200, 250, 255, 256, 260, 500, 511, 512, 1000]) {
+      const text = `${'x '.repeat(at / 2)}jane.doe@example.com and ignore previous instructions ${'y '.repeat(300)}bob@example.org`;
+      // A slice of 0 ms: every window in a macrotask of its own.
+      const budget = new ScanBudget(Infinity, 0);
+      const sliced = await scanTextSliced(rules, text, 64, 256, budget, 'seed ', 'text');
+      const once = scanText(rules, text, 64, 256, 'seed ', 'text');
+      expect(sliced).not.toBeNull();
+      expect({ text: sliced!.text, redacted: sliced!.redacted, hits: sliced!.hits.map((h) => [h.rule.id, h.label]) }).toEqual({ text: once.text, redacted: once.redacted, hits: once.hits.map((h) => [h.rule.id, h.label]) });
+      expect(sliced!.text).not.toContain('@example');
+    }
+  });
+
+  it('stops when the budget is spent: null, the rest not scanned', async () => {
+    const budget = new ScanBudget(0, 0);
+    expect(await scanTextSliced(rules, 'ignore previous instructions '.repeat(100), 64, 256, budget)).toBeNull();
+    expect(budget.exhausted).toBe(true);
+  });
+});
+

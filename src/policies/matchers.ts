@@ -334,6 +334,8 @@ function applySpans(text: string, merged: readonly Span[]): string {
 /**
  * Evaluates a complete text: one pass when it fits `maxInputChars`, else chunks of that size
  * through the sliding window (so no regex ever runs on more than `maxInputChars + window`).
+ * Synchronous: for texts no longer than `maxInputChars` (one window); longer ones go through
+ * `scanTextSliced`, which yields the event loop between windows.
  */
 export function scanText(rules: readonly CompiledRule[], text: string, windowChars: number, maxInputChars: number, seed = '', format: TextFormat = 'text'): ScanResult {
   const scanner = new TextScanner(rules, windowChars, seed, format);
@@ -342,6 +344,91 @@ export function scanText(rules: readonly CompiledRule[], text: string, windowCha
   let out = '';
   let redacted = false;
   for (let i = 0; i < text.length; i += maxInputChars) {
+    const r = scanner.push(text.slice(i, i + maxInputChars), i + maxInputChars >= text.length);
+    hits.push(...r.hits);
+    out += r.text;
+    redacted ||= r.redacted;
+  }
+  return { hits, text: out, redacted };
+}
+
+/** Longest run of scanning windows one macrotask does before it yields the event loop (ms). */
+export const SCAN_SLICE_MS = 4;
+/**
+ * Scanning time one event may take in all (its texts, their rescans), summed over its slices as
+ * the process's CPU time (so a host busy with other processes does not make it run out sooner):
+ * past it the rest is not scanned and the event gets the policy's `overScanLimit` (rule
+ * `scan_limit`, label `scan_time`).
+ */
+export const SCAN_BUDGET_MS = 2_000;
+
+/** The process's CPU time so far, in ms (user and system, every thread: GC helpers count too). */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * The scanning time of one event, shared by its texts: `limitMs` of CPU in all, run in slices of
+ * `sliceMs` (wall time) with the event loop yielded (`setImmediate`) between them, so other
+ * sessions' frames and timers run while a long text is scanned window by window.
+ */
+export class ScanBudget {
+  spentMs = 0;
+  exhausted = false;
+  #sliceStart = performance.now();
+  #cpuStart = cpuMs();
+
+  constructor(
+    readonly limitMs = SCAN_BUDGET_MS,
+    readonly sliceMs = SCAN_SLICE_MS,
+  ) {}
+
+  /**
+   * Call before a window: true at once while the slice lasts, else a Promise of true after one
+   * yield (`setImmediate`); false once the budget is spent. One scan at a time may use a budget
+   * (concurrent ones would each queue a yield, and Node runs every queued one in one pass).
+   */
+  next(): boolean | Promise<boolean> {
+    if (this.exhausted) return false;
+    if (performance.now() - this.#sliceStart < this.sliceMs) return true;
+    this.spentMs += cpuMs() - this.#cpuStart;
+    if (this.spentMs >= this.limitMs) {
+      this.exhausted = true;
+      return false;
+    }
+    return new Promise<boolean>((resolve) =>
+      setImmediate(() => {
+        this.#sliceStart = performance.now();
+        this.#cpuStart = cpuMs();
+        resolve(true);
+      }),
+    );
+  }
+}
+
+/**
+ * `scanText` for a text longer than one window, window by window across macrotasks: each task
+ * runs windows for at most `budget.sliceMs` (plus the window it is in), so a screened pattern's
+ * quadratic cost is paid per window (`maxInputChars + 2 × window` characters), never per text.
+ * Same result as `scanText`; null when the budget ran out first (the rest was not scanned).
+ */
+export async function scanTextSliced(
+  rules: readonly CompiledRule[],
+  text: string,
+  windowChars: number,
+  maxInputChars: number,
+  budget: ScanBudget,
+  seed = '',
+  format: TextFormat = 'text',
+): Promise<ScanResult | null> {
+  const scanner = new TextScanner(rules, windowChars, seed, format);
+  const hits: RuleHit[] = [];
+  let out = '';
+  let redacted = false;
+  for (let i = 0; i < text.length || i === 0; i += maxInputChars) {
+    const go = budget.next();
+    if (!(go === true || (go !== false && (await go)))) return null;
     const r = scanner.push(text.slice(i, i + maxInputChars), i + maxInputChars >= text.length);
     hits.push(...r.hits);
     out += r.text;

@@ -108,7 +108,7 @@ function build() {
   const guardrailsSchema = z
     .object({
       streamWindowChars: z.number().int().min(16).max(4096).default(128).describe('Characters of earlier deltas kept to match across delta boundaries.'),
-      maxInputChars: z.number().int().min(256).max(1_000_000).default(16_384).describe('Longest text one regex run sees; longer texts are scanned in windows.'),
+      maxInputChars: z.number().int().min(256).max(1_000_000).default(1024).describe('Longest text one regex run sees; longer texts are scanned in windows of this size, the event loop yielded between them (the cost of one window bounds how long one event holds it).'),
       maxScanChars: z
         .number()
         .int()

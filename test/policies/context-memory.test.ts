@@ -26,7 +26,8 @@ const ITEMS = 40;
 const CHARS = 900_000;
 for (let i = 0; i < ITEMS; i++) {
   const text = \`item \${i} \` + 'word '.repeat(CHARS / 5);
-  const v = session.fromClient(filter, wire({ type: 'conversation.item.create', event_id: \`evt_\${i}\`, item: { id: \`item_\${i}\`, type: 'message', role: 'user', content: [{ type: 'input_text', text }] } }));
+  // Longer than one window: the verdict comes across macrotasks (a Promise).
+  const v = await session.fromClient(filter, wire({ type: 'conversation.item.create', event_id: \`evt_\${i}\`, item: { id: \`item_\${i}\`, type: 'message', role: 'user', content: [{ type: 'input_text', text }] } }));
   if (v.kind !== 'continue') throw new Error('item refused: ' + v.kind);
   session.fromServer(filter, wire({ type: 'conversation.item.added', event_id: \`ev_\${i}\`, previous_item_id: null, item: { id: \`item_\${i}\`, type: 'message', object: 'realtime.item', role: 'user', status: 'completed', content: [{ type: 'input_text', text }] } }));
 }

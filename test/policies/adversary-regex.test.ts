@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkRegex } from '../../src/policies/regex-safety.js';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { policyDir } from './support.js';
+
+/**
+ * Adversarial review (policy loading): a careless but screen-approved regex against hostile client text.
+ *
+ * The pattern is an everyday unanchored e-mail pattern. The safety screen accepts it (no nested
+ * quantifiers, the two repeats are separated by a mandatory, disjoint `@`), yet on a run of word
+ * characters with no `@` each start position runs the first repeat to the end of the window and backs
+ * off: quadratic in the window (`maxInputChars`, 16384 by default), on the relay's single thread.
+ * Every session of the process waits meanwhile.
+ */
+const CARELESS = { pattern: '[\\w.+-]+@[\\w-]+\\.\\w+', flags: 'i' };
+const POLICY = `
+guardrails:
+  rules:
+    - id: no-emails
+      sources: [input]
+      match: { regex: [{ pattern: ${JSON.stringify(CARELESS.pattern)}, flags: ${CARELESS.flags} }] }
+      action: block
+`;
+/** The brief's bound: one client event must not stall the event loop longer than this. */
+const MAX_STALL_MS = 50;
+
+let tp: TestProxy;
+beforeAll(async () => {
+  tp = await startTestProxy({
+    tenants: { acme: { policy: 'careless' } },
+    config: { policies: { dir: policyDir({ 'careless.yaml': POLICY }), watch: false } },
+  });
+});
+afterAll(async () => {
+  await tp?.stop();
+});
+
+/** The longest event-loop stall (ms) while one user text of `chars` word characters is judged and relayed. */
+async function stallOf(chars: number): Promise<{ stallMs: number; added: Record<string, unknown> }> {
+  const c = await tp.client();
+  await c.next('session.created');
+  // The longest gap between ticks of a 5 ms interval timer (perf_hooks' histogram drops the samples of a long block).
+  let last = performance.now();
+  let stallMs = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    stallMs = Math.max(stallMs, now - last - 5);
+    last = now;
+  }, 5);
+  c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'a'.repeat(chars) }] } });
+  const added = await c.next('conversation.item.added', 60_000);
+  clearInterval(tick);
+  c.close();
+  return { stallMs, added };
+}
+
+describe('adversary: regexes the safety screen accepts', () => {
+  it('the careless e-mail pattern passes the load-time screen (precondition)', () => {
+    expect(checkRegex(CARELESS.pattern, CARELESS.flags)).toEqual([]);
+  });
+
+  it('one 16 KiB hostile user text does not stall the event loop for more than 50 ms under a screened regex', async () => {
+    const { stallMs, added } = await stallOf(16_384);
+    // The text had no e-mail address: it is relayed (the rule did not trip).
+    expect((added['item'] as { content: { text: string }[] }).content[0]!.text).toHaveLength(16_384);
+    expect(stallMs).toBeLessThan(MAX_STALL_MS);
+  }, 60_000);
+
+  it('one event at the default maxScanChars (1,000,000 characters) does not stall the event loop for more than 50 ms', async () => {
+    const { stallMs, added } = await stallOf(1_000_000);
+    expect((added['item'] as { content: { text: string }[] }).content[0]!.text).toHaveLength(1_000_000);
+    expect(stallMs).toBeLessThan(MAX_STALL_MS);
+  }, 90_000);
+});
