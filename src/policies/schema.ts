@@ -132,7 +132,7 @@ function build() {
       unknownContentEvents: z
         .enum(['pass', 'block'])
         .default('pass')
-        .describe('An event type the content-path table does not know (or an item of an unknown type): pass it (default) or block it. Logged once per type either way.'),
+        .describe('An event type the content-path table does not know (or an item of an unknown type): pass it (default) or block it. Logged once per type per session (16 types) and counted either way.'),
       inputTranscriptionFailure: z
         .object({
           action: z
