@@ -14,6 +14,7 @@ import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
 import { MAX_KEY_CHARS, sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
+import { authRefusalOfReply, upstreamAuthRejected } from '../upstream/auth-refusal.js';
 import { CallGovernors } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
@@ -38,8 +39,18 @@ function errorReply(error: ProxyError): HttpReply {
   return json(error.httpStatus, error.toHttpBody());
 }
 
-/** An upstream answer passed on as it is (OpenAI's own error bodies), except that 5xx becomes 502. */
-function relayUpstream(reply: UpstreamReply): HttpReply {
+/**
+ * An upstream answer passed on as it is (OpenAI's own error bodies), except that 5xx becomes 502 and
+ * a refusal of the proxy's own credentials (401, 403, an auth error code) becomes `upstream_rejected`
+ * with a fixed message: the upstream's text names the proxy's key as OpenAI masks it, and its code
+ * `invalid_api_key` would tell the tenant its own key is wrong (src/upstream/auth-refusal.ts). Logged.
+ */
+function relayUpstream(reply: UpstreamReply, log: Logger, what: string): HttpReply {
+  const refusal = authRefusalOfReply(reply.status, reply.body);
+  if (refusal) {
+    log.error({ event: 'upstream_auth_refused', route: what, upstreamStatus: refusal.status, upstreamCode: refusal.code, upstreamType: refusal.type, upstreamMessage: refusal.message }, "calls: the Realtime upstream refused the proxy's own credentials");
+    return errorReply(upstreamAuthRejected(refusal, null));
+  }
   const status = reply.status >= 500 ? 502 : reply.status;
   return { status, headers: { 'content-type': reply.headers.get('content-type') ?? 'application/json' }, body: reply.body };
 }
@@ -302,7 +313,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const createCall = async (req: HttpRequestInfo): Promise<HttpReply> => {
     const big = tooLarge(req);
     if (big) return big;
-    const type = (req.headers.get('content-type') ?? '').toLowerCase();
+    const contentType = req.headers.get('content-type') ?? '';
+    // Lower-cased to compare media types only: a multipart boundary is case-sensitive (RFC 2046
+    // §5.1.1; browsers write `----WebKitFormBoundaryAbC…`), so the parser gets the header as sent.
+    const type = contentType.toLowerCase();
     const key = presentedCredentials(req.headers).key;
     let tenant: Tenant;
     let model: string;
@@ -330,7 +344,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (type.startsWith('multipart/form-data')) {
         let form: FormData;
         try {
-          form = await new Response(req.body, { headers: { 'content-type': type } }).formData();
+          form = await new Response(req.body, { headers: { 'content-type': contentType } }).formData();
         } catch {
           return errorReply(new ProxyError('invalid_request', { message: 'The multipart body could not be parsed.', close: null }));
         }
@@ -361,7 +375,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     } catch (err) {
       return unavailable(err, log);
     }
-    if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply);
+    if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply, log, 'create_call');
     const callId = callIdFromLocation(reply.headers.get('location'));
     if (!callId) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
     const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
@@ -401,7 +415,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (!record || record.tenant !== tenant.id) return errorReply(new ProxyError('call_not_found', { close: null }));
       try {
         const reply = await upstream.control(callId, 'hangup');
-        return relayUpstream(reply);
+        return relayUpstream(reply, log, 'hangup');
       } catch (err) {
         return unavailable(err, log);
       }

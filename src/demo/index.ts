@@ -6,8 +6,21 @@ import { DEMO_PAGE } from './page.js';
  * default, like every module route) serves one self-contained HTML page that talks to the proxy's
  * client port from the browser with subprotocol auth (`openai-insecure-api-key.<key>`) and plays the
  * spoken answer. It holds no key: the visitor types one (or passes `#key=` in the URL); `#port=`
- * overrides the client port (default `server.port`).
+ * overrides the client port (default `server.port`): a port number only, on the page's own host.
  */
+
+/**
+ * The page's Content-Security-Policy: inline script and style only, no framing, and WebSocket
+ * connections to the host the browser named in `Host` only (any port: `#port=` picks the client
+ * port). `'self'` does not do: it matches the page's own port, not the client port. A Host that a CSP
+ * host-source cannot name (absent, an IPv6 literal, which Chromium never matches) allows no connection.
+ */
+export function demoCsp(host: string | undefined): string {
+  const name = host === undefined ? null : (/^([a-z0-9.-]+)(?::[0-9]{1,5})?$/i.exec(host)?.[1] ?? null);
+  const connect = name === null ? "'none'" : `ws://${name}:* wss://${name}:*`;
+  return `default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src ${connect}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`;
+}
+
 export function createDemoModule(deps: ModuleDeps): ProxyModule {
   if (!deps.config.server.demo) return { name: 'demo', filters: [] };
   deps.log.warn({ adminPort: deps.config.admin.port }, 'server.demo is on: GET /demo on the admin listener serves the browser demo page');
@@ -20,13 +33,14 @@ export function createDemoModule(deps: ModuleDeps): ProxyModule {
         method: 'GET',
         path: '/demo',
         auth: 'none',
-        handle: () => ({
+        handle: (req) => ({
           status: 200,
           headers: {
             'content-type': 'text/html; charset=utf-8',
             'cache-control': 'no-store',
-            // Inline script and style only; the page connects to the client port's WebSocket.
-            'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src ws: wss:",
+            'content-security-policy': demoCsp(req.headers.get('host')),
+            'x-frame-options': 'DENY',
+            'x-content-type-options': 'nosniff',
             'referrer-policy': 'no-referrer',
           },
           body: page,

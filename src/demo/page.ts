@@ -110,13 +110,28 @@ export const DEMO_PAGE = `<!doctype html>
     $('answer').textContent = '';
     $('errors').textContent = '';
     $('events').textContent = '';
+    // The page is served by the admin listener; sessions go to the client port of the same host. The
+    // port is a number and nothing else: a URL's #port=1@other.example:443 must not move the key elsewhere.
+    const portText = params.get('port') || '__CLIENT_PORT__';
+    const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
+    if (port < 1 || port > 65535) {
+      $('errors').textContent = 'The client port must be a number from 1 to 65535 (#port=…); not connecting.';
+      setState('refused', 'not connected');
+      return;
+    }
+    const url = 'ws://' + location.hostname + ':' + port + '/v1/realtime?model=gpt-realtime';
     $('go').disabled = true;
     setState('connecting', 'connecting…');
-    // The page is served by the admin listener; sessions go to the client port.
-    const port = params.get('port') || '__CLIENT_PORT__';
-    const url = 'ws://' + location.hostname + ':' + port + '/v1/realtime?model=gpt-realtime';
-    // Browsers cannot set headers on a WebSocket: the key travels as a subprotocol entry.
-    const ws = new WebSocket(url, ['realtime', 'openai-insecure-api-key.' + key]);
+    let ws;
+    try {
+      // Browsers cannot set headers on a WebSocket: the key travels as a subprotocol entry.
+      ws = new WebSocket(url, ['realtime', 'openai-insecure-api-key.' + key]);
+    } catch (err) {
+      $('errors').textContent = 'Cannot connect: ' + err.message;
+      $('go').disabled = false;
+      setState('refused', 'not connected');
+      return;
+    }
     const chunks = [];
     ws.onopen = () => {
       setState('talking', 'connected, waiting for the answer…');
@@ -148,6 +163,11 @@ export const DEMO_PAGE = `<!doctype html>
       $('go').disabled = false;
       if (document.body.dataset.state !== 'done') setState('closed', 'closed ' + c.code + (c.reason ? ' ' + c.reason : ''));
     };
+  });
+  // The page's Content-Security-Policy lets it connect to its own host only (a CSP cannot name an
+  // IPv6 address in Chromium: open the page as localhost or 127.0.0.1 then).
+  document.addEventListener('securitypolicyviolation', (ev) => {
+    $('errors').textContent += 'Blocked by the page Content-Security-Policy: ' + ev.blockedURI + ' (open the page as http://localhost:…/demo). ';
   });
   setState('idle', 'idle');
 })();

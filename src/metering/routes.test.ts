@@ -41,12 +41,13 @@ async function setup(ledgerOverride?: Ledger) {
   open.push(sqlite);
   const ledger = ledgerOverride ?? sqlite;
   const logs: Array<{ obj: object; msg: string }> = [];
+  const warnings: Array<{ obj: object; msg: string }> = [];
   const routes = meteringRoutes({
     ledger,
     tenants: TENANTS,
     limitsOf: (t) => (t.id === 'acme' ? ACME_LIMITS : BETA_LIMITS),
     wall: () => T0,
-    log: { info: (obj, msg) => logs.push({ obj, msg }) },
+    log: { info: (obj, msg) => logs.push({ obj, msg }), warn: (obj, msg) => warnings.push({ obj, msg }) },
   });
   const route = (method: string, path: string): HttpRoute => {
     const r = routes.find((x) => x.method === method && x.path === path);
@@ -59,7 +60,7 @@ async function setup(ledgerOverride?: Ledger) {
     const text = reply.body.toString();
     return { reply, status: reply.status, text, json: reply.headers?.['content-type'] === 'application/json' ? (JSON.parse(text) as Record<string, unknown>) : null };
   };
-  return { sqlite, routes, logs, call };
+  return { sqlite, routes, logs, warnings, call };
 }
 
 const SPEND = '/admin/tenants/:id/spend';
@@ -312,24 +313,62 @@ describe('admin API: metering routes', () => {
     ]);
   });
 
-  it('a ledger that is down: every route answers 503 budget_unavailable with the reason, and nothing is logged as done', async () => {
+  it('a ledger that is down: every route answers 503 budget_unavailable with a fixed message, the ledger\'s error text in the log only, and nothing is logged as done', async () => {
+    // Regression (2026-12-06 HTTP review): the message carried the ledger library's error text
+    // ("The ledger is unavailable: Stream isn't writeable…", a socket error naming the ledger's address).
     const { sqlite } = await setup();
-    const { call, logs } = await setup(downLedger(sqlite));
-    const expected = { error: { code: 'budget_unavailable', message: 'The ledger is unavailable: connection refused' } };
+    const { call, logs, warnings } = await setup(downLedger(sqlite));
+    const expected = { error: { code: 'budget_unavailable', message: 'The ledger is unavailable.' } };
     expect((await call('GET', SPEND, { id: 'acme' })).json).toEqual(expected);
     expect((await call('PUT', CAPS, { id: 'acme' }, { body: '{"period":"day","usd":1}' })).json).toEqual(expected);
     expect((await call('POST', RESET, { id: 'acme' }, { body: '{"period":"day"}' })).json).toEqual(expected);
     expect((await call('GET', USAGE, {})).json).toEqual(expected);
     for (const [m, p, b] of [['GET', SPEND, ''], ['PUT', CAPS, '{"period":"day"}'], ['POST', RESET, '{"period":"day"}'], ['GET', USAGE, '']] as const) {
-      expect((await call(m, p, { id: 'acme' }, { body: b })).status).toBe(503);
+      const r = await call(m, p, { id: 'acme' }, { body: b });
+      expect(r.status).toBe(503);
+      expect(r.text).not.toContain('connection refused');
     }
     expect(logs).toEqual([]);
-    // A thrown non-Error is reported too.
+    // The detail is in the log, once per refused call, with the route.
+    const entry = (route: string) => ({ obj: { event: 'admin_ledger_unavailable', route, ledger: 'sqlite', err: 'connection refused' }, msg: 'admin API: ledger unavailable' });
+    expect(warnings).toEqual([SPEND, CAPS, RESET, USAGE, SPEND, CAPS, RESET, USAGE].map(entry));
+    // A thrown non-Error is handled (and logged) too.
     const odd: Ledger = Object.assign(Object.create(sqlite) as Ledger, {
       status: () => {
         throw 'socket closed'; // eslint-disable-line no-throw-literal
       },
     });
-    expect((await (await setup(odd)).call('GET', SPEND, { id: 'acme' })).json).toEqual({ error: { code: 'budget_unavailable', message: 'The ledger is unavailable: socket closed' } });
+    const oddSetup = await setup(odd);
+    expect((await oddSetup.call('GET', SPEND, { id: 'acme' })).json).toEqual(expected);
+    expect(oddSetup.warnings.map((w) => w.obj)).toEqual([{ event: 'admin_ledger_unavailable', route: SPEND, ledger: 'sqlite', err: 'socket closed' }]);
+  });
+
+  it('GET usage: a repeated tenant, since or limit is refused 400 invalid_request, the ledger not asked', async () => {
+    // Regression (2026-12-06 HTTP review): the first value won silently, so a gateway that checks the
+    // last tenant= (or joins repeated values) and the proxy could read different tenants.
+    const { sqlite } = await setup();
+    let asked = 0;
+    const spy: Ledger = Object.assign(Object.create(sqlite) as Ledger, {
+      usage: () => {
+        asked++;
+        return [];
+      },
+    });
+    const { call } = await setup(spy);
+    for (const [query, name] of [
+      ['tenant=acme&tenant=beta', 'tenant'],
+      ['tenant=acme&tenant=acme', 'tenant'],
+      ['tenant=&tenant=beta', 'tenant'],
+      ['since=0&since=5', 'since'],
+      ['tenant=acme&limit=1&limit=100000', 'limit'],
+      ['limit=1&since=0&limit=1', 'limit'],
+    ] as const) {
+      const r = await call('GET', USAGE, {}, { query });
+      expect([r.status, r.json], query).toEqual([400, { error: { code: 'invalid_request', message: `The query parameter '${name}' is given more than once.` } }]);
+    }
+    expect(asked).toBe(0);
+    // Each once, and parameters the route does not read, repeated: answered.
+    for (const query of ['tenant=acme&since=0&limit=10', 'x=1&x=2', 'tenant=acme&tenants=beta']) expect((await call('GET', USAGE, {}, { query })).status, query).toBe(200);
+    expect(asked).toBe(3);
   });
 });

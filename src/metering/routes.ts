@@ -11,7 +11,7 @@ export interface RoutesDeps {
   readonly tenants: ReadonlyMap<string, Tenant>;
   limitsOf(tenant: Tenant): EffectiveLimits;
   readonly wall: () => number;
-  readonly log: { info(obj: object, msg: string): void };
+  readonly log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
 
 /** The admin bodies' schemas, built per request (admin calls are rare; zod schemas are heavy to keep). */
@@ -91,14 +91,24 @@ function parseSince(v: string | null): number | null {
   return Number.isNaN(t) ? null : t;
 }
 
-const unavailable = (err: unknown) =>
-  json(503, { error: { code: 'budget_unavailable', message: `The ledger is unavailable: ${err instanceof Error ? err.message : String(err)}` } });
+/**
+ * A ledger failure: a fixed reason outward; the ledger's own error text (the Redis socket error
+ * names the ledger's internal address) goes to the log only, as for /readyz and the sessions' errors.
+ */
+const UNAVAILABLE = { error: { code: 'budget_unavailable', message: 'The ledger is unavailable.' } };
+
+/** Query parameters GET /admin/usage reads: each may be given once (as the upgrade's `model`, `intent`, `call_id`). */
+const USAGE_PARAMS = ['tenant', 'since', 'limit'] as const;
 
 /** Admin API of the metering concern (bearer admin key; absent when no admin key is configured). */
 export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
   const tenantOr404 = (id: string): Tenant | HttpReply =>
     d.tenants.get(id) ?? json(404, { error: { code: 'unknown_tenant', message: `No tenant "${id}".` } });
   const isReply = (v: Tenant | HttpReply): v is HttpReply => 'status' in v;
+  const unavailable = (route: string, err: unknown): HttpReply => {
+    d.log.warn({ event: 'admin_ledger_unavailable', route, ledger: d.ledger.kind, err: err instanceof Error ? err.message : String(err) }, 'admin API: ledger unavailable');
+    return json(503, UNAVAILABLE);
+  };
   const status = async (t: Tenant): Promise<HttpReply> => {
     const limits = d.limitsOf(t);
     const s = await d.ledger.status(t.id, limits.caps, d.wall());
@@ -116,7 +126,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
         try {
           return await status(t);
         } catch (err) {
-          return unavailable(err);
+          return unavailable('/admin/tenants/:id/spend', err);
         }
       },
     },
@@ -141,7 +151,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
           d.log.info({ event: 'cap_override', tenant: t.id, period, usd: usd ?? null, tokens: tokens ?? null }, 'metering cap override');
           return await status(t);
         } catch (err) {
-          return unavailable(err);
+          return unavailable('/admin/tenants/:id/caps', err);
         }
       },
     },
@@ -159,7 +169,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
           d.log.info({ event: 'spend_reset', tenant: t.id, period: body.value.period }, 'metering spend reset');
           return await status(t);
         } catch (err) {
-          return unavailable(err);
+          return unavailable('/admin/tenants/:id/reset', err);
         }
       },
     },
@@ -168,6 +178,9 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
       path: '/admin/usage',
       auth: 'admin',
       async handle(req) {
+        // A repeated parameter is ambiguous (a gateway in front may read another value than the first): refused.
+        const repeated = USAGE_PARAMS.find((name) => req.query.getAll(name).length > 1);
+        if (repeated) return json(400, { error: { code: 'invalid_request', message: `The query parameter '${repeated}' is given more than once.` } });
         const tenant = req.query.get('tenant');
         if (tenant !== null && tenant !== '' && !d.tenants.has(tenant)) return json(404, { error: { code: 'unknown_tenant', message: `No tenant "${tenant}".` } });
         const since = parseSince(req.query.get('since'));
@@ -183,7 +196,7 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
           if (records.length === limit) headers['x-next-since'] = String(records[records.length - 1]!.ts);
           return { status: 200, headers, body };
         } catch (err) {
-          return unavailable(err);
+          return unavailable('/admin/usage', err);
         }
       },
     },

@@ -15,6 +15,7 @@ import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MemoryBudget } from '../server/memory-budget.js';
+import { authRefusalOf, authRefusalOfCloseReason, upstreamAuthRejected, type UpstreamAuthDetail } from '../upstream/auth-refusal.js';
 import type { UpstreamTarget } from '../upstream/dial.js';
 import { zeroMaskedPayload } from '../upstream/client-frame.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
@@ -443,6 +444,7 @@ export class RelaySession implements SessionContext, ChainSink {
       const t = typeof ev['type'] === 'string' ? ev['type'] : '';
       frame = new Frame(t, data, ev);
     }
+    if (frame.type === 'error' && this.#refusedCredentials(frame)) return;
     if (frame.type === 'error' && this.#injected.size > 0 && this.#isAboutInjected(frame)) return;
     this.#conversation.observeServer(frame);
     const tracked = this.#responses.inspect(frame);
@@ -469,6 +471,31 @@ export class RelaySession implements SessionContext, ChainSink {
       timer.unref();
       this.#idleWaiters.add(done);
     });
+  }
+
+  /**
+   * The upstream refusing the proxy's own credentials (OpenAI: `error` `invalid_api_key`, then close
+   * 3000): the session ends with `upstream_rejected` and a fixed message; the upstream's error (its
+   * message names the proxy's key as OpenAI masks it) is logged, never relayed (src/upstream/auth-refusal.ts).
+   */
+  #refusedCredentials(frame: Frame): boolean {
+    let refusal: UpstreamAuthDetail | null;
+    try {
+      refusal = authRefusalOf(frame.json()['error']);
+    } catch {
+      return false;
+    }
+    if (!refusal) return false;
+    this.#upstreamRefusedCredentials(refusal);
+    this.close(upstreamAuthRejected(refusal));
+    return true;
+  }
+
+  #upstreamRefusedCredentials(refusal: UpstreamAuthDetail): void {
+    this.log.error(
+      { event: 'upstream_auth_refused', upstreamCode: refusal.code, upstreamType: refusal.type, upstreamMessage: refusal.message },
+      "the Realtime upstream refused the proxy's own credentials",
+    );
   }
 
   /**
@@ -825,6 +852,18 @@ export class RelaySession implements SessionContext, ChainSink {
   #onUpstreamClose(code: number, reason: string): void {
     this.#upstreamCloseCode = code;
     if (this.#ended) return;
+    // A close naming a refusal of the proxy's credentials (`invalid_request_error.invalid_api_key`) without its error event first.
+    const refusal = authRefusalOfCloseReason(reason);
+    if (refusal) {
+      this.#upstreamRefusedCredentials(refusal);
+      const rejected = upstreamAuthRejected(refusal);
+      if (this.#client.present) {
+        this.#client.send(JSON.stringify(rejected.toEvent(this.nextEventId())));
+        this.#client.flush();
+      }
+      this.#finish({ initiator: 'upstream', code, reason }, rejected.closeCode ?? CloseCode.internalError, rejected.closeReason);
+      return;
+    }
     if (UPSTREAM_CLOSE_PASSTHROUGH(code)) {
       // OpenAI's own error event (if any) has already been relayed: pass its close code on unchanged.
       this.#finish({ initiator: 'upstream', code, reason }, code, reason);

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { HttpReply } from '../app/module.js';
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
@@ -12,6 +12,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   413: 'Payload Too Large',
+  421: 'Misdirected Request',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
@@ -20,6 +21,10 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 };
 
 export const statusLine = (status: number): string => `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
+
+/** Where a listener's handlers may leave headers every answer of theirs carries (see adminRouteTable). */
+const ANSWER_HEADERS = Symbol('answerHeaders');
+type TaggedResponse = HttpResponse & { [ANSWER_HEADERS]?: Readonly<Record<string, string>> };
 
 /**
  * What is known about one HTTP exchange across its callbacks: uWS forbids touching a response
@@ -68,7 +73,14 @@ export class Exchange {
     const res = this.res;
     res.cork(() => {
       res.writeStatus(statusLine(reply.status));
-      for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
+      const own = reply.headers ?? {};
+      for (const [k, v] of Object.entries(own)) res.writeHeader(k, v);
+      // The listener's own headers, unless the reply set the same one (a header is never sent twice).
+      const listener = (res as TaggedResponse)[ANSWER_HEADERS];
+      if (listener) {
+        const names = Object.keys(own).map((n) => n.toLowerCase());
+        for (const [k, v] of Object.entries(listener)) if (!names.includes(k)) res.writeHeader(k, v);
+      }
       res.end(reply.body, this.bodyUnread);
     });
   }
@@ -174,4 +186,104 @@ export function requestSource(connection: string, headers: ReadonlyMap<string, s
   const entries = header.split(',');
   if (entries.length < forwardedForHops) return own;
   return sourceKey(entries[entries.length - forwardedForHops]!) ?? own;
+}
+
+/** Whether an IPv6 address (valid per `isIPv6`) is a loopback one: ::1, or an IPv4-mapped 127.0.0.0/8 address. */
+function isLoopbackIPv6(address: string): boolean {
+  const g = ipv6Groups(address);
+  if (g.slice(0, 7).every((n) => n === 0) && g[7] === 1) return true;
+  return g.slice(0, 5).every((n) => n === 0) && g[5] === 0xffff && g[6]! >> 8 === 127;
+}
+
+/**
+ * Whether a host name or address is a loopback one: `localhost` (any case), an IPv4 address in
+ * 127.0.0.0/8, or the IPv6 loopback (`::1` in any spelling, bracketed or not; an IPv4-mapped
+ * 127.0.0.0/8 address). Anything else (other names, `0.0.0.0`, `::`, zone indexes) is not. Never throws.
+ */
+export function isLoopbackName(name: string): boolean {
+  const n = name.toLowerCase();
+  if (n === 'localhost') return true;
+  if (isIPv4(n)) return n.startsWith('127.');
+  const bare = n.startsWith('[') && n.endsWith(']') ? n.slice(1, -1) : n;
+  return isIPv6(bare) && isLoopbackIPv6(bare);
+}
+
+/**
+ * Whether a `Host` header names this machine by a loopback name (`localhost`, 127.0.0.0/8, `[::1]`),
+ * with or without a port; also true for an absent (empty) one, which no browser sends. Never throws.
+ */
+export function isLoopbackHost(host: string): boolean {
+  if (host === '') return true;
+  const m = host.startsWith('[') ? /^(\[[^\]]*\])(?::\d{0,5})?$/.exec(host) : /^([^:]*)(?::\d{0,5})?$/.exec(host);
+  return m !== null && isLoopbackName(m[1]!);
+}
+
+/**
+ * Headers every answer of the admin listener carries (the demo page, /metrics, the admin API, errors):
+ * none of it is to be framed, content-sniffed, or named in a Referer.
+ */
+export const ADMIN_ANSWER_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
+/**
+ * Padding that puts an answer past uWS's 16 KiB cork buffer, so it is written to the socket at once
+ * and a closing answer stops uWS's parser there: a request smuggled behind it (two Content-Lengths)
+ * is not served (found 2026-12-06; see Server's framing refusal). JSON allows trailing whitespace.
+ */
+export const CLOSE_NOW_PADDING = ' '.repeat(17 * 1024);
+
+const MISDIRECTED: HttpReply = {
+  status: 421,
+  headers: { 'content-type': 'application/json' },
+  body: `${JSON.stringify({
+    error: {
+      code: 'misdirected_request',
+      message: 'The admin listener is bound to a loopback address and answers loopback Host names only (localhost, 127.0.0.0/8, [::1]).',
+    },
+  })}${CLOSE_NOW_PADDING}`,
+};
+
+/** The registering methods of a uWS app that the routes of a listener are added with. */
+export type RouteTable = Pick<TemplatedApp, 'get' | 'post' | 'put' | 'options' | 'del' | 'any'>;
+
+type Handler = (res: HttpResponse, req: HttpRequest) => void;
+
+/**
+ * The admin listener's route table: every handler added through it answers with
+ * ADMIN_ANSWER_HEADERS and, when the listener is bound to a loopback address (`loopbackOnly`), is
+ * reached only by requests whose `Host` is a loopback name (isLoopbackHost); others are answered 421
+ * `misdirected_request` (the connection closed, any body unread). A web page whose name an attacker
+ * re-points to 127.0.0.1 after it loaded (DNS rebinding) sends its own name as Host: without this
+ * check it could read `/metrics` and `/demo`, which need no key there, from the operator's browser.
+ * A listener bound elsewhere answers any Host (the operator's network controls decide who reaches it).
+ */
+export function adminRouteTable(app: TemplatedApp, loopbackOnly: boolean): RouteTable {
+  const guarded =
+    (handler: Handler): Handler =>
+    (res, req) => {
+      (res as TaggedResponse)[ANSWER_HEADERS] = ADMIN_ANSWER_HEADERS;
+      if (!loopbackOnly || isLoopbackHost(req.getHeader('host'))) return handler(res, req);
+      try {
+        const exchange = new Exchange(res);
+        exchange.bodyUnread = true;
+        exchange.reply(MISDIRECTED);
+      } catch {
+        try {
+          res.close();
+        } catch {
+          // Already gone.
+        }
+      }
+    };
+  return {
+    get: (pattern, handler) => app.get(pattern, guarded(handler)),
+    post: (pattern, handler) => app.post(pattern, guarded(handler)),
+    put: (pattern, handler) => app.put(pattern, guarded(handler)),
+    options: (pattern, handler) => app.options(pattern, guarded(handler)),
+    del: (pattern, handler) => app.del(pattern, guarded(handler)),
+    any: (pattern, handler) => app.any(pattern, guarded(handler)),
+  };
 }

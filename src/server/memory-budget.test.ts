@@ -100,3 +100,67 @@ describe('MemoryBudget: request bodies (held until released, not resynced)', () 
     expect(b.tryHold(1_000)).toBe(true);
   });
 });
+
+describe('MemoryBudget owner shares (request bodies per tenant, 2026-12-06)', () => {
+  it('an owner holds at most a quarter of the limit, to the byte; other owners still fit', () => {
+    const b = new MemoryBudget(1_000);
+    expect(b.ownerShare).toBe(250);
+    expect(b.tryHoldFor('tenant:a', 200)).toBeNull();
+    expect(b.tryHoldFor('tenant:a', 51)).toBe('share');
+    expect(b.heldBy('tenant:a')).toBe(200);
+    expect(b.tryHoldFor('tenant:a', 50)).toBeNull();
+    expect(b.heldBy('tenant:a')).toBe(250);
+    expect(b.tryHoldFor('tenant:a', 1)).toBe('share');
+    expect(b.tryHoldFor('tenant:b', 250)).toBeNull();
+    expect(b.held).toBe(500);
+    expect(b.used).toBe(500);
+    expect(b.owners).toBe(2);
+  });
+
+  it("the global limit still applies within an owner's share ('budget', nothing counted)", () => {
+    const b = new MemoryBudget(1_000);
+    expect(b.tryReserve(900)).toBe(true);
+    expect(b.tryHoldFor('tenant:a', 101)).toBe('budget');
+    expect(b.heldBy('tenant:a')).toBe(0);
+    expect(b.owners).toBe(0);
+    expect(b.held).toBe(0);
+    expect(b.tryHoldFor('tenant:a', 100)).toBeNull();
+    expect(b.exhausted).toBe(true);
+  });
+
+  it('assign counts bytes already held for an owner, refusing (nothing moved) past its share', () => {
+    const b = new MemoryBudget(1_000);
+    expect(b.tryHold(200)).toBe(true);
+    expect(b.assign('tenant:a', 200)).toBe(true);
+    expect(b.heldBy('tenant:a')).toBe(200);
+    expect(b.held).toBe(200);
+    expect(b.tryHold(60)).toBe(true);
+    expect(b.assign('tenant:a', 60)).toBe(false);
+    expect(b.heldBy('tenant:a')).toBe(200);
+    expect(b.assign('tenant:a', 50)).toBe(true);
+    expect(b.heldBy('tenant:a')).toBe(250);
+    expect(b.assign('tenant:b', 0)).toBe(true);
+    expect(b.owners).toBe(1);
+  });
+
+  it('releaseFor gives the bytes back to the owner and the budget; an owner at 0 is forgotten', () => {
+    const b = new MemoryBudget(1_000);
+    expect(b.tryHoldFor('tenant:a', 250)).toBeNull();
+    b.releaseFor('tenant:a', 100);
+    expect(b.heldBy('tenant:a')).toBe(150);
+    expect(b.held).toBe(150);
+    b.releaseFor('tenant:a', 150);
+    expect(b.heldBy('tenant:a')).toBe(0);
+    expect(b.owners).toBe(0);
+    expect(b.held).toBe(0);
+    expect(b.tryHoldFor('tenant:a', 250)).toBeNull();
+  });
+
+  it('a resync of the sessions does not drop what owners hold', () => {
+    const b = new MemoryBudget(1_000);
+    expect(b.tryHoldFor('tenant:a', 200)).toBeNull();
+    b.resync(0);
+    expect(b.used).toBe(200);
+    expect(b.heldBy('tenant:a')).toBe(200);
+  });
+});

@@ -1,3 +1,6 @@
+/** One owner's share of request-body bytes: the limit divided by this (a quarter). */
+const OWNER_SHARE_DIVISOR = 4;
+
 /**
  * The global byte budget for data the proxy holds: for sessions (client frames waiting for the
  * upstream to open or for an asynchronous filter, bytes queued for either socket) and for HTTP
@@ -8,13 +11,63 @@
  */
 export class MemoryBudget {
   readonly limit: number;
+  /**
+   * The most request-body bytes one owner (a tenant) may hold: a quarter of the limit, so that one
+   * tenant's unfinished bodies (or its browsers', holding client secrets) cannot take the budget
+   * every tenant's sessions and requests share (found 2026-12-06: five stalled offers filled it).
+   */
+  readonly ownerShare: number;
   /** Sessions' share: reservations since the last resync, plus the resynced sum. */
   #sessions = 0;
   /** Request bodies' share (tryHold/release). */
   #held = 0;
+  /** Of those, by owner (tryHoldFor/assign/releaseFor); an entry goes when it reaches 0. */
+  readonly #owners = new Map<string, number>();
 
   constructor(limit: number) {
     this.limit = limit;
+    this.ownerShare = Math.floor(limit / OWNER_SHARE_DIVISOR);
+  }
+
+  /** Request-body bytes `owner` holds. */
+  heldBy(owner: string): number {
+    return this.#owners.get(owner) ?? 0;
+  }
+
+  /** Owners holding request-body bytes (read by tests and diagnostics). */
+  get owners(): number {
+    return this.#owners.size;
+  }
+
+  /**
+   * Counts `bytes` of a request body for `owner` until `releaseFor`: null when counted; `share` when
+   * they would take the owner past `ownerShare`, `budget` past the limit (nothing counted either way).
+   */
+  tryHoldFor(owner: string, bytes: number): 'budget' | 'share' | null {
+    const mine = this.heldBy(owner);
+    if (mine + bytes > this.ownerShare) return 'share';
+    if (!this.tryHold(bytes)) return 'budget';
+    this.#owners.set(owner, mine + bytes);
+    return null;
+  }
+
+  /**
+   * Counts `bytes` already held (`tryHold`, before the body's sender was known) for `owner` too;
+   * false (nothing moved) when they would take the owner past its share.
+   */
+  assign(owner: string, bytes: number): boolean {
+    const mine = this.heldBy(owner);
+    if (mine + bytes > this.ownerShare) return false;
+    if (bytes > 0) this.#owners.set(owner, mine + bytes);
+    return true;
+  }
+
+  /** Gives back bytes counted for `owner` (tryHoldFor, assign). */
+  releaseFor(owner: string, bytes: number): void {
+    const left = this.heldBy(owner) - bytes;
+    if (left > 0) this.#owners.set(owner, left);
+    else this.#owners.delete(owner);
+    this.release(bytes);
   }
 
   get used(): number {

@@ -8,12 +8,12 @@ import { ChainTemplate } from '../pipeline/chain.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
-import { MAX_KEY_CHARS, type TenantResolver } from '../tenants/resolver.js';
+import { MAX_KEY_CHARS, sha256Hex, type TenantResolver } from '../tenants/resolver.js';
 import { forwardedHeaderProblem, readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
-import { copyHeaders, Exchange, jsonReply, requestSource, safeDecode, statusLine } from './http.js';
+import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
 import { MemoryBudget } from './memory-budget.js';
 import { RefusalLog } from './refusal-log.js';
 import { uws, uwsBinary } from './uws.js';
@@ -66,6 +66,14 @@ const UNVERIFIED_BODY_BASE_MS = 5000;
 /** Bytes per second (uWS's own floor for a body). */
 const UNVERIFIED_BODY_MIN_RATE = 16 * 1024;
 
+/**
+ * Every request body of the client port (tenant routes) must arrive within this from its headers, or
+ * it is answered 408 and what it holds released; an unauthenticated one may have less (above). A
+ * tenant's (or its browsers') stalled bodies otherwise held their bytes until uWS's own cut (~10–14 s,
+ * and never for a body trickled at uWS's floor). Admin bodies have no deadline of the proxy's.
+ */
+const BODY_DEADLINE_MS = 10_000;
+
 const BODY_TIMEOUT = jsonReply(408, { error: { type: 'invalid_request_error', code: 'request_timeout', message: 'The request body did not arrive in time.' } });
 
 const tooLargeReply = (limit: number): HttpReply =>
@@ -74,6 +82,38 @@ const tooLargeReply = (limit: number): HttpReply =>
 function errorBody(error: ProxyError): string {
   return JSON.stringify(error.toHttpBody());
 }
+
+/**
+ * A request whose body length two HTTP parsers could read apart (request smuggling): Content-Length
+ * repeated (uWS reads the first, a load balancer in front may read the last, and the bytes between
+ * become a request the front end never saw). uWS itself closes most connections with a signed or
+ * non-decimal value, or Content-Length beside Transfer-Encoding, before any handler; a repeated header
+ * (copied as "2, 41") and a list ("2, 2") pass it. RFC 9112 §6.3: an unrecoverable framing error,
+ * refused 400 and the connection closed.
+ * Checked on every HTTP request and upgrade, before the handler. Never throws.
+ */
+function ambiguousFraming(req: HttpRequest): boolean {
+  let lengths = 0;
+  let bad = false;
+  let chunked = false;
+  try {
+    req.forEach((name, value) => {
+      if (name === 'content-length') {
+        lengths++;
+        if (!/^[0-9]+$/.test(value)) bad = true;
+      } else if (name === 'transfer-encoding') chunked = true;
+    });
+  } catch {
+    return true;
+  }
+  return bad || lengths > 1 || (lengths > 0 && chunked);
+}
+
+const AMBIGUOUS_FRAMING: HttpReply = {
+  status: 400,
+  headers: { 'content-type': 'application/json' },
+  body: `${JSON.stringify({ error: { type: 'invalid_request_error', code: 'invalid_request', message: 'The request must carry exactly one Content-Length, a decimal number (and no Transfer-Encoding beside it).', param: null } })}${CLOSE_NOW_PADDING}`,
+};
 
 const INTERNAL_ERROR = jsonReply(500, { error: { code: 'internal_error' } });
 const NOT_FOUND = jsonReply(404, { error: { code: 'not_found' } });
@@ -262,11 +302,29 @@ export class ProxyServer {
       const exchange = new Exchange(res);
       try {
         res.onAborted(() => exchange.abort());
+        if (ambiguousFraming(req)) {
+          this.#refuseFraming(exchange);
+          return;
+        }
         handler(exchange, req);
       } catch (err) {
         this.#failed(exchange, name, err);
       }
     };
+  }
+
+  /**
+   * Answers 400 to a request with ambiguous framing (see ambiguousFraming) and closes the connection.
+   * uWS goes on parsing the bytes it already read after the handler returns, and a reply that asks
+   * to close takes effect only once the answer left: an answer still in uWS's cork buffer (16 KiB)
+   * let the smuggled request behind the first length be served, and its answer reset the close
+   * (found 2026-12-06). So this answer is padded past the cork buffer: it is written to the socket at
+   * once, uWS closes it, and the parser stops there. (If the socket cannot take it at once, a client
+   * not reading earlier answers on a kept-alive connection, uWS closes after flushing instead.)
+   */
+  #refuseFraming(exchange: Exchange): void {
+    exchange.bodyUnread = true;
+    exchange.reply(AMBIGUOUS_FRAMING);
   }
 
   #failed(exchange: Exchange, name: string, err: unknown): void {
@@ -354,7 +412,7 @@ export class ProxyServer {
     return app;
   }
 
-  #health(app: TemplatedApp): void {
+  #health(app: RouteTable): void {
     app.get(
       '/healthz',
       this.#total('healthz', (exchange) => exchange.reply(jsonReply(200, { status: 'ok', uws: uwsBinary }))),
@@ -373,13 +431,16 @@ export class ProxyServer {
   // ---- admin listener ----------------------------------------------------------------------
 
   #configureAdmin(app: TemplatedApp, routes: readonly HttpRoute[]): TemplatedApp {
-    this.#health(app);
-    for (const r of routes) this.#route(app, r);
-    app.any('/*', this.#total('not_found', (exchange) => exchange.reply(NOT_FOUND)));
+    // Every answer carries nosniff/DENY/no-referrer; bound to loopback, only loopback Host names are
+    // answered (DNS rebinding: src/server/http.ts adminRouteTable).
+    const table = adminRouteTable(app, isLoopbackName(this.#config.admin.host));
+    this.#health(table);
+    for (const r of routes) this.#route(table, r);
+    table.any('/*', this.#total('not_found', (exchange) => exchange.reply(NOT_FOUND)));
     return app;
   }
 
-  #route(app: TemplatedApp, route: HttpRoute): void {
+  #route(app: RouteTable, route: HttpRoute): void {
     const paramCount = route.path.split('/').filter((p) => p.startsWith(':')).length;
     const paramNames = route.path.split('/').filter((p) => p.startsWith(':')).map((p) => p.slice(1));
     const handler = this.#total(route.path, (exchange, req) => {
@@ -431,7 +492,9 @@ export class ProxyServer {
    * is not authenticated yet takes one of `server.maxUnauthenticatedBodies` slots until it is
    * complete or its credential checked (503 `overloaded` when none is free, or when its source holds
    * its share, `maxUnauthenticatedBodiesPerSource`), and must arrive by a deadline from its length
-   * (408 past it). Called inside the uWS handler (onData must be attached there, and the remote
+   * (408 past it). Once its sender is authenticated, a tenant-route body's bytes count in its tenant's
+   * share of the budget (MemoryBudget.ownerShare, a quarter; 503 `overloaded` past it), and every
+   * tenant-route body must arrive within BODY_DEADLINE_MS (408). Called inside the uWS handler (onData must be attached there, and the remote
    * address read); everything it registers is guarded.
    */
   #readBody(exchange: Exchange, route: HttpRoute, head: HttpRequestHead, params: Readonly<Record<string, string>>): void {
@@ -450,6 +513,13 @@ export class ProxyServer {
     };
     /** The source whose share this request's slot counts in, while it holds one. */
     let slot: string | null = null;
+    const key = route.auth === 'tenant' ? presentedCredentials(head.headers).key : null;
+    /**
+     * Whose share of the memory budget (MemoryBudget.ownerShare) this body's bytes count in once its
+     * sender is authenticated: its tenant. Null before that (an unauthenticated body is bounded by its
+     * slot), and for admin bodies.
+     */
+    let owner: string | null = admission === 'authenticated' && route.auth === 'tenant' ? this.#keyOwner(key) : null;
     if (admission !== 'authenticated' && expectsBody) {
       const s = this.#config.server;
       if (this.#unverifiedBodies >= s.maxUnauthenticatedBodies) {
@@ -470,6 +540,12 @@ export class ProxyServer {
     let timer: NodeJS.Timeout | null = null;
     /** Bounds how long an unauthenticated body may take to arrive (see UNVERIFIED_BODY_BASE_MS). */
     let slowTimer: NodeJS.Timeout | null = null;
+    /** Bounds how long any tenant-route body may take to arrive (BODY_DEADLINE_MS). */
+    let deadline: NodeJS.Timeout | null = null;
+    const clearDeadline = () => {
+      if (deadline) clearTimeout(deadline);
+      deadline = null;
+    };
     let chunks: Buffer[] = [];
     let received = 0;
     let body: Buffer | null = null;
@@ -486,9 +562,11 @@ export class ProxyServer {
     /** Gives back everything this request holds; idempotent. */
     const settle = () => {
       leaveSlot();
+      clearDeadline();
       if (timer) clearTimeout(timer);
       timer = null;
-      budget.release(held);
+      if (owner !== null) budget.releaseFor(owner, held);
+      else budget.release(held);
       held = 0;
       chunks = [];
     };
@@ -513,6 +591,21 @@ export class ProxyServer {
         .finally(settle);
     };
     exchange.onAbort = settle;
+    const shareFull = () => refusedFor('tenant_body_share', "This tenant's request bodies hold its share of the proxy's memory budget; retry shortly.");
+    if (route.auth !== 'admin' && expectsBody) {
+      deadline = setTimeout(() => {
+        deadline = null;
+        try {
+          if (body !== null) return;
+          counted('body_timeout');
+          if (exchange.open) refuse(BODY_TIMEOUT);
+          else settle();
+        } catch (err) {
+          fail(err);
+        }
+      }, BODY_DEADLINE_MS);
+      deadline.unref();
+    }
     if (slot !== null) {
       const expected = Number.isFinite(length) && length > 0 ? length : limit;
       slowTimer = setTimeout(() => {
@@ -541,12 +634,24 @@ export class ProxyServer {
       }, BODY_ADMISSION_TIMEOUT_MS);
       timer.unref();
       admission
-        .then((verdict) => {
+        .then(async (verdict) => {
+          // Refused meanwhile (413, budget, timeout) or aborted: already released.
+          if (!exchange.open || verdict !== 'authenticated') {
+            if (timer) clearTimeout(timer);
+            timer = null;
+            if (exchange.open && verdict !== 'authenticated') refuse(verdict);
+            return;
+          }
+          // Its tenant (a client secret's: looked up within the same bound as the check itself).
+          const tenant = await this.#bodyOwner(key);
           if (timer) clearTimeout(timer);
           timer = null;
-          // Refused meanwhile (413, budget, timeout) or aborted: already released.
           if (!exchange.open) return;
-          if (verdict !== 'authenticated') return refuse(verdict);
+          if (tenant !== null) {
+            // What arrived while the credential was checked counts in the tenant's share from now on.
+            if (!budget.assign(tenant, held)) return refuse(shareFull());
+            owner = tenant;
+          }
           admitted = true;
           leaveSlot();
           run();
@@ -564,12 +669,17 @@ export class ProxyServer {
         if (n > 0) {
           // Admin bodies (admin key checked, at most 1 MiB) are counted but never refused for memory.
           if (route.auth === 'admin') budget.hold(n);
-          else if (!budget.tryHold(n)) return refuse(refusedFor('memory_budget', 'The proxy is at its memory budget; retry shortly.'));
+          else if (owner !== null) {
+            const full = budget.tryHoldFor(owner, n);
+            if (full === 'share') return refuse(shareFull());
+            if (full === 'budget') return refuse(refusedFor('memory_budget', 'The proxy is at its memory budget; retry shortly.'));
+          } else if (!budget.tryHold(n)) return refuse(refusedFor('memory_budget', 'The proxy is at its memory budget; retry shortly.'));
           held += n;
           received += n;
           chunks.push(Buffer.from(new Uint8Array(chunk)));
         }
         if (!isLast) return;
+        clearDeadline();
         exchange.bodyUnread = false;
         body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
         chunks = [];
@@ -580,6 +690,26 @@ export class ProxyServer {
     });
   }
 
+  /** The tenant of a tenant key (from the key cache), else the key's digest (a credential the proxy cannot place: its own share); null without a key. */
+  #keyOwner(key: string | null): string | null {
+    if (!key) return null;
+    const tenant = key.length <= MAX_KEY_CHARS ? this.#tenants.resolve(key) : null;
+    return tenant ? `tenant:${tenant.id}` : `credential:${sha256Hex(key)}`;
+  }
+
+  /** As #keyOwner, and for a client secret the tenant it was minted for (looked up; never throws). */
+  async #bodyOwner(key: string | null): Promise<string | null> {
+    const owner = this.#keyOwner(key);
+    if (!key || owner?.startsWith('tenant:') || !this.#secretResolver || !key.startsWith(CLIENT_SECRET_PREFIX) || key.length > MAX_KEY_CHARS) return owner;
+    try {
+      const grant = await this.#secretResolver(key);
+      return grant ? `tenant:${grant.tenant.id}` : owner;
+    } catch (err) {
+      this.#log.error({ err }, 'client secret lookup failed (body share)');
+      return owner;
+    }
+  }
+
   // ---- upgrades ----------------------------------------------------------------------------
 
   #onUpgrade(exchange: Exchange, req: HttpRequest, context: us_socket_context_t): void {
@@ -588,6 +718,12 @@ export class ProxyServer {
     const query = req.getQuery() ?? '';
     const copied = copyHeaders(req);
     const source = remoteAddress(exchange.res);
+    if (ambiguousFraming(req)) {
+      // Before any key is looked at.
+      this.#refused('invalid_request', source);
+      this.#refuseFraming(exchange);
+      return;
+    }
     this.#admitAndUpgrade(exchange, context, path, query, copied, source).catch((err: unknown) => this.#failed(exchange, 'upgrade', err));
   }
 

@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator } from '../../src/simulator/index.js';
 import { defaultKey, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
+import { UPSTREAM_CREDENTIALS_MESSAGE } from '../../src/upstream/auth-refusal.js';
 
 /** A port this test holds whose server resets every connection (a freed port can be taken by a parallel test). */
 async function refusingPort(): Promise<{ port: number; close: () => Promise<void> }> {
@@ -53,13 +54,14 @@ describe('upstream failures reach the client as an error and a close within 2 s'
     await sim.close();
   });
 
-  it("OpenAI-style bad upstream key (101, error, close 3000) passes through unchanged", async () => {
+  it("OpenAI-style refusal of the proxy's own upstream key (101, error invalid_api_key, close 3000): upstream_rejected with a fixed message, close 1011 (2026-12-06: it was relayed as it came)", async () => {
     const sim = await startSimulator({ apiKey: 'sk-the-real-one' });
     const tp = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-wrong' } } });
     const c = new TestClient(tp.url, { headers: auth });
     const err = await c.next('error');
-    expect(err['error']).toMatchObject({ code: 'invalid_api_key' });
-    expect(await c.closed).toEqual({ code: 3000, reason: 'invalid_request_error.invalid_api_key' });
+    expect(err['error']).toMatchObject({ code: 'upstream_rejected', type: 'server_error', message: UPSTREAM_CREDENTIALS_MESSAGE });
+    expect(await c.closed).toEqual({ code: 1011, reason: 'upstream_rejected' });
+    expect(tp.logs.some((l) => l['event'] === 'upstream_auth_refused' && l['upstreamCode'] === 'invalid_api_key')).toBe(true);
     await tp.stop();
     await sim.close();
   });

@@ -236,8 +236,9 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-wrong' } } });
       stops.push(() => sim.close(), () => p.stop());
       const c = new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } });
-      expect((await c.next('error'))['error']).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' });
-      expect(await c.closed).toEqual({ code: 3000, reason: 'invalid_request_error.invalid_api_key' });
+      // A refusal of the proxy's own key is not passed through (2026-12-06): upstream_rejected, 1011.
+      expect((await c.next('error'))['error']).toMatchObject({ code: 'upstream_rejected', type: 'server_error' });
+      expect(await c.closed).toEqual({ code: 1011, reason: 'upstream_rejected' });
     },
     'Upstream session expiry (`session_expired` + 1001)': async () => {
       const c = await tp.client();

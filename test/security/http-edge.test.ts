@@ -51,7 +51,7 @@ describe('HTTP edge', () => {
     expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`, { headers: { authorization: `Basic ${ADMIN_KEY}` } })).status).toBe(401);
     expect((await fetch(`${tp.adminUrl}/admin/tenants/acme/spend`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
     const port = Number(new URL(tp.adminUrl).port);
-    const dup = await rawRequest(port, `GET /admin/tenants/acme/spend HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nAuthorization: Bearer other\r\n\r\n`);
+    const dup = await rawRequest(port, `GET /admin/tenants/acme/spend HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nAuthorization: Bearer other\r\n\r\n`);
     expect(dup).toMatch(/^HTTP\/1\.1 400/);
   });
 
