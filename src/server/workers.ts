@@ -256,6 +256,9 @@ export class WorkerPool {
 
   #onMessage(slot: WorkerSlot, child: ChildProcess, m: unknown): void {
     if (isLedgerCall(m)) {
+      // Only the slot's current process reaches its ledger host: a late call from a process already
+      // gone (its reservations billed by workerGone) must not act on its replacement's host.
+      if (slot.child !== child) return;
       slot.host?.handle(m, (reply) => {
         if (child.connected) child.send(reply satisfies ToWorker);
       });
