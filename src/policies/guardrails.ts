@@ -750,9 +750,12 @@ export class GuardrailFilter implements Filter {
       const v = this.#unknown(unknown.unknownContent!, 'client', frame);
       if (v.kind !== 'continue') return v;
     }
+    const created = frame.type === 'conversation.item.create';
+    // perf: no text to judge and no item to place (a commit, a response.create without input or
+    // instructions): nothing below would change (every turn sends two such events).
+    if (texts.length === 0 && !created) return CONTINUE;
     const evaluations: { t: ContentText; e: Evaluation; seed: string; format: TextFormat }[] = [];
     const pending: Promise<void>[] = [];
-    const created = frame.type === 'conversation.item.create';
     // An item put elsewhere than at the end (`previous_item_id`): its neighbours there are its context.
     const at = created ? this.#insertionPoint(ev) : null;
     // The context this item's texts leave, per source (a phrase split over three items or more
