@@ -856,12 +856,7 @@ export class RelaySession implements SessionContext, ChainSink {
     const refusal = authRefusalOfCloseReason(reason);
     if (refusal) {
       this.#upstreamRefusedCredentials(refusal);
-      const rejected = upstreamAuthRejected(refusal);
-      if (this.#client.present) {
-        this.#client.send(JSON.stringify(rejected.toEvent(this.nextEventId())));
-        this.#client.flush();
-      }
-      this.#finish({ initiator: 'upstream', code, reason }, rejected.closeCode ?? CloseCode.internalError, rejected.closeReason);
+      this.#endAfterUpstreamClose(code, reason, upstreamAuthRejected(refusal));
       return;
     }
     if (UPSTREAM_CLOSE_PASSTHROUGH(code)) {
@@ -877,12 +872,16 @@ export class RelaySession implements SessionContext, ChainSink {
       details: { upstreamCode: code },
       ...(application ? { close: 'upstreamApplication' as const } : {}),
     });
+    this.#endAfterUpstreamClose(code, reason, error);
+  }
+
+  /** The upstream closed (`code`, `reason`): the client gets `error` at once, then the close it maps to. */
+  #endAfterUpstreamClose(code: number, reason: string, error: ProxyError): void {
     if (this.#client.present) {
       this.#client.send(JSON.stringify(error.toEvent(this.nextEventId())));
       this.#client.flush();
     }
-    const mapped = error.closeCode ?? CloseCode.internalError;
-    this.#finish({ initiator: 'upstream', code, reason }, mapped, error.closeReason);
+    this.#finish({ initiator: 'upstream', code, reason }, error.closeCode ?? CloseCode.internalError, error.closeReason);
   }
 
   /** Single teardown path: closes whatever is still open, then notifies the filters once. */
