@@ -20,6 +20,12 @@ export const CloseCode = {
   slowConsumer: 4008,
   /** The upstream closed with an application code (4001–4999) that would collide with the proxy's own; its code is in the error event's details. */
   upstreamApplication: 4100,
+  /**
+   * The upstream refused the proxy's *own* credentials (`upstream_rejected`, src/upstream/auth-refusal.ts):
+   * the operator must fix the upstream key, so no retry can succeed (1011 would be retried by the SDK;
+   * 4001 would say the tenant's key is wrong).
+   */
+  upstreamCredentialsRefused: 4101,
 } as const;
 export type CloseCodeName = keyof typeof CloseCode;
 

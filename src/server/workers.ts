@@ -1,5 +1,4 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { createServer as createNetServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
@@ -10,6 +9,7 @@ import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import type { Ledger } from '../metering/ledger.js';
 import { isLedgerCall, LedgerHost } from '../metering/remote-ledger.js';
+import { PrometheusListener } from '../telemetry/prometheus-listener.js';
 import { CumulativeMerge } from '../telemetry/prometheus-merge.js';
 import { resolveSettings } from '../telemetry/settings.js';
 import { RELAY_NODE_FLAGS } from './node-flags.js';
@@ -152,7 +152,7 @@ export class WorkerPool {
   #stopping = false;
   #metricSeq = 0;
   readonly #metricWaits = new Map<number, (r: { text: string } & WorkerStats) => void>();
-  #metricsServer: Server | null = null;
+  #metricsServer: PrometheusListener | null = null;
   #pingSeq = 0;
   /** Liveness ticks so far. */
   #tick = 0;
@@ -346,25 +346,15 @@ export class WorkerPool {
     await Promise.all(rest.map((slot) => this.#listen(slot, chosen.port, chosen.tlsPort)));
   }
 
-  /** With `telemetry.metrics.prometheus.port` set, the merged exposition is served there. */
+  /**
+   * With `telemetry.metrics.prometheus.port` set, the merged exposition is served there
+   * (PrometheusListener, as in one process: loopback Host names only when bound to loopback).
+   */
   async #serveSeparateMetrics(): Promise<void> {
     const prom = this.#prometheus();
     if (!prom || prom.port === null) return;
-    const server = createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== prom.path) {
-        res.writeHead(404).end();
-        return;
-      }
-      this.metricsText().then(
-        (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
-        () => res.writeHead(500).end(),
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(prom.port ?? 0, prom.host, () => resolve());
-    });
-    this.#metricsServer = server;
+    this.#metricsServer = await PrometheusListener.start({ host: prom.host, port: prom.port, path: prom.path }, () => this.metricsText());
+    this.#o.log.info({ host: prom.host, port: this.#metricsServer.port, path: prom.path }, 'prometheus listening');
   }
 
   #prometheus(): { readonly port: number | null; readonly host: string; readonly path: string } | null {
@@ -540,7 +530,8 @@ export class WorkerPool {
         clearTimeout(timer);
       }),
     );
-    if (this.#metricsServer) await new Promise<void>((resolve) => this.#metricsServer!.close(() => resolve()));
+    const metrics = this.#metricsServer;
     this.#metricsServer = null;
+    await metrics?.close();
   }
 }

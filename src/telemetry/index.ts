@@ -101,13 +101,15 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
       },
     });
   }
+  const metricsPort = sdk.prometheusPort;
+  if (metricsPort !== null) log.info({ host: prom.host, port: metricsPort, path: prom.path }, 'prometheus listening');
   log.info(
     {
       traces: settings.traces.exporter,
       endpoint: settings.traces.exporter === 'otlp' ? redactUrl(settings.traces.endpoint) : null,
       protocol: settings.traces.protocol,
       sampleRatio: settings.traces.sampleRatio,
-      prometheus: prom.enabled ? (prom.port === null ? `proxy port ${prom.path}` : `${prom.host}:${prom.port}${prom.path}`) : false,
+      prometheus: prom.enabled ? (metricsPort === null ? `proxy port ${prom.path}` : `${prom.host}:${metricsPort}${prom.path}`) : false,
       otlpMetrics: settings.metrics.otlp.enabled ? redactUrl(settings.metrics.otlp.endpoint) : false,
       captureContent: settings.capture.enabled,
     },

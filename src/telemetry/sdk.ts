@@ -6,6 +6,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type 
 import { ConsoleSpanExporter, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ownPackage } from '../version.js';
 import { HistogramProducer } from './histograms.js';
+import { PrometheusListener } from './prometheus-listener.js';
 import type { TelemetrySettings } from './settings.js';
 import { WorkerSpanExport } from './span-export.js';
 import { readableSpan, type PlainSpan, type SpanSink } from './span-records.js';
@@ -97,12 +98,16 @@ export class TelemetrySdk {
   readonly #prometheus: PrometheusExporter | null;
   readonly #serializer = new PrometheusSerializer(undefined, false);
   readonly #servePrometheusHere: boolean;
+  /** The separate /metrics listener (`prometheus.port` set; started by `create`). */
+  #prometheusListener: PrometheusListener | null = null;
   /** The OTLP span exporter's worker (null unless traces go over OTLP). */
   readonly spanExport: WorkerSpanExport | null = null;
 
   /**
    * Builds the SDK, loading the OTLP metric exporter module only when OTLP metrics are on (the
-   * OTLP trace exporter is loaded only by the export worker). Prefer this to the constructor.
+   * OTLP trace exporter is loaded only by the export worker), and starts the separate /metrics
+   * listener when `prometheus.port` is set (PrometheusListener: loopback Host names only when bound
+   * to loopback; an address that cannot be bound fails here). Prefer this to the constructor.
    */
   static async create(settings: TelemetrySettings, overrides: SdkOverrides = {}): Promise<TelemetrySdk> {
     const otlp = settings.metrics.otlp;
@@ -114,7 +119,17 @@ export class TelemetrySdk {
           ? new (await import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter(options)
           : new (await import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter(options);
     }
-    return new TelemetrySdk(settings, overrides, metricExporter);
+    const sdk = new TelemetrySdk(settings, overrides, metricExporter);
+    const prom = settings.metrics.prometheus;
+    if (prom.enabled && prom.port !== null) {
+      try {
+        sdk.#prometheusListener = await PrometheusListener.start({ host: prom.host, port: prom.port, path: prom.path }, () => sdk.metricsText());
+      } catch (err) {
+        await sdk.shutdown();
+        throw err;
+      }
+    }
+    return sdk;
   }
 
   /** `metricExporter`: the OTLP metric exporter when OTLP metrics are configured (see `create`). */
@@ -150,13 +165,9 @@ export class TelemetrySdk {
     const readers: IMetricReader[] = [...(overrides.metricReaders?.(metricProducers) ?? [])];
     const prom = settings.metrics.prometheus;
     this.#servePrometheusHere = prom.enabled && prom.port === null;
-    this.#prometheus = prom.enabled
-      ? new PrometheusExporter({
-          preventServerStart: prom.port === null,
-          metricProducers,
-          ...(prom.port !== null ? { port: prom.port, host: prom.host, endpoint: prom.path } : {}),
-        })
-      : null;
+    // Only a reader: the exporter's own HTTP server answered any Host (DNS rebinding) and took
+    // port 0 for its default 9464; the separate listener is PrometheusListener (see `create`).
+    this.#prometheus = prom.enabled ? new PrometheusExporter({ preventServerStart: true, metricProducers }) : null;
     if (this.#prometheus) readers.push(this.#prometheus);
     const otlp = settings.metrics.otlp;
     if (otlp.enabled && otlp.endpoint) {
@@ -184,6 +195,11 @@ export class TelemetrySdk {
     return this.#servePrometheusHere;
   }
 
+  /** The separate /metrics listener's bound port, or null when there is none. */
+  get prometheusPort(): number | null {
+    return this.#prometheusListener?.port ?? null;
+  }
+
   /** The Prometheus text exposition (only when Prometheus is enabled). */
   async metricsText(): Promise<string> {
     if (!this.#prometheus) return '';
@@ -196,6 +212,8 @@ export class TelemetrySdk {
   }
 
   async shutdown(): Promise<void> {
-    await Promise.allSettled([this.spans?.shutdown(), this.#meterProvider.shutdown()]);
+    const listener = this.#prometheusListener;
+    this.#prometheusListener = null;
+    await Promise.allSettled([listener?.close(), this.spans?.shutdown(), this.#meterProvider.shutdown()]);
   }
 }

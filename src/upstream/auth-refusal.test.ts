@@ -38,7 +38,8 @@ describe("the upstream refusing the proxy's own credentials (2026-12-06)", () =>
   it("the tenant's error: upstream_rejected with a fixed message, nothing of the upstream's text; the status when there was one", () => {
     const e = upstreamAuthRejected({ status: null, code: 'invalid_api_key', type: 'invalid_request_error', message: MASKED });
     expect(e.toHttpBody()).toEqual({ error: { type: 'server_error', code: 'upstream_rejected', message: UPSTREAM_CREDENTIALS_MESSAGE, param: null } });
-    expect(e.closeCode).toBe(1011);
+    // 4101, not the catalogue's 1011 (which the openai SDK's reconnect retries).
+    expect(e.closeCode).toBe(4101);
     const r = upstreamAuthRejected({ status: 401, code: 'invalid_api_key', type: null, message: MASKED }, null);
     expect(r.httpStatus).toBe(502);
     expect(r.closeCode).toBeNull();

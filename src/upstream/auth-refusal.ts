@@ -65,14 +65,16 @@ export function authRefusalOfCloseReason(reason: string): UpstreamAuthDetail | n
 }
 
 /**
- * What the tenant gets instead: `upstream_rejected` with a fixed message (the catalogue's close,
- * 1011, on a session; HTTP 502 on a route). `details.status` names the upstream's HTTP status when
- * there was one (as for a refused handshake).
+ * What the tenant gets instead: `upstream_rejected` with a fixed message (close 4101 on a session;
+ * HTTP 502 on a route, `close` null). Not the catalogue's 1011: the `openai` SDK's `reconnect: true`
+ * retries 1011 (up to 5 times per session), and every retry meets the same refused key until the
+ * operator fixes it (OpenAI itself closes such a session with 3000, not retried). `details.status`
+ * names the upstream's HTTP status when there was one (as for a refused handshake).
  */
 export function upstreamAuthRejected(detail: UpstreamAuthDetail, close?: null): ProxyError {
   return new ProxyError('upstream_rejected', {
     message: UPSTREAM_CREDENTIALS_MESSAGE,
     ...(detail.status !== null ? { details: { status: detail.status } } : {}),
-    ...(close === null ? { close: null } : {}),
+    close: close === null ? null : 'upstreamCredentialsRefused',
   });
 }

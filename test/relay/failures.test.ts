@@ -43,24 +43,25 @@ describe('upstream failures reach the client as an error and a close within 2 s'
     silent.close();
   });
 
-  it('upstream answering the upgrade with HTTP 401', async () => {
+  it("upstream answering the upgrade with HTTP 401 (the proxy's own key refused): the fixed message, close 4101, logged (2026-12-06: 1011, which the SDK retries)", async () => {
     const sim = await startSimulator({ rejectUpgradeStatus: 401 });
     const tp = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-x' } } });
     const c = new TestClient(tp.url, { headers: auth });
     const err = await c.next('error');
-    expect(err['error']).toMatchObject({ code: 'upstream_rejected', details: { status: 401 } });
-    expect((await c.closed).code).toBe(1011);
+    expect(err['error']).toMatchObject({ code: 'upstream_rejected', message: UPSTREAM_CREDENTIALS_MESSAGE, details: { status: 401 } });
+    expect(await c.closed).toEqual({ code: 4101, reason: 'upstream_rejected' });
+    expect(tp.logs.some((l) => l['event'] === 'upstream_auth_refused' && l['upstreamStatus'] === 401)).toBe(true);
     await tp.stop();
     await sim.close();
   });
 
-  it("OpenAI-style refusal of the proxy's own upstream key (101, error invalid_api_key, close 3000): upstream_rejected with a fixed message, close 1011 (2026-12-06: it was relayed as it came)", async () => {
+  it("OpenAI-style refusal of the proxy's own upstream key (101, error invalid_api_key, close 3000): upstream_rejected with a fixed message, close 4101 (2026-12-06: it was relayed as it came; then 1011, which the SDK retries)", async () => {
     const sim = await startSimulator({ apiKey: 'sk-the-real-one' });
     const tp = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-wrong' } } });
     const c = new TestClient(tp.url, { headers: auth });
     const err = await c.next('error');
     expect(err['error']).toMatchObject({ code: 'upstream_rejected', type: 'server_error', message: UPSTREAM_CREDENTIALS_MESSAGE });
-    expect(await c.closed).toEqual({ code: 1011, reason: 'upstream_rejected' });
+    expect(await c.closed).toEqual({ code: 4101, reason: 'upstream_rejected' });
     expect(tp.logs.some((l) => l['event'] === 'upstream_auth_refused' && l['upstreamCode'] === 'invalid_api_key')).toBe(true);
     await tp.stop();
     await sim.close();

@@ -221,7 +221,7 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       await expectEventMatches(new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } }), 'upstream_unavailable', 'extends');
     },
     'Upstream answers the upgrade with an HTTP error': async () => {
-      for (const [status, close] of [[401, 1011], [429, 1013], [503, 1013]] as const) {
+      for (const [status, close] of [[401, 4101], [403, 4101], [404, 1011], [429, 1013], [503, 1013]] as const) {
         const sim = await startSimulator({ rejectUpgradeStatus: status });
         const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-x' } } });
         stops.push(() => sim.close(), () => p.stop());
@@ -236,9 +236,9 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       const p = await startTestProxy({ config: { upstream: { provider: 'openai', url: sim.url, apiKey: 'sk-wrong' } } });
       stops.push(() => sim.close(), () => p.stop());
       const c = new TestClient(p.url, { headers: { authorization: `Bearer ${key}` } });
-      // A refusal of the proxy's own key is not passed through (2026-12-06): upstream_rejected, 1011.
+      // A refusal of the proxy's own key is not passed through (2026-12-06): upstream_rejected, 4101 (not retried by the SDK).
       expect((await c.next('error'))['error']).toMatchObject({ code: 'upstream_rejected', type: 'server_error' });
-      expect(await c.closed).toEqual({ code: 1011, reason: 'upstream_rejected' });
+      expect(await c.closed).toEqual({ code: 4101, reason: 'upstream_rejected' });
     },
     'Upstream session expiry (`session_expired` + 1001)': async () => {
       const c = await tp.client();

@@ -99,7 +99,7 @@ describe("adversary: the upstream refusing the proxy's own key", () => {
     expect(res.status).not.toBe(401);
   });
 
-  it('a close naming the refusal without its error event first (added with the fix): upstream_rejected and 1011, not the upstream close reason', async () => {
+  it('a close naming the refusal without its error event first (added with the fix): upstream_rejected and 4101, not the upstream close reason', async () => {
     const tp = await startTestProxy();
     proxies.push(tp);
     const c = new TestClient(tp.url, { headers: { authorization: `Bearer ${tp.key('acme')}` } });
@@ -109,7 +109,7 @@ describe("adversary: the upstream refusing the proxy's own key", () => {
     const err = await c.next('error');
     expect(err['error']).toMatchObject({ code: 'upstream_rejected', type: 'server_error' });
     expect(JSON.stringify(err)).not.toContain('invalid_api_key');
-    expect(await c.closed).toEqual({ code: 1011, reason: 'upstream_rejected' });
+    expect(await c.closed).toEqual({ code: 4101, reason: 'upstream_rejected' });
     expect(tp.logs.some((l) => l['event'] === 'upstream_auth_refused' && l['upstreamCode'] === 'invalid_api_key')).toBe(true);
   });
 });

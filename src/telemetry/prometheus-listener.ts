@@ -1,0 +1,88 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ADMIN_ANSWER_HEADERS, isLoopbackHost, isLoopbackName } from '../server/http.js';
+
+/** Where the separate listener (`telemetry.metrics.prometheus.port`) listens and what it serves. */
+export interface PrometheusListenerOptions {
+  readonly host: string;
+  /** 0: a port the OS picks (`port` tells which). */
+  readonly port: number;
+  readonly path: string;
+}
+
+const MISDIRECTED_BODY = JSON.stringify({
+  error: {
+    code: 'misdirected_request',
+    message: 'The metrics listener is bound to a loopback address and answers loopback Host names only (localhost, 127.0.0.0/8, [::1]).',
+  },
+});
+
+/** Every `Host` header the request carried (Node keeps only the first in `headers.host`). */
+function hostHeaders(req: IncomingMessage): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') out.push(req.rawHeaders[i + 1]!);
+  return out;
+}
+
+/**
+ * The separate Prometheus listener (`telemetry.metrics.prometheus.port`): `GET <path>` answers the
+ * exposition `text()` gives, anything else 404. It follows the admin listener's rule (src/server/http.ts
+ * adminRouteTable): bound to a loopback address it answers only requests whose `Host` is a loopback
+ * name (isLoopbackHost), any other gets 421 `misdirected_request` and the connection is closed, so a
+ * web page whose name is re-pointed to 127.0.0.1 (DNS rebinding) cannot read the metrics from the
+ * operator's browser; bound elsewhere it answers any `Host`. Every answer carries
+ * ADMIN_ANSWER_HEADERS (`X-Content-Type-Options: nosniff`, …). Used by the single process
+ * (TelemetrySdk) and by the primary of several relay workers (the merged exposition).
+ */
+export class PrometheusListener {
+  readonly #server: Server;
+
+  private constructor(server: Server) {
+    this.#server = server;
+  }
+
+  /** Listens; rejects when the address cannot be bound (nothing is left listening then). */
+  static async start(options: PrometheusListenerOptions, text: () => Promise<string>): Promise<PrometheusListener> {
+    const loopbackOnly = isLoopbackName(options.host);
+    const server = createServer((req, res) => PrometheusListener.#answer(req, res, options.path, loopbackOnly, text));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // Like the OTel exporter's own server: it does not keep the process alive by itself.
+    server.unref();
+    return new PrometheusListener(server);
+  }
+
+  static #answer(req: IncomingMessage, res: ServerResponse, path: string, loopbackOnly: boolean, text: () => Promise<string>): void {
+    for (const [name, value] of Object.entries(ADMIN_ANSWER_HEADERS)) res.setHeader(name, value);
+    if (loopbackOnly && !hostHeaders(req).every(isLoopbackHost)) {
+      // The connection closes: nothing else of this client is read.
+      res.writeHead(421, { 'content-type': 'application/json', connection: 'close' }).end(MISDIRECTED_BODY);
+      return;
+    }
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== path) {
+      res.writeHead(404).end();
+      return;
+    }
+    text().then(
+      (body) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body),
+      () => res.writeHead(500).end(),
+    );
+  }
+
+  /** The bound port (the one the OS picked for port 0). */
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** Stops listening; idle keep-alive connections are closed, a scrape in flight is answered first. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    await closed;
+  }
+}
