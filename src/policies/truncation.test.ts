@@ -13,9 +13,11 @@ import {
   MAX_PINNED_UNANSWERED_CALLS,
   MAX_REMEMBERED_CALL_ID_CHARS,
   MAX_REMEMBERED_PRUNED_CALLS,
+  SYSTEM_SHARE,
   TRUNCATION_FILTER,
   truncationFactory,
   TruncationFilter,
+  UNANSWERED_CALLS_SHARE,
 } from './truncation.js';
 
 const budget = (maxTokens: number, extra: Partial<{ targetRatio: number; keepFirst: number; keepSystem: boolean; keepLast: number }> = {}) => ({
@@ -302,10 +304,42 @@ describe('context tracker, state by state', () => {
     t.upsert({ ...text('u2', 'user', 24), status: 'in_progress' }, 'u1');
     t.upsert(text('u3', 'user', 24), 'u2');
     t.upsert(text('u4', 'user', 24), 'u3');
-    expect(t.plan(budget(10, { targetRatio: 0, keepFirst: 2 }))!.itemIds).toEqual(['u3', 'u4']);
-    expect(t.plan(budget(10, { targetRatio: 0, keepLast: 2 }))!.itemIds).toEqual(['u1']);
-    expect(t.plan(budget(10, { targetRatio: 0, keepSystem: false }))!.itemIds).toEqual(['s', 'u1', 'u3', 'u4']);
-    expect(t.plan(budget(10, { targetRatio: 0, keepFirst: 5 }))).toBeNull();
+    // 50 tokens, budget 40, target 20: the system message (10) is within half the target.
+    expect(t.plan(budget(40, { keepFirst: 2 }))!.itemIds).toEqual(['u3', 'u4']);
+    expect(t.plan(budget(40, { keepLast: 2 }))!.itemIds).toEqual(['u1']);
+    expect(t.plan(budget(40, { keepSystem: false }))!.itemIds).toEqual(['s', 'u1', 'u3']);
+    expect(t.plan(budget(40, { keepFirst: 5 }))).toBeNull();
+    // Target 0: no system message fits its share; it goes like any item.
+    expect(t.plan(budget(10, { targetRatio: 0, keepLast: 2 }))!.itemIds).toEqual(['s', 'u1']);
+  });
+
+  it(`pins system messages oldest first while together within ${SYSTEM_SHARE} of the target: exactly at it kept, one token over and that one and every later one may go`, () => {
+    expect(SYSTEM_SHARE).toBe(0.5);
+    // Budget 200, target 100, the system share 50.
+    const conversation = (sizes: number[]) => {
+      const t = new ContextTracker();
+      sizes.forEach((tokens, k) => t.upsert(text(`s${k + 1}`, 'system', (tokens - 4) * 4), undefined));
+      t.upsert(text('u', 'user', 400), undefined); // 104
+      return t;
+    };
+    // 30 + 20 = 50: both pinned; s3 (10), within the share alone, comes after one that does not fit: it goes.
+    expect(conversation([30, 20, 60, 10]).plan(budget(200))).toEqual({ itemIds: ['s3', 's4', 'u'], tokensBefore: 224, tokensAfter: 50 });
+    // 30 + 21: s2 does not fit, and pinning ends there: s2, s3 may go (oldest first), s1 stays.
+    expect(conversation([30, 21, 10]).plan(budget(200))).toBeNull();
+    expect(conversation([30, 21, 10, 40]).plan(budget(200))).toEqual({ itemIds: ['s2', 's3', 's4', 'u'], tokensBefore: 205, tokensAfter: 30 });
+    // The first system message is not pinned whatever its size: over the share alone, it goes first.
+    expect(conversation([51, 10, 50]).plan(budget(200, { keepLast: 1 }))).toEqual({ itemIds: ['s1', 's2', 's3'], tokensBefore: 215, tokensAfter: 104 });
+    // Many system messages of any size: what a prune leaves of them is the share (here 50 of 2,000).
+    const many = conversation([50, ...Array.from({ length: 20 }, () => 100)]);
+    const plan = many.plan(budget(200, { keepLast: 1 }))!;
+    expect(plan.itemIds).toEqual(Array.from({ length: 20 }, (_, k) => `s${k + 2}`));
+    expect(plan.tokensAfter).toBe(50 + 104);
+    // A system message pinned otherwise (here by keepFirst) counts toward the share all the same:
+    // s1 (40) is over the share (37 of the target 75), so s2 (10) is not pinned.
+    expect(conversation([40, 10]).plan(budget(150, { keepFirst: 1, keepLast: 1 }))).toEqual({ itemIds: ['s2'], tokensBefore: 154, tokensAfter: 144 });
+    // keepSystem: false pins none, whatever their size.
+    expect(conversation([10, 10]).plan(budget(110, { keepSystem: false, keepLast: 1 }))!.itemIds).toEqual(['s1', 's2']);
+    expect(conversation([10, 10]).plan(budget(110, { keepLast: 1 }))).toBeNull(); // with it, both are within the share (27)
   });
 
   it('deletes a call with its output (and not a call group whose id is shared by other item types)', () => {
@@ -428,12 +462,14 @@ describe('speech boundaries, edge by edge', () => {
 describe('items learned over several events', () => {
   it('a system role that arrives only with the item update pins it; a role-less update keeps the known role', () => {
     const t = new ContextTracker();
-    t.upsert({ id: 's', type: 'message', status: 'completed', content: [{ type: 'input_text', text: 'x'.repeat(40) }] }, null);
+    // s: 8 tokens, u: 14; budget 21 (target 21, the system share 10).
+    t.upsert({ id: 's', type: 'message', status: 'completed', content: [{ type: 'input_text', text: 'x'.repeat(16) }] }, null);
     t.upsert(text('u', 'user', 40), 's');
-    t.upsert(text('s', 'system', 40), null);
-    expect(t.plan(budget(10, { targetRatio: 0 }))!.itemIds).toEqual(['u']);
-    t.upsert({ id: 's', type: 'message', status: 'completed', content: [{ type: 'input_text', text: 'x'.repeat(40) }] }, null);
-    expect(t.plan(budget(10, { targetRatio: 0 }))!.itemIds).toEqual(['u']);
+    expect(t.plan(budget(21, { targetRatio: 1 }))!.itemIds).toEqual(['s']);
+    t.upsert(text('s', 'system', 16), null);
+    expect(t.plan(budget(21, { targetRatio: 1 }))!.itemIds).toEqual(['u']);
+    t.upsert({ id: 's', type: 'message', status: 'completed', content: [{ type: 'input_text', text: 'x'.repeat(16) }] }, null);
+    expect(t.plan(budget(21, { targetRatio: 1 }))!.itemIds).toEqual(['u']);
   });
 
   it('a call id that arrives only with the item update still ties the call to its output', () => {
@@ -476,7 +512,7 @@ describe('the prune plan, against any conversation', () => {
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
     for (let run = 0; run < 200; run++) {
       const t = new ContextTracker();
-      const items: { id: string; type: string; role: string | null; callId: string | null; status: string; tokens: number }[] = [];
+      const items: { id: string; type: string; role: string | null; callId: string | null; status: string; tokens: number; byModel: boolean }[] = [];
       const n = 2 + Math.floor(random() * maxItems);
       let calls = 0;
       for (let k = 0; k < n; k++) {
@@ -489,8 +525,17 @@ describe('the prune plan, against any conversation', () => {
         else if (kind < callShare + outputShare && calls > 0) item = { id, type: 'function_call_output', call_id: `c${1 + Math.floor(random() * calls)}`, output: 'x'.repeat(chars) };
         else if (kind < callShare + outputShare + 0.05) item = { id, type: 'message', role: 'user', call_id: calls > 0 ? `c${calls}` : 'c0', status, content: [{ type: 'input_text', text: 'x'.repeat(chars) }] };
         else item = { ...text(id, pick(['user', 'assistant', 'system']), chars), status };
-        t.upsert(item, k === 0 ? null : `i${k - 1}`);
-        items.push({ id, type: item['type'] as string, role: (item['role'] as string | undefined) ?? null, callId: (item['call_id'] as string | undefined) ?? null, status: (item['status'] as string | undefined) ?? 'completed', tokens: estimateItemTokens(item, null) });
+        const provenance = pick(['model', 'model', 'client', 'server'] as const);
+        t.upsert(item, k === 0 ? null : `i${k - 1}`, provenance);
+        items.push({
+          id,
+          type: item['type'] as string,
+          role: (item['role'] as string | undefined) ?? null,
+          callId: (item['call_id'] as string | undefined) ?? null,
+          status: (item['status'] as string | undefined) ?? 'completed',
+          tokens: estimateItemTokens(item, null),
+          byModel: provenance === 'model',
+        });
       }
       const total = items.reduce((s, i) => s + i.tokens, 0);
       expect(t.total()).toBe(total);
@@ -507,11 +552,31 @@ describe('the prune plan, against any conversation', () => {
       const unanswered = (i: (typeof items)[number]) =>
         isCall(i) && !pendingCalls.has(i.callId!) && groupOf(i).some((g) => g.type === 'function_call') && !groupOf(i).some((g) => g.type === 'function_call_output');
       const unansweredCalls = [...new Set(items.filter(unanswered).map((i) => i.callId!))];
-      const recent = new Set(unansweredCalls.slice(-MAX_PINNED_UNANSWERED_CALLS));
+      // Newest first: the newest whatever its size when the model made it (each of its call items),
+      // then (and a newest the model did not make) while within the count and, with those pinned
+      // so far, within the share of the target.
+      const recent = new Set<string>();
+      let recentTokens = 0;
+      for (const callId of [...unansweredCalls].reverse()) {
+        const group = items.filter((i) => isCall(i) && i.callId === callId);
+        const tokens = group.reduce((sum, i) => sum + i.tokens, 0);
+        const newestByModel = recent.size === 0 && group.every((i) => i.type !== 'function_call' || i.byModel);
+        if (!newestByModel && (recent.size >= MAX_PINNED_UNANSWERED_CALLS || recentTokens + tokens > Math.floor(Math.floor(b.maxTokens * b.targetRatio) * UNANSWERED_CALLS_SHARE))) break;
+        recent.add(callId);
+        recentTokens += tokens;
+      }
       const awaited = (i: (typeof items)[number]) => isCall(i) && (pendingCalls.has(i.callId!) || (unanswered(i) && recent.has(i.callId!)));
+      // System messages (keepSystem): the oldest, while together within their share of the target.
+      const systemPinned = new Set<(typeof items)[number]>();
+      let systemTokens = 0;
+      for (const i of b.keepSystem ? items.filter((j) => j.role === 'system') : []) {
+        if (systemTokens + i.tokens > Math.floor(Math.floor(b.maxTokens * b.targetRatio) * SYSTEM_SHARE)) break;
+        systemPinned.add(i);
+        systemTokens += i.tokens;
+      }
       const pinned = (i: (typeof items)[number]) => {
         const idx = items.indexOf(i);
-        return idx < b.keepFirst || idx >= items.length - b.keepLast || (b.keepSystem && i.role === 'system') || i.status === 'in_progress' || awaited(i);
+        return idx < b.keepFirst || idx >= items.length - b.keepLast || systemPinned.has(i) || i.status === 'in_progress' || awaited(i);
       };
       const deletable = (i: (typeof items)[number]) => !groupOf(i).some(pinned);
       const context = JSON.stringify({ run, items, b, pending, pendingCalls: [...pendingCalls] });
@@ -630,7 +695,10 @@ describe('truncation filter, the client and the upstream in between', () => {
     const session = new FakeSession();
     const f = new TruncationFilter(session, budget(100, { targetRatio: 0.5 }), 'test');
     session.fromServer(f, added(text('u0', 'user', 40), null)); // 14
-    session.fromServer(f, added({ id: 'fc', type: 'function_call', call_id: 'c', name: 'f', arguments: 'x'.repeat(400) }, 'u0')); // 105
+    // The model's call (a response's output item): the newest unanswered call, kept whatever its size.
+    const fc = { id: 'fc', type: 'function_call', call_id: 'c', name: 'f', arguments: 'x'.repeat(400) };
+    session.fromServer(f, wire({ type: 'response.output_item.added', response_id: 'r1', output_index: 0, item: fc }));
+    session.fromServer(f, added(fc, 'u0')); // 105
     // Right after the call's response.done: the client is running the function; only the message goes.
     session.fromServer(f, wire({ type: 'response.done', response: { id: 'r1', conversation_id: 'conv_1', output: [] } }));
     expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0']);
@@ -870,34 +938,48 @@ describe('unanswered function calls: pinned while the client may still answer, n
   const calls = (t: ContextTracker, from: number, to: number) => {
     for (let n = from; n <= to; n++) t.upsert(call(n), undefined);
   };
-  const everything = budget(100, { targetRatio: 0 });
+  /**
+   * A message in progress (pinned whatever its size and place) of SYS tokens, over the budget of
+   * `everything` (SYS + 100) by itself and over its target (half that): every plan under it deletes
+   * all it may, while 8 calls of 14 tokens (112) fit within the share of the target the unanswered
+   * calls may take (276). (Until 2026-12-06 a system message: those are pinned within a share now.)
+   */
+  const SYS = 1004;
+  const sys = () => ({ ...text('sys', 'user', 4000), status: 'in_progress' });
+  const everything = budget(SYS + 100, { targetRatio: 0.5 });
+  /** A tracker holding the message in progress. */
+  const tracker = () => {
+    const t = new ContextTracker();
+    t.upsert(sys(), null);
+    return t;
+  };
 
   it(`keeps the ${MAX_PINNED_UNANSWERED_CALLS} most recent unanswered calls; one more and the oldest goes, oldest first`, () => {
     expect(MAX_PINNED_UNANSWERED_CALLS).toBe(8);
-    const t = new ContextTracker();
+    const t = tracker();
     t.upsert(text('m', 'user', 24), null);
     calls(t, 1, 8);
     // Exactly at the bound: every unanswered call is pinned, only the message goes.
-    expect(t.plan(everything)).toEqual({ itemIds: ['m'], tokensBefore: 10 + 8 * 14, tokensAfter: 8 * 14 });
+    expect(t.plan(everything)).toEqual({ itemIds: ['m'], tokensBefore: SYS + 10 + 8 * 14, tokensAfter: SYS + 8 * 14 });
     // One over: the oldest call is deleted like any item, in conversation order.
     t.upsert(call(9), undefined);
     expect(t.plan(everything)!.itemIds).toEqual(['m', 'fc1']);
     calls(t, 10, 11);
     expect(t.plan(everything)!.itemIds).toEqual(['m', 'fc1', 'fc2', 'fc3']);
     // Oldest first, and no further than the target: with room for all but the oldest, only it goes.
-    expect(t.plan(budget(10 + 11 * 14 - 1, { targetRatio: 1 }))!.itemIds).toEqual(['m']);
-    expect(t.plan(budget(11 * 14 - 1, { targetRatio: 1 }))!.itemIds).toEqual(['m', 'fc1']);
+    expect(t.plan(budget(SYS + 10 + 11 * 14 - 1, { targetRatio: 1 }))!.itemIds).toEqual(['m']);
+    expect(t.plan(budget(SYS + 11 * 14 - 1, { targetRatio: 1 }))!.itemIds).toEqual(['m', 'fc1']);
   });
 
   it('"most recent" is the place in the conversation, not the order of arrival', () => {
-    const t = new ContextTracker();
+    const t = tracker();
     calls(t, 1, 8);
     t.upsert(call(0), null); // arrives last, placed first: the oldest
     expect(t.plan(everything)!.itemIds).toEqual(['fc0']);
   });
 
   it('a call whose output the client has sent is always kept, and takes no place among the unanswered ones', () => {
-    const t = new ContextTracker();
+    const t = tracker();
     t.upsert(text('m', 'user', 24), null);
     calls(t, 1, 9);
     // c1's output is on its way: kept, and c2…c9 are the 8 most recent unanswered.
@@ -909,7 +991,7 @@ describe('unanswered function calls: pinned while the client may still answer, n
   });
 
   it('an answered call is not unanswered: it takes no place, and goes with its output', () => {
-    const t = new ContextTracker();
+    const t = tracker();
     t.upsert(text('m', 'user', 24), null);
     calls(t, 1, 10);
     t.upsert(output(5), undefined);
@@ -918,7 +1000,7 @@ describe('unanswered function calls: pinned while the client may still answer, n
   });
 
   it('a call with several outputs goes with all of them; an output without its call is no unanswered call', () => {
-    const t = new ContextTracker();
+    const t = tracker();
     calls(t, 1, 10);
     t.upsert(output(3, 'fo3a'), undefined);
     t.upsert(output(3, 'fo3b'), undefined);
@@ -928,12 +1010,12 @@ describe('unanswered function calls: pinned while the client may still answer, n
   });
 
   it('two call items with one call id are one unanswered call (one place), deleted together', () => {
-    const t = new ContextTracker();
+    const t = tracker();
     t.upsert(call(1, 'fc1a'), undefined);
     t.upsert(call(1, 'fc1b'), undefined);
     calls(t, 2, 9);
     expect(t.plan(everything)!.itemIds).toEqual(['fc1a', 'fc1b']);
-    const u = new ContextTracker();
+    const u = tracker();
     calls(u, 1, 7);
     u.upsert(call(1, 'again'), undefined);
     // 7 calls, one of them twice: 7 unanswered, all kept.
@@ -941,7 +1023,7 @@ describe('unanswered function calls: pinned while the client may still answer, n
   });
 
   it('unansweredCall: the call id of a function_call with no output in the conversation, else null', () => {
-    const t = new ContextTracker();
+    const t = tracker();
     t.upsert(call(1), undefined);
     t.upsert(call(2), undefined);
     t.upsert(output(2), undefined);
@@ -959,11 +1041,12 @@ describe('unanswered function calls: pinned while the client may still answer, n
     expect(t.unansweredCall('fc3')).toBe('c3');
   });
 
-  /** A filter whose conversation holds `n` unanswered calls c1…cn, pruned after a response.done (budget 100: the oldest n − 8 go). */
+  /** A filter whose conversation holds the message in progress and `n` unanswered calls c1…cn, pruned after a response.done (budget SYS + 100: the oldest n − 8 go). */
   function pruned(n: number, maxTokens = 100) {
     const session = new FakeSession();
-    const f = new TruncationFilter(session, budget(maxTokens, { targetRatio: 0 }), 'test');
-    let prev: string | null = null;
+    const f = new TruncationFilter(session, budget(SYS + maxTokens, { targetRatio: 0.5 }), 'test');
+    session.fromServer(f, added(sys(), null));
+    let prev: string | null = 'sys';
     for (let k = 1; k <= n; k++) {
       session.fromServer(f, added(call(k), prev));
       prev = `fc${k}`;
@@ -977,7 +1060,7 @@ describe('unanswered function calls: pinned while the client may still answer, n
     const { session, f } = pruned(9, 120);
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'fc1' }]);
     session.fromServer(f, wire({ type: 'conversation.item.deleted', item_id: 'fc1' }));
-    session.fromServer(f, added(text('u', 'user', 4), 'fc9')); // 8 × 14 + 5 = 117: under 120
+    session.fromServer(f, added(text('u', 'user', 4), 'fc9')); // SYS + 8 × 14 + 5 = SYS + 117: under SYS + 120
     const v = session.fromClient(f, outputCreate(1, 'evt_late', 400)) as Verdict;
     expect(v.kind).toBe('reject');
     if (v.kind !== 'reject') return;
@@ -1008,8 +1091,9 @@ describe('unanswered function calls: pinned while the client may still answer, n
 
   it('only outputs are refused, only for calls deleted unanswered', () => {
     const session = new FakeSession();
-    const f = new TruncationFilter(session, budget(100, { targetRatio: 0 }), 'test');
-    session.fromServer(f, added(call('a'), null));
+    const f = new TruncationFilter(session, everything, 'test');
+    session.fromServer(f, added(sys(), null));
+    session.fromServer(f, added(call('a'), 'sys'));
     session.fromServer(f, added(output('a'), 'fca'));
     let prev = 'foa';
     for (let k = 1; k <= 9; k++) {
@@ -1050,10 +1134,11 @@ describe('unanswered function calls: pinned while the client may still answer, n
     expect(session.fromClient(f, outputCreate(MAX_REMEMBERED_PRUNED_CALLS + 1, 'e3'))).toMatchObject({ kind: 'reject' });
     // Ids: up to the bound remembered, longer ones not.
     const long = new FakeSession();
-    const g = new TruncationFilter(long, budget(100, { targetRatio: 0 }), 'test');
+    const g = new TruncationFilter(long, everything, 'test');
+    long.fromServer(g, added(sys(), null));
     const atBound = 'y'.repeat(MAX_REMEMBERED_CALL_ID_CHARS - 1);
     const over = 'z'.repeat(MAX_REMEMBERED_CALL_ID_CHARS);
-    long.fromServer(g, added(call(atBound, 'fa'), null)); // call id `c${atBound}`: exactly the bound
+    long.fromServer(g, added(call(atBound, 'fa'), 'sys')); // call id `c${atBound}`: exactly the bound
     long.fromServer(g, added(call(over, 'fb'), 'fa')); // one over
     let prev = 'fb';
     for (let k = 1; k <= MAX_PINNED_UNANSWERED_CALLS; k++) {
@@ -1064,5 +1149,148 @@ describe('unanswered function calls: pinned while the client may still answer, n
     expect(long.upstream.map((e) => e['item_id'])).toEqual(['fa', 'fb']);
     expect(long.fromClient(g, outputCreate(atBound, 'e4'))).toMatchObject({ kind: 'reject' });
     expect((long.fromClient(g, outputCreate(over, 'e5')) as Verdict).kind).toBe('continue');
+  });
+
+  /** A call of `tokens` tokens (4 framing + 1 name + arguments). */
+  const sized = (n: number, tokens: number) => ({ ...call(n), arguments: 'x'.repeat((tokens - 5) * 4) });
+
+  it(`older unanswered calls are pinned only while, with the newest, they stay within ${UNANSWERED_CALLS_SHARE} of the target: exactly at it kept, one token over and the oldest go`, () => {
+    expect(UNANSWERED_CALLS_SHARE).toBe(0.5);
+    // everything: target 552, share 276.
+    const at = tracker();
+    at.upsert(sized(1, 10), undefined);
+    at.upsert(sized(2, 76), undefined);
+    at.upsert(sized(3, 100), undefined);
+    at.upsert(sized(4, 100), undefined);
+    // 100 + 100 + 76 = 276: exactly the share, all three kept; c1 is the fourth, and no more fits.
+    expect(at.plan(everything)).toEqual({ itemIds: ['fc1'], tokensBefore: SYS + 286, tokensAfter: SYS + 276 });
+    const over = tracker();
+    over.upsert(sized(1, 10), undefined);
+    over.upsert(sized(2, 77), undefined);
+    over.upsert(sized(3, 100), undefined);
+    over.upsert(sized(4, 100), undefined);
+    // 277: c2 does not fit, and pinning ends there: c1, small enough to fit, goes too (a kept
+    // unanswered call is never older than a deleted one).
+    expect(over.plan(everything)).toEqual({ itemIds: ['fc1', 'fc2'], tokensBefore: SYS + 287, tokensAfter: SYS + 200 });
+    // The count still bounds small calls: 9 of 12 tokens (108, within the share), the oldest goes.
+    const small = tracker();
+    for (let n = 1; n <= 9; n++) small.upsert(sized(n, 12), undefined);
+    expect(small.plan(everything)!.itemIds).toEqual(['fc1']);
+  });
+
+  it('the newest unanswered call, when the model made it, is kept whatever its size (even alone over the budget); no older one is, and later items go before it', () => {
+    const t = new ContextTracker();
+    t.upsert(call(1), undefined); // 14
+    t.upsert(call(2), undefined); // 14
+    t.upsert(sized(3, 500), undefined, 'model');
+    t.upsert(text('m', 'user', 24), undefined); // 10, after the call
+    // Budget 100 (target 50, share 25): the 500-token call stays; the rest goes, the message after it too.
+    expect(t.plan(budget(100, { targetRatio: 0.5 }))).toEqual({ itemIds: ['fc1', 'fc2', 'm'], tokensBefore: 538, tokensAfter: 500 });
+    // Within the budget but over the share by itself (target 39, share 19): the newest keeps no
+    // older call, though deleting that one is enough to get under the target.
+    const u = new ContextTracker();
+    u.upsert(call(1), undefined);
+    u.upsert(sized(2, 26), undefined, 'model');
+    expect(u.plan(budget(39, { targetRatio: 1 }))).toEqual({ itemIds: ['fc1'], tokensBefore: 40, tokensAfter: 26 });
+  });
+
+  it('the newest unanswered call the client created (or of unknown origin) is held to the share like the older ones: exactly at it kept, one token over it goes, and so do the older ones', () => {
+    expect(SYSTEM_SHARE).toBe(0.5);
+    // Budget 100, target 50, share 25.
+    for (const provenance of ['client', 'proxy', 'server', undefined] as const) {
+      const at = new ContextTracker();
+      at.upsert(text('m', 'user', 200), undefined); // 54
+      at.upsert(sized(1, 10), undefined, 'model');
+      at.upsert(sized(2, 25), undefined, provenance);
+      // 89, under the budget: nothing; a message of 30 more takes it over. c2 alone is the share:
+      // kept, and the message after it goes before it.
+      expect(at.plan(budget(100))).toBeNull();
+      at.upsert(text('n', 'user', 104), undefined);
+      expect(at.plan(budget(100))).toEqual({ itemIds: ['m', 'fc1', 'n'], tokensBefore: 119, tokensAfter: 25 });
+      const over = new ContextTracker();
+      over.upsert(text('m', 'user', 200), undefined);
+      over.upsert(sized(1, 10), undefined, 'model');
+      over.upsert(sized(2, 26), undefined, provenance);
+      over.upsert(text('n', 'user', 104), undefined);
+      // c2 (26) does not fit: pinning ends there, the model's c1 goes too (never older than a deleted one).
+      expect(over.plan(budget(100))).toEqual({ itemIds: ['m', 'fc1', 'fc2'], tokensBefore: 120, tokensAfter: 30 });
+    }
+  });
+
+  it('a call is the model\'s by its latest known provenance, and only when every call item of its id is', () => {
+    const t = new ContextTracker();
+    t.upsert(sized(1, 500), undefined); // seen first without provenance (an echo before the view knew)
+    t.upsert(sized(1, 500), undefined, 'model');
+    expect(t.plan(budget(100))).toBeNull(); // alone over the budget, nothing else: kept
+    t.upsert(sized(1, 500), undefined); // no provenance: the known one stays
+    expect(t.plan(budget(100))).toBeNull();
+    t.upsert(sized(1, 500), undefined, 'client');
+    expect(t.plan(budget(100))!.itemIds).toEqual(['fc1']);
+    // Two call items of one id, one the model's, one the client's: held to the share.
+    const u = new ContextTracker();
+    u.upsert(sized(1, 300), undefined, 'model');
+    u.upsert({ ...sized(1, 300), id: 'fc1b' }, undefined, 'client');
+    expect(u.plan(budget(100))!.itemIds).toEqual(['fc1', 'fc1b']);
+  });
+
+  it('a call whose output is on its way is kept whatever its size and takes neither place nor tokens from the unanswered ones', () => {
+    const t = tracker();
+    t.upsert(text('m', 'user', 24), undefined);
+    t.upsert(sized(1, 100), undefined);
+    t.upsert(sized(2, 150), undefined);
+    t.upsert(sized(3, 2000), undefined, 'model');
+    // c3 answered (not echoed yet): c2 is the newest unanswered, c1 fits with it (250 ≤ 276).
+    expect(t.plan(everything, 0, new Set(['c3']))!.itemIds).toEqual(['m']);
+    // Not answered: c3 is the newest, kept alone; c2 and c1 go.
+    expect(t.plan(everything)!.itemIds).toEqual(['m', 'fc1', 'fc2']);
+    // c1 answered: kept; c3 newest alone: c2 goes.
+    expect(t.plan(everything, 0, new Set(['c1']))!.itemIds).toEqual(['m', 'fc2']);
+  });
+
+  describe('a response.create with its own input', () => {
+    const responseWith = (input: unknown, eventId?: string) => wire({ type: 'response.create', ...(eventId ? { event_id: eventId } : {}), response: { conversation: 'none', input } });
+    const out = (n: number | string) => ({ type: 'function_call_output', call_id: `c${n}`, output: '{}' });
+
+    it('carrying the output of a call the proxy deleted unanswered, without that call: refused (function_call_pruned at its index, event_id echoed)', () => {
+      const { session, f } = pruned(9); // c1 deleted
+      const v = session.fromClient(f, responseWith([text('u', 'user', 4), out(2), out(1)], 'evt_oob')) as Verdict;
+      expect(v.kind).toBe('reject');
+      if (v.kind !== 'reject') return;
+      expect(v.error.toEvent('event_proxy_1')).toEqual({
+        type: 'error',
+        event_id: 'event_proxy_1',
+        error: {
+          type: 'invalid_request_error',
+          code: 'function_call_pruned',
+          message: 'The function call this output answers was deleted from the conversation to keep it within the context budget; the output was not relayed.',
+          param: 'response.input[2].call_id',
+          event_id: 'evt_oob',
+          details: { call_id: 'c1' },
+        },
+      });
+      expect(v.error.closesSession).toBe(false);
+      // Without an event_id: none echoed. In the conversation (no `conversation`): the same.
+      expect(session.fromClient(f, responseWith([out(1)]))).toMatchObject({ kind: 'reject', error: { code: 'function_call_pruned', eventId: null, param: 'response.input[0].call_id' } });
+      expect(session.fromClient(f, wire({ type: 'response.create', response: { input: [out(1)] } }))).toMatchObject({ kind: 'reject', error: { param: 'response.input[0].call_id' } });
+      // Nothing sent upstream by any of them (an input response prunes nothing).
+      expect(session.upstream.map((e) => e['item_id'])).toEqual(['fc1']);
+    });
+
+    it('relayed when the input carries the call too (anywhere in it), when the call was kept or never seen, and when the input is no list of items', () => {
+      const { session, f } = pruned(9);
+      const cont = (frame: Frame) => (session.fromClient(f, frame) as Verdict).kind;
+      expect(cont(responseWith([call(1, 'x1'), out(1)]))).toBe('continue');
+      expect(cont(responseWith([out(1), call(1, 'x1')]))).toBe('continue');
+      expect(cont(responseWith([out(2), out(99), { type: 'item_reference', id: 'fc1' }]))).toBe('continue');
+      // Another call's id with it does not stand for c1's; a message naming c1 is no call.
+      expect(session.fromClient(f, responseWith([call(2, 'x2'), { type: 'message', role: 'user', call_id: 'c1', content: [] }, out(1)]))).toMatchObject({ kind: 'reject', error: { param: 'response.input[2].call_id' } });
+      // A function_call without a call_id is no call of c1; an output without a call_id or of another type is no output.
+      expect(session.fromClient(f, responseWith([{ type: 'function_call', name: 'f', arguments: '' }, out(1)]))).toMatchObject({ kind: 'reject', error: { param: 'response.input[1].call_id' } });
+      expect(cont(responseWith([{ type: 'function_call_output', output: '{}' }, { type: 'message', call_id: 'c1' }, null, 'c1']))).toBe('continue');
+      expect(cont(responseWith('c1'))).toBe('continue');
+      expect(cont(responseWith({ 0: out(1) }))).toBe('continue');
+      expect(cont(responseWith(null))).toBe('continue');
+      expect(session.upstream.map((e) => e['item_id'])).toEqual(['fc1']);
+    });
   });
 });

@@ -5,6 +5,7 @@ import type { PolicyTruncation } from './schema.js';
 import { asArray, asNumber, asObject, asString } from '../protocol/json.js';
 import { ProxyError } from '../protocol/errors.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
+import type { Provenance } from '../protocol/conversation.js';
 import { clientEventId } from './util.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
@@ -21,14 +22,38 @@ const IMAGE_TOKENS = 255;
 const textTokens = (s: string) => Math.ceil(s.length / 4);
 
 /**
+ * The share of the prune target (`maxTokens × targetRatio`) the system messages `keepSystem` pins
+ * may take together: oldest first (the app's first system prompt is the foundation the later ones
+ * build on), each pinned while the sum of those pinned so far stays within it; the first that does
+ * not fit ends the pinning, so the pinned ones are the oldest system messages. Past it they are
+ * deleted like any item (oldest first among what may be deleted). Without a bound, a client (where
+ * no instructions lock turns its system messages into user messages) could create any number of
+ * system messages of any size, each up to a frame, and every later response would read them all.
+ * None is pinned whatever its size, not even the first: one system message the size of a frame
+ * would be the same walk-around in one item; an app whose standing prompt is that large sets it as
+ * `instructions` or is given a budget that fits it.
+ */
+export const SYSTEM_SHARE = 0.5;
+/**
  * Unanswered function calls (no output in the conversation, none on its way) pinned: the most
  * recent ones, by the call's place in the conversation. The client may still be running them (or
  * answer late: async function calling); older ones are pruned like any item when over budget, so a
- * client that never answers cannot grow the context past the budget without bound (what stays pinned
- * is at most this many calls, as keepLast pins that many items). 8 covers a model's parallel calls.
- * (Positive: `slice(-n)` keeps the last n.)
+ * client that never answers cannot grow the context past the budget without bound. Bounded in count
+ * (8 covers a model's parallel calls) and in tokens (UNANSWERED_CALLS_SHARE): a client can create
+ * calls itself, each as large as a frame.
  */
 export const MAX_PINNED_UNANSWERED_CALLS = 8;
+/**
+ * The share of the prune target (`maxTokens × targetRatio`) the pinned unanswered calls may take
+ * together. The newest unanswered call (the one the client is most likely running) is pinned
+ * whatever its size when the model made it (its size is bounded by what a response may output),
+ * as keepLast pins the latest items; one the client created itself (up to a frame) is held to
+ * this share like the older ones. Older ones, newest first, only while the count stays within
+ * MAX_PINNED_UNANSWERED_CALLS and the calls pinned so far, the newest included, within this
+ * share. The first that does not fit ends the pinning: a kept unanswered call is never older than
+ * a deleted one. (SYSTEM_SHARE is a share of the same target: the two together may fill it.)
+ */
+export const UNANSWERED_CALLS_SHARE = 0.5;
 /**
  * Call ids of unanswered calls the proxy deleted, remembered so that a late output for one is
  * refused (`function_call_pruned`) instead of reaching the upstream without its call: the most
@@ -47,6 +72,8 @@ interface TrackedItem {
   /** True once the token count came from usage (not re-estimated from item events). */
   measured: boolean;
   status: string | null;
+  /** The model made it (a response's output item): see UNANSWERED_CALLS_SHARE. */
+  byModel: boolean;
 }
 
 /** Rough token count of an item from its content (audio from its duration when known). */
@@ -118,8 +145,12 @@ export class ContextTracker {
     return s && s.start !== null && s.end !== null && s.end > s.start ? s.end - s.start : null;
   }
 
-  /** Adds or updates an item; true when the item is new to the tracker. */
-  upsert(item: JsonObject, previousItemId: string | null | undefined): boolean {
+  /**
+   * Adds or updates an item; true when the item is new to the tracker. `provenance`: who put it in
+   * the conversation (the conversation view's), when known; an item of unknown provenance is not
+   * the model's.
+   */
+  upsert(item: JsonObject, previousItemId: string | null | undefined, provenance?: Provenance): boolean {
     const id = asString(item['id']);
     if (id === null) return false;
     const existing = this.#byId.get(id);
@@ -129,6 +160,7 @@ export class ContextTracker {
       existing.role = asString(item['role']) ?? existing.role;
       existing.callId = asString(item['call_id']) ?? existing.callId;
       existing.status = asString(item['status']);
+      if (provenance !== undefined) existing.byModel = provenance === 'model';
       if (!existing.measured) existing.tokens = estimateItemTokens(item, this.#audioMs(id));
       return false;
     }
@@ -140,6 +172,7 @@ export class ContextTracker {
       tokens: estimateItemTokens(item, this.#audioMs(id)),
       measured: false,
       status: asString(item['status']),
+      byModel: provenance === 'model',
     };
     this.#byId.set(id, tracked);
     // `previous_item_id: null` is the start of the conversation; unknown ids append.
@@ -217,12 +250,13 @@ export class ContextTracker {
 
   /**
    * The oldest items to delete to get from over `maxTokens` down to `maxTokens × targetRatio`.
-   * Pinned: the first `keepFirst`, system messages (`keepSystem`), the latest `keepLast`, and
-   * anything still in progress. A function_call and its function_call_output go together, and a
-   * call is kept while its output is pending: sent by the client and not echoed yet (in
-   * `pendingCalls`), or not in the conversation yet (the client may still be running the
-   * function) for the MAX_PINNED_UNANSWERED_CALLS most recent unanswered calls; an older
-   * unanswered call is deleted like any item.
+   * Pinned: the first `keepFirst`, the oldest system messages (`keepSystem`) within SYSTEM_SHARE
+   * of the target, the latest `keepLast`, and anything still in progress. A function_call and its
+   * function_call_output go together, and a call is kept while its output is pending: sent by the
+   * client and not echoed yet (in `pendingCalls`), or not in the conversation yet (the client may
+   * still be running the function) for the most recent unanswered calls (the newest always when
+   * the model made it, the others up to MAX_PINNED_UNANSWERED_CALLS and UNANSWERED_CALLS_SHARE of
+   * the target); an older unanswered call is deleted like any item.
    * `pendingTokens`: items about to join the conversation (created, not yet echoed).
    */
   plan(budget: Budget, pendingTokens = 0, pendingCalls: ReadonlySet<string> = new Set()): PrunePlan | null {
@@ -233,9 +267,19 @@ export class ContextTracker {
     const pinned = new Set<TrackedItem>();
     this.#items.forEach((item, idx) => {
       if (idx < budget.keepFirst || idx >= n - budget.keepLast) pinned.add(item);
-      if (budget.keepSystem && item.role === 'system') pinned.add(item);
       if (item.status === 'in_progress') pinned.add(item);
     });
+    // System messages oldest first, while together within their share of the target.
+    if (budget.keepSystem) {
+      const systemShare = Math.floor(target * SYSTEM_SHARE);
+      let systemTokens = 0;
+      for (const item of this.#items) {
+        if (item.role !== 'system') continue;
+        if (systemTokens + item.tokens > systemShare) break;
+        pinned.add(item);
+        systemTokens += item.tokens;
+      }
+    }
     // A function_call and its function_call_output(s) are deleted together (never an unanswered call).
     const groups = new Map<string | TrackedItem, TrackedItem[]>();
     const groupKey = (item: TrackedItem) => callKey(item) ?? item;
@@ -249,8 +293,21 @@ export class ContextTracker {
       if (pendingCalls.has(key)) for (const g of group) pinned.add(g);
       else if (!answered && group.some((g) => g.type === 'function_call')) unanswered.push(group);
     }
-    // Groups in the order of their first item: the call's place in the conversation.
-    for (const group of unanswered.slice(-MAX_PINNED_UNANSWERED_CALLS)) for (const g of group) pinned.add(g);
+    // Groups in the order of their first item: the call's place in the conversation. Newest first:
+    // the newest whatever its size when the model made it (every call item of its group), then
+    // (and a client's newest) within the count and the token share.
+    const share = Math.floor(target * UNANSWERED_CALLS_SHARE);
+    let pinnedCalls = 0;
+    let pinnedCallTokens = 0;
+    for (let k = unanswered.length - 1; k >= 0; k--) {
+      const group = unanswered[k]!;
+      const tokens = group.reduce((sum, g) => sum + g.tokens, 0);
+      const newestByModel = pinnedCalls === 0 && group.every((g) => g.type !== 'function_call' || g.byModel);
+      if (!newestByModel && (pinnedCalls >= MAX_PINNED_UNANSWERED_CALLS || pinnedCallTokens + tokens > share)) break;
+      for (const g of group) pinned.add(g);
+      pinnedCalls++;
+      pinnedCallTokens += tokens;
+    }
     const chosen = new Set<TrackedItem>();
     let total = before;
     for (const item of this.#items) {
@@ -333,12 +390,39 @@ export class TruncationFilter implements Filter {
       if (item) this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: asString(item['call_id']), tokens: estimateItemTokens(item, null) });
       return CONTINUE;
     }
-    const response = asObject(frame.json()['response']);
+    const ev = frame.json();
+    const response = asObject(ev['response']);
     // A response with its own `input` reads that, not the default conversation. Without one it
     // reads the default conversation even out of band (`conversation: "none"` only decides where
     // its output goes).
-    if (response?.['input'] !== undefined && response['input'] !== null) return CONTINUE;
+    if (response?.['input'] !== undefined && response['input'] !== null) return this.#checkInput(ev, response['input']);
     this.#prune('response.create');
+    return CONTINUE;
+  }
+
+  /**
+   * A response's own `input` carrying the output of a call this filter deleted unanswered, with no
+   * call of that id in the same input: refused like the output through conversation.item.create
+   * (the upstream would refuse it for a call it no longer has, in words that read like the proxy's
+   * bug). An `item_reference` to an item the proxy deleted is not checked (deleted item ids are not
+   * remembered; the upstream answers `item_not_found`).
+   */
+  #checkInput(ev: JsonObject, input: unknown): Verdict {
+    const items = asArray(input);
+    if (!items) return CONTINUE;
+    const called = new Set<string>();
+    for (const entry of items) {
+      const item = asObject(entry);
+      const callId = item?.['type'] === 'function_call' ? asString(item['call_id']) : null;
+      if (callId !== null) called.add(callId);
+    }
+    for (let i = 0; i < items.length; i++) {
+      const item = asObject(items[i]);
+      const callId = item?.['type'] === 'function_call_output' ? asString(item['call_id']) : null;
+      if (callId !== null && this.#prunedCalls.has(callId) && !called.has(callId)) {
+        return reject(new ProxyError('function_call_pruned', { eventId: clientEventId(ev), param: `response.input[${i}].call_id`, details: { call_id: callId } }));
+      }
+    }
     return CONTINUE;
   }
 
@@ -376,7 +460,8 @@ export class TruncationFilter implements Filter {
         if (!item) break;
         // A call (re)created with the id of one deleted earlier: its output has a call again.
         if (item['type'] === 'function_call') this.#prunedCalls.delete(asString(item['call_id']) ?? '');
-        if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined))) {
+        const provenance = this.#ctx.conversation.item(asString(item['id']) ?? '')?.provenance;
+        if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined), provenance)) {
           this.#settlePending(item);
           this.#turnItem(asString(item['id']));
         }

@@ -15,7 +15,12 @@ import { startTestProxy, type TestClient, type TestProxy } from '../support/harn
  * the response read), a raw WebSocket client.
  */
 
-const MAX = 600;
+/**
+ * Target 900; the unanswered calls kept take at most half of it (450, since 2026-12-06: see
+ * adversary-truncation-walkaround.test.ts), which 8 of these calls fit in: the count bound is what
+ * this file exercises.
+ */
+const MAX = 1500;
 const BUDGET = `
 truncation:
   budget: { maxTokens: ${MAX}, targetRatio: 0.6, keepFirst: 0, keepLast: 2 }
@@ -49,7 +54,7 @@ interface Done {
 }
 
 const ROUNDS = 20;
-/** ≈ 50 tokens per call (and as much for the user message that asks for it): 20 of them ≈ 1,000, over the 600 budget. */
+/** ≈ 50 tokens per call (and as much for the user message that asks for it): 20 rounds ≈ 2,100, over the 1,500 budget. */
 const ask = (i: number) => `call:lookup_order {"order":${i},"note":"${'x'.repeat(160)}"}`;
 
 /** The model calls a function every round; the client never answers. Returns each response's usage and call. */
