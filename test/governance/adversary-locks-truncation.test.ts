@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimConnection } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
+import { openTextSession } from './edges-support.js';
 import { appendEvents, speechThenSilence, startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
 
 /**
@@ -38,16 +38,7 @@ afterAll(async () => {
   await tp?.stop();
 });
 
-async function open(tenant = 'acme'): Promise<{ c: TestClient; sim: SimConnection }> {
-  const before = tp.sim.connections.length;
-  const c = await tp.client({ tenant });
-  for (let i = 0; i < 200 && tp.sim.connections.length <= before; i++) await new Promise((r) => setTimeout(r, 10));
-  const sim = tp.sim.connections[before]!;
-  await c.next('session.created');
-  c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
-  await c.next('session.updated');
-  return { c, sim };
-}
+const open = (tenant = 'acme') => openTextSession(tp, tenant);
 
 const userItem = (text: string) => ({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimConnection } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
+import { openTextSession } from './edges-support.js';
 import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
 
 /**
@@ -37,16 +38,7 @@ afterAll(async () => {
   await tp?.stop();
 });
 
-async function open(): Promise<{ c: TestClient; sim: SimConnection }> {
-  const before = tp.sim.connections.length;
-  const c = await tp.client({ tenant: 'acme' });
-  for (let i = 0; i < 200 && tp.sim.connections.length <= before; i++) await new Promise((r) => setTimeout(r, 10));
-  const sim = tp.sim.connections[before]!;
-  await c.next('session.created');
-  c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
-  await c.next('session.updated');
-  return { c, sim };
-}
+const open = () => openTextSession(tp);
 
 interface Done {
   usage: { input_tokens: number };

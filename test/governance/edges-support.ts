@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { TestClient } from '../support/harness.js';
+import type { SimConnection } from '../../src/simulator/index.js';
+import type { TestClient, TestProxy } from '../support/harness.js';
 
 /** One upstream connection as the recording upstream saw it: the upgrade URL, headers and every raw frame. */
 export interface RecordedConnection {
@@ -138,3 +139,18 @@ export const isInjectedClamp = (event: { type?: string; [k: string]: unknown }):
 };
 export const errorCode = (e: { [k: string]: unknown }): string | undefined => (e['error'] as { code?: string } | undefined)?.code;
 export const errorOf = (e: { [k: string]: unknown }) => e['error'] as { code: string; message: string; param: string | null; event_id: string | null; details?: Record<string, unknown> };
+
+/**
+ * A tenant's session through the proxy, with the simulator connection it opened upstream, switched to
+ * text output (the simulator's usage then reads the context a response read). For the budget tests.
+ */
+export async function openTextSession(tp: TestProxy, tenant = 'acme'): Promise<{ c: TestClient; sim: SimConnection }> {
+  const before = tp.sim.connections.length;
+  const c = await tp.client({ tenant });
+  for (let i = 0; i < 200 && tp.sim.connections.length <= before; i++) await new Promise((r) => setTimeout(r, 10));
+  const sim = tp.sim.connections[before]!;
+  await c.next('session.created');
+  c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
+  await c.next('session.updated');
+  return { c, sim };
+}
