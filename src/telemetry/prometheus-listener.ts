@@ -17,6 +17,14 @@ const MISDIRECTED_BODY = JSON.stringify({
   },
 });
 
+/**
+ * Bounds of a listener that may face the network (0.0.0.0 by default): scrapers are few and quick,
+ * so a few connections at once, and a request must arrive whole within seconds (Node's defaults,
+ * unbounded connections and 60 s / 300 s, let anyone hold sockets open for minutes).
+ */
+export const PROMETHEUS_MAX_CONNECTIONS = 32;
+export const PROMETHEUS_REQUEST_TIMEOUT_MS = 10_000;
+
 /** Every `Host` header the request carried (Node keeps only the first in `headers.host`). */
 function hostHeaders(req: IncomingMessage): string[] {
   const out: string[] = [];
@@ -45,6 +53,9 @@ export class PrometheusListener {
   static async start(options: PrometheusListenerOptions, text: () => Promise<string>): Promise<PrometheusListener> {
     const loopbackOnly = isLoopbackName(options.host);
     const server = createServer((req, res) => PrometheusListener.#answer(req, res, options.path, loopbackOnly, text));
+    server.maxConnections = PROMETHEUS_MAX_CONNECTIONS;
+    server.headersTimeout = PROMETHEUS_REQUEST_TIMEOUT_MS;
+    server.requestTimeout = PROMETHEUS_REQUEST_TIMEOUT_MS;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port, options.host, () => {

@@ -1,5 +1,7 @@
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PROMETHEUS_MAX_CONNECTIONS } from '../../src/telemetry/prometheus-listener.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 
 /*
@@ -110,5 +112,30 @@ describe('adversary: DNS rebinding against the separate Prometheus listener', ()
     expect(a.status).toBe(200);
     expect(a.headers['x-content-type-options']).toBe('nosniff');
     expect(a.body).toContain('# HELP ');
+  });
+});
+
+describe('the separate Prometheus listener under a connection flood (2026-12-06)', () => {
+  it(`holds at most ${PROMETHEUS_MAX_CONNECTIONS} connections: idle sockets past that are closed at once, and a scrape still gets through once they go`, async () => {
+    const { port } = await proxyWith('127.0.0.1');
+    const sockets: Socket[] = [];
+    const closedEarly: number[] = [];
+    for (let i = 0; i < PROMETHEUS_MAX_CONNECTIONS + 8; i++) {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => undefined);
+      s.on('close', () => closedEarly.push(i));
+      sockets.push(s);
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    }
+    for (let i = 0; i < 100 && closedEarly.length < 8; i++) await new Promise((r) => setTimeout(r, 10));
+    // Node closes a connection over maxConnections as it is accepted: the last 8 opened.
+    expect(closedEarly.sort((a, b) => a - b)).toEqual(Array.from({ length: 8 }, (_, k) => PROMETHEUS_MAX_CONNECTIONS + k));
+    for (const s of sockets) s.destroy();
+    let answer: Answer | null = null;
+    for (let i = 0; i < 100 && answer?.status !== 200; i++) {
+      answer = await get(port, '/metrics', `127.0.0.1:${port}`).catch(() => null);
+      if (answer?.status !== 200) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(answer?.status).toBe(200);
   });
 });
