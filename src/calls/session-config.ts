@@ -4,6 +4,7 @@ import type { CompiledPolicy } from '../policies/compile.js';
 import { applyLocks, lockedSessionUpdate, startingSession } from '../policies/locks.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
 import { checkSessionConfig } from '../policies/guardrails.js';
+import { checkPromptPrefix, instructionsTokens } from '../policies/truncation.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
 
@@ -68,6 +69,15 @@ export async function governSession(
   // A lock that fixes the instructions is sent even when they equal the assumed default (""), so
   // the upstream's own default instructions never run.
   if (locks.instructions?.locked !== undefined && governed['instructions'] === undefined) governed['instructions'] = locks.instructions.locked;
+
+  // With a truncation budget, the instructions and tools every response of the session reads fit
+  // its share (src/policies/truncation.ts INSTRUCTIONS_SHARE), as a session.update's must: what the
+  // policy alone sets (locked instructions) is the operator's and never refused.
+  const budget = policy.truncation.budget;
+  if (budget) {
+    const refused = checkPromptPrefix(budget, { instructions: instructionsTokens(locks.instructions?.locked), tools: 0 }, governed, 'session', null);
+    if (refused) return refused;
+  }
 
   // The guardrail rules a WebSocket session.update meets (instructions, prompt variables, tools).
   const model = asString(governed['model']) ?? DEFAULT_CALL_MODEL;

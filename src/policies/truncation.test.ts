@@ -8,8 +8,13 @@ import type { RealtimeClientEvent } from '../protocol/events.js';
 import { policyFrom, wire } from '../../test/policies/support.js';
 import type { PolicyRegistry } from './registry.js';
 import {
+  checkPromptPrefix,
   ContextTracker,
   estimateItemTokens,
+  INSTRUCTIONS_SHARE,
+  instructionsLimit,
+  instructionsTokens,
+  toolsTokens,
   MAX_PINNED_UNANSWERED_CALLS,
   MAX_REMEMBERED_CALL_ID_CHARS,
   MAX_REMEMBERED_PRUNED_CALLS,
@@ -145,9 +150,10 @@ describe('truncation filter', () => {
     session.fromServer(f, wire({ type: 'response.done', response: { id: 'r_oob', status: 'completed', conversation_id: null, output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
     expect(f.tracker.total()).toBe(before);
     expect(session.upstream).toEqual([]);
-    // The same count in the default conversation calibrates from the view's parsed usage and prunes.
-    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r_conv', status: 'completed', conversation_id: 'conv_1', output: [], usage: { input_tokens: 5000, output_tokens: 1 } } }));
-    expect(session.conversation.response('r_conv')?.usage?.inputTokens).toBe(5000);
+    // In the default conversation a count calibrates from the view's parsed usage and prunes.
+    session.fromServer(f, wire({ type: 'response.done', response: { id: 'r_conv', status: 'completed', conversation_id: 'conv_1', output: [], usage: { input_tokens: 1100, output_tokens: 1 } } }));
+    expect(session.conversation.response('r_conv')?.usage?.inputTokens).toBe(1100);
+    expect(f.tracker.total()).toBe(1100 - 104);
     expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
   });
 
@@ -581,6 +587,14 @@ describe('the prune plan, against any conversation', () => {
       const deletable = (i: (typeof items)[number]) => !groupOf(i).some(pinned);
       const context = JSON.stringify({ run, items, b, pending, pendingCalls: [...pendingCalls] });
       if (before <= b.maxTokens) {
+        expect(plan, context).toBeNull();
+        continue;
+      }
+      // What stays pinned for the session's life (keepFirst, the system share; no overhead here)
+      // over maxTokens: nothing until what may go exceeds maxTokens − target.
+      const lasting = items.filter((i, idx) => idx < b.keepFirst || systemPinned.has(i)).reduce((sum, i) => sum + i.tokens, 0);
+      const prunable = items.filter(deletable).reduce((sum, i) => sum + i.tokens, 0);
+      if (lasting > b.maxTokens && prunable <= b.maxTokens - target) {
         expect(plan, context).toBeNull();
         continue;
       }
@@ -1292,5 +1306,195 @@ describe('unanswered function calls: pinned while the client may still answer, n
       expect(cont(responseWith(null))).toBe('continue');
       expect(session.upstream.map((e) => e['item_id'])).toEqual(['fc1']);
     });
+  });
+});
+
+describe(`instructions and tools: within ${INSTRUCTIONS_SHARE} of the target together`, () => {
+  // maxTokens 2,000 × 0.5: target 1,000, share 500.
+  const b = budget(2000);
+  const none = { instructions: 0, tools: 0 };
+  const tools = (chars: number) => [{ type: 'function', name: 'f', description: 'd'.repeat(chars - 65), parameters: {} }];
+
+  it('estimates instructions as text (chars / 4, rounded up) and tools as their JSON; none for anything else', () => {
+    expect(instructionsLimit(b)).toBe(500);
+    expect(instructionsLimit(budget(2001, { targetRatio: 0.7 }))).toBe(700);
+    expect(instructionsTokens('x'.repeat(2001))).toBe(501);
+    expect(instructionsTokens(null)).toBe(0);
+    expect(instructionsTokens(42)).toBe(0);
+    expect(JSON.stringify(tools(400))).toHaveLength(400);
+    expect(toolsTokens(tools(400))).toBe(100);
+    expect(toolsTokens([])).toBe(0);
+    expect(toolsTokens(null)).toBe(0);
+    expect(toolsTokens({ 0: tools(400)[0] })).toBe(0);
+  });
+
+  it('exactly at the share passes; one token over is refused with context_budget_exceeded, param naming the field under its event, event_id echoed', () => {
+    expect(checkPromptPrefix(b, none, { instructions: 'x'.repeat(2000) }, 'session', 'evt_1')).toBeNull();
+    const over = checkPromptPrefix(b, none, { instructions: 'x'.repeat(2001) }, 'session', 'evt_1')!;
+    expect(over.toEvent('event_proxy_1')).toEqual({
+      type: 'error',
+      event_id: 'event_proxy_1',
+      error: {
+        type: 'invalid_request_error',
+        code: 'context_budget_exceeded',
+        message: 'The instructions and tools a response would read exceed their share of the context budget.',
+        param: 'session.instructions',
+        event_id: 'evt_1',
+        details: { tokens: 501, limit: 500 },
+      },
+    });
+    expect(over.closesSession).toBe(false);
+    expect(over.httpStatus).toBe(400);
+  });
+
+  it('tools count with the instructions: the session\'s for what the event does not set, the event\'s for what it sets', () => {
+    const current = { instructions: 400, tools: 0 };
+    expect(checkPromptPrefix(b, current, { tools: tools(400) }, 'session', null)).toBeNull();
+    expect(checkPromptPrefix(b, current, { tools: tools(404) }, 'session', null)).toMatchObject({ param: 'session.tools', details: { tokens: 501, limit: 500 } });
+    // Both set: the larger names the param.
+    expect(checkPromptPrefix(b, none, { instructions: 'x'.repeat(1200), tools: tools(804) }, 'session', null)).toMatchObject({ param: 'session.instructions', details: { tokens: 501 } });
+    expect(checkPromptPrefix(b, none, { instructions: 'x'.repeat(800), tools: tools(1204) }, 'session', null)).toMatchObject({ param: 'session.tools', details: { tokens: 501 } });
+    // Setting neither (a voice, null-free) is never refused.
+    expect(checkPromptPrefix(b, { instructions: 5000, tools: 5000 }, { voice: 'marin' }, 'session', null)).toBeNull();
+  });
+
+  it('a response.create\'s own instructions replace the session\'s, its own tools the session\'s (each on its own)', () => {
+    const session = { instructions: 400, tools: 100 };
+    // Own instructions of 10 with the session's 100 of tools: 110.
+    expect(checkPromptPrefix(b, session, { instructions: 'x'.repeat(40) }, 'response', null)).toBeNull();
+    // Own tools of 101 with the session's 400 of instructions: 501.
+    expect(checkPromptPrefix(b, session, { tools: tools(404) }, 'response', 'evt_r')).toMatchObject({ param: 'response.tools', eventId: 'evt_r', details: { tokens: 501 } });
+    // Own instructions "" clear the session's for this response: the tools fit.
+    expect(checkPromptPrefix(b, session, { instructions: '', tools: tools(2000) }, 'response', null)).toBeNull();
+  });
+
+  it('an event that keeps or lowers what the session reads is never refused, even over the share (the operator\'s locked instructions)', () => {
+    const locked = { instructions: 3000, tools: 0 };
+    expect(checkPromptPrefix(b, locked, { instructions: 'x'.repeat(12_000) }, 'session', null)).toBeNull();
+    expect(checkPromptPrefix(b, locked, { instructions: 'x'.repeat(12_000 - 68), tools: tools(68) }, 'session', null)).toBeNull();
+    // More than it reads now: refused.
+    expect(checkPromptPrefix(b, locked, { tools: tools(68) }, 'session', null)).toMatchObject({ param: 'session.tools', details: { tokens: 3017 } });
+    // The param names the field the event changes: the locked instructions it carries as they are are not its doing.
+    expect(checkPromptPrefix(b, locked, { instructions: 'x'.repeat(12_000), tools: tools(68) }, 'session', null)).toMatchObject({ param: 'session.tools', details: { tokens: 3017 } });
+  });
+
+  describe('the filter', () => {
+    const update = (session: object, eventId = 'evt_u') => wire({ type: 'session.update', event_id: eventId, session: { type: 'realtime', ...session } });
+    const updated = (session: object) => wire({ type: 'session.updated', session: { type: 'realtime', ...session } });
+
+    it('refuses a session.update over the share and counts one it lets through before the upstream answers it', () => {
+      const session = new FakeSession();
+      const f = new TruncationFilter(session, b, 'test');
+      session.fromServer(f, wire({ type: 'session.created', session: { type: 'realtime', instructions: 'x'.repeat(400), tools: [] } }));
+      expect(session.fromClient(f, update({ instructions: 'x'.repeat(2001) }))).toMatchObject({ kind: 'reject', error: { code: 'context_budget_exceeded', param: 'session.instructions', eventId: 'evt_u' } });
+      // The session's 100 tokens of instructions with 400 of tools: at the share.
+      expect((session.fromClient(f, update({ tools: tools(1600) })) as Verdict).kind).toBe('continue');
+      // Not answered yet: instructions of 101 now would be 501 with those tools.
+      expect(session.fromClient(f, update({ instructions: 'x'.repeat(404) }))).toMatchObject({ kind: 'reject', error: { param: 'session.instructions', details: { tokens: 501 } } });
+      // A session.updated while another update is unanswered does not undo what that one sets.
+      expect((session.fromClient(f, update({ instructions: 'x'.repeat(400) })) as Verdict).kind).toBe('continue');
+      session.fromServer(f, updated({ instructions: 'x'.repeat(400), tools: tools(1600) }));
+      expect(session.fromClient(f, update({ tools: tools(1604) }))).toMatchObject({ kind: 'reject', error: { details: { tokens: 501 } } });
+      // Every update answered: what the upstream shows is what counts.
+      session.fromServer(f, updated({ instructions: 'x'.repeat(400), tools: [] }));
+      expect((session.fromClient(f, update({ instructions: 'x'.repeat(2000) })) as Verdict).kind).toBe('continue');
+      // A transcription session has neither.
+      expect((session.fromClient(f, wire({ type: 'session.update', session: { type: 'transcription', instructions: 'x'.repeat(9000) } })) as Verdict).kind).toBe('continue');
+    });
+
+    it('session.created counts what went upstream before it (the locked state, a client secret\'s config, early updates)', () => {
+      const session = new FakeSession();
+      const f = new TruncationFilter(session, b, 'test');
+      // The proxy's own start update (skips the chain; the view records it), then session.created without it.
+      session.conversation.observeClient(wire({ type: 'session.update', session: { type: 'realtime', tools: tools(1600) } }), true);
+      session.fromServer(f, wire({ type: 'session.created', session: { type: 'realtime', instructions: '', tools: [] } }));
+      expect(session.fromClient(f, update({ instructions: 'x'.repeat(404) }))).toMatchObject({ kind: 'reject', error: { details: { tokens: 501 } } });
+      expect((session.fromClient(f, update({ instructions: 'x'.repeat(400) })) as Verdict).kind).toBe('continue');
+    });
+
+    it('refuses a response.create over the share before pruning for it; without a budget nothing is checked', () => {
+      const session = new FakeSession();
+      const f = new TruncationFilter(session, budget(200, { keepLast: 1 }), 'test');
+      session.fromServer(f, wire({ type: 'conversation.item.added', previous_item_id: null, item: text('u0', 'user', 400) }));
+      session.fromServer(f, wire({ type: 'conversation.item.added', previous_item_id: 'u0', item: text('u1', 'user', 400) }));
+      // Limit 50: its own instructions of 51 tokens.
+      expect(session.fromClient(f, wire({ type: 'response.create', event_id: 'evt_r', response: { instructions: 'x'.repeat(204) } }))).toMatchObject({
+        kind: 'reject',
+        error: { code: 'context_budget_exceeded', param: 'response.instructions', eventId: 'evt_r', details: { tokens: 51, limit: 50 } },
+      });
+      expect(session.upstream).toEqual([]);
+      expect((session.fromClient(f, wire({ type: 'response.create', response: { instructions: 'x'.repeat(200) } })) as Verdict).kind).toBe('continue');
+      expect(session.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'u0' }]);
+
+      const free = new FakeSession();
+      const g = new TruncationFilter(free, null, 'test');
+      expect((free.fromClient(g, update({ instructions: 'x'.repeat(100_000), tools: tools(100_000) })) as Verdict).kind).toBe('continue');
+      expect((free.fromClient(g, wire({ type: 'response.create', response: { instructions: 'x'.repeat(100_000) } })) as Verdict).kind).toBe('continue');
+    });
+  });
+});
+
+describe('a budget that cannot be met is not chased', () => {
+  const added = (item: object, prev: string | null) => wire({ type: 'conversation.item.added', previous_item_id: prev, item });
+  const done = (id: string, input: number) => wire({ type: 'response.done', response: { id, status: 'completed', conversation_id: 'conv_1', output: [], usage: { input_tokens: input, output_tokens: 0 } } });
+
+  it('with the overhead (instructions, tools) over maxTokens, nothing goes until what may go exceeds maxTokens − target; then all of it, and again only after as much', () => {
+    const session = new FakeSession();
+    // maxTokens 1,000, target 500: the room between prunes is 500.
+    const f = new TruncationFilter(session, budget(1000, { keepLast: 1 }), 'test');
+    session.fromServer(f, added(text('u0', 'user', 400), null)); // 104
+    // The response read 1,500: an overhead of 1,396, over the budget by itself.
+    session.fromServer(f, done('r1', 1500));
+    let prev = 'u0';
+    for (const n of [1, 2, 3]) {
+      session.fromServer(f, added(text(`u${n}`, 'user', 400), prev));
+      prev = `u${n}`;
+    }
+    // u0…u2 may go (312): not more than the room. Nothing is deleted at any prune point.
+    session.fromClient(f, wire({ type: 'response.create' }));
+    session.fromServer(f, done('r2', 1396 + 4 * 104));
+    expect(session.upstream).toEqual([]);
+    // u0…u4 may go (520, over 500): all of them, oldest first.
+    for (const n of [4, 5]) {
+      session.fromServer(f, added(text(`u${n}`, 'user', 400), prev));
+      prev = `u${n}`;
+    }
+    session.fromClient(f, wire({ type: 'response.create' }));
+    expect(session.upstream.map((e) => e['item_id'])).toEqual(['u0', 'u1', 'u2', 'u3', 'u4']);
+    // u5 and a new u6: 104 may go. Nothing more.
+    session.fromServer(f, added(text('u6', 'user', 400), prev));
+    session.fromClient(f, wire({ type: 'response.create' }));
+    expect(session.upstream).toHaveLength(5);
+  });
+
+  it('at exactly maxTokens the overhead still lets the budget be met: what may go goes at once', () => {
+    const t = new ContextTracker();
+    t.upsert(text('u0', 'user', 40), null); // 14
+    t.upsert(text('u1', 'user', 40), 'u0'); // 14
+    t.calibrate(1000 + 28, 0, []); // overhead 1,000
+    expect(t.plan(budget(1000))).toEqual({ itemIds: ['u0', 'u1'], tokensBefore: 1028, tokensAfter: 1000 });
+    t.calibrate(1001 + 28, 0, []); // overhead 1,001: over; 28 may go, not over the room of 500
+    expect(t.plan(budget(1000))).toBeNull();
+  });
+
+  it('keepFirst and the system share stay for good and count; the latest keepLast, items in progress and awaited calls only for a while and do not', () => {
+    const first = new ContextTracker();
+    first.upsert(text('f', 'user', 4000), null); // 1,004: keepFirst 1
+    first.upsert(text('u1', 'user', 40), 'f');
+    first.upsert(text('u2', 'user', 40), 'u1');
+    expect(first.plan(budget(1000, { keepFirst: 1 }))).toBeNull();
+    // The same item pinned as the latest: u1 and u2 go as before (the item will be deletable later).
+    const last = new ContextTracker();
+    last.upsert(text('u1', 'user', 40), null);
+    last.upsert(text('u2', 'user', 40), 'u1');
+    last.upsert(text('l', 'user', 4000), 'u2');
+    expect(last.plan(budget(1000, { keepLast: 1 }))!.itemIds).toEqual(['u1', 'u2']);
+    // A system message within its share (≤ 250 of the target 500) counts: with an overhead of 800, 1,004 stay.
+    const sys = new ContextTracker();
+    sys.upsert(text('s', 'system', 800), null); // 204
+    sys.upsert(text('u1', 'user', 40), 's');
+    sys.calibrate(800 + 204 + 14, 0, []);
+    expect(sys.plan(budget(1000))).toBeNull();
+    expect(sys.plan(budget(1000, { keepSystem: false }))!.itemIds).toEqual(['s', 'u1']);
   });
 });

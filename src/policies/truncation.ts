@@ -7,6 +7,7 @@ import { ProxyError } from '../protocol/errors.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Provenance } from '../protocol/conversation.js';
 import { clientEventId } from './util.js';
+import { applySessionUpdate } from '../protocol/session-update.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -62,6 +63,64 @@ export const UNANSWERED_CALLS_SHARE = 0.5;
  */
 export const MAX_REMEMBERED_PRUNED_CALLS = 256;
 export const MAX_REMEMBERED_CALL_ID_CHARS = 128;
+/**
+ * The share of the prune target (`maxTokens × targetRatio`) the instructions and tools a response
+ * reads may take together: the session's, or a response.create's own (which replace the session's
+ * for that response, each of the two on its own). They are session state, not items: every
+ * response reads them and no delete can take them away, so without a bound one `session.update`
+ * (instructions or tool definitions of any size, up to a frame) held every response over the
+ * budget, and the pruning deleted the client's items at every response without ever getting under
+ * it. Half the target: what the other half leaves the conversation is the same room the system
+ * messages' and the unanswered calls' shares are cut from. Estimated as the tracker estimates text
+ * (`instructions` chars / 4, `tools` as the characters of their JSON / 4); a reusable `prompt`'s
+ * own instructions and the tools an MCP server lists are not known to the proxy and not counted.
+ */
+export const INSTRUCTIONS_SHARE = 0.5;
+
+/** What `INSTRUCTIONS_SHARE` allows under `budget`, in tokens. */
+export function instructionsLimit(budget: Budget): number {
+  return Math.floor(Math.floor(budget.maxTokens * budget.targetRatio) * INSTRUCTIONS_SHARE);
+}
+
+/** Tokens of an `instructions` value as the tracker estimates text (anything but a string: none). */
+export function instructionsTokens(instructions: unknown): number {
+  return typeof instructions === 'string' ? textTokens(instructions) : 0;
+}
+
+/** Tokens of a `tools` value: its JSON's characters / 4 (an empty list, or anything but a list: none). */
+export function toolsTokens(tools: unknown): number {
+  return Array.isArray(tools) && tools.length > 0 ? textTokens(JSON.stringify(tools)) : 0;
+}
+
+/** The instructions and tools a response reads, in tokens (see INSTRUCTIONS_SHARE). */
+export interface PromptPrefix {
+  readonly instructions: number;
+  readonly tools: number;
+}
+
+/**
+ * Checks the instructions and tools an event would set (`own`: the members it carries, a
+ * `session.update`'s `session` or a `response.create`'s `response`) against INSTRUCTIONS_SHARE:
+ * what it does not set is `current` (the session's). Refused (`context_budget_exceeded`, `param`
+ * naming the field it changes, the larger when both, under `at`) when the two together exceed the share and
+ * exceed what the session already reads: an event that keeps or lowers them is never refused
+ * (they may be over the share by the operator's doing alone: locked instructions). Null when it fits.
+ */
+export function checkPromptPrefix(budget: Budget, current: PromptPrefix, own: JsonObject, at: string, eventId: string | null): ProxyError | null {
+  const setsInstructions = own['instructions'] !== undefined;
+  const setsTools = own['tools'] !== undefined;
+  if (!setsInstructions && !setsTools) return null;
+  const instructions = setsInstructions ? instructionsTokens(own['instructions']) : current.instructions;
+  const tools = setsTools ? toolsTokens(own['tools']) : current.tools;
+  const tokens = instructions + tools;
+  const limit = instructionsLimit(budget);
+  if (tokens <= limit || tokens <= current.instructions + current.tools) return null;
+  // The field the event changes (one it sets as it was, e.g. locked instructions, is not its doing); both: the larger.
+  const changesInstructions = setsInstructions && instructions !== current.instructions;
+  const changesTools = setsTools && tools !== current.tools;
+  const field = changesInstructions && (!changesTools || instructions >= tools) ? 'instructions' : 'tools';
+  return new ProxyError('context_budget_exceeded', { eventId, param: `${at}.${field}`, details: { tokens, limit } });
+}
 
 interface TrackedItem {
   readonly id: string;
@@ -258,6 +317,9 @@ export class ContextTracker {
    * the model made it, the others up to MAX_PINNED_UNANSWERED_CALLS and UNANSWERED_CALLS_SHARE of
    * the target); an older unanswered call is deleted like any item.
    * `pendingTokens`: items about to join the conversation (created, not yet echoed).
+   * When what no delete will ever take away (the overhead, the keepFirst and system pins) is
+   * itself over `maxTokens`, the budget cannot be met: null until what may be
+   * deleted exceeds `maxTokens − target`, then all of it.
    */
   plan(budget: Budget, pendingTokens = 0, pendingCalls: ReadonlySet<string> = new Set()): PrunePlan | null {
     const before = this.total() + pendingTokens;
@@ -265,7 +327,10 @@ export class ContextTracker {
     const target = Math.floor(budget.maxTokens * budget.targetRatio);
     const n = this.#items.length;
     const pinned = new Set<TrackedItem>();
+    /** Pinned for the session's life: the first keepFirst and the system messages within their share. */
+    const lastingPins = new Set<TrackedItem>();
     this.#items.forEach((item, idx) => {
+      if (idx < budget.keepFirst) lastingPins.add(item);
       if (idx < budget.keepFirst || idx >= n - budget.keepLast) pinned.add(item);
       if (item.status === 'in_progress') pinned.add(item);
     });
@@ -277,6 +342,7 @@ export class ContextTracker {
         if (item.role !== 'system') continue;
         if (systemTokens + item.tokens > systemShare) break;
         pinned.add(item);
+        lastingPins.add(item);
         systemTokens += item.tokens;
       }
     }
@@ -308,6 +374,19 @@ export class ContextTracker {
       pinnedCalls++;
       pinnedCallTokens += tokens;
     }
+    // What no delete will ever take away over maxTokens: no plan can meet the budget, now or after
+    // the conversation moves on. That is the overhead (instructions, tools, estimation error) and
+    // what stays pinned for the session's life (keepFirst, the system messages' share); not items
+    // on their way or pinned for a while (the latest keepLast, items in progress, calls awaiting
+    // their output), which become deletable as the conversation moves on. Deleting
+    // all that may go at every prune point would then empty the conversation at every response for
+    // nothing: it is pruned (all of it, oldest first) only once it exceeds the room the budget
+    // leaves between prunes (maxTokens − target), as often as under a budget that can be met.
+    let prunable = 0;
+    for (const group of groups.values()) if (!group.some((g) => pinned.has(g))) for (const g of group) prunable += g.tokens;
+    let lasting = this.#overhead;
+    for (const item of lastingPins) lasting += item.tokens;
+    if (lasting > budget.maxTokens && prunable <= budget.maxTokens - target) return null;
     const chosen = new Set<TrackedItem>();
     let total = before;
     for (const item of this.#items) {
@@ -329,8 +408,10 @@ export function truncationFactory(registry: PolicyRegistry): FilterFactory {
   return {
     name: TRUNCATION_FILTER,
     wants: {
-      client: ['conversation.item.create', 'response.create'],
+      client: ['conversation.item.create', 'response.create', 'session.update'],
       server: [
+        'session.created',
+        'session.updated',
         'conversation.item.added',
         'conversation.item.created',
         'conversation.item.done',
@@ -370,6 +451,14 @@ export class TruncationFilter implements Filter {
   /** Unanswered calls this filter deleted, oldest first (see MAX_REMEMBERED_PRUNED_CALLS). */
   readonly #prunedCalls = new LazySet<string>();
   #pruned = 0;
+  /**
+   * The session's instructions and tools, in tokens (INSTRUCTIONS_SHARE): as the upstream showed
+   * them (`session.created` with what went upstream before it applied, `session.updated` once every
+   * session.update sent is answered), and as a client update this filter let through sets them
+   * (before the upstream answers: a second update checked meanwhile counts the first). An update
+   * the upstream refuses may leave them larger than they are until the next `session.updated`.
+   */
+  #prefix: PromptPrefix = { instructions: 0, tools: 0 };
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
     this.#ctx = ctx;
@@ -379,6 +468,7 @@ export class TruncationFilter implements Filter {
 
   onClient(frame: Frame): Verdict {
     if (!this.#budget) return CONTINUE;
+    if (frame.type === 'session.update') return this.#sessionUpdate(frame.json());
     if (frame.type === 'conversation.item.create') {
       const ev = frame.json();
       const item = asObject(ev['item']);
@@ -392,6 +482,9 @@ export class TruncationFilter implements Filter {
     }
     const ev = frame.json();
     const response = asObject(ev['response']);
+    // Its own instructions and tools replace the session's for this response: within the share.
+    const refused = response ? checkPromptPrefix(this.#budget, this.#prefix, response, 'response', clientEventId(ev)) : null;
+    if (refused) return reject(refused);
     // A response with its own `input` reads that, not the default conversation. Without one it
     // reads the default conversation even out of band (`conversation: "none"` only decides where
     // its output goes).
@@ -426,6 +519,45 @@ export class TruncationFilter implements Filter {
     return CONTINUE;
   }
 
+  /** A client session.update: refused when it would set instructions and tools over their share, else what it sets is counted. */
+  #sessionUpdate(ev: JsonObject): Verdict {
+    const session = asObject(ev['session']);
+    if (!session || session['type'] === 'transcription') return CONTINUE;
+    const refused = checkPromptPrefix(this.#budget!, this.#prefix, session, 'session', clientEventId(ev));
+    if (refused) return reject(refused);
+    this.#prefix = this.#prefixOf(session, this.#prefix);
+    return CONTINUE;
+  }
+
+  /** `prefix` with what `session` sets. */
+  #prefixOf(session: JsonObject, prefix: PromptPrefix): PromptPrefix {
+    return {
+      instructions: session['instructions'] !== undefined ? instructionsTokens(session['instructions']) : prefix.instructions,
+      tools: session['tools'] !== undefined ? toolsTokens(session['tools']) : prefix.tools,
+    };
+  }
+
+  /**
+   * The session as the upstream shows it. `session.created` shows it before what went upstream
+   * earlier (the locked state, a client secret's config, the client's early updates): applied
+   * from the conversation view (when it kept them). A `session.updated` while other updates are
+   * still unanswered shows it before those: the counts stay as they were set.
+   */
+  #sessionShown(type: string, ev: JsonObject): void {
+    const session = asObject(ev['session']);
+    if (!session || session['type'] === 'transcription') return;
+    const conversation = this.#ctx.conversation;
+    const outstanding = conversation.sessionUpdatesAnswered < conversation.sessionUpdatesSent;
+    if (type === 'session.created') {
+      const early = conversation.updatesBeforeCreated;
+      const shown = this.#prefixOf(early ? applySessionUpdate(session, early) : session, { instructions: 0, tools: 0 });
+      // Updates went upstream the view no longer holds (past its bound): the larger of the two.
+      this.#prefix = outstanding && !early ? { instructions: Math.max(shown.instructions, this.#prefix.instructions), tools: Math.max(shown.tools, this.#prefix.tools) } : shown;
+    } else if (!outstanding) {
+      this.#prefix = this.#prefixOf(session, { instructions: 0, tools: 0 });
+    }
+  }
+
   /** The calls whose output the client created and the server has not echoed yet. */
   #pendingCalls(): Set<string> {
     const calls = new Set<string>();
@@ -452,6 +584,10 @@ export class TruncationFilter implements Filter {
     if (!this.#budget) return CONTINUE;
     const ev = frame.json();
     switch (frame.type) {
+      case 'session.created':
+      case 'session.updated':
+        this.#sessionShown(frame.type, ev);
+        break;
       case 'conversation.item.added':
       case 'conversation.item.created':
       case 'conversation.item.done': {
