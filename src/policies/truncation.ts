@@ -193,6 +193,11 @@ export class ContextTracker {
     return this.#items.map((i) => i.id);
   }
 
+  /** The tokens of an item in the conversation, or null when the tracker does not know it. */
+  tokensOf(id: string): number | null {
+    return this.#byId.get(id)?.tokens ?? null;
+  }
+
   total(): number {
     let sum = this.#overhead;
     for (const i of this.#items) sum += i.tokens;
@@ -488,7 +493,7 @@ export class TruncationFilter implements Filter {
     // A response with its own `input` reads that, not the default conversation. Without one it
     // reads the default conversation even out of band (`conversation: "none"` only decides where
     // its output goes).
-    if (response?.['input'] !== undefined && response['input'] !== null) return this.#checkInput(ev, response['input']);
+    if (response?.['input'] !== undefined && response['input'] !== null) return this.#checkInput(ev, response, response['input']);
     this.#prune('response.create');
     return CONTINUE;
   }
@@ -499,8 +504,12 @@ export class TruncationFilter implements Filter {
    * (the upstream would refuse it for a call it no longer has, in words that read like the proxy's
    * bug). An `item_reference` to an item the proxy deleted is not checked (deleted item ids are not
    * remembered; the upstream answers `item_not_found`).
+   * And that input with the instructions and tools the response reads must fit `maxTokens`: it is
+   * all the response reads, and no delete can make it smaller (until 2026-12-06 an out-of-band
+   * response read an input of any size under a budget). Items referenced count as the tracker
+   * sizes them, others as it estimates a created item.
    */
-  #checkInput(ev: JsonObject, input: unknown): Verdict {
+  #checkInput(ev: JsonObject, response: JsonObject, input: unknown): Verdict {
     const items = asArray(input);
     if (!items) return CONTINUE;
     const called = new Set<string>();
@@ -516,6 +525,15 @@ export class TruncationFilter implements Filter {
         return reject(new ProxyError('function_call_pruned', { eventId: clientEventId(ev), param: `response.input[${i}].call_id`, details: { call_id: callId } }));
       }
     }
+    const own = this.#prefixOf(response, this.#prefix);
+    let tokens = own.instructions + own.tools;
+    for (const entry of items) {
+      const item = asObject(entry);
+      if (!item) continue;
+      tokens += item['type'] === 'item_reference' ? (this.tracker.tokensOf(asString(item['id']) ?? '') ?? 0) : estimateItemTokens(item, null);
+    }
+    const limit = this.#budget!.maxTokens;
+    if (tokens > limit) return reject(new ProxyError('context_budget_exceeded', { eventId: clientEventId(ev), param: 'response.input', details: { tokens, limit } }));
     return CONTINUE;
   }
 

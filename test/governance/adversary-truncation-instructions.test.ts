@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimConnection } from '../../src/simulator/index.js';
 import { DEFAULT_INSTRUCTIONS } from '../../src/simulator/session.js';
 import { policyDir } from '../policies/support.js';
+import { openTextSession } from './edges-support.js';
 import { WEBHOOK_SECRET } from '../calls/support.js';
 import type { ReceivedEvent } from '../support/client.js';
 import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
@@ -51,16 +52,7 @@ afterAll(async () => {
   await tp?.stop();
 });
 
-async function open(tenant = 'acme'): Promise<{ c: TestClient; sim: SimConnection }> {
-  const before = tp.sim.connections.length;
-  const c = await tp.client({ tenant });
-  for (let i = 0; i < 200 && tp.sim.connections.length <= before; i++) await new Promise((r) => setTimeout(r, 10));
-  const sim = tp.sim.connections[before]!;
-  await c.next('session.created');
-  c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
-  await c.next('session.updated');
-  return { c, sim };
-}
+const open = (tenant = 'acme') => openTextSession(tp, tenant);
 
 const deletesSent = (sim: SimConnection) => sim.received.filter((r) => r.type === 'conversation.item.delete').map((r) => (r.event as { item_id: string }).item_id);
 const sent = (sim: SimConnection, type: string) => sim.received.filter((r) => r.type === type).map((r) => r.event as Record<string, unknown>);
@@ -255,6 +247,27 @@ describe('adversary (truncation): an unreachable target is not chased', () => {
     expect(deletesSent(sim)).toEqual(order.slice(0, 14));
     expect(c.ofType('conversation.item.deleted').map((e) => e['item_id'])).toEqual(order.slice(0, 14));
     expect(c.ofType('error')).toEqual([]);
+    c.close();
+  });
+});
+
+describe('adversary (truncation): an out-of-band response reads its own input within the budget (2026-12-06)', () => {
+  it('a response.create whose own input (with the instructions it reads) is over maxTokens is refused (param response.input); one within it runs', async () => {
+    const { c, sim } = await open();
+    const from = c.events.length;
+    const message = (chars: number) => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text: 's'.repeat(chars) }] });
+    // 10 items of ~1,000 tokens: ~10,000 tokens read by one response on a 2,000 budget.
+    c.send({ type: 'response.create', event_id: 'evt_big_input', response: { conversation: 'none', input: Array.from({ length: 10 }, () => message(4_000)) } });
+    c.send({ type: 'response.create', event_id: 'evt_small_input', response: { conversation: 'none', input: [message(400)] } });
+    const done = (await c.next('response.done'))['response'] as { status: string; usage: { input_tokens: number } };
+    expect(done.status).toBe('completed');
+    expect(done.usage.input_tokens).toBeLessThanOrEqual(MAX);
+    // The upstream got the small one only.
+    expect(sent(sim, 'response.create').map((e) => (e['response'] as { input: unknown[] }).input.length)).toEqual([1]);
+    const errors = c.events.slice(from).filter((e) => e.type === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!['error']).toMatchObject({ code: 'context_budget_exceeded', param: 'response.input', event_id: 'evt_big_input', details: { limit: MAX } });
+    expect((errors[0]!['error'] as { details: { tokens: number } }).details.tokens).toBeGreaterThan(MAX);
     c.close();
   });
 });
