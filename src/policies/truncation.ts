@@ -530,7 +530,11 @@ export class TruncationFilter implements Filter {
     for (const entry of items) {
       const item = asObject(entry);
       if (!item) continue;
-      tokens += item['type'] === 'item_reference' ? (this.tracker.tokensOf(asString(item['id']) ?? '') ?? 0) : estimateItemTokens(item, null);
+      if (item['type'] !== 'item_reference') tokens += estimateItemTokens(item, null);
+      else {
+        const ref = asString(item['id']);
+        if (ref !== null) tokens += this.tracker.tokensOf(ref) ?? 0;
+      }
     }
     const limit = this.#budget!.maxTokens;
     if (tokens > limit) return reject(new ProxyError('context_budget_exceeded', { eventId: clientEventId(ev), param: 'response.input', details: { tokens, limit } }));
@@ -613,7 +617,8 @@ export class TruncationFilter implements Filter {
         const prev = ev['previous_item_id'];
         if (!item) break;
         // A call (re)created with the id of one deleted earlier: its output has a call again.
-        if (item['type'] === 'function_call') this.#prunedCalls.delete(asString(item['call_id']) ?? '');
+        const recreated = item['type'] === 'function_call' ? asString(item['call_id']) : null;
+        if (recreated !== null) this.#prunedCalls.delete(recreated);
         const provenance = this.#ctx.conversation.item(asString(item['id']) ?? '')?.provenance;
         if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined), provenance)) {
           this.#settlePending(item);
