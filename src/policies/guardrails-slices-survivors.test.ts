@@ -195,6 +195,13 @@ describe('a session config minted over HTTP, in slices', () => {
     expect(r.refusal?.details).toMatchObject({ rule: 'inj' });
   });
 
+  it("instructions only a session.update rule reads take the sliced path, under the event's budget: past it, scan_time", async () => {
+    const policy = await policyFrom('guardrails:\n  rules: [{ id: inj, sources: [input], events: [session.update], match: { phrases: ["ignore previous instructions"] }, action: block }]');
+    windows(1);
+    const r = await checkSessionConfig(policy, { instructions: pad(LONG) }, info);
+    expect(r.refusal?.details).toMatchObject({ rule: SCAN_LIMIT_RULE });
+  });
+
   it('the instructions are matched from their start (no context before them)', async () => {
     const policy = await policyFrom("guardrails:\n  rules: [{ id: starts, sources: [input], match: { regex: ['^\\s*ignore'] }, action: block }]");
     const r = await checkSessionConfig(policy, { instructions: `ignore ${pad(LONG)}` }, info);
