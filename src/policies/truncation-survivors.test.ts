@@ -2,19 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import type { Verdict } from '../pipeline/filter.js';
-import { wire } from '../../test/policies/support.js';
+import { textItem, trackerBudget, wire } from '../../test/policies/support.js';
 import type { PolicyRegistry } from './registry.js';
 import { checkPromptPrefix, ContextTracker, truncationFactory, TruncationFilter } from './truncation.js';
 
-const budget = (maxTokens: number, extra: Partial<{ targetRatio: number; keepFirst: number; keepSystem: boolean; keepLast: number }> = {}) => ({
-  maxTokens,
-  targetRatio: 0.5,
-  keepFirst: 0,
-  keepSystem: true,
-  keepLast: 0,
-  ...extra,
-});
-const text = (id: string, role: string, chars: number) => ({ id, type: 'message', role, status: 'completed', content: [{ type: role === 'assistant' ? 'output_text' : 'input_text', text: 'x'.repeat(chars) }] });
+const budget = trackerBudget;
+const text = textItem;
 /** Tools whose JSON is exactly `chars` long (chars / 4 tokens). */
 const tools = (chars: number) => [{ type: 'function', name: 'f', description: 'd'.repeat(chars - 65), parameters: {} }];
 const added = (item: object, prev: string | null) => wire({ type: 'conversation.item.added', previous_item_id: prev, item });

@@ -5,7 +5,7 @@ import type { FilterFactory, Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import type { RealtimeClientEvent } from '../protocol/events.js';
-import { policyFrom, wire } from '../../test/policies/support.js';
+import { policyFrom, textItem, trackerBudget, wire } from '../../test/policies/support.js';
 import type { PolicyRegistry } from './registry.js';
 import {
   checkPromptPrefix,
@@ -25,16 +25,9 @@ import {
   UNANSWERED_CALLS_SHARE,
 } from './truncation.js';
 
-const budget = (maxTokens: number, extra: Partial<{ targetRatio: number; keepFirst: number; keepSystem: boolean; keepLast: number }> = {}) => ({
-  maxTokens,
-  targetRatio: 0.5,
-  keepFirst: 0,
-  keepSystem: true,
-  keepLast: 0,
-  ...extra,
-});
+const budget = trackerBudget;
 
-const text = (id: string, role: string, chars: number) => ({ id, type: 'message', role, status: 'completed', content: [{ type: role === 'assistant' ? 'output_text' : 'input_text', text: 'x'.repeat(chars) }] });
+const text = textItem;
 
 describe('context tracker', () => {
   it('estimates items like the token rates (text chars/4, user audio 10/s, assistant audio 20/s)', () => {

@@ -80,3 +80,16 @@ export const userMessage = (...texts: string[]): Record<string, unknown> => ({ t
 
 /** The error code a verdict refuses or closes with (null: it lets the frame go on). */
 export const verdictCode = (v: Verdict): string | null => (v.kind === 'reject' || v.kind === 'close' ? v.error.code : null);
+
+/** A truncation budget for the tracker's unit tests: half the budget as the prune target, nothing pinned by position. */
+export const trackerBudget = (maxTokens: number, extra: Partial<{ targetRatio: number; keepFirst: number; keepSystem: boolean; keepLast: number }> = {}) => ({
+  maxTokens,
+  targetRatio: 0.5,
+  keepFirst: 0,
+  keepSystem: true,
+  keepLast: 0,
+  ...extra,
+});
+
+/** A completed text message item of `chars` characters (chars / 4 tokens to the tracker). */
+export const textItem = (id: string, role: string, chars: number) => ({ id, type: 'message', role, status: 'completed', content: [{ type: role === 'assistant' ? 'output_text' : 'input_text', text: 'x'.repeat(chars) }] });
