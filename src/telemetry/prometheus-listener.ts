@@ -60,6 +60,9 @@ export class PrometheusListener {
       server.once('error', reject);
       server.listen(options.port, options.host, () => {
         server.off('error', reject);
+        // Once listening, an error (a failed accept: EMFILE) must not throw out of the process; the
+        // listener goes on (Node retries accepting on the next connection).
+        server.on('error', () => undefined);
         resolve();
       });
     });
