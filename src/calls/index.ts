@@ -14,7 +14,7 @@ import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
 import { MAX_KEY_CHARS, sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
-import { authRefusalOfReply, upstreamAuthRejected } from '../upstream/auth-refusal.js';
+import { authRefusalOfReply, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
 import { CallGovernors } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
@@ -48,7 +48,7 @@ function errorReply(error: ProxyError): HttpReply {
 function relayUpstream(reply: UpstreamReply, log: Logger, what: string): HttpReply {
   const refusal = authRefusalOfReply(reply.status, reply.body);
   if (refusal) {
-    log.error({ event: 'upstream_auth_refused', route: what, upstreamStatus: refusal.status, upstreamCode: refusal.code, upstreamType: refusal.type, upstreamMessage: refusal.message }, "calls: the Realtime upstream refused the proxy's own credentials");
+    logUpstreamAuthRefused(log, refusal, { route: what });
     return errorReply(upstreamAuthRejected(refusal, null));
   }
   const status = reply.status >= 500 ? 502 : reply.status;

@@ -15,7 +15,7 @@ import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MemoryBudget } from '../server/memory-budget.js';
-import { authRefusalOf, authRefusalOfCloseReason, upstreamAuthRejected, type UpstreamAuthDetail } from '../upstream/auth-refusal.js';
+import { authRefusalOf, authRefusalOfCloseReason, logUpstreamAuthRefused, upstreamAuthRejected, type UpstreamAuthDetail } from '../upstream/auth-refusal.js';
 import type { UpstreamTarget } from '../upstream/dial.js';
 import { zeroMaskedPayload } from '../upstream/client-frame.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
@@ -486,16 +486,9 @@ export class RelaySession implements SessionContext, ChainSink {
       return false;
     }
     if (!refusal) return false;
-    this.#upstreamRefusedCredentials(refusal);
+    logUpstreamAuthRefused(this.log, refusal);
     this.close(upstreamAuthRejected(refusal));
     return true;
-  }
-
-  #upstreamRefusedCredentials(refusal: UpstreamAuthDetail): void {
-    this.log.error(
-      { event: 'upstream_auth_refused', upstreamCode: refusal.code, upstreamType: refusal.type, upstreamMessage: refusal.message },
-      "the Realtime upstream refused the proxy's own credentials",
-    );
   }
 
   /**
@@ -855,7 +848,7 @@ export class RelaySession implements SessionContext, ChainSink {
     // A close naming a refusal of the proxy's credentials (`invalid_request_error.invalid_api_key`) without its error event first.
     const refusal = authRefusalOfCloseReason(reason);
     if (refusal) {
-      this.#upstreamRefusedCredentials(refusal);
+      logUpstreamAuthRefused(this.log, refusal);
       this.#endAfterUpstreamClose(code, reason, upstreamAuthRejected(refusal));
       return;
     }

@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { clientFrame, closePayload, zeroMaskedTextFrame } from '../upstream/client-frame.js';
-import { authRefusalOf, upstreamAuthRejected } from '../upstream/auth-refusal.js';
+import { authRefusalOf, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
 import { maskingIsMoot, type UpstreamTarget } from '../upstream/dial.js';
 import { FrameReader, Opcode } from '../upstream/frame-reader.js';
 import { requestUpgrade, type Handshake } from '../upstream/handshake.js';
@@ -107,7 +107,7 @@ export class UpstreamLink {
           // retryable by the client, and the same answer as a refusal after the upgrade.
           const refusal = authRefusalOf(null, status);
           if (refusal !== null) {
-            this.#log.error({ event: 'upstream_auth_refused', upstreamStatus: status }, "the Realtime upstream refused the proxy's own credentials");
+            logUpstreamAuthRefused(this.#log, refusal);
             this.#fail(upstreamAuthRejected(refusal));
             return;
           }

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { ProxyError } from '../protocol/errors.js';
 
 /**
@@ -77,4 +78,12 @@ export function upstreamAuthRejected(detail: UpstreamAuthDetail, close?: null): 
     ...(detail.status !== null ? { details: { status: detail.status } } : {}),
     close: close === null ? null : 'upstreamCredentialsRefused',
   });
+}
+
+/** Logs such a refusal (error level, `upstream_auth_refused`): the operator's only view of the upstream's detail. `fields`: where it happened. */
+export function logUpstreamAuthRefused(log: Logger, detail: UpstreamAuthDetail, fields: Record<string, string> = {}): void {
+  log.error(
+    { event: 'upstream_auth_refused', ...fields, upstreamStatus: detail.status, upstreamCode: detail.code, upstreamType: detail.type, upstreamMessage: detail.message },
+    "the Realtime upstream refused the proxy's own credentials",
+  );
 }
