@@ -98,6 +98,16 @@ export interface PromptPrefix {
   readonly tools: number;
 }
 
+const NO_PREFIX: PromptPrefix = { instructions: 0, tools: 0 };
+
+/** What the session's instructions and tools become with what `own` (a `session.update`'s `session`, a `response.create`'s `response`) sets. */
+export function prefixAfter(own: JsonObject, current: PromptPrefix): PromptPrefix {
+  return {
+    instructions: own['instructions'] !== undefined ? instructionsTokens(own['instructions']) : current.instructions,
+    tools: own['tools'] !== undefined ? toolsTokens(own['tools']) : current.tools,
+  };
+}
+
 /**
  * Checks the instructions and tools an event would set (`own`: the members it carries, a
  * `session.update`'s `session` or a `response.create`'s `response`) against INSTRUCTIONS_SHARE:
@@ -107,11 +117,15 @@ export interface PromptPrefix {
  * (they may be over the share by the operator's doing alone: locked instructions). Null when it fits.
  */
 export function checkPromptPrefix(budget: Budget, current: PromptPrefix, own: JsonObject, at: string, eventId: string | null): ProxyError | null {
+  return prefixRefusal(budget, current, prefixAfter(own, current), own, at, eventId);
+}
+
+/** `checkPromptPrefix` with `next` (= `prefixAfter(own, current)`) already computed: the tools' JSON is sized once per event. */
+function prefixRefusal(budget: Budget, current: PromptPrefix, next: PromptPrefix, own: JsonObject, at: string, eventId: string | null): ProxyError | null {
   const setsInstructions = own['instructions'] !== undefined;
   const setsTools = own['tools'] !== undefined;
   if (!setsInstructions && !setsTools) return null;
-  const instructions = setsInstructions ? instructionsTokens(own['instructions']) : current.instructions;
-  const tools = setsTools ? toolsTokens(own['tools']) : current.tools;
+  const { instructions, tools } = next;
   const tokens = instructions + tools;
   const limit = instructionsLimit(budget);
   if (tokens <= limit || tokens <= current.instructions + current.tools) return null;
@@ -463,7 +477,7 @@ export class TruncationFilter implements Filter {
    * (before the upstream answers: a second update checked meanwhile counts the first). An update
    * the upstream refuses may leave them larger than they are until the next `session.updated`.
    */
-  #prefix: PromptPrefix = { instructions: 0, tools: 0 };
+  #prefix: PromptPrefix = NO_PREFIX;
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
     this.#ctx = ctx;
@@ -488,12 +502,13 @@ export class TruncationFilter implements Filter {
     const ev = frame.json();
     const response = asObject(ev['response']);
     // Its own instructions and tools replace the session's for this response: within the share.
-    const refused = response ? checkPromptPrefix(this.#budget, this.#prefix, response, 'response', clientEventId(ev)) : null;
+    const read = response ? prefixAfter(response, this.#prefix) : this.#prefix;
+    const refused = response ? prefixRefusal(this.#budget, this.#prefix, read, response, 'response', clientEventId(ev)) : null;
     if (refused) return reject(refused);
     // A response with its own `input` reads that, not the default conversation. Without one it
     // reads the default conversation even out of band (`conversation: "none"` only decides where
     // its output goes).
-    if (response?.['input'] !== undefined && response['input'] !== null) return this.#checkInput(ev, response, response['input']);
+    if (response?.['input'] !== undefined && response['input'] !== null) return this.#checkInput(ev, read, response['input']);
     this.#prune('response.create');
     return CONTINUE;
   }
@@ -509,7 +524,7 @@ export class TruncationFilter implements Filter {
    * response read an input of any size under a budget). Items referenced count as the tracker
    * sizes them, others as it estimates a created item.
    */
-  #checkInput(ev: JsonObject, response: JsonObject, input: unknown): Verdict {
+  #checkInput(ev: JsonObject, read: PromptPrefix, input: unknown): Verdict {
     const items = asArray(input);
     if (!items) return CONTINUE;
     const called = new Set<string>();
@@ -525,8 +540,7 @@ export class TruncationFilter implements Filter {
         return reject(new ProxyError('function_call_pruned', { eventId: clientEventId(ev), param: `response.input[${i}].call_id`, details: { call_id: callId } }));
       }
     }
-    const own = this.#prefixOf(response, this.#prefix);
-    let tokens = own.instructions + own.tools;
+    let tokens = read.instructions + read.tools;
     for (const entry of items) {
       const item = asObject(entry);
       if (!item) continue;
@@ -545,18 +559,11 @@ export class TruncationFilter implements Filter {
   #sessionUpdate(ev: JsonObject): Verdict {
     const session = asObject(ev['session']);
     if (!session || session['type'] === 'transcription') return CONTINUE;
-    const refused = checkPromptPrefix(this.#budget!, this.#prefix, session, 'session', clientEventId(ev));
+    const next = prefixAfter(session, this.#prefix);
+    const refused = prefixRefusal(this.#budget!, this.#prefix, next, session, 'session', clientEventId(ev));
     if (refused) return reject(refused);
-    this.#prefix = this.#prefixOf(session, this.#prefix);
+    this.#prefix = next;
     return CONTINUE;
-  }
-
-  /** `prefix` with what `session` sets. */
-  #prefixOf(session: JsonObject, prefix: PromptPrefix): PromptPrefix {
-    return {
-      instructions: session['instructions'] !== undefined ? instructionsTokens(session['instructions']) : prefix.instructions,
-      tools: session['tools'] !== undefined ? toolsTokens(session['tools']) : prefix.tools,
-    };
   }
 
   /**
@@ -572,11 +579,11 @@ export class TruncationFilter implements Filter {
     const outstanding = conversation.sessionUpdatesAnswered < conversation.sessionUpdatesSent;
     if (type === 'session.created') {
       const early = conversation.updatesBeforeCreated;
-      const shown = this.#prefixOf(early ? applySessionUpdate(session, early) : session, { instructions: 0, tools: 0 });
+      const shown = prefixAfter(early ? applySessionUpdate(session, early) : session, NO_PREFIX);
       // Updates went upstream the view no longer holds (past its bound): the larger of the two.
       this.#prefix = outstanding && !early ? { instructions: Math.max(shown.instructions, this.#prefix.instructions), tools: Math.max(shown.tools, this.#prefix.tools) } : shown;
     } else if (!outstanding) {
-      this.#prefix = this.#prefixOf(session, { instructions: 0, tools: 0 });
+      this.#prefix = prefixAfter(session, NO_PREFIX);
     }
   }
 
