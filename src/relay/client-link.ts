@@ -40,6 +40,8 @@ export class ClientLink<D> {
    * closes the session, whose error event would be flushed into the same full buffer).
    */
   #overflowed = false;
+  /** Bytes the socket still had to send when the proxy ended it (uWS keeps them a while: LingeringSockets). */
+  #unsentAtEnd = 0;
 
   constructor(ws: UwsSocket<D> | null, config: Config, clock: Clock, events: ClientLinkEvents) {
     this.#ws = ws;
@@ -169,10 +171,16 @@ export class ClientLink<D> {
     this.#ws = null;
     this.#closeCode = code;
     try {
+      this.#unsentAtEnd = ws.getBufferedAmount();
       ws.end(code, reason.slice(0, 123));
     } catch {
       // Already closed by the peer in the same tick.
     }
+  }
+
+  /** What the socket still had to send when the proxy ended it (0 when the client closed first). */
+  get unsentAtEnd(): number {
+    return this.#unsentAtEnd;
   }
 
   /** The client closed (uWS close callback): the socket is gone. */

@@ -284,6 +284,11 @@ export class RelaySession implements SessionContext, ChainSink {
     return this.#upstream.heldBytes + this.#chain.queuedBytes('client') + this.#chain.queuedBytes('server') + this.#client.heldBytes();
   }
 
+  /** Bytes the client socket still had to send when the proxy ended it (uWS keeps them until its end timeout). */
+  unsentAtEnd(): number {
+    return this.#client.unsentAtEnd;
+  }
+
   /** Periodic check from the server's shared timer: upstream liveness and slow clients. */
   tick(now: number): void {
     if (this.#ended) return;
@@ -897,6 +902,8 @@ export class RelaySession implements SessionContext, ChainSink {
       durationMs: Math.round(this.clock.now() - this.startedAt),
       initiator: this.#closeInfo?.initiator ?? null,
       clientCloseCode: this.#client.closeCode,
+      // Bytes uWS still had for the client when the proxy ended it (kept until its end timeout).
+      clientUnsentBytes: this.#client.unsentAtEnd,
       upstreamCloseCode: this.#upstreamCloseCode,
       upstreamConnectMs: this.#upstream.connectMs === null ? null : Math.round(this.#upstream.connectMs * 10) / 10,
       ...this.stats,

@@ -14,6 +14,7 @@ import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
 import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
+import { LingeringSockets } from './lingering-sockets.js';
 import { MemoryBudget } from './memory-budget.js';
 import { RefusalLog } from './refusal-log.js';
 import { uws, uwsBinary } from './uws.js';
@@ -151,6 +152,8 @@ export class ProxyServer {
   readonly #adminKey: AdminKey | null;
   readonly #upstream: UpstreamKind;
   readonly #budget: MemoryBudget;
+  /** Ended client sockets uWS still holds with unsent bytes: in the memory budget until they close. */
+  readonly #lingering: LingeringSockets;
   readonly #refusals: RefusalLog;
   readonly #clientListeners: boolean;
   /** Request bodies being read whose sender is not authenticated yet (bounded by server.maxUnauthenticatedBodies). */
@@ -181,6 +184,7 @@ export class ProxyServer {
     // Throws a message naming admin.key when the configured key is malformed.
     this.#adminKey = options.config.admin.key ? new AdminKey(options.config.admin.key) : null;
     this.#budget = new MemoryBudget(options.config.server.memoryBudgetBytes);
+    this.#lingering = new LingeringSockets(options.config.server.idleTimeoutSec);
     this.#refusals = new RefusalLog(options.log, options.config.logging.refusalIntervalSec * 1000, () => options.clock.now());
     this.#clientListeners = options.clientListeners ?? true;
   }
@@ -256,7 +260,7 @@ export class ProxyServer {
 
   #tick(): void {
     const now = this.#clock.now();
-    let held = 0;
+    let held = this.#lingering.held(now);
     for (const session of this.#sessions) {
       // One session's failure ends that session only: every other session still gets its deadlines
       // checked, and the memory budget is still resynced (it would keep a stale figure otherwise).
@@ -910,6 +914,8 @@ export class ProxyServer {
 
   #onSessionEnded(session: RelaySession): void {
     this.#sessions.delete(session);
+    // Summed into the budget from the next tick on, as the session's own bytes were until then.
+    this.#lingering.add(session.unsentAtEnd(), this.#clock.now());
     session.log.info(session.endRecord(), 'session end');
     if (this.#draining && this.#sessions.size === 0) this.#drained?.();
   }

@@ -1135,6 +1135,7 @@ describe('RelaySession: the session-end record in full', () => {
         durationMs: 1234,
         initiator: 'proxy',
         clientCloseCode: CloseCode.serviceRestart,
+        clientUnsentBytes: 0,
         upstreamCloseCode: null,
         upstreamConnectMs: null,
         clientFrames: 1,

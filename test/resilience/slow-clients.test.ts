@@ -53,9 +53,8 @@ describe('slow clients', () => {
   it(`${SLOW} clients that stop reading: bounded memory, each closed with 4008, ${HEALTHY} readers unaffected`, async () => {
     // The proxy's own accounting: every session's heldBytes() (what the server sums into its memory
     // budget once a second), read here every 10 ms. Sessions are found through the client frames they get.
-    // (A session's figure drops to 0 at its 4008 although uWS keeps the unsent bytes until the socket
-    // closes, 16 s later at most by uWS's end timeout with the default idleTimeoutSec: ClientLink.end
-    // forgets the socket. That gap is not measured here; README "Backpressure" says so.)
+    // (A session's figure drops to 0 at its 4008; the bytes uWS still holds for the ended socket are
+    // then counted by the server until uWS's end timeout: test/resilience/slow-client-linger.test.ts.)
     const sessions = new Set<RelaySession>();
     const onClientMessage = RelaySession.prototype.onClientMessage;
     vi.spyOn(RelaySession.prototype, 'onClientMessage').mockImplementation(function (this: RelaySession, message, isBinary) {
