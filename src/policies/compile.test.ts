@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, parsePolicyYaml, PolicyError, type ModuleLoader } from './compile.js';
 import { policyJsonSchema } from './json-schema.js';
-import { scanText, TextScanner } from './matchers.js';
+import { scanText, TextScanner, type CompiledRule } from './matchers.js';
 
 const POLICIES = fileURLToPath(new URL('../../policies/', import.meta.url));
 
@@ -206,5 +206,158 @@ describe('policy compiler', () => {
   it('keeps policies/policy.schema.json in sync (npx tsx src/policies/write-schema.ts)', () => {
     const onDisk = readFileSync(join(POLICIES, 'policy.schema.json'), 'utf8');
     expect(onDisk).toBe(policyJsonSchema() + '\n');
+  });
+});
+
+// Regression (2026-12-06): the window grew for phrases only. A regex or PII detector whose longest
+// match is finite but longer than `streamWindowChars` (128) was held at most 128 characters, so
+// streamed in small deltas its start left before the match was complete (a `block` rule tripped
+// after part of the match had been sent, a `redact` rule redacted the rest only), and a match
+// longer than the context plus the hold was never seen at all. The window now covers the longest
+// finite match of every rule (regexes, detectors, phrases), up to 8176 characters.
+describe('the window covers every finite match', () => {
+  /** 200 letters and digits, no 8 of them repeated elsewhere in it. */
+  const SECRET = Array.from({ length: 200 }, (_, i) => 'ABCDEFGHJKMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789'[(i * 7 + (i >> 3)) % 54]).join('');
+  const policyOf = (rules: string[], extra: string[] = []) => compileText(['guardrails:', ...extra, '  rules:', ...rules.map((r) => `    - ${r}`)].join('\n'));
+
+  /** Streams `text` in `step`-character deltas: what was released before the first trip, and the rules it tripped. */
+  function streamBlocked(rules: readonly CompiledRule[], window: number, text: string, step: number) {
+    const s = new TextScanner(rules, window);
+    let released = '';
+    for (let i = 0; i <= text.length; i += step) {
+      const r = s.push(text.slice(i, i + step), i + step >= text.length);
+      if (r.hits.length > 0) return { released, tripped: r.hits.map((h) => h.rule.id) };
+      released += r.text;
+    }
+    return { released, tripped: [] as string[] };
+  }
+
+  /** Streams `text` in `step`-character deltas: everything released (redacted) and the rules it tripped. */
+  function streamRedacted(rules: readonly CompiledRule[], window: number, text: string, step: number) {
+    const s = new TextScanner(rules, window);
+    let out = '';
+    const tripped: string[] = [];
+    for (let i = 0; i <= text.length; i += step) {
+      const r = s.push(text.slice(i, i + step), i + step >= text.length);
+      out += r.text;
+      tripped.push(...r.hits.map((h) => h.rule.id));
+    }
+    return { out, tripped };
+  }
+
+  it('a 200-character regex match streamed in small deltas: block trips before any of it leaves', async () => {
+    const p = await policyOf(['{ id: long, sources: [output], match: { regex: ["[A-Za-z0-9]{200}"] }, action: block }']);
+    const rules = p.rulesBySource.get('output')!;
+    for (const step of [1, 5, 16, 37]) {
+      expect({ step, ...streamBlocked(rules, p.windowChars, `here: ${SECRET} and more text follows.`, step) }).toEqual({ step, released: 'here: ', tripped: ['long'] });
+    }
+    // One character short of a match: everything passes, nothing trips.
+    expect(streamBlocked(rules, p.windowChars, `here: ${SECRET.slice(1)} and more.`, 5)).toEqual({ released: `here: ${SECRET.slice(1)} and more.`, tripped: [] });
+  });
+
+  it('a 200-character regex match streamed in small deltas: redact replaces all of it', async () => {
+    const p = await policyOf(['{ id: long, sources: [output], match: { regex: ["[A-Za-z0-9]{200}"] }, action: redact }']);
+    const rules = p.rulesBySource.get('output')!;
+    for (const step of [1, 5, 16, 37]) {
+      expect({ step, ...streamRedacted(rules, p.windowChars, `here: ${SECRET} and more text follows.`, step) }).toEqual({ step, out: 'here: [REDACTED:regex] and more text follows.', tripped: ['long'] });
+    }
+  });
+
+  it('`secret code:.{150,180}end` streamed word by word: block trips before "secret code" leaves', async () => {
+    const p = await policyOf(['{ id: code, sources: [output], match: { regex: ["secret code:.{150,180}end"] }, action: block }']);
+    const rules = p.rulesBySource.get('output')!;
+    const filler = 'lorem ipsum dolor sit amet '.repeat(7).slice(0, 165);
+    const text = `OK. Your secret code: ${filler} end. Bye now.`;
+    const words = text.match(/\s*\S+/g)!;
+    const s = new TextScanner(rules, p.windowChars);
+    let released = '';
+    let tripped: string[] = [];
+    for (const w of words) {
+      const r = s.push(w);
+      if (r.hits.length > 0) {
+        tripped = r.hits.map((h) => h.rule.id);
+        break;
+      }
+      released += r.text;
+    }
+    expect({ released, tripped }).toEqual({ released: 'OK. Your ', tripped: ['code'] });
+  });
+
+  it('a 300-digit match (longer than the context plus the hold) is found at all', async () => {
+    const p = await policyOf(['{ id: digits, sources: [output], match: { regex: ["\\\\d{300}"] }, action: block }']);
+    const rules = p.rulesBySource.get('output')!;
+    const digits = '3141592653'.repeat(30);
+    for (const step of [1, 7]) expect({ step, ...streamBlocked(rules, p.windowChars, `pi: ${digits} ...`, step) }).toEqual({ step, released: 'pi: ', tripped: ['digits'] });
+  });
+
+  it('a complete text scanned in maxInputChars windows: a 200-character match across a window edge is redacted whole', async () => {
+    const p = await policyOf(['{ id: long, sources: [output], match: { regex: ["[A-Za-z0-9]{200}"] }, action: redact }'], ['  maxInputChars: 256']);
+    const rules = p.rulesBySource.get('output')!;
+    for (let at = 0; at <= 520; at += 13) {
+      const text = `${'. '.repeat(at >> 1)}${at % 2 ? '.' : ''}${SECRET} tail ${'. '.repeat(200)}`;
+      const r = scanText(rules, text, p.windowChars, p.maxInputChars);
+      expect({ at, text: r.text }).toEqual({ at, text: text.replace(SECRET, '[REDACTED:regex]') });
+    }
+  });
+
+  it('the built-in email detector: a 190-character address streamed in small deltas is redacted whole', async () => {
+    const p = await policyOf(['{ id: mail, sources: [output], match: { pii: [email] }, action: redact }']);
+    const rules = p.rulesBySource.get('output')!;
+    const address = `${'j'.repeat(64)}@${'e'.repeat(60)}.${'f'.repeat(60)}.com`;
+    expect(address).toHaveLength(190);
+    for (const step of [1, 4, 9]) expect({ step, ...streamRedacted(rules, p.windowChars, `mail ${address} now`, step) }).toEqual({ step, out: 'mail [REDACTED:email] now', tripped: ['mail'] });
+  });
+
+  it('a custom PII detector whose pattern matches longer than its declared maxLength is held and redacted whole', async () => {
+    // maxLength defaults to 64; the pattern's matches are 104 characters.
+    const p = await policyOf(['{ id: acct, sources: [output], match: { pii: [acct] }, action: redact }'], ['  piiDetectors: [{ name: acct, pattern: "ACCT\\\\d{100}" }]']);
+    const rules = p.rulesBySource.get('output')!;
+    const acct = `ACCT${'9876543210'.repeat(10)}`;
+    for (const step of [1, 4, 9]) expect({ step, ...streamRedacted(rules, p.windowChars, `id ${acct} ok`, step) }).toEqual({ step, out: 'id [REDACTED:acct] ok', tripped: ['acct'] });
+  });
+
+  it('a phrase of many short words with long separator runs (8 between words) is held whole too', async () => {
+    // longestPhrase * 2 + 16 = 110, so the window was streamWindowChars (128); a match can be 152 characters.
+    const words = ['if', 'we', 'go', 'to', 'it', 'do', 'so', 'by', 'me', 'as', 'he', 'is', 'up', 'on', 'my', 'ox'];
+    const p = await policyOf([`{ id: chant, sources: [output], match: { phrases: ["${words.join(' ')}"] }, action: block }`]);
+    const rules = p.rulesBySource.get('output')!;
+    const text = `say ${words.join('•'.repeat(8))} now`;
+    for (const step of [1, 3, 8]) expect({ step, ...streamBlocked(rules, p.windowChars, text, step) }).toEqual({ step, released: 'say ', tripped: ['chant'] });
+  });
+
+  it('sizes the window: the longest finite match of any rule (+16), unbounded patterns keep streamWindowChars', async () => {
+    const unbounded = await policyOf(['{ id: u, sources: [output], match: { regex: ["secret.*end", "\\\\d+"] }, action: block }']);
+    expect(unbounded.windowChars).toBe(128);
+    const long = await policyOf(['{ id: u, sources: [output], match: { regex: ["secret.*end"] }, action: block }', '{ id: l, sources: [output], match: { regex: ["[A-Za-z0-9]{200}"] }, action: log }']);
+    // maxMatchLength counts every character as two UTF-16 units (a surrogate pair): 400.
+    expect(long.windowChars).toBe(416);
+    // The unbounded pattern keeps its reach (streamWindowChars), not the grown window: same verdicts as without the long rule.
+    expect(long.rules[0]!.finders[0]!.maxLength).toBe(128);
+    expect(unbounded.rules[0]!.finders.map((f) => f.maxLength)).toEqual([Infinity, Infinity]);
+    const alone = await policyOf(['{ id: u, sources: [output], match: { regex: ["secret.*end"] }, action: block }']);
+    for (const gap of [50, 100, 200, 300]) {
+      const text = `a secret ${'x'.repeat(gap)} end b`;
+      expect({ gap, ...streamBlocked(long.rules.slice(0, 1), long.windowChars, text, 10) }).toEqual({ gap, ...streamBlocked(alone.rules, alone.windowChars, text, 10) });
+    }
+    const wide = await policyOf(['{ id: u, sources: [output], match: { regex: ["x{10}"] }, action: block }'], ['  streamWindowChars: 2000']);
+    expect(wide.windowChars).toBe(2000);
+    // Every shipped policy: no finder with a finite match longer than the window.
+    for (const f of readdirSync(POLICIES).filter((n) => n.endsWith('.yaml'))) {
+      const p = await compileText(readFileSync(join(POLICIES, f), 'utf8'), f.replace(/\.yaml$/, ''));
+      for (const r of p.rules) for (const finder of r.finders) if (Number.isFinite(finder.maxLength)) expect({ f, rule: r.id, label: finder.label, fits: finder.maxLength <= p.windowChars }).toEqual({ f, rule: r.id, label: finder.label, fits: true });
+    }
+  });
+
+  it('refuses a rule whose longest finite match is longer than 8176 characters, naming the rule; allows one just under', async () => {
+    const regex = await problemsOf(['guardrails:', '  rules:', '    - { id: huge-code, sources: [output], match: { regex: ["ok", "[a-z]{5000}"] }, action: block }'].join('\n'));
+    expect(regex).toMatch(/guardrails\.rules\.0\.match\.regex\.1: rule "huge-code": a match can be 10000 characters long, more than the 8176 a rule may match \(the streaming window is capped at 8192\)/);
+    const detector = await problemsOf(['guardrails:', '  piiDetectors: [{ name: blob, pattern: "B\\\\d{4200}", maxLength: 100 }]', '  rules: [{ id: b, sources: [input], match: { pii: [blob] }, action: redact }]'].join('\n'));
+    expect(detector).toMatch(/guardrails\.piiDetectors\.0\.pattern: detector "blob": a match can be 8402 characters long, more than the 8176/);
+    const phrase = await problemsOf(['guardrails:', '  rules:', `    - { id: essay, sources: [input], match: { phrases: ["${'a'.repeat(4100)}"] }, action: block }`].join('\n'));
+    expect(phrase).toMatch(/guardrails\.rules\.0\.match\.phrases: rule "essay": a match can be 8200 characters long/);
+    const under = await policyOf(['{ id: big, sources: [output], match: { regex: ["[a-z]{4080}"] }, action: block }']);
+    expect(under.windowChars).toBe(8176);
+    // Unbounded: no limit, today's window.
+    expect((await policyOf(['{ id: big, sources: [output], match: { regex: ["[a-z]{5000,}"] }, action: block }'])).windowChars).toBe(128);
   });
 });

@@ -775,3 +775,47 @@ describe('scanTextSliced: window by window across macrotasks (2026-12-06)', () =
   });
 });
 
+
+// The contract compile.ts relies on to size `windowChars` (2026-12-06): the hold is capped by the
+// window, so a finite match is held whole only when the window is at least its maxLength.
+describe('TextScanner: a finite match and the window', () => {
+  const secret = Array.from({ length: 200 }, (_, i) => 'ABCDEFGHJKMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789'[(i * 7 + (i >> 3)) % 54]).join('');
+  // `[A-Za-z0-9]{200}` as compile.ts builds it: maxLength 400 (maxMatchLength counts two units per character).
+  const long = (action: Action) => rule('long', [regexFinder(/[A-Za-z0-9]{200}/g, 'regex', 400)], action);
+  function releasedBeforeTrip(window: number, step: number): string {
+    const s = new TextScanner([long('block')], window);
+    const text = `here: ${secret} and more.`;
+    let released = '';
+    for (let i = 0; i < text.length; i += step) {
+      const r = s.push(text.slice(i, i + step));
+      if (r.hits.length > 0) return released;
+      released += r.text;
+    }
+    throw new Error('no trip');
+  }
+
+  it('a window of at least maxLength holds the whole match until it trips, whatever the delta size', () => {
+    // Without a prefix automaton the finder holds its last maxLength characters: at most "here: " leaves first.
+    for (const step of [1, 2, 5, 13, 64, 199]) {
+      const released = releasedBeforeTrip(400, step);
+      expect({ step, released, beforeTheMatch: 'here: '.startsWith(released) }).toEqual({ step, released, beforeTheMatch: true });
+    }
+  });
+
+  it('a window shorter than the match releases its start (what compile.ts prevents by sizing the window)', () => {
+    const released = releasedBeforeTrip(128, 5);
+    expect(released.startsWith(`here: ${secret.slice(0, 60)}`)).toBe(true);
+  });
+
+  it('redact: a window of at least maxLength redacts the whole match across small deltas and complete-text windows', () => {
+    const s = new TextScanner([long('redact')], 416);
+    let out = '';
+    const text = `here: ${secret} and more.`;
+    for (let i = 0; i < text.length; i += 3) out += s.push(text.slice(i, i + 3), i + 3 >= text.length).text;
+    expect(out).toBe('here: [regex] and more.');
+    for (let at = 0; at < 300; at += 29) {
+      const t = `${'. '.repeat(at)}${secret} tail ${'. '.repeat(150)}`;
+      expect({ at, text: scanText([long('redact')], t, 416, 256).text }).toEqual({ at, text: t.replace(secret, '[regex]') });
+    }
+  });
+});

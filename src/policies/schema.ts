@@ -107,7 +107,7 @@ function build() {
 
   const guardrailsSchema = z
     .object({
-      streamWindowChars: z.number().int().min(16).max(4096).default(128).describe('Characters of earlier deltas kept to match across delta boundaries.'),
+      streamWindowChars: z.number().int().min(16).max(4096).default(128).describe('Characters of earlier deltas kept to match across delta boundaries (grown to the longest bounded match of any rule, plus 16).'),
       maxInputChars: z.number().int().min(256).max(1_000_000).default(1024).describe('Longest text one regex run sees; longer texts are scanned in windows of this size, the event loop yielded between them (the cost of one window bounds how long one event holds it).'),
       maxScanChars: z
         .number()
