@@ -273,3 +273,17 @@ describe('regex prefix: property escapes inside a negated class', () => {
     expect(p.holdStart('I can tell')).toBe(10);
   });
 });
+
+describe('phrase prefixes: separator runs of characters beyond U+FFFF', () => {
+  it('a run of emoji is counted in characters, as the phrase regex counts it, not in UTF-16 units', () => {
+    // 'alpha bravo' allows 8 separators between its words; 8 emoji are 16 units. Until 2026-12-06 the
+    // starts looked at were the last 18 units only, so 'alpha' + 8 emoji + 'brav' (25 units) was not held.
+    const p = phrasePrefix(['alpha bravo'], false);
+    const emoji = '\u{1F600}'.repeat(8);
+    expect(p.holdStart(`say alpha${emoji}brav`)).toBe(4);
+    expect(p.holdStart(`say alpha${emoji}`)).toBe(4);
+    // Nine are more than a match can span: not held.
+    const nine = `say alpha${'\u{1F600}'.repeat(9)}bravo`;
+    expect(p.holdStart(nine)).toBe(nine.length);
+  });
+});

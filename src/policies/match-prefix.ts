@@ -370,7 +370,7 @@ export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): M
   // Folded ASCII units a phrase starts with: most positions are ruled out without the trie.
   const firstAscii = new Uint32Array(4);
   for (const p of phrases) {
-    // The longest text a match of it can span: each space a run of up to PHRASE_MAX_GAP separators.
+    // The longest text a match of it can span, in characters: each space a run of up to PHRASE_MAX_GAP separators.
     longest = Math.max(longest, p.length + (PHRASE_MAX_GAP - 1) * (p.split(' ').length - 1));
     let node = root;
     for (let i = 0; i < p.length; i++) {
@@ -387,7 +387,7 @@ export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): M
   return {
     holdStart(text) {
       const n = text.length;
-      for (let p = Math.max(0, n - longest); p < n; p++) {
+      for (let p = startsFrom(text, longest); p < n; p++) {
         // A whole-word phrase cannot start inside a word.
         if (wholeWords && p > 0 && isPhraseWordUnit(text, p - 1) && isPhraseWordUnit(text, p)) continue;
         // An ASCII unit folds to ASCII: only phrases with an ASCII (folded) first unit can start there.
@@ -398,6 +398,24 @@ export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): M
       return n;
     },
   };
+}
+
+/**
+ * Where the last `chars` characters of `text` start, a surrogate pair counting as one: the phrase
+ * regex counts separators in characters, so a run of 8 emoji is 16 units (until 2026-12-06 the last
+ * `chars` units were looked at, and a phrase split by emoji was released before it matched).
+ */
+function startsFrom(text: string, chars: number): number {
+  let start = text.length;
+  for (let k = 0; k < chars && start > 0; k++) {
+    start--;
+    const c = text.charCodeAt(start);
+    if (c >= 0xdc00 && c <= 0xdfff && start > 0) {
+      const high = text.charCodeAt(start - 1);
+      if (high >= 0xd800 && high <= 0xdbff) start--;
+    }
+  }
+  return start;
 }
 
 /** The trie edge of a run of separators (no UTF-16 unit is negative). */
