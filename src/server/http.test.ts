@@ -41,7 +41,11 @@ function fakes() {
       return app;
     };
   }
-  const request = (host: string | null) => ({ getHeader: (name: string) => (name === 'host' && host !== null ? host : '') }) as unknown as HttpRequest;
+  const request = (host: string | null) =>
+    ({
+      getHeader: (name: string) => (name === 'host' && host !== null ? host : ''),
+      forEach: (fn: (name: string, value: string) => void) => (host !== null ? fn('host', host) : undefined),
+    }) as unknown as HttpRequest;
   const response = () => {
     const written: Array<[string, ...unknown[]]> = [];
     const res = {
@@ -49,6 +53,11 @@ function fakes() {
       writeStatus: (s: string) => written.push(['status', s]),
       writeHeader: (k: string, v: string) => written.push(['header', k, v]),
       end: (body: string, close: boolean) => written.push(['end', body, close]),
+      // A socket that takes every answer at once (what `end` without closing recorded before).
+      tryEnd: (body: Buffer) => {
+        written.push(['end', body.toString('utf8'), false]);
+        return [true, true];
+      },
       close: () => written.push(['close']),
       onAborted: () => undefined,
     };

@@ -68,6 +68,21 @@ export class Exchange {
     return true;
   }
 
+  /**
+   * Writes the answer. An answer that keeps the connection is written with `tryEnd`, which writes
+   * only what the socket takes: on a connection whose earlier answers are still unsent (a client
+   * that pipelines requests and does not read), the rest is sent as the socket drains
+   * (#finishWhenWritable) and the answer stays pending meanwhile, so uWS closes the connection at
+   * the next pipelined request (it refuses requests behind a pending answer) or at its HTTP timeout.
+   * Until 2026-12-06 every answer was written with `end`, which buffers whatever the socket does not
+   * take, and uWS went on reading and answering: one unauthenticated connection pipelining
+   * `GET /healthz` (or any 404, or keyless upgrades) without reading made the process hold about
+   * 7 bytes of answers per byte it sent, unbounded and outside the memory budget (200 MB sent: 1.4 GB
+   * resident). An answer that closes the connection (`bodyUnread`) is still ended with `end` (uWS's
+   * close-after-flush needs it); so is one without a body (a CORS preflight's 204), which `tryEnd`
+   * cannot tell about the socket: it closes the connection too, or pipelined preflights would pile
+   * up the same way (a browser opens another connection for the request it preflighted).
+   */
   reply(reply: HttpReply): void {
     if (!this.claim()) return;
     const res = this.res;
@@ -81,7 +96,29 @@ export class Exchange {
         const names = Object.keys(own).map((n) => n.toLowerCase());
         for (const [k, v] of Object.entries(listener)) if (!names.includes(k)) res.writeHeader(k, v);
       }
-      res.end(reply.body, this.bodyUnread);
+      if (this.bodyUnread || reply.body.length === 0) {
+        res.end(reply.body, true);
+        return;
+      }
+      const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+      const [, done] = res.tryEnd(body, body.length);
+      if (!done) this.#finishWhenWritable(body);
+    });
+  }
+
+  /** Sends the rest of an answer `tryEnd` could not write at once, as the socket drains. Never throws into uWS. */
+  #finishWhenWritable(body: Buffer): void {
+    const res = this.res;
+    // uWS requires an abort handler on a pending response (it ends the process otherwise).
+    res.onAborted(() => this.abort());
+    res.onWritable((offset) => {
+      if (this.aborted) return true;
+      try {
+        const [ok, done] = res.tryEnd(body.subarray(offset), body.length);
+        return ok || done;
+      } catch {
+        return true;
+      }
     });
   }
 }
@@ -252,9 +289,27 @@ export type RouteTable = Pick<TemplatedApp, 'get' | 'post' | 'put' | 'options' |
 type Handler = (res: HttpResponse, req: HttpRequest) => void;
 
 /**
+ * Whether every `Host` header of a request is a loopback name (isLoopbackHost; none at all counts as
+ * loopback, as an absent one does). `getHeader` reads only the first: until 2026-12-06 a request with
+ * `Host: localhost` and a second, foreign `Host` was served by the admin listener (the metrics
+ * listener already checked every one). Never throws (false if the headers cannot be read).
+ */
+function everyHostIsLoopback(req: HttpRequest): boolean {
+  let loopback = true;
+  try {
+    req.forEach((name, value) => {
+      if (name === 'host' && !isLoopbackHost(value)) loopback = false;
+    });
+  } catch {
+    return false;
+  }
+  return loopback;
+}
+
+/**
  * The admin listener's route table: every handler added through it answers with
  * ADMIN_ANSWER_HEADERS and, when the listener is bound to a loopback address (`loopbackOnly`), is
- * reached only by requests whose `Host` is a loopback name (isLoopbackHost); others are answered 421
+ * reached only by requests whose every `Host` is a loopback name (isLoopbackHost); others are answered 421
  * `misdirected_request` (the connection closed, any body unread). A web page whose name an attacker
  * re-points to 127.0.0.1 after it loaded (DNS rebinding) sends its own name as Host: without this
  * check it could read `/metrics` and `/demo`, which need no key there, from the operator's browser.
@@ -265,7 +320,7 @@ export function adminRouteTable(app: TemplatedApp, loopbackOnly: boolean): Route
     (handler: Handler): Handler =>
     (res, req) => {
       (res as TaggedResponse)[ANSWER_HEADERS] = ADMIN_ANSWER_HEADERS;
-      if (!loopbackOnly || isLoopbackHost(req.getHeader('host'))) return handler(res, req);
+      if (!loopbackOnly || everyHostIsLoopback(req)) return handler(res, req);
       try {
         const exchange = new Exchange(res);
         exchange.bodyUnread = true;
