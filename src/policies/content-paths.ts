@@ -51,6 +51,11 @@ export interface ContentText {
    * `item:<type>`, `content part:<type>` or `prompt variable:<type>` (an `input_file`, say).
    */
   readonly unknownContent?: string;
+  /**
+   * An `item_reference` in a `response.create` `input[]` (its id): no text of its own, but the model
+   * reads the referenced item there, so its text is context at that place (`text` is empty).
+   */
+  readonly reference?: string;
 }
 
 const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image; client-made mcp_list_tools tools[] (name, description, input_schema), mcp_approval_response reason, mcp_call error → input; client-made: every text (and function / MCP call name) → input too, beside its own source';
@@ -420,7 +425,12 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
       toolTexts(response, where, out);
       asArray(response['input'])?.forEach((o, i) => {
         const it = asObject(o);
-        if (it) itemTexts(it, at(ROOT, 'response', 'input', i), out, true);
+        if (!it) return;
+        // A reference puts a conversation item here, in any order: its text is context at this place
+        // (until 2026-12-06 nothing, and two items typed in the reverse order spelled a phrase).
+        const ref = it['type'] === 'item_reference' ? asString(it['id']) : null;
+        if (ref !== null) out.push({ source: 'input', text: '', functionName: null, itemId: null, set: () => undefined, reference: ref });
+        else itemTexts(it, at(ROOT, 'response', 'input', i), out, true);
       });
       break;
     }

@@ -87,6 +87,15 @@ interface Placed {
   readonly print: string | null;
 }
 
+/**
+ * Whether a placed item's text is context of `source`: its own source; `withTools`, a tool output the
+ * client typed is `input` context too (it was read as input, as its appended context is). Input
+ * context is taken both ways (a tool output between input items neither joins nor separates them
+ * unseen): until 2026-12-06 only without, so `ignore previous` as a tool output and `instructions`
+ * inserted after it passed an input rule the appended pair trips.
+ */
+const readsAs = (p: Placed, source: Source, withTools = false): boolean => p.source === source || (withTools && source === 'input' && p.source === 'tool_output');
+
 /** The texts whose neighbours in the conversation are match context (what the user types, what tools return). */
 const conversationSource = (source: Source): boolean => source === 'input' || source === 'tool_output';
 const CONVERSATION_SOURCES: readonly Source[] = ['tool_output', 'input'];
@@ -133,6 +142,9 @@ interface Said {
   /** A spoken turn's item. */
   readonly itemId: string | null;
 }
+
+/** Server events showing a whole conversation item: on a call, one the browser wrote is judged as a client's create. */
+const BROWSER_ITEM_EVENTS: ReadonlySet<string> = new Set(['conversation.item.added', 'conversation.item.created', 'conversation.item.done', 'conversation.item.retrieved']);
 
 /** Client item creates waiting for their answer (past it, the oldest is taken as kept). */
 const MAX_SENT = 256;
@@ -268,7 +280,9 @@ function rulesFor(policy: CompiledPolicy, source: Source, eventType: string): re
   const key = `${source}\u0000${eventType}`;
   let rules = byKey.get(key);
   if (!rules) {
-    rules = (policy.rulesBySource.get(source) ?? []).filter((r) => r.events === null || r.events.has(eventType));
+    // `a|b`: the rules of either event type (an item a call's browser wrote: the create it was, shown as an item event).
+    const types = eventType.split('|');
+    rules = (policy.rulesBySource.get(source) ?? []).filter((r) => r.events === null || types.some((type) => r.events!.has(type)));
     byKey.set(key, rules);
   }
   return rules;
@@ -775,31 +789,68 @@ export class GuardrailFilter implements Filter {
     const within = new Map<Source, string>();
     // Texts longer than one window in all are scanned window by window across macrotasks (the
     // verdict comes as a Promise, like a blocking custom guardrail's), within one budget.
-    const budget = budgetFor(policy, frame.type, texts);
+    // A referenced item's text is scanned at its place too (its start, against what comes before it).
+    const budget = budgetFor(policy, frame.type, texts.some((t) => t.reference !== undefined) ? texts.flatMap((t) => (t.reference === undefined ? [t] : this.#referenced(t.reference).map((r) => ({ source: r.source, text: r.placed.head })))) : texts);
     // One text's scan at a time: concurrent ones would each queue a macrotask per slice, and Node
     // runs every queued setImmediate in one pass of the loop (a thousand parts: a thousand slices
     // before the next I/O callback).
     let scans: Promise<void> = Promise.resolve();
     for (const t of texts) {
       if (t.unknownContent !== undefined) continue;
+      if (t.reference !== undefined) {
+        // An `item_reference` (a response's input[]): the model reads that conversation item here, in
+        // the order the client chose. A match from the text before it into its start stops the event
+        // (rules stronger than `redact` it does not trip alone); its end is the context of what follows.
+        // Until 2026-12-06 a reference was no text: two items typed in the reverse order (or apart,
+        // past the window) and referenced in phrase order spelled it to the model.
+        for (const { source, placed, format } of this.#referenced(t.reference)) {
+          // What the response's input put before it (the conversation is not read: `input` replaces it).
+          const seed = within.get(source) ?? '';
+          // One short text: all of it follows the context; else the end of its last text does.
+          within.set(source, placed.tail === `${placed.head} ` ? tailOf(seed + placed.head, policy.windowChars) : placed.tail);
+          const e = new Evaluation(placed.head);
+          if (budget === null) e.addHits(crossHits(policy, source, frame.type, seed, placed.head, 'item_reference', format));
+          else {
+            pending.push(
+              (scans = scans.then(async () => {
+                const hits = await runSliced(policy, budget, crossSteps(policy, source, frame.type, seed, placed.head, 'item_reference', format));
+                if (hits === null) e.addScanTime(policy);
+                else e.addHits(hits);
+              })),
+            );
+          }
+          evaluations.push({ t, e, seed, format });
+        }
+        continue;
+      }
       const format = t.format ?? formatOf(t.source);
       // Conversation text: the previous items' text of the same source, in conversation order.
       const convText = created && conversationSource(t.source);
+      // Its context is its place's (the first text of its source in the item).
+      const placedSeed = convText && at !== null && !local.has(t.source);
       const before = convText ? (local.get(t.source) ?? (at !== null ? this.#placedBefore(at, t.source, policy.windowChars) : (this.#seed.get(t.source) ?? ''))) : null;
       const seed = before ?? within.get(t.source) ?? (t.source === 'input' ? (this.#seed.get('input') ?? '') : '');
       // A match across this text and a neighbour's: `alone`, only rules the text does not trip alone.
-      let cross: { seed: string; text: string; label: string; alone: boolean } | null = null;
+      const crosses: { seed: string; text: string; label: string; alone: boolean }[] = [];
       if (convText) {
         local.set(t.source, tailOf(seed + t.text, policy.windowChars));
         if (at !== null) {
           // And the next items' text, which now follows this one.
           const next = lastOf.get(t.source) === t ? this.#placedAfter(at, t.source, policy.windowChars) : null;
-          if (next !== null) cross = { seed: local.get(t.source)!, text: next, label: 'next_item', alone: false };
+          if (next !== null) crosses.push({ seed: local.get(t.source)!, text: next, label: 'next_item', alone: false });
+          // Input text inserted next to a tool output the client typed meets it too, as input (its
+          // appended context does): until 2026-12-06 an inserted item met only the input items around it.
+          if (t.source === 'input') {
+            const withTools = placedSeed ? this.#placedBefore(at, 'input', policy.windowChars, true) : null;
+            if (withTools !== null && withTools !== before) crosses.push({ seed: withTools, text: t.text, label: 'previous_item', alone: true });
+            const nextWithTools = lastOf.get(t.source) === t ? this.#placedAfter(at, 'input', policy.windowChars, true) : null;
+            if (nextWithTools !== null && nextWithTools !== next) crosses.push({ seed: tailOf((withTools ?? seed) + t.text, policy.windowChars), text: nextWithTools, label: 'next_item', alone: false });
+          }
         } else if (t.source === 'input' && this.#responseInput !== null && !asideUsed) {
           // A response's own `input` (no part of the conversation) is context for the next item too,
           // beside the conversation's: it does not take the conversation's place.
           asideUsed = true;
-          cross = { seed: this.#responseInput, text: t.text, label: 'response_input', alone: true };
+          crosses.push({ seed: this.#responseInput, text: t.text, label: 'response_input', alone: true });
         }
       } else {
         within.set(t.source, tailOf(seed + t.text, policy.windowChars));
@@ -807,22 +858,21 @@ export class GuardrailFilter implements Filter {
           responseInput = tailOf(t.text, policy.windowChars);
         }
       }
-      const crossOf = (e: Evaluation, hits: readonly RuleHit[]): RuleHit[] => (cross!.alone ? hits.filter((h) => !e.findings.some((f) => f.id === h.rule.id)) : [...hits]);
+      const crossOf = (e: Evaluation, hits: readonly RuleHit[], alone: boolean): RuleHit[] => (alone ? hits.filter((h) => !e.findings.some((f) => f.id === h.rule.id)) : [...hits]);
       let e: Evaluation;
       // With a budget: the rules' findings join the custom guardrails' when the sliced scan is done (before them, as at once).
       let scanned: Promise<void> | null = null;
       if (budget === null) {
         e = scanFinal(policy, t.source, frame.type, t.text, null, t.functionName, seed, format);
-        if (cross !== null) e.addHits(crossOf(e, crossHits(policy, t.source, frame.type, cross.seed, cross.text, cross.label, format)));
+        for (const cross of crosses) e.addHits(crossOf(e, crossHits(policy, t.source, frame.type, cross.seed, cross.text, cross.label, format), cross.alone));
       } else {
         const pendingE = (e = new Evaluation(t.text));
-        const c = cross;
         scanned = scans = scans.then(async () => {
           const se = await scanFinalSliced(policy, budget, t.source, frame.type, t.text, null, t.functionName, seed, format);
-          if (c !== null) {
+          for (const c of crosses) {
             const hits = await runSliced(policy, budget, crossSteps(policy, t.source, frame.type, c.seed, c.text, c.label, format));
             if (hits === null) se.addScanTime(policy);
-            else se.addHits(crossOf(se, hits));
+            else se.addHits(crossOf(se, hits, c.alone));
           }
           pendingE.mergeScan(se);
         });
@@ -975,7 +1025,18 @@ export class GuardrailFilter implements Filter {
     // `completed` (#delta, #done), and diarized `.segment`s, which may come after the item is
     // deleted (the view no longer knows it, nor its marks).
     if (type === SEGMENT && this.#blockedItems.size > 0 && this.#blockedItems.has(asString(ev['item_id']) ?? '')) return DROP;
-    const texts = eventTexts(type, ev);
+    // An item a call's browser wrote (over its data channel, unseen): read as a client writes it,
+    // every text as input too, under the rules for the item create it was (until 2026-12-06 by its
+    // role alone, and only by rules naming this server event: an assistant message or a tool output
+    // passed every input rule, and a rule limited to `events: [conversation.item.create, …]`, as the
+    // README advises, judged no typed item of a call).
+    const browser = this.#browserItem(type, ev);
+    const texts = eventTexts(browser ? 'conversation.item.create' : type, ev);
+    const ruleType = browser ? `${type}|conversation.item.create` : type;
+    // Where it first shows it meets the conversation's context, as a client's create does (its texts
+    // each other's, in order); later events showing it again are judged alone (until 2026-12-06 every
+    // one was: a phrase split over two typed items, or two parts of one, passed on a call).
+    const seeds = browser && (type === 'conversation.item.added' || type === 'conversation.item.created') ? this.#browserSeeds(texts, policy) : null;
     if ((type === 'conversation.item.added' || type === 'conversation.item.created') && this.#sent.length > 0) {
       const echoed = asString(asObject(ev['item'])?.['id']);
       const view = echoed !== null ? this.#ctx.conversation.item(echoed) : undefined;
@@ -988,16 +1049,43 @@ export class GuardrailFilter implements Filter {
     // (The echo of an item the client typed is not scanned again.)
     // perf: the texts of nearly every event (a delta) fit one window with the echoes counted: no
     // filtered copy is made for them (one array per transcript delta, on the hot path).
-    const budget = budgetFor(policy, type, texts) && budgetFor(policy, type, texts.filter((t) => !this.#typedByClient(t, type)));
-    if (budget === null) return this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, null);
+    const budget = budgetFor(policy, ruleType, texts) && budgetFor(policy, ruleType, texts.filter((t) => !this.#typedByClient(t, type)));
+    if (budget === null) return this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, null, ruleType, seeds);
     const scanned = new Map<ContentText, Evaluation>();
     const steps = function* (this: GuardrailFilter): ScanSteps<void> {
       for (const t of texts) {
         if (t.unknownContent !== undefined || this.#typedByClient(t, type)) continue;
-        scanned.set(t, yield* scanFinalSteps(policy, t.source, type, t.text, null, t.functionName, this.#segmentSeed(t, type), formatOf(t.source)));
+        scanned.set(t, yield* scanFinalSteps(policy, t.source, ruleType, t.text, null, t.functionName, seeds?.get(t) ?? this.#segmentSeed(t, type), t.format ?? formatOf(t.source)));
       }
     };
-    return runSliced(policy, budget, steps.call(this)).then(() => this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, scanned));
+    return runSliced(policy, budget, steps.call(this)).then(() => this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, scanned, ruleType, seeds));
+  }
+
+  /** The context of each text of an item a call's browser wrote: the conversation's before it, then its own texts', per source. */
+  #browserSeeds(texts: readonly ContentText[], policy: CompiledPolicy): Map<ContentText, string> {
+    const seeds = new Map<ContentText, string>();
+    const ctx = new Map<Source, string>();
+    for (const t of texts) {
+      if (t.unknownContent !== undefined) continue;
+      const seed = ctx.get(t.source) ?? (conversationSource(t.source) ? (this.#seed.get(t.source) ?? '') : '');
+      seeds.set(t, seed);
+      ctx.set(t.source, tailOf(seed + t.text, policy.windowChars));
+    }
+    return seeds;
+  }
+
+  /**
+   * An item event (`conversation.item.added`, …) showing an item a call's browser added over its data
+   * channel: neither the model's (no response) nor a spoken turn, nor one this proxy forwarded. Tool
+   * lists the MCP server returns are the server's own (not inspected, as on a WebSocket).
+   */
+  #browserItem(type: string, ev: JsonObject): boolean {
+    if (!this.#ctx.callId || !BROWSER_ITEM_EVENTS.has(type)) return false;
+    const item = asObject(ev['item']);
+    const id = asString(item?.['id']);
+    if (id === null || item?.['type'] === 'mcp_list_tools') return false;
+    const view = this.#ctx.conversation.item(id);
+    return view !== undefined && view.provenance === 'server' && view.responseId === null && view.transcript === 'none';
   }
 
   /** The upstream's echo of an item the client typed (checked on its way in, every text of it, by its source). */
@@ -1012,7 +1100,16 @@ export class GuardrailFilter implements Filter {
   }
 
   /** Decides a server event's texts (`scanned`: those scanned already, in slices). */
-  #judgeServerTexts(frame: Frame, policy: CompiledPolicy, t0: number, texts: readonly ContentText[], eventResponse: string | null, scanned: ReadonlyMap<ContentText, Evaluation> | null): Verdict {
+  #judgeServerTexts(
+    frame: Frame,
+    policy: CompiledPolicy,
+    t0: number,
+    texts: readonly ContentText[],
+    eventResponse: string | null,
+    scanned: ReadonlyMap<ContentText, Evaluation> | null,
+    ruleType = frame.type,
+    seeds: ReadonlyMap<ContentText, string> | null = null,
+  ): Verdict {
     const type = frame.type;
     const ev = frame.json();
     let copy: JsonObject | null = null;
@@ -1021,6 +1118,8 @@ export class GuardrailFilter implements Filter {
       t.set(copy, text);
     };
     const trips: { t: ContentText; findings: Finding[]; responseId: string | null }[] = [];
+    /** The texts of a browser's item as forwarded (see #rememberBrowserItem). */
+    const forwarded = new Map<ContentText, string>();
     const reports: { source: Source; findings: Finding[]; responseId: string | null }[] = [];
     for (const t of texts) {
       if (t.unknownContent !== undefined) {
@@ -1044,14 +1143,15 @@ export class GuardrailFilter implements Filter {
       }
       // Diarized segments of one transcript are complete texts, but a phrase can be split across them.
       const segmentOf = type === SEGMENT && t.itemId ? t.itemId : null;
-      const seed = segmentOf !== null ? (this.#segments.get(segmentOf) ?? '') : '';
-      const e = scanned?.get(t) ?? scanFinal(policy, t.source, type, t.text, null, t.functionName, seed);
+      const seed = segmentOf !== null ? (this.#segments.get(segmentOf) ?? '') : (seeds?.get(t) ?? '');
+      const e = scanned?.get(t) ?? scanFinal(policy, t.source, ruleType, t.text, null, t.functionName, seed, t.format ?? formatOf(t.source));
       if (segmentOf !== null && !stops(e.strongest)) {
         if (!this.#segments.has(segmentOf) && this.#segments.size >= MAX_STREAMS) this.#segments.delete(this.#segments.keys().next().value!);
         this.#segments.set(segmentOf, tailOf(seed + t.text, policy.windowChars));
       }
       if (stops(e.strongest)) edit(t, '');
       else if (e.redacted) edit(t, e.text);
+      if (seeds !== null) forwarded.set(t, e.redacted ? e.text : t.text);
       // Findings already reported for this item (on its stream or an earlier event) are not reported again.
       // The same text shows up on several events: each finding is reported once per item.
       const fresh = t.itemId ? e.findings.filter((f) => this.#firstReport(t.itemId!, f.id)) : e.findings;
@@ -1060,6 +1160,8 @@ export class GuardrailFilter implements Filter {
       if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
     }
     if (type === 'conversation.item.added' || type === 'conversation.item.created') this.#placeAdded(ev);
+    // A browser's item that stands is context for what follows it (its text as shown), as a client's is.
+    if (seeds !== null && trips.length === 0) this.#rememberBrowserItem(ev, texts, forwarded, policy, type);
     if (copy !== null) blankAudioOfStopped(copy, this.#ctx, this.#cancelled, trips.length > 0);
     for (const r of reports) this.#reportAll(policy, r.findings, r.source, type, r.responseId, t0);
     for (const trip of trips) {
@@ -1218,6 +1320,9 @@ export class GuardrailFilter implements Filter {
     const seed = stream ? '' : (this.#seed.get(source) ?? '');
     // A text left the context while this stream ran (refused, deleted): the complete text meets the context without it.
     const changedContext = stream && stream.withdrawals !== this.#withdrawals && conversationSource(source) ? (this.#seed.get(source) ?? '') : null;
+    // A spoken turn's transcript comes after the items that follow it in the conversation may have
+    // been judged (typed while it was transcribed): they meet its end now.
+    const following = source === 'input' ? this.#followingSpoken(itemId, text, policy) : [];
     const steps = function* (): ScanSteps<Evaluation> {
       const e = yield* scanFinalSteps(policy, source, type, text, stream, functionName, seed, formatOf(source));
       // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
@@ -1226,6 +1331,11 @@ export class GuardrailFilter implements Filter {
         const hits = yield* crossSteps(policy, source, type, changedContext, text, 'context_changed');
         if (hits === null) e.addScanTime(policy);
         else e.addHits(hits.filter((h) => !e.findings.some((f) => f.id === h.rule.id)));
+      }
+      for (const f of following) {
+        const hits = yield* crossSteps(policy, source, type, f.seed, f.next, 'next_item');
+        if (hits === null) e.addScanTime(policy);
+        else e.addHits(hits.filter((h) => !e.findings.some((x) => x.id === h.rule.id)));
       }
       return e;
     };
@@ -1479,19 +1589,55 @@ export class GuardrailFilter implements Filter {
   }
 
   /** The end of the placed texts of `source` up to index `at` (inclusive), up to `keep` characters, as a seed. */
-  #placedBefore(at: number, source: Source, keep: number): string {
+  #placedBefore(at: number, source: Source, keep: number, withTools = false): string {
     let seed = '';
-    for (let i = at; i >= 0 && seed.length < keep; i--) if (this.#placed[i]!.source === source) seed = this.#placed[i]!.tail + seed;
+    for (let i = at; i >= 0 && seed.length < keep; i--) if (readsAs(this.#placed[i]!, source, withTools)) seed = this.#placed[i]!.tail + seed;
     return seed.length > keep ? seed.slice(seed.length - keep) : seed;
   }
 
   /** The start of the placed texts of `source` after index `at`, up to `keep` characters (null: none). */
-  #placedAfter(at: number, source: Source, keep: number): string | null {
+  #placedAfter(at: number, source: Source, keep: number, withTools = false): string | null {
     let next: string | null = null;
     for (let i = at + 1; i < this.#placed.length && (next?.length ?? 0) < keep; i++) {
-      if (this.#placed[i]!.source === source) next = next === null ? this.#placed[i]!.head : `${next} ${this.#placed[i]!.head}`;
+      if (readsAs(this.#placed[i]!, source, withTools)) next = next === null ? this.#placed[i]!.head : `${next} ${this.#placed[i]!.head}`;
     }
     return next;
+  }
+
+  /**
+   * A spoken turn's transcript (complete) between the typed items around its place: it arrives after
+   * them when they were typed while it was transcribed (after it, or inserted before it), so they met
+   * none of it, and its stream met the context in arrival order (until 2026-12-06: speaking `ignore
+   * previous` and typing `instructions` before its transcript came passed every input rule). Pairs of
+   * context and text to scan across; input context both ways (typed tool outputs skipped, and read as input).
+   */
+  #followingSpoken(itemId: string, text: string, policy: CompiledPolicy): { seed: string; next: string }[] {
+    const at = itemId === '' ? -1 : this.#placed.findIndex((p) => p.key === itemId);
+    if (at < 0) return [];
+    const keep = policy.windowChars;
+    const out: { seed: string; next: string }[] = [];
+    for (const withTools of [false, true]) {
+      const before = this.#placedBefore(at - 1, 'input', keep, withTools);
+      if (before !== '' && !out.some((o) => o.seed === before && o.next === text)) out.push({ seed: before, next: text });
+      const next = this.#placedAfter(at, 'input', keep, withTools);
+      if (next !== null && !out.some((o) => o.next === next)) out.push({ seed: tailOf(before + text, keep), next });
+    }
+    return out;
+  }
+
+  /**
+   * The conversation texts of a referenced item whose place is kept (a client-typed item, a checked
+   * spoken turn), by source: a tool output the client typed was read as `input` too. None for an
+   * item not kept (a model item, one past the last MAX_PLACED).
+   */
+  #referenced(id: string): { source: Source; placed: Placed; format: TextFormat }[] {
+    const placed = this.#placed.find((p) => p.key === id);
+    if (placed === undefined || placed.source === null) return [];
+    if (placed.source !== 'tool_output') return [{ source: placed.source, placed, format: formatOf(placed.source) }];
+    return [
+      { source: 'tool_output', placed, format: 'json' },
+      { source: 'input', placed, format: 'json' },
+    ];
   }
 
   /** A client item the rules let through takes its place (at the end, or where `previous_item_id` puts it). */
@@ -1600,21 +1746,26 @@ export class GuardrailFilter implements Filter {
    * appended items were judged again: deleting an inserted item joined the halves of a phrase.)
    */
   #unplace(gone: readonly Placed[], withdraw: () => void): void {
-    const meets = new Set<Placed>();
+    const meets: { next: Placed; source: Source }[] = [];
     for (const entry of gone) {
       const i = this.#placed.indexOf(entry);
       if (i < 0) continue;
       this.#placed.splice(i, 1);
-      const next = entry.source === null ? undefined : this.#placed.slice(i).find((p) => p.source === entry.source);
-      if (next) meets.add(next);
+      if (entry.source === null) continue;
+      const meet = (next: Placed | undefined, source: Source): void => {
+        if (next && !meets.some((m) => m.next === next && m.source === source)) meets.push({ next, source });
+      };
+      meet(this.#placed.slice(i).find((p) => p.source === entry.source), entry.source);
+      // Input text also meets the tool outputs the client typed (read as input too), both ways.
+      if (readsAs(entry, 'input', true)) meet(this.#placed.slice(i).find((p) => readsAs(p, 'input', true)), 'input');
     }
     withdraw();
     const policy = this.#policy;
-    for (const next of meets) {
+    for (const { next, source } of meets) {
       const at = this.#placed.indexOf(next);
       if (at < 0 || this.#deleted.has(next.key) || (next.print !== null && this.#lateBlocks.has(next.print))) continue;
-      const source = next.source!;
-      const hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars), next.head, 'refused_item');
+      let hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars), next.head, 'refused_item');
+      if (hits.length === 0 && source === 'input') hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars, true), next.head, 'refused_item');
       if (hits.length === 0) continue;
       const said = this.#saidOf(next);
       if (said !== null) this.#retract(said, hits, policy);
@@ -1711,6 +1862,20 @@ export class GuardrailFilter implements Filter {
     if (previous !== null && after < 0) this.#placed.push(entry);
     else this.#placed.splice(after + 1, 0, entry);
     if (this.#placed.length > MAX_PLACED) this.#placed.shift();
+  }
+
+  /** The texts of an item a call's browser wrote (as forwarded) become the context of their sources, and its place's text. */
+  #rememberBrowserItem(ev: JsonObject, texts: readonly ContentText[], forwarded: ReadonlyMap<ContentText, string>, policy: CompiledPolicy, type: string): void {
+    const itemId = asString(asObject(ev['item'])?.['id']) ?? '';
+    const kept = texts.filter((t) => conversationSource(t.source) && forwarded.has(t)).map((t) => ({ source: t.source, text: forwarded.get(t)! }));
+    for (const k of kept) this.#remember(k.source, k.text, policy, itemId, type);
+    const first = kept[0];
+    const entry = first === undefined ? undefined : this.#placed.find((p) => p.key === itemId);
+    if (first === undefined || entry === undefined || entry.source !== null) return;
+    const own = kept.filter((k) => k.source === first.source);
+    entry.source = first.source;
+    entry.head = headOf(first.text, policy.windowChars);
+    entry.tail = tailOf(own.at(-1)!.text, policy.windowChars);
   }
 
   /** A spoken turn's transcript passed: its place gets the text (as forwarded), context for an item inserted next to it. */

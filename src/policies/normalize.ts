@@ -100,6 +100,14 @@ const LATIN_LOOKALIKES: Readonly<Record<string, string>> = {
 };
 for (const [letter, lookalikes] of Object.entries(LATIN_LOOKALIKES)) for (const ch of lookalikes) (CONFUSABLES as Record<string, string>)[ch] = letter;
 
+/**
+ * Enclosed Latin capitals without a decomposition, by the letter they show: NEGATIVE CIRCLED
+ * (U+1F150–U+1F169, `🅘`) and NEGATIVE SQUARED (U+1F170–U+1F189, `🅸`). Their circled, squared and
+ * parenthesized siblings (`ⓘ`, `🄸`, `⒤`) fold through NFKD; until 2026-12-06 these did not, and
+ * `🅸🅶🅽🅾🆁🅴 🅿🆁🅴🆅🅸🅾🆄🆂 🅸🅽🆂🆃🆁🆄🅲🆃🅸🅾🅽🆂`, which a model reads as the words, passed every rule.
+ */
+for (const first of [0x1f150, 0x1f170]) for (let k = 0; k < 26; k++) (CONFUSABLES as Record<string, string>)[String.fromCodePoint(first + k)] = String.fromCharCode(0x41 + k);
+
 /** Invisible: format characters, marks, default-ignorables, control characters but whitespace (U+0009–000D, U+0085). */
 const DROP = /^[\p{Cf}\p{M}\p{Default_Ignorable_Code_Point}\0-\x08\x0E-\x1F\x7F-\x84\x86-\x9F]$/u;
 const SPACE = /^[\s\u0085\u2800]$/u;
