@@ -193,9 +193,12 @@ export class ConversationEstimate {
     else if (this.#items.size < MAX_ITEMS) this.#items.set(id, t);
   }
 
-  /** A client `conversation.item.create`. */
-  onItemCreate(item: JsonObject): void {
-    this.addItem(typeof item['id'] === 'string' ? item['id'] : null, itemEstimate(item, this.bytesPerMs));
+  /**
+   * A client `conversation.item.create`. `duplicate`: its id names an item the session has already
+   * (the upstream refuses it): counted, but not as that id's estimate, which references read.
+   */
+  onItemCreate(item: JsonObject, duplicate = false): void {
+    this.addItem(!duplicate && typeof item['id'] === 'string' ? item['id'] : null, itemEstimate(item, this.bytesPerMs));
   }
 
   /** The input buffer was cleared when `appendedWireBytes` append bytes had been forwarded. */
@@ -228,8 +231,9 @@ export class ConversationEstimate {
   /**
    * A client `input_audio_buffer.commit` on its way upstream: the audio appended since the last
    * commit or clear becomes an item before any event sent after it is read, so it counts now.
+   * Returns that audio's bound in milliseconds.
    */
-  onClientCommit(appendedWireBytes: number): void {
+  onClientCommit(appendedWireBytes: number): number {
     const chars = Math.max(0, appendedWireBytes - this.#bufferStart);
     this.#bufferStart = appendedWireBytes;
     const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
@@ -242,6 +246,7 @@ export class ConversationEstimate {
       else this.#ahead.unshift(oldest);
     }
     this.#ahead.push({ audio, chars });
+    return audioMsOfBase64(chars, this.bytesPerMs);
   }
 
   /**

@@ -1314,6 +1314,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         'conversation.item.input_audio_transcription.completed',
         'conversation.item.input_audio_transcription.failed',
         'conversation.item.done',
+        'response.output_item.added',
         'error',
       ]);
     });
@@ -3280,5 +3281,280 @@ describe('metering filter: the 2026-12-05 adversarial review\'s fixes, unit by u
       expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'drop' });
       expect(ctx.watched.has('metering client input_audio_buffer.append')).toBe(true);
     });
+  });
+});
+
+/**
+ * The 2026-12-06 red-team fixes (test/metering/redteam-money.test.ts has the end-to-end scenarios):
+ * the branches, one by one, for the mutation runs (which use this file).
+ */
+describe('metering filter: 2026-12-06 red-team fixes', () => {
+  const CAPPED = { dailyUsd: '1000' };
+  const caps = { ...NO_CAPS, dayNanos: 1 };
+  const reservedTokens = (s: Setup) => s.ledger.status('acme', caps, T0).day.reserved.tokens;
+  const refuseUpstream = (f: Filter, eventId: string) => server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: eventId } });
+  let seq = 0;
+  /** Tokens a response.create would reserve now (then refused upstream, which frees it). */
+  function probe(s: Setup, f: Filter, response: Record<string, unknown>): number {
+    const before = reservedTokens(s);
+    client(f, { type: 'response.create', event_id: `rt_probe_${++seq}`, response: { output_modalities: ['text'], max_output_tokens: 1, ...response } });
+    const after = reservedTokens(s);
+    refuseUpstream(f, lastSent(f));
+    expect(reservedTokens(s)).toBe(before);
+    return after - before;
+  }
+  const ref = (id: string) => ({ conversation: 'none', input: [{ type: 'item_reference', id }] });
+  const conversation = { conversation: 'none' };
+  const tiny = (id: string) => ({ type: 'conversation.item.create', item: { id, type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x' }] } });
+  const modelItem = (id: string, responseId = 'resp_m') => ({ type: 'response.output_item.added', response_id: responseId, output_index: 0, item: { id, type: 'message', role: 'assistant', content: [] } });
+
+  describe('a client item create reusing an id the upstream made', () => {
+    it('a new id is that item\'s estimate; the id of a model item (seen added) is not: references read the whole conversation', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'y'.repeat(5_000) }] } });
+      client(f, tiny('item_new'));
+      expect(probe(s, f, ref('item_new'))).toBe(8 + 8 + 1 + 1);
+      server(f, modelItem('item_model'));
+      client(f, tiny('item_model'));
+      expect(probe(s, f, ref('item_model'))).toBe(probe(s, f, conversation));
+      expect(probe(s, f, conversation)).toBeGreaterThan(5_000);
+    });
+
+    it('an id the view knows (any item made upstream) counts as made upstream', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, { type: 'conversation.item.added', item: { id: 'item_srv', type: 'message', role: 'user', content: [] } });
+      client(f, tiny('item_srv'));
+      expect(probe(s, f, ref('item_srv'))).toBe(probe(s, f, conversation));
+    });
+
+    it('past 10,000 model item ids no client id is taken as new; an id seen twice is kept once; an event without an item id is ignored', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, { type: 'response.output_item.added', response_id: 'resp_m', output_index: 0 });
+      client(f, tiny('item_early'));
+      expect(probe(s, f, ref('item_early'))).toBe(8 + 8 + 1 + 1);
+      for (let i = 0; i < 10_001; i++) server(f, modelItem(`item_m${i}`));
+      server(f, modelItem('item_m0'));
+      client(f, tiny('item_late'));
+      expect(probe(s, f, ref('item_late'))).toBe(probe(s, f, conversation));
+    });
+  });
+
+  describe('a transcribed client commit whose committed event is never read', () => {
+    const second = { type: 'input_audio_buffer.append', audio: Buffer.alloc(48_000).toString('base64') };
+    const pcm = (model: string | null) => ({ type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: model === null ? null : { model } } } } });
+
+    it('is billed at the close by its audio length, named by the id it left with', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      server(f, pcm('whisper-1'));
+      client(f, second);
+      client(f, { type: 'input_audio_buffer.commit', event_id: 'k1' });
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(s.records.map((r) => [r.source, r.ref, r.model, r.settledBy, r.estimated])).toEqual([['transcription', `commit:${ctx.upstreamIdOf('k1')}`, 'whisper-1', 'client_gone_estimate', true]]);
+      expect(s.records[0]!.seconds).toBeGreaterThanOrEqual(1);
+    });
+
+    it('its committed event hands it over to the item (billed once); a commit the upstream refused is not billed; nothing without transcription', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      client(f, second);
+      client(f, { type: 'input_audio_buffer.commit', event_id: 'k0' }); // not transcribed
+      server(f, pcm('whisper-1'));
+      client(f, second);
+      client(f, { type: 'input_audio_buffer.commit', event_id: 'k1' });
+      client(f, { type: 'input_audio_buffer.commit', event_id: 'k2' });
+      refuseUpstream(f, ctx.upstreamIdOf('k2'));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(s.records.map((r) => [r.ref, r.settledBy])).toEqual([['item_a', 'client_gone_estimate']]);
+    });
+
+    it('a session.update turning transcription on counts for a commit right behind it, until answered', () => {
+      const s = setup();
+      const { f } = session(s);
+      server(f, pcm(null));
+      client(f, { type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe' } } } } });
+      client(f, second);
+      client(f, { type: 'input_audio_buffer.commit' });
+      // Answered: turned off again by the upstream's report, a later commit is not transcribed.
+      server(f, pcm(null));
+      client(f, second);
+      client(f, { type: 'input_audio_buffer.commit' });
+      f.onClose!({ initiator: 'upstream', code: 1006, reason: '' });
+      expect(s.records.map((r) => [r.model, r.settledBy])).toEqual([['gpt-4o-mini-transcribe', 'upstream_drop_estimate']]);
+    });
+
+    it('an empty commit bills nothing; beyond 256 commits in flight the oldest two merge, no audio lost', () => {
+      const s = setup();
+      const { f } = session(s);
+      server(f, pcm('whisper-1'));
+      client(f, { type: 'input_audio_buffer.commit' });
+      for (let i = 0; i < 257; i++) {
+        client(f, second);
+        client(f, { type: 'input_audio_buffer.commit' });
+      }
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      expect(s.records).toHaveLength(256);
+      expect(s.records[0]!.seconds).toBeGreaterThanOrEqual(2);
+      expect(s.records[1]!.seconds).toBeLessThan(2);
+    });
+  });
+
+  it('a response is billed at the model it started at; one whose start was not seen, at the model in use', () => {
+    const s = setup();
+    const { f } = session(s, null, 'gpt-realtime-2');
+    server(f, created('resp_1'));
+    client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+    server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime-mini' } });
+    server(f, done('resp_1', usage(0, 0, 0, 1000)));
+    server(f, done('resp_unseen', usage(0, 0, 0, 1000)));
+    expect(s.records.map((r) => [r.ref, r.model, r.costNanos])).toEqual([
+      ['resp_1', 'gpt-realtime-2', 64_000_000],
+      ['resp_unseen', 'gpt-realtime-mini', 20_000_000],
+    ]);
+  });
+
+  it('the output of a conversation response with its own input list joins the conversation estimate (text, audio, framing per item)', () => {
+    const s = setup();
+    const { f } = session(s, CAPPED);
+    const before = probe(s, f, conversation);
+    client(f, { type: 'response.create', event_id: 'c1', response: { input: [] } });
+    server(f, created('resp_1'));
+    server(f, done('resp_1', { ...usage(0, 0, 1000, 300), output_tokens: 1500 }, 'completed', { output: [{ id: 'a' }, { id: 'b' }] }));
+    expect(probe(s, f, conversation)).toBe(before + 2 * 8 + 1200 + 300);
+    client(f, { type: 'response.create', event_id: 'c2', response: { input: [] } });
+    server(f, created('resp_2'));
+    server(f, done('resp_2', usage(0, 0, 10, 0)));
+    expect(probe(s, f, conversation)).toBe(before + 2 * 8 + 1200 + 300 + 8 + 10);
+    // An out-of-band one's output stays out of it.
+    client(f, { type: 'response.create', event_id: 'c3', response: { conversation: 'none', input: [], metadata: { k: '3' } } });
+    server(f, created('resp_3', { conversation_id: null, metadata: { k: '3' } }));
+    server(f, done('resp_3', usage(0, 0, 10, 0), 'completed', { conversation_id: null, metadata: { k: '3' } }));
+    expect(probe(s, f, conversation)).toBe(before + 2 * 8 + 1200 + 300 + 8 + 10);
+  });
+
+  it('an MCP call\'s output (or error) counts in the conversation once done; the model\'s arguments do not count again', () => {
+    const s = setup();
+    const { f } = session(s, CAPPED);
+    const before = probe(s, f, conversation);
+    const call = { id: 'item_call', type: 'mcp_call', server_label: 'kb', name: 'n', arguments: '{"q":1}' };
+    expect(probe(s, f, conversation)).toBe(before);
+    server(f, modelItem('item_call'));
+    expect(probe(s, f, conversation)).toBe(before);
+    server(f, { type: 'conversation.item.done', item: { ...call, output: 'o'.repeat(1000), error: null } });
+    expect(probe(s, f, conversation)).toBe(before + 1000);
+    server(f, modelItem('item_call2'));
+    server(f, { type: 'conversation.item.done', item: { ...call, id: 'item_call2', output: null, error: { type: 'x' } } });
+    expect(probe(s, f, conversation)).toBe(before + 1000 + JSON.stringify({ type: 'x' }).length);
+    server(f, modelItem('item_call3'));
+    server(f, { type: 'conversation.item.done', item: { ...call, id: 'item_call3', output: 42 } });
+    expect(probe(s, f, conversation)).toBe(before + 1000 + JSON.stringify({ type: 'x' }).length);
+  });
+
+  describe('a transcription completed with a usage that prices at nothing', () => {
+    it('bills the committed audio by its length, at the model it was committed under; a priced usage is billed as reported', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      server(f, transcriptionSession('whisper-1'));
+      ctx.fromClient(f, appendFrame('A'.repeat(4000)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+      server(f, transcriptionSession('gpt-4o-transcribe'));
+      server(f, transcribed('item_a', { type: 'duration', seconds: 0 }));
+      ctx.fromClient(f, appendFrame('A'.repeat(4000)));
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_b', previous_item_id: null });
+      server(f, transcribed('item_b', { type: 'tokens', input_tokens: 10, output_tokens: 0, total_tokens: 10 }));
+      expect(s.records.map((r) => [r.ref, r.model, r.settledBy, r.estimated])).toEqual([
+        ['item_a', 'whisper-1', 'unreadable_usage_estimate', true],
+        ['item_b', 'gpt-4o-transcribe', 'transcription.completed', false],
+      ]);
+      expect(s.logs.some((l) => l.msg === 'metering: input transcription completed with a usage that cannot be priced; billed by its audio length' && l['itemId'] === 'item_a')).toBe(true);
+    });
+  });
+
+  describe('a server-started response while input audio is held back already (idle timeout)', () => {
+    it('over a cap: the first is cancelled and holds the audio, the second ends the session (4002)', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { dailyUsd: '0.01' });
+      s.ledger.settle(null, spent(20_000_000));
+      server(f, created('resp_1'));
+      expect(ctx.closedWith).toBeNull();
+      server(f, done('resp_1', usage(10, 0, 0, 0), 'cancelled'));
+      server(f, created('resp_2'));
+      server(f, done('resp_2', usage(10, 0, 0, 0), 'cancelled'));
+      expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_1', 'resp_2']);
+      expect(ctx.closedWith?.code).toBe('budget_exceeded');
+      expect(ctx.closedWith?.closeCode).toBe(4002);
+      expect(s.logs.some((l) => l.msg === 'metering: a server-started response while input audio is held back over a limit (idle timeout); ending the session')).toBe(true);
+    });
+
+    it('over the session token limit: the same', () => {
+      const s = setup();
+      const { ctx, f } = session(s, { maxSessionTokens: 100 });
+      server(f, created('resp_0'));
+      server(f, done('resp_0', usage(200, 0, 0, 0)));
+      server(f, created('resp_1'));
+      server(f, done('resp_1', usage(10, 0, 0, 0), 'cancelled'));
+      expect(ctx.closedWith?.code).toBe('token_limit_exceeded');
+    });
+
+    it('a tenant known over its cap (an asynchronous ledger\'s hint): the same', async () => {
+      let a!: AsyncLedger;
+      const s = setup({}, () => T0, (l) => (a = new AsyncLedger(l)));
+      const { ctx, f } = session(s, { dailyUsd: '0.01' });
+      a.knownOverHit = { cap: 'daily_usd', period: dayPeriod(T0), limit: 10_000_000, spent: 20_000_000, reserved: 0 };
+      await serverAsync(f, created('resp_1'));
+      expect(ctx.closedWith).toBeNull();
+      await serverAsync(f, done('resp_1', usage(10, 0, 0, 0), 'cancelled'));
+      await serverAsync(f, created('resp_2'));
+      await serverAsync(f, done('resp_2', usage(10, 0, 0, 0), 'cancelled'));
+      expect(ctx.closedWith?.code).toBe('budget_exceeded');
+    });
+  });
+
+  it('the ledger unavailable (fail closed): a server-started response is cancelled and input audio held, told once, until the ledger answers', async () => {
+    let a!: AsyncLedger;
+    let now = T0;
+    const s = setup({ ledger: { path: ':memory:', kind: 'redis', url: 'redis://127.0.0.1:1' } }, () => now, (l) => (a = new AsyncLedger(l)));
+    const { ctx, f } = session(s, { dailyUsd: '10' });
+    a.reserveUnavailable = 'down';
+    await serverAsync(f, created('resp_1'));
+    expect(ctx.cancelled.map((c) => c.responseId)).toEqual(['resp_1']);
+    const first = await Promise.resolve(ctx.fromClient(f, appendFrame()));
+    expect(first.kind === 'reject' && first.error.code).toBe('budget_unavailable');
+    expect(first.kind === 'reject' && first.error.param).toBe('input_audio_buffer.append');
+    expect((await Promise.resolve(ctx.fromClient(f, appendFrame()))).kind).toBe('drop');
+    // A cap found meanwhile replaces the reason; the ledger answers again and the cap allows: lifted at the next check.
+    a.reserveUnavailable = null;
+    now = T0 + 5_000;
+    expect((await Promise.resolve(ctx.fromClient(f, appendFrame()))).kind).toBe('drop');
+    await new Promise<void>((r) => setImmediate(r));
+    expect((await Promise.resolve(ctx.fromClient(f, appendFrame()))).kind).toBe('continue');
+    expect(ctx.closedWith).toBeNull();
+  });
+
+  it('a create released unanswered, then started: reserves at least its worst case, keeps what it reads; the 65th oldest is forgotten', () => {
+    vi.useFakeTimers();
+    const s = setup({ pendingResponseTimeoutMs: 1000 });
+    const { f } = session(s, CAPPED);
+    const big = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(3_000) }] };
+    client(f, { type: 'response.create', event_id: 'c1', response: { output_modalities: ['text'], max_output_tokens: 1, input: [big] } });
+    const held = reservedTokens(s);
+    vi.advanceTimersByTime(1000);
+    expect(reservedTokens(s)).toBe(0);
+    server(f, created('resp_1', { max_output_tokens: 1 }));
+    expect(reservedTokens(s)).toBe(held);
+    // It read its own input list: its output joins the conversation, no recalibration from its usage.
+    const before = probe(s, f, conversation);
+    server(f, done('resp_1', usage(750, 0, 1, 0), 'completed', { output: [{ id: 'o' }] }));
+    expect(probe(s, f, conversation)).toBe(before + 8 + 1);
+    for (let i = 0; i < 65; i++) client(f, { type: 'response.create', event_id: `x${i}`, response: { conversation: 'none', metadata: { k: String(i) }, max_output_tokens: 1, input: [big] } });
+    vi.advanceTimersByTime(1000);
+    server(f, created('resp_x0', { conversation_id: null, metadata: { k: '0' }, max_output_tokens: 1 }));
+    server(f, created('resp_x64', { conversation_id: null, metadata: { k: '64' }, max_output_tokens: 1 }));
+    // x0 (forgotten) as a server-started response: the conversation (resp_1's 9) + 8 of prompt + 1; x64 as its create.
+    expect(reservedTokens(s)).toBe(9 + 8 + 1 + held);
   });
 });

@@ -8,7 +8,7 @@ import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
-import { add, ConversationEstimate, instructionsEstimate, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate } from './context.js';
+import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate } from './context.js';
 import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
@@ -116,6 +116,15 @@ interface Reservation {
    * reservation if the session ends before it is read.
    */
   unread: boolean;
+  /**
+   * The model in use when the response started (its `response.created`): the upstream runs and bills
+   * the response at it, whatever a `session.update` switches to while it runs (until 2026-12-06 the
+   * done was priced at the model in use when it came: a switch to gpt-realtime-mini mid-response
+   * billed a gpt-realtime-2 response at a third; test/metering/redteam-money.test.ts). Null: not started.
+   */
+  started: { readonly model: string; readonly lookup: PriceLookup | null } | null;
+  /** A create in the default conversation with an `input` list of its own: it read that list, and its output joins the conversation. */
+  readonly ownInputInConversation: boolean;
 }
 
 interface SessionGuess {
@@ -279,6 +288,8 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
         'conversation.item.input_audio_transcription.failed',
         // Items the proxy saw no create for (a call's data channel, mcp_list_tools): estimated when complete.
         'conversation.item.done',
+        // Ids of the model's items: a client item create reusing one is a refused duplicate (#upstreamItemIds).
+        'response.output_item.added',
         // Releases the reservation of a response.create the upstream refused.
         'error',
       ],
@@ -305,6 +316,8 @@ export class MeteringFilter implements Filter {
   #model: string;
   #price: PriceLookup | null;
   #txModel: string | null = null;
+  /** A transcription model a client session.update in flight asks (`n`: its place among the updates), until answered. */
+  #txAsked: { readonly model: string; readonly n: number } | null = null;
   /**
    * Models client `session.update`s asked for (priced; switched to when the upstream reports one),
    * the model in use included: updates apply in order, so the one a `session.updated` answers may be
@@ -337,7 +350,7 @@ export class MeteringFilter implements Filter {
    * tokens never go down); until 2026-12-05 that limit never held audio back, so every spoken turn
    * was started upstream, cancelled at `response.created` and billed, and every one transcribed.
    */
-  #audioBlocked: { hit: CapHit | null; since: number; checking: boolean; notified: boolean } | null = null;
+  #audioBlocked: { hit: CapHit | 'ledger' | null; since: number; checking: boolean; notified: boolean } | null = null;
   /**
    * Reservations of creates sent upstream and not started yet, by the create's `event_id` (every
    * create upstream carries one: the client's, or one the proxy adds), so the upstream's `error`
@@ -345,6 +358,14 @@ export class MeteringFilter implements Filter {
    * conversation view's pairing (`ResponseView.createEventId`).
    */
   readonly #pending = new LazyMap<string, Reservation>();
+  /**
+   * Creates released unanswered after pendingResponseTimeoutMs (by the id they left with, the most
+   * recent 64): a response that still starts for one reserves at least that create's worst case and
+   * keeps what it reads (until 2026-12-06 it reserved as a server-started response: the conversation
+   * and the session's prompt, without the create's own `input` list or instructions, and admission had
+   * let more creates through against the freed budget; test/metering/redteam-money.test.ts).
+   */
+  readonly #expired = new LazyMap<string, Reservation>();
   /** The key of the create metering let through last, until the relay's create_sent names the id it left with. */
   #lastQueued: string | null = null;
   /** The relay stopped reading the upstream (backpressure from a client that does not read). */
@@ -361,6 +382,25 @@ export class MeteringFilter implements Filter {
    * audio length. Bounded: the oldest beyond it is taken as dropped by the upstream and billed then.
    */
   readonly #untranscribed = new LazyMap<string, { readonly ms: number; readonly model: string | null }>();
+  /**
+   * Client commits of a transcribed session on their way upstream, before their
+   * `input_audio_buffer.committed` was read (oldest first; `eventId`: the id the relay stamped it
+   * with, from its `stamped` report). The upstream transcribes (and bills) the audio of a commit it
+   * got even if the session ends before its `committed` is read (a client that closes right behind
+   * its commit: no response runs, so the relay does not linger), so the close bills what is left by
+   * its audio length (until 2026-12-06 only items whose `committed` was read were; test/metering/
+   * redteam-money.test.ts). A commit the upstream refuses (its `error` names the stamped id) leaves.
+   */
+  readonly #commitsAhead: { readonly ms: number; readonly model: string; eventId: string | null }[] = [];
+  /**
+   * Ids of items the upstream made (the model's output items, from `response.output_item.added`,
+   * which reaches metering before any client can learn the id): a client `conversation.item.create`
+   * naming one is refused upstream as a duplicate, so its content never becomes that id's estimate.
+   * The view's items alone are not enough: it keeps the most recent 2,048 only. Bounded; once full,
+   * no client id is trusted as new (references to it count the whole conversation).
+   */
+  readonly #upstreamItemIds = new LazySet<string>();
+  #upstreamItemIdsFull = false;
   /** Items billed as dropped (beyond the bound): a completed event that still comes is not billed twice. */
   readonly #droppedTranscriptions = new LazySet<string>();
   #seq = 0;
@@ -438,6 +478,12 @@ export class MeteringFilter implements Filter {
       }
       return;
     }
+    if (report.kind === 'stamped' && report.eventType === 'input_audio_buffer.commit') {
+      // Stamped events leave in the order the client sent them: the oldest commit not named yet.
+      const c = this.#commitsAhead.find((x) => x.eventId === null);
+      if (c) c.eventId = report.eventId;
+      return;
+    }
     if (report.kind !== 'create_sent') return;
     const key = this.#lastQueued;
     this.#lastQueued = null;
@@ -463,14 +509,19 @@ export class MeteringFilter implements Filter {
         return this.#onSessionUpdate(frame);
       case 'conversation.item.create': {
         const item = obj(frame.json()['item']);
-        if (item) this.#estimate.onItemCreate(item);
+        // An id the session already has (the model's answer, an item the upstream made) is refused
+        // upstream as a duplicate: the item under that id stays the upstream's, so the client's
+        // content must not become that id's estimate (until 2026-12-06 it did: out-of-band
+        // `item_reference`s to a model answer were reserved at a one-letter item's size;
+        // test/metering/redteam-money.test.ts). The content still counts in the conversation.
+        if (item) this.#estimate.onItemCreate(item, typeof item['id'] === 'string' && this.#isUpstreamItem(item['id']));
         return CONTINUE;
       }
       case 'input_audio_buffer.commit':
         // Metering runs last: the commit leaves for the upstream now, and a create sent right
         // behind it reads the committed audio (until 2026-12-05 the audio counted only at the
         // upstream's `committed`, after such a create had been reserved without it).
-        this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes);
+        this.#onClientCommit(this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes));
         return CONTINUE;
       case 'input_audio_buffer.clear':
         // The buffer starts again here, as the upstream reads it: audio appended after this clear is
@@ -483,9 +534,25 @@ export class MeteringFilter implements Filter {
     }
   }
 
+  /** An item id the session may have already, made upstream (see #upstreamItemIds). */
+  #isUpstreamItem(id: string): boolean {
+    return this.#upstreamItemIdsFull || this.#upstreamItemIds.has(id) || this.#ctx.conversation.item(id) !== undefined;
+  }
+
+  #noteUpstreamItem(id: string | null): void {
+    if (id === null || this.#upstreamItemIdsFull || this.#upstreamItemIds.has(id)) return;
+    if (this.#upstreamItemIds.size >= 10_000) this.#upstreamItemIdsFull = true;
+    else this.#upstreamItemIds.add(id);
+  }
+
   #onSessionUpdate(frame: Frame): Verdict {
     const verdict = this.#checkSessionUpdate(frame);
-    if (verdict.kind === 'continue' || verdict.kind === 'replace') this.#guess(obj((verdict.kind === 'replace' ? verdict.frame : frame).json()['session']));
+    if (verdict.kind === 'continue' || verdict.kind === 'replace') {
+      const session = obj((verdict.kind === 'replace' ? verdict.frame : frame).json()['session']);
+      this.#guess(session);
+      const txModel = str(obj(obj(obj(session?.['audio'])?.['input'])?.['transcription'])?.['model']);
+      if (txModel !== null) this.#txAsked = { model: txModel, n: this.#ctx.conversation.sessionUpdatesSent + 1 };
+    }
     return verdict;
   }
 
@@ -657,7 +724,8 @@ export class MeteringFilter implements Filter {
     if (response['conversation'] !== 'none' || !Array.isArray(response['input'])) add(input, this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
     const amount = this.#worstCase(price, input, prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
     const readsConversation = response['conversation'] !== 'none' && !Array.isArray(response['input']);
-    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation, unread: false });
+    const ownInputInConversation = response['conversation'] !== 'none' && Array.isArray(response['input']);
+    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation, unread: false, started: null, ownInputInConversation });
     if (!this.#capped) {
       this.#queuePending(eventId, pending(null));
       return ok();
@@ -717,7 +785,13 @@ export class MeteringFilter implements Filter {
     r.timer = this.#ctx.setTimer(this.#rt.config.pendingResponseTimeoutMs, () => {
       r.timer = null;
       if (this.#upstreamPaused) return;
-      for (const [key, held] of this.#pending) if (held === r) return this.#releasePending(key, r);
+      for (const [key, held] of this.#pending) {
+        if (held !== r) continue;
+        this.#releasePending(key, r);
+        if (this.#expired.size >= 64) this.#expired.delete(this.#expired.keys().next().value!);
+        this.#expired.set(key, r);
+        return;
+      }
     });
   }
 
@@ -814,6 +888,9 @@ export class MeteringFilter implements Filter {
       case 'conversation.item.done':
         this.#onItemDone(frame);
         return CONTINUE;
+      case 'response.output_item.added':
+        this.#noteUpstreamItem(str(obj(frame.json()['item'])?.['id']));
+        return CONTINUE;
       case 'session.created':
       case 'session.updated':
         this.#onSession(frame);
@@ -881,6 +958,10 @@ export class MeteringFilter implements Filter {
     const id = str(response?.['id']);
     if (!response || !id || this.#reservations.has(id)) return CONTINUE;
     const view = this.#ctx.conversation.response(id);
+    const started = { model: this.#model, lookup: this.#price };
+    // Input audio held back already: no turn the client spoke started this one (server VAD's idle
+    // timeout needs no audio, and re-arms after every response.done, a cancelled one's included).
+    const heldBefore = this.#audioBlocked !== null;
     // Calibration at response.done uses it only for a response in the default conversation.
     const mark = this.#estimate.addedMark();
     const createEventId = view?.createEventId ?? null;
@@ -891,6 +972,7 @@ export class MeteringFilter implements Filter {
       pending.timer = null;
       // Its create_sent was not seen (no relay report): the start is the best mark known.
       if (pending.readsConversation && pending.mark === null) pending.mark = mark;
+      pending.started = started;
       this.#reservations.set(id, pending);
       return CONTINUE;
     }
@@ -899,10 +981,22 @@ export class MeteringFilter implements Filter {
     // holds its worst case (at the last-resort price when the model has none): the upstream may
     // bill the input it read before the cancel, and if its response.done never comes (client and
     // upstream gone) the hold is what gets billed. One rule for every cancel, never a free response.
-    const unreserved = (amount: Amount): Reservation => ({ id: null, amount, timer: null, mark, readsConversation: true, unread: false });
+    const expired = createEventId !== null ? this.#expired.get(createEventId) : undefined;
+    if (expired) this.#expired.delete(createEventId!);
+    const unreserved = (amount: Amount): Reservation => ({
+      id: null,
+      amount,
+      timer: null,
+      mark,
+      readsConversation: expired?.readsConversation ?? true,
+      unread: false,
+      started,
+      ownInputInConversation: expired?.ownInputInConversation ?? false,
+    });
     const price = this.#price?.price ?? null;
     const effective = view?.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf';
-    const amount = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, add(this.#estimate.total(), this.#sessionPromptNow()), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
+    const computed = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, add(this.#estimate.total(), this.#sessionPromptNow()), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
+    const amount: Amount = expired ? { nanos: Math.max(computed.nanos, expired.amount.nanos), tokens: Math.max(computed.tokens, expired.amount.tokens) } : computed;
     // On a call the browser's response.create travels on its data channel, where the proxy cannot
     // clamp it: a response the upstream reports over the tenant's limit is cancelled instead.
     const cap = this.#outputCap();
@@ -926,7 +1020,10 @@ export class MeteringFilter implements Filter {
       this.#cancel(id, error);
       // Over on settled tokens alone: hold the audio now (its response.done will too). Over only
       // with what running responses hold: their settles decide (#afterSettle).
-      if (price && this.#sessionSpent() && !this.#ending) this.#holdAudio(null);
+      if (price && this.#sessionSpent() && !this.#ending) {
+        this.#holdAudio(null);
+        if (heldBefore) this.#endIdleLoop(this.#tokenLimitError(null));
+      }
       return CONTINUE;
     }
     if (!this.#capped) {
@@ -940,6 +1037,7 @@ export class MeteringFilter implements Filter {
       this.#holdResponse(id, unreserved(amount));
       this.#cancel(id, budgetError(known));
       this.#holdAudio(known);
+      if (heldBefore) this.#endIdleLoop(budgetError(known));
       return CONTINUE;
     }
     const rid = this.#reservationId();
@@ -957,12 +1055,29 @@ export class MeteringFilter implements Filter {
         if (ledgerFailsOpen(this.#rt)) return CONTINUE;
         this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: id });
         this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: 'ledger unavailable' } })); // fixed, as above
+        // No cap can be checked: the next spoken turn would be started, cancelled and billed too
+        // (until 2026-12-06 every turn was, for as long as the ledger was down;
+        // test/metering/redteam-money.test.ts). Held until the ledger answers again.
+        this.#holdAudio('ledger');
         return CONTINUE;
       }
       this.#cancel(id, budgetError(result.hit));
       this.#holdAudio(result.hit);
+      if (heldBefore) this.#endIdleLoop(budgetError(result.hit));
       return CONTINUE;
     });
+  }
+
+  /**
+   * A server-started response cancelled over a cap or the session limit while input audio was held
+   * back already: nothing the client sends can stop the next (the idle timeout starts one after every
+   * response.done, each billed for the conversation it read), so the session ends (4002) whatever
+   * `onExhausted` says, as a call is hung up (until 2026-12-06 a silent client over its cap was billed
+   * an idle-timeout response every `idle_timeout_ms` without bound; test/metering/redteam-money.test.ts).
+   */
+  #endIdleLoop(error: ProxyError): void {
+    this.#ctx.log.warn({ code: error.code }, 'metering: a server-started response while input audio is held back over a limit (idle timeout); ending the session');
+    this.#endSession(error);
   }
 
   #cancel(responseId: string, error: ProxyError): void {
@@ -997,10 +1112,12 @@ export class MeteringFilter implements Filter {
       this.#afterSettle();
       return;
     }
-    let lookup = this.#price;
+    // The model the response started at (a switch while it ran applies to later responses only).
+    const model = reservation?.started ? reservation.started.model : this.#model;
+    let lookup = reservation?.started ? reservation.started.lookup : this.#price;
     if (!lookup) {
       lookup = { price: this.#rt.prices.own(LAST_RESORT_REALTIME)!, fallback: true };
-      this.#ctx.log.error({ model: this.#model, responseId: id }, `metering: usage for an unpriced model billed at ${LAST_RESORT_REALTIME} prices`);
+      this.#ctx.log.error({ model, responseId: id }, `metering: usage for an unpriced model billed at ${LAST_RESORT_REALTIME} prices`);
     }
     const cost = responseCost(lookup.price, t, textOnly(response['output_modalities']) === true);
     const record: UsageRecord = {
@@ -1009,7 +1126,7 @@ export class MeteringFilter implements Filter {
       session: this.#ctx.id,
       source: 'response',
       ref: id,
-      model: this.#model || lookup.price.id,
+      model: model || lookup.price.id,
       status: str(response['status']),
       costNanos: cost,
       inputTokens: t.inputTokens,
@@ -1034,6 +1151,14 @@ export class MeteringFilter implements Filter {
     // estimate; an out-of-band response, or one with its own `input` list (it read that list, not
     // the conversation), leaves the estimate as it was.
     if (reservation?.mark && reservation.readsConversation && view && !view.outOfBand) this.#calibrate(reservation.mark, t);
+    else if (reservation?.ownInputInConversation) {
+      // A conversation response that read an `input` list of its own: its output joins the default
+      // conversation all the same (until 2026-12-06 it was not counted: the next response reading the
+      // conversation, or an out-of-band reference to that output, was reserved without it;
+      // test/metering/redteam-money.test.ts).
+      const items = Array.isArray(response['output']) ? response['output'].length : 0;
+      this.#estimate.addItem(null, { text: ITEM_OVERHEAD * Math.max(1, items) + Math.max(t.output.text, t.outputTokens - t.output.audio), audio: t.output.audio, image: 0 });
+    }
     this.#ctx.report({
       kind: 'usage',
       responseId: id,
@@ -1072,11 +1197,36 @@ export class MeteringFilter implements Filter {
     const id = str(item?.['id']);
     if (!item || id === null) return;
     const provenance = this.#ctx.conversation.item(id)?.provenance;
+    if (item['type'] === 'mcp_call' && provenance !== 'server') {
+      // The model made the call (its arguments are its output tokens), the MCP server the `output`
+      // (or `error`): no response's usage counts that, and the next response reads it (until
+      // 2026-12-06 it was not counted; test/metering/redteam-money.test.ts).
+      const made = (typeof item['output'] === 'string' ? Buffer.byteLength(item['output'], 'utf8') : 0) + (item['error'] != null ? Buffer.byteLength(JSON.stringify(item['error']), 'utf8') : 0);
+      if (made > 0) this.#estimate.addItem(null, { text: made, audio: 0, image: 0 });
+      return;
+    }
     if (item['type'] !== 'mcp_list_tools' && provenance !== 'server') return;
     this.#estimate.addItem(id, serverItemEstimate(item, this.#estimate.bytesPerMs));
   }
 
+  /** A client commit leaving for the upstream (`ms`: its audio's bound): tracked while the session transcribes. */
+  #onClientCommit(ms: number): void {
+    // An update turning transcription on applies upstream before this commit, even if its session.updated is still on its way.
+    if (this.#txAsked !== null && this.#txAsked.n <= this.#ctx.conversation.sessionUpdatesAnswered) this.#txAsked = null;
+    const model = this.#txModel ?? this.#txAsked?.model ?? null;
+    if (model === null || this.#closed) return;
+    if (this.#commitsAhead.length >= MAX_UNTRANSCRIBED) {
+      // Never answered: fold the oldest into the next, so no audio is lost.
+      const oldest = this.#commitsAhead.shift()!;
+      const next = this.#commitsAhead.shift()!;
+      this.#commitsAhead.unshift({ ms: oldest.ms + next.ms, model: next.model, eventId: next.eventId });
+    }
+    this.#commitsAhead.push({ ms, model, eventId: null });
+  }
+
   #onCommitted(frame: Frame): void {
+    // The upstream's answer to the oldest client commit in flight (or a commit of its own: server VAD).
+    this.#commitsAhead.shift();
     const itemId = str(frame.json()['item_id']);
     const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
     if (this.#txModel === null || itemId === null || this.#closed) return;
@@ -1097,7 +1247,7 @@ export class MeteringFilter implements Filter {
     const pending = this.#untranscribed.get(itemId);
     this.#untranscribed.delete(itemId);
     // The model the audio was committed under (a session.update may have changed it since).
-    this.#billTranscription(itemId, pending ? pending.model : this.#txModel, ev['usage'], 'transcription.completed');
+    this.#billTranscription(itemId, pending ? pending.model : this.#txModel, ev['usage'], 'transcription.completed', pending);
   }
 
   /** A committed item whose transcription never reported: billed by its audio length, estimated. */
@@ -1105,7 +1255,13 @@ export class MeteringFilter implements Filter {
     this.#billTranscription(itemId, pending.model, { type: 'duration', seconds: pending.ms / 1000 }, rule);
   }
 
-  #billTranscription(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy): void {
+  /**
+   * `committed`: the item's committed audio, when the proxy saw it committed. A completed event whose
+   * usage prices at nothing (absent, null, counts that are not numbers, a duration of 0 s) bills
+   * that audio by its length instead, as if the event never came (until 2026-12-06 it billed $0;
+   * OpenAI bills the transcription that ran; test/metering/redteam-money.test.ts).
+   */
+  #billTranscription(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy, committed?: { readonly ms: number; readonly model: string | null }): void {
     let model = txModel;
     let lookup = model ? this.#rt.prices.lookup(model) : null;
     if (!lookup) {
@@ -1114,6 +1270,11 @@ export class MeteringFilter implements Filter {
       lookup = { price: this.#rt.prices.own(LAST_RESORT_TRANSCRIPTION)!, fallback: true };
     }
     const cost = transcriptionCost(lookup.price, usage);
+    if (committed && committed.ms > 0 && (!cost || !(cost.nanos > 0))) {
+      this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed with a usage that cannot be priced; billed by its audio length');
+      this.#billTranscription(itemId, committed.model, { type: 'duration', seconds: committed.ms / 1000 }, 'unreadable_usage_estimate');
+      return;
+    }
     if (!cost) {
       this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed without usage; not billed');
       return;
@@ -1166,6 +1327,9 @@ export class MeteringFilter implements Filter {
     this.#pruneGuesses();
     const eventId = str(obj(frame.json()['error'])?.['event_id']);
     if (eventId === null) return;
+    // A commit the upstream refused (an empty or too short buffer): no item, nothing transcribed.
+    const refusedCommit = this.#commitsAhead.findIndex((c) => c.eventId === eventId);
+    if (refusedCommit >= 0) this.#commitsAhead.splice(refusedCommit, 1);
     // Not pending: paired already (a server-started response the view could not tell from this
     // create took its place, e.g. VAD won the race and the create was refused as a second active
     // response): the reservation stays with the response that runs.
@@ -1269,10 +1433,12 @@ export class MeteringFilter implements Filter {
    * transcription, and a VAD session for the input of every response the proxy has to cancel at
    * `response.created` (at most one such response per session, then).
    */
-  #holdAudio(hit: CapHit | null): void {
+  #holdAudio(hit: CapHit | 'ledger' | null): void {
     if (this.#audioBlocked !== null) {
-      // The session limit outlasts a cap: the hold becomes the session's for good (told once more).
+      // The session limit outlasts a cap: the hold becomes the session's for good (told once more);
+      // a cap known outlasts the ledger being down.
       if (hit === null && this.#audioBlocked.hit !== null) this.#audioBlocked = { hit: null, since: this.#rt.wall(), checking: false, notified: false };
+      else if (hit !== null && hit !== 'ledger' && this.#audioBlocked.hit === 'ledger') this.#audioBlocked.hit = hit;
       return;
     }
     this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
@@ -1311,6 +1477,10 @@ export class MeteringFilter implements Filter {
     if (blocked.notified) return DROP;
     blocked.notified = true;
     this.#refused++;
+    if (hit === 'ledger') {
+      this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
+      return reject(new ProxyError('budget_unavailable', { message: 'The spend ledger is unavailable: input audio is not accepted until it answers again.', details: { reason: 'ledger unavailable' }, param: 'input_audio_buffer.append', close: null }));
+    }
     this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: hit.cap, responseId: null });
     const e = budgetError(hit);
     return reject(new ProxyError('budget_exceeded', { message: `${e.message} Input audio is not accepted until the budget allows.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
@@ -1374,6 +1544,9 @@ export class MeteringFilter implements Filter {
     this.#heldTokens = 0;
     for (const [itemId, pending] of this.#untranscribed) this.#billUntranscribed(itemId, pending, rule);
     this.#untranscribed.clear();
+    // Commits the upstream got whose committed event was never read: their item id is unknown, the stamped id names them.
+    for (const [i, c] of this.#commitsAhead.entries()) if (c.ms > 0) this.#billUntranscribed(`commit:${c.eventId ?? i}`, c, rule);
+    this.#commitsAhead.length = 0;
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
   }
 
