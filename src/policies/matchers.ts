@@ -1,7 +1,7 @@
 import type { PiiDetector } from './pii.js';
 import { PHRASE_MAX_GAP, phrasePrefix, type MatchPrefix } from './match-prefix.js';
-import { normalize, normalizeText } from './normalize.js';
-import { normalizeJson, openEscapeStart } from './json-escapes.js';
+import { normalize, normalizeText, type Normalized } from './normalize.js';
+import { decodeJsonEscapes, normalizeJson, openEscapeStart } from './json-escapes.js';
 
 /** Where a text comes from (the policy file's `sources`). */
 export type Source = 'input' | 'output' | 'tool_call' | 'tool_output' | 'image';
@@ -133,6 +133,36 @@ interface Span {
   replacement: string;
 }
 
+/** One reading of the scanned text, and the index in it of the first character not released yet. */
+interface Reading {
+  readonly text: string;
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  readonly fresh: number;
+}
+
+/** Index of the first normalised character that reaches past `ctxLen` in the original (the text not released yet). */
+function freshIndex(ends: Int32Array, ctxLen: number): number {
+  for (let k = 0; k < ends.length; k++) if (ends[k]! > ctxLen) return k;
+  return ends.length;
+}
+
+/**
+ * The second reading of a text with hidden tag characters (normalize.ts): decoded to ASCII. A JSON
+ * text is read with its escapes decoded first, as `normalizeJson` does (so `\uDB40\uDC69` is a tag `i`).
+ */
+function tagReading(raw: string, format: TextFormat): Normalized {
+  const decoded = format === 'json' ? decodeJsonEscapes(raw) : null;
+  if (decoded === null) return normalize(raw, true);
+  const norm = normalize(decoded.text, true);
+  const { starts, ends } = norm;
+  for (let k = 0; k < starts.length; k++) {
+    starts[k] = decoded.rawStart[starts[k]!]!;
+    ends[k] = decoded.rawEnd[ends[k]! - 1]!;
+  }
+  return norm;
+}
+
 /**
  * Scans one growing text (a transcript, text or arguments being streamed, or a whole text pushed
  * at once) and decides how much of it may leave now.
@@ -140,7 +170,9 @@ interface Span {
  * Each push scans `context + held + delta`, where `context` is the last `windowChars` characters
  * already released (so a phrase split across deltas, content parts or items still matches) and
  * `held` is text not yet released. Matching runs on the normalised text (src/policies/normalize.ts)
- * and maps back to the original characters.
+ * and maps back to the original characters. A text with hidden tag characters (U+E0020–U+E007E,
+ * "ASCII smuggling") is matched in two readings, tags dropped and tags read as ASCII: a match in
+ * either trips, holds and redacts (the tag characters it covers).
  *
  * Hold-back: text that could still be, or complete, a match of a rule whose action is stronger
  * than `log` is not released until it is settled: released text never contains a forbidden match.
@@ -199,16 +231,13 @@ export class TextScanner {
     const scanEnd = final ? full.length : Math.max(ctxLen, openCharStart(full, this.#format));
     const scanned = scanEnd < full.length ? full.slice(0, scanEnd) : full;
     const norm = this.#format === 'json' ? normalizeJson(scanned) : normalize(scanned);
-    const text = norm.text;
-    const starts = norm.starts;
-    const ends = norm.ends;
-    // Normalised index of the first character that was not released yet.
-    let normFresh = text.length;
-    for (let k = 0; k < text.length; k++) {
-      if (ends[k]! > ctxLen) {
-        normFresh = k;
-        break;
-      }
+    let readings: readonly Reading[];
+    if (!norm.hiddenTags) readings = [{ text: norm.text, starts: norm.starts, ends: norm.ends, fresh: freshIndex(norm.ends, ctxLen) }];
+    else {
+      // The maps are normalize's shared buffers: the first reading's are copied before the second.
+      const dropped: Reading = { text: norm.text, starts: norm.starts.slice(), ends: norm.ends.slice(), fresh: freshIndex(norm.ends, ctxLen) };
+      const tags = tagReading(scanned, this.#format);
+      readings = [dropped, { text: tags.text, starts: tags.starts, ends: tags.ends, fresh: freshIndex(tags.ends, ctxLen) }];
     }
     const newTotal = this.#total + delta.length;
     let hits: RuleHit[] | null = null;
@@ -224,29 +253,31 @@ export class TextScanner {
       }
       const holds = !final && rule.action !== 'log';
       for (const finder of rule.finders) {
-        // A match that ends in fresh text starts within maxLength of it: older text is only context.
-        const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
-        finder.find(text, (s, e, label) => {
-          const os = starts[s]!;
-          const oe = ends[e - 1]!;
-          // Released text is only context. A log match ending right where it ends was released unsettled
-          // (nothing holds for log rules, and a word may go on): the text after it decides it now.
-          if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
-          const settled = final || e < text.length;
-          if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label) });
-          if (!settled) {
-            if (holds) holdFrom = Math.min(holdFrom, Math.max(os, ctxLen));
-            return;
+        for (const { text, starts, ends, fresh: normFresh } of readings) {
+          // A match that ends in fresh text starts within maxLength of it: older text is only context.
+          const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
+          finder.find(text, (s, e, label) => {
+            const os = starts[s]!;
+            const oe = ends[e - 1]!;
+            // Released text is only context. A log match ending right where it ends was released unsettled
+            // (nothing holds for log rules, and a word may go on): the text after it decides it now.
+            if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
+            const settled = final || e < text.length;
+            if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label) });
+            if (!settled) {
+              if (holds) holdFrom = Math.min(holdFrom, Math.max(os, ctxLen));
+              return;
+            }
+            if (this.#tripped.has(rule)) return;
+            this.#tripped.add(rule);
+            (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? full.slice(os, Math.min(oe, os + 80)) : null });
+          }, from);
+          if (holds) {
+            const cap = Math.min(finder.maxLength, this.#window);
+            let hs = finder.holdStart ? finder.holdStart(text) : text.length - cap;
+            hs = Math.max(hs, text.length - cap, normFresh);
+            if (hs < text.length) holdFrom = Math.min(holdFrom, starts[hs]!);
           }
-          if (this.#tripped.has(rule)) return;
-          this.#tripped.add(rule);
-          (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? full.slice(os, Math.min(oe, os + 80)) : null });
-        }, from);
-        if (holds) {
-          const cap = Math.min(finder.maxLength, this.#window);
-          let hs = finder.holdStart ? finder.holdStart(text) : text.length - cap;
-          hs = Math.max(hs, text.length - cap, normFresh);
-          if (hs < text.length) holdFrom = Math.min(holdFrom, starts[hs]!);
         }
       }
     }
@@ -292,6 +323,9 @@ const HIGH_SURROGATE_ESCAPE = /\\u[dD][89abAB][0-9a-fA-F]{2}$/;
  * escape cut off (`\u00`, json-escapes.ts) or a whole `\uD835` escape whose pair is still to come.
  * (A combining mark or other character dropped by the fold that starts the next delta needs no
  * hold: it joins the character before it, and a match ending at the end of the text is never settled.)
+ * A subdivision flag under way (🏴 and up to 7 tag letters or digits: normalize.ts) is held from its
+ * 🏴 too: until its CANCEL TAG comes, its tag letters read as text (a Texas flag cut after `us`, with
+ * `tx` in the next delta, would settle a match of `us` in the tag reading).
  */
 export function openCharStart(raw: string, format: TextFormat): number {
   let end = raw.length;
@@ -306,7 +340,19 @@ export function openCharStart(raw: string, format: TextFormat): number {
     }
   }
   const last = end > 0 ? raw.charCodeAt(end - 1) : 0;
-  return last >= 0xd800 && last <= 0xdbff ? end - 1 : end;
+  const cut = last >= 0xd800 && last <= 0xdbff ? end - 1 : end;
+  return openFlagStart(raw, cut);
+}
+
+/** Where a subdivision flag that `raw[0, end)` ends inside starts (its 🏴), else `end`. */
+function openFlagStart(raw: string, end: number): number {
+  let j = end;
+  for (let count = 0; j >= 2 && raw.charCodeAt(j - 2) === 0xdb40; count++) {
+    const low = raw.charCodeAt(j - 1);
+    if (count === 7 || !((low >= 0xdc30 && low <= 0xdc39) || (low >= 0xdc61 && low <= 0xdc7a))) return end;
+    j -= 2;
+  }
+  return j >= 2 && raw.charCodeAt(j - 1) === 0xdff4 && raw.charCodeAt(j - 2) === 0xd83c ? j - 2 : end;
 }
 
 /** Sorted, and a span overlapping the previous one is covered by its replacement (the previous one grows). */

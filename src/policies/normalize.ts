@@ -15,6 +15,12 @@
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
  *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
  * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space.
+ * Tag characters (U+E0020–U+E007E: ASCII 0x20–0x7E, invisible on screen, read by models) get a
+ * second reading: `normalize(text, true)` decodes them to their ASCII (each mapped to its tag
+ * character), so an instruction written in them ("ASCII smuggling") is text to the matchers, while
+ * the first reading drops them (a tag inside a visible word, `ign<TAG>ore`, must not split it).
+ * Emoji tag sequences (a subdivision flag: U+1F3F4, 3–7 tag digits or lower case letters, U+E007F)
+ * are dropped in both readings.
  * Case folding is left to the matchers (phrases and `i` regexes match with Unicode case folding),
  * so case-sensitive custom patterns keep working. Not normalised: leetspeak (`1gn0re`), spacing
  * inside words (`i g n o r e`), other scripts' look-alikes, turned or reversed Latin letters, and encodings (base64, URL, HTML).
@@ -150,6 +156,38 @@ export interface Normalized {
   readonly starts: Int32Array;
   /** For each character of `text`: offset in the original where its source ends. */
   readonly ends: Int32Array;
+  /**
+   * The original holds tag characters outside an emoji tag sequence: the matchers also scan
+   * `normalize(original, true)`, which reads them as ASCII (false for texts without any: no second scan).
+   */
+  readonly hiddenTags: boolean;
+}
+
+/** First unit after the run of tag characters U+E0020–U+E007E (surrogates DB40 DC20–DC7E) starting at `i` (`i` when none does). */
+function tagRunEnd(s: string, i: number): number {
+  let j = i;
+  while (j + 1 < s.length && s.charCodeAt(j) === 0xdb40) {
+    const low = s.charCodeAt(j + 1);
+    if (low < 0xdc20 || low > 0xdc7e) break;
+    j += 2;
+  }
+  return j;
+}
+
+/**
+ * The tag run `[i, end)` is the tag spec of a subdivision flag (🏴 U+1F3F4, then 3–7 tag digits or
+ * lower case letters, then CANCEL TAG U+E007F: England's flag is 🏴 + `gbeng` + U+E007F): emoji, not text.
+ */
+function isFlagTags(s: string, i: number, end: number): boolean {
+  const count = (end - i) / 2;
+  if (count < 3 || count > 7) return false;
+  if (i < 2 || s.charCodeAt(i - 2) !== 0xd83c || s.charCodeAt(i - 1) !== 0xdff4) return false;
+  if (s.charCodeAt(end) !== 0xdb40 || s.charCodeAt(end + 1) !== 0xdc7f) return false;
+  for (let k = i + 1; k < end; k += 2) {
+    const low = s.charCodeAt(k);
+    if (!((low >= 0xdc30 && low <= 0xdc39) || (low >= 0xdc61 && low <= 0xdc7a))) return false;
+  }
+  return true;
 }
 
 /** Offset maps, reused across calls (grown on demand): scanning runs per streamed delta. */
@@ -169,8 +207,9 @@ function grow(size: number): void {
 /**
  * Folds `original` (see the module comment) and keeps the offset map back to it. The returned
  * maps are views of shared buffers, valid until the next call (matching uses them synchronously).
+ * `readTags`: the second reading, tag characters decoded to ASCII (see `Normalized.hiddenTags`).
  */
-export function normalize(original: string): Normalized {
+export function normalize(original: string, readTags = false): Normalized {
   const n = original.length;
   if (startsBuf.length < n * 2 + 4) grow(n * 2 + 4);
   let starts = startsBuf;
@@ -181,6 +220,7 @@ export function normalize(original: string): Normalized {
   let runStart = 0;
   let len = 0;
   let lastSpace = false;
+  let hiddenTags = false;
   const push = (s: string, from: number, to: number): void => {
     for (let k = 0; k < s.length; k++) {
       const c = s[k]!;
@@ -223,6 +263,19 @@ export function normalize(original: string): Normalized {
       continue;
     }
     out += original.slice(runStart, i);
+    if (code === 0xdb40) {
+      // Tag characters, as a run: dropped (joined to the character before), or read as ASCII.
+      const end = tagRunEnd(original, i);
+      if (end > i) {
+        const text = !isFlagTags(original, i, end);
+        hiddenTags ||= text;
+        if (readTags && text) for (let k = i; k < end; k += 2) push(String.fromCharCode(original.charCodeAt(k + 1) - 0xdc00), k, k + 2);
+        else if (len > 0) ends[len - 1] = end;
+        i = end;
+        runStart = i;
+        continue;
+      }
+    }
     const cpLen = code >= 0xd800 && code <= 0xdbff && i + 1 < n ? 2 : 1;
     const cp = original.slice(i, i + cpLen);
     const folded = foldCodePoint(cp);
@@ -232,7 +285,7 @@ export function normalize(original: string): Normalized {
     runStart = i;
   }
   out += original.slice(runStart);
-  return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len) };
+  return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len), hiddenTags };
 }
 
 /** Folds a rule's own text (phrases) the same way, without the map. */
