@@ -517,12 +517,33 @@ describe('client link: slow-client grace', () => {
     const since = await overHighAt(f);
     f.socket.buffered = LOW + 1;
     expect(f.link.drained()).toBe(false);
+    f.socket.buffered = HIGH + 1;
     expect(f.link.tick(since + GRACE + 1)).not.toBeNull();
     f.socket.buffered = LOW;
     expect(f.link.drained()).toBe(true);
     expect(f.link.tick(since + GRACE + 1)).toBeNull();
     f.socket.buffered = 0;
     expect(f.link.drained()).toBe(true);
+  });
+
+  it('a client back at or under the high watermark by the tick (the kernel took the backlog, no drain event) is not slow: its grace stops (2026-12-06)', async () => {
+    const f = fakeLink();
+    const since = await overHighAt(f);
+    f.socket.buffered = HIGH;
+    expect(f.link.tick(since + GRACE + 1)).toBeNull();
+    // The grace is over, not paused: over the high watermark again (the upstream still paused, so no new pause) is not slow.
+    f.socket.buffered = HIGH + 1;
+    expect(f.link.tick(since + GRACE + 2)).toBeNull();
+  });
+
+  it('a client still over the high watermark at the tick is slow; a socket closed in this tick reads as empty', async () => {
+    const f = fakeLink();
+    const since = await overHighAt(f);
+    f.socket.buffered = HIGH + 1;
+    expect(f.link.tick(since + GRACE + 1)).not.toBeNull();
+    f.socket.closed = true;
+    expect(f.link.tick(since + GRACE + 1)).toBeNull();
+    expect(f.link.heldBytes()).toBe(0);
   });
 
   it('discard (the client left) drops what is queued and stops the grace', async () => {

@@ -62,16 +62,8 @@ export class ClientLink<D> {
 
   /** Bytes waiting for the client (queued for the next flush, or in the socket's buffer). */
   heldBytes(): number {
-    let n = 0;
+    let n = this.#buffered();
     for (const b of this.#outbox) n += b.length;
-    const ws = this.#ws;
-    if (ws) {
-      try {
-        n += ws.getBufferedAmount();
-      } catch {
-        // Closed in this tick.
-      }
-    }
     return n;
   }
 
@@ -149,13 +141,36 @@ export class ClientLink<D> {
     return true;
   }
 
-  /** A client over the high watermark for longer than the grace: the error to end the session with. */
+  /**
+   * A client over the high watermark for longer than the grace: the error to end the session with.
+   * The buffer is read again first: one back at or under the high watermark did not stay over it,
+   * and its grace stops (uWS reports a drain only when its own writable event empties the buffer, not
+   * when the kernel takes the backlog during a later send: until 2026-12-06 such a client was ended
+   * as slow with 0 to 57 KiB buffered, found by test/resilience/slow-client-linger.test.ts).
+   */
   tick(now: number): ProxyError | null {
+    const since = this.#overHighSince;
+    if (!since) return null;
     const bp = this.#config.server.backpressure;
-    if (this.#overHighSince && now - this.#overHighSince > bp.slowClientGraceMs) {
+    if (this.#buffered() <= bp.highWatermarkBytes) {
+      this.#overHighSince = 0;
+      return null;
+    }
+    if (now - since > bp.slowClientGraceMs) {
       return new ProxyError('slow_consumer', { message: `The client stayed over ${bp.highWatermarkBytes} buffered bytes for ${bp.slowClientGraceMs} ms.` });
     }
     return null;
+  }
+
+  /** What uWS holds for the client (0 without a socket, or one closed in this tick). */
+  #buffered(): number {
+    const ws = this.#ws;
+    if (!ws) return 0;
+    try {
+      return ws.getBufferedAmount();
+    } catch {
+      return 0;
+    }
   }
 
   /** Nobody will read what is queued (the client left): drop it and forget the slow-client clock. */

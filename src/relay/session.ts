@@ -292,6 +292,8 @@ export class RelaySession implements SessionContext, ChainSink {
   /** Periodic check from the server's shared timer: upstream liveness and slow clients. */
   tick(now: number): void {
     if (this.#ended) return;
+    // A client that drained with no drain event from uWS (ClientLink.tick) must not leave the upstream paused for good.
+    if (this.#upstream.paused) this.onClientDrain();
     const slow = this.#client.tick(now);
     if (slow) {
       this.close(slow);

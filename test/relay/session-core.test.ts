@@ -989,6 +989,27 @@ describe('RelaySession: construction, start and what its links report', () => {
     expect(errorsOf(client).at(-1)).toMatchObject({ code: 'slow_consumer', message: 'The client stayed over 1024 buffered bytes for 5000 ms.' });
   });
 
+  it('a client that drained with no drain event from uWS: the next tick resumes the paused upstream and ends nothing (2026-12-06)', async () => {
+    const clock = manualClock(1_000_000);
+    const reports: Record<string, unknown>[] = [];
+    const { session, client } = open([reportsFilter(reports)], { clock, backpressure: { highWatermarkBytes: 1024, lowWatermarkBytes: 512, slowClientGraceMs: 5000 } });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    client.buffered = 4096;
+    client.answer = 0;
+    say(session, 'say: hello there');
+    await until(() => reports.some((r) => r['kind'] === 'backpressure'), 'the upstream paused');
+    // The kernel took the backlog: the buffer is empty, and uWS said nothing.
+    client.buffered = 0;
+    client.answer = 1;
+    session.tick(1_000_000 + 5001);
+    expect(session.ended).toBe(false);
+    expect(reports.filter((r) => r['kind'] === 'backpressure')).toEqual([
+      { kind: 'backpressure', direction: 'server', state: 'paused' },
+      { kind: 'backpressure', direction: 'server', state: 'resumed' },
+    ]);
+    await until(() => client.types().includes('response.done'), 'the response, after the resume');
+  });
+
   it('an upstream that leaves a ping unanswered past pongTimeoutMs ends the session on the tick after it (upstream_timeout, 1011)', async () => {
     const clock = manualClock(1_000_000);
     const up = await scriptedUpstream((ws) => ws.send(sessionCreated(1)), { autoPong: false });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Child } from '../../bench/lib/ipc.js';
 import { uwsEndLingerMs } from '../../src/server/lingering-sockets.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
 
 /**
  * A client ended for being slow (4008) keeps its unsent bytes in uWS until the socket drains or
@@ -36,21 +36,35 @@ describe('a slow client ended with 4008', () => {
   });
 
   it('its unsent bytes stay in the memory budget until uWS lets the socket go', async () => {
-    const slow = await tp.client();
-    await slow.next('session.created');
-    slow.ws.pause();
-    for (let i = 0; i < 10; i++) slow.send({ type: 'response.create', event_id: `slow_${i}` });
-    const ended = () => tp.logs.find((l) => l['event'] === 'session_end' && l['clientCloseCode'] === 4008);
-    const deadline = Date.now() + 15_000;
-    while (!ended() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const endedAt = Date.now();
-    expect(ended()).toBeDefined();
-    expect(tp.proxy.server.sessionCount).toBe(0);
+    // How much uWS still holds at the 4008 depends on how much the kernel's socket buffers took
+    // meanwhile (the error event sent before the close can flush the backlog into them): measured
+    // 0 to 280 KB. A client ended with nothing left in uWS proves nothing here, so clients are
+    // tried until one leaves bytes behind (at most 8; each attempt is a real session).
+    let slow: TestClient | null = null;
+    let ended: Record<string, unknown> | undefined;
+    let endedAt = 0;
+    for (let attempt = 0; attempt < 8 && slow === null; attempt++) {
+      const c = await tp.client();
+      await c.next('session.created');
+      c.ws.pause();
+      for (let i = 0; i < 10; i++) c.send({ type: 'response.create', event_id: `slow_${i}` });
+      const endOf = () => tp.logs.filter((l) => l['event'] === 'session_end' && l['clientCloseCode'] === 4008)[attempt];
+      const deadline = Date.now() + 15_000;
+      while (!endOf() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      endedAt = Date.now();
+      ended = endOf();
+      expect(ended).toBeDefined();
+      expect(tp.proxy.server.sessionCount).toBe(0);
+      if ((ended!['clientUnsentBytes'] as number) > 0) slow = c;
+      else {
+        c.ws.resume();
+        await c.closed;
+      }
+    }
+    expect(slow, 'a slow client that left bytes in uWS at its 4008').not.toBeNull();
 
-    // The next tick (once a second) sums what the ended socket still had to send. (How much that is
-    // depends on how much the kernel's socket buffers took: 1.8 KiB to 300 KiB here.)
-    const unsent = ended()!['clientUnsentBytes'];
-    expect(unsent).toBeGreaterThan(0);
+    // The next tick (once a second) sums what the ended socket still had to send.
+    const unsent = ended!['clientUnsentBytes'];
     await new Promise((r) => setTimeout(r, 1_100));
     expect(tp.proxy.server.memoryBudget.used).toBe(unsent);
 
@@ -61,8 +75,8 @@ describe('a slow client ended with 4008', () => {
 
     // ... and uWS did let the socket go by then: reading now finds the connection cut, not the 4008
     // close frame still waiting behind the unread bytes.
-    slow.ws.resume();
-    const closed = await slow.closed;
+    slow!.ws.resume();
+    const closed = await slow!.closed;
     expect(closed.code).toBe(1006);
   }, 40_000);
 });
