@@ -7,7 +7,7 @@ import { loadGuardrailModule, moduleDependencies } from './load-module.js';
 import { phraseFinder, piiFinder, regexFinder, type CompiledRule, type Source, type SpanFinder } from './matchers.js';
 import { BUILTIN_PII, validatorFor, type PiiDetector } from './pii.js';
 import { firstCharPrefix, regexPrefix } from './match-prefix.js';
-import { firstCharTest, maxMatchLength } from './regex-safety.js';
+import { firstCharTest, maxMatchLength, parseRegex } from './regex-safety.js';
 import { policyFileSchema, type FallbackAction, type PolicyFile, type PolicyLocks, type PolicyTruncation } from './schema.js';
 
 /** A policy file that failed validation: every problem names the file, the path and what is wrong. */
@@ -139,15 +139,23 @@ function compileRules(p: PolicyFile, detectors: ReadonlyMap<string, PiiDetector>
   });
 }
 
-/** Where a match of a rule regex can start: its first characters, at a word start when it begins with \\b. */
+/**
+ * Where a match of a rule regex can start: its first characters, at a word boundary when every
+ * alternative begins with \\b (one that does not, `\\bq…|zz…`, can start after a letter).
+ */
 function startTest(pattern: string, flags: string): ((code: number, prev: number) => boolean) | undefined {
   const first = firstCharTest(pattern, flags);
   if (!first) return undefined;
-  if (!pattern.startsWith('\\b')) return (code) => first(code);
+  // It parses: firstCharTest did.
+  const bounded = parseRegex(pattern, flags)!.branches.every((b) => b.items[0]?.atom.kind === 'assert' && b.items[0].atom.test === 'boundary');
+  if (!bounded) return (code) => first(code);
   // `\w` as the pattern's own `\b` sees it: `_` included (JavaScript's word; phrases, which take `_` as
-  // a separator, bound words in matchers.ts and match-prefix.ts, not here).
+  // a separator, bound words in matchers.ts and match-prefix.ts, not here). With the `i` and `u` flags
+  // `ſ` (U+017F) and `K` (U+212A) are word characters too: either may be one here.
   const word = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
-  return (code, prev) => first(code) && !word(prev);
+  const unsure = (c: number) => c === 0x17f || c === 0x212a;
+  // At a boundary one side is a word character and the other is not (`\b-x` starts after a letter).
+  return (code, prev) => first(code) && (word(code) !== word(prev) || unsure(code) || unsure(prev));
 }
 
 export type ModuleLoader = (absPath: string, cacheKey: string) => Promise<unknown>;

@@ -575,6 +575,14 @@ describe('client link: closing', () => {
     expect(events.flushed).not.toHaveBeenCalled();
   });
 
+  it('end() records what uWS still held for the client (kept in the memory budget until uWS lets it go); 0 before', () => {
+    const f = fakeLink();
+    expect(f.link.unsentAtEnd).toBe(0);
+    f.socket.buffered = 12_345;
+    f.link.end(4008, 'slow_consumer');
+    expect(f.link.unsentAtEnd).toBe(12_345);
+  });
+
   it('end() on a socket the peer closed in the same tick does not throw, and still records the code', () => {
     const { link: l, socket } = fakeLink();
     socket.closed = true;
