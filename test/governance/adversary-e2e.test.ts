@@ -1,7 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
-import { policyDir } from '../policies/support.js';
-import { barrier, errorOf, recordingUpstream, type RecordedConnection, type RecordingUpstream } from './edges-support.js';
+import { describe, expect, it } from 'vitest';
+import { guardedRecordingProxy } from './edges-support.js';
 
 /**
  * Adversarial review of the content paths (2026-12-05), through the running proxy: client texts
@@ -16,50 +14,7 @@ guardrails:
   unknownContentEvents: block
 `;
 
-let upstream: RecordingUpstream;
-let tp: TestProxy;
-let n = 0;
-
-beforeAll(async () => {
-  upstream = await recordingUpstream();
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'guarded' } },
-    config: {
-      upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' },
-      policies: { dir: policyDir({ 'guarded.yaml': POLICY }), watch: false },
-    },
-  });
-});
-afterAll(async () => {
-  await tp?.stop();
-  await upstream?.close();
-});
-
-async function connect(): Promise<{ c: TestClient; up: RecordedConnection }> {
-  const c = await tp.client();
-  const up = await upstream.connection(++n);
-  await c.next('session.created');
-  return { c, up };
-}
-
-/** Sends one event and a barrier: what the upstream received of it, and the client's errors about it. */
-async function send(c: TestClient, up: RecordedConnection, event: object): Promise<{ relayed: string[]; errors: string[] }> {
-  const before = up.raw.length;
-  const errorsBefore = c.ofType('error').length;
-  c.send(JSON.stringify(event));
-  await barrier(c, up, 'adv');
-  const relayed = up.raw.slice(before).filter((r) => !r.includes('"barrier_adv_'));
-  // A marker the proxy answers itself (invalid_json): errors reach the client in order, so any
-  // error about the event under test has arrived once the marker's has.
-  const markers = c.ofType('error').filter((e) => errorOf(e).code === 'invalid_json').length;
-  c.send('not json');
-  for (let k = 0; ; k++) {
-    const e = await c.nth('error', errorsBefore + k + 1);
-    if (errorOf(e).code === 'invalid_json' && c.ofType('error').filter((x) => errorOf(x).code === 'invalid_json').length > markers) break;
-  }
-  const errors = c.ofType('error').slice(errorsBefore).map((e) => errorOf(e).code).filter((code) => code !== 'invalid_json');
-  return { relayed, errors };
-}
+const { connect, send } = guardedRecordingProxy(POLICY, 'adv');
 
 const userMsg = (...texts: string[]) => ({ type: 'message', role: 'user', content: texts.map((text) => ({ type: 'input_text', text })) });
 

@@ -1,7 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { SimConnection } from '../../src/simulator/index.js';
-import type { TestClient, TestProxy } from '../support/harness.js';
+import { afterAll, beforeAll } from 'vitest';
+import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
+import { policyDir } from '../policies/support.js';
 
 /** One upstream connection as the recording upstream saw it: the upgrade URL, headers and every raw frame. */
 export interface RecordedConnection {
@@ -153,4 +155,57 @@ export async function openTextSession(tp: TestProxy, tenant = 'acme'): Promise<{
   c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
   await c.next('session.updated');
   return { c, sim };
+}
+
+/**
+ * For a test file: a proxy whose tenant `acme` runs `policyYaml` (as policy `guarded`) over a recording
+ * upstream, started before the file's tests and stopped after. `connect` opens a session; `send` sends
+ * one event and answers what the upstream received of it and the codes of the client's errors about it
+ * (a marker the proxy answers itself, `invalid_json`, follows it: errors reach the client in order, so
+ * any error about the event has arrived once the marker's has).
+ */
+export function guardedRecordingProxy(policyYaml: string, tag: string): {
+  connect(): Promise<{ c: TestClient; up: RecordedConnection }>;
+  send(c: TestClient, up: RecordedConnection, event: object): Promise<{ relayed: string[]; errors: string[] }>;
+} {
+  let upstream: RecordingUpstream;
+  let tp: TestProxy;
+  let n = 0;
+  beforeAll(async () => {
+    upstream = await recordingUpstream();
+    tp = await startTestProxy({
+      tenants: { acme: { policy: 'guarded' } },
+      config: {
+        upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' },
+        policies: { dir: policyDir({ 'guarded.yaml': policyYaml }), watch: false },
+      },
+    });
+  });
+  afterAll(async () => {
+    await tp?.stop();
+    await upstream?.close();
+  });
+  return {
+    async connect() {
+      const c = await tp.client();
+      const up = await upstream.connection(++n);
+      await c.next('session.created');
+      return { c, up };
+    },
+    async send(c, up, event) {
+      const before = up.raw.length;
+      const errorsBefore = c.ofType('error').length;
+      c.send(JSON.stringify(event));
+      await barrier(c, up, tag);
+      const relayed = up.raw.slice(before).filter((r) => !r.includes(`"barrier_${tag}_`));
+      const markers = c.ofType('error').filter((e) => errorOf(e).code === 'invalid_json').length;
+      c.send('not json');
+      for (let k = 0; ; k++) {
+        const e = await c.nth('error', errorsBefore + k + 1);
+        if (errorOf(e).code === 'invalid_json' && c.ofType('error').filter((x) => errorOf(x).code === 'invalid_json').length > markers) break;
+      }
+      const errors = c.ofType('error').slice(errorsBefore).map((e) => errorOf(e).code).filter((code) => code !== 'invalid_json');
+      return { relayed, errors };
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
-import { barrier, errorOf, recordingUpstream, type RecordedConnection, type RecordingUpstream } from '../governance/edges-support.js';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { barrier, errorOf, guardedRecordingProxy, recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
 import type { Verdict } from '../../src/pipeline/filter.js';
 import { GuardrailFilter } from '../../src/policies/guardrails.js';
 import { LoggedSession } from '../support/fake-session.js';
@@ -19,49 +19,7 @@ guardrails:
   unknownContentEvents: block
 `;
 
-let upstream: RecordingUpstream;
-let tp: TestProxy;
-let n = 0;
-
-beforeAll(async () => {
-  upstream = await recordingUpstream();
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'guarded' } },
-    config: {
-      upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' },
-      policies: { dir: policyDir({ 'guarded.yaml': POLICY }), watch: false },
-    },
-  });
-});
-afterAll(async () => {
-  await tp?.stop();
-  await upstream?.close();
-});
-
-async function connect(): Promise<{ c: TestClient; up: RecordedConnection }> {
-  const c = await tp.client();
-  const up = await upstream.connection(++n);
-  await c.next('session.created');
-  return { c, up };
-}
-
-/** Sends one event and a barrier: every frame the upstream received of it, and the codes of the client's errors about it. */
-async function send(c: TestClient, up: RecordedConnection, event: object): Promise<{ relayed: string[]; errors: string[] }> {
-  const before = up.raw.length;
-  const errorsBefore = c.ofType('error').length;
-  c.send(JSON.stringify(event));
-  await barrier(c, up, 'rt');
-  const relayed = up.raw.slice(before).filter((r) => !r.includes('"barrier_rt_'));
-  // A marker the proxy answers itself (invalid_json): errors reach the client in order.
-  const markers = c.ofType('error').filter((e) => errorOf(e).code === 'invalid_json').length;
-  c.send('not json');
-  for (let k = 0; ; k++) {
-    const e = await c.nth('error', errorsBefore + k + 1);
-    if (errorOf(e).code === 'invalid_json' && c.ofType('error').filter((x) => errorOf(x).code === 'invalid_json').length > markers) break;
-  }
-  const errors = c.ofType('error').slice(errorsBefore).map((e) => errorOf(e).code).filter((code) => code !== 'invalid_json');
-  return { relayed, errors };
-}
+const { connect, send } = guardedRecordingProxy(POLICY, 'rt');
 
 const userItem = (id: string, ...texts: string[]) => ({ id, ...userMessage(...texts) });
 const ref = (id: string) => ({ type: 'item_reference', id });
