@@ -303,7 +303,7 @@ function build() {
         .object({
           maxTokens: z.number().int().positive().describe('Hard context budget: when the estimated context exceeds it, the oldest items are deleted.'),
           targetRatio: z.number().gt(0).lte(1).default(0.75).describe('Prune down to this fraction of maxTokens.'),
-          keepFirst: z.number().int().nonnegative().default(0).describe('Never delete the first N items.'),
+          keepFirst: z.number().int().nonnegative().default(0).describe('Keep the first N items, oldest first while together within half the prune target.'),
           keepSystem: z.boolean().default(true).describe('Never delete the oldest system messages, as many as fit together in half of maxTokens × targetRatio (the first that does not fit ends it); the others are deleted like any item.'),
           keepLast: z.number().int().nonnegative().default(2).describe('Never delete the latest N items.'),
         })

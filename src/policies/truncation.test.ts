@@ -18,7 +18,7 @@ import {
   MAX_PINNED_UNANSWERED_CALLS,
   MAX_REMEMBERED_CALL_ID_CHARS,
   MAX_REMEMBERED_PRUNED_CALLS,
-  SYSTEM_SHARE,
+  KEEP_FIRST_SHARE, SYSTEM_SHARE,
   TRUNCATION_FILTER,
   truncationFactory,
   TruncationFilter,
@@ -304,10 +304,13 @@ describe('context tracker, state by state', () => {
     t.upsert(text('u3', 'user', 24), 'u2');
     t.upsert(text('u4', 'user', 24), 'u3');
     // 50 tokens, budget 40, target 20: the system message (10) is within half the target.
-    expect(t.plan(budget(40, { keepFirst: 2 }))!.itemIds).toEqual(['u3', 'u4']);
+    // keepFirst within its share of the target too (half of 20): s (10) is pinned, u1 would pass it.
+    expect(t.plan(budget(40, { keepFirst: 2 }))!.itemIds).toEqual(['u1', 'u3', 'u4']);
+    expect(t.plan(budget(40, { keepFirst: 5 }))!.itemIds).toEqual(['u1', 'u3', 'u4']);
+    // Target 40, share 20: both first items fit and stay.
+    expect(t.plan(budget(40, { keepFirst: 2, targetRatio: 1 }))!.itemIds).toEqual(['u3']);
     expect(t.plan(budget(40, { keepLast: 2 }))!.itemIds).toEqual(['u1']);
     expect(t.plan(budget(40, { keepSystem: false }))!.itemIds).toEqual(['s', 'u1', 'u3']);
-    expect(t.plan(budget(40, { keepFirst: 5 }))).toBeNull();
     // Target 0: no system message fits its share; it goes like any item.
     expect(t.plan(budget(10, { targetRatio: 0, keepLast: 2 }))!.itemIds).toEqual(['s', 'u1']);
   });
@@ -333,9 +336,9 @@ describe('context tracker, state by state', () => {
     const plan = many.plan(budget(200, { keepLast: 1 }))!;
     expect(plan.itemIds).toEqual(Array.from({ length: 20 }, (_, k) => `s${k + 2}`));
     expect(plan.tokensAfter).toBe(50 + 104);
-    // A system message pinned otherwise (here by keepFirst) counts toward the share all the same:
-    // s1 (40) is over the share (37 of the target 75), so s2 (10) is not pinned.
-    expect(conversation([40, 10]).plan(budget(150, { keepFirst: 1, keepLast: 1 }))).toEqual({ itemIds: ['s2'], tokensBefore: 154, tokensAfter: 144 });
+    // keepFirst has a share of its own (also half the target): s1 (40) is over both (37 of the target
+    // 75), so neither pins it, and s2 (10) after it is not pinned either.
+    expect(conversation([40, 10]).plan(budget(150, { keepFirst: 1, keepLast: 1 }))).toEqual({ itemIds: ['s1', 's2'], tokensBefore: 154, tokensAfter: 104 });
     // keepSystem: false pins none, whatever their size.
     expect(conversation([10, 10]).plan(budget(110, { keepSystem: false, keepLast: 1 }))!.itemIds).toEqual(['s1', 's2']);
     expect(conversation([10, 10]).plan(budget(110, { keepLast: 1 }))).toBeNull(); // with it, both are within the share (27)
@@ -573,9 +576,17 @@ describe('the prune plan, against any conversation', () => {
         systemPinned.add(i);
         systemTokens += i.tokens;
       }
+      // The first keepFirst: oldest first, while together within their share of the target.
+      const firstPinned = new Set<(typeof items)[number]>();
+      let firstTokens = 0;
+      for (const i of items.slice(0, b.keepFirst)) {
+        if (firstTokens + i.tokens > Math.floor(Math.floor(b.maxTokens * b.targetRatio) * KEEP_FIRST_SHARE)) break;
+        firstPinned.add(i);
+        firstTokens += i.tokens;
+      }
       const pinned = (i: (typeof items)[number]) => {
         const idx = items.indexOf(i);
-        return idx < b.keepFirst || idx >= items.length - b.keepLast || systemPinned.has(i) || i.status === 'in_progress' || awaited(i);
+        return firstPinned.has(i) || idx >= items.length - b.keepLast || systemPinned.has(i) || i.status === 'in_progress' || awaited(i);
       };
       const deletable = (i: (typeof items)[number]) => !groupOf(i).some(pinned);
       const context = JSON.stringify({ run, items, b, pending, pendingCalls: [...pendingCalls] });
@@ -585,7 +596,7 @@ describe('the prune plan, against any conversation', () => {
       }
       // What stays pinned for the session's life (keepFirst, the system share; no overhead here)
       // over maxTokens: nothing until what may go exceeds maxTokens − target.
-      const lasting = items.filter((i, idx) => idx < b.keepFirst || systemPinned.has(i)).reduce((sum, i) => sum + i.tokens, 0);
+      const lasting = items.filter((i) => firstPinned.has(i) || systemPinned.has(i)).reduce((sum, i) => sum + i.tokens, 0);
       const prunable = items.filter(deletable).reduce((sum, i) => sum + i.tokens, 0);
       if (lasting > b.maxTokens && prunable <= b.maxTokens - target) {
         expect(plan, context).toBeNull();
@@ -1470,11 +1481,34 @@ describe('a budget that cannot be met is not chased', () => {
     expect(t.plan(budget(1000))).toBeNull();
   });
 
+  it(`keepFirst pins the first items oldest first while together within ${KEEP_FIRST_SHARE} of the target: a client's first item as large as a frame is not pinned (2026-12-06)`, () => {
+    expect(KEEP_FIRST_SHARE).toBe(0.5);
+    // Budget 1,000, target 500, the share 250. The client's first item: 40,000 characters (10,004 tokens).
+    const t = new ContextTracker();
+    t.upsert(text('huge', 'user', 40_000), null);
+    t.upsert(text('u1', 'user', 40), 'huge');
+    // Until 2026-12-06: null (pinned whatever its size), and every later response read 10,000 tokens.
+    expect(t.plan(budget(1000, { keepFirst: 1, keepLast: 1 }))).toEqual({ itemIds: ['huge'], tokensBefore: 10_018, tokensAfter: 14 });
+    // Exactly at the share: pinned; one token over: not.
+    const at = new ContextTracker();
+    at.upsert(text('f', 'user', (250 - 4) * 4), null); // 250
+    at.upsert(text('u1', 'user', (300 - 4) * 4), 'f'); // 300
+    at.upsert(text('u2', 'user', (500 - 4) * 4), 'u1'); // 500
+    expect(at.plan(budget(1000, { keepFirst: 1, keepLast: 0 }))!.itemIds).toEqual(['u1', 'u2']);
+    const over = new ContextTracker();
+    over.upsert(text('f', 'user', (251 - 4) * 4), null);
+    over.upsert(text('u1', 'user', (300 - 4) * 4), 'f');
+    over.upsert(text('u2', 'user', (500 - 4) * 4), 'u1');
+    expect(over.plan(budget(1000, { keepFirst: 1, keepLast: 0 }))!.itemIds).toEqual(['f', 'u1']);
+  });
+
   it('keepFirst and the system share stay for good and count; the latest keepLast, items in progress and awaited calls only for a while and do not', () => {
+    // The first item within its share (≤ 250 of the target 500) counts: with an overhead of 800, 1,004 stay.
     const first = new ContextTracker();
-    first.upsert(text('f', 'user', 4000), null); // 1,004: keepFirst 1
+    first.upsert(text('f', 'user', 800), null); // 204: keepFirst 1
     first.upsert(text('u1', 'user', 40), 'f');
     first.upsert(text('u2', 'user', 40), 'u1');
+    first.calibrate(800 + 204 + 28, 0, []);
     expect(first.plan(budget(1000, { keepFirst: 1 }))).toBeNull();
     // The same item pinned as the latest: u1 and u2 go as before (the item will be deletable later).
     const last = new ContextTracker();

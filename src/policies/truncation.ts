@@ -56,6 +56,14 @@ export const MAX_PINNED_UNANSWERED_CALLS = 8;
  */
 export const UNANSWERED_CALLS_SHARE = 0.5;
 /**
+ * The share of the prune target the first `keepFirst` items may take together: oldest first, each
+ * pinned while the sum so far stays within it; the first that does not fit ends the pinning. The
+ * operator pins the start of a conversation (an app's opening context), but the client decides what
+ * it is: until 2026-12-06 the first item was pinned whatever its size, so a client whose first item
+ * was as large as a frame made every later response read it (the same walk-around as SYSTEM_SHARE's).
+ */
+export const KEEP_FIRST_SHARE = 0.5;
+/**
  * Call ids of unanswered calls the proxy deleted, remembered so that a late output for one is
  * refused (`function_call_pruned`) instead of reaching the upstream without its call: the most
  * recent MAX_REMEMBERED_PRUNED_CALLS, each at most MAX_REMEMBERED_CALL_ID_CHARS long (a client can
@@ -328,8 +336,8 @@ export class ContextTracker {
 
   /**
    * The oldest items to delete to get from over `maxTokens` down to `maxTokens × targetRatio`.
-   * Pinned: the first `keepFirst`, the oldest system messages (`keepSystem`) within SYSTEM_SHARE
-   * of the target, the latest `keepLast`, and anything still in progress. A function_call and its
+   * Pinned: the first `keepFirst` within KEEP_FIRST_SHARE of the target, the oldest system messages
+   * (`keepSystem`) within SYSTEM_SHARE of it, the latest `keepLast`, and anything still in progress. A function_call and its
    * function_call_output go together, and a call is kept while its output is pending: sent by the
    * client and not echoed yet (in `pendingCalls`), or not in the conversation yet (the client may
    * still be running the function) for the most recent unanswered calls (the newest always when
@@ -346,12 +354,20 @@ export class ContextTracker {
     const target = Math.floor(budget.maxTokens * budget.targetRatio);
     const n = this.#items.length;
     const pinned = new Set<TrackedItem>();
-    /** Pinned for the session's life: the first keepFirst and the system messages within their share. */
+    /** Pinned for the session's life: the first keepFirst and the system messages, each within their share. */
     const lastingPins = new Set<TrackedItem>();
+    // The first keepFirst, oldest first, while together within their share of the target.
+    const firstShare = Math.floor(target * KEEP_FIRST_SHARE);
+    let firstTokens = 0;
+    for (let idx = 0; idx < budget.keepFirst && idx < n; idx++) {
+      const item = this.#items[idx]!;
+      if (firstTokens + item.tokens > firstShare) break;
+      pinned.add(item);
+      lastingPins.add(item);
+      firstTokens += item.tokens;
+    }
     this.#items.forEach((item, idx) => {
-      if (idx < budget.keepFirst) lastingPins.add(item);
-      if (idx < budget.keepFirst || idx >= n - budget.keepLast) pinned.add(item);
-      if (item.status === 'in_progress') pinned.add(item);
+      if (idx >= n - budget.keepLast || item.status === 'in_progress') pinned.add(item);
     });
     // System messages oldest first, while together within their share of the target.
     if (budget.keepSystem) {
