@@ -1495,6 +1495,10 @@ describe('a budget that cannot be met is not chased', () => {
     at.upsert(text('u1', 'user', (300 - 4) * 4), 'f'); // 300
     at.upsert(text('u2', 'user', (500 - 4) * 4), 'u1'); // 500
     expect(at.plan(budget(1000, { keepFirst: 1, keepLast: 0 }))!.itemIds).toEqual(['u1', 'u2']);
+    // keepFirst past the end of the conversation (over budget with items about to join it): every item that fits is pinned.
+    const few = new ContextTracker();
+    few.upsert(text('f', 'user', 24), null); // 10
+    expect(few.plan(budget(40, { keepFirst: 5, keepLast: 0 }), 100)).toBeNull();
     const over = new ContextTracker();
     over.upsert(text('f', 'user', (251 - 4) * 4), null);
     over.upsert(text('u1', 'user', (300 - 4) * 4), 'f');
