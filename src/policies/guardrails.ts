@@ -819,7 +819,7 @@ export class GuardrailFilter implements Filter {
               })),
             );
           }
-          evaluations.push({ t, e, seed, format });
+          evaluations.push({ t: { ...t, source }, e, seed, format }); // reported under the source it was read as
         }
         continue;
       }
@@ -844,7 +844,7 @@ export class GuardrailFilter implements Filter {
             const withTools = placedSeed ? this.#placedBefore(at, 'input', policy.windowChars, true) : null;
             if (withTools !== null && withTools !== before) crosses.push({ seed: withTools, text: t.text, label: 'previous_item', alone: true });
             const nextWithTools = lastOf.get(t.source) === t ? this.#placedAfter(at, 'input', policy.windowChars, true) : null;
-            if (nextWithTools !== null && nextWithTools !== next) crosses.push({ seed: tailOf((withTools ?? seed) + t.text, policy.windowChars), text: nextWithTools, label: 'next_item', alone: false });
+            if (nextWithTools !== null && (nextWithTools !== next || (withTools !== null && withTools !== before))) crosses.push({ seed: tailOf((withTools ?? seed) + t.text, policy.windowChars), text: nextWithTools, label: 'next_item', alone: false });
           }
         } else if (t.source === 'input' && this.#responseInput !== null && !asideUsed) {
           // A response's own `input` (no part of the conversation) is context for the next item too,
@@ -1768,7 +1768,7 @@ export class GuardrailFilter implements Filter {
       if (hits.length === 0 && source === 'input') hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars, true), next.head, 'refused_item');
       if (hits.length === 0) continue;
       const said = this.#saidOf(next);
-      if (said !== null) this.#retract(said, hits, policy);
+      if (said !== null) this.#retract(said, hits, policy, source);
     }
   }
 
@@ -1825,9 +1825,9 @@ export class GuardrailFilter implements Filter {
   }
 
   /** An item judged again without a refused item before it tripped: removed, as a late verdict removes a client item. */
-  #retract(said: Said, hits: readonly RuleHit[], policy: CompiledPolicy): void {
+  #retract(said: Said, hits: readonly RuleHit[], policy: CompiledPolicy, source = said.source): void {
     const findings: Finding[] = hits.map((h) => ({ id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt }));
-    this.#reportAll(policy, findings, said.source, said.eventType, null, this.#ctx.clock.now());
+    this.#reportAll(policy, findings, source, said.eventType, null, this.#ctx.clock.now());
     const action = strongestOf(findings)!;
     const ruleId = findings.find((f) => f.action === action)!.id;
     const details = this.#details(policy, findings);
