@@ -197,6 +197,18 @@ export interface PrunePlan {
  * overhead (instructions, tools, estimation error) recalibrated from each response's
  * `usage.input_tokens`, so `total()` tracks what the next response will be billed as input.
  */
+/** The first of `items` while their tokens together stay within `share` (the first that does not fit ends them). */
+function oldestWithin(items: readonly TrackedItem[], share: number): TrackedItem[] {
+  const out: TrackedItem[] = [];
+  let tokens = 0;
+  for (const item of items) {
+    if (tokens + item.tokens > share) break;
+    out.push(item);
+    tokens += item.tokens;
+  }
+  return out;
+}
+
 export class ContextTracker {
   readonly #items: TrackedItem[] = [];
   readonly #byId = new LazyMap<string, TrackedItem>();
@@ -354,33 +366,18 @@ export class ContextTracker {
     const target = Math.floor(budget.maxTokens * budget.targetRatio);
     const n = this.#items.length;
     const pinned = new Set<TrackedItem>();
-    /** Pinned for the session's life: the first keepFirst and the system messages, each within their share. */
-    const lastingPins = new Set<TrackedItem>();
-    // The first keepFirst, oldest first, while together within their share of the target.
-    const firstShare = Math.floor(target * KEEP_FIRST_SHARE);
-    let firstTokens = 0;
-    for (let idx = 0; idx < budget.keepFirst && idx < n; idx++) {
-      const item = this.#items[idx]!;
-      if (firstTokens + item.tokens > firstShare) break;
-      pinned.add(item);
-      lastingPins.add(item);
-      firstTokens += item.tokens;
-    }
+    /**
+     * Pinned for the session's life: the first keepFirst, and the system messages, each oldest first
+     * while together within their share of the target.
+     */
+    const lastingPins = new Set<TrackedItem>([
+      ...oldestWithin(this.#items.slice(0, budget.keepFirst), Math.floor(target * KEEP_FIRST_SHARE)),
+      ...(budget.keepSystem ? oldestWithin(this.#items.filter((item) => item.role === 'system'), Math.floor(target * SYSTEM_SHARE)) : []),
+    ]);
+    for (const item of lastingPins) pinned.add(item);
     this.#items.forEach((item, idx) => {
       if (idx >= n - budget.keepLast || item.status === 'in_progress') pinned.add(item);
     });
-    // System messages oldest first, while together within their share of the target.
-    if (budget.keepSystem) {
-      const systemShare = Math.floor(target * SYSTEM_SHARE);
-      let systemTokens = 0;
-      for (const item of this.#items) {
-        if (item.role !== 'system') continue;
-        if (systemTokens + item.tokens > systemShare) break;
-        pinned.add(item);
-        lastingPins.add(item);
-        systemTokens += item.tokens;
-      }
-    }
     // A function_call and its function_call_output(s) are deleted together (never an unanswered call).
     const groups = new Map<string | TrackedItem, TrackedItem[]>();
     const groupKey = (item: TrackedItem) => callKey(item) ?? item;
