@@ -183,10 +183,10 @@ export class ClientLink<D> {
   end(code: number, reason: string): void {
     const ws = this.#ws;
     if (!ws) return;
+    this.#unsentAtEnd = this.#buffered();
     this.#ws = null;
     this.#closeCode = code;
     try {
-      this.#unsentAtEnd = ws.getBufferedAmount();
       ws.end(code, reason.slice(0, 123));
     } catch {
       // Already closed by the peer in the same tick.
