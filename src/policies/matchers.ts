@@ -1,6 +1,6 @@
 import type { PiiDetector } from './pii.js';
 import { PHRASE_MAX_GAP, phrasePrefix, type MatchPrefix } from './match-prefix.js';
-import { normalize, normalizeText, type Normalized } from './normalize.js';
+import { blackFlagEndsAt, isFlagTagLow, MAX_FLAG_TAGS, normalize, normalizeText, type Normalized } from './normalize.js';
 import { decodeJsonEscapes, normalizeJson, openEscapeStart } from './json-escapes.js';
 
 /** Where a text comes from (the policy file's `sources`). */
@@ -348,11 +348,10 @@ export function openCharStart(raw: string, format: TextFormat): number {
 function openFlagStart(raw: string, end: number): number {
   let j = end;
   for (let count = 0; j >= 2 && raw.charCodeAt(j - 2) === 0xdb40; count++) {
-    const low = raw.charCodeAt(j - 1);
-    if (count === 7 || !((low >= 0xdc30 && low <= 0xdc39) || (low >= 0xdc61 && low <= 0xdc7a))) return end;
+    if (count === MAX_FLAG_TAGS || !isFlagTagLow(raw.charCodeAt(j - 1))) return end;
     j -= 2;
   }
-  return j >= 2 && raw.charCodeAt(j - 1) === 0xdff4 && raw.charCodeAt(j - 2) === 0xd83c ? j - 2 : end;
+  return blackFlagEndsAt(raw, j) ? j - 2 : end;
 }
 
 /** Sorted, and a span overlapping the previous one is covered by its replacement (the previous one grows). */

@@ -174,19 +174,25 @@ function tagRunEnd(s: string, i: number): number {
   return j;
 }
 
+/** Most tag characters a subdivision flag's tag spec has. */
+export const MAX_FLAG_TAGS = 7;
+
+/** The low surrogate of a tag digit or lower case tag letter (U+E0030–E0039, U+E0061–E007A): what a flag's tag spec is made of. */
+export const isFlagTagLow = (low: number): boolean => (low >= 0xdc30 && low <= 0xdc39) || (low >= 0xdc61 && low <= 0xdc7a);
+
+/** A 🏴 (U+1F3F4, surrogates D83C DFF4) ends right before `i`. */
+export const blackFlagEndsAt = (s: string, i: number): boolean => i >= 2 && s.charCodeAt(i - 2) === 0xd83c && s.charCodeAt(i - 1) === 0xdff4;
+
 /**
  * The tag run `[i, end)` is the tag spec of a subdivision flag (🏴 U+1F3F4, then 3–7 tag digits or
  * lower case letters, then CANCEL TAG U+E007F: England's flag is 🏴 + `gbeng` + U+E007F): emoji, not text.
  */
 function isFlagTags(s: string, i: number, end: number): boolean {
   const count = (end - i) / 2;
-  if (count < 3 || count > 7) return false;
-  if (i < 2 || s.charCodeAt(i - 2) !== 0xd83c || s.charCodeAt(i - 1) !== 0xdff4) return false;
+  if (count < 3 || count > MAX_FLAG_TAGS) return false;
+  if (!blackFlagEndsAt(s, i)) return false;
   if (s.charCodeAt(end) !== 0xdb40 || s.charCodeAt(end + 1) !== 0xdc7f) return false;
-  for (let k = i + 1; k < end; k += 2) {
-    const low = s.charCodeAt(k);
-    if (!((low >= 0xdc30 && low <= 0xdc39) || (low >= 0xdc61 && low <= 0xdc7a))) return false;
-  }
+  for (let k = i + 1; k < end; k += 2) if (!isFlagTagLow(s.charCodeAt(k))) return false;
   return true;
 }
 
