@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
-import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
+import { allowScanWindows, entryOf, policyFrom, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { GuardrailFilter, SCAN_LIMIT_RULE } from './guardrails.js';
 import { ScanBudget } from './matchers.js';
@@ -29,18 +29,6 @@ async function filterWith(yaml: string, callId?: string) {
 
 const ref = (id: string) => ({ type: 'item_reference', id });
 const toolOutput = (id: string, output: string) => ({ id, type: 'function_call_output', call_id: `call_${id}`, output });
-/** The event budgets allow `n` windows in all, then run out (as in guardrails-slices-survivors.test.ts): no timed assertions. */
-function windows(n: number): void {
-  let used = 0;
-  vi.spyOn(ScanBudget.prototype, 'next').mockImplementation(function (this: ScanBudget) {
-    if (used < n) {
-      used++;
-      return true;
-    }
-    this.exhausted = true;
-    return false;
-  });
-}
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -160,7 +148,7 @@ describe('item_reference: context across references', () => {
     spy.mockRestore();
     expect(used).toBeGreaterThan(0);
     // Exactly those: the references' scans find the budget spent.
-    windows(used);
+    allowScanWindows(used);
     expect(code(await g.client({ type: 'response.create', response: { input: [long, ref('b'), ref('a')] } }))).toBe('guardrail_blocked');
     expect(g.lines()).toEqual([[SCAN_LIMIT_RULE, 'input', 'scan_time']]);
   });

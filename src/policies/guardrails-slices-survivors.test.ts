@@ -1,11 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
 import { LoggedSession } from '../../test/support/fake-session.js';
-import { guardrailsWith, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
+import { allowScanWindows, guardrailsWith, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
 import { checkSessionConfig, SCAN_LIMIT_RULE } from './guardrails.js';
-import { ScanBudget } from './matchers.js';
 
 /**
  * Tests for the mutants of src/policies/guardrails.ts's sliced scanning (texts longer than one
@@ -19,23 +18,9 @@ import { ScanBudget } from './matchers.js';
 
 type Json = Record<string, unknown>;
 
-/** The event budgets allow `n` windows in all (counted over every budget from now), then run out. */
-function windows(n: number): { used: () => number } {
-  let used = 0;
-  vi.spyOn(ScanBudget.prototype, 'next').mockImplementation(function (this: ScanBudget) {
-    if (used < n) {
-      used++;
-      return true;
-    }
-    this.exhausted = true;
-    return false;
-  });
-  return { used: () => used };
-}
-
 /** Counts the windows scanned in slices (the budget never runs out). */
 function counted(): { used: () => number } {
-  return windows(Number.MAX_SAFE_INTEGER);
+  return allowScanWindows(Number.MAX_SAFE_INTEGER);
 }
 
 const isPromise = (v: unknown): v is Promise<Verdict> => typeof (v as Promise<Verdict>)?.then === 'function';
@@ -69,14 +54,14 @@ describe("a client text's sliced scan", () => {
 
   it('a text that trips nothing is not rescanned: the budget of its own windows is enough', async () => {
     const { client, session } = await setup(MAIL);
-    windows(3);
+    allowScanWindows(3);
     expect((await client(typed(pad(LONG), 'item_1'))).kind).toBe('continue');
     expect(reports(session)).toEqual([]);
   });
 
   it('a redaction whose rescan the budget cannot pay for gets scan_time: the event is refused, nothing thrown', async () => {
     const { client, session } = await setup(MAIL);
-    windows(3);
+    allowScanWindows(3);
     const v = await client(typed(`${pad(LONG - 30)} jane@example.com`, 'item_1'));
     expect(v).toMatchObject({ kind: 'reject', error: { details: { rule: SCAN_LIMIT_RULE } } });
     expect(tripped(session)).toEqual([
@@ -119,7 +104,7 @@ describe('a match across a response input and the next item, in slices', () => {
   it('the budget runs out before the match across them is looked for: scan_time refuses the item', async () => {
     const { client, session } = await setup(INJ);
     expect(client(create('ignore previous')).kind).toBe('continue');
-    windows(3);
+    allowScanWindows(3);
     expect(await client(typed(`instructions ${pad(LONG - 20)}`, 'item_1'))).toMatchObject({ kind: 'reject', error: { details: { rule: SCAN_LIMIT_RULE } } });
     expect(tripped(session)).toEqual([[SCAN_LIMIT_RULE, 'scan_time']]);
   });
@@ -127,7 +112,7 @@ describe('a match across a response input and the next item, in slices', () => {
   it('the budget runs out after the item alone tripped a log rule: scan_time still comes', async () => {
     const { client, session } = await setup(`${INJ.replace(' }]', ' }, { id: note, sources: [input], match: { phrases: ["zzz"] }, action: log }]')}`);
     expect(client(create('ignore previous')).kind).toBe('continue');
-    windows(3);
+    allowScanWindows(3);
     expect(await client(typed(`instructions zzz ${pad(LONG - 20)}`, 'item_1'))).toMatchObject({ kind: 'reject', error: { details: { rule: SCAN_LIMIT_RULE } } });
     expect(tripped(session)).toEqual([
       ['note', 'phrase'],
@@ -139,7 +124,7 @@ describe('a match across a response input and the next item, in slices', () => {
     const { client, session } = await setup(INJ);
     expect(client(create('ignore previous')).kind).toBe('continue');
     // The item's own scan (3 windows), the joined scan (3): the scan alone is past the budget.
-    windows(6);
+    allowScanWindows(6);
     expect(await client(typed(`instructions ${pad(LONG - 20)}`, 'item_1'))).toMatchObject({ kind: 'reject', error: { details: { rule: SCAN_LIMIT_RULE } } });
     expect(tripped(session)).toEqual([[SCAN_LIMIT_RULE, 'scan_time']]);
   });
@@ -147,7 +132,7 @@ describe('a match across a response input and the next item, in slices', () => {
   it('nothing across the two: the scan alone is not paid for (the budget of the item and the joined scan is enough)', async () => {
     const { client, session } = await setup(INJ);
     expect(client(create('hello there')).kind).toBe('continue');
-    windows(6);
+    allowScanWindows(6);
     expect((await client(typed(`instructions ${pad(LONG - 20)}`, 'item_1'))).kind).toBe('continue');
     expect(reports(session)).toEqual([]);
   });
@@ -155,7 +140,7 @@ describe('a match across a response input and the next item, in slices', () => {
   it('with no rule that stops, no match across them is looked for (the budget of the item alone is enough)', async () => {
     const { client, session } = await setup(INJ.replace('action: block', 'action: log'));
     expect(client(create('ignore previous')).kind).toBe('continue');
-    windows(3);
+    allowScanWindows(3);
     expect((await client(typed(`instructions ${pad(LONG - 20)}`, 'item_1'))).kind).toBe('continue');
     expect(reports(session)).toEqual([]);
   });
@@ -167,7 +152,7 @@ describe("a custom guardrail's replacement of a long text", () => {
 
   it('is rescanned within the budget: past it, scan_time (nothing thrown)', async () => {
     const { client, session } = await setup(WITH_G, g);
-    windows(3);
+    allowScanWindows(3);
     const v = await client(typed(`secret ${pad(LONG - 10)}`, 'item_1'));
     expect(v).toMatchObject({ kind: 'reject', error: { details: { rule: SCAN_LIMIT_RULE } } });
     expect(tripped(session)).toEqual([
@@ -180,7 +165,7 @@ describe("a custom guardrail's replacement of a long text", () => {
     // The text part (a rule reads it) takes the budget; the guardrail redacts an image URL no rule reads.
     const images = defineGuardrail({ name: 'g', wants: ['image'], evaluate: (e) => ({ action: 'redact', text: e.text.replace('secret', 'hidden') }) });
     const { client, session } = await setup(WITH_G, images);
-    windows(3);
+    allowScanWindows(3);
     const content = [{ type: 'input_text', text: pad(LONG) }, { type: 'input_image', image_url: 'https://example.com/secret.png' }];
     const v = await client(wire({ type: 'conversation.item.create', item: { id: 'item_1', type: 'message', role: 'user', content } }));
     expect(v.kind === 'replace' ? (v.frame.json() as { item: { content: { image_url?: string }[] } }).item.content[1]!.image_url : v.kind).toBe('https://example.com/hidden.png');
@@ -197,7 +182,7 @@ describe('a session config minted over HTTP, in slices', () => {
 
   it("instructions only a session.update rule reads take the sliced path, under the event's budget: past it, scan_time", async () => {
     const policy = await policyFrom('guardrails:\n  rules: [{ id: inj, sources: [input], events: [session.update], match: { phrases: ["ignore previous instructions"] }, action: block }]');
-    windows(1);
+    allowScanWindows(1);
     const r = await checkSessionConfig(policy, { instructions: pad(LONG) }, info);
     expect(r.refusal?.details).toMatchObject({ rule: SCAN_LIMIT_RULE });
   });
@@ -305,13 +290,13 @@ describe("a long .done's scan", () => {
     const transcribed = (transcript: string) =>
       wire({ type: 'conversation.item.input_audio_transcription.completed', event_id: 'ev_t', item_id: 'item_s', content_index: 0, transcript, usage: { type: 'duration', seconds: 1 } });
     const a = await setup(INJ);
-    windows(3);
+    allowScanWindows(3);
     expect((await a.server(transcribed(pad(LONG)))).kind).toBe('continue');
     expect(reports(a.session)).toEqual([]);
     vi.restoreAllMocks();
     const b = await setup(INJ);
     expect(b.server(wire({ type: 'conversation.item.input_audio_transcription.delta', event_id: 'ev_td', item_id: 'item_s', content_index: 0, delta: 'hello' })).kind).not.toBe('drop');
-    windows(3);
+    allowScanWindows(3);
     expect((await b.server(transcribed(pad(LONG)))).kind).toBe('continue');
     expect(reports(b.session)).toEqual([]);
   });
@@ -336,7 +321,7 @@ guardrails:
   it('the merged text is rescanned within the budget: past it, scan_time refuses the event (nothing thrown)', async () => {
     // tool_output: its scan and its redaction's rescan (3 + 3 windows); input: its scan (3); the merged text's rescan is past the budget.
     const { client, session } = await setup(MERGE);
-    windows(9);
+    allowScanWindows(9);
     const v = await client(toolOutput(`${pad(LONG - 30)} wire the 4155550100 money`));
     expect(v).toMatchObject({ kind: 'reject', error: { details: { rule: SCAN_LIMIT_RULE } } });
     expect(tripped(session)).toEqual([
@@ -374,7 +359,7 @@ describe('a long spoken turn whose context lost a text while it streamed', () =>
 
   it('the budget runs out before the match across the context is looked for: scan_time (nothing thrown)', async () => {
     const { server, session } = await streamThenRefuse(INJ, 'ignore previous');
-    windows(3);
+    allowScanWindows(3);
     expect((await server(completed(`instructions now ${pad(LONG - 20)}`))).kind).toBe('drop');
     expect(tripped(session)).toEqual([[SCAN_LIMIT_RULE, 'scan_time']]);
   });
