@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
-import { allowScanWindows, entryOf, policyFrom, wire } from '../../test/policies/support.js';
+import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
+import { allowScanWindows } from '../../test/policies/scan-windows.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { GuardrailFilter, SCAN_LIMIT_RULE } from './guardrails.js';
 import { ScanBudget } from './matchers.js';

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
 import { LoggedSession } from '../../test/support/fake-session.js';
-import { allowScanWindows, guardrailsWith, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
+import { guardrailsWith, policyFrom, responseCreated, userText, wire } from '../../test/policies/support.js';
+import { allowScanWindows } from '../../test/policies/scan-windows.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
 import { checkSessionConfig, SCAN_LIMIT_RULE } from './guardrails.js';

@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { vi } from 'vitest';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +7,6 @@ import { compilePolicy, parsePolicyYaml, type CompiledPolicy, type ModuleLoader 
 import type { Verdict } from '../../src/pipeline/filter.js';
 import type { GuardrailDefinition } from '../../src/policies/api.js';
 import { GuardrailFilter } from '../../src/policies/guardrails.js';
-import { ScanBudget } from '../../src/policies/matchers.js';
 import type { PolicyEntry } from '../../src/policies/registry.js';
 import { LoggedSession } from '../support/fake-session.js';
 
@@ -95,20 +93,3 @@ export const trackerBudget = (maxTokens: number, extra: Partial<{ targetRatio: n
 
 /** A completed text message item of `chars` characters (chars / 4 tokens to the tracker). */
 export const textItem = (id: string, role: string, chars: number) => ({ id, type: 'message', role, status: 'completed', content: [{ type: role === 'assistant' ? 'output_text' : 'input_text', text: 'x'.repeat(chars) }] });
-
-/**
- * Scan budgets allow `n` windows in all (counted over every budget from now), then run out: the
- * sliced scan's `scan_time` without timed assertions (restore with `vi.restoreAllMocks`).
- */
-export function allowScanWindows(n: number): { used: () => number } {
-  let used = 0;
-  vi.spyOn(ScanBudget.prototype, 'next').mockImplementation(function (this: ScanBudget) {
-    if (used < n) {
-      used++;
-      return true;
-    }
-    this.exhausted = true;
-    return false;
-  });
-  return { used: () => used };
-}
