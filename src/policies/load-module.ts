@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, register } from 'node:module';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { noteCustomModule } from '../server/process-faults.js';
+import { relativeImportsOf } from './module-imports.js';
 
 /**
  * Loads custom guardrail modules. `.js` / `.mjs` modules are imported by Node as they are; `.ts` /
  * `.mts` modules are compiled with esbuild when (and only when) a policy names one, so the proxy
- * itself runs compiled JavaScript with no loader hooks. The public entry
+ * itself runs compiled JavaScript with no loader hooks (a `.js`/`.mjs` module reloaded brings
+ * one small resolve hook, `RELOAD_HOOK`, so that its own imports reload with it). The public entry
  * `realtime-governance-proxy/policies` resolves to the running proxy's own API from any directory
  * (a ConfigMap mount, /etc, a temp dir), with or without a node_modules next to the module.
  */
@@ -107,15 +109,16 @@ async function bundle(absPath: string): Promise<string> {
 }
 
 /**
- * The files each bundled module was last compiled from, besides itself and the proxy's API (its own
- * imports, which the bundle holds): a change to one must reload the policies that use the module.
- * One entry per module path (replaced at each compile), so reloads do not grow it.
+ * The files each module last loaded from, besides itself and the proxy's API (its own imports: in a
+ * `.ts` module's bundle, or imported by a `.js`/`.mjs` one): a change to one must reload the
+ * policies that use the module. One entry per module path (replaced at each load), so reloads do
+ * not grow it.
  */
-const bundledFrom = new Map<string, readonly string[]>();
+const loadedFrom = new Map<string, readonly string[]>();
 
-/** The files a bundled (`.ts`) module's last compile read besides itself (its own imports), else none. */
+/** The files a module's last load read besides itself (its own imports), else none. */
 export function moduleDependencies(absPath: string): readonly string[] {
-  return bundledFrom.get(absPath) ?? [];
+  return loadedFrom.get(absPath) ?? [];
 }
 
 async function build(esbuild: Esbuild, absPath: string, api: string): Promise<string> {
@@ -146,7 +149,7 @@ async function build(esbuild: Esbuild, absPath: string, api: string): Promise<st
     .filter((f) => !/^[\w-]{2,}:/.test(f) && !/(^|[\\/])node_modules[\\/]/.test(f))
     .map((f) => resolve(f))
     .filter((f) => f !== absPath && f !== api);
-  bundledFrom.set(absPath, inputs);
+  loadedFrom.set(absPath, inputs);
   return out.text;
 }
 
@@ -176,12 +179,50 @@ function missingPublicEntry(err: unknown): boolean {
   return e.code === 'ERR_MODULE_NOT_FOUND' && typeof e.message === 'string' && /'realtime-governance-proxy(\/[^']*)?'/.test(e.message);
 }
 
-/** Imports a custom guardrail module fresh (each `cacheKey` is a new instance, for hot reloads). */
+/** The query parameter that makes a reload of a `.js`/`.mjs` module a new instance, its own imports included. */
+const RELOAD_PARAM = 'rgp-reload';
+
+/**
+ * A module resolve hook: a file a module with the reload parameter imports gets the same
+ * parameter, so a reload imports the module's own helpers afresh too (Node keeps an imported URL
+ * for the life of the process; without this, a reloaded module ran its first helper). Packages
+ * (under node_modules) and built-ins are shared, as they would be without it. A data: URL: nothing
+ * to ship beside the compiled proxy.
+ *
+ * Registered when a `.js`/`.mjs` module is loaded a second time (its first reload), not before:
+ * Node runs hooks on a thread of their own (~10 MiB RSS), which a proxy whose policies are never
+ * edited live should not carry. A first load needs no hook: its helpers are new to the process.
+ */
+const RELOAD_HOOK = `
+const P = ${JSON.stringify(RELOAD_PARAM)};
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  const parent = context.parentURL;
+  if (!parent || !parent.startsWith('file:') || !r.url.startsWith('file:')) return r;
+  const v = new URL(parent).searchParams.get(P);
+  if (v === null) return r;
+  const u = new URL(r.url);
+  if (u.searchParams.has(P) || /[\\/]node_modules[\\/]/.test(decodeURIComponent(u.pathname))) return r;
+  u.searchParams.set(P, v);
+  return { ...r, url: u.href };
+}
+`;
+let reloadHookRegistered = false;
+
+function registerReloadHook(): void {
+  if (reloadHookRegistered) return;
+  reloadHookRegistered = true;
+  register(`data:text/javascript,${encodeURIComponent(RELOAD_HOOK)}`);
+}
+
+/** Imports a custom guardrail module fresh (each `cacheKey` is a new instance, its own imports included, for hot reloads). */
 export async function loadGuardrailModule(absPath: string, cacheKey: string): Promise<unknown> {
   noteCustomModule(absPath);
   if (TS_EXT.has(extname(absPath))) return importBundled(absPath, cacheKey);
+  if (loadedFrom.has(absPath)) registerReloadHook();
+  loadedFrom.set(absPath, relativeImportsOf(absPath));
   const url = pathToFileURL(absPath);
-  url.searchParams.set('v', cacheKey);
+  url.searchParams.set(RELOAD_PARAM, cacheKey);
   try {
     return (await import(url.href)) as unknown;
   } catch (err) {

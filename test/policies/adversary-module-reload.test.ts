@@ -54,28 +54,39 @@ async function fate(text: string): Promise<string> {
 
 const reloads = () => proxy.output().split('\n').filter((l) => l.includes('"policy reloaded"') && l.includes('"policy":"guarded"')).length;
 
-// Known limit, documented in policies/README.md (Hot reload): Node keeps an imported .js/.mjs file
-// for the life of the process, so a .mjs guardrail's own helpers do not reload (a .ts module's do:
-// they are compiled into it). Both tests are expected to fail until that changes (`it.fails`: they
-// flip, and fail the suite, the day they pass).
+// Was a known limit until 2026-12-06 (two `it.fails`): Node keeps an imported file for the life of
+// the process, so a reloaded .mjs guardrail (a new ?v= URL) still ran the first version of its own
+// helpers, and a change to a helper did not reload the policy (only the files a policy names were
+// watched). Now a resolve hook versions the module's own imports with it (load-module.ts) and they
+// are watched (module-imports.ts).
 describe('adversary: a custom guardrail module and its own imports on hot reload', () => {
-  it.fails('a policy edit after a change to the module\'s helper runs the new helper', async () => {
+  it('a policy edit after a change to the module\'s helper runs the new helper', async () => {
     expect(await fate('hello there')).toBe('added');
     writeFileSync(join(dir, 'policies', 'custom', 'lib.mjs'), helper('block'));
     const before = reloads();
     writeFileSync(join(dir, 'policies', 'guarded.yaml'), policy(2));
     await expect.poll(reloads, { timeout: 10_000 }).toBeGreaterThan(before);
     expect(proxy.output()).toMatch(/"policy reloaded"[^\n]*"version":"2"|"version":"2"[^\n]*"policy reloaded"/);
-    // Today: "added": the reloaded main.mjs (a new ?v= URL) imports ./lib.mjs, which Node's module
-    // cache keeps at its first version until the process restarts.
     expect(await fate('hello again')).toBe('guardrail_blocked');
   }, 30_000);
 
-  it.fails('a change to a helper the module imports reloads the policy', async () => {
+  it('a change to a helper the module imports reloads the policy, with the new helper', async () => {
+    expect(await fate('hello there')).toBe('guardrail_blocked');
     const before = reloads();
-    writeFileSync(join(dir, 'policies', 'custom', 'lib.mjs'), helper('cancel_response'));
-    // Today: nothing: only the files a policy names are watched as its modules.
+    writeFileSync(join(dir, 'policies', 'custom', 'lib.mjs'), helper('allow'));
     await expect.poll(reloads, { timeout: 5_000 }).toBeGreaterThan(before);
-    expect(reloads()).toBeGreaterThan(before);
+    expect(await fate('hello again')).toBe('added');
+  }, 30_000);
+
+  it('a helper\'s own helper, imported only since the last reload, is watched and reloads too', async () => {
+    writeFileSync(join(dir, 'policies', 'custom', 'deep.mjs'), helper('block'));
+    let before = reloads();
+    writeFileSync(join(dir, 'policies', 'custom', 'lib.mjs'), 'export { verdict } from "./deep.mjs";\n');
+    await expect.poll(reloads, { timeout: 5_000 }).toBeGreaterThan(before);
+    expect(await fate('hello there')).toBe('guardrail_blocked');
+    before = reloads();
+    writeFileSync(join(dir, 'policies', 'custom', 'deep.mjs'), helper('allow'));
+    await expect.poll(reloads, { timeout: 5_000 }).toBeGreaterThan(before);
+    expect(await fate('hello again')).toBe('added');
   }, 30_000);
 });
