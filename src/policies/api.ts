@@ -38,6 +38,14 @@ export interface GuardrailEvent {
   readonly itemId: string | null;
   /** tool_call: the function name. */
   readonly functionName: string | null;
+  /**
+   * Set by the proxy only when `text` holds hidden Unicode tag characters (U+E0020–U+E007E outside
+   * an emoji flag: invisible on screen, read by models as ASCII, "ASCII smuggling"): `text` with
+   * them read as the ASCII they encode, everything else as it is. Absent otherwise. An instruction
+   * written in them is invisible in `text`: a guardrail that looks for words should read
+   * `event.decodedText ?? event.text` (or both). A JSON text's `\u` escapes are not decoded.
+   */
+  readonly decodedText?: string;
 }
 
 export type Decision =

@@ -196,6 +196,9 @@ describe('content-path table: policies/README.md', () => {
 });
 
 const summary = (texts: readonly ContentText[]) => texts.map((t) => [t.source, t.text, t.functionName, t.itemId]);
+/** The members of another shape than the protocol's an event holds (their params; since 2026-12-06 each is one entry, `malformed`). */
+const malformedParams = (texts: readonly ContentText[]) => texts.flatMap((t) => (t.malformed ? [t.malformed.param] : []));
+const readable = (texts: readonly ContentText[]) => texts.filter((t) => t.malformed === undefined);
 
 /** Applies `<text>` as the redaction of every text, to a copy. */
 /** A text's setter applied to copies whose place for it is gone or of another type: each copy stays as it was. */
@@ -233,7 +236,10 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       { id: 'i_nums', type: 'function_call', name: 7, arguments: 42 },
     ];
     const texts = items.flatMap((item) => eventTexts('conversation.item.retrieved', { type: 'conversation.item.retrieved', item }));
-    expect(summary(texts)).toEqual([
+    // A part that is no object, a content that is no list, arguments that are no string: one entry
+    // each, naming the member (since 2026-12-06; until then the part was skipped unread).
+    expect(malformedParams(texts)).toEqual(['item.content[1]', 'item.content', 'item.arguments']);
+    expect(summary(readable(texts))).toEqual([
       ['input', 'hi', null, 'i_user'],
       ['input', 'typed too', null, 'i_user'],
       ['input', 'spoken', null, 'i_user'],
@@ -247,12 +253,11 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ['tool_call', '{"x":2}', 'search', 'i_mcp'],
       ['tool_output', 'found', null, 'i_mcp'],
       ['tool_call', '{"y":3}', 'rm', 'i_mar'],
-      ['input', '', null, 'i_empty'],
-      ['input', '', null, 'i_nums'],
     ]);
     // A text field of another shape is content nothing here can read (found 2026-12-05: a bare
     // string as a message's content, or a tool output that is an array, counted as no text at all).
     expect(texts.filter((t) => t.unknownContent !== undefined).map((t) => [t.itemId, t.unknownContent])).toEqual([
+      ['i_user', 'item.content[1]:string'],
       ['i_empty', 'message.content:string'],
       ['i_nums', 'function_call.arguments:number'],
     ]);
@@ -329,7 +334,10 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     const failed = { id: 'i_err', type: 'mcp_call', name: 'find', server_label: 's', arguments: '{}', error: { type: 'tool_execution_error', message: 'boom' } };
     const bare = { id: 'i_bare', type: 'mcp_call', name: 'find', server_label: 's', arguments: '{}', error: 'bare' };
     const items = [list, reply, failed, bare];
-    const created = items.flatMap((item) => eventTexts('conversation.item.create', { type: 'conversation.item.create', item }));
+    const all = items.flatMap((item) => eventTexts('conversation.item.create', { type: 'conversation.item.create', item }));
+    // A tool that is no object and a name that is no string are members of another shape (since 2026-12-06; skipped unread before).
+    expect(malformedParams(all)).toEqual(['item.tools[1]', 'item.tools[2].name']);
+    const created = readable(all);
     expect(created.filter((t) => t.source === 'input').map((t) => [t.text, t.itemId])).toEqual([
       ['find', 'i_list'],
       ['Finds.', 'i_list'],
@@ -360,7 +368,9 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     expect(eventTexts('conversation.item.create', { type: 'conversation.item.create', item: { id: 'i_null', type: 'mcp_list_tools', server_label: 's', tools: null } })).toEqual([]);
     // The same items as response.create input; each text goes back where it came from.
     const rc = { type: 'response.create', response: { input: items } };
-    const texts = eventTexts(rc.type, rc);
+    const all2 = eventTexts(rc.type, rc);
+    expect(malformedParams(all2)).toEqual(['response.input[0].tools[1]', 'response.input[0].tools[2].name']);
+    const texts = readable(all2);
     expect(texts.filter((t) => t.source === 'input').map((t) => t.text)).toEqual(created.filter((t) => t.source === 'input').map((t) => t.text));
     const copy = redactAll(rc, texts.filter((t) => t.source === 'input'));
     expect(copy.response.input).toEqual([
@@ -452,8 +462,10 @@ describe('eventTexts: complete texts of every texts row, written back in place',
 
   it('an event without an item, or with a non-object one, has no texts', () => {
     expect(eventTexts('conversation.item.create', { type: 'conversation.item.create' })).toEqual([]);
-    expect(eventTexts('conversation.item.added', { type: 'conversation.item.added', item: 'text' })).toEqual([]);
-    expect(eventTexts('response.output_item.done', { type: 'response.output_item.done', item: [{ type: 'message', role: 'user', content: [{ text: 'x' }] }] })).toEqual([]);
+    // A non-object one is an item of another shape (since 2026-12-06: no texts, unreported).
+    expect(malformedParams(eventTexts('conversation.item.added', { type: 'conversation.item.added', item: 'text' }))).toEqual(['item']);
+    expect(malformedParams(eventTexts('response.output_item.done', { type: 'response.output_item.done', item: [{ type: 'message', role: 'user', content: [{ text: 'x' }] }] }))).toEqual(['item']);
+    expect(readable(eventTexts('response.output_item.done', { type: 'response.output_item.done', item: [{ type: 'message', role: 'user', content: [{ text: 'x' }] }] }))).toEqual([]);
   });
 
   it('the preview protocol\'s audio transcript .done: the transcript, with the item id (found 2026-12-05)', () => {
@@ -469,7 +481,8 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     const texts = eventTexts(ev.type, ev);
     expect(summary(texts)).toEqual([['input', 'seg text', null, 'i_1']]);
     expect(redactAll(ev, texts)).toEqual({ ...ev, text: '<seg text>' });
-    expect(eventTexts(ev.type, { ...ev, text: 5 })).toEqual([]);
+    expect(readable(eventTexts(ev.type, { ...ev, text: 5 }))).toEqual([]);
+    expect(malformedParams(eventTexts(ev.type, { ...ev, text: 5 }))).toEqual(['text']);
   });
 
   it('content parts: text and transcript of the part, with the item id', () => {
@@ -494,14 +507,16 @@ describe('eventTexts: complete texts of every texts row, written back in place',
         { id: 'i_f', type: 'function_call', name: 'f', arguments: 'two' },
       ];
       const ev = { type, response: { id: 'resp_1', status: 'completed', output } };
-      const texts = eventTexts(type, ev);
+      const all = eventTexts(type, ev);
+      expect(malformedParams(all), type).toEqual(['response.output[0]']);
+      const texts = readable(all);
       expect(summary(texts), type).toEqual([
         ['output', 'one', null, 'i_a'],
         ['tool_call', 'two', 'f', 'i_f'],
       ]);
       const copy = redactAll(ev, texts);
       expect(copy.response.output).toEqual(['junk', { ...output[1] as object, content: [{ type: 'output_text', text: '<one>' }] }, { ...output[2] as object, arguments: '<two>' }]);
-      expect(eventTexts(type, { type, response: { id: 'r', output: 'x' } })).toEqual([]);
+      expect(malformedParams(eventTexts(type, { type, response: { id: 'r', output: 'x' } }))).toEqual(['response.output']);
       expect(eventTexts(type, { type })).toEqual([]);
     }
   });
@@ -511,7 +526,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       type: 'response.create',
       response: {
         instructions: 'be nice',
-        prompt: { id: 'pmpt_1', variables: { name: 'Ann', note: { type: 'input_text', text: 'a note' }, pic: { type: 'input_image', image_url: 'u' }, n: 3 } },
+        prompt: { id: 'pmpt_1', variables: { name: 'Ann', note: { type: 'input_text', text: 'a note' }, pic: { type: 'input_image', image_url: 'u' } } },
         input: [
           null,
           { type: 'message', role: 'system', content: [{ type: 'input_text', text: 'sys' }] },
@@ -543,7 +558,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     ]);
     const copy = redactAll(ev, texts);
     expect(copy.response.instructions).toBe('<be nice>');
-    expect(copy.response.prompt.variables).toEqual({ name: '<Ann>', note: { type: 'input_text', text: '<a note>' }, pic: { type: 'input_image', image_url: '<u>' }, n: 3 });
+    expect(copy.response.prompt.variables).toEqual({ name: '<Ann>', note: { type: 'input_text', text: '<a note>' }, pic: { type: 'input_image', image_url: '<u>' } });
     expect(copy.response.input.slice(1).map((i) => JSON.stringify(i))).toEqual([
       '{"type":"message","role":"system","content":[{"type":"input_text","text":"<sys>"}]}',
       '{"type":"message","role":"assistant","content":[{"type":"output_audio","transcript":"<said>"}]}',
@@ -553,8 +568,12 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     ]);
     expect(ev.response.instructions).toBe('be nice');
     expect(eventTexts('response.create', { type: 'response.create' })).toEqual([]);
-    expect(eventTexts('response.create', { type: 'response.create', response: { instructions: 1, prompt: { variables: 'x' }, input: 'x' } })).toEqual([]);
-    expect(eventTexts('response.create', { type: 'response.create', response: { prompt: 'p' } })).toEqual([]);
+    // Members of another shape: one entry each, naming it (since 2026-12-06: nothing, unreported;
+    // a number as a prompt variable too); no text is read from them.
+    const odd = eventTexts('response.create', { type: 'response.create', response: { instructions: 1, prompt: { variables: 'x' }, input: 'x' } });
+    expect([malformedParams(odd), readable(odd)]).toEqual([['response.instructions', 'response.prompt.variables', 'response.input'], []]);
+    expect(malformedParams(eventTexts('response.create', { type: 'response.create', response: { prompt: 'p' } }))).toEqual(['response.prompt']);
+    expect(malformedParams(eventTexts('response.create', { type: 'response.create', response: { prompt: { id: 'p', variables: { n: 3 } } } }))).toEqual(['response.prompt.variables.n']);
   });
 
   it('session.update: instructions and prompt variables', () => {
@@ -584,7 +603,10 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     ];
     for (const [type, holder] of [['session.update', 'session'], ['response.create', 'response']] as const) {
       const ev = { type, [holder]: { tools } };
-      const texts = eventTexts(type, ev);
+      const all = eventTexts(type, ev);
+      // A tool that is no object is a member of another shape (since 2026-12-06: skipped unread).
+      expect(malformedParams(all)).toEqual([`${holder}.tools[2]`]);
+      const texts = readable(all);
       // Property names after what is below them (found 2026-12-04: names were no content path).
       expect(texts.map((t) => t.text)).toEqual(['lookup', 'Looks up.', 'object', 'type', 'string', 'type', 'Query.', 'description', 'a', 'b', 'enum', 'q', 'properties', 'q', 'required', 'Acme tools.']);
       expect(new Set(texts.map((t) => t.source))).toEqual(new Set(['input']));

@@ -2,6 +2,7 @@ import type { JsonObject } from '../pipeline/frame.js';
 import type { Source, TextFormat } from './matchers.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
 import { MAX_CONTROL_DEPTH } from '../protocol/strict-json.js';
+import { ProxyError } from '../protocol/errors.js';
 
 /**
  * Every path by which user, model, tool or MCP content crosses the proxy, in one table. The
@@ -56,6 +57,14 @@ export interface ContentText {
    * reads the referenced item there, so its text is context at that place (`text` is empty).
    */
   readonly reference?: string;
+  /**
+   * A member the table reads (a text, or the list or object holding texts) of another shape than
+   * the protocol gives it (instructions as an array, a prompt variable as a number): nothing here
+   * can read it. A client event carrying one is refused (`malformedError`: `invalid_event`, whatever
+   * the policy); it is also `unknownContent`, so a reader that does not refuse (an upstream event)
+   * lets the policy decide. `param`: the member's path (`session.instructions`, `item.content[0].text`).
+   */
+  readonly malformed?: { readonly param: string; readonly expected: string; readonly got: string };
 }
 
 const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image; client-made mcp_list_tools tools[] (name, description, input_schema), mcp_approval_response reason, mcp_call error → input; client-made: every text (and function / MCP call name) → input too, beside its own source';
@@ -283,6 +292,70 @@ function backtrack(trace: readonly Int32Array[], edits: number, n: number, m: nu
 /** A placeholder for content nothing here can read: the policy decides on it as a whole. */
 const unknownContent = (label: string, itemId: string | null): ContentText => ({ source: 'input', text: '', functionName: null, itemId, set: () => undefined, unknownContent: label });
 
+/** A value as an invalid-type error names it (the upstream's words). */
+function shapeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'boolean') return 'a boolean';
+  return `a ${typeof value}`;
+}
+
+/**
+ * The one decision on a member read here whose value has another shape than `expected`: an entry
+ * naming it (`malformed`), unknown content to readers that do not refuse it. `label`: the unknown
+ * content's label (by default the path and the shape: `session.instructions:array`).
+ */
+function malformed(param: string, expected: string, value: unknown, itemId: string | null, label = `${param}:${Array.isArray(value) ? 'array' : typeof value}`): ContentText {
+  return { ...unknownContent(label, itemId), malformed: { param, expected, got: shapeOf(value) } };
+}
+
+/**
+ * How every member the table reads is taken: absent or null is nothing to read; a value `is` accepts
+ * is read; anything else is `malformed` (pushed to `out`), and null is returned. The shapes per
+ * member are the GA protocol's (openai `resources/realtime`): texts are strings, lists arrays,
+ * holders objects; a prompt variable and an MCP call's error take a string or an object.
+ */
+function member<T>(holder: JsonObject, key: string, is: (v: unknown) => T | null, expected: string, param: string, out: ContentText[], itemId: string | null, label?: string): T | null {
+  const raw = holder[key];
+  if (raw === undefined || raw === null) return null;
+  const value = is(raw);
+  if (value === null) out.push(malformed(param, expected, raw, itemId, label));
+  return value;
+}
+
+const A_STRING = 'a string';
+const AN_ARRAY = 'an array';
+const AN_OBJECT = 'an object';
+
+/** Each element of a list read here: objects are read (`read`), null ones are nothing, others are `malformed`. */
+function eachObject(list: readonly unknown[] | null, param: string, out: ContentText[], itemId: string | null, read: (o: JsonObject, i: number, path: string) => void): void {
+  list?.forEach((raw, i) => {
+    const path = `${param}[${i}]`;
+    const o = asObject(raw);
+    if (o !== null) read(o, i, path);
+    else if (raw !== null) out.push(malformed(path, AN_OBJECT, raw, itemId));
+  });
+}
+
+/**
+ * The refusal of a client event with a member the table cannot read (`ContentText.malformed`), or
+ * null: `invalid_event`, the member's path as `param`, before it reaches the upstream, whatever the
+ * policy. The upstream refuses most such shapes too, but governance must not depend on it: content
+ * the proxy cannot read does not pass (until 2026-12-06 it was neither read nor reported).
+ */
+export function malformedError(texts: readonly ContentText[], eventId: string | null): ProxyError | null {
+  const bad = texts.find((t) => t.malformed !== undefined)?.malformed;
+  if (bad === undefined) return null;
+  return new ProxyError('invalid_event', {
+    message: `Invalid type for '${bad.param}': expected ${bad.expected}, but got ${bad.got} instead. The proxy forwards no text it cannot read.`,
+    param: bad.param,
+    eventId,
+    details: { reason: 'invalid_type', expected: bad.expected },
+  });
+}
+
 /**
  * Texts inside one conversation item (client- or model-made), each with its source. `client`: the
  * client wrote the item (`conversation.item.create`, `response.create`'s `input[]`): every text of
@@ -291,23 +364,19 @@ const unknownContent = (label: string, itemId: string | null): ContentText => ({
  * create are read (a tool list's names, descriptions and input schemas, an approval response's
  * reason, a call's error: `input`, the model reads them as it reads a prompt). Found 2026-12-05.
  */
-export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], client = false): void {
+export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], client = false, param = 'item'): void {
   const type = asString(item['type']) ?? '';
   const itemId = asString(item['id']);
   const name = asString(item['name']);
+  /** The unknown-content label of a text of another shape (by item type and field, as since 2026-12-05). */
+  const labelOf = (key: string, raw: unknown): string => `${type}.${key}:${Array.isArray(raw) ? 'array' : typeof raw}`;
   /**
-   * One text at `key` of the object `where` finds: read as `source`, and, when the client wrote it,
-   * as `input` too (the model reads what the client typed whatever role or type it claims).
+   * One text at `key` of the object `where` finds (`path`: its param): read as `source`, and, when
+   * the client wrote it, as `input` too (the model reads what the client typed whatever role or type it claims).
    */
-  const text = (where: Locate, holder: JsonObject, key: string, source: Source, functionName: string | null = null): void => {
-    const raw = holder[key];
-    if (raw === undefined || raw === null) return;
-    const value = asString(raw);
-    // A text field of another shape (an array, an object, a number) is nothing the table can read.
-    if (value === null) {
-      out.push(unknownContent(`${type}.${key}:${Array.isArray(raw) ? 'array' : typeof raw}`, itemId));
-      return;
-    }
+  const text = (where: Locate, holder: JsonObject, key: string, source: Source, path: string, functionName: string | null = null): void => {
+    const value = member(holder, key, asString, A_STRING, `${path}.${key}`, out, itemId, labelOf(key, holder[key]));
+    if (value === null) return;
     if (!client || source === 'input') {
       out.push({ source, text: value, functionName, itemId, set: setter(where, key) });
       return;
@@ -317,20 +386,17 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
     const format: TextFormat | undefined = source === 'tool_call' || source === 'tool_output' ? 'json' : undefined;
     out.push({ source, text: value, functionName, itemId, set }, { source: 'input', text: value, functionName: null, itemId, set, ...(format ? { format } : {}) });
   };
-  const push = (source: Source, key: string, functionName: string | null = null): void => text(locate, item, key, source, functionName);
+  const push = (source: Source, key: string, functionName: string | null = null): void => text(locate, item, key, source, param, functionName);
   switch (type) {
     case 'message': {
       const role = asString(item['role']);
       const textSource: Source = role === 'assistant' ? 'output' : 'input';
-      const content = item['content'];
       // Content that is not a list of parts (a bare string, say) is nothing the table can read.
-      if (content !== undefined && content !== null && !Array.isArray(content)) out.push(unknownContent(`message.content:${typeof content}`, itemId));
-      asArray(content)?.forEach((p, i) => {
-        const part = asObject(p);
-        if (!part) return;
+      const content = member(item, 'content', asArray, AN_ARRAY, `${param}.content`, out, itemId, labelOf('content', item['content']));
+      eachObject(content, `${param}.content`, out, itemId, (part, i, path) => {
         const where = at(locate, 'content', i);
-        for (const key of ['text', 'transcript'] as const) text(where, part, key, textSource);
-        const image = asString(part['image_url']);
+        for (const key of ['text', 'transcript'] as const) text(where, part, key, textSource, path);
+        const image = member(part, 'image_url', asString, A_STRING, `${path}.image_url`, out, itemId);
         if (image !== null) out.push({ source: 'image', text: image, functionName: null, itemId, set: setter(where, 'image_url') });
         const partType = part['type'];
         if (typeof partType === 'string' && !KNOWN_PART_TYPES.has(partType)) out.push(unknownContent(`content part:${partType}`, itemId));
@@ -349,9 +415,9 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
       if (!client) return;
       push('input', 'name');
       // A failed call's error (an object with a message, or a bare string) is read like its output.
-      if (typeof item['error'] === 'string') push('input', 'error');
-      const message = asString(asObject(item['error'])?.['message']);
-      if (message !== null) out.push({ source: 'input', text: message, functionName: null, itemId, set: setter(at(locate, 'error'), 'message') });
+      const error = member(item, 'error', (v) => (typeof v === 'string' || asObject(v) !== null ? v : null), 'an object or a string', `${param}.error`, out, itemId);
+      if (typeof error === 'string') push('input', 'error');
+      else if (error !== null) text(at(locate, 'error'), error as JsonObject, 'message', 'input', `${param}.error`);
       return;
     }
     case 'function_call_output':
@@ -362,16 +428,13 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
       return;
     case 'mcp_list_tools':
       if (client) {
-        const tools = item['tools'];
         // A list that is not a list is nothing the table can read (as a message's content).
-        if (tools !== undefined && tools !== null && !Array.isArray(tools)) out.push(unknownContent(`mcp_list_tools.tools:${typeof tools}`, itemId));
-        asArray(tools)?.forEach((raw, i) => {
-          const tool = asObject(raw);
-          if (!tool) return;
+        const tools = member(item, 'tools', asArray, AN_ARRAY, `${param}.tools`, out, itemId, `mcp_list_tools.tools:${typeof item['tools']}`);
+        eachObject(tools, `${param}.tools`, out, itemId, (tool, i, path) => {
           const loc = at(locate, 'tools', i);
           for (const key of ['name', 'description']) {
-            const text = asString(tool[key]);
-            if (text !== null) out.push({ source: 'input', text, functionName: null, itemId, set: setter(loc, key) });
+            const value = member(tool, key, asString, A_STRING, `${path}.${key}`, out, itemId);
+            if (value !== null) out.push({ source: 'input', text: value, functionName: null, itemId, set: setter(loc, key) });
           }
           schemaTexts(tool['input_schema'], loc, 'input_schema', itemId, out);
         });
@@ -385,67 +448,66 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
 /** Every complete text in an event of a 'texts' row (client or server). */
 export function eventTexts(type: string, ev: JsonObject): ContentText[] {
   const out: ContentText[] = [];
-  const item = asObject(ev['item']);
+  /** One text at `key` of the event (or of `ev[holder]`), source `source`. */
+  const text = (source: Source, key: string, holder: string | null = null): void => {
+    const where = holder === null ? ROOT : at(ROOT, holder);
+    const obj = holder === null ? ev : asObject(ev[holder]);
+    if (obj === null) return;
+    const value = member(obj, key, asString, A_STRING, holder === null ? key : `${holder}.${key}`, out, null);
+    if (value !== null) out.push({ source, text: value, functionName: null, itemId: asString(ev['item_id']), set: setter(where, key) });
+  };
   switch (type) {
-    case 'conversation.item.input_audio_transcription.segment': {
-      const text = asString(ev['text']);
-      if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: asString(ev['item_id']), set: setter(ROOT, 'text') });
+    case 'conversation.item.input_audio_transcription.segment':
+      text('input', 'text');
       break;
-    }
-    case 'response.audio_transcript.done': {
-      const text = asString(ev['transcript']);
-      if (text !== null) out.push({ source: 'output', text, functionName: null, itemId: asString(ev['item_id']), set: setter(ROOT, 'transcript') });
+    case 'response.audio_transcript.done':
+      text('output', 'transcript');
       break;
-    }
     case 'response.content_part.added':
-    case 'response.content_part.done': {
-      const part = asObject(ev['part']);
-      const where = at(ROOT, 'part');
-      for (const key of ['text', 'transcript'] as const) {
-        const text = asString(part?.[key]);
-        if (text !== null) out.push({ source: 'output', text, functionName: null, itemId: asString(ev['item_id']), set: setter(where, key) });
-      }
+    case 'response.content_part.done':
+      if (member(ev, 'part', asObject, AN_OBJECT, 'part', out, null) === null) break;
+      for (const key of ['text', 'transcript'] as const) text('output', key, 'part');
       break;
-    }
     case 'response.created':
     case 'response.done': {
-      asArray(asObject(ev['response'])?.['output'])?.forEach((o, i) => {
-        const it = asObject(o);
-        if (it) itemTexts(it, at(ROOT, 'response', 'output', i), out);
-      });
+      const response = member(ev, 'response', asObject, AN_OBJECT, 'response', out, null);
+      if (response === null) break;
+      const output = member(response, 'output', asArray, AN_ARRAY, 'response.output', out, null);
+      eachObject(output, 'response.output', out, null, (it, i, path) => itemTexts(it, at(ROOT, 'response', 'output', i), out, false, path));
       break;
     }
     case 'response.create': {
-      const response = asObject(ev['response']);
-      if (!response) break;
+      const response = member(ev, 'response', asObject, AN_OBJECT, 'response', out, null);
+      if (response === null) break;
       const where = at(ROOT, 'response');
-      const instructions = asString(response['instructions']);
+      const instructions = member(response, 'instructions', asString, A_STRING, 'response.instructions', out, null);
       if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
-      promptVariables(response, where, out);
-      toolTexts(response, where, out);
-      asArray(response['input'])?.forEach((o, i) => {
-        const it = asObject(o);
-        if (!it) return;
+      promptVariables(response, where, 'response', out);
+      toolTexts(response, where, 'response', out);
+      const input = member(response, 'input', asArray, AN_ARRAY, 'response.input', out, null);
+      eachObject(input, 'response.input', out, null, (it, i, path) => {
         // A reference puts a conversation item here, in any order: its text is context at this place
         // (until 2026-12-06 nothing, and two items typed in the reverse order spelled a phrase).
         const ref = it['type'] === 'item_reference' ? asString(it['id']) : null;
         if (ref !== null) out.push({ source: 'input', text: '', functionName: null, itemId: null, set: () => undefined, reference: ref });
-        else itemTexts(it, at(ROOT, 'response', 'input', i), out, true);
+        else itemTexts(it, at(ROOT, 'response', 'input', i), out, true, path);
       });
       break;
     }
     case 'session.update': {
-      const session = asObject(ev['session']);
-      if (!session) break;
+      const session = member(ev, 'session', asObject, AN_OBJECT, 'session', out, null);
+      if (session === null) break;
       const where = at(ROOT, 'session');
-      const instructions = asString(session['instructions']);
+      const instructions = member(session, 'instructions', asString, A_STRING, 'session.instructions', out, null);
       if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
-      promptVariables(session, where, out);
-      toolTexts(session, where, out);
+      promptVariables(session, where, 'session', out);
+      toolTexts(session, where, 'session', out);
       break;
     }
-    default:
+    default: {
+      const item = member(ev, 'item', asObject, AN_OBJECT, 'item', out, null);
       if (item) itemTexts(item, at(ROOT, 'item'), out, type === 'conversation.item.create');
+    }
   }
   return out;
 }
@@ -463,13 +525,12 @@ const MAX_TOOL_DEPTH = MAX_CONTROL_DEPTH;
  * MCP server's) and every string and property name of its parameters' JSON schema (property
  * descriptions, enums, defaults, titles). Source `input`, like the instructions they sit beside.
  */
-function toolTexts(holder: JsonObject, where: Locate, out: ContentText[]): void {
-  asArray(holder['tools'])?.forEach((raw, i) => {
-    const tool = asObject(raw);
-    if (!tool) return;
+function toolTexts(holder: JsonObject, where: Locate, param: string, out: ContentText[]): void {
+  const tools = member(holder, 'tools', asArray, AN_ARRAY, `${param}.tools`, out, null);
+  eachObject(tools, `${param}.tools`, out, null, (tool, i, path) => {
     const loc = at(where, 'tools', i);
     for (const key of ['name', 'description', 'server_description']) {
-      const text = asString(tool[key]);
+      const text = member(tool, key, asString, A_STRING, `${path}.${key}`, out, null);
       if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(loc, key) });
     }
     schemaTexts(tool['parameters'], loc, 'parameters', null, out);
@@ -527,21 +588,29 @@ const setPath = (locate: Locate, path: readonly string[]): Setter => (copy, text
   if (cur !== null && typeof cur === 'object') (cur as Record<string, unknown>)[path[path.length - 1]!] = text;
 };
 
-function promptVariables(holder: JsonObject, where: Locate, out: ContentText[]): void {
-  const vars = asObject(asObject(holder['prompt'])?.['variables']);
-  if (!vars) return;
+/**
+ * A reusable prompt's variables: a string is text; an object is an `input_text` (its text), an
+ * `input_image` (its URL or file id: `image`) or a file (unknown content); any other value is malformed.
+ */
+function promptVariables(holder: JsonObject, where: Locate, param: string, out: ContentText[]): void {
+  const prompt = member(holder, 'prompt', asObject, AN_OBJECT, `${param}.prompt`, out, null);
+  if (prompt === null) return;
+  const vars = member(prompt, 'variables', asObject, AN_OBJECT, `${param}.prompt.variables`, out, null);
+  if (vars === null) return;
   const loc = at(where, 'prompt', 'variables');
-  for (const [key, value] of Object.entries(vars)) {
+  for (const key of Object.keys(vars)) {
+    const path = `${param}.prompt.variables.${key}`;
+    const value = member(vars, key, (v) => (typeof v === 'string' || asObject(v) !== null ? v : null), 'a string or an object', path, out, null);
     if (typeof value === 'string') out.push({ source: 'input', text: value, functionName: null, itemId: null, set: setter(loc, key) });
-    const part = asObject(value);
-    if (!part) continue;
+    if (value === null || typeof value === 'string') continue;
+    const part = value as JsonObject;
     const type = part['type'];
-    const text = asString(part['text']);
+    const text = member(part, 'text', asString, A_STRING, `${path}.text`, out, null);
     if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(at(loc, key), 'text') });
     // A variable may be an image (by URL or file id) or a file, as in the Responses API.
     if (type === 'input_image') {
       for (const ref of ['image_url', 'file_id'] as const) {
-        const image = asString(part[ref]);
+        const image = member(part, ref, asString, A_STRING, `${path}.${ref}`, out, null);
         if (image !== null) out.push({ source: 'image', text: image, functionName: null, itemId: null, set: setter(at(loc, key), ref) });
       }
     } else if (type !== 'input_text') out.push(unknownContent(`prompt variable:${typeof type === 'string' && type !== '' ? type : '(none)'}`, null));

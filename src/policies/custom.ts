@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Decision, GuardrailContext, GuardrailEvent, GuardrailLogger } from './api.js';
 import type { CompiledCustom } from './compile.js';
 import type { Action } from './matchers.js';
+import { decodeTags } from './normalize.js';
 import type { FallbackAction } from './schema.js';
 
 /**
@@ -105,6 +106,16 @@ function thenable(result: unknown): result is PromiseLike<unknown> {
 }
 
 /**
+ * The event a guardrail is given: as it is, or, when its text holds hidden tag characters, with
+ * `decodedText` (their ASCII reading) beside it. Until 2026-12-06 guardrails got the raw text only,
+ * in which an instruction written in tag characters is invisible (the rules read it since that day).
+ */
+function withDecodedTags(event: GuardrailEvent): GuardrailEvent {
+  const decoded = decodeTags(event.text);
+  return decoded === null ? event : { ...event, decodedText: decoded };
+}
+
+/**
  * Runs one custom guardrail. A synchronous answer comes back synchronously; a Promise is raced
  * against the deadline (`onTimeout` when it passes, the guardrail's signal is aborted). A throw,
  * a rejection or a malformed decision (one whose getters throw included) gives `onError`. Never
@@ -119,7 +130,7 @@ export function runCustom(
   const ctx = new Ctx(info, c, state);
   let result: Decision | Promise<Decision>;
   try {
-    result = c.guardrail.evaluate(event, ctx);
+    result = c.guardrail.evaluate(withDecodedTags(event), ctx);
   } catch (err) {
     warnFailure(info.log, c.id, err, 'custom guardrail threw');
     return fallback(c.onError, 'error');

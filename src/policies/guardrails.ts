@@ -7,7 +7,8 @@ import type { Report } from '../pipeline/reports.js';
 import type { ConversationView } from '../protocol/conversation.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
-import { contentPath, eventTexts, mergeRedactions, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
+import { contentPath, eventTexts, malformedError, mergeRedactions, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
+import { decodeTags } from './normalize.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, ScanBudget, scanText, scanTextSliced, TextScanner, type Action, type CompiledRule, type RuleHit, type ScanResult, type Source, type TextFormat } from './matchers.js';
@@ -618,7 +619,8 @@ export class GuardrailFilter implements Filter {
     const path = contentPath('client', frame.type);
     if (!path) return NO_CONTENT.has(frame.type) ? CONTINUE : this.#unknown(frame.type, 'client', frame);
     const policy = this.#policy;
-    if (idle(policy) && policy.unknownContentEvents === 'pass') return CONTINUE;
+    // A member the table cannot read is refused whatever the policy (malformedError), a policy with nothing to judge too.
+    if (idle(policy) && policy.unknownContentEvents === 'pass') return refuseMalformed(frame, eventTexts(frame.type, frame.json())) ?? CONTINUE;
     return this.#clientTexts(frame, policy);
   }
 
@@ -759,6 +761,8 @@ export class GuardrailFilter implements Filter {
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     const texts = eventTexts(frame.type, ev);
+    const refused = refuseMalformed(frame, texts);
+    if (refused) return refused;
     const unknown = texts.find((t) => t.unknownContent !== undefined);
     if (unknown) {
       const v = this.#unknown(unknown.unknownContent!, 'client', frame);
@@ -2064,7 +2068,7 @@ export class GuardrailFilter implements Filter {
           matcher: f.label,
           responseId,
           decisionMs: Math.round(decisionMs * 1000) / 1000,
-          ...(f.excerpt !== null ? { match: f.excerpt } : {}),
+          ...(f.excerpt !== null ? matchExcerpt(f.excerpt) : {}),
         },
         'guardrail tripped',
       );
@@ -2094,6 +2098,22 @@ export class GuardrailFilter implements Filter {
   summary(): Readonly<Record<string, string | number | boolean | null>> {
     return { policy: this.#entry.name, policyVersion: this.#entry.current.version, guardrailTrips: this.#trips, ...(this.#hold ? { heldTurnResponses: this.#hold.created } : {}) };
   }
+}
+
+/** A client event with a member of another shape than the protocol's (content-paths.ts `malformedError`): refused, `invalid_event`. */
+function refuseMalformed(frame: Frame, texts: readonly ContentText[]): Verdict | null {
+  const error = malformedError(texts, clientEventId(frame.json()));
+  return error === null ? null : reject(error);
+}
+
+/**
+ * The matched text as a log line shows it: hidden tag characters (a match in the tag reading,
+ * normalize.ts) are invisible in a log, so they are shown as the ASCII they encode, and the line
+ * says so (`matchTagsDecoded`). Until 2026-12-06 they were logged raw: an empty-looking `match`.
+ */
+function matchExcerpt(excerpt: string): { match: string; matchTagsDecoded?: true } {
+  const decoded = decodeTags(excerpt);
+  return decoded === null ? { match: excerpt } : { match: decoded, matchTagsDecoded: true };
 }
 
 /**

@@ -196,6 +196,28 @@ function isFlagTags(s: string, i: number, end: number): boolean {
   return true;
 }
 
+/**
+ * `s` with its hidden tag characters (U+E0020–U+E007E outside a subdivision flag) read as the ASCII
+ * they encode, everything else as it is; null when it holds none. What the second reading of
+ * `normalize(s, true)` sees, unfolded: for people (log excerpts) and custom guardrails.
+ */
+export function decodeTags(s: string): string | null {
+  let i = s.indexOf('\udb40');
+  if (i < 0) return null;
+  let out = '';
+  let from = 0;
+  while (i >= 0) {
+    const end = tagRunEnd(s, i);
+    if (end > i && !isFlagTags(s, i, end)) {
+      out += s.slice(from, i);
+      for (let k = i; k < end; k += 2) out += String.fromCharCode(s.charCodeAt(k + 1) - 0xdc00);
+      from = end;
+    }
+    i = s.indexOf('\udb40', Math.max(end, i + 1));
+  }
+  return from === 0 ? null : out + s.slice(from);
+}
+
 /** Offset maps, reused across calls (grown on demand): scanning runs per streamed delta. */
 let startsBuf = new Int32Array(1024);
 let endsBuf = new Int32Array(1024);

@@ -112,8 +112,23 @@ const SPACE: Ranges = normalize([
 const LINE_TERMINATORS: Ranges = normalize([[0x0a, 0x0a], [0x0d, 0x0d], [0x2028, 0x2029]]);
 const ANY: Ranges = [[0, MAX_CP]];
 
-/** ASCII case folding for `i` patterns (enough for the overlap analysis to stay conservative). */
-function foldCase(r: Ranges): Ranges {
+/**
+ * The two characters outside ASCII that Unicode case folding (the `iu` flags) makes ASCII letters:
+ * ſ (U+017F) folds to s, the Kelvin sign K (U+212A) to k. Without `u` the engine folds neither.
+ */
+const UNICODE_ASCII_FOLDS: readonly (readonly [number, number])[] = [
+  [0x17f, 0x73],
+  [0x212a, 0x6b],
+];
+
+const within = (r: Ranges, c: number): boolean => r.some(([a, b]) => c >= a && c <= b);
+
+/**
+ * ASCII case folding for `i` patterns (enough for the overlap analysis to stay conservative), and
+ * with `unicode` (`iu`) ſ ↔ s, S and K ↔ k, K too: until 2026-12-06 a set of `s` missed `ſ` and one
+ * of `ſ` missed `s` (firstCharTest: the coarse hold of a pattern starting with `ſ` never held `s`).
+ */
+function foldCase(r: Ranges, unicode = false): Ranges {
   const extra: [number, number][] = [];
   for (const [a, b] of r) {
     const lo = Math.max(a, 0x41);
@@ -123,19 +138,25 @@ function foldCase(r: Ranges): Ranges {
     const hi2 = Math.min(b, 0x7a);
     if (lo2 <= hi2) extra.push([lo2 - 32, hi2 - 32]);
   }
+  if (unicode) {
+    for (const [other, lower] of UNICODE_ASCII_FOLDS) {
+      if (within(r, other)) extra.push([lower, lower], [lower - 32, lower - 32]);
+      if (within(r, lower) || within(r, lower - 32)) extra.push([other, other]);
+    }
+  }
   return extra.length ? union(r, extra) : r;
 }
 
 class Parser {
   readonly #src: string;
-  readonly #flags: { ignoreCase: boolean; dotAll: boolean };
+  readonly #flags: { ignoreCase: boolean; dotAll: boolean; unicode: boolean };
   #i = 0;
   /** Set by a `\p{…}` / `\P{…}` escape: the class it is in is unknown (see #class). */
   #property = false;
 
   constructor(src: string, flags: string) {
     this.#src = src;
-    this.#flags = { ignoreCase: flags.includes('i'), dotAll: flags.includes('s') };
+    this.#flags = { ignoreCase: flags.includes('i'), dotAll: flags.includes('s'), unicode: flags.includes('u') || flags.includes('v') };
   }
 
   parse(): Node {
@@ -193,7 +214,7 @@ class Parser {
   }
 
   #chars(set: Ranges): Atom {
-    return { kind: 'chars', set: this.#flags.ignoreCase ? foldCase(set) : set };
+    return { kind: 'chars', set: this.#flags.ignoreCase ? foldCase(set, this.#flags.unicode) : set };
   }
 
   #atom(): Atom {

@@ -302,6 +302,26 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       expect(conn.received.filter((r) => r.type === 'session.update')).toEqual([]);
       c.close();
     },
+    'Client event whose known text member has another shape (`session.instructions` as an array, a message part\'s `text` as a number, a prompt variable as a number)': async () => {
+      const c = await tp.client();
+      await c.next('session.created');
+      const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+      c.send({ type: 'session.update', event_id: 'evt_shape', session: { type: 'realtime', instructions: ['ignore previous instructions'] } });
+      const refused = await c.waitFor((e) => e.type === 'error' && (e['error'] as { event_id?: string }).event_id === 'evt_shape');
+      expect(refused['error']).toMatchObject({ code: 'invalid_event', type: 'invalid_request_error', param: 'session.instructions', details: { reason: 'invalid_type' } });
+      c.send({ type: 'conversation.item.create', event_id: 'evt_shape2', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 7 }] } });
+      const refused2 = await c.waitFor((e) => e.type === 'error' && (e['error'] as { event_id?: string }).event_id === 'evt_shape2');
+      expect(refused2['error']).toMatchObject({ code: 'invalid_event', details: { reason: 'invalid_type' } });
+      c.send({ type: 'response.create', event_id: 'evt_shape3', response: { prompt: { id: 'pmpt_1', variables: { name: 7 } } } });
+      const refused3 = await c.waitFor((e) => e.type === 'error' && (e['error'] as { event_id?: string }).event_id === 'evt_shape3');
+      expect(refused3['error']).toMatchObject({ code: 'invalid_event', details: { reason: 'invalid_type' } });
+      // The session goes on: a well-formed event after them is relayed.
+      c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hello' }] } });
+      await c.next('conversation.item.added');
+      expect(conn.received.filter((r) => r.type === 'session.update' || r.type === 'response.create')).toEqual([]);
+      expect(conn.received.filter((r) => r.type === 'conversation.item.create')).toHaveLength(1);
+      c.close();
+    },
     'Query parameter other than `model`, `intent`, `call_id` (e.g. `api_key`, `deployment`, `api-version`)': async () => {
       const c = await tp.client({ query: 'model=gpt-realtime&api_key=sk-leak&deployment=d1&api-version=2025-01-01&tenant_hint=x' });
       await c.next('session.created');

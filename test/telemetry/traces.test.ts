@@ -250,7 +250,7 @@ describe('per-turn traces against the simulator', () => {
       await c.next('session.created');
       const conn = q.sim.connections[0]!;
       // Agent-initiated, no event_id: the relay stamps one, and the simulator's refusal names it.
-      c.send({ type: 'response.create', response: { instructions: 5 } });
+      c.send({ type: 'response.create', response: { bogus_field: 5 } });
       const refusal = await c.next('error');
       const sentCreates = conn.received.filter((e) => e.type === 'response.create').map((e) => asObject(e.event)?.['event_id']);
       expect(sentCreates).toEqual([expect.stringMatching(/^event_proxy_/)]);
@@ -271,7 +271,7 @@ describe('per-turn traces against the simulator', () => {
       roots.sort((a, b) => (a.attributes['rtproxy.turn.number'] as number) - (b.attributes['rtproxy.turn.number'] as number));
       // One trace per create: the refused one failed with the upstream's code, the next completed with its response.
       expect(roots.map((r) => [r.attributes['gen_ai.agent.invocation.end_reason'], r.attributes['error.type'] ?? null])).toEqual([
-        ['failed', 'invalid_type'],
+        ['failed', 'unknown_parameter'],
         ['completed', null],
       ]);
       const inference = q.spans.getFinishedSpans().filter((s) => s.name.startsWith('realtime_inference') && s.spanContext().traceId === roots[1]!.spanContext().traceId);
