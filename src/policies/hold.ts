@@ -34,6 +34,17 @@ export interface HoldDetails {
   readonly policyVersion: string;
 }
 
+/** The hold of each session that has one (the guardrail filter makes it; the truncation filter asks it). */
+const HOLDS = new WeakMap<SessionContext, SpokenTurnHold>();
+
+/** The spoken-turn hold of this session, if it holds turns (see SpokenTurnHold). */
+export function spokenTurnHold(ctx: SessionContext): SpokenTurnHold | undefined {
+  return HOLDS.get(ctx);
+}
+
+/** Turns that passed and wait for the response that answers them (see SpokenTurnHold#answering). */
+const MAX_ANSWERING = 2 * MAX_HELD_TURNS;
+
 /**
  * Spoken turns held until their transcript is checked (policy `guardrails.holdSpokenInput`).
  * The locks keep `turn_detection.create_response` off, so the server never answers a turn by
@@ -84,12 +95,29 @@ export class SpokenTurnHold {
   readonly #unconfirmed = new Map<string, NodeJS.Timeout>();
   /** A response the proxy created for checked turns was cancelled (it heard a held turn): owed again. */
   #reowe = false;
+  /**
+   * The client `response.create` this hold let go last stands for turns that passed (the proxy owes
+   * none for them while it does). A later filter that refuses it (`clientCreateRefused`: the
+   * truncation budget) leaves them owed again: until 2026-12-06 such a turn went unanswered.
+   */
+  #standing = false;
+  /**
+   * Turns that passed and whose response has not started yet: no prune may delete them (the
+   * truncation filter pins them with the held ones, `awaitsAnswer`), else the response owed for a
+   * turn would answer a conversation without it (until 2026-12-06 with `keepLast: 0` a held turn
+   * over the budget was deleted before the proxy's response). Kept until a create for them leaves
+   * (the proxy's) or the next response ends with nothing owed (a client create stood for them).
+   */
+  readonly #answering = new Set<string>();
+  /** The turns the proxy's last create was for: pinned again if that response is cancelled and owed again (`startedUnchecked`). */
+  #createdFor: string[] = [];
 
   constructor(ctx: SessionContext, by: string, timeoutMs: number, details: () => HoldDetails) {
     this.#ctx = ctx;
     this.#by = by;
     this.#timeoutMs = timeoutMs;
     this.#details = details;
+    HOLDS.set(ctx, this);
   }
 
   /** The deadline of every wait (a held turn's transcript, a paused client create). */
@@ -109,6 +137,27 @@ export class SpokenTurnHold {
 
   isHeld(itemId: string | null): itemId is string {
     return itemId !== null && this.#held.has(itemId);
+  }
+
+  /** The item is a spoken turn held for its transcript, or one that passed and waits for its response: no prune may delete it. */
+  awaitsAnswer(itemId: string): boolean {
+    return !this.#closed && (this.#held.has(itemId) || this.#answering.has(itemId));
+  }
+
+  /** The client create this hold let go last stands for turns that passed (see `clientCreateRefused`). */
+  get clientCreateStands(): boolean {
+    return this.#standing && !this.#closed;
+  }
+
+  /**
+   * A filter after the guardrails (the truncation budget) refused the client `response.create`
+   * this hold let go last: it never reaches the upstream, so the turns it stood for are owed the
+   * proxy's response again, as if it had not been sent (the client has its refusal).
+   */
+  clientCreateRefused(): void {
+    if (!this.clientCreateStands) return;
+    this.#standing = false;
+    this.#owe();
   }
 
   // ---- client → upstream --------------------------------------------------------------------
@@ -140,12 +189,16 @@ export class SpokenTurnHold {
    */
   clientCreate(ev: JsonObject): Verdict | Promise<Verdict> {
     const inConversation = asObject(ev['response'])?.['conversation'] !== 'none';
+    this.#standing = false;
     if (!this.busy || this.#closed) {
       // While an in-conversation response runs, the upstream refuses this create
       // (conversation_already_has_active_response): a response owed for a checked turn still stands.
       // If that response ends first, the client's create answers the turn and the proxy's, sent
       // after it, is refused upstream as a harmless race (RelaySession#isAboutInjected).
-      if (inConversation && !this.#inConversationResponseActive()) this.#coveredByClient();
+      if (inConversation && !this.#inConversationResponseActive()) {
+        this.#standing = this.#owed !== null;
+        this.#coveredByClient();
+      }
       return CONTINUE;
     }
     if (this.#waiting) return CONTINUE; // cannot happen: the client direction is paused on the first
@@ -188,6 +241,7 @@ export class SpokenTurnHold {
   passed(itemId: string): void {
     if (!this.#held.delete(itemId)) return;
     this.#passed++;
+    this.#pin(itemId);
     this.#settle();
   }
 
@@ -245,17 +299,28 @@ export class SpokenTurnHold {
     const response = this.#ctx.conversation.response(responseId);
     if (!response || this.#closed) return false;
     if (this.#held.size === 0 && this.#unconfirmed.size === 0) return this.serverStartedEarly(responseId);
-    if (response.origin === 'proxy') this.#reowe = true;
+    if (response.origin === 'proxy') {
+      this.#reowe = true;
+      for (const id of this.#createdFor) this.#pin(id);
+    }
     return true;
   }
 
   /** A response ended: an owed response may start now. */
   responseDone(): void {
+    // Nothing owed nor to be: the turns that passed were answered (a client create stood for them and left).
+    if (this.#owed === null && this.#passed === 0 && !this.#reowe) {
+      this.#answering.clear();
+      this.#standing = false;
+    }
     this.#tryCreate();
   }
 
   close(): void {
     this.#closed = true;
+    if (HOLDS.get(this.#ctx) === this) HOLDS.delete(this.#ctx);
+    this.#answering.clear();
+    this.#createdFor = [];
     for (const c of this.#commits) clearTimeout(c.timer);
     this.#commits.length = 0;
     this.#held.clear();
@@ -296,6 +361,7 @@ export class SpokenTurnHold {
           if (passed) this.#owe();
         } else {
           this.#coveredByClient();
+          this.#standing = passed;
           w.resolve(CONTINUE);
         }
         return;
@@ -326,8 +392,17 @@ export class SpokenTurnHold {
     clearTimeout(this.#owed);
     this.#owed = null;
     this.#created++;
+    // The turns are in the conversation this create reads: deletes after it are read after it.
+    this.#createdFor = [...this.#answering];
+    this.#answering.clear();
     // Like a VAD response: the session's settings apply (metering reserves it at response.created).
     this.#ctx.sendUpstream({ type: 'response.create' }, this.#by);
+  }
+
+  /** A turn that passed waits for its response: pinned against prunes (bounded: the oldest is let go). */
+  #pin(itemId: string): void {
+    if (this.#answering.size >= MAX_ANSWERING && !this.#answering.has(itemId)) this.#answering.delete(this.#answering.values().next().value!);
+    this.#answering.add(itemId);
   }
 
   #inConversationResponseActive(): boolean {

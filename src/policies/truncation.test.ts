@@ -1341,7 +1341,7 @@ describe(`instructions and tools: within ${INSTRUCTIONS_SHARE} of the target tog
       error: {
         type: 'invalid_request_error',
         code: 'context_budget_exceeded',
-        message: 'The instructions and tools a response would read exceed their share of the context budget.',
+        message: 'The instructions, tools and prompt variables a response would read exceed their share of the context budget.',
         param: 'session.instructions',
         event_id: 'evt_1',
         details: { tokens: 501, limit: 500 },

@@ -8,6 +8,7 @@ import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Provenance } from '../protocol/conversation.js';
 import { clientEventId } from './util.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
+import { spokenTurnHold } from './hold.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -72,16 +73,18 @@ export const KEEP_FIRST_SHARE = 0.5;
 export const MAX_REMEMBERED_PRUNED_CALLS = 256;
 export const MAX_REMEMBERED_CALL_ID_CHARS = 128;
 /**
- * The share of the prune target (`maxTokens × targetRatio`) the instructions and tools a response
- * reads may take together: the session's, or a response.create's own (which replace the session's
- * for that response, each of the two on its own). They are session state, not items: every
+ * The share of the prune target (`maxTokens × targetRatio`) the instructions, tools and reusable
+ * prompt variables a response reads may take together: the session's, or a response.create's own
+ * (which replace the session's for that response, each on its own). They are session state, not items: every
  * response reads them and no delete can take them away, so without a bound one `session.update`
  * (instructions or tool definitions of any size, up to a frame) held every response over the
  * budget, and the pruning deleted the client's items at every response without ever getting under
  * it. Half the target: what the other half leaves the conversation is the same room the system
  * messages' and the unanswered calls' shares are cut from. Estimated as the tracker estimates text
- * (`instructions` chars / 4, `tools` as the characters of their JSON / 4); a reusable `prompt`'s
- * own instructions and the tools an MCP server lists are not known to the proxy and not counted.
+ * (`instructions` chars / 4, `tools` as the characters of their JSON / 4, `prompt.variables` by
+ * `promptTokens`; until 2026-12-06 the variables were not counted). A stored prompt's own text is
+ * not known to the proxy and not counted; the tools an MCP server lists come as an `mcp_list_tools`
+ * item, counted as an item.
  */
 export const INSTRUCTIONS_SHARE = 0.5;
 
@@ -95,24 +98,68 @@ export function instructionsTokens(instructions: unknown): number {
   return typeof instructions === 'string' ? textTokens(instructions) : 0;
 }
 
-/** Tokens of a `tools` value: its JSON's characters / 4 (an empty list, or anything but a list: none). */
+/**
+ * Tokens of a `tools` value: its JSON's characters / 4 (an empty list, or anything but a list:
+ * none). MCP tools (`type: "mcp"`) count as the definitions the client sends (server label and
+ * URL, allowed tools, headers, ...); the tools the MCP server then lists reach the conversation as
+ * an `mcp_list_tools` item, counted (and pruned) as an item once complete.
+ */
 export function toolsTokens(tools: unknown): number {
   return Array.isArray(tools) && tools.length > 0 ? textTokens(JSON.stringify(tools)) : 0;
 }
 
-/** The instructions and tools a response reads, in tokens (see INSTRUCTIONS_SHARE). */
+/**
+ * Tokens of a reusable prompt's `variables` (`prompt: {id, version, variables}`): the upstream puts
+ * each into what every response of the session (or the one response) reads. Estimated as the
+ * tracker estimates text: each name and value, characters / 4 together (a string, an `input_text`'s
+ * text; anything else but an image as the characters of its JSON, an `input_file` too: its file
+ * is not seen), an `input_image` as an image item part. None without variables, for `prompt: null`,
+ * or anything but an object. The stored prompt's own text (its template, instructions, tools) is
+ * kept by OpenAI: the proxy does not see it and it is not counted (usage calibrates the overhead).
+ */
+export function promptTokens(prompt: unknown): number {
+  const vars = asObject(asObject(prompt)?.['variables']);
+  if (!vars) return 0;
+  let chars = 0;
+  let images = 0;
+  for (const [name, value] of Object.entries(vars)) {
+    chars += name.length;
+    if (typeof value === 'string') {
+      chars += value.length;
+      continue;
+    }
+    const part = asObject(value);
+    if (part?.['type'] === 'input_image') images++;
+    else if (part?.['type'] === 'input_text' && typeof part['text'] === 'string') chars += part['text'].length;
+    else chars += JSON.stringify(value ?? null).length;
+  }
+  return Math.ceil(chars / 4) + images * IMAGE_TOKENS;
+}
+
+/**
+ * The instructions, tools and reusable prompt variables a response reads, in tokens (see
+ * INSTRUCTIONS_SHARE). `prompt` left out: none.
+ */
 export interface PromptPrefix {
   readonly instructions: number;
   readonly tools: number;
+  readonly prompt?: number;
 }
 
-const NO_PREFIX: PromptPrefix = { instructions: 0, tools: 0 };
+const NO_PREFIX: PromptPrefix = { instructions: 0, tools: 0, prompt: 0 };
 
-/** What the session's instructions and tools become with what `own` (a `session.update`'s `session`, a `response.create`'s `response`) sets. */
+const prefixTokens = (p: PromptPrefix) => p.instructions + p.tools + (p.prompt ?? 0);
+
+/**
+ * What the session's instructions, tools and prompt variables become with what `own` (a
+ * `session.update`'s `session`, a `response.create`'s `response`) sets: each it sets replaces the
+ * current one (a response's own `prompt` the session's, `prompt: null` none).
+ */
 export function prefixAfter(own: JsonObject, current: PromptPrefix): PromptPrefix {
   return {
     instructions: own['instructions'] !== undefined ? instructionsTokens(own['instructions']) : current.instructions,
     tools: own['tools'] !== undefined ? toolsTokens(own['tools']) : current.tools,
+    prompt: own['prompt'] !== undefined ? promptTokens(own['prompt']) : (current.prompt ?? 0),
   };
 }
 
@@ -130,18 +177,15 @@ export function checkPromptPrefix(budget: Budget, current: PromptPrefix, own: Js
 
 /** `checkPromptPrefix` with `next` (= `prefixAfter(own, current)`) already computed: the tools' JSON is sized once per event. */
 function prefixRefusal(budget: Budget, current: PromptPrefix, next: PromptPrefix, own: JsonObject, at: string, eventId: string | null): ProxyError | null {
-  const setsInstructions = own['instructions'] !== undefined;
-  const setsTools = own['tools'] !== undefined;
-  if (!setsInstructions && !setsTools) return null;
-  const { instructions, tools } = next;
-  const tokens = instructions + tools;
+  const sets = (['instructions', 'tools', 'prompt'] as const).filter((field) => own[field] !== undefined);
+  if (sets.length === 0) return null;
+  const tokens = prefixTokens(next);
   const limit = instructionsLimit(budget);
-  if (tokens <= limit || tokens <= current.instructions + current.tools) return null;
-  // The field the event changes (one it sets as it was, e.g. locked instructions, is not its doing); both: the larger.
-  const changesInstructions = setsInstructions && instructions !== current.instructions;
-  const changesTools = setsTools && tools !== current.tools;
-  const field = changesInstructions && (!changesTools || instructions >= tools) ? 'instructions' : 'tools';
-  return new ProxyError('context_budget_exceeded', { eventId, param: `${at}.${field}`, details: { tokens, limit } });
+  if (tokens <= limit || tokens <= prefixTokens(current)) return null;
+  // The field the event changes (one it sets as it was, e.g. locked instructions, is not its doing); several: the largest (the first of equals).
+  let field: (typeof sets)[number] | null = null;
+  for (const f of sets) if ((next[f] ?? 0) !== (current[f] ?? 0) && (field === null || (next[f] ?? 0) > (next[field] ?? 0))) field = f;
+  return new ProxyError('context_budget_exceeded', { eventId, param: `${at}.${field ?? sets[0]!}`, details: { tokens, limit } });
 }
 
 interface TrackedItem {
@@ -232,8 +276,14 @@ export class ContextTracker {
     return this.#byId.get(id)?.tokens ?? null;
   }
 
-  total(): number {
-    let sum = this.#overhead;
+  /**
+   * What the next response reads, estimated: the items and the overhead. `known`: the instructions,
+   * tools and prompt variables the proxy knows that response reads (PromptPrefix), a floor of the
+   * overhead: before the first response.done calibrates it (none yet), or after a session.update
+   * made them larger than when it was calibrated.
+   */
+  total(known = 0): number {
+    let sum = Math.max(this.#overhead, known);
     for (const i of this.#items) sum += i.tokens;
     return sum;
   }
@@ -355,13 +405,17 @@ export class ContextTracker {
    * still be running the function) for the most recent unanswered calls (the newest always when
    * the model made it, the others up to MAX_PINNED_UNANSWERED_CALLS and UNANSWERED_CALLS_SHARE of
    * the target); an older unanswered call is deleted like any item.
-   * `pendingTokens`: items about to join the conversation (created, not yet echoed).
+   * `pendingTokens`: items about to join the conversation (created, not yet echoed). `awaited`:
+   * items pinned for a while as the ones in progress are (spoken turns held for their transcript,
+   * or passed and waiting for the response that answers them: `SpokenTurnHold#awaitsAnswer`).
+   * `known`: the instructions, tools and prompt variables the response reads, as the proxy knows
+   * them: the overhead is at least that (see `total`).
    * When what no delete will ever take away (the overhead, the keepFirst and system pins) is
    * itself over `maxTokens`, the budget cannot be met: null until what may be
    * deleted exceeds `maxTokens − target`, then all of it.
    */
-  plan(budget: Budget, pendingTokens = 0, pendingCalls: ReadonlySet<string> = new Set()): PrunePlan | null {
-    const before = this.total() + pendingTokens;
+  plan(budget: Budget, pendingTokens = 0, pendingCalls: ReadonlySet<string> = new Set(), awaited?: (id: string) => boolean, known = 0): PrunePlan | null {
+    const before = this.total(known) + pendingTokens;
     if (before <= budget.maxTokens) return null;
     const target = Math.floor(budget.maxTokens * budget.targetRatio);
     const n = this.#items.length;
@@ -376,7 +430,7 @@ export class ContextTracker {
     ]);
     for (const item of lastingPins) pinned.add(item);
     this.#items.forEach((item, idx) => {
-      if (idx >= n - budget.keepLast || item.status === 'in_progress') pinned.add(item);
+      if (idx >= n - budget.keepLast || item.status === 'in_progress' || awaited?.(item.id)) pinned.add(item);
     });
     // A function_call and its function_call_output(s) are deleted together (never an unanswered call).
     const groups = new Map<string | TrackedItem, TrackedItem[]>();
@@ -416,7 +470,7 @@ export class ContextTracker {
     // leaves between prunes (maxTokens − target), as often as under a budget that can be met.
     let prunable = 0;
     for (const group of groups.values()) if (!group.some((g) => pinned.has(g))) for (const g of group) prunable += g.tokens;
-    let lasting = this.#overhead;
+    let lasting = Math.max(this.#overhead, known);
     for (const item of lastingPins) lasting += item.tokens;
     if (lasting > budget.maxTokens && prunable <= budget.maxTokens - target) return null;
     const chosen = new Set<TrackedItem>();
@@ -484,7 +538,7 @@ export class TruncationFilter implements Filter {
   readonly #prunedCalls = new LazySet<string>();
   #pruned = 0;
   /**
-   * The session's instructions and tools, in tokens (INSTRUCTIONS_SHARE): as the upstream showed
+   * The session's instructions, tools and prompt variables, in tokens (INSTRUCTIONS_SHARE): as the upstream showed
    * them (`session.created` with what went upstream before it applied, `session.updated` once every
    * session.update sent is answered), and as a client update this filter let through sets them
    * (before the upstream answers: a second update checked meanwhile counts the first). An update
@@ -512,18 +566,38 @@ export class TruncationFilter implements Filter {
       if (item) this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: asString(item['call_id']), tokens: estimateItemTokens(item, null) });
       return CONTINUE;
     }
-    const ev = frame.json();
+    const verdict = this.#responseCreate(frame.json());
+    if (verdict.kind === 'reject') this.#createRefused();
+    return verdict;
+  }
+
+  #responseCreate(ev: JsonObject): Verdict {
     const response = asObject(ev['response']);
     // Its own instructions and tools replace the session's for this response: within the share.
     const read = response ? prefixAfter(response, this.#prefix) : this.#prefix;
-    const refused = response ? prefixRefusal(this.#budget, this.#prefix, read, response, 'response', clientEventId(ev)) : null;
+    const refused = response ? prefixRefusal(this.#budget!, this.#prefix, read, response, 'response', clientEventId(ev)) : null;
     if (refused) return reject(refused);
     // A response with its own `input` reads that, not the default conversation. Without one it
     // reads the default conversation even out of band (`conversation: "none"` only decides where
     // its output goes).
     if (response?.['input'] !== undefined && response['input'] !== null) return this.#checkInput(ev, read, response['input']);
-    this.#prune('response.create');
+    this.#prune('response.create', read);
     return CONTINUE;
+  }
+
+  /**
+   * This filter refused a client `response.create`. Where spoken turns are held
+   * (`holdSpokenInput`), the hold may have let it go to stand for turns that passed (the proxy then
+   * owes them none): refused here, it never reaches the upstream, so those turns are owed the
+   * proxy's own `response.create` again (the session's instructions and tools, which fit their
+   * share; pruned for first, as a client create that reads the conversation is). Until 2026-12-06
+   * such a turn went unanswered: the client had its refusal and the user's speech no answer.
+   */
+  #createRefused(): void {
+    const hold = spokenTurnHold(this.#ctx);
+    if (!hold?.clientCreateStands) return;
+    this.#prune('held turn');
+    hold.clientCreateRefused();
   }
 
   /**
@@ -553,7 +627,7 @@ export class TruncationFilter implements Filter {
         return reject(new ProxyError('function_call_pruned', { eventId: clientEventId(ev), param: `response.input[${i}].call_id`, details: { call_id: callId } }));
       }
     }
-    let tokens = read.instructions + read.tools;
+    let tokens = prefixTokens(read);
     for (const entry of items) {
       const item = asObject(entry);
       if (!item) continue;
@@ -594,7 +668,10 @@ export class TruncationFilter implements Filter {
       const early = conversation.updatesBeforeCreated;
       const shown = prefixAfter(early ? applySessionUpdate(session, early) : session, NO_PREFIX);
       // Updates went upstream the view no longer holds (past its bound): the larger of the two.
-      this.#prefix = outstanding && !early ? { instructions: Math.max(shown.instructions, this.#prefix.instructions), tools: Math.max(shown.tools, this.#prefix.tools) } : shown;
+      this.#prefix =
+        outstanding && !early
+          ? { instructions: Math.max(shown.instructions, this.#prefix.instructions), tools: Math.max(shown.tools, this.#prefix.tools), prompt: Math.max(shown.prompt ?? 0, this.#prefix.prompt ?? 0) }
+          : shown;
     } else if (!outstanding) {
       this.#prefix = prefixAfter(session, NO_PREFIX);
     }
@@ -705,8 +782,11 @@ export class TruncationFilter implements Filter {
     }
   }
 
-  #prune(trigger: string): void {
-    const plan = this.tracker.plan(this.#budget!, this.#pendingTokens(), this.#pendingCalls());
+  /** `read`: the instructions, tools and prompt variables the next response reads (the session's unless a create sets its own). */
+  #prune(trigger: string, read: PromptPrefix = this.#prefix): void {
+    // Spoken turns held for their transcript, or passed and waiting for their response, are pinned.
+    const hold = spokenTurnHold(this.#ctx);
+    const plan = this.tracker.plan(this.#budget!, this.#pendingTokens(), this.#pendingCalls(), hold ? (id) => hold.awaitsAnswer(id) : undefined, prefixTokens(read));
     if (!plan) return;
     for (const id of plan.itemIds) {
       const call = this.tracker.unansweredCall(id);

@@ -74,7 +74,7 @@ export const ErrorCatalogue = {
     type: 'invalid_request_error',
     message: 'The function call this output answers was deleted from the conversation to keep it within the context budget; the output was not relayed.',
   },
-  context_budget_exceeded: { type: 'invalid_request_error', http: 400, message: 'The instructions and tools a response would read exceed their share of the context budget.' },
+  context_budget_exceeded: { type: 'invalid_request_error', http: 400, message: 'The instructions, tools and prompt variables a response would read exceed their share of the context budget.' },
   governance_failed: { type: 'server_error', http: 500, close: 'policyViolation', message: 'The upstream refused a setting the proxy enforces; the session cannot be governed.' },
   guardrail_blocked: { type: 'policy_error', http: 403, message: 'The event was blocked by a guardrail policy.' },
   guardrail_redacted: { type: 'policy_error', message: 'Part of the event was redacted by a guardrail policy.' },

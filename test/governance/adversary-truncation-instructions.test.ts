@@ -62,7 +62,7 @@ const manyTools = (count: number) =>
   Array.from({ length: count }, (_, i) => ({ type: 'function', name: `fn_${String(i).padStart(3, '0')}`, description: 'd'.repeat(80), parameters: { type: 'object', properties: {} } }));
 const tokensOf = (v: unknown) => Math.ceil(JSON.stringify(v).length / 4);
 
-const MESSAGE = 'The instructions and tools a response would read exceed their share of the context budget.';
+const MESSAGE = 'The instructions, tools and prompt variables a response would read exceed their share of the context budget.';
 const refusal = (eventId: string, param: string, tokens: number): ReceivedEvent => ({
   type: 'error',
   event_id: expect.any(String) as string,
