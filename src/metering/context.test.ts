@@ -331,4 +331,43 @@ describe('context estimates: every rule errs high, every branch observable', () 
     const ref = c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id: 'item_big' }] });
     expect(ref.text).toBe(20_000 + ITEM_OVERHEAD);
   });
+
+  it('responseInput: a reference the caller knows to be an item of a response still streaming adds what it may hold, in and out of band; the string id only', () => {
+    const c = new ConversationEstimate();
+    c.onItemCreate(text('a'.repeat(100), 'known'));
+    const all = c.total();
+    const asked: unknown[] = [];
+    const streaming = (id: string) => {
+      asked.push(id);
+      return id === 'live' ? tok(0, 500) : null;
+    };
+    const refs = (...ids: unknown[]) => ids.map((id) => ({ type: 'item_reference', id }));
+    // Out of band: the streaming bound, plus the conversation for an id the estimate does not know.
+    expect(c.responseInput({ conversation: 'none', input: refs('live') }, streaming)).toEqual({ text: all.text, audio: 500, image: 0 });
+    expect(c.responseInput({ conversation: 'none', input: refs('known', 'live') }, streaming)).toEqual({ text: 2 * all.text, audio: 500, image: 0 });
+    // Default conversation: the conversation counts every reference, but not output still streaming.
+    expect(c.responseInput({ input: refs('live') }, streaming)).toEqual({ text: all.text, audio: 500, image: 0 });
+    // Known, or not streaming: as without a lookup.
+    expect(c.responseInput({ conversation: 'none', input: refs('known') }, streaming)).toEqual(all);
+    asked.length = 0;
+    expect(c.responseInput({ conversation: 'none', input: [{ type: 'item_reference', id: 7 }] }, streaming)).toEqual(all);
+    expect(asked).toEqual([]);
+    // No input list: never asked (the caller counts the conversation's own responses in flight).
+    expect(c.responseInput({}, streaming)).toEqual(all);
+    expect(asked).toEqual([]);
+  });
+
+  it('uncommittedMs: the audio appended since the last commit or clear, none when empty', () => {
+    const c = new ConversationEstimate();
+    c.bytesPerMs = 48;
+    expect(c.uncommittedMs(0)).toBe(0);
+    expect(c.uncommittedMs(64_000)).toBe(1000);
+    c.onClientCommit(64_000);
+    expect(c.uncommittedMs(64_000)).toBe(0);
+    expect(c.uncommittedMs(64_000 + 640)).toBe(10);
+    c.onBufferCleared(70_000);
+    expect(c.uncommittedMs(64_000)).toBe(0);
+    c.onCommitted('item_a', 70_000 + 6_400);
+    expect(c.uncommittedMs(70_000 + 6_400)).toBe(0);
+  });
 });

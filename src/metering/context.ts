@@ -259,6 +259,12 @@ export class ConversationEstimate {
     return { text: ITEM_OVERHEAD, audio: audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD, image: 0 };
   }
 
+  /** Milliseconds of audio (an upper bound) in the input buffer not committed yet (appended since the last commit or clear). */
+  uncommittedMs(appendedWireBytes: number): number {
+    const chars = appendedWireBytes - this.#bufferStart;
+    return chars <= 0 ? 0 : audioMsOfBase64(chars, this.bytesPerMs);
+  }
+
   #raiseItem(id: string | null, t: Readonly<ModalityTokens>): void {
     if (id === null) return;
     const known = this.#items.get(id);
@@ -284,8 +290,11 @@ export class ConversationEstimate {
    * Input of a response about to run, without its prompt. Out-of-band responses with an `input`
    * list read those items only (a reference this session has no estimate for counts the whole
    * conversation); every other response reads the conversation (plus any inline items).
+   * `streaming`: what a referenced item of a response still running may hold so far (the caller
+   * knows which items those are, from the conversation view), or null; counted on top, since the
+   * estimate gains that output only when its response is done.
    */
-  responseInput(response: JsonObject | null): ModalityTokens {
+  responseInput(response: JsonObject | null, streaming?: (itemId: string) => Readonly<ModalityTokens> | null): ModalityTokens {
     const input = response?.['input'];
     const outOfBand = response?.['conversation'] === 'none';
     if (!Array.isArray(input)) return this.total();
@@ -295,6 +304,8 @@ export class ConversationEstimate {
       const item = obj(raw);
       if (!item) continue;
       if (item['type'] === 'item_reference') {
+        const partial = streaming && typeof item['id'] === 'string' ? streaming(item['id']) : null;
+        if (partial) add(t, partial);
         if (wholeConversation) continue;
         const known = typeof item['id'] === 'string' ? this.#items.get(item['id']) : undefined;
         if (known) add(t, known);

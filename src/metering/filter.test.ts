@@ -1307,6 +1307,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear']);
       expect(f.wants.server).toEqual([
         'input_audio_buffer.committed',
+        'input_audio_buffer.speech_started',
         'session.created',
         'session.updated',
         'response.created',
@@ -1994,10 +1995,11 @@ describe("metering filter: one session's life", () => {
       // Its response.created may sit unread upstream: a create sent while paused is kept too.
       client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 5 } });
       vi.advanceTimersByTime(60_000);
-      expect(reserved(s).tokens).toBe(2 * (8 + 5));
+      // c2 also reserves the output c1 may add to the conversation before c2 is read (8 + 5).
+      expect(reserved(s).tokens).toBe(3 * (8 + 5));
       ctx.report({ kind: 'backpressure', direction: 'server', state: 'resumed' });
       vi.advanceTimersByTime(999);
-      expect(reserved(s).tokens).toBe(2 * (8 + 5));
+      expect(reserved(s).tokens).toBe(3 * (8 + 5));
       vi.advanceTimersByTime(1);
       expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
     });
@@ -3556,5 +3558,241 @@ describe('metering filter: 2026-12-06 red-team fixes', () => {
     server(f, created('resp_x64', { conversation_id: null, metadata: { k: '64' }, max_output_tokens: 1 }));
     // x0 (forgotten) as a server-started response: the conversation (resp_1's 9) + 8 of prompt + 1; x64 as its create.
     expect(reservedTokens(s)).toBe(9 + 8 + 1 + held);
+  });
+});
+
+describe('metering filter: 2026-12-06 second red-team pass (test/metering/redteam-money-2.test.ts)', () => {
+  const CAPPED = { dailyUsd: '1000' };
+  const caps = { ...NO_CAPS, dayNanos: 1 };
+  const reservedNow = (s: Setup) => s.ledger.status('acme', caps, T0).day.reserved;
+  let seq = 0;
+  /** What a response.create would reserve now (then refused upstream, which frees it). */
+  function probe(s: Setup, f: Filter, response: Record<string, unknown>): { nanos: number; tokens: number } {
+    const before = reservedNow(s);
+    client(f, { type: 'response.create', event_id: `p2_${++seq}`, response: { output_modalities: ['text'], max_output_tokens: 1, ...response } });
+    const after = reservedNow(s);
+    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: lastSent(f) } });
+    expect(reservedNow(s)).toEqual(before);
+    return { nanos: after.nanos - before.nanos, tokens: after.tokens - before.tokens };
+  }
+  const ref = (...ids: string[]) => ({ conversation: 'none', input: ids.map((id) => ({ type: 'item_reference', id })) });
+  const added = (responseId: string, id: string) => ({ type: 'response.output_item.added', response_id: responseId, output_index: 0, item: { id, type: 'message', role: 'assistant', status: 'in_progress', content: [] } });
+  const start = (f: Filter, id: string, response: Record<string, unknown>, echo: Record<string, unknown> = {}) => {
+    expect(client(f, { type: 'response.create', event_id: `c_${id}`, response }).kind).toBe('continue');
+    server(f, created(id, { max_output_tokens: response['max_output_tokens'] ?? 'inf', ...echo }));
+  };
+
+  describe('output of responses still running', () => {
+    it('a reference to an item of a running text response counts its output limit as text, once per response, framing per item; nothing once it is done', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      start(f, 'resp_1', { output_modalities: ['text'], max_output_tokens: 100 });
+      server(f, added('resp_1', 'item_a'));
+      // The conversation (0) for the unknown id, resp_1's 100 + 8 framing, 8 of prompt, 1 out.
+      expect(probe(s, f, ref('item_a')).tokens).toBe(100 + 8 + 8 + 1);
+      server(f, added('resp_1', 'item_b'));
+      expect(probe(s, f, ref('item_a', 'item_b')).tokens).toBe(100 + 16 + 8 + 1);
+      server(f, done('resp_1', usage(0, 0, 100, 0), 'completed', { output_modalities: ['text'] }));
+      // Done: the conversation has it (the calibration), the reference counts the conversation only.
+      expect(probe(s, f, ref('item_a')).tokens).toBe(100 + 8 + 1);
+    });
+
+    it('an audio response\'s items count its output as audio (the dearer input); "inf" is the model maximum', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      start(f, 'resp_1', { max_output_tokens: 50 });
+      server(f, added('resp_1', 'item_a'));
+      expect(probe(s, f, ref('item_a'))).toEqual({ tokens: 50 + 8 + 8 + 1, nanos: 50 * 32_000 + 16 * 4_000 + 16_000 });
+      start(f, 'resp_2', { conversation: 'none', output_modalities: ['text'] }, { conversation_id: null });
+      server(f, added('resp_2', 'item_b'));
+      expect(probe(s, f, ref('item_b')).tokens).toBe(4096 + 8 + 8 + 1);
+    });
+
+    it('a reference to a client item or a finished response\'s item adds nothing; an unknown id still counts the conversation', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: { id: 'item_c', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(100) }] } });
+      server(f, { type: 'conversation.item.added', item: { id: 'item_c', type: 'message', role: 'user', content: [] } });
+      expect(probe(s, f, ref('item_c')).tokens).toBe(108 + 8 + 1);
+      expect(probe(s, f, ref('item_zz')).tokens).toBe(108 + 8 + 1);
+    });
+
+    it('a create reading the conversation counts the output of conversation responses running or waiting to start, not out-of-band ones', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      expect(probe(s, f, {}).tokens).toBe(8 + 1);
+      start(f, 'resp_oob', { conversation: 'none', output_modalities: ['text'], max_output_tokens: 70 }, { conversation_id: null });
+      expect(probe(s, f, {}).tokens).toBe(8 + 1);
+      start(f, 'resp_1', { output_modalities: ['text'], max_output_tokens: 100 });
+      expect(probe(s, f, {}).tokens).toBe(108 + 8 + 1);
+      // A conversation create waiting for its response.created: its output too (audio: 30 as audio).
+      expect(client(f, { type: 'response.create', event_id: 'c_wait', response: { max_output_tokens: 30 } }).kind).toBe('continue');
+      expect(probe(s, f, {})).toEqual({ tokens: 108 + 38 + 8 + 1, nanos: (108 + 8 + 8) * 4_000 + 30 * 32_000 + 16_000 });
+      // A conversation create with an input list of its own reads it and the conversation's in-flight output too.
+      expect(probe(s, f, { input: [] }).tokens).toBe(108 + 38 + 8 + 1);
+      // Out of band: none of it.
+      expect(probe(s, f, { conversation: 'none', input: [] }).tokens).toBe(8 + 1);
+    });
+
+    it('a server-started response keeps its output limit for references to its items', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      server(f, { type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 40 } });
+      server(f, created('resp_vad', { max_output_tokens: 40, output_modalities: ['text'] }));
+      server(f, added('resp_vad', 'item_v'));
+      expect(probe(s, f, ref('item_v')).tokens).toBe(40 + 8 + 8 + 1);
+    });
+  });
+
+  describe('a server-VAD turn whose committed is never read', () => {
+    const seconds = (n: number) => ({ type: 'input_audio_buffer.append', audio: Buffer.alloc(n * 48_000).toString('base64') });
+    const vadSession = (td: unknown = { type: 'server_vad', prefix_padding_ms: 200 }, tx: unknown = { model: 'whisper-1' }) => ({
+      type: 'session.updated',
+      session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: tx, turn_detection: td } } },
+    });
+    const close = (f: Filter) => f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+    const billed = (s: Setup) => s.records.map((r) => [r.source, r.ref, r.settledBy, r.seconds]);
+
+    it('3 s sent at once, then the close: the excess over real time plus the padding, within the buffer', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      server(f, vadSession());
+      ctx.time = 1000;
+      client(f, seconds(3));
+      ctx.time = 1100;
+      close(f);
+      expect(s.records.map((r) => [r.source, r.ref, r.settledBy, r.estimated])).toEqual([['transcription', 'vad:unread', 'client_gone_estimate', true]]);
+      // The buffer (3 s + framing) less 1.1 s of wall time, plus 200 ms of padding.
+      const bufferMs = Math.ceil((appendFrame(Buffer.alloc(3 * 48_000).toString('base64')).size * 3) / 4 / 48);
+      expect(s.records[0]!.seconds).toBe((Math.ceil(bufferMs - 1100) + 200) / 1000);
+    });
+
+    it('within the buffer: padding never bills more than was appended', () => {
+      const s = setup();
+      const { f } = session(s);
+      server(f, vadSession({ type: 'server_vad', prefix_padding_ms: 60_000 }));
+      client(f, seconds(3));
+      close(f);
+      expect(s.records[0]!.seconds).toBeLessThan(3.1);
+      expect(s.records[0]!.seconds).toBeGreaterThan(3);
+    });
+
+    it('audio sent in real time, turn detection off, no transcription, a clear, a commit or a committed: nothing billed this way', () => {
+      const cases: Array<(ctx: FakeSession, f: Filter) => void> = [
+        (ctx, f) => {
+          server(f, vadSession());
+          client(f, seconds(3));
+          ctx.time = 3000 - 400;
+        },
+        (_ctx, f) => {
+          server(f, vadSession(null));
+          client(f, seconds(3));
+        },
+        (_ctx, f) => {
+          server(f, vadSession(undefined, null));
+          client(f, seconds(3));
+        },
+        (_ctx, f) => {
+          server(f, vadSession());
+          client(f, seconds(3));
+          client(f, { type: 'input_audio_buffer.clear' });
+        },
+        (_ctx, f) => {
+          server(f, vadSession());
+          client(f, seconds(3));
+          server(f, { type: 'input_audio_buffer.speech_started', audio_start_ms: 0, item_id: 'item_s' });
+          server(f, { type: 'input_audio_buffer.committed', item_id: 'item_s', previous_item_id: null });
+          server(f, transcribed('item_s', { type: 'duration', seconds: 3 }));
+        },
+      ];
+      for (const [i, run] of cases.entries()) {
+        const s = setup();
+        const { ctx, f } = session(s);
+        run(ctx, f);
+        close(f);
+        expect(billed(s).filter((r) => r[2] !== 'transcription.completed'), `case ${i}`).toEqual([]);
+      }
+    });
+
+    it('speech heard (speech_started read, its committed not): from its audio_start_ms to the end of the buffer, named by its item', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      server(f, vadSession());
+      client(f, seconds(2));
+      ctx.time = 2000;
+      server(f, { type: 'input_audio_buffer.speech_started', audio_start_ms: 1500, item_id: 'item_s' });
+      client(f, seconds(1));
+      ctx.time = 3000;
+      f.onClose!({ initiator: 'upstream', code: 1006, reason: '' });
+      expect(billed(s)).toEqual([['transcription', 'item_s', 'upstream_drop_estimate', 1.5]]);
+    });
+
+    it('speech heard without audio_start_ms or item id: the whole buffer, as vad:unread; a turn detection an update in flight turns on counts', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      server(f, vadSession(null));
+      client(f, { type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: { type: 'semantic_vad' } } } } });
+      client(f, seconds(2));
+      ctx.time = 2000;
+      server(f, { type: 'input_audio_buffer.speech_started' });
+      close(f);
+      expect(billed(s).map((r) => r.slice(0, 3))).toEqual([['transcription', 'vad:unread', 'client_gone_estimate']]);
+      expect(s.records[0]!.seconds).toBeGreaterThan(2);
+    });
+
+    it('an update turning transcription on, in flight, counts; once answered, the session as reported decides', () => {
+      const s = setup();
+      const { ctx, f } = session(s);
+      server(f, vadSession(undefined, null));
+      client(f, { type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 'whisper-1' } } } } });
+      client(f, seconds(3));
+      close(f);
+      expect(billed(s).map((r) => r[1])).toEqual(['vad:unread']);
+      const s2 = setup();
+      const b = session(s2);
+      server(b.f, vadSession(undefined, null));
+      client(b.f, { type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 'whisper-1' }, turn_detection: null } } } });
+      server(b.f, vadSession(null));
+      client(b.f, seconds(3));
+      close(b.f);
+      expect(s2.records).toEqual([]);
+      void ctx;
+    });
+  });
+
+  describe('token caps and transcription billed by its audio length', () => {
+    const tenSeconds = { type: 'input_audio_buffer.append', audio: Buffer.alloc(10 * 48_000).toString('base64') };
+    const pcm = (model: string) => ({ type: 'session.updated', session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: { model }, turn_detection: null } } } });
+    it.each([
+      ['gpt-4o-transcribe', true],
+      ['gpt-4o-mini-transcribe', true],
+      ['whisper-1', false],
+      ['gpt-realtime-whisper', false],
+    ])('%s: tokens counted %s', (model, counted) => {
+      const s = setup();
+      const { ctx, f } = session(s, { dailyTokens: 1_000_000 });
+      server(f, pcm(model));
+      client(f, tenSeconds);
+      client(f, { type: 'input_audio_buffer.commit' });
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+      f.onClose!({ initiator: 'client', code: 1000, reason: '' });
+      const r = s.records[0]!;
+      const tokens = counted ? Math.ceil(r.seconds! * 10) : 0;
+      expect([r.inputTokens, r.totalTokens, r.outputTokens]).toEqual([tokens, tokens, 0]);
+      expect(r.seconds).toBeGreaterThanOrEqual(10);
+      expect(ctx.reports).toContainEqual(expect.objectContaining({ kind: 'usage', source: 'transcription', inputTokens: tokens }));
+      expect((f.summary!() as Record<string, unknown>)['meteringSessionTokens']).toBe(tokens);
+    });
+
+    it('a completed event with its own token usage keeps it', () => {
+      const s = setup();
+      const { f } = session(s);
+      server(f, pcm('gpt-4o-transcribe'));
+      client(f, tenSeconds);
+      client(f, { type: 'input_audio_buffer.commit' });
+      server(f, { type: 'input_audio_buffer.committed', item_id: 'item_a', previous_item_id: null });
+      server(f, transcribed('item_a', { type: 'tokens', input_tokens: 50, output_tokens: 7, total_tokens: 57, input_token_details: { text_tokens: 0, audio_tokens: 50 } }));
+      expect(s.records.map((r) => [r.totalTokens, r.estimated])).toEqual([[57, false]]);
+    });
   });
 });

@@ -12,7 +12,7 @@ import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, N
 import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
-import { responseCost, transcriptionCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
+import { responseCost, transcriptionCost, USER_AUDIO_TOKENS_PER_SEC, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Report } from '../pipeline/reports.js';
 import { usageProblem } from '../protocol/usage.js';
@@ -42,6 +42,15 @@ const ADMISSION_HANDOFF_MS = 30_000;
 const AUDIO_RECHECK_MS = 5000;
 /** Distinct models a session's client may have asked for and still see confirmed (#requestedModels). */
 const MAX_REQUESTED_MODELS = 16;
+/**
+ * Audio a client sends beyond real time (more audio than wall time since the input buffer started),
+ * by more than this, was sent faster than it could have been spoken: a turn server VAD may have found
+ * and committed in it before the session ended unread (#billUnreadTurn). Real-time clients stay within
+ * it (network jitter, chunking).
+ */
+const REAL_TIME_SLACK_MS = 500;
+/** Server VAD's `prefix_padding_ms` when the session does not report one (OpenAI's default). */
+const DEFAULT_PREFIX_PADDING_MS = 300;
 
 function then<T, R>(v: MaybePromise<T>, f: (t: T) => R): MaybePromise<R> {
   return v instanceof Promise ? v.then(f) : f(v);
@@ -125,6 +134,11 @@ interface Reservation {
   started: { readonly model: string; readonly lookup: PriceLookup | null } | null;
   /** A create in the default conversation with an `input` list of its own: it read that list, and its output joins the conversation. */
   readonly ownInputInConversation: boolean;
+  /**
+   * The response's worst-case output (its `max_output_tokens` as reserved; text only or not): what its
+   * items may hold while it still runs, which a response reading them then reads as input (#outputSoFar).
+   */
+  readonly output: { readonly tokens: number; readonly textOnly: boolean };
 }
 
 interface SessionGuess {
@@ -141,6 +155,12 @@ interface SessionGuess {
 }
 
 const moreOutput = (a: number | 'inf', b: number | 'inf'): number | 'inf' => (a === 'inf' || b === 'inf' ? 'inf' : Math.max(a, b));
+
+/** A turn detection's `prefix_padding_ms` (the audio a VAD item keeps before the speech), or OpenAI's default. */
+function paddingOf(td: JsonObject): number {
+  const v = td['prefix_padding_ms'];
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : DEFAULT_PREFIX_PADDING_MS;
+}
 
 function textOnly(modalities: unknown): boolean | null {
   return Array.isArray(modalities) ? !modalities.includes('audio') : null;
@@ -280,6 +300,8 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
       client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear'],
       server: [
         'input_audio_buffer.committed',
+        // Server VAD heard speech: a turn it commits (and transcribes) even if the session ends before its committed is read.
+        'input_audio_buffer.speech_started',
         'session.created',
         'session.updated',
         'response.created',
@@ -393,6 +415,21 @@ export class MeteringFilter implements Filter {
    */
   readonly #commitsAhead: { readonly ms: number; readonly model: string; eventId: string | null }[] = [];
   /**
+   * Turn detection as the upstream reported it (`audio.input.turn_detection`: null = off; on by
+   * default), and one a client `session.update` in flight turns on (`n`: its place among the updates).
+   * Server VAD commits the input buffer itself, so at the close a turn it committed may be unread.
+   */
+  #vad: { readonly padMs: number } | null = { padMs: DEFAULT_PREFIX_PADDING_MS };
+  #vadAsked: { readonly padMs: number; readonly n: number } | null = null;
+  /**
+   * Server VAD heard speech in the input buffer (`input_audio_buffer.speech_started`, its item id and
+   * `audio_start_ms`) and its `committed` was not read yet: the upstream commits the turn when the
+   * speech stops, and transcribes it (#billUnreadTurn).
+   */
+  #speech: { readonly itemId: string | null; readonly startMs: number | null } | null = null;
+  /** Proxy time (`ctx.clock`) when the input buffer last started again: the session's start, a commit, a clear, a committed item. */
+  #bufferStartedAt: number;
+  /**
    * Ids of items the upstream made (the model's output items, from `response.output_item.added`,
    * which reaches metering before any client can learn the id): a client `conversation.item.create`
    * naming one is refused upstream as a duplicate, so its content never becomes that id's estimate.
@@ -435,6 +472,7 @@ export class MeteringFilter implements Filter {
     this.#capped = hasCaps(this.#limits.caps);
     this.#model = ctx.model;
     this.#price = ctx.model ? rt.prices.lookup(ctx.model) : null;
+    this.#bufferStartedAt = ctx.clock.now();
     const maxMs = this.#limits.maxSessionDurationMs;
     if (maxMs !== null) {
       this.#durationTimer = ctx.setTimer(maxMs, () => {
@@ -522,12 +560,14 @@ export class MeteringFilter implements Filter {
         // behind it reads the committed audio (until 2026-12-05 the audio counted only at the
         // upstream's `committed`, after such a create had been reserved without it).
         this.#onClientCommit(this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes));
+        this.#bufferRestarted();
         return CONTINUE;
       case 'input_audio_buffer.clear':
         // The buffer starts again here, as the upstream reads it: audio appended after this clear is
         // in the new buffer even if it leaves before the upstream's "cleared" comes back (which is
         // therefore not a new start: nothing else clears the input buffer).
         this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
+        this.#bufferRestarted();
         return CONTINUE;
       default:
         return CONTINUE;
@@ -550,8 +590,11 @@ export class MeteringFilter implements Filter {
     if (verdict.kind === 'continue' || verdict.kind === 'replace') {
       const session = obj((verdict.kind === 'replace' ? verdict.frame : frame).json()['session']);
       this.#guess(session);
-      const txModel = str(obj(obj(obj(session?.['audio'])?.['input'])?.['transcription'])?.['model']);
+      const input = obj(obj(session?.['audio'])?.['input']);
+      const txModel = str(obj(input?.['transcription'])?.['model']);
       if (txModel !== null) this.#txAsked = { model: txModel, n: this.#ctx.conversation.sessionUpdatesSent + 1 };
+      const td = obj(input?.['turn_detection']);
+      if (td) this.#vadAsked = { padMs: paddingOf(td), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
     }
     return verdict;
   }
@@ -717,15 +760,25 @@ export class MeteringFilter implements Filter {
       'instructions' in response ? instructionsEstimate(response['instructions']) : this.#sessionInstructions(),
       'tools' in response ? toolsEstimate(response['tools']) : this.#sessionTools(),
     );
+    // Output of responses still running that this one may read: in the default conversation, every
+    // response in it running or waiting to start (the upstream refuses this create while one is active,
+    // but runs it if that one finished just before it read the create); an `item_reference` to an item
+    // of a response still streaming, that response's (#outputSoFar; until 2026-12-06 neither counted:
+    // test/metering/redteam-money-2.test.ts).
+    const counted = new LazySet<string>();
+    const streaming = response['conversation'] !== 'none' ? this.#conversationOutputsInFlight(counted) : { ...NO_TOKENS };
+    const referenced = (itemId: string): Readonly<ModalityTokens> | null => this.#streamingItem(itemId, counted);
     // A reusable prompt's variables are input too: the response's own and the session's (pessimistically both).
-    const input = add(add(this.#estimate.responseInput(response), this.#sessionPromptNow()), promptVariablesEstimate(response['prompt']) ?? NO_TOKENS);
+    const input = add(add(add(this.#estimate.responseInput(response, referenced), streaming), this.#sessionPromptNow()), promptVariablesEstimate(response['prompt']) ?? NO_TOKENS);
     // A response reading the default conversation may also read the input buffer: the upstream
     // (server VAD) may commit it before it reads this create.
     if (response['conversation'] !== 'none' || !Array.isArray(response['input'])) add(input, this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
-    const amount = this.#worstCase(price, input, prompt, effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
+    const textOnlyOutput = textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow();
+    const amount = this.#worstCase(price, input, prompt, effective, textOnlyOutput);
+    const output = { tokens: this.#outputLimitTokens(price, effective), textOnly: textOnlyOutput };
     const readsConversation = response['conversation'] !== 'none' && !Array.isArray(response['input']);
     const ownInputInConversation = response['conversation'] !== 'none' && Array.isArray(response['input']);
-    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation, unread: false, started: null, ownInputInConversation });
+    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation, unread: false, started: null, ownInputInConversation, output });
     if (!this.#capped) {
       this.#queuePending(eventId, pending(null));
       return ok();
@@ -757,6 +810,58 @@ export class MeteringFilter implements Filter {
         }
       }
     });
+  }
+
+  /** `max_output_tokens` as a number of tokens: "inf" is the largest maximum of the models a response starting now may run at. */
+  #outputLimitTokens(price: ModelPrice, effective: number | 'inf'): number {
+    const most = Math.max(...this.#pricesNow(price).map((p) => p.maxOutputTokens));
+    return effective === 'inf' ? most : Math.min(effective, most);
+  }
+
+  /**
+   * What the items of a response still running may hold so far, read as input by another response:
+   * its worst-case output (text at one token a token when it is text only, else as audio, the dearer
+   * input), plus framing per item. A response metering holds no reservation for counts the model's
+   * maximum output as audio.
+   */
+  #outputSoFar(responseId: string): ModalityTokens {
+    const r = this.#reservations.get(responseId);
+    const items = Math.max(1, this.#ctx.conversation.response(responseId)?.itemIds.length ?? 1);
+    const out = r?.output ?? { tokens: this.#price?.price.maxOutputTokens ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!.maxOutputTokens, textOnly: false };
+    return out.textOnly ? { text: ITEM_OVERHEAD * items + out.tokens, audio: 0, image: 0 } : { text: ITEM_OVERHEAD * items, audio: out.tokens, image: 0 };
+  }
+
+  /**
+   * An `item_reference` to an item of a response still running (the conversation view: the item's
+   * response, and its state): that response's output so far (#outputSoFar), once per response
+   * (`counted`); null for any other item (the estimate's own rules apply).
+   */
+  #streamingItem(itemId: string, counted: LazySet<string>): Readonly<ModalityTokens> | null {
+    const view = this.#ctx.conversation;
+    const responseId = view.item(itemId)?.responseId ?? null;
+    if (responseId === null || counted.has(responseId) || view.response(responseId)?.state !== 'in_progress') return null;
+    counted.add(responseId);
+    return this.#outputSoFar(responseId);
+  }
+
+  /**
+   * The output the default conversation may gain before the upstream reads a create sent now: every
+   * response in it still running (the conversation view's), and the worst-case output of every
+   * conversation create waiting for its `response.created`. Responses counted go into `counted`.
+   */
+  #conversationOutputsInFlight(counted: LazySet<string>): ModalityTokens {
+    const t: ModalityTokens = { ...NO_TOKENS };
+    const view = this.#ctx.conversation;
+    for (const id of view.activeResponses()) {
+      if (counted.has(id) || view.response(id)?.outOfBand !== false) continue;
+      counted.add(id);
+      add(t, this.#outputSoFar(id));
+    }
+    for (const r of this.#pending.values()) {
+      if (!r.readsConversation && !r.ownInputInConversation) continue;
+      add(t, r.output.textOnly ? { text: ITEM_OVERHEAD + r.output.tokens, audio: 0, image: 0 } : { text: ITEM_OVERHEAD, audio: r.output.tokens, image: 0 });
+    }
+    return t;
   }
 
   #queuePending(eventId: string, r: Reservation): void {
@@ -885,6 +990,12 @@ export class MeteringFilter implements Filter {
       case 'input_audio_buffer.committed':
         this.#onCommitted(frame);
         return CONTINUE;
+      case 'input_audio_buffer.speech_started': {
+        const ev = frame.json();
+        const start = ev['audio_start_ms'];
+        this.#speech = { itemId: str(ev['item_id']), startMs: typeof start === 'number' && Number.isFinite(start) && start >= 0 ? start : null };
+        return CONTINUE;
+      }
       case 'conversation.item.done':
         this.#onItemDone(frame);
         return CONTINUE;
@@ -925,6 +1036,10 @@ export class MeteringFilter implements Filter {
     }
     const input = obj(obj(session['audio'])?.['input']);
     if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
+    if (input && 'turn_detection' in input) {
+      const td = obj(input['turn_detection']);
+      this.#vad = td ? { padMs: paddingOf(td) } : null;
+    }
     const format = str(obj(input?.['format'])?.['type']);
     if (format !== null) this.#estimate.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
     // An update still in flight asking for the denser format keeps it (the estimate stays high).
@@ -983,6 +1098,12 @@ export class MeteringFilter implements Filter {
     // upstream gone) the hold is what gets billed. One rule for every cancel, never a free response.
     const expired = createEventId !== null ? this.#expired.get(createEventId) : undefined;
     if (expired) this.#expired.delete(createEventId!);
+    const price = this.#price?.price ?? null;
+    const effective = view?.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf';
+    const textOnlyOutput = textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow();
+    const priced = price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
+    const computed = this.#worstCase(priced, add(this.#estimate.total(), this.#sessionPromptNow()), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnlyOutput);
+    const ownOutput = { tokens: this.#outputLimitTokens(priced, effective), textOnly: textOnlyOutput };
     const unreserved = (amount: Amount): Reservation => ({
       id: null,
       amount,
@@ -992,10 +1113,8 @@ export class MeteringFilter implements Filter {
       unread: false,
       started,
       ownInputInConversation: expired?.ownInputInConversation ?? false,
+      output: expired ? { tokens: Math.max(expired.output.tokens, ownOutput.tokens), textOnly: expired.output.textOnly && ownOutput.textOnly } : ownOutput,
     });
-    const price = this.#price?.price ?? null;
-    const effective = view?.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf';
-    const computed = this.#worstCase(price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!, add(this.#estimate.total(), this.#sessionPromptNow()), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow());
     const amount: Amount = expired ? { nanos: Math.max(computed.nanos, expired.amount.nanos), tokens: Math.max(computed.tokens, expired.amount.tokens) } : computed;
     // On a call the browser's response.create travels on its data channel, where the proxy cannot
     // clamp it: a response the upstream reports over the tenant's limit is cancelled instead.
@@ -1224,9 +1343,53 @@ export class MeteringFilter implements Filter {
     this.#commitsAhead.push({ ms, model, eventId: null });
   }
 
+  /** The input buffer starts again (a commit leaving, a clear, a committed item). */
+  #bufferRestarted(): void {
+    this.#bufferStartedAt = this.#ctx.clock.now();
+    // A clear drops the speech server VAD heard; a commit takes it (its committed comes next).
+    this.#speech = null;
+  }
+
+  /**
+   * At the close: a turn server VAD committed (and the upstream transcribes, which OpenAI bills) whose
+   * `input_audio_buffer.committed` was never read (the client left, the upstream dropped, the proxy
+   * ended the session). Billed by its audio length, estimated, when the session transcribes and turn
+   * detection is on, and either
+   * - server VAD heard speech in the buffer (`speech_started` read, its `committed` not): the audio
+   *   from its `audio_start_ms` (the item starts there, padding included) to the end of the buffer;
+   *   over when the upstream never committed it (the client left mid-speech), by at most that turn; or
+   * - the client sent the buffer faster than real time (more audio than wall time since the buffer
+   *   started, by more than REAL_TIME_SLACK_MS): the upstream's answers about that audio could not
+   *   have come back yet, so a whole turn may be in it; the excess audio plus the prefix padding, within
+   *   the buffer. Audio streamed in real time had its speech_started read (the first case) or was silence.
+   * Until 2026-12-06 neither was billed (test/metering/redteam-money-2.test.ts).
+   */
+  #billUnreadTurn(rule: SettledBy): void {
+    const answered = this.#ctx.conversation.sessionUpdatesAnswered;
+    const txAsked = this.#txAsked !== null && this.#txAsked.n > answered ? this.#txAsked.model : null;
+    const model = this.#txModel ?? txAsked;
+    const vad = this.#vad ?? (this.#vadAsked !== null && this.#vadAsked.n > answered ? this.#vadAsked : null);
+    if (model === null || vad === null) return;
+    const bufferMs = this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes);
+    if (bufferMs <= 0) return;
+    let ms = 0;
+    let ref = 'vad:unread';
+    if (this.#speech !== null) {
+      // The upstream's audio clock counts every byte appended in the session (ctx.audio, decoded).
+      const appendedMs = this.#ctx.audio.inputBytes / this.#estimate.bytesPerMs;
+      ms = this.#speech.startMs !== null ? Math.min(bufferMs, Math.max(0, appendedMs - this.#speech.startMs)) : bufferMs;
+      ref = this.#speech.itemId ?? ref;
+    } else {
+      const excess = bufferMs - (this.#ctx.clock.now() - this.#bufferStartedAt);
+      if (excess > REAL_TIME_SLACK_MS) ms = Math.min(bufferMs, Math.ceil(excess) + vad.padMs);
+    }
+    if (ms > 0) this.#billUntranscribed(ref, { ms, model }, rule);
+  }
+
   #onCommitted(frame: Frame): void {
     // The upstream's answer to the oldest client commit in flight (or a commit of its own: server VAD).
     this.#commitsAhead.shift();
+    this.#bufferRestarted();
     const itemId = str(frame.json()['item_id']);
     const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
     if (this.#txModel === null || itemId === null || this.#closed) return;
@@ -1269,7 +1432,7 @@ export class MeteringFilter implements Filter {
       model = model ?? LAST_RESORT_TRANSCRIPTION;
       lookup = { price: this.#rt.prices.own(LAST_RESORT_TRANSCRIPTION)!, fallback: true };
     }
-    const cost = transcriptionCost(lookup.price, usage);
+    let cost = transcriptionCost(lookup.price, usage);
     if (committed && committed.ms > 0 && (!cost || !(cost.nanos > 0))) {
       this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed with a usage that cannot be priced; billed by its audio length');
       this.#billTranscription(itemId, committed.model, { type: 'duration', seconds: committed.ms / 1000 }, 'unreadable_usage_estimate');
@@ -1278,6 +1441,15 @@ export class MeteringFilter implements Filter {
     if (!cost) {
       this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed without usage; not billed');
       return;
+    }
+    // Billed by its audio length (no completed event, or one whose usage cannot be read), for a model
+    // that reports tokens (it has token prices): the audio tokens it would have reported (10 a second,
+    // the estimate's rate for input audio) count too, so token caps and the session token limit see
+    // it as they see the model's own reports (until 2026-12-06 such an estimate counted 0 tokens;
+    // test/metering/redteam-money-2.test.ts). A per-minute model reports seconds only: no tokens.
+    if (settledBy !== 'transcription.completed' && lookup.price.tokens !== null && cost.totalTokens === 0 && cost.seconds !== null && cost.seconds > 0) {
+      const audio = Math.ceil(cost.seconds * USER_AUDIO_TOKENS_PER_SEC);
+      cost = { ...cost, inputTokens: audio, totalTokens: audio };
     }
     const record: UsageRecord = {
       ts: this.#rt.wall(),
@@ -1547,6 +1719,7 @@ export class MeteringFilter implements Filter {
     // Commits the upstream got whose committed event was never read: their item id is unknown, the stamped id names them.
     for (const [i, c] of this.#commitsAhead.entries()) if (c.ms > 0) this.#billUntranscribed(`commit:${c.eventId ?? i}`, c, rule);
     this.#commitsAhead.length = 0;
+    this.#billUnreadTurn(rule);
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
   }
 
