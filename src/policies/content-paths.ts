@@ -105,7 +105,7 @@ export const CONTENT_PATHS: readonly ContentPath[] = [
   // ---- client → upstream ----
   { direction: 'client', type: 'conversation.item.create', kind: 'texts', field: 'item (every type and role)', sources: ITEM_SOURCES },
   { direction: 'client', type: 'response.create', kind: 'texts', field: 'response.input[], response.instructions, response.prompt.variables, response.tools[] (names, descriptions, parameters)', sources: `input (instructions, prompt variables, tool definitions); ${ITEM_SOURCES}` },
-  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (names, descriptions, parameters)', sources: 'input' },
+  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (names, descriptions, parameters), session.audio.input.transcription.prompt, session.audio.input.transcription.keywords[], session.input_audio_transcription.prompt (Azure preview protocol)', sources: 'input' },
 ];
 
 /** Event types that carry no user, model, tool or MCP text (ids, audio, status, usage, errors). */
@@ -344,14 +344,17 @@ function eachObject(list: readonly unknown[] | null, param: string, out: Content
  * null: `invalid_event`, the member's path as `param`, before it reaches the upstream, whatever the
  * policy. The upstream refuses most such shapes too, but governance must not depend on it: content
  * the proxy cannot read does not pass (until 2026-12-06 it was neither read nor reported).
+ * `invalid_request` (HTTP 400, no close): the same refusal of a session config outside a session (a
+ * client secret, a WebRTC or SIP call: `checkSessionConfig`; until 2026-12-06 unknown content there).
  */
-export function malformedError(texts: readonly ContentText[], eventId: string | null): ProxyError | null {
+export function malformedError(texts: readonly ContentText[], eventId: string | null, code: 'invalid_event' | 'invalid_request' = 'invalid_event'): ProxyError | null {
   const bad = texts.find((t) => t.malformed !== undefined)?.malformed;
   if (bad === undefined) return null;
-  return new ProxyError('invalid_event', {
+  return new ProxyError(code, {
     message: `Invalid type for '${bad.param}': expected ${bad.expected}, but got ${bad.got} instead. The proxy forwards no text it cannot read.`,
     param: bad.param,
     eventId,
+    ...(code === 'invalid_request' ? { close: null } : {}),
     details: { reason: 'invalid_type', expected: bad.expected },
   });
 }
@@ -502,6 +505,7 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
       if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
       promptVariables(session, where, 'session', out);
       toolTexts(session, where, 'session', out);
+      transcriptionTexts(session, where, 'session', out);
       break;
     }
     default: {
@@ -510,6 +514,37 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
     }
   }
   return out;
+}
+
+/**
+ * The input transcription's own texts, which steer what the transcription model writes (and so what
+ * input rules then read): GA `audio.input.transcription.prompt` and `keywords[]` (realtime and
+ * transcription sessions alike), and the Azure preview protocol's flat
+ * `input_audio_transcription.prompt`. Client text like the instructions: source `input`, judged as
+ * the `session.update` they come in (a client secret's or call's config too). The `model`,
+ * `language` and `languages` are names and ISO codes, not read. Until 2026-12-06 none of these was
+ * read: a prompt passed every rule, and one of another shape passed unrefused.
+ */
+function transcriptionTexts(session: JsonObject, where: Locate, param: string, out: ContentText[]): void {
+  /** The transcription setting at `key` of `holder` (null: transcription off, nothing to read). */
+  const read = (holder: JsonObject, loc: Locate, path: string, key: string, keywords: boolean): void => {
+    const transcription = member(holder, key, asObject, AN_OBJECT, `${path}.${key}`, out, null);
+    if (transcription === null) return;
+    const tloc = at(loc, key);
+    const prompt = member(transcription, 'prompt', asString, A_STRING, `${path}.${key}.prompt`, out, null);
+    if (prompt !== null) out.push({ source: 'input', text: prompt, functionName: null, itemId: null, set: setter(tloc, 'prompt') });
+    if (!keywords) return;
+    const list = member(transcription, 'keywords', asArray, AN_ARRAY, `${path}.${key}.keywords`, out, null);
+    list?.forEach((raw, i) => {
+      if (typeof raw === 'string') out.push({ source: 'input', text: raw, functionName: null, itemId: null, set: setPath(tloc, ['keywords', String(i)]) });
+      else if (raw !== null) out.push(malformed(`${path}.${key}.keywords[${i}]`, A_STRING, raw, null));
+    });
+  };
+  const audio = member(session, 'audio', asObject, AN_OBJECT, `${param}.audio`, out, null);
+  const input = audio === null ? null : member(audio, 'input', asObject, AN_OBJECT, `${param}.audio.input`, out, null);
+  if (input !== null) read(input, at(where, 'audio', 'input'), `${param}.audio.input`, 'transcription', true);
+  // The Azure preview protocol's (beta) flat shape: `{ model, language, prompt }`.
+  read(session, where, param, 'input_audio_transcription', false);
 }
 
 /**

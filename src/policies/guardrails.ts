@@ -295,8 +295,9 @@ const idle = (policy: CompiledPolicy): boolean => policy.rules.length === 0 && p
 /**
  * The guardrail decision a session config meets outside a WebSocket (a client secret minted, a
  * WebRTC or SIP call created): the texts a `session.update` carries (instructions, prompt
- * variables, tools) through the same rules and the policy's custom guardrails, as in
- * `#clientTexts`. Every custom guardrail is waited for, `parallel` ones too (bounded by its
+ * variables, tools, the input transcription's prompt and keywords) through the same rules and the
+ * policy's custom guardrails, as in `#clientTexts`; a member of another shape is refused
+ * (`invalid_request`, HTTP 400), whatever the policy. Every custom guardrail is waited for, `parallel` ones too (bounded by its
  * `timeoutMs`): a config has no session a late verdict could still reach. Redactions are applied
  * to `session` in place. `info.sessionId` is empty: no session exists yet.
  */
@@ -306,6 +307,11 @@ export async function checkSessionConfig(policy: CompiledPolicy, session: JsonOb
   // In the texts' order (the first of the strongest findings names the refusal).
   const evaluations: ({ t: ContentText; e: Evaluation; customsDone: Promise<void> | null } | Finding)[] = [];
   const texts = eventTexts('session.update', ev);
+  // A member the table cannot read is refused whatever the policy, as a WebSocket session.update is
+  // (there `invalid_event`): HTTP 400 `invalid_request`, the member's path as `param`, `details.reason`
+  // `invalid_type`. Until 2026-12-06 it was unknown content here: let through unless the policy blocked that.
+  const malformed = malformedError(texts, null, 'invalid_request');
+  if (malformed) return { findings, refusal: malformed };
   // Longer than one window in all: scanned window by window across macrotasks, within one budget (as on a WebSocket).
   const budget = budgetFor(policy, 'session.update', texts);
   for (const t of texts) {
