@@ -101,7 +101,9 @@ const PREVIEW_SERVER: Record<string, Expected> = {
 const SESSION_CLIENT: Record<string, Expected> = {
   'session.input_audio_buffer.append': 'none',
   'session.close': 'none',
-  'transcription_session.update': 'none',
+  // The Azure preview protocol's transcription session update: its input_audio_transcription.prompt
+  // is input text (until 2026-12-06 listed as no content, and the prompt passed every rule).
+  'transcription_session.update': 'texts',
 };
 
 function classify(direction: 'client' | 'server', type: string): Expected | 'unknown' {
@@ -121,7 +123,7 @@ describe('content-path table: every event type of the protocol', () => {
 
   it('classifies each client event type', () => {
     for (const [type, expected] of Object.entries({ ...CLIENT, ...SESSION_CLIENT })) expect(classify('client', type), type).toBe(expected);
-    expect(CLIENT_CONTENT_TYPES).toEqual(['conversation.item.create', 'response.create', 'session.update']);
+    expect(CLIENT_CONTENT_TYPES).toEqual(['conversation.item.create', 'response.create', 'session.update', 'transcription_session.update']);
   });
 
   it('lists nothing else: no stray rows, and a type of one direction is not a content path of the other', () => {
@@ -608,7 +610,8 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       expect(malformedParams(all)).toEqual([`${holder}.tools[2]`]);
       const texts = readable(all);
       // Property names after what is below them (found 2026-12-04: names were no content path).
-      expect(texts.map((t) => t.text)).toEqual(['lookup', 'Looks up.', 'object', 'type', 'string', 'type', 'Query.', 'description', 'a', 'b', 'enum', 'q', 'properties', 'q', 'required', 'Acme tools.']);
+      // An MCP tool's server_label too (since 2026-12-06; it was read by no rule).
+      expect(texts.map((t) => t.text)).toEqual(['lookup', 'Looks up.', 'object', 'type', 'string', 'type', 'Query.', 'description', 'a', 'b', 'enum', 'q', 'properties', 'q', 'required', 'acme', 'Acme tools.']);
       expect(new Set(texts.map((t) => t.source))).toEqual(new Set(['input']));
       const copy = redactAll(ev, texts) as Record<string, { tools: unknown[] }>;
       expect(copy[holder]!.tools).toEqual([
@@ -618,7 +621,7 @@ describe('eventTexts: complete texts of every texts row, written back in place',
           description: '<Looks up.>',
           parameters: { '<type>': '<object>', '<properties>': { '<q>': { '<type>': '<string>', '<description>': '<Query.>', '<enum>': ['<a>', '<b>'] } }, '<required>': ['<q>'] },
         },
-        { type: 'mcp', server_label: 'acme', server_description: '<Acme tools.>', server_url: 'https://x' },
+        { type: 'mcp', server_label: '<acme>', server_description: '<Acme tools.>', server_url: 'https://x' },
         'not a tool',
       ]);
     }

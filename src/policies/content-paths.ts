@@ -105,8 +105,45 @@ export const CONTENT_PATHS: readonly ContentPath[] = [
   // ---- client → upstream ----
   { direction: 'client', type: 'conversation.item.create', kind: 'texts', field: 'item (every type and role)', sources: ITEM_SOURCES },
   { direction: 'client', type: 'response.create', kind: 'texts', field: 'response.input[], response.instructions, response.prompt.variables, response.tools[] (names, descriptions, parameters)', sources: `input (instructions, prompt variables, tool definitions); ${ITEM_SOURCES}` },
-  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (names, descriptions, parameters), session.audio.input.transcription.prompt, session.audio.input.transcription.keywords[], session.input_audio_transcription.prompt (Azure preview protocol)', sources: 'input' },
+  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (names, descriptions, parameters, MCP server_label and allowed_tools names), session.audio.input.transcription.prompt, session.audio.input.transcription.keywords[], session.input_audio_transcription.prompt (Azure preview protocol)', sources: 'input' },
+  // The Azure preview protocol's (beta) transcription session update: the same session reading
+  // (its `input_audio_transcription.prompt`; until 2026-12-06 listed as carrying no content).
+  { direction: 'client', type: 'transcription_session.update', kind: 'texts', field: 'session.input_audio_transcription.prompt (Azure preview protocol)', sources: 'input' },
 ];
+
+/**
+ * The members of a session whose texts the `session.update` row reads: the reading below reads the
+ * session through this list (`sessionTextMembers`), and a call's session (a browser's
+ * `session.update` over its data channel, seen only as `session.updated`) is compared, judged and
+ * put back by it, so the two cannot differ (until 2026-12-06 a call compared a list of its own:
+ * instructions, tools and prompt, and a transcription prompt the browser set was never judged).
+ */
+export const SESSION_TEXT_MEMBERS: readonly (readonly string[])[] = [['instructions'], ['prompt'], ['tools'], ['audio', 'input', 'transcription'], ['input_audio_transcription']];
+
+/**
+ * `session` cut down to `SESSION_TEXT_MEMBERS` (the containers on their way copied, the members
+ * themselves shared). A container on the way of another shape (an `audio` that is a string) is
+ * kept as it is, so the reading still refuses it.
+ */
+export function sessionTextMembers(session: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const path of SESSION_TEXT_MEMBERS) {
+    let from: JsonObject = session;
+    let to: JsonObject = out;
+    for (const [i, key] of path.entries()) {
+      if (!Object.hasOwn(from, key)) break;
+      const value = from[key]!;
+      const inner = asObject(value);
+      if (i === path.length - 1 || inner === null) {
+        to[key] = value;
+        break;
+      }
+      to = asObject(to[key]) ?? (to[key] = {});
+      from = inner;
+    }
+  }
+  return out;
+}
 
 /** Event types that carry no user, model, tool or MCP text (ids, audio, status, usage, errors). */
 export const NO_CONTENT: ReadonlySet<string> = new Set([
@@ -123,7 +160,7 @@ export const NO_CONTENT: ReadonlySet<string> = new Set([
   // client
   'input_audio_buffer.append', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'output_audio_buffer.clear', 'response.cancel',
   'conversation.item.retrieve', 'conversation.item.delete', 'conversation.item.truncate', 'session.input_audio_buffer.append',
-  'session.close', 'transcription_session.update',
+  'session.close',
 ]);
 
 const CLIENT_PATHS = new Map<string, ContentPath>();
@@ -497,9 +534,12 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
       });
       break;
     }
-    case 'session.update': {
-      const session = member(ev, 'session', asObject, AN_OBJECT, 'session', out, null);
-      if (session === null) break;
+    case 'session.update':
+    case 'transcription_session.update': {
+      const given = member(ev, 'session', asObject, AN_OBJECT, 'session', out, null);
+      if (given === null) break;
+      // Only the members a call's session is judged by too (SESSION_TEXT_MEMBERS).
+      const session = sessionTextMembers(given);
       const where = at(ROOT, 'session');
       const instructions = member(session, 'instructions', asString, A_STRING, 'session.instructions', out, null);
       if (instructions !== null) out.push({ source: 'input', text: instructions, functionName: null, itemId: null, set: setter(where, 'instructions') });
@@ -564,11 +604,29 @@ function toolTexts(holder: JsonObject, where: Locate, param: string, out: Conten
   const tools = member(holder, 'tools', asArray, AN_ARRAY, `${param}.tools`, out, null);
   eachObject(tools, `${param}.tools`, out, null, (tool, i, path) => {
     const loc = at(where, 'tools', i);
-    for (const key of ['name', 'description', 'server_description']) {
+    for (const key of ['name', 'description', 'server_label', 'server_description']) {
       const text = member(tool, key, asString, A_STRING, `${path}.${key}`, out, null);
       if (text !== null) out.push({ source: 'input', text, functionName: null, itemId: null, set: setter(loc, key) });
     }
+    allowedToolNames(tool, loc, path, out);
     schemaTexts(tool['parameters'], loc, 'parameters', null, out);
+  });
+}
+
+/**
+ * An MCP tool's `allowed_tools`: a list of tool names, or a filter `{ tool_names, read_only }`. The
+ * names are the tool names the model is offered (read like a function tool's `name`; until
+ * 2026-12-06 they and the `server_label` were read by no rule). Another shape is `malformed`.
+ */
+function allowedToolNames(tool: JsonObject, loc: Locate, path: string, out: ContentText[]): void {
+  const allowed = member(tool, 'allowed_tools', (v) => (Array.isArray(v) || asObject(v) !== null ? v : null), 'an array or an object', `${path}.allowed_tools`, out, null);
+  if (allowed === null) return;
+  const filter = Array.isArray(allowed) ? null : (allowed as JsonObject);
+  const names = filter === null ? (allowed as unknown[]) : member(filter, 'tool_names', asArray, AN_ARRAY, `${path}.allowed_tools.tool_names`, out, null);
+  const keys = filter === null ? ['allowed_tools'] : ['allowed_tools', 'tool_names'];
+  names?.forEach((raw, i) => {
+    if (typeof raw === 'string') out.push({ source: 'input', text: raw, functionName: null, itemId: null, set: setPath(loc, [...keys, String(i)]) });
+    else if (raw !== null) out.push(malformed(`${path}.${keys.join('.')}[${i}]`, A_STRING, raw, null));
   });
 }
 

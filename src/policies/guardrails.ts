@@ -7,7 +7,7 @@ import type { Report } from '../pipeline/reports.js';
 import type { ConversationView } from '../protocol/conversation.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
-import { contentPath, eventTexts, malformedError, mergeRedactions, NO_CONTENT, type ContentPath, type ContentText } from './content-paths.js';
+import { contentPath, eventTexts, malformedError, mergeRedactions, NO_CONTENT, SESSION_TEXT_MEMBERS, sessionTextMembers, type ContentPath, type ContentText } from './content-paths.js';
 import { decodeTags } from './normalize.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
@@ -174,11 +174,21 @@ const fingerprint = (text: string): string => createHash('sha256').update(text).
 /** Refused session changes on a call put back before the call is ended as ungovernable. */
 const MAX_CALL_RESTORES = 3;
 
-/** The texts of a session the input rules judge (what a `session.update`'s row reads). */
-function sessionTexts(session: JsonObject): JsonObject {
-  const texts: JsonObject = {};
-  for (const key of ['instructions', 'tools', 'prompt']) if (session[key] !== undefined) texts[key] = session[key];
-  return texts;
+/**
+ * The texts of a session the input rules judge: the members a `session.update`'s row reads
+ * (`SESSION_TEXT_MEMBERS`: instructions, prompt, tools, the input transcription). Until 2026-12-06
+ * a list of its own (instructions, tools, prompt): a call's transcription prompt was never judged.
+ */
+const sessionTexts = sessionTextMembers;
+
+/** What a session text member is when the session has none: the API's empty value (clears it). */
+const emptyText = (key: string): unknown => (key === 'instructions' ? '' : key === 'tools' ? [] : null);
+
+/** The value at `path` in `obj` (undefined where a container on the way is missing). */
+function valueAt(obj: JsonObject, path: readonly string[]): unknown {
+  let cur: unknown = obj;
+  for (const key of path) cur = asObject(cur)?.[key];
+  return cur;
 }
 
 /**
@@ -665,7 +675,8 @@ export class GuardrailFilter implements Filter {
 
   /**
    * On a call the browser's `session.update` travels over its data channel, unseen: the sideband
-   * reads only the result. Its texts (instructions, tools, prompt) get the decision a WebSocket
+   * reads only the result. Its texts (every member a `session.update`'s row reads:
+   * instructions, tools, prompt, the input transcription's prompt and keywords) get the decision a WebSocket
    * `session.update` gets, rules and custom code alike; a redaction is sent back, a refusal puts the
    * texts last judged back (a browser that keeps trying ends the call), `end_session` ends it.
    */
@@ -709,15 +720,24 @@ export class GuardrailFilter implements Filter {
     }
   }
 
-  /** Sends `want` where the call's session (`now`) differs: removed texts as the API's empty values. */
+  /**
+   * Sends `want` where the call's session (`now`) differs, member by member of
+   * `SESSION_TEXT_MEMBERS` (nested ones in their place: `audio.input.transcription`): removed texts
+   * as the API's empty values (`instructions` "", `tools` [], the others null).
+   */
   #sendCallTexts(want: JsonObject, now: JsonObject): void {
     const update: JsonObject = { type: 'realtime' };
-    const empty: JsonObject = { instructions: '', tools: [], prompt: null };
-    for (const key of ['instructions', 'tools', 'prompt']) {
-      const value = want[key] ?? empty[key];
-      if (!deepEqual(value, now[key] ?? empty[key])) update[key] = value;
+    let changed = false;
+    for (const path of SESSION_TEXT_MEMBERS) {
+      const key = path[path.length - 1]!;
+      const value = valueAt(want, path) ?? emptyText(key);
+      if (deepEqual(value, valueAt(now, path) ?? emptyText(key))) continue;
+      let holder = update;
+      for (const k of path.slice(0, -1)) holder = asObject(holder[k]) ?? (holder[k] = {});
+      holder[key] = value;
+      changed = true;
     }
-    if (Object.keys(update).length === 1) return;
+    if (!changed) return;
     this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as Extract<RealtimeClientEvent, { type: 'session.update' }>['session'] }, GUARDRAILS_FILTER);
   }
 

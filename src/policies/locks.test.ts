@@ -650,7 +650,7 @@ describe('the other locks, setting by setting', () => {
         event: { session: { audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe', language: 'de' } } } } },
       });
     }
-    expect(session.client.at(-1)).toEqual(notice('Locked by policy, rewritten: input transcription (model, language, prompt) is set by policy.', 'session.audio.input.transcription', 'evt_1', 'input_transcription'));
+    expect(session.client.at(-1)).toEqual(notice('Locked by policy, rewritten: input transcription is set by policy (its model, language and prompt, nothing else).', 'session.audio.input.transcription', 'evt_1', 'input_transcription'));
     // The locked setting as the API echoes it (no prompt: empty or null) holds.
     expect(client(sessionUpdate({ audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe', language: 'de', prompt: '' } } } })).kind).toBe('continue');
     expect(client(sessionUpdate({ audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe', language: 'de', prompt: null } } } })).kind).toBe('continue');

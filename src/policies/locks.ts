@@ -230,15 +230,15 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
     }
     const tr = locks.inputTranscription;
     const input = asObject(asObject(obj['audio'])?.['input']);
-    // The transcript is what input rules read: its model, language and prompt (which can steer what
-    // it says) are the policy's, not only its being on.
+    // The transcript is what input rules read: the whole setting (model, language, prompt, and no
+    // keywords or other member: each can steer what it says) is the policy's, not only its being on.
     // GA: audio.input.transcription; the beta shape: input_audio_transcription (found 2026-12-05: not read).
     for (const [owner, key, path] of [
       [input, 'transcription', 'audio.input.transcription'],
       [obj, 'input_audio_transcription', 'input_audio_transcription'],
     ] as const) {
       if (tr && owner && owner[key] !== undefined && !transcriptionHolds(tr, owner[key])) {
-        const reason = owner[key] === null ? 'input transcription is required by policy' : 'input transcription (model, language, prompt) is set by policy';
+        const reason = owner[key] === null ? 'input transcription is required by policy' : 'input transcription is set by policy (its model, language and prompt, nothing else)';
         v.push({ field: 'input_transcription', param: at(path), mode: 'rewrite', reason });
         owner[key] = forcedTranscription(tr);
       }
@@ -286,12 +286,46 @@ function forcedTranscription(tr: TranscriptionLock): JsonObject {
   return { model: tr.model, ...(tr.language ? { language: tr.language } : {}), ...(tr.prompt ? { prompt: tr.prompt } : {}) };
 }
 
-/** Whether a transcription setting is the locked one (an empty or null language or prompt is none, as the API echoes them). */
+/**
+ * The members of a transcription setting that decide what the transcript says. A session the
+ * upstream shows may carry its own defaults for others (a `delay`, a member a later API adds): they
+ * are not compared there, else a lock the upstream echoes with a default would be re-sent at every
+ * `session.updated` until the session ends. A client's own update is compared whole (`applyLocks`).
+ */
+const TRANSCRIPT_STEERING = new Set(['model', 'language', 'languages', 'prompt', 'keywords']);
+
+/** A copy of `shown` (a session as the upstream shows it) with the non-steering members of its transcription setting left out. */
+function withoutEchoedDefaults(shown: JsonObject): JsonObject {
+  const session = structuredClone(shown);
+  const input = asObject(asObject(session['audio'])?.['input']);
+  for (const [owner, key] of [
+    [input, 'transcription'],
+    [session, 'input_audio_transcription'],
+  ] as const) {
+    const t = owner ? asObject(owner[key]) : null;
+    if (t) for (const member of Object.keys(t)) if (!TRANSCRIPT_STEERING.has(member)) delete t[member];
+  }
+  return session;
+}
+
+/** A transcription member that sets nothing: absent, null, "" or [] (as the API echoes a member never set). */
+const setsNothing = (v: unknown): boolean => v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0);
+
+/**
+ * Whether a transcription setting is the locked one, compared as a whole object: every member the
+ * lock sets is equal, and every other member (`keywords`, `languages`, `delay`, one the API adds
+ * later: each steers or shapes the transcript input rules read) sets nothing. Until 2026-12-06 only
+ * model, language and prompt were compared, and `keywords` beside them passed unlocked.
+ */
 function transcriptionHolds(tr: TranscriptionLock, setting: unknown): boolean {
   const t = asObject(setting);
   if (t === null) return false;
-  const same = (key: 'language' | 'prompt'): boolean => (t[key] || null) === (tr[key] || null);
-  return t['model'] === tr.model && same('language') && same('prompt');
+  const want = forcedTranscription(tr);
+  for (const key of new Set([...Object.keys(t), ...Object.keys(want)])) {
+    const [a, b] = [t[key], want[key]];
+    if (!(setsNothing(a) && setsNothing(b)) && !deepEqual(a, b)) return false;
+  }
+  return true;
 }
 
 /** Whether the reusable prompt `p` (null: none) is allowed by the lock. */
@@ -412,8 +446,10 @@ export function lockedSessionUpdate(session: JsonObject, policy: CompiledPolicy)
 }
 
 /** `session` with every lock applied (`locked`), and the members that differ as a session.update body (`update`). */
-function lockedState(session: JsonObject, policy: CompiledPolicy): { locked: JsonObject; update: JsonObject } {
+function lockedState(shown: JsonObject, policy: CompiledPolicy): { locked: JsonObject; update: JsonObject } {
   const hold = policy.holdSpokenInput !== null;
+  // What the upstream shows, without the defaults it may add to a locked transcription (compared on both sides).
+  const session = policy.locks.inputTranscription ? withoutEchoedDefaults(shown) : shown;
   const copy = structuredClone(session);
   applyLocks(copy, 'session', policy.locks, policy.truncation.upstream, hold);
   const tr = policy.locks.inputTranscription;

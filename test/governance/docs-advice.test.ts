@@ -43,12 +43,12 @@ afterAll(async () => {
 });
 
 describe('policies/README.md: the advised events: list for input rules', () => {
-  it('names every event that carries user input, and leaves out only session.update (and the translation sessions\' transcript)', () => {
+  it('names every event that carries user input, and leaves out only the session configuration (session.update, the preview transcription_session.update) and the translation sessions\' transcript', () => {
     // Where user input first crosses the proxy: every client event with content, and the transcripts
     // of what users say (the upstream's items repeat texts already judged on these paths).
     const inputTypes = CONTENT_PATHS.filter((p) => p.direction === 'client' || p.sources === 'input').map((p) => p.type);
     const leftOut = inputTypes.filter((t) => !advised().includes(t));
-    expect(leftOut.sort()).toEqual(['session.input_transcript.delta', 'session.update']);
+    expect(leftOut.sort()).toEqual(['session.input_transcript.delta', 'session.update', 'transcription_session.update']);
     for (const t of advised()) expect(inputTypes, t).toContain(t);
   });
 
