@@ -1,14 +1,11 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import type WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { scriptedUpstream, sessionCreated, type ScriptedUpstream } from '../resilience/support/faulty-upstream.js';
-import { appendEvents, speechThenSilence, startTestProxy, TestClient, type TestProxy, type TestProxyOptions } from '../support/harness.js';
+import { appendEvents, speechThenSilence, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 import { startRedis, type RedisServer } from './redis-server.js';
-import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
+import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords, meteredProxy, until } from './support.js';
 
 /*
  * Issue 11 acceptance: money that cannot leak. Real clients on loopback, the simulator (or a
@@ -31,29 +28,8 @@ afterAll(async () => {
 
 const nanos = (usd: string) => Math.round(Number(usd) * 1e9);
 
-async function proxy(options: TestProxyOptions & { metering?: Record<string, unknown> } = {}): Promise<TestProxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-leaks-'));
-  const { metering, ...rest } = options;
-  const tp = await startTestProxy({
-    ...rest,
-    config: {
-      logging: { level: 'info' },
-      ...rest.config,
-      admin: { key: ADMIN_KEY },
-      metering: { ledger: { path: join(dir, 'ledger.sqlite') }, ...metering },
-    },
-  });
-  cleanups.push(() => tp.stop());
-  return tp;
-}
+const proxy = (options: Parameters<typeof meteredProxy>[1] = {}): Promise<TestProxy> => meteredProxy(cleanups, options);
 
-async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function rawClient(tp: TestProxy): TestClient {
   return new TestClient(tp.url, { headers: { authorization: `Bearer ${tp.key()}` } });

@@ -5,37 +5,18 @@
  * play the upstream's part; the filter harness where it cannot (the simulator's items hold no content
  * while their response streams, so it bills a reference to one as empty).
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { appendEvents, speechThenSilence, startTestProxy, type TestProxy, type TestProxyOptions } from '../support/harness.js';
+import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
 import { client, created, done, server, session, setup, T0, transcribed, usage } from './filter-harness.js';
-import { ADMIN_KEY, spend, usageRecords } from './support.js';
+import { ADMIN_KEY, spend, usageRecords, meteredProxy, until } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function proxy(options: TestProxyOptions & { metering?: Record<string, unknown> } = {}): Promise<TestProxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-redteam2-'));
-  const { metering, ...rest } = options;
-  const tp = await startTestProxy({
-    ...rest,
-    config: { logging: { level: 'info' }, ...rest.config, admin: { key: ADMIN_KEY }, metering: { ledger: { path: join(dir, 'ledger.sqlite') }, ...metering } },
-  });
-  cleanups.push(() => tp.stop());
-  return tp;
-}
+const proxy = (options: Parameters<typeof meteredProxy>[1] = {}): Promise<TestProxy> => meteredProxy(cleanups, options);
 
-async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const sessionCreated = { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf', output_modalities: ['text'] } };
 

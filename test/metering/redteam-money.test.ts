@@ -4,14 +4,11 @@
  * simulator where the simulator can play the upstream's part; the filter harness where it cannot
  * (the simulator keeps a connection's model fixed).
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { appendEvents, speechThenSilence, startTestProxy, type TestProxy, type TestProxyOptions } from '../support/harness.js';
+import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
 import { startRedis } from './redis-server.js';
 import { client, created, done, server, session, setup, transcribed, usage } from './filter-harness.js';
-import { ADMIN_KEY, errorCode, spend, usageRecords } from './support.js';
+import { ADMIN_KEY, errorCode, spend, usageRecords, meteredProxy, until } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -21,24 +18,8 @@ afterEach(async () => {
 const nanos = (usd: string) => Math.round(Number(usd) * 1e9);
 const total = (records: Record<string, unknown>[]) => records.reduce((a, r) => a + (r['costNanos'] as number), 0);
 
-async function proxy(options: TestProxyOptions & { metering?: Record<string, unknown> } = {}): Promise<TestProxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-redteam-'));
-  const { metering, ...rest } = options;
-  const tp = await startTestProxy({
-    ...rest,
-    config: { logging: { level: 'info' }, ...rest.config, admin: { key: ADMIN_KEY }, metering: { ledger: { path: join(dir, 'ledger.sqlite') }, ...metering } },
-  });
-  cleanups.push(() => tp.stop());
-  return tp;
-}
+const proxy = (options: Parameters<typeof meteredProxy>[1] = {}): Promise<TestProxy> => meteredProxy(cleanups, options);
 
-async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('red team: an item_reference to a model item whose id the client "re-created" small', () => {
   /*

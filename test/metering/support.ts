@@ -1,4 +1,8 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ReceivedEvent, TestClient } from '../support/client.js';
+import { startTestProxy, type TestProxy, type TestProxyOptions } from '../support/harness.js';
 
 export const ADMIN_KEY = 'admin_test_key_0123456789';
 
@@ -62,4 +66,28 @@ export async function usageRecords(httpUrl: string, query = ''): Promise<Record<
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * A proxy with metering on a fresh SQLite ledger file, info logs and the admin key (`metering` is
+ * merged over the ledger), registered in `cleanups` to be stopped after the test.
+ */
+export async function meteredProxy(cleanups: Array<() => Promise<void>>, options: TestProxyOptions & { metering?: Record<string, unknown> } = {}): Promise<TestProxy> {
+  const dir = mkdtempSync(join(tmpdir(), 'rp-metered-'));
+  const { metering, ...rest } = options;
+  const tp = await startTestProxy({
+    ...rest,
+    config: { logging: { level: 'info' }, ...rest.config, admin: { key: ADMIN_KEY }, metering: { ledger: { path: join(dir, 'ledger.sqlite') }, ...metering } },
+  });
+  cleanups.push(() => tp.stop());
+  return tp;
+}
+
+/** Polls `pred` every 10 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
