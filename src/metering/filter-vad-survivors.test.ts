@@ -6,39 +6,13 @@
  * test/mutation/equivalent.json. Driven as src/metering/filter.test.ts drives the filter.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { FakeSession } from '../../test/support/fake-session.js';
-import { client, created, server, session as harnessSession, setup, T0, appendFrame, transcribed, AsyncLedger, type Setup } from '../../test/metering/filter-harness.js';
+import { client, created, server, session, setup, T0, appendFrame, transcribed, AsyncLedger, probe, references, outputItemAdded, startResponse, reservedNow, type Setup } from '../../test/metering/filter-harness.js';
 import type { Filter } from '../pipeline/filter.js';
-import { NO_CAPS } from './limits.js';
-
-const contexts = new WeakMap<Filter, FakeSession>();
-function session(...args: Parameters<typeof harnessSession>): ReturnType<typeof harnessSession> {
-  const r = harnessSession(...args);
-  contexts.set(r.f, r.ctx);
-  return r;
-}
-const sentCreates = (ctx: FakeSession): string[] => ctx.reports.flatMap((r) => (r.kind === 'create_sent' ? [r.eventId] : []));
-const lastSent = (f: Filter): string => sentCreates(contexts.get(f)!).at(-1)!;
 
 const CAPPED = { dailyUsd: '1000' };
-const caps = { ...NO_CAPS, dayNanos: 1 };
-const reservedNow = (s: Setup) => s.ledger.status('acme', caps, T0).day.reserved;
-let seq = 0;
-/** What a response.create would reserve now (then refused upstream, which frees it). */
-function probe(s: Setup, f: Filter, response: Record<string, unknown>): { nanos: number; tokens: number } {
-  const before = reservedNow(s);
-  client(f, { type: 'response.create', event_id: `p_${++seq}`, response: { output_modalities: ['text'], max_output_tokens: 1, ...response } });
-  const after = reservedNow(s);
-  server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: lastSent(f) } });
-  expect(reservedNow(s)).toEqual(before);
-  return { nanos: after.nanos - before.nanos, tokens: after.tokens - before.tokens };
-}
-const ref = (...ids: string[]) => ({ conversation: 'none', input: ids.map((id) => ({ type: 'item_reference', id })) });
-const added = (responseId: string, id: string) => ({ type: 'response.output_item.added', response_id: responseId, output_index: 0, item: { id, type: 'message', role: 'assistant', status: 'in_progress', content: [] } });
-const start = (f: Filter, id: string, response: Record<string, unknown>, echo: Record<string, unknown> = {}) => {
-  expect(client(f, { type: 'response.create', event_id: `c_${id}`, response }).kind).toBe('continue');
-  server(f, created(id, { max_output_tokens: response['max_output_tokens'] ?? 'inf', ...echo }));
-};
+const ref = references;
+const added = outputItemAdded;
+const start = startResponse;
 // gpt-realtime per token, in nanos: text in 4,000, audio in 32,000, text out 16,000.
 const TEXT_IN = 4_000;
 const AUDIO_IN = 32_000;

@@ -7,7 +7,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { nextUtcMidnight, utcDate } from '../../test/support/clock.js';
-import { client, created, done, json, server, session as harnessSession, setup, spent, T0, usage, appendFrame, NEXT_DAY, tenant, transcribed, transcriptionSession, AsyncLedger, clientAsync, serverAsync, ev, type Setup } from '../../test/metering/filter-harness.js';
+import { client, created, done, json, server, session as harnessSession, setup, spent, T0, usage, appendFrame, NEXT_DAY, tenant, transcribed, transcriptionSession, AsyncLedger, clientAsync, serverAsync, ev, probe as harnessProbe, references, outputItemAdded, startResponse, type Setup } from '../../test/metering/filter-harness.js';
 import type { Admission, Verdict, Filter } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
@@ -3563,24 +3563,10 @@ describe('metering filter: 2026-12-06 red-team fixes', () => {
 
 describe('metering filter: 2026-12-06 second red-team pass (test/metering/redteam-money-2.test.ts)', () => {
   const CAPPED = { dailyUsd: '1000' };
-  const caps = { ...NO_CAPS, dayNanos: 1 };
-  const reservedNow = (s: Setup) => s.ledger.status('acme', caps, T0).day.reserved;
-  let seq = 0;
-  /** What a response.create would reserve now (then refused upstream, which frees it). */
-  function probe(s: Setup, f: Filter, response: Record<string, unknown>): { nanos: number; tokens: number } {
-    const before = reservedNow(s);
-    client(f, { type: 'response.create', event_id: `p2_${++seq}`, response: { output_modalities: ['text'], max_output_tokens: 1, ...response } });
-    const after = reservedNow(s);
-    server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: lastSent(f) } });
-    expect(reservedNow(s)).toEqual(before);
-    return { nanos: after.nanos - before.nanos, tokens: after.tokens - before.tokens };
-  }
-  const ref = (...ids: string[]) => ({ conversation: 'none', input: ids.map((id) => ({ type: 'item_reference', id })) });
-  const added = (responseId: string, id: string) => ({ type: 'response.output_item.added', response_id: responseId, output_index: 0, item: { id, type: 'message', role: 'assistant', status: 'in_progress', content: [] } });
-  const start = (f: Filter, id: string, response: Record<string, unknown>, echo: Record<string, unknown> = {}) => {
-    expect(client(f, { type: 'response.create', event_id: `c_${id}`, response }).kind).toBe('continue');
-    server(f, created(id, { max_output_tokens: response['max_output_tokens'] ?? 'inf', ...echo }));
-  };
+  const probe = harnessProbe;
+  const ref = references;
+  const added = outputItemAdded;
+  const start = startResponse;
 
   describe('output of responses still running', () => {
     it('a reference to an item of a running text response counts its output limit as text, once per response, framing per item; nothing once it is done', () => {

@@ -4,7 +4,7 @@
  * would. Used by the filter's fast unit tests (src/metering/filter*.test.ts), which Stryker runs.
  */
 import pino, { type Logger } from 'pino';
-import { afterEach, vi } from 'vitest';
+import { afterEach, expect, vi } from 'vitest';
 import type { Filter, FilterFactory, Verdict } from '../../src/pipeline/filter.js';
 import { Frame } from '../../src/pipeline/frame.js';
 import { meteringSchema, type TenantLimitsConfig } from '../../src/metering/config.js';
@@ -12,7 +12,7 @@ import { createMeteringFilterFactory, type MeteringRuntime } from '../../src/met
 import type { CapHit, Ledger, ReserveRequest, ReserveResult, UsageRecord } from '../../src/metering/ledger.js';
 import type { CapSet } from '../../src/metering/limits.js';
 import type { PeriodKind } from '../../src/metering/periods.js';
-import { resolveLimits } from '../../src/metering/limits.js';
+import { NO_CAPS, resolveLimits } from '../../src/metering/limits.js';
 import { PriceBook } from '../../src/metering/pricing.js';
 import { SqliteLedger } from '../../src/metering/sqlite-ledger.js';
 import { recentNoon } from '../support/clock.js';
@@ -88,6 +88,35 @@ export function session(s: Setup, limits: TenantLimitsConfig | null = null, mode
 }
 
 export type Event = { type: string; [k: string]: unknown };
+
+/** The event ids the relay stamped on the creates it sent for `f`'s session (its `create_sent` reports), in order. */
+export const sentCreates = (f: Filter): string[] => sessions.get(f)!.reports.flatMap((r) => (r.kind === 'create_sent' ? [r.eventId] : []));
+export const lastSent = (f: Filter): string => sentCreates(f).at(-1)!;
+
+/** Caps that make every create reserve, so what it reserved can be read back (`reservedNow`, `probe`). */
+const RESERVING_CAPS = { ...NO_CAPS, dayNanos: 1 };
+export const reservedNow = (s: Setup) => s.ledger.status('acme', RESERVING_CAPS, T0).day.reserved;
+let probes = 0;
+
+/** What a response.create would reserve now (then refused upstream, which frees it). The session needs a cap (any). */
+export function probe(s: Setup, f: Filter, response: Record<string, unknown>): { nanos: number; tokens: number } {
+  const before = reservedNow(s);
+  client(f, { type: 'response.create', event_id: `probe_${++probes}`, response: { output_modalities: ['text'], max_output_tokens: 1, ...response } });
+  const after = reservedNow(s);
+  server(f, { type: 'error', error: { type: 'invalid_request_error', code: 'x', message: 'x', event_id: lastSent(f) } });
+  expect(reservedNow(s)).toEqual(before);
+  return { nanos: after.nanos - before.nanos, tokens: after.tokens - before.tokens };
+}
+
+/** An out-of-band response input of `item_reference`s. */
+export const references = (...ids: string[]) => ({ conversation: 'none', input: ids.map((id) => ({ type: 'item_reference', id })) });
+/** The upstream adding an assistant message `id` to response `responseId`, still in progress. */
+export const outputItemAdded = (responseId: string, id: string) => ({ type: 'response.output_item.added', response_id: responseId, output_index: 0, item: { id, type: 'message', role: 'assistant', status: 'in_progress', content: [] } });
+/** A client create (`c_<id>`) let through and its response.created (`id`), `echo` merged into the response. */
+export function startResponse(f: Filter, id: string, response: Record<string, unknown>, echo: Record<string, unknown> = {}): void {
+  expect(client(f, { type: 'response.create', event_id: `c_${id}`, response }).kind).toBe('continue');
+  server(f, created(id, { max_output_tokens: response['max_output_tokens'] ?? 'inf', ...echo }));
+}
 export const ev = (e: Event) => Frame.fromEvent(e);
 export const client = (f: Filter, e: Event) => sessions.get(f)!.fromClient(f, ev(e)) as Verdict;
 export const server = (f: Filter, e: Event) => sessions.get(f)!.fromServer(f, ev(e)) as Verdict;
