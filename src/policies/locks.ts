@@ -229,14 +229,9 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
       obj['truncation'] = truncation;
     }
     const tr = locks.inputTranscription;
-    const input = asObject(asObject(obj['audio'])?.['input']);
     // The transcript is what input rules read: the whole setting (model, language, prompt, and no
     // keywords or other member: each can steer what it says) is the policy's, not only its being on.
-    // GA: audio.input.transcription; the beta shape: input_audio_transcription (found 2026-12-05: not read).
-    for (const [owner, key, path] of [
-      [input, 'transcription', 'audio.input.transcription'],
-      [obj, 'input_audio_transcription', 'input_audio_transcription'],
-    ] as const) {
+    for (const [owner, key, path] of transcriptionHolders(obj)) {
       if (tr && owner && owner[key] !== undefined && !transcriptionHolds(tr, owner[key])) {
         const reason = owner[key] === null ? 'input transcription is required by policy' : 'input transcription is set by policy (its model, language and prompt, nothing else)';
         v.push({ field: 'input_transcription', param: at(path), mode: 'rewrite', reason });
@@ -294,14 +289,22 @@ function forcedTranscription(tr: TranscriptionLock): JsonObject {
  */
 const TRANSCRIPT_STEERING = new Set(['model', 'language', 'languages', 'prompt', 'keywords']);
 
+/**
+ * Where a session holds its input transcription setting, with the member's path: GA
+ * `audio.input.transcription` and the beta shape `input_audio_transcription` (found 2026-12-05: not
+ * read). The holder is null when the session has no `audio.input`.
+ */
+function transcriptionHolders(session: JsonObject): readonly (readonly [JsonObject | null, string, string])[] {
+  return [
+    [asObject(asObject(session['audio'])?.['input']), 'transcription', 'audio.input.transcription'],
+    [session, 'input_audio_transcription', 'input_audio_transcription'],
+  ];
+}
+
 /** A copy of `shown` (a session as the upstream shows it) with the non-steering members of its transcription setting left out. */
 function withoutEchoedDefaults(shown: JsonObject): JsonObject {
   const session = structuredClone(shown);
-  const input = asObject(asObject(session['audio'])?.['input']);
-  for (const [owner, key] of [
-    [input, 'transcription'],
-    [session, 'input_audio_transcription'],
-  ] as const) {
+  for (const [owner, key] of transcriptionHolders(session)) {
     const t = owner ? asObject(owner[key]) : null;
     if (t) for (const member of Object.keys(t)) if (!TRANSCRIPT_STEERING.has(member)) delete t[member];
   }
