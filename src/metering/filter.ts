@@ -162,6 +162,14 @@ function paddingOf(td: JsonObject): number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : DEFAULT_PREFIX_PADDING_MS;
 }
 
+/**
+ * A response's worst-case output (`Reservation.output`) as another response reads it: its tokens as
+ * text when it is text only, else as audio (the dearer input), plus framing for each of its `items`.
+ */
+function outputAsInput(output: { readonly tokens: number; readonly textOnly: boolean }, items: number): ModalityTokens {
+  return output.textOnly ? { text: ITEM_OVERHEAD * items + output.tokens, audio: 0, image: 0 } : { text: ITEM_OVERHEAD * items, audio: output.tokens, image: 0 };
+}
+
 function textOnly(modalities: unknown): boolean | null {
   return Array.isArray(modalities) ? !modalities.includes('audio') : null;
 }
@@ -828,7 +836,7 @@ export class MeteringFilter implements Filter {
     const r = this.#reservations.get(responseId);
     const items = Math.max(1, this.#ctx.conversation.response(responseId)?.itemIds.length ?? 1);
     const out = r?.output ?? { tokens: this.#price?.price.maxOutputTokens ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!.maxOutputTokens, textOnly: false };
-    return out.textOnly ? { text: ITEM_OVERHEAD * items + out.tokens, audio: 0, image: 0 } : { text: ITEM_OVERHEAD * items, audio: out.tokens, image: 0 };
+    return outputAsInput(out, items);
   }
 
   /**
@@ -859,7 +867,7 @@ export class MeteringFilter implements Filter {
     }
     for (const r of this.#pending.values()) {
       if (!r.readsConversation && !r.ownInputInConversation) continue;
-      add(t, r.output.textOnly ? { text: ITEM_OVERHEAD + r.output.tokens, audio: 0, image: 0 } : { text: ITEM_OVERHEAD, audio: r.output.tokens, image: 0 });
+      add(t, outputAsInput(r.output, 1));
     }
     return t;
   }
