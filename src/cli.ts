@@ -4,9 +4,9 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { compileConfig } from './config/compile.js';
 import { ConfigError } from './config/errors.js';
-import { loadConfigFile, parseConfig } from './config/load.js';
+import { configBaseDir, loadConfigFile, parseConfig } from './config/load.js';
+import { loadNativeModules } from './config/native-modules.js';
 import type { Config } from './config/schema.js';
-import { configBaseDir, startProxy } from './main.js';
 import { sha256Hex } from './tenants/resolver.js';
 import { ownPackage } from './version.js';
 import { installProcessFaultHandlers } from './server/process-faults.js';
@@ -126,8 +126,9 @@ async function main(argv: string[]): Promise<number> {
     case 'check-config': {
       const { config, file, baseDir } = await loadAndCompile(configPath(values.config));
       const compiled = await compileConfig(config, { file, baseDir });
+      const natives = await loadNativeModules(config);
       const up = compiled.upstream.kind === 'simulator' ? `simulator (${compiled.upstream.reason === 'chosen' ? 'chosen' : 'no API key'})` : compiled.upstream.kind;
-      process.stdout.write(`${file}: ok (${Object.keys(config.tenants).length} tenants, upstream ${up}, workers ${compiled.workers}, policies ${compiled.policiesDir})\n`);
+      process.stdout.write(`${file}: ok (${Object.keys(config.tenants).length} tenants, upstream ${up}, workers ${compiled.workers}, policies ${compiled.policiesDir}; ${natives.join(', ')})\n`);
       return 0;
     }
     case 'run':
@@ -137,6 +138,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   const { config, file, baseDir } = await loadAndCompile(configPath(values.config));
+  // Loaded here, not at the top: --help, --version and keygen work on a runtime without the native
+  // modules the server needs, and a missing binary is reported as one line like any boot error.
+  const { startProxy } = await import('./main.js');
   // The demo simulator speaks at playback speed, so a person listening hears realistic turns.
   const proxy = await startProxy(config, {
     baseDir,

@@ -1,4 +1,4 @@
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { DestinationStream, Logger } from 'pino';
 import type { ProxyModule } from './app/module.js';
@@ -216,6 +216,4 @@ async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
   };
 }
 
-export function configBaseDir(configFile: string): string {
-  return dirname(resolve(configFile));
-}
+export { configBaseDir } from './config/load.js';

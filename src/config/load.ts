@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { adminKeyProblem } from '../server/admin-key.js';
@@ -200,4 +201,9 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
     throw new ConfigError([{ file, path: '(yaml)', message: [head + more, ...excerpt].join('\n'), fix: 'correct the YAML syntax at the line shown (quote values with { } [ ] , inside flow mappings)' }]);
   }
   return parseConfig(doc.toJS() as unknown, file, env);
+}
+
+/** The directory a config file's relative paths (policies, ledger, certificates) resolve against. */
+export function configBaseDir(configFile: string): string {
+  return dirname(resolve(configFile));
 }

@@ -21,7 +21,8 @@ function loadNative(): { uws: Uws; binary: string } {
     return { uws, binary: `${pkg.name}@${pkg.version} native ${file}` };
   } catch (err) {
     throw new Error(
-      `uWebSockets.js native binary ${file} did not load (${(err as Error).message}). ` +
+      // The first line only: Node appends the require stack, which says nothing more here.
+      `uWebSockets.js native binary ${file} did not load (${(err as Error).message.split('\n')[0]}). ` +
         `${pkg.name}@${pkg.version} ships binaries for Node ABIs 93, 108 and 115 (Node 16, 18, 20) on glibc; ` +
         'run on Node 20 with glibc, or install a build for this runtime. The JS fallback is deliberately not used.',
     );

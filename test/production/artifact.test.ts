@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { whenListening } from '../support/spawned-proxy.js';
 import { buildArtifact, ROOT, type Artifact } from './artifact.js';
+import { NEXT_NODES, nextNode } from './node-next.js';
 
 /**
  * The compiled production artifact: dist/ plus production dependencies only (assembled as
@@ -188,4 +189,49 @@ describe('the production artifact (dist/ + production dependencies)', () => {
     expect(await exited).toBe(0);
     expect(listening.output()).not.toMatch(/tsx|Unknown file extension/);
   }, 60_000);
+});
+
+/**
+ * Node 20 is past its end of life; the uWebSockets.js build in use has binaries for Node 16/18/20 only
+ * and better-sqlite3 is built at install for the installing Node. Under a newer Node the artifact must
+ * still answer what needs no native module, and refuse to start with one line naming each module that
+ * needs a build, from `check-config` as from `run` (until 2026-12-06 every command, even `--version`,
+ * died with a stack trace: the CLI imported the server at its top).
+ */
+describe(`the artifact under Node ${NEXT_NODES[NEXT_NODES.length - 1]} (its official binary from the npm registry)`, () => {
+  let node: string;
+  beforeAll(() => {
+    node = nextNode(NEXT_NODES[NEXT_NODES.length - 1]!);
+  }, 180_000);
+  const cli = (...args: string[]) =>
+    spawnSync(node, [join(artifact.dir, 'bin/realtime-proxy.mjs'), ...args], { encoding: 'utf8', env: env({ UPSTREAM_PROVIDER: 'simulator' }), timeout: 30_000 });
+  const abi = () => spawnSync(node, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).stdout.trim();
+
+  it('--version, --help and keygen work', () => {
+    const version = cli('--version');
+    expect(version.status).toBe(0);
+    expect(version.stdout.trim()).toBe((JSON.parse(readFileSync(join(artifact.dir, 'package.json'), 'utf8')) as { version: string }).version);
+    expect(cli('--help').stdout).toContain('Usage:');
+    const key = cli('keygen');
+    expect(key.status).toBe(0);
+    expect(key.stdout).toMatch(/^key: {4}rpk_\S+\nsha256: [0-9a-f]{64}\n$/);
+  });
+
+  it('check-config refuses with one line per native module that did not load, and no stack', () => {
+    const r = cli('check-config', '--config', join(artifact.dir, 'config/example.yaml'));
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(new RegExp(`^realtime-proxy: uWebSockets\\.js native binary uws_${process.platform}_${process.arch}_${abi()}\\.node did not load \\(.*\\)\\. .*ships binaries for Node ABIs 93, 108 and 115`));
+    expect(lines[1]).toMatch(/^better-sqlite3's native module did not load on Node v\d+\.\d+\.\d+ \(.*NODE_MODULE_VERSION \d+.*\)\. The SQLite ledger .*npm rebuild better-sqlite3/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('run refuses to start with the same line, exit code 1, no stack', () => {
+    const r = cli('run', '--config', join(artifact.dir, 'config/example.yaml'));
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`^realtime-proxy: uWebSockets\\.js native binary uws_${process.platform}_${process.arch}_${abi()}\\.node did not load .*The JS fallback is deliberately not used\\.\n$`));
+  });
 });
