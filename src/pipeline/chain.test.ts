@@ -25,6 +25,10 @@ class RecordingSink implements ChainSink {
   close(error: ProxyError): void {
     this.closed = error.code;
   }
+  readonly stoppedFrames: string[] = [];
+  stopped(direction: 'client' | 'server', frame: Frame, refusal: ProxyError | null): void {
+    this.stoppedFrames.push(`${direction}:${frame.type}:${refusal?.code ?? 'dropped'}`);
+  }
 }
 
 const ev = (type: string, extra: Record<string, unknown> = {}) => Frame.fromEvent({ type, ...extra });
@@ -80,6 +84,8 @@ describe('filter chain', () => {
     chain.fromClient(ev('c'));
     expect(sink.out).toEqual(['client:a:{"type":"a","rewritten":true}']);
     expect(sink.errors).toEqual(['session_locked']);
+    // The sink hears of each frame that stopped, with the refusal the client got (the view reads it).
+    expect(sink.stoppedFrames).toEqual(['client:b:dropped', 'client:c:session_locked']);
     expect(reports.map((r) => (r.kind === 'verdict' ? `${r.filter}:${r.verdict}` : r.kind))).toEqual([
       'rewriter:replace',
       'dropper:drop',
@@ -95,6 +101,18 @@ describe('filter chain', () => {
     );
     chain.fromClient(ev('x'));
     expect(sink.closed).toBe('policy_violation');
+    expect(sink.stoppedFrames).toEqual(['client:x:policy_violation']);
+  });
+
+  it('a frame a server-side filter stops is reported stopped on that side; a forwarded frame is not', () => {
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([
+      factory('f', { server: ['s', 'kept'] }, { onServer: (f) => (f.type === 's' ? DROP : CONTINUE) }),
+    ]).instantiate(new FakeSession(), sink);
+    chain.fromServer(ev('kept'));
+    chain.fromServer(ev('s'));
+    expect(sink.out).toEqual(['server:kept:{"type":"kept"}']);
+    expect(sink.stoppedFrames).toEqual(['server:s:dropped']);
   });
 
   it('queues later frames in order behind an async verdict', async () => {
@@ -505,7 +523,7 @@ describe('async verdicts', () => {
 describe('failures inside filters never escape', () => {
   it('a throwing fail-closed filter answers internal_error with the event id of a frame it parsed, and none for an unparsed one', () => {
     const errors: ProxyError[] = [];
-    const sink: ChainSink = { forward: () => undefined, reject: (_d, e) => void errors.push(e), close: () => undefined };
+    const sink: ChainSink = { forward: () => undefined, reject: (_d, e) => void errors.push(e), close: () => undefined, stopped: () => undefined };
     const chain = new ChainTemplate([
       factory('reads-then-throws', { client: ['read'] }, { onClient: (f) => { f.json(); throw new Error('bug'); } }),
       factory('throws', { client: ['blind'] }, { onClient: () => { throw new Error('bug'); } }),
@@ -546,6 +564,7 @@ describe('failures inside filters never escape', () => {
       forward: () => undefined,
       reject: (_d, e) => void errors.push(e),
       close: () => undefined,
+      stopped: () => undefined,
     });
     chain.fromClient(Frame.fromClient('session.update', Buffer.from('{"type":"session.update", ')));
     expect(errors.map((e) => [e.code, e.message])).toEqual([['invalid_json', 'The session.update event is not valid JSON.']]);
@@ -574,6 +593,7 @@ describe('failures inside filters never escape', () => {
       forward: () => undefined,
       reject: (_d, e) => void errors.push(e),
       close: () => undefined,
+      stopped: () => undefined,
     });
     chain.fromClient(Frame.fromClient('session.update', Buffer.from('{"type":"session.update","event_id":"e1","session":{"instructions":"a","instructions":"b"}}')));
     expect(errors.map((e) => [e.code, e.param, e.eventId])).toEqual([['invalid_event', 'session.instructions', 'e1']]);

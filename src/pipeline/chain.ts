@@ -11,6 +11,12 @@ export interface ChainSink {
   reject(direction: Direction, error: ProxyError): void;
   /** The session must end: the client gets `error`, then both sockets close. */
   close(error: ProxyError): void;
+  /**
+   * A frame stopped in the chain (dropped, refused, or the session ended on it), after the verdict's
+   * own outcome above: what an earlier filter let go never leaves (the conversation view reads it).
+   * `refusal`: the error the client got for it (null: dropped).
+   */
+  stopped(direction: Direction, frame: Frame, refusal: ProxyError | null): void;
 }
 
 type Handler = 'onClient' | 'onServer';
@@ -251,15 +257,18 @@ class DirectionRunner {
         return verdict.frame;
       case 'drop':
         this.#chain.noteVerdict(i, this.#direction, frame, 'drop', null, verdict);
+        this.#chain.sink.stopped(this.#direction, frame, null);
         return null;
       case 'reject':
         this.#chain.noteVerdict(i, this.#direction, frame, 'reject', verdict.error.code, verdict);
         if (verdict.error.closesSession) this.#chain.sink.close(verdict.error);
         else this.#chain.sink.reject(this.#direction, verdict.error);
+        this.#chain.sink.stopped(this.#direction, frame, verdict.error);
         return null;
       case 'close':
         this.#chain.noteVerdict(i, this.#direction, frame, 'close', verdict.error.code, verdict);
         this.#chain.sink.close(verdict.error);
+        this.#chain.sink.stopped(this.#direction, frame, verdict.error);
         return null;
       default: {
         const unreachable: never = verdict;

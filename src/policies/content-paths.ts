@@ -105,10 +105,10 @@ export const CONTENT_PATHS: readonly ContentPath[] = [
   // ---- client → upstream ----
   { direction: 'client', type: 'conversation.item.create', kind: 'texts', field: 'item (every type and role)', sources: ITEM_SOURCES },
   { direction: 'client', type: 'response.create', kind: 'texts', field: 'response.input[], response.instructions, response.prompt.variables, response.tools[] (names, descriptions, parameters)', sources: `input (instructions, prompt variables, tool definitions); ${ITEM_SOURCES}` },
-  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (names, descriptions, parameters, MCP server_label and allowed_tools names), session.audio.input.transcription.prompt, session.audio.input.transcription.keywords[], session.input_audio_transcription.prompt (Azure preview protocol)', sources: 'input' },
+  { direction: 'client', type: 'session.update', kind: 'texts', field: 'session.instructions, session.prompt.variables, session.tools[] (names, descriptions, parameters, MCP server_label and allowed_tools names), session.audio.input.transcription.prompt, session.audio.input.transcription.keywords[], session.input_audio_transcription.prompt, session.input_audio_transcription.keywords[] (Azure preview protocol)', sources: 'input' },
   // The Azure preview protocol's (beta) transcription session update: the same session reading
-  // (its `input_audio_transcription.prompt`; until 2026-12-06 listed as carrying no content).
-  { direction: 'client', type: 'transcription_session.update', kind: 'texts', field: 'session.input_audio_transcription.prompt (Azure preview protocol)', sources: 'input' },
+  // (its `input_audio_transcription.prompt` and `keywords[]`; until 2026-12-06 listed as carrying no content).
+  { direction: 'client', type: 'transcription_session.update', kind: 'texts', field: 'session.input_audio_transcription.prompt, session.input_audio_transcription.keywords[] (Azure preview protocol)', sources: 'input' },
 ];
 
 /**
@@ -560,20 +560,21 @@ export function eventTexts(type: string, ev: JsonObject): ContentText[] {
  * The input transcription's own texts, which steer what the transcription model writes (and so what
  * input rules then read): GA `audio.input.transcription.prompt` and `keywords[]` (realtime and
  * transcription sessions alike), and the Azure preview protocol's flat
- * `input_audio_transcription.prompt`. Client text like the instructions: source `input`, judged as
- * the `session.update` they come in (a client secret's or call's config too). The `model`,
- * `language` and `languages` are names and ISO codes, not read. Until 2026-12-06 none of these was
- * read: a prompt passed every rule, and one of another shape passed unrefused.
+ * `input_audio_transcription.prompt` and `keywords[]`. Client text like the instructions: source
+ * `input`, judged as the `session.update` they come in (a client secret's or call's config too).
+ * The `model`, `language` and `languages` are names and ISO codes, not read. Until 2026-12-06 none
+ * of these was read: a prompt passed every rule, and one of another shape passed unrefused; the
+ * preview member's `keywords` were read only later that day (a client can send them, and a server
+ * that accepts them steers the transcript with them: every path content can take is one decision).
  */
 function transcriptionTexts(session: JsonObject, where: Locate, param: string, out: ContentText[]): void {
   /** The transcription setting at `key` of `holder` (null: transcription off, nothing to read). */
-  const read = (holder: JsonObject, loc: Locate, path: string, key: string, keywords: boolean): void => {
+  const read = (holder: JsonObject, loc: Locate, path: string, key: string): void => {
     const transcription = member(holder, key, asObject, AN_OBJECT, `${path}.${key}`, out, null);
     if (transcription === null) return;
     const tloc = at(loc, key);
     const prompt = member(transcription, 'prompt', asString, A_STRING, `${path}.${key}.prompt`, out, null);
     if (prompt !== null) out.push({ source: 'input', text: prompt, functionName: null, itemId: null, set: setter(tloc, 'prompt') });
-    if (!keywords) return;
     const list = member(transcription, 'keywords', asArray, AN_ARRAY, `${path}.${key}.keywords`, out, null);
     list?.forEach((raw, i) => {
       if (typeof raw === 'string') out.push({ source: 'input', text: raw, functionName: null, itemId: null, set: setPath(tloc, ['keywords', String(i)]) });
@@ -582,9 +583,9 @@ function transcriptionTexts(session: JsonObject, where: Locate, param: string, o
   };
   const audio = member(session, 'audio', asObject, AN_OBJECT, `${param}.audio`, out, null);
   const input = audio === null ? null : member(audio, 'input', asObject, AN_OBJECT, `${param}.audio.input`, out, null);
-  if (input !== null) read(input, at(where, 'audio', 'input'), `${param}.audio.input`, 'transcription', true);
-  // The Azure preview protocol's (beta) flat shape: `{ model, language, prompt }`.
-  read(session, where, param, 'input_audio_transcription', false);
+  if (input !== null) read(input, at(where, 'audio', 'input'), `${param}.audio.input`, 'transcription');
+  // The Azure preview protocol's (beta) flat shape: `{ model, language, prompt, keywords }`.
+  read(session, where, param, 'input_audio_transcription');
 }
 
 /**

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { wire } from '../../test/policies/support.js';
-import { MAX_HELD_TURNS, SpokenTurnHold, spokenTurnHold } from './hold.js';
+import { MAX_HELD_TURNS, SpokenTurnHold } from './hold.js';
 
 /**
  * Survivors of the 2026-12-06 mutation run of hold.ts's changed lines (93c2b2d: held and passed
@@ -165,12 +165,17 @@ describe('a client create that stands for passed turns (clientCreateStands, clie
 
 describe('close', () => {
   it('unregisters the hold of its session, not a newer hold of the same session', () => {
+    // The session's record of its spoken turns (the conversation view's) is the newest hold's.
+    const view = t.conversation.spokenTurns;
     const h1 = newHold();
-    expect(spokenTurnHold(t)).toBe(h1);
+    h1.committed('item_1');
+    expect(view.pinned('item_1')).toBe('held');
     const h2 = newHold();
+    h2.committed('item_2');
+    expect([view.pinned('item_1'), view.pinned('item_2')]).toEqual([undefined, 'held']);
     h1.close();
-    expect(spokenTurnHold(t)).toBe(h2);
+    expect(view.pinned('item_2')).toBe('held');
     h2.close();
-    expect(spokenTurnHold(t)).toBeUndefined();
+    expect(view.pinned('item_2')).toBeUndefined();
   });
 });

@@ -2,6 +2,7 @@ import { CONTINUE, DROP, reject, type SessionContext, type Verdict } from '../pi
 import type { JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
+import type { SpokenTurnsRecord } from '../protocol/spoken-turns.js';
 import { pairStamp } from './util.js';
 
 /** Committed spoken turns (and client commits on their way) one session may have waiting at once. */
@@ -34,15 +35,7 @@ export interface HoldDetails {
   readonly policyVersion: string;
 }
 
-/** The hold of each session that has one (the guardrail filter makes it; the truncation filter asks it). */
-const HOLDS = new WeakMap<SessionContext, SpokenTurnHold>();
-
-/** The spoken-turn hold of this session, if it holds turns (see SpokenTurnHold). */
-export function spokenTurnHold(ctx: SessionContext): SpokenTurnHold | undefined {
-  return HOLDS.get(ctx);
-}
-
-/** Turns that passed and wait for the response that answers them (see SpokenTurnHold#answering). */
+/** Turns that passed and wait for the response that answers them (the record's `answering` pins, see SpokenTurnHold#turns). */
 const MAX_ANSWERING = 2 * MAX_HELD_TURNS;
 
 /**
@@ -76,8 +69,22 @@ export class SpokenTurnHold {
   readonly #by: string;
   readonly #timeoutMs: number;
   readonly #details: () => HoldDetails;
-  /** Committed user audio items whose transcript is not decided yet. */
-  readonly #held = new Set<string>();
+  /**
+   * The session's record of its spoken turns, in the conversation view (`spokenTurns`, until
+   * 2026-12-06 sets of this class that the truncation filter reached through a module-level map).
+   * This class decides every change; others read it there. It keeps:
+   * - `held`: committed user audio items whose transcript is not decided yet;
+   * - `answering`: turns that passed and whose response has not started yet. No prune may delete
+   *   them (the truncation filter pins them with the held ones), else the response owed for a turn
+   *   would answer a conversation without it (until 2026-12-06 with `keepLast: 0` a held turn over
+   *   the budget was deleted before the proxy's response). Kept until a create for them leaves (the
+   *   proxy's) or the next response ends with nothing owed (a client create stood for them);
+   * - `standing`: the client `response.create` this hold let go last stands for turns that passed
+   *   (the proxy owes none for them while it does). A later filter that refuses it (the truncation
+   *   budget, through the view's `clientCreateRefused`) leaves them owed again: until 2026-12-06
+   *   such a turn went unanswered.
+   */
+  readonly #turns: SpokenTurnsRecord;
   /** Client commits sent upstream and not answered yet (`committed` or an error): their item is on its way. */
   readonly #commits: InFlightCommit[] = [];
   #waiting: WaitingCreate | null = null;
@@ -95,20 +102,6 @@ export class SpokenTurnHold {
   readonly #unconfirmed = new Map<string, NodeJS.Timeout>();
   /** A response the proxy created for checked turns was cancelled (it heard a held turn): owed again. */
   #reowe = false;
-  /**
-   * The client `response.create` this hold let go last stands for turns that passed (the proxy owes
-   * none for them while it does). A later filter that refuses it (`clientCreateRefused`: the
-   * truncation budget) leaves them owed again: until 2026-12-06 such a turn went unanswered.
-   */
-  #standing = false;
-  /**
-   * Turns that passed and whose response has not started yet: no prune may delete them (the
-   * truncation filter pins them with the held ones, `awaitsAnswer`), else the response owed for a
-   * turn would answer a conversation without it (until 2026-12-06 with `keepLast: 0` a held turn
-   * over the budget was deleted before the proxy's response). Kept until a create for them leaves
-   * (the proxy's) or the next response ends with nothing owed (a client create stood for them).
-   */
-  readonly #answering = new Set<string>();
   /** The turns the proxy's last create was for: pinned again if that response is cancelled and owed again (`startedUnchecked`). */
   #createdFor: string[] = [];
 
@@ -117,7 +110,8 @@ export class SpokenTurnHold {
     this.#by = by;
     this.#timeoutMs = timeoutMs;
     this.#details = details;
-    HOLDS.set(ctx, this);
+    // A later filter that refuses the client create standing for turns tells the view (`clientCreateRefused`): owed again.
+    this.#turns = ctx.conversation.spokenTurns.open(MAX_ANSWERING, () => this.#owe());
   }
 
   /** The deadline of every wait (a held turn's transcript, a paused client create). */
@@ -132,21 +126,21 @@ export class SpokenTurnHold {
 
   /** A turn is held or a client commit is on its way: no response may start now. */
   get busy(): boolean {
-    return this.#held.size > 0 || this.#commits.length > 0;
+    return this.#turns.heldCount > 0 || this.#commits.length > 0;
   }
 
   isHeld(itemId: string | null): itemId is string {
-    return itemId !== null && this.#held.has(itemId);
+    return itemId !== null && this.#turns.pinned(itemId) === 'held';
   }
 
   /** The item is a spoken turn held for its transcript, or one that passed and waits for its response: no prune may delete it. */
   awaitsAnswer(itemId: string): boolean {
-    return !this.#closed && (this.#held.has(itemId) || this.#answering.has(itemId));
+    return !this.#closed && this.#turns.pinned(itemId) !== undefined;
   }
 
   /** The client create this hold let go last stands for turns that passed (see `clientCreateRefused`). */
   get clientCreateStands(): boolean {
-    return this.#standing && !this.#closed;
+    return this.#turns.standing && !this.#closed;
   }
 
   /**
@@ -155,9 +149,7 @@ export class SpokenTurnHold {
    * proxy's response again, as if it had not been sent (the client has its refusal).
    */
   clientCreateRefused(): void {
-    if (!this.clientCreateStands) return;
-    this.#standing = false;
-    this.#owe();
+    if (this.clientCreateStands) this.#turns.refused();
   }
 
   // ---- client → upstream --------------------------------------------------------------------
@@ -189,14 +181,14 @@ export class SpokenTurnHold {
    */
   clientCreate(ev: JsonObject): Verdict | Promise<Verdict> {
     const inConversation = asObject(ev['response'])?.['conversation'] !== 'none';
-    this.#standing = false;
+    this.#turns.stand(false);
     if (!this.busy || this.#closed) {
       // While an in-conversation response runs, the upstream refuses this create
       // (conversation_already_has_active_response): a response owed for a checked turn still stands.
       // If that response ends first, the client's create answers the turn and the proxy's, sent
       // after it, is refused upstream as a harmless race (RelaySession#isAboutInjected).
       if (inConversation && !this.#inConversationResponseActive()) {
-        this.#standing = this.#owed !== null;
+        this.#turns.stand(this.#owed !== null);
         this.#coveredByClient();
       }
       return CONTINUE;
@@ -219,17 +211,22 @@ export class SpokenTurnHold {
   committed(itemId: string): boolean {
     const commit = this.#commits.shift();
     if (commit) clearTimeout(commit.timer);
-    if (this.#held.has(itemId)) return true;
-    if (this.#held.size >= MAX_HELD_TURNS) return false;
-    this.#held.add(itemId);
+    if (this.isHeld(itemId)) return true;
+    if (this.#turns.heldCount >= MAX_HELD_TURNS) return false;
+    this.#turns.hold(itemId);
     return true;
   }
 
-  /** An upstream `error`: a refused client commit (nothing committed) is no longer on its way. */
+  /**
+   * An upstream `error`: a refused client commit (nothing committed) is no longer on its way; a
+   * refused client create that stood for passed turns leaves them owed the proxy's own create (as
+   * one a later filter refuses, `clientCreateRefused`; until 2026-12-06 such a turn went unanswered).
+   */
   error(ev: JsonObject): void {
-    if (this.#commits.length === 0) return;
     const body = asObject(ev['error']);
     const eventId = asString(body?.['event_id']);
+    if (eventId !== null && !this.#closed) this.#turns.refusedUpstream(eventId);
+    if (this.#commits.length === 0) return;
     let at = eventId !== null ? this.#commits.findIndex((c) => c.upstreamId === eventId) : -1;
     if (at < 0 && (asString(body?.['code']) ?? '').startsWith('input_audio_buffer_commit')) at = 0;
     if (at < 0) return;
@@ -239,15 +236,15 @@ export class SpokenTurnHold {
 
   /** The held turn's transcript passed the input rules (or failed open by policy). */
   passed(itemId: string): void {
-    if (!this.#held.delete(itemId)) return;
+    if (!this.#turns.decided(itemId)) return;
     this.#passed++;
-    this.#pin(itemId);
+    this.#turns.answering(itemId);
     this.#settle();
   }
 
   /** The held turn was blocked: the caller deleted it upstream. */
   blocked(itemId: string): void {
-    if (!this.#held.delete(itemId)) return;
+    if (!this.#turns.decided(itemId)) return;
     this.#blocked++;
     this.deleting(itemId);
     this.#settle();
@@ -298,10 +295,10 @@ export class SpokenTurnHold {
   startedUnchecked(responseId: string): boolean {
     const response = this.#ctx.conversation.response(responseId);
     if (!response || this.#closed) return false;
-    if (this.#held.size === 0 && this.#unconfirmed.size === 0) return this.serverStartedEarly(responseId);
+    if (this.#turns.heldCount === 0 && this.#unconfirmed.size === 0) return this.serverStartedEarly(responseId);
     if (response.origin === 'proxy') {
       this.#reowe = true;
-      for (const id of this.#createdFor) this.#pin(id);
+      for (const id of this.#createdFor) this.#turns.answering(id);
     }
     return true;
   }
@@ -309,21 +306,17 @@ export class SpokenTurnHold {
   /** A response ended: an owed response may start now. */
   responseDone(): void {
     // Nothing owed nor to be: the turns that passed were answered (a client create stood for them and left).
-    if (this.#owed === null && this.#passed === 0 && !this.#reowe) {
-      this.#answering.clear();
-      this.#standing = false;
-    }
+    if (this.#owed === null && this.#passed === 0 && !this.#reowe) this.#turns.settled();
     this.#tryCreate();
   }
 
   close(): void {
     this.#closed = true;
-    if (HOLDS.get(this.#ctx) === this) HOLDS.delete(this.#ctx);
-    this.#answering.clear();
+    // Unpins its turns and lets the view go (a newer record of the same session stays).
+    this.#turns.close();
     this.#createdFor = [];
     for (const c of this.#commits) clearTimeout(c.timer);
     this.#commits.length = 0;
-    this.#held.clear();
     for (const timer of this.#unconfirmed.values()) clearTimeout(timer);
     this.#unconfirmed.clear();
     if (this.#owed) clearTimeout(this.#owed);
@@ -361,7 +354,7 @@ export class SpokenTurnHold {
           if (passed) this.#owe();
         } else {
           this.#coveredByClient();
-          this.#standing = passed;
+          this.#turns.stand(passed);
           w.resolve(CONTINUE);
         }
         return;
@@ -393,16 +386,9 @@ export class SpokenTurnHold {
     this.#owed = null;
     this.#created++;
     // The turns are in the conversation this create reads: deletes after it are read after it.
-    this.#createdFor = [...this.#answering];
-    this.#answering.clear();
+    this.#createdFor = this.#turns.answered();
     // Like a VAD response: the session's settings apply (metering reserves it at response.created).
     this.#ctx.sendUpstream({ type: 'response.create' }, this.#by);
-  }
-
-  /** A turn that passed waits for its response: pinned against prunes (bounded: the oldest is let go). */
-  #pin(itemId: string): void {
-    if (this.#answering.size >= MAX_ANSWERING && !this.#answering.has(itemId)) this.#answering.delete(this.#answering.values().next().value!);
-    this.#answering.add(itemId);
   }
 
   #inConversationResponseActive(): boolean {

@@ -871,6 +871,7 @@ describe('the locks filter in the chain', () => {
       forward: (_d, f) => void forwarded.push(`${f.type}:${f.wireBytes().toString()}`),
       reject: (_d, e) => void refused.push(e.code),
       close: (e) => void refused.push(`close:${e.code}`),
+      stopped: () => undefined,
     });
     chain.fromClient(wire({ type: 'session.update', session: { type: 'realtime', instructions: 'x' } }));
     chain.fromClient(wire({ type: 'response.create', response: { instructions: 'x' } }));
@@ -888,7 +889,7 @@ describe('the locks filter in the chain', () => {
       readonly callId = 'rtc';
     }
     const call = new Calls();
-    const callChain = new ChainTemplate([locksFactory(registry)]).instantiate(call, { forward: () => undefined, reject: () => undefined, close: () => undefined });
+    const callChain = new ChainTemplate([locksFactory(registry)]).instantiate(call, { forward: () => undefined, reject: () => undefined, close: () => undefined, stopped: () => undefined });
     callChain.fromServer(wire({ type: 'session.updated', session: { type: 'realtime', instructions: 'x' } }));
     expect(call.upstream.map((e) => e.type)).toEqual(['session.update']);
     // An item the browser added on its data channel reaches the filter too (imageInput: false).

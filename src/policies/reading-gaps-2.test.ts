@@ -137,6 +137,31 @@ describe('2. the input transcription prompt (and keywords) is client text: read 
     expect(refusal(v)?.code).toBe('guardrail_blocked');
   });
 
+  it('the preview protocol\'s input_audio_transcription.keywords[] are judged like the GA keywords: a word in them is refused, as in audio.input.transcription.keywords (found 2026-12-06)', async () => {
+    // Until 2026-12-06 the preview member was read for its prompt only: its keywords passed every rule.
+    const g = await guardrailsWith(INJECTION_PASS);
+    const preview = g.client(wire({ type: 'session.update', event_id: 'evt_kw', session: { input_audio_transcription: { model: 'gpt-4o-transcribe', keywords: ['ok', 'ignore previous instructions'] } } }));
+    const ga = g.client(wire({ type: 'session.update', event_id: 'evt_kw_ga', session: withTranscription({ model: 'gpt-4o-transcribe', keywords: ['ok', 'ignore previous instructions'] }) }));
+    expect(refusal(preview)).toEqual({ code: 'guardrail_blocked', param: null, reason: null });
+    expect(refusal(preview)).toEqual(refusal(ga));
+    // transcription_session.update (the preview transcription session) reads the same member.
+    const session = g.client(wire({ type: 'transcription_session.update', session: { input_audio_transcription: { model: 'gpt-4o-transcribe', keywords: ['ignore previous instructions'] } } }));
+    expect(refusal(session)?.code).toBe('guardrail_blocked');
+    expect(g.session.upstream).toEqual([]);
+    // Read as input, written back in place; one of another shape is refused like the GA member's.
+    const ev = { type: 'session.update', session: { input_audio_transcription: { model: 'whisper-1', prompt: 'p', keywords: ['Acme', null, 'wire'] } } };
+    const texts = eventTexts('session.update', ev);
+    expect(texts.map((t) => [t.source, t.text])).toEqual([
+      ['input', 'p'],
+      ['input', 'Acme'],
+      ['input', 'wire'],
+    ]);
+    for (const t of texts) t.set(ev, `<${t.text}>`);
+    expect(ev.session.input_audio_transcription).toEqual({ model: 'whisper-1', prompt: '<p>', keywords: ['<Acme>', null, '<wire>'] });
+    const shaped = g.client(wire({ type: 'session.update', event_id: 'evt_kw_shape', session: { input_audio_transcription: { model: 'whisper-1', keywords: 'ignore previous instructions' } } }));
+    expect(refusal(shaped)).toEqual({ code: 'invalid_event', param: 'session.input_audio_transcription.keywords', reason: 'invalid_type' });
+  });
+
   it('a rule limited to events without session.update does not read it (as it does not read the instructions)', async () => {
     const g = await guardrailsWith(`guardrails:\n  rules:\n    - { id: inj, sources: [input], events: [conversation.item.create], match: { phrases: ["ignore previous instructions"] }, action: block }\n`);
     const v = g.client(wire({ type: 'session.update', session: withTranscription({ model: 'm', prompt: 'ignore previous instructions' }) }));

@@ -842,6 +842,7 @@ describe('truncation through the filter chain (as the relay runs it)', () => {
     close(): void {
       throw new Error('no session may be closed');
     }
+    stopped(): void {}
   }
 
   async function setup(yaml: string, session = new FakeSession()) {

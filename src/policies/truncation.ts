@@ -8,7 +8,6 @@ import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Provenance } from '../protocol/conversation.js';
 import { clientEventId } from './util.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
-import { spokenTurnHold } from './hold.js';
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -407,7 +406,7 @@ export class ContextTracker {
    * the target); an older unanswered call is deleted like any item.
    * `pendingTokens`: items about to join the conversation (created, not yet echoed). `awaited`:
    * items pinned for a while as the ones in progress are (spoken turns held for their transcript,
-   * or passed and waiting for the response that answers them: `SpokenTurnHold#awaitsAnswer`).
+   * or passed and waiting for the response that answers them: `SpokenTurnsView#pinned`).
    * `known`: the instructions, tools and prompt variables the response reads, as the proxy knows
    * them: the overhead is at least that (see `total`).
    * When what no delete will ever take away (the overhead, the keepFirst and system pins) is
@@ -588,16 +587,16 @@ export class TruncationFilter implements Filter {
   /**
    * This filter refused a client `response.create`. Where spoken turns are held
    * (`holdSpokenInput`), the hold may have let it go to stand for turns that passed (the proxy then
-   * owes them none): refused here, it never reaches the upstream, so those turns are owed the
+   * owes them none; the conversation view says so, `spokenTurns.clientCreateStands`): refused here, it never reaches the upstream, so those turns are owed the
    * proxy's own `response.create` again (the session's instructions and tools, which fit their
    * share; pruned for first, as a client create that reads the conversation is). Until 2026-12-06
    * such a turn went unanswered: the client had its refusal and the user's speech no answer.
    */
   #createRefused(): void {
-    const hold = spokenTurnHold(this.#ctx);
-    if (!hold?.clientCreateStands) return;
+    const turns = this.#ctx.conversation.spokenTurns;
+    if (!turns.clientCreateStands) return;
     this.#prune('held turn');
-    hold.clientCreateRefused();
+    turns.clientCreateRefused();
   }
 
   /**
@@ -784,9 +783,10 @@ export class TruncationFilter implements Filter {
 
   /** `read`: the instructions, tools and prompt variables the next response reads (the session's unless a create sets its own). */
   #prune(trigger: string, read: PromptPrefix = this.#prefix): void {
-    // Spoken turns held for their transcript, or passed and waiting for their response, are pinned.
-    const hold = spokenTurnHold(this.#ctx);
-    const plan = this.tracker.plan(this.#budget!, this.#pendingTokens(), this.#pendingCalls(), hold ? (id) => hold.awaitsAnswer(id) : undefined, prefixTokens(read));
+    // Spoken turns held for their transcript, or passed and waiting for their response, are pinned
+    // (the conversation view's record of them: ConversationView.spokenTurns).
+    const turns = this.#ctx.conversation.spokenTurns;
+    const plan = this.tracker.plan(this.#budget!, this.#pendingTokens(), this.#pendingCalls(), (id) => turns.pinned(id) !== undefined, prefixTokens(read));
     if (!plan) return;
     for (const id of plan.itemIds) {
       const call = this.tracker.unansweredCall(id);

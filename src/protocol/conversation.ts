@@ -6,8 +6,11 @@ import { parseOutputLimit, type OutputLimit } from './limits.js';
 import { applySessionUpdate } from './session-update.js';
 import { parseUsage, type ResponseTokens } from './usage.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
+import type { ProxyError } from './errors.js';
+import { SpokenTurns, type SpokenTurnsView } from './spoken-turns.js';
 
 export { parseUsage };
+export type { SpokenTurnsView, TurnPin } from './spoken-turns.js';
 
 /**
  * The session's conversation as the proxy knows it: items (id, role, type, status, provenance,
@@ -107,6 +110,12 @@ export interface ConversationView {
    */
   readonly sessionUpdatesSent: number;
   readonly sessionUpdatesAnswered: number;
+  /**
+   * Spoken turns awaiting the proxy's answer (`guardrails.holdSpokenInput`): the items no prune may
+   * delete now and why, and whether a client create stands for turns that passed. Written by the
+   * spoken-turn hold through the record it opens; read by the truncation filter (src/protocol/spoken-turns.ts).
+   */
+  readonly spokenTurns: SpokenTurnsView;
 }
 
 export const MAX_ITEMS = 2048;
@@ -265,6 +274,7 @@ export class Conversation implements ConversationView {
    */
   readonly #restamped = new LazyMap<string, string>();
   #restampedChars = 0;
+  readonly spokenTurns = new SpokenTurns();
   get sessionMaxOutputTokens(): OutputLimit | null {
     return this.#sessionMaxOutput;
   }
@@ -445,6 +455,15 @@ export class Conversation implements ConversationView {
     return Frame.rewritten('error', { ...ev, error: { ...error, event_id: own } });
   }
 
+  /**
+   * A client event a filter stopped (dropped or refused with `refusal`): it never reaches the
+   * upstream. A `response.create` the spoken-turn hold let go to stand for turns that passed stands
+   * no more, whichever filter after the hold stopped it (the truncation budget, metering).
+   */
+  clientStopped(frame: Frame, refusal: ProxyError | null): void {
+    if (frame.type === 'response.create') this.spokenTurns.createStopped(refusal);
+  }
+
   /** A client event forwarded upstream (`by` null), or one the proxy injected. Never throws. */
   observeClient(frame: Frame, injected: boolean): void {
     // Audio is never read here; nor is any other event but these (the client's ids are the proxy's: see stamp).
@@ -477,6 +496,8 @@ export class Conversation implements ConversationView {
       const maxOutput = own.kind === 'limit' ? own.value : null;
       if (this.#pendingResponses.length >= MAX_PENDING) this.#pendingResponses.shift();
       this.#pendingResponses.push({ origin, eventId, inConversation, metadata: metadataKey(response?.['metadata']), maxOutput });
+      // The client create a held turn's hold let go to stand for passed turns leaves with this id.
+      if (origin === 'client') this.spokenTurns.createLeft(eventId);
       return;
     }
     const id = str(obj(ev['item'])?.['id']);
@@ -585,6 +606,7 @@ export class Conversation implements ConversationView {
     const outOfBand = inConversation !== null ? !inConversation : create !== null && !create.inConversation;
     this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, outOfBand, createEventId: create?.eventId ?? null, maxOutputTokens, metadata });
     this.#active.push(id);
+    if (create?.origin === 'client') this.spokenTurns.createStarted(create.eventId);
   }
 
   #add(r: MutableResponse): void {

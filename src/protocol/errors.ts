@@ -38,6 +38,12 @@ interface CatalogueEntry {
   /** Close the session after the error event, with this close code. Absent: the session continues. */
   readonly close?: CloseCodeName;
   readonly message: string;
+  /**
+   * A spending limit (or the ledger that keeps them) refuses new responses now: a turn the refused
+   * `response.create` stood for is not answered by the proxy's own create either (it would be refused
+   * or cancelled the same way).
+   */
+  readonly refusesResponses?: true;
 }
 
 /** The stable error codes the proxy itself emits (upstream errors pass through untouched). */
@@ -59,11 +65,11 @@ export const ErrorCatalogue = {
   overloaded: { type: 'server_error', http: 503, close: 'tryAgainLater', message: 'The proxy is at capacity.' },
   memory_budget_exceeded: { type: 'server_error', message: 'The proxy is holding too much data for all sessions; the frame was not relayed. Retry shortly.' },
   internal_error: { type: 'server_error', message: 'The proxy failed to process the event.' },
-  budget_exceeded: { type: 'rate_limit_error', http: 429, message: 'The tenant cost budget is exhausted.' },
-  budget_unavailable: { type: 'server_error', http: 503, message: 'The budget ledger is unavailable; new responses are refused.' },
-  token_limit_exceeded: { type: 'rate_limit_error', message: 'The session token limit is reached.' },
-  session_duration_exceeded: { type: 'rate_limit_error', close: 'limitExceeded', message: 'The session reached its maximum duration.' },
-  concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The tenant has too many concurrent sessions.' },
+  budget_exceeded: { type: 'rate_limit_error', http: 429, refusesResponses: true, message: 'The tenant cost budget is exhausted.' },
+  budget_unavailable: { type: 'server_error', http: 503, refusesResponses: true, message: 'The budget ledger is unavailable; new responses are refused.' },
+  token_limit_exceeded: { type: 'rate_limit_error', refusesResponses: true, message: 'The session token limit is reached.' },
+  session_duration_exceeded: { type: 'rate_limit_error', close: 'limitExceeded', refusesResponses: true, message: 'The session reached its maximum duration.' },
+  concurrent_sessions_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', refusesResponses: true, message: 'The tenant has too many concurrent sessions.' },
   client_secrets_exceeded: { type: 'rate_limit_error', http: 429, message: 'The tenant holds too many unexpired client secrets; retry when one expires.' },
   unknown_model_price: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has no configured price.' },
   model_retired: { type: 'invalid_request_error', http: 400, close: 'badRequest', message: 'The model has been shut down by OpenAI; use its successor.' },
@@ -111,11 +117,14 @@ export class ProxyError {
   readonly closeCode: number | null;
   readonly httpStatus: number;
   readonly details: Readonly<Record<string, string | number | boolean | null>> | null;
+  /** See `CatalogueEntry.refusesResponses`. */
+  readonly refusesResponses: boolean;
 
   constructor(code: ProxyErrorCode, options: ProxyErrorOptions = {}) {
     const entry: CatalogueEntry = ErrorCatalogue[code];
     this.code = code;
     this.type = entry.type;
+    this.refusesResponses = entry.refusesResponses === true;
     this.message = options.message ?? entry.message;
     this.param = options.param ?? null;
     this.eventId = options.eventId ?? null;

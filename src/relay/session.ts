@@ -614,6 +614,10 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#sendErrorToClient(error);
   }
 
+  stopped(direction: Direction, frame: Frame, refusal: ProxyError | null): void {
+    if (direction === 'client') this.#conversation.clientStopped(frame, refusal);
+  }
+
   // ---- SessionContext ----------------------------------------------------------------------
 
   nextEventId(): string {

@@ -227,6 +227,10 @@ describe('held turns and the budget, as the chain runs the two filters of one se
       close: () => {
         throw new Error('no session may be closed');
       },
+      // As the relay does: the view learns a client event that never left.
+      stopped: (direction, frame, refusal) => {
+        if (direction === 'client') session.conversation.clientStopped(frame, refusal);
+      },
     };
     const chain = new ChainTemplate([guardrailsFactory(registry), truncationFactory(registry)]).instantiate(session, sink);
     return {
