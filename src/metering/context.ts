@@ -67,6 +67,14 @@ export function itemEstimate(item: JsonObject, bytesPerMs: number): ModalityToke
   }
   // function_call / function_call_output / anything else: every string the model may read.
   t.text += bytes(item['name']) + bytes(item['arguments']) + bytes(item['output']);
+  // Another item type a client may write (`mcp_list_tools`: its tools' names, descriptions and schemas;
+  // `mcp_call`'s `error`; `mcp_approval_request`...): one token per byte of its JSON, as a server's
+  // (until the twelfth session a client's `mcp_list_tools` counted 8 tokens until its
+  // conversation.item.done, after a create sent right behind it was reserved: src/metering/filter-twelfth.test.ts).
+  const type = item['type'];
+  if (typeof type === 'string' && type !== 'message' && type !== 'function_call' && type !== 'function_call_output') {
+    t.text = Math.max(t.text, ITEM_OVERHEAD + Buffer.byteLength(JSON.stringify(item), 'utf8'));
+  }
   return t;
 }
 
@@ -265,6 +273,14 @@ export class ConversationEstimate {
     return chars <= 0 ? 0 : audioMsOfBase64(chars, this.bytesPerMs);
   }
 
+  /**
+   * An item outside the default conversation (an out-of-band response's output): its estimate for
+   * `item_reference`s, not added to the conversation (an id already known keeps the larger).
+   */
+  noteItem(id: string, t: Readonly<ModalityTokens>): void {
+    this.#raiseItem(id, t);
+  }
+
   #raiseItem(id: string | null, t: Readonly<ModalityTokens>): void {
     if (id === null) return;
     const known = this.#items.get(id);
@@ -292,22 +308,34 @@ export class ConversationEstimate {
    * conversation); every other response reads the conversation (plus any inline items).
    * `streaming`: what a referenced item of a response still running may hold so far (the caller
    * knows which items those are, from the conversation view), or null; counted on top, since the
-   * estimate gains that output only when its response is done.
+   * estimate gains that output only when its response is done. `again`: the list named that item
+   * before (each naming reads it once more).
    */
-  responseInput(response: JsonObject | null, streaming?: (itemId: string) => Readonly<ModalityTokens> | null): ModalityTokens {
+  responseInput(response: JsonObject | null, streaming?: (itemId: string, again: boolean) => Readonly<ModalityTokens> | null): ModalityTokens {
     const input = response?.['input'];
     const outOfBand = response?.['conversation'] === 'none';
     if (!Array.isArray(input)) return this.total();
     const t: ModalityTokens = outOfBand ? { text: 0, audio: 0, image: 0 } : this.total();
     let wholeConversation = !outOfBand;
+    // The upstream reads an item as often as the list names it (until the twelfth session a repeated
+    // reference to an item without an estimate counted nothing more: src/metering/filter-twelfth.test.ts).
+    const named = new Set<string>();
     for (const raw of input) {
       const item = obj(raw);
       if (!item) continue;
       if (item['type'] === 'item_reference') {
-        const partial = streaming && typeof item['id'] === 'string' ? streaming(item['id']) : null;
+        const id = typeof item['id'] === 'string' ? item['id'] : null;
+        const again = id !== null && named.has(id);
+        if (id !== null) named.add(id);
+        const partial = streaming && id !== null ? streaming(id, again) : null;
         if (partial) add(t, partial);
+        const known = id !== null ? this.#items.get(id) : undefined;
+        if (again) {
+          // Its first reference was counted in the conversation (or as its estimate): it is at most that again.
+          add(t, known ?? this.total());
+          continue;
+        }
         if (wholeConversation) continue;
-        const known = typeof item['id'] === 'string' ? this.#items.get(item['id']) : undefined;
         if (known) add(t, known);
         else {
           wholeConversation = true;

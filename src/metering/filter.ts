@@ -8,7 +8,7 @@ import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
-import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate } from './context.js';
+import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate, UNKNOWN_SIZE } from './context.js';
 import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
@@ -49,6 +49,8 @@ const MAX_REQUESTED_MODELS = 16;
  * it (network jitter, chunking).
  */
 const REAL_TIME_SLACK_MS = 500;
+/** Client commits metering keeps waiting for their answer (#clientCommits). */
+const MAX_CLIENT_COMMITS = 64;
 /** Server VAD's `prefix_padding_ms` when the session does not report one (OpenAI's default). */
 const DEFAULT_PREFIX_PADDING_MS = 300;
 
@@ -139,6 +141,12 @@ interface Reservation {
    * items may hold while it still runs, which a response reading them then reads as input (#outputSoFar).
    */
   readonly output: { readonly tokens: number; readonly textOnly: boolean };
+  /**
+   * The response may call an MCP tool (its own tools, else the session's, have one): the MCP server's
+   * output joins the conversation at a size nothing bounds, unknown to the proxy until the call's
+   * `conversation.item.done` (#mayAddMcpOutput).
+   */
+  readonly mcp: boolean;
 }
 
 interface SessionGuess {
@@ -152,6 +160,8 @@ interface SessionGuess {
   readonly prompt: ModalityTokens | null;
   /** A model switch asked: priced (refused upstream otherwise), pessimistically the dearer until answered. */
   readonly price: ModelPrice | null;
+  /** The labels of the update's MCP tools (null: tools not set). */
+  readonly mcp: readonly string[] | null;
 }
 
 const moreOutput = (a: number | 'inf', b: number | 'inf'): number | 'inf' => (a === 'inf' || b === 'inf' ? 'inf' : Math.max(a, b));
@@ -161,6 +171,31 @@ function paddingOf(td: JsonObject): number {
   const v = td['prefix_padding_ms'];
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : DEFAULT_PREFIX_PADDING_MS;
 }
+
+/** A turn detection as metering reads it: its padding, and whether it starts a response per turn (`create_response`, on by default). */
+function turnDetectionOf(td: JsonObject): { readonly padMs: number; readonly createResponse: boolean } {
+  return { padMs: paddingOf(td), createResponse: td['create_response'] !== false };
+}
+
+/** The `server_label`s of a tools list's MCP tools (`type: "mcp"`: a remote server or a connector the upstream calls itself). */
+function mcpLabelsOf(tools: unknown): string[] {
+  if (!Array.isArray(tools)) return [];
+  const out: string[] = [];
+  for (const raw of tools) {
+    const t = obj(raw);
+    if (t?.['type'] === 'mcp') out.push(str(t['server_label']) ?? '');
+  }
+  return out;
+}
+
+/** MCP servers whose tool list metering keeps (#mcpLists); beyond it a list is taken as unknown. */
+const MAX_MCP_LISTS = 256;
+
+/**
+ * An MCP server's output as a response reading it counts it: text of a size nothing bounds (the
+ * estimate then fills the context window at the text rate: the upstream never bills input beyond it).
+ */
+const MCP_OUTPUT: Readonly<ModalityTokens> = Object.freeze({ text: UNKNOWN_SIZE, audio: 0, image: 0 });
 
 /**
  * A response's worst-case output (`Reservation.output`) as another response reads it: its tokens as
@@ -320,6 +355,9 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
         'conversation.item.done',
         // Ids of the model's items: a client item create reusing one is a refused duplicate (#upstreamItemIds).
         'response.output_item.added',
+        // An MCP server's tool list being made (its server's label), and one that failed (#mcpLists).
+        'conversation.item.added',
+        'mcp_list_tools.failed',
         // Releases the reservation of a response.create the upstream refused.
         'error',
       ],
@@ -427,8 +465,39 @@ export class MeteringFilter implements Filter {
    * default), and one a client `session.update` in flight turns on (`n`: its place among the updates).
    * Server VAD commits the input buffer itself, so at the close a turn it committed may be unread.
    */
-  #vad: { readonly padMs: number } | null = { padMs: DEFAULT_PREFIX_PADDING_MS };
-  #vadAsked: { readonly padMs: number; readonly n: number } | null = null;
+  #vad: { readonly padMs: number; readonly createResponse: boolean } | null = { padMs: DEFAULT_PREFIX_PADDING_MS, createResponse: true };
+  #vadAsked: { readonly padMs: number; readonly createResponse: boolean; readonly n: number } | null = null;
+  /**
+   * Server VAD committed a turn (`input_audio_buffer.committed` read while turn detection starts a
+   * response per turn) and no conversation `response.created` was read since: the upstream may have
+   * started that turn's response, which the close bills if it was never read (#billUnreadVadResponse).
+   */
+  #vadResponseDue = false;
+  /**
+   * Client commits on their way upstream, not answered yet (by the id the relay stamped each with,
+   * from its `stamped` report; null until then), oldest first: the `committed` that answers one is
+   * not a turn server VAD committed (no response follows a client's commit). A commit the upstream
+   * refuses (its `error` names the stamped id) leaves. At most MAX_CLIENT_COMMITS (the oldest dropped:
+   * a VAD turn is then never taken for a client's commit).
+   */
+  readonly #clientCommits: (string | null)[] = [];
+  /** The `server_label`s of the session's MCP tools (as reported). */
+  #sessionMcpLabels: string[] = [];
+  /**
+   * MCP servers' tool lists, by `server_label`: the `mcp_list_tools` item the upstream made for one
+   * (`conversation.item.done`, estimated as a server item; a failed listing lists nothing). A server
+   * the session has no list for yet has one of a size the proxy cannot know, which a response with
+   * that server among its tools reads (#mcpListInput).
+   */
+  readonly #mcpLists = new LazyMap<string, Readonly<ModalityTokens>>();
+  /** `mcp_list_tools` items added and not done yet: their server's label (a `mcp_list_tools.failed` names the item only). */
+  readonly #mcpListing = new LazyMap<string, string>();
+  /**
+   * MCP calls the model made (`response.output_item.added` of an `mcp_call`, by item id, its response
+   * id) whose `conversation.item.done` (or response's done) was not read yet: the MCP server's output
+   * may be in the item already, at a size unknown to the proxy (MCP_OUTPUT).
+   */
+  readonly #mcpCalls = new LazyMap<string, string | null>();
   /**
    * Server VAD heard speech in the input buffer (`input_audio_buffer.speech_started`, its item id and
    * `audio_start_ms`) and its `committed` was not read yet: the upstream commits the turn when the
@@ -528,6 +597,8 @@ export class MeteringFilter implements Filter {
       // Stamped events leave in the order the client sent them: the oldest commit not named yet.
       const c = this.#commitsAhead.find((x) => x.eventId === null);
       if (c) c.eventId = report.eventId;
+      const i = this.#clientCommits.indexOf(null);
+      if (i >= 0 && !this.#clientCommits.includes(report.eventId)) this.#clientCommits[i] = report.eventId;
       return;
     }
     if (report.kind !== 'create_sent') return;
@@ -568,6 +639,8 @@ export class MeteringFilter implements Filter {
         // behind it reads the committed audio (until 2026-12-05 the audio counted only at the
         // upstream's `committed`, after such a create had been reserved without it).
         this.#onClientCommit(this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes));
+        if (this.#clientCommits.length >= MAX_CLIENT_COMMITS) this.#clientCommits.shift();
+        this.#clientCommits.push(null);
         this.#bufferRestarted();
         return CONTINUE;
       case 'input_audio_buffer.clear':
@@ -602,7 +675,7 @@ export class MeteringFilter implements Filter {
       const txModel = str(obj(input?.['transcription'])?.['model']);
       if (txModel !== null) this.#txAsked = { model: txModel, n: this.#ctx.conversation.sessionUpdatesSent + 1 };
       const td = obj(input?.['turn_detection']);
-      if (td) this.#vadAsked = { padMs: paddingOf(td), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
+      if (td) this.#vadAsked = { ...turnDetectionOf(td), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
     }
     return verdict;
   }
@@ -622,6 +695,7 @@ export class MeteringFilter implements Filter {
       bytesPerMs: format === null ? null : format === 'audio/pcm' ? 48 : 8,
       prompt: 'prompt' in session ? (promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS }) : null,
       price: model !== null && model !== this.#model ? (this.#rt.prices.lookup(model)?.price ?? null) : null,
+      mcp: 'tools' in session ? mcpLabelsOf(session['tools']) : null,
     };
     if (g.instructions === null && g.tools === null && g.maxOutput === null && g.textOnly === null && g.bytesPerMs === null && g.prompt === null && g.price === null) return;
     if (this.#guesses.length >= 64) this.#guesses.shift();
@@ -663,6 +737,40 @@ export class MeteringFilter implements Filter {
     const out = [price];
     for (const g of this.#guesses) if (g.price !== null && !out.includes(g.price)) out.push(g.price);
     return out;
+  }
+
+  /** The session's tools have an MCP tool, or an update in flight sets tools with one. */
+  #sessionMcpNow(): boolean {
+    return this.#sessionMcpLabelsNow().length > 0;
+  }
+
+  /** The session's MCP servers, and those an update in flight sets. */
+  #sessionMcpLabelsNow(): string[] {
+    const out = [...this.#sessionMcpLabels];
+    for (const g of this.#guesses) if (g.mcp !== null) out.push(...g.mcp);
+    return out;
+  }
+
+  /**
+   * The MCP tool lists a response reads: those of its MCP servers (its own `tools`' if it sets them,
+   * else the session's), and, reading the default conversation, those of the session's (the list items
+   * are in it). A list the session has (#mcpLists) is in the conversation estimate already: counted
+   * again only for a response that does not read the conversation. A server without one yet (its
+   * listing not done: added by an update a create is sent right behind, or never listed in this
+   * session) has a list of unknown size (MCP_OUTPUT). Until the twelfth session a create right behind
+   * the update adding a server was reserved without its list (src/metering/filter-twelfth.test.ts).
+   */
+  #mcpListInput(ownTools: unknown, readsConversation: boolean): ModalityTokens {
+    const session = this.#sessionMcpLabelsNow();
+    const labels = new Set(ownTools !== undefined ? mcpLabelsOf(ownTools) : session);
+    if (readsConversation) for (const l of session) labels.add(l);
+    const t: ModalityTokens = { ...NO_TOKENS };
+    for (const label of labels) {
+      const list = this.#mcpLists.get(label);
+      if (list === undefined) return add(t, MCP_OUTPUT);
+      if (!readsConversation) add(t, list);
+    }
+    return t;
   }
 
   #sessionTextOnlyNow(): boolean {
@@ -768,16 +876,21 @@ export class MeteringFilter implements Filter {
       'instructions' in response ? instructionsEstimate(response['instructions']) : this.#sessionInstructions(),
       'tools' in response ? toolsEstimate(response['tools']) : this.#sessionTools(),
     );
-    // Output of responses still running that this one may read: in the default conversation, every
-    // response in it running or waiting to start (the upstream refuses this create while one is active,
-    // but runs it if that one finished just before it read the create); an `item_reference` to an item
-    // of a response still streaming, that response's (#outputSoFar; until 2026-12-06 neither counted:
-    // test/metering/redteam-money-2.test.ts).
+    // Output of responses still running that this one may read: reading the default conversation, every
+    // response in it running or waiting to start (the upstream refuses a conversation create while one is
+    // active, but runs it if that one finished just before it read the create; an out-of-band create
+    // without an `input` list reads the conversation as it is, a response streaming into it included);
+    // an `item_reference` to an item of a response still streaming, that response's (#outputSoFar; until
+    // 2026-12-06 neither counted: test/metering/redteam-money-2.test.ts; the out-of-band create reading
+    // the conversation until the twelfth session: src/metering/filter-twelfth.test.ts). An MCP call's
+    // output counts from the start of a response that may make one (#mayAddMcpOutput).
     const counted = new LazySet<string>();
-    const streaming = response['conversation'] !== 'none' ? this.#conversationOutputsInFlight(counted) : { ...NO_TOKENS };
-    const referenced = (itemId: string): Readonly<ModalityTokens> | null => this.#streamingItem(itemId, counted);
+    const streaming = response['conversation'] !== 'none' || !Array.isArray(response['input']) ? this.#conversationOutputsInFlight(counted) : { ...NO_TOKENS };
+    const referenced = (itemId: string, again: boolean): Readonly<ModalityTokens> | null => this.#streamingItem(itemId, again ? new LazySet<string>() : counted);
     // A reusable prompt's variables are input too: the response's own and the session's (pessimistically both).
     const input = add(add(add(this.#estimate.responseInput(response, referenced), streaming), this.#sessionPromptNow()), promptVariablesEstimate(response['prompt']) ?? NO_TOKENS);
+    // The tool lists of its MCP servers (a server's list the proxy has not seen: of unknown size).
+    add(input, this.#mcpListInput('tools' in response ? response['tools'] : undefined, !Array.isArray(response['input'])));
     // A response reading the default conversation may also read the input buffer: the upstream
     // (server VAD) may commit it before it reads this create.
     if (response['conversation'] !== 'none' || !Array.isArray(response['input'])) add(input, this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
@@ -786,7 +899,8 @@ export class MeteringFilter implements Filter {
     const output = { tokens: this.#outputLimitTokens(price, effective), textOnly: textOnlyOutput };
     const readsConversation = response['conversation'] !== 'none' && !Array.isArray(response['input']);
     const ownInputInConversation = response['conversation'] !== 'none' && Array.isArray(response['input']);
-    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation, unread: false, started: null, ownInputInConversation, output });
+    const mcp = 'tools' in response ? mcpLabelsOf(response['tools']).length > 0 : this.#sessionMcpNow();
+    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation, unread: false, started: null, ownInputInConversation, output, mcp });
     if (!this.#capped) {
       this.#queuePending(eventId, pending(null));
       return ok();
@@ -846,30 +960,62 @@ export class MeteringFilter implements Filter {
    */
   #streamingItem(itemId: string, counted: LazySet<string>): Readonly<ModalityTokens> | null {
     const view = this.#ctx.conversation;
+    // An MCP call not done yet: the server's output may be in it already, of a size the proxy cannot know.
+    const mcp = this.#mcpCalls.has(itemId) && !counted.has(`mcp:${itemId}`);
+    if (mcp) counted.add(`mcp:${itemId}`);
     const responseId = view.item(itemId)?.responseId ?? null;
-    if (responseId === null || counted.has(responseId) || view.response(responseId)?.state !== 'in_progress') return null;
+    if (responseId === null || counted.has(responseId) || view.response(responseId)?.state !== 'in_progress') return mcp ? MCP_OUTPUT : null;
     counted.add(responseId);
-    return this.#outputSoFar(responseId);
+    const t = this.#outputSoFar(responseId);
+    return mcp ? add(t, MCP_OUTPUT) : t;
+  }
+
+  /**
+   * A response that may call an MCP tool (`Reservation.mcp`; one metering holds no reservation for, by
+   * the session's tools) or has a call not done yet: the MCP server's output joins the conversation,
+   * and the proxy learns its size only at the call's `conversation.item.done`, after the upstream
+   * may have read a create sent meanwhile (until the twelfth session such a create was reserved
+   * without it: src/metering/filter-twelfth.test.ts, test/metering/redteam-money-3.test.ts).
+   */
+  #mayAddMcpOutput(responseId: string): boolean {
+    const r = this.#reservations.get(responseId);
+    if (r ? r.mcp : this.#sessionMcpNow()) return true;
+    for (const owner of this.#mcpCalls.values()) if (owner === responseId) return true;
+    return false;
   }
 
   /**
    * The output the default conversation may gain before the upstream reads a create sent now: every
    * response in it still running (the conversation view's), and the worst-case output of every
-   * conversation create waiting for its `response.created`. Responses counted go into `counted`.
+   * conversation create waiting for its `response.created`, the response of a turn server VAD committed
+   * whose `response.created` is not read yet (#vadResponseDue: the session's max_output_tokens), and an
+   * MCP output of unknown size when one of them may call an MCP tool (#mayAddMcpOutput). Responses
+   * counted go into `counted`.
    */
   #conversationOutputsInFlight(counted: LazySet<string>): ModalityTokens {
     const t: ModalityTokens = { ...NO_TOKENS };
     const view = this.#ctx.conversation;
+    let mcp = false;
     for (const id of view.activeResponses()) {
       if (counted.has(id) || view.response(id)?.outOfBand !== false) continue;
       counted.add(id);
       add(t, this.#outputSoFar(id));
+      mcp ||= this.#mayAddMcpOutput(id);
     }
     for (const r of this.#pending.values()) {
       if (!r.readsConversation && !r.ownInputInConversation) continue;
       add(t, outputAsInput(r.output, 1));
+      mcp ||= r.mcp;
     }
-    return t;
+    if (this.#vadResponseDue) {
+      // Server VAD committed a turn whose response.created is not read yet: that response may be done
+      // upstream before this create is read (until the twelfth session it did not count).
+      const price = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
+      add(t, outputAsInput({ tokens: this.#outputLimitTokens(price, this.#sessionMaxOutput() ?? 'inf'), textOnly: this.#sessionTextOnlyNow() }, 1));
+      mcp ||= this.#sessionMcpNow();
+    }
+    // The window is filled once: one unknown output counts as much as several.
+    return mcp ? add(t, MCP_OUTPUT) : t;
   }
 
   #queuePending(eventId: string, r: Reservation): void {
@@ -1007,9 +1153,28 @@ export class MeteringFilter implements Filter {
       case 'conversation.item.done':
         this.#onItemDone(frame);
         return CONTINUE;
-      case 'response.output_item.added':
-        this.#noteUpstreamItem(str(obj(frame.json()['item'])?.['id']));
+      case 'conversation.item.added': {
+        const item = obj(frame.json()['item']);
+        const itemId = str(item?.['id']);
+        if (itemId !== null && item?.['type'] === 'mcp_list_tools' && this.#mcpListing.size < MAX_MCP_LISTS) this.#mcpListing.set(itemId, str(item['server_label']) ?? '');
         return CONTINUE;
+      }
+      case 'mcp_list_tools.failed': {
+        const itemId = str(frame.json()['item_id']) ?? '';
+        const label = this.#mcpListing.get(itemId);
+        this.#mcpListing.delete(itemId);
+        // Nothing listed: the server's list is empty (its item counts as the estimate has it).
+        if (label !== undefined) this.#noteMcpList(label, NO_TOKENS);
+        return CONTINUE;
+      }
+      case 'response.output_item.added': {
+        const ev = frame.json();
+        const item = obj(ev['item']);
+        const itemId = str(item?.['id']);
+        this.#noteUpstreamItem(itemId);
+        if (itemId !== null && item?.['type'] === 'mcp_call') this.#mcpCalls.set(itemId, str(ev['response_id']));
+        return CONTINUE;
+      }
       case 'session.created':
       case 'session.updated':
         this.#onSession(frame);
@@ -1046,7 +1211,7 @@ export class MeteringFilter implements Filter {
     if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
     if (input && 'turn_detection' in input) {
       const td = obj(input['turn_detection']);
-      this.#vad = td ? { padMs: paddingOf(td) } : null;
+      this.#vad = td ? turnDetectionOf(td) : null;
     }
     const format = str(obj(input?.['format'])?.['type']);
     if (format !== null) this.#estimate.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
@@ -1054,7 +1219,10 @@ export class MeteringFilter implements Filter {
     for (const g of this.#guesses) if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
     if (session['type'] === 'transcription') return;
     if ('instructions' in session) this.#instructionTokens = instructionsEstimate(session['instructions']);
-    if ('tools' in session) this.#toolTokens = toolsEstimate(session['tools']);
+    if ('tools' in session) {
+      this.#toolTokens = toolsEstimate(session['tools']);
+      this.#sessionMcpLabels = mcpLabelsOf(session['tools']);
+    }
     if ('prompt' in session) this.#sessionPrompt = promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS };
     const modalities = textOnly(session['output_modalities']);
     if (modalities !== null) this.#sessionTextOnly = modalities;
@@ -1079,8 +1247,11 @@ export class MeteringFilter implements Filter {
   #onResponseCreated(frame: Frame): Verdict | Promise<Verdict> {
     const response = obj(frame.json()['response']);
     const id = str(response?.['id']);
-    if (!response || !id || this.#reservations.has(id)) return CONTINUE;
+    if (!response || !id) return CONTINUE;
     const view = this.#ctx.conversation.response(id);
+    // A conversation response started: the turn server VAD committed has its response (or one runs instead).
+    if (view?.outOfBand !== true) this.#vadResponseDue = false;
+    if (this.#reservations.has(id)) return CONTINUE;
     const started = { model: this.#model, lookup: this.#price };
     // Input audio held back already: no turn the client spoke started this one (server VAD's idle
     // timeout needs no audio, and re-arms after every response.done, a cancelled one's included).
@@ -1110,7 +1281,7 @@ export class MeteringFilter implements Filter {
     const effective = view?.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf';
     const textOnlyOutput = textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow();
     const priced = price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
-    const computed = this.#worstCase(priced, add(this.#estimate.total(), this.#sessionPromptNow()), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnlyOutput);
+    const computed = this.#worstCase(priced, add(add(this.#estimate.total(), this.#sessionPromptNow()), this.#mcpListInput(undefined, true)), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnlyOutput);
     const ownOutput = { tokens: this.#outputLimitTokens(priced, effective), textOnly: textOnlyOutput };
     const unreserved = (amount: Amount): Reservation => ({
       id: null,
@@ -1122,6 +1293,7 @@ export class MeteringFilter implements Filter {
       started,
       ownInputInConversation: expired?.ownInputInConversation ?? false,
       output: expired ? { tokens: Math.max(expired.output.tokens, ownOutput.tokens), textOnly: expired.output.textOnly && ownOutput.textOnly } : ownOutput,
+      mcp: (expired?.mcp ?? false) || this.#sessionMcpNow(),
     });
     const amount: Amount = expired ? { nanos: Math.max(computed.nanos, expired.amount.nanos), tokens: Math.max(computed.tokens, expired.amount.tokens) } : computed;
     // On a call the browser's response.create travels on its data channel, where the proxy cannot
@@ -1224,9 +1396,11 @@ export class MeteringFilter implements Filter {
     const reservation = this.#reservations.get(id) ?? null;
     this.#reservations.delete(id);
     if (reservation) this.#heldTokens -= reservation.amount.tokens;
+    for (const [itemId, owner] of this.#mcpCalls) if (owner === id) this.#mcpCalls.delete(itemId);
     const view = this.#ctx.conversation.response(id);
     const t = view?.usage ?? null;
     const problem = usageProblem(response['usage']);
+    if (view?.outOfBand === true) this.#noteOutOfBandOutput(response, problem === null ? t : null);
     if (t === null || problem !== null) {
       // A response that started may have cost anything: a usage that cannot be priced is never
       // taken as zero; the response is billed at its reservation, as if its response.done never came.
@@ -1301,6 +1475,26 @@ export class MeteringFilter implements Filter {
   }
 
   /**
+   * An out-of-band response's output items are not added to the conversation (reference §3.3), and an
+   * `item_reference` is to an item that existed in the conversation (OpenAI's API reference), so the
+   * upstream refuses a reference to one (item_not_found, which releases the reservation). Should it
+   * read one all the same, the reservation must cover it: an id the estimate had no size for counted
+   * the conversation only, which an out-of-band output need not be in (until the twelfth session:
+   * src/metering/filter-twelfth.test.ts). Each output item gets the larger of its own content (as a
+   * server item: JSON bytes, an MCP output included) and the response's whole output (its usage).
+   */
+  #noteOutOfBandOutput(response: JsonObject, t: { readonly outputTokens: number; readonly output: { readonly text: number; readonly audio: number } } | null): void {
+    const output = response['output'];
+    if (!Array.isArray(output)) return;
+    const used: ModalityTokens = t ? { text: ITEM_OVERHEAD + Math.max(t.output.text, t.outputTokens - t.output.audio), audio: t.output.audio, image: 0 } : { ...NO_TOKENS };
+    for (const raw of output) {
+      const item = obj(raw);
+      const itemId = str(item?.['id']);
+      if (item && itemId !== null) this.#estimate.noteItem(itemId, most(serverItemEstimate(item, this.#estimate.bytesPerMs), used));
+    }
+  }
+
+  /**
    * Recalibrates the estimate from a response's usage: `added` loses what was added before `mark`,
    * and so does every mark still outstanding (a create sent while this response ran took its mark
    * from the same `added`), so no later calibration subtracts it twice.
@@ -1323,6 +1517,8 @@ export class MeteringFilter implements Filter {
     const item = obj(frame.json()['item']);
     const id = str(item?.['id']);
     if (!item || id === null) return;
+    // Its output is counted below, from what the item holds now.
+    this.#mcpCalls.delete(id);
     const provenance = this.#ctx.conversation.item(id)?.provenance;
     if (item['type'] === 'mcp_call' && provenance !== 'server') {
       // The model made the call (its arguments are its output tokens), the MCP server the `output`
@@ -1333,7 +1529,19 @@ export class MeteringFilter implements Filter {
       return;
     }
     if (item['type'] !== 'mcp_list_tools' && provenance !== 'server') return;
-    this.#estimate.addItem(id, serverItemEstimate(item, this.#estimate.bytesPerMs));
+    const estimate = serverItemEstimate(item, this.#estimate.bytesPerMs);
+    if (item['type'] === 'mcp_list_tools') {
+      this.#mcpListing.delete(id);
+      this.#noteMcpList(str(item['server_label']) ?? '', estimate);
+    }
+    this.#estimate.addItem(id, estimate);
+  }
+
+  /** An MCP server's tool list, as the session has it now (the larger when listed again). */
+  #noteMcpList(label: string, t: Readonly<ModalityTokens>): void {
+    const known = this.#mcpLists.get(label);
+    if (known) this.#mcpLists.set(label, most(known, t));
+    else if (this.#mcpLists.size < MAX_MCP_LISTS) this.#mcpLists.set(label, t);
   }
 
   /** A client commit leaving for the upstream (`ms`: its audio's bound): tracked while the session transcribes. */
@@ -1376,12 +1584,32 @@ export class MeteringFilter implements Filter {
     const answered = this.#ctx.conversation.sessionUpdatesAnswered;
     const txAsked = this.#txAsked !== null && this.#txAsked.n > answered ? this.#txAsked.model : null;
     const model = this.#txModel ?? txAsked;
-    const vad = this.#vad ?? (this.#vadAsked !== null && this.#vadAsked.n > answered ? this.#vadAsked : null);
+    const vad = this.#vadNow();
     if (model === null || vad === null) return;
+    const { ms, ref } = this.#unreadTurn(vad);
+    if (ms > 0) this.#billUntranscribed(ref, { ms, model }, rule);
+  }
+
+  /**
+   * Turn detection as a turn the upstream commits now would find it: as reported, or turned on by an
+   * update in flight (it applies before anything sent after it); `createResponse` if either starts a
+   * response per turn. Null: off.
+   */
+  #vadNow(): { readonly padMs: number; readonly createResponse: boolean } | null {
+    const asked = this.#vadAsked !== null && this.#vadAsked.n > this.#ctx.conversation.sessionUpdatesAnswered ? this.#vadAsked : null;
+    if (this.#vad === null) return asked;
+    return asked !== null && asked.createResponse && !this.#vad.createResponse ? { padMs: this.#vad.padMs, createResponse: true } : this.#vad;
+  }
+
+  /**
+   * A turn server VAD may have committed in the input buffer without the proxy reading its committed
+   * (see #billUnreadTurn): its audio (ms, 0: none) and its name.
+   */
+  #unreadTurn(vad: { readonly padMs: number }): { ms: number; ref: string } {
     const bufferMs = this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes);
-    if (bufferMs <= 0) return;
     let ms = 0;
     let ref = 'vad:unread';
+    if (bufferMs <= 0) return { ms, ref };
     if (this.#speech !== null) {
       // The upstream's audio clock counts every byte appended in the session (ctx.audio, decoded).
       const appendedMs = this.#ctx.audio.inputBytes / this.#estimate.bytesPerMs;
@@ -1391,12 +1619,41 @@ export class MeteringFilter implements Filter {
       const excess = bufferMs - (this.#ctx.clock.now() - this.#bufferStartedAt);
       if (excess > REAL_TIME_SLACK_MS) ms = Math.min(bufferMs, Math.ceil(excess) + vad.padMs);
     }
-    if (ms > 0) this.#billUntranscribed(ref, { ms, model }, rule);
+    return { ms, ref };
+  }
+
+  /**
+   * At the close: the response server VAD starts for a turn it commits (`create_response`, on by
+   * default), when the proxy never read its `response.created`: the turn's `committed` was read and no
+   * conversation response started since (#vadResponseDue), or the turn itself was never read (the
+   * buffer holds speech server VAD heard, or audio sent faster than real time: #unreadTurn). Nothing
+   * runs in the relay's view then, so it does not linger, and OpenAI bills the response (the whole
+   * conversation it read, and its output until it stops). Billed at a server-started response's worst
+   * case (the conversation, the buffer, the session's prompt, its max_output_tokens), `estimated`, ref
+   * `vad:unread-response`. Until the twelfth session it was free: one conversation read for nothing a
+   * session (src/metering/filter-twelfth.test.ts, test/metering/redteam-money-3.test.ts). Over: by that
+   * worst case when the upstream never started it (a client leaving mid-speech, or a client's own
+   * commit under server VAD left unanswered), or stopped it early (the output part). Not a call's
+   * sideband (its call ends before the sideband closes, every response read) nor a transcription session.
+   */
+  #billUnreadVadResponse(rule: SettledBy): void {
+    if (this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
+    const vad = this.#vadNow();
+    if (vad === null || !vad.createResponse) return;
+    if (!this.#vadResponseDue && this.#unreadTurn(vad).ms <= 0) return;
+    const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
+    const input = add(add(add(this.#estimate.total(), this.#sessionPromptNow()), this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes)), this.#mcpListInput(undefined, true));
+    const amount = this.#worstCase(priced, input, promptOf(this.#sessionInstructions(), this.#sessionTools()), this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow());
+    this.#settleEstimate('vad:unread-response', { id: null, amount }, rule);
   }
 
   #onCommitted(frame: Frame): void {
     // The upstream's answer to the oldest client commit in flight (or a commit of its own: server VAD).
     this.#commitsAhead.shift();
+    // Server VAD starts a response for a turn it commits (create_response): due until a conversation
+    // response.created is read. The answer to a client's own commit starts none.
+    const clientCommit = this.#clientCommits.shift() !== undefined;
+    if (!clientCommit && this.#vadNow()?.createResponse === true) this.#vadResponseDue = true;
     this.#bufferRestarted();
     const itemId = str(frame.json()['item_id']);
     const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
@@ -1510,6 +1767,8 @@ export class MeteringFilter implements Filter {
     // A commit the upstream refused (an empty or too short buffer): no item, nothing transcribed.
     const refusedCommit = this.#commitsAhead.findIndex((c) => c.eventId === eventId);
     if (refusedCommit >= 0) this.#commitsAhead.splice(refusedCommit, 1);
+    const refused = this.#clientCommits.indexOf(eventId);
+    if (refused >= 0) this.#clientCommits.splice(refused, 1);
     // Not pending: paired already (a server-started response the view could not tell from this
     // create took its place, e.g. VAD won the race and the create was refused as a second active
     // response): the reservation stays with the response that runs.
@@ -1727,11 +1986,12 @@ export class MeteringFilter implements Filter {
     // Commits the upstream got whose committed event was never read: their item id is unknown, the stamped id names them.
     for (const [i, c] of this.#commitsAhead.entries()) if (c.ms > 0) this.#billUntranscribed(`commit:${c.eventId ?? i}`, c, rule);
     this.#commitsAhead.length = 0;
+    this.#billUnreadVadResponse(rule);
     this.#billUnreadTurn(rule);
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
   }
 
-  #settleEstimate(responseId: string, r: Reservation, rule: SettledBy): void {
+  #settleEstimate(responseId: string, r: Pick<Reservation, 'id' | 'amount'>, rule: SettledBy): void {
     const record: UsageRecord = {
       ts: this.#rt.wall(),
       tenant: this.#ctx.tenant.id,

@@ -1,6 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type WebSocket from 'ws';
+import { scriptedUpstream } from '../resilience/support/faulty-upstream.js';
 import type { ReceivedEvent, TestClient } from '../support/client.js';
 import { startTestProxy, type TestProxy, type TestProxyOptions } from '../support/harness.js';
 
@@ -90,4 +92,20 @@ export async function until(pred: () => boolean | Promise<boolean>, timeoutMs: n
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * A metered proxy (fresh SQLite ledger, info logs, the admin key) whose upstream is a `ws` server the
+ * test scripts (test/resilience/support/faulty-upstream.ts `scriptedUpstream`): for protocol moments
+ * the simulator does not play (an MCP call's output, a response streaming while others read it).
+ * `onConnection` gets each upstream socket; `send` writes one event to it. Both stop after the test.
+ */
+export async function scriptedMeteredProxy(
+  cleanups: Array<() => Promise<void>>,
+  onConnection: (ws: WebSocket, send: (event: Record<string, unknown>) => void) => void,
+  options: TestProxyOptions & { metering?: Record<string, unknown> } = {},
+): Promise<TestProxy> {
+  const up = await scriptedUpstream((ws) => onConnection(ws, (event) => ws.send(JSON.stringify(event))));
+  cleanups.push(() => up.close());
+  return meteredProxy(cleanups, { ...options, config: { ...options.config, upstream: { provider: 'openai', url: up.url, apiKey: 'sk-scripted' } } });
 }
