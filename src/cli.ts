@@ -18,6 +18,7 @@ Usage:
   realtime-proxy check-config [--config FILE]
                                           run every check \`run\` makes, then exit (non-zero on any mistake)
   realtime-proxy talk [TEXT] [--say PHRASE] [--url URL] [--key KEY] [--out FILE]
+                    [--model MODEL] [--voice VOICE] [--timeout SEC]
                                           one spoken turn through a running proxy, saved as a WAV file
   realtime-proxy keygen [--browser]       print a new tenant key and the sha256 to put in the config
   realtime-proxy --version | --help
@@ -29,7 +30,7 @@ Without an API key the proxy relays to its embedded simulator, except with NODE_
 refuses to start (choose the simulator explicitly with upstream.provider: simulator).
 
 talk: --url defaults to ws://127.0.0.1:$PORT/v1/realtime (PORT default 8080), --key to $REALTIME_PROXY_KEY or
-the example config's demo key, --out to answer.wav. --say PHRASE makes the simulator speak exactly PHRASE
+the example config's demo key, --out to answer.wav, --model to gpt-realtime, --timeout to 30 s. --say PHRASE makes the simulator speak exactly PHRASE
 (it sends "say: PHRASE"), which shows what the output guardrails do to it.
 `;
 

@@ -7,6 +7,7 @@ import { compileConfig, type UpstreamKind } from './config/compile.js';
 import type { Config } from './config/schema.js';
 import { createLogger, redactUrl } from './logging.js';
 import type { Clock } from './pipeline/filter.js';
+import { createDemoModule } from './demo/index.js';
 import { createMeteringModule } from './metering/index.js';
 import { createPoliciesModule } from './policies/index.js';
 import { ProxyServer } from './server/server.js';
@@ -95,6 +96,7 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
   let server: ProxyServer;
   try {
     modules = await createModules({ config, log, tenants, clock, baseDir });
+    modules.push(createDemoModule({ config, log, tenants, clock, baseDir }));
     server = new ProxyServer({ config, log, tenants, modules, clock, upstream: compiled.upstream });
   } catch (err) {
     await simulator?.close();
@@ -161,6 +163,9 @@ async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
     modules.push(await createPoliciesModule(deps));
     const metering = await createMeteringModule(deps);
     modules.push(metering);
+    // The admin listener is the primary's: so is the demo page (until 2026-12-06 it was built in the
+    // workers only, and /demo answered 404 under `npm start` on any machine with more than one core).
+    modules.push(createDemoModule(deps));
     pool = await WorkerPool.start({
       count: p.workers,
       config,

@@ -1,5 +1,4 @@
 import { createCallsModule } from '../calls/index.js';
-import { createDemoModule } from '../demo/index.js';
 import { createMeteringModule } from '../metering/index.js';
 import { createPoliciesModule } from '../policies/index.js';
 import { createTelemetryModule } from '../telemetry/index.js';
@@ -11,7 +10,8 @@ import type { ModuleDeps, ProxyModule } from './module.js';
  * event as finally forwarded; metering sees the final client request and every server event
  * (usage included) before policies can drop anything. Calls come last: their filter only admits
  * (call id → tenant) and watches reports, and the module closes first (calls hang up while the
- * ledger is still open); it runs the others' filters on the sidebands it owns.
+ * ledger is still open); it runs the others' filters on the sidebands it owns. The demo page is no
+ * concern of the chain: the process that serves the admin listener adds it (src/main.ts).
  */
 export async function createModules(deps: ModuleDeps): Promise<ProxyModule[]> {
   const modules: ProxyModule[] = [];
@@ -21,7 +21,6 @@ export async function createModules(deps: ModuleDeps): Promise<ProxyModule[]> {
     modules.push(policies);
     const metering = await createMeteringModule(deps);
     modules.push(metering);
-    modules.push(createDemoModule(deps));
     modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters) }));
   } catch (err) {
     await Promise.allSettled(modules.map((m) => m.close?.()));

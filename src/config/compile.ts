@@ -222,6 +222,10 @@ function compileMetering(config: Config, tenants: readonly Tenant[], baseDir: st
   if (cfg.export.file) checkWritableDir(resolve(baseDir, cfg.export.file), 'metering.export.file', problems);
 }
 
+function unknownPolicy(t: Tenant, policy: string, dir: string, known: readonly string[], problems: ProblemList): void {
+  problems.add(`tenants.${t.id}.policy`, `no policy named "${policy}" in ${dir}`, `use one of: ${known.join(', ')}; or add ${policy}.yaml there`);
+}
+
 async function compilePolicies(config: Config, tenants: readonly Tenant[], baseDir: string, log: Logger, problems: ProblemList): Promise<string> {
   const cfg = config.policies;
   const dir = cfg.dir === undefined ? resolve(baseDir, 'policies') : isAbsolute(cfg.dir) ? cfg.dir : resolve(baseDir, cfg.dir);
@@ -231,13 +235,17 @@ async function compilePolicies(config: Config, tenants: readonly Tenant[], baseD
   } catch (err) {
     if (err instanceof PolicyError) policyProblems(err, dir, problems);
     else problems.add('policies', (err as Error).message, 'see policies/README.md', dir);
+    // One run lists everything: a tenant naming no policy file is a mistake of its own (until
+    // 2026-12-06 it was reported only once every policy file loaded).
+    const files = PolicyRegistry.namesIn(dir);
+    for (const t of tenants) if (t.policy !== null && !files.includes(t.policy)) unknownPolicy(t, t.policy, dir, files, problems);
     return dir;
   }
   try {
     const known = registry.entries().map((e) => e.name);
     for (const t of tenants) {
       if (t.policy !== null && !registry.has(t.policy)) {
-        problems.add(`tenants.${t.id}.policy`, `no policy named "${t.policy}" in ${dir}`, `use one of: ${known.join(', ')}; or add ${t.policy}.yaml there`);
+        unknownPolicy(t, t.policy, dir, known, problems);
         continue;
       }
       // On the preview protocol every session of a locked tenant is refused at admission: a

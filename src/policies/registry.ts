@@ -67,6 +67,12 @@ export class PolicyRegistry {
     this.defaultName = opts.defaultName;
   }
 
+  /** The names of the policies `dir`'s files define (by file name), whether or not they load; none when it does not exist. */
+  static namesIn(dir: string): string[] {
+    if (!existsSync(dir)) return [];
+    return [...new Set(readdirSync(dir).filter((f) => POLICY_EXT.has(extname(f))).map(policyName))].sort();
+  }
+
   static async load(opts: RegistryOptions): Promise<PolicyRegistry> {
     const reg = new PolicyRegistry(opts);
     await reg.#loadAll();

@@ -60,7 +60,7 @@ export function configuredSecrets(config: Config): string[] {
 
 /**
  * The telemetry concern: a first-in-chain filter that turns the event stream into per-turn traces,
- * metrics and trace-correlated log lines; `/metrics` for Prometheus (on the proxy port, or a
+ * metrics and trace-correlated log lines; `/metrics` for Prometheus (a route on the admin listener, or a
  * separate listener); OTLP export. With `telemetry.enabled: false` it contributes nothing at all.
  */
 export async function createTelemetryModule(deps: ModuleDeps, options: TelemetryOptions = {}): Promise<TelemetryModule> {
@@ -109,7 +109,7 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
       endpoint: settings.traces.exporter === 'otlp' ? redactUrl(settings.traces.endpoint) : null,
       protocol: settings.traces.protocol,
       sampleRatio: settings.traces.sampleRatio,
-      prometheus: prom.enabled ? (metricsPort === null ? `proxy port ${prom.path}` : `${prom.host}:${metricsPort}${prom.path}`) : false,
+      prometheus: prom.enabled ? (metricsPort === null ? `admin listener ${prom.path}` : `${prom.host}:${metricsPort}${prom.path}`) : false,
       otlpMetrics: settings.metrics.otlp.enabled ? redactUrl(settings.metrics.otlp.endpoint) : false,
       captureContent: settings.capture.enabled,
     },

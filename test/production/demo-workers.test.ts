@@ -1,0 +1,23 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
+
+/**
+ * Found 2026-12-06 following README ("A first turn you can hear", In the browser) on a 2-core machine:
+ * `npm start` (config/example.yaml, `server.demo: true`, `server.workers` auto = 2) answered 404 on
+ * http://localhost:8081/demo. With more than one worker the primary serves the admin listener, and
+ * startPrimary (src/main.ts) builds only the policies and metering modules, not the demo module.
+ */
+const proxies: TestProxy[] = [];
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.stop()));
+});
+
+describe('the browser demo page with relay workers', () => {
+  it('is served on the admin listener when server.workers > 1', async () => {
+    const tp = await startTestProxy({ config: { server: { demo: true, workers: 2 } } });
+    proxies.push(tp);
+    const page = await fetch(`${tp.adminUrl}/demo`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<html');
+  });
+});
