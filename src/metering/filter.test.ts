@@ -1307,6 +1307,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear']);
       expect(f.wants.server).toEqual([
         'input_audio_buffer.committed',
+        'input_audio_buffer.cleared',
         'input_audio_buffer.speech_started',
         'session.created',
         'session.updated',

@@ -49,6 +49,8 @@ const MAX_REQUESTED_MODELS = 16;
  * it (network jitter, chunking).
  */
 const REAL_TIME_SLACK_MS = 500;
+/** The least audio the upstream commits as a turn (`input_audio_buffer_commit_empty` below it). */
+const MIN_TURN_MS = 100;
 /** Client commits metering keeps waiting for their answer (#clientCommits). */
 const MAX_CLIENT_COMMITS = 64;
 /** Server VAD's `prefix_padding_ms` when the session does not report one (OpenAI's default). */
@@ -343,6 +345,8 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
       client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear'],
       server: [
         'input_audio_buffer.committed',
+        // The answer to the clear sent when the client left (#goneClear).
+        'input_audio_buffer.cleared',
         // Server VAD heard speech: a turn it commits (and transcribes) even if the session ends before its committed is read.
         'input_audio_buffer.speech_started',
         'session.created',
@@ -473,6 +477,13 @@ export class MeteringFilter implements Filter {
    * started that turn's response, which the close bills if it was never read (#billUnreadVadResponse).
    */
   #vadResponseDue = false;
+  /**
+   * The `event_id` of the `input_audio_buffer.clear` the proxy sent when the client left with audio
+   * in the input buffer under turn detection (onClientGone), until the upstream's `cleared` (or an
+   * error naming it) is read: every append before it has been read upstream by then, so a turn server
+   * VAD committed in it has had its `committed` read, and the rest of the buffer is gone.
+   */
+  #goneClear: string | null = null;
   /**
    * Client commits on their way upstream, not answered yet (by the id the relay stamped each with,
    * from its `stamped` report; null until then), oldest first: the `committed` that answers one is
@@ -1182,6 +1193,14 @@ export class MeteringFilter implements Filter {
       case 'error':
         this.#onError(frame);
         return CONTINUE;
+      case 'input_audio_buffer.cleared':
+        // Ours (the client is gone: no other clear is on its way): the buffer is empty upstream now.
+        if (this.#goneClear !== null) {
+          this.#goneClear = null;
+          this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
+          this.#bufferRestarted();
+        }
+        return CONTINUE;
       default:
         return CONTINUE;
     }
@@ -1764,6 +1783,9 @@ export class MeteringFilter implements Filter {
     this.#pruneGuesses();
     const eventId = str(obj(frame.json()['error'])?.['event_id']);
     if (eventId === null) return;
+    // The clear sent when the client left was refused: nothing more will tell what the buffer held
+    // (the close bills its estimate, #billUnreadTurn).
+    if (eventId === this.#goneClear) this.#goneClear = null;
     // A commit the upstream refused (an empty or too short buffer): no item, nothing transcribed.
     const refusedCommit = this.#commitsAhead.findIndex((c) => c.eventId === eventId);
     if (refusedCommit >= 0) this.#commitsAhead.splice(refusedCommit, 1);
@@ -1956,6 +1978,31 @@ export class MeteringFilter implements Filter {
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
+
+  /**
+   * The client left with audio in the input buffer under turn detection: server VAD may still commit
+   * a turn in it and start its response, which OpenAI bills and nobody would read. The proxy clears
+   * the buffer and the relay keeps reading the upstream (awaitingUpstream) until the `cleared` comes
+   * back and any response due for a turn committed before it has started (the relay cancels it and
+   * its `response.done` bills what ran). So what a client sends before leaving is billed as it ran,
+   * not at the close's estimate, which stays for an upstream that does not answer within
+   * `metering.lingerAfterClientCloseMs` (#billUnreadTurn, #billUnreadVadResponse). Until 2026-12-06
+   * (twelfth session) the close estimated such a turn and its response whenever speech had been heard:
+   * an honest caller hanging up mid-sentence was billed a whole worst-case response that never ran.
+   * Not a call's sideband (its call ends before the sideband closes).
+   */
+  onClientGone(): void {
+    if (this.#closed || this.#ctx.callId || this.#vadNow() === null) return;
+    // Less audio than any turn: nothing the upstream could commit (the estimate is an upper bound).
+    if (this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) < MIN_TURN_MS && this.#speech === null) return;
+    const eventId = this.#ctx.nextEventId();
+    this.#goneClear = eventId;
+    this.#ctx.sendUpstream({ type: 'input_audio_buffer.clear', event_id: eventId }, BY);
+  }
+
+  awaitingUpstream(): boolean {
+    return !this.#closed && (this.#goneClear !== null || this.#vadResponseDue);
+  }
 
   onClose(info: CloseInfo): void {
     if (this.#closed) return;

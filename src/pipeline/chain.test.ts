@@ -104,6 +104,28 @@ describe('filter chain', () => {
     expect(sink.stoppedFrames).toEqual(['client:x:policy_violation']);
   });
 
+  it('the client gone: every filter is told in chain order (a throw is logged, the next still told); awaiting while any filter awaits', () => {
+    const told: string[] = [];
+    let awaiting = true;
+    const chain = new ChainTemplate([
+      factory('a', {}, { onClientGone: () => void told.push('a') }),
+      factory('thrower', {}, { onClientGone: () => { throw new Error('bug'); }, awaitingUpstream: () => { throw new Error('bug'); } }),
+      factory('b', {}, { onClientGone: () => void told.push('b'), awaitingUpstream: () => awaiting }),
+      factory('none', {}, {}),
+    ]).instantiate(new FakeSession(), new RecordingSink());
+    chain.clientGone();
+    expect(told).toEqual(['a', 'b']);
+    expect(chain.awaitingUpstream()).toBe(true);
+    awaiting = false;
+    expect(chain.awaitingUpstream()).toBe(false);
+    awaiting = true;
+    chain.close({ initiator: 'client', code: 1000, reason: '' });
+    // Closed: nothing awaits any more, nobody is told.
+    expect(chain.awaitingUpstream()).toBe(false);
+    chain.clientGone();
+    expect(told).toEqual(['a', 'b']);
+  });
+
   it('a frame a server-side filter stops is reported stopped on that side; a forwarded frame is not', () => {
     const sink = new RecordingSink();
     const chain = new ChainTemplate([

@@ -435,6 +435,31 @@ export class SessionChain {
     }
   }
 
+  /** The client left (see `Filter.onClientGone`): every filter is told, in chain order. */
+  clientGone(): void {
+    for (const f of this.#filters) {
+      if (this.#closed) return;
+      try {
+        f.onClientGone?.();
+      } catch (err) {
+        this.#ctx.log.error({ err }, 'onClientGone threw');
+      }
+    }
+  }
+
+  /** A filter still awaits upstream events about what the gone client sent (see `Filter.awaitingUpstream`). */
+  awaitingUpstream(): boolean {
+    if (this.#closed) return false;
+    for (const f of this.#filters) {
+      try {
+        if (f.awaitingUpstream?.() === true) return true;
+      } catch (err) {
+        this.#ctx.log.error({ err }, 'awaitingUpstream threw');
+      }
+    }
+    return false;
+  }
+
   /** Runs every filter's onClose once. */
   close(info: CloseInfo): void {
     if (this.#closed) return;

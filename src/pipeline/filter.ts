@@ -140,6 +140,15 @@ export interface Filter {
   onClient?(frame: Frame): Verdict | Promise<Verdict>;
   onServer?(frame: Frame): Verdict | Promise<Verdict>;
   onReport?(report: Report): void;
+  /**
+   * The client left while the upstream is still open (only when the relay may linger: metering on).
+   * A filter that must read what the upstream does with what the client already sent (a turn server
+   * VAD may still commit, a response it may start) may send events upstream now and answer true from
+   * `awaitingUpstream` until it has read them: the relay keeps reading the upstream, to no client,
+   * until no filter awaits anything and no response runs, or `metering.lingerAfterClientCloseMs`.
+   */
+  onClientGone?(): void;
+  awaitingUpstream?(): boolean;
   /** The single cleanup point: cancel timers, settle reservations, end spans. */
   onClose?(info: CloseInfo): void;
   /** Facts merged into the session-end log line (totals, counts). Called once, after `onClose`. */

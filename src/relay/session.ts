@@ -787,18 +787,26 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#ended || this.#linger) return;
     const info: CloseInfo = { initiator: 'client', code, reason };
     const lingerMs = this.#lingerMs();
-    if (lingerMs > 0 && this.#upstream.open && this.#responseInFlight()) {
-      this.#startLinger(info, lingerMs);
-      return;
+    if (lingerMs > 0 && this.#upstream.open) {
+      // Filters may ask the upstream what became of what the client sent last (metering: a turn
+      // server VAD may still commit and answer) and wait for it as for a running response.
+      this.#chain.clientGone();
+      if (this.#ended) return;
+      if (this.#responseInFlight() || this.#chain.awaitingUpstream()) {
+        this.#startLinger(info, lingerMs);
+        return;
+      }
     }
     this.#finish(info, null, '');
   }
 
   /**
-   * The client left while a response runs (or a response.create awaits its response.created):
-   * cancel it upstream and keep reading the upstream, frames still through the filter chain but
-   * to no client, until every response has its response.done (then metering has billed the
-   * usage OpenAI bills) or `lingerMs` passed (metering then bills the reservation's estimate).
+   * The client left while a response runs (or a response.create awaits its response.created), or
+   * while a filter awaits what the upstream makes of what the client sent last (metering: a turn
+   * server VAD may still commit, `Filter.awaitingUpstream`): cancel every response upstream and keep
+   * reading the upstream, frames still through the filter chain but to no client, until every
+   * response has its response.done (then metering has billed the usage OpenAI bills) and no filter
+   * awaits anything, or `lingerMs` passed (metering then bills the reservation's estimate).
    * Then the session ends as the client's close; filters' onClose sees it only then.
    */
   #startLinger(info: CloseInfo, lingerMs: number): void {
@@ -807,7 +815,7 @@ export class RelaySession implements SessionContext, ChainSink {
     // A session timer: a throw ends this session (logged), never the process.
     const timer = this.setTimer(lingerMs, () => this.#finish(info, null, ''));
     this.#linger = { info, timer, cancelled: new Set(), checkScheduled: false };
-    this.log.debug({ lingerMs }, 'client left mid-response: waiting for response.done upstream');
+    this.log.debug({ lingerMs }, 'client left mid-response or mid-turn: reading the upstream to no client');
     this.#lingerCancel();
   }
 
@@ -835,7 +843,7 @@ export class RelaySession implements SessionContext, ChainSink {
       if (this.#ended) return;
       try {
         this.#lingerCancel();
-        if (this.#responseInFlight()) return;
+        if (this.#responseInFlight() || this.#chain.awaitingUpstream()) return;
         // A filter still deciding on a frame (the response.done, say) has not delivered it to the
         // filters after it: look again shortly (a verdict that drops the frame forwards nothing
         // that would call this). Until 2026-12-05 only frames queued behind it were counted.

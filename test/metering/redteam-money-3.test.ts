@@ -153,8 +153,38 @@ describe('red team 3: a server-VAD response the proxy never read', () => {
    * the response's `response.created` (nothing runs in its view, so the relay does not linger). The
    * upstream started the response and bills what it read; the proxy billed nothing.
    */
-  it('100,000 characters of text, a turn, the close: the response is billed at the close, at least what it read', async () => {
+  it('100,000 characters of text, a turn, the close: the proxy lingers, clears the buffer, reads the response VAD started and cancels it: billed from its response.done', async () => {
     const tp = await meteredProxy(cleanups, { simulator: { timing: { firstAudioDelayMs: 2_000 } } });
+    const c = await tp.client();
+    await c.next('session.created');
+    c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'], audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: { type: 'server_vad' } } } } });
+    await c.next('session.updated');
+    c.send({ type: 'conversation.item.create', item: { id: 'item_filler', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'abcd'.repeat(25_000) }] } });
+    await c.waitFor((e) => e.type === 'conversation.item.done' && (e['item'] as { id: string }).id === 'item_filler', 10_000, 'the filler');
+    for (const ev of appendEvents(speechThenSilence(1000, 800))) c.send(ev);
+    c.ws.close();
+    await until(() => tp.proxy.server.sessionCount === 0, 5000, 'session end');
+    const upstream = tp.sim.connections[0]!;
+    await upstream.closed;
+    // After the client's appends the proxy's own clear; the response VAD started is cancelled at once.
+    const fromProxy = upstream.received.map((e) => e.type).filter((t) => t !== 'input_audio_buffer.append');
+    expect(fromProxy).toEqual(['session.update', 'conversation.item.create', 'input_audio_buffer.clear', 'response.cancel']);
+    expect(upstream.sent.map((e) => e.type).filter((t) => t.startsWith('input_audio_buffer.') || t.startsWith('response.') && !t.includes('delta'))).toEqual(
+      expect.arrayContaining(['input_audio_buffer.committed', 'input_audio_buffer.cleared', 'response.created', 'response.done']),
+    );
+    // Cancelled right after it started: its response.done came before any output delta.
+    const responseId = upstream.sent.find((e) => e.type === 'response.done')!.responseId;
+    expect(upstream.sent.filter((e) => e.responseId === responseId && e.type.endsWith('.delta'))).toEqual([]);
+    expect(seen(c.events)).toEqual(['session.created', 'session.updated', 'conversation.item.added', 'conversation.item.done']);
+    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
+    expect(records.map((r) => [r['source'], r['ref'], r['settledBy'], r['estimated']])).toEqual([['response', responseId, 'response.done', false]]);
+    // The 25,000 text tokens it read ($4/M: $0.10), as the upstream reported them.
+    expect(records[0]!['costNanos'] as number).toBeGreaterThanOrEqual(25_000 * 4_000);
+  }, 30_000);
+
+  it('100,000 characters of text, a turn, the close, and an upstream that does not answer in time: the response is billed at the close, at least what it read', async () => {
+    // No linger (metering.lingerAfterClientCloseMs 0): what the proxy bills when it cannot read the upstream after the client left.
+    const tp = await meteredProxy(cleanups, { simulator: { timing: { firstAudioDelayMs: 2_000 } }, metering: { lingerAfterClientCloseMs: 0 } });
     const c = await tp.client();
     await c.next('session.created');
     c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'], audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: { type: 'server_vad' } } } } });
@@ -174,6 +204,26 @@ describe('red team 3: a server-VAD response the proxy never read', () => {
     // At least the 25,000 text tokens it read ($4/M: $0.10); old code: nothing billed.
     expect(records[0]!['costNanos'] as number).toBeGreaterThanOrEqual(25_000 * 4_000);
     expect((await spend(tp.adminUrl)).day.spentNanos).toBe(records[0]!['costNanos']);
+  }, 30_000);
+
+  it('an honest caller hanging up mid-sentence (speech heard, no turn committed): the proxy clears the buffer and reads that nothing ran: nothing is billed', async () => {
+    // Until 2026-12-06 (twelfth session, the estimate at the close) such a caller was billed a whole
+    // worst-case response and the turn's transcription, neither of which ran.
+    const tp = await meteredProxy(cleanups, { simulator: { timing: { transcriptionDelayMs: 100 } } });
+    const c = await tp.client();
+    await c.next('session.created');
+    c.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: { model: 'whisper-1' }, turn_detection: { type: 'server_vad' } } } } });
+    await c.next('session.updated');
+    for (const ev of appendEvents(speechThenSilence(1500, 0))) c.send(ev);
+    await c.next('input_audio_buffer.speech_started', 5000);
+    c.ws.close();
+    await until(() => tp.proxy.server.sessionCount === 0, 5000, 'session end');
+    const upstream = tp.sim.connections[0]!;
+    await upstream.closed;
+    expect(upstream.received.map((e) => e.type).filter((t) => t !== 'input_audio_buffer.append')).toEqual(['session.update', 'input_audio_buffer.clear']);
+    expect(upstream.sent.map((e) => e.type).filter((t) => t.startsWith('input_audio_buffer.') || t.startsWith('response.'))).toEqual(['input_audio_buffer.speech_started', 'input_audio_buffer.cleared']);
+    expect(await usageRecords(tp.adminUrl, '?tenant=acme')).toEqual([]);
+    expect((await spend(tp.adminUrl)).day.spentNanos).toBe(0);
   }, 30_000);
 
   it('control: a turn spoken in real time, its response read to the end before the close: billed once, from its response.done', async () => {
