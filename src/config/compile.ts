@@ -223,7 +223,7 @@ function compileMetering(config: Config, tenants: readonly Tenant[], baseDir: st
 }
 
 function unknownPolicy(t: Tenant, policy: string, dir: string, known: readonly string[], problems: ProblemList): void {
-  problems.add(`tenants.${t.id}.policy`, `no policy named "${policy}" in ${dir}`, `use one of: ${known.join(', ')}; or add ${policy}.yaml there`);
+  problems.add(`tenants.${t.id}.policy`, `no policy named "${policy}" in ${dir}`, `${known.length > 0 ? `use one of: ${known.join(', ')}; or ` : ''}add ${policy}.yaml there`);
 }
 
 async function compilePolicies(config: Config, tenants: readonly Tenant[], baseDir: string, log: Logger, problems: ProblemList): Promise<string> {

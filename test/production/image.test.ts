@@ -38,7 +38,8 @@ describe('the image', () => {
 
   it('npm start passes the relay its V8 flags too (src/server/node-flags.ts)', () => {
     const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts['start']).toBe(`node ${RELAY_NODE_FLAGS.join(' ')} bin/realtime-proxy.mjs --config config/example.yaml`);
+    // `exec`: the shell npm runs the script in becomes the proxy, so npm's SIGTERM reaches it (test/production/npm-start.test.ts).
+    expect(pkg.scripts['start']).toBe(`exec node ${RELAY_NODE_FLAGS.join(' ')} bin/realtime-proxy.mjs --config config/example.yaml`);
   });
 
   it('ships a config that validates with the simulator chosen, and refuses production without an API key', () => {
