@@ -122,7 +122,7 @@ export function meteringSchemas() {
         .int()
         .nonnegative()
         .default(5000)
-        .describe('A client that leaves mid-response: the upstream is kept (response.cancel sent) up to this long for its response.done, so the usage OpenAI bills is metered. 0: close at once.'),
+        .describe('A client that leaves mid-response (or with audio in the input buffer under turn detection): the upstream is kept (response.cancel sent; the buffer cleared) up to this long for its response.done and the buffer\'s fate, so the usage OpenAI bills is metered. 0: close at once (then estimated).'),
       pendingResponseTimeoutMs: z.number().int().positive().default(15_000).describe('A reserved response.create with no response.created is released after this.'),
       export: z
         .object({
