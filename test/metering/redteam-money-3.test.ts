@@ -153,8 +153,8 @@ describe('red team 3: a server-VAD response the proxy never read', () => {
    * the response's `response.created` (nothing runs in its view, so the relay does not linger). The
    * upstream started the response and bills what it read; the proxy billed nothing.
    */
-  it('100,000 characters of text, a turn, the close: the proxy lingers, clears the buffer, reads the response VAD started and cancels it: billed from its response.done', async () => {
-    const tp = await meteredProxy(cleanups, { simulator: { timing: { firstAudioDelayMs: 2_000 } } });
+  /** 100,000 characters of text in the conversation, then a spoken turn and its closing silence sent with the close. */
+  async function fillerThenTurnAndClose(tp: TestProxy) {
     const c = await tp.client();
     await c.next('session.created');
     c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'], audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: { type: 'server_vad' } } } } });
@@ -166,6 +166,12 @@ describe('red team 3: a server-VAD response the proxy never read', () => {
     await until(() => tp.proxy.server.sessionCount === 0, 5000, 'session end');
     const upstream = tp.sim.connections[0]!;
     await upstream.closed;
+    return { c, upstream };
+  }
+
+  it('100,000 characters of text, a turn, the close: the proxy lingers, clears the buffer, reads the response VAD started and cancels it: billed from its response.done', async () => {
+    const tp = await meteredProxy(cleanups, { simulator: { timing: { firstAudioDelayMs: 2_000 } } });
+    const { c, upstream } = await fillerThenTurnAndClose(tp);
     // After the client's appends the proxy's own clear; the response VAD started is cancelled at once.
     const fromProxy = upstream.received.map((e) => e.type).filter((t) => t !== 'input_audio_buffer.append');
     expect(fromProxy).toEqual(['session.update', 'conversation.item.create', 'input_audio_buffer.clear', 'response.cancel']);
@@ -185,17 +191,7 @@ describe('red team 3: a server-VAD response the proxy never read', () => {
   it('100,000 characters of text, a turn, the close, and an upstream that does not answer in time: the response is billed at the close, at least what it read', async () => {
     // No linger (metering.lingerAfterClientCloseMs 0): what the proxy bills when it cannot read the upstream after the client left.
     const tp = await meteredProxy(cleanups, { simulator: { timing: { firstAudioDelayMs: 2_000 } }, metering: { lingerAfterClientCloseMs: 0 } });
-    const c = await tp.client();
-    await c.next('session.created');
-    c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'], audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: { type: 'server_vad' } } } } });
-    await c.next('session.updated');
-    c.send({ type: 'conversation.item.create', item: { id: 'item_filler', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'abcd'.repeat(25_000) }] } });
-    await c.waitFor((e) => e.type === 'conversation.item.done' && (e['item'] as { id: string }).id === 'item_filler', 10_000, 'the filler');
-    for (const ev of appendEvents(speechThenSilence(1000, 800))) c.send(ev);
-    c.ws.close();
-    await until(() => tp.proxy.server.sessionCount === 0, 5000, 'session end');
-    const upstream = tp.sim.connections[0]!;
-    await upstream.closed;
+    const { c, upstream } = await fillerThenTurnAndClose(tp);
     // The upstream's VAD committed the turn and started its response (which read the 25,000-token filler).
     expect(upstream.sent.map((e) => e.type).filter((t) => t === 'input_audio_buffer.committed' || t === 'response.created')).toEqual(['input_audio_buffer.committed', 'response.created']);
     expect(seen(c.events)).toEqual(['session.created', 'session.updated', 'conversation.item.added', 'conversation.item.done']);
