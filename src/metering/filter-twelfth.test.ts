@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { client, created, done, server, session, setup, usage, probe, references, outputItemAdded, startResponse, reservedNow, type Setup } from '../../test/metering/filter-harness.js';
-import type { Filter } from '../pipeline/filter.js';
+import type { Filter, Verdict } from '../pipeline/filter.js';
 
 const spentNanos = (s: Setup) => s.records.reduce((a, r) => a + r.costNanos, 0);
 const CAPPED = { dailyUsd: '1000' };
@@ -26,6 +26,17 @@ const kbListed = { type: 'conversation.item.done', previous_item_id: null, item:
 const KB_LIST = 8 + Buffer.byteLength(JSON.stringify(kbListed.item), 'utf8');
 const userItem = (text: string) => ({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
 
+
+/**
+ * The red-team form of these tests: a create the filter admitted runs upstream as a one-token text
+ * response reading `inputTokens` (billed as OpenAI would); a refused one never runs.
+ */
+function runIfAdmitted(f: Filter, verdict: Verdict, responseId: string, inputTokens: number, opts: { outOfBand?: boolean } = {}): void {
+  if (verdict.kind === 'reject') return;
+  const oob = opts.outOfBand ? { conversation_id: null } : {};
+  server(f, created(responseId, { ...oob, max_output_tokens: 1, output_modalities: ['text'] }));
+  server(f, done(responseId, usage(inputTokens, 0, 1, 0), 'completed', { ...oob, output_modalities: ['text'] }));
+}
 describe('an MCP call whose output a create is sent before (its conversation.item.done not read yet)', () => {
   /*
    * The MCP server's output is input to the next response in the conversation, and no response's
@@ -46,10 +57,7 @@ describe('an MCP call whose output a create is sent before (its conversation.ite
     const output = 'r'.repeat(100_000);
     server(f, { type: 'conversation.item.done', item: { ...call, output } });
     server(f, done('resp_1', usage(20, 0, 10, 0), 'completed', { output_modalities: ['text'], output: [{ ...call, output }] }));
-    if (next.kind !== 'reject') {
-      server(f, created('resp_2', { max_output_tokens: 1, output_modalities: ['text'] }));
-      server(f, done('resp_2', usage(25_030, 0, 1, 0), 'completed', { output_modalities: ['text'] }));
-    }
+    runIfAdmitted(f, next, 'resp_2', 25_030);
     // Old code: admitted at ~100 tokens, $0.10 spent against $0.08.
     expect(spentNanos(s)).toBeLessThanOrEqual(80_000_000);
     expect(next.kind).toBe('reject');
@@ -296,10 +304,7 @@ describe('an input list naming the same item more than once', () => {
     server(f, outputItemAdded('resp_1', 'item_answer'));
     server(f, done('resp_1', usage(1_010, 0, 1000, 0), 'completed', { output_modalities: ['text'] }));
     const v = client(f, { type: 'response.create', event_id: 'c_dup', response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, input: Array.from({ length: 30 }, () => ({ type: 'item_reference', id: 'item_answer' })) } });
-    if (v.kind !== 'reject') {
-      server(f, created('resp_dup', { conversation_id: null, max_output_tokens: 1, output_modalities: ['text'] }));
-      server(f, done('resp_dup', usage(30_000, 0, 1, 0), 'completed', { conversation_id: null, output_modalities: ['text'] }));
-    }
+    runIfAdmitted(f, v, 'resp_dup', 30_000, { outOfBand: true });
     // Old code: admitted at ~2,000 tokens; $0.024 + $0.120 spent against $0.10.
     expect(spentNanos(s)).toBeLessThanOrEqual(100_000_000);
     expect(v.kind).toBe('reject');
@@ -337,10 +342,7 @@ describe('a client item of another type than message or function call', () => {
     const tools = Array.from({ length: 100 }, (_, i) => ({ name: `t${i}`, description: 'd'.repeat(1000), input_schema: { type: 'object' } }));
     client(f, { type: 'conversation.item.create', item: { id: 'item_tools', type: 'mcp_list_tools', server_label: 'kb', tools } });
     const v = client(f, { type: 'response.create', event_id: 'c1', response: { output_modalities: ['text'], max_output_tokens: 1 } });
-    if (v.kind !== 'reject') {
-      server(f, created('resp_1', { max_output_tokens: 1, output_modalities: ['text'] }));
-      server(f, done('resp_1', usage(25_000, 0, 1, 0), 'completed', { output_modalities: ['text'] }));
-    }
+    runIfAdmitted(f, v, 'resp_1', 25_000);
     // Old code: admitted at ~20 tokens, $0.10 spent against $0.08.
     expect(spentNanos(s)).toBeLessThanOrEqual(80_000_000);
     expect(v.kind).toBe('reject');
@@ -371,10 +373,7 @@ describe('an MCP server\'s tool list a create is sent before', () => {
     server(f, mcpSession([]));
     client(f, { type: 'session.update', session: { type: 'realtime', tools: [mcpTool] } });
     const v = client(f, { type: 'response.create', event_id: 'c1', response: { output_modalities: ['text'], max_output_tokens: 1 } });
-    if (v.kind !== 'reject') {
-      server(f, created('resp_1', { max_output_tokens: 1, output_modalities: ['text'] }));
-      server(f, done('resp_1', usage(25_000, 0, 1, 0), 'completed', { output_modalities: ['text'] }));
-    }
+    runIfAdmitted(f, v, 'resp_1', 25_000);
     // Old code: admitted at ~100 tokens; the list read, $0.10 spent against $0.08.
     expect(spentNanos(s)).toBeLessThanOrEqual(80_000_000);
     expect(v.kind).toBe('reject');
