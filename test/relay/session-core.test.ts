@@ -682,6 +682,22 @@ describe('RelaySession: ends and the linger for response.done', () => {
     expect(session.endRecord()).toMatchObject({ initiator: 'client', clientCloseCode: 1001 });
   });
 
+  it('a response a filter would start while the session lingers (a held turn answered after the client left) is not sent: nobody would hear it, OpenAI would bill it (found 2026-12-06)', async () => {
+    const up = await slowResponses(30);
+    // A filter that answers the first response.done with a create of its own, as the spoken-turn hold does for an owed turn.
+    const answering = filterOf({ server: ['response.done'] }, (ctx, _d, frame) => {
+      if (frame.type === 'response.done') ctx.sendUpstream({ type: 'response.create' }, 'test');
+      return CONTINUE;
+    });
+    const { session, client, ended } = open([answering.factory], { upstreamUrl: up.url, lingerMs: 10_000 });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'response.create' });
+    await until(() => client.types().includes('response.created'), 'response.created');
+    session.onClientClose(1001, 'gone');
+    await ended;
+    expect(up.received.map((e) => e['type'])).toEqual(['response.create', 'response.cancel']);
+  });
+
   it('a client that stopped reading, then left: the linger reads the paused upstream again and says so (metering keeps unanswered creates while it is paused; found 2026-12-05)', async () => {
     const up = await slowResponses(30);
     const reports: Record<string, unknown>[] = [];
