@@ -626,8 +626,8 @@ export class RelaySession implements SessionContext, ChainSink {
 
   sendUpstream(event: RealtimeClientEvent, by: string): void {
     if (this.#ended) return;
-    // The client left: the linger only reads what runs. A response a filter would start now (a held
-    // turn's owed answer) would be read in full, billed, and heard by nobody.
+    // The client left: the linger only reads what runs. A response a filter would start now (the
+    // spoken-turn hold owes answers) would read the conversation, be billed, and be heard by nobody.
     if (this.#linger && event.type === 'response.create') {
       this.log.debug({ by }, 'response.create for a client that left: not sent');
       return;

@@ -682,7 +682,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
     expect(session.endRecord()).toMatchObject({ initiator: 'client', clientCloseCode: 1001 });
   });
 
-  it('a response a filter would start while the session lingers (a held turn answered after the client left) is not sent: nobody would hear it, OpenAI would bill it (found 2026-12-06)', async () => {
+  it('a response a filter would start while the session lingers is not sent: nobody would hear it, OpenAI would bill it (2026-12-06: a filter answering each response.done looped create/cancel for the whole linger)', async () => {
     const up = await slowResponses(30);
     // A filter that answers the first response.done with a create of its own, as the spoken-turn hold does for an owed turn.
     const answering = filterOf({ server: ['response.done'] }, (ctx, _d, frame) => {
