@@ -586,6 +586,8 @@ export class GuardrailFilter implements Filter {
   #unknownLogged: Set<string> | null = null;
   #unknownCapLogged = false;
   #closed = false;
+  /** A retraction ended the session: an item judged again after it (by #withdraw and #unplace both) is not reported again. */
+  #retractEnded = false;
   /** On a call: the session texts last judged (what a refused change is put back to), and how often that happened. */
   #callTexts: JsonObject | null = null;
   #callRestores = 0;
@@ -1856,12 +1858,17 @@ export class GuardrailFilter implements Filter {
 
   /** An item judged again without a refused item before it tripped: removed, as a late verdict removes a client item. */
   #retract(said: Said, hits: readonly RuleHit[], policy: CompiledPolicy, source = said.source): void {
+    // Until 2026-12-06 an end_session finding was reported twice (an end_session retraction deletes nothing for #unplace to skip).
+    if (this.#retractEnded) return;
     const findings: Finding[] = hits.map((h) => ({ id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt }));
     this.#reportAll(policy, findings, source, said.eventType, null, this.#ctx.clock.now());
     const action = strongestOf(findings)!;
     const ruleId = findings.find((f) => f.action === action)!.id;
     const details = this.#details(policy, findings);
-    if (action === 'end_session') return this.#ctx.close(new ProxyError('policy_violation', { details }));
+    if (action === 'end_session') {
+      this.#retractEnded = true;
+      return this.#ctx.close(new ProxyError('policy_violation', { details }));
+    }
     const itemId = said.sent !== null ? said.sent.itemId : said.itemId;
     if (itemId !== null) {
       // A spoken turn's later transcript events are withheld too.
