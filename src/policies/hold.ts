@@ -80,9 +80,10 @@ export class SpokenTurnHold {
    *   the budget was deleted before the proxy's response). Kept until a create for them leaves (the
    *   proxy's) or the next response ends with nothing owed (a client create stood for them);
    * - `standing`: the client `response.create` this hold let go last stands for turns that passed
-   *   (the proxy owes none for them while it does). A later filter that refuses it (the truncation
-   *   budget, through the view's `clientCreateRefused`) leaves them owed again: until 2026-12-06
-   *   such a turn went unanswered.
+   *   (the proxy owes none for them while it does). A later filter that stops it (the chain tells
+   *   the view: `ChainSink.stopped`; the truncation budget also through `clientCreateRefused`, after
+   *   its prune) leaves them owed again, unless the refusal stops every response (a spending cap):
+   *   until 2026-12-06 such a turn went unanswered.
    */
   readonly #turns: SpokenTurnsRecord;
   /** Client commits sent upstream and not answered yet (`committed` or an error): their item is on its way. */
