@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { wire } from '../../test/policies/support.js';
+import { Frame } from '../pipeline/frame.js';
 import { MAX_HELD_TURNS, SpokenTurnHold } from './hold.js';
 
 /**
@@ -29,6 +30,8 @@ const pass = (h: SpokenTurnHold, id: string) => {
   h.passed(id);
 };
 const MAX_ANSWERING = 2 * MAX_HELD_TURNS;
+/** A filter after the hold refused a client `response.create` (the chain tells the view). */
+const refuseCreate = () => t.conversation.clientStopped(Frame.fromClient('response.create', Buffer.from('{"type":"response.create"}')), null);
 
 describe('turns pinned while they wait for their response (awaitsAnswer)', () => {
   /** Passed turns that wait: a response runs, so the proxy's create for them waits too. */
@@ -120,11 +123,11 @@ describe('turns pinned while they wait for their response (awaitsAnswer)', () =>
   });
 });
 
-describe('a client create that stands for passed turns (clientCreateStands, clientCreateRefused)', () => {
+describe('a client create that stands for passed turns (clientCreateStands; refused by a later filter)', () => {
   it('none at first; a refusal then owes nothing', () => {
     const h = newHold();
     expect(h.clientCreateStands).toBe(false);
-    h.clientCreateRefused();
+    refuseCreate();
     expect(creates()).toBe(0);
     h.close();
   });
@@ -133,7 +136,7 @@ describe('a client create that stands for passed turns (clientCreateStands, clie
     const h = newHold();
     h.clientCreate({ type: 'response.create', response: { conversation: 'none' } });
     expect(h.clientCreateStands).toBe(false);
-    h.clientCreateRefused();
+    refuseCreate();
     expect(creates()).toBe(0);
     h.close();
   });
@@ -147,10 +150,10 @@ describe('a client create that stands for passed turns (clientCreateStands, clie
     response('resp_busy', 'response.done');
     expect(h.clientCreate({ type: 'response.create' })).toEqual({ kind: 'continue' });
     expect(h.clientCreateStands).toBe(true);
-    h.clientCreateRefused();
+    refuseCreate();
     expect(h.clientCreateStands).toBe(false);
     expect(creates()).toBe(1);
-    h.clientCreateRefused();
+    refuseCreate();
     expect(creates()).toBe(1);
     h.close();
   });

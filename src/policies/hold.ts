@@ -81,8 +81,8 @@ export class SpokenTurnHold {
    *   proxy's) or the next response ends with nothing owed (a client create stood for them);
    * - `standing`: the client `response.create` this hold let go last stands for turns that passed
    *   (the proxy owes none for them while it does). A later filter that stops it (the chain tells
-   *   the view: `ChainSink.stopped`; the truncation budget also through `clientCreateRefused`, after
-   *   its prune) leaves them owed again, unless the refusal stops every response (a spending cap):
+   *   the view: `ChainSink.stopped`; the truncation budget prunes for the proxy's create first)
+   *   leaves them owed again, unless the refusal stops every response (a spending cap):
    *   until 2026-12-06 such a turn went unanswered.
    */
   readonly #turns: SpokenTurnsRecord;
@@ -111,7 +111,7 @@ export class SpokenTurnHold {
     this.#by = by;
     this.#timeoutMs = timeoutMs;
     this.#details = details;
-    // A later filter that refuses the client create standing for turns tells the view (`clientCreateRefused`): owed again.
+    // A later filter (or the upstream) refusing the client create that stands for turns: owed again (the view tells the record).
     this.#turns = ctx.conversation.spokenTurns.open(MAX_ANSWERING, () => this.#owe());
   }
 
@@ -139,18 +139,9 @@ export class SpokenTurnHold {
     return !this.#closed && this.#turns.pinned(itemId) !== undefined;
   }
 
-  /** The client create this hold let go last stands for turns that passed (see `clientCreateRefused`). */
+  /** The client create this hold let go last stands for turns that passed (see `SpokenTurnsRecord#stopped`). */
   get clientCreateStands(): boolean {
     return this.#turns.standing && !this.#closed;
-  }
-
-  /**
-   * A filter after the guardrails (the truncation budget) refused the client `response.create`
-   * this hold let go last: it never reaches the upstream, so the turns it stood for are owed the
-   * proxy's response again, as if it had not been sent (the client has its refusal).
-   */
-  clientCreateRefused(): void {
-    if (this.clientCreateStands) this.#turns.refused();
   }
 
   // ---- client → upstream --------------------------------------------------------------------
@@ -221,7 +212,7 @@ export class SpokenTurnHold {
   /**
    * An upstream `error`: a refused client commit (nothing committed) is no longer on its way; a
    * refused client create that stood for passed turns leaves them owed the proxy's own create (as
-   * one a later filter refuses, `clientCreateRefused`; until 2026-12-06 such a turn went unanswered).
+   * one a later filter refuses, `ChainSink.stopped`; until 2026-12-06 such a turn went unanswered).
    */
   error(ev: JsonObject): void {
     const body = asObject(ev['error']);

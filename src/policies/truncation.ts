@@ -587,16 +587,14 @@ export class TruncationFilter implements Filter {
   /**
    * This filter refused a client `response.create`. Where spoken turns are held
    * (`holdSpokenInput`), the hold may have let it go to stand for turns that passed (the proxy then
-   * owes them none; the conversation view says so, `spokenTurns.clientCreateStands`): refused here, it never reaches the upstream, so those turns are owed the
-   * proxy's own `response.create` again (the session's instructions and tools, which fit their
-   * share; pruned for first, as a client create that reads the conversation is). Until 2026-12-06
-   * such a turn went unanswered: the client had its refusal and the user's speech no answer.
+   * owes them none; the conversation view says so, `spokenTurns.clientCreateStands`): refused here, it
+   * never reaches the upstream, and the chain's notice of the stopped frame (`ChainSink.stopped`, after
+   * this verdict) tells the view, which owes those turns the proxy's own `response.create` again (the
+   * session's instructions and tools, which must fit their share). Pruned for that create first, as a
+   * client create that reads the conversation is. Until 2026-12-06 such a turn went unanswered.
    */
   #createRefused(): void {
-    const turns = this.#ctx.conversation.spokenTurns;
-    if (!turns.clientCreateStands) return;
-    this.#prune('held turn');
-    turns.clientCreateRefused();
+    if (this.#ctx.conversation.spokenTurns.clientCreateStands) this.#prune('held turn');
   }
 
   /**

@@ -11,6 +11,7 @@ import { SpokenTurns } from './spoken-turns.js';
  */
 
 const noop = () => {};
+const CREATE = Frame.fromClient('response.create', Buffer.from('{"type":"response.create"}'));
 
 describe('spoken turns awaiting the proxy\'s answer (the conversation view\'s record)', () => {
   it('every conversation has its own, empty until a record is opened: nothing pinned, no create stands, a refusal tells nobody', () => {
@@ -19,7 +20,7 @@ describe('spoken turns awaiting the proxy\'s answer (the conversation view\'s re
     expect(a.spokenTurns).not.toBe(b.spokenTurns);
     expect(a.spokenTurns.pinned('item_a')).toBeUndefined();
     expect(a.spokenTurns.clientCreateStands).toBe(false);
-    a.spokenTurns.clientCreateRefused();
+    a.clientStopped(CREATE, null);
     a.spokenTurns.open(4, noop).hold('item_a');
     expect(a.spokenTurns.pinned('item_a')).toBe('held');
     expect(b.spokenTurns.pinned('item_a')).toBeUndefined();
@@ -79,15 +80,15 @@ describe('spoken turns awaiting the proxy\'s answer (the conversation view\'s re
     const view = new SpokenTurns();
     let told = 0;
     const r = view.open(8, () => told++);
-    view.clientCreateRefused();
+    view.createStopped(null);
     expect(told).toBe(0);
     r.stand(true);
     expect([r.standing, view.clientCreateStands]).toEqual([true, true]);
-    view.clientCreateRefused();
+    view.createStopped(null);
     expect(told).toBe(1);
     // The refusal used it up: it stands no more.
     expect([r.standing, view.clientCreateStands]).toEqual([false, false]);
-    view.clientCreateRefused();
+    view.createStopped(null);
     r.refused();
     expect(told).toBe(1);
   });
@@ -156,11 +157,11 @@ describe('spoken turns awaiting the proxy\'s answer (the conversation view\'s re
     r.close();
     expect([view.pinned('a'), view.pinned('b'), view.clientCreateStands]).toEqual([undefined, undefined, false]);
     expect([r.heldCount, r.standing]).toEqual([0, false]);
-    view.clientCreateRefused();
+    view.createStopped(null);
     r.hold('late');
     r.stand(true);
     expect([view.pinned('late'), view.clientCreateStands]).toEqual([undefined, false]);
-    view.clientCreateRefused();
+    view.createStopped(null);
     expect(told).toBe(0);
   });
 
@@ -179,7 +180,7 @@ describe('spoken turns awaiting the proxy\'s answer (the conversation view\'s re
     expect(old.pinned('a')).toBe('held');
     old.close();
     expect([view.pinned('b'), view.clientCreateStands]).toEqual(['held', true]);
-    view.clientCreateRefused();
+    view.createStopped(null);
     expect([toldOld, toldNew]).toEqual([0, 1]);
     newer.close();
     expect(view.pinned('b')).toBeUndefined();

@@ -36,15 +36,9 @@ export interface SpokenTurnsView {
    */
   readonly clientCreateStands: boolean;
   /**
-   * A filter after the hold refused that create: it never reaches the upstream, so it stands no
-   * more and the turns it stood for are owed the proxy's own response again (the record's owner is
-   * told at once). Nothing when no create stands.
-   */
-  clientCreateRefused(): void;
-  /**
    * Opens the session's record, owned by the caller (the spoken-turn hold) until it closes it.
    * `maxAnswering` bounds the `answering` pins; `onRefused` runs when the create that stands is
-   * refused after the hold let it go: by a later filter (`clientCreateRefused`) or by the upstream
+   * refused after the hold let it go: by a later filter (`SpokenTurns#createStopped`) or by the upstream
    * (`SpokenTurnsRecord#refusedUpstream`).
    */
   open(maxAnswering: number, onRefused: () => void): SpokenTurnsRecord;
@@ -202,10 +196,6 @@ export class SpokenTurns implements SpokenTurnsView {
 
   get clientCreateStands(): boolean {
     return this.#current?.standing ?? false;
-  }
-
-  clientCreateRefused(): void {
-    this.#current?.refused();
   }
 
   /**

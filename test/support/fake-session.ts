@@ -70,6 +70,8 @@ export class FakeSession implements SessionContext {
     const forwarded = (v: Verdict): Verdict => {
       if (v.kind === 'continue') send(frame);
       else if (v.kind === 'replace') send(v.frame);
+      // As the chain does (`ChainSink.stopped`): the view hears of a client frame a filter stopped.
+      else this.conversation.clientStopped(frame, v.kind === 'drop' ? null : v.error);
       return v;
     };
     const verdict = filter.onClient!(frame);
