@@ -437,14 +437,7 @@ export class SessionChain {
 
   /** The client left (see `Filter.onClientGone`): every filter is told, in chain order. */
   clientGone(): void {
-    for (const f of this.#filters) {
-      if (this.#closed) return;
-      try {
-        f.onClientGone?.();
-      } catch (err) {
-        this.#ctx.log.error({ err }, 'onClientGone threw');
-      }
-    }
+    this.#eachFilter('onClientGone', (f) => f.onClientGone?.());
   }
 
   /** A filter still awaits upstream events about what the gone client sent (see `Filter.awaitingUpstream`). */
@@ -463,12 +456,22 @@ export class SessionChain {
   /** Runs every filter's onClose once. */
   close(info: CloseInfo): void {
     if (this.#closed) return;
+    // Closed first: a hook that ends the session from here does not run the hooks twice.
     this.#closed = true;
+    this.#eachFilter('onClose', (f) => f.onClose?.(info), true);
+  }
+
+  /**
+   * Calls a hook of every filter in chain order; one that throws is logged and the next is still
+   * called. Stops once the chain closed, unless `evenClosed` (close's own hooks).
+   */
+  #eachFilter(hook: string, call: (f: Filter) => void, evenClosed = false): void {
     for (const f of this.#filters) {
+      if (this.#closed && !evenClosed) return;
       try {
-        f.onClose?.(info);
+        call(f);
       } catch (err) {
-        this.#ctx.log.error({ err }, 'onClose threw');
+        this.#ctx.log.error({ err }, `${hook} threw`);
       }
     }
   }
