@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { ClientEventType, ServerEventType } from '../protocol/events.js';
-import { CLIENT_CONTENT_TYPES, CONTENT_PATHS, contentPath, eventTexts, NO_CONTENT, type ContentText } from './content-paths.js';
+import { CLIENT_CONTENT_TYPES, CONTENT_PATHS, contentPath, eventTexts, NO_CONTENT, sessionTextChanges, type ContentText } from './content-paths.js';
 import type { Source } from './matchers.js';
 
 describe('content-path table', () => {
@@ -675,5 +675,17 @@ describe('eventTexts: complete texts of every texts row, written back in place',
     const noPart = { type: 'response.content_part.done' };
     seg.set(noPart, 'y');
     expect(noPart).toEqual({ type: 'response.content_part.done' });
+  });
+});
+
+describe('sessionTextChanges: the session.update that puts a session\'s texts back', () => {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  it('only the members that differ, nested ones in their place; a removed text as the API\'s empty value; null when none differs', () => {
+    const now = { instructions: 'changed', tools: [{ type: 'function', name: 'f' }], audio: { input: { transcription: { prompt: 'p2' }, format: { type: 'audio/pcm' } } }, prompt: { id: 'pmpt_1' } };
+    const want = { instructions: 'kept', tools: [{ type: 'function', name: 'f' }], audio: { input: { transcription: { prompt: 'p1' } } } };
+    expect(sessionTextChanges(want, now, same)).toEqual({ instructions: 'kept', audio: { input: { transcription: { prompt: 'p1' } } }, prompt: null });
+    expect(sessionTextChanges({ tools: [{ type: 'function', name: 'f' }] }, { instructions: 'x', tools: [] }, same)).toEqual({ instructions: '', tools: [{ type: 'function', name: 'f' }] });
+    expect(sessionTextChanges({ instructions: '' }, { tools: [], voice: 'marin' }, same)).toBeNull();
+    expect(sessionTextChanges(now, now, same)).toBeNull();
   });
 });

@@ -145,6 +145,37 @@ export function sessionTextMembers(session: JsonObject): JsonObject {
   return out;
 }
 
+/** What a session text member is when the session has none: the API's empty value (clears it). */
+const emptyText = (key: string): unknown => (key === 'instructions' ? '' : key === 'tools' ? [] : null);
+
+/**
+ * The `session` of a `session.update` that turns the session texts of `now` into those of `want`,
+ * member by member of `SESSION_TEXT_MEMBERS` (nested ones in their place: `audio.input.transcription`;
+ * a removed text as the API's empty value: `instructions` "", `tools` [], the others null), or null
+ * when they do not differ. `equal` compares two member values.
+ */
+export function sessionTextChanges(want: JsonObject, now: JsonObject, equal: (a: unknown, b: unknown) => boolean): JsonObject | null {
+  const update: JsonObject = {};
+  let changed = false;
+  for (const path of SESSION_TEXT_MEMBERS) {
+    const key = path[path.length - 1]!;
+    const value = valueAt(want, path) ?? emptyText(key);
+    if (equal(value, valueAt(now, path) ?? emptyText(key))) continue;
+    let holder = update;
+    for (const k of path.slice(0, -1)) holder = asObject(holder[k]) ?? (holder[k] = {});
+    holder[key] = value;
+    changed = true;
+  }
+  return changed ? update : null;
+}
+
+/** The value at `path` in `obj` (undefined where a container on the way is missing). */
+function valueAt(obj: JsonObject, path: readonly string[]): unknown {
+  let cur: unknown = obj;
+  for (const key of path) cur = asObject(cur)?.[key];
+  return cur;
+}
+
 /** Event types that carry no user, model, tool or MCP text (ids, audio, status, usage, errors). */
 export const NO_CONTENT: ReadonlySet<string> = new Set([
   // server

@@ -7,7 +7,7 @@ import type { Report } from '../pipeline/reports.js';
 import type { ConversationView } from '../protocol/conversation.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
-import { contentPath, eventTexts, malformedError, mergeRedactions, NO_CONTENT, SESSION_TEXT_MEMBERS, sessionTextMembers, type ContentPath, type ContentText } from './content-paths.js';
+import { contentPath, eventTexts, malformedError, mergeRedactions, NO_CONTENT, sessionTextChanges, sessionTextMembers, type ContentPath, type ContentText } from './content-paths.js';
 import { decodeTags } from './normalize.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
@@ -180,16 +180,6 @@ const MAX_CALL_RESTORES = 3;
  * a list of its own (instructions, tools, prompt): a call's transcription prompt was never judged.
  */
 const sessionTexts = sessionTextMembers;
-
-/** What a session text member is when the session has none: the API's empty value (clears it). */
-const emptyText = (key: string): unknown => (key === 'instructions' ? '' : key === 'tools' ? [] : null);
-
-/** The value at `path` in `obj` (undefined where a container on the way is missing). */
-function valueAt(obj: JsonObject, path: readonly string[]): unknown {
-  let cur: unknown = obj;
-  for (const key of path) cur = asObject(cur)?.[key];
-  return cur;
-}
 
 /**
  * Unknown event / item types one session logs, one line per type and direction; past this they are
@@ -722,25 +712,12 @@ export class GuardrailFilter implements Filter {
     }
   }
 
-  /**
-   * Sends `want` where the call's session (`now`) differs, member by member of
-   * `SESSION_TEXT_MEMBERS` (nested ones in their place: `audio.input.transcription`): removed texts
-   * as the API's empty values (`instructions` "", `tools` [], the others null).
-   */
+  /** Sends `want` where the call's session (`now`) differs (`sessionTextChanges`). */
   #sendCallTexts(want: JsonObject, now: JsonObject): void {
-    const update: JsonObject = { type: 'realtime' };
-    let changed = false;
-    for (const path of SESSION_TEXT_MEMBERS) {
-      const key = path[path.length - 1]!;
-      const value = valueAt(want, path) ?? emptyText(key);
-      if (deepEqual(value, valueAt(now, path) ?? emptyText(key))) continue;
-      let holder = update;
-      for (const k of path.slice(0, -1)) holder = asObject(holder[k]) ?? (holder[k] = {});
-      holder[key] = value;
-      changed = true;
-    }
-    if (!changed) return;
-    this.#ctx.sendUpstream({ type: 'session.update', session: update as unknown as Extract<RealtimeClientEvent, { type: 'session.update' }>['session'] }, GUARDRAILS_FILTER);
+    const changes = sessionTextChanges(want, now, deepEqual);
+    if (changes === null) return;
+    const session = { type: 'realtime', ...changes } as unknown as Extract<RealtimeClientEvent, { type: 'session.update' }>['session'];
+    this.#ctx.sendUpstream({ type: 'session.update', session }, GUARDRAILS_FILTER);
   }
 
   /** An event type the content-path table does not know: the policy decides; counted, and logged once per type per session. */
