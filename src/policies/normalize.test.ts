@@ -179,6 +179,14 @@ describe('normalize: what the matchers see', () => {
       for (let k = next(24); k > 0; k--) s += pieces[next(pieces.length)];
       expect(folded(s), JSON.stringify(s)).toEqual(reference(s));
     }
+    // Long runs of plain text (copied as runs, their offsets from a table that grows past 1,024)
+    // broken by spaces, doubled spaces and folded characters at any place.
+    const plain = ['Sure, I can help. ', 'word', ' ', '  ', 'x', ' y ', '~!', 'a'.repeat(700), ...pieces];
+    for (let t = 0; t < 300; t++) {
+      let s = '';
+      for (let k = next(400); k > 0; k--) s += plain[next(plain.length)];
+      expect(folded(s), `string ${t}`).toEqual(reference(s));
+    }
   });
 
   it('normalizeText folds a rule\'s own text the same way', () => {

@@ -222,6 +222,16 @@ export function decodeTags(s: string): string | null {
 let startsBuf = new Int32Array(1024);
 let endsBuf = new Int32Array(1024);
 
+/** 0, 1, 2, …: a run of characters kept as they are maps to a slice of it (copied, not written one by one). */
+let identity = Int32Array.from({ length: 1025 }, (_, k) => k);
+
+/**
+ * A run of characters kept as they are, from a printable ASCII one: words of printable ASCII with
+ * one space between them (a space after a space is folded into it, and a space at the end is left
+ * to the next step, which knows what follows). Sticky: matched at `lastIndex` only.
+ */
+const PLAIN_RUN = /[\x21-\x7e]+(?: [\x21-\x7e]+)*/y;
+
 /** Replaces the offset maps with larger ones (`size` above the current one), keeping their contents. */
 function grow(size: number): void {
   const starts = new Int32Array(size);
@@ -277,17 +287,27 @@ export function normalize(original: string, readTags = false): Normalized {
     // Kept as it is, extended into the current run: printable ASCII, and a space that does not
     // follow one. Everything else (control characters too) is folded per code point below.
     if (code < 0x7f && (code === 0x20 ? !lastSpace : code > 0x20)) {
-      // perf: push's growth check, written out again: one shared closure for both made this fold ~1.5× slower.
-      if (len >= starts.length) {
-        grow(len * 2);
+      // perf: the whole run found by one sticky regex and its offsets copied from `identity`: a
+      // window of plain text (every streamed delta rescans one) costs a scan and two copies, not a
+      // loop iteration per character. A space starts a run of its own (one character).
+      let end = i + 1;
+      if (code !== 0x20) {
+        PLAIN_RUN.lastIndex = i;
+        PLAIN_RUN.test(original);
+        end = PLAIN_RUN.lastIndex;
+      }
+      const run = end - i;
+      if (len + run > starts.length) {
+        grow(Math.max(len * 2, len + run));
         starts = startsBuf;
         ends = endsBuf;
       }
-      starts[len] = i;
-      ends[len] = i + 1;
-      len++;
-      lastSpace = code === 0x20;
-      i++;
+      if (identity.length <= end) identity = Int32Array.from({ length: Math.max(end + 1, identity.length * 2) }, (_, k) => k);
+      starts.set(identity.subarray(i, end), len);
+      ends.set(identity.subarray(i + 1, end + 1), len);
+      len += run;
+      lastSpace = original.charCodeAt(end - 1) === 0x20;
+      i = end;
       continue;
     }
     out += original.slice(runStart, i);
