@@ -485,6 +485,25 @@ export class MeteringFilter implements Filter {
    */
   #goneClear: string | null = null;
   /**
+   * Client `input_audio_buffer.clear`s sent upstream whose `cleared` has not been read yet. The
+   * upstream answers clears in order and a `cleared` names none, so while one is counted the next
+   * `cleared` answers the client's, not #goneClear (the audio the client sent after its own clear is
+   * still in the buffer then). Until 2026-12-06 (thirteenth session) a client that cleared, sent a
+   * whole turn and left had the answer to its own clear taken for the proxy's: the linger ended and
+   * the response server VAD started for that turn went unread and unbilled
+   * (test/metering/redteam-money-4.test.ts). A client clear the upstream refuses stays counted: the
+   * proxy's `cleared` is then not recognised and the close bills its estimate (never less).
+   */
+  #clientClears = 0;
+  /**
+   * A client clear counted in #clientClears dropped a buffer that held a turn's worth of audio (or
+   * speech heard): server VAD may commit that turn, and start its response, before it reads the
+   * clear. Until every client clear is answered, a client leaving is handled as one leaving with that
+   * audio in the buffer (onClientGone). Until 2026-12-06 (thirteenth session) a client that sent a
+   * whole turn and its own clear with the close had nothing read and nothing billed.
+   */
+  #turnBeforeClientClear = false;
+  /**
    * Client commits on their way upstream, not answered yet (by the id the relay stamped each with,
    * from its `stamped` report; null until then), oldest first: the `committed` that answers one is
    * not a turn server VAD committed (no response follows a client's commit). A commit the upstream
@@ -657,7 +676,9 @@ export class MeteringFilter implements Filter {
       case 'input_audio_buffer.clear':
         // The buffer starts again here, as the upstream reads it: audio appended after this clear is
         // in the new buffer even if it leaves before the upstream's "cleared" comes back (which is
-        // therefore not a new start: nothing else clears the input buffer).
+        // therefore not a new start: nothing else clears the input buffer but the proxy's #goneClear).
+        if (this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) >= MIN_TURN_MS || this.#speech !== null) this.#turnBeforeClientClear = true;
+        this.#clientClears++;
         this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
         this.#bufferRestarted();
         return CONTINUE;
@@ -1194,7 +1215,12 @@ export class MeteringFilter implements Filter {
         this.#onError(frame);
         return CONTINUE;
       case 'input_audio_buffer.cleared':
-        // Ours (the client is gone: no other clear is on its way): the buffer is empty upstream now.
+        // The answer to a client clear (the oldest one counted): what the client sent after it is in the buffer.
+        if (this.#clientClears > 0) {
+          if (--this.#clientClears === 0) this.#turnBeforeClientClear = false;
+          return CONTINUE;
+        }
+        // Ours (the client is gone: its clears were all answered): the buffer is empty upstream now.
         if (this.#goneClear !== null) {
           this.#goneClear = null;
           this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
@@ -1670,9 +1696,12 @@ export class MeteringFilter implements Filter {
     // The upstream's answer to the oldest client commit in flight (or a commit of its own: server VAD).
     this.#commitsAhead.shift();
     // Server VAD starts a response for a turn it commits (create_response): due until a conversation
-    // response.created is read. The answer to a client's own commit starts none.
+    // response.created is read. The answer to a client's own commit starts none, nor does a
+    // transcription session (?intent=transcription): until 2026-12-06 (thirteenth session) a response
+    // stayed due there for the session's life after its first turn, and every client leaving kept its
+    // session lingering (awaitingUpstream) for all of lingerAfterClientCloseMs (test/security/redteam-linger-1.test.ts).
     const clientCommit = this.#clientCommits.shift() !== undefined;
-    if (!clientCommit && this.#vadNow()?.createResponse === true) this.#vadResponseDue = true;
+    if (!clientCommit && !isTranscriptionIntent(this.#ctx.query) && this.#vadNow()?.createResponse === true) this.#vadResponseDue = true;
     this.#bufferRestarted();
     const itemId = str(frame.json()['item_id']);
     const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
@@ -1993,8 +2022,10 @@ export class MeteringFilter implements Filter {
    */
   onClientGone(): void {
     if (this.#closed || this.#ctx.callId || this.#vadNow() === null) return;
-    // Less audio than any turn: nothing the upstream could commit (the estimate is an upper bound).
-    if (this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) < MIN_TURN_MS && this.#speech === null) return;
+    // Less audio than any turn: nothing the upstream could commit (the estimate is an upper bound),
+    // unless a client clear not answered yet dropped a turn the upstream may commit before reading it.
+    const turnBeforeClear = this.#clientClears > 0 && this.#turnBeforeClientClear;
+    if (this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) < MIN_TURN_MS && this.#speech === null && !turnBeforeClear) return;
     const eventId = this.#ctx.nextEventId();
     this.#goneClear = eventId;
     this.#ctx.sendUpstream({ type: 'input_audio_buffer.clear', event_id: eventId }, BY);

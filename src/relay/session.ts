@@ -509,6 +509,11 @@ export class RelaySession implements SessionContext, ChainSink {
     const id = body?.['event_id'];
     const injected = typeof id === 'string' ? this.#injected.get(id) : undefined;
     if (!body || !injected) return false;
+    // The clear metering sends as the client leaves (Filter.onClientGone): only the filters are left
+    // to read a refusal of it (metering stops awaiting the buffer's fate and bills its estimate). Until
+    // 2026-12-06 (thirteenth session) it stayed here as a governance failure: the lingering session
+    // was ended as the proxy's governance_failed, or lingered to its bound (test/metering/redteam-money-4.test.ts).
+    if (injected.type === 'input_audio_buffer.clear' && this.#linger) return false;
     // Logged, reported (a metric label) and shown to the client: a short name only.
     const code = errorToken(body['code']) ?? 'unknown';
     // An item the upstream does not know is already out of the conversation: the delete achieved its end.
@@ -560,6 +565,17 @@ export class RelaySession implements SessionContext, ChainSink {
   forward(direction: Direction, frame: Frame): void {
     if (this.#ended) return;
     if (direction === 'client') {
+      // The client left while this frame waited behind an async verdict (a create the spoken-turn
+      // hold paused, an asynchronous ledger's admission): a response it would start is heard by
+      // nobody and billed (as a filter's own create, sendUpstream), and its audio would refill the
+      // input buffer after metering's clear. Not sent (metering releases a create it reserved that
+      // never started at the close). Until 2026-12-06 (thirteenth session) both went upstream
+      // (src/relay/session-linger-redteam-13.test.ts). Commits, clears and updates still leave:
+      // metering counted them as they passed it and reads their answers.
+      if (this.#linger && (frame.type === 'response.create' || frame.type === AUDIO_IN)) {
+        this.log.debug({ eventType: frame.type }, 'client event released after the client left: not sent');
+        return;
+      }
       if (Conversation.stamps(frame.type)) {
         // Creates, item creates, commits and session.updates leave with an event_id of the proxy's: an
         // upstream error naming it is about this event alone (a create's is the key that pairs it with its response).
@@ -772,9 +788,13 @@ export class RelaySession implements SessionContext, ChainSink {
     const lingerMs = this.#lingerMs();
     if (lingerMs > 0 && this.#upstream.open && this.#responseInFlight()) {
       // A response is running: the client is closed now, the upstream kept until that response's
-      // response.done (billed as OpenAI bills it), as when the client leaves (onClientClose).
-      this.#client.end(info.code, info.reason);
+      // response.done (billed as OpenAI bills it), as when the client leaves (onClientClose). The
+      // linger first: ending the client calls onClientClose back at once, which must find it started.
+      // Until 2026-12-06 (thirteenth session) it started a second linger there (a second timer, every
+      // running response cancelled twice: a duplicate response.done would have been billed twice).
       this.#startLinger(info, lingerMs);
+      this.#client.end(info.code, info.reason);
+      this.#client.discard();
       return;
     }
     this.#finish(info, info.code, info.reason);
@@ -799,6 +819,7 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#chain.clientGone();
       if (this.#ended) return;
       if (this.#responseInFlight() || this.#chain.awaitingUpstream()) {
+        this.#client.discard();
         this.#startLinger(info, lingerMs);
         return;
       }
@@ -816,7 +837,6 @@ export class RelaySession implements SessionContext, ChainSink {
    * Then the session ends as the client's close; filters' onClose sees it only then.
    */
   #startLinger(info: CloseInfo, lingerMs: number): void {
-    this.#client.discard();
     this.#resumeUpstream();
     // A session timer: a throw ends this session (logged), never the process.
     const timer = this.setTimer(lingerMs, () => this.#finish(info, null, ''));
@@ -827,6 +847,12 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** Sends response.cancel once for every running response (new ones included: nobody will read them). */
   #lingerCancel(): void {
+    // A client's own socket on a call (`?call_id=`, an app or a supervisor's dashboard; not the
+    // proxy's sideband, which ends the call itself): the call's responses are the caller's and go on
+    // without this socket. Its linger only reads them (metered when the proxy does not govern the
+    // call). Until 2026-12-06 (thirteenth session) a watcher leaving cut the caller's answer off
+    // (src/relay/session-linger-redteam-13.test.ts).
+    if (this.callId !== null && this.#endCallFirst === null) return;
     const linger = this.#linger!;
     for (const id of this.#conversation.activeResponses()) {
       // A response a filter already stopped (cancelResponse) has its response.cancel upstream.

@@ -135,6 +135,9 @@ function remoteAddress(res: HttpResponse): string {
  * Every uWS callback is total: an exception answers 500 (or ends that one session) and is logged;
  * it never reaches uWS, which would end the process and every session with it.
  */
+/** After the linger bound, the time a lingering session takes to end (its timer's turn, the close's work). */
+const LINGER_END_SLACK_MS = 1000;
+
 export class ProxyServer {
   readonly #config: Config;
   readonly #log: Logger;
@@ -921,26 +924,38 @@ export class ProxyServer {
   }
 
   /**
-   * Stops admitting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and
-   * closes the modules. The client listeners stay open while sessions drain, so that /readyz
+   * Stops admitting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and,
+   * once those mid-response have billed it (at most `metering.lingerAfterClientCloseMs`), closes the modules. The client listeners stay open while sessions drain, so that /readyz
    * answers 503 (load balancers take the instance out) and new upgrades get a 503
    * `server_shutting_down` instead of a refused connection; they close once the last session has
    * ended.
    */
+  /** Resolves when the last session has ended (see #onSessionEnded), or after `ms`. */
+  #sessionsEnded(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#drained = () => {
+        clearTimeout(timer);
+        this.#drained = null;
+        resolve();
+      };
+    });
+  }
+
   async shutdown(drainMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     if (this.#sessions.size > 0 && drainMs > 0) {
       this.#log.info({ sessions: this.#sessions.size, drainMs }, 'draining sessions');
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, drainMs);
-        this.#drained = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await this.#sessionsEnded(drainMs);
     }
     for (const session of [...this.#sessions]) session.close(new ProxyError('server_shutting_down'));
+    // A session closed mid-response lingers for that response's response.done (cancelled, billed as
+    // OpenAI bills it): the modules (metering's ledger) close once those lingers ended, at most the
+    // linger bound later. Until 2026-12-06 (thirteenth session) they closed at once, and every response
+    // running when the drain ended was read after the ledger closed: "settle failed", never in the
+    // tenant's spend (test/security/redteam-linger-2.test.ts).
+    if (this.#sessions.size > 0 && this.#config.metering.enabled) await this.#sessionsEnded(this.#config.metering.lingerAfterClientCloseMs + LINGER_END_SLACK_MS);
     for (const token of this.#listenSockets.splice(0)) uws.us_listen_socket_close(token);
     if (this.#ticker) clearInterval(this.#ticker);
     this.#refusals.flush(true);

@@ -1,0 +1,86 @@
+/**
+ * Red team (thirteenth session, 2026-12-06): the `cleared` metering awaits when the client left with
+ * audio in the input buffer is the answer to its own clear only once every client clear before it
+ * was answered (#clientClears). End to end: test/metering/redteam-money-4.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { client, server, session, setup } from '../../test/metering/filter-harness.js';
+
+const SECOND = 48_000;
+const append = (bytes: number) => ({ type: 'input_audio_buffer.append', audio: Buffer.alloc(bytes).toString('base64') });
+const vadSession = {
+  type: 'session.updated',
+  session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: { type: 'server_vad' } } } },
+};
+
+describe('metering: client clears and the clear sent when the client left', () => {
+  it('a client clear not answered when the client left: the first cleared is its answer, still awaited; the second is the proxy\'s', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, vadSession);
+    client(f, { type: 'input_audio_buffer.clear' });
+    client(f, append(SECOND));
+    f.onClientGone!();
+    expect(ctx.upstream.map((e) => e.type)).toEqual(['input_audio_buffer.clear']);
+    expect(f.awaitingUpstream!()).toBe(true);
+    server(f, { type: 'input_audio_buffer.cleared' });
+    // The second of audio after the client's clear is still in the buffer: the proxy's clear is not answered yet.
+    expect(f.awaitingUpstream!()).toBe(true);
+    server(f, { type: 'input_audio_buffer.cleared' });
+    expect(f.awaitingUpstream!()).toBe(false);
+  });
+
+  it('client clears answered before the client left: the next cleared is the proxy\'s', () => {
+    const s = setup();
+    const { f } = session(s);
+    server(f, vadSession);
+    client(f, { type: 'input_audio_buffer.clear' });
+    client(f, { type: 'input_audio_buffer.clear' });
+    server(f, { type: 'input_audio_buffer.cleared' });
+    server(f, { type: 'input_audio_buffer.cleared' });
+    client(f, append(SECOND));
+    f.onClientGone!();
+    expect(f.awaitingUpstream!()).toBe(true);
+    server(f, { type: 'input_audio_buffer.cleared' });
+    expect(f.awaitingUpstream!()).toBe(false);
+  });
+
+  it('a turn dropped by a client clear not answered yet when the client left: the proxy clears and awaits as for audio in the buffer (VAD may commit it before reading the clear)', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, vadSession);
+    client(f, append(SECOND));
+    client(f, { type: 'input_audio_buffer.clear' });
+    f.onClientGone!();
+    expect(ctx.upstream.map((e) => e.type)).toEqual(['input_audio_buffer.clear']);
+    expect(f.awaitingUpstream!()).toBe(true);
+    // The turn before the client's clear, committed before the upstream read it: its response is due.
+    server(f, { type: 'input_audio_buffer.committed', item_id: 'item_1', previous_item_id: null });
+    server(f, { type: 'input_audio_buffer.cleared' });
+    server(f, { type: 'input_audio_buffer.cleared' });
+    expect(f.awaitingUpstream!()).toBe(true);
+  });
+
+  it('control: the same clear answered before the client left, nothing after it: nothing sent, nothing awaited', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, vadSession);
+    client(f, append(SECOND));
+    client(f, { type: 'input_audio_buffer.clear' });
+    server(f, { type: 'input_audio_buffer.cleared' });
+    f.onClientGone!();
+    expect(ctx.upstream).toEqual([]);
+    expect(f.awaitingUpstream!()).toBe(false);
+  });
+
+  it('control: a client clear of less than a turn (no speech heard), not answered yet: nothing sent, nothing awaited', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, vadSession);
+    client(f, append(1_920));
+    client(f, { type: 'input_audio_buffer.clear' });
+    f.onClientGone!();
+    expect(ctx.upstream).toEqual([]);
+    expect(f.awaitingUpstream!()).toBe(false);
+  });
+});
