@@ -4,7 +4,7 @@
  * was answered (#clientClears). End to end: test/metering/redteam-money-4.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { client, server, session, setup } from '../../test/metering/filter-harness.js';
+import { client, created, done, server, session, setup, usage } from '../../test/metering/filter-harness.js';
 
 const SECOND = 48_000;
 const append = (bytes: number) => ({ type: 'input_audio_buffer.append', audio: Buffer.alloc(bytes).toString('base64') });
@@ -82,5 +82,22 @@ describe('metering: client clears and the clear sent when the client left', () =
     f.onClientGone!();
     expect(ctx.upstream).toEqual([]);
     expect(f.awaitingUpstream!()).toBe(false);
+  });
+});
+
+describe('metering: one response, one bill', () => {
+  // Found 2026-12-06 (thirteenth session): the relay's double linger at a proxy close cancelled a
+  // response twice, and an upstream that answered each cancel with a response.done had it billed
+  // twice. The API sends one response.done per response; a second is not billed again.
+  it('a second response.done for a response is logged, not billed; another response still is', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    expect(client(f, { type: 'response.create', event_id: 'c1' }).kind).toBe('continue');
+    server(f, created('resp_1'));
+    server(f, done('resp_1', usage(1000, 0, 500, 0), 'cancelled'));
+    server(f, done('resp_1', usage(1000, 0, 500, 0), 'cancelled'));
+    server(f, done('resp_2', usage(1000, 0, 0, 0)));
+    expect(s.records.map((r) => r.ref)).toEqual(['resp_1', 'resp_2']);
+    expect(ctx.reports.filter((r) => r.kind === 'usage')).toHaveLength(2);
   });
 });

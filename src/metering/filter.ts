@@ -192,6 +192,8 @@ function mcpLabelsOf(tools: unknown): string[] {
 
 /** MCP servers whose tool list metering keeps (#mcpLists); beyond it a list is taken as unknown. */
 const MAX_MCP_LISTS = 256;
+/** The last responses billed from their response.done, remembered so a repeated one is not billed again. */
+const MAX_SETTLED_IDS = 256;
 
 /**
  * An MCP server's output as a response reading it counts it: text of a size nothing bounds (the
@@ -522,6 +524,11 @@ export class MeteringFilter implements Filter {
   readonly #mcpLists = new LazyMap<string, Readonly<ModalityTokens>>();
   /** `mcp_list_tools` items added and not done yet: their server's label (a `mcp_list_tools.failed` names the item only). */
   readonly #mcpListing = new LazyMap<string, string>();
+  /**
+   * Responses whose response.done was read (the last MAX_SETTLED_IDS): the API sends one per
+   * response; a second (an upstream's bug, a replay) is logged, not billed twice.
+   */
+  #settledIds: Set<string> | null = null;
   /**
    * MCP calls the model made (`response.output_item.added` of an `mcp_call`, by item id, its response
    * id) whose `conversation.item.done` (or response's done) was not read yet: the MCP server's output
@@ -1438,6 +1445,13 @@ export class MeteringFilter implements Filter {
     const response = obj(frame.json()['response']);
     const id = str(response?.['id']);
     if (!response || !id) return;
+    const settled = (this.#settledIds ??= new Set());
+    if (settled.has(id)) {
+      this.#ctx.log.warn({ responseId: id }, 'metering: a second response.done for one response; not billed again');
+      return;
+    }
+    if (settled.size >= MAX_SETTLED_IDS) settled.delete(settled.values().next().value!);
+    settled.add(id);
     const reservation = this.#reservations.get(id) ?? null;
     this.#reservations.delete(id);
     if (reservation) this.#heldTokens -= reservation.amount.tokens;
