@@ -505,7 +505,8 @@ export class WorkerPool {
 
   /**
    * Every worker drains (503 on /readyz and for new upgrades, sessions finish for up to `drainMs`,
-   * then end with 1012) and exits; one that has not exited `drainMs` + 10 s later is killed.
+   * then end with 1012, those mid-response after their linger) and exits; one that has not exited
+   * `drainMs` + the linger + 10 s later is killed.
    */
   async shutdown(drainMs: number): Promise<void> {
     this.#stopping = true;
@@ -525,7 +526,9 @@ export class WorkerPool {
         } catch {
           child.kill('SIGKILL');
         }
-        const timer = setTimeout(() => child.kill('SIGKILL'), drainMs + EXIT_GRACE_MS);
+        // The worker's sessions closed mid-response linger for their response.done before its ledger closes.
+        const metering = this.#o.config.metering;
+        const timer = setTimeout(() => child.kill('SIGKILL'), drainMs + EXIT_GRACE_MS + (metering.enabled ? metering.lingerAfterClientCloseMs : 0));
         await exited;
         clearTimeout(timer);
       }),
