@@ -220,6 +220,11 @@ export class CallGovernors {
     }
     const existing = this.#byCall.get(callId);
     if (existing && !existing.ended) return;
+    // Claimed again, so nobody ended it (an answered hang-up ends the lease): a hang-up given up here
+    // before (an upstream incident) must not turn this call's next ones into no-ops. (Until 2026-12-06
+    // it did: re-claimed over a spent cap, or reaching its cap once governed again, the call ran on
+    // unmetered; src/calls/governor-redteam-13.test.ts.)
+    this.#hungUp.delete(callId);
     const tenant = this.#deps.tenant(record.tenant);
     if (!tenant) {
       void this.hangup(callId, log, 'the call was re-claimed but its tenant is no longer configured');

@@ -188,6 +188,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   };
 
   /**
+   * Offers on their way upstream, not governed yet: they count toward `server.maxSessions` from the
+   * check to their sideband's start. (Until 2026-12-06 only started sidebands counted: a burst of
+   * offers all passed the check, six calls at maxSessions 2; test/calls/redteam-13-calls.test.ts.)
+   */
+  let creating = 0;
+  const roomForCall = (): boolean => governors.size + creating < deps.config.server.maxSessions;
+  /**
    * Before a call is created or accepted upstream: the proxy's capacity, the tenant's caps and a free
    * concurrency slot now, holding nothing. (Until 2026-12-05 the slot was taken here and parked for
    * the sideband: an offer or accept the upstream refused kept it for 30 s, and a client-secret
@@ -195,7 +202,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    */
   const checkCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
     // Sideband sessions count against the same bound as client sessions (memory, sockets).
-    if (governors.size >= deps.config.server.maxSessions) return new ProxyError('overloaded', { close: null });
+    if (!roomForCall()) return new ProxyError('overloaded', { close: null });
     return deps.metering.probe({ tenant, model, query: new Map([['model', model]]) });
   };
 
@@ -369,17 +376,28 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     }
     const refused = await checkCall(tenant, model);
     if (refused) return errorReply(refused);
-    let reply: UpstreamReply;
+    // Checked again and counted in one synchronous step, after the probe's await (concurrent offers).
+    if (!roomForCall()) return errorReply(new ProxyError('overloaded', { close: null }));
+    creating++;
+    let callId: string;
+    let answer: Buffer;
     try {
-      reply = await send();
-    } catch (err) {
-      return unavailable(err, log);
+      let reply: UpstreamReply;
+      try {
+        reply = await send();
+      } catch (err) {
+        return unavailable(err, log);
+      }
+      if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply, log, 'create_call');
+      const id = callIdFromLocation(reply.headers.get('location'));
+      if (!id) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
+      callId = id;
+      const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
+      if (ungoverned) return errorReply(ungoverned);
+      answer = reply.body;
+    } finally {
+      creating--;
     }
-    if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply, log, 'create_call');
-    const callId = callIdFromLocation(reply.headers.get('location'));
-    if (!callId) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
-    const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
-    if (ungoverned) return errorReply(ungoverned);
     // The browser gets its answer once the call is governed: with it, it could open the data channel
     // and change the session (tools, instructions) before the proxy's sideband sees anything.
     if (!(await governors.ready(callId, cfg.sidebandReadyTimeoutMs))) {
@@ -387,7 +405,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       governors.session(callId)?.close(new ProxyError('upstream_unavailable', { message: 'The call sideband did not become ready.' }));
       return errorReply(new ProxyError('upstream_unavailable', { message: 'The call could not be governed and was ended.', close: null }));
     }
-    return { status: 201, headers: { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${callId}` }, body: reply.body };
+    return { status: 201, headers: { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${callId}` }, body: answer };
   };
 
   const calls: HttpRoute = {

@@ -23,13 +23,21 @@ for _, id in ipairs(ids) do
   end
 end
 return out`;
+// A lease whose binding key expired (calls.bindingTtlSec) is lost and dropped, as SQLite drops it with
+// its binding: the governor then hangs the call up. (Until 2026-12-06 it was renewed for ever: the call
+// outlived its binding governed here, unclaimable after a crash; test/calls/redteam-13-redis-binding.test.ts.)
 const RENEW = `
 local lost = {}
-for i = 3, #ARGV do
-  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
-    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[2], id) ~= ARGV[1] then
+    lost[#lost + 1] = id
+  elseif redis.call('EXISTS', ARGV[3] .. id) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    lost[#lost + 1] = id
   else
-    lost[#lost + 1] = ARGV[i]
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
   end
 end
 return lost`;
@@ -110,7 +118,7 @@ export class RedisCallStore implements CallStore {
 
   async renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]> {
     if (callIds.length === 0) return [];
-    const lost = await this.#redis.eval(RENEW, 2, ...this.#leaseKeys, owner, untilMs, ...callIds);
+    const lost = await this.#redis.eval(RENEW, 2, ...this.#leaseKeys, owner, untilMs, `${this.#prefix}call:`, ...callIds);
     return Array.isArray(lost) ? lost.map(String) : [];
   }
 
