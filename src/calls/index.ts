@@ -15,6 +15,7 @@ import { presentedCredentials } from '../server/auth.js';
 import { MAX_KEY_CHARS, sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { authRefusalOfReply, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
+import { AttachedSockets, MAX_CLIENT_SOCKETS_PER_CALL } from './attached-sockets.js';
 import { CallGovernors } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
@@ -102,6 +103,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   });
   const wall = () => deps.clock.wall();
   const liveSecrets = new LiveSecrets(cfg.maxLiveSecretsPerTenant);
+  const attached = new AttachedSockets();
+  const socketsExceeded = () => new ProxyError('call_sockets_exceeded', { details: { limit: MAX_CLIENT_SOCKETS_PER_CALL } });
 
   const filter: FilterFactory = {
     name: CALLS_FILTER,
@@ -114,13 +117,20 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (callId === undefined) return null;
       // Only the tenant that created the call (through this proxy) may attach to it.
       return store.getCall(callId, wall()).then((record) => {
-        if (record && record.tenant === req.tenant.id) return null;
+        if (record && record.tenant === req.tenant.id) return attached.full(callId) ? socketsExceeded() : null;
         log.info({ event: 'call_attach_refused', tenant: req.tenant.id }, 'client attach to a call of another tenant (or unknown) refused');
         return new ProxyError('call_not_found');
       });
     },
     create(ctx) {
-      if (!ctx.callId || !governors.governs(ctx.id)) return {};
+      if (!ctx.callId) return {};
+      if (!governors.governs(ctx.id)) {
+        // A client's own socket on the call: counted (see AttachedSockets). Admissions run
+        // concurrently, so one admitted while the call filled up is ended as it starts.
+        const release = attached.attach(ctx.callId);
+        if (release === null) return { onStart: () => ctx.close(socketsExceeded()) };
+        return { onClose: release };
+      }
       const callId = ctx.callId;
       return {
         onServer(frame) {

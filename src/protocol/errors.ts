@@ -91,6 +91,7 @@ export const ErrorCatalogue = {
   // Browser and phone calls (src/calls).
   invalid_client_secret: { type: 'invalid_request_error', http: 401, close: 'unauthorized', message: 'The client secret was not minted by this proxy, has expired, or the key that minted it was revoked.' },
   call_not_found: { type: 'invalid_request_error', http: 404, close: 'badRequest', message: 'No call with this id belongs to this tenant.' },
+  call_sockets_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The call has as many client sockets (?call_id=) as allowed.' },
   invalid_webhook: { type: 'invalid_request_error', http: 400, message: 'The webhook signature, timestamp or body is not valid.' },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient, type TestProxy } from '../support/harness.js';
 import { usageRecords, ADMIN_KEY } from '../metering/support.js';
+import { MAX_CLIENT_SOCKETS_PER_CALL } from '../../src/calls/attached-sockets.js';
 import { callsProxy, mint, OFFER, placeCall, post, receivedTypes, say, types, until } from './support.js';
 
 let tp: TestProxy;
@@ -179,6 +180,41 @@ describe('attaching to a call through the proxy (?call_id=)', () => {
     const done = await owner.next('response.done');
     expect((done['response'] as { status: string }).status).toBe('completed');
     owner.close();
+  });
+
+  // Regression (2026-12-06, thirteenth session, red team): these sockets are not metered, so they hold
+  // no concurrent-session slot; a tenant limited to one session held a call and 8 of them (any number).
+  it(`the owner's sockets on one call are bounded (${MAX_CLIENT_SOCKETS_PER_CALL}): one more is refused 429 call_sockets_exceeded until one leaves`, async () => {
+    const { call, callId } = await placeCall(tp, 'acme');
+    const attach = async () => {
+      const c = await tp.client({ tenant: 'acme', query: `call_id=${callId}` });
+      await c.next('session.created');
+      return c;
+    };
+    const sockets: TestClient[] = [];
+    for (let i = 0; i < MAX_CLIENT_SOCKETS_PER_CALL; i++) sockets.push(await attach());
+    const sidebands = call.sidebands.length;
+    const over = new TestClient(`ws://127.0.0.1:${tp.port}/v1/realtime?call_id=${callId}`, { headers: { authorization: `Bearer ${tp.key('acme')}` } });
+    expect(await over.refused).toBe(429);
+    expect(call.sidebands.length).toBe(sidebands);
+    // Another call's sockets are counted apart.
+    const other = await placeCall(tp, 'acme');
+    const elsewhere = await tp.client({ tenant: 'acme', query: `call_id=${other.callId}` });
+    await elsewhere.next('session.created');
+    elsewhere.close();
+    // One leaves: its place is given back once its session ended (a retry until then).
+    const left = sockets.shift()!;
+    left.close();
+    await left.closed;
+    let again: TestClient | null = null;
+    await until(async () => {
+      const c = new TestClient(`ws://127.0.0.1:${tp.port}/v1/realtime?call_id=${callId}`, { headers: { authorization: `Bearer ${tp.key('acme')}` } });
+      const refused = await Promise.race([c.refused, c.opened.then(() => null, () => -1)]);
+      if (refused === null) again = c;
+      return refused === null;
+    }, 'a socket attached once one left');
+    await again!.next('session.created');
+    for (const c of [...sockets, again!]) c.close();
   });
 });
 
