@@ -95,7 +95,8 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
   let modules: ProxyModule[] = [];
   let server: ProxyServer;
   try {
-    modules = await createModules({ config, log, tenants, clock, baseDir });
+    // The server exists by the time anything asks (a request): every session counts against maxSessions.
+    modules = await createModules({ config, log, tenants, clock, baseDir, sessionsOpen: () => server?.sessionsOpen ?? 0 });
     modules.push(createDemoModule({ config, log, tenants, clock, baseDir }));
     server = new ProxyServer({ config, log, tenants, modules, clock, upstream: compiled.upstream });
   } catch (err) {

@@ -74,6 +74,12 @@ export interface ModuleDeps {
    * primary's ledger (src/metering/remote-ledger.ts). Closing the module does not close it.
    */
   readonly ledger?: Ledger;
+  /**
+   * Every session this process runs: the server's WebSocket sessions and the modules' own (a call's
+   * sidebands, `ProxyModule.sessions`), what `server.maxSessions` bounds. Absent where a module is
+   * built alone (tests): the module counts its own.
+   */
+  readonly sessionsOpen?: () => number;
 }
 
 /**
@@ -93,6 +99,8 @@ export interface ProxyModule {
   resolveSecret?(key: string): Promise<SecretGrant | null>;
   /** An upgrade was refused before a session existed (`reason`: an error code or `not_found`). */
   onUpgradeRefused?(reason: string): void;
+  /** Sessions this module runs beside the server's WebSocket sessions (a call's sidebands): they count against `server.maxSessions`. */
+  sessions?(): number;
   close?(): Promise<void>;
 }
 

@@ -203,7 +203,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * offers all passed the check, six calls at maxSessions 2; test/calls/redteam-13-calls.test.ts.)
    */
   let creating = 0;
-  const roomForCall = (): boolean => governors.size + creating < deps.config.server.maxSessions;
+  const roomForCall = (): boolean => (deps.sessionsOpen?.() ?? governors.size) + creating < deps.config.server.maxSessions;
   /**
    * Before a call is created or accepted upstream: the proxy's capacity, the tenant's caps and a free
    * concurrency slot now, holding nothing. (Until 2026-12-05 the slot was taken here and parked for
@@ -211,7 +211,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * holder posting refused offers kept the tenant at its limit.)
    */
   const checkCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
-    // Sideband sessions count against the same bound as client sessions (memory, sockets).
+    // Sideband sessions count against the same bound as client sessions (memory, sockets): sessionsOpen.
     if (!roomForCall()) return new ProxyError('overloaded', { close: null });
     return deps.metering.probe({ tenant, model, query: new Map([['model', model]]) });
   };
@@ -522,6 +522,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     name: 'calls',
     filters: [filter],
     routes,
+    sessions: () => governors.size,
     // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).
     async resolveSecret(key) {
       const record = await store.getSecret(sha256Hex(key), wall());

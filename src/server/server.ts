@@ -196,6 +196,17 @@ export class ProxyServer {
     return this.#sessions.size;
   }
 
+  /**
+   * Every session this process runs, what `server.maxSessions` bounds: the WebSocket sessions and the
+   * modules' own (a call's sidebands). Until 2026-12-06 (thirteenth session) each side counted only
+   * its own against the bound, so the process could hold twice `maxSessions`.
+   */
+  get sessionsOpen(): number {
+    let n = this.#sessions.size;
+    for (const m of this.#modules) n += m.sessions?.() ?? 0;
+    return n;
+  }
+
   /** Sessions started since boot. */
   get sessionsStarted(): number {
     return this.#started;
@@ -783,7 +794,7 @@ export class ProxyServer {
     const badHeader = forwardedHeaderProblem(headers);
     if (badHeader) return refuse(badHeader);
     if (this.#draining) return refuse(new ProxyError('server_shutting_down'));
-    if (this.#sessions.size >= this.#config.server.maxSessions) return refuse(new ProxyError('overloaded'));
+    if (this.sessionsOpen >= this.#config.server.maxSessions) return refuse(new ProxyError('overloaded'));
     if (this.#budget.exhausted) return refuse(new ProxyError('overloaded', { message: 'The proxy is at its memory budget; retry shortly.' }));
     if (!creds.key) return refuse(new ProxyError('missing_api_key'));
     // Over-long keys are not hashed, looked up or cached: no proxy key is that long.

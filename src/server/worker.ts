@@ -54,7 +54,8 @@ async function boot(init: WorkerInit): Promise<void> {
   if (init.remoteLedger) {
     ledger = new RemoteLedger({ send, kind: config.metering.ledger.kind, timeoutMs: Math.max(5000, config.metering.ledger.commandTimeoutMs) });
   }
-  modules = await createModules({ config, log, tenants, clock, baseDir: init.baseDir, ...(ledger ? { ledger } : {}) });
+  // The server exists by the time anything asks (a request): every session counts against maxSessions.
+  modules = await createModules({ config, log, tenants, clock, baseDir: init.baseDir, ...(ledger ? { ledger } : {}), sessionsOpen: () => server?.sessionsOpen ?? 0 });
   server = new ProxyServer({ config, log, tenants, modules, clock, upstream: init.upstream });
 }
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestProxy } from '../support/harness.js';
+import { TestClient, type TestProxy } from '../support/harness.js';
 import { callsProxy, mint, OFFER, post } from './support.js';
 
 /**
@@ -36,5 +36,28 @@ describe('server.maxSessions holds against a burst of offers (red team 13)', () 
     }
     // Nothing was created upstream for the refused offers.
     expect(tp.sim.calls.calls.size - before).toBe(2);
+  });
+});
+
+// Regression (2026-12-06, thirteenth session, red team): a call's sidebands and the WebSocket
+// sessions counted apart, each against all of server.maxSessions: the process held twice the bound.
+describe('server.maxSessions counts calls and WebSocket sessions together', () => {
+  it('at maxSessions 2, one WebSocket session: one offer is governed, the next refused 503; with both places taken, a WebSocket upgrade is refused 503', async () => {
+    const both = await callsProxy({ tenants: { acme: {} }, extra: { config: { server: { maxSessions: 2 } } } });
+    try {
+      const ws = await both.client({ tenant: 'acme' });
+      await ws.next('session.created');
+      const key = (await mint(both, 'acme')).json['value'] as string;
+      const offer = () => post(`${both.httpUrl}/v1/realtime/calls`, { key, contentType: 'application/sdp', body: OFFER });
+      expect((await offer()).status).toBe(201);
+      const over = await offer();
+      expect([over.status, over.json]).toEqual([503, { error: { type: 'server_error', code: 'overloaded', message: 'The proxy is at capacity.', param: null } }]);
+      expect(both.sim.calls.calls.size).toBe(1);
+      const third = new TestClient(`ws://127.0.0.1:${both.port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: `Bearer ${both.key('acme')}` } });
+      expect(await third.refused).toBe(503);
+      ws.close();
+    } finally {
+      await both.stop();
+    }
   });
 });
