@@ -205,6 +205,20 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   let creating = 0;
   const roomForCall = (): boolean => (deps.sessionsOpen?.() ?? governors.size) + creating < deps.config.server.maxSessions;
   /**
+   * A place for a call on its way (checked and counted in one synchronous step, after the caps'
+   * probe: concurrent offers and webhooks), or null when there is none; the release gives it back, once.
+   */
+  const holdRoom = (): (() => void) | null => {
+    if (!roomForCall()) return null;
+    creating++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      creating--;
+    };
+  };
+  /**
    * Before a call is created or accepted upstream: the proxy's capacity, the tenant's caps and a free
    * concurrency slot now, holding nothing. (Until 2026-12-05 the slot was taken here and parked for
    * the sideband: an offer or accept the upstream refused kept it for 30 s, and a client-secret
@@ -386,9 +400,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     }
     const refused = await checkCall(tenant, model);
     if (refused) return errorReply(refused);
-    // Checked again and counted in one synchronous step, after the probe's await (concurrent offers).
-    if (!roomForCall()) return errorReply(new ProxyError('overloaded', { close: null }));
-    creating++;
+    const release = holdRoom();
+    if (release === null) return errorReply(new ProxyError('overloaded', { close: null }));
     let callId: string;
     let answer: Buffer;
     try {
@@ -406,7 +419,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (ungoverned) return errorReply(ungoverned);
       answer = reply.body;
     } finally {
-      creating--;
+      release();
     }
     // The browser gets its answer once the call is governed: with it, it could open the data channel
     // and change the session (tools, instructions) before the proxy's sideband sees anything.
@@ -461,6 +474,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       log,
       govern: governFor,
       check: checkCall,
+      holdRoom,
       upstream,
       start: (tenant, model, callId, onAttach) => startGoverned(tenant, model, 'sip', callId, log, onAttach),
       bound: async (callId) => (await store.getCall(callId, wall())) !== null,

@@ -13,15 +13,21 @@ const EVENT = { type: 'realtime.call.incoming', data: { call_id: 'rtc_sip_1', si
 /** Accept answers in order: a status, or an error thrown (`unsent`: the request never left). */
 type Answer = number | 'lost' | 'unsent';
 
-function deps(answers: Answer[], options: { bound?: boolean } = {}) {
+function deps(answers: Answer[], options: { bound?: boolean; room?: boolean } = {}) {
   const actions: string[] = [];
   const started: string[] = [];
+  const room = { held: 0, released: 0 };
   const d: SipDeps = {
     routes: [{ tenant: 'acme', session: {} }],
     tenants: new Map([['acme', tenant]]),
     log: pino({ level: 'silent' }),
     govern: async () => ({ session: { type: 'realtime', model: 'gpt-realtime' }, model: 'gpt-realtime', rewritten: [], guardrails: [] }) as GovernedSession,
     check: async () => null,
+    holdRoom: () => {
+      if (options.room === false) return null;
+      room.held++;
+      return () => room.released++;
+    },
     upstream: {
       control: async (_callId, action) => {
         actions.push(action);
@@ -38,10 +44,28 @@ function deps(answers: Answer[], options: { bound?: boolean } = {}) {
     bound: async () => options.bound ?? false,
     acceptPauseMs: () => 0,
   };
-  return { d, actions, started };
+  return { d, actions, started, room };
 }
 
 const body = (r: HttpReply) => JSON.parse(String(r.body)) as Record<string, unknown>;
+
+describe('routeSipCall: server.maxSessions (found 2026-12-06: a burst of incoming calls all passed the check)', () => {
+  it('no place under maxSessions: rejected 486 before any accept, nothing governed', async () => {
+    const { d, actions, started, room } = deps([200], { room: false });
+    const r = await routeSipCall(EVENT, d);
+    expect([r.status, body(r)['status'], actions, started, room.held]).toEqual([200, 'rejected', ['reject'], [], 0]);
+  });
+
+  it('a place is held from the check until the call is governed (or not), then given back once', async () => {
+    for (const answers of [[200], [500, 500, 500], [404], ['lost'], ['unsent']] as Answer[][]) {
+      const { d, room } = deps(answers);
+      let heldWhileAccepting = -1;
+      const control = d.upstream.control;
+      await routeSipCall(EVENT, { ...d, upstream: { control: (id, action, b) => ((heldWhileAccepting = room.held - room.released), control(id, action, b)) } });
+      expect([heldWhileAccepting, room.held, room.released], JSON.stringify(answers)).toEqual([1, 1, 1]);
+    }
+  });
+});
 
 describe('routeSipCall: an accept never leaves a call running ungoverned', () => {
   it('accepted: governed, 200', async () => {

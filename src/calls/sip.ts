@@ -20,6 +20,11 @@ export interface SipDeps {
   govern(tenant: Tenant, raw: unknown): Promise<GovernedSession | ProxyError>;
   /** Whether the tenant may open a call now (caps, a free slot), holding nothing. */
   check(tenant: Tenant, model: string): Promise<ProxyError | null>;
+  /**
+   * A place under `server.maxSessions` for the call from its check until its sideband started (null:
+   * none); the release gives it back. (Until 2026-12-06 a burst of incoming calls all passed the check.)
+   */
+  holdRoom(): (() => void) | null;
   readonly upstream: Pick<UpstreamCalls, 'control'>;
   /** Admits, binds and governs the call (an error means it was hung up); `onAttach`: the session.update its sideband sends first (responses turned back on, see withResponsesHeld). */
   start(tenant: Tenant, model: string, callId: string, onAttach: Readonly<Record<string, unknown>> | null): Promise<ProxyError | null>;
@@ -154,6 +159,17 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
   const refused = await deps.check(tenant, governed.model);
   // 486 Busy Here: over a cap or at the concurrency limit.
   if (refused) return reject('the tenant may not open a session now', 486, { tenant: tenant.id, code: refused.code });
+  const release = deps.holdRoom();
+  if (release === null) return reject('the proxy is at capacity', 486, { tenant: tenant.id, code: 'overloaded' });
+  try {
+    return await acceptAndGovern(callId, tenant, governed, deps, log);
+  } finally {
+    release();
+  }
+}
+
+/** Accepts the call and governs it (or hangs it up when it cannot be governed). */
+async function acceptAndGovern(callId: string, tenant: Tenant, governed: GovernedSession, deps: SipDeps, log: Logger): Promise<HttpReply> {
   // Accepted with responses held until the sideband reads the call (media starts at the accept).
   const { accept: acceptSession, restore } = withResponsesHeld(governed.session);
   const outcome = await accept(callId, acceptSession, deps, log);
