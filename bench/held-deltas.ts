@@ -12,7 +12,7 @@ import { compileChild } from './lib/compiled.js';
 import { REPO_ROOT } from './lib/ipc.js';
 
 /**
- * `npx tsx bench/held-deltas.ts [--interval-ms 40] [--policy customer-support] [--rounds 2000] [--from-source]`: what holding back
+ * `npx tsx bench/held-deltas.ts [--interval-ms 40] [--policy customer-support] [--rounds 2000] [--turns-per-session 1] [--from-source]`: what holding back
  * streamed text costs. Not a test: numbers only.
  *
  * Plays assistant transcripts (no rule trips) through the guardrail filter as word-sized
@@ -23,7 +23,7 @@ import { REPO_ROOT } from './lib/ipc.js';
  */
 
 const { values } = parseArgs({
-  options: { 'interval-ms': { type: 'string', default: '40' }, policy: { type: 'string', default: 'customer-support' }, rounds: { type: 'string', default: '2000' }, 'from-source': { type: 'boolean', default: false } },
+  options: { 'interval-ms': { type: 'string', default: '40' }, policy: { type: 'string', default: 'customer-support' }, rounds: { type: 'string', default: '2000' }, 'turns-per-session': { type: 'string', default: '1' }, 'from-source': { type: 'boolean', default: false } },
 });
 // Measured as production runs: compiled (dist/, this script bundled around it), not through tsx,
 // whose per-closure naming helpers made the filter look ~3× as expensive per delta.
@@ -59,9 +59,16 @@ const delays: number[] = [];
 let deltas = 0;
 let cpuMs = 0;
 const ROUNDS = Number(values.rounds);
+// Responses per session: with more than one, each scan's window holds the earlier answers' text too
+// (up to the policy's window), as in a long conversation; with one, only the sentence so far.
+const TURNS = Math.max(1, Number(values['turns-per-session']));
+let session = new FakeSession();
+let filter = new GuardrailFilter(session, { name: policy.name, file, current: policy, loadedAt: 0, lastError: null });
 for (let round = 0; round < ROUNDS; round++) {
-  const session = new FakeSession();
-  const filter = new GuardrailFilter(session, { name: policy.name, file, current: policy, loadedAt: 0, lastError: null });
+  if (round > 0 && round % TURNS === 0) {
+    session = new FakeSession();
+    filter = new GuardrailFilter(session, { name: policy.name, file, current: policy, loadedAt: 0, lastError: null });
+  }
   const feed = (f: Frame): Verdict => {
     session.conversation.observeServer(f);
     const t = performance.now();
