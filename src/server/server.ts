@@ -127,6 +127,9 @@ function remoteAddress(res: HttpResponse): string {
   }
 }
 
+/** After the linger bound, the time a lingering session takes to end (its timer's turn, the close's work). */
+const LINGER_END_SLACK_MS = 1000;
+
 /**
  * The uWS front: `ws://` and `wss://` listeners for clients (`/…/realtime`, `/healthz`, `/readyz`
  * only), a separate admin listener for module routes (admin API, /metrics), authentication before
@@ -135,9 +138,6 @@ function remoteAddress(res: HttpResponse): string {
  * Every uWS callback is total: an exception answers 500 (or ends that one session) and is logged;
  * it never reaches uWS, which would end the process and every session with it.
  */
-/** After the linger bound, the time a lingering session takes to end (its timer's turn, the close's work). */
-const LINGER_END_SLACK_MS = 1000;
-
 export class ProxyServer {
   readonly #config: Config;
   readonly #log: Logger;
