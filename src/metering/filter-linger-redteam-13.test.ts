@@ -101,3 +101,78 @@ describe('metering: one response, one bill', () => {
     expect(ctx.reports.filter((r) => r.kind === 'usage')).toHaveLength(2);
   });
 });
+
+/** Survivors of the thirteenth session's mutation run on these lines (each test below kills at least one, checked by hand). */
+describe('metering: a client clear that dropped a turn (#turnBeforeClientClear), at its edges', () => {
+  it('exactly a turn\'s least audio (100 ms by the estimate\'s bound) before the client\'s clear: leaving before its answer sends the proxy\'s clear; 20 ms less, nothing', () => {
+    // As in filter-twelfth-survivors: 4,764 bytes of PCM16 in one append are exactly 100 ms by the bound.
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, vadSession);
+    client(f, append(4_764));
+    client(f, { type: 'input_audio_buffer.clear' });
+    f.onClientGone!();
+    expect(ctx.upstream.map((e) => e.type)).toEqual(['input_audio_buffer.clear']);
+    const t = setup();
+    const b = session(t);
+    server(b.f, vadSession);
+    client(b.f, append(4_764 - 960));
+    client(b.f, { type: 'input_audio_buffer.clear' });
+    b.f.onClientGone!();
+    expect(b.ctx.upstream).toEqual([]);
+  });
+
+  it('speech heard, little audio, then the client\'s clear: leaving before its answer sends the proxy\'s clear', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, vadSession);
+    client(f, append(960));
+    server(f, { type: 'input_audio_buffer.speech_started', audio_start_ms: 0, item_id: 'item_1' });
+    client(f, { type: 'input_audio_buffer.clear' });
+    f.onClientGone!();
+    expect(ctx.upstream.map((e) => e.type)).toEqual(['input_audio_buffer.clear']);
+  });
+
+  it('the flag goes with the clear that set it: answered, a later clear of an empty buffer leaves nothing to await', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, vadSession);
+    client(f, append(SECOND));
+    client(f, { type: 'input_audio_buffer.clear' });
+    server(f, { type: 'input_audio_buffer.cleared' });
+    client(f, { type: 'input_audio_buffer.clear' });
+    f.onClientGone!();
+    expect(ctx.upstream).toEqual([]);
+  });
+
+  it('a cleared nobody asked for (no client clear counted, none of the proxy\'s) changes nothing: the audio after it is still owed a clear', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, vadSession);
+    client(f, append(SECOND));
+    server(f, { type: 'input_audio_buffer.cleared' });
+    f.onClientGone!();
+    expect(ctx.upstream.map((e) => e.type)).toEqual(['input_audio_buffer.clear']);
+  });
+});
+
+describe('metering: the responses billed once (#settledIds), at their bound', () => {
+  it('a response.done without a response id bills nothing', () => {
+    const s = setup();
+    const { f } = session(s);
+    server(f, { type: 'response.done', response: { status: 'completed', conversation_id: 'conv_1', usage: usage(1000, 0, 500, 0) } });
+    expect(s.records).toEqual([]);
+  });
+
+  it('the last 256 ids are remembered: after 257 responses the first one\'s repeat is billed again, the second one\'s is not', () => {
+    const s = setup();
+    const { f } = session(s);
+    for (let i = 1; i <= 257; i++) server(f, done(`resp_${i}`, usage(10, 0, 1, 0)));
+    server(f, done('resp_2', usage(10, 0, 1, 0)));
+    server(f, done('resp_1', usage(10, 0, 1, 0)));
+    const refs = s.records.map((r) => r.ref);
+    expect(refs).toHaveLength(258);
+    expect(refs.filter((r) => r === 'resp_1')).toHaveLength(2);
+    expect(refs.filter((r) => r === 'resp_2')).toHaveLength(1);
+  });
+});
