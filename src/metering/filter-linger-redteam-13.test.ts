@@ -13,11 +13,17 @@ const vadSession = {
   session: { type: 'realtime', model: 'gpt-realtime', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: { type: 'server_vad' } } } },
 };
 
+/** A metered session under server VAD: its ledger setup, the fake session and the filter. */
+function vadMeter() {
+  const s = setup();
+  const { ctx, f } = session(s);
+  server(f, vadSession);
+  return { s, ctx, f };
+}
+
 describe('metering: client clears and the clear sent when the client left', () => {
   it('a client clear not answered when the client left: the first cleared is its answer, still awaited; the second is the proxy\'s', () => {
-    const s = setup();
-    const { ctx, f } = session(s);
-    server(f, vadSession);
+    const { ctx, f } = vadMeter();
     client(f, { type: 'input_audio_buffer.clear' });
     client(f, append(SECOND));
     f.onClientGone!();
@@ -31,9 +37,7 @@ describe('metering: client clears and the clear sent when the client left', () =
   });
 
   it('client clears answered before the client left: the next cleared is the proxy\'s', () => {
-    const s = setup();
-    const { f } = session(s);
-    server(f, vadSession);
+    const { f } = vadMeter();
     client(f, { type: 'input_audio_buffer.clear' });
     client(f, { type: 'input_audio_buffer.clear' });
     server(f, { type: 'input_audio_buffer.cleared' });
@@ -46,9 +50,7 @@ describe('metering: client clears and the clear sent when the client left', () =
   });
 
   it('a turn dropped by a client clear not answered yet when the client left: the proxy clears and awaits as for audio in the buffer (VAD may commit it before reading the clear)', () => {
-    const s = setup();
-    const { ctx, f } = session(s);
-    server(f, vadSession);
+    const { ctx, f } = vadMeter();
     client(f, append(SECOND));
     client(f, { type: 'input_audio_buffer.clear' });
     f.onClientGone!();
@@ -62,9 +64,7 @@ describe('metering: client clears and the clear sent when the client left', () =
   });
 
   it('control: the same clear answered before the client left, nothing after it: nothing sent, nothing awaited', () => {
-    const s = setup();
-    const { ctx, f } = session(s);
-    server(f, vadSession);
+    const { ctx, f } = vadMeter();
     client(f, append(SECOND));
     client(f, { type: 'input_audio_buffer.clear' });
     server(f, { type: 'input_audio_buffer.cleared' });
@@ -74,9 +74,7 @@ describe('metering: client clears and the clear sent when the client left', () =
   });
 
   it('control: a client clear of less than a turn (no speech heard), not answered yet: nothing sent, nothing awaited', () => {
-    const s = setup();
-    const { ctx, f } = session(s);
-    server(f, vadSession);
+    const { ctx, f } = vadMeter();
     client(f, append(1_920));
     client(f, { type: 'input_audio_buffer.clear' });
     f.onClientGone!();
@@ -106,16 +104,12 @@ describe('metering: one response, one bill', () => {
 describe('metering: a client clear that dropped a turn (#turnBeforeClientClear), at its edges', () => {
   it('exactly a turn\'s least audio (100 ms by the estimate\'s bound) before the client\'s clear: leaving before its answer sends the proxy\'s clear; 20 ms less, nothing', () => {
     // As in filter-twelfth-survivors: 4,764 bytes of PCM16 in one append are exactly 100 ms by the bound.
-    const s = setup();
-    const { ctx, f } = session(s);
-    server(f, vadSession);
+    const { ctx, f } = vadMeter();
     client(f, append(4_764));
     client(f, { type: 'input_audio_buffer.clear' });
     f.onClientGone!();
     expect(ctx.upstream.map((e) => e.type)).toEqual(['input_audio_buffer.clear']);
-    const t = setup();
-    const b = session(t);
-    server(b.f, vadSession);
+    const b = vadMeter();
     client(b.f, append(4_764 - 960));
     client(b.f, { type: 'input_audio_buffer.clear' });
     b.f.onClientGone!();
@@ -123,9 +117,7 @@ describe('metering: a client clear that dropped a turn (#turnBeforeClientClear),
   });
 
   it('speech heard, little audio, then the client\'s clear: leaving before its answer sends the proxy\'s clear', () => {
-    const s = setup();
-    const { ctx, f } = session(s);
-    server(f, vadSession);
+    const { ctx, f } = vadMeter();
     client(f, append(960));
     server(f, { type: 'input_audio_buffer.speech_started', audio_start_ms: 0, item_id: 'item_1' });
     client(f, { type: 'input_audio_buffer.clear' });
@@ -134,9 +126,7 @@ describe('metering: a client clear that dropped a turn (#turnBeforeClientClear),
   });
 
   it('the flag goes with the clear that set it: answered, a later clear of an empty buffer leaves nothing to await', () => {
-    const s = setup();
-    const { ctx, f } = session(s);
-    server(f, vadSession);
+    const { ctx, f } = vadMeter();
     client(f, append(SECOND));
     client(f, { type: 'input_audio_buffer.clear' });
     server(f, { type: 'input_audio_buffer.cleared' });
@@ -146,9 +136,7 @@ describe('metering: a client clear that dropped a turn (#turnBeforeClientClear),
   });
 
   it('a cleared nobody asked for (no client clear counted, none of the proxy\'s) changes nothing: the audio after it is still owed a clear', () => {
-    const s = setup();
-    const { ctx, f } = session(s);
-    server(f, vadSession);
+    const { ctx, f } = vadMeter();
     client(f, append(SECOND));
     server(f, { type: 'input_audio_buffer.cleared' });
     f.onClientGone!();

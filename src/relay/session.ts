@@ -570,7 +570,7 @@ export class RelaySession implements SessionContext, ChainSink {
       // nobody and billed (as a filter's own create, sendUpstream), and its audio would refill the
       // input buffer after metering's clear. Not sent (metering releases a create it reserved that
       // never started at the close). Until 2026-12-06 (thirteenth session) both went upstream
-      // (src/relay/session-linger-redteam-13.test.ts). Commits, clears and updates still leave:
+      // (test/relay/session-core.test.ts). Commits, clears and updates still leave:
       // metering counted them as they passed it and reads their answers.
       if (this.#linger && (frame.type === 'response.create' || frame.type === AUDIO_IN)) {
         this.log.debug({ eventType: frame.type }, 'client event released after the client left: not sent');
@@ -851,7 +851,7 @@ export class RelaySession implements SessionContext, ChainSink {
     // proxy's sideband, which ends the call itself): the call's responses are the caller's and go on
     // without this socket. Its linger only reads them (metered when the proxy does not govern the
     // call). Until 2026-12-06 (thirteenth session) a watcher leaving cut the caller's answer off
-    // (src/relay/session-linger-redteam-13.test.ts).
+    // (test/relay/session-core.test.ts).
     if (this.callId !== null && this.#endCallFirst === null) return;
     const linger = this.#linger!;
     for (const id of this.#conversation.activeResponses()) {
