@@ -10,7 +10,7 @@ import type WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
 import type { ReceivedEvent } from '../support/client.js';
-import { errorCode, meteredProxy, scriptedMeteredProxy, spend, until, usageRecords } from './support.js';
+import { errorCode, meteredProxy, scriptedMeteredProxy, spend, textUsage, until, usageRecords } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -19,13 +19,7 @@ afterEach(async () => {
 
 const nanos = (usd: string) => Math.round(Number(usd) * 1e9);
 const total = (records: Record<string, unknown>[]) => records.reduce((a, r) => a + (r['costNanos'] as number), 0);
-const usage = (textIn: number, textOut: number) => ({
-  total_tokens: textIn + textOut,
-  input_tokens: textIn,
-  output_tokens: textOut,
-  input_token_details: { text_tokens: textIn, audio_tokens: 0, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } },
-  output_token_details: { text_tokens: textOut, audio_tokens: 0 },
-});
+const usage = textUsage;
 const sessionCreated = (tools: unknown[] = []) => ({
   type: 'session.created',
   event_id: 'event_s0',

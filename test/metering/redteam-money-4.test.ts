@@ -7,45 +7,17 @@
 import type WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { appendEvents, speechThenSilence } from '../support/harness.js';
-import { meteredProxy, scriptedMeteredProxy, spend, until, usageRecords } from './support.js';
+import { meteredProxy, scriptedMeteredProxy, scriptedResponse, scriptedSession, spend, textUsage, until, usageRecords } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const usage = (textIn: number, textOut: number) => ({
-  total_tokens: textIn + textOut,
-  input_tokens: textIn,
-  output_tokens: textOut,
-  input_token_details: { text_tokens: textIn, audio_tokens: 0, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } },
-  output_token_details: { text_tokens: textOut, audio_tokens: 0 },
-});
+const usage = textUsage;
 const VAD = { type: 'server_vad', threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 200, create_response: true, interrupt_response: true };
-const session = {
-  type: 'realtime',
-  object: 'realtime.session',
-  id: 'sess_scripted',
-  model: 'gpt-realtime',
-  output_modalities: ['text'],
-  max_output_tokens: 'inf',
-  tools: [],
-  expires_at: 0,
-  audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: VAD } },
-};
-const responseOf = (id: string, status: string, extra: Record<string, unknown> = {}) => ({
-  object: 'realtime.response',
-  id,
-  status,
-  status_details: null,
-  output: [],
-  conversation_id: 'conv_1',
-  output_modalities: ['text'],
-  max_output_tokens: 'inf',
-  metadata: null,
-  usage: null,
-  ...extra,
-});
+const session = scriptedSession(VAD);
+const responseOf = scriptedResponse;
 
 describe('red team 4: a client that clears the input buffer itself, then sends a turn and leaves', () => {
   /*

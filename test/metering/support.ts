@@ -109,3 +109,34 @@ export async function scriptedMeteredProxy(
   cleanups.push(() => up.close());
   return meteredProxy(cleanups, { ...options, config: { ...options.config, upstream: { provider: 'openai', url: up.url, apiKey: 'sk-scripted' } } });
 }
+
+/** The GA session object a scripted upstream sends (text output; input turn detection as given, none when null). */
+export function scriptedSession(turnDetection: Record<string, unknown> | null = null): Record<string, unknown> {
+  return {
+    type: 'realtime',
+    object: 'realtime.session',
+    id: 'sess_scripted',
+    model: 'gpt-realtime',
+    output_modalities: ['text'],
+    max_output_tokens: 'inf',
+    tools: [],
+    expires_at: 0,
+    ...(turnDetection ? { audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: turnDetection } } } : {}),
+  };
+}
+
+/** A response object a scripted upstream sends (text output, no usage unless `extra` gives one). */
+export function scriptedResponse(id: string, status: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { object: 'realtime.response', id, status, status_details: null, output: [], conversation_id: 'conv_1', output_modalities: ['text'], max_output_tokens: 'inf', metadata: null, usage: null, ...extra };
+}
+
+/** A response's usage of text tokens only, in the API's shape. */
+export function textUsage(textIn: number, textOut: number): Record<string, unknown> {
+  return {
+    total_tokens: textIn + textOut,
+    input_tokens: textIn,
+    output_tokens: textOut,
+    input_token_details: { text_tokens: textIn, audio_tokens: 0, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } },
+    output_token_details: { text_tokens: textOut, audio_tokens: 0 },
+  };
+}

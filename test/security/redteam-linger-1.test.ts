@@ -12,7 +12,7 @@ import type WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
 import { TestClient } from '../support/client.js';
-import { scriptedMeteredProxy, until, usageRecords } from '../metering/support.js';
+import { scriptedMeteredProxy, scriptedSession, until, usageRecords } from '../metering/support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 const clients: TestClient[] = [];
@@ -21,17 +21,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const session = {
-  type: 'realtime',
-  object: 'realtime.session',
-  id: 'sess_scripted',
-  model: 'gpt-realtime',
-  output_modalities: ['text'],
-  max_output_tokens: 'inf',
-  tools: [],
-  expires_at: 0,
-  audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: null, turn_detection: { type: 'server_vad', create_response: true } } },
-};
+const session = scriptedSession({ type: 'server_vad', create_response: true });
 
 /** A scripted upstream that holds each proxy clear until `answer()`; connections and their clears are counted. */
 async function slowClearProxy(options: Parameters<typeof scriptedMeteredProxy>[2]) {

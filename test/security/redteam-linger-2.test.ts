@@ -8,7 +8,7 @@
 import Database from 'better-sqlite3';
 import type WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { scriptedMeteredProxy, until } from '../metering/support.js';
+import { scriptedMeteredProxy, scriptedResponse, scriptedSession, until } from '../metering/support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -16,26 +16,14 @@ afterEach(async () => {
 });
 
 const usage = { total_tokens: 1100, input_tokens: 1000, output_tokens: 100, input_token_details: { text_tokens: 1000, audio_tokens: 0, image_tokens: 0, cached_tokens: 0 }, output_token_details: { text_tokens: 100, audio_tokens: 0 } };
-const responseOf = (status: string, extra: Record<string, unknown> = {}) => ({
-  object: 'realtime.response',
-  id: 'resp_running',
-  status,
-  status_details: null,
-  output: [],
-  conversation_id: 'conv_1',
-  output_modalities: ['text'],
-  max_output_tokens: 'inf',
-  metadata: null,
-  usage: null,
-  ...extra,
-});
+const responseOf = (status: string, extra: Record<string, unknown> = {}) => scriptedResponse('resp_running', status, extra);
 
 /** A proxy whose upstream runs one response per create until it is cancelled (its response.done 100 ms after the cancel); a client whose response runs. */
 async function responseRunning() {
   let upstreamClosed = false;
   let cancels = 0;
   const tp = await scriptedMeteredProxy(cleanups, (ws: WebSocket, send) => {
-    send({ type: 'session.created', event_id: 'event_s0', session: { type: 'realtime', object: 'realtime.session', id: 'sess_scripted', model: 'gpt-realtime', output_modalities: ['text'], max_output_tokens: 'inf', tools: [], expires_at: 0 } });
+    send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
     ws.on('close', () => (upstreamClosed = true));
     ws.on('message', (data) => {
       const ev = JSON.parse(String(data)) as { type: string };
