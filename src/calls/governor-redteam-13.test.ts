@@ -4,8 +4,9 @@ import { parseConfig } from '../config/load.js';
 import { ProxyError } from '../protocol/errors.js';
 import { TenantResolver } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
-import { CallGovernors, type GovernorDeps, type Sideband, type SidebandInit } from './governor.js';
+import { CallGovernors, type GovernorDeps } from './governor.js';
 import { SqliteCallStore, type CallRecord } from './store.js';
+import { FakeSideband } from '../../test/calls/fake-sideband.js';
 
 /**
  * Red team 13 (2026-12-06): a hang-up the upstream failed four times (an OpenAI incident of a few
@@ -17,44 +18,6 @@ import { SqliteCallStore, type CallRecord } from './store.js';
  * sideband closed and no hang-up sent: the tenant talked on past the cap.
  */
 
-/** A sideband that ends when told: by the proxy (`close`) or by the upstream (`endBy`). */
-class FakeSideband implements Sideband {
-  readonly id: string;
-  readonly log: SidebandInit['log'];
-  ended = false;
-  closedWith: string | null = null;
-  #record: Record<string, unknown> = {};
-  readonly #onEnded: (s: Sideband) => void;
-  constructor(init: SidebandInit) {
-    this.id = init.id;
-    this.log = init.log;
-    this.#onEnded = init.onEnded;
-  }
-  start(): void {}
-  tick(): void {}
-  fail(): void {
-    this.close(new ProxyError('internal_error', { close: 'internalError' }));
-  }
-  endRecord(): Record<string, unknown> {
-    return this.#record;
-  }
-  idle(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(error: ProxyError): void {
-    this.closedWith = error.code;
-    this.#end({ initiator: 'proxy', upstreamCloseCode: 1000 });
-  }
-  endBy(code: number): void {
-    this.#end({ initiator: 'upstream', upstreamCloseCode: code });
-  }
-  #end(record: Record<string, unknown>): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.#record = record;
-    this.#onEnded(this);
-  }
-}
 
 const TENANTS = { acme: { keys: [{ key: 'rpk_test_acme_0123456789abcdef' }] } };
 const tenants: ReadonlyMap<string, Tenant> = new TenantResolver(parseConfig({ upstream: { provider: 'simulator' }, tenants: TENANTS }, '(governor red team)', {})).tenants;
