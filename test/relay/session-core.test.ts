@@ -878,6 +878,72 @@ describe('RelaySession: ends and the linger for response.done', () => {
       expect(session.endRecord(), String(code)).toMatchObject({ initiator: 'upstream', upstreamCloseCode: code });
     }
   });
+
+  // Red team, 2026-12-06 (thirteenth session): client frames still in the chain when the client
+  // leaves, and a watcher of a call.
+  /**
+   * A session whose second client response.create waits behind an async verdict (as the spoken-turn
+   * hold pauses one, or an asynchronous ledger's admission), with the client's audio queued behind it,
+   * while the first response runs.
+   */
+  async function secondCreateWaiting() {
+    const up = await slowResponses(30);
+    let release!: (v: Verdict) => void;
+    let creates = 0;
+    const slow = filterOf({ client: ['response.create'] }, (_ctx, _direction, frame) => {
+      if (frame.type !== 'response.create' || ++creates < 2) return CONTINUE;
+      return new Promise<Verdict>((r) => (release = r));
+    });
+    const { session, client, ended } = open([slow.factory], { upstreamUrl: up.url, lingerMs: 10_000 });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'response.create', event_id: 'evt_first' });
+    await until(() => client.types().includes('response.created'), 'response.created');
+    send(session, { type: 'response.create', event_id: 'evt_second' });
+    send(session, { type: 'input_audio_buffer.append', audio: Buffer.alloc(4800).toString('base64') });
+    return { up, session, client, ended, release: (v: Verdict) => release(v) };
+  }
+
+  // Failed before the fix: the verdict let the create (and the audio) go upstream while the relay
+  // lingered: a response nobody hears, read from the whole conversation and billed, and audio
+  // refilling the input buffer after metering's clear.
+  it('a create released by its verdict while the session lingers, and the audio queued behind it, do not go upstream', async () => {
+    const { up, session, client, ended, release } = await secondCreateWaiting();
+    session.onClientClose(1006, '');
+    expect(session.ended).toBe(false);
+    // The verdict comes while the relay reads the cancelled response to its response.done.
+    release(CONTINUE);
+    await ended;
+    expect(up.received.map((e) => [e['type'], e['type'] === 'response.cancel' ? e['response_id'] : e['event_id']])).toEqual([
+      ['response.create', expect.stringMatching(/^event_proxy_/)],
+      ['response.cancel', 'resp_1'],
+    ]);
+    expect(client.ended).toBeNull();
+  });
+
+  it('control: the same create released before the client leaves goes upstream, the audio behind it too', async () => {
+    const { up, session, ended, release } = await secondCreateWaiting();
+    release(CONTINUE);
+    await until(() => up.received.some((e) => e['type'] === 'input_audio_buffer.append'), 'the audio upstream');
+    session.onClientClose(1006, '');
+    await ended;
+    // (This upstream starts a second response beside the first; the linger cancels both.)
+    expect(up.received.map((e) => e['type'])).toEqual(['response.create', 'response.create', 'input_audio_buffer.append', 'response.cancel', 'response.cancel']);
+  });
+
+  // Failed before the fix: a client's own socket on a SIP/WebRTC call (`?call_id=`, a supervisor's
+  // dashboard) that left while the call's model spoke made the relay linger like any session, and the
+  // linger cancelled every running response: the caller heard the answer cut off.
+  it("a client on a call's sideband leaving mid-response does not cancel the call's response: the linger only reads it", async () => {
+    const up = await slowResponses(30);
+    const { session, client, ended } = open([], { upstreamUrl: up.url, lingerMs: 300, callId: 'rtc_watched' });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    send(session, { type: 'response.create', event_id: 'evt_first' });
+    await until(() => client.types().includes('response.created'), 'response.created');
+    session.onClientClose(1001, 'dashboard closed');
+    await ended;
+    expect(up.received.map((e) => e['type'])).toEqual(['response.create']);
+  });
+
 });
 
 describe('RelaySession: construction, start and what its links report', () => {
@@ -1457,98 +1523,5 @@ describe('RelaySession: after the end and while lingering', () => {
     session.onClientClose(1001, 'gone');
     await ended;
     expect(f.ctx().audio.outputFrames).toBe(0);
-  });
-});
-
-describe('the linger: client frames still in the chain, and a watcher of a call (red team, 2026-12-06, thirteenth session)', () => {
-  const upstreams: ScriptedUpstream[] = [];
-  afterEach(async () => {
-    for (const u of upstreams.splice(0)) await u.close();
-  });
-
-  /** An upstream that starts a response for every create and ends it (cancelled) 30 ms after its cancel; every event it got is kept. */
-  async function respondingUpstream(): Promise<ScriptedUpstream & { received: Record<string, unknown>[] }> {
-    const received: Record<string, unknown>[] = [];
-    const up = await scriptedUpstream((ws) => {
-      ws.send(sessionCreated(1));
-      let n = 0;
-      ws.on('message', (data) => {
-        const ev = JSON.parse(String(data)) as Record<string, unknown>;
-        received.push(ev);
-        if (ev['type'] === 'response.create') {
-          n++;
-          ws.send(JSON.stringify({ type: 'response.created', event_id: `evt_rc${n}`, response: { id: `resp_${n}`, object: 'realtime.response', status: 'in_progress', output: [] } }));
-        }
-        if (ev['type'] === 'response.cancel') {
-          const id = String(ev['response_id']);
-          setTimeout(() => ws.send(JSON.stringify({ type: 'response.done', event_id: `evt_done_${id}`, response: { id, object: 'realtime.response', status: 'cancelled', output: [], usage: null } })), 30);
-        }
-      });
-    });
-    upstreams.push(up);
-    return Object.assign(up, { received });
-  }
-
-  /**
-   * A session whose second client response.create waits behind an async verdict (as the spoken-turn
-   * hold pauses one, or an asynchronous ledger's admission), with the client's audio queued behind it,
-   * while the first response runs.
-   */
-  async function secondCreateWaiting() {
-    const up = await respondingUpstream();
-    let release!: (v: Verdict) => void;
-    let creates = 0;
-    const slow = filterOf({ client: ['response.create'] }, (_ctx, _direction, frame) => {
-      if (frame.type !== 'response.create' || ++creates < 2) return CONTINUE;
-      return new Promise<Verdict>((r) => (release = r));
-    });
-    const { session, client, ended } = open([slow.factory], { upstreamUrl: up.url, lingerMs: 10_000 });
-    await until(() => client.types().includes('session.created'), 'session.created');
-    send(session, { type: 'response.create', event_id: 'evt_first' });
-    await until(() => client.types().includes('response.created'), 'response.created');
-    send(session, { type: 'response.create', event_id: 'evt_second' });
-    send(session, { type: 'input_audio_buffer.append', audio: Buffer.alloc(4800).toString('base64') });
-    return { up, session, client, ended, release: (v: Verdict) => release(v) };
-  }
-
-  // Failed before the fix: the verdict let the create (and the audio) go upstream while the relay
-  // lingered: a response nobody hears, read from the whole conversation and billed, and audio
-  // refilling the input buffer after metering's clear.
-  it('a create released by its verdict while the session lingers, and the audio queued behind it, do not go upstream', async () => {
-    const { up, session, client, ended, release } = await secondCreateWaiting();
-    session.onClientClose(1006, '');
-    expect(session.ended).toBe(false);
-    // The verdict comes while the relay reads the cancelled response to its response.done.
-    release(CONTINUE);
-    await ended;
-    expect(up.received.map((e) => [e['type'], e['type'] === 'response.cancel' ? e['response_id'] : e['event_id']])).toEqual([
-      ['response.create', expect.stringMatching(/^event_proxy_/)],
-      ['response.cancel', 'resp_1'],
-    ]);
-    expect(client.ended).toBeNull();
-  });
-
-  it('control: the same create released before the client leaves goes upstream, the audio behind it too', async () => {
-    const { up, session, ended, release } = await secondCreateWaiting();
-    release(CONTINUE);
-    await until(() => up.received.some((e) => e['type'] === 'input_audio_buffer.append'), 'the audio upstream');
-    session.onClientClose(1006, '');
-    await ended;
-    // (This upstream starts a second response beside the first; the linger cancels both.)
-    expect(up.received.map((e) => e['type'])).toEqual(['response.create', 'response.create', 'input_audio_buffer.append', 'response.cancel', 'response.cancel']);
-  });
-
-  // Failed before the fix: a client's own socket on a SIP/WebRTC call (`?call_id=`, a supervisor's
-  // dashboard) that left while the call's model spoke made the relay linger like any session, and the
-  // linger cancelled every running response: the caller heard the answer cut off.
-  it("a client on a call's sideband leaving mid-response does not cancel the call's response: the linger only reads it", async () => {
-    const up = await respondingUpstream();
-    const { session, client, ended } = open([], { upstreamUrl: up.url, lingerMs: 300, callId: 'rtc_watched' });
-    await until(() => client.types().includes('session.created'), 'session.created');
-    send(session, { type: 'response.create', event_id: 'evt_first' });
-    await until(() => client.types().includes('response.created'), 'response.created');
-    session.onClientClose(1001, 'dashboard closed');
-    await ended;
-    expect(up.received.map((e) => e['type'])).toEqual(['response.create']);
   });
 });
