@@ -187,6 +187,9 @@ describe('normalize: what the matchers see', () => {
       for (let k = next(400); k > 0; k--) s += plain[next(plain.length)];
       expect(folded(s), `string ${t}`).toEqual(reference(s));
     }
+    // Runs ending past the identity table's bound (65,536): their offsets written one by one.
+    const long = `${'word '.repeat(14_000)}é  ${'x'.repeat(70_000)} tail`;
+    expect(folded(long)).toEqual(reference(long));
   });
 
   it('normalizeText folds a rule\'s own text the same way', () => {

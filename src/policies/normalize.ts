@@ -224,6 +224,12 @@ let endsBuf = new Int32Array(1024);
 
 /** 0, 1, 2, …: a run of characters kept as they are maps to a slice of it (copied, not written one by one). */
 let identity = Int32Array.from({ length: 1025 }, (_, k) => k);
+/**
+ * The table grows with the texts folded up to this many characters (256 KiB at most, kept for the
+ * process's life); a run ending past it has its offsets written one by one. Streamed deltas fold a
+ * window (at most 4,096 characters).
+ */
+const IDENTITY_MAX = 65_536;
 
 /**
  * A run of characters kept as they are, from a printable ASCII one: words of printable ASCII with
@@ -302,9 +308,16 @@ export function normalize(original: string, readTags = false): Normalized {
         starts = startsBuf;
         ends = endsBuf;
       }
-      if (identity.length <= end) identity = Int32Array.from({ length: Math.max(end + 1, identity.length * 2) }, (_, k) => k);
-      starts.set(identity.subarray(i, end), len);
-      ends.set(identity.subarray(i + 1, end + 1), len);
+      if (end < IDENTITY_MAX) {
+        if (identity.length <= end) identity = Int32Array.from({ length: Math.min(Math.max(end + 1, identity.length * 2), IDENTITY_MAX) }, (_, k) => k);
+        starts.set(identity.subarray(i, end), len);
+        ends.set(identity.subarray(i + 1, end + 1), len);
+      } else {
+        for (let k = 0; k < run; k++) {
+          starts[len + k] = i + k;
+          ends[len + k] = i + k + 1;
+        }
+      }
       len += run;
       lastSpace = original.charCodeAt(end - 1) === 0x20;
       i = end;
