@@ -14,6 +14,7 @@ import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
 import { MAX_KEY_CHARS, sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
+import { withoutAccountIds } from '../upstream/account-ids.js';
 import { authRefusalOfReply, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
 import { AttachedSockets, MAX_CLIENT_SOCKETS_PER_CALL } from './attached-sockets.js';
 import { CallGovernors } from './governor.js';
@@ -53,7 +54,8 @@ function relayUpstream(reply: UpstreamReply, log: Logger, what: string): HttpRep
     return errorReply(upstreamAuthRejected(refusal, null));
   }
   const status = reply.status >= 500 ? 502 : reply.status;
-  return { status, headers: { 'content-type': reply.headers.get('content-type') ?? 'application/json' }, body: reply.body };
+  // OpenAI's own words (what was wrong with the offer), without the operator's account ids.
+  return { status, headers: { 'content-type': reply.headers.get('content-type') ?? 'application/json' }, body: Buffer.from(withoutAccountIds(reply.body.toString('utf8'))) };
 }
 
 /** The upstream could not be reached: logged with why; the tenant hears a fixed message (a socket error names internal addresses). */

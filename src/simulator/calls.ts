@@ -267,8 +267,8 @@ export interface SimCalls {
   readonly calls: ReadonlyMap<string, SimCall>;
   /** A SIP call rings: the simulator POSTs a signed `realtime.call.incoming` webhook. */
   ring(options: RingOptions): Promise<{ readonly call: SimCall; readonly status: number; readonly body: string }>;
-  /** The next `count` control requests (accept, reject, hangup, refer) fail with `status` (a server fault). */
-  failControl(count: number, status?: number): void;
+  /** The next `count` control requests (accept, reject, hangup, refer) fail with `status` (a server fault), and `message` when given. */
+  failControl(count: number, status?: number, message?: string): void;
   /** The next `count` sideband sockets are accepted but never joined: no session.created, no events (a stuck upstream). */
   stallSidebands(count: number): void;
 }
@@ -304,7 +304,7 @@ export class SimCallRegistry implements SimCalls {
   readonly calls = new Map<string, Call>();
   readonly #apiKey: string | null;
   readonly #settings: ConnectionSettings;
-  #controlFaults: { count: number; status: number } = { count: 0, status: 503 };
+  #controlFaults: { count: number; status: number; message: string | null } = { count: 0, status: 503, message: null };
   #stalledSidebands = 0;
 
   constructor(apiKey: string | null, settings: ConnectionSettings) {
@@ -312,8 +312,8 @@ export class SimCallRegistry implements SimCalls {
     this.#settings = settings;
   }
 
-  failControl(count: number, status = 503): void {
-    this.#controlFaults = { count, status };
+  failControl(count: number, status = 503, message: string | null = null): void {
+    this.#controlFaults = { count, status, message };
   }
 
   stallSidebands(count: number): void {
@@ -422,7 +422,7 @@ export class SimCallRegistry implements SimCalls {
     if (!call) return reply(res, 404, apiError(`Call ${callId} not found.`, 'call_not_found'));
     if (this.#controlFaults.count > 0) {
       this.#controlFaults.count--;
-      return reply(res, this.#controlFaults.status, apiError('The server had an error while processing your request.', 'server_error'));
+      return reply(res, this.#controlFaults.status, apiError(this.#controlFaults.message ?? 'The server had an error while processing your request.', 'server_error'));
     }
     let parsed: Json | null = null;
     try {

@@ -290,3 +290,16 @@ describe('a browser response.create over the tenant\'s output limit (found 2026-
     }
   });
 });
+
+// 2026-12-06 (thirteenth session, red team): OpenAI's error answers reached the tenant (and, on an
+// offer, the browser holding the proxy's secret) with the operator's organization and project ids.
+describe("OpenAI's error answers on the calls routes", () => {
+  it("are relayed in OpenAI's words without the operator's account ids", async () => {
+    const { callId } = await placeCall(tp, 'acme');
+    tp.sim.calls.failControl(1, 429, 'Rate limit reached for gpt-realtime in organization org-AbC123xyz789 on requests per min (RPM), project proj_Q1w2E3r4T5y6.');
+    const r = await post(`${tp.httpUrl}/v1/realtime/calls/${callId}/hangup`, { key: tp.key('acme') });
+    expect(r.status).toBe(429);
+    expect(r.json).toEqual({ error: { message: 'Rate limit reached for gpt-realtime in organization org-… on requests per min (RPM), project proj_….', type: 'invalid_request_error', param: null, code: 'server_error' } });
+    expect(r.text).not.toMatch(/AbC123xyz789|Q1w2E3r4T5y6/);
+  });
+});
