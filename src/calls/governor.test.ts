@@ -7,7 +7,6 @@ import { TenantResolver } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { CallGovernors, sidebandEndLeavesCall, type GovernorDeps, type Sideband, type SidebandInit } from './governor.js';
 import { SqliteCallStore, type CallRecord, type CallStore } from './store.js';
-import { FakeSideband } from '../../test/calls/fake-sideband.js';
 
 describe('which sideband ends leave a call to hang up', () => {
   it('only the upstream closing normally (1000) means the call itself ended', () => {
@@ -21,6 +20,71 @@ describe('which sideband ends leave a call to hang up', () => {
   });
 });
 
+/** A sideband that ends when told: by the proxy (`close`) or by the upstream (`endBy`). */
+class FakeSideband implements Sideband {
+  readonly id: string;
+  readonly log: pino.Logger;
+  ended = false;
+  started = false;
+  closedWith: string | null = null;
+  closedError: ProxyError | null = null;
+  #record: Record<string, unknown> = {};
+  readonly #onEnded: (s: Sideband) => void;
+
+  /** The call as the governor started this sideband for it. */
+  readonly call: SidebandInit['call'];
+  constructor(init: SidebandInit) {
+    this.id = init.id;
+    this.log = init.log;
+    this.#onEnded = init.onEnded;
+    this.call = init.call;
+  }
+  start(): void {
+    this.started = true;
+  }
+  readonly ticks: number[] = [];
+  /** Set: tick() throws (a bug in the sideband's deadline checks). */
+  tickThrows = false;
+  tick(now: number): void {
+    if (this.tickThrows) throw new Error('tick bug');
+    this.ticks.push(now);
+  }
+  failed: string[] = [];
+  fail(what: string, _err: unknown): void {
+    this.failed.push(what);
+    this.close(new ProxyError('internal_error', { close: 'internalError' }));
+  }
+  endRecord(): Record<string, unknown> {
+    return this.#record;
+  }
+  /** What `idle` waits on (the test resolves it), and the bounds it was given. */
+  busy: Promise<void> | null = null;
+  readonly idleWaits: number[] = [];
+  idle(timeoutMs: number): Promise<void> {
+    this.idleWaits.push(timeoutMs);
+    return this.busy ?? Promise.resolve();
+  }
+  /** Set: close() only records; the sideband ends when `finish()` is called (a response lingering). */
+  lingers = false;
+  close(error: ProxyError): void {
+    this.closedWith = error.code;
+    this.closedError = error;
+    if (!this.lingers) this.finish();
+  }
+  finish(): void {
+    this.#end({ initiator: 'proxy', upstreamCloseCode: 1000 });
+  }
+  /** The upstream ended the sideband with `code`. */
+  endBy(code: number): void {
+    this.#end({ initiator: 'upstream', upstreamCloseCode: code });
+  }
+  #end(record: Record<string, unknown>): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.#record = record;
+    this.#onEnded(this);
+  }
+}
 
 const TENANTS = { acme: { keys: [{ key: 'rpk_test_acme_0123456789abcdef' }] } };
 const tenants: ReadonlyMap<string, Tenant> = new TenantResolver(parseConfig({ upstream: { provider: 'simulator' }, tenants: TENANTS }, '(governor test)', {})).tenants;
@@ -964,5 +1028,78 @@ describe('a call ended inside its sideband: hang-up first, then the sideband (fo
     up.answer(200);
     await vi.advanceTimersByTimeAsync(0);
     expect(r.hangups).toEqual(['hangup:rtc_1']);
+  });
+});
+
+/**
+ * Red team (2026-12-06, thirteenth session): a hang-up the upstream failed four times (an OpenAI
+ * incident of a few seconds) was remembered as done for good (`#hungUp`, once per call and process).
+ * The call's lease lapses and this same instance claims the call again, as designed, but every later
+ * hang-up of that call on this process was a no-op: a call re-claimed over a spent cap was "hung up"
+ * without a request and ran on, unmetered and unguarded, and a call governed again after the incident
+ * that then reached its cap had its sideband closed and no hang-up sent.
+ */
+describe('a hang-up given up is not the end of the call', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** The upstream fails the first four hang-ups (503: an incident), then answers them; every sideband opened is kept in order. */
+  function incident(admitTakenOver: GovernorDeps['admitTakenOver']) {
+    const opened: FakeSideband[] = [];
+    const r = track(
+      rig({
+        control: (n) => answer(n <= 4 ? 503 : 200),
+        admitTakenOver,
+        openSideband: (init) => {
+          const s = new FakeSideband(init);
+          opened.push(s);
+          return s;
+        },
+      }),
+    );
+    return { ...r, opened };
+  }
+
+  it('a call re-claimed over a spent cap after its hang-up was given up is hung up (a request reaches the upstream), not left running', async () => {
+    vi.useFakeTimers();
+    const r = incident(async () => new ProxyError('budget_exceeded', { close: null }));
+    await r.govern('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    // Four attempts (after 1, 2 and 4 s), all failed: given up, the sideband closed anyway.
+    await vi.advanceTimersByTimeAsync(8000);
+    expect(r.hangups).toEqual(['hangup:rtc_1', 'hangup:rtc_1', 'hangup:rtc_1', 'hangup:rtc_1']);
+    expect(r.opened[0]!.closedWith).toBe('budget_exceeded');
+    // The call still runs upstream. Its lease lapses and this instance claims it again: refused
+    // admission (the cap is spent), so it is to be hung up.
+    r.advance(60_000);
+    await r.governors.sweep();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.hangups).toEqual(['hangup:rtc_1', 'hangup:rtc_1', 'hangup:rtc_1', 'hangup:rtc_1', 'hangup:rtc_1']);
+    // Answered this time: its lease is ended, nobody claims it again.
+    r.advance(60_000);
+    expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+
+  it('a call governed again after a lost sideband whose hang-up was given up is hung up when it later reaches its cap', async () => {
+    vi.useFakeTimers();
+    const r = incident(async () => null);
+    await r.govern('rtc_2');
+    // The upstream drops the sideband (an incident), and fails the hang-ups for as long.
+    r.opened[0]!.endBy(1006);
+    await vi.advanceTimersByTimeAsync(8000);
+    expect(r.hangups).toHaveLength(4);
+    // The incident is over: the lapsed call is claimed here and governed again.
+    r.advance(60_000);
+    await r.governors.sweep();
+    expect(r.opened).toHaveLength(2);
+    expect(r.governors.session('rtc_2')).toBe(r.opened[1]);
+    // Later the call reaches its cap: it is hung up, then its sideband closed.
+    r.governors.capReached('rtc_2', true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.hangups).toEqual(['hangup:rtc_2', 'hangup:rtc_2', 'hangup:rtc_2', 'hangup:rtc_2', 'hangup:rtc_2']);
+    expect(r.opened[1]!.closedWith).toBe('budget_exceeded');
+    r.advance(60_000);
+    expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
   });
 });

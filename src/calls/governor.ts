@@ -223,7 +223,7 @@ export class CallGovernors {
     // Claimed again, so nobody ended it (an answered hang-up ends the lease): a hang-up given up here
     // before (an upstream incident) must not turn this call's next ones into no-ops. (Until 2026-12-06
     // it did: re-claimed over a spent cap, or reaching its cap once governed again, the call ran on
-    // unmetered; src/calls/governor-redteam-13.test.ts.)
+    // unmetered; src/calls/governor.test.ts.)
     this.#hungUp.delete(callId);
     const tenant = this.#deps.tenant(record.tenant);
     if (!tenant) {
