@@ -500,8 +500,8 @@ export class MeteringFilter implements Filter {
   /**
    * A client clear counted in #clientClears dropped a buffer that held a turn's worth of audio (or
    * speech heard): server VAD may commit that turn, and start its response, before it reads the
-   * clear. Until every client clear is answered, a client leaving is handled as one leaving with that
-   * audio in the buffer (onClientGone). Until 2026-12-06 (thirteenth session) a client that sent a
+   * clear. Until every client clear is answered (it is reset when the count returns to 0), a client
+   * leaving is handled as one leaving with that audio in the buffer (onClientGone). Until 2026-12-06 (thirteenth session) a client that sent a
    * whole turn and its own clear with the close had nothing read and nothing billed.
    */
   #turnBeforeClientClear = false;
@@ -2038,8 +2038,7 @@ export class MeteringFilter implements Filter {
     if (this.#closed || this.#ctx.callId || this.#vadNow() === null) return;
     // Less audio than any turn: nothing the upstream could commit (the estimate is an upper bound),
     // unless a client clear not answered yet dropped a turn the upstream may commit before reading it.
-    const turnBeforeClear = this.#clientClears > 0 && this.#turnBeforeClientClear;
-    if (this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) < MIN_TURN_MS && this.#speech === null && !turnBeforeClear) return;
+    if (this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) < MIN_TURN_MS && this.#speech === null && !this.#turnBeforeClientClear) return;
     const eventId = this.#ctx.nextEventId();
     this.#goneClear = eventId;
     this.#ctx.sendUpstream({ type: 'input_audio_buffer.clear', event_id: eventId }, BY);

@@ -679,13 +679,12 @@ describe('eventTexts: complete texts of every texts row, written back in place',
 });
 
 describe('sessionTextChanges: the session.update that puts a session\'s texts back', () => {
-  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   it('only the members that differ, nested ones in their place; a removed text as the API\'s empty value; null when none differs', () => {
     const now = { instructions: 'changed', tools: [{ type: 'function', name: 'f' }], audio: { input: { transcription: { prompt: 'p2' }, format: { type: 'audio/pcm' } } }, prompt: { id: 'pmpt_1' } };
     const want = { instructions: 'kept', tools: [{ type: 'function', name: 'f' }], audio: { input: { transcription: { prompt: 'p1' } } } };
-    expect(sessionTextChanges(want, now, same)).toEqual({ instructions: 'kept', audio: { input: { transcription: { prompt: 'p1' } } }, prompt: null });
-    expect(sessionTextChanges({ tools: [{ type: 'function', name: 'f' }] }, { instructions: 'x', tools: [] }, same)).toEqual({ instructions: '', tools: [{ type: 'function', name: 'f' }] });
-    expect(sessionTextChanges({ instructions: '' }, { tools: [], voice: 'marin' }, same)).toBeNull();
-    expect(sessionTextChanges(now, now, same)).toBeNull();
+    expect(sessionTextChanges(want, now)).toEqual({ instructions: 'kept', audio: { input: { transcription: { prompt: 'p1' } } }, prompt: null });
+    expect(sessionTextChanges({ tools: [{ type: 'function', name: 'f' }] }, { instructions: 'x', tools: [] })).toEqual({ instructions: '', tools: [{ type: 'function', name: 'f' }] });
+    expect(sessionTextChanges({ instructions: '' }, { tools: [], voice: 'marin' })).toBeNull();
+    expect(sessionTextChanges(now, now)).toBeNull();
   });
 });

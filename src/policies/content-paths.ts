@@ -3,6 +3,7 @@ import type { Source, TextFormat } from './matchers.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
 import { MAX_CONTROL_DEPTH } from '../protocol/strict-json.js';
 import { ProxyError } from '../protocol/errors.js';
+import { deepEqual } from './util.js';
 
 /**
  * Every path by which user, model, tool or MCP content crosses the proxy, in one table. The
@@ -152,15 +153,15 @@ const emptyText = (key: string): unknown => (key === 'instructions' ? '' : key =
  * The `session` of a `session.update` that turns the session texts of `now` into those of `want`,
  * member by member of `SESSION_TEXT_MEMBERS` (nested ones in their place: `audio.input.transcription`;
  * a removed text as the API's empty value: `instructions` "", `tools` [], the others null), or null
- * when they do not differ. `equal` compares two member values.
+ * when they do not differ.
  */
-export function sessionTextChanges(want: JsonObject, now: JsonObject, equal: (a: unknown, b: unknown) => boolean): JsonObject | null {
+export function sessionTextChanges(want: JsonObject, now: JsonObject): JsonObject | null {
   const update: JsonObject = {};
   let changed = false;
   for (const path of SESSION_TEXT_MEMBERS) {
     const key = path[path.length - 1]!;
     const value = valueAt(want, path) ?? emptyText(key);
-    if (equal(value, valueAt(now, path) ?? emptyText(key))) continue;
+    if (deepEqual(value, valueAt(now, path) ?? emptyText(key))) continue;
     let holder = update;
     for (const k of path.slice(0, -1)) holder = asObject(holder[k]) ?? (holder[k] = {});
     holder[key] = value;

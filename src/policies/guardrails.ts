@@ -714,7 +714,7 @@ export class GuardrailFilter implements Filter {
 
   /** Sends `want` where the call's session (`now`) differs (`sessionTextChanges`). */
   #sendCallTexts(want: JsonObject, now: JsonObject): void {
-    const changes = sessionTextChanges(want, now, deepEqual);
+    const changes = sessionTextChanges(want, now);
     if (changes === null) return;
     const session = { type: 'realtime', ...changes } as unknown as Extract<RealtimeClientEvent, { type: 'session.update' }>['session'];
     this.#ctx.sendUpstream({ type: 'session.update', session }, GUARDRAILS_FILTER);

@@ -111,13 +111,13 @@ describe('turns pinned while they wait for their response (awaitsAnswer)', () =>
     const paused = h.clientCreate({ type: 'response.create' });
     expect(paused).toBeInstanceOf(Promise);
     h.passed('item_a');
-    expect(h.clientCreateStands).toBe(true);
+    expect(t.conversation.spokenTurns.clientCreateStands).toBe(true);
     expect(h.awaitsAnswer('item_a')).toBe(true);
     response('resp_client', 'response.created');
     response('resp_client', 'response.done');
     h.responseDone();
     expect(h.awaitsAnswer('item_a')).toBe(false);
-    expect(h.clientCreateStands).toBe(false);
+    expect(t.conversation.spokenTurns.clientCreateStands).toBe(false);
     expect(creates()).toBe(0);
     h.close();
   });
@@ -126,7 +126,7 @@ describe('turns pinned while they wait for their response (awaitsAnswer)', () =>
 describe('a client create that stands for passed turns (clientCreateStands; refused by a later filter)', () => {
   it('none at first; a refusal then owes nothing', () => {
     const h = newHold();
-    expect(h.clientCreateStands).toBe(false);
+    expect(t.conversation.spokenTurns.clientCreateStands).toBe(false);
     refuseCreate();
     expect(creates()).toBe(0);
     h.close();
@@ -135,7 +135,7 @@ describe('a client create that stands for passed turns (clientCreateStands; refu
   it('an out-of-band create stands for nothing', () => {
     const h = newHold();
     h.clientCreate({ type: 'response.create', response: { conversation: 'none' } });
-    expect(h.clientCreateStands).toBe(false);
+    expect(t.conversation.spokenTurns.clientCreateStands).toBe(false);
     refuseCreate();
     expect(creates()).toBe(0);
     h.close();
@@ -149,9 +149,9 @@ describe('a client create that stands for passed turns (clientCreateStands; refu
     // The response ended (the view knows) and the client's create comes before the hold hears of it.
     response('resp_busy', 'response.done');
     expect(h.clientCreate({ type: 'response.create' })).toEqual({ kind: 'continue' });
-    expect(h.clientCreateStands).toBe(true);
+    expect(t.conversation.spokenTurns.clientCreateStands).toBe(true);
     refuseCreate();
-    expect(h.clientCreateStands).toBe(false);
+    expect(t.conversation.spokenTurns.clientCreateStands).toBe(false);
     expect(creates()).toBe(1);
     refuseCreate();
     expect(creates()).toBe(1);
@@ -161,7 +161,7 @@ describe('a client create that stands for passed turns (clientCreateStands; refu
   it('a create with nothing owed stands for nothing', () => {
     const h = newHold();
     expect(h.clientCreate({ type: 'response.create' })).toEqual({ kind: 'continue' });
-    expect(h.clientCreateStands).toBe(false);
+    expect(t.conversation.spokenTurns.clientCreateStands).toBe(false);
     h.close();
   });
 });

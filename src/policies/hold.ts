@@ -139,11 +139,6 @@ export class SpokenTurnHold {
     return !this.#closed && this.#turns.pinned(itemId) !== undefined;
   }
 
-  /** The client create this hold let go last stands for turns that passed (see `SpokenTurnsRecord#stopped`). */
-  get clientCreateStands(): boolean {
-    return this.#turns.standing && !this.#closed;
-  }
-
   // ---- client → upstream --------------------------------------------------------------------
 
   /** A client `input_audio_buffer.commit` went upstream: its item will be held once committed. */

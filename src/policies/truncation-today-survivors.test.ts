@@ -58,7 +58,7 @@ describe('a client create that stood for a held turn, refused by the budget (sur
     hold.passed('u1');
     response('response.done');
     hold.clientCreate({ type: 'response.create' });
-    expect(hold.clientCreateStands).toBe(true);
+    expect(s.conversation.spokenTurns.clientCreateStands).toBe(true);
     expect(s.fromClient(f, wire({ type: 'response.create', response: { instructions: 'x'.repeat(4000) } }))).toMatchObject({ kind: 'reject', error: { code: 'context_budget_exceeded' } });
     const prunes = s.lines.filter((l) => l.msg === 'conversation pruned to the context budget');
     expect(prunes.map((l) => l['trigger'])).toEqual(['held turn']);

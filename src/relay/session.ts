@@ -566,16 +566,11 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#ended) return;
     if (direction === 'client') {
       // The client left while this frame waited behind an async verdict (a create the spoken-turn
-      // hold paused, an asynchronous ledger's admission): a response it would start is heard by
-      // nobody and billed (as a filter's own create, sendUpstream), and its audio would refill the
-      // input buffer after metering's clear. Not sent (metering releases a create it reserved that
-      // never started at the close). Until 2026-12-06 (thirteenth session) both went upstream
-      // (test/relay/session-core.test.ts). Commits, clears and updates still leave:
-      // metering counted them as they passed it and reads their answers.
-      if (this.#linger && (frame.type === 'response.create' || frame.type === AUDIO_IN)) {
-        this.log.debug({ eventType: frame.type }, 'client event released after the client left: not sent');
-        return;
-      }
+      // hold paused, an asynchronous ledger's admission): not sent (#withheldWhileLingering; metering
+      // releases a create it reserved that never started at the close). Until 2026-12-06 (thirteenth
+      // session) both went upstream (test/relay/session-core.test.ts). Commits, clears and updates
+      // still leave: metering counted them as they passed it and reads their answers.
+      if (this.#withheldWhileLingering(frame.type, 'client')) return;
       if (Conversation.stamps(frame.type)) {
         // Creates, item creates, commits and session.updates leave with an event_id of the proxy's: an
         // upstream error naming it is about this event alone (a create's is the key that pairs it with its response).
@@ -640,14 +635,21 @@ export class RelaySession implements SessionContext, ChainSink {
     return `event_proxy_${this.id.slice(-8)}_${(++this.#eventSeq).toString(36)}`;
   }
 
+  /**
+   * The client left: the linger only reads what runs. A response started now would read the
+   * conversation, be billed, and be heard by nobody; input audio would refill the buffer metering
+   * cleared. True (logged) for such an event, from the client's frames or a filter's (`by`).
+   */
+  #withheldWhileLingering(type: string, by: string): boolean {
+    if (this.#linger === null || (type !== 'response.create' && type !== AUDIO_IN)) return false;
+    this.log.debug({ eventType: type, by }, 'event for a client that left: not sent');
+    return true;
+  }
+
   sendUpstream(event: RealtimeClientEvent, by: string): void {
     if (this.#ended) return;
-    // The client left: the linger only reads what runs. A response a filter would start now (the
-    // spoken-turn hold owes answers) would read the conversation, be billed, and be heard by nobody.
-    if (this.#linger && event.type === 'response.create') {
-      this.log.debug({ by }, 'response.create for a client that left: not sent');
-      return;
-    }
+    // A response a filter would start now (the spoken-turn hold owes answers).
+    if (this.#withheldWhileLingering(event.type, by)) return;
     let payload: RealtimeClientEvent = event;
     let eventId = event.event_id;
     if (eventId === undefined) {
