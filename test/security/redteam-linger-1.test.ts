@@ -65,37 +65,38 @@ async function speakAndLeave(tp: TestProxy, how: 'close' | 'reset' = 'close'): P
 }
 
 describe('red team: a lingering session still holds its place', () => {
-  it('server.maxSessions 1: while one session lingers for its upstream, the next upgrade is refused (503) and dials nothing; once the linger ends, one more is admitted', async () => {
-    const { tp, held, connections, clears } = await slowClearProxy({ config: { server: { maxSessions: 1 } }, metering: { lingerAfterClientCloseMs: 60_000 } });
-    await speakAndLeave(tp);
-    await until(() => clears() === 1, 5000, "the proxy's clear");
-    expect(tp.proxy.server.sessionCount).toBe(1);
-    for (let i = 0; i < 3; i++) expect((await attempt(tp)).outcome).toBe(503);
-    expect(connections()).toBe(1);
-    held.shift()!();
-    await until(() => tp.proxy.server.sessionCount === 0, 5000, 'the linger ends');
-    const next = await attempt(tp);
-    expect(next.outcome).toBe('admitted');
-    await next.client.next('session.created');
-    // Released once: the admitted session fills the one place again.
-    expect((await attempt(tp)).outcome).toBe(503);
-    expect(connections()).toBe(2);
-  }, 30_000);
-
-  it("the tenant's maxConcurrentSessions 1, the client gone by a TCP reset: a lingering session keeps its slot (429 for the next), and gives it back once: after the linger one session is admitted, not two", async () => {
-    const { tp, held, connections, clears } = await slowClearProxy({ tenants: { acme: { limits: { maxConcurrentSessions: 1 } } }, metering: { lingerAfterClientCloseMs: 60_000 } });
-    await speakAndLeave(tp, 'reset');
-    await until(() => clears() === 1, 5000, "the proxy's clear");
-    for (let i = 0; i < 3; i++) expect((await attempt(tp)).outcome).toBe(429);
-    expect(connections()).toBe(1);
-    held.shift()!();
-    await until(() => tp.proxy.server.sessionCount === 0, 5000, 'the linger ends');
-    const next = await attempt(tp);
-    expect(next.outcome).toBe('admitted');
-    await next.client.next('session.created');
-    expect((await attempt(tp)).outcome).toBe(429);
-    expect(connections()).toBe(2);
-  }, 30_000);
+  const cases = [
+    {
+      name: 'server.maxSessions 1: while one session lingers for its upstream, the next upgrade is refused (503) and dials nothing; once the linger ends, one more is admitted',
+      options: { config: { server: { maxSessions: 1 } } },
+      how: 'close' as const,
+      refused: 503,
+    },
+    {
+      name: "the tenant's maxConcurrentSessions 1, the client gone by a TCP reset: a lingering session keeps its slot (429 for the next), and gives it back once: after the linger one session is admitted, not two",
+      options: { tenants: { acme: { limits: { maxConcurrentSessions: 1 } } } },
+      how: 'reset' as const,
+      refused: 429,
+    },
+  ];
+  for (const { name, options, how, refused } of cases) {
+    it(name, async () => {
+      const { tp, held, connections, clears } = await slowClearProxy({ ...options, metering: { lingerAfterClientCloseMs: 60_000 } });
+      await speakAndLeave(tp, how);
+      await until(() => clears() === 1, 5000, "the proxy's clear");
+      expect(tp.proxy.server.sessionCount).toBe(1);
+      for (let i = 0; i < 3; i++) expect((await attempt(tp)).outcome).toBe(refused);
+      expect(connections()).toBe(1);
+      held.shift()!();
+      await until(() => tp.proxy.server.sessionCount === 0, 5000, 'the linger ends');
+      const next = await attempt(tp);
+      expect(next.outcome).toBe('admitted');
+      await next.client.next('session.created');
+      // Released once: the admitted session fills the one place again.
+      expect((await attempt(tp)).outcome).toBe(refused);
+      expect(connections()).toBe(2);
+    }, 30_000);
+  }
 });
 
 describe('red team: every linger is bounded', () => {
