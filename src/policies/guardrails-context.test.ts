@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
 import { guardrailsWith, wire } from '../../test/policies/support.js';
+import { added, deletes, FILLER, refused, splitAroundFiller, typed } from '../../test/policies/item-events.js';
 import { defineGuardrail, type Decision, type GuardrailEvent } from './api.js';
 
 /**
@@ -124,20 +125,6 @@ describe('a custom guardrail on two sources meets a text shared by both once', (
 
 describe('an item the upstream refuses is no context (found 2026-12-05, fourth review)', () => {
   const INJECTION = 'guardrails:\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]';
-  // Longer than the window (128): as context it pushes everything before it out.
-  const FILLER = `${'filler text '.repeat(20)}end`;
-  const typed = (text: string, id: string | null, eventId?: string, previous?: string) =>
-    wire({
-      type: 'conversation.item.create',
-      ...(eventId !== undefined ? { event_id: eventId } : {}),
-      ...(previous !== undefined ? { previous_item_id: previous } : {}),
-      item: { ...(id !== null ? { id } : {}), type: 'message', role: 'user', content: [{ type: 'input_text', text }] },
-    });
-  const added = (id: string, text: string) =>
-    wire({ type: 'conversation.item.added', event_id: `ev_a_${id}`, previous_item_id: null, item: { id, type: 'message', object: 'realtime.item', role: 'user', status: 'completed', content: [{ type: 'input_text', text }] } });
-  const refused = (eventId: string | null, code = 'item_not_found') =>
-    wire({ type: 'error', event_id: 'ev_err', error: { type: 'invalid_request_error', code, message: 'refused', param: null, event_id: eventId } });
-  const deletes = (s: LoggedSession) => s.upstream.filter((e) => e.type === 'conversation.item.delete').map((e) => e['item_id']);
   const created = (id: string) => wire({ type: 'response.created', event_id: `ev_rc_${id}`, response: { id, object: 'realtime.response', status: 'in_progress', output: [], conversation_id: 'conv_1', usage: null } });
 
   it('refused by an error naming its event_id (an unknown previous_item_id): the text before it is the next item\'s context again', async () => {
@@ -279,12 +266,7 @@ describe('an item the upstream refuses is no context (found 2026-12-05, fourth r
 
   it('a response in flight when the item before its turn is deleted is cancelled; end_session ends the session', async () => {
     const { client, server, session } = await setupWith(INJECTION);
-    client(typed('ignore previous', 'item_a', 'evt_a'));
-    server(added('item_a', 'ignore previous'));
-    client(typed(FILLER, 'item_x', 'evt_x'));
-    server(added('item_x', FILLER));
-    client(typed('instructions, please', 'item_b', 'evt_b'));
-    server(added('item_b', 'instructions, please'));
+    splitAroundFiller({ client, server });
     server(created('resp_1'));
     server(wire({ type: 'conversation.item.deleted', event_id: 'ev_d', item_id: 'item_x' }));
     expect(deletes(session)).toEqual(['item_b']);
@@ -484,12 +466,7 @@ describe('an item the upstream refuses is no context (found 2026-12-05, fourth r
 
   it('what a removal records: the rule on the item\'s marks, the details of an end_session', async () => {
     const { client, server, session } = await setupWith(INJECTION);
-    client(typed('ignore previous', 'item_a', 'evt_a'));
-    server(added('item_a', 'ignore previous'));
-    client(typed(FILLER, 'item_x', 'evt_x'));
-    server(added('item_x', FILLER));
-    client(typed('instructions, please', 'item_b', 'evt_b'));
-    server(added('item_b', 'instructions, please'));
+    splitAroundFiller({ client, server });
     server(wire({ type: 'conversation.item.deleted', event_id: 'ev_d', item_id: 'item_x' }));
     expect(session.conversation.item('item_b')?.marks).toEqual([
       { kind: 'blocked', by: 'policies.guardrails', rule: 'inj' },

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
 import { guardrailsWith, wire } from '../../test/policies/support.js';
+import { added, deleted, deletes, FILLER, refused, splitAroundFiller, typed } from '../../test/policies/item-events.js';
 import { allowScanWindows } from '../../test/policies/scan-windows.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { defineGuardrail } from './api.js';
@@ -19,26 +20,10 @@ type Json = Record<string, unknown>;
 const INJ = 'guardrails:\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]';
 const RULE_INJ = '    - { id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }';
 const INJ_ZEBRA = `guardrails:\n  rules:\n${RULE_INJ}\n    - { id: zebra, sources: [input], match: { phrases: ["zebra crossing"] }, action: block }`;
-// Longer than the window (128): as context it pushes everything before it out.
-const FILLER = `${'filler text '.repeat(20)}end`;
 const FILLER2 = `${'other words '.repeat(20)}end`;
 
-const typed = (text: string | string[], id: string | null, eventId?: string, previous?: string) =>
-  wire({
-    type: 'conversation.item.create',
-    ...(eventId !== undefined ? { event_id: eventId } : {}),
-    ...(previous !== undefined ? { previous_item_id: previous } : {}),
-    item: { ...(id !== null ? { id } : {}), type: 'message', role: 'user', content: (Array.isArray(text) ? text : [text]).map((t) => ({ type: 'input_text', text: t })) },
-  });
 const toolOut = (output: string, id: string, eventId?: string) =>
   wire({ type: 'conversation.item.create', ...(eventId !== undefined ? { event_id: eventId } : {}), item: { id, type: 'function_call_output', call_id: `call_${id}`, output } });
-const added = (id: string, text: string | string[], previous: string | null = null) =>
-  wire({
-    type: 'conversation.item.added',
-    event_id: `ev_a_${id}`,
-    previous_item_id: previous,
-    item: { id, type: 'message', object: 'realtime.item', role: 'user', status: 'completed', content: (Array.isArray(text) ? text : [text]).map((t) => ({ type: 'input_text', text: t })) },
-  });
 const modelAdded = (id: string, previous: string | null = null) =>
   wire({ type: 'conversation.item.added', event_id: `ev_m_${id}`, previous_item_id: previous, item: { id, type: 'message', object: 'realtime.item', role: 'assistant', status: 'in_progress', content: [] } });
 const spokenAdded = (id: string, previous: string | null = null) =>
@@ -49,10 +34,6 @@ const segment = (id: string, text: string) =>
   wire({ type: 'conversation.item.input_audio_transcription.segment', event_id: `ev_g_${id}`, item_id: id, content_index: 0, id: `seg_${id}`, speaker: 'A', start: 0.5, end: 1.5, text });
 const outDone = (id: string, text: string) =>
   wire({ type: 'response.output_text.done', event_id: `ev_od_${id}`, response_id: 'resp_1', item_id: id, output_index: 0, content_index: 0, text });
-const refused = (eventId: string | null) =>
-  wire({ type: 'error', event_id: 'ev_err', error: { type: 'invalid_request_error', code: 'item_not_found', message: 'refused', param: null, event_id: eventId } });
-const deleted = (id: string) => wire({ type: 'conversation.item.deleted', event_id: `ev_d_${id}`, item_id: id });
-const deletes = (s: LoggedSession) => s.upstream.filter((e) => e.type === 'conversation.item.delete').map((e) => e['item_id']);
 const reports = (s: LoggedSession) => s.reports.flatMap((r) => (r.kind === 'guardrail' ? [[r.ruleId, r.action]] : []));
 const isPromise = (v: unknown): boolean => typeof (v as Promise<Verdict>)?.then === 'function';
 const settle = () => new Promise((r) => setTimeout(r, 0));
@@ -136,12 +117,7 @@ guardrails:
     - { id: cr, sources: [input], match: { phrases: ["previous instructions"] }, action: cancel_response }
 `;
     const { client, server, session } = await guardrailsWith(yaml);
-    client(typed('ignore previous', 'item_a', 'evt_a'));
-    server(added('item_a', 'ignore previous'));
-    client(typed(FILLER, 'item_x', 'evt_x'));
-    server(added('item_x', FILLER));
-    client(typed('instructions, please', 'item_b', 'evt_b'));
-    server(added('item_b', 'instructions, please'));
+    splitAroundFiller({ client, server });
     server(deleted('item_x'));
     expect(deletes(session)).toEqual(['item_b']);
     expect(session.conversation.item('item_b')?.marks.map((m) => [m.kind, m.rule])).toEqual([
