@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate } from '../pipeline/chain.js';
-import type { Clock } from '../pipeline/filter.js';
+import type { CarriedUsage, Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
-import type { CallStore, ClaimedCall } from './store.js';
+import type { CallRecord, CallStore, ClaimedCall } from './store.js';
 import type { UpstreamCalls } from './upstream.js';
 
 export interface GovernedCall {
@@ -16,6 +16,12 @@ export interface GovernedCall {
   readonly kind: 'webrtc' | 'sip';
   /** A session.update its sideband sends first (a SIP call accepted with responses held: see withResponsesHeld). */
   readonly onAttach?: Readonly<Record<string, unknown>> | null;
+  /**
+   * What the call used toward the per-session limits before this sideband: when it was bound (proxy
+   * wall clock) and the settled tokens its earlier sidebands counted (from the store, on a takeover).
+   * Absent: a call starting now, with none.
+   */
+  readonly usage?: { readonly startedAtMs: number; readonly tokens: number } | null;
 }
 
 /** What the governors need of a call's sideband session (a RelaySession without a client). */
@@ -37,6 +43,8 @@ export interface SidebandInit {
   readonly id: string;
   readonly call: GovernedCall;
   readonly log: Logger;
+  /** The call's usage so far, for its metering (SessionContext.carried): its settles are written to the store. */
+  readonly carried: CarriedUsage;
   readonly onEnded: (session: Sideband) => void;
   /**
    * The sideband's own close (a guardrail, a governance failure, its max duration, any close the
@@ -83,6 +91,14 @@ const GOVERNED_OVER_REFUSAL: ReadonlySet<string> = new Set(['concurrent_sessions
 export function sidebandEndLeavesCall(initiator: unknown, upstreamCloseCode: unknown): boolean {
   return initiator !== 'upstream' || upstreamCloseCode !== 1000;
 }
+
+/** Which limit a call's sideband reached (metering's budget report): the tenant's cap or its own session limit. */
+export interface CallLimit {
+  readonly scope: 'tenant' | 'session';
+  /** The cap or limit (`daily_usd`, `max_session_tokens`, `session_duration_exceeded`, …). */
+  readonly name: string;
+}
+const TENANT_CAP: CallLimit = { scope: 'tenant', name: 'cost' };
 
 /** Hang-up attempts for one call (1 + retries after 1, 2 and 4 s). */
 const HANGUP_ATTEMPTS = 4;
@@ -134,6 +150,11 @@ export class CallGovernors {
   readonly #endReasons = new Map<string, string>();
   /** Hang-ups waiting for their next attempt, by their settle: shutdown settles them at once. */
   readonly #settling = new Set<() => void>();
+  /**
+   * The settled tokens of each call's sideband, on their way to the store (`recordTokens`): one write
+   * in flight per call, the latest count written after it (settles meanwhile coalesce).
+   */
+  readonly #tokenWrites = new Map<string, { latest: number; inflight: Promise<void> | null }>();
 
   constructor(deps: GovernorDeps) {
     this.#deps = deps;
@@ -212,7 +233,7 @@ export class CallGovernors {
    * concurrent-session slot, as on the instance that created it; until 2026-12-05 a taken-over call
    * held none), then a new sideband; a hang-up when it cannot be governed. Never rejects.
    */
-  async #reattach({ callId, record }: ClaimedCall): Promise<void> {
+  async #reattach({ callId, record, tokens }: ClaimedCall): Promise<void> {
     const log = this.#deps.log;
     if (this.#closing) {
       this.#track(this.#deps.store.releaseCall(callId, this.owner, false));
@@ -231,7 +252,7 @@ export class CallGovernors {
       return;
     }
     // A SIP call whose first sideband never turned its responses back on gets the update again (it is idempotent).
-    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null };
+    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens } };
     let refused: ProxyError | null = null;
     try {
       refused = (await this.#deps.admitTakenOver?.(call)) ?? null;
@@ -258,6 +279,55 @@ export class CallGovernors {
       log.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the re-claimed call could not be governed');
       this.hangup(callId, log, 'the re-claimed call could not be governed');
     }
+  }
+
+  /**
+   * When a claimed call was bound. A record bound before 2026-12-06 does not say: its binding's expiry
+   * less `calls.bindingTtlSec` (as it was set), never later than now.
+   */
+  #startedAt(record: CallRecord): number {
+    const wall = this.#deps.clock.wall();
+    if (typeof record.startedAtMs === 'number' && Number.isFinite(record.startedAtMs)) return record.startedAtMs;
+    return Math.min(wall, record.expiresAtMs - this.#deps.config.calls.bindingTtlSec * 1000);
+  }
+
+  /**
+   * A call's sideband settled (metering, through SessionContext.carried): its count, the carried
+   * tokens included, goes to the store with the lease, one write per settle, coalesced while one is in
+   * flight (at most one in flight and one waiting per call). A crash loses at most the settles whose
+   * write had not landed (one store round trip); a failed write is logged (the next settle's carries
+   * the count). Never throws (it runs inside the metering filter).
+   */
+  #settledTokens(callId: string, tokens: number): void {
+    let w = this.#tokenWrites.get(callId);
+    if (!w) this.#tokenWrites.set(callId, (w = { latest: 0, inflight: null }));
+    if (!(tokens > w.latest)) return;
+    w.latest = tokens;
+    if (!w.inflight) this.#writeTokens(callId, w);
+  }
+
+  #writeTokens(callId: string, w: { latest: number; inflight: Promise<void> | null }): void {
+    const tokens = w.latest;
+    let write: Promise<void>;
+    try {
+      write = this.#deps.store.recordTokens(callId, this.owner, tokens);
+    } catch (err) {
+      write = Promise.reject(err);
+    }
+    const done = write
+      .catch((err: unknown) => this.#deps.log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'call usage: the store did not take the settled tokens'))
+      .then(() => {
+        if (w.latest > tokens) return this.#writeTokens(callId, w);
+        w.inflight = null;
+        if (this.#tokenWrites.get(callId) === w && !this.#byCall.has(callId)) this.#tokenWrites.delete(callId);
+      });
+    w.inflight = done;
+    this.#pend(done);
+  }
+
+  /** Resolves once the call's settled tokens counted so far are written (or their write failed). */
+  async #tokensWritten(callId: string): Promise<void> {
+    for (let w = this.#tokenWrites.get(callId); w?.inflight; ) await w.inflight;
   }
 
   /** Ends this call's sideband here without a hang-up (it is governed elsewhere, or handed over). */
@@ -312,11 +382,18 @@ export class CallGovernors {
     if (!this.#deps.openSideband && !this.#template) throw new Error('calls: the filter chain is not ready');
     const existing = this.#byCall.get(call.callId);
     if (existing && !existing.ended) return existing;
+    // An earlier sideband's count here, all written: the store's (call.usage) is the count now.
+    if (!this.#tokenWrites.get(call.callId)?.inflight) this.#tokenWrites.delete(call.callId);
     const id = `rpc_${randomBytes(8).toString('hex')}`;
     // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
     this.#sessionIds.add(id);
     const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: call.model, call: call.callId, transport: call.kind });
-    const init: SidebandInit = { id, call, log, onEnded: (s) => this.#ended(call, s), endCallFirst: (error, drain) => this.#hangUpFirst(call.callId, log, error, drain) };
+    const carried: CarriedUsage = {
+      startedAtWallMs: call.usage?.startedAtMs ?? this.#deps.clock.wall(),
+      tokens: call.usage?.tokens ?? 0,
+      settled: (tokens) => this.#settledTokens(call.callId, tokens),
+    };
+    const init: SidebandInit = { id, call, log, carried, onEnded: (s) => this.#ended(call, s), endCallFirst: (error, drain) => this.#hangUpFirst(call.callId, log, error, drain) };
     const session = this.#deps.openSideband ? this.#deps.openSideband(init) : this.#relaySideband(init);
     this.#byCall.set(call.callId, session);
     log.info({ event: 'call_governed' }, 'call sideband start');
@@ -324,7 +401,7 @@ export class CallGovernors {
     return session;
   }
 
-  #relaySideband({ id, call, log, onEnded, endCallFirst }: SidebandInit): Sideband {
+  #relaySideband({ id, call, log, carried, onEnded, endCallFirst }: SidebandInit): Sideband {
     const template = this.#template!;
     return new RelaySession(
       {
@@ -341,6 +418,7 @@ export class CallGovernors {
         log,
         onEnded,
         endCallFirst,
+        carried,
         firstUpdate: call.onAttach ? { session: call.onAttach, by: 'calls' } : null,
       },
       null,
@@ -351,6 +429,7 @@ export class CallGovernors {
     const reason = this.#endReasons.get(call.callId);
     if (this.#byCall.get(call.callId) === session) {
       this.#byCall.delete(call.callId);
+      if (!this.#tokenWrites.get(call.callId)?.inflight) this.#tokenWrites.delete(call.callId);
       this.#governing.delete(call.callId);
       this.#readyWaiters.get(call.callId)?.(false);
       this.#overCap.delete(call.callId);
@@ -364,7 +443,8 @@ export class CallGovernors {
     if (this.#released.delete(call.callId)) {
       // Handed over only now that this sideband stopped metering (after a lingering response.done):
       // the next instance never bills a response this one billed.
-      if (this.#closing) this.#track(this.#deps.store.releaseCall(call.callId, this.owner, false));
+      // Its settled tokens are written first: the next instance counts on from all of them.
+      if (this.#closing) this.#track(this.#tokensWritten(call.callId).then(() => this.#deps.store.releaseCall(call.callId, this.owner, false)));
       return;
     }
     if (sidebandEndLeavesCall(record['initiator'], record['upstreamCloseCode'])) {
@@ -512,27 +592,31 @@ export class CallGovernors {
    * than billed past the cap without bound. Ended after the cancel went out, through the
    * sideband's end, which hangs the call up (`#ended`).
    */
-  capReached(callId: string, responseStarted: boolean): void {
+  capReached(callId: string, responseStarted: boolean, limit: CallLimit = TENANT_CAP): void {
     const session = this.#byCall.get(callId);
     // Being ended already (its sideband stays open until the hang-up settled): once.
     if (!session || session.ended || this.#endReasons.has(callId)) return;
-    let why = 'the call reached its cost cap';
-    let message = 'The call reached its cost cap and was ended.';
+    // The tenant's cost cap, or the session's own limit (maxSessionTokens, maxSessionDurationSec):
+    // named as it is (until 2026-12-06 a call ended at its duration was logged as over its cost cap).
+    const what = limit.scope === 'tenant' ? 'cost cap' : `session limit (${limit.name})`;
+    const code = limit.scope === 'tenant' ? 'budget_exceeded' : limit.name === 'session_duration_exceeded' ? 'session_duration_exceeded' : 'token_limit_exceeded';
+    let why = `the call reached its ${what}`;
+    let message = `The call reached its ${what} and was ended.`;
     if (this.#deps.config.calls.onCap !== 'hangup') {
       if (!responseStarted) return;
       const started = (this.#overCap.get(callId) ?? 0) + 1;
       this.#overCap.set(callId, started);
       // The first goes on; past the second the call is already ending.
       if (started !== 2) return;
-      why = 'a second response started over the cost cap';
-      message = 'The call started another response over its cost cap after one was cancelled, and was ended.';
-      session.log.warn({ event: 'call_cap_repeat', call: callId, overCapResponses: started }, 'a second response started over the cost cap (calls.onCap: cancel): ending the call');
+      why = `a second response started over the ${what}`;
+      message = `The call started another response over its ${what} after one was cancelled, and was ended.`;
+      session.log.warn({ event: 'call_cap_repeat', call: callId, overCapResponses: started }, `a second response started over the ${what} (calls.onCap: cancel): ending the call`);
     }
     this.#endReasons.set(callId, why);
     // Let the chain finish the frame (cancel + clear are already queued upstream), then end.
     queueMicrotask(() => {
       // Ended meanwhile (the upstream closed it): its end decided about the call.
-      if (!session.ended) this.#trackEnd(this.#endCall(callId, session, why, new ProxyError('budget_exceeded', { close: 'limitExceeded', message }), true));
+      if (!session.ended) this.#trackEnd(this.#endCall(callId, session, why, new ProxyError(code, { close: 'limitExceeded', message }), true));
     });
   }
 

@@ -142,7 +142,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
           return CONTINUE;
         },
         onReport(report) {
-          if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId, report.action === 'cancelled');
+          if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId, report.action === 'cancelled', { scope: report.scope, name: report.limit });
         },
       };
     },
@@ -256,8 +256,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         void governors.hangup(callId, callLog, `the call was refused admission (${refused.code})`);
         return refused;
       }
-      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: wall() + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}) }, governors.lease(), wall());
-      governors.start({ callId, tenant, model, kind, onAttach });
+      // Its start is kept with the binding: a sideband that takes it over measures its duration from it.
+      const startedAtMs = wall();
+      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs }, governors.lease(), wall());
+      governors.start({ callId, tenant, model, kind, onAttach, usage: { startedAtMs, tokens: 0 } });
     } catch (err) {
       callLog.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the call could not be bound or governed');
       governors.hangup(callId, callLog, 'the call could not be bound or governed');

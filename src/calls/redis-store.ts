@@ -3,7 +3,8 @@ import type { DeliveryClaim } from './webhook.js';
 import { parseRecord, type CallLease, type CallRecord, type CallStore, type ClaimedCall, type SecretRecord } from './store.js';
 
 /*
- * Leases live in a sorted set (call id by lease end) and a hash (call id → owner); the scripts run
+ * Leases live in a sorted set (call id by lease end), a hash (call id → owner) and a hash (call id →
+ * the settled tokens its sidebands counted, recordTokens), dropped together; the scripts run
  * atomically in Redis, so instances never claim one call twice. They build the binding keys from
  * ARGV: one Redis, not a cluster (as the ledger).
  */
@@ -17,9 +18,11 @@ for _, id in ipairs(ids) do
     redis.call('HSET', KEYS[2], id, ARGV[3])
     out[#out + 1] = id
     out[#out + 1] = rec
+    out[#out + 1] = redis.call('HGET', KEYS[3], id) or '0'
   else
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
   end
 end
 return out`;
@@ -35,6 +38,7 @@ for i = 4, #ARGV do
   elseif redis.call('EXISTS', ARGV[3] .. id) == 0 then
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
     lost[#lost + 1] = id
   else
     redis.call('ZADD', KEYS[1], ARGV[2], id)
@@ -46,9 +50,16 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[3] == '1' then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
 else
   redis.call('ZADD', KEYS[1], 0, ARGV[1])
 end
+return 1`;
+// Only the lease's owner writes, and never lower (writes of one owner may land out of order).
+const RECORD_TOKENS = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+local n = tonumber(ARGV[3])
+if n > (tonumber(redis.call('HGET', KEYS[3], ARGV[1])) or 0) then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
 return 1`;
 
 // A webhook id: `claim:<token>` while in progress (its TTL is the lease), `1` once handled.
@@ -102,40 +113,46 @@ export class RedisCallStore implements CallStore {
     return rec && rec.expiresAtMs > wallMs ? rec : null;
   }
 
-  get #leaseKeys(): [string, string] {
-    return [`${this.#prefix}leases`, `${this.#prefix}owners`];
+  get #leaseKeys(): [string, string, string] {
+    return [`${this.#prefix}leases`, `${this.#prefix}owners`, `${this.#prefix}tokens`];
   }
 
   async putCall(callId: string, record: CallRecord, lease: CallLease, wallMs: number): Promise<void> {
-    const [leases, owners] = this.#leaseKeys;
+    const [leases, owners, tokens] = this.#leaseKeys;
     await this.#redis
       .multi()
       .set(`${this.#prefix}call:${callId}`, JSON.stringify(record), 'PX', this.#ttl(record.expiresAtMs, wallMs))
       .zadd(leases, lease.untilMs, callId)
       .hset(owners, callId, lease.owner)
+      .hdel(tokens, callId)
       .exec();
   }
 
   async renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]> {
     if (callIds.length === 0) return [];
-    const lost = await this.#redis.eval(RENEW, 2, ...this.#leaseKeys, owner, untilMs, `${this.#prefix}call:`, ...callIds);
+    const lost = await this.#redis.eval(RENEW, 3, ...this.#leaseKeys, owner, untilMs, `${this.#prefix}call:`, ...callIds);
     return Array.isArray(lost) ? lost.map(String) : [];
   }
 
   async claimLapsed(owner: string, untilMs: number, wallMs: number, limit: number): Promise<ClaimedCall[]> {
-    const flat = await this.#redis.eval(CLAIM, 2, ...this.#leaseKeys, wallMs, untilMs, owner, limit, `${this.#prefix}call:`);
+    const flat = await this.#redis.eval(CLAIM, 3, ...this.#leaseKeys, wallMs, untilMs, owner, limit, `${this.#prefix}call:`);
     const claimed: ClaimedCall[] = [];
     if (!Array.isArray(flat)) return claimed;
-    for (let i = 0; i + 1 < flat.length; i += 2) {
+    for (let i = 0; i + 2 < flat.length; i += 3) {
       const record = parseRecord<CallRecord>(String(flat[i + 1]));
-      if (record && record.expiresAtMs > wallMs) claimed.push({ callId: String(flat[i]), record });
+      const tokens = Number(flat[i + 2]);
+      if (record && record.expiresAtMs > wallMs) claimed.push({ callId: String(flat[i]), record, tokens: Number.isFinite(tokens) && tokens > 0 ? tokens : 0 });
       else await this.releaseCall(String(flat[i]), owner, true);
     }
     return claimed;
   }
 
   async releaseCall(callId: string, owner: string, ended: boolean): Promise<void> {
-    await this.#redis.eval(RELEASE, 2, ...this.#leaseKeys, callId, owner, ended ? '1' : '0');
+    await this.#redis.eval(RELEASE, 3, ...this.#leaseKeys, callId, owner, ended ? '1' : '0');
+  }
+
+  async recordTokens(callId: string, owner: string, tokens: number): Promise<void> {
+    await this.#redis.eval(RECORD_TOKENS, 3, ...this.#leaseKeys, callId, owner, tokens);
   }
 
   async getCall(callId: string, wallMs: number): Promise<CallRecord | null> {

@@ -30,6 +30,11 @@ export interface CallRecord {
   readonly expiresAtMs: number;
   /** The session.update a sideband sends first (a SIP call accepted with responses held), for every sideband it gets. */
   readonly onAttach?: Readonly<Record<string, unknown>> | null;
+  /**
+   * Proxy wall clock (epoch ms) when the call was bound: every sideband it gets measures
+   * `maxSessionDurationSec` from it. Absent in records bound before 2026-12-06.
+   */
+  readonly startedAtMs?: number;
 }
 
 /** Which proxy instance governs a call (holds its sideband), and until when without renewing. */
@@ -44,6 +49,8 @@ export interface CallLease {
 export interface ClaimedCall {
   readonly callId: string;
   readonly record: CallRecord;
+  /** The settled tokens its sidebands counted so far (`recordTokens`): its new sideband counts on from them. */
+  readonly tokens: number;
 }
 
 /**
@@ -72,6 +79,12 @@ export interface CallStore {
    * hung up); otherwise it is handed over, claimable at once. A lease `owner` no longer holds is left alone.
    */
   releaseCall(callId: string, owner: string, ended: boolean): Promise<void>;
+  /**
+   * The settled tokens `owner`'s sideband of the call counted in all (those it was seeded with
+   * included), toward `metering.maxSessionTokens`: kept with the lease and handed to whoever claims
+   * it next. Never lowered; ignored when `owner` no longer holds the lease (or it ended).
+   */
+  recordTokens(callId: string, owner: string, tokens: number): Promise<void>;
   /** Webhook ids, in progress (claimed, with a lease) or handled: see `DeliveryRecord`. */
   claimDelivery(webhookId: string, token: string, leaseMs: number, wallMs: number): Promise<DeliveryClaim>;
   deliveryHandled(webhookId: string, ttlMs: number, wallMs: number): Promise<void>;
@@ -106,13 +119,14 @@ export class SqliteCallStore implements CallStore {
     purge: Database.Statement<[number]>;
     lease: Database.Statement<[string, string, number, number]>;
     renew: Database.Statement<[number, string, string]>;
-    lapsed: Database.Statement<[number, number, number], { call_id: string; json: string }>;
+    lapsed: Database.Statement<[number, number, number], { call_id: string; json: string; tokens: number }>;
     claim: Database.Statement<[string, number, string]>;
     dropExpiredLeases: Database.Statement<[number]>;
     dropLease: Database.Statement<[string]>;
     drop: Database.Statement<[string, string]>;
     endLease: Database.Statement<[string, string]>;
     handOver: Database.Statement<[string, string]>;
+    tokens: Database.Statement<[number, string, string]>;
   };
   readonly #putCall: (callId: string, record: CallRecord, lease: CallLease) => void;
   readonly #renew: (owner: string, callIds: readonly string[], untilMs: number) => string[];
@@ -140,6 +154,16 @@ export class SqliteCallStore implements CallStore {
       until_ms INTEGER NOT NULL,
       expires_at INTEGER NOT NULL
     )`);
+    // The settled tokens the call's sidebands counted (recordTokens); added 2026-12-06 to files made
+    // before. Another instance opening the same file may add it first: then it is there.
+    const hasTokens = () => (db.pragma('table_info(call_leases)') as { name: string }[]).some((c) => c.name === 'tokens');
+    if (!hasTokens()) {
+      try {
+        db.exec('ALTER TABLE call_leases ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0');
+      } catch (err) {
+        if (!hasTokens()) throw err;
+      }
+    }
     this.#stmt = {
       put: db.prepare('INSERT OR REPLACE INTO call_bindings (kind, id, json, expires_at) VALUES (?, ?, ?, ?)'),
       get: db.prepare('SELECT json, expires_at FROM call_bindings WHERE kind = ? AND id = ?'),
@@ -148,7 +172,7 @@ export class SqliteCallStore implements CallStore {
       lease: db.prepare('INSERT OR REPLACE INTO call_leases (call_id, owner, until_ms, expires_at) VALUES (?, ?, ?, ?)'),
       renew: db.prepare('UPDATE call_leases SET until_ms = ? WHERE call_id = ? AND owner = ?'),
       lapsed: db.prepare(
-        "SELECT l.call_id, b.json FROM call_leases l JOIN call_bindings b ON b.kind = 'call' AND b.id = l.call_id WHERE l.until_ms <= ? AND l.expires_at > ? ORDER BY l.until_ms LIMIT ?",
+        "SELECT l.call_id, b.json, l.tokens FROM call_leases l JOIN call_bindings b ON b.kind = 'call' AND b.id = l.call_id WHERE l.until_ms <= ? AND l.expires_at > ? ORDER BY l.until_ms LIMIT ?",
       ),
       claim: db.prepare('UPDATE call_leases SET owner = ?, until_ms = ? WHERE call_id = ?'),
       dropExpiredLeases: db.prepare('DELETE FROM call_leases WHERE expires_at <= ?'),
@@ -156,6 +180,7 @@ export class SqliteCallStore implements CallStore {
       drop: db.prepare('DELETE FROM call_bindings WHERE kind = ? AND id = ?'),
       endLease: db.prepare('DELETE FROM call_leases WHERE call_id = ? AND owner = ?'),
       handOver: db.prepare('UPDATE call_leases SET until_ms = 0 WHERE call_id = ? AND owner = ?'),
+      tokens: db.prepare('UPDATE call_leases SET tokens = MAX(tokens, ?) WHERE call_id = ? AND owner = ?'),
     };
     const stmt = this.#stmt;
     this.#putCall = db.transaction((callId: string, record: CallRecord, lease: CallLease) => {
@@ -177,7 +202,7 @@ export class SqliteCallStore implements CallStore {
           continue;
         }
         stmt.claim.run(owner, untilMs, row.call_id);
-        claimed.push({ callId: row.call_id, record });
+        claimed.push({ callId: row.call_id, record, tokens: row.tokens });
       }
       return claimed;
     });
@@ -222,6 +247,10 @@ export class SqliteCallStore implements CallStore {
 
   async releaseCall(callId: string, owner: string, ended: boolean): Promise<void> {
     (ended ? this.#stmt.endLease : this.#stmt.handOver).run(callId, owner);
+  }
+
+  async recordTokens(callId: string, owner: string, tokens: number): Promise<void> {
+    this.#stmt.tokens.run(tokens, callId, owner);
   }
 
   async getCall(callId: string, wallMs: number): Promise<CallRecord | null> {

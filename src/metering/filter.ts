@@ -587,9 +587,17 @@ export class MeteringFilter implements Filter {
     this.#model = ctx.model;
     this.#price = ctx.model ? rt.prices.lookup(ctx.model) : null;
     this.#bufferStartedAt = ctx.clock.now();
+    // A call's sideband carries on what the call's earlier sidebands used (another instance's, before
+    // a takeover): its token limit counts on from their settled tokens and its duration runs from the
+    // call's start. (Until 2026-12-06 each sideband started both afresh: every takeover gave the call
+    // a new allowance; test/calls/takeover-limits.test.ts.)
+    const carried = ctx.carried ?? null;
+    if (carried && Number.isFinite(carried.tokens) && carried.tokens > 0) this.#sessionTokens = carried.tokens;
     const maxMs = this.#limits.maxSessionDurationMs;
     if (maxMs !== null) {
-      this.#durationTimer = ctx.setTimer(maxMs, () => {
+      const elapsedMs = carried && Number.isFinite(carried.startedAtWallMs) ? Math.max(0, rt.wall() - carried.startedAtWallMs) : 0;
+      // A call already past its duration ends as the limit ends sessions (the timer's next turn).
+      this.#durationTimer = ctx.setTimer(Math.max(0, maxMs - elapsedMs), () => {
         this.#durationTimer = null;
         this.#endSession(new ProxyError('session_duration_exceeded', { details: { limitSec: maxMs / 1000 } }));
       });
@@ -602,6 +610,11 @@ export class MeteringFilter implements Filter {
    * created with the clamp in its governed config.
    */
   onStart(): void {
+    // A call taken over at its token limit already (ctx.carried): as after the settle that reached it.
+    if (this.#sessionTokens > 0 && this.#sessionSpent()) {
+      if (this.#rt.config.onExhausted === 'end_session') this.#endSession(this.#tokenLimitError(null));
+      else this.#holdAudio(null);
+    }
     const limit = this.#outputCap();
     // A transcription session produces no responses (and takes no max_output_tokens).
     if (limit === null || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
@@ -1507,6 +1520,7 @@ export class MeteringFilter implements Filter {
     this.#outputTokens += t.outputTokens;
     this.#cachedTokens += t.cachedTokens;
     this.#sessionTokens += t.totalTokens;
+    this.#ctx.carried?.settled(this.#sessionTokens);
     // The upstream's count of a response that read the default conversation recalibrates its
     // estimate; an out-of-band response, or one with its own `input` list (it read that list, not
     // the conversation), leaves the estimate as it was.
@@ -1806,6 +1820,7 @@ export class MeteringFilter implements Filter {
     this.#transcriptionNanos += cost.nanos;
     this.#costNanos += cost.nanos;
     this.#sessionTokens += cost.totalTokens;
+    this.#ctx.carried?.settled(this.#sessionTokens);
     this.#ctx.report({
       kind: 'usage',
       responseId: itemId,
@@ -2109,6 +2124,7 @@ export class MeteringFilter implements Filter {
     this.#estimated++;
     this.#costNanos += r.amount.nanos;
     this.#sessionTokens += r.amount.tokens;
+    this.#ctx.carried?.settled(this.#sessionTokens);
     if (rule !== 'unreadable_usage_estimate') this.#ctx.log.warn({ responseId, rule, costNanos: r.amount.nanos }, 'metering: response without response.done billed at its reservation');
     this.#ctx.report({ kind: 'usage', responseId, model: record.model, costMicros: divRound(r.amount.nanos, 1000), inputTokens: 0, outputTokens: 0, cachedTokens: 0, source: 'response' });
     this.#settle(r.id, record);

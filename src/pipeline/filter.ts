@@ -63,6 +63,19 @@ export interface CloseInfo {
   readonly reason: string;
 }
 
+/**
+ * What a call's earlier sidebands used toward the per-session limits (src/calls: kept per call in the
+ * call store, so that a call taken over by another instance does not start them afresh).
+ */
+export interface CarriedUsage {
+  /** Proxy wall clock (epoch ms) when the call was bound: `maxSessionDurationSec` runs from it. */
+  readonly startedAtWallMs: number;
+  /** Settled tokens the call's earlier sidebands counted: `maxSessionTokens` counts on from them. */
+  readonly tokens: number;
+  /** The session's settled tokens (the carried ones included), after each settle. Never throws. */
+  settled(tokens: number): void;
+}
+
 /** What a filter may do to its session. Filters never see sockets. */
 export interface SessionContext {
   readonly id: string;
@@ -74,6 +87,8 @@ export interface SessionContext {
   readonly callId?: string | null;
   /** The client authenticated with a proxy client secret: its governed session config (src/calls), else null. */
   readonly secretSession?: Readonly<Record<string, unknown>> | null;
+  /** A call's sideband: the call's usage toward the per-session limits so far (metering carries it on); else null. */
+  readonly carried?: CarriedUsage | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;

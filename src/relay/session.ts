@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { WebSocket as UwsSocket } from 'uWebSockets.js';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate, ChainSink, SessionChain } from '../pipeline/chain.js';
-import type { Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
+import type { CarriedUsage, Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
@@ -66,6 +66,8 @@ export interface SessionInit {
   readonly callId?: string | null;
   /** The governed session config of the client secret the client authenticated with (src/calls). */
   readonly secretSession?: Readonly<Record<string, unknown>> | null;
+  /** A call's sideband (src/calls): the call's usage toward the per-session limits so far (SessionContext.carried). */
+  readonly carried?: CarriedUsage | null;
   /** A session.update sent before anything else (after the filters' own), and by whom: a SIP call's responses turned back on. */
   readonly firstUpdate?: { readonly session: Readonly<Record<string, unknown>>; readonly by: string } | null;
   /**
@@ -139,6 +141,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly query: ReadonlyMap<string, string>;
   readonly callId: string | null;
   readonly secretSession: Readonly<Record<string, unknown>> | null;
+  readonly carried: CarriedUsage | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
@@ -194,6 +197,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.query = init.query;
     this.callId = init.callId ?? init.query.get('call_id') ?? null;
     this.secretSession = init.secretSession ?? null;
+    this.carried = init.carried ?? null;
     this.clock = init.clock;
     this.startedAt = init.clock.now();
     this.log = init.log;
