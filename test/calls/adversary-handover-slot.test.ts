@@ -1,10 +1,7 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type SimCall, type SimulatorHandle } from '../../src/simulator/index.js';
-import { defaultKey, startTestProxy, type TestProxy } from '../support/harness.js';
-import { OFFER, post, until } from './support.js';
+import { describe, expect, it } from 'vitest';
+import type { SimCall } from '../../src/simulator/index.js';
+import { until } from './support.js';
+import { LEASE_SEC, sharedUpstream } from './instances.js';
 
 /*
  * Adversary review (2026-12-05): a call another instance takes over (handover at shutdown, or a
@@ -13,43 +10,16 @@ import { OFFER, post, until } from './support.js';
  * (or WebSocket sessions) as its limit allows on top of it.
  */
 const SIM_KEY = 'sk-simulator-adv-handover';
-const LEASE_SEC = 3;
-let sim: SimulatorHandle;
-let dir: string;
-beforeAll(async () => {
-  sim = await startSimulator({ apiKey: SIM_KEY });
-  dir = mkdtempSync(join(tmpdir(), 'rp-adv-handover-'));
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-function instance(ledger: string, calls: Record<string, unknown> = {}, server: Record<string, unknown> = {}): Promise<TestProxy> {
-  return startTestProxy({
-    tenants: { acme: { limits: { maxConcurrentSessions: 1 } }, other: {} },
-    config: {
-      ...(Object.keys(server).length > 0 ? { server } : {}),
-      upstream: { provider: 'openai', url: sim.url, apiKey: SIM_KEY, allowCallId: true },
-      metering: { ledger: { path: ledger } },
-      calls: { enabled: true, leaseSec: LEASE_SEC, ...calls },
-    },
-  });
-}
-
-function offer(httpUrl: string, tenant = 'acme') {
-  const form = new FormData();
-  form.set('sdp', OFFER);
-  form.set('session', JSON.stringify({ type: 'realtime', model: 'gpt-realtime' }));
-  return post(`${httpUrl}/v1/realtime/calls`, { key: defaultKey(tenant), body: form });
-}
+const up = sharedUpstream(SIM_KEY, 'rp-adv-handover-');
+const TENANTS = { acme: { limits: { maxConcurrentSessions: 1 } }, other: {} };
 
 describe('adversary: a taken-over call and the concurrency limit', () => {
   it('control: on the instance that created it, a call holds the tenant\'s only slot (a second call is refused 429)', async () => {
-    const one = await instance(join(dir, 'control.sqlite'));
+    const one = await up.instance(up.ledger('control'), { tenants: TENANTS });
     try {
-      const first = await offer(one.httpUrl);
+      const first = await up.offer(one.httpUrl);
       expect(first.status).toBe(201);
-      const second = await offer(one.httpUrl);
+      const second = await up.offer(one.httpUrl);
       expect(second.status).toBe(429);
       expect(second.json).toMatchObject({ error: { code: 'concurrent_sessions_exceeded' } });
     } finally {
@@ -58,19 +28,19 @@ describe('adversary: a taken-over call and the concurrency limit', () => {
   });
 
   it('a call handed over to another instance still holds the tenant\'s slot there: a second call is refused 429', async () => {
-    const ledger = join(dir, 'handover.sqlite');
-    const leaving = await instance(ledger, { onShutdown: 'handover' });
-    const staying = await instance(ledger);
+    const ledger = up.ledger('handover');
+    const leaving = await up.instance(ledger, { calls: { onShutdown: 'handover' }, tenants: TENANTS });
+    const staying = await up.instance(ledger, { tenants: TENANTS });
     try {
-      const first = await offer(leaving.httpUrl);
+      const first = await up.offer(leaving.httpUrl);
       expect(first.status).toBe(201);
-      const call: SimCall = sim.calls.calls.get(first.headers.get('location')!.split('/').at(-1)!)!;
+      const call: SimCall = up.sim.calls.calls.get(first.headers.get('location')!.split('/').at(-1)!)!;
       await until(() => call.sidebands.length === 1, 'the first sideband');
       await leaving.stop();
       await until(() => call.sidebands.length === 2, 'the staying instance re-attached the call', (LEASE_SEC / 3 + 3) * 1000);
       expect(call.state).toBe('active');
       // The taken-over call is the tenant's one concurrent session: another is over the limit.
-      const second = await offer(staying.httpUrl);
+      const second = await up.offer(staying.httpUrl);
       expect(second.status).toBe(429);
       expect(second.json).toMatchObject({ error: { code: 'concurrent_sessions_exceeded' } });
     } finally {
@@ -79,16 +49,16 @@ describe('adversary: a taken-over call and the concurrency limit', () => {
   }, 30_000);
 
   it('an instance at server.maxSessions does not leave a crashed/handed-over call running ungoverned: it is re-attached or hung up', async () => {
-    const ledger = join(dir, 'full.sqlite');
-    const leaving = await instance(ledger, { onShutdown: 'handover' });
+    const ledger = up.ledger('full');
+    const leaving = await up.instance(ledger, { calls: { onShutdown: 'handover' }, tenants: TENANTS });
     // The only instance left is full: one call of its own at server.maxSessions: 1.
-    const staying = await instance(ledger, {}, { maxSessions: 1 });
+    const staying = await up.instance(ledger, { server: { maxSessions: 1 }, tenants: TENANTS });
     try {
-      const own = await offer(staying.httpUrl, 'other');
+      const own = await up.offer(staying.httpUrl, 'other');
       expect(own.status).toBe(201);
-      const first = await offer(leaving.httpUrl);
+      const first = await up.offer(leaving.httpUrl);
       expect(first.status).toBe(201);
-      const call: SimCall = sim.calls.calls.get(first.headers.get('location')!.split('/').at(-1)!)!;
+      const call: SimCall = up.sim.calls.calls.get(first.headers.get('location')!.split('/').at(-1)!)!;
       await until(() => call.sidebands.length === 1, 'the first sideband');
       await leaving.stop();
       expect(call.control.map((c) => c.action)).not.toContain('hangup');

@@ -1,14 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SqliteCallStore } from '../../src/calls/store.js';
-import { startSimulator, type SimCall, type SimulatorHandle } from '../../src/simulator/index.js';
-import { defaultKey, startTestProxy, type TestProxy } from '../support/harness.js';
+import type { SimCall } from '../../src/simulator/index.js';
+import { defaultKey, type TestProxy } from '../support/harness.js';
 import { spawnProxy, whenListening } from '../support/spawned-proxy.js';
-import { ADMIN_KEY, spend, usageRecords } from '../metering/support.js';
-import { OFFER, post, receivedTypes, say, types, until } from './support.js';
+import { spend, usageRecords } from '../metering/support.js';
+import { receivedTypes, say, types, until } from './support.js';
+import { LEASE_SEC, sharedUpstream } from './instances.js';
 
 /*
  * Calls outlive the proxy instance that governs them: a crash, a lost store or a shutdown must not
@@ -17,42 +17,7 @@ import { OFFER, post, receivedTypes, say, types, until } from './support.js';
  * shares OpenAI and its ledger.
  */
 const SIM_KEY = 'sk-simulator-handover';
-const LEASE_SEC = 3;
-let sim: SimulatorHandle;
-let dir: string;
-beforeAll(async () => {
-  sim = await startSimulator({ apiKey: SIM_KEY });
-  dir = mkdtempSync(join(tmpdir(), 'rp-handover-'));
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-const ledgerIn = (name: string) => join(dir, `${name}.sqlite`);
-
-function instance(ledger: string, calls: Record<string, unknown> = {}, tenants: Parameters<typeof startTestProxy>[0] extends infer O ? (O extends { tenants?: infer T } ? T : never) : never = { acme: {} }): Promise<TestProxy> {
-  return startTestProxy({
-    tenants,
-    config: {
-      admin: { key: ADMIN_KEY, port: 0 },
-      upstream: { provider: 'openai', url: sim.url, apiKey: SIM_KEY, allowCallId: true },
-      metering: { ledger: { path: ledger } },
-      calls: { enabled: true, leaseSec: LEASE_SEC, ...calls },
-    },
-  });
-}
-
-async function createCall(httpUrl: string, tenant = 'acme'): Promise<{ callId: string; call: SimCall }> {
-  const form = new FormData();
-  form.set('sdp', OFFER);
-  form.set('session', JSON.stringify({ type: 'realtime', model: 'gpt-realtime' }));
-  const res = await post(`${httpUrl}/v1/realtime/calls`, { key: defaultKey(tenant), body: form });
-  expect(res.status).toBe(201);
-  const callId = res.headers.get('location')!.split('/').at(-1)!;
-  const call = sim.calls.calls.get(callId)!;
-  await until(() => call.sidebands.length === 1, 'the first sideband');
-  return { callId, call };
-}
+const up = sharedUpstream(SIM_KEY, 'rp-handover-');
 
 const openSidebands = (call: SimCall) => call.sidebands.length;
 /** The response usage records of acme in the ledger `tp` reads (shared by the instances). */
@@ -61,14 +26,14 @@ const hungUp = (call: SimCall) => call.control.some((c) => c.action === 'hangup'
 
 describe('a call outlives the instance that governs it', () => {
   it('SIGKILL: the call is not left ungoverned; an instance on the same ledger re-attaches a sideband within the lease, meters it and enforces its cap', async () => {
-    const ledger = ledgerIn('crash');
-    const file = join(dir, 'crash.yaml');
+    const ledger = up.ledger('crash');
+    const file = join(up.dir, 'crash.yaml');
     writeFileSync(
       file,
       [
         'server: { host: 127.0.0.1, port: 0, workers: 1 }',
         'logging: { level: info }',
-        `upstream: { provider: openai, url: "${sim.url}", apiKey: ${SIM_KEY}, allowCallId: true }`,
+        `upstream: { provider: openai, url: "${up.sim.url}", apiKey: ${SIM_KEY}, allowCallId: true }`,
         `metering: { ledger: { path: ${ledger} } }`,
         `calls: { enabled: true, leaseSec: ${LEASE_SEC} }`,
         'tenants:',
@@ -82,7 +47,7 @@ describe('a call outlives the instance that governs it', () => {
     let call: SimCall;
     try {
       const { port } = await whenListening(child);
-      ({ call } = await createCall(`http://127.0.0.1:${port}`));
+      ({ call } = await up.createCall(`http://127.0.0.1:${port}`));
       child.kill('SIGKILL');
       expect(await exited).toBe('SIGKILL');
     } finally {
@@ -90,7 +55,7 @@ describe('a call outlives the instance that governs it', () => {
     }
     // The sideband died with the process; the call (the browser's media) goes on.
     expect(call.state).toBe('active');
-    const survivor = await instance(ledger, {}, { acme: { limits: { dailyTokens: 1 } } });
+    const survivor = await up.instance(ledger, { tenants: { acme: { limits: { dailyTokens: 1 } } } });
     try {
       await until(() => openSidebands(call) === 2, 'a new sideband from the surviving instance', (LEASE_SEC + 3) * 1000);
       expect(call.sidebands[1]!.headers['authorization']).toBe(`Bearer ${SIM_KEY}`);
@@ -108,15 +73,15 @@ describe('a call outlives the instance that governs it', () => {
   }, 40_000);
 
   it('two live instances on one ledger: a renewed lease is never claimed, so one sideband meters the call', async () => {
-    const ledger = ledgerIn('two');
-    const one = await instance(ledger);
-    const two = await instance(ledger);
+    const ledger = up.ledger('two');
+    const one = await up.instance(ledger);
+    const two = await up.instance(ledger);
     // A third claimer sweeping faster than the instances: it gets the call the moment a lease lapses.
     const rival = new SqliteCallStore(ledger);
     const rivalClaims: string[] = [];
     const sweeping = setInterval(() => void rival.claimLapsed('gov_rival', Date.now() + 60_000, Date.now(), 10).then((c) => rivalClaims.push(...c.map((x) => x.callId))), 100);
     try {
-      const { call } = await createCall(one.httpUrl);
+      const { call } = await up.createCall(one.httpUrl);
       // Two lease periods: both instances renew and sweep several times.
       await new Promise((r) => setTimeout(r, (LEASE_SEC * 2 + 1) * 1000));
       expect(rivalClaims).toEqual([]);
@@ -137,11 +102,11 @@ describe('a call outlives the instance that governs it', () => {
   }, 30_000);
 
   it('an instance that lost its lease (another took the call while it was cut off) lets its sideband go without hanging up', async () => {
-    const ledger = ledgerIn('lost');
-    const one = await instance(ledger);
+    const ledger = up.ledger('lost');
+    const one = await up.instance(ledger);
     const db = new Database(ledger);
     try {
-      const { callId, call } = await createCall(one.httpUrl);
+      const { callId, call } = await up.createCall(one.httpUrl);
       // What a claim by another instance leaves in the store while this one could not renew.
       db.prepare("UPDATE call_leases SET owner = 'gov_elsewhere', until_ms = ? WHERE call_id = ?").run(Date.now() + 60_000, callId);
       await until(() => one.logs.some((l) => l['event'] === 'call_released' && l['call'] === callId), 'the sideband let go', (LEASE_SEC / 3 + 2) * 1000);
@@ -155,13 +120,13 @@ describe('a call outlives the instance that governs it', () => {
   }, 20_000);
 
   it('calls.onShutdown: handover: a stopping instance leaves its calls running and another takes them over at once', async () => {
-    const ledger = ledgerIn('handover');
+    const ledger = up.ledger('handover');
     // A cap (far off): the leaving sideband reserves each response it reads, which the test can see.
     const capped = { acme: { limits: { dailyTokens: 100_000_000 } } };
-    const leaving = await instance(ledger, { onShutdown: 'handover' }, capped);
-    const staying = await instance(ledger, {}, capped);
+    const leaving = await up.instance(ledger, { calls: { onShutdown: 'handover' }, tenants: capped });
+    const staying = await up.instance(ledger, { tenants: capped });
     try {
-      const { call } = await createCall(leaving.httpUrl);
+      const { call } = await up.createCall(leaving.httpUrl);
       // Stopped mid-response: the leaving sideband bills that response (at its response.done) before it lets go.
       say(call, `say: ${'a long answer that is still playing when the instance stops '.repeat(6)}`);
       await until(() => types(call).includes('output_audio_buffer.started'), 'the response under way');
@@ -188,11 +153,11 @@ describe('a call outlives the instance that governs it', () => {
   }, 30_000);
 
   it('by default a stopping instance hangs its calls up, and nobody re-attaches them', async () => {
-    const ledger = ledgerIn('hangup');
-    const leaving = await instance(ledger);
-    const staying = await instance(ledger);
+    const ledger = up.ledger('hangup');
+    const leaving = await up.instance(ledger);
+    const staying = await up.instance(ledger);
     try {
-      const { call } = await createCall(leaving.httpUrl);
+      const { call } = await up.createCall(leaving.httpUrl);
       await leaving.stop();
       await until(() => call.state === 'ended', 'the hang-up');
       await new Promise((r) => setTimeout(r, (LEASE_SEC + 1) * 1000));

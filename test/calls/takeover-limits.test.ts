@@ -2,13 +2,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SqliteCallStore } from '../../src/calls/store.js';
-import { startSimulator, type SimCall, type SimulatorHandle } from '../../src/simulator/index.js';
+import type { SimCall } from '../../src/simulator/index.js';
 import { noonClock } from '../support/clock.js';
-import { defaultKey, startTestProxy, type TestProxy, type TestTenantInput } from '../support/harness.js';
+import { startTestProxy, type TestProxy, type TestTenantInput } from '../support/harness.js';
 import { ADMIN_KEY, spend, usageRecords } from '../metering/support.js';
-import { OFFER, post, receivedTypes, say, types, until } from './support.js';
+import { receivedTypes, say, types, until } from './support.js';
+import { LEASE_SEC, sharedUpstream } from './instances.js';
+import type { Clock } from '../../src/pipeline/filter.js';
 
 /*
  * A call taken over by another instance (its governing instance's lease lapsed) keeps its usage
@@ -21,44 +23,11 @@ import { OFFER, post, receivedTypes, say, types, until } from './support.js';
  * at its first sweep, as after A was cut off; A finds its lease taken and lets its sideband go.
  */
 const SIM_KEY = 'sk-simulator-takeover-limits';
-const LEASE_SEC = 3;
-let sim: SimulatorHandle;
-let dir: string;
-beforeAll(async () => {
-  sim = await startSimulator({ apiKey: SIM_KEY });
-  dir = mkdtempSync(join(tmpdir(), 'rp-takeover-limits-'));
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-function instance(ledger: string, clock: { now(): number; wall(): number }, tenants: Record<string, TestTenantInput>): Promise<TestProxy> {
-  return startTestProxy({
-    tenants,
-    config: {
-      admin: { key: ADMIN_KEY, port: 0 },
-      upstream: { provider: 'openai', url: sim.url, apiKey: SIM_KEY, allowCallId: true },
-      metering: { ledger: { path: ledger } },
-      calls: { enabled: true, leaseSec: LEASE_SEC },
-    },
-    start: { clock },
-  });
-}
+const up = sharedUpstream(SIM_KEY, 'rp-takeover-limits-');
+const instance = (ledger: string, clock: Clock, tenants: Record<string, TestTenantInput>) => up.instance(ledger, { clock, tenants });
 
 /** `base` shifted `skewMs` ahead (wall clock only). */
 const ahead = (base: { now(): number; wall(): number }, skewMs: number) => ({ now: () => base.now(), wall: () => base.wall() + skewMs });
-
-async function createCall(httpUrl: string): Promise<{ callId: string; call: SimCall }> {
-  const form = new FormData();
-  form.set('sdp', OFFER);
-  form.set('session', JSON.stringify({ type: 'realtime', model: 'gpt-realtime' }));
-  const res = await post(`${httpUrl}/v1/realtime/calls`, { key: defaultKey('acme'), body: form });
-  expect(res.status).toBe(201);
-  const callId = res.headers.get('location')!.split('/').at(-1)!;
-  const call = sim.calls.calls.get(callId)!;
-  await until(() => call.sidebands.length === 1, 'the first sideband');
-  return { callId, call };
-}
 
 const dones = (call: SimCall) => call.dataChannel.filter((e) => e['type'] === 'response.done');
 const hungUp = (call: SimCall) => call.control.some((c) => c.action === 'hangup');
@@ -77,7 +46,7 @@ async function takeOver(a: TestProxy, ledger: string, base: { now(): number; wal
 
 describe('a call taken over by another instance keeps its per-session limits', () => {
   it('maxSessionTokens: B counts on from the tokens A settled, and refuses the response that starts once the call is over the limit', async () => {
-    const ledger = join(dir, 'tokens.sqlite');
+    const ledger = up.ledger('tokens');
     // The two text turns below settle 99 and 151 tokens (the simulator is deterministic; checked
     // below): the limit lets both run (the second starts at 99 settled) and the call's total passes
     // it (250 >= 200), while neither sideband's own count does (99, 151 < 200).
@@ -87,7 +56,7 @@ describe('a call taken over by another instance keeps its per-session limits', (
     const a = await instance(ledger, base, tenants);
     let b: TestProxy | null = null;
     try {
-      const { callId, call } = await createCall(a.httpUrl);
+      const { callId, call } = await up.createCall(a.httpUrl);
       say(call, 'say: first answer on instance A');
       await until(() => dones(call).length === 1, 'the first response');
       await until(async () => (await billedTokens(a)) > 0, "the first response billed by A's sideband");
@@ -126,13 +95,13 @@ describe('a call taken over by another instance keeps its per-session limits', (
     { bound: 'with its start in its record', legacy: false },
     { bound: 'before 2026-12-06 (no start in its record: its binding expiry less calls.bindingTtlSec)', legacy: true },
   ])('maxSessionDurationSec: B measures the duration from the call\'s start on A, and ends the call once it passed (a call bound $bound)', async ({ legacy }) => {
-    const ledger = join(dir, `duration-${legacy}.sqlite`);
+    const ledger = up.ledger(`duration-${legacy}`);
     const tenants = { acme: { limits: { maxSessionDurationSec: 60 } } };
     const base = noonClock();
     const a = await instance(ledger, base, tenants);
     let b: TestProxy | null = null;
     try {
-      const { callId, call } = await createCall(a.httpUrl);
+      const { callId, call } = await up.createCall(a.httpUrl);
       say(call, 'say: an answer on instance A');
       await until(() => types(call).includes('response.done'), 'the response on A');
       if (legacy) {
@@ -159,7 +128,7 @@ describe('a call taken over by another instance keeps its per-session limits', (
   }, 60_000);
 
   it('calls.onShutdown: handover: the next instance counts on from every token the leaving one settled, a response billed as it let go included', async () => {
-    const ledger = join(dir, 'handover.sqlite');
+    const ledger = up.ledger('handover');
     // Far-off limits: the test reads the counts, not a refusal (the cap makes the leaving sideband
     // reserve each response it reads, which the test can see).
     const tenants = { acme: { limits: { maxSessionTokens: 1_000_000, dailyTokens: 100_000_000 } } };
@@ -168,7 +137,7 @@ describe('a call taken over by another instance keeps its per-session limits', (
       tenants,
       config: {
         admin: { key: ADMIN_KEY, port: 0 },
-        upstream: { provider: 'openai', url: sim.url, apiKey: SIM_KEY, allowCallId: true },
+        upstream: { provider: 'openai', url: up.sim.url, apiKey: SIM_KEY, allowCallId: true },
         metering: { ledger: { path: ledger } },
         calls: { enabled: true, leaseSec: LEASE_SEC, onShutdown: 'handover' },
       },
@@ -176,7 +145,7 @@ describe('a call taken over by another instance keeps its per-session limits', (
     });
     let b: TestProxy | null = null;
     try {
-      const { callId, call } = await createCall(a.httpUrl);
+      const { callId, call } = await up.createCall(a.httpUrl);
       say(call, 'say: first answer on instance A');
       await until(() => dones(call).length === 1, 'the first response');
       // Stopped mid-response: A's sideband bills that response at its response.done, then hands over.
