@@ -610,8 +610,10 @@ export class MeteringFilter implements Filter {
    * created with the clamp in its governed config.
    */
   onStart(): void {
-    // A call taken over at its token limit already (ctx.carried): as after the settle that reached it.
-    if (this.#sessionTokens > 0 && this.#sessionSpent()) {
+    // At its token limit already as it starts (a call taken over at it, ctx.carried; or a limit of 0):
+    // as after the settle that reached it. (Until 2026-12-06 a limit of 0 let a server-VAD turn start
+    // upstream, cancelled at its response.created and billed, before the session's audio was held.)
+    if (this.#sessionSpent()) {
       if (this.#rt.config.onExhausted === 'end_session') this.#endSession(this.#tokenLimitError(null));
       else this.#holdAudio(null);
     }

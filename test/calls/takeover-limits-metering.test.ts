@@ -66,6 +66,25 @@ describe('metering on a call taken over (SessionContext.carried)', () => {
     expect(below.ctx.closedWith).toBeNull();
   });
 
+  it('a session (no call) with maxSessionTokens: 0 is at its limit from the start: its audio is held back (refuse), or it ends (end_session)', () => {
+    const start = (s: Setup) => {
+      const ctx = new FakeSession({ tenant: { limits: { maxSessionTokens: 0 } }, log: s.log });
+      const f = s.factory.create(ctx);
+      f.onStart?.();
+      return { ctx, f };
+    };
+    const held = start(setup());
+    expect(held.ctx.closedWith).toBeNull();
+    const first = held.ctx.fromClient(held.f, ev({ type: 'input_audio_buffer.append', audio: Buffer.alloc(4800).toString('base64') })) as Verdict;
+    expect(first.kind === 'reject' ? [first.error.code, first.error.param] : first.kind).toEqual(['token_limit_exceeded', 'input_audio_buffer.append']);
+    expect(start(setup({ onExhausted: 'end_session' })).ctx.closedWith?.code).toBe('token_limit_exceeded');
+    // A limit above 0 at 0 tokens: nothing at the start.
+    const ctx = new FakeSession({ tenant: { limits: { maxSessionTokens: 1 } }, log: setup().log });
+    const s = setup({ onExhausted: 'end_session' });
+    s.factory.create(ctx).onStart?.();
+    expect(ctx.closedWith).toBeNull();
+  });
+
   it('the duration limit runs from the call\'s start: 59 s of 60 gone leaves 1 s; a call past it ends at once', () => {
     vi.useFakeTimers();
     const s = setup();
