@@ -1,133 +1,22 @@
-import type pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { capturedLog } from '../../test/support/captured-log.js';
-import { parseConfig } from '../config/load.js';
+import { answer, flush, governorRig, record, tenants, type FakeSideband, type RigOptions } from '../../test/calls/governor-rig.js';
 import { ProxyError } from '../protocol/errors.js';
-import { TenantResolver } from '../tenants/resolver.js';
-import type { Tenant } from '../tenants/tenant.js';
-import { CallGovernors, type GovernorDeps, type Sideband, type SidebandInit } from './governor.js';
-import { SqliteCallStore, type CallRecord, type CallStore, type ClaimedCall } from './store.js';
+import { CallGovernors } from './governor.js';
+import { SqliteCallStore, type CallStore, type ClaimedCall } from './store.js';
 
 /*
  * What the governor's mutation survivors of 2026-12-06 (after commit 54652e0) showed untested: a lapsed
  * call claimed here (admission, refusal, shutdown meanwhile, a sideband already there), a lease lost
  * with or without its binding, the settled tokens' writes (coalesced, never thrown), and the sidebands'
- * ids. The rig is governor.test.ts's, reduced: a fake sideband, a SQLite store (wrapped where a test
- * holds a store call), the hang-ups the upstream got, the log lines.
+ * ids. On governor.test.ts's rig (test/calls/governor-rig.ts), its SQLite store wrapped where a test
+ * holds a store call.
  */
-class FakeSideband implements Sideband {
-  readonly id: string;
-  readonly log: pino.Logger;
-  ended = false;
-  closedError: ProxyError | null = null;
-  /** Set: close() only records; the sideband ends when `finish()` is called (a response lingering). */
-  lingers = false;
-  /** What `idle` waits on; never settles unless the test replaces it. */
-  busy: Promise<void> | null = null;
-  readonly idleWaits: number[] = [];
-  #record: Record<string, unknown> = {};
-  constructor(readonly init: SidebandInit) {
-    this.id = init.id;
-    this.log = init.log;
-  }
-  start(): void {}
-  tick(): void {}
-  fail(): void {
-    this.close(new ProxyError('internal_error', { close: 'internalError' }));
-  }
-  idle(timeoutMs: number): Promise<void> {
-    this.idleWaits.push(timeoutMs);
-    return this.busy ?? Promise.resolve();
-  }
-  endRecord(): Record<string, unknown> {
-    return this.#record;
-  }
-  close(error: ProxyError): void {
-    this.closedError = error;
-    if (!this.lingers) this.finish();
-  }
-  finish(): void {
-    this.#end({ initiator: 'proxy', upstreamCloseCode: 1000 });
-  }
-  endBy(code: number): void {
-    this.#end({ initiator: 'upstream', upstreamCloseCode: code });
-  }
-  #end(record: Record<string, unknown>): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.#record = record;
-    this.init.onEnded(this);
-  }
-}
-
-const TENANTS = { acme: { keys: [{ key: 'rpk_test_acme_0123456789abcdef' }] } };
-const tenants: ReadonlyMap<string, Tenant> = new TenantResolver(parseConfig({ upstream: { provider: 'simulator' }, tenants: TENANTS }, '(governor survivors)', {})).tenants;
 const acme = tenants.get('acme')!;
-const record = (tenant = 'acme', expiresAtMs = 10_000_000): CallRecord => ({ tenant, model: 'gpt-realtime', kind: 'webrtc', expiresAtMs });
-const answer = (status: number) => Promise.resolve({ status, headers: new Headers(), body: Buffer.alloc(0) });
-type Answer = ReturnType<typeof answer>;
 
-function rig(
-  options: {
-    onShutdown?: 'hangup' | 'handover';
-    store?: CallStore;
-    /** The upstream's answer to the n-th control request (default: 200). */
-    control?: (n: number) => Answer;
-    admitTakenOver?: GovernorDeps['admitTakenOver'];
-    /** No openSideband: the governor builds RelaySessions (from its template). */
-    relay?: boolean;
-  } = {},
-) {
-  const config = parseConfig(
-    { upstream: { provider: 'simulator' }, calls: { enabled: true, leaseSec: 30, onShutdown: options.onShutdown ?? 'hangup' }, tenants: TENANTS },
-    '(governor survivors)',
-    {},
-  );
-  let wall = 1_000_000;
-  const store = options.store ?? new SqliteCallStore(':memory:');
-  const hangups: string[] = [];
-  const sidebands = new Map<string, FakeSideband>();
-  const all: FakeSideband[] = [];
-  const { log, lines } = capturedLog('debug');
-  const governors = new CallGovernors({
-    config,
-    log,
-    clock: { now: () => wall, wall: () => wall },
-    upstream: {
-      control: (callId: string, action: string) => {
-        hangups.push(`${action}:${callId}`);
-        return options.control ? options.control(hangups.length) : answer(200);
-      },
-      sidebandTarget: () => {
-        throw new Error('not dialled in these tests');
-      },
-    },
-    store,
-    tenant: (id) => tenants.get(id),
-    ...(options.admitTakenOver ? { admitTakenOver: options.admitTakenOver } : {}),
-    ...(options.relay
-      ? {}
-      : {
-          openSideband: (init: SidebandInit) => {
-            const s = new FakeSideband(init);
-            sidebands.set(init.call.callId, s);
-            all.push(s);
-            return s;
-          },
-        }),
-  });
-  live.push(governors);
-  const start = (callId: string): Sideband => governors.start({ callId, tenant: acme, model: 'gpt-realtime', kind: 'webrtc' });
-  const govern = async (callId: string, expiresAtMs = 10_000_000): Promise<FakeSideband> => {
-    await store.putCall(callId, record('acme', expiresAtMs), governors.lease(), wall);
-    start(callId);
-    return sidebands.get(callId)!;
-  };
-  const orphan = (callId: string, tenant = 'acme') => store.putCall(callId, record(tenant), { owner: 'gov_dead', untilMs: wall - 1 }, wall);
-  /** Who may claim the call now (another instance sweeping). */
-  const claimable = async () => (await store.claimLapsed('gov_next', wall + 30_000, wall, 10)).map((c) => c.callId);
-  const hangupWhy = (callId: string) => lines.filter((l) => l['event'] === 'call_hangup' && l['call'] === callId).map((l) => l['why']);
-  return { governors, store, hangups, sidebands, all, lines, start, govern, orphan, claimable, hangupWhy, advance: (ms: number) => (wall += ms), wall: () => wall };
+function rig(options: RigOptions = {}) {
+  const r = governorRig(options);
+  live.push(r.governors);
+  return r;
 }
 
 let live: CallGovernors[] = [];
@@ -140,7 +29,6 @@ afterEach(async () => {
   live = [];
 });
 
-const flush = () => new Promise((r) => setTimeout(r, 0));
 
 /** A promise the test settles. */
 function gate<T = void>() {

@@ -1,12 +1,9 @@
 import pino from 'pino';
-import { capturedLog } from '../../test/support/captured-log.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { parseConfig } from '../config/load.js';
+import { answer, FakeSideband, flush, governorRig, record, tenants, type Control } from '../../test/calls/governor-rig.js';
 import { ProxyError } from '../protocol/errors.js';
-import { TenantResolver } from '../tenants/resolver.js';
-import type { Tenant } from '../tenants/tenant.js';
-import { CallGovernors, sidebandEndLeavesCall, type GovernorDeps, type Sideband, type SidebandInit } from './governor.js';
-import { SqliteCallStore, type CallRecord, type CallStore } from './store.js';
+import { sidebandEndLeavesCall, type GovernorDeps, type SidebandInit } from './governor.js';
+import { SqliteCallStore, type CallStore } from './store.js';
 
 describe('which sideband ends leave a call to hang up', () => {
   it('only the upstream closing normally (1000) means the call itself ended', () => {
@@ -20,138 +17,7 @@ describe('which sideband ends leave a call to hang up', () => {
   });
 });
 
-/** A sideband that ends when told: by the proxy (`close`) or by the upstream (`endBy`). */
-class FakeSideband implements Sideband {
-  readonly id: string;
-  readonly log: pino.Logger;
-  ended = false;
-  started = false;
-  closedWith: string | null = null;
-  closedError: ProxyError | null = null;
-  #record: Record<string, unknown> = {};
-  readonly #onEnded: (s: Sideband) => void;
-
-  /** The call as the governor started this sideband for it. */
-  readonly call: SidebandInit['call'];
-  constructor(init: SidebandInit) {
-    this.id = init.id;
-    this.log = init.log;
-    this.#onEnded = init.onEnded;
-    this.call = init.call;
-  }
-  start(): void {
-    this.started = true;
-  }
-  readonly ticks: number[] = [];
-  /** Set: tick() throws (a bug in the sideband's deadline checks). */
-  tickThrows = false;
-  tick(now: number): void {
-    if (this.tickThrows) throw new Error('tick bug');
-    this.ticks.push(now);
-  }
-  failed: string[] = [];
-  fail(what: string, _err: unknown): void {
-    this.failed.push(what);
-    this.close(new ProxyError('internal_error', { close: 'internalError' }));
-  }
-  endRecord(): Record<string, unknown> {
-    return this.#record;
-  }
-  /** What `idle` waits on (the test resolves it), and the bounds it was given. */
-  busy: Promise<void> | null = null;
-  readonly idleWaits: number[] = [];
-  idle(timeoutMs: number): Promise<void> {
-    this.idleWaits.push(timeoutMs);
-    return this.busy ?? Promise.resolve();
-  }
-  /** Set: close() only records; the sideband ends when `finish()` is called (a response lingering). */
-  lingers = false;
-  close(error: ProxyError): void {
-    this.closedWith = error.code;
-    this.closedError = error;
-    if (!this.lingers) this.finish();
-  }
-  finish(): void {
-    this.#end({ initiator: 'proxy', upstreamCloseCode: 1000 });
-  }
-  /** The upstream ended the sideband with `code`. */
-  endBy(code: number): void {
-    this.#end({ initiator: 'upstream', upstreamCloseCode: code });
-  }
-  #end(record: Record<string, unknown>): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.#record = record;
-    this.#onEnded(this);
-  }
-}
-
-const TENANTS = { acme: { keys: [{ key: 'rpk_test_acme_0123456789abcdef' }] } };
-const tenants: ReadonlyMap<string, Tenant> = new TenantResolver(parseConfig({ upstream: { provider: 'simulator' }, tenants: TENANTS }, '(governor test)', {})).tenants;
-const record = (tenant = 'acme', expiresAtMs = 10_000_000): CallRecord => ({ tenant, model: 'gpt-realtime', kind: 'webrtc', expiresAtMs });
-
-type Control = (n: number) => Promise<{ status: number; headers: Headers; body: Buffer }>;
-const answer = (status: number) => Promise.resolve({ status, headers: new Headers(), body: Buffer.alloc(0) });
-
-function rig(
-  options: {
-    onShutdown?: 'hangup' | 'handover';
-    onCap?: 'hangup' | 'cancel';
-    maxSessions?: number;
-    store?: CallStore;
-    control?: Control;
-    openSideband?: (init: SidebandInit) => FakeSideband;
-    admitTakenOver?: GovernorDeps['admitTakenOver'];
-  } = {},
-) {
-  const config = parseConfig(
-    {
-      server: { maxSessions: options.maxSessions ?? 100 },
-      upstream: { provider: 'simulator' },
-      calls: { enabled: true, leaseSec: 30, onShutdown: options.onShutdown ?? 'hangup', onCap: options.onCap ?? 'hangup' },
-      tenants: TENANTS,
-    },
-    '(governor test)',
-    {},
-  );
-  let wall = 1_000_000;
-  const store = options.store ?? new SqliteCallStore(':memory:');
-  const hangups: string[] = [];
-  const sidebands = new Map<string, FakeSideband>();
-  const { log, lines } = capturedLog('debug');
-  const governors = new CallGovernors({
-    config,
-    log,
-    clock: { now: () => wall, wall: () => wall },
-    upstream: {
-      control: (callId: string, action: string) => {
-        hangups.push(`${action}:${callId}`);
-        return options.control ? options.control(hangups.length) : answer(200);
-      },
-      sidebandTarget: () => {
-        throw new Error('not dialled in these tests');
-      },
-    },
-    store,
-    tenant: (id) => tenants.get(id),
-    ...(options.admitTakenOver ? { admitTakenOver: options.admitTakenOver } : {}),
-    openSideband: (init) => {
-      const s = options.openSideband ? options.openSideband(init) : new FakeSideband(init);
-      sidebands.set(init.call.callId, s);
-      return s;
-    },
-  });
-  /** Starts governing an acme call without a lease in the store. */
-  const start = (callId: string): Sideband => governors.start({ callId, tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' });
-  /** As the calls module does: the call bound and leased to this instance, then its sideband started. */
-  const govern = async (callId: string): Promise<Sideband> => {
-    await store.putCall(callId, record(), governors.lease(), wall);
-    return start(callId);
-  };
-  return { governors, store, hangups, sidebands, lines, start, govern, advance: (ms: number) => (wall += ms), wall: () => wall };
-}
-
-const flush = () => new Promise((r) => setTimeout(r, 0));
+const rig = governorRig;
 
 let rigs: ReturnType<typeof rig>[] = [];
 function track(r: ReturnType<typeof rig>) {
