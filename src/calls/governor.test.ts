@@ -237,6 +237,11 @@ describe('caps on a call', () => {
     await flush();
     expect(r.sidebands.get('rtc_2')!.closedWith).toBe('token_limit_exceeded');
     expect(r.lines.filter((l) => l['event'] === 'call_hangup').map((l) => l['why'])).toEqual(['the call reached its session limit (session_duration_exceeded)', 'the call reached its session limit (max_session_tokens)']);
+    // A session ended for another reason metering names by its code (a model no longer priced): that code.
+    r.start('rtc_3');
+    r.governors.capReached('rtc_3', false, { scope: 'session', name: 'model_retired' });
+    await flush();
+    expect(r.sidebands.get('rtc_3')!.closedWith).toBe('model_retired');
   });
 
   it('onCap cancel: the first response cancelled over the cap leaves the call alone; a second one started over it ends the call (hang-up, close 4002, a log line)', async () => {

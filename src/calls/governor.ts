@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate } from '../pipeline/chain.js';
 import type { CarriedUsage, Clock } from '../pipeline/filter.js';
-import { ProxyError } from '../protocol/errors.js';
+import { ErrorCatalogue, ProxyError, type ProxyErrorCode } from '../protocol/errors.js';
 import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { CallRecord, CallStore, ClaimedCall } from './store.js';
@@ -99,6 +99,7 @@ export interface CallLimit {
   readonly name: string;
 }
 const TENANT_CAP: CallLimit = { scope: 'tenant', name: 'cost' };
+const isProxyErrorCode = (name: string): name is ProxyErrorCode => Object.hasOwn(ErrorCatalogue, name);
 
 /** Hang-up attempts for one call (1 + retries after 1, 2 and 4 s). */
 const HANGUP_ATTEMPTS = 4;
@@ -599,7 +600,9 @@ export class CallGovernors {
     // The tenant's cost cap, or the session's own limit (maxSessionTokens, maxSessionDurationSec):
     // named as it is (until 2026-12-06 a call ended at its duration was logged as over its cost cap).
     const what = limit.scope === 'tenant' ? 'cost cap' : `session limit (${limit.name})`;
-    const code = limit.scope === 'tenant' ? 'budget_exceeded' : limit.name === 'session_duration_exceeded' ? 'session_duration_exceeded' : 'token_limit_exceeded';
+    // Metering names a session's end by its error code unless it names the token limit (#limitName):
+    // the call ends with that code (a duration, a model no longer priced), not a token limit's.
+    const code: ProxyErrorCode = limit.scope === 'tenant' ? 'budget_exceeded' : isProxyErrorCode(limit.name) ? limit.name : 'token_limit_exceeded';
     let why = `the call reached its ${what}`;
     let message = `The call reached its ${what} and was ended.`;
     if (this.#deps.config.calls.onCap !== 'hangup') {
