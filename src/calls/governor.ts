@@ -326,6 +326,11 @@ export class CallGovernors {
     this.#pend(done);
   }
 
+  /** Drops the call's count once none of it is on its way to the store (a write in flight drops it when done). */
+  #forgetWrittenTokens(callId: string): void {
+    if (!this.#tokenWrites.get(callId)?.inflight) this.#tokenWrites.delete(callId);
+  }
+
   /** Resolves once the call's settled tokens counted so far are written (or their write failed). */
   async #tokensWritten(callId: string): Promise<void> {
     for (let w = this.#tokenWrites.get(callId); w?.inflight; ) await w.inflight;
@@ -384,7 +389,7 @@ export class CallGovernors {
     const existing = this.#byCall.get(call.callId);
     if (existing && !existing.ended) return existing;
     // An earlier sideband's count here, all written: the store's (call.usage) is the count now.
-    if (!this.#tokenWrites.get(call.callId)?.inflight) this.#tokenWrites.delete(call.callId);
+    this.#forgetWrittenTokens(call.callId);
     const id = `rpc_${randomBytes(8).toString('hex')}`;
     // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
     this.#sessionIds.add(id);
@@ -430,7 +435,7 @@ export class CallGovernors {
     const reason = this.#endReasons.get(call.callId);
     if (this.#byCall.get(call.callId) === session) {
       this.#byCall.delete(call.callId);
-      if (!this.#tokenWrites.get(call.callId)?.inflight) this.#tokenWrites.delete(call.callId);
+      this.#forgetWrittenTokens(call.callId);
       this.#governing.delete(call.callId);
       this.#readyWaiters.get(call.callId)?.(false);
       this.#overCap.delete(call.callId);
