@@ -123,7 +123,7 @@ export function meteringSchemas() {
         .nonnegative()
         .default(5000)
         .describe('A client that leaves mid-response (or with audio in the input buffer under turn detection): the upstream is kept (response.cancel sent; the buffer cleared) up to this long for its response.done and the buffer\'s fate, so the usage OpenAI bills is metered. 0: close at once (then estimated).'),
-      pendingResponseTimeoutMs: z.number().int().positive().default(15_000).describe('A reserved response.create with no response.created is released after this.'),
+      pendingResponseTimeoutMs: z.number().int().positive().default(15_000).describe('Under admission remaining, a reserved response.create with no response.created is released after this (worst_case never releases one on a timer).'),
       export: z
         .object({
           file: z.string().nullable().default(null).describe('Append every usage record as a JSON line to this file.'),

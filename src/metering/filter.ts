@@ -1089,12 +1089,19 @@ export class MeteringFilter implements Filter {
    * timer ran regardless, so such reservations were released and more creates admitted against the
    * freed budget. Every other way out of #pending (started, refused upstream, session closed)
    * clears this timer.
+   * Under `admission: worst_case` (never over a cap) no timer releases anything: a timer cannot tell
+   * a create the upstream never started from a `response.created` not read yet (an event loop
+   * stalled past the timeout runs its timers before it reads the socket), so the create stays
+   * reserved until its response starts, the upstream refuses it, or the session ends. Until
+   * 2026-12-06 it was released, and a stall let the next create through against the freed budget
+   * (test/metering/redteam-money.test.ts, "a stalled event loop").
    */
   #armPending(r: Reservation): void {
     if (this.#upstreamPaused) {
       r.unread = true;
       return;
     }
+    if (this.#rt.config.admission === 'worst_case') return;
     r.timer = this.#ctx.setTimer(this.#rt.config.pendingResponseTimeoutMs, () => {
       r.timer = null;
       if (this.#upstreamPaused) return;

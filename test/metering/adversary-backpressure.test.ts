@@ -24,6 +24,10 @@ import { ADMIN_KEY, spend, usageRecords } from './support.js';
  * (15 s, `slowClientGraceMs` 10 s) the same holds for a client that drains below the low watermark
  * once in a while (the slow-client clock restarts at each drain, so it is never closed) while
  * megabytes of a long audio answer still sit ahead of each `response.created`.
+ * Since 2026-12-06 no timer releases a create under `worst_case` at all (a CPU-starved run released
+ * one whose answer was waiting unread: test/metering/redteam-money.test.ts, "a stalled event loop");
+ * this test holds the guarantee end to end; the paused-reading rule of `remaining`'s timer is held by
+ * src/metering/filter.test.ts ("creates while the upstream is not read").
  */
 
 const cleanups: Array<() => Promise<void>> = [];

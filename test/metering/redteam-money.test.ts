@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
 import { startRedis } from './redis-server.js';
-import { client, created, done, server, session, setup, transcribed, usage } from './filter-harness.js';
+import { client, created, done, lastSent, server, session, setup, transcribed, usage } from './filter-harness.js';
 import { ADMIN_KEY, errorCode, spend, usageRecords, meteredProxy, until } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -391,4 +391,48 @@ describe('red team: a Redis outage mid-session (failMode closed) with server VAD
       return appendsUpstream() > relayed;
     }, 30_000, 'input audio relayed again');
   }, 60_000);
+});
+
+describe('red team: a stalled event loop and pendingResponseTimeoutMs (admission worst_case)', () => {
+  /*
+   * Found in CI under CPU load (test/metering/adversary-backpressure.test.ts): an event loop stalled
+   * past pendingResponseTimeoutMs runs its timers before it reads the socket, so a create whose
+   * response.created was already waiting unread was released as never started, the next create was
+   * admitted against the freed budget, and then both ran: $1.05 against a $1 cap. Under worst_case
+   * no timer releases a create any more.
+   */
+  it('$0.20 cap that fits one response: a second create sent after the timeout, before the first one\'s response.created is read, is refused', () => {
+    vi.useFakeTimers();
+    const s = setup({ pendingResponseTimeoutMs: 1000, admission: 'worst_case' });
+    const { f } = session(s, { dailyUsd: '0.20' });
+    server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
+    const big = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(30_000) }] };
+    const oob = (id: string) => ({ type: 'response.create', event_id: id, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, input: [big], metadata: { k: id } } });
+    expect(client(f, oob('c1')).kind).toBe('continue');
+    // The stall: far past the timeout, and c1's response.created not read yet.
+    vi.advanceTimersByTime(60_000);
+    const second = client(f, oob('c2'));
+    server(f, created('resp_1', { conversation_id: null, metadata: { k: 'c1' }, max_output_tokens: 1 }));
+    if (second.kind !== 'reject') server(f, created('resp_2', { conversation_id: null, metadata: { k: 'c2' }, max_output_tokens: 1 }));
+    server(f, done('resp_1', usage(30_000, 0, 1, 0), 'completed', { conversation_id: null, metadata: { k: 'c1' } }));
+    if (second.kind !== 'reject') server(f, done('resp_2', usage(30_000, 0, 1, 0), 'completed', { conversation_id: null, metadata: { k: 'c2' } }));
+    const spentNanos = s.records.reduce((a, r) => a + r.costNanos, 0);
+    // Old code: c2 admitted, both ran, $0.24 against $0.20.
+    expect(second.kind).toBe('reject');
+    expect(spentNanos).toBeLessThanOrEqual(200_000_000);
+    expect(s.records).toHaveLength(1);
+  });
+
+  it('the upstream refusing the held create releases it: the next create is admitted', () => {
+    vi.useFakeTimers();
+    const s = setup({ pendingResponseTimeoutMs: 1000, admission: 'worst_case' });
+    const { f } = session(s, { dailyUsd: '0.20' });
+    server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
+    const big = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(30_000) }] };
+    const oob = (id: string) => ({ type: 'response.create', event_id: id, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, input: [big], metadata: { k: id } } });
+    expect(client(f, oob('c1')).kind).toBe('continue');
+    vi.advanceTimersByTime(60_000);
+    server(f, { type: 'error', event_id: 'e1', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'no', param: null, event_id: lastSent(f) } });
+    expect(client(f, oob('c2')).kind).toBe('continue');
+  });
 });
