@@ -227,21 +227,22 @@ describe('caps on a call', () => {
   it('a session limit (maxSessionTokens, maxSessionDurationSec) ends the call under its own name and code, not as a cost cap', async () => {
     const r = track(rig());
     r.start('rtc_1');
-    r.governors.capReached('rtc_1', false, { scope: 'session', name: 'session_duration_exceeded' });
+    r.governors.capReached('rtc_1', false, { scope: 'session', name: 'session_duration_exceeded', code: 'session_duration_exceeded' });
     await flush();
     expect(r.sidebands.get('rtc_1')!.closedWith).toBe('session_duration_exceeded');
     expect(r.sidebands.get('rtc_1')!.closedError).toMatchObject({ closeCode: 4002, message: 'The call reached its session limit (session_duration_exceeded) and was ended.' });
     expect(r.lines.find((l) => l['event'] === 'call_hangup')).toMatchObject({ call: 'rtc_1', why: 'the call reached its session limit (session_duration_exceeded)' });
     r.start('rtc_2');
-    r.governors.capReached('rtc_2', true, { scope: 'session', name: 'max_session_tokens' });
+    r.governors.capReached('rtc_2', true, { scope: 'session', name: 'max_session_tokens', code: 'token_limit_exceeded' });
     await flush();
     expect(r.sidebands.get('rtc_2')!.closedWith).toBe('token_limit_exceeded');
     expect(r.lines.filter((l) => l['event'] === 'call_hangup').map((l) => l['why'])).toEqual(['the call reached its session limit (session_duration_exceeded)', 'the call reached its session limit (max_session_tokens)']);
     // A session ended for another reason metering names by its code (a model no longer priced): that code.
     r.start('rtc_3');
-    r.governors.capReached('rtc_3', false, { scope: 'session', name: 'model_retired' });
+    r.governors.capReached('rtc_3', false, { scope: 'session', name: 'model_retired', code: 'model_retired' });
     await flush();
     expect(r.sidebands.get('rtc_3')!.closedWith).toBe('model_retired');
+    expect(r.lines.filter((l) => l['event'] === 'call_hangup').map((l) => l['why']).at(-1)).toBe('the call reached its metering limit (model_retired)');
   });
 
   it('onCap cancel: the first response cancelled over the cap leaves the call alone; a second one started over it ends the call (hang-up, close 4002, a log line)', async () => {

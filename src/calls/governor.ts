@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate } from '../pipeline/chain.js';
 import type { CarriedUsage, Clock } from '../pipeline/filter.js';
-import { ErrorCatalogue, ProxyError, type ProxyErrorCode } from '../protocol/errors.js';
+import { ProxyError, type ProxyErrorCode } from '../protocol/errors.js';
 import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { CallRecord, CallStore, ClaimedCall } from './store.js';
@@ -97,9 +97,10 @@ export interface CallLimit {
   readonly scope: 'tenant' | 'session';
   /** The cap or limit (`daily_usd`, `max_session_tokens`, `session_duration_exceeded`, …). */
   readonly name: string;
+  /** The error code metering gave the sideband's client: the call ends with it. */
+  readonly code: ProxyErrorCode;
 }
-const TENANT_CAP: CallLimit = { scope: 'tenant', name: 'cost' };
-const isProxyErrorCode = (name: string): name is ProxyErrorCode => Object.hasOwn(ErrorCatalogue, name);
+const TENANT_CAP: CallLimit = { scope: 'tenant', name: 'cost', code: 'budget_exceeded' };
 
 /** Hang-up attempts for one call (1 + retries after 1, 2 and 4 s). */
 const HANGUP_ATTEMPTS = 4;
@@ -602,12 +603,12 @@ export class CallGovernors {
     const session = this.#byCall.get(callId);
     // Being ended already (its sideband stays open until the hang-up settled): once.
     if (!session || session.ended || this.#endReasons.has(callId)) return;
-    // The tenant's cost cap, or the session's own limit (maxSessionTokens, maxSessionDurationSec):
-    // named as it is (until 2026-12-06 a call ended at its duration was logged as over its cost cap).
-    const what = limit.scope === 'tenant' ? 'cost cap' : `session limit (${limit.name})`;
-    // Metering names a session's end by its error code unless it names the token limit (#limitName):
-    // the call ends with that code (a duration, a model no longer priced), not a token limit's.
-    const code: ProxyErrorCode = limit.scope === 'tenant' ? 'budget_exceeded' : isProxyErrorCode(limit.name) ? limit.name : 'token_limit_exceeded';
+    // The tenant's cost cap, the session's own limit (maxSessionTokens, maxSessionDurationSec), its
+    // model no longer priced or the ledger unavailable, named as it is and ended with metering's own code (until
+    // 2026-12-06 a call ended at its duration was logged as over its cost cap, and one whose model
+    // was not priced was hung up as over its token limit or its cost cap).
+    const what = limit.code === 'budget_exceeded' ? 'cost cap' : limit.code === 'token_limit_exceeded' || limit.code === 'session_duration_exceeded' ? `session limit (${limit.name})` : `metering limit (${limit.code})`;
+    const code = limit.code;
     let why = `the call reached its ${what}`;
     let message = `The call reached its ${what} and was ended.`;
     if (this.#deps.config.calls.onCap !== 'hangup') {

@@ -142,7 +142,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
           return CONTINUE;
         },
         onReport(report) {
-          if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId, report.action === 'cancelled', { scope: report.scope, name: report.limit });
+          if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId, report.action === 'cancelled', { scope: report.scope, name: report.limit, code: report.code });
         },
       };
     },

@@ -199,7 +199,7 @@ describe('metering filter: budgets', () => {
       unit: 'USD',
       resetsAt: new Date(nextUtcMidnight(T0)).toISOString(),
     });
-    expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'daily_usd', responseId: null });
+    expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'daily_usd', code: 'budget_exceeded', responseId: null });
   });
 
   it('holds a worst-case reservation while a response runs, so a concurrent one is refused', () => {
@@ -654,10 +654,10 @@ describe("metering filter: issue 16 regression: every cap against its own period
           expectBudgetError(e, c, now);
           expect(e?.closesSession).toBe(false);
           expect(e?.eventId).toBe('c1');
-          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: c.cap, responseId: null });
+          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: c.cap, code: 'budget_exceeded', responseId: null });
           server(f, created('resp_vad'));
           expect(ctx.cancelled.map((x) => [x.responseId, x.by, x.notice.code, x.notice.details?.['cap'], x.notice.closesSession])).toEqual([['resp_vad', 'metering', 'budget_exceeded', c.cap, false]]);
-          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'tenant', limit: c.cap, responseId: 'resp_vad' });
+          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'tenant', limit: c.cap, code: 'budget_exceeded', responseId: 'resp_vad' });
           expect(ctx.closedWith).toBeNull();
           expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
           expect(ctx.reports.some((r) => r.kind === 'budget' && r.action === 'ended')).toBe(false); // refuse policy: the session goes on
@@ -689,7 +689,7 @@ describe("metering filter: issue 16 regression: every cap against its own period
           expect(ctx.closedWith?.code).toBe('budget_exceeded');
           expect(ctx.closedWith?.closeCode).toBe(4002);
           expect(ctx.closedWith?.details?.['cap']).toBe(c.cap);
-          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'tenant', limit: c.cap, responseId: null });
+          expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'tenant', limit: c.cap, code: 'budget_exceeded', responseId: null });
           // Once ending, any further create gets the same error, not a new reservation.
           const again = rejected(client(f, { type: 'response.create', event_id: 'c2' }));
           expect([again?.code, again?.eventId, again?.closesSession, again?.details?.['cap']]).toEqual(['budget_exceeded', 'c2', false, c.cap]);
@@ -764,11 +764,11 @@ describe("metering filter: issue 16 regression: every cap against its own period
       server(f, done('resp_2', usage(1, 0, 0, 0))); // 100 tokens
       const e = rejected(client(f, { type: 'response.create', event_id: 'c3' }));
       expect([e?.code, e?.eventId, e?.closesSession, e?.details]).toEqual(['token_limit_exceeded', 'c3', false, { limit: 100, used: 100, reserved: 0 }]);
-      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', responseId: null });
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', code: 'token_limit_exceeded', responseId: null });
       // A server-started response past the limit is cancelled before any output.
       server(f, created('resp_vad'));
       expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code, c.notice.details])).toEqual([['resp_vad', 'token_limit_exceeded', { limit: 100, used: 100, reserved: 0 }]]);
-      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'session', limit: 'max_session_tokens', responseId: 'resp_vad' });
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'session', limit: 'max_session_tokens', code: 'token_limit_exceeded', responseId: 'resp_vad' });
       expect(ctx.closedWith).toBeNull();
     });
 
@@ -802,7 +802,7 @@ describe("metering filter: issue 16 regression: every cap against its own period
       server(f, created('resp_2'));
       server(f, done('resp_2', usage(1, 0, 0, 0)));
       expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details]).toEqual(['token_limit_exceeded', 4002, { limit: 100, used: 100, reserved: 0 }]);
-      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'max_session_tokens', responseId: null });
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'max_session_tokens', code: 'token_limit_exceeded', responseId: null });
     });
 
     it('end_session: a create past the limit ends the session (no error event of its own, the close carries it)', () => {
@@ -819,7 +819,7 @@ describe("metering filter: issue 16 regression: every cap against its own period
       server(f, created('resp_vad'));
       expect(ctx.cancelled.map((c) => [c.notice.code, c.notice.details?.['cap'], c.notice.closesSession])).toEqual([['budget_exceeded', 'monthly_usd', false]]);
       // The session is ending from the cancel on (a create meanwhile gets the ending error), not only from the settle.
-      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'tenant', limit: 'monthly_usd', responseId: null });
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'tenant', limit: 'monthly_usd', code: 'budget_exceeded', responseId: null });
       server(f, done('resp_vad', usage(5, 0, 0, 0), 'cancelled'));
       expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details?.['cap']]).toEqual(['budget_exceeded', 4002, 'monthly_usd']);
     });
@@ -831,6 +831,9 @@ describe("metering filter: issue 16 regression: every cap against its own period
       server(f, done('resp_vad', usage(5, 0, 0, 0), 'cancelled'));
       expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['unknown_model_price']);
       expect(ctx.closedWith).toBeNull();
+      // The session's model, not the tenant's cap: a call's governor ends the call with this code
+      // (until 2026-12-06 reported as the tenant's, so a call was hung up as over its cost cap).
+      expect(ctx.reports.filter((r) => r.kind === 'budget')).toEqual([{ kind: 'budget', action: 'cancelled', scope: 'session', limit: 'unknown_model_price', code: 'unknown_model_price', responseId: 'resp_vad' }]);
     });
 
     it('end_session: a VAD response past the limit is cancelled and the session ends', () => {
@@ -1000,11 +1003,11 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         expect(v.kind === 'reject' && v.error.details?.['reason']).toBe('ledger unavailable');
         // Logged either way, with why (the text clients are not shown).
         expect(s.logs.filter((l) => l.level === 'error' && l.msg === 'metering: reserve failed')).toHaveLength(1);
-        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
+        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
         await serverAsync(f, created('resp_vad'));
         expect(ctx.cancelled.map((c) => [c.responseId, c.notice.code])).toEqual([['resp_vad', 'budget_unavailable']]);
-        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: 'resp_vad' });
-        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'tenant', limit: 'budget_unavailable', responseId: 'resp_vad' });
+        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: 'resp_vad' });
+        expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'cancelled', scope: 'tenant', limit: 'budget_unavailable', code: 'budget_unavailable', responseId: 'resp_vad' });
         expect(ctx.closedWith).toBeNull();
         expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
       });
@@ -1159,7 +1162,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       const held = append();
       expect(held.kind === 'reject' && held.error.message).toMatch(/^The tenant daily cost budget is exhausted \(resets .*\)\. Input audio is not accepted until the budget allows\.$/);
       expect(f.summary!()).toMatchObject({ meteringRefused: 1, meteringCancelled: 1 });
-      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'daily_usd', responseId: null });
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'daily_usd', code: 'budget_exceeded', responseId: null });
       // Another VAD response cancelled over the cap: the client was told once, it is not told again.
       await serverAsync(f, created('resp_vad2'));
       expect(append().kind).toBe('drop');
@@ -1724,7 +1727,7 @@ describe("metering filter: one session's life", () => {
       expect(json(client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 'inf' } }))['response']).toEqual({ max_output_tokens: 4096 });
       expect(ctx.client[0]).toMatchObject({ type: 'error', error: { code: 'max_output_tokens_clamped', message: 'max_output_tokens inf was lowered to 4096 (the tenant limit, at most the model\'s maximum).', param: 'response.max_output_tokens', details: { requested: 'inf', limit: 4096 } } });
       expect(client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 4096 } }).kind).toBe('continue');
-      expect(ctx.reports.filter((r) => r.kind === 'budget')).toEqual([{ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', responseId: null }]);
+      expect(ctx.reports.filter((r) => r.kind === 'budget')).toEqual([{ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', code: 'max_output_tokens_clamped', responseId: null }]);
       expect(f.summary!()).toMatchObject({ meteringClamped: 1 });
     });
 
@@ -2141,7 +2144,7 @@ describe("metering filter: one session's life", () => {
       expect(v.kind === 'reject' && [v.error.code, v.error.eventId, v.error.details]).toEqual(['session_duration_exceeded', 'late', { limitSec: 2 }]);
       server(f, done('resp_1', usage(1, 0, 0, 0), 'cancelled'));
       expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details]).toEqual(['session_duration_exceeded', 4002, { limitSec: 2 }]);
-      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'session_duration_exceeded', responseId: null });
+      expect(ctx.reports).toContainEqual({ kind: 'budget', action: 'ended', scope: 'session', limit: 'session_duration_exceeded', code: 'session_duration_exceeded', responseId: null });
     });
 
     it('a response that starts while the session is ending is cancelled with the ending reason, reserves nothing in the ledger and bills its hold at close', () => {
@@ -3245,7 +3248,7 @@ describe('metering filter: the 2026-12-05 adversarial review\'s fixes, unit by u
       expect([e?.code, e?.param, e?.closesSession, e?.details]).toEqual(['token_limit_exceeded', 'input_audio_buffer.append', false, { limit: 0, used: 0, reserved: 4104 }]);
       expect(e?.message.endsWith(` ${TAIL}`)).toBe(true);
       expect(e!.message.length).toBeGreaterThan(TAIL.length + 1);
-      expect(ctx.reports.slice(reportsBefore)).toEqual([{ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', responseId: null }]);
+      expect(ctx.reports.slice(reportsBefore)).toEqual([{ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', code: 'token_limit_exceeded', responseId: null }]);
       expect(f.summary!()).toMatchObject({ meteringRefused: refusedBefore + 1 });
       expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'drop' });
       expect(ctx.fromClient(f, appendFrame())).toEqual({ kind: 'drop' });

@@ -977,7 +977,7 @@ export class MeteringFilter implements Filter {
             this.#queuePending(eventId, pending(null));
             return ok();
           }
-          this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
+          this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
           this.#refused++;
           return reject(new ProxyError('budget_unavailable', { eventId: clientEventId, details: { reason: 'ledger unavailable' } })); // fixed: the ledger's error text (its address) is logged, not sent
         default: {
@@ -1125,7 +1125,7 @@ export class MeteringFilter implements Filter {
 
   #refuse(error: ProxyError): Verdict {
     this.#refused++;
-    this.#ctx.report({ kind: 'budget', action: 'refused', scope: error.code === 'token_limit_exceeded' ? 'session' : 'tenant', limit: this.#limitName(error), responseId: null });
+    this.#ctx.report(this.#budgetReport('refused', error, null));
     if (this.#rt.config.onExhausted === 'end_session') {
       this.#endSession(error);
       return DROP;
@@ -1133,9 +1133,17 @@ export class MeteringFilter implements Filter {
     return reject(error);
   }
 
-  #limitName(error: ProxyError): string {
+  /**
+   * The budget report of a refusal, cancel or end for `error`: the code the client got, the cap or
+   * limit by name, and whose it is (the tenant's caps and ledger, else the session's own limits and
+   * model). Until 2026-12-06 a refusal or cancel scoped everything but the token limit as the
+   * tenant's, so a call whose model was not priced was hung up as over its cost cap.
+   */
+  #budgetReport(action: 'refused' | 'cancelled' | 'ended', error: ProxyError, responseId: string | null): Report {
     const cap = error.details?.['cap'];
-    return typeof cap === 'string' ? cap : error.code === 'token_limit_exceeded' ? 'max_session_tokens' : error.code;
+    const limit = typeof cap === 'string' ? cap : error.code === 'token_limit_exceeded' ? 'max_session_tokens' : error.code;
+    const scope = error.code === 'budget_exceeded' || error.code === 'budget_unavailable' ? 'tenant' : 'session';
+    return { kind: 'budget', action, scope, limit, code: error.code, responseId };
   }
 
   /** The session's settled tokens alone have reached its token limit: no response can run in it any more. */
@@ -1184,7 +1192,7 @@ export class MeteringFilter implements Filter {
       details: { requested: String(requested), limit },
     });
     this.#ctx.sendClient(notice.toEvent(this.#ctx.nextEventId()), BY);
-    this.#ctx.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', responseId: null });
+    this.#ctx.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', code: 'max_output_tokens_clamped', responseId: null });
   }
 
   // ---- upstream → client --------------------------------------------------------------------
@@ -1426,7 +1434,7 @@ export class MeteringFilter implements Filter {
       this.#holdResponse(id, unreserved(amount));
       if (result.kind === 'unavailable') {
         if (ledgerFailsOpen(this.#rt)) return CONTINUE;
-        this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: id });
+        this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: id });
         this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: 'ledger unavailable' } })); // fixed, as above
         // No cap can be checked: the next spoken turn would be started, cancelled and billed too
         // (until 2026-12-06 every turn was, for as long as the ledger was down;
@@ -1455,7 +1463,7 @@ export class MeteringFilter implements Filter {
 
   #cancel(responseId: string, error: ProxyError): void {
     this.#cancelled++;
-    this.#ctx.report({ kind: 'budget', action: 'cancelled', scope: error.code === 'token_limit_exceeded' ? 'session' : 'tenant', limit: this.#limitName(error), responseId });
+    this.#ctx.report(this.#budgetReport('cancelled', error, responseId));
     // Never a closing error here (the ending error is stored non-closing): the notice leaves the session up.
     this.#ctx.cancelResponse(responseId, BY, error);
     if (this.#rt.config.onExhausted === 'end_session' && (error.code === 'budget_exceeded' || error.code === 'token_limit_exceeded')) {
@@ -1988,7 +1996,7 @@ export class MeteringFilter implements Filter {
       if (blocked.notified) return DROP;
       blocked.notified = true;
       this.#refused++;
-      this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', responseId: null });
+      this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', code: 'token_limit_exceeded', responseId: null });
       const e = this.#tokenLimitError(null);
       return reject(new ProxyError('token_limit_exceeded', { message: `${e.message} Input audio is not accepted for the rest of the session.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
     }
@@ -2006,10 +2014,10 @@ export class MeteringFilter implements Filter {
     blocked.notified = true;
     this.#refused++;
     if (hit === 'ledger') {
-      this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', responseId: null });
+      this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
       return reject(new ProxyError('budget_unavailable', { message: 'The spend ledger is unavailable: input audio is not accepted until it answers again.', details: { reason: 'ledger unavailable' }, param: 'input_audio_buffer.append', close: null }));
     }
-    this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: hit.cap, responseId: null });
+    this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: hit.cap, code: 'budget_exceeded', responseId: null });
     const e = budgetError(hit);
     return reject(new ProxyError('budget_exceeded', { message: `${e.message} Input audio is not accepted until the budget allows.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
   }
@@ -2021,7 +2029,7 @@ export class MeteringFilter implements Filter {
   #endSession(error: ProxyError): void {
     if (this.#closed || this.#ending) return;
     this.#ending = error.closesSession ? new ProxyError(error.code, { message: error.message, details: error.details ?? {}, close: null }) : error;
-    this.#ctx.report({ kind: 'budget', action: 'ended', scope: error.code === 'budget_exceeded' ? 'tenant' : 'session', limit: this.#limitName(error), responseId: null });
+    this.#ctx.report(this.#budgetReport('ended', error, null));
     for (const id of [...this.#ctx.conversation.activeResponses()]) {
       if (!this.#ctx.isSuppressed(id)) this.#ctx.cancelResponse(id, BY, this.#ending);
     }

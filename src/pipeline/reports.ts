@@ -1,3 +1,4 @@
+import type { ProxyErrorCode } from '../protocol/errors.js';
 import type { Direction } from './filter.js';
 
 /**
@@ -47,6 +48,8 @@ export type Report =
       readonly action: 'refused' | 'cancelled' | 'clamped' | 'ended' | 'ledger_unavailable';
       readonly scope: 'tenant' | 'session';
       readonly limit: string;
+      /** The error code the client was given (`budget_exceeded`, `token_limit_exceeded`, `model_retired`, …). */
+      readonly code: ProxyErrorCode;
       readonly responseId: string | null;
     }
   | {

@@ -205,7 +205,7 @@ describe('telemetry session (spans)', () => {
     s.client({ type: 'response.create' });
     s.server(ev.responseCreated('resp_1'));
     s.report({ kind: 'guardrail', policyId: 'default', policyVersion: '3', ruleId: 'no-pii', action: 'redact', source: 'output', responseId: 'resp_1', decisionMs: 0.2 });
-    s.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'daily', responseId: 'resp_1' });
+    s.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'daily', code: 'max_output_tokens_clamped', responseId: 'resp_1' });
     s.server(ev.responseDone('resp_1'));
     const [root] = named(h.spans(), 'invoke_agent');
     expect(root!.attributes['rtproxy.guardrail.action']).toBe('redact');
@@ -298,7 +298,7 @@ describe('telemetry session (metrics)', () => {
     const h = harness();
     const s = h.open();
     s.report({ kind: 'guardrail', policyId: 'default', policyVersion: '1', ruleId: 'pii', action: 'block', source: 'input', responseId: null, decisionMs: 1 });
-    s.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'monthly', responseId: null });
+    s.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'monthly', code: 'budget_exceeded', responseId: null });
     s.report({ kind: 'verdict', filter: 'policies', direction: 'client', eventType: 'conversation.item.create', verdict: 'reject', code: 'guardrail_blocked' });
     s.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
     s.report({ kind: 'relay_latency', direction: 'client', ms: 0.2 });
