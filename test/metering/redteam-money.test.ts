@@ -285,32 +285,78 @@ describe('red team: server VAD idle timeout over a cap', () => {
 
 describe('red team: a create answered after pendingResponseTimeoutMs', () => {
   /*
-   * The filter harness (a late response.created needs an upstream slower than the timeout). A create
-   * never answered within pendingResponseTimeoutMs is released; if its response starts after all, it
-   * reserved itself like a server-started response: at the conversation estimate and the session's
-   * prompt, without the create's own `input` list (out-of-band). Admission then let a second such
-   * create through against the freed budget, and both ran.
+   * The filter harness (a late response.created needs an upstream slower than the timeout), admission
+   * worst_case, a $0.20 cap, out-of-band creates that each read ~30,000 text tokens ($0.12 at $4/M).
    */
-  it('admission worst_case, $0.20 cap: a late-started out-of-band response keeps its create\'s worst case', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function lateCreates() {
     vi.useFakeTimers();
     const s = setup({ pendingResponseTimeoutMs: 1000, admission: 'worst_case' });
     const { f } = session(s, { dailyUsd: '0.20' });
     server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
     const big = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(30_000) }] };
-    const oob = (id: string) => ({ type: 'response.create', event_id: id, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, input: [big], metadata: { k: id } } });
-    expect(client(f, oob('c1')).kind).toBe('continue');
+    const create = (id: string) => client(f, { type: 'response.create', event_id: id, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, input: [big], metadata: { k: id } } });
+    const echo = (id: string) => ({ conversation_id: null, metadata: { k: id } });
+    // The upstream starts the response of create `id`, then bills what it read: the ~30,000 tokens and one output token.
+    const started = (responseId: string, id: string) => server(f, created(responseId, { ...echo(id), max_output_tokens: 1 }));
+    const billed = (responseId: string, id: string) => server(f, done(responseId, usage(30_000, 0, 1, 0), 'completed', echo(id)));
+    const spentNanos = () => s.records.reduce((a, r) => a + r.costNanos, 0);
+    return { s, f, create, started, billed, spentNanos };
+  }
+
+  /*
+   * A create never answered within pendingResponseTimeoutMs was released; if its response started
+   * after all, it reserved itself like a server-started response: at the conversation estimate and the
+   * session's prompt, without the create's own `input` list (out-of-band). Admission then let a second
+   * such create through against the freed budget, and both ran.
+   */
+  it('a late-started out-of-band response keeps its create\'s worst case', () => {
+    const { create, started, billed, spentNanos } = lateCreates();
+    expect(create('c1').kind).toBe('continue');
     vi.advanceTimersByTime(1000);
     // c1's response starts late; a second create is sent meanwhile.
-    server(f, created('resp_1', { conversation_id: null, metadata: { k: 'c1' }, max_output_tokens: 1 }));
-    const second = client(f, oob('c2'));
-    if (second.kind !== 'reject') server(f, created('resp_2', { conversation_id: null, metadata: { k: 'c2' }, max_output_tokens: 1 }));
-    // What the upstream bills each: ~30,000 text tokens read ($0.12 at $4/M) and one output token.
-    server(f, done('resp_1', usage(30_000, 0, 1, 0), 'completed', { conversation_id: null, metadata: { k: 'c1' } }));
-    if (second.kind !== 'reject') server(f, done('resp_2', usage(30_000, 0, 1, 0), 'completed', { conversation_id: null, metadata: { k: 'c2' } }));
-    const spentNanos = s.records.reduce((a, r) => a + r.costNanos, 0);
+    started('resp_1', 'c1');
+    const second = create('c2');
+    if (second.kind !== 'reject') started('resp_2', 'c2');
+    billed('resp_1', 'c1');
+    if (second.kind !== 'reject') billed('resp_2', 'c2');
     // worst_case admission: never over the cap (old code: both ran, $0.24 against $0.20).
-    expect(spentNanos).toBeLessThanOrEqual(200_000_000);
+    expect(spentNanos()).toBeLessThanOrEqual(200_000_000);
     expect(second.kind).toBe('reject');
+  });
+
+  /*
+   * Found in CI under CPU load (test/metering/adversary-backpressure.test.ts): an event loop stalled
+   * past pendingResponseTimeoutMs runs its timers before it reads the socket, so a create whose
+   * response.created was already waiting unread was released as never started, the next create was
+   * admitted against the freed budget, and then both ran: $1.05 against a $1 cap. Under worst_case
+   * no timer releases a create any more.
+   */
+  it('a stalled event loop: a second create sent after the timeout, before the first one\'s response.created is read, is refused', () => {
+    const { s, create, started, billed, spentNanos } = lateCreates();
+    expect(create('c1').kind).toBe('continue');
+    // The stall: far past the timeout, and c1's response.created not read yet.
+    vi.advanceTimersByTime(60_000);
+    const second = create('c2');
+    started('resp_1', 'c1');
+    if (second.kind !== 'reject') started('resp_2', 'c2');
+    billed('resp_1', 'c1');
+    if (second.kind !== 'reject') billed('resp_2', 'c2');
+    // Old code: c2 admitted, both ran, $0.24 against $0.20.
+    expect(second.kind).toBe('reject');
+    expect(spentNanos()).toBeLessThanOrEqual(200_000_000);
+    expect(s.records).toHaveLength(1);
+  });
+
+  it('the upstream refusing the held create releases it: the next create is admitted', () => {
+    const { f, create } = lateCreates();
+    expect(create('c1').kind).toBe('continue');
+    vi.advanceTimersByTime(60_000);
+    server(f, { type: 'error', event_id: 'e1', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'no', param: null, event_id: lastSent(f) } });
+    expect(create('c2').kind).toBe('continue');
   });
 });
 
@@ -391,48 +437,4 @@ describe('red team: a Redis outage mid-session (failMode closed) with server VAD
       return appendsUpstream() > relayed;
     }, 30_000, 'input audio relayed again');
   }, 60_000);
-});
-
-describe('red team: a stalled event loop and pendingResponseTimeoutMs (admission worst_case)', () => {
-  /*
-   * Found in CI under CPU load (test/metering/adversary-backpressure.test.ts): an event loop stalled
-   * past pendingResponseTimeoutMs runs its timers before it reads the socket, so a create whose
-   * response.created was already waiting unread was released as never started, the next create was
-   * admitted against the freed budget, and then both ran: $1.05 against a $1 cap. Under worst_case
-   * no timer releases a create any more.
-   */
-  it('$0.20 cap that fits one response: a second create sent after the timeout, before the first one\'s response.created is read, is refused', () => {
-    vi.useFakeTimers();
-    const s = setup({ pendingResponseTimeoutMs: 1000, admission: 'worst_case' });
-    const { f } = session(s, { dailyUsd: '0.20' });
-    server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
-    const big = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(30_000) }] };
-    const oob = (id: string) => ({ type: 'response.create', event_id: id, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, input: [big], metadata: { k: id } } });
-    expect(client(f, oob('c1')).kind).toBe('continue');
-    // The stall: far past the timeout, and c1's response.created not read yet.
-    vi.advanceTimersByTime(60_000);
-    const second = client(f, oob('c2'));
-    server(f, created('resp_1', { conversation_id: null, metadata: { k: 'c1' }, max_output_tokens: 1 }));
-    if (second.kind !== 'reject') server(f, created('resp_2', { conversation_id: null, metadata: { k: 'c2' }, max_output_tokens: 1 }));
-    server(f, done('resp_1', usage(30_000, 0, 1, 0), 'completed', { conversation_id: null, metadata: { k: 'c1' } }));
-    if (second.kind !== 'reject') server(f, done('resp_2', usage(30_000, 0, 1, 0), 'completed', { conversation_id: null, metadata: { k: 'c2' } }));
-    const spentNanos = s.records.reduce((a, r) => a + r.costNanos, 0);
-    // Old code: c2 admitted, both ran, $0.24 against $0.20.
-    expect(second.kind).toBe('reject');
-    expect(spentNanos).toBeLessThanOrEqual(200_000_000);
-    expect(s.records).toHaveLength(1);
-  });
-
-  it('the upstream refusing the held create releases it: the next create is admitted', () => {
-    vi.useFakeTimers();
-    const s = setup({ pendingResponseTimeoutMs: 1000, admission: 'worst_case' });
-    const { f } = session(s, { dailyUsd: '0.20' });
-    server(f, { type: 'session.created', session: { type: 'realtime', model: 'gpt-realtime', max_output_tokens: 'inf' } });
-    const big = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(30_000) }] };
-    const oob = (id: string) => ({ type: 'response.create', event_id: id, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, input: [big], metadata: { k: id } } });
-    expect(client(f, oob('c1')).kind).toBe('continue');
-    vi.advanceTimersByTime(60_000);
-    server(f, { type: 'error', event_id: 'e1', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'no', param: null, event_id: lastSent(f) } });
-    expect(client(f, oob('c2')).kind).toBe('continue');
-  });
 });
