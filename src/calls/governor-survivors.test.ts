@@ -106,7 +106,8 @@ describe('a lapsed call claimed here', () => {
     expect(await r.claimable()).toEqual(['rtc_1']);
   });
 
-  it('shutdown begins while the claimed call is being admitted: no sideband, no hang-up; the lease is released for the next instance', async () => {
+  /** A sweep that claimed orphaned call `callId` and waits on its admission until `admit` answers it. */
+  async function sweepWhileAdmitting(callId: string) {
     const admission = gate<ProxyError | null>();
     const asked = gate();
     const r = rig({
@@ -115,11 +116,16 @@ describe('a lapsed call claimed here', () => {
         return admission.wait;
       },
     });
-    await r.orphan('rtc_1');
+    await r.orphan(callId);
     const sweep = r.governors.sweep();
     await asked.wait;
+    return { r, sweep, admit: (refusal: ProxyError | null) => admission.open(refusal) };
+  }
+
+  it('shutdown begins while the claimed call is being admitted: no sideband, no hang-up; the lease is released for the next instance', async () => {
+    const { r, sweep, admit } = await sweepWhileAdmitting('rtc_1');
     const closing = r.governors.close();
-    admission.open(null);
+    admit(null);
     await sweep;
     await closing;
     expect(r.sidebands.size).toBe(0);
@@ -152,19 +158,9 @@ describe('a lapsed call claimed here', () => {
   });
 
   it('started here while its admission ran: that sideband goes on, and the claim neither starts another nor reports a re-attach (call_reattached)', async () => {
-    const admission = gate<ProxyError | null>();
-    const asked = gate();
-    const r = rig({
-      admitTakenOver: () => {
-        asked.open();
-        return admission.wait;
-      },
-    });
-    await r.orphan('rtc_1');
-    const sweep = r.governors.sweep();
-    await asked.wait;
+    const { r, sweep, admit } = await sweepWhileAdmitting('rtc_1');
     r.start('rtc_1');
-    admission.open(null);
+    admit(null);
     await sweep;
     expect(r.all).toHaveLength(1);
     expect(r.all[0]!.ended).toBe(false);
