@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
 import { guardrailsWith, wire } from '../../test/policies/support.js';
-import { added, deleted, deletes, FILLER, refused, splitAroundFiller, typed } from '../../test/policies/item-events.js';
+import { added, deleted, deletes, FILLER, modelAdded, refused, spokenAdded, splitAroundFiller, toolOut, transcript, typed } from '../../test/policies/item-events.js';
 import { allowScanWindows } from '../../test/policies/scan-windows.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { defineGuardrail } from './api.js';
@@ -22,14 +22,6 @@ const RULE_INJ = '    - { id: inj, sources: [input], match: { phrases: ["ignore 
 const INJ_ZEBRA = `guardrails:\n  rules:\n${RULE_INJ}\n    - { id: zebra, sources: [input], match: { phrases: ["zebra crossing"] }, action: block }`;
 const FILLER2 = `${'other words '.repeat(20)}end`;
 
-const toolOut = (output: string, id: string, eventId?: string) =>
-  wire({ type: 'conversation.item.create', ...(eventId !== undefined ? { event_id: eventId } : {}), item: { id, type: 'function_call_output', call_id: `call_${id}`, output } });
-const modelAdded = (id: string, previous: string | null = null) =>
-  wire({ type: 'conversation.item.added', event_id: `ev_m_${id}`, previous_item_id: previous, item: { id, type: 'message', object: 'realtime.item', role: 'assistant', status: 'in_progress', content: [] } });
-const spokenAdded = (id: string, previous: string | null = null) =>
-  wire({ type: 'conversation.item.added', event_id: `ev_s_${id}`, previous_item_id: previous, item: { id, type: 'message', role: 'user', content: [{ type: 'input_audio', transcript: null }] } });
-const transcript = (id: string, text: string) =>
-  wire({ type: 'conversation.item.input_audio_transcription.completed', event_id: `ev_t_${id}`, item_id: id, content_index: 0, transcript: text, usage: { type: 'duration', seconds: 1 } });
 const segment = (id: string, text: string) =>
   wire({ type: 'conversation.item.input_audio_transcription.segment', event_id: `ev_g_${id}`, item_id: id, content_index: 0, id: `seg_${id}`, speaker: 'A', start: 0.5, end: 1.5, text });
 const outDone = (id: string, text: string) =>

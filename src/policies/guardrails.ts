@@ -576,7 +576,7 @@ export class GuardrailFilter implements Filter {
   #unknownLogged: Set<string> | null = null;
   #unknownCapLogged = false;
   #closed = false;
-  /** A retraction ended the session: an item judged again after it (by #withdraw and #unplace both) is not reported again. */
+  /** A retraction ended the session (end_session, or no room for its late block): an item judged again after it (by #withdraw and #unplace both) is not reported again. */
   #retractEnded = false;
   /** On a call: the session texts last judged (what a refused change is put back to), and how often that happened. */
   #callTexts: JsonObject | null = null;
@@ -1854,7 +1854,11 @@ export class GuardrailFilter implements Filter {
     } else {
       // Not echoed yet (sent without an id): deleted when its echo comes.
       for (const p of said.sent!.prints) {
-        if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) return this.#untracked();
+        if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) {
+          // No late block kept for it, nothing for #unplace to skip: until 2026-12-06 reported twice, as end_session was.
+          this.#retractEnded = true;
+          return this.#untracked();
+        }
         this.#lateBlocks.set(p, ruleId);
       }
     }

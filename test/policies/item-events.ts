@@ -31,6 +31,27 @@ export const added = (id: string, text: string | string[], previous: string | nu
 export const refused = (eventId: string | null, code = 'item_not_found'): Frame =>
   wire({ type: 'error', event_id: 'ev_err', error: { type: 'invalid_request_error', code, message: 'refused', param: null, event_id: eventId } });
 
+/** A tool output the client typed (`previous`: inserted after that item; 'root': at the start). */
+export const toolOut = (output: string, id: string, eventId?: string, previous?: string): Frame =>
+  wire({
+    type: 'conversation.item.create',
+    ...(eventId !== undefined ? { event_id: eventId } : {}),
+    ...(previous !== undefined ? { previous_item_id: previous } : {}),
+    item: { id, type: 'function_call_output', call_id: `call_${id}`, output },
+  });
+
+/** A model item as the upstream adds it (no text yet). */
+export const modelAdded = (id: string, previous: string | null = null): Frame =>
+  wire({ type: 'conversation.item.added', event_id: `ev_m_${id}`, previous_item_id: previous, item: { id, type: 'message', object: 'realtime.item', role: 'assistant', status: 'in_progress', content: [] } });
+
+/** A spoken turn as the upstream adds it, before its transcript. */
+export const spokenAdded = (id: string, previous: string | null = null): Frame =>
+  wire({ type: 'conversation.item.added', event_id: `ev_s_${id}`, previous_item_id: previous, item: { id, type: 'message', role: 'user', content: [{ type: 'input_audio', transcript: null }] } });
+
+/** A spoken turn's complete transcript (no deltas before it). */
+export const transcript = (id: string, text: string): Frame =>
+  wire({ type: 'conversation.item.input_audio_transcription.completed', event_id: `ev_t_${id}`, item_id: id, content_index: 0, transcript: text, usage: { type: 'duration', seconds: 1 } });
+
 export const deleted = (id: string): Frame => wire({ type: 'conversation.item.deleted', event_id: `ev_d_${id}`, item_id: id });
 
 /** The item ids the filter asked the upstream to delete. */
