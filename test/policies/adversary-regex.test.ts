@@ -43,7 +43,7 @@ afterAll(async () => {
  * machine makes (the process preempted by others: CI runs test files side by side on 2 cores) does
  * not. Until 2026-12-06 it was wall time, and failed at 90 ms under load while the work was ~5 ms.
  */
-async function stallOf(chars: number): Promise<{ stallMs: number; added: Record<string, unknown> }> {
+async function stallOf(chars: number): Promise<{ stallMs: number; answer: Record<string, unknown> }> {
   const c = await tp.client();
   await c.next('session.created');
   let last = performance.now();
@@ -58,10 +58,16 @@ async function stallOf(chars: number): Promise<{ stallMs: number; added: Record<
     lastCpu = process.cpuUsage();
   }, 5);
   c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'a'.repeat(chars) }] } });
-  const added = await c.next('conversation.item.added', 60_000);
+  const answer = await c.waitFor((e) => e.type === 'conversation.item.added' || e.type === 'error', 60_000, 'the item added, or an error');
   clearInterval(tick);
   c.close();
-  return { stallMs, added };
+  return { stallMs, answer };
+}
+
+/** The text was relayed whole (the rule did not trip). */
+function expectRelayed(answer: Record<string, unknown>, chars: number): void {
+  expect(answer['type']).toBe('conversation.item.added');
+  expect((answer['item'] as { content: { text: string }[] }).content[0]!.text).toHaveLength(chars);
 }
 
 describe('adversary: regexes the safety screen accepts', () => {
@@ -70,15 +76,20 @@ describe('adversary: regexes the safety screen accepts', () => {
   });
 
   it('one 16 KiB hostile user text does not stall the event loop for more than 50 ms under a screened regex', async () => {
-    const { stallMs, added } = await stallOf(16_384);
+    const { stallMs, answer } = await stallOf(16_384);
     // The text had no e-mail address: it is relayed (the rule did not trip).
-    expect((added['item'] as { content: { text: string }[] }).content[0]!.text).toHaveLength(16_384);
+    expectRelayed(answer, 16_384);
     expect(stallMs).toBeLessThan(MAX_STALL_MS);
   }, 60_000);
 
   it('one event at the default maxScanChars (1,000,000 characters) does not stall the event loop for more than 50 ms', async () => {
-    const { stallMs, added } = await stallOf(1_000_000);
-    expect((added['item'] as { content: { text: string }[] }).content[0]!.text).toHaveLength(1_000_000);
+    const { stallMs, answer } = await stallOf(1_000_000);
+    // This text costs about the whole scan budget (SCAN_BUDGET_MS of CPU, ~2.0 s measured on this
+    // machine alone): relayed whole, or, on a machine slower or busier than that (CI files side by
+    // side on 2 cores), refused by the budget's own rule, never a wrong answer. The bench, not this
+    // test, judges scanning speed; the bound under test is the stall.
+    if (answer['type'] === 'error') expect((answer['error'] as { code: string; details: { rule: string } })).toMatchObject({ code: 'guardrail_blocked', details: { rule: 'scan_limit' } });
+    else expectRelayed(answer, 1_000_000);
     expect(stallMs).toBeLessThan(MAX_STALL_MS);
   }, 90_000);
 });
