@@ -160,7 +160,23 @@ export function promptOf(instructionTokens: number, toolTokens: number): number 
 export class ConversationEstimate {
   #base: ModalityTokens = { text: 0, audio: 0, image: 0 };
   #added: ModalityTokens = { text: 0, audio: 0, image: 0 };
+  /**
+   * Everything added to the conversation (items, committed audio, responses' output), never
+   * recalibrated: an upper bound of the whole conversation whatever part of it a response read.
+   * A response's count is only what the model read, which the session's `truncation` may cut to
+   * its newest part; once that truncation changes, a later response may read it all (see
+   * `distrustCalibration`).
+   */
+  #raw: ModalityTokens = { text: 0, audio: 0, image: 0 };
   readonly #items = new LazyMap<string, Readonly<ModalityTokens>>();
+  /**
+   * Client item creates forwarded and not acknowledged yet (their `conversation.item.done` not read),
+   * oldest first, with what each added: a response the upstream started before reading them did not
+   * read them (see `serverStartMark`). Bounded: beyond MAX_AHEAD the oldest two merge (no count lost).
+   */
+  readonly #unacknowledged: { readonly id: string | null; readonly t: ModalityTokens }[] = [];
+  /** Item ids of turns the upstream committed (their `conversation.item.done` acknowledges no client create). */
+  readonly #committedIds: string[] = [];
   /**
    * The relay's running count of append wire bytes forwarded upstream (`SessionContext.audio.
    * inputWireBytes`) when the input buffer was last committed or cleared: appends are counted by
@@ -193,6 +209,7 @@ export class ConversationEstimate {
 
   addItem(id: string | null, t: Readonly<ModalityTokens>): void {
     add(this.#added, t);
+    add(this.#raw, t);
     if (id === null) return;
     // An id already known keeps its larger estimate: a client create reusing it (which the
     // upstream refuses as a duplicate) never lowers what references to that item reserve.
@@ -206,7 +223,48 @@ export class ConversationEstimate {
    * (the upstream refuses it): counted, but not as that id's estimate, which references read.
    */
   onItemCreate(item: JsonObject, duplicate = false): void {
-    this.addItem(!duplicate && typeof item['id'] === 'string' ? item['id'] : null, itemEstimate(item, this.bytesPerMs));
+    const t = itemEstimate(item, this.bytesPerMs);
+    this.addItem(!duplicate && typeof item['id'] === 'string' ? item['id'] : null, t);
+    if (this.#unacknowledged.length >= MAX_AHEAD) {
+      const oldest = this.#unacknowledged.shift()!;
+      const next = this.#unacknowledged.shift();
+      this.#unacknowledged.unshift(next ? { id: next.id, t: add({ ...next.t }, oldest.t) } : oldest);
+    }
+    this.#unacknowledged.push({ id: typeof item['id'] === 'string' ? item['id'] : null, t: { ...t } });
+  }
+
+  /**
+   * A client-made item is complete upstream (`conversation.item.done`): its create was read. The one
+   * with its id, else the oldest without one (the upstream reads creates in order). A create the upstream
+   * refused stays listed: the marks it lowers only keep more in the estimate.
+   */
+  itemAcknowledged(id: string): void {
+    if (this.#committedIds.includes(id)) return;
+    let i = this.#unacknowledged.findIndex((u) => u.id === id);
+    if (i < 0) i = this.#unacknowledged.findIndex((u) => u.id === null);
+    if (i >= 0) this.#unacknowledged.splice(i, 1);
+  }
+
+  /**
+   * The calibration mark of a response the upstream started on its own (server VAD), read at its
+   * `response.created`: `added` without the client items and commits still on their way to the
+   * upstream then. The upstream started that response before it read them (it acknowledges an item
+   * create, or a commit, before anything it does after), so its usage does not count them, and they
+   * must stay in the estimate after its calibration. Until the fifteenth red-team pass the mark was
+   * `added` as it stood: an item sent as a spoken turn ended was dropped by that turn's response's
+   * calibration (test/metering/redteam-15-vad-mark.test.ts: 100,000 bytes, $0.20 `worst_case` cap, five
+   * out-of-band creates reserved without it spent $0.50).
+   */
+  serverStartMark(): ModalityTokens {
+    const mark = { ...this.#added };
+    const less = (t: Readonly<ModalityTokens>): void => {
+      mark.text = Math.max(0, mark.text - t.text);
+      mark.audio = Math.max(0, mark.audio - t.audio);
+      mark.image = Math.max(0, mark.image - t.image);
+    };
+    for (const u of this.#unacknowledged) less(u.t);
+    for (const a of this.#ahead) less({ text: ITEM_OVERHEAD, audio: a.audio, image: 0 });
+    return mark;
   }
 
   /** The input buffer was cleared when `appendedWireBytes` append bytes had been forwarded. */
@@ -220,6 +278,10 @@ export class ConversationEstimate {
    * size bounds the base64 they carry). Returns that bound in milliseconds of audio.
    */
   onCommitted(itemId: string | null, appendedWireBytes: number): number {
+    if (itemId !== null) {
+      if (this.#committedIds.length >= MAX_AHEAD) this.#committedIds.shift();
+      this.#committedIds.push(itemId);
+    }
     const chars = Math.max(0, appendedWireBytes - this.#bufferStart);
     this.#bufferStart = appendedWireBytes;
     const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
@@ -232,6 +294,7 @@ export class ConversationEstimate {
     // item's own estimate (item references, transcription length) is both.
     const extra = chars > 0 ? audioTokensOfBase64(chars, this.bytesPerMs) : 0;
     add(this.#added, { text: 0, audio: extra, image: 0 });
+    add(this.#raw, { text: 0, audio: extra, image: 0 });
     this.#raiseItem(itemId, { text: ITEM_OVERHEAD, audio: ahead.audio + extra, image: 0 });
     return audioMsOfBase64(ahead.chars + chars, this.bytesPerMs);
   }
@@ -246,6 +309,7 @@ export class ConversationEstimate {
     this.#bufferStart = appendedWireBytes;
     const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
     add(this.#added, { text: ITEM_OVERHEAD, audio, image: 0 });
+    add(this.#raw, { text: ITEM_OVERHEAD, audio, image: 0 });
     if (this.#ahead.length >= MAX_AHEAD) {
       // Never answered (refused upstream): fold the oldest into the next, so no count is lost.
       const oldest = this.#ahead.shift()!;
@@ -295,10 +359,28 @@ export class ConversationEstimate {
    */
   calibrate(mark: Readonly<ModalityTokens>, input: Readonly<ModalityTokens>, output: { readonly text: number; readonly audio: number }): void {
     this.#base = { text: input.text + output.text, audio: input.audio + output.audio, image: input.image };
+    add(this.#raw, { text: output.text, audio: output.audio, image: 0 });
     this.#added = {
       text: Math.max(0, this.#added.text - mark.text),
       audio: Math.max(0, this.#added.audio - mark.audio),
       image: Math.max(0, this.#added.image - mark.image),
+    };
+  }
+
+  /**
+   * The session's truncation is changing: what the last calibration counted (what the model read under
+   * the old truncation, perhaps only the conversation's newest part) no longer bounds what a response
+   * reads. The estimate goes back to everything added (`#raw`) until a response that started under the
+   * new truncation recalibrates it. Until the fifteenth red-team pass a client that set a low
+   * `token_limits.post_instructions`, let one response read 800 tokens of a 30,000-token conversation,
+   * then set `truncation: "disabled"`, had out-of-band creates reserved on 800 tokens that each read
+   * 30,000 (test/metering/redteam-15-truncation.test.ts).
+   */
+  distrustCalibration(): void {
+    this.#base = {
+      text: Math.max(this.#base.text, this.#raw.text - this.#added.text),
+      audio: Math.max(this.#base.audio, this.#raw.audio - this.#added.audio),
+      image: Math.max(this.#base.image, this.#raw.image - this.#added.image),
     };
   }
 

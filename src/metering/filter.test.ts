@@ -1689,7 +1689,9 @@ describe("metering filter: one session's life", () => {
     it('a VAD response in the conversation recalibrates the estimate with its upstream count too', () => {
       const s = setup();
       const { f } = session(s, CAPPED);
-      client(f, { type: 'conversation.item.create', item: text('x'.repeat(20_000)) });
+      client(f, { type: 'conversation.item.create', item: { id: 'item_x', ...text('x'.repeat(20_000)) } });
+      // Read upstream before the VAD response started (a create still on its way would stay: redteam-15-vad-mark).
+      server(f, { type: 'conversation.item.done', item: { id: 'item_x', ...text('x'.repeat(20_000)) } });
       server(f, created('resp_vad'));
       server(f, done('resp_vad', usage(300, 0, 20, 0)));
       expect(probe(s, f).tokens).toBe(BARE.tokens + 320);
@@ -2592,7 +2594,8 @@ describe('metering filter: survivors of the 2026-12-05 mutation run', () => {
       const frame = ev({ type: 'response.create', event_id: 'c1' });
       expect(f.onClient!(frame)).toEqual({ kind: 'continue' });
       ctx.conversation.observeClient(frame, false);
-      client(f, { type: 'conversation.item.create', item: text('x'.repeat(4_992)) }); // 5,000
+      client(f, { type: 'conversation.item.create', item: { id: 'item_x', ...text('x'.repeat(4_992)) } }); // 5,000
+      server(f, { type: 'conversation.item.done', item: { id: 'item_x', ...text('x'.repeat(4_992)) } }); // read upstream before the start
       server(f, created('resp_1'));
       client(f, { type: 'conversation.item.create', item: text('y'.repeat(992)) }); // 1,000, after the start
       server(f, done('resp_1', usage(6_000, 0, 1, 0)));

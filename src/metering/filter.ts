@@ -118,6 +118,12 @@ interface Reservation {
    */
   mark: ModalityTokens | null;
   /**
+   * The session's truncation epoch when `mark` was taken (#truncationEpoch; -1: a truncation change
+   * was not answered yet, so the response may have read under either): a response that read under a
+   * truncation since changed does not recalibrate (its count may be only the conversation's newest part).
+   */
+  markEpoch: number;
+  /**
    * The response reads the default conversation (no `input` list of its own): only its usage
    * counts the conversation, so only it may recalibrate the estimate. A create with an `input`
    * list (even in the conversation) reads that list alone.
@@ -416,6 +422,15 @@ export class MeteringFilter implements Filter {
    * known and the asked value (instructions, tools, max_output_tokens, audio output, audio format).
    */
   #guesses: SessionGuess[] = [];
+  /** Client `session.update`s that set `truncation` so far (see Reservation.markEpoch). */
+  #truncationEpoch = 0;
+  /** `sessionUpdatesSent` numbering of the last of them: unanswered while `sessionUpdatesAnswered` is below it. */
+  #truncationAskedN = 0;
+  /**
+   * The session's `truncation` as the upstream last reported it (JSON), null before: a change the
+   * proxy did not relay (a call's browser on its data channel, a policy reload's injected update) counts too.
+   */
+  #truncationReported: string | null = null;
   /**
    * Over a cap (refuse policy) in a session with input transcription, or after a server-started
    * response had to be cancelled over a cap: input audio is dropped, so no further turn is
@@ -663,7 +678,11 @@ export class MeteringFilter implements Filter {
       this.#pending.set(report.eventId, queued);
     }
     const r = this.#pending.get(report.eventId);
-    if (r && r.readsConversation && r.mark === null) r.mark = this.#estimate.addedMark();
+    if (r && r.readsConversation && r.mark === null) {
+      r.mark = this.#estimate.addedMark();
+      // Stamped events leave in order: the upstream reads this create after every update sent before it.
+      r.markEpoch = this.#truncationEpoch;
+    }
   }
 
   // ---- client → upstream --------------------------------------------------------------------
@@ -725,6 +744,10 @@ export class MeteringFilter implements Filter {
     if (verdict.kind === 'continue' || verdict.kind === 'replace') {
       const session = obj((verdict.kind === 'replace' ? verdict.frame : frame).json()['session']);
       this.#guess(session);
+      if (session !== null && Object.hasOwn(session, 'truncation')) {
+        this.#truncationAskedN = this.#ctx.conversation.sessionUpdatesSent + 1;
+        this.#truncationChanged();
+      }
       const input = obj(obj(session?.['audio'])?.['input']);
       const txModel = str(obj(input?.['transcription'])?.['model']);
       if (txModel !== null) this.#txAsked = { model: txModel, n: this.#ctx.conversation.sessionUpdatesSent + 1 };
@@ -755,6 +778,20 @@ export class MeteringFilter implements Filter {
     if (this.#guesses.length >= 64) this.#guesses.shift();
     this.#guesses.push(g);
     if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
+  }
+
+  /** What the last calibration counted may be a truncated read: see ConversationEstimate.distrustCalibration. */
+  #truncationChanged(): void {
+    this.#truncationEpoch++;
+    this.#estimate.distrustCalibration();
+  }
+
+  /**
+   * The truncation epoch of a response starting now (its `response.created` read): -1 while a
+   * truncation change is unanswered, since the upstream may have started it before applying that change.
+   */
+  #startEpoch(): number {
+    return this.#ctx.conversation.sessionUpdatesAnswered < this.#truncationAskedN ? -1 : this.#truncationEpoch;
   }
 
   /** Drops the guesses the upstream has answered (applied or refused). */
@@ -954,7 +991,7 @@ export class MeteringFilter implements Filter {
     const readsConversation = response['conversation'] !== 'none' && !Array.isArray(response['input']);
     const ownInputInConversation = response['conversation'] !== 'none' && Array.isArray(response['input']);
     const mcp = 'tools' in response ? mcpLabelsOf(response['tools']).length > 0 : this.#sessionMcpNow();
-    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, readsConversation, unread: false, started: null, ownInputInConversation, output, mcp });
+    const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, markEpoch: -1, readsConversation, unread: false, started: null, ownInputInConversation, output, mcp });
     if (!this.#capped) {
       this.#queuePending(eventId, pending(null));
       return ok();
@@ -1300,6 +1337,11 @@ export class MeteringFilter implements Filter {
     // An update still in flight asking for the denser format keeps it (the estimate stays high).
     for (const g of this.#guesses) if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
     if (session['type'] === 'transcription') return;
+    if ('truncation' in session) {
+      const reported = JSON.stringify(session['truncation'] ?? null);
+      if (this.#truncationReported !== null && reported !== this.#truncationReported) this.#truncationChanged();
+      this.#truncationReported = reported;
+    }
     if ('instructions' in session) this.#instructionTokens = instructionsEstimate(session['instructions']);
     if ('tools' in session) {
       this.#toolTokens = toolsEstimate(session['tools']);
@@ -1338,8 +1380,9 @@ export class MeteringFilter implements Filter {
     // Input audio held back already: no turn the client spoke started this one (server VAD's idle
     // timeout needs no audio, and re-arms after every response.done, a cancelled one's included).
     const heldBefore = this.#audioBlocked !== null;
-    // Calibration at response.done uses it only for a response in the default conversation.
-    const mark = this.#estimate.addedMark();
+    // Calibration at response.done uses it only for a response in the default conversation. The
+    // upstream started it before the client events still on their way to it were read (see serverStartMark).
+    const mark = this.#estimate.serverStartMark();
     const createEventId = view?.createEventId ?? null;
     const pending = createEventId !== null ? this.#pending.get(createEventId) : undefined;
     if (pending) {
@@ -1347,7 +1390,10 @@ export class MeteringFilter implements Filter {
       if (pending.timer) clearTimeout(pending.timer);
       pending.timer = null;
       // Its create_sent was not seen (no relay report): the start is the best mark known.
-      if (pending.readsConversation && pending.mark === null) pending.mark = mark;
+      if (pending.readsConversation && pending.mark === null) {
+        pending.mark = mark;
+        pending.markEpoch = this.#startEpoch();
+      }
       pending.started = started;
       this.#reservations.set(id, pending);
       return CONTINUE;
@@ -1370,6 +1416,7 @@ export class MeteringFilter implements Filter {
       amount,
       timer: null,
       mark,
+      markEpoch: this.#startEpoch(),
       readsConversation: expired?.readsConversation ?? true,
       unread: false,
       started,
@@ -1541,8 +1588,11 @@ export class MeteringFilter implements Filter {
     // The upstream's count of a response that read the default conversation recalibrates its
     // estimate; an out-of-band response, or one with its own `input` list (it read that list, not
     // the conversation), leaves the estimate as it was.
-    if (reservation?.mark && reservation.readsConversation && view && !view.outOfBand) this.#calibrate(reservation.mark, t);
-    else if (reservation?.ownInputInConversation) {
+    // A response that read under a truncation the client has changed since counted perhaps only the
+    // conversation's newest part: its output joins the estimate, its count does not replace it.
+    const readConversation = reservation?.mark && reservation.readsConversation && view && !view.outOfBand;
+    if (readConversation && reservation.markEpoch === this.#truncationEpoch) this.#calibrate(reservation.mark!, t);
+    else if (readConversation || reservation?.ownInputInConversation) {
       // A conversation response that read an `input` list of its own: its output joins the default
       // conversation all the same (until 2026-12-06 it was not counted: the next response reading the
       // conversation, or an out-of-band reference to that output, was reserved without it;
@@ -1610,6 +1660,8 @@ export class MeteringFilter implements Filter {
     // Its output is counted below, from what the item holds now.
     this.#mcpCalls.delete(id);
     const provenance = this.#ctx.conversation.item(id)?.provenance;
+    // A client item create read upstream: a response started from now on reads it.
+    if (provenance === 'client') this.#estimate.itemAcknowledged(id);
     if (item['type'] === 'mcp_call' && provenance !== 'server') {
       // The model made the call (its arguments are its output tokens), the MCP server the `output`
       // (or `error`): no response's usage counts that, and the next response reads it (until
