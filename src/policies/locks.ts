@@ -156,10 +156,20 @@ export function applyLocks(obj: JsonObject, scope: 'session' | 'response', locks
           v.push({ field: 'tools', param: at('tools'), mode: tools.onViolation, reason: `MCP server ${named} is not allowed` });
           continue;
         }
-        if (tools.requireApproval !== 'client' && t['require_approval'] !== tools.requireApproval) {
+        // The upstream gets the URL as the allowlist read it (its WHATWG serialization), not as the
+        // client wrote it: parsers differ, and `https://allowed.example\@evil.example/` is host
+        // allowed.example here but evil.example to an RFC 3986 reader (Python's urlsplit). Until the
+        // fifteenth red-team pass it was forwarded as written (test/governance/redteam-15-mcp-url.test.ts).
+        const canonical = new URL(url).href;
+        let tool = t;
+        if (canonical !== url) {
+          v.push({ field: 'tools', param: at('tools'), mode: 'rewrite', reason: `MCP server_url is forwarded as ${canonical}` });
+          tool = { ...t, server_url: canonical };
+        }
+        if (tools.requireApproval !== 'client' && tool['require_approval'] !== tools.requireApproval) {
           v.push({ field: 'tools', param: at('tools'), mode: 'rewrite', reason: `MCP require_approval is forced to ${tools.requireApproval}` });
-          kept.push({ ...t, require_approval: tools.requireApproval });
-        } else kept.push(t);
+          kept.push({ ...tool, require_approval: tools.requireApproval });
+        } else kept.push(tool);
       } else {
         v.push({ field: 'tools', param: at('tools'), mode: tools.onViolation, reason: `tool type ${String(t['type'])} is not allowed` });
       }

@@ -14,6 +14,8 @@
  *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
  *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
+ * - enclosed Latin capitals without a decomposition (negative circled and squared, regional
+ *   indicators) read as their letters, a run of regional indicators apart from the text around it;
  * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space.
  * Tag characters (U+E0020–U+E007E: ASCII 0x20–0x7E, invisible on screen, read by models) get a
  * second reading: `normalize(text, true)` decodes them to their ASCII (each mapped to its tag
@@ -113,6 +115,19 @@ for (const [letter, lookalikes] of Object.entries(LATIN_LOOKALIKES)) for (const 
  * `🅸🅶🅽🅾🆁🅴 🅿🆁🅴🆅🅸🅾🆄🆂 🅸🅽🆂🆃🆁🆄🅲🆃🅸🅾🅽🆂`, which a model reads as the words, passed every rule.
  */
 for (const first of [0x1f150, 0x1f170]) for (let k = 0; k < 26; k++) (CONFUSABLES as Record<string, string>)[String.fromCodePoint(first + k)] = String.fromCharCode(0x41 + k);
+
+/**
+ * REGIONAL INDICATOR SYMBOL LETTERs (U+1F1E6–U+1F1FF, `🇦`…`🇿`, surrogates D83C DDE6–DDFF), the same
+ * block's other Latin capitals without a decomposition: read as their letters (a model reads
+ * `🇮​🇬​🇳​🇴​🇷​🇪`, a zero-width space keeping pairs from showing as flags, as "IGNORE"; until the
+ * fifteenth red-team pass they passed every rule: test/policies/redteam-15-unicode.test.ts). A run of
+ * them is kept apart from the text around it by a space (`normalize` adds it), so a flag next to a word
+ * (`instructions🇺🇸`) does not join it: read as `instructions US`, the word still matches.
+ */
+const REGIONAL_FIRST = 0x1f1e6;
+for (let k = 0; k < 26; k++) (CONFUSABLES as Record<string, string>)[String.fromCodePoint(REGIONAL_FIRST + k)] = String.fromCharCode(0x41 + k);
+/** Whether the code point starting at `i` is a regional indicator letter. */
+const isRegionalAt = (s: string, i: number): boolean => s.charCodeAt(i) === 0xd83c && s.charCodeAt(i + 1) >= 0xdde6 && s.charCodeAt(i + 1) <= 0xddff;
 
 /** Invisible: format characters, marks, default-ignorables, control characters but whitespace (U+0009–000D, U+0085). */
 const DROP = /^[\p{Cf}\p{M}\p{Default_Ignorable_Code_Point}\0-\x08\x0E-\x1F\x7F-\x84\x86-\x9F]$/u;
@@ -264,6 +279,8 @@ export function normalize(original: string, readTags = false): Normalized {
   let runStart = 0;
   let len = 0;
   let lastSpace = false;
+  /** The last character written came from a regional indicator letter (see REGIONAL_FIRST). */
+  let lastRegional = false;
   let hiddenTags = false;
   const push = (s: string, from: number, to: number): void => {
     for (let k = 0; k < s.length; k++) {
@@ -293,6 +310,16 @@ export function normalize(original: string, readTags = false): Normalized {
     // Kept as it is, extended into the current run: printable ASCII, and a space that does not
     // follow one. Everything else (control characters too) is folded per code point below.
     if (code < 0x7f && (code === 0x20 ? !lastSpace : code > 0x20)) {
+      if (lastRegional) {
+        // A run of regional indicator letters ends: a space keeps it apart from this word (out is
+        // flushed: the indicator was written by push, which the run below does not go through).
+        lastRegional = false;
+        if (code !== 0x20) {
+          out += original.slice(runStart, i);
+          runStart = i;
+          push(' ', i, i);
+        }
+      }
       // perf: the whole run found by one sticky regex and its offsets copied from `identity`: a
       // window of plain text (every streamed delta rescans one) costs a scan and two copies, not a
       // loop iteration per character. A space starts a run of its own (one character).
@@ -330,8 +357,12 @@ export function normalize(original: string, readTags = false): Normalized {
       if (end > i) {
         const text = !isFlagTags(original, i, end);
         hiddenTags ||= text;
-        if (readTags && text) for (let k = i; k < end; k += 2) push(String.fromCharCode(original.charCodeAt(k + 1) - 0xdc00), k, k + 2);
-        else if (len > 0) ends[len - 1] = end;
+        if (readTags && text) {
+          // Read as ASCII: apart from a run of regional indicator letters before it, like any other text.
+          if (lastRegional && !lastSpace) push(' ', i, i);
+          lastRegional = false;
+          for (let k = i; k < end; k += 2) push(String.fromCharCode(original.charCodeAt(k + 1) - 0xdc00), k, k + 2);
+        } else if (len > 0) ends[len - 1] = end;
         i = end;
         runStart = i;
         continue;
@@ -340,8 +371,13 @@ export function normalize(original: string, readTags = false): Normalized {
     const cpLen = code >= 0xd800 && code <= 0xdbff && i + 1 < n ? 2 : 1;
     const cp = original.slice(i, i + cpLen);
     const folded = foldCodePoint(cp);
-    if (folded.length > 0) push(folded, i, i + cpLen);
-    else if (len > 0) ends[len - 1] = i + cpLen; // a dropped character belongs to its predecessor
+    if (folded.length > 0) {
+      // A run of regional indicator letters is a word of its own (see REGIONAL_FIRST).
+      const regional = cpLen === 2 && isRegionalAt(original, i);
+      if (regional !== lastRegional && len > 0 && !lastSpace && folded !== ' ') push(' ', i, i);
+      lastRegional = regional;
+      push(folded, i, i + cpLen);
+    } else if (len > 0) ends[len - 1] = i + cpLen; // a dropped character belongs to its predecessor
     i += cpLen;
     runStart = i;
   }
