@@ -75,7 +75,7 @@ function runtime(ledger: Ledger): MeteringRuntime {
   };
 }
 
-const sink: ChainSink = { forward: () => undefined, reject: () => undefined, close: () => undefined, stopped: () => undefined };
+const sink: ChainSink = { forward: () => undefined, forwardInjected: () => undefined, reject: () => undefined, close: () => undefined, stopped: () => undefined };
 
 // ---- 1. audio frames through the chain ------------------------------------------------------------
 

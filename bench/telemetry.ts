@@ -138,7 +138,7 @@ function isolated(): void {
   const factory = new TelemetryFilterFactory({ settings, metrics, spans, serverAddress: 'api.openai.com', serverPort: 443 });
   // The same without spans (an unsampled session): metrics and the turn state machine only.
   const untraced = new TelemetryFilterFactory({ settings, metrics, spans: null, serverAddress: 'api.openai.com', serverPort: 443 });
-  const sink: ChainSink = { forward: () => undefined, reject: () => undefined, close: () => undefined, stopped: () => undefined };
+  const sink: ChainSink = { forward: () => undefined, forwardInjected: () => undefined, reject: () => undefined, close: () => undefined, stopped: () => undefined };
   const build = (factories: FilterFactory[]) => new ChainTemplate(factories).instantiate(new FakeSession(), sink);
 
   const append = Buffer.from(JSON.stringify({ type: 'input_audio_buffer.append', audio: Buffer.alloc(960).toString('base64') }));

@@ -19,6 +19,9 @@ class RecordingSink implements ChainSink {
   forward(direction: 'client' | 'server', frame: Frame): void {
     this.out.push(`${direction}:${frame.type}:${frame.bytes.toString()}`);
   }
+  forwardInjected(frame: Frame, by: string): void {
+    this.out.push(`injected by ${by}:${frame.type}:${frame.bytes.toString()}`);
+  }
   reject(_d: 'client' | 'server', error: ProxyError): void {
     this.errors.push(error.code);
   }
@@ -26,8 +29,8 @@ class RecordingSink implements ChainSink {
     this.closed = error.code;
   }
   readonly stoppedFrames: string[] = [];
-  stopped(direction: 'client' | 'server', frame: Frame, refusal: ProxyError | null): void {
-    this.stoppedFrames.push(`${direction}:${frame.type}:${refusal?.code ?? 'dropped'}`);
+  stopped(direction: 'client' | 'server', frame: Frame, refusal: ProxyError | null, injectedBy: string | null): void {
+    this.stoppedFrames.push(`${injectedBy === null ? direction : `injected by ${injectedBy}`}:${frame.type}:${refusal?.code ?? 'dropped'}`);
   }
 }
 
@@ -155,6 +158,58 @@ describe('filter chain', () => {
     expect(sink.out.map((o) => o.split(':')[1])).toEqual(['first', 'slow', 'third', 'fourth']);
     chain.fromServer(ev('server-unaffected'));
     expect(sink.out.at(-1)).toContain('server-unaffected');
+  });
+
+  describe('a client event a filter makes (inject)', () => {
+    const mk = (n: string, seen: string[], verdict: () => Verdict | Promise<Verdict> = () => CONTINUE): FilterFactory =>
+      factory(n, { client: '*' }, { onClient: (f) => (seen.push(`${n}:${f.type}`), verdict()) });
+
+    it('runs through the filters after its maker only, then leaves as injected (forwardInjected)', () => {
+      const seen: string[] = [];
+      const sink = new RecordingSink();
+      const chain = new ChainTemplate([mk('a', seen), mk('maker', seen), mk('b', seen), mk('c', seen)]).instantiate(new FakeSession(), sink);
+      chain.inject(ev('response.create'), 'maker');
+      expect(seen).toEqual(['b:response.create', 'c:response.create']);
+      expect(sink.out).toEqual(['injected by maker:response.create:{"type":"response.create"}']);
+      // Made by the last filter: nothing runs, it leaves at once.
+      chain.inject(ev('response.create'), 'c');
+      expect(sink.out).toHaveLength(2);
+      // Made by no filter of the chain: every filter decides on it.
+      seen.length = 0;
+      chain.inject(ev('response.create'), 'relay');
+      expect(seen).toEqual(['a:response.create', 'maker:response.create', 'b:response.create', 'c:response.create']);
+      expect(sink.out.at(-1)).toBe('injected by relay:response.create:{"type":"response.create"}');
+    });
+
+    it('a later filter refusing it: the client is told, and the sink hears it stopped as the maker\'s (not a client create)', () => {
+      const seen: string[] = [];
+      const sink = new RecordingSink();
+      const chain = new ChainTemplate([mk('maker', seen), mk('meter', seen, () => reject(new ProxyError('budget_exceeded')))]).instantiate(new FakeSession(), sink);
+      chain.inject(ev('response.create'), 'maker');
+      expect(sink.out).toEqual([]);
+      expect(sink.errors).toEqual(['budget_exceeded']);
+      expect(sink.stoppedFrames).toEqual(['injected by maker:response.create:budget_exceeded']);
+    });
+
+    it('waits in order behind a frame on an async verdict, and resumes from the filter after its maker', async () => {
+      const seen: string[] = [];
+      let release!: (v: Verdict) => void;
+      const sink = new RecordingSink();
+      const chain = new ChainTemplate([
+        mk('maker', seen),
+        factory('slow', { client: ['slow'] }, { onClient: () => new Promise<Verdict>((r) => (release = r)) }),
+        mk('meter', seen),
+      ]).instantiate(new FakeSession(), sink);
+      chain.fromClient(ev('slow'));
+      chain.inject(ev('response.create'), 'maker');
+      chain.fromClient(ev('after'));
+      expect(chain.queued('client')).toBe(2);
+      release(CONTINUE);
+      await new Promise((r) => setTimeout(r, 0));
+      expect(sink.out.map((o) => o.split(':').slice(0, 2).join(':'))).toEqual(['client:slow', 'injected by maker:response.create', 'client:after']);
+      // The maker saw the client's frames, never its own.
+      expect(seen).toEqual(['maker:slow', 'meter:slow', 'meter:response.create', 'maker:after', 'meter:after']);
+    });
   });
 
   it('`allBut` wants every type except those listed; a type no filter wants bypasses only while nothing queues', async () => {
@@ -545,7 +600,7 @@ describe('async verdicts', () => {
 describe('failures inside filters never escape', () => {
   it('a throwing fail-closed filter answers internal_error with the event id of a frame it parsed, and none for an unparsed one', () => {
     const errors: ProxyError[] = [];
-    const sink: ChainSink = { forward: () => undefined, reject: (_d, e) => void errors.push(e), close: () => undefined, stopped: () => undefined };
+    const sink: ChainSink = { forward: () => undefined, forwardInjected: () => undefined, reject: (_d, e) => void errors.push(e), close: () => undefined, stopped: () => undefined };
     const chain = new ChainTemplate([
       factory('reads-then-throws', { client: ['read'] }, { onClient: (f) => { f.json(); throw new Error('bug'); } }),
       factory('throws', { client: ['blind'] }, { onClient: () => { throw new Error('bug'); } }),
@@ -584,6 +639,7 @@ describe('failures inside filters never escape', () => {
     const errors: ProxyError[] = [];
     const chain = new ChainTemplate([factory('reader', { client: '*' }, { onClient: (f) => (f.json(), CONTINUE) }, 'open')]).instantiate(new FakeSession(), {
       forward: () => undefined,
+      forwardInjected: () => undefined,
       reject: (_d, e) => void errors.push(e),
       close: () => undefined,
       stopped: () => undefined,
@@ -613,6 +669,7 @@ describe('failures inside filters never escape', () => {
     const errors: ProxyError[] = [];
     const chain = new ChainTemplate([factory('reader', { client: '*' }, { onClient: (f) => (f.json(), CONTINUE) }, 'open')]).instantiate(new FakeSession(), {
       forward: () => undefined,
+      forwardInjected: () => undefined,
       reject: (_d, e) => void errors.push(e),
       close: () => undefined,
       stopped: () => undefined,

@@ -7,6 +7,8 @@ import type { Report } from './reports.js';
 /** Where a session's chain delivers its outcomes. Implemented by the relay, which owns the sockets. */
 export interface ChainSink {
   forward(direction: Direction, frame: Frame): void;
+  /** A client event filter `by` made (SessionChain.inject), through the filters after it: it leaves as the proxy's. */
+  forwardInjected(frame: Frame, by: string): void;
   /** A frame was refused: the client gets `error`, the session goes on. */
   reject(direction: Direction, error: ProxyError): void;
   /** The session must end: the client gets `error`, then both sockets close. */
@@ -14,9 +16,10 @@ export interface ChainSink {
   /**
    * A frame stopped in the chain (dropped, refused, or the session ended on it), after the verdict's
    * own outcome above: what an earlier filter let go never leaves (the conversation view reads it).
-   * `refusal`: the error the client got for it (null: dropped).
+   * `refusal`: the error the client got for it (null: dropped). `injectedBy`: the filter that made
+   * it (SessionChain.inject), null for the client's own.
    */
-  stopped(direction: Direction, frame: Frame, refusal: ProxyError | null): void;
+  stopped(direction: Direction, frame: Frame, refusal: ProxyError | null, injectedBy: string | null): void;
 }
 
 type Handler = 'onClient' | 'onServer';
@@ -153,7 +156,8 @@ class DirectionRunner {
   readonly #handler: Handler;
   readonly #table: DispatchTable;
   readonly #chain: SessionChain;
-  readonly #queue: Frame[] = [];
+  /** Frames behind an async verdict: the client's (from the first filter), or one a filter made (from the filter after it). */
+  readonly #queue: { readonly frame: Frame; readonly from: number; readonly injectedBy: string | null }[] = [];
   #queuedBytes = 0;
   #busy = false;
   /** Per type, the filters that asked for it (`watch`) and the resulting filter list; null: none asked. */
@@ -205,15 +209,27 @@ class DirectionRunner {
   }
 
   push(frame: Frame): void {
+    this.#enter(frame, 0, null);
+  }
+
+  /** A frame filter `by` (factory index `byIndex`) made: it runs through the filters after that one. */
+  inject(frame: Frame, byIndex: number, by: string): void {
+    const indices = this.lookup(frame.type);
+    let from = indices.findIndex((i) => i > byIndex);
+    if (from < 0) from = indices.length;
+    this.#enter(frame, from, by);
+  }
+
+  #enter(frame: Frame, from: number, injectedBy: string | null): void {
     if (this.#busy) {
-      this.#queue.push(frame);
+      this.#queue.push({ frame, from, injectedBy });
       this.#queuedBytes += frame.bytes.length;
       return;
     }
-    this.#run(frame, 0);
+    this.#run(frame, from, injectedBy);
   }
 
-  #run(frame: Frame, from: number, indices: readonly number[] = this.lookup(frame.type)): void {
+  #run(frame: Frame, from: number, injectedBy: string | null, indices: readonly number[] = this.lookup(frame.type)): void {
     // A replaced frame continues along the same filter list (Envoy semantics), whatever its type.
     for (let k = from; k < indices.length; k++) {
       const i = indices[k]!;
@@ -223,32 +239,33 @@ class DirectionRunner {
         this.#busy = true;
         const paused = frame;
         verdict.then(
-          (v) => this.#resume(paused, k, indices, v),
-          (err: unknown) => this.#resume(paused, k, indices, this.#chain.onFilterFailure(i, this.#direction, paused, err)),
+          (v) => this.#resume(paused, k, indices, injectedBy, v),
+          (err: unknown) => this.#resume(paused, k, indices, injectedBy, this.#chain.onFilterFailure(i, this.#direction, paused, err)),
         );
         return;
       }
-      const next = this.#apply(i, frame, verdict);
+      const next = this.#apply(i, frame, verdict, injectedBy);
       if (next === null) return;
       frame = next;
     }
-    this.#chain.sink.forward(this.#direction, frame);
+    if (injectedBy === null) this.#chain.sink.forward(this.#direction, frame);
+    else this.#chain.sink.forwardInjected(frame, injectedBy);
   }
 
-  #resume(frame: Frame, k: number, indices: readonly number[], verdict: Verdict): void {
+  #resume(frame: Frame, k: number, indices: readonly number[], injectedBy: string | null, verdict: Verdict): void {
     this.#busy = false;
     if (this.#chain.closed) return;
-    const next = this.#apply(indices[k]!, frame, verdict);
-    if (next !== null) this.#run(next, k + 1, indices);
+    const next = this.#apply(indices[k]!, frame, verdict, injectedBy);
+    if (next !== null) this.#run(next, k + 1, injectedBy, indices);
     while (!this.#busy && this.#queue.length > 0 && !this.#chain.closed) {
       const next = this.#queue.shift()!;
-      this.#queuedBytes -= next.bytes.length;
-      this.#run(next, 0);
+      this.#queuedBytes -= next.frame.bytes.length;
+      this.#run(next.frame, next.from, next.injectedBy);
     }
   }
 
   /** Applies a verdict; returns the frame to continue with, or null when the frame stops here. */
-  #apply(i: number, frame: Frame, verdict: Verdict): Frame | null {
+  #apply(i: number, frame: Frame, verdict: Verdict, injectedBy: string | null): Frame | null {
     switch (verdict.kind) {
       case 'continue':
         return frame;
@@ -257,18 +274,18 @@ class DirectionRunner {
         return verdict.frame;
       case 'drop':
         this.#chain.noteVerdict(i, this.#direction, frame, 'drop', null, verdict);
-        this.#chain.sink.stopped(this.#direction, frame, null);
+        this.#chain.sink.stopped(this.#direction, frame, null, injectedBy);
         return null;
       case 'reject':
         this.#chain.noteVerdict(i, this.#direction, frame, 'reject', verdict.error.code, verdict);
         if (verdict.error.closesSession) this.#chain.sink.close(verdict.error);
         else this.#chain.sink.reject(this.#direction, verdict.error);
-        this.#chain.sink.stopped(this.#direction, frame, verdict.error);
+        this.#chain.sink.stopped(this.#direction, frame, verdict.error, injectedBy);
         return null;
       case 'close':
         this.#chain.noteVerdict(i, this.#direction, frame, 'close', verdict.error.code, verdict);
         this.#chain.sink.close(verdict.error);
-        this.#chain.sink.stopped(this.#direction, frame, verdict.error);
+        this.#chain.sink.stopped(this.#direction, frame, verdict.error, injectedBy);
         return null;
       default: {
         const unreachable: never = verdict;
@@ -343,6 +360,18 @@ export class SessionChain {
 
   fromServer(frame: Frame): void {
     if (!this.#closed) this.#server.push(frame);
+  }
+
+  /**
+   * A client event filter `by` made: it runs through the client filters after `by`, as the client's
+   * own would (a response.create the spoken-turn hold owes meets metering's reservation, which may
+   * refuse it), then leaves as the proxy's (`ChainSink.forwardInjected`). Behind frames waiting on
+   * an async verdict, in order. From a sender that is no filter here, through every filter.
+   */
+  inject(frame: Frame, by: string): void {
+    if (this.#closed) return;
+    // A sender that is no filter of this chain: every filter decides on it.
+    this.#client.inject(frame, this.#template.factories.findIndex((f) => f.name === by), by);
   }
 
   /** Calls one filter; returns null for "continue" so the hot loop does no extra work. */

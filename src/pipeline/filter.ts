@@ -110,7 +110,12 @@ export interface SessionContext {
    * What leaves upstream with one adds 48 random bits (`_<12 hex>`): a client cannot predict it.
    */
   nextEventId(): string;
-  /** Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain. */
+  /**
+   * Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain,
+   * but for a `response.create`: that one passes the client filters after `by` first, as the
+   * client's would (metering reserves it, or refuses it over a cap: the client gets the error),
+   * then leaves. Since 2026-12-06; until then the spoken-turn hold's create left unreserved.
+   */
   sendUpstream(event: RealtimeClientEvent, by: string): void;
   /** Send an event to the client that the upstream did not send (e.g. a proxy notice). Skips the chain. */
   sendClient(event: RealtimeServerEvent, by: string): void;

@@ -372,10 +372,12 @@ export class SpokenTurnHold {
     clearTimeout(this.#owed);
     this.#owed = null;
     this.#created++;
+    // The session's settings apply, as for a VAD response. It passes the filters after this one
+    // (truncation prunes for it, metering reserves or refuses it) before it leaves: its turns stay
+    // pinned while truncation prunes for it, and are let go once it has passed.
+    this.#ctx.sendUpstream({ type: 'response.create' }, this.#by);
     // The turns are in the conversation this create reads: deletes after it are read after it.
     this.#createdFor = this.#turns.answered();
-    // Like a VAD response: the session's settings apply (metering reserves it at response.created).
-    this.#ctx.sendUpstream({ type: 'response.create' }, this.#by);
   }
 
   #inConversationResponseActive(): boolean {

@@ -869,6 +869,7 @@ describe('the locks filter in the chain', () => {
     const refused: string[] = [];
     const chain = new ChainTemplate([factory]).instantiate(session, {
       forward: (_d, f) => void forwarded.push(`${f.type}:${f.wireBytes().toString()}`),
+      forwardInjected: () => undefined,
       reject: (_d, e) => void refused.push(e.code),
       close: (e) => void refused.push(`close:${e.code}`),
       stopped: () => undefined,
@@ -889,7 +890,7 @@ describe('the locks filter in the chain', () => {
       readonly callId = 'rtc';
     }
     const call = new Calls();
-    const callChain = new ChainTemplate([locksFactory(registry)]).instantiate(call, { forward: () => undefined, reject: () => undefined, close: () => undefined, stopped: () => undefined });
+    const callChain = new ChainTemplate([locksFactory(registry)]).instantiate(call, { forward: () => undefined, forwardInjected: () => undefined, reject: () => undefined, close: () => undefined, stopped: () => undefined });
     callChain.fromServer(wire({ type: 'session.updated', session: { type: 'realtime', instructions: 'x' } }));
     expect(call.upstream.map((e) => e.type)).toEqual(['session.update']);
     // An item the browser added on its data channel reaches the filter too (imageInput: false).

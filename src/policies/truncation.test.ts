@@ -836,6 +836,9 @@ describe('truncation through the filter chain (as the relay runs it)', () => {
     forward(direction: 'client' | 'server', frame: Frame): void {
       this.forwarded.push(`${direction}:${frame.type}`);
     }
+    forwardInjected(frame: Frame, by: string): void {
+      this.forwarded.push(`injected by ${by}:${frame.type}`);
+    }
     reject(): void {
       throw new Error('no frame may be refused');
     }

@@ -744,8 +744,8 @@ export class TruncationFilter implements Filter {
    * An item the client (or the proxy) put in, echoed or re-sized by its transcript, may push the
    * conversation over budget with no prune point to come before a response reads it: items the
    * client creates with no response.create before a server-VAD turn; a committed spoken turn the
-   * hold answers with the proxy's own response.create (which skips the chain, after this filter
-   * saw the turn's events: upstream events reach it before the guardrails). Prune now when over.
+   * hold answers with the proxy's own response.create (it passes this filter since 2026-12-06, but
+   * the turn's upstream events reach this filter before the guardrails decide it). Prune now when over.
    * Not while a response runs (its response.done prunes; it has read its context already), nor
    * for a response's own output items.
    */

@@ -629,8 +629,9 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#sendErrorToClient(error);
   }
 
-  stopped(direction: Direction, frame: Frame, refusal: ProxyError | null): void {
-    if (direction === 'client') this.#conversation.clientStopped(frame, refusal);
+  stopped(direction: Direction, frame: Frame, refusal: ProxyError | null, injectedBy: string | null): void {
+    // A create a filter made and a later one refused (metering, over a cap) is no client create that stood for a turn.
+    if (direction === 'client' && injectedBy === null) this.#conversation.clientStopped(frame, refusal);
   }
 
   // ---- SessionContext ----------------------------------------------------------------------
@@ -667,9 +668,28 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.#injected.size >= MAX_TRACKED_INJECTIONS) this.#injected.delete(this.#injected.keys().next().value!);
     this.#injected.set(eventId, { type: event.type, by });
     const frame = Frame.fromEvent(payload);
+    // A response the proxy starts goes through the filters after its sender as a client's create
+    // would: metering reserves its worst case before it leaves, or refuses it over a cap. Until
+    // 2026-12-06 the spoken-turn hold's create went straight upstream, and metering met it only at
+    // its response.created, after the upstream had read (and billed) the conversation
+    // (test/metering/redteam-15-held-turn.test.ts).
+    if (event.type === 'response.create') {
+      this.#chain.inject(frame, by);
+      return;
+    }
+    this.forwardInjected(frame, by);
+  }
+
+  forwardInjected(frame: Frame, by: string): void {
+    if (this.#ended || this.#withheldWhileLingering(frame.type, by)) return;
     this.#conversation.observeClient(frame, true);
-    this.#sendToUpstream(frame.bytes);
-    this.report({ kind: 'injected', direction: 'client', eventType: event.type, by });
+    this.#sendToUpstream(frame.wireBytes());
+    // Metering keys the create's reservation by the id it left with, as for the client's (no restamp: the id is the proxy's own).
+    if (frame.type === 'response.create') {
+      const eventId = frame.string('event_id');
+      if (eventId !== null) this.report({ kind: 'create_sent', eventId });
+    }
+    this.report({ kind: 'injected', direction: 'client', eventType: frame.type, by });
   }
 
   sendClient(event: RealtimeServerEvent, by: string): void {

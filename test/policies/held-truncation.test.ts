@@ -223,13 +223,17 @@ describe('held turns and the budget, as the chain runs the two filters of one se
         session.conversation.observeClient(stamped, false);
         session.upstream.push(stamped.json() as { type: string });
       },
+      // The hold's own create goes through FakeSession.sendUpstream here, not the chain.
+      forwardInjected: () => {
+        throw new Error('nothing is injected into this chain');
+      },
       reject: (_direction, error) => void refused.push(error),
       close: () => {
         throw new Error('no session may be closed');
       },
       // As the relay does: the view learns a client event that never left.
-      stopped: (direction, frame, refusal) => {
-        if (direction === 'client') session.conversation.clientStopped(frame, refusal);
+      stopped: (direction, frame, refusal, injectedBy) => {
+        if (direction === 'client' && injectedBy === null) session.conversation.clientStopped(frame, refusal);
       },
     };
     const chain = new ChainTemplate([guardrailsFactory(registry), truncationFactory(registry)]).instantiate(session, sink);
