@@ -12,6 +12,8 @@ export interface HttpRequestInfo {
   readonly query: URLSearchParams;
   /** Lower-cased header names. */
   readonly headers: ReadonlyMap<string, string>;
+  /** Whom the request counts against (src/server/http.ts requestSource); for rate-limited refusal logs. */
+  readonly source?: string;
   readonly body: Buffer;
 }
 

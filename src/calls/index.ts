@@ -12,6 +12,7 @@ import { asObject } from '../protocol/json.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
+import { RefusalLog } from '../server/refusal-log.js';
 import { MAX_KEY_CHARS, sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { withoutAccountIds } from '../upstream/account-ids.js';
@@ -509,6 +510,19 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
 
   const routes: HttpRoute[] = [mint, preflight, calls, hangup];
   const secret = cfg.sip.webhookSecret;
+  /**
+   * Refused webhooks, logged once per source and reason per `logging.refusalIntervalSec` with a count
+   * (as refused upgrades are): anyone reaching the client port can forge one, and until 2026-12-06
+   * each wrote a line (test/security/redteam-15-webhook-log-flood.test.ts).
+   */
+  const webhookRefusals = new RefusalLog(log, deps.config.logging.refusalIntervalSec * 1000, () => deps.clock.now(), { event: 'webhook_refused', message: 'SIP webhook refused' });
+  // Writes the counts of a finished interval even when no refusal follows it.
+  const refusalFlush = setInterval(() => webhookRefusals.flush(), 1000);
+  refusalFlush.unref();
+  const webhookRefused = (req: HttpRequestHead, reason: string): HttpReply => {
+    webhookRefusals.refused(reason, req.source ?? 'unknown');
+    return errorReply(new ProxyError('invalid_webhook', { message: `The webhook was refused: ${reason}.`, close: null }));
+  };
   if (secret) {
     routes.push({
       method: 'POST',
@@ -518,18 +532,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       maxBodyBytes: cfg.sip.maxBodyBytes,
       admit(req) {
         const problem = webhookHeadersProblem(req.headers, wall(), cfg.sip.toleranceSec);
-        if (problem === null) return 'unverified';
-        log.warn({ event: 'webhook_refused', reason: problem }, 'SIP webhook refused');
-        return errorReply(new ProxyError('invalid_webhook', { message: `The webhook was refused: ${problem}.`, close: null }));
+        return problem === null ? 'unverified' : webhookRefused(req, problem);
       },
       async handle(req) {
         const big = tooLarge(req);
         if (big) return big;
         const check = verifyWebhook(secret, req.headers, req.body, wall(), cfg.sip.toleranceSec);
-        if (!check.ok) {
-          log.warn({ event: 'webhook_refused', reason: check.reason }, 'SIP webhook refused');
-          return errorReply(new ProxyError('invalid_webhook', { message: `The webhook was refused: ${check.reason}.`, close: null }));
-        }
+        if (!check.ok) return webhookRefused(req, check.reason);
         return webhookDelivery(check.id, req.body);
       },
     });
@@ -549,6 +558,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       return { tenant: grant.tenant, model: grant.governed.model, session: grant.governed.session };
     },
     async close() {
+      clearInterval(refusalFlush);
+      webhookRefusals.flush(true);
       await governors.close();
       await store.close();
     },

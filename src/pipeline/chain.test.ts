@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { capturedLog } from '../../test/support/captured-log.js';
 import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { ProxyError } from '../protocol/errors.js';
-import { ChainTemplate, type ChainSink } from './chain.js';
+import { ChainTemplate, QUEUED_FRAME_OVERHEAD_BYTES, type ChainSink } from './chain.js';
 import { closeWith, CONTINUE, DROP, reject, replace, type Admission, type AdmissionRequest, type Filter, type FilterFactory, type Verdict } from './filter.js';
 import { Frame } from './frame.js';
 import type { Report } from './reports.js';
@@ -493,8 +493,8 @@ describe('async verdicts', () => {
     expect(seen).toEqual(['before:slow']);
     expect(chain.queued('client')).toBe(1);
     expect(chain.queued('server')).toBe(0);
-    // The bytes waiting count toward the session's memory budget, per direction.
-    expect(chain.queuedBytes('client')).toBe(Buffer.byteLength('{"type":"queued"}'));
+    // The bytes waiting, and each queued frame's overhead, count toward the session's memory budget, per direction.
+    expect(chain.queuedBytes('client')).toBe(Buffer.byteLength('{"type":"queued"}') + QUEUED_FRAME_OVERHEAD_BYTES);
     expect(chain.queuedBytes('server')).toBe(0);
     release(replace(ev('slow', { checked: true })));
     await tick();
@@ -512,14 +512,14 @@ describe('async verdicts', () => {
     chain.fromServer(ev('slow', { n: 2 }));
     chain.fromServer(ev('fast'));
     expect(chain.queued('server')).toBe(2);
-    expect(chain.queuedBytes('server')).toBe(Buffer.byteLength('{"type":"slow","n":2}{"type":"fast"}'));
+    expect(chain.queuedBytes('server')).toBe(Buffer.byteLength('{"type":"slow","n":2}{"type":"fast"}') + 2 * QUEUED_FRAME_OVERHEAD_BYTES);
     expect(chain.queuedBytes('client')).toBe(0);
     releases[0]!(DROP);
     await tick();
     // The second slow frame is waiting again: `fast` stays queued behind it.
     expect(sink.out).toEqual([]);
     expect(chain.queued('server')).toBe(1);
-    expect(chain.queuedBytes('server')).toBe(Buffer.byteLength('{"type":"fast"}'));
+    expect(chain.queuedBytes('server')).toBe(Buffer.byteLength('{"type":"fast"}') + QUEUED_FRAME_OVERHEAD_BYTES);
     expect(chain.bypasses('server', 'never-wanted')).toBe(false);
     releases[1]!(reject(new ProxyError('guardrail_blocked')));
     await tick();

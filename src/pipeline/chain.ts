@@ -150,6 +150,17 @@ function isPromise(v: Verdict | Promise<Verdict>): v is Promise<Verdict> {
   return typeof (v as Promise<Verdict>).then === 'function';
 }
 
+/**
+ * What a queued frame holds besides its payload (its Frame, its slice of the frame slab, its queue
+ * slot: ~190 bytes measured), counted with its bytes. Until 2026-12-06 only the payload counted: a
+ * client queueing 12-byte frames held ~16 times what the queue's limit and the memory budget saw
+ * (test/security/redteam-15-queued-frames.test.ts).
+ */
+export const QUEUED_FRAME_OVERHEAD_BYTES = 256;
+
+/** What one queued frame counts in `queuedBytes`. */
+const queuedCost = (frame: Frame): number => frame.bytes.length + QUEUED_FRAME_OVERHEAD_BYTES;
+
 /** One direction of one session: runs frames through filters, queueing behind an async verdict. */
 class DirectionRunner {
   readonly #direction: Direction;
@@ -174,7 +185,7 @@ class DirectionRunner {
     return this.#queue.length;
   }
 
-  /** Bytes of the frames waiting behind an async verdict (counted into the session's held bytes). */
+  /** Bytes of the frames waiting behind an async verdict, their overhead included (counted into the session's held bytes). */
   get queuedBytes(): number {
     return this.#queuedBytes;
   }
@@ -223,7 +234,7 @@ class DirectionRunner {
   #enter(frame: Frame, from: number, injectedBy: string | null): void {
     if (this.#busy) {
       this.#queue.push({ frame, from, injectedBy });
-      this.#queuedBytes += frame.bytes.length;
+      this.#queuedBytes += queuedCost(frame);
       return;
     }
     this.#run(frame, from, injectedBy);
@@ -259,7 +270,7 @@ class DirectionRunner {
     if (next !== null) this.#run(next, k + 1, injectedBy, indices);
     while (!this.#busy && this.#queue.length > 0 && !this.#chain.closed) {
       const next = this.#queue.shift()!;
-      this.#queuedBytes -= next.frame.bytes.length;
+      this.#queuedBytes -= queuedCost(next.frame);
       this.#run(next.frame, next.from, next.injectedBy);
     }
   }

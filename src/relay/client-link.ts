@@ -150,8 +150,17 @@ export class ClientLink<D> {
    */
   tick(now: number): ProxyError | null {
     const since = this.#overHighSince;
-    if (!since) return null;
     const bp = this.#config.server.backpressure;
+    if (!since) {
+      // uWS also writes on its own (a pong for every client ping, its own pings): a client that pings
+      // and never reads fills its buffer while the proxy sends nothing, and no send of the proxy's
+      // starts the grace. Until 2026-12-06 such a session held maxBufferedBytes for good and a few
+      // of them filled the memory budget (test/security/redteam-15-pong-backlog.test.ts).
+      if (this.#ws === null || this.#overflowed || this.#buffered() <= bp.highWatermarkBytes) return null;
+      this.#events.overHigh();
+      this.#overHighSince = now;
+      return null;
+    }
     if (this.#buffered() <= bp.highWatermarkBytes) {
       this.#overHighSince = 0;
       return null;

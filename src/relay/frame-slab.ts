@@ -4,7 +4,9 @@ import { writeZeroMaskedHeader, zeroMaskedHeaderLength } from '../upstream/clien
  * Client frames are copied out of uWS (it neuters `message` when the callback returns) into
  * slices of a shared slab: one allocation per 512 KiB of traffic instead of one per frame
  * (a fresh 6 KiB Buffer costs more than the relay's whole per-frame work). A slab lives until
- * its last slice is collected; slices are forwarded at once, so slabs turn over quickly.
+ * its last slice is collected; slices are forwarded at once, so slabs turn over quickly. A frame
+ * that is to wait (queued behind an async verdict, or for the upstream to open) is copied out
+ * first (ownCopy).
  *
  * Each copy lands behind the header of a zero-masked upstream text frame (client-frame.ts): a
  * frame relayed unchanged (an audio append, in practice) leaves as that slice, with no second copy
@@ -35,3 +37,15 @@ export function copyFrame(message: ArrayBuffer): Buffer {
   return framed;
 }
 
+/**
+ * A copy of `bytes` in a buffer of its own (not pooled), for a slice that is to be kept a while (a
+ * frame queued behind an async verdict, or sent before the upstream opened): a kept slice keeps its
+ * whole slab alive, other sessions' frames with it. Until 2026-12-06 queued frames kept their
+ * slices: one 12-byte frame queued per ~1 MiB of another session's traffic pinned a slab each, 24 MiB
+ * for 48 frames counted (test/security/redteam-15-slab-pinning.test.ts).
+ */
+export function ownCopy(bytes: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(own);
+  return own;
+}

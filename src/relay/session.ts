@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket as UwsSocket } from 'uWebSockets.js';
 import type { Config } from '../config/schema.js';
-import type { ChainTemplate, ChainSink, SessionChain } from '../pipeline/chain.js';
+import { QUEUED_FRAME_OVERHEAD_BYTES, type ChainTemplate, type ChainSink, type SessionChain } from '../pipeline/chain.js';
 import type { CarriedUsage, Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
@@ -20,7 +20,7 @@ import type { UpstreamTarget } from '../upstream/dial.js';
 import { zeroMaskedPayload } from '../upstream/client-frame.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
 import { isOutputAudio, ResponseTracker } from './responses.js';
-import { copyFrame } from './frame-slab.js';
+import { copyFrame, ownCopy } from './frame-slab.js';
 import { ClientLink } from './client-link.js';
 import { UpstreamLink } from './upstream-link.js';
 import { LazyMap } from '../lazy-collections.js';
@@ -328,14 +328,16 @@ export class RelaySession implements SessionContext, ChainSink {
       return;
     }
     // Frames wait behind an async verdict (a held turn, a blocking guardrail): as many bytes as the
-    // upstream socket may buffer, no more.
-    if (this.#chain.queued('client') > 0 && this.#chain.queuedBytes('client') + message.byteLength > this.#config.server.backpressure.upstreamMaxBufferedBytes) {
+    // upstream socket may buffer, no more, each frame's overhead counted with it (see QUEUED_FRAME_OVERHEAD_BYTES).
+    if (this.#chain.queued('client') > 0 && this.#chain.queuedBytes('client') + message.byteLength + QUEUED_FRAME_OVERHEAD_BYTES > this.#config.server.backpressure.upstreamMaxBufferedBytes) {
       this.close(new ProxyError('upstream_backpressure', { message: 'Too much data was sent while an earlier event was being checked.' }));
       return;
     }
     // The copy is already an upstream frame; `bytes` is its payload, what the filters see.
     const framed = copyFrame(message);
-    const bytes = zeroMaskedPayload(framed);
+    // A frame that will wait behind an async verdict gets a buffer of its own: its slab slice would
+    // keep the whole 512 KiB slab alive while it waits (see frame-slab.ts ownCopy).
+    const bytes = this.#chain.idle('client') ? zeroMaskedPayload(framed) : ownCopy(zeroMaskedPayload(framed));
     const type = sniffType(bytes);
     if (type === DUPLICATE_KEY) {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The event has more than one 'type' member." }));

@@ -2,11 +2,13 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../pipeline/filter.js';
+import { QUEUED_FRAME_OVERHEAD_BYTES } from '../pipeline/chain.js';
 import { ProxyError } from '../protocol/errors.js';
 import { clientFrame, closePayload, zeroMaskedTextFrame } from '../upstream/client-frame.js';
 import { authRefusalOf, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
 import { maskingIsMoot, type UpstreamTarget } from '../upstream/dial.js';
 import { FrameReader, Opcode } from '../upstream/frame-reader.js';
+import { ownCopy } from './frame-slab.js';
 import { requestUpgrade, type Handshake } from '../upstream/handshake.js';
 
 /** conversation.item.retrieved carries whole audio items. */
@@ -272,11 +274,14 @@ export class UpstreamLink {
     const socket = this.#socket;
     const limit = this.#config.server.backpressure.upstreamMaxBufferedBytes;
     if (!this.#open || !socket) {
-      if (this.#pendingBytes + bytes.length > limit) {
+      // Each waiting frame counts its overhead too (QUEUED_FRAME_OVERHEAD_BYTES): tiny frames cost more than their bytes.
+      const cost = bytes.length + QUEUED_FRAME_OVERHEAD_BYTES;
+      if (this.#pendingBytes + cost > limit) {
         return new ProxyError('upstream_backpressure', { message: 'Too much data was sent before the upstream connection opened.' });
       }
-      this.#pending.push(bytes);
-      this.#pendingBytes += bytes.length;
+      // Its own copy: a frame-slab slice kept until the upstream opens would keep its whole slab (frame-slab.ts).
+      this.#pending.push(ownCopy(bytes));
+      this.#pendingBytes += cost;
       return null;
     }
     if (socket.writableLength + bytes.length > limit) return new ProxyError('upstream_backpressure');

@@ -7,9 +7,13 @@ const MAX_SOURCES = 1024;
  * Rate-limited logging of refused upgrades (bad keys, malformed requests): the first refusal per
  * source and reason in an interval is logged at once, later ones are counted and summarised in one
  * line per source when the interval ends. A flood of bad keys writes a bounded number of lines.
+ * The calls module logs its refused SIP webhooks (`webhook_refused`) through one of its own.
  */
 export class RefusalLog {
   readonly #log: Logger;
+  /** The `event` of its lines and their message (refused upgrades by default). */
+  readonly #event: string;
+  readonly #message: string;
   readonly #intervalMs: number;
   readonly #now: () => number;
   /** `reason source` → refusals not yet logged in the current interval. */
@@ -17,8 +21,10 @@ export class RefusalLog {
   #overflow = 0;
   #intervalStart: number;
 
-  constructor(log: Logger, intervalMs: number, now: () => number) {
+  constructor(log: Logger, intervalMs: number, now: () => number, lines: { readonly event: string; readonly message: string } = { event: 'upgrade_refused', message: 'upgrade refused' }) {
     this.#log = log;
+    this.#event = lines.event;
+    this.#message = lines.message;
     this.#intervalMs = intervalMs;
     this.#now = now;
     this.#intervalStart = now();
@@ -37,7 +43,7 @@ export class RefusalLog {
       return;
     }
     this.#counts.set(key, 0);
-    this.#log.info({ event: 'upgrade_refused', reason, source, ...extra }, 'upgrade refused');
+    this.#log.info({ event: this.#event, reason, source, ...extra }, this.#message);
   }
 
   /** Writes the summary lines of a finished interval (also called from the server's timer). */
@@ -47,11 +53,11 @@ export class RefusalLog {
       if (repeated === 0) continue;
       const space = key.indexOf(' ');
       this.#log.info(
-        { event: 'upgrade_refused', reason: key.slice(0, space), source: key.slice(space + 1), repeated, intervalMs: this.#intervalMs },
-        'upgrade refused (repeated)',
+        { event: this.#event, reason: key.slice(0, space), source: key.slice(space + 1), repeated, intervalMs: this.#intervalMs },
+        `${this.#message} (repeated)`,
       );
     }
-    if (this.#overflow > 0) this.#log.warn({ event: 'upgrade_refused', source: 'other', repeated: this.#overflow, intervalMs: this.#intervalMs }, 'upgrade refused (other sources)');
+    if (this.#overflow > 0) this.#log.warn({ event: this.#event, source: 'other', repeated: this.#overflow, intervalMs: this.#intervalMs }, `${this.#message} (other sources)`);
     this.#counts = new Map();
     this.#overflow = 0;
     this.#intervalStart = this.#now();

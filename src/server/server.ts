@@ -14,6 +14,7 @@ import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
 import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
+import { BodyBuffer } from './body-buffer.js';
 import { LingeringSockets } from './lingering-sockets.js';
 import { MemoryBudget } from './memory-budget.js';
 import { RefusalLog } from './refusal-log.js';
@@ -466,7 +467,8 @@ export class ProxyServer {
       exchange.bodyUnread = true;
       const { headers, duplicated, bytes } = copyHeaders(req);
       const rawParams = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
-      const info = { method: route.method, path: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers };
+      const source = requestSource(remoteAddress(exchange.res), headers, this.#config.server.forwardedForHops);
+      const info = { method: route.method, path: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers, source };
       if (bytes > this.#config.server.maxHeaderBytes) return exchange.reply(jsonReply(431, { error: { code: 'headers_too_large' } }));
       if (duplicated.length > 0) return exchange.reply(jsonReply(400, { error: { code: 'invalid_request', message: `Repeated ${duplicated.join(', ')} header.` } }));
       // Two carriers of a tenant key (Authorization and api-key, ...): ambiguous like a repeated header.
@@ -543,7 +545,7 @@ export class ProxyServer {
       if (this.#unverifiedBodies >= s.maxUnauthenticatedBodies) {
         return exchange.reply(refusedFor('unauthenticated_bodies', 'The proxy is reading too many request bodies from unauthenticated senders; retry shortly.'));
       }
-      const source = requestSource(remoteAddress(exchange.res), head.headers, s.forwardedForHops);
+      const source = head.source ?? requestSource(remoteAddress(exchange.res), head.headers, s.forwardedForHops);
       const holds = this.#unverifiedBySource.get(source) ?? 0;
       if (holds >= s.maxUnauthenticatedBodiesPerSource) {
         return exchange.reply(refusedFor('unauthenticated_bodies_per_source', 'This sender has too many request bodies being read before authentication; retry shortly.'));
@@ -564,8 +566,8 @@ export class ProxyServer {
       if (deadline) clearTimeout(deadline);
       deadline = null;
     };
-    let chunks: Buffer[] = [];
-    let received = 0;
+    // One growing buffer, not a Buffer per chunk: see BodyBuffer (one-byte chunks cost ~100 bytes each).
+    const received = new BodyBuffer(Number.isFinite(length) && length > 0 ? length : limit);
     let body: Buffer | null = null;
     const leaveSlot = () => {
       if (slowTimer) clearTimeout(slowTimer);
@@ -586,7 +588,7 @@ export class ProxyServer {
       if (owner !== null) budget.releaseFor(owner, held);
       else budget.release(held);
       held = 0;
-      chunks = [];
+      received.clear();
     };
     const refuse = (reply: HttpReply) => {
       exchange.reply(reply);
@@ -683,7 +685,7 @@ export class ProxyServer {
       try {
         if (!exchange.open || body !== null) return;
         const n = chunk.byteLength;
-        if (received + n > limit) return refuse(tooLargeReply(limit));
+        if (received.length + n > limit) return refuse(tooLargeReply(limit));
         if (n > 0) {
           // Admin bodies (admin key checked, at most 1 MiB) are counted but never refused for memory.
           if (route.auth === 'admin') budget.hold(n);
@@ -693,14 +695,12 @@ export class ProxyServer {
             if (full === 'budget') return refuse(refusedFor('memory_budget', 'The proxy is at its memory budget; retry shortly.'));
           } else if (!budget.tryHold(n)) return refuse(refusedFor('memory_budget', 'The proxy is at its memory budget; retry shortly.'));
           held += n;
-          received += n;
-          chunks.push(Buffer.from(new Uint8Array(chunk)));
+          received.append(chunk);
         }
         if (!isLast) return;
         clearDeadline();
         exchange.bodyUnread = false;
-        body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-        chunks = [];
+        body = received.take();
         run();
       } catch (err) {
         fail(err);

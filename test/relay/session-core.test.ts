@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { systemClock } from '../../src/main.js';
-import { ChainTemplate } from '../../src/pipeline/chain.js';
+import { ChainTemplate, QUEUED_FRAME_OVERHEAD_BYTES } from '../../src/pipeline/chain.js';
 import { CONTINUE, DROP, type Clock, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../../src/pipeline/filter.js';
 import type { Frame } from '../../src/pipeline/frame.js';
 import { Conversation } from '../../src/protocol/conversation.js';
@@ -615,10 +615,10 @@ describe('RelaySession: what a client may send', () => {
     send(session, { type: 'input_audio_buffer.clear', event_id: 'evt_small', pad: 'x'.repeat(1000) });
     expect(session.ended).toBe(false);
     // Up to the limit exactly still waits.
-    // (The frame being checked is the filter's; what queues behind it counts.)
+    // (The frame being checked is the filter's; what queues behind it counts, each frame with its overhead.)
     const queued = () => Buffer.byteLength(JSON.stringify({ type: 'input_audio_buffer.clear', event_id: 'evt_small', pad: 'x'.repeat(1000) }));
     const fill = (n: number) => ({ type: 'input_audio_buffer.clear', event_id: 'evt_fill', pad: 'x'.repeat(n - Buffer.byteLength(JSON.stringify({ type: 'input_audio_buffer.clear', event_id: 'evt_fill', pad: '' }))) });
-    send(session, fill(4096 - queued()));
+    send(session, fill(4096 - queued() - 2 * QUEUED_FRAME_OVERHEAD_BYTES));
     expect(session.ended).toBe(false);
     send(session, { type: 'input_audio_buffer.clear', event_id: 'evt_over' });
     await ended;
