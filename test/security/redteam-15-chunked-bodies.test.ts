@@ -1,10 +1,9 @@
 import { connect, type Socket } from 'node:net';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProxyServer } from '../../src/server/server.js';
 import { callsProxy, WEBHOOK_SECRET } from '../calls/support.js';
 import type { TestProxy } from '../support/harness.js';
+import { heldBytes } from './support.js';
 
 /**
  * Red team (no key, then a tenant key): a request body sent as many one-byte chunks.
@@ -21,17 +20,6 @@ import type { TestProxy } from '../support/harness.js';
  * The assertion is on bytes: heap plus external memory held while the bodies are unfinished, against
  * what the budget counts for them.
  */
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/** Heap and external (Buffer) memory of this process after a full collection. */
-function heldBytes(): number {
-  gc();
-  gc();
-  const stats = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory: number };
-  return stats.used_heap_size + stats.external_memory;
-}
 
 const BODIES = 8;
 const CHUNKS_PER_BODY = 32 * 1024;

@@ -1,8 +1,6 @@
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { policyDir } from '../policies/support.js';
-import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { heldTurnProxy, queuedBehindHeldTurn } from './held-queue.js';
+import { heldBytes } from './support.js';
 
 /**
  * Red team (a tenant key): tiny frames queued behind an asynchronous verdict.
@@ -18,53 +16,16 @@ import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from 
  * session is ended with upstream_backpressure (4008) long before.
  */
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heldBytes(): number {
-  gc();
-  gc();
-  const stats = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory: number };
-  return stats.used_heap_size + stats.external_memory;
-}
-
 const LIMIT = 1024 * 1024;
 const TINY = '{"type":"a"}';
 const FRAMES = 80_000;
-const HELD = `
-guardrails:
-  holdSpokenInput: { enabled: true, timeoutMs: 20000 }
-locks:
-  inputTranscription: { model: gpt-4o-mini-transcribe }
-`;
-
-let tp: TestProxy;
-
-beforeAll(async () => {
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'held' } },
-    config: {
-      server: { backpressure: { upstreamMaxBufferedBytes: LIMIT } },
-      policies: { dir: policyDir({ 'held.yaml': HELD }), watch: false },
-    },
-    // The transcript takes long enough that the queued create waits while the client floods.
-    simulator: { transcribe: () => 'hello there', timing: { transcriptionDelayMs: 15_000 } },
-  });
-});
-afterAll(async () => {
-  await tp?.stop();
-});
+// The transcript takes long enough that the queued create waits while the client floods.
+const heldProxy = heldTurnProxy({ upstreamMaxBufferedBytes: LIMIT, transcriptionDelayMs: 15_000, timeoutMs: 20_000 });
 
 describe('red team: tiny frames queued behind an asynchronous verdict', () => {
   it(`${FRAMES} frames of ${TINY.length} bytes while a response.create waits: the session is ended (4008) or holds little more than the limit`, async () => {
-    const c = await tp.client({ tenant: 'acme' });
-    await c.next('session.created');
-    await c.next('session.updated');
-    c.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: null } } } });
-    await c.nth('session.updated', 2);
-    for (const e of appendEvents(speechThenSilence(200, 0), 20)) c.send(e);
-    c.send({ type: 'input_audio_buffer.commit' });
-    c.send({ type: 'response.create', event_id: 'evt_queued' });
+    const tp = heldProxy.proxy();
+    const c = await queuedBehindHeldTurn(tp);
     const before = heldBytes();
     let closedCode: number | null = null;
     void c.closed.then((closed) => {

@@ -1,8 +1,6 @@
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { policyDir } from '../policies/support.js';
-import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { heldTurnProxy, queuedBehindHeldTurn } from './held-queue.js';
+import { heldBytes } from './support.js';
 
 /**
  * Red team (a tenant key, two sessions): queued tiny frames pinning the shared frame slab.
@@ -18,51 +16,17 @@ import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from 
  * queue. (The frames other sessions relay at once are not held: only queued ones pin.)
  */
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heldBytes(): number {
-  gc();
-  gc();
-  const stats = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory: number };
-  return stats.used_heap_size + stats.external_memory;
-}
-
 const ROUNDS = 48;
 /** Per round, on the second session: more than one slab (512 KiB) of frames, each under the slab's 64 KiB frame cap. */
 const FILLERS_PER_ROUND = 18;
 const FILLER = `{${'x'.repeat(60 * 1024)}`;
-const HELD = `
-guardrails:
-  holdSpokenInput: { enabled: true, timeoutMs: 30000 }
-locks:
-  inputTranscription: { model: gpt-4o-mini-transcribe }
-`;
-
-let tp: TestProxy;
-
-beforeAll(async () => {
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'held' } },
-    config: { policies: { dir: policyDir({ 'held.yaml': HELD }), watch: false } },
-    // The transcript never comes while the test runs: the held session's create (and what follows it) waits.
-    simulator: { transcribe: () => 'hello there', timing: { transcriptionDelayMs: 30_000 } },
-  });
-});
-afterAll(async () => {
-  await tp?.stop();
-});
+// The transcript never comes while the test runs: the held session's create (and what follows it) waits.
+const heldProxy = heldTurnProxy({ transcriptionDelayMs: 30_000, timeoutMs: 30_000 });
 
 describe('red team: queued frames and the shared frame slab', () => {
   it(`${ROUNDS} tiny frames queued between ~1 MiB of another session's traffic each hold little more than they count`, async () => {
-    const held = await tp.client({ tenant: 'acme' });
-    await held.next('session.created');
-    await held.next('session.updated');
-    held.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: null } } } });
-    await held.nth('session.updated', 2);
-    for (const e of appendEvents(speechThenSilence(200, 0), 20)) held.send(e);
-    held.send({ type: 'input_audio_buffer.commit' });
-    held.send({ type: 'response.create', event_id: 'evt_queued' });
+    const tp = heldProxy.proxy();
+    const held = await queuedBehindHeldTurn(tp);
     const filler = await tp.client({ tenant: 'acme' });
     await filler.next('session.created');
     // A first round, so that the slab in use and the error path are warm before measuring.
