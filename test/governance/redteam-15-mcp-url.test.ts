@@ -1,7 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { policyDir } from '../policies/support.js';
-import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
-import { barrier, recordingUpstream, type RecordedConnection, type RecordingUpstream } from './edges-support.js';
+import { describe, expect, it } from 'vitest';
+import { barrier, guardedRecordingProxy, type RecordedConnection } from './edges-support.js';
 
 /**
  * Red team (locks, fifteenth pass): the MCP `server_url` allowlist and URL parser differentials.
@@ -26,26 +24,7 @@ locks:
     requireApproval: always
 `;
 
-const proxies: TestProxy[] = [];
-const upstreams: RecordingUpstream[] = [];
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.stop()));
-  await Promise.all(upstreams.splice(0).map((u) => u.close()));
-});
-
-async function setup(): Promise<{ c: TestClient; up: RecordedConnection }> {
-  const upstream = await recordingUpstream();
-  upstreams.push(upstream);
-  const tp = await startTestProxy({
-    tenants: { acme: { policy: 'mcp' } },
-    config: { upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' }, policies: { dir: policyDir({ 'mcp.yaml': POLICY }), watch: false } },
-  });
-  proxies.push(tp);
-  const c = await tp.client();
-  const up = await upstream.connection();
-  await c.next('session.created');
-  return { c, up };
-}
+const proxy = guardedRecordingProxy(POLICY, 'mcp-url');
 
 /** The host an RFC 3986 reader takes: the authority runs to the first `/`, `?` or `#`; the host follows its last `@`. */
 function rfc3986Host(url: string): string | null {
@@ -72,7 +51,7 @@ const mcpTool = (serverUrl: string) => ({ type: 'mcp', server_label: 'kb', serve
 
 describe('red team 15: an MCP server_url that parsers read differently', () => {
   it('a backslash before "@": whatever reaches the upstream names the allowed host to an RFC 3986 reader too', async () => {
-    const { c, up } = await setup();
+    const { c, up } = await proxy.connect();
     const from = up.raw.length;
     c.send({ type: 'session.update', session: { type: 'realtime', tools: [mcpTool('https://mcp.acme.example\\@evil.example/')] } });
     c.send({ type: 'response.create', response: { tools: [mcpTool('https://mcp.acme.example\\@evil.example/sse')] } });
@@ -83,7 +62,7 @@ describe('red team 15: an MCP server_url that parsers read differently', () => {
   });
 
   it('controls: an allowed URL passes as it is; another host is still refused', async () => {
-    const { c, up } = await setup();
+    const { c, up } = await proxy.connect();
     const from = up.raw.length;
     c.send({ type: 'session.update', session: { type: 'realtime', tools: [mcpTool('https://mcp.acme.example/sse'), mcpTool('https://evil.example/')] } });
     await barrier(c, up, 'mcp-url-control');

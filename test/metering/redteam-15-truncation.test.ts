@@ -16,6 +16,7 @@
  */
 import type WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { TestClient } from '../support/harness.js';
 import { errorCode, scriptedMeteredProxy, scriptedSession, spend, textUsage, until, usageRecords } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -36,7 +37,14 @@ const TRUNCATED_TOKENS = 800;
  * A scripted upstream that truncates as OpenAI documents: while the session's truncation has a
  * `post_instructions` limit below the conversation, a response reads only that much of it.
  */
-function truncatingUpstream(created: ClientEvent[], options: { holdFirstDoneUntilUpdate?: boolean; looseningNotRelayed?: boolean } = {}) {
+interface UpstreamOptions {
+  /** The first response's response.done waits until the client's truncation update is answered. */
+  readonly holdFirstDoneUntilUpdate?: boolean;
+  /** Right after the first response, the upstream reports a loosened truncation the proxy never relayed. */
+  readonly looseningNotRelayed?: boolean;
+}
+
+function truncatingUpstream(created: ClientEvent[], options: UpstreamOptions = {}) {
   return (ws: WebSocket, send: (event: Record<string, unknown>) => void) => {
     let session: Record<string, unknown> = scriptedSession();
     let tight = false;
@@ -91,29 +99,45 @@ function truncatingUpstream(created: ClientEvent[], options: { holdFirstDoneUnti
   };
 }
 
+/**
+ * A session under a tight truncation reads 800 tokens of a ~30,000-token conversation in one response;
+ * `loosen` then lifts the truncation its own way, and five out-of-band creates follow, each reading the
+ * whole conversation. Returns what was billed and what reached the upstream.
+ */
+async function fiveCreatesAfterLoosening(options: UpstreamOptions, loosen: (c: TestClient) => Promise<void>) {
+  const cap = '0.20';
+  const created: ClientEvent[] = [];
+  const tp = await scriptedMeteredProxy(cleanups, truncatingUpstream(created, options), { tenants: { acme: { limits: { dailyUsd: cap } } }, metering: { admission: 'worst_case' } });
+  const c = await tp.client();
+  await c.next('session.created');
+  // A tight truncation: the model reads at most ~1,000 tokens of the conversation (a documented way to cut cost).
+  c.send({ type: 'session.update', session: { type: 'realtime', truncation: { type: 'retention_ratio', retention_ratio: 0.8, token_limits: { post_instructions: 1000 } } } });
+  await c.next('session.updated');
+  c.send({ type: 'conversation.item.create', item: { id: 'item_filler', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'word '.repeat(24_000) }] } });
+  await c.waitFor((e) => e.type === 'conversation.item.done', 10_000, 'the filler');
+  // One conversation response: reserved on the whole window ($0.13), it read 800 tokens ($0.0032).
+  c.send({ type: 'response.create', event_id: 'evt_first', response: { output_modalities: ['text'], max_output_tokens: 1 } });
+  await loosen(c);
+  // The next responses read the whole conversation (~30,000 tokens, $0.12 each).
+  for (let k = 0; k < 5; k++) c.send({ type: 'response.create', event_id: `evt_oob_${k}`, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, metadata: { job: String(k) } } });
+  await until(() => c.ofType('response.done').length + c.events.filter((e) => e.type === 'error' && errorCode(e) === 'budget_exceeded').length >= 6, 10_000, 'every create answered');
+  const records = await usageRecords(tp.adminUrl, '?tenant=acme');
+  return { c, tp, created, records, capNanos: nanos(cap) };
+}
+
+const looseningUpdate = async (c: TestClient): Promise<void> => {
+  c.send({ type: 'session.update', session: { type: 'realtime', truncation: 'disabled' } });
+  await c.next('session.updated');
+};
+
 describe('red team 15: a truncation the client loosens after a response read a truncated conversation', () => {
   it('admission worst_case, $0.20 cap: out-of-band creates after truncation "disabled" are reserved on the conversation, never over the cap', async () => {
-    const cap = '0.20';
-    const created: ClientEvent[] = [];
-    const tp = await scriptedMeteredProxy(cleanups, truncatingUpstream(created), { tenants: { acme: { limits: { dailyUsd: cap } } }, metering: { admission: 'worst_case' } });
-    const c = await tp.client();
-    await c.next('session.created');
-    // A tight truncation: the model reads at most ~1,000 tokens of the conversation (a documented way to cut cost).
-    c.send({ type: 'session.update', session: { type: 'realtime', truncation: { type: 'retention_ratio', retention_ratio: 0.8, token_limits: { post_instructions: 1000 } } } });
-    await c.next('session.updated');
-    c.send({ type: 'conversation.item.create', item: { id: 'item_filler', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'word '.repeat(24_000) }] } });
-    await c.waitFor((e) => e.type === 'conversation.item.done', 10_000, 'the filler');
-    // One conversation response: reserved on the whole window ($0.13), it read 800 tokens ($0.0032).
-    c.send({ type: 'response.create', event_id: 'evt_first', response: { output_modalities: ['text'], max_output_tokens: 1 } });
-    await c.next('response.done', 10_000);
-    // Loosen the truncation: the next responses read the whole conversation (~30,000 tokens, $0.12 each).
-    c.send({ type: 'session.update', session: { type: 'realtime', truncation: 'disabled' } });
-    await c.next('session.updated');
-    for (let k = 0; k < 5; k++) c.send({ type: 'response.create', event_id: `evt_oob_${k}`, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, metadata: { job: String(k) } } });
-    await until(() => c.ofType('response.done').length + c.events.filter((e) => e.type === 'error' && errorCode(e) === 'budget_exceeded').length >= 6, 10_000, 'every create answered');
-    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
+    const { c, tp, created, records, capNanos } = await fiveCreatesAfterLoosening({}, async (c) => {
+      await c.next('response.done', 10_000);
+      await looseningUpdate(c);
+    });
     // Old code: all five admitted at ~$0.0033 each, each read 30,000 tokens: $0.60 + $0.0032 against $0.20.
-    expect(total(records)).toBeLessThanOrEqual(nanos(cap));
+    expect(total(records)).toBeLessThanOrEqual(capNanos);
     // Reserved on the whole conversation (the window, $0.13): one runs, the others are refused.
     expect(created).toHaveLength(2);
     expect(c.events.filter((e) => e.type === 'error').map(errorCode)).toEqual(['budget_exceeded', 'budget_exceeded', 'budget_exceeded', 'budget_exceeded']);
@@ -121,52 +145,23 @@ describe('red team 15: a truncation the client loosens after a response read a t
   }, 30_000);
 
   it('the response that read under the tight truncation finishes after the update loosened it: its count does not recalibrate the estimate', async () => {
-    const cap = '0.20';
-    const created: ClientEvent[] = [];
-    const tp = await scriptedMeteredProxy(cleanups, truncatingUpstream(created, { holdFirstDoneUntilUpdate: true }), {
-      tenants: { acme: { limits: { dailyUsd: cap } } },
-      metering: { admission: 'worst_case' },
+    const { created, records, capNanos } = await fiveCreatesAfterLoosening({ holdFirstDoneUntilUpdate: true }, async (c) => {
+      await c.next('response.created', 10_000);
+      // While it runs (it read 800 tokens under the tight truncation), the client loosens the truncation.
+      await looseningUpdate(c);
+      await c.next('response.done', 10_000);
     });
-    const c = await tp.client();
-    await c.next('session.created');
-    c.send({ type: 'session.update', session: { type: 'realtime', truncation: { type: 'retention_ratio', retention_ratio: 0.8, token_limits: { post_instructions: 1000 } } } });
-    await c.next('session.updated');
-    c.send({ type: 'conversation.item.create', item: { id: 'item_filler', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'word '.repeat(24_000) }] } });
-    await c.waitFor((e) => e.type === 'conversation.item.done', 10_000, 'the filler');
-    c.send({ type: 'response.create', event_id: 'evt_first', response: { output_modalities: ['text'], max_output_tokens: 1 } });
-    await c.next('response.created', 10_000);
-    // While it runs (it read 800 tokens under the tight truncation), the client loosens the truncation.
-    c.send({ type: 'session.update', session: { type: 'realtime', truncation: 'disabled' } });
-    await c.next('session.updated');
-    await c.next('response.done', 10_000);
-    for (let k = 0; k < 5; k++) c.send({ type: 'response.create', event_id: `evt_oob_${k}`, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, metadata: { job: String(k) } } });
-    await until(() => c.ofType('response.done').length + c.events.filter((e) => e.type === 'error' && errorCode(e) === 'budget_exceeded').length >= 6, 10_000, 'every create answered');
-    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
     // Had its 800 tokens recalibrated the estimate after the update, the five would run as above: $0.60.
-    expect(total(records)).toBeLessThanOrEqual(nanos(cap));
+    expect(total(records)).toBeLessThanOrEqual(capNanos);
     expect(created).toHaveLength(2);
   }, 30_000);
 
   it('a loosening the proxy did not relay (only its session.updated is read) puts the estimate back too', async () => {
-    const cap = '0.20';
-    const created: ClientEvent[] = [];
-    const tp = await scriptedMeteredProxy(cleanups, truncatingUpstream(created, { looseningNotRelayed: true }), {
-      tenants: { acme: { limits: { dailyUsd: cap } } },
-      metering: { admission: 'worst_case' },
+    const { created, records, capNanos } = await fiveCreatesAfterLoosening({ looseningNotRelayed: true }, async (c) => {
+      await c.next('response.done', 10_000);
+      await c.waitFor((e) => e.type === 'session.updated' && (e['session'] as { truncation?: unknown }).truncation === 'disabled', 10_000, 'the loosening');
     });
-    const c = await tp.client();
-    await c.next('session.created');
-    c.send({ type: 'session.update', session: { type: 'realtime', truncation: { type: 'retention_ratio', retention_ratio: 0.8, token_limits: { post_instructions: 1000 } } } });
-    await c.next('session.updated');
-    c.send({ type: 'conversation.item.create', item: { id: 'item_filler', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'word '.repeat(24_000) }] } });
-    await c.waitFor((e) => e.type === 'conversation.item.done', 10_000, 'the filler');
-    c.send({ type: 'response.create', event_id: 'evt_first', response: { output_modalities: ['text'], max_output_tokens: 1 } });
-    await c.next('response.done', 10_000);
-    await c.waitFor((e) => e.type === 'session.updated' && (e['session'] as { truncation?: unknown }).truncation === 'disabled', 10_000, 'the loosening');
-    for (let k = 0; k < 5; k++) c.send({ type: 'response.create', event_id: `evt_oob_${k}`, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 1, metadata: { job: String(k) } } });
-    await until(() => c.ofType('response.done').length + c.events.filter((e) => e.type === 'error' && errorCode(e) === 'budget_exceeded').length >= 6, 10_000, 'every create answered');
-    const records = await usageRecords(tp.adminUrl, '?tenant=acme');
-    expect(total(records)).toBeLessThanOrEqual(nanos(cap));
+    expect(total(records)).toBeLessThanOrEqual(capNanos);
     expect(created).toHaveLength(2);
   }, 30_000);
 });
