@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { CLIENT_SECRET_UPDATE, CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN, isTranscriptionIntent } from '../protocol/events.js';
@@ -660,6 +660,15 @@ export class MeteringFilter implements Filter {
       }
       return;
     }
+    if (report.kind === 'injected' && report.direction === 'client' && report.eventType === 'session.update' && report.by === CLIENT_SECRET_UPDATE) {
+      // A client secret's config, sent first (outside the chain): counted as a client update is, from
+      // now on. Until 2026-12-06 it counted only from its session.updated, so creates the client sent
+      // at once were reserved without the secret's instructions and tools
+      // (test/calls/redteam-15b-secret-update.test.ts: $0.60 spent against a $0.30 worst_case cap).
+      const session = this.#ctx.secretSession ?? null;
+      if (session !== null) this.#guess(session as JsonObject, this.#ctx.conversation.sessionUpdatesSent);
+      return;
+    }
     if (report.kind === 'stamped' && report.eventType === 'input_audio_buffer.commit') {
       // Stamped events leave in the order the client sent them: the oldest commit not named yet.
       const c = this.#commitsAhead.find((x) => x.eventId === null);
@@ -757,14 +766,17 @@ export class MeteringFilter implements Filter {
     return verdict;
   }
 
-  /** A client session.update on its way upstream: what it asks counts at once, pessimistically (see #guesses). */
-  #guess(session: JsonObject | null): void {
+  /**
+   * A client session.update on its way upstream: what it asks counts at once, pessimistically (see
+   * #guesses). `n`: its place among the session's updates (the next one sent, unless it left already).
+   */
+  #guess(session: JsonObject | null, n = this.#ctx.conversation.sessionUpdatesSent + 1): void {
     if (!session || session['type'] === 'transcription') return;
     const format = str(obj(obj(obj(session['audio'])?.['input'])?.['format'])?.['type']);
     const mot = parseOutputLimit(session['max_output_tokens']);
     const model = str(session['model']);
     const g: SessionGuess = {
-      n: this.#ctx.conversation.sessionUpdatesSent + 1,
+      n,
       instructions: 'instructions' in session ? instructionsEstimate(session['instructions']) : null,
       tools: 'tools' in session ? toolsEstimate(session['tools']) : null,
       maxOutput: mot.kind === 'limit' ? mot.value : null,

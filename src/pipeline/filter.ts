@@ -7,6 +7,9 @@ import type { AudioCounters } from './audio-meter.js';
 import type { Frame } from './frame.js';
 import type { Report } from './reports.js';
 
+/** The `by` of the `session.update` carrying a client secret's config (SessionContext.secretSession). */
+export const CLIENT_SECRET_UPDATE = 'client_secret';
+
 /** `client`: client → upstream. `server`: upstream → client. */
 export type Direction = 'client' | 'server';
 
@@ -85,7 +88,10 @@ export interface SessionContext {
   readonly query: ReadonlyMap<string, string>;
   /** The WebRTC/SIP call this session is a sideband of, or null for a plain WebSocket session. */
   readonly callId?: string | null;
-  /** The client authenticated with a proxy client secret: its governed session config (src/calls), else null. */
+  /**
+   * The client authenticated with a proxy client secret: its governed session config (src/calls), else
+   * null. The relay sends it upstream first, as a `session.update` injected by `CLIENT_SECRET_UPDATE`.
+   */
   readonly secretSession?: Readonly<Record<string, unknown>> | null;
   /** A call's sideband: the call's usage toward the per-session limits so far (metering carries it on); else null. */
   readonly carried?: CarriedUsage | null;

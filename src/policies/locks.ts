@@ -530,6 +530,12 @@ export class LockFilter implements Filter {
   #rejections = 0;
   /** Locked settings put back after a call's session.updated (bounded: see MAX_RELOCKS). */
   #relocks = 0;
+  /**
+   * A call's sideband: the labels of the session's MCP servers the tools lock allows, as the
+   * upstream last reported the session. A browser's `response.create` (its data channel, unseen)
+   * may declare its own MCP servers: the model's calls on any other server are cancelled.
+   */
+  #callMcpLabels = new Set<string>();
 
   constructor(ctx: SessionContext, policy: CompiledPolicy) {
     this.#ctx = ctx;
@@ -628,6 +634,7 @@ export class LockFilter implements Filter {
           return DROP;
         }
         if (session?.['type'] !== 'realtime') return CONTINUE;
+        if (this.#ctx.callId) this.#noteCallMcpServers(session);
         // What went upstream before it (the view's updatesBeforeCreated) is read next by the upstream.
         const before = this.#ctx.conversation.updatesBeforeCreated;
         this.#injectLockedState(before ? applySessionUpdate(session, before) : session, before ? 'after session.created (beyond what went before it)' : 'after session.created');
@@ -636,8 +643,10 @@ export class LockFilter implements Filter {
       case 'session.updated':
         // On a call, a browser's session.update travels over its data channel, which the proxy
         // cannot see: the sideband sees only the result, and puts the locked settings back.
-        if (this.#ctx.callId) this.#relock(frame);
-        else if (this.#hold) this.#relockCreateResponse(frame);
+        if (this.#ctx.callId) {
+          this.#noteCallMcpServers(asObject(frame.json()['session']));
+          this.#relock(frame);
+        } else if (this.#hold) this.#relockCreateResponse(frame);
         return CONTINUE;
       case 'conversation.item.added':
         // On a call the browser adds items over its data channel, unseen: what a WebSocket client
@@ -648,6 +657,9 @@ export class LockFilter implements Filter {
         if (!this.#allowedFn) return CONTINUE;
         const ev = frame.json();
         const item = asObject(ev['item']);
+        if (this.#ctx.callId && (item?.['type'] === 'mcp_call' || item?.['type'] === 'mcp_approval_request')) {
+          return this.#checkCallMcp(asString(ev['response_id']) ?? '', asString(item['id']) ?? '', asString(item['server_label']) ?? '');
+        }
         if (item?.['type'] !== 'function_call') return CONTINUE;
         return this.#checkCall(asString(ev['response_id']) ?? '', asString(item['id']) ?? '', asString(item['name']) ?? '');
       }
@@ -690,6 +702,50 @@ export class LockFilter implements Filter {
       new ProxyError('guardrail_blocked', {
         message: `The model called function ${name}, which the policy does not allow; the response was cancelled.`,
         details: { field: 'tools', function: name, policy: this.#policy.name },
+      }),
+    );
+    return DROP;
+  }
+
+  /** The allowed MCP servers of a call's session as reported (see #callMcpLabels); a session without `tools` keeps them. */
+  #noteCallMcpServers(session: JsonObject | null): void {
+    const tools = session ? asArray(session['tools']) : null;
+    const lock = this.#policy.locks.tools;
+    if (!tools || !lock) return;
+    this.#callMcpLabels = new Set();
+    for (const raw of tools) {
+      const t = asObject(raw);
+      if (t?.['type'] !== 'mcp') continue;
+      const label = asString(t['server_label']);
+      const url = asString(t['server_url']);
+      if (label === null || url === null || MCP_SERVER_MEMBERS.some((m) => t[m] !== undefined && t[m] !== null)) continue;
+      if (mcpUrlAllowed(url, lock.mcpServerUrls)) this.#callMcpLabels.add(label);
+    }
+  }
+
+  /**
+   * On a call, the model calls (or asks approval for) a tool of an MCP server the session does not
+   * have: a browser declared it on its own `response.create`, around the tools lock. Its response is
+   * cancelled as for a function outside the allowlist. (Until 2026-12-06 it ran, `require_approval`
+   * as the browser set it: test/calls/redteam-15b-mcp-override.test.ts.)
+   */
+  #checkCallMcp(responseId: string, itemId: string, label: string): Verdict {
+    if (this.#callMcpLabels.has(label)) return CONTINUE;
+    if (itemId) {
+      let list = this.#deleteOnDone.get(responseId);
+      if (!list) this.#deleteOnDone.set(responseId, (list = []));
+      if (!list.includes(itemId)) list.push(itemId);
+    }
+    if (this.#ctx.isSuppressed(responseId)) return DROP;
+    this.#rejections++;
+    this.#ctx.report({ kind: 'lock', field: 'tools', action: 'rejected' });
+    this.#ctx.log.info({ policy: this.#policy.name, serverLabel: label.slice(0, 64), responseId }, 'call: the model used an MCP server the session does not have (a browser\'s own tools); response cancelled');
+    this.#ctx.cancelResponse(
+      responseId,
+      LOCKS_FILTER,
+      new ProxyError('guardrail_blocked', {
+        message: 'The model used an MCP server the policy does not allow; the response was cancelled.',
+        details: { field: 'tools', policy: this.#policy.name },
       }),
     );
     return DROP;

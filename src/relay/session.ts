@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { WebSocket as UwsSocket } from 'uWebSockets.js';
 import type { Config } from '../config/schema.js';
 import { QUEUED_FRAME_OVERHEAD_BYTES, type ChainTemplate, type ChainSink, type SessionChain } from '../pipeline/chain.js';
-import type { CarriedUsage, Clock, CloseInfo, Direction, SessionContext } from '../pipeline/filter.js';
+import { CLIENT_SECRET_UPDATE, type CarriedUsage, type Clock, type CloseInfo, type Direction, type SessionContext } from '../pipeline/filter.js';
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
@@ -259,7 +259,7 @@ export class RelaySession implements SessionContext, ChainSink {
     // as OpenAI applies a secret's config when it creates the session: the update is queued before
     // anything the client sends, so a client racing it cannot be answered under another config.
     if (this.secretSession) {
-      this.sendUpstream({ type: 'session.update', session: this.secretSession as unknown as ClientEventOf<'session.update'>['session'] }, 'client_secret');
+      this.sendUpstream({ type: 'session.update', session: this.secretSession as unknown as ClientEventOf<'session.update'>['session'] }, CLIENT_SECRET_UPDATE);
     }
     const first = this.#firstUpdate;
     if (first) this.sendUpstream({ type: 'session.update', session: first.session as unknown as ClientEventOf<'session.update'>['session'] }, first.by);
