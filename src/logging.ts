@@ -9,6 +9,19 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 export const LOG_STRING_LIMIT = 1024;
 const UNCAPPED_FIELDS: ReadonlySet<string> = new Set(['inputTranscript', 'outputTranscript']);
 
+/**
+ * Longest string a session logger's binding keeps (the `model` a client names in the URL or a
+ * call's session). Bindings are written on every line of the session and pino's log formatter
+ * (capLogFields) never sees them: until 2026-12-06 a 12 000-character `?model=` (admitted with
+ * `metering.fallbackPrice`) was repeated whole on each of its session's lines.
+ */
+export const LOG_BINDING_LIMIT = 256;
+
+/** A client-named value fit to be a child logger's binding: cut at LOG_BINDING_LIMIT, marked like capLogFields. */
+export function capLogBinding(value: string): string {
+  return value.length <= LOG_BINDING_LIMIT ? value : `${value.slice(0, LOG_BINDING_LIMIT)}… [${value.length} chars]`;
+}
+
 /** pino's log formatter: the object itself when nothing is too long (the common case), else a copy with long strings cut. */
 export function capLogFields(obj: Record<string, unknown>): Record<string, unknown> {
   let out: Record<string, unknown> | null = null;

@@ -8,6 +8,7 @@ import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { CallRecord, CallStore, ClaimedCall } from './store.js';
 import type { UpstreamCalls } from './upstream.js';
+import { capLogBinding } from '../logging.js';
 
 export interface GovernedCall {
   readonly callId: string;
@@ -394,7 +395,7 @@ export class CallGovernors {
     const id = `rpc_${randomBytes(8).toString('hex')}`;
     // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
     this.#sessionIds.add(id);
-    const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: call.model, call: call.callId, transport: call.kind });
+    const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: capLogBinding(call.model), call: call.callId, transport: call.kind });
     const carried: CarriedUsage = {
       startedAtWallMs: call.usage?.startedAtMs ?? this.#deps.clock.wall(),
       tokens: call.usage?.tokens ?? 0,

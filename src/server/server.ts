@@ -19,6 +19,7 @@ import { LingeringSockets } from './lingering-sockets.js';
 import { MemoryBudget } from './memory-budget.js';
 import { RefusalLog } from './refusal-log.js';
 import { uws, uwsBinary } from './uws.js';
+import { capLogBinding } from '../logging.js';
 
 export interface ProxyServerOptions {
   readonly config: Config;
@@ -901,7 +902,7 @@ export class ProxyServer {
     }
     data.admitted = null;
     const id = `rps_${randomBytes(8).toString('hex')}`;
-    const log = this.#log.child({ session: id, tenant: pending.tenant.id, model: pending.model });
+    const log = this.#log.child({ session: id, tenant: pending.tenant.id, model: capLogBinding(pending.model) });
     const session = new RelaySession(
       {
         id,

@@ -28,6 +28,12 @@ export interface TelemetryShared {
   readonly priced?: (model: string) => boolean;
   /** The configured credentials, whatever their shape (redact.literalSecrets): captured text never keeps them. */
   readonly secrets?: RegExp | null;
+  /**
+   * Calls are governed by the proxy's own sidebands (`calls.enabled`): a client's socket attached
+   * to a call (`?call_id=`) sees the call's events too, and its turns and responses are the
+   * sideband's to record (see TelemetrySession's `#onCall`).
+   */
+  readonly callsGoverned?: boolean;
 }
 
 /** Deterministic per-session sampling: FNV-1a of the session id mapped onto [0, 1). */
@@ -84,12 +90,21 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
   /** Log bindings of the session without trace ids (pino appends on setBindings; we restore). */
   readonly #baseBindings: unknown;
   #boundTurn: TurnRecord | null = null;
+  /**
+   * A client's socket attached to a governed call: every socket on a call gets every server event,
+   * and the proxy's sideband records the call's turns, responses and usage (metering bills it
+   * there). Counted here too, each response of the call was counted once more per attached socket
+   * in the operation, token, turn and latency metrics and had a trace per socket (until
+   * 2026-12-06; cost was counted once). Such a session records its own session figures only.
+   */
+  readonly #onCall: boolean;
 
   constructor(ctx: SessionContext, shared: TelemetryShared) {
     this.#ctx = ctx;
     this.#shared = shared;
     const s = shared.settings;
     this.#tenant = shared.metrics.tenants.get(ctx.tenant.id);
+    this.#onCall = shared.callsGoverned === true && ctx.query.has('call_id');
     this.#sampleEvery = s.relaySampleEvery;
     const capture = s.capture.enabled && (s.capture.tenants === null || s.capture.tenants.has(ctx.tenant.id)) ? captureWith(s.capture.maxChars, shared.secrets ?? null) : null;
     const base = shared.scheduler ?? realScheduler;
@@ -241,17 +256,19 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
   // ---- TurnSink ----------------------------------------------------------------------------
 
   turnOpened(turn: TurnRecord): void {
-    if (!this.#spans) return;
+    if (!this.#spans || this.#onCall) return;
     const sc = this.#spans.startTurn(turn);
     if (turn.outOfBand) return;
     this.#bind(turn, sc.traceId, sc.spanId);
   }
 
   responseDone(r: ResponseRecord): void {
+    if (this.#onCall) return;
     this.#shared.metrics.responseDone(this.#tenant, this.#modelLabel(), r);
   }
 
   turnClosed(turn: TurnRecord): void {
+    if (this.#onCall) return;
     this.#turns++;
     this.#shared.metrics.turnClosed(this.#tenant, this.#modelLabel(), turn);
     // The turn-end line carries this turn's ids even when a newer turn is already current.

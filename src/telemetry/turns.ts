@@ -132,6 +132,19 @@ const MAX_ID_CHARS = SPAN_STRING_LIMIT;
 const MAX_MODALITIES = 4;
 const GUARDRAIL_SEVERITY: Readonly<Record<string, number>> = { log: 1, redact: 2, block: 3, cancel_response: 4, end_session: 5 };
 
+/**
+ * PCM sample rates telemetry believes (Hz). The rate is what the upstream confirmed, and an upstream
+ * that echoes a client's `rate: 0` or `-24000` made audio milliseconds bytes / 0 = Infinity or
+ * negative: summed into the tenant's totals, `rtproxy_audio_duration_total` stayed +Inf or went
+ * down (until 2026-12-06). Outside this range the GA API's only rate, 24 kHz, is assumed.
+ */
+const MIN_PCM_RATE = 8_000;
+const MAX_PCM_RATE = 48_000;
+
+function pcmRate(rate: number | null): number {
+  return rate !== null && rate >= MIN_PCM_RATE && rate <= MAX_PCM_RATE ? rate : 24_000;
+}
+
 function formatInfo(format: unknown): { name: string; bytesPerMs: number } | null {
   if (typeof format === 'string') {
     // Beta names.
@@ -141,7 +154,7 @@ function formatInfo(format: unknown): { name: string; bytesPerMs: number } | nul
   }
   const f = asObject(format);
   const type = asString(f?.['type']);
-  if (type === 'audio/pcm') return { name: 'pcm16', bytesPerMs: ((asNumber(f?.['rate']) ?? 24_000) * 2) / 1000 };
+  if (type === 'audio/pcm') return { name: 'pcm16', bytesPerMs: (pcmRate(asNumber(f?.['rate'])) * 2) / 1000 };
   if (type === 'audio/pcmu') return { name: 'g711_ulaw', bytesPerMs: 8 };
   if (type === 'audio/pcma') return { name: 'g711_alaw', bytesPerMs: 8 };
   return null;
