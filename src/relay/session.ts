@@ -78,6 +78,12 @@ export interface SessionInit {
    * caller bounds the wait; a throw or rejection only logs.
    */
   readonly endCallFirst?: (error: ProxyError, drain: () => Promise<void>) => Promise<void> | null;
+  /**
+   * A client's own socket on a call the proxy governs through its sideband (`?call_id=` with
+   * `calls.enabled`): the filters' call-wide actions are the sideband's, so none leaves from here
+   * (see sendUpstream).
+   */
+  readonly watchesGovernedCall?: boolean;
 }
 
 /** Counters written on the hot path: plain numbers, read at session end and by metrics. */
@@ -163,6 +169,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #onEnded: (s: RelaySession) => void;
   readonly #firstUpdate: SessionInit['firstUpdate'];
   readonly #endCallFirst: ((error: ProxyError, drain: () => Promise<void>) => Promise<void> | null) | null;
+  readonly #watchesGovernedCall: boolean;
   readonly #budget: MemoryBudget | null;
   readonly #client: ClientLink<ClientSocketData>;
   readonly #upstream: UpstreamLink;
@@ -204,6 +211,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#config = init.config;
     this.#onEnded = init.onEnded;
     this.#endCallFirst = init.endCallFirst ?? null;
+    this.#watchesGovernedCall = init.watchesGovernedCall === true;
     this.#firstUpdate = init.firstUpdate ?? null;
     this.#budget = init.budget ?? null;
     this.#client = new ClientLink(client, init.config, init.clock, {
@@ -655,6 +663,16 @@ export class RelaySession implements SessionContext, ChainSink {
 
   sendUpstream(event: RealtimeClientEvent, by: string): void {
     if (this.#ended) return;
+    // A socket attached to a call the proxy governs: the call's sideband runs the same filters on the
+    // same server events and takes their call-wide actions (cancels, deletes, relocks, a held turn's
+    // answer) once; this socket only suppresses and tells its own client. Until 2026-12-06 each
+    // attached socket sent them again: one output rule tripping on a call with three attached sockets
+    // sent four response.cancel and four deletes, and the repeats came back as upstream errors on
+    // every socket (test/calls/redteam-15b-attached-guardrails.test.ts).
+    if (this.#watchesGovernedCall) {
+      this.log.debug({ eventType: event.type, by }, 'socket attached to a governed call: the sideband sends this');
+      return;
+    }
     // A response a filter would start now (the spoken-turn hold owes answers).
     if (this.#withheldWhileLingering(event.type, by)) return;
     let payload: RealtimeClientEvent = event;

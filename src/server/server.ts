@@ -916,6 +916,7 @@ export class ProxyServer {
         log,
         budget: this.#budget,
         secretSession: pending.secretSession,
+        watchesGovernedCall: this.#config.calls.enabled && pending.query.has('call_id'),
         onEnded: (s) => this.#onSessionEnded(s),
       },
       ws,
