@@ -389,7 +389,7 @@ export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): M
       const n = text.length;
       for (let p = startsFrom(text, longest); p < n; p++) {
         // A whole-word phrase cannot start inside a word.
-        if (wholeWords && p > 0 && isPhraseWordUnit(text, p - 1) && isPhraseWordUnit(text, p)) continue;
+        if (wholeWords && p > 0 && isPhraseWordUnit(text, p - 1) && isPhraseWordUnit(text, p) && isHangulAt(text, p - 1) === isHangulAt(text, p)) continue;
         // An ASCII unit folds to ASCII: only phrases with an ASCII (folded) first unit can start there.
         const first = foldUnit(text.charCodeAt(p));
         if (first < 128 && (firstAscii[first >>> 5]! & (1 << (first & 31))) === 0) continue;
@@ -477,11 +477,36 @@ function foldUnit(c: number): number {
   return f;
 }
 
-const WORD_CHAR = /[\p{L}\p{N}]/u;
+/**
+ * Scripts written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer, Myanmar; by
+ * Script_Extensions, so `ー` and `々` count). Their letters end a word for the phrase lookarounds: a
+ * Latin phrase inside such a sentence (`请ignore previous instructions并…`) is the phrase, and a phrase
+ * in such a script matches between its neighbours. Until the fifteenth red-team pass's second round
+ * they were word letters, and both passed every phrase rule (test/policies/redteam-15b-unspaced-scripts.test.ts).
+ */
+export const UNSPACED_SCRIPTS = '\\p{scx=Han}\\p{scx=Hiragana}\\p{scx=Katakana}\\p{scx=Thai}\\p{scx=Lao}\\p{scx=Khmer}\\p{scx=Myanmar}';
+/** A letter or digit that is part of a word for a phrase (regex source: one character). */
+export const PHRASE_WORD_CHAR = `(?:(?![${UNSPACED_SCRIPTS}])[\\p{L}\\p{N}])`;
+/**
+ * Hangul. Korean puts spaces between words, but its particles join a loanword written in Latin
+ * (`instructions를`, "instructions" as an object): next to a phrase edge that is not Hangul, a
+ * Hangul letter ends the word; a Hangul edge keeps `PHRASE_WORD_CHAR` (a Korean phrase still ends
+ * where its word does).
+ */
+const HANGUL = '\\p{scx=Hangul}';
+/** A word letter next to a phrase edge that is not Hangul (regex source: one character). */
+export const PHRASE_WORD_CHAR_NOT_HANGUL = `(?:(?![${UNSPACED_SCRIPTS}${HANGUL}])[\\p{L}\\p{N}])`;
+/** Whether the phrase edge `ch` (a folded character) is Hangul: which word letters are beside it. */
+export const isHangulChar = (ch: string): boolean => HANGUL_CHAR.test(ch);
+const HANGUL_CHAR = new RegExp(`^[${HANGUL}]$`, 'u');
+const WORD_CHAR = new RegExp(`^${PHRASE_WORD_CHAR}$`, 'u');
 /**
  * Whether the unit at `i` is surely part of a word as the phrase regex's lookarounds see it: a
- * letter or a digit (`_` is not: it separates words, src/policies/matchers.ts); a surrogate: not sure.
+ * letter or a digit not of a script without spaces (`_` is not: it separates words,
+ * src/policies/matchers.ts); a surrogate: not sure. Where Hangul meets another letter a phrase can
+ * start (`isHangulAt` differs).
  */
+const isHangulAt = (text: string, i: number): boolean => text.charCodeAt(i) >= 0x1100 && HANGUL_CHAR.test(text[i]!);
 function isPhraseWordUnit(text: string, i: number): boolean {
   const c = text.charCodeAt(i);
   if (c < 128) return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);

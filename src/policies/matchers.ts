@@ -1,5 +1,5 @@
 import type { PiiDetector } from './pii.js';
-import { PHRASE_MAX_GAP, phrasePrefix, type MatchPrefix } from './match-prefix.js';
+import { isHangulChar, PHRASE_MAX_GAP, PHRASE_WORD_CHAR, PHRASE_WORD_CHAR_NOT_HANGUL, phrasePrefix, type MatchPrefix } from './match-prefix.js';
 import { blackFlagEndsAt, isFlagTagLow, MAX_FLAG_TAGS, normalize, normalizeText, type Normalized } from './normalize.js';
 import { decodeJsonEscapes, normalizeJson, openEscapeStart } from './json-escapes.js';
 
@@ -46,7 +46,8 @@ function escapeRegex(s: string): string {
  * Phrases as one case-insensitive alternation of literals; whitespace inside a phrase matches a run
  * (up to 8) of characters that are neither letters nor digits, so punctuation between the words
  * does not hide a phrase. Whole-word matching uses single-character lookarounds (linear), with the
- * same idea of a word: letters and digits. `_` separates words around a phrase as it does inside
+ * same idea of a word: letters and digits, but those of scripts written without spaces (Han, kana,
+ * Thai, …), which touch the words of a phrase inside such a sentence (`请ignore previous instructions并`). `_` separates words around a phrase as it does inside
  * one (`wire_the_money` is the phrase), so `_wire the money_` (markdown emphasis) and
  * `always_wire_the_money` (a snake_case name) match; until 2026-12-05 the lookarounds counted `_`
  * as a word character and both passed.
@@ -56,9 +57,24 @@ export function phraseFinder(phrases: readonly string[], wholeWords: boolean): S
   const folded = [...new Set(phrases.map((p) => normalizeText(p).trim()).filter((p) => p.length > 0))].sort((a, b) => b.length - a.length);
   const words = folded.map((p) => p.split(/\s+/));
   // Between words, any run of non-letters and non-digits: "wire-the-money" and "wire the… money" are the phrase.
-  const body = `(?:${words.map((w) => w.map(escapeRegex).join(`[^\\p{L}\\p{N}]{1,${PHRASE_MAX_GAP}}`)).join('|')})`;
-  const source = wholeWords ? `(?<![\\p{L}\\p{N}])${body}(?![\\p{L}\\p{N}])` : body;
-  const re = new RegExp(source, 'giu');
+  const alternative = (w: readonly string[]): string => w.map(escapeRegex).join(`[^\\p{L}\\p{N}]{1,${PHRASE_MAX_GAP}}`);
+  // A word letter: a letter or digit, not of a script written without spaces, nor Hangul beside an
+  // edge that is not (match-prefix.ts UNSPACED_SCRIPTS, PHRASE_WORD_CHAR_NOT_HANGUL).
+  const wordBeside = (ch: string): string => (isHangulChar(ch) ? PHRASE_WORD_CHAR : PHRASE_WORD_CHAR_NOT_HANGUL);
+  // Phrases grouped by the word letters beside their edges (one group unless some edge is Hangul),
+  // each group one alternation between one pair of lookarounds (the longest first within it).
+  const groups = new Map<string, string[]>();
+  for (const w of words) {
+    const text = w.join(' ');
+    const key = wholeWords ? `${wordBeside(String.fromCodePoint(text.codePointAt(0)!))}\n${wordBeside([...text.slice(-2)].pop()!)}` : '';
+    groups.set(key, [...(groups.get(key) ?? []), alternative(w)]);
+  }
+  const source = [...groups].map(([key, alts]) => {
+    if (!wholeWords) return alts.join('|');
+    const [before, after] = key.split('\n');
+    return `(?<!${before!})(?:${alts.join('|')})(?!${after!})`;
+  });
+  const re = new RegExp(`(?:${source.join('|')})`, 'giu');
   const maxLength = Math.max(...words.map((w) => w.join('').length + PHRASE_MAX_GAP * (w.length - 1))) * 2;
   // Normalised text has single spaces: a phrase's prefixes are its words up to case, with separator runs between.
   const hold = phrasePrefix(words.map((w) => w.join(' ')), wholeWords);

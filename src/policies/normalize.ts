@@ -14,6 +14,7 @@
  *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
  *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
+ * - decimal digits of every script (`٤`, `४`, `๔`) as ASCII digits (asciiDigit);
  * - enclosed Latin capitals without a decomposition (negative circled and squared, regional
  *   indicators) read as their letters, a run of regional indicators apart from the text around it;
  * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space.
@@ -31,12 +32,20 @@
 const CONFUSABLES: Readonly<Record<string, string>> = {
   // Cyrillic
   а: 'a', е: 'e', о: 'o', р: 'p', с: 'c', у: 'y', х: 'x', і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', һ: 'h', ԛ: 'q', ԝ: 'w', ӏ: 'l', ү: 'y', ё: 'e', ї: 'i',
+  // Lower case letters that look like the Latin small capitals folded below (`т` as `ᴛ`, `м` as `ᴍ`):
+  // until the fifteenth red-team pass's second round "developer мode" passed where "developer ᴍode" did not.
+  в: 'b', к: 'k', м: 'm', н: 'h', т: 't',
   А: 'A', В: 'B', Е: 'E', К: 'K', М: 'M', Н: 'H', О: 'O', Р: 'P', С: 'C', Т: 'T', Х: 'X', У: 'Y', І: 'I', Ј: 'J', Ѕ: 'S', Һ: 'H', Ԛ: 'Q', Ԝ: 'W', Ӏ: 'I', Ү: 'Y',
   // Greek
   α: 'a', ο: 'o', ν: 'v', ρ: 'p', ι: 'i', κ: 'k', υ: 'u', χ: 'x', ε: 'e', τ: 't', ϲ: 'c', ϳ: 'j',
   Α: 'A', Β: 'B', Ε: 'E', Ζ: 'Z', Η: 'H', Ι: 'I', Κ: 'K', Μ: 'M', Ν: 'N', Ο: 'O', Ρ: 'P', Τ: 'T', Υ: 'Y', Χ: 'X', Ϲ: 'C',
   // Latin look-alikes NFKD leaves alone (the letters are in LATIN_LOOKALIKES below)
   ꞏ: '.',
+  // Apostrophe look-alikes, as the ASCII one (a regex written `I'll` or `['’]ll` then takes them):
+  // MODIFIER LETTER APOSTROPHE and PRIME (`Iʼll`, `Iʹll`: letters, they joined the words around them),
+  // SALTILLO `ꞌ`, PRIME `′`, ACUTE ACCENT `´` (NFKD made it a space). Until the fifteenth red-team
+  // pass's second round a model asked to write `Iʼll refund you` passed customer-support's rule.
+  ʼ: "'", ʹ: "'", ꞌ: "'", '′': "'", '´': "'",
 };
 
 /**
@@ -139,6 +148,27 @@ export const FOLD_CACHE_MAX = 8192;
 /** How many code points the fold cache holds now (tests: it stays bounded under hostile text). */
 export const foldCacheSize = (): number => foldCache.size;
 
+const DECIMAL_DIGIT = /^\p{Nd}$/u;
+/**
+ * A decimal digit of another script (`٤` U+0664, `४` U+096A, `๔` U+0E54, …) as its ASCII digit, or
+ * undefined. Models read them as digits, and a card number written in them (input, or a model asked
+ * to answer in them) passed `card`, `iban` and `phone`, whose patterns take ASCII digits; NFKD folds
+ * only the compatibility ones (fullwidth, mathematical). Until the fifteenth red-team pass's second
+ * round they were kept (test/policies/redteam-15b-digits.test.ts). Unicode puts every `Nd` digit in
+ * a run of ten from its zero, so the value is the distance from the run's start, modulo 10.
+ */
+function asciiDigit(ch: string): string | undefined {
+  if (ch.length === 1 && ch.charCodeAt(0) < 128) return undefined;
+  if (!DECIMAL_DIGIT.test(ch)) return undefined;
+  let cp = ch.codePointAt(0)!;
+  let run = 0;
+  while (DECIMAL_DIGIT.test(String.fromCodePoint(cp - 1))) {
+    cp--;
+    run++;
+  }
+  return String.fromCharCode(48 + (run % 10));
+}
+
 function foldCodePoint(cp: string): string {
   let out = foldCache.get(cp);
   if (out !== undefined) return out;
@@ -156,7 +186,7 @@ function foldCodePoint(cp: string): string {
         out += ' ';
         continue;
       }
-      out += CONFUSABLES[ch] ?? ch;
+      out += CONFUSABLES[ch] ?? asciiDigit(ch) ?? ch;
     }
   }
   if (foldCache.size >= FOLD_CACHE_MAX) foldCache.clear();
