@@ -219,6 +219,8 @@ export class RedisLedger implements Ledger {
   readonly #wall: () => number;
   readonly #scripts = scripts();
   #flushing = false;
+  /** The queued settlement #flush is writing now (its write lands whatever the queue does meanwhile). */
+  #writing: PendingSettle | null = null;
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #heartbeat: NodeJS.Timeout;
   #closed = false;
@@ -416,8 +418,11 @@ export class RedisLedger implements Ledger {
 
   #enqueue(item: PendingSettle): void {
     if (this.#pending.length >= this.#o.pendingMax) {
-      // Bounded memory: the oldest queued record is dropped (logged; the export file keeps it).
-      const dropped = this.#pending.shift()!;
+      // Bounded memory: the oldest queued record is dropped (logged; the export file keeps it), but
+      // never the one being written: that write lands anyway (until 2026-12-06 it was dropped, and
+      // the flush then took the next record out unwritten and subtracted the written one twice).
+      const at = this.#pending[0] === this.#writing && this.#pending.length > 1 ? 1 : 0;
+      const dropped = this.#pending.splice(at, 1)[0]!;
       this.#adjustPending(dropped.record, -1);
       this.#dropped++;
       this.#o.log.error({ tenant: dropped.record.tenant, ref: dropped.record.ref, dropped: this.#dropped }, 'metering redis settle queue full: record dropped');
@@ -449,8 +454,14 @@ export class RedisLedger implements Ledger {
     try {
       while (this.#pending.length > 0 && this.connected) {
         const item = this.#pending[0]!;
-        if (!(await this.#write(item))) break;
-        this.#pending.shift();
+        this.#writing = item;
+        const ok = await this.#write(item);
+        this.#writing = null;
+        if (!ok) break;
+        // By identity: with pendingMax 1 the item may have been dropped (and subtracted) meanwhile.
+        const at = this.#pending.indexOf(item);
+        if (at < 0) continue;
+        this.#pending.splice(at, 1);
         this.#adjustPending(item.record, -1);
       }
       while (this.#pendingReleases.length > 0 && this.connected) {
@@ -565,8 +576,10 @@ export class RedisLedger implements Ledger {
     const expires = this.#wall() + this.#slotTtlMs;
     const pipe = this.#redis.pipeline();
     const tenants = new Set<string>();
+    // Not XX: a live session's slot is re-added when Redis lost it (a restart, a snapshot older than
+    // the TTL). Until 2026-12-06 it was not, and the tenant could open as many sessions again.
     for (const [token, tenant] of this.#slots) {
-      pipe.zadd(this.#key(tenant, 'slots'), 'XX', expires, token);
+      pipe.zadd(this.#key(tenant, 'slots'), expires, token);
       tenants.add(tenant);
     }
     // The set's own expiry too: without it a tenant whose sessions outlive it loses every slot.
