@@ -150,7 +150,7 @@ interface PrimaryStart {
 
 /**
  * `server.workers` > 1: this process becomes the primary. It owns the ledger (served to the
- * workers when it is SQLite), the admin listener (admin API, merged /metrics, /readyz over all
+ * workers, SQLite or Redis), the admin listener (admin API, merged /metrics, /readyz over all
  * workers) and the drain; the relay workers (src/server/workers.ts) share the client port.
  */
 async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {

@@ -1039,6 +1039,17 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(s.records.map((r) => [r.ref, r.settledBy])).toEqual([['resp_1', 'response.done'], ['resp_vad', 'upstream_drop_estimate']]);
     });
 
+    it('failMode open, but the primary (not the ledger behind it) did not answer a relay worker: refused, never run unreserved', async () => {
+      const s = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
+      s.async.reserveUnavailable = 'ledger owner did not answer reserve within 5000 ms';
+      s.async.ownerSilent = true;
+      const { ctx, f } = session(s, { dailyUsd: '1' });
+      const v = await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      expect(v.kind === 'reject' && v.error.code).toBe('budget_unavailable');
+      await serverAsync(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['budget_unavailable']);
+    });
+
     it('a settle that fails still exports the record and keeps the session going; a failing export is logged', async () => {
       const s = asyncSetup();
       s.async.faults.set('settle', 'reject');

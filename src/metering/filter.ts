@@ -1022,7 +1022,7 @@ export class MeteringFilter implements Filter {
         case 'over':
           return this.#refuse(budgetError(result.hit, { eventId: clientEventId }));
         case 'unavailable':
-          if (ledgerFailsOpen(this.#rt)) {
+          if (ledgerFailsOpen(this.#rt) && result.ownerSilent !== true) {
             this.#queuePending(eventId, pending(null));
             return ok();
           }
@@ -1492,7 +1492,7 @@ export class MeteringFilter implements Filter {
       }
       this.#holdResponse(id, unreserved(amount));
       if (result.kind === 'unavailable') {
-        if (ledgerFailsOpen(this.#rt)) return CONTINUE;
+        if (ledgerFailsOpen(this.#rt) && result.ownerSilent !== true) return CONTINUE;
         this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: id });
         this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: 'ledger unavailable' } })); // fixed, as above
         // No cap can be checked: the next spoken turn would be started, cancelled and billed too

@@ -77,7 +77,11 @@ export interface CapHit {
 export type ReserveResult =
   | { readonly kind: 'ok' }
   | { readonly kind: 'over'; readonly hit: CapHit }
-  | { readonly kind: 'unavailable'; readonly reason: string };
+  /**
+   * `ownerSilent`: a relay worker's call to the primary's ledger went unanswered (a stalled primary,
+   * not the ledger behind it): never run open on that, whatever `failMode` says.
+   */
+  | { readonly kind: 'unavailable'; readonly reason: string; readonly ownerSilent?: true };
 
 export interface ReserveRequest {
   readonly tenant: string;

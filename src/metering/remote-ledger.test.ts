@@ -364,7 +364,7 @@ describe('RemoteLedger + LedgerHost', () => {
     await vi.advanceTimersByTimeAsync(TIMEOUT - 1);
     expect(answered).toBe(false);
     await vi.advanceTimersByTimeAsync(1);
-    expect(await pending).toEqual({ kind: 'unavailable', reason: `ledger owner did not answer reserve within ${TIMEOUT} ms` });
+    expect(await pending).toEqual({ kind: 'unavailable', reason: `ledger owner did not answer reserve within ${TIMEOUT} ms`, ownerSilent: true });
     expect(await slot).toBe('unavailable');
     // After the timeout the worker gives back what the owner may still grant (no answer wanted).
     expect(a.sent.slice(2)).toEqual([
@@ -492,11 +492,11 @@ describe('RemoteLedger + LedgerHost', () => {
     const slot = a.remote.acquireSlot('acme', 's1', 1, NOON);
     a.remote.disconnect();
     await expect(pending).rejects.toThrow(new Error('ledger owner unreachable'));
-    expect(await reserving).toEqual({ kind: 'unavailable', reason: 'ledger owner unreachable' });
+    expect(await reserving).toEqual({ kind: 'unavailable', reason: 'ledger owner unreachable', ownerSilent: true });
     expect(await slot).toBe('unavailable');
     // Nothing is left waiting, and nothing more is sent.
     expect(vi.getTimerCount()).toBe(0);
-    expect(await a.remote.reserve(reserve('r2', 1))).toEqual({ kind: 'unavailable', reason: 'ledger owner unreachable' });
+    expect(await a.remote.reserve(reserve('r2', 1))).toEqual({ kind: 'unavailable', reason: 'ledger owner unreachable', ownerSilent: true });
     expect(await a.remote.acquireSlot('acme', 's2', 1, NOON)).toBe('unavailable');
     await expect(a.remote.settle('r2', usage(1))).rejects.toThrow(new Error('ledger owner unreachable'));
     a.remote.releaseSlot('acme', 's1');
@@ -523,7 +523,7 @@ describe('RemoteLedger + LedgerHost', () => {
     a.cut();
     // The send fails: no wait, no give-back later (nothing reached the owner), no timer left.
     await expect(a.remote.status('acme', caps, NOON)).rejects.toThrow(new Error('ledger owner unreachable'));
-    expect(await a.remote.reserve(reserve('r1', 1))).toEqual({ kind: 'unavailable', reason: 'ledger owner unreachable' });
+    expect(await a.remote.reserve(reserve('r1', 1))).toEqual({ kind: 'unavailable', reason: 'ledger owner unreachable', ownerSilent: true });
     expect(await a.remote.acquireSlot('acme', 's1', 1, NOON)).toBe('unavailable');
     expect(vi.getTimerCount()).toBe(0);
     await vi.advanceTimersByTimeAsync(TIMEOUT);
@@ -538,7 +538,7 @@ describe('RemoteLedger + LedgerHost', () => {
     let failing = true;
     const m = manual({ maxPending: 1, sendFails: () => failing });
     await expect(m.remote.status('acme', caps, NOON)).rejects.toThrow(new Error('ledger owner unreachable'));
-    expect(await m.remote.reserve(reserve('r1', 1))).toEqual({ kind: 'unavailable', reason: 'ledger owner unreachable' });
+    expect(await m.remote.reserve(reserve('r1', 1))).toEqual({ kind: 'unavailable', reason: 'ledger owner unreachable', ownerSilent: true });
     expect(await m.remote.acquireSlot('acme', 's1', 1, NOON)).toBe('unavailable');
     expect(vi.getTimerCount()).toBe(0);
     failing = false;
@@ -559,7 +559,7 @@ describe('RemoteLedger + LedgerHost', () => {
     const first = a.remote.status('acme', caps, NOON);
     const second = a.remote.reserve(reserve('r1', 100));
     await expect(a.remote.status('acme', caps, NOON)).rejects.toThrow(new Error('too many ledger calls waiting for the owner'));
-    expect(await a.remote.reserve(reserve('r2', 100))).toEqual({ kind: 'unavailable', reason: 'too many ledger calls waiting for the owner' });
+    expect(await a.remote.reserve(reserve('r2', 100))).toEqual({ kind: 'unavailable', reason: 'too many ledger calls waiting for the owner', ownerSilent: true });
     expect(await a.remote.acquireSlot('acme', 's1', 1, NOON)).toBe('unavailable');
     expect(a.sent.map((c) => c.method)).toEqual(['status', 'reserve']);
     // Answers free the room.

@@ -11,6 +11,10 @@ import type { PeriodKind } from './periods.js';
  * as it is across sessions of one process: caps are as exact with N workers as with one.
  */
 
+
+/** The primary did not answer (a timeout, its channel gone, too many calls waiting): not an answer of its ledger's. */
+class OwnerSilent extends Error {}
+
 /** The Ledger methods a worker may call on the owner. */
 export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usage' | 'acquireSlot' | 'releaseSlot';
 
@@ -95,25 +99,25 @@ export class RemoteLedger implements Ledger {
     for (const [id, p] of this.#pending) {
       this.#pending.delete(id);
       clearTimeout(p.timer);
-      p.reject(new Error('ledger owner unreachable'));
+      p.reject(new OwnerSilent('ledger owner unreachable'));
     }
   }
 
   #call<T>(method: LedgerMethod, args: readonly unknown[], onTimeout?: () => void): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error('ledger owner unreachable'));
-    if (!SETTLING.has(method) && this.#pending.size >= (this.#o.maxPending ?? 10_000)) return Promise.reject(new Error('too many ledger calls waiting for the owner'));
+    if (this.#closed) return Promise.reject(new OwnerSilent('ledger owner unreachable'));
+    if (!SETTLING.has(method) && this.#pending.size >= (this.#o.maxPending ?? 10_000)) return Promise.reject(new OwnerSilent('too many ledger calls waiting for the owner'));
     const id = ++this.#seq;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
         onTimeout?.();
-        reject(new Error(`ledger owner did not answer ${method} within ${this.#o.timeoutMs} ms`));
+        reject(new OwnerSilent(`ledger owner did not answer ${method} within ${this.#o.timeoutMs} ms`));
       }, this.#o.timeoutMs);
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       if (!this.#o.send({ t: 'ledger', id, method, args })) {
         clearTimeout(timer);
         this.#pending.delete(id);
-        reject(new Error('ledger owner unreachable'));
+        reject(new OwnerSilent('ledger owner unreachable'));
       }
     });
   }
@@ -127,7 +131,8 @@ export class RemoteLedger implements Ledger {
       else if (r.kind === 'ok') this.#over.delete(req.tenant);
       return r;
     } catch (err) {
-      return { kind: 'unavailable', reason: (err as Error).message };
+      // No answer from the primary (its ledger answers `unavailable` itself when Redis is down).
+      return err instanceof OwnerSilent ? { kind: 'unavailable', reason: err.message, ownerSilent: true } : { kind: 'unavailable', reason: (err as Error).message };
     }
   }
 

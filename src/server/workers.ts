@@ -164,7 +164,11 @@ export class WorkerPool {
     this.#o = options;
     this.#slots = Array.from({ length: options.count }, (_, index) => ({ index, child: null, host: null, listening: false, restarts: 0, ping: null, missedMetrics: false, silentLogged: false, started: null }));
     const c = options.config;
-    this.#remoteLedger = c.metering.enabled && c.metering.ledger.kind === 'sqlite' && options.ledger !== null;
+    // The workers use the primary's ledger, SQLite or Redis alike: the primary then knows what a worker
+    // holds and bills a dead worker's running responses (LedgerHost.workerGone). Until 2026-12-06 workers
+    // reserved in Redis themselves, and a killed worker's reservations expired unbilled after
+    // reservationTtlSec (test/server/redteam-15c-workers-redis-kill.test.ts).
+    this.#remoteLedger = c.metering.enabled && options.ledger !== null;
     // Each worker gets its share of the process-wide limits (#configFor), so the totals stay what is configured.
     this.#workerConfig = {
       ...c,

@@ -169,6 +169,8 @@ export class AsyncLedger implements Ledger {
   readonly synchronous = false;
   readonly faults = new Map<'reserve' | 'status' | 'settle' | 'release' | 'acquireSlot', Fault>();
   reserveUnavailable: string | null = null;
+  /** With reserveUnavailable: answered as a relay worker's RemoteLedger does when the primary is silent. */
+  ownerSilent = false;
   slotUnavailable = false;
   knownOverHit: CapHit | null = null;
   readonly calls: string[] = [];
@@ -184,7 +186,7 @@ export class AsyncLedger implements Ledger {
   }
 
   reserve(req: ReserveRequest): Promise<ReserveResult> {
-    return this.#run('reserve', () => (this.reserveUnavailable !== null ? { kind: 'unavailable' as const, reason: this.reserveUnavailable } : this.inner.reserve(req)));
+    return this.#run('reserve', () => (this.reserveUnavailable !== null ? { kind: 'unavailable' as const, reason: this.reserveUnavailable, ...(this.ownerSilent ? { ownerSilent: true as const } : {}) } : this.inner.reserve(req)));
   }
   settle(reservationId: string | null, record: UsageRecord): Promise<void> {
     return this.#run('settle', () => this.inner.settle(reservationId, record));
