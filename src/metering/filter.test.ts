@@ -1318,13 +1318,14 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       const f = setup().factory;
       expect(f.name).toBe('metering');
       expect(f.failMode).toBe('closed');
-      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear']);
+      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'transcription_session.update']);
       expect(f.wants.server).toEqual([
         'input_audio_buffer.committed',
         'input_audio_buffer.cleared',
         'input_audio_buffer.speech_started',
         'session.created',
         'session.updated',
+        'transcription_session.updated',
         'response.created',
         'response.done',
         'conversation.item.input_audio_transcription.completed',

@@ -5,7 +5,7 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN, isTranscriptionIntent } from '../protocol/events.js';
 import { asObject as obj, asString as str } from '../protocol/json.js';
-import { exceeds, parseOutputLimit } from '../protocol/limits.js';
+import { exceeds, parseOutputLimit, type OutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
 import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate, UNKNOWN_SIZE } from './context.js';
@@ -215,6 +215,43 @@ function outputAsInput(output: { readonly tokens: number; readonly textOnly: boo
   return output.textOnly ? { text: ITEM_OVERHEAD * items + output.tokens, audio: 0, image: 0 } : { text: ITEM_OVERHEAD * items, audio: output.tokens, image: 0 };
 }
 
+/**
+ * A session's (or an update's) input audio settings under their GA names (`transcription`,
+ * `turn_detection`, `format`): GA's `audio.input`, and the Azure preview protocol's (beta) flat
+ * `input_audio_transcription`, `turn_detection` and `input_audio_format` (`pcm16`; anything else
+ * read as G.711, the denser estimate). GA's members win where both are given. Until 2026-12-06 the
+ * beta members were not read: a preview session's transcription was unpriced and, when its
+ * completed event never came, free (test/metering/redteam-15c-preview-transcription.test.ts).
+ */
+function inputAudioSettings(session: JsonObject | null): JsonObject | null {
+  if (!session) return null;
+  const ga = obj(obj(session['audio'])?.['input']);
+  const beta: JsonObject = {};
+  if (Object.hasOwn(session, 'input_audio_transcription')) beta['transcription'] = session['input_audio_transcription'] ?? null;
+  if (Object.hasOwn(session, 'turn_detection')) beta['turn_detection'] = session['turn_detection'] ?? null;
+  const betaFormat = str(session['input_audio_format']);
+  if (betaFormat !== null) beta['format'] = { type: betaFormat === 'pcm16' ? 'audio/pcm' : 'audio/pcmu' };
+  if (ga === null && Object.keys(beta).length === 0) return null;
+  return { ...beta, ...ga };
+}
+
+/** The Azure preview protocol's (beta) name of `max_output_tokens` (session and response). */
+const BETA_OUTPUT_LIMIT = 'max_response_output_tokens';
+
+/**
+ * `holder` (a session or response of a client event) with its beta output limit lowered to `limit`
+ * when it asks more (or something that is no limit), else null: a preview upstream reads only that
+ * member, so it is clamped as GA's is. Until 2026-12-06 it went upstream unread: a tenant's
+ * `maxResponseOutputTokens` did not hold on a preview upstream that takes it
+ * (test/metering/redteam-15c-preview-output-limit.test.ts).
+ */
+function clampedBetaOutput(holder: JsonObject, limit: number | null): { readonly holder: JsonObject; readonly requested: OutputLimit; readonly limit: number } | null {
+  if (limit === null || !Object.hasOwn(holder, BETA_OUTPUT_LIMIT)) return null;
+  const parsed = parseOutputLimit(holder[BETA_OUTPUT_LIMIT]);
+  if (parsed.kind === 'absent' || (parsed.kind === 'limit' && !exceeds(parsed.value, limit))) return null;
+  return { holder: { ...holder, [BETA_OUTPUT_LIMIT]: limit }, requested: parsed.kind === 'limit' ? parsed.value : 'inf', limit };
+}
+
 function textOnly(modalities: unknown): boolean | null {
   return Array.isArray(modalities) ? !modalities.includes('audio') : null;
 }
@@ -350,7 +387,7 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
   return {
     name: BY,
     wants: {
-      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear'],
+      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'transcription_session.update'],
       server: [
         'input_audio_buffer.committed',
         // The answer to the clear sent when the client left (#goneClear).
@@ -359,6 +396,8 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
         'input_audio_buffer.speech_started',
         'session.created',
         'session.updated',
+        // The Azure preview protocol's (beta) transcription session: its transcription model.
+        'transcription_session.updated',
         'response.created',
         'response.done',
         'conversation.item.input_audio_transcription.completed',
@@ -704,6 +743,8 @@ export class MeteringFilter implements Filter {
         return this.#onResponseCreate(frame);
       case 'session.update':
         return this.#onSessionUpdate(frame);
+      case 'transcription_session.update':
+        return this.#unpricedTranscriptionRefusal(obj(frame.json()['session']), str(frame.json()['event_id'])) ?? CONTINUE;
       case 'conversation.item.create': {
         const item = obj(frame.json()['item']);
         // An id the session already has (the model's answer, an item the upstream made) is refused
@@ -757,7 +798,7 @@ export class MeteringFilter implements Filter {
         this.#truncationAskedN = this.#ctx.conversation.sessionUpdatesSent + 1;
         this.#truncationChanged();
       }
-      const input = obj(obj(session?.['audio'])?.['input']);
+      const input = inputAudioSettings(session);
       const txModel = str(obj(input?.['transcription'])?.['model']);
       if (txModel !== null) this.#txAsked = { model: txModel, n: this.#ctx.conversation.sessionUpdatesSent + 1 };
       const td = obj(input?.['turn_detection']);
@@ -772,7 +813,7 @@ export class MeteringFilter implements Filter {
    */
   #guess(session: JsonObject | null, n = this.#ctx.conversation.sessionUpdatesSent + 1): void {
     if (!session || session['type'] === 'transcription') return;
-    const format = str(obj(obj(obj(session['audio'])?.['input'])?.['format'])?.['type']);
+    const format = str(obj(inputAudioSettings(session)?.['format'])?.['type']);
     const mot = parseOutputLimit(session['max_output_tokens']);
     const model = str(session['model']);
     const g: SessionGuess = {
@@ -907,31 +948,46 @@ export class MeteringFilter implements Filter {
         this.#requestedModels.push(model);
       }
     }
-    const tx = obj(obj(obj(session['audio'])?.['input'])?.['transcription']);
-    const txModel = str(tx?.['model']);
-    if (txModel !== null && !this.#rt.prices.lookup(txModel)) {
-      this.#refused++;
-      return reject(
-        new ProxyError('unknown_model_price', {
-          message: `No price is configured for transcription model "${txModel}".`,
-          param: 'session.audio.input.transcription.model',
-          eventId,
-          close: null,
-        }),
-      );
-    }
-    const parsed = parseOutputLimit(session['max_output_tokens']);
-    if (parsed.kind === 'absent') return CONTINUE;
-    if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, eventId, 'session.max_output_tokens');
+    const unpricedTranscription = this.#unpricedTranscriptionRefusal(session, eventId);
+    if (unpricedTranscription) return unpricedTranscription;
     const limit = this.#outputCap();
+    const beta = clampedBetaOutput(session, limit);
+    const governed = beta?.holder ?? session;
+    const withSession = (s: JsonObject): Verdict => {
+      if (beta) this.#notifyClamp(beta.requested, beta.limit, eventId, `session.${BETA_OUTPUT_LIMIT}`);
+      const event: { type: string; session: JsonObject } = { ...ev, type: 'session.update', session: s };
+      return replace(Frame.fromEvent(event));
+    };
+    const parsed = parseOutputLimit(session['max_output_tokens']);
+    if (parsed.kind === 'absent') return beta ? withSession(governed) : CONTINUE;
+    if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, eventId, 'session.max_output_tokens');
     let value = parsed.value;
     if (limit !== null && exceeds(value, limit)) {
       this.#notifyClamp(value, limit, eventId, 'session.max_output_tokens');
       value = limit;
-    } else if (parsed.canonical) return CONTINUE;
+    } else if (parsed.canonical) return beta ? withSession(governed) : CONTINUE;
     // Clamped, or written another way ("4096", "INF", null): the upstream gets the value governed.
-    const event: { type: string; session: JsonObject } = { ...ev, type: 'session.update', session: { ...session, max_output_tokens: value } };
-    return replace(Frame.fromEvent(event));
+    return withSession({ ...governed, max_output_tokens: value });
+  }
+
+  /**
+   * The refusal of a session (or beta transcription session) update asking for a transcription
+   * model with no price, or null. GA's member and the Azure preview protocol's (beta) flat one are
+   * both priced.
+   */
+  #unpricedTranscriptionRefusal(session: JsonObject | null, eventId: string | null): Verdict | null {
+    if (!session) return null;
+    for (const [holder, key, param] of [
+      [obj(obj(session['audio'])?.['input']), 'transcription', 'session.audio.input.transcription.model'],
+      [session, 'input_audio_transcription', 'session.input_audio_transcription.model'],
+    ] as const) {
+      const txModel = str(obj(holder?.[key])?.['model']);
+      if (txModel !== null && !this.#rt.prices.lookup(txModel)) {
+        this.#refused++;
+        return reject(new ProxyError('unknown_model_price', { message: `No price is configured for transcription model "${txModel}".`, param, eventId, close: null }));
+      }
+    }
+    return null;
   }
 
   #onResponseCreate(frame: Frame): Verdict | Promise<Verdict> {
@@ -968,6 +1024,15 @@ export class MeteringFilter implements Filter {
       rewrite = { ...response, max_output_tokens: limit };
       if (requested !== null) clampNotice = () => this.#notifyClamp(from, limit, clientEventId, 'response.max_output_tokens');
       effective = limit;
+    }
+    const beta = clampedBetaOutput(rewrite ?? response, limit);
+    if (beta !== null) {
+      rewrite = beta.holder;
+      const gaNotice = clampNotice;
+      clampNotice = () => {
+        gaNotice?.();
+        this.#notifyClamp(beta.requested, beta.limit, clientEventId, `response.${BETA_OUTPUT_LIMIT}`);
+      };
     }
     const rewritten = rewrite !== null ? Frame.rewritten('response.create', { ...ev, type: 'response.create', response: rewrite }) : null;
     const ok = (): Verdict => {
@@ -1297,6 +1362,9 @@ export class MeteringFilter implements Filter {
       case 'session.updated':
         this.#onSession(frame);
         return CONTINUE;
+      case 'transcription_session.updated':
+        this.#onInputAudio(inputAudioSettings(obj(frame.json()['session'])));
+        return CONTINUE;
       case 'error':
         this.#onError(frame);
         return CONTINUE;
@@ -1338,16 +1406,7 @@ export class MeteringFilter implements Filter {
       this.#model = model;
       this.#price = lookup;
     }
-    const input = obj(obj(session['audio'])?.['input']);
-    if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
-    if (input && 'turn_detection' in input) {
-      const td = obj(input['turn_detection']);
-      this.#vad = td ? turnDetectionOf(td) : null;
-    }
-    const format = str(obj(input?.['format'])?.['type']);
-    if (format !== null) this.#estimate.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
-    // An update still in flight asking for the denser format keeps it (the estimate stays high).
-    for (const g of this.#guesses) if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
+    this.#onInputAudio(inputAudioSettings(session));
     if (session['type'] === 'transcription') return;
     if ('truncation' in session) {
       const reported = JSON.stringify(session['truncation'] ?? null);
@@ -1371,6 +1430,19 @@ export class MeteringFilter implements Filter {
     } else {
       this.#clampInjected = false;
     }
+  }
+
+  /** The session's input audio settings as the upstream reports them (`inputAudioSettings`). */
+  #onInputAudio(input: JsonObject | null): void {
+    if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
+    if (input && 'turn_detection' in input) {
+      const td = obj(input['turn_detection']);
+      this.#vad = td ? turnDetectionOf(td) : null;
+    }
+    const format = str(obj(input?.['format'])?.['type']);
+    if (format !== null) this.#estimate.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
+    // An update still in flight asking for the denser format keeps it (the estimate stays high).
+    for (const g of this.#guesses) if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
   }
 
   /** The upstream reports a model a client `session.update` asked for (or its snapshot). */
