@@ -115,6 +115,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? 'run';
+  // Only talk takes more words; `check-config proxy.yaml` (the file without --config) checked the
+  // defaults and said ok until 2026-12-06, while run refused the same argument.
+  if (command !== 'talk' && positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   switch (command) {
     case 'keygen': {
       // Browser keys start with ek_ so that openai's browser guard accepts them without dangerouslyAllowBrowser.
@@ -137,7 +140,6 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
-  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   const { config, file, baseDir } = await loadAndCompile(configPath(values.config));
   // Loaded here, not at the top: --help, --version and keygen work on a runtime without the native
   // modules the server needs, and a missing binary is reported as one line like any boot error.

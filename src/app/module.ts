@@ -57,6 +57,11 @@ export interface HttpRoute {
    */
   readonly maxBodyBytes?: number;
   /**
+   * The route starts a session (mints a client secret, places or accepts a call): refused with 503
+   * `server_shutting_down` while the proxy drains, as a WebSocket upgrade is.
+   */
+  readonly startsSession?: boolean;
+  /**
    * Decides from the headers before the body is read (see BodyAdmission). Default: `authenticated`
    * for `admin` routes (the admin key is checked first), `unverified` otherwise. A throw answers 500.
    */
@@ -103,6 +108,12 @@ export interface ProxyModule {
   onUpgradeRefused?(reason: string): void;
   /** Sessions this module runs beside the server's WebSocket sessions (a call's sidebands): they count against `server.maxSessions`. */
   sessions?(): number;
+  /**
+   * Of those, the ones the shutdown drain waits for (up to `server.shutdownDrainSec`) beside the
+   * server's WebSocket sessions: a call `calls.onShutdown: hangup` would hang up (a call handed over
+   * is not waited for).
+   */
+  drainingSessions?(): number;
   close?(): Promise<void>;
 }
 

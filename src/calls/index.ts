@@ -274,6 +274,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     method: 'POST',
     path: '/v1/realtime/client_secrets',
     auth: 'tenant',
+    startsSession: true,
     maxBodyBytes: cfg.maxBodyBytes,
     admit: tenantAdmission,
     async handle(req) {
@@ -440,6 +441,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     method: 'POST',
     path: '/v1/realtime/calls',
     auth: 'tenant',
+    startsSession: true,
     maxBodyBytes: cfg.maxBodyBytes,
     admit: callAdmission,
     async handle(req) {
@@ -528,6 +530,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       method: 'POST',
       path: SIP_WEBHOOK_PATH,
       auth: 'tenant',
+      // An incoming call while draining: refused (503), so that its retry reaches an instance in rotation.
+      startsSession: true,
       // The signature covers the body: the headers are checked first, then at most this much is read.
       maxBodyBytes: cfg.sip.maxBodyBytes,
       admit(req) {
@@ -550,6 +554,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     filters: [filter],
     routes,
     sessions: () => governors.size,
+    // Calls drain like WebSocket sessions before they are hung up; handed-over ones go on elsewhere.
+    drainingSessions: () => (cfg.onShutdown === 'hangup' ? governors.size : 0),
     // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).
     async resolveSecret(key) {
       const record = await store.getSecret(sha256Hex(key), wall());

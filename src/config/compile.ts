@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -8,7 +8,7 @@ import { PriceBook } from '../metering/pricing.js';
 import { PolicyError } from '../policies/compile.js';
 import { hasLocks } from '../policies/locks.js';
 import { PolicyRegistry } from '../policies/registry.js';
-import { resolveSettings } from '../telemetry/settings.js';
+import { resolveSettings, type TelemetrySettings } from '../telemetry/settings.js';
 import { TenantResolver } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { speaksPreviewProtocol } from '../upstream/dial.js';
@@ -113,6 +113,75 @@ function checkWritableDir(path: string, at: string, problems: ProblemList): void
   }
 }
 
+/**
+ * metering.export.file: appended to by every process. A directory (or a file it may not write) there
+ * passed check-config until 2026-12-06, and run then served with the export failed at its first
+ * record (one error line, every usage record after it missing from the file).
+ */
+function checkAppendableFile(path: string, at: string, problems: ProblemList): void {
+  let stat: Stats;
+  try {
+    stat = statSync(path);
+  } catch {
+    checkWritableDir(path, at, problems);
+    return;
+  }
+  if (!stat.isFile()) {
+    problems.add(at, `${path} is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}`, 'name a file (e.g. usage.jsonl); the proxy creates it and appends to it');
+    return;
+  }
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (err) {
+    problems.add(at, `${path} is not writable by this user (uid ${process.getuid?.() ?? '?'}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'fix the file owner or mode, or use a path in a writable data directory');
+  }
+}
+
+/** The first 16 bytes of every SQLite database file. */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/**
+ * The SQLite ledger's file: a new path needs a writable directory; an existing one must be a
+ * readable, writable SQLite database (or empty). Until 2026-12-06 only the directory was checked,
+ * and a directory or a file of another kind there passed check-config while run died with
+ * SQLite's bare "unable to open database file" / "file is not a database".
+ */
+function checkLedgerFile(path: string, at: string, problems: ProblemList): void {
+  let stat: Stats;
+  try {
+    stat = statSync(path);
+  } catch {
+    checkWritableDir(path, at, problems);
+    return;
+  }
+  if (stat.isDirectory()) {
+    problems.add(at, `${path} is a directory, not an SQLite database file`, 'name a file in that directory (e.g. ledger.db); the proxy creates it');
+    return;
+  }
+  if (!stat.isFile()) {
+    problems.add(at, `${path} is not a regular file`, 'point it at the ledger file, or at a new path in a writable directory');
+    return;
+  }
+  let header = Buffer.alloc(0);
+  try {
+    accessSync(path, constants.R_OK | constants.W_OK);
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.alloc(SQLITE_HEADER.length);
+      header = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    problems.add(at, `${path} is not readable and writable by this user (uid ${process.getuid?.() ?? '?'}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'fix the file owner or mode, or use a path in a writable data directory');
+    return;
+  }
+  // An empty file is a new database to SQLite.
+  if (stat.size > 0 && !header.equals(SQLITE_HEADER)) {
+    problems.add(at, `${path} is not an SQLite database (the file does not start with the SQLite header)`, 'point it at the ledger file, or at a new path: the proxy creates the database');
+  }
+}
+
 function compileUpstream(config: Config, env: NodeJS.ProcessEnv, problems: ProblemList): UpstreamKind {
   const up = config.upstream;
   if (up.provider === 'simulator') return { kind: 'simulator', reason: 'chosen' };
@@ -150,6 +219,45 @@ function compileServer(config: Config, baseDir: string, problems: ProblemList): 
     }
   }
   return { ...config.server, tls: { ...tls, certFile, keyFile } };
+}
+
+interface Listener {
+  readonly at: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
+const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i;
+
+/** Two listen addresses a connection could reach both of: the same host, a wildcard, or two loopback names. */
+function hostsOverlap(a: string, b: string): boolean {
+  return a === b || WILDCARD_HOSTS.has(a) || WILDCARD_HOSTS.has(b) || (LOOPBACK_HOST.test(a) && LOOPBACK_HOST.test(b));
+}
+
+/**
+ * uWS listens with SO_REUSEPORT: two of the proxy's listeners given one port both bind it, and the
+ * kernel hands each connection to either (measured: /metrics answered 404 four times in six, client
+ * upgrades every other time). Until 2026-12-06 check-config and run accepted `admin.port` equal to
+ * `server.port`.
+ */
+function checkListenerPorts(config: Config, prometheus: TelemetrySettings['metrics']['prometheus'] | null, problems: ProblemList): void {
+  const s = config.server;
+  const listeners: Listener[] = [{ at: 'server.port', host: s.host, port: s.port }];
+  if (s.tls) listeners.push({ at: 'server.tls.port', host: s.host, port: s.tls.port });
+  if (config.admin.port !== null) listeners.push({ at: 'admin.port', host: config.admin.host, port: config.admin.port });
+  if (prometheus?.enabled && prometheus.port !== null) listeners.push({ at: 'telemetry.metrics.prometheus.port', host: prometheus.host, port: prometheus.port });
+  for (const [i, b] of listeners.entries()) {
+    // Port 0 picks a free port per listener.
+    const a = listeners.slice(0, i).find((l) => l.port !== 0 && l.port === b.port && hostsOverlap(l.host, b.host));
+    if (a) {
+      problems.add(
+        b.at,
+        `port ${b.port} is also ${a.at} (${a.host}:${a.port} and ${b.host}:${b.port}): both listeners would bind it and each connection would reach either one`,
+        'give each listener its own port',
+      );
+    }
+  }
 }
 
 /**
@@ -218,8 +326,8 @@ function compileMetering(config: Config, tenants: readonly Tenant[], baseDir: st
   for (const t of tenants) {
     attempt(() => resolveLimits(t, cfg), `define the plan under metering.plans (defined: ${Object.keys(cfg.plans).join(', ') || 'none'}), or correct the name`);
   }
-  if (cfg.ledger.kind === 'sqlite' && cfg.ledger.path !== ':memory:') checkWritableDir(resolve(baseDir, cfg.ledger.path), 'metering.ledger.path', problems);
-  if (cfg.export.file) checkWritableDir(resolve(baseDir, cfg.export.file), 'metering.export.file', problems);
+  if (cfg.ledger.kind === 'sqlite' && cfg.ledger.path !== ':memory:') checkLedgerFile(resolve(baseDir, cfg.ledger.path), 'metering.ledger.path', problems);
+  if (cfg.export.file) checkAppendableFile(resolve(baseDir, cfg.export.file), 'metering.export.file', problems);
 }
 
 function unknownPolicy(t: Tenant, policy: string, dir: string, known: readonly string[], problems: ProblemList): void {
@@ -279,12 +387,14 @@ export async function compileConfig(config: Config, options: CompileConfigOption
   const workers = compileWorkers(config, problems);
   const tenants = compileTenants(config, problems);
   compileMetering(config, tenants, options.baseDir, problems);
+  let prometheus: TelemetrySettings['metrics']['prometheus'] | null = null;
   try {
-    resolveSettings(config.telemetry, env);
+    prometheus = resolveSettings(config.telemetry, env).metrics.prometheus;
   } catch (err) {
     const p = splitPath((err as Error).message);
     problems.add(p.path, p.message, 'see README "Observability"');
   }
+  checkListenerPorts(config, prometheus, problems);
   const policiesDir = await compilePolicies(config, tenants, options.baseDir, log, problems);
   problems.throwIfAny();
   return { config: { ...config, server }, upstream, policiesDir, workers };

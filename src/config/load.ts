@@ -184,6 +184,21 @@ export function bootProblems(config: Config): { readonly problem: string; readon
   return problems;
 }
 
+/**
+ * A credential's key in a YAML line (upstream.apiKey, a tenant's or the admin's key, the TLS
+ * passphrase, the SIP webhook secret), block or flow style: up to the next `,` or `}`, its value.
+ */
+const SECRET_VALUE = /((?:^|[\s{,-])["']?(?:apiKey|key|passphrase|webhookSecret)["']?\s*:)[^,}]*/gi;
+
+/**
+ * A YAML error's excerpt with credential values replaced: the excerpt goes to stderr, i.e. to the
+ * container logs, which more people read than the Secret the key came from. Until 2026-12-06 an
+ * `apiKey: sk-…: x` line was printed whole.
+ */
+function maskSecrets(line: string): string {
+  return line.replace(SECRET_VALUE, '$1 [redacted]');
+}
+
 /** Reads and validates one config file (syntax and schema; `compileConfig` checks the rest). */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string;
@@ -198,7 +213,7 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
     const first = doc.errors[0]!;
     const more = doc.errors.length > 1 ? ` (${doc.errors.length - 1} more may follow from it)` : '';
     const [head, ...excerpt] = first.message.trimEnd().split('\n');
-    throw new ConfigError([{ file, path: '(yaml)', message: [head + more, ...excerpt].join('\n'), fix: 'correct the YAML syntax at the line shown (quote values with { } [ ] , inside flow mappings)' }]);
+    throw new ConfigError([{ file, path: '(yaml)', message: [head + more, ...excerpt.map(maskSecrets)].join('\n'), fix: 'correct the YAML syntax at the line shown (quote values with { } [ ] , inside flow mappings)' }]);
   }
   return parseConfig(doc.toJS() as unknown, file, env);
 }

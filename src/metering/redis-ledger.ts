@@ -13,7 +13,7 @@ import type {
   TenantStatus,
   UsageRecord,
 } from './ledger.js';
-import { NO_CAPS, type CapName, type CapSet } from './limits.js';
+import type { CapName, CapSet } from './limits.js';
 import { OverHints, type OverHint } from './over-hints.js';
 import { PERIOD_GRACE_MS, PeriodClock, periodOf, settlementPeriods, type Period, type PeriodKind } from './periods.js';
 
@@ -154,6 +154,8 @@ const OVER_HINT_MS = 30_000;
 
 interface CheckedOverHint extends OverHint {
   checking: boolean;
+  /** The configured caps the refused reserve carried: what the re-check compares with when no override is left. */
+  readonly caps: CapSet;
 }
 
 class Script {
@@ -328,7 +330,7 @@ export class RedisLedger implements Ledger {
     const period: Period = cap.startsWith('daily') ? day : month;
     const hit: CapHit = { cap, period, limit: Number(reply[2]), spent: Number(reply[3]), reserved: Number(reply[4]) };
     // Only spend at the cap is remembered: a refusal caused by reservations clears up by itself.
-    if (hit.spent >= hit.limit) this.#over.set(req.tenant, { hit, until: req.wallMs + OVER_HINT_MS, checking: false });
+    if (hit.spent >= hit.limit) this.#over.set(req.tenant, { hit, until: req.wallMs + OVER_HINT_MS, checking: false, caps: req.caps });
     return { kind: 'over', hit };
   }
 
@@ -346,13 +348,15 @@ export class RedisLedger implements Ledger {
   async #recheck(tenant: string, o: CheckedOverHint, wallMs: number): Promise<void> {
     try {
       const hit = o.hit;
-      const s = await this.status(tenant, NO_CAPS, wallMs);
+      // The cap in force now: the override, or else the configured cap the refused reserve carried.
+      // Until 2026-12-06 the hint's own limit stood in for the configured cap, so an override that
+      // had lowered it, cleared on another instance, kept this one refusing for the hint's 30 s.
+      const s = await this.status(tenant, o.caps, wallMs);
       const p = hit.period.kind === 'day' ? s.day : s.month;
-      // Caps from config are not known here: only an override or a reset can lift the hint.
       const usd = hit.cap.endsWith('_usd');
-      const limit = (usd ? p.override.nanos : p.override.tokens) ?? hit.limit;
+      const limit = usd ? p.capNanos : p.capTokens;
       const spent = usd ? p.spent.nanos : p.spent.tokens;
-      if (spent < limit) this.#over.deleteIfCurrent(tenant, o);
+      if (limit === null || spent < limit) this.#over.deleteIfCurrent(tenant, o);
     } catch {
       // Keep the hint; it expires on its own.
     }

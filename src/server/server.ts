@@ -131,6 +131,8 @@ function remoteAddress(res: HttpResponse): string {
 
 /** After the linger bound, the time a lingering session takes to end (its timer's turn, the close's work). */
 const LINGER_END_SLACK_MS = 1000;
+/** How often a drain looks whether the modules' calls have ended (they announce no end). */
+const DRAIN_POLL_MS = 250;
 
 /**
  * The uWS front: `ws://` and `wss://` listeners for clients (`/…/realtime`, `/healthz`, `/readyz`
@@ -206,6 +208,13 @@ export class ProxyServer {
   get sessionsOpen(): number {
     let n = this.#sessions.size;
     for (const m of this.#modules) n += m.sessions?.() ?? 0;
+    return n;
+  }
+
+  /** What the shutdown drain waits for: the WebSocket sessions and the modules' calls it would hang up. */
+  #drainingSessions(): number {
+    let n = this.#sessions.size;
+    for (const m of this.#modules) n += m.drainingSessions?.() ?? 0;
     return n;
   }
 
@@ -472,6 +481,11 @@ export class ProxyServer {
       const info = { method: route.method, path: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers, source };
       if (bytes > this.#config.server.maxHeaderBytes) return exchange.reply(jsonReply(431, { error: { code: 'headers_too_large' } }));
       if (duplicated.length > 0) return exchange.reply(jsonReply(400, { error: { code: 'invalid_request', message: `Repeated ${duplicated.join(', ')} header.` } }));
+      // A new call or secret while draining is refused as an upgrade is (until 2026-12-06 it was served, and the drain's end hung it up).
+      if (route.startsSession && this.#draining) {
+        const shuttingDown = new ProxyError('server_shutting_down', { close: null });
+        return exchange.reply(jsonReply(shuttingDown.httpStatus, shuttingDown.toHttpBody()));
+      }
       // Two carriers of a tenant key (Authorization and api-key, ...): ambiguous like a repeated header.
       if (route.auth === 'tenant' && presentedCredentials(headers).ambiguous) {
         return exchange.reply(jsonReply(400, { error: { type: 'invalid_request_error', code: 'invalid_request', message: 'More than one API key was presented; send exactly one.' } }));
@@ -933,7 +947,7 @@ export class ProxyServer {
     // Summed into the budget from the next tick on, as the session's own bytes were until then.
     this.#lingering.add(session.unsentAtEnd(), this.#clock.now());
     session.log.info(session.endRecord(), 'session end');
-    if (this.#draining && this.#sessions.size === 0) this.#drained?.();
+    if (this.#draining) this.#drained?.();
   }
 
   /**
@@ -943,14 +957,25 @@ export class ProxyServer {
    * `server_shutting_down` instead of a refused connection; they close once the last session has
    * ended.
    */
-  /** Resolves when the last session has ended (see #onSessionEnded), or after `ms`. */
-  #sessionsEnded(ms: number): Promise<void> {
+  /**
+   * Resolves when the last session has ended (see #onSessionEnded), or after `ms`. With `calls` too,
+   * when the modules' calls the drain waits for have ended as well (they announce no end: looked at
+   * every DRAIN_POLL_MS while draining).
+   */
+  #sessionsEnded(ms: number, calls = false): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#drained = () => {
+      let poll: NodeJS.Timeout | null = null;
+      const done = () => {
         clearTimeout(timer);
+        if (poll) clearInterval(poll);
         this.#drained = null;
         resolve();
+      };
+      const timer = setTimeout(done, ms);
+      if (calls) poll = setInterval(() => this.#drained?.(), DRAIN_POLL_MS);
+      this.#drained = () => {
+        if (this.#sessions.size > 0 || (calls && this.#drainingSessions() > 0)) return;
+        done();
       };
     });
   }
@@ -958,9 +983,11 @@ export class ProxyServer {
   async shutdown(drainMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
-    if (this.#sessions.size > 0 && drainMs > 0) {
-      this.#log.info({ sessions: this.#sessions.size, drainMs }, 'draining sessions');
-      await this.#sessionsEnded(drainMs);
+    // Calls a shutdown would hang up drain too: until 2026-12-06 only WebSocket sessions did, and an
+    // instance governing calls alone hung every one up at SIGTERM and closed its listeners at once.
+    if (this.#drainingSessions() > 0 && drainMs > 0) {
+      this.#log.info({ sessions: this.#sessions.size, calls: this.#drainingSessions() - this.#sessions.size, drainMs }, 'draining sessions');
+      await this.#sessionsEnded(drainMs, true);
     }
     for (const session of [...this.#sessions]) session.close(new ProxyError('server_shutting_down'));
     // A session closed mid-response lingers for that response's response.done (cancelled, billed as
