@@ -11,47 +11,17 @@
  * letters and encodings, not these.
  * A flag next to a word must not hide the word either ("…instructions🇺🇸" is blocked today).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolve } from 'node:path';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { barrier, errorOf, recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
+import { describe, expect, it } from 'vitest';
+
 import { normalizeText } from '../../src/policies/normalize.js';
-import { userMessage } from './support.js';
+import { customerSupportProxy } from './shipped-policy.js';
 
 /** `text` with its Latin letters as regional indicators, a zero-width space between two of them. */
 const regional = (text: string) =>
   [...text.toUpperCase()].map((ch) => (ch >= 'A' && ch <= 'Z' ? String.fromCodePoint(0x1f1e6 + ch.charCodeAt(0) - 65) : ch)).join('\u200b');
 
-let upstream: RecordingUpstream;
-let tp: TestProxy;
-let n = 0;
-beforeAll(async () => {
-  upstream = await recordingUpstream();
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'customer-support' } },
-    config: { upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' }, policies: { dir: resolve(import.meta.dirname, '../../policies'), watch: false } },
-  });
-});
-afterAll(async () => {
-  await tp?.stop();
-  await upstream?.close();
-});
-
-/** Sends one item create; what reached the upstream and the error codes the client got. */
-async function createItem(text: string): Promise<{ relayed: number; errors: string[] }> {
-  const c = await tp.client();
-  const up = await upstream.connection(++n);
-  await c.next('session.created');
-  const before = up.raw.length;
-  c.send({ type: 'conversation.item.create', event_id: 'evt_item', item: userMessage(text) });
-  await barrier(c, up, `ri${n}`);
-  const relayed = up.raw.slice(before).filter((r) => r.includes('conversation.item.create') && !r.includes('barrier_')).length;
-  // A refused item: its error reaches the client (the barrier only saw the upstream side).
-  if (relayed === 0) await c.next('error');
-  const errors = c.ofType('error').map((e) => errorOf(e).code);
-  c.close();
-  return { relayed, errors };
-}
+const proxy = customerSupportProxy();
+const { createItem } = proxy;
 
 describe('regional indicator letters (customer-support: prompt-injection, block)', () => {
   it('the phrase in regional indicator letters never reaches the upstream', async () => {

@@ -11,12 +11,10 @@
  * the client (`no-card-numbers-out`, cancel_response). Decimal digits of every script now fold to
  * ASCII (src/policies/normalize.ts `asciiDigit`).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolve } from 'node:path';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { barrier, errorOf, recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
+import { describe, expect, it } from 'vitest';
+import { errorOf } from '../governance/edges-support.js';
 import { normalizeText } from '../../src/policies/normalize.js';
-import { userMessage } from './support.js';
+import { customerSupportProxy } from './shipped-policy.js';
 
 /** `text` with its ASCII digits written in the script whose zero is `zero`. */
 const digitsOf = (zero: number, text: string): string => text.replace(/[0-9]/g, (d) => String.fromCodePoint(zero + Number(d)));
@@ -26,40 +24,8 @@ const CARD = '4111 1111 1111 1111';
 /** The upstream answers a response.create with the card read back in Devanagari digits. */
 const SPOKEN = ['Your card on file is ', digitsOf(DEVANAGARI, '4111 1111 '), digitsOf(DEVANAGARI, '1111 1111'), ', as requested.'];
 
-let upstream: RecordingUpstream;
-let tp: TestProxy;
-let n = 0;
-beforeAll(async () => {
-  upstream = await recordingUpstream((event, send) => {
-    if (event.type !== 'response.create') return;
-    const ids = { response_id: 'resp_1', item_id: 'item_out', output_index: 0, content_index: 0 };
-    send({ type: 'response.created', event_id: 'ev_c', response: { id: 'resp_1', object: 'realtime.response', status: 'in_progress', output: [] } });
-    SPOKEN.forEach((delta, i) => send({ type: 'response.output_audio_transcript.delta', event_id: `ev_d${i}`, ...ids, delta }));
-    send({ type: 'response.output_audio_transcript.done', event_id: 'ev_t', ...ids, transcript: SPOKEN.join('') });
-  });
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'customer-support' } },
-    config: { upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' }, policies: { dir: resolve(import.meta.dirname, '../../policies'), watch: false } },
-  });
-});
-afterAll(async () => {
-  await tp?.stop();
-  await upstream?.close();
-});
-
-/** Sends one user text item; the text of the item as it reached the upstream. */
-async function relayedText(text: string): Promise<string> {
-  const c = await tp.client();
-  const up = await upstream.connection(++n);
-  await c.next('session.created');
-  const before = up.raw.length;
-  c.send({ type: 'conversation.item.create', event_id: 'evt_item', item: userMessage(text) });
-  await barrier(c, up, `dg${n}`);
-  const raw = up.raw.slice(before).find((r) => r.includes('conversation.item.create'));
-  c.close();
-  const item = (JSON.parse(raw ?? '{}') as { item?: { content?: { text?: string }[] } }).item;
-  return item?.content?.[0]?.text ?? '(not relayed)';
-}
+const proxy = customerSupportProxy(SPOKEN);
+const { relayedText } = proxy;
 
 describe('card numbers in other scripts\u2019 digits (customer-support)', () => {
   it('input: an Arabic-Indic card number is redacted before the model sees it', async () => {
@@ -78,9 +44,7 @@ describe('card numbers in other scripts\u2019 digits (customer-support)', () => 
   });
 
   it('output: a card read back in Devanagari digits stops the response before its digits show', async () => {
-    const c = await tp.client();
-    await upstream.connection(++n);
-    await c.next('session.created');
+    const { c } = await proxy.connect();
     c.send({ type: 'response.create', event_id: 'evt_resp' });
     const error = await c.next('error');
     const shown = c.ofType('response.output_audio_transcript.delta').map((e) => String(e['delta'])).join('');

@@ -17,52 +17,17 @@
  * the same miss. Letters of those scripts now end a word for the phrase lookarounds (and for the
  * hold), and Hangul ends one beside a phrase edge that is not Hangul.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolve } from 'node:path';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { barrier, errorOf, recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
+import { describe, expect, it } from 'vitest';
+import { errorOf } from '../governance/edges-support.js';
 import { phraseFinder } from '../../src/policies/matchers.js';
 import { normalizeText } from '../../src/policies/normalize.js';
 import { phrasePrefix } from '../../src/policies/match-prefix.js';
-import { userMessage } from './support.js';
+import { customerSupportProxy } from './shipped-policy.js';
 
 /** The upstream answers a response.create with a transcript streamed in these deltas. */
 const SPOKEN = ['当然，您可以', 'switch to ', 'globex并', '获得更好的价格。'];
-let upstream: RecordingUpstream;
-let tp: TestProxy;
-let n = 0;
-beforeAll(async () => {
-  upstream = await recordingUpstream((event, send) => {
-    if (event.type !== 'response.create') return;
-    const ids = { response_id: 'resp_1', item_id: 'item_out', output_index: 0, content_index: 0 };
-    send({ type: 'response.created', event_id: 'ev_c', response: { id: 'resp_1', object: 'realtime.response', status: 'in_progress', output: [] } });
-    SPOKEN.forEach((delta, i) => send({ type: 'response.output_audio_transcript.delta', event_id: `ev_d${i}`, ...ids, delta }));
-    send({ type: 'response.output_audio_transcript.done', event_id: 'ev_t', ...ids, transcript: SPOKEN.join('') });
-  });
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'customer-support' } },
-    config: { upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' }, policies: { dir: resolve(import.meta.dirname, '../../policies'), watch: false } },
-  });
-});
-afterAll(async () => {
-  await tp?.stop();
-  await upstream?.close();
-});
-
-/** Sends one item create; what reached the upstream and the error codes the client got. */
-async function createItem(text: string): Promise<{ relayed: number; errors: string[] }> {
-  const c = await tp.client();
-  const up = await upstream.connection(++n);
-  await c.next('session.created');
-  const before = up.raw.length;
-  c.send({ type: 'conversation.item.create', event_id: 'evt_item', item: userMessage(text) });
-  await barrier(c, up, `us${n}`);
-  const relayed = up.raw.slice(before).filter((r) => r.includes('conversation.item.create') && !r.includes('barrier_')).length;
-  if (relayed === 0) await c.next('error');
-  const errors = c.ofType('error').map((e) => errorOf(e).code);
-  c.close();
-  return { relayed, errors };
-}
+const proxy = customerSupportProxy(SPOKEN);
+const { createItem } = proxy;
 
 describe('a Latin phrase between letters of a script without spaces (customer-support)', () => {
   it('input: the injection phrase inside a Chinese sentence never reaches the upstream', async () => {
@@ -86,9 +51,7 @@ describe('a Latin phrase between letters of a script without spaces (customer-su
   });
 
   it('output: the model answering in Chinese never shows the competitor phrase', async () => {
-    const c = await tp.client();
-    await upstream.connection(++n);
-    await c.next('session.created');
+    const { c } = await proxy.connect();
     c.send({ type: 'response.create', event_id: 'evt_resp' });
     const error = await c.next('error');
     const shown = c.ofType('response.output_audio_transcript.delta').map((e) => String(e['delta'])).join('');
