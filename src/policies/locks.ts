@@ -685,8 +685,15 @@ export class LockFilter implements Filter {
   /** A call to a function outside the allowlist: the response is cancelled before the client can run it. */
   #checkCall(responseId: string, itemId: string, name: string): Verdict {
     if (this.#allowedFn!(name)) return CONTINUE;
-    // Every forbidden call is deleted once its response is done (also a second call in a response
-    // already cancelled), so later turns never see an unanswered call.
+    return this.#refuseToolCall(responseId, itemId, { function: name }, 'model called a function the policy does not allow; response cancelled', `The model called function ${name}, which the policy does not allow; the response was cancelled.`);
+  }
+
+  /**
+   * A tool call the tools lock does not allow: the item is deleted once its response is done (also a
+   * second call in a response already cancelled, so later turns never see an unanswered call), and
+   * the response is cancelled before the client can run it.
+   */
+  #refuseToolCall(responseId: string, itemId: string, what: Readonly<Record<string, string>>, logMessage: string, message: string): Verdict {
     if (itemId) {
       let list = this.#deleteOnDone.get(responseId);
       if (!list) this.#deleteOnDone.set(responseId, (list = []));
@@ -695,15 +702,8 @@ export class LockFilter implements Filter {
     if (this.#ctx.isSuppressed(responseId)) return DROP;
     this.#rejections++;
     this.#ctx.report({ kind: 'lock', field: 'tools', action: 'rejected' });
-    this.#ctx.log.info({ policy: this.#policy.name, function: name, responseId }, 'model called a function the policy does not allow; response cancelled');
-    this.#ctx.cancelResponse(
-      responseId,
-      LOCKS_FILTER,
-      new ProxyError('guardrail_blocked', {
-        message: `The model called function ${name}, which the policy does not allow; the response was cancelled.`,
-        details: { field: 'tools', function: name, policy: this.#policy.name },
-      }),
-    );
+    this.#ctx.log.info({ policy: this.#policy.name, ...what, responseId }, logMessage);
+    this.#ctx.cancelResponse(responseId, LOCKS_FILTER, new ProxyError('guardrail_blocked', { message, details: { field: 'tools', ...what, policy: this.#policy.name } }));
     return DROP;
   }
 
@@ -731,25 +731,9 @@ export class LockFilter implements Filter {
    */
   #checkCallMcp(responseId: string, itemId: string, label: string): Verdict {
     if (this.#callMcpLabels.has(label)) return CONTINUE;
-    if (itemId) {
-      let list = this.#deleteOnDone.get(responseId);
-      if (!list) this.#deleteOnDone.set(responseId, (list = []));
-      if (!list.includes(itemId)) list.push(itemId);
-    }
-    if (this.#ctx.isSuppressed(responseId)) return DROP;
-    this.#rejections++;
-    this.#ctx.report({ kind: 'lock', field: 'tools', action: 'rejected' });
-    this.#ctx.log.info({ policy: this.#policy.name, serverLabel: label.slice(0, 64), responseId }, 'call: the model used an MCP server the session does not have (a browser\'s own tools); response cancelled');
-    this.#ctx.cancelResponse(
-      responseId,
-      LOCKS_FILTER,
-      new ProxyError('guardrail_blocked', {
-        message: 'The model used an MCP server the policy does not allow; the response was cancelled.',
-        details: { field: 'tools', policy: this.#policy.name },
-      }),
-    );
-    return DROP;
+    return this.#refuseToolCall(responseId, itemId, { serverLabel: label.slice(0, 64) }, "call: the model used an MCP server the session does not have (a browser's own tools); response cancelled", 'The model used an MCP server the policy does not allow; the response was cancelled.');
   }
+
 
   /**
    * An item on a call that a WebSocket client could not have added: a system or developer message
