@@ -167,7 +167,7 @@ export class WorkerPool {
     // The workers use the primary's ledger, SQLite or Redis alike: the primary then knows what a worker
     // holds and bills a dead worker's running responses (LedgerHost.workerGone). Until 2026-12-06 workers
     // reserved in Redis themselves, and a killed worker's reservations expired unbilled after
-    // reservationTtlSec (test/server/redteam-15c-workers-redis-kill.test.ts).
+    // reservationTtlSec (test/server/adversary-workers-kill.test.ts, its Redis case).
     this.#remoteLedger = c.metering.enabled && options.ledger !== null;
     // Each worker gets its share of the process-wide limits (#configFor), so the totals stay what is configured.
     this.#workerConfig = {

@@ -12,7 +12,6 @@
  * Both now fold (src/policies/normalize.ts CONFUSABLES).
  */
 import { describe, expect, it } from 'vitest';
-import { errorOf } from '../governance/edges-support.js';
 import { normalizeText } from '../../src/policies/normalize.js';
 import { customerSupportProxy } from './shipped-policy.js';
 
@@ -40,13 +39,9 @@ describe('Cyrillic letters drawn as Latin small capitals (customer-support: prom
 
 describe('apostrophe look-alikes (customer-support: no-refund-promises, cancel_response)', () => {
   it('output: "Iʼll refund you" stops the response before the promise shows', async () => {
-    const { c } = await proxy.connect();
-    c.send({ type: 'response.create', event_id: 'evt_resp' });
-    const error = await c.next('error');
-    const shown = c.ofType('response.output_audio_transcript.delta').map((e) => String(e['delta'])).join('');
-    c.close();
+    const { errorCode, shown } = await proxy.spokenAnswer();
     // Old code: every delta reached the client and no error came (the wait timed out).
-    expect(errorOf(error).code).toBe('response_cancelled_by_policy');
+    expect(errorCode).toBe('response_cancelled_by_policy');
     expect(shown).not.toContain('refund');
   });
 

@@ -57,6 +57,15 @@ export function customerSupportProxy(spoken: readonly string[] = []) {
 
   return {
     connect,
+    /** Asks for a response on a new session: the first error the client got, and the transcript it was shown before it. */
+    async spokenAnswer(): Promise<{ errorCode: string; shown: string }> {
+      const { c } = await connect();
+      c.send({ type: 'response.create', event_id: 'evt_resp' });
+      const error = await c.next('error');
+      const shown = c.ofType('response.output_audio_transcript.delta').map((e) => String(e['delta'])).join('');
+      c.close();
+      return { errorCode: errorOf(error).code, shown };
+    },
     /** How many item creates reached the upstream, and the client's error codes. */
     async createItem(text: string): Promise<{ relayed: number; errors: string[] }> {
       const r = await sendItem(text);

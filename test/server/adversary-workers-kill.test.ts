@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
 import { ADMIN_KEY, spend, usageRecords } from '../metering/support.js';
+import { startRedis, type RedisServer } from '../metering/redis-server.js';
 
 /*
  * Adversarial review of server.workers (SQLite ledger in the primary, relay workers over IPC):
@@ -16,20 +17,39 @@ import { ADMIN_KEY, spend, usageRecords } from '../metering/support.js';
  * running response for free, past `cap + W`.
  */
 
+/*
+ * The same with the Redis ledger (red team, fifteenth session): each relay worker reserved in Redis
+ * itself, and the primary's LedgerHost (which bills a dead worker's reservations) served SQLite only,
+ * so a killed worker's reservation expired after `reservationTtlSec`, unbilled. The workers now use the
+ * primary's ledger on Redis too. The test sets a 3 s TTL so that an expiry would show within its wait.
+ */
+
 const clock = noonClock();
 const proxies: TestProxy[] = [];
+let redis: RedisServer | null = null;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
 afterEach(async () => {
   await Promise.all(proxies.splice(0).map((p) => p.stop()));
 });
 
-describe('adversary: a relay worker killed mid-response', () => {
+const LEDGERS: readonly { readonly name: string; readonly metering: () => Record<string, unknown> }[] = [
+  { name: 'SQLite ledger', metering: () => ({}) },
+  { name: 'Redis ledger', metering: () => ({ ledger: { kind: 'redis', url: redis!.url, keyPrefix: 'wk15c:', commandTimeoutMs: 3000, reservationTtlSec: 3 } }) },
+];
+
+describe.each(LEDGERS)('adversary: a relay worker killed mid-response ($name)', ({ metering }) => {
   it('bills the running response conservatively (at least its reservation) instead of releasing it for free', { timeout: 60_000 }, async () => {
     const tp = await startTestProxy({
       start: { clock },
       tenants: { acme: { limits: { dailyUsd: '1', maxResponseOutputTokens: 4096 } } },
       // The response stays running upstream (response.created sent, first delta 60 s away).
       simulator: { timing: { firstAudioDelayMs: 60_000 } },
-      config: { server: { workers: 2 }, admin: { key: ADMIN_KEY } },
+      config: { server: { workers: 2 }, admin: { key: ADMIN_KEY }, metering: metering() },
     });
     proxies.push(tp);
     const c = await tp.client();
@@ -53,7 +73,7 @@ describe('adversary: a relay worker killed mid-response', () => {
     process.kill(tp.proxy.workers!.pids[worker]!, 'SIGKILL');
     await c.closed;
     // The primary has handled the death once nothing is reserved any more.
-    await expect.poll(async () => (await spend(tp.adminUrl)).day.reservedUsd, { timeout: 10_000 }).toBe('0.00');
+    await expect.poll(async () => (await spend(tp.adminUrl)).day.reservedUsd, { timeout: 20_000, interval: 250 }).toBe('0.00');
 
     const after = await spend(tp.adminUrl);
     const records = await usageRecords(tp.adminUrl, '?tenant=acme');
