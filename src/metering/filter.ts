@@ -716,6 +716,12 @@ export class MeteringFilter implements Filter {
       if (i >= 0 && !this.#clientCommits.includes(report.eventId)) this.#clientCommits[i] = report.eventId;
       return;
     }
+    if (report.kind === 'injected_create_refused') {
+      // The proxy's own create (the spoken-turn hold's), refused upstream: the relay keeps the error from the chain.
+      const refused = this.#pending.get(report.eventId);
+      if (refused) this.#releasePending(report.eventId, refused);
+      return;
+    }
     if (report.kind !== 'create_sent') return;
     const key = this.#lastQueued;
     this.#lastQueued = null;

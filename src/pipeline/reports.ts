@@ -24,6 +24,12 @@ export type Report =
    */
   | { readonly kind: 'create_sent'; readonly eventId: string }
   /**
+   * The upstream refused a `response.create` the proxy injected (SessionChain.inject: metering
+   * reserved it), this `event_id`: the relay keeps the error from the client and the chain, so this
+   * tells the filters that no response will start for it.
+   */
+  | { readonly kind: 'injected_create_refused'; readonly eventId: string }
+  /**
    * The relay sent a client event of a stamped type (`Conversation.stamps`) upstream, after every
    * filter, with this `event_id` of the proxy's in place of the client's own (`clientEventId`, null
    * when it sent none). An upstream `error` about the event names `eventId`; one naming the

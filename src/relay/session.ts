@@ -523,6 +523,14 @@ export class RelaySession implements SessionContext, ChainSink {
     const id = body?.['event_id'];
     const injected = typeof id === 'string' ? this.#injected.get(id) : undefined;
     if (!body || !injected) return false;
+    if (injected.type === 'response.create' && typeof id === 'string') {
+      // Its response will never start: the view stops awaiting it, and metering releases the worst
+      // case it reserved (the create passed it: SessionChain.inject), which under admission worst_case
+      // no timer does. Until 2026-12-06 (15d) a hold create that lost the race with a running response
+      // stayed reserved for the session (test/metering/redteam-15d-raced-hold-create.test.ts).
+      this.#conversation.observeServer(frame);
+      this.report({ kind: 'injected_create_refused', eventId: id });
+    }
     // The clear metering sends as the client leaves (Filter.onClientGone): only the filters are left
     // to read a refusal of it (metering stops awaiting the buffer's fate and bills its estimate). Until
     // 2026-12-06 (thirteenth session) it stayed here as a governance failure: the lingering session
