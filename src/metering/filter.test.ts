@@ -1365,7 +1365,8 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: new Map([['call_id', 'rtc_1']]) })).toBeNull();
       expect((await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
       const { FakeSession } = await import('../../test/support/fake-session.js');
-      const unmetered = factory.create(new FakeSession({ tenant: capped, query: { call_id: 'rtc_1' } }));
+      // The server decides it as it makes the session (SessionContext.watchesGovernedCall).
+      const unmetered = factory.create(new FakeSession({ tenant: capped, query: { call_id: 'rtc_1' }, watchesGovernedCall: true }));
       expect([unmetered.onClient, unmetered.onServer, unmetered.onClose]).toEqual([undefined, undefined, undefined]);
       const metered = factory.create(new FakeSession({ tenant: capped }));
       expect(typeof metered.onClient).toBe('function');

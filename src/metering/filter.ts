@@ -419,7 +419,7 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
     failMode: 'closed',
     admit,
     create(ctx: SessionContext): Filter {
-      if (rt.callsGoverned && ctx.query.has('call_id')) return {};
+      if (ctx.watchesGovernedCall === true) return {};
       return new MeteringFilter(ctx, rt, slots.claim(ctx.tenant.id));
     },
   };

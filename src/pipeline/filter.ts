@@ -89,6 +89,12 @@ export interface SessionContext {
   /** The WebRTC/SIP call this session is a sideband of, or null for a plain WebSocket session. */
   readonly callId?: string | null;
   /**
+   * A client's own socket on a call the proxy governs through its sideband (`?call_id=` with
+   * `calls.enabled`): the sideband meters, records and acts for the call; this session only relays
+   * (and holds back) for its own client. Decided once, where the session is made (src/server).
+   */
+  readonly watchesGovernedCall?: boolean;
+  /**
    * The client authenticated with a proxy client secret: its governed session config (src/calls), else
    * null. The relay sends it upstream first, as a `session.update` injected by `CLIENT_SECRET_UPDATE`.
    */

@@ -146,6 +146,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
   readonly callId: string | null;
+  readonly watchesGovernedCall: boolean;
   readonly secretSession: Readonly<Record<string, unknown>> | null;
   readonly carried: CarriedUsage | null;
   readonly startedAt: number;
@@ -169,7 +170,6 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #onEnded: (s: RelaySession) => void;
   readonly #firstUpdate: SessionInit['firstUpdate'];
   readonly #endCallFirst: ((error: ProxyError, drain: () => Promise<void>) => Promise<void> | null) | null;
-  readonly #watchesGovernedCall: boolean;
   readonly #budget: MemoryBudget | null;
   readonly #client: ClientLink<ClientSocketData>;
   readonly #upstream: UpstreamLink;
@@ -211,7 +211,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#config = init.config;
     this.#onEnded = init.onEnded;
     this.#endCallFirst = init.endCallFirst ?? null;
-    this.#watchesGovernedCall = init.watchesGovernedCall === true;
+    this.watchesGovernedCall = init.watchesGovernedCall === true;
     this.#firstUpdate = init.firstUpdate ?? null;
     this.#budget = init.budget ?? null;
     this.#client = new ClientLink(client, init.config, init.clock, {
@@ -677,7 +677,7 @@ export class RelaySession implements SessionContext, ChainSink {
     // attached socket sent them again: one output rule tripping on a call with three attached sockets
     // sent four response.cancel and four deletes, and the repeats came back as upstream errors on
     // every socket (test/calls/redteam-15b-attached-guardrails.test.ts).
-    if (this.#watchesGovernedCall) {
+    if (this.watchesGovernedCall) {
       this.log.debug({ eventType: event.type, by }, 'socket attached to a governed call: the sideband sends this');
       return;
     }

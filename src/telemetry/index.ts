@@ -87,7 +87,6 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
     spans: sdk.spans,
     serverAddress: upstream.address,
     serverPort: upstream.port,
-    callsGoverned: deps.config.calls.enabled,
     ...(options.scheduler ? { scheduler: options.scheduler } : {}),
   };
   const routes: HttpRoute[] = [];

@@ -28,12 +28,6 @@ export interface TelemetryShared {
   readonly priced?: (model: string) => boolean;
   /** The configured credentials, whatever their shape (redact.literalSecrets): captured text never keeps them. */
   readonly secrets?: RegExp | null;
-  /**
-   * Calls are governed by the proxy's own sidebands (`calls.enabled`): a client's socket attached
-   * to a call (`?call_id=`) sees the call's events too, and its turns and responses are the
-   * sideband's to record (see TelemetrySession's `#onCall`).
-   */
-  readonly callsGoverned?: boolean;
 }
 
 /** Deterministic per-session sampling: FNV-1a of the session id mapped onto [0, 1). */
@@ -104,7 +98,7 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
     this.#shared = shared;
     const s = shared.settings;
     this.#tenant = shared.metrics.tenants.get(ctx.tenant.id);
-    this.#onCall = shared.callsGoverned === true && ctx.query.has('call_id');
+    this.#onCall = ctx.watchesGovernedCall === true;
     this.#sampleEvery = s.relaySampleEvery;
     const capture = s.capture.enabled && (s.capture.tenants === null || s.capture.tenants.has(ctx.tenant.id)) ? captureWith(s.capture.maxChars, shared.secrets ?? null) : null;
     const base = shared.scheduler ?? realScheduler;

@@ -29,8 +29,11 @@ export class FakeSession implements SessionContext {
   closedWith: ProxyError | null = null;
   readonly audio = new AudioMeter((r) => this.reports.push(r));
 
-  constructor(options: { tenant?: Partial<Tenant>; model?: string; query?: Record<string, string>; log?: Logger } = {}) {
+  readonly watchesGovernedCall: boolean;
+
+  constructor(options: { tenant?: Partial<Tenant>; model?: string; query?: Record<string, string>; log?: Logger; watchesGovernedCall?: boolean } = {}) {
     this.log = options.log ?? pino({ level: 'silent' });
+    this.watchesGovernedCall = options.watchesGovernedCall === true;
     this.tenant = { id: 'acme', name: 'Acme', policy: null, plan: null, limits: null, ...options.tenant };
     this.model = options.model ?? 'gpt-realtime';
     this.query = new Map(Object.entries(options.query ?? { model: this.model }));
