@@ -113,19 +113,24 @@ function checkWritableDir(path: string, at: string, problems: ProblemList): void
   }
 }
 
+/** The file at `path`, or null when there is none (then its directory must let the proxy create it: checkWritableDir). */
+function existingOrCreatable(path: string, at: string, problems: ProblemList): Stats | null {
+  try {
+    return statSync(path);
+  } catch {
+    checkWritableDir(path, at, problems);
+    return null;
+  }
+}
+
 /**
  * metering.export.file: appended to by every process. A directory (or a file it may not write) there
  * passed check-config until 2026-12-06, and run then served with the export failed at its first
  * record (one error line, every usage record after it missing from the file).
  */
 function checkAppendableFile(path: string, at: string, problems: ProblemList): void {
-  let stat: Stats;
-  try {
-    stat = statSync(path);
-  } catch {
-    checkWritableDir(path, at, problems);
-    return;
-  }
+  const stat = existingOrCreatable(path, at, problems);
+  if (stat === null) return;
   if (!stat.isFile()) {
     problems.add(at, `${path} is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}`, 'name a file (e.g. usage.jsonl); the proxy creates it and appends to it');
     return;
@@ -147,13 +152,8 @@ const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
  * SQLite's bare "unable to open database file" / "file is not a database".
  */
 function checkLedgerFile(path: string, at: string, problems: ProblemList): void {
-  let stat: Stats;
-  try {
-    stat = statSync(path);
-  } catch {
-    checkWritableDir(path, at, problems);
-    return;
-  }
+  const stat = existingOrCreatable(path, at, problems);
+  if (stat === null) return;
   if (stat.isDirectory()) {
     problems.add(at, `${path} is a directory, not an SQLite database file`, 'name a file in that directory (e.g. ledger.db); the proxy creates it');
     return;

@@ -333,6 +333,11 @@ export function ledgerFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>):
   return rt.config.ledger.failMode === 'open' && rt.ledger.kind === 'redis';
 }
 
+/** A reserve the ledger could not answer runs unreserved: failMode open, and Redis (not a silent primary) was the one down. */
+function reserveFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>, result: { readonly ownerSilent?: true }): boolean {
+  return ledgerFailsOpen(rt) && result.ownerSilent !== true;
+}
+
 async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
   const failOpen = ledgerFailsOpen(rt);
   if (req.model !== '' && (rt.prices.retired(req.model) !== null || !rt.prices.lookup(req.model))) {
@@ -1093,7 +1098,7 @@ export class MeteringFilter implements Filter {
         case 'over':
           return this.#refuse(budgetError(result.hit, { eventId: clientEventId }));
         case 'unavailable':
-          if (ledgerFailsOpen(this.#rt) && result.ownerSilent !== true) {
+          if (reserveFailsOpen(this.#rt, result)) {
             this.#queuePending(eventId, pending(null));
             return ok();
           }
@@ -1570,7 +1575,7 @@ export class MeteringFilter implements Filter {
       }
       this.#holdResponse(id, unreserved(amount));
       if (result.kind === 'unavailable') {
-        if (ledgerFailsOpen(this.#rt) && result.ownerSilent !== true) return CONTINUE;
+        if (reserveFailsOpen(this.#rt, result)) return CONTINUE;
         this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: id });
         this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: 'ledger unavailable' } })); // fixed, as above
         // No cap can be checked: the next spoken turn would be started, cancelled and billed too
