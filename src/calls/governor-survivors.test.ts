@@ -38,6 +38,19 @@ function gate<T = void>() {
   return { wait, open };
 }
 
+/** A rig on `store` that admits every taken-over call and records which it admitted. */
+function admittingRig(store: CallStore) {
+  const admitted: string[] = [];
+  const r = rig({
+    store,
+    admitTakenOver: async (call) => {
+      admitted.push(call.callId);
+      return null;
+    },
+  });
+  return { r, admitted };
+}
+
 /** The store, with some of its methods replaced (the others are the real store's). */
 function wrapped(real: CallStore, over: Partial<CallStore>): CallStore {
   const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(real)).filter((k) => k !== 'constructor');
@@ -85,14 +98,7 @@ describe('a lapsed call claimed here', () => {
         return real.claimLapsed(owner, untilMs, wallMs, limit);
       },
     });
-    const admitted: string[] = [];
-    const r = rig({
-      store,
-      admitTakenOver: async (call) => {
-        admitted.push(call.callId);
-        return null;
-      },
-    });
+    const { r, admitted } = admittingRig(store);
     await r.orphan('rtc_1');
     const sweep = r.governors.sweep();
     await claims.wait;
@@ -139,14 +145,7 @@ describe('a lapsed call claimed here', () => {
     const store = wrapped(real, {
       claimLapsed: async (owner, untilMs, wallMs, limit) => [...handBack, ...(await real.claimLapsed(owner, untilMs, wallMs, limit))],
     });
-    const admitted: string[] = [];
-    const r = rig({
-      store,
-      admitTakenOver: async (call) => {
-        admitted.push(call.callId);
-        return null;
-      },
-    });
+    const { r, admitted } = admittingRig(store);
     const first = await r.govern('rtc_1');
     handBack = [{ callId: 'rtc_1', record: record(), tokens: 0 }];
     await r.governors.sweep();
