@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate } from '../pipeline/chain.js';
-import type { CarriedUsage, Clock } from '../pipeline/filter.js';
+import { CALL_FIRST_UPDATE, type CarriedUsage, type Clock } from '../pipeline/filter.js';
 import { ProxyError, type ProxyErrorCode } from '../protocol/errors.js';
 import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -427,7 +427,7 @@ export class CallGovernors {
         onEnded,
         endCallFirst,
         carried,
-        firstUpdate: call.onAttach ? { session: call.onAttach, by: 'calls' } : null,
+        firstUpdate: call.onAttach ? { session: call.onAttach, by: CALL_FIRST_UPDATE } : null,
       },
       null,
     );

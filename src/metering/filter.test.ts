@@ -164,6 +164,24 @@ describe('metering filter: max_output_tokens clamp', () => {
     expect(ws.ctx.cancelled).toEqual([]);
   });
 
+  it('clamps the proxy\'s own session.update (SessionChain.inject) without a notice to the client, and never refuses it', () => {
+    const s = setup();
+    const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
+    const own = (e: { type: string; [k: string]: unknown }) => f.onClient!(ev(e), 'policies.locks') as Verdict;
+    expect(json(own({ type: 'session.update', session: { type: 'realtime', max_output_tokens: 4096 } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
+    // Not the client's: no notice, the clamp still counted.
+    expect(ctx.client).toEqual([]);
+    expect(ctx.reports.filter((r) => r.kind === 'budget')).toEqual([{ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', code: 'max_output_tokens_clamped', responseId: null }]);
+    // What a client's is refused for leaves as it is (logged): refused, the session would run unlocked.
+    expect(own({ type: 'session.update', session: { type: 'realtime', model: 'gpt-9-realtime' } }).kind).toBe('continue');
+    expect(own({ type: 'session.update', session: { type: 'realtime', audio: { input: { transcription: { model: 'mystery-stt' } } } } }).kind).toBe('continue');
+    expect(json(own({ type: 'session.update', session: { type: 'realtime', max_output_tokens: 'lots' } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
+    expect(s.logs.filter((l) => l.msg.includes("the proxy's own session.update")).map((l) => l['param'])).toEqual(['session.model', 'session.audio.input.transcription.model', 'session.max_output_tokens']);
+    expect(ctx.client).toEqual([]);
+    // The client's own is refused.
+    expect(client(f, { type: 'session.update', session: { type: 'realtime', model: 'gpt-9-realtime' } }).kind).toBe('reject');
+  });
+
   it('clamps session.update', () => {
     const s = setup();
     const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CLIENT_SECRET_UPDATE, CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN, isTranscriptionIntent } from '../protocol/events.js';
@@ -704,15 +704,6 @@ export class MeteringFilter implements Filter {
       }
       return;
     }
-    if (report.kind === 'injected' && report.direction === 'client' && report.eventType === 'session.update' && report.by === CLIENT_SECRET_UPDATE) {
-      // A client secret's config, sent first (outside the chain): counted as a client update is, from
-      // now on. Until 2026-12-06 it counted only from its session.updated, so creates the client sent
-      // at once were reserved without the secret's instructions and tools
-      // (test/calls/redteam-15b-secret-update.test.ts: $0.60 spent against a $0.30 worst_case cap).
-      const session = this.#ctx.secretSession ?? null;
-      if (session !== null) this.#guess(session as JsonObject, this.#ctx.conversation.sessionUpdatesSent);
-      return;
-    }
     if (report.kind === 'stamped' && report.eventType === 'input_audio_buffer.commit') {
       // Stamped events leave in the order the client sent them: the oldest commit not named yet.
       const c = this.#commitsAhead.find((x) => x.eventId === null);
@@ -746,14 +737,14 @@ export class MeteringFilter implements Filter {
 
   // ---- client → upstream --------------------------------------------------------------------
 
-  onClient(frame: Frame): Verdict | Promise<Verdict> {
+  onClient(frame: Frame, injectedBy: string | null = null): Verdict | Promise<Verdict> {
     switch (frame.type) {
       case AUDIO_IN:
         return this.#audioBlocked !== null ? this.#onBlockedAudio() : CONTINUE;
       case 'response.create':
         return this.#onResponseCreate(frame);
       case 'session.update':
-        return this.#onSessionUpdate(frame);
+        return this.#onSessionUpdate(frame, injectedBy);
       case 'transcription_session.update':
         return this.#unpricedTranscriptionRefusal(obj(frame.json()['session']), str(frame.json()['event_id'])) ?? CONTINUE;
       case 'conversation.item.create': {
@@ -800,8 +791,16 @@ export class MeteringFilter implements Filter {
     else this.#upstreamItemIds.add(id);
   }
 
-  #onSessionUpdate(frame: Frame): Verdict {
-    const verdict = this.#checkSessionUpdate(frame);
+  /**
+   * A session.update on its way upstream: the client's, or the proxy's own (`injectedBy`: the locks'
+   * state or relock, the guardrails' redaction, a client secret's or a SIP call's config). Both count
+   * from here on and both are clamped; the proxy's own is never refused (see #checkSessionUpdate).
+   * Until 2026-12-07 the proxy's own counted only from its session.updated (the client secret's from
+   * 2026-12-06): creates sent meanwhile were reserved without the locks' instructions
+   * (test/metering/injected-session-update.test.ts: $0.60 spent against a $0.30 worst_case cap).
+   */
+  #onSessionUpdate(frame: Frame, injectedBy: string | null): Verdict {
+    const verdict = this.#checkSessionUpdate(frame, injectedBy);
     if (verdict.kind === 'continue' || verdict.kind === 'replace') {
       const session = obj((verdict.kind === 'replace' ? verdict.frame : frame).json()['session']);
       this.#guess(session);
@@ -940,45 +939,68 @@ export class MeteringFilter implements Filter {
     return v;
   }
 
-  #checkSessionUpdate(frame: Frame): Verdict {
+  /**
+   * A session.update's refusal (an unpriced model or transcription model, an invalid output limit),
+   * its clamped form, or CONTINUE. The proxy's own (`injectedBy`) is clamped but never refused: it
+   * carries the policy's or a minted config, and refusing it would leave the session unlocked. What
+   * a client's would be refused for is logged and sent as it is (an unpriced model is not taken as
+   * asked: its responses stay priced at the model in use). Its clamp tells no client (not theirs).
+   */
+  #checkSessionUpdate(frame: Frame, injectedBy: string | null): Verdict {
     const ev = frame.json();
     const eventId = str(ev['event_id']);
     const session = obj(ev['session']);
     if (!session) return CONTINUE;
+    const own = injectedBy !== null;
     // A model switch is priced from session.updated on; a model with no price never reaches the upstream.
     const model = str(session['model']);
     if (model !== null) {
       if (model !== this.#model && (this.#rt.prices.retired(model) !== null || !this.#rt.prices.lookup(model))) {
-        this.#refused++;
-        return reject(unpricedError(model, this.#rt, { eventId, param: 'session.model', close: null }));
-      }
-      // The model in use too once a switch was asked: an update still in flight may switch away
-      // before this one (back) applies. Alone, it asks nothing new.
-      if ((model !== this.#model || this.#requestedModels.length > 0) && !this.#requestedModels.includes(model)) {
+        if (!own) {
+          this.#refused++;
+          return reject(unpricedError(model, this.#rt, { eventId, param: 'session.model', close: null }));
+        }
+        this.#ownUnrefused(injectedBy, 'session.model');
+      } else if ((model !== this.#model || this.#requestedModels.length > 0) && !this.#requestedModels.includes(model)) {
+        // The model in use too once a switch was asked: an update still in flight may switch away
+        // before this one (back) applies. Alone, it asks nothing new.
         if (this.#requestedModels.length >= MAX_REQUESTED_MODELS) this.#requestedModels.shift();
         this.#requestedModels.push(model);
       }
     }
     const unpricedTranscription = this.#unpricedTranscriptionRefusal(session, eventId);
-    if (unpricedTranscription) return unpricedTranscription;
+    if (unpricedTranscription) {
+      if (!own) return unpricedTranscription;
+      this.#ownUnrefused(injectedBy, 'session.audio.input.transcription.model');
+    }
     const limit = this.#outputCap();
     const beta = clampedBetaOutput(session, limit);
     const governed = beta?.holder ?? session;
     const withSession = (s: JsonObject): Verdict => {
-      if (beta) this.#notifyClamp(beta.requested, beta.limit, eventId, `session.${BETA_OUTPUT_LIMIT}`);
+      if (beta) this.#notifyClamp(beta.requested, beta.limit, eventId, `session.${BETA_OUTPUT_LIMIT}`, !own);
       const event: { type: string; session: JsonObject } = { ...ev, type: 'session.update', session: s };
       return replace(Frame.fromEvent(event));
     };
     const parsed = parseOutputLimit(session['max_output_tokens']);
     if (parsed.kind === 'absent') return beta ? withSession(governed) : CONTINUE;
-    if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, eventId, 'session.max_output_tokens');
+    if (parsed.kind === 'invalid') {
+      if (!own) return invalidOutputLimit(parsed.reason, eventId, 'session.max_output_tokens');
+      // The proxy's own with no limit it can read: the tenant's limit is what it gets.
+      this.#ownUnrefused(injectedBy, 'session.max_output_tokens');
+      return limit === null ? CONTINUE : withSession({ ...governed, max_output_tokens: limit });
+    }
     let value = parsed.value;
     if (limit !== null && exceeds(value, limit)) {
-      this.#notifyClamp(value, limit, eventId, 'session.max_output_tokens');
+      this.#notifyClamp(value, limit, eventId, 'session.max_output_tokens', !own);
       value = limit;
     } else if (parsed.canonical) return beta ? withSession(governed) : CONTINUE;
     // Clamped, or written another way ("4096", "INF", null): the upstream gets the value governed.
     return withSession({ ...governed, max_output_tokens: value });
+  }
+
+  /** The proxy's own session.update asks what a client's may not: logged, and sent (see #checkSessionUpdate). */
+  #ownUnrefused(by: string, param: string): void {
+    this.#ctx.log.warn({ by, param }, "metering: the proxy's own session.update asks what a client's may not; sent as it is");
   }
 
   /**
@@ -1308,7 +1330,8 @@ export class MeteringFilter implements Filter {
     return tenant === null ? null : model === undefined ? tenant : Math.min(tenant, model);
   }
 
-  #notifyClamp(requested: number | 'inf', limit: number, eventId: string | null, param: string): void {
+  /** `tellClient` false: the proxy's own event was clamped, which no client sent (counted and reported only). */
+  #notifyClamp(requested: number | 'inf', limit: number, eventId: string | null, param: string, tellClient = true): void {
     this.#clamped++;
     const notice = new ProxyError('max_output_tokens_clamped', {
       message: `max_output_tokens ${requested} was lowered to ${limit} (the tenant limit, at most the model's maximum).`,
@@ -1316,7 +1339,7 @@ export class MeteringFilter implements Filter {
       eventId,
       details: { requested: String(requested), limit },
     });
-    this.#ctx.sendClient(notice.toEvent(this.#ctx.nextEventId()), BY);
+    if (tellClient) this.#ctx.sendClient(notice.toEvent(this.#ctx.nextEventId()), BY);
     this.#ctx.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', code: 'max_output_tokens_clamped', responseId: null });
   }
 

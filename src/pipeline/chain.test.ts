@@ -181,6 +181,34 @@ describe('filter chain', () => {
       expect(sink.out.at(-1)).toBe('injected by relay:response.create:{"type":"response.create"}');
     });
 
+    it('each filter is told who made it (onClient\'s injectedBy), the client\'s own frames null: also behind an async verdict', async () => {
+      const told: string[] = [];
+      let release!: (v: Verdict) => void;
+      const tell = (n: string): FilterFactory => factory(n, { client: '*' }, { onClient: (f, by) => (told.push(`${n}:${f.type}:${by ?? 'client'}`), CONTINUE) });
+      const chain = new ChainTemplate([
+        tell('locks'),
+        factory('slow', { client: ['slow'] }, { onClient: () => new Promise<Verdict>((r) => (release = r)) }),
+        tell('meter'),
+      ]).instantiate(new FakeSession(), new RecordingSink());
+      chain.fromClient(ev('session.update'));
+      chain.inject(ev('session.update'), 'locks');
+      chain.inject(ev('session.update'), 'client_secret');
+      chain.fromClient(ev('slow'));
+      chain.inject(ev('session.update'), 'locks');
+      release(CONTINUE);
+      await new Promise((r) => setTimeout(r, 0));
+      expect(told).toEqual([
+        'locks:session.update:client',
+        'meter:session.update:client',
+        'meter:session.update:locks',
+        'locks:session.update:client_secret',
+        'meter:session.update:client_secret',
+        'locks:slow:client',
+        'meter:slow:client',
+        'meter:session.update:locks',
+      ]);
+    });
+
     it('a later filter refusing it: the client is told, and the sink hears it stopped as the maker\'s (not a client create)', () => {
       const seen: string[] = [];
       const sink = new RecordingSink();

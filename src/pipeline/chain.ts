@@ -244,7 +244,7 @@ class DirectionRunner {
     // A replaced frame continues along the same filter list (Envoy semantics), whatever its type.
     for (let k = from; k < indices.length; k++) {
       const i = indices[k]!;
-      const verdict = this.#chain.invoke(i, this.#handler, frame, this.#direction);
+      const verdict = this.#chain.invoke(i, this.#handler, frame, this.#direction, injectedBy);
       if (verdict === null) continue;
       if (isPromise(verdict)) {
         this.#busy = true;
@@ -376,8 +376,11 @@ export class SessionChain {
   /**
    * A client event filter `by` made: it runs through the client filters after `by`, as the client's
    * own would (a response.create the spoken-turn hold owes meets metering's reservation, which may
-   * refuse it), then leaves as the proxy's (`ChainSink.forwardInjected`). Behind frames waiting on
-   * an async verdict, in order. From a sender that is no filter here, through every filter.
+   * refuse it; a session.update counts in metering and truncation before it leaves), then leaves as
+   * the proxy's (`ChainSink.forwardInjected`). Each filter is told who made it (Filter.onClient's
+   * `injectedBy`) and decides whether it is subject to it. Behind frames waiting on an async verdict,
+   * in order. From a sender that is no filter here (the relay's client secret config, a SIP call's
+   * first update), through every filter.
    */
   inject(frame: Frame, by: string): void {
     if (this.#closed) return;
@@ -385,14 +388,14 @@ export class SessionChain {
     this.#client.inject(frame, this.#template.factories.findIndex((f) => f.name === by), by);
   }
 
-  /** Calls one filter; returns null for "continue" so the hot loop does no extra work. */
-  invoke(i: number, handler: Handler, frame: Frame, direction: Direction): Verdict | Promise<Verdict> | null {
+  /** Calls one filter; returns null for "continue" so the hot loop does no extra work. `injectedBy`: see Filter.onClient. */
+  invoke(i: number, handler: Handler, frame: Frame, direction: Direction, injectedBy: string | null): Verdict | Promise<Verdict> | null {
     const filter = this.#filters[i]!;
     const fn = filter[handler];
     if (!fn) return null;
     let verdict: Verdict | Promise<Verdict>;
     try {
-      verdict = fn.call(filter, frame);
+      verdict = fn.call(filter, frame, injectedBy);
     } catch (err) {
       return this.onFilterFailure(i, direction, frame, err);
     }

@@ -10,6 +10,12 @@ import type { Report } from './reports.js';
 /** The `by` of the `session.update` carrying a client secret's config (SessionContext.secretSession). */
 export const CLIENT_SECRET_UPDATE = 'client_secret';
 
+/**
+ * The `by` of the `session.update` a SIP call's sideband sends first (responses turned back on: see
+ * src/calls withResponsesHeld). No filter's name: it passes every filter (SessionChain.inject).
+ */
+export const CALL_FIRST_UPDATE = 'call_first_update';
+
 /** `client`: client → upstream. `server`: upstream → client. */
 export type Direction = 'client' | 'server';
 
@@ -124,9 +130,12 @@ export interface SessionContext {
   nextEventId(): string;
   /**
    * Send an event to the upstream that no client sent (e.g. `response.cancel`). Skips the chain,
-   * but for a `response.create`: that one passes the client filters after `by` first, as the
-   * client's would (metering reserves it, or refuses it over a cap: the client gets the error),
-   * then leaves. Since 2026-12-06; until then the spoken-turn hold's create left unreserved.
+   * but for a `response.create` or `session.update`: those pass the client filters after `by`
+   * first (Filter.onClient's `injectedBy` names `by`), then leave. A create is reserved by metering
+   * or refused over a cap (the client gets the error; since 2026-12-06, until then the spoken-turn
+   * hold's create left unreserved). An update counts in metering (clamped, priced) and truncation
+   * from the moment it leaves, as a client's does, and no filter refuses it (since 2026-12-07; until
+   * then metering met the locks', guardrails' and a SIP call's updates only at their session.updated).
    */
   sendUpstream(event: RealtimeClientEvent, by: string): void;
   /** Send an event to the client that the upstream did not send (e.g. a proxy notice). Skips the chain. */
@@ -169,7 +178,15 @@ export interface Filter {
    * so what a filter sends upstream here is what the upstream reads first (the locked state).
    */
   onStart?(): void;
-  onClient?(frame: Frame): Verdict | Promise<Verdict>;
+  /**
+   * A client event on its way upstream. `injectedBy`: the filter (or relay part) that made it
+   * (`sendUpstream`: a response.create or session.update passes the filters after its sender),
+   * null (or absent) for the client's own. The proxy's own session config is no client's request:
+   * a filter that refuses or rewrites client updates by policy (locks, guardrails, truncation's
+   * share) lets it through; one that must know what the upstream will run (metering) still counts
+   * and clamps it.
+   */
+  onClient?(frame: Frame, injectedBy?: string | null): Verdict | Promise<Verdict>;
   onServer?(frame: Frame): Verdict | Promise<Verdict>;
   onReport?(report: Report): void;
   /**

@@ -65,6 +65,12 @@ export type Report =
       readonly ruleId: string;
       readonly action: 'log' | 'redact' | 'block' | 'cancel_response' | 'end_session';
       readonly source: 'input' | 'output' | 'tool_input' | 'tool_output' | 'session';
+      /**
+       * The direction of the event the finding was on: `client` for what this session's client sent,
+       * `server` for what the upstream sent (a transcript, model output, a call's session or browser
+       * item), which every socket on a call reads alike. Timers of a held turn are `server`.
+       */
+      readonly direction: Direction;
       readonly responseId: string | null;
       /** Proxy time from the offending frame's arrival to the verdict being applied, in ms. */
       readonly decisionMs: number;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { GuardrailEvent } from './api.js';
-import { CONTINUE, DROP, closeWith, reject, replace, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { CONTINUE, DROP, closeWith, reject, replace, type Direction, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
 import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, type RealtimeClientEvent, type RealtimeServerEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
@@ -142,6 +142,14 @@ interface Said {
   readonly sent: Sent | null;
   /** A spoken turn's item. */
   readonly itemId: string | null;
+}
+
+/**
+ * The direction of a guardrail finding's event: `client` for a client event type (the content-path
+ * table's client rows), else `server` (upstream events, and a held turn's timers and overflow).
+ */
+function tripDirection(eventType: string): Direction {
+  return contentPath('client', eventType) !== undefined ? 'client' : 'server';
 }
 
 /** Server events showing a whole conversation item: on a call, one the browser wrote is judged as a client's create. */
@@ -598,7 +606,10 @@ export class GuardrailFilter implements Filter {
 
   // ---- routing -----------------------------------------------------------------------------
 
-  onClient(frame: Frame): Verdict | Promise<Verdict> {
+  onClient(frame: Frame, injectedBy: string | null = null): Verdict | Promise<Verdict> {
+    // The proxy's own events (the locks' state, a client secret's or a SIP call's config, judged by
+    // these rules when minted or accepted: src/calls/session-config.ts) carry no client input to judge.
+    if (injectedBy !== null) return CONTINUE;
     const hold = this.#hold;
     if (hold !== null) {
       const type = frame.type;
@@ -728,7 +739,7 @@ export class GuardrailFilter implements Filter {
     this.#ctx.report({ kind: 'unknown_content', direction, action: policy.unknownContentEvents });
     this.#logUnknown(type, direction, policy);
     if (policy.unknownContentEvents !== 'block') return CONTINUE;
-    this.#reportAll(policy, [{ id: UNKNOWN_CONTENT_RULE, action: 'block', label: type, excerpt: null }], direction === 'client' ? 'input' : 'output', type, null, this.#ctx.clock.now());
+    this.#reportAll(policy, [{ id: UNKNOWN_CONTENT_RULE, action: 'block', label: type, excerpt: null }], direction === 'client' ? 'input' : 'output', type, null, this.#ctx.clock.now(), direction);
     // `type` is an event type, or content inside a known one (`item:…`, `content part:…`, `prompt variable:…`).
     const what = type.includes(':') ? `The ${type.replace(':', ' ')} (content the policy cannot check)` : `The event type ${type}`;
     if (direction === 'client') {
@@ -2057,7 +2068,12 @@ export class GuardrailFilter implements Filter {
     return { policy: policy.name, policyVersion: policy.version, rule: top.id, action: top.action };
   }
 
-  #reportAll(policy: CompiledPolicy, findings: readonly Finding[], source: Source, eventType: string, responseId: string | null, t0: number): void {
+  /**
+   * Reports each finding. `direction`: of the event it was on; by default read off `eventType` (a
+   * client event type is in the content-path table's client rows; every other, a held turn's timer
+   * included, came from the upstream). An event no table knows passes its own.
+   */
+  #reportAll(policy: CompiledPolicy, findings: readonly Finding[], source: Source, eventType: string, responseId: string | null, t0: number, direction: Direction = tripDirection(eventType)): void {
     const decisionMs = this.#ctx.clock.now() - t0;
     for (const f of findings) {
       this.#trips++;
@@ -2068,6 +2084,7 @@ export class GuardrailFilter implements Filter {
         ruleId: f.id,
         action: f.action,
         source: REPORT_SOURCE[source],
+        direction,
         responseId,
         decisionMs,
       });

@@ -545,8 +545,10 @@ export class LockFilter implements Filter {
     this.#allowedFn = policy.locks.tools ? nameMatcher(policy.locks.tools.functions) : null;
   }
 
-  onClient(frame: Frame): Verdict {
-    if (!this.#active) return CONTINUE;
+  onClient(frame: Frame, injectedBy: string | null = null): Verdict {
+    // The proxy's own config (a client secret's, a SIP call's first update, both locked when they
+    // were minted or accepted: src/calls/session-config.ts) is no client request to lock.
+    if (!this.#active || injectedBy !== null) return CONTINUE;
     const locks = this.#policy.locks;
     const ev = frame.json();
     if (frame.type === 'conversation.item.create') {

@@ -551,9 +551,9 @@ export class TruncationFilter implements Filter {
     this.#policy = policy;
   }
 
-  onClient(frame: Frame): Verdict {
+  onClient(frame: Frame, injectedBy: string | null = null): Verdict {
     if (!this.#budget) return CONTINUE;
-    if (frame.type === 'session.update') return this.#sessionUpdate(frame.json());
+    if (frame.type === 'session.update') return this.#sessionUpdate(frame.json(), injectedBy !== null);
     if (frame.type === 'conversation.item.create') {
       const ev = frame.json();
       const item = asObject(ev['item']);
@@ -639,12 +639,17 @@ export class TruncationFilter implements Filter {
     return CONTINUE;
   }
 
-  /** A client session.update: refused when it would set instructions and tools over their share, else what it sets is counted. */
-  #sessionUpdate(ev: JsonObject): Verdict {
+  /**
+   * A client session.update: refused when it would set instructions and tools over their share, else
+   * what it sets is counted. The proxy's own (`injected`: the locks' state, a client secret's config)
+   * is counted, never refused: the policy's locked instructions are the operator's (as at mint time,
+   * src/calls/session-config.ts), and refusing them would leave the session unlocked.
+   */
+  #sessionUpdate(ev: JsonObject, injected: boolean): Verdict {
     const session = asObject(ev['session']);
     if (!session || session['type'] === 'transcription') return CONTINUE;
     const next = prefixAfter(session, this.#prefix);
-    const refused = prefixRefusal(this.#budget!, this.#prefix, next, session, 'session', clientEventId(ev));
+    const refused = injected ? null : prefixRefusal(this.#budget!, this.#prefix, next, session, 'session', clientEventId(ev));
     if (refused) return reject(refused);
     this.#prefix = next;
     return CONTINUE;

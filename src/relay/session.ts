@@ -700,8 +700,10 @@ export class RelaySession implements SessionContext, ChainSink {
     // would: metering reserves its worst case before it leaves, or refuses it over a cap. Until
     // 2026-12-06 the spoken-turn hold's create went straight upstream, and metering met it only at
     // its response.created, after the upstream had read (and billed) the conversation
-    // (test/metering/redteam-15-held-turn.test.ts).
-    if (event.type === 'response.create') {
+    // (test/metering/redteam-15-held-turn.test.ts). The proxy's own session config likewise: metering
+    // counts (and clamps) it as it leaves, not at its session.updated; until 2026-12-07 creates sent
+    // meanwhile were reserved without the locks' instructions (test/metering/injected-session-update.test.ts).
+    if (event.type === 'response.create' || event.type === 'session.update') {
       this.#chain.inject(frame, by);
       return;
     }

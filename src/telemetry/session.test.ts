@@ -204,7 +204,7 @@ describe('telemetry session (spans)', () => {
     s.report({ kind: 'prune', itemIds: ['a', 'b'], tokensBefore: 9000, tokensAfter: 5000 });
     s.client({ type: 'response.create' });
     s.server(ev.responseCreated('resp_1'));
-    s.report({ kind: 'guardrail', policyId: 'default', policyVersion: '3', ruleId: 'no-pii', action: 'redact', source: 'output', responseId: 'resp_1', decisionMs: 0.2 });
+    s.report({ kind: 'guardrail', policyId: 'default', policyVersion: '3', ruleId: 'no-pii', action: 'redact', source: 'output', direction: 'server', responseId: 'resp_1', decisionMs: 0.2 });
     s.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'daily', code: 'max_output_tokens_clamped', responseId: 'resp_1' });
     s.server(ev.responseDone('resp_1'));
     const [root] = named(h.spans(), 'invoke_agent');
@@ -258,6 +258,15 @@ describe('telemetry session (spans)', () => {
 });
 
 describe('telemetry session (metrics)', () => {
+  it('the proxy\'s own session.update passing the chain (a client secret\'s config, SessionChain.inject) is no client frame', () => {
+    const s = harness().open();
+    s.filter.onClient(wire({ type: 'session.update', session: { type: 'realtime', instructions: 'minted' } }), 'client_secret');
+    expect(s.filter.clientFrames).toBe(0);
+    expect(s.filter.clientBytes).toBe(0);
+    s.client({ type: 'session.update', session: { type: 'realtime' } });
+    expect(s.filter.clientFrames).toBe(1);
+  });
+
   it('records turns, latencies, tokens by modality, cost, audio seconds, frames and sessions', async () => {
     const h = harness();
     const s = h.open();
@@ -297,7 +306,7 @@ describe('telemetry session (metrics)', () => {
   it('counts guardrail trips, budget events, verdicts and upstream errors with bounded labels', async () => {
     const h = harness();
     const s = h.open();
-    s.report({ kind: 'guardrail', policyId: 'default', policyVersion: '1', ruleId: 'pii', action: 'block', source: 'input', responseId: null, decisionMs: 1 });
+    s.report({ kind: 'guardrail', policyId: 'default', policyVersion: '1', ruleId: 'pii', action: 'block', source: 'input', direction: 'client', responseId: null, decisionMs: 1 });
     s.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: 'monthly', code: 'budget_exceeded', responseId: null });
     s.report({ kind: 'verdict', filter: 'policies', direction: 'client', eventType: 'conversation.item.create', verdict: 'reject', code: 'guardrail_blocked' });
     s.report({ kind: 'backpressure', direction: 'server', state: 'paused' });

@@ -171,7 +171,9 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
 
   // ---- Filter ------------------------------------------------------------------------------
 
-  onClient(frame: Frame): Verdict {
+  onClient(frame: Frame, injectedBy: string | null = null): Verdict {
+    // The proxy's own (a client secret's config, a SIP call's first update): no client frame; reported as injected.
+    if (injectedBy !== null) return CONTINUE;
     const now = this.#now();
     this.#clientFrames++;
     this.#clientBytes += frame.bytes.length;
@@ -211,7 +213,12 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
   onReport(report: Report): void {
     const now = this.#ctx.clock.now();
     const metrics = this.#shared.metrics;
-    metrics.report(this.#tenant, report, report.kind === 'usage' ? this.#usageModel(report.model) : undefined);
+    // On a socket attached to a governed call, a trip on an upstream event is the sideband's too (it
+    // reads the same events with the same policy): counted there, once per call. Until 2026-12-07
+    // each attached socket counted it again (test/calls/attached-guardrail-trips.test.ts). A trip on
+    // this socket's own client event is seen nowhere else: counted here.
+    const countedOnSideband = this.#onCall && report.kind === 'guardrail' && report.direction === 'server';
+    if (!countedOnSideband) metrics.report(this.#tenant, report, report.kind === 'usage' ? this.#usageModel(report.model) : undefined);
     switch (report.kind) {
       case 'upstream_connected':
         this.#upstreamConnected = true;

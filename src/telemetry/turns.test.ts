@@ -329,7 +329,7 @@ describe('turn tracker', () => {
     client({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [] } });
     client({ type: 'response.create' });
     server(ev.responseCreated('resp_1'));
-    report({ kind: 'guardrail', policyId: 'p', policyVersion: '1', ruleId: 'r', action: 'cancel_response', source: 'output', responseId: 'resp_1', decisionMs: 1 });
+    report({ kind: 'guardrail', policyId: 'p', policyVersion: '1', ruleId: 'r', action: 'cancel_response', source: 'output', direction: 'server', responseId: 'resp_1', decisionMs: 1 });
     server(ev.responseDone('resp_1', 'cancelled', { status_details: { type: 'cancelled', reason: 'client_cancelled' } }));
     expect(sink.closed[0]).toMatchObject({ endReason: 'cancelled', guardrailAction: 'cancel_response' });
     expect(sink.closed[0]!.responses[0]!.cancelledBy).toBe('guardrail');

@@ -13,8 +13,9 @@ import { callsProxy, placeCall, say, until } from './support.js';
  * `item_not_found`: 18 in `rtproxy_errors_total{rtproxy_error_origin="upstream"}` for one trip).
  * An operator sees a guardrail and upstream-error spike for a call where one rule tripped once.
  * Now an attached socket sends no call-wide action upstream (the sideband does, once); each socket
- * still decides and reports for its own stream (its client's text is held back and suppressed), so
- * the trip counter counts one per socket that saw it.
+ * still decides for its own stream (its client's text is held back and suppressed). Since 2026-12-07
+ * the trip counter counts a trip on the call's upstream events once, on the sideband
+ * (test/calls/attached-guardrail-trips.test.ts).
  */
 
 let tp: TestProxy;
