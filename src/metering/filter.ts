@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
-import { AUDIO_IN, isTranscriptionIntent } from '../protocol/events.js';
+import { AUDIO_IN, isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
 import { asObject as obj, asString as str } from '../protocol/json.js';
 import { exceeds, parseOutputLimit, type OutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -28,6 +28,11 @@ export interface MeteringRuntime {
   readonly wall: () => number;
   /** Calls are governed (and metered) by the proxy's own sideband sessions (`calls.enabled`). */
   readonly callsGoverned?: boolean;
+  /**
+   * The upstream speaks the Azure preview protocol (`upstream.azure.apiVersion`): what the proxy
+   * writes itself (its session clamp, a response's limit) uses the beta member `max_response_output_tokens`.
+   */
+  readonly previewUpstream?: boolean;
 }
 
 const BY = 'metering';
@@ -682,10 +687,16 @@ export class MeteringFilter implements Filter {
     this.#injectClamp(limit);
   }
 
-  /** Clamps the session's max_output_tokens upstream; not again until a session shows it applied. */
+  /**
+   * Clamps the session's max_output_tokens upstream; not again until a session shows it applied. In
+   * the upstream's dialect: a preview session has no `type` and names the limit its beta way. Until
+   * 2026-12-07 it was GA-shaped on a preview upstream too, where a strict upstream refused the
+   * unknown members and the session failed (test/metering/preview-dialect-clamps.test.ts).
+   */
   #injectClamp(limit: number): void {
     this.#clampInjected = true;
-    this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', max_output_tokens: limit } }, BY);
+    const session = this.#rt.previewUpstream ? { [BETA_OUTPUT_LIMIT]: limit } : { type: 'realtime', max_output_tokens: limit };
+    this.#ctx.sendUpstream({ type: 'session.update', session: session as ClientEventOf<'session.update'>['session'] }, BY);
   }
 
   /**
@@ -1045,7 +1056,11 @@ export class MeteringFilter implements Filter {
     const parsed = parseOutputLimit(response['max_output_tokens']);
     if (parsed.kind === 'invalid') return invalidOutputLimit(parsed.reason, clientEventId, 'response.max_output_tokens');
     const limit = this.#outputCap();
-    const requested = parsed.kind === 'limit' ? parsed.value : null;
+    // A preview upstream reads the beta member: what the response asks there is its own limit.
+    const previewUpstream = this.#rt.previewUpstream === true;
+    const betaAsked = previewUpstream && parsed.kind === 'absent' ? parseOutputLimit(response[BETA_OUTPUT_LIMIT]) : null;
+    const requestedMember = betaAsked?.kind === 'limit' ? BETA_OUTPUT_LIMIT : 'max_output_tokens';
+    const requested = parsed.kind === 'limit' ? parsed.value : betaAsked?.kind === 'limit' ? betaAsked.value : null;
     let effective: number | 'inf' = requested ?? this.#sessionMaxOutput() ?? 'inf';
     let rewrite: JsonObject | null = null;
     let clampNotice: (() => void) | null = null;
@@ -1053,9 +1068,9 @@ export class MeteringFilter implements Filter {
     if (parsed.kind === 'limit' && !parsed.canonical) rewrite = { ...response, max_output_tokens: parsed.value };
     if (limit !== null && (effective === 'inf' || effective > limit)) {
       const from = effective;
-      // Set explicitly: the session default may not be clamped upstream yet.
-      rewrite = { ...response, max_output_tokens: limit };
-      if (requested !== null) clampNotice = () => this.#notifyClamp(from, limit, clientEventId, 'response.max_output_tokens');
+      // Set explicitly (in the member the upstream reads): the session default may not be clamped upstream yet.
+      rewrite = { ...response, [previewUpstream ? BETA_OUTPUT_LIMIT : 'max_output_tokens']: limit };
+      if (requested !== null) clampNotice = () => this.#notifyClamp(from, limit, clientEventId, `response.${requestedMember}`);
       effective = limit;
     }
     const beta = clampedBetaOutput(rewrite ?? response, limit);
@@ -1455,7 +1470,8 @@ export class MeteringFilter implements Filter {
     if ('prompt' in session) this.#sessionPrompt = promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS };
     const modalities = textOnly(session['output_modalities']);
     if (modalities !== null) this.#sessionTextOnly = modalities;
-    const mot = outputLimit(session['max_output_tokens']);
+    // A preview session reports the beta member only.
+    const mot = outputLimit(Object.hasOwn(session, 'max_output_tokens') ? session['max_output_tokens'] : session[BETA_OUTPUT_LIMIT]);
     const limit = this.#outputCap();
     if (limit === null || mot === null) return;
     if (mot === 'inf' || mot > limit) {

@@ -9,6 +9,7 @@ import { resolveLimits, validatePlans, type EffectiveLimits } from './limits.js'
 import { PriceBook } from './pricing.js';
 import { meteringRoutes } from './routes.js';
 import { UsageFileSink } from './usage-sink.js';
+import { speaksPreviewProtocol } from '../upstream/dial.js';
 
 export { PriceBook } from './pricing.js';
 export type { Ledger, UsageRecord } from './ledger.js';
@@ -95,6 +96,7 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
     log: deps.log,
     wall,
     callsGoverned: deps.config.calls.enabled,
+    previewUpstream: speaksPreviewProtocol(deps.config.upstream),
   };
 
   return {

@@ -142,6 +142,12 @@ export interface Ledger {
   resetSpend(tenant: string, kind: PeriodKind, wallMs: number): MaybePromise<void>;
   /** Usage records of a tenant (or all tenants) settled at or after `sinceMs`, oldest first. */
   usage(tenant: string | null, sinceMs: number, limit: number): MaybePromise<UsageRecord[]>;
+  /**
+   * A page of usage records in the ledger's usage order, from `sinceMs` (inclusive) or strictly
+   * after a cursor a previous page gave: following `next` returns every record exactly once, however
+   * many share one millisecond.
+   */
+  usagePage(tenant: string | null, from: number | UsageCursor, limit: number): MaybePromise<UsagePage>;
   /** Concurrent-session slots: true when granted. */
   acquireSlot(tenant: string, token: string, max: number, wallMs: number): MaybePromise<boolean | 'unavailable'>;
   releaseSlot(tenant: string, token: string): void;
@@ -152,6 +158,44 @@ export interface Ledger {
   knownOver?(tenant: string, wallMs: number): CapHit | null;
   readiness(): string | null;
   close(): Promise<void>;
+}
+
+/**
+ * A position in a ledger's usage order, just after one record. Time alone does not order records
+ * (many settle in one millisecond), so each ledger adds its own tie-breakers: SQLite the row id
+ * (`tenant` empty), Redis the stream entry's time and sequence and the tenant whose stream it is in.
+ */
+export interface UsageCursor {
+  readonly ts: number;
+  readonly seq: number;
+  readonly tenant: string;
+}
+
+export interface UsagePage {
+  readonly records: UsageRecord[];
+  /** Just after the last record; null when the page is empty. */
+  readonly next: UsageCursor | null;
+}
+
+/** The opaque `cursor` token of GET /admin/usage (base64url JSON; what is inside is not a contract). */
+export function encodeUsageCursor(c: UsageCursor): string {
+  return Buffer.from(JSON.stringify([c.ts, c.seq, c.tenant])).toString('base64url');
+}
+
+/** A token `encodeUsageCursor` made, or null. */
+export function decodeUsageCursor(token: string): UsageCursor | null {
+  if (token.length > 512 || !/^[A-Za-z0-9_-]+$/.test(token)) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(v) || v.length !== 3) return null;
+  const [ts, seq, tenant] = v as unknown[];
+  const count = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+  if (!count(ts) || !count(seq) || typeof tenant !== 'string') return null;
+  return { ts, seq, tenant };
 }
 
 /** Checks a period's spend + reservations against its caps (shared by the ledgers, tested alone). */

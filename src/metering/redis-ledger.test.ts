@@ -37,6 +37,8 @@ interface LedgerOptions {
   wall?: (() => number) | null;
   url?: string;
   connect?: boolean;
+  /** The configured tenants, in config order. */
+  tenants?: string[];
 }
 
 function newLedger(options: LedgerOptions = {}, log: pino.Logger = pino({ level: 'silent' })): RedisLedger {
@@ -49,7 +51,7 @@ function newLedger(options: LedgerOptions = {}, log: pino.Logger = pino({ level:
     usageStreamMaxLen: 10_000,
     pendingMax: options.pendingMax ?? 1000,
     failMode: options.failMode ?? 'closed',
-    tenants: ['acme', 'beta'],
+    tenants: options.tenants ?? ['acme', 'beta'],
     log,
     ...(options.slotTtlMs ? { slotTtlMs: options.slotTtlMs } : {}),
     ...(options.wall === null ? {} : { wall: options.wall ?? (() => T0) }),
@@ -400,22 +402,29 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect((await again.status('acme', NO_CAPS, T0)).day.reserved.nanos).toBe(300);
   });
 
-  it('usage: all tenants merged by time, paged, since filters on the record time, foreign stream entries ignored', async () => {
+  it('usage: all tenants merged in stream order (record time; a late record where it was written), paged, since filters on the record time, foreign stream entries ignored', async () => {
     const l = await ledger();
     await l.settle(null, record({ ref: 'x1', ts: T0 + 5000 }));
-    // Older than the stream's last entry: its entry id is clamped up, its ts stays.
+    // Older than the stream's last entry: its entry id is clamped up, its ts stays. Pages go by entry
+    // id (the only order XRANGE pages exactly), so it comes after x1. Until 2026-12-07 pages were
+    // sorted by record time after each stream's first `limit` entries were read, which with a late
+    // record could leave out one that sorted earlier.
     await l.settle(null, record({ ref: 'x0', ts: T0 }));
     await l.settle(null, record({ ref: 'b', tenant: 'beta', ts: T0 + 1000 }));
     await inspect(async (r) => {
       await r.xadd(`t${prefix}:{acme}:usage`, '*', 'k', 'r');
       await r.xadd(`t${prefix}:{acme}:usage`, '*', 'other', 'x');
     });
-    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['x0', 'b', 'x1']);
-    expect((await l.usage(null, 0, 2)).map((u) => u.ref)).toEqual(['x0', 'b']);
-    expect((await l.usage(null, -5, 10)).map((u) => u.ref)).toEqual(['x0', 'b', 'x1']);
+    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['b', 'x1', 'x0']);
+    expect((await l.usage(null, 0, 2)).map((u) => u.ref)).toEqual(['b', 'x1']);
+    expect((await l.usage(null, -5, 10)).map((u) => u.ref)).toEqual(['b', 'x1', 'x0']);
     expect((await l.usage('acme', T0 + 1, 10)).map((u) => u.ref)).toEqual(['x1']);
-    expect((await l.usage('acme', T0, 10)).map((u) => u.ref)).toEqual(['x0', 'x1']);
-    expect((await l.usage('acme', 0, 10))[0]).toEqual(record({ ref: 'x0', ts: T0 }));
+    expect((await l.usage('acme', T0, 10)).map((u) => u.ref)).toEqual(['x1', 'x0']);
+    expect((await l.usage('acme', 0, 10))[1]).toEqual(record({ ref: 'x0', ts: T0 }));
+    // The cursor after x1 (whose entry id is later than x0's record time) still reaches x0.
+    const first = await l.usagePage('acme', 0, 1);
+    expect(first.records.map((u) => u.ref)).toEqual(['x1']);
+    expect((await l.usagePage('acme', first.next!, 10)).records.map((u) => u.ref)).toEqual(['x0']);
   });
 
   it('a live instance keeps its session slots, and the slot set, alive by heartbeat', async () => {
@@ -691,5 +700,20 @@ describe('timing policies', () => {
 
   it('waits 100 ms after the first failed attempt, doubling up to 2 s, and never more', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 50, 5000].map(reconnectDelayMs)).toEqual([100, 200, 400, 800, 1600, 2000, 2000, 2000, 2000]);
+  });
+});
+
+describe('redis ledger: usage pages', () => {
+  it('the cursor orders tenants by name, not config order: records sharing one entry id in two streams come once each', async () => {
+    // Each tenant's stream numbers its own entries, so `T0-0` is in both: the tenant breaks the tie.
+    const l = await ledger({ tenants: ['beta', 'acme'] });
+    for (const [i, tenant] of ['acme', 'beta', 'acme', 'beta'].entries()) await l.settle(null, record({ tenant, ref: `r${i}` }));
+    const seen: string[] = [];
+    let page = await l.usagePage(null, 0, 1);
+    for (let pages = 0; page.records.length > 0 && pages < 10; pages++) {
+      seen.push(...page.records.map((r) => r.ref));
+      page = await l.usagePage(null, page.next!, 1);
+    }
+    expect(seen).toEqual(['r0', 'r1', 'r2', 'r3']);
   });
 });

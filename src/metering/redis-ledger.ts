@@ -11,6 +11,8 @@ import type {
   ReserveRequest,
   ReserveResult,
   TenantStatus,
+  UsageCursor,
+  UsagePage,
   UsageRecord,
 } from './ledger.js';
 import type { CapName, CapSet } from './limits.js';
@@ -539,20 +541,36 @@ export class RedisLedger implements Ledger {
   }
 
   async usage(tenant: string | null, sinceMs: number, limit: number): Promise<UsageRecord[]> {
+    return (await this.usagePage(tenant, sinceMs, limit)).records;
+  }
+
+  /**
+   * Ordered by stream entry id, then tenant (entry ids are per tenant's stream): (ms, seq, tenant)
+   * is the cursor. An entry's ms is its record's time, or later for a record written after a newer
+   * one (ids never go back), so `since` reads from the id and keeps records at or after it.
+   */
+  async usagePage(tenant: string | null, from: number | UsageCursor, limit: number): Promise<UsagePage> {
     const tenants = tenant === null ? this.#o.tenants : [tenant];
-    const out: UsageRecord[] = [];
+    const found: { readonly ms: number; readonly seq: number; readonly tenant: string; readonly record: UsageRecord }[] = [];
     for (const t of tenants) {
-      // Entry ids are ≥ their record's ts, so XRANGE from `since` misses nothing.
-      const entries = await this.#redis.xrange(this.#key(t, 'usage'), String(Math.max(0, sinceMs)), '+', 'COUNT', limit);
-      for (const [, fields] of entries) {
+      let start: string;
+      if (typeof from === 'number') start = String(Math.max(0, from));
+      // The cursor's own entry id: after it in tenants ordered after the cursor's, strictly after in the others.
+      else start = t > from.tenant ? `${from.ts}-${from.seq}` : `(${from.ts}-${from.seq}`;
+      const entries = await this.#redis.xrange(this.#key(t, 'usage'), start, '+', 'COUNT', limit);
+      for (const [id, fields] of entries) {
         const i = fields.indexOf('r');
         if (i < 0 || i + 1 >= fields.length) continue;
-        const rec = JSON.parse(fields[i + 1]!) as UsageRecord;
-        if (rec.ts >= sinceMs) out.push(rec);
+        const record = JSON.parse(fields[i + 1]!) as UsageRecord;
+        if (typeof from === 'number' && record.ts < from) continue;
+        const dash = id.indexOf('-');
+        found.push({ ms: Number(id.slice(0, dash)), seq: Number(id.slice(dash + 1)), tenant: t, record });
       }
     }
-    out.sort((a, b) => a.ts - b.ts);
-    return out.slice(0, limit);
+    found.sort((a, b) => a.ms - b.ms || a.seq - b.seq || (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
+    const page = found.slice(0, limit);
+    const last = page[page.length - 1];
+    return { records: page.map((f) => f.record), next: last === undefined ? null : { ts: last.ms, seq: last.seq, tenant: last.tenant } };
   }
 
   async acquireSlot(tenant: string, token: string, max: number, wallMs: number): Promise<boolean | 'unavailable'> {

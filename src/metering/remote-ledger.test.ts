@@ -142,6 +142,16 @@ describe('RemoteLedger + LedgerHost', () => {
     expect(a.remote.knownOver('acme', NOON)).toBeNull();
   });
 
+  it("a worker's usage pages are the owner's: the cursor crosses the wire and the next page follows it", async () => {
+    const l = owner();
+    const a = wire(l);
+    for (const n of [1, 2, 3]) await a.remote.settle(null, usage(n));
+    const first = await a.remote.usagePage(null, 0, 2);
+    expect(first).toEqual(l.usagePage(null, 0, 2));
+    expect(first.records.map((r) => r.ref)).toEqual(['resp_1', 'resp_2']);
+    expect((await a.remote.usagePage(null, first.next!, 2)).records.map((r) => r.ref)).toEqual(['resp_3']);
+  });
+
   it('a spent cap becomes a synchronous hint for a second (server-started responses are cancelled before any frame)', async () => {
     const l = owner();
     const a = wire(l);

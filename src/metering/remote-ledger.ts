@@ -1,4 +1,4 @@
-import type { CapHit, Ledger, OverrideChange, ReserveRequest, ReserveResult, TenantStatus, UsageRecord } from './ledger.js';
+import type { CapHit, Ledger, OverrideChange, ReserveRequest, ReserveResult, TenantStatus, UsageCursor, UsagePage, UsageRecord } from './ledger.js';
 import type { CapSet } from './limits.js';
 import { OverHints } from './over-hints.js';
 import type { PeriodKind } from './periods.js';
@@ -16,9 +16,9 @@ import type { PeriodKind } from './periods.js';
 class OwnerSilent extends Error {}
 
 /** The Ledger methods a worker may call on the owner. */
-export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usage' | 'acquireSlot' | 'releaseSlot';
+export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usage' | 'usagePage' | 'acquireSlot' | 'releaseSlot';
 
-const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usage', 'acquireSlot', 'releaseSlot']);
+const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usage', 'usagePage', 'acquireSlot', 'releaseSlot']);
 /**
  * Calls that bill or give back what the owner already granted: never refused for a backlog (a
  * refused settle is cost the cap never sees, a refused release a reservation held until the
@@ -160,6 +160,10 @@ export class RemoteLedger implements Ledger {
     return this.#call('usage', [tenant, sinceMs, limit]);
   }
 
+  usagePage(tenant: string | null, from: number | UsageCursor, limit: number): Promise<UsagePage> {
+    return this.#call('usagePage', [tenant, from, limit]);
+  }
+
   async acquireSlot(tenant: string, token: string, max: number, wallMs: number): Promise<boolean | 'unavailable'> {
     try {
       return await this.#call<boolean | 'unavailable'>('acquireSlot', [tenant, token, max, wallMs], () => this.#send('releaseSlot', [tenant, token]));
@@ -267,6 +271,8 @@ export class LedgerHost {
         return l.resetSpend(a[0] as string, a[1] as PeriodKind, a[2] as number);
       case 'usage':
         return l.usage(a[0] as string | null, a[1] as number, a[2] as number);
+      case 'usagePage':
+        return l.usagePage(a[0] as string | null, a[1] as number | UsageCursor, a[2] as number);
       case 'acquireSlot':
         return l.acquireSlot(a[0] as string, a[1] as string, a[2] as number, a[3] as number);
       case 'releaseSlot':

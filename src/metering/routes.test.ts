@@ -3,7 +3,7 @@ import type { HttpReply, HttpRequestInfo, HttpRoute } from '../app/module.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { nextUtcMidnight, utcDate } from '../../test/support/clock.js';
 import { caps, NEXT_DAY, record, T0 } from '../../test/metering/ledger-contract.js';
-import type { Ledger } from './ledger.js';
+import type { Ledger, UsageCursor } from './ledger.js';
 import { NO_CAPS, type EffectiveLimits } from './limits.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 
@@ -73,7 +73,7 @@ function downLedger(base: Ledger): Ledger {
   const fail = () => {
     throw new Error('connection refused');
   };
-  return Object.assign(Object.create(base) as Ledger, { status: fail, setOverride: fail, resetSpend: fail, usage: fail });
+  return Object.assign(Object.create(base) as Ledger, { status: fail, setOverride: fail, resetSpend: fail, usage: fail, usagePage: fail });
 }
 
 const day = utcDate(T0);
@@ -292,11 +292,11 @@ describe('admin API: metering routes', () => {
 
   it('GET usage: the page size asked of the ledger is bounded (default 10000, at most 100000)', async () => {
     const { sqlite } = await setup();
-    const asked: Array<[string | null, number, number]> = [];
+    const asked: Array<[string | null, number | UsageCursor, number]> = [];
     const spy: Ledger = Object.assign(Object.create(sqlite) as Ledger, {
-      usage: (t: string | null, since: number, limit: number) => {
-        asked.push([t, since, limit]);
-        return [];
+      usagePage: (t: string | null, from: number | UsageCursor, limit: number) => {
+        asked.push([t, from, limit]);
+        return { records: [], next: null };
       },
     });
     const { call } = await setup(spy);
@@ -349,9 +349,9 @@ describe('admin API: metering routes', () => {
     const { sqlite } = await setup();
     let asked = 0;
     const spy: Ledger = Object.assign(Object.create(sqlite) as Ledger, {
-      usage: () => {
+      usagePage: () => {
         asked++;
-        return [];
+        return { records: [], next: null };
       },
     });
     const { call } = await setup(spy);
@@ -362,6 +362,7 @@ describe('admin API: metering routes', () => {
       ['since=0&since=5', 'since'],
       ['tenant=acme&limit=1&limit=100000', 'limit'],
       ['limit=1&since=0&limit=1', 'limit'],
+      ['cursor=a&cursor=b', 'cursor'],
     ] as const) {
       const r = await call('GET', USAGE, {}, { query });
       expect([r.status, r.json], query).toEqual([400, { error: { code: 'invalid_request', message: `The query parameter '${name}' is given more than once.` } }]);
@@ -370,5 +371,45 @@ describe('admin API: metering routes', () => {
     // Each once, and parameters the route does not read, repeated: answered.
     for (const query of ['tenant=acme&since=0&limit=10', 'x=1&x=2', 'tenant=acme&tenants=beta']) expect((await call('GET', USAGE, {}, { query })).status, query).toBe(200);
     expect(asked).toBe(3);
+  });
+
+  it('GET usage: following x-next-cursor returns every record once, more than a page of them in one millisecond; since still works, beside it is refused', async () => {
+    // Regression (2026-12-07): x-next-since alone repeated the boundary millisecond's records, and a
+    // millisecond holding more than `limit` never advanced (a client following it looped forever).
+    const { sqlite, call } = await setup();
+    sqlite.settle(null, record({ ref: 'before', ts: T0 - 1 }));
+    for (let i = 0; i < 5; i++) sqlite.settle(null, record({ ref: `same_${i}`, tenant: i % 2 === 0 ? 'acme' : 'beta', ts: T0 }));
+    sqlite.settle(null, record({ ref: 'after', ts: T0 + 1 }));
+    const page = async (query: string) => {
+      const r = await call('GET', USAGE, {}, { query });
+      expect(r.status, query).toBe(200);
+      return { refs: r.text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { ref: string }).ref), next: r.reply.headers?.['x-next-cursor'] ?? null };
+    };
+    const follow = async (first: string): Promise<string[]> => {
+      const seen: string[] = [];
+      let p = await page(first);
+      for (let pages = 0; pages < 20; pages++) {
+        seen.push(...p.refs);
+        if (p.next === null) return seen;
+        p = await page(`limit=2&cursor=${p.next}`);
+      }
+      throw new Error(`x-next-cursor did not advance: ${seen.join(',')}`);
+    };
+    expect(await follow(`limit=2&since=${T0}`)).toEqual(['same_0', 'same_1', 'same_2', 'same_3', 'same_4', 'after']);
+    expect(await follow('limit=2')).toEqual(['before', 'same_0', 'same_1', 'same_2', 'same_3', 'same_4', 'after']);
+    // The old header is still given: the last record's time.
+    expect((await call('GET', USAGE, {}, { query: `limit=2&since=${T0}` })).reply.headers?.['x-next-since']).toBe(String(T0));
+    // A short page names no next page.
+    expect((await page('limit=8')).next).toBeNull();
+    const bad = (message: string) => [400, { error: { code: 'invalid_request', message } }];
+    const first = await page('limit=2');
+    for (const cursor of ['x', 'not-base64!', Buffer.from('[1,2]').toString('base64url'), Buffer.from('[-1,2,""]').toString('base64url'), Buffer.from('{"ts":1}').toString('base64url')]) {
+      const r = await call('GET', USAGE, {}, { query: `cursor=${encodeURIComponent(cursor)}` });
+      expect([r.status, r.json], cursor).toEqual(bad('cursor: not a value x-next-cursor gave'));
+    }
+    for (const query of [`since=0&cursor=${first.next!}`, `since=&cursor=${first.next!}`]) {
+      const r = await call('GET', USAGE, {}, { query });
+      expect([r.status, r.json], query).toEqual(bad('Give since or cursor, not both.'));
+    }
   });
 });

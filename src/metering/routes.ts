@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { json, type HttpReply, type HttpRequestInfo, type HttpRoute } from '../app/module.js';
 import type { Tenant } from '../tenants/tenant.js';
-import type { Ledger, PeriodStatus, TenantStatus } from './ledger.js';
+import { decodeUsageCursor, encodeUsageCursor, type Ledger, type PeriodStatus, type TenantStatus, type UsageCursor } from './ledger.js';
 import type { EffectiveLimits } from './limits.js';
 import { formatUsd, usdToNanos } from './money.js';
 import { usageLine } from './usage-sink.js';
@@ -98,7 +98,7 @@ function parseSince(v: string | null): number | null {
 const UNAVAILABLE = { error: { code: 'budget_unavailable', message: 'The ledger is unavailable.' } };
 
 /** Query parameters GET /admin/usage reads: each may be given once (as the upgrade's `model`, `intent`, `call_id`). */
-const USAGE_PARAMS = ['tenant', 'since', 'limit'] as const;
+const USAGE_PARAMS = ['tenant', 'since', 'limit', 'cursor'] as const;
 
 /** Admin API of the metering concern (bearer admin key; absent when no admin key is configured). */
 export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
@@ -183,17 +183,32 @@ export function meteringRoutes(d: RoutesDeps): HttpRoute[] {
         if (repeated) return json(400, { error: { code: 'invalid_request', message: `The query parameter '${repeated}' is given more than once.` } });
         const tenant = req.query.get('tenant');
         if (tenant !== null && tenant !== '' && !d.tenants.has(tenant)) return json(404, { error: { code: 'unknown_tenant', message: `No tenant "${tenant}".` } });
-        const since = parseSince(req.query.get('since'));
-        if (since === null) return json(400, { error: { code: 'invalid_request', message: 'since: epoch ms or an ISO 8601 time' } });
+        const cursorToken = req.query.get('cursor');
+        let from: number | UsageCursor;
+        if (cursorToken !== null) {
+          // The cursor is a position already: a `since` beside it would be a second, contradicting one.
+          if (req.query.has('since')) return json(400, { error: { code: 'invalid_request', message: 'Give since or cursor, not both.' } });
+          const cursor = decodeUsageCursor(cursorToken);
+          if (cursor === null) return json(400, { error: { code: 'invalid_request', message: 'cursor: not a value x-next-cursor gave' } });
+          from = cursor;
+        } else {
+          const since = parseSince(req.query.get('since'));
+          if (since === null) return json(400, { error: { code: 'invalid_request', message: 'since: epoch ms or an ISO 8601 time' } });
+          from = since;
+        }
         // Absent: Number(null) is 0, which takes the default below.
         const limitRaw = Number(req.query.get('limit'));
         const limit = Number.isInteger(limitRaw) && limitRaw > 0 ? Math.min(limitRaw, MAX_USAGE) : 10_000;
         try {
-          const records = await d.ledger.usage(tenant || null, since, limit);
+          const { records, next } = await d.ledger.usagePage(tenant || null, from, limit);
           const body = records.map(usageLine).join('');
           const headers: Record<string, string> = { 'content-type': 'application/x-ndjson' };
-          // Paging: ask again from the last record's time (records at that same ms repeat).
-          if (records.length === limit) headers['x-next-since'] = String(records[records.length - 1]!.ts);
+          // Paging: `cursor=<x-next-cursor>` returns each record once. `x-next-since` (the last record's
+          // time) is kept for older callers: records at that ms repeat, and a page of one ms never advances.
+          if (records.length === limit && next !== null) {
+            headers['x-next-cursor'] = encodeUsageCursor(next);
+            headers['x-next-since'] = String(records[records.length - 1]!.ts);
+          }
           return { status: 200, headers, body };
         } catch (err) {
           return unavailable('/admin/usage', err);

@@ -12,6 +12,8 @@ import {
   type ReserveRequest,
   type ReserveResult,
   type TenantStatus,
+  type UsageCursor,
+  type UsagePage,
   type UsageRecord,
 } from './ledger.js';
 import type { CapSet } from './limits.js';
@@ -25,6 +27,12 @@ const NO_OVERRIDE: CapOverride = Object.freeze({ nanos: null, tokens: null });
 const PRUNE_BATCH = 5000;
 const PRUNE_INTERVAL_MS = 3_600_000;
 const DAY_MS = 86_400_000;
+
+interface UsageRow {
+  id: number;
+  ts: number;
+  json: string;
+}
 
 interface SpendRow {
   nanos: number;
@@ -82,8 +90,10 @@ export class SqliteLedger implements Ledger {
     getSpend: Database.Statement<[string, string], SpendRow>;
     resetSpend: Database.Statement<[string, string]>;
     setOverride: Database.Statement<[string, string, number | null, number | null]>;
-    usageAll: Database.Statement<[number, number], { json: string }>;
-    usageTenant: Database.Statement<[string, number, number], { json: string }>;
+    usageAll: Database.Statement<[number, number], UsageRow>;
+    usageTenant: Database.Statement<[string, number, number], UsageRow>;
+    usageAllAfter: Database.Statement<[number, number, number], UsageRow>;
+    usageTenantAfter: Database.Statement<[string, number, number, number], UsageRow>;
     audit: Database.Statement<[number, string, string, string]>;
   };
   readonly #settleTx: (record: UsageRecord, day: Period, month: Period) => void;
@@ -174,8 +184,11 @@ export class SqliteLedger implements Ledger {
       setOverride: db.prepare(
         'INSERT INTO cap_override (tenant, kind, nanos, tokens) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, kind) DO UPDATE SET nanos = excluded.nanos, tokens = excluded.tokens',
       ),
-      usageAll: db.prepare('SELECT json FROM usage WHERE ts >= ? ORDER BY id LIMIT ?'),
-      usageTenant: db.prepare('SELECT json FROM usage WHERE tenant = ? AND ts >= ? ORDER BY id LIMIT ?'),
+      // Ordered by (ts, id), the cursor's order (the ts indexes hold the rowid: no sort).
+      usageAll: db.prepare('SELECT id, ts, json FROM usage WHERE ts >= ? ORDER BY ts, id LIMIT ?'),
+      usageTenant: db.prepare('SELECT id, ts, json FROM usage WHERE tenant = ? AND ts >= ? ORDER BY ts, id LIMIT ?'),
+      usageAllAfter: db.prepare('SELECT id, ts, json FROM usage WHERE (ts, id) > (?, ?) ORDER BY ts, id LIMIT ?'),
+      usageTenantAfter: db.prepare('SELECT id, ts, json FROM usage WHERE tenant = ? AND (ts, id) > (?, ?) ORDER BY ts, id LIMIT ?'),
       audit: db.prepare('INSERT INTO audit (ts, tenant, action, detail) VALUES (?, ?, ?, ?)'),
     };
     this.#pruneBatch = db.prepare('DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)');
@@ -291,8 +304,16 @@ export class SqliteLedger implements Ledger {
   }
 
   usage(tenant: string | null, sinceMs: number, limit: number): UsageRecord[] {
-    const rows = tenant === null ? this.#stmt.usageAll.all(sinceMs, limit) : this.#stmt.usageTenant.all(tenant, sinceMs, limit);
-    return rows.map((r) => JSON.parse(r.json) as UsageRecord);
+    return this.usagePage(tenant, sinceMs, limit).records;
+  }
+
+  usagePage(tenant: string | null, from: number | UsageCursor, limit: number): UsagePage {
+    const s = this.#stmt;
+    let rows: UsageRow[];
+    if (typeof from === 'number') rows = tenant === null ? s.usageAll.all(from, limit) : s.usageTenant.all(tenant, from, limit);
+    else rows = tenant === null ? s.usageAllAfter.all(from.ts, from.seq, limit) : s.usageTenantAfter.all(tenant, from.ts, from.seq, limit);
+    const last = rows[rows.length - 1];
+    return { records: rows.map((r) => JSON.parse(r.json) as UsageRecord), next: last === undefined ? null : { ts: last.ts, seq: last.id, tenant: '' } };
   }
 
   acquireSlot(tenant: string, token: string, max: number): boolean {

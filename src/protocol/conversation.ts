@@ -524,7 +524,8 @@ export class Conversation implements ConversationView {
         // Each session.update is answered by one session.updated, in order.
         else this.#sessionUpdateAnswered(0);
         if (!session || session['type'] === 'transcription') return;
-        const limit = reportedLimit(session['max_output_tokens']);
+        // The Azure preview protocol's session reports its beta member `max_response_output_tokens` instead.
+        const limit = reportedLimit(Object.hasOwn(session, 'max_output_tokens') ? session['max_output_tokens'] : session['max_response_output_tokens']);
         if (limit !== null) this.#sessionMaxOutput = limit;
         return;
       }

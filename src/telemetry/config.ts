@@ -25,6 +25,14 @@ function build() {
         .max(1)
         .default(1)
         .describe('Share of sessions traced, decided once per session (OTEL_TRACES_SAMPLER / _ARG override).'),
+      maxQueueBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(32 * 1024 * 1024)
+        .describe(
+          'Byte budget (estimated) of spans waiting for export or in flight; past it new spans are dropped and counted, as past the count bound (4096 spans, OTEL_BSP_MAX_QUEUE_SIZE).',
+        ),
     })
     .strict();
 

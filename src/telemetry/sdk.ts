@@ -145,13 +145,14 @@ export class TelemetrySdk {
     if (overrides.spanExporter) this.spans = new ExporterSpanSink(overrides.spanExporter, this.resource);
     else if (settings.traces.exporter === 'console') this.spans = new ExporterSpanSink(new ConsoleSpanExporter(), this.resource);
     else if (settings.traces.exporter === 'otlp' && settings.traces.endpoint) {
-      // Serialisation and HTTP in a worker thread; a bounded queue that drops (and counts) when full.
+      // Serialisation and HTTP in a worker thread; a queue bounded by count and bytes that drops (and counts) when full.
       this.spanExport = new WorkerSpanExport({
         protocol: settings.traces.protocol === 'http/json' ? 'http/json' : 'http/protobuf',
         url: settings.traces.endpoint,
         headers: { ...settings.traces.headers },
         resourceAttributes: { ...this.resource.attributes },
         scope: { name: INSTRUMENTATION_SCOPE },
+        maxQueueBytes: settings.traces.maxQueueBytes,
         ...batchSettings(),
       });
       this.spans = this.spanExport;
@@ -180,7 +181,7 @@ export class TelemetrySdk {
     this.meter = this.#meterProvider.getMeter(INSTRUMENTATION_SCOPE);
     const spanExport = this.spanExport;
     if (spanExport) {
-      // Spans handed to the OTLP exporter, dropped on a full queue, or lost in a failed export.
+      // Spans handed to the OTLP exporter, dropped on a full queue (count or bytes), or lost in a failed export.
       const spans = this.meter.createObservableCounter('rtproxy.telemetry.spans', { unit: '{span}', description: 'Spans exported over OTLP, by outcome (exported, dropped, failed).' });
       spans.addCallback((result) => {
         result.observe(spanExport.exported, { outcome: 'exported' });

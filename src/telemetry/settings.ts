@@ -14,6 +14,7 @@ export interface TelemetrySettings {
     readonly protocol: OtlpProtocol;
     readonly headers: Readonly<Record<string, string>>;
     readonly sampleRatio: number;
+    readonly maxQueueBytes: number;
   };
   readonly metrics: {
     readonly prometheus: { readonly enabled: boolean; readonly port: number | null; readonly host: string; readonly path: string };
@@ -160,6 +161,7 @@ export function resolveSettings(config: TelemetryConfig, env: Env): TelemetrySet
       protocol: protocolFrom(env, 'TRACES', config.traces.protocol, warnings),
       headers: { ...config.traces.headers, ...commonHeaders, ...parseKeyValueList(envString(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS')) },
       sampleRatio: ratioFromSampler(env, config.traces.sampleRatio, warnings),
+      maxQueueBytes: config.traces.maxQueueBytes,
     },
     metrics: {
       prometheus: {

@@ -3,7 +3,7 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import { background, type JobHandle } from '../background/thread.js';
 import { BACKGROUND_IDLE_MS, IdleTimer } from '../background/idle.js';
 import { SPAN_EXPORT_JOB, workerModules } from './span-export-worker.js';
-import type { PlainSpan, SpanSink } from './span-records.js';
+import { estimateSpanBytes, type PlainSpan, type SpanSink } from './span-records.js';
 
 /**
  * Span export off the event loop. The SDK's BatchSpanProcessor serialises (JSON or protobuf) and
@@ -11,8 +11,8 @@ import type { PlainSpan, SpanSink } from './span-records.js';
  * a stall of several ms in the middle of relaying a frame. Here a finished span (a plain record,
  * span-records.ts; spans end at turn boundaries, not per frame) is queued; batches go
  * to a job on the background thread (background/thread.ts), which owns the OTLP exporter
- * (serialisation, compression, HTTP). The queue is bounded: when it is full, spans are dropped and
- * counted.
+ * (serialisation, compression, HTTP). The queue is bounded by count and by bytes: when either is
+ * full, new spans are dropped and counted.
  */
 
 export interface WorkerExportOptions {
@@ -23,6 +23,11 @@ export interface WorkerExportOptions {
   readonly scope: InstrumentationScope;
   /** Spans waiting for the worker; beyond this, spans are dropped (and counted). */
   readonly maxQueueSize?: number;
+  /**
+   * Estimated bytes (span-records.ts `estimateSpanBytes`) of spans queued or handed to the worker and
+   * not yet answered; beyond this, spans are dropped (and counted). A stalled collector holds both.
+   */
+  readonly maxQueueBytes?: number;
   readonly maxBatchSize?: number;
   /** A partial batch waits at most this long. */
   readonly scheduledDelayMs?: number;
@@ -64,6 +69,15 @@ const POST_BATCH = 64;
  */
 const DEFAULT_DELAY_MS = 200;
 
+/** Default byte budget: 4096 spans of ~40 KB (events and captured content) were 160 MB and more. */
+const DEFAULT_MAX_QUEUE_BYTES = 32 * 1024 * 1024;
+
+/** A batch handed to the worker and not yet answered. */
+interface InFlight {
+  readonly spans: number;
+  readonly bytes: number;
+}
+
 export class WorkerSpanExport implements SpanSink {
   /** Spans handed to the exporter, dropped because the queue was full, or lost in a failed export. */
   exported = 0;
@@ -77,11 +91,16 @@ export class WorkerSpanExport implements SpanSink {
   #job: JobHandle | null = null;
   readonly #init: WorkerInit;
   readonly #maxQueue: number;
+  readonly #maxBytes: number;
+  /** Estimated bytes of `#queue` plus every batch in flight. */
+  #bytes = 0;
+  /** Each queued span's estimate, in queue order (so a batch's bytes need no second estimate). */
+  #queueSizes: number[] = [];
   readonly #maxBatch: number;
   readonly #delayMs: number;
   readonly #timeoutMs: number;
   #queue: PlainSpan[] = [];
-  readonly #inFlight = new Map<number, number>();
+  readonly #inFlight = new Map<number, InFlight>();
   #nextId = 0;
   #timer: NodeJS.Timeout | null = null;
   #immediate: NodeJS.Immediate | null = null;
@@ -92,6 +111,7 @@ export class WorkerSpanExport implements SpanSink {
 
   constructor(options: WorkerExportOptions) {
     this.#maxQueue = options.maxQueueSize ?? 4096;
+    this.#maxBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#maxBatch = options.maxBatchSize ?? 256;
     this.#delayMs = options.scheduledDelayMs ?? DEFAULT_DELAY_MS;
     this.#timeoutMs = options.exportTimeoutMs ?? 30_000;
@@ -119,14 +139,43 @@ export class WorkerSpanExport implements SpanSink {
     return job;
   }
 
+  /** Estimated bytes held for export: queued, and in flight to the worker. */
+  get queuedBytes(): number {
+    return this.#bytes;
+  }
+
   emit(span: PlainSpan): void {
     if (this.#shutDown) return;
     if (this.#queue.length >= this.#maxQueue) {
       this.dropped++;
       return;
     }
+    const bytes = estimateSpanBytes(span);
+    if (this.#bytes + bytes > this.#maxBytes) {
+      this.dropped++;
+      return;
+    }
+    this.#bytes += bytes;
     this.#queue.push(span);
+    this.#queueSizes.push(bytes);
     this.#schedule();
+  }
+
+  /** Takes the first `n` queued spans (all when fewer) with their estimated bytes. */
+  #take(n: number): { readonly spans: PlainSpan[]; readonly bytes: number } {
+    const all = this.#queue.length <= n;
+    const spans = all ? this.#queue : this.#queue.slice(0, n);
+    const sizes = all ? this.#queueSizes : this.#queueSizes.slice(0, n);
+    this.#queue = all ? [] : this.#queue.slice(n);
+    this.#queueSizes = all ? [] : this.#queueSizes.slice(n);
+    let bytes = 0;
+    for (const b of sizes) bytes += b;
+    return { spans, bytes };
+  }
+
+  /** A batch is answered or lost: its bytes leave the budget. */
+  #release(batch: InFlight): void {
+    this.#bytes -= batch.bytes;
   }
 
   /** Never exports inside `emit`: a full batch waits for the next macrotask, a partial one for the delay. */
@@ -149,12 +198,13 @@ export class WorkerSpanExport implements SpanSink {
     }
     const batch = Math.min(this.#maxBatch, POST_BATCH);
     if (this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) {
-      const spans = this.#queue.length <= batch ? this.#queue : this.#queue.slice(0, batch);
-      this.#queue = spans === this.#queue ? [] : this.#queue.slice(batch);
+      const { spans, bytes } = this.#take(batch);
       const id = ++this.#nextId;
-      this.#inFlight.set(id, spans.length);
+      const sent: InFlight = { spans: spans.length, bytes };
+      this.#inFlight.set(id, sent);
       if (!this.#post({ kind: 'export', id, spans })) {
         this.#inFlight.delete(id);
+        this.#release(sent);
         this.failed += spans.length;
       }
     }
@@ -182,11 +232,12 @@ export class WorkerSpanExport implements SpanSink {
       this.#onShutdown?.();
       return;
     }
-    const n = this.#inFlight.get(msg.id);
-    if (n === undefined) return;
+    const sent = this.#inFlight.get(msg.id);
+    if (sent === undefined) return;
     this.#inFlight.delete(msg.id);
-    if (msg.ok) this.exported += n;
-    else this.failed += n;
+    this.#release(sent);
+    if (msg.ok) this.exported += sent.spans;
+    else this.failed += sent.spans;
     if (this.#queue.length > 0) this.#flush();
     this.#checkIdle();
   }
@@ -195,11 +246,16 @@ export class WorkerSpanExport implements SpanSink {
   #jobLost(job: JobHandle): void {
     if (this.#job !== job) return;
     this.#job = null;
-    for (const n of this.#inFlight.values()) this.failed += n;
+    for (const sent of this.#inFlight.values()) {
+      this.failed += sent.spans;
+      this.#release(sent);
+    }
     this.#inFlight.clear();
     if (this.#shutDown) {
       this.dropped += this.#queue.length;
       this.#queue = [];
+      this.#queueSizes = [];
+      this.#bytes = 0;
       this.#onShutdown?.();
     } else if (this.#queue.length > 0) {
       this.#schedule();

@@ -100,6 +100,43 @@ function clipAttributes(attributes: Attributes): Attributes {
   return attributes;
 }
 
+/**
+ * Fixed per-span cost in the byte estimate: ids, times, kind, status and the record's own
+ * objects, as held on the heap and serialised (OTLP/JSON hex ids and nanosecond strings).
+ */
+const SPAN_BASE_BYTES = 256;
+/** Per attribute, event or link: its object and the serialiser's key/value wrapper. */
+const ENTRY_BYTES = 32;
+
+function valueBytes(v: AttributeValue | undefined): number {
+  if (typeof v === 'string') return v.length;
+  if (Array.isArray(v)) {
+    let n = 0;
+    for (const x of v as readonly unknown[]) n += typeof x === 'string' ? x.length + 8 : 8;
+    return n;
+  }
+  return 8;
+}
+
+function attributesBytes(attributes: Attributes | undefined): number {
+  if (attributes === undefined) return 0;
+  let n = 0;
+  for (const key of Object.keys(attributes)) n += ENTRY_BYTES + key.length + valueBytes(attributes[key]);
+  return n;
+}
+
+/**
+ * A cheap estimate of a record's size (string lengths plus fixed costs, no serialisation), for the
+ * export queue's byte budget (span-export.ts). A span is bounded already (strings clipped to
+ * SPAN_STRING_LIMIT, captured content to `captureContent.maxChars`, SPAN_EVENT_LIMIT events), but
+ * those bounds still allow tens of KB per span, so a count bound alone is not a memory bound.
+ */
+export function estimateSpanBytes(span: PlainSpan): number {
+  let n = SPAN_BASE_BYTES + span.name.length + attributesBytes(span.attributes) + span.links.length * (ENTRY_BYTES + 48);
+  for (const e of span.events) n += ENTRY_BYTES + e.name.length + attributesBytes(e.attributes);
+  return n;
+}
+
 /** A span being written. `end` turns it into its record (once). */
 export class OpenSpan {
   readonly name: string;

@@ -101,6 +101,15 @@ export function readClientQuery(raw: string, config: UpstreamConfig): ClientQuer
   }
   const intent = query.get('intent');
   if (intent !== undefined && intent !== 'transcription') return badRequest(`Unknown intent '${intent.slice(0, 64)}' (supported: transcription).`, 'intent');
+  // Contradictions the upstream would refuse only after the upgrade (one of model, intent, call_id):
+  // refused here, before it, with the parameter named. A call's socket runs the call's session.
+  if (query.has('call_id')) {
+    const forwarded = query.has('model') ? 'model' : intent !== undefined ? 'intent' : null;
+    if (forwarded !== null) return badRequest(`A socket attaching to a call ('call_id') runs the call's session: '${forwarded}' cannot be given with it.`, forwarded);
+  }
+  if (intent !== undefined && query.has('model')) {
+    return badRequest("'model' cannot be given with intent=transcription: a transcription session names its model in session.audio.input.transcription.", 'model');
+  }
   let model = query.get('model') ?? '';
   const azure = config.provider === 'azure' ? config.azure : undefined;
   if (azure) {

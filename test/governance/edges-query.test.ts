@@ -100,6 +100,32 @@ describe('upstream query parameters come from an allowlist (issue 10, finding 8)
     expect(new URL(r.url, 'http://x').search).toBe('?call_id=rtc_123');
   });
 
+  it('contradictory parameters are refused with 400 before the upgrade: model with intent=transcription, model or intent on a call_id socket', async () => {
+    // Regression (2026-12-07): forwarded as given, the upstream refused them only after the upgrade
+    // (one of model, intent, call_id), and a call's socket forwarded a model it does not run.
+    const tp = await proxy({ config: openai({ allowCallId: true }) });
+    const refusal = async (query: string) => {
+      const { status, body } = await upgradeRefusal(tp, query);
+      return { status, code: body.error.code, param: body.error.param, message: body.error.message };
+    };
+    const before = upstream.connections.length;
+    const transcription = { status: 400, code: 'invalid_request', param: 'model', message: "'model' cannot be given with intent=transcription: a transcription session names its model in session.audio.input.transcription." };
+    expect(await refusal('model=gpt-realtime&intent=transcription')).toEqual(transcription);
+    expect(await refusal('intent=transcription&model=gpt-realtime')).toEqual(transcription);
+    const onCall = (param: string) => ({ status: 400, code: 'invalid_request', param, message: `A socket attaching to a call ('call_id') runs the call's session: '${param}' cannot be given with it.` });
+    expect(await refusal('call_id=rtc_123&model=gpt-realtime')).toEqual(onCall('model'));
+    expect(await refusal('model=gpt-realtime&call_id=rtc_123')).toEqual(onCall('model'));
+    expect(await refusal('call_id=rtc_123&intent=transcription')).toEqual(onCall('intent'));
+    expect(await refusal('call_id=rtc_123&intent=transcription&model=gpt-realtime')).toEqual(onCall('model'));
+    // An unknown intent is named as such first.
+    expect((await refusal('call_id=rtc_123&intent=other')).param).toBe('intent');
+    expect(upstream.connections.length).toBe(before);
+    // Each alone still dials.
+    expect(new URL((await dial(tp, 'call_id=rtc_123')).url, 'http://x').search).toBe('?call_id=rtc_123');
+    expect(new URL((await dial(tp, 'intent=transcription')).url, 'http://x').search).toBe('?intent=transcription');
+    expect(new URL((await dial(tp, 'model=gpt-realtime')).url, 'http://x').search).toBe('?model=gpt-realtime');
+  });
+
   it('a policy alias lookup sees own keys only: ?model=constructor is not an alias of Object', async () => {
     const tp = await proxy({
       tenants: { acme: { policy: 'aliased' } },

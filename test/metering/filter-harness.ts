@@ -9,7 +9,7 @@ import type { Filter, FilterFactory, Verdict } from '../../src/pipeline/filter.j
 import { Frame } from '../../src/pipeline/frame.js';
 import { meteringSchema, type TenantLimitsConfig } from '../../src/metering/config.js';
 import { createMeteringFilterFactory, type MeteringRuntime } from '../../src/metering/filter.js';
-import type { CapHit, Ledger, ReserveRequest, ReserveResult, UsageRecord } from '../../src/metering/ledger.js';
+import type { CapHit, Ledger, ReserveRequest, ReserveResult, UsageCursor, UsageRecord } from '../../src/metering/ledger.js';
 import type { CapSet } from '../../src/metering/limits.js';
 import type { PeriodKind } from '../../src/metering/periods.js';
 import { NO_CAPS, resolveLimits } from '../../src/metering/limits.js';
@@ -205,6 +205,9 @@ export class AsyncLedger implements Ledger {
   }
   usage(tenant: string | null, sinceMs: number, limit: number) {
     return Promise.resolve(this.inner.usage(tenant, sinceMs, limit));
+  }
+  usagePage(tenant: string | null, from: number | UsageCursor, limit: number) {
+    return Promise.resolve(this.inner.usagePage(tenant, from, limit));
   }
   acquireSlot(tenant: string, token: string, max: number, wallMs: number): Promise<boolean | 'unavailable'> {
     return this.#run('acquireSlot', () => (this.slotUnavailable ? ('unavailable' as const) : this.inner.acquireSlot(tenant, token, max)));

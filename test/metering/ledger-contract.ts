@@ -71,6 +71,40 @@ export function ledgerContract(backend: LedgerBackend): void {
       expect(await l.usage('acme', 0, 2)).toHaveLength(2);
     });
 
+    it('usage pages: following the cursor returns every record exactly once, more than a page of them in one millisecond, over tenants', async () => {
+      // Regression (2026-12-07): pages went by time alone, so the records of the boundary millisecond
+      // repeated, and a millisecond holding more than a page could never be passed.
+      const l = await backend.open(fresh());
+      const refs: { tenant: string; ref: string }[] = [];
+      for (let i = 0; i < 7; i++) refs.push({ tenant: i % 3 === 0 ? 'beta' : 'acme', ref: `same_ms_${i}` });
+      for (let i = 0; i < 2; i++) refs.push({ tenant: 'acme', ref: `next_ms_${i}` });
+      for (const [i, r] of refs.entries()) await l.settle(null, record({ ...r, ts: i < 7 ? T0 : T0 + 1 }));
+      const follow = async (tenant: string | null, pageSize: number): Promise<string[]> => {
+        const seen: string[] = [];
+        let page = await l.usagePage(tenant, T0, pageSize);
+        // Bounded: a cursor that did not advance fails here instead of looping.
+        for (let pages = 0; pages <= refs.length; pages++) {
+          seen.push(...page.records.map((r) => r.ref));
+          if (page.records.length < pageSize) return seen;
+          page = await l.usagePage(tenant, page.next!, pageSize);
+        }
+        throw new Error(`the cursor did not advance: ${seen.join(',')}`);
+      };
+      for (const pageSize of [1, 2, 3, 9]) {
+        const all = await follow(null, pageSize);
+        expect(all, `page size ${pageSize}`).toHaveLength(refs.length);
+        expect([...all].sort(), `page size ${pageSize}`).toEqual(refs.map((r) => r.ref).sort());
+        // The millisecond's records come before the next millisecond's.
+        expect(all.slice(7).sort()).toEqual(['next_ms_0', 'next_ms_1']);
+        expect(await follow('acme', pageSize)).toEqual(refs.filter((r) => r.tenant === 'acme').map((r) => r.ref));
+      }
+      // An empty page has no cursor; a page past the end is empty.
+      const end = await l.usagePage('acme', T0 + 2, 5);
+      expect(end).toEqual({ records: [], next: null });
+      const last = await l.usagePage(null, T0, 100);
+      expect((await l.usagePage(null, last.next!, 100)).records).toEqual([]);
+    });
+
     it('two settlements of one response both count: a ledger bills what it is given (only a backend retry checks for its own earlier write)', async () => {
       const l = await backend.open(fresh());
       await l.settle(null, record({ costNanos: 300, totalTokens: 3 }));

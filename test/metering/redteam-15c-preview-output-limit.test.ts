@@ -54,8 +54,9 @@ describe('Azure preview protocol: the per-response output limit', () => {
     // The proxy's own clamp at session start first, then the client's update and create.
     const sessionAsked = received.filter((e) => e['type'] === 'session.update').map((e) => (e['session'] as Json)['max_response_output_tokens']);
     const responseAsked = received.filter((e) => e['type'] === 'response.create').map((e) => (e['response'] as Json)['max_response_output_tokens']);
-    // Before the fix: [undefined, 'inf'] and [4096].
-    expect(sessionAsked).toEqual([undefined, 100]);
+    // Before the fix: [undefined, 'inf'] and [4096]. The proxy's own clamp is in the preview's member
+    // since 2026-12-07 (test/metering/preview-dialect-clamps.test.ts); GA-shaped, it was undefined here.
+    expect(sessionAsked).toEqual([100, 100]);
     expect(responseAsked).toEqual([100]);
     // The client is told, as for GA's member.
     await c.waitFor((e) => e.type === 'error' && (e['error'] as Json)['code'] === 'test_no_response', 5000, 'the create answered');

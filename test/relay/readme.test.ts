@@ -340,6 +340,17 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       }
       expect(tp.sim.connections.length).toBe(before);
     },
+    '`?model=` with `?intent=transcription`; `?model=` or `?intent=` with `?call_id=`': async () => {
+      const p = await startTestProxy({ config: { upstream: { allowCallId: true } } });
+      stops.push(() => p.stop());
+      const before = p.sim.connections.length;
+      for (const [query, param] of [['model=gpt-realtime&intent=transcription', 'model'], ['call_id=rtc_1&model=gpt-realtime', 'model'], ['call_id=rtc_1&intent=transcription', 'intent']] as const) {
+        const r = await refusal(`ws://127.0.0.1:${p.port}/v1/realtime?${query}`, { authorization: `Bearer ${key}` });
+        expectRefusalMatches(r, 'invalid_request', 'specific');
+        expect(r.body.error['param'], query).toBe(param);
+      }
+      expect(p.sim.connections.length).toBe(before);
+    },
     '`?call_id=` or `?intent=` with a client secret': async () => {
       const p = await startTestProxy({ config: { upstream: { allowCallId: true }, calls: { enabled: true } } });
       stops.push(() => p.stop());

@@ -8,6 +8,9 @@ import { hrTime as now } from '@opentelemetry/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { background } from '../../src/background/thread.js';
 import { WorkerSpanExport } from '../../src/telemetry/span-export.js';
+import { telemetrySchema } from '../../src/telemetry/config.js';
+import { TelemetrySdk } from '../../src/telemetry/sdk.js';
+import { resolveSettings } from '../../src/telemetry/settings.js';
 import { OpenSpan } from '../../src/telemetry/span-records.js';
 import { testTls } from '../support/tls.js';
 
@@ -224,5 +227,45 @@ describe('span export in a worker thread', () => {
     await processor.shutdown();
     expect(background.running).toBe(false);
     expect(processor.exported + processor.failed + processor.dropped).toBe(0);
+  });
+
+  it('a stalled collector with large spans: queued and in-flight bytes stay under telemetry.traces.maxQueueBytes, and the rest are dropped and counted in the metric', async () => {
+    // A collector that takes every request and answers none until the test is over.
+    const held: ServerResponse[] = [];
+    let stalling = true;
+    const stalled = createServer((req, res) => {
+      req.resume();
+      if (stalling) held.push(res);
+      else res.end('{}');
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/v1/traces`;
+    const budget = 1024 * 1024;
+    const settings = resolveSettings(telemetrySchema().parse({ traces: { endpoint: url, protocol: 'http/json', maxQueueBytes: budget } }), {});
+    const sdk = new TelemetrySdk(settings);
+    cleanup.push(async () => {
+      // Unstall first, so the shutdown's flush is answered instead of waiting out its timeout.
+      stalling = false;
+      for (const res of held.splice(0)) res.end('{}');
+      await sdk.shutdown();
+      await new Promise((r) => stalled.close(r));
+    });
+    const processor = sdk.spanExport!;
+    // ~40 KB each: captured content is kept whole (capped by captureContent.maxChars, not the span string limit).
+    const content = 'x'.repeat(40_000);
+    const emitLarge = (n: number) => {
+      for (let i = 0; i < n; i++) processor.emit(new OpenSpan(`big${i}`, SpanKind.INTERNAL, now(), { 'gen_ai.input.messages': content }).end(now()));
+    };
+    emitLarge(100);
+    expect(processor.queuedBytes).toBeLessThanOrEqual(budget);
+    // 1 MiB holds 26 such spans; the count bound (4096) alone would have queued all 100.
+    expect(processor.dropped).toBe(74);
+    // The batch reaches the collector and hangs there: in flight, its bytes still held.
+    await vi.waitFor(() => expect(held.length).toBeGreaterThan(0), { timeout: 10_000, interval: 20 });
+    emitLarge(50);
+    expect(processor.dropped).toBe(124);
+    expect(processor.queuedBytes).toBeLessThanOrEqual(budget);
+    expect(processor.queuedBytes).toBeGreaterThan(budget - 41_000);
+    expect(await sdk.metricsText()).toMatch(/rtproxy_telemetry_spans_total\{outcome="dropped"[^}]*\} 124\b/);
   });
 });
