@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { usableCores } from './compile.js';
+import { tempDir } from '../../test/support/temp-dir.js';
 
 function cpuMax(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'rp-cgroup-')), 'cpu.max');
+  const file = join(tempDir('rp-cgroup-'), 'cpu.max');
   writeFileSync(file, text);
   return file;
 }

@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configJsonSchema } from './json-schema.js';
 import { ConfigError, loadConfigFile, parseConfig } from './load.js';
+import { tempDir } from '../../test/support/temp-dir.js';
 
 function file(text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-config-'));
+  const dir = tempDir('rp-config-');
   const f = join(dir, 'proxy.yaml');
   writeFileSync(f, text);
   return f;

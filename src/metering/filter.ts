@@ -2108,7 +2108,8 @@ export class MeteringFilter implements Filter {
       const r = this.#rt.ledger.settle(reservationId, record);
       if (r instanceof Promise) r.catch((err: unknown) => this.#ctx.log.error({ err, ref: record.ref }, 'metering: settle failed'));
     } catch (err) {
-      // SQLite write failure (disk full…): the record still goes to the export sink and the log.
+      // A ledger that throws (the SQLite ledger keeps a record its file refuses and does not): the
+      // record still goes to the export sink and the log.
       this.#ctx.log.error({ err, record }, 'metering: settle failed');
     }
     try {

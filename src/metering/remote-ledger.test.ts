@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -11,6 +9,7 @@ import { NO_CAPS, type CapSet } from './limits.js';
 import { dayPeriod } from './periods.js';
 import { isLedgerCall, isLedgerReply, LedgerHost, RemoteLedger, WORKER_LOST_STATUS, type LedgerCall, type LedgerMethod, type LedgerReply } from './remote-ledger.js';
 import { SqliteLedger } from './sqlite-ledger.js';
+import { tempDir } from '../../test/support/temp-dir.js';
 
 const NOON = recentNoon();
 const TIMEOUT = 1000;
@@ -689,7 +688,7 @@ describe('message guards (the IPC channel carries other messages too)', () => {
 });
 
 // The Ledger contract, kept by a worker's RemoteLedger over the channel to the owner's SQLite ledger.
-const dir = mkdtempSync(join(tmpdir(), 'rp-remote-contract-'));
+const dir = tempDir('rp-remote-contract-');
 ledgerContract({
   name: 'sqlite through a worker (RemoteLedger over a MessageChannel)',
   sharedReservations: false,

@@ -77,6 +77,8 @@ export class RemoteLedger implements Ledger {
   readonly #over = new OverHints();
   #seq = 0;
   #closed = false;
+  /** Why the owner's ledger is not ready, as the owner last said (each liveness ping), or null. */
+  #ownerNotReady: string | null = null;
 
   constructor(options: RemoteLedgerOptions) {
     this.#o = options;
@@ -189,8 +191,15 @@ export class RemoteLedger implements Ledger {
     return this.#over.fresh(tenant, wallMs)?.hit ?? null;
   }
 
+  /** The owner's ledger readiness (src/server/workers.ts sends it with every ping). */
+  ownerReadiness(reason: string | null): void {
+    this.#ownerNotReady = reason;
+  }
+
   readiness(): string | null {
-    return this.#closed ? 'ledger owner unreachable' : null;
+    if (this.#closed) return 'ledger owner unreachable';
+    // The owner's ledger failing its writes (sqlite-ledger.ts) drains this worker too.
+    return this.#ownerNotReady === null ? null : `ledger owner: ${this.#ownerNotReady}`;
   }
 
   async close(): Promise<void> {
@@ -308,6 +317,11 @@ export class LedgerHost {
       default:
         return;
     }
+  }
+
+  /** The ledger's own readiness (sent to the worker with each ping: its /readyz reports it). */
+  readiness(): string | null {
+    return this.#ledger.readiness();
   }
 
   /** What the worker holds now (tests, diagnostics). */

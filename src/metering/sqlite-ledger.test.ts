@@ -1,6 +1,5 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NO_CAPS, resolveLimits, validatePlans } from './limits.js';
@@ -8,6 +7,7 @@ import { dayPeriod } from './periods.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 import { background } from '../background/thread.js';
 import { caps, record, T0 } from '../../test/metering/ledger-contract.js';
+import { tempDir } from '../../test/support/temp-dir.js';
 
 
 const open: SqliteLedger[] = [];
@@ -38,7 +38,7 @@ describe('sqlite ledger (backend-specific; the shared contract is test/metering/
   });
 
   it('prunes on open when a retention is configured', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-retention-')), 'm.sqlite');
+    const path = join(tempDir('rp-retention-'), 'm.sqlite');
     const a = new SqliteLedger(path);
     a.settle(null, record({ ref: 'ancient', ts: T0 - 400 * 86_400_000 }));
     a.settle(null, record({ ref: 'recent' }));
@@ -51,7 +51,7 @@ describe('sqlite ledger (backend-specific; the shared contract is test/metering/
   });
 
   it('reservations are in memory: a reopened file has spend but no reservations', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-ledger-')), 'nested', 'm.sqlite');
+    const path = join(tempDir('rp-ledger-'), 'nested', 'm.sqlite');
     const a = ledger(path);
     a.reserve({ tenant: 'acme', id: 'r', amount: { nanos: 5, tokens: 5 }, caps: caps({ dayNanos: 100 }), wallMs: T0, mode: 'remaining' });
     a.settle(null, record());
@@ -60,7 +60,7 @@ describe('sqlite ledger (backend-specific; the shared contract is test/metering/
   });
 });
 
-const tempFile = (name = 'm.sqlite') => join(mkdtempSync(join(tmpdir(), 'rp-sqlite-')), name);
+const tempFile = (name = 'm.sqlite') => join(tempDir('rp-sqlite-'), name);
 
 /** More than 1000 WAL pages (4 KiB each) of usage rows (few rows, large ones: fast). */
 function writeBulk(l: SqliteLedger, rows = 45): void {
@@ -97,7 +97,7 @@ describe('sqlite ledger: the file on disk', () => {
   });
 
   it('a checkpoint worker that cannot open the file is reported, and the ledger keeps working', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-sqlite-'));
+    const dir = tempDir('rp-sqlite-');
     const path = join(dir, 'm.sqlite');
     const errors: string[] = [];
     const l = new SqliteLedger(path, { checkpointIntervalMs: 10, onError: (m) => errors.push(m) });
@@ -116,7 +116,7 @@ describe('sqlite ledger: the file on disk', () => {
     writeBulk(l);
     expect(statSync(join(dir, 'moved.sqlite')).size).toBeGreaterThan(moved);
     // Reported without an onError too (no throw from the worker's error handler).
-    const dir2 = mkdtempSync(join(tmpdir(), 'rp-sqlite-'));
+    const dir2 = tempDir('rp-sqlite-');
     const quiet = new SqliteLedger(join(dir2, 'q.sqlite'), { checkpointIntervalMs: 10 });
     open.push(quiet);
     renameSync(join(dir2, 'q.sqlite'), join(dir2, 'moved.sqlite'));
@@ -197,7 +197,7 @@ describe('sqlite ledger: the file on disk', () => {
   });
 
   it('a background thread that dies is reported, and the ledger checkpoints by itself from then on', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-sqlite-'));
+    const dir = tempDir('rp-sqlite-');
     const path = join(dir, 'm.sqlite');
     const errors: string[] = [];
     const l = new SqliteLedger(path, { checkpointIntervalMs: 10, onError: (m) => errors.push(m) });

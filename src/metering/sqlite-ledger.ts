@@ -27,6 +27,11 @@ const NO_OVERRIDE: CapOverride = Object.freeze({ nanos: null, tokens: null });
 const PRUNE_BATCH = 5000;
 const PRUNE_INTERVAL_MS = 3_600_000;
 const DAY_MS = 86_400_000;
+/** Default bound of the usage records kept in memory while the file refuses writes. */
+const UNWRITTEN_MAX_BYTES = 16 * 1024 * 1024;
+/** Retries of unwritten records: the first soon, then doubling up to this. */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 10_000;
 
 interface UsageRow {
   id: number;
@@ -37,6 +42,14 @@ interface UsageRow {
 interface SpendRow {
   nanos: number;
   tokens: number;
+}
+
+/** A settled record the file refused (disk full, I/O error, busy): kept, in order, until it takes it. */
+interface Unwritten {
+  readonly record: UsageRecord;
+  readonly day: Period;
+  readonly month: Period;
+  readonly bytes: number;
 }
 
 interface OverrideRow {
@@ -73,6 +86,12 @@ export class LocalSlots {
  * and session slots are in memory: they belong to responses and sessions of this process, which
  * die with it. Spend totals are cached in memory after first read; the file must not be shared by
  * two running instances (use the Redis ledger for that).
+ *
+ * A settle whose write fails (disk full, I/O error, SQLITE_BUSY) fails closed: the cost is known,
+ * so it counts in the in-memory totals (the caps see it) and the reservation is released as on
+ * success; the record waits in a queue bounded in bytes and is written, in order, at the next
+ * settle or by a retry timer. While records wait, readiness() is not ready (/readyz drains the
+ * instance); past the bound, reserve answers unavailable (no new spend) instead of dropping any.
  */
 export class SqliteLedger implements Ledger {
   readonly kind = 'sqlite' as const;
@@ -102,6 +121,17 @@ export class SqliteLedger implements Ledger {
   readonly #pruneBatch: Database.Statement<[number, number]>;
   readonly #retentionMs: number | null;
   readonly #wall: () => number;
+  readonly #onError: (message: string) => void;
+  /** Settled records the file has not taken yet, oldest first. */
+  readonly #unwritten: Unwritten[] = [];
+  /** Their amounts per tenant and period (tenant\0period key): what a cold read of the file lacks. */
+  readonly #unwrittenSum = new Map<string, SpendRow>();
+  readonly #unwrittenMaxBytes: number;
+  #unwrittenBytes = 0;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retryDelayMs = RETRY_FIRST_MS;
+  /** The last refused write's error, for the log. */
+  #lastWriteError = '';
   #pruneTimer: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -116,6 +146,8 @@ export class SqliteLedger implements Ledger {
       retentionDays?: number | null;
       wall?: () => number;
       onError?: (message: string) => void;
+      /** Usage records kept in memory while writes fail, in bytes of JSON; beyond it reserve answers unavailable. */
+      unwrittenMaxBytes?: number;
     } = {},
   ) {
     const onDisk = path !== ':memory:';
@@ -194,6 +226,8 @@ export class SqliteLedger implements Ledger {
     this.#pruneBatch = db.prepare('DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)');
     this.#retentionMs = options.retentionDays == null ? null : options.retentionDays * DAY_MS;
     this.#wall = options.wall ?? Date.now;
+    this.#onError = options.onError ?? (() => undefined);
+    this.#unwrittenMaxBytes = options.unwrittenMaxBytes ?? UNWRITTEN_MAX_BYTES;
     if (this.#retentionMs !== null) {
       this.#schedulePrune(0);
     }
@@ -212,10 +246,25 @@ export class SqliteLedger implements Ledger {
     let row = this.#spend.get(key);
     if (!row) {
       const found = this.#stmt.getSpend.get(tenant, period.key);
-      row = { nanos: found?.nanos ?? 0, tokens: found?.tokens ?? 0 };
+      // The file lacks the records still waiting to be written: they count all the same.
+      const waiting = this.#unwrittenSum.get(key);
+      row = { nanos: (found?.nanos ?? 0) + (waiting?.nanos ?? 0), tokens: (found?.tokens ?? 0) + (waiting?.tokens ?? 0) };
       this.#spend.set(key, row);
     }
     return row;
+  }
+
+  /** Adds a record to a period's in-memory total (read from the file first if cold). */
+  #count(record: UsageRecord, period: Period): void {
+    let row: SpendRow;
+    try {
+      row = this.#spent(record.tenant, period);
+    } catch {
+      // The file cannot be read either: the total stays cold, and its first read adds the unwritten records.
+      return;
+    }
+    row.nanos += record.costNanos;
+    row.tokens += record.totalTokens;
   }
 
   #override(tenant: string, kind: PeriodKind): CapOverride {
@@ -241,6 +290,8 @@ export class SqliteLedger implements Ledger {
   }
 
   reserve(req: ReserveRequest): ReserveResult {
+    // Fail closed: more spend would only add records that cannot be kept.
+    if (this.#unwrittenBytes >= this.#unwrittenMaxBytes) return { kind: 'unavailable', reason: 'sqlite ledger: too many usage records not written' };
     const s = this.status(req.tenant, req.caps, req.wallMs);
     const reserved = this.#reserved.get(req.tenant) ?? ZERO;
     const hit = firstHit(s.day, s.month, reserved, req.amount, req.mode);
@@ -268,16 +319,85 @@ export class SqliteLedger implements Ledger {
 
   settle(reservationId: string | null, record: UsageRecord): void {
     const { day, month } = this.#clock.at(record.ts);
-    // Warm the caches first so the in-memory totals match the file after the commit.
-    const d = this.#spent(record.tenant, day);
-    const m = this.#spent(record.tenant, month);
-    this.#settleTx(record, day, month);
-    this.#checkpoints?.wrote();
-    d.nanos += record.costNanos;
-    d.tokens += record.totalTokens;
-    m.nanos += record.costNanos;
-    m.tokens += record.totalTokens;
+    // Counted before the write (a warm total then matches the file after the commit), and counted
+    // whether or not the write succeeds: the cost is known, the cap must see it.
+    this.#count(record, day);
+    this.#count(record, month);
     if (reservationId !== null) this.release(record.tenant, reservationId);
+    // Committed before the caller goes on (response.done reaches the client after this returns).
+    if (this.#unwritten.length === 0 && this.#write(record, day, month)) return;
+    // Behind earlier unwritten records, or refused itself: queued, then everything tried in order.
+    this.#keep({ record, day, month, bytes: Buffer.byteLength(JSON.stringify(record)) });
+    this.#writeUnwritten();
+  }
+
+  /** One record's transaction; false (and the error kept for the log) when the file refuses it. */
+  #write(record: UsageRecord, day: Period, month: Period): boolean {
+    try {
+      this.#settleTx(record, day, month);
+    } catch (err) {
+      this.#lastWriteError = err instanceof Error ? err.message : String(err);
+      return false;
+    }
+    this.#checkpoints?.wrote();
+    return true;
+  }
+
+  #keep(item: Unwritten): void {
+    const wasEmpty = this.#unwritten.length === 0;
+    const wasFull = this.#unwrittenBytes >= this.#unwrittenMaxBytes;
+    this.#unwritten.push(item);
+    this.#unwrittenBytes += item.bytes;
+    this.#addUnwritten(item, 1);
+    if (wasEmpty) this.#onError(`usage record not written (${this.#lastWriteError}); kept in memory and retried, /readyz not ready until written`);
+    if (!wasFull && this.#unwrittenBytes >= this.#unwrittenMaxBytes) {
+      this.#onError(`${this.#unwritten.length} usage records (${this.#unwrittenBytes} bytes) not written: new reservations refused until the file takes them`);
+    }
+  }
+
+  #addUnwritten(item: Unwritten, sign: 1 | -1): void {
+    for (const period of [item.day, item.month]) {
+      const key = `${item.record.tenant}\u0000${period.key}`;
+      const cur = this.#unwrittenSum.get(key) ?? { nanos: 0, tokens: 0 };
+      const next = { nanos: cur.nanos + sign * item.record.costNanos, tokens: cur.tokens + sign * item.record.totalTokens };
+      if (next.nanos === 0 && next.tokens === 0) this.#unwrittenSum.delete(key);
+      else this.#unwrittenSum.set(key, next);
+    }
+  }
+
+  /** Writes the unwritten records oldest first; stops at the first refusal and retries later. */
+  #writeUnwritten(): void {
+    const before = this.#unwritten.length;
+    while (this.#unwritten.length > 0 && !this.#closed) {
+      const item = this.#unwritten[0]!;
+      if (!this.#write(item.record, item.day, item.month)) break;
+      this.#unwritten.shift();
+      this.#unwrittenBytes -= item.bytes;
+      this.#addUnwritten(item, -1);
+    }
+    if (this.#unwritten.length === 0) {
+      this.#retryDelayMs = RETRY_FIRST_MS;
+      if (this.#retryTimer) clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+      if (before > 0) this.#onError(`${before} usage records written after failed writes; ledger ready again`);
+      return;
+    }
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer || this.#closed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, RETRY_MAX_MS);
+      this.#writeUnwritten();
+    }, this.#retryDelayMs);
+    this.#retryTimer.unref();
+  }
+
+  /** Settled records not in the file yet (diagnostics, tests). */
+  get unwritten(): { readonly records: number; readonly bytes: number } {
+    return { records: this.#unwritten.length, bytes: this.#unwrittenBytes };
   }
 
   setOverride(tenant: string, kind: PeriodKind, change: OverrideChange): void {
@@ -295,6 +415,9 @@ export class SqliteLedger implements Ledger {
 
   resetSpend(tenant: string, kind: PeriodKind, wallMs: number): void {
     const period = periodOf(kind, wallMs);
+    // A record of this period written after the reset would count again what the reset zeroed.
+    this.#writeUnwritten();
+    if (this.#unwrittenSum.has(`${tenant}\u0000${period.key}`)) throw new Error('sqlite ledger: usage records of this period are not written yet; try again');
     const row = this.#spent(tenant, period);
     this.#stmt.resetSpend.run(tenant, period.key);
     this.#stmt.audit.run(Date.now(), tenant, 'reset_spend', JSON.stringify({ period: period.key, nanos: row.nanos, tokens: row.tokens }));
@@ -325,7 +448,9 @@ export class SqliteLedger implements Ledger {
   }
 
   readiness(): string | null {
-    return this.#closed ? 'ledger closed' : null;
+    if (this.#closed) return 'ledger closed';
+    // A fixed text (/readyz answers anyone); the count and the error are in the log.
+    return this.#unwritten.length > 0 ? 'sqlite ledger: usage records not written (writes failing)' : null;
   }
 
   /**
@@ -356,7 +481,11 @@ export class SqliteLedger implements Ledger {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // A last try; what the file still refuses is logged whole, the only copy left (with the export file).
+    this.#writeUnwritten();
     this.#closed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    for (const item of this.#unwritten) this.#onError(`usage record not written at shutdown: ${JSON.stringify(item.record)}`);
     if (this.#pruneTimer) clearTimeout(this.#pruneTimer);
     this.#db.close();
     await this.#checkpoints?.close();

@@ -7,6 +7,7 @@ import { record } from '../../test/metering/ledger-contract.js';
 import { background, type JobEvents, type JobHandle } from '../background/thread.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 import { checkpointJob, WalCheckpoints } from './wal-checkpoints.js';
+import { tempDir } from '../../test/support/temp-dir.js';
 
 /**
  * The checkpoint job's lifetime: started by the first write, stopped (a final checkpoint, then
@@ -197,7 +198,7 @@ describe('WAL checkpoints: the job follows the writes', () => {
 
 describe('WAL checkpoints on the real background thread', () => {
   it('an idle ledger lets the thread go with the log folded in, and its next write brings it back', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-wal-')), 'm.sqlite');
+    const path = join(tempDir('rp-wal-'), 'm.sqlite');
     const l = new SqliteLedger(path, { checkpointIntervalMs: 10, checkpointIdleMs: 200 });
     restore.push(() => void l.close());
     l.settle(null, record({ ref: 'a' }));

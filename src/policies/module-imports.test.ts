@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { relativeImportsOf, relativeSpecifiers } from './module-imports.js';
+import { tempDir } from '../../test/support/temp-dir.js';
 
 describe('relativeSpecifiers', () => {
   it('reads every static and literal dynamic form, relative paths only', () => {
@@ -27,7 +27,7 @@ describe('relativeSpecifiers', () => {
 
 describe('relativeImportsOf', () => {
   it('follows imports through helpers, once each (cycles end), and keeps files that do not exist yet', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-imports-'));
+    const dir = tempDir('rp-imports-');
     mkdirSync(join(dir, 'lib'));
     writeFileSync(join(dir, 'main.mjs'), `import { x } from './lib/x.mjs';\nimport './missing.mjs';\n`);
     writeFileSync(join(dir, 'lib', 'x.mjs'), `export { y as x } from './y.mjs?cache=1';\nimport '../main.mjs';\n`);
@@ -36,7 +36,7 @@ describe('relativeImportsOf', () => {
   });
 
   it('stops at 256 files (a chain of 300 helpers lists the first 255 after the entry)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-imports-chain-'));
+    const dir = tempDir('rp-imports-chain-');
     for (let i = 0; i < 300; i++) writeFileSync(join(dir, `m${i}.mjs`), `import './m${i + 1}.mjs';\n`);
     const found = relativeImportsOf(join(dir, 'm0.mjs'));
     expect(found).toHaveLength(255);
@@ -44,7 +44,7 @@ describe('relativeImportsOf', () => {
   });
 
   it('does not read a file over 1 MiB for imports (a data file, a bundle); one of exactly 1 MiB is read', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-imports-big-'));
+    const dir = tempDir('rp-imports-big-');
     const padded = (body: string, size: number) => body + ' '.repeat(size - body.length);
     writeFileSync(join(dir, 'main.mjs'), `import './big.mjs';\nimport './edge.mjs';\n`);
     writeFileSync(join(dir, 'big.mjs'), padded(`import './behind-big.mjs';\n`, 1024 * 1024 + 1));

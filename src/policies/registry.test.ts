@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -7,6 +7,7 @@ import { parseConfig } from '../config/load.js';
 import { TenantResolver } from '../tenants/resolver.js';
 import { createPoliciesModule } from './index.js';
 import { PolicyRegistry, type RegistryEvent } from './registry.js';
+import { tempDir } from '../../test/support/temp-dir.js';
 
 const log = pino({ level: 'silent' });
 const open: PolicyRegistry[] = [];
@@ -15,7 +16,7 @@ afterEach(() => {
 });
 
 function dirWith(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-policies-'));
+  const dir = tempDir('rp-policies-');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true });
     writeFileSync(join(dir, name), text);

@@ -28,8 +28,12 @@ export type ToWorker =
   | WorkerInit
   | { readonly t: 'listen'; readonly port: number; readonly tlsPort: number | null }
   | { readonly t: 'metrics'; readonly id: number }
-  /** Answered with a pong of the same id at once (src/server/workers.ts: the liveness check). */
-  | { readonly t: 'ping'; readonly id: number }
+  /**
+   * Answered with a pong of the same id at once (src/server/workers.ts: the liveness check). `ledger`:
+   * why the primary's ledger the worker uses is not ready (usage records its file refused), or null:
+   * the worker's own /readyz says so, as the client port is where a load balancer asks.
+   */
+  | { readonly t: 'ping'; readonly id: number; readonly ledger?: string | null }
   | { readonly t: 'shutdown'; readonly drainMs: number }
   | LedgerReply;
 

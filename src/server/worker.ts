@@ -112,6 +112,7 @@ function onMessage(m: unknown): void {
     case 'ping':
       // Answered even while draining: a worker that drains is alive (the primary's /readyz says draining).
       send({ t: 'pong', id: m.id });
+      ledger?.ownerReadiness(m.ledger ?? null);
       return;
     case 'shutdown':
       void shutdown(m.drainMs);

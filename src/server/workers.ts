@@ -381,7 +381,7 @@ export class WorkerPool {
       if (slot.ping === null) {
         slot.ping = { id: ++this.#pingSeq, tick: this.#tick, at: performance.now() };
         try {
-          if (child.connected) child.send({ t: 'ping', id: slot.ping.id } satisfies ToWorker);
+          if (child.connected) child.send({ t: 'ping', id: slot.ping.id, ledger: slot.host?.readiness() ?? null } satisfies ToWorker);
         } catch {
           // A closed channel: the worker is exiting (its exit handler starts a new one), or it stays silent.
         }

@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { startSimulator, type SimCall, type SimulatorHandle } from '../../src/simulator/index.js';
@@ -7,6 +5,7 @@ import type { Clock } from '../../src/pipeline/filter.js';
 import { defaultKey, startTestProxy, type TestProxy, type TestTenantInput } from '../support/harness.js';
 import { ADMIN_KEY } from '../metering/support.js';
 import { OFFER, post, until } from './support.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * Proxy instances that share one simulator (the upstream) and one SQLite ledger file, as a
@@ -29,7 +28,7 @@ export function sharedUpstream(simKey: string, dirPrefix: string) {
   let dir = '';
   beforeAll(async () => {
     sim = await startSimulator({ apiKey: simKey });
-    dir = mkdtempSync(join(tmpdir(), dirPrefix));
+    dir = tempDir(dirPrefix);
   });
   afterAll(async () => {
     await sim?.close();

@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +7,7 @@ import { policyDir } from '../policies/support.js';
 import { SqliteCallStore } from '../../src/calls/store.js';
 import { sha256Hex } from '../../src/tenants/resolver.js';
 import { callsProxy, callWithSecret, mint, OFFER, placeCall, post } from './support.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /** A wall clock the test moves: secret expiry is decided by the proxy's clock, never the calendar. */
 const T0 = 1_000_000_000_000;
@@ -266,7 +265,7 @@ describe('secrets at POST /v1/realtime/calls', () => {
 
 describe('revoking a tenant key revokes the client secrets it minted (found 2026-12-05)', () => {
   it('a secret whose minting key was removed (or moved to another tenant) is refused after the restart, for calls and WebSockets; one the new key mints works', async () => {
-    const ledger = { path: join(mkdtempSync(join(tmpdir(), 'rp-revoke-')), 'ledger.sqlite') };
+    const ledger = { path: join(tempDir('rp-revoke-'), 'ledger.sqlite') };
     const LEAKED = 'rpk_test_acme_leaked_key_000000000';
     const ROTATED = 'rpk_test_acme_rotated_key_11111111';
     const start = (tenants: NonNullable<Parameters<typeof callsProxy>[0]>['tenants']) => callsProxy({ tenants, extra: { config: { metering: { ledger } }, start: { clock } } });

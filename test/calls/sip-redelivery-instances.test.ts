@@ -1,11 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
 import type { TestProxy } from '../support/harness.js';
 import { deliverIncoming, heldAccepts, type HeldAccepts } from './held-accepts.js';
 import { callsProxy, until, WEBHOOK_SECRET } from './support.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * A SIP webhook redelivered to ANOTHER instance sharing the call store while the first delivery is
@@ -41,7 +40,7 @@ async function instance(ledger: Record<string, unknown>): Promise<TestProxy> {
 const deliver = (tp: TestProxy, webhookId: string, callId: string) => deliverIncoming(tp.httpUrl, WEBHOOK_SECRET, webhookId, callId);
 
 const ledgers: [string, () => Record<string, unknown>][] = [
-  ['one SQLite file', () => ({ path: join(mkdtempSync(join(tmpdir(), 'rp-sip-instances-')), 'ledger.sqlite') })],
+  ['one SQLite file', () => ({ path: join(tempDir('rp-sip-instances-'), 'ledger.sqlite') })],
   ['one Redis', () => ({ kind: 'redis', url: redis.url, keyPrefix: 'sip-instances:', commandTimeoutMs: 2000 })],
 ];
 

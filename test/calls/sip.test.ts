@@ -1,7 +1,5 @@
-import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
@@ -10,6 +8,7 @@ import { signWebhook, verifyWebhook } from '../../src/calls/webhook.js';
 import { simSignWebhook } from '../../src/simulator/index.js';
 import { TestClient, type TestProxy } from '../support/harness.js';
 import { callsProxy, post, say, types, until, WEBHOOK_SECRET } from './support.js';
+import { tempDir } from '../support/temp-dir.js';
 
 let tp: TestProxy;
 const to = (number: string) => [
@@ -125,7 +124,7 @@ describe('SIP: a malformed call and a failed delivery (found 2026-12-05)', () =>
   });
 
   it('a delivery whose handling failed is not recorded: its redelivery (to another instance on the same ledger) is handled, not answered "duplicate"', async () => {
-    const ledger = { path: join(mkdtempSync(join(tmpdir(), 'rp-sip-redeliver-')), 'ledger.sqlite') };
+    const ledger = { path: join(tempDir('rp-sip-redeliver-'), 'ledger.sqlite') };
     const sip = { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: '+15551230001' }] };
     // Instance A cannot reach the upstream (its accept fails: a network error, 502).
     const broken = createServer((req) => req.socket.destroy());

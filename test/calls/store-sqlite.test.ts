@@ -1,13 +1,12 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteCallStore } from '../../src/calls/store.js';
 import { deliveryContract } from './delivery-contract.js';
 import { leaseContract } from './lease-contract.js';
+import { tempDir } from '../support/temp-dir.js';
 
-const fileIn = (prefix: string) => join(mkdtempSync(join(tmpdir(), prefix)), 'ledger.sqlite');
+const fileIn = (prefix: string) => join(tempDir(prefix), 'ledger.sqlite');
 const call = (expiresAtMs: number) => ({ tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc' as const, expiresAtMs });
 
 describe('the binding store (SQLite)', () => {
@@ -39,7 +38,7 @@ describe('the binding store (SQLite)', () => {
   });
 
   it('creates the ledger directory; an unreadable record is no record; a closed store answers nothing', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-nested-')), 'not', 'yet', 'ledger.sqlite');
+    const path = join(tempDir('rp-nested-'), 'not', 'yet', 'ledger.sqlite');
     const s = new SqliteCallStore(path);
     await s.putSecret('h1', { tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: 9000, session: {} }, 1000);
     await s.putCall('rtc_1', call(9000), { owner: 'gov_a', untilMs: 2000 }, 1000);

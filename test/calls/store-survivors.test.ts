@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
@@ -7,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { RedisCallStore } from '../../src/calls/redis-store.js';
 import { SqliteCallStore, type CallRecord } from '../../src/calls/store.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /*
  * What the stores' mutation survivors of 2026-12-06 (after commit 54652e0) showed untested: SQLite's
@@ -21,7 +20,7 @@ describe('SQLite: a ledger file made before call_leases had its tokens column', 
   });
 
   it('another instance adds the column between this one looking for it and adding it: this one opens the file all the same', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-calls-migrate-')), 'ledger.sqlite');
+    const path = join(tempDir('rp-calls-migrate-'), 'ledger.sqlite');
     const old = new Database(path);
     old.exec('CREATE TABLE call_leases (call_id TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL, expires_at INTEGER NOT NULL)');
     old.close();
@@ -49,7 +48,7 @@ describe('SQLite: a ledger file made before call_leases had its tokens column', 
     }
   });
   it('adding the column fails for another reason (the file locked past busy_timeout): opening fails with that cause', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-calls-migrate-')), 'ledger.sqlite');
+    const path = join(tempDir('rp-calls-migrate-'), 'ledger.sqlite');
     const old = new Database(path);
     old.exec('CREATE TABLE call_leases (call_id TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL, expires_at INTEGER NOT NULL)');
     old.close();

@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +9,7 @@ import { ADMIN_KEY, spend, usageRecords } from '../metering/support.js';
 import { receivedTypes, say, types, until } from './support.js';
 import { LEASE_SEC, sharedUpstream } from './instances.js';
 import type { Clock } from '../../src/pipeline/filter.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /*
  * A call taken over by another instance (its governing instance's lease lapsed) keeps its usage
@@ -178,7 +177,7 @@ describe('a call taken over by another instance keeps its per-session limits', (
 
 describe('the SQLite call store of a ledger file made before 2026-12-06', () => {
   it('gets the leases\' tokens column: its leases are claimed with 0 and count from there', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-old-leases-')), 'ledger.sqlite');
+    const path = join(tempDir('rp-old-leases-'), 'ledger.sqlite');
     const old = new Database(path);
     old.exec('CREATE TABLE call_bindings (kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (kind, id))');
     old.exec('CREATE TABLE call_leases (call_id TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL, expires_at INTEGER NOT NULL)');

@@ -1,11 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { scriptedUpstream, sessionCreated } from '../resilience/support/faulty-upstream.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { ADMIN_KEY, spend, usageRecords } from './support.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /*
  * Adversary review (metering): a client that stops reading.
@@ -93,7 +92,7 @@ describe('adversary: a client that stops reading while creates wait for response
     });
     cleanups.push(() => up.close());
 
-    const dir = mkdtempSync(join(tmpdir(), 'rp-adv-bp-'));
+    const dir = tempDir('rp-adv-bp-');
     const cap = '1';
     const tp: TestProxy = await startTestProxy({
       tenants: { acme: { limits: { dailyUsd: cap } } },

@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendEvents, speechThenSilence, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
 import { ADMIN_KEY, admin, errorCode, spend, textTurn, usageRecords } from './support.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /** The proxies bill on this clock: "today" cannot roll over at midnight during a test. */
 const clock = noonClock();
@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 async function proxy(options: Parameters<typeof startTestProxy>[0] = {}): Promise<TestProxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-metering-'));
+  const dir = tempDir('rp-metering-');
   const tp = await startTestProxy({
     ...options,
     start: { clock, ...options.start },
@@ -165,7 +165,7 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
   });
 
   it('admin routes: read spend, raise and restore a cap at runtime, reset a period, export JSON lines', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-export-'));
+    const dir = tempDir('rp-export-');
     const exportFile = join(dir, 'usage.jsonl');
     const tp = await proxy({ tenants: { acme: { limits: { dailyUsd: '0.0004' } }, beta: {} }, config: { metering: { export: { file: exportFile } } } });
     const c = await tp.client();

@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { spawnProxy, whenListening } from '../support/spawned-proxy.js';
 import { startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
 import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const TENANT_KEY = 'rpk_test_acme_0123456789abcdef';
 
@@ -59,7 +59,7 @@ async function expectIntact(tp: TestProxy, seen: Set<string>): Promise<void> {
 
 describe('metering: durable spend (SQLite ledger)', () => {
   it('keeps every settled response across a restart in the middle of load', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'rp-durable-')), 'ledger.sqlite');
+    const path = join(tempDir('rp-durable-'), 'ledger.sqlite');
     const options = { start: { clock: noonClock() }, config: { admin: { key: ADMIN_KEY }, metering: { ledger: { path } } } };
     const first = await startTestProxy(options);
     const clients = await Promise.all(Array.from({ length: 4 }, () => first.client()));
@@ -80,7 +80,7 @@ describe('metering: durable spend (SQLite ledger)', () => {
   });
 
   it('keeps every settled response when the proxy process is killed with SIGKILL', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-kill9-'));
+    const dir = tempDir('rp-kill9-');
     const path = join(dir, 'ledger.sqlite');
     const file = join(dir, 'proxy.yaml');
     writeFileSync(
@@ -125,7 +125,7 @@ describe('metering: durable spend (SQLite ledger)', () => {
   }, 40_000);
 
   it('kill -9 while clients drop before response.done and bursts of out-of-band creates run: nothing settled is lost or doubled', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-kill9-leaks-'));
+    const dir = tempDir('rp-kill9-leaks-');
     const path = join(dir, 'ledger.sqlite');
     const file = join(dir, 'proxy.yaml');
     writeFileSync(

@@ -1,10 +1,9 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { scriptedUpstream } from '../resilience/support/faulty-upstream.js';
 import type { ReceivedEvent, TestClient } from '../support/client.js';
 import { startTestProxy, type TestProxy, type TestProxyOptions } from '../support/harness.js';
+import { tempDir } from '../support/temp-dir.js';
 
 export const ADMIN_KEY = 'admin_test_key_0123456789';
 
@@ -75,7 +74,7 @@ export async function usageRecords(httpUrl: string, query = ''): Promise<Record<
  * merged over the ledger), registered in `cleanups` to be stopped after the test.
  */
 export async function meteredProxy(cleanups: Array<() => Promise<void>>, options: TestProxyOptions & { metering?: Record<string, unknown> } = {}): Promise<TestProxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-metered-'));
+  const dir = tempDir('rp-metered-');
   const { metering, ...rest } = options;
   const tp = await startTestProxy({
     ...rest,

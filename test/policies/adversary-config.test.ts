@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * Adversarial review (policy loading, `check-config` and `run`): careless custom guardrail modules,
@@ -18,7 +18,7 @@ function project(moduleName: string, moduleText: string): string {
 
 /** A config directory: one tenant on policy `strict` (this text), with these files under policies/custom/. */
 function projectWith(strictPolicy: string, customFiles: Record<string, string> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-adv-cli-'));
+  const dir = tempDir('rp-adv-cli-');
   mkdirSync(join(dir, 'policies', 'custom'), { recursive: true });
   writeFileSync(join(dir, 'policies', 'default.yaml'), 'description: permissive\n');
   writeFileSync(join(dir, 'policies', 'strict.yaml'), strictPolicy);

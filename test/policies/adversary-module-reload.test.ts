@@ -1,10 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
 import { spawnProxy, whenListening, type Listening } from '../support/spawned-proxy.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * Adversarial review (hot reload of custom guardrail code): a `.mjs` guardrail that imports a helper
@@ -21,7 +21,7 @@ let child: ChildProcess;
 let exited: Promise<NodeJS.Signals | null>;
 let proxy: Listening;
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rp-adv-mod-'));
+  dir = tempDir('rp-adv-mod-');
   mkdirSync(join(dir, 'policies', 'custom'), { recursive: true });
   writeFileSync(join(dir, 'policies', 'default.yaml'), 'description: permissive\n');
   writeFileSync(join(dir, 'policies', 'guarded.yaml'), policy(1));

@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Frame } from '../../src/pipeline/frame.js';
@@ -9,6 +8,7 @@ import type { GuardrailDefinition } from '../../src/policies/api.js';
 import { GuardrailFilter } from '../../src/policies/guardrails.js';
 import type { PolicyEntry } from '../../src/policies/registry.js';
 import { LoggedSession } from '../support/fake-session.js';
+import { tempDir } from '../support/temp-dir.js';
 
 export const POLICIES_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
 
@@ -38,7 +38,7 @@ export const userText = (text: string, eventId = 'evt_client_1') =>
 
 /** A temporary policies directory with these files (a permissive `default.yaml` is added unless given). */
 export function policyDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-policies-'));
+  const dir = tempDir('rp-policies-');
   const all = { 'default.yaml': 'description: permissive\n', ...files };
   for (const [name, text] of Object.entries(all)) {
     mkdirSync(dirname(join(dir, name)), { recursive: true });

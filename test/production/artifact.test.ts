@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { whenListening } from '../support/spawned-proxy.js';
 import { buildArtifact, ROOT, type Artifact } from './artifact.js';
 import { NEXT_NODES, nextNode } from './node-next.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * The compiled production artifact: dist/ plus production dependencies only (assembled as
@@ -42,7 +42,7 @@ export default defineGuardrail({
 
 /** A policies directory outside the app (like a ConfigMap mount), with a .mjs guardrail. */
 function externalPolicies(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-etc-policies-'));
+  const dir = tempDir('rp-etc-policies-');
   mkdirSync(join(dir, 'custom'));
   writeFileSync(join(dir, 'custom', 'no-forbidden.mjs'), BLOCKER);
   writeFileSync(join(dir, 'default.yaml'), 'guardrails:\n  custom:\n    - { id: no-forbidden, module: ./custom/no-forbidden.mjs }\n');
@@ -70,7 +70,7 @@ describe('the production artifact (dist/ + production dependencies)', () => {
   });
 
   it('ships type declarations a TypeScript consumer compiles against (startProxy, defineGuardrail, Config)', () => {
-    const consumer = mkdtempSync(join(tmpdir(), 'rp-consumer-'));
+    const consumer = tempDir('rp-consumer-');
     mkdirSync(join(consumer, 'node_modules'));
     symlinkSync(artifact.dir, join(consumer, 'node_modules', 'realtime-governance-proxy'));
     writeFileSync(join(consumer, 'package.json'), '{ "type": "module" }\n');
@@ -133,7 +133,7 @@ describe('the production artifact (dist/ + production dependencies)', () => {
 
   it('runs the proxy: a simulator turn heard through `talk`, and a custom .mjs guardrail from outside the app', async () => {
     const policies = externalPolicies();
-    const work = mkdtempSync(join(tmpdir(), 'rp-artifact-run-'));
+    const work = tempDir('rp-artifact-run-');
     const config = join(work, 'proxy.yaml');
     writeFileSync(
       config,

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * Found 2026-12-06 following README "Configuration": its check-config example lists, in one run, a
@@ -15,7 +15,7 @@ const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
 
 describe('check-config lists every problem in one run', () => {
   it('reports a tenant naming an unknown policy even when another policy file does not load', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-check-every-'));
+    const dir = tempDir('rp-check-every-');
     mkdirSync(join(dir, 'policies'));
     writeFileSync(
       join(dir, 'proxy.yaml'),

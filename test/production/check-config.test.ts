@@ -1,12 +1,12 @@
 import { execSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { whenListening } from '../support/spawned-proxy.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { parseConfig } from '../../src/config/load.js';
 import { TestClient } from '../support/client.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * One validation phase: `check-config` and `run` run the same compile steps, so every mistake an
@@ -21,7 +21,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-check-'));
+  const dir = tempDir('rp-check-');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true });
     writeFileSync(join(dir, name), text);
@@ -241,7 +241,7 @@ describe('the README quickstart', () => {
     const yaml = /`proxy\.yaml`[^\n]*\n\n```yaml\n([\s\S]*?)```/.exec(quick)?.[1];
     expect(openssl).toBeDefined();
     expect(yaml).toBeDefined();
-    const dir = mkdtempSync(join(tmpdir(), 'rp-quickstart-'));
+    const dir = tempDir('rp-quickstart-');
     execSync(openssl!, { cwd: dir, stdio: 'pipe', shell: '/bin/sh' });
     writeFileSync(join(dir, 'proxy.yaml'), yaml!);
     const key = 'rpk_quickstart_0123456789abcdef';

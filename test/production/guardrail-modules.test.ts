@@ -1,15 +1,15 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { isDefinedGuardrail, type DefinedGuardrail, type GuardrailContext, type GuardrailEvent } from '../../src/policies/api.js';
 import { loadGuardrailModule } from '../../src/policies/load-module.js';
 import { childProcesses } from '../support/procs.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /** Custom guardrail modules load from any directory, as .ts or .mjs, importing the public entry. */
 
 function outside(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-guardrails-'));
+  const dir = tempDir('rp-guardrails-');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true });
     writeFileSync(join(dir, name), text);

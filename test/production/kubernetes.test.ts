@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { tempDir } from '../support/temp-dir.js';
 
 /** deploy/kubernetes: the manifests hang together, and the config and policies they ship validate. */
 
@@ -72,7 +72,7 @@ describe('the Kubernetes example', () => {
 
   it('ships a config and policies (with a .mjs guardrail outside the app) that check-config accepts', () => {
     // Lay the ConfigMap out as the kubelet does: files in ..<timestamp>/, ..data, and links.
-    const mount = mkdtempSync(join(tmpdir(), 'rp-k8s-policies-'));
+    const mount = tempDir('rp-k8s-policies-');
     const ts = '..2026_01_01_00_00_00.000000001';
     const items: { key: string; path: string }[] = pod.volumes.find((v: { name: string }) => v.name === 'policies').configMap.items;
     for (const item of items) {
@@ -82,8 +82,8 @@ describe('the Kubernetes example', () => {
     }
     symlinkSync(ts, join(mount, '..data'));
     for (const top of new Set(items.map((i) => i.path.split('/')[0]!))) symlinkSync(join('..data', top), join(mount, top));
-    const data = mkdtempSync(join(tmpdir(), 'rp-k8s-data-'));
-    const configDir = mkdtempSync(join(tmpdir(), 'rp-k8s-config-'));
+    const data = tempDir('rp-k8s-data-');
+    const configDir = tempDir('rp-k8s-config-');
     const config = join(configDir, 'proxy.yaml');
     writeFileSync(config, proxyYaml.replace('/etc/realtime-proxy/policies', mount).replace('/data/', `${data}/`));
     const r = spawnSync(process.execPath, [`${root}bin/realtime-proxy.mjs`, 'check-config', '--config', config], {

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { whenListening } from '../support/spawned-proxy.js';
 import { ROOT } from './artifact.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * `npm start` as README's first command runs it, stopped as a process manager stops it: SIGTERM to
@@ -15,7 +15,7 @@ import { ROOT } from './artifact.js';
  */
 describe('npm start', () => {
   it('SIGTERM to npm reaches the proxy: it drains, logs the shutdown and exits', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-npm-start-'));
+    const dir = tempDir('rp-npm-start-');
     // The example config on free ports, its relative paths read from the repository.
     const config = readFileSync(join(ROOT, 'config/example.yaml'), 'utf8')
       .replace(/^(\s+)port: 8081\b/m, '$1port: 0')

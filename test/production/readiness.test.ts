@@ -1,6 +1,5 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { startProxy } from '../../src/main.js';
 import { PolicyRegistry, type RegistryEvent } from '../../src/policies/registry.js';
 import { startSimulator } from '../../src/simulator/index.js';
 import { startTestProxy, TestClient } from '../support/harness.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /** Honest readiness: the proxy says what it relays to, refuses fake answers in production, and drains visibly. */
 
@@ -116,7 +116,7 @@ describe('policy hot reload in a Kubernetes ConfigMap volume', () => {
   it('follows the ..data symlink swap', async () => {
     // The kubelet's layout: ..<timestamp>/ holds the files, ..data links to it, and the visible
     // names link through ..data; an update writes a new timestamp dir and renames ..data_tmp over ..data.
-    const dir = mkdtempSync(join(tmpdir(), 'rp-configmap-'));
+    const dir = tempDir('rp-configmap-');
     mkdirSync(join(dir, '..2026_01_01_v1'));
     writeFileSync(join(dir, '..2026_01_01_v1', 'default.yaml'), 'version: v1\n');
     symlinkSync('..2026_01_01_v1', join(dir, '..data'));

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * An operator (or a CI step) writes `realtime-proxy check-config proxy.yaml`, the file given as a
@@ -19,7 +19,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 describe('check-config with the config file as a positional argument', () => {
   it('is refused as run refuses it (exit 2), never "ok" for the defaults', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-check-args-'));
+    const dir = tempDir('rp-check-args-');
     // Broken on purpose: a tenant naming a policy that does not exist.
     writeFileSync(join(dir, 'proxy.yaml'), 'tenants:\n  a:\n    keys: [{ key: rpk_tenant_a_0123456789 }]\n    policy: nosuch\n');
     const result = spawnSync(process.execPath, [bin, 'check-config', 'proxy.yaml'], { cwd: dir, encoding: 'utf8', env: cleanEnv(), timeout: 30_000 });

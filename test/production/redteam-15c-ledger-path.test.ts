@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * An operator points metering.ledger.path at something SQLite cannot open: a directory (a volume
@@ -24,7 +24,7 @@ function cli(args: string[]) {
 }
 
 function project(ledgerPath: string, prepare: (dir: string) => void): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-ledger-path-'));
+  const dir = tempDir('rp-ledger-path-');
   mkdirSync(join(dir, 'policies'));
   writeFileSync(join(dir, 'policies/default.yaml'), 'description: permissive\n');
   writeFileSync(
@@ -47,7 +47,7 @@ const CASES = [
  */
 describe('check-config refuses a metering.export.file that cannot be appended to', () => {
   it('refuses a directory as the export file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-export-path-'));
+    const dir = tempDir('rp-export-path-');
     mkdirSync(join(dir, 'policies'));
     mkdirSync(join(dir, 'usage.jsonl'));
     writeFileSync(join(dir, 'policies/default.yaml'), 'description: permissive\n');

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * An operator gives the admin listener the client port (`admin.port: 8080` beside `server.port: 8080`,
@@ -21,7 +21,7 @@ function cli(args: string[], extraEnv: Record<string, string> = {}) {
 }
 
 function project(yaml: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-ports-'));
+  const dir = tempDir('rp-ports-');
   mkdirSync(join(dir, 'policies'));
   writeFileSync(join(dir, 'policies/default.yaml'), 'description: permissive\n');
   writeFileSync(join(dir, 'proxy.yaml'), `upstream: { provider: simulator }\nmetering: { ledger: { path: ":memory:" } }\n${yaml}`);

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp-dir.js';
 
 /**
  * A config file with a YAML syntax error on a line that carries a credential (an upstream key with a
@@ -18,7 +18,7 @@ const ADMIN_KEY = 'admin-redteam15c-SECRET-0123456789';
 const TENANT_KEY = 'rpk_redteam15c_TENANTsecret_0123456789';
 
 function check(yaml: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-yaml-secrets-'));
+  const dir = tempDir('rp-yaml-secrets-');
   writeFileSync(join(dir, 'proxy.yaml'), yaml);
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
   return spawnSync(process.execPath, [bin, 'check-config', '--config', join(dir, 'proxy.yaml')], { encoding: 'utf8', env, timeout: 30_000 });

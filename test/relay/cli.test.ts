@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { whenListening } from '../support/spawned-proxy.js';
 import { TestClient } from '../support/client.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
 
@@ -17,7 +18,7 @@ describe('realtime-proxy CLI', () => {
   });
 
   it('reports config errors with the file and path, and exits 1', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-cli-'));
+    const dir = tempDir('rp-cli-');
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'server:\n  port: -1\n');
     const r = spawnSync(process.execPath, [bin, 'check-config', '--config', file], { encoding: 'utf8' });
@@ -27,7 +28,7 @@ describe('realtime-proxy CLI', () => {
   });
 
   it('runs on the simulator without OPENAI_API_KEY, relays a turn, and drains on SIGTERM with 1012', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-cli-'));
+    const dir = tempDir('rp-cli-');
     const file = join(dir, 'proxy.yaml');
     writeFileSync(file, 'server: { host: 127.0.0.1, port: 0, shutdownDrainSec: 1 }\nadmin: { port: 0 }\ntenants:\n  t1:\n    keys: [{ key: rpk_cli_test_key_0123456789 }]\n');
     const env = { ...process.env };

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.
 import { TestClient } from '../support/client.js';
 import { whenListening } from '../support/spawned-proxy.js';
 import { testTls } from '../support/tls.js';
+import { tempDir } from '../support/temp-dir.js';
 
 // The real upstream is wss://: the proxy's own TLS dial (src/upstream/handshake.ts) is exercised
 // here end to end, as a process, against a TLS server with a certificate from a test CA.
@@ -42,7 +42,7 @@ afterAll(async () => {
 });
 
 async function proxyProcess(env: Record<string, string>) {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-uptls-'));
+  const dir = tempDir('rp-uptls-');
   const file = join(dir, 'proxy.yaml');
   writeFileSync(
     file,

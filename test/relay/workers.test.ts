@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RELAY_NODE_FLAGS } from '../../src/server/node-flags.js';
@@ -11,6 +10,7 @@ import { TestClient } from '../support/client.js';
 import { textTurn } from '../metering/support.js';
 import { policyDir } from '../policies/support.js';
 import { childProcesses } from '../support/procs.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const proxies: TestProxy[] = [];
 afterEach(async () => {
@@ -211,7 +211,7 @@ describe('server.workers: 2', () => {
   });
 
   it('workers whose primary is killed (SIGKILL: no drain order) end their sessions and exit', { timeout: 90_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rp-orphan-'));
+    const dir = tempDir('rp-orphan-');
     writeFileSync(join(dir, 'proxy.yaml'), 'server: { host: 127.0.0.1, port: 0, workers: 2 }\nadmin: { port: 0 }\nmetering: { ledger: { path: ":memory:" } }\nupstream: { provider: simulator }\ntenants:\n  t:\n    keys: [{ key: rpk_orphan_test_0123456789 }]\n');
     const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
     const primary = spawn(process.execPath, [bin, '--config', join(dir, 'proxy.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
 import { spawnProxy, whenListening } from '../support/spawned-proxy.js';
 import { TestClient } from '../support/client.js';
 import { ADMIN_KEY, errorCode } from '../metering/support.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /*
  * Adversarial review of server.workers: the primary (owner of the SQLite ledger) stops answering
@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 async function primary(sim: SimulatorHandle, extraMetering = ''): Promise<{ pid: number; port: number; adminUrl: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'rp-adv-stop-'));
+  const dir = tempDir('rp-adv-stop-');
   writeFileSync(
     join(dir, 'proxy.yaml'),
     [

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './temp-dir.js';
 
 export interface TestTls {
   readonly dir: string;
@@ -15,7 +15,7 @@ let cached: TestTls | null = null;
 /** A throwaway CA and a server certificate for 127.0.0.1/localhost, made with openssl once per process. */
 export function testTls(): TestTls {
   if (cached) return cached;
-  const dir = mkdtempSync(join(tmpdir(), 'rp-tls-'));
+  const dir = tempDir('rp-tls-');
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=realtime-proxy test CA');
   run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
