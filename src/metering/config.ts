@@ -86,7 +86,7 @@ export function meteringSchemas() {
         .describe('SQLite: usage records older than this are deleted (the day and month spend totals are kept). null keeps them forever.'),
       reservationTtlSec: z.number().int().positive().default(600).describe('A reservation whose instance died is dropped after this long.'),
       usageStreamMaxLen: z.number().int().positive().default(1_000_000).describe('Redis: usage records kept per tenant (approximate trim).'),
-      pendingMax: z.number().int().positive().default(100_000).describe('Redis: settlements buffered in memory while Redis is down.'),
+      pendingMax: z.number().int().positive().default(100_000).describe('Redis: settlements queued in memory while Redis does not take them; at this many new responses are refused (budget_unavailable, either failMode), bodies are kept up to twice as many, amounts always count.'),
     })
     .strict();
 

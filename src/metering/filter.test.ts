@@ -149,8 +149,8 @@ describe('metering filter: max_output_tokens clamp', () => {
       ['resp_big', 'max_output_tokens_exceeded', { requested: '301', limit: 300 }],
     ]);
     expect(call.ctx.reports.filter((r) => r.kind === 'lock')).toEqual([
-      { kind: 'lock', field: 'max_output_tokens', action: 'rejected' },
-      { kind: 'lock', field: 'max_output_tokens', action: 'rejected' },
+      { kind: 'lock', field: 'max_output_tokens', action: 'rejected', direction: 'server' },
+      { kind: 'lock', field: 'max_output_tokens', action: 'rejected', direction: 'server' },
     ]);
     expect(call.ctx.reports.some((r) => r.kind === 'budget' && r.action === 'cancelled')).toBe(false);
     expect(call.f.summary?.()).toMatchObject({ meteringCancelled: 2 });
@@ -1061,6 +1061,17 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       const s = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
       s.async.reserveUnavailable = 'ledger owner did not answer reserve within 5000 ms';
       s.async.ownerSilent = true;
+      const { ctx, f } = session(s, { dailyUsd: '1' });
+      const v = await clientAsync(f, { type: 'response.create', event_id: 'c1' });
+      expect(v.kind === 'reject' && v.error.code).toBe('budget_unavailable');
+      await serverAsync(f, created('resp_vad'));
+      expect(ctx.cancelled.map((c) => c.notice.code)).toEqual(['budget_unavailable']);
+    });
+
+    it('failMode open, but the Redis ledger\'s settle queue is full: refused, never run unreserved', async () => {
+      const s = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
+      s.async.reserveUnavailable = 'redis ledger: usage records not written (queue full)';
+      s.async.queueFull = true;
       const { ctx, f } = session(s, { dailyUsd: '1' });
       const v = await clientAsync(f, { type: 'response.create', event_id: 'c1' });
       expect(v.kind === 'reject' && v.error.code).toBe('budget_unavailable');

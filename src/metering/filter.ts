@@ -338,9 +338,12 @@ export function ledgerFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>):
   return rt.config.ledger.failMode === 'open' && rt.ledger.kind === 'redis';
 }
 
-/** A reserve the ledger could not answer runs unreserved: failMode open, and Redis (not a silent primary) was the one down. */
-function reserveFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>, result: { readonly ownerSilent?: true }): boolean {
-  return ledgerFailsOpen(rt) && result.ownerSilent !== true;
+/**
+ * A reserve the ledger could not answer runs unreserved: failMode open, Redis (not a silent
+ * primary) was the one down, and its queue of unwritten settlements still has room.
+ */
+function reserveFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>, result: { readonly ownerSilent?: true; readonly queueFull?: true }): boolean {
+  return ledgerFailsOpen(rt) && result.ownerSilent !== true && result.queueFull !== true;
 }
 
 async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
@@ -1567,7 +1570,7 @@ export class MeteringFilter implements Filter {
       this.#holdResponse(id, unreserved(amount));
       this.#cancelled++;
       // A lock refusal, not a cap: the call goes on (a cap would hang it up).
-      this.#ctx.report({ kind: 'lock', field: 'max_output_tokens', action: 'rejected' });
+      this.#ctx.report({ kind: 'lock', field: 'max_output_tokens', action: 'rejected', direction: 'server' });
       this.#ctx.cancelResponse(id, BY, new ProxyError('max_output_tokens_exceeded', { details: { requested: String(asked), limit: cap } }));
       return CONTINUE;
     }

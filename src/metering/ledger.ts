@@ -80,8 +80,10 @@ export type ReserveResult =
   /**
    * `ownerSilent`: a relay worker's call to the primary's ledger went unanswered (a stalled primary,
    * not the ledger behind it): never run open on that, whatever `failMode` says.
+   * `queueFull`: the Redis ledger holds as many unwritten settlements as it may; running open would
+   * add records it cannot keep, so never open on that either.
    */
-  | { readonly kind: 'unavailable'; readonly reason: string; readonly ownerSilent?: true };
+  | { readonly kind: 'unavailable'; readonly reason: string; readonly ownerSilent?: true; readonly queueFull?: true };
 
 export interface ReserveRequest {
   readonly tenant: string;

@@ -179,23 +179,77 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(lines.some((x) => x['msg'] === 'metering redis reconnected' && x['level'] === 30)).toBe(true);
   });
 
-  it('the settle queue is bounded: the oldest record is dropped (logged) and no longer counts as spent', async () => {
+  it('the settle queue is bounded without losing money: at pendingMax reservations are refused (even failMode open), past twice that a body is dropped and its amount still counts; the rest is written once when Redis is back', async () => {
     const { log, lines } = capturedLog();
-    const l = await ledger({ commandTimeoutMs: 300, pendingMax: 2 }, log);
+    const l = await ledger({ commandTimeoutMs: 300, pendingMax: 2, failMode: 'open' }, log);
+    const spendKey = `t${prefix}:{acme}:spend:${dayPeriod(T0).key}`;
     await redis.stop(true);
     await vi.waitFor(() => expect(l.connected).toBe(false), { timeout: 5000, interval: 10 });
     await l.settle(null, record({ ref: 'q1', costNanos: 1000, totalTokens: 1 }));
+    // failMode open serves through an outage: a queue below its bound keeps the instance ready.
+    expect(l.readiness()).toBeNull();
     await l.settle(null, record({ ref: 'q2', costNanos: 20, totalTokens: 2 }));
+    // At the bound: no new spend, whatever failMode says (the filter never runs a queueFull refusal open).
+    expect(await l.reserve(over(1))).toEqual({ kind: 'unavailable', reason: 'redis ledger: usage records not written (queue full)', queueFull: true });
+    expect(l.readiness()).toBe('redis ledger: usage records not written (queue full)');
+    // Responses granted before (and tenants without caps) still settle: kept up to twice the bound.
     await l.settle(null, record({ ref: 'q3', costNanos: 300, totalTokens: 3, tenant: 'beta' }));
-    expect(l.pendingCount).toBe(2);
-    expect(lines.filter((x) => x['level'] === 50)).toEqual([
-      expect.objectContaining({ msg: 'metering redis settle queue full: record dropped', tenant: 'acme', ref: 'q1', dropped: 1 }),
+    await l.settle(null, record({ ref: 'q4', costNanos: 4000, totalTokens: 4 }));
+    expect(l.pendingCount).toBe(4);
+    // Past that the body goes (logged whole), the amount stays.
+    await l.settle(null, record({ ref: 'q5', costNanos: 50_000, totalTokens: 5 }));
+    expect(l.pendingCount).toBe(4);
+    expect(lines.filter((x) => x['level'] === 50).map((x) => x['msg'])).toEqual([
+      'metering redis: settlement not written; queued in memory and retried, counted as spent here until written',
+      'metering redis settle queue full: new reservations refused until Redis takes the queue',
+      'metering redis settle queue full: record not kept (its amount still counts as spent here)',
     ]);
-    await redis.restart();
+    expect(lines.find((x) => x['ref'] === 'q5')).toMatchObject({ tenant: 'acme', dropped: 1, record: expect.objectContaining({ ref: 'q5', costNanos: 50_000 }) });
+    await redis.restart(); // an empty dataset
     await vi.waitFor(() => expect(l.connected && l.pendingCount === 0).toBe(true), { timeout: 8000, interval: 20 });
-    expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 20, tokens: 2 });
+    expect(l.readiness()).toBeNull();
+    expect(lines.some((x) => x['msg'] === 'metering redis: queued settlements written' && x['level'] === 30)).toBe(true);
+    // Every kept record written once, in order; Redis holds their sum, this instance adds the dropped one.
+    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['q1', 'q2', 'q4']);
+    expect((await l.usage('beta', 0, 10)).map((u) => u.ref)).toEqual(['q3']);
+    expect(await inspect((r) => r.hgetall(spendKey))).toEqual({ nanos: '5020', tokens: '7' });
+    const acme = await l.status('acme', NO_CAPS, T0);
+    expect(acme.day.spent).toEqual({ nanos: 55_020, tokens: 12 });
+    expect(acme.month.spent).toEqual({ nanos: 55_020, tokens: 12 });
     expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 300, tokens: 3 });
-    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['q2', 'q3']);
+    // The cap counts the dropped amount: spent 55 020 of a 55 020 cap refuses, a nano more admits.
+    expect(await l.reserve(over(1, T0, 'remaining', caps({ dayNanos: 55_020 })))).toMatchObject({ kind: 'over', hit: { cap: 'daily_usd', spent: 55_020 } });
+    expect(await l.reserve(over(1, T0, 'remaining', caps({ monthTokens: 12 })))).toMatchObject({ kind: 'over', hit: { cap: 'monthly_tokens', spent: 12 } });
+    expect((await l.reserve(over(1, T0, 'remaining', caps({ dayNanos: 55_021 })))).kind).toBe('ok');
+    // A reset of the day forgives it here too; the month still counts it.
+    await l.resetSpend('acme', 'day', T0);
+    const reset = await l.status('acme', NO_CAPS, T0);
+    expect(reset.day.spent).toEqual({ nanos: 0, tokens: 0 });
+    expect(reset.month.spent).toEqual({ nanos: 55_020, tokens: 12 });
+  });
+
+  it('Redis up but refusing writes: a queued settlement makes the instance not ready; at pendingMax reservations are refused until the queue is written', async () => {
+    const { log, lines } = capturedLog();
+    const l = await ledger({ pendingMax: 2 }, log);
+    const usageKey = `t${prefix}:{acme}:usage`;
+    // A foreign value under the usage stream's key makes the write fail while Redis is up.
+    await inspect((r) => r.set(usageKey, 'not a stream'));
+    await l.settle(null, record({ ref: 's1', costNanos: 600, totalTokens: 1 }));
+    expect(l.connected).toBe(true);
+    // A fixed text; the error is in the log.
+    expect(l.readiness()).toBe('redis ledger: usage records not written');
+    expect(lines.filter((x) => x['level'] === 50)).toEqual([expect.objectContaining({ msg: 'metering redis: settlement not written; queued in memory and retried, counted as spent here until written', err: expect.stringMatching(/WRONGTYPE/) })]);
+    expect((await l.reserve(over(400, T0, 'worst_case'))).kind).toBe('ok');
+    await l.settle(null, record({ ref: 's2', costNanos: 1, totalTokens: 1 }));
+    // Redis would answer, and 601 + 400 reserved is under no cap here: refused by the bound alone.
+    expect(await l.reserve(over(0, T0, 'remaining', NO_CAPS))).toMatchObject({ kind: 'unavailable', queueFull: true });
+    expect(l.readiness()).toBe('redis ledger: usage records not written (queue full)');
+    await inspect((r) => r.del(usageKey));
+    expect(await l.drain(5000)).toBe(true);
+    expect(l.readiness()).toBeNull();
+    expect((await l.reserve(over(0, T0, 'remaining', NO_CAPS))).kind).toBe('ok');
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 601, tokens: 2 });
+    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['s1', 's2']);
   });
 
   it('starts without Redis (not ready, fail-closed) and connects once it appears; fail-open stays ready', async () => {
@@ -226,7 +280,12 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(await l.drain(100)).toBe(false);
     await l.close();
     await l.close(); // a second close does nothing (no second wait, no second report)
-    expect(lines.filter((x) => x['level'] === 50)).toEqual([expect.objectContaining({ msg: 'metering redis: settlements not written at shutdown', pending: 1 })]);
+    expect(lines.filter((x) => x['level'] === 50)).toEqual([
+      expect.objectContaining({ msg: 'metering redis: settlement not written; queued in memory and retried, counted as spent here until written' }),
+      expect.objectContaining({ msg: 'metering redis: settlements not written at shutdown', pending: 1 }),
+      // Whole: with the export file, the only copy left.
+      expect.objectContaining({ msg: 'metering redis: settlement not written at shutdown', record: expect.objectContaining({ ref: record().ref }) }),
+    ]);
     expect(l.readiness()).toBe('ledger closed');
     await redis.restart();
   });

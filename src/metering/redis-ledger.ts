@@ -51,20 +51,22 @@ end
 `;
 
 // KEYS: day, month, resv, caps, resvExpiry. ARGV: id, nanos, tokens, now, ttlMs, mode, capDayN,
-// capMonthN, capDayT, capMonthT ('' = none), pendingNanos, pendingTokens (settlements not yet written).
+// capMonthN, capDayT, capMonthT ('' = none), then spend Redis does not hold (settlements queued, and
+// amounts of records whose bodies were dropped): dayNanos, dayTokens, monthNanos, monthTokens.
 const RESERVE = `${RESERVATIONS}
 local now = tonumber(ARGV[4])
 local rn, rt = reserved(KEYS[3], KEYS[5], now)
 local o = redis.call('HMGET', KEYS[4], 'day_nanos', 'month_nanos', 'day_tokens', 'month_tokens')
 local d = redis.call('HMGET', KEYS[1], 'nanos', 'tokens')
 local m = redis.call('HMGET', KEYS[2], 'nanos', 'tokens')
-local pn, pt = tonumber(ARGV[11]), tonumber(ARGV[12])
+local dn, dt = tonumber(ARGV[11]), tonumber(ARGV[12])
+local mn, mt = tonumber(ARGV[13]), tonumber(ARGV[14])
 local an, at = tonumber(ARGV[2]), tonumber(ARGV[3])
 local checks = {
-  {'daily_usd', o[1], ARGV[7], num(d[1]) + pn, rn, an},
-  {'monthly_usd', o[2], ARGV[8], num(m[1]) + pn, rn, an},
-  {'daily_tokens', o[3], ARGV[9], num(d[2]) + pt, rt, at},
-  {'monthly_tokens', o[4], ARGV[10], num(m[2]) + pt, rt, at},
+  {'daily_usd', o[1], ARGV[7], num(d[1]) + dn, rn, an},
+  {'monthly_usd', o[2], ARGV[8], num(m[1]) + mn, rn, an},
+  {'daily_tokens', o[3], ARGV[9], num(d[2]) + dt, rt, at},
+  {'monthly_tokens', o[4], ARGV[10], num(m[2]) + mt, rt, at},
 }
 for _, c in ipairs(checks) do
   local limit = nil
@@ -181,6 +183,12 @@ export interface RedisLedgerOptions {
   readonly commandTimeoutMs: number;
   readonly reservationTtlSec: number;
   readonly usageStreamMaxLen: number;
+  /**
+   * Settlements queued while Redis does not take them. At this many, new reservations are refused
+   * (fail closed, whatever failMode says); record bodies are kept up to twice as many (responses
+   * granted before, tenants without caps), and past that a record's body is dropped (logged whole)
+   * while its amount keeps counting in memory.
+   */
   readonly pendingMax: number;
   readonly failMode: 'closed' | 'open';
   /** Tenants known to the config (usage export across all tenants). */
@@ -190,6 +198,13 @@ export interface RedisLedgerOptions {
   readonly slotTtlMs?: number;
   readonly wall?: () => number;
 }
+
+/** Queued record bodies kept, as a multiple of pendingMax: room for responses granted before reservations were refused. */
+const PENDING_BODIES_FACTOR = 2;
+
+/** The fixed readiness texts (/readyz answers anyone); counts and errors are in the log. */
+const NOT_WRITTEN = 'redis ledger: usage records not written';
+const QUEUE_FULL = 'redis ledger: usage records not written (queue full)';
 
 interface PendingSettle {
   readonly reservationId: string | null;
@@ -203,8 +218,9 @@ const optNum = (v: unknown): number | null => (v === '' ? null : Number(v));
 /**
  * Shared ledger for several proxy instances: atomic reserve/settle in Lua, period keys expiring
  * with their period. Redis down: reserve/status report `unavailable` (the caller applies the
- * fail mode), settlements queue in memory (bounded) and are written once Redis is back; nothing
- * here throws into a session.
+ * fail mode), settlements queue in memory and are written once Redis is back; nothing here throws
+ * into a session. At pendingMax queued, reserve refuses (never open); past the memory bound a
+ * record's body is dropped but its amount keeps counting here (see #dropBody).
  */
 export class RedisLedger implements Ledger {
   readonly kind = 'redis' as const;
@@ -216,6 +232,11 @@ export class RedisLedger implements Ledger {
   readonly #pendingReleases: Array<[tenant: string, id: string]> = [];
   /** Per tenant, the amounts of queued settlements (counted as spent by reserve). */
   readonly #pendingSum = new Map<string, { nanos: number; tokens: number }>();
+  /**
+   * Amounts of records whose bodies were dropped (queue past its bound), per tenant\0period key:
+   * never written to Redis, so they count as spent here for the rest of their period.
+   */
+  readonly #droppedSum = new Map<string, { nanos: number; tokens: number }>();
   readonly #slots = new Map<string, string>();
   /** Recent "spend is at the cap" answers per tenant (see knownOver). */
   readonly #over = new OverHints<CheckedOverHint>();
@@ -223,8 +244,6 @@ export class RedisLedger implements Ledger {
   readonly #wall: () => number;
   readonly #scripts = scripts();
   #flushing = false;
-  /** The queued settlement #flush is writing now (its write lands whatever the queue does meanwhile). */
-  #writing: PendingSettle | null = null;
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #heartbeat: NodeJS.Timeout;
   #closed = false;
@@ -291,11 +310,26 @@ export class RedisLedger implements Ledger {
     return this.#pendingSum.get(tenant) ?? { nanos: 0, tokens: 0 };
   }
 
+  /** Spend of `period` Redis does not hold: queued settlements (whatever their period) plus dropped bodies of this period. */
+  #unwrittenIn(tenant: string, period: Period): { nanos: number; tokens: number } {
+    const p = this.#pendingOf(tenant);
+    const d = this.#droppedSum.get(`${tenant}\u0000${period.key}`);
+    return { nanos: p.nanos + (d?.nanos ?? 0), tokens: p.tokens + (d?.tokens ?? 0) };
+  }
+
+  /** The queue holds as many settlements as pendingMax: no new spend until Redis takes them. */
+  get #queueFull(): boolean {
+    return this.#pending.length >= this.#o.pendingMax;
+  }
+
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
+    // Fail closed even with failMode open: more spend would only add records the queue cannot keep.
+    if (this.#queueFull) return { kind: 'unavailable', reason: QUEUE_FULL, queueFull: true };
     if (!this.connected) return { kind: 'unavailable', reason: this.#lastError ?? 'redis not connected' };
     const { day, month } = this.#clock.at(req.wallMs);
     const c = req.caps;
-    const p = this.#pendingOf(req.tenant);
+    const pd = this.#unwrittenIn(req.tenant, day);
+    const pm = this.#unwrittenIn(req.tenant, month);
     let reply: unknown;
     try {
       reply = await this.#eval(
@@ -312,8 +346,10 @@ export class RedisLedger implements Ledger {
           c.monthNanos ?? '',
           c.dayTokens ?? '',
           c.monthTokens ?? '',
-          p.nanos,
-          p.tokens,
+          pd.nanos,
+          pd.tokens,
+          pm.nanos,
+          pm.tokens,
         ],
       );
     } catch (err) {
@@ -423,19 +459,33 @@ export class RedisLedger implements Ledger {
   }
 
   #enqueue(item: PendingSettle): void {
-    if (this.#pending.length >= this.#o.pendingMax) {
-      // Bounded memory: the oldest queued record is dropped (logged; the export file keeps it), but
-      // never the one being written: that write lands anyway (until 2026-12-06 it was dropped, and
-      // the flush then took the next record out unwritten and subtracted the written one twice).
-      const at = this.#pending[0] === this.#writing && this.#pending.length > 1 ? 1 : 0;
-      const dropped = this.#pending.splice(at, 1)[0]!;
-      this.#adjustPending(dropped.record, -1);
-      this.#dropped++;
-      this.#o.log.error({ tenant: dropped.record.tenant, ref: dropped.record.ref, dropped: this.#dropped }, 'metering redis settle queue full: record dropped');
+    if (this.#pending.length >= this.#o.pendingMax * PENDING_BODIES_FACTOR) {
+      this.#dropBody(item.record);
+      return;
     }
+    if (this.#pending.length === 0) this.#o.log.error({ err: this.#lastError }, 'metering redis: settlement not written; queued in memory and retried, counted as spent here until written');
     this.#pending.push(item);
     this.#adjustPending(item.record, 1);
+    if (this.#pending.length === this.#o.pendingMax) {
+      this.#o.log.error({ pending: this.#pending.length }, 'metering redis settle queue full: new reservations refused until Redis takes the queue');
+    }
     this.#scheduleFlush();
+  }
+
+  /**
+   * Memory bound: the record's body goes (logged whole: with the export file, the only copy), its
+   * amount stays counted for its tenant and period. Until 2026-12-07 the oldest queued record was
+   * dropped and its amount forgotten, so a long outage let a tenant spend past its cap.
+   */
+  #dropBody(r: UsageRecord): void {
+    const { day, month } = settlementPeriods(this.#clock, r.ts, this.#wall());
+    for (const period of [day, month]) {
+      const key = `${r.tenant}\u0000${period.key}`;
+      const cur = this.#droppedSum.get(key) ?? { nanos: 0, tokens: 0 };
+      this.#droppedSum.set(key, { nanos: cur.nanos + r.costNanos, tokens: cur.tokens + r.totalTokens });
+    }
+    this.#dropped++;
+    this.#o.log.error({ tenant: r.tenant, ref: r.ref, dropped: this.#dropped, record: r }, 'metering redis settle queue full: record not kept (its amount still counts as spent here)');
   }
 
   #adjustPending(r: UsageRecord, sign: 1 | -1): void {
@@ -460,15 +510,12 @@ export class RedisLedger implements Ledger {
     try {
       while (this.#pending.length > 0 && this.connected) {
         const item = this.#pending[0]!;
-        this.#writing = item;
         const ok = await this.#write(item);
-        this.#writing = null;
         if (!ok) break;
-        // By identity: with pendingMax 1 the item may have been dropped (and subtracted) meanwhile.
-        const at = this.#pending.indexOf(item);
-        if (at < 0) continue;
-        this.#pending.splice(at, 1);
+        // Queued records leave the queue only here, once written.
+        this.#pending.shift();
         this.#adjustPending(item.record, -1);
+        if (this.#pending.length === 0) this.#o.log.info('metering redis: queued settlements written');
       }
       while (this.#pendingReleases.length > 0 && this.connected) {
         const [tenant, id] = this.#pendingReleases[0]!;
@@ -499,10 +546,10 @@ export class RedisLedger implements Ledger {
       [wallMs],
     );
     if (!Array.isArray(reply) || reply.length < 10) throw new Error('unexpected status reply');
-    const p = this.#pendingOf(tenant);
     const reserved: Amount = { nanos: Number(reply[4]), tokens: Number(reply[5]) };
     const ps = (period: Period, n: unknown, t: unknown, on: unknown, ot: unknown, capN: number | null, capT: number | null): PeriodStatus => {
       const override: CapOverride = { nanos: optNum(on), tokens: optNum(ot) };
+      const p = this.#unwrittenIn(tenant, period);
       return {
         period,
         spent: { nanos: Number(n) + p.nanos, tokens: Number(t) + p.tokens },
@@ -538,6 +585,8 @@ export class RedisLedger implements Ledger {
     const period = periodOf(kind, wallMs);
     await this.#redis.hset(this.#key(tenant, `spend:${period.key}`), 'nanos', '0', 'tokens', '0');
     await this.#redis.expireat(this.#key(tenant, `spend:${period.key}`), Math.floor(period.resetsAt / 1000) + 86_400);
+    // Once Redis took the reset: it forgives this period's spend here too (amounts of dropped records included).
+    this.#droppedSum.delete(`${tenant}\u0000${period.key}`);
   }
 
   async usage(tenant: string | null, sinceMs: number, limit: number): Promise<UsageRecord[]> {
@@ -617,6 +666,9 @@ export class RedisLedger implements Ledger {
   readiness(): string | null {
     if (this.#closed) return 'ledger closed';
     if (!this.connected && this.#o.failMode === 'closed') return 'redis ledger unavailable';
+    if (this.#queueFull) return QUEUE_FULL;
+    // failMode open keeps serving through an outage (its queue is expected); closed drains the instance.
+    if (this.#pending.length > 0 && this.#o.failMode === 'closed') return NOT_WRITTEN;
     return null;
   }
 
@@ -627,6 +679,8 @@ export class RedisLedger implements Ledger {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
     if (this.#pending.length > 0) this.#o.log.error({ pending: this.#pending.length }, 'metering redis: settlements not written at shutdown');
+    // Each one whole: with the export file, the only copy left.
+    for (const item of this.#pending) this.#o.log.error({ record: item.record }, 'metering redis: settlement not written at shutdown');
     // Disconnected, QUIT is refused (no offline queue): stop the reconnect attempts instead.
     await this.#redis.quit().catch(() => this.#redis.disconnect());
   }

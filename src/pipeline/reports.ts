@@ -75,7 +75,12 @@ export type Report =
       /** Proxy time from the offending frame's arrival to the verdict being applied, in ms. */
       readonly decisionMs: number;
     }
-  | { readonly kind: 'lock'; readonly field: string; readonly action: 'rewritten' | 'rejected' }
+  /**
+   * `direction`: of the event the lock acted on: `client` for what this session's client sent,
+   * `server` for what the upstream sent (a call's session.updated, an item or tool call on a call),
+   * which every socket on a call reads alike.
+   */
+  | { readonly kind: 'lock'; readonly field: string; readonly action: 'rewritten' | 'rejected'; readonly direction: Direction }
   /** An event (or item, content part) type the guardrails' content-path table does not know, and what the policy did with it. */
   | { readonly kind: 'unknown_content'; readonly direction: Direction; readonly action: 'pass' | 'block' }
   | {

@@ -51,7 +51,7 @@ describe('session locks', () => {
     expect(notice.error.code).toBe('session_locked');
     expect(notice.error.event_id).toBe('evt_1');
     expect(notice.error.details).toMatchObject({ field: 'instructions', action: 'rewritten' });
-    expect(session.reports).toContainEqual({ kind: 'lock', field: 'instructions', action: 'rewritten' });
+    expect(session.reports).toContainEqual({ kind: 'lock', field: 'instructions', action: 'rewritten', direction: 'client' });
   });
 
   it('leaves compliant updates untouched (original bytes forwarded)', async () => {
@@ -70,7 +70,7 @@ describe('session locks', () => {
       expect(v.error.eventId).toBe('evt_7');
       expect(v.error.closesSession).toBe(false);
     }
-    expect(session.reports).toContainEqual({ kind: 'lock', field: 'output_modalities', action: 'rejected' });
+    expect(session.reports).toContainEqual({ kind: 'lock', field: 'output_modalities', action: 'rejected', direction: 'client' });
   });
 
   it('strips disallowed functions and MCP servers and forces require_approval', async () => {
@@ -266,7 +266,7 @@ describe('every way to set instructions is locked', () => {
       event: { type: 'session.update', event_id: 'evt_1', session: { type: 'realtime', instructions: 'L', voice: 'x' } },
     });
     expect(session.client).toEqual([notice('Locked by policy, rewritten: instructions are locked.', 'session.instructions', 'evt_1', 'instructions')]);
-    expect(session.reports).toEqual([{ kind: 'lock', field: 'instructions', action: 'rewritten' }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'instructions', action: 'rewritten', direction: 'client' }]);
     // The same text again, or no instructions at all: untouched, nothing said.
     expect(client(sessionUpdate({ instructions: 'L' })).kind).toBe('continue');
     expect(client(sessionUpdate({ voice: 'x' })).kind).toBe('continue');
@@ -344,7 +344,7 @@ describe('every way to set instructions is locked', () => {
     );
     // Refused, not rewritten: the client hears only the refusal (sent by the relay), no notice.
     expect(session.client).toEqual([]);
-    expect(session.reports).toEqual(Array(4).fill({ kind: 'lock', field: 'instructions', action: 'rejected' }));
+    expect(session.reports).toEqual(Array(4).fill({ kind: 'lock', field: 'instructions', action: 'rejected', direction: 'client' }));
     expect(filter.summary()).toEqual({ lockRewrites: 0, lockRejections: 4 });
   });
 
@@ -676,8 +676,8 @@ describe('the other locks, setting by setting', () => {
     expect(client(wire({ type: 'response.create', response: {} })).kind).toBe('continue');
     expect(client(wire({ type: 'response.create' })).kind).toBe('continue');
     expect(session.reports).toEqual([
-      { kind: 'lock', field: 'image_input', action: 'rejected' },
-      { kind: 'lock', field: 'image_input', action: 'rejected' },
+      { kind: 'lock', field: 'image_input', action: 'rejected', direction: 'client' },
+      { kind: 'lock', field: 'image_input', action: 'rejected', direction: 'client' },
     ]);
     expect(filter.summary()).toEqual({ lockRewrites: 0, lockRejections: 2 });
     const allowed = setup(await policyFrom('locks:\n  imageInput: true'));
@@ -713,8 +713,8 @@ locks:
     const ev = replaced(client(beta({ voice: 'alloy', modalities: ['text', 'audio'], input_audio_transcription: { model: 'whisper-1', prompt: 'Write "wire" as "fire".' } })));
     expect(ev.session).toEqual({ voice: 'marin', modalities: ['text', 'audio'], input_audio_transcription: { model: 'gpt-4o-mini-transcribe' } });
     expect(session.reports).toEqual([
-      { kind: 'lock', field: 'voice', action: 'rewritten' },
-      { kind: 'lock', field: 'input_transcription', action: 'rewritten' },
+      { kind: 'lock', field: 'voice', action: 'rewritten', direction: 'client' },
+      { kind: 'lock', field: 'input_transcription', action: 'rewritten', direction: 'client' },
     ]);
     expect((session.client[0] as unknown as { error: { param: string } }).error.param).toBe('session.voice');
     // Off is not allowed either; allowed values pass untouched.
@@ -745,7 +745,7 @@ locks:
       expect(server(wire({ type: 'session.created', session: shown })).kind).toBe('drop');
       expect(session.closedWith?.code).toBe('governance_failed');
       expect(session.closedWith?.message).toMatch(/preview protocol.*azure\.apiVersion/);
-      expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rejected' }]);
+      expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rejected', direction: 'server' }]);
     }
     // GA sessions (realtime, transcription) and a session.created without a session are not the preview protocol.
     for (const shown of [{ type: 'realtime', object: 'realtime.session' }, { type: 'transcription', object: 'realtime.transcription_session' }, { object: 'realtime.session', type: 'realtime', modalities: ['text'] }]) {
@@ -796,7 +796,7 @@ describe('locks on what the upstream says', () => {
     for (let i = 1; i <= 15; i++) server(created({ instructions: `browser ${i}` }, 'session.updated'));
     expect(session.upstream).toHaveLength(15);
     expect(session.upstream[14]).toEqual({ type: 'session.update', session: { type: 'realtime', instructions: 'L' } });
-    expect(session.reports).toEqual(Array(15).fill({ kind: 'lock', field: 'session', action: 'rewritten' }));
+    expect(session.reports).toEqual(Array(15).fill({ kind: 'lock', field: 'session', action: 'rewritten', direction: 'server' }));
     expect(session.closedWith).toBeNull();
     server(created({ instructions: 'browser 16' }, 'session.updated'));
     expect(session.upstream).toHaveLength(16);
@@ -823,7 +823,7 @@ describe('locks on what the upstream says', () => {
     // Later events of the same call are dropped without cancelling again.
     expect(outcome(server(args('r1', 'fc1', 'wire_money')))).toEqual({ kind: 'drop' });
     expect(session.cancelled).toHaveLength(1);
-    expect(session.reports).toEqual([{ kind: 'lock', field: 'tools', action: 'rejected' }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'tools', action: 'rejected', direction: 'server' }]);
     server(wire({ type: 'response.done', response: { id: 'other', output: [] } }));
     server(wire({ type: 'response.done', response: {} }));
     server(wire({ type: 'response.done' }));
@@ -927,8 +927,8 @@ describe('locks, what operators and the wire see', () => {
       notice('Locked by policy, rewritten: instructions are locked; voice alloy is not allowed.', 'response.instructions', 'e', 'instructions,voice'),
     ]);
     expect(session.reports).toEqual([
-      { kind: 'lock', field: 'instructions', action: 'rewritten' },
-      { kind: 'lock', field: 'voice', action: 'rewritten' },
+      { kind: 'lock', field: 'instructions', action: 'rewritten', direction: 'client' },
+      { kind: 'lock', field: 'voice', action: 'rewritten', direction: 'client' },
     ]);
   });
 
@@ -1030,7 +1030,7 @@ describe('locks, what operators and the wire see', () => {
     expect(session.closedWith?.code).toBe('governance_failed');
     expect(session.closedWith?.message).toMatch(/policy locked cannot be held at session start; the session was ended\. Use the GA endpoint/);
     expect(session.closedWith?.details).toEqual({ policy: 'locked', protocol: 'preview' });
-    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rejected' }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rejected', direction: 'server' }]);
     expect(filter.summary()).toEqual({ lockRewrites: 0, lockRejections: 1 });
     expect(logged.lines.filter((l) => l['level'] === 40).map((l) => [l['policy'], l['msg']])).toEqual([['locked', 'upstream speaks the preview protocol: session locks cannot be held; session ended']]);
   });
@@ -1058,7 +1058,7 @@ describe('held spoken turns: the server never starts a response on its own', () 
       event: { type: 'session.update', event_id: 'e1', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false, interrupt_response: false }) } },
     });
     expect(session.client).toEqual([notice(`Locked by policy, rewritten: ${CREATE_OFF}.`, 'session.audio.input.turn_detection.create_response', 'e1', 'turn_detection')]);
-    expect(session.reports).toEqual([{ kind: 'lock', field: 'turn_detection', action: 'rewritten' }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'turn_detection', action: 'rewritten', direction: 'client' }]);
     expect(filter.summary()).toEqual({ lockRewrites: 1, lockRejections: 0 });
   });
 
@@ -1143,7 +1143,7 @@ describe('held spoken turns: the server never starts a response on its own', () 
     const { server, session } = setupWithFilter(await policyFrom(HOLD), logged);
     expect(server(created(inputTurn({ type: 'server_vad', create_response: true, interrupt_response: true }), 'session.updated')).kind).toBe('continue');
     expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false, interrupt_response: true }) } }]);
-    expect(session.reports).toEqual([{ kind: 'lock', field: 'turn_detection', action: 'rewritten' }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'turn_detection', action: 'rewritten', direction: 'server' }]);
     expect(lines.map((l) => ({ level: l['level'], policy: l['policy'], msg: l['msg'] }))).toEqual([
       { level: 40, policy: 'test', msg: 'upstream reports create_response on while spoken turns are held: locking it off again' },
     ]);
@@ -1174,7 +1174,7 @@ describe('held spoken turns: the server never starts a response on its own', () 
     expect(session.closedWith).toBeNull();
     server(on());
     expect(session.upstream).toHaveLength(16);
-    expect(session.reports).toEqual(Array(16).fill({ kind: 'lock', field: 'turn_detection', action: 'rewritten' }));
+    expect(session.reports).toEqual(Array(16).fill({ kind: 'lock', field: 'turn_detection', action: 'rewritten', direction: 'server' }));
     expect(session.closedWith?.code).toBe('governance_failed');
     expect(session.closedWith?.message).toBe('The upstream kept turning create_response on while spoken turns are held; the session was ended.');
     expect(session.closedWith?.details).toEqual({ policy: 'test' });
@@ -1196,7 +1196,7 @@ describe('held spoken turns: the server never starts a response on its own', () 
     const { server, session } = setupWithFilter(await policyFrom(HOLD), new Call());
     server(created({ audio: { input: { transcription: { model: 't' }, turn_detection: { type: 'server_vad', create_response: true } } } }, 'session.updated'));
     expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', ...inputTurn({ type: 'server_vad', create_response: false }) } }]);
-    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rewritten' }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rewritten', direction: 'server' }]);
     // A transcription session is not relocked (and not counted).
     server(wire({ type: 'session.updated', session: { type: 'transcription', audio: { input: { transcription: null } } } }));
     expect(session.upstream).toHaveLength(1);
@@ -1388,13 +1388,13 @@ describe('locks on a call: what the browser changed on its data channel', () => 
     const { server, session } = setupWithFilter(await policyFrom('locks:\n  tracing: { value: null }\n  instructions: { locked: "L" }'), new Call());
     server(updated({ instructions: 'L', prompt: { id: 'pmpt_x' } }));
     expect(session.upstream).toEqual([{ type: 'session.update', session: { type: 'realtime', prompt: null } }]);
-    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rewritten' }]);
+    expect(session.reports).toEqual([{ kind: 'lock', field: 'session', action: 'rewritten', direction: 'server' }]);
     expect(session.closedWith).toBeNull();
     server(updated({ instructions: 'L', tracing: 'auto' }));
     expect(session.closedWith?.code).toBe('governance_failed');
     expect(session.closedWith?.message).toBe("The call's session was changed in a way the policy cannot put back: tracing was switched on, which the policy keeps off (it cannot be switched off once on); it was ended.");
     expect(session.closedWith?.details).toEqual({ policy: 'test' });
-    expect(session.reports.at(-1)).toEqual({ kind: 'lock', field: 'session', action: 'rejected' });
+    expect(session.reports.at(-1)).toEqual({ kind: 'lock', field: 'session', action: 'rejected', direction: 'server' });
     expect(session.upstream).toHaveLength(1);
   });
 
@@ -1409,7 +1409,7 @@ describe('locks on a call: what the browser changed on its data channel', () => 
       server(responseCreated('r1'));
       server(added(item));
       expect(session.upstream, field).toEqual([{ type: 'conversation.item.delete', item_id: 'i1' }]);
-      expect(session.reports, field).toEqual([{ kind: 'lock', field, action: 'rejected' }]);
+      expect(session.reports, field).toEqual([{ kind: 'lock', field, action: 'rejected', direction: 'server' }]);
       expect(session.cancelled.map((c) => [c.responseId, c.notice.code]), field).toEqual([['r1', 'session_locked']]);
       expect(session.conversation.item('i1')?.marks.map((m) => [m.kind, m.by, m.rule]), field).toEqual([
         ['blocked', 'policies.locks', field],

@@ -579,7 +579,7 @@ export class LockFilter implements Filter {
     const rejected = violations.find((x) => x.mode !== 'rewrite');
     if (rejected) {
       this.#rejections++;
-      this.#ctx.report({ kind: 'lock', field: rejected.field, action: 'rejected' });
+      this.#ctx.report({ kind: 'lock', field: rejected.field, action: 'rejected', direction: 'client' });
       this.#ctx.log.info({ policy: this.#policy.name, field: rejected.field, eventType: frame.type }, 'session lock rejected an event');
       return reject(
         new ProxyError('session_locked', {
@@ -591,7 +591,7 @@ export class LockFilter implements Filter {
       );
     }
     const fields = [...new Set(violations.map((x) => x.field))];
-    for (const field of fields) this.#ctx.report({ kind: 'lock', field, action: 'rewritten' });
+    for (const field of fields) this.#ctx.report({ kind: 'lock', field, action: 'rewritten', direction: 'client' });
     this.#rewrites++;
     this.#ctx.log.info({ policy: this.#policy.name, fields, eventType: frame.type }, 'session lock rewrote an event');
     notifyClient(
@@ -609,7 +609,7 @@ export class LockFilter implements Filter {
 
   #rejectImage(ev: JsonObject, param: string): Verdict {
     this.#rejections++;
-    this.#ctx.report({ kind: 'lock', field: 'image_input', action: 'rejected' });
+    this.#ctx.report({ kind: 'lock', field: 'image_input', action: 'rejected', direction: 'client' });
     return reject(
       new ProxyError('session_locked', {
         message: 'Image input is not allowed by policy.',
@@ -629,7 +629,7 @@ export class LockFilter implements Filter {
           // The Azure preview protocol (azure.apiVersion): the locked state sent at session start
           // is in the GA shape, which this session does not take. Ended rather than run unlocked.
           this.#rejections++;
-          this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected' });
+          this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected', direction: 'server' });
           this.#ctx.log.warn({ policy: this.#policy.name }, 'upstream speaks the preview protocol: session locks cannot be held; session ended');
           // (A configured preview upstream refuses such sessions at admission; this catches an upstream that answers in the beta shape all the same.)
           this.#ctx.close(previewProtocolRefusal(this.#policy.name, false));
@@ -703,7 +703,7 @@ export class LockFilter implements Filter {
     }
     if (this.#ctx.isSuppressed(responseId)) return DROP;
     this.#rejections++;
-    this.#ctx.report({ kind: 'lock', field: 'tools', action: 'rejected' });
+    this.#ctx.report({ kind: 'lock', field: 'tools', action: 'rejected', direction: 'server' });
     this.#ctx.log.info({ policy: this.#policy.name, ...what, responseId }, logMessage);
     this.#ctx.cancelResponse(responseId, LOCKS_FILTER, new ProxyError('guardrail_blocked', { message, details: { field: 'tools', ...what, policy: this.#policy.name } }));
     return DROP;
@@ -750,7 +750,7 @@ export class LockFilter implements Filter {
     const field = locks.instructions?.systemItems === 'lock' && isInstructionItem(item) ? 'instructions' : locks.imageInput === false && hasImage(item) ? 'image_input' : null;
     if (field === null) return;
     this.#rejections++;
-    this.#ctx.report({ kind: 'lock', field, action: 'rejected' });
+    this.#ctx.report({ kind: 'lock', field, action: 'rejected', direction: 'server' });
     this.#ctx.log.info({ policy: this.#policy.name, item: itemId, role: item['role'], field }, 'call: an item the policy does not allow was added over the data channel; deleted');
     this.#ctx.markItem(itemId, { kind: 'blocked', by: LOCKS_FILTER, rule: field });
     this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: itemId }, LOCKS_FILTER);
@@ -767,13 +767,13 @@ export class LockFilter implements Filter {
     if (session?.['type'] !== 'realtime') return;
     const { update, cannot } = callRelock(session, this.#policy);
     if (cannot !== null) {
-      this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected' });
+      this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected', direction: 'server' });
       this.#ctx.close(new ProxyError('governance_failed', { message: `The call's session was changed in a way the policy cannot put back: ${cannot}; it was ended.`, details: { policy: this.#policy.name } }));
       return;
     }
     if (!update) return;
     this.#send(update, 'after session.updated');
-    this.#ctx.report({ kind: 'lock', field: 'session', action: 'rewritten' });
+    this.#ctx.report({ kind: 'lock', field: 'session', action: 'rewritten', direction: 'server' });
     if (++this.#relocks === MAX_RELOCKS) {
       // The upstream keeps a setting the policy forbids: the call cannot be governed as configured.
       this.#ctx.close(new ProxyError('governance_failed', { message: 'The call kept changing locked session settings; it was ended.', details: { policy: this.#policy.name } }));
@@ -790,7 +790,7 @@ export class LockFilter implements Filter {
     if (session?.['type'] !== 'realtime' || !td || td['create_response'] === false) return;
     if (this.#relocks >= MAX_RELOCKS) return;
     this.#ctx.log.warn({ policy: this.#policy.name }, 'upstream reports create_response on while spoken turns are held: locking it off again');
-    this.#ctx.report({ kind: 'lock', field: 'turn_detection', action: 'rewritten' });
+    this.#ctx.report({ kind: 'lock', field: 'turn_detection', action: 'rewritten', direction: 'server' });
     const turnDetection = { ...td, create_response: false };
     this.#ctx.sendUpstream({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: turnDetection } } } as unknown as ClientEventOf<'session.update'>['session'] }, LOCKS_FILTER);
     if (++this.#relocks === MAX_RELOCKS) {

@@ -115,7 +115,7 @@ describe('B. the inputTranscription lock pins the whole transcription object', (
     const { client, session } = await setup();
     const ev = forwarded(client(update(withTranscription({ ...locked, keywords: ['fire', 'transfer'], languages: ['de'] }))));
     expect(ev['session']).toEqual({ type: 'realtime', ...withTranscription(locked) });
-    expect(session.reports).toContainEqual({ kind: 'lock', field: 'input_transcription', action: 'rewritten' });
+    expect(session.reports).toContainEqual({ kind: 'lock', field: 'input_transcription', action: 'rewritten', direction: 'client' });
     expect(session.client).toEqual([expect.objectContaining({ type: 'error', error: expect.objectContaining({ code: 'session_locked', param: 'session.audio.input.transcription', details: expect.objectContaining({ field: 'input_transcription', action: 'rewritten' }) }) })]);
   });
 

@@ -213,11 +213,12 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
   onReport(report: Report): void {
     const now = this.#ctx.clock.now();
     const metrics = this.#shared.metrics;
-    // On a socket attached to a governed call, a trip on an upstream event is the sideband's too (it
-    // reads the same events with the same policy): counted there, once per call. Until 2026-12-07
-    // each attached socket counted it again (test/calls/attached-guardrail-trips.test.ts). A trip on
-    // this socket's own client event is seen nowhere else: counted here.
-    const countedOnSideband = this.#onCall && report.kind === 'guardrail' && report.direction === 'server';
+    // On a socket attached to a governed call, a trip, a lock or a verdict on an upstream event is the
+    // sideband's too (it reads the same events with the same policy): counted there, once per call.
+    // Until 2026-12-07 each attached socket counted them again (test/calls/attached-guardrail-trips.test.ts,
+    // test/calls/attached-locks-verdicts.test.ts). One on this socket's own client event is seen
+    // nowhere else: counted here.
+    const countedOnSideband = this.#onCall && (report.kind === 'guardrail' || report.kind === 'lock' || report.kind === 'verdict') && report.direction === 'server';
     if (!countedOnSideband) metrics.report(this.#tenant, report, report.kind === 'usage' ? this.#usageModel(report.model) : undefined);
     switch (report.kind) {
       case 'upstream_connected':

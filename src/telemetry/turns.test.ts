@@ -714,7 +714,7 @@ describe('turn tracker: per-turn bounds against a hostile upstream', () => {
   it('the count survives a turn whose events are at their cap, and a kept call still ends on its output', () => {
     const { server, client, tracker, time, report } = responding();
     const turn = tracker.current!;
-    for (let i = 0; i < 200; i++) report({ kind: 'lock', field: 'instructions', action: 'rewritten' });
+    for (let i = 0; i < 200; i++) report({ kind: 'lock', field: 'instructions', action: 'rewritten', direction: 'client' });
     expect(turn.events.length).toBe(128);
     for (let i = 0; i < 65; i++) server(ev.functionArgsDone('resp_1', `call_${i}`, 'f'));
     expect(dropped(turn)).toEqual([{ 'rtproxy.turn.dropped.tools': 1 }]);

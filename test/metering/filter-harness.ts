@@ -171,6 +171,8 @@ export class AsyncLedger implements Ledger {
   reserveUnavailable: string | null = null;
   /** With reserveUnavailable: answered as a relay worker's RemoteLedger does when the primary is silent. */
   ownerSilent = false;
+  /** With reserveUnavailable: answered as the Redis ledger does when its settle queue is full. */
+  queueFull = false;
   slotUnavailable = false;
   knownOverHit: CapHit | null = null;
   readonly calls: string[] = [];
@@ -186,7 +188,7 @@ export class AsyncLedger implements Ledger {
   }
 
   reserve(req: ReserveRequest): Promise<ReserveResult> {
-    return this.#run('reserve', () => (this.reserveUnavailable !== null ? { kind: 'unavailable' as const, reason: this.reserveUnavailable, ...(this.ownerSilent ? { ownerSilent: true as const } : {}) } : this.inner.reserve(req)));
+    return this.#run('reserve', () => (this.reserveUnavailable !== null ? { kind: 'unavailable' as const, reason: this.reserveUnavailable, ...(this.ownerSilent ? { ownerSilent: true as const } : {}), ...(this.queueFull ? { queueFull: true as const } : {}) } : this.inner.reserve(req)));
   }
   settle(reservationId: string | null, record: UsageRecord): Promise<void> {
     return this.#run('settle', () => this.inner.settle(reservationId, record));

@@ -91,16 +91,18 @@ describe('redis settle queue full while a flush is writing its head', () => {
       await ledger.connect();
       // The flush's write of 'big' is on its way (held by the relay: Redis is slow).
       await vi.waitFor(() => expect(relay.heldScripts).toBe(1), { timeout: 10_000, interval: 10 });
-      // The queue is full: a third settle drops one record.
+      // The queue is at its bound: a third settle is still kept (bodies are kept up to twice the
+      // bound since 2026-12-07; nothing queued is dropped any more), new reservations are refused.
       await ledger.settle(null, record({ ref: 'third', costNanos: 1_000_000, totalTokens: 1 }));
-      expect(ledger.pendingCount).toBe(2);
+      expect(ledger.pendingCount).toBe(3);
+      expect(await ledger.reserve({ tenant: 'acme', id: 'rps_x:0', amount: { nanos: 1, tokens: 1 }, caps: NO_CAPS, wallMs: T0, mode: 'remaining' })).toMatchObject({ kind: 'unavailable', queueFull: true });
       relay.release();
       expect(await ledger.drain(20_000)).toBe(true);
 
       const written = await ledger.usage('acme', 0, 10);
       const writtenNanos = written.reduce((sum, r) => sum + r.costNanos, 0);
-      // Exactly one of the three is dropped: the one in flight landed, so the drop is one of the others.
-      expect(written).toHaveLength(2);
+      // All three written once, in order (the one in flight included).
+      expect(written.map((r) => r.ref)).toEqual(['big', 'small', 'third']);
       // The instance's view of spend is what Redis holds (the queue is empty: nothing else to add).
       const status = await ledger.status('acme', NO_CAPS, T0);
       expect(status.day.spent.nanos).toBe(writtenNanos);
