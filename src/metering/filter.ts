@@ -839,12 +839,17 @@ export class MeteringFilter implements Filter {
     if (!session || session['type'] === 'transcription') return;
     const format = str(obj(inputAudioSettings(session)?.['format'])?.['type']);
     const mot = parseOutputLimit(session['max_output_tokens']);
+    // A preview upstream reads the beta member: guessed too, the larger of both (until 2026-12-07 it
+    // was not, and a create right behind an update lifting it was priced at the old limit).
+    const beta = this.#rt.previewUpstream === true ? parseOutputLimit(session[BETA_OUTPUT_LIMIT]) : null;
+    const gaMax = mot.kind === 'limit' ? mot.value : null;
+    const betaMax = beta?.kind === 'limit' ? beta.value : null;
     const model = str(session['model']);
     const g: SessionGuess = {
       n,
       instructions: 'instructions' in session ? instructionsEstimate(session['instructions']) : null,
       tools: 'tools' in session ? toolsEstimate(session['tools']) : null,
-      maxOutput: mot.kind === 'limit' ? mot.value : null,
+      maxOutput: gaMax === null ? betaMax : betaMax === null ? gaMax : moreOutput(gaMax, betaMax),
       textOnly: textOnly(session['output_modalities']),
       bytesPerMs: format === null ? null : format === 'audio/pcm' ? 48 : 8,
       prompt: 'prompt' in session ? (promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS }) : null,
@@ -1061,9 +1066,14 @@ export class MeteringFilter implements Filter {
     const limit = this.#outputCap();
     // A preview upstream reads the beta member: what the response asks there is its own limit.
     const previewUpstream = this.#rt.previewUpstream === true;
-    const betaAsked = previewUpstream && parsed.kind === 'absent' ? parseOutputLimit(response[BETA_OUTPUT_LIMIT]) : null;
-    const requestedMember = betaAsked?.kind === 'limit' ? BETA_OUTPUT_LIMIT : 'max_output_tokens';
-    const requested = parsed.kind === 'limit' ? parsed.value : betaAsked?.kind === 'limit' ? betaAsked.value : null;
+    // Both members named: the larger counts, whichever the upstream reads (until 2026-12-07 GA's won
+    // whenever it was there: `max_output_tokens: 1` beside a beta 4096 reserved 1 token;
+    // test/metering/redteam-16-preview-both-limits.test.ts).
+    const betaAsked = previewUpstream ? parseOutputLimit(response[BETA_OUTPUT_LIMIT]) : null;
+    const gaLimit = parsed.kind === 'limit' ? parsed.value : null;
+    const betaLimit = betaAsked?.kind === 'limit' ? betaAsked.value : null;
+    const requested = gaLimit === null ? betaLimit : betaLimit === null ? gaLimit : moreOutput(gaLimit, betaLimit);
+    const requestedMember = betaLimit !== null && requested !== gaLimit ? BETA_OUTPUT_LIMIT : 'max_output_tokens';
     let effective: number | 'inf' = requested ?? this.#sessionMaxOutput() ?? 'inf';
     let rewrite: JsonObject | null = null;
     let clampNotice: (() => void) | null = null;

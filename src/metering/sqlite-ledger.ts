@@ -105,12 +105,13 @@ export class SqliteLedger implements Ledger {
   readonly #slots = new LocalSlots();
   readonly #stmt: {
     insertUsage: Database.Statement<[number, string, string, string, string, string, number, number, string]>;
+    newestUsageTs: Database.Statement<[], { ts: number | null }>;
     addSpend: Database.Statement<[string, string, number, number]>;
     getSpend: Database.Statement<[string, string], SpendRow>;
     resetSpend: Database.Statement<[string, string]>;
     setOverride: Database.Statement<[string, string, number | null, number | null]>;
-    usageAll: Database.Statement<[number, number], UsageRow>;
-    usageTenant: Database.Statement<[string, number, number], UsageRow>;
+    usageAll: Database.Statement<[number, number, number], UsageRow>;
+    usageTenant: Database.Statement<[string, number, number, number], UsageRow>;
     usageAllAfter: Database.Statement<[number, number, number], UsageRow>;
     usageTenantAfter: Database.Statement<[string, number, number, number], UsageRow>;
     audit: Database.Statement<[number, string, string, string]>;
@@ -207,6 +208,7 @@ export class SqliteLedger implements Ledger {
       );
     `);
     this.#stmt = {
+      newestUsageTs: db.prepare('SELECT MAX(ts) AS ts FROM usage'),
       insertUsage: db.prepare('INSERT INTO usage (ts, tenant, session, source, ref, model, cost_nanos, total_tokens, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       addSpend: db.prepare(
         'INSERT INTO spend (tenant, period, nanos, tokens) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, period) DO UPDATE SET nanos = nanos + excluded.nanos, tokens = tokens + excluded.tokens',
@@ -217,8 +219,9 @@ export class SqliteLedger implements Ledger {
         'INSERT INTO cap_override (tenant, kind, nanos, tokens) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, kind) DO UPDATE SET nanos = excluded.nanos, tokens = excluded.tokens',
       ),
       // Ordered by (ts, id), the cursor's order (the ts indexes hold the rowid: no sort).
-      usageAll: db.prepare('SELECT id, ts, json FROM usage WHERE ts >= ? ORDER BY ts, id LIMIT ?'),
-      usageTenant: db.prepare('SELECT id, ts, json FROM usage WHERE tenant = ? AND ts >= ? ORDER BY ts, id LIMIT ?'),
+      // A row's time is at or after its record's (#settleTx): `since` keeps the records settled at or after it.
+      usageAll: db.prepare("SELECT id, ts, json FROM usage WHERE ts >= ? AND COALESCE(json_extract(json, '$.ts'), ts) >= ? ORDER BY ts, id LIMIT ?"),
+      usageTenant: db.prepare("SELECT id, ts, json FROM usage WHERE tenant = ? AND ts >= ? AND COALESCE(json_extract(json, '$.ts'), ts) >= ? ORDER BY ts, id LIMIT ?"),
       usageAllAfter: db.prepare('SELECT id, ts, json FROM usage WHERE (ts, id) > (?, ?) ORDER BY ts, id LIMIT ?'),
       usageTenantAfter: db.prepare('SELECT id, ts, json FROM usage WHERE tenant = ? AND (ts, id) > (?, ?) ORDER BY ts, id LIMIT ?'),
       audit: db.prepare('INSERT INTO audit (ts, tenant, action, detail) VALUES (?, ?, ?, ?)'),
@@ -235,7 +238,13 @@ export class SqliteLedger implements Ledger {
       this.#overrides.set(`${row.tenant}\u0000${row.kind}`, { nanos: row.nanos, tokens: row.tokens });
     }
     this.#settleTx = db.transaction((record: UsageRecord, day: Period, month: Period) => {
-      this.#stmt.insertUsage.run(record.ts, record.tenant, record.session, record.source, record.ref, record.model, record.costNanos, record.totalTokens, JSON.stringify(record));
+      // The row's time is the record's, or the newest row's when it comes after a newer one (a
+      // worker's settle reaching the primary late, a clock stepped back): pages go by (row time, id),
+      // so a cursor already past its time still reaches it, as Redis places a late record where it
+      // was written. Until 2026-12-07 it kept its own time and no cursor returned it
+      // (test/metering/redteam-16-usage-cursor-late.test.ts). The JSON keeps the record's time.
+      const newest = this.#stmt.newestUsageTs.get()?.ts ?? null;
+      this.#stmt.insertUsage.run(newest !== null && newest > record.ts ? newest : record.ts, record.tenant, record.session, record.source, record.ref, record.model, record.costNanos, record.totalTokens, JSON.stringify(record));
       this.#stmt.addSpend.run(record.tenant, day.key, record.costNanos, record.totalTokens);
       this.#stmt.addSpend.run(record.tenant, month.key, record.costNanos, record.totalTokens);
     });
@@ -433,7 +442,7 @@ export class SqliteLedger implements Ledger {
   usagePage(tenant: string | null, from: number | UsageCursor, limit: number): UsagePage {
     const s = this.#stmt;
     let rows: UsageRow[];
-    if (typeof from === 'number') rows = tenant === null ? s.usageAll.all(from, limit) : s.usageTenant.all(tenant, from, limit);
+    if (typeof from === 'number') rows = tenant === null ? s.usageAll.all(from, from, limit) : s.usageTenant.all(tenant, from, from, limit);
     else rows = tenant === null ? s.usageAllAfter.all(from.ts, from.seq, limit) : s.usageTenantAfter.all(tenant, from.ts, from.seq, limit);
     const last = rows[rows.length - 1];
     return { records: rows.map((r) => JSON.parse(r.json) as UsageRecord), next: last === undefined ? null : { ts: last.ts, seq: last.id, tenant: '' } };
