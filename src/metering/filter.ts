@@ -16,6 +16,7 @@ import { responseCost, transcriptionCost, USER_AUDIO_TOKENS_PER_SEC, worstCaseOf
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Report } from '../pipeline/reports.js';
 import { usageProblem } from '../protocol/usage.js';
+import type { TenantAudioHolds } from './tenant-holds.js';
 
 export interface MeteringRuntime {
   readonly config: MeteringConfig;
@@ -33,6 +34,8 @@ export interface MeteringRuntime {
    * writes itself (its session clamp, a response's limit) uses the beta member `max_response_output_tokens`.
    */
   readonly previewUpstream?: boolean;
+  /** The tenant's other sessions on this instance hold input audio when one finds a cap spent (TenantAudioHolds). */
+  readonly tenantHolds?: TenantAudioHolds;
 }
 
 const BY = 'metering';
@@ -259,6 +262,21 @@ function clampedBetaOutput(holder: JsonObject, limit: number | null): { readonly
 
 function textOnly(modalities: unknown): boolean | null {
   return Array.isArray(modalities) ? !modalities.includes('audio') : null;
+}
+
+/**
+ * Whether a create or session.update asks text-only output. A preview upstream reads the beta
+ * member `modalities` and leaves GA's `output_modalities` aside, so there a holder naming both is
+ * text only when both are: until 2026-12-07 GA's won, and `output_modalities: ["text"]` beside
+ * `modalities: ["audio", "text"]` priced an audio answer at the text output rate
+ * (test/metering/redteam-16-preview-modalities.test.ts).
+ */
+function askedTextOnly(holder: JsonObject, previewUpstream: boolean): boolean | null {
+  const ga = textOnly(holder['output_modalities']);
+  const beta = previewUpstream ? textOnly(holder['modalities']) : null;
+  if (ga === null) return beta;
+  if (beta === null) return ga;
+  return ga && beta;
 }
 
 function unpricedError(model: string, rt: MeteringRuntime, options: { eventId?: string | null; param?: string; close?: null } = {}): ProxyError {
@@ -491,7 +509,13 @@ export class MeteringFilter implements Filter {
    * tokens never go down); until 2026-12-05 that limit never held audio back, so every spoken turn
    * was started upstream, cancelled at `response.created` and billed, and every one transcribed.
    */
-  #audioBlocked: { hit: CapHit | 'ledger' | null; since: number; checking: boolean; notified: boolean } | null = null;
+  /** `peer`: held because another session of the tenant found a cap spent (no response of this session cancelled yet). */
+  #audioBlocked: { hit: CapHit | 'ledger' | null; since: number; checking: boolean; notified: boolean; peer?: boolean } | null = null;
+  /** This session's place among its tenant's sessions that hold audio together (rt.tenantHolds); null: not joined. */
+  #leaveTenantHolds: (() => void) | null = null;
+  readonly #peerOverCap = (hit: CapHit): void => {
+    if (!this.#closed && !this.#ending) this.#holdAudio(hit, true);
+  };
   /**
    * Reservations of creates sent upstream and not started yet, by the create's `event_id` (every
    * create upstream carries one: the client's, or one the proxy adds), so the upstream's `error`
@@ -684,6 +708,9 @@ export class MeteringFilter implements Filter {
       if (this.#rt.config.onExhausted === 'end_session') this.#endSession(this.#tokenLimitError(null));
       else this.#holdAudio(null);
     }
+    // Over a cap found by another session of the tenant: this one's input audio is held too. Not a
+    // call's sideband: a call's audio never passes the proxy (its cap ends the call instead).
+    if (this.#capped && !this.#ctx.callId && this.#rt.tenantHolds) this.#leaveTenantHolds = this.#rt.tenantHolds.join(this.#ctx.tenant.id, this.#peerOverCap);
     const limit = this.#outputCap();
     // A transcription session produces no responses (and takes no max_output_tokens).
     if (limit === null || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
@@ -850,7 +877,7 @@ export class MeteringFilter implements Filter {
       instructions: 'instructions' in session ? instructionsEstimate(session['instructions']) : null,
       tools: 'tools' in session ? toolsEstimate(session['tools']) : null,
       maxOutput: gaMax === null ? betaMax : betaMax === null ? gaMax : moreOutput(gaMax, betaMax),
-      textOnly: textOnly(session['output_modalities']),
+      textOnly: askedTextOnly(session, this.#rt.previewUpstream === true),
       bytesPerMs: format === null ? null : format === 'audio/pcm' ? 48 : 8,
       prompt: 'prompt' in session ? (promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS }) : null,
       price: model !== null && model !== this.#model ? (this.#rt.prices.lookup(model)?.price ?? null) : null,
@@ -1123,7 +1150,7 @@ export class MeteringFilter implements Filter {
     // A response reading the default conversation may also read the input buffer: the upstream
     // (server VAD) may commit it before it reads this create.
     if (response['conversation'] !== 'none' || !Array.isArray(response['input'])) add(input, this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
-    const textOnlyOutput = textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow();
+    const textOnlyOutput = askedTextOnly(response, previewUpstream) ?? this.#sessionTextOnlyNow();
     const amount = this.#worstCase(price, input, prompt, effective, textOnlyOutput);
     const output = { tokens: this.#outputLimitTokens(price, effective), textOnly: textOnlyOutput };
     const readsConversation = response['conversation'] !== 'none' && !Array.isArray(response['input']);
@@ -1526,7 +1553,8 @@ export class MeteringFilter implements Filter {
     const started = { model: this.#model, lookup: this.#price };
     // Input audio held back already: no turn the client spoke started this one (server VAD's idle
     // timeout needs no audio, and re-arms after every response.done, a cancelled one's included).
-    const heldBefore = this.#audioBlocked !== null;
+    // Held by a peer only: a turn this session sent before the hold is no idle-timeout loop.
+    const heldBefore = this.#audioBlocked !== null && this.#audioBlocked.peer !== true;
     // Calibration at response.done uses it only for a response in the default conversation. The
     // upstream started it before the client events still on their way to it were read (see serverStartMark).
     const mark = this.#estimate.serverStartMark();
@@ -2169,16 +2197,20 @@ export class MeteringFilter implements Filter {
    * transcription, and a VAD session for the input of every response the proxy has to cancel at
    * `response.created` (at most one such response per session, then).
    */
-  #holdAudio(hit: CapHit | 'ledger' | null): void {
+  #holdAudio(hit: CapHit | 'ledger' | null, fromPeer = false): void {
     if (this.#audioBlocked !== null) {
+      if (!fromPeer) this.#audioBlocked.peer = false;
       // The session limit outlasts a cap: the hold becomes the session's for good (told once more);
       // a cap known outlasts the ledger being down.
       if (hit === null && this.#audioBlocked.hit !== null) this.#audioBlocked = { hit: null, since: this.#rt.wall(), checking: false, notified: false };
       else if (hit !== null && hit !== 'ledger' && this.#audioBlocked.hit === 'ledger') this.#audioBlocked.hit = hit;
       return;
     }
-    this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false };
+    this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false, peer: fromPeer };
     this.#ctx.watch(BY, 'client', AUDIO_IN, true);
+    // A tenant cap is the tenant's: its other sessions would each start (and pay) one more server-VAD
+    // response before learning it on their own.
+    if (!fromPeer && hit !== null && hit !== 'ledger') this.#rt.tenantHolds?.overCap(this.#ctx.tenant.id, hit, this.#peerOverCap);
   }
 
   /** Lifts a hold over a tenant cap (never the session token limit's: session tokens never go down). */
@@ -2283,6 +2315,8 @@ export class MeteringFilter implements Filter {
   onClose(info: CloseInfo): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#leaveTenantHolds?.();
+    this.#leaveTenantHolds = null;
     if (this.#durationTimer) clearTimeout(this.#durationTimer);
     if (this.#endTimer) clearTimeout(this.#endTimer);
     // Responses that started but whose response.done never came (the relay lingered for it after

@@ -10,6 +10,7 @@ import { PriceBook } from './pricing.js';
 import { meteringRoutes } from './routes.js';
 import { UsageFileSink } from './usage-sink.js';
 import { speaksPreviewProtocol } from '../upstream/dial.js';
+import { TenantAudioHolds } from './tenant-holds.js';
 
 export { PriceBook } from './pricing.js';
 export type { Ledger, UsageRecord } from './ledger.js';
@@ -97,6 +98,7 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
     wall,
     callsGoverned: deps.config.calls.enabled,
     previewUpstream: speaksPreviewProtocol(deps.config.upstream),
+    tenantHolds: new TenantAudioHolds(),
   };
 
   return {
