@@ -552,6 +552,21 @@ describe('metering filter: issue 11 regressions', () => {
     expect(s.ledger.status('acme', caps, T0).day.reserved.nanos - small).toBe((20_000 + 8) * 4_000);
   });
 
+  it("reserves an empty or unknown output_modalities list at the audio rate, only ['text'] at the text rate", () => {
+    const reservedFor = (modalities: unknown): number => {
+      const s = setup();
+      const { ctx, f } = session(s, { dailyUsd: '100' });
+      const caps = resolveLimits(ctx.tenant, s.rt.config).caps;
+      client(f, { type: 'response.create', event_id: 'a', response: { max_output_tokens: 1000, output_modalities: modalities } });
+      return s.ledger.status('acme', caps, T0).day.reserved.nanos;
+    };
+    const audio = reservedFor(['audio']);
+    expect(reservedFor(['text'])).toBeLessThan(audio);
+    expect(reservedFor([])).toBe(audio);
+    expect(reservedFor(['text', 'image'])).toBe(audio);
+    expect(reservedFor(['text', 'audio'])).toBe(audio);
+  });
+
   it('a response whose response.done never came is billed at its reservation with the rule of the close', () => {
     for (const [initiator, rule] of [['client', 'client_gone_estimate'], ['upstream', 'upstream_drop_estimate'], ['proxy', 'session_end_estimate']] as const) {
       const s = setup();

@@ -260,8 +260,13 @@ function clampedBetaOutput(holder: JsonObject, limit: number | null): { readonly
   return { holder: { ...holder, [BETA_OUTPUT_LIMIT]: limit }, requested: parsed.kind === 'limit' ? parsed.value : 'inf', limit };
 }
 
+/**
+ * Text-only output: a list naming `text` and nothing else. An empty list or one with a member the
+ * proxy does not know prices as audio (until 2026-12-07 anything without `audio` was text only, so
+ * `output_modalities: []` reserved at the text output rate whatever the upstream answers in).
+ */
 function textOnly(modalities: unknown): boolean | null {
-  return Array.isArray(modalities) ? !modalities.includes('audio') : null;
+  return Array.isArray(modalities) ? modalities.length > 0 && modalities.every((m) => m === 'text') : null;
 }
 
 /**
