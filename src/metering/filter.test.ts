@@ -323,6 +323,19 @@ describe('metering filter: admission', () => {
     expect(await setup().factory.admit!({ tenant: tenant(), model: '', query: new Map([['intent', 'transcription']]) })).toBeNull();
   });
 
+  it('refuses a transcription model as the session\'s model: at admission and in a session.update', async () => {
+    for (const model of ['whisper-1', 'gpt-4o-transcribe', 'gpt-realtime-whisper']) {
+      const e = refusal(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model, query: q }));
+      expect([e?.code, e?.param, e?.httpStatus, e?.details]).toEqual(['unknown_model_price', 'model', 400, { model, kind: 'transcription' }]);
+    }
+    const s = setup();
+    const { f } = session(s);
+    const v = client(f, { type: 'session.update', event_id: 'a', session: { type: 'realtime', model: 'whisper-1' } });
+    expect(v.kind === 'reject' && [v.error.code, v.error.closesSession]).toEqual(['unknown_model_price', false]);
+    // Still usable as the input transcription model.
+    expect(client(f, { type: 'session.update', event_id: 'b', session: { type: 'realtime', audio: { input: { transcription: { model: 'whisper-1' } } } } }).kind).toBe('continue');
+  });
+
   it('refuses a tenant already over budget (429 before the upgrade)', async () => {
     const s = setup();
     s.ledger.settle(null, spent(5));

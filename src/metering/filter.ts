@@ -284,12 +284,29 @@ function askedTextOnly(holder: JsonObject, previewUpstream: boolean): boolean | 
   return ga && beta;
 }
 
+/**
+ * Whether `model` can be a session's model: a realtime price (per token, every modality), not retired.
+ * A transcription model's price (per minute, or per token without audio output) prices no response:
+ * until 2026-12-07 `?model=whisper-1` was admitted and its responses cost $0 against every cap
+ * (src/metering/filter.test.ts "refuses a transcription model as the session's model").
+ */
+function pricedForSessions(rt: MeteringRuntime, model: string): boolean {
+  return rt.prices.retired(model) === null && rt.prices.lookup(model)?.price.kind === 'realtime';
+}
+
 function unpricedError(model: string, rt: MeteringRuntime, options: { eventId?: string | null; param?: string; close?: null } = {}): ProxyError {
   const successor = model ? rt.prices.retired(model) : null;
   if (successor !== null) {
     return new ProxyError('model_retired', {
       message: `The model "${model}" has been shut down by OpenAI; use "${successor}" instead.`,
       details: { model, successor },
+      ...options,
+    });
+  }
+  if (model && rt.prices.lookup(model)?.price.kind === 'transcription') {
+    return new ProxyError('unknown_model_price', {
+      message: `The model "${model}" is priced as a transcription model: a session's model needs a realtime price.`,
+      details: { model, kind: 'transcription' },
       ...options,
     });
   }
@@ -371,7 +388,7 @@ function reserveFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>, result
 
 async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
   const failOpen = ledgerFailsOpen(rt);
-  if (req.model !== '' && (rt.prices.retired(req.model) !== null || !rt.prices.lookup(req.model))) {
+  if (req.model !== '' && !pricedForSessions(rt, req.model)) {
     return unpricedError(req.model, rt, { param: 'model' });
   }
   const limits = rt.limitsOf(req.tenant);
@@ -1006,7 +1023,7 @@ export class MeteringFilter implements Filter {
     // A model switch is priced from session.updated on; a model with no price never reaches the upstream.
     const model = str(session['model']);
     if (model !== null) {
-      if (model !== this.#model && (this.#rt.prices.retired(model) !== null || !this.#rt.prices.lookup(model))) {
+      if (model !== this.#model && !pricedForSessions(this.#rt, model)) {
         if (!own) {
           this.#refused++;
           return reject(unpricedError(model, this.#rt, { eventId, param: 'session.model', close: null }));
@@ -1491,7 +1508,7 @@ export class MeteringFilter implements Filter {
       // session.update that switched models is priced at the new model from here on. Another id
       // the upstream reports for the URL model (a snapshot name, an Azure deployment's model)
       // keeps the URL model's price.
-      const lookup = this.#rt.prices.retired(model) === null ? this.#rt.prices.lookup(model) : null;
+      const lookup = pricedForSessions(this.#rt, model) ? this.#rt.prices.lookup(model) : null;
       if (!lookup) {
         this.#endSession(unpricedError(model, this.#rt));
         return;
