@@ -1,5 +1,5 @@
 import type { JsonObject } from '../pipeline/frame.js';
-import { asObject as obj } from '../protocol/json.js';
+import { asObject as obj, keptId, MAX_KEPT_ID_CHARS } from '../protocol/json.js';
 import type { ModalityTokens } from './pricing.js';
 import { LazyMap } from '../lazy-collections.js';
 
@@ -210,7 +210,8 @@ export class ConversationEstimate {
   addItem(id: string | null, t: Readonly<ModalityTokens>): void {
     add(this.#added, t);
     add(this.#raw, t);
-    if (id === null) return;
+    // An id too long for the upstream names no item a reference can read: not kept (see keptId).
+    if (id === null || id.length > MAX_KEPT_ID_CHARS) return;
     // An id already known keeps its larger estimate: a client create reusing it (which the
     // upstream refuses as a duplicate) never lowers what references to that item reserve.
     const known = this.#items.get(id);
@@ -230,7 +231,8 @@ export class ConversationEstimate {
       const next = this.#unacknowledged.shift();
       this.#unacknowledged.unshift(next ? { id: next.id, t: add({ ...next.t }, oldest.t) } : oldest);
     }
-    this.#unacknowledged.push({ id: typeof item['id'] === 'string' ? item['id'] : null, t: { ...t } });
+    // Listed until acknowledged (a refused create stays): a long id as its hash, never whole.
+    this.#unacknowledged.push({ id: typeof item['id'] === 'string' ? keptId(item['id']) : null, t: { ...t } });
   }
 
   /**
@@ -240,7 +242,8 @@ export class ConversationEstimate {
    */
   itemAcknowledged(id: string): void {
     if (this.#committedIds.includes(id)) return;
-    let i = this.#unacknowledged.findIndex((u) => u.id === id);
+    const kept = keptId(id);
+    let i = this.#unacknowledged.findIndex((u) => u.id === kept);
     if (i < 0) i = this.#unacknowledged.findIndex((u) => u.id === null);
     if (i >= 0) this.#unacknowledged.splice(i, 1);
   }
@@ -346,7 +349,7 @@ export class ConversationEstimate {
   }
 
   #raiseItem(id: string | null, t: Readonly<ModalityTokens>): void {
-    if (id === null) return;
+    if (id === null || id.length > MAX_KEPT_ID_CHARS) return;
     const known = this.#items.get(id);
     if (known) this.#items.set(id, most(known, t));
     else if (this.#items.size < MAX_ITEMS) this.#items.set(id, t);

@@ -13,7 +13,7 @@ import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } fro
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, ScanBudget, scanText, scanTextSliced, TextScanner, type Action, type CompiledRule, type RuleHit, type ScanResult, type Source, type TextFormat } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
-import { asArray, asObject, asObjectOrEmpty, asString } from '../protocol/json.js';
+import { asArray, asObject, asObjectOrEmpty, asString, keptId } from '../protocol/json.js';
 import { clientEventId, deepEqual, notifyClient, pairStamp, toFrame } from './util.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 
@@ -275,6 +275,8 @@ interface Stream {
   /** `#withdrawals` when it started: its scanner's context may have lost a text since. */
   readonly withdrawals: number;
   tripped: boolean;
+  /** A growing match passed the scanner's hold bound (reported once, as `scan_limit` / `hold_limit`). */
+  overHeld: boolean;
 }
 
 /** What a stream's decision needs (a .done without deltas decides for a stream that never started). */
@@ -401,6 +403,20 @@ function budgetFor(policy: CompiledPolicy, eventType: string, texts: readonly { 
   }
   return null;
 }
+
+/**
+ * The most streamed text a match still under way is held back for: the window, or `maxInputChars`
+ * if larger (the text one scan of a complete text runs on), so a delta's scan stays within
+ * window + that + the delta. Only a match of an unbounded pattern (`\d+`, `secret.*`) grows past it.
+ */
+const streamHoldChars = (policy: CompiledPolicy): number => Math.max(policy.windowChars, policy.maxInputChars);
+
+/**
+ * The finding of a stream whose match under way grew past `streamHoldChars`: the policy's
+ * `overScanLimit`, as for a text too long to scan (`block`: the stream stops; `pass_unscanned`: the
+ * match is released in pieces, each redacted by a redact rule while its start is in the window).
+ */
+const holdLimitFinding = (policy: CompiledPolicy): Finding => ({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'hold_limit', excerpt: null });
 
 /** The finding of a text whose scan did not finish within the event's budget: the policy's `overScanLimit`, as for a text too long to scan. */
 const scanTimeFinding = (policy: CompiledPolicy): Finding => ({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_time', excerpt: null });
@@ -1272,7 +1288,8 @@ export class GuardrailFilter implements Filter {
     const s: Stream = {
       source,
       policy,
-      scanner: new TextScanner(rules, policy.windowChars, this.#seed.get(source) ?? '', formatOf(source)),
+      // A growing match is held at most as long as the text one scan runs on (see streamHoldChars).
+      scanner: new TextScanner(rules, policy.windowChars, this.#seed.get(source) ?? '', formatOf(source), streamHoldChars(policy)),
       customs,
       responseId: asString(ev['response_id']),
       itemId: asString(ev['item_id']) ?? '',
@@ -1280,6 +1297,7 @@ export class GuardrailFilter implements Filter {
       ids,
       withdrawals: this.#withdrawals,
       tripped: false,
+      overHeld: false,
     };
     // Streams end with their .done or response.done; an upstream that never ends them cannot grow this without bound.
     if (this.#streams.size >= MAX_STREAMS) this.#streams.delete(this.#streams.keys().next().value!);
@@ -1303,6 +1321,10 @@ export class GuardrailFilter implements Filter {
     const e = new Evaluation(r.text);
     e.redacted = r.redacted;
     e.addHits(r.hits);
+    if (r.overHold && !stream.overHeld) {
+      stream.overHeld = true;
+      e.findings.push(holdLimitFinding(stream.policy));
+    }
     const event = this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null);
     const pending = this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs);
     const finish = (): Verdict => {
@@ -1694,7 +1716,9 @@ export class GuardrailFilter implements Filter {
     const itemId = asString(asObject(ev['item'])?.['id']);
     // Only an item sent without an id needs its texts' fingerprints (its echo is found by them).
     const prints = itemId === null ? [...new Set(evaluations.filter((x) => x.e.text.length > 0).map((x) => fingerprint(x.e.text)))] : [];
-    const sent: Sent = { itemId, eventId: asString(ev['event_id']), upstreamId: null, prints, placed };
+    // The client's event_id only pairs with the relay's stamp (pairStamp): a long one as its hash.
+    const clientEvent = asString(ev['event_id']);
+    const sent: Sent = { itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, placed };
     if (this.#sent.length >= MAX_SENT) this.#sent.shift();
     this.#sent.push(sent);
     if (at !== null) return;

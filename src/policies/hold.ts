@@ -1,7 +1,7 @@
 import { CONTINUE, DROP, reject, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
-import { asArray, asObject, asString } from '../protocol/json.js';
+import { asArray, asObject, asString, keptId } from '../protocol/json.js';
 import type { SpokenTurnsRecord } from '../protocol/spoken-turns.js';
 import { pairStamp } from './util.js';
 
@@ -145,7 +145,8 @@ export class SpokenTurnHold {
   commitSent(eventId: string | null): void {
     if (this.#commits.length >= MAX_HELD_TURNS) clearTimeout(this.#commits.shift()!.timer);
     const entry: InFlightCommit = {
-      eventId,
+      // As pairStamp compares it (a long client id as its hash: kept until the commit is answered).
+      eventId: eventId === null ? null : keptId(eventId),
       upstreamId: null,
       timer: this.#ctx.setTimer(this.#timeoutMs, () => {
         // Never answered: nothing was committed that could be answered.

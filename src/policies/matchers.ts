@@ -132,6 +132,8 @@ export interface ScanResult {
   /** The pushed text with redaction rules applied (identical to the input when nothing matched). */
   readonly text: string;
   readonly redacted: boolean;
+  /** A match still growing reached past the scanner's `maxHeldChars`: part of it was released (redacted). */
+  readonly overHold?: boolean;
 }
 
 /**
@@ -147,6 +149,8 @@ interface Span {
   start: number;
   end: number;
   replacement: string;
+  /** A growing match cut at `maxHeldChars`: released redacted in pieces, never pulled back whole. */
+  divisible: boolean;
 }
 
 /** One reading of the scanned text, and the index in it of the first character not released yet. */
@@ -210,10 +214,21 @@ export class TextScanner {
   /** False until the first push: the context is then only the seed, decided with its own text. */
   #pushed = false;
   readonly #format: TextFormat;
+  readonly #maxHeld: number;
 
-  /** `seed`: earlier text of the same conversation (a previous item), context only. */
-  constructor(rules: readonly CompiledRule[], windowChars: number, seed = '', format: TextFormat = 'text') {
+  /**
+   * `seed`: earlier text of the same conversation (a previous item), context only.
+   * `maxHeldChars`: the most text a match still growing is held back for (streams; a complete text
+   * is bounded by its own length and scan budget). Every finite match fits the window, so only a
+   * match of an unbounded pattern (`\d+`, `.*`) reaches it: past it the text is released in pieces
+   * (each piece redacted) and the push reports `overHold`, for the caller to apply `overScanLimit`.
+   * Until 2026-12-07 there was no bound: a stream of digits under a `\d+` rule was held whole and
+   * re-normalised and re-scanned on every delta, memory growing with the stream and CPU with its
+   * square (test/policies/redteam-16-unbounded-hold.test.ts).
+   */
+  constructor(rules: readonly CompiledRule[], windowChars: number, seed = '', format: TextFormat = 'text', maxHeldChars = Infinity) {
     this.#rules = rules;
+    this.#maxHeld = maxHeldChars;
     this.#window = windowChars;
     this.#format = format;
     this.#context = seed.length > windowChars ? seed.slice(seed.length - windowChars) : seed;
@@ -259,6 +274,7 @@ export class TextScanner {
     let hits: RuleHit[] | null = null;
     let spans: Span[] | null = null;
     let holdFrom = final ? full.length : Infinity;
+    let overHold = false;
     for (const rule of this.#rules) {
       const tripped = this.#tripped.has(rule);
       if (tripped && rule.action !== 'redact') continue;
@@ -272,6 +288,8 @@ export class TextScanner {
         for (const { text, starts, ends, fresh: normFresh } of readings) {
           // A match that ends in fresh text starts within maxLength of it: older text is only context.
           const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
+          // The earliest original position a growing match may be held from (see `maxHeldChars`).
+          const floor = this.#holdFloor(starts, full.length);
           finder.find(text, (s, e, label) => {
             const os = starts[s]!;
             const oe = ends[e - 1]!;
@@ -279,9 +297,11 @@ export class TextScanner {
             // (nothing holds for log rules, and a word may go on): the text after it decides it now.
             if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
             const settled = final || e < text.length;
-            if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label) });
+            if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label), divisible: !settled && os < floor });
             if (!settled) {
-              if (holds) holdFrom = Math.min(holdFrom, Math.max(os, ctxLen));
+              if (!holds) return;
+              if (os < floor) overHold = true;
+              holdFrom = Math.min(holdFrom, Math.max(os, ctxLen, floor));
               return;
             }
             if (this.#tripped.has(rule)) return;
@@ -292,23 +312,31 @@ export class TextScanner {
             const cap = Math.min(finder.maxLength, this.#window);
             let hs = finder.holdStart ? finder.holdStart(text) : text.length - cap;
             hs = Math.max(hs, text.length - cap, normFresh);
-            if (hs < text.length) holdFrom = Math.min(holdFrom, starts[hs]!);
+            if (hs < text.length) {
+              // A possible match is bounded in folded characters; characters the fold drops
+              // (combining marks, format characters) or merges (whitespace runs) are not: "ignore
+              // prev" and then endless combining marks was held whole until 2026-12-07.
+              if (starts[hs]! < floor) overHold = true;
+              holdFrom = Math.min(holdFrom, Math.max(starts[hs]!, floor));
+            }
           }
         }
       }
     }
     if (holdFrom > scanEnd) holdFrom = scanEnd;
-    // A redaction straddling the release point is held whole.
+    // A redaction straddling the release point is held whole; one of a growing unbounded match is
+    // cut there instead (its released part is redacted now, the rest when it is released).
     if (spans !== null) {
       for (let changed = true; changed; ) {
         changed = false;
         for (const sp of spans as Span[]) {
-          if (sp.start < holdFrom && sp.end > holdFrom) {
+          if (!sp.divisible && sp.start < holdFrom && sp.end > holdFrom) {
             holdFrom = sp.start;
             changed = true;
           }
         }
       }
+      for (const sp of spans as Span[]) if (sp.divisible && sp.start < holdFrom && sp.end > holdFrom) sp.end = holdFrom;
     }
     const released = full.slice(ctxLen, holdFrom);
     this.#held = full.slice(holdFrom);
@@ -318,8 +346,28 @@ export class TextScanner {
     this.#lastWindow = full;
     this.#pushed = true;
     const mine = spans === null ? null : (spans as Span[]).filter((sp) => sp.end <= holdFrom).map((sp) => ({ ...sp, start: sp.start - ctxLen, end: sp.end - ctxLen }));
-    if (mine === null || mine.length === 0) return { hits: hits ?? NO_HITS, text: released, redacted: false };
-    return { hits: hits ?? NO_HITS, text: applySpans(released, mergeSpans(mine)), redacted: true };
+    // `overHold` only when set: results compare equal to those of a scanner without the bound.
+    const over = overHold ? { overHold } : null;
+    if (mine === null || mine.length === 0) return { hits: hits ?? NO_HITS, text: released, redacted: false, ...over };
+    return { hits: hits ?? NO_HITS, text: applySpans(released, mergeSpans(mine)), redacted: true, ...over };
+  }
+
+  /**
+   * The first original position of a normalised character that starts within the last
+   * `maxHeldChars` of `full` (0 when unbounded or the text is shorter): a growing match is held
+   * from there at most. Normalised starts, so a cut falls between whole characters (and whole JSON escapes).
+   */
+  #holdFloor(starts: Int32Array, fullLength: number): number {
+    const limit = fullLength - this.#maxHeld;
+    if (limit <= 0) return 0;
+    let lo = 0;
+    let hi = starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (starts[mid]! < limit) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < starts.length ? starts[lo]! : fullLength;
   }
 
   #replacement(rule: CompiledRule, label: string): string {

@@ -1,7 +1,7 @@
 import type { SessionContext } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ProxyError } from '../protocol/errors.js';
-import { asString } from '../protocol/json.js';
+import { asString, keptId } from '../protocol/json.js';
 
 /** Sends a non-fatal proxy notice (a Realtime `error` event) to the client. */
 export function notifyClient(ctx: SessionContext, error: ProxyError, by: string): void {
@@ -45,6 +45,8 @@ export interface AwaitingStamp {
  * refused stays unstamped).
  */
 export function pairStamp(entries: readonly AwaitingStamp[], clientEventId: string | null, upstreamId: string): void {
-  const entry = entries.find((e) => e.upstreamId === null && e.eventId === clientEventId);
+  // Entries keep the client's id as `keptId` makes it (a long one as its hash).
+  const kept = clientEventId === null ? null : keptId(clientEventId);
+  const entry = entries.find((e) => e.upstreamId === null && e.eventId === kept);
   if (entry) entry.upstreamId = upstreamId;
 }

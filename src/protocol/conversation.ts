@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
-import { asObject as obj, asString as str } from './json.js';
+import { asObject as obj, asString as str, keptId } from './json.js';
 import { sniffString, sniffStringSpan } from './sniff.js';
 import { parseOutputLimit, type OutputLimit } from './limits.js';
 import { applySessionUpdate } from './session-update.js';
@@ -502,7 +502,8 @@ export class Conversation implements ConversationView {
     }
     const id = str(obj(ev['item'])?.['id']);
     if (this.#pendingItems.length >= MAX_PENDING) this.#pendingItems.shift();
-    this.#pendingItems.push({ provenance: injected ? 'proxy' : 'client', id, eventId });
+    // Kept until answered or evicted: a long client id as its hash (keptId), matched the same way.
+    this.#pendingItems.push({ provenance: injected ? 'proxy' : 'client', id: id === null ? null : keptId(id), eventId: eventId === null ? null : keptId(eventId) });
   }
 
   /** An upstream event, before the filters see it. Never throws; ignores types it does not need. */
@@ -569,7 +570,8 @@ export class Conversation implements ConversationView {
         if (eventId === null) return;
         const r = this.#pendingResponses.findIndex((p) => p.eventId === eventId);
         if (r >= 0) this.#pendingResponses.splice(r, 1);
-        const i = this.#pendingItems.findIndex((p) => p.eventId === eventId);
+        const keptEventId = keptId(eventId);
+        const i = this.#pendingItems.findIndex((p) => p.eventId === keptEventId);
         if (i >= 0) this.#pendingItems.splice(i, 1);
         // A refused session.update: it and every one before it are answered.
         this.#sessionUpdateAnswered(this.#updateIds.indexOf(eventId));
@@ -667,7 +669,8 @@ export class Conversation implements ConversationView {
 
   #provenanceOf(id: string): Provenance {
     if (this.#committed.has(id)) return 'client';
-    const byId = this.#pendingItems.findIndex((p) => p.id === id);
+    const kept = keptId(id);
+    const byId = this.#pendingItems.findIndex((p) => p.id === kept);
     if (byId >= 0) return this.#pendingItems.splice(byId, 1)[0]!.provenance;
     const anon = this.#pendingItems.findIndex((p) => p.id === null);
     if (anon >= 0) return this.#pendingItems.splice(anon, 1)[0]!.provenance;

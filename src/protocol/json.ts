@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { JsonObject } from '../pipeline/frame.js';
 
 /*
@@ -28,4 +29,21 @@ export function asNumber(v: unknown): number | null {
 
 export function asBoolean(v: unknown): boolean | null {
   return typeof v === 'boolean' ? v : null;
+}
+
+/**
+ * Longest client-chosen id (an item's, an event's) kept whole for matching later events. The
+ * Realtime API refuses item ids over 32 characters; a longer id is kept as its SHA-256 (`keptId`).
+ */
+export const MAX_KEPT_ID_CHARS = 256;
+
+/**
+ * A client-chosen id as a session keeps it, and as an id it is compared with is mapped first:
+ * itself up to MAX_KEPT_ID_CHARS, else `\u0000sha256:` and its hash (exact, 52 characters).
+ * Until 2026-12-07 ids were kept whole: one session's creates with 1 MiB item ids, refused upstream,
+ * stayed in metering's conversation estimate (up to 10,000 of them) and the conversation view,
+ * outside the memory budget (test/metering/redteam-16-long-item-ids.test.ts).
+ */
+export function keptId(id: string): string {
+  return id.length <= MAX_KEPT_ID_CHARS ? id : `\u0000sha256:${createHash('sha256').update(id).digest('base64')}`;
 }
