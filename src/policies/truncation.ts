@@ -2,12 +2,28 @@ import { CONTINUE, reject, type Filter, type FilterFactory, type SessionContext,
 import type { Frame, JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from './registry.js';
 import type { PolicyTruncation } from './schema.js';
-import { asArray, asNumber, asObject, asString } from '../protocol/json.js';
+import { asArray, asNumber, asObject, asString, keptId } from '../protocol/json.js';
 import { ProxyError } from '../protocol/errors.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Provenance } from '../protocol/conversation.js';
 import { clientEventId } from './util.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
+
+/**
+ * An item's `call_id` as this filter keeps and compares it: a client-chosen id over
+ * MAX_KEPT_ID_CHARS as its hash (keptId), so a 16 MiB id costs no more than a short one.
+ */
+function callIdOf(item: JsonObject): string | null {
+  const id = asString(item['call_id']);
+  return id === null ? null : keptId(id);
+}
+
+/**
+ * Client creates not shown by the server yet (#pending): a create the upstream refuses is never
+ * shown, so the oldest are forgotten past this many. Until 2026-12-07 the list had no bound, and
+ * each refused create kept its item's `call_id` whole (src/policies/truncation-pending-bound.test.ts).
+ */
+const MAX_PENDING_CREATES = 256;
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -66,8 +82,9 @@ export const KEEP_FIRST_SHARE = 0.5;
 /**
  * Call ids of unanswered calls the proxy deleted, remembered so that a late output for one is
  * refused (`function_call_pruned`) instead of reaching the upstream without its call: the most
- * recent MAX_REMEMBERED_PRUNED_CALLS, each at most MAX_REMEMBERED_CALL_ID_CHARS long (a client can
- * create a call with an id of any length; a longer one is not remembered and its output is relayed).
+ * recent MAX_REMEMBERED_PRUNED_CALLS, each at most MAX_REMEMBERED_CALL_ID_CHARS long as kept
+ * (callIdOf: an id over MAX_KEPT_ID_CHARS is kept as its hash, which is short, and remembered; one
+ * between the two bounds is not, and its output is relayed for the upstream to decide).
  */
 export const MAX_REMEMBERED_PRUNED_CALLS = 256;
 export const MAX_REMEMBERED_CALL_ID_CHARS = 128;
@@ -305,7 +322,7 @@ export class ContextTracker {
     if (existing) {
       existing.type = type;
       existing.role = asString(item['role']) ?? existing.role;
-      existing.callId = asString(item['call_id']) ?? existing.callId;
+      existing.callId = callIdOf(item) ?? existing.callId;
       existing.status = asString(item['status']);
       if (provenance !== undefined) existing.byModel = provenance === 'model';
       if (!existing.measured) existing.tokens = estimateItemTokens(item, this.#audioMs(id));
@@ -315,7 +332,7 @@ export class ContextTracker {
       id,
       type,
       role: asString(item['role']),
-      callId: asString(item['call_id']),
+      callId: callIdOf(item),
       tokens: estimateItemTokens(item, this.#audioMs(id)),
       measured: false,
       status: asString(item['status']),
@@ -558,11 +575,14 @@ export class TruncationFilter implements Filter {
       const ev = frame.json();
       const item = asObject(ev['item']);
       // The output of a call this filter deleted unanswered: refused, never relayed without its call.
-      const callId = item?.['type'] === 'function_call_output' ? asString(item['call_id']) : null;
+      const callId = item?.['type'] === 'function_call_output' ? callIdOf(item) : null;
       if (callId !== null && this.#prunedCalls.has(callId)) {
         return reject(new ProxyError('function_call_pruned', { eventId: clientEventId(ev), param: 'item.call_id', details: { call_id: callId } }));
       }
-      if (item) this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: asString(item['call_id']), tokens: estimateItemTokens(item, null) });
+      if (item) {
+        if (this.#pending.length >= MAX_PENDING_CREATES) this.#pending.shift();
+        this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: callIdOf(item), tokens: estimateItemTokens(item, null) });
+      }
       return CONTINUE;
     }
     const verdict = this.#responseCreate(frame.json());
@@ -614,12 +634,12 @@ export class TruncationFilter implements Filter {
     const called = new Set<string>();
     for (const entry of items) {
       const item = asObject(entry);
-      const callId = item?.['type'] === 'function_call' ? asString(item['call_id']) : null;
+      const callId = item?.['type'] === 'function_call' ? callIdOf(item) : null;
       if (callId !== null) called.add(callId);
     }
     for (let i = 0; i < items.length; i++) {
       const item = asObject(items[i]);
-      const callId = item?.['type'] === 'function_call_output' ? asString(item['call_id']) : null;
+      const callId = item?.['type'] === 'function_call_output' ? callIdOf(item) : null;
       if (callId !== null && this.#prunedCalls.has(callId) && !called.has(callId)) {
         return reject(new ProxyError('function_call_pruned', { eventId: clientEventId(ev), param: `response.input[${i}].call_id`, details: { call_id: callId } }));
       }
@@ -696,7 +716,7 @@ export class TruncationFilter implements Filter {
   #settlePending(item: JsonObject): void {
     const type = asString(item['type']);
     const role = asString(item['role']);
-    const callId = type === 'function_call_output' ? asString(item['call_id']) : null;
+    const callId = type === 'function_call_output' ? callIdOf(item) : null;
     const i = this.#pending.findIndex((p) => p.type === type && p.role === role && (callId === null || p.callId === callId));
     if (i >= 0) this.#pending.splice(i, 1);
   }
@@ -716,7 +736,7 @@ export class TruncationFilter implements Filter {
         const prev = ev['previous_item_id'];
         if (!item) break;
         // A call (re)created with the id of one deleted earlier: its output has a call again.
-        const recreated = item['type'] === 'function_call' ? asString(item['call_id']) : null;
+        const recreated = item['type'] === 'function_call' ? callIdOf(item) : null;
         if (recreated !== null) this.#prunedCalls.delete(recreated);
         const provenance = this.#ctx.conversation.item(asString(item['id']) ?? '')?.provenance;
         if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined), provenance)) {
