@@ -1,7 +1,6 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
+import { heldBytes } from '../../test/support/heap.js';
 import { trackerBudget, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { TruncationFilter } from './truncation.js';
@@ -15,27 +14,20 @@ import { TruncationFilter } from './truncation.js';
  * Bytes are measured on the heap after a forced collection.
  */
 
-setFlagsFromString('--expose-gc');
-const collect = runInNewContext('gc') as () => void;
-const heapAfterGc = (): number => {
-  collect();
-  collect();
-  return process.memoryUsage().heapUsed;
-};
 const MiB = 1024 * 1024;
 
 describe('the truncation filter: client creates the server never shows', () => {
   it('200 refused tool outputs with 1 MiB call ids leave well under their size on the heap', () => {
     const s = new FakeSession();
     const f = new TruncationFilter(s, trackerBudget(1_000_000, { keepLast: 0 }), 'test');
-    const before = heapAfterGc();
+    const before = heldBytes();
     for (let i = 0; i < 200; i++) {
       const v = s.fromClient(f, wire({ type: 'conversation.item.create', event_id: `e${i}`, item: { type: 'function_call_output', call_id: `call_${i}_${'x'.repeat(MiB)}`, output: 'ok' } })) as Verdict;
       expect(v.kind).toBe('continue');
     }
     // What the fake session logged of the frames is the test's, not the filter's.
     s.upstream.splice(0);
-    expect(heapAfterGc() - before).toBeLessThan(16 * MiB);
+    expect(heldBytes() - before).toBeLessThan(16 * MiB);
   });
 
   it('a long call id still pairs exactly: the output of a call the filter pruned is refused', () => {

@@ -1,8 +1,7 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConversationEstimate } from '../../src/metering/context.js';
 import { policyDir } from '../policies/support.js';
+import { heldBytes } from '../support/heap.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 
 /**
@@ -16,13 +15,6 @@ import { startTestProxy, type TestProxy } from '../support/harness.js';
  * Bytes are measured on the heap after a forced collection (the test proxy runs in this process).
  */
 
-setFlagsFromString('--expose-gc');
-const collect = runInNewContext('gc') as () => void;
-const heapAfterGc = (): number => {
-  collect();
-  collect();
-  return process.memoryUsage().heapUsed;
-};
 const MiB = 1024 * 1024;
 
 describe('client item ids of 1 MiB', () => {
@@ -37,7 +29,7 @@ describe('client item ids of 1 MiB', () => {
   it('100 creates the upstream refuses leave well under their size on the heap (before: ~200 MiB)', async () => {
     const c = await tp.client();
     await c.next('session.created');
-    const before = heapAfterGc();
+    const before = heldBytes();
     for (let i = 0; i < 100; i++) {
       const id = `item_${i}_${'x'.repeat(MiB)}`;
       c.send({ type: 'conversation.item.create', event_id: `e${i}`, item: { id, type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] } });
@@ -49,7 +41,7 @@ describe('client item ids of 1 MiB', () => {
     // The simulator (the upstream, in this process) logs every event it receives: not the proxy's.
     // Readonly to tests that read it; emptied here so that only the proxy's heap is measured.
     for (const conn of tp.sim.connections) (conn.received as unknown[]).splice(0);
-    const retained = heapAfterGc() - before;
+    const retained = heldBytes() - before;
     expect(retained).toBeLessThan(16 * MiB);
     // The session goes on.
     c.say('say: still here');
@@ -76,14 +68,14 @@ describe('client event ids of 1 MiB on item creates, under a policy with an inpu
   it('50 creates leave well under their size on the heap (before: ~50 MiB in the guardrail\'s unanswered creates)', async () => {
     const c = await tp.client();
     await c.next('session.created');
-    const before = heapAfterGc();
+    const before = heldBytes();
     for (let i = 0; i < 50; i++) {
       c.send({ type: 'conversation.item.create', event_id: `e${i}_${'z'.repeat(MiB)}`, item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: `hi ${i}` }] } });
     }
     await c.nth('conversation.item.done', 50, 60_000);
     // Readonly to tests that read it; emptied here so that only the proxy's heap is measured.
     for (const conn of tp.sim.connections) (conn.received as unknown[]).splice(0);
-    const retained = heapAfterGc() - before;
+    const retained = heldBytes() - before;
     expect(retained).toBeLessThan(16 * MiB);
     c.close();
   }, 120_000);

@@ -1,6 +1,4 @@
 import { connect } from 'node:net';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import WebSocket from 'ws';
 
 /** One frame as the client received it: raw bytes, nothing parsed. */
@@ -93,13 +91,4 @@ export function upgradeRequest(path: string, headerLines: readonly string[]): st
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/** Heap and external (Buffer) memory of this process after a full collection (no timing involved). */
-export function heldBytes(): number {
-  gc();
-  gc();
-  const stats = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory: number };
-  return stats.used_heap_size + stats.external_memory;
-}
+export { heldBytes } from '../support/heap.js';
