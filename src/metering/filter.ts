@@ -2235,6 +2235,24 @@ export class MeteringFilter implements Filter {
     if (!fromPeer && hit !== null && hit !== 'ledger') this.#rt.tenantHolds?.overCap(this.#ctx.tenant.id, hit, this.#peerOverCap);
   }
 
+  /**
+   * Whether the tenant's caps let this session's input audio flow again: settled spend under every
+   * cap and, under `worst_case` admission, room for the worst case of the server-VAD response its
+   * next turn would start (that reservation refused is what held it). Until 2026-12-07 only settled
+   * spend was asked: a tenant just under its cap had its holds, its peers' too, lifted at every
+   * recheck, and each session's next turn was started, cancelled and billed for the conversation it
+   * read (test/metering/redteam-16b-peer-hold-recheck.test.ts).
+   */
+  #audioFits(s: TenantStatus): boolean {
+    if (spentCap(s) !== null) return false;
+    // A call's sideband or a transcription session starts no response: its audio costs transcription only.
+    if (this.#rt.config.admission !== 'worst_case' || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return true;
+    const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
+    const input = add(add(this.#estimate.total(), this.#sessionPromptNow()), this.#mcpListInput(undefined, true));
+    const next = this.#worstCase(priced, input, promptOf(this.#sessionInstructions(), this.#sessionTools()), this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow());
+    return firstHit(s.day, s.month, s.day.reserved, next, 'worst_case') === null;
+  }
+
   /** Lifts a hold over a tenant cap (never the session token limit's: session tokens never go down). */
   #releaseAudio(): void {
     if (this.#audioBlocked === null || this.#audioBlocked.hit === null) return;
@@ -2260,7 +2278,7 @@ export class MeteringFilter implements Filter {
       const recheck = then(this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now), (s) => {
         blocked.checking = false;
         blocked.since = this.#rt.wall();
-        if (spentCap(s) === null && this.#audioBlocked === blocked && blocked.hit !== null) this.#releaseAudio();
+        if (this.#audioFits(s) && this.#audioBlocked === blocked && blocked.hit !== null) this.#releaseAudio();
       });
       if (recheck instanceof Promise) recheck.catch(() => (blocked.checking = false));
     }

@@ -550,6 +550,13 @@ export class TruncationFilter implements Filter {
    * until their `conversation.item.added` arrives.
    */
   readonly #pending: { type: string | null; role: string | null; callId: string | null; tokens: number }[] = [];
+  /**
+   * Pending creates forgotten past MAX_PENDING_CREATES: their tokens still count until as many
+   * items of the client have been shown (the oldest creates are shown first). Until 2026-12-07
+   * they were dropped, and a large create followed by 256 small ones was counted as the small ones
+   * only: the response read past `maxTokens` (test/policies/redteam-16b-pending-undercount.test.ts).
+   */
+  readonly #forgotten = { count: 0, tokens: 0 };
   /** Unanswered calls this filter deleted, oldest first (see MAX_REMEMBERED_PRUNED_CALLS). */
   readonly #prunedCalls = new LazySet<string>();
   #pruned = 0;
@@ -580,7 +587,10 @@ export class TruncationFilter implements Filter {
         return reject(new ProxyError('function_call_pruned', { eventId: clientEventId(ev), param: 'item.call_id', details: { call_id: callId } }));
       }
       if (item) {
-        if (this.#pending.length >= MAX_PENDING_CREATES) this.#pending.shift();
+        if (this.#pending.length >= MAX_PENDING_CREATES) {
+          this.#forgotten.count++;
+          this.#forgotten.tokens += this.#pending.shift()!.tokens;
+        }
         this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: callIdOf(item), tokens: estimateItemTokens(item, null) });
       }
       return CONTINUE;
@@ -707,13 +717,22 @@ export class TruncationFilter implements Filter {
   }
 
   #pendingTokens(): number {
-    let sum = 0;
+    let sum = this.#forgotten.tokens;
     for (const p of this.#pending) sum += p.tokens;
     return sum;
   }
 
   /** The server showed an item for the first time: if the client created it, it is no longer pending. */
-  #settlePending(item: JsonObject): void {
+  #settlePending(item: JsonObject, provenance: Provenance | undefined, spoken: boolean): void {
+    // A response's own output, or a spoken turn the upstream committed, is no client create: it
+    // settles none (until 2026-12-07 either settled a pending create of the same type and role,
+    // which was then counted nowhere).
+    if (provenance === 'model' || spoken) return;
+    // The oldest creates are shown first: the forgotten ones (whatever their type) before those listed.
+    if (this.#forgotten.count > 0) {
+      if (--this.#forgotten.count === 0) this.#forgotten.tokens = 0;
+      return;
+    }
     const type = asString(item['type']);
     const role = asString(item['role']);
     const callId = type === 'function_call_output' ? callIdOf(item) : null;
@@ -738,9 +757,11 @@ export class TruncationFilter implements Filter {
         // A call (re)created with the id of one deleted earlier: its output has a call again.
         const recreated = item['type'] === 'function_call' ? callIdOf(item) : null;
         if (recreated !== null) this.#prunedCalls.delete(recreated);
-        const provenance = this.#ctx.conversation.item(asString(item['id']) ?? '')?.provenance;
+        const shown = this.#ctx.conversation.item(asString(item['id']) ?? '');
+        const provenance = shown?.provenance;
         if (this.tracker.upsert(item, prev === null ? null : (asString(prev) ?? undefined), provenance)) {
-          this.#settlePending(item);
+          // A committed spoken turn's transcript is awaited from its echo on ('pending'); a created item's never is.
+          this.#settlePending(item, provenance, shown !== undefined && shown.transcript !== 'none');
           this.#turnItem(asString(item['id']));
         }
         break;
