@@ -1,8 +1,6 @@
-import type { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { scriptedUpstream } from '../resilience/support/faulty-upstream.js';
 import type { TestClient } from '../support/client.js';
-import { meteredProxy, spend, until } from './support.js';
+import { meteredProxy, previewScriptedUpstream, spend, until } from './support.js';
 
 /*
  * Red team, sixteenth session (preview dialect, money): on the Azure preview protocol
@@ -27,19 +25,12 @@ type Json = Record<string, unknown>;
  * runs) until the test answers it with an error naming it, which releases its reservation.
  */
 async function previewUpstream(received: Json[]) {
-  return scriptedUpstream((ws: WebSocket) => {
-    let session: Json = { object: 'realtime.session', id: 'sess_pv', model: 'gpt-realtime', modalities: ['text'], max_response_output_tokens: 'inf' };
-    let n = 0;
-    const send = (ev: Json) => ws.send(JSON.stringify({ ...ev, event_id: `e${++n}` }));
-    send({ type: 'session.created', session });
-    ws.on('message', (data) => {
-      const ev = JSON.parse(String(data)) as Json;
-      received.push(ev);
-      if (ev['type'] !== 'session.update') return;
-      const { type: _type, max_output_tokens: _ga, ...beta } = ev['session'] as Json;
-      session = { ...session, ...beta };
-      send({ type: 'session.updated', session });
-    });
+  let session: Json = { object: 'realtime.session', id: 'sess_pv', model: 'gpt-realtime', modalities: ['text'], max_response_output_tokens: 'inf' };
+  return previewScriptedUpstream(session, received, (ev, send) => {
+    if (ev['type'] !== 'session.update') return;
+    const { type: _type, max_output_tokens: _ga, ...beta } = ev['session'] as Json;
+    session = { ...session, ...beta };
+    send({ type: 'session.updated', session });
   });
 }
 

@@ -1,7 +1,5 @@
-import type { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { scriptedUpstream } from '../resilience/support/faulty-upstream.js';
-import { meteredProxy, spend, until } from './support.js';
+import { meteredProxy, previewScriptedUpstream, spend, until } from './support.js';
 
 /*
  * Red team, sixteenth session (preview dialect, money): on the Azure preview protocol
@@ -27,30 +25,24 @@ const AUDIO_OUT = 4096;
  * is answered with its whole output limit in audio tokens.
  */
 async function previewUpstream(received: Json[]) {
-  return scriptedUpstream((ws: WebSocket) => {
-    const session: Json = { object: 'realtime.session', id: 'sess_pv', model: 'gpt-realtime', modalities: ['audio', 'text'], max_response_output_tokens: 'inf' };
-    let n = 0;
-    const send = (ev: Json) => ws.send(JSON.stringify({ ...ev, event_id: `e${++n}` }));
-    send({ type: 'session.created', session });
-    ws.on('message', (data) => {
-      const ev = JSON.parse(String(data)) as Json;
-      received.push(ev);
-      if (ev['type'] !== 'response.create') return;
-      const asked = (ev['response'] ?? {}) as Json;
-      const modalities = (asked['modalities'] ?? session['modalities']) as string[];
-      const id = `resp_${n}`;
-      const response: Json = { object: 'realtime.response', id, status: 'in_progress', status_details: null, output: [], conversation_id: 'conv_1', modalities, max_response_output_tokens: asked['max_response_output_tokens'] ?? 'inf', metadata: null, usage: null };
-      send({ type: 'response.created', response });
-      const audio = modalities.includes('audio') ? AUDIO_OUT : 0;
-      const usage = {
-        total_tokens: 10 + AUDIO_OUT,
-        input_tokens: 10,
-        output_tokens: AUDIO_OUT,
-        input_token_details: { text_tokens: 10, audio_tokens: 0, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } },
-        output_token_details: { text_tokens: AUDIO_OUT - audio, audio_tokens: audio },
-      };
-      send({ type: 'response.done', response: { ...response, status: 'completed', usage } });
-    });
+  const session: Json = { object: 'realtime.session', id: 'sess_pv', model: 'gpt-realtime', modalities: ['audio', 'text'], max_response_output_tokens: 'inf' };
+  let responses = 0;
+  return previewScriptedUpstream(session, received, (ev, send) => {
+    if (ev['type'] !== 'response.create') return;
+    const asked = (ev['response'] ?? {}) as Json;
+    const modalities = (asked['modalities'] ?? session['modalities']) as string[];
+    const id = `resp_${++responses}`;
+    const response: Json = { object: 'realtime.response', id, status: 'in_progress', status_details: null, output: [], conversation_id: 'conv_1', modalities, max_response_output_tokens: asked['max_response_output_tokens'] ?? 'inf', metadata: null, usage: null };
+    send({ type: 'response.created', response });
+    const audio = modalities.includes('audio') ? AUDIO_OUT : 0;
+    const usage = {
+      total_tokens: 10 + AUDIO_OUT,
+      input_tokens: 10,
+      output_tokens: AUDIO_OUT,
+      input_token_details: { text_tokens: 10, audio_tokens: 0, image_tokens: 0, cached_tokens: 0, cached_tokens_details: { text_tokens: 0, audio_tokens: 0, image_tokens: 0 } },
+      output_token_details: { text_tokens: AUDIO_OUT - audio, audio_tokens: audio },
+    };
+    send({ type: 'response.done', response: { ...response, status: 'completed', usage } });
   });
 }
 

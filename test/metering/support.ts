@@ -139,3 +139,27 @@ export function textUsage(textIn: number, textOut: number): Record<string, unkno
     output_token_details: { text_tokens: textOut, audio_tokens: 0 },
   };
 }
+
+type PreviewJson = Record<string, unknown>;
+
+/**
+ * A scripted Azure preview upstream (beta session shape): sends `session.created` with `session`,
+ * records every client event in `received`, then hands it to `onEvent` with a `send` that stamps
+ * event ids. For the preview-dialect money tests.
+ */
+export async function previewScriptedUpstream(
+  session: PreviewJson,
+  received: PreviewJson[],
+  onEvent: (ev: PreviewJson, send: (ev: PreviewJson) => void) => void,
+): Promise<Awaited<ReturnType<typeof scriptedUpstream>>> {
+  return scriptedUpstream((ws: WebSocket) => {
+    let n = 0;
+    const send = (ev: PreviewJson): void => ws.send(JSON.stringify({ ...ev, event_id: `e${++n}` }));
+    send({ type: 'session.created', session });
+    ws.on('message', (data) => {
+      const ev = JSON.parse(String(data)) as PreviewJson;
+      received.push(ev);
+      onEvent(ev, send);
+    });
+  });
+}
