@@ -185,3 +185,28 @@ describe('sqlite ledger: a settle the file refuses', () => {
     expect(r.log.filter((m) => m.startsWith('usage record not written at shutdown') && m.includes('"ref":"resp_lost"'))).toHaveLength(1);
   });
 });
+
+describe('sqlite ledger: admin changes whose audit row the file refuses', () => {
+  const failAudit = (r: Rig): void => {
+    r.side.exec(`CREATE TRIGGER audit_full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`);
+  };
+
+  it('a cap override is not taken, on disk or in memory, when its audit row cannot be written', () => {
+    const r = rig();
+    failAudit(r);
+    expect(() => r.ledger.setOverride('acme', 'day', { nanos: 5, tokens: null })).toThrow(/disk is full/);
+    expect(r.ledger.status('acme', NO_CAPS, T0).day.override).toEqual({ nanos: null, tokens: null });
+    expect(r.side.prepare('SELECT COUNT(*) AS n FROM cap_override').get()).toEqual({ n: 0 });
+  });
+
+  it('a spend reset is not taken, on disk or in memory, when its audit row cannot be written', () => {
+    const r = rig();
+    r.ledger.settle(null, record({ ref: 'resp_1' }));
+    const before = r.ledger.status('acme', NO_CAPS, T0).day.spent;
+    expect(before.nanos).toBeGreaterThan(0);
+    failAudit(r);
+    expect(() => r.ledger.resetSpend('acme', 'day', T0)).toThrow(/disk is full/);
+    expect(r.ledger.status('acme', NO_CAPS, T0).day.spent).toEqual(before);
+    expect(r.onDisk().nanos).toBe(before.nanos);
+  });
+});

@@ -415,10 +415,14 @@ export class SqliteLedger implements Ledger {
       nanos: change.nanos === undefined ? cur.nanos : change.nanos,
       tokens: change.tokens === undefined ? cur.tokens : change.tokens,
     };
-    // Both null (cleared) is stored as such: it reads as no override.
-    this.#stmt.setOverride.run(tenant, kind, next.nanos, next.tokens);
+    // Both null (cleared) is stored as such: it reads as no override. The change and its audit row
+    // commit together, and memory follows the commit: until 2026-12-07 a failing audit insert (disk
+    // full) answered 500 after the override had taken effect (sqlite-ledger-write-failure.test.ts).
+    this.#db.transaction(() => {
+      this.#stmt.setOverride.run(tenant, kind, next.nanos, next.tokens);
+      this.#stmt.audit.run(Date.now(), tenant, 'set_override', JSON.stringify({ kind, ...next }));
+    })();
     this.#overrides.set(`${tenant}\u0000${kind}`, next);
-    this.#stmt.audit.run(Date.now(), tenant, 'set_override', JSON.stringify({ kind, ...next }));
     this.#checkpoints?.wrote();
   }
 
@@ -428,8 +432,11 @@ export class SqliteLedger implements Ledger {
     this.#writeUnwritten();
     if (this.#unwrittenSum.has(`${tenant}\u0000${period.key}`)) throw new Error('sqlite ledger: usage records of this period are not written yet; try again');
     const row = this.#spent(tenant, period);
-    this.#stmt.resetSpend.run(tenant, period.key);
-    this.#stmt.audit.run(Date.now(), tenant, 'reset_spend', JSON.stringify({ period: period.key, nanos: row.nanos, tokens: row.tokens }));
+    // One transaction with its audit row, memory zeroed after the commit (see setOverride).
+    this.#db.transaction(() => {
+      this.#stmt.resetSpend.run(tenant, period.key);
+      this.#stmt.audit.run(Date.now(), tenant, 'reset_spend', JSON.stringify({ period: period.key, nanos: row.nanos, tokens: row.tokens }));
+    })();
     this.#checkpoints?.wrote();
     row.nanos = 0;
     row.tokens = 0;
