@@ -252,6 +252,22 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['s1', 's2']);
   });
 
+  it('a spend reset while a settlement is still queued is refused (it would count again once written), and taken once the queue is written', async () => {
+    const { log } = capturedLog();
+    const l = await ledger({}, log);
+    const usageKey = `t${prefix}:{acme}:usage`;
+    await l.settle(null, record({ ref: 'w1', costNanos: 300, totalTokens: 1 }));
+    await inspect((r) => r.set(usageKey, 'not a stream'));
+    await l.settle(null, record({ ref: 'q1', costNanos: 600, totalTokens: 1 }));
+    expect(l.readiness()).toBe('redis ledger: usage records not written');
+    await expect(l.resetSpend('acme', 'day', T0)).rejects.toThrow(/not written yet/);
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 900, tokens: 2 });
+    await inspect((r) => r.del(usageKey));
+    expect(await l.drain(5000)).toBe(true);
+    await l.resetSpend('acme', 'day', T0);
+    expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 0, tokens: 0 });
+  });
+
   it('starts without Redis (not ready, fail-closed) and connects once it appears; fail-open stays ready', async () => {
     await redis.stop(true);
     const l = newLedger({ commandTimeoutMs: 500, keyPrefix: 'late:' });

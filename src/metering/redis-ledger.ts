@@ -581,6 +581,10 @@ export class RedisLedger implements Ledger {
   }
 
   async resetSpend(tenant: string, kind: PeriodKind, wallMs: number): Promise<void> {
+    // A settlement still queued here would add, once written, what the reset zeroes (as the SQLite
+    // ledger refuses a reset with records unwritten). Until 2026-12-07 the Redis reset went ahead.
+    const queued = this.#pendingOf(tenant);
+    if (queued.nanos > 0 || queued.tokens > 0) throw new Error('redis ledger: usage records of this tenant are not written yet; try again');
     this.#over.delete(tenant);
     const period = periodOf(kind, wallMs);
     await this.#redis.hset(this.#key(tenant, `spend:${period.key}`), 'nanos', '0', 'tokens', '0');
