@@ -144,22 +144,30 @@ async function main(argv: string[]): Promise<number> {
   // Loaded here, not at the top: --help, --version and keygen work on a runtime without the native
   // modules the server needs, and a missing binary is reported as one line like any boot error.
   const { startProxy } = await import('./main.js');
+  // The handlers are in place before the proxy starts: a signal that came between its "listening"
+  // line and their installation took the default action (killed, no drain). Until 2026-12-07 a
+  // process manager that stopped the proxy as soon as it logged it was listening could hit that
+  // window (test/production/npm-start.test.ts failed once under load). During boot a signal still
+  // ends the process at once, with the exit status the default action gives.
+  let proxy: Awaited<ReturnType<typeof startProxy>> | null = null;
+  let stopping = false;
+  const stop = (signal: 'SIGTERM' | 'SIGINT') => {
+    if (proxy === null) process.exit(signal === 'SIGINT' ? 130 : 143);
+    if (stopping) return;
+    stopping = true;
+    const running = proxy;
+    running.log.info({ signal, sessions: running.server.sessionCount, workers: running.workers?.count ?? 1 }, 'shutting down: /readyz answers 503 while sessions drain');
+    void running.shutdown().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   // The demo simulator speaks at playback speed, so a person listening hears realistic turns.
-  const proxy = await startProxy(config, {
+  proxy = await startProxy(config, {
     baseDir,
     configFile: file,
     simulator: { timing: { realtime: true, firstAudioDelayMs: 300 }, recordAudio: false },
   });
   installProcessFaultHandlers(proxy.log);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    proxy.log.info({ signal, sessions: proxy.server.sessionCount, workers: proxy.workers?.count ?? 1 }, 'shutting down: /readyz answers 503 while sessions drain');
-    void proxy.shutdown().then(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
   return -1;
 }
 
