@@ -229,7 +229,7 @@ class Evaluation {
 
   /** The scan did not finish within the event's budget (once per text). */
   addScanTime(policy: CompiledPolicy): void {
-    if (!this.findings.some((f) => f.id === SCAN_LIMIT_RULE)) this.findings.push(scanTimeFinding(policy));
+    if (!this.findings.some((f) => f.id === SCAN_LIMIT_RULE)) this.findings.push(scanLimitFinding(policy, 'scan_time'));
   }
 
   /**
@@ -412,21 +412,25 @@ function budgetFor(policy: CompiledPolicy, eventType: string, texts: readonly { 
 const streamHoldChars = (policy: CompiledPolicy): number => Math.max(policy.windowChars, policy.maxInputChars);
 
 /**
- * The finding of a stream whose match under way grew past `streamHoldChars`: the policy's
- * `overScanLimit`, as for a text too long to scan (`block`: the stream stops; `pass_unscanned`: the
- * match is released in pieces, each redacted by a redact rule while its start is in the window).
+ * The finding of a text the scan limits stop, decided by the policy's `overScanLimit` (`block`
+ * stops it; `pass_unscanned` logs it): `scan_limit`, a complete text longer than `maxScanChars`;
+ * `scan_time`, a scan that did not finish within the event's budget; `hold_limit`, a stream whose
+ * match under way grew past `streamHoldChars` (released in pieces, each redacted by a redact rule
+ * while its start is in the window).
  */
-const holdLimitFinding = (policy: CompiledPolicy): Finding => ({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'hold_limit', excerpt: null });
-
-/** The finding of a text whose scan did not finish within the event's budget: the policy's `overScanLimit`, as for a text too long to scan. */
-const scanTimeFinding = (policy: CompiledPolicy): Finding => ({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_time', excerpt: null });
+const scanLimitFinding = (policy: CompiledPolicy, label: 'scan_limit' | 'scan_time' | 'hold_limit'): Finding => ({
+  id: SCAN_LIMIT_RULE,
+  action: policy.overScanLimit === 'block' ? 'block' : 'log',
+  label,
+  excerpt: null,
+});
 
 /** Full-text scan of a complete text; with `stream`, rules the stream already reported are not reported again. */
 function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = '', format = formatOf(source)): Evaluation {
   return runNow(policy, scanFinalSteps(policy, source, eventType, text, stream, functionName, seed, format));
 }
 
-/** `scanFinal` within an event's budget (see `budgetFor`): a scan cut short gets `scanTimeFinding`. */
+/** `scanFinal` within an event's budget (see `budgetFor`): a scan cut short gets `scan_time` (scanLimitFinding). */
 function scanFinalSliced(policy: CompiledPolicy, budget: ScanBudget, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = '', format = formatOf(source)): Promise<Evaluation> {
   return runSliced(policy, budget, scanFinalSteps(policy, source, eventType, text, stream, functionName, seed, format));
 }
@@ -436,13 +440,13 @@ function* scanFinalSteps(policy: CompiledPolicy, source: Source, eventType: stri
   const e = new Evaluation(text);
   if (text.length > policy.maxScanChars && (rules.length > 0 || (policy.customBySource.get(source)?.length ?? 0) > 0)) {
     // One event may not hold the event loop (and every other tenant) for a scan of unbounded length.
-    e.findings.push({ id: SCAN_LIMIT_RULE, action: policy.overScanLimit === 'block' ? 'block' : 'log', label: 'scan_limit', excerpt: null });
+    e.findings.push(scanLimitFinding(policy, 'scan_limit'));
     return e;
   }
   if (rules.length === 0) return e;
   const r = yield { rules, text, seed, format };
   if (r === null) {
-    e.findings.push(scanTimeFinding(policy));
+    e.findings.push(scanLimitFinding(policy, 'scan_time'));
     return e;
   }
   e.text = r.text;
@@ -452,7 +456,7 @@ function* scanFinalSteps(policy: CompiledPolicy, source: Source, eventType: stri
     const more = yield* rescanSteps(policy, rules, e, (id) => r.hits.some((h) => h.rule.id === id), seed, format);
     if (more === null) {
       e.addHits(hits);
-      e.findings.push(scanTimeFinding(policy));
+      e.findings.push(scanLimitFinding(policy, 'scan_time'));
       return e;
     }
     hits = [...hits, ...more];
@@ -999,7 +1003,7 @@ export class GuardrailFilter implements Filter {
           if (x.e.text === text) continue;
           const again = new Evaluation(text);
           const more = yield* rescanSteps(policy, rulesFor(policy, x.t.source, frame.type), again, (id) => ids.has(id), x.seed, x.format, 'after_merge');
-          if (more === null) note(ids, scanTimeFinding(policy), x.t.source);
+          if (more === null) note(ids, scanLimitFinding(policy, 'scan_time'), x.t.source);
           for (const h of more ?? []) {
             note(ids, { id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt }, x.t.source);
           }
@@ -1323,7 +1327,7 @@ export class GuardrailFilter implements Filter {
     e.addHits(r.hits);
     if (r.overHold && !stream.overHeld) {
       stream.overHeld = true;
-      e.findings.push(holdLimitFinding(stream.policy));
+      e.findings.push(scanLimitFinding(stream.policy, 'hold_limit'));
     }
     const event = this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null);
     const pending = this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs);

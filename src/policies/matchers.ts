@@ -159,6 +159,8 @@ interface Reading {
   readonly starts: Int32Array;
   readonly ends: Int32Array;
   readonly fresh: number;
+  /** The earliest original position a growing match may be held from (TextScanner's `maxHeldChars`). */
+  readonly floor: number;
 }
 
 /** Index of the first normalised character that reaches past `ctxLen` in the original (the text not released yet). */
@@ -262,13 +264,14 @@ export class TextScanner {
     const scanEnd = final ? full.length : Math.max(ctxLen, openCharStart(full, this.#format));
     const scanned = scanEnd < full.length ? full.slice(0, scanEnd) : full;
     const norm = this.#format === 'json' ? normalizeJson(scanned) : normalize(scanned);
+    const reading = (text: string, starts: Int32Array, ends: Int32Array): Reading => ({ text, starts, ends, fresh: freshIndex(ends, ctxLen), floor: this.#holdFloor(starts, full.length) });
     let readings: readonly Reading[];
-    if (!norm.hiddenTags) readings = [{ text: norm.text, starts: norm.starts, ends: norm.ends, fresh: freshIndex(norm.ends, ctxLen) }];
+    if (!norm.hiddenTags) readings = [reading(norm.text, norm.starts, norm.ends)];
     else {
       // The maps are normalize's shared buffers: the first reading's are copied before the second.
-      const dropped: Reading = { text: norm.text, starts: norm.starts.slice(), ends: norm.ends.slice(), fresh: freshIndex(norm.ends, ctxLen) };
+      const dropped = reading(norm.text, norm.starts.slice(), norm.ends.slice());
       const tags = tagReading(scanned, this.#format);
-      readings = [dropped, { text: tags.text, starts: tags.starts, ends: tags.ends, fresh: freshIndex(tags.ends, ctxLen) }];
+      readings = [dropped, reading(tags.text, tags.starts, tags.ends)];
     }
     const newTotal = this.#total + delta.length;
     let hits: RuleHit[] | null = null;
@@ -285,11 +288,9 @@ export class TextScanner {
       }
       const holds = !final && rule.action !== 'log';
       for (const finder of rule.finders) {
-        for (const { text, starts, ends, fresh: normFresh } of readings) {
+        for (const { text, starts, ends, fresh: normFresh, floor } of readings) {
           // A match that ends in fresh text starts within maxLength of it: older text is only context.
           const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
-          // The earliest original position a growing match may be held from (see `maxHeldChars`).
-          const floor = this.#holdFloor(starts, full.length);
           finder.find(text, (s, e, label) => {
             const os = starts[s]!;
             const oe = ends[e - 1]!;
