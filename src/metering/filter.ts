@@ -5,7 +5,7 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN, isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
 import { asObject as obj, asString as str } from '../protocol/json.js';
-import { exceeds, parseOutputLimit, type OutputLimit } from '../protocol/limits.js';
+import { BETA_OUTPUT_LIMIT, exceeds, parseOutputLimit, reportedSessionOutputLimit, type OutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
 import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate, UNKNOWN_SIZE } from './context.js';
@@ -69,11 +69,6 @@ function then<T, R>(v: MaybePromise<T>, f: (t: T) => R): MaybePromise<R> {
 }
 
 /** max_output_tokens as reported by the upstream (see protocol/limits.ts for what clients send). */
-function outputLimit(v: unknown): number | 'inf' | null {
-  const parsed = parseOutputLimit(v);
-  return parsed.kind === 'limit' ? parsed.value : null;
-}
-
 function invalidOutputLimit(reason: string, eventId: string | null, param: string): Verdict {
   return reject(new ProxyError('invalid_value', { message: `max_output_tokens must be a whole number of at least 1 or "inf": ${reason}.`, param, eventId }));
 }
@@ -181,6 +176,8 @@ interface SessionGuess {
 }
 
 const moreOutput = (a: number | 'inf', b: number | 'inf'): number | 'inf' => (a === 'inf' || b === 'inf' ? 'inf' : Math.max(a, b));
+/** The larger of two limits a holder may name (GA's and the preview protocol's member), either absent. */
+const dearerLimit = (a: OutputLimit | null, b: OutputLimit | null): OutputLimit | null => (a === null ? b : b === null ? a : moreOutput(a, b));
 
 /** A turn detection's `prefix_padding_ms` (the audio a VAD item keeps before the speech), or OpenAI's default. */
 function paddingOf(td: JsonObject): number {
@@ -242,9 +239,6 @@ function inputAudioSettings(session: JsonObject | null): JsonObject | null {
   if (ga === null && Object.keys(beta).length === 0) return null;
   return { ...beta, ...ga };
 }
-
-/** The Azure preview protocol's (beta) name of `max_output_tokens` (session and response). */
-const BETA_OUTPUT_LIMIT = 'max_response_output_tokens';
 
 /**
  * `holder` (a session or response of a client event) with its beta output limit lowered to `limit`
@@ -898,7 +892,7 @@ export class MeteringFilter implements Filter {
       n,
       instructions: 'instructions' in session ? instructionsEstimate(session['instructions']) : null,
       tools: 'tools' in session ? toolsEstimate(session['tools']) : null,
-      maxOutput: gaMax === null ? betaMax : betaMax === null ? gaMax : moreOutput(gaMax, betaMax),
+      maxOutput: dearerLimit(gaMax, betaMax),
       textOnly: askedTextOnly(session, this.#rt.previewUpstream === true),
       bytesPerMs: format === null ? null : format === 'audio/pcm' ? 48 : 8,
       prompt: 'prompt' in session ? (promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS }) : null,
@@ -1121,7 +1115,7 @@ export class MeteringFilter implements Filter {
     const betaAsked = previewUpstream ? parseOutputLimit(response[BETA_OUTPUT_LIMIT]) : null;
     const gaLimit = parsed.kind === 'limit' ? parsed.value : null;
     const betaLimit = betaAsked?.kind === 'limit' ? betaAsked.value : null;
-    const requested = gaLimit === null ? betaLimit : betaLimit === null ? gaLimit : moreOutput(gaLimit, betaLimit);
+    const requested = dearerLimit(gaLimit, betaLimit);
     const requestedMember = betaLimit !== null && requested !== gaLimit ? BETA_OUTPUT_LIMIT : 'max_output_tokens';
     let effective: number | 'inf' = requested ?? this.#sessionMaxOutput() ?? 'inf';
     let rewrite: JsonObject | null = null;
@@ -1532,8 +1526,7 @@ export class MeteringFilter implements Filter {
     if ('prompt' in session) this.#sessionPrompt = promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS };
     const modalities = textOnly(session['output_modalities']);
     if (modalities !== null) this.#sessionTextOnly = modalities;
-    // A preview session reports the beta member only.
-    const mot = outputLimit(Object.hasOwn(session, 'max_output_tokens') ? session['max_output_tokens'] : session[BETA_OUTPUT_LIMIT]);
+    const mot = reportedSessionOutputLimit(session);
     const limit = this.#outputCap();
     if (limit === null || mot === null) return;
     if (mot === 'inf' || mot > limit) {
@@ -1606,7 +1599,7 @@ export class MeteringFilter implements Filter {
     const effective = view?.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf';
     const textOnlyOutput = textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow();
     const priced = price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
-    const computed = this.#worstCase(priced, add(add(this.#estimate.total(), this.#sessionPromptNow()), this.#mcpListInput(undefined, true)), promptOf(this.#sessionInstructions(), this.#sessionTools()), effective, textOnlyOutput);
+    const computed = this.#serverStartedWorstCase(priced, effective, textOnlyOutput);
     const ownOutput = { tokens: this.#outputLimitTokens(priced, effective), textOnly: textOnlyOutput };
     const unreserved = (amount: Amount): Reservation => ({
       id: null,
@@ -1981,8 +1974,7 @@ export class MeteringFilter implements Filter {
     if (vad === null || !vad.createResponse) return;
     if (!this.#vadResponseDue && this.#unreadTurn(vad).ms <= 0) return;
     const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
-    const input = add(add(add(this.#estimate.total(), this.#sessionPromptNow()), this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes)), this.#mcpListInput(undefined, true));
-    const amount = this.#worstCase(priced, input, promptOf(this.#sessionInstructions(), this.#sessionTools()), this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow());
+    const amount = this.#serverStartedWorstCase(priced, this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow(), this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
     this.#settleEstimate('vad:unread-response', { id: null, amount }, rule);
   }
 
@@ -2129,6 +2121,15 @@ export class MeteringFilter implements Filter {
   }
 
   /** Context estimate × input rates + output cap × output rate (see context.ts for the estimate). */
+  /**
+   * The worst case of a response the server starts (VAD, idle timeout): it reads the whole
+   * conversation, the session's prompt and MCP tool lists, and `extra` input (audio not committed yet).
+   */
+  #serverStartedWorstCase(priced: ModelPrice, maxOutput: number | 'inf', textOnlyOutput: boolean, extra: Readonly<ModalityTokens> = NO_TOKENS): Amount {
+    const input = add(add(add(this.#estimate.total(), this.#sessionPromptNow()), extra), this.#mcpListInput(undefined, true));
+    return this.#worstCase(priced, input, promptOf(this.#sessionInstructions(), this.#sessionTools()), maxOutput, textOnlyOutput);
+  }
+
   #worstCase(price: ModelPrice, input: ModalityTokens, promptTokens: number, maxOutput: number | 'inf', textOnlyOutput: boolean): Amount {
     // At the dearest of the model in use and any a switch in flight asks (until 2026-12-05 the
     // model in use only: a create right behind a switch to a dearer model was under-reserved).
@@ -2248,8 +2249,7 @@ export class MeteringFilter implements Filter {
     // A call's sideband or a transcription session starts no response: its audio costs transcription only.
     if (this.#rt.config.admission !== 'worst_case' || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return true;
     const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
-    const input = add(add(this.#estimate.total(), this.#sessionPromptNow()), this.#mcpListInput(undefined, true));
-    const next = this.#worstCase(priced, input, promptOf(this.#sessionInstructions(), this.#sessionTools()), this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow());
+    const next = this.#serverStartedWorstCase(priced, this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow());
     return firstHit(s.day, s.month, s.day.reserved, next, 'worst_case') === null;
   }
 

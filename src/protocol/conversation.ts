@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, asString as str, keptId } from './json.js';
 import { sniffString, sniffStringSpan } from './sniff.js';
-import { parseOutputLimit, type OutputLimit } from './limits.js';
+import { parseOutputLimit, readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from './limits.js';
 import { applySessionUpdate } from './session-update.js';
 import { parseUsage, type ResponseTokens } from './usage.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
@@ -223,11 +223,6 @@ function conversationIdOf(v: unknown): string | null | undefined {
 }
 
 /** A limit as the upstream reports it (`response.created`, `session.updated`). */
-function reportedLimit(v: unknown): OutputLimit | null {
-  const parsed = parseOutputLimit(v);
-  return parsed.kind === 'limit' ? parsed.value : null;
-}
-
 /** Server event types the view learns from (small control events only). */
 const OBSERVED_SERVER = new Set([
   'session.created',
@@ -525,8 +520,7 @@ export class Conversation implements ConversationView {
         // Each session.update is answered by one session.updated, in order.
         else this.#sessionUpdateAnswered(0);
         if (!session || session['type'] === 'transcription') return;
-        // The Azure preview protocol's session reports its beta member `max_response_output_tokens` instead.
-        const limit = reportedLimit(Object.hasOwn(session, 'max_output_tokens') ? session['max_output_tokens'] : session['max_response_output_tokens']);
+        const limit = reportedSessionOutputLimit(session);
         if (limit !== null) this.#sessionMaxOutput = limit;
         return;
       }
@@ -595,7 +589,7 @@ export class Conversation implements ConversationView {
     if (!response || !id || this.#responses.has(id)) return;
     const conversationId = conversationIdOf(response['conversation_id']);
     const metadata = metadataKey(response['metadata']);
-    const maxOutputTokens = reportedLimit(response['max_output_tokens']);
+    const maxOutputTokens = readOutputLimit(response['max_output_tokens']);
     // An absent conversation_id (never on the wire from OpenAI) tells nothing about the kind.
     const inConversation = conversationId === undefined ? null : conversationId !== null;
     const at = this.#pendingResponses.findIndex(

@@ -57,3 +57,21 @@ export function minOutputLimit(a: OutputLimit, b: OutputLimit): OutputLimit {
 export function exceeds(value: OutputLimit, max: number): boolean {
   return value === 'inf' || value > max;
 }
+
+/** The Azure preview protocol's (beta) name of `max_output_tokens` (session and response). */
+export const BETA_OUTPUT_LIMIT = 'max_response_output_tokens';
+
+/** A limit the upstream reports (or a client asks): its value when it reads as one, else null. */
+export function readOutputLimit(v: unknown): OutputLimit | null {
+  const parsed = parseOutputLimit(v);
+  return parsed.kind === 'limit' ? parsed.value : null;
+}
+
+/**
+ * The output limit a `session.created`/`session.updated` reports, in either dialect: GA's
+ * `max_output_tokens`, else the preview protocol's `max_response_output_tokens` (a preview session
+ * reports only that one).
+ */
+export function reportedSessionOutputLimit(session: Readonly<Record<string, unknown>>): OutputLimit | null {
+  return readOutputLimit(Object.hasOwn(session, 'max_output_tokens') ? session['max_output_tokens'] : session[BETA_OUTPUT_LIMIT]);
+}
