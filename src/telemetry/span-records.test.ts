@@ -2,7 +2,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type HrTime } from '@ope
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
-import { newSpanId, newTraceId, OpenSpan, readableSpan, SPAN_EVENT_LIMIT } from './span-records.js';
+import { estimateSpanBytes, newSpanId, newTraceId, OpenSpan, readableSpan, SPAN_EVENT_LIMIT } from './span-records.js';
 
 /**
  * Span records are written without the SDK's tracer: the SDK's own spans, built from the same
@@ -102,5 +102,23 @@ describe('span records', () => {
     expect(spans.size).toBe(2000);
     for (const id of traces) expect(id).toMatch(/^(?!0{32})[0-9a-f]{32}$/);
     for (const id of spans) expect(id).toMatch(/^(?!0{16})[0-9a-f]{16}$/);
+  });
+});
+
+describe('the byte estimate of the export queue', () => {
+  // Until 2026-12-07 strings counted as UTF-16 units: content in CJK (three UTF-8 bytes per unit,
+  // two on the heap) took a third of its serialised size from the 32 MiB budget.
+  it('counts a string as its UTF-8 bytes: never below what it holds on the heap or serialises to', () => {
+    const cjk = '語'.repeat(10_000);
+    const ascii = 'x'.repeat(10_000);
+    const cjkSpan = new OpenSpan('n', SpanKind.INTERNAL, t(0), { 'gen_ai.input.messages': cjk, tags: ['語語', 'b'] }).end(t(1));
+    const asciiSpan = new OpenSpan('n', SpanKind.INTERNAL, t(0), { 'gen_ai.input.messages': ascii, tags: ['xx', 'b'] }).end(t(1));
+    expect(estimateSpanBytes(cjkSpan)).toBeGreaterThanOrEqual(Buffer.byteLength(cjk));
+    expect(estimateSpanBytes(cjkSpan) - estimateSpanBytes(asciiSpan)).toBe(Buffer.byteLength(cjk) - ascii.length + (6 - 2));
+    const evented = new OpenSpan('n', SpanKind.INTERNAL, t(0), {});
+    evented.addEvent('é'.repeat(100), t(1), { 'ключ': 'значение' });
+    const plain = new OpenSpan('n', SpanKind.INTERNAL, t(0), {});
+    plain.addEvent('e'.repeat(100), t(1), { 'klyuch': 'znachenie' });
+    expect(estimateSpanBytes(evented.end(t(2))) - estimateSpanBytes(plain.end(t(2)))).toBe(100 + 2 + 7);
   });
 });

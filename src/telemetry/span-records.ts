@@ -108,11 +108,20 @@ const SPAN_BASE_BYTES = 256;
 /** Per attribute, event or link: its object and the serialiser's key/value wrapper. */
 const ENTRY_BYTES = 32;
 
+/**
+ * A string's bytes as serialised (UTF-8), which is also at least what it holds on the heap (one or
+ * two bytes per UTF-16 unit). Until 2026-12-07 the estimate counted UTF-16 units: captured content
+ * in CJK was serialised at three bytes per unit, so the 32 MiB budget held ~96 MiB.
+ */
+function stringBytes(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
+
 function valueBytes(v: AttributeValue | undefined): number {
-  if (typeof v === 'string') return v.length;
+  if (typeof v === 'string') return stringBytes(v);
   if (Array.isArray(v)) {
     let n = 0;
-    for (const x of v as readonly unknown[]) n += typeof x === 'string' ? x.length + 8 : 8;
+    for (const x of v as readonly unknown[]) n += typeof x === 'string' ? stringBytes(x) + 8 : 8;
     return n;
   }
   return 8;
@@ -121,19 +130,19 @@ function valueBytes(v: AttributeValue | undefined): number {
 function attributesBytes(attributes: Attributes | undefined): number {
   if (attributes === undefined) return 0;
   let n = 0;
-  for (const key of Object.keys(attributes)) n += ENTRY_BYTES + key.length + valueBytes(attributes[key]);
+  for (const key of Object.keys(attributes)) n += ENTRY_BYTES + stringBytes(key) + valueBytes(attributes[key]);
   return n;
 }
 
 /**
- * A cheap estimate of a record's size (string lengths plus fixed costs, no serialisation), for the
+ * A cheap estimate of a record's size (strings' UTF-8 bytes plus fixed costs, no serialisation), for the
  * export queue's byte budget (span-export.ts). A span is bounded already (strings clipped to
  * SPAN_STRING_LIMIT, captured content to `captureContent.maxChars`, SPAN_EVENT_LIMIT events), but
  * those bounds still allow tens of KB per span, so a count bound alone is not a memory bound.
  */
 export function estimateSpanBytes(span: PlainSpan): number {
-  let n = SPAN_BASE_BYTES + span.name.length + attributesBytes(span.attributes) + span.links.length * (ENTRY_BYTES + 48);
-  for (const e of span.events) n += ENTRY_BYTES + e.name.length + attributesBytes(e.attributes);
+  let n = SPAN_BASE_BYTES + stringBytes(span.name) + attributesBytes(span.attributes) + span.links.length * (ENTRY_BYTES + 48);
+  for (const e of span.events) n += ENTRY_BYTES + stringBytes(e.name) + attributesBytes(e.attributes);
   return n;
 }
 
