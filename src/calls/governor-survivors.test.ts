@@ -344,6 +344,34 @@ describe("a call's settled tokens, written to the store", () => {
     await flush();
     expect(c.most()).toBe(1);
   });
+
+  it("an ended call's count is forgotten once its last write lands, not kept for the instance's life", async () => {
+    const real = new SqliteCallStore(':memory:');
+    const c = counting(real, true);
+    const r = rig({ store: c.store, onShutdown: 'handover' });
+    const s = await r.govern('rtc_1');
+    s.init.carried.settled(100);
+    await flush();
+    expect(r.governors.trackedTokenCounts).toBe(1);
+    // The sideband ends while its write is in flight: the count stays until the write lands.
+    s.endBy(1006);
+    await flush();
+    expect(r.governors.trackedTokenCounts).toBe(1);
+    c.pending.shift()!();
+    await flush();
+    expect(c.writes).toEqual([100]);
+    expect(r.governors.trackedTokenCounts).toBe(0);
+    // A call that ends with nothing in flight is forgotten at once.
+    const t = await r.govern('rtc_2');
+    t.init.carried.settled(10);
+    await flush();
+    c.pending.shift()!();
+    await flush();
+    expect(r.governors.trackedTokenCounts).toBe(1);
+    t.endBy(1006);
+    await flush();
+    expect(r.governors.trackedTokenCounts).toBe(0);
+  });
 });
 
 describe('sidebands and shutdown', () => {

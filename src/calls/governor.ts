@@ -377,6 +377,11 @@ export class CallGovernors {
     return this.#byCall.size;
   }
 
+  /** Calls whose settled-token count this instance keeps: its live calls and writes still in flight. */
+  get trackedTokenCounts(): number {
+    return this.#tokenWrites.size;
+  }
+
   /** True for the proxy's own sideband session `sessionId`. */
   governs(sessionId: string): boolean {
     return this.#sessionIds.has(sessionId);
