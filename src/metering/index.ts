@@ -87,6 +87,14 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
     deps.log.info({ path, synchronous: cfg.ledger.synchronous, retentionDays: cfg.ledger.retentionDays }, 'metering ledger: sqlite');
   }
   const sink = cfg.export.file ? new UsageFileSink(resolve(deps.baseDir, cfg.export.file), deps.log) : null;
+  const tenantHolds = new TenantAudioHolds(ledger.holds ?? null);
+  // A tenant found over a cap in another relay worker or instance: its sessions here hold their audio too.
+  const stopHolds = ledger.holds?.subscribe((hold) => {
+    // A hold of a period already over (a late message) would only be lifted again at the recheck.
+    if (hold.hit.period.resetsAt <= wall()) return;
+    const held = tenantHolds.overCapElsewhere(hold.tenant, hold.hit);
+    if (held > 0) deps.log.info({ tenant: hold.tenant, cap: hold.hit.cap, sessions: held }, 'metering: tenant over a cap in another relay worker or instance: its sessions here hold their input audio');
+  });
 
   const runtime: MeteringRuntime = {
     config: cfg,
@@ -98,7 +106,7 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
     wall,
     callsGoverned: deps.config.calls.enabled,
     previewUpstream: speaksPreviewProtocol(deps.config.upstream),
-    tenantHolds: new TenantAudioHolds(),
+    tenantHolds,
   };
 
   return {
@@ -114,6 +122,7 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
     routes: meteringRoutes({ ledger, tenants: deps.tenants.tenants, limitsOf, wall, log: deps.log }),
     readiness: () => ledger.readiness(),
     async close() {
+      stopHolds?.();
       if (owned) await ledger.close();
       await sink?.close();
     },

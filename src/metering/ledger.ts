@@ -1,3 +1,4 @@
+import type { HoldLink } from './hold-link.js';
 import type { CapName, CapSet } from './limits.js';
 import type { Nanos } from './money.js';
 import type { Period, PeriodKind } from './periods.js';
@@ -158,6 +159,12 @@ export interface Ledger {
    * asynchronous: lets a server-started response be cancelled before any of its frames pass.
    */
   knownOver?(tenant: string, wallMs: number): CapHit | null;
+  /**
+   * How an over-cap audio hold reaches the tenant's sessions in the other processes sharing this
+   * ledger (a relay worker's: the primary and the other workers; Redis: the other instances), or
+   * absent: no other process (SQLite in one process). src/metering/hold-link.ts.
+   */
+  readonly holds?: HoldLink;
   readiness(): string | null;
   close(): Promise<void>;
 }

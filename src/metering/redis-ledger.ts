@@ -17,6 +17,7 @@ import type {
 } from './ledger.js';
 import type { CapName, CapSet } from './limits.js';
 import { OverHints, type OverHint } from './over-hints.js';
+import { RedisHoldLink } from './redis-holds.js';
 import { PERIOD_GRACE_MS, PeriodClock, periodOf, settlementPeriods, type Period, type PeriodKind } from './periods.js';
 
 /*
@@ -26,6 +27,7 @@ import { PERIOD_GRACE_MS, PeriodClock, periodOf, settlementPeriods, type Period,
  *   P{t}:caps                                        hash day_nanos, month_nanos, day_tokens, month_tokens
  *   P{t}:usage                                       stream of usage records (k = session/ref, r = JSON)
  *   P{t}:slots                                       zset session token → expiresAtMs
+ * and one pub/sub channel (no tenant in it), Ptenant-holds: over-cap audio holds (redis-holds.ts).
  * Lua numbers are doubles: totals are exact up to 2^53 nano-dollars (9 million USD) per period.
  */
 
@@ -249,6 +251,8 @@ export class RedisLedger implements Ledger {
   #closed = false;
   #dropped = 0;
   #lastError: string | null = null;
+  /** Over-cap audio holds to and from the other instances sharing this Redis. */
+  readonly holds: RedisHoldLink;
 
   constructor(options: RedisLedgerOptions) {
     this.#o = options;
@@ -273,6 +277,13 @@ export class RedisLedger implements Ledger {
     });
     this.#heartbeat = setInterval(() => this.#refreshSlots(), heartbeatEveryMs(this.#slotTtlMs));
     this.#heartbeat.unref();
+    this.holds = new RedisHoldLink({
+      channel: `${options.keyPrefix}tenant-holds`,
+      publish: (channel, message) => this.#redis.publish(channel, message),
+      // RedisHoldLink subscribes at every 'ready' itself.
+      connection: () => this.#redis.duplicate({ autoResubscribe: false }),
+      log: options.log,
+    });
   }
 
   /** Connects (bounded wait). Failure is not fatal: the ledger keeps retrying in the background. */
@@ -679,6 +690,7 @@ export class RedisLedger implements Ledger {
   async close(): Promise<void> {
     if (this.#closed) return;
     clearInterval(this.#heartbeat);
+    this.holds.close();
     await this.drain(2000);
     this.#closed = true;
     clearTimeout(this.#flushTimer);

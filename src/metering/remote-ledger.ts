@@ -1,5 +1,6 @@
 import type { CapHit, Ledger, OverrideChange, ReserveRequest, ReserveResult, TenantStatus, UsageCursor, UsagePage, UsageRecord } from './ledger.js';
 import type { CapSet } from './limits.js';
+import { ChannelHoldLink, type TenantHoldMessage } from './hold-link.js';
 import { OverHints } from './over-hints.js';
 import type { PeriodKind } from './periods.js';
 
@@ -58,6 +59,8 @@ interface Pending {
 export interface RemoteLedgerOptions {
   /** Sends a message to the owner; false when the channel is closed. */
   readonly send: (message: LedgerCall) => boolean;
+  /** Sends an over-cap audio hold to the owner, who passes it to the other workers (absent: holds stay in this process). */
+  readonly sendHold?: (message: TenantHoldMessage) => boolean;
   readonly kind: 'sqlite' | 'redis';
   /** Bound of every wait for the owner's answer. */
   readonly timeoutMs: number;
@@ -79,10 +82,13 @@ export class RemoteLedger implements Ledger {
   #closed = false;
   /** Why the owner's ledger is not ready, as the owner last said (each liveness ping), or null. */
   #ownerNotReady: string | null = null;
+  /** Over-cap audio holds to and from the other workers (and instances), through the owner; feed its `tenant-hold` messages to `holds.receive`. */
+  readonly holds: ChannelHoldLink;
 
   constructor(options: RemoteLedgerOptions) {
     this.#o = options;
     this.kind = options.kind;
+    this.holds = new ChannelHoldLink((m) => !this.#closed && (options.sendHold?.(m) ?? false));
   }
 
   /** Feed every owner answer here. */

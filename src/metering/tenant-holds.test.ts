@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { HoldLink, TenantHold } from './hold-link.js';
 import type { CapHit } from './ledger.js';
 import { TenantAudioHolds } from './tenant-holds.js';
 
@@ -28,5 +29,45 @@ describe('TenantAudioHolds', () => {
     leave();
     leave();
     expect(holds.size).toBe(0);
+  });
+});
+
+describe('TenantAudioHolds with a link to the other processes', () => {
+  function recordingLink(): { link: HoldLink; published: TenantHold[] } {
+    const published: TenantHold[] = [];
+    return { link: { publish: (h) => void published.push(h), subscribe: () => () => undefined }, published };
+  }
+
+  it('tells the other processes once per hold, however many sessions it holds here', () => {
+    const { link, published } = recordingLink();
+    const holds = new TenantAudioHolds(link);
+    const a1 = (): void => undefined;
+    holds.join('a', a1);
+    holds.join('a', () => undefined);
+    holds.join('a', () => undefined);
+    holds.overCap('a', HIT, a1);
+    expect(published).toEqual([{ tenant: 'a', hit: HIT }]);
+  });
+
+  it('tells them even with no other session of the tenant here', () => {
+    const { link, published } = recordingLink();
+    const holds = new TenantAudioHolds(link);
+    const only = (): void => undefined;
+    holds.join('a', only);
+    holds.overCap('a', HIT, only);
+    expect(published).toHaveLength(1);
+  });
+
+  it('a hold from elsewhere holds every session of the tenant here and is passed on to nobody', () => {
+    const { link, published } = recordingLink();
+    const holds = new TenantAudioHolds(link);
+    const told: string[] = [];
+    holds.join('a', () => void told.push('a1'));
+    holds.join('a', () => void told.push('a2'));
+    holds.join('b', () => void told.push('b1'));
+    expect(holds.overCapElsewhere('a', HIT)).toBe(2);
+    expect(told).toEqual(['a1', 'a2']);
+    expect(holds.overCapElsewhere('c', HIT)).toBe(0);
+    expect(published).toEqual([]);
   });
 });

@@ -1,18 +1,31 @@
+import type { HoldLink } from './hold-link.js';
 import type { CapHit } from './ledger.js';
 
 type Hold = (hit: CapHit) => void;
 
 /**
- * The metered sessions of each tenant on this instance (this process or relay worker), so that
- * input audio held back over a tenant cap in one session is held in all of them. A server-VAD
- * response cancelled at `response.created` over a cap is billed for the conversation it read; the
- * session that had one holds its audio, and until 2026-12-07 only that session did: a tenant with
- * several sessions paid one such response per session (test/metering/redteam-16-sessions-vad-cap.test.ts).
+ * The metered sessions of each tenant in this process (one proxy, or one relay worker), so that
+ * input audio held back over a tenant cap in one session is held in all of them, and in the
+ * tenant's sessions in the other processes sharing the ledger (`link`, the ledger's `holds`: the
+ * other relay workers, through the primary; the other instances on a Redis ledger, over pub/sub;
+ * src/metering/hold-link.ts). A server-VAD response cancelled at `response.created` over a cap is
+ * billed for the conversation it read; the session that had one holds its audio, and until
+ * 2026-12-07 only that session did: a tenant with several sessions paid one such response per
+ * session (test/metering/redteam-16-sessions-vad-cap.test.ts). Until 2026-12-07 (later that day)
+ * the hold stayed in its process: each session on another relay worker or instance still paid one
+ * (test/relay/workers-tenant-holds.test.ts, test/metering/redis-tenant-holds.test.ts).
  * Each session still asks the ledger again on its own (AUDIO_RECHECK_MS) and lifts its hold once
- * the tenant is under its caps.
+ * the tenant is under its caps, so a hold from elsewhere that is stale (a cap raised since) or
+ * forged costs at most one recheck period of audio, and a hold that never arrives (Redis down, a
+ * worker restarting) leaves that process's sessions the bound they had: one such response each.
  */
 export class TenantAudioHolds {
   readonly #byTenant = new Map<string, Set<Hold>>();
+  readonly #link: HoldLink | null;
+
+  constructor(link: HoldLink | null = null) {
+    this.#link = link;
+  }
 
   /** Registers a session's hold; the returned function unregisters it (session closed). */
   join(tenant: string, hold: Hold): () => void {
@@ -25,11 +38,23 @@ export class TenantAudioHolds {
     };
   }
 
-  /** One session of `tenant` found it over a cap: every other one holds its input audio too. */
+  /**
+   * One session of `tenant` found it over a cap: every other one here holds its input audio too,
+   * and the other processes are told once (one message per hold, not per session: the sessions
+   * held here by it, and those held elsewhere, pass it on to nobody).
+   */
   overCap(tenant: string, hit: CapHit, from: Hold): void {
     const sessions = this.#byTenant.get(tenant);
-    if (!sessions) return;
-    for (const hold of [...sessions]) if (hold !== from) hold(hit);
+    if (sessions) for (const hold of [...sessions]) if (hold !== from) hold(hit);
+    this.#link?.publish({ tenant, hit });
+  }
+
+  /** Another process found `tenant` over a cap: every session of it here holds its input audio. Returns how many. */
+  overCapElsewhere(tenant: string, hit: CapHit): number {
+    const sessions = this.#byTenant.get(tenant);
+    if (!sessions) return 0;
+    for (const hold of [...sessions]) hold(hit);
+    return sessions.size;
   }
 
   /** Tenants with a registered session (tests). */

@@ -1,12 +1,14 @@
 import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
+import type { TenantHoldMessage } from '../metering/hold-link.js';
 import type { LedgerCall, LedgerReply } from '../metering/remote-ledger.js';
 
 /*
  * Messages between the primary and its relay workers (child processes, IPC with the structured
  * clone serialization). Nothing on the relay hot path crosses: a session lives in one worker from
- * upgrade to close. The channel carries boot, ledger calls (SQLite ledger only), metric snapshots,
- * liveness pings (the primary's check that a worker's event loop still runs) and shutdown.
+ * upgrade to close. The channel carries boot, ledger calls, over-cap audio holds (one per tenant
+ * per hold, either way: src/metering/hold-link.ts), metric snapshots, liveness pings (the primary's
+ * check that a worker's event loop still runs) and shutdown.
  */
 
 export interface WorkerInit {
@@ -35,7 +37,8 @@ export type ToWorker =
    */
   | { readonly t: 'ping'; readonly id: number; readonly ledger?: string | null }
   | { readonly t: 'shutdown'; readonly drainMs: number }
-  | LedgerReply;
+  | LedgerReply
+  | TenantHoldMessage;
 
 export interface WorkerStats {
   readonly sessions: number;
@@ -50,7 +53,8 @@ export type FromWorker =
   | ({ readonly t: 'metrics-reply'; readonly id: number; readonly text: string } & WorkerStats)
   | { readonly t: 'pong'; readonly id: number }
   | { readonly t: 'drained' }
-  | LedgerCall;
+  | LedgerCall
+  | TenantHoldMessage;
 
 export function isMessage<T extends { readonly t: string }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';

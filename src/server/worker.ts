@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { ProxyModule } from '../app/module.js';
 import { createModules } from '../app/modules.js';
 import { createLogger } from '../logging.js';
+import { isTenantHoldMessage } from '../metering/hold-link.js';
 import { isLedgerReply, RemoteLedger } from '../metering/remote-ledger.js';
 import type { Clock } from '../pipeline/filter.js';
 import type { TelemetryModule } from '../telemetry/index.js';
@@ -13,8 +14,9 @@ import { isMessage, type FromWorker, type ToWorker, type WorkerInit } from './wo
 /*
  * A relay worker: a child process of the primary (src/server/workers.ts) running the whole relay
  * (uWS client listeners on the shared port, filters, sessions) with no admin listener. Its ledger
- * is the primary's (SQLite) or its own connection to the shared Redis. It exits when told to shut
- * down, and on its own when the primary goes away.
+ * is the primary's (RemoteLedger, SQLite or Redis alike), and over-cap audio holds reach the other
+ * workers through the primary too. It exits when told to shut down, and on its own when the
+ * primary goes away.
  */
 
 /** False only when the channel to the primary is closed (process.send's false also means "queued behind a backlog"). */
@@ -52,7 +54,7 @@ async function boot(init: WorkerInit): Promise<void> {
   const clock: Clock = { now: () => performance.now(), wall: offset === 0 ? () => Date.now() : () => Date.now() + offset };
   const tenants = new TenantResolver(config);
   if (init.remoteLedger) {
-    ledger = new RemoteLedger({ send, kind: config.metering.ledger.kind, timeoutMs: Math.max(5000, config.metering.ledger.commandTimeoutMs) });
+    ledger = new RemoteLedger({ send, sendHold: send, kind: config.metering.ledger.kind, timeoutMs: Math.max(5000, config.metering.ledger.commandTimeoutMs) });
   }
   // The server exists by the time anything asks (a request): every session counts against maxSessions.
   modules = await createModules({ config, log, tenants, clock, baseDir: init.baseDir, ...(ledger ? { ledger } : {}), sessionsOpen: () => server?.sessionsOpen ?? 0 });
@@ -83,6 +85,11 @@ async function shutdown(drainMs: number): Promise<void> {
 function onMessage(m: unknown): void {
   if (isLedgerReply(m)) {
     ledger?.onReply(m);
+    return;
+  }
+  // A tenant found over a cap in another worker or instance: this worker's sessions of it hold their audio.
+  if (isTenantHoldMessage(m)) {
+    ledger?.holds.receive(m);
     return;
   }
   if (!isMessage<ToWorker>(m)) return;

@@ -8,6 +8,7 @@ import type { HttpRoute, ProxyModule } from '../app/module.js';
 import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import type { Ledger } from '../metering/ledger.js';
+import { isTenantHoldMessage, tenantHoldOf, type TenantHold } from '../metering/hold-link.js';
 import { isLedgerCall, LedgerHost } from '../metering/remote-ledger.js';
 import { PrometheusListener } from '../telemetry/prometheus-listener.js';
 import { CumulativeMerge } from '../telemetry/prometheus-merge.js';
@@ -38,7 +39,7 @@ export interface WorkerPoolOptions {
   readonly logSink: { write(line: string): unknown };
   /** The workers' environment (OTEL_* and the rest, as a single-process proxy reads them). */
   readonly env: NodeJS.ProcessEnv;
-  /** The primary's ledger, served to workers when it is SQLite (Redis: workers connect themselves). */
+  /** The primary's ledger, served to the workers (SQLite or Redis); its `holds` reach the other instances. */
   readonly ledger: Ledger | null;
   readonly wallOffsetMs: number;
 }
@@ -159,6 +160,8 @@ export class WorkerPool {
   #liveness: NodeJS.Timeout | null = null;
   /** The merged /metrics: counters and histograms of workers that are gone or silent carry over. */
   readonly #merge = new CumulativeMerge<ChildProcess>();
+  /** Stops passing the holds of other instances (Redis ledger) to the workers. */
+  #unsubscribeHolds: (() => void) | null = null;
 
   private constructor(options: WorkerPoolOptions) {
     this.#o = options;
@@ -198,6 +201,7 @@ export class WorkerPool {
       await pool.#serveSeparateMetrics();
       pool.#liveness = setInterval(() => pool.#checkLiveness(), PING_INTERVAL_MS);
       pool.#liveness.unref();
+      pool.#unsubscribeHolds = options.ledger?.holds?.subscribe((hold) => pool.#passHold(hold, null)) ?? null;
     } catch (err) {
       await pool.shutdown(0);
       throw err;
@@ -268,6 +272,11 @@ export class WorkerPool {
       });
       return;
     }
+    if (isTenantHoldMessage(m)) {
+      const hold = tenantHoldOf(m);
+      if (hold) this.#passHold(hold, slot);
+      return;
+    }
     if (isMessage<FromWorker>(m) && m.t === 'pong') {
       if (slot.child !== child || m.id !== slot.ping?.id) return;
       if (slot.silentLogged) this.#o.log.warn({ worker: slot.index }, 'relay worker answering again');
@@ -281,6 +290,26 @@ export class WorkerPool {
       this.#metricWaits.delete(m.id);
       wait?.(m);
     }
+  }
+
+  /**
+   * A tenant found over a cap in worker `from` (or, null, in another instance on the Redis ledger):
+   * one message to each other running worker, whose sessions of the tenant hold their input audio,
+   * and, from a worker, one to the other instances. Only the workers running now get it: a worker
+   * that is gone needs none, and one starting has sessions that find the cap themselves.
+   */
+  #passHold(hold: TenantHold, from: WorkerSlot | null): void {
+    const message = { t: 'tenant-hold', tenant: hold.tenant, hit: hold.hit } satisfies ToWorker;
+    for (const slot of this.#slots) {
+      const child = slot.child;
+      if (slot === from || !child?.connected) continue;
+      try {
+        child.send(message);
+      } catch {
+        // The channel closed under us: the worker is exiting (its exit handler starts a new one).
+      }
+    }
+    if (from !== null) this.#o.ledger?.holds?.publish(hold);
   }
 
   #onExit(slot: WorkerSlot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -516,6 +545,8 @@ export class WorkerPool {
     this.#stopping = true;
     if (this.#liveness) clearInterval(this.#liveness);
     this.#liveness = null;
+    this.#unsubscribeHolds?.();
+    this.#unsubscribeHolds = null;
     await Promise.all(
       this.#slots.map(async (slot) => {
         const child = slot.child;
