@@ -1195,7 +1195,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect([ctx.closedWith?.code, ctx.closedWith?.closeCode, ctx.closedWith?.details?.['cap']]).toEqual(['budget_exceeded', 4002, 'daily_usd']);
     });
 
-    it('held input audio: the recheck is asynchronous and one at a time; a failed recheck keeps audio held and is retried', async () => {
+    it('held input audio: the recheck is asynchronous and one at a time; a failed recheck keeps audio held and is retried a second later', async () => {
       let now = T0;
       const s = asyncSetup({}, () => now);
       s.ledger.settle(null, spent(50_000_000));
@@ -1214,7 +1214,14 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       await flush();
       s.async.faults.delete('status');
       s.ledger.setOverride('acme', 'day', { nanos: 1_000_000_000 });
-      expect(append().kind).toBe('drop'); // the failed recheck let the next frame ask again
+      // A failed recheck is retried after 1 s, not at every frame (until 2026-12-07 each frame
+      // asked a ledger that was down: one IPC round trip per 20-40 ms frame in a relay worker).
+      for (let i = 0; i < 10; i++) expect(append().kind).toBe('drop');
+      now += 999;
+      expect(append().kind).toBe('drop');
+      expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(1);
+      now += 1;
+      expect(append().kind).toBe('drop'); // the failed recheck is retried
       expect(s.async.calls.filter((c) => c === 'status')).toHaveLength(2);
       await flush();
       expect(append().kind).toBe('continue');

@@ -48,6 +48,8 @@ const END_GRACE_MS = 3000;
 const ADMISSION_HANDOFF_MS = 30_000;
 /** While input audio is held back over a cap, the ledger is asked again this often (caps may be raised). */
 const AUDIO_RECHECK_MS = 5000;
+/** After a recheck the ledger could not answer. */
+const AUDIO_RECHECK_FAILED_MS = 1000;
 /** Distinct models a session's client may have asked for and still see confirmed (#requestedModels). */
 const MAX_REQUESTED_MODELS = 16;
 /**
@@ -2280,7 +2282,14 @@ export class MeteringFilter implements Filter {
         blocked.since = this.#rt.wall();
         if (this.#audioFits(s) && this.#audioBlocked === blocked && blocked.hit !== null) this.#releaseAudio();
       });
-      if (recheck instanceof Promise) recheck.catch(() => (blocked.checking = false));
+      // A failed recheck is retried sooner than a refusing one, but not at the next frame: with the
+      // ledger down every 20-40 ms frame would ask (one IPC round trip each in a relay worker).
+      if (recheck instanceof Promise) {
+        recheck.catch(() => {
+          blocked.checking = false;
+          blocked.since = this.#rt.wall() - AUDIO_RECHECK_MS + AUDIO_RECHECK_FAILED_MS;
+        });
+      }
     }
     if (blocked.notified) return DROP;
     blocked.notified = true;
