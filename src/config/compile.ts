@@ -5,6 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { resolveLimits, validatePlans } from '../metering/limits.js';
 import { PriceBook } from '../metering/pricing.js';
+import { unwrittenJournalPath } from '../metering/unwritten-journal.js';
 import { PolicyError } from '../policies/compile.js';
 import { hasLocks } from '../policies/locks.js';
 import { PolicyRegistry } from '../policies/registry.js';
@@ -152,6 +153,8 @@ const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
  * SQLite's bare "unable to open database file" / "file is not a database".
  */
 function checkLedgerFile(path: string, at: string, problems: ProblemList): void {
+  // Read at start even beside a new file (the ledger file moved away, the journal not).
+  checkUnwrittenJournal(unwrittenJournalPath(path), at, problems);
   const stat = existingOrCreatable(path, at, problems);
   if (stat === null) return;
   if (stat.isDirectory()) {
@@ -179,6 +182,28 @@ function checkLedgerFile(path: string, at: string, problems: ProblemList): void 
   // An empty file is a new database to SQLite.
   if (stat.size > 0 && !header.equals(SQLITE_HEADER)) {
     problems.add(at, `${path} is not an SQLite database (the file does not start with the SQLite header)`, 'point it at the ledger file, or at a new path: the proxy creates the database');
+  }
+}
+
+/**
+ * The usage records a previous instance could not write (src/metering/unwritten-journal.ts): run
+ * reads them before it serves and refuses to start without them, so check-config refuses the same.
+ */
+function checkUnwrittenJournal(path: string, at: string, problems: ProblemList): void {
+  let stat: Stats;
+  try {
+    stat = statSync(path);
+  } catch {
+    return; // none: nothing was left unwritten
+  }
+  if (!stat.isFile()) {
+    problems.add(at, `${path} (usage records left unwritten by a previous instance) is not a regular file`, 'move it away: the proxy writes that file only while the ledger file refuses writes');
+    return;
+  }
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (err) {
+    problems.add(at, `${path} (usage records left unwritten by a previous instance) is not readable by this user (uid ${process.getuid?.() ?? '?'}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'fix the file owner or mode: the proxy counts and writes those records at start');
   }
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -18,6 +19,7 @@ import {
 } from './ledger.js';
 import type { CapSet } from './limits.js';
 import { PeriodClock, periodOf, type Period, type PeriodKind } from './periods.js';
+import { UnwrittenJournal, unwrittenJournalPath, type JournalEntry } from './unwritten-journal.js';
 import { WalCheckpoints } from './wal-checkpoints.js';
 
 const ZERO: Amount = Object.freeze({ nanos: 0, tokens: 0 });
@@ -45,8 +47,7 @@ interface SpendRow {
 }
 
 /** A settled record the file refused (disk full, I/O error, busy): kept, in order, until it takes it. */
-interface Unwritten {
-  readonly record: UsageRecord;
+interface Unwritten extends JournalEntry {
   readonly day: Period;
   readonly month: Period;
   readonly bytes: number;
@@ -104,7 +105,8 @@ export class SqliteLedger implements Ledger {
   readonly #overrides = new Map<string, CapOverride>();
   readonly #slots = new LocalSlots();
   readonly #stmt: {
-    insertUsage: Database.Statement<[number, string, string, string, string, string, number, number, string]>;
+    insertUsage: Database.Statement<[number, string, string, string, string, string, number, number, string, string | null]>;
+    hasRecordId: Database.Statement<[string], { found: number }>;
     newestUsageTs: Database.Statement<[], { ts: number | null }>;
     addSpend: Database.Statement<[string, string, number, number]>;
     getSpend: Database.Statement<[string, string], SpendRow>;
@@ -116,7 +118,7 @@ export class SqliteLedger implements Ledger {
     usageTenantAfter: Database.Statement<[string, number, number, number], UsageRow>;
     audit: Database.Statement<[number, string, string, string]>;
   };
-  readonly #settleTx: (record: UsageRecord, day: Period, month: Period) => void;
+  readonly #settleTx: (record: UsageRecord, day: Period, month: Period, recordId: string | null) => void;
   /** The log's checkpoints, off the event loop (none for a database in memory). */
   readonly #checkpoints: WalCheckpoints | null = null;
   readonly #pruneBatch: Database.Statement<[number, number]>;
@@ -129,6 +131,8 @@ export class SqliteLedger implements Ledger {
   readonly #unwrittenSum = new Map<string, SpendRow>();
   readonly #unwrittenMaxBytes: number;
   #unwrittenBytes = 0;
+  /** The unwritten records on disk too (none for a database in memory): a crash does not lose them. */
+  readonly #journal: UnwrittenJournal | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryDelayMs = RETRY_FIRST_MS;
   /** The last refused write's error, for the log. */
@@ -181,7 +185,8 @@ export class SqliteLedger implements Ledger {
         model TEXT NOT NULL,
         cost_nanos INTEGER NOT NULL,
         total_tokens INTEGER NOT NULL,
-        json TEXT NOT NULL
+        json TEXT NOT NULL,
+        record_id TEXT
       );
       CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts);
       CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
@@ -207,9 +212,16 @@ export class SqliteLedger implements Ledger {
         detail TEXT NOT NULL
       );
     `);
+    // Files made before 2026-12-07 lack the column (an older version's inserts name their columns: it
+    // can still open the file). Only records that waited have an id: the ones a journal may replay.
+    if (!(db.prepare('SELECT name FROM pragma_table_info(?)').all('usage') as Array<{ name: string }>).some((c) => c.name === 'record_id')) {
+      db.exec('ALTER TABLE usage ADD COLUMN record_id TEXT');
+    }
+    db.exec('CREATE UNIQUE INDEX IF NOT EXISTS usage_record_id ON usage (record_id) WHERE record_id IS NOT NULL');
     this.#stmt = {
       newestUsageTs: db.prepare('SELECT MAX(ts) AS ts FROM usage'),
-      insertUsage: db.prepare('INSERT INTO usage (ts, tenant, session, source, ref, model, cost_nanos, total_tokens, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertUsage: db.prepare('INSERT INTO usage (ts, tenant, session, source, ref, model, cost_nanos, total_tokens, json, record_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      hasRecordId: db.prepare('SELECT 1 AS found FROM usage WHERE record_id = ?'),
       addSpend: db.prepare(
         'INSERT INTO spend (tenant, period, nanos, tokens) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, period) DO UPDATE SET nanos = nanos + excluded.nanos, tokens = tokens + excluded.tokens',
       ),
@@ -237,17 +249,41 @@ export class SqliteLedger implements Ledger {
     for (const row of db.prepare('SELECT tenant, kind, nanos, tokens FROM cap_override').all() as OverrideRow[]) {
       this.#overrides.set(`${row.tenant}\u0000${row.kind}`, { nanos: row.nanos, tokens: row.tokens });
     }
-    this.#settleTx = db.transaction((record: UsageRecord, day: Period, month: Period) => {
+    this.#settleTx = db.transaction((record: UsageRecord, day: Period, month: Period, recordId: string | null) => {
       // The row's time is the record's, or the newest row's when it comes after a newer one (a
       // worker's settle reaching the primary late, a clock stepped back): pages go by (row time, id),
       // so a cursor already past its time still reaches it, as Redis places a late record where it
       // was written. Until 2026-12-07 it kept its own time and no cursor returned it
       // (test/metering/redteam-16-usage-cursor-late.test.ts). The JSON keeps the record's time.
       const newest = this.#stmt.newestUsageTs.get()?.ts ?? null;
-      this.#stmt.insertUsage.run(newest !== null && newest > record.ts ? newest : record.ts, record.tenant, record.session, record.source, record.ref, record.model, record.costNanos, record.totalTokens, JSON.stringify(record));
+      this.#stmt.insertUsage.run(newest !== null && newest > record.ts ? newest : record.ts, record.tenant, record.session, record.source, record.ref, record.model, record.costNanos, record.totalTokens, JSON.stringify(record), recordId);
       this.#stmt.addSpend.run(record.tenant, day.key, record.costNanos, record.totalTokens);
       this.#stmt.addSpend.run(record.tenant, month.key, record.costNanos, record.totalTokens);
     });
+    if (onDisk) {
+      this.#journal = new UnwrittenJournal(unwrittenJournalPath(path), this.#unwrittenMaxBytes, this.#onError);
+      this.#replay(this.#journal);
+    }
+  }
+
+  /**
+   * Before the first admit: the records a previous instance journaled and did not write (it died,
+   * or stopped while the file refused them) count again, written now or waiting like any other.
+   * Those already in the file (their id is) are skipped, so a replay interrupted by another crash
+   * counts each once.
+   */
+  #replay(journal: UnwrittenJournal): void {
+    const left = journal.read();
+    for (const entry of left) {
+      if (this.#stmt.hasRecordId.get(entry.id)) continue;
+      const { day, month } = this.#clock.at(entry.record.ts);
+      this.#enqueue({ id: entry.id, record: entry.record, day, month, bytes: Buffer.byteLength(JSON.stringify(entry.record)) });
+    }
+    if (this.#unwritten.length > 0) this.#onError(`${this.#unwritten.length} usage records left unwritten by the previous instance (${journal.path}): counted, and written now`);
+    // Written now, or the journal is rewritten with those still waiting (no torn or written lines).
+    this.#writeUnwritten();
+    if (this.#unwritten.length === 0) journal.clear();
+    else this.#onError(`usage record not written (${this.#lastWriteError}); kept in memory and retried, /readyz not ready until written`);
   }
 
   #spent(tenant: string, period: Period): SpendRow {
@@ -334,16 +370,16 @@ export class SqliteLedger implements Ledger {
     this.#count(record, month);
     if (reservationId !== null) this.release(record.tenant, reservationId);
     // Committed before the caller goes on (response.done reaches the client after this returns).
-    if (this.#unwritten.length === 0 && this.#write(record, day, month)) return;
+    if (this.#unwritten.length === 0 && this.#write(record, day, month, null)) return;
     // Behind earlier unwritten records, or refused itself: queued, then everything tried in order.
-    this.#keep({ record, day, month, bytes: Buffer.byteLength(JSON.stringify(record)) });
+    this.#keep({ id: randomUUID(), record, day, month, bytes: Buffer.byteLength(JSON.stringify(record)) });
     this.#writeUnwritten();
   }
 
   /** One record's transaction; false (and the error kept for the log) when the file refuses it. */
-  #write(record: UsageRecord, day: Period, month: Period): boolean {
+  #write(record: UsageRecord, day: Period, month: Period, recordId: string | null): boolean {
     try {
-      this.#settleTx(record, day, month);
+      this.#settleTx(record, day, month, recordId);
     } catch (err) {
       this.#lastWriteError = err instanceof Error ? err.message : String(err);
       return false;
@@ -355,13 +391,19 @@ export class SqliteLedger implements Ledger {
   #keep(item: Unwritten): void {
     const wasEmpty = this.#unwritten.length === 0;
     const wasFull = this.#unwrittenBytes >= this.#unwrittenMaxBytes;
-    this.#unwritten.push(item);
-    this.#unwrittenBytes += item.bytes;
-    this.#addUnwritten(item, 1);
+    this.#enqueue(item);
+    // On disk before the caller goes on (the client sees response.done after this returns).
+    this.#journal?.append(item);
     if (wasEmpty) this.#onError(`usage record not written (${this.#lastWriteError}); kept in memory and retried, /readyz not ready until written`);
     if (!wasFull && this.#unwrittenBytes >= this.#unwrittenMaxBytes) {
       this.#onError(`${this.#unwritten.length} usage records (${this.#unwrittenBytes} bytes) not written: new reservations refused until the file takes them`);
     }
+  }
+
+  #enqueue(item: Unwritten): void {
+    this.#unwritten.push(item);
+    this.#unwrittenBytes += item.bytes;
+    this.#addUnwritten(item, 1);
   }
 
   #addUnwritten(item: Unwritten, sign: 1 | -1): void {
@@ -379,18 +421,23 @@ export class SqliteLedger implements Ledger {
     const before = this.#unwritten.length;
     while (this.#unwritten.length > 0 && !this.#closed) {
       const item = this.#unwritten[0]!;
-      if (!this.#write(item.record, item.day, item.month)) break;
+      if (!this.#write(item.record, item.day, item.month, item.id)) break;
       this.#unwritten.shift();
       this.#unwrittenBytes -= item.bytes;
       this.#addUnwritten(item, -1);
     }
     if (this.#unwritten.length === 0) {
+      if (before > 0) this.#journal?.clear();
       this.#retryDelayMs = RETRY_FIRST_MS;
       if (this.#retryTimer) clearTimeout(this.#retryTimer);
       this.#retryTimer = null;
       if (before > 0) this.#onError(`${before} usage records written after failed writes; ledger ready again`);
       return;
     }
+    // Some written (the journal holds lines no longer waiting, room a newer record may need), or the
+    // journal missing some after a failed write: rewritten from what still waits.
+    const journal = this.#journal;
+    if (journal && !this.#closed && (this.#unwritten.length < before || journal.failing)) journal.mirror(this.#unwritten);
     this.#scheduleRetry();
   }
 
@@ -497,11 +544,20 @@ export class SqliteLedger implements Ledger {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    // A last try; what the file still refuses is logged whole, the only copy left (with the export file).
+    // A last try; what the file still refuses stays in the journal for the next start, and is logged
+    // whole (the only other copy with the export file, if the journal could not keep it).
     this.#writeUnwritten();
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     for (const item of this.#unwritten) this.#onError(`usage record not written at shutdown: ${JSON.stringify(item.record)}`);
+    if (this.#unwritten.length > 0 && this.#journal) {
+      this.#onError(
+        this.#journal.complete
+          ? `${this.#unwritten.length} usage records not written at shutdown are kept in ${this.#journal.path}: the next start on this file writes them`
+          : `${this.#unwritten.length} usage records not written at shutdown; ${this.#journal.path} holds only some of them (see earlier lines): the others are lost`,
+      );
+    }
+    this.#journal?.close();
     if (this.#pruneTimer) clearTimeout(this.#pruneTimer);
     this.#db.close();
     await this.#checkpoints?.close();

@@ -38,6 +38,8 @@ function project(ledgerPath: string, prepare: (dir: string) => void): string {
 const CASES = [
   { name: 'a directory', path: 'data/ledger.db', prepare: (dir: string) => mkdirSync(join(dir, 'data/ledger.db'), { recursive: true }), text: /is a directory/ },
   { name: 'a file that is not an SQLite database', path: 'notes.txt', prepare: (dir: string) => writeFileSync(join(dir, 'notes.txt'), 'not a database, just some text that is long enough\n'), text: /not an SQLite database/ },
+  // Run reads the usage records a previous instance left unwritten before it serves, and stops when it cannot.
+  { name: 'a directory where its unwritten-records journal is', path: 'ledger.db', prepare: (dir: string) => mkdirSync(join(dir, 'ledger.db-unwritten.jsonl')), text: /ledger\.db-unwritten\.jsonl \(usage records left unwritten by a previous instance\) is not a regular file/ },
 ];
 
 /**
