@@ -106,7 +106,7 @@ export interface ProxyModule {
   resolveSecret?(key: string): Promise<SecretGrant | null>;
   /** An upgrade was refused before a session existed (`reason`: an error code or `not_found`). */
   onUpgradeRefused?(reason: string): void;
-  /** Sessions this module runs beside the server's WebSocket sessions (a call's sidebands): they count against `server.maxSessions`. */
+  /** Sessions this module runs or is starting beside the server's WebSocket sessions (a call's sidebands, offers on their way upstream): they count against `server.maxSessions`. */
   sessions?(): number;
   /**
    * Of those, the ones the shutdown drain waits for (up to `server.shutdownDrainSec`) beside the

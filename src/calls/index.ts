@@ -206,7 +206,14 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * offers all passed the check, six calls at maxSessions 2; test/calls/redteam-13-calls.test.ts.)
    */
   let creating = 0;
-  const roomForCall = (): boolean => (deps.sessionsOpen?.() ?? governors.size) + creating < deps.config.server.maxSessions;
+  /**
+   * This module's sessions against `server.maxSessions`: the sidebands and the offers in flight. The
+   * server's sessionsOpen sums them with its own (until 2026-12-07 it read the sidebands only, and
+   * WebSocket upgrades passed while offers were held upstream: four sessions at maxSessions 2,
+   * test/calls/redteam-17-offers-in-flight.test.ts).
+   */
+  const callSessions = (): number => governors.size + creating;
+  const roomForCall = (): boolean => (deps.sessionsOpen?.() ?? callSessions()) < deps.config.server.maxSessions;
   /**
    * A place for a call on its way (checked and counted in one synchronous step, after the caps'
    * probe: concurrent offers and webhooks), or null when there is none; the release gives it back, once.
@@ -553,7 +560,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     name: 'calls',
     filters: [filter],
     routes,
-    sessions: () => governors.size,
+    sessions: callSessions,
     // Calls drain like WebSocket sessions before they are hung up; handed-over ones go on elsewhere.
     drainingSessions: () => (cfg.onShutdown === 'hangup' ? governors.size : 0),
     // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).

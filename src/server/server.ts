@@ -9,10 +9,11 @@ import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { MAX_KEY_CHARS, sha256Hex, type TenantResolver } from '../tenants/resolver.js';
+import type { Tenant } from '../tenants/tenant.js';
 import { forwardedHeaderProblem, readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
-import { presentedCredentials } from './auth.js';
+import { presentedCredentials, type PresentedCredentials } from './auth.js';
 import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
 import { BodyBuffer } from './body-buffer.js';
 import { LingeringSockets } from './lingering-sockets.js';
@@ -174,6 +175,11 @@ export class ProxyServer {
   /** Request bodies refused for memory or slots since the last tick, by reason (logged once a tick). */
   readonly #bodyRefusals = new Map<string, number>();
   #ticker: NodeJS.Timeout | null = null;
+  /**
+   * Authenticated upgrades between their `maxSessions` check and their open or refusal (admission may
+   * await): counted in sessionsOpen, as the calls module counts offers on their way upstream.
+   */
+  #admitting = 0;
   #started = 0;
   #draining = false;
   #drained: (() => void) | null = null;
@@ -202,11 +208,12 @@ export class ProxyServer {
 
   /**
    * Every session this process runs, what `server.maxSessions` bounds: the WebSocket sessions and the
-   * modules' own (a call's sidebands). Until 2026-12-06 (thirteenth session) each side counted only
-   * its own against the bound, so the process could hold twice `maxSessions`.
+   * modules' own (a call's sidebands), and authenticated upgrades still being admitted (#admitting). Until
+   * 2026-12-06 (thirteenth session) each side counted only its own against the bound, so the process
+   * could hold twice `maxSessions`.
    */
   get sessionsOpen(): number {
-    let n = this.#sessions.size;
+    let n = this.#sessions.size + this.#admitting;
     for (const m of this.#modules) n += m.sessions?.() ?? 0;
     return n;
   }
@@ -820,6 +827,32 @@ export class ProxyServer {
     if (grant instanceof ProxyError) return refuse(grant, { browser: creds.browser });
     tenant ??= grant?.tenant ?? null;
     if (!tenant) return refuse(new ProxyError('invalid_api_key'), { browser: creds.browser });
+    // From here to its open (or refusal) an authenticated upgrade holds a place, checked and taken in
+    // one step: admission may await (the Redis ledger, a relay worker's ledger over IPC; a secret's
+    // lookup just did), and every upgrade read meanwhile passed the check above. Until 2026-12-07
+    // nothing counted them: 20 upgrades of one capped tenant written at once on the Redis ledger opened
+    // 20 sessions at maxSessions 2 (test/server/redteam-17-admission-race.test.ts). Keyless upgrades
+    // (a flood of unknown `ek_` secrets) hold none.
+    if (this.sessionsOpen >= this.#config.server.maxSessions) return refuse(new ProxyError('overloaded'));
+    this.#admitting++;
+    try {
+      await this.#admitTenant(exchange, context, rawQuery, headers, creds, tenant, grant, refuse);
+    } finally {
+      this.#admitting--;
+    }
+  }
+
+  /** The rest of #admitAndUpgrade for an authenticated upgrade, which holds its place among `maxSessions` meanwhile (#admitting). */
+  async #admitTenant(
+    exchange: Exchange,
+    context: us_socket_context_t,
+    rawQuery: string,
+    headers: Map<string, string>,
+    creds: PresentedCredentials,
+    tenant: Tenant,
+    grant: SecretGrant | null,
+    refuse: (error: ProxyError, extra?: Readonly<Record<string, unknown>>) => void,
+  ): Promise<void> {
     // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
     const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
     if (clientQuery instanceof ProxyError) return refuse(clientQuery);
