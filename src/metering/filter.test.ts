@@ -1131,7 +1131,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       await serverAsync(f, done('resp_3', usage(1000, 0, 0, 0)));
       await flush();
       expect(s.logs.some((l) => l.level === 'error' && l.msg === 'metering: usage export failed')).toBe(true);
-      expect(s.ledger.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['resp_3']);
+      expect(s.ledger.usagePage('acme', 0, 10).records.map((r) => r.ref)).toEqual(['resp_3']);
       expect(ctx.closedWith).toBeNull();
     });
 
@@ -2977,7 +2977,7 @@ describe('metering filter: survivors of the 2026-12-05 mutation run', () => {
       server(f, created('resp_2'));
       server(f, done('resp_2', usage(10, 0, 1, 0)));
       expect(s.records.map((r) => r.ref)).toEqual(['resp_2']);
-      expect(s.ledger.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['resp_2']);
+      expect(s.ledger.usagePage('acme', 0, 10).records.map((r) => r.ref)).toEqual(['resp_2']);
       expect(reserved(s)).toEqual(NONE);
       expect(s.logs.filter((l) => l.level === 'error')).toEqual([]);
     });

@@ -143,8 +143,6 @@ export interface Ledger {
   setOverride(tenant: string, kind: PeriodKind, change: OverrideChange): MaybePromise<void>;
   /** Zeroes the tenant's spend for the current period of `kind` (usage records are kept). */
   resetSpend(tenant: string, kind: PeriodKind, wallMs: number): MaybePromise<void>;
-  /** Usage records of a tenant (or all tenants) settled at or after `sinceMs`, oldest first. */
-  usage(tenant: string | null, sinceMs: number, limit: number): MaybePromise<UsageRecord[]>;
   /**
    * A page of usage records in the ledger's usage order, from `sinceMs` (inclusive) or strictly
    * after a cursor a previous page gave: following `next` returns every record exactly once, however

@@ -95,7 +95,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'metering: late settlement counted into the current period', ref: 'late', recordTs: threeDaysAgo })]);
     const s = await a.status('acme', NO_CAPS, T0);
     expect(s.day.spent.nanos).toBe(4_000);
-    const rows = await a.usage('acme', 0, 10);
+    const rows = (await a.usagePage('acme', 0, 10)).records;
     expect(rows.map((r) => [r.ref, r.ts])).toEqual([['late', threeDaysAgo]]);
   });
 
@@ -139,7 +139,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
       // A write of our own waits out the pause: any paused duplicate has run by the time it returns.
       await admin.call('SET', 'probe:after-pause', '1');
       expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(1_000_001);
-      expect(await l.usage('acme', 0, 10)).toHaveLength(2);
+      expect((await l.usagePage('acme', 0, 10)).records).toHaveLength(2);
     } finally {
       admin.disconnect();
     }
@@ -170,7 +170,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     await vi.waitFor(() => expect(l.connected && l.pendingCount === 0).toBe(true), { timeout: 8000, interval: 20 });
     const s = await l.status('acme', NO_CAPS, T0);
     expect(s.day.spent.nanos).toBe(18);
-    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['during-1', 'during-2']);
+    expect((await l.usagePage('acme', 0, 10)).records.map((u) => u.ref)).toEqual(['during-1', 'during-2']);
     expect(l.readiness()).toBeNull();
     // The operator sees the outage once per distinct error, and the recovery.
     const errors = lines.filter((x) => x['msg'] === 'metering redis error');
@@ -210,8 +210,8 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(l.readiness()).toBeNull();
     expect(lines.some((x) => x['msg'] === 'metering redis: queued settlements written' && x['level'] === 30)).toBe(true);
     // Every kept record written once, in order; Redis holds their sum, this instance adds the dropped one.
-    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['q1', 'q2', 'q4']);
-    expect((await l.usage('beta', 0, 10)).map((u) => u.ref)).toEqual(['q3']);
+    expect((await l.usagePage('acme', 0, 10)).records.map((u) => u.ref)).toEqual(['q1', 'q2', 'q4']);
+    expect((await l.usagePage('beta', 0, 10)).records.map((u) => u.ref)).toEqual(['q3']);
     expect(await inspect((r) => r.hgetall(spendKey))).toEqual({ nanos: '5020', tokens: '7' });
     const acme = await l.status('acme', NO_CAPS, T0);
     expect(acme.day.spent).toEqual({ nanos: 55_020, tokens: 12 });
@@ -249,7 +249,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(l.readiness()).toBeNull();
     expect((await l.reserve(over(0, T0, 'remaining', NO_CAPS))).kind).toBe('ok');
     expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 601, tokens: 2 });
-    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['s1', 's2']);
+    expect((await l.usagePage('acme', 0, 10)).records.map((u) => u.ref)).toEqual(['s1', 's2']);
   });
 
   it('a spend reset while a settlement is still queued is refused (it would count again once written), and taken once the queue is written', async () => {
@@ -435,7 +435,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(await l.drain(5000)).toBe(true);
     expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 601, tokens: 61 });
     expect((await l.status('beta', NO_CAPS, T0)).day.spent).toEqual({ nanos: 0, tokens: 5 });
-    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['queued', 'behind']);
+    expect((await l.usagePage('acme', 0, 10)).records.map((u) => u.ref)).toEqual(['queued', 'behind']);
   });
 
   it('period keys expire a day after their period ends; a reset keeps that expiry', async () => {
@@ -490,12 +490,12 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
       await r.xadd(`t${prefix}:{acme}:usage`, '*', 'k', 'r');
       await r.xadd(`t${prefix}:{acme}:usage`, '*', 'other', 'x');
     });
-    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['b', 'x1', 'x0']);
-    expect((await l.usage(null, 0, 2)).map((u) => u.ref)).toEqual(['b', 'x1']);
-    expect((await l.usage(null, -5, 10)).map((u) => u.ref)).toEqual(['b', 'x1', 'x0']);
-    expect((await l.usage('acme', T0 + 1, 10)).map((u) => u.ref)).toEqual(['x1']);
-    expect((await l.usage('acme', T0, 10)).map((u) => u.ref)).toEqual(['x1', 'x0']);
-    expect((await l.usage('acme', 0, 10))[1]).toEqual(record({ ref: 'x0', ts: T0 }));
+    expect((await l.usagePage(null, 0, 10)).records.map((u) => u.ref)).toEqual(['b', 'x1', 'x0']);
+    expect((await l.usagePage(null, 0, 2)).records.map((u) => u.ref)).toEqual(['b', 'x1']);
+    expect((await l.usagePage(null, -5, 10)).records.map((u) => u.ref)).toEqual(['b', 'x1', 'x0']);
+    expect((await l.usagePage('acme', T0 + 1, 10)).records.map((u) => u.ref)).toEqual(['x1']);
+    expect((await l.usagePage('acme', T0, 10)).records.map((u) => u.ref)).toEqual(['x1', 'x0']);
+    expect((await l.usagePage('acme', 0, 10)).records[1]).toEqual(record({ ref: 'x0', ts: T0 }));
     // The cursor after x1 (whose entry id is later than x0's record time) still reaches x0.
     const first = await l.usagePage('acme', 0, 1);
     expect(first.records.map((u) => u.ref)).toEqual(['x1']);
@@ -609,7 +609,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     await allow();
     await vi.waitFor(() => expect(l.pendingCount).toBe(0), { timeout: 5000, interval: 20 });
     expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(34);
-    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['accepted', 'refused']);
+    expect((await l.usagePage('acme', 0, 10)).records.map((u) => u.ref)).toEqual(['accepted', 'refused']);
   });
 
   it('two flushes at once (a drain beside the retry timer) write each queued settlement exactly once, in order', async () => {
@@ -621,7 +621,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     await inspect((r) => r.del(usageKey));
     expect(await Promise.all([l.drain(5000), l.drain(5000), l.drain(5000)])).toEqual([true, true, true]);
     expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(321);
-    expect((await l.usage('acme', 0, 10)).map((u) => u.ref)).toEqual(['q1', 'q2', 'q3']);
+    expect((await l.usagePage('acme', 0, 10)).records.map((u) => u.ref)).toEqual(['q1', 'q2', 'q3']);
   });
 
   it('drain waits without blocking: Redis coming back meanwhile gets the queue written', async () => {
@@ -658,7 +658,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     expect(await inspect((r) => r.exists(`t${prefix}:{beta}:usage`))).toBe(0);
     await inspect((r) => r.del(usageKey));
     expect(await l.drain(5000)).toBe(true);
-    expect((await l.usage(null, 0, 10)).map((u) => u.ref)).toEqual(['stuck', 'fine']);
+    expect((await l.usagePage(null, 0, 10)).records.map((u) => u.ref)).toEqual(['stuck', 'fine']);
   });
 
   it('scripts are sent once, then called by their hash', async () => {
@@ -760,7 +760,7 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
     await expect(l.status('acme', NO_CAPS, T0)).rejects.toThrow(notQueued);
     await expect(l.setOverride('acme', 'day', { nanos: 5 })).rejects.toThrow(notQueued);
     await expect(l.resetSpend('acme', 'day', T0)).rejects.toThrow(notQueued);
-    await expect(l.usage('acme', 0, 10)).rejects.toThrow(notQueued);
+    await expect(l.usagePage('acme', 0, 10)).rejects.toThrow(notQueued);
     await redis.restart();
     await vi.waitFor(() => expect(l.connected).toBe(true), { timeout: 8000, interval: 20 });
     // Nothing of it ran later.

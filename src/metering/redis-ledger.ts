@@ -19,6 +19,7 @@ import type { CapName, CapSet } from './limits.js';
 import { OverHints, type OverHint } from './over-hints.js';
 import { RedisHoldLink } from './redis-holds.js';
 import { PERIOD_GRACE_MS, PeriodClock, periodOf, settlementPeriods, type Period, type PeriodKind } from './periods.js';
+import { UnstoredAmounts } from './unstored-amounts.js';
 
 /*
  * Keys (the tenant in a hash tag, so one tenant's keys share a cluster slot):
@@ -235,10 +236,10 @@ export class RedisLedger implements Ledger {
   /** Per tenant, the amounts of queued settlements (counted as spent by reserve). */
   readonly #pendingSum = new Map<string, { nanos: number; tokens: number }>();
   /**
-   * Amounts of records whose bodies were dropped (queue past its bound), per tenant\0period key:
+   * Amounts of records whose bodies were dropped (queue past its bound), per tenant and period:
    * never written to Redis, so they count as spent here for the rest of their period.
    */
-  readonly #droppedSum = new Map<string, { nanos: number; tokens: number }>();
+  readonly #droppedSum = new UnstoredAmounts();
   readonly #slots = new Map<string, string>();
   /** Recent "spend is at the cap" answers per tenant (see knownOver). */
   readonly #over = new OverHints<CheckedOverHint>();
@@ -324,8 +325,8 @@ export class RedisLedger implements Ledger {
   /** Spend of `period` Redis does not hold: queued settlements (whatever their period) plus dropped bodies of this period. */
   #unwrittenIn(tenant: string, period: Period): { nanos: number; tokens: number } {
     const p = this.#pendingOf(tenant);
-    const d = this.#droppedSum.get(`${tenant}\u0000${period.key}`);
-    return { nanos: p.nanos + (d?.nanos ?? 0), tokens: p.tokens + (d?.tokens ?? 0) };
+    const d = this.#droppedSum.of(tenant, period);
+    return { nanos: p.nanos + d.nanos, tokens: p.tokens + d.tokens };
   }
 
   /** The queue holds as many settlements as pendingMax: no new spend until Redis takes them. */
@@ -490,11 +491,7 @@ export class RedisLedger implements Ledger {
    */
   #dropBody(r: UsageRecord): void {
     const { day, month } = settlementPeriods(this.#clock, r.ts, this.#wall());
-    for (const period of [day, month]) {
-      const key = `${r.tenant}\u0000${period.key}`;
-      const cur = this.#droppedSum.get(key) ?? { nanos: 0, tokens: 0 };
-      this.#droppedSum.set(key, { nanos: cur.nanos + r.costNanos, tokens: cur.tokens + r.totalTokens });
-    }
+    this.#droppedSum.add(r, [day, month]);
     this.#dropped++;
     this.#o.log.error({ tenant: r.tenant, ref: r.ref, dropped: this.#dropped, record: r }, 'metering redis settle queue full: record not kept (its amount still counts as spent here)');
   }
@@ -601,11 +598,7 @@ export class RedisLedger implements Ledger {
     await this.#redis.hset(this.#key(tenant, `spend:${period.key}`), 'nanos', '0', 'tokens', '0');
     await this.#redis.expireat(this.#key(tenant, `spend:${period.key}`), Math.floor(period.resetsAt / 1000) + 86_400);
     // Once Redis took the reset: it forgives this period's spend here too (amounts of dropped records included).
-    this.#droppedSum.delete(`${tenant}\u0000${period.key}`);
-  }
-
-  async usage(tenant: string | null, sinceMs: number, limit: number): Promise<UsageRecord[]> {
-    return (await this.usagePage(tenant, sinceMs, limit)).records;
+    this.#droppedSum.forget(tenant, period);
   }
 
   /**

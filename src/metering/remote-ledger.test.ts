@@ -215,7 +215,7 @@ describe('RemoteLedger + LedgerHost', () => {
     expect((await b.remote.reserve(reserve('r3', 900))).kind).toBe('over'); // was: ok (released for free)
     const day = l.status('acme', caps, NOON).day;
     expect([day.spent.nanos, day.reserved.nanos]).toEqual([900, 0]);
-    const [record, ...more] = l.usage('acme', 0, 10);
+    const [record, ...more] = l.usagePage('acme', 0, 10).records;
     expect(more).toEqual([]);
     expect(record).toMatchObject({ tenant: 'acme', session: 'sess_a', source: 'response', ref: 'sess_a:1', model: 'unknown', status: WORKER_LOST_STATUS, costNanos: 900, totalTokens: 0, estimated: true, settledBy: 'worker_lost_estimate', input: null, output: null });
     expect(record!.ts).toBeGreaterThanOrEqual(NOON);
@@ -242,7 +242,7 @@ describe('RemoteLedger + LedgerHost', () => {
     expect(await b.remote.acquireSlot('beta', 's3', 1, NOON)).toBe(true);
     expect([l.status('acme', caps, NOON).day.spent.nanos, l.status('beta', caps, NOON).day.spent.nanos]).toEqual([650, 600]);
     expect([l.status('acme', caps, NOON).day.reserved.nanos, l.status('beta', caps, NOON).day.reserved.nanos]).toEqual([0, 0]);
-    expect(l.usage(null, 0, 10).map((r) => [r.ref, r.status, r.estimated])).toEqual([
+    expect(l.usagePage(null, 0, 10).records.map((r) => [r.ref, r.status, r.estimated])).toEqual([
       ['resp_250', 'completed', false],
       ['x:2', WORKER_LOST_STATUS, true],
       ['y:1', WORKER_LOST_STATUS, true],
@@ -255,7 +255,7 @@ describe('RemoteLedger + LedgerHost', () => {
     const yesterday = NOON - 86_400_000;
     expect(await a.remote.reserve({ ...reserve('s:1', 700), wallMs: yesterday })).toEqual({ kind: 'ok' });
     a.host.workerGone();
-    const [record] = l.usage('acme', 0, 10);
+    const [record] = l.usagePage('acme', 0, 10).records;
     expect(record!.ts).toBeGreaterThanOrEqual(yesterday);
     expect(record!.ts).toBeLessThan(yesterday + 60_000);
     expect(l.status('acme', caps, yesterday).day.spent.nanos).toBe(700);
@@ -310,7 +310,7 @@ describe('RemoteLedger + LedgerHost', () => {
     expect(host.held).toEqual({ reservations: 0, slots: 0 });
     expect(l.status('acme', caps, NOON).day.reserved.nanos).toBe(0);
     expect(l.acquireSlot('acme', 's2', 1)).toBe(true);
-    expect(l.usage('acme', 0, 10)).toEqual([]);
+    expect(l.usagePage('acme', 0, 10).records).toEqual([]);
   });
 
   it('the host holds only what was granted and forgets what the worker gave back', async () => {
@@ -356,10 +356,10 @@ describe('RemoteLedger + LedgerHost', () => {
     await a.remote.resetSpend('acme', 'day', NOON);
     expect(l.status('acme', caps, NOON).day.spent.nanos).toBe(0);
     expect(l.status('acme', caps, NOON).month.spent.nanos).toBe(300);
-    expect((await a.remote.usage('acme', 0, 10)).map((r) => r.tenant)).toEqual(['acme']);
-    expect(await a.remote.usage(null, 0, 1)).toHaveLength(1);
-    expect(await a.remote.usage(null, NOON + 1, 10)).toEqual([]);
-    expect((await a.remote.usage(null, 0, 10)).map((r) => r.costNanos)).toEqual([300, 200]);
+    expect((await a.remote.usagePage('acme', 0, 10)).records.map((r) => r.tenant)).toEqual(['acme']);
+    expect((await a.remote.usagePage(null, 0, 1)).records).toHaveLength(1);
+    expect((await a.remote.usagePage(null, NOON + 1, 10)).records).toEqual([]);
+    expect((await a.remote.usagePage(null, 0, 10)).records.map((r) => r.costNanos)).toEqual([300, 200]);
   });
 
   it('every wait is bounded: an owner that does not answer makes reserve and acquireSlot unavailable, and the late grant is released', async () => {
@@ -449,14 +449,14 @@ describe('RemoteLedger + LedgerHost', () => {
       acquireSlot: boom,
       status: boom,
       settle: () => Promise.reject(new Error('database is locked')),
-      usage: () => Promise.reject('busy'),
+      usagePage: () => Promise.reject('busy'),
     } as unknown as Ledger;
     const a = wire(failing);
     expect(await a.remote.reserve(reserve('r1', 1))).toEqual({ kind: 'unavailable', reason: 'disk I/O error' });
     expect(await a.remote.acquireSlot('acme', 's1', 1, NOON)).toBe('unavailable');
     await expect(a.remote.status('acme', caps, NOON)).rejects.toThrow(new Error('disk I/O error'));
     await expect(a.remote.settle(null, usage(1))).rejects.toThrow(new Error('database is locked'));
-    await expect(a.remote.usage(null, 0, 1)).rejects.toThrow(new Error('busy'));
+    await expect(a.remote.usagePage(null, 0, 1)).rejects.toThrow(new Error('busy'));
     expect(a.host.held).toEqual({ reservations: 0, slots: 0 });
   });
 
@@ -465,7 +465,7 @@ describe('RemoteLedger + LedgerHost', () => {
       kind: 'sqlite',
       synchronous: true,
       status: () => ({ tenant: 'acme' }),
-      usage: () => {
+      usagePage: () => {
         throw new Error('disk I/O error');
       },
       settle: () => Promise.reject(new Error('database is locked')),
@@ -476,10 +476,10 @@ describe('RemoteLedger + LedgerHost', () => {
     } as unknown as Ledger);
     const replies: LedgerReply[] = [];
     host.handle(call('status', ['acme', NO_CAPS, NOON], 1), (r) => replies.push(r));
-    host.handle(call('usage', [null, 0, 1], 2), (r) => replies.push(r));
+    host.handle(call('usagePage', [null, 0, 1], 2), (r) => replies.push(r));
     host.handle(call('settle', [null, usage(1)], 3), (r) => replies.push(r));
     host.handle(call('release', ['acme', 'r1'], 4), (r) => replies.push(r));
-    for (const m of ['status', 'usage', 'settle', 'release', 'releaseSlot'] as const) host.handle(call(m, [], 0), (r) => replies.push(r));
+    for (const m of ['status', 'usagePage', 'settle', 'release', 'releaseSlot'] as const) host.handle(call(m, [], 0), (r) => replies.push(r));
     await tick();
     expect(replies).toEqual([
       { t: 'ledger-reply', id: 2, ok: false, error: 'disk I/O error' },
@@ -519,7 +519,7 @@ describe('RemoteLedger + LedgerHost', () => {
     const l = owner();
     const a = wire(l);
     a.pause();
-    const pending = a.remote.usage(null, 0, 1);
+    const pending = a.remote.usagePage(null, 0, 1);
     await a.remote.close();
     await expect(pending).rejects.toThrow(new Error('ledger owner unreachable'));
     expect(a.remote.readiness()).toBe('ledger owner unreachable');
@@ -578,9 +578,9 @@ describe('RemoteLedger + LedgerHost', () => {
     expect(await a.remote.acquireSlot('acme', 's1', 1, NOON)).toBe(true);
     // So do timeouts.
     a.pause();
-    const late = [a.remote.usage(null, 0, 1), a.remote.usage(null, 0, 1)].map((p) => p.catch((e: Error) => e.message));
+    const late = [a.remote.usagePage(null, 0, 1), a.remote.usagePage(null, 0, 1)].map((p) => p.catch((e: Error) => e.message));
     await vi.advanceTimersByTimeAsync(TIMEOUT);
-    expect(await Promise.all(late)).toEqual([`ledger owner did not answer usage within ${TIMEOUT} ms`, `ledger owner did not answer usage within ${TIMEOUT} ms`]);
+    expect(await Promise.all(late)).toEqual([`ledger owner did not answer usagePage within ${TIMEOUT} ms`, `ledger owner did not answer usagePage within ${TIMEOUT} ms`]);
     const again = a.remote.status('acme', caps, NOON);
     a.resume();
     expect((await again).day.reserved.nanos).toBe(100);
@@ -600,7 +600,7 @@ describe('RemoteLedger + LedgerHost', () => {
   it('answers find their call by id; an answer for no waiting call is ignored', async () => {
     const m = manual();
     const a = m.remote.status('acme', caps, NOON);
-    const b = m.remote.usage('acme', 0, 5);
+    const b = m.remote.usagePage('acme', 0, 5);
     expect(m.sent.map((c) => isLedgerCall(c))).toEqual([true, true]);
     expect(m.sent[0]!.id).not.toBe(m.sent[1]!.id);
     expect(() => m.remote.onReply({ t: 'ledger-reply', id: 0, ok: true, value: 'stray' })).not.toThrow();
@@ -637,7 +637,7 @@ describe('RemoteLedger + LedgerHost', () => {
 });
 
 describe('message guards (the IPC channel carries other messages too)', () => {
-  const methods: LedgerMethod[] = ['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usage', 'acquireSlot', 'releaseSlot'];
+  const methods: LedgerMethod[] = ['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usagePage', 'acquireSlot', 'releaseSlot'];
 
   it('isLedgerCall takes every ledger method and nothing else', () => {
     for (const method of methods) expect(isLedgerCall({ t: 'ledger', id: 1, method, args: [] })).toBe(true);
@@ -655,6 +655,8 @@ describe('message guards (the IPC channel carries other messages too)', () => {
       { t: 'ledger', method: 'status', args: [] },
       { t: 'ledger', id: 1, method: 'close', args: [] },
       { t: 'ledger', id: 1, method: 'knownOver', args: [] },
+      // Removed 2026-12-07 (usagePage serves every reader).
+      { t: 'ledger', id: 1, method: 'usage', args: [] },
       { t: 'ledger', id: 1, method: '', args: [] },
       { t: 'ledger', id: 1, method: 1, args: [] },
       { t: 'ledger', id: 1, args: [] },

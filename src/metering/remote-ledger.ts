@@ -17,9 +17,9 @@ import type { PeriodKind } from './periods.js';
 class OwnerSilent extends Error {}
 
 /** The Ledger methods a worker may call on the owner. */
-export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usage' | 'usagePage' | 'acquireSlot' | 'releaseSlot';
+export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usagePage' | 'acquireSlot' | 'releaseSlot';
 
-const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usage', 'usagePage', 'acquireSlot', 'releaseSlot']);
+const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usagePage', 'acquireSlot', 'releaseSlot']);
 /**
  * Calls that bill or give back what the owner already granted: never refused for a backlog (a
  * refused settle is cost the cap never sees, a refused release a reservation held until the
@@ -164,10 +164,6 @@ export class RemoteLedger implements Ledger {
     return this.#call('resetSpend', [tenant, kind, wallMs]);
   }
 
-  usage(tenant: string | null, sinceMs: number, limit: number): Promise<UsageRecord[]> {
-    return this.#call('usage', [tenant, sinceMs, limit]);
-  }
-
   usagePage(tenant: string | null, from: number | UsageCursor, limit: number): Promise<UsagePage> {
     return this.#call('usagePage', [tenant, from, limit]);
   }
@@ -284,8 +280,6 @@ export class LedgerHost {
         return l.setOverride(a[0] as string, a[1] as PeriodKind, a[2] as OverrideChange);
       case 'resetSpend':
         return l.resetSpend(a[0] as string, a[1] as PeriodKind, a[2] as number);
-      case 'usage':
-        return l.usage(a[0] as string | null, a[1] as number, a[2] as number);
       case 'usagePage':
         return l.usagePage(a[0] as string | null, a[1] as number | UsageCursor, a[2] as number);
       case 'acquireSlot':

@@ -73,7 +73,7 @@ function downLedger(base: Ledger): Ledger {
   const fail = () => {
     throw new Error('connection refused');
   };
-  return Object.assign(Object.create(base) as Ledger, { status: fail, setOverride: fail, resetSpend: fail, usage: fail, usagePage: fail });
+  return Object.assign(Object.create(base) as Ledger, { status: fail, setOverride: fail, resetSpend: fail, usagePage: fail });
 }
 
 const day = utcDate(T0);

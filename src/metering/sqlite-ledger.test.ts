@@ -32,7 +32,7 @@ describe('sqlite ledger (backend-specific; the shared contract is test/metering/
     expect(l.pruneUsage(T0 - 90 * 86_400_000, 3)).toBe(3);
     expect(l.pruneUsage(T0 - 90 * 86_400_000, 3)).toBe(2);
     expect(l.pruneUsage(T0 - 90 * 86_400_000, 3)).toBe(0);
-    expect(l.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['new']);
+    expect(l.usagePage('acme', 0, 10).records.map((r) => r.ref)).toEqual(['new']);
     expect(l.status('acme', NO_CAPS, old).month.spent.nanos).toBe(oldMonth);
     expect(l.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(1_000_000);
   });
@@ -46,8 +46,8 @@ describe('sqlite ledger (backend-specific; the shared contract is test/metering/
     const b = new SqliteLedger(path, { retentionDays: 90, wall: () => T0 });
     open.push(b);
     const deadline = Date.now() + 2000;
-    while (b.usage('acme', 0, 10).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(b.usage('acme', 0, 10).map((r) => r.ref)).toEqual(['recent']);
+    while (b.usagePage('acme', 0, 10).records.length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(b.usagePage('acme', 0, 10).records.map((r) => r.ref)).toEqual(['recent']);
   });
 
   it('reservations are in memory: a reopened file has spend but no reservations', () => {
@@ -92,7 +92,7 @@ describe('sqlite ledger: the file on disk', () => {
     const copy = tempFile('copy.sqlite');
     copyFileSync(path, copy);
     const reopened = ledger(copy);
-    expect(reopened.usage('acme', 0, 100)).toHaveLength(20);
+    expect(reopened.usagePage('acme', 0, 100).records).toHaveLength(20);
     expect(reopened.status('acme', NO_CAPS, T0).day.spent).toEqual({ nanos: 20_000_000, tokens: 3000 });
   });
 
@@ -149,7 +149,7 @@ describe('sqlite ledger: the file on disk', () => {
     open.push(l);
     // Reads (status, usage) are not writes.
     l.status('acme', NO_CAPS, T0);
-    l.usage(null, 0, 10);
+    l.usagePage(null, 0, 10);
     expect(background.running).toBe(false);
     l.settle(null, record());
     expect(background.jobs).toBe(1);
@@ -263,9 +263,9 @@ describe('sqlite ledger: the file on disk', () => {
     open.push(kept);
     const pruned = new SqliteLedger(path, { retentionDays: 90, wall: () => T0 });
     open.push(pruned);
-    await vi.waitFor(() => expect(pruned.usage('acme', 0, 10_000).map((r) => r.ref)).toEqual(['recent']), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(() => expect(pruned.usagePage('acme', 0, 10_000).records.map((r) => r.ref)).toEqual(['recent']), { timeout: 10_000, interval: 20 });
     // The retained ledger's first prune ran after the unretained one was opened: that one deleted nothing.
-    expect(kept.usage('acme', 0, 10_000)).toHaveLength(5002);
+    expect(kept.usagePage('acme', 0, 10_000).records).toHaveLength(5002);
   });
 
   it('opens an existing file with its overrides; a cleared override reopens as none', async () => {

@@ -20,6 +20,7 @@ import {
 import type { CapSet } from './limits.js';
 import { PeriodClock, periodOf, type Period, type PeriodKind } from './periods.js';
 import { UnwrittenJournal, unwrittenJournalPath, type JournalEntry } from './unwritten-journal.js';
+import { UnstoredAmounts } from './unstored-amounts.js';
 import { WalCheckpoints } from './wal-checkpoints.js';
 
 const ZERO: Amount = Object.freeze({ nanos: 0, tokens: 0 });
@@ -107,7 +108,6 @@ export class SqliteLedger implements Ledger {
   readonly #stmt: {
     insertUsage: Database.Statement<[number, string, string, string, string, string, number, number, string, string | null]>;
     hasRecordId: Database.Statement<[string], { found: number }>;
-    newestUsageTs: Database.Statement<[], { ts: number | null }>;
     addSpend: Database.Statement<[string, string, number, number]>;
     getSpend: Database.Statement<[string, string], SpendRow>;
     resetSpend: Database.Statement<[string, string]>;
@@ -118,7 +118,13 @@ export class SqliteLedger implements Ledger {
     usageTenantAfter: Database.Statement<[string, number, number, number], UsageRow>;
     audit: Database.Statement<[number, string, string, string]>;
   };
-  readonly #settleTx: (record: UsageRecord, day: Period, month: Period, recordId: string | null) => void;
+  /** Returns the time the record's row was given. */
+  readonly #settleTx: (record: UsageRecord, day: Period, month: Period, recordId: string | null) => number;
+  /**
+   * The newest usage row's time (null: no row), where a late record's row goes. Read once at open:
+   * this ledger is the file's only writer, so its committed settles are the only changes to it.
+   */
+  #newestRowTs: number | null;
   /** The log's checkpoints, off the event loop (none for a database in memory). */
   readonly #checkpoints: WalCheckpoints | null = null;
   readonly #pruneBatch: Database.Statement<[number, number]>;
@@ -127,8 +133,8 @@ export class SqliteLedger implements Ledger {
   readonly #onError: (message: string) => void;
   /** Settled records the file has not taken yet, oldest first. */
   readonly #unwritten: Unwritten[] = [];
-  /** Their amounts per tenant and period (tenant\0period key): what a cold read of the file lacks. */
-  readonly #unwrittenSum = new Map<string, SpendRow>();
+  /** Their amounts per tenant and period: what a cold read of the file lacks. */
+  readonly #unwrittenSum = new UnstoredAmounts();
   readonly #unwrittenMaxBytes: number;
   #unwrittenBytes = 0;
   /** The unwritten records on disk too (none for a database in memory): a crash does not lose them. */
@@ -219,7 +225,6 @@ export class SqliteLedger implements Ledger {
     }
     db.exec('CREATE UNIQUE INDEX IF NOT EXISTS usage_record_id ON usage (record_id) WHERE record_id IS NOT NULL');
     this.#stmt = {
-      newestUsageTs: db.prepare('SELECT MAX(ts) AS ts FROM usage'),
       insertUsage: db.prepare('INSERT INTO usage (ts, tenant, session, source, ref, model, cost_nanos, total_tokens, json, record_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       hasRecordId: db.prepare('SELECT 1 AS found FROM usage WHERE record_id = ?'),
       addSpend: db.prepare(
@@ -249,16 +254,19 @@ export class SqliteLedger implements Ledger {
     for (const row of db.prepare('SELECT tenant, kind, nanos, tokens FROM cap_override').all() as OverrideRow[]) {
       this.#overrides.set(`${row.tenant}\u0000${row.kind}`, { nanos: row.nanos, tokens: row.tokens });
     }
-    this.#settleTx = db.transaction((record: UsageRecord, day: Period, month: Period, recordId: string | null) => {
+    this.#newestRowTs = (db.prepare('SELECT MAX(ts) AS ts FROM usage').get() as { ts: number | null }).ts;
+    this.#settleTx = db.transaction((record: UsageRecord, day: Period, month: Period, recordId: string | null): number => {
       // The row's time is the record's, or the newest row's when it comes after a newer one (a
       // worker's settle reaching the primary late, a clock stepped back): pages go by (row time, id),
       // so a cursor already past its time still reaches it, as Redis places a late record where it
       // was written. Until 2026-12-07 it kept its own time and no cursor returned it
       // (test/metering/redteam-16-usage-cursor-late.test.ts). The JSON keeps the record's time.
-      const newest = this.#stmt.newestUsageTs.get()?.ts ?? null;
-      this.#stmt.insertUsage.run(newest !== null && newest > record.ts ? newest : record.ts, record.tenant, record.session, record.source, record.ref, record.model, record.costNanos, record.totalTokens, JSON.stringify(record), recordId);
+      const newest = this.#newestRowTs;
+      const rowTs = newest !== null && newest > record.ts ? newest : record.ts;
+      this.#stmt.insertUsage.run(rowTs, record.tenant, record.session, record.source, record.ref, record.model, record.costNanos, record.totalTokens, JSON.stringify(record), recordId);
       this.#stmt.addSpend.run(record.tenant, day.key, record.costNanos, record.totalTokens);
       this.#stmt.addSpend.run(record.tenant, month.key, record.costNanos, record.totalTokens);
+      return rowTs;
     });
     if (onDisk) {
       this.#journal = new UnwrittenJournal(unwrittenJournalPath(path), this.#unwrittenMaxBytes, this.#onError);
@@ -292,8 +300,8 @@ export class SqliteLedger implements Ledger {
     if (!row) {
       const found = this.#stmt.getSpend.get(tenant, period.key);
       // The file lacks the records still waiting to be written: they count all the same.
-      const waiting = this.#unwrittenSum.get(key);
-      row = { nanos: (found?.nanos ?? 0) + (waiting?.nanos ?? 0), tokens: (found?.tokens ?? 0) + (waiting?.tokens ?? 0) };
+      const waiting = this.#unwrittenSum.of(tenant, period);
+      row = { nanos: (found?.nanos ?? 0) + waiting.nanos, tokens: (found?.tokens ?? 0) + waiting.tokens };
       this.#spend.set(key, row);
     }
     return row;
@@ -379,7 +387,8 @@ export class SqliteLedger implements Ledger {
   /** One record's transaction; false (and the error kept for the log) when the file refuses it. */
   #write(record: UsageRecord, day: Period, month: Period, recordId: string | null): boolean {
     try {
-      this.#settleTx(record, day, month, recordId);
+      // Kept only once committed: a rolled-back transaction left the file's newest row as it was.
+      this.#newestRowTs = this.#settleTx(record, day, month, recordId);
     } catch (err) {
       this.#lastWriteError = err instanceof Error ? err.message : String(err);
       return false;
@@ -403,17 +412,7 @@ export class SqliteLedger implements Ledger {
   #enqueue(item: Unwritten): void {
     this.#unwritten.push(item);
     this.#unwrittenBytes += item.bytes;
-    this.#addUnwritten(item, 1);
-  }
-
-  #addUnwritten(item: Unwritten, sign: 1 | -1): void {
-    for (const period of [item.day, item.month]) {
-      const key = `${item.record.tenant}\u0000${period.key}`;
-      const cur = this.#unwrittenSum.get(key) ?? { nanos: 0, tokens: 0 };
-      const next = { nanos: cur.nanos + sign * item.record.costNanos, tokens: cur.tokens + sign * item.record.totalTokens };
-      if (next.nanos === 0 && next.tokens === 0) this.#unwrittenSum.delete(key);
-      else this.#unwrittenSum.set(key, next);
-    }
+    this.#unwrittenSum.add(item.record, [item.day, item.month]);
   }
 
   /** Writes the unwritten records oldest first; stops at the first refusal and retries later. */
@@ -424,7 +423,7 @@ export class SqliteLedger implements Ledger {
       if (!this.#write(item.record, item.day, item.month, item.id)) break;
       this.#unwritten.shift();
       this.#unwrittenBytes -= item.bytes;
-      this.#addUnwritten(item, -1);
+      this.#unwrittenSum.add(item.record, [item.day, item.month], -1);
     }
     if (this.#unwritten.length === 0) {
       if (before > 0) this.#journal?.clear();
@@ -477,7 +476,7 @@ export class SqliteLedger implements Ledger {
     const period = periodOf(kind, wallMs);
     // A record of this period written after the reset would count again what the reset zeroed.
     this.#writeUnwritten();
-    if (this.#unwrittenSum.has(`${tenant}\u0000${period.key}`)) throw new Error('sqlite ledger: usage records of this period are not written yet; try again');
+    if (this.#unwrittenSum.has(tenant, period)) throw new Error('sqlite ledger: usage records of this period are not written yet; try again');
     const row = this.#spent(tenant, period);
     // One transaction with its audit row, memory zeroed after the commit (see setOverride).
     this.#db.transaction(() => {
@@ -487,10 +486,6 @@ export class SqliteLedger implements Ledger {
     this.#checkpoints?.wrote();
     row.nanos = 0;
     row.tokens = 0;
-  }
-
-  usage(tenant: string | null, sinceMs: number, limit: number): UsageRecord[] {
-    return this.usagePage(tenant, sinceMs, limit).records;
   }
 
   usagePage(tenant: string | null, from: number | UsageCursor, limit: number): UsagePage {

@@ -205,9 +205,6 @@ export class AsyncLedger implements Ledger {
   resetSpend(tenant: string, kind: PeriodKind, wallMs: number) {
     return Promise.resolve(this.inner.resetSpend(tenant, kind, wallMs));
   }
-  usage(tenant: string | null, sinceMs: number, limit: number) {
-    return Promise.resolve(this.inner.usage(tenant, sinceMs, limit));
-  }
   usagePage(tenant: string | null, from: number | UsageCursor, limit: number) {
     return Promise.resolve(this.inner.usagePage(tenant, from, limit));
   }

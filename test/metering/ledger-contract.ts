@@ -63,12 +63,12 @@ export function ledgerContract(backend: LedgerBackend): void {
       expect(s.day.spent).toEqual({ nanos: 1_002_500, tokens: 160 });
       expect(s.month.spent).toEqual({ nanos: 2_002_500, tokens: 310 });
       expect((await l.status('acme', NO_CAPS, NEXT_DAY + 7_200_000)).day.spent.nanos).toBe(1_000_000);
-      const all = await l.usage('acme', 0, 10);
+      const all = (await l.usagePage('acme', 0, 10)).records;
       expect(all.map((r) => r.ref)).toEqual(['resp_1', 'resp_2', 'resp_3']);
       expect(all[1]).toEqual(record({ ref: 'resp_2', costNanos: 2_500, totalTokens: 10, estimated: true, settledBy: 'client_gone_estimate', status: null }));
-      expect((await l.usage(null, NEXT_DAY, 10)).map((r) => r.ref)).toEqual(['resp_3']);
-      expect(await l.usage('beta', 0, 10)).toEqual([]);
-      expect(await l.usage('acme', 0, 2)).toHaveLength(2);
+      expect((await l.usagePage(null, NEXT_DAY, 10)).records.map((r) => r.ref)).toEqual(['resp_3']);
+      expect((await l.usagePage('beta', 0, 10)).records).toEqual([]);
+      expect((await l.usagePage('acme', 0, 2)).records).toHaveLength(2);
     });
 
     it('usage pages: following the cursor returns every record exactly once, more than a page of them in one millisecond, over tenants', async () => {
@@ -110,7 +110,7 @@ export function ledgerContract(backend: LedgerBackend): void {
       await l.settle(null, record({ costNanos: 300, totalTokens: 3 }));
       await l.settle(null, record({ costNanos: 300, totalTokens: 3 }));
       expect((await l.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 600, tokens: 6 });
-      expect((await l.usage('acme', 0, 10)).map((r) => r.ref)).toEqual(['resp_1', 'resp_1']);
+      expect((await l.usagePage('acme', 0, 10)).records.map((r) => r.ref)).toEqual(['resp_1', 'resp_1']);
     });
 
     it('remaining mode: grants while spent + reserved is below the cap; settle and release drop reservations', async () => {
@@ -175,7 +175,7 @@ export function ledgerContract(backend: LedgerBackend): void {
       await l.resetSpend('acme', 'day', T0);
       expect((await l.status('acme', c, T0)).day.spent.nanos).toBe(0);
       expect((await l.status('acme', c, T0)).month.spent.nanos).toBe(1_000_000);
-      expect(await l.usage('acme', 0, 10)).toHaveLength(1);
+      expect((await l.usagePage('acme', 0, 10)).records).toHaveLength(1);
     });
 
     it('each override lands on its own period and unit; clearing one leaves the others', async () => {
@@ -239,7 +239,7 @@ export function ledgerContract(backend: LedgerBackend): void {
       const b = await backend.open(store);
       expect((await b.status('acme', NO_CAPS, T0)).day.spent).toEqual({ nanos: 1_000_000, tokens: 150 });
       expect((await b.status('acme', NO_CAPS, T0)).month.capTokens).toBe(42);
-      expect(await b.usage('acme', 0, 5)).toHaveLength(1);
+      expect((await b.usagePage('acme', 0, 5)).records).toHaveLength(1);
     });
 
     it('hands out concurrent-session slots up to the limit, per tenant', async () => {

@@ -99,7 +99,7 @@ describe('redis settle queue full while a flush is writing its head', () => {
       relay.release();
       expect(await ledger.drain(20_000)).toBe(true);
 
-      const written = await ledger.usage('acme', 0, 10);
+      const written = (await ledger.usagePage('acme', 0, 10)).records;
       const writtenNanos = written.reduce((sum, r) => sum + r.costNanos, 0);
       // All three written once, in order (the one in flight included).
       expect(written.map((r) => r.ref)).toEqual(['big', 'small', 'third']);

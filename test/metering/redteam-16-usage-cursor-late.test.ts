@@ -46,4 +46,17 @@ describe('sqlite ledger: a usage record written after a newer one', () => {
     expect(l.usagePage('acme', T0 + 1, 1).records.map((r) => r.ref)).toEqual(['primary_resp']);
     expect(l.usagePage(null, T0, 100).records.map((r) => r.ref)).toEqual(['primary_resp', 'worker_resp']);
   });
+
+  it('after a restart too: the newest row time is read from the file when it opens', async () => {
+    const path = join(tempDir('rp-cursor-late-reopen-'), 'm.sqlite');
+    const before = new SqliteLedger(path, { wall: () => T0 });
+    before.settle(null, record({ ref: 'primary_resp', ts: T0 + 5 }));
+    const first = before.usagePage(null, T0, 100);
+    await before.close();
+    // The ledger keeps that time in memory since 2026-12-07 (no MAX(ts) per settle): a reopened one starts from the file's.
+    const l = new SqliteLedger(path, { wall: () => T0 });
+    open.push(l);
+    l.settle(null, record({ ref: 'worker_resp', ts: T0 + 1 }));
+    expect(l.usagePage(null, first.next!, 100).records.map((r) => r.ref)).toEqual(['worker_resp']);
+  });
 });
