@@ -192,7 +192,9 @@ describe('upstream failing mid-session', () => {
     const clients = await Promise.all(Array.from({ length: 50 }, () => tp.client()));
     await Promise.all(clients.map((c) => c.next('session.created')));
     clients.forEach((c, i) => c.say(`say: ${'a long answer that is still streaming when the upstream dies '.repeat(4)} ${i}`));
-    await Promise.all(clients.map((c) => c.next('response.output_audio.delta')));
+    // Setting up, not what is tested: 50 streaming responses may take a while on a loaded CI machine
+    // (once past the 5 s default when other suites ran beside it).
+    await Promise.all(clients.map((c) => c.next('response.output_audio.delta', 30_000)));
     const t0 = Date.now();
     await fwd.close();
     const closes = await Promise.all(clients.map((c) => c.closed));
@@ -200,5 +202,5 @@ describe('upstream failing mid-session', () => {
     expect(new Set(closes.map((x) => x.code))).toEqual(new Set([1011]));
     for (const c of clients) expect(c.ofType('error').map(codeOf)).toContain('upstream_closed');
     await until(() => tp.proxy.server.sessionCount === 0, 2000, 'sessions released');
-  });
+  }, 60_000);
 });
