@@ -37,6 +37,12 @@ describe('policy compiler', () => {
     expect(strict.custom.map((c) => c.id)).toEqual(['shouting']);
     expect(strict.locks.voice?.allow).toEqual(['marin', 'cedar']);
     expect(strict.truncation.budget?.maxTokens).toBe(12000);
+    // The shipped policies that promise to keep content in check fail closed on content they cannot
+    // read (pii-safe passed it until 2026-12-07: a new event type's text reached model and client unredacted).
+    for (const name of ['customer-support', 'pii-safe']) {
+      const p = await compileText(readFileSync(join(POLICIES, `${name}.yaml`), 'utf8'), name);
+      expect({ name, unknown: p.unknownContentEvents }).toEqual({ name, unknown: 'block' });
+    }
   });
 
   it('the shipped refund rule catches contractions, typographic apostrophes included, and lets ordinary speech through', async () => {

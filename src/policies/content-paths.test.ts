@@ -255,6 +255,8 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       ['tool_call', '{"x":2}', 'search', 'i_mcp'],
       ['tool_output', 'found', null, 'i_mcp'],
       ['tool_call', '{"y":3}', 'rm', 'i_mar'],
+      // What an MCP server listed is its answer: tool_output (until 2026-12-07 not read).
+      ['tool_output', 'secret tool', null, 'i_list'],
     ]);
     // A text field of another shape is content nothing here can read (found 2026-12-05: a bare
     // string as a message's content, or a tool output that is an array, counted as no text at all).
@@ -381,9 +383,25 @@ describe('eventTexts: complete texts of every texts row, written back in place',
       { ...failed, name: '<find>', arguments: '<{}>', error: { type: 'tool_execution_error', message: '<boom>' } },
       { ...bare, name: '<find>', arguments: '<{}>', error: '<bare>' },
     ]);
-    // The upstream's items (listed by the MCP server, or the client's echoed) are not read as input here.
-    const shown = items.flatMap((item) => eventTexts('conversation.item.added', { type: 'conversation.item.added', item }));
+    // The upstream's items (listed by the MCP server, or the client's echoed) are not read as input
+    // here; what the MCP server answered (its tool list, a call's error) is tool_output, as a call's
+    // output is (until 2026-12-07 neither was read: test/policies/redteam-17-mcp-server-text.test.ts).
+    const shown = readable(items.flatMap((item) => eventTexts('conversation.item.added', { type: 'conversation.item.added', item })));
     expect(shown.filter((t) => t.source === 'input')).toEqual([]);
+    expect(shown.filter((t) => t.source === 'tool_output').map((t) => [t.text, t.itemId, t.format])).toEqual([
+      ['find', 'i_list', 'text'],
+      ['Finds.', 'i_list', 'text'],
+      ['object', 'i_list', 'text'],
+      ['type', 'i_list', 'text'],
+      ['string', 'i_list', 'text'],
+      ['type', 'i_list', 'text'],
+      ['q', 'i_list', 'text'],
+      ['properties', 'i_list', 'text'],
+      ['boom', 'i_err', 'text'],
+      ['bare', 'i_bare', 'text'],
+    ]);
+    const shownCopy = redactAll({ type: 'conversation.item.done', item: failed }, eventTexts('conversation.item.done', { type: 'conversation.item.done', item: failed }));
+    expect(shownCopy.item).toEqual({ ...failed, arguments: '<{}>', error: { type: 'tool_execution_error', message: '<boom>' } });
   });
 
   it('client-written items of every role and type are input too, beside their own source; the upstream\'s are not (found 2026-12-05)', () => {

@@ -68,7 +68,7 @@ export interface ContentText {
   readonly malformed?: { readonly param: string; readonly expected: string; readonly got: string };
 }
 
-const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image; client-made mcp_list_tools tools[] (name, description, input_schema), mcp_approval_response reason, mcp_call error → input; client-made: every text (and function / MCP call name) → input too, beside its own source';
+const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image; upstream-shown mcp_list_tools tools[] (name, description, input_schema) and mcp_call error → tool_output; client-made mcp_list_tools tools[] (name, description, input_schema), mcp_approval_response reason, mcp_call error → input; client-made: every text (and function / MCP call name) → input too, beside its own source';
 
 export const CONTENT_PATHS: readonly ContentPath[] = [
   // ---- upstream → client: streams ----
@@ -459,6 +459,12 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
     out.push({ source, text: value, functionName, itemId, set }, { source: 'input', text: value, functionName: null, itemId, set, ...(format ? { format } : {}) });
   };
   const push = (source: Source, key: string, functionName: string | null = null): void => text(locate, item, key, source, param, functionName);
+  /** A plain text (not a JSON document, whatever its source): the client's through `text`, the upstream's as `source` alone. */
+  const serverText = (where: Locate, holder: JsonObject, key: string, source: Source, path: string): void => {
+    if (client) return text(where, holder, key, source, path);
+    const value = member(holder, key, asString, A_STRING, `${path}.${key}`, out, itemId, labelOf(key, holder[key]));
+    if (value !== null) out.push({ source, text: value, functionName: null, itemId, set: setter(where, key), format: 'text' });
+  };
   switch (type) {
     case 'message': {
       const role = asString(item['role']);
@@ -484,12 +490,15 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
     case 'mcp_call': {
       push('tool_call', 'arguments', name);
       push('tool_output', 'output');
-      if (!client) return;
-      push('input', 'name');
-      // A failed call's error (an object with a message, or a bare string) is read like its output.
+      if (client) push('input', 'name');
+      // A failed call's error (an object with a message, or a bare string) is read like its output:
+      // the model reads it as the call's result. The client's is input; the upstream's is the MCP
+      // server's answer, tool_output (until 2026-12-07 the upstream's was read by no rule, and an MCP
+      // server that answered with an error instead of an output passed every tool_output rule).
+      const errorSource: Source = client ? 'input' : 'tool_output';
       const error = member(item, 'error', (v) => (typeof v === 'string' || asObject(v) !== null ? v : null), 'an object or a string', `${param}.error`, out, itemId);
-      if (typeof error === 'string') push('input', 'error');
-      else if (error !== null) text(at(locate, 'error'), error as JsonObject, 'message', 'input', `${param}.error`);
+      if (typeof error === 'string') serverText(locate, item, 'error', errorSource, param);
+      else if (error !== null) serverText(at(locate, 'error'), error as JsonObject, 'message', errorSource, `${param}.error`);
       return;
     }
     case 'function_call_output':
@@ -498,20 +507,24 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
     case 'mcp_approval_response':
       if (client) push('input', 'reason');
       return;
-    case 'mcp_list_tools':
-      if (client) {
-        // A list that is not a list is nothing the table can read (as a message's content).
-        const tools = member(item, 'tools', asArray, AN_ARRAY, `${param}.tools`, out, itemId, `mcp_list_tools.tools:${typeof item['tools']}`);
-        eachObject(tools, `${param}.tools`, out, itemId, (tool, i, path) => {
-          const loc = at(locate, 'tools', i);
-          for (const key of ['name', 'description']) {
-            const value = member(tool, key, asString, A_STRING, `${path}.${key}`, out, itemId);
-            if (value !== null) out.push({ source: 'input', text: value, functionName: null, itemId, set: setter(loc, key) });
-          }
-          schemaTexts(tool['input_schema'], loc, 'input_schema', itemId, out);
-        });
-      }
+    case 'mcp_list_tools': {
+      // The tools an MCP server offers, which the model reads as it reads tool definitions: the
+      // client's are input; the upstream's are what the MCP server returned (its tools/list),
+      // tool_output (until 2026-12-07 read by no rule: a tool description saying "ignore previous
+      // instructions" reached the model and the client past every rule).
+      const listSource: Source = client ? 'input' : 'tool_output';
+      // A list that is not a list is nothing the table can read (as a message's content).
+      const tools = member(item, 'tools', asArray, AN_ARRAY, `${param}.tools`, out, itemId, `mcp_list_tools.tools:${typeof item['tools']}`);
+      eachObject(tools, `${param}.tools`, out, itemId, (tool, i, path) => {
+        const loc = at(locate, 'tools', i);
+        for (const key of ['name', 'description']) {
+          const value = member(tool, key, asString, A_STRING, `${path}.${key}`, out, itemId);
+          if (value !== null) out.push({ source: listSource, text: value, functionName: null, itemId, set: setter(loc, key), format: 'text' });
+        }
+        schemaTexts(tool['input_schema'], loc, 'input_schema', itemId, out, listSource);
+      });
       return;
+    }
     default:
       if (!KNOWN_ITEM_TYPES.has(type)) out.push(unknownContent(`item:${type || '(none)'}`, itemId));
   }
@@ -667,11 +680,11 @@ function allowedToolNames(tool: JsonObject, loc: Locate, path: string, out: Cont
  * Every string and property name of a JSON schema (a tool's `parameters`, an MCP tool's
  * `input_schema`) at `key` below `loc`: property descriptions, enums, defaults, titles. `input`.
  */
-function schemaTexts(schema: unknown, loc: Locate, key: string, itemId: string | null, out: ContentText[]): void {
+function schemaTexts(schema: unknown, loc: Locate, key: string, itemId: string | null, out: ContentText[], source: Source = 'input'): void {
   let tooDeep = false;
   const walk = (value: unknown, path: readonly string[]): void => {
     if (typeof value === 'string') {
-      out.push({ source: 'input', text: value, functionName: null, itemId, set: setPath(loc, [key, ...path]) });
+      out.push({ source, text: value, functionName: null, itemId, set: setPath(loc, [key, ...path]), format: 'text' });
       return;
     }
     if (value === null || typeof value !== 'object') return;
@@ -689,7 +702,7 @@ function schemaTexts(schema: unknown, loc: Locate, key: string, itemId: string |
       walk(v, [...path, k]);
       // A property name is read too ("ignore_previous_instructions": {…}). Pushed after what is
       // below it, whose setters find their place by this name before it is rewritten.
-      if (named) out.push({ source: 'input', text: k, functionName: null, itemId, set: renameKey(loc, [key, ...path], k) });
+      if (named) out.push({ source, text: k, functionName: null, itemId, set: renameKey(loc, [key, ...path], k), format: 'text' });
     }
   };
   walk(schema, []);

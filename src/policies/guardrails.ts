@@ -122,6 +122,12 @@ interface Sent {
   readonly prints: readonly string[];
   /** Its place in #placed (null: none kept). */
   readonly placed: Placed | null;
+  /**
+   * Judged again and blocked before its echo (sent without an id): the rule that blocked it. The
+   * echo that answers this create (`#answered`, in send order) is deleted, not any item of the same
+   * text (until 2026-12-07 the next echo of its text was: a twin echoed first went instead).
+   */
+  blockedBy: string | null;
 }
 
 /**
@@ -676,6 +682,11 @@ export class GuardrailFilter implements Filter {
       if (type === TRANSCRIPTION_FAILED) return this.#transcriptionFailed(frame);
       if (type === 'error' && this.#hold) this.#hold.error(frame.json());
       if (type === 'error' && this.#sent.length > 0) this.#refusedBy(frame.json());
+      // An id the upstream confirms deleted is free again: an item given it later is a new item, to
+      // be deleted (and reported) again when it trips (until 2026-12-07 the id stayed in #deleted, and a blocked
+      // item re-added under its old id was "deleted" into that set and stayed in the conversation:
+      // test/calls/redteam-17-reused-item-id.test.ts).
+      if (type === 'conversation.item.deleted' && (this.#deleted.size > 0 || this.#reported.size > 0)) this.#freeItemId(asString(frame.json()['item_id']) ?? '');
       if (type === 'conversation.item.deleted' && (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0)) {
         const deleted = asString(frame.json()['item_id']);
         this.#hold?.itemDeleted(deleted);
@@ -1117,7 +1128,7 @@ export class GuardrailFilter implements Filter {
   /**
    * An item event (`conversation.item.added`, …) showing an item a call's browser added over its data
    * channel: neither the model's (no response) nor a spoken turn, nor one this proxy forwarded. Tool
-   * lists the MCP server returns are the server's own (not inspected, as on a WebSocket).
+   * lists the MCP server returns are the server's own (read as tool_output, as on a WebSocket).
    */
   #browserItem(type: string, ev: JsonObject): boolean {
     if (!this.#ctx.callId || !BROWSER_ITEM_EVENTS.has(type)) return false;
@@ -1502,7 +1513,16 @@ export class GuardrailFilter implements Filter {
     this.#ctx.markItem(itemId, { kind: 'deleted', by: GUARDRAILS_FILTER, rule: ruleId });
   }
 
+  /** An item id the upstream confirmed deleted: a later item with it is new (deleted and reported again when it trips). */
+  #freeItemId(itemId: string): void {
+    this.#deleted.delete(itemId);
+    if (this.#reported.size === 0) return;
+    const prefix = `${itemId}\u0000`;
+    for (const key of this.#reported) if (key.startsWith(prefix)) this.#reported.delete(key);
+  }
+
   /** True the first time a rule is reported for an item (bounded memory). */
+
   #firstReport(itemId: string, ruleId: string): boolean {
     const key = `${itemId}\u0000${ruleId}`;
     if (this.#reported.has(key)) return false;
@@ -1722,8 +1742,8 @@ export class GuardrailFilter implements Filter {
     const prints = itemId === null ? [...new Set(evaluations.filter((x) => x.e.text.length > 0).map((x) => fingerprint(x.e.text)))] : [];
     // The client's event_id only pairs with the relay's stamp (pairStamp): a long one as its hash.
     const clientEvent = asString(ev['event_id']);
-    const sent: Sent = { itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, placed };
-    if (this.#sent.length >= MAX_SENT) this.#sent.shift();
+    const sent: Sent = { itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, placed, blockedBy: null };
+    if (this.#sent.length >= MAX_SENT) this.#forgetSent(this.#sent.shift()!);
     this.#sent.push(sent);
     if (at !== null) return;
     for (const source of CONVERSATION_SOURCES) {
@@ -1765,8 +1785,24 @@ export class GuardrailFilter implements Filter {
     }
     if (at < 0) return;
     const answered = this.#sent.splice(0, at + 1);
-    answered.pop()!.itemId = itemId;
+    const echoed = answered.pop()!;
+    echoed.itemId = itemId;
+    // Its place learns its id from the create it answers (a twin of the same text placed earlier keeps its own).
+    if (echoed.placed !== null && echoed.placed.key.startsWith('anon:') && !this.#placed.some((p) => p.key === itemId)) echoed.placed.key = itemId;
+    if (echoed.blockedBy !== null) this.#deleteItem(itemId, 'blocked', echoed.blockedBy);
     if (answered.length > 0) this.#takeOut(answered);
+  }
+
+  /**
+   * A create no longer followed (past MAX_SENT unanswered): one blocked before its echo falls back to
+   * the next echo of its texts (`#lateBlocks`), as a late custom verdict does.
+   */
+  #forgetSent(sent: Sent): void {
+    if (sent.blockedBy === null) return;
+    for (const p of sent.prints) {
+      if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) return this.#untracked();
+      this.#lateBlocks.set(p, sent.blockedBy);
+    }
   }
 
   /**
@@ -1811,7 +1847,7 @@ export class GuardrailFilter implements Filter {
     const policy = this.#policy;
     for (const { next, source } of meets) {
       const at = this.#placed.indexOf(next);
-      if (at < 0 || this.#deleted.has(next.key) || (next.print !== null && this.#lateBlocks.has(next.print))) continue;
+      if (at < 0 || this.#deleted.has(next.key) || (next.print !== null && this.#lateBlocks.has(next.print)) || this.#sent.some((s) => s.placed === next && s.blockedBy !== null)) continue;
       let hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars), next.head, 'refused_item');
       if (hits.length === 0 && source === 'input') hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars, true), next.head, 'refused_item');
       if (hits.length === 0) continue;
@@ -1890,8 +1926,11 @@ export class GuardrailFilter implements Filter {
       // A spoken turn's later transcript events are withheld too.
       if (said.sent === null) this.#block(itemId);
       this.#deleteItem(itemId, 'blocked', ruleId);
+    } else if (this.#sent.includes(said.sent!)) {
+      // Not echoed yet (sent without an id): the echo that answers this very create is deleted (#answered).
+      said.sent!.blockedBy = ruleId;
     } else {
-      // Not echoed yet (sent without an id): deleted when its echo comes.
+      // Not echoed yet and no longer followed: deleted at the next echo of its texts.
       for (const p of said.sent!.prints) {
         if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) {
           // No late block kept for it, nothing for #unplace to skip: until 2026-12-06 reported twice, as end_session was.
