@@ -1,26 +1,15 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from '../support/harness.js';
 import type { TestClient } from '../support/client.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { redisSuite } from './redis-suite.js';
 import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
 import { noonClock } from '../support/clock.js';
 
 /** The proxies bill on this clock: "today" cannot roll over at midnight during a test. */
 const clock = noonClock();
 
-let redis: RedisServer;
-let prefixSeq = 0;
-const proxies: TestProxy[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.stop()));
-});
+const suite = redisSuite();
+const proxies = suite.proxies;
 
 async function instance(prefix: string, limits: Record<string, unknown>, failMode: 'closed' | 'open' = 'closed', metering: Record<string, unknown> = {}): Promise<TestProxy> {
   const tp = await startTestProxy({
@@ -28,7 +17,7 @@ async function instance(prefix: string, limits: Record<string, unknown>, failMod
     tenants: { acme: { limits } },
     config: {
       admin: { key: ADMIN_KEY },
-      metering: { ledger: { kind: 'redis', url: redis.url, keyPrefix: prefix, failMode, commandTimeoutMs: 3000 }, ...metering },
+      metering: { ledger: { kind: 'redis', url: suite.redis().url, keyPrefix: prefix, failMode, commandTimeoutMs: 3000 }, ...metering },
     },
   });
   proxies.push(tp);
@@ -53,7 +42,7 @@ async function readyz(tp: TestProxy): Promise<{ status: number; body: Record<str
 
 describe('metering: two proxy instances sharing one real redis-server', () => {
   it('concurrent sessions of one tenant on both instances: total spend ≤ cap + one response', async () => {
-    const prefix = `shared${++prefixSeq}:`;
+    const prefix = suite.keyPrefix('shared');
     const cap = '0.03';
     // Small output limits keep worst-case reservations small, so several responses run at once.
     const limits = { dailyUsd: cap, maxResponseOutputTokens: 16 };
@@ -109,11 +98,11 @@ describe('metering: two proxy instances sharing one real redis-server', () => {
   });
 
   it('Redis stopped mid-run, failMode closed: new responses are refused with budget_unavailable, sessions stay up, service resumes with Redis', async () => {
-    const prefix = `closed${++prefixSeq}:`;
+    const prefix = suite.keyPrefix('closed');
     const a = await instance(prefix, { dailyUsd: '5' });
     const [c] = await sessions(a, 1);
     expect((await textTurn(c!)).done).not.toBeNull();
-    await redis.stop(true);
+    await suite.redis().stop(true);
     try {
       const r1 = await textTurn(c!);
       expect(errorCode(r1.error)).toBe('budget_unavailable');
@@ -126,7 +115,7 @@ describe('metering: two proxy instances sharing one real redis-server', () => {
       // The upstream never saw the refused requests.
       expect(a.sim.connections[0]!.received.filter((e) => e.type === 'response.create')).toHaveLength(1);
     } finally {
-      await redis.restart();
+      await suite.redis().restart();
     }
     const deadline = Date.now() + 8000;
     let ok = false;
@@ -139,10 +128,10 @@ describe('metering: two proxy instances sharing one real redis-server', () => {
   });
 
   it('Redis stopped mid-run, failMode open: responses run unreserved and their spend is written once Redis is back', async () => {
-    const prefix = `open${++prefixSeq}:`;
+    const prefix = suite.keyPrefix('open');
     const a = await instance(prefix, { dailyUsd: '5' }, 'open');
     const [c] = await sessions(a, 1);
-    await redis.stop(true);
+    await suite.redis().stop(true);
     let during = 0;
     try {
       for (let i = 0; i < 3; i++) {
@@ -152,7 +141,7 @@ describe('metering: two proxy instances sharing one real redis-server', () => {
       }
       expect((await readyz(a)).status).toBe(200);
     } finally {
-      await redis.restart(); // empty dataset: only the queued settlements land
+      await suite.redis().restart(); // empty dataset: only the queued settlements land
     }
     const deadline = Date.now() + 8000;
     let records: Record<string, unknown>[] = [];

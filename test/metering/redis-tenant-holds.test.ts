@@ -1,11 +1,11 @@
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { TenantHold } from '../../src/metering/hold-link.js';
 import type { CapHit } from '../../src/metering/ledger.js';
 import { RedisLedger } from '../../src/metering/redis-ledger.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { redisSuite } from './redis-suite.js';
 import { ADMIN_KEY, spend, until, usageRecords } from './support.js';
 import { audioRefused, bigConversation, HOLD_LIMITS, holdArrived, speakOneTurn, spendMostOfCap } from './tenant-holds-support.js';
 
@@ -19,19 +19,8 @@ import { audioRefused, bigConversation, HOLD_LIMITS, holdArrived, speakOneTurn, 
  */
 
 const clock = noonClock();
-let redis: RedisServer;
-let prefixSeq = 0;
-const proxies: TestProxy[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.stop()));
-});
+const suite = redisSuite();
+const proxies = suite.proxies;
 
 async function instance(keyPrefix: string, port: number, workers: number): Promise<TestProxy> {
   const tp = await startTestProxy({
@@ -41,7 +30,7 @@ async function instance(keyPrefix: string, port: number, workers: number): Promi
       server: { workers, port },
       admin: { key: ADMIN_KEY },
       logging: { level: 'info' },
-      metering: { admission: 'worst_case', ledger: { kind: 'redis', url: redis.url, keyPrefix, commandTimeoutMs: 3000 } },
+      metering: { admission: 'worst_case', ledger: { kind: 'redis', url: suite.redis().url, keyPrefix, commandTimeoutMs: 3000 } },
     },
   });
   proxies.push(tp);
@@ -54,7 +43,7 @@ describe('over-cap audio holds across instances sharing a Redis ledger', () => {
     ['one process → relay workers', [47143, 47144], [1, 2]],
   ] as const) {
     it(`${name}: after a session on one instance had its VAD response cancelled over the cap, a session on the other speaking pays none`, { timeout: 120_000 }, async () => {
-      const keyPrefix = `holds${++prefixSeq}:`;
+      const keyPrefix = suite.keyPrefix('holds');
       const a = await instance(keyPrefix, ports[0], workers[0]);
       const b = await instance(keyPrefix, ports[1], workers[1]);
       const first = await a.client();
@@ -91,7 +80,7 @@ describe('over-cap audio holds across instances sharing a Redis ledger', () => {
 describe('the holds channel through a Redis outage', () => {
   const HIT: CapHit = { cap: 'daily_usd', period: { kind: 'day', key: 'd:2026-12-07', startsAt: 1, resetsAt: 2 }, limit: 10, spent: 10, reserved: 0 };
   const ledger = (keyPrefix: string): RedisLedger =>
-    new RedisLedger({ url: redis.url, keyPrefix, commandTimeoutMs: 2000, reservationTtlSec: 600, usageStreamMaxLen: 1000, pendingMax: 10, failMode: 'open', tenants: ['acme'], log: pino({ level: 'silent' }) });
+    new RedisLedger({ url: suite.redis().url, keyPrefix, commandTimeoutMs: 2000, reservationTtlSec: 600, usageStreamMaxLen: 1000, pendingMax: 10, failMode: 'open', tenants: ['acme'], log: pino({ level: 'silent' }) });
 
   /** Publishes from `from` until `got` has a hold of `tenant` (a subscription is ready some time after its connection). */
   async function delivered(from: RedisLedger, got: readonly TenantHold[], tenant: string): Promise<void> {
@@ -104,11 +93,11 @@ describe('the holds channel through a Redis outage', () => {
 
   // Last in this file: it stops and restarts the shared redis-server.
   it('publishing while Redis is down throws nothing; once Redis is back the other instance gets holds again; its own never come back to it', { timeout: 60_000 }, async () => {
-    const keyPrefix = `outage${++prefixSeq}:`;
+    const keyPrefix = suite.keyPrefix('outage');
     const one = ledger(keyPrefix);
     const two = ledger(keyPrefix);
     // Another prefix is another ledger: its holds are not these.
-    const other = ledger(`other${prefixSeq}:`);
+    const other = ledger(suite.keyPrefix('other'));
     try {
       await one.connect();
       await two.connect();
@@ -125,9 +114,9 @@ describe('the holds channel through a Redis outage', () => {
       await delivered(two, atOne, 'fence');
       expect(atOne.map((h) => h.tenant)).not.toContain('own');
 
-      await redis.stop(true);
+      await suite.redis().stop(true);
       expect(() => one.holds.publish({ tenant: 'during', hit: HIT })).not.toThrow();
-      await redis.restart();
+      await suite.redis().restart();
       await delivered(one, atTwo, 'after');
       expect(atTwo[atTwo.length - 1]).toEqual({ tenant: 'after', hit: HIT });
       expect(atTwo.map((h) => h.tenant)).not.toContain('elsewhere');

@@ -1,8 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendEvents, speechThenSilence, startTestProxy, type TestProxy } from '../support/harness.js';
 import type { TestClient } from '../support/client.js';
 import { noonClock } from '../support/clock.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { redisSuite } from './redis-suite.js';
 import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords } from './support.js';
 
 /*
@@ -17,19 +17,8 @@ const CAP_NANOS = Number(CAP) * 1e9;
 // Small output limits keep worst-case reservations small, so several responses run at once.
 const LIMITS = { dailyUsd: CAP, maxResponseOutputTokens: 16 };
 
-let redis: RedisServer;
-let prefixSeq = 0;
-const proxies: TestProxy[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.stop()));
-});
+const suite = redisSuite();
+const proxies = suite.proxies;
 
 async function instance(ledger: Record<string, unknown>): Promise<TestProxy> {
   const tp = await startTestProxy({
@@ -139,7 +128,7 @@ describe('caps across relay workers', () => {
   });
 
   it('Redis: two instances (separate ports, two worker processes each) share one redis-server: spend ≤ cap + one response', { timeout: 120_000 }, async () => {
-    const ledger = { kind: 'redis', url: redis.url, keyPrefix: `workers${++prefixSeq}:`, commandTimeoutMs: 3000 };
+    const ledger = { kind: 'redis', url: suite.redis().url, keyPrefix: suite.keyPrefix('workers'), commandTimeoutMs: 3000 };
     const a = await instance(ledger);
     const b = await instance(ledger);
     expect(a.port).not.toBe(b.port);

@@ -1,8 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
 import { ADMIN_KEY, spend, usageRecords } from '../metering/support.js';
-import { startRedis, type RedisServer } from '../metering/redis-server.js';
+import { redisSuite } from '../metering/redis-suite.js';
 
 /*
  * Adversarial review of server.workers (SQLite ledger in the primary, relay workers over IPC):
@@ -25,21 +25,12 @@ import { startRedis, type RedisServer } from '../metering/redis-server.js';
  */
 
 const clock = noonClock();
-const proxies: TestProxy[] = [];
-let redis: RedisServer | null = null;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.stop()));
-});
+const suite = redisSuite();
+const proxies = suite.proxies;
 
 const LEDGERS: readonly { readonly name: string; readonly metering: () => Record<string, unknown> }[] = [
   { name: 'SQLite ledger', metering: () => ({}) },
-  { name: 'Redis ledger', metering: () => ({ ledger: { kind: 'redis', url: redis!.url, keyPrefix: 'wk15c:', commandTimeoutMs: 3000, reservationTtlSec: 3 } }) },
+  { name: 'Redis ledger', metering: () => ({ ledger: { kind: 'redis', url: suite.redis().url, keyPrefix: 'wk15c:', commandTimeoutMs: 3000, reservationTtlSec: 3 } }) },
 ];
 
 describe.each(LEDGERS)('adversary: a relay worker killed mid-response ($name)', ({ metering }) => {
