@@ -1,5 +1,6 @@
 import { appendEvents, speechThenSilence, type TestClient, type TestProxy } from '../support/harness.js';
-import { until } from './support.js';
+import { expect } from 'vitest';
+import { spend, until, usageRecords } from './support.js';
 
 /*
  * The moves of test/metering/redteam-16-sessions-vad-cap.test.ts, for sessions in different relay
@@ -59,4 +60,34 @@ export const HELD_ELSEWHERE = 'metering: tenant over a cap in another relay work
  */
 export async function holdArrived(tp: TestProxy, worker?: number): Promise<void> {
   await until(() => tp.logs.some((l) => l.msg === HELD_ELSEWHERE && (worker === undefined || l['worker'] === worker)), 10_000, 'the hold from elsewhere').catch(() => undefined);
+}
+
+/**
+ * The scenario of the cross-process hold tests: both sessions hold a large conversation, the tenant
+ * spends most of its cap, `first` speaks (its VAD response is cancelled over the cap and billed: the
+ * one the bound allows), the hold reaches the other process (`holdReached`), then `second` speaks:
+ * its audio is held, no response starts, nothing more is billed. Before the hold crossed processes
+ * the second session's response was billed too (~$0.08 for its conversation read the first time).
+ */
+export async function secondSessionPaysNothing(first: TestClient, second: TestClient, adminUrl: string, holdReached: () => Promise<void>): Promise<void> {
+  await bigConversation(first, 'item_big_first');
+  await bigConversation(second, 'item_big_second');
+  await spendMostOfCap(first);
+  const afterAnswer = (await spend(adminUrl)).day.spentNanos;
+  expect(await speakOneTurn(first, 'item_marker_first')).toBe(true);
+  await holdReached();
+  const started = await speakOneTurn(second, 'item_marker_second');
+
+  const records = await usageRecords(adminUrl, '?tenant=acme');
+  const spent = (await spend(adminUrl)).day.spentNanos;
+  // Past the answer: the first session's cancelled response (~$0.009: its conversation was read
+  // once already, cached).
+  expect(spent - afterAnswer).toBeLessThan(0.05e9);
+  // The cancel may land after the 16-token response has ended on its own (incomplete): billed alike.
+  expect(records).toHaveLength(2);
+  expect(['cancelled', 'incomplete']).toContain(records[1]!['status']);
+  expect(started).toBe(false);
+  expect(audioRefused(second)).toBe(true);
+  first.close();
+  second.close();
 }
