@@ -16,7 +16,7 @@ import { responseCost, transcriptionCost, USER_AUDIO_TOKENS_PER_SEC, worstCaseOf
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Report } from '../pipeline/reports.js';
 import { usageProblem } from '../protocol/usage.js';
-import type { TenantAudioHolds } from './tenant-holds.js';
+import { AUDIO_RECHECK_MS, type TenantAudioHolds } from './tenant-holds.js';
 
 export interface MeteringRuntime {
   readonly config: MeteringConfig;
@@ -46,8 +46,6 @@ const LAST_RESORT_TRANSCRIPTION = 'gpt-4o-transcribe';
 const MAX_UNTRANSCRIBED = 256;
 const END_GRACE_MS = 3000;
 const ADMISSION_HANDOFF_MS = 30_000;
-/** While input audio is held back over a cap, the ledger is asked again this often (caps may be raised). */
-const AUDIO_RECHECK_MS = 5000;
 /** After a recheck the ledger could not answer. */
 const AUDIO_RECHECK_FAILED_MS = 1000;
 /** Distinct models a session's client may have asked for and still see confirmed (#requestedModels). */
@@ -726,9 +724,10 @@ export class MeteringFilter implements Filter {
       if (this.#rt.config.onExhausted === 'end_session') this.#endSession(this.#tokenLimitError(null));
       else this.#holdAudio(null);
     }
-    // Over a cap found by another session of the tenant: this one's input audio is held too. Not a
-    // call's sideband: a call's audio never passes the proxy (its cap ends the call instead).
-    if (this.#capped && !this.#ctx.callId && this.#rt.tenantHolds) this.#leaveTenantHolds = this.#rt.tenantHolds.join(this.#ctx.tenant.id, this.#peerOverCap);
+    // Over a cap found by another session of the tenant: this one's input audio is held too, from the
+    // start when one was found within a recheck period before it opened (TenantAudioHolds.join). Not
+    // a call's sideband: a call's audio never passes the proxy (its cap ends the call instead).
+    if (this.#capped && !this.#ctx.callId && this.#rt.tenantHolds) this.#leaveTenantHolds = this.#rt.tenantHolds.join(this.#ctx.tenant.id, this.#peerOverCap, this.#rt.wall());
     const limit = this.#outputCap();
     // A transcription session produces no responses (and takes no max_output_tokens).
     if (limit === null || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
@@ -2235,7 +2234,7 @@ export class MeteringFilter implements Filter {
     this.#ctx.watch(BY, 'client', AUDIO_IN, true);
     // A tenant cap is the tenant's: its other sessions would each start (and pay) one more server-VAD
     // response before learning it on their own.
-    if (!fromPeer && hit !== null && hit !== 'ledger') this.#rt.tenantHolds?.overCap(this.#ctx.tenant.id, hit, this.#peerOverCap);
+    if (!fromPeer && hit !== null && hit !== 'ledger') this.#rt.tenantHolds?.overCap(this.#ctx.tenant.id, hit, this.#peerOverCap, this.#rt.wall());
   }
 
   /**

@@ -92,7 +92,7 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
   const stopHolds = ledger.holds?.subscribe((hold) => {
     // A hold of a period already over (a late message) would only be lifted again at the recheck.
     if (hold.hit.period.resetsAt <= wall()) return;
-    const held = tenantHolds.overCapElsewhere(hold.tenant, hold.hit);
+    const held = tenantHolds.overCapElsewhere(hold.tenant, hold.hit, wall());
     if (held > 0) deps.log.info({ tenant: hold.tenant, cap: hold.hit.cap, sessions: held }, 'metering: tenant over a cap in another relay worker or instance: its sessions here hold their input audio');
   });
 

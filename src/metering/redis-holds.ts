@@ -11,7 +11,7 @@ import { HoldReceivers, tenantHoldOf, type HoldLink, type HoldReceiver, type Ten
  * session still starts (and pays) a cancelled VAD response. What pub/sub does not give (delivery
  * to an instance that is disconnected at that moment) only leaves that instance's sessions with the
  * bound they had before: one such response each; it never holds audio that should flow, since each
- * session lifts its own hold by asking the ledger (AUDIO_RECHECK_MS in src/metering/filter.ts).
+ * session lifts its own hold by asking the ledger (AUDIO_RECHECK_MS in src/metering/tenant-holds.ts).
  * Redis down: publishing fails silently, the subscriber reconnects and subscribes again by itself.
  */
 

@@ -1,6 +1,6 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PrometheusListener } from './prometheus-listener.js';
+import { PROMETHEUS_MAX_CONNECTIONS, PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE, PrometheusListener } from './prometheus-listener.js';
 
 /**
  * The separate /metrics listener on its own (test/server/adversary-prometheus-host.test.ts drives it
@@ -13,16 +13,19 @@ afterEach(async () => {
   await Promise.all(listeners.splice(0).map((l) => l.close()));
 });
 
-async function start(text: () => Promise<string> = async () => 'metric 1\n', host = '127.0.0.1'): Promise<PrometheusListener> {
-  const l = await PrometheusListener.start({ host, port: 0, path: '/metrics' }, text);
+async function start(text: () => Promise<string> = async () => 'metric 1\n', host = '127.0.0.1', port = 0): Promise<PrometheusListener> {
+  const l = await PrometheusListener.start({ host, port, path: '/metrics' }, text);
   listeners.push(l);
   return l;
 }
 
-/** Sends `head` (request line and headers, CRLF-separated, without the final blank line) and reads the whole answer. */
-function raw(port: number, head: string): Promise<{ status: number; headers: string; body: string }> {
+/**
+ * Sends `head` (request line and headers, CRLF-separated, without the final blank line) and reads the
+ * whole answer (status 0: closed unanswered). `from`: the local address it connects from.
+ */
+function raw(port: number, head: string, from = '127.0.0.1'): Promise<{ status: number; headers: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => s.write(`${head}\r\nConnection: close\r\n\r\n`));
+    const s = connect({ port, host: '127.0.0.1', localAddress: from }, () => s.write(`${head}\r\nConnection: close\r\n\r\n`));
     let data = '';
     s.setEncoding('utf8');
     s.on('data', (d: string) => (data += d));
@@ -77,5 +80,62 @@ describe('PrometheusListener', () => {
     await l.close();
     listeners.splice(listeners.indexOf(l), 1);
     await expect(raw(port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}`)).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+/** A connection from `from` that sends nothing; `closed` settles when the listener closes it, with what it answered. */
+function silent(port: number, from: string): Promise<{ socket: Socket; closed: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1', localAddress: from });
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (data += d));
+    // A reset (a connection closed as it is accepted) is a close like any other here.
+    socket.on('error', () => undefined);
+    const closed = new Promise<string>((done) => socket.once('close', () => done(data)));
+    socket.once('connect', () => resolve({ socket, closed }));
+    socket.once('error', reject);
+  });
+}
+
+// Fixed ports of this file's range (47400-47449); two loopback addresses are two sources (Linux routes all of 127.0.0.0/8).
+describe('PrometheusListener under idle connections', () => {
+  const held: Socket[] = [];
+  afterEach(() => {
+    for (const s of held.splice(0)) s.destroy();
+  });
+
+  it(`one source holds at most ${PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE} connections: ${PROMETHEUS_MAX_CONNECTIONS} idle ones from one address leave room for a scrape from another`, async () => {
+    const l = await start(undefined, '127.0.0.1', 47400);
+    const flood: Array<{ socket: Socket; closed: Promise<string> }> = [];
+    for (let i = 0; i < PROMETHEUS_MAX_CONNECTIONS; i++) {
+      const c = await silent(l.port, '127.0.0.2');
+      held.push(c.socket);
+      flood.push(c);
+    }
+    // Accepted in order after the flood: before the bound, the 33rd connection, closed unanswered (status 0).
+    const scrape = await raw(l.port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${l.port}`, '127.0.0.1');
+    expect(scrape.status).toBe(200);
+    expect(scrape.body).toContain('metric 1\n');
+    // The flood's connections past its share were closed as they were accepted, unanswered; its first ones are still open.
+    const refused = flood.slice(PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE);
+    expect(await Promise.all(refused.map((c) => c.closed))).toEqual(refused.map(() => ''));
+    expect(flood.slice(0, PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE).every((c) => !c.socket.destroyed)).toBe(true);
+  });
+
+  it("a source's closed connections leave its share: more scrapes than the share, one after another, are all answered", async () => {
+    const l = await start(undefined, '127.0.0.1', 47402);
+    const statuses: number[] = [];
+    // Each answer closes its connection (Connection: close) before the next one opens.
+    for (let i = 0; i < PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE * 2; i++) statuses.push((await raw(l.port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${l.port}`, '127.0.0.2')).status);
+    expect(statuses).toEqual(statuses.map(() => 200));
+  });
+
+  it('a connection that sends nothing is closed (408) once a request could have arrived, not held on', { timeout: 25_000 }, async () => {
+    const l = await start(undefined, '127.0.0.1', 47401);
+    const c = await silent(l.port, '127.0.0.2');
+    held.push(c.socket);
+    // Node's default check every 30 s kept it up to 40 s (past this test's timeout); now about 10 s.
+    expect(await c.closed).toMatch(/^HTTP\/1\.1 408 /);
   });
 });

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { ADMIN_ANSWER_HEADERS, isLoopbackHost, isLoopbackName } from '../server/http.js';
+import type { AddressInfo, Socket } from 'node:net';
+import { ADMIN_ANSWER_HEADERS, isLoopbackHost, isLoopbackName, sourceKey } from '../server/http.js';
 
 /** Where the separate listener (`telemetry.metrics.prometheus.port`) listens and what it serves. */
 export interface PrometheusListenerOptions {
@@ -19,11 +19,20 @@ const MISDIRECTED_BODY = JSON.stringify({
 
 /**
  * Bounds of a listener that may face the network (0.0.0.0 by default): scrapers are few and quick,
- * so a few connections at once, and a request must arrive whole within seconds (Node's defaults,
- * unbounded connections and 60 s / 300 s, let anyone hold sockets open for minutes).
+ * so a few connections at once, a few of them per source, and a request must arrive whole within
+ * seconds (Node's defaults, unbounded connections and 60 s / 300 s, let anyone hold sockets open
+ * for minutes). Until 2026-12-07 one address could hold all 32 with idle sockets, and no scrape got
+ * through (src/telemetry/prometheus-listener.test.ts).
  */
 export const PROMETHEUS_MAX_CONNECTIONS = 32;
+/** Of PROMETHEUS_MAX_CONNECTIONS, how many one source (an address; IPv6 by its /64: sourceKey) may hold. */
+export const PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE = 8;
 export const PROMETHEUS_REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * How often Node looks for requests past their timeout (a silent connection counts from its
+ * accept): its default, 30 s, let a socket that sends nothing stay up to 40 s.
+ */
+const TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
 /** Every `Host` header the request carried (Node keeps only the first in `headers.host`). */
 function hostHeaders(req: IncomingMessage): string[] {
@@ -52,8 +61,10 @@ export class PrometheusListener {
   /** Listens; rejects when the address cannot be bound (nothing is left listening then). */
   static async start(options: PrometheusListenerOptions, text: () => Promise<string>): Promise<PrometheusListener> {
     const loopbackOnly = isLoopbackName(options.host);
-    const server = createServer((req, res) => PrometheusListener.#answer(req, res, options.path, loopbackOnly, text));
+    const server = createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS }, (req, res) => PrometheusListener.#answer(req, res, options.path, loopbackOnly, text));
     server.maxConnections = PROMETHEUS_MAX_CONNECTIONS;
+    const bySource = new Map<string, number>();
+    server.on('connection', (socket: Socket) => PrometheusListener.#admit(socket, bySource));
     server.headersTimeout = PROMETHEUS_REQUEST_TIMEOUT_MS;
     server.requestTimeout = PROMETHEUS_REQUEST_TIMEOUT_MS;
     await new Promise<void>((resolve, reject) => {
@@ -69,6 +80,32 @@ export class PrometheusListener {
     // Like the OTel exporter's own server: it does not keep the process alive by itself.
     server.unref();
     return new PrometheusListener(server);
+  }
+
+  /**
+   * Counts an accepted connection in its source's share, or closes it at once when the share is full
+   * (as Node closes those past maxConnections). An entry goes when its count reaches 0, so the map
+   * holds at most PROMETHEUS_MAX_CONNECTIONS entries.
+   */
+  static #admit(socket: Socket, bySource: Map<string, number>): void {
+    const address = socket.remoteAddress;
+    // Gone already (reset before it was accepted): nothing to count.
+    if (address === undefined) {
+      socket.destroy();
+      return;
+    }
+    const source = sourceKey(address) ?? address;
+    const holds = bySource.get(source) ?? 0;
+    if (holds >= PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE) {
+      socket.destroy();
+      return;
+    }
+    bySource.set(source, holds + 1);
+    socket.once('close', () => {
+      const left = (bySource.get(source) ?? 1) - 1;
+      if (left > 0) bySource.set(source, left);
+      else bySource.delete(source);
+    });
   }
 
   static #answer(req: IncomingMessage, res: ServerResponse, path: string, loopbackOnly: boolean, text: () => Promise<string>): void {

@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROMETHEUS_MAX_CONNECTIONS } from '../../src/telemetry/prometheus-listener.js';
+import { PROMETHEUS_MAX_CONNECTIONS, PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE } from '../../src/telemetry/prometheus-listener.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 
 /*
@@ -121,7 +121,8 @@ describe('the separate Prometheus listener under a connection flood (2026-12-06)
     const sockets: Socket[] = [];
     const closedEarly: number[] = [];
     for (let i = 0; i < PROMETHEUS_MAX_CONNECTIONS + 8; i++) {
-      const s = connect(port, '127.0.0.1');
+      // From several sources, each within its share (PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE): the total is what is bounded here.
+      const s = connect({ port, host: '127.0.0.1', localAddress: `127.0.0.${2 + Math.floor(i / PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE)}` });
       s.on('error', () => undefined);
       s.on('close', () => closedEarly.push(i));
       sockets.push(s);
