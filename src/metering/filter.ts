@@ -240,6 +240,19 @@ function inputAudioSettings(session: JsonObject | null): JsonObject | null {
   return { ...beta, ...ga };
 }
 
+/** A committed input audio whose transcription has not reported: its audio bound, the model and prompt it was committed under. */
+interface PendingTranscription {
+  readonly ms: number;
+  readonly model: string | null;
+  readonly promptTokens: number;
+}
+
+/** A transcription setting's `prompt`, one token per UTF-8 byte (the estimate's rule for text). */
+function transcriptionPromptTokens(transcription: JsonObject | null): number {
+  const prompt = transcription?.['prompt'];
+  return typeof prompt === 'string' ? Buffer.byteLength(prompt, 'utf8') : 0;
+}
+
 /**
  * `holder` (a session or response of a client event) with its beta output limit lowered to `limit`
  * when it asks more (or something that is no limit), else null: a preview upstream reads only that
@@ -482,8 +495,14 @@ export class MeteringFilter implements Filter {
   #model: string;
   #price: PriceLookup | null;
   #txModel: string | null = null;
+  /**
+   * The transcription `prompt` as the upstream reported it, in tokens (one per UTF-8 byte): a
+   * token-priced model bills it as text input on every transcription it runs, so a transcription
+   * billed by its audio length counts it too (see #billTranscription).
+   */
+  #txPromptTokens = 0;
   /** A transcription model a client session.update in flight asks (`n`: its place among the updates), until answered. */
-  #txAsked: { readonly model: string; readonly n: number } | null = null;
+  #txAsked: { readonly model: string; readonly promptTokens: number; readonly n: number } | null = null;
   /**
    * Models client `session.update`s asked for (priced; switched to when the upstream reports one),
    * the model in use included: updates apply in order, so the one a `session.updated` answers may be
@@ -562,7 +581,7 @@ export class MeteringFilter implements Filter {
    * reached the proxy (client and upstream gone), so the session's close bills what is left by its
    * audio length. Bounded: the oldest beyond it is taken as dropped by the upstream and billed then.
    */
-  readonly #untranscribed = new LazyMap<string, { readonly ms: number; readonly model: string | null }>();
+  readonly #untranscribed = new LazyMap<string, PendingTranscription>();
   /**
    * Client commits of a transcribed session on their way upstream, before their
    * `input_audio_buffer.committed` was read (oldest first; `eventId`: the id the relay stamped it
@@ -572,7 +591,7 @@ export class MeteringFilter implements Filter {
    * its audio length (until 2026-12-06 only items whose `committed` was read were; test/metering/
    * redteam-money.test.ts). A commit the upstream refuses (its `error` names the stamped id) leaves.
    */
-  readonly #commitsAhead: { readonly ms: number; readonly model: string; eventId: string | null }[] = [];
+  readonly #commitsAhead: (PendingTranscription & { eventId: string | null })[] = [];
   /**
    * Turn detection as the upstream reported it (`audio.input.turn_detection`: null = off; on by
    * default), and one a client `session.update` in flight turns on (`n`: its place among the updates).
@@ -867,8 +886,10 @@ export class MeteringFilter implements Filter {
         this.#truncationChanged();
       }
       const input = inputAudioSettings(session);
-      const txModel = str(obj(input?.['transcription'])?.['model']);
-      if (txModel !== null) this.#txAsked = { model: txModel, n: this.#ctx.conversation.sessionUpdatesSent + 1 };
+      const transcription = obj(input?.['transcription']);
+      const txModel = str(transcription?.['model']);
+      // Pessimistic until answered: the larger of the asked and the known prompt.
+      if (txModel !== null) this.#txAsked = { model: txModel, promptTokens: Math.max(this.#txPromptTokens, transcriptionPromptTokens(transcription)), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
       const td = obj(input?.['turn_detection']);
       if (td) this.#vadAsked = { ...turnDetectionOf(td), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
     }
@@ -1540,7 +1561,11 @@ export class MeteringFilter implements Filter {
 
   /** The session's input audio settings as the upstream reports them (`inputAudioSettings`). */
   #onInputAudio(input: JsonObject | null): void {
-    if (input && 'transcription' in input) this.#txModel = str(obj(input['transcription'])?.['model']);
+    if (input && 'transcription' in input) {
+      const transcription = obj(input['transcription']);
+      this.#txModel = str(transcription?.['model']);
+      this.#txPromptTokens = transcriptionPromptTokens(transcription);
+    }
     if (input && 'turn_detection' in input) {
       const td = obj(input['turn_detection']);
       this.#vad = td ? turnDetectionOf(td) : null;
@@ -1883,13 +1908,14 @@ export class MeteringFilter implements Filter {
     if (this.#txAsked !== null && this.#txAsked.n <= this.#ctx.conversation.sessionUpdatesAnswered) this.#txAsked = null;
     const model = this.#txModel ?? this.#txAsked?.model ?? null;
     if (model === null || this.#closed) return;
+    const promptTokens = Math.max(this.#txPromptTokens, this.#txAsked?.promptTokens ?? 0);
     if (this.#commitsAhead.length >= MAX_UNTRANSCRIBED) {
-      // Never answered: fold the oldest into the next, so no audio is lost.
+      // Never answered: fold the oldest into the next, so no audio is lost (nor a transcription's prompt).
       const oldest = this.#commitsAhead.shift()!;
       const next = this.#commitsAhead.shift()!;
-      this.#commitsAhead.unshift({ ms: oldest.ms + next.ms, model: next.model, eventId: next.eventId });
+      this.#commitsAhead.unshift({ ms: oldest.ms + next.ms, model: next.model, promptTokens: oldest.promptTokens + next.promptTokens, eventId: next.eventId });
     }
-    this.#commitsAhead.push({ ms, model, eventId: null });
+    this.#commitsAhead.push({ ms, model, promptTokens, eventId: null });
   }
 
   /** The input buffer starts again (a commit leaving, a clear, a committed item). */
@@ -1915,12 +1941,12 @@ export class MeteringFilter implements Filter {
    */
   #billUnreadTurn(rule: SettledBy): void {
     const answered = this.#ctx.conversation.sessionUpdatesAnswered;
-    const txAsked = this.#txAsked !== null && this.#txAsked.n > answered ? this.#txAsked.model : null;
-    const model = this.#txModel ?? txAsked;
+    const txAsked = this.#txAsked !== null && this.#txAsked.n > answered ? this.#txAsked : null;
+    const model = this.#txModel ?? txAsked?.model ?? null;
     const vad = this.#vadNow();
     if (model === null || vad === null) return;
     const { ms, ref } = this.#unreadTurn(vad);
-    if (ms > 0) this.#billUntranscribed(ref, { ms, model }, rule);
+    if (ms > 0) this.#billUntranscribed(ref, { ms, model, promptTokens: Math.max(this.#txPromptTokens, txAsked?.promptTokens ?? 0) }, rule);
   }
 
   /**
@@ -1993,7 +2019,7 @@ export class MeteringFilter implements Filter {
     const itemId = str(frame.json()['item_id']);
     const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
     if (this.#txModel === null || itemId === null || this.#closed) return;
-    this.#untranscribed.set(itemId, { ms, model: this.#txModel });
+    this.#untranscribed.set(itemId, { ms, model: this.#txModel, promptTokens: this.#txPromptTokens });
     if (this.#untranscribed.size > MAX_UNTRANSCRIBED) {
       const [oldest, pending] = this.#untranscribed.entries().next().value!;
       this.#untranscribed.delete(oldest);
@@ -2014,8 +2040,8 @@ export class MeteringFilter implements Filter {
   }
 
   /** A committed item whose transcription never reported: billed by its audio length, estimated. */
-  #billUntranscribed(itemId: string, pending: { readonly ms: number; readonly model: string | null }, rule: SettledBy): void {
-    this.#billTranscription(itemId, pending.model, { type: 'duration', seconds: pending.ms / 1000 }, rule);
+  #billUntranscribed(itemId: string, pending: PendingTranscription, rule: SettledBy): void {
+    this.#billTranscription(itemId, pending.model, { type: 'duration', seconds: pending.ms / 1000 }, rule, undefined, pending.promptTokens);
   }
 
   /**
@@ -2024,7 +2050,7 @@ export class MeteringFilter implements Filter {
    * that audio by its length instead, as if the event never came (until 2026-12-06 it billed $0;
    * OpenAI bills the transcription that ran; test/metering/redteam-money.test.ts).
    */
-  #billTranscription(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy, committed?: { readonly ms: number; readonly model: string | null }): void {
+  #billTranscription(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy, committed?: PendingTranscription, promptTokens = 0): void {
     let model = txModel;
     let lookup = model ? this.#rt.prices.lookup(model) : null;
     if (!lookup) {
@@ -2035,7 +2061,7 @@ export class MeteringFilter implements Filter {
     let cost = transcriptionCost(lookup.price, usage);
     if (committed && committed.ms > 0 && (!cost || !(cost.nanos > 0))) {
       this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed with a usage that cannot be priced; billed by its audio length');
-      this.#billTranscription(itemId, committed.model, { type: 'duration', seconds: committed.ms / 1000 }, 'unreadable_usage_estimate');
+      this.#billTranscription(itemId, committed.model, { type: 'duration', seconds: committed.ms / 1000 }, 'unreadable_usage_estimate', undefined, committed.promptTokens);
       return;
     }
     if (!cost) {
@@ -2050,6 +2076,13 @@ export class MeteringFilter implements Filter {
     if (settledBy !== 'transcription.completed' && lookup.price.tokens !== null && cost.totalTokens === 0 && cost.seconds !== null && cost.seconds > 0) {
       const audio = Math.ceil(cost.seconds * USER_AUDIO_TOKENS_PER_SEC);
       cost = { ...cost, inputTokens: audio, totalTokens: audio };
+    }
+    // Billed by its audio length for a model that reports tokens: its prompt, text input the model
+    // bills on every transcription, counts too (until 2026-12-07 it did not: a client setting a long
+    // prompt and leaving right behind its commits had OpenAI bill the prompt per transcription and the
+    // proxy bill the audio only; test/metering/redteam-17-transcription-prompt.test.ts).
+    if (settledBy !== 'transcription.completed' && lookup.price.tokens !== null && promptTokens > 0) {
+      cost = { ...cost, nanos: cost.nanos + promptTokens * lookup.price.tokens.textIn, inputTokens: cost.inputTokens + promptTokens, totalTokens: cost.totalTokens + promptTokens };
     }
     const record: UsageRecord = {
       ts: this.#rt.wall(),
