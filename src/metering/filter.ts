@@ -478,6 +478,14 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
     },
     failMode: 'closed',
     admit,
+    // The slot parked for an upgrade that will not open: released now rather than after ADMISSION_HANDOFF_MS.
+    // (Slots are parked per tenant, not per upgrade: any one of the tenant's is as good. One that took
+    // none, as admit decides, gives back none.)
+    withdraw(req) {
+      if ((rt.callsGoverned && req.query.has('call_id')) || rt.limitsOf(req.tenant).maxConcurrentSessions === null) return;
+      const token = slots.claim(req.tenant.id);
+      if (token !== null) rt.ledger.releaseSlot(req.tenant.id, token);
+    },
     create(ctx: SessionContext): Filter {
       if (ctx.watchesGovernedCall === true) return {};
       return new MeteringFilter(ctx, rt, slots.claim(ctx.tenant.id));
@@ -2309,19 +2317,30 @@ export class MeteringFilter implements Filter {
     const now = this.#rt.wall();
     if (!blocked.checking && now - blocked.since >= AUDIO_RECHECK_MS) {
       blocked.checking = true;
-      const recheck = then(this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now), (s) => {
-        blocked.checking = false;
-        blocked.since = this.#rt.wall();
-        if (this.#audioFits(s) && this.#audioBlocked === blocked && blocked.hit !== null) this.#releaseAudio();
-      });
       // A failed recheck is retried sooner than a refusing one, but not at the next frame: with the
       // ledger down every 20-40 ms frame would ask (one IPC round trip each in a relay worker).
-      if (recheck instanceof Promise) {
-        recheck.catch(() => {
-          blocked.checking = false;
-          blocked.since = this.#rt.wall() - AUDIO_RECHECK_MS + AUDIO_RECHECK_FAILED_MS;
-        });
+      const failed = (): void => {
+        blocked.checking = false;
+        blocked.since = this.#rt.wall() - AUDIO_RECHECK_MS + AUDIO_RECHECK_FAILED_MS;
+      };
+      let status: MaybePromise<TenantStatus> | null = null;
+      try {
+        status = this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, now);
+      } catch {
+        // SQLite answers synchronously and throws when its file cannot be read: until 2026-12-07
+        // that left `checking` true and the session's audio held for good
+        // (test/metering/redteam-17b-recheck-throws.test.ts).
+        failed();
       }
+      const recheck =
+        status === null
+          ? null
+          : then(status, (s) => {
+              blocked.checking = false;
+              blocked.since = this.#rt.wall();
+              if (this.#audioFits(s) && this.#audioBlocked === blocked && blocked.hit !== null) this.#releaseAudio();
+            });
+      if (recheck instanceof Promise) recheck.catch(failed);
     }
     if (blocked.notified) return DROP;
     blocked.notified = true;

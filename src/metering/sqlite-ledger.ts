@@ -282,7 +282,12 @@ export class SqliteLedger implements Ledger {
    */
   #replay(journal: UnwrittenJournal): void {
     const left = journal.read();
+    // One id twice (a journal copied back onto itself) is one record: until 2026-12-07 it counted twice
+    // and its second insert failed the UNIQUE index forever (test/metering/redteam-17b-journal-duplicate-id.test.ts).
+    const seen = new Set<string>();
     for (const entry of left) {
+      if (seen.has(entry.id)) continue;
+      seen.add(entry.id);
       if (this.#stmt.hasRecordId.get(entry.id)) continue;
       const { day, month } = this.#clock.at(entry.record.ts);
       this.#enqueue({ id: entry.id, record: entry.record, day, month, bytes: Buffer.byteLength(JSON.stringify(entry.record)) });
@@ -420,7 +425,9 @@ export class SqliteLedger implements Ledger {
     const before = this.#unwritten.length;
     while (this.#unwritten.length > 0 && !this.#closed) {
       const item = this.#unwritten[0]!;
-      if (!this.#write(item.record, item.day, item.month, item.id)) break;
+      // Refused because the file has its id already (another instance on the file wrote its journal's
+      // copy): written, not a record to retry forever in front of all the others.
+      if (!this.#write(item.record, item.day, item.month, item.id) && !this.#hasRecord(item.id)) break;
       this.#unwritten.shift();
       this.#unwrittenBytes -= item.bytes;
       this.#unwrittenSum.add(item.record, [item.day, item.month], -1);
@@ -438,6 +445,15 @@ export class SqliteLedger implements Ledger {
     const journal = this.#journal;
     if (journal && !this.#closed && (this.#unwritten.length < before || journal.failing)) journal.mirror(this.#unwritten);
     this.#scheduleRetry();
+  }
+
+  /** The file holds a row with this record id (false when it cannot be read either). */
+  #hasRecord(recordId: string): boolean {
+    try {
+      return this.#stmt.hasRecordId.get(recordId) !== undefined;
+    } catch {
+      return false;
+    }
   }
 
   #scheduleRetry(): void {

@@ -108,6 +108,11 @@ export class ChainTemplate {
     return this.#admitFrom(0, request);
   }
 
+  /** An admitted upgrade that did not open: each factory gives back what its `admit` took. */
+  withdraw(request: AdmissionRequest): void {
+    for (const f of this.factories) f.withdraw?.(request);
+  }
+
   #admitFrom(start: number, request: AdmissionRequest): ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest> {
     let current = request;
     for (let i = start; i < this.factories.length; i++) {

@@ -217,6 +217,11 @@ export interface FilterFactory {
    * see the new model. May be async.
    */
   admit?(request: AdmissionRequest): Admission | Promise<Admission>;
+  /**
+   * An upgrade every factory admitted did not open (its client left, or the proxy filled up while it
+   * was being admitted): what `admit` took for it (a concurrent-session slot) goes back now.
+   */
+  withdraw?(request: AdmissionRequest): void;
   create(ctx: SessionContext): Filter;
 }
 

@@ -175,11 +175,6 @@ export class ProxyServer {
   /** Request bodies refused for memory or slots since the last tick, by reason (logged once a tick). */
   readonly #bodyRefusals = new Map<string, number>();
   #ticker: NodeJS.Timeout | null = null;
-  /**
-   * Authenticated upgrades between their `maxSessions` check and their open or refusal (admission may
-   * await): counted in sessionsOpen, as the calls module counts offers on their way upstream.
-   */
-  #admitting = 0;
   #started = 0;
   #draining = false;
   #drained: (() => void) | null = null;
@@ -208,12 +203,11 @@ export class ProxyServer {
 
   /**
    * Every session this process runs, what `server.maxSessions` bounds: the WebSocket sessions and the
-   * modules' own (a call's sidebands), and authenticated upgrades still being admitted (#admitting). Until
-   * 2026-12-06 (thirteenth session) each side counted only its own against the bound, so the process
-   * could hold twice `maxSessions`.
+   * modules' own (a call's sidebands). Until 2026-12-06 (thirteenth session) each side counted only its
+   * own against the bound, so the process could hold twice `maxSessions`.
    */
   get sessionsOpen(): number {
-    let n = this.#sessions.size + this.#admitting;
+    let n = this.#sessions.size;
     for (const m of this.#modules) n += m.sessions?.() ?? 0;
     return n;
   }
@@ -827,22 +821,12 @@ export class ProxyServer {
     if (grant instanceof ProxyError) return refuse(grant, { browser: creds.browser });
     tenant ??= grant?.tenant ?? null;
     if (!tenant) return refuse(new ProxyError('invalid_api_key'), { browser: creds.browser });
-    // From here to its open (or refusal) an authenticated upgrade holds a place, checked and taken in
-    // one step: admission may await (the Redis ledger, a relay worker's ledger over IPC; a secret's
-    // lookup just did), and every upgrade read meanwhile passed the check above. Until 2026-12-07
-    // nothing counted them: 20 upgrades of one capped tenant written at once on the Redis ledger opened
-    // 20 sessions at maxSessions 2 (test/server/redteam-17-admission-race.test.ts). Keyless upgrades
-    // (a flood of unknown `ek_` secrets) hold none.
+    // Checked again once admission has answered (#admitTenant): see there.
     if (this.sessionsOpen >= this.#config.server.maxSessions) return refuse(new ProxyError('overloaded'));
-    this.#admitting++;
-    try {
-      await this.#admitTenant(exchange, context, rawQuery, headers, creds, tenant, grant, refuse);
-    } finally {
-      this.#admitting--;
-    }
+    await this.#admitTenant(exchange, context, rawQuery, headers, creds, tenant, grant, refuse);
   }
 
-  /** The rest of #admitAndUpgrade for an authenticated upgrade, which holds its place among `maxSessions` meanwhile (#admitting). */
+  /** The rest of #admitAndUpgrade for an authenticated upgrade. */
   async #admitTenant(
     exchange: Exchange,
     context: us_socket_context_t,
@@ -882,7 +866,24 @@ export class ProxyServer {
       this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: decision.code }, 'session refused');
       return refuse(decision);
     }
-    if (!exchange.open) return;
+    if (!exchange.open) {
+      this.#template.withdraw({ tenant, model: requested, query });
+      return;
+    }
+    // The place among `maxSessions` is taken here, in the same synchronous step as the open (uWS calls
+    // #onOpen inside res.upgrade): admission may have awaited (the Redis ledger, a relay worker's
+    // ledger over IPC, a secret's lookup), and every upgrade read meanwhile passed the check before
+    // it. Until 2026-12-07 nothing counted them: 20 upgrades of one capped tenant written at once on
+    // the Redis ledger opened 20 sessions at maxSessions 2 (test/server/redteam-17-admission-race.test.ts).
+    // Later that day a place was held from before admission instead, and a tenant allowed one session
+    // kept every other tenant out with upgrades waiting on a slow Redis
+    // (test/server/redteam-17b-admission-places.test.ts). What admission took for a refused one (a
+    // concurrent-session slot) goes back at once, as for an upgrade whose client left meanwhile.
+    if (this.sessionsOpen >= this.#config.server.maxSessions) {
+      this.#template.withdraw({ tenant, model: requested, query });
+      this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: 'overloaded' }, 'session refused');
+      return refuse(new ProxyError('overloaded'));
+    }
     if (creds.betaMarker) this.#log.info({ tenant: tenant.id }, 'client sent the retired beta marker; stripped');
     if (decision.model !== requested) this.#log.info({ tenant: tenant.id, requested, model: decision.model }, 'model rewritten at admission');
     this.#upgrade(exchange, context, headers, creds.protocol, {

@@ -114,8 +114,16 @@ const ENTRY_BYTES = 32;
  * in CJK was serialised at three bytes per unit, so the 32 MiB budget held ~96 MiB.
  */
 function stringBytes(s: string): number {
+  // What JSON escapes (a control character is six bytes, a quote or backslash two, a lone surrogate
+  // six): the http/json body's size. Until 2026-12-07 counted as one byte each, so captured content
+  // of control characters serialised to about twice its estimate
+  // (test/telemetry/redteam-17b-span-json-escapes.test.ts). Checked first: most strings have none.
+  if (NEEDS_ESCAPE.test(s)) return Buffer.byteLength(JSON.stringify(s), 'utf8') - 2;
   return Buffer.byteLength(s, 'utf8');
 }
+
+/** A character JSON.stringify writes as more than its UTF-8 bytes (surrogates: a lone one is escaped). */
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
 function valueBytes(v: AttributeValue | undefined): number {
   if (typeof v === 'string') return stringBytes(v);
