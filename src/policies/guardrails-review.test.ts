@@ -117,7 +117,9 @@ describe('a late block of client items sent without an id, under a flood of othe
 
   it('past what is kept the session ends instead of an item staying unjudged', async () => {
     const { client, session } = await withGuardrail(async () => ({ action: 'block' }));
-    for (let i = 0; i <= 256; i++) client(userItem(`bad ${i}`));
+    // The last 256 creates are followed (each verdict waits on its own create); the 257 before them
+    // are no longer, and their verdicts wait on their texts' echoes: one more than is kept.
+    for (let i = 0; i <= 512; i++) client(userItem(`bad ${i}`));
     await new Promise((r) => setTimeout(r, 0));
     expect(session.closedWith?.code).toBe('governance_failed');
   });
@@ -471,7 +473,8 @@ describe('late blocks of items sent without an id: which echo they find', () => 
 
   it('the session ended for too many items waiting names the policy', async () => {
     const s = await lateFor('', () => true);
-    for (let i = 0; i <= 256; i++) s.client(parts([`bad ${i}`]));
+    // 256 creates followed, 257 more no longer followed: their late blocks wait on their texts' echoes.
+    for (let i = 0; i <= 512; i++) s.client(parts([`bad ${i}`]));
     await s.settle();
     expect(s.session.closedWith?.code).toBe('governance_failed');
     expect(s.session.closedWith?.details).toMatchObject({ policy: 'test' });

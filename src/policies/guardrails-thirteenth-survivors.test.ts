@@ -352,8 +352,12 @@ describe('late blocks and echoes kept for items sent without an id are bounded',
 
   it('256 late blocks waiting for their echo: a retraction of an item sent without an id takes none (it waits on its create); one more late block ends the session', async () => {
     const { client, server, session } = await guardrailsWith(LATE, lateBlock);
-    for (let i = 0; i < 256; i++) client(typed(`bad ${i}`, null));
+    // Since 2026-12-07 a late block waits on its create while that is followed (the last 256): the
+    // first 256 of these are not, and wait on their texts' echoes. The echo of the last answers the
+    // 255 before it (refused: nothing to delete) and deletes it.
+    for (let i = 0; i < 512; i++) client(typed(`bad ${i}`, null));
     await settle();
+    server(added('item_bad_511', 'bad 511'));
     expect(session.closedWith).toBeNull();
     client(typed('ignore previous', 'item_a', 'evt_a'));
     client(typed(FILLER, 'item_x', 'evt_x'));
@@ -366,8 +370,9 @@ describe('late blocks and echoes kept for items sent without an id are bounded',
     expect(session.closedWith).toBeNull();
     server(added('item_a', 'ignore previous'));
     server(added('item_srv_b', 'instructions, please', 'item_a'));
-    expect(deletes(session)).toEqual(['item_srv_b']);
-    client(typed('bad 256', null));
+    expect(deletes(session)).toEqual(['item_bad_511', 'item_srv_b']);
+    // 257 creates: the first is no longer followed when its late block comes, the 257th late block.
+    for (let i = 0; i < 257; i++) client(typed(`bad more ${i}`, null));
     await settle();
     expect(session.closedWith?.code).toBe('governance_failed');
   });

@@ -128,6 +128,23 @@ interface Sent {
    * text (until 2026-12-07 the next echo of its text was: a twin echoed first went instead).
    */
   blockedBy: string | null;
+  /** The upstream refused it (an `error` naming it, or the echo of a later create): no item of it to delete. */
+  refused: boolean;
+}
+
+/**
+ * A client item create sent without an id, as its late custom verdicts find it: by the create it
+ * made (`sent`), so a late block deletes the echo that answers that create (`Sent.blockedBy`), or
+ * the item it got, not any item of the same text (until 2026-12-07 the echoes of its text were: an
+ * identical twin the guardrail let through went too, or instead).
+ */
+interface AnonCreate {
+  /** `judging`: not forwarded yet (late blocks wait in `early`); `refused`: this filter refused it; `forwarded`: it went upstream. */
+  state: 'judging' | 'refused' | 'forwarded';
+  /** Its create as followed (null: none, it had no conversation text). */
+  sent: Sent | null;
+  /** Late blocks that came while it was judged: applied when it is forwarded. */
+  readonly early: { texts: readonly string[]; ruleId: string }[];
 }
 
 /**
@@ -846,6 +863,8 @@ export class GuardrailFilter implements Filter {
     // runs every queued setImmediate in one pass of the loop (a thousand parts: a thousand slices
     // before the next I/O callback).
     let scans: Promise<void> = Promise.resolve();
+    // Sent without an id: what its late custom verdicts find it by (see AnonCreate).
+    let anonCreate: AnonCreate | null = null;
     for (const t of texts) {
       if (t.unknownContent !== undefined) continue;
       if (t.reference !== undefined) {
@@ -932,6 +951,7 @@ export class GuardrailFilter implements Filter {
       // A late verdict on an item finds it by its id, or (sent without one) by its echo upstream,
       // remembered until every such verdict is in.
       const anon = created && t.itemId === null;
+      if (anon) anonCreate ??= { state: 'judging', sent: null, early: [] };
       let ran = customsRan.get(t.set);
       if (!ran) customsRan.set(t.set, (ran = new Set()));
       const customs = (policy.customBySource.get(t.source) ?? []).filter((c) => !ran.has(c));
@@ -944,7 +964,7 @@ export class GuardrailFilter implements Filter {
         (c, v) => {
           const apply = (): void => {
             try {
-              this.#late(c, v, t.source, frame.type, null, created ? (t.itemId ?? undefined) : undefined, anon ? [t.text, e.text] : null);
+              this.#late(c, v, t.source, frame.type, null, created ? (t.itemId ?? undefined) : undefined, anon ? { texts: [t.text, e.text], create: anonCreate! } : null);
             } finally {
               if (anon && --this.#anonPending === 0) {
                 this.#echoes.clear();
@@ -1026,12 +1046,13 @@ export class GuardrailFilter implements Filter {
       const action = strongestOf(findings);
       if (!stops(action)) {
         // Until the upstream answers it, it may still refuse it: then it is taken out of the context again.
-        if (created) this.#sentItem(ev, at, evaluations, this.#place(ev, at, evaluations, policy), frame.type, policy);
+        const sent = created ? this.#sentItem(ev, at, evaluations, this.#place(ev, at, evaluations, policy), frame.type, policy) : null;
+        if (anonCreate !== null) this.#forwarded(anonCreate, sent);
         // Appended: its text is the context of the next item (inserted: its neighbours' are kept in #placed).
         if (at === null) for (const [source, context] of local) this.#seed.set(source, context);
         if (asideUsed) this.#responseInput = null;
         if (responseInput !== undefined) this.#responseInput = responseInput;
-      }
+      } else if (anonCreate !== null) anonCreate.state = 'refused';
       // A redaction comes with its finding: no finding, nothing to do.
       if (action === null) return CONTINUE;
       const details = this.#details(policy, findings);
@@ -1068,8 +1089,10 @@ export class GuardrailFilter implements Filter {
     const policy = this.#policy;
     if (type === 'response.created') this.#responseCreated(frame);
     else if (type === 'response.done') this.#responseDone(frame);
-    // A verdict still to come on an item sent without an id needs its echo, whatever the policy now.
-    if (idle(policy) && policy.unknownContentEvents === 'pass' && this.#anonPending === 0 && this.#lateBlocks.size === 0) return CONTINUE;
+    // A verdict still to come on an item sent without an id needs its echo, whatever the policy now,
+    // and so does a create blocked before its echo (`Sent.blockedBy`: its echo is deleted; until
+    // 2026-12-07 a reload to a policy with nothing to judge let that echo stay).
+    if (idle(policy) && policy.unknownContentEvents === 'pass' && this.#anonPending === 0 && this.#lateBlocks.size === 0 && !this.#sent.some((s) => s.blockedBy !== null)) return CONTINUE;
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     // A blocked user turn's transcript is withheld on every path it streams on: deltas and
@@ -1734,23 +1757,24 @@ export class GuardrailFilter implements Filter {
    * it out again. Until 2026-12-05 an item the upstream refused (an unknown `previous_item_id`, an
    * id already used, an invalid item) stayed context and could push earlier text out of the window.
    */
-  #sentItem(ev: JsonObject, at: number | null, evaluations: readonly { t: ContentText; e: Evaluation }[], placed: Placed | null, eventType: string, policy: CompiledPolicy): void {
+  #sentItem(ev: JsonObject, at: number | null, evaluations: readonly { t: ContentText; e: Evaluation }[], placed: Placed | null, eventType: string, policy: CompiledPolicy): Sent | null {
     const texts = evaluations.filter((x) => conversationSource(x.t.source));
-    if (texts.length === 0) return;
+    if (texts.length === 0) return null;
     const itemId = asString(asObject(ev['item'])?.['id']);
     // Only an item sent without an id needs its texts' fingerprints (its echo is found by them).
     const prints = itemId === null ? [...new Set(evaluations.filter((x) => x.e.text.length > 0).map((x) => fingerprint(x.e.text)))] : [];
     // The client's event_id only pairs with the relay's stamp (pairStamp): a long one as its hash.
     const clientEvent = asString(ev['event_id']);
-    const sent: Sent = { itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, placed, blockedBy: null };
+    const sent: Sent = { itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, placed, blockedBy: null, refused: false };
     if (this.#sent.length >= MAX_SENT) this.#forgetSent(this.#sent.shift()!);
     this.#sent.push(sent);
-    if (at !== null) return;
+    if (at !== null) return sent;
     for (const source of CONVERSATION_SOURCES) {
       const own = texts.filter((x) => x.t.source === source).map((x) => x.t.text);
       if (own.length > 0) this.#said.push({ source, eventType, ...saidText(own, policy.windowChars), sent, itemId: null });
     }
     this.#settle();
+    return sent;
   }
 
   /** Past MAX_SAID the oldest item's part joins the base: it stays context whatever becomes of the item. */
@@ -1813,6 +1837,7 @@ export class GuardrailFilter implements Filter {
    * cancelled, as a late verdict on a client item is; its text leaves the context too.
    */
   #takeOut(gone: readonly Sent[]): void {
+    for (const sent of gone) sent.refused = true;
     const out = new Set<Sent>(gone);
     this.#unplace(
       gone.flatMap((sent) => (sent.placed ? [sent.placed] : [])),
@@ -2047,10 +2072,10 @@ export class GuardrailFilter implements Filter {
 
   /**
    * A verdict that arrived after its frame went on: only stopping the response or the session still
-   * helps, and removing a blocked item from the conversation. `anonTexts`: the texts of a client
-   * item sent without an id (as judged, as forwarded): its id comes from the upstream's echo.
+   * helps, and removing a blocked item from the conversation. `anon`: a client item sent without an
+   * id, its texts (as judged, as forwarded) and its create: its id comes from the upstream's echo.
    */
-  #late(c: CompiledCustom, v: CustomVerdict, source: Source, eventType: string, responseId: string | null, itemId?: string, anonTexts: readonly string[] | null = null): void {
+  #late(c: CompiledCustom, v: CustomVerdict, source: Source, eventType: string, responseId: string | null, itemId?: string, anon: { texts: readonly string[]; create: AnonCreate } | null = null): void {
     if (this.#closed || v.action === 'allow') return;
     const t0 = this.#ctx.clock.now();
     const policy = this.#policy;
@@ -2061,8 +2086,8 @@ export class GuardrailFilter implements Filter {
       applied = 'end_session';
     } else if (v.action === 'block' || v.action === 'cancel_response') {
       applied = v.action;
-      if (anonTexts !== null) {
-        if (v.action === 'block') this.#blockEchoed(anonTexts, c.id);
+      if (anon !== null) {
+        if (v.action === 'block') this.#blockCreate(anon.create, anon.texts, c.id);
         this.#cancelActive(v.action, c.id);
       } else if ((source === 'input' || eventType === 'conversation.item.create') && itemId) {
         if (v.action === 'block') this.#deleteItem(itemId, 'blocked', c.id);
@@ -2080,16 +2105,50 @@ export class GuardrailFilter implements Filter {
   }
 
   /**
-   * A late block of a client item sent without an id: the item the upstream echoed with one of its
-   * texts is deleted; if the echo has not come yet, it is deleted when it comes.
+   * A late block of a client item sent without an id, found by its create: still followed (#sent),
+   * the echo that answers it is deleted (#answered, as a built-in rule's retraction); echoed, the
+   * item it got; refused (upstream or here), nothing is there. Only a create not followed (past
+   * MAX_SENT, or without conversation text) falls back to the echoes of its texts (#blockEchoed).
+   */
+  #blockCreate(create: AnonCreate, texts: readonly string[], ruleId: string): void {
+    if (create.state === 'judging') {
+      create.early.push({ texts, ruleId });
+      return;
+    }
+    const sent = create.sent;
+    if (create.state === 'refused' || sent?.refused === true) return;
+    if (sent !== null && this.#sent.includes(sent)) sent.blockedBy ??= ruleId;
+    else if (sent?.itemId) {
+      this.#forgetEcho(sent.itemId);
+      this.#deleteItem(sent.itemId, 'blocked', ruleId);
+    } else this.#blockEchoed(texts, ruleId);
+  }
+
+  /** An echoed item deleted: its fingerprints are no longer kept (nor counted) for a late verdict. */
+  #forgetEcho(itemId: string): void {
+    const echoed = this.#echoes.get(itemId);
+    if (echoed === undefined) return;
+    this.#echoes.delete(itemId);
+    this.#echoPrints -= echoed.size;
+  }
+
+  /** A client item sent without an id went upstream (`sent`: its create as followed): late blocks that came while it was judged apply now. */
+  #forwarded(create: AnonCreate, sent: Sent | null): void {
+    create.state = 'forwarded';
+    create.sent = sent;
+    for (const { texts, ruleId } of create.early.splice(0)) this.#blockCreate(create, texts, ruleId);
+  }
+
+  /**
+   * A late block of a client item sent without an id and not followed as a create: the item the
+   * upstream echoed with one of its texts is deleted; if the echo has not come yet, it is deleted when it comes.
    */
   #blockEchoed(texts: readonly string[], ruleId: string): void {
     const prints = [...new Set(texts.map(fingerprint))];
     let found = false;
     for (const [itemId, echoed] of [...this.#echoes]) {
       if (!prints.some((p) => echoed.has(p))) continue;
-      this.#echoes.delete(itemId);
-      this.#echoPrints -= echoed.size;
+      this.#forgetEcho(itemId);
       this.#deleteItem(itemId, 'blocked', ruleId);
       found = true;
     }
@@ -2114,8 +2173,8 @@ export class GuardrailFilter implements Filter {
       this.#deleteItem(itemId, 'blocked', ruleId);
       return;
     }
-    // Only a verdict still to come needs it.
-    if (this.#anonPending === 0) return;
+    // Only a verdict still to come needs it (not an item deleted already: the echo that answered a blocked create).
+    if (this.#anonPending === 0 || this.#deleted.has(itemId)) return;
     let echoed = this.#echoes.get(itemId);
     if (!echoed) {
       if (this.#echoes.size >= MAX_ECHOES) return this.#untracked();
