@@ -9,7 +9,8 @@
  * bounds sessions (`maxSessions`)" (README, Security), which the memory budget and the open-files
  * sizing rely on, and which the calls module already keeps for offers in flight.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectRaw, rawUpgrade, upgradeAnswer } from '../support/raw-upgrade.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
@@ -29,31 +30,8 @@ afterEach(async () => {
   tp = null;
 });
 
-function connected(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-    sockets.push(s);
-  });
-}
 
-/** The status code of the answer to the upgrade written on `s` (0 when the connection ended without one). */
-function statusOf(s: Socket): Promise<number> {
-  return new Promise((resolve) => {
-    let head = '';
-    const done = () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0));
-    s.on('data', (d: Buffer) => {
-      head += d.toString('latin1');
-      if (head.includes('\r\n\r\n')) done();
-    });
-    s.once('close', done);
-    s.once('error', done);
-  });
-}
 
-const upgrade = (key: string) =>
-  'GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-  `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${key}\r\n\r\n`;
 
 describe('red team: maxSessions holds for upgrades admitted concurrently', () => {
   it('20 upgrades written at once with maxSessions 2 and an asynchronous admission (Redis ledger, a capped tenant): 2 open, 18 get 503, and the places come back', async () => {
@@ -65,10 +43,10 @@ describe('red team: maxSessions holds for upgrades admitted concurrently', () =>
         metering: { ledger: { kind: 'redis', url: redis.url, keyPrefix: `race${process.pid}:`, commandTimeoutMs: 3000 } },
       },
     });
-    const burst = await Promise.all(Array.from({ length: 20 }, () => connected(tp!.port)));
-    const answers = burst.map(statusOf);
+    const burst = await Promise.all(Array.from({ length: 20 }, () => connectRaw(tp!.port, sockets)));
+    const answers = burst.map(async (s) => (await upgradeAnswer(s)).status);
     // All written before the proxy reads any: each admission awaits Redis while the others are read.
-    for (const s of burst) s.write(upgrade(tp.key()));
+    for (const s of burst) s.write(rawUpgrade(tp.key()));
     const statuses = await Promise.all(answers);
     expect(statuses.filter((s) => s === 101)).toHaveLength(2);
     expect(statuses.filter((s) => s === 503)).toHaveLength(18);
@@ -79,9 +57,9 @@ describe('red team: maxSessions holds for upgrades admitted concurrently', () =>
     const deadline = Date.now() + 10_000;
     while (tp.proxy.server.sessionsOpen > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(tp.proxy.server.sessionsOpen).toBe(0);
-    const next = await Promise.all(Array.from({ length: 3 }, () => connected(tp!.port)));
-    const nextAnswers = next.map(statusOf);
-    for (const s of next) s.write(upgrade(tp.key()));
+    const next = await Promise.all(Array.from({ length: 3 }, () => connectRaw(tp!.port, sockets)));
+    const nextAnswers = next.map(async (s) => (await upgradeAnswer(s)).status);
+    for (const s of next) s.write(rawUpgrade(tp.key()));
     expect((await Promise.all(nextAnswers)).sort()).toEqual([101, 101, 503]);
   });
 });

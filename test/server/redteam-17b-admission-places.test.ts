@@ -10,7 +10,8 @@
  * opened at once: one tenant, one concurrent session allowed, keeps the whole proxy shut for as long
  * as it keeps upgrades in flight. Before #admitting such upgrades held nothing.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectRaw, rawUpgrade, upgradeAnswer } from '../support/raw-upgrade.js';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
@@ -35,32 +36,8 @@ afterEach(async () => {
   tp = null;
 });
 
-function connected(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-    sockets.push(s);
-  });
-}
 
-/** The status code of the answer to the upgrade written on `s`, and its body's error code when refused. */
-function answerOf(s: Socket): Promise<string> {
-  return new Promise((resolve) => {
-    let head = '';
-    const done = () => resolve(`${/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0} ${/"code":"([a-z_]+)"/.exec(head)?.[1] ?? ''}`.trim());
-    s.on('data', (d: Buffer) => {
-      head += d.toString('latin1');
-      if (head.includes('\r\n\r\n') && (head.startsWith('HTTP/1.1 101') || head.includes('}}'))) done();
-    });
-    s.once('close', done);
-    s.once('error', done);
-  });
-}
 
-/** `extra`: a query parameter the proxy does not forward, which it logs (debug) before admission awaits. */
-const upgrade = (key: string, extra = '') =>
-  `GET /v1/realtime?model=gpt-realtime${extra} HTTP/1.1` + '\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-  `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${key}\r\n\r\n`;
 
 describe('red team 17b: upgrades waiting on a slow ledger and the other tenants', () => {
   it('one tenant limited to one session cannot hold every place while Redis is slow: a ledger-free tenant still opens', async () => {
@@ -74,17 +51,17 @@ describe('red team 17b: upgrades waiting on a slow ledger and the other tenants'
     side = new Redis(redis.url);
     // Every script waits (the ledger's reserve is one); reads and the side connection's UNPAUSE run.
     await side.call('CLIENT', 'PAUSE', '20000', 'WRITE');
-    const held = await Promise.all([connected(tp.port), connected(tp.port)]);
-    const heldAnswers = held.map(answerOf);
-    for (const s of held) s.write(upgrade(tp.key('capped'), '&x=1'));
+    const held = await Promise.all([connectRaw(tp.port, sockets), connectRaw(tp.port, sockets)]);
+    const heldAnswers = held.map((s) => upgradeAnswer(s).then(({ status, code }) => `${status} ${code}`.trim()));
+    for (const s of held) s.write(rawUpgrade(tp.key('capped'), '&x=1'));
     // Both of the capped tenant's upgrades are past the maxSessions check (each logged its dropped
     // parameter on the way to its admission, which waits for Redis).
     const inAdmission = () => tp!.logs.filter((l) => l.msg === 'client query parameters not forwarded').length;
     while (inAdmission() < 2) await new Promise((r) => setTimeout(r, 10));
     expect(tp.proxy.server.sessionCount).toBe(0);
-    const other = await connected(tp.port);
-    const otherAnswer = answerOf(other);
-    other.write(upgrade(tp.key('free')));
+    const other = await connectRaw(tp.port, sockets);
+    const otherAnswer = upgradeAnswer(other).then(({ status, code }) => `${status} ${code}`.trim());
+    other.write(rawUpgrade(tp.key('free')));
     // Before the fix: 503 overloaded, with no session open at all.
     expect(await otherAnswer).toBe('101');
     await side.call('CLIENT', 'UNPAUSE');
@@ -102,14 +79,14 @@ describe('red team 17b: upgrades waiting on a slow ledger and the other tenants'
     });
     side = new Redis(redis.url);
     await side.call('CLIENT', 'PAUSE', '20000', 'WRITE');
-    const first = await connected(tp.port);
-    const firstAnswer = answerOf(first);
-    first.write(upgrade(tp.key('capped'), '&x=1'));
+    const first = await connectRaw(tp.port, sockets);
+    const firstAnswer = upgradeAnswer(first).then(({ status, code }) => `${status} ${code}`.trim());
+    first.write(rawUpgrade(tp.key('capped'), '&x=1'));
     while (tp.logs.filter((l) => l.msg === 'client query parameters not forwarded').length < 1) await new Promise((r) => setTimeout(r, 10));
     // The only place goes to another tenant while the capped tenant's upgrade waits for Redis.
-    const other = await connected(tp.port);
-    const otherAnswer = answerOf(other);
-    other.write(upgrade(tp.key('free')));
+    const other = await connectRaw(tp.port, sockets);
+    const otherAnswer = upgradeAnswer(other).then(({ status, code }) => `${status} ${code}`.trim());
+    other.write(rawUpgrade(tp.key('free')));
     expect(await otherAnswer).toBe('101');
     await side.call('CLIENT', 'UNPAUSE');
     // Admitted by the ledger (its one slot taken), then refused: the proxy is full.
@@ -117,9 +94,9 @@ describe('red team 17b: upgrades waiting on a slow ledger and the other tenants'
     other.destroy();
     while (tp.proxy.server.sessionsOpen > 0) await new Promise((r) => setTimeout(r, 10));
     // Before the fix the slot stayed parked for ADMISSION_HANDOFF_MS (30 s): 429 concurrent_sessions_exceeded.
-    const again = await connected(tp.port);
-    const againAnswer = answerOf(again);
-    again.write(upgrade(tp.key('capped')));
+    const again = await connectRaw(tp.port, sockets);
+    const againAnswer = upgradeAnswer(again).then(({ status, code }) => `${status} ${code}`.trim());
+    again.write(rawUpgrade(tp.key('capped')));
     expect(await againAnswer).toBe('101');
   }, 30_000);
 });
