@@ -3,12 +3,12 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmdirSync, statSyn
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { UsageRecord } from './ledger.js';
 import { NO_CAPS } from './limits.js';
-import { dayPeriod } from './periods.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 import { caps, record, T0 } from '../../test/metering/ledger-contract.js';
+import { failingSqliteFiles, type FailingSqlite } from '../../test/metering/failing-sqlite.js';
 import { tempDir } from '../../test/support/temp-dir.js';
 
 /*
@@ -22,53 +22,8 @@ import { tempDir } from '../../test/support/temp-dir.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TSX = join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
 
-const open: SqliteLedger[] = [];
-const side: Database.Database[] = [];
-
-afterEach(async () => {
-  for (const l of open.splice(0)) await l.close();
-  for (const db of side.splice(0)) db.close();
-});
-
-interface Rig {
-  readonly path: string;
-  readonly journal: string;
-  readonly log: string[];
-  /** A second connection on the file. */
-  readonly side: Database.Database;
-  ledger(options?: { unwrittenMaxBytes?: number }): SqliteLedger;
-  fail(): void;
-  heal(): void;
-  /** The file's day total for acme and its usage refs in insertion order. */
-  onDisk(): { nanos: number; refs: string[] };
-}
-
-function rig(): Rig {
-  const path = join(tempDir('rp-sqlite-journal-'), 'm.sqlite');
-  const log: string[] = [];
-  // Creates the tables the side connection's trigger needs.
-  void new SqliteLedger(path).close();
-  const db = new Database(path);
-  side.push(db);
-  return {
-    path,
-    journal: `${path}-unwritten.jsonl`,
-    log,
-    side: db,
-    ledger(options = {}) {
-      const l = new SqliteLedger(path, { onError: (m) => log.push(m), ...options });
-      open.push(l);
-      return l;
-    },
-    fail: () => db.exec(`CREATE TRIGGER disk_full BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`),
-    heal: () => db.exec('DROP TRIGGER disk_full'),
-    onDisk() {
-      const spend = db.prepare('SELECT nanos FROM spend WHERE tenant = ? AND period = ?').get('acme', dayPeriod(T0).key) as { nanos: number } | undefined;
-      const refs = (db.prepare("SELECT ref FROM usage WHERE tenant = 'acme' ORDER BY id").all() as Array<{ ref: string }>).map((r) => r.ref);
-      return { nanos: spend?.nanos ?? 0, refs };
-    },
-  };
-}
+const rig = (): FailingSqlite => sqliteFiles('rp-sqlite-journal-');
+const sqliteFiles = failingSqliteFiles();
 
 /** A ledger in a child process that settles `records` while the file refuses them, then waits to be killed. */
 async function settleInChildThenKill(path: string, records: UsageRecord[]): Promise<void> {
@@ -107,13 +62,13 @@ describe('sqlite ledger: unwritten usage records survive the process', () => {
     r.fail();
     await settleInChildThenKill(r.path, [record({ ref: 'resp_lost', costNanos: 2_000_000 })]);
     expect(existsSync(r.journal)).toBe(true);
-    expect(r.onDisk()).toEqual({ nanos: 0, refs: [] });
+    expect(r.onDisk()).toMatchObject({ nanos: 0, refs: [] });
     r.heal();
     const l = r.ledger();
     expect(l.status('acme', NO_CAPS, T0).day.spent).toEqual({ nanos: 2_000_000, tokens: 150 });
     // 2 M spent + 1 M asked > 2.5 M: the dead instance's spend is on the cap.
     expect(reserveOne(l, 2_500_000)).toMatchObject({ kind: 'over', hit: { cap: 'daily_usd', spent: 2_000_000 } });
-    expect(r.onDisk()).toEqual({ nanos: 2_000_000, refs: ['resp_lost'] });
+    expect(r.onDisk()).toMatchObject({ nanos: 2_000_000, refs: ['resp_lost'] });
     expect(existsSync(r.journal)).toBe(false);
     expect(l.readiness()).toBeNull();
   }, 60_000);
@@ -139,7 +94,7 @@ describe('sqlite ledger: unwritten usage records survive the process', () => {
     writeFileSync(r.journal, journal);
     const third = r.ledger();
     expect(third.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(4_000_000);
-    expect(r.onDisk()).toEqual({ nanos: 4_000_000, refs: ['resp_1', 'resp_2', 'resp_3', 'resp_4'] });
+    expect(r.onDisk()).toMatchObject({ nanos: 4_000_000, refs: ['resp_1', 'resp_2', 'resp_3', 'resp_4'] });
     expect(existsSync(r.journal)).toBe(false);
   });
 
@@ -154,7 +109,7 @@ describe('sqlite ledger: unwritten usage records survive the process', () => {
     r.heal();
     const second = r.ledger();
     expect(second.status('acme', NO_CAPS, T0).day.spent.nanos).toBe(1_000_005);
-    expect(r.onDisk()).toEqual({ nanos: 1_000_005, refs: ['resp_1', 'resp_2'] });
+    expect(r.onDisk()).toMatchObject({ nanos: 1_000_005, refs: ['resp_1', 'resp_2'] });
   });
 
   it('a start on a file that still refuses them counts them, keeps the journal, and writes them when it can', async () => {
@@ -170,7 +125,7 @@ describe('sqlite ledger: unwritten usage records survive the process', () => {
     expect(existsSync(r.journal)).toBe(true);
     r.heal();
     second.settle(null, record({ ref: 'resp_2' }));
-    expect(r.onDisk()).toEqual({ nanos: 2_000_000, refs: ['resp_1', 'resp_2'] });
+    expect(r.onDisk()).toMatchObject({ nanos: 2_000_000, refs: ['resp_1', 'resp_2'] });
     expect(existsSync(r.journal)).toBe(false);
   });
 
@@ -242,14 +197,17 @@ describe('sqlite ledger: unwritten usage records survive the process', () => {
     old.exec('CREATE TABLE usage (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, tenant TEXT NOT NULL, session TEXT NOT NULL, source TEXT NOT NULL, ref TEXT NOT NULL, model TEXT NOT NULL, cost_nanos INTEGER NOT NULL, total_tokens INTEGER NOT NULL, json TEXT NOT NULL)');
     old.close();
     const l = new SqliteLedger(path);
-    open.push(l);
-    l.settle(null, record({ ref: 'resp_1' }));
     const db = new Database(path);
-    side.push(db);
-    db.prepare("INSERT INTO usage (ts, tenant, session, source, ref, model, cost_nanos, total_tokens, json) VALUES (1, 'acme', 's', 'response', 'older', 'm', 1, 1, '{}')").run();
-    expect((db.prepare('SELECT ref, record_id FROM usage ORDER BY id').all() as Array<{ ref: string; record_id: string | null }>)).toEqual([
-      { ref: 'resp_1', record_id: null },
-      { ref: 'older', record_id: null },
-    ]);
+    try {
+      l.settle(null, record({ ref: 'resp_1' }));
+      db.prepare("INSERT INTO usage (ts, tenant, session, source, ref, model, cost_nanos, total_tokens, json) VALUES (1, 'acme', 's', 'response', 'older', 'm', 1, 1, '{}')").run();
+      expect((db.prepare('SELECT ref, record_id FROM usage ORDER BY id').all() as Array<{ ref: string; record_id: string | null }>)).toEqual([
+        { ref: 'resp_1', record_id: null },
+        { ref: 'older', record_id: null },
+      ]);
+    } finally {
+      db.close();
+      await l.close();
+    }
   });
 });

@@ -1,11 +1,8 @@
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { NO_CAPS } from './limits.js';
-import { dayPeriod } from './periods.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 import { caps, record, T0 } from '../../test/metering/ledger-contract.js';
-import { tempDir } from '../../test/support/temp-dir.js';
+import { failingSqliteFiles, type FailingSqlite } from '../../test/metering/failing-sqlite.js';
 
 /*
  * A settle whose write fails must fail closed (sqlite-ledger.ts): counted in memory, its reservation
@@ -16,50 +13,19 @@ import { tempDir } from '../../test/support/temp-dir.js';
  * (file modes are not).
  */
 
-const open: SqliteLedger[] = [];
-const side: Database.Database[] = [];
+const sqliteFiles = failingSqliteFiles();
 
-afterEach(async () => {
-  for (const l of open.splice(0)) await l.close();
-  for (const db of side.splice(0)) db.close();
-});
-
-interface Rig {
-  readonly ledger: SqliteLedger;
-  readonly path: string;
-  readonly log: string[];
-  /** A second connection on the file. */
-  readonly side: Database.Database;
-  /** The file refuses every settle from now on. */
-  fail(): void;
-  /** It takes them again. */
-  heal(): void;
-  /** What the file holds: the day total of a tenant and the usage refs in insertion order. */
-  onDisk(tenant?: string): { nanos: number; tokens: number; refs: string[] };
-}
-
+/** A file that refuses writes on demand and a ledger already open on it. */
 function rig(options: { unwrittenMaxBytes?: number } = {}): Rig {
-  const path = join(tempDir('rp-sqlite-fail-'), 'm.sqlite');
-  const log: string[] = [];
-  const ledger = new SqliteLedger(path, { onError: (m) => log.push(m), ...options });
-  open.push(ledger);
-  const db = new Database(path);
-  side.push(db);
-  const day = dayPeriod(T0).key;
-  return {
-    ledger,
-    path,
-    log,
-    side: db,
-    fail: () => db.exec(`CREATE TRIGGER disk_full BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`),
-    heal: () => db.exec('DROP TRIGGER disk_full'),
-    onDisk(tenant = 'acme') {
-      const spend = db.prepare('SELECT nanos, tokens FROM spend WHERE tenant = ? AND period = ?').get(tenant, day) as { nanos: number; tokens: number } | undefined;
-      const refs = (db.prepare('SELECT ref FROM usage WHERE tenant = ? ORDER BY id').all(tenant) as Array<{ ref: string }>).map((r) => r.ref);
-      return { nanos: spend?.nanos ?? 0, tokens: spend?.tokens ?? 0, refs };
-    },
-  };
+  const files = sqliteFiles('rp-sqlite-fail-');
+  return { ...files, ledger: files.ledger(options), another: () => files.ledger() };
 }
+
+type Rig = Omit<FailingSqlite, 'ledger'> & {
+  readonly ledger: SqliteLedger;
+  /** Another ledger on the file (a restart). */
+  another(): SqliteLedger;
+};
 
 const reserveOne = (l: SqliteLedger, id: string, dayNanos: number | null = null) =>
   l.reserve({ tenant: 'acme', id, amount: { nanos: 1_000_000, tokens: 150 }, caps: caps({ dayNanos }), wallMs: T0, mode: 'worst_case' });
@@ -105,8 +71,7 @@ describe('sqlite ledger: a settle the file refuses', () => {
     expect(l.status('acme', NO_CAPS, T0).day.spent).toEqual({ nanos: 3_000_007, tokens: 453 });
     // A reopened file holds the same totals as memory did.
     await l.close();
-    const again = new SqliteLedger(r.path);
-    open.push(again);
+    const again = r.another();
     expect(again.status('acme', NO_CAPS, T0).day.spent).toEqual({ nanos: 3_000_007, tokens: 453 });
     expect(again.status('acme', NO_CAPS, T0).month.spent).toEqual({ nanos: 3_000_007, tokens: 453 });
   });
