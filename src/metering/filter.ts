@@ -12,7 +12,7 @@ import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, N
 import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
-import { responseCost, transcriptionCost, USER_AUDIO_TOKENS_PER_SEC, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
+import { responseCost, transcriptionCost, USER_AUDIO_TOKENS_PER_SEC, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup, type TranscriptionCost } from './pricing.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Report } from '../pipeline/reports.js';
 import { usageProblem } from '../protocol/usage.js';
@@ -87,13 +87,14 @@ function capDetails(hit: CapHit): Record<string, string | number | null> {
   };
 }
 
-export function budgetError(hit: CapHit, options: { eventId?: string | null; close?: boolean } = {}): ProxyError {
+export function budgetError(hit: CapHit, options: { eventId?: string | null; close?: boolean; param?: string } = {}): ProxyError {
   const what = hit.cap.endsWith('_usd') ? 'cost' : 'token';
   const when = hit.period.kind === 'day' ? 'daily' : 'monthly';
   return new ProxyError('budget_exceeded', {
     message: `The tenant ${when} ${what} budget is exhausted (resets ${new Date(hit.period.resetsAt).toISOString()}).`,
     eventId: options.eventId ?? null,
     details: capDetails(hit),
+    ...(options.param ? { param: options.param } : {}),
     ...(options.close ? { close: 'limitExceeded' as const } : {}),
   });
 }
@@ -245,6 +246,33 @@ interface PendingTranscription {
   readonly ms: number;
   readonly model: string | null;
   readonly promptTokens: number;
+  /**
+   * Ledger reservations holding its estimate against the tenant's caps (#reserveTranscription;
+   * several after a fold of commits in flight), settled with its record or released, exactly once.
+   */
+  readonly reservations: string[];
+}
+
+/**
+ * A transcription billed by its audio length (its completed event never came, or its usage cannot
+ * be priced), from `cost`, the model's price for that audio: for a model that reports tokens, the
+ * audio tokens it would have reported (10 a second, the estimate's rate for input audio) count too,
+ * so token caps and the session token limit see it as they see the model's own reports (until
+ * 2026-12-06 such an estimate counted 0 tokens; test/metering/redteam-money-2.test.ts), and so does
+ * its prompt, text input the model bills on every transcription (until 2026-12-07 it did not: a
+ * client setting a long prompt and leaving right behind its commits had OpenAI bill the prompt per
+ * transcription and the proxy bill the audio only; test/metering/redteam-17-transcription-prompt.test.ts).
+ * A per-minute model reports seconds only: no tokens, no prompt. What a transcribed commit reserves too.
+ */
+function byAudioLength(price: ModelPrice, cost: TranscriptionCost, promptTokens: number): TranscriptionCost {
+  if (price.tokens === null) return cost;
+  let out = cost;
+  if (out.totalTokens === 0 && out.seconds !== null && out.seconds > 0) {
+    const audio = Math.ceil(out.seconds * USER_AUDIO_TOKENS_PER_SEC);
+    out = { ...out, inputTokens: audio, totalTokens: audio };
+  }
+  if (promptTokens > 0) out = { ...out, nanos: out.nanos + promptTokens * price.tokens.textIn, inputTokens: out.inputTokens + promptTokens, totalTokens: out.totalTokens + promptTokens };
+  return out;
 }
 
 /** A transcription setting's `prompt`, one token per UTF-8 byte (the estimate's rule for text). */
@@ -843,14 +871,7 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       }
       case 'input_audio_buffer.commit':
-        // Metering runs last: the commit leaves for the upstream now, and a create sent right
-        // behind it reads the committed audio (until 2026-12-05 the audio counted only at the
-        // upstream's `committed`, after such a create had been reserved without it).
-        this.#onClientCommit(this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes));
-        if (this.#clientCommits.length >= MAX_CLIENT_COMMITS) this.#clientCommits.shift();
-        this.#clientCommits.push(null);
-        this.#bufferRestarted();
-        return CONTINUE;
+        return this.#onClientCommit(str(frame.json()['event_id']));
       case 'input_audio_buffer.clear':
         // The buffer starts again here, as the upstream reads it: audio appended after this clear is
         // in the new buffer even if it leaves before the upstream's "cleared" comes back (which is
@@ -1456,12 +1477,16 @@ export class MeteringFilter implements Filter {
       case 'conversation.item.input_audio_transcription.completed':
         this.#onTranscription(frame);
         return CONTINUE;
-      case 'conversation.item.input_audio_transcription.failed':
-        this.#untranscribed.delete(str(frame.json()['item_id']) ?? '');
+      case 'conversation.item.input_audio_transcription.failed': {
+        // Not billed: what its commit reserved is free again.
+        const itemId = str(frame.json()['item_id']) ?? '';
+        const failed = this.#untranscribed.get(itemId);
+        this.#untranscribed.delete(itemId);
+        if (failed) this.#releaseAll(failed.reservations);
         return CONTINUE;
+      }
       case 'input_audio_buffer.committed':
-        this.#onCommitted(frame);
-        return CONTINUE;
+        return this.#onCommitted(frame);
       case 'input_audio_buffer.speech_started': {
         const ev = frame.json();
         const start = ev['audio_start_ms'];
@@ -1910,20 +1935,110 @@ export class MeteringFilter implements Filter {
     else if (this.#mcpLists.size < MAX_MCP_LISTS) this.#mcpLists.set(label, t);
   }
 
-  /** A client commit leaving for the upstream (`ms`: its audio's bound): tracked while the session transcribes. */
-  #onClientCommit(ms: number): void {
+  /**
+   * A client commit. In a session that transcribes, under caps, the transcription's estimate (its
+   * audio by its length, its prompt: #transcriptionEstimate) is reserved before the commit leaves,
+   * as a response.create's worst case is; refused over a cap (as a create is, `param`
+   * `input_audio_buffer.commit`), and input audio is held back. Until 2026-12-07 transcription was
+   * billed only as it arrived: 20 commits of 100 ms in one write under a 40,000-character prompt
+   * spent $0.50 against a $0.05 `worst_case` cap (test/metering/redteam-17-transcription-prompt.test.ts).
+   */
+  #onClientCommit(clientEventId: string | null): Verdict | Promise<Verdict> {
     // An update turning transcription on applies upstream before this commit, even if its session.updated is still on its way.
     if (this.#txAsked !== null && this.#txAsked.n <= this.#ctx.conversation.sessionUpdatesAnswered) this.#txAsked = null;
     const model = this.#txModel ?? this.#txAsked?.model ?? null;
-    if (model === null || this.#closed) return;
     const promptTokens = Math.max(this.#txPromptTokens, this.#txAsked?.promptTokens ?? 0);
-    if (this.#commitsAhead.length >= MAX_UNTRANSCRIBED) {
-      // Never answered: fold the oldest into the next, so no audio is lost (nor a transcription's prompt).
-      const oldest = this.#commitsAhead.shift()!;
-      const next = this.#commitsAhead.shift()!;
-      this.#commitsAhead.unshift({ ms: oldest.ms + next.ms, model: next.model, promptTokens: oldest.promptTokens + next.promptTokens, eventId: next.eventId });
+    // Appends behind the commit wait for its verdict (the chain queues them): the buffer is as now when it leaves.
+    const ms = this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes);
+    // An empty buffer: the upstream refuses the commit, nothing is transcribed.
+    if (model === null || !this.#capped || ms <= 0 || this.#closed) return this.#commitLeaves(model === null ? null : { ms, model, promptTokens, reservations: [] });
+    const id = this.#reservationId();
+    return then(this.#reserve(id, this.#transcriptionEstimate(model, ms, promptTokens)), (result): Verdict => {
+      if (this.#closed) {
+        if (result.kind === 'ok') this.#releaseId(id);
+        return DROP;
+      }
+      switch (result.kind) {
+        case 'ok':
+          return this.#commitLeaves({ ms, model, promptTokens, reservations: [id] });
+        case 'over':
+          this.#holdAudio(result.hit);
+          return this.#refuse(budgetError(result.hit, { eventId: clientEventId, param: 'input_audio_buffer.commit' }));
+        case 'unavailable':
+          if (reserveFailsOpen(this.#rt, result)) return this.#commitLeaves({ ms, model, promptTokens, reservations: [] });
+          this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
+          this.#refused++;
+          this.#holdAudio('ledger');
+          return reject(new ProxyError('budget_unavailable', { eventId: clientEventId, param: 'input_audio_buffer.commit', details: { reason: 'ledger unavailable' } }));
+        default: {
+          const never: never = result;
+          return never;
+        }
+      }
+    });
+  }
+
+  /**
+   * A client commit leaving for the upstream; `tx`: its transcription (null: the session does not
+   * transcribe), tracked until its `committed` is read (#commitsAhead).
+   */
+  #commitLeaves(tx: PendingTranscription | null): Verdict {
+    // Metering runs last: the commit leaves for the upstream now, and a create sent right
+    // behind it reads the committed audio (until 2026-12-05 the audio counted only at the
+    // upstream's `committed`, after such a create had been reserved without it).
+    const ms = this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes);
+    if (tx !== null && !this.#closed) {
+      if (this.#commitsAhead.length >= MAX_UNTRANSCRIBED) {
+        // Never answered: fold the oldest into the next, so no audio is lost (nor a transcription's prompt, nor a reservation).
+        const oldest = this.#commitsAhead.shift()!;
+        const next = this.#commitsAhead.shift()!;
+        this.#commitsAhead.unshift({ ms: oldest.ms + next.ms, model: next.model, promptTokens: oldest.promptTokens + next.promptTokens, reservations: [...oldest.reservations, ...next.reservations], eventId: next.eventId });
+      }
+      this.#commitsAhead.push({ ...tx, ms, eventId: null });
     }
-    this.#commitsAhead.push({ ms, model, promptTokens, eventId: null });
+    if (this.#clientCommits.length >= MAX_CLIENT_COMMITS) this.#clientCommits.shift();
+    this.#clientCommits.push(null);
+    this.#bufferRestarted();
+    return CONTINUE;
+  }
+
+  /** What a transcription of `ms` of audio under `promptTokens` is billed if its completed event never comes (#billUntranscribed). */
+  #transcriptionEstimate(model: string | null, ms: number, promptTokens: number): Amount {
+    const price = (model !== null ? this.#rt.prices.lookup(model)?.price : undefined) ?? this.#rt.prices.own(LAST_RESORT_TRANSCRIPTION)!;
+    const cost = byAudioLength(price, transcriptionCost(price, { type: 'duration', seconds: ms / 1000 })!, promptTokens);
+    return { nanos: cost.nanos, tokens: cost.totalTokens };
+  }
+
+  /**
+   * A committed item of a transcribed session that no client commit reserved for (server VAD
+   * committed it on its own): its estimate is reserved now. The transcription runs upstream
+   * whatever the answer (it is billed), so a refusal only holds input audio back: no further turn
+   * is transcribed or started. The upstream's events wait for the answer (an asynchronous ledger),
+   * so the item's completed event never comes before its reservation.
+   */
+  #reserveTranscription(itemId: string, pending: PendingTranscription): Verdict | Promise<Verdict> {
+    const id = this.#reservationId();
+    return then(this.#reserve(id, this.#transcriptionEstimate(pending.model, pending.ms, pending.promptTokens)), (result): Verdict => {
+      if (result.kind === 'ok') {
+        // Billed meanwhile (the close): nothing left to hold.
+        if (!this.#closed && this.#untranscribed.get(itemId) === pending) pending.reservations.push(id);
+        else this.#releaseId(id);
+        return CONTINUE;
+      }
+      if (this.#closed || this.#ending) return CONTINUE;
+      if (result.kind === 'unavailable') {
+        if (reserveFailsOpen(this.#rt, result)) return CONTINUE;
+        this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
+        this.#holdAudio('ledger');
+        return CONTINUE;
+      }
+      this.#holdAudio(result.hit);
+      return CONTINUE;
+    });
+  }
+
+  #releaseAll(reservations: readonly string[]): void {
+    for (const id of reservations) this.#releaseId(id);
   }
 
   /** The input buffer starts again (a commit leaving, a clear, a committed item). */
@@ -1954,7 +2069,7 @@ export class MeteringFilter implements Filter {
     const vad = this.#vadNow();
     if (model === null || vad === null) return;
     const { ms, ref } = this.#unreadTurn(vad);
-    if (ms > 0) this.#billUntranscribed(ref, { ms, model, promptTokens: Math.max(this.#txPromptTokens, txAsked?.promptTokens ?? 0) }, rule);
+    if (ms > 0) this.#billUntranscribed(ref, { ms, model, promptTokens: Math.max(this.#txPromptTokens, txAsked?.promptTokens ?? 0), reservations: [] }, rule);
   }
 
   /**
@@ -2013,9 +2128,9 @@ export class MeteringFilter implements Filter {
     this.#settleEstimate('vad:unread-response', { id: null, amount }, rule);
   }
 
-  #onCommitted(frame: Frame): void {
+  #onCommitted(frame: Frame): Verdict | Promise<Verdict> {
     // The upstream's answer to the oldest client commit in flight (or a commit of its own: server VAD).
-    this.#commitsAhead.shift();
+    const ahead = this.#commitsAhead.shift();
     // Server VAD starts a response for a turn it commits (create_response): due until a conversation
     // response.created is read. The answer to a client's own commit starts none, nor does a
     // transcription session (?intent=transcription): until 2026-12-06 (thirteenth session) a response
@@ -2026,8 +2141,16 @@ export class MeteringFilter implements Filter {
     this.#bufferRestarted();
     const itemId = str(frame.json()['item_id']);
     const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
-    if (this.#txModel === null || itemId === null || this.#closed) return;
-    this.#untranscribed.set(itemId, { ms, model: this.#txModel, promptTokens: this.#txPromptTokens });
+    if (this.#txModel === null || itemId === null || this.#closed) {
+      // Not transcribed after all (turned off meanwhile): what its commit reserved is free again.
+      if (ahead) this.#releaseAll(ahead.reservations);
+      return CONTINUE;
+    }
+    // The commit's reservation (if its client commit made one) is the item's now.
+    const pending: PendingTranscription = { ms, model: this.#txModel, promptTokens: this.#txPromptTokens, reservations: ahead ? ahead.reservations : [] };
+    const twin = this.#untranscribed.get(itemId);
+    if (twin) this.#releaseAll(twin.reservations);
+    this.#untranscribed.set(itemId, pending);
     if (this.#untranscribed.size > MAX_UNTRANSCRIBED) {
       const [oldest, pending] = this.#untranscribed.entries().next().value!;
       this.#untranscribed.delete(oldest);
@@ -2035,6 +2158,9 @@ export class MeteringFilter implements Filter {
       if (this.#droppedTranscriptions.size > MAX_UNTRANSCRIBED) this.#droppedTranscriptions.delete(this.#droppedTranscriptions.values().next().value!);
       this.#billUntranscribed(oldest, pending, 'upstream_drop_estimate');
     }
+    // A turn server VAD committed (no client commit reserved for it), or a commit made before the session transcribed.
+    if (ahead || !this.#capped || ms <= 0 || this.#untranscribed.get(itemId) !== pending) return CONTINUE;
+    return this.#reserveTranscription(itemId, pending);
   }
 
   #onTranscription(frame: Frame): void {
@@ -2044,12 +2170,12 @@ export class MeteringFilter implements Filter {
     const pending = this.#untranscribed.get(itemId);
     this.#untranscribed.delete(itemId);
     // The model the audio was committed under (a session.update may have changed it since).
-    this.#billTranscription(itemId, pending ? pending.model : this.#txModel, ev['usage'], 'transcription.completed', pending);
+    this.#billTranscription(itemId, pending ? pending.model : this.#txModel, ev['usage'], 'transcription.completed', pending?.reservations ?? [], pending);
   }
 
   /** A committed item whose transcription never reported: billed by its audio length, estimated. */
   #billUntranscribed(itemId: string, pending: PendingTranscription, rule: SettledBy): void {
-    this.#billTranscription(itemId, pending.model, { type: 'duration', seconds: pending.ms / 1000 }, rule, undefined, pending.promptTokens);
+    this.#billTranscription(itemId, pending.model, { type: 'duration', seconds: pending.ms / 1000 }, rule, pending.reservations, undefined, pending.promptTokens);
   }
 
   /**
@@ -2058,7 +2184,7 @@ export class MeteringFilter implements Filter {
    * that audio by its length instead, as if the event never came (until 2026-12-06 it billed $0;
    * OpenAI bills the transcription that ran; test/metering/redteam-money.test.ts).
    */
-  #billTranscription(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy, committed?: PendingTranscription, promptTokens = 0): void {
+  #billTranscription(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy, reservations: readonly string[], committed?: PendingTranscription, promptTokens = 0): void {
     let model = txModel;
     let lookup = model ? this.#rt.prices.lookup(model) : null;
     if (!lookup) {
@@ -2069,29 +2195,16 @@ export class MeteringFilter implements Filter {
     let cost = transcriptionCost(lookup.price, usage);
     if (committed && committed.ms > 0 && (!cost || !(cost.nanos > 0))) {
       this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed with a usage that cannot be priced; billed by its audio length');
-      this.#billTranscription(itemId, committed.model, { type: 'duration', seconds: committed.ms / 1000 }, 'unreadable_usage_estimate', undefined, committed.promptTokens);
+      this.#billTranscription(itemId, committed.model, { type: 'duration', seconds: committed.ms / 1000 }, 'unreadable_usage_estimate', reservations, undefined, committed.promptTokens);
       return;
     }
     if (!cost) {
+      // (Nothing reserved for it: an item with a reservation has audio, billed by its length above.)
       this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed without usage; not billed');
       return;
     }
-    // Billed by its audio length (no completed event, or one whose usage cannot be read), for a model
-    // that reports tokens (it has token prices): the audio tokens it would have reported (10 a second,
-    // the estimate's rate for input audio) count too, so token caps and the session token limit see
-    // it as they see the model's own reports (until 2026-12-06 such an estimate counted 0 tokens;
-    // test/metering/redteam-money-2.test.ts). A per-minute model reports seconds only: no tokens.
-    if (settledBy !== 'transcription.completed' && lookup.price.tokens !== null && cost.totalTokens === 0 && cost.seconds !== null && cost.seconds > 0) {
-      const audio = Math.ceil(cost.seconds * USER_AUDIO_TOKENS_PER_SEC);
-      cost = { ...cost, inputTokens: audio, totalTokens: audio };
-    }
-    // Billed by its audio length for a model that reports tokens: its prompt, text input the model
-    // bills on every transcription, counts too (until 2026-12-07 it did not: a client setting a long
-    // prompt and leaving right behind its commits had OpenAI bill the prompt per transcription and the
-    // proxy bill the audio only; test/metering/redteam-17-transcription-prompt.test.ts).
-    if (settledBy !== 'transcription.completed' && lookup.price.tokens !== null && promptTokens > 0) {
-      cost = { ...cost, nanos: cost.nanos + promptTokens * lookup.price.tokens.textIn, inputTokens: cost.inputTokens + promptTokens, totalTokens: cost.totalTokens + promptTokens };
-    }
+    // Billed by its audio length (no completed event, or one whose usage cannot be read): see byAudioLength.
+    if (settledBy !== 'transcription.completed') cost = byAudioLength(lookup.price, cost, promptTokens);
     const record: UsageRecord = {
       ts: this.#rt.wall(),
       tenant: this.#ctx.tenant.id,
@@ -2131,7 +2244,9 @@ export class MeteringFilter implements Filter {
       cachedTokens: 0,
       source: 'transcription',
     });
-    this.#settle(null, record);
+    // Its reservation (its commit's estimate) gives way to what it cost; any more (a fold's) are freed.
+    this.#settle(reservations[0] ?? null, record);
+    this.#releaseAll(reservations.slice(1));
     // Transcription counts against the caps as it arrives: over a cap, the next response is
     // refused (reservations see the spend) and end_session ends the session now.
     this.#afterSettle();
@@ -2146,7 +2261,7 @@ export class MeteringFilter implements Filter {
     if (eventId === this.#goneClear) this.#goneClear = null;
     // A commit the upstream refused (an empty or too short buffer): no item, nothing transcribed.
     const refusedCommit = this.#commitsAhead.findIndex((c) => c.eventId === eventId);
-    if (refusedCommit >= 0) this.#commitsAhead.splice(refusedCommit, 1);
+    if (refusedCommit >= 0) this.#releaseAll(this.#commitsAhead.splice(refusedCommit, 1)[0]!.reservations);
     const refused = this.#clientCommits.indexOf(eventId);
     if (refused >= 0) this.#clientCommits.splice(refused, 1);
     // Not pending: paired already (a server-started response the view could not tell from this
@@ -2441,6 +2556,7 @@ export class MeteringFilter implements Filter {
     for (const [itemId, pending] of this.#untranscribed) this.#billUntranscribed(itemId, pending, rule);
     this.#untranscribed.clear();
     // Commits the upstream got whose committed event was never read: their item id is unknown, the stamped id names them.
+    // (An empty one reserved nothing: #onClientCommit.)
     for (const [i, c] of this.#commitsAhead.entries()) if (c.ms > 0) this.#billUntranscribed(`commit:${c.eventId ?? i}`, c, rule);
     this.#commitsAhead.length = 0;
     this.#billUnreadVadResponse(rule);

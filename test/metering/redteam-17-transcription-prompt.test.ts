@@ -14,7 +14,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
-import { meteredProxy, until, usageRecords } from './support.js';
+import { meteredProxy, spend, until, usageRecords } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -68,19 +68,18 @@ describe('red team 17: a transcription billed by its audio length counts its pro
   });
 });
 
-describe('red team 17 (open): a burst of transcribed commits is not bounded by the cap', () => {
+describe('red team 17: a burst of transcribed commits is bounded by the cap', () => {
   /*
-   * Input transcription is outside the cap guarantee (billed when it arrives; no reservation
-   * precedes it) and was taken as bounded by the audio the client must send. With a long prompt the
+   * Input transcription was outside the cap guarantee (billed when it arrived; no reservation
+   * preceded it) and was taken as bounded by the audio the client must send. With a long prompt the
    * cost of a transcription is its prompt, whatever its audio: 20 commits of 100 ms each (96 KB of
    * audio) in one write cost $0.50 against a $0.05 `worst_case` cap (measured with the simulator,
-   * which bills the prompt as text input), and the hold over the cap comes only after the first
-   * completed event. Fix (not made): reserve a transcription's estimate (its audio at the per-minute
-   * price, plus its prompt) at the client's commit, refusing the commit over a cap as a
-   * response.create is refused, and at a server-VAD `committed` (holding the audio when refused);
-   * settle it at the completed event. `it.fails` until then.
+   * which bills the prompt as text input), and the hold over the cap came only after the first
+   * completed event. Fixed 2026-12-07: a transcribed commit reserves its estimate (its audio by its
+   * length, its prompt) before it leaves and is refused over a cap as a response.create is; a
+   * server-VAD `committed` reserves the same, holding the audio when refused.
    */
-  it.fails('20 commits of 100 ms under a 40,000-character prompt, $0.05 worst_case cap: spend stays within one transcription of the cap', async () => {
+  it('20 commits of 100 ms under a 40,000-character prompt, $0.05 worst_case cap: spend stays within one transcription of the cap', async () => {
     const tp = await meteredProxy(cleanups, { tenants: { acme: { limits: { dailyUsd: '0.05' } } }, metering: { admission: 'worst_case' } });
     const c = await tp.client();
     await c.next('session.created');
@@ -94,7 +93,38 @@ describe('red team 17 (open): a burst of transcribed commits is not bounded by t
     c.ws.close();
     await until(() => tp.proxy.server.sessionCount === 0, 10_000, 'session end');
     const spentNanos = (await usageRecords(tp.adminUrl, '?tenant=acme')).reduce((a, r) => a + (r['costNanos'] as number), 0);
-    // Measured on this code: $0.50.
+    // Measured before the fix: $0.50.
     expect(spentNanos).toBeLessThanOrEqual(50_000_000 + PROMPT_NANOS + 1_000_000);
+  });
+
+  it('the refused commit as the client reads it: the error a refused response.create gets, naming the commit; the ledger holds nothing after', async () => {
+    const tp = await meteredProxy(cleanups, { tenants: { acme: { limits: { dailyUsd: '0.05' } } }, metering: { admission: 'worst_case' } });
+    const c = await tp.client();
+    await c.next('session.created');
+    c.send(transcribed);
+    await c.next('session.updated');
+    for (const ev of appendEvents(speechThenSilence(100, 0))) c.send(ev);
+    // The prompt alone (40,000 bytes, one token each by the estimate's rule) is $0.10: over the cap.
+    c.send({ type: 'input_audio_buffer.commit', event_id: 'evt_commit_1' });
+    c.send({ type: 'response.create', event_id: 'evt_create_1', response: { output_modalities: ['text'] } });
+    const answerTo = (id: string) => c.waitFor((e) => e.type === 'error' && (e['error'] as { event_id?: string }).event_id === id, 10_000, `the error about ${id}`);
+    const commitError = await answerTo('evt_commit_1');
+    const createError = await answerTo('evt_create_1');
+    const body = commitError['error'] as Record<string, unknown>;
+    expect(Object.keys(commitError).sort()).toEqual(['error', 'event_id', 'type']);
+    expect(body).toEqual({
+      type: 'rate_limit_error',
+      code: 'budget_exceeded',
+      message: expect.stringMatching(/^The tenant daily cost budget is exhausted \(resets \d{4}-\d\d-\d\dT00:00:00\.000Z\)\.$/),
+      param: 'input_audio_buffer.commit',
+      event_id: 'evt_commit_1',
+      details: { cap: 'daily_usd', period: expect.any(String), limit: '0.05', spent: '0.00', reserved: '0.00', unit: 'USD', resetsAt: expect.any(String) },
+    });
+    // The create's refusal has the same members, its own event_id and no param.
+    expect({ ...(createError['error'] as Record<string, unknown>), param: 'input_audio_buffer.commit', event_id: 'evt_commit_1' }).toEqual(body);
+    c.ws.close();
+    await until(() => tp.proxy.server.sessionCount === 0, 10_000, 'session end');
+    expect(await usageRecords(tp.adminUrl, '?tenant=acme')).toEqual([]);
+    expect((await spend(tp.adminUrl)).day.reservedUsd).toBe('0.00');
   });
 });
