@@ -560,6 +560,9 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     name: 'calls',
     filters: [filter],
     routes,
+    // /readyz: with the store down every mint, offer and attach fails (until 2026-12-07 /readyz said
+    // ready meanwhile). failMode open keeps the instance in, as it does for the ledger.
+    readiness: () => (ledger.failMode === 'closed' ? (store.readiness?.() ?? null) : null),
     sessions: callSessions,
     // Calls drain like WebSocket sessions before they are hung up; handed-over ones go on elsewhere.
     drainingSessions: () => (cfg.onShutdown === 'hangup' ? governors.size : 0),

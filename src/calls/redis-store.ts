@@ -99,6 +99,16 @@ export class RedisCallStore implements CallStore {
     this.#redis.on('error', () => undefined);
   }
 
+  /**
+   * Not ready once the connection failed and is being retried (`reconnecting`, or closed): every
+   * mint, offer and `?call_id=` attach fails then. Still connecting at boot counts as ready (not
+   * known to fail yet; with metering on, the ledger has just connected to the same Redis).
+   */
+  readiness(): string | null {
+    const status = this.#redis.status;
+    return status === 'reconnecting' || status === 'close' || status === 'end' ? 'calls store (redis) unavailable' : null;
+  }
+
   #ttl(expiresAtMs: number, wallMs: number): number {
     return Math.max(1, Math.ceil(expiresAtMs - wallMs));
   }

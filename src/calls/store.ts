@@ -89,6 +89,8 @@ export interface CallStore {
   claimDelivery(webhookId: string, token: string, leaseMs: number, wallMs: number): Promise<DeliveryClaim>;
   deliveryHandled(webhookId: string, ttlMs: number, wallMs: number): Promise<void>;
   forgetDelivery(webhookId: string, token: string): Promise<void>;
+  /** Null while the store can answer, else a fixed text for /readyz (a store in this process's memory or file has none). */
+  readiness?(): string | null;
   close(): Promise<void>;
 }
 

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { redactUrl } from '../logging.js';
 import { resolveLimits, validatePlans } from '../metering/limits.js';
 import { PriceBook } from '../metering/pricing.js';
 import { unwrittenJournalPath } from '../metering/unwritten-journal.js';
@@ -152,9 +153,9 @@ const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
  * and a directory or a file of another kind there passed check-config while run died with
  * SQLite's bare "unable to open database file" / "file is not a database".
  */
-function checkLedgerFile(path: string, at: string, problems: ProblemList): void {
-  // Read at start even beside a new file (the ledger file moved away, the journal not).
-  checkUnwrittenJournal(unwrittenJournalPath(path), at, problems);
+function checkLedgerFile(path: string, at: string, problems: ProblemList, metering = true): void {
+  // Read at start even beside a new file (the ledger file moved away, the journal not); metering's only.
+  if (metering) checkUnwrittenJournal(unwrittenJournalPath(path), at, problems);
   const stat = existingOrCreatable(path, at, problems);
   if (stat === null) return;
   if (stat.isDirectory()) {
@@ -215,7 +216,11 @@ function compileUpstream(config: Config, env: NodeJS.ProcessEnv, problems: Probl
     if (!up.apiKey) problems.add('upstream.apiKey', 'provider azure has no API key', 'set AZURE_OPENAI_API_KEY (or upstream.apiKey)');
     return { kind: 'azure' };
   }
-  if (!/^wss?:\/\//.test(up.url)) problems.add('upstream.url', `"${up.url}" is not a ws:// or wss:// URL`, 'use wss://api.openai.com/v1/realtime');
+  if (!/^wss?:\/\//.test(up.url)) {
+    // Shown redacted: an Azure URL pasted whole carries `api-key=` (until 2026-12-07 printed to stderr, i.e. CI and container logs).
+    const shown = redactUrl(up.url);
+    problems.add('upstream.url', shown === '[unparseable url]' ? 'is not a URL' : `"${shown}" is not a ws:// or wss:// URL`, 'use wss://api.openai.com/v1/realtime');
+  }
   if (!up.apiKey) {
     if (env.NODE_ENV === 'production') {
       problems.add(
@@ -355,6 +360,26 @@ function compileMetering(config: Config, tenants: readonly Tenant[], baseDir: st
   if (cfg.export.file) checkAppendableFile(resolve(baseDir, cfg.export.file), 'metering.export.file', problems);
 }
 
+/**
+ * calls: what createCallsModule refuses at start. Until 2026-12-07 check-config said ok to a SIP
+ * route naming no tenant, to calls beside an Azure upstream, and (metering off) to a calls store
+ * path SQLite cannot open, and run then died with one bare line
+ * (test/production/redteam-17c-calls-check-config.test.ts).
+ */
+function compileCalls(config: Config, tenants: readonly Tenant[], baseDir: string, problems: ProblemList): void {
+  if (!config.calls.enabled) return;
+  if (config.upstream.provider === 'azure') {
+    problems.add('calls.enabled', 'calls are not supported on the Azure upstream yet', 'set calls.enabled: false, or use upstream.provider openai (or simulator)');
+  }
+  // The calls store opens the ledger's SQLite file even with metering off (compileMetering checks it otherwise).
+  const ledger = config.metering.ledger;
+  if (!config.metering.enabled && ledger.kind === 'sqlite' && ledger.path !== ':memory:') checkLedgerFile(resolve(baseDir, ledger.path), 'metering.ledger.path', problems, false);
+  const ids = new Set(tenants.map((t) => t.id));
+  config.calls.sip.routes.forEach((route, i) => {
+    if (!ids.has(route.tenant)) problems.add(`calls.sip.routes.${i}.tenant`, `no tenant named "${route.tenant}"`, `use one of: ${[...ids].join(', ') || '(no tenants defined)'}; or define the tenant under tenants`);
+  });
+}
+
 function unknownPolicy(t: Tenant, policy: string, dir: string, known: readonly string[], problems: ProblemList): void {
   problems.add(`tenants.${t.id}.policy`, `no policy named "${policy}" in ${dir}`, `${known.length > 0 ? `use one of: ${known.join(', ')}; or ` : ''}add ${policy}.yaml there`);
 }
@@ -412,6 +437,7 @@ export async function compileConfig(config: Config, options: CompileConfigOption
   const workers = compileWorkers(config, problems);
   const tenants = compileTenants(config, problems);
   compileMetering(config, tenants, options.baseDir, problems);
+  compileCalls(config, tenants, options.baseDir, problems);
   let prometheus: TelemetrySettings['metrics']['prometheus'] | null = null;
   try {
     prometheus = resolveSettings(config.telemetry, env).metrics.prometheus;

@@ -1,4 +1,6 @@
 import { resolve } from 'node:path';
+// The one redaction (userinfo and credential query values: ioredis reads `?password=` too).
+import { redactUrl } from '../logging.js';
 import type { ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { AdmissionRequest } from '../pipeline/filter.js';
@@ -127,8 +129,4 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
       await sink?.close();
     },
   };
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }
