@@ -8,6 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { AsyncLedger, appendFrame, client, clientAsync, created, done, server, serverAsync, session, setup, spent, T0, reservedNow, usage, type Setup } from '../../test/metering/filter-harness.js';
 import type { Filter, Verdict } from '../pipeline/filter.js';
+import { createMeteringFilterFactory } from './filter.js';
+import { TenantAudioHolds } from './tenant-holds.js';
 
 /** 4,000 bytes: 4,000 tokens by the estimate's rule, $0.01 at gpt-4o-transcribe's $2.50/M text input. */
 const PROMPT = 'p'.repeat(4_000);
@@ -292,5 +294,31 @@ describe('metering filter: a transcribed commit on an asynchronous ledger (Redis
     await serverAsync(f, completed('item_a'));
     await flush();
     expect(reservedNow(s)).toEqual({ nanos: 0, tokens: 0 });
+  });
+});
+
+describe('metering filter: a hold for the session\'s own reason, then the tenant cap', () => {
+  // A commit refused for its own size (its prompt) holds only its session (redteam-17d); a VAD
+  // response of that session refused next is the tenant's cap: the tenant's other sessions are told
+  // then. Until 2026-12-07 (later that day) the first hold kept the second from being told: each
+  // peer started, cancelled and paid one VAD response again (seen once in
+  // test/metering/redis-tenant-holds.test.ts under load, when the reservation's refusal came first).
+  it('the tenant cap found after a hold of its own reaches the peers', () => {
+    const s = setup({ admission: 'worst_case' });
+    const holds = { ...s, factory: createMeteringFilterFactory({ ...s.rt, tenantHolds: new TenantAudioHolds() }) };
+    s.ledger.settle(null, spent(45_000_000));
+    const a = session(holds, { dailyUsd: '0.05' });
+    const peer = session(holds, { dailyUsd: '0.05' });
+    a.f.onStart?.();
+    peer.f.onStart?.();
+    server(a.f, transcribedSession(true));
+    client(a.f, SECOND);
+    // $0.0101 of transcription against $0.005 left: refused, and only this session holds its audio.
+    expect(client(a.f, { type: 'input_audio_buffer.commit', event_id: 'k1' }).kind).toBe('reject');
+    expect((peer.f.onClient!(appendFrame()) as Verdict).kind).toBe('continue');
+    // Its VAD response (a turn committed meanwhile) is refused its reservation: the tenant's cap.
+    server(a.f, created('resp_vad'));
+    expect(a.ctx.cancelled.map((c) => c.notice.code)).toEqual(['budget_exceeded']);
+    expect((peer.f.onClient!(appendFrame()) as Verdict).kind).toBe('reject');
   });
 });

@@ -540,6 +540,18 @@ export class MeteringFilter implements Filter {
   /** A transcription model a client session.update in flight asks (`n`: its place among the updates), until answered. */
   #txAsked: { readonly model: string; readonly promptTokens: number; readonly n: number } | null = null;
   /**
+   * The same for a beta transcription session's `transcription_session.update` (Azure preview,
+   * `?intent=transcription`), numbered among those (the conversation view counts session.updates
+   * only): `n` is unanswered while #txSessionUpdatesAnswered is below it. Until 2026-12-07 it was not
+   * read: the update and 20 commits in one write reserved nothing and spent $2 against a $0.05 cap
+   * (test/metering/redteam-17d-beta-transcription-session.test.ts).
+   */
+  #txSessionAsked: { readonly model: string; readonly promptTokens: number; readonly n: number } | null = null;
+  /** Client transcription_session.updates forwarded, and their event ids (null: none) in order while unanswered. */
+  #txSessionUpdatesSent = 0;
+  #txSessionUpdatesAnswered = 0;
+  readonly #txSessionUpdateIds: (string | null)[] = [];
+  /**
    * Models client `session.update`s asked for (priced; switched to when the upstream reports one),
    * the model in use included: updates apply in order, so the one a `session.updated` answers may be
    * any of them, not only the last (until 2026-12-05 only the last was kept, and a switch answered
@@ -581,7 +593,7 @@ export class MeteringFilter implements Filter {
    * was started upstream, cancelled at `response.created` and billed, and every one transcribed.
    */
   /** `peer`: held because another session of the tenant found a cap spent (no response of this session cancelled yet). */
-  #audioBlocked: { hit: CapHit | 'ledger' | null; since: number; checking: boolean; notified: boolean; peer?: boolean } | null = null;
+  #audioBlocked: { hit: CapHit | 'ledger' | null; since: number; checking: boolean; notified: boolean; peer?: boolean; toldPeers?: boolean } | null = null;
   /** This session's place among its tenant's sessions that hold audio together (rt.tenantHolds); null: not joined. */
   #leaveTenantHolds: (() => void) | null = null;
   readonly #peerOverCap = (hit: CapHit): void => {
@@ -859,7 +871,7 @@ export class MeteringFilter implements Filter {
       case 'session.update':
         return this.#onSessionUpdate(frame, injectedBy);
       case 'transcription_session.update':
-        return this.#unpricedTranscriptionRefusal(obj(frame.json()['session']), str(frame.json()['event_id'])) ?? CONTINUE;
+        return this.#unpricedTranscriptionRefusal(obj(frame.json()['session']), str(frame.json()['event_id'])) ?? this.#onTranscriptionSessionUpdate(frame);
       case 'conversation.item.create': {
         const item = obj(frame.json()['item']);
         // An id the session already has (the model's answer, an item the upstream made) is refused
@@ -897,6 +909,38 @@ export class MeteringFilter implements Filter {
     else this.#upstreamItemIds.add(id);
   }
 
+  /** A beta transcription session's update on its way upstream: its transcription counts from here (#txSessionAsked). */
+  #onTranscriptionSessionUpdate(frame: Frame): Verdict {
+    const ev = frame.json();
+    if (this.#txSessionUpdateIds.length >= MAX_CLIENT_COMMITS) this.#txSessionUpdateIds.shift();
+    this.#txSessionUpdateIds.push(str(ev['event_id']));
+    const n = ++this.#txSessionUpdatesSent;
+    const transcription = obj(inputAudioSettings(obj(ev['session']))?.['transcription']);
+    if (transcription !== null) {
+      const model = str(transcription['model']) ?? LAST_RESORT_TRANSCRIPTION;
+      this.#txSessionAsked = { model, promptTokens: Math.max(this.#txPromptTokens, this.#txSessionAsked?.promptTokens ?? 0, transcriptionPromptTokens(transcription)), n };
+    }
+    return CONTINUE;
+  }
+
+  /** The oldest transcription_session.update in flight answered (`transcription_session.updated`), or the one `eventId` names refused. */
+  #txSessionUpdateAnswered(eventId: string | null): void {
+    const at = eventId === null ? 0 : this.#txSessionUpdateIds.indexOf(eventId);
+    if (at < 0 || this.#txSessionUpdateIds.length === 0) return;
+    this.#txSessionUpdateIds.splice(0, at + 1);
+    this.#txSessionUpdatesAnswered = Math.min(this.#txSessionUpdatesSent, this.#txSessionUpdatesAnswered + at + 1);
+    if (this.#txSessionAsked !== null && this.#txSessionAsked.n <= this.#txSessionUpdatesAnswered) this.#txSessionAsked = null;
+  }
+
+  /** The transcription an update in flight asks (a session.update's or a transcription_session.update's), the larger prompt of both. */
+  #txAskedNow(): { readonly model: string; readonly promptTokens: number } | null {
+    if (this.#txAsked !== null && this.#txAsked.n <= this.#ctx.conversation.sessionUpdatesAnswered) this.#txAsked = null;
+    const a = this.#txAsked;
+    const b = this.#txSessionAsked;
+    if (a === null || b === null) return a ?? b;
+    return { model: a.model, promptTokens: Math.max(a.promptTokens, b.promptTokens) };
+  }
+
   /**
    * A session.update on its way upstream: the client's, or the proxy's own (`injectedBy`: the locks'
    * state or relock, the guardrails' redaction, a client secret's or a SIP call's config). Both count
@@ -916,7 +960,10 @@ export class MeteringFilter implements Filter {
       }
       const input = inputAudioSettings(session);
       const transcription = obj(input?.['transcription']);
-      const txModel = str(transcription?.['model']);
+      // A setting naming no model transcribes with the upstream's default: priced as an unknown model is.
+      // Until 2026-12-07 only a setting naming its model counted as in flight: a prompt-only update and
+      // commits right behind it reserved the old prompt (test/metering/redteam-17d-modelless-transcription.test.ts).
+      const txModel = transcription === null ? null : (str(transcription['model']) ?? LAST_RESORT_TRANSCRIPTION);
       // Pessimistic until answered: the larger of the asked and the known prompt.
       if (txModel !== null) this.#txAsked = { model: txModel, promptTokens: Math.max(this.#txPromptTokens, transcriptionPromptTokens(transcription)), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
       const td = obj(input?.['turn_detection']);
@@ -1524,6 +1571,7 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       case 'transcription_session.updated':
         this.#onInputAudio(inputAudioSettings(obj(frame.json()['session'])));
+        this.#txSessionUpdateAnswered(null);
         return CONTINUE;
       case 'error':
         this.#onError(frame);
@@ -1945,9 +1993,9 @@ export class MeteringFilter implements Filter {
    */
   #onClientCommit(clientEventId: string | null): Verdict | Promise<Verdict> {
     // An update turning transcription on applies upstream before this commit, even if its session.updated is still on its way.
-    if (this.#txAsked !== null && this.#txAsked.n <= this.#ctx.conversation.sessionUpdatesAnswered) this.#txAsked = null;
-    const model = this.#txModel ?? this.#txAsked?.model ?? null;
-    const promptTokens = Math.max(this.#txPromptTokens, this.#txAsked?.promptTokens ?? 0);
+    const asked = this.#txAskedNow();
+    const model = this.#txModel ?? asked?.model ?? null;
+    const promptTokens = Math.max(this.#txPromptTokens, asked?.promptTokens ?? 0);
     // Appends behind the commit wait for its verdict (the chain queues them): the buffer is as now when it leaves.
     const ms = this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes);
     // An empty buffer: the upstream refuses the commit, nothing is transcribed.
@@ -1962,7 +2010,7 @@ export class MeteringFilter implements Filter {
         case 'ok':
           return this.#commitLeaves({ ms, model, promptTokens, reservations: [id] });
         case 'over':
-          this.#holdAudio(result.hit);
+          this.#holdAudio(result.hit, false, !this.#ownSizeOver(result.hit));
           return this.#refuse(budgetError(result.hit, { eventId: clientEventId, param: 'input_audio_buffer.commit' }));
         case 'unavailable':
           if (reserveFailsOpen(this.#rt, result)) return this.#commitLeaves({ ms, model, promptTokens, reservations: [] });
@@ -2032,9 +2080,21 @@ export class MeteringFilter implements Filter {
         this.#holdAudio('ledger');
         return CONTINUE;
       }
-      this.#holdAudio(result.hit);
+      this.#holdAudio(result.hit, false, !this.#ownSizeOver(result.hit));
       return CONTINUE;
     });
+  }
+
+  /**
+   * A transcription's reservation refused while the tenant's settled spend is under the cap: its
+   * size is this session's doing (its transcription prompt), nothing the tenant's other sessions
+   * would meet, so its hold is this session's alone. Until 2026-12-07 it reached every session of
+   * the tenant (and any joining within a recheck period): one session's 40,000-character prompt
+   * dropped the audio of all of them against a cap not a cent spent
+   * (test/metering/redteam-17d-commit-hold-peers.test.ts).
+   */
+  #ownSizeOver(hit: CapHit): boolean {
+    return hit.spent < hit.limit;
   }
 
   #releaseAll(reservations: readonly string[]): void {
@@ -2063,8 +2123,7 @@ export class MeteringFilter implements Filter {
    * Until 2026-12-06 neither was billed (test/metering/redteam-money-2.test.ts).
    */
   #billUnreadTurn(rule: SettledBy): void {
-    const answered = this.#ctx.conversation.sessionUpdatesAnswered;
-    const txAsked = this.#txAsked !== null && this.#txAsked.n > answered ? this.#txAsked : null;
+    const txAsked = this.#txAskedNow();
     const model = this.#txModel ?? txAsked?.model ?? null;
     const vad = this.#vadNow();
     if (model === null || vad === null) return;
@@ -2259,6 +2318,7 @@ export class MeteringFilter implements Filter {
     // The clear sent when the client left was refused: nothing more will tell what the buffer held
     // (the close bills its estimate, #billUnreadTurn).
     if (eventId === this.#goneClear) this.#goneClear = null;
+    if (this.#txSessionUpdateIds.includes(eventId)) this.#txSessionUpdateAnswered(eventId);
     // A commit the upstream refused (an empty or too short buffer): no item, nothing transcribed.
     const refusedCommit = this.#commitsAhead.findIndex((c) => c.eventId === eventId);
     if (refusedCommit >= 0) this.#releaseAll(this.#commitsAhead.splice(refusedCommit, 1)[0]!.reservations);
@@ -2375,22 +2435,30 @@ export class MeteringFilter implements Filter {
   /**
    * Over a cap, input audio is held back: a transcribed session would otherwise keep paying for
    * transcription, and a VAD session for the input of every response the proxy has to cancel at
-   * `response.created` (at most one such response per session, then).
+   * `response.created` (at most one such response per session, then). `shared` false: held for this
+   * session's own reason, not told to the tenant's other sessions (see #ownSizeOver).
    */
-  #holdAudio(hit: CapHit | 'ledger' | null, fromPeer = false): void {
+  #holdAudio(hit: CapHit | 'ledger' | null, fromPeer = false, shared = true): void {
     if (this.#audioBlocked !== null) {
       if (!fromPeer) this.#audioBlocked.peer = false;
       // The session limit outlasts a cap: the hold becomes the session's for good (told once more);
       // a cap known outlasts the ledger being down.
       if (hit === null && this.#audioBlocked.hit !== null) this.#audioBlocked = { hit: null, since: this.#rt.wall(), checking: false, notified: false };
       else if (hit !== null && hit !== 'ledger' && this.#audioBlocked.hit === 'ledger') this.#audioBlocked.hit = hit;
-      return;
+    } else {
+      // Held by a peer's hold: the tenant's sessions were told by that peer.
+      this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false, peer: fromPeer, toldPeers: fromPeer };
+      this.#ctx.watch(BY, 'client', AUDIO_IN, true);
     }
-    this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false, peer: fromPeer };
-    this.#ctx.watch(BY, 'client', AUDIO_IN, true);
     // A tenant cap is the tenant's: its other sessions would each start (and pay) one more server-VAD
-    // response before learning it on their own.
-    if (!fromPeer && hit !== null && hit !== 'ledger') this.#rt.tenantHolds?.overCap(this.#ctx.tenant.id, hit, this.#peerOverCap, this.#rt.wall());
+    // response before learning it on their own. Told once per hold, also when the hold began for this
+    // session's own reason (its transcription's size, the ledger down) and a tenant cap comes after:
+    // until 2026-12-07 (later that day) that cap stayed unheard by the peers.
+    const blocked = this.#audioBlocked;
+    if (!fromPeer && shared && hit !== null && hit !== 'ledger' && blocked.hit !== null && blocked.toldPeers !== true) {
+      blocked.toldPeers = true;
+      this.#rt.tenantHolds?.overCap(this.#ctx.tenant.id, hit, this.#peerOverCap, this.#rt.wall());
+    }
   }
 
   /**
