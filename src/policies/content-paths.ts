@@ -68,7 +68,7 @@ export interface ContentText {
   readonly malformed?: { readonly param: string; readonly expected: string; readonly got: string };
 }
 
-const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image; upstream-shown mcp_list_tools tools[] (name, description, input_schema) and mcp_call error → tool_output; client-made mcp_list_tools tools[] (name, description, input_schema), mcp_approval_response reason, mcp_call error → input; client-made: every text (and function / MCP call name) → input too, beside its own source';
+const ITEM_SOURCES = 'by item: user/system/developer message → input, assistant message → output, function_call / mcp_call / mcp_approval_request arguments → tool_call, function_call_output / mcp_call output → tool_output, input_image → image; upstream-shown mcp_list_tools tools[] (name, description, input_schema, annotations) and mcp_call error → tool_output; client-made mcp_list_tools tools[] (name, description, input_schema, annotations), mcp_approval_response reason, mcp_call error → input; client-made: every text (and function / MCP call name) → input too, beside its own source';
 
 export const CONTENT_PATHS: readonly ContentPath[] = [
   // ---- upstream → client: streams ----
@@ -522,6 +522,9 @@ export function itemTexts(item: JsonObject, locate: Locate, out: ContentText[], 
           if (value !== null) out.push({ source: listSource, text: value, functionName: null, itemId, set: setter(loc, key), format: 'text' });
         }
         schemaTexts(tool['input_schema'], loc, 'input_schema', itemId, out, listSource);
+        // Its annotations (MCP's `title` and hints) are the server's text too, shown to the client
+        // (until 2026-12-07 read by no rule: test/policies/redteam-17e-list-claims-pending-create.test.ts).
+        schemaTexts(tool['annotations'], loc, 'annotations', itemId, out, listSource);
       });
       return;
     }

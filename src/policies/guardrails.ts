@@ -1162,10 +1162,16 @@ export class GuardrailFilter implements Filter {
     return view !== undefined && view.provenance === 'server' && view.responseId === null && view.transcript === 'none';
   }
 
-  /** The upstream's echo of an item the client typed (checked on its way in, every text of it, by its source). */
+  /**
+   * The upstream's echo of an item the client typed (checked on its way in, every text of it, by its
+   * source). Never a tool list: the upstream makes one of its own for a session's MCP server, which a
+   * client's list sent without an id cannot be told from (until 2026-12-07 the server's, shown first,
+   * passed as the client's echo: test/policies/redteam-17e-list-claims-pending-create.test.ts); a
+   * client's is read again, as the MCP server's would be.
+   */
   #typedByClient(t: ContentText, type: string): boolean {
     const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
-    return item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved';
+    return item?.provenance === 'client' && item.transcript === 'none' && item.type !== 'mcp_list_tools' && type !== 'conversation.item.retrieved';
   }
 
   /** Diarized segments of one transcript are complete texts, but a phrase can be split across them: the earlier ones are context. */
@@ -1202,7 +1208,7 @@ export class GuardrailFilter implements Filter {
       }
       const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
       // The upstream's echo of an item the client typed was checked on its way in (every text of it, by its source).
-      if (item?.provenance === 'client' && item.transcript === 'none' && type !== 'conversation.item.retrieved') {
+      if (this.#typedByClient(t, type)) {
         if (t.itemId && (this.#anonPending > 0 || this.#lateBlocks.size > 0)) this.#noteEcho(t.itemId, t.text);
         if (t.itemId && this.#anonPlaced > 0) this.#namePlaced(t.itemId, t.text);
         continue;

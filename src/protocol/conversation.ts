@@ -249,8 +249,11 @@ export class Conversation implements ConversationView {
   readonly #active: string[] = [];
   /** Creates sent upstream, waiting for their `response.created` (see PendingCreate). */
   readonly #pendingResponses: PendingCreate[] = [];
-  /** Item creates sent upstream, waiting for their `conversation.item.added`. */
-  readonly #pendingItems: { provenance: Provenance; id: string | null; eventId: string | null }[] = [];
+  /**
+   * Item creates sent upstream, waiting for their `conversation.item.added`. `itemType`: the item's type,
+   * which an item shown without a response must share to answer one sent without an id.
+   */
+  readonly #pendingItems: { provenance: Provenance; id: string | null; eventId: string | null; itemType: string }[] = [];
   /** Committed input audio items, waiting for their `conversation.item.added`. */
   readonly #committed = new LazySet<string>();
   #sessionMaxOutput: OutputLimit | null = null;
@@ -495,10 +498,11 @@ export class Conversation implements ConversationView {
       if (origin === 'client') this.spokenTurns.createLeft(eventId);
       return;
     }
-    const id = str(obj(ev['item'])?.['id']);
+    const sentItem = obj(ev['item']);
+    const id = str(sentItem?.['id']);
     if (this.#pendingItems.length >= MAX_PENDING) this.#pendingItems.shift();
     // Kept until answered or evicted: a long client id as its hash (keptId), matched the same way.
-    this.#pendingItems.push({ provenance: injected ? 'proxy' : 'client', id: id === null ? null : keptId(id), eventId: eventId === null ? null : keptId(eventId) });
+    this.#pendingItems.push({ provenance: injected ? 'proxy' : 'client', id: id === null ? null : keptId(id), eventId: eventId === null ? null : keptId(eventId), itemType: itemTypeOf(sentItem) });
   }
 
   /** An upstream event, before the filters see it. Never throws; ignores types it does not need. */
@@ -647,7 +651,7 @@ export class Conversation implements ConversationView {
     if (!id) return;
     let known = this.#items.get(id);
     if (!known) {
-      known = { id, type: str(item['type']) ?? '', role: str(item['role']), status: null, provenance: provenance ?? this.#provenanceOf(id), responseId, transcript: 'none', marks: [] };
+      known = { id, type: str(item['type']) ?? '', role: str(item['role']), status: null, provenance: provenance ?? this.#provenanceOf(id, itemTypeOf(item)), responseId, transcript: 'none', marks: [] };
       this.#items.set(id, known);
       if (this.#items.size > MAX_ITEMS) this.#items.delete(this.#items.keys().next().value!);
       if (responseId) this.#responses.get(responseId)?.itemIds.push(id);
@@ -661,13 +665,24 @@ export class Conversation implements ConversationView {
     known.status = str(item['status']) ?? known.status;
   }
 
-  #provenanceOf(id: string): Provenance {
+  #provenanceOf(id: string, itemType: string): Provenance {
     if (this.#committed.has(id)) return 'client';
     const kept = keptId(id);
     const byId = this.#pendingItems.findIndex((p) => p.id === kept);
     if (byId >= 0) return this.#pendingItems.splice(byId, 1)[0]!.provenance;
-    const anon = this.#pendingItems.findIndex((p) => p.id === null);
+    // Only an item of the create's type answers it: until 2026-12-07 any item shown without a response
+    // (the upstream's mcp_list_tools for a session.update) took the oldest create sent without an id, and
+    // its texts passed as the echo of an item the client typed (test/policies/redteam-17e-list-claims-pending-create.test.ts).
+    const anon = this.#pendingItems.findIndex((p) => p.id === null && p.itemType === itemType);
     if (anon >= 0) return this.#pendingItems.splice(anon, 1)[0]!.provenance;
     return 'server';
   }
+}
+
+/**
+ * An item's type: what an upstream item must share with a create sent without an id to answer it
+ * (not its role: the upstream may show a role as another, a developer message as system).
+ */
+function itemTypeOf(item: JsonObject | null | undefined): string {
+  return str(item?.['type']) ?? '';
 }
