@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
-import { policyDir } from './support.js';
+import { mcpToolListEvents, policyDir } from './support.js';
 
 /**
  * Red team 17 (guardrails): text an MCP server returns reaches the model and the client through
@@ -62,12 +62,8 @@ beforeAll(async () => {
     if (event.type === 'session.update' && JSON.stringify(event).includes('"mcp"')) {
       // As OpenAI does for a new MCP server: the tools it lists become an mcp_list_tools item.
       const itemId = id('item_list');
-      const empty = { id: itemId, type: 'mcp_list_tools', server_label: 'kb', tools: [] };
       send({ type: 'session.updated', event_id: id('ev'), session: { type: 'realtime', object: 'realtime.session', id: 'sess_1', model: 'gpt-realtime', tools: [] } });
-      send({ type: 'conversation.item.added', event_id: id('ev'), previous_item_id: null, item: empty });
-      send({ type: 'mcp_list_tools.in_progress', event_id: id('ev'), item_id: itemId });
-      send({ type: 'mcp_list_tools.completed', event_id: id('ev'), item_id: itemId });
-      send({ type: 'conversation.item.done', event_id: id('ev'), previous_item_id: null, item: { ...empty, tools: listedTools } });
+      for (const ev of mcpToolListEvents(itemId, listedTools, () => id('ev'))) send(ev);
       // A marker: everything about the list has been sent before it.
       send({ type: 'rate_limits.updated', event_id: id('ev'), rate_limits: [] });
       return 'handled';

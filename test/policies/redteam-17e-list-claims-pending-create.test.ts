@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
-import { policyDir } from './support.js';
+import { mcpToolListEvents, policyDir } from './support.js';
 import { Conversation } from '../../src/protocol/conversation.js';
 import { Frame } from '../../src/pipeline/frame.js';
 
@@ -44,11 +44,7 @@ beforeAll(async () => {
       // The MCP server's list (started by the session.update) shows before the create is answered:
       // the upstream answers the create in order, but the list is its own work.
       const listId = id('item_list');
-      const empty = { id: listId, type: 'mcp_list_tools', server_label: 'kb', tools: [] };
-      send({ type: 'conversation.item.added', event_id: id('ev'), previous_item_id: null, item: empty });
-      send({ type: 'mcp_list_tools.in_progress', event_id: id('ev'), item_id: listId });
-      send({ type: 'mcp_list_tools.completed', event_id: id('ev'), item_id: listId });
-      send({ type: 'conversation.item.done', event_id: id('ev'), previous_item_id: null, item: { ...empty, tools } });
+      for (const ev of mcpToolListEvents(listId, tools, () => id('ev'))) send(ev);
       const typed = { ...(event['item'] as Ev), id: id('item_user'), status: 'completed' };
       send({ type: 'conversation.item.added', event_id: id('ev'), previous_item_id: listId, item: typed });
       send({ type: 'conversation.item.done', event_id: id('ev'), previous_item_id: listId, item: typed });

@@ -93,3 +93,17 @@ export const trackerBudget = (maxTokens: number, extra: Partial<{ targetRatio: n
 
 /** A completed text message item of `chars` characters (chars / 4 tokens to the tracker). */
 export const textItem = (id: string, role: string, chars: number) => ({ id, type: 'message', role, status: 'completed', content: [{ type: role === 'assistant' ? 'output_text' : 'input_text', text: 'x'.repeat(chars) }] });
+
+/**
+ * The events OpenAI sends as a session's MCP server lists its tools (a scripted upstream's part):
+ * the `mcp_list_tools` item added empty, the listing's progress, and the item done with `tools`.
+ */
+export function mcpToolListEvents(listId: string, tools: unknown, eventId: () => string): Record<string, unknown>[] {
+  const empty = { id: listId, type: 'mcp_list_tools', server_label: 'kb', tools: [] };
+  return [
+    { type: 'conversation.item.added', event_id: eventId(), previous_item_id: null, item: empty },
+    { type: 'mcp_list_tools.in_progress', event_id: eventId(), item_id: listId },
+    { type: 'mcp_list_tools.completed', event_id: eventId(), item_id: listId },
+    { type: 'conversation.item.done', event_id: eventId(), previous_item_id: null, item: { ...empty, tools } },
+  ];
+}
