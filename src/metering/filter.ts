@@ -12,11 +12,12 @@ import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, N
 import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
-import { responseCost, transcriptionCost, USER_AUDIO_TOKENS_PER_SEC, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup, type TranscriptionCost } from './pricing.js';
+import { responseCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Report } from '../pipeline/reports.js';
 import { usageProblem } from '../protocol/usage.js';
 import { AUDIO_RECHECK_MS, type TenantAudioHolds } from './tenant-holds.js';
+import { InputTranscriptions, type PendingTranscription, type PricedTranscription } from './transcriptions.js';
 
 export interface MeteringRuntime {
   readonly config: MeteringConfig;
@@ -41,9 +42,6 @@ export interface MeteringRuntime {
 const BY = 'metering';
 /** Dearest shipped prices, used only when a usage arrives for a model the proxy could not price. */
 const LAST_RESORT_REALTIME = 'gpt-realtime-2';
-const LAST_RESORT_TRANSCRIPTION = 'gpt-4o-transcribe';
-/** Committed input audio awaiting its transcription's completed event, per session. */
-const MAX_UNTRANSCRIBED = 256;
 const END_GRACE_MS = 3000;
 const ADMISSION_HANDOFF_MS = 30_000;
 /** After a recheck the ledger could not answer. */
@@ -239,46 +237,6 @@ function inputAudioSettings(session: JsonObject | null): JsonObject | null {
   if (betaFormat !== null) beta['format'] = { type: betaFormat === 'pcm16' ? 'audio/pcm' : 'audio/pcmu' };
   if (ga === null && Object.keys(beta).length === 0) return null;
   return { ...beta, ...ga };
-}
-
-/** A committed input audio whose transcription has not reported: its audio bound, the model and prompt it was committed under. */
-interface PendingTranscription {
-  readonly ms: number;
-  readonly model: string | null;
-  readonly promptTokens: number;
-  /**
-   * Ledger reservations holding its estimate against the tenant's caps (#reserveTranscription;
-   * several after a fold of commits in flight), settled with its record or released, exactly once.
-   */
-  readonly reservations: string[];
-}
-
-/**
- * A transcription billed by its audio length (its completed event never came, or its usage cannot
- * be priced), from `cost`, the model's price for that audio: for a model that reports tokens, the
- * audio tokens it would have reported (10 a second, the estimate's rate for input audio) count too,
- * so token caps and the session token limit see it as they see the model's own reports (until
- * 2026-12-06 such an estimate counted 0 tokens; test/metering/redteam-money-2.test.ts), and so does
- * its prompt, text input the model bills on every transcription (until 2026-12-07 it did not: a
- * client setting a long prompt and leaving right behind its commits had OpenAI bill the prompt per
- * transcription and the proxy bill the audio only; test/metering/redteam-17-transcription-prompt.test.ts).
- * A per-minute model reports seconds only: no tokens, no prompt. What a transcribed commit reserves too.
- */
-function byAudioLength(price: ModelPrice, cost: TranscriptionCost, promptTokens: number): TranscriptionCost {
-  if (price.tokens === null) return cost;
-  let out = cost;
-  if (out.totalTokens === 0 && out.seconds !== null && out.seconds > 0) {
-    const audio = Math.ceil(out.seconds * USER_AUDIO_TOKENS_PER_SEC);
-    out = { ...out, inputTokens: audio, totalTokens: audio };
-  }
-  if (promptTokens > 0) out = { ...out, nanos: out.nanos + promptTokens * price.tokens.textIn, inputTokens: out.inputTokens + promptTokens, totalTokens: out.totalTokens + promptTokens };
-  return out;
-}
-
-/** A transcription setting's `prompt`, one token per UTF-8 byte (the estimate's rule for text). */
-function transcriptionPromptTokens(transcription: JsonObject | null): number {
-  const prompt = transcription?.['prompt'];
-  return typeof prompt === 'string' ? Buffer.byteLength(prompt, 'utf8') : 0;
 }
 
 /**
@@ -530,27 +488,8 @@ export class MeteringFilter implements Filter {
   readonly #slot: string | null;
   #model: string;
   #price: PriceLookup | null;
-  #txModel: string | null = null;
-  /**
-   * The transcription `prompt` as the upstream reported it, in tokens (one per UTF-8 byte): a
-   * token-priced model bills it as text input on every transcription it runs, so a transcription
-   * billed by its audio length counts it too (see #billTranscription).
-   */
-  #txPromptTokens = 0;
-  /** A transcription model a client session.update in flight asks (`n`: its place among the updates), until answered. */
-  #txAsked: { readonly model: string; readonly promptTokens: number; readonly n: number } | null = null;
-  /**
-   * The same for a beta transcription session's `transcription_session.update` (Azure preview,
-   * `?intent=transcription`), numbered among those (the conversation view counts session.updates
-   * only): `n` is unanswered while #txSessionUpdatesAnswered is below it. Until 2026-12-07 it was not
-   * read: the update and 20 commits in one write reserved nothing and spent $2 against a $0.05 cap
-   * (test/metering/redteam-17d-beta-transcription-session.test.ts).
-   */
-  #txSessionAsked: { readonly model: string; readonly promptTokens: number; readonly n: number } | null = null;
-  /** Client transcription_session.updates forwarded, and their event ids (null: none) in order while unanswered. */
-  #txSessionUpdatesSent = 0;
-  #txSessionUpdatesAnswered = 0;
-  readonly #txSessionUpdateIds: (string | null)[] = [];
+  /** The session's input transcription: its model and prompt, and what it has in flight (see transcriptions.ts). */
+  readonly #tx: InputTranscriptions;
   /**
    * Models client `session.update`s asked for (priced; switched to when the upstream reports one),
    * the model in use included: updates apply in order, so the one a `session.updated` answers may be
@@ -623,23 +562,6 @@ export class MeteringFilter implements Filter {
    * Which responses are running is the conversation view's (`activeResponses`).
    */
   readonly #reservations = new LazyMap<string, Reservation>();
-  /**
-   * Input audio committed while the session transcribes it, by item id, until its transcription
-   * completes or fails: OpenAI bills a transcription that ran even if its completed event never
-   * reached the proxy (client and upstream gone), so the session's close bills what is left by its
-   * audio length. Bounded: the oldest beyond it is taken as dropped by the upstream and billed then.
-   */
-  readonly #untranscribed = new LazyMap<string, PendingTranscription>();
-  /**
-   * Client commits of a transcribed session on their way upstream, before their
-   * `input_audio_buffer.committed` was read (oldest first; `eventId`: the id the relay stamped it
-   * with, from its `stamped` report). The upstream transcribes (and bills) the audio of a commit it
-   * got even if the session ends before its `committed` is read (a client that closes right behind
-   * its commit: no response runs, so the relay does not linger), so the close bills what is left by
-   * its audio length (until 2026-12-06 only items whose `committed` was read were; test/metering/
-   * redteam-money.test.ts). A commit the upstream refuses (its `error` names the stamped id) leaves.
-   */
-  readonly #commitsAhead: (PendingTranscription & { eventId: string | null })[] = [];
   /**
    * Turn detection as the upstream reported it (`audio.input.turn_detection`: null = off; on by
    * default), and one a client `session.update` in flight turns on (`n`: its place among the updates).
@@ -726,8 +648,6 @@ export class MeteringFilter implements Filter {
    */
   readonly #upstreamItemIds = new LazySet<string>();
   #upstreamItemIdsFull = false;
-  /** Items billed as dropped (beyond the bound): a completed event that still comes is not billed twice. */
-  readonly #droppedTranscriptions = new LazySet<string>();
   #seq = 0;
   #closed = false;
   #ending: ProxyError | null = null;
@@ -760,6 +680,7 @@ export class MeteringFilter implements Filter {
     this.#capped = hasCaps(this.#limits.caps);
     this.#model = ctx.model;
     this.#price = ctx.model ? rt.prices.lookup(ctx.model) : null;
+    this.#tx = new InputTranscriptions(rt.prices, ctx.log, () => ctx.conversation.sessionUpdatesAnswered);
     this.#bufferStartedAt = ctx.clock.now();
     // A call's sideband carries on what the call's earlier sidebands used (another instance's, before
     // a takeover): its token limit counts on from their settled tokens and its duration runs from the
@@ -831,8 +752,7 @@ export class MeteringFilter implements Filter {
     }
     if (report.kind === 'stamped' && report.eventType === 'input_audio_buffer.commit') {
       // Stamped events leave in the order the client sent them: the oldest commit not named yet.
-      const c = this.#commitsAhead.find((x) => x.eventId === null);
-      if (c) c.eventId = report.eventId;
+      this.#tx.commitStamped(report.eventId);
       const i = this.#clientCommits.indexOf(null);
       if (i >= 0 && !this.#clientCommits.includes(report.eventId)) this.#clientCommits[i] = report.eventId;
       return;
@@ -909,36 +829,11 @@ export class MeteringFilter implements Filter {
     else this.#upstreamItemIds.add(id);
   }
 
-  /** A beta transcription session's update on its way upstream: its transcription counts from here (#txSessionAsked). */
+  /** A beta transcription session's update on its way upstream: its transcription counts from here (InputTranscriptions). */
   #onTranscriptionSessionUpdate(frame: Frame): Verdict {
     const ev = frame.json();
-    if (this.#txSessionUpdateIds.length >= MAX_CLIENT_COMMITS) this.#txSessionUpdateIds.shift();
-    this.#txSessionUpdateIds.push(str(ev['event_id']));
-    const n = ++this.#txSessionUpdatesSent;
-    const transcription = obj(inputAudioSettings(obj(ev['session']))?.['transcription']);
-    if (transcription !== null) {
-      const model = str(transcription['model']) ?? LAST_RESORT_TRANSCRIPTION;
-      this.#txSessionAsked = { model, promptTokens: Math.max(this.#txPromptTokens, this.#txSessionAsked?.promptTokens ?? 0, transcriptionPromptTokens(transcription)), n };
-    }
+    this.#tx.transcriptionSessionUpdateSent(str(ev['event_id']), obj(inputAudioSettings(obj(ev['session']))?.['transcription']));
     return CONTINUE;
-  }
-
-  /** The oldest transcription_session.update in flight answered (`transcription_session.updated`), or the one `eventId` names refused. */
-  #txSessionUpdateAnswered(eventId: string | null): void {
-    const at = eventId === null ? 0 : this.#txSessionUpdateIds.indexOf(eventId);
-    if (at < 0 || this.#txSessionUpdateIds.length === 0) return;
-    this.#txSessionUpdateIds.splice(0, at + 1);
-    this.#txSessionUpdatesAnswered = Math.min(this.#txSessionUpdatesSent, this.#txSessionUpdatesAnswered + at + 1);
-    if (this.#txSessionAsked !== null && this.#txSessionAsked.n <= this.#txSessionUpdatesAnswered) this.#txSessionAsked = null;
-  }
-
-  /** The transcription an update in flight asks (a session.update's or a transcription_session.update's), the larger prompt of both. */
-  #txAskedNow(): { readonly model: string; readonly promptTokens: number } | null {
-    if (this.#txAsked !== null && this.#txAsked.n <= this.#ctx.conversation.sessionUpdatesAnswered) this.#txAsked = null;
-    const a = this.#txAsked;
-    const b = this.#txSessionAsked;
-    if (a === null || b === null) return a ?? b;
-    return { model: a.model, promptTokens: Math.max(a.promptTokens, b.promptTokens) };
   }
 
   /**
@@ -959,13 +854,7 @@ export class MeteringFilter implements Filter {
         this.#truncationChanged();
       }
       const input = inputAudioSettings(session);
-      const transcription = obj(input?.['transcription']);
-      // A setting naming no model transcribes with the upstream's default: priced as an unknown model is.
-      // Until 2026-12-07 only a setting naming its model counted as in flight: a prompt-only update and
-      // commits right behind it reserved the old prompt (test/metering/redteam-17d-modelless-transcription.test.ts).
-      const txModel = transcription === null ? null : (str(transcription['model']) ?? LAST_RESORT_TRANSCRIPTION);
-      // Pessimistic until answered: the larger of the asked and the known prompt.
-      if (txModel !== null) this.#txAsked = { model: txModel, promptTokens: Math.max(this.#txPromptTokens, transcriptionPromptTokens(transcription)), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
+      this.#tx.sessionUpdateSent(obj(input?.['transcription']), this.#ctx.conversation.sessionUpdatesSent + 1);
       const td = obj(input?.['turn_detection']);
       if (td) this.#vadAsked = { ...turnDetectionOf(td), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
     }
@@ -1527,8 +1416,7 @@ export class MeteringFilter implements Filter {
       case 'conversation.item.input_audio_transcription.failed': {
         // Not billed: what its commit reserved is free again.
         const itemId = str(frame.json()['item_id']) ?? '';
-        const failed = this.#untranscribed.get(itemId);
-        this.#untranscribed.delete(itemId);
+        const failed = this.#tx.take(itemId);
         if (failed) this.#releaseAll(failed.reservations);
         return CONTINUE;
       }
@@ -1571,7 +1459,7 @@ export class MeteringFilter implements Filter {
         return CONTINUE;
       case 'transcription_session.updated':
         this.#onInputAudio(inputAudioSettings(obj(frame.json()['session'])));
-        this.#txSessionUpdateAnswered(null);
+        this.#tx.transcriptionSessionUpdateAnswered(null);
         return CONTINUE;
       case 'error':
         this.#onError(frame);
@@ -1642,11 +1530,7 @@ export class MeteringFilter implements Filter {
 
   /** The session's input audio settings as the upstream reports them (`inputAudioSettings`). */
   #onInputAudio(input: JsonObject | null): void {
-    if (input && 'transcription' in input) {
-      const transcription = obj(input['transcription']);
-      this.#txModel = str(transcription?.['model']);
-      this.#txPromptTokens = transcriptionPromptTokens(transcription);
-    }
+    if (input && 'transcription' in input) this.#tx.reported(obj(input['transcription']));
     if (input && 'turn_detection' in input) {
       const td = obj(input['turn_detection']);
       this.#vad = td ? turnDetectionOf(td) : null;
@@ -1985,7 +1869,7 @@ export class MeteringFilter implements Filter {
 
   /**
    * A client commit. In a session that transcribes, under caps, the transcription's estimate (its
-   * audio by its length, its prompt: #transcriptionEstimate) is reserved before the commit leaves,
+   * audio by its length, its prompt: InputTranscriptions.estimate) is reserved before the commit leaves,
    * as a response.create's worst case is; refused over a cap (as a create is, `param`
    * `input_audio_buffer.commit`), and input audio is held back. Until 2026-12-07 transcription was
    * billed only as it arrived: 20 commits of 100 ms in one write under a 40,000-character prompt
@@ -1993,15 +1877,13 @@ export class MeteringFilter implements Filter {
    */
   #onClientCommit(clientEventId: string | null): Verdict | Promise<Verdict> {
     // An update turning transcription on applies upstream before this commit, even if its session.updated is still on its way.
-    const asked = this.#txAskedNow();
-    const model = this.#txModel ?? asked?.model ?? null;
-    const promptTokens = Math.max(this.#txPromptTokens, asked?.promptTokens ?? 0);
+    const { model, promptTokens } = this.#tx.now();
     // Appends behind the commit wait for its verdict (the chain queues them): the buffer is as now when it leaves.
     const ms = this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes);
     // An empty buffer: the upstream refuses the commit, nothing is transcribed.
     if (model === null || !this.#capped || ms <= 0 || this.#closed) return this.#commitLeaves(model === null ? null : { ms, model, promptTokens, reservations: [] });
     const id = this.#reservationId();
-    return then(this.#reserve(id, this.#transcriptionEstimate(model, ms, promptTokens)), (result): Verdict => {
+    return then(this.#reserve(id, this.#tx.estimate(model, ms, promptTokens)), (result): Verdict => {
       if (this.#closed) {
         if (result.kind === 'ok') this.#releaseId(id);
         return DROP;
@@ -2028,33 +1910,18 @@ export class MeteringFilter implements Filter {
 
   /**
    * A client commit leaving for the upstream; `tx`: its transcription (null: the session does not
-   * transcribe), tracked until its `committed` is read (#commitsAhead).
+   * transcribe), tracked until its `committed` is read (InputTranscriptions.commitLeft).
    */
   #commitLeaves(tx: PendingTranscription | null): Verdict {
     // Metering runs last: the commit leaves for the upstream now, and a create sent right
     // behind it reads the committed audio (until 2026-12-05 the audio counted only at the
     // upstream's `committed`, after such a create had been reserved without it).
     const ms = this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes);
-    if (tx !== null && !this.#closed) {
-      if (this.#commitsAhead.length >= MAX_UNTRANSCRIBED) {
-        // Never answered: fold the oldest into the next, so no audio is lost (nor a transcription's prompt, nor a reservation).
-        const oldest = this.#commitsAhead.shift()!;
-        const next = this.#commitsAhead.shift()!;
-        this.#commitsAhead.unshift({ ms: oldest.ms + next.ms, model: next.model, promptTokens: oldest.promptTokens + next.promptTokens, reservations: [...oldest.reservations, ...next.reservations], eventId: next.eventId });
-      }
-      this.#commitsAhead.push({ ...tx, ms, eventId: null });
-    }
+    if (tx !== null && !this.#closed) this.#tx.commitLeft({ ...tx, ms });
     if (this.#clientCommits.length >= MAX_CLIENT_COMMITS) this.#clientCommits.shift();
     this.#clientCommits.push(null);
     this.#bufferRestarted();
     return CONTINUE;
-  }
-
-  /** What a transcription of `ms` of audio under `promptTokens` is billed if its completed event never comes (#billUntranscribed). */
-  #transcriptionEstimate(model: string | null, ms: number, promptTokens: number): Amount {
-    const price = (model !== null ? this.#rt.prices.lookup(model)?.price : undefined) ?? this.#rt.prices.own(LAST_RESORT_TRANSCRIPTION)!;
-    const cost = byAudioLength(price, transcriptionCost(price, { type: 'duration', seconds: ms / 1000 })!, promptTokens);
-    return { nanos: cost.nanos, tokens: cost.totalTokens };
   }
 
   /**
@@ -2066,10 +1933,10 @@ export class MeteringFilter implements Filter {
    */
   #reserveTranscription(itemId: string, pending: PendingTranscription): Verdict | Promise<Verdict> {
     const id = this.#reservationId();
-    return then(this.#reserve(id, this.#transcriptionEstimate(pending.model, pending.ms, pending.promptTokens)), (result): Verdict => {
+    return then(this.#reserve(id, this.#tx.estimate(pending.model, pending.ms, pending.promptTokens)), (result): Verdict => {
       if (result.kind === 'ok') {
         // Billed meanwhile (the close): nothing left to hold.
-        if (!this.#closed && this.#untranscribed.get(itemId) === pending) pending.reservations.push(id);
+        if (!this.#closed && this.#tx.awaits(itemId, pending)) pending.reservations.push(id);
         else this.#releaseId(id);
         return CONTINUE;
       }
@@ -2123,12 +1990,11 @@ export class MeteringFilter implements Filter {
    * Until 2026-12-06 neither was billed (test/metering/redteam-money-2.test.ts).
    */
   #billUnreadTurn(rule: SettledBy): void {
-    const txAsked = this.#txAskedNow();
-    const model = this.#txModel ?? txAsked?.model ?? null;
+    const { model, promptTokens } = this.#tx.now();
     const vad = this.#vadNow();
     if (model === null || vad === null) return;
     const { ms, ref } = this.#unreadTurn(vad);
-    if (ms > 0) this.#billUntranscribed(ref, { ms, model, promptTokens: Math.max(this.#txPromptTokens, txAsked?.promptTokens ?? 0), reservations: [] }, rule);
+    if (ms > 0) this.#billUntranscribed(ref, { ms, model, promptTokens, reservations: [] }, rule);
   }
 
   /**
@@ -2189,7 +2055,7 @@ export class MeteringFilter implements Filter {
 
   #onCommitted(frame: Frame): Verdict | Promise<Verdict> {
     // The upstream's answer to the oldest client commit in flight (or a commit of its own: server VAD).
-    const ahead = this.#commitsAhead.shift();
+    const ahead = this.#tx.takeCommitAhead();
     // Server VAD starts a response for a turn it commits (create_response): due until a conversation
     // response.created is read. The answer to a client's own commit starts none, nor does a
     // transcription session (?intent=transcription): until 2026-12-06 (thirteenth session) a response
@@ -2200,77 +2066,49 @@ export class MeteringFilter implements Filter {
     this.#bufferRestarted();
     const itemId = str(frame.json()['item_id']);
     const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
-    if (this.#txModel === null || itemId === null || this.#closed) {
+    if (this.#tx.model === null || itemId === null || this.#closed) {
       // Not transcribed after all (turned off meanwhile): what its commit reserved is free again.
       if (ahead) this.#releaseAll(ahead.reservations);
       return CONTINUE;
     }
     // The commit's reservation (if its client commit made one) is the item's now.
-    const pending: PendingTranscription = { ms, model: this.#txModel, promptTokens: this.#txPromptTokens, reservations: ahead ? ahead.reservations : [] };
-    const twin = this.#untranscribed.get(itemId);
-    if (twin) this.#releaseAll(twin.reservations);
-    this.#untranscribed.set(itemId, pending);
-    if (this.#untranscribed.size > MAX_UNTRANSCRIBED) {
-      const [oldest, pending] = this.#untranscribed.entries().next().value!;
-      this.#untranscribed.delete(oldest);
-      this.#droppedTranscriptions.add(oldest);
-      if (this.#droppedTranscriptions.size > MAX_UNTRANSCRIBED) this.#droppedTranscriptions.delete(this.#droppedTranscriptions.values().next().value!);
-      this.#billUntranscribed(oldest, pending, 'upstream_drop_estimate');
-    }
+    // An item of the same id replaced: what it reserved is free again.
+    const { pending, freed, dropped } = this.#tx.itemCommitted(itemId, ms, ahead);
+    this.#releaseAll(freed);
+    if (dropped) this.#billUntranscribed(dropped[0], dropped[1], 'upstream_drop_estimate');
     // A turn server VAD committed (no client commit reserved for it), or a commit made before the session transcribed.
-    if (ahead || !this.#capped || ms <= 0 || this.#untranscribed.get(itemId) !== pending) return CONTINUE;
+    if (ahead || !this.#capped || ms <= 0 || !this.#tx.awaits(itemId, pending)) return CONTINUE;
     return this.#reserveTranscription(itemId, pending);
   }
 
   #onTranscription(frame: Frame): void {
     const ev = frame.json();
     const itemId = str(ev['item_id']) ?? 'item_unknown';
-    if (this.#droppedTranscriptions.delete(itemId)) return;
-    const pending = this.#untranscribed.get(itemId);
-    this.#untranscribed.delete(itemId);
+    if (this.#tx.takeDropped(itemId)) return;
+    const pending = this.#tx.take(itemId);
     // The model the audio was committed under (a session.update may have changed it since).
-    this.#billTranscription(itemId, pending ? pending.model : this.#txModel, ev['usage'], 'transcription.completed', pending?.reservations ?? [], pending);
+    this.#billTranscription(itemId, this.#tx.price(itemId, pending ? pending.model : this.#tx.model, ev['usage'], 'transcription.completed', pending), pending?.reservations ?? []);
   }
 
   /** A committed item whose transcription never reported: billed by its audio length, estimated. */
   #billUntranscribed(itemId: string, pending: PendingTranscription, rule: SettledBy): void {
-    this.#billTranscription(itemId, pending.model, { type: 'duration', seconds: pending.ms / 1000 }, rule, pending.reservations, undefined, pending.promptTokens);
+    this.#billTranscription(itemId, this.#tx.price(itemId, pending.model, { type: 'duration', seconds: pending.ms / 1000 }, rule, undefined, pending.promptTokens), pending.reservations);
   }
 
   /**
-   * `committed`: the item's committed audio, when the proxy saw it committed. A completed event whose
-   * usage prices at nothing (absent, null, counts that are not numbers, a duration of 0 s) bills
-   * that audio by its length instead, as if the event never came (until 2026-12-06 it billed $0;
-   * OpenAI bills the transcription that ran; test/metering/redteam-money.test.ts).
+   * A transcription's record, as InputTranscriptions.price prices it (null: not billed; nothing was
+   * reserved for it then), settling `reservations`.
    */
-  #billTranscription(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy, reservations: readonly string[], committed?: PendingTranscription, promptTokens = 0): void {
-    let model = txModel;
-    let lookup = model ? this.#rt.prices.lookup(model) : null;
-    if (!lookup) {
-      this.#ctx.log.warn({ model }, `metering: transcription with an unknown model billed at ${LAST_RESORT_TRANSCRIPTION} prices`);
-      model = model ?? LAST_RESORT_TRANSCRIPTION;
-      lookup = { price: this.#rt.prices.own(LAST_RESORT_TRANSCRIPTION)!, fallback: true };
-    }
-    let cost = transcriptionCost(lookup.price, usage);
-    if (committed && committed.ms > 0 && (!cost || !(cost.nanos > 0))) {
-      this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed with a usage that cannot be priced; billed by its audio length');
-      this.#billTranscription(itemId, committed.model, { type: 'duration', seconds: committed.ms / 1000 }, 'unreadable_usage_estimate', reservations, undefined, committed.promptTokens);
-      return;
-    }
-    if (!cost) {
-      // (Nothing reserved for it: an item with a reservation has audio, billed by its length above.)
-      this.#ctx.log.warn({ itemId, model }, 'metering: input transcription completed without usage; not billed');
-      return;
-    }
-    // Billed by its audio length (no completed event, or one whose usage cannot be read): see byAudioLength.
-    if (settledBy !== 'transcription.completed') cost = byAudioLength(lookup.price, cost, promptTokens);
+  #billTranscription(itemId: string, priced: PricedTranscription | null, reservations: readonly string[]): void {
+    if (priced === null) return;
+    const { model, cost, settledBy } = priced;
     const record: UsageRecord = {
       ts: this.#rt.wall(),
       tenant: this.#ctx.tenant.id,
       session: this.#ctx.id,
       source: 'transcription',
       ref: itemId,
-      model: model ?? lookup.price.id,
+      model,
       status: null,
       costNanos: cost.nanos,
       inputTokens: cost.inputTokens,
@@ -2283,7 +2121,7 @@ export class MeteringFilter implements Filter {
       seconds: cost.seconds,
       estimated: cost.estimated || settledBy !== 'transcription.completed',
       settledBy,
-      fallbackPrice: lookup.fallback,
+      fallbackPrice: priced.fallback,
     };
     if (settledBy !== 'transcription.completed') {
       this.#estimated++;
@@ -2318,10 +2156,9 @@ export class MeteringFilter implements Filter {
     // The clear sent when the client left was refused: nothing more will tell what the buffer held
     // (the close bills its estimate, #billUnreadTurn).
     if (eventId === this.#goneClear) this.#goneClear = null;
-    if (this.#txSessionUpdateIds.includes(eventId)) this.#txSessionUpdateAnswered(eventId);
+    this.#tx.transcriptionSessionUpdateAnswered(eventId);
     // A commit the upstream refused (an empty or too short buffer): no item, nothing transcribed.
-    const refusedCommit = this.#commitsAhead.findIndex((c) => c.eventId === eventId);
-    if (refusedCommit >= 0) this.#releaseAll(this.#commitsAhead.splice(refusedCommit, 1)[0]!.reservations);
+    this.#releaseAll(this.#tx.commitRefused(eventId));
     const refused = this.#clientCommits.indexOf(eventId);
     if (refused >= 0) this.#clientCommits.splice(refused, 1);
     // Not pending: paired already (a server-started response the view could not tell from this
@@ -2415,7 +2252,7 @@ export class MeteringFilter implements Filter {
       return;
     }
     // Refuse policy: only sessions with input transcription need the check (their audio is gated).
-    if (!this.#capped || (!endOnExhaust && this.#txModel === null)) return;
+    if (!this.#capped || (!endOnExhaust && this.#tx.model === null)) return;
     let status;
     try {
       status = this.#rt.ledger.status(this.#ctx.tenant.id, this.#limits.caps, this.#rt.wall());
@@ -2621,12 +2458,8 @@ export class MeteringFilter implements Filter {
     for (const [responseId, r] of this.#reservations) this.#settleEstimate(responseId, r, rule);
     this.#reservations.clear();
     this.#heldTokens = 0;
-    for (const [itemId, pending] of this.#untranscribed) this.#billUntranscribed(itemId, pending, rule);
-    this.#untranscribed.clear();
-    // Commits the upstream got whose committed event was never read: their item id is unknown, the stamped id names them.
-    // (An empty one reserved nothing: #onClientCommit.)
-    for (const [i, c] of this.#commitsAhead.entries()) if (c.ms > 0) this.#billUntranscribed(`commit:${c.eventId ?? i}`, c, rule);
-    this.#commitsAhead.length = 0;
+    // Committed items, then commits the upstream got whose committed event was never read (named by their stamped id).
+    for (const [ref, pending] of this.#tx.takeAllUnreported()) this.#billUntranscribed(ref, pending, rule);
     this.#billUnreadVadResponse(rule);
     this.#billUnreadTurn(rule);
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
