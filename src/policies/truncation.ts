@@ -14,7 +14,11 @@ import { applySessionUpdate } from '../protocol/session-update.js';
  * MAX_KEPT_ID_CHARS as its hash (keptId), so a 16 MiB id costs no more than a short one.
  */
 function callIdOf(item: JsonObject): string | null {
-  const id = asString(item['call_id']);
+  return keptOrNull(asString(item['call_id']));
+}
+
+/** A client-chosen id as this filter keeps it (keptId), or null. */
+function keptOrNull(id: string | null): string | null {
   return id === null ? null : keptId(id);
 }
 
@@ -35,6 +39,8 @@ const ITEM_OVERHEAD = 4;
 const USER_AUDIO_MS_PER_TOKEN = 100;
 const ASSISTANT_AUDIO_MS_PER_TOKEN = 50;
 const IMAGE_TOKENS = 255;
+/** Bytes of the API's input audio (24 kHz mono PCM16) per millisecond: g711 carries 6× the audio per byte, so such audio is undercounted. */
+const PCM16_BYTES_PER_MS = 48;
 
 const textTokens = (s: string) => Math.ceil(s.length / 4);
 
@@ -215,6 +221,12 @@ interface TrackedItem {
   status: string | null;
   /** The model made it (a response's output item): see UNANSWERED_CALLS_SHARE. */
   byModel: boolean;
+  /**
+   * At least this many tokens: the client's create as sized before it was sent. The upstream shows
+   * a created audio item without its audio (`transcript: null`): re-estimated from what it shows,
+   * 60 s of it went back to 4 tokens.
+   */
+  floor: number;
 }
 
 /** Rough token count of an item from its content (audio from its duration when known). */
@@ -230,8 +242,13 @@ export function estimateItemTokens(item: JsonObject, audioMs: number | null): nu
     if (!part) continue;
     const pt = part['type'];
     if (pt === 'input_audio' || pt === 'output_audio' || pt === 'audio') {
-      if (audioMs !== null) t += Math.ceil(audioMs / (assistant ? ASSISTANT_AUDIO_MS_PER_TOKEN : USER_AUDIO_MS_PER_TOKEN));
-      else t += textTokens(asString(part['transcript']) ?? '') * (assistant ? 3 : 2);
+      const rate = assistant ? ASSISTANT_AUDIO_MS_PER_TOKEN : USER_AUDIO_MS_PER_TOKEN;
+      // Audio a client put in itself (base64 `audio`) is sized by its length: until 2026-12-07 by its
+      // transcript only, none, and 60 s of it counted 4 tokens (test/policies/redteam-17f-created-audio.test.ts).
+      const carried = asString(part['audio']);
+      const dataMs = carried === null ? 0 : Math.floor((carried.length * 3) / 4) / PCM16_BYTES_PER_MS;
+      if (audioMs !== null) t += Math.ceil(Math.max(audioMs, dataMs) / rate);
+      else t += Math.max(textTokens(asString(part['transcript']) ?? '') * (assistant ? 3 : 2), Math.ceil(dataMs / rate));
     } else if (pt === 'input_image') {
       t += IMAGE_TOKENS;
     } else {
@@ -273,6 +290,8 @@ export class ContextTracker {
   readonly #items: TrackedItem[] = [];
   readonly #byId = new LazyMap<string, TrackedItem>();
   readonly #speech = new LazyMap<string, { start: number | null; end: number | null }>();
+  /** Committed turns' audio by the bytes appended for them (see `buffered`). */
+  readonly #bufferedMs = new LazyMap<string, number>();
   #overhead = 0;
 
   get size(): number {
@@ -306,7 +325,23 @@ export class ContextTracker {
 
   #audioMs(id: string): number | null {
     const s = this.#speech.get(id);
-    return s && s.start !== null && s.end !== null && s.end > s.start ? s.end - s.start : null;
+    const spoken = s && s.start !== null && s.end !== null && s.end > s.start ? s.end - s.start : null;
+    const buffered = this.#bufferedMs.get(id) ?? null;
+    // A server-VAD turn's speech span is its audio: the appended bytes also hold the silence around it.
+    return spoken ?? buffered;
+  }
+
+  /**
+   * A committed turn of `ms` of audio by what the client appended since the last commit (a turn the
+   * client commits itself has no speech events, and without transcription no transcript either:
+   * until 2026-12-07 it was 4 tokens whatever its length, test/policies/redteam-17f-committed-audio-e2e.test.ts).
+   */
+  buffered(id: string, ms: number): void {
+    if (ms <= 0) return;
+    this.#bufferedMs.set(id, ms);
+    const item = this.#byId.get(id);
+    const audioMs = this.#audioMs(id);
+    if (item && audioMs !== null && !item.measured) item.tokens = Math.max(item.floor, ITEM_OVERHEAD + Math.ceil(audioMs / USER_AUDIO_MS_PER_TOKEN));
   }
 
   /**
@@ -325,7 +360,7 @@ export class ContextTracker {
       existing.callId = callIdOf(item) ?? existing.callId;
       existing.status = asString(item['status']);
       if (provenance !== undefined) existing.byModel = provenance === 'model';
-      if (!existing.measured) existing.tokens = estimateItemTokens(item, this.#audioMs(id));
+      if (!existing.measured) existing.tokens = Math.max(existing.floor, estimateItemTokens(item, this.#audioMs(id)));
       return false;
     }
     const tracked: TrackedItem = {
@@ -337,6 +372,7 @@ export class ContextTracker {
       measured: false,
       status: asString(item['status']),
       byModel: provenance === 'model',
+      floor: 0,
     };
     this.#byId.set(id, tracked);
     // `previous_item_id: null` is the start of the conversation; unknown ids append.
@@ -354,6 +390,7 @@ export class ContextTracker {
     if (!item) return false;
     this.#byId.delete(id);
     this.#speech.delete(id);
+    this.#bufferedMs.delete(id);
     this.#items.splice(this.#items.indexOf(item), 1);
     return true;
   }
@@ -365,7 +402,15 @@ export class ContextTracker {
     this.#speech.set(id, s);
     const item = this.#byId.get(id);
     const ms = this.#audioMs(id);
-    if (item && ms !== null && !item.measured) item.tokens = ITEM_OVERHEAD + Math.ceil(ms / USER_AUDIO_MS_PER_TOKEN);
+    if (item && ms !== null && !item.measured) item.tokens = Math.max(item.floor, ITEM_OVERHEAD + Math.ceil(ms / USER_AUDIO_MS_PER_TOKEN));
+  }
+
+  /** The client's create of item `id` was sized at `tokens` before it went upstream: its estimate never drops below. */
+  sizedByCreate(id: string, tokens: number): void {
+    const item = this.#byId.get(id);
+    if (!item || item.measured) return;
+    item.floor = tokens;
+    item.tokens = Math.max(item.tokens, tokens);
   }
 
   /** `conversation.item.truncated`: the assistant audio after `audioEndMs` is gone. */
@@ -379,7 +424,7 @@ export class ContextTracker {
   /** Adds text to an item's estimate (e.g. a finished input transcript of an audio item of unknown length). */
   transcript(id: string, text: string): void {
     const item = this.#byId.get(id);
-    if (item && !item.measured && this.#audioMs(id) === null) item.tokens = ITEM_OVERHEAD + textTokens(text) * 2;
+    if (item && !item.measured && this.#audioMs(id) === null) item.tokens = Math.max(item.floor, ITEM_OVERHEAD + textTokens(text) * 2);
   }
 
   /**
@@ -522,6 +567,8 @@ export function truncationFactory(registry: PolicyRegistry): FilterFactory {
         'conversation.item.input_audio_transcription.completed',
         'input_audio_buffer.speech_started',
         'input_audio_buffer.speech_stopped',
+        'input_audio_buffer.committed',
+        'input_audio_buffer.cleared',
         'response.done',
       ],
     },
@@ -549,7 +596,7 @@ export class TruncationFilter implements Filter {
    * `conversation.item.create` and `response.create` back to back): counted toward the budget
    * until their `conversation.item.added` arrives.
    */
-  readonly #pending: { type: string | null; role: string | null; callId: string | null; tokens: number }[] = [];
+  readonly #pending: { type: string | null; role: string | null; callId: string | null; tokens: number; /** The id the client gave it, if any (keptId). */ id: string | null }[] = [];
   /**
    * Pending creates forgotten past MAX_PENDING_CREATES: their tokens still count until as many
    * items of the client have been shown (the oldest creates are shown first). Until 2026-12-07
@@ -568,6 +615,8 @@ export class TruncationFilter implements Filter {
    * the upstream refuses may leave them larger than they are until the next `session.updated`.
    */
   #prefix: PromptPrefix = NO_PREFIX;
+  /** `ctx.audio.inputBytes` when the input buffer last emptied (a commit or a clear the upstream confirmed). */
+  #bufferStartBytes = 0;
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
     this.#ctx = ctx;
@@ -591,7 +640,7 @@ export class TruncationFilter implements Filter {
           this.#forgotten.count++;
           this.#forgotten.tokens += this.#pending.shift()!.tokens;
         }
-        this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: callIdOf(item), tokens: estimateItemTokens(item, null) });
+        this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: callIdOf(item), tokens: estimateItemTokens(item, null), id: keptOrNull(asString(item['id'])) });
       }
       return CONTINUE;
     }
@@ -661,7 +710,10 @@ export class TruncationFilter implements Filter {
       if (item['type'] !== 'item_reference') tokens += estimateItemTokens(item, null);
       else {
         const ref = asString(item['id']);
-        if (ref !== null) tokens += this.tracker.tokensOf(ref) ?? 0;
+        // An item the client created with its own id and the upstream has not shown yet is read all
+        // the same (the upstream handles the create first): sized as the create. Until 2026-12-07 it
+        // counted 0 (test/policies/redteam-17f-pending-reference.test.ts).
+        if (ref !== null) tokens += this.tracker.tokensOf(ref) ?? this.#pending.find((p) => p.id === keptId(ref))?.tokens ?? 0;
       }
     }
     const limit = this.#budget!.maxTokens;
@@ -724,20 +776,27 @@ export class TruncationFilter implements Filter {
 
   /** The server showed an item for the first time: if the client created it, it is no longer pending. */
   #settlePending(item: JsonObject, provenance: Provenance | undefined, spoken: boolean): void {
+    const id = asString(item['id']);
+    const tokens = this.#takePending(item, provenance, spoken);
+    if (id !== null && tokens > 0) this.tracker.sizedByCreate(id, tokens);
+  }
+
+  /** The pending create `item` settles, taken off the list: its tokens as sized when it was sent (0: none, or a forgotten one). */
+  #takePending(item: JsonObject, provenance: Provenance | undefined, spoken: boolean): number {
     // A response's own output, or a spoken turn the upstream committed, is no client create: it
     // settles none (until 2026-12-07 either settled a pending create of the same type and role,
     // which was then counted nowhere).
-    if (provenance === 'model' || spoken) return;
+    if (provenance === 'model' || spoken) return 0;
     // The oldest creates are shown first: the forgotten ones (whatever their type) before those listed.
     if (this.#forgotten.count > 0) {
       if (--this.#forgotten.count === 0) this.#forgotten.tokens = 0;
-      return;
+      return 0;
     }
     const type = asString(item['type']);
     const role = asString(item['role']);
     const callId = type === 'function_call_output' ? callIdOf(item) : null;
     const i = this.#pending.findIndex((p) => p.type === type && p.role === role && (callId === null || p.callId === callId));
-    if (i >= 0) this.#pending.splice(i, 1);
+    return i >= 0 ? this.#pending.splice(i, 1)[0]!.tokens : 0;
   }
 
   onServer(frame: Frame): Verdict {
@@ -821,6 +880,16 @@ export class TruncationFilter implements Filter {
         break;
       case 'input_audio_buffer.speech_stopped':
         this.tracker.speech(id, null, asNumber(ev['audio_end_ms']));
+        break;
+      case 'input_audio_buffer.committed': {
+        // What the client appended since the buffer last emptied is this turn (decoded PCM16).
+        const appended = this.#ctx.audio.inputBytes - this.#bufferStartBytes;
+        this.#bufferStartBytes = this.#ctx.audio.inputBytes;
+        if (id !== null) this.tracker.buffered(id, appended / PCM16_BYTES_PER_MS);
+        break;
+      }
+      case 'input_audio_buffer.cleared':
+        this.#bufferStartBytes = this.#ctx.audio.inputBytes;
         break;
     }
   }

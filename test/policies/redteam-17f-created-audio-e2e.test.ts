@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { policyDir } from './support.js';
+
+/**
+ * Adversary (end to end, real sockets, the simulator upstream): a tenant under a truncation budget
+ * creates user messages carrying 60 s of base64 PCM16 each (`input_audio.audio`, no transcript),
+ * then asks for a response. The proxy sized each at 4 tokens (its transcript, none); the upstream
+ * (and the simulator, which sizes created audio by its duration as the real API bills it) reads
+ * ~600 each: the response read 1,858 tokens under a 1,500 budget with nothing pruned.
+ * Guarantee broken: a response reads at most `maxTokens` (policies/README.md "Truncation").
+ */
+const MAX = 1_500;
+const BUDGET = `
+truncation:
+  budget: { maxTokens: ${MAX}, targetRatio: 0.7, keepFirst: 0, keepLast: 0 }
+`;
+
+let tp: TestProxy;
+beforeAll(async () => {
+  tp = await startTestProxy({
+    tenants: { acme: { policy: 'budget' } },
+    config: { policies: { dir: policyDir({ 'budget.yaml': BUDGET }), watch: false } },
+  });
+});
+afterAll(async () => {
+  await tp?.stop();
+});
+
+/** 60 s of 24 kHz mono PCM16 silence, base64: ~600 tokens of user audio. */
+const MINUTE = Buffer.alloc(60 * 24_000 * 2).toString('base64');
+
+describe('truncation: created audio items through the proxy', () => {
+  it('a response after three created minutes of audio reads within maxTokens', async () => {
+    const before = tp.sim.connections.length;
+    const c = await tp.client();
+    await c.next('session.created');
+    const sim = tp.sim.connections[before]!;
+    c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
+    await c.next('session.updated');
+    for (let i = 0; i < 3; i++) c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_audio', audio: MINUTE }] } });
+    await c.nth('conversation.item.done', 3);
+    c.send({ type: 'response.create' });
+    const done = await c.next('response.done');
+    const usage = (done['response'] as { usage: { input_tokens: number } }).usage;
+    expect(usage.input_tokens).toBeLessThanOrEqual(MAX);
+    // Every frame the upstream got: the three creates went through, and the proxy deleted what it had to.
+    const creates = sim.received.filter((r) => r.type === 'conversation.item.create');
+    expect(creates).toHaveLength(3);
+    expect(sim.received.filter((r) => r.type === 'conversation.item.delete').length).toBeGreaterThan(0);
+    c.close();
+  });
+
+  /** test/policies/redteam-17f-pending-reference.test.ts, through the proxy: a reference to the client's own item, sent before its echo. */
+  it("an out-of-band response referencing the client's own item not shown yet is refused over maxTokens", async () => {
+    const before = tp.sim.connections.length;
+    const c = await tp.client();
+    await c.next('session.created');
+    const sim = tp.sim.connections[before]!;
+    c.send({ type: 'conversation.item.create', item: { id: 'item_mine', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'x'.repeat(40_000) }] } });
+    c.send({ type: 'response.create', event_id: 'evt_oob', response: { conversation: 'none', output_modalities: ['text'], input: [{ type: 'item_reference', id: 'item_mine' }] } });
+    const error = await c.next('error');
+    expect(error).toMatchObject({ error: { code: 'context_budget_exceeded', param: 'response.input', event_id: 'evt_oob' } });
+    await c.next('conversation.item.done');
+    // Every frame the upstream got: the create, and no response.create at all.
+    expect(sim.received.filter((r) => r.type === 'conversation.item.create')).toHaveLength(1);
+    expect(sim.received.filter((r) => r.type === 'response.create')).toHaveLength(0);
+    c.close();
+  });
+});
