@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { redactUrl } from '../logging.js';
 import { resolveLimits, validatePlans } from '../metering/limits.js';
 import { PriceBook } from '../metering/pricing.js';
-import { unwrittenJournalPath } from '../metering/unwritten-journal.js';
+import { UNWRITTEN_MAX_BYTES, unwrittenJournalPath } from '../metering/unwritten-journal.js';
 import { PolicyError } from '../policies/compile.js';
 import { hasLocks } from '../policies/locks.js';
 import { PolicyRegistry } from '../policies/registry.js';
@@ -199,6 +199,11 @@ function checkUnwrittenJournal(path: string, at: string, problems: ProblemList):
   }
   if (!stat.isFile()) {
     problems.add(at, `${path} (usage records left unwritten by a previous instance) is not a regular file`, 'move it away: the proxy writes that file only while the ledger file refuses writes');
+    return;
+  }
+  // Run refuses it too rather than read it whole (src/metering/unwritten-journal.ts).
+  if (stat.size > UNWRITTEN_MAX_BYTES) {
+    problems.add(at, `${path} (usage records left unwritten by a previous instance) is ${stat.size} bytes, larger than the ${UNWRITTEN_MAX_BYTES} the proxy ever writes there`, 'move it away: it is not a file the proxy wrote');
     return;
   }
   try {

@@ -19,7 +19,7 @@ import {
 } from './ledger.js';
 import type { CapSet } from './limits.js';
 import { PeriodClock, periodOf, type Period, type PeriodKind } from './periods.js';
-import { UnwrittenJournal, unwrittenJournalPath, type JournalEntry } from './unwritten-journal.js';
+import { UNWRITTEN_MAX_BYTES, UnwrittenJournal, unwrittenJournalPath, type JournalEntry } from './unwritten-journal.js';
 import { UnstoredAmounts } from './unstored-amounts.js';
 import { WalCheckpoints } from './wal-checkpoints.js';
 
@@ -30,8 +30,6 @@ const NO_OVERRIDE: CapOverride = Object.freeze({ nanos: null, tokens: null });
 const PRUNE_BATCH = 5000;
 const PRUNE_INTERVAL_MS = 3_600_000;
 const DAY_MS = 86_400_000;
-/** Default bound of the usage records kept in memory while the file refuses writes. */
-const UNWRITTEN_MAX_BYTES = 16 * 1024 * 1024;
 /** Retries of unwritten records: the first soon, then doubling up to this. */
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 10_000;

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { UsageRecord } from './ledger.js';
 
@@ -7,6 +7,9 @@ export interface JournalEntry {
   readonly id: string;
   readonly record: UsageRecord;
 }
+
+/** Default bound of the usage records kept in memory while the file refuses writes, and of their journal (bytes of JSON). */
+export const UNWRITTEN_MAX_BYTES = 16 * 1024 * 1024;
 
 /** The journal of a ledger file: beside it, so on the same volume and in the same backups. */
 export const unwrittenJournalPath = (ledgerPath: string): string => `${ledgerPath}-unwritten.jsonl`;
@@ -27,6 +30,9 @@ function entryOf(v: unknown): JournalEntry | null {
 const lineOf = (e: JournalEntry): string => JSON.stringify({ id: e.id, record: e.record }) + '\n';
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Torn lines logged one by one at start; past them, one count (a binary file there is millions of "lines"). */
+const TORN_LINES_LOGGED = 3;
 
 /**
  * The SQLite ledger's records waiting to be written, also on disk: one JSON line each, fsync'd,
@@ -79,15 +85,10 @@ export class UnwrittenJournal {
     if (!existsSync(this.path)) return [];
     this.#complete = false;
     this.#failing = true;
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (err) {
-      // Not started without them: they are spend the caps must see.
-      throw new Error(`${this.path}: the usage records a previous instance could not write are unreadable (${messageOf(err)}); fix or move the file away to start without them`);
-    }
+    const text = this.#readBounded();
     const entries: JournalEntry[] = [];
     const lines = text.split('\n');
+    let torn = 0;
     lines.forEach((line, i) => {
       if (line === '') return;
       let parsed: unknown;
@@ -97,10 +98,44 @@ export class UnwrittenJournal {
         parsed = null;
       }
       const entry = entryOf(parsed);
-      if (entry) entries.push(entry);
-      else this.#onError(`${this.path}: line ${i + 1} is not a whole usage record (torn by a crash while it was written?); skipped: ${line.slice(0, 200)}`);
+      if (entry) {
+        entries.push(entry);
+        return;
+      }
+      torn++;
+      if (torn <= TORN_LINES_LOGGED) this.#onError(`${this.path}: line ${i + 1} is not a whole usage record (torn by a crash while it was written?); skipped: ${line.slice(0, 200)}`);
     });
+    if (torn > TORN_LINES_LOGGED) this.#onError(`${this.path}: ${torn} lines in all were not whole usage records and were skipped (the first ${TORN_LINES_LOGGED} logged above)`);
     return entries;
+  }
+
+  /**
+   * The file's text, refused (start stops: they are spend the caps must see) unless it is a regular
+   * file no larger than this journal ever grows. Until 2026-12-07 run read whatever was there: a FIFO
+   * blocked the start until a writer came, /dev/zero behind a symlink read until memory ran out, and
+   * check-config refused what run accepted (test/metering/redteam-17g-journal-start.test.ts).
+   * Opened without blocking (a FIFO's open waits for a writer otherwise), then checked by its fd.
+   */
+  #readBounded(): string {
+    const unreadable = (why: string): Error =>
+      new Error(`${this.path}: the usage records a previous instance could not write are unreadable (${why}); fix or move the file away to start without them`);
+    let fd: number;
+    try {
+      fd = openSync(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      throw unreadable(messageOf(err));
+    }
+    try {
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) throw unreadable('not a regular file: the proxy writes that file only while the ledger file refuses writes');
+      if (stat.size > this.#maxBytes) throw unreadable(`${stat.size} bytes, larger than the ${this.#maxBytes} this journal ever holds: not a file the proxy wrote`);
+      return readFileSync(fd, 'utf8');
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith(`${this.path}: `)) throw err;
+      throw unreadable(messageOf(err));
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Adds the newest waiting record (`entry`, last of them); fsync'd before returning. */

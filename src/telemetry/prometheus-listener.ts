@@ -29,6 +29,14 @@ export const PROMETHEUS_MAX_CONNECTIONS = 32;
 export const PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE = 8;
 export const PROMETHEUS_REQUEST_TIMEOUT_MS = 10_000;
 /**
+ * From a request read to its answer's last byte handed to the OS: the render (up to 5 s with relay
+ * workers) and the transfer. A client that reads the answer slowly or not at all loses the
+ * connection then; until 2026-12-07 nothing bounded that wait (Node's timeouts cover the request
+ * only), and 4 sources of 8 connections each, every one asking once and never reading, kept every
+ * scrape out for good (test/telemetry/redteam-17g-prometheus-pipeline.test.ts).
+ */
+export const PROMETHEUS_ANSWER_DEADLINE_MS = 20_000;
+/**
  * How often Node looks for requests past their timeout (a silent connection counts from its
  * accept): its default, 30 s, let a socket that sends nothing stay up to 40 s.
  */
@@ -61,7 +69,10 @@ export class PrometheusListener {
   /** Listens; rejects when the address cannot be bound (nothing is left listening then). */
   static async start(options: PrometheusListenerOptions, text: () => Promise<string>): Promise<PrometheusListener> {
     const loopbackOnly = isLoopbackName(options.host);
-    const server = createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS }, (req, res) => PrometheusListener.#answer(req, res, options.path, loopbackOnly, text));
+    const answering = new WeakSet<Socket>();
+    const server = createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS }, (req, res) => {
+      if (PrometheusListener.#oneAtATime(req, res, answering)) PrometheusListener.#answer(req, res, options.path, loopbackOnly, text);
+    });
     server.maxConnections = PROMETHEUS_MAX_CONNECTIONS;
     const bySource = new Map<string, number>();
     server.on('connection', (socket: Socket) => PrometheusListener.#admit(socket, bySource));
@@ -106,6 +117,31 @@ export class PrometheusListener {
       if (left > 0) bySource.set(source, left);
       else bySource.delete(source);
     });
+  }
+
+  /**
+   * One answer at a time per connection: a request arriving while its connection's answer is still
+   * out (pipelined; Prometheus never pipelines) closes the connection unanswered. Until 2026-12-07
+   * Node's parser handed over every request of a packet and each was rendered and its answer
+   * buffered behind the unread first: a client writing 64 KiB of `GET /metrics` and reading nothing
+   * made ~1,500 expositions wait in memory (test/telemetry/redteam-17g-prometheus-pipeline.test.ts).
+   */
+  static #oneAtATime(req: IncomingMessage, res: ServerResponse, answering: WeakSet<Socket>): boolean {
+    const socket = req.socket;
+    if (answering.has(socket)) {
+      socket.destroy();
+      return false;
+    }
+    answering.add(socket);
+    const deadline = setTimeout(() => socket.destroy(), PROMETHEUS_ANSWER_DEADLINE_MS);
+    deadline.unref();
+    const done = (): void => {
+      clearTimeout(deadline);
+      answering.delete(socket);
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    return true;
   }
 
   static #answer(req: IncomingMessage, res: ServerResponse, path: string, loopbackOnly: boolean, text: () => Promise<string>): void {
