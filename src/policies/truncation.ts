@@ -334,7 +334,7 @@ export class ContextTracker {
   /**
    * A committed turn of `ms` of audio by what the client appended since the last commit (a turn the
    * client commits itself has no speech events, and without transcription no transcript either:
-   * until 2026-12-07 it was 4 tokens whatever its length, test/policies/redteam-17f-committed-audio-e2e.test.ts).
+   * until 2026-12-07 it was 4 tokens whatever its length, test/policies/redteam-17f-created-audio-e2e.test.ts, "turns the client commits itself").
    */
   buffered(id: string, ms: number): void {
     if (ms <= 0) return;
