@@ -5,7 +5,7 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN, isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
 import { asObject as obj, asString as str } from '../protocol/json.js';
-import { BETA_OUTPUT_LIMIT, exceeds, parseOutputLimit, reportedSessionOutputLimit, type OutputLimit } from '../protocol/limits.js';
+import { BETA_OUTPUT_LIMIT, exceeds, parseOutputLimit, readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from '../protocol/limits.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
 import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate, UNKNOWN_SIZE } from './context.js';
@@ -66,7 +66,6 @@ function then<T, R>(v: MaybePromise<T>, f: (t: T) => R): MaybePromise<R> {
   return v instanceof Promise ? v.then(f) : f(v);
 }
 
-/** max_output_tokens as reported by the upstream (see protocol/limits.ts for what clients send). */
 function invalidOutputLimit(reason: string, eventId: string | null, param: string): Verdict {
   return reject(new ProxyError('invalid_value', { message: `max_output_tokens must be a whole number of at least 1 or "inf": ${reason}.`, param, eventId }));
 }
@@ -868,12 +867,10 @@ export class MeteringFilter implements Filter {
   #guess(session: JsonObject | null, n = this.#ctx.conversation.sessionUpdatesSent + 1): void {
     if (!session || session['type'] === 'transcription') return;
     const format = str(obj(inputAudioSettings(session)?.['format'])?.['type']);
-    const mot = parseOutputLimit(session['max_output_tokens']);
+    const gaMax = readOutputLimit(session['max_output_tokens']);
     // A preview upstream reads the beta member: guessed too, the larger of both (until 2026-12-07 it
     // was not, and a create right behind an update lifting it was priced at the old limit).
-    const beta = this.#rt.previewUpstream === true ? parseOutputLimit(session[BETA_OUTPUT_LIMIT]) : null;
-    const gaMax = mot.kind === 'limit' ? mot.value : null;
-    const betaMax = beta?.kind === 'limit' ? beta.value : null;
+    const betaMax = this.#rt.previewUpstream === true ? readOutputLimit(session[BETA_OUTPUT_LIMIT]) : null;
     const model = str(session['model']);
     const g: SessionGuess = {
       n,
@@ -1099,9 +1096,8 @@ export class MeteringFilter implements Filter {
     // Both members named: the larger counts, whichever the upstream reads (until 2026-12-07 GA's won
     // whenever it was there: `max_output_tokens: 1` beside a beta 4096 reserved 1 token;
     // test/metering/redteam-16-preview-both-limits.test.ts).
-    const betaAsked = previewUpstream ? parseOutputLimit(response[BETA_OUTPUT_LIMIT]) : null;
     const gaLimit = parsed.kind === 'limit' ? parsed.value : null;
-    const betaLimit = betaAsked?.kind === 'limit' ? betaAsked.value : null;
+    const betaLimit = previewUpstream ? readOutputLimit(response[BETA_OUTPUT_LIMIT]) : null;
     const requested = dearerLimit(gaLimit, betaLimit);
     const requestedMember = betaLimit !== null && requested !== gaLimit ? BETA_OUTPUT_LIMIT : 'max_output_tokens';
     let effective: number | 'inf' = requested ?? this.#sessionMaxOutput() ?? 'inf';
@@ -1182,9 +1178,7 @@ export class MeteringFilter implements Filter {
             this.#queuePending(eventId, pending(null));
             return ok();
           }
-          this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
-          this.#refused++;
-          return reject(new ProxyError('budget_unavailable', { eventId: clientEventId, details: { reason: 'ledger unavailable' } })); // fixed: the ledger's error text (its address) is logged, not sent
+          return this.#refuseLedgerUnavailable(clientEventId);
         default: {
           const never: never = result;
           return never;
@@ -1326,6 +1320,21 @@ export class MeteringFilter implements Filter {
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
     if (r.id !== null) this.#releaseId(r.id);
+  }
+
+  /** A reservation the ledger could not answer (`responseId`: the response it was for, if any). */
+  #reportLedgerUnavailable(responseId: string | null = null): void {
+    this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId });
+  }
+
+  /**
+   * A client event refused because the ledger could not answer its reservation. The text is fixed:
+   * the ledger's own error (its address) is logged, not sent.
+   */
+  #refuseLedgerUnavailable(eventId: string | null, param?: string): Verdict {
+    this.#reportLedgerUnavailable();
+    this.#refused++;
+    return reject(new ProxyError('budget_unavailable', { eventId, ...(param ? { param } : {}), details: { reason: 'ledger unavailable' } }));
   }
 
   #refuse(error: ProxyError): Verdict {
@@ -1662,7 +1671,7 @@ export class MeteringFilter implements Filter {
       this.#holdResponse(id, unreserved(amount));
       if (result.kind === 'unavailable') {
         if (reserveFailsOpen(this.#rt, result)) return CONTINUE;
-        this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: id });
+        this.#reportLedgerUnavailable(id);
         this.#cancel(id, new ProxyError('budget_unavailable', { details: { reason: 'ledger unavailable' } })); // fixed, as above
         // No cap can be checked: the next spoken turn would be started, cancelled and billed too
         // (until 2026-12-06 every turn was, for as long as the ledger was down;
@@ -1896,10 +1905,8 @@ export class MeteringFilter implements Filter {
           return this.#refuse(budgetError(result.hit, { eventId: clientEventId, param: 'input_audio_buffer.commit' }));
         case 'unavailable':
           if (reserveFailsOpen(this.#rt, result)) return this.#commitLeaves({ ms, model, promptTokens, reservations: [] });
-          this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
-          this.#refused++;
           this.#holdAudio('ledger');
-          return reject(new ProxyError('budget_unavailable', { eventId: clientEventId, param: 'input_audio_buffer.commit', details: { reason: 'ledger unavailable' } }));
+          return this.#refuseLedgerUnavailable(clientEventId, 'input_audio_buffer.commit');
         default: {
           const never: never = result;
           return never;
@@ -1943,7 +1950,7 @@ export class MeteringFilter implements Filter {
       if (this.#closed || this.#ending) return CONTINUE;
       if (result.kind === 'unavailable') {
         if (reserveFailsOpen(this.#rt, result)) return CONTINUE;
-        this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
+        this.#reportLedgerUnavailable();
         this.#holdAudio('ledger');
         return CONTINUE;
       }
@@ -2174,7 +2181,6 @@ export class MeteringFilter implements Filter {
     return `${this.#ctx.id}:${++this.#seq}`;
   }
 
-  /** Context estimate × input rates + output cap × output rate (see context.ts for the estimate). */
   /**
    * The worst case of a response the server starts (VAD, idle timeout): it reads the whole
    * conversation, the session's prompt and MCP tool lists, and `extra` input (audio not committed yet).
@@ -2184,6 +2190,7 @@ export class MeteringFilter implements Filter {
     return this.#worstCase(priced, input, promptOf(this.#sessionInstructions(), this.#sessionTools()), maxOutput, textOnlyOutput);
   }
 
+  /** Context estimate × input rates + output cap × output rate (see context.ts for the estimate). */
   #worstCase(price: ModelPrice, input: ModalityTokens, promptTokens: number, maxOutput: number | 'inf', textOnlyOutput: boolean): Amount {
     // At the dearest of the model in use and any a switch in flight asks (until 2026-12-05 the
     // model in use only: a create right behind a switch to a dearer model was under-reserved).
@@ -2366,7 +2373,7 @@ export class MeteringFilter implements Filter {
     blocked.notified = true;
     this.#refused++;
     if (hit === 'ledger') {
-      this.#ctx.report({ kind: 'budget', action: 'ledger_unavailable', scope: 'tenant', limit: 'ledger', code: 'budget_unavailable', responseId: null });
+      this.#reportLedgerUnavailable();
       return reject(new ProxyError('budget_unavailable', { message: 'The spend ledger is unavailable: input audio is not accepted until it answers again.', details: { reason: 'ledger unavailable' }, param: 'input_audio_buffer.append', close: null }));
     }
     this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'tenant', limit: hit.cap, code: 'budget_exceeded', responseId: null });

@@ -1,12 +1,7 @@
-import type { UsageRecord } from './ledger.js';
+import type { Amount, UsageRecord } from './ledger.js';
 import type { Period } from './periods.js';
 
-export interface UnstoredAmount {
-  readonly nanos: number;
-  readonly tokens: number;
-}
-
-const NONE: UnstoredAmount = Object.freeze({ nanos: 0, tokens: 0 });
+const NONE: Amount = Object.freeze({ nanos: 0, tokens: 0 });
 
 /**
  * Amounts of settled records the ledger's store does not hold, per tenant and period: SQLite's
@@ -14,7 +9,7 @@ const NONE: UnstoredAmount = Object.freeze({ nanos: 0, tokens: 0 });
  * read of the store lacks, so the ledger adds it to the store's totals.
  */
 export class UnstoredAmounts {
-  readonly #byKey = new Map<string, UnstoredAmount>();
+  readonly #byKey = new Map<string, Amount>();
 
   static #key(tenant: string, period: Period): string {
     return `${tenant}\u0000${period.key}`;
@@ -32,7 +27,7 @@ export class UnstoredAmounts {
   }
 
   /** The tenant's unstored amount in `period` (zero when none). */
-  of(tenant: string, period: Period): UnstoredAmount {
+  of(tenant: string, period: Period): Amount {
     return this.#byKey.get(UnstoredAmounts.#key(tenant, period)) ?? NONE;
   }
 

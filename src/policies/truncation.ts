@@ -339,9 +339,14 @@ export class ContextTracker {
   buffered(id: string, ms: number): void {
     if (ms <= 0) return;
     this.#bufferedMs.set(id, ms);
+    this.#sizeByAudio(id);
+  }
+
+  /** A user audio item's estimate from its audio's length, once known (never below its create's, `floor`). */
+  #sizeByAudio(id: string): void {
     const item = this.#byId.get(id);
-    const audioMs = this.#audioMs(id);
-    if (item && audioMs !== null && !item.measured) item.tokens = Math.max(item.floor, ITEM_OVERHEAD + Math.ceil(audioMs / USER_AUDIO_MS_PER_TOKEN));
+    const ms = this.#audioMs(id);
+    if (item && ms !== null && !item.measured) item.tokens = Math.max(item.floor, ITEM_OVERHEAD + Math.ceil(ms / USER_AUDIO_MS_PER_TOKEN));
   }
 
   /**
@@ -400,9 +405,7 @@ export class ContextTracker {
     if (start !== null) s.start = start;
     if (end !== null) s.end = end;
     this.#speech.set(id, s);
-    const item = this.#byId.get(id);
-    const ms = this.#audioMs(id);
-    if (item && ms !== null && !item.measured) item.tokens = Math.max(item.floor, ITEM_OVERHEAD + Math.ceil(ms / USER_AUDIO_MS_PER_TOKEN));
+    this.#sizeByAudio(id);
   }
 
   /** The client's create of item `id` was sized at `tokens` before it went upstream: its estimate never drops below. */

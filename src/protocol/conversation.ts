@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, asString as str, keptId } from './json.js';
 import { sniffString, sniffStringSpan } from './sniff.js';
-import { parseOutputLimit, readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from './limits.js';
+import { readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from './limits.js';
 import { applySessionUpdate } from './session-update.js';
 import { parseUsage, type ResponseTokens } from './usage.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
@@ -490,8 +490,7 @@ export class Conversation implements ConversationView {
       const response = obj(ev['response']);
       const inConversation = response?.['conversation'] !== 'none';
       const origin: ResponseOrigin = injected ? 'proxy' : inConversation ? 'client' : 'out_of_band';
-      const own = parseOutputLimit(response?.['max_output_tokens']);
-      const maxOutput = own.kind === 'limit' ? own.value : null;
+      const maxOutput = readOutputLimit(response?.['max_output_tokens']);
       if (this.#pendingResponses.length >= MAX_PENDING) this.#pendingResponses.shift();
       this.#pendingResponses.push({ origin, eventId, inConversation, metadata: metadataKey(response?.['metadata']), maxOutput });
       // The client create a held turn's hold let go to stand for passed turns leaves with this id.

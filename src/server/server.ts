@@ -9,11 +9,10 @@ import type { Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { MAX_KEY_CHARS, sha256Hex, type TenantResolver } from '../tenants/resolver.js';
-import type { Tenant } from '../tenants/tenant.js';
 import { forwardedHeaderProblem, readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
-import { presentedCredentials, type PresentedCredentials } from './auth.js';
+import { presentedCredentials } from './auth.js';
 import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
 import { BodyBuffer } from './body-buffer.js';
 import { LingeringSockets } from './lingering-sockets.js';
@@ -821,22 +820,8 @@ export class ProxyServer {
     if (grant instanceof ProxyError) return refuse(grant, { browser: creds.browser });
     tenant ??= grant?.tenant ?? null;
     if (!tenant) return refuse(new ProxyError('invalid_api_key'), { browser: creds.browser });
-    // Checked again once admission has answered (#admitTenant): see there.
+    // The secret's lookup may have awaited: checked again here, and once more after admission (below).
     if (this.sessionsOpen >= this.#config.server.maxSessions) return refuse(new ProxyError('overloaded'));
-    await this.#admitTenant(exchange, context, rawQuery, headers, creds, tenant, grant, refuse);
-  }
-
-  /** The rest of #admitAndUpgrade for an authenticated upgrade. */
-  async #admitTenant(
-    exchange: Exchange,
-    context: us_socket_context_t,
-    rawQuery: string,
-    headers: Map<string, string>,
-    creds: PresentedCredentials,
-    tenant: Tenant,
-    grant: SecretGrant | null,
-    refuse: (error: ProxyError, extra?: Readonly<Record<string, unknown>>) => void,
-  ): Promise<void> {
     // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
     const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
     if (clientQuery instanceof ProxyError) return refuse(clientQuery);

@@ -98,7 +98,7 @@ function silent(port: number, from: string): Promise<{ socket: Socket; closed: P
   });
 }
 
-// Fixed ports of this file's range (47400-47449); two loopback addresses are two sources (Linux routes all of 127.0.0.0/8).
+// Two loopback addresses are two sources (Linux routes all of 127.0.0.0/8).
 describe('PrometheusListener under idle connections', () => {
   const held: Socket[] = [];
   afterEach(() => {
@@ -106,7 +106,7 @@ describe('PrometheusListener under idle connections', () => {
   });
 
   it(`one source holds at most ${PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE} connections: ${PROMETHEUS_MAX_CONNECTIONS} idle ones from one address leave room for a scrape from another`, async () => {
-    const l = await start(undefined, '127.0.0.1', 47400);
+    const l = await start();
     const flood: Array<{ socket: Socket; closed: Promise<string> }> = [];
     for (let i = 0; i < PROMETHEUS_MAX_CONNECTIONS; i++) {
       const c = await silent(l.port, '127.0.0.2');
@@ -124,7 +124,7 @@ describe('PrometheusListener under idle connections', () => {
   });
 
   it("a source's closed connections leave its share: more scrapes than the share, one after another, are all answered", async () => {
-    const l = await start(undefined, '127.0.0.1', 47402);
+    const l = await start();
     const statuses: number[] = [];
     // Each answer closes its connection (Connection: close) before the next one opens.
     for (let i = 0; i < PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE * 2; i++) statuses.push((await raw(l.port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${l.port}`, '127.0.0.2')).status);
@@ -132,7 +132,7 @@ describe('PrometheusListener under idle connections', () => {
   });
 
   it('a connection that sends nothing is closed (408) once a request could have arrived, not held on', { timeout: 25_000 }, async () => {
-    const l = await start(undefined, '127.0.0.1', 47401);
+    const l = await start();
     const c = await silent(l.port, '127.0.0.2');
     held.push(c.socket);
     // Node's default check every 30 s kept it up to 40 s (past this test's timeout); now about 10 s.
