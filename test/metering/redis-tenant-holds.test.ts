@@ -22,12 +22,12 @@ const clock = noonClock();
 const suite = redisSuite();
 const proxies = suite.proxies;
 
-async function instance(keyPrefix: string, port: number, workers: number): Promise<TestProxy> {
+async function instance(keyPrefix: string, workers: number): Promise<TestProxy> {
   const tp = await startTestProxy({
     start: { clock },
     tenants: { acme: { limits: HOLD_LIMITS } },
     config: {
-      server: { workers, port },
+      server: { workers },
       admin: { key: ADMIN_KEY },
       logging: { level: 'info' },
       metering: { admission: 'worst_case', ledger: { kind: 'redis', url: suite.redis().url, keyPrefix, commandTimeoutMs: 3000 } },
@@ -38,14 +38,14 @@ async function instance(keyPrefix: string, port: number, workers: number): Promi
 }
 
 describe('over-cap audio holds across instances sharing a Redis ledger', () => {
-  for (const [name, ports, workers] of [
-    ['relay workers → one process', [47141, 47142], [2, 1]],
-    ['one process → relay workers', [47143, 47144], [1, 2]],
+  for (const [name, workers] of [
+    ['relay workers → one process', [2, 1]],
+    ['one process → relay workers', [1, 2]],
   ] as const) {
     it(`${name}: after a session on one instance had its VAD response cancelled over the cap, a session on the other speaking pays none`, { timeout: 120_000 }, async () => {
       const keyPrefix = suite.keyPrefix('holds');
-      const a = await instance(keyPrefix, ports[0], workers[0]);
-      const b = await instance(keyPrefix, ports[1], workers[1]);
+      const a = await instance(keyPrefix, workers[0]);
+      const b = await instance(keyPrefix, workers[1]);
       const first = await a.client();
       const second = await b.client();
       await first.next('session.created', 15_000);

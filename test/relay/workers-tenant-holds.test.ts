@@ -14,7 +14,6 @@ import { HOLD_LIMITS, holdArrived, secondSessionPaysNothing } from '../metering/
  * worker: a session of the tenant on the other worker still started, and paid, one more.
  */
 
-const PORT = 47131;
 const proxies: TestProxy[] = [];
 afterEach(async () => {
   await Promise.all(proxies.splice(0).map((p) => p.stop()));
@@ -54,7 +53,7 @@ describe('over-cap audio holds across relay workers', () => {
       start: { clock: noonClock() },
       tenants: { acme: { limits: HOLD_LIMITS } },
       config: {
-        server: { workers: 2, port: PORT },
+        server: { workers: 2 },
         admin: { key: ADMIN_KEY },
         logging: { level: 'info' },
         metering: { admission: 'worst_case', ledger: { path: join(dir, 'ledger.sqlite') } },

@@ -16,7 +16,6 @@ import { PROMETHEUS_MAX_CONNECTIONS, PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE, Prom
  * never pipelines), so at most one exposition per connection is rendered and buffered.
  */
 
-const PORT = 47741;
 const PIPELINED = 50;
 const listeners: PrometheusListener[] = [];
 
@@ -30,7 +29,7 @@ describe('redteam 17g: pipelined scrapes on a connection that never reads', () =
     let rendersReached: () => void = () => undefined;
     const allRendered = new Promise<void>((resolve) => (rendersReached = resolve));
     // A fresh string per render, as the real exposition is: each answer its own memory.
-    const l = await PrometheusListener.start({ host: '127.0.0.1', port: PORT, path: '/metrics' }, async () => {
+    const l = await PrometheusListener.start({ host: '127.0.0.1', port: 0, path: '/metrics' }, async () => {
       renders++;
       if (renders >= PIPELINED) rendersReached();
       return `metric_padding ${'9'.repeat(64 * 1024)} ${renders}\n`;
@@ -52,7 +51,7 @@ describe('redteam 17g: pipelined scrapes on a connection that never reads', () =
 
   it('still answers scrapes one after another on one keep-alive connection', async () => {
     let renders = 0;
-    const l = await PrometheusListener.start({ host: '127.0.0.1', port: PORT + 1, path: '/metrics' }, async () => `metric ${++renders}\n`);
+    const l = await PrometheusListener.start({ host: '127.0.0.1', port: 0, path: '/metrics' }, async () => `metric ${++renders}\n`);
     listeners.push(l);
     const socket = connect({ host: '127.0.0.1', port: l.port });
     let received = '';
@@ -116,7 +115,7 @@ describe('redteam 17g: scrapes whose answers are never read', () => {
     expect(held).toBe(PROMETHEUS_MAX_CONNECTIONS);
     // Larger than the loopback socket buffers a reader that never reads leaves room for.
     const counter = renderCounter(`metric_padding ${'9'.repeat(8 * 1024 * 1024)}\n`, held);
-    const l = await PrometheusListener.start({ host: '127.0.0.1', port: PORT + 2, path: '/metrics' }, counter.text);
+    const l = await PrometheusListener.start({ host: '127.0.0.1', port: 0, path: '/metrics' }, counter.text);
     listeners.push(l);
     const sockets = holders.flatMap((from) =>
       Array.from({ length: PROMETHEUS_MAX_CONNECTIONS_PER_SOURCE }, () => {
