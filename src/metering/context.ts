@@ -1,5 +1,6 @@
 import type { JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, keptId, MAX_KEPT_ID_CHARS } from '../protocol/json.js';
+import { G711_BYTES_PER_MS } from '../protocol/audio-format.js';
 import type { ModalityTokens } from './pricing.js';
 import { LazyMap } from '../lazy-collections.js';
 
@@ -46,7 +47,7 @@ export function audioMsOfBase64(encodedChars: number, bytesPerMs: number): numbe
   return Math.ceil((encodedChars * 3) / 4 / bytesPerMs);
 }
 
-/** Audio tokens of `encodedChars` base64 characters of input audio at `bytesPerMs` (48 PCM16, 8 G.711). */
+/** Audio tokens of `encodedChars` base64 characters of input audio at `bytesPerMs` (src/protocol/audio-format.ts). */
 export function audioTokensOfBase64(encodedChars: number, bytesPerMs: number): number {
   const ms = audioMsOfBase64(encodedChars, bytesPerMs);
   return Math.ceil((ms * USER_AUDIO_TOKENS_PER_SEC) / 1000);
@@ -192,10 +193,11 @@ export class ConversationEstimate {
    */
   readonly #ahead: { readonly audio: number; readonly chars: number }[] = [];
   /**
-   * Input audio bytes per millisecond: 48 for PCM16 at 24 kHz, 8 for G.711. Until the upstream
-   * reports the format, the densest (G.711: the most audio per byte), so the estimate stays high.
+   * Input audio bytes per millisecond (`budgetedInputBytesPerMs`: 48 for PCM16 at 24 kHz, 8 for
+   * G.711). Until the upstream reports the format, the densest (G.711: the most audio per byte), so
+   * the estimate stays high.
    */
-  bytesPerMs = 8;
+  bytesPerMs = G711_BYTES_PER_MS;
 
   /** The whole default conversation, as the next response in it would read it. */
   total(): ModalityTokens {

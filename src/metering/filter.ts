@@ -6,6 +6,7 @@ import { ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN, isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
 import { asObject as obj, asString as str } from '../protocol/json.js';
 import { BETA_OUTPUT_LIMIT, exceeds, parseOutputLimit, readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from '../protocol/limits.js';
+import { budgetedInputBytesPerMs } from '../protocol/audio-format.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
 import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate, UNKNOWN_SIZE } from './context.js';
@@ -220,9 +221,9 @@ function outputAsInput(output: { readonly tokens: number; readonly textOnly: boo
 
 /**
  * A session's (or an update's) input audio settings under their GA names (`transcription`,
- * `turn_detection`, `format`): GA's `audio.input`, and the Azure preview protocol's (beta) flat
- * `input_audio_transcription`, `turn_detection` and `input_audio_format` (`pcm16`; anything else
- * read as G.711, the denser estimate). GA's members win where both are given. Until 2026-12-06 the
+ * `turn_detection`): GA's `audio.input`, and the Azure preview protocol's (beta) flat
+ * `input_audio_transcription` and `turn_detection`. GA's members win where both are given. (The
+ * format is read by `budgetedInputBytesPerMs`, src/protocol/audio-format.ts.) Until 2026-12-06 the
  * beta members were not read: a preview session's transcription was unpriced and, when its
  * completed event never came, free (test/metering/redteam-15c-preview-transcription.test.ts).
  */
@@ -232,8 +233,6 @@ function inputAudioSettings(session: JsonObject | null): JsonObject | null {
   const beta: JsonObject = {};
   if (Object.hasOwn(session, 'input_audio_transcription')) beta['transcription'] = session['input_audio_transcription'] ?? null;
   if (Object.hasOwn(session, 'turn_detection')) beta['turn_detection'] = session['turn_detection'] ?? null;
-  const betaFormat = str(session['input_audio_format']);
-  if (betaFormat !== null) beta['format'] = { type: betaFormat === 'pcm16' ? 'audio/pcm' : 'audio/pcmu' };
   if (ga === null && Object.keys(beta).length === 0) return null;
   return { ...beta, ...ga };
 }
@@ -866,7 +865,6 @@ export class MeteringFilter implements Filter {
    */
   #guess(session: JsonObject | null, n = this.#ctx.conversation.sessionUpdatesSent + 1): void {
     if (!session || session['type'] === 'transcription') return;
-    const format = str(obj(inputAudioSettings(session)?.['format'])?.['type']);
     const gaMax = readOutputLimit(session['max_output_tokens']);
     // A preview upstream reads the beta member: guessed too, the larger of both (until 2026-12-07 it
     // was not, and a create right behind an update lifting it was priced at the old limit).
@@ -878,7 +876,7 @@ export class MeteringFilter implements Filter {
       tools: 'tools' in session ? toolsEstimate(session['tools']) : null,
       maxOutput: dearerLimit(gaMax, betaMax),
       textOnly: askedTextOnly(session, this.#rt.previewUpstream === true),
-      bytesPerMs: format === null ? null : format === 'audio/pcm' ? 48 : 8,
+      bytesPerMs: budgetedInputBytesPerMs(session),
       prompt: 'prompt' in session ? (promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS }) : null,
       price: model !== null && model !== this.#model ? (this.#rt.prices.lookup(model)?.price ?? null) : null,
       mcp: 'tools' in session ? mcpLabelsOf(session['tools']) : null,
@@ -1467,7 +1465,7 @@ export class MeteringFilter implements Filter {
         this.#onSession(frame);
         return CONTINUE;
       case 'transcription_session.updated':
-        this.#onInputAudio(inputAudioSettings(obj(frame.json()['session'])));
+        this.#onInputAudio(obj(frame.json()['session']));
         this.#tx.transcriptionSessionUpdateAnswered(null);
         return CONTINUE;
       case 'error':
@@ -1511,7 +1509,7 @@ export class MeteringFilter implements Filter {
       this.#model = model;
       this.#price = lookup;
     }
-    this.#onInputAudio(inputAudioSettings(session));
+    this.#onInputAudio(session);
     if (session['type'] === 'transcription') return;
     if ('truncation' in session) {
       const reported = JSON.stringify(session['truncation'] ?? null);
@@ -1537,15 +1535,16 @@ export class MeteringFilter implements Filter {
     }
   }
 
-  /** The session's input audio settings as the upstream reports them (`inputAudioSettings`). */
-  #onInputAudio(input: JsonObject | null): void {
+  /** The session's input audio settings as the upstream reports them (`inputAudioSettings`, and its format). */
+  #onInputAudio(session: JsonObject | null): void {
+    const input = inputAudioSettings(session);
     if (input && 'transcription' in input) this.#tx.reported(obj(input['transcription']));
     if (input && 'turn_detection' in input) {
       const td = obj(input['turn_detection']);
       this.#vad = td ? turnDetectionOf(td) : null;
     }
-    const format = str(obj(input?.['format'])?.['type']);
-    if (format !== null) this.#estimate.bytesPerMs = format === 'audio/pcm' ? 48 : 8;
+    const reported = session ? budgetedInputBytesPerMs(session) : null;
+    if (reported !== null) this.#estimate.bytesPerMs = reported;
     // An update still in flight asking for the denser format keeps it (the estimate stays high).
     for (const g of this.#guesses) if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
   }

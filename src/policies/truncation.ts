@@ -8,6 +8,7 @@ import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Provenance } from '../protocol/conversation.js';
 import { clientEventId } from './util.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
+import { budgetedInputBytesPerMs, G711_BYTES_PER_MS } from '../protocol/audio-format.js';
 
 /**
  * An item's `call_id` as this filter keeps and compares it: a client-chosen id over
@@ -28,6 +29,8 @@ function keptOrNull(id: string | null): string | null {
  * each refused create kept its item's `call_id` whole (src/policies/truncation-pending-bound.test.ts).
  */
 const MAX_PENDING_CREATES = 256;
+/** Unanswered `session.update`s whose asked input format is kept (#askedBytesPerMs), as metering keeps its guesses. */
+const MAX_ASKED_FORMATS = 64;
 
 export const TRUNCATION_FILTER = 'policies.truncation';
 
@@ -39,8 +42,6 @@ const ITEM_OVERHEAD = 4;
 const USER_AUDIO_MS_PER_TOKEN = 100;
 const ASSISTANT_AUDIO_MS_PER_TOKEN = 50;
 const IMAGE_TOKENS = 255;
-/** Bytes of the API's input audio (24 kHz mono PCM16) per millisecond: g711 carries 6× the audio per byte, so such audio is undercounted. */
-const PCM16_BYTES_PER_MS = 48;
 
 const textTokens = (s: string) => Math.ceil(s.length / 4);
 
@@ -229,8 +230,12 @@ interface TrackedItem {
   floor: number;
 }
 
-/** Rough token count of an item from its content (audio from its duration when known). */
-export function estimateItemTokens(item: JsonObject, audioMs: number | null): number {
+/**
+ * Rough token count of an item from its content (audio from its duration when known). Audio it
+ * carries (base64) is sized at `bytesPerMs`: the session's input format (the API takes a created
+ * item's audio in it), G.711's (the densest, never counted short) where it is not known.
+ */
+export function estimateItemTokens(item: JsonObject, audioMs: number | null, bytesPerMs = G711_BYTES_PER_MS): number {
   let t = ITEM_OVERHEAD;
   const type = item['type'];
   if (type === 'function_call') return t + textTokens(asString(item['name']) ?? '') + textTokens(asString(item['arguments']) ?? '');
@@ -246,7 +251,7 @@ export function estimateItemTokens(item: JsonObject, audioMs: number | null): nu
       // Audio a client put in itself (base64 `audio`) is sized by its length: until 2026-12-07 by its
       // transcript only, none, and 60 s of it counted 4 tokens (test/policies/redteam-17f-created-audio.test.ts).
       const carried = asString(part['audio']);
-      const dataMs = carried === null ? 0 : Math.floor((carried.length * 3) / 4) / PCM16_BYTES_PER_MS;
+      const dataMs = carried === null ? 0 : Math.floor((carried.length * 3) / 4) / bytesPerMs;
       if (audioMs !== null) t += Math.ceil(Math.max(audioMs, dataMs) / rate);
       else t += Math.max(textTokens(asString(part['transcript']) ?? '') * (assistant ? 3 : 2), Math.ceil(dataMs / rate));
     } else if (pt === 'input_image') {
@@ -293,6 +298,12 @@ export class ContextTracker {
   /** Committed turns' audio by the bytes appended for them (see `buffered`). */
   readonly #bufferedMs = new LazyMap<string, number>();
   #overhead = 0;
+  /** The session's input audio bytes per millisecond now, for audio an item shown carries (`estimateItemTokens`). */
+  readonly #inputBytesPerMs: () => number;
+
+  constructor(inputBytesPerMs: () => number = () => G711_BYTES_PER_MS) {
+    this.#inputBytesPerMs = inputBytesPerMs;
+  }
 
   get size(): number {
     return this.#items.length;
@@ -365,7 +376,7 @@ export class ContextTracker {
       existing.callId = callIdOf(item) ?? existing.callId;
       existing.status = asString(item['status']);
       if (provenance !== undefined) existing.byModel = provenance === 'model';
-      if (!existing.measured) existing.tokens = Math.max(existing.floor, estimateItemTokens(item, this.#audioMs(id)));
+      if (!existing.measured) existing.tokens = Math.max(existing.floor, estimateItemTokens(item, this.#audioMs(id), this.#inputBytesPerMs()));
       return false;
     }
     const tracked: TrackedItem = {
@@ -373,7 +384,7 @@ export class ContextTracker {
       type,
       role: asString(item['role']),
       callId: callIdOf(item),
-      tokens: estimateItemTokens(item, this.#audioMs(id)),
+      tokens: estimateItemTokens(item, this.#audioMs(id), this.#inputBytesPerMs()),
       measured: false,
       status: asString(item['status']),
       byModel: provenance === 'model',
@@ -593,7 +604,7 @@ export class TruncationFilter implements Filter {
   readonly #ctx: SessionContext;
   readonly #budget: Budget | null;
   readonly #policy: string;
-  readonly tracker = new ContextTracker();
+  readonly tracker = new ContextTracker(() => this.#inputBytesPerMs());
   /**
    * Items the client created that the server has not echoed yet (a client usually sends
    * `conversation.item.create` and `response.create` back to back): counted toward the budget
@@ -620,6 +631,22 @@ export class TruncationFilter implements Filter {
   #prefix: PromptPrefix = NO_PREFIX;
   /** `ctx.audio.inputBytes` when the input buffer last emptied (a commit or a clear the upstream confirmed). */
   #bufferStartBytes = 0;
+  /**
+   * The session's input audio bytes per millisecond as the upstream confirmed it (its
+   * `session.created`, `session.updated`): G.711's (the densest) until it has, as metering's
+   * estimate, so audio is never counted short. Until 2026-12-07 this filter sized all input audio
+   * as PCM16 and a G.711 session's audio counted a sixth of what it is
+   * (test/policies/redteam-18-g711-truncation.test.ts).
+   */
+  #confirmedBytesPerMs = G711_BYTES_PER_MS;
+  /**
+   * Input formats `session.update`s asked (the client's and the proxy's), by their place among the
+   * session's updates (`n`), until the upstream answers them. Not taken as the session's format on
+   * the way out (the upstream may refuse the update), but the audio appended behind an update is
+   * in the new format once it applies: meanwhile the denser of the asked and the confirmed counts,
+   * as metering's #guesses do. Bounded as those are.
+   */
+  #askedBytesPerMs: { readonly n: number; readonly bytesPerMs: number }[] = [];
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
     this.#ctx = ctx;
@@ -643,7 +670,7 @@ export class TruncationFilter implements Filter {
           this.#forgotten.count++;
           this.#forgotten.tokens += this.#pending.shift()!.tokens;
         }
-        this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: callIdOf(item), tokens: estimateItemTokens(item, null), id: keptOrNull(asString(item['id'])) });
+        this.#pending.push({ type: asString(item['type']), role: asString(item['role']), callId: callIdOf(item), tokens: estimateItemTokens(item, null, this.#inputBytesPerMs()), id: keptOrNull(asString(item['id'])) });
       }
       return CONTINUE;
     }
@@ -710,7 +737,7 @@ export class TruncationFilter implements Filter {
     for (const entry of items) {
       const item = asObject(entry);
       if (!item) continue;
-      if (item['type'] !== 'item_reference') tokens += estimateItemTokens(item, null);
+      if (item['type'] !== 'item_reference') tokens += estimateItemTokens(item, null, this.#inputBytesPerMs());
       else {
         const ref = asString(item['id']);
         // An item the client created with its own id and the upstream has not shown yet is read all
@@ -737,7 +764,27 @@ export class TruncationFilter implements Filter {
     const refused = injected ? null : prefixRefusal(this.#budget!, this.#prefix, next, session, 'session', clientEventId(ev));
     if (refused) return reject(refused);
     this.#prefix = next;
+    const asked = budgetedInputBytesPerMs(session);
+    if (asked !== null) {
+      this.#dropAnsweredFormats();
+      if (this.#askedBytesPerMs.length >= MAX_ASKED_FORMATS) this.#askedBytesPerMs.shift();
+      this.#askedBytesPerMs.push({ n: this.#ctx.conversation.sessionUpdatesSent + 1, bytesPerMs: asked });
+    }
     return CONTINUE;
+  }
+
+  /** Input audio bytes per millisecond now: the confirmed format's, or a denser one an unanswered update asked. */
+  #inputBytesPerMs(): number {
+    const answered = this.#ctx.conversation.sessionUpdatesAnswered;
+    let bytesPerMs = this.#confirmedBytesPerMs;
+    for (const a of this.#askedBytesPerMs) if (a.n > answered) bytesPerMs = Math.min(bytesPerMs, a.bytesPerMs);
+    return bytesPerMs;
+  }
+
+  /** Forgets the asked formats the upstream has answered (applied, and then confirmed, or refused). */
+  #dropAnsweredFormats(): void {
+    const answered = this.#ctx.conversation.sessionUpdatesAnswered;
+    if (this.#askedBytesPerMs.some((a) => a.n <= answered)) this.#askedBytesPerMs = this.#askedBytesPerMs.filter((a) => a.n > answered);
   }
 
   /**
@@ -749,6 +796,9 @@ export class TruncationFilter implements Filter {
   #sessionShown(type: string, ev: JsonObject): void {
     const session = asObject(ev['session']);
     if (!session || session['type'] === 'transcription') return;
+    const confirmed = budgetedInputBytesPerMs(session);
+    if (confirmed !== null) this.#confirmedBytesPerMs = confirmed;
+    this.#dropAnsweredFormats();
     const conversation = this.#ctx.conversation;
     const outstanding = conversation.sessionUpdatesAnswered < conversation.sessionUpdatesSent;
     if (type === 'session.created') {
@@ -885,10 +935,10 @@ export class TruncationFilter implements Filter {
         this.tracker.speech(id, null, asNumber(ev['audio_end_ms']));
         break;
       case 'input_audio_buffer.committed': {
-        // What the client appended since the buffer last emptied is this turn (decoded PCM16).
+        // What the client appended since the buffer last emptied is this turn (decoded bytes, in the session's input format).
         const appended = this.#ctx.audio.inputBytes - this.#bufferStartBytes;
         this.#bufferStartBytes = this.#ctx.audio.inputBytes;
-        if (id !== null) this.tracker.buffered(id, appended / PCM16_BYTES_PER_MS);
+        if (id !== null) this.tracker.buffered(id, appended / this.#inputBytesPerMs());
         break;
       }
       case 'input_audio_buffer.cleared':

@@ -19,6 +19,7 @@ import {
   type Usage,
 } from './records.js';
 import { LazyMap } from '../lazy-collections.js';
+import { audioFormatOf, PCM16_BYTES_PER_MS, statedAudioFormat } from '../protocol/audio-format.js';
 import { clipSpanString, SPAN_STRING_LIMIT } from './span-records.js';
 
 /** Where the tracker delivers what it learns. Called synchronously from the frame handlers. */
@@ -132,34 +133,6 @@ const MAX_ID_CHARS = SPAN_STRING_LIMIT;
 const MAX_MODALITIES = 4;
 const GUARDRAIL_SEVERITY: Readonly<Record<string, number>> = { log: 1, redact: 2, block: 3, cancel_response: 4, end_session: 5 };
 
-/**
- * PCM sample rates telemetry believes (Hz). The rate is what the upstream confirmed, and an upstream
- * that echoes a client's `rate: 0` or `-24000` made audio milliseconds bytes / 0 = Infinity or
- * negative: summed into the tenant's totals, `rtproxy_audio_duration_total` stayed +Inf or went
- * down (until 2026-12-06). Outside this range the GA API's only rate, 24 kHz, is assumed.
- */
-const MIN_PCM_RATE = 8_000;
-const MAX_PCM_RATE = 48_000;
-
-function pcmRate(rate: number | null): number {
-  return rate !== null && rate >= MIN_PCM_RATE && rate <= MAX_PCM_RATE ? rate : 24_000;
-}
-
-function formatInfo(format: unknown): { name: string; bytesPerMs: number } | null {
-  if (typeof format === 'string') {
-    // Beta names.
-    if (format === 'pcm16') return { name: 'pcm16', bytesPerMs: 48 };
-    if (format === 'g711_ulaw' || format === 'g711_alaw') return { name: format, bytesPerMs: 8 };
-    return null;
-  }
-  const f = asObject(format);
-  const type = asString(f?.['type']);
-  if (type === 'audio/pcm') return { name: 'pcm16', bytesPerMs: (pcmRate(asNumber(f?.['rate'])) * 2) / 1000 };
-  if (type === 'audio/pcmu') return { name: 'g711_ulaw', bytesPerMs: 8 };
-  if (type === 'audio/pcma') return { name: 'g711_alaw', bytesPerMs: 8 };
-  return null;
-}
-
 /** The first few distinct `output_modalities` (clipped): a hostile array of any length is not copied. */
 function modalities(raw: unknown): string[] {
   const out: string[] = [];
@@ -202,8 +175,8 @@ function usageRecord(t: ResponseTokens | null): Usage | null {
  */
 export class TurnTracker {
   // Audio formats in effect, and the totals at the last format change (ms = base + bytes since / rate).
-  #inBytesPerMs = 48;
-  #outBytesPerMs = 48;
+  #inBytesPerMs = PCM16_BYTES_PER_MS;
+  #outBytesPerMs = PCM16_BYTES_PER_MS;
   #inMsBase = 0;
   #inBytesBase = 0;
   #outMsBase = 0;
@@ -217,8 +190,8 @@ export class TurnTracker {
     interruptResponse: true,
     inputFormat: 'pcm16',
     outputFormat: 'pcm16',
-    inputBytesPerMs: 48,
-    outputBytesPerMs: 48,
+    inputBytesPerMs: PCM16_BYTES_PER_MS,
+    outputBytesPerMs: PCM16_BYTES_PER_MS,
   };
 
   readonly #sink: TurnSink;
@@ -558,13 +531,12 @@ export class TurnTracker {
     v.model = asString(s?.['model']) ?? v.model;
     const audio = asObject(s?.['audio']);
     const input = asObject(audio?.['input']);
-    const output = asObject(audio?.['output']);
-    const inFmt = formatInfo(input ? input['format'] : s['input_audio_format']);
+    const inFmt = audioFormatOf(statedAudioFormat(s, 'input'));
     if (inFmt) {
       v.inputFormat = inFmt.name;
       v.inputBytesPerMs = inFmt.bytesPerMs;
     }
-    const outFmt = formatInfo(output ? output['format'] : s['output_audio_format']);
+    const outFmt = audioFormatOf(statedAudioFormat(s, 'output'));
     if (outFmt) {
       v.outputFormat = outFmt.name;
       v.outputBytesPerMs = outFmt.bytesPerMs;

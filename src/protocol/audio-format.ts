@@ -1,0 +1,85 @@
+import type { JsonObject } from '../pipeline/frame.js';
+import { asNumber, asObject, asString } from './json.js';
+
+/*
+ * A realtime session's audio formats, read one way by every concern that turns audio bytes into
+ * time: telemetry's durations, metering's audio tokens, truncation's context estimate.
+ *
+ * GA states a format as an object under `audio.input.format` / `audio.output.format`:
+ * `{type: "audio/pcm", rate: 24000}` (24 kHz is GA's only rate), `{type: "audio/pcmu"}`,
+ * `{type: "audio/pcma"}`. The beta (preview) protocol states it as a string in
+ * `input_audio_format` / `output_audio_format`: `pcm16`, `g711_ulaw`, `g711_alaw`.
+ */
+
+export type AudioFormatName = 'pcm16' | 'g711_ulaw' | 'g711_alaw';
+
+export interface AudioFormat {
+  /** Beta's name of the format (telemetry reports formats by it, whichever protocol stated them). */
+  readonly name: AudioFormatName;
+  readonly bytesPerMs: number;
+}
+
+/** 24 kHz mono PCM16: GA's only PCM rate and the API's default format. */
+export const PCM16_BYTES_PER_MS = 48;
+/** G.711 (8 kHz, a byte a sample): the most audio per byte of any format the API takes. */
+export const G711_BYTES_PER_MS = 8;
+
+/**
+ * PCM sample rates believed (Hz). An upstream echoes the rate a client asked, and one that echoed
+ * `rate: 0` or `-24000` made telemetry's audio milliseconds bytes / 0 = Infinity or negative:
+ * summed into the tenant's totals, `rtproxy_audio_duration_total` stayed +Inf or went down (until
+ * 2026-12-06). Outside this range GA's only rate, 24 kHz, is assumed.
+ */
+const MIN_PCM_RATE = 8_000;
+const MAX_PCM_RATE = 48_000;
+const DEFAULT_PCM_RATE = 24_000;
+
+function pcmBytesPerMs(rate: number | null): number {
+  const believed = rate !== null && rate >= MIN_PCM_RATE && rate <= MAX_PCM_RATE ? rate : DEFAULT_PCM_RATE;
+  return (believed * 2) / 1000;
+}
+
+const format = (name: AudioFormatName, bytesPerMs: number): AudioFormat => Object.freeze({ name, bytesPerMs });
+const BETA_FORMATS: ReadonlyMap<string, AudioFormat> = new Map([
+  ['pcm16', format('pcm16', PCM16_BYTES_PER_MS)],
+  ['g711_ulaw', format('g711_ulaw', G711_BYTES_PER_MS)],
+  ['g711_alaw', format('g711_alaw', G711_BYTES_PER_MS)],
+]);
+const GA_G711_FORMATS: ReadonlyMap<string, AudioFormat> = new Map([
+  ['audio/pcmu', format('g711_ulaw', G711_BYTES_PER_MS)],
+  ['audio/pcma', format('g711_alaw', G711_BYTES_PER_MS)],
+]);
+
+/** A format as GA (an object) or beta (a string) states it; null for one the proxy does not know. */
+export function audioFormatOf(stated: unknown): AudioFormat | null {
+  if (typeof stated === 'string') return BETA_FORMATS.get(stated) ?? null;
+  const ga = asObject(stated);
+  const type = asString(ga?.['type']);
+  if (type === 'audio/pcm') return format('pcm16', pcmBytesPerMs(asNumber(ga?.['rate'])));
+  return type === null ? null : (GA_G711_FORMATS.get(type) ?? null);
+}
+
+/**
+ * The format a session (or a `session.update`'s `session`) states for `direction`: GA's
+ * `audio.<direction>.format` where given, else beta's `<direction>_audio_format`. Undefined when
+ * it states none (`null` is none too: neither protocol takes it as a format).
+ */
+export function statedAudioFormat(session: JsonObject, direction: 'input' | 'output'): unknown {
+  const ga = asObject(asObject(session['audio'])?.[direction])?.['format'];
+  if (ga !== undefined && ga !== null) return ga;
+  const beta = session[`${direction}_audio_format`];
+  return beta === null ? undefined : beta;
+}
+
+/**
+ * Input audio bytes per millisecond a session (or update) states, read so the audio is never
+ * counted short, by the budgets (metering's reservations, truncation's context): a format stated
+ * but not known as G.711's, the densest; a PCM rate above 24 kHz as 24 kHz (the upstream echoes a
+ * rate a client asked, and plays GA's only one). Null when the session states no input format.
+ */
+export function budgetedInputBytesPerMs(session: JsonObject): number | null {
+  const stated = statedAudioFormat(session, 'input');
+  if (stated === undefined) return null;
+  const format = audioFormatOf(stated);
+  return format === null ? G711_BYTES_PER_MS : Math.min(format.bytesPerMs, PCM16_BYTES_PER_MS);
+}
