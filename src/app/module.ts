@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Ledger } from '../metering/ledger.js';
 import type { Clock, FilterFactory } from '../pipeline/filter.js';
+import type { ProxyError } from '../protocol/errors.js';
 import type { TenantResolver } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 
@@ -101,9 +102,10 @@ export interface ProxyModule {
   readiness?(): string | null;
   /**
    * A WebSocket credential that is no tenant key (a client secret this proxy minted, src/calls): the
-   * tenant, model and governed session config it stands for, or null when it stands for none.
+   * tenant, model and governed session config it stands for, or null when it stands for none; an
+   * error when it cannot tell now (its store is down: `calls_store_unavailable`).
    */
-  resolveSecret?(key: string): Promise<SecretGrant | null>;
+  resolveSecret?(key: string): Promise<SecretGrant | ProxyError | null>;
   /** An upgrade was refused before a session existed (`reason`: an error code or `not_found`). */
   onUpgradeRefused?(reason: string): void;
   /** Sessions this module runs or is starting beside the server's WebSocket sessions (a call's sidebands, offers on their way upstream): they count against `server.maxSessions`. */

@@ -21,8 +21,9 @@ import { AttachedSockets, MAX_CLIENT_SOCKETS_PER_CALL } from './attached-sockets
 import { CallGovernors } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
-import type { CallStore, SecretRecord } from './store.js';
+import type { CallRecord, CallStore, SecretRecord } from './store.js';
 import { acceptBoundMs, routeSipCall } from './sip.js';
+import { CallStoreUnavailable, OutageGuardedStore, storeUnavailableError, storeUnavailableReply } from './store-outage.js';
 import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
 import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersProblem } from './webhook.js';
 
@@ -39,7 +40,8 @@ export interface CallsModuleDeps extends ModuleDeps {
 }
 
 function errorReply(error: ProxyError): HttpReply {
-  return json(error.httpStatus, error.toHttpBody());
+  // A store outage also tells the client when to retry.
+  return error.code === 'calls_store_unavailable' ? storeUnavailableReply(error) : json(error.httpStatus, error.toHttpBody());
 }
 
 /**
@@ -104,6 +106,17 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     tenant: (id) => deps.tenants.tenants.get(id),
     admitTakenOver: (call) => admitCall(call.tenant, call.model),
   });
+  /**
+   * The store as requests use it: a failure there is answered 503 `calls_store_unavailable` and
+   * logged once per outage (store-outage.ts). The governors keep the store itself (their lease
+   * renewals and sweeps log and retry on their own).
+   */
+  const requestStore = new OutageGuardedStore(store, log);
+  /** A store outage answered 503 (with the route's CORS headers); anything else goes on to the server's 500. */
+  const outageReply = (err: unknown, req: HttpRequestHead | null = null): HttpReply => {
+    if (!(err instanceof CallStoreUnavailable)) throw err;
+    return req ? withCors(req, storeUnavailableReply()) : storeUnavailableReply();
+  };
   const wall = () => deps.clock.wall();
   const liveSecrets = new LiveSecrets(cfg.maxLiveSecretsPerTenant);
   const attached = new AttachedSockets();
@@ -119,11 +132,17 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       // Synchronous unless there is a call to look up: plain sessions keep a synchronous admission.
       if (callId === undefined) return null;
       // Only the tenant that created the call (through this proxy) may attach to it.
-      return store.getCall(callId, wall()).then((record) => {
-        if (record && record.tenant === req.tenant.id) return attached.full(callId) ? socketsExceeded() : null;
-        log.info({ event: 'call_attach_refused', tenant: req.tenant.id }, 'client attach to a call of another tenant (or unknown) refused');
-        return new ProxyError('call_not_found');
-      });
+      return requestStore.getCall(callId, wall()).then(
+        (record) => {
+          if (record && record.tenant === req.tenant.id) return attached.full(callId) ? socketsExceeded() : null;
+          log.info({ event: 'call_attach_refused', tenant: req.tenant.id }, 'client attach to a call of another tenant (or unknown) refused');
+          return new ProxyError('call_not_found');
+        },
+        (err: unknown) => {
+          if (err instanceof CallStoreUnavailable) return storeUnavailableError();
+          throw err;
+        },
+      );
     },
     create(ctx) {
       if (!ctx.callId) return {};
@@ -197,7 +216,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     if (!key.startsWith(CLIENT_SECRET_PREFIX) || key.length > MAX_KEY_CHARS) {
       return withCors(req, errorReply(key.startsWith('ek_') ? new ProxyError('invalid_client_secret', { close: null }) : new ProxyError('invalid_api_key', { close: null })));
     }
-    return store.getSecret(sha256Hex(key), wall()).then((record) => (record ? 'authenticated' : withCors(req, errorReply(new ProxyError('invalid_client_secret', { close: null })))));
+    return requestStore.getSecret(sha256Hex(key), wall()).then(
+      (record) => (record ? 'authenticated' : withCors(req, errorReply(new ProxyError('invalid_client_secret', { close: null })))),
+      (err: unknown) => outageReply(err, req),
+    );
   };
 
   /**
@@ -266,12 +288,14 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       }
       // Its start is kept with the binding: a sideband that takes it over measures its duration from it.
       const startedAtMs = wall();
-      await store.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs }, governors.lease(), wall());
+      await requestStore.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs }, governors.lease(), wall());
       governors.start({ callId, tenant, model, kind, onAttach, usage: { startedAtMs, tokens: 0 } });
     } catch (err) {
-      callLog.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the call could not be bound or governed');
+      const storeDown = err instanceof CallStoreUnavailable;
+      // The store's outage is logged once (store-outage.ts); the call hung up is logged each time.
+      callLog.error({ call: callId, err: storeDown ? 'calls store unavailable' : err instanceof Error ? err.message : String(err) }, 'the call could not be bound or governed: hanging it up');
       governors.hangup(callId, callLog, 'the call could not be bound or governed');
-      return new ProxyError('upstream_unavailable', { message: 'The call could not be governed and was ended.', close: null });
+      return storeDown ? new ProxyError('calls_store_unavailable', { message: 'The calls store is unavailable: the call was ended; retry shortly.', close: null }) : new ProxyError('upstream_unavailable', { message: 'The call could not be governed and was ended.', close: null });
     }
     callLog.info({ event: 'call_created', tenant: tenant.id, call: callId, transport: kind, model }, 'call created');
     return null;
@@ -318,10 +342,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       // The minting key's hash (never the key): the secret is good only while that key is still the tenant's.
       const keySha256 = sha256Hex(presentedCredentials(req.headers).key ?? '');
       try {
-        await store.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs, session: governed.session, keySha256 }, wall());
+        await requestStore.putSecret(sha256Hex(value), { tenant: tenant.id, policy: tenant.policy, model: governed.model, expiresAtMs, session: governed.session, keySha256 }, wall());
       } catch (err) {
         liveSecrets.release(tenant.id, expiresAtMs);
-        throw err;
+        return outageReply(err);
       }
       log.info({ event: 'client_secret_minted', tenant: tenant.id, model: governed.model, seconds, locked: governed.rewritten, guardrails: governed.guardrails }, 'client secret minted');
       return json(200, { value, expires_at: Math.floor(expiresAtMs / 1000), session: governed.session });
@@ -365,7 +389,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     let tenant: Tenant;
     let model: string;
     let send: () => Promise<UpstreamReply>;
-    const secretRecord = key && key.startsWith('ek_') ? await store.getSecret(sha256Hex(key), wall()) : null;
+    const secretRecord = key && key.startsWith('ek_') ? await requestStore.getSecret(sha256Hex(key), wall()) : null;
     // A static tenant key may also start with ek_ (browser WebSocket clients): it takes the tenant path.
     if (key && key.startsWith('ek_') && (secretRecord || !deps.tenants.resolve(key))) {
       // A browser with a secret this proxy minted: the call is created with its (governed) config.
@@ -452,7 +476,11 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     maxBodyBytes: cfg.maxBodyBytes,
     admit: callAdmission,
     async handle(req) {
-      return withCors(req, await createCall(req));
+      try {
+        return withCors(req, await createCall(req));
+      } catch (err) {
+        return outageReply(err, req);
+      }
     },
   };
 
@@ -466,7 +494,12 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       const tenant = tenantOf(req);
       if (tenant instanceof ProxyError) return errorReply(tenant);
       const callId = params['callId'] ?? '';
-      const record = await store.getCall(callId, wall());
+      let record: CallRecord | null;
+      try {
+        record = await requestStore.getCall(callId, wall());
+      } catch (err) {
+        return outageReply(err);
+      }
       if (!record || record.tenant !== tenant.id) return errorReply(new ProxyError('call_not_found', { close: null }));
       try {
         const reply = await upstream.control(callId, 'hangup');
@@ -491,7 +524,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       holdRoom,
       upstream,
       start: (tenant, model, callId, onAttach) => startGoverned(tenant, model, 'sip', callId, log, onAttach),
-      bound: async (callId) => (await store.getCall(callId, wall())) !== null,
+      bound: async (callId) => (await requestStore.getCall(callId, wall())) !== null,
     });
   };
   /**
@@ -504,7 +537,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * which another instance takes it over (the first died mid-handling).
    */
   const deliveries = new WebhookDeliveries<HttpReply>({
-    record: store,
+    record: requestStore,
     ttlMs: 2 * cfg.sip.toleranceSec * 1000,
     leaseMs: acceptBoundMs(cfg.upstreamTimeoutMs) + SIP_STORE_MARGIN_MS,
     wall,
@@ -515,7 +548,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       log.error({ err: err instanceof Error ? err.message : String(err), step }, step === 'forget' ? 'a failed webhook delivery could not be forgotten' : 'a handled webhook delivery could not be recorded as handled'),
     onWait: (webhookId) => log.info({ event: 'webhook_redelivery_waits', webhookId }, 'webhook redelivered while its first delivery is handled: waiting for its outcome'),
   });
-  const webhookDelivery = (webhookId: string, body: Buffer): Promise<HttpReply> => deliveries.deliver(webhookId, () => webhookEvent(body));
+  // A delivery the store cannot record is 503, which OpenAI retries.
+  const webhookDelivery = (webhookId: string, body: Buffer): Promise<HttpReply> => deliveries.deliver(webhookId, () => webhookEvent(body)).catch((err: unknown) => outageReply(err));
 
   const routes: HttpRoute[] = [mint, preflight, calls, hangup];
   const secret = cfg.sip.webhookSecret;
@@ -568,7 +602,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     drainingSessions: () => (cfg.onShutdown === 'hangup' ? governors.size : 0),
     // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).
     async resolveSecret(key) {
-      const record = await store.getSecret(sha256Hex(key), wall());
+      let record: SecretRecord | null;
+      try {
+        record = await requestStore.getSecret(sha256Hex(key), wall());
+      } catch (err) {
+        if (err instanceof CallStoreUnavailable) return storeUnavailableError();
+        throw err;
+      }
       const grant = record ? await secretGrant(record) : null;
       if (!grant || grant.governed instanceof ProxyError) return null;
       return { tenant: grant.tenant, model: grant.governed.model, session: grant.governed.session };

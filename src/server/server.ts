@@ -129,6 +129,21 @@ function remoteAddress(res: HttpResponse): string {
   }
 }
 
+/**
+ * The first module that is not ready, as `name: reason`, or null. The one check of every /readyz: a
+ * single process answers it on both listeners; with relay workers each worker answers it on the
+ * client port and reports it to the primary with every pong (src/server/workers.ts), whose admin
+ * /readyz carries it. `skip`: modules whose readiness the caller reports otherwise.
+ */
+export function modulesReadiness(modules: readonly ProxyModule[], skip: ReadonlySet<string> = new Set()): string | null {
+  for (const m of modules) {
+    if (skip.has(m.name)) continue;
+    const r = m.readiness?.() ?? null;
+    if (r) return `${m.name}: ${r}`;
+  }
+  return null;
+}
+
 /** After the linger bound, the time a lingering session takes to end (its timer's turn, the close's work). */
 const LINGER_END_SLACK_MS = 1000;
 /** How often a drain looks whether the modules' calls have ended (they announce no end). */
@@ -148,7 +163,7 @@ export class ProxyServer {
   readonly #tenants: TenantResolver;
   readonly #modules: readonly ProxyModule[];
   /** Client secrets this proxy minted, when the calls module is on (src/calls). */
-  readonly #secretResolver: ((key: string) => Promise<SecretGrant | null>) | null;
+  readonly #secretResolver: ((key: string) => Promise<SecretGrant | ProxyError | null>) | null;
   readonly #clock: Clock;
   readonly #template: ChainTemplate;
   readonly #sessions = new Set<RelaySession>();
@@ -242,11 +257,7 @@ export class ProxyServer {
     if (this.#draining) return 'draining';
     const up = this.#config.upstream;
     if (!up.apiKey) return 'upstream api key is not configured';
-    for (const m of this.#modules) {
-      const r = m.readiness?.() ?? null;
-      if (r) return `${m.name}: ${r}`;
-    }
-    return null;
+    return modulesReadiness(this.#modules);
   }
 
   async listen(ports?: ListenPorts): Promise<ListenAddress> {
@@ -736,7 +747,7 @@ export class ProxyServer {
     if (!key || owner?.startsWith('tenant:') || !this.#secretResolver || !key.startsWith(CLIENT_SECRET_PREFIX) || key.length > MAX_KEY_CHARS) return owner;
     try {
       const grant = await this.#secretResolver(key);
-      return grant ? `tenant:${grant.tenant.id}` : owner;
+      return grant && !(grant instanceof ProxyError) ? `tenant:${grant.tenant.id}` : owner;
     } catch (err) {
       this.#log.error({ err }, 'client secret lookup failed (body share)');
       return owner;

@@ -51,7 +51,11 @@ export type FromWorker =
   | { readonly t: 'listening'; readonly port: number; readonly tlsPort: number | null }
   | { readonly t: 'listen-failed'; readonly message: string }
   | ({ readonly t: 'metrics-reply'; readonly id: number; readonly text: string } & WorkerStats)
-  | { readonly t: 'pong'; readonly id: number }
+  /**
+   * `notReady`: why this worker's own modules are not ready (server.ts modulesReadiness, e.g. `calls:
+   * calls store (redis) unavailable`), or null; the primary's admin /readyz carries it.
+   */
+  | { readonly t: 'pong'; readonly id: number; readonly notReady?: string | null }
   | { readonly t: 'drained' }
   | LedgerCall
   | TenantHoldMessage;

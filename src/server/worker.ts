@@ -8,7 +8,7 @@ import type { Clock } from '../pipeline/filter.js';
 import type { TelemetryModule } from '../telemetry/index.js';
 import { TenantResolver } from '../tenants/resolver.js';
 import { installProcessFaultHandlers } from './process-faults.js';
-import { ProxyServer } from './server.js';
+import { modulesReadiness, ProxyServer } from './server.js';
 import { isMessage, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.js';
 
 /*
@@ -29,6 +29,12 @@ const send = (m: FromWorker): boolean => {
     return false;
   }
 };
+
+/**
+ * Modules whose readiness the primary reports itself: a worker's metering is the primary's ledger
+ * (RemoteLedger, whose readiness the primary sends with each ping).
+ */
+const REPORTED_BY_PRIMARY: ReadonlySet<string> = new Set(['metering']);
 
 /** How long a worker whose primary is gone may take to close its sessions and modules. */
 const ORPHAN_EXIT_MS = 5000;
@@ -118,7 +124,7 @@ function onMessage(m: unknown): void {
       return;
     case 'ping':
       // Answered even while draining: a worker that drains is alive (the primary's /readyz says draining).
-      send({ t: 'pong', id: m.id });
+      send({ t: 'pong', id: m.id, notReady: modulesReadiness(modules, REPORTED_BY_PRIMARY) });
       ledger?.ownerReadiness(m.ledger ?? null);
       return;
     case 'shutdown':

@@ -58,6 +58,8 @@ interface WorkerSlot {
   silentLogged: boolean;
   /** The running process's sessions started at its last answered scrape (stands in while it does not answer). */
   started: { readonly child: ChildProcess; readonly value: number } | null;
+  /** Why its modules were not ready at its last pong (e.g. its calls store down), or null. */
+  notReady: string | null;
 }
 
 /** `total` split over `count` workers exactly: the floor each, the remainder one each to the first workers (a share may be 0). */
@@ -165,7 +167,7 @@ export class WorkerPool {
 
   private constructor(options: WorkerPoolOptions) {
     this.#o = options;
-    this.#slots = Array.from({ length: options.count }, (_, index) => ({ index, child: null, host: null, listening: false, restarts: 0, ping: null, missedMetrics: false, silentLogged: false, started: null }));
+    this.#slots = Array.from({ length: options.count }, (_, index) => ({ index, child: null, host: null, listening: false, restarts: 0, ping: null, missedMetrics: false, silentLogged: false, started: null, notReady: null }));
     const c = options.config;
     // The workers use the primary's ledger, SQLite or Redis alike: the primary then knows what a worker
     // holds and bills a dead worker's running responses (LedgerHost.workerGone). Until 2026-12-06 workers
@@ -237,6 +239,7 @@ export class WorkerPool {
     slot.ping = null;
     slot.missedMetrics = false;
     slot.silentLogged = false;
+    slot.notReady = null;
     if (child.stdout) {
       // Workers log to stdout; their lines join the primary's log output whole.
       const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
@@ -283,6 +286,7 @@ export class WorkerPool {
       slot.ping = null;
       slot.missedMetrics = false;
       slot.silentLogged = false;
+      slot.notReady = m.notReady ?? null;
       return;
     }
     if (isMessage<FromWorker>(m) && m.t === 'metrics-reply') {
@@ -320,6 +324,7 @@ export class WorkerPool {
     slot.started = null;
     slot.ping = null;
     slot.listening = false;
+    slot.notReady = null;
     // Its responses and sessions are gone with it: nothing it reserved may stay held.
     // Its slots are released; what it still had reserved is billed at the reservation (estimated,
     // status worker_lost): the upstream bills a response it ran, and the primary cannot tell which ran.
@@ -428,15 +433,26 @@ export class WorkerPool {
     }
   }
 
-  /** Why the relay is not ready, or null: draining, a worker not running, or one not answering. */
+  /**
+   * Why the relay is not ready, or null: draining, a worker not running, one not answering, or one
+   * whose modules are not ready (what its own /readyz on the client port says, e.g. its calls store
+   * down: until 2026-12-07 the admin /readyz left that out and said ready).
+   */
   readiness(): string | null {
     if (this.#stopping) return 'draining';
     const now = performance.now();
     const down = this.#slots.filter((s) => !s.listening).map((s) => s.index);
     const silent = this.#slots.filter((s) => this.#silent(s));
+    // Workers with the same reason are named together (every worker's store is down at once).
+    const byReason = new Map<string, number[]>();
+    for (const s of this.#slots) {
+      if (!s.listening || this.#silent(s) || s.notReady === null) continue;
+      byReason.set(s.notReady, [...(byReason.get(s.notReady) ?? []), s.index]);
+    }
     const reasons = [
       ...(down.length > 0 ? [`relay worker ${down.join(', ')} not running`] : []),
       ...silent.map((s) => `relay worker ${s.index} not answering (${s.ping ? `pinged ${Math.floor((now - s.ping.at) / 1000)} s ago` : 'missed its metrics answer'})`),
+      ...[...byReason].map(([reason, workers]) => `relay worker ${workers.join(', ')}: ${reason}`),
     ];
     return reasons.length > 0 ? reasons.join('; ') : null;
   }

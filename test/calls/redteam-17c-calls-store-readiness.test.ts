@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { closedPort } from '../support/ports.js';
 
 /**
  * An operator runs calls (WebRTC/SIP) with the Redis store (`metering.ledger.kind: redis`) and
- * metering off, or on with `failMode: open`. Redis goes away (port 47621: nothing listens). Every
+ * metering off, or on with `failMode: open`. Redis goes away (a port nothing listens on). Every
  * client-secret mint then fails (500), every SDP offer and `?call_id=` attach too, while /readyz said
  * 200 "ready": the load balancer kept sending browsers to an instance that could serve none of them.
  * The guarantee broken: /readyz is 503 when the proxy cannot serve. Now the calls module reports
@@ -14,12 +15,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function proxyWithStoreDown(failMode: 'closed' | 'open'): Promise<TestProxy> {
+async function proxyWithStoreDown(failMode: 'closed' | 'open'): Promise<{ tp: TestProxy; port: number }> {
+  const port = await closedPort();
   const tp = await startTestProxy({
-    config: { metering: { enabled: false, ledger: { kind: 'redis', url: 'redis://127.0.0.1:47621', failMode, commandTimeoutMs: 250 } }, calls: { enabled: true } },
+    config: { metering: { enabled: false, ledger: { kind: 'redis', url: `redis://127.0.0.1:${port}`, failMode, commandTimeoutMs: 250 } }, calls: { enabled: true } },
   });
   cleanups.push(() => tp.stop());
-  return tp;
+  return { tp, port };
 }
 
 async function mint(tp: TestProxy): Promise<number> {
@@ -34,18 +36,18 @@ async function mint(tp: TestProxy): Promise<number> {
 
 describe('/readyz with the calls store unreachable', () => {
   it('is 503 naming the store while mints fail (failMode closed)', async () => {
-    const tp = await proxyWithStoreDown('closed');
+    const { tp, port } = await proxyWithStoreDown('closed');
     // The mint's failed command is what tells the client the store is down: /readyz is asked after it.
     expect(await mint(tp)).toBeGreaterThanOrEqual(500);
     const ready = await fetch(`${tp.httpUrl}/readyz`);
     const body = await ready.text();
     expect(body).toContain('calls: calls store (redis) unavailable');
-    expect(body).not.toContain('47621');
+    expect(body).not.toContain(String(port));
     expect(ready.status).toBe(503);
   });
 
   it('stays 200 with failMode open (the operator keeps the instance in, as for the ledger)', async () => {
-    const tp = await proxyWithStoreDown('open');
+    const { tp } = await proxyWithStoreDown('open');
     expect(await mint(tp)).toBeGreaterThanOrEqual(500);
     const ready = await fetch(`${tp.httpUrl}/readyz`);
     await ready.text();

@@ -208,7 +208,9 @@ it('a call whose binding cannot be stored (Redis down) is hung up, never left un
     form.set('sdp', OFFER);
     form.set('session', JSON.stringify({ type: 'realtime' }));
     const res = await post(`${tp.httpUrl}/v1/realtime/calls`, { key: tp.key('acme'), body: form });
-    expect(res.status).toBe(502);
+    // 503 calls_store_unavailable since 2026-12-07 (502 upstream_unavailable before: the upstream was fine).
+    expect(res.status).toBe(503);
+    expect(res.json['error']).toMatchObject({ code: 'calls_store_unavailable' });
     const calls = [...tp.sim.calls.calls.values()];
     expect(calls).toHaveLength(1);
     await until(() => calls[0]!.state === 'ended', 'the hangup');

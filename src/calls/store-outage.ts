@@ -1,0 +1,119 @@
+import type { Logger } from 'pino';
+import type { HttpReply } from '../app/module.js';
+import { ProxyError } from '../protocol/errors.js';
+import type { DeliveryClaim } from './webhook.js';
+import type { CallLease, CallRecord, CallStore, ClaimedCall, SecretRecord } from './store.js';
+
+/** Thrown by OutageGuardedStore in place of the store's own error (whose text names internal addresses). */
+export class CallStoreUnavailable extends Error {
+  constructor() {
+    super('calls store unavailable');
+    this.name = 'CallStoreUnavailable';
+  }
+}
+
+/** Seconds a client is told to wait (Retry-After) before asking again: the Redis client reconnects within 2 s. */
+export const STORE_RETRY_AFTER_SEC = 1;
+
+/** The answer to a calls request the store could not serve: 503, a fixed message (never the store's error), Retry-After. */
+export function storeUnavailableReply(error: ProxyError = storeUnavailableError()): HttpReply {
+  return {
+    status: error.httpStatus,
+    headers: { 'content-type': 'application/json', 'retry-after': String(STORE_RETRY_AFTER_SEC) },
+    body: JSON.stringify(error.toHttpBody()),
+  };
+}
+
+export function storeUnavailableError(): ProxyError {
+  return new ProxyError('calls_store_unavailable');
+}
+
+/**
+ * The calls store as the request paths (mint, offer, attach, hangup, webhook deliveries) use it: a
+ * failed store call throws CallStoreUnavailable, which those paths answer 503
+ * `calls_store_unavailable`. The failure is logged once per outage (the first failure after a
+ * success, with the store's error), not per request: with Redis down every request fails, and until
+ * 2026-12-07 each wrote an error line (and answered 500 `internal_error`). The first success after
+ * it logs how many store calls failed meanwhile.
+ */
+export class OutageGuardedStore implements CallStore {
+  readonly #store: CallStore;
+  readonly #log: Logger;
+  /** Store calls failed since the outage began; 0 while the store answers. */
+  #failed = 0;
+
+  constructor(store: CallStore, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+  }
+
+  async #guard<T>(call: () => Promise<T>): Promise<T> {
+    let value: T;
+    try {
+      value = await call();
+    } catch (err) {
+      if (this.#failed++ === 0) {
+        this.#log.error({ event: 'calls_store_unavailable', err: err instanceof Error ? err.message : String(err) }, 'calls store unavailable: calls requests are answered 503 calls_store_unavailable until it answers (logged once per outage)');
+      }
+      throw new CallStoreUnavailable();
+    }
+    if (this.#failed > 0) {
+      this.#log.warn({ event: 'calls_store_available', failed: this.#failed }, 'calls store answering again');
+      this.#failed = 0;
+    }
+    return value;
+  }
+
+  putSecret(hash: string, record: SecretRecord, wallMs: number): Promise<void> {
+    return this.#guard(() => this.#store.putSecret(hash, record, wallMs));
+  }
+
+  getSecret(hash: string, wallMs: number): Promise<SecretRecord | null> {
+    return this.#guard(() => this.#store.getSecret(hash, wallMs));
+  }
+
+  putCall(callId: string, record: CallRecord, lease: CallLease, wallMs: number): Promise<void> {
+    return this.#guard(() => this.#store.putCall(callId, record, lease, wallMs));
+  }
+
+  getCall(callId: string, wallMs: number): Promise<CallRecord | null> {
+    return this.#guard(() => this.#store.getCall(callId, wallMs));
+  }
+
+  renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]> {
+    return this.#guard(() => this.#store.renewLeases(owner, callIds, untilMs));
+  }
+
+  claimLapsed(owner: string, untilMs: number, wallMs: number, limit: number): Promise<ClaimedCall[]> {
+    return this.#guard(() => this.#store.claimLapsed(owner, untilMs, wallMs, limit));
+  }
+
+  releaseCall(callId: string, owner: string, ended: boolean): Promise<void> {
+    return this.#guard(() => this.#store.releaseCall(callId, owner, ended));
+  }
+
+  recordTokens(callId: string, owner: string, tokens: number): Promise<void> {
+    return this.#guard(() => this.#store.recordTokens(callId, owner, tokens));
+  }
+
+  claimDelivery(webhookId: string, token: string, leaseMs: number, wallMs: number): Promise<DeliveryClaim> {
+    return this.#guard(() => this.#store.claimDelivery(webhookId, token, leaseMs, wallMs));
+  }
+
+  deliveryHandled(webhookId: string, ttlMs: number, wallMs: number): Promise<void> {
+    return this.#guard(() => this.#store.deliveryHandled(webhookId, ttlMs, wallMs));
+  }
+
+  forgetDelivery(webhookId: string, token: string): Promise<void> {
+    return this.#guard(() => this.#store.forgetDelivery(webhookId, token));
+  }
+
+  readiness(): string | null {
+    return this.#store.readiness?.() ?? null;
+  }
+
+  /** The store is the module's: closing it is the module's close, not a request path's. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
