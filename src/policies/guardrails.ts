@@ -107,6 +107,8 @@ const CONVERSATION_SOURCES: readonly Source[] = ['tool_output', 'input'];
  * it (the upstream answers in order), means the upstream refused it: it is taken out of the context.
  */
 interface Sent {
+  /** Its place in send order (the upstream answers in this order). */
+  readonly seq: number;
   /** Its id: given, or learnt from its echo. */
   itemId: string | null;
   /** The client's own event_id (null: sent without one). */
@@ -125,7 +127,8 @@ interface Sent {
   /**
    * Judged again and blocked before its echo (sent without an id): the rule that blocked it. The
    * echo that answers this create (`#answered`, in send order) is deleted, not any item of the same
-   * text (until 2026-12-07 the next echo of its text was: a twin echoed first went instead).
+   * text (until 2026-12-07 the next echo of its text was: a twin echoed first went instead). Set by
+   * `#blockSent` only: the first block names the deletion.
    */
   blockedBy: string | null;
   /** The upstream refused it (an `error` naming it, or the echo of a later create): no item of it to delete. */
@@ -141,7 +144,7 @@ interface Sent {
 interface AnonCreate {
   /** `judging`: not forwarded yet (late blocks wait in `early`); `refused`: this filter refused it; `forwarded`: it went upstream. */
   state: 'judging' | 'refused' | 'forwarded';
-  /** Its create as followed (null: none, it had no conversation text). */
+  /** Its create as followed (null: none, it had no text at all, so no verdict to come). */
   sent: Sent | null;
   /** Late blocks that came while it was judged: applied when it is forwarded. */
   readonly early: { texts: readonly string[]; ruleId: string }[];
@@ -610,6 +613,16 @@ export class GuardrailFilter implements Filter {
   #anonPlaced = 0;
   /** Client item creates forwarded, not answered yet (oldest first): the upstream may still refuse them. */
   readonly #sent: Sent[] = [];
+  /** Creates in #sent blocked before their echo (`Sent.blockedBy`): what the idle fast path asks on every server frame, without a scan. */
+  #blockedSent = 0;
+  /** `Sent.seq` of the next create. */
+  #sentSeq = 0;
+  /**
+   * Every create before this `Sent.seq` was answered or refused: an echo answered a later create
+   * named by its id (the upstream answers in order). A create no longer followed and older than
+   * this has no echo left to wait for.
+   */
+  #settledBefore = 0;
   /** What the last items added to the context of the conversation sources, in order (see Said). */
   readonly #said: Said[] = [];
   /** The context of each conversation source before the first of #said. */
@@ -1092,7 +1105,7 @@ export class GuardrailFilter implements Filter {
     // A verdict still to come on an item sent without an id needs its echo, whatever the policy now,
     // and so does a create blocked before its echo (`Sent.blockedBy`: its echo is deleted; until
     // 2026-12-07 a reload to a policy with nothing to judge let that echo stay).
-    if (idle(policy) && policy.unknownContentEvents === 'pass' && this.#anonPending === 0 && this.#lateBlocks.size === 0 && !this.#sent.some((s) => s.blockedBy !== null)) return CONTINUE;
+    if (idle(policy) && policy.unknownContentEvents === 'pass' && this.#anonPending === 0 && this.#lateBlocks.size === 0 && this.#blockedSent === 0) return CONTINUE;
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
     // A blocked user turn's transcript is withheld on every path it streams on: deltas and
@@ -1111,10 +1124,12 @@ export class GuardrailFilter implements Filter {
     // each other's, in order); later events showing it again are judged alone (until 2026-12-06 every
     // one was: a phrase split over two typed items, or two parts of one, passed on a call).
     const seeds = browser && (type === 'conversation.item.added' || type === 'conversation.item.created') ? this.#browserSeeds(texts, policy) : null;
+    // The echo of a create the client named by its id: no echo of one sent without an id (#noteEcho).
+    let named = false;
     if ((type === 'conversation.item.added' || type === 'conversation.item.created') && this.#sent.length > 0) {
       const echoed = asString(asObject(ev['item'])?.['id']);
       const view = echoed !== null ? this.#ctx.conversation.item(echoed) : undefined;
-      if (view?.provenance === 'client' && view.transcript === 'none') this.#answered(view.id, texts);
+      if (view?.provenance === 'client' && view.transcript === 'none') named = this.#answered(view.id, texts);
     }
     // response.created / response.done name their response in `response.id`.
     const eventResponse = asString(ev['response_id']) ?? asString(asObject(ev['response'])?.['id']);
@@ -1124,7 +1139,7 @@ export class GuardrailFilter implements Filter {
     // perf: the texts of nearly every event (a delta) fit one window with the echoes counted: no
     // filtered copy is made for them (one array per transcript delta, on the hot path).
     const budget = budgetFor(policy, ruleType, texts) && budgetFor(policy, ruleType, texts.filter((t) => !this.#typedByClient(t, type)));
-    if (budget === null) return this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, null, ruleType, seeds);
+    if (budget === null) return this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, null, ruleType, seeds, named);
     const scanned = new Map<ContentText, Evaluation>();
     const steps = function* (this: GuardrailFilter): ScanSteps<void> {
       for (const t of texts) {
@@ -1132,7 +1147,7 @@ export class GuardrailFilter implements Filter {
         scanned.set(t, yield* scanFinalSteps(policy, t.source, ruleType, t.text, null, t.functionName, seeds?.get(t) ?? this.#segmentSeed(t, type), t.format ?? formatOf(t.source)));
       }
     };
-    return runSliced(policy, budget, steps.call(this)).then(() => this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, scanned, ruleType, seeds));
+    return runSliced(policy, budget, steps.call(this)).then(() => this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, scanned, ruleType, seeds, named));
   }
 
   /** The context of each text of an item a call's browser wrote: the conversation's before it, then its own texts', per source. */
@@ -1189,6 +1204,7 @@ export class GuardrailFilter implements Filter {
     scanned: ReadonlyMap<ContentText, Evaluation> | null,
     ruleType = frame.type,
     seeds: ReadonlyMap<ContentText, string> | null = null,
+    named = false,
   ): Verdict {
     const type = frame.type;
     const ev = frame.json();
@@ -1209,7 +1225,7 @@ export class GuardrailFilter implements Filter {
       const item = t.itemId ? this.#ctx.conversation.item(t.itemId) : undefined;
       // The upstream's echo of an item the client typed was checked on its way in (every text of it, by its source).
       if (this.#typedByClient(t, type)) {
-        if (t.itemId && (this.#anonPending > 0 || this.#lateBlocks.size > 0)) this.#noteEcho(t.itemId, t.text);
+        if (t.itemId && !named && (this.#anonPending > 0 || this.#lateBlocks.size > 0)) this.#noteEcho(t.itemId, t.text);
         if (t.itemId && this.#anonPlaced > 0) this.#namePlaced(t.itemId, t.text);
         continue;
       }
@@ -1765,14 +1781,17 @@ export class GuardrailFilter implements Filter {
    */
   #sentItem(ev: JsonObject, at: number | null, evaluations: readonly { t: ContentText; e: Evaluation }[], placed: Placed | null, eventType: string, policy: CompiledPolicy): Sent | null {
     const texts = evaluations.filter((x) => conversationSource(x.t.source));
-    if (texts.length === 0) return null;
     const itemId = asString(asObject(ev['item'])?.['id']);
+    // One sent without an id is followed whatever its texts: a late verdict on any of them (an image's)
+    // finds its echo by this create (until 2026-12-07 only input / tool-output text was followed, and
+    // an image-only item's late block deleted the first echo of its URL: an identical twin let through).
+    if (texts.length === 0 && (itemId !== null || evaluations.length === 0)) return null;
     // Only an item sent without an id needs its texts' fingerprints (its echo is found by them).
     const prints = itemId === null ? [...new Set(evaluations.filter((x) => x.e.text.length > 0).map((x) => fingerprint(x.e.text)))] : [];
     // The client's event_id only pairs with the relay's stamp (pairStamp): a long one as its hash.
     const clientEvent = asString(ev['event_id']);
-    const sent: Sent = { itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, placed, blockedBy: null, refused: false };
-    if (this.#sent.length >= MAX_SENT) this.#forgetSent(this.#sent.shift()!);
+    const sent: Sent = { seq: this.#sentSeq++, itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, placed, blockedBy: null, refused: false };
+    if (this.#sent.length >= MAX_SENT) this.#forgetSent(this.#unfollow(this.#sent.splice(0, 1))[0]!);
     this.#sent.push(sent);
     if (at !== null) return sent;
     for (const source of CONVERSATION_SOURCES) {
@@ -1799,28 +1818,58 @@ export class GuardrailFilter implements Filter {
   #refusedBy(ev: JsonObject): void {
     const named = asString(asObject(ev['error'])?.['event_id']);
     const at = named === null ? -1 : this.#sent.findIndex((s) => s.upstreamId === named);
-    if (at >= 0) this.#takeOut(this.#sent.splice(at, 1));
+    if (at >= 0) this.#takeOut(this.#unfollow(this.#sent.splice(at, 1)));
   }
 
   /**
    * The upstream echoed a client item: it is in the conversation (found by its id, or by its texts
    * when sent without one). The upstream answers in order: every item sent before it and not
-   * echoed was refused (an `error` without an `event_id` names none).
+   * echoed was refused (an `error` without an `event_id` names none). True: found by the id the
+   * client gave it, so every create before it is settled (#settledBefore) and the late blocks still
+   * waiting for an echo (creates no longer followed, all sent before it) will get none: they go.
    */
-  #answered(itemId: string, texts: readonly ContentText[]): void {
+  #answered(itemId: string, texts: readonly ContentText[]): boolean {
     let at = this.#sent.findIndex((s) => s.itemId === itemId);
-    if (at < 0 && this.#sent.some((s) => s.itemId === null)) {
+    const named = at >= 0;
+    if (!named && this.#sent.some((s) => s.itemId === null)) {
       const prints = new Set(texts.filter((t) => t.text.length > 0).map((t) => fingerprint(t.text)));
-      at = this.#sent.findIndex((s) => s.itemId === null && s.prints.some((p) => prints.has(p)));
+      // A late block waits for an echo of these texts: the create it blocked is no longer followed,
+      // so sent before every followed one, and answered first: this is its echo (#noteEcho), not a
+      // followed twin's (until 2026-12-07 it was taken for the twin's: the twin's own echo then
+      // passed, blocked or not, and every create before the twin was taken for refused).
+      if (this.#lateBlocks.size === 0 || ![...prints].some((p) => this.#lateBlocks.has(p))) at = this.#sent.findIndex((s) => s.itemId === null && s.prints.some((p) => prints.has(p)));
     }
-    if (at < 0) return;
-    const answered = this.#sent.splice(0, at + 1);
+    if (at < 0) return false;
+    if (named) {
+      this.#settledBefore = this.#sent[at]!.seq;
+      this.#lateBlocks.clear();
+    }
+    const answered = this.#unfollow(this.#sent.splice(0, at + 1));
     const echoed = answered.pop()!;
     echoed.itemId = itemId;
     // Its place learns its id from the create it answers (a twin of the same text placed earlier keeps its own).
     if (echoed.placed !== null && echoed.placed.key.startsWith('anon:') && !this.#placed.some((p) => p.key === itemId)) echoed.placed.key = itemId;
     if (echoed.blockedBy !== null) this.#deleteItem(itemId, 'blocked', echoed.blockedBy);
     if (answered.length > 0) this.#takeOut(answered);
+    return named;
+  }
+
+  /**
+   * A followed create (in #sent, not echoed yet) blocked: its echo is deleted (#answered). The first
+   * block names the deletion, whichever came first (a late custom verdict or a built-in rule's
+   * retraction), as an echoed item's deletion is named by its first (`#deleteItem`); until 2026-12-07 a
+   * retraction overwrote an earlier late block's rule, and a late block kept an earlier retraction's.
+   */
+  #blockSent(sent: Sent, ruleId: string): void {
+    if (sent.blockedBy !== null) return;
+    sent.blockedBy = ruleId;
+    this.#blockedSent++;
+  }
+
+  /** Creates taken out of #sent (answered, refused, or past MAX_SENT): the blocked ones no longer count (#blockedSent). */
+  #unfollow(gone: Sent[]): Sent[] {
+    for (const sent of gone) if (sent.blockedBy !== null) this.#blockedSent--;
+    return gone;
   }
 
   /**
@@ -1878,7 +1927,7 @@ export class GuardrailFilter implements Filter {
     const policy = this.#policy;
     for (const { next, source } of meets) {
       const at = this.#placed.indexOf(next);
-      if (at < 0 || this.#deleted.has(next.key) || (next.print !== null && this.#lateBlocks.has(next.print)) || this.#sent.some((s) => s.placed === next && s.blockedBy !== null)) continue;
+      if (at < 0 || this.#deleted.has(next.key) || (next.print !== null && this.#lateBlocks.has(next.print)) || (this.#blockedSent > 0 && this.#sent.some((s) => s.placed === next && s.blockedBy !== null))) continue;
       let hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars), next.head, 'refused_item');
       if (hits.length === 0 && source === 'input') hits = crossHits(policy, source, 'conversation.item.create', this.#placedBefore(at - 1, source, policy.windowChars, true), next.head, 'refused_item');
       if (hits.length === 0) continue;
@@ -1959,17 +2008,12 @@ export class GuardrailFilter implements Filter {
       this.#deleteItem(itemId, 'blocked', ruleId);
     } else if (this.#sent.includes(said.sent!)) {
       // Not echoed yet (sent without an id): the echo that answers this very create is deleted (#answered).
-      said.sent!.blockedBy = ruleId;
-    } else {
-      // Not echoed yet and no longer followed: deleted at the next echo of its texts.
-      for (const p of said.sent!.prints) {
-        if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) {
-          // No late block kept for it, nothing for #unplace to skip: until 2026-12-06 reported twice, as end_session was.
-          this.#retractEnded = true;
-          return this.#untracked();
-        }
-        this.#lateBlocks.set(p, ruleId);
-      }
+      this.#blockSent(said.sent!, ruleId);
+    } else if (!this.#blockEchoed(said.sent!, said.sent!.prints, ruleId)) {
+      // No longer followed and no room to wait for its echo (the session is ended), nothing for
+      // #unplace to skip: until 2026-12-06 reported twice, as end_session was.
+      this.#retractEnded = true;
+      return;
     }
     if (!this.#cancelActive(action, ruleId)) notifyClient(this.#ctx, this.#notice(action, details), GUARDRAILS_FILTER);
   }
@@ -2113,8 +2157,8 @@ export class GuardrailFilter implements Filter {
   /**
    * A late block of a client item sent without an id, found by its create: still followed (#sent),
    * the echo that answers it is deleted (#answered, as a built-in rule's retraction); echoed, the
-   * item it got; refused (upstream or here), nothing is there. Only a create not followed (past
-   * MAX_SENT, or without conversation text) falls back to the echoes of its texts (#blockEchoed).
+   * item it got; refused (upstream or here), nothing is there. Only a create no longer followed (past
+   * MAX_SENT unanswered) falls back to the echoes of its texts (#blockEchoed).
    */
   #blockCreate(create: AnonCreate, texts: readonly string[], ruleId: string): void {
     if (create.state === 'judging') {
@@ -2123,11 +2167,11 @@ export class GuardrailFilter implements Filter {
     }
     const sent = create.sent;
     if (create.state === 'refused' || sent?.refused === true) return;
-    if (sent !== null && this.#sent.includes(sent)) sent.blockedBy ??= ruleId;
+    if (sent !== null && this.#sent.includes(sent)) this.#blockSent(sent, ruleId);
     else if (sent?.itemId) {
       this.#forgetEcho(sent.itemId);
       this.#deleteItem(sent.itemId, 'blocked', ruleId);
-    } else this.#blockEchoed(texts, ruleId);
+    } else this.#blockEchoed(sent, [...new Set(texts.map(fingerprint))], ruleId);
   }
 
   /** An echoed item deleted: its fingerprints are no longer kept (nor counted) for a late verdict. */
@@ -2146,11 +2190,14 @@ export class GuardrailFilter implements Filter {
   }
 
   /**
-   * A late block of a client item sent without an id and not followed as a create: the item the
-   * upstream echoed with one of its texts is deleted; if the echo has not come yet, it is deleted when it comes.
+   * A block of a client item sent without an id whose create is no longer followed (past MAX_SENT
+   * unanswered; `sent` null: never followed): the item the upstream echoed with one of its texts
+   * (`prints`) is deleted; if the echo has not come yet, it is deleted when it comes (#noteEcho),
+   * unless the upstream has answered or refused its create already (#settledBefore: until
+   * 2026-12-07 the block waited, and the next echo of its texts, a later twin's, was deleted).
+   * False: no room to wait, the session is ended.
    */
-  #blockEchoed(texts: readonly string[], ruleId: string): void {
-    const prints = [...new Set(texts.map(fingerprint))];
+  #blockEchoed(sent: Sent | null, prints: readonly string[], ruleId: string): boolean {
     let found = false;
     for (const [itemId, echoed] of [...this.#echoes]) {
       if (!prints.some((p) => echoed.has(p))) continue;
@@ -2158,11 +2205,15 @@ export class GuardrailFilter implements Filter {
       this.#deleteItem(itemId, 'blocked', ruleId);
       found = true;
     }
-    if (found) return;
+    if (found || (sent !== null && sent.seq < this.#settledBefore)) return true;
     for (const p of prints) {
-      if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) return this.#untracked();
+      if (this.#lateBlocks.size >= MAX_LATE_BLOCKS) {
+        this.#untracked();
+        return false;
+      }
       this.#lateBlocks.set(p, ruleId);
     }
+    return true;
   }
 
   /** More client items awaiting a late verdict or its echo than are kept: the session cannot be governed. */
@@ -2170,7 +2221,12 @@ export class GuardrailFilter implements Filter {
     this.#ctx.close(new ProxyError('governance_failed', { message: 'Too many client items are waiting for a late guardrail verdict; the session was ended.', details: { policy: this.#policy.name } }));
   }
 
-  /** The upstream echoed a client item: remembered for a late verdict, or deleted if one already blocked it. */
+  /**
+   * The upstream echoed a client item, not one the client named by its id (#answered): remembered for
+   * a late verdict on a create no longer followed, or deleted if one already blocked it (its echo is
+   * the first of its text: that create was sent before every followed one, and #answered leaves
+   * such an echo to it; until 2026-12-07 a named twin's echo, or a followed twin's, spent the block).
+   */
   #noteEcho(itemId: string, text: string): void {
     const p = fingerprint(text);
     const ruleId = this.#lateBlocks.get(p);
