@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate } from '../pipeline/chain.js';
-import { CALL_FIRST_UPDATE, type CarriedUsage, type Clock } from '../pipeline/filter.js';
+import { CALL_FIRST_UPDATE, type AdmissionTicket, type CarriedUsage, type Clock } from '../pipeline/filter.js';
 import { ProxyError, type ProxyErrorCode } from '../protocol/errors.js';
 import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -23,6 +23,18 @@ export interface GovernedCall {
    * Absent: a call starting now, with none.
    */
   readonly usage?: { readonly startedAtMs: number; readonly tokens: number } | null;
+  /** What the call's admission took (its concurrent-session slot), for its sideband to claim; absent: nothing. */
+  readonly admission?: CallAdmission | null;
+}
+
+/**
+ * A call admitted by the chain: its ticket (SessionContext.admission of its sideband) and the way
+ * back for what the admission took, when no sideband opens with it. Withdrawing a ticket the
+ * sideband claimed already gives back nothing.
+ */
+export interface CallAdmission {
+  readonly ticket: AdmissionTicket;
+  withdraw(): void;
 }
 
 /** What the governors need of a call's sideband session (a RelaySession without a client). */
@@ -70,10 +82,10 @@ export interface GovernorDeps {
   readonly openSideband?: (init: SidebandInit) => Sideband;
   /**
    * Admission of a call taken over here (the chain's, as a new session's: caps, model, and the
-   * tenant's concurrent-session slot, which the call's sideband then holds). Null: admitted. Absent:
-   * taken-over calls are governed without one (tests).
+   * tenant's concurrent-session slot, which the call's sideband then holds, by the admission's
+   * ticket). Null: admitted holding nothing. Absent: taken-over calls are governed without one (tests).
    */
-  readonly admitTakenOver?: (call: GovernedCall) => Promise<ProxyError | null>;
+  readonly admitTakenOver?: (call: GovernedCall) => Promise<ProxyError | CallAdmission | null>;
 }
 
 /**
@@ -257,8 +269,11 @@ export class CallGovernors {
     // A SIP call whose first sideband never turned its responses back on gets the update again (it is idempotent).
     const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens } };
     let refused: ProxyError | null = null;
+    let admission: CallAdmission | null = null;
     try {
-      refused = (await this.#deps.admitTakenOver?.(call)) ?? null;
+      const answer = (await this.#deps.admitTakenOver?.(call)) ?? null;
+      if (answer instanceof ProxyError) refused = answer;
+      else admission = answer;
     } catch (err) {
       log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'admission of a re-claimed call failed: governed without it');
     }
@@ -268,16 +283,20 @@ export class CallGovernors {
       return;
     }
     if (refused) log.warn({ event: 'call_reattached_unadmitted', call: callId, tenant: tenant.id, code: refused.code }, 'a re-claimed call is governed without a concurrency slot (it is live already)');
-    // Shutdown, or another start, while admission ran.
+    // Shutdown, or another start, while admission ran: no sideband opens with this admission.
     if (this.#closing) {
+      admission?.withdraw();
       this.#track(this.#deps.store.releaseCall(callId, this.owner, false));
       return;
     }
     const again = this.#byCall.get(callId);
-    if (again && !again.ended) return;
+    if (again && !again.ended) {
+      admission?.withdraw();
+      return;
+    }
     log.info({ event: 'call_reattached', call: callId, tenant: tenant.id, transport: record.kind }, 'a call whose instance went away gets a new sideband here');
     try {
-      this.start(call);
+      this.start({ ...call, admission });
     } catch (err) {
       log.error({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the re-claimed call could not be governed');
       this.hangup(callId, log, 'the re-claimed call could not be governed');
@@ -394,7 +413,11 @@ export class CallGovernors {
   start(call: GovernedCall): Sideband {
     if (!this.#deps.openSideband && !this.#template) throw new Error('calls: the filter chain is not ready');
     const existing = this.#byCall.get(call.callId);
-    if (existing && !existing.ended) return existing;
+    if (existing && !existing.ended) {
+      // The call has its sideband (and that one its slot): this admission opens nothing.
+      call.admission?.withdraw();
+      return existing;
+    }
     // An earlier sideband's count here, all written: the store's (call.usage) is the count now.
     this.#forgetWrittenTokens(call.callId);
     const id = `rpc_${randomBytes(8).toString('hex')}`;
@@ -407,7 +430,14 @@ export class CallGovernors {
       settled: (tokens) => this.#settledTokens(call.callId, tokens),
     };
     const init: SidebandInit = { id, call, log, carried, onEnded: (s) => this.#ended(call, s), endCallFirst: (error, drain) => this.#hangUpFirst(call.callId, log, error, drain) };
-    const session = this.#deps.openSideband ? this.#deps.openSideband(init) : this.#relaySideband(init);
+    let session: Sideband;
+    try {
+      session = this.#deps.openSideband ? this.#deps.openSideband(init) : this.#relaySideband(init);
+    } catch (err) {
+      // No sideband holds the admission's slot (nothing, once its metering filter claimed it).
+      call.admission?.withdraw();
+      throw err;
+    }
     this.#byCall.set(call.callId, session);
     log.info({ event: 'call_governed' }, 'call sideband start');
     session.start();
@@ -432,6 +462,7 @@ export class CallGovernors {
         onEnded,
         endCallFirst,
         carried,
+        admission: call.admission?.ticket ?? null,
         firstUpdate: call.onAttach ? { session: call.onAttach, by: CALL_FIRST_UPDATE } : null,
       },
       null,

@@ -18,7 +18,7 @@ import type { Tenant } from '../tenants/tenant.js';
 import { withoutAccountIds } from '../upstream/account-ids.js';
 import { authRefusalOfReply, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
 import { AttachedSockets, MAX_CLIENT_SOCKETS_PER_CALL } from './attached-sockets.js';
-import { CallGovernors } from './governor.js';
+import { CallGovernors, type CallAdmission } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallRecord, CallStore, SecretRecord } from './store.js';
@@ -267,10 +267,15 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * upstream: the slot it takes is the sideband's, started right after (`startGoverned`), and a
    * call taken over from another instance (`CallGovernors`).
    */
-  const admitCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
+  const admitCall = async (tenant: Tenant, model: string): Promise<ProxyError | CallAdmission> => {
     const decision = await template.admit({ tenant, model, query: new Map([['model', model]]) });
     if (decision instanceof ProxyError) return decision;
-    return decision.model !== model ? new ProxyError('model_not_allowed', { message: `Model ${model} is not allowed for this tenant.`, close: null }) : null;
+    if (decision.model !== model) {
+      // Admitted as another model: refused, and what the admission took goes back now.
+      template.withdraw(decision);
+      return new ProxyError('model_not_allowed', { message: `Model ${model} is not allowed for this tenant.`, close: null });
+    }
+    return { ticket: decision.ticket, withdraw: () => template.withdraw(decision) };
   };
 
   /**
@@ -279,18 +284,22 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * cannot be bound is hung up (never left ungoverned).
    */
   const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, onAttach: Readonly<Record<string, unknown>> | null = null): Promise<ProxyError | null> => {
+    // The admission's slot is the sideband's, by its ticket: given back if the sideband never starts.
+    let admission: CallAdmission | null = null;
     try {
-      const refused = await admitCall(tenant, model);
-      if (refused) {
-        callLog.info({ event: 'call_refused', tenant: tenant.id, call: callId, code: refused.code }, 'the call was refused admission once created: hanging it up');
-        void governors.hangup(callId, callLog, `the call was refused admission (${refused.code})`);
-        return refused;
+      const admitted = await admitCall(tenant, model);
+      if (admitted instanceof ProxyError) {
+        callLog.info({ event: 'call_refused', tenant: tenant.id, call: callId, code: admitted.code }, 'the call was refused admission once created: hanging it up');
+        void governors.hangup(callId, callLog, `the call was refused admission (${admitted.code})`);
+        return admitted;
       }
+      admission = admitted;
       // Its start is kept with the binding: a sideband that takes it over measures its duration from it.
       const startedAtMs = wall();
       await requestStore.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs }, governors.lease(), wall());
-      governors.start({ callId, tenant, model, kind, onAttach, usage: { startedAtMs, tokens: 0 } });
+      governors.start({ callId, tenant, model, kind, onAttach, usage: { startedAtMs, tokens: 0 }, admission });
     } catch (err) {
+      admission?.withdraw();
       const storeDown = err instanceof CallStoreUnavailable;
       // The store's outage is logged once (store-outage.ts); the call hung up is logged each time.
       callLog.error({ call: callId, err: storeDown ? 'calls store unavailable' : err instanceof Error ? err.message : String(err) }, 'the call could not be bound or governed: hanging it up');

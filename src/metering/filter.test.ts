@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { FakeSession } from '../../test/support/fake-session.js';
 import { nextUtcMidnight, utcDate } from '../../test/support/clock.js';
 import { client, created, done, json, server, session as harnessSession, setup, spent, T0, usage, appendFrame, NEXT_DAY, tenant, transcribed, transcriptionSession, AsyncLedger, clientAsync, serverAsync, ev, probe as harnessProbe, references, outputItemAdded, startResponse, type Setup } from '../../test/metering/filter-harness.js';
-import type { Admission, Verdict, Filter } from '../pipeline/filter.js';
+import { AdmissionTicket, type Admission, type Verdict, type Filter } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -317,15 +317,15 @@ describe('metering filter: admission', () => {
   const q = new Map<string, string>();
 
   it('refuses models without a price unless a fallback is configured', async () => {
-    const unpriced = refusal(await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q }));
+    const unpriced = refusal(await setup().factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q, ticket: new AdmissionTicket() }));
     expect([unpriced?.code, unpriced?.param, unpriced?.httpStatus, unpriced?.message]).toEqual(['unknown_model_price', 'model', 400, 'No price is configured for model "gpt-9-realtime".']);
-    expect(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q })).toBeNull();
-    expect(await setup().factory.admit!({ tenant: tenant(), model: '', query: new Map([['intent', 'transcription']]) })).toBeNull();
+    expect(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model: 'gpt-9-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
+    expect(await setup().factory.admit!({ tenant: tenant(), model: '', query: new Map([['intent', 'transcription']]), ticket: new AdmissionTicket() })).toBeNull();
   });
 
   it('refuses a transcription model as the session\'s model: at admission and in a session.update', async () => {
     for (const model of ['whisper-1', 'gpt-4o-transcribe', 'gpt-realtime-whisper']) {
-      const e = refusal(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model, query: q }));
+      const e = refusal(await setup({ fallbackPrice: 'gpt-realtime' }).factory.admit!({ tenant: tenant(), model, query: q, ticket: new AdmissionTicket() }));
       expect([e?.code, e?.param, e?.httpStatus, e?.details]).toEqual(['unknown_model_price', 'model', 400, { model, kind: 'transcription' }]);
     }
     const s = setup();
@@ -339,24 +339,25 @@ describe('metering filter: admission', () => {
   it('refuses a tenant already over budget (429 before the upgrade)', async () => {
     const s = setup();
     s.ledger.settle(null, spent(5));
-    const e = refusal(await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.000000005' }), model: 'gpt-realtime', query: q }));
+    const e = refusal(await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.000000005' }), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }));
     expect(e?.code).toBe('budget_exceeded');
     expect(e?.httpStatus).toBe(429);
-    expect(await s.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q })).toBeNull();
+    expect(await s.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
   });
 
   it('caps concurrent sessions per tenant and frees the slot on close', async () => {
     const s = setup();
     const t = tenant({ maxConcurrentSessions: 1 });
-    expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
-    const ctx = new FakeSession({ tenant: t });
+    const ticket = new AdmissionTicket();
+    expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket })).toBeNull();
+    const ctx = new FakeSession({ tenant: t, admission: ticket });
     const f = s.factory.create(ctx);
-    const refused = refusal(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }));
+    const refused = refusal(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }));
     expect(refused?.code).toBe('concurrent_sessions_exceeded');
     expect(refused?.details).toEqual({ limit: 1 });
     expect(refused?.httpStatus).toBe(429);
     f.onClose!({ initiator: 'client', code: 1000, reason: '' });
-    expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+    expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
   });
 
   it('an admitted upgrade that never becomes a session frees its slot after 30 s, and no later session takes that freed slot as its own', async () => {
@@ -364,13 +365,14 @@ describe('metering filter: admission', () => {
     try {
       const s = setup();
       const t = tenant({ maxConcurrentSessions: 1 });
-      const admit = async () => refusal(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.code ?? 'admitted';
+      const admit = async (ticket = new AdmissionTicket()) => refusal(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket }))?.code ?? 'admitted';
       // The client left during the upgrade: its slot is held until the handoff wait ends.
       expect(await admit()).toBe('admitted');
       expect(await admit()).toBe('concurrent_sessions_exceeded');
       vi.advanceTimersByTime(30_000);
-      expect(await admit()).toBe('admitted');
-      const f = s.factory.create(new FakeSession({ tenant: t }));
+      const ticket = new AdmissionTicket();
+      expect(await admit(ticket)).toBe('admitted');
+      const f = s.factory.create(new FakeSession({ tenant: t, admission: ticket }));
       // The session holds the slot its own admission took: the limit still holds after the next wait too.
       expect(await admit()).toBe('concurrent_sessions_exceeded');
       vi.advanceTimersByTime(30_000);
@@ -434,7 +436,7 @@ describe('metering filter: issue 11 regressions', () => {
   it('refuses retired models at admission with model_retired naming the successor (finding 5: was "unknown price")', async () => {
     const s = setup({ fallbackPrice: 'gpt-realtime' });
     const tenant: Tenant = { id: 'acme', name: 'Acme', policy: null, plan: null, limits: null };
-    const e = await s.factory.admit!({ tenant, model: 'gpt-4o-mini-realtime-preview', query: new Map() });
+    const e = await s.factory.admit!({ tenant, model: 'gpt-4o-mini-realtime-preview', query: new Map(), ticket: new AdmissionTicket() });
     expect(e instanceof ProxyError && [e.code, e.httpStatus, e.details?.['successor']]).toEqual(['model_retired', 400, 'gpt-realtime-2.1-mini']);
     expect(e instanceof ProxyError && e.message).toMatch(/shut down.*gpt-realtime-2\.1-mini/);
   });
@@ -676,7 +678,7 @@ describe("metering filter: issue 16 regression: every cap against its own period
         it('admission: refused with 429 and the cap, its period and reset; the upgrade never happens', async () => {
           const s = setup({}, () => now);
           s.ledger.settle(null, spent(c.spend[0], c.spend[1], spentAt));
-          const e = await s.factory.admit!({ tenant: tenant(c.limits), model: 'gpt-realtime', query: q });
+          const e = await s.factory.admit!({ tenant: tenant(c.limits), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() });
           expect(e).toBeInstanceOf(ProxyError);
           const err = e as ProxyError;
           expectBudgetError(err, c, now);
@@ -688,7 +690,7 @@ describe("metering filter: issue 16 regression: every cap against its own period
           for (const [nanos, tokens] of [[c.spend[0] - (c.shown.unit === 'USD' ? 1 : 0), c.spend[1] - (c.shown.unit === 'USD' ? 0 : 1)], c.otherUnit]) {
             const s = setup({}, () => now);
             s.ledger.settle(null, spent(nanos!, tokens!, spentAt));
-            expect(await s.factory.admit!({ tenant: tenant(c.limits), model: 'gpt-realtime', query: q })).toBeNull();
+            expect(await s.factory.admit!({ tenant: tenant(c.limits), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
           }
         });
 
@@ -771,15 +773,15 @@ describe("metering filter: issue 16 regression: every cap against its own period
       const lastMonth = monthStart(T0) - 3_600_000;
       const s = setup({}, () => NEXT_DAY);
       s.ledger.settle(null, spent(50_000_000, 0, lastMonth));
-      expect(await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
       s.ledger.settle(null, spent(50_000_000, 0, T0));
-      expect((await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q }) as ProxyError).details?.['cap']).toBe('monthly_usd');
+      expect((await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }) as ProxyError).details?.['cap']).toBe('monthly_usd');
     });
 
     it('daily cap: yesterday\'s spend does not count today', async () => {
       const s = setup({}, () => NEXT_DAY);
       s.ledger.settle(null, spent(50_000_000, 5000, T0));
-      expect(await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.05', dailyTokens: 5000 }), model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: tenant({ dailyUsd: '0.05', dailyTokens: 5000 }), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
       const { f } = session(s, { dailyUsd: '0.05', dailyTokens: 5000 });
       // Let through as it is (the relay gives it its event_id).
       expect(client(f, { type: 'response.create' }).kind).toBe('continue');
@@ -1261,31 +1263,31 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       for (const fault of ['reject', 'throw'] as const) {
         const closed = asyncSetup();
         closed.async.faults.set('status', fault);
-        const e = await closed.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q });
+        const e = await closed.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() });
         expect(e instanceof ProxyError && [e.code, e.closeCode, e.httpStatus]).toEqual(['budget_unavailable', 1013, 503]);
         expect(closed.logs.some((l) => l.level === 'warn' && l.msg === 'metering: ledger status unavailable at admission' && l['tenant'] === 'acme')).toBe(true);
         expect(closed.logs.find((l) => l.msg === 'metering: ledger status unavailable at admission')?.['err']).toBe(fault === 'reject' ? 'status: redis down' : 'status: ledger broken');
         const open = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
         open.async.faults.set('status', fault);
-        expect(await open.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q })).toBeNull();
+        expect(await open.factory.admit!({ tenant: tenant({ dailyUsd: '1' }), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
       }
     });
 
     it('a tenant without caps is admitted without asking the ledger', async () => {
       const s = asyncSetup();
       s.async.faults.set('status', 'throw');
-      expect(await s.factory.admit!({ tenant: tenant({ maxSessionTokens: 5 }), model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: tenant({ maxSessionTokens: 5 }), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
       expect(s.async.calls).toEqual([]);
     });
 
     it('concurrent-session slots unavailable: refused with budget_unavailable (closed), admitted (open)', async () => {
       const closed = asyncSetup();
       closed.async.slotUnavailable = true;
-      const e = await closed.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q });
+      const e = await closed.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() });
       expect(e instanceof ProxyError && [e.code, e.closeCode]).toEqual(['budget_unavailable', 1013]);
       const open = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
       open.async.slotUnavailable = true;
-      expect(await open.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await open.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
     });
 
     it('refusal at a cap shows what the period has reserved by running responses', async () => {
@@ -1300,7 +1302,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
         [{ dailyTokens: 10 }, 'daily_tokens', held.day.reserved.tokens],
         [{ monthlyTokens: 10 }, 'monthly_tokens', held.month.reserved.tokens],
       ] as const) {
-        const e = (await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q })) as ProxyError;
+        const e = (await s.factory.admit!({ tenant: tenant(limits), model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })) as ProxyError;
         expect(e.details?.['cap']).toBe(cap);
         expect(e.details?.['reserved']).toBe(cap.endsWith('_usd') ? (shown / 1e9).toString() : shown);
       }
@@ -1314,7 +1316,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
       expect(await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
       // A real session takes the only slot: the probe now says so.
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
       const e = await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q });
       expect(e?.code).toBe('concurrent_sessions_exceeded');
       expect(e?.details).toEqual({ limit: 1 });
@@ -1349,33 +1351,35 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       vi.useFakeTimers();
       const s = setup();
       const t = tenant({ maxConcurrentSessions: 2 });
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
-      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      const completes = new AdmissionTicket();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: completes })).toBeNull();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }))?.constructor).toBe(ProxyError);
       // One upgrade completes: its session holds a slot for as long as it runs.
-      const a = session(s, { maxConcurrentSessions: 2 });
+      const a = session(s, { maxConcurrentSessions: 2 }, 'gpt-realtime', undefined, completes);
       vi.advanceTimersByTime(29_999);
-      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }))?.constructor).toBe(ProxyError);
       vi.advanceTimersByTime(1);
       // The other never did: its slot is free again, the session's is not.
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
-      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }))?.constructor).toBe(ProxyError);
       vi.advanceTimersByTime(60_000);
       a.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
     });
 
     it('a slot released after 30 s is not handed to a later session: that session claims the slot admitted for it', async () => {
       vi.useFakeTimers();
       const s = setup();
       const t = tenant({ maxConcurrentSessions: 1 });
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
       vi.advanceTimersByTime(30_000); // that upgrade never completed
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
-      const a = session(s, { maxConcurrentSessions: 1 });
+      const ticket = new AdmissionTicket();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket })).toBeNull();
+      const a = session(s, { maxConcurrentSessions: 1 }, 'gpt-realtime', undefined, ticket);
       a.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
       // Its close frees its own slot at once, not 30 s later.
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
     });
 
     it('the filter declares what it must see: every event that changes cost or the estimate, never output audio; it fails closed', () => {
@@ -1405,19 +1409,20 @@ describe("metering filter: an asynchronous or failing ledger", () => {
     it('two sessions of one tenant claim two parked slots; a session without a parked slot releases nothing', async () => {
       const s = setup();
       const t = tenant({ maxConcurrentSessions: 2 });
-      await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q });
-      await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q });
-      const a = session(s, { maxConcurrentSessions: 2 });
-      const b = session(s, { maxConcurrentSessions: 2 });
+      const [forA, forB] = [new AdmissionTicket(), new AdmissionTicket()];
+      await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: forA });
+      await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: forB });
+      const a = session(s, { maxConcurrentSessions: 2 }, 'gpt-realtime', undefined, forA);
+      const b = session(s, { maxConcurrentSessions: 2 }, 'gpt-realtime', undefined, forB);
       const c = session(s, { maxConcurrentSessions: 2 }); // e.g. admitted by another path
       c.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
-      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }))?.constructor).toBe(ProxyError);
       a.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
       a.f.onClose!({ initiator: 'client', code: 1000, reason: '' }); // a second close is a no-op
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
-      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
+      expect((await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }))?.constructor).toBe(ProxyError);
       b.f.onClose!({ initiator: 'client', code: 1000, reason: '' });
-      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q })).toBeNull();
+      expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
     });
 
     it('a call the proxy governs: the client\'s own ?call_id= socket is neither admitted against caps nor metered', async () => {
@@ -1426,8 +1431,8 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       const factory = createMeteringFilterFactory(rt);
       s.ledger.settle(null, spent(1));
       const capped = tenant({ dailyUsd: '0.000000001', maxConcurrentSessions: 1 });
-      expect(await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: new Map([['call_id', 'rtc_1']]) })).toBeNull();
-      expect((await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: q }))?.constructor).toBe(ProxyError);
+      expect(await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: new Map([['call_id', 'rtc_1']]), ticket: new AdmissionTicket() })).toBeNull();
+      expect((await factory.admit!({ tenant: capped, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() }))?.constructor).toBe(ProxyError);
       const { FakeSession } = await import('../../test/support/fake-session.js');
       // The server decides it as it makes the session (SessionContext.watchesGovernedCall).
       const unmetered = factory.create(new FakeSession({ tenant: capped, query: { call_id: 'rtc_1' }, watchesGovernedCall: true }));
@@ -1435,7 +1440,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       const metered = factory.create(new FakeSession({ tenant: capped }));
       expect(typeof metered.onClient).toBe('function');
       // Without calls governance a call_id socket is metered like any other.
-      expect((await s.factory.admit!({ tenant: capped, model: 'gpt-realtime', query: new Map([['call_id', 'rtc_1']]) }))?.constructor).toBe(ProxyError);
+      expect((await s.factory.admit!({ tenant: capped, model: 'gpt-realtime', query: new Map([['call_id', 'rtc_1']]), ticket: new AdmissionTicket() }))?.constructor).toBe(ProxyError);
     });
   });
 
@@ -3044,8 +3049,9 @@ describe('metering filter: survivors of the 2026-12-05 mutation run', () => {
     it('a second close does nothing: the session slot is released once', async () => {
       let a!: AsyncLedger;
       const s = setup({}, () => T0, (l) => (a = new AsyncLedger(l)));
-      expect(await s.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 2 }), model: 'gpt-realtime', query: q })).toBeNull();
-      const { f } = session(s, { maxConcurrentSessions: 2 });
+      const ticket = new AdmissionTicket();
+      expect(await s.factory.admit!({ tenant: tenant({ maxConcurrentSessions: 2 }), model: 'gpt-realtime', query: q, ticket })).toBeNull();
+      const { f } = session(s, { maxConcurrentSessions: 2 }, 'gpt-realtime', undefined, ticket);
       f.onClose!({ initiator: 'client', code: 1000, reason: '' });
       f.onClose!({ initiator: 'client', code: 1000, reason: '' });
       expect(a.calls.filter((c) => c === 'releaseSlot')).toHaveLength(1);

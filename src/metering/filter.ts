@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CONTINUE, DROP, reject, replace, type AdmissionRequest, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { CONTINUE, DROP, reject, replace, type AdmissionAsk, type AdmissionRequest, type AdmissionTicket, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN, isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
@@ -305,38 +305,59 @@ function unpricedError(model: string, rt: MeteringRuntime, options: { eventId?: 
 }
 
 /**
- * Admission-to-session handoff of concurrent-session slots: `admit` takes a slot, `create` claims
- * it. A slot whose upgrade never completes is released after ADMISSION_HANDOFF_MS.
+ * Admission-to-session handoff of concurrent-session slots, by admission ticket: `admit` parks the
+ * slot it took under its request's ticket, and only that ticket claims it (the session `create` makes
+ * with it, or `withdraw`), once. An admission that took none (no limit, a governed call's own socket,
+ * failMode open with the ledger down) has nothing parked and claims nothing. A slot whose ticket never
+ * comes back (a path that lost it) is released after ADMISSION_HANDOFF_MS. Until 2026-12-07 slots
+ * were parked per tenant and any upgrade of the tenant claimed the oldest
+ * (test/metering/redteam-18-slot-ticket.test.ts).
  */
 class SlotHandoff {
-  readonly #waiting = new Map<string, { token: string; timer: NodeJS.Timeout }[]>();
+  readonly #parked = new Map<AdmissionTicket, ParkedSlot>();
 
   constructor(private readonly ledger: Ledger) {}
 
-  park(tenant: string, token: string): void {
-    let q = this.#waiting.get(tenant);
-    if (!q) this.#waiting.set(tenant, (q = []));
-    const entry = {
-      token,
-      timer: setTimeout(() => {
-        const list = this.#waiting.get(tenant);
-        const i = list?.indexOf(entry) ?? -1;
-        if (list && i >= 0) list.splice(i, 1);
-        this.ledger.releaseSlot(tenant, token);
-      }, ADMISSION_HANDOFF_MS),
-    };
-    entry.timer.unref();
-    q.push(entry);
+  park(ticket: AdmissionTicket, tenant: string, token: string): void {
+    const timer = setTimeout(() => {
+      if (this.#parked.get(ticket)?.token !== token) return;
+      this.#parked.delete(ticket);
+      this.ledger.releaseSlot(tenant, token);
+    }, ADMISSION_HANDOFF_MS);
+    timer.unref();
+    // A ticket parks one slot: a second park gives the first back rather than losing it.
+    this.#release(ticket);
+    this.#parked.set(ticket, { tenant, token, timer });
   }
 
-  claim(tenant: string): string | null {
-    const q = this.#waiting.get(tenant);
-    const entry = q?.shift();
-    if (!entry) return null;
-    if (q!.length === 0) this.#waiting.delete(tenant);
-    clearTimeout(entry.timer);
-    return entry.token;
+  /** The slot parked for `ticket` (the session now holds it), or null when it took none. */
+  claim(ticket: AdmissionTicket | null | undefined): string | null {
+    if (!ticket) return null;
+    const parked = this.#parked.get(ticket);
+    if (!parked) return null;
+    this.#parked.delete(ticket);
+    clearTimeout(parked.timer);
+    return parked.token;
   }
+
+  /** The slot parked for `ticket`, if any, goes back to the ledger now. */
+  withdraw(ticket: AdmissionTicket): void {
+    this.#release(ticket);
+  }
+
+  #release(ticket: AdmissionTicket): void {
+    const parked = this.#parked.get(ticket);
+    if (!parked) return;
+    this.#parked.delete(ticket);
+    clearTimeout(parked.timer);
+    this.ledger.releaseSlot(parked.tenant, parked.token);
+  }
+}
+
+interface ParkedSlot {
+  readonly tenant: string;
+  readonly token: string;
+  readonly timer: NodeJS.Timeout;
 }
 
 /**
@@ -344,7 +365,7 @@ class SlotHandoff {
  * `probeSlot`) whether a concurrency slot is free now. Used by the calls module before it mints a
  * client secret (no session exists yet, so nothing may stay reserved).
  */
-export async function admissionProbe(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
+export async function admissionProbe(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | null> {
   const failOpen = ledgerFailsOpen(rt);
   const refused = await capsRefusal(rt, req);
   if (refused) return refused;
@@ -377,7 +398,7 @@ function reserveFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>, result
   return ledgerFailsOpen(rt) && result.ownerSilent !== true && result.queueFull !== true;
 }
 
-async function capsRefusal(rt: MeteringRuntime, req: AdmissionRequest): Promise<ProxyError | null> {
+async function capsRefusal(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | null> {
   const failOpen = ledgerFailsOpen(rt);
   if (req.model !== '' && !pricedForSessions(rt, req.model)) {
     return unpricedError(req.model, rt, { param: 'model' });
@@ -422,7 +443,7 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
       if (got === false) {
         return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
       }
-      if (got === true) slots.park(req.tenant.id, token);
+      if (got === true) slots.park(req.ticket, req.tenant.id, token);
       else if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
     }
     return null;
@@ -462,17 +483,21 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
     },
     failMode: 'closed',
     admit,
-    // The slot parked for an upgrade that will not open: released now rather than after ADMISSION_HANDOFF_MS.
-    // (Slots are parked per tenant, not per upgrade: any one of the tenant's is as good. One that took
-    // none, as admit decides, gives back none.)
+    // The slot parked for this admission's ticket, if it took one, released now rather than after ADMISSION_HANDOFF_MS.
     withdraw(req) {
-      if ((rt.callsGoverned && req.query.has('call_id')) || rt.limitsOf(req.tenant).maxConcurrentSessions === null) return;
-      const token = slots.claim(req.tenant.id);
-      if (token !== null) rt.ledger.releaseSlot(req.tenant.id, token);
+      slots.withdraw(req.ticket);
     },
     create(ctx: SessionContext): Filter {
+      // A governed call's own socket: its admission took no slot (admit), so its ticket has none parked.
       if (ctx.watchesGovernedCall === true) return {};
-      return new MeteringFilter(ctx, rt, slots.claim(ctx.tenant.id));
+      const slot = slots.claim(ctx.admission);
+      try {
+        return new MeteringFilter(ctx, rt, slot);
+      } catch (err) {
+        // No filter holds it, so nobody else would give it back.
+        if (slot !== null) rt.ledger.releaseSlot(ctx.tenant.id, slot);
+        throw err;
+      }
     },
   };
 }

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { redactUrl } from '../logging.js';
 import type { ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Tenant } from '../tenants/tenant.js';
-import type { AdmissionRequest } from '../pipeline/filter.js';
+import type { AdmissionAsk } from '../pipeline/filter.js';
 import type { ProxyError } from '../protocol/errors.js';
 import { admissionProbe, createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
 import type { Ledger } from './ledger.js';
@@ -20,7 +20,7 @@ export type { Ledger, UsageRecord } from './ledger.js';
 /** What other concerns (src/calls) may ask metering outside a session. */
 export interface MeteringModule extends ProxyModule {
   /** Price, caps and a free concurrency slot, checked now without holding anything; null: admitted. */
-  probe(req: AdmissionRequest): Promise<ProxyError | null>;
+  probe(req: AdmissionAsk): Promise<ProxyError | null>;
   /** The tenant's max_output_tokens limit for `model` (at most the model's maximum), or null. */
   maxOutputTokens(tenant: Tenant, model: string): number | null;
   /** The ledger (null with metering off): the primary serves it to relay workers (src/server/workers.ts). */

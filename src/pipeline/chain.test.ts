@@ -3,7 +3,7 @@ import { capturedLog } from '../../test/support/captured-log.js';
 import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { ProxyError } from '../protocol/errors.js';
 import { ChainTemplate, QUEUED_FRAME_OVERHEAD_BYTES, type ChainSink } from './chain.js';
-import { closeWith, CONTINUE, DROP, reject, replace, type Admission, type AdmissionRequest, type Filter, type FilterFactory, type Verdict } from './filter.js';
+import { AdmissionTicket, closeWith, CONTINUE, DROP, reject, replace, type Admission, type AdmissionAsk, type AdmissionRequest, type Filter, type FilterFactory, type Verdict } from './filter.js';
 import { Frame } from './frame.js';
 import type { Report } from './reports.js';
 
@@ -381,7 +381,7 @@ const tick = () => new Promise((r) => setTimeout(r, 0));
 const verdicts = (reports: Report[]) => reports.filter((r) => r.kind === 'verdict');
 
 describe('admission', () => {
-  const request = (model = 'm1'): AdmissionRequest => ({ tenant: new FakeSession().tenant, model, query: new Map([['model', model], ['x', '1']]) });
+  const request = (model = 'm1'): AdmissionAsk => ({ tenant: new FakeSession().tenant, model, query: new Map([['model', model], ['x', '1']]) });
   const admitting = (name: string, decide: (r: AdmissionRequest) => Admission | Promise<Admission>, seen?: string[]): FilterFactory => ({
     name,
     wants: {},
@@ -415,11 +415,67 @@ describe('admission', () => {
     expect(req.query.get('model')).toBe('old');
   });
 
-  it('is synchronous while every factory answers synchronously (the upgrade then stays inside uWS), and returns the request as is when nothing changes', () => {
+  it('is synchronous while every factory answers synchronously (the upgrade then stays inside uWS), and returns the request as is, with its ticket, when nothing changes', () => {
     const req = request();
-    const out = new ChainTemplate([admitting('a', () => null), admitting('b', () => ({ model: 'm1' }))]).admit(req);
-    expect(out).toBe(req);
-    expect(new ChainTemplate([]).admit(req)).toBe(req);
+    const tickets: AdmissionTicket[] = [];
+    const out = new ChainTemplate([admitting('a', (r) => (tickets.push(r.ticket), null)), admitting('b', (r) => (tickets.push(r.ticket), { model: 'm1' }))]).admit(req) as AdmissionRequest;
+    expect(out).toEqual({ ...req, ticket: expect.any(AdmissionTicket) });
+    expect(out.query).toBe(req.query);
+    // One ticket for the whole admission: every factory saw the one returned.
+    expect(tickets).toEqual([out.ticket, out.ticket]);
+    expect(tickets[0]).toBe(out.ticket);
+    const none = new ChainTemplate([]).admit(req) as AdmissionRequest;
+    expect(none).toEqual({ ...req, ticket: expect.any(AdmissionTicket) });
+    // Each admission its own ticket.
+    expect(none.ticket).not.toBe(out.ticket);
+  });
+
+  it('a refusal or a throw gives back, by the ticket, what the factories before it took; an admitted request is left to its caller', async () => {
+    const withdrawn: AdmissionTicket[] = [];
+    const taking = (name: string): FilterFactory => ({ ...admitting(name, () => null), withdraw: (r) => withdrawn.push(r.ticket) });
+    const refusal = new ProxyError('model_not_allowed');
+    const seen: AdmissionTicket[] = [];
+    expect(new ChainTemplate([taking('a'), admitting('b', (r) => (seen.push(r.ticket), refusal))]).admit(request())).toBe(refusal);
+    expect(withdrawn).toEqual([seen[0]]);
+    expect(withdrawn[0]).toBe(seen[0]);
+    expect(await new ChainTemplate([taking('a'), admitting('b', (r) => (seen.push(r.ticket), Promise.resolve(refusal)))]).admit(request())).toBe(refusal);
+    expect(withdrawn[1]).toBe(seen[1]);
+    const boom = new Error('boom');
+    expect(() =>
+      new ChainTemplate([
+        taking('a'),
+        admitting('b', (r) => {
+          seen.push(r.ticket);
+          throw boom;
+        }),
+      ]).admit(request()),
+    ).toThrow(boom);
+    expect(withdrawn[2]).toBe(seen[2]);
+    await expect(new ChainTemplate([taking('a'), admitting('b', (r) => (seen.push(r.ticket), Promise.reject(boom)))]).admit(request())).rejects.toBe(boom);
+    expect(withdrawn[3]).toBe(seen[3]);
+    expect(withdrawn).toHaveLength(4);
+    // Admitted: nothing given back here (the caller opens a session with it, or withdraws it).
+    const admitted = new ChainTemplate([taking('a'), admitting('b', () => Promise.resolve(null))]).admit(request());
+    expect(await admitted).toMatchObject({ model: 'm1' });
+    expect(withdrawn).toHaveLength(4);
+  });
+
+  it('a create that throws closes the filters made before it (what they took goes back), then throws', () => {
+    const closed: string[] = [];
+    const t = new ChainTemplate([
+      { name: 'a', wants: {}, create: () => ({ onClose: (info) => void closed.push(`a:${info.initiator}:${info.code}`) }) },
+      {
+        name: 'b',
+        wants: {},
+        create: () => {
+          throw new Error('b cannot start');
+        },
+      },
+      { name: 'c', wants: {}, create: () => ({ onClose: () => void closed.push('c') }) },
+    ]);
+    const sink: ChainSink = { forward: () => undefined, forwardInjected: () => undefined, reject: () => undefined, close: () => undefined, stopped: () => undefined };
+    expect(() => t.instantiate(new FakeSession(), sink)).toThrow('b cannot start');
+    expect(closed).toEqual(['a:proxy:1011']);
   });
 
   it('an async answer pauses admission; the factories after it run once it settles, with its rewrite', async () => {

@@ -1,6 +1,6 @@
-import { ProxyError } from '../protocol/errors.js';
+import { CloseCode, ProxyError } from '../protocol/errors.js';
 import { memberProblemError } from '../protocol/strict-json.js';
-import type { Admission, AdmissionRequest, CloseInfo, Direction, Filter, FilterFactory, SessionContext, Verdict } from './filter.js';
+import { AdmissionTicket, type Admission, type AdmissionAsk, type AdmissionRequest, type CloseInfo, type Direction, type Filter, type FilterFactory, type SessionContext, type Verdict } from './filter.js';
 import { DuplicateMemberFrameError, MalformedFrameError, type Frame } from './frame.js';
 import type { Report } from './reports.js';
 
@@ -103,14 +103,42 @@ export class ChainTemplate {
    * passed on to the factories after it and returned (with the query's `model` updated).
    * Synchronous while every factory answers synchronously: the server then upgrades inside uWS's
    * own upgrade callback, which avoids uWS's asynchronous-upgrade path (see ProxyServer#upgrade).
+   *
+   * The admission gets a fresh ticket (AdmissionTicket), returned with the admitted request: the
+   * caller hands it to the session it opens (SessionContext.admission) or back to `withdraw`. A
+   * refusal, or a factory that throws, gives back here what the factories before it took (until
+   * 2026-12-07 a slot taken before a later factory's refusal stayed parked for 30 s).
    */
-  admit(request: AdmissionRequest): ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest> {
-    return this.#admitFrom(0, request);
+  admit(ask: AdmissionAsk): ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest> {
+    const request: AdmissionRequest = { tenant: ask.tenant, model: ask.model, query: ask.query, ticket: new AdmissionTicket() };
+    let answer: ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest>;
+    try {
+      answer = this.#admitFrom(0, request);
+    } catch (err) {
+      this.withdraw(request);
+      throw err;
+    }
+    if (!isThenable(answer)) return this.#givenBackIfRefused(request, answer);
+    return answer.then(
+      (settled) => this.#givenBackIfRefused(request, settled),
+      (err: unknown) => {
+        this.withdraw(request);
+        throw err;
+      },
+    );
   }
 
-  /** An admitted upgrade that did not open: each factory gives back what its `admit` took. */
+  /**
+   * An admitted request that did not open a session: each factory gives back what its `admit` took
+   * for `request.ticket` (a ticket given back or claimed already: nothing).
+   */
   withdraw(request: AdmissionRequest): void {
     for (const f of this.factories) f.withdraw?.(request);
+  }
+
+  #givenBackIfRefused(request: AdmissionRequest, answer: ProxyError | AdmissionRequest): ProxyError | AdmissionRequest {
+    if (answer instanceof ProxyError) this.withdraw(request);
+    return answer;
   }
 
   #admitFrom(start: number, request: AdmissionRequest): ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest> {
@@ -149,6 +177,28 @@ function applyAdmission(current: AdmissionRequest, decision: Admission): ProxyEr
   const query = new Map(current.query);
   query.set('model', decision.model);
   return { ...current, model: decision.model, query };
+}
+
+/**
+ * One filter per factory. A create that throws ends the session before it starts: the filters made
+ * before it are closed first, so what they took (a concurrent-session slot metering claimed from the
+ * admission) goes back instead of being held by a filter nobody will close.
+ */
+function createFilters(factories: readonly FilterFactory[], ctx: SessionContext): Filter[] {
+  const filters: Filter[] = [];
+  try {
+    for (const f of factories) filters.push(f.create(ctx));
+  } catch (err) {
+    for (const made of filters) {
+      try {
+        made.onClose?.({ initiator: 'proxy', code: CloseCode.internalError, reason: 'internal_error' });
+      } catch (closeErr) {
+        ctx.log.error({ err: closeErr }, 'filter close failed after another filter could not be created');
+      }
+    }
+    throw err;
+  }
+  return filters;
 }
 
 function isPromise(v: Verdict | Promise<Verdict>): v is Promise<Verdict> {
@@ -328,7 +378,7 @@ export class SessionChain {
     this.#template = template;
     this.#ctx = ctx;
     this.sink = sink;
-    this.#filters = template.factories.map((f) => f.create(ctx));
+    this.#filters = createFilters(template.factories, ctx);
     this.#reporting = this.#filters.filter((f) => typeof f.onReport === 'function');
     this.#client = new DirectionRunner(this, 'client', template.client);
     this.#server = new DirectionRunner(this, 'server', template.server);

@@ -107,6 +107,12 @@ export interface SessionContext {
   readonly secretSession?: Readonly<Record<string, unknown>> | null;
   /** A call's sideband: the call's usage toward the per-session limits so far (metering carries it on); else null. */
   readonly carried?: CarriedUsage | null;
+  /**
+   * The admission this session opens with (ChainTemplate.admit's ticket): what the factories' `admit`
+   * took for it (a concurrent-session slot) is the session's to claim in `create`. Null or absent: a
+   * session admitted by nobody here (it holds nothing).
+   */
+  readonly admission?: AdmissionTicket | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
@@ -218,8 +224,10 @@ export interface FilterFactory {
    */
   admit?(request: AdmissionRequest): Admission | Promise<Admission>;
   /**
-   * An upgrade every factory admitted did not open (its client left, or the proxy filled up while it
-   * was being admitted): what `admit` took for it (a concurrent-session slot) goes back now.
+   * An admission that will not open a session (its client left, the proxy filled up while it was
+   * being admitted, or a later factory refused it): what `admit` took for `request.ticket` (a
+   * concurrent-session slot) goes back now. At most once per ticket, whatever the calls: a ticket
+   * already withdrawn, or claimed by `create`, gives back nothing.
    */
   withdraw?(request: AdmissionRequest): void;
   create(ctx: SessionContext): Filter;
@@ -228,8 +236,27 @@ export interface FilterFactory {
 /** Refuse (ProxyError), admit as asked (null), or admit with another model. */
 export type Admission = ProxyError | null | { readonly model: string };
 
-export interface AdmissionRequest {
+/** What an upgrade (or a call) asks admission for. */
+export interface AdmissionAsk {
   readonly tenant: Tenant;
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
+}
+
+/**
+ * One admission, by object identity. What a factory's `admit` takes (a concurrent-session slot) is
+ * kept under the ticket, never under the tenant, and goes back by that ticket only: claimed by the
+ * session made with it (SessionContext.admission), or given back by `withdraw`. Until 2026-12-07
+ * slots were parked per tenant, and an upgrade of the tenant that had taken none (failMode open, the
+ * ledger down) claimed or gave back another's: the tenant ran one session over maxConcurrentSessions
+ * (test/metering/redteam-18-slot-ticket.test.ts).
+ */
+export class AdmissionTicket {
+  // A private member makes the type nominal: no object literal stands in for a ticket.
+  readonly #nominal = undefined;
+}
+
+/** An ask under admission, with its ticket (what every factory's `admit` and `withdraw` get). */
+export interface AdmissionRequest extends AdmissionAsk {
+  readonly ticket: AdmissionTicket;
 }

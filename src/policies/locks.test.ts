@@ -2,7 +2,7 @@ import { ProxyError } from '../protocol/errors.js';
 import { describe, expect, it } from 'vitest';
 import { FakeSession, LoggedSession } from '../../test/support/fake-session.js';
 import { policyFrom, responseCreated, wire } from '../../test/policies/support.js';
-import { CONTINUE, type AdmissionRequest, type Verdict } from '../pipeline/filter.js';
+import { AdmissionTicket, CONTINUE, type AdmissionRequest, type Verdict } from '../pipeline/filter.js';
 import { Frame } from '../pipeline/frame.js';
 import type { CompiledPolicy } from './compile.js';
 import { applyLocks, callRelock, LockFilter, locksFactory, mcpUrlAllowed } from './locks.js';
@@ -203,7 +203,7 @@ describe('session locks', () => {
     const policy = await policyFrom(LOCKS);
     const registry = { resolve: () => ({ current: policy, name: 'test' }) } as unknown as PolicyRegistry;
     const factory = locksFactory(registry);
-    const req = (model: string): AdmissionRequest => ({ tenant: new FakeSession().tenant, model, query: new Map() });
+    const req = (model: string): AdmissionRequest => ({ tenant: new FakeSession().tenant, model, query: new Map(), ticket: new AdmissionTicket() });
     expect(await factory.admit!(req('gpt-realtime'))).toBeNull();
     expect(await factory.admit!(req(''))).toBeNull();
     const refused = await factory.admit!(req('gpt-4o-realtime-preview'));
@@ -994,12 +994,12 @@ describe('locks, what operators and the wire see', () => {
   it('admission tells the client which model is refused', async () => {
     const policy = await policyFrom('locks:\n  model: { allow: [gpt-realtime] }');
     const factory = locksFactory({ resolve: () => ({ current: policy, name: 'test' }) } as unknown as PolicyRegistry);
-    const refused = await factory.admit!({ tenant: new FakeSession().tenant, model: 'gpt-x', query: new Map() });
+    const refused = await factory.admit!({ tenant: new FakeSession().tenant, model: 'gpt-x', query: new Map(), ticket: new AdmissionTicket() });
     expect(refused instanceof ProxyError && { message: refused.message, details: refused.details }).toEqual({ message: 'Model gpt-x is not allowed for this tenant.', details: { model: 'gpt-x' } });
   });
 
   it('an upstream speaking the Azure preview protocol: a locked session is refused at admission, whatever its model; one without locks is admitted', async () => {
-    const req = (model: string): AdmissionRequest => ({ tenant: new FakeSession().tenant, model, query: new Map() });
+    const req = (model: string): AdmissionRequest => ({ tenant: new FakeSession().tenant, model, query: new Map(), ticket: new AdmissionTicket() });
     const factoryOf = (policy: CompiledPolicy, previewUpstream?: boolean) =>
       locksFactory({ resolve: () => ({ current: policy, name: policy.name }) } as unknown as PolicyRegistry, previewUpstream === undefined ? undefined : { previewUpstream });
     for (const yaml of ['locks:\n  voice: { allow: [marin] }', 'truncation:\n  upstream: { type: retention_ratio, retention_ratio: 0.8 }']) {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { WebSocket as UwsSocket } from 'uWebSockets.js';
 import type { Config } from '../config/schema.js';
 import { QUEUED_FRAME_OVERHEAD_BYTES, type ChainTemplate, type ChainSink, type SessionChain } from '../pipeline/chain.js';
-import { CLIENT_SECRET_UPDATE, type CarriedUsage, type Clock, type CloseInfo, type Direction, type SessionContext } from '../pipeline/filter.js';
+import { CLIENT_SECRET_UPDATE, type AdmissionRequest, type AdmissionTicket, type CarriedUsage, type Clock, type CloseInfo, type Direction, type SessionContext } from '../pipeline/filter.js';
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
@@ -34,10 +34,8 @@ export interface ClientSocketData {
   admitted: AdmittedClient | null;
 }
 
-export interface AdmittedClient {
-  readonly tenant: Tenant;
-  readonly model: string;
-  readonly query: ReadonlyMap<string, string>;
+/** The admitted request (its ticket carries what admission took to the session: SessionContext.admission). */
+export interface AdmittedClient extends AdmissionRequest {
   readonly headers: ReadonlyMap<string, string>;
   /** The governed session config of the client secret the client authenticated with, or null. */
   readonly secretSession: Readonly<Record<string, unknown>> | null;
@@ -68,6 +66,8 @@ export interface SessionInit {
   readonly secretSession?: Readonly<Record<string, unknown>> | null;
   /** A call's sideband (src/calls): the call's usage toward the per-session limits so far (SessionContext.carried). */
   readonly carried?: CarriedUsage | null;
+  /** The admission the session opens with: what it took (a concurrent-session slot) the filters claim (SessionContext.admission). */
+  readonly admission?: AdmissionTicket | null;
   /** A session.update sent before anything else (after the filters' own), and by whom: a SIP call's responses turned back on. */
   readonly firstUpdate?: { readonly session: Readonly<Record<string, unknown>>; readonly by: string } | null;
   /**
@@ -149,6 +149,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly watchesGovernedCall: boolean;
   readonly secretSession: Readonly<Record<string, unknown>> | null;
   readonly carried: CarriedUsage | null;
+  readonly admission: AdmissionTicket | null;
   readonly startedAt: number;
   readonly clock: Clock;
   readonly log: Logger;
@@ -205,6 +206,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.callId = init.callId ?? init.query.get('call_id') ?? null;
     this.secretSession = init.secretSession ?? null;
     this.carried = init.carried ?? null;
+    this.admission = init.admission ?? null;
     this.clock = init.clock;
     this.startedAt = init.clock.now();
     this.log = init.log;

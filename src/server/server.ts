@@ -5,12 +5,12 @@ import type { BodyAdmission, HttpReply, HttpRequestHead, HttpRequestInfo, HttpRo
 import type { UpstreamKind } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { ChainTemplate } from '../pipeline/chain.js';
-import type { Clock } from '../pipeline/filter.js';
+import type { AdmissionRequest, Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { MAX_KEY_CHARS, sha256Hex, type TenantResolver } from '../tenants/resolver.js';
 import { forwardedHeaderProblem, readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
-import { RelaySession, type ClientSocket, type ClientSocketData } from '../relay/session.js';
+import { RelaySession, type AdmittedClient, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
 import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
@@ -847,7 +847,11 @@ export class ProxyServer {
     // A secret's session runs the model it was minted for, whatever the URL says.
     const requested = grant ? grant.model : clientQuery.model;
     const query = grant ? new Map([...clientQuery.query, ['model', grant.model]]) : clientQuery.query;
-    let decision: ProxyError | { readonly model: string; readonly query: ReadonlyMap<string, string> };
+    // What admission took for this upgrade goes with its ticket (decision.ticket): to the session it
+    // opens, or back through withdraw on every way out below (a refusal or a throw inside admission
+    // gives it back there). Until 2026-12-07 withdraw gave back any slot of the tenant, another
+    // upgrade's included (test/metering/redteam-18-slot-ticket.test.ts).
+    let decision: ProxyError | AdmissionRequest;
     try {
       // Not awaited when every check answered synchronously: the upgrade then happens inside
       // uWS's upgrade callback (see #upgrade for why that matters).
@@ -857,13 +861,18 @@ export class ProxyServer {
       this.#log.error({ err }, 'admission failed');
       decision = new ProxyError('internal_error', { close: 'internalError' });
     }
-    if (!(decision instanceof ProxyError)) decision = undialableModel(this.#config.upstream, decision.model) ?? decision;
-    if (decision instanceof ProxyError) {
-      this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: decision.code }, 'session refused');
-      return refuse(decision);
+    const refuseAdmission = (error: ProxyError) => {
+      this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: error.code }, 'session refused');
+      refuse(error);
+    };
+    if (decision instanceof ProxyError) return refuseAdmission(decision);
+    const undialable = undialableModel(this.#config.upstream, decision.model);
+    if (undialable) {
+      this.#template.withdraw(decision);
+      return refuseAdmission(undialable);
     }
     if (!exchange.open) {
-      this.#template.withdraw({ tenant, model: requested, query });
+      this.#template.withdraw(decision);
       return;
     }
     // The place among `maxSessions` is taken here, in the same synchronous step as the open (uWS calls
@@ -876,16 +885,15 @@ export class ProxyServer {
     // (test/server/redteam-17b-admission-places.test.ts). What admission took for a refused one (a
     // concurrent-session slot) goes back at once, as for an upgrade whose client left meanwhile.
     if (this.sessionsOpen >= this.#config.server.maxSessions) {
-      this.#template.withdraw({ tenant, model: requested, query });
-      this.#log.info({ event: 'session_refused', tenant: tenant.id, model: requested, code: 'overloaded' }, 'session refused');
-      return refuse(new ProxyError('overloaded'));
+      this.#template.withdraw(decision);
+      return refuseAdmission(new ProxyError('overloaded'));
     }
     if (creds.betaMarker) this.#log.info({ tenant: tenant.id }, 'client sent the retired beta marker; stripped');
     if (decision.model !== requested) this.#log.info({ tenant: tenant.id, requested, model: decision.model }, 'model rewritten at admission');
     this.#upgrade(exchange, context, headers, creds.protocol, {
       session: null,
       refusal: null,
-      admitted: { tenant, model: decision.model, query: decision.query, headers, secretSession: grant?.session ?? null },
+      admitted: { tenant, model: decision.model, query: decision.query, ticket: decision.ticket, headers, secretSession: grant?.session ?? null },
     });
   }
 
@@ -911,7 +919,11 @@ export class ProxyServer {
    * socket open it is written uncorked (uWS prints one warning line to stderr).
    */
   #upgrade(exchange: Exchange, context: us_socket_context_t, headers: Map<string, string>, protocol: string, data: ClientSocketData): void {
-    if (!exchange.claim()) return;
+    if (!exchange.claim()) {
+      // Answered or gone meanwhile: no session opens with this admission.
+      if (data.admitted) this.#template.withdraw(data.admitted);
+      return;
+    }
     const res = exchange.res;
     const upgrade = () => res.upgrade(data, headers.get('sec-websocket-key') ?? '', protocol, headers.get('sec-websocket-extensions') ?? '', context);
     if (exchange.inUpgradeCallback) {
@@ -945,6 +957,16 @@ export class ProxyServer {
       return;
     }
     data.admitted = null;
+    try {
+      this.#openSession(ws, data, pending);
+    } catch (err) {
+      // A session that could not be made gives back what its admission took (nothing, once a filter claimed it).
+      this.#template.withdraw(pending);
+      throw err;
+    }
+  }
+
+  #openSession(ws: ClientSocket, data: ClientSocketData, pending: AdmittedClient): void {
     const id = `rps_${randomBytes(8).toString('hex')}`;
     const log = this.#log.child({ session: id, tenant: pending.tenant.id, model: capLogBinding(pending.model) });
     const session = new RelaySession(
@@ -961,6 +983,7 @@ export class ProxyServer {
         budget: this.#budget,
         secretSession: pending.secretSession,
         watchesGovernedCall: this.#config.calls.enabled && pending.query.has('call_id'),
+        admission: pending.ticket,
         onEnded: (s) => this.#onSessionEnded(s),
       },
       ws,

@@ -5,7 +5,7 @@
  */
 import pino, { type Logger } from 'pino';
 import { afterEach, expect, vi } from 'vitest';
-import type { Filter, FilterFactory, Verdict } from '../../src/pipeline/filter.js';
+import type { AdmissionTicket, Filter, FilterFactory, Verdict } from '../../src/pipeline/filter.js';
 import { Frame } from '../../src/pipeline/frame.js';
 import { meteringSchema, type TenantLimitsConfig } from '../../src/metering/config.js';
 import { createMeteringFilterFactory, type MeteringRuntime } from '../../src/metering/filter.js';
@@ -74,8 +74,9 @@ export function setup(config: Record<string, unknown> = {}, wall: () => number =
 /** The session of each filter: the helpers below feed its conversation view as the relay core would. */
 const sessions = new WeakMap<Filter, FakeSession>();
 
-export function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime', query?: Record<string, string>): { ctx: FakeSession; f: Filter } {
-  const ctx = new FakeSession({ tenant: { limits }, model, log: s.log, ...(query ? { query } : {}) });
+/** `admission`: the ticket the session's admission took its slot with (FakeSession.admission). */
+export function session(s: Setup, limits: TenantLimitsConfig | null = null, model = 'gpt-realtime', query?: Record<string, string>, admission?: AdmissionTicket): { ctx: FakeSession; f: Filter } {
+  const ctx = new FakeSession({ tenant: { limits }, model, log: s.log, ...(query ? { query } : {}), ...(admission ? { admission } : {}) });
   const f = s.factory.create(ctx);
   // As the relay's chain does: every report (the relay's `create_sent` included) reaches the filter's onReport.
   const record = ctx.report.bind(ctx);

@@ -1,6 +1,6 @@
 import pino, { type Level, type Logger } from 'pino';
 import { AudioMeter } from '../../src/pipeline/audio-meter.js';
-import type { Clock, Direction, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
+import type { AdmissionTicket, Clock, Direction, Filter, SessionContext, Verdict } from '../../src/pipeline/filter.js';
 import { Frame } from '../../src/pipeline/frame.js';
 import type { Report } from '../../src/pipeline/reports.js';
 import { Conversation, type ItemMark } from '../../src/protocol/conversation.js';
@@ -30,10 +30,13 @@ export class FakeSession implements SessionContext {
   readonly audio = new AudioMeter((r) => this.reports.push(r));
 
   readonly watchesGovernedCall: boolean;
+  /** The admission the session opens with (what the factories' admit took for it), or null. */
+  readonly admission: AdmissionTicket | null;
 
-  constructor(options: { tenant?: Partial<Tenant>; model?: string; query?: Record<string, string>; log?: Logger; watchesGovernedCall?: boolean } = {}) {
+  constructor(options: { tenant?: Partial<Tenant>; model?: string; query?: Record<string, string>; log?: Logger; watchesGovernedCall?: boolean; admission?: AdmissionTicket } = {}) {
     this.log = options.log ?? pino({ level: 'silent' });
     this.watchesGovernedCall = options.watchesGovernedCall === true;
+    this.admission = options.admission ?? null;
     this.tenant = { id: 'acme', name: 'Acme', policy: null, plan: null, limits: null, ...options.tenant };
     this.model = options.model ?? 'gpt-realtime';
     this.query = new Map(Object.entries(options.query ?? { model: this.model }));
