@@ -27,7 +27,7 @@ describe('conversation estimate (upper bounds of what a response reads)', () => 
     c.onCommitted('item_early', 64_000);
     expect(c.total().audio).toBe(60 + AUDIO_PART_OVERHEAD);
     const early = c.total();
-    c.bytesPerMs = 48; // session.created: audio/pcm
+    c.setFormat(48, 0, true); // session.created: audio/pcm
     c.onBufferCleared(64_000 * 4); // three more seconds appended, then cleared
     c.onCommitted('item_a', 64_000 * 6); // two seconds after the clear
     expect(c.total()).toEqual({ text: early.text + ITEM_OVERHEAD, audio: early.audio + 20 + AUDIO_PART_OVERHEAD, image: 0 });
@@ -170,7 +170,7 @@ describe('context estimates: every rule errs high, every branch observable', () 
     const c = new ConversationEstimate();
     const audio = (id: unknown) => ({ id, type: 'message', role: 'user', content: [{ type: 'input_audio', audio: 'A'.repeat(64_000) }] });
     c.onItemCreate(audio('g711'));
-    c.bytesPerMs = 48;
+    c.setFormat(48, 0, true);
     c.onItemCreate(audio('pcm'));
     c.onItemCreate(audio(17));
     expect(c.total()).toEqual(tok(3 * ITEM_OVERHEAD, 60 + 10 + 10 + 3 * AUDIO_PART_OVERHEAD));
@@ -184,7 +184,7 @@ describe('context estimates: every rule errs high, every branch observable', () 
 
   it('onCommitted: the bound since the last commit or clear, returned in ms; a counter below the start counts nothing', () => {
     const c = new ConversationEstimate();
-    c.bytesPerMs = 48;
+    c.setFormat(48, 0, true);
     expect(c.onCommitted('i1', 64_000)).toBe(1_000);
     expect(c.onCommitted('i2', 64_000 * 3)).toBe(2_000);
     expect(c.total()).toEqual(tok(2 * ITEM_OVERHEAD, 10 + 20 + 2 * AUDIO_PART_OVERHEAD));
@@ -201,7 +201,7 @@ describe('context estimates: every rule errs high, every branch observable', () 
 
   it('onClientCommit: the buffer counts when the commit leaves; its committed adds only what was appended since, the item covers both', () => {
     const c = new ConversationEstimate();
-    c.bytesPerMs = 48;
+    c.setFormat(48, 0, true);
     c.onClientCommit(64_000);
     // Counted before the upstream's committed: a create sent right behind the commit reads it.
     expect(c.total()).toEqual(tok(ITEM_OVERHEAD, 10 + AUDIO_PART_OVERHEAD));
@@ -217,7 +217,7 @@ describe('context estimates: every rule errs high, every branch observable', () 
 
   it('onClientCommit: a commit the upstream refused keeps its count; the next committed item takes it, every byte counted once', () => {
     const c = new ConversationEstimate();
-    c.bytesPerMs = 48;
+    c.setFormat(48, 0, true);
     c.onClientCommit(64_000); // refused upstream (e.g. too short): no committed comes for it
     c.onClientCommit(64_000 * 3);
     expect(c.total()).toEqual(tok(2 * ITEM_OVERHEAD, 30 + 2 * AUDIO_PART_OVERHEAD));
@@ -230,7 +230,7 @@ describe('context estimates: every rule errs high, every branch observable', () 
     expect(sum(oob('i1')) + sum(oob('i2'))).toBe(2 * ITEM_OVERHEAD + 30 + 2 * AUDIO_PART_OVERHEAD);
     // Beyond 64 commits waiting, the oldest are merged: nothing is dropped from the estimate.
     const d = new ConversationEstimate();
-    d.bytesPerMs = 48;
+    d.setFormat(48, 0, true);
     for (let i = 1; i <= 100; i++) d.onClientCommit(64_000 * i);
     expect(d.total()).toEqual(tok(100 * ITEM_OVERHEAD, 100 * (10 + AUDIO_PART_OVERHEAD)));
     let ms = 0;
@@ -359,7 +359,7 @@ describe('context estimates: every rule errs high, every branch observable', () 
 
   it('uncommittedMs: the audio appended since the last commit or clear, none when empty', () => {
     const c = new ConversationEstimate();
-    c.bytesPerMs = 48;
+    c.setFormat(48, 0, true);
     expect(c.uncommittedMs(0)).toBe(0);
     expect(c.uncommittedMs(64_000)).toBe(1000);
     c.onClientCommit(64_000);

@@ -49,7 +49,11 @@ export function audioMsOfBase64(encodedChars: number, bytesPerMs: number): numbe
 
 /** Audio tokens of `encodedChars` base64 characters of input audio at `bytesPerMs` (src/protocol/audio-format.ts). */
 export function audioTokensOfBase64(encodedChars: number, bytesPerMs: number): number {
-  const ms = audioMsOfBase64(encodedChars, bytesPerMs);
+  return audioTokensOfMs(audioMsOfBase64(encodedChars, bytesPerMs));
+}
+
+/** Audio tokens of `ms` milliseconds of user audio. */
+export function audioTokensOfMs(ms: number): number {
   return Math.ceil((ms * USER_AUDIO_TOKENS_PER_SEC) / 1000);
 }
 
@@ -191,13 +195,53 @@ export class ConversationEstimate {
    * since); one that never comes (a commit the upstream refused) leaves its count in the estimate
    * and hands it to the next committed item (the bytes stay in the upstream buffer). Bounded.
    */
-  readonly #ahead: { readonly audio: number; readonly chars: number }[] = [];
+  readonly #ahead: { readonly audio: number; readonly ms: number }[] = [];
   /**
    * Input audio bytes per millisecond (`budgetedInputBytesPerMs`: 48 for PCM16 at 24 kHz, 8 for
    * G.711). Until the upstream reports the format, the densest (G.711: the most audio per byte), so
    * the estimate stays high.
    */
-  bytesPerMs = G711_BYTES_PER_MS;
+  #bytesPerMs = G711_BYTES_PER_MS;
+  /** The upstream has reported its input format: until then the buffer is in the one it reports first. */
+  #formatKnown = false;
+  /**
+   * Audio (ms) appended to the buffer under formats no longer in force, and the relay's append count
+   * when the one in force now began: appends already upstream were read in the format of their time,
+   * which a later switch does not change (eighteenth red-team pass: 240 s appended as G.711, committed
+   * after a switch to PCM16, was sized as 40 s; test/metering/redteam-18-format-switch.test.ts).
+   */
+  #earlierFormatsMs = 0;
+  #formatStart = 0;
+
+  /** Input audio bytes per millisecond in force now. */
+  get bytesPerMs(): number {
+    return this.#bytesPerMs;
+  }
+
+  /**
+   * The input format in force from `appendedWireBytes` on (`reported`: the upstream's report, else an
+   * update in flight asking for it). The audio of the buffer so far keeps the size it had.
+   */
+  setFormat(bytesPerMs: number, appendedWireBytes: number, reported: boolean): void {
+    if (this.#formatKnown && bytesPerMs !== this.#bytesPerMs) {
+      this.#earlierFormatsMs += audioMsOfBase64(Math.max(0, appendedWireBytes - Math.max(this.#formatStart, this.#bufferStart)), this.#bytesPerMs);
+      this.#formatStart = appendedWireBytes;
+    }
+    if (reported) this.#formatKnown = true;
+    this.#bytesPerMs = bytesPerMs;
+  }
+
+  /** Milliseconds of audio (an upper bound) appended since the buffer started, each part at the format it was appended in. */
+  #bufferMs(appendedWireBytes: number): number {
+    const since = Math.max(this.#formatStart, this.#bufferStart);
+    return this.#earlierFormatsMs + (appendedWireBytes > since ? audioMsOfBase64(appendedWireBytes - since, this.#bytesPerMs) : 0);
+  }
+
+  /** The buffer starts again at `appendedWireBytes` (a commit, a clear). */
+  #restartBuffer(appendedWireBytes: number): void {
+    this.#bufferStart = appendedWireBytes;
+    this.#earlierFormatsMs = 0;
+  }
 
   /** The whole default conversation, as the next response in it would read it. */
   total(): ModalityTokens {
@@ -274,7 +318,7 @@ export class ConversationEstimate {
 
   /** The input buffer was cleared when `appendedWireBytes` append bytes had been forwarded. */
   onBufferCleared(appendedWireBytes: number): void {
-    this.#bufferStart = appendedWireBytes;
+    this.#restartBuffer(appendedWireBytes);
   }
 
   /**
@@ -287,21 +331,21 @@ export class ConversationEstimate {
       if (this.#committedIds.length >= MAX_AHEAD) this.#committedIds.shift();
       this.#committedIds.push(itemId);
     }
-    const chars = Math.max(0, appendedWireBytes - this.#bufferStart);
-    this.#bufferStart = appendedWireBytes;
-    const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
+    const ms = this.#bufferMs(appendedWireBytes);
+    this.#restartBuffer(appendedWireBytes);
+    const audio = audioTokensOfMs(ms) + AUDIO_PART_OVERHEAD;
     const ahead = this.#ahead.shift();
     if (!ahead) {
       this.addItem(itemId, { text: ITEM_OVERHEAD, audio, image: 0 });
-      return audioMsOfBase64(chars, this.bytesPerMs);
+      return ms;
     }
     // Counted at the client's commit: only what was appended since is new to the estimate; the
     // item's own estimate (item references, transcription length) is both.
-    const extra = chars > 0 ? audioTokensOfBase64(chars, this.bytesPerMs) : 0;
+    const extra = audioTokensOfMs(ms);
     add(this.#added, { text: 0, audio: extra, image: 0 });
     add(this.#raw, { text: 0, audio: extra, image: 0 });
     this.#raiseItem(itemId, { text: ITEM_OVERHEAD, audio: ahead.audio + extra, image: 0 });
-    return audioMsOfBase64(ahead.chars + chars, this.bytesPerMs);
+    return ahead.ms + ms;
   }
 
   /**
@@ -310,20 +354,20 @@ export class ConversationEstimate {
    * Returns that audio's bound in milliseconds.
    */
   onClientCommit(appendedWireBytes: number): number {
-    const chars = Math.max(0, appendedWireBytes - this.#bufferStart);
-    this.#bufferStart = appendedWireBytes;
-    const audio = audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD;
+    const ms = this.#bufferMs(appendedWireBytes);
+    this.#restartBuffer(appendedWireBytes);
+    const audio = audioTokensOfMs(ms) + AUDIO_PART_OVERHEAD;
     add(this.#added, { text: ITEM_OVERHEAD, audio, image: 0 });
     add(this.#raw, { text: ITEM_OVERHEAD, audio, image: 0 });
     if (this.#ahead.length >= MAX_AHEAD) {
       // Never answered (refused upstream): fold the oldest into the next, so no count is lost.
       const oldest = this.#ahead.shift()!;
       const next = this.#ahead.shift();
-      if (next) this.#ahead.unshift({ audio: oldest.audio + next.audio, chars: oldest.chars + next.chars });
+      if (next) this.#ahead.unshift({ audio: oldest.audio + next.audio, ms: oldest.ms + next.ms });
       else this.#ahead.unshift(oldest);
     }
-    this.#ahead.push({ audio, chars });
-    return audioMsOfBase64(chars, this.bytesPerMs);
+    this.#ahead.push({ audio, ms });
+    return ms;
   }
 
   /**
@@ -331,15 +375,14 @@ export class ConversationEstimate {
    * becomes if the upstream commits it (server VAD) before it reads a create sent now; none when empty.
    */
   uncommitted(appendedWireBytes: number): ModalityTokens {
-    const chars = appendedWireBytes - this.#bufferStart;
-    if (chars <= 0) return { text: 0, audio: 0, image: 0 };
-    return { text: ITEM_OVERHEAD, audio: audioTokensOfBase64(chars, this.bytesPerMs) + AUDIO_PART_OVERHEAD, image: 0 };
+    const ms = this.#bufferMs(appendedWireBytes);
+    if (ms <= 0) return { text: 0, audio: 0, image: 0 };
+    return { text: ITEM_OVERHEAD, audio: audioTokensOfMs(ms) + AUDIO_PART_OVERHEAD, image: 0 };
   }
 
   /** Milliseconds of audio (an upper bound) in the input buffer not committed yet (appended since the last commit or clear). */
   uncommittedMs(appendedWireBytes: number): number {
-    const chars = appendedWireBytes - this.#bufferStart;
-    return chars <= 0 ? 0 : audioMsOfBase64(chars, this.bytesPerMs);
+    return this.#bufferMs(appendedWireBytes);
   }
 
   /**

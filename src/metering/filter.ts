@@ -909,7 +909,7 @@ export class MeteringFilter implements Filter {
     if (g.instructions === null && g.tools === null && g.maxOutput === null && g.textOnly === null && g.bytesPerMs === null && g.prompt === null && g.price === null) return;
     if (this.#guesses.length >= 64) this.#guesses.shift();
     this.#guesses.push(g);
-    if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
+    if (g.bytesPerMs !== null) this.#estimate.setFormat(Math.min(this.#estimate.bytesPerMs, g.bytesPerMs), this.#ctx.audio.inputWireBytes, false);
   }
 
   /** What the last calibration counted may be a truncated read: see ConversationEstimate.distrustCalibration. */
@@ -1392,7 +1392,10 @@ export class MeteringFilter implements Filter {
   /** The session token limit is reached by settled tokens plus the worst cases held now (creates pending, responses running). */
   #overSessionTokens(): boolean {
     const max = this.#limits.maxSessionTokens;
-    return max !== null && this.#sessionTokens + this.#heldTokens >= max;
+    // Transcriptions still awaited hold their estimate too (eighteenth red-team pass: they held
+    // nothing, and 20 transcribed commits in one write ran 200,000 tokens past a 20,000-token limit;
+    // test/metering/redteam-18-session-tokens-transcription.test.ts).
+    return max !== null && this.#sessionTokens + this.#heldTokens + this.#tx.heldTokens() >= max;
   }
 
   /** A started response's reservation, held until its response.done (its tokens count toward the session limit). */
@@ -1403,10 +1406,11 @@ export class MeteringFilter implements Filter {
     this.#heldTokens += r.amount.tokens;
   }
 
-  #tokenLimitError(eventId: string | null): ProxyError {
+  #tokenLimitError(eventId: string | null, param?: string): ProxyError {
     return new ProxyError('token_limit_exceeded', {
       eventId,
-      details: { limit: this.#limits.maxSessionTokens, used: this.#sessionTokens, reserved: this.#heldTokens },
+      ...(param === undefined ? {} : { param }),
+      details: { limit: this.#limits.maxSessionTokens, used: this.#sessionTokens, reserved: this.#heldTokens + this.#tx.heldTokens() },
     });
   }
 
@@ -1569,9 +1573,10 @@ export class MeteringFilter implements Filter {
       this.#vad = td ? turnDetectionOf(td) : null;
     }
     const reported = session ? budgetedInputBytesPerMs(session) : null;
-    if (reported !== null) this.#estimate.bytesPerMs = reported;
     // An update still in flight asking for the denser format keeps it (the estimate stays high).
-    for (const g of this.#guesses) if (g.bytesPerMs !== null) this.#estimate.bytesPerMs = Math.min(this.#estimate.bytesPerMs, g.bytesPerMs);
+    let bytesPerMs = reported ?? this.#estimate.bytesPerMs;
+    for (const g of this.#guesses) if (g.bytesPerMs !== null) bytesPerMs = Math.min(bytesPerMs, g.bytesPerMs);
+    this.#estimate.setFormat(bytesPerMs, this.#ctx.audio.inputWireBytes, reported !== null);
   }
 
   /** The upstream reports a model a client `session.update` asked for (or its snapshot). */
@@ -1913,6 +1918,9 @@ export class MeteringFilter implements Filter {
     const { model, promptTokens } = this.#tx.now();
     // Appends behind the commit wait for its verdict (the chain queues them): the buffer is as now when it leaves.
     const ms = this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes);
+    // The session token limit counts transcription tokens: a commit is admitted, as a create is, only
+    // while settled tokens plus what is held (responses, transcriptions awaited) are below it.
+    if (model !== null && ms > 0 && !this.#closed && this.#overSessionTokens()) return this.#refuse(this.#tokenLimitError(clientEventId, 'input_audio_buffer.commit'));
     // An empty buffer: the upstream refuses the commit, nothing is transcribed.
     if (model === null || !this.#capped || ms <= 0 || this.#closed) return this.#commitLeaves(model === null ? null : { ms, model, promptTokens, reservations: [] });
     const id = this.#reservationId();

@@ -199,6 +199,17 @@ export class InputTranscriptions {
     return { nanos: cost.nanos, tokens: cost.totalTokens };
   }
 
+  /**
+   * The tokens of every transcription still awaited (commits in flight, committed items without their
+   * completed event), each at its estimate: what they may add to the session's token count.
+   */
+  heldTokens(): number {
+    let tokens = 0;
+    for (const c of this.#commitsAhead) if (c.ms > 0) tokens += this.estimate(c.model, c.ms, c.promptTokens).tokens;
+    for (const p of this.#untranscribed.values()) tokens += this.estimate(p.model, p.ms, p.promptTokens).tokens;
+    return tokens;
+  }
+
   /** A client commit of a transcribed session left for the upstream, tracked until its `committed` is read (#commitsAhead). */
   commitLeft(tx: PendingTranscription): void {
     if (this.#commitsAhead.length >= MAX_UNTRANSCRIBED) {
