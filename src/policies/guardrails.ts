@@ -292,6 +292,8 @@ interface Stream {
   readonly source: Source;
   readonly policy: CompiledPolicy;
   readonly scanner: TextScanner;
+  /** The context its scanner started with (the earlier text of its source): its complete text is judged with it too. */
+  readonly seed: string;
   readonly customs: readonly CompiledCustom[];
   readonly responseId: string | null;
   readonly itemId: string;
@@ -594,6 +596,16 @@ export class GuardrailFilter implements Filter {
   readonly #reported = new LazySet<string>();
   /** The end of the diarized `.segment`s of an input transcript so far (item → text), context for its next one. */
   readonly #segments = new LazyMap<string, string>();
+  /**
+   * The context a model item's (or spoken turn's) text was judged with as it streamed (`item\0source`
+   * → the earlier text of its source): every later event showing the item
+   * again (`.done`, `output_item.done`, `conversation.item.done`, `response.done`, a retrieve) is
+   * judged with it, so a redaction reaching into it from an earlier item is made there too. Until
+   * 2026-12-07 those were judged alone: a card number said half in one answer and half in the next
+   * had its second half redacted in the deltas and shown on each of them
+   * (test/policies/redteam-18-split-redaction.test.ts). At most MAX_STREAMS, oldest dropped first.
+   */
+  readonly #itemSeeds = new LazyMap<string, string>();
   /** Committed speech waiting for its transcript (fail-closed timeout). */
   readonly #transcriptTimers = new LazyMap<string, NodeJS.Timeout>();
   /**
@@ -1126,6 +1138,8 @@ export class GuardrailFilter implements Filter {
     const seeds = browser && (type === 'conversation.item.added' || type === 'conversation.item.created') ? this.#browserSeeds(texts, policy) : null;
     // The echo of a create the client named by its id: no echo of one sent without an id (#noteEcho).
     let named = false;
+    // An item shown again meets the context its text streamed with (#itemSeeds).
+    const shown = seeds === null ? this.#shownItemSeeds(texts, policy) : null;
     if ((type === 'conversation.item.added' || type === 'conversation.item.created') && this.#sent.length > 0) {
       const echoed = asString(asObject(ev['item'])?.['id']);
       const view = echoed !== null ? this.#ctx.conversation.item(echoed) : undefined;
@@ -1139,15 +1153,45 @@ export class GuardrailFilter implements Filter {
     // perf: the texts of nearly every event (a delta) fit one window with the echoes counted: no
     // filtered copy is made for them (one array per transcript delta, on the hot path).
     const budget = budgetFor(policy, ruleType, texts) && budgetFor(policy, ruleType, texts.filter((t) => !this.#typedByClient(t, type)));
-    if (budget === null) return this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, null, ruleType, seeds, named);
+    if (budget === null) return this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, null, ruleType, seeds, shown, named);
     const scanned = new Map<ContentText, Evaluation>();
     const steps = function* (this: GuardrailFilter): ScanSteps<void> {
       for (const t of texts) {
         if (t.unknownContent !== undefined || this.#typedByClient(t, type)) continue;
-        scanned.set(t, yield* scanFinalSteps(policy, t.source, ruleType, t.text, null, t.functionName, seeds?.get(t) ?? this.#segmentSeed(t, type), t.format ?? formatOf(t.source)));
+        scanned.set(t, yield* scanFinalSteps(policy, t.source, ruleType, t.text, null, t.functionName, seeds?.get(t) ?? shown?.get(t) ?? this.#segmentSeed(t, type), t.format ?? formatOf(t.source)));
       }
     };
-    return runSliced(policy, budget, steps.call(this)).then(() => this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, scanned, ruleType, seeds, named));
+    return runSliced(policy, budget, steps.call(this)).then(() => this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, scanned, ruleType, seeds, shown, named));
+  }
+
+  /** Keeps the context an item's text was judged with as it streamed (see #itemSeeds). */
+  #noteItemSeed(itemId: string, source: Source, seed: string): void {
+    // An empty one is kept too: a segment after the transcript completed must not take the source's context, which holds its own text by then.
+    if (itemId === '') return;
+    const key = `${itemId}\u0000${source}`;
+    if (this.#itemSeeds.has(key)) return; // its first part's: the later parts follow it in the item
+    if (this.#itemSeeds.size >= MAX_STREAMS) this.#itemSeeds.delete(this.#itemSeeds.keys().next().value!);
+    this.#itemSeeds.set(key, seed);
+  }
+
+  /**
+   * The context of each text of items the event shows again, whose text streamed with an earlier
+   * item's end as context (#itemSeeds): that context, then the item's own texts before it, per source.
+   * Null when none of them did.
+   */
+  #shownItemSeeds(texts: readonly ContentText[], policy: CompiledPolicy): Map<ContentText, string> | null {
+    if (this.#itemSeeds.size === 0) return null;
+    let seeds: Map<ContentText, string> | null = null;
+    const running = new Map<string, string>();
+    for (const t of texts) {
+      if (t.itemId === null || t.unknownContent !== undefined) continue;
+      const key = `${t.itemId}\u0000${t.source}`;
+      const seed = running.get(key) ?? this.#itemSeeds.get(key);
+      if (seed === undefined) continue;
+      (seeds ??= new Map()).set(t, seed);
+      running.set(key, tailOf(seed + t.text, policy.windowChars));
+    }
+    return seeds;
   }
 
   /** The context of each text of an item a call's browser wrote: the conversation's before it, then its own texts', per source. */
@@ -1191,7 +1235,18 @@ export class GuardrailFilter implements Filter {
 
   /** Diarized segments of one transcript are complete texts, but a phrase can be split across them: the earlier ones are context. */
   #segmentSeed(t: ContentText, type: string): string {
-    return type === SEGMENT && t.itemId ? (this.#segments.get(t.itemId) ?? '') : '';
+    return type === SEGMENT && t.itemId ? this.#segmentContext(t.itemId) : '';
+  }
+
+  /**
+   * The context of a transcript's next diarized segment: its earlier segments, after the context its
+   * transcript streams (or completes) with, the earlier turns' text. Until 2026-12-07 the first
+   * segment met none: a card number said half in one turn and half in the next was redacted in the
+   * second turn's transcript and shown whole in its segment
+   * (test/policies/redteam-18-split-redaction.test.ts).
+   */
+  #segmentContext(itemId: string): string {
+    return this.#segments.get(itemId) ?? this.#itemSeeds.get(`${itemId}\u0000input`) ?? this.#seed.get('input') ?? '';
   }
 
   /** Decides a server event's texts (`scanned`: those scanned already, in slices). */
@@ -1204,6 +1259,7 @@ export class GuardrailFilter implements Filter {
     scanned: ReadonlyMap<ContentText, Evaluation> | null,
     ruleType = frame.type,
     seeds: ReadonlyMap<ContentText, string> | null = null,
+    shown: ReadonlyMap<ContentText, string> | null = null,
     named = false,
   ): Verdict {
     const type = frame.type;
@@ -1239,7 +1295,7 @@ export class GuardrailFilter implements Filter {
       }
       // Diarized segments of one transcript are complete texts, but a phrase can be split across them.
       const segmentOf = type === SEGMENT && t.itemId ? t.itemId : null;
-      const seed = segmentOf !== null ? (this.#segments.get(segmentOf) ?? '') : (seeds?.get(t) ?? '');
+      const seed = segmentOf !== null ? this.#segmentContext(segmentOf) : (seeds?.get(t) ?? shown?.get(t) ?? '');
       const e = scanned?.get(t) ?? scanFinal(policy, t.source, ruleType, t.text, null, t.functionName, seed, t.format ?? formatOf(t.source));
       if (segmentOf !== null && !stops(e.strongest)) {
         if (!this.#segments.has(segmentOf) && this.#segments.size >= MAX_STREAMS) this.#segments.delete(this.#segments.keys().next().value!);
@@ -1316,6 +1372,11 @@ export class GuardrailFilter implements Filter {
       e.addHits(r.hits);
       this.#reportStream(s, e, 'response.done', t0);
       if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
+      // Its text is context for the next of its source, as a .done's is (until 2026-12-07 a response
+      // cancelled before its .done was none: "wire the", a cancel, then "money" in the next response
+      // passed a rule on "wire the money"; test/policies/redteam-18-cancel-continue.test.ts).
+      const said = streamedTextIn(response, s);
+      if (said !== null) this.#remember(s.source, said, s.policy, s.itemId, 'response.done');
     }
     this.#hold?.responseDone();
     const ids = this.#cancelled.get(id);
@@ -1345,11 +1406,14 @@ export class GuardrailFilter implements Filter {
     if (rules.length === 0 && customs.length === 0) return null;
     const ids: JsonObject = {};
     for (const k of ['response_id', 'item_id', 'output_index', 'content_index', 'call_id']) if (ev[k] !== undefined) ids[k] = ev[k];
+    const seed = this.#seed.get(source) ?? '';
+    this.#noteItemSeed(asString(ev['item_id']) ?? '', source, seed);
     const s: Stream = {
       source,
       policy,
+      seed,
       // A growing match is held at most as long as the text one scan runs on (see streamHoldChars).
-      scanner: new TextScanner(rules, policy.windowChars, this.#seed.get(source) ?? '', formatOf(source), streamHoldChars(policy)),
+      scanner: new TextScanner(rules, policy.windowChars, seed, formatOf(source), streamHoldChars(policy)),
       customs,
       responseId: asString(ev['response_id']),
       itemId: asString(ev['item_id']) ?? '',
@@ -1417,9 +1481,11 @@ export class GuardrailFilter implements Filter {
     const functionName = source === 'tool_call' ? (asString(ev['name']) ?? '') : null;
     // The stream's last held text, settled now that it is complete.
     const flushed = stream ? stream.scanner.push('', true) : null;
-    // Without deltas (a transcription model that sends only `completed`, say) no stream carried the
-    // earlier text of the source: the complete text meets it here.
-    const seed = stream ? '' : (this.#seed.get(source) ?? '');
+    // The complete text meets the context its deltas met (until 2026-12-07 none: a redaction reaching
+    // into an earlier item was made in the deltas and undone here). Without deltas (a transcription
+    // model that sends only `completed`, say) it meets the earlier text of the source now.
+    const seed = stream ? stream.seed : (this.#seed.get(source) ?? '');
+    if (!stream) this.#noteItemSeed(itemId, source, seed);
     // A text left the context while this stream ran (refused, deleted): the complete text meets the context without it.
     const changedContext = stream && stream.withdrawals !== this.#withdrawals && conversationSource(source) ? (this.#seed.get(source) ?? '') : null;
     // A spoken turn's transcript comes after the items that follow it in the conversation may have
@@ -2333,6 +2399,20 @@ function refuseMalformed(frame: Frame, texts: readonly ContentText[]): Verdict |
 function matchExcerpt(excerpt: string): { match: string; matchTagsDecoded?: true } {
   const decoded = decodeTags(excerpt);
   return decoded === null ? { match: excerpt } : { match: decoded, matchTagsDecoded: true };
+}
+
+/**
+ * A stream's complete text as `response.done` shows it (its item in `response.output`: the content
+ * part's transcript or text, a call's arguments); null when the response does not show it.
+ */
+function streamedTextIn(response: JsonObject | null, stream: Stream): string | null {
+  const item = asArray(response?.['output'])
+    ?.map(asObject)
+    .find((i) => i !== null && i['id'] === stream.itemId);
+  if (!item) return null;
+  if (item['type'] === 'function_call' || item['type'] === 'mcp_call') return asString(item['arguments']);
+  const part = asObject(asArray(item['content'])?.[typeof stream.ids['content_index'] === 'number' ? stream.ids['content_index'] : 0]);
+  return asString(part?.['transcript']) ?? asString(part?.['text']);
 }
 
 /**

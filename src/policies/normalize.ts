@@ -14,9 +14,11 @@
  *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
  *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
- * - decimal digits of every script (`٤`, `४`, `๔`) as ASCII digits (asciiDigit);
+ * - decimal digits of every script (`٤`, `४`, `๔`) as ASCII digits (asciiDigit), and circled digits
+ *   NFKD leaves alone (`❹`, `➊`, `⓵`) as theirs;
  * - enclosed Latin capitals without a decomposition (negative circled and squared, regional
  *   indicators) read as their letters, a run of regional indicators apart from the text around it;
+ * - the Lisu, Cherokee, Canadian syllabics and Armenian letters drawn as Latin ones read as them (OTHER_ALPHABETS);
  * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space.
  * Tag characters (U+E0020–U+E007E: ASCII 0x20–0x7E, invisible on screen, read by models) get a
  * second reading: `normalize(text, true)` decodes them to their ASCII (each mapped to its tag
@@ -26,7 +28,7 @@
  * are dropped in both readings.
  * Case folding is left to the matchers (phrases and `i` regexes match with Unicode case folding),
  * so case-sensitive custom patterns keep working. Not normalised: leetspeak (`1gn0re`), spacing
- * inside words (`i g n o r e`), other scripts' look-alikes, turned or reversed Latin letters, and encodings (base64, URL, HTML).
+ * inside words (`i g n o r e`), other scripts' look-alikes (but those above), turned or reversed Latin letters, and encodings (base64, URL, HTML).
  */
 
 const CONFUSABLES: Readonly<Record<string, string>> = {
@@ -119,11 +121,51 @@ for (const [letter, lookalikes] of Object.entries(LATIN_LOOKALIKES)) for (const 
 
 /**
  * Enclosed Latin capitals without a decomposition, by the letter they show: NEGATIVE CIRCLED
- * (U+1F150–U+1F169, `🅘`) and NEGATIVE SQUARED (U+1F170–U+1F189, `🅸`). Their circled, squared and
- * parenthesized siblings (`ⓘ`, `🄸`, `⒤`) fold through NFKD; until 2026-12-06 these did not, and
+ * (U+1F150–U+1F169, `🅘`) and NEGATIVE SQUARED (U+1F170–U+1F189, `🅸`). Their circled and squared
+ * siblings (`ⓘ`, `🄸`) fold through NFKD, the parenthesized ones (`⒤`) through it and `unparenthesized`; until 2026-12-06 these did not, and
  * `🅸🅶🅽🅾🆁🅴 🅿🆁🅴🆅🅸🅾🆄🆂 🅸🅽🆂🆃🆁🆄🅲🆃🅸🅾🅽🆂`, which a model reads as the words, passed every rule.
  */
 for (const first of [0x1f150, 0x1f170]) for (let k = 0; k < 26; k++) (CONFUSABLES as Record<string, string>)[String.fromCodePoint(first + k)] = String.fromCharCode(0x41 + k);
+
+/**
+ * Letters of other alphabets drawn as Latin capitals, by the letter they show (Unicode's TR39
+ * confusables, and the Canadian syllabics "fancy text" generators spell Latin with): the Lisu
+ * alphabet's (U+A4D0–A4F7: every Latin capital but Q has its double, `ꓲꓖꓠꓳꓣꓰ`), Cherokee's (its
+ * small letters, U+AB70–ABBF and U+13F8–13FD, as the lower case letter), Canadian syllabics'
+ * (`ᗩᗷᑕᗪᗴᖴᘜᕼᒍᒪᗰᑎᑭᑫᖇᔕᑌᐯᗯ᙭ᘔ`) and Armenian's drawn as Latin letters (`օ`, `ս`, `հ`, `ո`, `ց`, `զ`). NFKD leaves them alone and a model reads them as the words they
+ * spell: until 2026-12-07 "ignore previous instructions" written in Lisu capitals passed every rule
+ * (test/policies/redteam-18-alphabets.test.ts).
+ */
+const OTHER_ALPHABETS: Readonly<Record<string, string>> = {
+  // Lisu
+  ꓮ: 'A', ꓐ: 'B', ꓚ: 'C', ꓓ: 'D', ꓰ: 'E', ꓝ: 'F', ꓖ: 'G', ꓧ: 'H', ꓲ: 'I', ꓙ: 'J', ꓗ: 'K', ꓡ: 'L', ꓟ: 'M',
+  ꓠ: 'N', ꓳ: 'O', ꓑ: 'P', ꓣ: 'R', ꓢ: 'S', ꓔ: 'T', ꓴ: 'U', ꓦ: 'V', ꓪ: 'W', ꓫ: 'X', ꓬ: 'Y', ꓜ: 'Z',
+  // Cherokee capitals (their small letters are added below)
+  Ꭺ: 'A', Ᏼ: 'B', Ꮯ: 'C', Ꭰ: 'D', Ꭼ: 'E', Ꮐ: 'G', Ꮋ: 'H', Ꮒ: 'h', Ꭵ: 'i', Ꭻ: 'J', Ꮶ: 'K', Ꮮ: 'L', Ꮇ: 'M',
+  Ꮲ: 'P', Ꭱ: 'R', Ꮢ: 'R', Ꮪ: 'S', Ꮥ: 'S', Ꭲ: 'T', Ꮩ: 'V', Ꮃ: 'W', Ꮤ: 'W', Ꭹ: 'Y', Ꮍ: 'Y', Ꮓ: 'Z',
+  // Canadian syllabics
+  ᗩ: 'A', ᗅ: 'A', ᗷ: 'B', ᑕ: 'C', ᗪ: 'D', ᗞ: 'D', ᗴ: 'E', ᖴ: 'F', ᘜ: 'G', ᕼ: 'H', ᒍ: 'J', ᒪ: 'L', ᗰ: 'M',
+  ᑎ: 'N', ᑭ: 'P', ᑫ: 'Q', ᖇ: 'R', ᔕ: 'S', ᑌ: 'U', ᐯ: 'V', ᗯ: 'W', '᙭': 'X', ᘔ: 'Z',
+  // Armenian (capitals' small letters are added below: `օ`, `ս`, `լ`)
+  Օ: 'O', Ս: 'U', Լ: 'L', հ: 'h', ո: 'n', ց: 'g', զ: 'q',
+};
+for (const [ch, letter] of Object.entries(OTHER_ALPHABETS)) {
+  (CONFUSABLES as Record<string, string>)[ch] = letter;
+  // A Cherokee capital's small letter (its lower case in Unicode) looks like its small capital.
+  const small = ch.toLowerCase();
+  if (small !== ch) (CONFUSABLES as Record<string, string>)[small] = letter.toLowerCase();
+}
+
+/**
+ * Circled digits without a decomposition, as the number they show: the dingbat ones (`❶`–`❿`
+ * U+2776–277F, `➀`–`➉` U+2780–2789, `➊`–`➓` U+278A–2793, `🄋` `🄌`), the double circled `⓵`–`⓾`
+ * (U+24F5–24FE), `⓿` (U+24FF) and the negative circled `⓫`–`⓴` (U+24EB–24F4). NFKD folds `①` but
+ * not these (they are `No`, not decimal digits), and a model reads `❹❶❶❶` as 4111: until 2026-12-07
+ * a card number in them passed `card` (test/policies/redteam-18-alphabets.test.ts).
+ */
+for (const first of [0x2776, 0x2780, 0x278a, 0x24f5]) for (let k = 0; k < 10; k++) (CONFUSABLES as Record<string, string>)[String.fromCodePoint(first + k)] = String(k + 1);
+for (let k = 0; k < 10; k++) (CONFUSABLES as Record<string, string>)[String.fromCodePoint(0x24eb + k)] = String(k + 11);
+for (const zero of [0x24ff, 0x1f10b, 0x1f10c]) (CONFUSABLES as Record<string, string>)[String.fromCodePoint(zero)] = '0';
 
 /**
  * REGIONAL INDICATOR SYMBOL LETTERs (U+1F1E6–U+1F1FF, `🇦`…`🇿`, surrogates D83C DDE6–DDFF), the same
@@ -169,6 +211,15 @@ function asciiDigit(ch: string): string | undefined {
   return String.fromCharCode(48 + (run % 10));
 }
 
+/**
+ * A parenthesized letter or number (`⒤` U+249C–24B5, `🄘` U+1F110–1F129, `⑷` U+2474–2487) as what it
+ * encloses: NFKD spells it with its parentheses (`(i)`), which split a word into one-letter words, yet a
+ * model reads `⒤⒢⒩⒪⒭⒠` as "ignore" and `⑷⑴⑴⑴` as 4111. Until 2026-12-07 a phrase or a card number
+ * written in them passed every rule (test/policies/redteam-18-alphabets.test.ts).
+ */
+const PARENTHESIZED = /^\(([\p{L}\p{N}]+)\)$/u;
+const unparenthesized = (decomposed: string): string => PARENTHESIZED.exec(decomposed)?.[1] ?? decomposed;
+
 function foldCodePoint(cp: string): string {
   let out = foldCache.get(cp);
   if (out !== undefined) return out;
@@ -180,7 +231,7 @@ function foldCodePoint(cp: string): string {
   else if (CONFUSABLES[cp] !== undefined) out = CONFUSABLES[cp];
   else {
     out = '';
-    for (const ch of cp.normalize('NFKD')) {
+    for (const ch of unparenthesized(cp.normalize('NFKD'))) {
       if (DROP.test(ch)) continue;
       if (SPACE.test(ch)) {
         out += ' ';
