@@ -19,4 +19,18 @@ describe('a call\'s client sockets, counted per call', () => {
     only();
     expect(small.calls).toBe(0);
   });
+
+  it('per tenant: at most the per-call bound for each concurrent session it is allowed, over all its calls; none without a limit', () => {
+    const a = new AttachedSockets(2);
+    const one = { id: 'capped', maxConcurrentSessions: 1 };
+    const first = a.attach('rtc_1', one)!;
+    expect(a.attach('rtc_1', one)).not.toBeNull();
+    // Another call of the same tenant: the tenant's two are taken.
+    expect([a.full('rtc_2', one), a.attach('rtc_2', one)]).toEqual([true, null]);
+    first();
+    expect(a.attach('rtc_2', one)).not.toBeNull();
+    const unlimited = { id: 'free', maxConcurrentSessions: null };
+    for (const call of ['rtc_3', 'rtc_4', 'rtc_5']) expect(a.attach(call, unlimited)).not.toBeNull();
+    expect(a.tenants).toBe(2);
+  });
 });

@@ -120,6 +120,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const wall = () => deps.clock.wall();
   const liveSecrets = new LiveSecrets(cfg.maxLiveSecretsPerTenant);
   const attached = new AttachedSockets();
+  const attachingTenant = (tenant: Tenant) => ({ id: tenant.id, maxConcurrentSessions: deps.metering.maxConcurrentSessions(tenant) });
   const socketsExceeded = () => new ProxyError('call_sockets_exceeded', { details: { limit: MAX_CLIENT_SOCKETS_PER_CALL } });
 
   const filter: FilterFactory = {
@@ -134,7 +135,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       // Only the tenant that created the call (through this proxy) may attach to it.
       return requestStore.getCall(callId, wall()).then(
         (record) => {
-          if (record && record.tenant === req.tenant.id) return attached.full(callId) ? socketsExceeded() : null;
+          if (record && record.tenant === req.tenant.id) return attached.full(callId, attachingTenant(req.tenant)) ? socketsExceeded() : null;
           log.info({ event: 'call_attach_refused', tenant: req.tenant.id }, 'client attach to a call of another tenant (or unknown) refused');
           return new ProxyError('call_not_found');
         },
@@ -149,7 +150,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (!governors.governs(ctx.id)) {
         // A client's own socket on the call: counted (see AttachedSockets). Admissions run
         // concurrently, so one admitted while the call filled up is ended as it starts.
-        const release = attached.attach(ctx.callId);
+        const release = attached.attach(ctx.callId, attachingTenant(ctx.tenant));
         if (release === null) return { onStart: () => ctx.close(socketsExceeded()) };
         return { onClose: release };
       }
@@ -256,10 +257,35 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * the sideband: an offer or accept the upstream refused kept it for 30 s, and a client-secret
    * holder posting refused offers kept the tenant at its limit.)
    */
-  const checkCall = async (tenant: Tenant, model: string): Promise<ProxyError | null> => {
+  const checkCall = async (tenant: Tenant, model: string, alsoHeld = 0): Promise<ProxyError | null> => {
     // Sideband sessions count against the same bound as client sessions (memory, sockets): sessionsOpen.
     if (!roomForCall()) return new ProxyError('overloaded', { close: null });
-    return deps.metering.probe({ tenant, model, query: new Map([['model', model]]) });
+    return deps.metering.probe({ tenant, model, query: new Map([['model', model]]) }, alsoHeld);
+  };
+  /**
+   * Each tenant's WebRTC offers from their check until they end (created and governed, or refused):
+   * the check's probe holds no slot, so the offers of a tenant still in flight count against its
+   * `maxConcurrentSessions` beside the slots held. Counted before the probe's await, so a burst of
+   * offers cannot all see the same free slot. Until 2026-12-07 they did not count: a tenant allowed
+   * one session posted offers while the upstream was slow to answer, each held a place among
+   * `server.maxSessions`, and two of them kept every other tenant out
+   * (test/calls/redteam-18-offers-per-tenant.test.ts).
+   */
+  const offersByTenant = new Map<string, number>();
+  const holdOffer = (tenantId: string): { readonly others: number; readonly release: () => void } => {
+    const others = offersByTenant.get(tenantId) ?? 0;
+    offersByTenant.set(tenantId, others + 1);
+    let held = true;
+    return {
+      others,
+      release: () => {
+        if (!held) return;
+        held = false;
+        const left = (offersByTenant.get(tenantId) ?? 1) - 1;
+        if (left <= 0) offersByTenant.delete(tenantId);
+        else offersByTenant.set(tenantId, left);
+      },
+    };
   };
 
   /**
@@ -444,28 +470,34 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       model = governed.model;
       send = () => upstream.createCall(sdp, governed.session);
     }
-    const refused = await checkCall(tenant, model);
-    if (refused) return errorReply(refused);
-    const release = holdRoom();
-    if (release === null) return errorReply(new ProxyError('overloaded', { close: null }));
+    const offer = holdOffer(tenant.id);
     let callId: string;
     let answer: Buffer;
     try {
-      let reply: UpstreamReply;
+      const refused = await checkCall(tenant, model, offer.others);
+      if (refused) return errorReply(refused);
+      const release = holdRoom();
+      if (release === null) return errorReply(new ProxyError('overloaded', { close: null }));
       try {
-        reply = await send();
-      } catch (err) {
-        return unavailable(err, log);
+        let reply: UpstreamReply;
+        try {
+          reply = await send();
+        } catch (err) {
+          return unavailable(err, log);
+        }
+        if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply, log, 'create_call');
+        const id = callIdFromLocation(reply.headers.get('location'));
+        if (!id) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
+        callId = id;
+        const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
+        if (ungoverned) return errorReply(ungoverned);
+        answer = reply.body;
+      } finally {
+        release();
       }
-      if (reply.status !== 201 && reply.status !== 200) return relayUpstream(reply, log, 'create_call');
-      const id = callIdFromLocation(reply.headers.get('location'));
-      if (!id) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
-      callId = id;
-      const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
-      if (ungoverned) return errorReply(ungoverned);
-      answer = reply.body;
     } finally {
-      release();
+      // Its sideband holds the tenant's slot from here (startGoverned), or it ended.
+      offer.release();
     }
     // The browser gets its answer once the call is governed: with it, it could open the data channel
     // and change the session (tools, instructions) before the proxy's sideband sees anything.

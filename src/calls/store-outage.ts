@@ -28,26 +28,35 @@ export function storeUnavailableError(): ProxyError {
   return new ProxyError('calls_store_unavailable');
 }
 
+/** Store calls that only read, and those that write: a store may fail the writes alone (see OutageGuardedStore). */
+type StoreCallKind = 'read' | 'write';
+
 /**
  * The calls store as the request paths (mint, offer, attach, hangup, webhook deliveries) use it: a
  * failed store call throws CallStoreUnavailable, which those paths answer 503
  * `calls_store_unavailable`. The failure is logged once per outage (the first failure after a
  * success, with the store's error), not per request: with Redis down every request fails, and until
- * 2026-12-07 each wrote an error line (and answered 500 `internal_error`). The first success after
- * it logs how many store calls failed meanwhile.
+ * 2026-12-07 each wrote an error line (and answered 500 `internal_error`). The outage ends, logged
+ * with how many store calls failed meanwhile, once a call of every kind (read, write) that failed
+ * in it has succeeded: a Redis that refuses writes and serves reads (READONLY after a failover,
+ * OOM under `noeviction`) is one outage. Until 2026-12-07 (later that day) any success ended it, and
+ * a keyless client's made-up `ek_` secret, one successful read, made every failed mint after it a
+ * new outage: an error and a warn line per request (test/calls/redteam-18-store-outage-flips.test.ts).
  */
 export class OutageGuardedStore implements CallStore {
   readonly #store: CallStore;
   readonly #log: Logger;
   /** Store calls failed since the outage began; 0 while the store answers. */
   #failed = 0;
+  /** The kinds of call that failed in this outage and have not succeeded since. */
+  readonly #failing = new Set<StoreCallKind>();
 
   constructor(store: CallStore, log: Logger) {
     this.#store = store;
     this.#log = log;
   }
 
-  async #guard<T>(call: () => Promise<T>): Promise<T> {
+  async #guard<T>(kind: StoreCallKind, call: () => Promise<T>): Promise<T> {
     let value: T;
     try {
       value = await call();
@@ -55,9 +64,10 @@ export class OutageGuardedStore implements CallStore {
       if (this.#failed++ === 0) {
         this.#log.error({ event: 'calls_store_unavailable', err: err instanceof Error ? err.message : String(err) }, 'calls store unavailable: calls requests are answered 503 calls_store_unavailable until it answers (logged once per outage)');
       }
+      this.#failing.add(kind);
       throw new CallStoreUnavailable();
     }
-    if (this.#failed > 0) {
+    if (this.#failed > 0 && this.#failing.delete(kind) && this.#failing.size === 0) {
       this.#log.warn({ event: 'calls_store_available', failed: this.#failed }, 'calls store answering again');
       this.#failed = 0;
     }
@@ -65,47 +75,47 @@ export class OutageGuardedStore implements CallStore {
   }
 
   putSecret(hash: string, record: SecretRecord, wallMs: number): Promise<void> {
-    return this.#guard(() => this.#store.putSecret(hash, record, wallMs));
+    return this.#guard('write', () => this.#store.putSecret(hash, record, wallMs));
   }
 
   getSecret(hash: string, wallMs: number): Promise<SecretRecord | null> {
-    return this.#guard(() => this.#store.getSecret(hash, wallMs));
+    return this.#guard('read', () => this.#store.getSecret(hash, wallMs));
   }
 
   putCall(callId: string, record: CallRecord, lease: CallLease, wallMs: number): Promise<void> {
-    return this.#guard(() => this.#store.putCall(callId, record, lease, wallMs));
+    return this.#guard('write', () => this.#store.putCall(callId, record, lease, wallMs));
   }
 
   getCall(callId: string, wallMs: number): Promise<CallRecord | null> {
-    return this.#guard(() => this.#store.getCall(callId, wallMs));
+    return this.#guard('read', () => this.#store.getCall(callId, wallMs));
   }
 
   renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]> {
-    return this.#guard(() => this.#store.renewLeases(owner, callIds, untilMs));
+    return this.#guard('write', () => this.#store.renewLeases(owner, callIds, untilMs));
   }
 
   claimLapsed(owner: string, untilMs: number, wallMs: number, limit: number): Promise<ClaimedCall[]> {
-    return this.#guard(() => this.#store.claimLapsed(owner, untilMs, wallMs, limit));
+    return this.#guard('write', () => this.#store.claimLapsed(owner, untilMs, wallMs, limit));
   }
 
   releaseCall(callId: string, owner: string, ended: boolean): Promise<void> {
-    return this.#guard(() => this.#store.releaseCall(callId, owner, ended));
+    return this.#guard('write', () => this.#store.releaseCall(callId, owner, ended));
   }
 
   recordTokens(callId: string, owner: string, tokens: number): Promise<void> {
-    return this.#guard(() => this.#store.recordTokens(callId, owner, tokens));
+    return this.#guard('write', () => this.#store.recordTokens(callId, owner, tokens));
   }
 
   claimDelivery(webhookId: string, token: string, leaseMs: number, wallMs: number): Promise<DeliveryClaim> {
-    return this.#guard(() => this.#store.claimDelivery(webhookId, token, leaseMs, wallMs));
+    return this.#guard('write', () => this.#store.claimDelivery(webhookId, token, leaseMs, wallMs));
   }
 
   deliveryHandled(webhookId: string, ttlMs: number, wallMs: number): Promise<void> {
-    return this.#guard(() => this.#store.deliveryHandled(webhookId, ttlMs, wallMs));
+    return this.#guard('write', () => this.#store.deliveryHandled(webhookId, ttlMs, wallMs));
   }
 
   forgetDelivery(webhookId: string, token: string): Promise<void> {
-    return this.#guard(() => this.#store.forgetDelivery(webhookId, token));
+    return this.#guard('write', () => this.#store.forgetDelivery(webhookId, token));
   }
 
   readiness(): string | null {

@@ -363,16 +363,20 @@ interface ParkedSlot {
 /**
  * What admission checks without holding a slot: the model's price, the tenant's caps and (with
  * `probeSlot`) whether a concurrency slot is free now. Used by the calls module before it mints a
- * client secret (no session exists yet, so nothing may stay reserved).
+ * client secret (no session exists yet, so nothing may stay reserved). `alsoHeld`: sessions of the
+ * tenant's on their way that hold no slot yet (the calls module's offers in flight): a slot must be
+ * free beside them.
  */
-export async function admissionProbe(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | null> {
+export async function admissionProbe(rt: MeteringRuntime, req: AdmissionAsk, alsoHeld = 0): Promise<ProxyError | null> {
   const failOpen = ledgerFailsOpen(rt);
   const refused = await capsRefusal(rt, req);
   if (refused) return refused;
   const limits = rt.limitsOf(req.tenant);
   if (limits.maxConcurrentSessions === null) return null;
+  const room = limits.maxConcurrentSessions - alsoHeld;
+  if (room <= 0) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
   const token = `probe_${randomBytes(8).toString('hex')}`;
-  const got = await rt.ledger.acquireSlot(req.tenant.id, token, limits.maxConcurrentSessions, rt.wall());
+  const got = await rt.ledger.acquireSlot(req.tenant.id, token, room, rt.wall());
   if (got === true) rt.ledger.releaseSlot(req.tenant.id, token);
   if (got === false) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
   return got === 'unavailable' && !failOpen ? new ProxyError('budget_unavailable', { close: 'tryAgainLater' }) : null;

@@ -19,10 +19,15 @@ export type { Ledger, UsageRecord } from './ledger.js';
 
 /** What other concerns (src/calls) may ask metering outside a session. */
 export interface MeteringModule extends ProxyModule {
-  /** Price, caps and a free concurrency slot, checked now without holding anything; null: admitted. */
-  probe(req: AdmissionAsk): Promise<ProxyError | null>;
+  /**
+   * Price, caps and a free concurrency slot, checked now without holding anything; null: admitted.
+   * `alsoHeld`: the tenant's sessions on their way that hold no slot yet (offers in flight).
+   */
+  probe(req: AdmissionAsk, alsoHeld?: number): Promise<ProxyError | null>;
   /** The tenant's max_output_tokens limit for `model` (at most the model's maximum), or null. */
   maxOutputTokens(tenant: Tenant, model: string): number | null;
+  /** The tenant's `maxConcurrentSessions` (its plan's included), or null when it has none. */
+  maxConcurrentSessions(tenant: Tenant): number | null;
   /** The ledger (null with metering off): the primary serves it to relay workers (src/server/workers.ts). */
   readonly ledger: Ledger | null;
 }
@@ -34,7 +39,7 @@ export interface MeteringModule extends ProxyModule {
  */
 export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringModule> {
   const cfg = deps.config.metering;
-  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, maxOutputTokens: () => null, ledger: null };
+  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, maxOutputTokens: () => null, maxConcurrentSessions: () => null, ledger: null };
 
   // Bad prices, plans or tenant limits fail the boot with the config path in the message.
   const prices = new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice });
@@ -114,7 +119,8 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
   return {
     name: 'metering',
     filters: [createMeteringFilterFactory(runtime)],
-    probe: (req) => admissionProbe(runtime, req),
+    probe: (req, alsoHeld) => admissionProbe(runtime, req, alsoHeld),
+    maxConcurrentSessions: (tenant) => limitsOf(tenant).maxConcurrentSessions,
     maxOutputTokens(tenant, model) {
       const limit = limitsOf(tenant).maxResponseOutputTokens;
       const max = prices.lookup(model)?.price.maxOutputTokens;
