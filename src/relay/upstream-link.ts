@@ -17,6 +17,23 @@ const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const CLOSE_WAIT_MS = 2_000;
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Links with frames waiting for this event-loop turn's write. uWS hands over the frames of one socket
+ * read one callback at a time and drains microtasks after each, so a microtask cannot gather them:
+ * one `setImmediate` per loop turn (the check phase, after every socket read of the poll phase)
+ * writes each link's frames in one syscall. Paced, that is one frame per write as before; behind a
+ * burst, a session whose client sent several frames during the turn pays one write for all.
+ */
+const dirtyLinks: UpstreamLink[] = [];
+let flushScheduled = false;
+
+function flushDirtyLinks(): void {
+  flushScheduled = false;
+  // A flush cannot add links (it only writes), but a link's failure report may: taken by index.
+  for (let i = 0; i < dirtyLinks.length; i++) dirtyLinks[i]!.flush();
+  dirtyLinks.length = 0;
+}
+
 /** What the upstream connection tells its session. */
 export interface UpstreamEvents {
   opened(connectMs: number): void;
@@ -26,6 +43,8 @@ export interface UpstreamEvents {
   failed(error: ProxyError): void;
   /** A socket callback threw: the session ends (callbacks run outside uWS). */
   callbackFailed(what: string, err: unknown): void;
+  /** The frames of a loop turn went to the socket (the relay latency sample ends here). */
+  written(): void;
 }
 
 /**
@@ -57,6 +76,9 @@ export class UpstreamLink {
   /** Client frames accepted before the upstream opened, in order. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Frames (already framed) for this loop turn's write; in `dirtyLinks` while not empty. */
+  #outbox: Buffer[] = [];
+  #outboxBytes = 0;
   #connectTimer: NodeJS.Timeout | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
   #connectMs: number | null = null;
@@ -82,13 +104,18 @@ export class UpstreamLink {
     return this.#connectMs;
   }
 
+  /** Frames wait for this loop turn's write. */
+  get writePending(): boolean {
+    return this.#outbox.length > 0;
+  }
+
   get paused(): boolean {
     return this.#paused;
   }
 
   /** Bytes held for this connection: queued before open, in the socket's write buffer, read but not yet delivered. */
   get heldBytes(): number {
-    return this.#pendingBytes + (this.#socket?.writableLength ?? 0) + (this.#reader?.bufferedBytes ?? 0);
+    return this.#pendingBytes + this.#outboxBytes + (this.#socket?.writableLength ?? 0) + (this.#reader?.bufferedBytes ?? 0);
   }
 
   dial(): void {
@@ -212,9 +239,8 @@ export class UpstreamLink {
     this.#pending = [];
     this.#pendingBytes = 0;
     // What the client sent while the upstream was dialled leaves in one write.
-    socket.cork();
-    for (const buf of pending) this.#write(socket, buf, null);
-    socket.uncork();
+    for (const buf of pending) this.#enqueue(buf, null);
+    this.flush();
     if (head.length > 0) reader.push(head);
   }
 
@@ -261,6 +287,8 @@ export class UpstreamLink {
     if (!socket || socket.destroyed || !socket.writable) return;
     // Nothing follows a close frame (RFC 6455 §5.5.1); #closing sends it once.
     if (this.#closeFrameSent && opcode !== Opcode.close) return;
+    // Data queued for this turn goes first: a close frame must follow it (and pings may as well).
+    this.flush();
     socket.write(clientFrame(opcode, payload, this.#zeroMask));
   }
 
@@ -284,14 +312,40 @@ export class UpstreamLink {
       this.#pendingBytes += cost;
       return null;
     }
-    if (socket.writableLength + bytes.length > limit) return new ProxyError('upstream_backpressure');
-    this.#write(socket, bytes, framed);
+    if (socket.writableLength + this.#outboxBytes + bytes.length > limit) return new ProxyError('upstream_backpressure');
+    this.#enqueue(bytes, framed);
     return null;
   }
 
-  #write(socket: Socket, bytes: Buffer, framed: Buffer | null): void {
-    if (socket.destroyed) return;
-    socket.write(this.#zeroMask ? (framed ?? zeroMaskedTextFrame(bytes)) : clientFrame(Opcode.text, bytes, false));
+  /** Frames `bytes` for the wire and queues it for this loop turn's write. */
+  #enqueue(bytes: Buffer, framed: Buffer | null): void {
+    const frame = this.#zeroMask ? (framed ?? zeroMaskedTextFrame(bytes)) : clientFrame(Opcode.text, bytes, false);
+    if (this.#outbox.length === 0) {
+      dirtyLinks.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushDirtyLinks);
+      }
+    }
+    this.#outbox.push(frame);
+    this.#outboxBytes += frame.length;
+  }
+
+  /** Writes the frames queued this loop turn: one write (a frame-slab slice when alone, else one joined buffer). */
+  flush(): void {
+    const out = this.#outbox;
+    if (out.length === 0) return;
+    const bytes = this.#outboxBytes;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
+    const socket = this.#socket;
+    if (!socket || socket.destroyed) return;
+    try {
+      socket.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes));
+      this.#events.written();
+    } catch (err) {
+      this.#events.callbackFailed('upstream write', err);
+    }
   }
 
   /** Data proves the upstream alive as well as a pong does (pongs queue behind data). */
@@ -351,10 +405,12 @@ export class UpstreamLink {
   /** Closes the connection (politely once open) and drops what was queued. */
   close(): void {
     if (this.#closed) return;
-    this.#closed = true;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     this.#pending = [];
     this.#pendingBytes = 0;
+    // What the session sent before closing still leaves, ahead of the close frame.
+    if (this.#socket !== null) this.flush();
+    this.#closed = true;
     if (this.#socket === null) {
       this.#handshake?.abort();
       return;

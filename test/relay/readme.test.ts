@@ -271,6 +271,8 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       c.send('[1]');
       c.send({ event_id: 'evt_typeless' });
       await c.nth('error', 4);
+      // Both probes answered (the second probe's wait above may have matched the first's `cleared`).
+      await c.nth('input_audio_buffer.cleared', 2);
       expect(c.ofType('error').map((e) => (e['error'] as { code: string }).code)).toEqual(['invalid_event', 'invalid_json', 'invalid_event', 'invalid_event']);
       expect(conn.received.map((r) => r.type)).toEqual(['input_audio_buffer.clear', 'input_audio_buffer.clear']); // only the liveness probes
       c.close();
