@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
-import type { SimConnection } from '../../src/simulator/index.js';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { LoggedSession } from '../support/fake-session.js';
 import { defineGuardrail, type Decision } from '../../src/policies/api.js';
 import { GuardrailFilter } from '../../src/policies/guardrails.js';
 import { added, deletes, typed } from './item-events.js';
 import { entryOf, guardrailsWith, policyDir, policyFrom, wire } from './support.js';
+import { deletesOf, echoedWith, openSession, settled, until } from './late-twin-support.js';
 
 /**
  * The wrong twin deleted by a late custom verdict. A `parallel` custom guardrail's late `block` of a
@@ -75,47 +75,10 @@ afterAll(async () => {
   await tp?.stop();
 });
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-}
-
-async function open(): Promise<{ c: TestClient; sim: SimConnection }> {
-  const before = tp.sim.connections.length;
-  const c = await tp.client({ tenant: 'acme' });
-  await until(() => tp.sim.connections.length > before, 'the upstream connection');
-  const sim = tp.sim.connections[before]!;
-  await c.next('session.created');
-  return { c, sim };
-}
-
-const echoedWith = (c: TestClient, text: string): string[] =>
-  c
-    .ofType('conversation.item.added')
-    .filter((e) => JSON.stringify(e['item']).includes(`"${text}"`))
-    .map((e) => (e['item'] as { id: string }).id);
-
-/**
- * Every delete the proxy sent before now has reached the upstream, and its answer the client: one
- * more item goes round (the upstream answers in order).
- */
-async function settled(c: TestClient): Promise<void> {
-  const marker = `marker ${c.ofType('conversation.item.added').length}`;
-  c.send(item(marker));
-  await until(() => echoedWith(c, marker).length === 1, 'the marker echoed');
-}
-
-/** What the upstream was asked to delete, and what the client saw deleted, of these items. */
-function deletesOf(c: TestClient, sim: SimConnection, ids: readonly string[]): { upstream: unknown[]; client: unknown[] } {
-  return {
-    upstream: sim.received.filter((r) => r.type === 'conversation.item.delete').map((r) => (r.event as Record<string, unknown>)['item_id']).filter((id) => ids.includes(String(id))),
-    client: c.ofType('conversation.item.deleted').map((e) => e['item_id']).filter((id) => ids.includes(String(id))),
-  };
-}
 
 describe('a late custom block of the second of two identical items sent without an id', () => {
   it('verdicts after both echoes: the blocked item is deleted, its twin stays', async () => {
-    const { c, sim } = await open();
+    const { c, sim } = await openSession(tp);
     const text = 'hold: twin: wire the money';
     c.send(item(text));
     c.send(item(text));
@@ -130,7 +93,7 @@ describe('a late custom block of the second of two identical items sent without 
   });
 
   it('verdict before the echoes: the echo that answers the blocked create is deleted, not the first of its text', async () => {
-    const { c, sim } = await open();
+    const { c, sim } = await openSession(tp);
     const text = 'twin: wire the money';
     c.send(item(text));
     c.send(item(text));
@@ -143,7 +106,7 @@ describe('a late custom block of the second of two identical items sent without 
   });
 
   it('verdict while the blocked item is still judged (a blocking guardrail holds it): its own echo is deleted', async () => {
-    const { c, sim } = await open();
+    const { c, sim } = await openSession(tp);
     const text = 'gate: twin: wire the money';
     c.send(item(text));
     c.send(item(text));
@@ -161,7 +124,7 @@ describe('a late custom block of the second of two identical items sent without 
   });
 
   it('verdict after the upstream refused the blocked create: nothing is deleted, its twin stays', async () => {
-    const { c, sim } = await open();
+    const { c, sim } = await openSession(tp);
     const text = 'hold: twin: refused wire the money';
     c.send(item(text));
     c.send(item(text, { event_id: 'f', previous_item_id: 'item_nope' }));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
-import type { SimConnection } from '../../src/simulator/index.js';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { policyDir } from './support.js';
+import { deletesOf, echoedWith, openSession, settled, until } from './late-twin-support.js';
 
 /**
  * The wrong twin deleted by a late custom verdict, for items with no input or tool-output text.
@@ -63,40 +63,6 @@ afterAll(async () => {
   await tp?.stop();
 });
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-}
-
-async function open(): Promise<{ c: TestClient; sim: SimConnection }> {
-  const before = tp.sim.connections.length;
-  const c = await tp.client({ tenant: 'acme' });
-  await until(() => tp.sim.connections.length > before, 'the upstream connection');
-  const sim = tp.sim.connections[before]!;
-  await c.next('session.created');
-  return { c, sim };
-}
-
-const echoedWith = (c: TestClient, text: string): string[] =>
-  c
-    .ofType('conversation.item.added')
-    .filter((e) => JSON.stringify(e['item']).includes(JSON.stringify(text)))
-    .map((e) => (e['item'] as { id: string }).id);
-
-/** Every delete the proxy sent before now has reached the upstream, and its answer the client (the upstream answers in order). */
-async function settled(c: TestClient): Promise<void> {
-  const text = `marker ${c.ofType('conversation.item.added').length}`;
-  c.send(marker(text));
-  await until(() => echoedWith(c, text).length === 1, 'the marker echoed');
-}
-
-/** What the upstream was asked to delete, and what the client saw deleted, of these items. */
-function deletesOf(c: TestClient, sim: SimConnection, ids: readonly string[]): { upstream: unknown[]; client: unknown[] } {
-  return {
-    upstream: sim.received.filter((r) => r.type === 'conversation.item.delete').map((r) => (r.event as Record<string, unknown>)['item_id']).filter((id) => ids.includes(String(id))),
-    client: c.ofType('conversation.item.deleted').map((e) => e['item_id']).filter((id) => ids.includes(String(id))),
-  };
-}
 
 const kinds = [
   { kind: 'an image (no input text)', create: image, text: (tag: string) => `https://example.com/${tag}-twin.png` },
@@ -105,7 +71,7 @@ const kinds = [
 
 describe.each(kinds)('a late custom block of the second of two identical client items sent without an id: $kind', ({ create, text: textOf }) => {
   it('verdicts after both echoes: the blocked item is deleted, its twin stays', async () => {
-    const { c, sim } = await open();
+    const { c, sim } = await openSession(tp);
     const text = textOf('hold');
     c.send(create(text));
     c.send(create(text));
@@ -120,7 +86,7 @@ describe.each(kinds)('a late custom block of the second of two identical client 
   });
 
   it('verdict before the echoes: the echo that answers the blocked create is deleted, not the first of its text', async () => {
-    const { c, sim } = await open();
+    const { c, sim } = await openSession(tp);
     const text = textOf('now');
     c.send(create(text));
     c.send(create(text));
