@@ -30,25 +30,40 @@ afterAll(async () => {
 /** 60 s of 24 kHz mono PCM16 silence, base64: ~600 tokens of user audio. */
 const MINUTE = Buffer.alloc(60 * 24_000 * 2).toString('base64');
 
+/**
+ * Three minutes of audio (`minute`, base64 in the format `session` sets) the client commits itself
+ * or creates as items, then a response: it reads within maxTokens, every commit or create went
+ * upstream, and the proxy deleted what it had to.
+ */
+async function threeMinutesWithin(session: Record<string, unknown>, minute: string, how: 'committed' | 'created'): Promise<void> {
+  const before = tp.sim.connections.length;
+  const c = await tp.client();
+  await c.next('session.created');
+  const sim = tp.sim.connections[before]!;
+  c.send({ type: 'session.update', session });
+  await c.next('session.updated');
+  for (let i = 0; i < 3; i++) {
+    if (how === 'created') {
+      c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_audio', audio: minute }] } });
+      continue;
+    }
+    c.send({ type: 'input_audio_buffer.append', audio: minute });
+    c.send({ type: 'input_audio_buffer.commit' });
+    await c.nth('input_audio_buffer.committed', i + 1);
+  }
+  await c.nth('conversation.item.done', 3);
+  c.send({ type: 'response.create' });
+  const done = await c.next('response.done');
+  const usage = (done['response'] as { usage: { input_tokens: number } }).usage;
+  expect(usage.input_tokens).toBeLessThanOrEqual(MAX);
+  expect(sim.received.filter((r) => r.type === (how === 'created' ? 'conversation.item.create' : 'input_audio_buffer.commit'))).toHaveLength(3);
+  expect(sim.received.filter((r) => r.type === 'conversation.item.delete').length).toBeGreaterThan(0);
+  c.close();
+}
+
 describe('truncation: created audio items through the proxy', () => {
   it('a response after three created minutes of audio reads within maxTokens', async () => {
-    const before = tp.sim.connections.length;
-    const c = await tp.client();
-    await c.next('session.created');
-    const sim = tp.sim.connections[before]!;
-    c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
-    await c.next('session.updated');
-    for (let i = 0; i < 3; i++) c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_audio', audio: MINUTE }] } });
-    await c.nth('conversation.item.done', 3);
-    c.send({ type: 'response.create' });
-    const done = await c.next('response.done');
-    const usage = (done['response'] as { usage: { input_tokens: number } }).usage;
-    expect(usage.input_tokens).toBeLessThanOrEqual(MAX);
-    // Every frame the upstream got: the three creates went through, and the proxy deleted what it had to.
-    const creates = sim.received.filter((r) => r.type === 'conversation.item.create');
-    expect(creates).toHaveLength(3);
-    expect(sim.received.filter((r) => r.type === 'conversation.item.delete').length).toBeGreaterThan(0);
-    c.close();
+    await threeMinutesWithin({ type: 'realtime', output_modalities: ['text'] }, MINUTE, 'created');
   });
 
   /** test/policies/redteam-17f-pending-reference.test.ts, through the proxy: a reference to the client's own item, sent before its echo. */
@@ -79,25 +94,29 @@ describe('truncation: created audio items through the proxy', () => {
  */
 describe('truncation: turns the client commits itself without transcription', () => {
   it('a response after three committed minutes reads within maxTokens', async () => {
-    const before = tp.sim.connections.length;
-    const c = await tp.client();
-    await c.next('session.created');
-    const sim = tp.sim.connections[before]!;
-    c.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'], audio: { input: { turn_detection: null, transcription: null } } } });
-    await c.next('session.updated');
-    for (let i = 0; i < 3; i++) {
-      c.send({ type: 'input_audio_buffer.append', audio: MINUTE });
-      c.send({ type: 'input_audio_buffer.commit' });
-      await c.nth('input_audio_buffer.committed', i + 1);
-    }
-    await c.nth('conversation.item.done', 3);
-    c.send({ type: 'response.create' });
-    const done = await c.next('response.done');
-    const usage = (done['response'] as { usage: { input_tokens: number } }).usage;
-    expect(usage.input_tokens).toBeLessThanOrEqual(MAX);
-    // Every frame the upstream got: the three commits, and the proxy's deletes.
-    expect(sim.received.filter((r) => r.type === 'input_audio_buffer.commit')).toHaveLength(3);
-    expect(sim.received.filter((r) => r.type === 'conversation.item.delete').length).toBeGreaterThan(0);
-    c.close();
+    await threeMinutesWithin({ type: 'realtime', output_modalities: ['text'], audio: { input: { turn_detection: null, transcription: null } } }, MINUTE, 'committed');
+  });
+});
+
+/**
+ * Adversary: a tenant under a truncation budget runs its session in G.711 (`audio/pcmu`, or the
+ * preview protocol's `g711_ulaw`): 8 bytes a millisecond, where 24 kHz PCM16 takes 48. The
+ * truncation filter sized all input audio as PCM16, so each minute the client appended and
+ * committed (or put into an item itself) counted 10 s, ~100 tokens; the upstream (and the
+ * simulator, which sizes audio by its duration in the session's format as the real API bills it)
+ * reads ~600. Three minutes read ~1,800 tokens under a 1,500 budget with nothing pruned.
+ * Guarantee broken: a response reads at most `maxTokens` (policies/README.md "Truncation").
+ */
+describe('truncation: a G.711 session (test/policies/redteam-18-g711-truncation.test.ts has the filter-level cases)', () => {
+  /** `seconds` of G.711 μ-law silence (0xFF), base64: 8,000 bytes a second, ~10 tokens a second of user audio. */
+  const g711Minute = Buffer.alloc(60 * 8_000, 0xff).toString('base64');
+  const G711_SESSION = { type: 'realtime', output_modalities: ['text'], audio: { input: { format: { type: 'audio/pcmu' }, turn_detection: null, transcription: null } } };
+
+  it('a response after three minutes the client appended and committed itself reads within maxTokens', async () => {
+    await threeMinutesWithin(G711_SESSION, g711Minute, 'committed');
+  });
+
+  it('a response after three created minutes of G.711 audio reads within maxTokens', async () => {
+    await threeMinutesWithin(G711_SESSION, g711Minute, 'created');
   });
 });

@@ -1,82 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
 import { FakeSession } from '../support/fake-session.js';
-import { policyDir, trackerBudget, wire } from './support.js';
+import { trackerBudget, wire } from './support.js';
 import { TruncationFilter } from '../../src/policies/truncation.js';
 
-/**
- * Adversary: a tenant under a truncation budget runs its session in G.711 (`audio/pcmu`, or the
- * preview protocol's `g711_ulaw`): 8 bytes a millisecond, where 24 kHz PCM16 takes 48. The
- * truncation filter sized all input audio as PCM16, so each minute the client appended and
- * committed (or put into an item itself) counted 10 s, ~100 tokens; the upstream (and the
- * simulator, which sizes audio by its duration in the session's format as the real API bills it)
- * reads ~600. Three minutes read ~1,800 tokens under a 1,500 budget with nothing pruned.
- * Guarantee broken: a response reads at most `maxTokens` (policies/README.md "Truncation").
+/*
+ * G.711 audio and the truncation budget at the filter (the end-to-end cases, through the proxy and
+ * the simulator, are in test/policies/redteam-17f-created-audio-e2e.test.ts).
  */
-const MAX = 1_500;
-const BUDGET = `
-truncation:
-  budget: { maxTokens: ${MAX}, targetRatio: 0.7, keepFirst: 0, keepLast: 0 }
-`;
 
 /** `seconds` of G.711 μ-law silence (0xFF), base64: 8,000 bytes a second, ~10 tokens a second of user audio. */
 const g711 = (seconds: number) => Buffer.alloc(seconds * 8_000, 0xff).toString('base64');
 const MINUTE = g711(60);
-const G711_SESSION = { type: 'realtime', output_modalities: ['text'], audio: { input: { format: { type: 'audio/pcmu' }, turn_detection: null, transcription: null } } };
-
-let tp: TestProxy;
-beforeAll(async () => {
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'budget' } },
-    config: { policies: { dir: policyDir({ 'budget.yaml': BUDGET }), watch: false } },
-  });
-});
-afterAll(async () => {
-  await tp?.stop();
-});
-
-describe('truncation: a G.711 session through the proxy (real sockets, the simulator upstream)', () => {
-  it('a response after three minutes the client appended and committed itself reads within maxTokens', async () => {
-    const before = tp.sim.connections.length;
-    const c = await tp.client();
-    await c.next('session.created');
-    const sim = tp.sim.connections[before]!;
-    c.send({ type: 'session.update', session: G711_SESSION });
-    await c.next('session.updated');
-    for (let i = 0; i < 3; i++) {
-      c.send({ type: 'input_audio_buffer.append', audio: MINUTE });
-      c.send({ type: 'input_audio_buffer.commit' });
-      await c.nth('input_audio_buffer.committed', i + 1);
-    }
-    await c.nth('conversation.item.done', 3);
-    c.send({ type: 'response.create' });
-    const done = await c.next('response.done');
-    const usage = (done['response'] as { usage: { input_tokens: number } }).usage;
-    expect(usage.input_tokens).toBeLessThanOrEqual(MAX);
-    // Every frame the upstream got: the three commits, and the proxy's deletes.
-    expect(sim.received.filter((r) => r.type === 'input_audio_buffer.commit')).toHaveLength(3);
-    expect(sim.received.filter((r) => r.type === 'conversation.item.delete').length).toBeGreaterThan(0);
-    c.close();
-  });
-
-  it('a response after three created minutes of G.711 audio reads within maxTokens', async () => {
-    const before = tp.sim.connections.length;
-    const c = await tp.client();
-    await c.next('session.created');
-    const sim = tp.sim.connections[before]!;
-    c.send({ type: 'session.update', session: G711_SESSION });
-    await c.next('session.updated');
-    for (let i = 0; i < 3; i++) c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_audio', audio: MINUTE }] } });
-    await c.nth('conversation.item.done', 3);
-    c.send({ type: 'response.create' });
-    const done = await c.next('response.done');
-    const usage = (done['response'] as { usage: { input_tokens: number } }).usage;
-    expect(usage.input_tokens).toBeLessThanOrEqual(MAX);
-    expect(sim.received.filter((r) => r.type === 'conversation.item.create')).toHaveLength(3);
-    expect(sim.received.filter((r) => r.type === 'conversation.item.delete').length).toBeGreaterThan(0);
-    c.close();
-  });
-});
 
 /**
  * The format the filter sizes by, at the filter: the one the upstream confirmed, and, while a
