@@ -55,6 +55,13 @@ describe('config', () => {
     expect(ok.server.maxJsonDepth).toBe(128);
   });
 
+  it('server.memoryBudgetTenantShare is a fraction in (0, 1]; unset, the server picks it from the tenant count', () => {
+    expect(() => loadConfigFile(file('server:\n  memoryBudgetTenantShare: 0\n'), {})).toThrow(/server\.memoryBudgetTenantShare[\s\S]*use a value above 0/);
+    expect(() => loadConfigFile(file('server:\n  memoryBudgetTenantShare: 1.5\n'), {})).toThrow(/server\.memoryBudgetTenantShare[\s\S]*use a value of at most 1/);
+    expect(loadConfigFile(file('server:\n  memoryBudgetTenantShare: 1\n'), {}).server.memoryBudgetTenantShare).toBe(1);
+    expect(parseConfig({}, 'x', {}).server.memoryBudgetTenantShare).toBeUndefined();
+  });
+
   it('ships an example config that validates', () => {
     const c = loadConfigFile(new URL('../../config/example.yaml', import.meta.url).pathname, {});
     expect(Object.keys(c.tenants)).toContain('demo');

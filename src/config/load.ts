@@ -105,10 +105,11 @@ function fixFor(issue: z.core.$ZodIssue): string {
       return `remove ${issue.keys.map((k) => `"${k}"`).join(', ')} or correct the spelling (config/config.schema.json lists every key)`;
     case 'invalid_value':
       return `use one of: ${issue.values.map((v) => String(v)).join(', ')}`;
+    // Exclusive bounds (positive(), gt()) say so: "at least 0" for a value that must exceed 0 misleads.
     case 'too_small':
-      return `use a value of at least ${String(issue.minimum)}`;
+      return issue.inclusive === false ? `use a value above ${String(issue.minimum)}` : `use a value of at least ${String(issue.minimum)}`;
     case 'too_big':
-      return `use a value of at most ${String(issue.maximum)}`;
+      return issue.inclusive === false ? `use a value below ${String(issue.maximum)}` : `use a value of at most ${String(issue.maximum)}`;
     case 'invalid_union':
       return 'use one of the forms listed (quote values YAML would read as numbers, such as hex digests)';
     case 'invalid_format':

@@ -63,6 +63,14 @@ function build() {
         .positive()
         .default(256 * MiB)
         .describe('Global budget for frames and send buffers held for all sessions; past it new sessions get 503 overloaded and large frames are refused.'),
+      memoryBudgetTenantShare: z
+        .number()
+        .gt(0)
+        .max(1)
+        .optional()
+        .describe(
+          'The fraction of memoryBudgetBytes one tenant\'s sessions may hold (default: 0.5 with more than one tenant configured, 1 with one). Past it that tenant\'s large frames get memory_budget_exceeded, its largest session is ended (4008) at the once-a-second recount, and its new sessions get 429 memory_budget_exceeded; other tenants are unaffected.',
+        ),
       maxUnauthenticatedBodies: z
         .number()
         .int()

@@ -63,7 +63,7 @@ export const ErrorCatalogue = {
   slow_consumer: { type: 'server_error', close: 'slowConsumer', message: 'The client does not read events fast enough.' },
   server_shutting_down: { type: 'server_error', http: 503, close: 'serviceRestart', message: 'The proxy is restarting; reconnect to continue.' },
   overloaded: { type: 'server_error', http: 503, close: 'tryAgainLater', message: 'The proxy is at capacity.' },
-  memory_budget_exceeded: { type: 'server_error', message: 'The proxy is holding too much data for all sessions; the frame was not relayed. Retry shortly.' },
+  memory_budget_exceeded: { type: 'server_error', http: 429, message: 'The proxy is holding too much data for all sessions; the frame was not relayed. Retry shortly.' },
   internal_error: { type: 'server_error', message: 'The proxy failed to process the event.' },
   budget_exceeded: { type: 'rate_limit_error', http: 429, refusesResponses: true, message: 'The tenant cost budget is exhausted.' },
   budget_unavailable: { type: 'server_error', http: 503, refusesResponses: true, message: 'The budget ledger is unavailable; new responses are refused.' },

@@ -14,7 +14,7 @@ import { AUDIO_IN } from '../protocol/events.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
-import type { MemoryBudget } from '../server/memory-budget.js';
+import { tenantShareExceeded, type MemoryBudget } from '../server/memory-budget.js';
 import { authRefusalOf, authRefusalOfCloseReason, logUpstreamAuthRefused, upstreamAuthRejected, type UpstreamAuthDetail } from '../upstream/auth-refusal.js';
 import type { UpstreamTarget } from '../upstream/dial.js';
 import { zeroMaskedPayload } from '../upstream/client-frame.js';
@@ -133,7 +133,7 @@ const UPSTREAM_CLOSE_PASSTHROUGH = (code: number) =>
 /** While lingering, how often to look again whether a filter still deciding on a frame is done. */
 const LINGER_RECHECK_MS = 10;
 
-/** Client frames at least this large reserve their size from the global memory budget. */
+/** Client frames at least this large reserve their size from the global memory budget (and their tenant's share). */
 const BUDGETED_FRAME_BYTES = 64 * 1024;
 
 /**
@@ -341,9 +341,13 @@ export class RelaySession implements SessionContext, ChainSink {
       );
       return;
     }
-    if (message.byteLength >= BUDGETED_FRAME_BYTES && this.#budget && !this.#budget.tryReserve(message.byteLength)) {
-      this.#rejectClientFrame(new ProxyError('memory_budget_exceeded'));
-      return;
+    if (message.byteLength >= BUDGETED_FRAME_BYTES && this.#budget) {
+      // The global budget, and this tenant's share of it (server.memoryBudgetTenantShare).
+      const refused = this.#budget.tryReserveFor(this.tenant.id, message.byteLength);
+      if (refused !== null) {
+        this.#rejectClientFrame(refused === 'share' ? tenantShareExceeded('frame', this.#budget.tenantLimit) : new ProxyError('memory_budget_exceeded'));
+        return;
+      }
     }
     // Frames wait behind an async verdict (a held turn, a blocking guardrail): as many bytes as the
     // upstream socket may buffer, no more, each frame's overhead counted with it (see QUEUED_FRAME_OVERHEAD_BYTES).

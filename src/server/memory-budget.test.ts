@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryBudget } from './memory-budget.js';
+import { defaultTenantShare, MemoryBudget, tenantShareExceeded } from './memory-budget.js';
 
 describe('MemoryBudget (global bytes held for sessions)', () => {
   it('starts empty with its limit', () => {
@@ -162,5 +162,74 @@ describe('MemoryBudget owner shares (request bodies per tenant, 2026-12-06)', ()
     b.resync(0);
     expect(b.used).toBe(200);
     expect(b.heldBy('tenant:a')).toBe(200);
+  });
+});
+
+describe('MemoryBudget tenant shares (sessions per tenant, 2026-12-07)', () => {
+  it('the default share is half with more than one tenant, the whole budget with one', () => {
+    expect(defaultTenantShare(0)).toBe(1);
+    expect(defaultTenantShare(1)).toBe(1);
+    expect(defaultTenantShare(2)).toBe(0.5);
+    expect(new MemoryBudget(1_000).tenantLimit).toBe(1_000);
+    expect(new MemoryBudget(1_001, 0.5).tenantLimit).toBe(500);
+  });
+
+  it("a tenant's frames reserve up to its share, to the byte ('share', nothing counted); another tenant's still fit", () => {
+    const b = new MemoryBudget(1_000, 0.5);
+    expect(b.tryReserveFor('a', 400)).toBeNull();
+    expect(b.tryReserveFor('a', 101)).toBe('share');
+    expect(b.sessionBytesOf('a')).toBe(400);
+    expect(b.used).toBe(400);
+    expect(b.tenantExhausted('a')).toBe(false);
+    expect(b.tryReserveFor('a', 100)).toBeNull();
+    expect(b.tenantExhausted('a')).toBe(true);
+    expect(b.tryReserveFor('a', 1)).toBe('share');
+    expect(b.tryReserveFor('b', 500)).toBeNull();
+    expect(b.tenantExhausted('b')).toBe(true);
+    expect(b.used).toBe(1_000);
+    expect(b.tenants).toBe(2);
+  });
+
+  it("the global limit still applies within a tenant's share ('budget', nothing counted)", () => {
+    const b = new MemoryBudget(1_000, 0.8);
+    expect(b.tryHold(500)).toBe(true);
+    expect(b.tryReserveFor('a', 501)).toBe('budget');
+    expect(b.sessionBytesOf('a')).toBe(0);
+    expect(b.tenants).toBe(0);
+    expect(b.tryReserveFor('a', 500)).toBeNull();
+    expect(b.exhausted).toBe(true);
+  });
+
+  it("with the whole budget as its share (one tenant), a full budget is the proxy's: 'budget', never 'share'", () => {
+    const b = new MemoryBudget(1_000);
+    expect(b.tryReserveFor('a', 600)).toBeNull();
+    expect(b.tryReserveFor('a', 401)).toBe('budget');
+    expect(b.sessionBytesOf('a')).toBe(600);
+  });
+
+  it('a resync replaces the per-tenant figures with the recount (a tenant without an entry holds nothing)', () => {
+    const b = new MemoryBudget(1_000, 0.5);
+    expect(b.tryReserveFor('a', 500)).toBeNull();
+    expect(b.tryReserveFor('b', 100)).toBeNull();
+    b.resync(700, new Map([['a', 700]]));
+    expect(b.sessionBytesOf('a')).toBe(700);
+    expect(b.tenantExhausted('a')).toBe(true);
+    expect(b.sessionBytesOf('b')).toBe(0);
+    expect(b.tenants).toBe(1);
+    b.resync(0);
+    expect(b.tenants).toBe(0);
+    expect(b.tenantExhausted('a')).toBe(false);
+    expect(b.tryReserveFor('a', 500)).toBeNull();
+  });
+
+  it('tenantShareExceeded: memory_budget_exceeded for the tenant; a frame keeps the session, the recount and an upgrade close 4008 (HTTP 429)', () => {
+    const frame = tenantShareExceeded('frame', 500);
+    expect(frame.code).toBe('memory_budget_exceeded');
+    expect(frame.details).toEqual({ scope: 'tenant', limit: 500 });
+    expect(frame.closesSession).toBe(false);
+    expect(tenantShareExceeded('recount', 500).closeCode).toBe(4008);
+    const upgrade = tenantShareExceeded('upgrade', 500);
+    expect(upgrade.closeCode).toBe(4008);
+    expect(upgrade.httpStatus).toBe(429);
   });
 });

@@ -1,5 +1,41 @@
+import { ProxyError } from '../protocol/errors.js';
+
 /** One owner's share of request-body bytes: the limit divided by this (a quarter). */
 const OWNER_SHARE_DIVISOR = 4;
+
+/** Where a tenant's sessions were found past their share of the budget (see tenantShareExceeded). */
+export type TenantShareCheck = 'frame' | 'recount' | 'upgrade';
+
+const TENANT_SHARE_MESSAGES: Readonly<Record<TenantShareCheck, string>> = {
+  frame: "This tenant's sessions hold their share of the proxy's memory budget; the frame was not relayed. Retry shortly.",
+  recount: "This tenant's sessions held more than their share of the proxy's memory budget; this session, the largest, was ended.",
+  upgrade: "This tenant's sessions hold their share of the proxy's memory budget; end one or retry shortly.",
+};
+
+/**
+ * `memory_budget_exceeded` for one tenant past its share (`details.scope: "tenant"`, against the
+ * global budget's refusal, which has no details). A refused frame leaves the session going, as the
+ * global refusal does; a session ended at the recount, or a browser's upgrade refused, closes 4008
+ * (as upstream_backpressure, the per-session bound on the same bytes: not retried by SDKs that
+ * reconnect on 1011/1013). An upgrade gets HTTP 429, the catalogue's status: this tenant is over a
+ * limit of its own, not the proxy out of capacity (503 `overloaded` reads as the whole instance
+ * unavailable to load balancers and retry policies).
+ */
+export function tenantShareExceeded(at: TenantShareCheck, tenantLimit: number): ProxyError {
+  return new ProxyError('memory_budget_exceeded', {
+    message: TENANT_SHARE_MESSAGES[at],
+    close: at === 'frame' ? null : 'slowConsumer',
+    details: { scope: 'tenant', limit: tenantLimit },
+  });
+}
+
+/**
+ * `server.memoryBudgetTenantShare` when unset: half the budget when several tenants share the
+ * proxy, all of it for a single tenant (a single-tenant deployment keeps its whole budget).
+ */
+export function defaultTenantShare(tenantCount: number): number {
+  return tenantCount > 1 ? 0.5 : 1;
+}
 
 /**
  * The global byte budget for data the proxy holds: for sessions (client frames waiting for the
@@ -23,10 +59,37 @@ export class MemoryBudget {
   #held = 0;
   /** Of those, by owner (tryHoldFor/assign/releaseFor); an entry goes when it reaches 0. */
   readonly #owners = new Map<string, number>();
+  /**
+   * The most bytes one tenant's sessions may hold (`server.memoryBudgetTenantShare` of the limit),
+   * so that one tenant's sessions queuing frames for a slow upstream cannot take the budget every
+   * tenant shares (found 2026-12-07: three sessions of one tenant got every other tenant refused).
+   */
+  readonly tenantLimit: number;
+  /**
+   * The sessions' figure by tenant: the last resync's sums plus reservations since. Only tenants
+   * with a live session holding bytes have an entry (each resync replaces the whole map).
+   */
+  #tenantSessions = new Map<string, number>();
 
-  constructor(limit: number) {
+  constructor(limit: number, tenantShare = 1) {
     this.limit = limit;
     this.ownerShare = Math.floor(limit / OWNER_SHARE_DIVISOR);
+    this.tenantLimit = Math.floor(limit * tenantShare);
+  }
+
+  /** Bytes `tenant`'s sessions hold (as of the last resync, plus reservations since). */
+  sessionBytesOf(tenant: string): number {
+    return this.#tenantSessions.get(tenant) ?? 0;
+  }
+
+  /** Tenants with an entry in the per-tenant figures (read by tests and diagnostics). */
+  get tenants(): number {
+    return this.#tenantSessions.size;
+  }
+
+  /** `tenant`'s sessions hold their whole share: its new sessions are refused (as `exhausted` refuses everyone's). */
+  tenantExhausted(tenant: string): boolean {
+    return this.sessionBytesOf(tenant) >= this.tenantLimit;
   }
 
   /** Request-body bytes `owner` holds. */
@@ -90,9 +153,28 @@ export class MemoryBudget {
     return true;
   }
 
-  /** Replaces the sessions' running figure with a fresh sum over the live sessions. */
-  resync(total: number): void {
+  /**
+   * Counts `bytes` of a frame of `tenant`'s session now if they fit: null when counted; `budget`
+   * when they would take the sessions past the limit, else `share` past the tenant's `tenantLimit`
+   * (nothing counted either way).
+   */
+  tryReserveFor(tenant: string, bytes: number): 'budget' | 'share' | null {
+    // The global limit first: with one tenant (share 1) a full budget is the proxy's, not the tenant's.
+    if (this.used + bytes > this.limit) return 'budget';
+    const mine = this.sessionBytesOf(tenant);
+    if (mine + bytes > this.tenantLimit) return 'share';
+    this.#sessions += bytes;
+    this.#tenantSessions.set(tenant, mine + bytes);
+    return null;
+  }
+
+  /**
+   * Replaces the sessions' running figure with a fresh sum over the live sessions, and the
+   * per-tenant figures with theirs (kept as given: one entry per tenant whose sessions hold bytes).
+   */
+  resync(total: number, byTenant: Map<string, number> = new Map()): void {
     this.#sessions = total;
+    this.#tenantSessions = byTenant;
   }
 
   /**

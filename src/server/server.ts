@@ -16,7 +16,7 @@ import { presentedCredentials } from './auth.js';
 import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
 import { BodyBuffer } from './body-buffer.js';
 import { LingeringSockets } from './lingering-sockets.js';
-import { MemoryBudget } from './memory-budget.js';
+import { defaultTenantShare, MemoryBudget, tenantShareExceeded } from './memory-budget.js';
 import { RefusalLog } from './refusal-log.js';
 import { uws, uwsBinary } from './uws.js';
 import { capLogBinding } from '../logging.js';
@@ -205,7 +205,8 @@ export class ProxyServer {
     this.#upstream = options.upstream ?? (options.config.upstream.provider === 'simulator' ? { kind: 'simulator', reason: 'chosen' } : { kind: options.config.upstream.provider });
     // Throws a message naming admin.key when the configured key is malformed.
     this.#adminKey = options.config.admin.key ? new AdminKey(options.config.admin.key) : null;
-    this.#budget = new MemoryBudget(options.config.server.memoryBudgetBytes);
+    const s = options.config.server;
+    this.#budget = new MemoryBudget(s.memoryBudgetBytes, s.memoryBudgetTenantShare ?? defaultTenantShare(options.tenants.tenants.size));
     this.#lingering = new LingeringSockets(options.config.server.idleTimeoutSec);
     this.#refusals = new RefusalLog(options.log, options.config.logging.refusalIntervalSec * 1000, () => options.clock.now());
     this.#clientListeners = options.clientListeners ?? true;
@@ -297,18 +298,23 @@ export class ProxyServer {
   #tick(): void {
     const now = this.#clock.now();
     let held = this.#lingering.held(now);
+    /** What each tenant's sessions hold: one entry per tenant with a session holding bytes. */
+    const byTenant = new Map<string, number>();
     for (const session of this.#sessions) {
       // One session's failure ends that session only: every other session still gets its deadlines
       // checked, and the memory budget is still resynced (it would keep a stale figure otherwise).
       try {
         session.tick(now);
-        held += session.heldBytes();
+        const bytes = session.heldBytes();
+        held += bytes;
+        if (bytes > 0) byTenant.set(session.tenant.id, (byTenant.get(session.tenant.id) ?? 0) + bytes);
       } catch (err) {
         session.fail('tick', err);
       }
     }
     try {
-      this.#budget.resync(held);
+      held -= this.#endOverShareSafely(byTenant);
+      this.#budget.resync(held, byTenant);
       this.#refusals.flush();
       if (this.#bodyRefusals.size > 0) {
         this.#log.warn({ event: 'request_body_refused', refused: Object.fromEntries(this.#bodyRefusals), budgetUsed: this.#budget.used, budgetLimit: this.#budget.limit }, 'request bodies refused (memory budget or unauthenticated-body slots full)');
@@ -317,6 +323,52 @@ export class ProxyServer {
     } catch (err) {
       this.#log.error({ err }, 'server tick failed');
     }
+  }
+
+  /** #endOverShare, whose failure must not skip the resync after it (the budget would keep a stale figure). */
+  #endOverShareSafely(byTenant: Map<string, number>): number {
+    try {
+      return this.#endOverShare(byTenant);
+    } catch (err) {
+      this.#log.error({ err }, 'ending sessions past their tenant share failed');
+      return 0;
+    }
+  }
+
+  /**
+   * Ends the largest sessions of each tenant whose sessions hold more than its share of the budget
+   * (MemoryBudget.tenantLimit), until the rest fit: frames under BUDGETED_FRAME_BYTES are counted
+   * only here, so a tenant can pass its share between two recounts. Updates `byTenant` (the ended
+   * sessions no longer count for their tenant) and returns the bytes the global figure no longer
+   * holds (what an ended session still holds goes on counting: lingering or, while it closes, its own).
+   */
+  #endOverShare(byTenant: Map<string, number>): number {
+    const limit = this.#budget.tenantLimit;
+    const over = new Set<string>();
+    for (const [tenant, bytes] of byTenant) if (bytes > limit) over.add(tenant);
+    if (over.size === 0) return 0;
+    const candidates: { session: RelaySession; bytes: number }[] = [];
+    for (const session of this.#sessions) {
+      if (over.has(session.tenant.id)) candidates.push({ session, bytes: session.heldBytes() });
+    }
+    candidates.sort((a, b) => b.bytes - a.bytes);
+    let released = 0;
+    for (const { session, bytes } of candidates) {
+      const tenant = session.tenant.id;
+      const total = byTenant.get(tenant) ?? 0;
+      if (total <= limit) continue;
+      this.#log.warn({ event: 'tenant_memory_share_exceeded', tenant, session: session.id, sessionBytes: bytes, tenantBytes: total, tenantLimit: limit }, "a tenant's sessions hold more than its share of the memory budget: its largest session is ended");
+      try {
+        session.close(tenantShareExceeded('recount', limit));
+      } catch (err) {
+        session.fail('close', err);
+      }
+      const left = total - bytes;
+      if (left > 0) byTenant.set(tenant, left);
+      else byTenant.delete(tenant);
+      released += bytes - (this.#sessions.has(session) ? session.heldBytes() : session.unsentAtEnd());
+    }
+    return released;
   }
 
   async #listenOn(app: TemplatedApp, host: string, port: number): Promise<number> {
@@ -833,6 +885,9 @@ export class ProxyServer {
     if (!tenant) return refuse(new ProxyError('invalid_api_key'), { browser: creds.browser });
     // The secret's lookup may have awaited: checked again here, and once more after admission (below).
     if (this.sessionsOpen >= this.#config.server.maxSessions) return refuse(new ProxyError('overloaded'));
+    // This tenant's sessions hold their share of the memory budget: its new sessions would add to
+    // it (429, the tenant's own limit; other tenants still open). Checked before admission takes a slot.
+    if (this.#budget.tenantExhausted(tenant.id)) return refuse(tenantShareExceeded('upgrade', this.#budget.tenantLimit), { browser: creds.browser });
     // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
     const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
     if (clientQuery instanceof ProxyError) return refuse(clientQuery);

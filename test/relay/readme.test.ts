@@ -3,6 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
+import { QUEUED_FRAME_OVERHEAD_BYTES } from '../../src/pipeline/chain.js';
 import { CloseCode, ErrorCatalogue, type ProxyErrorCode } from '../../src/protocol/errors.js';
 import { startSimulator } from '../../src/simulator/index.js';
 import { isInjectedClamp, recordingUpstream } from '../governance/edges-support.js';
@@ -477,6 +478,44 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       await vi.waitFor(() => expect(budget.exhausted).toBe(true), { timeout: 3000, interval: 20 });
       expectRefusalMatches(await refusal(p.url, { authorization: `Bearer ${key}` }), 'overloaded', 'specific');
       expect(c.ws.readyState).toBe(c.ws.OPEN);
+    },
+    "One tenant's sessions at their share of the budget (`memoryBudgetTenantShare`: 0.5 with more than one tenant, else 1)": async () => {
+      // Client frames wait for an upstream that never answers the upgrade: what each session holds is exact.
+      const hung = createServer(() => undefined).listen(0, '127.0.0.1');
+      await new Promise((r) => hung.once('listening', r));
+      const MiB = 1024 * 1024;
+      const p = await startTestProxy({
+        tenants: { a: {}, b: {} },
+        config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${(hung.address() as { port: number }).port}/v1/realtime`, apiKey: 'sk-x', connectTimeoutMs: 30_000 }, server: { memoryBudgetBytes: 4 * MiB } },
+      });
+      stops.push(async () => {
+        hung.close();
+      }, () => p.stop());
+      const budget = p.proxy.server.memoryBudget;
+      expect(budget.tenantLimit).toBe(2 * MiB);
+      const appendOf = (bytes: number) => JSON.stringify({ type: 'input_audio_buffer.append', audio: 'A'.repeat(bytes - JSON.stringify({ type: 'input_audio_buffer.append', audio: '' }).length) });
+      const tenantScope = { scope: 'tenant', limit: 2 * MiB };
+      // Tenant a holds exactly its share (a frame and its queueing overhead), as the recount finds.
+      const a = await p.client({ tenant: 'a' });
+      a.send(appendOf(2 * MiB - QUEUED_FRAME_OVERHEAD_BYTES));
+      await vi.waitFor(() => expect(budget.sessionBytesOf('a')).toBe(2 * MiB), { timeout: 5000, interval: 20 });
+      const refused = await refusal(p.url, { authorization: `Bearer ${p.key('a')}` });
+      expectRefusalMatches(refused, 'memory_budget_exceeded', 'specific');
+      expect(refused.body.error['details']).toEqual(tenantScope);
+      a.send(appendOf(64 * 1024));
+      const frameRefusal = await a.next('error');
+      expect(frameRefusal['error']).toMatchObject({ code: 'memory_budget_exceeded', type: documentedErrors().get('memory_budget_exceeded')!.type, details: tenantScope });
+      expect(a.ws.readyState).toBe(a.ws.OPEN);
+      // Tenant b opens; its two sessions together pass the share (small frames, counted only at the
+      // recount), and the larger is ended until the rest fit.
+      const b1 = await p.client({ tenant: 'b' });
+      b1.send(appendOf(1 * MiB));
+      const b2 = await p.client({ tenant: 'b' });
+      for (let i = 0; i < 20; i++) b2.send(appendOf(60 * 1024));
+      expect(await b2.closed).toEqual({ code: 4008, reason: 'memory_budget_exceeded' });
+      expect(b2.ofType('error').at(-1)!['error']).toMatchObject({ code: 'memory_budget_exceeded', details: tenantScope });
+      expect(b1.ws.readyState).toBe(b1.ws.OPEN);
+      expect(a.ws.readyState).toBe(a.ws.OPEN);
     },
     'Upstream sends invalid UTF-8, a frame over 64 MiB, a frame that breaks RFC 6455, or a text frame that is not a JSON object': async () => {
       const up = await scriptedUpstream((ws, n) => {
