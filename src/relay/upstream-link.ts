@@ -77,7 +77,7 @@ export class UpstreamLink {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   /** Frames (already framed) for this loop turn's write; in `dirtyLinks` while not empty. */
-  #outbox: Buffer[] = [];
+  readonly #outbox: Buffer[] = [];
   #outboxBytes = 0;
   #connectTimer: NodeJS.Timeout | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
@@ -335,13 +335,14 @@ export class UpstreamLink {
   flush(): void {
     const out = this.#outbox;
     if (out.length === 0) return;
-    const bytes = this.#outboxBytes;
-    this.#outbox = [];
+    const frames = out.length === 1 ? out[0]! : Buffer.concat(out, this.#outboxBytes);
+    // The same array serves the next turn (no allocation per write).
+    out.length = 0;
     this.#outboxBytes = 0;
     const socket = this.#socket;
     if (!socket || socket.destroyed) return;
     try {
-      socket.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes));
+      socket.write(frames);
       this.#events.written();
     } catch (err) {
       this.#events.callbackFailed('upstream write', err);
