@@ -111,6 +111,11 @@ export interface ProxyModule {
   /** Sessions this module runs or is starting beside the server's WebSocket sessions (a call's sidebands, offers on their way upstream): they count against `server.maxSessions`. */
   sessions?(): number;
   /**
+   * Of those, the tenant's that hold no concurrent-session slot yet (offers and SIP calls on their
+   * way): they count against its `maxConcurrentSessions` when an upgrade of it is admitted (AdmissionAsk.alsoHeld).
+   */
+  sessionsInFlight?(tenantId: string): number;
+  /**
    * Of those, the ones the shutdown drain waits for (up to `server.shutdownDrainSec`) beside the
    * server's WebSocket sessions: a call `calls.onShutdown: hangup` would hang up (a call handed over
    * is not waited for).

@@ -104,7 +104,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     upstream,
     store,
     tenant: (id) => deps.tenants.tenants.get(id),
-    admitTakenOver: (call) => admitCall(call.tenant, call.model),
+    admitTakenOver: (call) => admitCall(call.tenant, call.model, offersInFlight(call.tenant.id)),
   });
   /**
    * The store as requests use it: a failure there is answered 503 `calls_store_unavailable` and
@@ -263,7 +263,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     return deps.metering.probe({ tenant, model, query: new Map([['model', model]]) }, alsoHeld);
   };
   /**
-   * Each tenant's WebRTC offers from their check until they end (created and governed, or refused):
+   * Each tenant's WebRTC offers and incoming SIP calls from their check until they end (created or
+   * accepted and governed, or refused):
    * the check's probe holds no slot, so the offers of a tenant still in flight count against its
    * `maxConcurrentSessions` beside the slots held. Counted before the probe's await, so a burst of
    * offers cannot all see the same free slot. Until 2026-12-07 they did not count: a tenant allowed
@@ -272,6 +273,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * (test/calls/redteam-18-offers-per-tenant.test.ts).
    */
   const offersByTenant = new Map<string, number>();
+  const offersInFlight = (tenantId: string): number => offersByTenant.get(tenantId) ?? 0;
   const holdOffer = (tenantId: string): { readonly others: number; readonly release: () => void } => {
     const others = offersByTenant.get(tenantId) ?? 0;
     offersByTenant.set(tenantId, others + 1);
@@ -293,8 +295,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * upstream: the slot it takes is the sideband's, started right after (`startGoverned`), and a
    * call taken over from another instance (`CallGovernors`).
    */
-  const admitCall = async (tenant: Tenant, model: string): Promise<ProxyError | CallAdmission> => {
-    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]) });
+  const admitCall = async (tenant: Tenant, model: string, alsoHeld: number): Promise<ProxyError | CallAdmission> => {
+    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]), ...(alsoHeld > 0 ? { alsoHeld } : {}) });
     if (decision instanceof ProxyError) return decision;
     if (decision.model !== model) {
       // Admitted as another model: refused, and what the admission took goes back now.
@@ -313,7 +315,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // The admission's slot is the sideband's, by its ticket: given back if the sideband never starts.
     let admission: CallAdmission | null = null;
     try {
-      const admitted = await admitCall(tenant, model);
+      // Its own offer (or incoming SIP call) is held until it is governed: the others' count beside it.
+      const admitted = await admitCall(tenant, model, Math.max(0, offersInFlight(tenant.id) - 1));
       if (admitted instanceof ProxyError) {
         callLog.info({ event: 'call_refused', tenant: tenant.id, call: callId, code: admitted.code }, 'the call was refused admission once created: hanging it up');
         void governors.hangup(callId, callLog, `the call was refused admission (${admitted.code})`);
@@ -562,6 +565,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       log,
       govern: governFor,
       check: checkCall,
+      holdTenant: holdOffer,
       holdRoom,
       upstream,
       start: (tenant, model, callId, onAttach) => startGoverned(tenant, model, 'sip', callId, log, onAttach),
@@ -639,6 +643,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // ready meanwhile). failMode open keeps the instance in, as it does for the ledger.
     readiness: () => (ledger.failMode === 'closed' ? (store.readiness?.() ?? null) : null),
     sessions: callSessions,
+    sessionsInFlight: offersInFlight,
     // Calls drain like WebSocket sessions before they are hung up; handed-over ones go on elsewhere.
     drainingSessions: () => (cfg.onShutdown === 'hangup' ? governors.size : 0),
     // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).

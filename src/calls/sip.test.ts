@@ -23,6 +23,7 @@ function deps(answers: Answer[], options: { bound?: boolean; room?: boolean } = 
     log: pino({ level: 'silent' }),
     govern: async () => ({ session: { type: 'realtime', model: 'gpt-realtime' }, model: 'gpt-realtime', rewritten: [], guardrails: [] }) as GovernedSession,
     check: async () => null,
+    holdTenant: () => ({ others: 0, release: () => undefined }),
     holdRoom: () => {
       if (options.room === false) return null;
       room.held++;

@@ -18,8 +18,16 @@ export interface SipDeps {
   readonly tenants: ReadonlyMap<string, Tenant>;
   readonly log: Logger;
   govern(tenant: Tenant, raw: unknown): Promise<GovernedSession | ProxyError>;
-  /** Whether the tenant may open a call now (caps, a free slot), holding nothing. */
-  check(tenant: Tenant, model: string): Promise<ProxyError | null>;
+  /** Whether the tenant may open a call now (caps, a free slot beside `alsoHeld` calls of its in flight), holding nothing. */
+  check(tenant: Tenant, model: string, alsoHeld: number): Promise<ProxyError | null>;
+  /**
+   * The call counted among its tenant's calls in flight (WebRTC offers and incoming SIP calls) from
+   * its check until it is governed or refused: `others` were in flight before it. Until 2026-12-07
+   * incoming SIP calls did not count: a tenant allowed one session had every call dialled at once
+   * accepted upstream, each holding a place among `server.maxSessions`
+   * (test/calls/redteam-18t-sip-accepts-per-tenant.test.ts).
+   */
+  holdTenant(tenantId: string): { readonly others: number; release(): void };
   /**
    * A place under `server.maxSessions` for the call from its check until its sideband started (null:
    * none); the release gives it back. (Until 2026-12-06 a burst of incoming calls all passed the check.)
@@ -156,15 +164,21 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
   if (!route || !tenant) return reject('no routing rule matches the call', 404);
   const governed = await deps.govern(tenant, route.session);
   if (governed instanceof ProxyError) return reject('the configured session breaks the tenant policy', 500, { tenant: tenant.id, code: governed.code });
-  const refused = await deps.check(tenant, governed.model);
-  // 486 Busy Here: over a cap or at the concurrency limit.
-  if (refused) return reject('the tenant may not open a session now', 486, { tenant: tenant.id, code: refused.code });
-  const release = deps.holdRoom();
-  if (release === null) return reject('the proxy is at capacity', 486, { tenant: tenant.id, code: 'overloaded' });
+  const inFlight = deps.holdTenant(tenant.id);
   try {
-    return await acceptAndGovern(callId, tenant, governed, deps, log);
+    const refused = await deps.check(tenant, governed.model, inFlight.others);
+    // 486 Busy Here: over a cap or at the concurrency limit.
+    if (refused) return reject('the tenant may not open a session now', 486, { tenant: tenant.id, code: refused.code });
+    const release = deps.holdRoom();
+    if (release === null) return reject('the proxy is at capacity', 486, { tenant: tenant.id, code: 'overloaded' });
+    try {
+      return await acceptAndGovern(callId, tenant, governed, deps, log);
+    } finally {
+      release();
+    }
   } finally {
-    release();
+    // Its sideband holds the tenant's slot from here, or it was refused.
+    inFlight.release();
   }
 }
 

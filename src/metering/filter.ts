@@ -442,8 +442,13 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
     const limits = rt.limitsOf(req.tenant);
     const wall = rt.wall();
     if (limits.maxConcurrentSessions !== null) {
+      // The tenant's sessions on their way without a slot (offers in flight) count as held: until
+      // 2026-12-07 an upgrade did not see them, and a tenant allowed one session held two places, an
+      // offer and a WebSocket session (test/calls/redteam-18t-offer-beside-upgrade.test.ts).
+      const room = limits.maxConcurrentSessions - Math.max(0, req.alsoHeld ?? 0);
+      if (room <= 0) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
       const token = `slot_${randomBytes(8).toString('hex')}`;
-      const got = await rt.ledger.acquireSlot(req.tenant.id, token, limits.maxConcurrentSessions, wall);
+      const got = await rt.ledger.acquireSlot(req.tenant.id, token, room, wall);
       if (got === false) {
         return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
       }
@@ -541,6 +546,8 @@ export class MeteringFilter implements Filter {
    * known and the asked value (instructions, tools, max_output_tokens, audio output, audio format).
    */
   #guesses: SessionGuess[] = [];
+  /** The session's type as the upstream reported it (null: not yet; a preview session reports none). */
+  #sessionType: 'realtime' | 'transcription' | null = null;
   /** Client `session.update`s that set `truncation` so far (see Reservation.markEpoch). */
   #truncationEpoch = 0;
   /** `sessionUpdatesSent` numbering of the last of them: unanswered while `sessionUpdatesAnswered` is below it. */
@@ -860,6 +867,11 @@ export class MeteringFilter implements Filter {
   #onTranscriptionSessionUpdate(frame: Frame): Verdict {
     const ev = frame.json();
     this.#tx.transcriptionSessionUpdateSent(str(ev['event_id']), obj(inputAudioSettings(obj(ev['session']))?.['transcription']));
+    // Its input format counts ahead as a GA transcription session's does (#guess), the denser of it
+    // and the current, until the upstream next reports the format (its transcription_session.updated).
+    const session = obj(ev['session']);
+    const asked = session ? budgetedInputBytesPerMs(session) : null;
+    if (asked !== null) this.#estimate.setFormat(Math.min(this.#estimate.bytesPerMs, asked), this.#ctx.audio.inputWireBytes, false);
     return CONTINUE;
   }
 
@@ -893,7 +905,15 @@ export class MeteringFilter implements Filter {
    * #guesses). `n`: its place among the session's updates (the next one sent, unless it left already).
    */
   #guess(session: JsonObject | null, n = this.#ctx.conversation.sessionUpdatesSent + 1): void {
-    if (!session || session['type'] === 'transcription') return;
+    if (!session) return;
+    if (session['type'] === 'transcription') {
+      // In a transcription session only its input format counts ahead (audio right behind the update
+      // is in it once applied): until 2026-12-07 nothing did, and G.711 appended behind a transcription
+      // session's switch to it was sized as PCM16 (test/metering/redteam-18t-transcription-format-switch.test.ts).
+      // A realtime session refuses it (no session changes its type).
+      if (this.#sessionType !== 'realtime') this.#guessFormat(n, budgetedInputBytesPerMs(session));
+      return;
+    }
     const gaMax = readOutputLimit(session['max_output_tokens']);
     // A preview upstream reads the beta member: guessed too, the larger of both (until 2026-12-07 it
     // was not, and a create right behind an update lifting it was priced at the old limit).
@@ -911,6 +931,16 @@ export class MeteringFilter implements Filter {
       mcp: 'tools' in session ? mcpLabelsOf(session['tools']) : null,
     };
     if (g.instructions === null && g.tools === null && g.maxOutput === null && g.textOnly === null && g.bytesPerMs === null && g.prompt === null && g.price === null) return;
+    this.#keepGuess(g);
+  }
+
+  /** An update of a transcription session asking an input format (`bytesPerMs`; null: none). */
+  #guessFormat(n: number, bytesPerMs: number | null): void {
+    if (bytesPerMs === null) return;
+    this.#keepGuess({ n, instructions: null, tools: null, maxOutput: null, textOnly: null, bytesPerMs, prompt: null, price: null, mcp: null });
+  }
+
+  #keepGuess(g: SessionGuess): void {
     if (this.#guesses.length >= 64) this.#guesses.shift();
     this.#guesses.push(g);
     if (g.bytesPerMs !== null) this.#estimate.setFormat(Math.min(this.#estimate.bytesPerMs, g.bytesPerMs), this.#ctx.audio.inputWireBytes, false);
@@ -1527,6 +1557,7 @@ export class MeteringFilter implements Filter {
     if (frame.type === 'session.updated') this.#pruneGuesses();
     const session = obj(frame.json()['session']);
     if (!session) return;
+    if (session['type'] === 'realtime' || session['type'] === 'transcription') this.#sessionType = session['type'];
     const model = str(session['model']);
     if (model && model !== this.#model && (!this.#model || !this.#price || this.#isRequestedModel(model))) {
       // The model in use is the one the upstream reports: call_id sessions learn it here, and a

@@ -241,6 +241,12 @@ export interface AdmissionAsk {
   readonly tenant: Tenant;
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
+  /**
+   * The tenant's other sessions on their way that hold no concurrent-session slot yet (a module's,
+   * ProxyModule.sessionsInFlight: WebRTC offers and SIP calls before their sideband starts): a slot
+   * is taken only while one is free beside them. Absent: none.
+   */
+  readonly alsoHeld?: number;
 }
 
 /**

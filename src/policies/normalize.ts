@@ -14,8 +14,8 @@
  *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
  *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
- * - decimal digits of every script (`٤`, `४`, `๔`) as ASCII digits (asciiDigit), and circled digits
- *   NFKD leaves alone (`❹`, `➊`, `⓵`) as theirs;
+ * - decimal digits of every script (`٤`, `४`, `๔`) as ASCII digits (asciiDigit), circled digits
+ *   NFKD leaves alone (`❹`, `➊`, `⓵`) as theirs, and parenthesized or stopped ones (`⑷`, `⒋`, `🄅`) too;
  * - enclosed Latin capitals without a decomposition (negative circled and squared, regional
  *   indicators) read as their letters, a run of regional indicators apart from the text around it;
  * - the Lisu, Cherokee, Canadian syllabics and Armenian letters drawn as Latin ones read as them (OTHER_ALPHABETS);
@@ -218,7 +218,14 @@ function asciiDigit(ch: string): string | undefined {
  * written in them passed every rule (test/policies/redteam-18-alphabets.test.ts).
  */
 const PARENTHESIZED = /^\(([\p{L}\p{N}]+)\)$/u;
-const unparenthesized = (decomposed: string): string => PARENTHESIZED.exec(decomposed)?.[1] ?? decomposed;
+/**
+ * Their twins: a number with a full stop or a comma (`⒋` U+2488–249B, `🄀`–`🄊` U+1F100–1F10A), which
+ * NFKD spells `4.`, `0,`. Until 2026-12-07 a card number in them folded to `4.1.1.1. …` and passed
+ * `card` (test/policies/redteam-18t-digit-stops.test.ts). Only a code point's own decomposition is
+ * read so: a digit typed before a full stop is two code points and keeps it.
+ */
+const DIGIT_STOP = /^(\p{N}+)[.,]$/u;
+const unparenthesized = (decomposed: string): string => PARENTHESIZED.exec(decomposed)?.[1] ?? DIGIT_STOP.exec(decomposed)?.[1] ?? decomposed;
 
 function foldCodePoint(cp: string): string {
   let out = foldCache.get(cp);

@@ -647,6 +647,16 @@ export class TruncationFilter implements Filter {
    * as metering's #guesses do. Bounded as those are.
    */
   #askedBytesPerMs: { readonly n: number; readonly bytesPerMs: number }[] = [];
+  /**
+   * The input buffer's audio (ms) appended under formats no longer in force, the rate of the part
+   * appended since, and `ctx.audio.inputBytes` when that part began: a commit sizes each part at
+   * its own format, as metering's ConversationEstimate does. Until 2026-12-07 the whole buffer was
+   * divided by the rate in force at the commit, and a minute appended as G.711 then committed after
+   * a switch to PCM16 counted 10 s (test/policies/redteam-18t-truncation-format-switch.test.ts).
+   */
+  #earlierPartsMs = 0;
+  #partBytesPerMs = G711_BYTES_PER_MS;
+  #partStartBytes = 0;
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
     this.#ctx = ctx;
@@ -656,6 +666,7 @@ export class TruncationFilter implements Filter {
 
   onClient(frame: Frame, injectedBy: string | null = null): Verdict {
     if (!this.#budget) return CONTINUE;
+    this.#settleFormat();
     if (frame.type === 'session.update') return this.#sessionUpdate(frame.json(), injectedBy !== null);
     if (frame.type === 'conversation.item.create') {
       const ev = frame.json();
@@ -769,8 +780,30 @@ export class TruncationFilter implements Filter {
       this.#dropAnsweredFormats();
       if (this.#askedBytesPerMs.length >= MAX_ASKED_FORMATS) this.#askedBytesPerMs.shift();
       this.#askedBytesPerMs.push({ n: this.#ctx.conversation.sessionUpdatesSent + 1, bytesPerMs: asked });
+      this.#settleFormat();
     }
     return CONTINUE;
+  }
+
+  /** Closes the buffer's current part at its rate when the rate in force has changed. */
+  #settleFormat(): void {
+    const now = this.#inputBytesPerMs();
+    if (now === this.#partBytesPerMs) return;
+    this.#earlierPartsMs = this.#bufferMs();
+    this.#partStartBytes = this.#ctx.audio.inputBytes;
+    this.#partBytesPerMs = now;
+  }
+
+  /** Audio (ms) appended since the buffer last emptied, each part at the rate it was appended under. */
+  #bufferMs(): number {
+    const since = Math.max(this.#partStartBytes, this.#bufferStartBytes);
+    return this.#earlierPartsMs + Math.max(0, this.#ctx.audio.inputBytes - since) / this.#partBytesPerMs;
+  }
+
+  /** The buffer emptied (a commit or a clear the upstream confirmed). */
+  #restartBuffer(): void {
+    this.#bufferStartBytes = this.#ctx.audio.inputBytes;
+    this.#earlierPartsMs = 0;
   }
 
   /** Input audio bytes per millisecond now: the confirmed format's, or a denser one an unanswered update asked. */
@@ -799,6 +832,7 @@ export class TruncationFilter implements Filter {
     const confirmed = budgetedInputBytesPerMs(session);
     if (confirmed !== null) this.#confirmedBytesPerMs = confirmed;
     this.#dropAnsweredFormats();
+    this.#settleFormat();
     const conversation = this.#ctx.conversation;
     const outstanding = conversation.sessionUpdatesAnswered < conversation.sessionUpdatesSent;
     if (type === 'session.created') {
@@ -854,6 +888,8 @@ export class TruncationFilter implements Filter {
 
   onServer(frame: Frame): Verdict {
     if (!this.#budget) return CONTINUE;
+    // The rate may have changed with no frame this filter sees (an update the upstream refused).
+    this.#settleFormat();
     const ev = frame.json();
     switch (frame.type) {
       case 'session.created':
@@ -935,14 +971,14 @@ export class TruncationFilter implements Filter {
         this.tracker.speech(id, null, asNumber(ev['audio_end_ms']));
         break;
       case 'input_audio_buffer.committed': {
-        // What the client appended since the buffer last emptied is this turn (decoded bytes, in the session's input format).
-        const appended = this.#ctx.audio.inputBytes - this.#bufferStartBytes;
-        this.#bufferStartBytes = this.#ctx.audio.inputBytes;
-        if (id !== null) this.tracker.buffered(id, appended / this.#inputBytesPerMs());
+        // What the client appended since the buffer last emptied is this turn (each part in the format it was appended in).
+        const ms = this.#bufferMs();
+        this.#restartBuffer();
+        if (id !== null) this.tracker.buffered(id, ms);
         break;
       }
       case 'input_audio_buffer.cleared':
-        this.#bufferStartBytes = this.#ctx.audio.inputBytes;
+        this.#restartBuffer();
         break;
     }
   }

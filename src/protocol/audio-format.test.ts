@@ -99,6 +99,12 @@ describe('budgetedInputBytesPerMs', () => {
     expect(budgetedInputBytesPerMs({ audio: { input: { format: { type: 'audio/pcm', rate: 16_000 } } } })).toBe(32);
   });
 
+  it("both protocols' members stated: the denser (a preview upstream reads beta's, GA's leaves it aside)", () => {
+    expect(budgetedInputBytesPerMs({ audio: { input: { format: { type: 'audio/pcm', rate: 24_000 } } }, input_audio_format: 'g711_ulaw' })).toBe(8);
+    expect(budgetedInputBytesPerMs({ audio: { input: { format: { type: 'audio/pcmu' } } }, input_audio_format: 'pcm16' })).toBe(8);
+    expect(budgetedInputBytesPerMs({ audio: { input: { format: { type: 'audio/pcm', rate: 16_000 } } }, input_audio_format: 'pcm16' })).toBe(32);
+  });
+
   it('no input format stated: null (the output format is not the input)', () => {
     expect(budgetedInputBytesPerMs({})).toBeNull();
     expect(budgetedInputBytesPerMs({ audio: { output: { format: { type: 'audio/pcmu' } } }, output_audio_format: 'g711_ulaw' })).toBeNull();

@@ -73,13 +73,21 @@ export function statedAudioFormat(session: JsonObject, direction: 'input' | 'out
 
 /**
  * Input audio bytes per millisecond a session (or update) states, read so the audio is never
- * counted short, by the budgets (metering's reservations, truncation's context): a format stated
- * but not known as G.711's, the densest; a PCM rate above 24 kHz as 24 kHz (the upstream echoes a
+ * counted short, by the budgets (metering's reservations, truncation's context): the denser of
+ * GA's and beta's members when both are stated; a format stated but not known as G.711's, the densest; a PCM rate above 24 kHz as 24 kHz (the upstream echoes a
  * rate a client asked, and plays GA's only one). Null when the session states no input format.
  */
 export function budgetedInputBytesPerMs(session: JsonObject): number | null {
-  const stated = statedAudioFormat(session, 'input');
-  if (stated === undefined) return null;
-  const format = audioFormatOf(stated);
-  return format === null ? G711_BYTES_PER_MS : Math.min(format.bytesPerMs, PCM16_BYTES_PER_MS);
+  // Both protocols' members, the denser: a preview upstream reads the beta one and leaves GA's
+  // aside (as for max_output_tokens). Until 2026-12-07 GA's won wherever it was given, and an update
+  // naming GA's PCM16 beside beta's G.711 had the G.711 sent behind it sized a sixth of its length
+  // (test/metering/redteam-18t-both-format-members.test.ts).
+  let budgeted: number | null = null;
+  for (const stated of [asObject(asObject(session['audio'])?.['input'])?.['format'], session['input_audio_format']]) {
+    if (stated === undefined || stated === null) continue;
+    const format = audioFormatOf(stated);
+    const bytesPerMs = format === null ? G711_BYTES_PER_MS : Math.min(format.bytesPerMs, PCM16_BYTES_PER_MS);
+    budgeted = budgeted === null ? bytesPerMs : Math.min(budgeted, bytesPerMs);
+  }
+  return budgeted;
 }

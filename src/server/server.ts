@@ -910,7 +910,9 @@ export class ProxyServer {
     try {
       // Not awaited when every check answered synchronously: the upgrade then happens inside
       // uWS's upgrade callback (see #upgrade for why that matters).
-      const admitted = this.#template.admit({ tenant, model: requested, query });
+      let alsoHeld = 0;
+      for (const m of this.#modules) alsoHeld += m.sessionsInFlight?.(tenant.id) ?? 0;
+      const admitted = this.#template.admit({ tenant, model: requested, query, ...(alsoHeld > 0 ? { alsoHeld } : {}) });
       decision = admitted instanceof Promise ? await admitted : admitted;
     } catch (err) {
       this.#log.error({ err }, 'admission failed');
