@@ -62,6 +62,15 @@ describe('config', () => {
     expect(parseConfig({}, 'x', {}).server.memoryBudgetTenantShare).toBeUndefined();
   });
 
+  it('a value of the wrong type is told to be written as the type, not to be added (a quoted number, an empty ${VAR:-})', () => {
+    expect(() => loadConfigFile(file('server:\n  memoryBudgetTenantShare: "0.5"\n'), {})).toThrow(/server\.memoryBudgetTenantShare[^\n]*\n\s*fix: write a number here/);
+    expect(() => loadConfigFile(file('server:\n  memoryBudgetTenantShare: ${SHARE:-}\n'), {})).toThrow(/fix: write a number here/);
+    // A required key that is missing is still told to be added.
+    // A value that does not match a pattern: the fix does not ask for "a valid regex" (the production image's unset TENANT_KEY_SHA256).
+    expect(() => parseConfig({ tenants: { a: { keys: [{ sha256: 'nothex' }] } } }, 'x', {})).toThrow(/64 lowercase hex characters\n\s*fix: write a value of the form the problem names/);
+    expect(() => parseConfig({ upstream: { azure: {} } }, 'x', {})).toThrow(/upstream\.azure\.endpoint[^\n]*\n\s*fix: add it \(a string\)/);
+  });
+
   it('ships an example config that validates', () => {
     const c = loadConfigFile(new URL('../../config/example.yaml', import.meta.url).pathname, {});
     expect(Object.keys(c.tenants)).toContain('demo');

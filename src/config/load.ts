@@ -73,6 +73,16 @@ function setPath(obj: Record<string, unknown>, path: readonly (string | number)[
   cur[path[path.length - 1]!] = value;
 }
 
+/** Whether the config as written (after interpolation) has a value at `path`, whatever its type. */
+function hasValueAt(raw: unknown, path: readonly PropertyKey[]): boolean {
+  let cur = raw;
+  for (const key of path) {
+    if (cur === null || typeof cur !== 'object') return false;
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  return cur !== undefined;
+}
+
 function section(raw: Record<string, unknown>, key: string): Record<string, unknown> | null {
   const v = raw[key];
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
@@ -96,11 +106,16 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv,
   if (env.LOG_LEVEL) setPath(raw, ['logging', 'level'], env.LOG_LEVEL);
 }
 
-/** A fix for a schema issue, from what the schema expected. */
-function fixFor(issue: z.core.$ZodIssue): string {
+/**
+ * A fix for a schema issue, from what the schema expected. `present`: the key has a value of the
+ * wrong type. The issue's `input` is not reported (zod leaves it out unless asked, and it may be a
+ * secret): until 2026-12-07 every wrong type was told to "add it", a quoted `"0.5"` or an empty
+ * `${VAR:-}` included.
+ */
+function fixFor(issue: z.core.$ZodIssue, present: boolean): string {
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined ? `add it (a ${issue.expected})` : `write a ${issue.expected} here`;
+      return present ? `write a ${issue.expected} here` : `add it (a ${issue.expected})`;
     case 'unrecognized_keys':
       return `remove ${issue.keys.map((k) => `"${k}"`).join(', ')} or correct the spelling (config/config.schema.json lists every key)`;
     case 'invalid_value':
@@ -113,7 +128,8 @@ function fixFor(issue: z.core.$ZodIssue): string {
     case 'invalid_union':
       return 'use one of the forms listed (quote values YAML would read as numbers, such as hex digests)';
     case 'invalid_format':
-      return `write a valid ${issue.format}`;
+      // A pattern's message says the form (`sha256 must be 64 lowercase hex characters`); "a valid regex" read as asking for one.
+      return issue.format === 'regex' ? 'write a value of the form the problem names' : `write a valid ${issue.format}`;
     default:
       return 'see config/config.schema.json and README "Configuration"';
   }
@@ -156,7 +172,7 @@ export function parseConfig(input: unknown, source: string, env: NodeJS.ProcessE
     if (reverted) result = schema.safeParse(raw);
   }
   if (!result.success) {
-    for (const issue of result.error.issues) problems.add(dotted(issue.path), describeIssue(issue), fixFor(issue));
+    for (const issue of result.error.issues) problems.add(dotted(issue.path), describeIssue(issue), fixFor(issue, hasValueAt(raw, issue.path)));
   } else {
     for (const p of bootProblems(result.data)) {
       const [path, message] = splitProblem(p.problem);

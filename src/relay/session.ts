@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket as UwsSocket } from 'uWebSockets.js';
 import type { Config } from '../config/schema.js';
-import { QUEUED_FRAME_OVERHEAD_BYTES, type ChainTemplate, type ChainSink, type SessionChain } from '../pipeline/chain.js';
+import { PARSER_VERDICT_FILTER, QUEUED_FRAME_OVERHEAD_BYTES, type ChainTemplate, type ChainSink, type SessionChain } from '../pipeline/chain.js';
 import { CLIENT_SECRET_UPDATE, type AdmissionRequest, type AdmissionTicket, type CarriedUsage, type Clock, type CloseInfo, type Direction, type SessionContext } from '../pipeline/filter.js';
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
@@ -122,6 +122,9 @@ export function withoutQuoted(message: string): string {
 
 /** Relay overhead is timed on one frame in 64 per direction (mask of the frame counter). */
 const RELAY_SAMPLE_MASK = 63;
+
+/** The event type of a verdict on a client frame the relay refused unread (see #rejectClientFrame). */
+const RELAY_REFUSED_EVENT_TYPE = 'unread';
 
 /**
  * Upstream close codes relayed unchanged. 4000 means "bad request" upstream as here; other 4xxx
@@ -416,8 +419,17 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#chain.fromClient(Frame.fromClient(ev['type'], bytes, ev));
   }
 
+  /**
+   * A client frame the relay refuses before any filter sees it (binary, too large, past the memory
+   * budget or the tenant's share of it, unparseable): reported as the relay's reject verdict, so
+   * rtproxy_verdicts_total{rtproxy_verdict_filter="relay"} and rtproxy_errors_total count it per
+   * tenant. Until 2026-12-07 these refusals were counted nowhere (a tenant refused every large frame
+   * at its share looked healthy: test/telemetry/redteam-18o-tenant-share-metrics.test.ts). The type is
+   * not read (the frame may be 16 MiB or not JSON): RELAY_REFUSED_EVENT_TYPE.
+   */
   #rejectClientFrame(error: ProxyError): void {
     this.stats.rejectedFrames++;
+    this.report({ kind: 'verdict', filter: PARSER_VERDICT_FILTER, direction: 'client', eventType: RELAY_REFUSED_EVENT_TYPE, verdict: 'reject', code: error.code });
     this.#sendErrorToClient(error);
   }
 

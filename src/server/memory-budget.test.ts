@@ -233,3 +233,13 @@ describe('MemoryBudget tenant shares (sessions per tenant, 2026-12-07)', () => {
     expect(upgrade.httpStatus).toBe(429);
   });
 });
+
+describe('MemoryBudget: a tenant share is never below one legal frame', () => {
+  it('the share is at least tenantFloorBytes (maxFrameBytes), and never more than the budget', () => {
+    expect(new MemoryBudget(16_000, 0.5, 10_000).tenantLimit).toBe(10_000);
+    expect(new MemoryBudget(16_000, 0.5, 4_000).tenantLimit).toBe(8_000);
+    expect(new MemoryBudget(16_000, 0.5, 20_000).tenantLimit).toBe(16_000);
+    // A frame of the floor's size fits a tenant holding nothing.
+    expect(new MemoryBudget(16_000, 0.5, 10_000).tryReserveFor('t', 10_000)).toBeNull();
+  });
+});

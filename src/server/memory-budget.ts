@@ -71,10 +71,17 @@ export class MemoryBudget {
    */
   #tenantSessions = new Map<string, number>();
 
-  constructor(limit: number, tenantShare = 1) {
+  /**
+   * `tenantFloorBytes`: the least a tenant's share may be (the largest frame a client may send,
+   * `server.maxFrameBytes`), within the budget. A share of a relay worker's budget (the budget / the
+   * workers) could otherwise be below one legal frame, and a tenant holding nothing had every large
+   * append refused on every retry: until 2026-12-07 it was, from 9 cores up with the defaults and two
+   * tenants (test/security/redteam-18o-tenant-share-frame.test.ts).
+   */
+  constructor(limit: number, tenantShare = 1, tenantFloorBytes = 0) {
     this.limit = limit;
     this.ownerShare = Math.floor(limit / OWNER_SHARE_DIVISOR);
-    this.tenantLimit = Math.floor(limit * tenantShare);
+    this.tenantLimit = Math.min(limit, Math.max(Math.floor(limit * tenantShare), tenantFloorBytes));
   }
 
   /** Bytes `tenant`'s sessions hold (as of the last resync, plus reservations since). */

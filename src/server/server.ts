@@ -206,7 +206,7 @@ export class ProxyServer {
     // Throws a message naming admin.key when the configured key is malformed.
     this.#adminKey = options.config.admin.key ? new AdminKey(options.config.admin.key) : null;
     const s = options.config.server;
-    this.#budget = new MemoryBudget(s.memoryBudgetBytes, s.memoryBudgetTenantShare ?? defaultTenantShare(options.tenants.tenants.size));
+    this.#budget = new MemoryBudget(s.memoryBudgetBytes, s.memoryBudgetTenantShare ?? defaultTenantShare(options.tenants.tenants.size), s.maxFrameBytes);
     this.#lingering = new LingeringSockets(options.config.server.idleTimeoutSec);
     this.#refusals = new RefusalLog(options.log, options.config.logging.refusalIntervalSec * 1000, () => options.clock.now());
     this.#clientListeners = options.clientListeners ?? true;

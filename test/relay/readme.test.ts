@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { QUEUED_FRAME_OVERHEAD_BYTES } from '../../src/pipeline/chain.js';
 import { CloseCode, ErrorCatalogue, type ProxyErrorCode } from '../../src/protocol/errors.js';
+import { defaultTenantShare } from '../../src/server/memory-budget.js';
 import { startSimulator } from '../../src/simulator/index.js';
 import { isInjectedClamp, recordingUpstream } from '../governance/edges-support.js';
 import { scriptedUpstream, sessionCreated } from '../resilience/support/faulty-upstream.js';
@@ -486,7 +487,7 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       const MiB = 1024 * 1024;
       const p = await startTestProxy({
         tenants: { a: {}, b: {} },
-        config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${(hung.address() as { port: number }).port}/v1/realtime`, apiKey: 'sk-x', connectTimeoutMs: 30_000 }, server: { memoryBudgetBytes: 4 * MiB } },
+        config: { upstream: { provider: 'openai', url: `ws://127.0.0.1:${(hung.address() as { port: number }).port}/v1/realtime`, apiKey: 'sk-x', connectTimeoutMs: 30_000 }, server: { memoryBudgetBytes: 4 * MiB, maxFrameBytes: 2 * MiB } },
       });
       stops.push(async () => {
         hung.close();
@@ -595,5 +596,15 @@ describe('README', () => {
   it('shows the run and test commands', () => {
     expect(readme).toContain('npm start');
     expect(readme).toContain('npm test');
+  });
+
+  it("the configuration table's `server` row names every server key, and the tenant share's defaults as the server takes them", () => {
+    const row = tableAfter('## Configuration', 'section').find(([section]) => section === '`server`');
+    expect(row, 'a `server` row').toBeDefined();
+    const keys = row![1]!;
+    const schema = JSON.parse(readFileSync(new URL('../../config/config.schema.json', import.meta.url), 'utf8')) as { properties: { server: { properties: Record<string, unknown> } } };
+    for (const key of Object.keys(schema.properties.server.properties)) expect(keys, `server.${key}`).toContain(`\`${key}\``);
+    expect(keys).toContain('`memoryBudgetTenantShare` (0.5 with more than one tenant, 1 with one');
+    expect([defaultTenantShare(2), defaultTenantShare(1)]).toEqual([0.5, 1]);
   });
 });

@@ -49,7 +49,7 @@ beforeAll(async () => {
     tenants: { hog: {}, victim: {} },
     config: {
       logging: { level: 'warn' },
-      server: { memoryBudgetBytes: 4 * MiB, backpressure: { upstreamMaxBufferedBytes: 2 * MiB } },
+      server: { memoryBudgetBytes: 4 * MiB, maxFrameBytes: 2 * MiB, backpressure: { upstreamMaxBufferedBytes: 2 * MiB } },
       upstream: { provider: 'openai', url: `ws://127.0.0.1:${(hung.address() as AddressInfo).port}/v1/realtime`, apiKey: 'sk-test-upstream', connectTimeoutMs: 60_000 },
     },
   });
