@@ -282,8 +282,9 @@ describe('held spoken turns', () => {
     const refused = await s.c.waitFor((e) => e.type === 'error' && (e['error'] as Json)['event_id'] === 'evt_client_create');
     expect(refused['error']).toMatchObject({ code: 'guardrail_blocked', details: { rule: 'hold-spoken-input', action: 'block' } });
     const itemId = String(s.c.ofType('input_audio_buffer.committed')[0]!['item_id']);
-    expect(upstreamGot(s, 'conversation.item.delete')[0]).toMatchObject({ item_id: itemId });
+    // The delete leaves in the turn's upstream write, behind the client's error: the barrier waits for it.
     await barrier(s, itemId);
+    expect(upstreamGot(s, 'conversation.item.delete')[0]).toMatchObject({ item_id: itemId });
     expectNoResponse(s);
     expect(neverReached(s.raw, 'ignore previous instructions')).toBeNull();
     s.c.close();
