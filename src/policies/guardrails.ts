@@ -58,6 +58,13 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
 
 const MAX_STREAMS = 256;
 /**
+ * Items whose later views need the context their text streamed with (`#keptSeeds`: with it their
+ * text was redacted where alone it is not). Never evicted (a later view judged alone would show
+ * what the stream redacted): a session past them is ended (`governance_failed`), as one past
+ * MAX_ECHOES is. Each seed is at most one window (`windowChars`).
+ */
+const MAX_KEPT_SEEDS = 256;
+/**
  * Client item echoes remembered while a late verdict on an item sent without an id is to come, and
  * late blocks waiting for their echo. Never evicted (an item flooded out of them would stay in the
  * conversation unjudged): a session past them is ended.
@@ -305,6 +312,8 @@ interface Stream {
   tripped: boolean;
   /** A growing match passed the scanner's hold bound (reported once, as `scan_limit` / `hold_limit`). */
   overHeld: boolean;
+  /** Its deltas were redacted (with `seed`): ended without a `.done`, its context is kept (#keptSeeds). */
+  redacted: boolean;
 }
 
 /** What a stream's decision needs (a .done without deltas decides for a stream that never started). */
@@ -603,9 +612,18 @@ export class GuardrailFilter implements Filter {
    * judged with it, so a redaction reaching into it from an earlier item is made there too. Until
    * 2026-12-07 those were judged alone: a card number said half in one answer and half in the next
    * had its second half redacted in the deltas and shown on each of them
-   * (test/policies/redteam-18-split-redaction.test.ts). At most MAX_STREAMS, oldest dropped first.
+   * (test/policies/redteam-18-split-redaction.test.ts). At most MAX_STREAMS, oldest dropped first:
+   * the items whose redaction needed theirs keep it in #keptSeeds.
    */
   readonly #itemSeeds = new LazyMap<string, string>();
+  /**
+   * The seeds (as #itemSeeds) of items whose text was redacted with it and not alone, kept for
+   * every later view (MAX_KEPT_SEEDS). Most items need none (their text alone is judged the same),
+   * so an answer's seed is kept only then: until 2026-12-07 every one was kept for the last 256 items
+   * streamed, and 256 short answers later, the retrieved second half of a card number split over two
+   * answers was judged alone and shown (test/policies/redteam-18t-item-seed-eviction.test.ts).
+   */
+  readonly #keptSeeds = new LazyMap<string, string>();
   /** Committed speech waiting for its transcript (fail-closed timeout). */
   readonly #transcriptTimers = new LazyMap<string, NodeJS.Timeout>();
   /**
@@ -1113,7 +1131,10 @@ export class GuardrailFilter implements Filter {
     const type = frame.type;
     const policy = this.#policy;
     if (type === 'response.created') this.#responseCreated(frame);
-    else if (type === 'response.done') this.#responseDone(frame);
+    else if (type === 'response.done') {
+      const ended = this.#responseDone(frame);
+      if (ended !== null) return ended;
+    }
     // A verdict still to come on an item sent without an id needs its echo, whatever the policy now,
     // and so does a create blocked before its echo (`Sent.blockedBy`: its echo is deleted; until
     // 2026-12-07 a reload to a policy with nothing to judge let that echo stay).
@@ -1174,19 +1195,44 @@ export class GuardrailFilter implements Filter {
     this.#itemSeeds.set(key, seed);
   }
 
+  /** The context an item's text streamed with (`item\0source`): kept (#keptSeeds) or recent (#itemSeeds). */
+  #itemSeed(key: string): string | undefined {
+    return this.#keptSeeds.get(key) ?? this.#itemSeeds.get(key);
+  }
+
+  /**
+   * An item's text was redacted with the context it streamed with, and not alone: that context is
+   * kept for its later views (#keptSeeds). The item's first part's context, as #shownItemSeeds
+   * starts from (`streamed`, the part's own, when it is gone). False when there is no room left:
+   * the session cannot be governed (the caller ends it).
+   */
+  #keepItemSeed(itemId: string, source: Source, streamed: string): boolean {
+    if (itemId === '') return true;
+    const key = `${itemId}\u0000${source}`;
+    if (this.#keptSeeds.has(key)) return true;
+    if (this.#keptSeeds.size >= MAX_KEPT_SEEDS) return false;
+    this.#keptSeeds.set(key, this.#itemSeeds.get(key) ?? streamed);
+    return true;
+  }
+
+  /** No room left to keep a context a redaction needs (#keepItemSeed): a later view of the item would undo it. */
+  #seedsUntracked(): ProxyError {
+    return new ProxyError('governance_failed', { message: 'Too many answers were redacted with an earlier answer as context; the session was ended.', details: { policy: this.#policy.name } });
+  }
+
   /**
    * The context of each text of items the event shows again, whose text streamed with an earlier
    * item's end as context (#itemSeeds): that context, then the item's own texts before it, per source.
    * Null when none of them did.
    */
   #shownItemSeeds(texts: readonly ContentText[], policy: CompiledPolicy): Map<ContentText, string> | null {
-    if (this.#itemSeeds.size === 0) return null;
+    if (this.#itemSeeds.size === 0 && this.#keptSeeds.size === 0) return null;
     let seeds: Map<ContentText, string> | null = null;
     const running = new Map<string, string>();
     for (const t of texts) {
       if (t.itemId === null || t.unknownContent !== undefined) continue;
       const key = `${t.itemId}\u0000${t.source}`;
-      const seed = running.get(key) ?? this.#itemSeeds.get(key);
+      const seed = running.get(key) ?? this.#itemSeed(key);
       if (seed === undefined) continue;
       (seeds ??= new Map()).set(t, seed);
       running.set(key, tailOf(seed + t.text, policy.windowChars));
@@ -1246,7 +1292,7 @@ export class GuardrailFilter implements Filter {
    * (test/policies/redteam-18-split-redaction.test.ts).
    */
   #segmentContext(itemId: string): string {
-    return this.#segments.get(itemId) ?? this.#itemSeeds.get(`${itemId}\u0000input`) ?? this.#seed.get('input') ?? '';
+    return this.#segments.get(itemId) ?? this.#itemSeed(`${itemId}\u0000input`) ?? this.#seed.get('input') ?? '';
   }
 
   /** Decides a server event's texts (`scanned`: those scanned already, in slices). */
@@ -1355,11 +1401,14 @@ export class GuardrailFilter implements Filter {
     this.#cancel(id, action, ruleId);
   }
 
-  /** Releases what streams of the response still hold, and deletes the items of a response this filter stopped. */
-  #responseDone(frame: Frame): void {
+  /**
+   * Releases what streams of the response still hold, and deletes the items of a response this
+   * filter stopped. A close verdict when a context a redaction needs finds no room (#keepItemSeed).
+   */
+  #responseDone(frame: Frame): Verdict | null {
     const response = asObject(frame.json()['response']);
     const id = asString(response?.['id']);
-    if (id === null) return;
+    if (id === null) return null;
     const t0 = this.#ctx.clock.now();
     for (const [key, s] of this.#streams) {
       if (s.responseId !== id) continue;
@@ -1371,6 +1420,9 @@ export class GuardrailFilter implements Filter {
       const e = new Evaluation(r.text);
       e.addHits(r.hits);
       this.#reportStream(s, e, 'response.done', t0);
+      // Its text is judged again on this response.done and later views, with its context while kept:
+      // deltas redacted with one keep it (#keptSeeds) without a scan alone (this path has no budget).
+      if ((s.redacted || r.redacted) && s.seed !== '' && !this.#keepItemSeed(s.itemId, s.source, s.seed)) return closeWith(this.#seedsUntracked());
       if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
       // Its text is context for the next of its source, as a .done's is (until 2026-12-07 a response
       // cancelled before its .done was none: "wire the", a cancel, then "money" in the next response
@@ -1380,11 +1432,12 @@ export class GuardrailFilter implements Filter {
     }
     this.#hold?.responseDone();
     const ids = this.#cancelled.get(id);
-    if (!ids) return;
+    if (!ids) return null;
     this.#cancelled.delete(id);
     // The view has learnt this response.done already: its items include those of `response.output`.
     for (const itemId of this.#ctx.conversation.response(id)?.itemIds ?? []) ids.add(itemId);
     for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
+    return null;
   }
 
   // ---- streams: deltas are held back while they can still complete a match --------------------
@@ -1422,6 +1475,7 @@ export class GuardrailFilter implements Filter {
       withdrawals: this.#withdrawals,
       tripped: false,
       overHeld: false,
+      redacted: false,
     };
     // Streams end with their .done or response.done; an upstream that never ends them cannot grow this without bound.
     if (this.#streams.size >= MAX_STREAMS) this.#streams.delete(this.#streams.keys().next().value!);
@@ -1444,6 +1498,7 @@ export class GuardrailFilter implements Filter {
     const r = stream.scanner.push(delta);
     const e = new Evaluation(r.text);
     e.redacted = r.redacted;
+    stream.redacted ||= r.redacted;
     e.addHits(r.hits);
     if (r.overHold && !stream.overHeld) {
       stream.overHeld = true;
@@ -1491,7 +1546,7 @@ export class GuardrailFilter implements Filter {
     // A spoken turn's transcript comes after the items that follow it in the conversation may have
     // been judged (typed while it was transcribed): they meet its end now.
     const following = source === 'input' ? this.#followingSpoken(itemId, text, policy) : [];
-    const steps = function* (): ScanSteps<Evaluation> {
+    const steps = function* (): ScanSteps<{ e: Evaluation; seedMattered: boolean }> {
       const e = yield* scanFinalSteps(policy, source, type, text, stream, functionName, seed, formatOf(source));
       // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
       if (flushed) e.addHits(flushed.hits);
@@ -1505,16 +1560,24 @@ export class GuardrailFilter implements Filter {
         if (hits === null) e.addScanTime(policy);
         else e.addHits(hits.filter((h) => !e.findings.some((x) => x.id === h.rule.id)));
       }
-      return e;
+      // Redacted with its context: alone, is it shown the same? If not, its later views need that
+      // context (#keptSeeds). Only a redaction is scanned twice (last: the scans above come first
+      // within the budget); one cut short shows the text unredacted, so the context is kept.
+      const seedMattered = e.redacted && seed !== '' && !stops(e.strongest) && (yield* scanFinalSteps(policy, source, type, text, null, functionName, '', formatOf(source))).text !== e.text;
+      return { e, seedMattered };
     };
     // Longer than one window: scanned window by window across macrotasks, then judged.
     const budget = budgetFor(policy, type, [{ source, text }]);
-    if (budget === null) return this.#judgeDone(runNow(policy, steps()), frame, source, stream, policy, t0, text, responseId, itemId, functionName, flushed);
-    return runSliced(policy, budget, steps()).then((e) => this.#judgeDone(e, frame, source, stream, policy, t0, text, responseId, itemId, functionName, flushed));
+    const judge = ({ e, seedMattered }: { e: Evaluation; seedMattered: boolean }) => this.#judgeDone(e, frame, source, stream, policy, t0, text, responseId, itemId, functionName, flushed, seedMattered ? seed : null);
+    if (budget === null) return judge(runNow(policy, steps()));
+    return runSliced(policy, budget, steps()).then(judge);
   }
 
-  /** The rest of a `.done`'s decision, once its complete text is scanned: custom guardrails, then the verdict. */
-  #judgeDone(e: Evaluation, frame: Frame, source: Source, stream: Stream | null, policy: CompiledPolicy, t0: number, text: string, responseId: string | null, itemId: string, functionName: string | null, flushed: ScanResult | null): Verdict | Promise<Verdict> {
+  /**
+   * The rest of a `.done`'s decision, once its complete text is scanned: custom guardrails, then the
+   * verdict. `seedToKeep`: the context its redaction needed (#keepItemSeed), kept if it stands.
+   */
+  #judgeDone(e: Evaluation, frame: Frame, source: Source, stream: Stream | null, policy: CompiledPolicy, t0: number, text: string, responseId: string | null, itemId: string, functionName: string | null, flushed: ScanResult | null, seedToKeep: string | null): Verdict | Promise<Verdict> {
     const type = frame.type;
     const ev = frame.json();
     const field = DONE_FIELD[type] ?? 'text';
@@ -1523,6 +1586,7 @@ export class GuardrailFilter implements Filter {
       const target: StreamOwner = stream ?? { source, policy, responseId, itemId, tripped: false };
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
+      if (seedToKeep !== null && !this.#keepItemSeed(itemId, source, seedToKeep)) return closeWith(this.#seedsUntracked());
       // Context for the next text of the source only once it stands (a stopped one is deleted upstream).
       this.#remember(source, text, policy, itemId, type);
       // The transcript passed (a redaction changes what is shown, not what the model heard); only user items are held.
