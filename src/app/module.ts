@@ -108,6 +108,8 @@ export interface ProxyModule {
   resolveSecret?(key: string): Promise<SecretGrant | ProxyError | null>;
   /** An upgrade was refused before a session existed (`reason`: an error code or `not_found`). */
   onUpgradeRefused?(reason: string): void;
+  /** A module's HTTP route refused a request with one of the proxy's error codes (`route`: its path template). */
+  onRequestRefused?(route: string, code: string): void;
   /** Sessions this module runs or is starting beside the server's WebSocket sessions (a call's sidebands, offers on their way upstream): they count against `server.maxSessions`. */
   sessions?(): number;
   /**

@@ -21,7 +21,12 @@ export async function createModules(deps: ModuleDeps): Promise<ProxyModule[]> {
     modules.push(policies);
     const metering = await createMeteringModule(deps);
     modules.push(metering);
-    modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters) }));
+    // Refusals reach every module built before (telemetry counts them), as the server's upgrade refusals do.
+    const others = [...modules];
+    const requestRefused = (route: string, code: string): void => {
+      for (const m of others) m.onRequestRefused?.(route, code);
+    };
+    modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters), requestRefused }));
   } catch (err) {
     await Promise.allSettled(modules.map((m) => m.close?.()));
     throw err;

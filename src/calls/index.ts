@@ -7,7 +7,7 @@ import { ChainTemplate } from '../pipeline/chain.js';
 import { CONTINUE, type FilterFactory } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from '../policies/registry.js';
-import { ProxyError } from '../protocol/errors.js';
+import { ErrorCatalogue, ProxyError } from '../protocol/errors.js';
 import { asObject } from '../protocol/json.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { parseStrict } from '../protocol/strict-json.js';
@@ -37,6 +37,29 @@ export interface CallsModuleDeps extends ModuleDeps {
   readonly metering: MeteringModule;
   /** Every other module's filters, in chain order: the sideband sessions run them all. */
   readonly filters: readonly FilterFactory[];
+  /** A route refused a request with one of the proxy's error codes: the other modules' `onRequestRefused` (telemetry counts it). */
+  readonly requestRefused?: (route: string, code: string) => void;
+}
+
+/** The calls routes' own 413 (src/server answers a declared oversize body before them). */
+const TOO_LARGE = 'request_too_large';
+
+/**
+ * The proxy's error code a reply refused its request with, or null: a success, an upstream body
+ * passed on (OpenAI's codes are not the proxy's), a reply without a code (a webhook in progress).
+ * Read back from the small JSON body the route built, so that every refusal path counts without
+ * threading the route through each of them.
+ */
+export function refusalCode(reply: HttpReply): string | null {
+  if (reply.status < 400 || reply.body.length > 4096) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(reply.body.toString());
+  } catch {
+    return null;
+  }
+  const code = asObject(asObject(parsed)?.['error'])?.['code'];
+  return typeof code === 'string' && (code === TOO_LARGE || Object.prototype.hasOwnProperty.call(ErrorCatalogue, code)) ? code : null;
 }
 
 function errorReply(error: ProxyError): HttpReply {
@@ -198,7 +221,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     return { tenant, governed: await governFor(tenant, record.session) };
   };
   const tooLarge = (req: HttpRequestInfo): HttpReply | null =>
-    req.body.length > cfg.maxBodyBytes ? json(413, { error: { type: 'invalid_request_error', code: 'request_too_large', message: `The body exceeds ${cfg.maxBodyBytes} bytes.` } }) : null;
+    req.body.length > cfg.maxBodyBytes ? json(413, { error: { type: 'invalid_request_error', code: TOO_LARGE, message: `The body exceeds ${cfg.maxBodyBytes} bytes.` } }) : null;
   // Body admission (src/app/module.ts BodyAdmission): the server reads no body byte before these answer.
   /** A tenant key, from the headers: 401 before the body is read. */
   const tenantAdmission = (req: HttpRequestHead): BodyAdmission => {
@@ -596,7 +619,39 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   // A delivery the store cannot record is 503, which OpenAI retries.
   const webhookDelivery = (webhookId: string, body: Buffer): Promise<HttpReply> => deliveries.deliver(webhookId, () => webhookEvent(body)).catch((err: unknown) => outageReply(err));
 
-  const routes: HttpRoute[] = [mint, preflight, calls, hangup];
+  /**
+   * The route with its refusals counted (route and code, `rtproxy_http_refused_total`): until
+   * 2026-12-07 a store outage's 503s showed on no dashboard, only in one log line per outage
+   * (test/calls/redteam-18o-store-outage-ops.test.ts). Refusals src/server answers before the
+   * route (413 on a declared length, 503 while draining) are not the route's and are not counted.
+   */
+  const counted = (route: HttpRoute): HttpRoute => {
+    const report = deps.requestRefused;
+    if (!report) return route;
+    const seen = (reply: HttpReply): HttpReply => {
+      const code = refusalCode(reply);
+      if (code !== null) report(route.path, code);
+      return reply;
+    };
+    const admit = route.admit;
+    return {
+      ...route,
+      ...(admit
+        ? {
+            admit(req, params) {
+              const verdict = admit.call(route, req, params);
+              if (typeof verdict === 'string') return verdict;
+              if (verdict instanceof Promise) return verdict.then((v) => (typeof v === 'string' ? v : seen(v)));
+              return seen(verdict);
+            },
+          }
+        : {}),
+      async handle(req, params) {
+        return seen(await route.handle(req, params));
+      },
+    };
+  };
+  const routes: HttpRoute[] = [counted(mint), preflight, counted(calls), counted(hangup)];
   const secret = cfg.sip.webhookSecret;
   /**
    * Refused webhooks, logged once per source and reason per `logging.refusalIntervalSec` with a count
@@ -612,7 +667,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     return errorReply(new ProxyError('invalid_webhook', { message: `The webhook was refused: ${reason}.`, close: null }));
   };
   if (secret) {
-    routes.push({
+    routes.push(counted({
       method: 'POST',
       path: SIP_WEBHOOK_PATH,
       auth: 'tenant',
@@ -631,7 +686,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         if (!check.ok) return webhookRefused(req, check.reason);
         return webhookDelivery(check.id, req.body);
       },
-    });
+    }));
   }
 
   log.info({ sipWebhook: secret ? SIP_WEBHOOK_PATH : null, sipRoutes: cfg.sip.routes.length, store: ledger.kind }, 'calls enabled');
@@ -641,7 +696,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     routes,
     // /readyz: with the store down every mint, offer and attach fails (until 2026-12-07 /readyz said
     // ready meanwhile). failMode open keeps the instance in, as it does for the ledger.
-    readiness: () => (ledger.failMode === 'closed' ? (store.readiness?.() ?? null) : null),
+    // And while requests find it failing (readiness of OutageGuardedStore: writes refused, commands hung).
+    readiness: () => (ledger.failMode === 'closed' ? requestStore.readiness() : null),
     sessions: callSessions,
     sessionsInFlight: offersInFlight,
     // Calls drain like WebSocket sessions before they are hung up; handed-over ones go on elsewhere.
@@ -662,6 +718,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     async close() {
       clearInterval(refusalFlush);
       webhookRefusals.flush(true);
+      await requestStore.close();
       await governors.close();
       await store.close();
     },

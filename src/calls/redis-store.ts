@@ -75,6 +75,8 @@ const FORGET_DELIVERY = `
 if redis.call('GET', KEYS[1]) == 'claim:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`;
 
+const PROBE_TTL_MS = 10_000;
+
 // Its own module so that ioredis is loaded only when the ledger is Redis (calls/index.ts imports it on demand).
 export interface RedisCallStoreOptions {
   readonly url: string;
@@ -107,6 +109,16 @@ export class RedisCallStore implements CallStore {
   readiness(): string | null {
     const status = this.#redis.status;
     return status === 'reconnecting' || status === 'close' || status === 'end' ? 'calls store (redis) unavailable' : null;
+  }
+
+  /**
+   * A GET, or a SET with a 10 s TTL, of `<prefix>calls:probe`: no record's key (those are
+   * `secret:`, `call:`, `webhook:` and the lease keys), and gone by itself once the probes stop.
+   */
+  async probe(kind: 'read' | 'write'): Promise<void> {
+    const key = `${this.#prefix}probe`;
+    if (kind === 'read') await this.#redis.get(key);
+    else await this.#redis.set(key, '1', 'PX', PROBE_TTL_MS);
   }
 
   #ttl(expiresAtMs: number, wallMs: number): number {

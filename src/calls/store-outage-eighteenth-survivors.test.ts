@@ -11,7 +11,7 @@ import { ProxyError } from '../protocol/errors.js';
 import type { CallRecord, CallStore, ClaimedCall, SecretRecord } from './store.js';
 import { CallStoreUnavailable, OutageGuardedStore, STORE_RETRY_AFTER_SEC, storeUnavailableError, storeUnavailableReply } from './store-outage.js';
 
-type MethodName = Exclude<keyof CallStore, 'readiness' | 'close'>;
+type MethodName = Exclude<keyof CallStore, 'readiness' | 'close' | 'probe'>;
 
 const SECRET: SecretRecord = { session: {}, tenant: 'acme', policy: null, model: 'gpt-realtime', expiresAtMs: 5 };
 const CALL: CallRecord = { tenant: 'acme', model: 'gpt-realtime', kind: 'sip', expiresAtMs: 9 };

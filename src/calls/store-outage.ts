@@ -28,6 +28,9 @@ export function storeUnavailableError(): ProxyError {
   return new ProxyError('calls_store_unavailable');
 }
 
+/** How often the failing kinds of store call are probed during an outage (see OutageGuardedStore). */
+export const PROBE_EVERY_MS = 1000;
+
 /** Store calls that only read, and those that write: a store may fail the writes alone (see OutageGuardedStore). */
 type StoreCallKind = 'read' | 'write';
 
@@ -50,10 +53,15 @@ export class OutageGuardedStore implements CallStore {
   #failed = 0;
   /** The kinds of call that failed in this outage and have not succeeded since. */
   readonly #failing = new Set<StoreCallKind>();
+  /** Probes the failing kinds while an outage is on (see #startProbing); null otherwise. */
+  #prober: ReturnType<typeof setInterval> | null = null;
+  #probing = false;
+  readonly #probeEveryMs: number;
 
-  constructor(store: CallStore, log: Logger) {
+  constructor(store: CallStore, log: Logger, probeEveryMs = PROBE_EVERY_MS) {
     this.#store = store;
     this.#log = log;
+    this.#probeEveryMs = probeEveryMs;
   }
 
   async #guard<T>(kind: StoreCallKind, call: () => Promise<T>): Promise<T> {
@@ -65,13 +73,52 @@ export class OutageGuardedStore implements CallStore {
         this.#log.error({ event: 'calls_store_unavailable', err: err instanceof Error ? err.message : String(err) }, 'calls store unavailable: calls requests are answered 503 calls_store_unavailable until it answers (logged once per outage)');
       }
       this.#failing.add(kind);
+      this.#startProbing();
       throw new CallStoreUnavailable();
     }
+    this.#succeeded(kind);
+    return value;
+  }
+
+  #succeeded(kind: StoreCallKind): void {
     if (this.#failed > 0 && this.#failing.delete(kind) && this.#failing.size === 0) {
       this.#log.warn({ event: 'calls_store_available', failed: this.#failed }, 'calls store answering again');
       this.#failed = 0;
+      this.#stopProbing();
     }
-    return value;
+  }
+
+  /**
+   * While an outage is on, /readyz says not ready (readiness) and the load balancer sends no more
+   * requests: none would end the outage. So each failing kind is probed (the store's own cheap call
+   * on a key of its own) every PROBE_EVERY_MS, one round at a time (a hung store holds one round,
+   * bounded by its command timeout), until both kinds answer; stopped then and on close.
+   */
+  #startProbing(): void {
+    if (this.#prober !== null || !this.#store.probe) return;
+    this.#prober = setInterval(() => void this.#probeRound(), this.#probeEveryMs);
+    this.#prober.unref();
+  }
+
+  #stopProbing(): void {
+    if (this.#prober !== null) clearInterval(this.#prober);
+    this.#prober = null;
+  }
+
+  async #probeRound(): Promise<void> {
+    const probe = this.#store.probe?.bind(this.#store);
+    if (this.#probing || !probe) return;
+    this.#probing = true;
+    try {
+      for (const kind of [...this.#failing]) {
+        // A failed probe is no request refused: not counted in the outage's failures.
+        const answered = await probe(kind).then(() => true, () => false);
+        if (!answered) break;
+        this.#succeeded(kind);
+      }
+    } finally {
+      this.#probing = false;
+    }
   }
 
   putSecret(hash: string, record: SecretRecord, wallMs: number): Promise<void> {
@@ -118,12 +165,22 @@ export class OutageGuardedStore implements CallStore {
     return this.#guard('write', () => this.#store.forgetDelivery(webhookId, token));
   }
 
+  /**
+   * The store's own readiness (its connection), else not ready while calls of a kind fail and the
+   * store can be probed: a Redis that refuses writes (READONLY after a failover, OOM) or hangs keeps
+   * its connection, and until 2026-12-07 /readyz said ready while every mint answered 503
+   * (test/calls/redteam-18o-store-outage-ops.test.ts). A store that cannot be probed would stay out
+   * for good once no request reaches it: its outage keeps its readiness.
+   */
   readiness(): string | null {
-    return this.#store.readiness?.() ?? null;
+    const own = this.#store.readiness?.() ?? null;
+    if (own !== null || this.#failing.size === 0 || !this.#store.probe) return own;
+    return `calls store failing ${[...this.#failing].sort().join(' and ')}s`;
   }
 
-  /** The store is the module's: closing it is the module's close, not a request path's. */
+  /** Stops the probes. The store is the module's: closing it is the module's close, not a request path's. */
   close(): Promise<void> {
+    this.#stopProbing();
     return Promise.resolve();
   }
 }

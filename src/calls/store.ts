@@ -91,6 +91,12 @@ export interface CallStore {
   forgetDelivery(webhookId: string, token: string): Promise<void>;
   /** Null while the store can answer, else a fixed text for /readyz (a store in this process's memory or file has none). */
   readiness?(): string | null;
+  /**
+   * One cheap call of the kind, on a key of its own (never a record's): how OutageGuardedStore
+   * learns that a store it saw fail answers again while no request comes (the instance is out of
+   * its load balancer's rotation). A store without it (in this process's file) is never probed.
+   */
+  probe?(kind: 'read' | 'write'): Promise<void>;
   close(): Promise<void>;
 }
 

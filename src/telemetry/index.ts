@@ -123,6 +123,7 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
     sdk,
     spans: sdk.spans,
     onUpgradeRefused: (reason) => metrics.upgradeRefused(reason),
+    onRequestRefused: (route, code) => metrics.httpRefused(route, code),
     async close() {
       await sdk.forceFlush();
       await sdk.shutdown();

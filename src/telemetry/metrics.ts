@@ -163,6 +163,10 @@ export class TelemetryMetrics {
   readonly #upgradesRefused: Counter;
   /** Reasons are error codes from the catalogue, bounded anyway. */
   readonly #refusalReasons = new BoundedLabel(50);
+  readonly #httpRefused: Counter;
+  /** Route templates are fixed strings of the modules, codes come from the catalogue: bounded anyway. */
+  readonly #httpRoutes = new BoundedLabel(50);
+  readonly #httpRefusalCodes = new BoundedLabel(100);
   readonly #frames: ObservableCounter;
   readonly #bytes: ObservableCounter;
   readonly #audio: ObservableCounter;
@@ -202,6 +206,7 @@ export class TelemetryMetrics {
     this.#relayLatency = histograms.histogram(S.METRIC_RELAY_LATENCY, 's', 'Proxy processing time per relayed frame (sampled).', S.RELAY_BUCKETS, [S.ATTR_DIRECTION]);
     this.#backpressure = meter.createCounter(S.METRIC_BACKPRESSURE, { unit: '{event}', description: 'Times the proxy paused a direction for backpressure.' });
     this.#upgradesRefused = meter.createCounter(S.METRIC_UPGRADES_REFUSED, { unit: '{upgrade}', description: 'WebSocket upgrades refused before a session existed, by reason (invalid_api_key, headers_too_large, overloaded, …).' });
+    this.#httpRefused = meter.createCounter(S.METRIC_HTTP_REFUSED, { unit: '{request}', description: 'HTTP requests a route of the proxy refused with one of its error codes (calls: mint, offer, hangup, SIP webhook), by route and code (calls_store_unavailable, invalid_api_key, …).' });
     this.#frames = meter.createObservableCounter(S.METRIC_RELAY_FRAMES, { unit: '{frame}', description: 'Frames relayed (client = client to upstream).' });
     this.#bytes = meter.createObservableCounter(S.METRIC_RELAY_BYTES, { unit: 'By', description: 'Bytes relayed.' });
     this.#audio = meter.createObservableCounter(S.METRIC_AUDIO_DURATION, { unit: 's', description: 'Audio relayed, in seconds (from base64 sizes).' });
@@ -257,6 +262,10 @@ export class TelemetryMetrics {
 
   upgradeRefused(reason: string): void {
     this.#upgradesRefused.add(1, { [S.ATTR_REFUSAL_REASON]: this.#refusalReasons.get(reason) });
+  }
+
+  httpRefused(route: string, code: string): void {
+    this.#httpRefused.add(1, { [S.ATTR_HTTP_ROUTE]: this.#httpRoutes.get(route), [S.ATTR_REFUSAL_REASON]: this.#httpRefusalCodes.get(code) });
   }
 
   upstreamConnect(seconds: number, errorType: string | null): void {

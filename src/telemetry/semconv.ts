@@ -167,6 +167,10 @@ export const METRIC_RELAY_LATENCY = 'rtproxy.relay.latency';
 export const METRIC_BACKPRESSURE = 'rtproxy.backpressure.events';
 export const METRIC_UPGRADES_REFUSED = 'rtproxy.upgrades.refused';
 /** REL */ export const ATTR_REFUSAL_REASON = 'rtproxy.refusal.reason';
+/** HTTP requests a module's route refused with one of the proxy's error codes (src/calls), by route and code. */
+export const METRIC_HTTP_REFUSED = 'rtproxy.http.refused';
+/** Stable HTTP semconv: the route's path template (`/v1/realtime/calls/:callId/hangup`), never the path sent. */
+export const ATTR_HTTP_ROUTE = 'http.route';
 
 /** Semconv `gen_ai.client.token.usage` boundaries. */
 export const TOKEN_BUCKETS: readonly number[] = [

@@ -220,3 +220,20 @@ it('a call whose binding cannot be stored (Redis down) is hung up, never left un
     await tp.stop();
   }
 });
+
+it('Redis: the outage probe reads and writes <prefix>calls:probe only, the write with a TTL of at most 10 s', async () => {
+  const store = new RedisCallStore({ url: redis.url, keyPrefix: 'probe-test:', commandTimeoutMs: 2000 });
+  const side = new Redis(redis.url);
+  try {
+    await store.probe('read');
+    expect(await side.keys('probe-test:*')).toEqual([]);
+    await store.probe('write');
+    expect(await side.keys('probe-test:*')).toEqual(['probe-test:calls:probe']);
+    const ttl = await side.pttl('probe-test:calls:probe');
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(10_000);
+  } finally {
+    side.disconnect();
+    await store.close();
+  }
+});
