@@ -182,8 +182,6 @@ export class RelaySession implements SessionContext, ChainSink {
   #serverSample = 0;
   /** Arrival time of the sampled upstream frame awaiting its flush, or 0. */
   #serverSampleAt = 0;
-  /** Arrival time of the sampled client frame awaiting the upstream write of its loop turn, or 0. */
-  #clientSampleAt = 0;
   /** Events the proxy injected upstream, by event id: upstream errors about them stay here. */
   readonly #injected = new LazyMap<string, { readonly type: string; readonly by: string }>();
   #ended = false;
@@ -245,12 +243,6 @@ export class RelaySession implements SessionContext, ChainSink {
       closed: (code, reason) => this.#onUpstreamClose(code, reason),
       failed: (error) => this.close(error),
       callbackFailed: (what, err) => this.fail(what, err),
-      written: () => {
-        if (this.#clientSampleAt === 0) return;
-        // Socket read → the upstream write of the loop turn it arrived in.
-        this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - this.#clientSampleAt });
-        this.#clientSampleAt = 0;
-      },
     });
   }
 
@@ -381,8 +373,8 @@ export class RelaySession implements SessionContext, ChainSink {
       return;
     }
     if (typeof type === 'string' && type.length > 0) {
-      // One frame in 64: time the path from the socket read to the upstream write.
-      const sampled = (++this.#clientSample & RELAY_SAMPLE_MASK) === 0 && this.#clientSampleAt === 0;
+      // One frame in 64: time the synchronous path from the socket read to the upstream write.
+      const sampled = (++this.#clientSample & RELAY_SAMPLE_MASK) === 0;
       const t0 = sampled ? this.clock.now() : 0;
       // perf: a type no filter wants (audio, in practice) leaves without a Frame, unless frames queue.
       if (!this.#chain.bypasses('client', type)) this.#chain.fromClient(Frame.fromClient(type, bytes));
@@ -390,8 +382,9 @@ export class RelaySession implements SessionContext, ChainSink {
       // Another type no filter wants still leaves the way the chain's output does: the view reads
       // it and a response.create gets its event_id (until 2026-12-05 it left unread and unstamped).
       else this.forward('client', Frame.fromClient(type, bytes));
-      // Timed only when it left the chain at once for this turn's write (not dropped, not held behind a verdict).
-      if (sampled && this.#upstream.writePending && this.#chain.queued('client') === 0) this.#clientSampleAt = t0;
+      if (sampled && this.#upstream.open && this.#chain.queued('client') === 0) {
+        this.report({ kind: 'relay_latency', direction: 'client', ms: this.clock.now() - t0 });
+      }
       return;
     }
     // The sniffer could not read it cheaply: let the real parser decide.

@@ -17,23 +17,6 @@ const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const CLOSE_WAIT_MS = 2_000;
 const EMPTY = Buffer.alloc(0);
 
-/**
- * Links with frames waiting for this event-loop turn's write. uWS hands over the frames of one socket
- * read one callback at a time and drains microtasks after each, so a microtask cannot gather them:
- * one `setImmediate` per loop turn (the check phase, after every socket read of the poll phase)
- * writes each link's frames in one syscall. Paced, that is one frame per write as before; behind a
- * burst, a session whose client sent several frames during the turn pays one write for all.
- */
-const dirtyLinks: UpstreamLink[] = [];
-let flushScheduled = false;
-
-function flushDirtyLinks(): void {
-  flushScheduled = false;
-  // A flush cannot add links (it only writes), but a link's failure report may: taken by index.
-  for (let i = 0; i < dirtyLinks.length; i++) dirtyLinks[i]!.flush();
-  dirtyLinks.length = 0;
-}
-
 /** What the upstream connection tells its session. */
 export interface UpstreamEvents {
   opened(connectMs: number): void;
@@ -43,8 +26,6 @@ export interface UpstreamEvents {
   failed(error: ProxyError): void;
   /** A socket callback threw: the session ends (callbacks run outside uWS). */
   callbackFailed(what: string, err: unknown): void;
-  /** The frames of a loop turn went to the socket (the relay latency sample ends here). */
-  written(): void;
 }
 
 /**
@@ -76,9 +57,6 @@ export class UpstreamLink {
   /** Client frames accepted before the upstream opened, in order. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
-  /** Frames (already framed) for this loop turn's write; in `dirtyLinks` while not empty. */
-  readonly #outbox: Buffer[] = [];
-  #outboxBytes = 0;
   #connectTimer: NodeJS.Timeout | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
   #connectMs: number | null = null;
@@ -104,18 +82,13 @@ export class UpstreamLink {
     return this.#connectMs;
   }
 
-  /** Frames wait for this loop turn's write. */
-  get writePending(): boolean {
-    return this.#outbox.length > 0;
-  }
-
   get paused(): boolean {
     return this.#paused;
   }
 
   /** Bytes held for this connection: queued before open, in the socket's write buffer, read but not yet delivered. */
   get heldBytes(): number {
-    return this.#pendingBytes + this.#outboxBytes + (this.#socket?.writableLength ?? 0) + (this.#reader?.bufferedBytes ?? 0);
+    return this.#pendingBytes + (this.#socket?.writableLength ?? 0) + (this.#reader?.bufferedBytes ?? 0);
   }
 
   dial(): void {
@@ -239,8 +212,9 @@ export class UpstreamLink {
     this.#pending = [];
     this.#pendingBytes = 0;
     // What the client sent while the upstream was dialled leaves in one write.
-    for (const buf of pending) this.#enqueue(buf, null);
-    this.flush();
+    socket.cork();
+    for (const buf of pending) this.#write(socket, buf, null);
+    socket.uncork();
     if (head.length > 0) reader.push(head);
   }
 
@@ -287,8 +261,6 @@ export class UpstreamLink {
     if (!socket || socket.destroyed || !socket.writable) return;
     // Nothing follows a close frame (RFC 6455 §5.5.1); #closing sends it once.
     if (this.#closeFrameSent && opcode !== Opcode.close) return;
-    // Data queued for this turn goes first: a close frame must follow it (and pings may as well).
-    this.flush();
     socket.write(clientFrame(opcode, payload, this.#zeroMask));
   }
 
@@ -312,41 +284,20 @@ export class UpstreamLink {
       this.#pendingBytes += cost;
       return null;
     }
-    if (socket.writableLength + this.#outboxBytes + bytes.length > limit) return new ProxyError('upstream_backpressure');
-    this.#enqueue(bytes, framed);
+    if (socket.writableLength + bytes.length > limit) return new ProxyError('upstream_backpressure');
+    this.#write(socket, bytes, framed);
     return null;
   }
 
-  /** Frames `bytes` for the wire and queues it for this loop turn's write. */
-  #enqueue(bytes: Buffer, framed: Buffer | null): void {
-    const frame = this.#zeroMask ? (framed ?? zeroMaskedTextFrame(bytes)) : clientFrame(Opcode.text, bytes, false);
-    if (this.#outbox.length === 0) {
-      dirtyLinks.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushDirtyLinks);
-      }
-    }
-    this.#outbox.push(frame);
-    this.#outboxBytes += frame.length;
-  }
-
-  /** Writes the frames queued this loop turn: one write (a frame-slab slice when alone, else one joined buffer). */
-  flush(): void {
-    const out = this.#outbox;
-    if (out.length === 0) return;
-    const frames = out.length === 1 ? out[0]! : Buffer.concat(out, this.#outboxBytes);
-    // The same array serves the next turn (no allocation per write).
-    out.length = 0;
-    this.#outboxBytes = 0;
-    const socket = this.#socket;
-    if (!socket || socket.destroyed) return;
-    try {
-      socket.write(frames);
-      this.#events.written();
-    } catch (err) {
-      this.#events.callbackFailed('upstream write', err);
-    }
+  /**
+   * One write per frame, at once. Gathering a loop turn's frames per link into one write (a
+   * `setImmediate` per turn: uWS drains microtasks after each message callback) was tried on
+   * 2026-12-07: no CPU gain paced, and client → upstream p99 at 500 paced sessions doubled (16.8 →
+   * 33.6 ms: every frame of a burst waited for the whole poll phase); reverted (bench/history.md).
+   */
+  #write(socket: Socket, bytes: Buffer, framed: Buffer | null): void {
+    if (socket.destroyed) return;
+    socket.write(this.#zeroMask ? (framed ?? zeroMaskedTextFrame(bytes)) : clientFrame(Opcode.text, bytes, false));
   }
 
   /** Data proves the upstream alive as well as a pong does (pongs queue behind data). */
@@ -406,12 +357,10 @@ export class UpstreamLink {
   /** Closes the connection (politely once open) and drops what was queued. */
   close(): void {
     if (this.#closed) return;
+    this.#closed = true;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     this.#pending = [];
     this.#pendingBytes = 0;
-    // What the session sent before closing still leaves, ahead of the close frame.
-    if (this.#socket !== null) this.flush();
-    this.#closed = true;
     if (this.#socket === null) {
       this.#handshake?.abort();
       return;

@@ -1,4 +1,4 @@
-import { createServer, Socket, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
@@ -351,12 +351,7 @@ describe('RelaySession: what the core records', () => {
     for (let i = 0; i < 63; i++) send(session, { type: 'input_audio_buffer.append', audio: 'AAAA' });
     expect(latency()).toEqual([]);
     send(session, { type: 'input_audio_buffer.append', audio: 'AAAA' });
-    // The sample ends at the upstream write of its loop turn (frames of a turn leave in one write).
-    expect(latency()).toEqual([]);
-    await new Promise((r) => setImmediate(r));
-    expect(latency()).toHaveLength(1);
     for (let i = 0; i < 64; i++) send(session, { type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: `t${i}` }] } });
-    await new Promise((r) => setImmediate(r));
     expect(latency()).toHaveLength(2);
     for (const r of latency()) {
       expect(r['direction']).toBe('client');
@@ -366,7 +361,6 @@ describe('RelaySession: what the core records', () => {
     // A frame that waits behind a verdict is not timed (its wait is not the relay's).
     hold = true;
     for (let i = 0; i < 64; i++) send(session, { type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: `h${i}` }] } });
-    await new Promise((r) => setImmediate(r));
     expect(latency()).toHaveLength(2);
     release(CONTINUE);
   });
@@ -424,43 +418,6 @@ describe('RelaySession: what the upstream sends', () => {
   const upstreams: ScriptedUpstream[] = [];
   afterEach(async () => {
     for (const u of upstreams.splice(0)) await u.close();
-  });
-
-  it('client frames of one event-loop turn leave in one upstream write, in order, and a close right behind them sends them before its close frame', async () => {
-    const received: string[] = [];
-    let closeCode: number | null = null;
-    const up = await scriptedUpstream((ws) => {
-      ws.send(sessionCreated(1));
-      ws.on('message', (data) => received.push(JSON.parse(String(data)).event_id as string));
-      ws.on('close', (code) => (closeCode = code));
-    });
-    upstreams.push(up);
-    const { session, client } = open([], { upstreamUrl: up.url });
-    await until(() => client.types().includes('session.created'), 'session.created');
-    // Every socket write of the process from here to the end of the turn: the upstream socket's only
-    // (the fake client writes to no socket, and the upstream cannot answer what has not left yet).
-    const writes: number[] = [];
-    const original = Socket.prototype.write;
-    Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
-      writes.push(Buffer.byteLength(args[0] as Buffer));
-      return original.apply(this, args);
-    } as Socket['write'];
-    try {
-      for (let i = 0; i < 5; i++) send(session, { type: 'input_audio_buffer.append', event_id: `a${i}`, audio: 'AAAA' });
-      expect(writes).toEqual([]);
-      await new Promise((r) => setImmediate(r));
-      expect(writes).toHaveLength(1);
-    } finally {
-      Socket.prototype.write = original;
-    }
-    await until(() => received.length === 5, 'five appends upstream');
-    expect(received).toEqual(['a0', 'a1', 'a2', 'a3', 'a4']);
-    // Queued in this turn, then the session closes at once: the frames still go, ahead of the close frame.
-    send(session, { type: 'input_audio_buffer.append', event_id: 'last', audio: 'AAAA' });
-    session.close(new ProxyError('server_shutting_down'));
-    await until(() => closeCode !== null, 'the upstream close');
-    expect(received.at(-1)).toBe('last');
-    expect(closeCode).toBe(1000);
   });
 
   it('frames no client could parse are dropped (binary, not JSON, JSON that is not an object); the rest flow in order; every frame is counted', async () => {
