@@ -10,45 +10,9 @@
  * test/calls/redteam-18-offers-per-tenant.test.ts closed for two offers). Guarantee broken: a
  * tenant's limits bound what it holds (README, Security).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient, type TestProxy } from '../support/harness.js';
-import { callsProxy, mint, OFFER, post, until } from './support.js';
-
-/** An OpenAI stand-in that holds every offer (POST …/calls) until `release`; its sessions say session.created. */
-async function heldOffers() {
-  const held: ServerResponse[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    if (req.method === 'POST' && /\/calls$/.test(req.url ?? '')) {
-      held.push(res);
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  });
-  const sockets = new WebSocketServer({ server, perMessageDeflate: false });
-  sockets.on('connection', (ws) => {
-    ws.on('error', () => undefined);
-    ws.send(JSON.stringify({ type: 'session.created', event_id: 'ev_1', session: { type: 'realtime', object: 'realtime.session', id: 'sess_1', model: 'gpt-realtime', output_modalities: ['audio'], instructions: '', tools: [], tool_choice: 'auto', tracing: null, truncation: 'auto', prompt: null, max_output_tokens: 'inf', audio: { input: { transcription: null, turn_detection: null }, output: { voice: 'marin' } } } }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v1/realtime`,
-    held: () => held.length,
-    /** Answers every held offer 500 (nothing is created). */
-    release: () => {
-      for (const res of held.splice(0)) res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"message":"no"}}');
-    },
-    close: async () => {
-      for (const ws of sockets.clients) ws.terminate();
-      sockets.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { callsProxy, heldOffers, mint, OFFER, post, until } from './support.js';
 
 let upstream: Awaited<ReturnType<typeof heldOffers>>;
 let tp: TestProxy;
