@@ -109,6 +109,11 @@ export function regexFinder(
         }
         const len = validate ? validate(matched) : matched.length;
         if (len > 0) onHit(s, s + len, label);
+        // A candidate the validator refused or trimmed may hide a match that starts inside it (a card
+        // right after another digit run: "ref 1 4111 1111 1111 1111"): looked for again from its next
+        // character, or from the end of the part kept. Until 2026-12-07 the finder went on after the
+        // whole candidate (test/policies/redteam-18z-card-after-digit.test.ts).
+        if (len < matched.length) pattern.lastIndex = len > 0 ? s + len : s + 1;
       }
     },
   };

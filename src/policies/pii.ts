@@ -115,8 +115,29 @@ function longestValidPrefix(candidate: string, ok: (s: string) => boolean): numb
   return 0;
 }
 
-function digitCount(s: string): number {
-  return s.replace(/\D/g, '').length;
+/**
+ * `longestValidPrefix` for a card candidate (a prefix of 13 digits or more, Luhn-valid), without a
+ * copy per prefix: a candidate the validator refuses is looked for again from its next character
+ * (matchers.ts regexFinder), so a run of `1 1 1 …` asks this once per digit.
+ */
+function longestCardPrefix(candidate: string): number {
+  const digits: number[] = [];
+  const ends: number[] = [];
+  for (let i = 0; i < candidate.length; i++) {
+    const d = candidate.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) continue;
+    digits.push(d);
+    ends.push(i + 1);
+  }
+  for (let k = digits.length; k >= 13; k--) {
+    const end = ends[k - 1]!;
+    // Whole, or ending before a separator (the pattern allows one between two digits).
+    if (end !== candidate.length && /\d/.test(candidate[end]!)) continue;
+    let sum = 0;
+    for (let j = k - 1, n = 0; j >= 0; j--, n++) sum += n % 2 === 1 ? LUHN_DOUBLED[digits[j]!]! : digits[j]!;
+    if (sum % 10 === 0) return end;
+  }
+  return 0;
 }
 
 export const BUILTIN_PII: readonly PiiDetector[] = [
@@ -131,7 +152,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     name: 'card',
     pattern: /(?<![\d])\d(?:[ ./_-]?\d){12,18}(?![\d])/g,
     // The pattern bounds a candidate to 19 digits; a shorter prefix must keep 13.
-    validate: (c) => longestValidPrefix(c, (s) => digitCount(s) >= 13 && luhnValid(s)),
+    validate: longestCardPrefix,
     maxLength: 19 * 2,
     prefilter: hasDigit,
     holdStart: trailingRun(/[\d ./_-]/, /\d/, 19 * 2),
