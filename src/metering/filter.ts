@@ -532,7 +532,6 @@ export class MeteringFilter implements Filter {
   #clampInjected = false;
   /** Upper-bound estimate of the default conversation (the input of the next response in it). */
   readonly #estimate = new ConversationEstimate();
-  /** Session instructions + tools (the prompt prefix of every response), estimated. */
   /** The session's instructions and tools, estimated apart (a response may replace one and keep the other). */
   #instructionTokens = 0;
   #toolTokens = 0;
@@ -564,8 +563,9 @@ export class MeteringFilter implements Filter {
    * settled tokens reached its token limit (refuse policy), for the rest of the session (session
    * tokens never go down); until 2026-12-05 that limit never held audio back, so every spoken turn
    * was started upstream, cancelled at `response.created` and billed, and every one transcribed.
+   * `peer`: held because another session of the tenant found a cap spent (no response of this
+   * session cancelled yet).
    */
-  /** `peer`: held because another session of the tenant found a cap spent (no response of this session cancelled yet). */
   #audioBlocked: { hit: CapHit | 'ledger' | null; since: number; checking: boolean; notified: boolean; peer?: boolean; toldPeers?: boolean } | null = null;
   /** This session's place among its tenant's sessions that hold audio together (rt.tenantHolds); null: not joined. */
   #leaveTenantHolds: (() => void) | null = null;

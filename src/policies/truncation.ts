@@ -274,11 +274,6 @@ export interface PrunePlan {
   readonly tokensAfter: number;
 }
 
-/**
- * The proxy's model of the upstream conversation: items in order with estimated tokens, plus an
- * overhead (instructions, tools, estimation error) recalibrated from each response's
- * `usage.input_tokens`, so `total()` tracks what the next response will be billed as input.
- */
 /** The first of `items` while their tokens together stay within `share` (the first that does not fit ends them). */
 function oldestWithin(items: readonly TrackedItem[], share: number): TrackedItem[] {
   const out: TrackedItem[] = [];
@@ -291,6 +286,11 @@ function oldestWithin(items: readonly TrackedItem[], share: number): TrackedItem
   return out;
 }
 
+/**
+ * The proxy's model of the upstream conversation: items in order with estimated tokens, plus an
+ * overhead (instructions, tools, estimation error) recalibrated from each response's
+ * `usage.input_tokens`, so `total()` tracks what the next response will be billed as input.
+ */
 export class ContextTracker {
   readonly #items: TrackedItem[] = [];
   readonly #byId = new LazyMap<string, TrackedItem>();

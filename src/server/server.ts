@@ -1061,13 +1061,6 @@ export class ProxyServer {
   }
 
   /**
-   * Stops admitting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and,
-   * once those mid-response have billed it (at most `metering.lingerAfterClientCloseMs`), closes the modules. The client listeners stay open while sessions drain, so that /readyz
-   * answers 503 (load balancers take the instance out) and new upgrades get a 503
-   * `server_shutting_down` instead of a refused connection; they close once the last session has
-   * ended.
-   */
-  /**
    * Resolves when the last session has ended (see #onSessionEnded), or after `ms`. With `calls` too,
    * when the modules' calls the drain waits for have ended as well (they announce no end: looked at
    * every DRAIN_POLL_MS while draining).
@@ -1090,6 +1083,13 @@ export class ProxyServer {
     });
   }
 
+  /**
+   * Stops admitting, lets sessions finish for up to `drainMs`, then ends the rest with 1012 and,
+   * once those mid-response have billed it (at most `metering.lingerAfterClientCloseMs`), closes the modules. The client listeners stay open while sessions drain, so that /readyz
+   * answers 503 (load balancers take the instance out) and new upgrades get a 503
+   * `server_shutting_down` instead of a refused connection; they close once the last session has
+   * ended.
+   */
   async shutdown(drainMs: number): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
