@@ -1,6 +1,6 @@
 import type { JsonObject } from '../pipeline/frame.js';
 import { asObject as obj, keptId, MAX_KEPT_ID_CHARS } from '../protocol/json.js';
-import { G711_BYTES_PER_MS } from '../protocol/audio-format.js';
+import { G711_BYTES_PER_MS, PartedAudioBuffer } from '../protocol/audio-format.js';
 import type { ModalityTokens } from './pricing.js';
 import { LazyMap } from '../lazy-collections.js';
 
@@ -183,12 +183,6 @@ export class ConversationEstimate {
   /** Item ids of turns the upstream committed (their `conversation.item.done` acknowledges no client create). */
   readonly #committedIds: string[] = [];
   /**
-   * The relay's running count of append wire bytes forwarded upstream (`SessionContext.audio.
-   * inputWireBytes`) when the input buffer was last committed or cleared: appends are counted by
-   * the relay, so metering never sees audio frames.
-   */
-  #bufferStart = 0;
-  /**
    * Client commits counted ahead of their `input_audio_buffer.committed` (oldest first): the audio
    * is added to the estimate when the commit goes upstream, since a create sent right behind it
    * reads it. The committed event that comes next takes the oldest (and adds only what was appended
@@ -197,25 +191,20 @@ export class ConversationEstimate {
    */
   readonly #ahead: { readonly audio: number; readonly ms: number }[] = [];
   /**
-   * Input audio bytes per millisecond (`budgetedInputBytesPerMs`: 48 for PCM16 at 24 kHz, 8 for
-   * G.711). Until the upstream reports the format, the densest (G.711: the most audio per byte), so
-   * the estimate stays high.
+   * The input buffer's audio, each part at the format in force when it was appended
+   * (`budgetedInputBytesPerMs`: 48 bytes/ms for PCM16 at 24 kHz, 8 for G.711; positions in the
+   * relay's append wire bytes). Until the upstream reports the format, the densest (G.711: the most
+   * audio per byte), so the estimate stays high. A later switch does not resize appends already
+   * upstream (eighteenth red-team pass: 240 s appended as G.711, committed after a switch to PCM16,
+   * was sized as 40 s; test/metering/redteam-18-format-switch.test.ts).
    */
-  #bytesPerMs = G711_BYTES_PER_MS;
+  readonly #buffer = new PartedAudioBuffer(G711_BYTES_PER_MS, audioMsOfBase64);
   /** The upstream has reported its input format: until then the buffer is in the one it reports first. */
   #formatKnown = false;
-  /**
-   * Audio (ms) appended to the buffer under formats no longer in force, and the relay's append count
-   * when the one in force now began: appends already upstream were read in the format of their time,
-   * which a later switch does not change (eighteenth red-team pass: 240 s appended as G.711, committed
-   * after a switch to PCM16, was sized as 40 s; test/metering/redteam-18-format-switch.test.ts).
-   */
-  #earlierFormatsMs = 0;
-  #formatStart = 0;
 
   /** Input audio bytes per millisecond in force now. */
   get bytesPerMs(): number {
-    return this.#bytesPerMs;
+    return this.#buffer.bytesPerMs;
   }
 
   /**
@@ -223,24 +212,9 @@ export class ConversationEstimate {
    * update in flight asking for it). The audio of the buffer so far keeps the size it had.
    */
   setFormat(bytesPerMs: number, appendedWireBytes: number, reported: boolean): void {
-    if (this.#formatKnown && bytesPerMs !== this.#bytesPerMs) {
-      this.#earlierFormatsMs += audioMsOfBase64(Math.max(0, appendedWireBytes - Math.max(this.#formatStart, this.#bufferStart)), this.#bytesPerMs);
-      this.#formatStart = appendedWireBytes;
-    }
+    if (this.#formatKnown) this.#buffer.switchAt(bytesPerMs, appendedWireBytes);
+    else this.#buffer.retune(bytesPerMs);
     if (reported) this.#formatKnown = true;
-    this.#bytesPerMs = bytesPerMs;
-  }
-
-  /** Milliseconds of audio (an upper bound) appended since the buffer started, each part at the format it was appended in. */
-  #bufferMs(appendedWireBytes: number): number {
-    const since = Math.max(this.#formatStart, this.#bufferStart);
-    return this.#earlierFormatsMs + (appendedWireBytes > since ? audioMsOfBase64(appendedWireBytes - since, this.#bytesPerMs) : 0);
-  }
-
-  /** The buffer starts again at `appendedWireBytes` (a commit, a clear). */
-  #restartBuffer(appendedWireBytes: number): void {
-    this.#bufferStart = appendedWireBytes;
-    this.#earlierFormatsMs = 0;
   }
 
   /** The whole default conversation, as the next response in it would read it. */
@@ -318,7 +292,7 @@ export class ConversationEstimate {
 
   /** The input buffer was cleared when `appendedWireBytes` append bytes had been forwarded. */
   onBufferCleared(appendedWireBytes: number): void {
-    this.#restartBuffer(appendedWireBytes);
+    this.#buffer.restart(appendedWireBytes);
   }
 
   /**
@@ -331,8 +305,8 @@ export class ConversationEstimate {
       if (this.#committedIds.length >= MAX_AHEAD) this.#committedIds.shift();
       this.#committedIds.push(itemId);
     }
-    const ms = this.#bufferMs(appendedWireBytes);
-    this.#restartBuffer(appendedWireBytes);
+    const ms = this.#buffer.ms(appendedWireBytes);
+    this.#buffer.restart(appendedWireBytes);
     const audio = audioTokensOfMs(ms) + AUDIO_PART_OVERHEAD;
     const ahead = this.#ahead.shift();
     if (!ahead) {
@@ -354,8 +328,8 @@ export class ConversationEstimate {
    * Returns that audio's bound in milliseconds.
    */
   onClientCommit(appendedWireBytes: number): number {
-    const ms = this.#bufferMs(appendedWireBytes);
-    this.#restartBuffer(appendedWireBytes);
+    const ms = this.#buffer.ms(appendedWireBytes);
+    this.#buffer.restart(appendedWireBytes);
     const audio = audioTokensOfMs(ms) + AUDIO_PART_OVERHEAD;
     add(this.#added, { text: ITEM_OVERHEAD, audio, image: 0 });
     add(this.#raw, { text: ITEM_OVERHEAD, audio, image: 0 });
@@ -375,14 +349,14 @@ export class ConversationEstimate {
    * becomes if the upstream commits it (server VAD) before it reads a create sent now; none when empty.
    */
   uncommitted(appendedWireBytes: number): ModalityTokens {
-    const ms = this.#bufferMs(appendedWireBytes);
+    const ms = this.#buffer.ms(appendedWireBytes);
     if (ms <= 0) return { text: 0, audio: 0, image: 0 };
     return { text: ITEM_OVERHEAD, audio: audioTokensOfMs(ms) + AUDIO_PART_OVERHEAD, image: 0 };
   }
 
   /** Milliseconds of audio (an upper bound) in the input buffer not committed yet (appended since the last commit or clear). */
   uncommittedMs(appendedWireBytes: number): number {
-    return this.#bufferMs(appendedWireBytes);
+    return this.#buffer.ms(appendedWireBytes);
   }
 
   /**

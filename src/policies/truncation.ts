@@ -8,7 +8,7 @@ import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Provenance } from '../protocol/conversation.js';
 import { clientEventId } from './util.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
-import { budgetedInputBytesPerMs, G711_BYTES_PER_MS } from '../protocol/audio-format.js';
+import { budgetedInputBytesPerMs, G711_BYTES_PER_MS, PartedAudioBuffer } from '../protocol/audio-format.js';
 
 /**
  * An item's `call_id` as this filter keeps and compares it: a client-chosen id over
@@ -629,8 +629,6 @@ export class TruncationFilter implements Filter {
    * the upstream refuses may leave them larger than they are until the next `session.updated`.
    */
   #prefix: PromptPrefix = NO_PREFIX;
-  /** `ctx.audio.inputBytes` when the input buffer last emptied (a commit or a clear the upstream confirmed). */
-  #bufferStartBytes = 0;
   /**
    * The session's input audio bytes per millisecond as the upstream confirmed it (its
    * `session.created`, `session.updated`): G.711's (the densest) until it has, as metering's
@@ -648,15 +646,13 @@ export class TruncationFilter implements Filter {
    */
   #askedBytesPerMs: { readonly n: number; readonly bytesPerMs: number }[] = [];
   /**
-   * The input buffer's audio (ms) appended under formats no longer in force, the rate of the part
-   * appended since, and `ctx.audio.inputBytes` when that part began: a commit sizes each part at
-   * its own format, as metering's ConversationEstimate does. Until 2026-12-07 the whole buffer was
-   * divided by the rate in force at the commit, and a minute appended as G.711 then committed after
-   * a switch to PCM16 counted 10 s (test/policies/redteam-18t-truncation-format-switch.test.ts).
+   * The input buffer's audio since it last emptied (a commit or a clear the upstream confirmed), in
+   * `ctx.audio.inputBytes` (decoded bytes), each part at the format in force when it was appended, as
+   * metering's ConversationEstimate sizes it. Until 2026-12-07 the whole buffer was divided by the
+   * rate in force at the commit, and a minute appended as G.711 then committed after a switch to
+   * PCM16 counted 10 s (test/policies/redteam-18t-truncation-format-switch.test.ts).
    */
-  #earlierPartsMs = 0;
-  #partBytesPerMs = G711_BYTES_PER_MS;
-  #partStartBytes = 0;
+  readonly #buffer = new PartedAudioBuffer(G711_BYTES_PER_MS, (bytes, bytesPerMs) => bytes / bytesPerMs);
 
   constructor(ctx: SessionContext, budget: Budget | null, policy: string) {
     this.#ctx = ctx;
@@ -785,25 +781,9 @@ export class TruncationFilter implements Filter {
     return CONTINUE;
   }
 
-  /** Closes the buffer's current part at its rate when the rate in force has changed. */
+  /** The buffer's current part closes at its rate when the rate in force has changed. */
   #settleFormat(): void {
-    const now = this.#inputBytesPerMs();
-    if (now === this.#partBytesPerMs) return;
-    this.#earlierPartsMs = this.#bufferMs();
-    this.#partStartBytes = this.#ctx.audio.inputBytes;
-    this.#partBytesPerMs = now;
-  }
-
-  /** Audio (ms) appended since the buffer last emptied, each part at the rate it was appended under. */
-  #bufferMs(): number {
-    const since = Math.max(this.#partStartBytes, this.#bufferStartBytes);
-    return this.#earlierPartsMs + Math.max(0, this.#ctx.audio.inputBytes - since) / this.#partBytesPerMs;
-  }
-
-  /** The buffer emptied (a commit or a clear the upstream confirmed). */
-  #restartBuffer(): void {
-    this.#bufferStartBytes = this.#ctx.audio.inputBytes;
-    this.#earlierPartsMs = 0;
+    this.#buffer.switchAt(this.#inputBytesPerMs(), this.#ctx.audio.inputBytes);
   }
 
   /** Input audio bytes per millisecond now: the confirmed format's, or a denser one an unanswered update asked. */
@@ -972,13 +952,13 @@ export class TruncationFilter implements Filter {
         break;
       case 'input_audio_buffer.committed': {
         // What the client appended since the buffer last emptied is this turn (each part in the format it was appended in).
-        const ms = this.#bufferMs();
-        this.#restartBuffer();
+        const ms = this.#buffer.ms(this.#ctx.audio.inputBytes);
+        this.#buffer.restart(this.#ctx.audio.inputBytes);
         if (id !== null) this.tracker.buffered(id, ms);
         break;
       }
       case 'input_audio_buffer.cleared':
-        this.#restartBuffer();
+        this.#buffer.restart(this.#ctx.audio.inputBytes);
         break;
     }
   }

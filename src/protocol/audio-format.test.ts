@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { audioFormatOf, budgetedInputBytesPerMs, G711_BYTES_PER_MS, PCM16_BYTES_PER_MS, statedAudioFormat } from './audio-format.js';
+import { audioFormatOf, budgetedInputBytesPerMs, G711_BYTES_PER_MS, PCM16_BYTES_PER_MS, PartedAudioBuffer, statedAudioFormat } from './audio-format.js';
 
 /**
  * The one reading of a session's audio format: telemetry times audio by it, metering and
@@ -109,5 +109,27 @@ describe('budgetedInputBytesPerMs', () => {
     expect(budgetedInputBytesPerMs({})).toBeNull();
     expect(budgetedInputBytesPerMs({ audio: { output: { format: { type: 'audio/pcmu' } } }, output_audio_format: 'g711_ulaw' })).toBeNull();
     expect(budgetedInputBytesPerMs({ input_audio_format: null })).toBeNull();
+  });
+});
+
+describe('PartedAudioBuffer: each part of the buffer at the format it was appended in', () => {
+  const plain = (units: number, bytesPerMs: number) => units / bytesPerMs;
+  it('a switch closes the part before it at the old rate; a restart empties the buffer', () => {
+    const b = new PartedAudioBuffer(8, plain);
+    expect(b.ms(800)).toBe(100);
+    b.switchAt(48, 800);
+    expect(b.bytesPerMs).toBe(48);
+    expect(b.ms(800 + 4_800)).toBe(200);
+    b.switchAt(48, 9_999); // the same rate: nothing closes
+    expect(b.ms(800 + 4_800)).toBe(200);
+    b.restart(5_600);
+    expect(b.ms(5_600)).toBe(0);
+    expect(b.ms(5_600 + 480)).toBe(10);
+  });
+
+  it('a retune reads the part in force in the new rate (nothing known before it)', () => {
+    const b = new PartedAudioBuffer(8, plain);
+    b.retune(48);
+    expect(b.ms(4_800)).toBe(100);
   });
 });

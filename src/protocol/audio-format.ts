@@ -91,3 +91,57 @@ export function budgetedInputBytesPerMs(session: JsonObject): number | null {
   }
   return budgeted;
 }
+
+/**
+ * An input audio buffer's length in milliseconds when parts of it were appended under different
+ * formats: each part keeps the size of the format in force while it was appended (the upstream read
+ * it so; a later switch does not resize audio already sent). Positions are a running count of what
+ * was appended, in the caller's unit (decoded bytes, or base64 characters): `msOf` sizes a stretch
+ * of them at a rate. Metering's conversation estimate and the truncation filter both size committed
+ * turns with it.
+ */
+export class PartedAudioBuffer {
+  #bytesPerMs: number;
+  readonly #msOf: (units: number, bytesPerMs: number) => number;
+  /** Where the buffer last started (a commit, a clear). */
+  #bufferStart = 0;
+  /** Where the part in the format now in force began. */
+  #partStart = 0;
+  /** The buffer's audio appended under formats no longer in force. */
+  #earlierMs = 0;
+
+  constructor(bytesPerMs: number, msOf: (units: number, bytesPerMs: number) => number) {
+    this.#bytesPerMs = bytesPerMs;
+    this.#msOf = msOf;
+  }
+
+  /** Input audio bytes per millisecond in force now. */
+  get bytesPerMs(): number {
+    return this.#bytesPerMs;
+  }
+
+  /** The format in force from `position` on: the part appended before keeps its size. */
+  switchAt(bytesPerMs: number, position: number): void {
+    if (bytesPerMs === this.#bytesPerMs) return;
+    this.#earlierMs = this.ms(position);
+    this.#partStart = position;
+    this.#bytesPerMs = bytesPerMs;
+  }
+
+  /** The format the part in force now was in all along (no part closed: nothing was known before). */
+  retune(bytesPerMs: number): void {
+    this.#bytesPerMs = bytesPerMs;
+  }
+
+  /** Milliseconds of audio appended since the buffer started, up to `position`, each part at its own format. */
+  ms(position: number): number {
+    const since = Math.max(this.#partStart, this.#bufferStart);
+    return this.#earlierMs + (position > since ? this.#msOf(position - since, this.#bytesPerMs) : 0);
+  }
+
+  /** The buffer starts again at `position` (a commit, a clear). */
+  restart(position: number): void {
+    this.#bufferStart = position;
+    this.#earlierMs = 0;
+  }
+}
