@@ -11,42 +11,42 @@ describe('MemoryBudget (global bytes held for sessions)', () => {
 
   it('reserves what fits, up to exactly the limit, and counts it at once', () => {
     const b = new MemoryBudget(1_000);
-    expect(b.tryReserve(400)).toBe(true);
+    expect(b.tryReserveFor('t', 400)).toBeNull();
     expect(b.used).toBe(400);
     expect(b.exhausted).toBe(false);
-    expect(b.tryReserve(600)).toBe(true);
+    expect(b.tryReserveFor('t', 600)).toBeNull();
     expect(b.used).toBe(1_000);
     expect(b.exhausted).toBe(true);
   });
 
   it('refuses a reservation that would exceed the limit by one byte, and counts nothing for it', () => {
     const b = new MemoryBudget(1_000);
-    expect(b.tryReserve(999)).toBe(true);
-    expect(b.tryReserve(2)).toBe(false);
+    expect(b.tryReserveFor('t', 999)).toBeNull();
+    expect(b.tryReserveFor('t', 2)).toBe('budget');
     expect(b.used).toBe(999);
     expect(b.exhausted).toBe(false);
-    expect(b.tryReserve(1)).toBe(true);
+    expect(b.tryReserveFor('t', 1)).toBeNull();
     expect(b.used).toBe(1_000);
   });
 
   it('a frame larger than the whole budget never fits, even when nothing is held', () => {
     const b = new MemoryBudget(1_000);
-    expect(b.tryReserve(1_001)).toBe(false);
+    expect(b.tryReserveFor('t', 1_001)).toBe('budget');
     expect(b.used).toBe(0);
   });
 
   it('once at the limit, nothing more fits until a resync releases what sessions no longer hold', () => {
     const b = new MemoryBudget(1_000);
-    expect(b.tryReserve(1_000)).toBe(true);
-    expect(b.tryReserve(1)).toBe(false);
+    expect(b.tryReserveFor('t', 1_000)).toBeNull();
+    expect(b.tryReserveFor('t', 1)).toBe('budget');
     b.resync(300);
     expect(b.used).toBe(300);
     expect(b.exhausted).toBe(false);
-    expect(b.tryReserve(700)).toBe(true);
-    expect(b.tryReserve(1)).toBe(false);
+    expect(b.tryReserveFor('t', 700)).toBeNull();
+    expect(b.tryReserveFor('t', 1)).toBe('budget');
     b.resync(0);
     expect(b.used).toBe(0);
-    expect(b.tryReserve(1_000)).toBe(true);
+    expect(b.tryReserveFor('t', 1_000)).toBeNull();
   });
 
   it('a resync above the limit (send buffers) makes it exhausted and refuses every reservation', () => {
@@ -54,7 +54,7 @@ describe('MemoryBudget (global bytes held for sessions)', () => {
     b.resync(1_500);
     expect(b.used).toBe(1_500);
     expect(b.exhausted).toBe(true);
-    expect(b.tryReserve(1)).toBe(false);
+    expect(b.tryReserveFor('t', 1)).toBe('budget');
     b.resync(1_000);
     expect(b.exhausted).toBe(true);
     b.resync(999);
@@ -68,7 +68,7 @@ describe('MemoryBudget: request bodies (held until released, not resynced)', () 
     expect(b.tryHold(600)).toBe(true);
     expect(b.held).toBe(600);
     expect(b.used).toBe(600);
-    expect(b.tryReserve(500)).toBe(false);
+    expect(b.tryReserveFor('t', 500)).toBe('budget');
     expect(b.tryHold(401)).toBe(false);
     expect(b.held).toBe(600);
     b.resync(400);
@@ -119,7 +119,7 @@ describe('MemoryBudget owner shares (request bodies per tenant, 2026-12-06)', ()
 
   it("the global limit still applies within an owner's share ('budget', nothing counted)", () => {
     const b = new MemoryBudget(1_000);
-    expect(b.tryReserve(900)).toBe(true);
+    expect(b.tryReserveFor('t', 900)).toBeNull();
     expect(b.tryHoldFor('tenant:a', 101)).toBe('budget');
     expect(b.heldBy('tenant:a')).toBe(0);
     expect(b.owners).toBe(0);

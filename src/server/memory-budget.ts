@@ -153,13 +153,6 @@ export class MemoryBudget {
     return this.used >= this.limit;
   }
 
-  /** Counts `bytes` now if they fit; false when they would exceed the budget. */
-  tryReserve(bytes: number): boolean {
-    if (this.used + bytes > this.limit) return false;
-    this.#sessions += bytes;
-    return true;
-  }
-
   /**
    * Counts `bytes` of a frame of `tenant`'s session now if they fit: null when counted; `budget`
    * when they would take the sessions past the limit, else `share` past the tenant's `tenantLimit`
