@@ -66,8 +66,8 @@ export class AttachedSockets {
   }
 }
 
-/** One fewer under `key`; the key is forgotten at zero. */
-function countOut(counts: Map<string, number>, key: string): void {
+/** One fewer under `key`; the key is forgotten at zero (per-call, per-tenant counts here and the calls module's offers in flight). */
+export function countOut(counts: Map<string, number>, key: string): void {
   const left = (counts.get(key) ?? 1) - 1;
   if (left <= 0) counts.delete(key);
   else counts.set(key, left);

@@ -17,7 +17,7 @@ import { MAX_KEY_CHARS, sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { withoutAccountIds } from '../upstream/account-ids.js';
 import { authRefusalOfReply, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
-import { AttachedSockets, MAX_CLIENT_SOCKETS_PER_CALL } from './attached-sockets.js';
+import { AttachedSockets, countOut, MAX_CLIENT_SOCKETS_PER_CALL } from './attached-sockets.js';
 import { CallGovernors, type CallAdmission } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
@@ -306,9 +306,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       release: () => {
         if (!held) return;
         held = false;
-        const left = (offersByTenant.get(tenantId) ?? 1) - 1;
-        if (left <= 0) offersByTenant.delete(tenantId);
-        else offersByTenant.set(tenantId, left);
+        countOut(offersByTenant, tenantId);
       },
     };
   };
