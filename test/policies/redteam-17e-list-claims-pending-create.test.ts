@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
+import type { TestClient, TestProxy } from '../support/harness.js';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
-import { mcpToolListEvents, policyDir } from './support.js';
+import { guardedProxy, mcpToolListEvents } from './support.js';
 import { Conversation } from '../../src/protocol/conversation.js';
 import { Frame } from '../../src/pipeline/frame.js';
 
@@ -53,13 +53,7 @@ beforeAll(async () => {
     }
     return undefined;
   });
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'guarded' } },
-    config: {
-      upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' },
-      policies: { dir: policyDir({ 'guarded.yaml': POLICY }), watch: false },
-    },
-  });
+  tp = await guardedProxy(upstream.url, POLICY);
 });
 afterAll(async () => {
   await tp?.stop();

@@ -13,8 +13,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { policyDir } from './support.js';
+import type { TestProxy } from '../support/harness.js';
+import { guardedProxy } from './support.js';
 
 const POLICY = `
 guardrails:
@@ -52,10 +52,7 @@ beforeAll(async () => {
     send({ type: 'response.output_item.done', event_id: `ev_${n}_od`, response_id: responseId, output_index: 0, item: item('completed') });
     send({ type: 'response.done', event_id: `ev_${n}_rd`, response: { id: responseId, object: 'realtime.response', status: 'completed', output: [item('completed')] } });
   });
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'guarded' } },
-    config: { upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' }, policies: { dir: policyDir({ 'guarded.yaml': POLICY }), watch: false } },
-  });
+  tp = await guardedProxy(upstream.url, POLICY);
 });
 afterAll(async () => {
   await tp?.stop();

@@ -17,8 +17,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { guardrailsWith, policyDir, verdictCode, wire } from './support.js';
+import type { TestProxy } from '../support/harness.js';
+import { guardedProxy, guardrailsWith, verdictCode, wire } from './support.js';
 
 const POLICY = `
 guardrails:
@@ -74,10 +74,7 @@ beforeAll(async () => {
       send({ type: 'conversation.item.retrieved', event_id: 'ev_r', item: { id: 'item_2', object: 'realtime.item', type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_audio', transcript: text }] } });
     }
   });
-  tp = await startTestProxy({
-    tenants: { acme: { policy: 'guarded' } },
-    config: { upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-upstream' }, policies: { dir: policyDir({ 'guarded.yaml': POLICY }), watch: false } },
-  });
+  tp = await guardedProxy(upstream.url, POLICY);
 });
 afterAll(async () => {
   await tp?.stop();

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
+import type { TestProxy } from '../support/harness.js';
 import { barrier, errorOf, guardedRecordingProxy, recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
 import type { Verdict } from '../../src/pipeline/filter.js';
 import { GuardrailFilter } from '../../src/policies/guardrails.js';
 import { LoggedSession } from '../support/fake-session.js';
-import { entryOf, guardrailsWith, INJECTION_POLICY, outDelta, policyDir, policyFrom, responseCreated, userMessage, verdictCode, wire } from './support.js';
+import { entryOf, guardedProxy, guardrailsWith, INJECTION_POLICY, outDelta, policyFrom, responseCreated, userMessage, verdictCode, wire } from './support.js';
 
 /**
  * Red-team review of the guardrails (2026-12-06): text that reached the model past a rule, or the
@@ -277,10 +277,7 @@ describe('a spoken turn whose transcript comes after text typed behind it (READM
         // Answered in order: once the client has this, it has had (or been spared) every event before it.
         if (event.type === 'input_audio_buffer.clear') reply({ type: 'input_audio_buffer.cleared', event_id: `ev_up_cl_${String(event.event_id)}` });
       });
-      tp2 = await startTestProxy({
-        tenants: { acme: { policy: 'guarded' } },
-        config: { upstream: { provider: 'openai', url: up2.url, apiKey: 'sk-upstream' }, policies: { dir: policyDir({ 'guarded.yaml': POLICY }), watch: false } },
-      });
+      tp2 = await guardedProxy(up2.url, POLICY);
     });
     afterAll(async () => {
       await tp2?.stop();
