@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestClient, TestProxy } from '../support/harness.js';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
-import { guardedProxy, mcpToolListEvents } from './support.js';
+import { mcpToolListEvents } from './support.js';
+import { guardedProxy } from './guarded-proxy.js';
 
 /**
  * Red team 17 (guardrails): text an MCP server returns reaches the model and the client through

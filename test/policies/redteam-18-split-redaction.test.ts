@@ -18,7 +18,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
 import type { TestProxy } from '../support/harness.js';
-import { guardedProxy, guardrailsWith, verdictCode, wire } from './support.js';
+import { guardrailsWith, verdictCode, wire } from './support.js';
+import { guardedProxy } from './guarded-proxy.js';
 
 const POLICY = `
 guardrails:

@@ -4,7 +4,8 @@ import { barrier, errorOf, guardedRecordingProxy, recordingUpstream, type Record
 import type { Verdict } from '../../src/pipeline/filter.js';
 import { GuardrailFilter } from '../../src/policies/guardrails.js';
 import { LoggedSession } from '../support/fake-session.js';
-import { entryOf, guardedProxy, guardrailsWith, INJECTION_POLICY, outDelta, policyFrom, responseCreated, userMessage, verdictCode, wire } from './support.js';
+import { entryOf, guardrailsWith, INJECTION_POLICY, outDelta, policyFrom, responseCreated, userMessage, verdictCode, wire } from './support.js';
+import { guardedProxy } from './guarded-proxy.js';
 
 /**
  * Red-team review of the guardrails (2026-12-06): text that reached the model past a rule, or the

@@ -8,7 +8,6 @@ import type { GuardrailDefinition } from '../../src/policies/api.js';
 import { GuardrailFilter } from '../../src/policies/guardrails.js';
 import type { PolicyEntry } from '../../src/policies/registry.js';
 import { LoggedSession } from '../support/fake-session.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { tempDir } from '../support/temp-dir.js';
 
 export const POLICIES_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
@@ -107,12 +106,4 @@ export function mcpToolListEvents(listId: string, tools: unknown, eventId: () =>
     { type: 'mcp_list_tools.completed', event_id: eventId(), item_id: listId },
     { type: 'conversation.item.done', event_id: eventId(), previous_item_id: null, item: { ...empty, tools } },
   ];
-}
-
-/** A proxy whose tenant `acme` runs the policy `yaml` (named `guarded`) in front of the scripted upstream at `upstreamUrl`. */
-export function guardedProxy(upstreamUrl: string, yaml: string): Promise<TestProxy> {
-  return startTestProxy({
-    tenants: { acme: { policy: 'guarded' } },
-    config: { upstream: { provider: 'openai', url: upstreamUrl, apiKey: 'sk-upstream' }, policies: { dir: policyDir({ 'guarded.yaml': yaml }), watch: false } },
-  });
 }
