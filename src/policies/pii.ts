@@ -39,6 +39,21 @@ function trailingRun(run: RegExp, begins: RegExp, maxLength: number): (text: str
   };
 }
 
+const YEAR_FIRST = /^(\d{4})([./-])(\d{1,2})\2(\d{1,2})$/;
+const YEAR_LAST = /^(\d{1,2})([./-])(\d{1,2})\2(\d{4})$/;
+const isYear = (y: number) => y >= 1900 && y <= 2199;
+const isMonthDay = (month: number, day: number) => month >= 1 && month <= 12 && day >= 1 && day <= 31;
+
+/** True for a date written year-month-day, day-month-year or month-day-year with one separator (`-`, `.`, `/`). */
+export function isCalendarDate(candidate: string): boolean {
+  const ymd = YEAR_FIRST.exec(candidate);
+  if (ymd) return isYear(Number(ymd[1])) && isMonthDay(Number(ymd[3]), Number(ymd[4]));
+  const dmy = YEAR_LAST.exec(candidate);
+  if (!dmy) return false;
+  const [a, b] = [Number(dmy[1]), Number(dmy[3])];
+  return isYear(Number(dmy[4])) && (isMonthDay(b, a) || isMonthDay(a, b));
+}
+
 /**
  * The end of a text that an IBAN may still complete, as the pattern below spells one: a word
  * starting with a letter, then a second letter, the two check digits and up to 30 alphanumerics
@@ -172,6 +187,9 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     // 2026-12-05 the lookarounds were `\w`, and underscores around a number hid it.
     name: 'phone',
     pattern: /(?<![A-Za-z0-9+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){7,14}(?![ .-]\d)(?![A-Za-z0-9])/g,
+    // A calendar date (2026-12-01, 01.12.2026) has 8 digits too, and identifies nobody: until
+    // 2026-12-07 pii-safe redacted dates as [phone] (test/policies/redteam-19-dates-as-phones.test.ts).
+    validate: (c) => (isCalendarDate(c) ? 0 : c.length),
     maxLength: 3 + 15 * 3,
     prefilter: hasDigit,
     holdStart: trailingRun(/[\d +().-]/, /[\d+(]/, 3 + 15 * 3),
