@@ -37,6 +37,13 @@ export interface HttpReply {
   readonly status: number;
   readonly headers?: Readonly<Record<string, string>>;
   readonly body: string | Buffer;
+  /**
+   * The proxy's own error code the reply refuses its request with, set where the refusal is built;
+   * absent on a success, an upstream answer passed on (OpenAI's codes are not the proxy's) and a
+   * reply without a code. A module's count of its refusals reads it (src/calls:
+   * `rtproxy_http_refused_total`); it is never sent.
+   */
+  readonly refusal?: string;
 }
 
 export interface HttpRoute {
@@ -112,11 +119,6 @@ export interface ProxyModule {
   onRequestRefused?(route: string, code: string): void;
   /** Sessions this module runs or is starting beside the server's WebSocket sessions (a call's sidebands, offers on their way upstream): they count against `server.maxSessions`. */
   sessions?(): number;
-  /**
-   * Of those, the tenant's that hold no concurrent-session slot yet (offers and SIP calls on their
-   * way): they count against its `maxConcurrentSessions` when an upgrade of it is admitted (AdmissionAsk.alsoHeld).
-   */
-  sessionsInFlight?(tenantId: string): number;
   /**
    * Of those, the ones the shutdown drain waits for (up to `server.shutdownDrainSec`) beside the
    * server's WebSocket sessions: a call `calls.onShutdown: hangup` would hang up (a call handed over

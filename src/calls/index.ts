@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { json, type BodyAdmission, type HttpReply, type HttpRequestHead, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
-import type { MeteringModule } from '../metering/index.js';
+import type { MeteringModule, SessionSlotHold } from '../metering/index.js';
 import { ChainTemplate } from '../pipeline/chain.js';
 import { CONTINUE, type FilterFactory } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from '../policies/registry.js';
-import { ErrorCatalogue, ProxyError } from '../protocol/errors.js';
+import { ProxyError } from '../protocol/errors.js';
 import { asObject } from '../protocol/json.js';
 import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
 import { parseStrict } from '../protocol/strict-json.js';
@@ -17,7 +17,7 @@ import { MAX_KEY_CHARS, sha256Hex } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { withoutAccountIds } from '../upstream/account-ids.js';
 import { authRefusalOfReply, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
-import { AttachedSockets, countOut, MAX_CLIENT_SOCKETS_PER_CALL } from './attached-sockets.js';
+import { AttachedSockets, MAX_CLIENT_SOCKETS_PER_CALL, SharedAttachPlaces } from './attached-sockets.js';
 import { CallGovernors, type CallAdmission } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
@@ -31,6 +31,8 @@ export const CALLS_FILTER = 'calls';
 export const SIP_WEBHOOK_PATH = '/v1/realtime/sip/webhook';
 /** A SIP delivery's handling past its upstream request: a few store round trips (each bounded by the store's own timeout). */
 const SIP_STORE_MARGIN_MS = 20_000;
+/** A call that holds no slot from a check of this instance's (one taken over from another instance). */
+const NO_OFFER_SLOT: SessionSlotHold = { held: false, release: () => undefined };
 
 export interface CallsModuleDeps extends ModuleDeps {
   readonly registry: PolicyRegistry;
@@ -44,27 +46,10 @@ export interface CallsModuleDeps extends ModuleDeps {
 /** The calls routes' own 413 (src/server answers a declared oversize body before them). */
 const TOO_LARGE = 'request_too_large';
 
-/**
- * The proxy's error code a reply refused its request with, or null: a success, an upstream body
- * passed on (OpenAI's codes are not the proxy's), a reply without a code (a webhook in progress).
- * Read back from the small JSON body the route built, so that every refusal path counts without
- * threading the route through each of them.
- */
-export function refusalCode(reply: HttpReply): string | null {
-  if (reply.status < 400 || reply.body.length > 4096) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(reply.body.toString());
-  } catch {
-    return null;
-  }
-  const code = asObject(asObject(parsed)?.['error'])?.['code'];
-  return typeof code === 'string' && (code === TOO_LARGE || Object.prototype.hasOwnProperty.call(ErrorCatalogue, code)) ? code : null;
-}
-
+/** A refusal with one of the proxy's error codes: its JSON body, and the code typed for the refusal count (HttpReply.refusal). */
 function errorReply(error: ProxyError): HttpReply {
   // A store outage also tells the client when to retry.
-  return error.code === 'calls_store_unavailable' ? storeUnavailableReply(error) : json(error.httpStatus, error.toHttpBody());
+  return error.code === 'calls_store_unavailable' ? storeUnavailableReply(error) : { ...json(error.httpStatus, error.toHttpBody()), refusal: error.code };
 }
 
 /**
@@ -127,7 +112,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     upstream,
     store,
     tenant: (id) => deps.tenants.tenants.get(id),
-    admitTakenOver: (call) => admitCall(call.tenant, call.model, offersInFlight(call.tenant.id)),
+    admitTakenOver: (call) => admitCall(call.tenant, call.model, NO_OFFER_SLOT),
   });
   /**
    * The store as requests use it: a failure there is answered 503 `calls_store_unavailable` and
@@ -143,6 +128,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const wall = () => deps.clock.wall();
   const liveSecrets = new LiveSecrets(cfg.maxLiveSecretsPerTenant);
   const attached = new AttachedSockets();
+  // Across relay workers and instances too, where there is a ledger (metering on).
+  const sharedAttached = deps.metering.ledger ? new SharedAttachPlaces(deps.metering.ledger, () => deps.clock.wall()) : null;
   const attachingTenant = (tenant: Tenant) => ({ id: tenant.id, maxConcurrentSessions: deps.metering.maxConcurrentSessions(tenant) });
   const socketsExceeded = () => new ProxyError('call_sockets_exceeded', { details: { limit: MAX_CLIENT_SOCKETS_PER_CALL } });
 
@@ -151,6 +138,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // session.created: a call's sideband is ready (its answer waits for it). A session opened with a
     // client secret gets the secret's config from the relay, first thing.
     wants: { server: ['session.created'] },
+    // An attach admitted but not opened: its places in the ledger go back now.
+    withdraw(req) {
+      sharedAttached?.withdraw(req.ticket);
+    },
     admit(req) {
       const callId = req.query.get('call_id');
       // Synchronous unless there is a call to look up: plain sessions keep a synchronous admission.
@@ -158,7 +149,11 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       // Only the tenant that created the call (through this proxy) may attach to it.
       return requestStore.getCall(callId, wall()).then(
         (record) => {
-          if (record && record.tenant === req.tenant.id) return attached.full(callId, attachingTenant(req.tenant)) ? socketsExceeded() : null;
+          if (record && record.tenant === req.tenant.id) {
+            const tenant = attachingTenant(req.tenant);
+            if (attached.full(callId, tenant)) return socketsExceeded();
+            return sharedAttached ? sharedAttached.take(req.ticket, callId, tenant).then((placed) => (placed ? null : socketsExceeded())) : null;
+          }
           log.info({ event: 'call_attach_refused', tenant: req.tenant.id }, 'client attach to a call of another tenant (or unknown) refused');
           return new ProxyError('call_not_found');
         },
@@ -173,9 +168,18 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (!governors.governs(ctx.id)) {
         // A client's own socket on the call: counted (see AttachedSockets). Admissions run
         // concurrently, so one admitted while the call filled up is ended as it starts.
+        const shared = sharedAttached?.claim(ctx.admission) ?? null;
         const release = attached.attach(ctx.callId, attachingTenant(ctx.tenant));
-        if (release === null) return { onStart: () => ctx.close(socketsExceeded()) };
-        return { onClose: release };
+        if (release === null) {
+          shared?.();
+          return { onStart: () => ctx.close(socketsExceeded()) };
+        }
+        return {
+          onClose() {
+            release();
+            shared?.();
+          },
+        };
       }
       const callId = ctx.callId;
       return {
@@ -221,7 +225,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     return { tenant, governed: await governFor(tenant, record.session) };
   };
   const tooLarge = (req: HttpRequestInfo): HttpReply | null =>
-    req.body.length > cfg.maxBodyBytes ? json(413, { error: { type: 'invalid_request_error', code: TOO_LARGE, message: `The body exceeds ${cfg.maxBodyBytes} bytes.` } }) : null;
+    req.body.length > cfg.maxBodyBytes ? { ...json(413, { error: { type: 'invalid_request_error', code: TOO_LARGE, message: `The body exceeds ${cfg.maxBodyBytes} bytes.` } }), refusal: TOO_LARGE } : null;
   // Body admission (src/app/module.ts BodyAdmission): the server reads no body byte before these answer.
   /** A tenant key, from the headers: 401 before the body is read. */
   const tenantAdmission = (req: HttpRequestHead): BodyAdmission => {
@@ -275,49 +279,33 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     };
   };
   /**
-   * Before a call is created or accepted upstream: the proxy's capacity, the tenant's caps and a free
-   * concurrency slot now, holding nothing. (Until 2026-12-05 the slot was taken here and parked for
-   * the sideband: an offer or accept the upstream refused kept it for 30 s, and a client-secret
-   * holder posting refused offers kept the tenant at its limit.)
+   * Before a call is created or accepted upstream: the proxy's capacity, the tenant's caps, and one
+   * of its concurrency slots held in the ledger (metering's holdSlot) from here until its sideband is
+   * admitted (`startGoverned`, which takes a slot of its own: `holdsSlot`) or the call is refused;
+   * the caller releases it either way, once its outcome is known.
+   *
+   * The slot is the ledger's, the one count that every relay worker (the primary's ledger, over IPC)
+   * and instance (Redis) shares. Until 2026-12-07 offers in flight were counted in this process only
+   * (an in-memory map read by upgrades as `alsoHeld`): with `server.workers: 2` a tenant allowed one
+   * session held an offer in one worker and a session or a second offer in the other
+   * (test/calls/workers-offers-in-flight.test.ts). Before that they were not counted at all
+   * (test/calls/redteam-18-offers-per-tenant.test.ts). And until 2026-12-05 the slot was taken here
+   * and parked for the sideband with nobody releasing it: an offer the upstream refused kept it 30 s.
    */
-  const checkCall = async (tenant: Tenant, model: string, alsoHeld = 0): Promise<ProxyError | null> => {
+  const holdCall = async (tenant: Tenant, model: string): Promise<ProxyError | SessionSlotHold> => {
     // Sideband sessions count against the same bound as client sessions (memory, sockets): sessionsOpen.
     if (!roomForCall()) return new ProxyError('overloaded', { close: null });
-    return deps.metering.probe({ tenant, model, query: new Map([['model', model]]) }, alsoHeld);
-  };
-  /**
-   * Each tenant's WebRTC offers and incoming SIP calls from their check until they end (created or
-   * accepted and governed, or refused):
-   * the check's probe holds no slot, so the offers of a tenant still in flight count against its
-   * `maxConcurrentSessions` beside the slots held. Counted before the probe's await, so a burst of
-   * offers cannot all see the same free slot. Until 2026-12-07 they did not count: a tenant allowed
-   * one session posted offers while the upstream was slow to answer, each held a place among
-   * `server.maxSessions`, and two of them kept every other tenant out
-   * (test/calls/redteam-18-offers-per-tenant.test.ts).
-   */
-  const offersByTenant = new Map<string, number>();
-  const offersInFlight = (tenantId: string): number => offersByTenant.get(tenantId) ?? 0;
-  const holdOffer = (tenantId: string): { readonly others: number; readonly release: () => void } => {
-    const others = offersByTenant.get(tenantId) ?? 0;
-    offersByTenant.set(tenantId, others + 1);
-    let held = true;
-    return {
-      others,
-      release: () => {
-        if (!held) return;
-        held = false;
-        countOut(offersByTenant, tenantId);
-      },
-    };
+    return deps.metering.holdSlot({ tenant, model, query: new Map([['model', model]]) });
   };
 
   /**
    * Admission as for a WebSocket session (model allowlist, caps, concurrency), once the call exists
    * upstream: the slot it takes is the sideband's, started right after (`startGoverned`), and a
-   * call taken over from another instance (`CallGovernors`).
+   * call taken over from another instance (`CallGovernors`). `offer`: the slot the call's check
+   * holds until then (not counted against it).
    */
-  const admitCall = async (tenant: Tenant, model: string, alsoHeld: number): Promise<ProxyError | CallAdmission> => {
-    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]), ...(alsoHeld > 0 ? { alsoHeld } : {}) });
+  const admitCall = async (tenant: Tenant, model: string, offer: SessionSlotHold): Promise<ProxyError | CallAdmission> => {
+    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]), ...(offer.held ? { holdsSlot: true as const } : {}) });
     if (decision instanceof ProxyError) return decision;
     if (decision.model !== model) {
       // Admitted as another model: refused, and what the admission took goes back now.
@@ -332,12 +320,11 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * refused admission (a concurrent call took the tenant's last slot since `checkCall`) or that
    * cannot be bound is hung up (never left ungoverned).
    */
-  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, onAttach: Readonly<Record<string, unknown>> | null = null): Promise<ProxyError | null> => {
+  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null = null): Promise<ProxyError | null> => {
     // The admission's slot is the sideband's, by its ticket: given back if the sideband never starts.
     let admission: CallAdmission | null = null;
     try {
-      // Its own offer (or incoming SIP call) is held until it is governed: the others' count beside it.
-      const admitted = await admitCall(tenant, model, Math.max(0, offersInFlight(tenant.id) - 1));
+      const admitted = await admitCall(tenant, model, offer);
       if (admitted instanceof ProxyError) {
         callLog.info({ event: 'call_refused', tenant: tenant.id, call: callId, code: admitted.code }, 'the call was refused admission once created: hanging it up');
         void governors.hangup(callId, callLog, `the call was refused admission (${admitted.code})`);
@@ -494,12 +481,11 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       model = governed.model;
       send = () => upstream.createCall(sdp, governed.session);
     }
-    const offer = holdOffer(tenant.id);
+    const offer = await holdCall(tenant, model);
+    if (offer instanceof ProxyError) return errorReply(offer);
     let callId: string;
     let answer: Buffer;
     try {
-      const refused = await checkCall(tenant, model, offer.others);
-      if (refused) return errorReply(refused);
       const release = holdRoom();
       if (release === null) return errorReply(new ProxyError('overloaded', { close: null }));
       try {
@@ -513,14 +499,14 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         const id = callIdFromLocation(reply.headers.get('location'));
         if (!id) return errorReply(new ProxyError('upstream_rejected', { message: 'The upstream answered the offer without a call id.', close: null }));
         callId = id;
-        const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log);
+        const ungoverned = await startGoverned(tenant, model, 'webrtc', callId, log, offer);
         if (ungoverned) return errorReply(ungoverned);
         answer = reply.body;
       } finally {
         release();
       }
     } finally {
-      // Its sideband holds the tenant's slot from here (startGoverned), or it ended.
+      // Its sideband holds a slot of its own from here (startGoverned), or it ended.
       offer.release();
     }
     // The browser gets its answer once the call is governed: with it, it could open the data channel
@@ -585,11 +571,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       tenants: deps.tenants.tenants,
       log,
       govern: governFor,
-      check: checkCall,
-      holdTenant: holdOffer,
+      hold: holdCall,
       holdRoom,
       upstream,
-      start: (tenant, model, callId, onAttach) => startGoverned(tenant, model, 'sip', callId, log, onAttach),
+      start: (tenant, model, callId, offer, onAttach) => startGoverned(tenant, model, 'sip', callId, log, offer, onAttach),
       bound: async (callId) => (await requestStore.getCall(callId, wall())) !== null,
     });
   };
@@ -622,13 +607,15 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * 2026-12-07 a store outage's 503s showed on no dashboard, only in one log line per outage
    * (test/calls/redteam-18o-store-outage-ops.test.ts). Refusals src/server answers before the
    * route (413 on a declared length, 503 while draining) are not the route's and are not counted.
+   * The code is the one the refusal was built with (HttpReply.refusal): until 2026-12-07 it was
+   * parsed back out of the reply's body, and an upstream answer passed on whose code is also one of
+   * the proxy's (OpenAI's `invalid_value`) counted as the proxy's refusal.
    */
   const counted = (route: HttpRoute): HttpRoute => {
     const report = deps.requestRefused;
     if (!report) return route;
     const seen = (reply: HttpReply): HttpReply => {
-      const code = refusalCode(reply);
-      if (code !== null) report(route.path, code);
+      if (reply.refusal !== undefined) report(route.path, reply.refusal);
       return reply;
     };
     const admit = route.admit;
@@ -697,7 +684,6 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // And while requests find it failing (readiness of OutageGuardedStore: writes refused, commands hung).
     readiness: () => (ledger.failMode === 'closed' ? requestStore.readiness() : null),
     sessions: callSessions,
-    sessionsInFlight: offersInFlight,
     // Calls drain like WebSocket sessions before they are hung up; handed-over ones go on elsewhere.
     drainingSessions: () => (cfg.onShutdown === 'hangup' ? governors.size : 0),
     // A browser may also open a WebSocket with its secret (OpenAI allows ek_ there too).

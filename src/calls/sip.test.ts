@@ -22,8 +22,7 @@ function deps(answers: Answer[], options: { bound?: boolean; room?: boolean } = 
     tenants: new Map([['acme', tenant]]),
     log: pino({ level: 'silent' }),
     govern: async () => ({ session: { type: 'realtime', model: 'gpt-realtime' }, model: 'gpt-realtime', rewritten: [], guardrails: [] }) as GovernedSession,
-    check: async () => null,
-    holdTenant: () => ({ others: 0, release: () => undefined }),
+    hold: async () => ({ held: false, release: () => undefined }),
     holdRoom: () => {
       if (options.room === false) return null;
       room.held++;
@@ -83,7 +82,7 @@ describe('routeSipCall: an accept never leaves a call running ungoverned', () =>
     const r = await routeSipCall(EVENT, {
       ...d,
       upstream: { control: (callId, action, body) => (bodies.push(body), control(callId, action, body)) },
-      start: async (_t, _m, _c, onAttach) => (attach.push(onAttach), null),
+      start: async (_t, _m, _c, _offer, onAttach) => (attach.push(onAttach), null),
     });
     expect(r.status).toBe(200);
     expect(bodies).toEqual([{ type: 'realtime', model: 'gpt-realtime', audio: { input: { turn_detection: { type: 'server_vad', create_response: false } } } }]);

@@ -3,6 +3,7 @@ import { json, type HttpReply } from '../app/module.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asObject, asString } from '../protocol/json.js';
+import type { SessionSlotHold } from '../metering/index.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { SipRoute } from './config.js';
 import { withResponsesHeld, type GovernedSession } from './session-config.js';
@@ -18,24 +19,25 @@ export interface SipDeps {
   readonly tenants: ReadonlyMap<string, Tenant>;
   readonly log: Logger;
   govern(tenant: Tenant, raw: unknown): Promise<GovernedSession | ProxyError>;
-  /** Whether the tenant may open a call now (caps, a free slot beside `alsoHeld` calls of its in flight), holding nothing. */
-  check(tenant: Tenant, model: string, alsoHeld: number): Promise<ProxyError | null>;
   /**
-   * The call counted among its tenant's calls in flight (WebRTC offers and incoming SIP calls) from
-   * its check until it is governed or refused: `others` were in flight before it. Until 2026-12-07
-   * incoming SIP calls did not count: a tenant allowed one session had every call dialled at once
-   * accepted upstream, each holding a place among `server.maxSessions`
+   * Whether the tenant may open a call now (the proxy's capacity, caps), holding one of its
+   * concurrency slots from here until the call is governed or refused (released by the caller).
+   * Until 2026-12-07 incoming SIP calls held none and were not counted: a tenant allowed one session
+   * had every call dialled at once accepted upstream, each holding a place among `server.maxSessions`
    * (test/calls/redteam-18t-sip-accepts-per-tenant.test.ts).
    */
-  holdTenant(tenantId: string): { readonly others: number; release(): void };
+  hold(tenant: Tenant, model: string): Promise<ProxyError | SessionSlotHold>;
   /**
    * A place under `server.maxSessions` for the call from its check until its sideband started (null:
    * none); the release gives it back. (Until 2026-12-06 a burst of incoming calls all passed the check.)
    */
   holdRoom(): (() => void) | null;
   readonly upstream: Pick<UpstreamCalls, 'control'>;
-  /** Admits, binds and governs the call (an error means it was hung up); `onAttach`: the session.update its sideband sends first (responses turned back on, see withResponsesHeld). */
-  start(tenant: Tenant, model: string, callId: string, onAttach: Readonly<Record<string, unknown>> | null): Promise<ProxyError | null>;
+  /**
+   * Admits, binds and governs the call (an error means it was hung up); `offer`: the slot its check
+   * holds; `onAttach`: the session.update its sideband sends first (responses turned back on, see withResponsesHeld).
+   */
+  start(tenant: Tenant, model: string, callId: string, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null): Promise<ProxyError | null>;
   /** Whether the call is bound already (governed by an instance sharing the store, or to be claimed by one). */
   bound(callId: string): Promise<boolean>;
   /** Pause before accept attempt `n` + 1 (default 1 s, 2 s). */
@@ -147,7 +149,7 @@ export function matchSipRoute(routes: readonly SipRoute[], headers: readonly Sip
 export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<HttpReply> {
   const data = asObject(event['data']);
   const callId = typeof data?.['call_id'] === 'string' ? data['call_id'] : '';
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(callId)) return json(400, { error: { type: 'invalid_request_error', code: 'invalid_webhook', message: 'data.call_id is missing or malformed.' } });
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(callId)) return { ...json(400, { error: { type: 'invalid_request_error', code: 'invalid_webhook', message: 'data.call_id is missing or malformed.' } }), refusal: 'invalid_webhook' };
   const log = deps.log.child({ call: callId, transport: 'sip' });
   const reject = async (why: string, statusCode: number, extra: Record<string, unknown> = {}): Promise<HttpReply> => {
     log.info({ event: 'sip_call_rejected', why, statusCode, ...extra }, 'SIP call rejected');
@@ -164,33 +166,32 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
   if (!route || !tenant) return reject('no routing rule matches the call', 404);
   const governed = await deps.govern(tenant, route.session);
   if (governed instanceof ProxyError) return reject('the configured session breaks the tenant policy', 500, { tenant: tenant.id, code: governed.code });
-  const inFlight = deps.holdTenant(tenant.id);
+  const offer = await deps.hold(tenant, governed.model);
+  // 486 Busy Here: over a cap or at the concurrency limit.
+  if (offer instanceof ProxyError) return reject('the tenant may not open a session now', 486, { tenant: tenant.id, code: offer.code });
   try {
-    const refused = await deps.check(tenant, governed.model, inFlight.others);
-    // 486 Busy Here: over a cap or at the concurrency limit.
-    if (refused) return reject('the tenant may not open a session now', 486, { tenant: tenant.id, code: refused.code });
     const release = deps.holdRoom();
     if (release === null) return reject('the proxy is at capacity', 486, { tenant: tenant.id, code: 'overloaded' });
     try {
-      return await acceptAndGovern(callId, tenant, governed, deps, log);
+      return await acceptAndGovern(callId, tenant, governed, offer, deps, log);
     } finally {
       release();
     }
   } finally {
-    // Its sideband holds the tenant's slot from here, or it was refused.
-    inFlight.release();
+    // Its sideband holds a slot of its own from here, or it was refused.
+    offer.release();
   }
 }
 
 /** Accepts the call and governs it (or hangs it up when it cannot be governed). */
-async function acceptAndGovern(callId: string, tenant: Tenant, governed: GovernedSession, deps: SipDeps, log: Logger): Promise<HttpReply> {
+async function acceptAndGovern(callId: string, tenant: Tenant, governed: GovernedSession, offer: SessionSlotHold, deps: SipDeps, log: Logger): Promise<HttpReply> {
   // Accepted with responses held until the sideband reads the call (media starts at the accept).
   const { accept: acceptSession, restore } = withResponsesHeld(governed.session);
   const outcome = await accept(callId, acceptSession, deps, log);
-  const unavailable = (message: string) => json(502, { error: { type: 'server_error', code: 'upstream_unavailable', message } });
+  const unavailable = (message: string): HttpReply => ({ ...json(502, { error: { type: 'server_error', code: 'upstream_unavailable', message } }), refusal: 'upstream_unavailable' });
   /** The call is live: governed, or hung up when it cannot be. */
   const govern = async (): Promise<HttpReply> => {
-    const ungoverned = await deps.start(tenant, governed.model, callId, restore);
+    const ungoverned = await deps.start(tenant, governed.model, callId, offer, restore);
     if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
     return json(200, { status: 'accepted', tenant: tenant.id });
   };
@@ -207,7 +208,7 @@ async function acceptAndGovern(callId: string, tenant: Tenant, governed: Governe
       return unavailable('The call could not be accepted upstream.');
     case 'unknown': {
       log.warn({ event: 'sip_accept_unknown', tenant: tenant.id }, 'the accept\'s answer was lost: the call may be live, and is governed (or hung up)');
-      await deps.start(tenant, governed.model, callId, restore);
+      await deps.start(tenant, governed.model, callId, offer, restore);
       return unavailable('The accept\'s answer was lost: the call is governed if it was accepted, else hung up.');
     }
     case 'not_ringing': {

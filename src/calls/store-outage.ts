@@ -21,6 +21,7 @@ export function storeUnavailableReply(error: ProxyError = storeUnavailableError(
     status: error.httpStatus,
     headers: { 'content-type': 'application/json', 'retry-after': String(STORE_RETRY_AFTER_SEC) },
     body: JSON.stringify(error.toHttpBody()),
+    refusal: error.code,
   };
 }
 

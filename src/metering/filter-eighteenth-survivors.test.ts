@@ -1,7 +1,7 @@
 /**
  * Survivors of the eighteenth session's mutation run of src/metering/filter.ts from `SlotHandoff`
  * to the end of `createMeteringFilterFactory` (with filter.test.ts and redteam-18-slot-ticket): the
- * admission probe's `alsoHeld` (the calls module's offers in flight), which ledgers fail open,
+ * slot a call's check holds (holdSessionSlot; until 2026-12-07 the probe's `alsoHeld`, counted per process),
  * the warning for failMode open on SQLite, and the slot given back when a session cannot be made.
  */
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { FakeSession } from '../../test/support/fake-session.js';
 import { AsyncLedger, setup, T0, tenant } from '../../test/metering/filter-harness.js';
 import { AdmissionTicket } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
-import { admissionProbe } from './filter.js';
+import { admissionProbe, holdSessionSlot } from './filter.js';
 import type { Ledger } from './ledger.js';
 
 const q: ReadonlyMap<string, string> = new Map([['model', 'gpt-realtime']]);
@@ -39,28 +39,69 @@ class TimerlessSession extends FakeSession {
   }
 }
 
-describe('admission probe: sessions already on their way (alsoHeld) take room', () => {
-  it('a slot must be free beside the offers in flight', async () => {
+describe("a call's slot, held from its check (holdSessionSlot) until its sideband is admitted (holdsSlot)", () => {
+  const admit = (s: ReturnType<typeof setup>, t: ReturnType<typeof tenant>, holdsSlot = false) =>
+    s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket(), ...(holdsSlot ? { holdsSlot: true as const } : {}) });
+  const code = (answer: unknown): string | null => (answer instanceof ProxyError ? answer.code : null);
+
+  it('the hold is a slot in the ledger: the tenant\'s other sessions and calls are refused while it is held, its own sideband is admitted', async () => {
     const s = setup();
-    const t = tenant({ maxConcurrentSessions: 2 });
-    expect(await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q }, 1)).toBeNull();
-    expect(await s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket() })).toBeNull();
-    // One session runs and one offer is in flight: the limit of 2 is reached.
-    const e = await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q }, 1);
-    expect(e?.code).toBe('concurrent_sessions_exceeded');
-    expect(await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q }, 0)).toBeNull();
+    const t = tenant({ maxConcurrentSessions: 1 });
+    const offer = await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q });
+    expect(offer instanceof ProxyError ? offer.code : offer.held).toBe(true);
+    expect(code(await admit(s, t))).toBe('concurrent_sessions_exceeded');
+    expect(code(await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q }))).toBe('concurrent_sessions_exceeded');
+    expect(code(await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q }))).toBe('concurrent_sessions_exceeded');
+    // Its sideband: its own offer's slot is not counted against it.
+    expect(await admit(s, t, true)).toBeNull();
+    if (!(offer instanceof ProxyError)) {
+      offer.release();
+      offer.release();
+    }
+    // The sideband's slot stays: the tenant is still at its one session (the release, twice, gave back the offer's only).
+    expect(code(await admit(s, t))).toBe('concurrent_sessions_exceeded');
+    expect(code(await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q }))).toBe('concurrent_sessions_exceeded');
   });
 
-  for (const alsoHeld of [1, 2]) {
-    it(`offers in flight filling the limit (${alsoHeld} of 1): refused without asking the ledger, even a ledger that cannot answer`, async () => {
-      const s = asyncSetup();
-      s.async.slotUnavailable = true;
-      const e = await admissionProbe(s.rt, { tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q }, alsoHeld);
-      expect(e).toBeInstanceOf(ProxyError);
-      expect([e?.code, e?.httpStatus, e?.details]).toEqual(['concurrent_sessions_exceeded', 429, { limit: 1 }]);
-      expect(s.async.calls).not.toContain('acquireSlot');
-    });
-  }
+  it('holdsSlot admits one beyond the offers of other calls, never past them', async () => {
+    const s = setup();
+    const t = tenant({ maxConcurrentSessions: 2 });
+    expect(await admit(s, t)).toBeNull();
+    const offer = await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q });
+    if (offer instanceof ProxyError) throw offer;
+    // A session and an offer: the limit of 2 is reached for anything else.
+    expect(code(await admit(s, t))).toBe('concurrent_sessions_exceeded');
+    expect(await admit(s, t, true)).toBeNull();
+    offer.release();
+    // The session and the sideband: no room for another call's check.
+    expect(code(await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q }))).toBe('concurrent_sessions_exceeded');
+  });
+
+  it('no limit: nothing held, nothing asked of the ledger', async () => {
+    const s = asyncSetup();
+    const hold = await holdSessionSlot(s.rt, { tenant: tenant(), model: 'gpt-realtime', query: q });
+    expect(hold instanceof ProxyError ? hold.code : hold.held).toBe(false);
+    expect(s.async.calls).not.toContain('acquireSlot');
+  });
+
+  it('a ledger that cannot answer: budget_unavailable, or with failMode open on Redis a hold of nothing', async () => {
+    const closed = asyncSetup();
+    closed.async.slotUnavailable = true;
+    const refused = await holdSessionSlot(closed.rt, { tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q });
+    expect(refused instanceof ProxyError && [refused.code, refused.closeCode]).toEqual(['budget_unavailable', 1013]);
+    const open = asyncSetup({ ledger: { path: ':memory:', failMode: 'open' } });
+    open.async.slotUnavailable = true;
+    const hold = await holdSessionSlot(open.rt, { tenant: tenant({ maxConcurrentSessions: 1 }), model: 'gpt-realtime', query: q });
+    expect(hold instanceof ProxyError ? hold.code : hold.held).toBe(false);
+  });
+
+  it('a limit of 0 refuses without asking the ledger', async () => {
+    const s = asyncSetup();
+    s.async.slotUnavailable = true;
+    const e = await holdSessionSlot(s.rt, { tenant: tenant({ maxConcurrentSessions: 0 }), model: 'gpt-realtime', query: q });
+    expect(e instanceof ProxyError && [e.code, e.httpStatus, e.details]).toEqual(['concurrent_sessions_exceeded', 429, { limit: 0 }]);
+    expect(s.async.calls).not.toContain('acquireSlot');
+  });
 });
 
 describe('failMode open is the Redis ledger\'s alone', () => {

@@ -361,25 +361,58 @@ interface ParkedSlot {
 }
 
 /**
- * What admission checks without holding a slot: the model's price, the tenant's caps and (with
- * `probeSlot`) whether a concurrency slot is free now. Used by the calls module before it mints a
- * client secret (no session exists yet, so nothing may stay reserved). `alsoHeld`: sessions of the
- * tenant's on their way that hold no slot yet (the calls module's offers in flight): a slot must be
- * free beside them.
+ * A concurrent-session slot held for a session on its way (a WebRTC offer or an incoming SIP call,
+ * src/calls) from its check until its sideband is admitted (AdmissionAsk.holdsSlot), or `held: false`
+ * when it took none (the tenant has no limit; failMode open with the ledger down). `release` gives it
+ * back, once.
  */
-export async function admissionProbe(rt: MeteringRuntime, req: AdmissionAsk, alsoHeld = 0): Promise<ProxyError | null> {
-  const failOpen = ledgerFailsOpen(rt);
+export interface SessionSlotHold {
+  readonly held: boolean;
+  release(): void;
+}
+
+const NO_SLOT: SessionSlotHold = { held: false, release: () => undefined };
+
+/**
+ * The model's price, the tenant's caps and a concurrency slot, taken now in the ledger. The ledger
+ * is the one owner of the count, across relay workers (the primary's, over IPC) and instances
+ * (Redis): until 2026-12-07 an offer in flight was counted in its own process only, and with
+ * `server.workers: 2` a tenant allowed one session held an offer in one worker and a session in the
+ * other (test/calls/workers-offers-in-flight.test.ts).
+ */
+export async function holdSessionSlot(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | SessionSlotHold> {
   const refused = await capsRefusal(rt, req);
   if (refused) return refused;
   const limits = rt.limitsOf(req.tenant);
-  if (limits.maxConcurrentSessions === null) return null;
-  const room = limits.maxConcurrentSessions - alsoHeld;
-  if (room <= 0) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
-  const token = `probe_${randomBytes(8).toString('hex')}`;
-  const got = await rt.ledger.acquireSlot(req.tenant.id, token, room, rt.wall());
-  if (got === true) rt.ledger.releaseSlot(req.tenant.id, token);
-  if (got === false) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
-  return got === 'unavailable' && !failOpen ? new ProxyError('budget_unavailable', { close: 'tryAgainLater' }) : null;
+  if (limits.maxConcurrentSessions === null) return NO_SLOT;
+  const exceeded = () => new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
+  if (limits.maxConcurrentSessions <= 0) return exceeded();
+  const tenant = req.tenant.id;
+  const token = `hold_${randomBytes(8).toString('hex')}`;
+  const got = await rt.ledger.acquireSlot(tenant, token, limits.maxConcurrentSessions, rt.wall());
+  if (got === false) return exceeded();
+  if (got === 'unavailable') return ledgerFailsOpen(rt) ? NO_SLOT : new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
+  let held = true;
+  return {
+    held: true,
+    release() {
+      if (!held) return;
+      held = false;
+      rt.ledger.releaseSlot(tenant, token);
+    },
+  };
+}
+
+/**
+ * What admission checks without holding a slot: the model's price, the tenant's caps and whether a
+ * concurrency slot is free now (taken and given back at once). Used by the calls module before it
+ * mints a client secret (no session exists yet, so nothing may stay reserved).
+ */
+export async function admissionProbe(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | null> {
+  const hold = await holdSessionSlot(rt, req);
+  if (hold instanceof ProxyError) return hold;
+  hold.release();
+  return null;
 }
 
 /**
@@ -442,10 +475,10 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
     const limits = rt.limitsOf(req.tenant);
     const wall = rt.wall();
     if (limits.maxConcurrentSessions !== null) {
-      // The tenant's sessions on their way without a slot (offers in flight) count as held: until
-      // 2026-12-07 an upgrade did not see them, and a tenant allowed one session held two places, an
-      // offer and a WebSocket session (test/calls/redteam-18t-offer-beside-upgrade.test.ts).
-      const room = limits.maxConcurrentSessions - Math.max(0, req.alsoHeld ?? 0);
+      // A call's offer holds a slot of its own from its check (holdSessionSlot) and gives it back once
+      // its sideband is admitted: that slot is not counted against it (one more in the ledger's
+      // count, for as long as the call's two steps overlap). Offers of other calls hold theirs.
+      const room = limits.maxConcurrentSessions + (req.holdsSlot === true ? 1 : 0);
       if (room <= 0) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
       const token = `slot_${randomBytes(8).toString('hex')}`;
       const got = await rt.ledger.acquireSlot(req.tenant.id, token, room, wall);

@@ -5,7 +5,7 @@ import type { ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { AdmissionAsk } from '../pipeline/filter.js';
 import type { ProxyError } from '../protocol/errors.js';
-import { admissionProbe, createMeteringFilterFactory, type MeteringRuntime } from './filter.js';
+import { admissionProbe, createMeteringFilterFactory, holdSessionSlot, type MeteringRuntime, type SessionSlotHold } from './filter.js';
 import type { Ledger } from './ledger.js';
 import { resolveLimits, validatePlans, type EffectiveLimits } from './limits.js';
 import { PriceBook } from './pricing.js';
@@ -16,14 +16,17 @@ import { TenantAudioHolds } from './tenant-holds.js';
 
 export { PriceBook } from './pricing.js';
 export type { Ledger, UsageRecord } from './ledger.js';
+export type { SessionSlotHold } from './filter.js';
 
 /** What other concerns (src/calls) may ask metering outside a session. */
 export interface MeteringModule extends ProxyModule {
+  /** Price, caps and a free concurrency slot, checked now without holding anything; null: admitted. */
+  probe(req: AdmissionAsk): Promise<ProxyError | null>;
   /**
-   * Price, caps and a free concurrency slot, checked now without holding anything; null: admitted.
-   * `alsoHeld`: the tenant's sessions on their way that hold no slot yet (offers in flight).
+   * Price, caps and a concurrency slot held now (in the ledger, shared by every relay worker) for a
+   * session on its way: a call's offer, until its sideband's admission (AdmissionAsk.holdsSlot).
    */
-  probe(req: AdmissionAsk, alsoHeld?: number): Promise<ProxyError | null>;
+  holdSlot(req: AdmissionAsk): Promise<ProxyError | SessionSlotHold>;
   /** The tenant's max_output_tokens limit for `model` (at most the model's maximum), or null. */
   maxOutputTokens(tenant: Tenant, model: string): number | null;
   /** The tenant's `maxConcurrentSessions` (its plan's included), or null when it has none. */
@@ -39,7 +42,7 @@ export interface MeteringModule extends ProxyModule {
  */
 export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringModule> {
   const cfg = deps.config.metering;
-  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, maxOutputTokens: () => null, maxConcurrentSessions: () => null, ledger: null };
+  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, holdSlot: async () => ({ held: false, release: () => undefined }), maxOutputTokens: () => null, maxConcurrentSessions: () => null, ledger: null };
 
   // Bad prices, plans or tenant limits fail the boot with the config path in the message.
   const prices = new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice });
@@ -119,7 +122,8 @@ export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringMo
   return {
     name: 'metering',
     filters: [createMeteringFilterFactory(runtime)],
-    probe: (req, alsoHeld) => admissionProbe(runtime, req, alsoHeld),
+    probe: (req) => admissionProbe(runtime, req),
+    holdSlot: (req) => holdSessionSlot(runtime, req),
     maxConcurrentSessions: (tenant) => limitsOf(tenant).maxConcurrentSessions,
     maxOutputTokens(tenant, model) {
       const limit = limitsOf(tenant).maxResponseOutputTokens;

@@ -242,11 +242,12 @@ export interface AdmissionAsk {
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
   /**
-   * The tenant's other sessions on their way that hold no concurrent-session slot yet (a module's,
-   * ProxyModule.sessionsInFlight: WebRTC offers and SIP calls before their sideband starts): a slot
-   * is taken only while one is free beside them. Absent: none.
+   * The ask already holds one of the tenant's concurrent-session slots, given back once it is
+   * admitted: a call's offer (or incoming SIP call), whose slot was taken at its check
+   * (MeteringModule.holdSlot). Its own slot is not counted against it: a slot is taken while the
+   * tenant holds at most `maxConcurrentSessions` with it. Absent: it holds none.
    */
-  readonly alsoHeld?: number;
+  readonly holdsSlot?: true;
 }
 
 /**

@@ -910,9 +910,7 @@ export class ProxyServer {
     try {
       // Not awaited when every check answered synchronously: the upgrade then happens inside
       // uWS's upgrade callback (see #upgrade for why that matters).
-      let alsoHeld = 0;
-      for (const m of this.#modules) alsoHeld += m.sessionsInFlight?.(tenant.id) ?? 0;
-      const admitted = this.#template.admit({ tenant, model: requested, query, ...(alsoHeld > 0 ? { alsoHeld } : {}) });
+      const admitted = this.#template.admit({ tenant, model: requested, query });
       decision = admitted instanceof Promise ? await admitted : admitted;
     } catch (err) {
       this.#log.error({ err }, 'admission failed');
