@@ -597,9 +597,11 @@ export class MeteringFilter implements Filter {
    * tokens never go down); until 2026-12-05 that limit never held audio back, so every spoken turn
    * was started upstream, cancelled at `response.created` and billed, and every one transcribed.
    * `peer`: held because another session of the tenant found a cap spent (no response of this
-   * session cancelled yet).
+   * session cancelled yet). `hit` 'in_flight': a turn server VAD committed on its own brought the
+   * session's settled tokens plus what its transcriptions and responses in flight hold to its token
+   * limit (#holdInFlight), until their settles bring it under again.
    */
-  #audioBlocked: { hit: CapHit | 'ledger' | null; since: number; checking: boolean; notified: boolean; peer?: boolean; toldPeers?: boolean } | null = null;
+  #audioBlocked: { hit: CapHit | 'ledger' | 'in_flight' | null; since: number; checking: boolean; notified: boolean; peer?: boolean; toldPeers?: boolean } | null = null;
   /** This session's place among its tenant's sessions that hold audio together (rt.tenantHolds); null: not joined. */
   #leaveTenantHolds: (() => void) | null = null;
   readonly #peerOverCap = (hit: CapHit): void => {
@@ -1410,6 +1412,7 @@ export class MeteringFilter implements Filter {
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
     if (r.id !== null) this.#releaseId(r.id);
+    this.#liftInFlightHold();
   }
 
   /** A reservation the ledger could not answer (`responseId`: the response it was for, if any). */
@@ -1521,6 +1524,7 @@ export class MeteringFilter implements Filter {
         const itemId = str(frame.json()['item_id']) ?? '';
         const failed = this.#tx.take(itemId);
         if (failed) this.#releaseAll(failed.reservations);
+        this.#liftInFlightHold();
         return CONTINUE;
       }
       case 'input_audio_buffer.committed':
@@ -1734,7 +1738,9 @@ export class MeteringFilter implements Filter {
       this.#holdResponse(id, unreserved(amount));
       this.#cancel(id, error);
       // Over on settled tokens alone: hold the audio now (its response.done will too). Over only
-      // with what running responses hold: their settles decide (#afterSettle).
+      // with what running responses hold: their settles decide (#afterSettle); a cancelled response
+      // is what the limit does to a turn, and the client's audio keeps flowing (barge-in). Not so a
+      // transcription, which nothing cancels (#holdInFlight).
       if (price && this.#sessionSpent() && !this.#ending) {
         this.#holdAudio(null);
         if (heldBefore) this.#endIdleLoop(this.#tokenLimitError(null));
@@ -2183,6 +2189,7 @@ export class MeteringFilter implements Filter {
     const { pending, freed, dropped } = this.#tx.itemCommitted(itemId, ms, ahead);
     this.#releaseAll(freed);
     if (dropped) this.#billUntranscribed(dropped[0], dropped[1], 'upstream_drop_estimate');
+    if (!ahead && ms > 0) this.#holdInFlight();
     // A turn server VAD committed (no client commit reserved for it), or a commit made before the session transcribed.
     if (ahead || !this.#capped || ms <= 0 || !this.#tx.awaits(itemId, pending)) return CONTINUE;
     return this.#reserveTranscription(itemId, pending);
@@ -2266,6 +2273,7 @@ export class MeteringFilter implements Filter {
     this.#tx.transcriptionSessionUpdateAnswered(eventId);
     // A commit the upstream refused (an empty or too short buffer): no item, nothing transcribed.
     this.#releaseAll(this.#tx.commitRefused(eventId));
+    this.#liftInFlightHold();
     const refused = this.#clientCommits.indexOf(eventId);
     if (refused >= 0) this.#clientCommits.splice(refused, 1);
     // Not pending: paired already (a server-started response the view could not tell from this
@@ -2358,6 +2366,7 @@ export class MeteringFilter implements Filter {
       else this.#holdAudio(null);
       return;
     }
+    this.#liftInFlightHold();
     // Refuse policy: only sessions with input transcription need the check (their audio is gated).
     if (!this.#capped || (!endOnExhaust && this.#tx.model === null)) return;
     let status;
@@ -2382,13 +2391,14 @@ export class MeteringFilter implements Filter {
    * `response.created` (at most one such response per session, then). `shared` false: held for this
    * session's own reason, not told to the tenant's other sessions (see #ownSizeOver).
    */
-  #holdAudio(hit: CapHit | 'ledger' | null, fromPeer = false, shared = true): void {
+  #holdAudio(hit: CapHit | 'ledger' | 'in_flight' | null, fromPeer = false, shared = true): void {
     if (this.#audioBlocked !== null) {
       if (!fromPeer) this.#audioBlocked.peer = false;
       // The session limit outlasts a cap: the hold becomes the session's for good (told once more);
-      // a cap known outlasts the ledger being down.
+      // a cap known outlasts the ledger being down; both outlast what is in flight (the ledger is asked again).
       if (hit === null && this.#audioBlocked.hit !== null) this.#audioBlocked = { hit: null, since: this.#rt.wall(), checking: false, notified: false };
-      else if (hit !== null && hit !== 'ledger' && this.#audioBlocked.hit === 'ledger') this.#audioBlocked.hit = hit;
+      else if (hit !== null && hit !== 'ledger' && hit !== 'in_flight' && (this.#audioBlocked.hit === 'ledger' || this.#audioBlocked.hit === 'in_flight')) this.#audioBlocked.hit = hit;
+      else if (hit === 'ledger' && this.#audioBlocked.hit === 'in_flight') this.#audioBlocked.hit = hit;
     } else {
       // Held by a peer's hold: the tenant's sessions were told by that peer.
       this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false, peer: fromPeer, toldPeers: fromPeer };
@@ -2399,7 +2409,7 @@ export class MeteringFilter implements Filter {
     // session's own reason (its transcription's size, the ledger down) and a tenant cap comes after:
     // until 2026-12-07 (later that day) that cap stayed unheard by the peers.
     const blocked = this.#audioBlocked;
-    if (!fromPeer && shared && hit !== null && hit !== 'ledger' && blocked.hit !== null && blocked.toldPeers !== true) {
+    if (!fromPeer && shared && hit !== null && hit !== 'ledger' && hit !== 'in_flight' && blocked.hit !== null && blocked.toldPeers !== true) {
       blocked.toldPeers = true;
       this.#rt.tenantHolds?.overCap(this.#ctx.tenant.id, hit, this.#peerOverCap, this.#rt.wall());
     }
@@ -2422,6 +2432,28 @@ export class MeteringFilter implements Filter {
     return firstHit(s.day, s.month, s.day.reserved, next, 'worst_case') === null;
   }
 
+  /**
+   * A turn server VAD committed on its own (no client commit was checked for it): it is transcribed
+   * upstream whatever the proxy answers (nothing cancels a transcription, unlike its response), as is
+   * every turn already in the audio sent behind it. When the session's settled tokens plus what its
+   * transcriptions (this one's estimate included) and responses in flight hold reach its token limit,
+   * input audio is held back from here, as a refused transcription reservation holds it over a cap,
+   * so audio the client sends on does not reach the upstream to be turned into more turns: until
+   * 2026-12-07 only settled tokens held it, and every turn the client sent before the first
+   * transcription settled was transcribed past the limit (test/metering/redteam-19-vad-burst.test.ts).
+   * Lifted when what is in flight leaves (#liftInFlightHold: settled, failed, refused or released) with
+   * the session under its limit again; held for good when its settled tokens reach it.
+   */
+  #holdInFlight(): void {
+    if (this.#closed || this.#ending || !this.#overSessionTokens()) return;
+    this.#holdAudio('in_flight', false, false);
+  }
+
+  /** Something in flight left (settled, failed, refused upstream, released) and the session is under its token limit: a hold of what was in flight is lifted. */
+  #liftInFlightHold(): void {
+    if (!this.#closed && this.#audioBlocked?.hit === 'in_flight' && !this.#overSessionTokens()) this.#releaseAudio();
+  }
+
   /** Lifts a hold over a tenant cap (never the session token limit's: session tokens never go down). */
   #releaseAudio(): void {
     if (this.#audioBlocked === null || this.#audioBlocked.hit === null) return;
@@ -2433,6 +2465,15 @@ export class MeteringFilter implements Filter {
   #onBlockedAudio(): Verdict {
     const blocked = this.#audioBlocked!;
     const hit = blocked.hit;
+    if (hit === 'in_flight') {
+      // Lifted by the settles (#afterSettle), not by the ledger.
+      if (blocked.notified) return DROP;
+      blocked.notified = true;
+      this.#refused++;
+      this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', code: 'token_limit_exceeded', responseId: null });
+      const e = this.#tokenLimitError(null);
+      return reject(new ProxyError('token_limit_exceeded', { message: `${e.message} Input audio is not accepted until the transcriptions and responses in flight are billed.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
+    }
     if (hit === null) {
       if (blocked.notified) return DROP;
       blocked.notified = true;

@@ -164,6 +164,11 @@ export class PriceBook {
   lookup(model: string): PriceLookup | null {
     const own = this.own(model);
     if (own) return { price: own, fallback: false };
+    return this.fallback;
+  }
+
+  /** The configured fallback price (`metering.fallbackPrice`), what a model without a price of its own is priced as; null: none. */
+  get fallback(): PriceLookup | null {
     return this.#fallback ? { price: this.#fallback, fallback: true } : null;
   }
 }

@@ -205,12 +205,41 @@ describe('InputTranscriptions.estimate', () => {
     expect(tx.estimate('whisper-1', 1_500, 10)).toEqual({ nanos: 150_000, tokens: 0 });
   });
 
-  it('no model, or one without a price: the dearest shipped transcription, even with a fallback price configured', () => {
+  it('no model, or one without a price: the configured fallback price, as a response of an unpriced model is priced; without one, the dearest shipped transcription', () => {
+    // Until 2026-12-07 no model (null) was priced at the last resort even with a fallback configured,
+    // and an empty model name at the fallback by the estimate but at the last resort by the charge.
     const { tx } = transcriptions(new PriceBook({ fallbackPrice: 'gpt-4o-mini-transcribe' }));
-    expect(tx.estimate(null, 1_000, 0)).toEqual({ nanos: 100_000, tokens: 10 });
+    expect(tx.estimate(null, 1_000, 0)).toEqual({ nanos: 50_000, tokens: 10 });
+    expect(tx.estimate('', 1_000, 0)).toEqual({ nanos: 50_000, tokens: 10 });
+    expect(tx.estimate('no-such-model', 1_000, 0)).toEqual({ nanos: 50_000, tokens: 10 });
     const { tx: plain } = transcriptions();
+    expect(plain.estimate(null, 1_000, 0)).toEqual({ nanos: 100_000, tokens: 10 });
     expect(plain.estimate('no-such-model', 1_000, 0)).toEqual({ nanos: 100_000, tokens: 10 });
   });
+});
+
+describe('one price choice: a transcription\'s estimate (its reservation) is what the same audio is charged', () => {
+  // A fallback cheaper than the last resort (mini), one dearer (a per-minute model at $0.06 a minute), none.
+  const books: [string, PriceBook][] = [
+    ['cheaper fallback', new PriceBook({ fallbackPrice: 'gpt-4o-mini-transcribe' })],
+    ['dearer fallback', new PriceBook({ prices: { 'dear-transcribe': { kind: 'transcription', perMinute: '0.06' } }, fallbackPrice: 'dear-transcribe' })],
+    ['no fallback', new PriceBook()],
+  ];
+  for (const [name, book] of books) {
+    for (const model of [null, '', 'no-such-model', 'gpt-4o-mini-transcribe', 'whisper-1']) {
+      it(`${name}, model ${JSON.stringify(model)}`, () => {
+        const { tx } = transcriptions(book);
+        const estimate = tx.estimate(model, 1_500, 40);
+        // Billed by its audio length (the completed event never came): the record the reservation settles into.
+        const charged = tx.price('item_1', model, { type: 'duration', seconds: 1.5 }, 'session_end_estimate', undefined, 40)!;
+        expect(estimate).toEqual({ nanos: charged.cost.nanos, tokens: charged.cost.totalTokens });
+        // A completed event of that audio's duration (a per-minute model's usage) is charged the same price.
+        const completed = tx.price('item_1', model, { type: 'duration', seconds: 1.5 }, 'transcription.completed', pending(1_500, [], model, 40))!;
+        expect(completed.fallback).toBe(charged.fallback);
+        expect(completed.model).toBe(charged.model);
+      });
+    }
+  }
 });
 
 describe('InputTranscriptions: commits on their way upstream', () => {
@@ -333,9 +362,11 @@ describe('InputTranscriptions.price', () => {
     expect(lines).toEqual([]);
   });
 
-  it('no model: billed at the dearest shipped one under its name, even with a fallback price configured', () => {
+  it('no model: billed at the fallback price under its name when one is configured (as its estimate is), else at the dearest shipped one', () => {
     const { tx } = transcriptions(new PriceBook({ fallbackPrice: 'gpt-4o-mini-transcribe' }));
-    expect(tx.price('item_a', null, { type: 'duration', seconds: 1 }, 'transcription.completed')).toMatchObject({ model: LAST_RESORT_TRANSCRIPTION, fallback: true, cost: { nanos: 100_000 } });
+    expect(tx.price('item_a', null, { type: 'duration', seconds: 1 }, 'transcription.completed')).toMatchObject({ model: 'gpt-4o-mini-transcribe', fallback: true, cost: { nanos: 50_000 } });
+    const { tx: plain } = transcriptions();
+    expect(plain.price('item_a', null, { type: 'duration', seconds: 1 }, 'transcription.completed')).toMatchObject({ model: LAST_RESORT_TRANSCRIPTION, fallback: true, cost: { nanos: 100_000 } });
   });
 
   it('a dated snapshot of a priced model bills under the name it was asked by', () => {

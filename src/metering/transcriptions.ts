@@ -3,7 +3,7 @@ import type { JsonObject } from '../pipeline/frame.js';
 import { asString as str } from '../protocol/json.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Amount, SettledBy } from './ledger.js';
-import { transcriptionCost, USER_AUDIO_TOKENS_PER_SEC, type ModelPrice, type PriceBook, type TranscriptionCost } from './pricing.js';
+import { transcriptionCost, USER_AUDIO_TOKENS_PER_SEC, type ModelPrice, type PriceBook, type PriceLookup, type TranscriptionCost } from './pricing.js';
 
 /** Dearest shipped transcription price, used only when a transcription's model could not be priced. */
 export const LAST_RESORT_TRANSCRIPTION = 'gpt-4o-transcribe';
@@ -195,9 +195,24 @@ export class InputTranscriptions {
     return { model: this.#model ?? asked?.model ?? null, promptTokens: Math.max(this.#promptTokens, asked?.promptTokens ?? 0) };
   }
 
+  /**
+   * The price a transcription under `model` is billed at: the one rule of its estimate (what its
+   * commit reserves) and its record (price), so a reservation is never priced below its charge. The
+   * model's own price; else (a model without one, or none named: the upstream's default) the
+   * configured fallback, as a response of an unpriced model is priced; else the dearest shipped
+   * transcription (`lastResort`). Until 2026-12-07 the two had a rule each: no model was priced at
+   * the last resort even with a fallback configured, and an empty model name was estimated at the
+   * fallback but charged at the last resort, twice a cheaper fallback's estimate
+   * (src/metering/transcriptions-survivors.test.ts, "one price choice").
+   */
+  #priceOf(model: string | null): { readonly lookup: PriceLookup; readonly lastResort: boolean } {
+    const lookup = model ? this.#prices.lookup(model) : this.#prices.fallback;
+    return lookup ? { lookup, lastResort: false } : { lookup: { price: this.#prices.own(LAST_RESORT_TRANSCRIPTION)!, fallback: true }, lastResort: true };
+  }
+
   /** What a transcription of `ms` of audio under `promptTokens` is billed if its completed event never comes (MeteringFilter's #billUntranscribed). */
   estimate(model: string | null, ms: number, promptTokens: number): Amount {
-    const price = (model !== null ? this.#prices.lookup(model)?.price : undefined) ?? this.#prices.own(LAST_RESORT_TRANSCRIPTION)!;
+    const { price } = this.#priceOf(model).lookup;
     const cost = byAudioLength(price, transcriptionCost(price, { type: 'duration', seconds: ms / 1000 })!, promptTokens);
     return { nanos: cost.nanos, tokens: cost.totalTokens };
   }
@@ -299,13 +314,10 @@ export class InputTranscriptions {
    * OpenAI bills the transcription that ran; test/metering/redteam-money.test.ts). Null: not billed.
    */
   price(itemId: string, txModel: string | null, usage: unknown, settledBy: SettledBy, committed?: PendingTranscription, promptTokens = 0): PricedTranscription | null {
-    let model = txModel;
-    let lookup = model ? this.#prices.lookup(model) : null;
-    if (!lookup) {
-      this.#log.warn({ model }, `metering: transcription with an unknown model billed at ${LAST_RESORT_TRANSCRIPTION} prices`);
-      model = model ?? LAST_RESORT_TRANSCRIPTION;
-      lookup = { price: this.#prices.own(LAST_RESORT_TRANSCRIPTION)!, fallback: true };
-    }
+    const { lookup, lastResort } = this.#priceOf(txModel);
+    if (lastResort) this.#log.warn({ model: txModel }, `metering: transcription with an unknown model billed at ${LAST_RESORT_TRANSCRIPTION} prices`);
+    // The record names the model asked, or (none named) the one it was priced as.
+    const model = txModel || lookup.price.id;
     let cost = transcriptionCost(lookup.price, usage);
     if (committed && committed.ms > 0 && (!cost || !(cost.nanos > 0))) {
       this.#log.warn({ itemId, model }, 'metering: input transcription completed with a usage that cannot be priced; billed by its audio length');
@@ -318,6 +330,6 @@ export class InputTranscriptions {
     }
     // Billed by its audio length (no completed event, or one whose usage cannot be read): see byAudioLength.
     if (settledBy !== 'transcription.completed') cost = byAudioLength(lookup.price, cost, promptTokens);
-    return { model: model ?? lookup.price.id, cost, fallback: lookup.fallback, settledBy };
+    return { model, cost, fallback: lookup.fallback, settledBy };
   }
 }
