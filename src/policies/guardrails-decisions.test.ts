@@ -1607,18 +1607,25 @@ guardrails:
     expect(session.cancelled.map((c) => c.responseId)).toEqual(['resp_2']);
   });
 
-  it('at most 256 streams are kept: the oldest is dropped first', async () => {
+  it('at most 256 streams are kept: the oldest with nothing held back makes room; with none such the session is ended', async () => {
     const { server, session } = setup(await policyFrom(RULES));
     server(responseCreated('resp_1'));
     for (let i = 0; i < 256; i++) server(textDelta('resp_1', 'I will wire the', `item_${i}`));
     expect(server(textDelta('resp_1', ' money.', 'item_0')).kind).toBe('drop');
     expect(session.cancelled).toHaveLength(1);
+    // 257 streams each holding "wire the" back: until 2026-12-07 item_0 was dropped, and its ' money.' passed.
     const b = setup(await policyFrom(RULES));
     b.server(responseCreated('resp_1'));
-    for (let i = 0; i < 257; i++) b.server(textDelta('resp_1', 'I will wire the', `item_${i}`));
-    expect(b.server(textDelta('resp_1', ' money.', 'item_0')).kind).not.toBe('drop');
-    // A new stream for item_0 dropped item_1 in turn; item_2 is still there.
-    expect(b.server(textDelta('resp_1', ' money.', 'item_2')).kind).toBe('drop');
+    for (let i = 0; i < 256; i++) b.server(textDelta('resp_1', 'I will wire the', `item_${i}`));
+    const ended = b.server(textDelta('resp_1', 'I will wire the', 'item_256'));
+    expect(ended.kind === 'close' ? ended.error.code : ended.kind).toBe('governance_failed');
+    // One holding back among 256 settled ones: the settled ones make room, oldest first.
+    const c = setup(await policyFrom(RULES));
+    c.server(responseCreated('resp_1'));
+    c.server(textDelta('resp_1', 'I will wire the', 'item_held'));
+    for (let i = 0; i < 300; i++) expect(c.server(textDelta('resp_1', 'Hello. ', `item_${i}`)).kind).toBe('continue');
+    expect(c.server(textDelta('resp_1', ' money.', 'item_held')).kind).toBe('drop');
+    expect(c.session.cancelled).toHaveLength(1);
   });
 
   it('a rule matching both the name and the arguments of a call is reported once; a log rule reported on the deltas is not reported again at .done', async () => {

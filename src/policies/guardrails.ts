@@ -56,6 +56,17 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
   image: 'input',
 };
 
+/**
+ * Texts being streamed (`#streams`), and transcripts whose diarized segments' context is kept
+ * (`#segments`). Past it room is made by dropping the oldest one whose later text cannot depend on
+ * what it saw (a stream with nothing held back and nothing redacted, or stopped for good; a segment
+ * context whose end cannot begin a match); when none can be dropped the session is ended
+ * (`governance_failed`). A stream's context is more than its seed (its held text, its own text so
+ * far), so the stream itself stays, not a copy of its seed as #keptSeeds keeps for items. Until
+ * 2026-12-07 the oldest was dropped whatever it held, and 256 streams interleaved with one had
+ * its `.done` (or next segment) judged without the context its deltas had
+ * (test/policies/redteam-19-stream-eviction.test.ts).
+ */
 const MAX_STREAMS = 256;
 /**
  * Items whose later views need the context their text streamed with (`#keptSeeds`: with it their
@@ -312,8 +323,27 @@ interface Stream {
   tripped: boolean;
   /** A growing match passed the scanner's hold bound (reported once, as `scan_limit` / `hold_limit`). */
   overHeld: boolean;
-  /** Its deltas were redacted (with `seed`): ended without a `.done`, its context is kept (#keptSeeds). */
+  /** Its deltas were redacted (with `seed`): it is never dropped for room (#settledStream); ended without a `.done`, its context is kept (#keptSeeds) if it changed what its text shows (#seedChanged). */
   redacted: boolean;
+}
+
+/** The context of a transcript's next diarized segment (see GuardrailFilter.#segments). */
+interface SegmentContext {
+  readonly text: string;
+  /** Whether its end could begin a match (the next segment is judged differently without it); learnt when room is needed. */
+  open: boolean | null;
+}
+
+/**
+ * Whether the end of `text` could begin (or be part of) a match of a rule that acts, so text after it
+ * may be judged differently with it than without (a stream holds that end back).
+ */
+function endsOpen(policy: CompiledPolicy, source: Source, eventType: string, text: string): boolean {
+  const rules = rulesFor(policy, source, eventType);
+  if (rules.length === 0) return false;
+  const scanner = new TextScanner(rules, policy.windowChars, '', formatOf(source), streamHoldChars(policy));
+  scanner.push(text);
+  return scanner.held !== '';
 }
 
 /** What a stream's decision needs (a .done without deltas decides for a stream that never started). */
@@ -603,8 +633,8 @@ export class GuardrailFilter implements Filter {
   readonly #customState = new LazyMap<string, Map<string, unknown>>();
   /** `item\0rule` pairs already reported. */
   readonly #reported = new LazySet<string>();
-  /** The end of the diarized `.segment`s of an input transcript so far (item → text), context for its next one. */
-  readonly #segments = new LazyMap<string, string>();
+  /** The end of the diarized `.segment`s of an input transcript so far (item → text), context for its next one (MAX_STREAMS). */
+  readonly #segments = new LazyMap<string, SegmentContext>();
   /**
    * The context a model item's (or spoken turn's) text was judged with as it streamed (`item\0source`
    * → the earlier text of its source): every later event showing the item
@@ -1292,7 +1322,25 @@ export class GuardrailFilter implements Filter {
    * (test/policies/redteam-18-split-redaction.test.ts).
    */
   #segmentContext(itemId: string): string {
-    return this.#segments.get(itemId) ?? this.#itemSeed(`${itemId}\u0000input`) ?? this.#seed.get('input') ?? '';
+    // Its transcript still streaming: the context its deltas met, kept with them when #itemSeeds has
+    // dropped it (until 2026-12-07 the segment met the earlier turns' text as it was now).
+    return this.#segments.get(itemId)?.text ?? this.#itemSeed(`${itemId}\u0000input`) ?? this.#streams.get(`input\u0000\u0000${itemId}\u00000`)?.seed ?? this.#seed.get('input') ?? '';
+  }
+
+  /**
+   * Drops the oldest segment context whose end cannot begin a match: the next segment of its
+   * transcript, judged with the transcript's context instead, shows at least as little as it would
+   * have. False when every one could (the caller ends the session).
+   */
+  #dropSettledSegments(policy: CompiledPolicy): boolean {
+    for (const [itemId, context] of this.#segments) {
+      // Learnt once per context: a full map asks again on every new transcript's segment.
+      context.open ??= endsOpen(policy, 'input', SEGMENT, context.text);
+      if (context.open) continue;
+      this.#segments.delete(itemId);
+      return true;
+    }
+    return false;
   }
 
   /** Decides a server event's texts (`scanned`: those scanned already, in slices). */
@@ -1344,8 +1392,8 @@ export class GuardrailFilter implements Filter {
       const seed = segmentOf !== null ? this.#segmentContext(segmentOf) : (seeds?.get(t) ?? shown?.get(t) ?? '');
       const e = scanned?.get(t) ?? scanFinal(policy, t.source, ruleType, t.text, null, t.functionName, seed, t.format ?? formatOf(t.source));
       if (segmentOf !== null && !stops(e.strongest)) {
-        if (!this.#segments.has(segmentOf) && this.#segments.size >= MAX_STREAMS) this.#segments.delete(this.#segments.keys().next().value!);
-        this.#segments.set(segmentOf, tailOf(seed + t.text, policy.windowChars));
+        if (!this.#segments.has(segmentOf) && this.#segments.size >= MAX_STREAMS && !this.#dropSettledSegments(policy)) return closeWith(this.#streamsUntracked());
+        this.#segments.set(segmentOf, { text: tailOf(seed + t.text, policy.windowChars), open: null });
       }
       if (stops(e.strongest)) edit(t, '');
       else if (e.redacted) edit(t, e.text);
@@ -1420,14 +1468,14 @@ export class GuardrailFilter implements Filter {
       const e = new Evaluation(r.text);
       e.addHits(r.hits);
       this.#reportStream(s, e, 'response.done', t0);
+      const said = streamedTextIn(response, s);
       // Its text is judged again on this response.done and later views, with its context while kept:
-      // deltas redacted with one keep it (#keptSeeds) without a scan alone (this path has no budget).
-      if ((s.redacted || r.redacted) && s.seed !== '' && !this.#keepItemSeed(s.itemId, s.source, s.seed)) return closeWith(this.#seedsUntracked());
+      // deltas redacted with one keep it (#keptSeeds) when that context changed what they showed.
+      if ((s.redacted || r.redacted) && s.seed !== '' && this.#seedChanged(s, said) && !this.#keepItemSeed(s.itemId, s.source, s.seed)) return closeWith(this.#seedsUntracked());
       if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
       // Its text is context for the next of its source, as a .done's is (until 2026-12-07 a response
       // cancelled before its .done was none: "wire the", a cancel, then "money" in the next response
       // passed a rule on "wire the money"; test/policies/redteam-18-cancel-continue.test.ts).
-      const said = streamedTextIn(response, s);
       if (said !== null) this.#remember(s.source, said, s.policy, s.itemId, 'response.done');
     }
     this.#hold?.responseDone();
@@ -1440,6 +1488,18 @@ export class GuardrailFilter implements Filter {
     return null;
   }
 
+  /**
+   * Whether a stream ended without its `.done` shows its complete text (`said`, from response.done)
+   * otherwise alone than with the context it streamed with, as a `.done` asks. Until 2026-12-07 the
+   * context of every such stream that redacted was kept, needed or not. Unknown counts as changed:
+   * no text to judge, or one too long to scan here (this path has no scan budget).
+   */
+  #seedChanged(s: Stream, said: string | null): boolean {
+    if (said === null || budgetFor(s.policy, 'response.done', [{ source: s.source, text: said }]) !== null) return true;
+    const withSeed = scanFinal(s.policy, s.source, 'response.done', said, null, null, s.seed);
+    return stops(withSeed.strongest) || scanFinal(s.policy, s.source, 'response.done', said, null, null, '').text !== withSeed.text;
+  }
+
   // ---- streams: deltas are held back while they can still complete a match --------------------
 
   #streamKey(source: Source, ev: JsonObject, type: string): string {
@@ -1450,13 +1510,15 @@ export class GuardrailFilter implements Filter {
     return responseId || itemId ? `${source}\u0000${responseId}\u0000${itemId}\u0000${part}` : `${source}\u0000${type}`;
   }
 
-  #stream(key: string, source: Source, ev: JsonObject, deltaType: string): Stream | null {
+  /** The stream of `key`, started now if new; null when nothing judges it, 'no_room' when MAX_STREAMS are kept and none can be dropped. */
+  #stream(key: string, source: Source, ev: JsonObject, deltaType: string): Stream | null | 'no_room' {
     const existing = this.#streams.get(key);
     if (existing) return existing;
     const policy = this.#policy;
     const rules = rulesFor(policy, source, deltaType);
     const customs = (policy.customBySource.get(source) ?? []).filter((c) => c.streaming);
     if (rules.length === 0 && customs.length === 0) return null;
+    if (this.#streams.size >= MAX_STREAMS && !this.#dropSettledStream()) return 'no_room';
     const ids: JsonObject = {};
     for (const k of ['response_id', 'item_id', 'output_index', 'content_index', 'call_id']) if (ev[k] !== undefined) ids[k] = ev[k];
     const seed = this.#seed.get(source) ?? '';
@@ -1477,10 +1539,37 @@ export class GuardrailFilter implements Filter {
       overHeld: false,
       redacted: false,
     };
-    // Streams end with their .done or response.done; an upstream that never ends them cannot grow this without bound.
-    if (this.#streams.size >= MAX_STREAMS) this.#streams.delete(this.#streams.keys().next().value!);
     this.#streams.set(key, s);
     return s;
+  }
+
+  /**
+   * Streams end with their .done or response.done; an upstream that never ends them cannot grow
+   * #streams without bound. Drops the oldest stream whose later deltas and `.done`, judged afresh
+   * (with the source's context now), are shown as they would have been: false when there is none.
+   */
+  #dropSettledStream(): boolean {
+    for (const [key, s] of this.#streams) {
+      if (!this.#settledStream(s)) continue;
+      this.#streams.delete(key);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Nothing held back (no match can span its end and what follows), nothing redacted (its context did
+   * not change what it showed; its `.done` with another context shows at least as little), or
+   * stopped where its later text is withheld without it (a blocked turn, a suppressed response).
+   */
+  #settledStream(s: Stream): boolean {
+    if (s.tripped) return (s.source === 'input' && this.#blockedItems.has(s.itemId)) || (s.responseId !== null && this.#ctx.isSuppressed(s.responseId));
+    return !s.redacted && s.scanner.held === '';
+  }
+
+  /** No stream could make room for a new one (#dropSettledStream). */
+  #streamsUntracked(): ProxyError {
+    return new ProxyError('governance_failed', { message: 'Too many texts were streamed at once, each still needing what it had seen; the session was ended.', details: { policy: this.#policy.name } });
   }
 
   #delta(frame: Frame, path: ContentPath): Verdict | Promise<Verdict> {
@@ -1492,6 +1581,7 @@ export class GuardrailFilter implements Filter {
     if (source === 'input' && this.#blockedItems.has(itemId)) return DROP;
     const t0 = this.#ctx.clock.now();
     const stream = this.#stream(this.#streamKey(source, ev, frame.type), source, ev, frame.type);
+    if (stream === 'no_room') return closeWith(this.#streamsUntracked());
     if (!stream) return CONTINUE;
     if (stream.tripped) return DROP;
     const delta = asString(ev['delta']) ?? '';

@@ -93,6 +93,15 @@ describe('red team 18t: the second half of a split card number, retrieved after 
     }
   });
 
+  it('answers ended without their .done, redacted alone as with their context, keep none: 300 whole card numbers, the session goes on', async () => {
+    const { run } = await session();
+    // Until 2026-12-07 each kept its context (its deltas were redacted), and the 257th ended the session.
+    for (let n = 1; n <= 300; n++) {
+      const out = await run(answer(n, 'Card 4111 1111 1111 1111.', false));
+      expect(out.some((t) => t.includes('4111'))).toBe(false);
+    }
+  });
+
   it('past 256 answers whose redaction needed the answer before, the session is ended (governance_failed)', async () => {
     const { server, run } = await session();
     for (let pair = 0; pair < 256; pair++) {
