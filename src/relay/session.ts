@@ -429,7 +429,7 @@ export class RelaySession implements SessionContext, ChainSink {
   /** An input audio append leaving for the upstream: counted here, as it leaves (a filter may have dropped or replaced it). */
   #sendInputAudio(bytes: Buffer, framed: Buffer | null = null): void {
     // While creates wait for their response, an append carrying one's event_id leaves with a fresh one (sniffed, never parsed).
-    const restamped = this.#conversation.unambiguousAudio(bytes, () => this.nextEventId());
+    const restamped = this.#conversation.unambiguousAudio(bytes, this.#freshEventId);
     if (restamped !== null) {
       bytes = restamped;
       framed = null;
@@ -614,7 +614,7 @@ export class RelaySession implements SessionContext, ChainSink {
       if (Conversation.stamps(frame.type)) {
         // Creates, item creates, commits and session.updates leave with an event_id of the proxy's: an
         // upstream error naming it is about this event alone (a create's is the key that pairs it with its response).
-        const stamped = this.#conversation.stamp(frame, () => this.nextEventId());
+        const stamped = this.#conversation.stamp(frame, this.#freshEventId);
         this.#conversation.observeClient(stamped.frame, false);
         this.#sendToUpstream(stamped.frame.wireBytes());
         if (stamped.eventId !== null) {
@@ -628,7 +628,7 @@ export class RelaySession implements SessionContext, ChainSink {
         return;
       }
       // An event carrying the event_id of a create still waiting leaves with a fresh one.
-      frame = this.#conversation.unambiguous(frame, () => this.nextEventId());
+      frame = this.#conversation.unambiguous(frame, this.#freshEventId);
       this.#conversation.observeClient(frame, false);
       this.#sendToUpstream(frame.wireBytes());
       return;
@@ -675,6 +675,9 @@ export class RelaySession implements SessionContext, ChainSink {
   nextEventId(): string {
     return `event_proxy_${this.id.slice(-8)}_${(++this.#eventSeq).toString(36)}`;
   }
+
+  /** nextEventId as a value, made once: the audio path hands it on per append (perf: no closure per frame). */
+  readonly #freshEventId = (): string => this.nextEventId();
 
   /**
    * The client left: the linger only reads what runs. A response started now would read the
