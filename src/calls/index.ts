@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { json, type BodyAdmission, type HttpReply, type HttpRequestHead, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
-import type { MeteringModule, SessionSlotHold } from '../metering/index.js';
+import { NO_SLOT, type MeteringModule, type SessionSlotHold } from '../metering/index.js';
 import { ChainTemplate } from '../pipeline/chain.js';
 import { CONTINUE, type FilterFactory } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
@@ -31,8 +31,6 @@ export const CALLS_FILTER = 'calls';
 export const SIP_WEBHOOK_PATH = '/v1/realtime/sip/webhook';
 /** A SIP delivery's handling past its upstream request: a few store round trips (each bounded by the store's own timeout). */
 const SIP_STORE_MARGIN_MS = 20_000;
-/** A call that holds no slot from a check of this instance's (one taken over from another instance). */
-const NO_OFFER_SLOT: SessionSlotHold = { held: false, release: () => undefined };
 
 export interface CallsModuleDeps extends ModuleDeps {
   readonly registry: PolicyRegistry;
@@ -112,7 +110,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     upstream,
     store,
     tenant: (id) => deps.tenants.tenants.get(id),
-    admitTakenOver: (call) => admitCall(call.tenant, call.model, NO_OFFER_SLOT),
+    // A call taken over from another instance holds no slot from a check of this instance's.
+    admitTakenOver: (call) => admitCall(call.tenant, call.model, NO_SLOT),
   });
   /**
    * The store as requests use it: a failure there is answered 503 `calls_store_unavailable` and
@@ -281,8 +280,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   /**
    * Before a call is created or accepted upstream: the proxy's capacity, the tenant's caps, and one
    * of its concurrency slots held in the ledger (metering's holdSlot) from here until its sideband is
-   * admitted (`startGoverned`, which takes a slot of its own: `holdsSlot`) or the call is refused;
-   * the caller releases it either way, once its outcome is known.
+   * admitted (`startGoverned`, whose admission takes that very slot over by its token: `holdsSlot`)
+   * or the call is refused; the caller releases it either way (nothing once handed over).
    *
    * The slot is the ledger's, the one count that every relay worker (the primary's ledger, over IPC)
    * and instance (Redis) shares. Until 2026-12-07 offers in flight were counted in this process only
@@ -302,11 +301,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * Admission as for a WebSocket session (model allowlist, caps, concurrency), once the call exists
    * upstream: the slot it takes is the sideband's, started right after (`startGoverned`), and a
    * call taken over from another instance (`CallGovernors`). `offer`: the slot the call's check
-   * holds until then (not counted against it).
+   * holds until then, which the admission takes over (handed over once admitted).
    */
   const admitCall = async (tenant: Tenant, model: string, offer: SessionSlotHold): Promise<ProxyError | CallAdmission> => {
-    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]), ...(offer.held ? { holdsSlot: true as const } : {}) });
+    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]), ...(offer.token !== null ? { holdsSlot: offer.token } : {}) });
     if (decision instanceof ProxyError) return decision;
+    // The offer's slot is the admission's now (parked under its ticket for the sideband, or given back).
+    offer.handOver();
     if (decision.model !== model) {
       // Admitted as another model: refused, and what the admission took goes back now.
       template.withdraw(decision);
@@ -506,7 +507,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         release();
       }
     } finally {
-      // Its sideband holds a slot of its own from here (startGoverned), or it ended.
+      // Its sideband holds its slot from here (startGoverned handed it over), or it ended.
       offer.release();
     }
     // The browser gets its answer once the call is governed: with it, it could open the data channel

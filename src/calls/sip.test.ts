@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { HttpReply } from '../app/module.js';
+import { NO_SLOT } from '../metering/index.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { GovernedSession } from './session-config.js';
@@ -22,7 +23,7 @@ function deps(answers: Answer[], options: { bound?: boolean; room?: boolean } = 
     tenants: new Map([['acme', tenant]]),
     log: pino({ level: 'silent' }),
     govern: async () => ({ session: { type: 'realtime', model: 'gpt-realtime' }, model: 'gpt-realtime', rewritten: [], guardrails: [] }) as GovernedSession,
-    hold: async () => ({ held: false, release: () => undefined }),
+    hold: async () => NO_SLOT,
     holdRoom: () => {
       if (options.room === false) return null;
       room.held++;

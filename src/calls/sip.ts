@@ -178,7 +178,7 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
       release();
     }
   } finally {
-    // Its sideband holds a slot of its own from here, or it was refused.
+    // Its sideband holds its slot from here (handed over), or it was refused.
     offer.release();
   }
 }

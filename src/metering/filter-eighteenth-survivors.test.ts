@@ -9,7 +9,7 @@ import { FakeSession } from '../../test/support/fake-session.js';
 import { AsyncLedger, setup, T0, tenant } from '../../test/metering/filter-harness.js';
 import { AdmissionTicket } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
-import { admissionProbe, holdSessionSlot } from './filter.js';
+import { admissionProbe, holdSessionSlot, type SessionSlotHold } from './filter.js';
 import type { Ledger } from './ledger.js';
 
 const q: ReadonlyMap<string, string> = new Map([['model', 'gpt-realtime']]);
@@ -40,30 +40,30 @@ class TimerlessSession extends FakeSession {
 }
 
 describe("a call's slot, held from its check (holdSessionSlot) until its sideband is admitted (holdsSlot)", () => {
-  const admit = (s: ReturnType<typeof setup>, t: ReturnType<typeof tenant>, holdsSlot = false) =>
-    s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket(), ...(holdsSlot ? { holdsSlot: true as const } : {}) });
+  const admit = (s: ReturnType<typeof setup>, t: ReturnType<typeof tenant>, holds: SessionSlotHold | null = null) =>
+    s.factory.admit!({ tenant: t, model: 'gpt-realtime', query: q, ticket: new AdmissionTicket(), ...(holds?.token ? { holdsSlot: holds.token } : {}) });
   const code = (answer: unknown): string | null => (answer instanceof ProxyError ? answer.code : null);
 
   it('the hold is a slot in the ledger: the tenant\'s other sessions and calls are refused while it is held, its own sideband is admitted', async () => {
     const s = setup();
     const t = tenant({ maxConcurrentSessions: 1 });
     const offer = await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q });
-    expect(offer instanceof ProxyError ? offer.code : offer.held).toBe(true);
+    if (offer instanceof ProxyError) throw offer;
+    expect(offer.held).toBe(true);
     expect(code(await admit(s, t))).toBe('concurrent_sessions_exceeded');
     expect(code(await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q }))).toBe('concurrent_sessions_exceeded');
     expect(code(await admissionProbe(s.rt, { tenant: t, model: 'gpt-realtime', query: q }))).toBe('concurrent_sessions_exceeded');
-    // Its sideband: its own offer's slot is not counted against it.
-    expect(await admit(s, t, true)).toBeNull();
-    if (!(offer instanceof ProxyError)) {
-      offer.release();
-      offer.release();
-    }
-    // The sideband's slot stays: the tenant is still at its one session (the release, twice, gave back the offer's only).
+    // Its sideband: takes its own offer's slot over.
+    expect(await admit(s, t, offer)).toBeNull();
+    offer.handOver();
+    offer.release();
+    offer.release();
+    // The slot stays the sideband's: the tenant is still at its one session (a release after the handover gives nothing back).
     expect(code(await admit(s, t))).toBe('concurrent_sessions_exceeded');
     expect(code(await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q }))).toBe('concurrent_sessions_exceeded');
   });
 
-  it('holdsSlot admits one beyond the offers of other calls, never past them', async () => {
+  it('holdsSlot takes the offer\'s own slot over, never one beside it', async () => {
     const s = setup();
     const t = tenant({ maxConcurrentSessions: 2 });
     expect(await admit(s, t)).toBeNull();
@@ -71,7 +71,8 @@ describe("a call's slot, held from its check (holdSessionSlot) until its sideban
     if (offer instanceof ProxyError) throw offer;
     // A session and an offer: the limit of 2 is reached for anything else.
     expect(code(await admit(s, t))).toBe('concurrent_sessions_exceeded');
-    expect(await admit(s, t, true)).toBeNull();
+    expect(await admit(s, t, offer)).toBeNull();
+    offer.handOver();
     offer.release();
     // The session and the sideband: no room for another call's check.
     expect(code(await holdSessionSlot(s.rt, { tenant: t, model: 'gpt-realtime', query: q }))).toBe('concurrent_sessions_exceeded');

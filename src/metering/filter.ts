@@ -362,16 +362,21 @@ interface ParkedSlot {
 
 /**
  * A concurrent-session slot held for a session on its way (a WebRTC offer or an incoming SIP call,
- * src/calls) from its check until its sideband is admitted (AdmissionAsk.holdsSlot), or `held: false`
- * when it took none (the tenant has no limit; failMode open with the ledger down). `release` gives it
- * back, once.
+ * src/calls) from its check until its sideband's admission takes it over (AdmissionAsk.holdsSlot,
+ * then `handOver`), or `held: false` when it took none (the tenant has no limit; failMode open with
+ * the ledger down). `release` gives it back, once; after `handOver` it is the sideband's, and
+ * `release` gives nothing back.
  */
 export interface SessionSlotHold {
   readonly held: boolean;
+  /** The slot's token in the ledger (null: none held), for the admission that takes it over. */
+  readonly token: string | null;
   release(): void;
+  handOver(): void;
 }
 
-const NO_SLOT: SessionSlotHold = { held: false, release: () => undefined };
+/** A hold of nothing (no limit, failMode open with the ledger down, metering off, a call taken over). */
+export const NO_SLOT: SessionSlotHold = { held: false, token: null, release: () => undefined, handOver: () => undefined };
 
 /**
  * The model's price, the tenant's caps and a concurrency slot, taken now in the ledger. The ledger
@@ -395,10 +400,14 @@ export async function holdSessionSlot(rt: MeteringRuntime, req: AdmissionAsk): P
   let held = true;
   return {
     held: true,
+    token,
     release() {
       if (!held) return;
       held = false;
       rt.ledger.releaseSlot(tenant, token);
+    },
+    handOver() {
+      held = false;
     },
   };
 }
@@ -474,19 +483,26 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
     if (refused) return refused;
     const limits = rt.limitsOf(req.tenant);
     const wall = rt.wall();
+    // A call's held slot that this admission does not take over (no limit now: a reload) goes back
+    // here: its caller hands it over once admitted, and nobody else would give it back.
+    if (limits.maxConcurrentSessions === null && req.holdsSlot !== undefined) rt.ledger.releaseSlot(req.tenant.id, req.holdsSlot);
     if (limits.maxConcurrentSessions !== null) {
-      // A call's offer holds a slot of its own from its check (holdSessionSlot) and gives it back once
-      // its sideband is admitted: that slot is not counted against it (one more in the ledger's
-      // count, for as long as the call's two steps overlap). Offers of other calls hold theirs.
-      const room = limits.maxConcurrentSessions + (req.holdsSlot === true ? 1 : 0);
+      // A call's offer holds a slot of its own from its check (holdSessionSlot): its sideband takes that
+      // very slot over, by its token (the ledger answers a token it holds as taken), within the limit.
+      // Until 2026-12-07 the sideband took a slot of its own beside it, allowed max + 1: with two calls
+      // of a tenant in flight the +1 was one call's only, and the other, created upstream already, was
+      // hung up (test/metering/redteam-19m-concurrent-calls.test.ts).
+      const room = limits.maxConcurrentSessions;
       if (room <= 0) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
-      const token = `slot_${randomBytes(8).toString('hex')}`;
+      const token = req.holdsSlot ?? `slot_${randomBytes(8).toString('hex')}`;
       const got = await rt.ledger.acquireSlot(req.tenant.id, token, room, wall);
       if (got === false) {
         return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
       }
       if (got === true) slots.park(req.ticket, req.tenant.id, token);
       else if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
+      // Admitted without a slot (failMode open, the ledger down): a call's held one is not kept either.
+      else if (req.holdsSlot !== undefined) rt.ledger.releaseSlot(req.tenant.id, req.holdsSlot);
     }
     return null;
   }
@@ -599,9 +615,11 @@ export class MeteringFilter implements Filter {
    * `peer`: held because another session of the tenant found a cap spent (no response of this
    * session cancelled yet). `hit` 'in_flight': a turn server VAD committed on its own brought the
    * session's settled tokens plus what its transcriptions and responses in flight hold to its token
-   * limit (#holdInFlight), until their settles bring it under again.
+   * limit (#holdInFlight), until their settles bring it under again. `inFlight`: a hold of a cap or
+   * of the ledger that outlasts such a hold (began before or after it): lifted, it leaves that hold
+   * while what is in flight still reaches the limit (#releaseAudio).
    */
-  #audioBlocked: { hit: CapHit | 'ledger' | 'in_flight' | null; since: number; checking: boolean; notified: boolean; peer?: boolean; toldPeers?: boolean } | null = null;
+  #audioBlocked: { hit: CapHit | 'ledger' | 'in_flight' | null; since: number; checking: boolean; notified: boolean; peer?: boolean; toldPeers?: boolean; inFlight?: boolean } | null = null;
   /** This session's place among its tenant's sessions that hold audio together (rt.tenantHolds); null: not joined. */
   #leaveTenantHolds: (() => void) | null = null;
   readonly #peerOverCap = (hit: CapHit): void => {
@@ -1989,9 +2007,9 @@ export class MeteringFilter implements Filter {
    */
   #onClientCommit(clientEventId: string | null): Verdict | Promise<Verdict> {
     // An update turning transcription on applies upstream before this commit, even if its session.updated is still on its way.
-    const { model, promptTokens } = this.#tx.now();
     // Appends behind the commit wait for its verdict (the chain queues them): the buffer is as now when it leaves.
     const ms = this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes);
+    const { model, promptTokens } = this.#tx.now(ms);
     // The session token limit counts transcription tokens: a commit is admitted, as a create is, only
     // while settled tokens plus what is held (responses, transcriptions awaited) are below it.
     if (model !== null && ms > 0 && !this.#closed && this.#overSessionTokens()) return this.#refuse(this.#tokenLimitError(clientEventId, 'input_audio_buffer.commit'));
@@ -2394,6 +2412,7 @@ export class MeteringFilter implements Filter {
   #holdAudio(hit: CapHit | 'ledger' | 'in_flight' | null, fromPeer = false, shared = true): void {
     if (this.#audioBlocked !== null) {
       if (!fromPeer) this.#audioBlocked.peer = false;
+      if (hit === 'in_flight' || this.#audioBlocked.hit === 'in_flight') this.#audioBlocked.inFlight = true;
       // The session limit outlasts a cap: the hold becomes the session's for good (told once more);
       // a cap known outlasts the ledger being down; both outlast what is in flight (the ledger is asked again).
       if (hit === null && this.#audioBlocked.hit !== null) this.#audioBlocked = { hit: null, since: this.#rt.wall(), checking: false, notified: false };
@@ -2456,7 +2475,17 @@ export class MeteringFilter implements Filter {
 
   /** Lifts a hold over a tenant cap (never the session token limit's: session tokens never go down). */
   #releaseAudio(): void {
-    if (this.#audioBlocked === null || this.#audioBlocked.hit === null) return;
+    const blocked = this.#audioBlocked;
+    if (blocked === null || blocked.hit === null) return;
+    // A cap's (or the ledger's) hold lifted while what is in flight still reaches the session's token
+    // limit leaves the hold of what is in flight it outlasted (#holdInFlight), told once. Until
+    // 2026-12-07 the cap's recheck lifted both: a second session's create filled the cap so that the
+    // turn's reservation was refused, and 5 s later audio flowed with that turn still in flight
+    // (test/metering/redteam-19m-in-flight-lift.test.ts).
+    if ((blocked.hit === 'in_flight' || blocked.inFlight === true) && !this.#closed && this.#overSessionTokens()) {
+      if (blocked.hit !== 'in_flight') this.#audioBlocked = { hit: 'in_flight', since: this.#rt.wall(), checking: false, notified: false };
+      return;
+    }
     this.#audioBlocked = null;
     this.#ctx.watch(BY, 'client', AUDIO_IN, false);
   }

@@ -5,7 +5,7 @@ import type { ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { AdmissionAsk } from '../pipeline/filter.js';
 import type { ProxyError } from '../protocol/errors.js';
-import { admissionProbe, createMeteringFilterFactory, holdSessionSlot, type MeteringRuntime, type SessionSlotHold } from './filter.js';
+import { admissionProbe, createMeteringFilterFactory, holdSessionSlot, NO_SLOT, type MeteringRuntime, type SessionSlotHold } from './filter.js';
 import type { Ledger } from './ledger.js';
 import { resolveLimits, validatePlans, type EffectiveLimits } from './limits.js';
 import { PriceBook } from './pricing.js';
@@ -16,7 +16,7 @@ import { TenantAudioHolds } from './tenant-holds.js';
 
 export { PriceBook } from './pricing.js';
 export type { Ledger, UsageRecord } from './ledger.js';
-export type { SessionSlotHold } from './filter.js';
+export { NO_SLOT, type SessionSlotHold } from './filter.js';
 
 /** What other concerns (src/calls) may ask metering outside a session. */
 export interface MeteringModule extends ProxyModule {
@@ -42,7 +42,7 @@ export interface MeteringModule extends ProxyModule {
  */
 export async function createMeteringModule(deps: ModuleDeps): Promise<MeteringModule> {
   const cfg = deps.config.metering;
-  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, holdSlot: async () => ({ held: false, release: () => undefined }), maxOutputTokens: () => null, maxConcurrentSessions: () => null, ledger: null };
+  if (!cfg.enabled) return { name: 'metering', filters: [], probe: async () => null, holdSlot: async () => NO_SLOT, maxOutputTokens: () => null, maxConcurrentSessions: () => null, ledger: null };
 
   // Bad prices, plans or tenant limits fail the boot with the config path in the message.
   const prices = new PriceBook({ prices: cfg.prices, aliases: cfg.aliases, fallbackPrice: cfg.fallbackPrice });

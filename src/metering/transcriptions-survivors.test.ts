@@ -101,13 +101,18 @@ describe('InputTranscriptions: the model and prompt a commit is transcribed unde
     expect(tx.now()).toEqual({ model: LAST_RESORT_TRANSCRIPTION, promptTokens: 2 });
   });
 
-  it('the larger of the asked and the reported prompt; the reported model first', () => {
+  it('the larger of the asked and the reported prompt; of the reported and the asked model the dearer for the audio (a switch may be refused)', () => {
     const { tx } = transcriptions();
-    tx.reported({ model: 'whisper-1', prompt: 'abcdef' });
-    tx.sessionUpdateSent({ model: 'gpt-4o-transcribe', prompt: 'ab' }, 1);
-    expect(tx.now()).toEqual({ model: 'whisper-1', promptTokens: 6 });
-    tx.sessionUpdateSent({ model: 'gpt-4o-transcribe', prompt: 'abcdefgh' }, 1);
-    expect(tx.now()).toEqual({ model: 'whisper-1', promptTokens: 8 });
+    tx.reported({ model: 'gpt-4o-transcribe', prompt: 'abcdef' });
+    tx.sessionUpdateSent({ model: 'gpt-4o-mini-transcribe', prompt: 'ab' }, 1);
+    expect(tx.now()).toEqual({ model: 'gpt-4o-transcribe', promptTokens: 6 });
+    tx.sessionUpdateSent({ model: 'gpt-4o-mini-transcribe', prompt: 'abcdefgh' }, 1);
+    expect(tx.now()).toEqual({ model: 'gpt-4o-transcribe', promptTokens: 8 });
+    // Until 2026-12-07 the reported model alone (test/metering/redteam-19m-transcription-switch.test.ts).
+    tx.reported({ model: 'gpt-4o-mini-transcribe', prompt: 'abcdef' });
+    expect(tx.now()).toEqual({ model: 'gpt-4o-mini-transcribe', promptTokens: 8 });
+    tx.sessionUpdateSent({ model: 'gpt-4o-transcribe', prompt: 'ab' }, 2);
+    expect(tx.now()).toEqual({ model: 'gpt-4o-transcribe', promptTokens: 6 });
   });
 
   it('a transcription_session.update in flight counts until answered; its prompt only grows while in flight', () => {

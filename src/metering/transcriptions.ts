@@ -188,11 +188,19 @@ export class InputTranscriptions {
   /**
    * The model and prompt audio committed now is transcribed with (model null: not transcribed): an
    * update turning transcription on applies upstream before a commit sent after it, even if its
-   * answer is still on its way; the larger of the asked and the known prompt.
+   * answer is still on its way; the larger of the asked and the known prompt. A switch in flight
+   * (the session transcribes already) may still be refused: the dearer of the known and the asked
+   * model for `ms` of audio, as the prompt is the larger. Until 2026-12-07 the known model alone: a
+   * commit right behind a switch from gpt-4o-mini-transcribe to gpt-4o-transcribe reserved half of
+   * what it was charged (test/metering/redteam-19m-transcription-switch.test.ts).
    */
-  now(): { readonly model: string | null; readonly promptTokens: number } {
+  now(ms = 1_000): { readonly model: string | null; readonly promptTokens: number } {
     const asked = this.#askedNow();
-    return { model: this.#model ?? asked?.model ?? null, promptTokens: Math.max(this.#promptTokens, asked?.promptTokens ?? 0) };
+    const promptTokens = Math.max(this.#promptTokens, asked?.promptTokens ?? 0);
+    const known = this.#model;
+    if (known === null || asked === null || asked.model === known) return { model: known ?? asked?.model ?? null, promptTokens };
+    const dearer = this.estimate(asked.model, ms, promptTokens).nanos > this.estimate(known, ms, promptTokens).nanos ? asked.model : known;
+    return { model: dearer, promptTokens };
   }
 
   /**

@@ -110,7 +110,7 @@ export class ChainTemplate {
    * 2026-12-07 a slot taken before a later factory's refusal stayed parked for 30 s).
    */
   admit(ask: AdmissionAsk): ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest> {
-    const request: AdmissionRequest = { tenant: ask.tenant, model: ask.model, query: ask.query, ...(ask.holdsSlot ? { holdsSlot: ask.holdsSlot } : {}), ticket: new AdmissionTicket() };
+    const request: AdmissionRequest = { tenant: ask.tenant, model: ask.model, query: ask.query, ...(ask.holdsSlot !== undefined ? { holdsSlot: ask.holdsSlot } : {}), ticket: new AdmissionTicket() };
     let answer: ProxyError | AdmissionRequest | Promise<ProxyError | AdmissionRequest>;
     try {
       answer = this.#admitFrom(0, request);

@@ -242,12 +242,12 @@ export interface AdmissionAsk {
   readonly model: string;
   readonly query: ReadonlyMap<string, string>;
   /**
-   * The ask already holds one of the tenant's concurrent-session slots, given back once it is
-   * admitted: a call's offer (or incoming SIP call), whose slot was taken at its check
-   * (MeteringModule.holdSlot). Its own slot is not counted against it: a slot is taken while the
-   * tenant holds at most `maxConcurrentSessions` with it. Absent: it holds none.
+   * The ledger token of one of the tenant's concurrent-session slots the ask holds already: a call's
+   * offer (or incoming SIP call), whose slot was taken at its check (MeteringModule.holdSlot). Its
+   * admission takes that slot over (the session holds it from here: the holder hands it over, see
+   * SessionSlotHold) rather than taking another beside it. Absent: it holds none.
    */
-  readonly holdsSlot?: true;
+  readonly holdsSlot?: string;
 }
 
 /**
