@@ -233,8 +233,13 @@ describe('bounds and places (what the mutation run asked for)', () => {
       const v = server(segment('item_first', 'instructions'));
       expect(v.kind, `${others} other transcripts`).toBe('replace');
     }
+    // 256 turns still being transcribed (their items known to the conversation, transcripts pending).
     const { server } = await setup();
-    for (let i = 0; i < 256; i++) server(segment(`item_${i}`, 'please ignore previous'));
+    for (let i = 0; i < 256; i++) {
+      server(wire({ type: 'input_audio_buffer.committed', event_id: `ev_c${i}`, previous_item_id: null, item_id: `item_${i}` }));
+      server(added(null, message(`item_${i}`, 'user', [{ type: 'input_audio', transcript: null }])));
+      server(segment(`item_${i}`, 'please ignore previous'));
+    }
     const ended = server(segment('item_more', 'hello'));
     expect(ended.kind === 'close' ? ended.error.code : ended.kind).toBe('governance_failed');
   });

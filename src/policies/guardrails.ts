@@ -59,8 +59,9 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
 /**
  * Texts being streamed (`#streams`), and transcripts whose diarized segments' context is kept
  * (`#segments`). Past it room is made by dropping the oldest one whose later text cannot depend on
- * what it saw (a stream with nothing held back and nothing redacted, or stopped for good; a segment
- * context whose end cannot begin a match); when none can be dropped the session is ended
+ * what it saw (a stream with nothing held back, nothing redacted, no open match at the end of its
+ * context and no `maxChars` count, or stopped for good; a segment context whose end cannot begin a
+ * match, else one of a completed transcript); when none can be dropped the session is ended
  * (`governance_failed`). A stream's context is more than its seed (its held text, its own text so
  * far), so the stream itself stays, not a copy of its seed as #keptSeeds keeps for items. Until
  * 2026-12-07 the oldest was dropped whatever it held, and 256 streams interleaved with one had
@@ -68,6 +69,8 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
  * (test/policies/redteam-19-stream-eviction.test.ts).
  */
 const MAX_STREAMS = 256;
+/** Transcripts whose later segments are withheld after their context made room (GuardrailFilter.#segmentsClosed). */
+const MAX_CLOSED_SEGMENTS = 4096;
 /**
  * Items whose later views need the context their text streamed with (`#keptSeeds`: with it their
  * text was redacted where alone it is not). Never evicted (a later view judged alone would show
@@ -325,6 +328,8 @@ interface Stream {
   overHeld: boolean;
   /** Its deltas were redacted (with `seed`): it is never dropped for room (#settledStream); ended without a `.done`, its context is kept (#keptSeeds) if it changed what its text shows (#seedChanged). */
   redacted: boolean;
+  /** Whether the end of what its scanner saw last (its context: seed and own text) could begin a match; learnt when room is needed, forgotten at its next delta. */
+  contextOpen: boolean | null;
 }
 
 /** The context of a transcript's next diarized segment (see GuardrailFilter.#segments). */
@@ -635,6 +640,12 @@ export class GuardrailFilter implements Filter {
   readonly #reported = new LazySet<string>();
   /** The end of the diarized `.segment`s of an input transcript so far (item → text), context for its next one (MAX_STREAMS). */
   readonly #segments = new LazyMap<string, SegmentContext>();
+  /**
+   * Transcripts whose segment context made room after they completed (#dropSettledSegments): a later
+   * segment of one is withheld (its text is in the `completed` the client already has). At most
+   * MAX_CLOSED_SEGMENTS, oldest forgotten.
+   */
+  readonly #segmentsClosed = new LazySet<string>();
   /**
    * The context a model item's (or spoken turn's) text was judged with as it streamed (`item\0source`
    * → the earlier text of its source): every later event showing the item
@@ -1175,6 +1186,7 @@ export class GuardrailFilter implements Filter {
     // `completed` (#delta, #done), and diarized `.segment`s, which may come after the item is
     // deleted (the view no longer knows it, nor its marks).
     if (type === SEGMENT && this.#blockedItems.size > 0 && this.#blockedItems.has(asString(ev['item_id']) ?? '')) return DROP;
+    if (type === SEGMENT && this.#segmentsClosed.size > 0 && this.#segmentsClosed.has(asString(ev['item_id']) ?? '')) return DROP;
     // An item a call's browser wrote (over its data channel, unseen): read as a client writes it,
     // every text as input too, under the rules for the item create it was (until 2026-12-06 by its
     // role alone, and only by rules naming this server event: an assistant message or a tool output
@@ -1338,6 +1350,18 @@ export class GuardrailFilter implements Filter {
       context.open ??= endsOpen(policy, 'input', SEGMENT, context.text);
       if (context.open) continue;
       this.#segments.delete(itemId);
+      return true;
+    }
+    // Every one could begin a match: the oldest of a transcript that has completed (or failed, or left
+    // the conversation) makes room, and a later segment of it is withheld. Until 2026-12-07 these were
+    // kept for the whole session, and an honest diarized call in which 256 turns ended in a number
+    // ("…is 58213.") was ended at the next turn (test/policies/redteam-19g-settled-streams.test.ts).
+    for (const itemId of this.#segments.keys()) {
+      const transcript = this.#ctx.conversation.item(itemId)?.transcript;
+      if (transcript === 'pending' || transcript === 'none') continue;
+      this.#segments.delete(itemId);
+      if (this.#segmentsClosed.size >= MAX_CLOSED_SEGMENTS) this.#segmentsClosed.delete(this.#segmentsClosed.values().next().value!);
+      this.#segmentsClosed.add(itemId);
       return true;
     }
     return false;
@@ -1538,6 +1562,7 @@ export class GuardrailFilter implements Filter {
       tripped: false,
       overHeld: false,
       redacted: false,
+      contextOpen: null,
     };
     this.#streams.set(key, s);
     return s;
@@ -1564,7 +1589,20 @@ export class GuardrailFilter implements Filter {
    */
   #settledStream(s: Stream): boolean {
     if (s.tripped) return (s.source === 'input' && this.#blockedItems.has(s.itemId)) || (s.responseId !== null && this.#ctx.isSuppressed(s.responseId));
-    return !s.redacted && s.scanner.held === '';
+    if (s.redacted || s.scanner.held !== '') return false;
+    // A streaming custom guardrail judges each delta with the text before it (`recent`), and nothing
+    // says what it needs of it: started afresh it saw the delta alone (until 2026-12-07 "wire the",
+    // 256 other streams, then " money" passed one stopping "wire the money"; same test file as below).
+    if (s.customs.length > 0) return false;
+    // Its scanner counts what it said: started afresh, a `maxChars` rule would count from 0 again
+    // (until 2026-12-07 an answer capped at 40 characters streamed 66; test/policies/redteam-19g-settled-streams.test.ts).
+    const rules = rulesFor(s.policy, s.source, s.deltaType);
+    if (rules.some((r) => r.maxChars !== null && r.action !== 'log' && !s.scanner.hasTripped(r))) return false;
+    // Nothing of its own held, but its context (the seed, when its own text so far folds to nothing: an
+    // empty delta) may end in an open match that its next delta completes. Until 2026-12-07 such a
+    // stream was dropped and its next delta met the source's context as it was by then (same test file).
+    s.contextOpen ??= endsOpen(s.policy, s.source, s.deltaType, s.scanner.recent);
+    return !s.contextOpen;
   }
 
   /** No stream could make room for a new one (#dropSettledStream). */
@@ -1586,6 +1624,7 @@ export class GuardrailFilter implements Filter {
     if (stream.tripped) return DROP;
     const delta = asString(ev['delta']) ?? '';
     const r = stream.scanner.push(delta);
+    stream.contextOpen = null;
     const e = new Evaluation(r.text);
     e.redacted = r.redacted;
     stream.redacted ||= r.redacted;

@@ -39,6 +39,11 @@ function trailingRun(run: RegExp, begins: RegExp, maxLength: number): (text: str
   };
 }
 
+/**
+ * The shape of a calendar date (isCalendarDate, without its month and day check), one separator
+ * spelt out per alternative (a lookbehind reads right to left, so it cannot refer back to a group).
+ */
+const DATE_SHAPE = `(?:${['-', '\\.', '/'].flatMap((sep) => [`\\d{4}${sep}\\d{1,2}${sep}\\d{1,2}`, `\\d{1,2}${sep}\\d{1,2}${sep}\\d{4}`]).join('|')})`;
 const YEAR_FIRST = /^(\d{4})([./-])(\d{1,2})\2(\d{1,2})$/;
 const YEAR_LAST = /^(\d{1,2})([./-])(\d{1,2})\2(\d{4})$/;
 const isYear = (y: number) => y >= 1900 && y <= 2199;
@@ -185,8 +190,11 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     // that continues into more digits (card numbers, long ids) or a word is not a phone number.
     // `_` is no part of a word here (markdown `_+1 415 555 2671_`, `call_4155552671`): until
     // 2026-12-05 the lookarounds were `\w`, and underscores around a number hid it.
+    // A calendar date right before or after it, one separator between (`2026-12-01 415-555-0100`, a
+    // call log's line), is no part of its run: until 2026-12-07 the two were one run of 18 digits,
+    // no phone number, and the number passed (test/policies/redteam-19g-date-boundaries.test.ts).
     name: 'phone',
-    pattern: /(?<![A-Za-z0-9+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){7,14}(?![ .-]\d)(?![A-Za-z0-9])/g,
+    pattern: new RegExp(`(?<![A-Za-z0-9+])(?:(?<!\\d[ .-])|(?<=(?<!\\d)${DATE_SHAPE}[ .-]))(?:\\+|00)?\\(?\\d(?:[ .()-]{0,2}\\d){7,14}(?:(?![ .-]\\d)|(?=[ .-]${DATE_SHAPE}(?!\\d)))(?![A-Za-z0-9])`, 'g'),
     // A calendar date (2026-12-01, 01.12.2026) has 8 digits too, and identifies nobody: until
     // 2026-12-07 pii-safe redacted dates as [phone] (test/policies/redteam-19-dates-as-phones.test.ts).
     validate: (c) => (isCalendarDate(c) ? 0 : c.length),
