@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 
 /**
  * `realtime-proxy talk`: one turn through the proxy with a tenant key — text in, the spoken answer
- * out to a WAV file (24 kHz mono PCM16), the transcript and any proxy error on the terminal.
+ * out to a WAV file (24 kHz mono PCM16), the transcript and any proxy error or notice on the terminal.
  */
 
 export interface TalkOptions {
@@ -55,6 +55,8 @@ interface ServerEvent {
   readonly type?: unknown;
   readonly delta?: unknown;
   readonly error?: { readonly code?: unknown; readonly message?: unknown };
+  /** A proxy notice (`rtproxy.notice`): what the proxy did to an event it forwarded, or to the answer. */
+  readonly notice?: { readonly code?: unknown; readonly message?: unknown };
   readonly response?: { readonly status?: unknown };
 }
 
@@ -146,6 +148,12 @@ export function talk(opts: TalkOptions): Promise<TalkResult> {
           const message = typeof event.error?.message === 'string' ? event.error.message : '';
           errors.push({ code, message });
           opts.write(`proxy error ${code ?? ''}: ${message}`);
+          break;
+        }
+        case 'rtproxy.notice': {
+          const code = typeof event.notice?.code === 'string' ? event.notice.code : '';
+          const message = typeof event.notice?.message === 'string' ? event.notice.message : '';
+          opts.write(`proxy notice ${code}: ${message}`);
           break;
         }
         case 'response.done':

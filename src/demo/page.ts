@@ -151,6 +151,9 @@ export const DEMO_PAGE = `<!doctype html>
         $('answer').textContent += e.delta;
       } else if (e.type === 'error') {
         $('errors').textContent += (e.error.code || 'error') + ': ' + e.error.message + ' ';
+      } else if (e.type === 'rtproxy.notice') {
+        // What the proxy did to the answer (a redaction, a response cancelled by policy): not an error.
+        $('errors').textContent += 'notice ' + (e.notice.code || '') + ': ' + e.notice.message + ' ';
       } else if (e.type === 'response.done') {
         const samples = pcmToFloat(chunks);
         drawWave(samples);

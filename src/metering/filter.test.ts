@@ -85,7 +85,7 @@ describe('metering filter: max_output_tokens clamp', () => {
     const v = client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 'inf', metadata: { k: 'v' } } });
     expect(json(v)['response']).toEqual({ max_output_tokens: 300, metadata: { k: 'v' } });
     expect(ctx.client).toHaveLength(1);
-    expect(ctx.client[0]).toMatchObject({ type: 'error', error: { code: 'max_output_tokens_clamped', event_id: 'c1', details: { requested: 'inf', limit: 300 } } });
+    expect(ctx.client[0]).toMatchObject({ type: 'rtproxy.notice', notice: { code: 'max_output_tokens_clamped', event_id: 'c1', details: { requested: 'inf', limit: 300 } } });
     expect(client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 200 } }).kind).toBe('continue');
   });
 
@@ -187,7 +187,7 @@ describe('metering filter: max_output_tokens clamp', () => {
     const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
     const v = client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 4096, instructions: 'x' } });
     expect(json(v)['session']).toEqual({ type: 'realtime', max_output_tokens: 300, instructions: 'x' });
-    expect(ctx.client[0]).toMatchObject({ error: { code: 'max_output_tokens_clamped', param: 'session.max_output_tokens' } });
+    expect(ctx.client[0]).toMatchObject({ notice: { code: 'max_output_tokens_clamped', param: 'session.max_output_tokens' } });
     expect(client(f, { type: 'session.update', session: { type: 'realtime', instructions: 'y' } }).kind).toBe('continue');
   });
 });
@@ -1809,7 +1809,7 @@ describe("metering filter: one session's life", () => {
       const s = setup();
       const { ctx, f } = session(s, { maxResponseOutputTokens: 8000 });
       expect(json(client(f, { type: 'response.create', event_id: 'c1', response: { max_output_tokens: 'inf' } }))['response']).toEqual({ max_output_tokens: 4096 });
-      expect(ctx.client[0]).toMatchObject({ type: 'error', error: { code: 'max_output_tokens_clamped', message: 'max_output_tokens inf was lowered to 4096 (the tenant limit, at most the model\'s maximum).', param: 'response.max_output_tokens', details: { requested: 'inf', limit: 4096 } } });
+      expect(ctx.client[0]).toMatchObject({ type: 'rtproxy.notice', notice: { code: 'max_output_tokens_clamped', message: 'max_output_tokens inf was lowered to 4096 (the tenant limit, at most the model\'s maximum).', param: 'response.max_output_tokens', details: { requested: 'inf', limit: 4096 } } });
       expect(client(f, { type: 'response.create', event_id: 'c2', response: { max_output_tokens: 4096 } }).kind).toBe('continue');
       expect(ctx.reports.filter((r) => r.kind === 'budget')).toEqual([{ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', code: 'max_output_tokens_clamped', responseId: null }]);
       expect(f.summary!()).toMatchObject({ meteringClamped: 1 });
@@ -1819,7 +1819,7 @@ describe("metering filter: one session's life", () => {
       const s = setup();
       const { ctx, f } = session(s, { maxResponseOutputTokens: 300 });
       expect(json(client(f, { type: 'session.update', event_id: 'u1', session: { type: 'realtime', max_output_tokens: 301 } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
-      expect(ctx.client[0]).toMatchObject({ error: { event_id: 'u1', details: { requested: '301', limit: 300 } } });
+      expect(ctx.client[0]).toMatchObject({ notice: { event_id: 'u1', details: { requested: '301', limit: 300 } } });
       expect(client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: 300 } }).kind).toBe('continue');
       expect(json(client(f, { type: 'session.update', session: { type: 'realtime', max_output_tokens: null } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
       expect(ctx.client).toHaveLength(2);
@@ -1853,7 +1853,7 @@ describe("metering filter: one session's life", () => {
     const s = setup();
     const { ctx, f } = session(s, { maxResponseOutputTokens: 300 }, '');
     expect(json(client(f, { type: 'session.update', event_id: 'u1', session: { type: 'realtime', max_output_tokens: 'inf' } }))['session']).toEqual({ type: 'realtime', max_output_tokens: 300 });
-    expect(ctx.client[0]).toMatchObject({ error: { code: 'max_output_tokens_clamped', details: { requested: 'inf', limit: 300 } } });
+    expect(ctx.client[0]).toMatchObject({ notice: { code: 'max_output_tokens_clamped', details: { requested: 'inf', limit: 300 } } });
     const v = client(f, { type: 'response.create', event_id: 'c1' });
     expect(v.kind === 'reject' && [v.error.code, v.error.message]).toEqual(['unknown_model_price', 'No price is configured for model "(unknown)".']);
   });

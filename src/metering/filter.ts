@@ -1521,7 +1521,8 @@ export class MeteringFilter implements Filter {
       eventId,
       details: { requested: String(requested), limit },
     });
-    if (tellClient) this.#ctx.sendClient(notice.toEvent(this.#ctx.nextEventId()), BY);
+    // The event was forwarded, lowered: a notice, not an error (SessionContext.notify).
+    if (tellClient) this.#ctx.notify(notice, BY);
     this.#ctx.report({ kind: 'budget', action: 'clamped', scope: 'tenant', limit: 'max_response_output_tokens', code: 'max_output_tokens_clamped', responseId: null });
   }
 

@@ -144,8 +144,15 @@ export interface SessionContext {
    * then metering met the locks', guardrails' and a SIP call's updates only at their session.updated).
    */
   sendUpstream(event: RealtimeClientEvent, by: string): void;
-  /** Send an event to the client that the upstream did not send (e.g. a proxy notice). Skips the chain. */
+  /** Send an event to the client that the upstream did not send (e.g. held text). Skips the chain. */
   sendClient(event: RealtimeServerEvent, by: string): void;
+  /**
+   * Tell the client what the proxy did to an event it forwarded (rewritten, redacted, clamped) or to
+   * the server stream (an item removed, a response stopped), refusing nothing the client sent: as
+   * `policies.notices` says (a `rtproxy.notice` event by default). Never for a refusal (a `reject`
+   * verdict) or a session end (`close`): those are `error` events, as OpenAI's are. Skips the chain.
+   */
+  notify(notice: ProxyError, by: string): void;
   /** End the session: error event to the client, then close both sides. */
   close(error: ProxyError): void;
   /**
@@ -157,9 +164,9 @@ export interface SessionContext {
   /** Publish a governance fact to every filter's `onReport`. */
   report(report: Report): void;
   /**
-   * Stop a response now: sends `response.cancel` upstream, sends `notice` to the client as an
-   * `error` event, and from here on the relay forwards none of that response's output (audio,
-   * text, transcripts, item content) to the client. Its `response.done` still runs through the
+   * Stop a response now: sends `response.cancel` upstream, tells the client `notice` (`notify`; a
+   * closing one ends the session instead), and from here on the relay forwards none of that
+   * response's output (audio, text, transcripts, item content) to the client. Its `response.done` still runs through the
    * filters (so usage is metered) and reaches the client with status `cancelled` and the output
    * text blanked. Idempotent per response id.
    */

@@ -13,6 +13,12 @@ function build() {
       default: z.string().min(1).default('default').describe('Policy for tenants without `policy`.'),
       watch: z.boolean().default(true).describe('Reload changed policy files (and their custom modules) without a restart.'),
       watchDebounceMs: z.number().int().nonnegative().max(10_000).default(50).describe('Quiet time after a file change before it is reloaded.'),
+      notices: z
+        .enum(['event', 'error', 'off'])
+        .default('event')
+        .describe(
+          "How a client hears of what the proxy did to an event it forwarded or to the server stream (a lock's rewrite, a redaction, a clamp, a response cancelled by policy): event sends `rtproxy.notice`, which SDKs ignore; error sends a Realtime `error` event (the behaviour until 2026-12-07; SDK apps without an error listener crash on it); off sends nothing. Refusals and session ends are always `error` events.",
+        ),
     })
     .strict();
   return { policiesSchema };

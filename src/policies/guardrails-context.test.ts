@@ -162,8 +162,8 @@ describe('an item the upstream refuses is no context (found 2026-12-05, fourth r
     expect(client(typed('instructions, please', 'item_b', 'evt_b')).kind).toBe('continue');
     server(refused(session.upstreamIdOf('evt_x'), 'duplicate_item_id'));
     expect(deletes(session)).toEqual(['item_b']);
-    // No response in flight: the client is told, once.
-    expect(session.client.map((e) => [e.type, (e['error'] as Json | undefined)?.['code']])).toEqual([['error', 'guardrail_blocked']]);
+    // No response in flight: the client is told, once (a notice: the item was forwarded, then removed).
+    expect(session.client.map((e) => [e.type, (e['notice'] as Json | undefined)?.['code']])).toEqual([['rtproxy.notice', 'guardrail_blocked']]);
     expect(guardrailReports(session)).toEqual([{ rule: 'inj', action: 'block', source: 'input' }]);
     const line = session.lines.find((l) => l['rule'] === 'inj');
     expect(line).toMatchObject({ action: 'block', source: 'input', eventType: 'conversation.item.create', matcher: 'phrase:refused_item' });

@@ -42,7 +42,7 @@ function json(v: Verdict): Json {
   return v.frame.json();
 }
 const errorCode = (v: Verdict): string | null => (v.kind === 'reject' || v.kind === 'close' ? v.error.code : null);
-const notices = (s: FakeSession) => s.client.filter((e) => e.type === 'error').map((e) => (e['error'] as { code: string; details?: Json }).code);
+const notices = (s: FakeSession) => s.client.filter((e) => e.type === 'rtproxy.notice').map((e) => (e['notice'] as { code: string; details?: Json }).code);
 const reports = (s: FakeSession) => s.reports.flatMap((r) => (r.kind === 'guardrail' ? [r] : []));
 const deleted = (s: FakeSession) => s.upstream.filter((e) => e.type === 'conversation.item.delete').map((e) => e['item_id']);
 const marks = (s: FakeSession, id: string) => s.conversation.item(id)?.marks.map((m) => `${m.kind}:${m.rule ?? ''}`) ?? [];
@@ -622,7 +622,7 @@ guardrails:
     const r = json(v).response as { instructions: string; input: { content: { text: string }[] }[] };
     expect(r.instructions).toBe('card [REDACTED:card]');
     expect(r.input[0]!.content.map((c) => c.text)).toEqual(['fine', 'also [REDACTED:card]']);
-    expect(session.client).toEqual([expect.objectContaining({ type: 'error', error: expect.objectContaining({ code: 'guardrail_redacted', event_id: 'evt_r' }) })]);
+    expect(session.client).toEqual([expect.objectContaining({ type: 'rtproxy.notice', notice: expect.objectContaining({ code: 'guardrail_redacted', event_id: 'evt_r' }) })]);
     expect(reports(session).map((x) => [x.ruleId, x.action])).toEqual([
       ['card', 'redact'],
       ['card', 'redact'],
@@ -872,7 +872,7 @@ guardrails:
       expect(t.server(wire({ type: deltaType, ...ids(deltaType), delta: 'please wire the money now' })).kind).toBe('drop');
       expect(t.server(wire({ type: deltaType, ...ids(deltaType), delta: 'more' })).kind).toBe('drop');
       expect(t.server(wire({ type: doneType, ...ids(deltaType), [field]: 'please wire the money now more' })).kind).toBe('drop');
-      expect(t.session.client.filter((e) => e.type !== 'error')).toEqual([]);
+      expect(t.session.client.filter((e) => e.type !== 'rtproxy.notice')).toEqual([]);
       expect(reports(t.session)).toHaveLength(1);
     });
   }
@@ -1586,7 +1586,7 @@ guardrails:
     expect(deleted(session)).toEqual(['item_t']);
     expect(notices(session)).toEqual(['response_cancelled_by_policy']);
     server(responseDone('resp_x'));
-    expect(session.client.filter((e) => e.type !== 'error')).toEqual([]);
+    expect(session.client.filter((e) => e.type !== 'rtproxy.notice')).toEqual([]);
   });
 
   it('response.done with nothing held sends nothing; one without an id changes nothing', async () => {

@@ -92,7 +92,7 @@ describe('#unplace skips an item #withdraw already removed', () => {
     server(refused(session.upstreamIdOf('evt_x')));
     expect(deletes(session)).toEqual(['item_b']);
     expect(reportsOf(session, 'inj')).toEqual(['block']);
-    expect(session.client.filter((e) => e.type === 'error')).toHaveLength(1);
+    expect(session.client.filter((e) => e.type === 'rtproxy.notice')).toHaveLength(1);
   });
 
   it('late-blocked (sent without an id, its echo still to come): reported once, deleted at its echo', async () => {

@@ -184,7 +184,7 @@ describe('guardrails: client input', () => {
     const v = client(userText('my card is 4111 1111 1111 1111 thanks'));
     const item = json(v).item as { content: { text: string }[] };
     expect(item.content[0]!.text).toBe('my card is [REDACTED:card] thanks');
-    expect(session.client.map((e) => (e as { error?: { code?: string } }).error?.code)).toEqual(['guardrail_redacted']);
+    expect(session.client.map((e) => (e as { notice?: { code?: string } }).notice?.code)).toEqual(['guardrail_redacted']);
     expect(guardrailReports(session)[0]).toMatchObject({ ruleId: 'card', action: 'redact', source: 'input' });
   });
 

@@ -104,7 +104,7 @@ describe('held spoken turns (unit)', () => {
     vi.advanceTimersByTime(1);
     expect(sent('conversation.item.delete').map((e) => e['item_id'])).toEqual(['item_a']);
     expect(sent('response.create')).toEqual([]);
-    expect(s.client.map((e) => (e['error'] as { code: string } | undefined)?.code)).toEqual(['guardrail_blocked']);
+    expect(s.client.map((e) => (e['notice'] as { code: string } | undefined)?.code)).toEqual(['guardrail_blocked']);
     // The late transcript is withheld and answers nothing.
     expect(transcript('item_a', 'hello')).toMatchObject({ kind: 'drop' });
     expect(sent('response.create')).toEqual([]);
@@ -279,7 +279,7 @@ describe('held spoken turns: what the client, the upstream and the log see', () 
   afterEach(() => g.onClose());
   const on = (type: string, extra: Record<string, unknown> = {}) => t.fromServer(g, wire({ type, event_id: `ev_${type}`, ...extra }));
   const tripped = () => t.lines.filter((l) => l['msg'] === 'guardrail tripped');
-  const errors = () => t.client.filter((e) => e.type === 'error').map((e) => e['error'] as { code: string; message: string; details: Record<string, unknown> });
+  const notices = () => t.client.filter((e) => e.type === 'rtproxy.notice').map((e) => e['notice'] as { code: string; message: string; details: Record<string, unknown> });
 
   it('a session opened with intent=transcription holds nothing, before any session.created', async () => {
     const q = new FakeSession({ query: { model: 'gpt-realtime', intent: 'transcription' } });
@@ -351,7 +351,7 @@ describe('held spoken turns: what the client, the upstream and the log see', () 
     ]);
     expect(t.reports).toEqual([expect.objectContaining({ ruleId: 'hold-spoken-input', action: 'block', source: 'input' })]);
     expect(tripped().map((l) => [l['eventType'], l['matcher']])).toEqual([['input_audio_buffer.committed', 'too_many_held_turns']]);
-    expect(errors()).toEqual([{ type: 'policy_error', code: 'guardrail_blocked', message: expect.stringContaining('Too many spoken turns'), details: { policy: 'held_more', policyVersion: expect.any(String), rule: 'hold-spoken-input', action: 'block' }, param: null, event_id: null }]);
+    expect(notices()).toEqual([{ type: 'policy_error', code: 'guardrail_blocked', message: expect.stringContaining('Too many spoken turns'), details: { policy: 'held_more', policyVersion: expect.any(String), rule: 'hold-spoken-input', action: 'block' }, param: null, event_id: null }]);
     // A later transcript of the removed turn is withheld.
     expect(on('conversation.item.input_audio_transcription.completed', { item_id: over, content_index: 0, transcript: 'hello' })).toEqual({ kind: 'drop' });
   });
@@ -361,7 +361,7 @@ describe('held spoken turns: what the client, the upstream and the log see', () 
     on('input_audio_buffer.committed', { previous_item_id: null, item_id: 'item_a' });
     on('conversation.item.input_audio_transcription.completed', { item_id: 'item_a', content_index: 0, transcript: 'please stop that' });
     expect(t.upstream).toEqual([{ type: 'conversation.item.delete', item_id: 'item_a' }]);
-    expect(errors().map((e) => [e.code, e.details['rule'], e.details['action']])).toEqual([['guardrail_blocked', 'stop-that', 'cancel_response']]);
+    expect(notices().map((e) => [e.code, e.details['rule'], e.details['action']])).toEqual([['guardrail_blocked', 'stop-that', 'cancel_response']]);
     expect(t.cancelled).toEqual([]);
     expect(t.conversation.item('item_a')?.marks.map((m) => `${m.kind}:${m.rule}`)).toEqual(['cancelled:stop-that', 'blocked:stop-that', 'deleted:stop-that']);
   });

@@ -46,11 +46,11 @@ describe('session locks', () => {
     const { client, session } = setup(await policyFrom(LOCKS));
     const ev = replaced(client(sessionUpdate({ instructions: 'You are a pirate.' })));
     expect((ev.session as Record<string, unknown>).instructions).toBe('You are the Acme agent.');
-    const notice = session.client[0] as { type: string; error: { code: string; details: Record<string, unknown>; event_id: string } };
-    expect(notice.type).toBe('error');
-    expect(notice.error.code).toBe('session_locked');
-    expect(notice.error.event_id).toBe('evt_1');
-    expect(notice.error.details).toMatchObject({ field: 'instructions', action: 'rewritten' });
+    const notice = session.client[0] as { type: string; notice: { code: string; details: Record<string, unknown>; event_id: string } };
+    expect(notice.type).toBe('rtproxy.notice');
+    expect(notice.notice.code).toBe('session_locked');
+    expect(notice.notice.event_id).toBe('evt_1');
+    expect(notice.notice.details).toMatchObject({ field: 'instructions', action: 'rewritten' });
     expect(session.reports).toContainEqual({ kind: 'lock', field: 'instructions', action: 'rewritten', direction: 'client' });
   });
 
@@ -114,7 +114,7 @@ describe('session locks', () => {
     );
     expect(ev).toMatchObject({ event: { session: { tools: [{ server_label: 'n' }] } } });
     expect((ev.event!['session'] as { tools: unknown[] }).tools).toHaveLength(1);
-    expect((session.client[0]!['error'] as { message: string }).message).toBe(
+    expect((session.client[0]!['notice'] as { message: string }).message).toBe(
       'Locked by policy, rewritten: MCP server https://mcp.ok.example/a with connector_id connector_gmail is not allowed; MCP server https://mcp.ok.example/a with tunnel_id tun_1 is not allowed.',
     );
     const { client: strict } = setup(await policyFrom('locks:\n  tools: { functions: [], mcpServerUrls: ["https://mcp.ok.example/"], onViolation: reject }'));
@@ -246,9 +246,9 @@ function outcome(v: Verdict): { kind: string; event?: Record<string, unknown>; e
 }
 
 const notice = (message: string, param: string, eventId: string | null, field: string, policy = 'test') => ({
-  type: 'error',
+  type: 'rtproxy.notice',
   event_id: expect.any(String),
-  error: { type: 'policy_error', code: 'session_locked', message, param, event_id: eventId, details: { field, action: 'rewritten', policy } },
+  notice: { type: 'policy_error', code: 'session_locked', message, param, event_id: eventId, details: { field, action: 'rewritten', policy } },
 });
 
 const refusal = (message: string, param: string, eventId: string | null, field: string) => ({
@@ -290,11 +290,11 @@ describe('every way to set instructions is locked', () => {
     expect(client(wire({ type: 'conversation.item.create', item: { ...sys, role: 'user' } })).kind).toBe('continue');
     expect(client(wire({ type: 'conversation.item.create', item: { ...sys, role: 'assistant' } })).kind).toBe('continue');
     expect(client(wire({ type: 'conversation.item.create' })).kind).toBe('continue');
-    expect(session.client.map((e) => (e['error'] as { message: string; param: string }).message)).toEqual([
+    expect(session.client.map((e) => (e['notice'] as { message: string; param: string }).message)).toEqual([
       'Locked by policy, rewritten: system messages are covered by the instructions lock.',
       'Locked by policy, rewritten: developer messages are covered by the instructions lock.',
     ]);
-    expect((session.client[0]!['error'] as { param: string }).param).toBe('item.role');
+    expect((session.client[0]!['notice'] as { param: string }).param).toBe('item.role');
 
     const input = [{ type: 'message', role: 'user', content: [] }, { ...sys }, { ...sys, role: 'developer' }, 'junk'];
     expect(outcome(client(wire({ type: 'response.create', event_id: 'evt_3', response: { instructions: 'be rude', input } })))).toEqual({
@@ -358,7 +358,7 @@ describe('every way to set instructions is locked', () => {
     const prefix = setup(await policyFrom('locks:\n  instructions: { prefix: "RULES. " }'));
     expect(outcome(prefix.client(sessionUpdate({ instructions: 'Hi.' })))).toMatchObject({ event: { session: { instructions: 'RULES. Hi.' } } });
     expect(prefix.client(sessionUpdate({ instructions: 'RULES. Hi.' })).kind).toBe('continue');
-    expect((prefix.session.client[0]!['error'] as { message: string }).message).toBe('Locked by policy, rewritten: instructions must keep the required prefix/suffix.');
+    expect((prefix.session.client[0]!['notice'] as { message: string }).message).toBe('Locked by policy, rewritten: instructions must keep the required prefix/suffix.');
     const suffix = setup(await policyFrom('locks:\n  instructions: { suffix: " END" }'));
     expect(outcome(suffix.client(sessionUpdate({ instructions: 'Hi.' })))).toMatchObject({ event: { session: { instructions: 'Hi. END' } } });
     expect(suffix.client(sessionUpdate({ instructions: 'Hi. END' })).kind).toBe('continue');
@@ -471,7 +471,7 @@ describe('the other locks, setting by setting', () => {
     const { client, session } = setup(await policyFrom('locks:\n  model: { allow: [gpt-realtime], aliases: { old: gpt-realtime } }'));
     expect(outcome(client(sessionUpdate({ model: 'gpt-4o-realtime-preview' }, 'e1')))).toEqual(refusal('The session setting is locked by policy: model gpt-4o-realtime-preview is not allowed.', 'session.model', 'e1', 'model'));
     expect(outcome(client(sessionUpdate({ model: 'old' })))).toMatchObject({ kind: 'replace', event: { session: { model: 'gpt-realtime' } } });
-    expect((session.client[0]!['error'] as { message: string }).message).toBe('Locked by policy, rewritten: model old is replaced by gpt-realtime.');
+    expect((session.client[0]!['notice'] as { message: string }).message).toBe('Locked by policy, rewritten: model old is replaced by gpt-realtime.');
     expect(client(sessionUpdate({ model: 'gpt-realtime' })).kind).toBe('continue');
     expect(outcome(client(sessionUpdate({ model: 42 })))).toMatchObject({ kind: 'reject' });
     expect(client(wire({ type: 'response.create', response: { model: 'anything' } })).kind).toBe('continue');
@@ -491,13 +491,13 @@ describe('the other locks, setting by setting', () => {
   it('voice: a custom voice or one outside the allowlist becomes the default (or the first allowed)', async () => {
     const { client, session } = setup(await policyFrom('locks:\n  voice: { allow: [marin, cedar], default: cedar }'));
     expect(outcome(client(sessionUpdate({ audio: { output: { voice: { id: 'voice_clone' }, speed: 1 } } })))).toMatchObject({ event: { session: { audio: { output: { voice: 'cedar', speed: 1 } } } } });
-    expect((session.client[0]!['error'] as { message: string; param: string }).message).toBe('Locked by policy, rewritten: voice custom is not allowed.');
-    expect((session.client[0]!['error'] as { param: string }).param).toBe('session.audio.output.voice');
+    expect((session.client[0]!['notice'] as { message: string; param: string }).message).toBe('Locked by policy, rewritten: voice custom is not allowed.');
+    expect((session.client[0]!['notice'] as { param: string }).param).toBe('session.audio.output.voice');
     expect(client(sessionUpdate({ audio: { output: { speed: 1 } } })).kind).toBe('continue');
     expect(client(sessionUpdate({ audio: { input: {} } })).kind).toBe('continue');
     const first = setup(await policyFrom('locks:\n  voice: { allow: [marin, cedar] }'));
     expect(outcome(first.client(sessionUpdate({ audio: { output: { voice: 'alloy' } } })))).toMatchObject({ event: { session: { audio: { output: { voice: 'marin' } } } } });
-    expect((first.session.client[0]!['error'] as { message: string }).message).toBe('Locked by policy, rewritten: voice alloy is not allowed.');
+    expect((first.session.client[0]!['notice'] as { message: string }).message).toBe('Locked by policy, rewritten: voice alloy is not allowed.');
     const strict = setup(await policyFrom('locks:\n  voice: { allow: [marin], onViolation: reject }'));
     expect(outcome(strict.client(sessionUpdate({ audio: { output: { voice: 'alloy' } } })))).toEqual(refusal('The session setting is locked by policy: voice alloy is not allowed.', 'session.audio.output.voice', 'evt_1', 'voice'));
   });
@@ -510,7 +510,7 @@ describe('the other locks, setting by setting', () => {
     expect(outcome(client(sessionUpdate({ output_modalities: ['text', 'text'] })))).toMatchObject({ event: { session: { output_modalities: ['text', 'audio'] } } });
     expect(outcome(client(sessionUpdate({ output_modalities: 'text' })))).toMatchObject({ event: { session: { output_modalities: ['text', 'audio'] } } });
     expect(outcome(client(sessionUpdate({ output_modalities: ['text', 5] })))).toMatchObject({ kind: 'continue' });
-    expect((session.client[0]!['error'] as { message: string }).message).toBe('Locked by policy, rewritten: output_modalities [audio] is not allowed.');
+    expect((session.client[0]!['notice'] as { message: string }).message).toBe('Locked by policy, rewritten: output_modalities [audio] is not allowed.');
   });
 
   it('tools: junk entries dropped, unnamed or unknown tools refused, connector MCP tools named, approval left alone when the client decides', async () => {
@@ -531,7 +531,7 @@ describe('the other locks, setting by setting', () => {
       ),
     );
     expect(ev).toMatchObject({ event: { session: { tools: [{ type: 'function', name: 'f' }, { type: 'mcp', server_label: 'ok', server_url: 'https://mcp.example/any/path', require_approval: 'never' }] } } });
-    expect((session.client[0]!['error'] as { message: string }).message).toBe(
+    expect((session.client[0]!['notice'] as { message: string }).message).toBe(
       'Locked by policy, rewritten: function  is not allowed; MCP server connector_gmail is not allowed; MCP server (none) is not allowed; tool type file_search is not allowed.',
     );
     expect(outcome(client(sessionUpdate({ tools: 'all' })))).toMatchObject({ kind: 'continue' });
@@ -549,11 +549,11 @@ describe('the other locks, setting by setting', () => {
     const both = setup(await policyFrom('locks:\n  tools: { functions: [kb_*] }\n  toolChoice: { allow: [none, required, function] }'));
     expect(both.client(sessionUpdate({ tool_choice: { type: 'function', name: 'kb_search' } })).kind).toBe('continue');
     expect(outcome(both.client(sessionUpdate({ tool_choice: { type: 'function', name: 'wire_money' } })))).toMatchObject({ event: { session: { tool_choice: 'none' } } });
-    expect((both.session.client[0]!['error'] as { message: string }).message).toBe('Locked by policy, rewritten: tool_choice forces function wire_money, which is not allowed.');
+    expect((both.session.client[0]!['notice'] as { message: string }).message).toBe('Locked by policy, rewritten: tool_choice forces function wire_money, which is not allowed.');
     expect(outcome(both.client(sessionUpdate({ tool_choice: 'auto' })))).toMatchObject({ event: { session: { tool_choice: 'none' } } });
-    expect((both.session.client[1]!['error'] as { message: string }).message).toBe('Locked by policy, rewritten: tool_choice auto is not allowed.');
+    expect((both.session.client[1]!['notice'] as { message: string }).message).toBe('Locked by policy, rewritten: tool_choice auto is not allowed.');
     expect(outcome(both.client(sessionUpdate({ tool_choice: 5 })))).toMatchObject({ event: { session: { tool_choice: 'none' } } });
-    expect((both.session.client[2]!['error'] as { message: string }).message).toBe('Locked by policy, rewritten: tool_choice unknown is not allowed.');
+    expect((both.session.client[2]!['notice'] as { message: string }).message).toBe('Locked by policy, rewritten: tool_choice unknown is not allowed.');
     expect(outcome(both.client(sessionUpdate({ tool_choice: { type: 'function' } })))).toMatchObject({ event: { session: { tool_choice: 'none' } } });
     // Only function in the allowlist: the fallback is auto.
     const fnOnly = setup(await policyFrom('locks:\n  toolChoice: { allow: [function], onViolation: reject }'));
@@ -580,7 +580,7 @@ describe('the other locks, setting by setting', () => {
       });
     }
     expect(outcome(pinned.client(sessionUpdate({ prompt: null })))).toMatchObject({ event: { session: { prompt: { id: 'pmpt_main', version: '3' } } } });
-    expect((pinned.session.client[0]!['error'] as { message: string; param: string })).toMatchObject({ message: 'Locked by policy, rewritten: prompt is pinned to pmpt_main.', param: 'response.prompt' });
+    expect((pinned.session.client[0]!['notice'] as { message: string; param: string })).toMatchObject({ message: 'Locked by policy, rewritten: prompt is pinned to pmpt_main.', param: 'response.prompt' });
     // Any version of the pinned id when no version is pinned.
     const anyVersion = setup(await policyFrom('locks:\n  prompt: { id: pmpt_main }'));
     expect(anyVersion.client(sessionUpdate({ prompt: { id: 'pmpt_main', version: '7' } })).kind).toBe('continue');
@@ -716,7 +716,7 @@ locks:
       { kind: 'lock', field: 'voice', action: 'rewritten', direction: 'client' },
       { kind: 'lock', field: 'input_transcription', action: 'rewritten', direction: 'client' },
     ]);
-    expect((session.client[0] as unknown as { error: { param: string } }).error.param).toBe('session.voice');
+    expect((session.client[0] as unknown as { notice: { param: string } }).notice.param).toBe('session.voice');
     // Off is not allowed either; allowed values pass untouched.
     expect(replaced(client(beta({ input_audio_transcription: null }))).session).toEqual({ input_audio_transcription: { model: 'gpt-4o-mini-transcribe' } });
     expect(client(beta({ voice: 'cedar', modalities: ['text'], input_audio_transcription: { model: 'gpt-4o-mini-transcribe', prompt: '', language: null } })).kind).toBe('continue');

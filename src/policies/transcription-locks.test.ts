@@ -116,7 +116,7 @@ describe('B. the inputTranscription lock pins the whole transcription object', (
     const ev = forwarded(client(update(withTranscription({ ...locked, keywords: ['fire', 'transfer'], languages: ['de'] }))));
     expect(ev['session']).toEqual({ type: 'realtime', ...withTranscription(locked) });
     expect(session.reports).toContainEqual({ kind: 'lock', field: 'input_transcription', action: 'rewritten', direction: 'client' });
-    expect(session.client).toEqual([expect.objectContaining({ type: 'error', error: expect.objectContaining({ code: 'session_locked', param: 'session.audio.input.transcription', details: expect.objectContaining({ field: 'input_transcription', action: 'rewritten' }) }) })]);
+    expect(session.client).toEqual([expect.objectContaining({ type: 'rtproxy.notice', notice: expect.objectContaining({ code: 'session_locked', param: 'session.audio.input.transcription', details: expect.objectContaining({ field: 'input_transcription', action: 'rewritten' }) }) })]);
   });
 
   it('any member the lock does not set (delay, a member the API adds later) is a violation; the preview protocol\'s flat input_audio_transcription too', async () => {

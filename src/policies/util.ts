@@ -3,9 +3,12 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ProxyError } from '../protocol/errors.js';
 import { asString, keptId } from '../protocol/json.js';
 
-/** Sends a non-fatal proxy notice (a Realtime `error` event) to the client. */
-export function notifyClient(ctx: SessionContext, error: ProxyError, by: string): void {
-  ctx.sendClient(error.toEvent(ctx.nextEventId()), by);
+/**
+ * Tells the client what a policy did to an event it forwarded, or to the server stream: a notice
+ * (SessionContext.notify), never a refusal (a refused event is a `reject` verdict, an `error` event).
+ */
+export function notifyClient(ctx: SessionContext, notice: ProxyError, by: string): void {
+  ctx.notify(notice, by);
 }
 
 /** The client event's `event_id` (for `error.event_id`), without parsing when possible. */

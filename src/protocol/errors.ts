@@ -159,6 +159,35 @@ export class ProxyError {
     if (details) error.details = details;
     return { type: 'error', event_id: eventId, error };
   }
+
+  /** The same fields as a notice (`policies.notices: event`): see ProxyNoticeEvent. */
+  toNotice(eventId: string): ProxyNoticeEvent {
+    const { error } = this.toEvent(eventId);
+    return { type: NOTICE_EVENT_TYPE, event_id: eventId, notice: error };
+  }
+}
+
+/**
+ * How the client hears of something the proxy did to an event it forwarded, or to the server stream,
+ * without refusing anything the client sent (a lock's rewrite, a redaction, a clamp, a response
+ * cancelled by policy): `event` (default) sends a NOTICE_EVENT_TYPE event; `error` an `error` event
+ * (the behaviour until 2026-12-07); `off` nothing. A refusal or a session end is always an `error`.
+ */
+export type NoticeMode = 'event' | 'error' | 'off';
+
+/**
+ * A type no Realtime event has, so both SDKs pass it by: `openai`'s OpenAIRealtimeWS emits it under
+ * its own type (no listener, no effect) and `@openai/agents-realtime` parses it as a generic event
+ * (`transport_event` only). An `error` event makes either throw in an app without an error listener
+ * (ERR_UNHANDLED_ERROR, an unhandled rejection): OpenAI never sends one for a valid event.
+ */
+export const NOTICE_EVENT_TYPE = 'rtproxy.notice';
+
+/** The wire shape of a notice: the `error` event's fields under `notice`. */
+export interface ProxyNoticeEvent {
+  type: typeof NOTICE_EVENT_TYPE;
+  event_id: string;
+  notice: ProxyErrorBody;
 }
 
 interface ProxyErrorBody {

@@ -749,6 +749,16 @@ export class RelaySession implements SessionContext, ChainSink {
     this.report({ kind: 'injected', direction: 'server', eventType: event.type, by });
   }
 
+  notify(notice: ProxyError, by: string): void {
+    const mode = this.#config.policies.notices;
+    if (this.#ended || mode === 'off') return;
+    // Until 2026-12-07 always an `error` event: SDK apps without an error listener crashed on a
+    // rewritten session.update (test/relay/redteam-19-rewrite-notices.test.ts).
+    const event = mode === 'error' ? notice.toEvent(this.nextEventId()) : notice.toNotice(this.nextEventId());
+    this.#sendToClient(JSON.stringify(event));
+    this.report({ kind: 'injected', direction: 'server', eventType: event.type, by });
+  }
+
   report(report: Report): void {
     this.#chain.report(report);
   }
@@ -772,7 +782,9 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     // On a call the audio is already buffered at the browser or phone: stop it playing too.
     if (this.callId !== null) this.sendUpstream({ type: 'output_audio_buffer.clear' }, by);
-    this.#sendErrorToClient(notice);
+    // The client sees the response.done (cancelled): a notice says why; a closing one ends the session.
+    if (notice.closesSession) this.close(notice);
+    else this.notify(notice, by);
   }
 
   isSuppressed(responseId: string): boolean {

@@ -29,6 +29,7 @@ async function trips(): Promise<number> {
 }
 
 const errorCodes = (events: readonly { type: string; [k: string]: unknown }[]) => events.filter((e) => e.type === 'error').map((e) => (e['error'] as { code: string }).code);
+const noticeCodes = (events: readonly { type: string; [k: string]: unknown }[]) => events.filter((e) => e.type === 'rtproxy.notice').map((e) => (e['notice'] as { code: string }).code);
 
 describe('guardrail trips on a governed call with an attached socket', () => {
   it('one output rule tripping counts one trip; the attached socket\'s own client event tripping counts one more', async () => {
@@ -40,7 +41,7 @@ describe('guardrail trips on a governed call with an attached socket', () => {
     say(call, 'say: the forbidden phrase now');
     // Both have decided: the sideband cancelled the response upstream, the attached socket told its client.
     await until(() => call.received.some((r) => r.type === 'response.cancel'), 'the sideband\'s cancel');
-    await attached.waitFor((e) => e.type === 'error' && errorCodes([e]).includes('response_cancelled_by_policy'));
+    await attached.waitFor((e) => noticeCodes([e]).includes('response_cancelled_by_policy'));
     await attached.next('response.done');
     // Old code: 2 (the sideband's and the attached socket's).
     expect(await trips()).toBe(1);

@@ -29,6 +29,7 @@ async function metric(name: string, having = ''): Promise<number> {
 }
 
 const errorCodes = (events: readonly { type: string; [k: string]: unknown }[]) => events.filter((e) => e.type === 'error').map((e) => (e['error'] as { code: string }).code);
+const noticeCodes = (events: readonly { type: string; [k: string]: unknown }[]) => events.filter((e) => e.type === 'rtproxy.notice').map((e) => (e['notice'] as { code: string }).code);
 
 describe('locks and verdicts on a governed call with an attached socket', () => {
   it('a relock of the call\'s session counts once; the attached client\'s own locked update counts once more', async () => {
@@ -69,7 +70,7 @@ describe('locks and verdicts on a governed call with an attached socket', () => 
     const before = await metric('rtproxy_verdicts_total');
     say(call, 'say: the forbidden phrase now');
     await until(() => call.received.some((r) => r.type === 'response.cancel'), 'the sideband\'s cancel');
-    await attached.waitFor((e) => e.type === 'error' && errorCodes([e]).includes('response_cancelled_by_policy'));
+    await attached.waitFor((e) => noticeCodes([e]).includes('response_cancelled_by_policy'));
     await attached.next('response.done');
     await until(() => call.dataChannel.some((e) => e['type'] === 'response.done'), 'the response to end');
     // Old code: twice as many (the attached socket's own drops of the same frames).

@@ -55,7 +55,7 @@ describe('an output rule that trips on a call is enforced once, however many soc
     expect(call.received.filter((r) => r.type === 'conversation.item.delete').length).toBeLessThanOrEqual(1);
     expect(await acmeSum('rtproxy_errors_total', 'rtproxy_error_origin="upstream"')).toBe(0);
     // Each socket still cancelled the response for its own client (its notice).
-    for (const c of sockets) expect(c.ofType('error').map((e) => (e['error'] as { code: string }).code)).toContain('response_cancelled_by_policy');
+    for (const c of sockets) expect(c.ofType('rtproxy.notice').map((e) => (e['notice'] as { code: string }).code)).toContain('response_cancelled_by_policy');
     for (const c of sockets) c.close();
   });
 });

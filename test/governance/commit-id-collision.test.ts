@@ -42,8 +42,9 @@ describe('a client commit and an unread append with the same event_id (found 202
     c.send({ type: 'input_audio_buffer.commit', event_id: 'evt_dup' });
     c.send({ type: 'response.create', event_id: 'evt_create', response: {} });
 
-    const blocked = await c.waitFor((e) => e.type === 'error' && (e['error'] as Json)['code'] === 'guardrail_blocked', 5000, 'the blocked turn');
-    expect(blocked['error']).toMatchObject({ details: { rule: 'injection' } });
+    // The spoken turn is removed (a notice); the create behind it is refused (an error, below).
+    const blocked = await c.waitFor((e) => e.type === 'rtproxy.notice' && (e['notice'] as Json)['code'] === 'guardrail_blocked', 5000, 'the blocked turn');
+    expect(blocked['notice']).toMatchObject({ details: { rule: 'injection' } });
     // The append's error reached the client under its own id.
     expect(c.ofType('error').map((e) => (e['error'] as Json)['event_id'])).toContain('evt_dup');
     await until(() => conn.sent.some((e) => e.type === 'conversation.item.input_audio_transcription.completed'), 'the transcript');

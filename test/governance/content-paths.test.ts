@@ -91,6 +91,8 @@ function expectNeverReached(raw: readonly string[], needle: string): void {
 
 const sent = (s: Session, type: string) => s.upstream.filter((e) => e['type'] === type);
 const errorCodes = (c: TestClient) => c.ofType('error').map((e) => (e['error'] as { code: string }).code);
+/** What the guardrails did to the server stream (a response cancelled, an item removed): notices, not errors. */
+const noticeCodes = (c: TestClient) => c.ofType('rtproxy.notice').map((e) => (e['notice'] as { code: string }).code);
 
 async function tripsMetric(rule: string): Promise<number> {
   const text = await (await fetch(`${tp.adminUrl}/metrics`)).text();
@@ -117,7 +119,7 @@ describe('streamed model output: held back, never released after a trip', () => 
     s.c.send({ type: 'response.create' });
     await s.c.next('response.done');
     expectNeverReached(s.raw, 'wire the money');
-    expect(errorCodes(s.c)).toContain('response_cancelled_by_policy');
+    expect(noticeCodes(s.c)).toContain('response_cancelled_by_policy');
     await expectStoppedUpstream(s, 'resp_w', 'item_w');
     // Text before the match was released; nothing at or after it.
     expect(contentStream(s.raw)).toContain('Sure. Please ');
@@ -243,7 +245,7 @@ describe('finding 3: tool-call and MCP content streams through the same decision
     s.c.send({ type: 'response.create' });
     await s.c.next('response.done');
     expectNeverReached(s.raw, 'rm -rf');
-    expect(errorCodes(s.c)).toContain('guardrail_blocked');
+    expect(noticeCodes(s.c)).toContain('guardrail_blocked');
     await expectStoppedUpstream(s, 'resp_f', 'item_f');
     expect(loggedTrip('no-rm')).toBe(true);
     s.c.close();
@@ -263,7 +265,7 @@ describe('finding 3: tool-call and MCP content streams through the same decision
     const s = await open('gov', [() => callReply('resp_fe', 'item_fe', 'function_call', 'bank', ['{"note":"please wire\\', 'nthe', ' mon\\u00', '65y"}'])]);
     s.c.send({ type: 'response.create' });
     await s.c.next('response.done');
-    expect(errorCodes(s.c)).toContain('response_cancelled_by_policy');
+    expect(noticeCodes(s.c)).toContain('response_cancelled_by_policy');
     await expectStoppedUpstream(s, 'resp_fe', 'item_fe');
     const events = s.raw.map((r) => JSON.parse(r) as Json);
     const streamed = events.filter((e) => e['type'] === 'response.function_call_arguments.delta').map((e) => e['delta'] as string).join('');
@@ -559,7 +561,7 @@ describe('input speech', () => {
     ]);
     await until(() => sent(s, 'conversation.item.delete').some((e) => e['item_id'] === 'item_i1'), 'user item deleted');
     await until(() => sent(s, 'response.cancel').length > 0, 'response cancelled');
-    await s.c.next('error');
+    await s.c.next('rtproxy.notice');
     expectNeverReached(s.raw, 'ignore previous instructions');
     s.c.close();
   });

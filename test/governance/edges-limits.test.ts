@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseOutputLimit } from '../../src/protocol/limits.js';
 import { policyDir } from '../policies/support.js';
 import { startTestProxy, type TestClient, type TestProxy } from '../support/harness.js';
-import { barrier, errorCode, errorOf, isInjectedClamp, recordingUpstream, type RecordedConnection, type RecordingUpstream, type Script } from './edges-support.js';
+import { barrier, errorCode, errorOf, isInjectedClamp, noticeCode, noticeOf, recordingUpstream, type RecordedConnection, type RecordingUpstream, type Script } from './edges-support.js';
 
 /**
  * Finding 9 of issue 10: events the proxy injects are checked (clamp within the model maximum),
@@ -45,7 +45,7 @@ describe('the clamp stays within the model maximum (issue 10, finding 9)', () =>
     c.send({ type: 'response.create', event_id: 'evt_inf', response: { max_output_tokens: 'inf' } });
     await barrier(c, up, 'b1');
     expect(sent(up, 'response.create').map((e) => e.response?.['max_output_tokens'])).toEqual([4096]);
-    const notice = errorOf(await c.waitFor((e) => errorCode(e) === 'max_output_tokens_clamped'));
+    const notice = noticeOf(await c.waitFor((e) => noticeCode(e) === 'max_output_tokens_clamped'));
     expect(notice.details).toEqual({ requested: 'inf', limit: 4096 });
   });
 
@@ -207,7 +207,8 @@ describe('an upstream error about an injected event is a governance failure', ()
     await up.waitFor((r) => r.includes('"conversation.item.delete"'));
     await barrier(c, up, 'b6');
     await c.next('response.done');
-    await c.waitFor((e) => errorCode(e) === 'guardrail_blocked');
+    // The response was cancelled (the client sees its response.done): told as a notice.
+    await c.waitFor((e) => noticeCode(e) === 'guardrail_blocked');
     expect(c.events.some((e) => errorCode(e) === 'response_cancel_not_active' || errorCode(e) === 'governance_failed')).toBe(false);
     expect(tp.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('governance failure'))).toBe(false);
   });

@@ -141,6 +141,9 @@ export const isInjectedClamp = (event: { type?: string; [k: string]: unknown }):
 };
 export const errorCode = (e: { [k: string]: unknown }): string | undefined => (e['error'] as { code?: string } | undefined)?.code;
 export const errorOf = (e: { [k: string]: unknown }) => e['error'] as { code: string; message: string; param: string | null; event_id: string | null; details?: Record<string, unknown> };
+/** A proxy notice (`rtproxy.notice`: a forwarded event rewritten or clamped) carries the same fields under `notice`. */
+export const noticeCode = (e: { [k: string]: unknown }): string | undefined => (e['type'] === 'rtproxy.notice' ? (e['notice'] as { code?: string } | undefined)?.code : undefined);
+export const noticeOf = (e: { [k: string]: unknown }) => e['notice'] as ReturnType<typeof errorOf>;
 
 /**
  * A tenant's session through the proxy, with the simulator connection it opened upstream, switched to

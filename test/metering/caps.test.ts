@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendEvents, speechThenSilence, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 import { noonClock } from '../support/clock.js';
-import { ADMIN_KEY, admin, errorCode, spend, textTurn, usageRecords } from './support.js';
+import { ADMIN_KEY, admin, errorCode, noticeCode, spend, textTurn, usageRecords } from './support.js';
 import { tempDir } from '../support/temp-dir.js';
 
 /** The proxies bill on this clock: "today" cannot roll over at midnight during a test. */
@@ -94,7 +94,8 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     const doneBefore = c.ofType('response.done').length;
     // Server VAD (the session default, create_response: true) starts the next response itself.
     for (const ev of appendEvents(speechThenSilence(700, 800))) c.send(ev);
-    const notice = await c.waitFor((e) => e.type === 'error' && errorCode(e) === 'budget_exceeded' && c.ofType('input_audio_buffer.committed').length > 0, 10_000, 'budget notice');
+    // Nothing the client sent is refused: a notice says why the response was cancelled.
+    const notice = await c.waitFor((e) => noticeCode(e) === 'budget_exceeded' && c.ofType('input_audio_buffer.committed').length > 0, 10_000, 'budget notice');
     expect(notice).toBeTruthy();
     const done = await c.nth('response.done', doneBefore + 1, 10_000);
     const response = done['response'] as { id: string; status: string };
@@ -122,15 +123,17 @@ describe('metering: tenant cap through the proxy (simulator upstream, real socke
     c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: one two three four five six seven eight nine ten' }] } });
     c.send({ type: 'response.create', event_id: 'evt_inf', response: { output_modalities: ['text'], max_output_tokens: 'inf' } });
     const done = await c.next('response.done');
-    const notice = c.ofType('error').find((e) => errorCode(e) === 'max_output_tokens_clamped');
-    expect(notice?.['error']).toMatchObject({ event_id: 'evt_inf', details: { requested: 'inf', limit: 5 } });
+    // A notice, not an error: the create was forwarded, lowered.
+    const notice = c.ofType('rtproxy.notice').find((e) => noticeCode(e) === 'max_output_tokens_clamped');
+    expect(c.ofType('error')).toEqual([]);
+    expect(notice?.['notice']).toMatchObject({ event_id: 'evt_inf', details: { requested: 'inf', limit: 5 } });
     const upstreamCreate = conn.received.find((e) => e.type === 'response.create')!.event as { response: { max_output_tokens: unknown } };
     expect(upstreamCreate.response.max_output_tokens).toBe(5);
     const r = done['response'] as { status: string; usage: { output_tokens: number } };
     expect(r.usage.output_tokens).toBeLessThanOrEqual(5);
     expect(r.status).toBe('incomplete');
     c.send({ type: 'session.update', event_id: 'evt_su', session: { type: 'realtime', max_output_tokens: 4096 } });
-    await c.waitFor((e) => errorCode(e) === 'max_output_tokens_clamped' && (e['error'] as { event_id: string }).event_id === 'evt_su');
+    await c.waitFor((e) => noticeCode(e) === 'max_output_tokens_clamped' && (e['notice'] as { event_id: string }).event_id === 'evt_su');
     await c.waitFor(() => conn.received.filter((e) => e.type === 'session.update').length === 2);
     const second = conn.received.filter((e) => e.type === 'session.update')[1]!.event as { session: { max_output_tokens: number } };
     expect(second.session.max_output_tokens).toBe(5);

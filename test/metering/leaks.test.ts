@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { scriptedUpstream, sessionCreated, type ScriptedUpstream } from '../resilience/support/faulty-upstream.js';
 import { appendEvents, speechThenSilence, startTestProxy, TestClient, type TestProxy } from '../support/harness.js';
 import { startRedis, type RedisServer } from './redis-server.js';
-import { ADMIN_KEY, errorCode, spend, textTurn, usageRecords, meteredProxy, until } from './support.js';
+import { ADMIN_KEY, errorCode, noticeCode, spend, textTurn, usageRecords, meteredProxy, until } from './support.js';
 
 /*
  * Issue 11 acceptance: money that cannot leak. Real clients on loopback, the simulator (or a
@@ -279,8 +279,9 @@ describe('a response the proxy cancels at response.created is not free when its 
     ]);
     // Its worst case: at least the output cap (100 tokens) at the audio rate.
     expect(records[1]!['costNanos'] as number).toBeGreaterThanOrEqual(100 * 64_000);
-    // The client was told why before it left.
-    expect(c.ofType('error').map(errorCode)).toEqual(['token_limit_exceeded']);
+    // The client was told why before it left: a notice, nothing it sent was refused.
+    expect(c.ofType('rtproxy.notice').map(noticeCode)).toEqual(['token_limit_exceeded']);
+    expect(c.ofType('error')).toEqual([]);
   });
 });
 

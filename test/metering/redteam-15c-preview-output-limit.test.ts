@@ -60,7 +60,7 @@ describe('Azure preview protocol: the per-response output limit', () => {
     expect(responseAsked).toEqual([100]);
     // The client is told, as for GA's member.
     await c.waitFor((e) => e.type === 'error' && (e['error'] as Json)['code'] === 'test_no_response', 5000, 'the create answered');
-    const notices = c.ofType('error').filter((e) => (e['error'] as Json)['code'] !== 'test_no_response').map((e) => [(e['error'] as Json)['code'], (e['error'] as Json)['param']]);
+    const notices = c.ofType('rtproxy.notice').map((e) => [(e['notice'] as Json)['code'], (e['notice'] as Json)['param']]);
     expect(notices).toEqual([
       ['max_output_tokens_clamped', 'session.max_response_output_tokens'],
       ['max_output_tokens_clamped', 'response.max_response_output_tokens'],

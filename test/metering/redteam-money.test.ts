@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
 import { startRedis } from './redis-server.js';
 import { client, created, done, lastSent, server, session, setup, transcribed, usage } from './filter-harness.js';
-import { ADMIN_KEY, errorCode, spend, usageRecords, meteredProxy, until } from './support.js';
+import { ADMIN_KEY, errorCode, noticeCode, spend, usageRecords, meteredProxy, until } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -277,9 +277,11 @@ describe('red team: server VAD idle timeout over a cap', () => {
     expect(records.slice(1).every((r) => (r['inputTokens'] as number) > 1900)).toBe(true);
     // Old code: the session goes on, one more response billed every 5 s (3 by the time of this check, no end).
     expect(billedIdle).toBeLessThanOrEqual(2);
-    // Now: the second one ends the session (close 4002, budget_exceeded), the client told at each cancel.
+    // Now: the second one ends the session (close 4002, budget_exceeded), the client told at each cancel
+    // (a notice: nothing the client sent was refused) and at the end (an error).
     expect((await c.closed).code).toBe(4002);
-    expect(c.ofType('error').map((e) => errorCode(e))).toEqual(['budget_exceeded', 'budget_exceeded', 'budget_exceeded']);
+    expect(c.ofType('rtproxy.notice').map((e) => noticeCode(e))).toEqual(['budget_exceeded', 'budget_exceeded']);
+    expect(c.ofType('error').map((e) => errorCode(e))).toEqual(['budget_exceeded']);
   }, 60_000);
 });
 
@@ -428,7 +430,9 @@ describe('red team: a Redis outage mid-session (failMode closed) with server VAD
     // Old code: all three turns started upstream and cancelled (each billed for what it read).
     expect(c.ofType('response.created')).toHaveLength(1);
     expect(appendsUpstream()).toBe(relayed);
-    expect(c.ofType('error').map((e) => errorCode(e))).toEqual(['budget_unavailable', 'budget_unavailable']);
+    // The cancelled VAD response is a notice; the first append held back is refused (an error).
+    expect(c.ofType('rtproxy.notice').map((e) => noticeCode(e))).toEqual(['budget_unavailable']);
+    expect(c.ofType('error').map((e) => errorCode(e))).toEqual(['budget_unavailable']);
     // The ledger answers again: the hold is lifted at its next check (every 5 s), audio flows again.
     await redis.restart();
     const silence = appendEvents(speechThenSilence(0, 100))[0]!;

@@ -27,6 +27,11 @@ export function errorCode(e: ReceivedEvent | null): string | null {
   return ((e?.['error'] as { code?: string } | undefined)?.code ?? null) as string | null;
 }
 
+/** The code of a proxy notice (`rtproxy.notice`: a clamp, a response cancelled by a limit), else null. */
+export function noticeCode(e: ReceivedEvent | null): string | null {
+  return e?.type === 'rtproxy.notice' ? ((e['notice'] as { code?: string } | undefined)?.code ?? null) : null;
+}
+
 export async function admin(httpUrl: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; text: string; headers: Headers }> {
   const res = await fetch(`${httpUrl}${path}`, {
     method,

@@ -106,7 +106,7 @@ describe('adversary: careless edits on a watched policies directory', () => {
 
     // Locks: the live session keeps version 1's instructions.
     a.send({ type: 'session.update', session: { type: 'realtime', instructions: 'Obey the user.' } });
-    await a.waitFor((e) => e.type === 'error' && (e['error'] as { code: string }).code === 'session_locked');
+    await a.waitFor((e) => e.type === 'rtproxy.notice' && (e['notice'] as { code: string }).code === 'session_locked');
     await expect.poll(() => upstreamA.received.filter((e) => e.type === 'session.update').map((e) => instructionsOf(e.event)).at(-1)).toBe('You are agent v1.');
     a.close();
 

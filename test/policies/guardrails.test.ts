@@ -38,6 +38,8 @@ afterAll(async () => {
 });
 
 const errorsOf = (c: TestClient, code: string) => c.events.filter((e) => e.type === 'error' && (e as { error?: { code?: string } }).error?.code === code);
+/** What the guardrails did to forwarded content or to the server stream: notices, not errors. */
+const noticesOf = (c: TestClient, code: string) => c.events.filter((e) => e.type === 'rtproxy.notice' && (e as { notice?: { code?: string } }).notice?.code === code);
 
 function responseIdOf(e: { type: string; [k: string]: unknown }): string | null {
   if (typeof e['response_id'] === 'string') return e['response_id'];
@@ -57,7 +59,7 @@ describe('output guardrails through the proxy', () => {
     const sim = await simConnection(before);
     await c.next('session.created');
     c.say(`say: Sure thing. Here is the forbidden phrase${LONG_TAIL}`);
-    const notice = await c.waitFor((e) => e.type === 'error' && (e['error'] as { code?: string } | undefined)?.code === 'response_cancelled_by_policy');
+    const notice = await c.waitFor((e) => e.type === 'rtproxy.notice' && (e['notice'] as { code?: string } | undefined)?.code === 'response_cancelled_by_policy');
     const done = await c.next('response.done');
     const responseId = (done as unknown as { response: { id: string; status: string; output: { content?: { transcript?: string }[] }[] } }).response;
     expect(responseId.status).toBe('cancelled');
@@ -73,7 +75,7 @@ describe('output guardrails through the proxy', () => {
     const audioBefore = c.events.slice(0, at).filter((e) => e.type === 'response.output_audio.delta').length;
     expect(audioBefore).toBeGreaterThan(0);
     expect(JSON.stringify(done)).not.toContain('until the end');
-    expect((notice as unknown as { error: { details: Record<string, unknown> } }).error.details).toMatchObject({ rule: 'forbidden', policy: 'guarded', policyVersion: '7' });
+    expect((notice as unknown as { notice: { details: Record<string, unknown> } }).notice.details).toMatchObject({ rule: 'forbidden', policy: 'guarded', policyVersion: '7' });
 
     // The next turn works normally.
     c.say('say: All good now.');
@@ -94,8 +96,9 @@ describe('output guardrails through the proxy', () => {
     expect(c.ofType('response.output_audio_transcript.done')[0]!['transcript']).toBe('Mail me at [REDACTED:email] today.');
 
     c.say(`say: The secret sauce is${LONG_TAIL}`);
-    await c.waitFor((e) => errorsOf(c, 'guardrail_blocked').length > 0 && e.type === 'response.done' && responseIdOf(e) !== responseIdOf(d1));
-    expect(errorsOf(c, 'guardrail_blocked')).toHaveLength(1);
+    await c.waitFor((e) => noticesOf(c, 'guardrail_blocked').length > 0 && e.type === 'response.done' && responseIdOf(e) !== responseIdOf(d1));
+    expect(noticesOf(c, 'guardrail_blocked')).toHaveLength(1);
+    expect(c.ofType('error')).toEqual([]);
     c.close();
   });
 
@@ -134,7 +137,7 @@ describe('input guardrails through the proxy', () => {
     expect(JSON.stringify(item)).not.toContain('4111');
     expect(JSON.stringify(item)).toContain('[REDACTED:card]');
     expect(JSON.stringify(done)).toContain('my card is [REDACTED:card] ok');
-    expect(errorsOf(c, 'guardrail_redacted')).toHaveLength(1);
+    expect(noticesOf(c, 'guardrail_redacted')).toHaveLength(1);
     c.close();
   });
 
@@ -146,7 +149,7 @@ describe('input guardrails through the proxy', () => {
     // The locked transcription setting is injected after session.created.
     await c.next('session.updated');
     for (const ev of appendEvents(speechThenSilence(600, 800))) c.send(ev);
-    await c.waitFor((e) => errorsOf(c, 'guardrail_blocked').length > 0 && !!e, 5000, 'guardrail_blocked');
+    await c.waitFor((e) => noticesOf(c, 'guardrail_blocked').length > 0 && !!e, 5000, 'guardrail_blocked');
     const committed = await c.next('input_audio_buffer.committed');
     const itemId = committed['item_id'] as string;
     await expect.poll(() => sim.received.some((r) => r.type === 'conversation.item.delete' && (r.event as { item_id: string }).item_id === itemId)).toBe(true);
@@ -214,7 +217,7 @@ describe('PII detectors through the proxy', () => {
     c.say(`say: Please transfer it to GB82 WEST 1234 5698 7654 32${LONG_TAIL}`);
     const done = await c.next('response.done');
     expect((done['response'] as { status: string }).status).toBe('cancelled');
-    expect(errorsOf(c, 'response_cancelled_by_policy')).toHaveLength(1);
+    expect(noticesOf(c, 'response_cancelled_by_policy')).toHaveLength(1);
     c.close();
   });
 

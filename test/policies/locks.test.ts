@@ -42,6 +42,8 @@ async function connect() {
 }
 
 const codeOf = (e: { [k: string]: unknown }) => (e['error'] as { code?: string } | undefined)?.code;
+/** What a lock did to a forwarded event or a running response: a notice (`rtproxy.notice`), not an error. */
+const noticeCodeOf = (e: { [k: string]: unknown }) => (e['type'] === 'rtproxy.notice' ? (e['notice'] as { code?: string } | undefined)?.code : undefined);
 
 describe('session locks through the proxy', () => {
   it('sends the locked instructions as the session\'s first event, without any client update', async () => {
@@ -91,8 +93,8 @@ describe('session locks through the proxy', () => {
     const { c, sim } = await connect();
     await c.next('session.updated');
     c.send({ type: 'session.update', event_id: 'evt_pirate', session: { type: 'realtime', instructions: 'You are a pirate.', audio: { output: { voice: 'cedar' } } } });
-    const notice = await c.waitFor((e) => e.type === 'error' && codeOf(e) === 'session_locked');
-    expect((notice['error'] as { event_id: string; details: Record<string, unknown> }).event_id).toBe('evt_pirate');
+    const notice = await c.waitFor((e) => noticeCodeOf(e) === 'session_locked');
+    expect((notice['notice'] as { event_id: string; details: Record<string, unknown> }).event_id).toBe('evt_pirate');
     const second = await c.nth('session.updated', 2);
     const s = second['session'] as { instructions: string; audio: { output: { voice: string } } };
     expect(s.instructions).toBe('You are the Acme support agent.');
@@ -117,8 +119,8 @@ describe('session locks through the proxy', () => {
   it('a call to a non-allowed function is stopped before the client can execute it', async () => {
     const { c, sim } = await connect();
     c.say('call:delete_account {"id":42}');
-    const blocked = await c.waitFor((e) => e.type === 'error' && codeOf(e) === 'guardrail_blocked');
-    expect((blocked['error'] as { details: Record<string, unknown> }).details).toMatchObject({ field: 'tools', function: 'delete_account' });
+    const blocked = await c.waitFor((e) => noticeCodeOf(e) === 'guardrail_blocked');
+    expect((blocked['notice'] as { details: Record<string, unknown> }).details).toMatchObject({ field: 'tools', function: 'delete_account' });
     const done = await c.next('response.done');
     expect(c.ofType('response.function_call_arguments.done')).toEqual([]);
     expect(c.ofType('response.function_call_arguments.delta')).toEqual([]);

@@ -43,9 +43,9 @@ describe('card numbers in other scripts\u2019 digits (customer-support)', () => 
   });
 
   it('output: a card read back in Devanagari digits stops the response before its digits show', async () => {
-    const { errorCode, shown } = await proxy.spokenAnswer();
+    const { noticeCode, shown } = await proxy.spokenAnswer();
     // Old code: every delta reached the client and no error came (the wait timed out).
-    expect(errorCode).toBe('response_cancelled_by_policy');
+    expect(noticeCode).toBe('response_cancelled_by_policy');
     expect(normalizeText(shown)).not.toMatch(/4111/);
   });
 

@@ -39,9 +39,9 @@ describe('Cyrillic letters drawn as Latin small capitals (customer-support: prom
 
 describe('apostrophe look-alikes (customer-support: no-refund-promises, cancel_response)', () => {
   it('output: "Iʼll refund you" stops the response before the promise shows', async () => {
-    const { errorCode, shown } = await proxy.spokenAnswer();
+    const { noticeCode, shown } = await proxy.spokenAnswer();
     // Old code: every delta reached the client and no error came (the wait timed out).
-    expect(errorCode).toBe('response_cancelled_by_policy');
+    expect(noticeCode).toBe('response_cancelled_by_policy');
     expect(shown).not.toContain('refund');
   });
 

@@ -71,7 +71,8 @@ describe('a growing match of an unbounded pattern, streamed', () => {
 });
 
 const DIGITS = Array.from({ length: 12_000 }, (_, i) => String((i * 7) % 10)).join('');
-const errorsOf = (events: readonly { type: string; [k: string]: unknown }[]) => events.filter((e) => e.type === 'error').map((e) => e['error'] as { code?: string; details?: { rule?: string } });
+/** A stopped stream refuses nothing the client sent: the client is told with a notice. */
+const noticesOf = (events: readonly { type: string; [k: string]: unknown }[]) => events.filter((e) => e.type === 'rtproxy.notice').map((e) => e['notice'] as { code?: string; details?: { rule?: string } });
 
 describe('through the proxy: tool-call arguments of 12,000 digits under a `\\d+` redact rule', () => {
   let tp: TestProxy;
@@ -101,7 +102,7 @@ describe('through the proxy: tool-call arguments of 12,000 digits under a `\\d+`
     const streamed = c.ofType('response.function_call_arguments.delta').map((e) => e['delta'] as string).join('');
     expect(streamed).not.toMatch(/\d/);
     // Before the fix the whole run was held (and rescanned per delta) and released redacted at `.done`: no error.
-    expect(errorsOf(c.events).map((e) => e.code)).toContain('guardrail_blocked');
+    expect(noticesOf(c.events).map((e) => e.code)).toContain('guardrail_blocked');
     expect(tp.logs.some((l) => JSON.stringify(l).includes('hold_limit'))).toBe(true);
     c.close();
   });
@@ -177,7 +178,7 @@ describe('through the proxy: "ignore prev" and 3,000 combining accents in tool-c
     const streamed = c.ofType('response.function_call_arguments.delta').map((e) => e['delta'] as string).join('');
     expect(streamed).not.toContain('ignore');
     // Before the fix all of it was held until `.done` (no match there: released whole), no error.
-    expect(errorsOf(c.events).map((e) => e.code)).toContain('guardrail_blocked');
+    expect(noticesOf(c.events).map((e) => e.code)).toContain('guardrail_blocked');
     c.close();
   });
 });

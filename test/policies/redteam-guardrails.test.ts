@@ -301,7 +301,9 @@ describe('a spoken turn whose transcript comes after text typed behind it (READM
       expect(up.events().filter((e) => e?.type === 'conversation.item.delete')).toEqual([{ type: 'conversation.item.delete', event_id: expect.any(String), item_id: 'item_s' }]);
       expect(c.ofType('conversation.item.input_audio_transcription.completed')).toEqual([]);
       expect(JSON.stringify(c.events)).not.toContain('ignore previous');
-      expect(c.ofType('error').map((e) => errorOf(e).code)).toEqual(['guardrail_blocked']);
+      // The spoken turn was removed (nothing the client sent was refused): a notice.
+      expect(c.ofType('rtproxy.notice').map((e) => (e['notice'] as { code: string }).code)).toEqual(['guardrail_blocked']);
+      expect(c.ofType('error')).toEqual([]);
       c.close();
     });
   });

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { barrier, errorOf, recordingUpstream, type RecordedConnection, type RecordingUpstream } from '../governance/edges-support.js';
+import { barrier, errorOf, noticeOf, recordingUpstream, type RecordedConnection, type RecordingUpstream } from '../governance/edges-support.js';
 import type { TestClient, TestProxy } from '../support/harness.js';
 import { startTestProxy } from '../support/harness.js';
 import { userMessage } from './support.js';
@@ -57,14 +57,14 @@ export function customerSupportProxy(spoken: readonly string[] = []) {
 
   return {
     connect,
-    /** Asks for a response on a new session: the first error the client got, and the transcript it was shown before it. */
-    async spokenAnswer(): Promise<{ errorCode: string; shown: string }> {
+    /** Asks for a response on a new session: the first notice the client got (a response cancelled by policy), and the transcript it was shown before it. */
+    async spokenAnswer(): Promise<{ noticeCode: string; shown: string }> {
       const { c } = await connect();
       c.send({ type: 'response.create', event_id: 'evt_resp' });
-      const error = await c.next('error');
+      const notice = await c.next('rtproxy.notice');
       const shown = c.ofType('response.output_audio_transcript.delta').map((e) => String(e['delta'])).join('');
       c.close();
-      return { errorCode: errorOf(error).code, shown };
+      return { noticeCode: noticeOf(notice).code, shown };
     },
     /** How many item creates reached the upstream, and the client's error codes. */
     async createItem(text: string): Promise<{ relayed: number; errors: string[] }> {

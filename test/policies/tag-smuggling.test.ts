@@ -129,6 +129,8 @@ describe('through the proxy and the simulator: the model speaks or writes text h
   });
 
   const errorCodes = (c: TestClient) => c.ofType('error').map((e) => (e['error'] as { code?: string }).code);
+  // A response stopped by a rule refuses nothing the client sent: told as a notice.
+  const noticeCodes = (c: TestClient) => c.ofType('rtproxy.notice').map((e) => (e['notice'] as { code?: string }).code);
   const LONG_TAIL = ' and then it keeps talking for a while, sentence after sentence, so that plenty would still follow, until the end.';
 
   for (const modality of ['audio', 'text'] as const) {
@@ -140,7 +142,8 @@ describe('through the proxy and the simulator: the model speaks or writes text h
       c.say(`say: Sure.${tags(' wire the money')} Done${LONG_TAIL}`, { output_modalities: [modality] });
       const done = (await c.next('response.done')) as unknown as { response: { status: string } };
       expect(done.response.status).toBe('cancelled');
-      expect(errorCodes(c)).toEqual(['guardrail_blocked']);
+      expect(noticeCodes(c)).toEqual(['guardrail_blocked']);
+      expect(errorCodes(c)).toEqual([]);
       // Everything the client got but its own item echoed back (whose `say:` text holds the tags).
       const served = JSON.stringify(c.events.filter((e) => (e['item'] as { role?: string } | undefined)?.role !== 'user'));
       expect(served).not.toContain(tags('wire'));
@@ -159,7 +162,7 @@ describe('through the proxy and the simulator: the model speaks or writes text h
       expect(doneText[modality === 'audio' ? 'transcript' : 'text']).toBe('The [X] is salt.');
       expect(JSON.stringify(done)).toContain('The [X] is salt.');
       expect(JSON.stringify(done)).not.toContain(tags('sauce'));
-      expect(errorCodes(c)).toEqual([]);
+      expect([...errorCodes(c), ...noticeCodes(c)]).toEqual([]);
       c.close();
     });
   }
@@ -170,7 +173,7 @@ describe('through the proxy and the simulator: the model speaks or writes text h
     c.say(`say: Go ${ENGLAND}! Fans of ${ENGLAND} cheered.`, { output_modalities: ['text'] });
     await c.next('response.done');
     expect(c.ofType('response.output_text.done')[0]!['text']).toBe(`Go ${ENGLAND}! Fans of ${ENGLAND} cheered.`);
-    expect(errorCodes(c)).toEqual([]);
+    expect([...errorCodes(c), ...noticeCodes(c)]).toEqual([]);
     c.close();
   });
 });

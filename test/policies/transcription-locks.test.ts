@@ -42,6 +42,7 @@ afterAll(async () => {
 
 type Json = Record<string, unknown>;
 const errorOf = (e: Json) => e['error'] as { code: string; param: string | null; details?: Json };
+const noticeOf = (e: Json) => e['notice'] as { code: string; param: string | null; details?: Json };
 const transcriptionOf = (session: unknown) => ((session as { audio?: { input?: { transcription?: unknown } } } | undefined)?.audio?.input?.transcription);
 const lastSession = (call: SimCall) => call.dataChannel.filter((e) => e['type'] === 'session.updated').at(-1)?.['session'];
 const fromSideband = (call: SimCall, type: string) => call.received.filter((r) => r.from === 'sideband' && r.type === type).map((r) => r.event as Json);
@@ -64,8 +65,8 @@ describe('B. the inputTranscription lock pins the whole transcription object', (
   it('WebSocket: keywords and languages beside the locked model and prompt are rewritten away, with a session_locked notice', async () => {
     const { c, received } = await open('tlock');
     c.send({ type: 'session.update', event_id: 'evt_k', session: { type: 'realtime', audio: { input: { transcription: { ...LOCKED, keywords: ['fire', 'transfer'], languages: ['de'] } } } } });
-    const notice = await c.waitFor((e) => e.type === 'error' && errorOf(e).code === 'session_locked', 5000, 'session_locked');
-    expect(errorOf(notice)).toMatchObject({ param: 'session.audio.input.transcription', details: { field: 'input_transcription', action: 'rewritten' } });
+    const notice = await c.waitFor((e) => e.type === 'rtproxy.notice' && noticeOf(e).code === 'session_locked', 5000, 'session_locked');
+    expect(noticeOf(notice)).toMatchObject({ param: 'session.audio.input.transcription', details: { field: 'input_transcription', action: 'rewritten' } });
     // Upstream: the locked state at session start, then the client's update, rewritten (event ids are the proxy's).
     const sent = () => received().filter((r) => r.type === 'session.update').map((r) => transcriptionOf((r.event as Json)['session']));
     await until(() => sent().length >= 2, "the client's update upstream");

@@ -97,6 +97,8 @@ interface OpenOptions {
   clock?: Clock;
   pingIntervalMs?: number;
   pongTimeoutMs?: number;
+  /** `policies.notices` (default event). */
+  notices?: 'event' | 'error' | 'off';
   /** The session's log records, parsed (debug and up); silent when absent. */
   logs?: Record<string, unknown>[];
 }
@@ -121,6 +123,7 @@ function open(factories: FilterFactory[], options: OpenOptions = {}): { session:
       ...(Object.keys(server).length > 0 ? { server } : {}),
       // Metering on only when a test sets the linger (no metering filter: the core only reads its linger setting).
       metering: options.lingerMs !== undefined ? { enabled: true, lingerAfterClientCloseMs: options.lingerMs } : { enabled: false },
+      ...(options.notices ? { policies: { notices: options.notices } } : {}),
       tenants: { acme: { keys: [{ key: 'rpk_core_test_key_0123456789' }] } },
     },
     '(session core test)',
@@ -198,7 +201,9 @@ describe('RelaySession: suppression of a cancelled response', () => {
     expect(audioSeen).toBeGreaterThanOrEqual(2);
     expect(audio).toHaveLength(1);
     expect((client.frames.find((x) => x['type'] === 'response.done')!['response'] as { status: string }).status).toBe('cancelled');
-    expect(client.frames.filter((x) => x['type'] === 'error').map((x) => (x['error'] as { code: string }).code)).toEqual(['guardrail_blocked']);
+    // The client sees the response.done (cancelled): why is a notice, not an error (policies.notices: event).
+    expect(client.frames.filter((x) => x['type'] === 'rtproxy.notice').map((x) => (x['notice'] as { code: string }).code)).toEqual(['guardrail_blocked']);
+    expect(client.types()).not.toContain('error');
     expect(upstreamReceived().filter((e) => e['type'] === 'response.cancel')).toEqual([expect.objectContaining({ response_id: id })]);
     expect(session.isSuppressed(id)).toBe(false);
     // The delta that left was metered as it left (the relay's own output audio counters).
@@ -234,12 +239,30 @@ describe('RelaySession: suppression of a cancelled response', () => {
     const { session, client } = open([f.factory]);
     await until(() => client.types().includes('session.created'), 'session.created');
     session.cancelResponse('resp_gone', 'test', new ProxyError('guardrail_blocked'));
-    await until(() => client.types().includes('error'), 'the notice');
+    await until(() => client.types().includes('rtproxy.notice'), 'the notice');
     expect(upstreamReceived().filter((e) => e['type'] === 'response.cancel' || e['type'] === 'output_audio_buffer.clear')).toEqual([]);
     // Idempotent: a second cancel of the same response sends nothing more and no second notice.
     session.cancelResponse('resp_gone', 'test', new ProxyError('guardrail_blocked'));
     await new Promise((r) => setTimeout(r, 20));
-    expect(client.types().filter((t) => t === 'error')).toHaveLength(1);
+    expect(client.types().filter((t) => t === 'rtproxy.notice')).toHaveLength(1);
+  });
+
+  it.each([
+    ['event', ['rtproxy.notice']],
+    ['error', ['error']],
+    ['off', []],
+  ] as const)('policies.notices: %s: a cancelled response is told with %j', async (notices, told) => {
+    const f = filterOf({}, () => CONTINUE);
+    const { session, client } = open([f.factory], { notices });
+    await until(() => client.types().includes('session.created'), 'session.created');
+    session.cancelResponse('resp_gone', 'test', new ProxyError('guardrail_blocked'));
+    // A marker sent behind it: everything the cancel told the client is before it.
+    session.sendClient({ type: 'input_audio_buffer.cleared', event_id: 'evt_marker' }, 'test');
+    await until(() => client.types().includes('input_audio_buffer.cleared'), 'the marker');
+    const types = client.types();
+    expect(types.slice(types.indexOf('session.created') + 1, types.indexOf('input_audio_buffer.cleared'))).toEqual(told);
+    const event = client.frames.find((x) => x['type'] === told[0]);
+    if (event) expect(event[notices === 'error' ? 'error' : 'notice']).toMatchObject({ type: 'policy_error', code: 'guardrail_blocked', event_id: null });
   });
 });
 

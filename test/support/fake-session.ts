@@ -107,6 +107,10 @@ export class FakeSession implements SessionContext {
   sendClient(event: RealtimeServerEvent): void {
     this.client.push({ ...event });
   }
+  /** Recorded as the relay sends it by default (`policies.notices: event`). */
+  notify(notice: ProxyError): void {
+    this.client.push({ ...notice.toNotice(this.nextEventId()) });
+  }
   /** Errors thrown by timer callbacks (the relay would end the session with internal_error). */
   readonly timerFailures: unknown[] = [];
   setTimer(ms: number, fn: () => void): NodeJS.Timeout {

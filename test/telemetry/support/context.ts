@@ -51,6 +51,7 @@ export class TelemetryTestSession implements SessionContext {
   }
   sendUpstream(): void {}
   sendClient(): void {}
+  notify(): void {}
   close(_error: ProxyError): void {}
   setTimer(ms: number, fn: () => void): NodeJS.Timeout {
     const timer = setTimeout(fn, ms);
