@@ -1386,7 +1386,7 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       const f = setup().factory;
       expect(f.name).toBe('metering');
       expect(f.failMode).toBe('closed');
-      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'transcription_session.update']);
+      expect(f.wants.client).toEqual(['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'transcription_session.update', 'session.input_audio_buffer.append']);
       expect(f.wants.server).toEqual([
         'input_audio_buffer.committed',
         'input_audio_buffer.cleared',

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { CONTINUE, DROP, reject, replace, type AdmissionAsk, type AdmissionRequest, type AdmissionTicket, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
-import { AUDIO_IN, isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
+import { AUDIO_IN, isTranscriptionIntent, isTranslationSession, TRANSLATION_AUDIO_IN, type ClientEventOf } from '../protocol/events.js';
+import { TranslationMeteringFilter, translationPriceProblem } from './translation.js';
 import { asObject as obj, asString as str } from '../protocol/json.js';
 import { BETA_OUTPUT_LIMIT, exceeds, parseOutputLimit, readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from '../protocol/limits.js';
 import { budgetedInputBytesPerMs } from '../protocol/audio-format.js';
@@ -440,13 +441,17 @@ export function ledgerFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>):
  * A reserve the ledger could not answer runs unreserved: failMode open, Redis (not a silent
  * primary) was the one down, and its queue of unwritten settlements still has room.
  */
-function reserveFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>, result: { readonly ownerSilent?: true; readonly queueFull?: true }): boolean {
+export function reserveFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>, result: { readonly ownerSilent?: true; readonly queueFull?: true }): boolean {
   return ledgerFailsOpen(rt) && result.ownerSilent !== true && result.queueFull !== true;
 }
 
 async function capsRefusal(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | null> {
   const failOpen = ledgerFailsOpen(rt);
-  if (req.model !== '' && !pricedForSessions(rt, req.model)) {
+  if (isTranslationSession(req.query)) {
+    // A translation session is billed by its input audio: its model needs an audio price (per minute).
+    const refused = translationPriceProblem(rt.prices, req.model);
+    if (refused) return refused;
+  } else if (req.model !== '' && !pricedForSessions(rt, req.model)) {
     return unpricedError(req.model, rt, { param: 'model' });
   }
   const limits = rt.limitsOf(req.tenant);
@@ -510,7 +515,8 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
   return {
     name: BY,
     wants: {
-      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'transcription_session.update'],
+      // TRANSLATION_AUDIO_IN: a translation session's input audio (no other session sends it: the relay refuses it there).
+      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'transcription_session.update', TRANSLATION_AUDIO_IN],
       server: [
         'input_audio_buffer.committed',
         // The answer to the clear sent when the client left (#goneClear).
@@ -550,6 +556,8 @@ export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory 
       if (ctx.watchesGovernedCall === true) return {};
       const slot = slots.claim(ctx.admission);
       try {
+        // A translation session has no responses or items: its input audio is what it costs.
+        if (isTranslationSession(ctx.query)) return new TranslationMeteringFilter(ctx, rt, slot);
         return new MeteringFilter(ctx, rt, slot);
       } catch (err) {
         // No filter holds it, so nobody else would give it back.

@@ -15,6 +15,7 @@ export type MaybePromise<T> = T | Promise<T>;
  * - `session_end_estimate`: the proxy ended the session (shutdown, limit) mid-response; likewise;
  * - `unreadable_usage_estimate`: the response's `response.done` came with a usage that cannot be
  *   priced (null, no counts, counts that are not numbers); billed at its reservation likewise;
+ * - `translation_audio`: a translation session's input audio as forwarded (src/metering/translation.ts);
  * - `worker_lost_estimate`: the relay worker holding the reservation died (`server.workers`); the
  *   primary bills each reservation it held at its amount (it cannot tell a running response from
  *   a create never sent).
@@ -26,7 +27,12 @@ export type SettledBy =
   | 'upstream_drop_estimate'
   | 'session_end_estimate'
   | 'unreadable_usage_estimate'
-  | 'worker_lost_estimate';
+  | 'worker_lost_estimate'
+  /**
+   * A translation session's input audio, as the proxy forwarded it upstream (base64 PCM16 at 24 kHz),
+   * at the model's per-minute price: the upstream reports no usage for translation sessions.
+   */
+  | 'translation_audio';
 
 /** One billed unit: a response (`response.done`) or an input transcription. Never content. */
 export interface UsageRecord {

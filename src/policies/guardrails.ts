@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Direction, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
-import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, type RealtimeClientEvent, type RealtimeServerEvent } from '../protocol/events.js';
+import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, isTranslationSession, type RealtimeClientEvent, type RealtimeServerEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
 import type { ConversationView } from '../protocol/conversation.js';
 import { ProxyError } from '../protocol/errors.js';
@@ -717,13 +717,20 @@ export class GuardrailFilter implements Filter {
   #callTexts: JsonObject | null = null;
   #callRestores = 0;
 
+  /**
+   * A translation session (`…/realtime/translations`): its transcripts stream with the translated
+   * audio spoken from them, which no cancel stops and no delete recalls, so any stopping trip ends it.
+   */
+  readonly #translation: boolean;
+
   constructor(ctx: SessionContext, entry: PolicyEntry) {
     this.#ctx = ctx;
     this.#entry = entry;
     this.#info = { sessionId: ctx.id, tenantId: ctx.tenant.id, model: ctx.model, policy: entry.name, log: ctx.log };
     const hold = entry.current.holdSpokenInput;
-    // A transcription session (intent=transcription) has no responses to hold.
-    this.#hold = hold && ctx.query.get('intent') !== 'transcription' ? new SpokenTurnHold(ctx, GUARDRAILS_FILTER, hold.timeoutMs, () => ({ policy: this.#policy.name, policyVersion: this.#policy.version })) : null;
+    this.#translation = isTranslationSession(ctx.query);
+    // A transcription session (intent=transcription) has no responses to hold; nor has a translation session.
+    this.#hold = hold && ctx.query.get('intent') !== 'transcription' && !this.#translation ? new SpokenTurnHold(ctx, GUARDRAILS_FILTER, hold.timeoutMs, () => ({ policy: this.#policy.name, policyVersion: this.#policy.version })) : null;
   }
 
   /** The policy for stateless evaluations: the latest loaded version (hot reload applies live). */
@@ -1757,7 +1764,9 @@ export class GuardrailFilter implements Filter {
     const action = strongestOf(findings)!;
     const details = this.#details(policy, findings);
     const ruleId = findings.find((f) => f.action === action)!.id;
-    if (action === 'end_session') return closeWith(new ProxyError('policy_violation', { details }));
+    // A translation session has no response to cancel and no item to delete: the translated audio
+    // already spoken cannot be recalled, so a block (or cancel_response) ends it as end_session does.
+    if (action === 'end_session' || this.#translation) return closeWith(new ProxyError('policy_violation', { details }));
     if (this.#hold?.isHeld(itemId)) {
       // A held turn (only user items are): every response that started since its commit was
       // cancelled as it started (#responseCreated), and one that starts before the upstream
@@ -2390,7 +2399,8 @@ export class GuardrailFilter implements Filter {
     const policy = this.#policy;
     let applied: Action = 'log';
     const details = { policy: policy.name, policyVersion: policy.version, rule: c.id, action: v.action };
-    if (v.action === 'end_session') {
+    // A translation session: nothing to cancel or delete, the translation already spoken (see #trip).
+    if (v.action === 'end_session' || (this.#translation && (v.action === 'block' || v.action === 'cancel_response'))) {
       this.#ctx.close(new ProxyError('policy_violation', { details }));
       applied = 'end_session';
     } else if (v.action === 'block' || v.action === 'cancel_response') {

@@ -1,6 +1,6 @@
 import { CONTINUE, DROP, reject, replace, type Admission, type AdmissionRequest, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
-import { isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
+import { isTranscriptionIntent, isTranslationSession, type ClientEventOf } from '../protocol/events.js';
 import { ProxyError } from '../protocol/errors.js';
 import { nameMatcher, type CompiledPolicy } from './compile.js';
 import type { PolicyRegistry } from './registry.js';
@@ -425,7 +425,9 @@ export function locksFactory(registry: PolicyRegistry, options: LocksFactoryOpti
       // An alias (e.g. a deprecated model → its successor) is dialled as the successor.
       return resolved.aliased ? { model: resolved.model } : null;
     },
-    create: (ctx) => new LockFilter(ctx, registry.resolve(ctx.tenant.policy).current),
+    // A translation session has none of the realtime settings locks hold (instructions, tools, voice,
+    // turn detection): their locked state would be refused upstream. Its model is still checked above.
+    create: (ctx) => (isTranslationSession(ctx.query) ? {} : new LockFilter(ctx, registry.resolve(ctx.tenant.policy).current)),
   };
 }
 

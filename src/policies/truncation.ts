@@ -4,6 +4,7 @@ import type { PolicyRegistry } from './registry.js';
 import type { PolicyTruncation } from './schema.js';
 import { asArray, asNumber, asObject, asString, keptId } from '../protocol/json.js';
 import { ProxyError } from '../protocol/errors.js';
+import { isTranslationSession } from '../protocol/events.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Provenance } from '../protocol/conversation.js';
 import { clientEventId } from './util.js';
@@ -587,7 +588,8 @@ export function truncationFactory(registry: PolicyRegistry): FilterFactory {
       ],
     },
     failMode: 'open',
-    create: (ctx) => new TruncationFilter(ctx, registry.resolve(ctx.tenant.policy).current.truncation.budget ?? null, registry.resolve(ctx.tenant.policy).name),
+    // A translation session keeps no conversation: nothing to truncate.
+    create: (ctx) => (isTranslationSession(ctx.query) ? {} : new TruncationFilter(ctx, registry.resolve(ctx.tenant.policy).current.truncation.budget ?? null, registry.resolve(ctx.tenant.policy).name)),
   };
 }
 

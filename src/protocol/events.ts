@@ -29,3 +29,26 @@ export const CLIENT_SECRET_PREFIX = 'ek_proxy_';
 export function isTranscriptionIntent(query: ReadonlyMap<string, string>): boolean {
   return query.get('intent') === 'transcription';
 }
+
+/**
+ * Marks a translation session (`…/realtime/translations`, `openai`'s `OpenAIRealtimeTranslationWS`)
+ * in the session's query. Set by the server from the upgrade path, never from the client's query:
+ * a name readClientQuery never keeps (only `model`, `intent`, `call_id` pass it).
+ */
+export const TRANSLATION_SESSION_KEY = ':translation';
+
+/** The session was opened at `…/realtime/translations`: a translation session (`type: "translation"`). */
+export function isTranslationSession(query: ReadonlyMap<string, string>): boolean {
+  return query.has(TRANSLATION_SESSION_KEY);
+}
+
+/** A translation session's input audio append (base64 PCM16 mono at 24 kHz, the only format it takes). */
+export const TRANSLATION_AUDIO_IN = 'session.input_audio_buffer.append';
+
+/**
+ * The client events a translation session takes (openai `RealtimeTranslationClientEvent`). The relay
+ * refuses every other type there before any filter or the upstream sees it: the policies judge
+ * realtime events (items, responses) a translation session has no use for, and the proxy must not be
+ * a weaker check than the upstream's.
+ */
+export const TRANSLATION_CLIENT_TYPES: readonly string[] = ['session.update', TRANSLATION_AUDIO_IN, 'session.close'];

@@ -10,7 +10,7 @@ import { Conversation, type ConversationView, type ItemMark, unpredictable } fro
 import type { ClientEventOf, RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
-import { AUDIO_IN } from '../protocol/events.js';
+import { AUDIO_IN, isTranslationSession, TRANSLATION_CLIENT_TYPES } from '../protocol/events.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -199,6 +199,8 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #idleWaiters = new Set<() => void>();
   #closeInfo: CloseInfo | null = null;
   #upstreamCloseCode: number | null = null;
+  /** A translation session (`…/realtime/translations`): only its own client events pass (#refusedInTranslation). */
+  readonly #translation: boolean;
 
   /** `client` null: a session the proxy runs on its own (the sideband of a call, src/calls): no client to relay to. */
   constructor(init: SessionInit, client: ClientSocket | null) {
@@ -206,6 +208,7 @@ export class RelaySession implements SessionContext, ChainSink {
     this.tenant = init.tenant;
     this.model = init.model;
     this.query = init.query;
+    this.#translation = isTranslationSession(init.query);
     this.callId = init.callId ?? init.query.get('call_id') ?? null;
     this.secretSession = init.secretSession ?? null;
     this.carried = init.carried ?? null;
@@ -373,6 +376,7 @@ export class RelaySession implements SessionContext, ChainSink {
       return;
     }
     if (typeof type === 'string' && type.length > 0) {
+      if (this.#translation && this.#refusedInTranslation(type, bytes, null)) return;
       // One frame in 64: time the synchronous path from the socket read to the upstream write.
       const sampled = (++this.#clientSample & RELAY_SAMPLE_MASK) === 0;
       const t0 = sampled ? this.clock.now() : 0;
@@ -409,7 +413,28 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The 'type' field is missing or not a string.", eventId }));
       return;
     }
+    if (this.#translation && this.#refusedInTranslation(ev['type'], bytes, eventId)) return;
     this.#chain.fromClient(Frame.fromClient(ev['type'], bytes, ev));
+  }
+
+  /**
+   * A translation session takes its own client events only (TRANSLATION_CLIENT_TYPES): any other is
+   * refused here, before a filter or the upstream sees it (the upstream refuses them too; the proxy
+   * is not the weaker check). Non-fatal, as the upstream's `invalid_value` is.
+   */
+  #refusedInTranslation(type: string, bytes: Buffer, eventId: string | null): boolean {
+    if (TRANSLATION_CLIENT_TYPES.includes(type)) return false;
+    const sniffedId = eventId ?? sniffString(bytes, 'event_id');
+    this.stats.rejectedFrames++;
+    this.report({ kind: 'verdict', filter: PARSER_VERDICT_FILTER, direction: 'client', eventType: RELAY_REFUSED_EVENT_TYPE, verdict: 'reject', code: 'invalid_event' });
+    this.#sendErrorToClient(
+      new ProxyError('invalid_event', {
+        message: `A translation session takes ${TRANSLATION_CLIENT_TYPES.join(', ')} only; '${type.slice(0, 64)}' was not sent upstream.`,
+        param: 'type',
+        eventId: typeof sniffedId === 'string' ? sniffedId : null,
+      }),
+    );
+    return true;
   }
 
   /**

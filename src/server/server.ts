@@ -7,9 +7,9 @@ import type { Config } from '../config/schema.js';
 import { ChainTemplate } from '../pipeline/chain.js';
 import type { AdmissionRequest, Clock } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
-import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
+import { CLIENT_SECRET_PREFIX, TRANSLATION_SESSION_KEY } from '../protocol/events.js';
 import { MAX_KEY_CHARS, sha256Hex, type TenantResolver } from '../tenants/resolver.js';
-import { forwardedHeaderProblem, readClientQuery, undialableModel, upstreamTarget } from '../upstream/dial.js';
+import { forwardedHeaderProblem, readClientQuery, translationQueryProblem, undialableModel, upstreamTarget } from '../upstream/dial.js';
 import { RelaySession, type AdmittedClient, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
@@ -854,9 +854,12 @@ export class ProxyServer {
       }
       exchange.reply({ status: error.httpStatus, headers: { 'content-type': 'application/json' }, body: errorBody(error) });
     };
-    if (!path.endsWith('/realtime')) {
+    // Translation sessions (`openai`'s OpenAIRealtimeTranslationWS) open at `…/realtime/translations`:
+    // governed as every session is, dialled at the upstream's translations endpoint.
+    const translation = path.endsWith('/realtime/translations');
+    if (!path.endsWith('/realtime') && !translation) {
       this.#refused('not_found', source);
-      exchange.reply(jsonReply(404, { error: { code: 'not_found', message: 'WebSocket path must end in /realtime' } }));
+      exchange.reply(jsonReply(404, { error: { code: 'not_found', message: 'WebSocket path must end in /realtime or /realtime/translations' } }));
       return;
     }
     if (copied.bytes > this.#config.server.maxHeaderBytes) return refuse(new ProxyError('headers_too_large', { message: `The request headers exceed ${this.#config.server.maxHeaderBytes} bytes.` }));
@@ -889,8 +892,16 @@ export class ProxyServer {
     // it (429, the tenant's own limit; other tenants still open). Checked before admission takes a slot.
     if (this.#budget.tenantExhausted(tenant.id)) return refuse(tenantShareExceeded('upgrade', this.#budget.tenantLimit), { browser: creds.browser });
     // Only model, intent and call_id reach the upstream; Azure models map to configured deployments.
-    const clientQuery = readClientQuery(rawQuery, this.#config.upstream);
-    if (clientQuery instanceof ProxyError) return refuse(clientQuery);
+    const readQuery = readClientQuery(rawQuery, this.#config.upstream);
+    if (readQuery instanceof ProxyError) return refuse(readQuery);
+    const translationProblem = translation ? translationQueryProblem(this.#config.upstream, readQuery.query) : null;
+    if (translationProblem) return refuse(translationProblem);
+    // A translation session: marked in its query (every filter and the dial read it there).
+    const clientQuery = translation ? { ...readQuery, query: new Map([...readQuery.query, [TRANSLATION_SESSION_KEY, '1']]) } : readQuery;
+    // A client secret's minted config is a realtime session's: it opens no translation session.
+    if (grant && translation) {
+      return refuse(new ProxyError('invalid_request', { message: 'A client secret cannot open a translation session; use the tenant key.' }), { browser: creds.browser });
+    }
     if (clientQuery.dropped.length > 0) this.#log.debug({ tenant: tenant.id, dropped: clientQuery.dropped }, 'client query parameters not forwarded');
     // A client secret opens the session it was minted for, nothing else: attaching to a call (the
     // owner's tenant key only, unmetered there: the call's sideband meters it) or a transcription

@@ -14,6 +14,7 @@ import { SimCallRegistry } from './calls.js';
 import { Connection, type ConnectionSettings } from './connection.js';
 import { createRealtimeSession, createTranscriptionSession, isKnownModel } from './session.js';
 import type { SimConnection, SimulatorHandle, SimulatorOptions } from './types.js';
+import { defaultTranslator, TranslationConnection } from './translation.js';
 
 export type { Brain, BrainContext, BrainReply, ResponseParams } from './brain.js';
 export { defaultBrain } from './brain.js';
@@ -23,8 +24,11 @@ export { usageViolations } from './usage.js';
 export { KNOWN_MODELS } from './session.js';
 export { answerFor, simSignWebhook, type SimCall, type SimCalls, type SimSecret } from './calls.js';
 export { observeSentEvents, type SentEventObserver } from './observe.js';
+export { defaultTranslator, TRANSLATION_FRAME_MS, type TranslatedFrame, type Translator } from './translation.js';
 
 const REALTIME_PATHS = new Set(['/v1/realtime', '/openai/realtime', '/openai/v1/realtime']);
+/** Translation sessions (openai `OpenAIRealtimeTranslationWS`), OpenAI's and Azure's GA shape. */
+const TRANSLATION_PATHS = new Set(['/v1/realtime/translations', '/openai/v1/realtime/translations']);
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
 const BETA_PROTOCOL = 'openai-beta.realtime-v1';
 
@@ -89,7 +93,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     recordAudio: options.recordAudio ?? true,
     maxSessionMs: options.maxSessionMs ?? 3_600_000,
   };
-  const connections: Connection[] = [];
+  const connections: SimConnection[] = [];
   const listeners: Array<(c: SimConnection) => void> = [];
 
   const wss = new WebSocketServer({
@@ -120,7 +124,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       rejectUpgrade(socket, options.rejectUpgradeStatus, null, `The simulator refuses upgrades with HTTP ${options.rejectUpgradeStatus}.`);
       return;
     }
-    if (!REALTIME_PATHS.has(url.pathname)) {
+    if (!REALTIME_PATHS.has(url.pathname) && !TRANSLATION_PATHS.has(url.pathname)) {
       rejectUpgrade(socket, 404, null, `Invalid URL (GET ${url.pathname})`);
       return;
     }
@@ -129,6 +133,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
   function accept(ws: WebSocket, req: IncomingMessage, url: URL): void {
     // A sideband socket on a call this simulator created joins that call's session (after the key check).
+    if (TRANSLATION_PATHS.has(url.pathname)) return acceptTranslation(ws, req, url);
     const sidebandOf = url.searchParams.get('call_id');
     const callKey = credential(req);
     const keyOk = options.apiKey === undefined || options.apiKey === null || callKey === options.apiKey;
@@ -178,6 +183,28 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return conn.refuse('invalid_model', `Model "${model}" is not supported in realtime mode.`, 4000, 'invalid_request_error.invalid_model');
     }
     conn.start(createRealtimeSession(model, now, lifetime));
+  }
+
+  /** A translation session: the same key check, then `?model=` only (no intent, no call). */
+  function acceptTranslation(ws: WebSocket, req: IncomingMessage, url: URL): void {
+    const conn = new TranslationConnection(ws, lowerHeaders(req), req.url ?? '/', options.translate ?? defaultTranslator);
+    connections.push(conn);
+    for (const cb of listeners) cb(conn);
+    const expected = options.apiKey ?? null;
+    const key = credential(req);
+    if (expected !== null && key !== expected) {
+      ws.send(JSON.stringify({ type: 'error', event_id: 'event_sim_auth', error: { type: 'invalid_request_error', code: key === null ? null : 'invalid_api_key', message: key === null ? 'Missing bearer or basic authentication in header' : 'Incorrect API key provided.', param: null, event_id: null } }));
+      ws.close(3000, 'invalid_request_error');
+      return;
+    }
+    const model = url.searchParams.get('model');
+    const extra = [...url.searchParams.keys()].find((k) => k !== 'model');
+    if (extra !== undefined || model === null || model === '') {
+      ws.send(JSON.stringify({ type: 'error', event_id: 'event_sim_query', error: { type: 'invalid_request_error', code: 'invalid_request', message: "A translation session takes 'model' only.", param: extra ?? 'model', event_id: null } }));
+      ws.close(4000, 'invalid_request_error.invalid_request');
+      return;
+    }
+    conn.start(model, settings.maxSessionMs > 0 ? Math.ceil(settings.maxSessionMs / 1000) : 3600);
   }
 
   await new Promise<void>((resolve, reject) => {

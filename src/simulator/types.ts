@@ -1,5 +1,6 @@
 import type { Brain } from './brain.js';
 import type { SimCalls } from './calls.js';
+import type { Translator } from './translation.js';
 
 export interface SimulatorTiming {
   /** Delay between `response.content_part.added` and the first delta. Default 0. */
@@ -31,6 +32,8 @@ export interface SimulatorOptions {
   readonly brain?: Brain;
   /** Input transcription text (default "(N.N s of audio)"). */
   readonly transcribe?: (input: { itemId: string; audioMs: number }) => string;
+  /** Translation sessions (`/v1/realtime/translations`): each 200 ms frame's transcripts (default `defaultTranslator`). */
+  readonly translate?: Translator;
   /** Server WebSocket pings, default 20000 ms like OpenAI; 0 disables. */
   readonly pingIntervalMs?: number;
   /** Serve `wss://` with this certificate (the `openai` Node SDK only dials `wss:`). */

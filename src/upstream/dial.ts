@@ -1,6 +1,7 @@
 import { validateHeaderValue } from 'node:http';
 import type { Config } from '../config/schema.js';
 import { ProxyError } from '../protocol/errors.js';
+import { isTranslationSession } from '../protocol/events.js';
 
 export interface UpstreamTarget {
   readonly url: string;
@@ -126,6 +127,27 @@ export function readClientQuery(raw: string, config: UpstreamConfig): ClientQuer
 }
 
 /**
+ * The refusal of a translation session (`…/realtime/translations`) before the upgrade, or null when
+ * it can be opened: it names its model (`?model=`) and nothing else (a translation session is neither
+ * a transcription session nor a call's socket), and the upstream has a translations endpoint of the
+ * same shape: OpenAI's `/v1/realtime/translations`, Azure's GA `/openai/v1/realtime/translations`.
+ * The Azure preview protocol (`azure.apiVersion`) has none: refused, never dialled elsewhere.
+ */
+export function translationQueryProblem(config: UpstreamConfig, query: ReadonlyMap<string, string>): ProxyError | null {
+  for (const name of ['intent', 'call_id'] as const) {
+    if (query.has(name)) return badRequest(`A translation session ('/realtime/translations') takes no '${name}'.`, name);
+  }
+  if (!query.has('model')) return badRequest("A translation session ('/realtime/translations') needs its model: '?model=gpt-realtime-translate'.", 'model');
+  if (speaksPreviewProtocol(config)) {
+    return new ProxyError('invalid_request', {
+      message: "This proxy's upstream speaks the Azure preview protocol (upstream.azure.apiVersion), which has no translation sessions.",
+      param: 'model',
+    });
+  }
+  return null;
+}
+
+/**
  * Null when `model` can be dialled; an error when it cannot (an Azure model rewritten at
  * admission, e.g. by a policy alias, to a model no deployment serves).
  */
@@ -137,7 +159,8 @@ export function undialableModel(config: UpstreamConfig, model: string): ProxyErr
 /**
  * The upstream URL and headers for one session: the allowed client parameters (`clientQuery`
  * from `readClientQuery`); credentials, deployment and API version only from the proxy config.
- * Azure is dialled on the GA endpoint `/openai/v1/realtime?model=<deployment>` unless
+ * Azure is dialled on the GA endpoint `/openai/v1/realtime?model=<deployment>` (a translation
+ * session: `/openai/v1/realtime/translations`, and `…/translations` under `upstream.url`) unless
  * `azure.apiVersion` asks for the preview protocol.
  */
 export function upstreamTarget(config: UpstreamConfig, clientQuery: ReadonlyMap<string, string>, clientHeaders: ReadonlyMap<string, string>): UpstreamTarget {
@@ -161,12 +184,14 @@ export function upstreamTarget(config: UpstreamConfig, clientQuery: ReadonlyMap<
       url.searchParams.set('api-version', azure.apiVersion);
       url.searchParams.set('deployment', deployment);
     } else {
-      url = new URL('/openai/v1/realtime', base);
+      url = new URL(isTranslationSession(clientQuery) ? '/openai/v1/realtime/translations' : '/openai/v1/realtime', base);
       if (intent === undefined && callId === undefined) url.searchParams.set('model', deployment);
     }
     headers['api-key'] = config.apiKey;
   } else {
     url = new URL(config.url);
+    // Translation sessions live under the realtime endpoint: `/v1/realtime` → `/v1/realtime/translations`.
+    if (isTranslationSession(clientQuery)) url.pathname = `${url.pathname.replace(/\/+$/, '')}/translations`;
     if (model !== '') url.searchParams.set('model', model);
     headers['authorization'] = `Bearer ${config.apiKey}`;
     if (config.organization) headers['openai-organization'] = config.organization;

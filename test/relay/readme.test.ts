@@ -355,6 +355,38 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       }
       expect(p.sim.connections.length).toBe(before);
     },
+    '`…/realtime/translations` without `?model=`, with `?intent=` or `?call_id=`, with a client secret, or on an Azure preview-protocol upstream': async () => {
+      const p = await startTestProxy({ config: { upstream: { allowCallId: true }, calls: { enabled: true } } });
+      stops.push(() => p.stop());
+      const minted = await fetch(`${p.httpUrl}/v1/realtime/client_secrets`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{}' });
+      const secret = ((await minted.json()) as { value: string }).value;
+      const before = p.sim.connections.length;
+      for (const [query, param, bearer] of [['', 'model', key], ['intent=transcription', 'intent', key], ['call_id=rtc_1', 'call_id', key], ['model=gpt-realtime-translate', null, secret]] as const) {
+        const r = await refusal(`ws://127.0.0.1:${p.port}/v1/realtime/translations?${query}`, { authorization: `Bearer ${bearer}` });
+        expectRefusalMatches(r, 'invalid_request', 'specific');
+        expect(r.body.error['param'], query).toBe(param);
+      }
+      await expectEventMatches(new TestClient(`ws://127.0.0.1:${p.port}/v1/realtime/translations?intent=transcription`, { protocols: ['realtime', `openai-insecure-api-key.${key}`] }), 'invalid_request', 'specific');
+      expect(p.sim.connections.length).toBe(before);
+      const azure = await startTestProxy({ config: { upstream: { provider: 'azure', apiKey: 'k', azure: { endpoint: 'http://127.0.0.1:9', deployment: 'gpt-realtime-translate', apiVersion: '2025-04-01-preview' } } } });
+      stops.push(() => azure.stop());
+      expectRefusalMatches(await refusal(`ws://127.0.0.1:${azure.port}/v1/realtime/translations?model=gpt-realtime-translate`, { authorization: `Bearer ${key}` }), 'invalid_request', 'specific');
+    },
+    'A realtime client event (`response.create`, `conversation.item.create`, `input_audio_buffer.append`, …) in a translation session': async () => {
+      const c = new TestClient(`ws://127.0.0.1:${tp.port}/v1/realtime/translations?model=gpt-realtime-translate`, { headers: { authorization: `Bearer ${key}` } });
+      await c.next('session.created');
+      const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+      for (const type of ['response.create', 'conversation.item.create', 'input_audio_buffer.append']) {
+        c.send({ type, event_id: `evt_${type}` });
+        const err = await c.waitFor((e) => e.type === 'error' && (e['error'] as { event_id?: string }).event_id === `evt_${type}`, 5000, `error about ${type}`);
+        expect(err['error']).toMatchObject({ code: 'invalid_event', type: documentedErrors().get('invalid_event')!.type, param: 'type' });
+      }
+      // The session continues: a translation event still passes.
+      c.send({ type: 'session.input_audio_buffer.append', audio: Buffer.alloc(9600).toString('base64') });
+      await c.next('session.output_audio.delta');
+      expect(conn.received.map((r) => r.type)).toEqual(['session.input_audio_buffer.append']);
+      c.close();
+    },
     '`?call_id=` or `?intent=` with a client secret': async () => {
       const p = await startTestProxy({ config: { upstream: { allowCallId: true }, calls: { enabled: true } } });
       stops.push(() => p.stop());

@@ -1,0 +1,269 @@
+import { closeWith, CONTINUE, reject, type CloseInfo, type Filter, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import type { Frame } from '../pipeline/frame.js';
+import { PCM16_BYTES_PER_MS } from '../protocol/audio-format.js';
+import { ProxyError } from '../protocol/errors.js';
+import { TRANSLATION_AUDIO_IN } from '../protocol/events.js';
+import { asString } from '../protocol/json.js';
+import { budgetError, reserveFailsOpen, type MeteringRuntime } from './filter.js';
+import type { Amount, MaybePromise, ReserveResult, UsageRecord } from './ledger.js';
+import { hasCaps, type EffectiveLimits } from './limits.js';
+import { divRound, formatUsd, type Nanos } from './money.js';
+import { transcriptionCost, type PriceBook, type PriceLookup } from './pricing.js';
+import { byAudioLength } from './transcriptions.js';
+
+/**
+ * Input audio a translation session reserves ahead (one reservation at a time): each block is
+ * settled once the audio forwarded has used it up and the next one is reserved, and the block in use
+ * is settled at the close for the audio it covered. A minute of gpt-realtime-translate is $0.034:
+ * what one session may run past a cap under `admission: remaining` is at most one block.
+ */
+export const TRANSLATION_BLOCK_MS = 60_000;
+
+/**
+ * A translation session's input: base64 PCM16 mono at 24 kHz, the only format its WebSocket takes
+ * (openai `RealtimeTranslationInputAudioBufferAppendEvent`); its session config names no format.
+ */
+const TRANSLATION_BYTES_PER_MS = PCM16_BYTES_PER_MS;
+
+/**
+ * Null when `model` can run a translation session: priced for audio (a `transcription` price, per
+ * minute or per audio token). A realtime model's price bills responses, which a translation session
+ * never has: refused as an unpriced model is, before the upgrade.
+ */
+export function translationPriceProblem(prices: PriceBook, model: string): ProxyError | null {
+  const retired = model ? prices.retired(model) : null;
+  if (retired !== null) return new ProxyError('model_retired', { message: `The model "${model}" has been shut down by OpenAI; use "${retired}" instead.`, details: { model, successor: retired }, param: 'model' });
+  const found = model ? prices.lookup(model) : null;
+  if (found?.price.kind === 'transcription') return null;
+  if (found) {
+    return new ProxyError('unknown_model_price', {
+      message: `The model "${model}" is priced as a realtime model: a translation session is billed by its input audio and needs a per-minute price.`,
+      details: { model, kind: 'realtime' },
+      param: 'model',
+    });
+  }
+  return new ProxyError('unknown_model_price', { message: `No price is configured for model "${model || '(unknown)'}".`, param: 'model' });
+}
+
+/** The audio bytes a base64 string carries (its length, less padding: nothing is decoded). */
+function base64Bytes(audio: string): number {
+  return Buffer.byteLength(audio, 'base64');
+}
+
+interface Block {
+  /** Ledger reservation id; null when nothing was reserved (no caps, or the ledger failed open). */
+  readonly id: string | null;
+  /** Session audio (ms) where the block starts and how much it covers. */
+  readonly startMs: number;
+  readonly ms: number;
+}
+
+/**
+ * Metering of a translation session (`…/realtime/translations`): priced per minute of input audio,
+ * counted from each `session.input_audio_buffer.append` as it passes metering on its way upstream.
+ * The audio is reserved ahead in blocks against the tenant's caps (refused past one with an `error`,
+ * the append not sent, as input audio held over a cap is elsewhere; `onExhausted: end_session` ends
+ * the session instead) and settled as it is used up, the last block at the close whoever ends the
+ * session: a disconnect leaves nothing reserved. `maxSessionTokens` counts the tokens the model's
+ * price gives the audio (10 a second for a model with token prices; none for a per-minute price, as
+ * for per-minute transcription). The upstream reports no usage for translation (no `usage` on any
+ * translation server event, `session.closed` included): the proxy's count is the bill.
+ */
+export class TranslationMeteringFilter implements Filter {
+  readonly #ctx: SessionContext;
+  readonly #rt: MeteringRuntime;
+  readonly #slot: string | null;
+  readonly #limits: EffectiveLimits;
+  readonly #capped: boolean;
+  readonly #model: string;
+  readonly #price: PriceLookup | null;
+  /** Input audio bytes forwarded so far. */
+  #bytes = 0;
+  #block: Block | null = null;
+  /** Session audio (ms) settled so far: every block before the one in use. */
+  #settledMs = 0;
+  #seq = 0;
+  #closed = false;
+  #durationTimer: NodeJS.Timeout | null = null;
+  #costNanos: Nanos = 0;
+  #tokens = 0;
+  #refused = 0;
+
+  constructor(ctx: SessionContext, rt: MeteringRuntime, slot: string | null) {
+    this.#ctx = ctx;
+    this.#rt = rt;
+    this.#slot = slot;
+    this.#limits = rt.limitsOf(ctx.tenant);
+    this.#capped = hasCaps(this.#limits.caps);
+    this.#model = ctx.model;
+    this.#price = ctx.model ? rt.prices.lookup(ctx.model) : null;
+    const maxMs = this.#limits.maxSessionDurationMs;
+    if (maxMs !== null) {
+      this.#durationTimer = ctx.setTimer(maxMs, () => {
+        this.#durationTimer = null;
+        this.#ctx.report({ kind: 'budget', action: 'ended', scope: 'session', limit: 'session_duration_exceeded', code: 'session_duration_exceeded', responseId: null });
+        this.#ctx.close(new ProxyError('session_duration_exceeded', { details: { limitSec: maxMs / 1000 } }));
+      });
+    }
+  }
+
+  onClient(frame: Frame): Verdict | Promise<Verdict> {
+    if (frame.type !== TRANSLATION_AUDIO_IN || this.#closed) return CONTINUE;
+    const ev = frame.json();
+    const audio = ev['audio'];
+    // Not audio the upstream can take: it refuses it, and nothing is billed for it.
+    if (typeof audio !== 'string' || audio.length === 0) return CONTINUE;
+    const eventId = asString(ev['event_id']) ?? null;
+    const bytes = this.#bytes + base64Bytes(audio);
+    const needMs = Math.ceil(bytes / TRANSLATION_BYTES_PER_MS);
+    const limit = this.#limits.maxSessionTokens;
+    if (limit !== null && this.#amountFor(needMs).tokens > limit) {
+      return this.#refuse(new ProxyError('token_limit_exceeded', { eventId, param: 'audio', details: { limit, used: this.#amountFor(Math.ceil(this.#bytes / TRANSLATION_BYTES_PER_MS)).tokens, reserved: 0 } }));
+    }
+    const coveredMs = this.#block ? this.#block.startMs + this.#block.ms : this.#settledMs;
+    if (needMs <= coveredMs) {
+      this.#bytes = bytes;
+      return CONTINUE;
+    }
+    // A frame longer than a block reserves all of it at once.
+    const ms = Math.max(TRANSLATION_BLOCK_MS, needMs - coveredMs);
+    const id = `${this.#ctx.id}:translation:${++this.#seq}`;
+    // Uncapped: nothing to reserve against, but blocks still settle as they are used up (the spend shows while the session runs).
+    const reserved: MaybePromise<ReserveResult | null> = this.#capped ? this.#reserve(id, this.#amountFor(ms)) : null;
+    const decide = (r: ReserveResult | null): Verdict => {
+      if (this.#closed) {
+        if (r?.kind === 'ok') this.#release(id);
+        return CONTINUE;
+      }
+      if (r === null) {
+        if (this.#block) this.#settleBlock(this.#block, this.#block.ms);
+        this.#block = { id: null, startMs: coveredMs, ms };
+        this.#bytes = bytes;
+        return CONTINUE;
+      }
+      if (r.kind === 'over') return this.#refuse(budgetError(r.hit, { eventId, param: 'audio' }));
+      if (r.kind === 'unavailable' && !reserveFailsOpen(this.#rt, r)) return this.#refuse(new ProxyError('budget_unavailable', { eventId, message: 'The budget ledger is unavailable; the audio was not sent upstream.' }));
+      // The block in use is used up: its audio is billed now, the new one covers what follows.
+      if (this.#block) this.#settleBlock(this.#block, this.#block.ms);
+      this.#block = { id: r.kind === 'ok' ? id : null, startMs: coveredMs, ms };
+      this.#bytes = bytes;
+      return CONTINUE;
+    };
+    return reserved instanceof Promise ? reserved.then(decide) : decide(reserved);
+  }
+
+  /** An append refused over a cap or limit; under `onExhausted: end_session` the session ends with it. */
+  #refuse(error: ProxyError): Verdict {
+    this.#refused++;
+    const cap = error.details?.['cap'];
+    const limit = typeof cap === 'string' ? cap : error.code === 'token_limit_exceeded' ? 'max_session_tokens' : error.code;
+    const scope = error.code === 'token_limit_exceeded' ? 'session' : 'tenant';
+    const end = this.#rt.config.onExhausted === 'end_session' && error.code !== 'budget_unavailable';
+    this.#ctx.report({ kind: 'budget', action: end ? 'ended' : 'refused', scope, limit, code: error.code, responseId: null });
+    return end ? closeWith(new ProxyError(error.code, { message: error.message, details: error.details ?? {}, eventId: error.eventId, close: 'limitExceeded' })) : reject(error);
+  }
+
+  /** What `ms` of input audio costs at the session's price (tokens only for a model with token prices). */
+  #amountFor(ms: number): Amount {
+    const price = this.#price?.price;
+    if (!price) return { nanos: 0, tokens: 0 };
+    const cost = transcriptionCost(price, { type: 'duration', seconds: ms / 1000 });
+    if (!cost) return { nanos: 0, tokens: 0 };
+    const billed = byAudioLength(price, cost, 0);
+    return { nanos: billed.nanos, tokens: billed.totalTokens };
+  }
+
+  #reserve(id: string, amount: Amount): MaybePromise<ReserveResult> {
+    const req = { tenant: this.#ctx.tenant.id, id, amount, caps: this.#limits.caps, wallMs: this.#rt.wall(), mode: this.#rt.config.admission };
+    const failed = (err: unknown): ReserveResult => {
+      this.#ctx.log.error({ err }, 'metering: translation reserve failed');
+      return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
+    };
+    try {
+      const r = this.#rt.ledger.reserve(req);
+      return r instanceof Promise ? r.catch(failed) : r;
+    } catch (err) {
+      return failed(err);
+    }
+  }
+
+  #release(id: string): void {
+    try {
+      const r = this.#rt.ledger.release(this.#ctx.tenant.id, id);
+      if (r instanceof Promise) r.catch(() => undefined);
+    } catch (err) {
+      this.#ctx.log.error({ err }, 'metering: release failed');
+    }
+  }
+
+  /** Bills `usedMs` of `block` (its reservation gives way to the record); nothing used: released. */
+  #settleBlock(block: Block, usedMs: number): void {
+    this.#settledMs = block.startMs + block.ms;
+    if (usedMs <= 0) {
+      if (block.id !== null) this.#release(block.id);
+      return;
+    }
+    this.#bill(block.id, usedMs);
+  }
+
+  #bill(reservationId: string | null, ms: number): void {
+    const amount = this.#amountFor(ms);
+    const record: UsageRecord = {
+      ts: this.#rt.wall(),
+      tenant: this.#ctx.tenant.id,
+      session: this.#ctx.id,
+      source: 'transcription',
+      ref: reservationId ?? `${this.#ctx.id}:translation:${++this.#seq}`,
+      model: this.#model,
+      status: null,
+      costNanos: amount.nanos,
+      inputTokens: amount.tokens,
+      outputTokens: 0,
+      cachedTokens: 0,
+      totalTokens: amount.tokens,
+      input: null,
+      cached: null,
+      output: null,
+      seconds: ms / 1000,
+      estimated: false,
+      settledBy: 'translation_audio',
+      fallbackPrice: this.#price?.fallback ?? false,
+    };
+    this.#costNanos += amount.nanos;
+    this.#tokens += amount.tokens;
+    this.#ctx.report({ kind: 'usage', responseId: record.ref, model: record.model, costMicros: divRound(amount.nanos, 1000), inputTokens: amount.tokens, outputTokens: 0, cachedTokens: 0, source: 'transcription' });
+    try {
+      const r = this.#rt.ledger.settle(reservationId, record);
+      if (r instanceof Promise) r.catch((err: unknown) => this.#ctx.log.error({ err, ref: record.ref }, 'metering: settle failed'));
+    } catch (err) {
+      this.#ctx.log.error({ err, record }, 'metering: settle failed');
+    }
+    try {
+      this.#rt.onRecord(record);
+    } catch (err) {
+      this.#ctx.log.error({ err }, 'metering: usage export failed');
+    }
+  }
+
+  /** Whoever ended the session (client, upstream, proxy): the audio forwarded is billed, nothing stays reserved. */
+  onClose(_info: CloseInfo): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#durationTimer) clearTimeout(this.#durationTimer);
+    const totalMs = Math.ceil(this.#bytes / TRANSLATION_BYTES_PER_MS);
+    if (this.#block) this.#settleBlock(this.#block, Math.min(this.#block.ms, totalMs - this.#block.startMs));
+    this.#block = null;
+    if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
+  }
+
+  summary(): Readonly<Record<string, string | number | boolean | null>> {
+    return {
+      meteringModel: this.#model || null,
+      meteringTranslationSeconds: Math.ceil(this.#bytes / TRANSLATION_BYTES_PER_MS) / 1000,
+      meteringCostUsd: formatUsd(this.#costNanos),
+      meteringCostNanos: this.#costNanos,
+      meteringTokens: this.#tokens,
+      meteringRefused: this.#refused,
+    };
+  }
+}
