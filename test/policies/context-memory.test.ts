@@ -22,6 +22,11 @@ import { entryOf, policyFrom, wire } from ${JSON.stringify(join(root, 'test/poli
 
 const session = new FakeSession();
 const filter = new GuardrailFilter(session, entryOf(await policyFrom('guardrails:\\n  rules: [{ id: inj, sources: [input], match: { phrases: ["ignore previous instructions"] }, action: block }]')));
+// The heap before the items (code, policy, filter): the bound is on what the items leave, not on the
+// code loaded, which grows with the product (until 2026-12-07 the test bounded the whole heap at 20 MB
+// and failed at 21.0 MB as code was added, with the items' share unchanged).
+globalThis.gc();
+const before = process.memoryUsage().heapUsed;
 const ITEMS = 40;
 const CHARS = 900_000;
 for (let i = 0; i < ITEMS; i++) {
@@ -32,20 +37,21 @@ for (let i = 0; i < ITEMS; i++) {
   session.fromServer(filter, wire({ type: 'conversation.item.added', event_id: \`ev_\${i}\`, previous_item_id: null, item: { id: \`item_\${i}\`, type: 'message', object: 'realtime.item', role: 'user', status: 'completed', content: [{ type: 'input_text', text }] } }));
 }
 globalThis.gc();
-process.stdout.write(JSON.stringify({ heapUsed: process.memoryUsage().heapUsed, kept: filter !== null }));
+process.stdout.write(JSON.stringify({ before, heapUsed: process.memoryUsage().heapUsed, kept: filter !== null }));
 `;
 
 describe('guardrail context memory', () => {
-  it('40 client items of 900,000 characters each: the context keeps their ends, not the texts (under 20 MB of heap, 36 MB of text sent)', () => {
+  it('40 client items of 900,000 characters each: the context keeps their ends, not the texts (under 5 MB of heap growth, 36 MB of text sent)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rp-ctx-mem-'));
     try {
       const file = join(dir, 'measure.mts');
       writeFileSync(file, SCRIPT(ROOT));
       const out = execFileSync(process.execPath, ['--expose-gc', '--import', TSX, file], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-      const { heapUsed, kept } = JSON.parse(out) as { heapUsed: number; kept: boolean };
+      const { before, heapUsed, kept } = JSON.parse(out) as { before: number; heapUsed: number; kept: boolean };
       expect(kept).toBe(true);
-      // The code and the policy take a few MB; 40 texts kept whole would be 36 MB or more.
-      expect(heapUsed).toBeLessThan(20 * 1024 * 1024);
+      // 40 texts kept whole would be 36 MB or more (one, 0.9 MB); measured 2.3–2.5 MB on 2026-12-07 (the
+      // windows, and what the first scans compile and cache).
+      expect(heapUsed - before).toBeLessThan(5 * 1024 * 1024);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
