@@ -125,11 +125,15 @@ export class TranslationMeteringFilter implements Filter {
       this.#bytes = bytes;
       return CONTINUE;
     }
-    // A frame longer than a block reserves all of it at once.
+    // A frame longer than a block reserves all of it at once, and must fit the caps whatever the
+    // admission mode: `remaining` grants any reservation while something is left, and one 16 MiB
+    // append (4.4 minutes) would run past a cap by that much, not by one block. Until 2026-12-07 it
+    // did (test/relay/redteam-19t-translation.test.ts).
     const ms = Math.max(TRANSLATION_BLOCK_MS, needMs - coveredMs);
     const id = `${this.#ctx.id}:translation:${++this.#seq}`;
+    const mode = ms > TRANSLATION_BLOCK_MS ? 'worst_case' : this.#rt.config.admission;
     // Uncapped: nothing to reserve against, but blocks still settle as they are used up (the spend shows while the session runs).
-    const reserved: MaybePromise<ReserveResult | null> = this.#capped ? this.#reserve(id, this.#amountFor(ms)) : null;
+    const reserved: MaybePromise<ReserveResult | null> = this.#capped ? this.#reserve(id, this.#amountFor(ms), mode) : null;
     const decide = (r: ReserveResult | null): Verdict => {
       if (this.#closed) {
         if (r?.kind === 'ok') this.#release(id);
@@ -173,8 +177,8 @@ export class TranslationMeteringFilter implements Filter {
     return { nanos: billed.nanos, tokens: billed.totalTokens };
   }
 
-  #reserve(id: string, amount: Amount): MaybePromise<ReserveResult> {
-    const req = { tenant: this.#ctx.tenant.id, id, amount, caps: this.#limits.caps, wallMs: this.#rt.wall(), mode: this.#rt.config.admission };
+  #reserve(id: string, amount: Amount, mode: 'remaining' | 'worst_case'): MaybePromise<ReserveResult> {
+    const req = { tenant: this.#ctx.tenant.id, id, amount, caps: this.#limits.caps, wallMs: this.#rt.wall(), mode };
     const failed = (err: unknown): ReserveResult => {
       this.#ctx.log.error({ err }, 'metering: translation reserve failed');
       return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };

@@ -426,9 +426,63 @@ export function locksFactory(registry: PolicyRegistry, options: LocksFactoryOpti
       return resolved.aliased ? { model: resolved.model } : null;
     },
     // A translation session has none of the realtime settings locks hold (instructions, tools, voice,
-    // turn detection): their locked state would be refused upstream. Its model is still checked above.
-    create: (ctx) => (isTranslationSession(ctx.query) ? {} : new LockFilter(ctx, registry.resolve(ctx.tenant.policy).current)),
+    // turn detection): their locked state would be refused upstream. Its model is still checked above,
+    // and its source transcription held on by an inputTranscription lock.
+    create: (ctx) => {
+      const policy = registry.resolve(ctx.tenant.policy).current;
+      if (!isTranslationSession(ctx.query)) return new LockFilter(ctx, policy);
+      const tr = policy.locks.inputTranscription;
+      return tr ? new TranslationTranscriptionLock(ctx, policy.name, tr.model) : {};
+    },
   };
+}
+
+/**
+ * A translation session under an `inputTranscription` lock: its source-language transcription (the
+ * input rules' only reading of what is said) is turned on with the locked model before anything the
+ * client sends, and a client's `session.update` that turns it off or names another model is
+ * rewritten (`session_locked` notice). A translation transcription takes a model only: the lock's
+ * language and prompt have nowhere to go there, and the client cannot steer it either. Until
+ * 2026-12-07 no lock applied in translation sessions: transcription stayed off unless the client
+ * turned it on (test/relay/redteam-19t-translation.test.ts).
+ */
+class TranslationTranscriptionLock implements Filter {
+  readonly #ctx: SessionContext;
+  readonly #policy: string;
+  readonly #locked: JsonObject;
+
+  constructor(ctx: SessionContext, policy: string, model: string) {
+    this.#ctx = ctx;
+    this.#policy = policy;
+    this.#locked = { model };
+  }
+
+  onStart(): void {
+    this.#ctx.sendUpstream({ type: 'session.update', session: { audio: { input: { transcription: { ...this.#locked } } } } } as unknown as ClientEventOf<'session.update'>, LOCKS_FILTER);
+  }
+
+  onClient(frame: Frame, injectedBy: string | null = null): Verdict {
+    if (injectedBy !== null || frame.type !== 'session.update') return CONTINUE;
+    const ev = frame.json();
+    const session = asObject(ev['session']);
+    const input = asObject(asObject(session?.['audio'])?.['input']);
+    // Of another shape: the upstream refuses it, nothing is turned off.
+    if (!session || !input || input['transcription'] === undefined || deepEqual(input['transcription'], this.#locked)) return CONTINUE;
+    const copy = structuredClone(session);
+    asObject(asObject(copy['audio'])!['input'])!['transcription'] = { ...this.#locked };
+    this.#ctx.report({ kind: 'lock', field: 'input_transcription', action: 'rewritten', direction: 'client' });
+    notifyClient(
+      this.#ctx,
+      new ProxyError('session_locked', {
+        message: 'Locked by policy, rewritten: input transcription is set by policy (its model, nothing else).',
+        param: 'session.audio.input.transcription',
+        eventId: clientEventId(ev),
+        details: { field: 'input_transcription', action: 'rewritten', policy: this.#policy },
+      }),
+      LOCKS_FILTER,
+    );
+    return replace(toFrame({ ...ev, session: copy }));
+  }
 }
 
 /**

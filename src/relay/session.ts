@@ -10,7 +10,7 @@ import { Conversation, type ConversationView, type ItemMark, unpredictable } fro
 import type { ClientEventOf, RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
-import { AUDIO_IN, isTranslationSession, TRANSLATION_CLIENT_TYPES } from '../protocol/events.js';
+import { AUDIO_IN, isTranslationSession, TRANSLATION_AUDIO_IN, TRANSLATION_CLIENT_TYPES } from '../protocol/events.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -199,7 +199,7 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #idleWaiters = new Set<() => void>();
   #closeInfo: CloseInfo | null = null;
   #upstreamCloseCode: number | null = null;
-  /** A translation session (`…/realtime/translations`): only its own client events pass (#refusedInTranslation). */
+  /** A translation session (`…/realtime/translations`): only its own client events pass (#refusedForSessionKind). */
   readonly #translation: boolean;
 
   /** `client` null: a session the proxy runs on its own (the sideband of a call, src/calls): no client to relay to. */
@@ -376,7 +376,7 @@ export class RelaySession implements SessionContext, ChainSink {
       return;
     }
     if (typeof type === 'string' && type.length > 0) {
-      if (this.#translation && this.#refusedInTranslation(type, bytes, null)) return;
+      if (this.#refusedForSessionKind(type, bytes, null)) return;
       // One frame in 64: time the synchronous path from the socket read to the upstream write.
       const sampled = (++this.#clientSample & RELAY_SAMPLE_MASK) === 0;
       const t0 = sampled ? this.clock.now() : 0;
@@ -413,27 +413,32 @@ export class RelaySession implements SessionContext, ChainSink {
       this.#rejectClientFrame(new ProxyError('invalid_event', { message: "The 'type' field is missing or not a string.", eventId }));
       return;
     }
-    if (this.#translation && this.#refusedInTranslation(ev['type'], bytes, eventId)) return;
+    if (this.#refusedForSessionKind(ev['type'], bytes, eventId)) return;
     this.#chain.fromClient(Frame.fromClient(ev['type'], bytes, ev));
   }
 
   /**
    * A translation session takes its own client events only (TRANSLATION_CLIENT_TYPES): any other is
    * refused here, before a filter or the upstream sees it (the upstream refuses them too; the proxy
-   * is not the weaker check). Non-fatal, as the upstream's `invalid_value` is.
+   * is not the weaker check); any other session refuses a translation session's append. Non-fatal,
+   * as the upstream's `invalid_value` is.
    */
-  #refusedInTranslation(type: string, bytes: Buffer, eventId: string | null): boolean {
-    if (TRANSLATION_CLIENT_TYPES.includes(type)) return false;
+  #refusedForSessionKind(type: string, bytes: Buffer, eventId: string | null): boolean {
+    let message: string;
+    if (this.#translation) {
+      if (TRANSLATION_CLIENT_TYPES.includes(type)) return false;
+      message = `A translation session takes ${TRANSLATION_CLIENT_TYPES.join(', ')} only; '${type.slice(0, 64)}' was not sent upstream.`;
+    } else {
+      // A translation session's append in any other session: audio no realtime control (metering,
+      // the spoken-turn hold, the input audio counters) reads, since they read `input_audio_buffer.append`.
+      // Until 2026-12-07 it reached the upstream (test/relay/redteam-19t-translation.test.ts).
+      if (type !== TRANSLATION_AUDIO_IN) return false;
+      message = `'${TRANSLATION_AUDIO_IN}' is a translation session's event ('/realtime/translations'); use 'input_audio_buffer.append'. It was not sent upstream.`;
+    }
     const sniffedId = eventId ?? sniffString(bytes, 'event_id');
     this.stats.rejectedFrames++;
     this.report({ kind: 'verdict', filter: PARSER_VERDICT_FILTER, direction: 'client', eventType: RELAY_REFUSED_EVENT_TYPE, verdict: 'reject', code: 'invalid_event' });
-    this.#sendErrorToClient(
-      new ProxyError('invalid_event', {
-        message: `A translation session takes ${TRANSLATION_CLIENT_TYPES.join(', ')} only; '${type.slice(0, 64)}' was not sent upstream.`,
-        param: 'type',
-        eventId: typeof sniffedId === 'string' ? sniffedId : null,
-      }),
-    );
+    this.#sendErrorToClient(new ProxyError('invalid_event', { message, param: 'type', eventId: typeof sniffedId === 'string' ? sniffedId : null }));
     return true;
   }
 

@@ -387,6 +387,21 @@ describe('README "Behaviour at the edges", row by row against a running proxy', 
       expect(conn.received.map((r) => r.type)).toEqual(['session.input_audio_buffer.append']);
       c.close();
     },
+    "A translation session's `session.input_audio_buffer.append` in a realtime or transcription session": async () => {
+      for (const query of ['model=gpt-realtime', 'intent=transcription']) {
+        const c = await tp.client({ query });
+        await c.next('session.created');
+        const conn = tp.sim.connections[tp.sim.connections.length - 1]!;
+        c.send({ type: 'session.input_audio_buffer.append', event_id: 'evt_tr_audio', audio: Buffer.alloc(9600).toString('base64') });
+        const err = await c.waitFor((e) => e.type === 'error' && (e['error'] as { event_id?: string }).event_id === 'evt_tr_audio', 5000, `error in ${query}`);
+        expect(err['error']).toMatchObject({ code: 'invalid_event', type: documentedErrors().get('invalid_event')!.type, param: 'type' });
+        // The session continues, and the upstream never saw the append.
+        c.send({ type: 'input_audio_buffer.clear' });
+        await c.next('input_audio_buffer.cleared');
+        expect(conn.received.map((r) => r.type)).toEqual(['input_audio_buffer.clear']);
+        c.close();
+      }
+    },
     '`?call_id=` or `?intent=` with a client secret': async () => {
       const p = await startTestProxy({ config: { upstream: { allowCallId: true }, calls: { enabled: true } } });
       stops.push(() => p.stop());

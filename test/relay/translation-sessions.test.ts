@@ -241,7 +241,7 @@ describe('translation sessions through the proxy', () => {
 });
 
 describe('translation sessions: admission and upstreams', () => {
-  it('a tenant whose policy locks realtime settings and truncates runs translation sessions: nothing of theirs is sent upstream', async () => {
+  it('a tenant whose policy locks realtime settings and truncates runs translation sessions: nothing of theirs is sent upstream but the locked source transcription', async () => {
     const tp = await proxy({
       tenants: { acme: { policy: 'locked' } },
       config: { policies: { dir: policyDir({ 'locked.yaml': 'locks:\n  instructions: { locked: "Be brief." }\n  inputTranscription: { model: gpt-4o-mini-transcribe }\ntruncation:\n  budget: { maxTokens: 2000 }\n' }), watch: false } },
@@ -252,8 +252,10 @@ describe('translation sessions: admission and upstreams', () => {
     await s.next('session.output_audio.delta');
     s.translation.session.close();
     expect((await s.closed).code).toBe(1000);
-    expect(s.frames.map((f) => f.type)).toEqual(['session.created', 'session.output_transcript.delta', 'session.output_audio.delta', 'session.closed']);
-    expect(tp.sim.connections[0]!.received.map((r) => r.type)).toEqual(['session.input_audio_buffer.append', 'session.close']);
+    // The inputTranscription lock turns the source transcription on, with its model only (test/relay/redteam-19t-translation.test.ts).
+    expect(s.frames.map((f) => f.type)).toEqual(['session.created', 'session.updated', 'session.input_transcript.delta', 'session.output_transcript.delta', 'session.output_audio.delta', 'session.closed']);
+    expect(tp.sim.connections[0]!.received.map((r) => r.type)).toEqual(['session.update', 'session.input_audio_buffer.append', 'session.close']);
+    expect(tp.sim.connections[0]!.received[0]!.event).toMatchObject({ type: 'session.update', session: { audio: { input: { transcription: { model: 'gpt-4o-mini-transcribe' } } } } });
   });
 
   it("counts against the tenant's concurrent sessions like any session", async () => {
