@@ -780,6 +780,7 @@ export class GuardrailFilter implements Filter {
   onServer(frame: Frame): Verdict | Promise<Verdict> {
     const type = frame.type;
     if (this.#ctx.callId && (type === 'session.created' || type === 'session.updated')) return this.#callSession(frame);
+    if (type === 'session.closed' && this.#translation) return this.#translationClosed();
     const path = contentPath('server', type);
     if (!path) {
       if (type === 'session.created' && this.#hold && asObject(frame.json()['session'])?.['type'] === 'transcription') {
@@ -1529,6 +1530,31 @@ export class GuardrailFilter implements Filter {
     if (said === null || budgetFor(s.policy, 'response.done', [{ source: s.source, text: said }]) !== null) return true;
     const withSeed = scanFinal(s.policy, s.source, 'response.done', said, null, null, s.seed);
     return stops(withSeed.strongest) || scanFinal(s.policy, s.source, 'response.done', said, null, null, '').text !== withSeed.text;
+  }
+
+  /**
+   * A translation session ends (`session.closed`: after the client's `session.close` the upstream
+   * translates what it still had, then closes). Its transcripts have no `.done`: what their streams
+   * still hold (a trailing card number, a phrase's first words, settled by nothing after them) is
+   * judged as complete now and released, redacted, before the close; a stopping rule ends the session
+   * with its error instead (the rest withheld). Until 2026-12-07 it was neither judged nor sent: an
+   * `end_session` rule on the last words did not fire and the client lost them
+   * (test/relay/translation-end.test.ts).
+   */
+  #translationClosed(): Verdict {
+    for (const [key, s] of this.#streams) {
+      this.#streams.delete(key);
+      if (s.tripped) continue;
+      const t0 = this.#ctx.clock.now();
+      const r = s.scanner.push('', true);
+      const e = new Evaluation(r.text);
+      e.redacted = r.redacted;
+      e.addHits(r.hits);
+      const stop = this.#streamVerdict(s, e, 'session.closed', t0);
+      if (stop) return stop;
+      if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
+    }
+    return CONTINUE;
   }
 
   // ---- streams: deltas are held back while they can still complete a match --------------------

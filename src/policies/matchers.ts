@@ -1,6 +1,6 @@
 import type { PiiDetector } from './pii.js';
 import { isHangulChar, PHRASE_MAX_GAP, PHRASE_WORD_CHAR, PHRASE_WORD_CHAR_NOT_HANGUL, phrasePrefix, type MatchPrefix } from './match-prefix.js';
-import { blackFlagEndsAt, isFlagTagLow, MAX_FLAG_TAGS, normalize, normalizeText, type Normalized } from './normalize.js';
+import { blackFlagEndsAt, isFlagTagLow, linedText, MAX_FLAG_TAGS, normalize, normalizeText, type Normalized } from './normalize.js';
 import { decodeJsonEscapes, normalizeJson, openEscapeStart } from './json-escapes.js';
 
 /** Where a text comes from (the policy file's `sources`). */
@@ -22,6 +22,11 @@ export interface SpanFinder {
    * can): streamed text from there on is held back. Default: `text.length - maxLength`.
    */
   holdStart?(text: string): number;
+  /**
+   * Also given the text with its line breaks kept (normalize.ts `linedText`: a whitespace run holding
+   * one is `\n`, not a space), when it has any: matches in both readings count (pii.ts `readsLineBreaks`).
+   */
+  readonly readsLineBreaks?: boolean;
 }
 
 export interface CompiledRule {
@@ -121,7 +126,7 @@ export function regexFinder(
 
 export function piiFinder(d: PiiDetector): SpanFinder {
   const finder = regexFinder(d.pattern, d.name, d.maxLength, d.validate, d.prefilter);
-  return d.holdStart ? { ...finder, holdStart: d.holdStart } : finder;
+  return { ...finder, ...(d.holdStart ? { holdStart: d.holdStart } : {}), ...(d.readsLineBreaks ? { readsLineBreaks: true } : {}) };
 }
 
 export interface RuleHit {
@@ -166,6 +171,8 @@ interface Reading {
   readonly fresh: number;
   /** The earliest original position a growing match may be held from (TextScanner's `maxHeldChars`). */
   readonly floor: number;
+  /** `text` and, when it has line breaks, the same text with them kept (`linedText`), made on first use. */
+  texts(withLines: boolean): readonly string[];
 }
 
 /** Index of the first normalised character that reaches past `ctxLen` in the original (the text not released yet). */
@@ -269,14 +276,18 @@ export class TextScanner {
     const scanEnd = final ? full.length : Math.max(ctxLen, openCharStart(full, this.#format));
     const scanned = scanEnd < full.length ? full.slice(0, scanEnd) : full;
     const norm = this.#format === 'json' ? normalizeJson(scanned) : normalize(scanned);
-    const reading = (text: string, starts: Int32Array, ends: Int32Array): Reading => ({ text, starts, ends, fresh: freshIndex(ends, ctxLen), floor: this.#holdFloor(starts, full.length) });
+    const reading = (text: string, starts: Int32Array, ends: Int32Array, lineBreaks: readonly number[]): Reading => {
+      const plain = [text];
+      let both: readonly string[] | null = lineBreaks.length === 0 ? plain : null;
+      return { text, starts, ends, fresh: freshIndex(ends, ctxLen), floor: this.#holdFloor(starts, full.length), texts: (withLines) => (withLines ? (both ??= [text, linedText(text, lineBreaks)]) : plain) };
+    };
     let readings: readonly Reading[];
-    if (!norm.hiddenTags) readings = [reading(norm.text, norm.starts, norm.ends)];
+    if (!norm.hiddenTags) readings = [reading(norm.text, norm.starts, norm.ends, norm.lineBreaks)];
     else {
       // The maps are normalize's shared buffers: the first reading's are copied before the second.
-      const dropped = reading(norm.text, norm.starts.slice(), norm.ends.slice());
+      const dropped = reading(norm.text, norm.starts.slice(), norm.ends.slice(), norm.lineBreaks);
       const tags = tagReading(scanned, this.#format);
-      readings = [dropped, reading(tags.text, tags.starts, tags.ends)];
+      readings = [dropped, reading(tags.text, tags.starts, tags.ends, tags.lineBreaks)];
     }
     const newTotal = this.#total + delta.length;
     let hits: RuleHit[] | null = null;
@@ -293,37 +304,40 @@ export class TextScanner {
       }
       const holds = !final && rule.action !== 'log';
       for (const finder of rule.finders) {
-        for (const { text, starts, ends, fresh: normFresh, floor } of readings) {
-          // A match that ends in fresh text starts within maxLength of it: older text is only context.
-          const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
-          finder.find(text, (s, e, label) => {
-            const os = starts[s]!;
-            const oe = ends[e - 1]!;
-            // Released text is only context. A log match ending right where it ends was released unsettled
-            // (nothing holds for log rules, and a word may go on): the text after it decides it now.
-            if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
-            const settled = final || e < text.length;
-            if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label), divisible: !settled && os < floor });
-            if (!settled) {
-              if (!holds) return;
-              if (os < floor) overHold = true;
-              holdFrom = Math.min(holdFrom, Math.max(os, ctxLen, floor));
-              return;
-            }
-            if (this.#tripped.has(rule)) return;
-            this.#tripped.add(rule);
-            (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? full.slice(os, Math.min(oe, os + 80)) : null });
-          }, from);
-          if (holds) {
-            const cap = Math.min(finder.maxLength, this.#window);
-            let hs = finder.holdStart ? finder.holdStart(text) : text.length - cap;
-            hs = Math.max(hs, text.length - cap, normFresh);
-            if (hs < text.length) {
-              // A possible match is bounded in folded characters; characters the fold drops
-              // (combining marks, format characters) or merges (whitespace runs) are not: "ignore
-              // prev" and then endless combining marks was held whole until 2026-12-07.
-              if (starts[hs]! < floor) overHold = true;
-              holdFrom = Math.min(holdFrom, Math.max(starts[hs]!, floor));
+        for (const { texts, starts, ends, fresh: normFresh, floor } of readings) {
+          // A line-reading detector sees the text twice when it has line breaks (same length, same maps).
+          for (const text of texts(finder.readsLineBreaks === true)) {
+            // A match that ends in fresh text starts within maxLength of it: older text is only context.
+            const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
+            finder.find(text, (s, e, label) => {
+              const os = starts[s]!;
+              const oe = ends[e - 1]!;
+              // Released text is only context. A log match ending right where it ends was released unsettled
+              // (nothing holds for log rules, and a word may go on): the text after it decides it now.
+              if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
+              const settled = final || e < text.length;
+              if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label), divisible: !settled && os < floor });
+              if (!settled) {
+                if (!holds) return;
+                if (os < floor) overHold = true;
+                holdFrom = Math.min(holdFrom, Math.max(os, ctxLen, floor));
+                return;
+              }
+              if (this.#tripped.has(rule)) return;
+              this.#tripped.add(rule);
+              (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? full.slice(os, Math.min(oe, os + 80)) : null });
+            }, from);
+            if (holds) {
+              const cap = Math.min(finder.maxLength, this.#window);
+              let hs = finder.holdStart ? finder.holdStart(text) : text.length - cap;
+              hs = Math.max(hs, text.length - cap, normFresh);
+              if (hs < text.length) {
+                // A possible match is bounded in folded characters; characters the fold drops
+                // (combining marks, format characters) or merges (whitespace runs) are not: "ignore
+                // prev" and then endless combining marks was held whole until 2026-12-07.
+                if (starts[hs]! < floor) overHold = true;
+                holdFrom = Math.min(holdFrom, Math.max(starts[hs]!, floor));
+              }
             }
           }
         }

@@ -19,7 +19,9 @@
  * - enclosed Latin capitals without a decomposition (negative circled and squared, regional
  *   indicators) read as their letters, a run of regional indicators apart from the text around it;
  * - the Lisu, Cherokee, Canadian syllabics and Armenian letters drawn as Latin ones read as them (OTHER_ALPHABETS);
- * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space.
+ * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space;
+ *   the spaces whose run holds a line break are listed (`lineBreaks`), for the detectors that read
+ *   a line break as the end of a number (pii.ts `readsLineBreaks`: phone numbers one per line).
  * Tag characters (U+E0020–U+E007E: ASCII 0x20–0x7E, invisible on screen, read by models) get a
  * second reading: `normalize(text, true)` decodes them to their ASCII (each mapped to its tag
  * character), so an instruction written in them ("ASCII smuggling") is text to the matchers, while
@@ -264,6 +266,32 @@ export interface Normalized {
    * `normalize(original, true)`, which reads them as ASCII (false for texts without any: no second scan).
    */
   readonly hiddenTags: boolean;
+  /**
+   * Indices in `text` of the spaces whose whitespace run holds a line break (U+000A–000D, U+0085,
+   * U+2028, U+2029), ascending; empty when none does. Every matcher reads them as spaces; `linedText`
+   * gives the reading where they are line breaks.
+   */
+  readonly lineBreaks: readonly number[];
+}
+
+const NO_LINE_BREAKS: readonly number[] = Object.freeze([]);
+
+/** LF, VT, FF, CR, NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR: whitespace that ends a line. */
+const isLineBreak = (code: number): boolean => (code >= 0x0a && code <= 0x0d) || code === 0x85 || code === 0x2028 || code === 0x2029;
+
+/**
+ * `text` (a normalised text) with the spaces at `lineBreaks` written as `\n`: same length, same
+ * offset maps. For detectors that read a line break as a boundary (pii.ts `readsLineBreaks`).
+ */
+export function linedText(text: string, lineBreaks: readonly number[]): string {
+  if (lineBreaks.length === 0) return text;
+  let out = '';
+  let from = 0;
+  for (const k of lineBreaks) {
+    out += text.slice(from, k) + '\n';
+    from = k + 1;
+  }
+  return out + text.slice(from);
 }
 
 /** First unit after the run of tag characters U+E0020–U+E007E (surrogates DB40 DC20–DC7E) starting at `i` (`i` when none does). */
@@ -370,14 +398,19 @@ export function normalize(original: string, readTags = false): Normalized {
   /** The last character written came from a regional indicator letter (see REGIONAL_FIRST). */
   let lastRegional = false;
   let hiddenTags = false;
+  let lineBreaks: number[] | null = null;
   const push = (s: string, from: number, to: number): void => {
     for (let k = 0; k < s.length; k++) {
       const c = s[k]!;
       if (c === ' ') {
+        // A line break is one code unit folded to a space (a run of them, or spaces around it, one space).
+        const lineBreak = to === from + 1 && isLineBreak(original.charCodeAt(from));
         if (lastSpace) {
           ends[len - 1] = to;
+          if (lineBreak && lineBreaks?.[lineBreaks.length - 1] !== len - 1) (lineBreaks ??= []).push(len - 1);
           continue;
         }
+        if (lineBreak) (lineBreaks ??= []).push(len);
         lastSpace = true;
       } else lastSpace = false;
       // A compatibility form can expand up to 18-fold (U+FDFA): grow rather than drop the rest.
@@ -470,7 +503,7 @@ export function normalize(original: string, readTags = false): Normalized {
     runStart = i;
   }
   out += original.slice(runStart);
-  return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len), hiddenTags };
+  return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len), hiddenTags, lineBreaks: lineBreaks ?? NO_LINE_BREAKS };
 }
 
 /** Folds a rule's own text (phrases) the same way, without the map. */

@@ -23,6 +23,13 @@ export interface PiiDetector {
    * none can). Default: the last `maxLength` characters are held back.
    */
   readonly holdStart?: (text: string) => number;
+  /**
+   * Also reads the text with its line breaks kept (a whitespace run holding one as `\n`, which the
+   * pattern does not take as a separator): a match in either reading counts. For a detector that
+   * refuses a match inside a longer run (phone), so values one per line are each found while one
+   * broken across lines still is as before.
+   */
+  readonly readsLineBreaks?: boolean;
 }
 
 /**
@@ -198,6 +205,9 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     // A calendar date (2026-12-01, 01.12.2026) has 8 digits too, and identifies nobody: until
     // 2026-12-07 pii-safe redacted dates as [phone] (test/policies/redteam-19-dates-as-phones.test.ts).
     validate: (c) => (isCalendarDate(c) ? 0 : c.length),
+    // Numbers one per line (a contact list, a call log) are each a number: until 2026-12-07 the fold
+    // made them one long run, and they passed (test/policies/redteam-19g-date-boundaries.test.ts).
+    readsLineBreaks: true,
     maxLength: 3 + 15 * 3,
     prefilter: hasDigit,
     holdStart: trailingRun(/[\d +().-]/, /[\d+(]/, 3 + 15 * 3),

@@ -1,0 +1,194 @@
+import OpenAI from 'openai';
+import { OpenAIRealtimeTranslationWS } from 'openai/realtime/translations/ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { TranslatedFrame } from '../../src/simulator/index.js';
+import { policyDir } from '../policies/support.js';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
+
+/*
+ * The end of a translation session. Its transcripts stream without a `.done`, so text the guardrails
+ * hold back at the end (a trailing card number, a phrase that nothing after it settles) was judged by
+ * nothing: until 2026-12-07 it was never sent (the client lost the last words) and a stopping rule on
+ * it never fired. Now the upstream's `session.closed` (its end of stream, after the client's
+ * `session.close`) judges and releases it. `openai`'s OpenAIRealtimeTranslationWS on loopback (TLS),
+ * the simulator upstream; every frame the client receives is asserted.
+ */
+
+type Received = { readonly type: string; readonly [key: string]: unknown };
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A proxy whose tenant runs `policy`, the simulator translating frame n as `said[n]` (the last one after). */
+async function proxy(policy: string, said: readonly TranslatedFrame[]): Promise<TestProxy> {
+  const tp = await startTestProxy({
+    tls: true,
+    tenants: { acme: { policy: 'translate' } },
+    config: { policies: { dir: policyDir({ 'translate.yaml': policy }), watch: false } },
+    simulator: { translate: ({ frame }) => said[Math.min(frame, said.length - 1)]! },
+  });
+  cleanups.push(() => tp.stop());
+  return tp;
+}
+
+interface Session {
+  readonly translation: OpenAIRealtimeTranslationWS;
+  readonly frames: Received[];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  next(type: string): Promise<Received>;
+}
+
+async function open(tp: TestProxy): Promise<Session> {
+  const client = new OpenAI({ apiKey: tp.key(), baseURL: `https://127.0.0.1:${tp.proxy.tlsPort}/v1` });
+  const translation = await OpenAIRealtimeTranslationWS.create(client, { model: 'gpt-realtime-translate', options: { ca: tp.ca! } });
+  translation.on('error', () => undefined);
+  const frames: Received[] = [];
+  const waiters: Array<{ type: string; resolve: (e: Received) => void }> = [];
+  translation.on('event', (e) => {
+    const ev = e as Received;
+    frames.push(ev);
+    for (const w of waiters.filter((x) => x.type === ev.type)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(ev);
+    }
+  });
+  const ws = translation.socket.platformSocket;
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+  });
+  return {
+    translation,
+    frames,
+    closed,
+    next: (type) => {
+      const seen = frames.find((f) => f.type === type);
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ type, resolve }));
+    },
+  };
+}
+
+/** 200 ms of 24 kHz PCM16 silence (one translated frame), base64. */
+const FRAME = Buffer.alloc(200 * 48).toString('base64');
+
+/** Opens a session (source transcription on), sends `frames` frames of audio, then `session.close`; resolves at the close. */
+async function translateAndClose(tp: TestProxy, frames: number): Promise<{ s: Session; code: number; reason: string }> {
+  const s = await open(tp);
+  await s.next('session.created');
+  s.translation.send({ type: 'session.update', session: { audio: { input: { transcription: { model: 'gpt-realtime-whisper' } } } } });
+  await s.next('session.updated');
+  for (let k = 0; k < frames; k++) s.translation.send({ type: 'session.input_audio_buffer.append', audio: FRAME });
+  s.translation.send({ type: 'session.close' });
+  const { code, reason } = await s.closed;
+  return { s, code, reason };
+}
+
+/** Each frame's type, and its transcript delta where it has one. */
+const shown = (frames: readonly Received[]): string[] => frames.map((f) => (f.type.endsWith('transcript.delta') ? `${f.type}: ${String(f['delta'])}` : f.type));
+
+describe('the end of a translation session', () => {
+  it('releases what the transcripts held back, redacted, before session.closed', async () => {
+    const tp = await proxy(
+      `
+guardrails:
+  rules:
+    - { id: phone, sources: [input], match: { pii: [phone] }, action: redact }
+    - { id: card, sources: [output], match: { pii: [card] }, action: redact }
+`,
+      [
+        { source: 'hello', translated: 'hola ' },
+        { source: ' call me at 415-555-0100', translated: 'mi tarjeta es 4111 1111 1111 1111' },
+      ],
+    );
+    const { s, code } = await translateAndClose(tp, 2);
+    expect(code).toBe(1000);
+    expect(shown(s.frames)).toEqual([
+      'session.created',
+      'session.updated',
+      'session.input_transcript.delta: hello',
+      'session.output_transcript.delta: hola ',
+      'session.output_audio.delta',
+      // The trailing numbers could still go on: held back.
+      'session.input_transcript.delta:  call me at ',
+      'session.output_transcript.delta: mi tarjeta es ',
+      'session.output_audio.delta',
+      // The end of the stream settles them: released, redacted, before the close.
+      'session.input_transcript.delta: [REDACTED:phone]',
+      'session.output_transcript.delta: [REDACTED:card]',
+      'session.closed',
+    ]);
+    expect(JSON.stringify(s.frames)).not.toMatch(/0100|1111/);
+  });
+
+  it('text that nothing held is not sent twice, and a session without rules for a source is untouched', async () => {
+    const tp = await proxy(
+      `
+guardrails:
+  rules:
+    - { id: card, sources: [output], match: { pii: [card] }, action: redact }
+`,
+      [{ source: 'fine', translated: 'bien. ' }],
+    );
+    const { s, code } = await translateAndClose(tp, 2);
+    expect(code).toBe(1000);
+    expect(shown(s.frames)).toEqual([
+      'session.created',
+      'session.updated',
+      'session.input_transcript.delta: fine',
+      'session.output_transcript.delta: bien. ',
+      'session.output_audio.delta',
+      'session.input_transcript.delta: fine',
+      'session.output_transcript.delta: bien. ',
+      'session.output_audio.delta',
+      'session.closed',
+    ]);
+  });
+
+  it('a stopping rule tripped by the held text ends the session with its error; the text is never sent', async () => {
+    const tp = await proxy(
+      `
+guardrails:
+  rules:
+    - { id: secret, sources: [output], match: { phrases: ["launch codes"] }, action: end_session }
+`,
+      [
+        { source: 'one', translated: 'first, ' },
+        { source: 'two', translated: 'here are the launch codes' },
+      ],
+    );
+    const { s, code, reason } = await translateAndClose(tp, 2);
+    expect([code, reason]).toEqual([4003, 'policy_violation']);
+    expect(shown(s.frames)).toEqual([
+      'session.created',
+      'session.updated',
+      'session.input_transcript.delta: one',
+      'session.output_transcript.delta: first, ',
+      'session.output_audio.delta',
+      'session.input_transcript.delta: two',
+      // "launch codes" at the very end could still be a longer word: held back.
+      'session.output_transcript.delta: here are the ',
+      'session.output_audio.delta',
+      'error',
+    ]);
+    expect(s.frames.at(-1)!['error']).toMatchObject({ code: 'policy_violation' });
+    expect(JSON.stringify(s.frames)).not.toContain('launch');
+  });
+
+  it('a block (no response to cancel in a translation session) ends it too', async () => {
+    const tp = await proxy(
+      `
+guardrails:
+  rules:
+    - { id: card, sources: [input], match: { pii: [card] }, action: block }
+`,
+      [{ source: 'my card is 4111 1111 1111 1111', translated: 'ok ' }],
+    );
+    const { s, code, reason } = await translateAndClose(tp, 1);
+    expect([code, reason]).toEqual([4003, 'policy_violation']);
+    expect(shown(s.frames)).toEqual(['session.created', 'session.updated', 'session.input_transcript.delta: my card is ', 'session.output_transcript.delta: ok ', 'session.output_audio.delta', 'error']);
+    expect(JSON.stringify(s.frames)).not.toContain('4111');
+  });
+});
