@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILTIN_PII } from '../../src/policies/pii.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { POLICIES_DIR, userMessage } from './support.js';
+import type { TestProxy } from '../support/harness.js';
+import { phonesIn, piiSafeProxy, typedReachingModel } from './pii-safe-support.js';
 
 /**
  * A new user, not an adversary: a support team runs its tenant on the shipped `pii-safe` policy,
@@ -13,17 +12,6 @@ import { POLICIES_DIR, userMessage } from './support.js';
  * Guarantee broken: redaction removes personal data, not the conversation's ordinary content.
  */
 
-const phone = BUILTIN_PII.find((d) => d.name === 'phone')!;
-/** What the phone detector (with its validator) reports in `text`. */
-function phonesIn(text: string): string[] {
-  const re = new RegExp(phone.pattern.source, phone.pattern.flags);
-  const found: string[] = [];
-  for (const m of text.matchAll(re)) {
-    const len = phone.validate ? phone.validate(m[0]) : m[0].length;
-    if (len > 0) found.push(m[0].slice(0, len));
-  }
-  return found;
-}
 
 describe('the phone detector and calendar dates', () => {
   it('ISO and day.month.year dates are not phone numbers', () => {
@@ -43,7 +31,7 @@ describe('the phone detector and calendar dates', () => {
 describe('pii-safe through the proxy: dates pass, phone numbers are redacted', () => {
   let tp: TestProxy;
   beforeAll(async () => {
-    tp = await startTestProxy({ tenants: { acme: { policy: 'pii-safe' } }, config: { policies: { dir: POLICIES_DIR, watch: false } } });
+    tp = await piiSafeProxy();
   });
   afterAll(async () => {
     await tp.stop();
@@ -52,11 +40,7 @@ describe('pii-safe through the proxy: dates pass, phone numbers are redacted', (
   it('a typed date reaches the model and a spoken date reaches the caller unchanged', async () => {
     const c = await tp.client();
     await c.next('session.created');
-    const upstream = tp.sim.connections.at(-1)!;
-    c.send({ type: 'conversation.item.create', item: userMessage('I ordered on 2026-12-01; call me at 415-555-0100.') });
-    await c.next('conversation.item.done');
-    const typed = upstream.received.find((r) => r.type === 'conversation.item.create')!.event as { item: { content: { text: string }[] } };
-    expect(typed.item.content[0]!.text).toBe('I ordered on 2026-12-01; call me at [phone].');
+    expect(await typedReachingModel(tp, c, 'I ordered on 2026-12-01; call me at 415-555-0100.')).toBe('I ordered on 2026-12-01; call me at [phone].');
 
     c.say('say: It arrives on 07.12.2026 at the latest.');
     const done = await c.waitFor((e) => e.type === 'response.output_audio_transcript.done', 5000, 'the answer transcript');

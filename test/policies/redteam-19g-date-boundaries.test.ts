@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILTIN_PII } from '../../src/policies/pii.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { POLICIES_DIR, userMessage } from './support.js';
+import type { TestProxy } from '../support/harness.js';
+import { phonesIn, piiSafeProxy, typedReachingModel } from './pii-safe-support.js';
 
 /**
  * Red team 19g (pii, 5401a5e "a calendar date is not a phone number"). The phone detector takes a
@@ -18,17 +17,6 @@ import { POLICIES_DIR, userMessage } from './support.js';
  * separator character (`2026-12-01-5550100`) is redacted with the date, as one number.
  */
 
-const phone = BUILTIN_PII.find((d) => d.name === 'phone')!;
-/** What the phone detector (with its validator) reports in `text`. */
-function phonesIn(text: string): string[] {
-  const re = new RegExp(phone.pattern.source, phone.pattern.flags);
-  const found: string[] = [];
-  for (const m of text.matchAll(re)) {
-    const len = phone.validate ? phone.validate(m[0]) : m[0].length;
-    if (len > 0) found.push(m[0].slice(0, len));
-  }
-  return found;
-}
 
 describe('a calendar date next to a phone number', () => {
   it('is no part of its digit run: the phone number is found, the date is not', () => {
@@ -50,7 +38,7 @@ describe('a calendar date next to a phone number', () => {
 describe('pii-safe through the proxy: a call log line', () => {
   let tp: TestProxy;
   beforeAll(async () => {
-    tp = await startTestProxy({ tenants: { acme: { policy: 'pii-safe' } }, config: { policies: { dir: POLICIES_DIR, watch: false } } });
+    tp = await piiSafeProxy();
   });
   afterAll(async () => {
     await tp.stop();
@@ -59,12 +47,8 @@ describe('pii-safe through the proxy: a call log line', () => {
   it('the number is redacted before the model reads it and before the caller hears it; the date is not', async () => {
     const c = await tp.client();
     await c.next('session.created');
-    const upstream = tp.sim.connections.at(-1)!;
-    c.send({ type: 'conversation.item.create', item: userMessage('Missed call on 2026-12-02 415-555-0101, please return it.') });
-    await c.next('conversation.item.done');
-    const typed = upstream.received.find((r) => r.type === 'conversation.item.create')!.event as { item: { content: { text: string }[] } };
     // Current code: the text reached the model unchanged.
-    expect(typed.item.content[0]!.text).toBe('Missed call on 2026-12-02 [phone], please return it.');
+    expect(await typedReachingModel(tp, c, 'Missed call on 2026-12-02 415-555-0101, please return it.')).toBe('Missed call on 2026-12-02 [phone], please return it.');
 
     const raw: string[] = [];
     c.ws.on('message', (data, isBinary) => {
@@ -86,11 +70,7 @@ describe('pii-safe through the proxy: a call log line', () => {
   it('phone numbers one per line are each redacted', async () => {
     const c = await tp.client();
     await c.next('session.created');
-    const upstream = tp.sim.connections.at(-1)!;
-    c.send({ type: 'conversation.item.create', item: userMessage('Numbers:\n415-555-0100\n415-555-0199\n415-555-0142') });
-    await c.next('conversation.item.done');
-    const typed = upstream.received.find((r) => r.type === 'conversation.item.create')!.event as { item: { content: { text: string }[] } };
-    expect(typed.item.content[0]!.text).toBe('Numbers:\n[phone]\n[phone]\n[phone]');
+    expect(await typedReachingModel(tp, c, 'Numbers:\n415-555-0100\n415-555-0199\n415-555-0142')).toBe('Numbers:\n[phone]\n[phone]\n[phone]');
     c.close();
   });
 });
