@@ -70,6 +70,13 @@ export interface HttpRoute {
    */
   readonly startsSession?: boolean;
   /**
+   * Headers every answer for this route carries, the server's own refusals before `admit` and the
+   * handler included (413, 431, 408, 503 draining or overloaded): the calls route's CORS headers, so
+   * a browser can read those refusals (until 2026-12-07 it saw an opaque network error). A reply's own
+   * header of the same name wins.
+   */
+  readonly answerHeaders?: (req: HttpRequestHead) => Readonly<Record<string, string>>;
+  /**
    * Decides from the headers before the body is read (see BodyAdmission). Default: `authenticated`
    * for `admin` routes (the admin key is checked first), `unverified` otherwise. A throw answers 500.
    */

@@ -4,6 +4,22 @@ import { z } from 'zod';
 export const MIN_WEBHOOK_KEY_BYTES = 16;
 
 /**
+ * Why a `calls.corsAllowOrigins` entry can never equal a browser's `Origin` header, or null: it must
+ * be `*` or an origin as browsers serialise it (lower-case scheme and host, no path, no trailing slash).
+ */
+export function corsOriginProblem(entry: string): string | null {
+  if (entry === '*') return null;
+  let origin: string;
+  try {
+    origin = new URL(entry).origin;
+  } catch {
+    return `"${entry}" is not an origin: write it as scheme://host[:port], e.g. https://app.example.com`;
+  }
+  if (origin === 'null' || origin !== entry) return `"${entry}" is not an origin as a browser sends it: write ${origin === 'null' ? 'scheme://host[:port]' : origin}`;
+  return null;
+}
+
+/**
  * Why a `calls.sip.webhookSecret` cannot be used, or null: after its optional `whsec_` prefix it must
  * be standard base64 (padding optional) of a key of at least MIN_WEBHOOK_KEY_BYTES bytes. Never
  * names the secret.
@@ -81,9 +97,11 @@ function build() {
       bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant, and the longest a call is governed: one still running when its binding expires is hung up (Realtime sessions last at most 60 minutes).'),
       upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup).'),
       corsAllowOrigins: z
-        .array(z.string().min(1))
+        // Compared with the browser's Origin exactly: an app URL (`https://app.example/`) or a path never
+        // matched, and every preflight was refused without a word (until 2026-12-07).
+        .array(z.string().min(1).refine((entry) => corsOriginProblem(entry) === null, { error: (issue) => corsOriginProblem(String(issue.input)) ?? 'not an origin' }))
         .default(['*'])
-        .describe('Browser origins that may POST an SDP offer to /v1/realtime/calls (CORS; the route is authenticated by the bearer secret, never by cookies). [] turns CORS off.'),
+        .describe('Browser origins that may POST an SDP offer to /v1/realtime/calls (CORS; the route is authenticated by the bearer secret, never by cookies). Each is * or an origin exactly as a browser sends it (https://app.example.com: no path, no trailing slash, default port left out); anything else is refused when the config loads. [] turns CORS off.'),
       maxBodyBytes: z.number().int().positive().default(256 * 1024).describe('Largest request body (SDP offer, session JSON, webhook) the call routes accept.'),
       sip: z
         .object({

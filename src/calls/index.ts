@@ -526,6 +526,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     auth: 'tenant',
     startsSession: true,
     maxBodyBytes: cfg.maxBodyBytes,
+    // The server's own refusals (413, 503 draining or overloaded, 408) reach the page readable too.
+    answerHeaders: cors,
     admit: callAdmission,
     async handle(req) {
       try {

@@ -42,6 +42,11 @@ export class Exchange {
   bodyUnread = false;
   /** Runs once if uWS reports the request aborted (releases what the exchange holds). */
   onAbort: (() => void) | null = null;
+  /**
+   * Headers every answer to this request carries, the server's own refusals before the route's
+   * handler included (HttpRoute.answerHeaders: the calls route's CORS), unless the reply set them.
+   */
+  routeHeaders: Readonly<Record<string, string>> | null = null;
 
   constructor(readonly res: HttpResponse) {}
 
@@ -90,11 +95,15 @@ export class Exchange {
       res.writeStatus(statusLine(reply.status));
       const own = reply.headers ?? {};
       for (const [k, v] of Object.entries(own)) res.writeHeader(k, v);
-      // The listener's own headers, unless the reply set the same one (a header is never sent twice).
-      const listener = (res as TaggedResponse)[ANSWER_HEADERS];
-      if (listener) {
-        const names = Object.keys(own).map((n) => n.toLowerCase());
-        for (const [k, v] of Object.entries(listener)) if (!names.includes(k)) res.writeHeader(k, v);
+      // The route's and the listener's own headers, unless already written (a header is never sent twice).
+      const names = Object.keys(own).map((n) => n.toLowerCase());
+      for (const extra of [this.routeHeaders, (res as TaggedResponse)[ANSWER_HEADERS]]) {
+        if (!extra) continue;
+        for (const [k, v] of Object.entries(extra)) {
+          if (names.includes(k)) continue;
+          names.push(k);
+          res.writeHeader(k, v);
+        }
       }
       if (this.bodyUnread || reply.body.length === 0) {
         res.end(reply.body, true);

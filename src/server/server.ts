@@ -542,6 +542,8 @@ export class ProxyServer {
       const rawParams = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
       const source = requestSource(remoteAddress(exchange.res), headers, this.#config.server.forwardedForHops);
       const info = { method: route.method, path: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers, source };
+      // From here every answer carries the route's own headers (CORS: a browser reads a 413 or a 503 too).
+      if (route.answerHeaders) exchange.routeHeaders = route.answerHeaders(info);
       if (bytes > this.#config.server.maxHeaderBytes) return exchange.reply(jsonReply(431, { error: { code: 'headers_too_large' } }));
       if (duplicated.length > 0) return exchange.reply(jsonReply(400, { error: { code: 'invalid_request', message: `Repeated ${duplicated.join(', ')} header.` } }));
       // A new call or secret while draining is refused as an upgrade is (until 2026-12-06 it was served, and the drain's end hung it up).
