@@ -1,6 +1,5 @@
-import OpenAI from 'openai';
-import { OpenAIRealtimeTranslationWS } from 'openai/realtime/translations/ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openTranslation as open, type Received, type Session } from './translation-support.js';
 import type { TranslatedFrame } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
@@ -14,7 +13,6 @@ import { startTestProxy, type TestProxy } from '../support/harness.js';
  * the simulator upstream; every frame the client receives is asserted.
  */
 
-type Received = { readonly type: string; readonly [key: string]: unknown };
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -33,43 +31,6 @@ async function proxy(policy: string, said: readonly TranslatedFrame[]): Promise<
   return tp;
 }
 
-interface Session {
-  readonly translation: OpenAIRealtimeTranslationWS;
-  readonly frames: Received[];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  next(type: string): Promise<Received>;
-}
-
-async function open(tp: TestProxy): Promise<Session> {
-  const client = new OpenAI({ apiKey: tp.key(), baseURL: `https://127.0.0.1:${tp.proxy.tlsPort}/v1` });
-  const translation = await OpenAIRealtimeTranslationWS.create(client, { model: 'gpt-realtime-translate', options: { ca: tp.ca! } });
-  translation.on('error', () => undefined);
-  const frames: Received[] = [];
-  const waiters: Array<{ type: string; resolve: (e: Received) => void }> = [];
-  translation.on('event', (e) => {
-    const ev = e as Received;
-    frames.push(ev);
-    for (const w of waiters.filter((x) => x.type === ev.type)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(ev);
-    }
-  });
-  const ws = translation.socket.platformSocket;
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-  });
-  return {
-    translation,
-    frames,
-    closed,
-    next: (type) => {
-      const seen = frames.find((f) => f.type === type);
-      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ type, resolve }));
-    },
-  };
-}
 
 /** 200 ms of 24 kHz PCM16 silence (one translated frame), base64. */
 const FRAME = Buffer.alloc(200 * 48).toString('base64');

@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
 import { OpenAIRealtimeTranslationWS } from 'openai/realtime/translations/ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openTranslation as open, type Received, type Session } from './translation-support.js';
 import type { TranslatedFrame } from '../../src/simulator/index.js';
 import { ADMIN_KEY, spend, until, usageRecords } from '../metering/support.js';
 import { policyDir } from '../policies/support.js';
@@ -15,7 +16,6 @@ import { join } from 'node:path';
  * Every frame the client receives is asserted.
  */
 
-type Received = { readonly type: string; readonly [key: string]: unknown };
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -33,45 +33,6 @@ async function proxy(options: TestProxyOptions & { metering?: Record<string, unk
   return tp;
 }
 
-interface Session {
-  readonly translation: OpenAIRealtimeTranslationWS;
-  readonly frames: Received[];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  /** Resolves with the first received frame of `type` (already received or still to come). */
-  next(type: string): Promise<Received>;
-}
-
-async function open(tp: TestProxy, model = 'gpt-realtime-translate'): Promise<Session> {
-  const client = new OpenAI({ apiKey: tp.key(), baseURL: `https://127.0.0.1:${tp.proxy.tlsPort}/v1` });
-  const translation = await OpenAIRealtimeTranslationWS.create(client, { model, options: { ca: tp.ca! } });
-  // Error events arrive on `event` too; the SDK also reports them here.
-  translation.on('error', () => undefined);
-  const frames: Received[] = [];
-  const waiters: Array<{ type: string; resolve: (e: Received) => void }> = [];
-  translation.on('event', (e) => {
-    const ev = e as Received;
-    frames.push(ev);
-    for (const w of waiters.filter((x) => x.type === ev.type)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(ev);
-    }
-  });
-  const ws = translation.socket.platformSocket;
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-  });
-  return {
-    translation,
-    frames,
-    closed,
-    next: (type) => {
-      const seen = frames.find((f) => f.type === type);
-      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ type, resolve }));
-    },
-  };
-}
 
 /** `ms` of 24 kHz PCM16 silence, base64. */
 const pcm = (ms: number) => Buffer.alloc(ms * 48).toString('base64');

@@ -1,0 +1,50 @@
+import OpenAI from 'openai';
+import { OpenAIRealtimeTranslationWS } from 'openai/realtime/translations/ws';
+import type { TestProxy } from '../support/harness.js';
+
+/*
+ * A translation session opened through the proxy with `openai`'s own OpenAIRealtimeTranslationWS
+ * (TLS on loopback: the SDK dials wss: only), every frame it receives kept in order.
+ */
+
+export type Received = { readonly type: string; readonly [key: string]: unknown };
+
+export interface Session {
+  readonly translation: OpenAIRealtimeTranslationWS;
+  readonly frames: Received[];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  /** Resolves with the first received frame of `type` (already received or still to come). */
+  next(type: string): Promise<Received>;
+}
+
+export async function openTranslation(tp: TestProxy, model = 'gpt-realtime-translate'): Promise<Session> {
+  const client = new OpenAI({ apiKey: tp.key(), baseURL: `https://127.0.0.1:${tp.proxy.tlsPort}/v1` });
+  const translation = await OpenAIRealtimeTranslationWS.create(client, { model, options: { ca: tp.ca! } });
+  // Error events arrive on `event` too; the SDK also reports them here.
+  translation.on('error', () => undefined);
+  const frames: Received[] = [];
+  const waiters: Array<{ type: string; resolve: (e: Received) => void }> = [];
+  translation.on('event', (e) => {
+    const ev = e as Received;
+    frames.push(ev);
+    for (const w of waiters.filter((x) => x.type === ev.type)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(ev);
+    }
+  });
+  const ws = translation.socket.platformSocket;
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+  });
+  return {
+    translation,
+    frames,
+    closed,
+    next: (type) => {
+      const seen = frames.find((f) => f.type === type);
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ type, resolve }));
+    },
+  };
+}
