@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
 import type { TestClient, TestProxy } from '../support/harness.js';
 import type { ReceivedEvent } from '../support/client.js';
-import { guardedProxy } from './guarded-proxy.js';
+import { clientWithFrames, errorCodes, guardedProxy, showing } from './guarded-proxy.js';
 import { guardrailsWith, outDelta, responseCreated, wire } from './support.js';
 
 const POLICY = `
@@ -133,19 +133,8 @@ afterAll(async () => {
 });
 
 /** A client of the guarded tenant, with every text frame it receives, as received. */
-async function client(): Promise<{ c: TestClient; raw: string[] }> {
-  const c = await tp.client();
-  const raw: string[] = [];
-  c.ws.on('message', (data, isBinary) => {
-    if (!isBinary) raw.push((data as Buffer).toString('utf8'));
-  });
-  await c.next('session.created');
-  return { c, raw };
-}
+const client = (): Promise<{ c: TestClient; raw: string[] }> => clientWithFrames(tp);
 
-const errorCodes = (c: TestClient): unknown[] => c.ofType('error').map((e) => (e['error'] as { code?: unknown }).code);
-/** The types of the frames (raw text) that contain `text`. */
-const showing = (raw: readonly string[], text: string): unknown[] => raw.filter((f) => f.includes(text)).map((f) => (JSON.parse(f) as { type?: unknown }).type);
 /** The session's close, or (old code) the event the session went on to. */
 const closedOr = async (c: TestClient, went: (e: ReceivedEvent) => boolean): Promise<{ code: number } | string> => Promise.race([c.closed, c.waitFor(went, 20_000).then((e) => e.type)]);
 

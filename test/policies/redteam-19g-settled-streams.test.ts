@@ -36,7 +36,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
 import type { TestClient, TestProxy } from '../support/harness.js';
 import { defineGuardrail } from '../../src/policies/api.js';
-import { guardedProxy } from './guarded-proxy.js';
+import { clientWithFrames, errorCodes, guardedProxy, showing } from './guarded-proxy.js';
 import { guardrailsWith, outDelta, responseCreated } from './support.js';
 
 const POLICY = `
@@ -127,19 +127,8 @@ afterAll(async () => {
 });
 
 /** A client of the guarded tenant, with every text frame it receives, as received. */
-async function client(proxy: TestProxy = tp): Promise<{ c: TestClient; raw: string[] }> {
-  const c = await proxy.client();
-  const raw: string[] = [];
-  c.ws.on('message', (data, isBinary) => {
-    if (!isBinary) raw.push((data as Buffer).toString('utf8'));
-  });
-  await c.next('session.created');
-  return { c, raw };
-}
+const client = (proxy: TestProxy = tp): Promise<{ c: TestClient; raw: string[] }> => clientWithFrames(proxy);
 
-const errorCodes = (c: TestClient): unknown[] => c.ofType('error').map((e) => (e['error'] as { code?: unknown }).code);
-/** The types of the frames (raw text) that contain `text`. */
-const showing = (raw: readonly string[], text: string): unknown[] => raw.filter((f) => f.includes(text)).map((f) => (JSON.parse(f) as { type?: unknown }).type);
 /** Everything of item_2 the client was streamed (its deltas, in order, and the held text flushed for it). */
 const streamedOfVictim = (c: TestClient): string => c.ofType(TRANSCRIPT_DELTA).filter((e) => e['item_id'] === 'item_2').map((e) => String(e['delta'])).join('');
 const resp2Done = (e: { type: string; [k: string]: unknown }): boolean => e.type === 'response.done' && (e['response'] as { id?: string }).id === 'resp_2';
