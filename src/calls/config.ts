@@ -8,13 +8,20 @@ export const MIN_WEBHOOK_KEY_BYTES = 16;
  * be `*` or an origin as browsers serialise it (lower-case scheme and host, no path, no trailing slash).
  */
 export function corsOriginProblem(entry: string): string | null {
-  if (entry === '*') return null;
-  let origin: string;
+  // `null`: what a page opened from a file or a sandboxed iframe sends (the route trusts the bearer, not the origin).
+  if (entry === '*' || entry === 'null') return null;
+  let url: URL;
   try {
-    origin = new URL(entry).origin;
+    url = new URL(entry);
   } catch {
     return `"${entry}" is not an origin: write it as scheme://host[:port], e.g. https://app.example.com`;
   }
+  // The URL standard gives a non-web scheme an opaque origin ("null"), yet browsers send it as
+  // scheme://host: an extension's (chrome-extension://<id>), an app WebView's (capacitor://localhost).
+  // Until 2026-12-07 (f704353 to this fix) such entries were refused at load
+  // (test/calls/redteam-19p-cors-origins.test.ts).
+  const opaque = url.origin === 'null' && url.host !== '' && url.pathname === '' && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+  const origin = opaque ? `${url.protocol}//${url.host}` : url.origin;
   if (origin === 'null' || origin !== entry) return `"${entry}" is not an origin as a browser sends it: write ${origin === 'null' ? 'scheme://host[:port]' : origin}`;
   return null;
 }

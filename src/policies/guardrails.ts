@@ -1573,7 +1573,10 @@ export class GuardrailFilter implements Filter {
     if (existing) return existing;
     const policy = this.#policy;
     const rules = rulesFor(policy, source, deltaType);
-    const customs = (policy.customBySource.get(source) ?? []).filter((c) => c.streaming);
+    // A translation session's transcripts have no `.done`, where the other custom guardrails judge a
+    // complete text: there every one judges each delta with the text before it, as a streaming one
+    // does. Until 2026-12-07 those judged nothing there (test/relay/redteam-19p-translation-customs.test.ts).
+    const customs = (policy.customBySource.get(source) ?? []).filter((c) => c.streaming || this.#translation);
     if (rules.length === 0 && customs.length === 0) return null;
     if (this.#streams.size >= MAX_STREAMS && !this.#dropSettledStream()) return 'no_room';
     const ids: JsonObject = {};

@@ -46,6 +46,13 @@ describe('pii detectors', () => {
     expect(find('phone', 'card 4111 1111 1111 1111')).toEqual([]);
     expect(find('phone', 'room 12')).toEqual([]);
   });
+
+  it('a value right after an escaped line break (`\\n`, `\\t`) is found; right after a letter it is not (test/policies/redteam-19p-escaped-line-breaks.test.ts)', () => {
+    expect(find('phone', String.raw`a\n415-555-0100\t030 1234567`)).toEqual(['415-555-0100', '030 1234567']);
+    expect(find('phone', 'a n415-555-0100 x')).toEqual([]);
+    expect(find('iban', String.raw`iban:\nDE89370400440532013000`)).toEqual(['DE89370400440532013000']);
+    expect(find('iban', 'iban nDE89370400440532013000 1DE89370400440532013000')).toEqual([]);
+  });
 });
 
 /** `digits` plus the Luhn check digit. */

@@ -67,12 +67,20 @@ export function isCalendarDate(candidate: string): boolean {
 }
 
 /**
+ * A lookbehind: not right after a letter, a digit or one of `also`, but a letter after a backslash
+ * is an escape (`\n`, `\t`: a line break written out, as in JSON or code shown as text), not a word.
+ * Until 2026-12-07 `Numbers:\n415-555-0100\n415-555-0199` was glued to the `n`s and passed `phone`
+ * (and an IBAN after `\n` passed `iban`): test/policies/redteam-19p-escaped-line-breaks.test.ts.
+ */
+const NOT_AFTER_WORD_OR = (also: string): string => `(?<![0-9${also}]|(?<!\\\\)[A-Za-z])`;
+
+/**
  * The end of a text that an IBAN may still complete, as the pattern below spells one: a word
  * starting with a letter, then a second letter, the two check digits and up to 30 alphanumerics
  * (one space or hyphen allowed before each), every part after the first letter optional. Country code and
  * check digits are written together: a two-letter word and a space ("is ", "to ") is settled.
  */
-const IBAN_TAIL = /(?<![A-Za-z0-9])[A-Za-z](?:[A-Za-z](?:\d(?:\d(?:[ -]?[A-Za-z0-9]){0,30}[ -]?)?)?)?$/;
+const IBAN_TAIL = new RegExp(`${NOT_AFTER_WORD_OR('')}[A-Za-z](?:[A-Za-z](?:\\d(?:\\d(?:[ -]?[A-Za-z0-9]){0,30}[ -]?)?)?)?$`);
 
 /** IBAN: the earliest word of the text's last 68 characters from which the rest can still be an IBAN. */
 function ibanHoldStart(text: string): number {
@@ -186,7 +194,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
   },
   {
     name: 'iban',
-    pattern: /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])/g,
+    pattern: new RegExp(`${NOT_AFTER_WORD_OR('')}[A-Za-z]{2}\\d{2}(?:[ -]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])`, 'g'),
     validate: (c) => longestValidPrefix(c, ibanValid),
     maxLength: 34 * 2,
     prefilter: hasDigit,
@@ -201,7 +209,7 @@ export const BUILTIN_PII: readonly PiiDetector[] = [
     // call log's line), is no part of its run: until 2026-12-07 the two were one run of 18 digits,
     // no phone number, and the number passed (test/policies/redteam-19g-date-boundaries.test.ts).
     name: 'phone',
-    pattern: new RegExp(`(?<![A-Za-z0-9+])(?:(?<!\\d[ .-])|(?<=(?<!\\d)${DATE_SHAPE}[ .-]))(?:\\+|00)?\\(?\\d(?:[ .()-]{0,2}\\d){7,14}(?:(?![ .-]\\d)|(?=[ .-]${DATE_SHAPE}(?!\\d)))(?![A-Za-z0-9])`, 'g'),
+    pattern: new RegExp(`${NOT_AFTER_WORD_OR('+')}(?:(?<!\\d[ .-])|(?<=(?<!\\d)${DATE_SHAPE}[ .-]))(?:\\+|00)?\\(?\\d(?:[ .()-]{0,2}\\d){7,14}(?:(?![ .-]\\d)|(?=[ .-]${DATE_SHAPE}(?!\\d)))(?![A-Za-z0-9])`, 'g'),
     // A calendar date (2026-12-01, 01.12.2026) has 8 digits too, and identifies nobody: until
     // 2026-12-07 pii-safe redacted dates as [phone] (test/policies/redteam-19-dates-as-phones.test.ts).
     validate: (c) => (isCalendarDate(c) ? 0 : c.length),
