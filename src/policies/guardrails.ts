@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Direction, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
-import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, isTranslationSession, type RealtimeClientEvent, type RealtimeServerEvent } from '../protocol/events.js';
+import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, isTranslationSession, type ClientEventOf, type RealtimeClientEvent, type RealtimeServerEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
 import type { ConversationView } from '../protocol/conversation.js';
 import { ProxyError } from '../protocol/errors.js';
@@ -92,6 +92,10 @@ const MAX_ECHO_PRINTS = 8192;
  * with the start and end of their texts (up to a window each), the others as places.
  */
 const MAX_PLACED = 128;
+/** Redacted copies of a call's browser items still being put in place (#BrowserRedaction); the oldest is forgotten. */
+const MAX_BROWSER_REDACTIONS = 16;
+/** The content parts a redacted copy of a browser's message carries (the upstream echoes them whole). */
+const TEXT_PARTS: ReadonlySet<string> = new Set(['input_text', 'output_text']);
 
 /**
  * A client-typed item (text of the `input` or `tool_output` source) at its place in the
@@ -107,6 +111,31 @@ interface Placed {
   tail: string;
   /** Fingerprint of its first text, to learn the id of an item sent without one from its echo. */
   readonly print: string | null;
+}
+
+/**
+ * An item a call's browser wrote that an input `redact` rule changed: it reached the upstream
+ * unredacted (over the data channel), so the proxy deletes it and creates the redacted copy at its
+ * place. A response that starts between the two read the address: it is cancelled and, if it was the
+ * conversation's turn, asked for again once the copy stands and it is done (one answer, not two).
+ */
+interface BrowserRedaction {
+  readonly original: string;
+  readonly copy: string;
+  readonly rule: string;
+  /** The item the copy is created after ('root': the first). */
+  readonly previous: string;
+  /** The copy as created (sent again at the end when the item before it left first). */
+  readonly item: ClientEventOf<'conversation.item.create'>['item'];
+  /** The copy was sent again at the end of the conversation. */
+  appended: boolean;
+  /** Until the upstream confirms the original deleted (or shows the copy): a response starting now read it. */
+  open: boolean;
+  copyAdded: boolean;
+  /** The conversation's response this cancelled, until its response.done. */
+  cancelled: string | null;
+  /** That response was cancelled before it finished: the turn is owed an answer. */
+  owed: boolean;
 }
 
 /**
@@ -716,6 +745,10 @@ export class GuardrailFilter implements Filter {
   /** On a call: the session texts last judged (what a refused change is put back to), and how often that happened. */
   #callTexts: JsonObject | null = null;
   #callRestores = 0;
+  /** On a call: browser items a redaction replaces with a redacted copy, until the copy stands (#replaceBrowserItem). */
+  #browserRedactions: BrowserRedaction[] = [];
+  /** Browser items replaced (`original`) and the redacted copies (`copy`): neither is replaced again (the last 128). */
+  readonly #replacedItems = new Map<string, 'original' | 'copy'>();
 
   /**
    * A translation session (`…/realtime/translations`): its transcripts stream with the translated
@@ -796,6 +829,7 @@ export class GuardrailFilter implements Filter {
       // item re-added under its old id was "deleted" into that set and stayed in the conversation:
       // test/calls/redteam-17-reused-item-id.test.ts).
       if (type === 'conversation.item.deleted' && (this.#deleted.size > 0 || this.#reported.size > 0)) this.#freeItemId(asString(frame.json()['item_id']) ?? '');
+      if (type === 'conversation.item.deleted' && this.#browserRedactions.length > 0) this.#redactionItemDeleted(asString(frame.json()['item_id']));
       if (type === 'conversation.item.deleted' && (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0)) {
         const deleted = asString(frame.json()['item_id']);
         this.#hold?.itemDeleted(deleted);
@@ -1187,6 +1221,7 @@ export class GuardrailFilter implements Filter {
     // A verdict still to come on an item sent without an id needs its echo, whatever the policy now,
     // and so does a create blocked before its echo (`Sent.blockedBy`: its echo is deleted; until
     // 2026-12-07 a reload to a policy with nothing to judge let that echo stay).
+    if (this.#browserRedactions.length > 0 && (type === 'conversation.item.added' || type === 'conversation.item.created')) this.#copyAdded(asString(asObject(frame.json()['item'])?.['id']));
     if (idle(policy) && policy.unknownContentEvents === 'pass' && this.#anonPending === 0 && this.#lateBlocks.size === 0 && this.#blockedSent === 0) return CONTINUE;
     const t0 = this.#ctx.clock.now();
     const ev = frame.json();
@@ -1314,7 +1349,8 @@ export class GuardrailFilter implements Filter {
     const id = asString(item?.['id']);
     if (id === null || item?.['type'] === 'mcp_list_tools') return false;
     const view = this.#ctx.conversation.item(id);
-    return view !== undefined && view.provenance === 'server' && view.responseId === null && view.transcript === 'none';
+    // The redacted copy of one (#replaceBrowserItem) is read as the item it stands for.
+    return view !== undefined && (view.provenance === 'server' || this.#replacedItems.get(id) === 'copy') && view.responseId === null && view.transcript === 'none';
   }
 
   /**
@@ -1399,6 +1435,8 @@ export class GuardrailFilter implements Filter {
     /** The texts of a browser's item as forwarded (see #rememberBrowserItem). */
     const forwarded = new Map<ContentText, string>();
     const reports: { source: Source; findings: Finding[]; responseId: string | null }[] = [];
+    /** The rule that redacted a browser's item where it first shows (its copy replaces it: #replaceBrowserItem). */
+    let redactedBy: string | null = null;
     for (const t of texts) {
       if (t.unknownContent !== undefined) {
         if (this.#unknown(t.unknownContent, 'server').kind !== 'continue') return DROP;
@@ -1428,7 +1466,10 @@ export class GuardrailFilter implements Filter {
         this.#segments.set(segmentOf, { text: tailOf(seed + t.text, policy.windowChars), open: null });
       }
       if (stops(e.strongest)) edit(t, '');
-      else if (e.redacted) edit(t, e.text);
+      else if (e.redacted) {
+        edit(t, e.text);
+        if (seeds !== null) redactedBy ??= e.findings.find((f) => f.action === 'redact')?.id ?? null;
+      }
       if (seeds !== null) forwarded.set(t, e.redacted ? e.text : t.text);
       // Findings already reported for this item (on its stream or an earlier event) are not reported again.
       // The same text shows up on several events: each finding is reported once per item.
@@ -1438,8 +1479,10 @@ export class GuardrailFilter implements Filter {
       if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
     }
     if (type === 'conversation.item.added' || type === 'conversation.item.created') this.#placeAdded(ev);
-    // A browser's item that stands is context for what follows it (its text as shown), as a client's is.
-    if (seeds !== null && trips.length === 0) this.#rememberBrowserItem(ev, texts, forwarded, policy, type);
+    // A browser's item that stands is context for what follows it (its text as shown), as a client's
+    // is; one replaced by its redacted copy is when the copy shows (the original's is withdrawn when deleted).
+    const replaced = redactedBy !== null && trips.length === 0 && copy !== null && this.#replaceBrowserItem(ev, copy, redactedBy);
+    if (seeds !== null && trips.length === 0 && !replaced) this.#rememberBrowserItem(ev, texts, forwarded, policy, type);
     if (copy !== null) blankAudioOfStopped(copy, this.#ctx, this.#cancelled, trips.length > 0);
     for (const r of reports) this.#reportAll(policy, r.findings, r.source, type, r.responseId, t0);
     for (const trip of trips) {
@@ -1475,10 +1518,13 @@ export class GuardrailFilter implements Filter {
         return;
       }
     }
-    if (!this.#cancelNext) return;
-    const { action, ruleId } = this.#cancelNext;
-    this.#cancelNext = null;
-    this.#cancel(id, action, ruleId);
+    if (this.#cancelNext) {
+      const { action, ruleId } = this.#cancelNext;
+      this.#cancelNext = null;
+      this.#cancel(id, action, ruleId);
+      return;
+    }
+    if (this.#browserRedactions.length > 0) this.#startedUnredacted(id);
   }
 
   /**
@@ -1512,11 +1558,14 @@ export class GuardrailFilter implements Filter {
     }
     this.#hold?.responseDone();
     const ids = this.#cancelled.get(id);
-    if (!ids) return null;
-    this.#cancelled.delete(id);
-    // The view has learnt this response.done already: its items include those of `response.output`.
-    for (const itemId of this.#ctx.conversation.response(id)?.itemIds ?? []) ids.add(itemId);
-    for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
+    if (ids) {
+      this.#cancelled.delete(id);
+      // The view has learnt this response.done already: its items include those of `response.output`.
+      for (const itemId of this.#ctx.conversation.response(id)?.itemIds ?? []) ids.add(itemId);
+      for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
+    }
+    // After those deletes: the turn's answer asked for again does not read what was cancelled.
+    if (this.#browserRedactions.length > 0) this.#redactedTurnDone(id);
     return null;
   }
 
@@ -2344,6 +2393,105 @@ export class GuardrailFilter implements Filter {
     entry.source = first.source;
     entry.head = headOf(first.text, policy.windowChars);
     entry.tail = tailOf(own.at(-1)!.text, policy.windowChars);
+  }
+
+  /**
+   * An item a call's browser wrote, redacted where it first shows (`copy`: the event with its texts
+   * redacted): the upstream holds it unredacted, and every later response would read it. It is
+   * deleted and its redacted copy created at its place (a new id: the browser sees
+   * `conversation.item.deleted`, then the copy's `conversation.item.added`). False when it is not
+   * replaced: a redacted copy itself, or an item already replaced (the judgement is not repeated
+   * in a loop), or one with parts a copy cannot carry (audio, images: not echoed by the upstream).
+   */
+  #replaceBrowserItem(ev: JsonObject, copy: JsonObject, ruleId: string): boolean {
+    const item = asObject(copy['item']);
+    const original = asString(item?.['id']);
+    if (item === null || original === null || this.#replacedItems.has(original)) return false;
+    const parts = item['type'] === 'message' ? asArray(item['content']) : item['type'] === 'function_call_output' ? [] : null;
+    if (parts === null || parts.some((p) => !TEXT_PARTS.has(asString(asObject(p)?.['type']) ?? ''))) return false;
+    const copyId = `item_${randomBytes(12).toString('hex')}`;
+    this.#noteReplaced(original, 'original');
+    this.#noteReplaced(copyId, 'copy');
+    // At the original's place: after the item before it (the first: at the root).
+    const previous = asString(ev['previous_item_id']) ?? 'root';
+    this.#ctx.markItem(original, { kind: 'deleted', by: GUARDRAILS_FILTER, rule: ruleId });
+    this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: original }, GUARDRAILS_FILTER);
+    // The upstream's own item shape, echoed back with its texts redacted.
+    const redacted = { ...item, id: copyId } as unknown as ClientEventOf<'conversation.item.create'>['item'];
+    this.#ctx.sendUpstream({ type: 'conversation.item.create', previous_item_id: previous, item: redacted }, GUARDRAILS_FILTER);
+    if (this.#browserRedactions.length >= MAX_BROWSER_REDACTIONS) this.#browserRedactions.shift();
+    this.#browserRedactions.push({ original, copy: copyId, rule: ruleId, previous, item: redacted, appended: false, open: true, copyAdded: false, cancelled: null, owed: false });
+    return true;
+  }
+
+  #noteReplaced(itemId: string, kind: 'original' | 'copy'): void {
+    if (this.#replacedItems.size >= 128) this.#replacedItems.delete(this.#replacedItems.keys().next().value!);
+    this.#replacedItems.set(itemId, kind);
+  }
+
+  /**
+   * A response started while a browser item's unredacted original was still in the conversation: it
+   * read the address. Cancelled (its items are deleted when it is done, #responseDone); one in the
+   * conversation not started by the proxy is the turn's answer, asked for again (#answerRedacted).
+   */
+  #startedUnredacted(responseId: string): void {
+    const r = this.#browserRedactions.find((x) => x.open);
+    if (r === undefined || this.#ctx.isSuppressed(responseId)) return;
+    const policy = this.#policy;
+    this.#noteCancelled(responseId, null);
+    const notice = new ProxyError('guardrail_redacted', {
+      message: 'A response started from an item before its redaction replaced it; it was cancelled, and the turn is answered from the redacted item.',
+      details: { policy: policy.name, policyVersion: policy.version, rule: r.rule, action: 'redact' },
+    });
+    this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, notice);
+    const view = this.#ctx.conversation.response(responseId);
+    if (r.cancelled === null && !r.owed && view?.outOfBand !== true && view?.origin !== 'proxy') r.cancelled = responseId;
+  }
+
+  /**
+   * The upstream deleted an item. A replaced original: a response starting from here on does not
+   * read it. The item a copy was to follow, before the copy showed (the browser deleted it first):
+   * the upstream, which answers in order, will refuse the copy's create (that error stays with the
+   * relay, as any about an item gone), so the copy is created again at the end of the conversation.
+   */
+  #redactionItemDeleted(itemId: string | null): void {
+    for (const r of this.#browserRedactions) {
+      if (r.original === itemId) r.open = false;
+      if (r.previous !== itemId || r.copyAdded || r.appended) continue;
+      r.appended = true;
+      this.#ctx.sendUpstream({ type: 'conversation.item.create', item: r.item }, GUARDRAILS_FILTER);
+    }
+  }
+
+  /** A redacted copy stands (its create came after the original's delete, so that is done too). */
+  #copyAdded(itemId: string | null): void {
+    const r = this.#browserRedactions.find((x) => x.copy === itemId);
+    if (r === undefined) return;
+    r.open = false;
+    r.copyAdded = true;
+    this.#answerRedacted(r);
+  }
+
+  /** A response a redaction cancelled is done: cancelled in time, its turn is owed an answer; finished first, the browser has it. */
+  #redactedTurnDone(responseId: string): void {
+    const r = this.#browserRedactions.find((x) => x.cancelled === responseId);
+    if (r === undefined) return;
+    r.cancelled = null;
+    r.owed = this.#ctx.conversation.response(responseId)?.state !== 'completed';
+    this.#answerRedacted(r);
+  }
+
+  /**
+   * Once the copy stands and the cancelled response is done, the turn it owes is answered: one
+   * `response.create` (none when a response already runs in the conversation: it reads the copy and answers).
+   */
+  #answerRedacted(r: BrowserRedaction): void {
+    if (!r.copyAdded || r.cancelled !== null) return;
+    this.#browserRedactions.splice(this.#browserRedactions.indexOf(r), 1);
+    if (!r.owed) return;
+    const conversation = this.#ctx.conversation;
+    if (conversation.activeResponses().some((id) => conversation.response(id)?.outOfBand !== true)) return;
+    this.#ctx.sendUpstream({ type: 'response.create' }, GUARDRAILS_FILTER);
   }
 
   /** A spoken turn's transcript passed: its place gets the text (as forwarded), context for an item inserted next to it. */
