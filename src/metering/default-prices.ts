@@ -63,6 +63,14 @@ export const DEFAULT_PRICES: Readonly<Record<string, PriceConfig>> = {
 };
 
 /**
+ * The shipped per-minute models that run translation sessions (`…/realtime/translations`). The other
+ * shipped `transcription` prices are transcription models, which the translations endpoint refuses:
+ * the proxy refuses them before the upgrade (metering/translation.ts). A model the config prices
+ * itself is not judged (the price book cannot tell what it is).
+ */
+export const TRANSLATION_MODELS: ReadonlySet<string> = new Set(['gpt-realtime-translate']);
+
+/**
  * Models OpenAI has shut down (reference §0, §6), by id prefix, with the model to use instead.
  * Sessions and `session.update`s naming them are refused with `model_retired`, never priced.
  */

@@ -153,6 +153,17 @@ export class PriceBook {
   }
 
   /**
+   * The priced id `model` resolves to (an alias's target, or the undated id of a dated snapshot),
+   * or null when it has no price of its own: which model a deployment name or snapshot stands for.
+   */
+  pricedId(model: string): string | null {
+    const id = this.#aliases.get(model) ?? model;
+    if (this.#prices.has(id)) return id;
+    const m = DATED.exec(id);
+    return m && this.#prices.has(m[1]!) ? m[1]! : null;
+  }
+
+  /**
    * The successor of a model OpenAI has shut down, or null. A retired id the config prices or
    * aliases itself (e.g. an Azure deployment name) is not retired here.
    */

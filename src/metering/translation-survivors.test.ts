@@ -51,9 +51,28 @@ afterEach(() => {
 describe('translationPriceProblem', () => {
   const prices = new PriceBook({ prices: {}, aliases: {}, fallbackPrice: null });
 
-  it('a model priced for audio runs a translation session', () => {
+  it('a translation model runs a translation session, as its dated snapshot and an alias of it do, and a model only the config prices', () => {
+    const configured = new PriceBook({ prices: { 'my-translate': { kind: 'transcription', perMinute: '0.02' } }, aliases: { 'eu-translate': MODEL }, fallbackPrice: null });
     expect(translationPriceProblem(prices, MODEL)).toBeNull();
-    expect(translationPriceProblem(prices, TOKEN_MODEL)).toBeNull();
+    expect(translationPriceProblem(prices, `${MODEL}-2026-11-01`)).toBeNull();
+    expect(translationPriceProblem(configured, 'eu-translate')).toBeNull();
+    // The price book cannot tell what a model it does not ship is: the upstream decides.
+    expect(translationPriceProblem(configured, 'my-translate')).toBeNull();
+  });
+
+  it('a shipped transcription model (priced per minute too) is refused: the translations endpoint runs translation models only', () => {
+    // Until 2026-12-07 gpt-realtime-whisper was dialled at the translations endpoint and only the upstream refused it.
+    const aliased = new PriceBook({ prices: {}, aliases: { 'eu-whisper': 'gpt-realtime-whisper' }, fallbackPrice: null });
+    for (const [book, model] of [[prices, 'gpt-realtime-whisper'], [prices, TOKEN_MODEL], [prices, 'gpt-realtime-whisper-2026-11-01'], [aliased, 'eu-whisper']] as const) {
+      const e = translationPriceProblem(book, model)!;
+      expect([e.code, e.message, e.details, e.param]).toEqual([
+        'unknown_model_price',
+        `The model "${model}" is a transcription model: a translation session needs a translation model (gpt-realtime-translate).`,
+        { model, kind: 'transcription' },
+        'model',
+      ]);
+      expect(e.httpStatus).toBe(400);
+    }
   });
 
   it('a retired model is refused with its successor', () => {

@@ -7,6 +7,7 @@ import { asString } from '../protocol/json.js';
 import { budgetError, reserveFailsOpen, type MeteringRuntime } from './filter.js';
 import type { Amount, MaybePromise, ReserveResult, UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
+import { DEFAULT_PRICES, TRANSLATION_MODELS } from './default-prices.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
 import { transcriptionCost, type PriceBook, type PriceLookup } from './pricing.js';
 import { byAudioLength } from './transcriptions.js';
@@ -28,13 +29,27 @@ const TRANSLATION_BYTES_PER_MS = PCM16_BYTES_PER_MS;
 /**
  * Null when `model` can run a translation session: priced for audio (a `transcription` price, per
  * minute or per audio token). A realtime model's price bills responses, which a translation session
- * never has: refused as an unpriced model is, before the upgrade.
+ * never has: refused as an unpriced model is, before the upgrade. So is a shipped transcription model
+ * (gpt-realtime-whisper, …, or an alias of one), priced per minute but not a translation model
+ * (default-prices.ts TRANSLATION_MODELS).
  */
 export function translationPriceProblem(prices: PriceBook, model: string): ProxyError | null {
   const retired = model ? prices.retired(model) : null;
   if (retired !== null) return new ProxyError('model_retired', { message: `The model "${model}" has been shut down by OpenAI; use "${retired}" instead.`, details: { model, successor: retired }, param: 'model' });
   const found = model ? prices.lookup(model) : null;
-  if (found?.price.kind === 'transcription') return null;
+  if (found?.price.kind === 'transcription') {
+    // A shipped transcription model (gpt-realtime-whisper, …) is priced per minute too, but only a
+    // translation model runs here: until 2026-12-07 it was dialled and only the upstream refused it.
+    const id = prices.pricedId(model);
+    if (id !== null && Object.hasOwn(DEFAULT_PRICES, id) && !TRANSLATION_MODELS.has(id)) {
+      return new ProxyError('unknown_model_price', {
+        message: `The model "${model}" is a transcription model: a translation session needs a translation model (${[...TRANSLATION_MODELS].join(', ')}).`,
+        details: { model, kind: 'transcription' },
+        param: 'model',
+      });
+    }
+    return null;
+  }
   if (found) {
     return new ProxyError('unknown_model_price', {
       message: `The model "${model}" is priced as a realtime model: a translation session is billed by its input audio and needs a per-minute price.`,

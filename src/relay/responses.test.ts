@@ -142,6 +142,9 @@ describe('ResponseTracker', () => {
   it('tells output audio deltas (GA and beta names) from every other type', () => {
     expect(isOutputAudio('response.output_audio.delta')).toBe(true);
     expect(isOutputAudio('response.audio.delta')).toBe(true);
+    // A translation session's translated audio: counted by the relay's AudioMeter, never parsed.
+    expect(isOutputAudio('session.output_audio.delta')).toBe(true);
+    expect(isOutputAudio('session.output_transcript.delta')).toBe(false);
     expect(isOutputAudio('response.output_audio_transcript.delta')).toBe(false);
     expect(isOutputAudio('response.audio_transcript.delta')).toBe(false);
     expect(isOutputAudio('input_audio_buffer.append')).toBe(false);

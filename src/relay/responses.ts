@@ -1,12 +1,15 @@
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { ConversationView } from '../protocol/conversation.js';
 import { asObject } from '../protocol/json.js';
-import { AUDIO_OUT, AUDIO_OUT_BETA } from '../protocol/events.js';
+import { AUDIO_OUT, AUDIO_OUT_BETA, TRANSLATION_AUDIO_OUT } from '../protocol/events.js';
 import { sniffString } from '../protocol/sniff.js';
 import { LazySet } from '../lazy-collections.js';
 
-/** Output audio deltas (GA name, and the beta name some servers still send). */
-export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === AUDIO_OUT_BETA;
+/**
+ * Output audio deltas (GA name, the beta name some servers still send, a translation session's
+ * translated audio): relayed and counted by the relay's AudioMeter (`delta`), never parsed.
+ */
+export const isOutputAudio = (type: string): boolean => type === AUDIO_OUT || type === AUDIO_OUT_BETA || type === TRANSLATION_AUDIO_OUT;
 
 const OUTPUT_EVENTS_KEPT = new Set(['response.created', 'response.done']);
 /** Suppressed responses remembered at once (a session runs one or two responses at a time). */

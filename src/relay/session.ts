@@ -10,7 +10,7 @@ import { Conversation, type ConversationView, type ItemMark, unpredictable } fro
 import type { ClientEventOf, RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
-import { AUDIO_IN, isTranslationSession, TRANSLATION_AUDIO_IN, TRANSLATION_CLIENT_TYPES } from '../protocol/events.js';
+import { AUDIO_IN, isInputAudio, isTranslationSession, TRANSLATION_AUDIO_IN, TRANSLATION_CLIENT_TYPES } from '../protocol/events.js';
 import { DUPLICATE_KEY, sniffString, sniffType } from '../protocol/sniff.js';
 import { DuplicateMemberError, memberProblemError, parseStrict } from '../protocol/strict-json.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -382,7 +382,7 @@ export class RelaySession implements SessionContext, ChainSink {
       const t0 = sampled ? this.clock.now() : 0;
       // perf: a type no filter wants (audio, in practice) leaves without a Frame, unless frames queue.
       if (!this.#chain.bypasses('client', type)) this.#chain.fromClient(Frame.fromClient(type, bytes));
-      else if (type === AUDIO_IN) this.#sendInputAudio(bytes, framed);
+      else if (isInputAudio(type)) this.#sendInputAudio(bytes, framed);
       // Another type no filter wants still leaves the way the chain's output does: the view reads
       // it and a response.create gets its event_id (until 2026-12-05 it left unread and unstamped).
       else this.forward('client', Frame.fromClient(type, bytes));
@@ -653,7 +653,7 @@ export class RelaySession implements SessionContext, ChainSink {
         }
         return;
       }
-      if (frame.type === AUDIO_IN) {
+      if (isInputAudio(frame.type)) {
         this.#sendInputAudio(frame.wireBytes());
         return;
       }
@@ -684,7 +684,8 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** An output audio delta: dropped if its response is suppressed, else metered and sent. */
   #forwardAudio(bytes: Buffer): void {
-    const responseId = this.#responses.audioResponseId(bytes);
+    // A translation session's audio belongs to no response: nothing to sniff (or parse) per frame.
+    const responseId = this.#translation ? null : this.#responses.audioResponseId(bytes);
     if (responseId !== null && this.#responses.isSuppressed(responseId)) return;
     this.audio.output(responseId, bytes, this.clock.now());
     this.#sendToClient(bytes);

@@ -54,6 +54,8 @@ export const OP_EXECUTE_TOOL = 'execute_tool';
 
 /** Span names. The turn span is `invoke_agent` (no agent name: the proxy governs any client). */
 export const SPAN_SESSION_CONNECT = 'rtproxy.session.connect';
+/** A translation session's one span, upgrade to close: it has no turns (README, Telemetry). */
+export const SPAN_SESSION_TRANSLATION = 'rtproxy.session.translation';
 export const SPAN_TURN = 'invoke_agent';
 export const SPAN_USER_SPEECH = 'user_speech';
 export const spanInference = (model: string): string => (model ? `realtime_inference ${model}` : 'realtime_inference');
@@ -102,6 +104,9 @@ export const ATTR_UPSTREAM_CONNECT_MS = 'rtproxy.upstream.connect_ms';
 export const ATTR_SESSION_CLOSE_REASON = 'rtproxy.session.close_reason';
 export const ATTR_SESSION_CLOSE_INITIATOR = 'rtproxy.session.close_initiator';
 export const ATTR_SESSION_CLOSE_CODE = 'rtproxy.session.close_code';
+export const ATTR_SESSION_INPUT_AUDIO_MS = 'rtproxy.session.input_audio_ms';
+export const ATTR_SESSION_OUTPUT_AUDIO_MS = 'rtproxy.session.output_audio_ms';
+export const ATTR_SESSION_COST_USD = 'rtproxy.session.cost_usd';
 export const ATTR_BUDGET_ACTION = 'rtproxy.budget.action';
 export const ATTR_BUDGET_SCOPE = 'rtproxy.budget.scope';
 export const ATTR_VERDICT = 'rtproxy.verdict';
@@ -132,6 +137,7 @@ export const EVENT_PRUNE = 'rtproxy.prune';
 export const EVENT_LOCK = 'rtproxy.lock';
 export const EVENT_VERDICT = 'rtproxy.verdict';
 export const EVENT_SESSION_STARTED = 'gen_ai.client.realtime_session.started';
+export const EVENT_SESSION_ENDED = 'gen_ai.client.realtime_session.ended';
 export const EVENT_UPSTREAM_CONNECTED = 'rtproxy.upstream.connected';
 
 // ---- Metrics ---------------------------------------------------------------------------------

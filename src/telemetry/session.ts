@@ -3,14 +3,15 @@ import { CONTINUE, type CloseInfo, type Filter, type FilterFactory, type Session
 import type { Frame } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
 import { ErrorCatalogue } from '../protocol/errors.js';
-import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES } from '../protocol/events.js';
+import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, isTranslationSession } from '../protocol/events.js';
 import type { SessionMeters, TelemetryMetrics } from './metrics.js';
 import { turnLatencies, type ResponseRecord, type SessionView, type TurnRecord } from './records.js';
 import { captureWith } from './redact.js';
 import type { TelemetrySettings } from './settings.js';
 import type { SpanSink } from './span-records.js';
+import * as S from './semconv.js';
 import { SessionSpans } from './spans.js';
-import { realScheduler, TurnTracker, type Scheduler, type TurnSink } from './turns.js';
+import { guardrailAttributes, realScheduler, TurnTracker, type Scheduler, type TurnSink } from './turns.js';
 
 /** What every session of one proxy shares: instruments, where spans go, settings. Built once at boot. */
 export interface TelemetryShared {
@@ -92,6 +93,14 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
    * 2026-12-06; cost was counted once). Such a session records its own session figures only.
    */
   readonly #onCall: boolean;
+  /**
+   * A translation session (`…/realtime/translations`): one continuous stream with no turns (no
+   * responses, no speech boundaries), so its span covers the session and carries how it ended;
+   * its audio is counted by the relay like a realtime session's, its spend by the usage reports.
+   */
+  readonly #translation: boolean;
+  /** Spend the session's usage reports named (the translation span's `rtproxy.session.cost_usd`). */
+  #costMicros = 0;
 
   constructor(ctx: SessionContext, shared: TelemetryShared) {
     this.#ctx = ctx;
@@ -99,6 +108,7 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
     const s = shared.settings;
     this.#tenant = shared.metrics.tenants.get(ctx.tenant.id);
     this.#onCall = ctx.watchesGovernedCall === true;
+    this.#translation = isTranslationSession(ctx.query);
     this.#sampleEvery = s.relaySampleEvery;
     const capture = s.capture.enabled && (s.capture.tenants === null || s.capture.tenants.has(ctx.tenant.id)) ? captureWith(s.capture.maxChars, shared.secrets ?? null) : null;
     const base = shared.scheduler ?? realScheduler;
@@ -134,6 +144,7 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
         serverAddress: shared.serverAddress,
         serverPort: shared.serverPort,
         wallOffset: ctx.clock.wall() - ctx.clock.now(),
+        translation: this.#translation,
       });
       this.#spans.startConnect(ctx.startedAt);
     } else {
@@ -232,6 +243,13 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
       case 'verdict':
         if (report.verdict === 'reject' || report.verdict === 'close') metrics.error(this.#tenant, report.code ?? 'rejected', 'proxy');
         break;
+      case 'usage':
+        this.#costMicros += report.costMicros;
+        break;
+      case 'guardrail':
+        // No turn to carry it: a translation session's verdicts are events of its span.
+        if (this.#translation) this.#spans?.sessionEvent(S.EVENT_GUARDRAIL, now, guardrailAttributes(report));
+        break;
       default:
         break;
     }
@@ -245,8 +263,21 @@ export class TelemetrySession implements Filter, TurnSink, SessionMeters {
     if (!this.#upstreamConnected && info.initiator === 'proxy' && reason.startsWith('upstream_')) {
       this.#shared.metrics.upstreamConnect((now - this.#ctx.startedAt) / 1000, reason);
     }
-    this.#spans?.endConnect(now, info.initiator === 'proxy' ? reason : null);
-    this.#spans?.close(now);
+    const errorType = info.initiator === 'proxy' ? reason : null;
+    const spans = this.#spans;
+    if (spans && this.#translation) {
+      const inputAudioMs = this.audioInMs;
+      const outputAudioMs = this.audioOutMs;
+      // Metering runs after this filter and bills the audio's last block in its own onClose: the
+      // span ends once every filter's onClose has run, with that spend in its cost.
+      queueMicrotask(() => {
+        spans.endSession(now, { closeReason: reason, initiator: info.initiator, closeCode: info.code, errorType, inputAudioMs, outputAudioMs, costMicros: this.#costMicros });
+        spans.close(now);
+      });
+    } else {
+      spans?.endConnect(now, errorType);
+      spans?.close(now);
+    }
     this.#shared.metrics.sessionEnded(this, reason, info.initiator, (now - this.#ctx.startedAt) / 1000);
     this.#restoreBindings();
   }

@@ -12,6 +12,24 @@ export interface SpanContextInfo {
   readonly serverPort: number | null;
   /** Epoch ms minus proxy-clock ms, fixed at session start: converts proxy times to span times. */
   readonly wallOffset: number;
+  /**
+   * A translation session: it has no turns (no responses, no speech boundaries: one continuous
+   * stream), so its one span, `rtproxy.session.translation`, runs from the upgrade to the close
+   * and carries how the session ended (endSession) instead of ending at session.created.
+   */
+  readonly translation?: boolean;
+}
+
+/** How a session ended, for the span that covers it (translation sessions). */
+export interface SessionOutcome {
+  readonly closeReason: string;
+  readonly initiator: 'client' | 'upstream' | 'proxy';
+  readonly closeCode: number;
+  /** Set when the proxy ended the session (the connect span's rule): the span's status is Error. */
+  readonly errorType: string | null;
+  readonly inputAudioMs: number;
+  readonly outputAudioMs: number;
+  readonly costMicros: number;
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -69,7 +87,7 @@ export class SessionSpans {
   startConnect(at: number): void {
     const attrs = this.#common();
     this.#server(attrs);
-    this.#connect = new OpenSpan(S.SPAN_SESSION_CONNECT, SpanKind.SERVER, this.#time(at), attrs);
+    this.#connect = new OpenSpan(this.#info.translation ? S.SPAN_SESSION_TRANSLATION : S.SPAN_SESSION_CONNECT, SpanKind.SERVER, this.#time(at), attrs);
     this.#connectRef = this.#connect.ref;
   }
 
@@ -87,9 +105,38 @@ export class SessionSpans {
     this.#connect = null;
     if (view.realtimeSessionId) span.setAttribute(S.ATTR_GEN_AI_REALTIME_SESSION_ID, view.realtimeSessionId);
     if (view.model) span.setAttribute(S.ATTR_GEN_AI_RESPONSE_MODEL, view.model);
-    span.setAttributes(sessionConfigAttributes(view));
+    // A translation session has no VAD or audio formats to configure (PCM16 24 kHz both ways).
+    if (!this.#info.translation) span.setAttributes(sessionConfigAttributes(view));
     span.addEvent(S.EVENT_SESSION_STARTED, this.#time(at), view.realtimeSessionId ? { [S.ATTR_GEN_AI_REALTIME_SESSION_ID]: view.realtimeSessionId } : undefined);
+    if (this.#info.translation) {
+      this.#connect = span;
+      return;
+    }
     this.#sink.emit(span.end(this.#time(at)));
+  }
+
+  /** An event on the span still open (a translation session's: its guardrail results); none open: dropped. */
+  sessionEvent(name: string, at: number, attrs: Attributes): void {
+    this.#connect?.addEvent(name, this.#time(at), attrs);
+  }
+
+  /** The session's close: the span still open ends with how the session ended (translation sessions). */
+  endSession(at: number, outcome: SessionOutcome): void {
+    const span = this.#connect;
+    if (!span) return;
+    const ended: Attributes = {
+      [S.ATTR_SESSION_CLOSE_REASON]: outcome.closeReason,
+      [S.ATTR_SESSION_CLOSE_INITIATOR]: outcome.initiator,
+      [S.ATTR_SESSION_CLOSE_CODE]: outcome.closeCode,
+    };
+    span.setAttributes({
+      ...ended,
+      [S.ATTR_SESSION_INPUT_AUDIO_MS]: round3(outcome.inputAudioMs),
+      [S.ATTR_SESSION_OUTPUT_AUDIO_MS]: round3(outcome.outputAudioMs),
+      [S.ATTR_SESSION_COST_USD]: outcome.costMicros / 1e6,
+    });
+    span.addEvent(S.EVENT_SESSION_ENDED, this.#time(at), ended);
+    this.endConnect(at, outcome.errorType);
   }
 
   /** The session ended before session.created: the connect span ends with the reason. */

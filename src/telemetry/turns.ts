@@ -163,6 +163,20 @@ function usageRecord(t: ResponseTokens | null): Usage | null {
   };
 }
 
+/** The attributes of a `gen_ai.guardrail.result` span event (a turn's, or a translation session's span). */
+export function guardrailAttributes(report: Extract<Report, { kind: 'guardrail' }>): Attributes {
+  return {
+    'gen_ai.guardrail.component.name': 'rtproxy',
+    'gen_ai.guardrail.policy.id': report.policyId,
+    'gen_ai.guardrail.policy.version': report.policyVersion,
+    'gen_ai.guardrail.result.type': report.action,
+    'gen_ai.guardrail.source': report.source,
+    'rtproxy.guardrail.action': report.action,
+    'rtproxy.guardrail.rule.id': report.ruleId,
+    'rtproxy.guardrail.decision_ms': report.decisionMs,
+  };
+}
+
 /**
  * The per-session turn state machine. It is fed every frame except audio (client frames as sent,
  * server frames as forwarded) and the session's reports, and turns them into turn / response /
@@ -897,16 +911,7 @@ export class TurnTracker {
         if (!turn || turn.phase === 'closed') return;
         const sev = GUARDRAIL_SEVERITY[report.action] ?? 0;
         if (turn.guardrailAction === null || sev > (GUARDRAIL_SEVERITY[turn.guardrailAction] ?? 0)) turn.guardrailAction = report.action;
-        const attrs: Attributes = {
-          'gen_ai.guardrail.component.name': 'rtproxy',
-          'gen_ai.guardrail.policy.id': report.policyId,
-          'gen_ai.guardrail.policy.version': report.policyVersion,
-          'gen_ai.guardrail.result.type': report.action,
-          'gen_ai.guardrail.source': report.source,
-          'rtproxy.guardrail.action': report.action,
-          'rtproxy.guardrail.rule.id': report.ruleId,
-          'rtproxy.guardrail.decision_ms': report.decisionMs,
-        };
+        const attrs = guardrailAttributes(report);
         this.#event(turn, 'gen_ai.guardrail.result', now, attrs);
         if (r) pushEvent(r.events, { name: 'gen_ai.guardrail.result', t: now, attrs });
         return;

@@ -199,6 +199,31 @@ describe('translation sessions through the proxy', () => {
     expect(await status('gpt-realtime-translate')).toBe(403);
     expect(await status('gpt-realtime')).toBe(400);
   });
+
+  it('refuses a transcription model (priced per minute too) before the upgrade with a 400 naming the translation models', async () => {
+    // Until 2026-12-07 gpt-realtime-whisper was dialled at the translations endpoint and only the upstream refused it.
+    const tp = await proxy();
+    const client = new OpenAI({ apiKey: tp.key(), baseURL: `https://127.0.0.1:${tp.proxy.tlsPort}/v1` });
+    const t = await OpenAIRealtimeTranslationWS.create(client, { model: 'gpt-realtime-whisper', options: { ca: tp.ca! } });
+    t.on('error', () => undefined);
+    const refusal = await new Promise<{ status: number; body: string }>((resolve) => {
+      t.socket.platformSocket.once('open', () => resolve({ status: 101, body: '' }));
+      t.socket.platformSocket.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+    });
+    expect(refusal.status).toBe(400);
+    expect(JSON.parse(refusal.body)).toMatchObject({
+      error: {
+        code: 'unknown_model_price',
+        param: 'model',
+        message: 'The model "gpt-realtime-whisper" is a transcription model: a translation session needs a translation model (gpt-realtime-translate).',
+      },
+    });
+    expect(tp.sim.connections).toEqual([]);
+  });
 });
 
 describe('translation sessions: admission and upstreams', () => {

@@ -17,7 +17,10 @@ export interface Session {
   next(type: string): Promise<Received>;
 }
 
-export async function openTranslation(tp: TestProxy, model = 'gpt-realtime-translate'): Promise<Session> {
+/** A proxy serving wss:// with a test CA: the relay harness's TestProxy, or the telemetry tests' proxy. */
+export type TranslationTarget = Pick<TestProxy, 'key' | 'ca'> & { readonly proxy: { readonly tlsPort: number | null } };
+
+export async function openTranslation(tp: TranslationTarget, model = 'gpt-realtime-translate'): Promise<Session> {
   const client = new OpenAI({ apiKey: tp.key(), baseURL: `https://127.0.0.1:${tp.proxy.tlsPort}/v1` });
   const translation = await OpenAIRealtimeTranslationWS.create(client, { model, options: { ca: tp.ca! } });
   // Error events arrive on `event` too; the SDK also reports them here.

@@ -15,6 +15,7 @@ import { createTelemetryModule, type TelemetryModule, type TelemetryOptions } fr
 import { TenantResolver } from '../../../src/tenants/resolver.js';
 import { TestClient } from '../../support/client.js';
 import { defaultKey } from '../../support/harness.js';
+import { testTls } from '../../support/tls.js';
 
 type TenantInput = NonNullable<ConfigInput['tenants']>[string];
 
@@ -24,6 +25,8 @@ export interface TelemetryProxyOptions {
   readonly simulator?: SimulatorOptions;
   /** Telemetry options; spans go to an in-memory exporter unless `spanExporter` is given as null. */
   readonly telemetry?: Omit<TelemetryOptions, 'spanExporter'> & { spanExporter?: TelemetryOptions['spanExporter'] | null };
+  /** Also serve wss:// with the test CA (`ca`, `proxy.tlsPort`): the SDK's translation client dials wss: only. */
+  readonly tls?: boolean;
 }
 
 export interface TelemetryProxy {
@@ -37,6 +40,10 @@ export interface TelemetryProxy {
   readonly lines: string[];
   /** Every report published in any session (collected by a passive last-in-chain filter). */
   readonly reports: Report[];
+  /** The wss:// port (null without `tls`), as the harness's ProxyHandle names it. */
+  readonly proxy: { readonly tlsPort: number | null };
+  readonly ca: string | null;
+  key(tenant?: string): string;
   client(tenant?: string, query?: string): Promise<TestClient>;
   stop(): Promise<void>;
 }
@@ -52,10 +59,11 @@ export async function startTelemetryProxy(options: TelemetryProxyOptions = {}): 
   const sim = await startSimulator({ ...options.simulator, apiKey: SIM_KEY });
   const tenants: Record<string, TenantInput> = {};
   for (const [id, t] of Object.entries(options.tenants ?? { acme: {} })) tenants[id] = { ...t, keys: [{ key: defaultKey(id) }] };
+  const tls = options.tls ? testTls() : null;
   const config = parseConfig(
     {
       ...options.config,
-      server: { host: '127.0.0.1', port: 0 },
+      server: { host: '127.0.0.1', port: 0, ...(tls ? { tls: { port: 0, certFile: tls.certFile, keyFile: tls.keyFile } } : {}) },
       upstream: { provider: 'simulator', url: sim.url, apiKey: SIM_KEY },
       logging: { level: 'debug' },
       admin: { port: 0, ...options.config?.admin },
@@ -86,7 +94,7 @@ export async function startTelemetryProxy(options: TelemetryProxyOptions = {}): 
   const spy: FilterFactory = { name: 'report-spy', wants: {}, create: () => ({ onReport: (r) => void reports.push(r) }) };
   const modules: ProxyModule[] = [telemetry, await createPoliciesModule(deps), await createMeteringModule(deps), { name: 'spy', filters: [spy] }];
   const server = new ProxyServer({ config, log, tenants: deps.tenants, modules, clock: systemClock });
-  const { port, adminPort } = await server.listen();
+  const { port, tlsPort, adminPort } = await server.listen();
   const clients: TestClient[] = [];
   return {
     port,
@@ -97,6 +105,9 @@ export async function startTelemetryProxy(options: TelemetryProxyOptions = {}): 
     telemetry,
     lines,
     reports,
+    proxy: { tlsPort },
+    ca: tls?.caCert ?? null,
+    key: (tenant = 'acme') => defaultKey(tenant),
     async client(tenant = 'acme', query = 'model=gpt-realtime') {
       const c = new TestClient(`ws://127.0.0.1:${port}/v1/realtime?${query}`, { headers: { authorization: `Bearer ${defaultKey(tenant)}` } });
       clients.push(c);
