@@ -13,53 +13,17 @@
  * Now the sideband's admission takes the offer's slot over by its token: nothing to race.
  * (test/metering/redteam-19m-concurrent-calls.test.ts shows the same sequence deterministically.)
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocketServer } from 'ws';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
 import type { TestProxy } from '../support/harness.js';
-import { callsProxy, OFFER, until } from './support.js';
-
-/** An OpenAI stand-in that holds every offer until `answerAll` creates them all in one go; its sidebands say session.created. */
-async function offersAnsweredTogether() {
-  const held: ServerResponse[] = [];
-  let created = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    if (req.method === 'POST' && /\/calls$/.test(req.url ?? '')) {
-      held.push(res);
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  });
-  const sockets = new WebSocketServer({ server, perMessageDeflate: false });
-  sockets.on('connection', (ws) => {
-    ws.on('error', () => undefined);
-    ws.send(JSON.stringify({ type: 'session.created', event_id: 'ev_1', session: { type: 'realtime', object: 'realtime.session', id: 'sess_1', model: 'gpt-realtime', output_modalities: ['audio'], instructions: '', tools: [], tool_choice: 'auto', tracing: null, truncation: 'auto', prompt: null, max_output_tokens: 'inf', audio: { input: { transcription: null, turn_detection: null }, output: { voice: 'marin' } } } }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v1/realtime`,
-    held: () => held.length,
-    answerAll: () => {
-      for (const res of held.splice(0)) res.writeHead(201, { 'content-type': 'application/sdp', location: `/v1/realtime/calls/rtc_together_${++created}` }).end(OFFER);
-    },
-    close: async () => {
-      for (const ws of sockets.clients) ws.terminate();
-      sockets.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { callsProxy, heldOffers, OFFER, until } from './support.js';
 
 let redis: RedisServer;
-let upstream: Awaited<ReturnType<typeof offersAnsweredTogether>>;
+let upstream: Awaited<ReturnType<typeof heldOffers>>;
 let tp: TestProxy;
 beforeAll(async () => {
   redis = await startRedis();
-  upstream = await offersAnsweredTogether();
+  upstream = await heldOffers();
   tp = await callsProxy({
     tenants: { duo: { limits: { maxConcurrentSessions: 2 } } },
     extra: { config: { metering: { ledger: { kind: 'redis', url: redis.url, keyPrefix: 'rt19m:', commandTimeoutMs: 2000 } }, upstream: { provider: 'openai', url: upstream.url, apiKey: 'sk-test-upstream', allowCallId: true } } },

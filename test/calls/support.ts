@@ -127,9 +127,10 @@ export function say(call: SimCall, text: string): void {
   call.sendFromBrowser({ type: 'response.create' });
 }
 
-/** An OpenAI stand-in that holds every offer (POST …/calls) until `release`; its sessions say session.created. */
+/** An OpenAI stand-in that holds every offer (POST …/calls) until `release` (refused) or `answerAll` (created); its sessions say session.created. */
 export async function heldOffers() {
   const held: ServerResponse[] = [];
+  let created = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     req.resume();
     if (req.method === 'POST' && /\/calls$/.test(req.url ?? '')) {
@@ -150,6 +151,10 @@ export async function heldOffers() {
     /** Answers every held offer 500 (the offers end with the upstream's error; nothing is created). */
     release: () => {
       for (const res of held.splice(0)) res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"message":"no"}}');
+    },
+    /** Creates every held call in one go (201 with its Location): their sidebands start together. */
+    answerAll: () => {
+      for (const res of held.splice(0)) res.writeHead(201, { 'content-type': 'application/sdp', location: `/v1/realtime/calls/rtc_together_${++created}` }).end(OFFER);
     },
     close: async () => {
       for (const ws of sockets.clients) ws.terminate();
