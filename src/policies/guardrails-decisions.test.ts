@@ -1823,7 +1823,7 @@ describe('the filter as the chain sees it', () => {
     const factory = guardrailsFactory(registry);
     expect([factory.name, factory.wants, factory.failMode]).toEqual([
       'policies.guardrails',
-      { client: { allBut: ['input_audio_buffer.append'] }, server: { allBut: ['response.output_audio.delta', 'response.audio.delta'] } },
+      { client: { allBut: ['input_audio_buffer.append', 'session.input_audio_buffer.append'] }, server: { allBut: ['response.output_audio.delta', 'response.audio.delta', 'session.output_audio.delta'] } },
       'closed',
     ]);
     const session = new LoggedSession({ tenant: { policy: 'tenant_policy' } });

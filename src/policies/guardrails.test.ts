@@ -142,8 +142,9 @@ describe('guardrails: streaming output', () => {
 
   it('wants every type but audio (a type added later still reaches it), and never parses audio it is handed', async () => {
     const factory = guardrailsFactory({} as never);
-    expect(factory.wants.server).toEqual({ allBut: ['response.output_audio.delta', 'response.audio.delta'] });
-    expect(factory.wants.client).toEqual({ allBut: ['input_audio_buffer.append'] });
+    // The translation session's audio too (session.input_audio_buffer.append, session.output_audio.delta: 2026-12-07).
+    expect(factory.wants.server).toEqual({ allBut: ['response.output_audio.delta', 'response.audio.delta', 'session.output_audio.delta'] });
+    expect(factory.wants.client).toEqual({ allBut: ['input_audio_buffer.append', 'session.input_audio_buffer.append'] });
     const { server, client } = setup(await policyFrom(OUTPUT_RULES));
     const audio = audioDelta('r');
     expect(server(audio).kind).toBe('continue');
