@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AsyncLedger, client, clientAsync, reservedNow, session, setup } from '../../test/metering/filter-harness.js';
+import { Frame } from '../pipeline/frame.js';
 import { TRANSLATION_SESSION_KEY } from '../protocol/events.js';
 import { TRANSLATION_BLOCK_MS } from './translation.js';
 
@@ -21,6 +22,21 @@ describe('translation metering', () => {
     expect(client(f, { type: 'session.input_audio_buffer.append', audio: Buffer.alloc(49).toString('base64') }).kind).toBe('continue');
     f.onClose!(closeInfo);
     expect(s.records.map((r) => [r.seconds, r.costNanos, r.settledBy, r.source])).toEqual([[0.002, 1133, 'translation_audio', 'transcription']]);
+  });
+
+  it('an append is counted from its bytes, never parsed; one the sniffer cannot read is parsed and counted the same', () => {
+    const s = setup();
+    const { f } = session(s, null, MODEL, TRANSLATION);
+    const plain = new Frame('session.input_audio_buffer.append', Buffer.from(JSON.stringify({ type: 'session.input_audio_buffer.append', event_id: 'evt_p', audio: Buffer.alloc(4801).toString('base64') })));
+    expect(f.onClient!(plain)).toMatchObject({ kind: 'continue' });
+    expect(plain.parsed).toBe(false);
+    // An escape in the audio: read by the parser, the same 4,801 bytes (base64 "=" padding excluded both ways).
+    const escaped = new Frame('session.input_audio_buffer.append', Buffer.from(`{"type":"session.input_audio_buffer.append","audio":"\\u0041${Buffer.alloc(4801).toString('base64').slice(1)}"}`));
+    expect(f.onClient!(escaped)).toMatchObject({ kind: 'continue' });
+    expect(escaped.parsed).toBe(true);
+    f.onClose!(closeInfo);
+    // 9,602 bytes of PCM16 at 24 kHz: 200.04 ms, billed as 201.
+    expect(s.records.map((r) => r.seconds)).toEqual([0.201]);
   });
 
   it('an uncapped session reserves nothing and still settles each minute as it is used up', () => {

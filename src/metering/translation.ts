@@ -4,6 +4,7 @@ import { PCM16_BYTES_PER_MS } from '../protocol/audio-format.js';
 import { ProxyError } from '../protocol/errors.js';
 import { TRANSLATION_AUDIO_IN } from '../protocol/events.js';
 import { asString } from '../protocol/json.js';
+import { sniffString, sniffStringSpan } from '../protocol/sniff.js';
 import { budgetError, reserveFailsOpen, type MeteringRuntime } from './filter.js';
 import type { Amount, MaybePromise, ReserveResult, UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
@@ -65,6 +66,35 @@ function base64Bytes(audio: string): number {
   return Buffer.byteLength(audio, 'base64');
 }
 
+/** As base64Bytes, for the base64 text at [start, end) of `buf` (Node's own count: padding off, then 3/4). */
+function base64SpanBytes(buf: Buffer, start: number, end: number): number {
+  let n = end - start;
+  if (buf[start + n - 1] === EQUALS) n--;
+  if (n > 1 && buf[start + n - 1] === EQUALS) n--;
+  return (n * 3) >>> 2;
+}
+
+const EQUALS = 0x3d;
+
+/**
+ * An append's audio bytes and event_id, sniffed from the frame's bytes: a translation append is
+ * ~13 KB of base64 every 200 ms, and audio is never parsed on the relay's path (until 2026-12-07 this
+ * filter parsed each one). A frame the sniffer cannot read cheaply (escapes, a repeated member) is
+ * parsed, as the filters read it. Null: no audio string (the upstream refuses it; nothing is billed).
+ */
+function appendedAudio(frame: Frame): { readonly bytes: number; readonly eventId: string | null } | null {
+  const span = sniffStringSpan(frame.bytes, 'audio');
+  const sniffedId = span === undefined ? undefined : sniffString(frame.bytes, 'event_id');
+  if (span === undefined || sniffedId === undefined) {
+    const ev = frame.json();
+    const audio = ev['audio'];
+    if (typeof audio !== 'string' || audio.length === 0) return null;
+    return { bytes: base64Bytes(audio), eventId: asString(ev['event_id']) ?? null };
+  }
+  if (span === null || span[1] === span[0]) return null;
+  return { bytes: base64SpanBytes(frame.bytes, span[0], span[1]), eventId: sniffedId };
+}
+
 interface Block {
   /** Ledger reservation id; null when nothing was reserved (no caps, or the ledger failed open). */
   readonly id: string | null;
@@ -124,12 +154,11 @@ export class TranslationMeteringFilter implements Filter {
 
   onClient(frame: Frame): Verdict | Promise<Verdict> {
     if (frame.type !== TRANSLATION_AUDIO_IN || this.#closed) return CONTINUE;
-    const ev = frame.json();
-    const audio = ev['audio'];
+    const appended = appendedAudio(frame);
     // Not audio the upstream can take: it refuses it, and nothing is billed for it.
-    if (typeof audio !== 'string' || audio.length === 0) return CONTINUE;
-    const eventId = asString(ev['event_id']) ?? null;
-    const bytes = this.#bytes + base64Bytes(audio);
+    if (appended === null) return CONTINUE;
+    const eventId = appended.eventId;
+    const bytes = this.#bytes + appended.bytes;
     const needMs = Math.ceil(bytes / TRANSLATION_BYTES_PER_MS);
     const limit = this.#limits.maxSessionTokens;
     if (limit !== null && this.#amountFor(needMs).tokens > limit) {
