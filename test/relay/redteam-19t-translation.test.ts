@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, spend, until } from '../metering/support.js';
-import { startTestProxy, TestClient, type TestProxy, type TestProxyOptions } from '../support/harness.js';
-import { tempDir } from '../support/temp-dir.js';
+import { spend, until } from '../metering/support.js';
+import { TestClient, type TestProxy } from '../support/harness.js';
 import { policyDir } from '../policies/support.js';
-import { join } from 'node:path';
+import { meteredProxy } from './translation-support.js';
 
 /*
  * Red team of the translation sessions (commit 63ce82f): a tenant-key holder probing what the
@@ -16,12 +15,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function proxy(options: TestProxyOptions & { metering?: Record<string, unknown> } = {}): Promise<TestProxy> {
-  const { metering, ...rest } = options;
-  const tp = await startTestProxy({
-    ...rest,
-    config: { ...rest.config, admin: { key: ADMIN_KEY }, metering: { ledger: { path: join(tempDir('rp-redtrans-')) + '/ledger.sqlite' }, ...metering } },
-  });
+async function proxy(options: Parameters<typeof meteredProxy>[0] = {}): Promise<TestProxy> {
+  const tp = await meteredProxy(options);
   cleanups.push(() => tp.stop());
   return tp;
 }

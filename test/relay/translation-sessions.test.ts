@@ -1,14 +1,12 @@
 import OpenAI from 'openai';
 import { OpenAIRealtimeTranslationWS } from 'openai/realtime/translations/ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openTranslation as open, type Received, type Session } from './translation-support.js';
+import { meteredProxy, openTranslation as open, type Session } from './translation-support.js';
 import type { TranslatedFrame } from '../../src/simulator/index.js';
-import { ADMIN_KEY, spend, until, usageRecords } from '../metering/support.js';
+import { spend, until, usageRecords } from '../metering/support.js';
 import { policyDir } from '../policies/support.js';
 import { startSimulator } from '../../src/simulator/index.js';
-import { startTestProxy, type TestProxy, type TestProxyOptions } from '../support/harness.js';
-import { tempDir } from '../support/temp-dir.js';
-import { join } from 'node:path';
+import type { TestProxy } from '../support/harness.js';
 
 /*
  * Translation sessions (`/v1/realtime/translations`) through the proxy, with `openai`'s own
@@ -22,13 +20,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function proxy(options: TestProxyOptions & { metering?: Record<string, unknown> } = {}): Promise<TestProxy> {
-  const { metering, ...rest } = options;
-  const tp = await startTestProxy({
-    tls: true,
-    ...rest,
-    config: { ...rest.config, admin: { key: ADMIN_KEY }, metering: { ledger: { path: join(tempDir('rp-translate-'), 'ledger.sqlite') }, ...metering } },
-  });
+async function proxy(options: Parameters<typeof meteredProxy>[0] = {}): Promise<TestProxy> {
+  const tp = await meteredProxy({ tls: true, ...options });
   cleanups.push(() => tp.stop());
   return tp;
 }

@@ -1,6 +1,9 @@
 import OpenAI from 'openai';
 import { OpenAIRealtimeTranslationWS } from 'openai/realtime/translations/ws';
-import type { TestProxy } from '../support/harness.js';
+import { join } from 'node:path';
+import { ADMIN_KEY } from '../metering/support.js';
+import { startTestProxy, type TestProxy, type TestProxyOptions } from '../support/harness.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /*
  * A translation session opened through the proxy with `openai`'s own OpenAIRealtimeTranslationWS
@@ -50,4 +53,13 @@ export async function openTranslation(tp: TranslationTarget, model = 'gpt-realti
       return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ type, resolve }));
     },
   };
+}
+
+/** A proxy with the admin key and a ledger in a fresh SQLite file (`metering` merged over it), for the translation tests that read usage. */
+export function meteredProxy(options: TestProxyOptions & { metering?: Record<string, unknown> } = {}): Promise<TestProxy> {
+  const { metering, ...rest } = options;
+  return startTestProxy({
+    ...rest,
+    config: { ...rest.config, admin: { key: ADMIN_KEY }, metering: { ledger: { path: join(tempDir('rp-translate-'), 'ledger.sqlite') }, ...metering } },
+  });
 }
