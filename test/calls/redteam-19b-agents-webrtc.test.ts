@@ -109,10 +109,8 @@ type WebRtcOptions = NonNullable<ConstructorParameters<typeof OpenAIRealtimeWebR
 const fakeMedia = { getAudioTracks: () => [{ enabled: true, stop() {} }] } as unknown as NonNullable<WebRtcOptions['mediaStream']>;
 const fakeAudioElement = {} as unknown as NonNullable<WebRtcOptions['audioElement']>;
 
-async function browserSession(tenant: string, options: { tracingDisabled?: boolean; noTools?: boolean } = {}) {
-  // "Your server": the body openai's client.realtime.clientSecrets.create sends.
-  const secret = await mint(tp, tenant, { expires_after: { anchor: 'created_at', seconds: 600 }, session: { type: 'realtime', model: 'gpt-realtime' } });
-  expect(secret.status).toBe(200);
+/** The app's `lookup_order` tool, and the order ids it was called with. */
+function lookupOrderTool() {
   const lookups: string[] = [];
   const lookupOrder = tool({
     name: 'lookup_order',
@@ -123,6 +121,14 @@ async function browserSession(tenant: string, options: { tracingDisabled?: boole
       return `order ${id} shipped`;
     },
   });
+  return { lookups, lookupOrder };
+}
+
+async function browserSession(tenant: string, options: { tracingDisabled?: boolean; noTools?: boolean } = {}) {
+  // "Your server": the body openai's client.realtime.clientSecrets.create sends.
+  const secret = await mint(tp, tenant, { expires_after: { anchor: 'created_at', seconds: 600 }, session: { type: 'realtime', model: 'gpt-realtime' } });
+  expect(secret.status).toBe(200);
+  const { lookups, lookupOrder } = lookupOrderTool();
   const agent = new RealtimeAgent({ name: 'assistant', instructions: 'Be brief.', tools: options.noTools ? [] : [lookupOrder] });
   const transport = new OpenAIRealtimeWebRTC({ baseUrl: `${tp.httpUrl}/v1/realtime/calls`, mediaStream: fakeMedia, audioElement: fakeAudioElement });
   const session = new RealtimeSession(agent, { transport, model: 'gpt-realtime', ...(options.tracingDisabled ? { tracingDisabled: true } : {}) });
@@ -188,16 +194,7 @@ describe('@openai/agents-realtime OpenAIRealtimeWebRTC through the proxy (base U
    */
   it("the app server's agents SDK sideband runs the call's tool; the lock's notice is no error", async () => {
     const { session: browser, call, errors: browserErrors } = await browserSession('shop', { tracingDisabled: true, noTools: true });
-    const lookups: string[] = [];
-    const lookupOrder = tool({
-      name: 'lookup_order',
-      description: 'Looks an order up.',
-      parameters: z.object({ id: z.string() }),
-      execute: async ({ id }) => {
-        lookups.push(id);
-        return `order ${id} shipped`;
-      },
-    });
+    const { lookups, lookupOrder } = lookupOrderTool();
     const server = new RealtimeSession(new RealtimeAgent({ name: 'server', instructions: 'Be brief.', tools: [lookupOrder] }), { transport: new OpenAIRealtimeSIP(), model: 'gpt-realtime' });
     const serverErrors: unknown[] = [];
     const notices: Json[] = [];
