@@ -124,6 +124,8 @@ export interface ProxyModule {
   onUpgradeRefused?(reason: string): void;
   /** A module's HTTP route refused a request with one of the proxy's error codes (`route`: its path template). */
   onRequestRefused?(route: string, code: string): void;
+  /** What became of the announcement of a SIP call to its tenant's app (src/calls/notify.ts: delivered, failed, dropped). */
+  onCallNotified?(tenant: string, outcome: string): void;
   /** Sessions this module runs or is starting beside the server's WebSocket sessions (a call's sidebands, offers on their way upstream): they count against `server.maxSessions`. */
   sessions?(): number;
   /**

@@ -26,7 +26,10 @@ export async function createModules(deps: ModuleDeps): Promise<ProxyModule[]> {
     const requestRefused = (route: string, code: string): void => {
       for (const m of others) m.onRequestRefused?.(route, code);
     };
-    modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters), requestRefused }));
+    const callNotified = (tenant: string, outcome: string): void => {
+      for (const m of others) m.onCallNotified?.(tenant, outcome);
+    };
+    modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters), requestRefused, callNotified }));
   } catch (err) {
     await Promise.allSettled(modules.map((m) => m.close?.()));
     throw err;

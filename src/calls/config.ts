@@ -41,8 +41,56 @@ export function webhookSecretProblem(secret: string): string | null {
   return null;
 }
 
+/**
+ * Why a route's `notify.secret` cannot be used, or null: a Standard Webhooks secret with its `whsec_`
+ * prefix. The prefix is required here (the incoming secret may omit it): without it the openai SDK's
+ * `webhooks.unwrap` takes the secret's UTF-8 bytes as the key, not its base64 key, and the app would
+ * refuse every announcement. Never names the secret.
+ */
+export function notifySecretProblem(secret: string): string | null {
+  if (!secret.startsWith('whsec_')) return 'must be whsec_ followed by the base64 signing key (the form the openai SDK\'s webhooks.unwrap reads)';
+  return webhookSecretProblem(secret);
+}
+
+/** Hosts `http:` may name without `allowHttp`: the app on the proxy's own machine (or pod). */
+function loopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Why a route's `notify.url` cannot be used, or null: an absolute https URL without credentials, or
+ * http to a loopback host; http elsewhere only with `allowHttp` (the announcement holds the call id,
+ * which lets whoever reads it in transit learn of the call: the signature keeps it from being forged,
+ * not from being read). Never quotes the URL (its query may hold a token).
+ */
+export function notifyUrlProblem(url: string, allowHttp: boolean): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'is not an absolute URL';
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return `has scheme ${parsed.protocol}, not https: or http:`;
+  if (parsed.username !== '' || parsed.password !== '') return 'holds credentials (user:password@), which fetch refuses';
+  if (parsed.protocol === 'http:' && !allowHttp && !loopbackHost(parsed.hostname)) return 'is http: to a host that is not loopback';
+  return null;
+}
+
 /** Built per parse and dropped after (why: src/config/schema.ts). */
 function build() {
+  /** Where a route's accepted calls are announced to the tenant's app (src/calls/notify.ts). */
+  const notifyTargetSchema = z
+    .object({
+      url: z.string().min(1).describe('The tenant app\'s webhook URL: https, or http to loopback (127.0.0.1, ::1, localhost) unless allowHttp. Redirects are not followed.'),
+      secret: z
+        .string()
+        .refine((secret) => notifySecretProblem(secret) === null, { error: (issue) => notifySecretProblem(String(issue.input)) ?? 'invalid webhook secret' })
+        .describe('The Standard Webhooks secret (whsec_…) the announcement is signed with; the app verifies it (openai SDK: client.webhooks.unwrap(body, headers, secret)). ${ENV} works here.'),
+      allowHttp: z.boolean().default(false).describe('Allow an http: URL to a host that is not loopback (the call id then crosses the network unencrypted).'),
+    })
+    .strict();
+
   /** A SIP routing rule: the first rule whose conditions all match picks the tenant of an incoming call. */
   const sipRouteSchema = z
     .object({
@@ -57,6 +105,11 @@ function build() {
         .record(z.string(), z.unknown())
         .default({})
         .describe('The session config the call is accepted with (e.g. model, instructions, audio.output.voice); the tenant policy applies to it first.'),
+      notify: notifyTargetSchema
+        .optional()
+        .describe(
+          'Announce each call this route accepted to the tenant\'s app: a Standard-Webhooks-signed realtime.call.incoming (OpenAI\'s shape: data.call_id, data.sip_headers) POSTed once the call is governed, so the app can attach its own sideband (?call_id=, its tenant key). Rejected calls are not announced.',
+        ),
     })
     .strict();
 
@@ -127,12 +180,27 @@ function build() {
             .default(64 * 1024)
             .describe('Largest webhook body read (its signature can only be checked once it is complete); a larger one gets 413. Read only after the signature headers look valid.'),
           routes: z.array(sipRouteSchema).default([]),
+          notifyDelivery: z
+            .object({
+              timeoutMs: z.number().int().positive().max(60_000).default(5000).describe('Bound on one attempt (connect, send, response headers); the response body is not read.'),
+              attempts: z.number().int().min(1).max(10).default(4).describe('Attempts per announcement: a non-2xx answer, a timeout or a network error is retried, pausing retryPauseMs, then twice that, and so on.'),
+              retryPauseMs: z.number().int().positive().max(60_000).default(1000).describe('The pause before the second attempt (doubled for each later one).'),
+              maxPending: z
+                .number()
+                .int()
+                .positive()
+                .default(1000)
+                .describe('Announcements being delivered or waiting to be retried, per process; one more is dropped (logged sip_notify_dropped, counted in rtproxy_calls_notifications_total{rtproxy_notify_outcome="dropped"}).'),
+            })
+            .strict()
+            .prefault({})
+            .describe('Bounds on the announcements of routes with notify (src/calls/notify.ts).'),
         })
         .strict()
         .prefault({}),
     })
     .strict();
-  return { sipRouteSchema, callsSchema };
+  return { sipRouteSchema, notifyTargetSchema, callsSchema };
 }
 
 type Built = ReturnType<typeof build>;
@@ -141,3 +209,5 @@ export const callsSchema = (): Built['callsSchema'] => build().callsSchema;
 
 export type CallsConfig = z.infer<Built['callsSchema']>;
 export type SipRoute = z.infer<Built['sipRouteSchema']>;
+export type NotifyTarget = z.infer<Built['notifyTargetSchema']>;
+export type NotifyDelivery = CallsConfig['sip']['notifyDelivery'];

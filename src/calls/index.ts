@@ -22,7 +22,8 @@ import { CallGovernors, type CallAdmission } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallRecord, CallStore, SecretRecord } from './store.js';
-import { acceptBoundMs, routeSipCall } from './sip.js';
+import { CallNotifier, type NotifyOutcome } from './notify.js';
+import { acceptBoundMs, routeSipCall, type SipDeps } from './sip.js';
 import { CallStoreUnavailable, OutageGuardedStore, storeUnavailableError, storeUnavailableReply } from './store-outage.js';
 import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
 import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersProblem } from './webhook.js';
@@ -39,6 +40,8 @@ export interface CallsModuleDeps extends ModuleDeps {
   readonly filters: readonly FilterFactory[];
   /** A route refused a request with one of the proxy's error codes: the other modules' `onRequestRefused` (telemetry counts it). */
   readonly requestRefused?: (route: string, code: string) => void;
+  /** What became of an announcement to a tenant's app (`notify`): the other modules' `onCallNotified` (telemetry counts it). */
+  readonly callNotified?: (tenant: string, outcome: NotifyOutcome) => void;
 }
 
 /** The calls routes' own 413 (src/server answers a declared oversize body before them). */
@@ -564,6 +567,23 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     },
   };
 
+  /** Announces accepted calls to the tenants' apps: only where a route says where (`notify`). */
+  const notifier = cfg.sip.routes.some((route) => route.notify) ? new CallNotifier({ log, bounds: cfg.sip.notifyDelivery, wall, ...(deps.callNotified ? { outcome: deps.callNotified } : {}) }) : null;
+  /**
+   * A call accepted and being governed is announced once its sideband read `session.created` (the
+   * call is live upstream and governed: the app's `?call_id=` attach then finds it), within
+   * `sidebandReadyTimeoutMs`. One whose accept's answer was lost is announced only so; one whose
+   * sideband ends first is not. Waited for apart from the delivery: OpenAI's answer never waits.
+   */
+  const announce: NonNullable<SipDeps['announce']> = (route, tenant, callId, data) => {
+    const target = route.notify;
+    if (!target || !notifier) return;
+    void governors.ready(callId, cfg.sidebandReadyTimeoutMs).then((live) => {
+      if (live) notifier.announce(target, tenant.id, callId, data);
+      else log.warn({ event: 'sip_notify_skipped', call: callId, tenant: tenant.id, transport: 'sip' }, 'SIP call not announced: its sideband did not find it live');
+    });
+  };
+
   /** The body of an authenticated webhook delivery: a `realtime.call.incoming` is routed (SIP). */
   const webhookEvent = async (body: Buffer): Promise<HttpReply> => {
     const event = parseJsonObject(body, 'webhook body');
@@ -579,6 +599,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       upstream,
       start: (tenant, model, callId, offer, onAttach) => startGoverned(tenant, model, 'sip', callId, log, offer, onAttach),
       bound: async (callId) => (await requestStore.getCall(callId, wall())) !== null,
+      announce,
     });
   };
   /**
@@ -677,7 +698,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     }));
   }
 
-  log.info({ sipWebhook: secret ? SIP_WEBHOOK_PATH : null, sipRoutes: cfg.sip.routes.length, store: ledger.kind }, 'calls enabled');
+  log.info({ sipWebhook: secret ? SIP_WEBHOOK_PATH : null, sipRoutes: cfg.sip.routes.length, sipRoutesNotifying: cfg.sip.routes.filter((route) => route.notify).length, store: ledger.kind }, 'calls enabled');
   return {
     name: 'calls',
     filters: [filter],
@@ -704,6 +725,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     },
     async close() {
       clearInterval(refusalFlush);
+      notifier?.close();
       webhookRefusals.flush(true);
       await requestStore.close();
       await governors.close();

@@ -40,6 +40,12 @@ export interface SipDeps {
   start(tenant: Tenant, model: string, callId: string, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null): Promise<ProxyError | null>;
   /** Whether the call is bound already (governed by an instance sharing the store, or to be claimed by one). */
   bound(callId: string): Promise<boolean>;
+  /**
+   * The call was accepted and its governing started (`start` answered null): announce it to the
+   * tenant's app when its route says where (`route.notify`; src/calls/notify.ts). `data`: the
+   * incoming event's, as OpenAI sent it. Must not wait for the delivery (OpenAI waits for the answer).
+   */
+  announce?(route: SipRoute, tenant: Tenant, callId: string, data: JsonObject): void;
   /** Pause before accept attempt `n` + 1 (default 1 s, 2 s). */
   readonly acceptPauseMs?: (n: number) => number;
 }
@@ -173,7 +179,9 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
     const release = deps.holdRoom();
     if (release === null) return reject('the proxy is at capacity', 486, { tenant: tenant.id, code: 'overloaded' });
     try {
-      return await acceptAndGovern(callId, tenant, governed, offer, deps, log);
+      // Only a call this delivery accepted and governs is announced: a rejected one never is.
+      const announce = (): void => deps.announce?.(route, tenant, callId, data ?? {});
+      return await acceptAndGovern(callId, tenant, governed, offer, deps, log, announce);
     } finally {
       release();
     }
@@ -184,14 +192,20 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
 }
 
 /** Accepts the call and governs it (or hangs it up when it cannot be governed). */
-async function acceptAndGovern(callId: string, tenant: Tenant, governed: GovernedSession, offer: SessionSlotHold, deps: SipDeps, log: Logger): Promise<HttpReply> {
+async function acceptAndGovern(callId: string, tenant: Tenant, governed: GovernedSession, offer: SessionSlotHold, deps: SipDeps, log: Logger, announce: () => void): Promise<HttpReply> {
   // Accepted with responses held until the sideband reads the call (media starts at the accept).
   const { accept: acceptSession, restore } = withResponsesHeld(governed.session);
   const outcome = await accept(callId, acceptSession, deps, log);
   const unavailable = (message: string): HttpReply => ({ ...json(502, { error: { type: 'server_error', code: 'upstream_unavailable', message } }), refusal: 'upstream_unavailable' });
+  /** Starts governing the call (null), or hangs it up when it cannot be governed (why); a governed call is announced. */
+  const start = async (): Promise<ProxyError | null> => {
+    const ungoverned = await deps.start(tenant, governed.model, callId, offer, restore);
+    if (!ungoverned) announce();
+    return ungoverned;
+  };
   /** The call is live: governed, or hung up when it cannot be. */
   const govern = async (): Promise<HttpReply> => {
-    const ungoverned = await deps.start(tenant, governed.model, callId, offer, restore);
+    const ungoverned = await start();
     if (ungoverned) return json(200, { status: 'hung_up', reason: ungoverned.message });
     return json(200, { status: 'accepted', tenant: tenant.id });
   };
@@ -208,7 +222,8 @@ async function acceptAndGovern(callId: string, tenant: Tenant, governed: Governe
       return unavailable('The call could not be accepted upstream.');
     case 'unknown': {
       log.warn({ event: 'sip_accept_unknown', tenant: tenant.id }, 'the accept\'s answer was lost: the call may be live, and is governed (or hung up)');
-      await deps.start(tenant, governed.model, callId, offer, restore);
+      // Announced only if its sideband finds the call live (the caller of `announce` waits for that).
+      await start();
       return unavailable('The accept\'s answer was lost: the call is governed if it was accepted, else hung up.');
     }
     case 'not_ringing': {

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { notifyUrlProblem } from '../calls/config.js';
 import { redactUrl } from '../logging.js';
 import { resolveLimits, validatePlans } from '../metering/limits.js';
 import { PriceBook } from '../metering/pricing.js';
@@ -382,6 +383,15 @@ function compileCalls(config: Config, tenants: readonly Tenant[], baseDir: strin
   const ids = new Set(tenants.map((t) => t.id));
   config.calls.sip.routes.forEach((route, i) => {
     if (!ids.has(route.tenant)) problems.add(`calls.sip.routes.${i}.tenant`, `no tenant named "${route.tenant}"`, `use one of: ${[...ids].join(', ') || '(no tenants defined)'}; or define the tenant under tenants`);
+    const notify = route.notify;
+    const urlProblem = notify ? notifyUrlProblem(notify.url, notify.allowHttp) : null;
+    if (urlProblem) {
+      problems.add(
+        `calls.sip.routes.${i}.notify.url`,
+        `the URL ${urlProblem}`,
+        urlProblem.includes('not loopback') ? 'use https, or set notify.allowHttp: true where plain http stays on a network you trust' : 'write the app\'s webhook URL as https://host[:port]/path',
+      );
+    }
   });
 }
 

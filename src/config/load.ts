@@ -203,9 +203,10 @@ export function bootProblems(config: Config): { readonly problem: string; readon
 
 /**
  * A credential's key in a YAML line (upstream.apiKey, a tenant's or the admin's key, the TLS
- * passphrase, the SIP webhook secret), block or flow style: up to the next `,` or `}`, its value.
+ * passphrase, the SIP webhook secret, a SIP route's notify secret), block or flow style: up to the
+ * next `,` or `}`, its value.
  */
-const SECRET_VALUE = /((?:^|[\s{,-])["']?(?:apiKey|key|passphrase|webhookSecret)["']?\s*:)[^,}]*/gi;
+const SECRET_VALUE = /((?:^|[\s{,-])["']?(?:apiKey|key|passphrase|webhookSecret|secret)["']?\s*:)[^,}]*/gi;
 
 /**
  * A YAML error's excerpt with credential values replaced: the excerpt goes to stderr, i.e. to the

@@ -55,6 +55,8 @@ export function configuredSecrets(config: Config): string[] {
   if (admin && !admin.startsWith('sha256:')) out.push(admin);
   const webhook = config.calls.sip?.webhookSecret;
   if (webhook) out.push(webhook, webhook.startsWith('whsec_') ? webhook.slice('whsec_'.length) : webhook);
+  // The secrets the tenants' apps verify the call announcements with (whsec_ required there).
+  for (const route of config.calls.sip?.routes ?? []) if (route.notify) out.push(route.notify.secret, route.notify.secret.slice('whsec_'.length));
   return out;
 }
 
@@ -124,6 +126,7 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
     spans: sdk.spans,
     onUpgradeRefused: (reason) => metrics.upgradeRefused(reason),
     onRequestRefused: (route, code) => metrics.httpRefused(route, code),
+    onCallNotified: (tenant, outcome) => metrics.callNotified(tenant, outcome),
     async close() {
       await sdk.forceFlush();
       await sdk.shutdown();

@@ -167,6 +167,9 @@ export class TelemetryMetrics {
   /** Route templates are fixed strings of the modules, codes come from the catalogue: bounded anyway. */
   readonly #httpRoutes = new BoundedLabel(50);
   readonly #httpRefusalCodes = new BoundedLabel(100);
+  readonly #callNotifications: Counter;
+  /** Outcomes are the notifier's three words; anything else would be a bug, folded all the same. */
+  readonly #notifyOutcomes = new BoundedLabel(8);
   readonly #frames: ObservableCounter;
   readonly #bytes: ObservableCounter;
   readonly #audio: ObservableCounter;
@@ -207,6 +210,7 @@ export class TelemetryMetrics {
     this.#backpressure = meter.createCounter(S.METRIC_BACKPRESSURE, { unit: '{event}', description: 'Times the proxy paused a direction for backpressure.' });
     this.#upgradesRefused = meter.createCounter(S.METRIC_UPGRADES_REFUSED, { unit: '{upgrade}', description: 'WebSocket upgrades refused before a session existed, by reason (invalid_api_key, headers_too_large, overloaded, …).' });
     this.#httpRefused = meter.createCounter(S.METRIC_HTTP_REFUSED, { unit: '{request}', description: 'HTTP requests a route of the proxy refused with one of its error codes (calls: mint, offer, hangup, SIP webhook), by route and code (calls_store_unavailable, invalid_api_key, …).' });
+    this.#callNotifications = meter.createCounter(S.METRIC_CALL_NOTIFICATIONS, { unit: '{notification}', description: 'SIP calls announced to the tenant\'s app (calls.sip.routes[].notify), by tenant and outcome: delivered, failed (every attempt refused or unanswered), dropped (too many pending).' });
     this.#frames = meter.createObservableCounter(S.METRIC_RELAY_FRAMES, { unit: '{frame}', description: 'Frames relayed (client = client to upstream).' });
     this.#bytes = meter.createObservableCounter(S.METRIC_RELAY_BYTES, { unit: 'By', description: 'Bytes relayed.' });
     this.#audio = meter.createObservableCounter(S.METRIC_AUDIO_DURATION, { unit: 's', description: 'Audio relayed, in seconds (from base64 sizes).' });
@@ -266,6 +270,10 @@ export class TelemetryMetrics {
 
   httpRefused(route: string, code: string): void {
     this.#httpRefused.add(1, { [S.ATTR_HTTP_ROUTE]: this.#httpRoutes.get(route), [S.ATTR_REFUSAL_REASON]: this.#httpRefusalCodes.get(code) });
+  }
+
+  callNotified(tenant: string, outcome: string): void {
+    this.#callNotifications.add(1, { [S.ATTR_TENANT_ID]: this.tenants.get(tenant), [S.ATTR_NOTIFY_OUTCOME]: this.#notifyOutcomes.get(outcome) });
   }
 
   upstreamConnect(seconds: number, errorType: string | null): void {

@@ -175,6 +175,9 @@ export const METRIC_UPGRADES_REFUSED = 'rtproxy.upgrades.refused';
 /** REL */ export const ATTR_REFUSAL_REASON = 'rtproxy.refusal.reason';
 /** HTTP requests a module's route refused with one of the proxy's error codes (src/calls), by route and code. */
 export const METRIC_HTTP_REFUSED = 'rtproxy.http.refused';
+/** OURS: announcements of SIP calls to the tenants' apps (calls.sip.routes[].notify), by outcome. */
+export const METRIC_CALL_NOTIFICATIONS = 'rtproxy.calls.notifications';
+export const ATTR_NOTIFY_OUTCOME = 'rtproxy.notify.outcome';
 /** Stable HTTP semconv: the route's path template (`/v1/realtime/calls/:callId/hangup`), never the path sent. */
 export const ATTR_HTTP_ROUTE = 'http.route';
 

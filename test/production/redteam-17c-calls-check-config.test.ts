@@ -48,6 +48,12 @@ const CASES: { name: string; yaml: string; line: string; metering?: string; prep
     line: '  - calls.sip.routes.1.tenant: no tenant named "nobody"',
   },
   {
+    // A route's announcement URL (calls.sip.routes[].notify, 2026-12-07): plain http off loopback needs allowHttp.
+    name: 'a SIP route announcing calls over http to a host that is not loopback',
+    yaml: 'upstream: { provider: simulator }\ncalls:\n  enabled: true\n  sip:\n    routes:\n      - tenant: acme\n        notify: { url: "http://app.internal/hooks", secret: "whsec_dGVuYW50LWFwcC1ub3RpZnktc2VjcmV0LTAxMjM=" }\n',
+    line: '  - calls.sip.routes.0.notify.url: the URL is http: to a host that is not loopback',
+  },
+  {
     name: 'calls beside an Azure upstream',
     yaml: 'upstream:\n  provider: azure\n  apiKey: azure-key-0123456789abcdef\n  azure: { endpoint: "https://127.0.0.1:47614", deployment: gpt-realtime }\ncalls: { enabled: true }\n',
     line: '  - calls.enabled: calls are not supported on the Azure upstream yet',

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { JsonObject } from '../pipeline/frame.js';
+import type { NotifyDelivery, NotifyTarget } from './config.js';
+import { signWebhook } from './webhook.js';
+
+/** What became of one announcement (the `rtproxy.notify.outcome` label). */
+export type NotifyOutcome = 'delivered' | 'failed' | 'dropped';
+
+export interface CallNotifierDeps {
+  readonly log: Logger;
+  readonly bounds: NotifyDelivery;
+  /** Wall clock (epoch ms): the event's `created_at` and each attempt's `webhook-timestamp`. */
+  readonly wall: () => number;
+  /** Counts the outcome (telemetry: rtproxy_calls_notifications_total). */
+  readonly outcome?: (tenant: string, outcome: NotifyOutcome) => void;
+}
+
+/** One announcement as it is logged: the URL without its query (it may hold a token), never the secret. */
+function logged(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}`;
+}
+
+/**
+ * Announces the SIP calls the proxy accepted to the tenants' apps: the `realtime.call.incoming`
+ * OpenAI sent the proxy, re-issued as the proxy's own (a fresh event id and webhook id, its
+ * `created_at`; `data` as OpenAI sent it: `call_id`, `sip_headers`) and signed with the route's
+ * `notify.secret` the Standard Webhooks way (`signWebhook`, the scheme the proxy verifies OpenAI's
+ * deliveries with), so an app verifies it as it would OpenAI's (`client.webhooks.unwrap`).
+ *
+ * Never on the webhook's own path: `announce` only queues (OpenAI gets its answer at once). Each
+ * announcement is delivered on its own (a hanging app holds up only its own calls' announcements),
+ * every attempt bounded by `timeoutMs`, a non-2xx answer, a timeout or a network error retried up to
+ * `attempts` times with a doubling pause; the same webhook id on every attempt (the app dedupes by
+ * it), signed afresh (its timestamp stays inside the app's replay window). No redirect is followed
+ * and no response body byte is read. At most `maxPending` announcements are in flight or waiting for
+ * a retry per process; one more is dropped (logged and counted).
+ */
+export class CallNotifier {
+  readonly #deps: CallNotifierDeps;
+  /** Announcements in flight or waiting for their next attempt. */
+  #pending = 0;
+  /** Aborts every attempt in flight and every pause at close. */
+  readonly #closing = new AbortController();
+
+  constructor(deps: CallNotifierDeps) {
+    this.#deps = deps;
+  }
+
+  /** Announcements being delivered or waiting to be retried. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Queues the announcement of an accepted call (`data`: the incoming event's, as OpenAI sent it); never waits for it. */
+  announce(target: NotifyTarget, tenant: string, callId: string, data: JsonObject): 'queued' | 'dropped' {
+    const log = this.#deps.log.child({ call: callId, tenant, transport: 'sip' });
+    if (this.#closing.signal.aborted) return 'dropped';
+    if (this.#pending >= this.#deps.bounds.maxPending) {
+      log.warn({ event: 'sip_notify_dropped', url: logged(target.url), pending: this.#pending }, 'SIP call announcement dropped: too many pending (calls.sip.notifyDelivery.maxPending)');
+      this.#deps.outcome?.(tenant, 'dropped');
+      return 'dropped';
+    }
+    this.#pending++;
+    void this.#deliver(target, tenant, data, log).finally(() => this.#pending--);
+    return 'queued';
+  }
+
+  async #deliver(target: NotifyTarget, tenant: string, data: JsonObject, log: Logger): Promise<void> {
+    const { attempts, timeoutMs, retryPauseMs } = this.#deps.bounds;
+    const webhookId = `wh_${randomBytes(12).toString('hex')}`;
+    const body = JSON.stringify({ id: `evt_${randomBytes(12).toString('hex')}`, object: 'event', created_at: Math.floor(this.#deps.wall() / 1000), type: 'realtime.call.incoming', data });
+    const url = logged(target.url);
+    for (let attempt = 1; ; attempt++) {
+      const timestampSec = Math.floor(this.#deps.wall() / 1000);
+      let failure: { status: number } | { err: string };
+      try {
+        const res = await fetch(target.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'realtime-governance-proxy/0.1',
+            'webhook-id': webhookId,
+            'webhook-timestamp': String(timestampSec),
+            'webhook-signature': signWebhook(target.secret, webhookId, timestampSec, body),
+          },
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#closing.signal]),
+        });
+        // The app's answer is its status: its body is not read at all.
+        await res.body?.cancel().catch(() => undefined);
+        if (res.status >= 200 && res.status < 300) {
+          log.info({ event: 'sip_notify_delivered', url, webhookId, status: res.status, attempt }, 'SIP call announced to the tenant\'s app');
+          this.#deps.outcome?.(tenant, 'delivered');
+          return;
+        }
+        failure = { status: res.status };
+      } catch (err) {
+        failure = { err: err instanceof Error ? (err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : err.message) : String(err) };
+      }
+      if (this.#closing.signal.aborted) {
+        log.warn({ event: 'sip_notify_abandoned', url, webhookId, attempt }, 'SIP call announcement abandoned: the proxy is shutting down');
+        return;
+      }
+      if (attempt >= attempts) {
+        log.warn({ event: 'sip_notify_failed', url, webhookId, attempt, ...failure }, 'SIP call announcement failed: every attempt refused or unanswered');
+        this.#deps.outcome?.(tenant, 'failed');
+        return;
+      }
+      const pauseMs = retryPauseMs * 2 ** (attempt - 1);
+      log.info({ event: 'sip_notify_retry', url, webhookId, attempt, pauseMs, ...failure }, 'SIP call announcement not acknowledged: retrying');
+      if (!(await this.#pause(pauseMs))) {
+        log.warn({ event: 'sip_notify_abandoned', url, webhookId, attempt }, 'SIP call announcement abandoned: the proxy is shutting down');
+        return;
+      }
+    }
+  }
+
+  /** Waits `ms`; false when the notifier closed meanwhile. */
+  #pause(ms: number): Promise<boolean> {
+    const signal = this.#closing.signal;
+    return new Promise<boolean>((resolve) => {
+      if (signal.aborted) return resolve(false);
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', stop);
+        resolve(true);
+      }, ms);
+      // A pending retry does not keep the process alive.
+      timer.unref();
+      const stop = (): void => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      signal.addEventListener('abort', stop, { once: true });
+    });
+  }
+
+  /** Ends every attempt in flight and every pause (each logged abandoned); later announcements are dropped. */
+  close(): void {
+    this.#closing.abort();
+  }
+}
