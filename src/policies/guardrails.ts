@@ -1718,16 +1718,20 @@ export class GuardrailFilter implements Filter {
       stream.overHeld = true;
       e.findings.push(scanLimitFinding(stream.policy, 'hold_limit'));
     }
+    // perf: most streams have no streaming custom guardrail: no event, callbacks or Promise per delta.
+    if (stream.customs.length === 0) return this.#deltaVerdict(stream, e, frame.type, t0, ev, delta);
     const event = this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null);
     const pending = this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs);
-    const finish = (): Verdict => {
-      const stop = this.#streamVerdict(stream, e, frame.type, t0);
-      if (stop) return stop;
-      if (e.text.length === 0) return DROP; // all of it is held back
-      if (e.text === delta) return CONTINUE;
-      return replace(toFrame(withText(ev, 'delta', e.text)));
-    };
-    return pending ? pending.then(finish) : finish();
+    return pending ? pending.then(() => this.#deltaVerdict(stream, e, frame.type, t0, ev, delta)) : this.#deltaVerdict(stream, e, frame.type, t0, ev, delta);
+  }
+
+  /** A streamed delta's verdict once its text was scanned (and its streaming guardrails answered). */
+  #deltaVerdict(stream: Stream, e: Evaluation, eventType: string, t0: number, ev: JsonObject, delta: string): Verdict {
+    const stop = this.#streamVerdict(stream, e, eventType, t0);
+    if (stop) return stop;
+    if (e.text.length === 0) return DROP; // all of it is held back
+    if (e.text === delta) return CONTINUE;
+    return replace(toFrame(withText(ev, 'delta', e.text)));
   }
 
   #done(frame: Frame, path: ContentPath): Verdict | Promise<Verdict> {

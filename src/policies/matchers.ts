@@ -171,8 +171,10 @@ interface Reading {
   readonly fresh: number;
   /** The earliest original position a growing match may be held from (TextScanner's `maxHeldChars`). */
   readonly floor: number;
-  /** `text` and, when it has line breaks, the same text with them kept (`linedText`), made on first use. */
-  texts(withLines: boolean): readonly string[];
+  /** Where the text's line breaks were (normalize.ts `lineBreaks`): none, no second reading. */
+  readonly lineBreaks: readonly number[];
+  /** The same text with its line breaks kept (`linedText`), made on first use; null while not made. */
+  lined: string | null;
 }
 
 /** Index of the first normalised character that reaches past `ctxLen` in the original (the text not released yet). */
@@ -276,11 +278,15 @@ export class TextScanner {
     const scanEnd = final ? full.length : Math.max(ctxLen, openCharStart(full, this.#format));
     const scanned = scanEnd < full.length ? full.slice(0, scanEnd) : full;
     const norm = this.#format === 'json' ? normalizeJson(scanned) : normalize(scanned);
-    const reading = (text: string, starts: Int32Array, ends: Int32Array, lineBreaks: readonly number[]): Reading => {
-      const plain = [text];
-      let both: readonly string[] | null = lineBreaks.length === 0 ? plain : null;
-      return { text, starts, ends, fresh: freshIndex(ends, ctxLen), floor: this.#holdFloor(starts, full.length), texts: (withLines) => (withLines ? (both ??= [text, linedText(text, lineBreaks)]) : plain) };
-    };
+    const reading = (text: string, starts: Int32Array, ends: Int32Array, lineBreaks: readonly number[]): Reading => ({
+      text,
+      starts,
+      ends,
+      fresh: freshIndex(ends, ctxLen),
+      floor: this.#holdFloor(starts, full.length),
+      lineBreaks,
+      lined: null,
+    });
     let readings: readonly Reading[];
     if (!norm.hiddenTags) readings = [reading(norm.text, norm.starts, norm.ends, norm.lineBreaks)];
     else {
@@ -294,6 +300,32 @@ export class TextScanner {
     let spans: Span[] | null = null;
     let holdFrom = final ? full.length : Infinity;
     let overHold = false;
+    // The finder loop's state for `onHit` (set before each `find`).
+    let holds = false;
+    let hitRule: CompiledRule = this.#rules[0]!;
+    let hitStarts: Int32Array = norm.starts;
+    let hitEnds: Int32Array = norm.ends;
+    let hitFloor = 0;
+    let hitTextLength = 0;
+    const onHit = (s: number, e: number, label: string): void => {
+      const rule = hitRule;
+      const os = hitStarts[s]!;
+      const oe = hitEnds[e - 1]!;
+      // Released text is only context. A log match ending right where it ends was released unsettled
+      // (nothing holds for log rules, and a word may go on): the text after it decides it now.
+      if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
+      const settled = final || e < hitTextLength;
+      if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label), divisible: !settled && os < hitFloor });
+      if (!settled) {
+        if (!holds) return;
+        if (os < hitFloor) overHold = true;
+        holdFrom = Math.min(holdFrom, Math.max(os, ctxLen, hitFloor));
+        return;
+      }
+      if (this.#tripped.has(rule)) return;
+      this.#tripped.add(rule);
+      (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? full.slice(os, Math.min(oe, os + 80)) : null });
+    };
     for (const rule of this.#rules) {
       const tripped = this.#tripped.has(rule);
       if (tripped && rule.action !== 'redact') continue;
@@ -302,31 +334,24 @@ export class TextScanner {
         (hits ??= []).push({ rule, label: 'max_chars', excerpt: null });
         continue;
       }
-      const holds = !final && rule.action !== 'log';
+      holds = !final && rule.action !== 'log';
+      hitRule = rule;
       for (const finder of rule.finders) {
-        for (const { texts, starts, ends, fresh: normFresh, floor } of readings) {
+        for (const r of readings) {
+          hitStarts = r.starts;
+          hitEnds = r.ends;
+          hitFloor = r.floor;
+          const { starts, fresh: normFresh, floor } = r;
           // A line-reading detector sees the text twice when it has line breaks (same length, same maps).
-          for (const text of texts(finder.readsLineBreaks === true)) {
+          const lined = finder.readsLineBreaks === true && r.lineBreaks.length > 0 ? (r.lined ??= linedText(r.text, r.lineBreaks)) : null;
+          for (let reading = 0; reading < (lined === null ? 1 : 2); reading++) {
+            const text = reading === 0 ? r.text : lined!;
+            hitTextLength = text.length;
             // A match that ends in fresh text starts within maxLength of it: older text is only context.
             const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
-            finder.find(text, (s, e, label) => {
-              const os = starts[s]!;
-              const oe = ends[e - 1]!;
-              // Released text is only context. A log match ending right where it ends was released unsettled
-              // (nothing holds for log rules, and a word may go on): the text after it decides it now.
-              if (oe < ctxLen || (oe === ctxLen && !(rule.action === 'log' && this.#pushed))) return;
-              const settled = final || e < text.length;
-              if (rule.action === 'redact') (spans ??= []).push({ start: Math.max(os, ctxLen), end: oe, replacement: this.#replacement(rule, label), divisible: !settled && os < floor });
-              if (!settled) {
-                if (!holds) return;
-                if (os < floor) overHold = true;
-                holdFrom = Math.min(holdFrom, Math.max(os, ctxLen, floor));
-                return;
-              }
-              if (this.#tripped.has(rule)) return;
-              this.#tripped.add(rule);
-              (hits ??= []).push({ rule, label, excerpt: rule.logMatches ? full.slice(os, Math.min(oe, os + 80)) : null });
-            }, from);
+            // perf: one callback per push, reading the loop's state from the variables above (a
+            // closure per finder and reading allocated ~0.9 KB per transcript delta).
+            finder.find(text, onHit, from);
             if (holds) {
               const cap = Math.min(finder.maxLength, this.#window);
               let hs = finder.holdStart ? finder.holdStart(text) : text.length - cap;

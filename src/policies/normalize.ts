@@ -456,7 +456,8 @@ export function normalize(original: string, readTags = false): Normalized {
         starts = startsBuf;
         ends = endsBuf;
       }
-      if (end < IDENTITY_MAX) {
+      // Long runs are copied from the identity map (memcpy); short ones by hand (no views allocated).
+      if (run >= 64 && end < IDENTITY_MAX) {
         if (identity.length <= end) identity = Int32Array.from({ length: Math.min(Math.max(end + 1, identity.length * 2), IDENTITY_MAX) }, (_, k) => k);
         starts.set(identity.subarray(i, end), len);
         ends.set(identity.subarray(i + 1, end + 1), len);

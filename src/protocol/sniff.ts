@@ -113,44 +113,73 @@ export type Span = readonly [number, number];
  * skipped with native `indexOf`), so a later duplicate is always seen.
  */
 function scanMember(buf: Buffer, key: string): Span | null | undefined | typeof DUPLICATE_KEY {
+  const found = scanMemberBounds(buf, key);
+  return found === MEMBER_FOUND ? [memberStart, memberEnd] : found === MEMBER_ABSENT ? null : found === MEMBER_DUPLICATE ? DUPLICATE_KEY : undefined;
+}
+
+/** `scanMemberBounds`'s answers; the span of a found member is left in `memberStart`/`memberEnd`. */
+const MEMBER_FOUND = 1;
+const MEMBER_ABSENT = 0;
+const MEMBER_UNREADABLE = -1;
+const MEMBER_DUPLICATE = -2;
+type MemberScan = typeof MEMBER_FOUND | typeof MEMBER_ABSENT | typeof MEMBER_UNREADABLE | typeof MEMBER_DUPLICATE;
+/** The last found member's span, valid until the next scan (perf: no tuple per frame on the relay's path). */
+let memberStart = 0;
+let memberEnd = 0;
+
+/** `scanMember` without allocating: the span of a found member is left in `memberStart`/`memberEnd`. */
+function scanMemberBounds(buf: Buffer, key: string): MemberScan {
   let i = skipSpace(buf, 0);
-  if (buf[i] !== OPEN_BRACE) return undefined;
+  if (buf[i] !== OPEN_BRACE) return MEMBER_UNREADABLE;
   i = skipSpace(buf, i + 1);
-  if (buf[i] === CLOSE_BRACE) return null;
+  if (buf[i] === CLOSE_BRACE) return MEMBER_ABSENT;
   const keyLen = key.length;
-  let found: Span | null = null;
+  let found = false;
+  let start = 0;
+  let end = 0;
   let foundNonString = false;
   for (;;) {
-    if (buf[i] !== QUOTE) return undefined;
+    if (buf[i] !== QUOTE) return MEMBER_UNREADABLE;
     const keyEnd = endOfString(buf, i);
-    if (keyEnd < 0) return undefined;
+    if (keyEnd < 0) return MEMBER_UNREADABLE;
     // An escaped key may decode to `key` (`"ty\u0070e"`): decode it (rare) rather than guess.
     const isKey = hasEscape(buf, i + 1, keyEnd - 1)
       ? decodesTo(buf, i, keyEnd, key)
       : keyEnd - i - 2 === keyLen && bytesEqual(buf, i + 1, key);
-    if (isKey === undefined) return undefined;
+    if (isKey === undefined) return MEMBER_UNREADABLE;
     i = skipSpace(buf, keyEnd);
-    if (buf[i] !== COLON) return undefined;
+    if (buf[i] !== COLON) return MEMBER_UNREADABLE;
     i = skipSpace(buf, i + 1);
     const valueEnd = endOfValue(buf, i);
-    if (valueEnd < 0) return undefined;
+    if (valueEnd < 0) return MEMBER_UNREADABLE;
     if (isKey) {
-      if (found !== null || foundNonString) return DUPLICATE_KEY;
+      if (found || foundNonString) return MEMBER_DUPLICATE;
       if (buf[i] !== QUOTE) foundNonString = true;
-      else if (hasEscape(buf, i + 1, valueEnd - 1)) return undefined;
-      else found = [i + 1, valueEnd - 1];
+      else if (hasEscape(buf, i + 1, valueEnd - 1)) return MEMBER_UNREADABLE;
+      else {
+        found = true;
+        start = i + 1;
+        end = valueEnd - 1;
+      }
       // A second top-level key needs the bytes `"key"` again later, or an escape to spell it;
       // two native searches rule both out for audio frames (base64 has neither) without a walk.
-      if (buf.indexOf(quotedKey(key), valueEnd) < 0 && buf.indexOf(BACKSLASH, valueEnd) < 0) return found;
+      if (buf.indexOf(quotedKey(key), valueEnd) < 0 && buf.indexOf(BACKSLASH, valueEnd) < 0) return settled(found, start, end);
     }
     i = skipSpace(buf, valueEnd);
     if (buf[i] === COMMA) {
       i = skipSpace(buf, i + 1);
       continue;
     }
-    if (buf[i] === CLOSE_BRACE) return found;
-    return undefined;
+    if (buf[i] === CLOSE_BRACE) return settled(found, start, end);
+    return MEMBER_UNREADABLE;
   }
+}
+
+function settled(found: boolean, start: number, end: number): MemberScan {
+  if (!found) return MEMBER_ABSENT;
+  memberStart = start;
+  memberEnd = end;
+  return MEMBER_FOUND;
 }
 
 /** Like `scanMember`, with a duplicated key reported as unreadable (`undefined`): parse instead. */
@@ -168,9 +197,11 @@ export function sniffString(buf: Buffer, key: string): string | null | undefined
 
 /** The event type, for the relay: also tells a duplicated `type` apart from an unreadable frame. */
 export function sniffType(buf: Buffer): string | null | undefined | typeof DUPLICATE_KEY {
-  const span = scanMember(buf, 'type');
-  if (span === null || span === undefined || span === DUPLICATE_KEY) return span;
-  return hotType(buf, span[0], span[1]) ?? decode(buf, span);
+  const found = scanMemberBounds(buf, 'type');
+  if (found !== MEMBER_FOUND) return found === MEMBER_ABSENT ? null : found === MEMBER_DUPLICATE ? DUPLICATE_KEY : undefined;
+  const start = memberStart;
+  const end = memberEnd;
+  return hotType(buf, start, end) ?? decodeRange(buf, start, end);
 }
 
 /** The types of the frames that are most of the traffic: returned as constants, no string per frame. */
@@ -193,7 +224,10 @@ function hotType(buf: Buffer, start: number, end: number): string | null {
 }
 
 function decode(buf: Buffer, span: Span): string {
-  const [start, end] = span;
+  return decodeRange(buf, span[0], span[1]);
+}
+
+function decodeRange(buf: Buffer, start: number, end: number): string {
   // ASCII values (every event type and id) decode faster as latin1.
   for (let j = start; j < end; j++) if (buf[j]! >= 0x80) return buf.toString('utf8', start, end);
   return buf.toString('latin1', start, end);
