@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { AsyncLedger, client, clientAsync, reservedNow, session, setup } from '../../test/metering/filter-harness.js';
-import { Frame } from '../pipeline/frame.js';
+import { DuplicateMemberFrameError, Frame } from '../pipeline/frame.js';
 import { TRANSLATION_SESSION_KEY } from '../protocol/events.js';
-import { TRANSLATION_BLOCK_MS } from './translation.js';
+import { appendedAudio, TRANSLATION_BLOCK_MS } from './translation.js';
 
 /*
  * The translation session's metering without sockets (the socket path, with the SDK's client:
@@ -37,6 +37,37 @@ describe('translation metering', () => {
     f.onClose!(closeInfo);
     // 9,602 bytes of PCM16 at 24 kHz: 200.04 ms, billed as 201.
     expect(s.records.map((r) => r.seconds)).toEqual([0.201]);
+  });
+
+  it('an append\'s audio and event_id are read in one sniff, whatever the shape; only what it cannot read is parsed', () => {
+    const APPEND = 'session.input_audio_buffer.append';
+    const audio = Buffer.alloc(4801).toString('base64');
+    const read = (text: string) => {
+      const frame = Frame.fromClient(APPEND, Buffer.from(text));
+      return { got: appendedAudio(frame), parsed: frame.parsed };
+    };
+    const sniffed = (text: string, eventId: string | null) => expect(read(text), text.slice(0, 70)).toEqual({ got: { bytes: 4801, eventId }, parsed: false });
+    // Audio after the event_id and before it; a nested audio or event_id is not the append's.
+    sniffed(`{"type":"${APPEND}","event_id":"evt_1","audio":"${audio}"}`, 'evt_1');
+    sniffed(`{"type":"${APPEND}","audio":"${audio}","event_id":"evt_1"}`, 'evt_1');
+    sniffed(`{"x":{"audio":"AAAA","event_id":"no"},"audio":"${audio}"}`, null);
+    sniffed(`{"audio":"${audio}","x":[{"audio":"AAAA"}],"event_id":"evt_2"}`, 'evt_2');
+    // A key spelled with an escape is that key.
+    sniffed(`{"\\u0061udio":"${audio}","event_\\u0069d":"evt_3"}`, 'evt_3');
+    // No audio string: nothing to bill, whatever else the frame holds.
+    expect(read(`{"type":"${APPEND}","x":{"audio":"${audio}"},"event_id":"e"}`)).toEqual({ got: null, parsed: false });
+    expect(read(`{"type":"${APPEND}","audio":5,"event_id":"e"}`)).toEqual({ got: null, parsed: false });
+    expect(read(`{"type":"${APPEND}","audio":"","event_id":"e"}`)).toEqual({ got: null, parsed: false });
+    // An escaped value: parsed, and read the same.
+    expect(read(`{"audio":"${audio}","event_id":"evt_\\u0034"}`)).toEqual({ got: { bytes: 4801, eventId: 'evt_4' }, parsed: true });
+    // A repeated member, spelled plainly or escaped, before or after the audio: the strict parse refuses the frame.
+    for (const text of [
+      `{"audio":"${audio}","event_id":"a","audio":"AAAA"}`,
+      `{"audio":"AAAA","\\u0061udio":"${audio}"}`,
+      `{"event_id":"a","audio":"${audio}","event_id":"b"}`,
+    ]) {
+      expect(() => read(text), text.slice(0, 70)).toThrow(DuplicateMemberFrameError);
+    }
   });
 
   it('an uncapped session reserves nothing and still settles each minute as it is used up', () => {

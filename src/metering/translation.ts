@@ -4,7 +4,7 @@ import { PCM16_BYTES_PER_MS } from '../protocol/audio-format.js';
 import { ProxyError } from '../protocol/errors.js';
 import { TRANSLATION_AUDIO_IN } from '../protocol/events.js';
 import { asString } from '../protocol/json.js';
-import { sniffString, sniffStringSpan } from '../protocol/sniff.js';
+import { sniffStringSpans, spanText } from '../protocol/sniff.js';
 import { budgetError, reserveFailsOpen, type MeteringRuntime } from './filter.js';
 import type { Amount, MaybePromise, ReserveResult, UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
@@ -76,23 +76,27 @@ function base64SpanBytes(buf: Buffer, start: number, end: number): number {
 
 const EQUALS = 0x3d;
 
+/** The members of an append the filter reads: sniffed together, in one walk of the frame. */
+const APPEND_MEMBERS: readonly string[] = ['audio', 'event_id'];
+
 /**
- * An append's audio bytes and event_id, sniffed from the frame's bytes: a translation append is
- * ~13 KB of base64 every 200 ms, and audio is never parsed on the relay's path (until 2026-12-07 this
- * filter parsed each one). A frame the sniffer cannot read cheaply (escapes, a repeated member) is
- * parsed, as the filters read it. Null: no audio string (the upstream refuses it; nothing is billed).
+ * An append's audio bytes and event_id, sniffed from the frame's bytes in one walk of its top level:
+ * a translation append is ~13 KB of base64 every 200 ms, and audio is never parsed on the relay's
+ * path (until 2026-12-07 this filter parsed each one, then sniffed each one twice). A frame the
+ * sniffer cannot read cheaply (escapes, a repeated member) is parsed, as the filters read it. Null:
+ * no audio string (the upstream refuses it; nothing is billed).
  */
-function appendedAudio(frame: Frame): { readonly bytes: number; readonly eventId: string | null } | null {
-  const span = sniffStringSpan(frame.bytes, 'audio');
-  const sniffedId = span === undefined ? undefined : sniffString(frame.bytes, 'event_id');
-  if (span === undefined || sniffedId === undefined) {
+export function appendedAudio(frame: Frame): { readonly bytes: number; readonly eventId: string | null } | null {
+  const spans = sniffStringSpans(frame.bytes, APPEND_MEMBERS);
+  if (spans === undefined) {
     const ev = frame.json();
     const audio = ev['audio'];
     if (typeof audio !== 'string' || audio.length === 0) return null;
     return { bytes: base64Bytes(audio), eventId: asString(ev['event_id']) ?? null };
   }
-  if (span === null || span[1] === span[0]) return null;
-  return { bytes: base64SpanBytes(frame.bytes, span[0], span[1]), eventId: sniffedId };
+  const [audio, eventId] = spans;
+  if (!audio || audio[1] === audio[0]) return null;
+  return { bytes: base64SpanBytes(frame.bytes, audio[0], audio[1]), eventId: eventId ? spanText(frame.bytes, eventId) : null };
 }
 
 interface Block {
@@ -124,9 +128,8 @@ export class TranslationMeteringFilter implements Filter {
   readonly #price: PriceLookup | null;
   /** Input audio bytes forwarded so far. */
   #bytes = 0;
+  /** The block in use: from the first reservation on there is always one (settled and replaced, never emptied) until the close. */
   #block: Block | null = null;
-  /** Session audio (ms) settled so far: every block before the one in use. */
-  #settledMs = 0;
   #seq = 0;
   #closed = false;
   #durationTimer: NodeJS.Timeout | null = null;
@@ -164,7 +167,8 @@ export class TranslationMeteringFilter implements Filter {
     if (limit !== null && this.#amountFor(needMs).tokens > limit) {
       return this.#refuse(new ProxyError('token_limit_exceeded', { eventId, param: 'audio', details: { limit, used: this.#amountFor(Math.ceil(this.#bytes / TRANSLATION_BYTES_PER_MS)).tokens, reserved: 0 } }));
     }
-    const coveredMs = this.#block ? this.#block.startMs + this.#block.ms : this.#settledMs;
+    // Blocks follow each other from 0: with none yet, nothing is covered.
+    const coveredMs = this.#block ? this.#block.startMs + this.#block.ms : 0;
     if (needMs <= coveredMs) {
       this.#bytes = bytes;
       return CONTINUE;
@@ -184,7 +188,7 @@ export class TranslationMeteringFilter implements Filter {
         return CONTINUE;
       }
       if (r === null) {
-        if (this.#block) this.#settleBlock(this.#block, this.#block.ms);
+        if (this.#block) this.#bill(this.#block.id, this.#block.ms);
         this.#block = { id: null, startMs: coveredMs, ms };
         this.#bytes = bytes;
         return CONTINUE;
@@ -192,7 +196,7 @@ export class TranslationMeteringFilter implements Filter {
       if (r.kind === 'over') return this.#refuse(budgetError(r.hit, { eventId, param: 'audio' }));
       if (r.kind === 'unavailable' && !reserveFailsOpen(this.#rt, r)) return this.#refuse(new ProxyError('budget_unavailable', { eventId, message: 'The budget ledger is unavailable; the audio was not sent upstream.' }));
       // The block in use is used up: its audio is billed now, the new one covers what follows.
-      if (this.#block) this.#settleBlock(this.#block, this.#block.ms);
+      if (this.#block) this.#bill(this.#block.id, this.#block.ms);
       this.#block = { id: r.kind === 'ok' ? id : null, startMs: coveredMs, ms };
       this.#bytes = bytes;
       return CONTINUE;
@@ -244,16 +248,11 @@ export class TranslationMeteringFilter implements Filter {
     }
   }
 
-  /** Bills `usedMs` of `block` (its reservation gives way to the record); nothing used: released. */
-  #settleBlock(block: Block, usedMs: number): void {
-    this.#settledMs = block.startMs + block.ms;
-    if (usedMs <= 0) {
-      if (block.id !== null) this.#release(block.id);
-      return;
-    }
-    this.#bill(block.id, usedMs);
-  }
-
+  /**
+   * Bills `ms` of audio under the reservation `reservationId` (which gives way to the record), or under
+   * an id of its own when nothing was reserved. A block always has audio to bill: the append that
+   * made it needed more than the blocks before it covered.
+   */
   #bill(reservationId: string | null, ms: number): void {
     const amount = this.#amountFor(ms);
     const record: UsageRecord = {
@@ -299,7 +298,7 @@ export class TranslationMeteringFilter implements Filter {
     this.#closed = true;
     if (this.#durationTimer) clearTimeout(this.#durationTimer);
     const totalMs = Math.ceil(this.#bytes / TRANSLATION_BYTES_PER_MS);
-    if (this.#block) this.#settleBlock(this.#block, Math.min(this.#block.ms, totalMs - this.#block.startMs));
+    if (this.#block) this.#bill(this.#block.id, Math.min(this.#block.ms, totalMs - this.#block.startMs));
     this.#block = null;
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
   }

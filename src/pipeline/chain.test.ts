@@ -129,6 +129,27 @@ describe('filter chain', () => {
     expect(told).toEqual(['a', 'b']);
   });
 
+  it('the upstream ended: filters settle in upstream-frame order (a throw is logged, the next still asked) until one ends the session', () => {
+    const asked: string[] = [];
+    const ask = (name: string, error: ProxyError | null = null): FilterFactory => factory(name, {}, { onUpstreamEnd: () => (asked.push(name), error) });
+    const session = new LoggedSession();
+    const chain = new ChainTemplate([
+      ask('first'),
+      ask('stops', new ProxyError('policy_violation')),
+      factory('thrower', {}, { onUpstreamEnd: () => { throw new Error('bug'); } }),
+      factory('none', {}, {}),
+      ask('last'),
+    ]).instantiate(session, new RecordingSink());
+    // Upstream frames meet the filters last to first: so does the upstream's end; 'first' is not asked past the error.
+    expect(chain.upstreamEnded()?.code).toBe('policy_violation');
+    expect(asked).toEqual(['last', 'stops']);
+    expect(session.lines.some((l) => l['msg'] === 'onUpstreamEnd threw' && l['filter'] === 'thrower')).toBe(true);
+    chain.close({ initiator: 'upstream', code: 1006, reason: '' });
+    // Closed: nobody is asked.
+    expect(chain.upstreamEnded()).toBeNull();
+    expect(asked).toEqual(['last', 'stops']);
+  });
+
   it('a frame a server-side filter stops is reported stopped on that side; a forwarded frame is not', () => {
     const sink = new RecordingSink();
     const chain = new ChainTemplate([

@@ -538,6 +538,25 @@ export class SessionChain {
     this.#eachFilter('onClientGone', (f) => f.onClientGone?.());
   }
 
+  /**
+   * The upstream ended (see `Filter.onUpstreamEnd`): every filter settles what it holds, in the order
+   * upstream frames reach them, until one answers with the error the session ends with (returned).
+   */
+  upstreamEnded(): ProxyError | null {
+    if (this.#closed) return null;
+    for (let k = this.#filters.length - 1; k >= 0; k--) {
+      const f = this.#filters[k]!;
+      try {
+        const error = f.onUpstreamEnd?.() ?? null;
+        if (error !== null) return error;
+      } catch (err) {
+        // What it held stays held (never sent): the end goes on.
+        this.#ctx.log.error({ err, filter: this.#template.factories[k]!.name }, 'onUpstreamEnd threw');
+      }
+    }
+    return null;
+  }
+
   /** A filter still awaits upstream events about what the gone client sent (see `Filter.awaitingUpstream`). */
   awaitingUpstream(): boolean {
     if (this.#closed) return false;

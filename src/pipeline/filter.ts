@@ -211,6 +211,14 @@ export interface Filter {
    */
   onClientGone?(): void;
   awaitingUpstream?(): boolean;
+  /**
+   * The upstream ended the session (its socket closed, with a close frame or without): before the
+   * client is told, what the filter still holds back for the client is settled as at the end of the
+   * upstream's stream (guardrails: a translation session's held transcripts, as at `session.closed`).
+   * An error ends the session with it instead of the upstream's close; null lets the end go on.
+   * Not called once the session ended (the proxy's or the client's close came first).
+   */
+  onUpstreamEnd?(): ProxyError | null;
   /** The single cleanup point: cancel timers, settle reservations, end spans. */
   onClose?(info: CloseInfo): void;
   /** Facts merged into the session-end log line (totals, counts). Called once, after `onClose`. */

@@ -813,7 +813,7 @@ export class GuardrailFilter implements Filter {
   onServer(frame: Frame): Verdict | Promise<Verdict> {
     const type = frame.type;
     if (this.#ctx.callId && (type === 'session.created' || type === 'session.updated')) return this.#callSession(frame);
-    if (type === 'session.closed' && this.#translation) return this.#translationClosed();
+    if (type === 'session.closed' && this.#translation) return this.#translationClosed(type) ?? CONTINUE;
     const path = contentPath('server', type);
     if (!path) {
       if (type === 'session.created' && this.#hold && asObject(frame.json()['session'])?.['type'] === 'transcription') {
@@ -1588,9 +1588,10 @@ export class GuardrailFilter implements Filter {
    * judged as complete now and released, redacted, before the close; a stopping rule ends the session
    * with its error instead (the rest withheld). Until 2026-12-07 it was neither judged nor sent: an
    * `end_session` rule on the last words did not fire and the client lost them
-   * (test/relay/translation-end.test.ts).
+   * (test/relay/translation-end.test.ts). `endedBy`: `session.closed`, or `upstream_closed` when the
+   * upstream's socket ended without it (onUpstreamEnd). Null: nothing stopped the session.
    */
-  #translationClosed(): Verdict {
+  #translationClosed(endedBy: string): Verdict | null {
     for (const [key, s] of this.#streams) {
       this.#streams.delete(key);
       if (s.tripped) continue;
@@ -1599,11 +1600,24 @@ export class GuardrailFilter implements Filter {
       const e = new Evaluation(r.text);
       e.redacted = r.redacted;
       e.addHits(r.hits);
-      const stop = this.#streamVerdict(s, e, 'session.closed', t0);
+      const stop = this.#streamVerdict(s, e, endedBy, t0);
       if (stop) return stop;
       if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
     }
-    return CONTINUE;
+    return null;
+  }
+
+  /**
+   * The upstream's socket ended a translation session without `session.closed` (it dropped, or closed
+   * without one): its held transcripts are settled as `session.closed` settles them, one decision
+   * (#translationClosed), before the client is told. An ordinary session's held text stays held: a
+   * response cut off without its `.done` or `response.done` has no complete text to judge (a match
+   * it held back may have gone on): its tail is withheld (test/relay/translation-end.test.ts).
+   */
+  onUpstreamEnd(): ProxyError | null {
+    if (!this.#translation || this.#closed) return null;
+    const stop = this.#translationClosed('upstream_closed');
+    return stop?.kind === 'close' ? stop.error : null;
   }
 
   // ---- streams: deltas are held back while they can still complete a match --------------------

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DUPLICATE_KEY, sniffString, sniffStringSpan, sniffType } from './sniff.js';
+import { DUPLICATE_KEY, sniffString, sniffStringSpan, sniffStringSpans, sniffType, spanText, type Span } from './sniff.js';
 
 const b = (s: string) => Buffer.from(s, 'utf8');
 
@@ -123,6 +123,101 @@ describe('sniffString', () => {
     expect(sniffType(b('{"type":"a","note":"x\\ny"}'))).toBe('a');
     // A nested "type" is not a duplicate.
     expect(sniffType(b('{"type":"session.update","session":{"type":"realtime"}}'))).toBe('session.update');
+  });
+});
+
+/**
+ * Several members in one walk (a translation append's audio and event_id): hostile shapes. Whatever
+ * the sniffer claims is what JSON.parse reads; what it cannot read alone (a repeated member, an
+ * escaped value, an escaped key that is not valid) it leaves to the parser (`undefined`).
+ */
+describe('sniffStringSpans', () => {
+  const KEYS = ['audio', 'event_id'];
+  const texts = (s: string): readonly (string | null)[] | undefined => {
+    const buf = b(s);
+    return sniffStringSpans(buf, KEYS)?.map((span: Span | null) => (span === null ? null : spanText(buf, span)));
+  };
+  /** What the parser reads for each key: its string value, else null. */
+  const parsed = (s: string): (string | null)[] => {
+    const ev = JSON.parse(s) as Record<string, unknown>;
+    return KEYS.map((k) => (typeof ev[k] === 'string' ? (ev[k] as string) : null));
+  };
+  const long = 'QUJD'.repeat(5000);
+
+  it('reads both members in either order, skipping the audio once', () => {
+    for (const s of [
+      `{"type":"session.input_audio_buffer.append","event_id":"evt_1","audio":"${long}"}`,
+      `{"type":"session.input_audio_buffer.append","audio":"${long}","event_id":"evt_1"}`,
+      `{"audio":"${long}" , "type":"t","event_id" :"evt_1"}`,
+      `{"event_id":"evt_1","audio":"${long}","x":{"audio":"AAAA","event_id":"no"}}`,
+    ]) {
+      expect(texts(s), s.slice(0, 60)).toEqual([long, 'evt_1']);
+      expect(texts(s)).toEqual(parsed(s));
+    }
+  });
+
+  it('a member absent or not a string is null; the other is still read', () => {
+    expect(texts('{"type":"t","audio":"AAAA"}')).toEqual(['AAAA', null]);
+    expect(texts('{"type":"t","event_id":"e"}')).toEqual([null, 'e']);
+    expect(texts('{"audio":5,"event_id":null}')).toEqual([null, null]);
+    expect(texts('{"audio":{"audio":"AAAA"},"event_id":["e"]}')).toEqual([null, null]);
+    expect(texts('{}')).toEqual([null, null]);
+  });
+
+  it('a member nested in another is not the top-level one', () => {
+    for (const s of ['{"x":{"audio":"BBBB"},"audio":"AAAA","event_id":"e"}', '{"x":[{"audio":"BBBB","event_id":"f"}],"event_id":"e"}', '{"x":"\\"audio\\":\\"BBBB\\"","audio":"AAAA"}']) {
+      expect(texts(s), s).toEqual(parsed(s));
+    }
+    expect(texts('{"x":{"audio":"BBBB"}}')).toEqual([null, null]);
+  });
+
+  it('a key spelled with escapes is that key: read, and a second spelling of it is a duplicate', () => {
+    expect(texts('{"\\u0061udio":"AAAA","event_id":"e"}')).toEqual(['AAAA', 'e']);
+    expect(texts('{"audio":"AAAA","event_\\u0069d":"e"}')).toEqual(['AAAA', 'e']);
+    expect(texts('{"audio":"AAAA","\\u0061udio":"BBBB","event_id":"e"}')).toBeUndefined();
+    expect(texts('{"\\u0061udio":"AAAA","event_id":"e","audio":"BBBB"}')).toBeUndefined();
+    // An escape that is not valid JSON: the parser decides (and refuses).
+    expect(texts('{"\\q":"AAAA","audio":"BBBB"}')).toBeUndefined();
+  });
+
+  it('a repeated member is unreadable, whichever of the two and wherever the repeat', () => {
+    for (const s of [
+      `{"audio":"${long}","event_id":"e","audio":"AAAA"}`,
+      `{"audio":"AAAA","audio":"${long}"}`,
+      '{"audio":"AAAA","event_id":"e","event_id":"f"}',
+      '{"event_id":"e","audio":"AAAA","event_id":5}',
+      '{"audio":1,"audio":"AAAA"}',
+    ]) {
+      expect(texts(s), s.slice(0, 60)).toBeUndefined();
+    }
+  });
+
+  it('an escape in either value is left to the parser', () => {
+    expect(texts('{"audio":"AA\\/A","event_id":"e"}')).toBeUndefined();
+    expect(texts('{"audio":"AAAA","event_id":"e\\u0031"}')).toBeUndefined();
+  });
+
+  it('agrees with the single-member sniffer on every generated shape it reads', () => {
+    const keysIn = ['audio', 'event_id', 'x', '\\u0061udio', 'event_\\u0069d'];
+    const values = ['"AAAA"', `"${long}"`, '"e"', '5', 'null', '{"audio":"BBBB"}', '["event_id"]', '"a\\nb"'];
+    let read = 0;
+    // Every frame of up to three members drawn from these keys and values (deterministic).
+    for (let n = 0; n < keysIn.length ** 3; n++) {
+      const members: string[] = [];
+      for (let m = 0, r = n; m < 1 + (n % 3); m++, r = Math.floor(r / keysIn.length)) members.push(`"${keysIn[r % keysIn.length]}":${values[(n + m * 3) % values.length]}`);
+      const s = `{${members.join(',')}}`;
+      const got = texts(s);
+      const one = KEYS.map((k) => sniffStringSpan(b(s), k));
+      if (got === undefined) {
+        // Unreadable together only when one of them is unreadable alone.
+        expect(one.includes(undefined), s).toBe(true);
+        continue;
+      }
+      read++;
+      expect(got, s).toEqual(parsed(s));
+      expect(one.map((span) => (span === null || span === undefined ? span : spanText(b(s), span))), s).toEqual(got);
+    }
+    expect(read).toBeGreaterThan(30);
   });
 });
 

@@ -65,10 +65,10 @@ function endOfValue(buf: Buffer, i: number): number {
   return -1;
 }
 
-/** Whether the escaped JSON string at [open, end) decodes to `key`; undefined when it is not valid. */
-function decodesTo(buf: Buffer, open: number, end: number, key: string): boolean | undefined {
+/** What the escaped JSON string at [open, end) decodes to; undefined when it is not valid. */
+function decodedKey(buf: Buffer, open: number, end: number): string | undefined {
   try {
-    return JSON.parse(buf.toString('utf8', open, end)) === key;
+    return JSON.parse(buf.toString('utf8', open, end)) as string;
   } catch {
     return undefined;
   }
@@ -105,103 +105,141 @@ function hasEscape(buf: Buffer, start: number, end: number): boolean {
 export const DUPLICATE_KEY: unique symbol = Symbol('duplicate-key');
 export type Span = readonly [number, number];
 
+/** `scanMembers`' answers; the spans it found are left in `memberStarts`/`memberEnds`. */
+const MEMBERS_READ = 0;
+const MEMBERS_UNREADABLE = -1;
+const MEMBERS_DUPLICATE = -2;
+type MembersScan = typeof MEMBERS_READ | typeof MEMBERS_UNREADABLE | typeof MEMBERS_DUPLICATE;
+/** At most this many keys per scan (a bit each in `seen`). */
+const MAX_KEYS = 31;
 /**
- * Byte span [start, end) of the top-level string member `key` (without quotes), `null` when the
- * object has no such member (or its value is not a string), `undefined` when the frame cannot be
- * read cheaply (not an object, malformed, escapes in the key or value), `DUPLICATE_KEY` when the
- * key occurs twice at the top level. The whole top level is walked (large string values are
- * skipped with native `indexOf`), so a later duplicate is always seen.
+ * The last scan's spans, by the key's index: [start, end), start -1 when the object has no such
+ * string member. Valid until the next scan (perf: nothing allocated per frame on the relay's path).
  */
-function scanMember(buf: Buffer, key: string): Span | null | undefined | typeof DUPLICATE_KEY {
-  const found = scanMemberBounds(buf, key);
-  return found === MEMBER_FOUND ? [memberStart, memberEnd] : found === MEMBER_ABSENT ? null : found === MEMBER_DUPLICATE ? DUPLICATE_KEY : undefined;
-}
+const memberStarts = new Int32Array(MAX_KEYS);
+const memberEnds = new Int32Array(MAX_KEYS);
 
-/** `scanMemberBounds`'s answers; the span of a found member is left in `memberStart`/`memberEnd`. */
-const MEMBER_FOUND = 1;
-const MEMBER_ABSENT = 0;
-const MEMBER_UNREADABLE = -1;
-const MEMBER_DUPLICATE = -2;
-type MemberScan = typeof MEMBER_FOUND | typeof MEMBER_ABSENT | typeof MEMBER_UNREADABLE | typeof MEMBER_DUPLICATE;
-/** The last found member's span, valid until the next scan (perf: no tuple per frame on the relay's path). */
-let memberStart = 0;
-let memberEnd = 0;
-
-/** `scanMember` without allocating: the span of a found member is left in `memberStart`/`memberEnd`. */
-function scanMemberBounds(buf: Buffer, key: string): MemberScan {
+/**
+ * Byte spans [start, end) of the top-level string members `keys` (without quotes), left in
+ * `memberStarts`/`memberEnds` in the keys' order, start -1 when the object has no such member (or its
+ * value is not a string); `MEMBERS_UNREADABLE` when the frame cannot be read cheaply (not an object,
+ * malformed, escapes in a key's value, an escaped key that is not valid), `MEMBERS_DUPLICATE` when one
+ * of the keys occurs twice at the top level. One walk of the top level for all of them (large string
+ * values are skipped with native `indexOf`), so a later duplicate is always seen. Keys are ASCII, at
+ * most 31.
+ */
+function scanMembers(buf: Buffer, keys: readonly string[]): MembersScan {
+  const count = keys.length;
+  for (let k = 0; k < count; k++) memberStarts[k] = -1;
   let i = skipSpace(buf, 0);
-  if (buf[i] !== OPEN_BRACE) return MEMBER_UNREADABLE;
+  if (buf[i] !== OPEN_BRACE) return MEMBERS_UNREADABLE;
   i = skipSpace(buf, i + 1);
-  if (buf[i] === CLOSE_BRACE) return MEMBER_ABSENT;
-  const keyLen = key.length;
-  let found = false;
-  let start = 0;
-  let end = 0;
-  let foundNonString = false;
+  if (buf[i] === CLOSE_BRACE) return MEMBERS_READ;
+  /** Bit k: keys[k] was met (a string or not). */
+  let seen = 0;
   for (;;) {
-    if (buf[i] !== QUOTE) return MEMBER_UNREADABLE;
+    if (buf[i] !== QUOTE) return MEMBERS_UNREADABLE;
     const keyEnd = endOfString(buf, i);
-    if (keyEnd < 0) return MEMBER_UNREADABLE;
-    // An escaped key may decode to `key` (`"ty\u0070e"`): decode it (rare) rather than guess.
-    const isKey = hasEscape(buf, i + 1, keyEnd - 1)
-      ? decodesTo(buf, i, keyEnd, key)
-      : keyEnd - i - 2 === keyLen && bytesEqual(buf, i + 1, key);
-    if (isKey === undefined) return MEMBER_UNREADABLE;
+    if (keyEnd < 0) return MEMBERS_UNREADABLE;
+    // An escaped key may decode to one of `keys` (`"ty\u0070e"`): decode it (rare) rather than guess.
+    let k: number;
+    if (hasEscape(buf, i + 1, keyEnd - 1)) {
+      const decoded = decodedKey(buf, i, keyEnd);
+      if (decoded === undefined) return MEMBERS_UNREADABLE;
+      k = keys.indexOf(decoded);
+    } else {
+      k = keyAt(buf, i + 1, keyEnd - 1, keys);
+    }
     i = skipSpace(buf, keyEnd);
-    if (buf[i] !== COLON) return MEMBER_UNREADABLE;
+    if (buf[i] !== COLON) return MEMBERS_UNREADABLE;
     i = skipSpace(buf, i + 1);
     const valueEnd = endOfValue(buf, i);
-    if (valueEnd < 0) return MEMBER_UNREADABLE;
-    if (isKey) {
-      if (found || foundNonString) return MEMBER_DUPLICATE;
-      if (buf[i] !== QUOTE) foundNonString = true;
-      else if (hasEscape(buf, i + 1, valueEnd - 1)) return MEMBER_UNREADABLE;
-      else {
-        found = true;
-        start = i + 1;
-        end = valueEnd - 1;
+    if (valueEnd < 0) return MEMBERS_UNREADABLE;
+    if (k >= 0) {
+      if ((seen & (1 << k)) !== 0) return MEMBERS_DUPLICATE;
+      seen |= 1 << k;
+      if (buf[i] === QUOTE) {
+        if (hasEscape(buf, i + 1, valueEnd - 1)) return MEMBERS_UNREADABLE;
+        memberStarts[k] = i + 1;
+        memberEnds[k] = valueEnd - 1;
       }
-      // A second top-level key needs the bytes `"key"` again later, or an escape to spell it;
-      // two native searches rule both out for audio frames (base64 has neither) without a walk.
-      if (buf.indexOf(quotedKey(key), valueEnd) < 0 && buf.indexOf(BACKSLASH, valueEnd) < 0) return settled(found, start, end);
+      // Another of the keys (a later member, or a duplicate) needs the bytes `"key"` later, or an
+      // escape to spell it: native searches rule both out for audio frames (base64 has neither)
+      // without a walk over the payload.
+      if (noneAfter(buf, valueEnd, keys)) return MEMBERS_READ;
     }
     i = skipSpace(buf, valueEnd);
     if (buf[i] === COMMA) {
       i = skipSpace(buf, i + 1);
       continue;
     }
-    if (buf[i] === CLOSE_BRACE) return settled(found, start, end);
-    return MEMBER_UNREADABLE;
+    if (buf[i] === CLOSE_BRACE) return MEMBERS_READ;
+    return MEMBERS_UNREADABLE;
   }
 }
 
-function settled(found: boolean, start: number, end: number): MemberScan {
-  if (!found) return MEMBER_ABSENT;
-  memberStart = start;
-  memberEnd = end;
-  return MEMBER_FOUND;
+/** The index in `keys` of the unescaped key at [start, end), or -1. */
+function keyAt(buf: Buffer, start: number, end: number, keys: readonly string[]): number {
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
+    if (end - start === key.length && bytesEqual(buf, start, key)) return k;
+  }
+  return -1;
 }
 
-/** Like `scanMember`, with a duplicated key reported as unreadable (`undefined`): parse instead. */
+/**
+ * Whether no byte from `from` on can spell one of `keys` as a key: neither `"key"` nor a backslash.
+ * The keys first: one still to come is found at once, before the backslash search scans the rest.
+ */
+function noneAfter(buf: Buffer, from: number, keys: readonly string[]): boolean {
+  for (let k = 0; k < keys.length; k++) if (buf.indexOf(quotedKey(keys[k]!), from) >= 0) return false;
+  return buf.indexOf(BACKSLASH, from) < 0;
+}
+
+/** The span `scanMembers` found for key `k`, or null. */
+function memberSpan(k: number): Span | null {
+  const start = memberStarts[k]!;
+  return start < 0 ? null : [start, memberEnds[k]!];
+}
+
+const ONE_KEY: string[] = [''];
+
+/** Like `scanMembers` for one key, with a duplicated key reported as unreadable (`undefined`): parse instead. */
 export function sniffStringSpan(buf: Buffer, key: string): Span | null | undefined {
-  const span = scanMember(buf, key);
-  return span === DUPLICATE_KEY ? undefined : span;
+  ONE_KEY[0] = key;
+  return scanMembers(buf, ONE_KEY) === MEMBERS_READ ? memberSpan(0) : undefined;
+}
+
+/**
+ * The spans of several top-level string members read in one walk (`scanMembers`): an append's audio
+ * and its event_id, say. A duplicate of any of them is unreadable (`undefined`): parse instead.
+ */
+export function sniffStringSpans(buf: Buffer, keys: readonly string[]): readonly (Span | null)[] | undefined {
+  if (keys.length > MAX_KEYS) throw new RangeError(`at most ${MAX_KEYS} keys per sniff`);
+  if (scanMembers(buf, keys) !== MEMBERS_READ) return undefined;
+  const spans: (Span | null)[] = [];
+  for (let k = 0; k < keys.length; k++) spans.push(memberSpan(k));
+  return spans;
 }
 
 /** The top-level string member `key`; `null` absent, `undefined` unreadable without a full parse. */
 export function sniffString(buf: Buffer, key: string): string | null | undefined {
-  const span = sniffStringSpan(buf, key);
-  if (span === null || span === undefined) return span;
-  return decode(buf, span);
+  ONE_KEY[0] = key;
+  if (scanMembers(buf, ONE_KEY) !== MEMBERS_READ) return undefined;
+  const start = memberStarts[0]!;
+  return start < 0 ? null : rangeText(buf, start, memberEnds[0]!);
 }
+
+const TYPE_KEY: readonly string[] = ['type'];
 
 /** The event type, for the relay: also tells a duplicated `type` apart from an unreadable frame. */
 export function sniffType(buf: Buffer): string | null | undefined | typeof DUPLICATE_KEY {
-  const found = scanMemberBounds(buf, 'type');
-  if (found !== MEMBER_FOUND) return found === MEMBER_ABSENT ? null : found === MEMBER_DUPLICATE ? DUPLICATE_KEY : undefined;
-  const start = memberStart;
-  const end = memberEnd;
-  return hotType(buf, start, end) ?? decodeRange(buf, start, end);
+  const read = scanMembers(buf, TYPE_KEY);
+  if (read !== MEMBERS_READ) return read === MEMBERS_DUPLICATE ? DUPLICATE_KEY : undefined;
+  const start = memberStarts[0]!;
+  if (start < 0) return null;
+  const end = memberEnds[0]!;
+  return hotType(buf, start, end) ?? rangeText(buf, start, end);
 }
 
 /** The types of the frames that are most of the traffic: returned as constants, no string per frame. */
@@ -223,11 +261,12 @@ function hotType(buf: Buffer, start: number, end: number): string | null {
   return null;
 }
 
-function decode(buf: Buffer, span: Span): string {
-  return decodeRange(buf, span[0], span[1]);
+/** The text of a sniffed span (a value without escapes). */
+export function spanText(buf: Buffer, span: Span): string {
+  return rangeText(buf, span[0], span[1]);
 }
 
-function decodeRange(buf: Buffer, start: number, end: number): string {
+function rangeText(buf: Buffer, start: number, end: number): string {
   // ASCII values (every event type and id) decode faster as latin1.
   for (let j = start; j < end; j++) if (buf[j]! >= 0x80) return buf.toString('utf8', start, end);
   return buf.toString('latin1', start, end);

@@ -1016,6 +1016,17 @@ export class RelaySession implements SessionContext, ChainSink {
   #onUpstreamClose(code: number, reason: string): void {
     this.#upstreamCloseCode = code;
     if (this.#ended) return;
+    // What the filters still hold back for the client is settled first, as at the end of the
+    // upstream's stream: a translation's held transcript reaches the client (or its stopping rule
+    // ends the session) before the client hears the upstream ended. Until 2026-12-07 an upstream
+    // that closed without `session.closed` took it with it (test/relay/translation-end.test.ts).
+    const stopped = this.#chain.upstreamEnded();
+    if (stopped !== null) {
+      this.close(stopped);
+      return;
+    }
+    // Out now: a close passed on as it came ends the client in this turn, before the batch's flush.
+    if (this.#client.present) this.#client.flush();
     // A close naming a refusal of the proxy's credentials (`invalid_request_error.invalid_api_key`) without its error event first.
     const refusal = authRefusalOfCloseReason(reason);
     if (refusal) {
