@@ -434,9 +434,12 @@ export class ProxyServer {
 
   /** A WebSocket callback that cannot throw into uWS: a failure ends that one session. */
   #guardWs<A extends unknown[]>(name: string, fn: (ws: ClientSocket, ...args: A) => void): (ws: ClientSocket, ...args: A) => void {
-    return (ws, ...args) => {
+    // Called with at most two arguments after the socket, and passed on as they are: no rest
+    // parameter or spread (an array per client message on the relay's path).
+    const call = fn as unknown as (ws: ClientSocket, a: unknown, b: unknown) => void;
+    const guarded = (ws: ClientSocket, a: unknown, b: unknown): void => {
       try {
-        fn(ws, ...args);
+        call(ws, a, b);
       } catch (err) {
         this.#log.error({ err, handler: name }, 'websocket handler failed');
         let session: RelaySession | null = null;
@@ -453,6 +456,7 @@ export class ProxyServer {
         }
       }
     };
+    return guarded as unknown as (ws: ClientSocket, ...args: A) => void;
   }
 
   // ---- client listener ---------------------------------------------------------------------
