@@ -56,7 +56,8 @@ export interface ProxyHandle {
   shutdown(drainMs?: number): Promise<void>;
 }
 
-const SIMULATOR_KEY = 'sk-simulator-local';
+/** The key the embedded simulator takes, and the proxy sends it (tests check that a request reached it with the proxy's key). */
+export const SIMULATOR_KEY = 'sk-simulator-local';
 
 /**
  * Starts the proxy. It first runs the same checks as `check-config` (`compileConfig`: any mistake

@@ -29,7 +29,10 @@ export async function createModules(deps: ModuleDeps): Promise<ProxyModule[]> {
     const callNotified = (tenant: string, outcome: string): void => {
       for (const m of others) m.onCallNotified?.(tenant, outcome);
     };
-    modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters), requestRefused, callNotified }));
+    const callTransferred = (tenant: string, outcome: string): void => {
+      for (const m of others) m.onCallTransferred?.(tenant, outcome);
+    };
+    modules.push(await createCallsModule({ ...deps, registry: policies.registry, metering, filters: modules.flatMap((m) => m.filters), requestRefused, callNotified, callTransferred }));
   } catch (err) {
     await Promise.allSettled(modules.map((m) => m.close?.()));
     throw err;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_TRANSFER_URI_CHARS } from './transfer.js';
 
 /** A webhook signing key shorter than this (in bytes) is refused (Standard Webhooks keys are 24 to 64 bytes). */
 export const MIN_WEBHOOK_KEY_BYTES = 16;
@@ -110,6 +111,18 @@ function build() {
         .describe(
           'Announce each call this route accepted to the tenant\'s app: a Standard-Webhooks-signed realtime.call.incoming (OpenAI\'s shape: data.call_id, data.sip_headers) POSTed once the call is governed, so the app can attach its own sideband (?call_id=, its tenant key). Rejected calls are not announced.',
         ),
+      transfer: z
+        .object({
+          allow: z
+            .array(z.string().min(1).max(MAX_TRANSFER_URI_CHARS))
+            .max(256)
+            .describe(
+              'Targets a call this route accepted may be transferred to (POST /v1/realtime/calls/{id}/refer, target_uri): tel:+<digits> (one number), tel:+<digits>* (numbers starting so), sip:<user>@<host>[:<port>] (one address), sip:<prefix>*@<host>[:<port>] (users starting so at exactly that host; sip:*@host for any), sips: likewise; anything else beginning tel:, sip: or sips: (a URI with ;parameters or ?headers) is compared exactly. Separators (- . ( ) and spaces) in tel: numbers are dropped before comparing; a target the language cannot judge is refused unless listed exactly.',
+            ),
+        })
+        .strict()
+        .optional()
+        .describe('Call transfer (SIP REFER) for the calls this route accepted: refused (403 transfer_not_allowed) to any target not on allow; without transfer, every transfer is refused.'),
     })
     .strict();
 
@@ -155,7 +168,7 @@ function build() {
           'A WebRTC call is answered (its SDP answer returned to the browser) only once the proxy\'s sideband is attached and has read session.created, so the browser cannot act on its data channel before the call is governed. A sideband not ready within this is ended with the call (502 upstream_unavailable).',
         ),
       bindingTtlSec: z.number().int().positive().default(7200).describe('How long a call id stays bound to its tenant, and the longest a call is governed: one still running when its binding expires is hung up (Realtime sessions last at most 60 minutes).'),
-      upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup).'),
+      upstreamTimeoutMs: z.number().int().positive().default(10_000).describe('Bound on each HTTP request to the upstream (mint, SDP, accept, hangup, refer).'),
       corsAllowOrigins: z
         // Compared with the browser's Origin exactly: an app URL (`https://app.example/`) or a path never
         // matched, and every preflight was refused without a word (until 2026-12-07).
@@ -210,4 +223,5 @@ export const callsSchema = (): Built['callsSchema'] => build().callsSchema;
 export type CallsConfig = z.infer<Built['callsSchema']>;
 export type SipRoute = z.infer<Built['sipRouteSchema']>;
 export type NotifyTarget = z.infer<Built['notifyTargetSchema']>;
+export type TransferRule = NonNullable<SipRoute['transfer']>;
 export type NotifyDelivery = CallsConfig['sip']['notifyDelivery'];

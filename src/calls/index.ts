@@ -23,7 +23,8 @@ import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallRecord, CallStore, SecretRecord } from './store.js';
 import { CallNotifier, type NotifyOutcome } from './notify.js';
-import { acceptBoundMs, routeSipCall, type SipDeps } from './sip.js';
+import { acceptBoundMs, routeSipCall, sipRouteKey, type SipDeps } from './sip.js';
+import { TransferAllowList } from './transfer.js';
 import { CallStoreUnavailable, OutageGuardedStore, storeUnavailableError, storeUnavailableReply } from './store-outage.js';
 import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
 import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersProblem } from './webhook.js';
@@ -42,7 +43,15 @@ export interface CallsModuleDeps extends ModuleDeps {
   readonly requestRefused?: (route: string, code: string) => void;
   /** What became of an announcement to a tenant's app (`notify`): the other modules' `onCallNotified` (telemetry counts it). */
   readonly callNotified?: (tenant: string, outcome: NotifyOutcome) => void;
+  /** What became of a transfer a tenant asked for (`/refer`): the other modules' `onCallTransferred` (telemetry counts it). */
+  readonly callTransferred?: (tenant: string, outcome: TransferOutcome) => void;
 }
+
+/** A transfer (`/refer`): refused by the proxy (transfer_not_allowed), answered 2xx upstream, or not (an error, or no answer). */
+export type TransferOutcome = 'transferred' | 'refused' | 'failed';
+
+/** How much of a refused transfer target is logged. */
+const MAX_LOGGED_TARGET_CHARS = 256;
 
 /** The calls routes' own 413 (src/server answers a declared oversize body before them). */
 const TOO_LARGE = 'request_too_large';
@@ -324,7 +333,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * refused admission (a concurrent call took the tenant's last slot since `checkCall`) or that
    * cannot be bound is hung up (never left ungoverned).
    */
-  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null = null): Promise<ProxyError | null> => {
+  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null = null, sipRoute: string | null = null): Promise<ProxyError | null> => {
     // The admission's slot is the sideband's, by its ticket: given back if the sideband never starts.
     let admission: CallAdmission | null = null;
     try {
@@ -337,7 +346,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       admission = admitted;
       // Its start is kept with the binding: a sideband that takes it over measures its duration from it.
       const startedAtMs = wall();
-      await requestStore.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs }, governors.lease(), wall());
+      await requestStore.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs, ...(sipRoute !== null ? { sipRoute } : {}) }, governors.lease(), wall());
       governors.start({ callId, tenant, model, kind, onAttach, usage: { startedAtMs, tokens: 0 }, admission });
     } catch (err) {
       admission?.withdraw();
@@ -541,9 +550,23 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     },
   };
 
-  const hangup: HttpRoute = {
+  /**
+   * A call control route (`/hangup`, `/refer`): the tenant key, the call its own (404
+   * `call_not_found` for another tenant's or an unknown call, 503 on a store outage), then `check`
+   * (the request's own refusals, or the body the upstream gets), then the upstream's answer passed
+   * on (relayUpstream: without the operator's account ids) with the proxy's key. One implementation
+   * for both: a refer is refused and answered exactly as a hangup is.
+   */
+  interface ControlRequest {
+    /** What the upstream gets (null: no body). */
+    readonly upstreamBody: JsonObject | null;
+    /** Told of the upstream's answer (null: none came). */
+    readonly sent?: (reply: UpstreamReply | null) => void;
+  }
+  type ControlCheck = (req: HttpRequestInfo, tenant: Tenant, callId: string, record: CallRecord) => ControlRequest | HttpReply;
+  const controlRoute = (action: 'hangup' | 'refer', check: ControlCheck): HttpRoute => ({
     method: 'POST',
-    path: '/v1/realtime/calls/:callId/hangup',
+    path: `/v1/realtime/calls/:callId/${action}`,
     auth: 'tenant',
     maxBodyBytes: cfg.maxBodyBytes,
     admit: tenantAdmission,
@@ -558,14 +581,65 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         return outageReply(err);
       }
       if (!record || record.tenant !== tenant.id) return errorReply(new ProxyError('call_not_found', { close: null }));
+      const checked = check(req, tenant, callId, record);
+      if (!('upstreamBody' in checked)) return checked;
       try {
-        const reply = await upstream.control(callId, 'hangup');
-        return relayUpstream(reply, log, 'hangup');
+        const reply = await upstream.control(callId, action, checked.upstreamBody);
+        checked.sent?.(reply);
+        return relayUpstream(reply, log, action);
       } catch (err) {
+        checked.sent?.(null);
         return unavailable(err, log);
       }
     },
-  };
+  });
+  // A hangup's body is not read (OpenAI's takes none).
+  const hangup = controlRoute('hangup', () => ({ upstreamBody: null }));
+
+  /** Each route's `transfer.allow`, compiled once, by the route's identity (sipRouteKey): the first rule with it accepts the calls. */
+  const transferLists = new Map<string, TransferAllowList>();
+  for (const route of cfg.sip.routes) {
+    const key = sipRouteKey(route);
+    if (!transferLists.has(key)) transferLists.set(key, new TransferAllowList(route.transfer?.allow ?? []));
+  }
+  const transferred = (tenant: string, outcome: TransferOutcome): void => deps.callTransferred?.(tenant, outcome);
+  /**
+   * A transfer (SIP REFER): only `target_uri`, and only to a target the call's route allows
+   * (`transfer.allow`, src/calls/transfer.ts): toll fraud is what the operator fears (a tenant, or a
+   * prompt-injected agent through its app, sending callers to premium or foreign numbers on the
+   * operator's trunk). What goes upstream is the target as judged. Logged with the target (the
+   * operator's audit: the number dialled out on its trunk; never the caller's) and counted by outcome.
+   */
+  const refer = controlRoute('refer', (req, tenant, callId, record) => {
+    const big = tooLarge(req);
+    if (big) return big;
+    const body = parseJsonObject(req.body, 'request body');
+    if (body instanceof ProxyError) return errorReply(body);
+    const extra = Object.keys(body).find((k) => k !== 'target_uri');
+    if (extra !== undefined) return errorReply(new ProxyError('invalid_request', { message: `Unknown parameter: '${extra.slice(0, 64)}' (a refer takes target_uri only).`, param: extra.slice(0, 64), close: null }));
+    const target = body['target_uri'];
+    if (typeof target !== 'string' || target.length === 0) return errorReply(new ProxyError('invalid_request', { message: 'target_uri must be a non-empty string (tel:+14155550100 or sip:agent@example.com).', param: 'target_uri', close: null }));
+    if (record.kind !== 'sip') return errorReply(new ProxyError('invalid_request', { message: 'Only a SIP call can be transferred (SIP REFER); this call is WebRTC.', param: 'call_id', close: null }));
+    const route = record.sipRoute === undefined ? undefined : transferLists.get(record.sipRoute);
+    const verdict = route?.judge(target) ?? { allowed: false as const };
+    // A refused target is the tenant's text: bounded in the log (the body may be up to maxBodyBytes).
+    const logged = target.slice(0, MAX_LOGGED_TARGET_CHARS);
+    if (!verdict.allowed) {
+      log.warn({ event: 'call_transfer_refused', tenant: tenant.id, call: callId, target: logged, reason: route ? 'not_on_allow_list' : record.sipRoute === undefined ? 'call_has_no_route' : 'route_no_longer_configured' }, 'call transfer refused: the call\'s route does not allow the target');
+      transferred(tenant.id, 'refused');
+      return errorReply(new ProxyError('transfer_not_allowed', { param: 'target_uri', close: null }));
+    }
+    return {
+      upstreamBody: { target_uri: verdict.target },
+      sent(reply) {
+        const ok = reply !== null && reply.status < 300;
+        const fields = { event: ok ? 'call_transferred' : 'call_transfer_failed', tenant: tenant.id, call: callId, target: verdict.target, allowedBy: verdict.entry, status: reply?.status ?? null };
+        if (ok) log.info(fields, 'call transferred (SIP REFER)');
+        else log.warn(fields, 'call transfer failed upstream');
+        transferred(tenant.id, ok ? 'transferred' : 'failed');
+      },
+    };
+  });
 
   /** Announces accepted calls to the tenants' apps: only where a route says where (`notify`). */
   const notifier = cfg.sip.routes.some((route) => route.notify) ? new CallNotifier({ log, bounds: cfg.sip.notifyDelivery, wall, ...(deps.callNotified ? { outcome: deps.callNotified } : {}) }) : null;
@@ -597,7 +671,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       hold: holdCall,
       holdRoom,
       upstream,
-      start: (tenant, model, callId, offer, onAttach) => startGoverned(tenant, model, 'sip', callId, log, offer, onAttach),
+      start: (tenant, model, callId, offer, onAttach, route) => startGoverned(tenant, model, 'sip', callId, log, offer, onAttach, sipRouteKey(route)),
       bound: async (callId) => (await requestStore.getCall(callId, wall())) !== null,
       announce,
     });
@@ -660,7 +734,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       },
     };
   };
-  const routes: HttpRoute[] = [counted(mint), preflight, counted(calls), counted(hangup)];
+  const routes: HttpRoute[] = [counted(mint), preflight, counted(calls), counted(hangup), counted(refer)];
   const secret = cfg.sip.webhookSecret;
   /**
    * Refused webhooks, logged once per source and reason per `logging.refusalIntervalSec` with a count

@@ -35,9 +35,10 @@ export interface SipDeps {
   readonly upstream: Pick<UpstreamCalls, 'control'>;
   /**
    * Admits, binds and governs the call (an error means it was hung up); `offer`: the slot its check
-   * holds; `onAttach`: the session.update its sideband sends first (responses turned back on, see withResponsesHeld).
+   * holds; `onAttach`: the session.update its sideband sends first (responses turned back on, see withResponsesHeld);
+   * `route`: the rule that accepted it (recorded with the call: its `transfer` list judges a `/refer`).
    */
-  start(tenant: Tenant, model: string, callId: string, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null): Promise<ProxyError | null>;
+  start(tenant: Tenant, model: string, callId: string, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null, route: SipRoute): Promise<ProxyError | null>;
   /** Whether the call is bound already (governed by an instance sharing the store, or to be claimed by one). */
   bound(callId: string): Promise<boolean>;
   /**
@@ -122,6 +123,17 @@ function headersOf(data: JsonObject | null): SipHeader[] {
   return out;
 }
 
+/**
+ * A routing rule's identity as recorded with the calls it accepts: its tenant and its conditions
+ * (`to`, `header`), not its place in the list, so that a `/refer` is judged by the same rule in the
+ * config in force (another instance's, or after a restart); a rule edited away or handed to another
+ * tenant no longer allows its calls' transfers. Two rules with one identity: the first is the one
+ * that accepts calls.
+ */
+export function sipRouteKey(route: Pick<SipRoute, 'tenant' | 'to' | 'header'>): string {
+  return JSON.stringify([route.tenant, route.to ?? null, route.header ? [route.header.name.toLowerCase(), route.header.equals] : null]);
+}
+
 /** The first rule whose conditions all hold (a rule with no condition matches every call). */
 export function matchSipRoute(routes: readonly SipRoute[], headers: readonly SipHeader[]): SipRoute | null {
   const header = (name: string) => headers.find((h) => h.name.toLowerCase() === name.toLowerCase())?.value ?? null;
@@ -181,7 +193,7 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
     try {
       // Only a call this delivery accepted and governs is announced: a rejected one never is.
       const announce = (): void => deps.announce?.(route, tenant, callId, data ?? {});
-      return await acceptAndGovern(callId, tenant, governed, offer, deps, log, announce);
+      return await acceptAndGovern(callId, route, tenant, governed, offer, deps, log, announce);
     } finally {
       release();
     }
@@ -192,14 +204,14 @@ export async function routeSipCall(event: JsonObject, deps: SipDeps): Promise<Ht
 }
 
 /** Accepts the call and governs it (or hangs it up when it cannot be governed). */
-async function acceptAndGovern(callId: string, tenant: Tenant, governed: GovernedSession, offer: SessionSlotHold, deps: SipDeps, log: Logger, announce: () => void): Promise<HttpReply> {
+async function acceptAndGovern(callId: string, route: SipRoute, tenant: Tenant, governed: GovernedSession, offer: SessionSlotHold, deps: SipDeps, log: Logger, announce: () => void): Promise<HttpReply> {
   // Accepted with responses held until the sideband reads the call (media starts at the accept).
   const { accept: acceptSession, restore } = withResponsesHeld(governed.session);
   const outcome = await accept(callId, acceptSession, deps, log);
   const unavailable = (message: string): HttpReply => ({ ...json(502, { error: { type: 'server_error', code: 'upstream_unavailable', message } }), refusal: 'upstream_unavailable' });
   /** Starts governing the call (null), or hangs it up when it cannot be governed (why); a governed call is announced. */
   const start = async (): Promise<ProxyError | null> => {
-    const ungoverned = await deps.start(tenant, governed.model, callId, offer, restore);
+    const ungoverned = await deps.start(tenant, governed.model, callId, offer, restore, route);
     if (!ungoverned) announce();
     return ungoverned;
   };

@@ -35,6 +35,12 @@ export interface CallRecord {
    * `maxSessionDurationSec` from it. Absent in records bound before 2026-12-06.
    */
   readonly startedAtMs?: number;
+  /**
+   * A SIP call: the routing rule that accepted it (`sipRouteKey`: its tenant and conditions), whose
+   * `transfer` list in the config in force judges a `/refer`. Absent for WebRTC calls and for SIP
+   * calls bound before 2026-12-07 (their transfers are refused).
+   */
+  readonly sipRoute?: string;
 }
 
 /** Which proxy instance governs a call (holds its sideband), and until when without renewing. */

@@ -4,6 +4,7 @@ import { createSecureContext } from 'node:tls';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { notifyUrlProblem } from '../calls/config.js';
+import { transferEntryProblem } from '../calls/transfer.js';
 import { redactUrl } from '../logging.js';
 import { resolveLimits, validatePlans } from '../metering/limits.js';
 import { PriceBook } from '../metering/pricing.js';
@@ -392,6 +393,11 @@ function compileCalls(config: Config, tenants: readonly Tenant[], baseDir: strin
         urlProblem.includes('not loopback') ? 'use https, or set notify.allowHttp: true where plain http stays on a network you trust' : 'write the app\'s webhook URL as https://host[:port]/path',
       );
     }
+    // Transfer targets: an entry the pattern language cannot read would never match (or match more than meant).
+    route.transfer?.allow.forEach((entry, j) => {
+      const problem = transferEntryProblem(entry);
+      if (problem) problems.add(`calls.sip.routes.${i}.transfer.allow.${j}`, `"${entry.slice(0, 80)}" ${problem}`, 'write tel:+<digits>, tel:+<digits>*, sip:<user>@<host>, sip:*@<host> (or sip:<prefix>*@<host>), or an exact sip:/sips:/tel: URI without *');
+    });
   });
 }
 

@@ -94,6 +94,7 @@ export const ErrorCatalogue = {
   call_sockets_exceeded: { type: 'rate_limit_error', http: 429, close: 'limitExceeded', message: 'The call has as many client sockets (?call_id=) as allowed.' },
   invalid_webhook: { type: 'invalid_request_error', http: 400, message: 'The webhook signature, timestamp or body is not valid.' },
   calls_store_unavailable: { type: 'server_error', http: 503, close: 'tryAgainLater', message: 'The calls store is unavailable; retry shortly.' },
+  transfer_not_allowed: { type: 'policy_error', http: 403, message: "The call's route does not allow a transfer to this target." },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ProxyErrorCode = keyof typeof ErrorCatalogue;

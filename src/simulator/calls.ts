@@ -47,8 +47,8 @@ export interface SimCall {
   readonly received: ReadonlyArray<{ readonly from: 'sideband' | 'browser'; readonly type: string; readonly event: Json }>;
   /** Every server event the browser's data channel received (audio deltas excluded: they are RTP). */
   readonly dataChannel: readonly Json[];
-  /** Control calls received: accept, reject, hangup, refer (with their bodies). */
-  readonly control: ReadonlyArray<{ readonly action: string; readonly body: Json | null }>;
+  /** Control calls received: accept, reject, hangup, refer (with their bodies and the `Authorization` they came with). */
+  readonly control: ReadonlyArray<{ readonly action: string; readonly body: Json | null; readonly credential: string | null }>;
   /** The simulated session (null while a SIP call rings). */
   readonly connection: SimConnection | null;
   /** Sideband sockets attached so far (open or closed), with their handshake headers. */
@@ -171,7 +171,7 @@ class Call implements SimCall {
   state: SimCallState;
   answer: string | null = null;
   connection: Connection | null = null;
-  readonly control: Array<{ action: string; body: Json | null }> = [];
+  readonly control: Array<{ action: string; body: Json | null; credential: string | null }> = [];
   readonly sidebands: Array<{ headers: Record<string, string> }> = [];
   readonly hub = new CallHub();
 
@@ -431,7 +431,7 @@ export class SimCallRegistry implements SimCalls {
     } catch {
       return reply(res, 400, apiError('We could not parse the JSON body of your request.', 'invalid_json'));
     }
-    call.control.push({ action, body: parsed });
+    call.control.push({ action, body: parsed, credential });
     if (action === 'accept') {
       if (call.state !== 'ringing') return reply(res, 409, apiError('The call is not ringing.', 'call_not_ringing'));
       try {
@@ -446,6 +446,12 @@ export class SimCallRegistry implements SimCalls {
       call.state = 'rejected';
     } else if (action === 'hangup') {
       call.end();
+    } else if (action === 'refer') {
+      // SIP REFER: a SIP call that is live, to a target_uri (OpenAI answers 200 with no body).
+      if (call.kind !== 'sip') return reply(res, 400, apiError('Only SIP calls can be referred.', 'invalid_request_error'));
+      if (call.state !== 'active') return reply(res, 409, apiError('The call is not active.', 'call_not_active'));
+      const target = isObject(parsed) ? parsed['target_uri'] : undefined;
+      if (typeof target !== 'string' || target.length === 0) return reply(res, 400, apiError("Missing required parameter: 'target_uri'.", 'missing_required_parameter', 'target_uri'));
     }
     res.writeHead(200).end();
   }

@@ -127,6 +127,7 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
     onUpgradeRefused: (reason) => metrics.upgradeRefused(reason),
     onRequestRefused: (route, code) => metrics.httpRefused(route, code),
     onCallNotified: (tenant, outcome) => metrics.callNotified(tenant, outcome),
+    onCallTransferred: (tenant, outcome) => metrics.callTransferred(tenant, outcome),
     async close() {
       await sdk.forceFlush();
       await sdk.shutdown();

@@ -170,6 +170,9 @@ export class TelemetryMetrics {
   readonly #callNotifications: Counter;
   /** Outcomes are the notifier's three words; anything else would be a bug, folded all the same. */
   readonly #notifyOutcomes = new BoundedLabel(8);
+  readonly #callTransfers: Counter;
+  /** Outcomes are the refer route's three words. */
+  readonly #transferOutcomes = new BoundedLabel(8);
   readonly #frames: ObservableCounter;
   readonly #bytes: ObservableCounter;
   readonly #audio: ObservableCounter;
@@ -209,8 +212,9 @@ export class TelemetryMetrics {
     this.#relayLatency = histograms.histogram(S.METRIC_RELAY_LATENCY, 's', 'Proxy processing time per relayed frame (sampled).', S.RELAY_BUCKETS, [S.ATTR_DIRECTION]);
     this.#backpressure = meter.createCounter(S.METRIC_BACKPRESSURE, { unit: '{event}', description: 'Times the proxy paused a direction for backpressure.' });
     this.#upgradesRefused = meter.createCounter(S.METRIC_UPGRADES_REFUSED, { unit: '{upgrade}', description: 'WebSocket upgrades refused before a session existed, by reason (invalid_api_key, headers_too_large, overloaded, …).' });
-    this.#httpRefused = meter.createCounter(S.METRIC_HTTP_REFUSED, { unit: '{request}', description: 'HTTP requests a route of the proxy refused with one of its error codes (calls: mint, offer, hangup, SIP webhook), by route and code (calls_store_unavailable, invalid_api_key, …).' });
+    this.#httpRefused = meter.createCounter(S.METRIC_HTTP_REFUSED, { unit: '{request}', description: 'HTTP requests a route of the proxy refused with one of its error codes (calls: mint, offer, hangup, refer, SIP webhook), by route and code (calls_store_unavailable, invalid_api_key, …).' });
     this.#callNotifications = meter.createCounter(S.METRIC_CALL_NOTIFICATIONS, { unit: '{notification}', description: 'SIP calls announced to the tenant\'s app (calls.sip.routes[].notify), by tenant and outcome: delivered, failed (every attempt refused or unanswered), dropped (too many pending).' });
+    this.#callTransfers = meter.createCounter(S.METRIC_CALL_TRANSFERS, { unit: '{transfer}', description: 'Call transfers (SIP REFER, POST /v1/realtime/calls/{id}/refer) tenants asked for, by tenant and outcome: transferred (the upstream answered 2xx), refused (the call\'s route does not allow the target: transfer_not_allowed), failed (the upstream refused it or did not answer).' });
     this.#frames = meter.createObservableCounter(S.METRIC_RELAY_FRAMES, { unit: '{frame}', description: 'Frames relayed (client = client to upstream).' });
     this.#bytes = meter.createObservableCounter(S.METRIC_RELAY_BYTES, { unit: 'By', description: 'Bytes relayed.' });
     this.#audio = meter.createObservableCounter(S.METRIC_AUDIO_DURATION, { unit: 's', description: 'Audio relayed, in seconds (from base64 sizes).' });
@@ -274,6 +278,10 @@ export class TelemetryMetrics {
 
   callNotified(tenant: string, outcome: string): void {
     this.#callNotifications.add(1, { [S.ATTR_TENANT_ID]: this.tenants.get(tenant), [S.ATTR_NOTIFY_OUTCOME]: this.#notifyOutcomes.get(outcome) });
+  }
+
+  callTransferred(tenant: string, outcome: string): void {
+    this.#callTransfers.add(1, { [S.ATTR_TENANT_ID]: this.tenants.get(tenant), [S.ATTR_TRANSFER_OUTCOME]: this.#transferOutcomes.get(outcome) });
   }
 
   upstreamConnect(seconds: number, errorType: string | null): void {

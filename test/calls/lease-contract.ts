@@ -1,7 +1,9 @@
 import { expect } from 'vitest';
+import { sipRouteKey } from '../../src/calls/sip.js';
 import type { CallRecord, CallStore, ClaimedCall } from '../../src/calls/store.js';
 
-const record = (expiresAtMs: number): CallRecord => ({ tenant: 'acme', model: 'gpt-realtime', kind: 'webrtc', expiresAtMs });
+/** A SIP call with the route that accepted it: an instance that takes it over judges its transfers by that route (2026-12-07). */
+const record = (expiresAtMs: number): CallRecord => ({ tenant: 'acme', model: 'gpt-realtime', kind: 'sip', expiresAtMs, sipRoute: sipRouteKey({ tenant: 'acme', to: '+15551230001' }) });
 
 /**
  * What every call store must do with leases, for two instances `a` and `b` sharing it. `t0` is the
@@ -10,6 +12,7 @@ const record = (expiresAtMs: number): CallRecord => ({ tenant: 'acme', model: 'g
 export async function leaseContract(a: CallStore, b: CallStore, t0: number): Promise<void> {
   const expires = t0 + 60_000;
   await a.putCall('rtc_lease', record(expires), { owner: 'gov_a', untilMs: t0 + 1000 }, t0);
+  expect(await b.getCall('rtc_lease', t0)).toEqual(record(expires));
   // A live lease is nobody else's to take.
   expect(await b.claimLapsed('gov_b', t0 + 2000, t0 + 999, 10)).toEqual([]);
   expect(await a.renewLeases('gov_a', ['rtc_lease'], t0 + 3000)).toEqual([]);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import { matchSipRoute, sipAddress, sipUser } from '../../src/calls/sip.js';
 import { signWebhook, verifyWebhook } from '../../src/calls/webhook.js';
+import { SIMULATOR_KEY } from '../../src/main.js';
 import { simSignWebhook } from '../../src/simulator/index.js';
 import { TestClient, type TestProxy } from '../support/harness.js';
 import { callsProxy, post, say, types, until, WEBHOOK_SECRET } from './support.js';
@@ -79,10 +80,10 @@ describe('SIP: realtime.call.incoming', () => {
   it('rejects a call over its cap (486) and a call no rule routes (404), without accepting', async () => {
     const broke = await tp.sim.calls.ring({ webhookUrl: webhookUrl(), webhookSecret: WEBHOOK_SECRET, sipHeaders: to('+15551230002') });
     expect(broke.status).toBe(200);
-    expect(broke.call.control).toEqual([{ action: 'reject', body: { status_code: 486 } }]);
+    expect(broke.call.control).toEqual([{ action: 'reject', body: { status_code: 486 }, credential: SIMULATOR_KEY }]);
     expect(broke.call.state).toBe('rejected');
     const nobody = await tp.sim.calls.ring({ webhookUrl: webhookUrl(), webhookSecret: WEBHOOK_SECRET, sipHeaders: to('+15550000000') });
-    expect(nobody.call.control).toEqual([{ action: 'reject', body: { status_code: 404 } }]);
+    expect(nobody.call.control).toEqual([{ action: 'reject', body: { status_code: 404 }, credential: SIMULATOR_KEY }]);
   });
 
   it('refuses a bad signature, a stale or future timestamp, and acts once on a replayed delivery', async () => {
@@ -113,7 +114,7 @@ describe('SIP: a malformed call and a failed delivery (found 2026-12-05)', () =>
     const sipHeaders = [{ name: 'To', value: '<sip:%E0%A4%A@sip.api.openai.com>' }];
     const { call, status, body } = await tp.sim.calls.ring({ webhookUrl: webhookUrl(), webhookSecret: WEBHOOK_SECRET, sipHeaders, webhookId: 'wh_bad_to' });
     expect([status, JSON.parse(body)['status']]).toEqual([200, 'rejected']);
-    expect(call.control).toEqual([{ action: 'reject', body: { status_code: 404 } }]);
+    expect(call.control).toEqual([{ action: 'reject', body: { status_code: 404 }, credential: SIMULATOR_KEY }]);
     expect(call.state).toBe('rejected');
     // Handled: a redelivery is acknowledged without acting twice.
     const now = Math.floor(Date.now() / 1000);

@@ -40,7 +40,7 @@ function expectStoreUnavailable(reply: { status: number; text: string; headers: 
   expect(reply.text, what).not.toMatch(/ECONNREFUSED|Connection is closed|timed out|MaxRetries/i);
 }
 
-it('while the Redis calls store is down: mint, offer, attach and hangup answer 503 calls_store_unavailable, logged once; served again once Redis is back', { timeout: 60_000 }, async () => {
+it('while the Redis calls store is down: mint, offer, attach, hangup and refer answer 503 calls_store_unavailable, logged once; served again once Redis is back', { timeout: 60_000 }, async () => {
   const tp = await callsProxy({
     tenants: { acme: {} },
     extra: { config: { metering: { enabled: false, ledger: { kind: 'redis', url: redis.url, keyPrefix: 'outage:', commandTimeoutMs: 500 } } } },
@@ -72,6 +72,8 @@ it('while the Redis calls store is down: mint, offer, attach and hangup answer 5
   expect(unbound.headers.get('retry-after')).toBe('1');
   expect(unbound.json['error']).toMatchObject({ type: 'server_error', code: 'calls_store_unavailable' });
   expectStoreUnavailable(await post(`${tp.httpUrl}/v1/realtime/calls/${callId}/hangup`, { key: tp.key('acme') }), 'hangup');
+  // A transfer needs the call's binding (its owner, its route) too: the same answer, from the same path.
+  expectStoreUnavailable(await post(`${tp.httpUrl}/v1/realtime/calls/${callId}/refer`, { key: tp.key('acme'), contentType: 'application/json', body: '{"target_uri":"tel:+14155550100"}' }), 'refer');
   // The sideband a client opens on its call (?call_id=), and a WebSocket opened with the client secret.
   const attach = await connectRaw(tp.port, sockets);
   const attached = upgradeAnswer(attach);

@@ -54,6 +54,12 @@ const CASES: { name: string; yaml: string; line: string; metering?: string; prep
     line: '  - calls.sip.routes.0.notify.url: the URL is http: to a host that is not loopback',
   },
   {
+    // A route's transfer targets (calls.sip.routes[].transfer, 2026-12-07): a pattern the language cannot read.
+    name: 'a SIP route whose transfer allow list holds a host wildcard',
+    yaml: 'upstream: { provider: simulator }\ncalls:\n  enabled: true\n  sip:\n    routes:\n      - tenant: acme\n        transfer: { allow: ["tel:+1415555*", "sip:agent@*.example.com"] }\n',
+    line: '  - calls.sip.routes.0.transfer.allow.1: "sip:agent@*.example.com" a sip: pattern has its * at the end of the user part, right before @',
+  },
+  {
     name: 'calls beside an Azure upstream',
     yaml: 'upstream:\n  provider: azure\n  apiKey: azure-key-0123456789abcdef\n  azure: { endpoint: "https://127.0.0.1:47614", deployment: gpt-realtime }\ncalls: { enabled: true }\n',
     line: '  - calls.enabled: calls are not supported on the Azure upstream yet',
@@ -74,8 +80,8 @@ describe('check-config and run agree on the calls section', () => {
     }, 60_000);
   }
 
-  it('accepts routes that all name tenants', () => {
-    const config = project('upstream: { provider: simulator }\ncalls:\n  enabled: true\n  sip:\n    routes:\n      - { tenant: acme }\n');
+  it('accepts routes that all name tenants (and transfer lists it can read)', () => {
+    const config = project('upstream: { provider: simulator }\ncalls:\n  enabled: true\n  sip:\n    routes:\n      - { tenant: acme }\n      - { tenant: acme, to: "+15550002", transfer: { allow: ["tel:+1 415 555-0100", "tel:+44*", "sip:*@support.example.com", "sip:desk@pbx.example.com;transport=tcp"] } }\n');
     const check = cli(['check-config', '--config', config]);
     expect(check.stderr).toBe('');
     expect(check.status).toBe(0);
