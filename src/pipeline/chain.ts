@@ -544,6 +544,12 @@ export class SessionChain {
    */
   upstreamEnded(): ProxyError | null {
     if (this.#closed) return null;
+    // A server frame still with a filter deciding on it (a blocking custom guardrail judging a
+    // transcript delta) or waiting behind one: what the filters hold came with or before it, and its
+    // verdict would never come (the end discards it). Settled now, the held text would leave ahead of
+    // that verdict and unjudged by it: it stays withheld, as a cut-off response's. Until 2026-12-07 it
+    // was sent (test/relay/redteam-20-translation-end-race.test.ts).
+    if (!this.#server.idle) return null;
     for (let k = this.#filters.length - 1; k >= 0; k--) {
       const f = this.#filters[k]!;
       try {

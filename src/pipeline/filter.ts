@@ -216,7 +216,8 @@ export interface Filter {
    * client is told, what the filter still holds back for the client is settled as at the end of the
    * upstream's stream (guardrails: a translation session's held transcripts, as at `session.closed`).
    * An error ends the session with it instead of the upstream's close; null lets the end go on.
-   * Not called once the session ended (the proxy's or the client's close came first).
+   * Not called once the session ended (the proxy's or the client's close came first), nor while an
+   * upstream frame is with a filter deciding on it or queued (its verdict never comes: held stays held).
    */
   onUpstreamEnd?(): ProxyError | null;
   /** The single cleanup point: cancel timers, settle reservations, end spans. */
