@@ -16,10 +16,12 @@ export interface CallNotifierDeps {
   readonly outcome?: (tenant: string, outcome: NotifyOutcome) => void;
 }
 
-/** One announcement as it is logged: the URL without its query (it may hold a token), never the secret. */
+/**
+ * One announcement's target as it is logged: the URL's origin only. Webhook URLs often carry their
+ * token in the path (`/hooks/T0/B0/<token>`) or the query; the secret is never logged either.
+ */
 function logged(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.origin}${parsed.pathname}`;
+  return new URL(url).origin;
 }
 
 /**
@@ -56,7 +58,11 @@ export class CallNotifier {
   /** Queues the announcement of an accepted call (`data`: the incoming event's, as OpenAI sent it); never waits for it. */
   announce(target: NotifyTarget, tenant: string, callId: string, data: JsonObject): 'queued' | 'dropped' {
     const log = this.#deps.log.child({ call: callId, tenant, transport: 'sip' });
-    if (this.#closing.signal.aborted) return 'dropped';
+    if (this.#closing.signal.aborted) {
+      log.warn({ event: 'sip_notify_dropped', url: logged(target.url), reason: 'shutting_down' }, 'SIP call announcement dropped: the proxy is shutting down');
+      this.#deps.outcome?.(tenant, 'dropped');
+      return 'dropped';
+    }
     if (this.#pending >= this.#deps.bounds.maxPending) {
       log.warn({ event: 'sip_notify_dropped', url: logged(target.url), pending: this.#pending }, 'SIP call announcement dropped: too many pending (calls.sip.notifyDelivery.maxPending)');
       this.#deps.outcome?.(tenant, 'dropped');

@@ -1,0 +1,33 @@
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { CallNotifier, type NotifyOutcome } from './notify.js';
+
+/** A logger whose lines land in `lines` (parsed). */
+function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), lines };
+}
+
+describe('CallNotifier', () => {
+  it('drops an announcement after close, logged (origin only) and counted: nothing is lost silently at shutdown', async () => {
+    const { log, lines } = capture();
+    const outcomes: [string, NotifyOutcome][] = [];
+    const notifier = new CallNotifier({ log, bounds: { timeoutMs: 1000, attempts: 1, retryPauseMs: 10, maxPending: 10 }, wall: () => Date.now(), outcome: (t, o) => outcomes.push([t, o]) });
+    notifier.close();
+    const target = { url: 'https://app.example.com/hooks/T0/B0/secret-token?sig=x', secret: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=', allowHttp: false };
+    expect(notifier.announce(target, 'acme', 'rtc_1', { call_id: 'rtc_1' })).toBe('dropped');
+    expect(notifier.pending).toBe(0);
+    expect(outcomes).toEqual([['acme', 'dropped']]);
+    await new Promise((r) => setImmediate(r));
+    const line = lines.find((l) => l['event'] === 'sip_notify_dropped')!;
+    expect(line).toMatchObject({ url: 'https://app.example.com', reason: 'shutting_down', call: 'rtc_1', tenant: 'acme' });
+    expect(JSON.stringify(lines)).not.toContain('secret-token');
+  });
+});
