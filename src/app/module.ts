@@ -126,7 +126,7 @@ export interface ProxyModule {
   onRequestRefused?(route: string, code: string): void;
   /** What became of the announcement of a SIP call to its tenant's app (src/calls/notify.ts: delivered, failed, dropped). */
   onCallNotified?(tenant: string, outcome: string): void;
-  /** What became of a transfer (SIP REFER) a tenant asked for (src/calls: transferred, refused, failed). */
+  /** What became of a transfer (SIP REFER) a tenant asked for (src/calls: transferred, refused, failed, unconfirmed). */
   onCallTransferred?(tenant: string, outcome: string): void;
   /** Sessions this module runs or is starting beside the server's WebSocket sessions (a call's sidebands, offers on their way upstream): they count against `server.maxSessions`. */
   sessions?(): number;

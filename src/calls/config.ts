@@ -117,7 +117,7 @@ function build() {
             .array(z.string().min(1).max(MAX_TRANSFER_URI_CHARS))
             .max(256)
             .describe(
-              'Targets a call this route accepted may be transferred to (POST /v1/realtime/calls/{id}/refer, target_uri): tel:+<digits> (one number), tel:+<digits>* (numbers starting so), sip:<user>@<host>[:<port>] (one address), sip:<prefix>*@<host>[:<port>] (users starting so at exactly that host; sip:*@host for any), sips: likewise; anything else beginning tel:, sip: or sips: (a URI with ;parameters or ?headers) is compared exactly. Separators (- . ( ) and spaces) in tel: numbers are dropped before comparing; a target the language cannot judge is refused unless listed exactly.',
+              'Targets a call this route accepted may be transferred to (POST /v1/realtime/calls/{id}/refer, target_uri): tel:+<digits> (one number), tel:+<digits>* (numbers starting so), sip:<user>@<host>[:<port>] (one address), sip:<prefix>*@<host>[:<port>] (users starting so at exactly that host; sip:*@host for any; a phone-number prefix, sip:+1415555*@trunk, admits only + and at most 15 digits), sips: likewise; anything else beginning tel:, sip: or sips: (a URI with ;parameters or ?headers) is compared exactly. Separators (- . ( ) and spaces) in tel: numbers are dropped before comparing; a target the language cannot judge is refused unless listed exactly.',
             ),
         })
         .strict()

@@ -26,7 +26,7 @@ import { CallNotifier, type NotifyOutcome } from './notify.js';
 import { acceptBoundMs, routeSipCall, sipRouteKey, type SipDeps } from './sip.js';
 import { TransferAllowList } from './transfer.js';
 import { CallStoreUnavailable, OutageGuardedStore, storeUnavailableError, storeUnavailableReply } from './store-outage.js';
-import { callIdFromLocation, UpstreamCalls, type UpstreamReply } from './upstream.js';
+import { callIdFromLocation, UpstreamCalls, UpstreamHttpError, type UpstreamReply } from './upstream.js';
 import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersProblem } from './webhook.js';
 
 export const CALLS_FILTER = 'calls';
@@ -47,8 +47,12 @@ export interface CallsModuleDeps extends ModuleDeps {
   readonly callTransferred?: (tenant: string, outcome: TransferOutcome) => void;
 }
 
-/** A transfer (`/refer`): refused by the proxy (transfer_not_allowed), answered 2xx upstream, or not (an error, or no answer). */
-export type TransferOutcome = 'transferred' | 'refused' | 'failed';
+/**
+ * A transfer (`/refer`): refused by the proxy (transfer_not_allowed), answered 2xx upstream, or not
+ * (an error, or never sent); `unconfirmed`: sent, but its answer was lost (a cut, a timeout), so
+ * OpenAI may have transferred the call (until 2026-12-07 counted failed: the audit missed it).
+ */
+export type TransferOutcome = 'transferred' | 'refused' | 'failed' | 'unconfirmed';
 
 /** How much of a refused transfer target is logged. */
 const MAX_LOGGED_TARGET_CHARS = 256;
@@ -560,8 +564,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   interface ControlRequest {
     /** What the upstream gets (null: no body). */
     readonly upstreamBody: JsonObject | null;
-    /** Told of the upstream's answer (null: none came). */
-    readonly sent?: (reply: UpstreamReply | null) => void;
+    /** Told of the upstream's answer (null: none came; `unsent`: the request never left, else it may have been acted on). */
+    readonly sent?: (reply: UpstreamReply | null, unsent: boolean) => void;
   }
   type ControlCheck = (req: HttpRequestInfo, tenant: Tenant, callId: string, record: CallRecord) => ControlRequest | HttpReply;
   const controlRoute = (action: 'hangup' | 'refer', check: ControlCheck): HttpRoute => ({
@@ -585,10 +589,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       if (!('upstreamBody' in checked)) return checked;
       try {
         const reply = await upstream.control(callId, action, checked.upstreamBody);
-        checked.sent?.(reply);
+        checked.sent?.(reply, false);
         return relayUpstream(reply, log, action);
       } catch (err) {
-        checked.sent?.(null);
+        checked.sent?.(null, err instanceof UpstreamHttpError && err.unsent);
         return unavailable(err, log);
       }
     },
@@ -631,12 +635,15 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     }
     return {
       upstreamBody: { target_uri: verdict.target },
-      sent(reply) {
-        const ok = reply !== null && reply.status < 300;
-        const fields = { event: ok ? 'call_transferred' : 'call_transfer_failed', tenant: tenant.id, call: callId, target: verdict.target, allowedBy: verdict.entry, status: reply?.status ?? null };
-        if (ok) log.info(fields, 'call transferred (SIP REFER)');
+      sent(reply, unsent) {
+        // No answer to a refer that left: OpenAI may have acted on it, so the audit must not call it failed.
+        const outcome: TransferOutcome = reply === null ? (unsent ? 'failed' : 'unconfirmed') : reply.status < 300 ? 'transferred' : 'failed';
+        const event = outcome === 'transferred' ? 'call_transferred' : outcome === 'unconfirmed' ? 'call_transfer_unconfirmed' : 'call_transfer_failed';
+        const fields = { event, tenant: tenant.id, call: callId, target: verdict.target, allowedBy: verdict.entry, status: reply?.status ?? null };
+        if (outcome === 'transferred') log.info(fields, 'call transferred (SIP REFER)');
+        else if (outcome === 'unconfirmed') log.warn(fields, 'call transfer unconfirmed: the refer was sent but its answer was lost (OpenAI may have transferred the call)');
         else log.warn(fields, 'call transfer failed upstream');
-        transferred(tenant.id, ok ? 'transferred' : 'failed');
+        transferred(tenant.id, outcome);
       },
     };
   });

@@ -98,6 +98,27 @@ describe('transfer allow lists (toll fraud: only what the route lists)', () => {
     expect(judged(allow, 'sip:x@support.example.com')).toBeNull();
   });
 
+  it('a phone-number SIP user (or prefix) admits phone numbers only: nothing after the digits, at most 15 (redteam-20)', () => {
+    const allow = ['sip:+1415555*@trunk.example.com', 'sip:2*@pbx.example.com', 'sip:+14155550100@gw.example.com', 'sip:desk-*@trunk.example.com', 'sip:*@any.example.com'];
+    expect(judged(allow, 'sip:+14155550100@trunk.example.com')).toBe('sip:+14155550100@trunk.example.com');
+    expect(judged(allow, 'sip:+141555501234567@trunk.example.com')).toBe('sip:+141555501234567@trunk.example.com');
+    expect(judged(allow, 'sip:+1415555012345678@trunk.example.com')).toBeNull();
+    expect(judged(allow, 'sip:+14155550100,,,011442079460000@trunk.example.com')).toBeNull();
+    expect(judged(allow, 'sip:+14155550100w9@trunk.example.com')).toBeNull();
+    expect(judged(allow, 'sip:+1415555-0100@trunk.example.com')).toBeNull();
+    expect(judged(allow, 'sip:2001@pbx.example.com')).toBe('sip:2001@pbx.example.com');
+    expect(judged(allow, 'sip:2001,9@pbx.example.com')).toBeNull();
+    expect(judged(allow, 'sip:+14155550100@gw.example.com')).toBe('sip:+14155550100@gw.example.com');
+    // A prefix that is not a number, and sip:*@host (any user), are as before.
+    expect(judged(allow, 'sip:desk-7,b@trunk.example.com')).toBe('sip:desk-7,b@trunk.example.com');
+    expect(judged(allow, 'sip:+1900,,1@any.example.com')).toBe('sip:+1900,,1@any.example.com');
+    // An entry no target could match is refused at load.
+    expect(transferEntryProblem('sip:+1234567890123456@trunk.example.com')).toMatch(/1 to 15 digits/);
+    expect(transferEntryProblem('sip:+1234567890123456*@trunk.example.com')).toMatch(/1 to 15 digits/);
+    expect(transferEntryProblem('sip:+123456789012345*@trunk.example.com')).toBeNull();
+    expect(transferEntryProblem('sip:+*@trunk.example.com')).toBeNull();
+  });
+
   it('an empty list allows nothing; the verdict names the entry that allowed', () => {
     expect(judged([], 'tel:+14155550100')).toBeNull();
     expect(new TransferAllowList(['tel:+1*', 'tel:+14155550100']).judge('tel:+1-415-555-0100')).toEqual({ allowed: true, target: 'tel:+14155550100', entry: 'tel:+1*' });

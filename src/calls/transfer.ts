@@ -10,7 +10,9 @@
  *   dropped from targets and entries alike before comparing.
  * - `sip:<user>@<host>[:<port>]` (or `sips:`): that address; `sip:<prefix>*@<host>[:<port>]`: every
  *   user starting with `<prefix>` (possibly empty: `sip:*@support.example.com`) at exactly that host
- *   and port. The host is never a pattern (`support.example.com.evil.net` is another host).
+ *   and port. The host is never a pattern (`support.example.com.evil.net` is another host). A user or
+  prefix that is a phone number (`sip:+1415555*@trunk.example.com`, `sip:2*@pbx.example.com`) admits
+  only users that are phone numbers too: an optional `+` and at most 15 digits, nothing after them.
  * - anything else starting with `sip:`, `sips:` or `tel:` and holding no `*`: compared with the target
  *   exactly, character for character (a URI with parameters or headers, `;transport=tcp`, `?…`, is
  *   allowed only so).
@@ -31,6 +33,15 @@ const MAX_E164_DIGITS = 15;
 const VISUAL_SEPARATORS = /[-.() ]/g;
 /** RFC 3261 user characters without escapes, `:` (a password) or `;` `?` (parameters, headers). */
 const SIP_USER = /^[A-Za-z0-9_.!~'()&=+$,-]+$/;
+/**
+ * A SIP user that is a telephone number (`+` and digits, or digits: an extension), at most E.164's 15
+ * digits: what a route's phone-number user (`sip:+1415555*@trunk`, `sip:2*@pbx`) admits. Anything else
+ * after such a prefix rides after the number (`,,,011…` pauses and post-dial digits, `w`/`p`, more
+ * digits than a number has) and a gateway may dial it.
+ */
+const PHONE_USER = new RegExp(`^\\+?\\d{1,${MAX_E164_DIGITS}}$`);
+/** An entry's user (or user prefix) that is a telephone number or its start. */
+const PHONE_PREFIX = /^\+?\d*$/;
 /** A DNS host name (letters, digits, hyphens; dot-separated labels) or an IPv4 address. */
 const SIP_HOST = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -43,7 +54,13 @@ type ParsedTarget =
 type AllowEntry =
   | { readonly kind: 'exact'; readonly uri: string }
   | { readonly kind: 'tel'; readonly digits: string; readonly prefix: boolean }
-  | { readonly kind: 'sip'; readonly scheme: 'sip' | 'sips'; readonly user: string; readonly prefix: boolean; readonly hostPort: string };
+  | { readonly kind: 'sip'; readonly scheme: 'sip' | 'sips'; readonly user: string; readonly prefix: boolean; readonly hostPort: string; readonly phone: boolean };
+
+/** A phone-number user that no target could match (PHONE_USER). */
+const PHONE_TOO_LONG = `a phone-number SIP user is an optional + and 1 to ${MAX_E164_DIGITS} digits (E.164)`;
+
+/** A phone-number user in an entry (not `sip:*@host`, which allows any user): its targets must be phone numbers. */
+const isPhoneEntryUser = (user: string): boolean => user !== '' && PHONE_PREFIX.test(user);
 
 const printableAscii = (s: string): boolean => /^[\x21-\x7e]*$/.test(s);
 
@@ -107,7 +124,8 @@ function compileEntry(entry: string): AllowEntry | string {
   if (star < 0) {
     const parsed = parseTransferTarget(entry);
     if (parsed === null) return entry.includes(' ') ? 'holds a space that is not between the digits of a tel: number' : { kind: 'exact', uri: entry };
-    return parsed.kind === 'tel' ? { kind: 'tel', digits: parsed.digits, prefix: false } : { kind: 'sip', scheme: parsed.scheme, user: parsed.user, prefix: false, hostPort: parsed.hostPort };
+    if (parsed.kind === 'sip' && isPhoneEntryUser(parsed.user) && !PHONE_USER.test(parsed.user)) return PHONE_TOO_LONG;
+    return parsed.kind === 'tel' ? { kind: 'tel', digits: parsed.digits, prefix: false } : { kind: 'sip', scheme: parsed.scheme, user: parsed.user, prefix: false, hostPort: parsed.hostPort, phone: isPhoneEntryUser(parsed.user) };
   }
   if (entry.indexOf('*', star + 1) >= 0) return 'holds more than one *';
   if (scheme === 'tel') {
@@ -124,13 +142,16 @@ function compileEntry(entry: string): AllowEntry | string {
   const hostPort = parseHostPort(rest.slice(at + 1));
   if (hostPort === null || rest.indexOf('@', at + 1) >= 0) return 'the host of a sip: pattern must be a plain host name or IPv4 address, with an optional port, and no parameters';
   if (user !== '' && !SIP_USER.test(user)) return 'the user prefix of a sip: pattern holds characters a plain SIP user cannot';
-  return { kind: 'sip', scheme: scheme as 'sip' | 'sips', user, prefix: true, hostPort };
+  if (isPhoneEntryUser(user) && user.replace('+', '').length > MAX_E164_DIGITS) return PHONE_TOO_LONG;
+  return { kind: 'sip', scheme: scheme as 'sip' | 'sips', user, prefix: true, hostPort, phone: isPhoneEntryUser(user) };
 }
 
 function entryMatches(entry: AllowEntry, target: ParsedTarget): boolean {
   if (entry.kind === 'exact') return false;
   if (entry.kind === 'tel') return target.kind === 'tel' && (entry.prefix ? target.digits.startsWith(entry.digits) : target.digits === entry.digits);
   if (target.kind !== 'sip' || target.scheme !== entry.scheme || target.hostPort !== entry.hostPort) return false;
+  // A number block written as SIP users is judged as numbers, as its tel: form is (until 2026-12-07 any user starting so).
+  if (entry.phone && !PHONE_USER.test(target.user)) return false;
   return entry.prefix ? target.user.startsWith(entry.user) : target.user === entry.user;
 }
 

@@ -178,7 +178,7 @@ export const METRIC_HTTP_REFUSED = 'rtproxy.http.refused';
 /** OURS: announcements of SIP calls to the tenants' apps (calls.sip.routes[].notify), by outcome. */
 export const METRIC_CALL_NOTIFICATIONS = 'rtproxy.calls.notifications';
 export const ATTR_NOTIFY_OUTCOME = 'rtproxy.notify.outcome';
-/** OURS: call transfers (SIP REFER) tenants asked for, by tenant and outcome (transferred, refused, failed). */
+/** OURS: call transfers (SIP REFER) tenants asked for, by tenant and outcome (transferred, refused, failed, unconfirmed). */
 export const METRIC_CALL_TRANSFERS = 'rtproxy.calls.transfers';
 export const ATTR_TRANSFER_OUTCOME = 'rtproxy.transfer.outcome';
 /** Stable HTTP semconv: the route's path template (`/v1/realtime/calls/:callId/hangup`), never the path sent. */
