@@ -608,6 +608,12 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   }
   const transferred = (tenant: string, outcome: TransferOutcome): void => deps.callTransferred?.(tenant, outcome);
   /**
+   * Calls with a transfer on its way upstream from this instance: one at a time per call (409
+   * `transfer_in_progress` for another meanwhile), so a looping agent or a burst of requests cannot
+   * send one call's REFERs upstream without bound.
+   */
+  const transfersInFlight = new Set<string>();
+  /**
    * A transfer (SIP REFER): only `target_uri`, and only to a target the call's route allows
    * (`transfer.allow`, src/calls/transfer.ts): toll fraud is what the operator fears (a tenant, or a
    * prompt-injected agent through its app, sending callers to premium or foreign numbers on the
@@ -628,14 +634,17 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     const verdict = route?.judge(target) ?? { allowed: false as const };
     // A refused target is the tenant's text: bounded in the log (the body may be up to maxBodyBytes).
     const logged = target.slice(0, MAX_LOGGED_TARGET_CHARS);
+    if (transfersInFlight.has(callId)) return errorReply(new ProxyError('transfer_in_progress', { close: null }));
     if (!verdict.allowed) {
       log.warn({ event: 'call_transfer_refused', tenant: tenant.id, call: callId, target: logged, reason: route ? 'not_on_allow_list' : record.sipRoute === undefined ? 'call_has_no_route' : 'route_no_longer_configured' }, 'call transfer refused: the call\'s route does not allow the target');
       transferred(tenant.id, 'refused');
       return errorReply(new ProxyError('transfer_not_allowed', { param: 'target_uri', close: null }));
     }
+    transfersInFlight.add(callId);
     return {
       upstreamBody: { target_uri: verdict.target },
       sent(reply, unsent) {
+        transfersInFlight.delete(callId);
         // No answer to a refer that left: OpenAI may have acted on it, so the audit must not call it failed.
         const outcome: TransferOutcome = reply === null ? (unsent ? 'failed' : 'unconfirmed') : reply.status < 300 ? 'transferred' : 'failed';
         const event = outcome === 'transferred' ? 'call_transferred' : outcome === 'unconfirmed' ? 'call_transfer_unconfirmed' : 'call_transfer_failed';

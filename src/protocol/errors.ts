@@ -95,6 +95,7 @@ export const ErrorCatalogue = {
   invalid_webhook: { type: 'invalid_request_error', http: 400, message: 'The webhook signature, timestamp or body is not valid.' },
   calls_store_unavailable: { type: 'server_error', http: 503, close: 'tryAgainLater', message: 'The calls store is unavailable; retry shortly.' },
   transfer_not_allowed: { type: 'policy_error', http: 403, message: "The call's route does not allow a transfer to this target." },
+  transfer_in_progress: { type: 'invalid_request_error', http: 409, message: 'A transfer of this call is already in progress; wait for its answer.' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ProxyErrorCode = keyof typeof ErrorCatalogue;
