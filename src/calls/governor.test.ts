@@ -224,6 +224,15 @@ describe('caps on a call', () => {
     expect(r.hangups).toEqual(['hangup:rtc_1', 'hangup:rtc_2']);
   });
 
+  it("the call's client sockets are told why (the sideband's error) before the hang-up, once (found 2026-12-07: the app's sideband got only the upstream's 1000)", async () => {
+    const r = track(rig());
+    r.start('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await flush();
+    expect(r.told).toEqual(['rtc_1:budget_exceeded:4002:after 0 control requests']);
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
+  });
+
   it('a session limit (maxSessionTokens, maxSessionDurationSec) ends the call under its own name and code, not as a cost cap', async () => {
     const r = track(rig());
     r.start('rtc_1');
@@ -836,6 +845,20 @@ describe('a call ended inside its sideband: hang-up first, then the sideband (fo
     // Answered: its lease ended, nobody claims it again.
     r.advance(60_000);
     expect(await r.store.claimLapsed('gov_other', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
+  });
+
+  it("the sideband's own close tells the call's client sockets why after the drain, before the hang-up (found 2026-12-07)", async () => {
+    const r = track(rig({ openSideband: hooked }));
+    await r.govern('rtc_1');
+    const s = r.sidebands.get('rtc_1') as HookedSideband;
+    const release = s.holdDrain();
+    s.close(new ProxyError('governance_failed'));
+    await flush();
+    expect(r.told).toEqual([]);
+    release();
+    await flush();
+    expect(r.told).toEqual(['rtc_1:governance_failed:4003:after 0 control requests']);
+    expect(r.hangups).toEqual(['hangup:rtc_1']);
   });
 
   it("the sideband's own close drains its running responses before the hang-up goes out (found 2026-12-05: the hang-up cut them short, billed at their reservation)", async () => {

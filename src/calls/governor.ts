@@ -86,6 +86,13 @@ export interface GovernorDeps {
    * ticket). Null: admitted holding nothing. Absent: taken-over calls are governed without one (tests).
    */
   readonly admitTakenOver?: (call: GovernedCall) => Promise<ProxyError | CallAdmission | null>;
+  /**
+   * The proxy ends this call (a cap, a guardrail's end_session, governance failed, its binding's
+   * end, a shutdown) with `error`, its running responses drained, just before the hang-up: the
+   * calls module closes the call's client sockets (`?call_id=`) on this process with the same error,
+   * so the app is told why, not only the upstream's 1000 a caller's hang-up also gives.
+   */
+  readonly ending?: (callId: string, error: ProxyError) => void;
 }
 
 /**
@@ -559,6 +566,7 @@ export class CallGovernors {
     // Over a cap, metering has cancelled the running responses: their response.done (billed as
     // OpenAI bills them) comes before the hang-up can cut them short. Bounded like a client's linger.
     if (drain) await session.idle(this.#deps.config.metering.lingerAfterClientCloseMs);
+    this.#tellClients(callId, error, session.log);
     await this.#boundedHangup(callId, session.log, why);
     // The upstream may have closed it already (the call ended): nothing left to close.
     if (session.ended) return;
@@ -596,9 +604,21 @@ export class CallGovernors {
     const why = this.#endReasons.get(callId) ?? `the proxy ended the call sideband (${error.code})`;
     // Being ended: a cap reached meanwhile does not end it twice; shutdown lets this close.
     this.#endReasons.set(callId, why);
-    const end = drain().then(() => this.#boundedHangup(callId, log, why));
+    const end = drain().then(() => {
+      this.#tellClients(callId, error, log);
+      return this.#boundedHangup(callId, log, why);
+    });
     this.#trackEnd(end);
     return end;
+  }
+
+  /** The call's client sockets on this process hear why the proxy ends it (`GovernorDeps.ending`); never throws. */
+  #tellClients(callId: string, error: ProxyError, log: Logger): void {
+    try {
+      this.#deps.ending?.(callId, error);
+    } catch (err) {
+      log.error({ err, call: callId }, 'telling the call\'s client sockets why it ends failed');
+    }
   }
 
   /** The calls filter saw session.created on this call's sideband. */

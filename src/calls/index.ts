@@ -128,7 +128,26 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     tenant: (id) => deps.tenants.tenants.get(id),
     // A call taken over from another instance holds no slot from a check of this instance's.
     admitTakenOver: (call) => admitCall(call.tenant, call.model, NO_SLOT),
+    // The app's own sockets on a call the proxy ends hear why, as its sideband closes (see clientsOf).
+    ending(callId, error) {
+      for (const close of [...(clientsOf.get(callId) ?? [])]) {
+        try {
+          close(error);
+        } catch (err) {
+          // One socket's failure to close leaves the others told (and the hang-up going).
+          log.error({ err, call: callId }, 'closing a client socket of an ending call failed');
+        }
+      }
+    },
   });
+  /**
+   * Each call's client sockets (`?call_id=`) on this process, by the way to close them: a call the
+   * proxy ends (GovernorDeps.ending) closes them with its error (`budget_exceeded`, close 4002;
+   * `policy_violation`, 4003; …) before it hangs up. Until 2026-12-07 the app's sideband got only
+   * the upstream's 1000 "call ended" of the hang-up, a caller hanging up to the app
+   * (test/calls/redteam-20-phone-app.test.ts). Sockets on another process get that 1000 still.
+   */
+  const clientsOf = new Map<string, Set<(error: ProxyError) => void>>();
   /**
    * The store as requests use it: a failure there is answered 503 `calls_store_unavailable` and
    * logged once per outage (store-outage.ts). The governors keep the store itself (their lease
@@ -189,10 +208,17 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
           shared?.();
           return { onStart: () => ctx.close(socketsExceeded()) };
         }
+        const callId = ctx.callId;
+        const closeWith = (error: ProxyError): void => ctx.close(error);
+        const clients = clientsOf.get(callId) ?? new Set<(error: ProxyError) => void>();
+        clients.add(closeWith);
+        clientsOf.set(callId, clients);
         return {
           onClose() {
             release();
             shared?.();
+            clients.delete(closeWith);
+            if (clients.size === 0 && clientsOf.get(callId) === clients) clientsOf.delete(callId);
           },
         };
       }
@@ -554,6 +580,9 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     },
   };
 
+  /** A refusal the `openai` SDK must not retry by itself (it retries 409s and 5xx): `x-should-retry: false`. */
+  const notRetried = (reply: HttpReply): HttpReply => ({ ...reply, headers: { ...reply.headers, 'x-should-retry': 'false' } });
+
   /**
    * A call control route (`/hangup`, `/refer`): the tenant key, the call its own (404
    * `call_not_found` for another tenant's or an unknown call, 503 on a store outage), then `check`
@@ -568,7 +597,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     readonly sent?: (reply: UpstreamReply | null, unsent: boolean) => void;
   }
   type ControlCheck = (req: HttpRequestInfo, tenant: Tenant, callId: string, record: CallRecord) => ControlRequest | HttpReply;
-  const controlRoute = (action: 'hangup' | 'refer', check: ControlCheck): HttpRoute => ({
+  const controlRoute = (action: 'hangup' | 'refer' | 'accept' | 'reject', check: ControlCheck): HttpRoute => ({
     method: 'POST',
     path: `/v1/realtime/calls/:callId/${action}`,
     auth: 'tenant',
@@ -634,7 +663,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     const verdict = route?.judge(target) ?? { allowed: false as const };
     // A refused target is the tenant's text: bounded in the log (the body may be up to maxBodyBytes).
     const logged = target.slice(0, MAX_LOGGED_TARGET_CHARS);
-    if (transfersInFlight.has(callId)) return errorReply(new ProxyError('transfer_in_progress', { close: null }));
+    // Not retried by the SDK on its own (it retries a 409): once the first answered, its retry would be a second transfer.
+    if (transfersInFlight.has(callId)) return notRetried(errorReply(new ProxyError('transfer_in_progress', { close: null })));
     if (!verdict.allowed) {
       log.warn({ event: 'call_transfer_refused', tenant: tenant.id, call: callId, target: logged, reason: route ? 'not_on_allow_list' : record.sipRoute === undefined ? 'call_has_no_route' : 'route_no_longer_configured' }, 'call transfer refused: the call\'s route does not allow the target');
       transferred(tenant.id, 'refused');
@@ -656,6 +686,18 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       },
     };
   });
+
+  /**
+   * `accept` and `reject` (the openai SDK's `calls.accept` / `calls.reject`): the proxy accepts and
+   * rejects SIP calls by its routes, so a phone app moved here with its webhook handler unchanged
+   * calls them on a call the proxy already accepted. It gets a refusal saying what to do instead
+   * (409 `call_accepted_by_proxy`, `x-should-retry: false` so the SDK does not retry it), its own
+   * call checked first as for /hangup; nothing goes upstream. Until 2026-12-07 both were 404 with a
+   * body of `{"code":"not_found"}` only: the SDK showed `404 {"code":"not_found"}`, the app's handler
+   * failed on every announcement and the call ran without the app
+   * (test/calls/redteam-20-phone-app.test.ts).
+   */
+  const acceptedByProxy = (action: 'accept' | 'reject'): HttpRoute => controlRoute(action, () => notRetried(errorReply(new ProxyError('call_accepted_by_proxy', { close: null }))));
 
   /** Announces accepted calls to the tenants' apps: only where a route says where (`notify`). */
   const notifier = cfg.sip.routes.some((route) => route.notify) ? new CallNotifier({ log, bounds: cfg.sip.notifyDelivery, wall, ...(deps.callNotified ? { outcome: deps.callNotified } : {}) }) : null;
@@ -750,7 +792,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       },
     };
   };
-  const routes: HttpRoute[] = [counted(mint), preflight, counted(calls), counted(hangup), counted(refer)];
+  const routes: HttpRoute[] = [counted(mint), preflight, counted(calls), counted(hangup), counted(refer), counted(acceptedByProxy('accept')), counted(acceptedByProxy('reject'))];
   const secret = cfg.sip.webhookSecret;
   /**
    * Refused webhooks, logged once per source and reason per `logging.refusalIntervalSec` with a count

@@ -96,6 +96,12 @@ export const ErrorCatalogue = {
   calls_store_unavailable: { type: 'server_error', http: 503, close: 'tryAgainLater', message: 'The calls store is unavailable; retry shortly.' },
   transfer_not_allowed: { type: 'policy_error', http: 403, message: "The call's route does not allow a transfer to this target." },
   transfer_in_progress: { type: 'invalid_request_error', http: 409, message: 'A transfer of this call is already in progress; wait for its answer.' },
+  call_accepted_by_proxy: {
+    type: 'invalid_request_error',
+    http: 409,
+    message:
+      "The proxy accepts and rejects SIP calls by its routes (calls.sip.routes): this call is already accepted and governed. Do not accept or reject it: attach your sideband (wss://<proxy>/v1/realtime?call_id=<id>, your tenant key) and send your session config there; end the call with /hangup.",
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ProxyErrorCode = keyof typeof ErrorCatalogue;

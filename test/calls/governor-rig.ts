@@ -116,6 +116,8 @@ export function governorRig(options: RigOptions = {}) {
   const sidebands = new Map<string, FakeSideband>();
   const all: FakeSideband[] = [];
   const { log, lines } = capturedLog('debug');
+  /** The calls whose client sockets were told why the proxy ends them (`ending`), with how many control requests had gone out then. */
+  const told: string[] = [];
   const governors = new CallGovernors({
     config,
     log,
@@ -131,6 +133,7 @@ export function governorRig(options: RigOptions = {}) {
     },
     store,
     tenant: (id) => tenants.get(id),
+    ending: (callId, error) => told.push(`${callId}:${error.code}:${error.closeCode}:after ${hangups.length} control requests`),
     ...(options.admitTakenOver ? { admitTakenOver: options.admitTakenOver } : {}),
     ...(options.relay
       ? {}
@@ -156,7 +159,7 @@ export function governorRig(options: RigOptions = {}) {
   /** Who may claim the call now (another instance sweeping). */
   const claimable = async () => (await store.claimLapsed('gov_next', wall + 30_000, wall, 10)).map((c) => c.callId);
   const hangupWhy = (callId: string) => lines.filter((l) => l['event'] === 'call_hangup' && l['call'] === callId).map((l) => l['why']);
-  return { governors, store, hangups, sidebands, all, lines, start, govern, orphan, claimable, hangupWhy, advance: (ms: number) => (wall += ms), wall: () => wall };
+  return { governors, store, hangups, told, sidebands, all, lines, start, govern, orphan, claimable, hangupWhy, advance: (ms: number) => (wall += ms), wall: () => wall };
 }
 
 export const flush = () => new Promise((r) => setTimeout(r, 0));

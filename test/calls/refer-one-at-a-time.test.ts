@@ -92,6 +92,8 @@ describe('call transfers, one at a time per call', () => {
       [409, 'transfer_in_progress'],
     ]);
     expect(refersUpstream()).toEqual(['tel:+14155550100']);
+    // The openai SDK retries a 409 by itself: after the first answered, that retry would transfer again.
+    expect(burst.map((r) => r.headers.get('x-should-retry'))).toEqual(['false', 'false', 'false']);
 
     release();
     expect((await first).status).toBe(200);
