@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { compileConfig } from './config/compile.js';
+import { compileConfig, PUBLISHED_DEMO_KEY } from './config/compile.js';
 import { ConfigError } from './config/errors.js';
 import { configBaseDir, loadConfigFile, parseConfig } from './config/load.js';
 import { loadNativeModules } from './config/native-modules.js';
@@ -34,7 +34,7 @@ the example config's demo key, --out to answer.wav, --model to gpt-realtime, --t
 (it sends "say: PHRASE"), which shows what the output guardrails do to it.
 `;
 
-const DEMO_KEY = 'rpk_demo_local_only_change_me';
+const DEMO_KEY = PUBLISHED_DEMO_KEY;
 
 /** A mistake in the command line: printed with a pointer to --help, exit code 2. */
 class UsageError extends Error {}
@@ -156,11 +156,21 @@ async function main(argv: string[]): Promise<number> {
     if (stopping) return;
     stopping = true;
     const running = proxy;
-    running.log.info({ signal, sessions: running.server.sessionCount, workers: running.workers?.count ?? 1 }, 'shutting down: /readyz answers 503 while sessions drain');
+    const sessions = running.workers ? running.workers.openSessions : running.server.sessionCount;
+    running.log.info({ signal, sessions, workers: running.workers?.count ?? 1 }, 'shutting down: /readyz answers 503 while sessions drain');
     void running.shutdown().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP (`kill -HUP`, `systemctl reload`, a closed terminal) reloads nothing: the config is read at
+  // start and policies reload by themselves. Until 2026-12-07 its default action killed the proxy
+  // with no drain (test/ops/redteam-20-sighup.test.ts); now it is logged and the proxy goes on.
+  process.on('SIGHUP', () => {
+    const line = { signal: 'SIGHUP' };
+    const msg = 'SIGHUP ignored: the config file is read only at start (restart to apply it: SIGTERM drains); policies reload by themselves';
+    if (proxy) proxy.log.warn(line, msg);
+    else process.stderr.write(`${JSON.stringify({ ...line, msg })}\n`);
+  });
   // The demo simulator speaks at playback speed, so a person listening hears realistic turns.
   proxy = await startProxy(config, {
     baseDir,

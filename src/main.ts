@@ -180,7 +180,8 @@ async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
       wallOffsetMs: p.options.clock ? Math.round(clock.wall() - Date.now()) : 0,
     });
     modules.unshift(pool.module());
-    server = new ProxyServer({ config, log, tenants, modules, clock, upstream: p.upstream, clientListeners: false });
+    const relay = pool;
+    server = new ProxyServer({ config, log, tenants, modules, clock, upstream: p.upstream, clientListeners: false, openSessions: () => relay.openSessions });
     address = await server.listen();
   } catch (err) {
     // Nothing half-started stays behind: workers exit, the ledger closes, the simulator stops.

@@ -102,6 +102,8 @@ export interface ModuleDeps {
    * built alone (tests): the module counts its own.
    */
   readonly sessionsOpen?: () => number;
+  /** True in a relay worker (src/server/worker.ts): the primary serves the admin listener and the merged /metrics. */
+  readonly relayWorker?: boolean;
 }
 
 /**

@@ -12,8 +12,9 @@ import { UNWRITTEN_MAX_BYTES, unwrittenJournalPath } from '../metering/unwritten
 import { PolicyError } from '../policies/compile.js';
 import { hasLocks } from '../policies/locks.js';
 import { PolicyRegistry } from '../policies/registry.js';
+import { isLoopbackName } from '../server/http.js';
 import { resolveSettings, type TelemetrySettings } from '../telemetry/settings.js';
-import { TenantResolver } from '../tenants/resolver.js';
+import { sha256Hex, TenantResolver } from '../tenants/resolver.js';
 import type { Tenant } from '../tenants/tenant.js';
 import { speaksPreviewProtocol } from '../upstream/dial.js';
 import { ConfigError, ProblemList } from './errors.js';
@@ -331,6 +332,89 @@ function compileWorkers(config: Config, problems: ProblemList): number {
   return workers;
 }
 
+/** What Node refuses in a header value (ERR_INVALID_CHAR): line breaks and other control characters. */
+const NOT_IN_A_HEADER = /[^\t\x20-\x7e\x80-\xff]/;
+/** Whitespace at either end: HTTP parsers strip it, so a client's header never carries it. */
+const EDGE_WHITESPACE = /^\s|\s$/;
+const FIX_READ_WITH_NEWLINE =
+  'remove it where the value comes from: a file or Secret read with its trailing newline (printf instead of echo, kubectl create secret --from-literal)';
+
+/**
+ * Credentials read with a trailing newline (a Secret made from a file, an env file written by echo).
+ * Until 2026-12-07 check-config said ok: the upstream key could not go into a header, so every
+ * session failed (upstream_unavailable, 1013) while /readyz said ready, and a tenant key no client
+ * can send refused every client (test/ops/redteam-20-key-newline.test.ts). The value is never shown.
+ */
+function checkCredentialCharacters(config: Config, upstream: UpstreamKind, problems: ProblemList): void {
+  const up = config.upstream;
+  // The simulator sends none of them (its own key is the proxy's).
+  const sent = upstream.kind === 'simulator' ? [] : [
+    ['upstream.apiKey', up.apiKey],
+    ['upstream.organization', up.organization],
+    ['upstream.project', up.project],
+  ] as const;
+  for (const [path, value] of sent) {
+    if (!value) continue;
+    if (NOT_IN_A_HEADER.test(value) || EDGE_WHITESPACE.test(value)) {
+      problems.add(path, 'holds a line break, a control character or whitespace at an end: the upstream request cannot carry it as it is', FIX_READ_WITH_NEWLINE);
+    }
+  }
+  for (const [id, tenant] of Object.entries(config.tenants)) {
+    tenant.keys.forEach((k, index) => {
+      if ('key' in k && (NOT_IN_A_HEADER.test(k.key) || EDGE_WHITESPACE.test(k.key))) {
+        problems.add(`tenants.${id}.keys.${index}.key`, 'holds a line break, a control character or whitespace at an end: no client can send this key', FIX_READ_WITH_NEWLINE);
+      }
+    });
+  }
+}
+
+/**
+ * /metrics is a route of the admin listener unless it has a listener of its own: with `admin.port:
+ * null` (no admin listener) it is served nowhere. Not an error (metrics may be wanted off, or pushed
+ * over OTLP), so `run` warns; until 2026-12-07 nothing did, and the start-up line said "admin
+ * listener /metrics" (test/ops/redteam-20-metrics-nowhere.test.ts).
+ */
+function warnMetricsNowhere(config: Config, env: NodeJS.ProcessEnv, prometheus: TelemetrySettings['metrics']['prometheus'] | null, log: Logger): void {
+  if (!prometheus?.enabled || prometheus.port !== null || config.admin.port !== null) return;
+  let enabled = false;
+  try {
+    enabled = resolveSettings(config.telemetry, env).enabled;
+  } catch {
+    return; // Reported as a problem above.
+  }
+  if (!enabled) return;
+  log.warn(
+    { path: prometheus.path },
+    'Prometheus metrics are on but served nowhere: admin.port is null (no admin listener, where /metrics is served by default); set telemetry.metrics.prometheus.port for a listener of its own, or telemetry.metrics.prometheus.enabled: false',
+  );
+}
+
+/** The demo tenant key config/example.yaml and the README publish (`npm start`, `talk`'s default). */
+export const PUBLISHED_DEMO_KEY = 'rpk_demo_local_only_change_me';
+/** Every tenant key this repository publishes: the example config's and grafana/proxy.yaml's. */
+const PUBLISHED_KEYS = [PUBLISHED_DEMO_KEY, 'rpk_support_local_only_change_me'];
+
+/**
+ * A published key, served on a listener other machines reach, relaying to a real upstream with the
+ * operator's key: anyone who read the README would spend it. Until 2026-12-07 `npm start` with
+ * OPENAI_API_KEY set did exactly that (0.0.0.0:8080; test/ops/redteam-20-published-demo-key.test.ts).
+ * The simulator costs nothing, and a loopback listener serves this machine only.
+ */
+function checkPublishedKeys(config: Config, upstream: UpstreamKind, problems: ProblemList): void {
+  if (upstream.kind === 'simulator' || isLoopbackName(config.server.host)) return;
+  const published = new Set(PUBLISHED_KEYS.map(sha256Hex));
+  for (const [id, tenant] of Object.entries(config.tenants)) {
+    tenant.keys.forEach((k, index) => {
+      if (!published.has('sha256' in k ? k.sha256 : sha256Hex(k.key))) return;
+      problems.add(
+        `tenants.${id}.keys.${index}`,
+        `is a key this repository publishes (README, config/example.yaml, grafana/proxy.yaml), served on ${config.server.host} (other machines reach it) with a real ${upstream.kind} upstream: anyone who read them would spend your upstream key`,
+        'give the tenant a key of your own (`realtime-proxy keygen`; the example configs read DEMO_TENANT_KEY and SUPPORT_TENANT_KEY), or listen on loopback (server.host 127.0.0.1, HOST in config/example.yaml)',
+      );
+    });
+  }
+}
+
 /**
  * The tenants as the proxy will see them. Shared keys are a problem of their own; the other
  * checks (plans, limits, policies) still run for every tenant so that one run lists everything.
@@ -457,6 +541,8 @@ export async function compileConfig(config: Config, options: CompileConfigOption
   const server = compileServer(config, options.baseDir, problems);
   const workers = compileWorkers(config, problems);
   const tenants = compileTenants(config, problems);
+  checkPublishedKeys(config, upstream, problems);
+  checkCredentialCharacters(config, upstream, problems);
   compileMetering(config, tenants, options.baseDir, problems);
   compileCalls(config, tenants, options.baseDir, problems);
   let prometheus: TelemetrySettings['metrics']['prometheus'] | null = null;
@@ -467,6 +553,7 @@ export async function compileConfig(config: Config, options: CompileConfigOption
     problems.add(p.path, p.message, 'see README "Observability"');
   }
   checkListenerPorts(config, prometheus, problems);
+  warnMetricsNowhere(config, env, prometheus, log);
   const policiesDir = await compilePolicies(config, tenants, options.baseDir, log, problems);
   problems.throwIfAny();
   return { config: { ...config, server }, upstream, policiesDir, workers };

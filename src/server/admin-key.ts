@@ -18,6 +18,9 @@ export function adminKeyProblem(key: string | undefined): string | null {
   if (key.startsWith('sha256:')) {
     return SHA256_HEX.test(key.slice(7)) ? null : 'admin.key: "sha256:" must be followed by exactly 64 hex digits (the SHA-256 of the key)';
   }
+  // A key read with its trailing newline (a Secret made from a file) never matches what a client can
+  // send: every admin call was 401 until 2026-12-07 (test/ops/redteam-20-key-newline.test.ts).
+  if (/[^\t\x20-\x7e\x80-\xff]|^\s|\s$/.test(key)) return 'admin.key: holds a line break, a control character or whitespace at an end: no client can send it (a value read with its trailing newline?)';
   return key.length >= MIN_PLAIN_KEY_CHARS ? null : `admin.key: a plain admin key must be at least ${MIN_PLAIN_KEY_CHARS} characters`;
 }
 

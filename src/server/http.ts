@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { createServer as createNetServer, isIPv4, isIPv6 } from 'node:net';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { HttpReply } from '../app/module.js';
 
@@ -47,6 +47,14 @@ export class Exchange {
    * handler included (HttpRoute.answerHeaders: the calls route's CORS), unless the reply set them.
    */
   routeHeaders: Readonly<Record<string, string>> | null = null;
+  /**
+   * A HEAD request: the answer is the GET's status and headers, without a body (RFC 9110 §9.3.2; a
+   * body after a HEAD answer is read by a kept-alive client as its next answer) and without a
+   * Content-Length: this uWS build's `endWithoutBody(n)` with n > 0 leaves the response waiting for n
+   * bytes (the next request on the connection then closes it, and a response without an onAborted
+   * handler aborts the process), so it is ended with none.
+   */
+  headOnly = false;
 
   constructor(readonly res: HttpResponse) {}
 
@@ -104,6 +112,11 @@ export class Exchange {
           names.push(k);
           res.writeHeader(k, v);
         }
+      }
+      // A refusal that closes the connection (bodyUnread) keeps its body: its padding flushes it at once.
+      if (this.headOnly && !this.bodyUnread) {
+        res.endWithoutBody();
+        return;
       }
       if (this.bodyUnread || reply.body.length === 0) {
         res.end(reply.body, true);
@@ -293,7 +306,7 @@ const MISDIRECTED: HttpReply = {
 };
 
 /** The registering methods of a uWS app that the routes of a listener are added with. */
-export type RouteTable = Pick<TemplatedApp, 'get' | 'post' | 'put' | 'options' | 'del' | 'any'>;
+export type RouteTable = Pick<TemplatedApp, 'get' | 'head' | 'post' | 'put' | 'options' | 'del' | 'any'>;
 
 type Handler = (res: HttpResponse, req: HttpRequest) => void;
 
@@ -344,10 +357,34 @@ export function adminRouteTable(app: TemplatedApp, loopbackOnly: boolean): Route
     };
   return {
     get: (pattern, handler) => app.get(pattern, guarded(handler)),
+    head: (pattern, handler) => app.head(pattern, guarded(handler)),
     post: (pattern, handler) => app.post(pattern, guarded(handler)),
     put: (pattern, handler) => app.put(pattern, guarded(handler)),
     options: (pattern, handler) => app.options(pattern, guarded(handler)),
     del: (pattern, handler) => app.del(pattern, guarded(handler)),
     any: (pattern, handler) => app.any(pattern, guarded(handler)),
   };
+}
+
+/**
+ * Refuses when another process listens on `host:port`. uWS binds a configured port with
+ * SO_REUSEPORT, and the kernel lets a second such socket share it: until 2026-12-07 a second
+ * instance (an old one not yet stopped) started without an error and took about half of the new
+ * connections, under its own config, policies and ledger (test/ops/redteam-20-port-shared.test.ts).
+ * A plain bind (Node's, without SO_REUSEPORT) is refused there with EADDRINUSE. Port 0 is always
+ * free; other bind errors are left to uWS's own listen to report.
+ */
+export function ensurePortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        reject(new Error(`cannot listen on ${host}:${port}: another process is listening there (this instance would share its connections: SO_REUSEPORT); stop it or choose another port`));
+      } else {
+        resolve();
+      }
+    });
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }

@@ -13,7 +13,7 @@ import { forwardedHeaderProblem, readClientQuery, translationQueryProblem, undia
 import { RelaySession, type AdmittedClient, type ClientSocket, type ClientSocketData } from '../relay/session.js';
 import { AdminKey } from './admin-key.js';
 import { presentedCredentials } from './auth.js';
-import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
+import { adminRouteTable, CLOSE_NOW_PADDING, copyHeaders, ensurePortFree, Exchange, isLoopbackName, jsonReply, requestSource, safeDecode, statusLine, type RouteTable } from './http.js';
 import { BodyBuffer } from './body-buffer.js';
 import { LingeringSockets } from './lingering-sockets.js';
 import { defaultTenantShare, MemoryBudget, tenantShareExceeded } from './memory-budget.js';
@@ -34,6 +34,8 @@ export interface ProxyServerOptions {
    * src/server/workers.ts). Default true.
    */
   readonly clientListeners?: boolean;
+  /** Sessions held elsewhere (the relay workers, for their primary): the /readyz `sessions`. Default: this process's. */
+  readonly openSessions?: () => number;
 }
 
 /** Ports to listen on instead of the configured ones (relay workers share a port the primary chose). */
@@ -178,6 +180,7 @@ export class ProxyServer {
   readonly #lingering: LingeringSockets;
   readonly #refusals: RefusalLog;
   readonly #clientListeners: boolean;
+  readonly #openSessions: (() => number) | null;
   /** Request bodies being read whose sender is not authenticated yet (bounded by server.maxUnauthenticatedBodies). */
   #unverifiedBodies = 0;
   /**
@@ -210,6 +213,7 @@ export class ProxyServer {
     this.#lingering = new LingeringSockets(options.config.server.idleTimeoutSec);
     this.#refusals = new RefusalLog(options.log, options.config.logging.refusalIntervalSec * 1000, () => options.clock.now());
     this.#clientListeners = options.clientListeners ?? true;
+    this.#openSessions = options.openSessions ?? null;
   }
 
   get sessionCount(): number {
@@ -266,6 +270,11 @@ export class ProxyServer {
     let port = 0;
     let tlsPort: number | null = null;
     if (this.#clientListeners) {
+      // A relay worker shares the port its primary checked (ports given); a single process checks its own.
+      if (!ports) {
+        await ensurePortFree(s.host, s.port);
+        if (s.tls) await ensurePortFree(s.host, s.tls.port);
+      }
       port = await this.#listenOn(this.#configure(uws.App()), s.host, ports?.port ?? s.port);
       tlsPort = await this.#listenTls(ports?.tlsPort ?? s.tls?.port ?? null);
     }
@@ -273,6 +282,7 @@ export class ProxyServer {
     const admin = this.#config.admin;
     const adminRoutes = this.#modules.flatMap((m) => m.routes ?? []).filter((r) => r.auth !== 'tenant' && (r.auth !== 'admin' || this.#adminKey));
     if (admin.port !== null && adminRoutes.length > 0) {
+      await ensurePortFree(admin.host, admin.port);
       const token = await this.#bind(this.#configureAdmin(uws.App(), adminRoutes), admin.host, admin.port);
       this.#adminListenSocket = token;
       adminPort = uws.us_socket_local_port(token);
@@ -394,6 +404,7 @@ export class ProxyServer {
       const exchange = new Exchange(res);
       try {
         res.onAborted(() => exchange.abort());
+        exchange.headOnly = req.getMethod().toLowerCase() === 'head';
         if (ambiguousFraming(req)) {
           this.#refuseFraming(exchange);
           return;
@@ -509,19 +520,20 @@ export class ProxyServer {
   }
 
   #health(app: RouteTable): void {
-    app.get(
-      '/healthz',
-      this.#total('healthz', (exchange) => exchange.reply(jsonReply(200, { status: 'ok', uws: uwsBinary }))),
-    );
-    app.get(
-      '/readyz',
-      this.#total('readyz', (exchange) => {
-        const why = this.readiness();
-        const upstream = this.#upstream.kind === 'simulator' ? { upstream: 'simulator', simulator: this.#upstream.reason } : { upstream: this.#upstream.kind };
-        const sessions = this.#sessions.size;
-        exchange.reply(jsonReply(why ? 503 : 200, why ? { status: 'not_ready', reason: why, ...upstream, sessions } : { status: 'ready', ...upstream, sessions }));
-      }),
-    );
+    const healthz = (exchange: Exchange) => exchange.reply(jsonReply(200, { status: 'ok', uws: uwsBinary }));
+    const readyz = (exchange: Exchange) => {
+      const why = this.readiness();
+      const upstream = this.#upstream.kind === 'simulator' ? { upstream: 'simulator', simulator: this.#upstream.reason } : { upstream: this.#upstream.kind };
+      const sessions = this.#openSessions ? this.#openSessions() : this.#sessions.size;
+      exchange.reply(jsonReply(why ? 503 : 200, why ? { status: 'not_ready', reason: why, ...upstream, sessions } : { status: 'ready', ...upstream, sessions }));
+    };
+    app.get('/healthz', this.#total('healthz', healthz));
+    app.get('/readyz', this.#total('readyz', readyz));
+    // HEAD probes (Azure Front Door's default, uptime monitors) get the GET's status without its body
+    // (#total marks every HEAD exchange): until 2026-12-07 they fell through to the catch-all 404
+    // `not_found`, body included, and every instance was marked down.
+    app.head('/healthz', this.#total('healthz', healthz));
+    app.head('/readyz', this.#total('readyz', readyz));
   }
 
   // ---- admin listener ----------------------------------------------------------------------

@@ -33,9 +33,11 @@ export type ToWorker =
   /**
    * Answered with a pong of the same id at once (src/server/workers.ts: the liveness check). `ledger`:
    * why the primary's ledger the worker uses is not ready (usage records its file refused), or null:
-   * the worker's own /readyz says so, as the client port is where a load balancer asks.
+   * the worker's own /readyz says so, as the client port is where a load balancer asks. `peers`: the
+   * other workers not answering (a hung one still takes 1/N of the connections), or null: the
+   * worker's /readyz says that too.
    */
-  | { readonly t: 'ping'; readonly id: number; readonly ledger?: string | null }
+  | { readonly t: 'ping'; readonly id: number; readonly ledger?: string | null; readonly peers?: string | null }
   | { readonly t: 'shutdown'; readonly drainMs: number }
   | LedgerReply
   | TenantHoldMessage;
@@ -53,9 +55,10 @@ export type FromWorker =
   | ({ readonly t: 'metrics-reply'; readonly id: number; readonly text: string } & WorkerStats)
   /**
    * `notReady`: why this worker's own modules are not ready (server.ts modulesReadiness, e.g. `calls:
-   * calls store (redis) unavailable`), or null; the primary's admin /readyz carries it.
+   * calls store (redis) unavailable`), or null; the primary's admin /readyz carries it. `sessions`:
+   * the sessions it holds now (the admin /readyz `sessions`, the drain's log line).
    */
-  | { readonly t: 'pong'; readonly id: number; readonly notReady?: string | null }
+  | { readonly t: 'pong'; readonly id: number; readonly notReady?: string | null; readonly sessions?: number }
   | { readonly t: 'drained' }
   | LedgerCall
   | TenantHoldMessage;

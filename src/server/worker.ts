@@ -32,9 +32,10 @@ const send = (m: FromWorker): boolean => {
 
 /**
  * Modules whose readiness the primary reports itself: a worker's metering is the primary's ledger
- * (RemoteLedger, whose readiness the primary sends with each ping).
+ * (RemoteLedger, whose readiness the primary sends with each ping), and `workers` is the primary's
+ * view of the other workers (sent with each ping too; echoed back it would never clear).
  */
-const REPORTED_BY_PRIMARY: ReadonlySet<string> = new Set(['metering']);
+const REPORTED_BY_PRIMARY: ReadonlySet<string> = new Set(['metering', 'workers']);
 
 /** How long a worker whose primary is gone may take to close its sessions and modules. */
 const ORPHAN_EXIT_MS = 5000;
@@ -51,6 +52,8 @@ let server: ProxyServer | null = null;
 let modules: ProxyModule[] = [];
 let ledger: RemoteLedger | null = null;
 let stopping = false;
+/** The other workers the primary found not answering, as of its last ping (null: none). */
+let peersNotAnswering: string | null = null;
 
 async function boot(init: WorkerInit): Promise<void> {
   const config = init.config;
@@ -63,7 +66,10 @@ async function boot(init: WorkerInit): Promise<void> {
     ledger = new RemoteLedger({ send, sendHold: send, kind: config.metering.ledger.kind, timeoutMs: Math.max(5000, config.metering.ledger.commandTimeoutMs) });
   }
   // The server exists by the time anything asks (a request): every session counts against maxSessions.
-  modules = await createModules({ config, log, tenants, clock, baseDir: init.baseDir, ...(ledger ? { ledger } : {}), sessionsOpen: () => server?.sessionsOpen ?? 0 });
+  modules = await createModules({ config, log, tenants, clock, baseDir: init.baseDir, ...(ledger ? { ledger } : {}), sessionsOpen: () => server?.sessionsOpen ?? 0, relayWorker: true });
+  // The client-port /readyz a load balancer probes says so when another worker is hung: that worker
+  // still takes about 1/N of the new connections (the primary names it with each ping).
+  modules.push({ name: 'workers', filters: [], readiness: () => peersNotAnswering });
   server = new ProxyServer({ config, log, tenants, modules, clock, upstream: init.upstream });
 }
 
@@ -124,7 +130,8 @@ function onMessage(m: unknown): void {
       return;
     case 'ping':
       // Answered even while draining: a worker that drains is alive (the primary's /readyz says draining).
-      send({ t: 'pong', id: m.id, notReady: modulesReadiness(modules, REPORTED_BY_PRIMARY) });
+      peersNotAnswering = m.peers ?? null;
+      send({ t: 'pong', id: m.id, notReady: modulesReadiness(modules, REPORTED_BY_PRIMARY), sessions: server?.sessionCount ?? 0 });
       ledger?.ownerReadiness(m.ledger ?? null);
       return;
     case 'shutdown':
@@ -150,3 +157,6 @@ const onSignal = () => {
 };
 process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);
+// A closed terminal sends SIGHUP to the whole group: the primary ignores it (src/cli.ts), so the
+// worker does too (its default action ended the worker and its sessions until 2026-12-07).
+process.on('SIGHUP', onSignal);

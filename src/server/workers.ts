@@ -13,6 +13,7 @@ import { isLedgerCall, LedgerHost } from '../metering/remote-ledger.js';
 import { PrometheusListener } from '../telemetry/prometheus-listener.js';
 import { CumulativeMerge } from '../telemetry/prometheus-merge.js';
 import { resolveSettings } from '../telemetry/settings.js';
+import { ensurePortFree } from './http.js';
 import { RELAY_NODE_FLAGS } from './node-flags.js';
 import { isMessage, type FromWorker, type ToWorker, type WorkerStats } from './worker-protocol.js';
 
@@ -60,6 +61,8 @@ interface WorkerSlot {
   started: { readonly child: ChildProcess; readonly value: number } | null;
   /** Why its modules were not ready at its last pong (e.g. its calls store down), or null. */
   notReady: string | null;
+  /** The sessions it held at its last pong (0 while it is not running). */
+  sessions: number;
 }
 
 /** `total` split over `count` workers exactly: the floor each, the remainder one each to the first workers (a share may be 0). */
@@ -167,7 +170,7 @@ export class WorkerPool {
 
   private constructor(options: WorkerPoolOptions) {
     this.#o = options;
-    this.#slots = Array.from({ length: options.count }, (_, index) => ({ index, child: null, host: null, listening: false, restarts: 0, ping: null, missedMetrics: false, silentLogged: false, started: null, notReady: null }));
+    this.#slots = Array.from({ length: options.count }, (_, index) => ({ index, child: null, host: null, listening: false, restarts: 0, ping: null, missedMetrics: false, silentLogged: false, started: null, notReady: null, sessions: 0 }));
     const c = options.config;
     // The workers use the primary's ledger, SQLite or Redis alike: the primary then knows what a worker
     // holds and bills a dead worker's running responses (LedgerHost.workerGone). Until 2026-12-06 workers
@@ -240,6 +243,7 @@ export class WorkerPool {
     slot.missedMetrics = false;
     slot.silentLogged = false;
     slot.notReady = null;
+    slot.sessions = 0;
     if (child.stdout) {
       // Workers log to stdout; their lines join the primary's log output whole.
       const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
@@ -287,6 +291,7 @@ export class WorkerPool {
       slot.missedMetrics = false;
       slot.silentLogged = false;
       slot.notReady = m.notReady ?? null;
+      slot.sessions = m.sessions ?? 0;
       return;
     }
     if (isMessage<FromWorker>(m) && m.t === 'metrics-reply') {
@@ -325,6 +330,7 @@ export class WorkerPool {
     slot.ping = null;
     slot.listening = false;
     slot.notReady = null;
+    slot.sessions = 0;
     // Its responses and sessions are gone with it: nothing it reserved may stay held.
     // Its slots are released; what it still had reserved is billed at the reservation (estimated,
     // status worker_lost): the upstream bills a response it ran, and the primary cannot tell which ran.
@@ -369,6 +375,9 @@ export class WorkerPool {
     const s = this.#workerConfig.server;
     const [first, ...rest] = this.#slots;
     let chosen: { port: number; tlsPort: number | null } | null = null;
+    // A configured port is checked once, before the first worker binds it (the workers share it).
+    await ensurePortFree(s.host, s.port);
+    if (s.tls) await ensurePortFree(s.host, s.tls.port);
     for (let attempt = 0; chosen === null; attempt++) {
       const port = s.port === 0 ? await freePort(s.host) : s.port;
       const tlsPort = s.tls ? (s.tls.port === 0 ? await freePort(s.host) : s.tls.port) : null;
@@ -400,6 +409,19 @@ export class WorkerPool {
     return settings.enabled && settings.metrics.prometheus.enabled ? settings.metrics.prometheus : null;
   }
 
+  /**
+   * The listening workers other than `except` that do not answer, one phrase each. A hung worker
+   * still takes about 1/N of the new connections, so every worker's client-port /readyz says so too
+   * (sent with each ping): until 2026-12-07 only the admin /readyz did, which no load balancer reaches
+   * (test/ops/redteam-20-hung-worker-probe.test.ts).
+   */
+  #notAnswering(except: WorkerSlot | null): string[] {
+    const now = performance.now();
+    return this.#slots
+      .filter((s) => s !== except && this.#silent(s))
+      .map((s) => `relay worker ${s.index} not answering (${s.ping ? `pinged ${Math.floor((now - s.ping.at) / 1000)} s ago` : 'missed its metrics answer'})`);
+  }
+
   /** A listening worker that does not answer: a ping unanswered for UNRESPONSIVE_TICKS ticks, or a missed metrics answer. */
   #silent(slot: WorkerSlot): boolean {
     return slot.listening && (slot.missedMetrics || (slot.ping !== null && this.#tick - slot.ping.tick >= UNRESPONSIVE_TICKS));
@@ -415,7 +437,7 @@ export class WorkerPool {
       if (slot.ping === null) {
         slot.ping = { id: ++this.#pingSeq, tick: this.#tick, at: performance.now() };
         try {
-          if (child.connected) child.send({ t: 'ping', id: slot.ping.id, ledger: slot.host?.readiness() ?? null } satisfies ToWorker);
+          if (child.connected) child.send({ t: 'ping', id: slot.ping.id, ledger: slot.host?.readiness() ?? null, peers: this.#notAnswering(slot).join('; ') || null } satisfies ToWorker);
         } catch {
           // A closed channel: the worker is exiting (its exit handler starts a new one), or it stays silent.
         }
@@ -440,9 +462,7 @@ export class WorkerPool {
    */
   readiness(): string | null {
     if (this.#stopping) return 'draining';
-    const now = performance.now();
     const down = this.#slots.filter((s) => !s.listening).map((s) => s.index);
-    const silent = this.#slots.filter((s) => this.#silent(s));
     // Workers with the same reason are named together (every worker's store is down at once).
     const byReason = new Map<string, number[]>();
     for (const s of this.#slots) {
@@ -451,7 +471,7 @@ export class WorkerPool {
     }
     const reasons = [
       ...(down.length > 0 ? [`relay worker ${down.join(', ')} not running`] : []),
-      ...silent.map((s) => `relay worker ${s.index} not answering (${s.ping ? `pinged ${Math.floor((now - s.ping.at) / 1000)} s ago` : 'missed its metrics answer'})`),
+      ...this.#notAnswering(null),
       ...[...byReason].map(([reason, workers]) => `relay worker ${workers.join(', ')}: ${reason}`),
     ];
     return reasons.length > 0 ? reasons.join('; ') : null;
@@ -527,6 +547,14 @@ export class WorkerPool {
       '',
     ].join('\n');
     return this.#merge.merge(answers, [perWorker]);
+  }
+
+  /**
+   * Sessions open in all workers as of their last pongs (at most a second old), without waiting: the
+   * admin /readyz and the drain's log line. Until 2026-12-07 both said the primary's own count, 0.
+   */
+  get openSessions(): number {
+    return this.#slots.reduce((n, s) => n + s.sessions, 0);
   }
 
   /** Sessions open in all workers now (workers that do not answer count 0). */

@@ -65,6 +65,12 @@ export function configuredSecrets(config: Config): string[] {
  * metrics and trace-correlated log lines; `/metrics` for Prometheus (a route on the admin listener, or a
  * separate listener); OTLP export. With `telemetry.enabled: false` it contributes nothing at all.
  */
+/** Where /metrics is served when this process has no listener of its own for it (the start-up line). */
+function metricsRoute(deps: ModuleDeps, path: string): string {
+  if (deps.relayWorker) return `the primary (merged ${path})`;
+  return deps.config.admin.port === null ? `nowhere (admin.port is null)` : `admin listener ${path}`;
+}
+
 export async function createTelemetryModule(deps: ModuleDeps, options: TelemetryOptions = {}): Promise<TelemetryModule> {
   const settings = resolveSettings(deps.config.telemetry, options.env ?? process.env);
   const log = deps.log.child({ module: 'telemetry' });
@@ -111,7 +117,7 @@ export async function createTelemetryModule(deps: ModuleDeps, options: Telemetry
       endpoint: settings.traces.exporter === 'otlp' ? redactUrl(settings.traces.endpoint) : null,
       protocol: settings.traces.protocol,
       sampleRatio: settings.traces.sampleRatio,
-      prometheus: prom.enabled ? (metricsPort === null ? `admin listener ${prom.path}` : `${prom.host}:${metricsPort}${prom.path}`) : false,
+      prometheus: prom.enabled ? (metricsPort !== null ? `${prom.host}:${metricsPort}${prom.path}` : metricsRoute(deps, prom.path)) : false,
       otlpMetrics: settings.metrics.otlp.enabled ? redactUrl(settings.metrics.otlp.endpoint) : false,
       captureContent: settings.capture.enabled,
     },

@@ -139,6 +139,7 @@ describe('the production artifact (dist/ + production dependencies)', () => {
       config,
       [
         'server: { host: 127.0.0.1, port: 0, shutdownDrainSec: 2 }',
+        'admin: { port: 0 }',
         'upstream: { provider: simulator }',
         `policies: { dir: ${policies}, watch: false }`,
         'tenants:',

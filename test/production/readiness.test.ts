@@ -30,7 +30,7 @@ describe('the upstream the proxy relays to', () => {
   });
 
   it('falls back to the simulator outside production and says so on /readyz', async () => {
-    const config = parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'dev.yaml', {});
+    const config = parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, admin: { port: 0 }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'dev.yaml', {});
     const proxy = await startProxy(config, { logger: silent, env: { NODE_ENV: 'development' } });
     try {
       expect(proxy.upstream).toEqual({ kind: 'simulator', reason: 'no_api_key' });
@@ -42,12 +42,14 @@ describe('the upstream the proxy relays to', () => {
 
   it('reports a chosen simulator in production, and a real upstream as openai', async () => {
     const chosen = await startProxy(
-      parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, upstream: { provider: 'simulator' }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'x', {}),
+      // admin.port 0: two proxies of one test on the default 8081 shared it through SO_REUSEPORT until
+      // 2026-12-07; a second listener there is refused now (test/ops/redteam-20-port-shared.test.ts).
+      parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, admin: { port: 0 }, upstream: { provider: 'simulator' }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'x', {}),
       { logger: silent, env: { NODE_ENV: 'production' } },
     );
     const upstream = await startSimulator({ apiKey: 'sk-upstream-test' });
     const real = await startProxy(
-      parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, upstream: { url: upstream.url, apiKey: 'sk-upstream-test' }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'x', {}),
+      parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, admin: { port: 0 }, upstream: { url: upstream.url, apiKey: 'sk-upstream-test' }, metering: { ledger: { path: ':memory:' } }, tenants: TENANTS }, 'x', {}),
       { logger: silent, env: { NODE_ENV: 'production' } },
     );
     try {

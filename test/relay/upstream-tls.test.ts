@@ -46,7 +46,7 @@ async function proxyProcess(env: Record<string, string>) {
   const file = join(dir, 'proxy.yaml');
   writeFileSync(
     file,
-    `server: { host: 127.0.0.1, port: 0, workers: 1 }\nupstream: { url: "wss://localhost:${tlsPort}/v1/realtime", apiKey: sk-test-upstream }\ntenants:\n  t1:\n    keys: [{ key: ${KEY} }]\n`,
+    `server: { host: 127.0.0.1, port: 0, workers: 1 }\nadmin: { port: 0 }\nupstream: { url: "wss://localhost:${tlsPort}/v1/realtime", apiKey: sk-test-upstream }\ntenants:\n  t1:\n    keys: [{ key: ${KEY} }]\n`,
   );
   const base = { ...process.env };
   delete base['NODE_EXTRA_CA_CERTS'];

@@ -61,7 +61,7 @@ beforeAll(async () => {
   const file = join(dir, '..', `${dir.split('/').pop()}-proxy.yaml`);
   writeFileSync(
     file,
-    `server: { host: 127.0.0.1, port: 0, workers: 1 }\npolicies: { dir: ${dir}, default: faulty, watch: false }\ntenants:\n  t1:\n    keys: [{ key: ${KEY} }]\n`,
+    `server: { host: 127.0.0.1, port: 0, workers: 1 }\nadmin: { port: 0 }\npolicies: { dir: ${dir}, default: faulty, watch: false }\ntenants:\n  t1:\n    keys: [{ key: ${KEY} }]\n`,
   );
   const env = { ...process.env };
   delete env.OPENAI_API_KEY;

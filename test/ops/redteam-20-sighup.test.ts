@@ -1,0 +1,80 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TestClient } from '../support/client.js';
+import { whenListening } from '../support/spawned-proxy.js';
+import { tempDir } from '../support/temp-dir.js';
+
+/*
+ * An operator sends SIGHUP, the signal that reloads nginx, HAProxy or Prometheus (`kill -HUP`,
+ * `systemctl reload`), or the SSH session that started the proxy in a terminal ends (the kernel
+ * sends SIGHUP to the terminal's process group: the primary and its relay workers). The proxy had
+ * no handler, so SIGHUP's default action killed it at once: no drain, every session cut with 1006,
+ * responses running upstream never billed (until 2026-12-07).
+ *
+ * The proxy now logs that the config is read only at start and goes on serving; this test sends
+ * SIGHUP to the whole process group, as a terminal hang-up does, and the open session then
+ * completes a turn.
+ */
+
+const KEY = 'rpk_ops_sighup_0123456789abcdef';
+const running: ChildProcess[] = [];
+afterEach(async () => {
+  for (const child of running.splice(0)) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const gone = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await gone;
+  }
+});
+
+function start(workers: number): ChildProcess {
+  const dir = tempDir('rp-ops-hup-');
+  const file = join(dir, 'proxy.yaml');
+  writeFileSync(
+    file,
+    [
+      `server: { host: 127.0.0.1, port: 0, workers: ${workers}, shutdownDrainSec: 5 }`,
+      'admin: { host: 127.0.0.1, port: 0 }',
+      'upstream: { provider: simulator }',
+      'metering: { ledger: { kind: sqlite, path: ":memory:" } }',
+      'policies: { watch: false }',
+      'logging: { level: info }',
+      `tenants: { acme: { keys: [{ key: ${KEY} }] } }`,
+      '',
+    ].join('\n'),
+  );
+  const env = { ...process.env };
+  delete env.OPENAI_API_KEY;
+  const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
+  // Its own process group, as a shell gives a job: SIGHUP to -pid reaches the primary and its workers.
+  const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  running.push(child);
+  return child;
+}
+
+describe('SIGHUP (kill -HUP, systemctl reload, a closed terminal)', () => {
+  for (const workers of [1, 2]) {
+    it(`keeps serving, sessions included (server.workers ${workers})`, { timeout: 60_000 }, async () => {
+      const child = start(workers);
+      const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(`exited (${signal ?? code})`)));
+      const listening = await whenListening(child);
+      const c = new TestClient(`ws://127.0.0.1:${listening.port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: `Bearer ${KEY}` } });
+      await c.next('session.created', 15_000);
+
+      process.kill(-child.pid!, 'SIGHUP');
+      const after = await Promise.race([exited, listening.outputMatching(/"signal":"SIGHUP"/, 30_000).then(() => 'logged')]);
+      expect(after).toBe('logged');
+
+      // The session lives on in whichever process holds it, and the proxy still admits.
+      c.say('say:Still here.');
+      const done = await Promise.race([c.next('response.done', 30_000), c.closed.then((x) => ({ closed: x.code }))]);
+      expect(done).toMatchObject({ type: 'response.done', response: { status: 'completed' } });
+      const ready = await fetch(`http://127.0.0.1:${listening.port}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      expect(ready.status).toBe(200);
+      c.close();
+      await c.closed;
+    });
+  }
+});
