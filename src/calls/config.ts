@@ -89,6 +89,15 @@ function build() {
         .refine((secret) => notifySecretProblem(secret) === null, { error: (issue) => notifySecretProblem(String(issue.input)) ?? 'invalid webhook secret' })
         .describe('The Standard Webhooks secret (whsec_…) the announcement is signed with; the app verifies it (openai SDK: client.webhooks.unwrap(body, headers, secret)). ${ENV} works here.'),
       allowHttp: z.boolean().default(false).describe('Allow an http: URL to a host that is not loopback (the call id then crosses the network unencrypted).'),
+      waitForAppMs: z
+        .number()
+        .int()
+        .min(0)
+        .max(60_000)
+        .default(5000)
+        .describe(
+          'How long the call answers nothing (turn detection\'s create_response kept off) while the app attaches: until the app\'s first session.update on the call took effect, at most this long from the call\'s governing, not at all once the announcement failed. 0: responses on as soon as the proxy governs the call.',
+        ),
     })
     .strict();
 

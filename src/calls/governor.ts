@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ChainTemplate } from '../pipeline/chain.js';
-import { CALL_FIRST_UPDATE, type AdmissionTicket, type CarriedUsage, type Clock } from '../pipeline/filter.js';
+import { type AdmissionTicket, type CarriedUsage, type Clock } from '../pipeline/filter.js';
 import { ProxyError, type ProxyErrorCode } from '../protocol/errors.js';
 import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -15,8 +15,14 @@ export interface GovernedCall {
   readonly tenant: Tenant;
   readonly model: string;
   readonly kind: 'webrtc' | 'sip';
-  /** A session.update its sideband sends first (a SIP call accepted with responses held: see withResponsesHeld). */
+  /** A session.update that turns its responses back on (a SIP call accepted with responses held: see withResponsesHeld and ResponsesHold). */
   readonly onAttach?: Readonly<Record<string, unknown>> | null;
+  /**
+   * How long its sideband keeps the responses held for the tenant's app (a SIP route's
+   * `notify.waitForAppMs`, ResponsesHold); absent or 0: turned back on as the sideband starts (a call
+   * taken over after a crash too: the app had its chance).
+   */
+  readonly waitForAppMs?: number;
   /**
    * What the call used toward the per-session limits before this sideband: when it was bound (proxy
    * wall clock) and the settled tokens its earlier sidebands counted (from the store, on a takeover).
@@ -148,7 +154,8 @@ const CLAIMS_PER_SWEEP = 64;
 export class CallGovernors {
   readonly #deps: GovernorDeps;
   readonly #byCall = new Map<string, Sideband>();
-  readonly #sessionIds = new Set<string>();
+  /** The calls of this instance's sideband sessions, by session id. */
+  readonly #sessionIds = new Map<string, GovernedCall>();
   readonly #hungUp = new Set<string>();
   readonly #pending = new Set<Promise<unknown>>();
   /** Calls let go without a hang-up: another instance holds them now, or they were handed over. */
@@ -413,6 +420,11 @@ export class CallGovernors {
     return this.#sessionIds.has(sessionId);
   }
 
+  /** The call the proxy's own sideband session `sessionId` governs. */
+  callOf(sessionId: string): GovernedCall | undefined {
+    return this.#sessionIds.get(sessionId);
+  }
+
   session(callId: string): Sideband | undefined {
     return this.#byCall.get(callId);
   }
@@ -429,7 +441,7 @@ export class CallGovernors {
     this.#forgetWrittenTokens(call.callId);
     const id = `rpc_${randomBytes(8).toString('hex')}`;
     // Known before the chain is built: the calls filter asks `governs(id)` when it is created.
-    this.#sessionIds.add(id);
+    this.#sessionIds.set(id, call);
     const log = this.#deps.log.child({ session: id, tenant: call.tenant.id, model: capLogBinding(call.model), call: call.callId, transport: call.kind });
     const carried: CarriedUsage = {
       startedAtWallMs: call.usage?.startedAtMs ?? this.#deps.clock.wall(),
@@ -470,7 +482,6 @@ export class CallGovernors {
         endCallFirst,
         carried,
         admission: call.admission?.ticket ?? null,
-        firstUpdate: call.onAttach ? { session: call.onAttach, by: CALL_FIRST_UPDATE } : null,
       },
       null,
     );

@@ -4,12 +4,12 @@ import type { Logger } from 'pino';
 import { json, type BodyAdmission, type HttpReply, type HttpRequestHead, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
 import { NO_SLOT, type MeteringModule, type SessionSlotHold } from '../metering/index.js';
 import { ChainTemplate } from '../pipeline/chain.js';
-import { CONTINUE, type FilterFactory } from '../pipeline/filter.js';
+import { CALL_FIRST_UPDATE, CONTINUE, type FilterFactory } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from '../policies/registry.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asObject } from '../protocol/json.js';
-import { CLIENT_SECRET_PREFIX } from '../protocol/events.js';
+import { CLIENT_SECRET_PREFIX, type RealtimeClientEvent } from '../protocol/events.js';
 import { parseStrict } from '../protocol/strict-json.js';
 import { presentedCredentials } from '../server/auth.js';
 import { RefusalLog } from '../server/refusal-log.js';
@@ -23,6 +23,7 @@ import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallRecord, CallStore, SecretRecord } from './store.js';
 import { CallNotifier, type NotifyOutcome } from './notify.js';
+import { appTurnChoice, ResponsesHold } from './responses-hold.js';
 import { acceptBoundMs, routeSipCall, sipRouteKey, type SipDeps } from './sip.js';
 import { TransferAllowList } from './transfer.js';
 import { CallStoreUnavailable, OutageGuardedStore, storeUnavailableError, storeUnavailableReply } from './store-outage.js';
@@ -167,11 +168,20 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const attachingTenant = (tenant: Tenant) => ({ id: tenant.id, maxConcurrentSessions: deps.metering.maxConcurrentSessions(tenant) });
   const socketsExceeded = () => new ProxyError('call_sockets_exceeded', { details: { limit: MAX_CLIENT_SOCKETS_PER_CALL } });
 
+  /**
+   * SIP calls whose governing sideband on this process holds their responses for the tenant's app
+   * (ResponsesHold, `notify.waitForAppMs`), by call id: the app's first session.update on one of this
+   * process's sockets, or its announcement failing, releases them. An app socket on another process
+   * (relay worker or instance) is not seen from here: that call waits its `waitForAppMs` out.
+   */
+  const heldForApp = new Map<string, ResponsesHold>();
+
   const filter: FilterFactory = {
     name: CALLS_FILTER,
     // session.created: a call's sideband is ready (its answer waits for it). A session opened with a
-    // client secret gets the secret's config from the relay, first thing.
-    wants: { server: ['session.created'] },
+    // client secret gets the secret's config from the relay, first thing. The rest: a SIP call's
+    // responses held for its app (ResponsesHold), and the app's first session.update that releases them.
+    wants: { client: ['session.update'], server: ['session.created', 'session.updated', 'input_audio_buffer.committed', 'response.created'] },
     // An attach admitted but not opened: its places in the ledger go back now.
     withdraw(req) {
       sharedAttached?.withdraw(req.ticket);
@@ -214,6 +224,11 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         clients.add(closeWith);
         clientsOf.set(callId, clients);
         return {
+          onClient(frame, injectedBy) {
+            // The app's own update, past every other filter (this one is last): on its way upstream.
+            if (!injectedBy) heldForApp.get(callId)?.appUpdated(appTurnChoice(frame.json()['session']));
+            return CONTINUE;
+          },
           onClose() {
             release();
             shared?.();
@@ -223,12 +238,34 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         };
       }
       const callId = ctx.callId;
+      const call = governors.callOf(ctx.id);
+      // Last in the chain, this filter's onStart runs after the others' (the locked state goes first).
+      const hold = new ResponsesHold({
+        restore: call?.onAttach ?? null,
+        waitForAppMs: call?.waitForAppMs ?? 0,
+        send: (event) => ctx.sendUpstream(event as RealtimeClientEvent, CALL_FIRST_UPDATE),
+        setTimer: (ms, fn) => ctx.setTimer(ms, fn),
+        log: ctx.log,
+      });
+      const forget = (): void => {
+        if (heldForApp.get(callId) === hold) heldForApp.delete(callId);
+      };
       return {
+        onStart() {
+          hold.start();
+          if (hold.held) heldForApp.set(callId, hold);
+        },
         onServer(frame) {
           // Server frames run the chain backwards: this filter first. The waiter resumes after the
           // whole chain ran on this frame (a microtask later), the locked state already queued.
           if (frame.type === 'session.created') governors.governing(callId);
+          if (hold.held) hold.onServer(frame.type, frame.type.startsWith('session.') ? frame.json() : {});
+          if (!hold.held) forget();
           return CONTINUE;
+        },
+        onClose() {
+          hold.stop();
+          forget();
         },
         onReport(report) {
           if (report.kind === 'budget' && (report.action === 'cancelled' || report.action === 'refused' || report.action === 'ended')) governors.capReached(callId, report.action === 'cancelled', { scope: report.scope, name: report.limit, code: report.code });
@@ -363,7 +400,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * refused admission (a concurrent call took the tenant's last slot since `checkCall`) or that
    * cannot be bound is hung up (never left ungoverned).
    */
-  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null = null, sipRoute: string | null = null): Promise<ProxyError | null> => {
+  const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null = null, sipRoute: string | null = null, waitForAppMs = 0): Promise<ProxyError | null> => {
     // The admission's slot is the sideband's, by its ticket: given back if the sideband never starts.
     let admission: CallAdmission | null = null;
     try {
@@ -377,7 +414,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       // Its start is kept with the binding: a sideband that takes it over measures its duration from it.
       const startedAtMs = wall();
       await requestStore.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs, ...(sipRoute !== null ? { sipRoute } : {}) }, governors.lease(), wall());
-      governors.start({ callId, tenant, model, kind, onAttach, usage: { startedAtMs, tokens: 0 }, admission });
+      governors.start({ callId, tenant, model, kind, onAttach, waitForAppMs, usage: { startedAtMs, tokens: 0 }, admission });
     } catch (err) {
       admission?.withdraw();
       const storeDown = err instanceof CallStoreUnavailable;
@@ -710,9 +747,17 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const announce: NonNullable<SipDeps['announce']> = (route, tenant, callId, data) => {
     const target = route.notify;
     if (!target || !notifier) return;
+    // An app that will not come: the call's responses are not held for it any longer.
+    const noApp = (): void => heldForApp.get(callId)?.noApp();
     void governors.ready(callId, cfg.sidebandReadyTimeoutMs).then((live) => {
-      if (live) notifier.announce(target, tenant.id, callId, data);
-      else log.warn({ event: 'sip_notify_skipped', call: callId, tenant: tenant.id, transport: 'sip' }, 'SIP call not announced: its sideband did not find it live');
+      if (live) {
+        notifier.announce(target, tenant.id, callId, data, (outcome) => {
+          if (outcome !== 'delivered') noApp();
+        });
+      } else {
+        log.warn({ event: 'sip_notify_skipped', call: callId, tenant: tenant.id, transport: 'sip' }, 'SIP call not announced: its sideband did not find it live');
+        noApp();
+      }
     });
   };
 
@@ -729,7 +774,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       hold: holdCall,
       holdRoom,
       upstream,
-      start: (tenant, model, callId, offer, onAttach, route) => startGoverned(tenant, model, 'sip', callId, log, offer, onAttach, sipRouteKey(route)),
+      start: (tenant, model, callId, offer, onAttach, route) => startGoverned(tenant, model, 'sip', callId, log, offer, onAttach, sipRouteKey(route), route.notify?.waitForAppMs ?? 0),
       bound: async (callId) => (await requestStore.getCall(callId, wall())) !== null,
       announce,
     });

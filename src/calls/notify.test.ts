@@ -22,9 +22,12 @@ describe('CallNotifier', () => {
     const notifier = new CallNotifier({ log, bounds: { timeoutMs: 1000, attempts: 1, retryPauseMs: 10, maxPending: 10 }, wall: () => Date.now(), outcome: (t, o) => outcomes.push([t, o]) });
     notifier.close();
     const target = { url: 'https://app.example.com/hooks/T0/B0/secret-token?sig=x', secret: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=', allowHttp: false };
-    expect(notifier.announce(target, 'acme', 'rtc_1', { call_id: 'rtc_1' })).toBe('dropped');
+    const settled: string[] = [];
+    expect(notifier.announce(target, 'acme', 'rtc_1', { call_id: 'rtc_1' }, (outcome) => settled.push(outcome))).toBe('dropped');
     expect(notifier.pending).toBe(0);
     expect(outcomes).toEqual([['acme', 'dropped']]);
+    // The call's caller hears of it too (its responses stop waiting for the app: ResponsesHold).
+    expect(settled).toEqual(['dropped']);
     await new Promise((r) => setImmediate(r));
     const line = lines.find((l) => l['event'] === 'sip_notify_dropped')!;
     expect(line).toMatchObject({ url: 'https://app.example.com', reason: 'shutting_down', call: 'rtc_1', tenant: 'acme' });

@@ -55,25 +55,33 @@ export class CallNotifier {
     return this.#pending;
   }
 
-  /** Queues the announcement of an accepted call (`data`: the incoming event's, as OpenAI sent it); never waits for it. */
-  announce(target: NotifyTarget, tenant: string, callId: string, data: JsonObject): 'queued' | 'dropped' {
+  /**
+   * Queues the announcement of an accepted call (`data`: the incoming event's, as OpenAI sent it); never
+   * waits for it. `settled`: told once what became of it (`abandoned`: in flight or waiting at shutdown).
+   */
+  announce(target: Pick<NotifyTarget, 'url' | 'secret'>, tenant: string, callId: string, data: JsonObject, settled?: (outcome: NotifyOutcome | 'abandoned') => void): 'queued' | 'dropped' {
     const log = this.#deps.log.child({ call: callId, tenant, transport: 'sip' });
     if (this.#closing.signal.aborted) {
       log.warn({ event: 'sip_notify_dropped', url: logged(target.url), reason: 'shutting_down' }, 'SIP call announcement dropped: the proxy is shutting down');
       this.#deps.outcome?.(tenant, 'dropped');
+      settled?.('dropped');
       return 'dropped';
     }
     if (this.#pending >= this.#deps.bounds.maxPending) {
       log.warn({ event: 'sip_notify_dropped', url: logged(target.url), pending: this.#pending }, 'SIP call announcement dropped: too many pending (calls.sip.notifyDelivery.maxPending)');
       this.#deps.outcome?.(tenant, 'dropped');
+      settled?.('dropped');
       return 'dropped';
     }
     this.#pending++;
-    void this.#deliver(target, tenant, data, log).finally(() => this.#pending--);
+    void this.#deliver(target, tenant, data, log).then(
+      (outcome) => settled?.(outcome),
+      () => settled?.('failed'),
+    ).finally(() => this.#pending--);
     return 'queued';
   }
 
-  async #deliver(target: NotifyTarget, tenant: string, data: JsonObject, log: Logger): Promise<void> {
+  async #deliver(target: Pick<NotifyTarget, 'url' | 'secret'>, tenant: string, data: JsonObject, log: Logger): Promise<NotifyOutcome | 'abandoned'> {
     const { attempts, timeoutMs, retryPauseMs } = this.#deps.bounds;
     const webhookId = `wh_${randomBytes(12).toString('hex')}`;
     const body = JSON.stringify({ id: `evt_${randomBytes(12).toString('hex')}`, object: 'event', created_at: Math.floor(this.#deps.wall() / 1000), type: 'realtime.call.incoming', data });
@@ -100,7 +108,7 @@ export class CallNotifier {
         if (res.status >= 200 && res.status < 300) {
           log.info({ event: 'sip_notify_delivered', url, webhookId, status: res.status, attempt }, 'SIP call announced to the tenant\'s app');
           this.#deps.outcome?.(tenant, 'delivered');
-          return;
+          return 'delivered';
         }
         failure = { status: res.status };
       } catch (err) {
@@ -108,18 +116,18 @@ export class CallNotifier {
       }
       if (this.#closing.signal.aborted) {
         log.warn({ event: 'sip_notify_abandoned', url, webhookId, attempt }, 'SIP call announcement abandoned: the proxy is shutting down');
-        return;
+        return 'abandoned';
       }
       if (attempt >= attempts) {
         log.warn({ event: 'sip_notify_failed', url, webhookId, attempt, ...failure }, 'SIP call announcement failed: every attempt refused or unanswered');
         this.#deps.outcome?.(tenant, 'failed');
-        return;
+        return 'failed';
       }
       const pauseMs = retryPauseMs * 2 ** (attempt - 1);
       log.info({ event: 'sip_notify_retry', url, webhookId, attempt, pauseMs, ...failure }, 'SIP call announcement not acknowledged: retrying');
       if (!(await this.#pause(pauseMs))) {
         log.warn({ event: 'sip_notify_abandoned', url, webhookId, attempt }, 'SIP call announcement abandoned: the proxy is shutting down');
-        return;
+        return 'abandoned';
       }
     }
   }

@@ -477,6 +477,15 @@ function compileCalls(config: Config, tenants: readonly Tenant[], baseDir: strin
         urlProblem.includes('not loopback') ? 'use https, or set notify.allowHttp: true where plain http stays on a network you trust' : 'write the app\'s webhook URL as https://host[:port]/path',
       );
     }
+    // The app attaches with ?call_id=, which the upstream dial refuses without allowCallId: the route's
+    // every call would answer nothing for waitForAppMs, waiting for an app that cannot come.
+    if (notify && notify.waitForAppMs > 0 && !config.upstream.allowCallId) {
+      problems.add(
+        `calls.sip.routes.${i}.notify.waitForAppMs`,
+        `the app's sideband cannot attach while upstream.allowCallId is false: every call of this route would answer nothing for ${notify.waitForAppMs} ms`,
+        'set upstream.allowCallId: true (the app attaches with ?call_id=), or notify.waitForAppMs: 0',
+      );
+    }
     // Transfer targets: an entry the pattern language cannot read would never match (or match more than meant).
     route.transfer?.allow.forEach((entry, j) => {
       const problem = transferEntryProblem(entry);

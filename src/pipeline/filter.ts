@@ -11,8 +11,9 @@ import type { Report } from './reports.js';
 export const CLIENT_SECRET_UPDATE = 'client_secret';
 
 /**
- * The `by` of the `session.update` a SIP call's sideband sends first (responses turned back on: see
- * src/calls withResponsesHeld). No filter's name: it passes every filter (SessionChain.inject).
+ * The `by` of what a SIP call's governing sideband sends to turn its held responses back on (a
+ * `session.update`, and a `response.create` for a turn spoken meanwhile: src/calls ResponsesHold).
+ * No filter's name: it passes every filter (SessionChain.inject).
  */
 export const CALL_FIRST_UPDATE = 'call_first_update';
 

@@ -68,8 +68,6 @@ export interface SessionInit {
   readonly carried?: CarriedUsage | null;
   /** The admission the session opens with: what it took (a concurrent-session slot) the filters claim (SessionContext.admission). */
   readonly admission?: AdmissionTicket | null;
-  /** A session.update sent before anything else (after the filters' own), and by whom: a SIP call's responses turned back on. */
-  readonly firstUpdate?: { readonly session: Readonly<Record<string, unknown>>; readonly by: string } | null;
   /**
    * A call's sideband (src/calls): ends the call when the proxy ends the session (`close`), awaited
    * before the upstream is closed, so a response the call runs meanwhile is still read (and billed).
@@ -172,7 +170,6 @@ export class RelaySession implements SessionContext, ChainSink {
   readonly #conversation = new Conversation();
   readonly #responses = new ResponseTracker(this.#conversation);
   readonly #onEnded: (s: RelaySession) => void;
-  readonly #firstUpdate: SessionInit['firstUpdate'];
   readonly #endCallFirst: ((error: ProxyError, drain: () => Promise<void>) => Promise<void> | null) | null;
   readonly #budget: MemoryBudget | null;
   readonly #client: ClientLink<ClientSocketData>;
@@ -220,7 +217,6 @@ export class RelaySession implements SessionContext, ChainSink {
     this.#onEnded = init.onEnded;
     this.#endCallFirst = init.endCallFirst ?? null;
     this.watchesGovernedCall = init.watchesGovernedCall === true;
-    this.#firstUpdate = init.firstUpdate ?? null;
     this.#budget = init.budget ?? null;
     this.#client = new ClientLink(client, init.config, init.clock, {
       overHigh: () => {
@@ -277,8 +273,6 @@ export class RelaySession implements SessionContext, ChainSink {
     if (this.secretSession) {
       this.sendUpstream({ type: 'session.update', session: this.secretSession as unknown as ClientEventOf<'session.update'>['session'] }, CLIENT_SECRET_UPDATE);
     }
-    const first = this.#firstUpdate;
-    if (first) this.sendUpstream({ type: 'session.update', session: first.session as unknown as ClientEventOf<'session.update'>['session'] }, first.by);
     this.#upstream.dial();
   }
 

@@ -1,0 +1,134 @@
+import type { Logger } from 'pino';
+import type { JsonObject } from '../pipeline/frame.js';
+import { asObject } from '../protocol/json.js';
+
+/**
+ * What the app's first forwarded `session.update` on a call said about turn detection: nothing
+ * (`untouched`), turned it off (`off`), or set it, with `create_response` as written (null: not written).
+ */
+export type AppTurnChoice = { readonly kind: 'untouched' } | { readonly kind: 'off' } | { readonly kind: 'set'; readonly createResponse: boolean | null };
+
+/** The app's choice in a `session.update` it sends (its `session`, as the proxy forwards it). */
+export function appTurnChoice(session: unknown): AppTurnChoice {
+  const input = asObject(asObject(asObject(session)?.['audio'])?.['input']);
+  if (!input || !('turn_detection' in input) || input['turn_detection'] === undefined) return { kind: 'untouched' };
+  const detection = input['turn_detection'];
+  if (detection === null) return { kind: 'off' };
+  const written = asObject(detection)?.['create_response'];
+  return { kind: 'set', createResponse: typeof written === 'boolean' ? written : null };
+}
+
+/** Why a hold ended (logged with `call_responses_released`). */
+export type HoldRelease = 'governed' | 'app_updated' | 'wait_elapsed' | 'no_app';
+
+export interface ResponsesHoldDeps {
+  /** The route's own turn-back-on (withResponsesHeld's `restore`); null: nothing is held. */
+  readonly restore: Readonly<Record<string, unknown>> | null;
+  /** How long to wait for the app (`notify.waitForAppMs`); 0: turn responses on as the sideband starts. */
+  readonly waitForAppMs: number;
+  /** Sends a proxy-made event upstream on the governing sideband (through the filters: metering reserves a create). */
+  send(event: { type: 'session.update'; session: Record<string, unknown> } | { type: 'response.create' }): void;
+  setTimer(ms: number, fn: () => void): NodeJS.Timeout;
+  readonly log: Logger;
+}
+
+/**
+ * A SIP call's responses held on its governing sideband (the call was accepted with turn detection's
+ * `create_response` off: see withResponsesHeld), and turned back on once. Without a wait (a route
+ * without `notify`, `waitForAppMs: 0`, a call taken over after a crash) as the sideband starts, with
+ * the route's `restore`. With one (a route whose app is announced the call), once the app's first
+ * `session.update` forwarded on this process took effect upstream (the `session.updated` after it,
+ * which the governing sideband reads too), so the first answer has the app's instructions and tools;
+ * or when `waitForAppMs` elapsed; or at once when the app will not come (its announcement failed,
+ * was dropped or skipped). Turned back on as the session is then: the app's turn detection if it set
+ * one (its `create_response` when it wrote it: false, or turn detection off, stays so), else the
+ * upstream's current one with `create_response` on (the route's `restore` before the upstream
+ * reported any). A turn committed while held and not answered since gets one answer then (a
+ * `response.create`), unless responses stay off: a caller who spoke into the wait is answered once,
+ * not left waiting for a second turn.
+ */
+export class ResponsesHold {
+  readonly #deps: ResponsesHoldDeps;
+  #held: boolean;
+  /** A turn committed while held, unanswered since. */
+  #owed = false;
+  /** The turn detection the upstream last reported (session.created/updated); undefined: none read yet. */
+  #current: JsonObject | null | undefined = undefined;
+  /** The app's update forwarded here: released at the next session.updated (it took effect). */
+  #app: AppTurnChoice | null = null;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(deps: ResponsesHoldDeps) {
+    this.#deps = deps;
+    this.#held = deps.restore !== null;
+  }
+
+  /** Whether responses are still held (waiting for the app). */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** The sideband starts: released now without a wait, else the bound starts. */
+  start(): void {
+    if (!this.#held) return;
+    if (this.#deps.waitForAppMs <= 0) return this.#release('governed');
+    this.#timer = this.#deps.setTimer(this.#deps.waitForAppMs, () => this.#release('wait_elapsed'));
+  }
+
+  /** A server event the governing sideband read. */
+  onServer(type: string, event: JsonObject): void {
+    if (type === 'session.created' || type === 'session.updated') {
+      const input = asObject(asObject(asObject(event['session'])?.['audio'])?.['input']);
+      const detection = input?.['turn_detection'];
+      if (detection === null) this.#current = null;
+      else if (asObject(detection)) this.#current = asObject(detection);
+      if (type === 'session.updated' && this.#held && this.#app) this.#release('app_updated');
+    } else if (type === 'input_audio_buffer.committed') {
+      if (this.#held) this.#owed = true;
+    } else if (type === 'response.created') {
+      this.#owed = false;
+    }
+  }
+
+  /** The app's first session.update on the call was forwarded (this process): released once it took effect. */
+  appUpdated(choice: AppTurnChoice): void {
+    if (this.#held && !this.#app) this.#app = choice;
+  }
+
+  /** The app will not attach (its announcement failed, was dropped or skipped): released now. */
+  noApp(): void {
+    if (this.#held) this.#release('no_app');
+  }
+
+  /** The sideband ended. */
+  stop(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#held = false;
+  }
+
+  #release(why: HoldRelease): void {
+    if (!this.#held) return;
+    this.stop();
+    const restore = this.#deps.restore!;
+    const app = this.#app;
+    const answerOwed = this.#owed;
+    this.#owed = false;
+    // The app turned turn detection off, or responses: its call (it starts responses itself).
+    if (app?.kind === 'off' || (app?.kind === 'set' && app.createResponse === false)) {
+      this.#deps.log.info({ event: 'call_responses_released', why, responses: 'left_to_app', heldTurn: answerOwed }, 'call: responses left as the app set them');
+      return;
+    }
+    const current = this.#current;
+    if (current === null) {
+      this.#deps.log.info({ event: 'call_responses_released', why, responses: 'turn_detection_off', heldTurn: answerOwed }, 'call: turn detection is off, nothing to turn back on');
+      return;
+    }
+    // Nothing read from the upstream yet (no wait, or the wait ended first): the route's own.
+    if (current === undefined) this.#deps.send({ type: 'session.update', session: { ...restore } });
+    else if (current['create_response'] !== true) this.#deps.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: { ...current, create_response: true } } } } });
+    if (answerOwed) this.#deps.send({ type: 'response.create' });
+    // Without a wait (every call of a route without notify): as before, nothing to tell.
+    if (why !== 'governed') this.#deps.log.info({ event: 'call_responses_released', why, responses: 'on', heldTurn: answerOwed }, 'call: responses turned back on');
+  }
+}
