@@ -1,9 +1,8 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import { simSignWebhook, startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { controlHop, type ControlHop } from './control-hop.js';
 import { post, until, WEBHOOK_SECRET } from './support.js';
 
 /*
@@ -16,44 +15,19 @@ import { post, until, WEBHOOK_SECRET } from './support.js';
  */
 const SIM_KEY = 'sk-simulator-adv-lost-accept';
 let sim: SimulatorHandle;
-let cut: Server;
+let cut: ControlHop;
 let tp: TestProxy;
-const sockets = new Set<Socket>();
 let dropped = false;
-
-/** A TCP hop to the simulator that forwards everything, but drops the answer to the first accept. */
-function lossyHop(target: URL): Promise<Server> {
-  const server = createServer((client) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    client.once('data', (first) => {
-      const upstream = createConnection({ host: target.hostname, port: Number(target.port) });
-      sockets.add(upstream);
-      upstream.on('close', () => sockets.delete(upstream));
-      upstream.on('error', () => client.destroy());
-      client.on('error', () => upstream.destroy());
-      upstream.write(first);
-      client.pipe(upstream);
-      const head = first.toString('latin1');
-      if (!dropped && /^POST \S+\/accept /.test(head)) {
-        dropped = true;
-        // The upstream acts on the accept; its answer never reaches the proxy.
-        upstream.once('data', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      } else {
-        upstream.pipe(client);
-      }
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 beforeAll(async () => {
   sim = await startSimulator({ apiKey: SIM_KEY });
-  cut = await lossyHop(new URL(sim.url));
-  const url = `ws://127.0.0.1:${(cut.address() as AddressInfo).port}${new URL(sim.url).pathname}`;
+  // The upstream acts on the first accept; its answer never reaches the proxy.
+  cut = await controlHop(sim.url, (line) => {
+    if (dropped || !/^POST \S+\/accept /.test(line)) return 'pass';
+    dropped = true;
+    return 'cut';
+  });
+  const url = cut.url;
   tp = await startTestProxy({
     tenants: { acme: {} },
     config: {
@@ -64,8 +38,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await tp?.stop();
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((resolve) => cut?.close(() => resolve()));
+  await cut?.close();
   await sim?.close();
 });
 

@@ -1,9 +1,8 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { controlHop, type ControlHop } from './control-hop.js';
 import { post, until, WEBHOOK_SECRET } from './support.js';
 
 /**
@@ -21,38 +20,9 @@ import { post, until, WEBHOOK_SECRET } from './support.js';
  */
 const SIM_KEY = 'sk-simulator-redteam-20-refer-lost';
 let sim: SimulatorHandle;
-let hop: Server;
+let hop: ControlHop;
 let tp: TestProxy;
-const sockets = new Set<Socket>();
 let dropped = false;
-
-/** A TCP hop to the simulator that forwards everything but drops the answer to the first refer (on any connection, reused or not). */
-function lossyHop(target: URL): Promise<Server> {
-  const server = createServer((client) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    const upstream = createConnection({ host: target.hostname, port: Number(target.port) });
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    let dropAnswer = false;
-    client.on('data', (chunk: Buffer) => {
-      if (!dropped && /^POST \S+\/refer /.test(chunk.toString('latin1'))) dropped = dropAnswer = true;
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      // The simulator acts on the refer (it answers only once it has); the answer never arrives.
-      if (dropAnswer) {
-        client.destroy();
-        upstream.destroy();
-      } else client.write(chunk);
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 async function transfers(outcome: string): Promise<number> {
   const text = await (await fetch(`${tp.adminUrl}/metrics`, { headers: { connection: 'close' } })).text();
@@ -62,8 +32,13 @@ async function transfers(outcome: string): Promise<number> {
 
 beforeAll(async () => {
   sim = await startSimulator({ apiKey: SIM_KEY });
-  hop = await lossyHop(new URL(sim.url));
-  const url = `ws://127.0.0.1:${(hop.address() as AddressInfo).port}${new URL(sim.url).pathname}`;
+  // The simulator acts on the first refer (it answers only once it has); that answer never arrives.
+  hop = await controlHop(sim.url, (line) => {
+    if (dropped || !/^POST \S+\/refer /.test(line)) return 'pass';
+    dropped = true;
+    return 'cut';
+  });
+  const url = hop.url;
   tp = await startTestProxy({
     tenants: { acme: {} },
     config: {
@@ -74,8 +49,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await tp?.stop();
-  for (const s of sockets) s.destroy();
-  if (hop?.listening) await new Promise<void>((resolve) => hop.close(() => resolve()));
+  await hop?.close();
   await sim?.close();
 });
 
@@ -98,9 +72,7 @@ describe('a refer whose answer is lost', () => {
     expect([await transfers('unconfirmed'), await transfers('failed')]).toEqual([1, 0]);
 
     // A refer that never left (nothing listens where the upstream was) is failed, as before.
-    const closed = new Promise<void>((resolve) => hop.close(() => resolve()));
-    for (const s of sockets) s.destroy();
-    await closed;
+    await hop.close();
     const unsent = await post(`${tp.httpUrl}/v1/realtime/calls/${call.id}/refer`, { key: tp.key('acme'), contentType: 'application/json', body: JSON.stringify({ target_uri: 'tel:+14155550101' }) });
     expect(unsent.status).toBe(502);
     expect(tp.logs.filter((l) => String(l['event']).startsWith('call_transfer') && l['call'] === call.id).map((l) => [l['event'], l['target']])).toEqual([

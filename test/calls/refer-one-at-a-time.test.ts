@@ -1,9 +1,8 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { controlHop, type ControlHop } from './control-hop.js';
 import { post, until, WEBHOOK_SECRET } from './support.js';
 
 /**
@@ -16,9 +15,8 @@ import { post, until, WEBHOOK_SECRET } from './support.js';
  */
 const SIM_KEY = 'sk-simulator-refer-one-at-a-time';
 let sim: SimulatorHandle;
-let hop: Server;
+let hop: ControlHop;
 let tp: TestProxy;
-const sockets = new Set<Socket>();
 /** Answers to refers held back, released by `release()`. */
 const held: (() => void)[] = [];
 let holding = true;
@@ -27,36 +25,11 @@ const release = (): void => {
   for (const go of held.splice(0)) go();
 };
 
-/** A TCP hop to the simulator that holds the answer to a refer while `holding`. */
-function holdingHop(target: URL): Promise<Server> {
-  const server = createServer((client) => {
-    sockets.add(client);
-    const upstream = createConnection({ host: target.hostname, port: Number(target.port) });
-    sockets.add(upstream);
-    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
-      a.on('close', () => {
-        sockets.delete(a);
-        b.destroy();
-      });
-      a.on('error', () => b.destroy());
-    }
-    let referAnswer = false;
-    client.on('data', (chunk: Buffer) => {
-      if (/^POST \S+\/refer /.test(chunk.toString('latin1'))) referAnswer = true;
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      if (referAnswer && holding) held.push(() => client.write(chunk));
-      else client.write(chunk);
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
 beforeAll(async () => {
   sim = await startSimulator({ apiKey: SIM_KEY });
-  hop = await holdingHop(new URL(sim.url));
-  const url = `ws://127.0.0.1:${(hop.address() as AddressInfo).port}${new URL(sim.url).pathname}`;
+  // The answer to a refer is held while `holding`.
+  hop = await controlHop(sim.url, (line) => (/^POST \S+\/refer /.test(line) ? (deliver) => (holding ? held.push(deliver) : deliver()) : 'pass'));
+  const url = hop.url;
   tp = await startTestProxy({
     tenants: { acme: {} },
     config: {
@@ -68,8 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   release();
   await tp?.stop();
-  for (const s of sockets) s.destroy();
-  if (hop?.listening) await new Promise<void>((resolve) => hop.close(() => resolve()));
+  await hop?.close();
   await sim?.close();
 });
 
