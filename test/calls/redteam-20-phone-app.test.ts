@@ -4,12 +4,11 @@ import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import { SIMULATOR_KEY } from '../../src/main.js';
 import type { SimCall } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
 import type { TestProxy } from '../support/harness.js';
-import { callsProxy, until, WEBHOOK_SECRET } from './support.js';
+import { callsProxy, ringAccepted, until, WEBHOOK_SECRET } from './support.js';
 
 /**
  * A new user's phone agent moved to the proxy by README *Browser and phone calls*: its SIP trunk
@@ -174,15 +173,7 @@ const LEGACY_NUMBER = '+15551230001';
 const MOVED_NUMBER = '+15551230002';
 const CAPPED_NUMBER = '+15551230003';
 
-async function ring(number: string): Promise<SimCall> {
-  const sipHeaders = [
-    { name: 'From', value: '"Caller" <sip:+15550001111@example.net>;tag=abc' },
-    { name: 'To', value: `<sip:${number}@sip.api.openai.com>` },
-  ];
-  const { call, status, body } = await tp.sim.calls.ring({ webhookUrl: `${tp.httpUrl}${SIP_WEBHOOK_PATH}`, webhookSecret: WEBHOOK_SECRET, sipHeaders });
-  expect([status, JSON.parse(body)['status']]).toEqual([200, 'accepted']);
-  return call;
-}
+const ring = (number: string): Promise<SimCall> => ringAccepted(tp, number);
 /** The caller says something (its transcript, as the call's session reads it) and the turn is answered. */
 function callerSays(call: SimCall, text: string): void {
   call.sendFromBrowser({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });

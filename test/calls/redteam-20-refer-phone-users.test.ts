@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import type { SimCall } from '../../src/simulator/index.js';
 import type { TestProxy } from '../support/harness.js';
-import { callsProxy, post, until, WEBHOOK_SECRET } from './support.js';
+import { callsProxy, ringAccepted, post, until, WEBHOOK_SECRET } from './support.js';
 
 /**
  * Red team (20, refer): a block of phone numbers written as SIP users at the operator's PSTN gateway.
@@ -30,13 +29,7 @@ afterAll(async () => {
   await tp?.stop();
 });
 
-async function ring(): Promise<SimCall> {
-  const sipHeaders = [{ name: 'To', value: '<sip:+15551230001@sip.api.openai.com>' }];
-  const { call, body } = await tp.sim.calls.ring({ webhookUrl: `${tp.httpUrl}${SIP_WEBHOOK_PATH}`, webhookSecret: WEBHOOK_SECRET, sipHeaders });
-  expect(JSON.parse(body)['status']).toBe('accepted');
-  await until(() => call.sidebands.length >= 1, 'the governing sideband');
-  return call;
-}
+const ring = (): Promise<SimCall> => ringAccepted(tp, '+15551230001', true);
 const refer = (callId: string, target: string) => post(`${tp.httpUrl}/v1/realtime/calls/${callId}/refer`, { key: tp.key('acme'), contentType: 'application/json', body: JSON.stringify({ target_uri: target }) });
 
 describe('a phone-number block written as SIP users is judged as numbers', () => {

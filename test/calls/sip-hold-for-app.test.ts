@@ -3,12 +3,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import { compileConfig, ConfigError } from '../../src/config/compile.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { SimCall } from '../../src/simulator/index.js';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
-import { callsProxy, until, WEBHOOK_SECRET } from './support.js';
+import { callsProxy, ringAccepted, until, WEBHOOK_SECRET } from './support.js';
 
 /**
  * A route with `notify` keeps its call's responses held (turn detection's create_response off, as
@@ -92,15 +91,7 @@ async function tenantApp() {
 
 let app: Awaited<ReturnType<typeof tenantApp>>;
 
-async function ring(number: string): Promise<SimCall> {
-  const sipHeaders = [
-    { name: 'From', value: '"Caller" <sip:+15550001111@example.net>;tag=abc' },
-    { name: 'To', value: `<sip:${number}@sip.api.openai.com>` },
-  ];
-  const { call, status, body } = await tp.sim.calls.ring({ webhookUrl: `${tp.httpUrl}${SIP_WEBHOOK_PATH}`, webhookSecret: WEBHOOK_SECRET, sipHeaders });
-  expect([status, JSON.parse(body)['status']]).toEqual([200, 'accepted']);
-  return call;
-}
+const ring = (number: string): Promise<SimCall> => ringAccepted(tp, number);
 /** The caller speaks one turn (server VAD commits it: speech, then silence). */
 function callerSpeaks(call: SimCall): void {
   for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);

@@ -1,10 +1,9 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import { SIMULATOR_KEY } from '../../src/main.js';
 import type { SimCall } from '../../src/simulator/index.js';
 import type { TestProxy } from '../support/harness.js';
-import { callsProxy, placeCall, post, until, WEBHOOK_SECRET } from './support.js';
+import { callsProxy, ringAccepted, placeCall, post, WEBHOOK_SECRET } from './support.js';
 
 /**
  * Call transfer (SIP REFER, `POST /v1/realtime/calls/{id}/refer`) through the proxy: the tenant's app
@@ -21,12 +20,7 @@ const to = (number: string) => [
   { name: 'To', value: `<sip:${number}@sip.api.openai.com>` },
 ];
 /** Rings `number` and waits for the proxy to govern the call. */
-async function ring(number: string): Promise<SimCall> {
-  const { call, status, body } = await tp.sim.calls.ring({ webhookUrl: `${tp.httpUrl}${SIP_WEBHOOK_PATH}`, webhookSecret: WEBHOOK_SECRET, sipHeaders: to(number) });
-  expect([status, JSON.parse(body)['status']]).toEqual([200, 'accepted']);
-  await until(() => call.sidebands.length >= 1, 'the governing sideband');
-  return call;
-}
+const ring = (number: string): Promise<SimCall> => ringAccepted(tp, number, true);
 const sdkFor = (tenant: string) => new OpenAI({ apiKey: tp.key(tenant), baseURL: `${tp.httpUrl}/v1`, maxRetries: 0 });
 const refers = (call: SimCall) => call.control.filter((c) => c.action === 'refer');
 const referRaw = (callId: string, body: string, tenant = 'acme') => post(`${tp.httpUrl}/v1/realtime/calls/${callId}/refer`, { key: tp.key(tenant), contentType: 'application/json', body });

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { expect } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import type { SimCall } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
 import { startTestProxy, type TestProxy, type TestTenantInput } from '../support/harness.js';
@@ -110,6 +112,23 @@ export async function callWithSecret(tp: TestProxy, secret: string): Promise<Sim
 }
 
 /** Waits for a condition (bounded). */
+/** The SIP headers OpenAI sends for a caller dialling `number` (the `To` the proxy's routes read). */
+export const sipHeadersTo = (number: string) => [
+  { name: 'From', value: '"Caller" <sip:+15550001111@example.net>;tag=abc' },
+  { name: 'To', value: `<sip:${number}@sip.api.openai.com>` },
+];
+
+/**
+ * Rings `number` through the simulator (OpenAI's signed `realtime.call.incoming` to the proxy's SIP
+ * webhook) and expects the proxy to accept it; `governed`: then waits for its governing sideband.
+ */
+export async function ringAccepted(tp: TestProxy, number: string, governed = false): Promise<SimCall> {
+  const { call, status, body } = await tp.sim.calls.ring({ webhookUrl: `${tp.httpUrl}${SIP_WEBHOOK_PATH}`, webhookSecret: WEBHOOK_SECRET, sipHeaders: sipHeadersTo(number) });
+  expect([status, JSON.parse(body)['status']]).toEqual([200, 'accepted']);
+  if (governed) await until(() => call.sidebands.length >= 1, 'the governing sideband');
+  return call;
+}
+
 export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   const start = Date.now();
   while (!(await cond())) {
