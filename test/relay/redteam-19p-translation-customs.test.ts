@@ -1,8 +1,7 @@
 import { afterEach, expect, it } from 'vitest';
-import { openTranslation, type Received } from './translation-support.js';
+import { openTranslation, shownFrames, SILENT_FRAME, translatingProxy } from './translation-support.js';
 import type { TranslatedFrame } from '../../src/simulator/index.js';
-import { policyDir } from '../policies/support.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
+import type { TestProxy } from '../support/harness.js';
 
 /*
  * A custom guardrail without `streaming: true` (the default: it judges a complete text, at its
@@ -30,20 +29,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function proxy(said: readonly TranslatedFrame[]): Promise<TestProxy> {
-  const tp = await startTestProxy({
-    tls: true,
-    tenants: { acme: { policy: 'translate' } },
-    config: { policies: { dir: policyDir({ 'translate.yaml': POLICY, 'judge.mjs': JUDGE }), watch: false } },
-    simulator: { translate: ({ frame }) => said[Math.min(frame, said.length - 1)]! },
-  });
-  cleanups.push(() => tp.stop());
-  return tp;
-}
+const proxy = (said: readonly TranslatedFrame[]): Promise<TestProxy> => translatingProxy({ 'translate.yaml': POLICY, 'judge.mjs': JUDGE }, said, cleanups);
 
-/** 200 ms of 24 kHz PCM16 silence (one translated frame), base64. */
-const FRAME = Buffer.alloc(200 * 48).toString('base64');
-const shown = (frames: readonly Received[]): string[] => frames.map((f) => (f.type.endsWith('transcript.delta') ? `${f.type}: ${String(f['delta'])}` : f.type));
+const FRAME = SILENT_FRAME;
+const shown = shownFrames;
 
 it('a non-streaming custom guardrail on output judges the translated transcript: its end_session ends the session', async () => {
   const tp = await proxy([

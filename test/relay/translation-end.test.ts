@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { openTranslation as open, type Received, type Session } from './translation-support.js';
+import { openTranslation as open, shownFrames, SILENT_FRAME, translatingProxy, type Session } from './translation-support.js';
 import type { SimConnection, TranslatedFrame } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
@@ -20,20 +20,10 @@ afterEach(async () => {
 });
 
 /** A proxy whose tenant runs `policy`, the simulator translating frame n as `said[n]` (the last one after). */
-async function proxy(policy: string, said: readonly TranslatedFrame[]): Promise<TestProxy> {
-  const tp = await startTestProxy({
-    tls: true,
-    tenants: { acme: { policy: 'translate' } },
-    config: { policies: { dir: policyDir({ 'translate.yaml': policy }), watch: false } },
-    simulator: { translate: ({ frame }) => said[Math.min(frame, said.length - 1)]! },
-  });
-  cleanups.push(() => tp.stop());
-  return tp;
-}
+const proxy = (policy: string, said: readonly TranslatedFrame[]): Promise<TestProxy> => translatingProxy({ 'translate.yaml': policy }, said, cleanups);
 
 
-/** 200 ms of 24 kHz PCM16 silence (one translated frame), base64. */
-const FRAME = Buffer.alloc(200 * 48).toString('base64');
+const FRAME = SILENT_FRAME;
 
 /** Opens a session (source transcription on), sends `frames` frames of audio, then `session.close`; resolves at the close. */
 async function translateAndClose(tp: TestProxy, frames: number): Promise<{ s: Session; code: number; reason: string }> {
@@ -47,8 +37,7 @@ async function translateAndClose(tp: TestProxy, frames: number): Promise<{ s: Se
   return { s, code, reason };
 }
 
-/** Each frame's type, and its transcript delta where it has one. */
-const shown = (frames: readonly Received[]): string[] => frames.map((f) => (f.type.endsWith('transcript.delta') ? `${f.type}: ${String(f['delta'])}` : f.type));
+const shown = shownFrames;
 
 describe('the end of a translation session', () => {
   it('releases what the transcripts held back, redacted, before session.closed', async () => {

@@ -2,6 +2,8 @@ import OpenAI from 'openai';
 import { OpenAIRealtimeTranslationWS } from 'openai/realtime/translations/ws';
 import { join } from 'node:path';
 import { ADMIN_KEY } from '../metering/support.js';
+import type { TranslatedFrame } from '../../src/simulator/index.js';
+import { policyDir } from '../policies/support.js';
 import { startTestProxy, type TestProxy, type TestProxyOptions } from '../support/harness.js';
 import { tempDir } from '../support/temp-dir.js';
 
@@ -62,4 +64,26 @@ export function meteredProxy(options: TestProxyOptions & { metering?: Record<str
     ...rest,
     config: { ...rest.config, admin: { key: ADMIN_KEY }, metering: { ledger: { path: join(tempDir('rp-translate-'), 'ledger.sqlite') }, ...metering } },
   });
+}
+
+/** 200 ms of 24 kHz PCM16 silence (one translated frame), base64. */
+export const SILENT_FRAME = Buffer.alloc(200 * 48).toString('base64');
+
+/** Each frame's type, and its transcript delta where it has one. */
+export const shownFrames = (frames: readonly Received[]): string[] => frames.map((f) => (f.type.endsWith('transcript.delta') ? `${f.type}: ${String(f['delta'])}` : f.type));
+
+/**
+ * A proxy (TLS on loopback) whose tenant `acme` runs the policy `translate.yaml` of `policyFiles`
+ * (with any custom guardrail modules beside it), the simulator translating frame n as `said[n]` (the
+ * last one after). `cleanups` gets its stop.
+ */
+export async function translatingProxy(policyFiles: Record<string, string>, said: readonly TranslatedFrame[], cleanups: Array<() => Promise<void>>): Promise<TestProxy> {
+  const tp = await startTestProxy({
+    tls: true,
+    tenants: { acme: { policy: 'translate' } },
+    config: { policies: { dir: policyDir(policyFiles), watch: false } },
+    simulator: { translate: ({ frame }) => said[Math.min(frame, said.length - 1)]! },
+  });
+  cleanups.push(() => tp.stop());
+  return tp;
 }
