@@ -1,8 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { whenListening } from '../support/spawned-proxy.js';
+import { describe, expect, it } from 'vitest';
+import { killedAfterEach, whenListening } from '../support/spawned-proxy.js';
 import { tempDir } from '../support/temp-dir.js';
 
 /*
@@ -20,15 +20,7 @@ import { tempDir } from '../support/temp-dir.js';
 const root = new URL('../..', import.meta.url).pathname;
 const bin = join(root, 'bin/realtime-proxy.mjs');
 const DEMO_KEY = 'rpk_demo_local_only_change_me';
-const running: ChildProcess[] = [];
-afterEach(async () => {
-  for (const child of running.splice(0)) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    const gone = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await gone;
-  }
-});
+const running = killedAfterEach();
 
 /** config/example.yaml in a scratch copy of its directory layout (its ledger goes there, not into the checkout). */
 function exampleConfig(): string {

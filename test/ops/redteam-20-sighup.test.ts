@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
-import { whenListening } from '../support/spawned-proxy.js';
+import { killedAfterEach, whenListening } from '../support/spawned-proxy.js';
 import { tempDir } from '../support/temp-dir.js';
 
 /*
@@ -19,15 +19,7 @@ import { tempDir } from '../support/temp-dir.js';
  */
 
 const KEY = 'rpk_ops_sighup_0123456789abcdef';
-const running: ChildProcess[] = [];
-afterEach(async () => {
-  for (const child of running.splice(0)) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    const gone = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await gone;
-  }
-});
+const running = killedAfterEach();
 
 function start(workers: number): ChildProcess {
   const dir = tempDir('rp-ops-hup-');

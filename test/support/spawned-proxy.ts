@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach } from 'vitest';
 
 /** What a proxy started as a process printed in its "realtime proxy listening" record. */
 export interface Listening {
@@ -83,4 +84,21 @@ export function spawnProxy(configFile: string): { child: ChildProcess; exited: P
   const child = spawn(process.execPath, [bin, '--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
   return { child, exited };
+}
+
+/**
+ * A list to push the test's child processes to: after each test, every one still running is killed
+ * (SIGKILL) and waited for, so a failed test leaves no proxy behind. Call at a test file's top level.
+ */
+export function killedAfterEach(): ChildProcess[] {
+  const running: ChildProcess[] = [];
+  afterEach(async () => {
+    for (const child of running.splice(0)) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await gone;
+    }
+  });
+  return running;
 }
