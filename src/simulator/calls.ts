@@ -59,6 +59,12 @@ export interface SimCall {
   end(): void;
   /** The sideband sockets drop (`code`, a network or server fault) while the call goes on. */
   dropSidebands(code?: number): void;
+  /**
+   * From now on a sideband's `response.cancel` of a running response, and every sideband event after
+   * it, reach the session once that response is done: OpenAI finished it before the cancel arrived
+   * (the session answers `response_cancel_not_active`, as OpenAI does).
+   */
+  cancelsArriveLate(): void;
 }
 
 /**
@@ -75,6 +81,11 @@ class CallHub extends EventEmitter {
   readonly #playing = new Set<string>();
   #latestSession: Json | null = null;
   #closed = false;
+  /** Responses created and not done yet (a late cancel waits only for one of those). */
+  readonly #running = new Set<string>();
+  /** `cancelsArriveLate`: sideband events held from a cancel on, until the response it names is done. */
+  cancelsLate = false;
+  #held: { readonly responseId: string; readonly events: Array<{ readonly ev: unknown; readonly data: Buffer }> } | null = null;
 
   send(data: string, cb?: (err?: Error) => void): void {
     const ev = JSON.parse(data) as Json;
@@ -91,9 +102,19 @@ class CallHub extends EventEmitter {
       return;
     }
     this.#broadcast(ev, data);
+    if (type === 'response.created') this.#running.add(String((ev['response'] as Json | undefined)?.['id']));
     if (type === 'response.done') {
       const responseId = String((ev['response'] as Json | undefined)?.['id']);
+      this.#running.delete(responseId);
       if (this.#playing.delete(responseId)) this.#broadcast({ type: 'output_audio_buffer.stopped', event_id: newId('event'), response_id: responseId });
+      if (this.#held?.responseId === responseId) {
+        const { events } = this.#held;
+        this.#held = null;
+        // After the session finished sending this response.done (not inside it).
+        setImmediate(() => {
+          for (const e of events) this.#deliver(e.ev, e.data);
+        });
+      }
     }
     cb?.();
   }
@@ -122,17 +143,33 @@ class CallHub extends EventEmitter {
         ev = null;
       }
       if (isObject(ev)) this.received.push({ from: 'sideband', type: typeof ev['type'] === 'string' ? ev['type'] : '', event: ev });
-      // A WebRTC-only client event: stop playing the buffered audio now.
-      if (isObject(ev) && ev['type'] === 'output_audio_buffer.clear') {
-        for (const responseId of [...this.#playing]) {
-          this.#playing.delete(responseId);
-          this.#broadcast({ type: 'output_audio_buffer.cleared', event_id: newId('event'), response_id: responseId });
-        }
+      if (this.#held !== null) {
+        this.#held.events.push({ ev, data });
         return;
       }
+      const cancelled = isObject(ev) && ev['type'] === 'response.cancel' ? ev['response_id'] : null;
+      if (this.cancelsLate && typeof cancelled === 'string' && this.#running.has(cancelled)) {
+        this.#held = { responseId: cancelled, events: [{ ev, data }] };
+        return;
+      }
+      this.#deliver(ev, data);
+      return;
     }
     void ws;
     this.emit('message', data, isBinary);
+  }
+
+  /** A sideband's text event reaches the session (`output_audio_buffer.clear` is the hub's own). */
+  #deliver(ev: unknown, data: Buffer): void {
+    // A WebRTC-only client event: stop playing the buffered audio now.
+    if (isObject(ev) && ev['type'] === 'output_audio_buffer.clear') {
+      for (const responseId of [...this.#playing]) {
+        this.#playing.delete(responseId);
+        this.#broadcast({ type: 'output_audio_buffer.cleared', event_id: newId('event'), response_id: responseId });
+      }
+      return;
+    }
+    this.emit('message', data, false);
   }
 
   /** An event from the browser's data channel. */
@@ -212,6 +249,10 @@ class Call implements SimCall {
 
   dropSidebands(code = 1011): void {
     this.hub.dropSockets(code);
+  }
+
+  cancelsArriveLate(): void {
+    this.hub.cancelsLate = true;
   }
 }
 
