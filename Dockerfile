@@ -24,6 +24,9 @@ RUN npm run build \
 # ---- runtime: compiled JS, production dependencies, one data directory ----
 FROM node:20.20.2-bookworm-slim AS runtime
 ENV NODE_ENV=production
+# The config both `run` and `check-config` read without --config (until 2026-12-07 only CMD named it, and
+# `docker run IMAGE check-config` checked the built-in defaults and said ok). -e REALTIME_PROXY_CONFIG=… picks another.
+ENV REALTIME_PROXY_CONFIG=/app/config/production.yaml
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
@@ -40,4 +43,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # V8 flags: src/server/node-flags.ts says why (young and old generation sizing, for the latency tail).
 ENTRYPOINT ["node", "--max-semi-space-size=32", "--initial-old-space-size=128", "--v8-pool-size=1", "dist/cli.js"]
-CMD ["--config", "/app/config/production.yaml"]
+CMD ["run"]

@@ -7,7 +7,7 @@ import { compileConfig, type UpstreamKind } from './config/compile.js';
 import type { Config } from './config/schema.js';
 import { createLogger, redactUrl } from './logging.js';
 import type { Clock } from './pipeline/filter.js';
-import { createDemoModule } from './demo/index.js';
+import { createDemoModule, logDemoOn } from './demo/index.js';
 import { createMeteringModule } from './metering/index.js';
 import { createPoliciesModule } from './policies/index.js';
 import { ProxyServer } from './server/server.js';
@@ -105,6 +105,7 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
     throw err;
   }
   const address = await server.listen();
+  if (config.server.demo) logDemoOn(log, address.adminPort);
   log.info(
     {
       port: address.port,
@@ -191,6 +192,7 @@ async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
     throw err;
   }
   const workers = pool;
+  if (config.server.demo) logDemoOn(log, address.adminPort);
   log.info(
     {
       port: workers.port,

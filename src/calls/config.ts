@@ -78,6 +78,15 @@ export function notifyUrlProblem(url: string, allowHttp: boolean): string | null
   return null;
 }
 
+/**
+ * A SIP routing rule's conditions (`to`, `header`; the header name compared case-insensitively, as
+ * matching does) as one string: two rules with the same key match the same calls, so only the first
+ * ever does (src/calls/sip.ts matchSipRoute).
+ */
+export function sipRouteConditionsKey(route: { to?: string | undefined; header?: { name: string; equals: string } | undefined }): string {
+  return JSON.stringify([route.to ?? null, route.header ? [route.header.name.toLowerCase(), route.header.equals] : null]);
+}
+
 /** Built per parse and dropped after (why: src/config/schema.ts). */
 function build() {
   /** Where a route's accepted calls are announced to the tenant's app (src/calls/notify.ts). */

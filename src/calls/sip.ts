@@ -127,8 +127,8 @@ function headersOf(data: JsonObject | null): SipHeader[] {
  * A routing rule's identity as recorded with the calls it accepts: its tenant and its conditions
  * (`to`, `header`), not its place in the list, so that a `/refer` is judged by the same rule in the
  * config in force (another instance's, or after a restart); a rule edited away or handed to another
- * tenant no longer allows its calls' transfers. Two rules with one identity: the first is the one
- * that accepts calls.
+ * tenant no longer allows its calls' transfers. Two rules with the same conditions are refused at
+ * load (the second could never accept a call).
  */
 export function sipRouteKey(route: Pick<SipRoute, 'tenant' | 'to' | 'header'>): string {
   return JSON.stringify([route.tenant, route.to ?? null, route.header ? [route.header.name.toLowerCase(), route.header.equals] : null]);

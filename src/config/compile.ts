@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { notifyUrlProblem } from '../calls/config.js';
+import { notifyUrlProblem, sipRouteConditionsKey } from '../calls/config.js';
 import { transferEntryProblem } from '../calls/transfer.js';
 import { redactUrl } from '../logging.js';
 import { resolveLimits, validatePlans } from '../metering/limits.js';
@@ -466,7 +466,20 @@ function compileCalls(config: Config, tenants: readonly Tenant[], baseDir: strin
   const ledger = config.metering.ledger;
   if (!config.metering.enabled && ledger.kind === 'sqlite' && ledger.path !== ':memory:') checkLedgerFile(resolve(baseDir, ledger.path), 'metering.ledger.path', problems, false);
   const ids = new Set(tenants.map((t) => t.id));
+  /** Each set of conditions' first rule: a later rule with the same conditions never matches a call. */
+  const firstWithConditions = new Map<string, number>();
   config.calls.sip.routes.forEach((route, i) => {
+    // Until 2026-12-07 such a rule was taken, and its tenant, session, notify and transfer silently never applied.
+    const conditions = sipRouteConditionsKey(route);
+    const earlier = firstWithConditions.get(conditions);
+    if (earlier === undefined) firstWithConditions.set(conditions, i);
+    else {
+      problems.add(
+        `calls.sip.routes.${i}`,
+        `this rule's conditions (to, header) equal those of calls.sip.routes.${earlier}, which matches first: rule ${i} (its tenant, session, notify and transfer) never applies to a call`,
+        `merge rule ${i} into rule ${earlier} (the first matching rule wins), or give rule ${i} a different to or header`,
+      );
+    }
     if (!ids.has(route.tenant)) problems.add(`calls.sip.routes.${i}.tenant`, `no tenant named "${route.tenant}"`, `use one of: ${[...ids].join(', ') || '(no tenants defined)'}; or define the tenant under tenants`);
     const notify = route.notify;
     const urlProblem = notify ? notifyUrlProblem(notify.url, notify.allowHttp) : null;

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { ModuleDeps, ProxyModule } from '../app/module.js';
 import { DEMO_PAGE } from './page.js';
 
@@ -21,9 +22,17 @@ export function demoCsp(host: string | undefined): string {
   return `default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src ${connect}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`;
 }
 
+/**
+ * The warning that the demo page is served, logged once the admin listener is bound (src/main.ts): the
+ * port it listens on, not the configured one. Until 2026-12-07 it was logged at the module's creation
+ * with `admin.port`, 0 when the port is left to the OS (test/production/demo-workers.test.ts).
+ */
+export function logDemoOn(log: Logger, adminPort: number | null): void {
+  log.warn({ adminPort }, 'server.demo is on: GET /demo on the admin listener serves the browser demo page');
+}
+
 export function createDemoModule(deps: ModuleDeps): ProxyModule {
   if (!deps.config.server.demo) return { name: 'demo', filters: [] };
-  deps.log.warn({ adminPort: deps.config.admin.port }, 'server.demo is on: GET /demo on the admin listener serves the browser demo page');
   const page = DEMO_PAGE.replace('__CLIENT_PORT__', String(deps.config.server.port));
   return {
     name: 'demo',

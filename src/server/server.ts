@@ -89,6 +89,18 @@ function errorBody(error: ProxyError): string {
 }
 
 /**
+ * Seconds a client refused while this instance drains is told to wait (Retry-After): none to speak of,
+ * another instance (or this one's successor) takes it. Until 2026-12-07 the 503 carried no Retry-After.
+ */
+export const SHUTDOWN_RETRY_AFTER_SEC = 1;
+
+/** The headers of an HTTP refusal: JSON, and Retry-After on a drain's (as calls_store_unavailable's: src/calls/store-outage.ts). */
+function refusalHeaders(error: ProxyError): Record<string, string> {
+  if (error.code === 'server_shutting_down') return { 'content-type': 'application/json', 'retry-after': String(SHUTDOWN_RETRY_AFTER_SEC) };
+  return { 'content-type': 'application/json' };
+}
+
+/**
  * A request whose body length two HTTP parsers could read apart (request smuggling): Content-Length
  * repeated (uWS reads the first, a load balancer in front may read the last, and the bytes between
  * become a request the front end never saw). uWS itself closes most connections with a signed or
@@ -565,7 +577,7 @@ export class ProxyServer {
       // A new call or secret while draining is refused as an upgrade is (until 2026-12-06 it was served, and the drain's end hung it up).
       if (route.startsSession && this.#draining) {
         const shuttingDown = new ProxyError('server_shutting_down', { close: null });
-        return exchange.reply(jsonReply(shuttingDown.httpStatus, shuttingDown.toHttpBody()));
+        return exchange.reply({ status: shuttingDown.httpStatus, headers: refusalHeaders(shuttingDown), body: errorBody(shuttingDown) });
       }
       // Two carriers of a tenant key (Authorization and api-key, ...): ambiguous like a repeated header.
       if (route.auth === 'tenant' && presentedCredentials(headers).ambiguous) {
@@ -870,7 +882,7 @@ export class ProxyServer {
         this.#upgrade(exchange, context, headers, creds.protocol, { session: null, refusal: error, admitted: null });
         return;
       }
-      exchange.reply({ status: error.httpStatus, headers: { 'content-type': 'application/json' }, body: errorBody(error) });
+      exchange.reply({ status: error.httpStatus, headers: refusalHeaders(error), body: errorBody(error) });
     };
     // Translation sessions (`openai`'s OpenAIRealtimeTranslationWS) open at `…/realtime/translations`:
     // governed as every session is, dialled at the upstream's translations endpoint.
@@ -1108,6 +1120,16 @@ export class ProxyServer {
         done();
       };
     });
+  }
+
+  /**
+   * Closes the client and admin listeners now, without draining: for an exit that cannot wait (a
+   * second SIGTERM/SIGINT during the drain, src/cli.ts). Open connections are left to the exit.
+   */
+  closeListeners(): void {
+    for (const token of this.#listenSockets.splice(0)) uws.us_listen_socket_close(token);
+    if (this.#adminListenSocket) uws.us_listen_socket_close(this.#adminListenSocket);
+    this.#adminListenSocket = null;
   }
 
   /**

@@ -581,6 +581,16 @@ export class WorkerPool {
   }
 
   /**
+   * Ends every worker now (SIGKILL), sessions cut: for an exit that cannot wait (a second
+   * SIGTERM/SIGINT during the drain, src/cli.ts). A worker left to notice its primary's exit could
+   * hang in its own exit mid-drain and outlive it (seen in test/ops/redteam-20-second-signal.test.ts).
+   */
+  killAll(): void {
+    this.#stopping = true;
+    for (const slot of this.#slots) slot.child?.kill('SIGKILL');
+  }
+
+  /**
    * Every worker drains (503 on /readyz and for new upgrades, sessions finish for up to `drainMs`,
    * then end with 1012, those mid-response after their linger) and exits; one that has not exited
    * `drainMs` + the linger + 10 s later is killed.

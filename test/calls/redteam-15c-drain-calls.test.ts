@@ -49,6 +49,8 @@ describe('the shutdown drain counts governed calls', () => {
     const secret = await mint(tp);
     expect(secret.status).toBe(503);
     expect((secret.json['error'] as { code: string }).code).toBe('server_shutting_down');
+    // Retry at once, elsewhere (until 2026-12-07 the refusal carried no Retry-After).
+    expect(secret.headers.get('retry-after')).toBe('1');
     client.close();
     await stopped;
   });

@@ -21,3 +21,20 @@ describe('the browser demo page with relay workers', () => {
     expect(await page.text()).toContain('<html');
   });
 });
+
+/**
+ * The warning that the demo is served named the configured admin port, 0 when the OS picks it (as
+ * here): the operator could not tell where /demo was. It names the bound port, with one process or several.
+ */
+describe('the server.demo warning', () => {
+  for (const workers of [1, 2]) {
+    it(`names the admin port the listener bound (workers: ${workers})`, async () => {
+      const tp = await startTestProxy({ config: { server: { demo: true, workers } } });
+      proxies.push(tp);
+      const warnings = tp.logs.filter((r) => typeof r.msg === 'string' && r.msg.startsWith('server.demo is on'));
+      expect(warnings).toHaveLength(1);
+      expect(tp.proxy.adminPort).toBeGreaterThan(0);
+      expect(warnings[0]!['adminPort']).toBe(tp.proxy.adminPort);
+    });
+  }
+});

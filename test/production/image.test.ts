@@ -26,7 +26,8 @@ describe('the image', () => {
     const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
     expect(runtime).toMatch(/\nUSER node\n/);
     expect(runtime).toContain(`ENTRYPOINT ["node", ${RELAY_NODE_FLAGS.map((f) => `"${f}"`).join(', ')}, "dist/cli.js"]`);
-    expect(runtime).toContain('CMD ["--config", "/app/config/production.yaml"]');
+    // The config comes from REALTIME_PROXY_CONFIG, for `run` (CMD) and `check-config` alike (next test).
+    expect(runtime).toContain('CMD ["run"]');
     expect(runtime).toContain('VOLUME ["/data"]');
     expect(runtime).toMatch(/mkdir -p \/data && chown node:node \/data/);
     expect(runtime).not.toMatch(/COPY src|tsx/);
@@ -35,6 +36,24 @@ describe('the image', () => {
     const ignore = readFileSync(`${root}.dockerignore`, 'utf8').split('\n');
     for (const entry of ['**/node_modules', 'dist', '**/.data', '**/*.sqlite', '.git', 'test']) expect(ignore).toContain(entry);
   });
+
+  it('names its config in REALTIME_PROXY_CONFIG, so `check-config` without --config checks the file `run` runs', () => {
+    // Until 2026-12-07 only CMD named the file: `docker run IMAGE check-config` checked the built-in defaults and said ok (0 tenants).
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    const env = /\nENV REALTIME_PROXY_CONFIG=(\S+)\n/.exec(runtime);
+    expect(env?.[1]).toBe('/app/config/production.yaml');
+    expect(runtime).toMatch(/\nWORKDIR \/app\n/);
+    expect(runtime).toMatch(/\nCOPY config\/production\.yaml [^\n]*\.\/config\/\n/);
+    expect(runtime).not.toMatch(/\nCMD [^\n]*--config/);
+    // The CLI reads the variable: without --config, the image's file (here at its place in the checkout) is checked.
+    const bare = spawnSync(process.execPath, [bin, 'check-config'], {
+      encoding: 'utf8',
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', POLICIES_DIR: `${root}policies`, NODE_ENV: 'production', OPENAI_API_KEY: 'sk-test', REALTIME_PROXY_CONFIG: `${root}config/production.yaml` },
+    });
+    expect(bare.stderr).toContain('tenants.default.keys.0.sha256: environment variable TENANT_KEY_SHA256 is not set');
+    expect(bare.status).toBe(1);
+  }, 60_000);
 
   it('npm start passes the relay its V8 flags too (src/server/node-flags.ts)', () => {
     const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { scripts: Record<string, string> };

@@ -77,20 +77,22 @@ describe('draining on shutdown', () => {
     expect(during.status).toBe(503);
     expect(during.body).toMatchObject({ status: 'not_ready', reason: 'draining', upstream: 'simulator', sessions: 1 });
 
-    const late = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const late = await new Promise<{ status: number; retryAfter: string | undefined; body: string }>((resolve, reject) => {
       const req = request(`${tp.httpUrl}/v1/realtime?model=gpt-realtime`, {
         headers: { authorization: `Bearer ${tp.key()}`, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
       });
       req.on('response', (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body }));
       });
       req.on('upgrade', () => reject(new Error('upgraded while draining')));
       req.on('error', reject);
       req.end();
     });
     expect(late.status).toBe(503);
+    // Retry at once, elsewhere (until 2026-12-07 the refusal carried no Retry-After).
+    expect(late.retryAfter).toBe('1');
     expect(JSON.parse(late.body)).toMatchObject({ error: { code: 'server_shutting_down' } });
     const lateWs = new TestClient(tp.url, { headers: { authorization: `Bearer ${tp.key()}` } });
     expect(await lateWs.refused).toBe(503);

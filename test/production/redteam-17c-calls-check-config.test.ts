@@ -60,6 +60,13 @@ const CASES: { name: string; yaml: string; line: string; metering?: string; prep
     line: '  - calls.sip.routes.0.transfer.allow.1: "sip:agent@*.example.com" a sip: pattern has its * at the end of the user part, right before @',
   },
   {
+    // A rule whose conditions equal an earlier rule's never matches (the first match wins): until 2026-12-07
+    // it was taken and its tenant, session, notify and transfer silently never applied. Header names compare case-insensitively.
+    name: 'a SIP route whose conditions equal an earlier route\'s',
+    yaml: 'upstream: { provider: simulator }\ncalls:\n  enabled: true\n  sip:\n    routes:\n      - { tenant: acme, to: "+15550001" }\n      - { tenant: acme, to: "+15550002", header: { name: X-Line, equals: sales } }\n      - { tenant: acme, to: "+15550002", header: { name: x-line, equals: sales }, transfer: { allow: ["tel:+44*"] } }\n',
+    line: '  - calls.sip.routes.2: this rule\'s conditions (to, header) equal those of calls.sip.routes.1, which matches first: rule 2 (its tenant, session, notify and transfer) never applies to a call',
+  },
+  {
     name: 'calls beside an Azure upstream',
     yaml: 'upstream:\n  provider: azure\n  apiKey: azure-key-0123456789abcdef\n  azure: { endpoint: "https://127.0.0.1:47614", deployment: gpt-realtime }\ncalls: { enabled: true }\n',
     line: '  - calls.enabled: calls are not supported on the Azure upstream yet',
@@ -81,7 +88,7 @@ describe('check-config and run agree on the calls section', () => {
   }
 
   it('accepts routes that all name tenants (and transfer lists it can read)', () => {
-    const config = project('upstream: { provider: simulator }\ncalls:\n  enabled: true\n  sip:\n    routes:\n      - { tenant: acme }\n      - { tenant: acme, to: "+15550002", transfer: { allow: ["tel:+1 415 555-0100", "tel:+44*", "sip:*@support.example.com", "sip:desk@pbx.example.com;transport=tcp"] } }\n');
+    const config = project('upstream: { provider: simulator }\ncalls:\n  enabled: true\n  sip:\n    routes:\n      - { tenant: acme }\n      - { tenant: acme, to: "+15550002", transfer: { allow: ["tel:+1 415 555-0100", "tel:+44*", "sip:*@support.example.com", "sip:desk@pbx.example.com;transport=tcp"] } }\n      - { tenant: acme, to: "+15550002", header: { name: X-Line, equals: sales } }\n      - { tenant: acme, to: "+15550002", header: { name: X-Line, equals: support } }\n');
     const check = cli(['check-config', '--config', config]);
     expect(check.stderr).toBe('');
     expect(check.status).toBe(0);
