@@ -1,10 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
-import { whenListening } from '../support/spawned-proxy.js';
-import { tempDir } from '../support/temp-dir.js';
+import { spawnSimulatorProxyGroup, whenListening } from '../support/spawned-proxy.js';
 
 /*
  * An operator stops the proxy with Ctrl-C (or `kill`), sees "shutting down: … sessions drain", and
@@ -28,27 +25,8 @@ afterEach(() => {
 });
 
 function start(workers: number): ChildProcess {
-  const dir = tempDir('rp-ops-second-');
-  const file = join(dir, 'proxy.yaml');
-  writeFileSync(
-    file,
-    [
-      // A drain far longer than the test: only the second signal can end it.
-      `server: { host: 127.0.0.1, port: 0, workers: ${workers}, shutdownDrainSec: 3600 }`,
-      'admin: { host: 127.0.0.1, port: 0 }',
-      'upstream: { provider: simulator }',
-      'metering: { ledger: { kind: sqlite, path: ":memory:" } }',
-      'policies: { watch: false }',
-      'logging: { level: info }',
-      `tenants: { acme: { keys: [{ key: ${KEY} }] } }`,
-      '',
-    ].join('\n'),
-  );
-  const env = { ...process.env };
-  delete env.OPENAI_API_KEY;
-  const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
-  // Its own process group, as a shell gives a job: a signal to -pid reaches the primary and its workers.
-  const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // A drain far longer than the test: only the second signal can end it.
+  const child = spawnSimulatorProxyGroup({ workers, shutdownDrainSec: 3600, key: KEY });
   groups.push(child.pid!);
   return child;
 }

@@ -1,10 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
-import { killedAfterEach, whenListening } from '../support/spawned-proxy.js';
-import { tempDir } from '../support/temp-dir.js';
+import { killedAfterEach, spawnSimulatorProxyGroup, whenListening } from '../support/spawned-proxy.js';
 
 /*
  * An operator sends SIGHUP, the signal that reloads nginx, HAProxy or Prometheus (`kill -HUP`,
@@ -22,26 +19,7 @@ const KEY = 'rpk_ops_sighup_0123456789abcdef';
 const running = killedAfterEach();
 
 function start(workers: number): ChildProcess {
-  const dir = tempDir('rp-ops-hup-');
-  const file = join(dir, 'proxy.yaml');
-  writeFileSync(
-    file,
-    [
-      `server: { host: 127.0.0.1, port: 0, workers: ${workers}, shutdownDrainSec: 5 }`,
-      'admin: { host: 127.0.0.1, port: 0 }',
-      'upstream: { provider: simulator }',
-      'metering: { ledger: { kind: sqlite, path: ":memory:" } }',
-      'policies: { watch: false }',
-      'logging: { level: info }',
-      `tenants: { acme: { keys: [{ key: ${KEY} }] } }`,
-      '',
-    ].join('\n'),
-  );
-  const env = { ...process.env };
-  delete env.OPENAI_API_KEY;
-  const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
-  // Its own process group, as a shell gives a job: SIGHUP to -pid reaches the primary and its workers.
-  const child = spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawnSimulatorProxyGroup({ workers, shutdownDrainSec: 5, key: KEY });
   running.push(child);
   return child;
 }

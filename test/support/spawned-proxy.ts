@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { tempDir } from './temp-dir.js';
 
 /** What a proxy started as a process printed in its "realtime proxy listening" record. */
 export interface Listening {
@@ -101,4 +104,30 @@ export function killedAfterEach(): ChildProcess[] {
     }
   });
   return running;
+}
+
+/**
+ * The CLI (`bin/realtime-proxy.mjs`) started on loopback ports 0 with the simulator upstream, an
+ * in-memory ledger and one tenant `acme` holding `key`, in a process group of its own (as a shell
+ * gives a job: a signal to `-pid` reaches the primary and its relay workers). OPENAI_API_KEY unset.
+ */
+export function spawnSimulatorProxyGroup(options: { readonly workers: number; readonly shutdownDrainSec: number; readonly key: string }): ChildProcess {
+  const file = join(tempDir('rp-ops-group-'), 'proxy.yaml');
+  writeFileSync(
+    file,
+    [
+      `server: { host: 127.0.0.1, port: 0, workers: ${options.workers}, shutdownDrainSec: ${options.shutdownDrainSec} }`,
+      'admin: { host: 127.0.0.1, port: 0 }',
+      'upstream: { provider: simulator }',
+      'metering: { ledger: { kind: sqlite, path: ":memory:" } }',
+      'policies: { watch: false }',
+      'logging: { level: info }',
+      `tenants: { acme: { keys: [{ key: ${options.key} }] } }`,
+      '',
+    ].join('\n'),
+  );
+  const env = { ...process.env };
+  delete env.OPENAI_API_KEY;
+  const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
+  return spawn(process.execPath, [bin, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
 }
