@@ -154,11 +154,11 @@ async function main(argv: string[]): Promise<number> {
   const stop = (signal: 'SIGTERM' | 'SIGINT') => {
     if (proxy === null) process.exit(signal === 'SIGINT' ? 130 : 143);
     const running = proxy;
+    const sessions = running.workers ? running.workers.openSessions : running.server.sessionCount;
     // A second signal during the drain (Ctrl-C twice, `kill` twice): the operator will not wait.
     // Exit 1 at once, listeners closed first: the relay workers (holding the client port) are killed.
     // Until 2026-12-07 it was ignored and the drain ran on (test/ops/redteam-20-second-signal.test.ts).
     if (stopping) {
-      const sessions = running.workers ? running.workers.openSessions : running.server.sessionCount;
       running.log.warn({ signal, sessions }, 'second signal during the drain: exiting now, open sessions are cut');
       running.workers?.killAll();
       running.server.closeListeners();
@@ -166,7 +166,6 @@ async function main(argv: string[]): Promise<number> {
       process.exit(1);
     }
     stopping = true;
-    const sessions = running.workers ? running.workers.openSessions : running.server.sessionCount;
     running.log.info({ signal, sessions, workers: running.workers?.count ?? 1 }, 'shutting down: /readyz answers 503 while sessions drain');
     void running.shutdown().then(() => process.exit(0));
   };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isLoopbackName } from '../server/http.js';
 import { MAX_TRANSFER_URI_CHARS } from './transfer.js';
 
 /** A webhook signing key shorter than this (in bytes) is refused (Standard Webhooks keys are 24 to 64 bytes). */
@@ -53,12 +54,6 @@ export function notifySecretProblem(secret: string): string | null {
   return webhookSecretProblem(secret);
 }
 
-/** Hosts `http:` may name without `allowHttp`: the app on the proxy's own machine (or pod). */
-function loopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
 /**
  * Why a route's `notify.url` cannot be used, or null: an absolute https URL without credentials, or
  * http to a loopback host; http elsewhere only with `allowHttp` (the announcement holds the call id,
@@ -74,7 +69,8 @@ export function notifyUrlProblem(url: string, allowHttp: boolean): string | null
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return `has scheme ${parsed.protocol}, not https: or http:`;
   if (parsed.username !== '' || parsed.password !== '') return 'holds credentials (user:password@), which fetch refuses';
-  if (parsed.protocol === 'http:' && !allowHttp && !loopbackHost(parsed.hostname)) return 'is http: to a host that is not loopback';
+  // Hosts `http:` may name without `allowHttp`: the app on the proxy's own machine (or pod).
+  if (parsed.protocol === 'http:' && !allowHttp && !isLoopbackName(parsed.hostname)) return 'is http: to a host that is not loopback';
   return null;
 }
 
@@ -83,8 +79,15 @@ export function notifyUrlProblem(url: string, allowHttp: boolean): string | null
  * matching does) as one string: two rules with the same key match the same calls, so only the first
  * ever does (src/calls/sip.ts matchSipRoute).
  */
-export function sipRouteConditionsKey(route: { to?: string | undefined; header?: { name: string; equals: string } | undefined }): string {
-  return JSON.stringify([route.to ?? null, route.header ? [route.header.name.toLowerCase(), route.header.equals] : null]);
+export function sipRouteConditionsKey(route: SipRouteConditions): string {
+  return JSON.stringify(sipRouteConditions(route));
+}
+
+type SipRouteConditions = { to?: string | undefined; header?: { name: string; equals: string } | undefined };
+
+/** A rule's conditions as `sipRouteConditionsKey` and `sipRouteKey` (sip.ts) serialise them. */
+export function sipRouteConditions(route: SipRouteConditions): [string | null, [string, string] | null] {
+  return [route.to ?? null, route.header ? [route.header.name.toLowerCase(), route.header.equals] : null];
 }
 
 /** Built per parse and dropped after (why: src/config/schema.ts). */

@@ -666,12 +666,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   // A hangup's body is not read (OpenAI's takes none).
   const hangup = controlRoute('hangup', () => ({ upstreamBody: null }));
 
-  /** Each route's `transfer.allow`, compiled once, by the route's identity (sipRouteKey): the first rule with it accepts the calls. */
-  const transferLists = new Map<string, TransferAllowList>();
-  for (const route of cfg.sip.routes) {
-    const key = sipRouteKey(route);
-    if (!transferLists.has(key)) transferLists.set(key, new TransferAllowList(route.transfer?.allow ?? []));
-  }
+  /** Each route's `transfer.allow`, compiled once, by the route's identity (sipRouteKey: one rule each, duplicate conditions are refused at load). */
+  const transferLists = new Map(cfg.sip.routes.map((route) => [sipRouteKey(route), new TransferAllowList(route.transfer?.allow ?? [])] as const));
   const transferred = (tenant: string, outcome: TransferOutcome): void => deps.callTransferred?.(tenant, outcome);
   /**
    * Calls with a transfer on its way upstream from this instance: one at a time per call (409

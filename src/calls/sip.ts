@@ -5,7 +5,7 @@ import { ProxyError } from '../protocol/errors.js';
 import { asObject, asString } from '../protocol/json.js';
 import type { SessionSlotHold } from '../metering/index.js';
 import type { Tenant } from '../tenants/tenant.js';
-import type { SipRoute } from './config.js';
+import { sipRouteConditions, type SipRoute } from './config.js';
 import { withResponsesHeld, type GovernedSession } from './session-config.js';
 import { UpstreamHttpError, type UpstreamCalls } from './upstream.js';
 
@@ -131,7 +131,7 @@ function headersOf(data: JsonObject | null): SipHeader[] {
  * load (the second could never accept a call).
  */
 export function sipRouteKey(route: Pick<SipRoute, 'tenant' | 'to' | 'header'>): string {
-  return JSON.stringify([route.tenant, route.to ?? null, route.header ? [route.header.name.toLowerCase(), route.header.equals] : null]);
+  return JSON.stringify([route.tenant, ...sipRouteConditions(route)]);
 }
 
 /** The first rule whose conditions all hold (a rule with no condition matches every call). */

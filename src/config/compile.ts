@@ -1,4 +1,5 @@
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
+import { validateHeaderValue } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -332,10 +333,22 @@ function compileWorkers(config: Config, problems: ProblemList): number {
   return workers;
 }
 
-/** What Node refuses in a header value (ERR_INVALID_CHAR): line breaks and other control characters. */
-const NOT_IN_A_HEADER = /[^\t\x20-\x7e\x80-\xff]/;
 /** Whitespace at either end: HTTP parsers strip it, so a client's header never carries it. */
 const EDGE_WHITESPACE = /^\s|\s$/;
+
+/**
+ * A credential no header can carry as it is: a character Node's HTTP client refuses in a header value
+ * (its own validator, as the upstream dial runs it: line breaks, other control characters), or
+ * whitespace at an end.
+ */
+function unsendableInHeader(value: string): boolean {
+  try {
+    validateHeaderValue('authorization', value);
+  } catch {
+    return true;
+  }
+  return EDGE_WHITESPACE.test(value);
+}
 const FIX_READ_WITH_NEWLINE =
   'remove it where the value comes from: a file or Secret read with its trailing newline (printf instead of echo, kubectl create secret --from-literal)';
 
@@ -355,13 +368,13 @@ function checkCredentialCharacters(config: Config, upstream: UpstreamKind, probl
   ] as const;
   for (const [path, value] of sent) {
     if (!value) continue;
-    if (NOT_IN_A_HEADER.test(value) || EDGE_WHITESPACE.test(value)) {
+    if (unsendableInHeader(value)) {
       problems.add(path, 'holds a line break, a control character or whitespace at an end: the upstream request cannot carry it as it is', FIX_READ_WITH_NEWLINE);
     }
   }
   for (const [id, tenant] of Object.entries(config.tenants)) {
     tenant.keys.forEach((k, index) => {
-      if ('key' in k && (NOT_IN_A_HEADER.test(k.key) || EDGE_WHITESPACE.test(k.key))) {
+      if ('key' in k && unsendableInHeader(k.key)) {
         problems.add(`tenants.${id}.keys.${index}.key`, 'holds a line break, a control character or whitespace at an end: no client can send this key', FIX_READ_WITH_NEWLINE);
       }
     });
@@ -374,15 +387,10 @@ function checkCredentialCharacters(config: Config, upstream: UpstreamKind, probl
  * over OTLP), so `run` warns; until 2026-12-07 nothing did, and the start-up line said "admin
  * listener /metrics" (test/ops/redteam-20-metrics-nowhere.test.ts).
  */
-function warnMetricsNowhere(config: Config, env: NodeJS.ProcessEnv, prometheus: TelemetrySettings['metrics']['prometheus'] | null, log: Logger): void {
-  if (!prometheus?.enabled || prometheus.port !== null || config.admin.port !== null) return;
-  let enabled = false;
-  try {
-    enabled = resolveSettings(config.telemetry, env).enabled;
-  } catch {
-    return; // Reported as a problem above.
-  }
-  if (!enabled) return;
+function warnMetricsNowhere(config: Config, telemetry: TelemetrySettings | null, log: Logger): void {
+  // Settings that did not resolve are reported as a problem already.
+  const prometheus = telemetry?.metrics.prometheus;
+  if (!telemetry?.enabled || !prometheus?.enabled || prometheus.port !== null || config.admin.port !== null) return;
   log.warn(
     { path: prometheus.path },
     'Prometheus metrics are on but served nowhere: admin.port is null (no admin listener, where /metrics is served by default); set telemetry.metrics.prometheus.port for a listener of its own, or telemetry.metrics.prometheus.enabled: false',
@@ -567,15 +575,15 @@ export async function compileConfig(config: Config, options: CompileConfigOption
   checkCredentialCharacters(config, upstream, problems);
   compileMetering(config, tenants, options.baseDir, problems);
   compileCalls(config, tenants, options.baseDir, problems);
-  let prometheus: TelemetrySettings['metrics']['prometheus'] | null = null;
+  let telemetry: TelemetrySettings | null = null;
   try {
-    prometheus = resolveSettings(config.telemetry, env).metrics.prometheus;
+    telemetry = resolveSettings(config.telemetry, env);
   } catch (err) {
     const p = splitPath((err as Error).message);
     problems.add(p.path, p.message, 'see README "Observability"');
   }
-  checkListenerPorts(config, prometheus, problems);
-  warnMetricsNowhere(config, env, prometheus, log);
+  checkListenerPorts(config, telemetry?.metrics.prometheus ?? null, problems);
+  warnMetricsNowhere(config, telemetry, log);
   const policiesDir = await compilePolicies(config, tenants, options.baseDir, log, problems);
   problems.throwIfAny();
   return { config: { ...config, server }, upstream, policiesDir, workers };
