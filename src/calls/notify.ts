@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { NotifyDelivery, NotifyTarget } from './config.js';
@@ -132,23 +133,9 @@ export class CallNotifier {
     }
   }
 
-  /** Waits `ms`; false when the notifier closed meanwhile. */
+  /** Waits `ms` (a timer that does not keep the process alive); false when the notifier closed meanwhile. */
   #pause(ms: number): Promise<boolean> {
-    const signal = this.#closing.signal;
-    return new Promise<boolean>((resolve) => {
-      if (signal.aborted) return resolve(false);
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', stop);
-        resolve(true);
-      }, ms);
-      // A pending retry does not keep the process alive.
-      timer.unref();
-      const stop = (): void => {
-        clearTimeout(timer);
-        resolve(false);
-      };
-      signal.addEventListener('abort', stop, { once: true });
-    });
+    return sleep(ms, true, { signal: this.#closing.signal, ref: false }).catch(() => false);
   }
 
   /** Ends every attempt in flight and every pause (each logged abandoned); later announcements are dropped. */
