@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
-import { simSignWebhook, startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { controlHop, type ControlHop } from './control-hop.js';
+import { simSignWebhook, type SimulatorHandle } from '../../src/simulator/index.js';
+import type { TestProxy } from '../support/harness.js';
+import { callsProxyBehindHop, type CallsProxyBehindHop } from './control-hop.js';
 import { post, until, WEBHOOK_SECRET } from './support.js';
 
 /*
@@ -13,33 +13,22 @@ import { post, until, WEBHOOK_SECRET } from './support.js';
  * is refused) and is acknowledged `accept_failed`: the call runs to its end unmetered and unguarded.
  * A call the proxy cannot govern must not go on.
  */
-const SIM_KEY = 'sk-simulator-adv-lost-accept';
 let sim: SimulatorHandle;
-let cut: ControlHop;
 let tp: TestProxy;
+let rig: CallsProxyBehindHop;
 let dropped = false;
 
 beforeAll(async () => {
-  sim = await startSimulator({ apiKey: SIM_KEY });
   // The upstream acts on the first accept; its answer never reaches the proxy.
-  cut = await controlHop(sim.url, (line) => {
+  rig = await callsProxyBehindHop('sk-simulator-adv-lost-accept', (line) => {
     if (dropped || !/^POST \S+\/accept /.test(line)) return 'pass';
     dropped = true;
     return 'cut';
-  });
-  const url = cut.url;
-  tp = await startTestProxy({
-    tenants: { acme: {} },
-    config: {
-      upstream: { provider: 'openai', url, apiKey: SIM_KEY, allowCallId: true },
-      calls: { enabled: true, sip: { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: '+15551230001' }] } },
-    },
-  });
+  }, [{ tenant: 'acme', to: '+15551230001' }]);
+  ({ sim, tp } = rig);
 });
 afterAll(async () => {
-  await tp?.stop();
-  await cut?.close();
-  await sim?.close();
+  await rig?.stop();
 });
 
 describe('adversary: a SIP accept whose answer is lost', () => {

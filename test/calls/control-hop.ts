@@ -1,5 +1,8 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
+import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { WEBHOOK_SECRET } from './support.js';
 
 /**
  * What becomes of the answer to one request through the hop: `pass` it on, `cut` the connection
@@ -60,4 +63,39 @@ export function controlHop(target: string, fateOf: (requestLine: string) => Answ
       }),
     ),
   );
+}
+
+/** A SIP-calls proxy dialling the simulator through a `controlHop` (see `callsProxyBehindHop`). */
+export interface CallsProxyBehindHop {
+  readonly sim: SimulatorHandle;
+  readonly hop: ControlHop;
+  readonly tp: TestProxy;
+  /** Stops the proxy, the hop and the simulator. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The simulator (its key `simKey`), a `controlHop` in front of it deciding each control answer's
+ * fate, and a proxy (tenant `acme`, calls on with `routes`, `?call_id=` allowed) dialling through it.
+ */
+export async function callsProxyBehindHop(simKey: string, fateOf: (requestLine: string) => AnswerFate, routes: { tenant: string; to: string; transfer?: { allow: string[] } }[]): Promise<CallsProxyBehindHop> {
+  const sim = await startSimulator({ apiKey: simKey });
+  const hop = await controlHop(sim.url, fateOf);
+  const tp = await startTestProxy({
+    tenants: { acme: {} },
+    config: {
+      upstream: { provider: 'openai', url: hop.url, apiKey: simKey, allowCallId: true },
+      calls: { enabled: true, sip: { webhookSecret: WEBHOOK_SECRET, routes } },
+    },
+  });
+  return {
+    sim,
+    hop,
+    tp,
+    stop: async () => {
+      await tp.stop();
+      await hop.close();
+      await sim.close();
+    },
+  };
 }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
-import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { controlHop, type ControlHop } from './control-hop.js';
+import type { SimulatorHandle } from '../../src/simulator/index.js';
+import type { TestProxy } from '../support/harness.js';
+import { callsProxyBehindHop, type CallsProxyBehindHop, type ControlHop } from './control-hop.js';
 import { post, until, WEBHOOK_SECRET } from './support.js';
 
 /**
@@ -18,10 +18,10 @@ import { post, until, WEBHOOK_SECRET } from './support.js';
  * lost" (UpstreamHttpError.unsent). Now such a refer is `call_transfer_unconfirmed`, counted
  * `unconfirmed` (until 2026-12-07 failed); one that never left is failed still.
  */
-const SIM_KEY = 'sk-simulator-redteam-20-refer-lost';
 let sim: SimulatorHandle;
 let hop: ControlHop;
 let tp: TestProxy;
+let rig: CallsProxyBehindHop;
 let dropped = false;
 
 async function transfers(outcome: string): Promise<number> {
@@ -31,26 +31,16 @@ async function transfers(outcome: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ apiKey: SIM_KEY });
   // The simulator acts on the first refer (it answers only once it has); that answer never arrives.
-  hop = await controlHop(sim.url, (line) => {
+  rig = await callsProxyBehindHop('sk-simulator-redteam-20-refer-lost', (line) => {
     if (dropped || !/^POST \S+\/refer /.test(line)) return 'pass';
     dropped = true;
     return 'cut';
-  });
-  const url = hop.url;
-  tp = await startTestProxy({
-    tenants: { acme: {} },
-    config: {
-      upstream: { provider: 'openai', url, apiKey: SIM_KEY, allowCallId: true },
-      calls: { enabled: true, sip: { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: '+15551230001', transfer: { allow: ['tel:+1415555*'] } }] } },
-    },
-  });
+  }, [{ tenant: 'acme', to: '+15551230001', transfer: { allow: ['tel:+1415555*'] } }]);
+  ({ sim, hop, tp } = rig);
 });
 afterAll(async () => {
-  await tp?.stop();
-  await hop?.close();
-  await sim?.close();
+  await rig?.stop();
 });
 
 describe('a refer whose answer is lost', () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
-import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
-import { controlHop, type ControlHop } from './control-hop.js';
+import type { SimulatorHandle } from '../../src/simulator/index.js';
+import type { TestProxy } from '../support/harness.js';
+import { callsProxyBehindHop, type CallsProxyBehindHop } from './control-hop.js';
 import { post, until, WEBHOOK_SECRET } from './support.js';
 
 /**
@@ -13,10 +13,9 @@ import { post, until, WEBHOOK_SECRET } from './support.js';
  * came, the next may go. The first refer's answer is held by a TCP hop until the test lets it through
  * (no timing).
  */
-const SIM_KEY = 'sk-simulator-refer-one-at-a-time';
 let sim: SimulatorHandle;
-let hop: ControlHop;
 let tp: TestProxy;
+let rig: CallsProxyBehindHop;
 /** Answers to refers held back, released by `release()`. */
 const held: (() => void)[] = [];
 let holding = true;
@@ -26,23 +25,15 @@ const release = (): void => {
 };
 
 beforeAll(async () => {
-  sim = await startSimulator({ apiKey: SIM_KEY });
   // The answer to a refer is held while `holding`.
-  hop = await controlHop(sim.url, (line) => (/^POST \S+\/refer /.test(line) ? (deliver) => (holding ? held.push(deliver) : deliver()) : 'pass'));
-  const url = hop.url;
-  tp = await startTestProxy({
-    tenants: { acme: {} },
-    config: {
-      upstream: { provider: 'openai', url, apiKey: SIM_KEY, allowCallId: true },
-      calls: { enabled: true, sip: { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: '+15551230001', transfer: { allow: ['tel:+1415555*'] } }] } },
-    },
-  });
+  rig = await callsProxyBehindHop('sk-simulator-refer-one-at-a-time', (line) => (/^POST \S+\/refer /.test(line) ? (deliver) => (holding ? held.push(deliver) : deliver()) : 'pass'), [
+    { tenant: 'acme', to: '+15551230001', transfer: { allow: ['tel:+1415555*'] } },
+  ]);
+  ({ sim, tp } = rig);
 });
 afterAll(async () => {
   release();
-  await tp?.stop();
-  await hop?.close();
-  await sim?.close();
+  await rig?.stop();
 });
 
 describe('call transfers, one at a time per call', () => {
