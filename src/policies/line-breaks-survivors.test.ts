@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { piiFinder, regexFinder, TextScanner, type Action, type CompiledRule, type SpanFinder } from './matchers.js';
-import { BUILTIN_PII } from './pii.js';
+import { regexFinder, TextScanner, type CompiledRule } from './matchers.js';
+import { builtinPii as pii, outputRule as rule, streamThrough as stream } from '../../test/policies/scanner-support.js';
 
 /**
  * Tests for the mutants of the line-break reading (73c5136: normalize.ts's `lineBreaks` and
@@ -9,22 +9,7 @@ import { BUILTIN_PII } from './pii.js';
  * hold bound's lines (a88e9ca) that run re-indented.
  */
 
-function rule(id: string, finders: SpanFinder[], action: Action = 'redact'): CompiledRule {
-  return { id, sources: new Set(['output']), events: null, action, finders, maxChars: null, functionName: null, replacement: '[{type}]', logMatches: false };
-}
-const phone = (): CompiledRule => rule('phone', [piiFinder(BUILTIN_PII.find((d) => d.name === 'phone')!)]);
-/** The text released by a scanner fed `deltas` (the last push final), and the rules it tripped. */
-function stream(rules: readonly CompiledRule[], deltas: readonly string[]): { text: string; tripped: string[] } {
-  const s = new TextScanner(rules, 256, '', 'text');
-  let text = '';
-  const tripped: string[] = [];
-  deltas.forEach((d, k) => {
-    const r = s.push(d, k === deltas.length - 1);
-    text += r.text;
-    tripped.push(...r.hits.map((h) => h.rule.id));
-  });
-  return { text, tripped };
-}
+const phone = (): CompiledRule => rule('phone', [pii('phone')]);
 const tags = (s: string): string => [...s].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
 
 describe('which whitespace is a line break', () => {

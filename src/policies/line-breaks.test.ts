@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { phraseFinder, piiFinder, regexFinder, TextScanner, type Action, type CompiledRule, type SpanFinder, type TextFormat } from './matchers.js';
+import { phraseFinder, regexFinder, type CompiledRule } from './matchers.js';
 import { linedText, normalize } from './normalize.js';
-import { BUILTIN_PII } from './pii.js';
+import { builtinPii as pii, outputRule as rule, streamThrough as stream } from '../../test/policies/scanner-support.js';
 
 /**
  * A line break is a boundary for the phone detector only (pii.ts `readsLineBreaks`): numbers one per
@@ -10,24 +10,8 @@ import { BUILTIN_PII } from './pii.js';
  * space, as before, and so does the phone detector's first reading (a number broken across lines).
  */
 
-function rule(id: string, finders: SpanFinder[], action: Action = 'redact'): CompiledRule {
-  return { id, sources: new Set(['output']), events: null, action, finders, maxChars: null, functionName: null, replacement: '[{type}]', logMatches: false };
-}
-const pii = (name: string): SpanFinder => piiFinder(BUILTIN_PII.find((d) => d.name === name)!);
 const piiRules = (): CompiledRule[] => ['phone', 'card', 'iban', 'email'].map((name) => rule(name, [pii(name)]));
 
-/** The text released by a scanner fed `deltas` (the last push final), and the rules it tripped. */
-function stream(rules: readonly CompiledRule[], deltas: readonly string[], format: TextFormat = 'text'): { text: string; tripped: string[] } {
-  const s = new TextScanner(rules, 256, '', format);
-  let text = '';
-  const tripped: string[] = [];
-  deltas.forEach((d, k) => {
-    const r = s.push(d, k === deltas.length - 1);
-    text += r.text;
-    tripped.push(...r.hits.map((h) => h.rule.id));
-  });
-  return { text, tripped };
-}
 /** Every split of `text` into two deltas, and the whole. */
 const splits = (text: string): string[][] => [[text], ...Array.from({ length: text.length - 1 }, (_, k) => [text.slice(0, k + 1), text.slice(k + 1)])];
 
