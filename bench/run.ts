@@ -10,6 +10,7 @@ import { compileChild } from './lib/compiled.js';
 import type { LoadStats, LoadTarget } from './lib/load.js';
 import { coreTimes, coreUtilisation, machineInfo, type MachineInfo } from './lib/machine.js';
 import { perfLines, perfRecord } from './lib/perf.js';
+import { summarisePairs, type PairedSummary } from './lib/paired.js';
 import type { AllocationLine, ProfileSummary } from './lib/profile.js';
 import type { FakeUpstreamStats } from './fake-upstream.js';
 import { RELAY_NODE_FLAGS } from '../src/server/node-flags.js';
@@ -74,6 +75,12 @@ const HELP = `usage: npm run bench -- [flags]
                             runs: the proxy from dist/, built by tsc first; the bench's relay scripts
                             bundled with esbuild; no tsx loader in any relay process)
   --out DIR                 results directory (default bench/results)
+  --paired A,B              instead of the run above: two targets (e.g. governed-base,governed, or governed,governed for
+                            the noise floor) measured in --pairs alternating windows (AB, BA, AB, …) on processes kept
+                            up, at the first --sessions count; prints B/A per pair, the median ratio with a 90 %
+                            interval and a sign test, for CPU per event and both p99s. This VM drifts ±15 % in
+                            minutes: only windows measured back to back compare within a few per cent
+  --pairs N                 pairs of windows for --paired (default 12)
   --baseline DIR            a checkout of another commit (its src/ and bench/, e.g. from \`git archive\`, with
                             node_modules linked): adds the targets proxy-base and governed-base, that commit's
                             proxy on this tree's configs, so before/after compare in one run`;
@@ -104,6 +111,8 @@ const { values: flags } = parseArgs({
     attempts: { type: 'string' },
     out: { type: 'string' },
     baseline: { type: 'string' },
+    paired: { type: 'string' },
+    pairs: { type: 'string' },
     workers: { type: 'string' },
     capacity: { type: 'string' },
     'capacity-max': { type: 'string' },
@@ -169,7 +178,12 @@ const opts = {
   capacity: flags.capacity ? (flags.capacity.split(',').map((t) => t.trim()) as TargetName[]) : [],
   capacityMax: num(flags['capacity-max'], 3000),
   capacityWindows: Math.max(1, num(flags['capacity-windows'], 3)),
+  paired: flags.paired ? (flags.paired.split(',').map((t) => t.trim()) as TargetName[]) : [],
+  pairs: Math.max(1, num(flags.pairs, 12)),
 };
+if (opts.paired.length > 0 && opts.paired.length !== 2) throw new Error(`--paired: two targets, got ${opts.paired.join(',')}`);
+for (const t of opts.paired) if (!(t in TARGETS) || t === 'direct') throw new Error(`--paired: ${t} is not a relay target`);
+for (const t of opts.paired) if (t.endsWith('-base') && !flags.baseline) throw new Error(`--paired: ${t} needs --baseline DIR`);
 for (const w of opts.workers) if (!Number.isInteger(w) || w < 1) throw new Error(`--workers: ${w} is not a worker count`);
 for (const t of opts.capacity) if (!(t in TARGETS) || t === 'direct') throw new Error(`--capacity: ${t} is not a relay target`);
 for (const t of opts.targets) if (!(t in TARGETS)) throw new Error(`unknown target ${t}`);
@@ -694,6 +708,82 @@ async function runProfile(target: TargetName, logFd: number): Promise<ProfileSum
   }
 }
 
+interface PairedWindow {
+  readonly pair: number;
+  readonly target: TargetName;
+  readonly result: PacedResult;
+}
+
+interface PairedRun {
+  readonly targets: readonly [TargetName, TargetName];
+  readonly sessions: number;
+  readonly windows: readonly PairedWindow[];
+  readonly metrics: readonly { readonly metric: string; readonly a: readonly number[]; readonly b: readonly number[]; readonly summary: PairedSummary }[];
+}
+
+/** `--paired A,B`: both relays kept up, windows alternating AB, BA, AB, … (see bench/lib/paired.ts). */
+async function runPaired(logFd: number): Promise<PairedRun> {
+  const [ta, tb] = opts.paired as [TargetName, TargetName];
+  const n = opts.sessions[0]!;
+  const rigs = [new Rig(ta, logFd), new Rig(tb, logFd)] as const;
+  const windows: PairedWindow[] = [];
+  try {
+    // One after the other: each start waits for its relay's port.
+    for (const rig of rigs) await rig.start();
+    for (let pair = 1; pair <= opts.pairs; pair++) {
+      const order = pair % 2 === 1 ? [0, 1] : [1, 0];
+      for (const i of order) {
+        const rig = rigs[i]!;
+        const r = await rig.paced(n);
+        windows.push({ pair, target: rig.target, result: r });
+        log(`  pair ${pair}/${opts.pairs} ${i === 0 ? 'A' : 'B'} ${rig.target}: relay ${fmt(r.relayUsPerEvent, 2)} µs/ev (${fmt(r.relayCpuPct, 0)}% core), u→c p99 ${fmt(r.u2c.p99 / 1000, 2)} ms, c→u p99 ${fmt(r.c2u.p99 / 1000, 2)} ms, foreign ${r.foreignPct.map((u) => fmt(u, 0) + '%').join('/')}, errors ${r.errors}`);
+      }
+    }
+  } finally {
+    for (const rig of rigs) await rig.stop();
+  }
+  const side = (i: 0 | 1, value: (r: PacedResult) => number | null) =>
+    Array.from({ length: opts.pairs }, (_, k) => {
+      // By position, not by target name: with one target on both sides (the noise floor) A is the first rig.
+      const inPair = windows.filter((w) => w.pair === k + 1);
+      const first = k % 2 === 0 ? 0 : 1;
+      const w = inPair[i === 0 ? first : 1 - first];
+      const v = w && w.result.errors === 0 ? value(w.result) : null;
+      return v ?? Number.NaN;
+    });
+  const metric = (name: string, value: (r: PacedResult) => number | null) => {
+    const a = side(0, value);
+    const b = side(1, value);
+    return { metric: name, a, b, summary: summarisePairs(a, b) };
+  };
+  return {
+    targets: [ta, tb],
+    sessions: n,
+    windows,
+    metrics: [
+      metric('relay µs per event', (r) => r.relayUsPerEvent),
+      metric('u→c p99 (ms)', (r) => r.u2c.p99 / 1000),
+      metric('c→u p99 (ms)', (r) => r.c2u.p99 / 1000),
+    ],
+  };
+}
+
+function pairedMarkdown(commit: string, machine: MachineInfo, run: PairedRun): string {
+  const [ta, tb] = run.targets;
+  const lines = [
+    `Commit ${commit}. ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}. Paired windows: A = ${ta}, B = ${tb}, ${run.sessions} paced sessions, ${opts.pairs} pairs (order AB, BA, …), ${opts.warmupSec} s warm-up and ${opts.measureSec} s per window.`,
+    '',
+    '| metric | A median | B median | B / A median of pairs | 90 % interval | pairs B higher | sign test p |',
+    '|---|---:|---:|---:|---|---:|---:|',
+  ];
+  for (const m of run.metrics) {
+    const s = m.summary;
+    lines.push(`| ${m.metric} | ${fmt(median(m.a), 2)} | ${fmt(median(m.b), 2)} | ${fmt(s.medianRatio, 3)} | ${s.interval ? `${fmt(s.interval[0], 3)}–${fmt(s.interval[1], 3)}` : '–'} | ${s.bHigher} of ${s.pairs} | ${fmt(s.signTestP, 3)} |`);
+  }
+  lines.push('', 'Ratios per pair (relay µs per event, B / A): ' + run.metrics[0]!.summary.ratios.map((r) => fmt(r, 3)).join(', '));
+  return lines.join('\n') + '\n';
+}
+
 /** The p99 (µs) at or under which a paced load counts as carried (issue 13: "before p99 passes 10 ms"). */
 const CAPACITY_P99_US = 10_000;
 const CAPACITY_STEP = 50;
@@ -1111,9 +1201,21 @@ async function main(): Promise<void> {
   mkdirSync(join(opts.out, 'logs'), { recursive: true });
   const logFile = join(opts.out, 'logs', 'children.log');
   const logFd = openSync(logFile, 'w');
-  log(`bench: commit ${commit}; ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadavg}; targets ${opts.targets.join(', ')}; paced ${opts.sessions.join('/')}; repeat ${opts.repeat}; child logs in ${logFile}`);
+  log(`bench: commit ${commit}; ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadavg}; ${opts.paired.length === 2 ? `paired ${opts.paired.join(' vs ')}, ${opts.pairs} pairs` : `targets ${opts.targets.join(', ')}`}; paced ${opts.sessions.join('/')}; repeat ${opts.repeat}; child logs in ${logFile}`);
   if (machine.nproc < 2 && opts.pin) log('  warning: fewer than 2 cores; pinning puts everything on one core');
   const started = Date.now();
+  if (opts.paired.length === 2) {
+    const run = await runPaired(logFd);
+    closeSync(logFd);
+    const md = pairedMarkdown(commit, machine, run);
+    console.log('\n' + md);
+    mkdirSync(opts.out, { recursive: true });
+    const result = { date: new Date().toISOString(), commit, durationSec: Math.round((Date.now() - started) / 1000), machine, options: opts, paired: run };
+    writeFileSync(join(opts.out, 'latest-paired.json'), JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(join(opts.out, 'latest-paired.md'), md);
+    log(`wrote ${join(opts.out, 'latest-paired.json')} and latest-paired.md`);
+    return;
+  }
   const runs: TargetRun[] = [];
   for (let rep = 1; rep <= opts.repeat; rep++) {
     // Rotate the order per repetition so slow drift (other work on the machine) spreads over targets.
