@@ -4,6 +4,7 @@ import { PCM16_BYTES_PER_MS } from '../protocol/audio-format.js';
 import { ProxyError } from '../protocol/errors.js';
 import { TRANSLATION_AUDIO_IN } from '../protocol/events.js';
 import { asString } from '../protocol/json.js';
+import { base64DecodedBytes } from '../protocol/json-bytes.js';
 import { sniffStringSpans, spanText } from '../protocol/sniff.js';
 import { budgetError, reserveFailsOpen, type MeteringRuntime } from './filter.js';
 import type { Amount, MaybePromise, ReserveResult, UsageRecord } from './ledger.js';
@@ -66,16 +67,6 @@ function base64Bytes(audio: string): number {
   return Buffer.byteLength(audio, 'base64');
 }
 
-/** As base64Bytes, for the base64 text at [start, end) of `buf` (Node's own count: padding off, then 3/4). */
-function base64SpanBytes(buf: Buffer, start: number, end: number): number {
-  let n = end - start;
-  if (buf[start + n - 1] === EQUALS) n--;
-  if (n > 1 && buf[start + n - 1] === EQUALS) n--;
-  return (n * 3) >>> 2;
-}
-
-const EQUALS = 0x3d;
-
 /** The members of an append the filter reads: sniffed together, in one walk of the frame. */
 const APPEND_MEMBERS: readonly string[] = ['audio', 'event_id'];
 
@@ -96,7 +87,7 @@ export function appendedAudio(frame: Frame): { readonly bytes: number; readonly 
   }
   const [audio, eventId] = spans;
   if (!audio || audio[1] === audio[0]) return null;
-  return { bytes: base64SpanBytes(frame.bytes, audio[0], audio[1]), eventId: eventId ? spanText(frame.bytes, eventId) : null };
+  return { bytes: base64DecodedBytes(frame.bytes, audio[0], audio[1]), eventId: eventId ? spanText(frame.bytes, eventId) : null };
 }
 
 interface Block {

@@ -41,6 +41,14 @@ describe('Base64Member: decoded bytes of the audio member', () => {
     expect(sniffs()).toBe(1);
   });
 
+  it('counts what Node decodes for any text, never below zero (a value of "=" read −1 until 2026-12-07)', () => {
+    const m = new Base64Member('audio');
+    for (const text of ['', '=', '==', 'A=', 'A==', 'AA=', 'AAA', 'AAAAA', 'AAAAA=', 'AAAA====']) {
+      const frame = Buffer.from(`{"type":"input_audio_buffer.append","audio":"${text}"}`);
+      expect(m.bytes(frame), text).toBe(Buffer.byteLength(text, 'base64'));
+    }
+  });
+
   it('reads a Frame as well as its bytes', () => {
     const m = new Base64Member('audio');
     expect(m.bytes(new Frame('input_audio_buffer.append', append(10)))).toBe(10);

@@ -1,3 +1,4 @@
+import { base64DecodedBytes, COLON, QUOTE } from '../protocol/json-bytes.js';
 import { sniffStringSpan } from '../protocol/sniff.js';
 import type { Report } from './reports.js';
 
@@ -10,9 +11,6 @@ import type { Report } from './reports.js';
  * allocation except the first frame of each response (one small record).
  */
 
-const QUOTE = 0x22;
-const COLON = 0x3a;
-const EQUALS = 0x3d;
 
 const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
@@ -51,10 +49,7 @@ export class Base64Member {
       this.#start = span[0];
       this.#tail = buf.length - span[1];
     }
-    const end = buf.length - this.#tail;
-    let pad = 0;
-    if (buf[end - 1] === EQUALS) pad = buf[end - 2] === EQUALS ? 2 : 1;
-    return Math.floor(((end - this.#start) * 3) / 4) - pad;
+    return base64DecodedBytes(buf, this.#start, buf.length - this.#tail);
   }
 
   #fits(buf: Buffer): boolean {

@@ -31,3 +31,18 @@ export function closingQuote(buf: Buffer, open: number): number {
     i = q + 1;
   }
 }
+
+const EQUALS = 0x3d;
+
+/**
+ * The bytes the base64 text at [start, end) of `buf` decodes to, without decoding it: Node's own count
+ * (`Buffer.byteLength(s, 'base64')`: up to two `=` off the end, then 3/4 of what is left, rounded down),
+ * so never negative, whatever the text (until 2026-12-07 the audio meter's count read −1 for a value
+ * of `=` or `==`).
+ */
+export function base64DecodedBytes(buf: Buffer, start: number, end: number): number {
+  let n = end - start;
+  if (n > 0 && buf[start + n - 1] === EQUALS) n--;
+  if (n > 1 && buf[start + n - 1] === EQUALS) n--;
+  return (n * 3) >>> 2;
+}
