@@ -1013,3 +1013,74 @@ describe('a hang-up given up is not the end of the call', () => {
     expect(await r.store.claimLapsed('gov_rival', r.wall() + 30_000, r.wall(), 10)).toEqual([]);
   });
 });
+
+describe("why the proxy ends a call, in the call's store record for client sockets on other processes", () => {
+  /** A rig whose upstream reads the call's record as each hang-up arrives (what another instance would read then). */
+  /** A sideband that closes as the relay does: the call's end first (`endCallFirst`, nothing to drain), then the close. */
+  class EndsCallFirst extends FakeSideband {
+    override close(error: ProxyError): void {
+      const first = this.init.endCallFirst(error, () => Promise.resolve());
+      if (first === null) super.close(error);
+      else void first.then(() => super.close(error));
+    }
+  }
+
+  function recording(store: CallStore = new SqliteCallStore(':memory:')) {
+    const atHangup: unknown[] = [];
+    let wall = () => 0;
+    const r = track(
+      rig({
+        store,
+        openSideband: (init) => new EndsCallFirst(init),
+        control: async () => {
+          atHangup.push((await store.getCall('rtc_1', wall()))?.endedByProxy);
+          return answer(200);
+        },
+      }),
+    );
+    wall = r.wall;
+    return { r, atHangup };
+  }
+
+  it('a cap: the error (code, message, close code) is in the record before the hang-up goes out (found 2026-12-07: only this process\'s sockets were told)', async () => {
+    const { r, atHangup } = recording();
+    await r.govern('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await vi.waitFor(() => expect(r.hangups).toEqual(['hangup:rtc_1']));
+    await vi.waitFor(() => expect(atHangup).toHaveLength(1));
+    expect(atHangup).toEqual([{ code: 'budget_exceeded', message: 'The call reached its cost cap and was ended.', closeCode: 4002 }]);
+  });
+
+  it("the sideband's own close (governance_failed): recorded after the drain, before the hang-up", async () => {
+    const { r, atHangup } = recording();
+    await r.govern('rtc_1');
+    r.sidebands.get('rtc_1')!.close(new ProxyError('governance_failed'));
+    await vi.waitFor(() => expect(atHangup).toHaveLength(1));
+    expect(atHangup).toEqual([{ code: 'governance_failed', message: new ProxyError('governance_failed').message, closeCode: 4003 }]);
+  });
+
+  it('a store that fails the write: the hang-up goes out all the same, the failure logged', async () => {
+    const real = new SqliteCallStore(':memory:');
+    // The real store's methods on the real store (its private fields), but the write that fails.
+    const failing = new Proxy(real, {
+      get(target, name) {
+        if (name === 'amendCall') return () => Promise.reject(new Error('store down'));
+        const value: unknown = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const { r, atHangup } = recording(failing);
+    await r.govern('rtc_1');
+    r.governors.capReached('rtc_1', true);
+    await vi.waitFor(() => expect(atHangup).toEqual([undefined]));
+    expect(r.lines.some((l) => l['call'] === 'rtc_1' && String(l['msg']).startsWith('call end: the store did not take its reason'))).toBe(true);
+  });
+
+  it('a call taken over whose earlier end never landed (its hang-up given up): the old reason is cleared as it is governed again', async () => {
+    const { r } = recording();
+    await r.store.putCall('rtc_1', { ...record(), endedByProxy: { code: 'budget_exceeded', message: 'm', closeCode: 4002 } }, { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.governors.sweep();
+    await vi.waitFor(async () => expect((await r.store.getCall('rtc_1', r.wall()))?.endedByProxy).toBeNull());
+    expect(r.sidebands.get('rtc_1')!.started).toBe(true);
+  });
+});

@@ -9,6 +9,7 @@ import type { Tenant } from '../tenants/tenant.js';
 import type { CallRecord, CallStore, ClaimedCall } from './store.js';
 import type { UpstreamCalls } from './upstream.js';
 import { capLogBinding } from '../logging.js';
+import { endReasonOf } from './end-reason.js';
 
 export interface GovernedCall {
   readonly callId: string;
@@ -132,6 +133,11 @@ const TENANT_CAP: CallLimit = { scope: 'tenant', name: 'cost', code: 'budget_exc
 const HANGUP_ATTEMPTS = 4;
 /** The pauses between them, in all (1 + 2 + 4 s). */
 const HANGUP_PAUSES_MS = (2 ** (HANGUP_ATTEMPTS - 1) - 1) * 1000;
+/**
+ * How long a hang-up waits for the end's reason to reach the store (CallRecord.endedByProxy): a store
+ * slower than this leaves client sockets on other processes the upstream's 1000, the call hung up on time.
+ */
+const END_REASON_WRITE_MS = 1000;
 /** Calls one sweep claims at most (each dials a sideband). */
 const CLAIMS_PER_SWEEP = 64;
 
@@ -280,6 +286,9 @@ export class CallGovernors {
       void this.hangup(callId, log, 'the call was re-claimed but its tenant is no longer configured');
       return;
     }
+    // Ended by the proxy before, but its hang-up never landed: the call goes on, and its client
+    // sockets elsewhere must not read that old reason at its own end.
+    if (record.endedByProxy) this.#track(this.#deps.store.amendCall(callId, { endedByProxy: null }, this.#deps.clock.wall()));
     // A SIP call whose first sideband never turned its responses back on gets the update again (it is idempotent).
     const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens } };
     let refused: ProxyError | null = null;
@@ -577,7 +586,7 @@ export class CallGovernors {
     // Over a cap, metering has cancelled the running responses: their response.done (billed as
     // OpenAI bills them) comes before the hang-up can cut them short. Bounded like a client's linger.
     if (drain) await session.idle(this.#deps.config.metering.lingerAfterClientCloseMs);
-    this.#tellClients(callId, error, session.log);
+    await this.#announceEnd(callId, error, session.log);
     await this.#boundedHangup(callId, session.log, why);
     // The upstream may have closed it already (the call ended): nothing left to close.
     if (session.ended) return;
@@ -615,21 +624,41 @@ export class CallGovernors {
     const why = this.#endReasons.get(callId) ?? `the proxy ended the call sideband (${error.code})`;
     // Being ended: a cap reached meanwhile does not end it twice; shutdown lets this close.
     this.#endReasons.set(callId, why);
-    const end = drain().then(() => {
-      this.#tellClients(callId, error, log);
-      return this.#boundedHangup(callId, log, why);
-    });
+    const end = drain()
+      .then(() => this.#announceEnd(callId, error, log))
+      .then(() => this.#boundedHangup(callId, log, why));
     this.#trackEnd(end);
     return end;
   }
 
-  /** The call's client sockets on this process hear why the proxy ends it (`GovernorDeps.ending`); never throws. */
-  #tellClients(callId: string, error: ProxyError, log: Logger): void {
+  /**
+   * Why the proxy ends the call, just before its hang-up: the call's client sockets on this process
+   * are closed with the error (`GovernorDeps.ending`), and the error goes into the call's store record
+   * (`endedByProxy`, waited for at most END_REASON_WRITE_MS) for those on other processes, which read
+   * it when the hang-up closes their upstream. (Until 2026-12-07 those got only the upstream's 1000,
+   * a caller hanging up to the app.) Never rejects: a store that fails leaves them that 1000.
+   */
+  async #announceEnd(callId: string, error: ProxyError, log: Logger): Promise<void> {
     try {
       this.#deps.ending?.(callId, error);
     } catch (err) {
       log.error({ err, call: callId }, 'telling the call\'s client sockets why it ends failed');
     }
+    let write: Promise<void>;
+    try {
+      write = this.#deps.store.amendCall(callId, { endedByProxy: endReasonOf(error) }, this.#deps.clock.wall());
+    } catch (err) {
+      write = Promise.reject(err);
+    }
+    const written = write.catch((err: unknown) => log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'call end: the store did not take its reason (client sockets on other processes get the upstream\'s close)'));
+    this.#pend(written);
+    let timer: NodeJS.Timeout | null = null;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, END_REASON_WRITE_MS);
+      timer.unref();
+    });
+    await Promise.race([written, bound]);
+    clearTimeout(timer!);
   }
 
   /** The calls filter saw session.created on this call's sideband. */

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { json, type BodyAdmission, type HttpReply, type HttpRequestHead, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
 import { NO_SLOT, type MeteringModule, type SessionSlotHold } from '../metering/index.js';
 import { ChainTemplate } from '../pipeline/chain.js';
-import { CALL_FIRST_UPDATE, CONTINUE, type FilterFactory } from '../pipeline/filter.js';
+import { CALL_FIRST_UPDATE, CONTINUE, type AdmissionTicket, type FilterFactory } from '../pipeline/filter.js';
 import type { JsonObject } from '../pipeline/frame.js';
 import type { PolicyRegistry } from '../policies/registry.js';
 import { ProxyError } from '../protocol/errors.js';
@@ -23,7 +23,8 @@ import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallRecord, CallStore, SecretRecord } from './store.js';
 import { CallNotifier, type NotifyOutcome } from './notify.js';
-import { appTurnChoice, ResponsesHold } from './responses-hold.js';
+import { appTurnChoice, ResponsesHold, type AppTurnChoice } from './responses-hold.js';
+import { appUpdateOf, END_REASON_READ_MS, errorOfEndReason, settledWithin } from './end-reason.js';
 import { acceptBoundMs, routeSipCall, sipRouteKey, type SipDeps } from './sip.js';
 import { TransferAllowList } from './transfer.js';
 import { CallStoreUnavailable, OutageGuardedStore, storeUnavailableError, storeUnavailableReply } from './store-outage.js';
@@ -146,7 +147,9 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * proxy ends (GovernorDeps.ending) closes them with its error (`budget_exceeded`, close 4002;
    * `policy_violation`, 4003; …) before it hangs up. Until 2026-12-07 the app's sideband got only
    * the upstream's 1000 "call ended" of the hang-up, a caller hanging up to the app
-   * (test/calls/redteam-20-phone-app.test.ts). Sockets on another process get that 1000 still.
+   * (test/calls/redteam-20-phone-app.test.ts). Sockets on another process (relay worker or instance)
+   * read the error from the call's record when the hang-up closes their upstream (CallRecord.endedByProxy,
+   * written by the governing instance before it hangs up); until 2026-12-07 they got that 1000 still.
    */
   const clientsOf = new Map<string, Set<(error: ProxyError) => void>>();
   /**
@@ -172,9 +175,12 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * SIP calls whose governing sideband on this process holds their responses for the tenant's app
    * (ResponsesHold, `notify.waitForAppMs`), by call id: the app's first session.update on one of this
    * process's sockets, or its announcement failing, releases them. An app socket on another process
-   * (relay worker or instance) is not seen from here: that call waits its `waitForAppMs` out.
+   * (relay worker or instance) records its update's effect in the call's record (CallRecord.appUpdate),
+   * which the hold asks for while it waits (until 2026-12-07 that call waited its `waitForAppMs` out).
    */
   const heldForApp = new Map<string, ResponsesHold>();
+  /** The call record each attach was admitted on (by its ticket), for its socket: whether the call holds responses for its app. */
+  const attachedTo = new WeakMap<AdmissionTicket, CallRecord>();
 
   const filter: FilterFactory = {
     name: CALLS_FILTER,
@@ -194,6 +200,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       return requestStore.getCall(callId, wall()).then(
         (record) => {
           if (record && record.tenant === req.tenant.id) {
+            attachedTo.set(req.ticket, record);
             const tenant = attachingTenant(req.tenant);
             if (attached.full(callId, tenant)) return socketsExceeded();
             return sharedAttached ? sharedAttached.take(req.ticket, callId, tenant).then((placed) => (placed ? null : socketsExceeded())) : null;
@@ -223,11 +230,40 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         const clients = clientsOf.get(callId) ?? new Set<(error: ProxyError) => void>();
         clients.add(closeWith);
         clientsOf.set(callId, clients);
+        const admittedOn = ctx.admission ? attachedTo.get(ctx.admission) : undefined;
+        // A SIP call accepted with its responses held, its app's update not recorded yet: this socket's
+        // first update is recorded once it took effect, for a governing sideband on another process.
+        let appChoice: AppTurnChoice | null = null;
+        let recordAppUpdate = admittedOn?.kind === 'sip' && Boolean(admittedOn.onAttach) && admittedOn.appUpdate === undefined;
         return {
           onClient(frame, injectedBy) {
+            if (injectedBy) return CONTINUE;
             // The app's own update, past every other filter (this one is last): on its way upstream.
-            if (!injectedBy) heldForApp.get(callId)?.appUpdated(appTurnChoice(frame.json()['session']));
+            const choice = appTurnChoice(frame.json()['session']);
+            appChoice ??= choice;
+            heldForApp.get(callId)?.appUpdated(choice);
             return CONTINUE;
+          },
+          onServer(frame) {
+            if (frame.type !== 'session.updated' || appChoice === null || !recordAppUpdate) return CONTINUE;
+            recordAppUpdate = false;
+            // Governed here: the hold saw the update itself.
+            if (heldForApp.has(callId)) return CONTINUE;
+            const input = asObject(asObject(asObject(frame.json()['session'])?.['audio'])?.['input']);
+            const detection = input && 'turn_detection' in input ? (input['turn_detection'] === null ? null : asObject(input['turn_detection'])) : undefined;
+            const appUpdate = { choice: appChoice, ...(detection !== undefined ? { turnDetection: detection } : {}) };
+            requestStore.amendCall(callId, { appUpdate }, wall()).catch((err: unknown) => {
+              // An outage is logged once by the guarded store: the governing sideband waits its bound out.
+              if (!(err instanceof CallStoreUnavailable)) ctx.log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the app\'s update could not be recorded for the call\'s governing instance');
+            });
+            return CONTINUE;
+          },
+          // The hang-up of a call the proxy ended from another process closes the upstream 1000: that
+          // process recorded why first, and this socket ends with the same error and close code.
+          onUpstreamClosed(code) {
+            if (code !== 1000) return null;
+            const record = requestStore.getCall(callId, wall());
+            return settledWithin(record, END_REASON_READ_MS, null).then((found) => errorOfEndReason(found?.endedByProxy));
           },
           onClose() {
             release();
@@ -246,6 +282,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         send: (event) => ctx.sendUpstream(event as RealtimeClientEvent, CALL_FIRST_UPDATE),
         setTimer: (ms, fn) => ctx.setTimer(ms, fn),
         log: ctx.log,
+        // An app attached through another process: its update's effect, as that process recorded it.
+        appUpdatedElsewhere: () => requestStore.getCall(callId, wall()).then((record) => appUpdateOf(record?.appUpdate)),
       });
       const forget = (): void => {
         if (heldForApp.get(callId) === hold) heldForApp.delete(callId);

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { DeliveryClaim } from './webhook.js';
-import { parseRecord, type CallLease, type CallRecord, type CallStore, type ClaimedCall, type SecretRecord } from './store.js';
+import { parseRecord, type CallAmendment, type CallLease, type CallRecord, type CallStore, type ClaimedCall, type SecretRecord } from './store.js';
 
 /*
  * Leases live in a sorted set (call id by lease end), a hash (call id → owner) and a hash (call id →
@@ -74,6 +74,16 @@ return 'claimed'`;
 const FORGET_DELIVERY = `
 if redis.call('GET', KEYS[1]) == 'claim:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`;
+
+// The record replaced only if it is still the one read (another instance may amend it meanwhile), its TTL kept.
+const REPLACE_IF_SAME = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+return 1`;
+/** Rounds of read and compare-and-set an amendment tries before it fails (each lost only to another amendment). */
+const AMEND_ATTEMPTS = 4;
 
 const PROBE_TTL_MS = 10_000;
 
@@ -181,6 +191,18 @@ export class RedisCallStore implements CallStore {
     const raw = await this.#redis.get(`${this.#prefix}call:${callId}`);
     const rec = raw === null ? null : parseRecord<CallRecord>(raw);
     return rec && rec.expiresAtMs > wallMs ? rec : null;
+  }
+
+  async amendCall(callId: string, amendment: CallAmendment, wallMs: number): Promise<void> {
+    const key = `${this.#prefix}call:${callId}`;
+    // Merged here, not in Lua: cjson would turn the record's empty arrays (a session's `tools: []`) into objects.
+    for (let attempt = 0; attempt < AMEND_ATTEMPTS; attempt++) {
+      const raw = await this.#redis.get(key);
+      const record = raw === null ? null : parseRecord<CallRecord>(raw);
+      if (raw === null || !record || record.expiresAtMs <= wallMs) return;
+      if ((await this.#redis.eval(REPLACE_IF_SAME, 1, key, raw, JSON.stringify({ ...record, ...amendment }))) === 1) return;
+    }
+    throw new Error(`the call's record changed under ${AMEND_ATTEMPTS} amendments in a row`);
   }
 
   async claimDelivery(webhookId: string, token: string, leaseMs: number, _wallMs: number): Promise<DeliveryClaim> {

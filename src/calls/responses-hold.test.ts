@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { appTurnChoice, ResponsesHold } from './responses-hold.js';
+import { APP_UPDATE_POLL_MS, appTurnChoice, ResponsesHold, type AppUpdateSeen } from './responses-hold.js';
 import { withResponsesHeld } from './session-config.js';
 
 type Sent = { type: 'session.update'; session: Record<string, unknown> } | { type: 'response.create' };
@@ -115,5 +115,102 @@ describe('ResponsesHold', () => {
     expect(appTurnChoice({ audio: { input: { turn_detection: { type: 'semantic_vad' } } } })).toEqual({ kind: 'set', createResponse: null });
     expect(appTurnChoice({ audio: { input: { turn_detection: { type: 'server_vad', create_response: true } } } })).toEqual({ kind: 'set', createResponse: true });
     expect(appTurnChoice('not an object')).toEqual({ kind: 'untouched' });
+  });
+});
+
+/**
+ * A hold whose app may attach through another process: the store's answers to its asks are given by
+ * hand (`answer`), its timers fired by hand (`fire`: the bound is the first, each poll after it).
+ */
+function pollingHold(route: Record<string, unknown>) {
+  const sent: Sent[] = [];
+  const timers: Array<{ ms: number; fn: () => void; fired: boolean }> = [];
+  const asks: Array<{ resolve: (seen: AppUpdateSeen | null) => void; reject: (err: Error) => void }> = [];
+  const hold = new ResponsesHold({
+    restore: withResponsesHeld(route).restore,
+    waitForAppMs: 5000,
+    send: (event) => sent.push(event),
+    setTimer: (ms, fn) => {
+      timers.push({ ms, fn, fired: false });
+      return setTimeout(() => undefined, 0);
+    },
+    log: pino({ level: 'silent' }),
+    appUpdatedElsewhere: () => new Promise<AppUpdateSeen | null>((resolve, reject) => asks.push({ resolve, reject })),
+  });
+  hold.start();
+  /** The next poll timer not fired yet, fired now. */
+  const poll = () => {
+    const next = timers.find((t) => t.ms === APP_UPDATE_POLL_MS && !t.fired)!;
+    next.fired = true;
+    next.fn();
+  };
+  const bound = () => timers.find((t) => t.ms === 5000)!.fn();
+  const pending = () => timers.filter((t) => t.ms === APP_UPDATE_POLL_MS && !t.fired).length;
+  return { hold, sent, asks, poll, bound, pending };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('ResponsesHold, the app attached through another process (the store asked while held)', () => {
+  it('asks every APP_UPDATE_POLL_MS, one ask at a time; released once the store says the app\'s update took effect, on the turn detection read there', async () => {
+    const { hold, sent, asks, poll, pending } = pollingHold(ROUTE);
+    hold.onServer('session.created', session(VAD));
+    hold.onServer('input_audio_buffer.committed', {});
+    expect([pending(), asks.length]).toEqual([1, 0]);
+    poll();
+    // The ask in flight: no next one until it is answered.
+    expect([pending(), asks.length]).toEqual([0, 1]);
+    asks[0]!.resolve(null);
+    await settle();
+    expect([pending(), hold.held, sent]).toEqual([1, true, []]);
+    poll();
+    const appVad = { type: 'semantic_vad', eagerness: 'auto', create_response: true, interrupt_response: true };
+    asks[1]!.resolve({ choice: { kind: 'set', createResponse: null }, turnDetection: appVad });
+    await settle();
+    // The app's turn detection answers already: only the held turn's create.
+    expect(sent).toEqual([{ type: 'response.create' }]);
+    expect([hold.held, pending(), asks.length]).toEqual([false, 0, 2]);
+  });
+
+  it('a store that fails is asked again; the bound still ends the hold, and nothing is asked after', async () => {
+    const { hold, sent, asks, poll, bound, pending } = pollingHold(ROUTE);
+    hold.onServer('session.created', session(VAD));
+    poll();
+    asks[0]!.reject(new Error('store down'));
+    await settle();
+    expect([pending(), hold.held]).toEqual([1, true]);
+    bound();
+    expect(sent).toEqual([turnOn(VAD)]);
+    poll();
+    // A poll timer that fires as the hold ended asks nothing more.
+    expect(asks).toHaveLength(1);
+    // An answer that comes after the end changes nothing.
+    expect(hold.held).toBe(false);
+  });
+
+  it('the app turned turn detection off there: left to the app, nothing sent; an answer after the release changes nothing', async () => {
+    const { hold, sent, asks, poll } = pollingHold(ROUTE);
+    hold.onServer('session.created', session(VAD));
+    hold.onServer('input_audio_buffer.committed', {});
+    poll();
+    asks[0]!.resolve({ choice: { kind: 'off' }, turnDetection: null });
+    await settle();
+    expect([hold.held, sent]).toEqual([false, []]);
+  });
+
+  it('a record without the turn detection read there: the sideband\'s own is turned on', async () => {
+    const { hold, sent, asks, poll } = pollingHold(ROUTE);
+    hold.onServer('session.created', session(VAD));
+    poll();
+    asks[0]!.resolve({ choice: { kind: 'untouched' } });
+    await settle();
+    expect(sent).toEqual([turnOn(VAD)]);
+  });
+
+  it('without appUpdatedElsewhere nothing is polled (the app is seen on this process only)', () => {
+    const timers: number[] = [];
+    const hold = new ResponsesHold({ restore: withResponsesHeld(ROUTE).restore, waitForAppMs: 5000, send: () => undefined, setTimer: (ms) => (timers.push(ms), setTimeout(() => undefined, 0)), log: pino({ level: 'silent' }) });
+    hold.start();
+    expect(timers).toEqual([5000]);
   });
 });

@@ -30,15 +30,33 @@ export interface ResponsesHoldDeps {
   send(event: { type: 'session.update'; session: Record<string, unknown> } | { type: 'response.create' }): void;
   setTimer(ms: number, fn: () => void): NodeJS.Timeout;
   readonly log: Logger;
+  /**
+   * The app's first update, recorded by another process whose client socket saw it take effect (the
+   * call's store record, CallRecord.appUpdate); null: not yet. Asked every APP_UPDATE_POLL_MS while
+   * held, one read at a time; a read that fails counts as not yet (the wait's bound still ends the
+   * hold). Absent: nothing is asked (the app is seen on this process only).
+   */
+  readonly appUpdatedElsewhere?: () => Promise<AppUpdateSeen | null>;
 }
+
+/** What a client socket of the call on another process saw: the app's choice, and the turn detection the upstream then reported (null: off; undefined: not reported). */
+export interface AppUpdateSeen {
+  readonly choice: AppTurnChoice;
+  readonly turnDetection?: Readonly<Record<string, unknown>> | null;
+}
+
+/** How often a governing sideband holding responses asks the store whether the app's update took effect elsewhere. */
+export const APP_UPDATE_POLL_MS = 200;
 
 /**
  * A SIP call's responses held on its governing sideband (the call was accepted with turn detection's
  * `create_response` off: see withResponsesHeld), and turned back on once. Without a wait (a route
  * without `notify`, `waitForAppMs: 0`, a call taken over after a crash) as the sideband starts, with
  * the route's `restore`. With one (a route whose app is announced the call), once the app's first
- * `session.update` forwarded on this process took effect upstream (the `session.updated` after it,
- * which the governing sideband reads too), so the first answer has the app's instructions and tools;
+ * `session.update` took effect upstream: forwarded on this process, at the `session.updated` after it
+ * (which the governing sideband reads too); through another process or instance sharing the calls
+ * store, once that process recorded it (asked every APP_UPDATE_POLL_MS: `appUpdatedElsewhere`; until
+ * 2026-12-07 such a call waited the whole bound). So the first answer has the app's instructions and tools;
  * or when `waitForAppMs` elapsed; or at once when the app will not come (its announcement failed,
  * was dropped or skipped). Turned back on as the session is then: the app's turn detection if it set
  * one (its `create_response` when it wrote it: false, or turn detection off, stays so), else the
@@ -57,6 +75,8 @@ export class ResponsesHold {
   /** The app's update forwarded here: released at the next session.updated (it took effect). */
   #app: AppTurnChoice | null = null;
   #timer: NodeJS.Timeout | null = null;
+  /** The next ask of `appUpdatedElsewhere`, while held. */
+  #poll: NodeJS.Timeout | null = null;
 
   constructor(deps: ResponsesHoldDeps) {
     this.#deps = deps;
@@ -73,6 +93,37 @@ export class ResponsesHold {
     if (!this.#held) return;
     if (this.#deps.waitForAppMs <= 0) return this.#release('governed');
     this.#timer = this.#deps.setTimer(this.#deps.waitForAppMs, () => this.#release('wait_elapsed'));
+    this.#schedulePoll();
+  }
+
+  #schedulePoll(): void {
+    const ask = this.#deps.appUpdatedElsewhere;
+    if (!ask || !this.#held) return;
+    this.#poll = this.#deps.setTimer(APP_UPDATE_POLL_MS, () => {
+      this.#poll = null;
+      // Released meanwhile (a timer that fired as the hold ended): nothing more to ask.
+      if (!this.#held) return;
+      void ask().then(
+        (seen) => {
+          if (seen) this.#appUpdatedElsewhere(seen);
+          else this.#schedulePoll();
+        },
+        () => this.#schedulePoll(),
+      );
+    });
+  }
+
+  /**
+   * The app's first update took effect through another process's socket: released now, on the turn
+   * detection that socket read after it (the state the app left), or this sideband's own when it did
+   * not say. This sideband read that session.updated too, most likely before the store said so.
+   */
+  #appUpdatedElsewhere(seen: AppUpdateSeen): void {
+    if (!this.#held) return;
+    this.#app ??= seen.choice;
+    if (seen.turnDetection === null) this.#current = null;
+    else if (seen.turnDetection !== undefined) this.#current = { ...seen.turnDetection };
+    this.#release('app_updated');
   }
 
   /** A server event the governing sideband read. */
@@ -103,7 +154,9 @@ export class ResponsesHold {
   /** The sideband ended. */
   stop(): void {
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#poll) clearTimeout(this.#poll);
     this.#timer = null;
+    this.#poll = null;
     this.#held = false;
   }
 

@@ -23,6 +23,7 @@ const ANSWERS: Record<MethodName, unknown> = {
   getSecret: SECRET,
   putCall: undefined,
   getCall: CALL,
+  amendCall: undefined,
   renewLeases: ['rtc_lost'],
   claimLapsed: CLAIMED,
   releaseCall: undefined,
@@ -38,6 +39,7 @@ const ARGS: Record<MethodName, readonly unknown[]> = {
   getSecret: ['h2', 12],
   putCall: ['rtc_1', CALL, { owner: 'me', untilMs: 20 }, 13],
   getCall: ['rtc_2', 14],
+  amendCall: ['rtc_6', { endedByProxy: null }, 18],
   renewLeases: ['me', ['rtc_3'], 21],
   claimLapsed: ['me', 22, 15, 4],
   releaseCall: ['rtc_4', 'me', true],
@@ -48,7 +50,7 @@ const ARGS: Record<MethodName, readonly unknown[]> = {
 };
 
 const READS: readonly MethodName[] = ['getSecret', 'getCall'];
-const WRITES: readonly MethodName[] = ['putSecret', 'putCall', 'renewLeases', 'claimLapsed', 'releaseCall', 'recordTokens', 'claimDelivery', 'deliveryHandled', 'forgetDelivery'];
+const WRITES: readonly MethodName[] = ['putSecret', 'putCall', 'amendCall', 'renewLeases', 'claimLapsed', 'releaseCall', 'recordTokens', 'claimDelivery', 'deliveryHandled', 'forgetDelivery'];
 
 /** A store that records its calls and throws from the methods named in `failing`. */
 class ScriptedStore {

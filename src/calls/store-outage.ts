@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { HttpReply } from '../app/module.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { DeliveryClaim } from './webhook.js';
-import type { CallLease, CallRecord, CallStore, ClaimedCall, SecretRecord } from './store.js';
+import type { CallAmendment, CallLease, CallRecord, CallStore, ClaimedCall, SecretRecord } from './store.js';
 
 /** Thrown by OutageGuardedStore in place of the store's own error (whose text names internal addresses). */
 export class CallStoreUnavailable extends Error {
@@ -140,6 +140,10 @@ export class OutageGuardedStore implements CallStore {
 
   getCall(callId: string, wallMs: number): Promise<CallRecord | null> {
     return this.#guard('read', () => this.#store.getCall(callId, wallMs));
+  }
+
+  amendCall(callId: string, amendment: CallAmendment, wallMs: number): Promise<void> {
+    return this.#guard('write', () => this.#store.amendCall(callId, amendment, wallMs));
   }
 
   renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]> {

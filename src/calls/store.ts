@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { AppTurnChoice } from './responses-hold.js';
 import type { DeliveryClaim } from './webhook.js';
 
 /** What the proxy remembers about a client secret it minted (keyed by the secret's SHA-256, never the secret). */
@@ -41,7 +42,39 @@ export interface CallRecord {
    * calls bound before 2026-12-07 (their transfers are refused).
    */
   readonly sipRoute?: string;
+  /**
+   * Why the proxy ended the call (a cap, a limit, governance), written by its governing instance
+   * before it hangs up: a client socket on the call through another instance or relay worker, whose
+   * upstream then closes 1000, ends with this error and close code instead (as the governing
+   * process's own client sockets do). Null: cleared (a call taken over after a hang-up that never
+   * landed). Absent in records written before 2026-12-07 and in calls the proxy did not end.
+   */
+  readonly endedByProxy?: CallEndReason | null;
+  /**
+   * The app's first `session.update` took effect on a client socket of the call (its session.updated
+   * seen there), written by that socket's process: a governing sideband elsewhere holding the call's
+   * responses for the app (ResponsesHold) releases them on it. Absent until then, and in records
+   * written before 2026-12-07.
+   */
+  readonly appUpdate?: CallAppUpdate;
 }
+
+/** The error a call's governing sideband ended it with (ProxyError's code, message, close code, details). */
+export interface CallEndReason {
+  readonly code: string;
+  readonly message: string;
+  readonly closeCode: number;
+  readonly details?: Readonly<Record<string, string | number | boolean | null>> | null;
+}
+
+/** What the app's first session.update chose for turn detection, and the turn detection the upstream reported once it took effect (null: off; absent: not reported). */
+export interface CallAppUpdate {
+  readonly choice: AppTurnChoice;
+  readonly turnDetection?: Readonly<Record<string, unknown>> | null;
+}
+
+/** Fields added to a bound call's record after it was bound (CallStore.amendCall). */
+export type CallAmendment = Pick<CallRecord, 'endedByProxy' | 'appUpdate'>;
 
 /** Which proxy instance governs a call (holds its sideband), and until when without renewing. */
 export interface CallLease {
@@ -72,6 +105,11 @@ export interface CallStore {
   /** Binds the call to its tenant and leases it to the instance that governs it. */
   putCall(callId: string, record: CallRecord, lease: CallLease, wallMs: number): Promise<void>;
   getCall(callId: string, wallMs: number): Promise<CallRecord | null>;
+  /**
+   * Merges `amendment` into the call's record, its expiry kept, for every instance's next getCall; a
+   * call unknown or expired at `wallMs` is left alone (nothing is bound again).
+   */
+  amendCall(callId: string, amendment: CallAmendment, wallMs: number): Promise<void>;
   /** Extends `owner`'s leases on `callIds` to `untilMs`; returns the ids it no longer holds (claimed by another instance, or ended). */
   renewLeases(owner: string, callIds: readonly string[], untilMs: number): Promise<string[]>;
   /**
@@ -146,6 +184,7 @@ export class SqliteCallStore implements CallStore {
   readonly #renew: (owner: string, callIds: readonly string[], untilMs: number) => string[];
   readonly #claim: (owner: string, untilMs: number, wallMs: number, limit: number) => ClaimedCall[];
   readonly #claimDelivery: (webhookId: string, token: string, leaseMs: number, wallMs: number) => DeliveryClaim;
+  readonly #amendCall: (callId: string, amendment: CallAmendment, wallMs: number) => void;
   #writes = 0;
 
   constructor(path: string) {
@@ -229,6 +268,15 @@ export class SqliteCallStore implements CallStore {
       return 'claimed';
     });
     this.#claimDelivery = (webhookId, token, leaseMs, wallMs) => claimDelivery.immediate(webhookId, token, leaseMs, wallMs);
+    // Read and rewrite in one write transaction: two instances amending one call keep both fields.
+    const amend = db.transaction((callId: string, amendment: CallAmendment, wallMs: number) => {
+      const row = stmt.get.get('call', callId);
+      if (!row || row.expires_at <= wallMs) return;
+      const record = parseRecord<CallRecord>(row.json);
+      if (!record) return;
+      stmt.put.run('call', callId, JSON.stringify({ ...record, ...amendment }), row.expires_at);
+    });
+    this.#amendCall = (callId, amendment, wallMs) => amend.immediate(callId, amendment, wallMs);
   }
 
   #afterWrite(wallMs: number): void {
@@ -271,6 +319,10 @@ export class SqliteCallStore implements CallStore {
     const row = this.#stmt.get.get('call', callId);
     if (!row || row.expires_at <= wallMs) return null;
     return parseRecord<CallRecord>(row.json);
+  }
+
+  async amendCall(callId: string, amendment: CallAmendment, wallMs: number): Promise<void> {
+    this.#amendCall(callId, amendment, wallMs);
   }
 
   async claimDelivery(webhookId: string, token: string, leaseMs: number, wallMs: number): Promise<DeliveryClaim> {

@@ -150,6 +150,30 @@ describe('filter chain', () => {
     expect(asked).toEqual(['last', 'stops']);
   });
 
+  it('the upstream closed: the first filter that can learn why is waited for (a throw or a rejection is logged and counts as nothing)', async () => {
+    const asked: string[] = [];
+    const learns = (name: string, answer: () => Promise<ProxyError | null> | null): FilterFactory => factory(name, {}, { onUpstreamClosed: (code) => (asked.push(`${name}:${code}`), answer()) });
+    const session = new LoggedSession();
+    const chain = new ChainTemplate([
+      factory('thrower', {}, { onUpstreamClosed: () => { throw new Error('bug'); } }),
+      learns('nothing', () => null),
+      learns('knows', () => Promise.resolve(new ProxyError('budget_exceeded', { close: 'limitExceeded' }))),
+      learns('after', () => Promise.resolve(new ProxyError('policy_violation'))),
+    ]).instantiate(session, new RecordingSink());
+    expect((await chain.upstreamClosed(1000))?.code).toBe('budget_exceeded');
+    expect(asked).toEqual(['nothing:1000', 'knows:1000']);
+    expect(session.lines.some((l) => l['msg'] === 'onUpstreamClosed threw' && l['filter'] === 'thrower')).toBe(true);
+
+    const failing = new ChainTemplate([learns('rejects', () => Promise.reject(new Error('store down')))]).instantiate(session, new RecordingSink());
+    expect(await failing.upstreamClosed(1000)).toBeNull();
+    expect(session.lines.some((l) => l['msg'] === 'onUpstreamClosed failed' && l['filter'] === 'rejects')).toBe(true);
+    // Nobody can learn anything: null at once (the close goes on in the same turn); closed: nobody is asked.
+    expect(new ChainTemplate([factory('none', {}, {})]).instantiate(session, new RecordingSink()).upstreamClosed(1000)).toBeNull();
+    chain.close({ initiator: 'upstream', code: 1000, reason: '' });
+    expect(chain.upstreamClosed(1000)).toBeNull();
+    expect(asked).toEqual(['nothing:1000', 'knows:1000', 'rejects:1000']);
+  });
+
   it('a frame a server-side filter stops is reported stopped on that side; a forwarded frame is not', () => {
     const sink = new RecordingSink();
     const chain = new ChainTemplate([

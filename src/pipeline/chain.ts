@@ -563,6 +563,25 @@ export class SessionChain {
     return null;
   }
 
+  /** Why the upstream closed with `code`, if a filter can learn it (see `Filter.onUpstreamClosed`); null: nobody asks. */
+  upstreamClosed(code: number): Promise<ProxyError | null> | null {
+    if (this.#closed) return null;
+    for (let k = 0; k < this.#filters.length; k++) {
+      try {
+        const why = this.#filters[k]!.onUpstreamClosed?.(code) ?? null;
+        if (why !== null) {
+          return why.catch((err: unknown) => {
+            this.#ctx.log.error({ err, filter: this.#template.factories[k]!.name }, 'onUpstreamClosed failed');
+            return null;
+          });
+        }
+      } catch (err) {
+        this.#ctx.log.error({ err, filter: this.#template.factories[k]!.name }, 'onUpstreamClosed threw');
+      }
+    }
+    return null;
+  }
+
   /** A filter still awaits upstream events about what the gone client sent (see `Filter.awaitingUpstream`). */
   awaitingUpstream(): boolean {
     if (this.#closed) return false;

@@ -221,6 +221,14 @@ export interface Filter {
    * upstream frame is with a filter deciding on it or queued (its verdict never comes: held stays held).
    */
   onUpstreamEnd?(): ProxyError | null;
+  /**
+   * The upstream closed the session with `code` (after `onUpstreamEnd` let the end go on): a filter
+   * that can learn why elsewhere (src/calls: a call the proxy ended from another process) answers a
+   * promise of the error the session ends with instead of the upstream's close (null: the close goes
+   * on as it came). The first filter, in chain order, that answers one is waited for; the promise
+   * must settle within a bound of the filter's and never reject. Null or absent: nothing to learn.
+   */
+  onUpstreamClosed?(code: number): Promise<ProxyError | null> | null;
   /** The single cleanup point: cancel timers, settle reservations, end spans. */
   onClose?(info: CloseInfo): void;
   /** Facts merged into the session-end log line (totals, counts). Called once, after `onClose`. */

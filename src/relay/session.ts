@@ -1021,6 +1021,28 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     // Out now: a close passed on as it came ends the client in this turn, before the batch's flush.
     if (this.#client.present) this.#client.flush();
+    // A filter may know why (a call the proxy ended from another process): the client is told that
+    // error and its close code instead, once known (bounded by the filter). A client that leaves
+    // meanwhile ends the session as its close.
+    const why = this.#chain.upstreamClosed(code);
+    if (why !== null) {
+      void why.then((error) => {
+        if (this.#ended) return;
+        try {
+          if (error) this.#endAfterUpstreamClose(code, reason, error);
+          else this.#passUpstreamClose(code, reason);
+        } catch (err) {
+          // Outside every socket callback: a throw here would be an unhandled rejection.
+          this.fail('upstream close', err);
+        }
+      });
+      return;
+    }
+    this.#passUpstreamClose(code, reason);
+  }
+
+  /** The upstream's close, passed on to the client (its code, or an error for one the client must not read as the proxy's). */
+  #passUpstreamClose(code: number, reason: string): void {
     // A close naming a refusal of the proxy's credentials (`invalid_request_error.invalid_api_key`) without its error event first.
     const refusal = authRefusalOfCloseReason(reason);
     if (refusal) {

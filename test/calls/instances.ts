@@ -44,15 +44,15 @@ export function sharedUpstream(simKey: string, dirPrefix: string) {
     },
     /** A ledger file of this test file's directory. */
     ledger: (name: string) => join(dir, `${name}.sqlite`),
-    /** A proxy instance on `ledger`, relaying to the shared simulator, with calls enabled. */
-    instance(ledger: string, o: InstanceOptions = {}): Promise<TestProxy> {
+    /** A proxy instance on `ledger` (a SQLite file's path, or a ledger's config: one Redis), relaying to the shared simulator, with calls enabled. */
+    instance(ledger: string | Record<string, unknown>, o: InstanceOptions = {}): Promise<TestProxy> {
       return startTestProxy({
         tenants: o.tenants ?? { acme: {} },
         config: {
           ...(o.server ? { server: o.server } : {}),
           admin: { key: ADMIN_KEY, port: 0 },
           upstream: { provider: 'openai', url: upstream.sim.url, apiKey: simKey, allowCallId: true },
-          metering: { ledger: { path: ledger } },
+          metering: { ledger: typeof ledger === 'string' ? { path: ledger } : ledger },
           calls: { enabled: true, leaseSec: LEASE_SEC, ...o.calls },
         },
         ...(o.clock ? { start: { clock: o.clock } } : {}),
