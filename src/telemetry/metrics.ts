@@ -62,22 +62,71 @@ export class TenantBoundedLabel {
 }
 
 /**
- * Monotonic sums kept as plain numbers, keyed by their label set, and reported by an observable
- * counter at collection time: recording costs a string key and a map lookup instead of the SDK's
- * per-call attribute hashing. Keys are built from bounded labels only.
+ * Monotonic sums kept as plain numbers, keyed by their label values, and reported by an observable
+ * counter at collection time: recording costs a few map lookups instead of the SDK's per-call
+ * attribute hashing. perf: the values are looked up level by level (no key string is built) and the
+ * label set is built by the table's one function, the first time only, so a sum already seen
+ * allocates nothing (a verdict is counted per transcript delta a guardrail rewrites). Every call of
+ * one table passes as many values, in the order its label function takes them; values come from
+ * bounded labels only.
  */
 class SumTable {
-  readonly #rows = new Map<string, { readonly attrs: Attributes; value: number }>();
+  readonly #root: SumLevel = new Map();
+  readonly #rows: SumRow[] = [];
+  readonly #labels: SumLabels;
 
-  add(key: string, attrs: () => Attributes, n: number): void {
-    const row = this.#rows.get(key);
-    if (row) row.value += n;
-    else this.#rows.set(key, { attrs: attrs(), value: n });
+  constructor(labels: SumLabels) {
+    this.#labels = labels;
+  }
+
+  add(n: number, a: string, b: string, c?: string, d?: string, e?: string): void {
+    let at = level(this.#root, a);
+    let last = b;
+    if (c !== undefined) {
+      at = level(at, b);
+      last = c;
+      if (d !== undefined) {
+        at = level(at, c);
+        last = d;
+        if (e !== undefined) {
+          at = level(at, d);
+          last = e;
+        }
+      }
+    }
+    let row = at.get(last) as SumRow | undefined;
+    if (row === undefined) {
+      row = { attrs: this.#labels(a, b, c ?? '', d ?? '', e ?? ''), value: 0 };
+      at.set(last, row);
+      this.#rows.push(row);
+    }
+    row.value += n;
   }
 
   observe(result: BatchObservableResult, instrument: ObservableCounter): void {
-    for (const row of this.#rows.values()) result.observe(instrument, row.value, row.attrs);
+    for (const row of this.#rows) result.observe(instrument, row.value, row.attrs);
   }
+}
+
+/** A SumTable's label set from its values (unused trailing values are ''). */
+type SumLabels = (a: string, b: string, c: string, d: string, e: string) => Attributes;
+
+/** One sum of a SumTable: its label set, built once, and its value. */
+interface SumRow {
+  readonly attrs: Attributes;
+  value: number;
+}
+
+/** One level of a SumTable: the next value's map, or the rows at the last one. */
+type SumLevel = Map<string, unknown>;
+
+function level(parent: SumLevel, key: string): SumLevel {
+  let next = parent.get(key) as SumLevel | undefined;
+  if (next === undefined) {
+    next = new Map();
+    parent.set(key, next);
+  }
+  return next;
 }
 
 /** Hot-path counters of one live session: plain numbers, summed by the observable callback. */
@@ -134,10 +183,16 @@ export class TelemetryMetrics {
   readonly #interruptions: ObservableCounter;
   readonly #tokens: ObservableCounter;
   readonly #cost: ObservableCounter;
-  readonly #turnSums = new SumTable();
-  readonly #interruptionSums = new SumTable();
-  readonly #tokenSums = new SumTable();
-  readonly #costSums = new SumTable();
+  readonly #turnSums = new SumTable((tenant, model, reason, initiator) => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason, [S.ATTR_TURN_INITIATOR]: initiator }));
+  readonly #interruptionSums = new SumTable((tenant, kind) => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_INTERRUPTION_KIND]: kind }));
+  readonly #tokenSums = new SumTable((tenant, model, type, modality, cached) => ({
+    [S.ATTR_TENANT_ID]: tenant,
+    [S.ATTR_GEN_AI_REQUEST_MODEL]: model,
+    [S.ATTR_GEN_AI_TOKEN_TYPE]: type,
+    [S.ATTR_GEN_AI_TOKEN_MODALITY]: modality,
+    'rtproxy.token.cached': cached,
+  }));
+  readonly #costSums = new SumTable((tenant, model) => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model }));
   readonly #sessionsActive: UpDownCounter;
   readonly #sessionsStarted: Counter;
   readonly #sessionsEnded: Counter;
@@ -146,7 +201,7 @@ export class TelemetryMetrics {
   readonly #guardrails: Counter;
   /** Unknown content event types by tenant, direction and policy action (per frame: summed, observed at collection). */
   readonly #unknownContent: ObservableCounter;
-  readonly #unknownContentSums = new SumTable();
+  readonly #unknownContentSums = new SumTable((tenant, direction, action) => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_DIRECTION]: direction, [S.ATTR_GUARDRAIL_ACTION]: action }));
   readonly #budget: Counter;
   readonly #prunes: Counter;
   readonly #locks: Counter;
@@ -156,7 +211,7 @@ export class TelemetryMetrics {
    * configured tenants × filters × 4 verdicts × catalogue codes.
    */
   readonly #verdicts: ObservableCounter;
-  readonly #verdictSums = new SumTable();
+  readonly #verdictSums = new SumTable((tenant, filter, verdict, code) => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_VERDICT_FILTER]: filter, [S.ATTR_VERDICT]: verdict, [S.ATTR_VERDICT_CODE]: code }));
   readonly #errors: Counter;
   readonly #relayLatency: HistogramTable;
   readonly #backpressure: Counter;
@@ -317,13 +372,7 @@ export class TelemetryMetrics {
     this.#tokenUsage.record(u.output, [S.OP_REALTIME_INFERENCE, S.GEN_AI_PROVIDER_OPENAI, model, tenant, 'output']);
     const add = (n: number, type: string, modality: string, cached: boolean) => {
       if (n <= 0) return;
-      this.#tokenSums.add(`${tenant}|${model}|${type}|${modality}|${cached}`, () => ({
-        [S.ATTR_TENANT_ID]: tenant,
-        [S.ATTR_GEN_AI_REQUEST_MODEL]: model,
-        [S.ATTR_GEN_AI_TOKEN_TYPE]: type,
-        [S.ATTR_GEN_AI_TOKEN_MODALITY]: modality,
-        'rtproxy.token.cached': cached ? 'true' : 'false',
-      }), n);
+      this.#tokenSums.add(n, tenant, model, type, modality, cached ? 'true' : 'false');
     };
     add(u.inputText - u.cachedText, 'input', 'text', false);
     add(u.cachedText, 'input', 'text', true);
@@ -338,7 +387,7 @@ export class TelemetryMetrics {
   turnClosed(tenant: string, model: string, turn: TurnRecord): void {
     const reason = turn.endReason ?? 'completed';
     const initiator = turn.initiator;
-    this.#turnSums.add(`${tenant}|${model}|${reason}|${initiator}`, () => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_GEN_AI_AGENT_INVOCATION_END_REASON]: reason, [S.ATTR_TURN_INITIATOR]: initiator }), 1);
+    this.#turnSums.add(1, tenant, model, reason, initiator);
     const lat = turnLatencies(turn);
     this.#invokeAgentDuration.record(lat.durationMs / 1000, [tenant, model, reason]);
     const anchored = [tenant, model, turn.anchor];
@@ -346,7 +395,7 @@ export class TelemetryMetrics {
     if (lat.voiceToVoiceMs !== null) this.#voiceToVoice.record(lat.voiceToVoiceMs / 1000, anchored);
     if (lat.timeToFirstTextMs !== null) this.#timeToFirstText.record(lat.timeToFirstTextMs / 1000, anchored);
     const kind = turn.interruption;
-    if (kind) this.#interruptionSums.add(`${tenant}|${kind}`, () => ({ [S.ATTR_TENANT_ID]: tenant, [S.ATTR_INTERRUPTION_KIND]: kind }), 1);
+    if (kind) this.#interruptionSums.add(1, tenant, kind);
     for (const tool of turn.tools) this.#tool(tenant, tool);
   }
 
@@ -365,21 +414,21 @@ export class TelemetryMetrics {
       return;
     }
     if (report.kind === 'output_audio_started' || report.kind === 'input_audio_started' || report.kind === 'upstream_connected' || report.kind === 'injected' || report.kind === 'create_sent' || report.kind === 'stamped') return;
-    const t = { [S.ATTR_TENANT_ID]: tenant };
+    // The tenant's label set for the rarer reports below (built per call: they are not per frame).
+    const t = (): Attributes => ({ [S.ATTR_TENANT_ID]: tenant });
     switch (report.kind) {
       case 'usage': {
         const model = usageModel;
-        this.#costSums.add(`${tenant}|${model}`, () => ({ ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: model }), report.costMicros / 1e6);
+        this.#costSums.add(report.costMicros / 1e6, tenant, model);
         if (report.source === 'transcription') {
-          const attrs = (type: string, modality: string) => () => ({ ...t, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_GEN_AI_TOKEN_TYPE]: type, [S.ATTR_GEN_AI_TOKEN_MODALITY]: modality, 'rtproxy.token.cached': 'false' });
-          if (report.inputTokens > 0) this.#tokenSums.add(`${tenant}|${model}|input|audio|false`, attrs('input', 'audio'), report.inputTokens);
-          if (report.outputTokens > 0) this.#tokenSums.add(`${tenant}|${model}|output|text|false`, attrs('output', 'text'), report.outputTokens);
+          if (report.inputTokens > 0) this.#tokenSums.add(report.inputTokens, tenant, model, 'input', 'audio', 'false');
+          if (report.outputTokens > 0) this.#tokenSums.add(report.outputTokens, tenant, model, 'output', 'text', 'false');
         }
         return;
       }
       case 'guardrail':
         this.#guardrails.add(1, {
-          ...t,
+          ...t(),
           [S.ATTR_GEN_AI_GUARDRAIL_POLICY_ID]: this.policies.get(report.policyId),
           [S.ATTR_GUARDRAIL_RULE_ID]: this.policies.get(report.ruleId),
           [S.ATTR_GUARDRAIL_ACTION]: report.action,
@@ -388,32 +437,32 @@ export class TelemetryMetrics {
         return;
       case 'unknown_content': {
         const { direction, action } = report;
-        this.#unknownContentSums.add(`${tenant}|${direction}|${action}`, () => ({ ...t, [S.ATTR_DIRECTION]: direction, [S.ATTR_GUARDRAIL_ACTION]: action }), 1);
+        this.#unknownContentSums.add(1, tenant, direction, action);
         return;
       }
       case 'budget':
-        this.#budget.add(1, { ...t, [S.ATTR_BUDGET_ACTION]: report.action, [S.ATTR_BUDGET_SCOPE]: report.scope });
+        this.#budget.add(1, { ...t(), [S.ATTR_BUDGET_ACTION]: report.action, [S.ATTR_BUDGET_SCOPE]: report.scope });
         return;
       case 'prune':
-        this.#prunes.add(1, t);
+        this.#prunes.add(1, t());
         return;
       case 'lock':
-        this.#locks.add(1, { ...t, 'rtproxy.lock.field': this.policies.get(report.field), 'rtproxy.lock.action': report.action });
+        this.#locks.add(1, { ...t(), 'rtproxy.lock.field': this.policies.get(report.field), 'rtproxy.lock.action': report.action });
         return;
       case 'verdict': {
         const code = report.code ?? 'none';
-        this.#verdictSums.add(`${tenant}|${report.filter}|${report.verdict}|${code}`, () => ({ ...t, [S.ATTR_VERDICT_FILTER]: report.filter, [S.ATTR_VERDICT]: report.verdict, [S.ATTR_VERDICT_CODE]: code }), 1);
+        this.#verdictSums.add(1, tenant, report.filter, report.verdict, code);
         return;
       }
       case 'filter_error':
-        this.#errors.add(1, { ...t, [S.ATTR_ERROR_TYPE]: 'filter_error', [S.ATTR_ERROR_ORIGIN]: 'proxy' });
+        this.#errors.add(1, { ...t(), [S.ATTR_ERROR_TYPE]: 'filter_error', [S.ATTR_ERROR_ORIGIN]: 'proxy' });
         return;
       case 'injected_error':
         // The upstream refused an event the proxy sent to enforce a policy or limit.
-        this.#errors.add(1, { ...t, [S.ATTR_ERROR_TYPE]: 'governance_failed', [S.ATTR_ERROR_ORIGIN]: 'upstream' });
+        this.#errors.add(1, { ...t(), [S.ATTR_ERROR_TYPE]: 'governance_failed', [S.ATTR_ERROR_ORIGIN]: 'upstream' });
         return;
       case 'backpressure':
-        if (report.state === 'paused') this.#backpressure.add(1, { ...t, [S.ATTR_DIRECTION]: report.direction });
+        if (report.state === 'paused') this.#backpressure.add(1, { ...t(), [S.ATTR_DIRECTION]: report.direction });
         return;
       default:
         return;
