@@ -166,8 +166,12 @@ async function main(argv: string[]): Promise<number> {
       process.exit(1);
     }
     stopping = true;
-    running.log.info({ signal, sessions, workers: running.workers?.count ?? 1 }, 'shutting down: /readyz answers 503 while sessions drain');
-    void running.shutdown().then(() => process.exit(0));
+    // The workers are asked for their sessions now (answered at once): the question goes down each
+    // worker's channel before the drain order, so the count is what the drain waits for.
+    const counted = running.workers ? running.workers.sessionsNow() : Promise.resolve(sessions);
+    const drained = running.shutdown();
+    const logged = counted.then((open) => running.log.info({ signal, sessions: open, workers: running.workers?.count ?? 1 }, 'shutting down: /readyz answers 503 while sessions drain'));
+    void Promise.all([logged, drained]).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

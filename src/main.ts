@@ -95,16 +95,19 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
   }
   let modules: ProxyModule[] = [];
   let server: ProxyServer;
+  // The client listener's port once bound (the demo page's default); a request comes only after that.
+  let clientPort = config.server.port;
   try {
     // The server exists by the time anything asks (a request): every session counts against maxSessions.
     modules = await createModules({ config, log, tenants, clock, baseDir, sessionsOpen: () => server?.sessionsOpen ?? 0 });
-    modules.push(createDemoModule({ config, log, tenants, clock, baseDir }));
+    modules.push(createDemoModule({ config, log, tenants, clock, baseDir }, () => clientPort));
     server = new ProxyServer({ config, log, tenants, modules, clock, upstream: compiled.upstream });
   } catch (err) {
     await simulator?.close();
     throw err;
   }
   const address = await server.listen();
+  clientPort = address.port;
   if (config.server.demo) logDemoOn(log, address.adminPort);
   log.info(
     {
@@ -168,7 +171,8 @@ async function startPrimary(p: PrimaryStart): Promise<ProxyHandle> {
     modules.push(metering);
     // The admin listener is the primary's: so is the demo page (until 2026-12-06 it was built in the
     // workers only, and /demo answered 404 under `npm start` on any machine with more than one core).
-    modules.push(createDemoModule(deps));
+    // Its page's client port is the workers' (bound before the admin listener serves anything).
+    modules.push(createDemoModule(deps, () => pool?.port ?? config.server.port));
     pool = await WorkerPool.start({
       count: p.workers,
       config,

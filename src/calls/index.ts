@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { json, type BodyAdmission, type HttpReply, type HttpRequestHead, type HttpRequestInfo, type HttpRoute, type ModuleDeps, type ProxyModule } from '../app/module.js';
@@ -29,7 +29,7 @@ import { acceptBoundMs, routeSipCall, sipRouteKey, type SipDeps } from './sip.js
 import { TransferAllowList } from './transfer.js';
 import { CallStoreUnavailable, OutageGuardedStore, storeUnavailableError, storeUnavailableReply } from './store-outage.js';
 import { callIdFromLocation, UpstreamCalls, UpstreamHttpError, type UpstreamReply } from './upstream.js';
-import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersProblem } from './webhook.js';
+import { REDELIVERY_WAIT_MS, verifyWebhook, WebhookDeliveries, webhookHeadersProblem, type DeliveryClaim } from './webhook.js';
 
 export const CALLS_FILTER = 'calls';
 export const SIP_WEBHOOK_PATH = '/v1/realtime/sip/webhook';
@@ -186,8 +186,9 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     name: CALLS_FILTER,
     // session.created: a call's sideband is ready (its answer waits for it). A session opened with a
     // client secret gets the secret's config from the relay, first thing. The rest: a SIP call's
-    // responses held for its app (ResponsesHold), and the app's first session.update that releases them.
-    wants: { client: ['session.update'], server: ['session.created', 'session.updated', 'input_audio_buffer.committed', 'response.created'] },
+    // responses held for its app (ResponsesHold), and the app's first session.update that releases them
+    // (conversation.item.deleted: a held turn governance deleted is owed no answer).
+    wants: { client: ['session.update'], server: ['session.created', 'session.updated', 'input_audio_buffer.committed', 'conversation.item.deleted', 'response.created'] },
     // An attach admitted but not opened: its places in the ledger go back now.
     withdraw(req) {
       sharedAttached?.withdraw(req.ticket);
@@ -297,7 +298,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
           // Server frames run the chain backwards: this filter first. The waiter resumes after the
           // whole chain ran on this frame (a microtask later), the locked state already queued.
           if (frame.type === 'session.created') governors.governing(callId);
-          if (hold.held) hold.onServer(frame.type, frame.type.startsWith('session.') ? frame.json() : {});
+          if (hold.held) hold.onServer(frame.type, ResponsesHold.readsBody(frame.type) ? frame.json() : {});
           if (!hold.held) forget();
           return CONTINUE;
         },
@@ -669,9 +670,9 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     /** What the upstream gets (null: no body). */
     readonly upstreamBody: JsonObject | null;
     /** Told of the upstream's answer (null: none came; `unsent`: the request never left, else it may have been acted on). */
-    readonly sent?: (reply: UpstreamReply | null, unsent: boolean) => void;
+    readonly sent?: (reply: UpstreamReply | null, unsent: boolean) => void | Promise<void>;
   }
-  type ControlCheck = (req: HttpRequestInfo, tenant: Tenant, callId: string, record: CallRecord) => ControlRequest | HttpReply;
+  type ControlCheck = (req: HttpRequestInfo, tenant: Tenant, callId: string, record: CallRecord) => ControlRequest | HttpReply | Promise<ControlRequest | HttpReply>;
   const controlRoute = (action: 'hangup' | 'refer' | 'accept' | 'reject', check: ControlCheck): HttpRoute => ({
     method: 'POST',
     path: `/v1/realtime/calls/:callId/${action}`,
@@ -689,16 +690,18 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         return outageReply(err);
       }
       if (!record || record.tenant !== tenant.id) return errorReply(new ProxyError('call_not_found', { close: null }));
-      const checked = check(req, tenant, callId, record);
+      const checked = await check(req, tenant, callId, record);
       if (!('upstreamBody' in checked)) return checked;
+      let reply: UpstreamReply;
       try {
-        const reply = await upstream.control(callId, action, checked.upstreamBody);
-        checked.sent?.(reply, false);
-        return relayUpstream(reply, log, action);
+        reply = await upstream.control(callId, action, checked.upstreamBody);
       } catch (err) {
-        checked.sent?.(null, err instanceof UpstreamHttpError && err.unsent);
+        await checked.sent?.(null, err instanceof UpstreamHttpError && err.unsent);
         return unavailable(err, log);
       }
+      // Told once: outside the try, a failure of its own is not told again as an unanswered request.
+      await checked.sent?.(reply, false);
+      return relayUpstream(reply, log, action);
     },
   });
   // A hangup's body is not read (OpenAI's takes none).
@@ -708,11 +711,23 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const transferLists = new Map(cfg.sip.routes.map((route) => [sipRouteKey(route), new TransferAllowList(route.transfer?.allow ?? [])] as const));
   const transferred = (tenant: string, outcome: TransferOutcome): void => deps.callTransferred?.(tenant, outcome);
   /**
-   * Calls with a transfer on its way upstream from this instance: one at a time per call (409
+   * Calls with a transfer on its way upstream from this process: one at a time per call (409
    * `transfer_in_progress` for another meanwhile), so a looping agent or a burst of requests cannot
-   * send one call's REFERs upstream without bound.
+   * send one call's REFERs upstream without bound. Checked here first (no store round trip), then
+   * claimed in the calls store (transferClaim) that every relay worker and instance shares.
    */
   const transfersInFlight = new Set<string>();
+  /**
+   * A transfer in flight as the shared calls store knows it: a delivery-style claim (claimDelivery,
+   * leased for the refer's own bound, forgotten once its answer came or it failed) under a key no
+   * webhook id of OpenAI's takes. Until 2026-12-07 only the Set above knew it: with
+   * `server.workers: 2` a refer on another connection landed in the other worker (SO_REUSEPORT) and
+   * went upstream while the first waited (test/calls/redteam-21-refer-workers.test.ts). A claim left by
+   * a process that died mid-refer lapses after its lease.
+   */
+  const transferClaim = (callId: string): string => `transfer ${callId}`;
+  const transferLeaseMs = cfg.upstreamTimeoutMs + SIP_STORE_MARGIN_MS;
+  const transferInProgress = (): HttpReply => notRetried(errorReply(new ProxyError('transfer_in_progress', { close: null })));
   /**
    * A transfer (SIP REFER): only `target_uri`, and only to a target the call's route allows
    * (`transfer.allow`, src/calls/transfer.ts): toll fraud is what the operator fears (a tenant, or a
@@ -720,7 +735,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
    * operator's trunk). What goes upstream is the target as judged. Logged with the target (the
    * operator's audit: the number dialled out on its trunk; never the caller's) and counted by outcome.
    */
-  const refer = controlRoute('refer', (req, tenant, callId, record) => {
+  const refer = controlRoute('refer', async (req, tenant, callId, record) => {
     const big = tooLarge(req);
     if (big) return big;
     const body = parseJsonObject(req.body, 'request body');
@@ -735,16 +750,29 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // A refused target is the tenant's text: bounded in the log (the body may be up to maxBodyBytes).
     const logged = target.slice(0, MAX_LOGGED_TARGET_CHARS);
     // Not retried by the SDK on its own (it retries a 409): once the first answered, its retry would be a second transfer.
-    if (transfersInFlight.has(callId)) return notRetried(errorReply(new ProxyError('transfer_in_progress', { close: null })));
+    if (transfersInFlight.has(callId)) return transferInProgress();
     if (!verdict.allowed) {
       log.warn({ event: 'call_transfer_refused', tenant: tenant.id, call: callId, target: logged, reason: route ? 'not_on_allow_list' : record.sipRoute === undefined ? 'call_has_no_route' : 'route_no_longer_configured' }, 'call transfer refused: the call\'s route does not allow the target');
       transferred(tenant.id, 'refused');
       return errorReply(new ProxyError('transfer_not_allowed', { param: 'target_uri', close: null }));
     }
     transfersInFlight.add(callId);
+    const token = randomUUID();
+    let claim: DeliveryClaim;
+    try {
+      claim = await requestStore.claimDelivery(transferClaim(callId), token, transferLeaseMs, wall());
+    } catch (err) {
+      transfersInFlight.delete(callId);
+      return outageReply(err);
+    }
+    // Claimed by another worker or instance (a transfer claim is never recorded handled): in progress there.
+    if (claim !== 'claimed') {
+      transfersInFlight.delete(callId);
+      return transferInProgress();
+    }
     return {
       upstreamBody: { target_uri: verdict.target },
-      sent(reply, unsent) {
+      async sent(reply, unsent) {
         transfersInFlight.delete(callId);
         // No answer to a refer that left: OpenAI may have acted on it, so the audit must not call it failed.
         const outcome: TransferOutcome = reply === null ? (unsent ? 'failed' : 'unconfirmed') : reply.status < 300 ? 'transferred' : 'failed';
@@ -754,6 +782,9 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         else if (outcome === 'unconfirmed') log.warn(fields, 'call transfer unconfirmed: the refer was sent but its answer was lost (OpenAI may have transferred the call)');
         else log.warn(fields, 'call transfer failed upstream');
         transferred(tenant.id, outcome);
+        // Before the tenant's answer: its next refer, on any worker or instance, finds the call free.
+        // A claim that cannot be forgotten (a store outage) lapses with its lease.
+        await requestStore.forgetDelivery(transferClaim(callId), token).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err), call: callId }, "a transfer claim could not be forgotten: the call's next transfer waits for its lease"));
       },
     };
   });

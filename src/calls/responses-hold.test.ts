@@ -100,6 +100,25 @@ describe('ResponsesHold', () => {
     expect(answered.sent).toEqual([turnOn(VAD)]);
   });
 
+  it('a held turn whose item was deleted (an input guardrail blocked it) is owed nothing; one that stands still is', () => {
+    const blocked = holdFor(ROUTE, 5000);
+    blocked.hold.onServer('session.created', session(VAD));
+    blocked.hold.onServer('input_audio_buffer.committed', { item_id: 'item_a' });
+    blocked.hold.onServer('conversation.item.deleted', { item_id: 'item_a' });
+    blocked.hold.noApp();
+    expect(blocked.sent).toEqual([turnOn(VAD)]);
+
+    const oneStands = holdFor(ROUTE, 5000);
+    oneStands.hold.onServer('session.created', session(VAD));
+    oneStands.hold.onServer('input_audio_buffer.committed', { item_id: 'item_a' });
+    oneStands.hold.onServer('input_audio_buffer.committed', { item_id: 'item_b' });
+    // Another item deleted (an earlier turn's, a truncated answer's) leaves the held turns owed.
+    oneStands.hold.onServer('conversation.item.deleted', { item_id: 'item_b' });
+    oneStands.hold.onServer('conversation.item.deleted', { item_id: 'item_old' });
+    oneStands.hold.noApp();
+    expect(oneStands.sent).toEqual([turnOn(VAD), { type: 'response.create' }]);
+  });
+
   it('the announcement failed: released at once, the held turn answered', () => {
     const { hold, sent } = holdFor(ROUTE, 5000);
     hold.onServer('session.created', session(VAD));

@@ -63,13 +63,20 @@ export const APP_UPDATE_POLL_MS = 200;
  * upstream's current one with `create_response` on (the route's `restore` before the upstream
  * reported any). A turn committed while held and not answered since gets one answer then (a
  * `response.create`), unless responses stay off: a caller who spoke into the wait is answered once,
- * not left waiting for a second turn.
+ * not left waiting for a second turn. A turn whose item was deleted meanwhile (an input guardrail
+ * blocked it) is owed nothing: until 2026-12-07 it was answered anyway.
  */
 export class ResponsesHold {
+  /** The server events whose body onServer reads (the others' it is given as {}). */
+  static readsBody(type: string): boolean {
+    return type.startsWith('session.') || type === 'input_audio_buffer.committed' || type === 'conversation.item.deleted';
+  }
+
   readonly #deps: ResponsesHoldDeps;
   #held: boolean;
-  /** A turn committed while held, unanswered since. */
-  #owed = false;
+  /** The items of the turns committed while held, unanswered and not deleted since (a committed event without one: a key of its own). */
+  readonly #owed = new Set<string>();
+  #unidentified = 0;
   /** The turn detection the upstream last reported (session.created/updated); undefined: none read yet. */
   #current: JsonObject | null | undefined = undefined;
   /** The app's update forwarded here: released at the next session.updated (it took effect). */
@@ -135,9 +142,14 @@ export class ResponsesHold {
       else if (asObject(detection)) this.#current = asObject(detection);
       if (type === 'session.updated' && this.#held && this.#app) this.#release('app_updated');
     } else if (type === 'input_audio_buffer.committed') {
-      if (this.#held) this.#owed = true;
+      const itemId = event['item_id'];
+      if (this.#held) this.#owed.add(typeof itemId === 'string' ? itemId : `#${++this.#unidentified}`);
+    } else if (type === 'conversation.item.deleted') {
+      // Governance removed the turn (an input guardrail's block): nothing to answer for it.
+      const itemId = event['item_id'];
+      if (typeof itemId === 'string') this.#owed.delete(itemId);
     } else if (type === 'response.created') {
-      this.#owed = false;
+      this.#owed.clear();
     }
   }
 
@@ -165,8 +177,8 @@ export class ResponsesHold {
     this.stop();
     const restore = this.#deps.restore!;
     const app = this.#app;
-    const answerOwed = this.#owed;
-    this.#owed = false;
+    const answerOwed = this.#owed.size > 0;
+    this.#owed.clear();
     // The app turned turn detection off, or responses: its call (it starts responses itself).
     if (app?.kind === 'off' || (app?.kind === 'set' && app.createResponse === false)) {
       this.#deps.log.info({ event: 'call_responses_released', why, responses: 'left_to_app', heldTurn: answerOwed }, 'call: responses left as the app set them');

@@ -13,7 +13,7 @@ import { createDemoModule, demoCsp } from './index.js';
 const deps = (port = 8080) => ({ config: { server: { demo: true, port }, admin: { port: 8081 } }, log: { warn: () => undefined } }) as unknown as ModuleDeps;
 
 function served(host: string | undefined, port = 8080) {
-  const route = createDemoModule(deps(port)).routes?.[0];
+  const route = createDemoModule(deps(port), () => port).routes?.[0];
   if (!route) throw new Error('no demo route');
   const headers = new Map<string, string>(host === undefined ? [] : [['host', host]]);
   const req: HttpRequestInfo = { method: 'GET', path: '/demo', query: new URLSearchParams(), headers, body: Buffer.alloc(0) };

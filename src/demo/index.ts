@@ -7,7 +7,8 @@ import { DEMO_PAGE } from './page.js';
  * default, like every module route) serves one self-contained HTML page that talks to the proxy's
  * client port from the browser with subprotocol auth (`openai-insecure-api-key.<key>`) and plays the
  * spoken answer. It holds no key: the visitor types one (or passes `#key=` in the URL); `#port=`
- * overrides the client port (default `server.port`): a port number only, on the page's own host.
+ * overrides the client port (default: the port the client listener bound): a port number only, on
+ * the page's own host.
  */
 
 /**
@@ -31,9 +32,18 @@ export function logDemoOn(log: Logger, adminPort: number | null): void {
   log.warn({ adminPort }, 'server.demo is on: GET /demo on the admin listener serves the browser demo page');
 }
 
-export function createDemoModule(deps: ModuleDeps): ProxyModule {
+/**
+ * `clientPort`: the port the client listener bound, read when the page is asked for (the module is
+ * built before the listener binds). Until 2026-12-07 the page was filled in with `server.port`, 0
+ * when the OS picks the port, and refused to connect without `#port=` (test/production/demo-workers.test.ts).
+ */
+export function createDemoModule(deps: ModuleDeps, clientPort: () => number): ProxyModule {
   if (!deps.config.server.demo) return { name: 'demo', filters: [] };
-  const page = DEMO_PAGE.replace('__CLIENT_PORT__', String(deps.config.server.port));
+  let page = { port: -1, html: '' };
+  const pageFor = (port: number): string => {
+    if (page.port !== port) page = { port, html: DEMO_PAGE.replace('__CLIENT_PORT__', String(port)) };
+    return page.html;
+  };
   return {
     name: 'demo',
     filters: [],
@@ -52,7 +62,7 @@ export function createDemoModule(deps: ModuleDeps): ProxyModule {
             'x-content-type-options': 'nosniff',
             'referrer-policy': 'no-referrer',
           },
-          body: page,
+          body: pageFor(clientPort()),
         }),
       },
     ],

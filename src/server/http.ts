@@ -52,7 +52,12 @@ export class Exchange {
    * body after a HEAD answer is read by a kept-alive client as its next answer) and without a
    * Content-Length: this uWS build's `endWithoutBody(n)` with n > 0 leaves the response waiting for n
    * bytes (the next request on the connection then closes it, and a response without an onAborted
-   * handler aborts the process), so it is ended with none.
+   * handler aborts the process), so it is ended with none of the GET's. It closes the connection, as
+   * a bodiless 204 does (see reply): `endWithoutBody` buffers what the socket does not take, as `end`
+   * does, and until 2026-12-07 a client pipelining `HEAD /healthz` (or a HEAD of any path) without
+   * reading made the process hold every answer's head, unbounded (32 MB sent: +89 MB resident;
+   * test/security/redteam-21-head-pipelining.test.ts). This build closes only with a reported length
+   * (`endWithoutBody(0, true)`: `Content-Length: 0`; without one the answer is dropped unsent).
    */
   headOnly = false;
 
@@ -115,7 +120,7 @@ export class Exchange {
       }
       // A refusal that closes the connection (bodyUnread) keeps its body: its padding flushes it at once.
       if (this.headOnly && !this.bodyUnread) {
-        res.endWithoutBody();
+        res.endWithoutBody(0, true);
         return;
       }
       if (this.bodyUnread || reply.body.length === 0) {

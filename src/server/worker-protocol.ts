@@ -38,6 +38,8 @@ export type ToWorker =
    * worker's /readyz says that too.
    */
   | { readonly t: 'ping'; readonly id: number; readonly ledger?: string | null; readonly peers?: string | null }
+  /** Answered with a `sessions-reply` of the same id at once: the sessions it holds now (the `shutting down` log line). */
+  | { readonly t: 'sessions'; readonly id: number }
   | { readonly t: 'shutdown'; readonly drainMs: number }
   | LedgerReply
   | TenantHoldMessage;
@@ -56,9 +58,10 @@ export type FromWorker =
   /**
    * `notReady`: why this worker's own modules are not ready (server.ts modulesReadiness, e.g. `calls:
    * calls store (redis) unavailable`), or null; the primary's admin /readyz carries it. `sessions`:
-   * the sessions it holds now (the admin /readyz `sessions`, the drain's log line).
+   * the sessions it holds now (the admin /readyz `sessions`, the second signal's log line).
    */
   | { readonly t: 'pong'; readonly id: number; readonly notReady?: string | null; readonly sessions?: number }
+  | { readonly t: 'sessions-reply'; readonly id: number; readonly sessions: number }
   | { readonly t: 'drained' }
   | LedgerCall
   | TenantHoldMessage;

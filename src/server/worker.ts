@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { DestinationStream } from 'pino';
 import type { ProxyModule } from '../app/module.js';
 import { createModules } from '../app/modules.js';
 import { createLogger } from '../logging.js';
@@ -48,6 +49,21 @@ function orphanExit(): void {
   process.kill(process.pid, 'SIGKILL');
 }
 
+/**
+ * The worker's log destination: its stdout, the pipe the primary reads (its lines join the primary's
+ * output), written as a Node stream. Not pino's default (sonic-boom 4), whose exit hook writes what is
+ * still buffered synchronously and retries a write that fails EPIPE forever: a worker whose drain
+ * ended just as its primary died (before it read the channel's close) hung in process.exit(),
+ * orphaned, holding the client port (until 2026-12-07, test/ops/redteam-21-orphaned-worker.test.ts).
+ * A line written after the primary has gone is dropped; the channel's close then ends the worker.
+ */
+function primaryPipe(): DestinationStream {
+  process.stdout.on('error', () => {
+    // EPIPE: the primary is gone, nobody reads this worker's lines any more.
+  });
+  return { write: (line: string) => void process.stdout.write(line) };
+}
+
 let server: ProxyServer | null = null;
 let modules: ProxyModule[] = [];
 let ledger: RemoteLedger | null = null;
@@ -57,7 +73,7 @@ let peersNotAnswering: string | null = null;
 
 async function boot(init: WorkerInit): Promise<void> {
   const config = init.config;
-  const log = createLogger(init.logLevel).child({ worker: init.index });
+  const log = createLogger(init.logLevel, primaryPipe()).child({ worker: init.index });
   installProcessFaultHandlers(log);
   const offset = init.wallOffsetMs;
   const clock: Clock = { now: () => performance.now(), wall: offset === 0 ? () => Date.now() : () => Date.now() + offset };
@@ -133,6 +149,9 @@ function onMessage(m: unknown): void {
       peersNotAnswering = m.peers ?? null;
       send({ t: 'pong', id: m.id, notReady: modulesReadiness(modules, REPORTED_BY_PRIMARY), sessions: server?.sessionCount ?? 0 });
       ledger?.ownerReadiness(m.ledger ?? null);
+      return;
+    case 'sessions':
+      send({ t: 'sessions-reply', id: m.id, sessions: server?.sessionCount ?? 0 });
       return;
     case 'shutdown':
       void shutdown(m.drainMs);

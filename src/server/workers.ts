@@ -73,6 +73,8 @@ export function shareOf(total: number, count: number, index: number): number {
 /** A bound for boot, listen and metric answers of a worker. */
 const BOOT_TIMEOUT_MS = 60_000;
 const METRICS_TIMEOUT_MS = 5000;
+/** A bound for a worker's answer to "how many sessions now" (answered at once from its event loop). */
+const SESSIONS_TIMEOUT_MS = 1000;
 /** Beyond the drain: a worker that has not exited by then is killed. */
 const EXIT_GRACE_MS = 10_000;
 const RESTART_DELAY_MS = 1000;
@@ -158,6 +160,8 @@ export class WorkerPool {
   #stopping = false;
   #metricSeq = 0;
   readonly #metricWaits = new Map<number, (r: { text: string } & WorkerStats) => void>();
+  #countSeq = 0;
+  readonly #countWaits = new Map<number, (sessions: number) => void>();
   #metricsServer: PrometheusListener | null = null;
   #pingSeq = 0;
   /** Liveness ticks so far. */
@@ -292,6 +296,12 @@ export class WorkerPool {
       slot.silentLogged = false;
       slot.notReady = m.notReady ?? null;
       slot.sessions = m.sessions ?? 0;
+      return;
+    }
+    if (isMessage<FromWorker>(m) && m.t === 'sessions-reply') {
+      const wait = this.#countWaits.get(m.id);
+      this.#countWaits.delete(m.id);
+      wait?.(m.sessions);
       return;
     }
     if (isMessage<FromWorker>(m) && m.t === 'metrics-reply') {
@@ -551,10 +561,46 @@ export class WorkerPool {
 
   /**
    * Sessions open in all workers as of their last pongs (at most a second old), without waiting: the
-   * admin /readyz and the drain's log line. Until 2026-12-07 both said the primary's own count, 0.
+   * admin /readyz and the second signal's log line. Until 2026-12-07 the /readyz said the primary's own count, 0.
    */
   get openSessions(): number {
     return this.#slots.reduce((n, s) => n + s.sessions, 0);
+  }
+
+  /**
+   * Sessions open in all workers now, each worker asked (it answers at once); one that does not answer
+   * within SESSIONS_TIMEOUT_MS, or is not running or known silent, counts as of its last pong. The
+   * `shutting down` log line: as of the last pongs it left out the sessions opened in the second before
+   * the signal, `sessions: 0` with sessions open (until 2026-12-07,
+   * test/ops/redteam-21-shutdown-line-sessions.test.ts).
+   */
+  async sessionsNow(): Promise<number> {
+    const counts = await Promise.all(
+      this.#slots.map(
+        (slot) =>
+          new Promise<number>((resolve) => {
+            const child = slot.child;
+            if (!child?.connected || !slot.listening || this.#silent(slot)) return resolve(slot.sessions);
+            const id = ++this.#countSeq;
+            const timer = setTimeout(() => {
+              this.#countWaits.delete(id);
+              resolve(slot.sessions);
+            }, SESSIONS_TIMEOUT_MS);
+            this.#countWaits.set(id, (sessions) => {
+              clearTimeout(timer);
+              resolve(sessions);
+            });
+            try {
+              child.send({ t: 'sessions', id } satisfies ToWorker);
+            } catch {
+              clearTimeout(timer);
+              this.#countWaits.delete(id);
+              resolve(slot.sessions);
+            }
+          }),
+      ),
+    );
+    return counts.reduce((n, c) => n + c, 0);
   }
 
   /** Sessions open in all workers now (workers that do not answer count 0). */
@@ -582,8 +628,8 @@ export class WorkerPool {
 
   /**
    * Ends every worker now (SIGKILL), sessions cut: for an exit that cannot wait (a second
-   * SIGTERM/SIGINT during the drain, src/cli.ts). A worker left to notice its primary's exit could
-   * hang in its own exit mid-drain and outlive it (seen in test/ops/redteam-20-second-signal.test.ts).
+   * SIGTERM/SIGINT during the drain, src/cli.ts). A worker left to notice its primary's exit takes up
+   * to 5 s (and until 2026-12-07 could hang in its own exit: test/ops/redteam-21-orphaned-worker.test.ts).
    */
   killAll(): void {
     this.#stopping = true;

@@ -38,3 +38,21 @@ describe('the server.demo warning', () => {
     });
   }
 });
+
+/**
+ * The page's default client port (used without `#port=`) was the configured `server.port`, 0 when the
+ * OS picks it (as here): the page refused to connect ("The client port must be a number from 1 to
+ * 65535") until the visitor found the port and typed `#port=` (until 2026-12-07). It is the port the
+ * client listener bound, with one process or several.
+ */
+describe('the demo page\'s client port', () => {
+  for (const workers of [1, 2]) {
+    it(`is the port the client listener bound (workers: ${workers})`, async () => {
+      const tp = await startTestProxy({ config: { server: { demo: true, workers } } });
+      proxies.push(tp);
+      expect(tp.port).toBeGreaterThan(0);
+      const page = await (await fetch(`${tp.adminUrl}/demo`)).text();
+      expect(page).toContain(`params.get('port') || '${tp.port}'`);
+    });
+  }
+});
