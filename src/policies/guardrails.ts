@@ -2420,14 +2420,17 @@ export class GuardrailFilter implements Filter {
    * redacted): the upstream holds it unredacted, and every later response would read it. It is
    * deleted and its redacted copy created at its place (a new id: the browser sees
    * `conversation.item.deleted`, then the copy's `conversation.item.added`). Not replaced: a redacted
-   * copy itself, or an item already replaced (the judgement is not repeated in a loop), or one with
-   * parts a copy cannot carry (audio, images: not echoed by the upstream).
+   * copy itself, or an item already replaced (the judgement is not repeated in a loop), one with
+   * parts a copy cannot carry (audio, images: not echoed by the upstream), or an MCP item.
    */
   #replaceBrowserItem(ev: JsonObject, copy: JsonObject, ruleId: string): void {
     const item = asObject(copy['item']);
     const original = asString(item?.['id']);
     if (item === null || original === null || this.#replacedItems.has(original)) return;
-    const parts = item['type'] === 'message' ? asArray(item['content']) : item['type'] === 'function_call_output' ? [] : null;
+    // A function call's arguments and a tool output are texts of the item itself (until 2026-12-07 a
+    // function call was not copied: its arguments stayed as the browser wrote them). MCP items are not:
+    // the upstream pairs them by id (a request, its approval) and acts on an approval; a copy is another item.
+    const parts = item['type'] === 'message' ? asArray(item['content']) : item['type'] === 'function_call' || item['type'] === 'function_call_output' ? [] : null;
     if (parts === null || parts.some((p) => !TEXT_PARTS.has(asString(asObject(p)?.['type']) ?? ''))) return;
     const copyId = `item_${randomBytes(12).toString('hex')}`;
     this.#noteReplaced(original, 'original');
@@ -2451,7 +2454,11 @@ export class GuardrailFilter implements Filter {
   /**
    * A response started while a browser item's unredacted original was still in the conversation: it
    * read the address. Cancelled (its items are deleted when it is done, #responseDone); one in the
-   * conversation not started by the proxy is the turn's answer, asked for again (#answerRedacted).
+   * conversation is the turn's answer, asked for again once it is done (#answerRedacted), whoever
+   * started it: the browser, server VAD, or the proxy (another redaction's answer, a held turn's).
+   * Until 2026-12-07 one the proxy started, or one started after the held one was done, was not held:
+   * the turn got no answer (guardrails-twentyfirst-survivors.test.ts). The upstream runs one response
+   * in the conversation at a time: none is held yet when one starts.
    */
   #startedUnredacted(responseId: string): void {
     const r = this.#browserRedactions.find((x) => x.open);
@@ -2464,7 +2471,7 @@ export class GuardrailFilter implements Filter {
     });
     this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, notice);
     const view = this.#ctx.conversation.response(responseId);
-    if (r.cancelled === null && !r.owed && view?.outOfBand !== true && view?.origin !== 'proxy') r.cancelled = responseId;
+    if (r.cancelled === null && view?.outOfBand !== true) r.cancelled = responseId;
   }
 
   /**
