@@ -64,12 +64,13 @@ export const APP_UPDATE_POLL_MS = 200;
  * reported any). A turn committed while held and not answered since gets one answer then (a
  * `response.create`), unless responses stay off: a caller who spoke into the wait is answered once,
  * not left waiting for a second turn. A turn whose item was deleted meanwhile (an input guardrail
- * blocked it) is owed nothing: until 2026-12-07 it was answered anyway.
+ * blocked it) is owed nothing: until 2026-12-07 it was answered anyway. An out-of-band response
+ * (`conversation_id: null`) is not its answer (until 2026-12-07 it was, and the turn went unanswered).
  */
 export class ResponsesHold {
   /** The server events whose body onServer reads (the others' it is given as {}). */
   static readsBody(type: string): boolean {
-    return type.startsWith('session.') || type === 'input_audio_buffer.committed' || type === 'conversation.item.deleted';
+    return type.startsWith('session.') || type === 'input_audio_buffer.committed' || type === 'conversation.item.deleted' || type === 'response.created';
   }
 
   readonly #deps: ResponsesHoldDeps;
@@ -149,7 +150,10 @@ export class ResponsesHold {
       const itemId = event['item_id'];
       if (typeof itemId === 'string') this.#owed.delete(itemId);
     } else if (type === 'response.created') {
-      this.#owed.clear();
+      // An out-of-band response (`conversation_id: null`: the app's classifier, a summary) answers
+      // nothing of the conversation: the held turn is still owed (until 2026-12-07 it was taken for
+      // its answer, and the caller went unanswered: test/calls/redteam-21-hold-out-of-band.test.ts).
+      if (asObject(event['response'])?.['conversation_id'] !== null) this.#owed.clear();
     }
   }
 

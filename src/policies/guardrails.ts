@@ -830,6 +830,11 @@ export class GuardrailFilter implements Filter {
       // test/calls/redteam-17-reused-item-id.test.ts).
       if (type === 'conversation.item.deleted' && (this.#deleted.size > 0 || this.#reported.size > 0)) this.#freeItemId(asString(frame.json()['item_id']) ?? '');
       if (type === 'conversation.item.deleted' && this.#browserRedactions.length > 0) this.#redactionItemDeleted(asString(frame.json()['item_id']));
+      // A replaced original (or a copy) the upstream deleted: its id is free, and an item the browser
+      // gives it later is a new one, replaced when a redaction changes it (until 2026-12-07 it was
+      // skipped as "already replaced", its address left in the conversation:
+      // test/calls/redteam-21-browser-item-id-reused.test.ts).
+      if (type === 'conversation.item.deleted' && this.#replacedItems.size > 0) this.#replacedItems.delete(asString(frame.json()['item_id']) ?? '');
       if (type === 'conversation.item.deleted' && (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0)) {
         const deleted = asString(frame.json()['item_id']);
         this.#hold?.itemDeleted(deleted);
@@ -2435,8 +2440,12 @@ export class GuardrailFilter implements Filter {
     const copyId = `item_${randomBytes(12).toString('hex')}`;
     this.#noteReplaced(original, 'original');
     this.#noteReplaced(copyId, 'copy');
-    // At the original's place: after the item before it (the first: at the root).
-    const previous = asString(ev['previous_item_id']) ?? 'root';
+    // At the original's place: after the item before it (the first: at the root); after its copy when
+    // that item is an original being replaced too (deleted by the time this create lands: until
+    // 2026-12-07 the create was refused, and a function call's output went at the end of the
+    // conversation, after later turns: test/calls/redteam-21-browser-tool-pair.test.ts).
+    const before = asString(ev['previous_item_id']) ?? 'root';
+    const previous = this.#browserRedactions.find((x) => x.original === before)?.copy ?? before;
     this.#ctx.markItem(original, { kind: 'deleted', by: GUARDRAILS_FILTER, rule: ruleId });
     this.#ctx.sendUpstream({ type: 'conversation.item.delete', item_id: original }, GUARDRAILS_FILTER);
     // The upstream's own item shape, echoed back with its texts redacted.

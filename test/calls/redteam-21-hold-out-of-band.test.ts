@@ -1,0 +1,86 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SimCall } from '../../src/simulator/index.js';
+import { TestClient } from '../support/client.js';
+import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
+import { callsProxy, ringAccepted, until, WEBHOOK_SECRET } from './support.js';
+
+/**
+ * A SIP call on a `notify` route holds its answers for the tenant's app (ResponsesHold). The caller
+ * speaks into the wait (a turn that stands). The app attaches and, before its session.update, runs
+ * an out-of-band response (`conversation: 'none'`: a classifier of the call, a summary; the
+ * Realtime guide's pattern), which reads nothing of the conversation and adds nothing to it. Its
+ * `response.created` on the governing sideband counted as the held turn's answer: the hold's owed set
+ * was cleared, and once the app's update took effect nothing answered the caller (`heldTurn: false`),
+ * who waited in silence for a second turn. Guarantee broken: "a caller who spoke into the wait is
+ * answered once". An out-of-band response now leaves the held turn owed.
+ */
+
+const APP_SECRET = `whsec_${Buffer.from('hold-out-of-band-notify-secret-0123').toString('base64')}`;
+const NUMBER = '+15551250021';
+
+let tp: TestProxy;
+const announced: string[] = [];
+const server = createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    announced.push(req.url ?? '');
+    res.writeHead(200).end();
+  });
+});
+const apps: TestClient[] = [];
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  tp = await callsProxy({
+    calls: {
+      sip: {
+        webhookSecret: WEBHOOK_SECRET,
+        routes: [
+          {
+            tenant: 'acme',
+            to: NUMBER,
+            session: { audio: { input: { transcription: { model: 'gpt-4o-transcribe' } } } },
+            // Far beyond the test: only the app's update ends the wait.
+            notify: { url, secret: APP_SECRET, waitForAppMs: 60_000 },
+          },
+        ],
+      },
+    },
+    extra: { simulator: { transcribe: () => 'what time do you open tomorrow' } },
+  });
+});
+afterAll(async () => {
+  for (const app of apps) app.ws.terminate();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await tp?.stop();
+});
+
+const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
+const released = (callId: string) => tp.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === callId);
+
+describe('a held SIP turn and an out-of-band response of the app', () => {
+  it('the app\'s out-of-band response is not the held turn\'s answer: the turn is answered once the hold ends', async () => {
+    const call = await ringAccepted(tp, NUMBER, true);
+    await until(() => announced.length === 1, 'the announcement delivered');
+    for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
+    await until(() => count(call, 'conversation.item.input_audio_transcription.completed') === 1, 'the caller\'s turn transcribed');
+    expect(count(call, 'response.created')).toBe(0);
+
+    const app = new TestClient(`ws://127.0.0.1:${tp.port}/v1/realtime?call_id=${call.id}`, { headers: { authorization: `Bearer ${tp.key('acme')}` } });
+    apps.push(app);
+    await app.next('session.created', 5000);
+    // Out of band: reads only its own input, writes nothing into the conversation.
+    app.send({ type: 'response.create', response: { conversation: 'none', output_modalities: ['text'], metadata: { job: 'classify' }, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: billing' }] }] } });
+    await until(() => count(call, 'response.done') === 1, 'the out-of-band response done');
+    app.send({ type: 'session.update', session: { type: 'realtime', instructions: 'You are the Acme phone agent.' } });
+    await until(() => released(call.id).length === 1, 'the hold released');
+
+    // Old code: heldTurn false, no answer for the caller's turn.
+    expect(released(call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
+    await until(() => count(call, 'response.done') === 2, 'the held turn answered');
+  });
+});
