@@ -34,9 +34,31 @@ export function capLogFields(obj: Record<string, unknown>): Record<string, unkno
   return out ?? obj;
 }
 
+let stdoutErrorsIgnored = false;
+
 /**
- * The root logger. Lines are JSON; keys and audio never appear: the relay logs no frame contents,
- * and these paths are redacted as a second line of defence.
+ * The log destination of every process of the proxy (single process, primary, relay worker): its
+ * stdout written as a Node stream. Not pino's default (sonic-boom 4), whose exit hook writes what is
+ * still buffered synchronously and retries a write failing EPIPE forever: a process whose stdout's
+ * reader had gone (`realtime-proxy run | head -1`, a dead log shipper, a relay worker's dead
+ * primary) hung in process.exit() once its drain ended, holding its ports (until 2026-12-07:
+ * test/ops/redteam-21-closed-stdout.test.ts, test/ops/redteam-21-orphaned-worker.test.ts). A line
+ * written after the reader has gone is dropped: nobody reads it.
+ */
+export function stdoutDestination(): DestinationStream {
+  if (!stdoutErrorsIgnored) {
+    stdoutErrorsIgnored = true;
+    process.stdout.on('error', () => {
+      // EPIPE: the reader is gone; the process goes on without its log lines.
+    });
+  }
+  return { write: (line: string) => void process.stdout.write(line) };
+}
+
+/**
+ * The root logger, on stdout unless told otherwise (stdoutDestination). Lines are JSON; keys and
+ * audio never appear: the relay logs no frame contents, and these paths are redacted as a second
+ * line of defence.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
@@ -50,7 +72,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { log: capLogFields },
     },
-    destination,
+    destination ?? stdoutDestination(),
   );
 }
 

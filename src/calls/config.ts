@@ -225,6 +225,14 @@ function build() {
                 .positive()
                 .default(1000)
                 .describe('Announcements being delivered or waiting to be retried, per process; one more is dropped (logged sip_notify_dropped, counted in rtproxy_calls_notifications_total{rtproxy_notify_outcome="dropped"}).'),
+              tenantShare: z
+                .number()
+                .gt(0)
+                .max(1)
+                .optional()
+                .describe(
+                  'The fraction of maxPending one tenant\'s announcements may take (at least one; default: 0.5 when the routes announce to more than one tenant\'s apps, 1 with one). Past it that tenant\'s next announcement is dropped (sip_notify_dropped, reason tenant_share); other tenants\' are unaffected by its hanging app.',
+                ),
             })
             .strict()
             .prefault({})

@@ -22,7 +22,7 @@ import { CallGovernors, type CallAdmission } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallRecord, CallStore, SecretRecord } from './store.js';
-import { CallNotifier, type NotifyOutcome } from './notify.js';
+import { CallNotifier, notifyTenantShare, type NotifyOutcome } from './notify.js';
 import { appTurnChoice, ResponsesHold, type AppTurnChoice } from './responses-hold.js';
 import { appUpdateOf, END_REASON_READ_MS, errorOfEndReason, settledWithin } from './end-reason.js';
 import { acceptBoundMs, routeSipCall, sipRouteKey, type SipDeps } from './sip.js';
@@ -802,7 +802,17 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const acceptedByProxy = (action: 'accept' | 'reject'): HttpRoute => controlRoute(action, () => notRetried(errorReply(new ProxyError('call_accepted_by_proxy', { close: null }))));
 
   /** Announces accepted calls to the tenants' apps: only where a route says where (`notify`). */
-  const notifier = cfg.sip.routes.some((route) => route.notify) ? new CallNotifier({ log, bounds: cfg.sip.notifyDelivery, wall, ...(deps.callNotified ? { outcome: deps.callNotified } : {}) }) : null;
+  const tenantsAnnounced = new Set(cfg.sip.routes.filter((route) => route.notify).map((route) => route.tenant)).size;
+  const notifier =
+    tenantsAnnounced > 0
+      ? new CallNotifier({
+          log,
+          bounds: cfg.sip.notifyDelivery,
+          tenantShare: cfg.sip.notifyDelivery.tenantShare ?? notifyTenantShare(tenantsAnnounced),
+          wall,
+          ...(deps.callNotified ? { outcome: deps.callNotified } : {}),
+        })
+      : null;
   /**
    * A call accepted and being governed is announced once its sideband read `session.created` (the
    * call is live upstream and governed: the app's `?call_id=` attach then finds it), within

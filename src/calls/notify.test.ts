@@ -19,7 +19,7 @@ describe('CallNotifier', () => {
   it('drops an announcement after close, logged (origin only) and counted: nothing is lost silently at shutdown', async () => {
     const { log, lines } = capture();
     const outcomes: [string, NotifyOutcome][] = [];
-    const notifier = new CallNotifier({ log, bounds: { timeoutMs: 1000, attempts: 1, retryPauseMs: 10, maxPending: 10 }, wall: () => Date.now(), outcome: (t, o) => outcomes.push([t, o]) });
+    const notifier = new CallNotifier({ log, bounds: { timeoutMs: 1000, attempts: 1, retryPauseMs: 10, maxPending: 10 }, tenantShare: 1, wall: () => Date.now(), outcome: (t, o) => outcomes.push([t, o]) });
     notifier.close();
     const target = { url: 'https://app.example.com/hooks/T0/B0/secret-token?sig=x', secret: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=', allowHttp: false };
     const settled: string[] = [];

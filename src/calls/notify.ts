@@ -11,6 +11,11 @@ export type NotifyOutcome = 'delivered' | 'failed' | 'dropped';
 export interface CallNotifierDeps {
   readonly log: Logger;
   readonly bounds: NotifyDelivery;
+  /**
+   * The fraction of `bounds.maxPending` one tenant's announcements may take (notifyDelivery.tenantShare,
+   * or notifyTenantShare's default): an app that hangs fills only its tenant's share of the queue.
+   */
+  readonly tenantShare: number;
   /** Wall clock (epoch ms): the event's `created_at` and each attempt's `webhook-timestamp`. */
   readonly wall: () => number;
   /** Counts the outcome (telemetry: rtproxy_calls_notifications_total). */
@@ -26,6 +31,14 @@ function logged(url: string): string {
 }
 
 /**
+ * `calls.sip.notifyDelivery.tenantShare` when unset, as `server.memoryBudgetTenantShare`'s: half the
+ * queue when the routes announce to more than one tenant's apps, all of it for a single tenant.
+ */
+export function notifyTenantShare(tenantsAnnounced: number): number {
+  return tenantsAnnounced > 1 ? 0.5 : 1;
+}
+
+/**
  * Announces the SIP calls the proxy accepted to the tenants' apps: the `realtime.call.incoming`
  * OpenAI sent the proxy, re-issued as the proxy's own (a fresh event id and webhook id, its
  * `created_at`; `data` as OpenAI sent it: `call_id`, `sip_headers`) and signed with the route's
@@ -38,17 +51,25 @@ function logged(url: string): string {
  * `attempts` times with a doubling pause; the same webhook id on every attempt (the app dedupes by
  * it), signed afresh (its timestamp stays inside the app's replay window). No redirect is followed
  * and no response body byte is read. At most `maxPending` announcements are in flight or waiting for
- * a retry per process; one more is dropped (logged and counted).
+ * a retry per process, and of them at most `tenantShare` of it (at least one) per tenant; one more is
+ * dropped (logged and counted). Until 2026-12-07 the bound was shared by all tenants: one tenant's
+ * hanging app (each announcement held for its timeouts and retries) filled it, and every other
+ * tenant's announcements were dropped (test/calls/sip-notify.test.ts).
  */
 export class CallNotifier {
   readonly #deps: CallNotifierDeps;
   /** Announcements in flight or waiting for their next attempt. */
   #pending = 0;
+  /** Of those, each tenant's (a tenant with none has no entry). */
+  readonly #pendingByTenant = new Map<string, number>();
+  /** The most one tenant may have pending. */
+  readonly #perTenant: number;
   /** Aborts every attempt in flight and every pause at close. */
   readonly #closing = new AbortController();
 
   constructor(deps: CallNotifierDeps) {
     this.#deps = deps;
+    this.#perTenant = Math.max(1, Math.floor(deps.bounds.maxPending * deps.tenantShare));
   }
 
   /** Announcements being delivered or waiting to be retried. */
@@ -69,16 +90,31 @@ export class CallNotifier {
       return 'dropped';
     }
     if (this.#pending >= this.#deps.bounds.maxPending) {
-      log.warn({ event: 'sip_notify_dropped', url: logged(target.url), pending: this.#pending }, 'SIP call announcement dropped: too many pending (calls.sip.notifyDelivery.maxPending)');
+      log.warn({ event: 'sip_notify_dropped', url: logged(target.url), pending: this.#pending, reason: 'max_pending' }, 'SIP call announcement dropped: too many pending (calls.sip.notifyDelivery.maxPending)');
+      this.#deps.outcome?.(tenant, 'dropped');
+      settled?.('dropped');
+      return 'dropped';
+    }
+    const tenantPending = this.#pendingByTenant.get(tenant) ?? 0;
+    if (tenantPending >= this.#perTenant) {
+      log.warn({ event: 'sip_notify_dropped', url: logged(target.url), pending: tenantPending, reason: 'tenant_share' }, "SIP call announcement dropped: the tenant's share of the queue is full (calls.sip.notifyDelivery.tenantShare)");
       this.#deps.outcome?.(tenant, 'dropped');
       settled?.('dropped');
       return 'dropped';
     }
     this.#pending++;
-    void this.#deliver(target, tenant, data, log).then(
-      (outcome) => settled?.(outcome),
-      () => settled?.('failed'),
-    ).finally(() => this.#pending--);
+    this.#pendingByTenant.set(tenant, tenantPending + 1);
+    void this.#deliver(target, tenant, data, log)
+      .then(
+        (outcome) => settled?.(outcome),
+        () => settled?.('failed'),
+      )
+      .finally(() => {
+        this.#pending--;
+        const left = (this.#pendingByTenant.get(tenant) ?? 1) - 1;
+        if (left > 0) this.#pendingByTenant.set(tenant, left);
+        else this.#pendingByTenant.delete(tenant);
+      });
     return 'queued';
   }
 

@@ -25,6 +25,8 @@ const SEGMENT = 'conversation.item.input_audio_transcription.segment';
 const AUDIO_COMMITTED = 'input_audio_buffer.committed';
 /** The rule id reported when a held turn cannot be held (too many waiting) or a response started early. */
 export const HOLD_RULE = 'hold-spoken-input';
+/** The server's echoes of an item added to the conversation. */
+const ITEM_ECHOES: ReadonlySet<string> = new Set(['conversation.item.added', 'conversation.item.created', 'conversation.item.done']);
 /** The rule id reported for texts over the policy's `maxScanChars`. */
 export const SCAN_LIMIT_RULE = 'scan_limit';
 /** The rule id of a refusal by `unknownContentEvents: block`. */
@@ -787,6 +789,35 @@ export class GuardrailFilter implements Filter {
     return this.#clientEvent(frame);
   }
 
+  /**
+   * On a held call, a user item with audio that no commit made: the browser wrote it on its data
+   * channel (`conversation.item.create` with an `input_audio` part), where a WebSocket client's is
+   * refused (#refuseItemAudio). Its audio is never transcribed, so its turn can never be judged: it
+   * is deleted, and a response starting before the delete is confirmed is cancelled (the hold's
+   * `deleting`). Until 2026-12-07 the browser's response
+   * answered it (test/calls/held-browser-audio-item.test.ts). True for such an item (its later
+   * echoes included).
+   */
+  #browserItemAudio(frame: Frame): boolean {
+    const item = asObject(frame.json()['item']);
+    const itemId = asString(item?.['id']);
+    if (!item || itemId === null || item['type'] !== 'message' || item['role'] !== 'user') return false;
+    if (!(asArray(item['content']) ?? []).some((p) => asObject(p)?.['type'] === 'input_audio')) return false;
+    // A committed spoken turn's transcript is pending (held for it), then completed or failed.
+    if (this.#ctx.conversation.item(itemId)?.transcript !== 'none') return false;
+    if (this.#deleted.has(itemId)) return true;
+    const policy = this.#policy;
+    const finding: Finding = { id: HOLD_RULE, action: 'block', label: 'item_audio', excerpt: null };
+    this.#reportAll(policy, [finding], 'input', frame.type, null, this.#ctx.clock.now());
+    this.#ctx.log.info({ policy: policy.name, item: itemId }, 'call: an audio item was added over the data channel; its turn cannot be judged (held spoken turns), deleted');
+    this.#block(itemId);
+    this.#deleteItem(itemId, 'blocked', HOLD_RULE);
+    // A response running already read its conversation without the item; one that starts before the
+    // delete is confirmed is cancelled (startedUnchecked).
+    this.#hold?.deleting(itemId);
+    return true;
+  }
+
   /** Audio in an item is never transcribed upstream: a held session cannot check it, so it is refused. */
   #refuseItemAudio(frame: Frame): Verdict {
     const policy = this.#policy;
@@ -814,6 +845,7 @@ export class GuardrailFilter implements Filter {
     const type = frame.type;
     if (this.#ctx.callId && (type === 'session.created' || type === 'session.updated')) return this.#callSession(frame);
     if (type === 'session.closed' && this.#translation) return this.#translationClosed(type) ?? CONTINUE;
+    if (this.#hold && this.#ctx.callId && ITEM_ECHOES.has(type) && this.#browserItemAudio(frame)) return CONTINUE;
     const path = contentPath('server', type);
     if (!path) {
       if (type === 'session.created' && this.#hold && asObject(frame.json()['session'])?.['type'] === 'transcription') {

@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import type { DestinationStream } from 'pino';
 import type { ProxyModule } from '../app/module.js';
 import { createModules } from '../app/modules.js';
 import { createLogger } from '../logging.js';
@@ -49,21 +48,6 @@ function orphanExit(): void {
   process.kill(process.pid, 'SIGKILL');
 }
 
-/**
- * The worker's log destination: its stdout, the pipe the primary reads (its lines join the primary's
- * output), written as a Node stream. Not pino's default (sonic-boom 4), whose exit hook writes what is
- * still buffered synchronously and retries a write that fails EPIPE forever: a worker whose drain
- * ended just as its primary died (before it read the channel's close) hung in process.exit(),
- * orphaned, holding the client port (until 2026-12-07, test/ops/redteam-21-orphaned-worker.test.ts).
- * A line written after the primary has gone is dropped; the channel's close then ends the worker.
- */
-function primaryPipe(): DestinationStream {
-  process.stdout.on('error', () => {
-    // EPIPE: the primary is gone, nobody reads this worker's lines any more.
-  });
-  return { write: (line: string) => void process.stdout.write(line) };
-}
-
 let server: ProxyServer | null = null;
 let modules: ProxyModule[] = [];
 let ledger: RemoteLedger | null = null;
@@ -73,7 +57,9 @@ let peersNotAnswering: string | null = null;
 
 async function boot(init: WorkerInit): Promise<void> {
   const config = init.config;
-  const log = createLogger(init.logLevel, primaryPipe()).child({ worker: init.index });
+  // Its stdout is the pipe the primary reads (its lines join the primary's output); a line written
+  // after the primary has gone is dropped, and the channel's close then ends the worker.
+  const log = createLogger(init.logLevel).child({ worker: init.index });
   installProcessFaultHandlers(log);
   const offset = init.wallOffsetMs;
   const clock: Clock = { now: () => performance.now(), wall: offset === 0 ? () => Date.now() : () => Date.now() + offset };

@@ -230,6 +230,48 @@ describe('SIP announcements: a bounded queue', () => {
   });
 });
 
+describe('SIP announcements: each tenant a share of the queue', () => {
+  // Until 2026-12-07 maxPending was shared by all tenants: one tenant's hanging app (each announcement
+  // held for its timeouts and retries) filled it, and the other tenants' announcements were dropped.
+  it('a tenant whose app hangs fills only its share (0.5 of maxPending with two tenants announced); the other tenant\'s calls are still announced', async () => {
+    const hanging = await tenantApp();
+    const answering = await tenantApp();
+    const proxy = await callsProxy({
+      tenants: { slow: {}, fast: {} },
+      calls: {
+        sip: {
+          webhookSecret: WEBHOOK_SECRET,
+          notifyDelivery: { maxPending: 2, timeoutMs: 60_000 },
+          routes: [
+            { tenant: 'slow', to: '+15550000001', notify: { url: hanging.url('/hang'), secret: APP_SECRET } },
+            { tenant: 'fast', to: '+15550000002', notify: { url: answering.url('/ok'), secret: APP_SECRET } },
+          ],
+        },
+      },
+    });
+    try {
+      const ringHere = (number: string) => proxy.sim.calls.ring({ webhookUrl: `${proxy.httpUrl}${SIP_WEBHOOK_PATH}`, webhookSecret: WEBHOOK_SECRET, sipHeaders: to(number) });
+      await ringHere('+15550000001');
+      await until(() => hanging.hanging() === 1, 'the slow tenant\'s first announcement held');
+      const overShare = await ringHere('+15550000001');
+      await until(() => proxy.logs.some((l) => l['event'] === 'sip_notify_dropped' && l['call'] === overShare.call.id), 'the slow tenant\'s second announcement dropped');
+      expect(proxy.logs.find((l) => l['event'] === 'sip_notify_dropped' && l['call'] === overShare.call.id)).toMatchObject({ tenant: 'slow', reason: 'tenant_share' });
+      // The queue's other half is the other tenant's: its call is announced, twice over.
+      for (let i = 0; i < 2; i++) {
+        const call = await ringHere('+15550000002');
+        await until(() => answering.to('/ok').some((r) => callIdOf(r) === call.call.id), 'the fast tenant\'s announcement');
+      }
+      expect(proxy.logs.filter((l) => l['event'] === 'sip_notify_dropped' && l['tenant'] === 'fast')).toEqual([]);
+      expect(await notifications(proxy.adminUrl, ['rtproxy_notify_outcome="dropped"', 'rtproxy_tenant_id="slow"'])).toBe(1);
+      expect(hanging.hanging()).toBe(1);
+    } finally {
+      await proxy.stop();
+      await hanging.close();
+      await answering.close();
+    }
+  });
+});
+
 describe('SIP announcements: only a call its sideband found live', () => {
   it('a call whose sideband never reads session.created (within sidebandReadyTimeoutMs) is not announced, and that is logged', async () => {
     const hooks = await tenantApp();
