@@ -1579,17 +1579,15 @@ export class GuardrailFilter implements Filter {
       if (s.responseId !== id) continue;
       this.#streams.delete(key);
       if (s.tripped || this.#ctx.isSuppressed(id)) continue;
-      const r = s.scanner.push('', true);
-      if (r.hits.some((h) => stops(h.rule.action))) continue;
       // No .done came: what settles only now (a log match at the very end, a held redaction) is reported here.
-      const e = new Evaluation(r.text);
-      e.addHits(r.hits);
+      const e = this.#scanStream(s, '', true);
+      if (stops(e.strongest)) continue;
       this.#reportStream(s, e, 'response.done', t0);
       const said = streamedTextIn(response, s);
       // Its text is judged again on this response.done and later views, with its context while kept:
       // deltas redacted with one keep it (#keptSeeds) when that context changed what they showed.
-      if ((s.redacted || r.redacted) && s.seed !== '' && this.#seedChanged(s, said) && !this.#keepItemSeed(s.itemId, s.source, s.seed)) return closeWith(this.#seedsUntracked());
-      if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
+      if (s.redacted && s.seed !== '' && this.#seedChanged(s, said) && !this.#keepItemSeed(s.itemId, s.source, s.seed)) return closeWith(this.#seedsUntracked());
+      if (e.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), e.text), GUARDRAILS_FILTER);
       // Its text is context for the next of its source, as a .done's is (until 2026-12-07 a response
       // cancelled before its .done was none: "wire the", a cancel, then "money" in the next response
       // passed a rule on "wire the money"; test/policies/redteam-18-cancel-continue.test.ts).
@@ -1635,13 +1633,10 @@ export class GuardrailFilter implements Filter {
       this.#streams.delete(key);
       if (s.tripped) continue;
       const t0 = this.#ctx.clock.now();
-      const r = s.scanner.push('', true);
-      const e = new Evaluation(r.text);
-      e.redacted = r.redacted;
-      e.addHits(r.hits);
+      const e = this.#scanStream(s, '', true);
       const stop = this.#streamVerdict(s, e, endedBy, t0);
       if (stop) return stop;
-      if (r.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), r.text), GUARDRAILS_FILTER);
+      if (e.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), e.text), GUARDRAILS_FILTER);
     }
     return null;
   }
@@ -1761,21 +1756,34 @@ export class GuardrailFilter implements Filter {
     if (!stream) return CONTINUE;
     if (stream.tripped) return DROP;
     const delta = asString(ev['delta']) ?? '';
-    const r = stream.scanner.push(delta);
-    stream.contextOpen = null;
-    const e = new Evaluation(r.text);
-    e.redacted = r.redacted;
-    stream.redacted ||= r.redacted;
-    e.addHits(r.hits);
-    if (r.overHold && !stream.overHeld) {
-      stream.overHeld = true;
-      e.findings.push(scanLimitFinding(stream.policy, 'hold_limit'));
-    }
+    const e = this.#scanStream(stream, delta, false);
     // perf: most streams have no streaming custom guardrail: no event, callbacks or Promise per delta.
     if (stream.customs.length === 0) return this.#deltaVerdict(stream, e, frame.type, t0, ev, delta);
     const event = this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null);
     const pending = this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs);
     return pending ? pending.then(() => this.#deltaVerdict(stream, e, frame.type, t0, ev, delta)) : this.#deltaVerdict(stream, e, frame.type, t0, ev, delta);
+  }
+
+  /**
+   * What one push to a stream's scanner found: a delta (`final` false), or (`final`) the flush of
+   * what it still holds when the stream ends (its `.done`, a response.done without one, a
+   * translation session's close). Every path builds its evaluation here, so a rule about what a
+   * push reports reaches them all. Per transcript delta: one Evaluation, nothing else (hot path).
+   */
+  #scanStream(stream: Stream, text: string, final: boolean): Evaluation {
+    const r = stream.scanner.push(text, final);
+    // What it saw last changed: whether its end could begin a match is learnt again (#settledStream).
+    stream.contextOpen = null;
+    const e = new Evaluation(r.text);
+    e.redacted = r.redacted;
+    stream.redacted ||= r.redacted;
+    e.addHits(r.hits);
+    // Only a push that still holds text can pass the hold bound (a final one holds nothing); reported once per stream.
+    if (r.overHold && !stream.overHeld) {
+      stream.overHeld = true;
+      e.findings.push(scanLimitFinding(stream.policy, 'hold_limit'));
+    }
+    return e;
   }
 
   /** A streamed delta's verdict once its text was scanned (and its streaming guardrails answered). */
@@ -1806,7 +1814,7 @@ export class GuardrailFilter implements Filter {
     const responseId = asString(ev['response_id']);
     const functionName = source === 'tool_call' ? (asString(ev['name']) ?? '') : null;
     // The stream's last held text, settled now that it is complete.
-    const flushed = stream ? stream.scanner.push('', true) : null;
+    const flushed = stream ? this.#scanStream(stream, '', true) : null;
     // The complete text meets the context its deltas met (until 2026-12-07 none: a redaction reaching
     // into an earlier item was made in the deltas and undone here). Without deltas (a transcription
     // model that sends only `completed`, say) it meets the earlier text of the source now.
@@ -1820,7 +1828,7 @@ export class GuardrailFilter implements Filter {
     const steps = function* (): ScanSteps<{ e: Evaluation; seedMattered: boolean }> {
       const e = yield* scanFinalSteps(policy, source, type, text, stream, functionName, seed, formatOf(source));
       // The flush ran first: its hits are rules the stream has tripped, which the full-text scan leaves out.
-      if (flushed) e.addHits(flushed.hits);
+      if (flushed) e.findings.push(...flushed.findings);
       if (changedContext !== null) {
         const hits = yield* crossSteps(policy, source, type, changedContext, text, 'context_changed');
         if (hits === null) e.addScanTime(policy);
@@ -1848,7 +1856,7 @@ export class GuardrailFilter implements Filter {
    * The rest of a `.done`'s decision, once its complete text is scanned: custom guardrails, then the
    * verdict. `seedToKeep`: the context its redaction needed (#keepItemSeed), kept if it stands.
    */
-  #judgeDone(e: Evaluation, frame: Frame, source: Source, stream: Stream | null, policy: CompiledPolicy, t0: number, text: string, responseId: string | null, itemId: string, functionName: string | null, flushed: ScanResult | null, seedToKeep: string | null): Verdict | Promise<Verdict> {
+  #judgeDone(e: Evaluation, frame: Frame, source: Source, stream: Stream | null, policy: CompiledPolicy, t0: number, text: string, responseId: string | null, itemId: string, functionName: string | null, flushed: Evaluation | null, seedToKeep: string | null): Verdict | Promise<Verdict> {
     const type = frame.type;
     const ev = frame.json();
     const field = DONE_FIELD[type] ?? 'text';

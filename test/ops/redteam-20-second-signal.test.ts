@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
-import { spawnSimulatorProxyGroup, whenListening } from '../support/spawned-proxy.js';
+import { groupsKilledAfterEach, spawnSimulatorProxyGroup, whenListening } from '../support/spawned-proxy.js';
 
 /*
  * An operator stops the proxy with Ctrl-C (or `kill`), sees "shutting down: … sessions drain", and
@@ -12,17 +12,7 @@ import { spawnSimulatorProxyGroup, whenListening } from '../support/spawned-prox
  */
 
 const KEY = 'rpk_ops_second_0123456789abcdef';
-const groups: number[] = [];
-afterEach(() => {
-  // The primary and any relay worker left behind.
-  for (const pid of groups.splice(0)) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-});
+const groups = groupsKilledAfterEach();
 
 function start(workers: number): ChildProcess {
   // A drain far longer than the test: only the second signal can end it.

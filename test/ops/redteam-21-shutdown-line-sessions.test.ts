@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
-import { spawnSimulatorProxyGroup, whenListening } from '../support/spawned-proxy.js';
+import { groupsKilledAfterEach, spawnSimulatorProxyGroup, whenListening } from '../support/spawned-proxy.js';
 
 /*
  * An operator stops `npm start` (two relay workers) and reads the `shutting down` line to see how
@@ -12,16 +12,7 @@ import { spawnSimulatorProxyGroup, whenListening } from '../support/spawned-prox
 
 const KEY = 'rpk_ops_drainline_0123456789abcdef';
 const SESSIONS = 3;
-const groups: number[] = [];
-afterEach(() => {
-  for (const pid of groups.splice(0)) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-});
+const groups = groupsKilledAfterEach();
 
 describe('the `shutting down` line with relay workers', () => {
   it('counts the sessions open in the workers as the signal comes', { timeout: 60_000 }, async () => {

@@ -1,6 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { FLOOD_BYTES, pipelineWithoutReading } from '../support/raw-upgrade.js';
 
 /**
  * Red team, no key: one connection that pipelines HEAD requests and never reads the answers.
@@ -17,46 +18,6 @@ import { startTestProxy, type TestProxy } from '../support/harness.js';
  * The bound asserted is in bytes the client could hand over before the proxy cut the connection
  * (loopback socket buffers hold a few MiB); before the fix every byte was taken.
  */
-
-/** Well above what loopback socket buffers (client send + proxy receive) can hold. */
-const FLOOD_BYTES = 32 * 1024 * 1024;
-
-interface Flood {
-  /** The proxy closed (reset) the connection before the client could hand over all FLOOD_BYTES. */
-  readonly cut: boolean;
-  readonly sent: number;
-}
-
-/** Writes `request` back to back on one connection (socket backpressure respected), never reading. */
-function pipelineWithoutReading(port: number, request: string): Promise<Flood> {
-  return new Promise((resolve) => {
-    const socket: Socket = connect(port, '127.0.0.1');
-    socket.pause();
-    const batch = request.repeat(Math.ceil((64 * 1024) / request.length));
-    let sent = 0;
-    let settled = false;
-    const settle = (cut: boolean) => {
-      if (settled) return;
-      settled = true;
-      socket.destroy();
-      resolve({ cut, sent });
-    };
-    socket.on('error', () => settle(true));
-    socket.on('close', () => settle(true));
-    const pump = () => {
-      while (sent < FLOOD_BYTES) {
-        sent += batch.length;
-        if (!socket.write(batch)) {
-          socket.once('drain', pump);
-          return;
-        }
-      }
-      // Everything went out: one more write, flushed, proves the connection was still open then.
-      socket.write(request, (err) => settle(err !== undefined && err !== null));
-    };
-    socket.on('connect', pump);
-  });
-}
 
 /** One HEAD on a connection of its own, read whole: the status line and headers as the bytes say. */
 function headOnce(port: number, path: string): Promise<string> {

@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/logging.js';
@@ -7,6 +7,7 @@ import { ProxyServer } from '../../src/server/server.js';
 import { TenantResolver } from '../../src/tenants/resolver.js';
 import { callsProxy } from '../calls/support.js';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { FLOOD_BYTES, pipelineWithoutReading } from '../support/raw-upgrade.js';
 
 /**
  * Red team, no key: one connection that pipelines requests and never reads the answers.
@@ -22,50 +23,6 @@ import { startTestProxy, type TestProxy } from '../support/harness.js';
  * the connection. The bound asserted is in bytes the client could hand over before the proxy cut
  * the connection (loopback socket buffers hold a few MiB); before the fix every byte was taken.
  */
-
-/** Well above what loopback socket buffers (client send + proxy receive) can hold. */
-const FLOOD_BYTES = 32 * 1024 * 1024;
-
-interface Flood {
-  /** The proxy closed (reset) the connection before the client could hand over all FLOOD_BYTES. */
-  readonly cut: boolean;
-  readonly sent: number;
-}
-
-/**
- * Writes `request` back to back on one connection (respecting the socket's own backpressure) and
- * never reads. Resolves when the proxy closed the connection, or once every byte was handed to the
- * kernel and a last small write still went through (the connection was not cut).
- */
-function pipelineWithoutReading(port: number, request: string): Promise<Flood> {
-  return new Promise((resolve) => {
-    const socket: Socket = connect(port, '127.0.0.1');
-    socket.pause();
-    const batch = request.repeat(Math.ceil(64 * 1024 / request.length));
-    let sent = 0;
-    let settled = false;
-    const settle = (cut: boolean) => {
-      if (settled) return;
-      settled = true;
-      socket.destroy();
-      resolve({ cut, sent });
-    };
-    socket.on('error', () => settle(true));
-    socket.on('close', () => settle(true));
-    const pump = () => {
-      while (sent < FLOOD_BYTES) {
-        sent += batch.length;
-        if (!socket.write(batch)) {
-          socket.once('drain', pump);
-          return;
-        }
-      }
-      // Everything went out: one more write, flushed, proves the connection was still open then.
-      socket.write(request, (err) => settle(err !== undefined && err !== null));
-    };
-    socket.on('connect', pump);
-  });
-}
 
 async function healthz(base: string): Promise<number> {
   return (await fetch(`${base}/healthz`)).status;
@@ -117,34 +74,7 @@ describe('red team (no key): pipelined requests whose answers are never read', (
 
   it('control: over TLS too (the TLS path of uWS cut such a connection before the fix as well)', async () => {
     tp = await startTestProxy({ tls: true });
-    const { connect: tlsConnect } = await import('node:tls');
-    const port = tp.proxy.tlsPort!;
-    const flood = await new Promise<Flood>((resolve) => {
-      const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
-      socket.pause();
-      const batch = 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(1500);
-      let sent = 0;
-      let settled = false;
-      const settle = (cut: boolean) => {
-        if (settled) return;
-        settled = true;
-        socket.destroy();
-        resolve({ cut, sent });
-      };
-      socket.on('error', () => settle(true));
-      socket.on('close', () => settle(true));
-      const pump = () => {
-        while (sent < FLOOD_BYTES) {
-          sent += batch.length;
-          if (!socket.write(batch)) {
-            socket.once('drain', pump);
-            return;
-          }
-        }
-        socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', (err) => settle(err !== undefined && err !== null));
-      };
-      socket.on('secureConnect', pump);
-    });
+    const flood = await pipelineWithoutReading(tp.proxy.tlsPort!, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', { tls: true });
     expect(flood.cut).toBe(true);
     expect(flood.sent).toBeLessThan(FLOOD_BYTES);
     expect(await healthz(tp.httpUrl)).toBe(200);

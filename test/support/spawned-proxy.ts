@@ -107,6 +107,25 @@ export function killedAfterEach(): ChildProcess[] {
 }
 
 /**
+ * A list to push process-group ids to (a spawnSimulatorProxyGroup child's pid): after each test every
+ * process of each group (the primary and any relay worker left behind) is sent SIGKILL. Call at a
+ * test file's top level.
+ */
+export function groupsKilledAfterEach(): number[] {
+  const groups: number[] = [];
+  afterEach(() => {
+    for (const pid of groups.splice(0)) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  });
+  return groups;
+}
+
+/**
  * The CLI (`bin/realtime-proxy.mjs`) started on loopback ports 0 with the simulator upstream, an
  * in-memory ledger and one tenant `acme` holding `key`, in a process group of its own (as a shell
  * gives a job: a signal to `-pid` reaches the primary and its relay workers). OPENAI_API_KEY unset.
