@@ -2,9 +2,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { asObject, asString } from '../../src/protocol/json.js';
 import { defaultBrain, type SimCall } from '../../src/simulator/index.js';
 import { ADMIN_KEY, usageRecords } from '../metering/support.js';
-import { policyDir } from '../policies/support.js';
 import type { TestProxy } from '../support/harness.js';
-import { callsProxy, placeCall, say, until } from './support.js';
+import { emailRedactingCallsProxy, placeCall, say, until } from './support.js';
 
 /**
  * The browser-item redaction of a call (test/calls/redteam-19b-browser-item-redact.test.ts) when
@@ -15,18 +14,9 @@ import { callsProxy, placeCall, say, until } from './support.js';
  * browser has its answer: one answer, not two), the late cancel is answered
  * `response_cancel_not_active` by OpenAI, and each response is billed once, from its response.done.
  */
-const PII_POLICY = `
-guardrails:
-  rules:
-    - { id: pii-in-text, sources: [input, tool_output], match: { pii: [email] }, action: redact }
-`;
-
 let tp: TestProxy;
 beforeAll(async () => {
-  tp = await callsProxy({
-    tenants: { acme: { policy: 'pii' } },
-    extra: { config: { admin: { key: ADMIN_KEY }, policies: { dir: policyDir({ 'pii.yaml': PII_POLICY }), watch: false } } },
-  });
+  tp = await emailRedactingCallsProxy({ admin: { key: ADMIN_KEY } });
 });
 afterAll(async () => {
   await tp?.stop();

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { asObject } from '../../src/protocol/json.js';
 import { defaultBrain, type SimCall } from '../../src/simulator/index.js';
-import { policyDir } from '../policies/support.js';
 import type { TestProxy } from '../support/harness.js';
-import { callsProxy, placeCall, say, until } from './support.js';
+import { emailRedactingCallsProxy, placeCall, say, until } from './support.js';
 
 /**
  * A team on the shipped `pii-safe` policy (its `pii-in-text` rule: input email, phone, card… →
@@ -17,15 +16,9 @@ import { callsProxy, placeCall, say, until } from './support.js';
  * copy stands (the browser sees OpenAI's events: the item deleted, the copy added, a cancelled
  * response, then its answer).
  */
-const PII_POLICY = `
-guardrails:
-  rules:
-    - { id: pii-in-text, sources: [input, tool_output], match: { pii: [email] }, action: redact }
-`;
-
 let tp: TestProxy;
 beforeAll(async () => {
-  tp = await callsProxy({ tenants: { acme: { policy: 'pii' } }, extra: { config: { policies: { dir: policyDir({ 'pii.yaml': PII_POLICY }), watch: false } } } });
+  tp = await emailRedactingCallsProxy();
 });
 afterAll(async () => {
   await tp?.stop();

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { asObject } from '../../src/protocol/json.js';
 import { defaultBrain, type SimCall } from '../../src/simulator/index.js';
-import { policyDir } from '../policies/support.js';
 import type { TestProxy } from '../support/harness.js';
-import { callsProxy, placeCall, say, until } from './support.js';
+import { emailRedactingCallsProxy, placeCall, say, until } from './support.js';
 
 /**
  * A call's browser (the untrusted end of a WebRTC call: anyone on the page) writes a typed item with
@@ -15,15 +14,9 @@ import { callsProxy, placeCall, say, until } from './support.js';
  * browser's item a `redact` rule changes is replaced by its redacted copy (README, *Browser and phone
  * calls*).
  */
-const PII_POLICY = `
-guardrails:
-  rules:
-    - { id: pii-in-text, sources: [input, tool_output], match: { pii: [email] }, action: redact }
-`;
-
 let tp: TestProxy;
 beforeAll(async () => {
-  tp = await callsProxy({ tenants: { acme: { policy: 'pii' } }, extra: { config: { policies: { dir: policyDir({ 'pii.yaml': PII_POLICY }), watch: false } } } });
+  tp = await emailRedactingCallsProxy();
 });
 afterAll(async () => {
   await tp?.stop();

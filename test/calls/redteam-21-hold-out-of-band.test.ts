@@ -1,10 +1,8 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimCall } from '../../src/simulator/index.js';
 import { TestClient } from '../support/client.js';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
-import { callsProxy, ringAccepted, until, WEBHOOK_SECRET } from './support.js';
+import { holdingRouteProxy, ringAccepted, until, type HoldingRoute } from './support.js';
 
 /**
  * A SIP call on a `notify` route holds its answers for the tenant's app (ResponsesHold). The caller
@@ -17,46 +15,17 @@ import { callsProxy, ringAccepted, until, WEBHOOK_SECRET } from './support.js';
  * answered once". An out-of-band response now leaves the held turn owed.
  */
 
-const APP_SECRET = `whsec_${Buffer.from('hold-out-of-band-notify-secret-0123').toString('base64')}`;
 const NUMBER = '+15551250021';
 
+let route: HoldingRoute;
 let tp: TestProxy;
-const announced: string[] = [];
-const server = createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    announced.push(req.url ?? '');
-    res.writeHead(200).end();
-  });
-});
-const apps: TestClient[] = [];
 
 beforeAll(async () => {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-  tp = await callsProxy({
-    calls: {
-      sip: {
-        webhookSecret: WEBHOOK_SECRET,
-        routes: [
-          {
-            tenant: 'acme',
-            to: NUMBER,
-            session: { audio: { input: { transcription: { model: 'gpt-4o-transcribe' } } } },
-            // Far beyond the test: only the app's update ends the wait.
-            notify: { url, secret: APP_SECRET, waitForAppMs: 60_000 },
-          },
-        ],
-      },
-    },
-    extra: { simulator: { transcribe: () => 'what time do you open tomorrow' } },
-  });
+  route = await holdingRouteProxy(NUMBER, () => 'what time do you open tomorrow');
+  tp = route.tp;
 });
 afterAll(async () => {
-  for (const app of apps) app.ws.terminate();
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  await tp?.stop();
+  await route?.stop();
 });
 
 const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
@@ -65,13 +34,13 @@ const released = (callId: string) => tp.logs.filter((l) => l['event'] === 'call_
 describe('a held SIP turn and an out-of-band response of the app', () => {
   it('the app\'s out-of-band response is not the held turn\'s answer: the turn is answered once the hold ends', async () => {
     const call = await ringAccepted(tp, NUMBER, true);
-    await until(() => announced.length === 1, 'the announcement delivered');
+    await until(() => route.announced.length === 1, 'the announcement delivered');
     for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
     await until(() => count(call, 'conversation.item.input_audio_transcription.completed') === 1, 'the caller\'s turn transcribed');
     expect(count(call, 'response.created')).toBe(0);
 
     const app = new TestClient(`ws://127.0.0.1:${tp.port}/v1/realtime?call_id=${call.id}`, { headers: { authorization: `Bearer ${tp.key('acme')}` } });
-    apps.push(app);
+    route.apps.push(app);
     await app.next('session.created', 5000);
     // Out of band: reads only its own input, writes nothing into the conversation.
     app.send({ type: 'response.create', response: { conversation: 'none', output_modalities: ['text'], metadata: { job: 'classify' }, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: billing' }] }] } });

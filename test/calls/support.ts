@@ -5,6 +5,7 @@ import { WebSocketServer } from 'ws';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
 import type { SimCall } from '../../src/simulator/index.js';
 import { policyDir } from '../policies/support.js';
+import { TestClient } from '../support/client.js';
 import { startTestProxy, type TestProxy, type TestTenantInput } from '../support/harness.js';
 
 /** An SDP offer as Chromium writes it for one audio track and the `oai-events` data channel. */
@@ -68,6 +69,75 @@ export async function callsProxy(options: { tenants?: Record<string, TestTenantI
       ...options.extra?.config,
     },
   });
+}
+
+/** The browser-item redaction tests' policy: an input `redact` rule on email addresses (as `pii-safe`'s `pii-in-text`). */
+export const EMAIL_REDACT_POLICY = `
+guardrails:
+  rules:
+    - { id: pii-in-text, sources: [input, tool_output], match: { pii: [email] }, action: redact }
+`;
+
+/** A calls proxy whose tenant `acme` runs EMAIL_REDACT_POLICY (policy `pii`); `config`: more of the proxy's config. */
+export function emailRedactingCallsProxy(config: Record<string, unknown> = {}): Promise<TestProxy> {
+  return callsProxy({ tenants: { acme: { policy: 'pii' } }, extra: { config: { policies: { dir: policyDir({ 'pii.yaml': EMAIL_REDACT_POLICY }), watch: false }, ...config } } });
+}
+
+/** A calls proxy with one SIP `notify` route holding its calls' answers for the app (see holdingRouteProxy). */
+export interface HoldingRoute {
+  readonly tp: TestProxy;
+  /** The paths the route's announcements were delivered to, in order. */
+  readonly announced: string[];
+  /** App sockets a test opened: terminated by `stop`. */
+  readonly apps: TestClient[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Tenant `acme`'s SIP route for `number`, transcribing, announcing each call to a local app that
+ * answers 200, its answers held until the app's first session.update took effect (the wait far
+ * beyond any test: only the app's update ends it). `transcribe`: what the simulator hears in each turn.
+ */
+export async function holdingRouteProxy(number: string, transcribe: () => string): Promise<HoldingRoute> {
+  const announced: string[] = [];
+  const apps: TestClient[] = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      announced.push(req.url ?? '');
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  const secret = `whsec_${Buffer.from(`holding-route-notify-secret-${number}`).toString('base64')}`;
+  const tp = await callsProxy({
+    calls: {
+      sip: {
+        webhookSecret: WEBHOOK_SECRET,
+        routes: [
+          {
+            tenant: 'acme',
+            to: number,
+            session: { audio: { input: { transcription: { model: 'gpt-4o-transcribe' } } } },
+            notify: { url, secret, waitForAppMs: 60_000 },
+          },
+        ],
+      },
+    },
+    extra: { simulator: { transcribe } },
+  });
+  return {
+    tp,
+    announced,
+    apps,
+    async stop() {
+      for (const app of apps) app.ws.terminate();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await tp.stop();
+    },
+  };
 }
 
 export async function post(url: string, init: { key?: string; contentType?: string; body?: string | FormData; headers?: Record<string, string> }): Promise<{ status: number; text: string; headers: Headers; json: Record<string, unknown> }> {
