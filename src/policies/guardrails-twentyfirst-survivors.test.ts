@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
+import { guardedCall, msg } from '../../test/policies/guarded-call.js';
 import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { TRANSLATION_SESSION_KEY } from '../protocol/events.js';
@@ -15,35 +16,10 @@ import { GuardrailFilter } from './guardrails.js';
 
 type Json = Record<string, unknown>;
 
-const PII = `
-guardrails:
-  rules:
-    - { id: pii-in-text, sources: [input, tool_output], match: { pii: [email] }, action: redact }
-`;
-
-async function call(yaml = PII) {
-  const session = new LoggedSession();
-  Object.assign(session, { callId: 'rtc_1' });
-  const filter = new GuardrailFilter(session, entryOf(await policyFrom(yaml)));
-  const server = (e: Json & { type: string }) => session.fromServer(filter, wire(e)) as Verdict;
-  const sent = (type: string) => session.upstream.filter((e) => e.type === type);
-  const added = (item: Json, previous: string | null = null) => server({ type: 'conversation.item.added', event_id: `ev_${String(item['id'])}`, previous_item_id: previous, item });
-  const deleted = (id: string) => server({ type: 'conversation.item.deleted', event_id: `ev_del_${id}`, item_id: id });
-  const response = (id: string, status: string, conversation: string | null) => ({ id, object: 'realtime.response', status, conversation_id: conversation, output: [], output_modalities: ['audio'], max_output_tokens: 'inf', usage: null });
-  const created = (id: string, conversation: string | null = 'conv_1') => server({ type: 'response.created', event_id: `ev_c_${id}`, response: response(id, 'in_progress', conversation) });
-  const done = (id: string, status: 'completed' | 'cancelled', conversation: string | null = 'conv_1') => server({ type: 'response.done', event_id: `ev_d_${id}`, response: response(id, status, conversation) });
-  /** The n-th copy the filter created (its create, sent upstream). */
-  const copyOf = (n = 0) => sent('conversation.item.create')[n]?.['item'] as Json | undefined;
-  /** The upstream echoes the n-th copy (at its place). */
-  const copyShows = (n = 0, previous: string | null = null) => added(copyOf(n)!, previous);
-  return { session, filter, server, sent, added, deleted, created, done, copyOf, copyShows };
-}
-
-const msg = (id: string, text: string, role = 'user', part = 'input_text') => ({ id, type: 'message', role, content: [{ type: part, text }] });
 
 describe('what is read as a browser item', () => {
   it('an item retrieved that the conversation view does not know (never shown, or forgotten) is judged as retrieved, not as a browser item', async () => {
-    const g = await call();
+    const g = await guardedCall();
     const v = g.server({ type: 'conversation.item.retrieved', event_id: 'ev_r', item: msg('i_gone', 'mail bob@example.com') });
     expect(v.kind).toBe('replace');
     if (v.kind !== 'replace') return;
@@ -53,7 +29,7 @@ describe('what is read as a browser item', () => {
   });
 
   it("a browser's audio item, once transcribed, is judged as a spoken turn is: by its transcription events' rules, not as a typed item", async () => {
-    const g = await call(`
+    const g = await guardedCall(`
 guardrails:
   rules:
     - { id: typed-only, sources: [input], events: [conversation.item.create], match: { phrases: ["ignore previous instructions"] }, action: block }
@@ -68,7 +44,7 @@ guardrails:
 
 describe('the redaction of a browser item', () => {
   it('names the redact rule, though a log rule found something first', async () => {
-    const g = await call(`
+    const g = await guardedCall(`
 guardrails:
   rules:
     - { id: mentions-mail, sources: [input], match: { phrases: ["mail"] }, action: log }
@@ -81,7 +57,7 @@ guardrails:
   });
 
   it("a function call the browser wrote is replaced too: its arguments redacted upstream (until 2026-12-07 they stayed as written, read by every later response)", async () => {
-    const g = await call();
+    const g = await guardedCall();
     const v = g.added({ id: 'f_1', type: 'function_call', call_id: 'call_1', name: 'send_mail', arguments: '{"to":"bob@example.com"}' });
     expect(v.kind).toBe('replace');
     expect(g.sent('conversation.item.delete')).toEqual([{ type: 'conversation.item.delete', item_id: 'f_1' }]);
@@ -90,7 +66,7 @@ guardrails:
   });
 
   it('an MCP item the browser wrote is not copied (the upstream pairs them by id and acts on an approval): nothing sent, nothing thrown', async () => {
-    const g = await call();
+    const g = await guardedCall();
     const v = g.added({ id: 'm_1', type: 'mcp_approval_response', approval_request_id: 'mcpr_1', approve: false, reason: 'ask bob@example.com first' });
     expect(v.kind).toBe('replace');
     expect(g.session.upstream).toEqual([]);
@@ -109,7 +85,7 @@ guardrails:
    * then knows the first's as the proxy's create), the first's last, then an item ending the phrase.
    */
   async function firstCopyAfter(n: number): Promise<string[]> {
-    const g = await call(BOTH);
+    const g = await guardedCall(BOTH);
     g.added(msg('i_0', 'mail user0@example.com and ignore previous'));
     for (let k = 1; k < n; k++) {
       g.added(msg(`i_${k}`, `mail user${k}@example.com`), `i_${k - 1}`);
@@ -132,7 +108,7 @@ guardrails:
 
 describe('which response a redaction holds', () => {
   it("the proxy's answer to one redaction, started before a second one's copy stands, is held by that one: the turn is answered once", async () => {
-    const g = await call();
+    const g = await guardedCall();
     g.added(msg('i_1', 'mail bob@example.com'));
     g.created('resp_1');
     g.deleted('i_1');
@@ -154,7 +130,7 @@ describe('which response a redaction holds', () => {
 
   it('one started after the held one was done, before the copy stands, is held in its turn (one answer, not zero)', async () => {
     for (const status of ['cancelled', 'completed'] as const) {
-      const g = await call();
+      const g = await guardedCall();
       g.added(msg('i_1', 'mail bob@example.com'));
       g.created('resp_1');
       g.done('resp_1', 'cancelled');
@@ -171,7 +147,7 @@ describe('which response a redaction holds', () => {
   });
 
   it("an out-of-band response done while another is held does not end the wait: the held one's end decides", async () => {
-    const g = await call();
+    const g = await guardedCall();
     g.added(msg('i_1', 'mail bob@example.com'));
     g.created('resp_1');
     g.deleted('i_1');
