@@ -610,6 +610,8 @@ describe('conversation view: a create event_id names the create alone (red-team 
     const restamped = c.unambiguousAudio(append, () => 'event_proxy_x');
     expect(restamped?.toString()).toBe('{"type":"input_audio_buffer.append","event_id":"event_proxy_x","audio":"AAAA"}');
     expect(c.unambiguousAudio(Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt_2","audio":"AAAA"}'), () => 'x')).toBeNull();
+    // Compared byte for byte without a string: a prefix, a longer id, a non-ASCII one of the same length are others.
+    for (const other of ['evt_', 'evt_pp', 'evt_é', 'evt_q']) expect(c.unambiguousAudio(Buffer.from(`{"type":"input_audio_buffer.append","event_id":"${other}","audio":"AAAA"}`), () => 'x'), other).toBeNull();
     // An id escaped in the JSON: parsed to compare, rewritten only on a collision.
     const escaped = c.unambiguousAudio(Buffer.from('{"type":"input_audio_buffer.append","event_id":"evt\\u005fp","audio":"AAAA"}'), () => 'event_proxy_y');
     expect(JSON.parse(escaped!.toString())).toEqual({ type: 'input_audio_buffer.append', event_id: 'event_proxy_y', audio: 'AAAA' });

@@ -159,6 +159,21 @@ interface MutableResponse {
  * out-of-band creates start in any order, and a VAD response racing a client create never takes
  * its place unless nothing tells them apart.
  */
+/**
+ * Whether the unescaped JSON string at [start, end) of `bytes` is `text`: its UTF-8 bytes compared
+ * one by one, without making a string of them (an id is ASCII in practice; any other character is
+ * compared through its UTF-8 encoding, only then allocated).
+ */
+function spanEquals(bytes: Buffer, start: number, end: number, text: string): boolean {
+  if (end - start < text.length) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return bytes.toString('utf8', start, end) === text;
+    if (bytes[start + i] !== c) return false;
+  }
+  return end - start === text.length;
+}
+
 interface PendingCreate {
   readonly origin: ResponseOrigin;
   readonly eventId: string | null;
@@ -400,6 +415,8 @@ export class Conversation implements ConversationView {
       const id = ev ? this.#collision(ev['event_id'], fresh) : null;
       return id === null ? null : Buffer.from(JSON.stringify({ ...ev, event_id: id }));
     }
+    // perf: compared in place (every audio append while a response waits): a string only on a collision.
+    if (!this.#pendingResponses.some((p) => p.eventId !== null && spanEquals(bytes, span[0], span[1], p.eventId))) return null;
     const id = this.#collision(bytes.toString('utf8', span[0], span[1]), fresh);
     return id === null ? null : Buffer.concat([bytes.subarray(0, span[0]), Buffer.from(id, 'utf8'), bytes.subarray(span[1])]);
   }
