@@ -9,7 +9,7 @@ import type { Tenant } from '../tenants/tenant.js';
 import type { CallRecord, CallStore, ClaimedCall } from './store.js';
 import type { UpstreamCalls } from './upstream.js';
 import { capLogBinding } from '../logging.js';
-import { endReasonOf } from './end-reason.js';
+import { endReasonOf, settledWithin } from './end-reason.js';
 
 export interface GovernedCall {
   readonly callId: string;
@@ -652,13 +652,7 @@ export class CallGovernors {
     }
     const written = write.catch((err: unknown) => log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'call end: the store did not take its reason (client sockets on other processes get the upstream\'s close)'));
     this.#pend(written);
-    let timer: NodeJS.Timeout | null = null;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, END_REASON_WRITE_MS);
-      timer.unref();
-    });
-    await Promise.race([written, bound]);
-    clearTimeout(timer!);
+    await settledWithin(written, END_REASON_WRITE_MS, undefined);
   }
 
   /** The calls filter saw session.created on this call's sideband. */
