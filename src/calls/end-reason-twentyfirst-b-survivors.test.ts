@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { appUpdateOf, errorOfEndReason, settledWithin } from './end-reason.js';
+import { appUpdateOf, errorOfEndReason } from './end-reason.js';
 
 /**
  * The survivors of src/calls/end-reason.ts (d251fdd), twenty-first session: what another process
@@ -43,13 +43,5 @@ describe('appUpdateOf, survivors', () => {
   it('a kind this version does not know is not read, whatever createResponse says', () => {
     expect(appUpdateOf({ choice: { kind: 'maybe', createResponse: true } })).toBeNull();
     expect(appUpdateOf({ choice: { kind: 'maybe', createResponse: null } })).toBeNull();
-  });
-});
-
-describe('settledWithin, survivors', () => {
-  it('a failed answer settles with the fallback at once, before any timer or I/O turn (not at the bound)', async () => {
-    const nextTurn = new Promise<string>((resolve) => setImmediate(() => resolve('a loop turn later')));
-    expect(await Promise.race([settledWithin(Promise.reject(new Error('store down')), 2_000_000_000, 'none'), nextTurn])).toBe('none');
-    expect(await Promise.race([settledWithin(Promise.resolve('found'), 2_000_000_000, 'none'), nextTurn])).toBe('found');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../protocol/errors.js';
-import { appUpdateOf, endReasonOf, errorOfEndReason, settledWithin } from './end-reason.js';
+import { appUpdateOf, endReasonOf, errorOfEndReason } from './end-reason.js';
 
 /**
  * The end's reason and the app's update as the call's store record carries them between processes
@@ -45,13 +45,5 @@ describe('the app\'s update, through the store record', () => {
     for (const bad of [undefined, null, {}, { choice: null }, { choice: { kind: 'maybe' } }, { choice: { kind: 'set', createResponse: 'yes' } }, { choice: { kind: 'set' } }]) {
       expect(appUpdateOf(bad)).toBeNull();
     }
-  });
-});
-
-describe('settledWithin', () => {
-  it('the answer; or the fallback when it fails or is later than the bound', async () => {
-    expect(await settledWithin(Promise.resolve('found'), 1000, 'none')).toBe('found');
-    expect(await settledWithin(Promise.reject(new Error('store down')), 1000, 'none')).toBe('none');
-    expect(await settledWithin(new Promise<string>(() => undefined), 5, 'none')).toBe('none');
   });
 });

@@ -5,24 +5,6 @@ import type { CallEndReason } from './store.js';
 /** How long a client socket whose upstream closed waits for the call's record (one read) before passing the close on as it came. */
 export const END_REASON_READ_MS = 1000;
 
-/** `answer`'s value, or `fallback` when it fails or takes longer than `ms`. Never rejects. */
-export function settledWithin<T>(answer: Promise<T>, ms: number, fallback: T): Promise<T> {
-  return new Promise<T>((resolve) => {
-    const timer = setTimeout(() => resolve(fallback), ms);
-    timer.unref();
-    answer.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(fallback);
-      },
-    );
-  });
-}
-
 /** The error a governing sideband ends its call with, as the call's store record keeps it (CallRecord.endedByProxy). */
 export function endReasonOf(error: ProxyError): CallEndReason {
   return { code: error.code, message: error.message, closeCode: error.closeCode ?? CloseCode.internalError, ...(error.details ? { details: error.details } : {}) };

@@ -9,7 +9,8 @@ import type { Tenant } from '../tenants/tenant.js';
 import type { CallRecord, CallStore, ClaimedCall } from './store.js';
 import type { UpstreamCalls } from './upstream.js';
 import { capLogBinding } from '../logging.js';
-import { endReasonOf, settledWithin } from './end-reason.js';
+import { settledWithin } from '../bounded.js';
+import { endReasonOf } from './end-reason.js';
 
 export interface GovernedCall {
   readonly callId: string;
@@ -601,12 +602,7 @@ export class CallGovernors {
   /** The hang-up, waited for at most every attempt and the pauses between them; never rejects. */
   #boundedHangup(callId: string, log: Logger, why: string): Promise<void> {
     const boundMs = HANGUP_ATTEMPTS * this.#deps.config.calls.upstreamTimeoutMs + HANGUP_PAUSES_MS;
-    let timer: NodeJS.Timeout | null = null;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, boundMs);
-      timer.unref();
-    });
-    return Promise.race([this.hangup(callId, log, why), bound]).then(() => clearTimeout(timer!));
+    return settledWithin(this.hangup(callId, log, why), boundMs, undefined);
   }
 
   /**
