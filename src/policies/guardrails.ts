@@ -856,33 +856,30 @@ export class GuardrailFilter implements Filter {
       if (type === TRANSCRIPTION_FAILED) return this.#transcriptionFailed(frame);
       if (type === 'error' && this.#hold) this.#hold.error(frame.json());
       if (type === 'error' && this.#sent.length > 0) this.#refusedBy(frame.json());
-      // An id the upstream confirms deleted is free again: an item given it later is a new item, to
-      // be deleted (and reported) again when it trips (until 2026-12-07 the id stayed in #deleted, and a blocked
-      // item re-added under its old id was "deleted" into that set and stayed in the conversation:
-      // test/calls/redteam-17-reused-item-id.test.ts).
-      if (type === 'conversation.item.deleted' && (this.#deleted.size > 0 || this.#reported.size > 0)) this.#freeItemId(asString(frame.json()['item_id']) ?? '');
-      if (type === 'conversation.item.deleted' && this.#browserRedactions.length > 0) this.#redactionItemDeleted(asString(frame.json()['item_id']));
-      // A replaced original (or a copy) the upstream deleted: its id is free, and an item the browser
-      // gives it later is a new one, replaced when a redaction changes it (until 2026-12-07 it was
-      // skipped as "already replaced", its address left in the conversation:
-      // test/calls/redteam-21-browser-item-id-reused.test.ts).
-      if (type === 'conversation.item.deleted' && this.#replacedItems.size > 0) this.#replacedItems.delete(asString(frame.json()['item_id']) ?? '');
-      if (type === 'conversation.item.deleted' && (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0)) {
-        const deleted = asString(frame.json()['item_id']);
-        this.#hold?.itemDeleted(deleted);
-        // Its text is no context any more (until 2026-12-05 it was: it kept pushing earlier text out).
-        this.#unplace(
-          this.#placed.filter((p) => p.key === deleted),
-          () => {
-            if (deleted !== null) this.#withdraw(new Set(this.#said.filter((said) => (said.sent !== null ? said.sent.itemId : said.itemId) === deleted)));
-          },
-        );
-      }
+      if (type === 'conversation.item.deleted') this.#itemDeleted(frame);
       return NO_CONTENT.has(type) ? CONTINUE : this.#unknown(type, 'server');
     }
     if (path.kind === 'delta') return this.#delta(frame, path);
     if (path.kind === 'done') return this.#done(frame, path);
     return this.#serverTexts(frame);
+  }
+
+  /** The upstream confirmed an item deleted: what the filter kept about it goes. */
+  #itemDeleted(frame: Frame): void {
+    // An id the upstream confirms deleted is free again (#freeItemId): an item given it later is a new item.
+    if (this.#deleted.size > 0 || this.#reported.size > 0 || this.#replacedItems.size > 0) this.#freeItemId(asString(frame.json()['item_id']) ?? '');
+    if (this.#browserRedactions.length > 0) this.#redactionItemDeleted(asString(frame.json()['item_id']));
+    if (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0) {
+      const deleted = asString(frame.json()['item_id']);
+      this.#hold?.itemDeleted(deleted);
+      // Its text is no context any more (until 2026-12-05 it was: it kept pushing earlier text out).
+      this.#unplace(
+        this.#placed.filter((p) => p.key === deleted),
+        () => {
+          if (deleted !== null) this.#withdraw(new Set(this.#said.filter((said) => (said.sent !== null ? said.sent.itemId : said.itemId) === deleted)));
+        },
+      );
+    }
   }
 
   // ---- a call's session, changed over the browser's data channel ---------------------------
@@ -1969,9 +1966,17 @@ export class GuardrailFilter implements Filter {
     this.#ctx.markItem(itemId, { kind: 'deleted', by: GUARDRAILS_FILTER, rule: ruleId });
   }
 
-  /** An item id the upstream confirmed deleted: a later item with it is new (deleted and reported again when it trips). */
+  /**
+   * An item id the upstream confirmed deleted: a later item with it is new (deleted and reported again
+   * when it trips). Until 2026-12-07 the id stayed in #deleted, and a blocked item re-added under its old
+   * id was "deleted" into that set and stayed in the conversation (test/calls/redteam-17-reused-item-id.test.ts).
+   */
   #freeItemId(itemId: string): void {
     this.#deleted.delete(itemId);
+    // A replaced original (or a copy): an item the browser gives its id later is a new one, replaced
+    // when a redaction changes it (until 2026-12-07 it was skipped as "already replaced", its address
+    // left in the conversation: test/calls/redteam-21-browser-item-id-reused.test.ts).
+    this.#replacedItems.delete(itemId);
     if (this.#reported.size === 0) return;
     const prefix = `${itemId}\u0000`;
     for (const key of this.#reported) if (key.startsWith(prefix)) this.#reported.delete(key);
