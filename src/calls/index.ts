@@ -23,7 +23,7 @@ import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallRecord, CallStore, SecretRecord } from './store.js';
 import { CallNotifier, notifyTenantShare, type NotifyOutcome } from './notify.js';
-import { appTurnChoice, ResponsesHold, type AppTurnChoice } from './responses-hold.js';
+import { appTurnChoice, reportedTurnDetection, ResponsesHold, type AppTurnChoice } from './responses-hold.js';
 import { settledWithin } from '../bounded.js';
 import { appUpdateOf, END_REASON_READ_MS, errorOfEndReason } from './end-reason.js';
 import { acceptBoundMs, routeSipCall, sipRouteKey, type SipDeps } from './sip.js';
@@ -251,8 +251,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
             recordAppUpdate = false;
             // Governed here: the hold saw the update itself.
             if (heldForApp.has(callId)) return CONTINUE;
-            const input = asObject(asObject(asObject(frame.json()['session'])?.['audio'])?.['input']);
-            const detection = input && 'turn_detection' in input ? (input['turn_detection'] === null ? null : asObject(input['turn_detection'])) : undefined;
+            const detection = reportedTurnDetection(frame.json()['session']);
             const appUpdate = { choice: appChoice, ...(detection !== undefined ? { turnDetection: detection } : {}) };
             requestStore.amendCall(callId, { appUpdate }, wall()).catch((err: unknown) => {
               // An outage is logged once by the guarded store: the governing sideband waits its bound out.

@@ -18,6 +18,16 @@ export function appTurnChoice(session: unknown): AppTurnChoice {
   return { kind: 'set', createResponse: typeof written === 'boolean' ? written : null };
 }
 
+/**
+ * The turn detection a session the upstream reported has (session.created / session.updated): null
+ * when off, undefined when it says nothing readable (absent, or not an object).
+ */
+export function reportedTurnDetection(session: unknown): JsonObject | null | undefined {
+  const detection = asObject(asObject(asObject(session)?.['audio'])?.['input'])?.['turn_detection'];
+  if (detection === null) return null;
+  return asObject(detection) ?? undefined;
+}
+
 /** Why a hold ended (logged with `call_responses_released`). */
 export type HoldRelease = 'governed' | 'app_updated' | 'wait_elapsed' | 'no_app';
 
@@ -137,10 +147,8 @@ export class ResponsesHold {
   /** A server event the governing sideband read. */
   onServer(type: string, event: JsonObject): void {
     if (type === 'session.created' || type === 'session.updated') {
-      const input = asObject(asObject(asObject(event['session'])?.['audio'])?.['input']);
-      const detection = input?.['turn_detection'];
-      if (detection === null) this.#current = null;
-      else if (asObject(detection)) this.#current = asObject(detection);
+      const detection = reportedTurnDetection(event['session']);
+      if (detection !== undefined) this.#current = detection;
       if (type === 'session.updated' && this.#held && this.#app) this.#release('app_updated');
     } else if (type === 'input_audio_buffer.committed') {
       const itemId = event['item_id'];
