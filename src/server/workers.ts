@@ -73,6 +73,9 @@ export function shareOf(total: number, count: number, index: number): number {
 /** A bound for boot, listen and metric answers of a worker. */
 const BOOT_TIMEOUT_MS = 60_000;
 const METRICS_TIMEOUT_MS = 5000;
+/** What a worker answers a question of the primary's (#ask) with. */
+type WorkerAnswer = Extract<FromWorker, { readonly t: 'metrics-reply' | 'sessions-reply' }>;
+
 /** A bound for a worker's answer to "how many sessions now" (answered at once from its event loop). */
 const SESSIONS_TIMEOUT_MS = 1000;
 /** Beyond the drain: a worker that has not exited by then is killed. */
@@ -158,10 +161,9 @@ export class WorkerPool {
   #port = 0;
   #tlsPort: number | null = null;
   #stopping = false;
-  #metricSeq = 0;
-  readonly #metricWaits = new Map<number, (r: { text: string } & WorkerStats) => void>();
-  #countSeq = 0;
-  readonly #countWaits = new Map<number, (sessions: number) => void>();
+  #askSeq = 0;
+  /** Questions asked a worker (#ask) and not answered yet, by id. */
+  readonly #answerWaits = new Map<number, (answer: WorkerAnswer) => void>();
   #metricsServer: PrometheusListener | null = null;
   #pingSeq = 0;
   /** Liveness ticks so far. */
@@ -298,15 +300,9 @@ export class WorkerPool {
       slot.sessions = m.sessions ?? 0;
       return;
     }
-    if (isMessage<FromWorker>(m) && m.t === 'sessions-reply') {
-      const wait = this.#countWaits.get(m.id);
-      this.#countWaits.delete(m.id);
-      wait?.(m.sessions);
-      return;
-    }
-    if (isMessage<FromWorker>(m) && m.t === 'metrics-reply') {
-      const wait = this.#metricWaits.get(m.id);
-      this.#metricWaits.delete(m.id);
+    if (isMessage<FromWorker>(m) && (m.t === 'sessions-reply' || m.t === 'metrics-reply')) {
+      const wait = this.#answerWaits.get(m.id);
+      this.#answerWaits.delete(m.id);
       wait?.(m);
     }
   }
@@ -499,31 +495,40 @@ export class WorkerPool {
    */
   async #scrape(): Promise<Array<{ readonly child: ChildProcess; readonly reply: { text: string } & WorkerStats } | null>> {
     return Promise.all(
-      this.#slots.map(
-        (slot) =>
-          new Promise<{ child: ChildProcess; reply: { text: string } & WorkerStats } | null>((resolve) => {
-            const child = slot.child;
-            if (!child?.connected || !slot.listening || this.#silent(slot)) return resolve(null);
-            const id = ++this.#metricSeq;
-            const timer = setTimeout(() => {
-              this.#metricWaits.delete(id);
-              if (slot.child === child) slot.missedMetrics = true;
-              resolve(null);
-            }, METRICS_TIMEOUT_MS);
-            this.#metricWaits.set(id, (reply) => {
-              clearTimeout(timer);
-              resolve({ child, reply });
-            });
-            try {
-              child.send({ t: 'metrics', id } satisfies ToWorker);
-            } catch {
-              clearTimeout(timer);
-              this.#metricWaits.delete(id);
-              resolve(null);
-            }
-          }),
-      ),
+      this.#slots.map(async (slot) => {
+        const asked = await this.#ask(slot, (id) => ({ t: 'metrics', id }), METRICS_TIMEOUT_MS, () => (slot.missedMetrics = true));
+        return asked?.answer.t === 'metrics-reply' ? { child: asked.child, reply: asked.answer } : null;
+      }),
     );
+  }
+
+  /**
+   * Asks one listening worker a question (`question`, with a fresh id) and waits at most `timeoutMs`
+   * for its answer: null when the worker is not running, not listening or known silent (not asked),
+   * when sending fails, or when the bound passed first (then `missed`, if that worker still runs).
+   */
+  #ask(slot: WorkerSlot, question: (id: number) => ToWorker, timeoutMs: number, missed?: () => void): Promise<{ readonly child: ChildProcess; readonly answer: WorkerAnswer } | null> {
+    return new Promise((resolve) => {
+      const child = slot.child;
+      if (!child?.connected || !slot.listening || this.#silent(slot)) return resolve(null);
+      const id = ++this.#askSeq;
+      const timer = setTimeout(() => {
+        this.#answerWaits.delete(id);
+        if (slot.child === child) missed?.();
+        resolve(null);
+      }, timeoutMs);
+      this.#answerWaits.set(id, (answer) => {
+        clearTimeout(timer);
+        resolve({ child, answer });
+      });
+      try {
+        child.send(question(id));
+      } catch {
+        clearTimeout(timer);
+        this.#answerWaits.delete(id);
+        resolve(null);
+      }
+    });
   }
 
   /**
@@ -576,32 +581,14 @@ export class WorkerPool {
    */
   async sessionsNow(): Promise<number> {
     const counts = await Promise.all(
-      this.#slots.map(
-        (slot) =>
-          new Promise<number>((resolve) => {
-            const child = slot.child;
-            if (!child?.connected || !slot.listening || this.#silent(slot)) return resolve(slot.sessions);
-            const id = ++this.#countSeq;
-            const timer = setTimeout(() => {
-              this.#countWaits.delete(id);
-              resolve(slot.sessions);
-            }, SESSIONS_TIMEOUT_MS);
-            this.#countWaits.set(id, (sessions) => {
-              clearTimeout(timer);
-              resolve(sessions);
-            });
-            try {
-              child.send({ t: 'sessions', id } satisfies ToWorker);
-            } catch {
-              clearTimeout(timer);
-              this.#countWaits.delete(id);
-              resolve(slot.sessions);
-            }
-          }),
-      ),
+      this.#slots.map(async (slot) => {
+        const asked = await this.#ask(slot, (id) => ({ t: 'sessions', id }), SESSIONS_TIMEOUT_MS);
+        return asked?.answer.t === 'sessions-reply' ? asked.answer.sessions : slot.sessions;
+      }),
     );
     return counts.reduce((n, c) => n + c, 0);
   }
+
 
   /** Sessions open in all workers now (workers that do not answer count 0). */
   async sessionCount(): Promise<number> {
