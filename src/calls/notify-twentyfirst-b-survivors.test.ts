@@ -1,8 +1,7 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { capturedLog } from '../../test/support/captured-log.js';
 import { SIP_WEBHOOK_PATH } from './index.js';
 import { CallNotifier, notifyTenantShare, type NotifyOutcome } from './notify.js';
 import { callsProxy, until, WEBHOOK_SECRET } from '../../test/calls/support.js';
@@ -36,17 +35,6 @@ async function tenantApp() {
   };
 }
 
-function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), lines };
-}
-
 const BOUNDS = { timeoutMs: 60_000, attempts: 1, retryPauseMs: 10 };
 let app: Awaited<ReturnType<typeof tenantApp>>;
 beforeAll(async () => {
@@ -64,7 +52,7 @@ describe('notifyTenantShare', () => {
 
 describe("CallNotifier: a tenant's share", () => {
   it('past its share a tenant is dropped (returned, told, counted, logged); one settled frees exactly one place', async () => {
-    const { log, lines } = capture();
+    const { log, lines } = capturedLog('debug');
     const outcomes: [string, NotifyOutcome][] = [];
     const notifier = new CallNotifier({ log, bounds: { ...BOUNDS, maxPending: 4 }, tenantShare: 0.5, wall: () => Date.now(), outcome: (t, o) => outcomes.push([t, o]) });
     const settled: string[] = [];
@@ -97,7 +85,7 @@ describe("CallNotifier: a tenant's share", () => {
   });
 
   it('without an outcome counter or a settled callback: dropped or delivered, nothing thrown', async () => {
-    const { log } = capture();
+    const { log } = capturedLog('debug');
     const notifier = new CallNotifier({ log, bounds: { ...BOUNDS, maxPending: 2 }, tenantShare: 0.5, wall: () => Date.now() });
     // A throw in the delivery's own chain surfaces nowhere but here (announce never waits for it).
     const unhandled: unknown[] = [];
@@ -119,7 +107,7 @@ describe("CallNotifier: a tenant's share", () => {
   });
 
   it('an announcement that fails before its first attempt is told failed (its call stops waiting for the app)', async () => {
-    const { log } = capture();
+    const { log } = capturedLog('debug');
     const notifier = new CallNotifier({ log, bounds: { ...BOUNDS, maxPending: 2 }, tenantShare: 1, wall: () => Date.now() });
     const settled: string[] = [];
     try {

@@ -1,8 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { capturedLog } from '../../test/support/captured-log.js';
 import { CallNotifier, type NotifyOutcome } from './notify.js';
 import { signWebhook } from './webhook.js';
 
@@ -51,17 +51,12 @@ afterAll(async () => {
 
 /** A notifier whose log lines, outcomes and settled announcements are kept; the wall clock ticks a second a read. */
 function notifier(bounds: Partial<{ timeoutMs: number; attempts: number; retryPauseMs: number; maxPending: number }> = {}, wall?: () => number) {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { log, lines } = capturedLog('debug');
+
   const outcomes: [string, NotifyOutcome][] = [];
   let now = 1_700_000_000_500;
   const n = new CallNotifier({
-    log: pino({ level: 'debug' }, sink),
+    log,
     bounds: { timeoutMs: 10_000, attempts: 1, retryPauseMs: 1, maxPending: 10, ...bounds },
     tenantShare: 1,
     wall: wall ?? (() => (now += 1000)),
@@ -163,14 +158,9 @@ describe('CallNotifier: the edges the first tests left open', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-        done();
-      },
-    });
-    const nowhere = new CallNotifier({ log: pino(sink), bounds: { timeoutMs: 5000, attempts: 1, retryPauseMs: 1, maxPending: 1 }, tenantShare: 1, wall: () => 0 });
+    const { log: nowhereLog, lines } = capturedLog();
+
+    const nowhere = new CallNotifier({ log: nowhereLog, bounds: { timeoutMs: 5000, attempts: 1, retryPauseMs: 1, maxPending: 1 }, tenantShare: 1, wall: () => 0 });
     const outcome = await new Promise<string>((resolve) => nowhere.announce({ url: `http://127.0.0.1:${port}/x`, secret: SECRET }, 'acme', 'rtc_2', {}, resolve));
     expect(outcome).toBe('failed');
     await new Promise((r) => setImmediate(r));

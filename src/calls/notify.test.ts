@@ -1,23 +1,10 @@
-import { pino } from 'pino';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { capturedLog } from '../../test/support/captured-log.js';
 import { CallNotifier, type NotifyOutcome } from './notify.js';
-
-/** A logger whose lines land in `lines` (parsed). */
-function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), lines };
-}
 
 describe('CallNotifier', () => {
   it('drops an announcement after close, logged (origin only) and counted: nothing is lost silently at shutdown', async () => {
-    const { log, lines } = capture();
+    const { log, lines } = capturedLog('debug');
     const outcomes: [string, NotifyOutcome][] = [];
     const notifier = new CallNotifier({ log, bounds: { timeoutMs: 1000, attempts: 1, retryPauseMs: 10, maxPending: 10 }, tenantShare: 1, wall: () => Date.now(), outcome: (t, o) => outcomes.push([t, o]) });
     notifier.close();

@@ -1,6 +1,5 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { capturedLog } from '../../test/support/captured-log.js';
 import { appTurnChoice, ResponsesHold } from './responses-hold.js';
 import { withResponsesHeld } from './session-config.js';
 
@@ -12,14 +11,9 @@ type Sent = { type: 'session.update'; session: Record<string, unknown> } | { typ
 /** A hold over the route's session `route`, its bound fired by hand (`elapse`), its log lines kept. */
 function holdFor(route: Record<string, unknown>, waitForAppMs: number, start = true) {
   const sent: Sent[] = [];
-  const lines: Record<string, unknown>[] = [];
   const timers: { ms: number; fire: () => void }[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { log, lines } = capturedLog('info');
+
   const hold = new ResponsesHold({
     restore: withResponsesHeld(route).restore,
     waitForAppMs,
@@ -28,12 +22,10 @@ function holdFor(route: Record<string, unknown>, waitForAppMs: number, start = t
       timers.push({ ms, fire });
       return setTimeout(() => undefined, 0);
     },
-    log: pino({ level: 'info' }, sink),
+    log,
   });
   if (start) hold.start();
   const released = async () => {
-    // pino writes through the stream asynchronously.
-    await new Promise((r) => setImmediate(r));
     return lines.filter((l) => l['event'] === 'call_responses_released').map((l) => ({ why: l['why'], responses: l['responses'], heldTurn: l['heldTurn'], msg: l['msg'] }));
   };
   return { hold, sent, timers, released, elapse: () => timers.at(-1)?.fire() };
