@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { startTestProxy } from '../support/harness.js';
+import { stoppedWorkersResumedAfterEach } from '../support/spawned-proxy.js';
 
 /*
  * The shipped Kubernetes Deployment (deploy/kubernetes) probes readiness on the client port
@@ -16,18 +17,7 @@ import { startTestProxy, type TestProxy } from '../support/harness.js';
  * stopped worker get no answer, so the test keeps probing until one is answered.
  */
 
-const proxies: TestProxy[] = [];
-const stopped: number[] = [];
-afterEach(async () => {
-  for (const pid of stopped.splice(0)) {
-    try {
-      process.kill(pid, 'SIGCONT');
-    } catch {
-      // gone
-    }
-  }
-  await Promise.all(proxies.splice(0).map((p) => p.stop()));
-});
+const { proxies, stopped } = stoppedWorkersResumedAfterEach();
 
 /** One probe on a fresh connection: its status, or null when it was not answered within the probe's own timeout. */
 async function probe(url: string): Promise<{ status: number; body: string } | null> {

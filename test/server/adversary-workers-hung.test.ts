@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { startTestProxy, type TestProxy } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { startTestProxy } from '../support/harness.js';
+import { stoppedWorkersResumedAfterEach } from '../support/spawned-proxy.js';
 
 /*
  * Adversarial review of server.workers: a relay worker that hangs (its event loop stuck: a
@@ -10,18 +11,7 @@ import { startTestProxy, type TestProxy } from '../support/harness.js';
  * worker once said "listening": it stays 200 while /metrics already shows rtproxy_worker_up 0.
  */
 
-const proxies: TestProxy[] = [];
-const stopped: number[] = [];
-afterEach(async () => {
-  for (const pid of stopped.splice(0)) {
-    try {
-      process.kill(pid, 'SIGCONT');
-    } catch {
-      // gone
-    }
-  }
-  await Promise.all(proxies.splice(0).map((p) => p.stop()));
-});
+const { proxies, stopped } = stoppedWorkersResumedAfterEach();
 
 async function get(url: string): Promise<{ status: number; text: string }> {
   const res = await fetch(url, { headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) });

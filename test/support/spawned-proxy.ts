@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import type { TestProxy } from './harness.js';
 import { tempDir } from './temp-dir.js';
 
 /** What a proxy started as a process printed in its "realtime proxy listening" record. */
@@ -123,6 +124,27 @@ export function groupsKilledAfterEach(): number[] {
     }
   });
   return groups;
+}
+
+/**
+ * Lists for a test that stops relay workers (SIGSTOP, a hung worker): after each test every pid in
+ * `stopped` is sent SIGCONT (a stopped process ignores the SIGTERM of a stop), then every proxy in
+ * `proxies` is stopped. Call at a test file's top level.
+ */
+export function stoppedWorkersResumedAfterEach(): { readonly proxies: TestProxy[]; readonly stopped: number[] } {
+  const proxies: TestProxy[] = [];
+  const stopped: number[] = [];
+  afterEach(async () => {
+    for (const pid of stopped.splice(0)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
+    await Promise.all(proxies.splice(0).map((p) => p.stop()));
+  });
+  return { proxies, stopped };
 }
 
 /**
