@@ -1,4 +1,5 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { settledWithin } from '../bounded.js';
 
 /**
  * Standard Webhooks signatures, as OpenAI signs `realtime.call.incoming`: the secret is
@@ -152,7 +153,8 @@ export class WebhookDeliveries<R extends { readonly status: number }> {
       const running = this.#inFlight.get(webhookId);
       if (!running) break;
       this.#opts.onWait?.(webhookId);
-      const handled = await this.#waitFor(running, deadline - performance.now());
+      // `running` never rejects (its settle only resolves): null is the bound passing.
+      const handled = await settledWithin<boolean | null>(running, deadline - performance.now(), null);
       if (handled === null) return this.#opts.busy();
       if (handled) return this.#opts.duplicate();
       // It failed (and was forgotten): this delivery takes it, unless another waiter did first.
@@ -180,20 +182,6 @@ export class WebhookDeliveries<R extends { readonly status: number }> {
       if (claimed && !handled) await this.#opts.record.forgetDelivery(webhookId, token).catch((err: unknown) => this.#opts.onRecordFailed(err, 'forget'));
       this.#inFlight.delete(webhookId);
       settle(handled);
-    }
-  }
-
-  /** The running handling's outcome, or null when `ms` passed first. */
-  async #waitFor(running: Promise<boolean>, ms: number): Promise<boolean | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), ms);
-      timer.unref();
-    });
-    try {
-      return await Promise.race([running, timeout]);
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

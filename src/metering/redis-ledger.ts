@@ -18,6 +18,7 @@ import type {
 import type { CapName, CapSet } from './limits.js';
 import { OverHints, type OverHint } from './over-hints.js';
 import { RedisHoldLink } from './redis-holds.js';
+import { settledWithin } from '../bounded.js';
 import { PERIOD_GRACE_MS, PeriodClock, periodOf, settlementPeriods, type Period, type PeriodKind } from './periods.js';
 import { UnstoredAmounts } from './unstored-amounts.js';
 
@@ -290,10 +291,8 @@ export class RedisLedger implements Ledger {
   /** Connects (bounded wait). Failure is not fatal: the ledger keeps retrying in the background. */
   async connect(waitMs = 2000): Promise<void> {
     // The failure reaches the 'error' listener too, which records it.
-    const ready = this.#redis.connect().catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+    // The connecting socket (or ioredis's retry timer) keeps the process up meanwhile, not this bound.
+    await settledWithin(this.#redis.connect(), waitMs, undefined);
   }
 
   get connected(): boolean {
