@@ -31,6 +31,8 @@ const ITEM_ECHOES: ReadonlySet<string> = new Set(['conversation.item.added', 'co
 export const SCAN_LIMIT_RULE = 'scan_limit';
 /** The rule id of a refusal by `unknownContentEvents: block`. */
 export const UNKNOWN_CONTENT_RULE = 'unknown-content-event';
+/** The rule id reported for a client event that puts text next to an item whose place is no longer kept (#placeForgotten). */
+export const CONTEXT_NOT_KEPT_RULE = 'context-not-kept';
 
 /** The delta event type a `.done` flushes held text as. */
 const DELTA_OF_DONE: Readonly<Record<string, string>> = {
@@ -174,6 +176,8 @@ interface Sent {
   upstreamId: string | null;
   /** Fingerprints of its texts as forwarded: an echo of an item sent without an id is known by them. */
   readonly prints: readonly string[];
+  /** Its item's type: an echo the conversation view no longer pairs answers it only with the same type (#answered). */
+  readonly itemType: string;
   /** Its place in #placed (null: none kept). */
   readonly placed: Placed | null;
   /**
@@ -712,6 +716,12 @@ export class GuardrailFilter implements Filter {
   readonly #lateBlocks = new LazyMap<string, string>();
   /** Client-typed items in conversation order (bounded), for a match across an item inserted with `previous_item_id`. */
   readonly #placed: Placed[] = [];
+  /**
+   * The end of the text of the items no longer kept in #placed (the start of the conversation,
+   * MAX_PLACED), per reading of #placedBefore: what comes before the first kept place. Null until
+   * a place is forgotten (#keepPlaces).
+   */
+  #forgotten: { input: string; inputWithTools: string; toolOutput: string } | null = null;
   #anonPlaced = 0;
   /** Client item creates forwarded, not answered yet (oldest first): the upstream may still refuse them. */
   readonly #sent: Sent[] = [];
@@ -993,6 +1003,8 @@ export class GuardrailFilter implements Filter {
       if (v.kind !== 'continue') return v;
     }
     const created = frame.type === 'conversation.item.create';
+    const forgotten = this.#placeForgotten(frame.type, ev, texts, policy);
+    if (forgotten !== null) return this.#refuseForgotten(ev, frame.type, forgotten, policy);
     // perf: no text to judge and no item to place (a commit, a response.create without input or
     // instructions): nothing below would change (every turn sends two such events).
     if (texts.length === 0 && !created) return CONTINUE;
@@ -1284,6 +1296,14 @@ export class GuardrailFilter implements Filter {
       const echoed = asString(asObject(ev['item'])?.['id']);
       const view = echoed !== null ? this.#ctx.conversation.item(echoed) : undefined;
       if (view?.provenance === 'client' && view.transcript === 'none') named = this.#answered(view.id, texts);
+      // The view follows 64 creates waiting for their echo (MAX_PENDING), this filter 256: the echo of
+      // one the view let go reads as the upstream's own item, and until the twenty-second red-team
+      // pass it answered nothing here, so the next echo took that create for refused and its text
+      // left the context while it stood in the conversation (65 creates sent at once, then an item
+      // inserted after the first, spelt a phrase past the rules:
+      // test/governance/redteam-22-unanswered-creates.test.ts). Such an echo answers a create this
+      // filter follows of its id, or, sent without one, of its texts and its item's type.
+      else if (view?.provenance === 'server' && view.transcript === 'none') named = this.#answered(view.id, texts, view.type);
     }
     // response.created / response.done name their response in `response.id`.
     const eventResponse = asString(ev['response_id']) ?? asString(asObject(ev['response'])?.['id']);
@@ -2119,6 +2139,9 @@ export class GuardrailFilter implements Filter {
   #placedBefore(at: number, source: Source, keep: number, withTools = false): string {
     let seed = '';
     for (let i = at; i >= 0 && seed.length < keep; i--) if (readsAs(this.#placed[i]!, source, withTools)) seed = this.#placed[i]!.tail + seed;
+    // Short of a window at the first kept place: the text of the places forgotten before it.
+    const f = this.#forgotten;
+    if (f !== null && seed.length < keep) seed = (source === 'tool_output' ? f.toolOutput : source !== 'input' ? '' : withTools ? f.inputWithTools : f.input) + seed;
     return seed.length > keep ? seed.slice(seed.length - keep) : seed;
   }
 
@@ -2183,7 +2206,7 @@ export class GuardrailFilter implements Filter {
     };
     if (at === null) this.#placed.push(entry);
     else this.#placed.splice(at + 1, 0, entry);
-    if (this.#placed.length > MAX_PLACED) this.#placed.shift();
+    this.#keepPlaces();
     return entry;
   }
 
@@ -2206,7 +2229,8 @@ export class GuardrailFilter implements Filter {
     const prints = itemId === null ? [...new Set(evaluations.filter((x) => x.e.text.length > 0).map((x) => fingerprint(x.e.text)))] : [];
     // The client's event_id only pairs with the relay's stamp (pairStamp): a long one as its hash.
     const clientEvent = asString(ev['event_id']);
-    const sent: Sent = { seq: this.#sentSeq++, itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, placed, blockedBy: null, refused: false };
+    const itemType = asString(asObject(ev['item'])?.['type']) ?? '';
+    const sent: Sent = { seq: this.#sentSeq++, itemId, eventId: clientEvent === null ? null : keptId(clientEvent), upstreamId: null, prints, itemType, placed, blockedBy: null, refused: false };
     if (this.#sent.length >= MAX_SENT) this.#forgetSent(this.#unfollow(this.#sent.splice(0, 1))[0]!);
     this.#sent.push(sent);
     if (at !== null) return sent;
@@ -2243,8 +2267,10 @@ export class GuardrailFilter implements Filter {
    * echoed was refused (an `error` without an `event_id` names none). True: found by the id the
    * client gave it, so every create before it is settled (#settledBefore) and the late blocks still
    * waiting for an echo (creates no longer followed, all sent before it) will get none: they go.
+   * `unpairedType`: the echo's item type when the conversation view did not pair it with a create
+   * (it let the create go): a create sent without an id is then answered only by an item of its type.
    */
-  #answered(itemId: string, texts: readonly ContentText[]): boolean {
+  #answered(itemId: string, texts: readonly ContentText[], unpairedType: string | null = null): boolean {
     let at = this.#sent.findIndex((s) => s.itemId === itemId);
     const named = at >= 0;
     if (!named && this.#sent.some((s) => s.itemId === null)) {
@@ -2253,7 +2279,7 @@ export class GuardrailFilter implements Filter {
       // so sent before every followed one, and answered first: this is its echo (#noteEcho), not a
       // followed twin's (until 2026-12-07 it was taken for the twin's: the twin's own echo then
       // passed, blocked or not, and every create before the twin was taken for refused).
-      if (this.#lateBlocks.size === 0 || ![...prints].some((p) => this.#lateBlocks.has(p))) at = this.#sent.findIndex((s) => s.itemId === null && s.prints.some((p) => prints.has(p)));
+      if (this.#lateBlocks.size === 0 || ![...prints].some((p) => this.#lateBlocks.has(p))) at = this.#sent.findIndex((s) => s.itemId === null && (unpairedType === null || s.itemType === unpairedType) && s.prints.some((p) => prints.has(p)));
     }
     if (at < 0) return false;
     if (named) {
@@ -2448,7 +2474,67 @@ export class GuardrailFilter implements Filter {
     // After an item no longer kept (or never seen): at the end, where the upstream adds items.
     if (previous !== null && after < 0) this.#placed.push(entry);
     else this.#placed.splice(after + 1, 0, entry);
-    if (this.#placed.length > MAX_PLACED) this.#placed.shift();
+    this.#keepPlaces();
+  }
+
+  /**
+   * Past MAX_PLACED the first place of the conversation is forgotten, its text kept as the end of
+   * what comes before the first kept place (#forgotten), so an item inserted near the start of what is
+   * kept still meets the text before it (until the twenty-second red-team pass it met nothing there).
+   */
+  #keepPlaces(): void {
+    if (this.#placed.length <= MAX_PLACED) return;
+    const gone = this.#placed.shift()!;
+    const keep = this.#policy.windowChars;
+    const f = (this.#forgotten ??= { input: '', inputWithTools: '', toolOutput: '' });
+    const after = (before: string): string => {
+      const joined = before + gone.tail;
+      return joined.length > keep ? joined.slice(joined.length - keep) : joined;
+    };
+    if (gone.source === 'input') f.input = after(f.input);
+    if (gone.source === 'tool_output') f.toolOutput = after(f.toolOutput);
+    if (gone.source === 'input' || gone.source === 'tool_output') f.inputWithTools = after(f.inputWithTools);
+  }
+
+  /**
+   * The item a client event puts text next to whose place is no longer kept, or null. Once a place is
+   * forgotten (#keepPlaces) an unknown `previous_item_id` may name a forgotten item, whose neighbours
+   * here are unknown, and so is the item after `root`; a reference to an item not kept has no text
+   * here. Such an event is refused while the policy reads the conversation's text (input, tool
+   * outputs): until the twenty-second red-team pass an insertion after an item 128 items back was
+   * judged in arrival order, and a reference to it read as no text, so `please ignore previous` typed
+   * first and `instructions` inserted after it (or referenced after it in an out-of-band response)
+   * reached the model past a rule on the phrase (test/governance/redteam-22-forgotten-places.test.ts).
+   */
+  #placeForgotten(type: string, ev: JsonObject, texts: readonly ContentText[], policy: CompiledPolicy): { id: string; param: string } | null {
+    if (this.#forgotten === null || !(hasSource(policy, 'input') || hasSource(policy, 'tool_output'))) return null;
+    if (type === 'conversation.item.create') {
+      const previous = asString(ev['previous_item_id']);
+      if (previous === null || !texts.some((t) => conversationSource(t.source))) return null;
+      return previous === 'root' || !this.#placed.some((p) => p.key === previous) ? { id: previous, param: 'previous_item_id' } : null;
+    }
+    const input = asArray(asObject(ev['response'])?.['input']) ?? [];
+    for (const [i, raw] of input.entries()) {
+      const ref = asObject(raw);
+      const id = ref?.['type'] === 'item_reference' ? asString(ref['id']) : null;
+      if (id !== null && !this.#placed.some((p) => p.key === id)) return { id, param: `response.input[${i}].id` };
+    }
+    return null;
+  }
+
+  /** The refusal of an event #placeForgotten names (reported as CONTEXT_NOT_KEPT_RULE, a block). */
+  #refuseForgotten(ev: JsonObject, type: string, forgotten: { id: string; param: string }, policy: CompiledPolicy): Verdict {
+    const finding: Finding = { id: CONTEXT_NOT_KEPT_RULE, action: 'block', label: forgotten.param, excerpt: null };
+    this.#reportAll(policy, [finding], 'input', type, null, this.#ctx.clock.now());
+    const where = forgotten.id === 'root' ? 'at the start of the conversation' : `next to item ${forgotten.id.slice(0, 64)}`;
+    return reject(
+      new ProxyError('guardrail_blocked', {
+        message: `The text ${where} cannot be checked against the conversation around it: the proxy no longer keeps that part of it (the last ${MAX_PLACED} items). Append the item, or reference a recent one.`,
+        param: forgotten.param,
+        eventId: clientEventId(ev),
+        details: this.#details(policy, [finding]),
+      }),
+    );
   }
 
   /** The texts of an item a call's browser wrote (as forwarded) become the context of their sources, and its place's text. */

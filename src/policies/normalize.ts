@@ -19,6 +19,7 @@
  * - enclosed Latin capitals without a decomposition (negative circled and squared, regional
  *   indicators) read as their letters, a run of regional indicators apart from the text around it;
  * - the Lisu, Cherokee, Canadian syllabics and Armenian letters drawn as Latin ones read as them (OTHER_ALPHABETS);
+ * - dashes and minus signs (`‑`, `–`, `—`, `−`: DASH) as the ASCII hyphen-minus `-`;
  * - every run of whitespace (NEL U+0085 and the braille blank U+2800 included) becomes one space;
  *   the spaces whose run holds a line break are listed (`lineBreaks`), for the detectors that read
  *   a line break as the end of a number (pii.ts `readsLineBreaks`: phone numbers one per line).
@@ -184,6 +185,15 @@ const isRegionalAt = (s: string, i: number): boolean => s.charCodeAt(i) === 0xd8
 
 /** Invisible: format characters, marks, default-ignorables, control characters but whitespace (U+0009–000D, U+0085). */
 const DROP = /^[\p{Cf}\p{M}\p{Default_Ignorable_Code_Point}\0-\x08\x0E-\x1F\x7F-\x84\x86-\x9F]$/u;
+/**
+ * Dashes (Unicode Pd: the hyphen U+2010, the non-breaking hyphen U+2011, the figure, en and em dashes,
+ * …) and minus signs (U+2212, and what NFKD turns into it: `⁻`, `₋`; `˗` U+02D7, `⁃` U+2043, `➖` U+2796),
+ * read as the ASCII hyphen-minus. The card, IBAN and phone patterns take `-` between digit groups, and
+ * models write U+2011 there on their own: until the twenty-second red-team pass `4111‑1111‑1111‑1111`
+ * (and the same with an en dash) passed every PII detector, in and out
+ * (test/governance/redteam-22-unicode-dashes.test.ts). NFKD already made `－` and `﹣` a `-`.
+ */
+const DASH = /^[\p{Pd}\u2212\u02d7\u2043\u2796]$/u;
 const SPACE = /^[\s\u0085\u2800]$/u;
 
 /** Per non-ASCII code point: its folded form ('' when dropped, ' ' for whitespace). Bounded. */
@@ -246,7 +256,7 @@ function foldCodePoint(cp: string): string {
         out += ' ';
         continue;
       }
-      out += CONFUSABLES[ch] ?? asciiDigit(ch) ?? ch;
+      out += CONFUSABLES[ch] ?? (DASH.test(ch) ? '-' : undefined) ?? asciiDigit(ch) ?? ch;
     }
   }
   if (foldCache.size >= FOLD_CACHE_MAX) foldCache.clear();
