@@ -41,6 +41,13 @@ describe('the app\'s update, through the store record', () => {
     expect(appUpdateOf({ choice: { kind: 'set', createResponse: null } })).toEqual({ choice: { kind: 'set', createResponse: null } });
   });
 
+  it('the answer the turn detection was read from (its event id) comes back; one that is no string, or longer than an event id gets, is left out', () => {
+    expect(appUpdateOf({ choice: { kind: 'untouched' }, turnDetection: { type: 'server_vad' }, answerEventId: 'event_abc' })).toEqual({ choice: { kind: 'untouched' }, turnDetection: { type: 'server_vad' }, answerEventId: 'event_abc' });
+    for (const answerEventId of [7, null, { id: 'event_abc' }, 'e'.repeat(257)]) {
+      expect(appUpdateOf({ choice: { kind: 'off' }, turnDetection: null, answerEventId })).toEqual({ choice: { kind: 'off' }, turnDetection: null });
+    }
+  });
+
   it('absent or unreadable: null (the hold keeps waiting)', () => {
     for (const bad of [undefined, null, {}, { choice: null }, { choice: { kind: 'maybe' } }, { choice: { kind: 'set', createResponse: 'yes' } }, { choice: { kind: 'set' } }]) {
       expect(appUpdateOf(bad)).toBeNull();

@@ -28,14 +28,18 @@ export function errorOfEndReason(reason: unknown): ProxyError | null {
   return new ProxyError(code, { message, close, ...(facts ? { details: facts } : {}) });
 }
 
+/** Longer than any event id the upstream gives: a recorded answer's id past it is not read. */
+const MAX_EVENT_ID_CHARS = 256;
+
 /** The app's update as another process recorded it (CallRecord.appUpdate), or null when absent or not one this version reads. */
 export function appUpdateOf(recorded: unknown): AppUpdateSeen | null {
   if (recorded === null || typeof recorded !== 'object') return null;
-  const { choice, turnDetection } = recorded as Record<string, unknown>;
+  const { choice, turnDetection, answerEventId } = recorded as Record<string, unknown>;
   if (choice === null || typeof choice !== 'object') return null;
   const { kind, createResponse } = choice as Record<string, unknown>;
   const detection = turnDetection === null ? null : turnDetection !== undefined && typeof turnDetection === 'object' && !Array.isArray(turnDetection) ? (turnDetection as Record<string, unknown>) : undefined;
-  const seen = (c: AppUpdateSeen['choice']): AppUpdateSeen => (detection === undefined ? { choice: c } : { choice: c, turnDetection: detection });
+  const answer = typeof answerEventId === 'string' && answerEventId.length <= MAX_EVENT_ID_CHARS ? { answerEventId } : {};
+  const seen = (c: AppUpdateSeen['choice']): AppUpdateSeen => (detection === undefined ? { choice: c, ...answer } : { choice: c, turnDetection: detection, ...answer });
   if (kind === 'untouched' || kind === 'off') return seen({ kind });
   if (kind === 'set' && (createResponse === null || typeof createResponse === 'boolean')) return seen({ kind, createResponse });
   return null;

@@ -770,17 +770,27 @@ describe('the governor ends a call: hang-up first, then the sideband (found 2026
     expect(r.hangups).toHaveLength(1);
   });
 
-  it('hangup() resolves once settled: at once for a call already hung up', async () => {
+  it('hangup() resolves once settled, with how: at once for a call already hung up (earlier)', async () => {
     const up = held();
     const r = track(rig({ control: up.control }));
-    let first = false;
-    void r.governors.hangup('rtc_1', pino({ level: 'silent' }), 'test').then(() => (first = true));
-    await expect(r.governors.hangup('rtc_1', pino({ level: 'silent' }), 'again')).resolves.toBeUndefined();
+    let first: string | null = null;
+    void r.governors.hangup('rtc_1', pino({ level: 'silent' }), 'test').then((outcome) => (first = outcome));
+    await expect(r.governors.hangup('rtc_1', pino({ level: 'silent' }), 'again')).resolves.toBe('earlier');
     await flush();
-    expect(first).toBe(false);
+    expect(first).toBeNull();
     up.answer(200);
     await flush();
-    expect(first).toBe(true);
+    expect(first).toBe('hung_up');
+    // Refused (no retry), and given up (every attempt failed).
+    await expect(track(rig({ control: () => answer(404) })).governors.hangup('rtc_2', pino({ level: 'silent' }), 'test')).resolves.toBe('refused');
+    vi.useFakeTimers();
+    try {
+      const failing = track(rig({ control: () => answer(503) })).governors.hangup('rtc_3', pino({ level: 'silent' }), 'test');
+      await vi.advanceTimersByTimeAsync(7000);
+      await expect(failing).resolves.toBe('given_up');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
@@ -1074,6 +1084,73 @@ describe("why the proxy ends a call, in the call's store record for client socke
     r.governors.capReached('rtc_1', true);
     await vi.waitFor(() => expect(atHangup).toEqual([undefined]));
     expect(r.lines.some((l) => l['call'] === 'rtc_1' && String(l['msg']).startsWith('call end: the store did not take its reason'))).toBe(true);
+  });
+
+  it('a hang-up given up (every attempt failed): the reason is cleared before the sideband closes, so a caller hanging up later reads as a caller (found 2026-12-07: it read as the proxy\'s error elsewhere)', async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new SqliteCallStore(':memory:');
+      const r = track(rig({ store, control: () => answer(503) }));
+      const sideband = await r.govern('rtc_1');
+      r.governors.capReached('rtc_1', true);
+      await vi.advanceTimersByTimeAsync(0);
+      expect((await store.getCall('rtc_1', r.wall()))?.endedByProxy).toMatchObject({ code: 'budget_exceeded', closeCode: 4002 });
+      await vi.advanceTimersByTimeAsync(6999);
+      expect([r.hangups.length, sideband.closedWith]).toEqual([3, null]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(r.hangups).toHaveLength(4);
+      expect(sideband.closedWith).toBe('budget_exceeded');
+      expect((await store.getCall('rtc_1', r.wall()))?.endedByProxy).toBeNull();
+      expect(r.lines.filter((l) => l['event'] === 'call_end_reason_withdrawn')).toMatchObject([{ call: 'rtc_1', hangup: 'given_up' }]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a hang-up the upstream refused (4xx: the call goes on, or is gone): cleared too; one it took (2xx): the reason stays', async () => {
+    for (const [status, kept] of [[403, false], [404, false], [200, true], [204, true]] as const) {
+      const store = new SqliteCallStore(':memory:');
+      const r = track(rig({ store, control: () => answer(status) }));
+      const sideband = await r.govern('rtc_1');
+      r.governors.capReached('rtc_1', true);
+      await vi.waitFor(() => expect(sideband.closedWith).toBe('budget_exceeded'));
+      const reason = (await store.getCall('rtc_1', r.wall()))?.endedByProxy;
+      expect([status, reason === null ? 'cleared' : reason?.code]).toEqual([status, kept ? 'budget_exceeded' : 'cleared']);
+    }
+  });
+
+  it('the sideband\'s own close (endCallFirst) whose hang-up is given up: cleared as well; a store that fails the clearing still lets the sideband close', async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new SqliteCallStore(':memory:');
+      const r = track(rig({ store, openSideband: (init) => new EndsCallFirst(init), control: () => answer(503) }));
+      const sideband = await r.govern('rtc_1');
+      sideband.close(new ProxyError('governance_failed'));
+      await vi.advanceTimersByTimeAsync(7000);
+      expect(r.hangups).toHaveLength(4);
+      expect(sideband.closedWith).toBe('governance_failed');
+      expect((await store.getCall('rtc_1', r.wall()))?.endedByProxy).toBeNull();
+
+      const real = new SqliteCallStore(':memory:');
+      let clearings = 0;
+      const failing = new Proxy(real, {
+        get(target, name) {
+          if (name === 'amendCall') {
+            return (callId: string, amendment: { endedByProxy?: unknown }, wall: number) => (amendment.endedByProxy === null ? (clearings++, Promise.reject(new Error('store down'))) : target.amendCall(callId, amendment as never, wall));
+          }
+          const value: unknown = Reflect.get(target, name);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const f = track(rig({ store: failing, control: () => answer(503) }));
+      const other = await f.govern('rtc_2');
+      f.governors.capReached('rtc_2', true);
+      await vi.advanceTimersByTimeAsync(7000);
+      expect([clearings, other.closedWith]).toEqual([1, 'budget_exceeded']);
+      expect(f.lines.some((l) => l['call'] === 'rtc_2' && String(l['msg']).startsWith('call end: the store did not take the reason\'s withdrawal'))).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a call taken over whose earlier end never landed (its hang-up given up): the old reason is cleared as it is governed again', async () => {

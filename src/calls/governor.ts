@@ -6,7 +6,7 @@ import { type AdmissionTicket, type CarriedUsage, type Clock } from '../pipeline
 import { ProxyError, type ProxyErrorCode } from '../protocol/errors.js';
 import { RelaySession } from '../relay/session.js';
 import type { Tenant } from '../tenants/tenant.js';
-import type { CallRecord, CallStore, ClaimedCall } from './store.js';
+import type { CallEndReason, CallRecord, CallStore, ClaimedCall } from './store.js';
 import type { UpstreamCalls } from './upstream.js';
 import { capLogBinding } from '../logging.js';
 import { settledWithin } from '../bounded.js';
@@ -139,6 +139,13 @@ const HANGUP_PAUSES_MS = (2 ** (HANGUP_ATTEMPTS - 1) - 1) * 1000;
  * slower than this leaves client sockets on other processes the upstream's 1000, the call hung up on time.
  */
 const END_REASON_WRITE_MS = 1000;
+/**
+ * How a hang-up settled: the upstream took it (`hung_up`, 2xx), answered otherwise without a retry
+ * (`refused`: the call goes on, or was gone), or it was `given_up` (its retries spent, or shutdown);
+ * `earlier`: the call was hung up (or tried) before, nothing sent now.
+ */
+export type HangupOutcome = 'hung_up' | 'refused' | 'given_up' | 'earlier';
+
 /** Calls one sweep claims at most (each dials a sideband). */
 const CLAIMS_PER_SWEEP = 64;
 
@@ -185,7 +192,7 @@ export class CallGovernors {
   /** Calls the governor is ending (`#endCall`: hung up first, sideband closed after), with why. */
   readonly #endReasons = new Map<string, string>();
   /** Hang-ups waiting for their next attempt, by their settle: shutdown settles them at once. */
-  readonly #settling = new Set<() => void>();
+  readonly #settling = new Set<(outcome: HangupOutcome) => void>();
   /**
    * The settled tokens of each call's sideband, on their way to the store (`recordTokens`): one write
    * in flight per call, the latest count written after it (settles meanwhile coalesce).
@@ -532,15 +539,15 @@ export class CallGovernors {
    * logged, never thrown; shutdown waits for the attempt in flight, not for the retries. The call's
    * lease ends when the upstream answered (hung up, or refused: no such call); a hang-up given up
    * (retries exhausted, or shutdown) leaves the lease to lapse, so an instance claims the call again
-   * and governs it or finds it gone. Resolves once the hang-up settled (answered, or given up); at
-   * once for a call already hung up.
+   * and governs it or finds it gone. Resolves once the hang-up settled (answered, or given up), with
+   * how; at once for a call already hung up (`earlier`).
    */
-  hangup(callId: string, log: Logger, why: string): Promise<void> {
-    if (this.#hungUp.has(callId)) return Promise.resolve();
+  hangup(callId: string, log: Logger, why: string): Promise<HangupOutcome> {
+    if (this.#hungUp.has(callId)) return Promise.resolve('earlier');
     this.#hungUp.add(callId);
     if (this.#hungUp.size > 10_000) this.#hungUp.delete(this.#hungUp.values().next().value!);
     log.info({ event: 'call_hangup', call: callId, why }, 'hanging up the call');
-    return new Promise<void>((settle) => {
+    return new Promise<HangupOutcome>((settle) => {
       const attempt = (n: number): void => {
         const p = this.#deps.upstream
           .control(callId, 'hangup')
@@ -548,7 +555,7 @@ export class CallGovernors {
             if (r.status >= 300) log.warn({ call: callId, status: r.status, attempt: n }, 'upstream refused the hangup');
             if (r.status >= 500 || r.status === 429) return retry(n);
             this.#endLease(callId);
-            settle();
+            settle(r.status < 300 ? 'hung_up' : 'refused');
           })
           .catch((err: unknown) => {
             log.error({ call: callId, err: err instanceof Error ? err.message : String(err), attempt: n }, 'hangup failed');
@@ -557,11 +564,11 @@ export class CallGovernors {
         this.#pend(p);
       };
       const retry = (n: number): void => {
-        if (n >= HANGUP_ATTEMPTS || this.#closing) return settle();
+        if (n >= HANGUP_ATTEMPTS || this.#closing) return settle('given_up');
         this.#settling.add(settle);
         setTimeout(() => {
           this.#settling.delete(settle);
-          if (this.#closing) settle();
+          if (this.#closing) settle('given_up');
           else attempt(n + 1);
         }, 1000 * 2 ** (n - 1)).unref();
       };
@@ -588,7 +595,7 @@ export class CallGovernors {
     // OpenAI bills them) comes before the hang-up can cut them short. Bounded like a client's linger.
     if (drain) await session.idle(this.#deps.config.metering.lingerAfterClientCloseMs);
     await this.#announceEnd(callId, error, session.log);
-    await this.#boundedHangup(callId, session.log, why);
+    await this.#hangUpAnnounced(callId, session.log, why);
     // The upstream may have closed it already (the call ended): nothing left to close.
     if (session.ended) return;
     try {
@@ -599,10 +606,37 @@ export class CallGovernors {
     }
   }
 
-  /** The hang-up, waited for at most every attempt and the pauses between them; never rejects. */
-  #boundedHangup(callId: string, log: Logger, why: string): Promise<void> {
+  /**
+   * The hang-up of a call whose end was announced (`#announceEnd`), and the reason's withdrawal after
+   * it, waited for at most every attempt and the pauses between them; never rejects. A hang-up the
+   * upstream did not take (given up, or refused) leaves the call running: its reason is taken back out
+   * of the record whenever it settles (within the wait or after it), so that the caller hanging up
+   * later closes the call's client sockets on other processes 1000, as a caller's hang-up does (until
+   * 2026-12-07 they read the proxy's error: test/calls/call-end-instances.test.ts).
+   */
+  #hangUpAnnounced(callId: string, log: Logger, why: string): Promise<void> {
     const boundMs = HANGUP_ATTEMPTS * this.#deps.config.calls.upstreamTimeoutMs + HANGUP_PAUSES_MS;
-    return settledWithin(this.hangup(callId, log, why), boundMs, undefined);
+    const settled = this.hangup(callId, log, why).then((outcome) => (outcome === 'hung_up' ? undefined : this.#withdrawEndReason(callId, outcome, log)));
+    return settledWithin(settled, boundMs, undefined);
+  }
+
+  /** The end's reason cleared in the call's record. */
+  #withdrawEndReason(callId: string, hangup: HangupOutcome, log: Logger): Promise<void> {
+    log.warn({ event: 'call_end_reason_withdrawn', call: callId, hangup }, 'call end: the hang-up did not land; its reason is withdrawn from the call\'s record');
+    return this.#writeEndReason(callId, null, log, 'call end: the store did not take the reason\'s withdrawal (client sockets on other processes may read the proxy\'s error at the call\'s end)');
+  }
+
+  /** `endedByProxy` written to the call's record, waited for at most END_REASON_WRITE_MS; never rejects: a store that fails is logged (`failure`). */
+  async #writeEndReason(callId: string, reason: CallEndReason | null, log: Logger, failure: string): Promise<void> {
+    let write: Promise<void>;
+    try {
+      write = this.#deps.store.amendCall(callId, { endedByProxy: reason }, this.#deps.clock.wall());
+    } catch (err) {
+      write = Promise.reject(err);
+    }
+    const written = write.catch((err: unknown) => log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, failure));
+    this.#pend(written);
+    await settledWithin(written, END_REASON_WRITE_MS, undefined);
   }
 
   /**
@@ -622,7 +656,7 @@ export class CallGovernors {
     this.#endReasons.set(callId, why);
     const end = drain()
       .then(() => this.#announceEnd(callId, error, log))
-      .then(() => this.#boundedHangup(callId, log, why));
+      .then(() => this.#hangUpAnnounced(callId, log, why));
     this.#trackEnd(end);
     return end;
   }
@@ -640,15 +674,7 @@ export class CallGovernors {
     } catch (err) {
       log.error({ err, call: callId }, 'telling the call\'s client sockets why it ends failed');
     }
-    let write: Promise<void>;
-    try {
-      write = this.#deps.store.amendCall(callId, { endedByProxy: endReasonOf(error) }, this.#deps.clock.wall());
-    } catch (err) {
-      write = Promise.reject(err);
-    }
-    const written = write.catch((err: unknown) => log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'call end: the store did not take its reason (client sockets on other processes get the upstream\'s close)'));
-    this.#pend(written);
-    await settledWithin(written, END_REASON_WRITE_MS, undefined);
+    await this.#writeEndReason(callId, endReasonOf(error), log, 'call end: the store did not take its reason (client sockets on other processes get the upstream\'s close)');
   }
 
   /** The calls filter saw session.created on this call's sideband. */
@@ -732,7 +758,7 @@ export class CallGovernors {
       else if (!this.#endReasons.has(callId)) this.#trackEnd(this.#endCall(callId, session, 'the proxy is shutting down', new ProxyError('server_shutting_down'), false));
     }
     // Hang-ups waiting for a retry are given up now: their sidebands close.
-    for (const settle of [...this.#settling]) settle();
+    for (const settle of [...this.#settling]) settle('given_up');
     if (handover && this.#byCall.size > 0) {
       // A sideband with a response running lingers until its response.done (bounded): its lease is
       // released when it ends. One that outlives the wait keeps its lease, which lapses by itself.

@@ -189,7 +189,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // client secret gets the secret's config from the relay, first thing. The rest: a SIP call's
     // responses held for its app (ResponsesHold), and the app's first session.update that releases them
     // (conversation.item.deleted: a held turn governance deleted is owed no answer).
-    wants: { client: ['session.update'], server: ['session.created', 'session.updated', 'input_audio_buffer.committed', 'conversation.item.deleted', 'response.created'] },
+    // (error: the answer to an update the upstream refused, which the hold counts as it counts session.updated.)
+    wants: { client: ['session.update'], server: ['session.created', 'session.updated', 'input_audio_buffer.committed', 'conversation.item.deleted', 'response.created', 'error'] },
     // An attach admitted but not opened: its places in the ledger go back now.
     withdraw(req) {
       sharedAttached?.withdraw(req.ticket);
@@ -243,7 +244,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
             // The app's own update, past every other filter (this one is last): on its way upstream.
             const choice = appTurnChoice(frame.json()['session']);
             appChoice ??= choice;
-            heldForApp.get(callId)?.appUpdated(choice);
+            heldForApp.get(callId)?.appUpdated(choice, frame.string('event_id'));
             return CONTINUE;
           },
           onServer(frame) {
@@ -252,7 +253,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
             // Governed here: the hold saw the update itself.
             if (heldForApp.has(callId)) return CONTINUE;
             const detection = reportedTurnDetection(frame.json()['session']);
-            const appUpdate = { choice: appChoice, ...(detection !== undefined ? { turnDetection: detection } : {}) };
+            const answerEventId = frame.string('event_id');
+            const appUpdate = { choice: appChoice, ...(detection !== undefined ? { turnDetection: detection } : {}), ...(answerEventId !== null ? { answerEventId } : {}) };
             requestStore.amendCall(callId, { appUpdate }, wall()).catch((err: unknown) => {
               // An outage is logged once by the guarded store: the governing sideband waits its bound out.
               if (!(err instanceof CallStoreUnavailable)) ctx.log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, 'the app\'s update could not be recorded for the call\'s governing instance');
@@ -293,6 +295,12 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         onStart() {
           hold.start();
           if (hold.held) heldForApp.set(callId, hold);
+        },
+        // Every update this sideband sends (the filters' before this one: the locked state, a relock)
+        // is answered before an app's update forwarded after it: the hold counts them.
+        onClient(frame) {
+          hold.updateSent(frame.string('event_id'));
+          return CONTINUE;
         },
         onServer(frame) {
           // Server frames run the chain backwards: this filter first. The waiter resumes after the

@@ -137,6 +137,79 @@ describe('ResponsesHold', () => {
   });
 });
 
+/** An error event the upstream sends about the client event `eventId`. */
+const errorAbout = (eventId: string | null) => ({ error: { type: 'invalid_request_error', code: 'invalid_value', message: 'bad', param: null, event_id: eventId } });
+
+describe('ResponsesHold: released on the answer to the app\'s update, not an earlier one (found 2026-12-07)', () => {
+  it('the answer to an update the sideband sent before the app\'s (a relock) does not release; the app\'s answer does', () => {
+    const { hold, sent } = holdFor(ROUTE, 5000);
+    hold.onServer('session.created', session(VAD));
+    hold.onServer('input_audio_buffer.committed', {});
+    hold.updateSent('event_relock');
+    hold.appUpdated(appTurnChoice({ type: 'realtime', instructions: 'the app' }), 'event_app');
+    // The relock's answer: the app's update has not taken effect yet (until 2026-12-07 this released).
+    hold.onServer('session.updated', session(VAD));
+    expect([hold.held, sent]).toEqual([true, []]);
+    const appVad = { ...VAD, silence_duration_ms: 700 };
+    hold.onServer('session.updated', session(appVad));
+    // Released on the session the app's update left.
+    expect([hold.held, sent]).toEqual([false, [turnOn(appVad), { type: 'response.create' }]]);
+  });
+
+  it('updates answered before the app\'s are not waited for again; answers to updates sent elsewhere never make the count go below nothing', () => {
+    const { hold, sent } = holdFor(ROUTE, 5000);
+    hold.updateSent('event_locked_state');
+    hold.onServer('session.updated', session(VAD));
+    // An answer to an update this process did not send (another process's socket).
+    hold.onServer('session.updated', session(VAD));
+    hold.updateSent('event_relock');
+    hold.appUpdated({ kind: 'untouched' }, 'event_app');
+    hold.onServer('session.updated', session(VAD));
+    expect(hold.held).toBe(true);
+    hold.onServer('session.updated', session(VAD));
+    expect([hold.held, sent]).toEqual([false, [turnOn(VAD)]]);
+  });
+
+  it('updates sent after the app\'s are answered after it: not waited for; an app\'s later update changes nothing', () => {
+    const { hold } = holdFor(ROUTE, 5000);
+    hold.appUpdated({ kind: 'untouched' }, 'event_app');
+    hold.updateSent('event_later');
+    hold.appUpdated({ kind: 'off' }, 'event_app_2');
+    hold.onServer('session.updated', session(VAD));
+    expect(hold.held).toBe(false);
+  });
+
+  it('an error about an update sent before the app\'s is its answer; one about nothing counted here is none', () => {
+    const { hold } = holdFor(ROUTE, 5000);
+    hold.updateSent('event_relock');
+    hold.appUpdated({ kind: 'untouched' }, 'event_app');
+    hold.onServer('error', errorAbout('event_someone_else'));
+    hold.onServer('error', errorAbout(null));
+    expect(hold.held).toBe(true);
+    hold.onServer('error', errorAbout('event_relock'));
+    // The same error twice (it reached this sideband once per socket) is one answer.
+    hold.onServer('error', errorAbout('event_relock'));
+    expect(hold.held).toBe(true);
+    hold.onServer('session.updated', session(VAD));
+    expect(hold.held).toBe(false);
+  });
+
+  it('an error about the app\'s update is its answer: released, its choice discarded with it (the upstream applies nothing of a refused update)', () => {
+    const { hold, sent } = holdFor(ROUTE, 5000);
+    hold.onServer('session.created', session(VAD));
+    hold.onServer('input_audio_buffer.committed', {});
+    hold.updateSent('event_relock');
+    // Turn detection off, refused: responses are not left to the app, they are turned on.
+    hold.appUpdated({ kind: 'off' }, 'event_app');
+    hold.onServer('error', errorAbout('event_app'));
+    expect([hold.held, sent]).toEqual([false, [turnOn(VAD), { type: 'response.create' }]]);
+  });
+
+  it('reads the error events it needs (ResponsesHold.readsBody)', () => {
+    expect(ResponsesHold.readsBody('error')).toBe(true);
+  });
+});
+
 /**
  * A hold whose app may attach through another process: the store's answers to its asks are given by
  * hand (`answer`), its timers fired by hand (`fire`: the bound is the first, each poll after it).
@@ -224,6 +297,28 @@ describe('ResponsesHold, the app attached through another process (the store ask
     asks[0]!.resolve({ choice: { kind: 'untouched' } });
     await settle();
     expect(sent).toEqual([turnOn(VAD)]);
+  });
+
+  it('a record of an answer this sideband read already: its own view stands (it read that one and the newer ones); one it did not read yet: the record\'s (found 2026-12-07: an older record replaced a newer view)', async () => {
+    const appVad = { type: 'semantic_vad', eagerness: 'auto', create_response: true, interrupt_response: true };
+    const read = pollingHold(ROUTE);
+    read.hold.onServer('session.created', { ...session(VAD), event_id: 'event_created' });
+    read.hold.onServer('input_audio_buffer.committed', {});
+    // The app's first update's answer (the route's turn detection kept), then its second's (its own).
+    read.hold.onServer('session.updated', { ...session(VAD), event_id: 'event_first' });
+    read.hold.onServer('session.updated', { ...session(appVad), event_id: 'event_second' });
+    read.poll();
+    read.asks[0]!.resolve({ choice: { kind: 'untouched' }, turnDetection: VAD, answerEventId: 'event_first' });
+    await settle();
+    // The app's turn detection answers already: only the held turn's answer, nothing put back.
+    expect([read.hold.held, read.sent]).toEqual([false, [{ type: 'response.create' }]]);
+
+    const unread = pollingHold(ROUTE);
+    unread.hold.onServer('session.created', { ...session(VAD), event_id: 'event_created' });
+    unread.poll();
+    unread.asks[0]!.resolve({ choice: { kind: 'untouched' }, turnDetection: { ...VAD, silence_duration_ms: 900 }, answerEventId: 'event_not_here_yet' });
+    await settle();
+    expect(unread.sent).toEqual([turnOn({ ...VAD, silence_duration_ms: 900 })]);
   });
 
   it('without appUpdatedElsewhere nothing is polled (the app is seen on this process only)', () => {

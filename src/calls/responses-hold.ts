@@ -49,24 +49,40 @@ export interface ResponsesHoldDeps {
   readonly appUpdatedElsewhere?: () => Promise<AppUpdateSeen | null>;
 }
 
-/** What a client socket of the call on another process saw: the app's choice, and the turn detection the upstream then reported (null: off; undefined: not reported). */
+/**
+ * What a client socket of the call on another process saw: the app's choice, and the turn detection
+ * the upstream then reported (null: off; undefined: not reported) in the session.updated whose
+ * `event_id` is `answerEventId` (absent: not said).
+ */
 export interface AppUpdateSeen {
   readonly choice: AppTurnChoice;
   readonly turnDetection?: Readonly<Record<string, unknown>> | null;
+  readonly answerEventId?: string;
 }
 
 /** How often a governing sideband holding responses asks the store whether the app's update took effect elsewhere. */
 export const APP_UPDATE_POLL_MS = 200;
+/** Event ids of updates sent before the app's (and its own) kept for the `error` that may answer one; more are counted, not kept. */
+const MAX_AWAITED_UPDATES = 64;
+/** Event ids of the session events read while held, the newest kept (a record naming an older one counts as not read here). */
+const MAX_SESSION_EVENTS_READ = 64;
 
 /**
  * A SIP call's responses held on its governing sideband (the call was accepted with turn detection's
  * `create_response` off: see withResponsesHeld), and turned back on once. Without a wait (a route
  * without `notify`, `waitForAppMs: 0`, a call taken over after a crash) as the sideband starts, with
  * the route's `restore`. With one (a route whose app is announced the call), once the app's first
- * `session.update` took effect upstream: forwarded on this process, at the `session.updated` after it
- * (which the governing sideband reads too); through another process or instance sharing the calls
+ * `session.update` took effect upstream: forwarded on this process, at its answer (the governing
+ * sideband reads every socket's). The upstream answers each update with one session.updated or one
+ * error, in the order it read them: the updates this process sent before the app's (the sideband's
+ * locked state, a relock) are answered first, and are counted (`updateSent`) so that the answer
+ * released on is the app's own (until 2026-12-07 the next session.updated released, an earlier
+ * update's among them; an error about the app's update releases too, its choice discarded with it).
+ * Through another process or instance sharing the calls
  * store, once that process recorded it (asked every APP_UPDATE_POLL_MS: `appUpdatedElsewhere`; until
- * 2026-12-07 such a call waited the whole bound). So the first answer has the app's instructions and tools;
+ * 2026-12-07 such a call waited the whole bound), on the turn detection recorded there unless this
+ * sideband read that very answer already (it read the newer ones too: until 2026-12-07 the older
+ * record replaced them). So the first answer has the app's instructions and tools;
  * or when `waitForAppMs` elapsed; or at once when the app will not come (its announcement failed,
  * was dropped or skipped). Turned back on as the session is then: the app's turn detection if it set
  * one (its `create_response` when it wrote it: false, or turn detection off, stays so), else the
@@ -80,7 +96,7 @@ export const APP_UPDATE_POLL_MS = 200;
 export class ResponsesHold {
   /** The server events whose body onServer reads (the others' it is given as {}). */
   static readsBody(type: string): boolean {
-    return type.startsWith('session.') || type === 'input_audio_buffer.committed' || type === 'conversation.item.deleted' || type === 'response.created';
+    return type.startsWith('session.') || type === 'input_audio_buffer.committed' || type === 'conversation.item.deleted' || type === 'response.created' || type === 'error';
   }
 
   readonly #deps: ResponsesHoldDeps;
@@ -90,8 +106,17 @@ export class ResponsesHold {
   #unidentified = 0;
   /** The turn detection the upstream last reported (session.created/updated); undefined: none read yet. */
   #current: JsonObject | null | undefined = undefined;
-  /** The app's update forwarded here: released at the next session.updated (it took effect). */
+  /** The app's update (forwarded here, or recorded elsewhere): released at its answer. */
   #app: AppTurnChoice | null = null;
+  /** Updates sent upstream from this process before the app's, not answered yet (answers to others' updates take none below 0). */
+  #unanswered = 0;
+  /** The event ids of those and of the app's: an `error` about one answers it, once. */
+  readonly #awaitedIds = new Set<string>();
+  /** Answers to read until the app's (its own the last); null until the app's update was forwarded here. */
+  #answersToApp: number | null = null;
+  #appEventId: string | null = null;
+  /** The event ids of the session.created/updated read while held, oldest first. */
+  readonly #sessionEventsRead = new Set<string>();
   #timer: NodeJS.Timeout | null = null;
   /** The next ask of `appUpdatedElsewhere`, while held. */
   #poll: NodeJS.Timeout | null = null;
@@ -139,17 +164,29 @@ export class ResponsesHold {
   #appUpdatedElsewhere(seen: AppUpdateSeen): void {
     if (!this.#held) return;
     this.#app ??= seen.choice;
-    if (seen.turnDetection === null) this.#current = null;
-    else if (seen.turnDetection !== undefined) this.#current = { ...seen.turnDetection };
+    // Read here already: this sideband's view is that answer's or a newer one's (the app may have
+    // updated again within one poll), never older.
+    const readHere = seen.answerEventId !== undefined && this.#sessionEventsRead.has(seen.answerEventId);
+    if (!readHere && seen.turnDetection === null) this.#current = null;
+    else if (!readHere && seen.turnDetection !== undefined) this.#current = { ...seen.turnDetection };
     this.#release('app_updated');
   }
 
   /** A server event the governing sideband read. */
   onServer(type: string, event: JsonObject): void {
     if (type === 'session.created' || type === 'session.updated') {
+      this.#sessionEventRead(event['event_id']);
       const detection = reportedTurnDetection(event['session']);
       if (detection !== undefined) this.#current = detection;
-      if (type === 'session.updated' && this.#held && this.#app) this.#release('app_updated');
+      if (type === 'session.updated') this.#answered();
+    } else if (type === 'error') {
+      const about = asObject(event['error'])?.['event_id'];
+      // An error about nothing sent from here (or told already: every socket of the call reads it) answers nothing counted.
+      if (typeof about !== 'string' || !this.#awaitedIds.delete(about)) return;
+      if (about !== this.#appEventId) return this.#answered();
+      // The app's update refused: the upstream applied none of it, its choice included.
+      this.#app = { kind: 'untouched' };
+      this.#release('app_updated');
     } else if (type === 'input_audio_buffer.committed') {
       const itemId = event['item_id'];
       if (this.#held) this.#owed.add(typeof itemId === 'string' ? itemId : `#${++this.#unidentified}`);
@@ -165,9 +202,43 @@ export class ResponsesHold {
     }
   }
 
-  /** The app's first session.update on the call was forwarded (this process): released once it took effect. */
-  appUpdated(choice: AppTurnChoice): void {
-    if (this.#held && !this.#app) this.#app = choice;
+  /**
+   * A session.update the governing sideband sends upstream (the proxy's own: the locked state, a
+   * relock), by its event id. One sent before the app's is answered before it; one after, after it.
+   */
+  updateSent(eventId: string | null): void {
+    if (!this.#held || this.#app) return;
+    this.#unanswered++;
+    this.#await(eventId);
+  }
+
+  /** The app's first session.update on the call was forwarded (this process), by its event id: released at its answer. Later ones change nothing. */
+  appUpdated(choice: AppTurnChoice, eventId: string | null = null): void {
+    if (!this.#held || this.#app) return;
+    this.#app = choice;
+    this.#appEventId = eventId;
+    this.#await(eventId);
+    this.#answersToApp = this.#unanswered + 1;
+  }
+
+  #await(eventId: string | null): void {
+    if (eventId !== null && this.#awaitedIds.size < MAX_AWAITED_UPDATES) this.#awaitedIds.add(eventId);
+  }
+
+  /** An update sent from somewhere was answered: the app's once every one sent before it was. */
+  #answered(): void {
+    if (!this.#held) return;
+    if (this.#answersToApp === null) {
+      if (this.#unanswered > 0) this.#unanswered--;
+      return;
+    }
+    if (--this.#answersToApp <= 0) this.#release('app_updated');
+  }
+
+  #sessionEventRead(eventId: unknown): void {
+    if (typeof eventId !== 'string' || !this.#held) return;
+    if (this.#sessionEventsRead.size >= MAX_SESSION_EVENTS_READ) this.#sessionEventsRead.delete(this.#sessionEventsRead.values().next().value!);
+    this.#sessionEventsRead.add(eventId);
   }
 
   /** The app will not attach (its announcement failed, was dropped or skipped): released now. */

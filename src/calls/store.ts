@@ -67,10 +67,16 @@ export interface CallEndReason {
   readonly details?: Readonly<Record<string, string | number | boolean | null>> | null;
 }
 
-/** What the app's first session.update chose for turn detection, and the turn detection the upstream reported once it took effect (null: off; absent: not reported). */
+/**
+ * What the app's first session.update chose for turn detection, and the turn detection the upstream
+ * reported once it took effect (null: off; absent: not reported), in the session.updated whose
+ * `event_id` is `answerEventId` (every socket of the call reads that one event: a governing sideband
+ * that read it already keeps its own, newer view). Absent in records written before 2026-12-07.
+ */
 export interface CallAppUpdate {
   readonly choice: AppTurnChoice;
   readonly turnDetection?: Readonly<Record<string, unknown>> | null;
+  readonly answerEventId?: string;
 }
 
 /** Fields added to a bound call's record after it was bound (CallStore.amendCall). */

@@ -36,9 +36,9 @@ const stores: Array<[string, (label: string) => string | Record<string, unknown>
   ['one Redis', (label) => ({ kind: 'redis', url: redis.url, keyPrefix: `call-end-instances-${label}:`, commandTimeoutMs: 2000 })],
 ];
 
-async function instances(ledger: string | Record<string, unknown>): Promise<[TestProxy, TestProxy]> {
+async function instances(ledger: string | Record<string, unknown>, calls: Record<string, unknown> = {}): Promise<[TestProxy, TestProxy]> {
   // The tenant's cap is spent by the first answer: the second turn ends the call.
-  const o = { tenants: { acme: { limits: { dailyTokens: 1 } } }, calls: { sip: { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: NUMBER }] } } };
+  const o = { tenants: { acme: { limits: { dailyTokens: 1 } } }, calls: { sip: { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: NUMBER }] }, ...calls } };
   const governing = await upstream.instance(ledger, o);
   started.push(governing);
   const other = await upstream.instance(ledger, o);
@@ -106,5 +106,25 @@ describe('a call the proxy ends, as the app attached through another instance se
       expect(errorsOf(elsewhere.events)).toEqual([]);
       expect(call.control.filter((c) => c.action === 'hangup')).toHaveLength(0);
     }, 30_000);
+
+    it(`${name}: a hang-up that never landed (every attempt failed): the caller's own hang-up later closes the app socket elsewhere 1000 "call ended", no error (found 2026-12-07)`, async () => {
+      // A lease longer than the test: nobody claims the call meanwhile (a claim clears the reason too).
+      const [governing, other] = await instances(ledger('failed-hangup'), { leaseSec: 60 });
+      const call = await ring(governing);
+      const elsewhere = await attach(other, call);
+      await until(() => call.sidebands.length === 2, 'the app socket on the call');
+      say(call, 'say: first');
+      await until(() => call.dataChannel.filter((e) => e['type'] === 'response.done').length === 1, 'the first answer');
+      // Every hang-up attempt of the governing instance fails (a server fault upstream).
+      upstream.sim.calls.failControl(4, 503);
+      say(call, 'say: second');
+      await until(() => governing.logs.some((l) => l['msg'] === 'call sideband end'), 'the governing sideband closed once its hang-up was given up', 20_000);
+      expect(governing.logs.filter((l) => l['msg'] === 'upstream refused the hangup' && l['call'] === call.id).map((l) => [l['status'], l['attempt']])).toEqual([[503, 1], [503, 2], [503, 3], [503, 4]]);
+      expect(call.state).toBe('active');
+      // The caller hangs up: nothing the proxy did ends the call, and the app is told nothing else.
+      call.end();
+      expect(await elsewhere.closed).toEqual({ code: 1000, reason: 'call ended' });
+      expect(errorsOf(elsewhere.events)).toEqual([]);
+    }, 40_000);
   }
 });

@@ -27,6 +27,7 @@ const SIM_KEY = 'sk-sim-hold-instances';
 const APP_SECRET = `whsec_${Buffer.from('hold-instances-notify-secret-0123456789').toString('base64')}`;
 const APP_INSTRUCTIONS = 'You are the Acme phone agent, from the app.';
 const NUMBER = '+15551250001';
+const SECOND_NUMBER = '+15551250002';
 const upstream = sharedUpstream(SIM_KEY, 'rp-hold-instances-');
 let redis: RedisServer;
 const started: TestProxy[] = [];
@@ -106,6 +107,50 @@ describe('the app attached through another instance', () => {
       expect(((last['session'] as Json)['audio'] as { input: { turn_detection: Json } }).input.turn_detection).toMatchObject({ type: 'semantic_vad', create_response: true });
       expect(count(call, 'response.created')).toBe(1);
       expect(creates(call)).toBe(1);
+    }, 40_000);
+
+    it(`${name}: the app's second update lands within one poll: the governing instance keeps the newer turn detection it read, not the record's older one (found 2026-12-07)`, async () => {
+      const server = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(200).end());
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      cleanups.push(async () => {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      });
+      const notify = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, secret: APP_SECRET, waitForAppMs: WAIT_FOR_APP_MS };
+      const ledger = store();
+      const calls = { sip: { webhookSecret: WEBHOOK_SECRET, routes: [{ tenant: 'acme', to: SECOND_NUMBER, notify }] } };
+      const governing = await upstream.instance(ledger, { tenants: { acme: {} }, calls });
+      started.push(governing);
+      const other = await upstream.instance(ledger, { tenants: { acme: {} }, calls });
+      started.push(other);
+
+      const rang = await upstream.sim.calls.ring({ webhookUrl: `${governing.httpUrl}${SIP_WEBHOOK_PATH}`, webhookSecret: WEBHOOK_SECRET, sipHeaders: [{ name: 'To', value: `<sip:${SECOND_NUMBER}@sip.api.openai.com>` }] });
+      expect(JSON.parse(rang.body)['status']).toBe('accepted');
+      const call = rang.call;
+      await until(() => call.sidebands.length === 1, 'the governing sideband');
+      for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
+      await until(() => count(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
+
+      // The app, through the other instance: its instructions first (turn detection untouched: the
+      // record says so, with the route's held turn detection), then its own turn detection, at once.
+      const app = await other.client({ query: `call_id=${call.id}` });
+      cleanups.push(async () => app.close());
+      await app.waitFor((e) => e.type === 'session.created', 5000, 'session.created');
+      app.send({ type: 'session.update', session: { type: 'realtime', instructions: APP_INSTRUCTIONS } });
+      app.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: { type: 'semantic_vad' } } } } });
+
+      await until(() => count(call, 'response.done') === 1, 'the held turn answered once the app\'s update took effect', 10_000);
+      expect(governing.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
+      // Nothing after the app's two updates but the held turn's answer: the route's turn detection was
+      // not put back over the app's (until 2026-12-07 the record's older view was, create_response on).
+      const firstOfApp = call.received.findIndex((r) => r.type === 'session.update' && (r.event['session'] as Json)['instructions'] === APP_INSTRUCTIONS);
+      expect(call.received.slice(firstOfApp).map((r) => r.type)).toEqual(['session.update', 'session.update', 'response.create']);
+      const last = call.dataChannel.filter((e) => e['type'] === 'session.updated').at(-1)!;
+      expect(((last['session'] as Json)['audio'] as { input: { turn_detection: Json } }).input.turn_detection).toMatchObject({ type: 'semantic_vad', create_response: true });
+      expect([count(call, 'response.created'), creates(call)]).toEqual([1, 1]);
     }, 40_000);
   }
 });
