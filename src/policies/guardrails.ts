@@ -14,6 +14,7 @@ import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, ScanBudget, scanText, scanTextSliced, TextScanner, type Action, type CompiledRule, type RuleHit, type ScanResult, type Source, type TextFormat } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
 import { asArray, asObject, asObjectOrEmpty, asString, keptId } from '../protocol/json.js';
+import { checkedMembers } from '../protocol/checked-members.js';
 import { clientEventId, deepEqual, notifyClient, pairStamp, toFrame } from './util.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 
@@ -1674,11 +1675,7 @@ export class GuardrailFilter implements Filter {
   // ---- streams: deltas are held back while they can still complete a match --------------------
 
   #streamKey(source: Source, ev: JsonObject, type: string): string {
-    const responseId = asString(ev['response_id']) ?? '';
-    const itemId = asString(ev['item_id']) ?? '';
-    const part = typeof ev['content_index'] === 'number' ? ev['content_index'] : 0;
-    // Translation-session transcripts carry no ids: one stream per event type.
-    return responseId || itemId ? `${source}\u0000${responseId}\u0000${itemId}\u0000${part}` : `${source}\u0000${type}`;
+    return streamKeyOf(source, deltaIds(ev), type);
   }
 
   /** The stream of `key`, started now if new; null when nothing judges it, 'no_room' when MAX_STREAMS are kept and none can be dropped. */
@@ -1764,21 +1761,24 @@ export class GuardrailFilter implements Filter {
     const source = path.stream!;
     const policy = this.#policy;
     if (!hasSource(policy, source) && this.#blockedItems.size === 0) return CONTINUE;
-    const ev = frame.json();
-    const itemId = asString(ev['item_id']) ?? '';
+    // perf: read without parsing when the frame allows it exactly (checked-members.ts), else parsed.
+    const read = deltaMembers(frame);
+    const itemId = read.itemId;
     if (source === 'input' && this.#blockedItems.has(itemId)) return DROP;
     const t0 = this.#ctx.clock.now();
-    const stream = this.#stream(this.#streamKey(source, ev, frame.type), source, ev, frame.type);
+    const key = streamKeyOf(source, read, frame.type);
+    // A stream starts from the parsed event (its ids are kept as the event has them).
+    const stream = this.#streams.get(key) ?? this.#stream(key, source, frame.json(), frame.type);
     if (stream === 'no_room') return closeWith(this.#streamsUntracked());
     if (!stream) return CONTINUE;
     if (stream.tripped) return DROP;
-    const delta = asString(ev['delta']) ?? '';
+    const delta = read.delta;
     const e = this.#scanStream(stream, delta, false);
     // perf: most streams have no streaming custom guardrail: no event, callbacks or Promise per delta.
-    if (stream.customs.length === 0) return this.#deltaVerdict(stream, e, frame.type, t0, ev, delta);
+    if (stream.customs.length === 0) return this.#deltaVerdict(stream, e, frame, t0, delta);
     const event = this.#event(source, frame.type, stream.scanner.recent, delta, false, stream.responseId, itemId, null);
     const pending = this.#runCustoms(stream.policy, source, e, event, (c, v) => this.#late(c, v, source, frame.type, stream.responseId, itemId), stream.customs);
-    return pending ? pending.then(() => this.#deltaVerdict(stream, e, frame.type, t0, ev, delta)) : this.#deltaVerdict(stream, e, frame.type, t0, ev, delta);
+    return pending ? pending.then(() => this.#deltaVerdict(stream, e, frame, t0, delta)) : this.#deltaVerdict(stream, e, frame, t0, delta);
   }
 
   /**
@@ -1804,12 +1804,12 @@ export class GuardrailFilter implements Filter {
   }
 
   /** A streamed delta's verdict once its text was scanned (and its streaming guardrails answered). */
-  #deltaVerdict(stream: Stream, e: Evaluation, eventType: string, t0: number, ev: JsonObject, delta: string): Verdict {
-    const stop = this.#streamVerdict(stream, e, eventType, t0);
+  #deltaVerdict(stream: Stream, e: Evaluation, frame: Frame, t0: number, delta: string): Verdict {
+    const stop = this.#streamVerdict(stream, e, frame.type, t0);
     if (stop) return stop;
     if (e.text.length === 0) return DROP; // all of it is held back
     if (e.text === delta) return CONTINUE;
-    return replace(toFrame(withText(ev, 'delta', e.text)));
+    return replace(toFrame(withText(frame.json(), 'delta', e.text)));
   }
 
   #done(frame: Frame, path: ContentPath): Verdict | Promise<Verdict> {
@@ -3003,4 +3003,43 @@ function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: R
     const part = asObject(p);
     if (part && typeof part['audio'] === 'string') part['audio'] = '';
   });
+}
+
+/** What a streamed delta is read for: the ids that name its stream, and its text. */
+interface DeltaMembers {
+  readonly responseId: string;
+  readonly itemId: string;
+  /** `content_index` when a number, else 0. */
+  readonly part: number;
+  readonly delta: string;
+}
+
+const DELTA_KEYS: readonly string[] = ['response_id', 'item_id', 'content_index', 'delta'];
+
+/** A delta's members as the parsed event has them (a member that is not a string reads as ''). */
+function deltaIds(ev: JsonObject): DeltaMembers {
+  const part = ev['content_index'];
+  return { responseId: asString(ev['response_id']) ?? '', itemId: asString(ev['item_id']) ?? '', part: typeof part === 'number' ? part : 0, delta: asString(ev['delta']) ?? '' };
+}
+
+/**
+ * A delta's members, read in one validating walk of its bytes when the frame is not parsed yet and
+ * the walk reads it exactly as JSON.parse would (checked-members.ts); else from the parsed event (a
+ * malformed frame throws there, and the chain drops it, as before).
+ */
+function deltaMembers(frame: Frame): DeltaMembers {
+  if (!frame.parsed) {
+    const m = checkedMembers(frame.bytes, DELTA_KEYS);
+    if (m !== undefined) {
+      const text = (k: number) => (m.stringStart[k]! < 0 ? '' : frame.bytes.toString('utf8', m.stringStart[k], m.stringEnd[k]));
+      const part = m.numbers[2]!;
+      return { responseId: text(0), itemId: text(1), part: Number.isNaN(part) ? 0 : part, delta: text(3) };
+    }
+  }
+  return deltaIds(frame.json());
+}
+
+/** The key of a streamed text's stream. Translation-session transcripts carry no ids: one stream per event type. */
+function streamKeyOf(source: Source, ids: DeltaMembers, type: string): string {
+  return ids.responseId || ids.itemId ? `${source}\u0000${ids.responseId}\u0000${ids.itemId}\u0000${ids.part}` : `${source}\u0000${type}`;
 }
