@@ -1014,7 +1014,8 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(s.async.calls.filter((c) => c === 'release')).toHaveLength(1);
     });
 
-    it('the session closes while a VAD reservation is in flight: released, nothing billed', async () => {
+    it('the session closes while a VAD reservation is in flight: the response started, billed at its reservation, nothing left reserved', async () => {
+      // Until 2026-12-07 it was released unbilled (test/metering/redteam-22-close-during-reserve.test.ts).
       const s = asyncSetup();
       const { f } = session(s, { dailyUsd: '100' });
       const pending = server(f, created('resp_vad'));
@@ -1022,7 +1023,8 @@ describe("metering filter: an asynchronous or failing ledger", () => {
       expect(await pending).toEqual({ kind: 'continue' });
       await flush();
       expect(reserved(s)).toEqual({ nanos: 0, tokens: 0 });
-      expect(s.records).toEqual([]);
+      expect(s.records.map((r) => [r.ref, r.settledBy, r.estimated])).toEqual([['resp_vad', 'client_gone_estimate', true]]);
+      expect(s.records[0]!.costNanos).toBeGreaterThan(0);
     });
 
     it('a refused reservation in flight at close releases nothing it does not hold', async () => {

@@ -745,6 +745,8 @@ export class MeteringFilter implements Filter {
   #upstreamItemIdsFull = false;
   #seq = 0;
   #closed = false;
+  /** How the session ended (onClose): the rule a response found started after the close is billed by. */
+  #closeRule: SettledBy = 'session_end_estimate';
   #ending: ProxyError | null = null;
   #endTimer: NodeJS.Timeout | null = null;
   #durationTimer: NodeJS.Timeout | null = null;
@@ -1686,6 +1688,8 @@ export class MeteringFilter implements Filter {
   }
 
   #onResponseCreated(frame: Frame): Verdict | Promise<Verdict> {
+    // Nothing the session reads after its close (the relay delivers no frame then) is billed.
+    if (this.#closed) return CONTINUE;
     const response = obj(frame.json()['response']);
     const id = str(response?.['id']);
     if (!response || !id) return CONTINUE;
@@ -1791,7 +1795,19 @@ export class MeteringFilter implements Filter {
     const rid = this.#reservationId();
     return then(this.#reserve(rid, amount), (result): Verdict => {
       if (this.#closed) {
-        if (result.kind === 'ok') this.#releaseId(rid);
+        // The session ended while the ledger answered (the upstream closed right behind this
+        // response.created, say): the response started, and OpenAI bills what it read; the close
+        // could not bill it (it was not held yet). Billed at its reservation, as a response whose
+        // response.done never came. Until 2026-12-07 it was released unbilled
+        // (test/metering/redteam-22-close-during-reserve.test.ts). Once: the close bills a response the
+        // relay read running (#billStartedUnseen), this one among them.
+        const settled = (this.#settledIds ??= new Set());
+        if (settled.has(id)) {
+          if (result.kind === 'ok') this.#releaseId(rid);
+          return CONTINUE;
+        }
+        settled.add(id);
+        this.#settleEstimate(id, { id: result.kind === 'ok' ? rid : null, amount }, this.#closeRule);
         return CONTINUE;
       }
       if (result.kind === 'ok') {
@@ -1855,7 +1871,15 @@ export class MeteringFilter implements Filter {
     for (const [itemId, owner] of this.#mcpCalls) if (owner === id) this.#mcpCalls.delete(itemId);
     const view = this.#ctx.conversation.response(id);
     const t = view?.usage ?? null;
-    const problem = usageProblem(response['usage']);
+    // The model the response started at (a switch while it ran applies to later responses only).
+    const model = reservation?.started ? reservation.started.model : this.#model;
+    let lookup = reservation?.started ? reservation.started.lookup : this.#price;
+    const priceOf = (): PriceLookup => lookup ?? { price: this.#rt.prices.own(LAST_RESORT_REALTIME)!, fallback: true };
+    const cost = t === null ? 0 : responseCost(priceOf().price, t, textOnly(response['output_modalities']) === true);
+    // A count so large that its price (or the token total) is no exact integer: no ledger can add
+    // it (Redis refuses it, and its settle queue retried it ahead of every later record, forever:
+    // test/metering/redteam-22-huge-usage.test.ts), and no real response reports it.
+    const problem = usageProblem(response['usage']) ?? (t !== null && !(Number.isSafeInteger(cost) && Number.isSafeInteger(t.totalTokens)) ? 'a count too large to price exactly' : null);
     if (view?.outOfBand === true) this.#noteOutOfBandOutput(response, problem === null ? t : null);
     if (t === null || problem !== null) {
       // A response that started may have cost anything: a usage that cannot be priced is never
@@ -1869,14 +1893,10 @@ export class MeteringFilter implements Filter {
       this.#afterSettle();
       return;
     }
-    // The model the response started at (a switch while it ran applies to later responses only).
-    const model = reservation?.started ? reservation.started.model : this.#model;
-    let lookup = reservation?.started ? reservation.started.lookup : this.#price;
     if (!lookup) {
-      lookup = { price: this.#rt.prices.own(LAST_RESORT_REALTIME)!, fallback: true };
+      lookup = priceOf();
       this.#ctx.log.error({ model, responseId: id }, `metering: usage for an unpriced model billed at ${LAST_RESORT_REALTIME} prices`);
     }
-    const cost = responseCost(lookup.price, t, textOnly(response['output_modalities']) === true);
     const record: UsageRecord = {
       ts: this.#rt.wall(),
       tenant: this.#ctx.tenant.id,
@@ -2628,19 +2648,32 @@ export class MeteringFilter implements Filter {
     // Responses that started but whose response.done never came (the relay lingered for it after
     // a client close): OpenAI bills them, so they are billed at their reservation, marked estimated.
     const rule: SettledBy = info.initiator === 'client' ? 'client_gone_estimate' : info.initiator === 'upstream' ? 'upstream_drop_estimate' : 'session_end_estimate';
+    this.#closeRule = rule;
     for (const [eventId, r] of this.#pending) {
       // Creates the upstream never started (no response.created): nothing ran, nothing is billed.
       // Unless it was not read while they waited: the response may have run unseen, billed as one
       // whose response.done never came (by the create's event_id, its only name here). Until
-      // 2026-12-05 they were released as never started.
-      if (!r.unread) {
+      // 2026-12-05 they were released as never started. Or the relay read its response.created
+      // and metering did not (queued behind an asynchronous verdict when the session ended): it
+      // started, billed the same way (until 2026-12-07 it was released unbilled;
+      // test/metering/redteam-22-started-unread-create.test.ts).
+      const started = this.#startedUnseen(eventId);
+      if (!r.unread && started === null) {
         this.#releasePending(eventId, r);
         continue;
       }
       if (r.timer) clearTimeout(r.timer);
       this.#pending.delete(eventId);
-      this.#settleEstimate(eventId, r, rule);
+      this.#settleEstimate(started ?? eventId, r, rule);
     }
+    // The same for a create released unanswered (pendingResponseTimeoutMs, its reservation freed)
+    // whose response the relay read started while its response.created waited behind a verdict.
+    for (const [eventId, r] of this.#expired) {
+      const started = this.#startedUnseen(eventId);
+      if (started !== null) this.#settleEstimate(started, { id: null, amount: r.amount }, rule);
+    }
+    this.#expired.clear();
+    this.#billStartedUnseen(rule);
     for (const [responseId, r] of this.#reservations) this.#settleEstimate(responseId, r, rule);
     this.#reservations.clear();
     this.#heldTokens = 0;
@@ -2649,6 +2682,43 @@ export class MeteringFilter implements Filter {
     this.#billUnreadVadResponse(rule);
     this.#billUnreadTurn(rule);
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
+  }
+
+  /**
+   * At the close, after the creates' own (#startedUnseen): responses the relay read running (its
+   * conversation view reads every upstream frame as it arrives) that metering never read (their
+   * response.created queued behind an asynchronous verdict when the session ended), the upstream's own
+   * (server VAD, the idle timeout) above all. OpenAI bills them: each at a server-started response's
+   * worst case; the upstream's own in the conversation is the response a committed turn was due (not
+   * billed again as `vad:unread-response`). Until 2026-12-07 they were free
+   * (test/metering/redteam-22-close-during-reserve.test.ts).
+   */
+  #billStartedUnseen(rule: SettledBy): void {
+    const settled = (this.#settledIds ??= new Set());
+    for (const id of this.#ctx.conversation.activeResponses()) {
+      const view = this.#ctx.conversation.response(id);
+      if (!view || this.#reservations.has(id) || settled.has(id)) continue;
+      settled.add(id);
+      if (!view.outOfBand && view.createEventId === null) this.#vadResponseDue = false;
+      const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
+      this.#settleEstimate(id, { id: null, amount: this.#serverStartedWorstCase(priced, view.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow()) }, rule);
+    }
+  }
+
+  /**
+   * A response the relay read started for the create sent with `eventId` (the conversation view reads
+   * every upstream frame as it arrives) that metering has neither held nor billed: its
+   * response.created waits behind an asynchronous verdict (a reservation on an asynchronous ledger, a
+   * guardrail's). Its id (taken as billed from now: never named twice), or null.
+   */
+  #startedUnseen(eventId: string): string | null {
+    const settled = (this.#settledIds ??= new Set());
+    for (const view of this.#ctx.conversation.responsesOfCreate(eventId)) {
+      if (this.#reservations.has(view.id) || settled.has(view.id)) continue;
+      settled.add(view.id);
+      return view.id;
+    }
+    return null;
   }
 
   #settleEstimate(responseId: string, r: Pick<Reservation, 'id' | 'amount'>, rule: SettledBy): void {

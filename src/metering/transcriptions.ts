@@ -327,6 +327,10 @@ export class InputTranscriptions {
     // The record names the model asked, or (none named) the one it was priced as.
     const model = txModel || lookup.price.id;
     let cost = transcriptionCost(lookup.price, usage);
+    // A count or duration so large that its price (or token total) is no exact integer (`seconds:
+    // 1e300` prices at Infinity) is unreadable: no ledger can add it (Redis refuses it, and its settle
+    // queue retried it ahead of every later record; test/metering/redteam-22-huge-usage.test.ts).
+    if (cost && !(Number.isSafeInteger(cost.nanos) && Number.isSafeInteger(cost.totalTokens))) cost = null;
     if (committed && committed.ms > 0 && (!cost || !(cost.nanos > 0))) {
       this.#log.warn({ itemId, model }, 'metering: input transcription completed with a usage that cannot be priced; billed by its audio length');
       return this.price(itemId, committed.model, { type: 'duration', seconds: committed.ms / 1000 }, 'unreadable_usage_estimate', undefined, committed.promptTokens);

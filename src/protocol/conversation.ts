@@ -87,6 +87,12 @@ export interface ConversationView {
   response(id: string): ResponseView | undefined;
   /** Responses started and not done yet, oldest first. */
   activeResponses(): readonly string[];
+  /**
+   * The responses whose `response.created` answered the create sent with `eventId` (the relay's id
+   * for it), oldest first, among those still kept: read here as the frame arrives, perhaps before the
+   * filters (queued behind an asynchronous verdict) read it.
+   */
+  responsesOfCreate(eventId: string): ResponseView[];
   /** Items in conversation order of arrival (bounded). */
   items(): IterableIterator<ItemView>;
   /** The session's `max_output_tokens` as last reported (`session.created/updated`); null until reported. */
@@ -326,6 +332,12 @@ export class Conversation implements ConversationView {
 
   activeResponses(): readonly string[] {
     return this.#active;
+  }
+
+  responsesOfCreate(eventId: string): ResponseView[] {
+    const found: ResponseView[] = [];
+    for (const r of this.#responses.values()) if (r.createEventId === eventId) found.push(r);
+    return found;
   }
 
   /** `response.create`s sent upstream and not yet answered by `response.created` or an `error`. */

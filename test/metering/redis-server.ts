@@ -13,6 +13,10 @@ export interface RedisServer {
   restart(): Promise<void>;
   /** False after `stop` until `restart`. */
   readonly running: boolean;
+  /** Stops the process answering (SIGSTOP: a stalled Redis, connections kept) until `resume`. */
+  pause(): void;
+  /** Lets a paused server answer again (SIGCONT). */
+  resume(): void;
 }
 
 async function freePort(): Promise<number> {
@@ -83,6 +87,8 @@ export async function startRedis(): Promise<RedisServer> {
     if (!c || c.exitCode !== null) return;
     await new Promise<void>((resolve) => {
       c.once('exit', () => resolve());
+      // A paused server (pause) would hold SIGTERM until continued.
+      c.kill('SIGCONT');
       c.kill(hard ? 'SIGKILL' : 'SIGTERM');
     });
   };
@@ -95,6 +101,12 @@ export async function startRedis(): Promise<RedisServer> {
     stop: async (hard) => {
       await stop(hard);
       rmSync(dir, { recursive: true, force: true });
+    },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
     },
     async restart() {
       await stop(true);
