@@ -747,6 +747,8 @@ export class MeteringFilter implements Filter {
   #closed = false;
   /** How the session ended (onClose): the rule a response found started after the close is billed by. */
   #closeRule: SettledBy = 'session_end_estimate';
+  /** The close billed a server VAD response the relay read started and metering did not (#billStartedUnseen). */
+  #unseenVadResponseBilled = false;
   #ending: ProxyError | null = null;
   #endTimer: NodeJS.Timeout | null = null;
   #durationTimer: NodeJS.Timeout | null = null;
@@ -1697,6 +1699,13 @@ export class MeteringFilter implements Filter {
     // A conversation response started: the turn server VAD committed has its response (or one runs instead).
     if (view?.outOfBand !== true) this.#vadResponseDue = false;
     if (this.#reservations.has(id)) return CONTINUE;
+    // A response already billed by its response.done, started again (an upstream's bug, a replay): a
+    // hold now would outlive the repeat's response.done (refused as a repeat) and be billed again at
+    // the close (test/metering/redteam-22b-replayed-response.test.ts).
+    if (this.#settledIds?.has(id) === true) {
+      this.#ctx.log.warn({ responseId: id }, 'metering: a response.created for a response already billed; not held again');
+      return CONTINUE;
+    }
     const started = { model: this.#model, lookup: this.#price };
     // Input audio held back already: no turn the client spoke started this one (server VAD's idle
     // timeout needs no audio, and re-arms after every response.done, a cancelled one's included).
@@ -2208,6 +2217,10 @@ export class MeteringFilter implements Filter {
     const vad = this.#vadNow();
     if (vad === null || !vad.createResponse) return;
     if (!this.#vadResponseDue && this.#unreadTurn(vad).ms <= 0) return;
+    // The response server VAD started for the turn metering never read was billed by its id
+    // (#billStartedUnseen): its audio is that turn's, not one more (until 2026-12-07 billed twice:
+    // test/metering/redteam-22b-unseen-vad-response-twice.test.ts).
+    if (this.#unseenVadResponseBilled) return;
     const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
     const amount = this.#serverStartedWorstCase(priced, this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow(), this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
     this.#settleEstimate('vad:unread-response', { id: null, amount }, rule);
@@ -2699,7 +2712,10 @@ export class MeteringFilter implements Filter {
       const view = this.#ctx.conversation.response(id);
       if (!view || this.#reservations.has(id) || settled.has(id)) continue;
       settled.add(id);
-      if (!view.outOfBand && view.createEventId === null) this.#vadResponseDue = false;
+      if (!view.outOfBand && view.createEventId === null) {
+        this.#vadResponseDue = false;
+        this.#unseenVadResponseBilled = true;
+      }
       const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
       this.#settleEstimate(id, { id: null, amount: this.#serverStartedWorstCase(priced, view.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow()) }, rule);
     }

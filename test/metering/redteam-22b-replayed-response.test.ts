@@ -1,0 +1,52 @@
+/**
+ * Red team 22b (metering): an upstream that repeats a response it already ended (its
+ * `response.created` and `response.done` again, same id: an upstream bug, a replay) got that response
+ * billed twice. The second `response.done` was refused as a repeat (`#settledIds`), but the second
+ * `response.created` had reserved a fresh hold for it, which the repeat left in place; the close then
+ * billed that hold as a response whose `response.done` never came. One response, two records.
+ */
+import type WebSocket from 'ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import { scriptedMeteredProxy, scriptedResponse, scriptedSession, textUsage, until, usageRecords } from './support.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('red team 22b: a response the upstream repeats after its response.done', () => {
+  it('is billed once, by its usage, not again at the close', async () => {
+    let upstream: WebSocket | null = null;
+    const tp = await scriptedMeteredProxy(
+      cleanups,
+      (ws, send) => {
+        upstream = ws;
+        send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
+        ws.on('message', (data) => {
+          const ev = JSON.parse(String(data)) as { type: string };
+          if (ev.type !== 'conversation.item.create') return;
+          for (let round = 0; round < 2; round++) {
+            send({ type: 'response.created', event_id: `event_c${round}`, response: scriptedResponse('resp_once', 'in_progress') });
+            send({ type: 'response.done', event_id: `event_d${round}`, response: scriptedResponse('resp_once', 'completed', { usage: textUsage(10, 5) }) });
+          }
+          send({ type: 'session.updated', event_id: 'event_mark', session: scriptedSession() });
+        });
+      },
+      { tenants: { acme: { limits: { dailyUsd: 1 } } } },
+    );
+    const c = await tp.client();
+    await c.next('session.created');
+    expect(upstream).not.toBeNull();
+    c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go' }] } });
+    await c.next('session.updated');
+    c.close();
+    await c.closed;
+
+    const records = async (): Promise<Record<string, unknown>[]> => await usageRecords(tp.adminUrl, '?tenant=acme');
+    // The close bills what it holds before the session's end is logged.
+    await until(() => tp.logs.some((l) => l.msg === 'session end'), 10_000, 'the session ended');
+    await until(async () => (await records()).length >= 1, 10_000, 'the response billed');
+    const all = await records();
+    expect(all.map((r) => [r['ref'], r['estimated'], r['settledBy']])).toEqual([['resp_once', false, 'response.done']]);
+  });
+});
