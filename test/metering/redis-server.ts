@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 export interface RedisServer {
   readonly port: number;
@@ -113,5 +114,32 @@ export async function startRedis(): Promise<RedisServer> {
       mkdirSync(dir, { recursive: true });
       child = await launch(port, dir);
     },
+  };
+}
+
+/**
+ * A Redis server for a test file (started before its tests, stopped after them) and the file's
+ * cleanups, run after each test once the server answers again: a test that failed with it paused
+ * would leave it stalled for the next.
+ */
+export function redisForFile(): { readonly redis: RedisServer; readonly cleanups: Array<() => Promise<void>> } {
+  let server: RedisServer | null = null;
+  const cleanups: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  afterEach(async () => {
+    server?.resume();
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return {
+    get redis(): RedisServer {
+      if (server === null) throw new Error('the Redis server starts in beforeAll');
+      return server;
+    },
+    cleanups,
   };
 }

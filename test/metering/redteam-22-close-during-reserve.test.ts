@@ -14,24 +14,12 @@
  * never came.
  */
 import type WebSocket from 'ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { redisForFile } from './redis-server.js';
 import { scriptedMeteredProxy, scriptedResponse, scriptedSession, until, usageRecords } from './support.js';
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  // A test that failed with Redis stalled leaves it answering for the next.
-  redis.resume();
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const file = redisForFile();
+const { cleanups } = file;
 
 describe('red team 22: the session ends while a server-started response waits for its reservation', () => {
   let sessions = 0;
@@ -59,18 +47,18 @@ describe('red team 22: the session ends while a server-started response waits fo
       },
       {
         tenants: { acme: { limits: { dailyUsd: 1 } } },
-        metering: { ledger: { kind: 'redis', url: redis.url, keyPrefix: `rt22a${++sessions}:`, commandTimeoutMs: 1_000 } },
+        metering: { ledger: { kind: 'redis', url: file.redis.url, keyPrefix: `rt22a${++sessions}:`, commandTimeoutMs: 1_000 } },
       },
     );
     const c = await tp.client();
     await c.next('session.created');
     expect(upstream).not.toBeNull();
 
-    redis.pause();
+    file.redis.pause();
     c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go' }] } });
     const closed = await c.closed;
     expect(closed.code).not.toBe(1000);
-    redis.resume();
+    file.redis.resume();
 
     const records = async (): Promise<Record<string, unknown>[]> => await usageRecords(tp.adminUrl, '?tenant=acme');
     await until(async () => (await records()).length >= started.length, 10_000, 'the started responses billed');

@@ -15,24 +15,14 @@
  * transcription (`seconds: 1e300` priced at Infinity): billed by the audio committed.
  */
 import pino from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PriceBook } from '../../src/metering/pricing.js';
 import { InputTranscriptions } from '../../src/metering/transcriptions.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { redisForFile } from './redis-server.js';
 import { scriptedMeteredProxy, scriptedResponse, scriptedSession, textUsage, until, usageRecords } from './support.js';
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const file = redisForFile();
+const { cleanups } = file;
 
 const HUGE = 1e16;
 
@@ -54,7 +44,7 @@ describe('red team 22: a usage count too large to price exactly', () => {
       },
       {
         tenants: { acme: { limits: { dailyUsd: 1 } }, globex: { limits: { dailyUsd: 1 } } },
-        metering: { ledger: { kind: 'redis', url: redis.url, keyPrefix: 'rt22c:' } },
+        metering: { ledger: { kind: 'redis', url: file.redis.url, keyPrefix: 'rt22c:' } },
       },
     );
     // acme's response reports the huge count; then globex's a normal one, on the same instance.

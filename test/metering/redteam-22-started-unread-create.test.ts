@@ -14,24 +14,12 @@
  * (`upstream_drop_estimate`, ref the response's id).
  */
 import type WebSocket from 'ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { redisForFile } from './redis-server.js';
 import { scriptedMeteredProxy, scriptedResponse, scriptedSession, spend, until, usageRecords } from './support.js';
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  // A test that failed with Redis stalled leaves it answering for the next.
-  redis.resume();
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const file = redisForFile();
+const { cleanups } = file;
 
 describe('red team 22: a create whose response.created the relay read but metering had not, at the close', () => {
   let sessions = 0;
@@ -57,7 +45,7 @@ describe('red team 22: a create whose response.created the relay read but meteri
       },
       {
         tenants: { acme: { limits: { dailyUsd: 1 } } },
-        metering: { ledger: { kind: 'redis', url: redis.url, keyPrefix: `rt22b${++sessions}:`, commandTimeoutMs: 1_000 }, ...metering },
+        metering: { ledger: { kind: 'redis', url: file.redis.url, keyPrefix: `rt22b${++sessions}:`, commandTimeoutMs: 1_000 }, ...metering },
       },
     );
     const c = await tp.client();
@@ -67,14 +55,14 @@ describe('red team 22: a create whose response.created the relay read but meteri
     await until(() => creates.length === 1, 10_000, 'the create upstream');
     if (expire) await until(async () => (await spend(tp.adminUrl)).day.reservedUsd === '0.00', 10_000, 'the unanswered create released');
 
-    redis.pause();
+    file.redis.pause();
     const up = upstream!;
     up.send({ type: 'response.created', event_id: 'event_r1', response: scriptedResponse('resp_vad', 'in_progress') });
     up.send({ type: 'response.created', event_id: 'event_r2', response: scriptedResponse('resp_oob', 'in_progress', { conversation_id: null, max_output_tokens: 100 }) });
     up.ws.terminate();
     const closed = await c.closed;
     expect(closed.code).not.toBe(1000);
-    redis.resume();
+    file.redis.resume();
 
     const billed = async (): Promise<Record<string, unknown>[]> => await usageRecords(tp.adminUrl, '?tenant=acme');
     await until(async () => (await billed()).length >= 2, 10_000, 'both started responses billed');

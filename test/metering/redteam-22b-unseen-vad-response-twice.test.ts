@@ -6,24 +6,13 @@
  * turn still looked like a turn server VAD would answer unseen (#unreadTurn).
  */
 import type WebSocket from 'ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendEvents, speechThenSilence } from '../support/harness.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { redisForFile } from './redis-server.js';
 import { scriptedMeteredProxy, scriptedResponse, scriptedSession, until, usageRecords } from './support.js';
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  redis.resume();
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const file = redisForFile();
+const { cleanups } = file;
 
 const VAD = { type: 'server_vad', threshold: 0.5, silence_duration_ms: 200, prefix_padding_ms: 0, create_response: true, interrupt_response: true };
 
@@ -50,7 +39,7 @@ describe('red team 22b: a server-VAD response the relay read and metering did no
       },
       {
         tenants: { acme: { limits: { dailyUsd: 1 } } },
-        metering: { ledger: { kind: 'redis', url: redis.url, keyPrefix: 'rt22b-vad:', commandTimeoutMs: 1_000 } },
+        metering: { ledger: { kind: 'redis', url: file.redis.url, keyPrefix: 'rt22b-vad:', commandTimeoutMs: 1_000 } },
       },
     );
     const c = await tp.client();
@@ -58,11 +47,11 @@ describe('red team 22b: a server-VAD response the relay read and metering did no
     expect(upstream).not.toBeNull();
     // One turn of audio, written faster than real time (3 s in one write).
     for (const ev of appendEvents(speechThenSilence(2_000, 1_000))) c.send(ev);
-    redis.pause();
+    file.redis.pause();
     c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go' }] } });
     const closed = await c.closed;
     expect(closed.code).not.toBe(1000);
-    redis.resume();
+    file.redis.resume();
 
     const records = async (): Promise<Record<string, unknown>[]> => await usageRecords(tp.adminUrl, '?tenant=acme');
     await until(() => tp.logs.some((l) => l.msg === 'session end'), 10_000, 'the session ended');
