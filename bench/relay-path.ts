@@ -26,7 +26,7 @@ import { compileChild } from './lib/compiled.js';
 import { REPO_ROOT } from './lib/ipc.js';
 import { summarisePairs, type PairedSummary } from './lib/paired.js';
 import { profileStart, profileStop, summarise } from './lib/profile.js';
-import { appendEvent, benchEvent, pcm16, rng, tsOffset, writeTs } from './lib/wire.js';
+import { appendEvent, benchEvent, pcm16, rng, SESSION_UPDATE, tsOffset, writeTs } from './lib/wire.js';
 
 /**
  * `npx tsx bench/relay-path.ts [--baseline DIR] [--pairs 12] [--warmup 3] [--sessions 100] [--turns 3] [--cpu-prof]`:
@@ -93,18 +93,6 @@ interface RoundResult {
 // Child: one tree's relay path.
 // ---------------------------------------------------------------------------------------------
 
-const SESSION_UPDATE = {
-  session: {
-    type: 'realtime',
-    // The load generator's (bench/lib/load.ts): compliant with the shipped policy's instruction lock.
-    instructions: "You are Acme's customer-support agent. Stay on the topic of Acme orders, billing and products. Be concise.",
-    output_modalities: ['audio'],
-    audio: {
-      input: { format: { type: 'audio/pcm', rate: 24_000 }, turn_detection: null },
-      output: { format: { type: 'audio/pcm', rate: 24_000 }, voice: 'marin' },
-    },
-  },
-};
 const USAGE = {
   total_tokens: 1312,
   input_tokens: 812,

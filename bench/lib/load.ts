@@ -1,6 +1,6 @@
 import { Histogram } from './histogram.js';
 import { clientFrame, OP_TEXT, RawWsClient } from './ws-raw.js';
-import { appendEvent, APPEND_TS_OFFSET, benchEvent, nowNs, readTs, rng, tsOffset, typeOf, writeTs } from './wire.js';
+import { appendEvent, APPEND_TS_OFFSET, benchEvent, nowNs, readTs, rng, SESSION_UPDATE, tsOffset, typeOf, writeTs } from './wire.js';
 
 /**
  * The load generator: N Realtime client sessions on raw sockets. Paced mode streams microphone
@@ -88,19 +88,6 @@ interface AppendTemplate {
   readonly frame: Buffer;
   readonly tsAt: number;
 }
-
-const SESSION_UPDATE = {
-  session: {
-    type: 'realtime',
-    // Compliant with the strict shipped policy's instruction lock, so a governed run rewrites nothing.
-    instructions: "You are Acme's customer-support agent. Stay on the topic of Acme orders, billing and products. Be concise.",
-    output_modalities: ['audio'],
-    audio: {
-      input: { format: { type: 'audio/pcm', rate: 24_000 }, turn_detection: null },
-      output: { format: { type: 'audio/pcm', rate: 24_000 }, voice: 'marin' },
-    },
-  },
-};
 
 function controlFrame(type: string, letter: string, body: Record<string, unknown>): AppendTemplate {
   const payload = benchEvent(type, letter, body);

@@ -95,3 +95,17 @@ export function rng(seed: number): () => number {
     return (x >>> 0) / 0x100000000;
   };
 }
+
+/** The session.update every bench session sends first (the load generator's, the relay-path bench's). */
+export const SESSION_UPDATE = {
+  session: {
+    type: 'realtime',
+    // Compliant with the strict shipped policy's instruction lock, so a governed run rewrites nothing.
+    instructions: "You are Acme's customer-support agent. Stay on the topic of Acme orders, billing and products. Be concise.",
+    output_modalities: ['audio'],
+    audio: {
+      input: { format: { type: 'audio/pcm', rate: 24_000 }, turn_detection: null },
+      output: { format: { type: 'audio/pcm', rate: 24_000 }, voice: 'marin' },
+    },
+  },
+};
