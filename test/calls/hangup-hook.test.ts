@@ -221,6 +221,33 @@ describe('RelaySession endCallFirst: the call ends before its sideband closes (f
     expect(cancels()).toEqual(['resp_b', 'resp_a']);
   });
 
+  // Mutation (twenty-second session, src/relay/session.ts 884 and 892: the clear sent whatever was cancelled).
+  it("a drain whose running responses a filter cancelled already sends no cancel and no second clear; it still waits for their response.done", async () => {
+    let drained = false;
+    const { session, upstream, received } = await sideband((_e, drain) => drain().then(() => void (drained = true)), { metering: true });
+    upstream().send(created('resp_a'));
+    await until(() => session.conversation.activeResponses().length === 1, 'the response read');
+    session.cancelResponse('resp_a', 'guardrails', new ProxyError('guardrail_blocked'));
+    const sent = () => received.filter((e) => e.type === 'response.cancel' || e.type === 'output_audio_buffer.clear').map((e) => e.type);
+    await until(() => sent().length === 2, "the filter's cancel and clear upstream");
+    session.close(new ProxyError('guardrail_blocked'));
+    upstream().send(done('resp_a'));
+    await until(() => drained, 'the drain to resolve at the response.done');
+    expect(sent()).toEqual(['response.cancel', 'output_audio_buffer.clear']);
+  });
+
+  // Mutation (twenty-second session, src/relay/session.ts 969: `#endCallFirst === null` → true, the sideband taken for a watcher).
+  it("the sideband's own linger cancels what still runs once the hook settled without draining (a watcher's would only read it)", async () => {
+    const { session, upstream, received } = await sideband(() => Promise.resolve(), { metering: true });
+    upstream().send(created('resp_a'));
+    await until(() => session.conversation.activeResponses().length === 1, 'the response read');
+    session.close(new ProxyError('guardrail_blocked'));
+    await until(() => received.some((e) => e.type === 'response.cancel'), "the linger's cancel upstream");
+    expect(received.filter((e) => e.type === 'response.cancel').map((e) => e.response_id)).toEqual(['resp_a']);
+    upstream().send(done('resp_a'));
+    await until(() => session.ended, 'the session to end at the response.done');
+  });
+
   it('without metering (nothing to bill) or with nothing running, the drain resolves at once and sends nothing', async () => {
     for (const metering of [false, true]) {
       let drained = false;

@@ -1,189 +1,24 @@
 import { createServer, type AddressInfo } from 'node:net';
-import pino from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
-import { systemClock } from '../../src/main.js';
-import { ChainTemplate, QUEUED_FRAME_OVERHEAD_BYTES } from '../../src/pipeline/chain.js';
-import { CONTINUE, DROP, type Clock, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../../src/pipeline/filter.js';
-import type { Frame } from '../../src/pipeline/frame.js';
+import { describe, expect, it, afterEach } from 'vitest';
+import { QUEUED_FRAME_OVERHEAD_BYTES } from '../../src/pipeline/chain.js';
+import { CONTINUE, DROP, type Clock, type FilterFactory, type SessionContext, type Verdict } from '../../src/pipeline/filter.js';
 import { Conversation } from '../../src/protocol/conversation.js';
 import { CloseCode, ProxyError } from '../../src/protocol/errors.js';
 import { MemoryBudget } from '../../src/server/memory-budget.js';
-import { RelaySession, type ClientSocket } from '../../src/relay/session.js';
-import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.js';
-import type { Tenant } from '../../src/tenants/tenant.js';
-import { TenantResolver } from '../../src/tenants/resolver.js';
-import { upstreamTarget } from '../../src/upstream/dial.js';
+import type { RelaySession } from '../../src/relay/session.js';
 import { scriptedUpstream, sessionCreated, type ScriptedUpstream } from '../resilience/support/faulty-upstream.js';
+import { FakeClient, filterOf, relaySessionFixture, reportsFilter, responseIdOf, say, send, sendRaw, until } from '../support/relay-session.js';
 
 /**
- * The relay core on its own: a RelaySession between a fake client socket (the four uWS calls the
- * client link makes, every frame recorded) and the real simulator upstream, with a chain of test
- * filters. The end-to-end tests reach these paths only with the shipped filters, which never ask
+ * The relay core on its own (test/support/relay-session.ts: a fake client socket, the simulator
+ * upstream, a chain of test filters). The end-to-end tests reach these paths only with the shipped filters, which never ask
  * for output audio and rarely hold a frame behind a verdict; mutation testing of the core
  * (2026-12-05: 38 of 99 mutants of forward/cancelResponse killed by them) showed what they miss.
  */
 
-const SIM_KEY = 'sk-simulator-core';
-let sim: SimulatorHandle;
-beforeAll(async () => {
-  sim = await startSimulator({ apiKey: SIM_KEY });
-});
-afterAll(async () => {
-  await sim?.close();
-});
+const core = relaySessionFixture();
+const { open, upstreamReceived } = core;
 
-/** What the client link needs of a uWS socket; every frame the client would read is kept, parsed. */
-class FakeClient {
-  readonly frames: Record<string, unknown>[] = [];
-  ended: { code: number; reason: string } | null = null;
-  /** What getBufferedAmount answers, and what send answers (1 written, 0 backpressure). */
-  buffered = 0;
-  answer = 1;
-  /** Set: the next send throws it (a socket call failing inside the flush). */
-  throwOnSend: Error | null = null;
-  send(data: Buffer | string): number {
-    if (this.throwOnSend) throw this.throwOnSend;
-    this.frames.push(JSON.parse(typeof data === 'string' ? data : data.toString('utf8')) as Record<string, unknown>);
-    return this.answer;
-  }
-  cork(fn: () => void): this {
-    fn();
-    return this;
-  }
-  getBufferedAmount(): number {
-    return this.buffered;
-  }
-  end(code: number, reason: string): void {
-    this.ended = { code, reason };
-  }
-  types(): string[] {
-    return this.frames.map((f) => String(f['type']));
-  }
-}
-
-/** A test filter: sees what `wants` names, decides with `decide`, reaches its session through `ctx`. */
-function filterOf(wants: FilterFactory['wants'], decide: (ctx: SessionContext, direction: 'client' | 'server', frame: Frame) => Verdict | Promise<Verdict>): { factory: FilterFactory; ctx: () => SessionContext } {
-  let ctx: SessionContext | null = null;
-  const factory: FilterFactory = {
-    name: 'test',
-    wants,
-    create: (c): Filter => {
-      ctx = c;
-      return { onClient: (f) => decide(c, 'client', f), onServer: (f) => decide(c, 'server', f) };
-    },
-  };
-  return { factory, ctx: () => ctx! };
-}
-
-const sessions: RelaySession[] = [];
-afterEach(() => {
-  for (const s of sessions.splice(0)) if (!s.ended) s.close(new ProxyError('server_shutting_down'));
-});
-
-interface OpenOptions {
-  callId?: string;
-  backpressure?: Record<string, number>;
-  upstreamUrl?: string;
-  onInjectedEventError?: string;
-  /** Metering on with this linger; off when absent. */
-  lingerMs?: number;
-  maxFrameBytes?: number;
-  maxJsonDepth?: number;
-  budget?: MemoryBudget;
-  /** More query parameters (the session's `?call_id=`, say). */
-  query?: Record<string, string>;
-  secretSession?: Record<string, unknown>;
-  clock?: Clock;
-  pingIntervalMs?: number;
-  pongTimeoutMs?: number;
-  /** `policies.notices` (default event). */
-  notices?: 'event' | 'error' | 'off';
-  /** The session's log records, parsed (debug and up); silent when absent. */
-  logs?: Record<string, unknown>[];
-}
-
-function open(factories: FilterFactory[], options: OpenOptions = {}): { session: RelaySession; client: FakeClient; ended: Promise<void> } {
-  const server: Record<string, unknown> = {
-    ...(options.backpressure ? { backpressure: options.backpressure } : {}),
-    ...(options.maxFrameBytes !== undefined ? { maxFrameBytes: options.maxFrameBytes } : {}),
-    ...(options.maxJsonDepth !== undefined ? { maxJsonDepth: options.maxJsonDepth } : {}),
-  };
-  const config = parseConfig(
-    {
-      upstream: {
-        provider: 'openai',
-        url: options.upstreamUrl ?? sim.url,
-        apiKey: SIM_KEY,
-        allowCallId: true,
-        ...(options.onInjectedEventError ? { onInjectedEventError: options.onInjectedEventError } : {}),
-        ...(options.pingIntervalMs !== undefined ? { pingIntervalMs: options.pingIntervalMs } : {}),
-        ...(options.pongTimeoutMs !== undefined ? { pongTimeoutMs: options.pongTimeoutMs } : {}),
-      },
-      ...(Object.keys(server).length > 0 ? { server } : {}),
-      // Metering on only when a test sets the linger (no metering filter: the core only reads its linger setting).
-      metering: options.lingerMs !== undefined ? { enabled: true, lingerAfterClientCloseMs: options.lingerMs } : { enabled: false },
-      ...(options.notices ? { policies: { notices: options.notices } } : {}),
-      tenants: { acme: { keys: [{ key: 'rpk_core_test_key_0123456789' }] } },
-    },
-    '(session core test)',
-    {},
-  );
-  const tenant = new TenantResolver(config).tenants.get('acme') as Tenant;
-  const query = new Map([['model', 'gpt-realtime'], ...Object.entries(options.query ?? {})]);
-  const client = new FakeClient();
-  let onEnded!: () => void;
-  const ended = new Promise<void>((r) => (onEnded = r));
-  const session = new RelaySession(
-    {
-      id: `rps_core${sessions.length}`,
-      tenant,
-      model: 'gpt-realtime',
-      query,
-      // The upstream is dialled with the model alone (a call_id would make the simulator a call's sideband).
-      target: upstreamTarget(config.upstream, new Map([['model', 'gpt-realtime']]), new Map()),
-      config,
-      template: new ChainTemplate(factories),
-      clock: options.clock ?? systemClock,
-      log: options.logs ? pino({ level: 'debug' }, { write: (line: string) => void options.logs!.push(JSON.parse(line) as Record<string, unknown>) }) : pino({ level: 'silent' }),
-      onEnded: () => onEnded(),
-      ...(options.callId ? { callId: options.callId } : {}),
-      ...(options.budget ? { budget: options.budget } : {}),
-      ...(options.secretSession ? { secretSession: options.secretSession } : {}),
-    },
-    client as unknown as ClientSocket,
-  );
-  sessions.push(session);
-  session.start();
-  return { session, client, ended };
-}
-
-/** A client frame as uWS hands it over. */
-function send(session: RelaySession, event: Record<string, unknown>): void {
-  const bytes = Buffer.from(JSON.stringify(event));
-  session.onClientMessage(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), false);
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const say = (session: RelaySession, text: string) => {
-  send(session, { type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
-  send(session, { type: 'response.create' });
-};
-const responseIdOf = (client: FakeClient) => ((client.frames.find((f) => f['type'] === 'response.created')?.['response'] as { id?: string } | undefined)?.id ?? null);
-const upstreamReceived = () => sim.connections.at(-1)!.received.map((r) => r.event as Record<string, unknown>);
-
-
-/** A filter that records every report the chain hears. */
-function reportsFilter(reports: Record<string, unknown>[]): FilterFactory {
-  return { name: 'reports', wants: {}, create: () => ({ onReport: (r) => void reports.push(r as unknown as Record<string, unknown>) }) };
-}
 describe('RelaySession: suppression of a cancelled response', () => {
   it('output audio that a filter asked for goes through the chain and is still dropped once its response is cancelled', async () => {
     let audioSeen = 0;
@@ -223,8 +58,8 @@ describe('RelaySession: suppression of a cancelled response', () => {
     const { session, client } = open([f.factory]);
     await until(() => client.types().includes('session.created'), 'session.created');
     say(session, `say: ${'words that wait behind a slow verdict '.repeat(3)}`);
-    await until(() => upstreamReceived().some((e) => e['type'] === 'response.create') && sim.connections.at(-1)!.sent.some((e) => e.type === 'response.done'), 'the upstream finished the response');
-    const id = sim.connections.at(-1)!.sent.find((e) => e.type === 'response.created')!.responseId!;
+    await until(() => upstreamReceived().some((e) => e['type'] === 'response.create') && core.sim.connections.at(-1)!.sent.some((e) => e.type === 'response.done'), 'the upstream finished the response');
+    const id = core.sim.connections.at(-1)!.sent.find((e) => e.type === 'response.created')!.responseId!;
     // Cancelled while its frames wait in the chain.
     f.ctx().cancelResponse(id, 'test', new ProxyError('guardrail_blocked'));
     release();
@@ -546,11 +381,7 @@ describe('RelaySession: what the upstream sends', () => {
 });
 
 describe('RelaySession: what a client may send', () => {
-  const raw = (session: RelaySession, text: string | Buffer, binary = false) => {
-    const copy = new Uint8Array(Buffer.byteLength(text));
-    copy.set(Buffer.isBuffer(text) ? text : Buffer.from(text));
-    session.onClientMessage(copy.buffer, binary);
-  };
+  const raw = sendRaw;
   const errors = (client: FakeClient) => client.frames.filter((f) => f['type'] === 'error').map((f) => f['error'] as Record<string, unknown>);
 
   it('each malformed frame gets its own invalid-event answer, is counted, never reaches the upstream, and the session goes on', async () => {
@@ -1010,7 +841,7 @@ describe('RelaySession: construction, start and what its links report', () => {
   });
 
   it('a filter ending the session as it starts: the client gets its error and close, and the upstream is never dialled', async () => {
-    const before = sim.connections.length;
+    const before = core.sim.connections.length;
     const closer: FilterFactory = { name: 'closer', wants: {}, create: (ctx) => ({ onStart: () => ctx.close(new ProxyError('policy_violation')) }) };
     const { session, client, ended } = open([closer]);
     await ended;
@@ -1020,7 +851,7 @@ describe('RelaySession: construction, start and what its links report', () => {
     // A session opened after it reaches the simulator: the ended one never dialled (it would have been first).
     const next = open([]);
     await until(() => next.client.types().includes('session.created'), 'the next session.created');
-    expect(sim.connections.length).toBe(before + 1);
+    expect(core.sim.connections.length).toBe(before + 1);
   });
 
   it('the upstream connection is reported once with its connect time; an unreachable upstream ends the session with upstream_unavailable (1013)', async () => {
