@@ -90,7 +90,9 @@ export function readClientQuery(raw: string, config: UpstreamConfig): ClientQuer
   const dropped: string[] = [];
   for (const [name, value] of new URLSearchParams(raw)) {
     if (!(FORWARDED_QUERY_PARAMS as readonly string[]).includes(name)) {
-      if (!dropped.includes(name) && dropped.length < 16) dropped.push(name.slice(0, 64));
+      // Compared as kept (cut): a long name given twice is named once.
+      const shown = name.slice(0, 64);
+      if (!dropped.includes(shown) && dropped.length < 16) dropped.push(shown);
       continue;
     }
     if (query.has(name)) return badRequest(`The query parameter '${name}' is given more than once.`, name);
