@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkedMembers } from './checked-members.js';
+import { DELTA_KEYS as KEYS, parsedMembers as parsed, walkedMembers as read } from '../../test/support/member-readings.js';
 
 /**
  * Survivors of the first mutation run of checked-members.ts (twenty-second session, 2026-12-07): the
@@ -7,37 +8,7 @@ import { checkedMembers } from './checked-members.js';
  * (accept what it refuses, or read another value) or refuse what it reads exactly.
  */
 
-const KEYS = ['response_id', 'item_id', 'content_index', 'delta'];
 const b = (s: string) => Buffer.from(s, 'utf8');
-
-/** What the walk read (strings and numbers; null for absent or other kinds), or undefined. */
-function read(text: string, keys: readonly string[] = KEYS): Record<string, string | number | null> | undefined {
-  const buf = b(text);
-  const m = checkedMembers(buf, keys);
-  if (m === undefined) return undefined;
-  const out: Record<string, string | number | null> = {};
-  keys.forEach((k, i) => {
-    out[k] = m.stringStart[i]! >= 0 ? buf.toString('utf8', m.stringStart[i], m.stringEnd[i]) : Number.isNaN(m.numbers[i]!) ? null : m.numbers[i]!;
-  });
-  return out;
-}
-
-/** JSON.parse's reading of the same keys, or undefined when it throws. */
-function parsed(text: string, keys: readonly string[] = KEYS): Record<string, string | number | null> | undefined {
-  let ev: unknown;
-  try {
-    ev = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof ev !== 'object' || ev === null || Array.isArray(ev)) return undefined;
-  const out: Record<string, string | number | null> = {};
-  for (const k of keys) {
-    const v = (ev as Record<string, unknown>)[k];
-    out[k] = typeof v === 'string' || typeof v === 'number' ? v : null;
-  }
-  return out;
-}
 
 /** The walk answers, and exactly as JSON.parse reads. */
 function readsAsParsed(text: string, keys: readonly string[] = KEYS): void {

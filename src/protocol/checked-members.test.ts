@@ -1,37 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { checkedMembers } from './checked-members.js';
+import { DELTA_KEYS as KEYS, parsedMembers as parsed, walkedMembers as read } from '../../test/support/member-readings.js';
 
-const KEYS = ['response_id', 'item_id', 'content_index', 'delta'];
 const b = (s: string) => Buffer.from(s, 'utf8');
-
-/** What the walk read, as plain values (or undefined: the caller parses). */
-function read(text: string | Buffer, keys = KEYS): Record<string, string | number | null> | undefined {
-  const buf = typeof text === 'string' ? b(text) : text;
-  const m = checkedMembers(buf, keys);
-  if (m === undefined) return undefined;
-  const out: Record<string, string | number | null> = {};
-  keys.forEach((k, i) => {
-    out[k] = m.stringStart[i]! >= 0 ? buf.toString('utf8', m.stringStart[i], m.stringEnd[i]) : Number.isNaN(m.numbers[i]!) ? null : m.numbers[i]!;
-  });
-  return out;
-}
-
-/** What JSON.parse reads for the same keys (strings and numbers only), or undefined when it throws. */
-function parsed(text: string | Buffer, keys = KEYS): Record<string, string | number | null> | undefined {
-  let ev: unknown;
-  try {
-    ev = JSON.parse(typeof text === 'string' ? text : text.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof ev !== 'object' || ev === null || Array.isArray(ev)) return undefined;
-  const out: Record<string, string | number | null> = {};
-  for (const k of keys) {
-    const v = (ev as Record<string, unknown>)[k];
-    out[k] = typeof v === 'string' || typeof v === 'number' ? v : null;
-  }
-  return out;
-}
 
 /** The walk's one promise: when it answers, JSON.parse accepts the frame and reads the same. */
 function agrees(text: string | Buffer): void {
