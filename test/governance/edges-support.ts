@@ -212,3 +212,27 @@ export function guardedRecordingProxy(policyYaml: string, tag: string): {
     },
   };
 }
+
+/**
+ * A Script that answers item creates as the upstream adds items: `conversation.item.added` after the
+ * item it follows (its `previous_item_id`, else the connection's last appended item), an id given to
+ * an item sent without one; and deletes with `conversation.item.deleted`. The guardrails place the
+ * items they see added, so an insertion meets its real neighbours.
+ */
+export function itemsAddedInPlace(): Script {
+  // The last appended item of each connection, by its send function.
+  const lastItem = new Map<(event: object) => void, unknown>();
+  let generated = 0;
+  return (event, send) => {
+    if (event.type === 'conversation.item.delete') {
+      send({ type: 'conversation.item.deleted', event_id: `ev_del_${String(event['item_id'])}`, item_id: event['item_id'] });
+      return 'handled';
+    }
+    if (event.type !== 'conversation.item.create') return undefined;
+    const item: Record<string, unknown> = { ...(event['item'] as Record<string, unknown>), object: 'realtime.item', status: 'completed' };
+    item['id'] ??= `item_up${++generated}`;
+    send({ type: 'conversation.item.added', event_id: `ev_${String(item['id'])}`, previous_item_id: event['previous_item_id'] ?? lastItem.get(send) ?? null, item });
+    if (event['previous_item_id'] === undefined) lastItem.set(send, item['id']);
+    return 'handled';
+  };
+}

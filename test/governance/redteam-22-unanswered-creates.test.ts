@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestClient, TestProxy } from '../support/harness.js';
-import { barrier, errorOf, recordingUpstream, type RecordedConnection, type RecordingUpstream } from './edges-support.js';
+import { barrier, errorOf, itemsAddedInPlace, recordingUpstream, type RecordedConnection, type RecordingUpstream } from './edges-support.js';
 import { guardedProxy } from '../policies/guarded-proxy.js';
 import { userMessage } from '../policies/support.js';
 
@@ -28,17 +28,7 @@ let upstream: RecordingUpstream;
 let tp: TestProxy;
 let sessions = 0;
 beforeAll(async () => {
-  // Each client item is echoed as the upstream adds it, after the item it follows (by connection).
-  const lastItem = new Map<(event: object) => void, unknown>();
-  let generated = 0;
-  upstream = await recordingUpstream((event, send) => {
-    if (event.type !== 'conversation.item.create') return undefined;
-    const item: Record<string, unknown> = { ...(event['item'] as Record<string, unknown>), object: 'realtime.item', status: 'completed' };
-    item['id'] ??= `item_up${++generated}`;
-    send({ type: 'conversation.item.added', event_id: `ev_${String(item['id'])}`, previous_item_id: event['previous_item_id'] ?? lastItem.get(send) ?? null, item });
-    if (event['previous_item_id'] === undefined) lastItem.set(send, item['id']);
-    return 'handled';
-  });
+  upstream = await recordingUpstream(itemsAddedInPlace());
   tp = await guardedProxy(upstream.url, POLICY);
 });
 afterAll(async () => {
