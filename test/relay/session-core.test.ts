@@ -487,33 +487,8 @@ describe('RelaySession: ends and the linger for response.done', () => {
     for (const u of upstreams.splice(0)) await u.close();
   });
 
-  /** An upstream that starts a response on each create and ends it (cancelled) `doneAfterCancel` ms after a cancel; never when null. */
-  async function slowResponses(doneAfterCancel: number | null): Promise<ScriptedUpstream & { received: Record<string, unknown>[] }> {
-    const received: Record<string, unknown>[] = [];
-    const up = await scriptedUpstream((ws) => {
-      ws.send(sessionCreated(1));
-      let n = 0;
-      ws.on('message', (data) => {
-        const ev = JSON.parse(String(data)) as Record<string, unknown>;
-        received.push(ev);
-        if (ev['type'] === 'response.create') {
-          n++;
-          ws.send(JSON.stringify({ type: 'response.created', event_id: `evt_rc${n}`, response: { id: `resp_${n}`, object: 'realtime.response', status: 'in_progress', output: [] } }));
-        }
-        if (ev['type'] === 'response.cancel' && doneAfterCancel !== null) {
-          const id = String(ev['response_id']);
-          // A cancelled response still streams a little before its response.done.
-          for (let d = 0; d < 2; d++) ws.send(JSON.stringify({ type: 'response.output_text.delta', event_id: `evt_d${d}_${id}`, response_id: id, item_id: 'item_x', output_index: 0, content_index: 0, delta: 'x' }));
-          setTimeout(() => ws.send(JSON.stringify({ type: 'response.done', event_id: `evt_done_${id}`, response: { id, object: 'realtime.response', status: 'cancelled', output: [], usage: null } })), doneAfterCancel);
-        }
-      });
-    });
-    upstreams.push(up);
-    return Object.assign(up, { received });
-  }
-
   it('a client that leaves mid-response: one response.cancel, the upstream read until its response.done, then the session ends as the client closed it', async () => {
-    const up = await slowResponses(30);
+    const up = await core.respondingUpstream(30);
     const reports: string[] = [];
     const watcher = filterOf({ server: ['response.done', 'response.output_text.delta'] }, (ctx, _d, frame) => {
       reports.push(frame.type);
@@ -537,7 +512,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   });
 
   it('a response a filter would start while the session lingers is not sent: nobody would hear it, OpenAI would bill it (2026-12-06: a filter answering each response.done looped create/cancel for the whole linger)', async () => {
-    const up = await slowResponses(30);
+    const up = await core.respondingUpstream(30);
     // A filter that answers the first response.done with a create of its own, as the spoken-turn hold does for an owed turn.
     const answering = filterOf({ server: ['response.done'] }, (ctx, _d, frame) => {
       if (frame.type === 'response.done') ctx.sendUpstream({ type: 'response.create' }, 'test');
@@ -553,7 +528,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   });
 
   it('a client that stopped reading, then left: the linger reads the paused upstream again and says so (metering keeps unanswered creates while it is paused; found 2026-12-05)', async () => {
-    const up = await slowResponses(30);
+    const up = await core.respondingUpstream(30);
     const reports: Record<string, unknown>[] = [];
     const { session, client, ended } = open([reportsFilter(reports)], { upstreamUrl: up.url, lingerMs: 10_000, backpressure: { highWatermarkBytes: 1024, lowWatermarkBytes: 512 } });
     await until(() => client.types().includes('session.created'), 'session.created');
@@ -568,7 +543,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   });
 
   it("the linger ends only once every filter has had the response.done: one still deciding on it (async) keeps the session (2026-12-05: it ended while the verdict was pending, before the filters after it saw the frame)", async () => {
-    const up = await slowResponses(10);
+    const up = await core.respondingUpstream(10);
     let settled = false;
     const slow = filterOf({ server: ['response.done'] }, () => new Promise<Verdict>((r) => setTimeout(() => ((settled = true), r(CONTINUE)), 50)));
     const after: string[] = [];
@@ -586,7 +561,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   });
 
   it('a create not yet answered also keeps the upstream; a response it starts while lingering is cancelled too', async () => {
-    const up = await slowResponses(10);
+    const up = await core.respondingUpstream(10);
     const { session, client, ended } = open([], { upstreamUrl: up.url, lingerMs: 10_000 });
     await until(() => client.types().includes('session.created'), 'session.created');
     send(session, { type: 'response.create' });
@@ -597,7 +572,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   });
 
   it('the linger is bounded: an upstream that never finishes the response is closed after lingerAfterClientCloseMs', async () => {
-    const up = await slowResponses(null);
+    const up = await core.respondingUpstream(null);
     const { session, client, ended } = open([], { upstreamUrl: up.url, lingerMs: 100 });
     await until(() => client.types().includes('session.created'), 'session.created');
     send(session, { type: 'response.create' });
@@ -610,7 +585,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
 
   it('without metering, or with nothing running, a client close ends the session at once and cancels nothing', async () => {
     for (const lingerMs of [undefined, 10_000]) {
-      const up = await slowResponses(10);
+      const up = await core.respondingUpstream(10);
       const { session, client } = open([], { upstreamUrl: up.url, ...(lingerMs ? { lingerMs } : {}) });
       await until(() => client.types().includes('session.created'), 'session.created');
       if (lingerMs === undefined) {
@@ -624,7 +599,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   });
 
   it('the proxy ending a session mid-response: the client gets the error and its close code at once, the upstream is kept for the response.done; close runs once', async () => {
-    const up = await slowResponses(30);
+    const up = await core.respondingUpstream(30);
     const { session, client, ended } = open([], { upstreamUrl: up.url, lingerMs: 10_000 });
     await until(() => client.types().includes('session.created'), 'session.created');
     send(session, { type: 'response.create' });
@@ -644,7 +619,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
 
   it('the proxy ending a session ends it at once without metering, or with nothing running', async () => {
     for (const lingerMs of [undefined, 10_000]) {
-      const up = await slowResponses(10);
+      const up = await core.respondingUpstream(10);
       const { session, client } = open([], { upstreamUrl: up.url, ...(lingerMs ? { lingerMs } : {}) });
       await until(() => client.types().includes('session.created'), 'session.created');
       if (lingerMs === undefined) {
@@ -659,7 +634,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   });
 
   it('a response a filter already cancelled is not cancelled again when the client leaves; the others are', async () => {
-    const up = await slowResponses(10);
+    const up = await core.respondingUpstream(10);
     const { session, client, ended } = open([], { upstreamUrl: up.url, lingerMs: 10_000 });
     await until(() => client.types().includes('session.created'), 'session.created');
     send(session, { type: 'response.create', response: { conversation: 'none' } });
@@ -691,7 +666,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   });
 
   it("a handler failing while the session lingers ends it at once (it used to wait for the linger's end: fail closed nothing once close had run)", async () => {
-    const up = await slowResponses(null);
+    const up = await core.respondingUpstream(null);
     const { session, client, ended } = open([], { upstreamUrl: up.url, lingerMs: 60_000 });
     await until(() => client.types().includes('session.created'), 'session.created');
     send(session, { type: 'response.create' });
@@ -741,7 +716,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
    * while the first response runs.
    */
   async function secondCreateWaiting() {
-    const up = await slowResponses(30);
+    const up = await core.respondingUpstream(30);
     let release!: (v: Verdict) => void;
     let creates = 0;
     const slow = filterOf({ client: ['response.create'] }, (_ctx, _direction, frame) => {
@@ -788,7 +763,7 @@ describe('RelaySession: ends and the linger for response.done', () => {
   // dashboard) that left while the call's model spoke made the relay linger like any session, and the
   // linger cancelled every running response: the caller heard the answer cut off.
   it("a client on a call's sideband leaving mid-response does not cancel the call's response: the linger only reads it", async () => {
-    const up = await slowResponses(30);
+    const up = await core.respondingUpstream(30);
     const { session, client, ended } = open([], { upstreamUrl: up.url, lingerMs: 300, callId: 'rtc_watched' });
     await until(() => client.types().includes('session.created'), 'session.created');
     send(session, { type: 'response.create', event_id: 'evt_first' });

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { QUEUED_FRAME_OVERHEAD_BYTES } from '../../src/pipeline/chain.js';
 import { CONTINUE, DROP, replace, type FilterFactory, type Verdict } from '../../src/pipeline/filter.js';
@@ -7,7 +7,6 @@ import type { SpokenTurnsRecord } from '../../src/protocol/spoken-turns.js';
 import { ProxyError } from '../../src/protocol/errors.js';
 import { TRANSLATION_SESSION_KEY } from '../../src/protocol/events.js';
 import { MemoryBudget } from '../../src/server/memory-budget.js';
-import { scriptedUpstream, sessionCreated, type ScriptedUpstream } from '../resilience/support/faulty-upstream.js';
 import type { FakeClient } from '../support/relay-session.js';
 import { filterOf, relaySessionFixture, reportsFilter, send, sendRaw, until } from '../support/relay-session.js';
 
@@ -20,30 +19,11 @@ const core = relaySessionFixture();
 const { open, upstreamReceived } = core;
 
 const errors = (client: FakeClient) => client.frames.filter((f) => f['type'] === 'error').map((f) => f['error'] as Record<string, unknown>);
-const upstreams: ScriptedUpstream[] = [];
-afterEach(async () => {
-  for (const u of upstreams.splice(0)) await u.close();
-});
 
-/** An upstream that starts `resp_<n>` on each create and leaves the rest to the test (`socket`). */
+/** An upstream that starts `resp_<n>` on each create and leaves the rest to the test (`socket`: its last connection). */
 async function manualUpstream(): Promise<{ url: string; socket: () => WebSocket; received: Record<string, unknown>[] }> {
-  const received: Record<string, unknown>[] = [];
-  let socket: WebSocket | null = null;
-  const up = await scriptedUpstream((ws) => {
-    socket = ws;
-    ws.send(sessionCreated(1));
-    let n = 0;
-    ws.on('message', (data) => {
-      const ev = JSON.parse(String(data)) as Record<string, unknown>;
-      received.push(ev);
-      if (ev['type'] === 'response.create') {
-        n++;
-        ws.send(JSON.stringify({ type: 'response.created', event_id: `evt_rc${n}`, response: { id: `resp_${n}`, object: 'realtime.response', status: 'in_progress', output: [] } }));
-      }
-    });
-  });
-  upstreams.push(up);
-  return { url: up.url, socket: () => socket!, received };
+  const up = await core.respondingUpstream();
+  return { url: up.url, socket: () => up.connections.at(-1)!, received: up.received };
 }
 
 const textDelta = (id: string, n: number) => JSON.stringify({ type: 'response.output_text.delta', event_id: `evt_d${n}_${id}`, response_id: id, item_id: 'item_x', output_index: 0, content_index: 0, delta: 'x' });

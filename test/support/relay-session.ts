@@ -12,6 +12,7 @@ import { startSimulator, type SimulatorHandle } from '../../src/simulator/index.
 import type { Tenant } from '../../src/tenants/tenant.js';
 import { TenantResolver } from '../../src/tenants/resolver.js';
 import { upstreamTarget } from '../../src/upstream/dial.js';
+import { scriptedUpstream, sessionCreated, type ScriptedUpstream } from '../resilience/support/faulty-upstream.js';
 
 /**
  * The relay core on its own: a RelaySession between a fake client socket (the four uWS calls the
@@ -104,6 +105,16 @@ export interface RelaySessionFixture {
   open(factories: FilterFactory[], options?: OpenOptions): OpenedSession;
   /** Every event the simulator's last connection received, parsed. */
   upstreamReceived(): Record<string, unknown>[];
+  /**
+   * A scripted upstream (closed after the test) that starts `resp_<n>` on each `response.create` and
+   * ends it (cancelled) `doneAfterCancel` ms after a `response.cancel`, a few deltas first; never when
+   * null: the test then drives its last connection itself. `received`: every event, parsed.
+   */
+  respondingUpstream(doneAfterCancel?: number | null): Promise<RespondingUpstream>;
+}
+
+export interface RespondingUpstream extends ScriptedUpstream {
+  readonly received: Record<string, unknown>[];
 }
 
 /** Registers the file's hooks (the simulator, closing each test's sessions): call at the top of a test file. */
@@ -116,8 +127,10 @@ export function relaySessionFixture(): RelaySessionFixture {
     await sim?.close();
   });
   const sessions: RelaySession[] = [];
-  afterEach(() => {
+  const upstreams: ScriptedUpstream[] = [];
+  afterEach(async () => {
     for (const s of sessions.splice(0)) if (!s.ended) s.close(new ProxyError('server_shutting_down'));
+    for (const u of upstreams.splice(0)) await u.close();
   });
   const started = (): SimulatorHandle => {
     if (!sim) throw new Error('the simulator starts in beforeAll');
@@ -179,11 +192,36 @@ export function relaySessionFixture(): RelaySessionFixture {
     return { session, client, ended };
   }
 
+  async function respondingUpstream(doneAfterCancel: number | null = null): Promise<RespondingUpstream> {
+    const received: Record<string, unknown>[] = [];
+    const up = await scriptedUpstream((ws) => {
+      ws.send(sessionCreated(1));
+      let n = 0;
+      ws.on('message', (data) => {
+        const ev = JSON.parse(String(data)) as Record<string, unknown>;
+        received.push(ev);
+        if (ev['type'] === 'response.create') {
+          n++;
+          ws.send(JSON.stringify({ type: 'response.created', event_id: `evt_rc${n}`, response: { id: `resp_${n}`, object: 'realtime.response', status: 'in_progress', output: [] } }));
+        }
+        if (ev['type'] === 'response.cancel' && doneAfterCancel !== null) {
+          const id = String(ev['response_id']);
+          // A cancelled response still streams a little before its response.done.
+          for (let d = 0; d < 2; d++) ws.send(JSON.stringify({ type: 'response.output_text.delta', event_id: `evt_d${d}_${id}`, response_id: id, item_id: 'item_x', output_index: 0, content_index: 0, delta: 'x' }));
+          setTimeout(() => ws.send(JSON.stringify({ type: 'response.done', event_id: `evt_done_${id}`, response: { id, object: 'realtime.response', status: 'cancelled', output: [], usage: null } })), doneAfterCancel);
+        }
+      });
+    });
+    upstreams.push(up);
+    return Object.assign(up, { received });
+  }
+
   return {
     get sim() {
       return started();
     },
     open,
+    respondingUpstream,
     upstreamReceived: () => started().connections.at(-1)!.received.map((r) => r.event as Record<string, unknown>),
   };
 }
