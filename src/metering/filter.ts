@@ -1810,12 +1810,10 @@ export class MeteringFilter implements Filter {
         // response.done never came. Until 2026-12-07 it was released unbilled
         // (test/metering/redteam-22-close-during-reserve.test.ts). Once: the close bills a response the
         // relay read running (#billStartedUnseen), this one among them.
-        const settled = (this.#settledIds ??= new Set());
-        if (settled.has(id)) {
+        if (!this.#markSettled(id)) {
           if (result.kind === 'ok') this.#releaseId(rid);
           return CONTINUE;
         }
-        settled.add(id);
         this.#settleEstimate(id, { id: result.kind === 'ok' ? rid : null, amount }, this.#closeRule);
         return CONTINUE;
       }
@@ -1867,13 +1865,10 @@ export class MeteringFilter implements Filter {
     const response = obj(frame.json()['response']);
     const id = str(response?.['id']);
     if (!response || !id) return;
-    const settled = (this.#settledIds ??= new Set());
-    if (settled.has(id)) {
+    if (!this.#markSettled(id)) {
       this.#ctx.log.warn({ responseId: id }, 'metering: a second response.done for one response; not billed again');
       return;
     }
-    if (settled.size >= MAX_SETTLED_IDS) settled.delete(settled.values().next().value!);
-    settled.add(id);
     const reservation = this.#reservations.get(id) ?? null;
     this.#reservations.delete(id);
     if (reservation) this.#heldTokens -= reservation.amount.tokens;
@@ -2707,11 +2702,9 @@ export class MeteringFilter implements Filter {
    * (test/metering/redteam-22-close-during-reserve.test.ts).
    */
   #billStartedUnseen(rule: SettledBy): void {
-    const settled = (this.#settledIds ??= new Set());
     for (const id of this.#ctx.conversation.activeResponses()) {
       const view = this.#ctx.conversation.response(id);
-      if (!view || this.#reservations.has(id) || settled.has(id)) continue;
-      settled.add(id);
+      if (!view || this.#reservations.has(id) || !this.#markSettled(id)) continue;
       if (!view.outOfBand && view.createEventId === null) {
         this.#vadResponseDue = false;
         this.#unseenVadResponseBilled = true;
@@ -2728,13 +2721,19 @@ export class MeteringFilter implements Filter {
    * guardrail's). Its id (taken as billed from now: never named twice), or null.
    */
   #startedUnseen(eventId: string): string | null {
-    const settled = (this.#settledIds ??= new Set());
     for (const view of this.#ctx.conversation.responsesOfCreate(eventId)) {
-      if (this.#reservations.has(view.id) || settled.has(view.id)) continue;
-      settled.add(view.id);
-      return view.id;
+      if (!this.#reservations.has(view.id) && this.#markSettled(view.id)) return view.id;
     }
     return null;
+  }
+
+  /** Takes `id` as billed (the last MAX_SETTLED_IDS are kept): false when it was already. */
+  #markSettled(id: string): boolean {
+    const settled = (this.#settledIds ??= new Set());
+    if (settled.has(id)) return false;
+    if (settled.size >= MAX_SETTLED_IDS) settled.delete(settled.values().next().value!);
+    settled.add(id);
+    return true;
   }
 
   #settleEstimate(responseId: string, r: Pick<Reservation, 'id' | 'amount'>, rule: SettledBy): void {
