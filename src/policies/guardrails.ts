@@ -151,6 +151,13 @@ interface BrowserRedaction {
  * inserted after it passed an input rule the appended pair trips.
  */
 const readsAs = (p: Placed, source: Source, withTools = false): boolean => p.source === source || (withTools && source === 'input' && p.source === 'tool_output');
+/** The readings of the places #placedBefore makes (each as readsAs reads), by the name #forgotten keeps them under. */
+const readingKey = (source: Source, withTools: boolean): string => (withTools && source === 'input' ? 'input+tools' : source);
+const PLACE_READINGS: readonly { readonly source: Source; readonly withTools: boolean }[] = [
+  { source: 'input', withTools: false },
+  { source: 'tool_output', withTools: false },
+  { source: 'input', withTools: true },
+];
 
 /** The texts whose neighbours in the conversation are match context (what the user types, what tools return). */
 const conversationSource = (source: Source): boolean => source === 'input' || source === 'tool_output';
@@ -719,10 +726,10 @@ export class GuardrailFilter implements Filter {
   readonly #placed: Placed[] = [];
   /**
    * The end of the text of the items no longer kept in #placed (the start of the conversation,
-   * MAX_PLACED), per reading of #placedBefore: what comes before the first kept place. Null until
-   * a place is forgotten (#keepPlaces).
+   * MAX_PLACED), per reading of #placedBefore (readingKey): what comes before the first kept place.
+   * Null until a place is forgotten (#keepPlaces).
    */
-  #forgotten: { input: string; inputWithTools: string; toolOutput: string } | null = null;
+  #forgotten: Map<string, string> | null = null;
   #anonPlaced = 0;
   /** Client item creates forwarded, not answered yet (oldest first): the upstream may still refuse them. */
   readonly #sent: Sent[] = [];
@@ -2140,8 +2147,8 @@ export class GuardrailFilter implements Filter {
     let seed = '';
     for (let i = at; i >= 0 && seed.length < keep; i--) if (readsAs(this.#placed[i]!, source, withTools)) seed = this.#placed[i]!.tail + seed;
     // Short of a window at the first kept place: the text of the places forgotten before it.
-    const f = this.#forgotten;
-    if (f !== null && seed.length < keep) seed = (source === 'tool_output' ? f.toolOutput : source !== 'input' ? '' : withTools ? f.inputWithTools : f.input) + seed;
+    const forgotten = this.#forgotten?.get(readingKey(source, withTools));
+    if (forgotten !== undefined && seed.length < keep) seed = forgotten + seed;
     return seed.length > keep ? seed.slice(seed.length - keep) : seed;
   }
 
@@ -2486,14 +2493,13 @@ export class GuardrailFilter implements Filter {
     if (this.#placed.length <= MAX_PLACED) return;
     const gone = this.#placed.shift()!;
     const keep = this.#policy.windowChars;
-    const f = (this.#forgotten ??= { input: '', inputWithTools: '', toolOutput: '' });
-    const after = (before: string): string => {
-      const joined = before + gone.tail;
-      return joined.length > keep ? joined.slice(joined.length - keep) : joined;
-    };
-    if (gone.source === 'input') f.input = after(f.input);
-    if (gone.source === 'tool_output') f.toolOutput = after(f.toolOutput);
-    if (gone.source === 'input' || gone.source === 'tool_output') f.inputWithTools = after(f.inputWithTools);
+    const forgotten = (this.#forgotten ??= new Map());
+    for (const { source, withTools } of PLACE_READINGS) {
+      if (!readsAs(gone, source, withTools)) continue;
+      const key = readingKey(source, withTools);
+      const joined = (forgotten.get(key) ?? '') + gone.tail;
+      forgotten.set(key, joined.length > keep ? joined.slice(joined.length - keep) : joined);
+    }
   }
 
   /**
