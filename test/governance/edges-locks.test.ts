@@ -14,8 +14,10 @@ const LOCKED = 'You are the Acme support agent.';
 const proxies: TestProxy[] = [];
 const upstreams: RecordingUpstream[] = [];
 afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.stop()));
+  // The upstream first: a session whose response it never ended then ends at once, where stopping the
+  // proxy first waits out the linger bound for that response.done (5 s a test).
   await Promise.all(upstreams.splice(0).map((u) => u.close()));
+  await Promise.all(proxies.splice(0).map((p) => p.stop()));
 });
 
 async function setup(policy: string): Promise<{ c: TestClient; up: RecordedConnection }> {
