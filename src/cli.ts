@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import pino, { type Logger } from 'pino';
 import { compileConfig, PUBLISHED_DEMO_KEY } from './config/compile.js';
 import { ConfigError } from './config/errors.js';
 import { configBaseDir, loadConfigFile, parseConfig } from './config/load.js';
@@ -129,7 +130,8 @@ async function main(argv: string[]): Promise<number> {
       return runTalk(values, positionals);
     case 'check-config': {
       const { config, file, baseDir } = await loadAndCompile(configPath(values.config));
-      const compiled = await compileConfig(config, { file, baseDir });
+      // What `run` would warn about at start, on stderr: the config is valid all the same.
+      const compiled = await compileConfig(config, { file, baseDir, log: checkWarnings(file) });
       const natives = await loadNativeModules(config);
       const up = compiled.upstream.kind === 'simulator' ? `simulator (${compiled.upstream.reason === 'chosen' ? 'chosen' : 'no API key'})` : compiled.upstream.kind;
       process.stdout.write(`${file}: ok (${Object.keys(config.tenants).length} tenants, upstream ${up}, workers ${compiled.workers}, policies ${compiled.policiesDir}; ${natives.join(', ')})\n`);
@@ -192,6 +194,24 @@ async function main(argv: string[]): Promise<number> {
   });
   installProcessFaultHandlers(proxy.log);
   return -1;
+}
+
+/**
+ * The logger `check-config` checks with: each warning `run` would log at start (a guardrail outlasting
+ * the close linger, /metrics served nowhere) as one line on stderr, `<file>: warning: <message>` and
+ * its fields. Until the twenty-third pass check-config checked silently: only `run` said so.
+ */
+function checkWarnings(file: string): Logger {
+  return pino(
+    { level: 'warn', base: null, timestamp: false },
+    {
+      write(line: string): void {
+        const { msg, level: _level, ...fields } = JSON.parse(line) as Record<string, unknown>;
+        const details = Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
+        process.stderr.write(`${file}: warning: ${String(msg)}${details}\n`);
+      },
+    },
+  );
 }
 
 /** Boot errors are printed as one readable message, never a stack (LOG_LEVEL=debug adds it). */

@@ -13,6 +13,7 @@ import { UNWRITTEN_MAX_BYTES, unwrittenJournalPath } from '../metering/unwritten
 import { PolicyError } from '../policies/compile.js';
 import { hasLocks } from '../policies/locks.js';
 import { PolicyRegistry } from '../policies/registry.js';
+import { warnGuardrailsOutlastingLinger } from '../policies/linger.js';
 import { isLoopbackName } from '../server/http.js';
 import { resolveSettings, type TelemetrySettings } from '../telemetry/settings.js';
 import { sha256Hex, TenantResolver } from '../tenants/resolver.js';
@@ -535,6 +536,9 @@ async function compilePolicies(config: Config, tenants: readonly Tenant[], baseD
     return dir;
   }
   try {
+    // Without metering nothing lingers at a close (src/relay/session.ts #lingerMs).
+    const lingerMs = config.metering.enabled ? config.metering.lingerAfterClientCloseMs : 0;
+    for (const entry of registry.entries()) warnGuardrailsOutlastingLinger(log, entry.current, lingerMs);
     const known = registry.entries().map((e) => e.name);
     for (const t of tenants) {
       if (t.policy !== null && !registry.has(t.policy)) {

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { client, created, done, server, session, setup, usage } from '../../test/metering/filter-harness.js';
+import { MAX_SETTLED_IDS } from './settled-ids.js';
 
 const SECOND = 48_000;
 const append = (bytes: number) => ({ type: 'input_audio_buffer.append', audio: Buffer.alloc(bytes).toString('base64') });
@@ -152,14 +153,14 @@ describe('metering: the responses billed once (#settledIds), at their bound', ()
     expect(s.records).toEqual([]);
   });
 
-  it('the last 256 ids are remembered: after 257 responses the first one\'s repeat is billed again, the second one\'s is not', () => {
+  it(`the last ${MAX_SETTLED_IDS} ids are remembered: after ${MAX_SETTLED_IDS + 1} responses the first one's repeat is billed again, the second one's is not`, () => {
     const s = setup();
     const { f } = session(s);
-    for (let i = 1; i <= 257; i++) server(f, done(`resp_${i}`, usage(10, 0, 1, 0)));
+    for (let i = 1; i <= MAX_SETTLED_IDS + 1; i++) server(f, done(`resp_${i}`, usage(10, 0, 1, 0)));
     server(f, done('resp_2', usage(10, 0, 1, 0)));
     server(f, done('resp_1', usage(10, 0, 1, 0)));
     const refs = s.records.map((r) => r.ref);
-    expect(refs).toHaveLength(258);
+    expect(refs).toHaveLength(MAX_SETTLED_IDS + 2);
     expect(refs.filter((r) => r === 'resp_1')).toHaveLength(2);
     expect(refs.filter((r) => r === 'resp_2')).toHaveLength(1);
   });

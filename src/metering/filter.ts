@@ -17,8 +17,10 @@ import { divRound, formatUsd, type Nanos } from './money.js';
 import { responseCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Report } from '../pipeline/reports.js';
+import type { ResponseView } from '../protocol/conversation.js';
 import { usageProblem } from '../protocol/usage.js';
 import { AUDIO_RECHECK_MS, type TenantAudioHolds } from './tenant-holds.js';
+import { SettledIds } from './settled-ids.js';
 import { InputTranscriptions, type PendingTranscription, type PricedTranscription } from './transcriptions.js';
 
 export interface MeteringRuntime {
@@ -203,8 +205,6 @@ function mcpLabelsOf(tools: unknown): string[] {
 
 /** MCP servers whose tool list metering keeps (#mcpLists); beyond it a list is taken as unknown. */
 const MAX_MCP_LISTS = 256;
-/** The last responses billed from their response.done, remembered so a repeated one is not billed again. */
-const MAX_SETTLED_IDS = 256;
 
 /**
  * An MCP server's output as a response reading it counts it: text of a size nothing bounds (the
@@ -716,10 +716,18 @@ export class MeteringFilter implements Filter {
   /** `mcp_list_tools` items added and not done yet: their server's label (a `mcp_list_tools.failed` names the item only). */
   readonly #mcpListing = new LazyMap<string, string>();
   /**
-   * Responses whose response.done was read (the last MAX_SETTLED_IDS): the API sends one per
-   * response; a second (an upstream's bug, a replay) is logged, not billed twice.
+   * Responses billed (by their response.done, or at the close's estimate): the API sends one
+   * response.done per response; a second, or a response.created again after it (an upstream's bug, a
+   * replay), is logged, not billed twice. The most recent MAX_SETTLED_IDS (settled-ids.ts).
    */
-  #settledIds: Set<string> | null = null;
+  #settledIds: SettledIds | null = null;
+  /**
+   * The latest place (ResponseView.learned) of a response whose `response.created` or `response.done`
+   * metering read: the conversation view learns every upstream frame as it arrives, and metering reads
+   * them in that order, so a response the view learned of after it has had no frame read here (queued
+   * behind an asynchronous verdict when the session ended: #billStartedUnseen).
+   */
+  #responsesReadUpTo = 0;
   /**
    * MCP calls the model made (`response.output_item.added` of an `mcp_call`, by item id, its response
    * id) whose `conversation.item.done` (or response's done) was not read yet: the MCP server's output
@@ -1696,6 +1704,7 @@ export class MeteringFilter implements Filter {
     const id = str(response?.['id']);
     if (!response || !id) return CONTINUE;
     const view = this.#ctx.conversation.response(id);
+    this.#noteResponseRead(view);
     // A conversation response started: the turn server VAD committed has its response (or one runs instead).
     if (view?.outOfBand !== true) this.#vadResponseDue = false;
     if (this.#reservations.has(id)) return CONTINUE;
@@ -1865,6 +1874,8 @@ export class MeteringFilter implements Filter {
     const response = obj(frame.json()['response']);
     const id = str(response?.['id']);
     if (!response || !id) return;
+    const view = this.#ctx.conversation.response(id);
+    this.#noteResponseRead(view);
     if (!this.#markSettled(id)) {
       this.#ctx.log.warn({ responseId: id }, 'metering: a second response.done for one response; not billed again');
       return;
@@ -1873,7 +1884,6 @@ export class MeteringFilter implements Filter {
     this.#reservations.delete(id);
     if (reservation) this.#heldTokens -= reservation.amount.tokens;
     for (const [itemId, owner] of this.#mcpCalls) if (owner === id) this.#mcpCalls.delete(itemId);
-    const view = this.#ctx.conversation.response(id);
     const t = view?.usage ?? null;
     // The model the response started at (a switch while it ran applies to later responses only).
     const model = reservation?.started ? reservation.started.model : this.#model;
@@ -2692,18 +2702,31 @@ export class MeteringFilter implements Filter {
     if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
   }
 
+  /** A response.created or response.done read for `view`'s response (#responsesReadUpTo). */
+  #noteResponseRead(view: ResponseView | undefined): void {
+    if (view !== undefined && view.learned > this.#responsesReadUpTo) this.#responsesReadUpTo = view.learned;
+  }
+
   /**
-   * At the close, after the creates' own (#startedUnseen): responses the relay read running (its
-   * conversation view reads every upstream frame as it arrives) that metering never read (their
-   * response.created queued behind an asynchronous verdict when the session ended), the upstream's own
-   * (server VAD, the idle timeout) above all. OpenAI bills them: each at a server-started response's
-   * worst case; the upstream's own in the conversation is the response a committed turn was due (not
-   * billed again as `vad:unread-response`). Until 2026-12-07 they were free
-   * (test/metering/redteam-22-close-during-reserve.test.ts).
+   * At the close, after the creates' own (#startedUnseen): responses the relay read started (its
+   * conversation view reads every upstream frame as it arrives) that metering holds nothing for and
+   * never billed: running ones whose response.created queued behind an asynchronous verdict when the
+   * session ended, and ones whose response.done queued there too (no longer running, but never read
+   * here: learned after #responsesReadUpTo). The upstream's own (server VAD, the idle timeout) above
+   * all. OpenAI bills them: each at a server-started response's worst case; the upstream's own in the
+   * conversation is the response a committed turn was due (not billed again as `vad:unread-response`).
+   * Until 2026-12-07 they were free (test/metering/redteam-22-close-during-reserve.test.ts); the done
+   * ones until the twenty-third pass (same file, "both waited"). A done response is walked only when
+   * metering read no frame of it, never because #settledIds forgot it: the view keeps responses
+   * otherwise than that memory drops them, and a response billed long ago must not be billed again
+   * (test/metering/redteam-23-unread-done-billed-once.test.ts).
    */
   #billStartedUnseen(rule: SettledBy): void {
-    for (const id of this.#ctx.conversation.activeResponses()) {
-      const view = this.#ctx.conversation.response(id);
+    const conversation = this.#ctx.conversation;
+    const unseen = new Set(conversation.activeResponses());
+    for (const view of conversation.responsesLearnedAfter(this.#responsesReadUpTo)) unseen.add(view.id);
+    for (const id of unseen) {
+      const view = conversation.response(id);
       if (!view || this.#reservations.has(id) || !this.#markSettled(id)) continue;
       if (!view.outOfBand && view.createEventId === null) {
         this.#vadResponseDue = false;
@@ -2727,13 +2750,9 @@ export class MeteringFilter implements Filter {
     return null;
   }
 
-  /** Takes `id` as billed (the last MAX_SETTLED_IDS are kept): false when it was already. */
+  /** Takes `id` as billed (the most recent MAX_SETTLED_IDS are kept): false when it was already. */
   #markSettled(id: string): boolean {
-    const settled = (this.#settledIds ??= new Set());
-    if (settled.has(id)) return false;
-    if (settled.size >= MAX_SETTLED_IDS) settled.delete(settled.values().next().value!);
-    settled.add(id);
-    return true;
+    return (this.#settledIds ??= new SettledIds()).add(id);
   }
 
   #settleEstimate(responseId: string, r: Pick<Reservation, 'id' | 'amount'>, rule: SettledBy): void {

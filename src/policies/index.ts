@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { json, type ModuleDeps, type ProxyModule } from '../app/module.js';
 import { PolicyError, type ModuleLoader } from './compile.js';
 import { guardrailsFactory } from './guardrails.js';
+import { warnGuardrailsOutlastingLinger } from './linger.js';
 import { locksFactory } from './locks.js';
 import { PolicyRegistry } from './registry.js';
 import { speaksPreviewProtocol } from '../upstream/dial.js';
@@ -52,6 +53,12 @@ export async function createPoliciesModule(deps: ModuleDeps, options: PoliciesMo
     );
   }
   log.info({ dir, policies: registry.entries().map((e) => ({ name: e.name, version: e.current.version })), watch: cfg.watch }, 'policies loaded');
+  // At boot the config's check warned already (src/config/compile.ts); a reload may bring a slower guardrail.
+  const lingerMs = deps.config.metering.enabled ? deps.config.metering.lingerAfterClientCloseMs : 0;
+  registry.onChange((e) => {
+    const entry = e.kind === 'rejected' ? undefined : registry.get(e.name);
+    if (entry) warnGuardrailsOutlastingLinger(log, entry.current, lingerMs);
+  });
   return {
     name: 'policies',
     registry,

@@ -383,6 +383,37 @@ describe('conversation view: what each observed server event changes', () => {
     expect(c.response('r255')?.state).toBe('completed');
   });
 
+  it('numbers the responses in the order learned (from response.created, or a response.done that came first) and lists those after a place, running or done', () => {
+    const c = new Conversation();
+    c.observeServer(created('r1'));
+    c.observeServer(done('r2'));
+    c.observeServer(created('r3'));
+    c.observeServer(done('r3'));
+    // A repeat learns nothing new.
+    c.observeServer(created('r1'));
+    c.observeServer(done('r1'));
+    expect(['r1', 'r2', 'r3'].map((id) => c.response(id)?.learned)).toEqual([1, 2, 3]);
+    expect(c.responsesLearnedAfter(0).map((r) => r.id)).toEqual(['r1', 'r2', 'r3']);
+    expect(c.responsesLearnedAfter(1).map((r) => [r.id, r.state])).toEqual([
+      ['r2', 'completed'],
+      ['r3', 'completed'],
+    ]);
+    expect(c.responsesLearnedAfter(3)).toEqual([]);
+  });
+
+  it('lists only the responses still kept after a place: the pruned are not, and the numbering goes on past them', () => {
+    const c = new Conversation();
+    for (let i = 1; i <= 300; i++) {
+      c.observeServer(created(`r${i}`));
+      c.observeServer(done(`r${i}`));
+    }
+    expect(c.response('r300')?.learned).toBe(300);
+    const after = c.responsesLearnedAfter(10);
+    expect(after).toHaveLength(256);
+    expect(after[0]?.id).toBe('r45');
+    expect(after.at(-1)?.id).toBe('r300');
+  });
+
   it('never throws on observed events whose members are missing or of the wrong kind', () => {
     const c = new Conversation();
     c.observeServer(created('r1'));

@@ -80,6 +80,13 @@ export interface ResponseView {
   readonly maxOutputTokens: OutputLimit | null;
   /** `metadata` echoed on `response.created`, as JSON with its members sorted by name (the pairing key); null when none. */
   readonly metadata: string | null;
+  /**
+   * Its place among the responses the view learned of in this session (1, 2, …; from its
+   * `response.created`, or its `response.done` when that came first): frames reach the filters in the
+   * order the view reads them, so a filter that knows the last place it read knows every later one
+   * is unread (`responsesLearnedAfter`).
+   */
+  readonly learned: number;
 }
 
 export interface ConversationView {
@@ -93,6 +100,12 @@ export interface ConversationView {
    * filters (queued behind an asynchronous verdict) read it.
    */
   responsesOfCreate(eventId: string): ResponseView[];
+  /**
+   * The responses the view learned of after the `learned`-th (ResponseView.learned), oldest first,
+   * among those still kept (running or done): those a filter that read up to that one has not read
+   * any frame of.
+   */
+  responsesLearnedAfter(learned: number): ResponseView[];
   /** Items in conversation order of arrival (bounded). */
   items(): IterableIterator<ItemView>;
   /** The session's `max_output_tokens` as last reported (`session.created/updated`); null until reported. */
@@ -156,6 +169,7 @@ interface MutableResponse {
   createEventId: string | null;
   maxOutputTokens: OutputLimit | null;
   metadata: string | null;
+  readonly learned: number;
 }
 
 /**
@@ -268,6 +282,8 @@ export class Conversation implements ConversationView {
   readonly #items = new LazyMap<string, MutableItem>();
   readonly #responses = new LazyMap<string, MutableResponse>();
   readonly #active: string[] = [];
+  /** Responses learned of so far (ResponseView.learned of the last). */
+  #learned = 0;
   /** Creates sent upstream, waiting for their `response.created` (see PendingCreate). */
   readonly #pendingResponses: PendingCreate[] = [];
   /**
@@ -337,6 +353,12 @@ export class Conversation implements ConversationView {
   responsesOfCreate(eventId: string): ResponseView[] {
     const found: ResponseView[] = [];
     for (const r of this.#responses.values()) if (r.createEventId === eventId) found.push(r);
+    return found;
+  }
+
+  responsesLearnedAfter(learned: number): ResponseView[] {
+    const found: ResponseView[] = [];
+    for (const r of this.#responses.values()) if (r.learned > learned) found.push(r);
     return found;
   }
 
@@ -633,7 +655,7 @@ export class Conversation implements ConversationView {
     const create = at >= 0 ? this.#pendingResponses.splice(at, 1)[0]! : null;
     // Unreported and unrequested: a server-started response runs in the conversation.
     const outOfBand = inConversation !== null ? !inConversation : create !== null && !create.inConversation;
-    this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, outOfBand, createEventId: create?.eventId ?? null, maxOutputTokens, metadata });
+    this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, outOfBand, createEventId: create?.eventId ?? null, maxOutputTokens, metadata, learned: ++this.#learned });
     this.#active.push(id);
     if (create?.origin === 'client') this.spokenTurns.createStarted(create.eventId);
   }
@@ -657,7 +679,7 @@ export class Conversation implements ConversationView {
     if (at >= 0) this.#active.splice(at, 1);
     if (!r) {
       // Its response.created was not seen (pruned, or a done out of the blue): usage still counts.
-      r = { id, origin: 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId: undefined, outOfBand: false, createEventId: null, maxOutputTokens: null, metadata: null };
+      r = { id, origin: 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId: undefined, outOfBand: false, createEventId: null, maxOutputTokens: null, metadata: null, learned: ++this.#learned };
       this.#add(r);
     }
     const conversationId = conversationIdOf(response?.['conversation_id']);

@@ -87,4 +87,16 @@ describe('red team 22: the session ends while a server-started response waits fo
       expect(r['costNanos']).toBeGreaterThan(0);
     }
   });
+
+  // Twenty-third pass: the second response's response.created AND response.done both waited behind the
+  // first one's reservation. The relay no longer listed it running (its done was read), and no create
+  // named it: the close walked the running responses only, and it was free.
+  it("bills a second server-started response whose response.created and response.done both waited behind the first's reservation", async () => {
+    const records = await startedThenDropped(['resp_vad', 'resp_idle'], true);
+    expect(records.map((r) => r['ref']).sort()).toEqual(['resp_idle', 'resp_vad']);
+    for (const r of records) {
+      expect(r).toMatchObject({ source: 'response', estimated: true, settledBy: 'upstream_drop_estimate' });
+      expect(r['costNanos']).toBeGreaterThan(0);
+    }
+  });
 });

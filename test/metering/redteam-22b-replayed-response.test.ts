@@ -49,4 +49,41 @@ describe('red team 22b: a response the upstream repeats after its response.done'
     const all = await records();
     expect(all.map((r) => [r['ref'], r['estimated'], r['settledBy']])).toEqual([['resp_once', false, 'response.done']]);
   });
+
+  // Twenty-third pass: the memory of the responses billed kept the last 256 ids, and a repeat after 256
+  // others was billed again (created held again, then done billed again). It keeps the last 8,192 now
+  // (src/metering/settled-ids.ts; the residual risk past that: src/metering/README.md, "Billed once").
+  it('is billed once when it comes again after 300 other responses', async () => {
+    const OTHERS = 300;
+    const tp = await scriptedMeteredProxy(
+      cleanups,
+      (ws, send) => {
+        send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
+        ws.on('message', (data) => {
+          const ev = JSON.parse(String(data)) as { type: string };
+          if (ev.type !== 'conversation.item.create') return;
+          const ids = ['resp_once', ...Array.from({ length: OTHERS }, (_, i) => `resp_other_${i}`), 'resp_once'];
+          for (const id of ids) {
+            send({ type: 'response.created', response: scriptedResponse(id, 'in_progress') });
+            send({ type: 'response.done', response: scriptedResponse(id, 'completed', { usage: textUsage(10, 5) }) });
+          }
+          send({ type: 'session.updated', event_id: 'event_mark', session: scriptedSession() });
+        });
+      },
+      { tenants: { acme: { limits: { dailyUsd: 1_000 } } } },
+    );
+    const c = await tp.client();
+    await c.next('session.created');
+    c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go' }] } });
+    await c.next('session.updated', 20_000);
+    c.close();
+    await c.closed;
+
+    const records = async (): Promise<Record<string, unknown>[]> => await usageRecords(tp.adminUrl, '?tenant=acme');
+    await until(() => tp.logs.some((l) => l.msg === 'session end'), 10_000, 'the session ended');
+    await until(async () => (await records()).length >= OTHERS + 1, 10_000, 'the responses billed');
+    const once = (await records()).filter((r) => r['ref'] === 'resp_once');
+    expect(once.map((r) => [r['estimated'], r['settledBy']])).toEqual([[false, 'response.done']]);
+    expect(await records()).toHaveLength(OTHERS + 1);
+  });
 });
