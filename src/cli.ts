@@ -130,8 +130,11 @@ async function main(argv: string[]): Promise<number> {
       return runTalk(values, positionals);
     case 'check-config': {
       const { config, file, baseDir } = await loadAndCompile(configPath(values.config));
-      // What `run` would warn about at start, on stderr: the config is valid all the same.
-      const compiled = await compileConfig(config, { file, baseDir, log: checkWarnings(file) });
+      // What `run` would warn about at start, on stderr once the config compiled (a refused config
+      // prints its errors only, as `run` does): the config is valid all the same.
+      const warnings: string[] = [];
+      const compiled = await compileConfig(config, { file, baseDir, log: checkWarnings(file, warnings) });
+      for (const line of warnings) process.stderr.write(line);
       const natives = await loadNativeModules(config);
       const up = compiled.upstream.kind === 'simulator' ? `simulator (${compiled.upstream.reason === 'chosen' ? 'chosen' : 'no API key'})` : compiled.upstream.kind;
       process.stdout.write(`${file}: ok (${Object.keys(config.tenants).length} tenants, upstream ${up}, workers ${compiled.workers}, policies ${compiled.policiesDir}; ${natives.join(', ')})\n`);
@@ -199,16 +202,16 @@ async function main(argv: string[]): Promise<number> {
 /**
  * The logger `check-config` checks with: each warning `run` would log at start (a guardrail outlasting
  * the close linger, /metrics served nowhere) as one line on stderr, `<file>: warning: <message>` and
- * its fields. Until the twenty-third pass check-config checked silently: only `run` said so.
+ * its fields, collected into `into`. Until the twenty-third pass check-config checked silently: only `run` said so.
  */
-function checkWarnings(file: string): Logger {
+function checkWarnings(file: string, into: string[]): Logger {
   return pino(
     { level: 'warn', base: null, timestamp: false },
     {
       write(line: string): void {
         const { msg, level: _level, ...fields } = JSON.parse(line) as Record<string, unknown>;
         const details = Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
-        process.stderr.write(`${file}: warning: ${String(msg)}${details}\n`);
+        into.push(`${file}: warning: ${String(msg)}${details}\n`);
       },
     },
   );

@@ -90,7 +90,8 @@ describe('check-config and run agree on the calls section', () => {
   it('accepts routes that all name tenants (and transfer lists it can read)', () => {
     const config = project('upstream: { provider: simulator }\ncalls:\n  enabled: true\n  sip:\n    routes:\n      - { tenant: acme }\n      - { tenant: acme, to: "+15550002", transfer: { allow: ["tel:+1 415 555-0100", "tel:+44*", "sip:*@support.example.com", "sip:desk@pbx.example.com;transport=tcp"] } }\n      - { tenant: acme, to: "+15550002", header: { name: X-Line, equals: sales } }\n      - { tenant: acme, to: "+15550002", header: { name: X-Line, equals: support } }\n');
     const check = cli(['check-config', '--config', config]);
-    expect(check.stderr).toBe('');
+    // Nothing refused: at most run's start-up warnings (this project serves /metrics nowhere).
+    expect(check.stderr.split('\n').filter((l) => l !== '' && !l.includes('proxy.yaml: warning: '))).toEqual([]);
     expect(check.status).toBe(0);
   }, 60_000);
 });
