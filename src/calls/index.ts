@@ -59,6 +59,8 @@ export type TransferOutcome = 'transferred' | 'refused' | 'failed' | 'unconfirme
 
 /** How much of a refused transfer target is logged. */
 const MAX_LOGGED_TARGET_CHARS = 256;
+/** The app's updates a socket follows from its filter to the relay's `stamped` report (one at a time in practice: the report follows synchronously). */
+const MAX_LEAVING_UPDATES = 16;
 
 /** The calls routes' own 413 (src/server answers a declared oversize body before them). */
 const TOO_LARGE = 'request_too_large';
@@ -238,14 +240,24 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         // first update is recorded once it took effect, for a governing sideband on another process.
         let appChoice: AppTurnChoice | null = null;
         let recordAppUpdate = admittedOn?.kind === 'sip' && Boolean(admittedOn.onAttach) && admittedOn.appUpdate === undefined;
+        /** The choices of the app's updates on their way upstream, told to a hold here by the id each left with (the relay's `stamped` report). */
+        const leaving: AppTurnChoice[] = [];
         return {
           onClient(frame, injectedBy) {
             if (injectedBy) return CONTINUE;
             // The app's own update, past every other filter (this one is last): on its way upstream.
             const choice = appTurnChoice(frame.json()['session']);
             appChoice ??= choice;
-            heldForApp.get(callId)?.appUpdated(choice, frame.string('event_id'));
+            if (heldForApp.has(callId) && leaving.length < MAX_LEAVING_UPDATES) leaving.push(choice);
             return CONTINUE;
+          },
+          onReport(report) {
+            // The relay sends every session.update with an event_id of its own (Conversation.stamp): the
+            // upstream's error about the app's update names that one. Until the twenty-third red-team
+            // pass the hold waited for one naming the app's, which never came, and a refused update
+            // held the call its whole waitForAppMs (test/calls/redteam-23-hold-app-updates.test.ts).
+            if (report.kind !== 'stamped' || report.eventType !== 'session.update' || leaving.length === 0) return;
+            heldForApp.get(callId)?.appUpdated(leaving.shift()!, report.eventId);
           },
           onServer(frame) {
             if (frame.type !== 'session.updated' || appChoice === null || !recordAppUpdate) return CONTINUE;
@@ -297,7 +309,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
           if (hold.held) heldForApp.set(callId, hold);
         },
         // Every update this sideband sends (the filters' before this one: the locked state, a relock)
-        // is answered before an app's update forwarded after it: the hold counts them.
+        // is answered before an app's update forwarded after it: the hold counts them. They are the
+        // proxy's own (injected): they leave with the event_id they have here (no restamp).
         onClient(frame) {
           hold.updateSent(frame.string('event_id'));
           return CONTINUE;

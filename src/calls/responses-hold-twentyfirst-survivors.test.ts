@@ -146,13 +146,20 @@ describe('ResponsesHold: the edges the first tests left open', () => {
     expect([hold.held, sent]).toEqual([false, [turnOn(VAD)]]);
   });
 
-  it('the app\'s first update is the one judged: a later one (off) does not replace it', () => {
+  it('the app\'s last update before the release is the one judged: a later one (off) sent before it replaces the first (twenty-third red-team pass)', () => {
     const { hold, sent } = holdFor(ROUTE, 5000);
     hold.onServer('input_audio_buffer.committed', {});
     hold.appUpdated({ kind: 'untouched' });
     hold.appUpdated({ kind: 'off' });
     hold.onServer('session.updated', session(VAD));
-    expect(sent).toEqual([turnOn(VAD), { type: 'response.create' }]);
+    // Until 2026-12-07 released here, its own update turning on what the app's second turned off.
+    expect([hold.held, sent]).toEqual([true, []]);
+    hold.onServer('session.updated', session(null));
+    expect([hold.held, sent]).toEqual([false, []]);
+    // One sent after the release changes nothing.
+    hold.appUpdated({ kind: 'set', createResponse: true });
+    hold.onServer('session.updated', session(VAD));
+    expect(sent).toEqual([]);
   });
 
   it('the app\'s turn detection with create_response true (or unwritten) gets responses on, and the held turn answered', () => {

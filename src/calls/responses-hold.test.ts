@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { APP_UPDATE_POLL_MS, appTurnChoice, ResponsesHold, type AppUpdateSeen } from './responses-hold.js';
 import { withResponsesHeld } from './session-config.js';
+import { heldBytes } from '../../test/support/heap.js';
 
 type Sent = { type: 'session.update'; session: Record<string, unknown> } | { type: 'response.create' };
 
@@ -170,13 +171,64 @@ describe('ResponsesHold: released on the answer to the app\'s update, not an ear
     expect([hold.held, sent]).toEqual([false, [turnOn(VAD)]]);
   });
 
-  it('updates sent after the app\'s are answered after it: not waited for; an app\'s later update changes nothing', () => {
+  it('updates sent after the app\'s are answered after it: not waited for, unless the app sends another behind them', () => {
     const { hold } = holdFor(ROUTE, 5000);
     hold.appUpdated({ kind: 'untouched' }, 'event_app');
     hold.updateSent('event_later');
-    hold.appUpdated({ kind: 'off' }, 'event_app_2');
     hold.onServer('session.updated', session(VAD));
     expect(hold.held).toBe(false);
+    // The app's second update after one of the sideband's: answered after both (twenty-third red-team pass).
+    const second = holdFor(ROUTE, 5000);
+    second.hold.appUpdated({ kind: 'untouched' }, 'event_app');
+    second.hold.updateSent('event_between');
+    second.hold.appUpdated({ kind: 'off' }, 'event_app_2');
+    second.hold.onServer('session.updated', session(VAD));
+    second.hold.onServer('error', errorAbout('event_between'));
+    expect(second.hold.held).toBe(true);
+    second.hold.onServer('session.updated', session(null));
+    expect([second.hold.held, second.sent]).toEqual([false, []]);
+  });
+
+  it('an error about the app\'s second update discards its choice; about its last, releases at once', () => {
+    const { hold, sent } = holdFor(ROUTE, 5000);
+    hold.onServer('session.created', session(VAD));
+    hold.appUpdated({ kind: 'untouched' }, 'event_app');
+    hold.appUpdated({ kind: 'off' }, 'event_app_2');
+    hold.onServer('session.updated', session(VAD));
+    hold.onServer('error', errorAbout('event_app_2'));
+    expect([hold.held, sent]).toEqual([false, [turnOn(VAD)]]);
+    // The first refused, the second still to come: waited for.
+    const first = holdFor(ROUTE, 5000);
+    first.hold.appUpdated({ kind: 'off' }, 'event_app');
+    first.hold.appUpdated({ kind: 'untouched' }, 'event_app_2');
+    first.hold.onServer('error', errorAbout('event_app'));
+    expect(first.hold.held).toBe(true);
+    first.hold.onServer('session.updated', session(VAD));
+    expect([first.hold.held, first.sent]).toEqual([false, [turnOn(VAD)]]);
+  });
+
+  it('an app\'s event ids as long as a frame are not kept whole: 8 holds of 2 MiB ids keep well under their size', () => {
+    const MiB = 1024 * 1024;
+    const holds: ResponsesHold[] = [];
+    const before = heldBytes();
+    for (let i = 0; i < 8; i++) {
+      const { hold } = holdFor(ROUTE, 5000);
+      // A flat string of its own (not a rope sharing its halves), as a parsed frame's is.
+      hold.appUpdated({ kind: 'untouched' }, Buffer.alloc(2 * MiB, 0x61 + i).toString('latin1'));
+      holds.push(hold);
+    }
+    // Old code: the ids kept whole, twice over (the app's id and the awaited set): at least 16 MiB.
+    expect(heldBytes() - before).toBeLessThan(6 * MiB);
+    expect(holds.every((h) => h.held)).toBe(true);
+  });
+
+  it('an app\'s event id as long as a frame is kept as its hash: an error naming it still answers it', () => {
+    const { hold, sent } = holdFor(ROUTE, 5000);
+    hold.onServer('session.created', session(VAD));
+    const long = `event_${'x'.repeat(1024 * 1024)}`;
+    hold.appUpdated({ kind: 'off' }, long);
+    hold.onServer('error', errorAbout(long));
+    expect([hold.held, sent]).toEqual([false, [turnOn(VAD)]]);
   });
 
   it('an error about an update sent before the app\'s is its answer; one about nothing counted here is none', () => {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { JsonObject } from '../pipeline/frame.js';
-import { asObject } from '../protocol/json.js';
+import { asObject, keptId } from '../protocol/json.js';
 
 /**
  * What the app's first forwarded `session.update` on a call said about turn detection: nothing
@@ -77,7 +77,12 @@ const MAX_SESSION_EVENTS_READ = 64;
  * error, in the order it read them: the updates this process sent before the app's (the sideband's
  * locked state, a relock) are answered first, and are counted (`updateSent`) so that the answer
  * released on is the app's own (until 2026-12-07 the next session.updated released, an earlier
- * update's among them; an error about the app's update releases too, its choice discarded with it).
+ * update's among them; an error about the app's update releases too, its choice discarded with it:
+ * by the event_id each update left with, the relay's own, not the app's). Every app update forwarded
+ * here before the release is waited for, the last that chose turn detection deciding (appUpdated).
+ * Not covered: a session.updated names no update, so the answer to one sent through another process
+ * (another socket on the call) is counted too, and the release can come one answer early, its turn
+ * detection read from the answer before the app's (README, *Browser and phone calls*).
  * Through another process or instance sharing the calls
  * store, once that process recorded it (asked every APP_UPDATE_POLL_MS: `appUpdatedElsewhere`; until
  * 2026-12-07 such a call waited the whole bound), on the turn detection recorded there unless this
@@ -108,13 +113,23 @@ export class ResponsesHold {
   #current: JsonObject | null | undefined = undefined;
   /** The app's update (forwarded here, or recorded elsewhere): released at its answer. */
   #app: AppTurnChoice | null = null;
+  /**
+   * The app's updates forwarded here while held, in order (the first, then any sent before the hold
+   * released; at most MAX_AWAITED_UPDATES, by their ids as kept: keptId): the last one that chose turn
+   * detection decides at release (an update the upstream refused, by an error, chose nothing).
+   */
+  readonly #appUpdates: { readonly eventId: string | null; readonly choice: AppTurnChoice }[] = [];
   /** Updates sent upstream from this process before the app's, not answered yet (answers to others' updates take none below 0). */
   #unanswered = 0;
   /** The event ids of those and of the app's: an `error` about one answers it, once. */
   readonly #awaitedIds = new Set<string>();
   /** Answers to read until the app's (its own the last); null until the app's update was forwarded here. */
   #answersToApp: number | null = null;
-  #appEventId: string | null = null;
+  /**
+   * Updates this process sent after the app's last one (answered after it: not waited for), by their
+   * ids as kept (at most MAX_AWAITED_UPDATES): awaited once the app sends another (answered before it).
+   */
+  readonly #sentSinceApp: (string | null)[] = [];
   /** The event ids of the session.created/updated read while held, oldest first. */
   readonly #sessionEventsRead = new Set<string>();
   #timer: NodeJS.Timeout | null = null;
@@ -182,11 +197,16 @@ export class ResponsesHold {
     } else if (type === 'error') {
       const about = asObject(event['error'])?.['event_id'];
       // An error about nothing sent from here (or told already: every socket of the call reads it) answers nothing counted.
-      if (typeof about !== 'string' || !this.#awaitedIds.delete(about)) return;
-      if (about !== this.#appEventId) return this.#answered();
-      // The app's update refused: the upstream applied none of it, its choice included.
-      this.#app = { kind: 'untouched' };
-      this.#release('app_updated');
+      if (typeof about !== 'string') return;
+      const id = keptId(about);
+      if (!this.#awaitedIds.delete(id)) return;
+      const refused = this.#appUpdates.findIndex((u) => u.eventId === id);
+      if (refused < 0) return this.#answered();
+      // An update of the app's refused: the upstream applied none of it, its choice included.
+      this.#appUpdates.splice(refused, 1);
+      // The last one the app sent: released now (every update before it was answered first).
+      if (refused === this.#appUpdates.length) return this.#release('app_updated');
+      this.#answered();
     } else if (type === 'input_audio_buffer.committed') {
       const itemId = event['item_id'];
       if (this.#held) this.#owed.add(typeof itemId === 'string' ? itemId : `#${++this.#unidentified}`);
@@ -207,22 +227,45 @@ export class ResponsesHold {
    * relock), by its event id. One sent before the app's is answered before it; one after, after it.
    */
   updateSent(eventId: string | null): void {
-    if (!this.#held || this.#app) return;
+    if (!this.#held || (this.#app !== null && this.#answersToApp === null)) return;
+    if (this.#answersToApp !== null) {
+      if (this.#sentSinceApp.length < MAX_AWAITED_UPDATES) this.#sentSinceApp.push(eventId === null ? null : keptId(eventId));
+      return;
+    }
     this.#unanswered++;
     this.#await(eventId);
   }
 
-  /** The app's first session.update on the call was forwarded (this process), by its event id: released at its answer. Later ones change nothing. */
+  /**
+   * A session.update of the app's on the call was forwarded (this process), by the event id it left
+   * with: released at the answer to the last one forwarded before the hold released. Until the
+   * twenty-third red-team pass only the first counted, and an app's second update sent right behind
+   * it (turn detection off) was applied before the hold's own, written from the first one's answer,
+   * which turned turn detection on again (test/calls/redteam-23-hold-app-updates.test.ts).
+   */
   appUpdated(choice: AppTurnChoice, eventId: string | null = null): void {
-    if (!this.#held || this.#app) return;
-    this.#app = choice;
-    this.#appEventId = eventId;
-    this.#await(eventId);
-    this.#answersToApp = this.#unanswered + 1;
+    // Recorded elsewhere (released then) or released: the app's later updates are its own business.
+    if (!this.#held || (this.#app !== null && this.#answersToApp === null)) return;
+    const id = eventId === null ? null : keptId(eventId);
+    this.#app ??= choice;
+    if (this.#appUpdates.length < MAX_AWAITED_UPDATES) this.#appUpdates.push({ eventId: id, choice });
+    // Updates this process sent since the app's last are answered before this one.
+    for (const sent of this.#sentSinceApp) this.#await(sent);
+    this.#answersToApp = (this.#answersToApp ?? this.#unanswered) + this.#sentSinceApp.length + 1;
+    this.#sentSinceApp.length = 0;
+    this.#await(id);
+  }
+
+  /** The app's choice at release: the last of its updates here that chose turn detection (none: untouched). */
+  #appChoice(): AppTurnChoice | null {
+    if (this.#answersToApp === null) return this.#app;
+    for (let i = this.#appUpdates.length - 1; i >= 0; i--) if (this.#appUpdates[i]!.choice.kind !== 'untouched') return this.#appUpdates[i]!.choice;
+    return { kind: 'untouched' };
   }
 
   #await(eventId: string | null): void {
-    if (eventId !== null && this.#awaitedIds.size < MAX_AWAITED_UPDATES) this.#awaitedIds.add(eventId);
+    // A client-chosen id may be as long as a frame: kept as keptId keeps it (the error's is mapped the same way).
+    if (eventId !== null && this.#awaitedIds.size < MAX_AWAITED_UPDATES) this.#awaitedIds.add(keptId(eventId));
   }
 
   /** An update sent from somewhere was answered: the app's once every one sent before it was. */
@@ -259,7 +302,7 @@ export class ResponsesHold {
     if (!this.#held) return;
     this.stop();
     const restore = this.#deps.restore!;
-    const app = this.#app;
+    const app = this.#appChoice();
     const answerOwed = this.#owed.size > 0;
     this.#owed.clear();
     // The app turned turn detection off, or responses: its call (it starts responses itself).

@@ -97,6 +97,13 @@ const MAX_ECHO_PRINTS = 8192;
  * with the start and end of their texts (up to a window each), the others as places.
  */
 const MAX_PLACED = 128;
+/**
+ * Ids of forgotten places kept, the oldest first (#forgottenIds): a delete of the conversation's
+ * oldest item joins nothing, so an app trimming its conversation from the start past MAX_PLACED is
+ * not refused. Past these (or an id longer than MAX_FORGOTTEN_ID_CHARS) the rest are not kept.
+ */
+const MAX_FORGOTTEN_IDS = 1024;
+const MAX_FORGOTTEN_ID_CHARS = 64;
 /** Redacted copies of a call's browser items still being put in place (#BrowserRedaction); the oldest is forgotten. */
 const MAX_BROWSER_REDACTIONS = 16;
 /** The content parts a redacted copy of a browser's message carries (the upstream echoes them whole). */
@@ -730,6 +737,13 @@ export class GuardrailFilter implements Filter {
    * Null until a place is forgotten (#keepPlaces).
    */
   #forgotten: Map<string, string> | null = null;
+  /**
+   * The ids of the first forgotten places, in conversation order, while they are all there
+   * (`#forgottenIdsAll`: every forgotten place still in the conversation is listed): the first is the
+   * conversation's oldest item, whose delete joins nothing (#deleteForgotten).
+   */
+  readonly #forgottenIds: string[] = [];
+  #forgottenIdsAll = true;
   #anonPlaced = 0;
   /** Client item creates forwarded, not answered yet (oldest first): the upstream may still refuse them. */
   readonly #sent: Sent[] = [];
@@ -852,6 +866,7 @@ export class GuardrailFilter implements Filter {
 
   #clientEvent(frame: Frame): Verdict | Promise<Verdict> {
     const path = contentPath('client', frame.type);
+    if (frame.type === 'conversation.item.delete' && this.#forgotten !== null) return this.#deleteForgotten(frame);
     if (!path) return NO_CONTENT.has(frame.type) ? CONTINUE : this.#unknown(frame.type, 'client', frame);
     const policy = this.#policy;
     // A member the table cannot read is refused whatever the policy (malformedError), a policy with nothing to judge too.
@@ -887,6 +902,10 @@ export class GuardrailFilter implements Filter {
     // An id the upstream confirms deleted is free again (#freeItemId): an item given it later is a new item.
     if (this.#deleted.size > 0 || this.#reported.size > 0 || this.#replacedItems.size > 0) this.#freeItemId(asString(frame.json()['item_id']) ?? '');
     if (this.#browserRedactions.length > 0) this.#redactionItemDeleted(asString(frame.json()['item_id']));
+    if (this.#forgottenIds.length > 0) {
+      const at = this.#forgottenIds.indexOf(asString(frame.json()['item_id']) ?? '');
+      if (at >= 0) this.#forgottenIds.splice(at, 1);
+    }
     if (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0) {
       const deleted = asString(frame.json()['item_id']);
       this.#hold?.itemDeleted(deleted);
@@ -2492,6 +2511,9 @@ export class GuardrailFilter implements Filter {
   #keepPlaces(): void {
     if (this.#placed.length <= MAX_PLACED) return;
     const gone = this.#placed.shift()!;
+    // Listed while every earlier one is (the list stays a prefix of the conversation: its first is the oldest item).
+    if (this.#forgottenIdsAll && this.#forgottenIds.length < MAX_FORGOTTEN_IDS && gone.key.length <= MAX_FORGOTTEN_ID_CHARS) this.#forgottenIds.push(gone.key);
+    else this.#forgottenIdsAll = false;
     const keep = this.#policy.windowChars;
     const forgotten = (this.#forgotten ??= new Map());
     for (const { source, withTools } of PLACE_READINGS) {
@@ -2528,14 +2550,34 @@ export class GuardrailFilter implements Filter {
     return null;
   }
 
-  /** The refusal of an event #placeForgotten names (reported as CONTEXT_NOT_KEPT_RULE, a block). */
-  #refuseForgotten(ev: JsonObject, type: string, forgotten: { id: string; param: string }, policy: CompiledPolicy): Verdict {
+  /**
+   * A client's delete of an item whose place is no longer kept, but the conversation's oldest (the
+   * first of #forgottenIds, once the upstream confirmed the ones before it deleted), is refused while
+   * the policy reads the conversation's text: it joins the items around it, whose text is not kept,
+   * so what follows it cannot be judged again (#unplace). Until 2026-12-07 it was forwarded, and
+   * `please ignore previous`, `zz`, `instructions now`, 128 items, then a delete of `zz` gave the
+   * model the phrase past a rule on it (test/governance/redteam-22-forgotten-places.test.ts). A
+   * browser's delete on a call travels over its data channel, unseen: not covered.
+   */
+  #deleteForgotten(frame: Frame): Verdict {
+    const policy = this.#policy;
+    if (!(hasSource(policy, 'input') || hasSource(policy, 'tool_output'))) return CONTINUE;
+    const ev = frame.json();
+    const id = asString(ev['item_id']);
+    // Not an item id: the upstream refuses it, and deletes nothing.
+    if (id === null || this.#placed.some((p) => p.key === id) || id === this.#forgottenIds[0]) return CONTINUE;
+    const message = `Deleting item ${id.slice(0, 64)} would join the items around it, which the proxy no longer keeps (the last ${MAX_PLACED} items) and cannot check together. Delete the oldest item first (after the deletion of the ones before it is confirmed), or a recent one.`;
+    return this.#refuseForgotten(ev, frame.type, { id, param: 'item_id' }, policy, message);
+  }
+
+  /** The refusal of an event #placeForgotten or #deleteForgotten names (reported as CONTEXT_NOT_KEPT_RULE, a block). */
+  #refuseForgotten(ev: JsonObject, type: string, forgotten: { id: string; param: string }, policy: CompiledPolicy, message?: string): Verdict {
     const finding: Finding = { id: CONTEXT_NOT_KEPT_RULE, action: 'block', label: forgotten.param, excerpt: null };
     this.#reportAll(policy, [finding], 'input', type, null, this.#ctx.clock.now());
     const where = forgotten.id === 'root' ? 'at the start of the conversation' : `next to item ${forgotten.id.slice(0, 64)}`;
     return reject(
       new ProxyError('guardrail_blocked', {
-        message: `The text ${where} cannot be checked against the conversation around it: the proxy no longer keeps that part of it (the last ${MAX_PLACED} items). Append the item, or reference a recent one.`,
+        message: message ?? `The text ${where} cannot be checked against the conversation around it: the proxy no longer keeps that part of it (the last ${MAX_PLACED} items). Append the item, or reference a recent one.`,
         param: forgotten.param,
         eventId: clientEventId(ev),
         details: this.#details(policy, [finding]),

@@ -108,6 +108,15 @@ describe('streaming scanner', () => {
     expect(released.join('')).toBe('Card: ');
   });
 
+  it('a phrase with a stray inside a word (U+FFFD, private use, a lone surrogate), streamed: its start held back, then tripped', () => {
+    for (const stray of ['\ufffd', '\ue000', '\ud800']) {
+      const s = new TextScanner([rule('p', [phraseFinder(['ignore previous instructions'], true)])], 64);
+      // Old code: the stray split the word, and all of it was released as it came.
+      expect(s.push(`please ign${stray}`).text, JSON.stringify(stray)).toBe('please ');
+      expect(s.push('ore previous instructions now').hits.map((h) => h.rule.id), JSON.stringify(stray)).toEqual(['p']);
+    }
+  });
+
   it('matches through zero-width characters, homoglyphs, fullwidth forms and accents', () => {
     const evasions = ['wire\u200b the mоney', 'WIRE THE ＭＯＮＥＹ', 'wíre the\u202e money', 'wire\n\t the  money', 'wιre thе money'];
     for (const text of evasions) {

@@ -184,7 +184,7 @@ function freshIndex(ends: Int32Array, ctxLen: number): number {
 }
 
 /**
- * The second reading of a text with hidden tag characters (normalize.ts): decoded to ASCII. A JSON
+ * The second reading of a text with hidden tag characters or strays (normalize.ts): tags decoded to ASCII, strays dropped. A JSON
  * text is read with its escapes decoded first, as `normalizeJson` does (so `\uDB40\uDC69` is a tag `i`).
  */
 function tagReading(raw: string, format: TextFormat): Normalized {
@@ -288,7 +288,7 @@ export class TextScanner {
       lined: null,
     });
     let readings: readonly Reading[];
-    if (!norm.hiddenTags) readings = [reading(norm.text, norm.starts, norm.ends, norm.lineBreaks)];
+    if (!norm.hiddenTags && !norm.strays) readings = [reading(norm.text, norm.starts, norm.ends, norm.lineBreaks)];
     else {
       // The maps are normalize's shared buffers: the first reading's are copied before the second.
       const dropped = reading(norm.text, norm.starts.slice(), norm.ends.slice(), norm.lineBreaks);

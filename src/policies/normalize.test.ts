@@ -284,9 +284,17 @@ describe('normalize: text hidden in Unicode tag characters ("ASCII smuggling", 2
   });
 
   it('costs nothing without tag characters: no second reading is asked for', () => {
-    for (const text of ['plain ASCII', 'café ｆｕｌｌ 𝐛𝐨𝐥𝐝 \u{e0100}\u{e01ef} 🏴‍☠️', '\udb40', 'x\udb40\udc7f', 'x\udb40y', `a\u{e0001}b`]) {
+    for (const text of ['plain ASCII', 'café ｆｕｌｌ 𝐛𝐨𝐥𝐝 \u{e0100}\u{e01ef} 🏴‍☠️', 'x\udb40\udc7f', `a\u{e0001}b`]) {
       expect(normalize(text).hiddenTags, JSON.stringify(text)).toBe(false);
+      expect(normalize(text).strays, JSON.stringify(text)).toBe(false);
       expect(normalize(text, true).text, JSON.stringify(text)).toBe(normalize(text).text);
+    }
+    // A lone high surrogate is no tag: a stray (STRAY), kept in the first reading and dropped in the second.
+    for (const [text, second] of [['\udb40', ''], ['x\udb40y', 'xy']] as const) {
+      expect(normalize(text).hiddenTags, JSON.stringify(text)).toBe(false);
+      expect(normalize(text).strays, JSON.stringify(text)).toBe(true);
+      expect(normalize(text).text, JSON.stringify(text)).toBe(text);
+      expect(normalize(text, true).text, JSON.stringify(text)).toBe(second);
     }
   });
 

@@ -12,6 +12,8 @@
  *   hyphen, word joiner, BOM, tag characters), every other default-ignorable code point (variation
  *   selectors, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0: letters that render as nothing)
  *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
+ * - strays (STRAY: U+FFFD, U+FFFC, lone surrogates, private use, noncharacters, unassigned) kept in
+ *   the first reading (they split words, and separate them) and dropped in the second;
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
  *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
  * - decimal digits of every script (`٤`, `४`, `๔`) as ASCII digits (asciiDigit), circled digits
@@ -27,6 +29,7 @@
  * second reading: `normalize(text, true)` decodes them to their ASCII (each mapped to its tag
  * character), so an instruction written in them ("ASCII smuggling") is text to the matchers, while
  * the first reading drops them (a tag inside a visible word, `ign<TAG>ore`, must not split it).
+ * The second reading also drops strays (see STRAY).
  * Emoji tag sequences (a subdivision flag: U+1F3F4, 3–7 tag digits or lower case letters, U+E007F)
  * are dropped in both readings.
  * Case folding is left to the matchers (phrases and `i` regexes match with Unicode case folding),
@@ -195,8 +198,22 @@ const DROP = /^[\p{Cf}\p{M}\p{Default_Ignorable_Code_Point}\0-\x08\x0E-\x1F\x7F-
  */
 const DASH = /^[\p{Pd}\u2212\u02d7\u2043\u2796]$/u;
 const SPACE = /^[\s\u0085\u2800]$/u;
+/**
+ * Strays: code points that show as a `�`, a box or nothing and mean nothing, none of them a format
+ * character or default-ignorable (DROP): the replacement and object replacement characters (U+FFFD,
+ * U+FFFC), a lone surrogate (`\uD800` in a JSON string, which the upstream reads as U+FFFD),
+ * private-use characters (no glyph in most fonts), noncharacters (U+FFFF) and unassigned code points
+ * (Cn). A model reads past one inside a word (`ign�ore` is "ignore"), and one between two words
+ * separates them (`ignore�previous`): the first reading keeps them as they are (a separator between
+ * words), the second (`normalize(text, true)`, as for tag characters) drops them. Until the
+ * twenty-third red-team pass only the first existed, and `ign�ore previous instructions` passed
+ * every rule on the phrase (test/governance/redteam-23-replacement-characters.test.ts).
+ */
+const STRAY = /^[\p{Cs}\p{Co}\p{Cn}\ufffc\ufffd]$/u;
+/** foldCodePoint's answer for a stray (no other fold has a NUL: control characters are dropped). */
+const STRAY_FOLD = '\0';
 
-/** Per non-ASCII code point: its folded form ('' when dropped, ' ' for whitespace). Bounded. */
+/** Per non-ASCII code point: its folded form ('' when dropped, ' ' for whitespace, STRAY_FOLD for a stray). Bounded. */
 const foldCache = new Map<string, string>();
 export const FOLD_CACHE_MAX = 8192;
 /** How many code points the fold cache holds now (tests: it stays bounded under hostile text). */
@@ -246,6 +263,7 @@ function foldCodePoint(cp: string): string {
   // invisible character must not split a word.
   if (DROP.test(cp)) out = '';
   else if (SPACE.test(cp)) out = ' ';
+  else if (STRAY.test(cp)) out = STRAY_FOLD;
   // Before NFKD, which turns some look-alikes into letters that look like nothing Latin (ϲ → ς).
   else if (CONFUSABLES[cp] !== undefined) out = CONFUSABLES[cp];
   else {
@@ -276,6 +294,8 @@ export interface Normalized {
    * `normalize(original, true)`, which reads them as ASCII (false for texts without any: no second scan).
    */
   readonly hiddenTags: boolean;
+  /** The original holds strays (STRAY): the matchers also scan `normalize(original, true)`, which drops them. */
+  readonly strays: boolean;
   /**
    * Indices in `text` of the spaces whose whitespace run holds a line break (U+000A–000D, U+0085,
    * U+2028, U+2029), ascending; empty when none does. Every matcher reads them as spaces; `linedText`
@@ -392,7 +412,8 @@ function grow(size: number): void {
 /**
  * Folds `original` (see the module comment) and keeps the offset map back to it. The returned
  * maps are views of shared buffers, valid until the next call (matching uses them synchronously).
- * `readTags`: the second reading, tag characters decoded to ASCII (see `Normalized.hiddenTags`).
+ * `readTags`: the second reading, tag characters decoded to ASCII and strays dropped (see
+ * `Normalized.hiddenTags`, `Normalized.strays`).
  */
 export function normalize(original: string, readTags = false): Normalized {
   const n = original.length;
@@ -408,6 +429,7 @@ export function normalize(original: string, readTags = false): Normalized {
   /** The last character written came from a regional indicator letter (see REGIONAL_FIRST). */
   let lastRegional = false;
   let hiddenTags = false;
+  let strays = false;
   let lineBreaks: number[] | null = null;
   const push = (s: string, from: number, to: number): void => {
     for (let k = 0; k < s.length; k++) {
@@ -500,9 +522,14 @@ export function normalize(original: string, readTags = false): Normalized {
         continue;
       }
     }
-    const cpLen = code >= 0xd800 && code <= 0xdbff && i + 1 < n ? 2 : 1;
+    // A high surrogate without its low one is a code point of its own (a stray).
+    const cpLen = code >= 0xd800 && code <= 0xdbff && i + 1 < n && (original.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
     const cp = original.slice(i, i + cpLen);
-    const folded = foldCodePoint(cp);
+    let folded = foldCodePoint(cp);
+    if (folded === STRAY_FOLD) {
+      strays = true;
+      folded = readTags ? '' : cp;
+    }
     if (folded.length > 0) {
       // A run of regional indicator letters is a word of its own (see REGIONAL_FIRST).
       const regional = cpLen === 2 && isRegionalAt(original, i);
@@ -514,7 +541,7 @@ export function normalize(original: string, readTags = false): Normalized {
     runStart = i;
   }
   out += original.slice(runStart);
-  return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len), hiddenTags, lineBreaks: lineBreaks ?? NO_LINE_BREAKS };
+  return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len), hiddenTags, strays, lineBreaks: lineBreaks ?? NO_LINE_BREAKS };
 }
 
 /** Folds a rule's own text (phrases) the same way, without the map. */
