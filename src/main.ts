@@ -80,7 +80,8 @@ export async function startProxy(input: Config, options: StartOptions = {}): Pro
   if (compiled.upstream.kind === 'simulator') {
     // Loaded only here: a proxy with a real upstream never loads the simulator (nor `ws`, which only it uses).
     const { startSimulator } = await import('./simulator/index.js');
-    simulator = await startSimulator({ ...options.simulator, apiKey: SIMULATOR_KEY });
+    // No history of events and closed connections (tests ask for it): it would grow with every session.
+    simulator = await startSimulator({ keepHistory: false, ...options.simulator, apiKey: SIMULATOR_KEY });
     config = { ...config, upstream: { ...config.upstream, provider: 'simulator', url: simulator.url, apiKey: SIMULATOR_KEY } };
     log.warn(
       { upstream: simulator.url },

@@ -12,7 +12,7 @@ import {
   synthesizeSpeech,
   ulawToLinear,
 } from './audio.js';
-import { chunkBase64, planSpeech, splitWords } from './output.js';
+import { chunkBase64, MODEL_MAX_OUTPUT_TOKENS, planSpeech, planSpeechSliced, SPEECH_CACHE_BYTES, speechCacheBytes, splitWords, withinModelMax } from './output.js';
 import { defaultServerVad } from './session.js';
 import { Vad, rmsThreshold } from './vad.js';
 
@@ -88,6 +88,51 @@ describe('speech synthesis', () => {
       expect(s).toBeLessThanOrEqual(9600);
     }
     expect(new Set(sizes).size).toBeGreaterThan(3);
+  });
+
+  it('cuts an answer at the model maximum (4,096 output tokens) before any of it is synthesized', () => {
+    const tokens = (chars: number, speed: number | null) => Math.ceil(chars / 4) + (speed === null ? 0 : Math.ceil(speechDurationMs('x'.repeat(chars), { speed }) / 50));
+    for (const speed of [0.25, 1, 1.5, null]) {
+      const long = 'word '.repeat(20_000);
+      const cut = withinModelMax(long, speed);
+      expect(cut.cut).toBe(true);
+      expect(long.startsWith(cut.text)).toBe(true);
+      // The longest start that fits: one character more would not.
+      expect(tokens(cut.text.length, speed)).toBeLessThanOrEqual(MODEL_MAX_OUTPUT_TOKENS);
+      expect(tokens(cut.text.length + 1, speed)).toBeGreaterThan(MODEL_MAX_OUTPUT_TOKENS);
+      // An answer that fits is left whole, to its last character.
+      const fits = long.slice(0, cut.text.length);
+      expect(withinModelMax(fits, speed)).toEqual({ text: fits, cut: false });
+    }
+  });
+
+  it('keeps speech plans within a byte budget, however long their texts', () => {
+    // Four plans of the model maximum's audio (~205 s: ~23 MB of PCM and base64 each) and small ones after.
+    const longest = withinModelMax('many words spoken '.repeat(1000), 1).text;
+    for (let i = 0; i < 4; i++) planSpeech(`${i} ${longest}`.slice(0, longest.length), 'pcm', 'marin', 1);
+    expect(speechCacheBytes()).toBeGreaterThan(0);
+    expect(speechCacheBytes()).toBeLessThanOrEqual(SPEECH_CACHE_BYTES);
+    for (let i = 0; i < 60; i++) planSpeech(`short answer ${i}`, 'pcm', 'marin', 1);
+    expect(speechCacheBytes()).toBeLessThanOrEqual(SPEECH_CACHE_BYTES);
+    // A plan still served from the cache is the same plan.
+    expect(planSpeech('short answer 59', 'pcm', 'marin', 1)).toBe(planSpeech('short answer 59', 'pcm', 'marin', 1));
+  });
+
+  it('synthesizes a long answer in slices, the event loop running between them; the speech is the same', async () => {
+    // 312 characters: ~20 s of audio, four slices of 5 s.
+    const text = 'a long answer in slices '.repeat(13);
+    let turns = 0;
+    let planned = false;
+    const turn = () => {
+      if (planned) return;
+      turns++;
+      setImmediate(turn);
+    };
+    setImmediate(turn);
+    const plan = await planSpeechSliced(text, 'pcm', 'cedar', 1);
+    planned = true;
+    expect(turns).toBeGreaterThanOrEqual(3);
+    expect(plan.bytes.equals(Buffer.from(encodeAudio(synthesizeSpeech(text, { voice: 'cedar', speed: 1 }), 'pcm')))).toBe(true);
   });
 
   it('splits text into word deltas that rebuild it exactly', () => {

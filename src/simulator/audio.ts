@@ -71,9 +71,14 @@ export interface SpeechOptions {
 }
 
 export function speechDurationMs(text: string, options: SpeechOptions = {}): number {
+  return speechDurationMsOf(text.length, options);
+}
+
+/** speechDurationMs of a text of `chars` characters (the duration depends on its length only). */
+export function speechDurationMsOf(chars: number, options: SpeechOptions = {}): number {
   const msPerChar = options.msPerChar ?? 65;
   const speed = options.speed ?? 1;
-  return Math.max(options.minMs ?? 300, Math.round((text.length * msPerChar) / speed));
+  return Math.max(options.minMs ?? 300, Math.round((chars * msPerChar) / speed));
 }
 
 /**
@@ -81,6 +86,18 @@ export function speechDurationMs(text: string, options: SpeechOptions = {}): num
  * near-silent gaps at spaces and punctuation, and a little breath noise.
  */
 export function synthesizeSpeech(text: string, options: SpeechOptions = {}): Int16Array {
+  const slices = speechSlices(text, options, Infinity);
+  let step = slices.next();
+  while (!step.done) step = slices.next();
+  return step.value;
+}
+
+/**
+ * synthesizeSpeech, `sliceSamples` samples at a time: the generator yields between slices and returns
+ * the whole PCM, so that a caller can let other work run meanwhile (a long answer is seconds of
+ * computation).
+ */
+export function* speechSlices(text: string, options: SpeechOptions, sliceSamples: number): Generator<void, Int16Array, void> {
   const durationMs = speechDurationMs(text, options);
   const n = Math.round((durationMs * PCM_RATE) / 1000);
   const out = new Int16Array(n);
@@ -94,27 +111,31 @@ export function synthesizeSpeech(text: string, options: SpeechOptions = {}): Int
   let wordPitch = basePitch;
   let lastCharIndex = -1;
   let gain = 0;
-  for (let i = 0; i < n; i++) {
-    const ci = Math.min(chars.length - 1, Math.floor(i / samplesPerChar));
-    const ch = chars.charCodeAt(ci);
-    if (ci !== lastCharIndex) {
-      lastCharIndex = ci;
-      if (ci === 0 || chars.charCodeAt(ci - 1) === 32) wordPitch = basePitch * (0.88 + 0.24 * rand());
+  for (let start = 0; start < n; start += sliceSamples) {
+    if (start > 0) yield;
+    const end = Math.min(n, start + sliceSamples);
+    for (let i = start; i < end; i++) {
+      const ci = Math.min(chars.length - 1, Math.floor(i / samplesPerChar));
+      const ch = chars.charCodeAt(ci);
+      if (ci !== lastCharIndex) {
+        lastCharIndex = ci;
+        if (ci === 0 || chars.charCodeAt(ci - 1) === 32) wordPitch = basePitch * (0.88 + 0.24 * rand());
+      }
+      const voiced = !(ch === 32 || ch === 44 || ch === 46 || ch === 63 || ch === 33 || ch === 58 || ch === 59);
+      const progress = i / n;
+      // Declination: pitch drifts down over the utterance, with a slow vibrato.
+      const pitch = wordPitch * (1.08 - 0.16 * progress) * (1 + 0.02 * Math.sin((2 * Math.PI * 5 * i) / PCM_RATE));
+      phase += (pitch * TABLE_SIZE) / PCM_RATE;
+      if (phase >= TABLE_SIZE) phase -= TABLE_SIZE;
+      const syllable = Math.sin((Math.PI * (i % syllableSamples)) / syllableSamples);
+      const target = voiced ? 0.35 + 0.65 * syllable * syllable : 0.02;
+      // One-pole smoothing avoids clicks at gap edges (~5 ms).
+      gain += (target - gain) * 0.008;
+      const fadeIn = Math.min(1, i / 240);
+      const fadeOut = Math.min(1, (n - i) / 480);
+      const sample = (VOICED_TABLE[phase | 0]! * gain + (rand() - 0.5) * 0.03) * fadeIn * fadeOut;
+      out[i] = Math.max(-32768, Math.min(32767, Math.round(sample * level)));
     }
-    const voiced = !(ch === 32 || ch === 44 || ch === 46 || ch === 63 || ch === 33 || ch === 58 || ch === 59);
-    const progress = i / n;
-    // Declination: pitch drifts down over the utterance, with a slow vibrato.
-    const pitch = wordPitch * (1.08 - 0.16 * progress) * (1 + 0.02 * Math.sin((2 * Math.PI * 5 * i) / PCM_RATE));
-    phase += (pitch * TABLE_SIZE) / PCM_RATE;
-    if (phase >= TABLE_SIZE) phase -= TABLE_SIZE;
-    const syllable = Math.sin((Math.PI * (i % syllableSamples)) / syllableSamples);
-    const target = voiced ? 0.35 + 0.65 * syllable * syllable : 0.02;
-    // One-pole smoothing avoids clicks at gap edges (~5 ms).
-    gain += (target - gain) * 0.008;
-    const fadeIn = Math.min(1, i / 240);
-    const fadeOut = Math.min(1, (n - i) / 480);
-    const sample = (VOICED_TABLE[phase | 0]! * gain + (rand() - 0.5) * 0.03) * fadeIn * fadeOut;
-    out[i] = Math.max(-32768, Math.min(32767, Math.round(sample * level)));
   }
   return out;
 }

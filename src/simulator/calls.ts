@@ -77,6 +77,8 @@ class CallHub extends EventEmitter {
   /** Client events in arrival order, from the sidebands and the data channel (`output_audio_buffer.clear` included). */
   readonly received: Array<{ readonly from: 'sideband' | 'browser'; readonly type: string; readonly event: Json }> = [];
   readonly bufferedAmount = 0;
+  /** Keep `received` and `dataChannel` (SimulatorOptions.keepHistory). */
+  keepHistory = true;
   /** Responses whose audio is "playing" (started, neither stopped nor cleared). */
   readonly #playing = new Set<string>();
   #latestSession: Json | null = null;
@@ -121,7 +123,7 @@ class CallHub extends EventEmitter {
 
   #broadcast(ev: Json, text: string = JSON.stringify(ev)): void {
     if (this.#closed) return;
-    this.dataChannel.push(ev);
+    if (this.keepHistory) this.dataChannel.push(ev);
     for (const ws of this.sockets) if (ws.readyState === ws.OPEN) ws.send(text);
   }
 
@@ -142,7 +144,7 @@ class CallHub extends EventEmitter {
       } catch {
         ev = null;
       }
-      if (isObject(ev)) this.received.push({ from: 'sideband', type: typeof ev['type'] === 'string' ? ev['type'] : '', event: ev });
+      if (isObject(ev) && this.keepHistory) this.received.push({ from: 'sideband', type: typeof ev['type'] === 'string' ? ev['type'] : '', event: ev });
       if (this.#held !== null) {
         this.#held.events.push({ ev, data });
         return;
@@ -174,7 +176,7 @@ class CallHub extends EventEmitter {
 
   /** An event from the browser's data channel. */
   fromBrowser(event: Json): void {
-    this.received.push({ from: 'browser', type: typeof event['type'] === 'string' ? event['type'] : '', event });
+    if (this.keepHistory) this.received.push({ from: 'browser', type: typeof event['type'] === 'string' ? event['type'] : '', event });
     this.emit('message', Buffer.from(JSON.stringify(event), 'utf8'), false);
   }
 
@@ -411,6 +413,11 @@ export class SimCallRegistry implements SimCalls {
       return reply(res, 400, apiError(e.message, e.code, e.param));
     }
     const secret: SimSecret = { value: `ek_${randomBytes(16).toString('hex')}`, expiresAt: Math.floor(Date.now() / 1000) + seconds, session, request };
+    // Without a history (the proxy's embedded simulator) an expired secret is of no use to anyone.
+    if (!this.#settings.keepHistory) {
+      const now = Math.floor(Date.now() / 1000);
+      for (let i = this.secrets.length - 1; i >= 0; i--) if (this.secrets[i]!.expiresAt < now) this.secrets.splice(i, 1);
+    }
     this.secrets.push(secret);
     reply(res, 200, { value: secret.value, expires_at: secret.expiresAt, session });
   }
@@ -451,7 +458,7 @@ export class SimCallRegistry implements SimCalls {
     if (!offer.startsWith('v=0') || !/^m=/m.test(offer)) return reply(res, 400, apiError('The SDP offer is not valid.', 'invalid_offer', 'sdp'));
     const call = new Call('webrtc', offer, credential ?? '', sessionRequest);
     call.answer = answerFor(offer);
-    this.calls.set(call.id, call);
+    this.#add(call);
     call.start(session, this.#settings);
     reply(res, 201, call.answer, { location: `/v1/realtime/calls/${call.id}` });
   }
@@ -513,7 +520,7 @@ export class SimCallRegistry implements SimCalls {
 
   async ring(options: RingOptions): Promise<{ call: SimCall; status: number; body: string }> {
     const call = new Call('sip', null, '', null);
-    this.calls.set(call.id, call);
+    this.#add(call);
     const event = {
       id: `evt_${randomBytes(12).toString('hex')}`,
       object: 'event',
@@ -534,5 +541,18 @@ export class SimCallRegistry implements SimCalls {
 
   close(): void {
     for (const call of this.calls.values()) call.end();
+  }
+
+  /**
+   * A new call. Without a history (SimulatorOptions.keepHistory: the proxy's embedded simulator)
+   * the calls that ended or were rejected are let go first: until 2026-12-07 every call was kept, its
+   * events included, for the life of the process.
+   */
+  #add(call: Call): void {
+    if (!this.#settings.keepHistory) {
+      call.hub.keepHistory = false;
+      for (const [id, old] of this.calls) if (old.state === 'ended' || old.state === 'rejected') this.calls.delete(id);
+    }
+    this.calls.set(call.id, call);
   }
 }

@@ -31,6 +31,8 @@ const sim = await startSimulator({
   port,
   apiKey: values['api-key'] ?? null,
   timing: values.realtime ? { realtime: true, firstAudioDelayMs: 250 } : {},
+  // A long-running process: no history of events and closed connections (it would grow with every session).
+  keepHistory: false,
 });
 sim.onConnection((c) => {
   process.stdout.write(`connection ${c.id} ${c.url}\n`);

@@ -6,7 +6,7 @@ import { defaultBrain, type Brain, type BrainReply, type ResponseParams } from '
 import { invalidType, invalidValue, missingParameter, SimError, unknownParameter } from './errors.js';
 import { audioMsOf, withAudio, type PartAudio, type SimItem } from './items.js';
 import { notifySent } from './observe.js';
-import { chunkBase64, planSpeech, splitArguments, splitWords, type SpeechPlan } from './output.js';
+import { chunkBase64, planSpeechSliced, splitArguments, splitWords, withinModelMax, type SpeechPlan } from './output.js';
 import {
   applySessionUpdate,
   formatKind,
@@ -61,6 +61,23 @@ const BACKPRESSURE_BYTES = 1 << 20;
 const REALTIME_LEAD_MS = 250;
 const RATE_LIMIT_TOKENS = 2_000_000;
 
+/**
+ * What one connection's conversation may hold (its items' JSON and audio), and its input audio buffer
+ * apart: past it the oldest items are forgotten (the oldest audio dropped), as a server keeping a
+ * bounded context would. The embedded simulator runs in the proxy's process: until 2026-12-07 a
+ * session kept every item it was sent, and without turn detection every byte appended, for as long
+ * as it lasted (test/security/redteam-23-simulator-history.test.ts).
+ */
+export const MAX_CONVERSATION_BYTES = 64 * 1024 * 1024;
+export const MAX_INPUT_AUDIO_BYTES = 64 * 1024 * 1024;
+
+/** Bytes an item holds: its wire JSON and its audio. */
+function itemBytes(item: SimItem): number {
+  let bytes = JSON.stringify(item.wire).length;
+  for (const a of item.audio) if (a) bytes += a.bytes.length;
+  return bytes;
+}
+
 /** Transcription models priced per minute of audio: their usage is `{type: "duration", seconds}`. */
 const DURATION_BILLED_TRANSCRIBERS: ReadonlySet<string> = new Set(['whisper-1', 'gpt-realtime-whisper', 'gpt-live-transcribe']);
 
@@ -70,6 +87,8 @@ export interface ConnectionSettings {
   readonly transcribe: (input: { itemId: string; audioMs: number }) => string;
   readonly pingIntervalMs: number;
   readonly recordAudio: boolean;
+  /** Keep `received` and `sent` (SimulatorOptions.keepHistory). */
+  readonly keepHistory: boolean;
   /** Session lifetime; OpenAI ends GA sessions after 60 min. 0 disables. */
   readonly maxSessionMs: number;
 }
@@ -108,11 +127,19 @@ export class Connection implements SimConnection {
   readonly sent: SentEvent[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
+  /** Bytes its conversation (settled items) and its input audio buffer hold. */
+  get heldBytes(): number {
+    return this.#conversationBytes + this.#inputBytes;
+  }
+
   #ws: WebSocket;
   #settings: ConnectionSettings;
   #brain: Brain;
   #session: SessionState | null = null;
   #items: SimItem[] = [];
+  /** Each settled item's bytes (itemBytes) and their sum, bounded by MAX_CONVERSATION_BYTES. */
+  readonly #itemBytes = new Map<SimItem, number>();
+  #conversationBytes = 0;
   readonly #conversationId = newId('conv');
   #isClosed = false;
   #frozen = false;
@@ -258,7 +285,7 @@ export class Connection implements SimConnection {
   #send(event: ServerEvent, responseId: string | null = null, written?: () => void): void {
     if (this.#isClosed || this.#frozen) return;
     this.#ws.send(JSON.stringify(event), written);
-    this.sent.push({ t: performance.now(), type: event.type, responseId });
+    if (this.#settings.keepHistory) this.sent.push({ t: performance.now(), type: event.type, responseId });
     notifySent(event);
   }
 
@@ -316,6 +343,7 @@ export class Connection implements SimConnection {
   }
 
   #record(t: number, type: string, event: Json): void {
+    if (!this.#settings.keepHistory) return;
     if (type === 'input_audio_buffer.append' && !this.#settings.recordAudio) {
       const audio = event['audio'];
       this.received.push({ t, type, event: { type, event_id: event['event_id'], audio_length: typeof audio === 'string' ? audio.length : 0 } });
@@ -435,6 +463,12 @@ export class Connection implements SimConnection {
     this.#input.push(bytes);
     this.#inputBytes += bytes.length;
     this.#audioPosMs += bytes.length / bytesPerMs(this.#inputKind);
+    // Without turn detection nothing commits it: the oldest audio goes past the bound.
+    while (this.#inputBytes > MAX_INPUT_AUDIO_BYTES && this.#input.length > 1) {
+      const dropped = this.#input.shift()!;
+      this.#inputBytes -= dropped.length;
+      this.#inputStartMs += dropped.length / bytesPerMs(this.#inputKind);
+    }
     if (!this.#vad) return;
     const events = this.#vad.push(decodeAudio(bytes, this.#inputKind));
     for (const ev of events) this.#onVad(ev);
@@ -523,6 +557,7 @@ export class Connection implements SimConnection {
       version: 0,
     };
     this.#items.push(item);
+    this.#settled(item);
     this.#emitItemAdded(item, previous);
     this.#emitItemDone(item, previous);
     const transcription = this.#session!.audio.input.transcription;
@@ -603,6 +638,31 @@ export class Connection implements SimConnection {
     this.#send({ type: 'conversation.item.done', event_id: newId('event'), previous_item_id: previous, item: item.wire } satisfies WireEvent<'conversation.item.done'>, responseId);
   }
 
+  /**
+   * Counts a settled item of the conversation (again, after it changed), then forgets the oldest
+   * items past MAX_CONVERSATION_BYTES: never the item itself, nor one a response is still writing.
+   */
+  #settled(item: SimItem): void {
+    const bytes = itemBytes(item);
+    this.#conversationBytes += bytes - (this.#itemBytes.get(item) ?? 0);
+    this.#itemBytes.set(item, bytes);
+    for (let i = 0; this.#conversationBytes > MAX_CONVERSATION_BYTES && i < this.#items.length; ) {
+      const oldest = this.#items[i]!;
+      if (oldest === item || !this.#itemBytes.has(oldest)) {
+        i++;
+        continue;
+      }
+      this.#items.splice(i, 1);
+      this.#forget(oldest);
+    }
+  }
+
+  /** An item left the conversation: its bytes no longer count. */
+  #forget(item: SimItem): void {
+    this.#conversationBytes -= this.#itemBytes.get(item) ?? 0;
+    this.#itemBytes.delete(item);
+  }
+
   #onItemCreate(e: Json): void {
     checkEventKeys(e, ['type', 'event_id', 'item', 'previous_item_id']);
     const item = this.#parseItem(e['item'], 'item');
@@ -619,6 +679,7 @@ export class Connection implements SimConnection {
     }
     this.#items.splice(index, 0, item);
     const previous = index > 0 ? this.#items[index - 1]!.id : null;
+    this.#settled(item);
     this.#emitItemAdded(item, previous);
     this.#emitItemDone(item, previous);
   }
@@ -722,7 +783,7 @@ export class Connection implements SimConnection {
   #onItemDelete(e: Json): void {
     checkEventKeys(e, ['type', 'event_id', 'item_id']);
     const { id, index } = this.#requireItemId(e);
-    this.#items.splice(index, 1);
+    this.#forget(this.#items.splice(index, 1)[0]!);
     this.#send({ type: 'conversation.item.deleted', event_id: newId('event'), item_id: id } satisfies WireEvent<'conversation.item.deleted'>);
   }
 
@@ -751,6 +812,7 @@ export class Connection implements SimConnection {
     part.transcript = transcript.slice(0, Math.floor(transcript.length * Math.min(1, ratio)));
     item.audio[contentIndex] = { bytes: Buffer.from(audio.bytes.subarray(0, keep)), kind: audio.kind, ms: keep / bytesPerMs(audio.kind) };
     item.version++;
+    if (this.#itemBytes.has(item)) this.#settled(item);
     this.#send({ type: 'conversation.item.truncated', event_id: newId('event'), item_id: id, content_index: contentIndex, audio_end_ms: endMs } satisfies WireEvent<'conversation.item.truncated'>);
   }
 
@@ -984,10 +1046,15 @@ export class Connection implements SimConnection {
     }
 
     const audioOut = resp.params.output_modalities[0] === 'audio';
-    let text = reply.text;
-    const speech = audioOut ? planSpeech(text, formatKind(resp.format), resp.params.voice, this.#realtime().audio.output.speed) : null;
+    const speed = this.#realtime().audio.output.speed;
+    // Past the model's own maximum nothing is emitted, whatever max_output_tokens says: cut before synthesis.
+    const emittable = withinModelMax(reply.text, audioOut ? speed : null);
+    let text = emittable.text;
+    const speech = audioOut ? await planSpeechSliced(text, formatKind(resp.format), resp.params.voice, speed) : null;
+    // Cancelled, or the connection gone, while a long answer's speech was synthesized.
+    if (!this.#live || resp.finished) return;
     let audioEnd = speech?.bytes.length ?? 0;
-    let incomplete = false;
+    let incomplete = emittable.cut;
     const fullMs = speech?.ms ?? 0;
     const cost = (fraction: number): number => textTokens(text.slice(0, Math.floor(text.length * fraction))) + (audioOut ? assistantAudioTokens(fullMs * fraction) : 0);
     if (limit !== 'inf' && cost(1) > limit) {
@@ -1098,6 +1165,7 @@ export class Connection implements SimConnection {
       }
       if (auto) {
         const index = this.#indexOf(item.id);
+        if (index >= 0) this.#settled(item);
         this.#emitItemDone(item, index > 0 ? this.#items[index - 1]!.id : null, resp.id);
       }
       this.#send({ type: 'response.output_item.done', event_id: newId('event'), response_id: resp.id, output_index: 0, item: item.wire } satisfies WireEvent<'response.output_item.done'>, resp.id);

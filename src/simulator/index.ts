@@ -91,9 +91,19 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     transcribe: options.transcribe ?? (({ audioMs }) => `(${(audioMs / 1000).toFixed(1)} s of audio)`),
     pingIntervalMs: options.pingIntervalMs ?? 20_000,
     recordAudio: options.recordAudio ?? true,
+    keepHistory: options.keepHistory ?? true,
     maxSessionMs: options.maxSessionMs ?? 3_600_000,
   };
   const connections: SimConnection[] = [];
+  /** A new connection, listed while it is open (and after, with keepHistory). */
+  const listed = (conn: SimConnection): void => {
+    connections.push(conn);
+    if (settings.keepHistory) return;
+    void conn.closed.then(() => {
+      const at = connections.indexOf(conn);
+      if (at >= 0) connections.splice(at, 1);
+    });
+  };
   const listeners: Array<(c: SimConnection) => void> = [];
 
   const wss = new WebSocketServer({
@@ -139,7 +149,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     const keyOk = options.apiKey === undefined || options.apiKey === null || callKey === options.apiKey;
     if (sidebandOf !== null && keyOk && [...url.searchParams.keys()].length === 1 && calls.attach(ws, lowerHeaders(req), sidebandOf)) return;
     const conn = new Connection(ws, lowerHeaders(req), req.url ?? '/', settings);
-    connections.push(conn);
+    listed(conn);
     for (const cb of listeners) cb(conn);
 
     const expected = options.apiKey ?? null;
@@ -187,8 +197,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
   /** A translation session: the same key check, then `?model=` only (no intent, no call). */
   function acceptTranslation(ws: WebSocket, req: IncomingMessage, url: URL): void {
-    const conn = new TranslationConnection(ws, lowerHeaders(req), req.url ?? '/', options.translate ?? defaultTranslator);
-    connections.push(conn);
+    const conn = new TranslationConnection(ws, lowerHeaders(req), req.url ?? '/', options.translate ?? defaultTranslator, settings.keepHistory);
+    listed(conn);
     for (const cb of listeners) cb(conn);
     const expected = options.apiKey ?? null;
     const key = credential(req);

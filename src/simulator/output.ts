@@ -1,4 +1,5 @@
-import { bytesPerMs, encodeAudio, hashString, prng, synthesizeSpeech, type AudioFormatKind } from './audio.js';
+import { bytesPerMs, encodeAudio, hashString, prng, speechDurationMsOf, speechSlices, synthesizeSpeech, type AudioFormatKind } from './audio.js';
+import { assistantAudioTokens } from './usage.js';
 
 /** Encoded assistant speech, cut into delta-sized chunks. */
 export interface SpeechPlan {
@@ -11,7 +12,52 @@ export interface SpeechPlan {
 }
 
 const CACHE_LIMIT = 48;
+/**
+ * Byte budget of the plan cache (each plan's PCM and its base64). A plan grows with its text (about
+ * 7 KB a character), so a count alone bounded nothing: until 2026-12-07 the embedded simulator (the
+ * proxy's own process, without OPENAI_API_KEY) kept 48 plans of any size
+ * (test/security/redteam-23-simulator-speech.test.ts).
+ */
+export const SPEECH_CACHE_BYTES = 64 * 1024 * 1024;
 const cache = new Map<string, SpeechPlan>();
+let cachedBytes = 0;
+
+const planBytes = (plan: SpeechPlan): number => plan.bytes.length + plan.base64.length;
+
+/** Bytes the plan cache holds now (tests: it stays within SPEECH_CACHE_BYTES). */
+export const speechCacheBytes = (): number => cachedBytes;
+
+/**
+ * The most output tokens one response has: OpenAI's realtime models stop there (`max_output_tokens:
+ * "inf"` is the model's maximum, 4,096).
+ */
+export const MODEL_MAX_OUTPUT_TOKENS = 4096;
+
+/** Output tokens of the first `chars` characters of an answer (the same rates as usage.ts; spoken at `speed`, or text only). */
+function answerTokens(chars: number, speed: number | null): number {
+  const text = Math.ceil(chars / 4);
+  return speed === null ? text : text + assistantAudioTokens(speechDurationMsOf(chars, { speed }));
+}
+
+/**
+ * The longest start of `text` a response emits within MODEL_MAX_OUTPUT_TOKENS (its text, and its
+ * audio at `speed` when spoken; null: text only), and whether that cut it. What lies past it is never
+ * emitted, so it is never synthesized: until 2026-12-07 a `say:` of 20,000 characters made the
+ * simulator synthesize 22 minutes of audio in one go (6 s of event loop, 139 MiB held), and one of a
+ * few hundred thousand would have needed gigabytes (about 7 KB a character).
+ */
+export function withinModelMax(text: string, speed: number | null): { readonly text: string; readonly cut: boolean } {
+  if (answerTokens(text.length, speed) <= MODEL_MAX_OUTPUT_TOKENS) return { text, cut: false };
+  // The token count grows with the length: the longest length that fits, by bisection.
+  let fits = 0;
+  let over = text.length;
+  while (over - fits > 1) {
+    const mid = Math.floor((fits + over) / 2);
+    if (answerTokens(mid, speed) <= MODEL_MAX_OUTPUT_TOKENS) fits = mid;
+    else over = mid;
+  }
+  return { text: text.slice(0, fits), cut: true };
+}
 
 /**
  * Speech for `text`, encoded once and memoised: repeated test turns cost nothing. Chunks vary
@@ -20,13 +66,42 @@ const cache = new Map<string, SpeechPlan>();
  */
 export function planSpeech(text: string, kind: AudioFormatKind, voice: string, speed: number): SpeechPlan {
   const key = `${kind}|${voice}|${speed}|${text}`;
+  return cached(key) ?? keep(key, synthesizeSpeech(text, { voice, speed }), kind);
+}
+
+/** Samples synthesized between two turns of the event loop (5 s of audio: some tens of milliseconds). */
+export const SPEECH_SLICE_SAMPLES = 5 * 24_000;
+
+/**
+ * planSpeech, letting the event loop run every SPEECH_SLICE_SAMPLES samples: an answer at the model
+ * maximum is ~205 s of audio, a second or more of synthesis, during which no other session of the
+ * process (the embedded simulator's, or the proxy's own) was served until 2026-12-07.
+ */
+export async function planSpeechSliced(text: string, kind: AudioFormatKind, voice: string, speed: number): Promise<SpeechPlan> {
+  const key = `${kind}|${voice}|${speed}|${text}`;
+  const hit = cached(key);
+  if (hit) return hit;
+  const slices = speechSlices(text, { voice, speed }, SPEECH_SLICE_SAMPLES);
+  let step = slices.next();
+  while (!step.done) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    step = slices.next();
+  }
+  return cached(key) ?? keep(key, step.value, kind);
+}
+
+/** A cached plan, made the most recent; undefined when there is none. */
+function cached(key: string): SpeechPlan | undefined {
   const hit = cache.get(key);
   if (hit) {
     cache.delete(key);
     cache.set(key, hit);
-    return hit;
   }
-  const pcm = synthesizeSpeech(text, { voice, speed });
+  return hit;
+}
+
+/** Encodes and cuts `pcm` into a plan and caches it (within CACHE_LIMIT and SPEECH_CACHE_BYTES). */
+function keep(key: string, pcm: Int16Array, kind: AudioFormatKind): SpeechPlan {
   // Copy: `encodeAudio` returns a view for PCM, and the plan must own its bytes.
   const bytes = Buffer.from(encodeAudio(pcm, kind));
   const perMs = bytesPerMs(kind);
@@ -42,7 +117,13 @@ export function planSpeech(text: string, kind: AudioFormatKind, voice: string, s
   }
   const plan: SpeechPlan = { bytes, base64: bytes.toString('base64'), kind, ms, chunkEnds };
   cache.set(key, plan);
-  if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+  cachedBytes += planBytes(plan);
+  // The oldest go first (a plan over the whole budget is not kept either).
+  for (const [oldest, held] of cache) {
+    if (cache.size <= CACHE_LIMIT && cachedBytes <= SPEECH_CACHE_BYTES) break;
+    cache.delete(oldest);
+    cachedBytes -= planBytes(held);
+  }
   return plan;
 }
 

@@ -53,6 +53,8 @@ export class TranslationConnection implements SimConnection {
   readonly closed: Promise<{ code: number; reason: string }>;
   readonly #ws: WebSocket;
   readonly #translate: Translator;
+  /** Keep `received` and `sent` (SimulatorOptions.keepHistory). */
+  readonly #keepHistory: boolean;
   #session: RealtimeTranslationSession | null = null;
   #pending = 0;
   #frames = 0;
@@ -60,8 +62,9 @@ export class TranslationConnection implements SimConnection {
   #frozen = false;
   #dropAfter: number | null = null;
 
-  constructor(ws: WebSocket, headers: Record<string, string>, url: string, translate: Translator) {
+  constructor(ws: WebSocket, headers: Record<string, string>, url: string, translate: Translator, keepHistory = true) {
     this.#ws = ws;
+    this.#keepHistory = keepHistory;
     this.headers = headers;
     this.url = url;
     this.#translate = translate;
@@ -119,7 +122,7 @@ export class TranslationConnection implements SimConnection {
   #send(event: Json & { type: string }): void {
     if (this.#isClosed || this.#frozen) return;
     this.#ws.send(JSON.stringify(event));
-    this.sent.push({ t: performance.now(), type: event.type, responseId: null });
+    if (this.#keepHistory) this.sent.push({ t: performance.now(), type: event.type, responseId: null });
   }
 
   #error(err: SimError, eventId: string | null): void {
@@ -139,7 +142,7 @@ export class TranslationConnection implements SimConnection {
     if (!isObject(parsed)) return this.#error(new SimError('invalid_event', 'The event must be a JSON object.'), null);
     const eventId = typeof parsed['event_id'] === 'string' ? parsed['event_id'] : null;
     const type = parsed['type'];
-    this.received.push({ t: performance.now(), type: typeof type === 'string' ? type : '', event: parsed });
+    if (this.#keepHistory) this.received.push({ t: performance.now(), type: typeof type === 'string' ? type : '', event: parsed });
     if (typeof type !== 'string' || !(TRANSLATION_CLIENT_TYPES as readonly string[]).includes(type)) {
       return this.#error(invalidValue('type', type, TRANSLATION_CLIENT_TYPES), eventId);
     }

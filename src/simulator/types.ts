@@ -44,6 +44,14 @@ export interface SimulatorOptions {
   readonly maxSessionMs?: number;
   /** Keep the base64 audio of `input_audio_buffer.append` in `received`. Default true (turn off for soaks). */
   readonly recordAudio?: boolean;
+  /**
+   * Keep what each connection received and sent (`received`, `sent`), and each connection once it
+   * closed (`connections`), for tests to read. Default true. The proxy's embedded simulator (`npm
+   * start` without OPENAI_API_KEY) turns it off unless its caller asks (src/main.ts): until 2026-12-07
+   * it kept every event of every session, appended audio included, for the life of the process
+   * (test/security/redteam-23-simulator-history.test.ts).
+   */
+  readonly keepHistory?: boolean;
 }
 
 export interface ReceivedEvent {
@@ -66,8 +74,9 @@ export interface SimConnection {
   readonly headers: Readonly<Record<string, string>>;
   /** Request path + query. */
   readonly url: string;
-  /** Parsed client events in arrival order (frames that failed to parse are not listed). */
+  /** Parsed client events in arrival order (frames that failed to parse are not listed); empty without keepHistory. */
   readonly received: readonly ReceivedEvent[];
+  /** Events sent; empty without keepHistory. */
   readonly sent: readonly SentEvent[];
   readonly closed: Promise<{ code: number; reason: string }>;
   setBrain(b: Brain): void;

@@ -96,7 +96,8 @@ export async function startTestProxy(options: TestProxyOptions = {}): Promise<Te
       cb();
     },
   });
-  const proxy = await startProxy(config, { ...options.start, logDestination: sink, ...(options.simulator ? { simulator: options.simulator } : {}) });
+  // Tests read what the embedded simulator received and sent: its history is kept (the CLI's is not).
+  const proxy = await startProxy(config, { ...options.start, logDestination: sink, simulator: { keepHistory: true, ...options.simulator } });
   const base = `127.0.0.1:${proxy.port}`;
   const url = `ws://${base}/v1/realtime?model=gpt-realtime`;
   const clients: TestClient[] = [];
