@@ -96,6 +96,8 @@ export interface OpenedSession {
   session: RelaySession;
   client: FakeClient;
   ended: Promise<void>;
+  /** How many times the session called its onEnded (the server's session-end bookkeeping): once. */
+  timesEnded: () => number;
 }
 
 export interface RelaySessionFixture {
@@ -168,6 +170,7 @@ export function relaySessionFixture(): RelaySessionFixture {
     const client = new FakeClient();
     let onEnded!: () => void;
     const ended = new Promise<void>((r) => (onEnded = r));
+    let timesEnded = 0;
     const session = new RelaySession(
       {
         id: `rps_core${sessions.length}`,
@@ -180,7 +183,10 @@ export function relaySessionFixture(): RelaySessionFixture {
         template: new ChainTemplate(factories),
         clock: options.clock ?? systemClock,
         log: options.logs ? pino({ level: 'debug' }, { write: (line: string) => void options.logs!.push(JSON.parse(line) as Record<string, unknown>) }) : pino({ level: 'silent' }),
-        onEnded: () => onEnded(),
+        onEnded: () => {
+          timesEnded++;
+          onEnded();
+        },
         ...(options.callId ? { callId: options.callId } : {}),
         ...(options.budget ? { budget: options.budget } : {}),
         ...(options.secretSession ? { secretSession: options.secretSession } : {}),
@@ -189,7 +195,7 @@ export function relaySessionFixture(): RelaySessionFixture {
     );
     sessions.push(session);
     session.start();
-    return { session, client, ended };
+    return { session, client, ended, timesEnded: () => timesEnded };
   }
 
   async function respondingUpstream(doneAfterCancel: number | null = null): Promise<RespondingUpstream> {
