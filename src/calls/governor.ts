@@ -33,6 +33,8 @@ export interface GovernedCall {
   readonly usage?: { readonly startedAtMs: number; readonly tokens: number } | null;
   /** What the call's admission took (its concurrent-session slot), for its sideband to claim; absent: nothing. */
   readonly admission?: CallAdmission | null;
+  /** The call is taken over (CarriedUsage.takenOver): it had a sideband before, elsewhere or here. */
+  readonly takenOver?: boolean;
 }
 
 /**
@@ -297,8 +299,8 @@ export class CallGovernors {
     // Ended by the proxy before, but its hang-up never landed: the call goes on, and its client
     // sockets elsewhere must not read that old reason at its own end.
     if (record.endedByProxy) this.#track(this.#deps.store.amendCall(callId, { endedByProxy: null }, this.#deps.clock.wall()));
-    // A SIP call whose first sideband never turned its responses back on gets the update again (it is idempotent).
-    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens } };
+    // A SIP call whose sidebands never turned its responses back on gets the update (a released one's record holds none: CallRecord.onAttach).
+    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens }, takenOver: true };
     let refused: ProxyError | null = null;
     let admission: CallAdmission | null = null;
     try {
@@ -464,6 +466,7 @@ export class CallGovernors {
       startedAtWallMs: call.usage?.startedAtMs ?? this.#deps.clock.wall(),
       tokens: call.usage?.tokens ?? 0,
       settled: (tokens) => this.#settledTokens(call.callId, tokens),
+      ...(call.takenOver === true ? { takenOver: true } : {}),
     };
     const init: SidebandInit = { id, call, log, carried, onEnded: (s) => this.#ended(call, s), endCallFirst: (error, drain) => this.#hangUpFirst(call.callId, log, error, drain) };
     let session: Sideband;

@@ -299,6 +299,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         log: ctx.log,
         // An app attached through another process: its update's effect, as that process recorded it.
         appUpdatedElsewhere: () => requestStore.getCall(callId, wall()).then((record) => appUpdateOf(record?.appUpdate)),
+        // Released once for the call: a sideband taking it over later finds nothing to turn back on
+        // (the app may have turned answers off since). A crash before this write lands resends it, as before.
+        released: () => {
+          requestStore.amendCall(callId, { onAttach: null }, wall()).catch((err: unknown) => {
+            if (!(err instanceof CallStoreUnavailable)) ctx.log.warn({ call: callId, err: err instanceof Error ? err.message : String(err) }, "the call's released responses could not be recorded: a takeover would turn them on again");
+          });
+        },
       });
       const forget = (): void => {
         if (heldForApp.get(callId) === hold) heldForApp.delete(callId);

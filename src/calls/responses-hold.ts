@@ -47,6 +47,11 @@ export interface ResponsesHoldDeps {
    * hold). Absent: nothing is asked (the app is seen on this process only).
    */
   readonly appUpdatedElsewhere?: () => Promise<AppUpdateSeen | null>;
+  /**
+   * The hold ended (responses turned back on, or left to the app): the call's later sidebands (a
+   * takeover) must not turn them on again over what the app set since. Not called by `stop`.
+   */
+  readonly released?: (why: HoldRelease) => void;
 }
 
 /**
@@ -301,6 +306,7 @@ export class ResponsesHold {
   #release(why: HoldRelease): void {
     if (!this.#held) return;
     this.stop();
+    this.#deps.released?.(why);
     const restore = this.#deps.restore!;
     const app = this.#appChoice();
     const answerOwed = this.#owed.size > 0;

@@ -29,7 +29,13 @@ export interface CallRecord {
   readonly kind: 'webrtc' | 'sip';
   /** Proxy wall clock (epoch ms) after which the binding is forgotten. */
   readonly expiresAtMs: number;
-  /** The session.update a sideband sends first (a SIP call accepted with responses held), for every sideband it gets. */
+  /**
+   * The session.update a sideband sends first (a SIP call accepted with responses held), for every
+   * sideband it gets until one turned the call's responses back on (or left them to the app): that
+   * one clears it (null), so a sideband taking the call over later leaves the session as the app set
+   * it. Until the twenty-third red-team pass (c) it was kept, and a takeover turned server VAD's
+   * answers back on behind an app that had turned them off (test/calls/redteam-23c-takeover-app-turns.test.ts).
+   */
   readonly onAttach?: Readonly<Record<string, unknown>> | null;
   /**
    * Proxy wall clock (epoch ms) when the call was bound: every sideband it gets measures
@@ -80,7 +86,7 @@ export interface CallAppUpdate {
 }
 
 /** Fields added to a bound call's record after it was bound (CallStore.amendCall). */
-export type CallAmendment = Pick<CallRecord, 'endedByProxy' | 'appUpdate'>;
+export type CallAmendment = Pick<CallRecord, 'endedByProxy' | 'appUpdate' | 'onAttach'>;
 
 /** Which proxy instance governs a call (holds its sideband), and until when without renewing. */
 export interface CallLease {

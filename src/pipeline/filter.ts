@@ -84,6 +84,12 @@ export interface CarriedUsage {
   readonly tokens: number;
   /** The session's settled tokens (the carried ones included), after each settle. Never throws. */
   settled(tokens: number): void;
+  /**
+   * The call had a sideband before this one (taken over from an instance that crashed or handed it
+   * over): this one's session.created shows what the call became since, changes made while nobody
+   * governed it included, not the config the proxy created it with. Absent: a call starting now.
+   */
+  readonly takenOver?: boolean;
 }
 
 /** What a filter may do to its session. Filters never see sockets. */

@@ -932,8 +932,12 @@ export class GuardrailFilter implements Filter {
     const session = asObject(frame.json()['session']);
     if (session?.['type'] !== 'realtime') return CONTINUE;
     const texts = sessionTexts(session);
-    // session.created shows the config the proxy created the call with (judged then): the baseline.
-    if (frame.type === 'session.created') {
+    // A new call's session.created shows the config the proxy created it with (judged then): the baseline.
+    // A call taken over shows what it became, changes made while nobody governed it included: judged
+    // as a change with no texts known good (refused, the call ends). Until the twenty-third red-team
+    // pass (c) they were the baseline, and instructions the input rules refuse, written in the gap,
+    // stayed for the rest of the call (test/calls/redteam-23c-takeover-gap.test.ts).
+    if (frame.type === 'session.created' && this.#ctx.carried?.takenOver !== true) {
       this.#callTexts = texts;
       return CONTINUE;
     }
@@ -958,7 +962,12 @@ export class GuardrailFilter implements Filter {
         return v;
       default: {
         const governed = this.#callTexts;
-        if (governed === null || ++this.#callRestores > MAX_CALL_RESTORES) {
+        // None known good: the texts a call taken over was found with (a sideband's first read) are refused.
+        if (governed === null) {
+          this.#ctx.log.warn({ policy: this.#policy.name }, 'call: the session texts found at the takeover are refused by the policy; the call is ended');
+          return closeWith(new ProxyError('governance_failed', { message: 'The call\'s session, as found when this instance took it over, has texts the policy refuses; it was ended.', details: { policy: this.#policy.name } }));
+        }
+        if (++this.#callRestores > MAX_CALL_RESTORES) {
           return closeWith(new ProxyError('governance_failed', { message: 'The call kept changing its session to texts the policy refuses; it was ended.', details: { policy: this.#policy.name } }));
         }
         this.#ctx.log.info({ policy: this.#policy.name }, 'call: session texts changed over the data channel were refused; the governed ones are put back');

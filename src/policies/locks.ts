@@ -562,7 +562,11 @@ function hasImageVariable(prompt: unknown): boolean {
  */
 export function callRelock(session: JsonObject, policy: CompiledPolicy): { update: JsonObject | null; cannot: string | null } {
   const { locked, update } = lockedState(session, policy);
-  if ((session['prompt'] != null && locked['prompt'] === undefined) || (policy.locks.imageInput === false && hasImageVariable(locked['prompt']))) update['prompt'] = null;
+  // A prompt outside a prompt lock's allowlist that pins none has nothing to be rewritten to: it is
+  // taken out (until the twenty-third red-team pass (c) it stayed: test/calls/redteam-23c-prompt-allowlist.test.ts).
+  const promptLock = policy.locks.prompt;
+  const promptRefused = promptLock !== undefined && locked['prompt'] != null && !promptAllowed(promptLock, asObject(locked['prompt']));
+  if ((session['prompt'] != null && locked['prompt'] === undefined) || promptRefused || (policy.locks.imageInput === false && hasImageVariable(locked['prompt']))) update['prompt'] = null;
   const cannot = policy.locks.tracing?.value === null && session['tracing'] != null ? 'tracing was switched on, which the policy keeps off (it cannot be switched off once on)' : null;
   return { update: Object.keys(update).length === 1 ? null : update, cannot };
 }
@@ -695,7 +699,17 @@ export class LockFilter implements Filter {
         if (this.#ctx.callId) this.#noteCallMcpServers(session);
         // What went upstream before it (the view's updatesBeforeCreated) is read next by the upstream.
         const before = this.#ctx.conversation.updatesBeforeCreated;
-        this.#injectLockedState(before ? applySessionUpdate(session, before) : session, before ? 'after session.created (beyond what went before it)' : 'after session.created');
+        const shown = before ? applySessionUpdate(session, before) : session;
+        // A call taken over shows what it became while nobody governed it: relocked as a
+        // session.updated is (what a lock removes taken out; what no update can undo ends it). Until
+        // the twenty-third red-team pass (c) only the locked state was sent, and tracing switched on
+        // in that gap went on, traced (test/calls/redteam-23c-takeover-gap.test.ts).
+        if (this.#ctx.carried?.takenOver === true) {
+          const { update, cannot } = callRelock(shown, this.#policy);
+          if (!this.#cannotHold(cannot) && update) this.#send(update, 'after session.created (a call taken over)');
+          return CONTINUE;
+        }
+        this.#injectLockedState(shown, before ? 'after session.created (beyond what went before it)' : 'after session.created');
         return CONTINUE;
       }
       case 'session.updated':
@@ -822,18 +836,21 @@ export class LockFilter implements Filter {
     const session = asObject(frame.json()['session']);
     if (session?.['type'] !== 'realtime') return;
     const { update, cannot } = callRelock(session, this.#policy);
-    if (cannot !== null) {
-      this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected', direction: 'server' });
-      this.#ctx.close(new ProxyError('governance_failed', { message: `The call's session was changed in a way the policy cannot put back: ${cannot}; it was ended.`, details: { policy: this.#policy.name } }));
-      return;
-    }
-    if (!update) return;
+    if (this.#cannotHold(cannot) || !update) return;
     this.#send(update, 'after session.updated');
     this.#ctx.report({ kind: 'lock', field: 'session', action: 'rewritten', direction: 'server' });
     if (++this.#relocks === MAX_RELOCKS) {
       // The upstream keeps a setting the policy forbids: the call cannot be governed as configured.
       this.#ctx.close(new ProxyError('governance_failed', { message: 'The call kept changing locked session settings; it was ended.', details: { policy: this.#policy.name } }));
     }
+  }
+
+  /** A call's session changed in a way no update can undo (callRelock's `cannot`): ended; false when there is none. */
+  #cannotHold(cannot: string | null): boolean {
+    if (cannot === null) return false;
+    this.#ctx.report({ kind: 'lock', field: 'session', action: 'rejected', direction: 'server' });
+    this.#ctx.close(new ProxyError('governance_failed', { message: `The call's session was changed in a way the policy cannot put back: ${cannot}; it was ended.`, details: { policy: this.#policy.name } }));
+    return true;
   }
 
   /**

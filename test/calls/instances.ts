@@ -20,6 +20,8 @@ export interface InstanceOptions {
   readonly server?: Record<string, unknown>;
   /** An injected clock (e.g. a wall clock running ahead of another instance's). */
   readonly clock?: Clock;
+  /** The `policies` section (a tenant's policy with guardrail rules). */
+  readonly policies?: Record<string, unknown>;
 }
 
 /** Starts a simulator and a temporary directory for the file's ledgers (beforeAll), closes it (afterAll). */
@@ -50,6 +52,7 @@ export function sharedUpstream(simKey: string, dirPrefix: string) {
         tenants: o.tenants ?? { acme: {} },
         config: {
           ...(o.server ? { server: o.server } : {}),
+          ...(o.policies ? { policies: o.policies } : {}),
           admin: { key: ADMIN_KEY, port: 0 },
           upstream: { provider: 'openai', url: upstream.sim.url, apiKey: simKey, allowCallId: true },
           metering: { ledger: typeof ledger === 'string' ? { path: ledger } : ledger },
