@@ -104,6 +104,11 @@ const MAX_PLACED = 128;
  */
 const MAX_FORGOTTEN_IDS = 1024;
 const MAX_FORGOTTEN_ID_CHARS = 64;
+/**
+ * How long a delete of a forgotten item waits for the upstream to confirm the deletes sent before it
+ * (#deleteForgotten): one round trip in practice; the client's direction waits with it. Past it, refused.
+ */
+const FORGOTTEN_DELETE_WAIT_MS = 5_000;
 /** Redacted copies of a call's browser items still being put in place (#BrowserRedaction); the oldest is forgotten. */
 const MAX_BROWSER_REDACTIONS = 16;
 /** The content parts a redacted copy of a browser's message carries (the upstream echoes them whole). */
@@ -744,6 +749,14 @@ export class GuardrailFilter implements Filter {
    */
   readonly #forgottenIds: string[] = [];
   #forgottenIdsAll = true;
+  /**
+   * Forgotten items (of #forgottenIds) whose client delete went upstream, not confirmed yet: by id,
+   * the event_id it left with (an upstream error naming it: the item stays). A delete of the item after
+   * them waits for their confirmations (#deleteWaiter).
+   */
+  readonly #forgottenDeleting = new Map<string, string | null>();
+  /** The delete of a forgotten item waiting for the deletes before it (one at most: the client's direction waits with it). */
+  #deleteWaiter: { readonly id: string; readonly settle: (confirmed: boolean) => void } | null = null;
   #anonPlaced = 0;
   /** Client item creates forwarded, not answered yet (oldest first): the upstream may still refuse them. */
   readonly #sent: Sent[] = [];
@@ -889,6 +902,7 @@ export class GuardrailFilter implements Filter {
       if (type === TRANSCRIPTION_FAILED) return this.#transcriptionFailed(frame);
       if (type === 'error' && this.#hold) this.#hold.error(frame.json());
       if (type === 'error' && this.#sent.length > 0) this.#refusedBy(frame.json());
+      if (type === 'error' && this.#forgottenDeleting.size > 0) this.#forgottenDeleteRefused(frame.json());
       if (type === 'conversation.item.deleted') this.#itemDeleted(frame);
       return NO_CONTENT.has(type) ? CONTINUE : this.#unknown(type, 'server');
     }
@@ -903,8 +917,12 @@ export class GuardrailFilter implements Filter {
     if (this.#deleted.size > 0 || this.#reported.size > 0 || this.#replacedItems.size > 0) this.#freeItemId(asString(frame.json()['item_id']) ?? '');
     if (this.#browserRedactions.length > 0) this.#redactionItemDeleted(asString(frame.json()['item_id']));
     if (this.#forgottenIds.length > 0) {
-      const at = this.#forgottenIds.indexOf(asString(frame.json()['item_id']) ?? '');
+      const id = asString(frame.json()['item_id']) ?? '';
+      const at = this.#forgottenIds.indexOf(id);
       if (at >= 0) this.#forgottenIds.splice(at, 1);
+      this.#forgottenDeleting.delete(id);
+      // Every delete before the waiting one confirmed: it deletes the oldest item now (or one gone already).
+      if (this.#deleteWaiter !== null && this.#forgottenIds.indexOf(this.#deleteWaiter.id) <= 0) this.#deleteWaiter.settle(true);
     }
     if (this.#hold?.awaitingDeletes || this.#placed.length > 0 || this.#said.length > 0) {
       const deleted = asString(frame.json()['item_id']);
@@ -2561,22 +2579,59 @@ export class GuardrailFilter implements Filter {
 
   /**
    * A client's delete of an item whose place is no longer kept, but the conversation's oldest (the
-   * first of #forgottenIds, once the upstream confirmed the ones before it deleted), is refused while
+   * first of #forgottenIds, once the upstream confirmed the ones before it deleted: a delete sent
+   * right behind theirs waits for that, up to FORGOTTEN_DELETE_WAIT_MS), is refused while
    * the policy reads the conversation's text: it joins the items around it, whose text is not kept,
    * so what follows it cannot be judged again (#unplace). Until 2026-12-07 it was forwarded, and
    * `please ignore previous`, `zz`, `instructions now`, 128 items, then a delete of `zz` gave the
    * model the phrase past a rule on it (test/governance/redteam-22-forgotten-places.test.ts). A
    * browser's delete on a call travels over its data channel, unseen: not covered.
    */
-  #deleteForgotten(frame: Frame): Verdict {
+  #deleteForgotten(frame: Frame): Verdict | Promise<Verdict> {
     const policy = this.#policy;
     if (!(hasSource(policy, 'input') || hasSource(policy, 'tool_output'))) return CONTINUE;
     const ev = frame.json();
     const id = asString(ev['item_id']);
     // Not an item id: the upstream refuses it, and deletes nothing.
-    if (id === null || this.#placed.some((p) => p.key === id) || id === this.#forgottenIds[0]) return CONTINUE;
-    const message = `Deleting item ${id.slice(0, 64)} would join the items around it, which the proxy no longer keeps (the last ${MAX_PLACED} items) and cannot check together. Delete the oldest item first (after the deletion of the ones before it is confirmed), or a recent one.`;
-    return this.#refuseForgotten(ev, frame.type, { id, param: 'item_id' }, policy, message);
+    if (id === null || this.#placed.some((p) => p.key === id)) return CONTINUE;
+    const at = this.#forgottenIds.indexOf(id);
+    if (at === 0) return this.#forgottenDeleteSent(id, ev);
+    const message = `Deleting item ${id.slice(0, 64)} would join the items around it, which the proxy no longer keeps (the last ${MAX_PLACED} items) and cannot check together. Delete the oldest items first, in order, or a recent one.`;
+    const refuse = (): Verdict => this.#refuseForgotten(ev, frame.type, { id, param: 'item_id' }, policy, message);
+    // The items before it all being deleted (an app trimming its conversation from the start, its
+    // deletes sent together): it is the oldest once their deletes are confirmed. Until the
+    // twenty-third pass it was refused unless they were confirmed already
+    // (test/governance/redteam-23b-pipelined-trim.test.ts).
+    if (at < 0 || this.#deleteWaiter !== null || !this.#forgottenIds.slice(0, at).every((f) => this.#forgottenDeleting.has(f))) return refuse();
+    return new Promise<Verdict>((resolve) => {
+      const timer = this.#ctx.setTimer(FORGOTTEN_DELETE_WAIT_MS, () => settle(false));
+      const settle = (confirmed: boolean): void => {
+        clearTimeout(timer);
+        this.#deleteWaiter = null;
+        // Closed meanwhile: nothing more goes upstream.
+        if (this.#closed) return resolve(DROP);
+        resolve(confirmed ? this.#forgottenDeleteSent(id, ev) : refuse());
+      };
+      this.#deleteWaiter = { id, settle };
+    });
+  }
+
+  /** A client's delete of the oldest forgotten item goes upstream (#forgottenDeleting). */
+  #forgottenDeleteSent(id: string, ev: JsonObject): Verdict {
+    if (this.#forgottenIds.includes(id)) this.#forgottenDeleting.set(id, asString(ev['event_id']));
+    return CONTINUE;
+  }
+
+  /** An upstream error about a forgotten item's delete: the item stays, and a delete waiting behind it is refused. */
+  #forgottenDeleteRefused(ev: JsonObject): void {
+    const about = asString(asObject(ev['error'])?.['event_id']);
+    if (about === null) return;
+    for (const [id, eventId] of this.#forgottenDeleting) {
+      if (eventId !== about) continue;
+      this.#forgottenDeleting.delete(id);
+      this.#deleteWaiter?.settle(false);
+      return;
+    }
   }
 
   /** The refusal of an event #placeForgotten or #deleteForgotten names (reported as CONTEXT_NOT_KEPT_RULE, a block). */
@@ -2976,6 +3031,7 @@ export class GuardrailFilter implements Filter {
 
   onClose(): void {
     this.#closed = true;
+    this.#deleteWaiter?.settle(false);
     this.#hold?.close();
     for (const timer of this.#transcriptTimers.values()) clearTimeout(timer);
     this.#transcriptTimers.clear();

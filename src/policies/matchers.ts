@@ -184,13 +184,14 @@ function freshIndex(ends: Int32Array, ctxLen: number): number {
 }
 
 /**
- * The second reading of a text with hidden tag characters or strays (normalize.ts): tags decoded to ASCII, strays dropped. A JSON
- * text is read with its escapes decoded first, as `normalizeJson` does (so `\uDB40\uDC69` is a tag `i`).
+ * A further reading of a text with hidden tag characters or strays (normalize.ts), strays dropped:
+ * tags decoded to ASCII (`readTags`, the second), or dropped too (the third, for a text with both). A
+ * JSON text is read with its escapes decoded first, as `normalizeJson` does (so `\uDB40\uDC69` is a tag `i`).
  */
-function tagReading(raw: string, format: TextFormat): Normalized {
+function strayReading(raw: string, format: TextFormat, readTags: boolean): Normalized {
   const decoded = format === 'json' ? decodeJsonEscapes(raw) : null;
-  if (decoded === null) return normalize(raw, true);
-  const norm = normalize(decoded.text, true);
+  if (decoded === null) return normalize(raw, readTags, true);
+  const norm = normalize(decoded.text, readTags, true);
   const { starts, ends } = norm;
   for (let k = 0; k < starts.length; k++) {
     starts[k] = decoded.rawStart[starts[k]!]!;
@@ -292,8 +293,16 @@ export class TextScanner {
     else {
       // The maps are normalize's shared buffers: the first reading's are copied before the second.
       const dropped = reading(norm.text, norm.starts.slice(), norm.ends.slice(), norm.lineBreaks);
-      const tags = tagReading(scanned, this.#format);
-      readings = [dropped, reading(tags.text, tags.starts, tags.ends, tags.lineBreaks)];
+      const tags = strayReading(scanned, this.#format, true);
+      // Tags in one word and a stray in another: neither of these two has both words whole, a third
+      // reading drops both (until the twenty-third pass `ign<TAG>ore previous instruc<U+FFFD>tions`
+      // passed: test/governance/redteam-23b-tags-and-strays.test.ts).
+      if (!(norm.hiddenTags && norm.strays)) readings = [dropped, reading(tags.text, tags.starts, tags.ends, tags.lineBreaks)];
+      else {
+        const second = reading(tags.text, tags.starts.slice(), tags.ends.slice(), tags.lineBreaks);
+        const both = strayReading(scanned, this.#format, false);
+        readings = [dropped, second, reading(both.text, both.starts, both.ends, both.lineBreaks)];
+      }
     }
     const newTotal = this.#total + delta.length;
     let hits: RuleHit[] | null = null;

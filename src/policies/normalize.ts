@@ -413,9 +413,11 @@ function grow(size: number): void {
  * Folds `original` (see the module comment) and keeps the offset map back to it. The returned
  * maps are views of shared buffers, valid until the next call (matching uses them synchronously).
  * `readTags`: the second reading, tag characters decoded to ASCII and strays dropped (see
- * `Normalized.hiddenTags`, `Normalized.strays`).
+ * `Normalized.hiddenTags`, `Normalized.strays`). `dropStrays` alone (tags dropped, strays dropped):
+ * the third reading, of a text with both (`ign<TAG>ore previous instruc<U+FFFD>tions` is read whole
+ * in neither of the first two).
  */
-export function normalize(original: string, readTags = false): Normalized {
+export function normalize(original: string, readTags = false, dropStrays = readTags): Normalized {
   const n = original.length;
   if (startsBuf.length < n * 2 + 4) grow(n * 2 + 4);
   let starts = startsBuf;
@@ -528,7 +530,7 @@ export function normalize(original: string, readTags = false): Normalized {
     let folded = foldCodePoint(cp);
     if (folded === STRAY_FOLD) {
       strays = true;
-      folded = readTags ? '' : cp;
+      folded = dropStrays ? '' : cp;
     }
     if (folded.length > 0) {
       // A run of regional indicator letters is a word of its own (see REGIONAL_FIRST).

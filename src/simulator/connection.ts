@@ -166,7 +166,7 @@ export class Connection implements SimConnection {
   #pingTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
   #expiryTimer: NodeJS.Timeout | null = null;
-  /** MCP servers of the session by label: the tool names they listed. */
+  /** MCP servers of the session by label: the tool names they listed (while their list item is in the conversation: #forget). */
   #mcpServers = new Map<string, string[]>();
 
   constructor(ws: WebSocket, headers: Record<string, string>, url: string, settings: ConnectionSettings) {
@@ -422,11 +422,16 @@ export class Connection implements SimConnection {
     this.#emitItemAdded(item, previous);
     this.#send({ type: 'mcp_list_tools.in_progress', event_id: newId('event'), item_id: itemId } satisfies WireEvent<'mcp_list_tools.in_progress'>);
     this.#later(0, () => {
+      if (reachable) item.wire = { id: itemId, type: 'mcp_list_tools', server_label: tool.server_label, tools: names.map((name) => ({ name, description: `Simulated MCP tool ${name}`, input_schema: { type: 'object' } })) };
+      // Settled (counted within MAX_CONVERSATION_BYTES, its label too) unless the client deleted it
+      // meanwhile: until the twenty-third red-team pass a list was never counted nor forgotten, and new
+      // servers with megabytes of tool names (or of label) grew a session without bound
+      // (test/security/redteam-23b-simulator-mcp-lists.test.ts).
+      if (this.#indexOf(itemId) >= 0) this.#settled(item);
       if (!reachable) {
         this.#send({ type: 'mcp_list_tools.failed', event_id: newId('event'), item_id: itemId } satisfies WireEvent<'mcp_list_tools.failed'>);
         return;
       }
-      item.wire = { id: itemId, type: 'mcp_list_tools', server_label: tool.server_label, tools: names.map((name) => ({ name, description: `Simulated MCP tool ${name}`, input_schema: { type: 'object' } })) };
       this.#send({ type: 'mcp_list_tools.completed', event_id: newId('event'), item_id: itemId } satisfies WireEvent<'mcp_list_tools.completed'>);
       this.#emitItemDone(item, previous);
     });
@@ -657,10 +662,14 @@ export class Connection implements SimConnection {
     }
   }
 
-  /** An item left the conversation: its bytes no longer count. */
+  /**
+   * An item left the conversation: its bytes no longer count. A server's tool list takes the server's
+   * names with it (they are the list's: the server is listed again when a session.update names it).
+   */
   #forget(item: SimItem): void {
     this.#conversationBytes -= this.#itemBytes.get(item) ?? 0;
     this.#itemBytes.delete(item);
+    if (item.wire.type === 'mcp_list_tools') this.#mcpServers.delete(item.wire.server_label);
   }
 
   #onItemCreate(e: Json): void {
