@@ -56,22 +56,28 @@ describe('logs', () => {
   });
 
   it('bad keys log one line per source per interval with a count, and a metric counts refusals by reason', async () => {
-    const tp = await startTestProxy({ config: { logging: { level: 'info', refusalIntervalSec: 0.5 } } });
+    const tp = await startTestProxy({ config: { logging: { level: 'info', refusalIntervalSec: 1 } } });
     try {
       for (let i = 0; i < 200; i++) {
         await rawRequest(tp.port, upgradeRequest('/v1/realtime?model=gpt-realtime', [`Authorization: Bearer rpk_flood_${i}_0123456789abcdef`]));
       }
       await rawRequest(tp.port, upgradeRequest('/v1/realtime?model=gpt-realtime', []));
       const refusals = () => tp.logs.filter((l) => l['event'] === 'upgrade_refused');
+      const invalid = () => refusals().filter((l) => l['reason'] === 'invalid_api_key');
+      // Each line stands for itself or, a summary, for `repeated` refusals.
+      const counted = () => invalid().reduce((n, l) => n + (typeof l['repeated'] === 'number' ? l['repeated'] : 1), 0);
       // The summary line comes at the end of the interval (bounded wait, not a fixed sleep).
-      for (let i = 0; i < 300 && !refusals().some((l) => l['repeated'] !== undefined); i++) await sleep(10);
-      const lines = refusals();
-      expect(lines.filter((l) => l['reason'] === 'invalid_api_key' && l['repeated'] === undefined)).toHaveLength(1);
-      const summary = lines.find((l) => l['reason'] === 'invalid_api_key' && l['repeated'] !== undefined);
-      expect(summary?.['repeated']).toBe(199);
-      expect(summary?.['source']).toMatch(/127\.0\.0\.1|::1/);
-      expect(lines.filter((l) => l['reason'] === 'missing_api_key')).toHaveLength(1);
-      expect(lines.length).toBeLessThanOrEqual(4);
+      for (let i = 0; i < 600 && counted() < 200; i++) await sleep(10);
+      expect(counted()).toBe(200);
+      // One line at once per interval the flood spanned (one on a quiet machine; a loaded CI machine
+      // can take longer than an interval for 200 requests), the rest counted in that interval's summary.
+      const firsts = invalid().filter((l) => l['repeated'] === undefined);
+      const summaries = invalid().filter((l) => l['repeated'] !== undefined);
+      expect(firsts.length).toBeGreaterThanOrEqual(1);
+      expect(firsts.length).toBeLessThanOrEqual(5);
+      expect(summaries.length).toBeLessThanOrEqual(firsts.length);
+      for (const summary of summaries) expect(summary['source']).toMatch(/127\.0\.0\.1|::1/);
+      expect(refusals().filter((l) => l['reason'] === 'missing_api_key')).toHaveLength(1);
       expect(tp.logText()).not.toContain('rpk_flood_');
       const metrics = await (await fetch(`${tp.adminUrl}/metrics`)).text();
       expect(metrics).toMatch(/rtproxy_upgrades_refused_total\{[^}]*rtproxy_refusal_reason="invalid_api_key"[^}]*\} 200/);
