@@ -117,6 +117,25 @@ describe('an MCP call whose output a create is sent before (its conversation.ite
   });
 });
 
+describe('MCP calls the upstream leaves open (found 2026-12-07: kept without bound)', () => {
+  it('past 1,024 calls not done (named for responses metering never sees end), any item may hold an MCP output: never counted less', () => {
+    const s = setup();
+    const { f } = session(s, CAPPED);
+    server(f, mcpSession([]));
+    startResponse(f, 'resp_1', { output_modalities: ['text'], max_output_tokens: 50 });
+    server(f, outputItemAdded('resp_1', 'item_msg'));
+    const ghostCall = (i: number) => ({ type: 'response.output_item.added', response_id: `resp_ghost_${i}`, output_index: 0, item: { ...call, id: `item_ghost_${i}`, output: null } });
+    for (let i = 0; i < 1024; i++) server(f, ghostCall(i));
+    // Within the bound: a reference to a message of the running response counts that response's output.
+    const within = probe(s, f, references('item_msg')).tokens;
+    expect(within).toBeLessThan(WINDOW);
+    // Past it the call is not kept: every item may be an MCP call not done, of a size the proxy cannot know.
+    server(f, ghostCall(1024));
+    expect(probe(s, f, references('item_msg')).tokens).toBe(WINDOW + 1);
+    expect(probe(s, f, references('item_ghost_1024')).tokens).toBe(WINDOW + 1);
+  });
+});
+
 describe('an out-of-band create without an input list while a conversation response streams', () => {
   /*
    * `conversation: "none"` without `input` reads the default conversation as it is when the upstream

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { created, done, ev, server, session, setup, usage, type Event } from '../../test/metering/filter-harness.js';
 import { MAX_SETTLED_IDS } from './settled-ids.js';
+import { MAX_RUNNING_RESPONSES } from '../protocol/conversation.js';
 
 const CLOSE = { initiator: 'upstream', code: 1006, reason: '' } as const;
 const billed = (s: ReturnType<typeof setup>) => s.records.map((r) => [r.ref, r.settledBy, r.estimated]);
@@ -37,12 +38,18 @@ describe('metering at the close: responses the view learned of and metering neve
     expect(billed(s)).toEqual([['resp_done_only', 'upstream_drop_estimate', true]]);
   });
 
-  it(`bills nothing more for responses metering read: ${MAX_SETTLED_IDS + 100} running at once, then all done (the view keeps every one, more than metering remembers as billed)`, () => {
+  // Until 2026-12-07 the view kept every running response, and 8,292 ran at once here; it runs at most
+  // MAX_RUNNING_RESPONSES at once now (past that the relay ends the session), so they run in waves.
+  it(`bills nothing more for responses metering read: ${MAX_SETTLED_IDS + 100} in waves of ${MAX_RUNNING_RESPONSES} at once (more than metering remembers as billed)`, () => {
     const s = setup();
-    const { f } = session(s);
+    const { f, ctx } = session(s);
     const ids = Array.from({ length: MAX_SETTLED_IDS + 100 }, (_, i) => `resp_${i}`);
-    for (const id of ids) server(f, created(id, { conversation_id: null }));
-    for (const id of ids) server(f, done(id, usage(10, 0, 5, 0), 'completed', { conversation_id: null }));
+    for (let wave = 0; wave < ids.length; wave += MAX_RUNNING_RESPONSES) {
+      const running = ids.slice(wave, wave + MAX_RUNNING_RESPONSES);
+      for (const id of running) server(f, created(id, { conversation_id: null }));
+      for (const id of running) server(f, done(id, usage(10, 0, 5, 0), 'completed', { conversation_id: null }));
+    }
+    expect(ctx.conversation.upstreamFault).toBeNull();
     f.onClose!(CLOSE);
     expect(s.records).toHaveLength(ids.length);
     expect(new Set(s.records.map((r) => r.ref)).size).toBe(ids.length);

@@ -5,7 +5,7 @@ import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
 import { AUDIO_IN, isTranscriptionIntent, isTranslationSession, TRANSLATION_AUDIO_IN, type ClientEventOf } from '../protocol/events.js';
 import { TranslationMeteringFilter, translationPriceProblem } from './translation.js';
-import { asObject as obj, asString as str } from '../protocol/json.js';
+import { asObject as obj, asString as str, keptId } from '../protocol/json.js';
 import { BETA_OUTPUT_LIMIT, exceeds, parseOutputLimit, readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from '../protocol/limits.js';
 import { budgetedInputBytesPerMs } from '../protocol/audio-format.js';
 import type { Tenant } from '../tenants/tenant.js';
@@ -195,16 +195,35 @@ function turnDetectionOf(td: JsonObject): { readonly padMs: number; readonly cre
 /** The `server_label`s of a tools list's MCP tools (`type: "mcp"`: a remote server or a connector the upstream calls itself). */
 function mcpLabelsOf(tools: unknown): string[] {
   if (!Array.isArray(tools)) return [];
-  const out: string[] = [];
+  const out = new Set<string>();
   for (const raw of tools) {
     const t = obj(raw);
-    if (t?.['type'] === 'mcp') out.push(str(t['server_label']) ?? '');
+    if (t?.['type'] !== 'mcp') continue;
+    out.add(labelOf(t['server_label']));
+    // More servers than metering keeps lists of (MAX_MCP_LISTS): one of them has none, so its list
+    // counts at its unknown size (#mcpListInput) whichever are kept. A frame's worth of tools is never kept.
+    if (out.size > MAX_MCP_LISTS) break;
   }
-  return out;
+  return [...out];
+}
+
+/**
+ * An MCP `server_label` as metering keeps it: only compared (a list with the tools that name it), so
+ * one longer than an id is kept as its hash (keptId): the client's and the upstream's labels may be as
+ * long as a frame, and 256 lists of them were kept whole until 2026-12-07.
+ */
+function labelOf(v: unknown): string {
+  return keptId(str(v) ?? '');
 }
 
 /** MCP servers whose tool list metering keeps (#mcpLists); beyond it a list is taken as unknown. */
 const MAX_MCP_LISTS = 256;
+/**
+ * MCP calls not done yet that metering keeps (#mcpCalls). The upstream names their responses, and a
+ * call whose response metering never sees done stays: past the bound (a broken upstream's, 1,024
+ * calls open at once) every item and response may hold an MCP output (#mcpCallsFull), never less.
+ */
+const MAX_MCP_CALLS = 1024;
 
 /**
  * An MCP server's output as a response reading it counts it: text of a size nothing bounds (the
@@ -734,6 +753,8 @@ export class MeteringFilter implements Filter {
    * may be in the item already, at a size unknown to the proxy (MCP_OUTPUT).
    */
   readonly #mcpCalls = new LazyMap<string, string | null>();
+  /** #mcpCalls was full when a call came: any item may be an MCP call not done (sticky: pessimistic). */
+  #mcpCallsFull = false;
   /**
    * Server VAD heard speech in the input buffer (`input_audio_buffer.speech_started`, its item id and
    * `audio_start_ms`) and its `committed` was not read yet: the upstream commits the turn when the
@@ -1344,7 +1365,7 @@ export class MeteringFilter implements Filter {
   #streamingItem(itemId: string, counted: LazySet<string>): Readonly<ModalityTokens> | null {
     const view = this.#ctx.conversation;
     // An MCP call not done yet: the server's output may be in it already, of a size the proxy cannot know.
-    const mcp = this.#mcpCalls.has(itemId) && !counted.has(`mcp:${itemId}`);
+    const mcp = (this.#mcpCallsFull || this.#mcpCalls.has(itemId)) && !counted.has(`mcp:${itemId}`);
     if (mcp) counted.add(`mcp:${itemId}`);
     const responseId = view.item(itemId)?.responseId ?? null;
     if (responseId === null || counted.has(responseId) || view.response(responseId)?.state !== 'in_progress') return mcp ? MCP_OUTPUT : null;
@@ -1362,7 +1383,7 @@ export class MeteringFilter implements Filter {
    */
   #mayAddMcpOutput(responseId: string): boolean {
     const r = this.#reservations.get(responseId);
-    if (r ? r.mcp : this.#sessionMcpNow()) return true;
+    if (this.#mcpCallsFull || (r ? r.mcp : this.#sessionMcpNow())) return true;
     for (const owner of this.#mcpCalls.values()) if (owner === responseId) return true;
     return false;
   }
@@ -1580,7 +1601,7 @@ export class MeteringFilter implements Filter {
       case 'conversation.item.added': {
         const item = obj(frame.json()['item']);
         const itemId = str(item?.['id']);
-        if (itemId !== null && item?.['type'] === 'mcp_list_tools' && this.#mcpListing.size < MAX_MCP_LISTS) this.#mcpListing.set(itemId, str(item['server_label']) ?? '');
+        if (itemId !== null && item?.['type'] === 'mcp_list_tools' && this.#mcpListing.size < MAX_MCP_LISTS) this.#mcpListing.set(itemId, labelOf(item['server_label']));
         return CONTINUE;
       }
       case 'mcp_list_tools.failed': {
@@ -1596,7 +1617,10 @@ export class MeteringFilter implements Filter {
         const item = obj(ev['item']);
         const itemId = str(item?.['id']);
         this.#noteUpstreamItem(itemId);
-        if (itemId !== null && item?.['type'] === 'mcp_call') this.#mcpCalls.set(itemId, str(ev['response_id']));
+        if (itemId !== null && item?.['type'] === 'mcp_call') {
+          if (this.#mcpCalls.size < MAX_MCP_CALLS || this.#mcpCalls.has(itemId)) this.#mcpCalls.set(itemId, str(ev['response_id']));
+          else this.#mcpCallsFull = true;
+        }
         return CONTINUE;
       }
       case 'session.created':
@@ -2028,7 +2052,7 @@ export class MeteringFilter implements Filter {
     const estimate = serverItemEstimate(item, this.#estimate.bytesPerMs);
     if (item['type'] === 'mcp_list_tools') {
       this.#mcpListing.delete(id);
-      this.#noteMcpList(str(item['server_label']) ?? '', estimate);
+      this.#noteMcpList(labelOf(item['server_label']), estimate);
     }
     this.#estimate.addItem(id, estimate);
   }

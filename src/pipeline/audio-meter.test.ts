@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { MAX_KEPT_ID_CHARS } from '../protocol/json.js';
 import { sniffStringSpan } from '../protocol/sniff.js';
 import { AudioClock, AudioMeter, Base64Member } from './audio-meter.js';
 import { Frame } from './frame.js';
@@ -339,6 +340,20 @@ describe('AudioMeter: output audio', () => {
       { kind: 'output_audio_started', responseId: 'resp_a', at: 10 },
       { kind: 'output_audio_started', responseId: 'resp_b', at: 20 },
     ]);
+  });
+
+  it('audio naming a response id longer than any kept counts in the totals only: the id is never kept (found 2026-12-07)', () => {
+    const reports: Report[] = [];
+    const m = new AudioMeter((r) => reports.push(r));
+    const long = 'r'.repeat(MAX_KEPT_ID_CHARS + 1);
+    const fits = 'f'.repeat(MAX_KEPT_ID_CHARS);
+    m.output(long, delta(long, 100), 10);
+    m.output(fits, delta(fits, 100), 20);
+    expect(m.response(long)).toBeUndefined();
+    expect(m.response(fits)).toEqual({ bytes: 100, frames: 1, firstAt: 20 });
+    expect(m.outputBytes).toBe(200);
+    expect(m.outputFrames).toBe(2);
+    expect(reports).toEqual([{ kind: 'output_audio_started', responseId: fits, at: 20 }]);
   });
 
   it('audio of an unknown response counts in the totals only', () => {

@@ -1,4 +1,5 @@
 import { base64DecodedBytes, COLON, QUOTE } from '../protocol/json-bytes.js';
+import { MAX_KEPT_ID_CHARS } from '../protocol/json.js';
 import { sniffStringSpan } from '../protocol/sniff.js';
 import type { Report } from './reports.js';
 
@@ -198,7 +199,9 @@ export class AudioMeter implements AudioCounters {
     this.outputBytes += n;
     this.outputFrames++;
     this.outputWireBytes += bytes.length;
-    if (responseId === null) return;
+    // An id longer than any the session keeps names no response it knows (the conversation view ends
+    // the session on one): counted in the totals only, never kept (a delta's id may be as long as the frame).
+    if (responseId === null || responseId.length > MAX_KEPT_ID_CHARS) return;
     let rec = responseId === this.#lastId ? this.#last : null;
     if (rec === null) {
       const map = (this.#responses ??= new Map());

@@ -633,6 +633,28 @@ describe('async verdicts', () => {
     expect(chain.queuedBytes('client')).toBe(0);
   });
 
+  it('counts the frames of a type waiting in a direction: the one an async verdict is awaited for and those queued behind it (the relay bounds response.creates in flight by it)', async () => {
+    const releases: ((v: Verdict) => void)[] = [];
+    const sink = new RecordingSink();
+    const chain = new ChainTemplate([factory('slow', { client: ['response.create'] }, { onClient: () => new Promise<Verdict>((r) => releases.push(r)) })]).instantiate(new FakeSession(), sink);
+    expect(chain.waiting('client', 'response.create')).toBe(0);
+    chain.fromClient(ev('response.create', { n: 1 }));
+    chain.fromClient(ev('session.update'));
+    chain.fromClient(ev('response.create', { n: 2 }));
+    expect(chain.waiting('client', 'response.create')).toBe(2);
+    expect(chain.waiting('client', 'session.update')).toBe(1);
+    expect(chain.waiting('server', 'response.create')).toBe(0);
+    releases.shift()!(CONTINUE);
+    await tick();
+    // The second create is the one awaited now; the update behind the first has left.
+    expect(chain.waiting('client', 'response.create')).toBe(1);
+    expect(chain.waiting('client', 'session.update')).toBe(0);
+    releases.shift()!(CONTINUE);
+    await tick();
+    expect(chain.waiting('client', 'response.create')).toBe(0);
+    expect(sink.out).toHaveLength(3);
+  });
+
   it('an async drop or reject stops the frame; the queue behind it still drains, including behind a second async verdict', async () => {
     const releases: ((v: Verdict) => void)[] = [];
     const sink = new RecordingSink();

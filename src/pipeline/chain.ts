@@ -226,6 +226,8 @@ class DirectionRunner {
   readonly #queue: { readonly frame: Frame; readonly from: number; readonly injectedBy: string | null }[] = [];
   #queuedBytes = 0;
   #busy = false;
+  /** The frame an async verdict is awaited for (null while not busy). */
+  #paused: Frame | null = null;
   /** Per type, the filters that asked for it (`watch`) and the resulting filter list; null: none asked. */
   #requested: Map<string, { readonly asked: Set<number>; indices: readonly number[] }> | null = null;
 
@@ -243,6 +245,13 @@ class DirectionRunner {
   /** Bytes of the frames waiting behind an async verdict, their overhead included (counted into the session's held bytes). */
   get queuedBytes(): number {
     return this.#queuedBytes;
+  }
+
+  /** Frames of `type` waiting here: the one an async verdict is awaited for, and those queued behind it (a scan of the queue, bounded by its bytes). */
+  waiting(type: string): number {
+    let n = this.#paused?.type === type ? 1 : 0;
+    for (const q of this.#queue) if (q.frame.type === type) n++;
+    return n;
   }
 
   /** Not waiting on an async verdict and nothing queued. */
@@ -304,6 +313,7 @@ class DirectionRunner {
       if (isPromise(verdict)) {
         this.#busy = true;
         const paused = frame;
+        this.#paused = paused;
         verdict.then(
           (v) => this.#resume(paused, k, indices, injectedBy, v),
           (err: unknown) => this.#resume(paused, k, indices, injectedBy, this.#chain.onFilterFailure(i, this.#direction, paused, err)),
@@ -320,6 +330,7 @@ class DirectionRunner {
 
   #resume(frame: Frame, k: number, indices: readonly number[], injectedBy: string | null, verdict: Verdict): void {
     this.#busy = false;
+    this.#paused = null;
     if (this.#chain.closed) return;
     const next = this.#apply(indices[k]!, frame, verdict, injectedBy);
     if (next !== null) this.#run(next, k + 1, injectedBy, indices);
@@ -396,6 +407,11 @@ export class SessionChain {
   /** No frame of `direction` is with a filter deciding on it (async) or waiting behind one. */
   idle(direction: Direction): boolean {
     return direction === 'client' ? this.#client.idle : this.#server.idle;
+  }
+
+  /** Frames of `type` waiting behind an async verdict in `direction` (DirectionRunner.waiting). */
+  waiting(direction: Direction, type: string): number {
+    return direction === 'client' ? this.#client.waiting(type) : this.#server.waiting(type);
   }
 
   /** Bytes waiting behind an async verdict, per direction (bounded by the relay, summed into the memory budget). */

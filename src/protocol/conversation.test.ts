@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Frame } from '../pipeline/frame.js';
-import { Conversation, MAX_EARLY_UPDATE_BYTES, MAX_ITEMS, MAX_RESTAMPED, MAX_RESTAMPED_CHARS, parseUsage } from './conversation.js';
+import { Conversation, MAX_EARLY_UPDATE_BYTES, MAX_ITEMS, MAX_LISTED_ITEMS, MAX_RESPONSES, MAX_RESTAMPED, MAX_RESTAMPED_CHARS, MAX_RUNNING_RESPONSES, parseUsage } from './conversation.js';
+import { keptId, MAX_KEPT_ID_CHARS } from './json.js';
 
 const wire = (event: { type: string; [k: string]: unknown }) => new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
 const created = (id: string, extra: Record<string, unknown> = {}) => wire({ type: 'response.created', response: { id, status: 'in_progress', output: [], ...extra } });
@@ -851,5 +852,152 @@ describe('conversation view: session.updates sent and answered', () => {
     // Nothing left to answer: a later session.updated changes nothing.
     c.observeServer(wire({ type: 'session.updated', session: { type: 'realtime' } }));
     expect(c.sessionUpdatesAnswered).toBe(64);
+  });
+});
+
+describe('conversation view: bounds the upstream alone could push it past (found 2026-12-07)', () => {
+  const outputItem = (responseId: string, itemId: string) =>
+    wire({ type: 'response.output_item.added', response_id: responseId, output_index: 0, item: { id: itemId, type: 'message', role: 'assistant', status: 'in_progress', content: [] } });
+  const refsKept = (c: Conversation) => c.responsesLearnedAfter(0).reduce((n, r) => n + r.itemIds.length, 0);
+
+  it(`runs at most ${MAX_RUNNING_RESPONSES} responses at once: the next is kept running (to be billed) and the view is at fault, learning nothing more`, () => {
+    const c = new Conversation();
+    for (let i = 0; i < MAX_RUNNING_RESPONSES; i++) c.observeServer(created(`r${i}`));
+    expect(c.upstreamFault).toBeNull();
+    expect(c.activeResponses()).toHaveLength(MAX_RUNNING_RESPONSES);
+    c.observeServer(created('one_too_many'));
+    expect(c.upstreamFault).toEqual({ what: 'running_responses', limit: MAX_RUNNING_RESPONSES });
+    expect(c.activeResponses()).toHaveLength(MAX_RUNNING_RESPONSES + 1);
+    expect(c.activeResponses().at(-1)).toBe('one_too_many');
+    expect(c.response('one_too_many')?.state).toBe('in_progress');
+    // Nothing more is learned: no growth, and no state the relay's close would read differently.
+    for (let i = 0; i < 1000; i++) c.observeServer(created(`later${i}`));
+    c.observeServer(done('r0'));
+    c.observeServer(added({ id: 'item_late', type: 'message', role: 'assistant' }));
+    expect(c.activeResponses()).toHaveLength(MAX_RUNNING_RESPONSES + 1);
+    expect(c.response('later0')).toBeUndefined();
+    expect(c.response('r0')?.state).toBe('in_progress');
+    expect(c.item('item_late')).toBeUndefined();
+    expect(c.upstreamFault).toEqual({ what: 'running_responses', limit: MAX_RUNNING_RESPONSES });
+  });
+
+  it('responses that end make room: thousands one after another never fault', () => {
+    const c = new Conversation();
+    for (let i = 0; i < 5000; i++) {
+      c.observeServer(created(`r${i}`));
+      if (i >= MAX_RUNNING_RESPONSES - 1) c.observeServer(done(`r${i - MAX_RUNNING_RESPONSES + 1}`));
+    }
+    expect(c.upstreamFault).toBeNull();
+    expect(c.activeResponses()).toHaveLength(MAX_RUNNING_RESPONSES - 1);
+    expect(c.responsesLearnedAfter(0).length).toBeLessThanOrEqual(MAX_RESPONSES);
+  });
+
+  it(`running responses list at most ${MAX_LISTED_ITEMS} output items together: past it the view is at fault (a list is never cut)`, () => {
+    const c = new Conversation();
+    c.observeServer(created('r1'));
+    c.observeServer(created('r2'));
+    c.observeServer(outputItem('r2', 'item_r2'));
+    for (let i = 1; i < MAX_LISTED_ITEMS; i++) c.observeServer(outputItem('r1', `item_${i}`));
+    expect(c.upstreamFault).toBeNull();
+    expect(c.response('r1')?.itemIds).toHaveLength(MAX_LISTED_ITEMS - 1);
+    c.observeServer(outputItem('r1', 'item_past'));
+    expect(c.upstreamFault).toEqual({ what: 'response_items', limit: MAX_LISTED_ITEMS });
+    expect(c.response('r1')?.itemIds).toHaveLength(MAX_LISTED_ITEMS - 1);
+    expect(c.response('r2')?.itemIds).toEqual(['item_r2']);
+  });
+
+  it('a response.done listing more output items than the bound faults too, and stops reading them', () => {
+    const c = new Conversation();
+    const output = Array.from({ length: MAX_LISTED_ITEMS + 50 }, (_, i) => ({ id: `item_${i}`, type: 'message', role: 'assistant', status: 'completed', content: [] }));
+    c.observeServer(done('r1', output));
+    expect(c.upstreamFault).toEqual({ what: 'response_items', limit: MAX_LISTED_ITEMS });
+    expect(c.response('r1')?.itemIds).toHaveLength(MAX_LISTED_ITEMS);
+    expect(c.item(`item_${MAX_LISTED_ITEMS + 49}`)).toBeUndefined();
+  });
+
+  it(`the done responses kept list at most ${MAX_LISTED_ITEMS} item ids together: the oldest are forgotten first`, () => {
+    const c = new Conversation();
+    c.observeServer(created('running'));
+    c.observeServer(outputItem('running', 'running_item'));
+    const perResponse = 256;
+    const responses = Math.ceil((MAX_LISTED_ITEMS * 2) / perResponse);
+    for (let r = 0; r < responses; r++) {
+      const output = Array.from({ length: perResponse }, (_, i) => ({ id: `item_${r}_${i}`, type: 'message', role: 'assistant', status: 'completed', content: [] }));
+      c.observeServer(created(`done_${r}`));
+      c.observeServer(done(`done_${r}`, output));
+    }
+    expect(c.upstreamFault).toBeNull();
+    expect(refsKept(c)).toBeLessThanOrEqual(MAX_LISTED_ITEMS);
+    expect(c.response('done_0')).toBeUndefined();
+    expect(c.response(`done_${responses - 1}`)?.itemIds).toHaveLength(perResponse);
+    // A running response is never forgotten.
+    expect(c.response('running')?.itemIds).toEqual(['running_item']);
+  });
+
+  it(`ids the upstream chose past ${MAX_KEPT_ID_CHARS} characters: an item or a committed buffer is not kept, a response is kept running under its hash; the view is at fault`, () => {
+    const long = 'x'.repeat(MAX_KEPT_ID_CHARS + 1);
+    const item = new Conversation();
+    item.observeServer(added({ id: long, type: 'message', role: 'assistant' }));
+    expect(item.upstreamFault).toEqual({ what: 'id_length', limit: MAX_KEPT_ID_CHARS });
+    expect([...item.items()]).toEqual([]);
+
+    const committed = new Conversation();
+    committed.observeServer(wire({ type: 'input_audio_buffer.committed', previous_item_id: null, item_id: long }));
+    expect(committed.upstreamFault).toEqual({ what: 'id_length', limit: MAX_KEPT_ID_CHARS });
+
+    const ofResponse = new Conversation();
+    ofResponse.observeServer(created('r1'));
+    ofResponse.observeServer(outputItem(long, 'item_1'));
+    expect(ofResponse.upstreamFault).toEqual({ what: 'id_length', limit: MAX_KEPT_ID_CHARS });
+    expect(ofResponse.item('item_1')).toBeUndefined();
+
+    const response = new Conversation();
+    response.observeServer(created(long));
+    expect(response.upstreamFault).toEqual({ what: 'id_length', limit: MAX_KEPT_ID_CHARS });
+    expect(response.activeResponses()).toEqual([keptId(long)]);
+    expect(response.response(keptId(long))?.state).toBe('in_progress');
+    expect(response.response(long)).toBeUndefined();
+
+    // Up to the bound, kept whole.
+    const fits = 'y'.repeat(MAX_KEPT_ID_CHARS);
+    const whole = new Conversation();
+    whole.observeServer(created(fits));
+    whole.observeServer(outputItem(fits, fits));
+    expect(whole.upstreamFault).toBeNull();
+    expect(whole.response(fits)?.itemIds).toEqual([fits]);
+  });
+
+  it(`an event of any type naming an item or response (item_id, response_id, previous_item_id) past ${MAX_KEPT_ID_CHARS} characters: the view is at fault (the filters key their state by them)`, () => {
+    const long = 'z'.repeat(MAX_KEPT_ID_CHARS + 1);
+    for (const member of ['item_id', 'response_id', 'previous_item_id']) {
+      const c = new Conversation();
+      c.observeServer(wire({ type: 'response.output_text.delta', item_id: 'item_1', response_id: 'resp_1', output_index: 0, content_index: 0, delta: 'hi', [member]: long }));
+      expect(c.upstreamFault, member).toEqual({ what: 'id_length', limit: MAX_KEPT_ID_CHARS });
+    }
+    // Read by a parse when the sniffer cannot (an escape in the id): the same.
+    const escaped = new Conversation();
+    escaped.observeServer(new Frame('response.output_text.delta', Buffer.from(`{"type":"response.output_text.delta","item_id":"\\u0041${'a'.repeat(MAX_KEPT_ID_CHARS)}","delta":"x"}`, 'utf8')));
+    expect(escaped.upstreamFault).toEqual({ what: 'id_length', limit: MAX_KEPT_ID_CHARS });
+    // At the bound, in any characters (3 UTF-8 bytes each here), it is kept.
+    const fits = new Conversation();
+    fits.observeServer(wire({ type: 'response.output_text.delta', item_id: '\u20ac'.repeat(MAX_KEPT_ID_CHARS), response_id: 'r'.repeat(MAX_KEPT_ID_CHARS), delta: 'x' }));
+    fits.observeServer(new Frame('response.output_text.delta', Buffer.from(`{"type":"response.output_text.delta","item_id":"\\u0041","delta":"x"}`, 'utf8')));
+    expect(fits.upstreamFault).toBeNull();
+  });
+
+  it('words and metadata as long as a frame are kept as their hash: they still pair and compare', () => {
+    const c = new Conversation();
+    const metadata = { note: 'm'.repeat(100_000) };
+    c.observeClient(wire({ type: 'response.create', event_id: 'event_a', response: { conversation: 'none', metadata } }), false);
+    c.observeServer(created('r1', { conversation_id: null, metadata }));
+    expect(c.response('r1')?.origin).toBe('out_of_band');
+    expect(c.response('r1')?.createEventId).toBe('event_a');
+    expect(c.response('r1')?.metadata?.length).toBeLessThanOrEqual(MAX_KEPT_ID_CHARS);
+    c.observeServer(created('r2', { conversation_id: 'c'.repeat(100_000) }));
+    expect(c.response('r2')?.conversationId?.length).toBeLessThanOrEqual(MAX_KEPT_ID_CHARS);
+    c.observeServer(added({ id: 'item_1', type: 't'.repeat(100_000), role: 'r'.repeat(100_000), status: 's'.repeat(100_000) }));
+    const item = c.item('item_1');
+    expect([item?.type.length, item?.role?.length, item?.status?.length].every((n) => n !== undefined && n <= MAX_KEPT_ID_CHARS)).toBe(true);
+    expect(c.upstreamFault).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
-import { asObject as obj, asString as str, keptId } from './json.js';
-import { sniffString, sniffStringSpan } from './sniff.js';
+import { asObject as obj, asString as str, keptId, MAX_KEPT_ID_CHARS } from './json.js';
+import { sniffString, sniffStringSpan, sniffStringSpans } from './sniff.js';
 import { readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from './limits.js';
 import { applySessionUpdate } from './session-update.js';
 import { parseUsage, type ResponseTokens } from './usage.js';
@@ -18,7 +18,11 @@ export type { SpokenTurnsView, TurnPin } from './spoken-turns.js';
  * control event (never from audio frames: their types are not observed, so they are not parsed);
  * filters read it on `SessionContext.conversation` instead of re-deriving it.
  *
- * Memory is bounded: at most MAX_ITEMS items and MAX_RESPONSES responses, oldest pruned first.
+ * Memory is bounded: at most MAX_ITEMS items and MAX_RESPONSES responses, oldest pruned first, and
+ * at most MAX_LISTED_ITEMS item ids listed by the responses kept (a running response is never
+ * pruned). What the upstream alone decides past its bounds (more than MAX_RUNNING_RESPONSES running
+ * at once, responses running or ending that list more than MAX_LISTED_ITEMS output items, an id longer
+ * than MAX_KEPT_ID_CHARS) is an `upstreamFault`: the view learns nothing more and the relay ends the session.
  * No content (text, audio) is kept, but for the session.update bodies that went upstream before
  * session.created (`updatesBeforeCreated`, at most MAX_EARLY_UPDATE_BYTES), until the filters
  * have decided session.created.
@@ -139,6 +143,31 @@ export interface ConversationView {
 
 export const MAX_ITEMS = 2048;
 export const MAX_RESPONSES = 256;
+/**
+ * Responses running at once (response.created, no response.done yet). The upstream runs one in the
+ * default conversation at a time, plus the out-of-band ones a client asked for; past this bound it
+ * is broken or hostile (thousands of response.created without a response.done grew the running
+ * list, and every filter walking it, without limit until 2026-12-07;
+ * src/protocol/conversation.test.ts "bounds"). Neither dropped nor taken as ended: the session ends
+ * (`upstreamFault`), and metering bills every response still running once, at its worst case.
+ */
+export const MAX_RUNNING_RESPONSES = 64;
+/**
+ * Output item ids the responses kept list together (`ResponseView.itemIds`, each id at most
+ * MAX_KEPT_ID_CHARS): past it the oldest done responses are forgotten first; when only running ones
+ * (and the one ending) are left, the view is at fault (`response_items`). A filter reads a response's
+ * list whole (guardrails delete a cancelled response's items, metering counts them), so it is never cut.
+ */
+export const MAX_LISTED_ITEMS = 4 * MAX_ITEMS;
+
+/**
+ * A bound of the view the upstream went past (see MAX_RUNNING_RESPONSES): `limit` is the bound,
+ * `what` which one. The view learns nothing more once it has one.
+ */
+export interface UpstreamFault {
+  readonly what: 'running_responses' | 'response_items' | 'id_length';
+  readonly limit: number;
+}
 const MAX_PENDING = 64;
 /**
  * Bytes of session.update events merged into `updatesBeforeCreated`. Past it they are forgotten
@@ -242,19 +271,31 @@ export function unpredictable(): string {
 
 /**
  * `metadata` as a pairing key: its members sorted by name, so an echo that lists the same members
- * in another order still pairs (a create left unpaired would hold the session's linger open).
+ * in another order still pairs (a create left unpaired would hold the session's linger open). Kept
+ * as `keptId` keeps an id (a long one as its hash): the client's and the upstream's metadata may be
+ * as long as a frame, and only equality is asked of the key (until 2026-12-07 each waiting create
+ * and kept response held its metadata whole: 64 creates of 16 MiB each held 1 GiB).
  */
 function metadataKey(v: unknown): string | null {
   const members = obj(v);
   if (!members) return null;
   const sorted: Record<string, unknown> = {};
   for (const k of Object.keys(members).sort()) sorted[k] = members[k];
-  return JSON.stringify(sorted);
+  return keptId(JSON.stringify(sorted));
 }
 
-/** `conversation_id`: a string, null (out of band), or undefined when absent or unreadable. */
+/** `conversation_id`: a string (as `keptId` keeps it), null (out of band), or undefined when absent or unreadable. */
 function conversationIdOf(v: unknown): string | null | undefined {
-  return typeof v === 'string' || v === null ? v : undefined;
+  return typeof v === 'string' ? keptId(v) : v === null ? v : undefined;
+}
+
+/**
+ * A protocol word the upstream sends about an item (its type, role, status), as `keptId` keeps it:
+ * only compared with the words the API defines, so one longer than any of them is kept as its hash
+ * (an upstream's 64 MiB `status` costs the view no more than a short one).
+ */
+function keptWord(v: unknown): string | null {
+  return typeof v === 'string' ? keptId(v) : null;
 }
 
 /** A limit as the upstream reports it (`response.created`, `session.updated`). */
@@ -276,6 +317,13 @@ const OBSERVED_SERVER = new Set([
   'error',
 ]);
 
+/**
+ * Top-level members of upstream events naming an item or a response: the filters key their state by
+ * them (guardrails' streams and reports, metering's MCP calls, telemetry's spans), of every event
+ * type, the view's or not. Checked on every upstream frame the filters get (`#namesKeepable`).
+ */
+const NAMING_MEMBERS: readonly string[] = ['item_id', 'response_id', 'previous_item_id'];
+
 const OBSERVED_CLIENT = new Set(['response.create', 'conversation.item.create', 'session.update']);
 
 export class Conversation implements ConversationView {
@@ -284,6 +332,9 @@ export class Conversation implements ConversationView {
   readonly #active: string[] = [];
   /** Responses learned of so far (ResponseView.learned of the last). */
   #learned = 0;
+  /** Item ids the kept responses list, together (MAX_LISTED_ITEMS). */
+  #itemRefs = 0;
+  #fault: UpstreamFault | null = null;
   /** Creates sent upstream, waiting for their `response.created` (see PendingCreate). */
   readonly #pendingResponses: PendingCreate[] = [];
   /**
@@ -316,6 +367,56 @@ export class Conversation implements ConversationView {
 
   get updatesBeforeCreated(): JsonObject | null {
     return this.#updatesBeforeCreated;
+  }
+
+  /**
+   * A bound the upstream went past (see MAX_RUNNING_RESPONSES), or null. The relay ends the session
+   * before the filters read the frame that went past it; the view learns nothing more from then on.
+   */
+  get upstreamFault(): UpstreamFault | null {
+    return this.#fault;
+  }
+
+  /** Takes `fault` (the first only): always false, for `return this.#faulted(...)`-style guards. */
+  #faulted(fault: UpstreamFault): false {
+    this.#fault ??= fault;
+    return false;
+  }
+
+  /**
+   * Whether the item and response ids an upstream frame names at its top level (NAMING_MEMBERS) are
+   * short enough to keep, else the view is at fault. Sniffed (no parse) unless escapes or a repeated
+   * member make that unreadable; an id is decoded only when its bytes may be over the bound.
+   */
+  #namesKeepable(frame: Frame): boolean {
+    const spans = sniffStringSpans(frame.bytes, NAMING_MEMBERS);
+    if (spans !== undefined) {
+      for (const span of spans) {
+        if (span === null || span[1] - span[0] <= MAX_KEPT_ID_CHARS) continue;
+        // UTF-8 spends at most 3 bytes per UTF-16 unit: past that many, too long without decoding it.
+        if (span[1] - span[0] > 3 * MAX_KEPT_ID_CHARS || !this.#keepable(frame.bytes.toString('utf8', span[0], span[1]))) {
+          return this.#faulted({ what: 'id_length', limit: MAX_KEPT_ID_CHARS });
+        }
+      }
+      return true;
+    }
+    let ev: JsonObject;
+    try {
+      ev = frame.json();
+    } catch {
+      // Not JSON past its type: nothing reads an id of it.
+      return true;
+    }
+    for (const member of NAMING_MEMBERS) {
+      const id = ev[member];
+      if (typeof id === 'string' && !this.#keepable(id)) return false;
+    }
+    return true;
+  }
+
+  /** Whether an id the upstream chose is short enough to keep; else the view is at fault. */
+  #keepable(id: string): boolean {
+    return id.length <= MAX_KEPT_ID_CHARS || this.#faulted({ what: 'id_length', limit: MAX_KEPT_ID_CHARS });
   }
 
   get sessionUpdatesSent(): number {
@@ -557,7 +658,7 @@ export class Conversation implements ConversationView {
 
   /** An upstream event, before the filters see it. Never throws; ignores types it does not need. */
   observeServer(frame: Frame): void {
-    if (!OBSERVED_SERVER.has(frame.type)) return;
+    if (this.#fault !== null || !this.#namesKeepable(frame) || !OBSERVED_SERVER.has(frame.type)) return;
     // Read while the filters decided session.created; its text is not kept for the session's life.
     if (this.#createdRead) this.#updatesBeforeCreated = null;
     let ev: JsonObject;
@@ -586,7 +687,8 @@ export class Conversation implements ConversationView {
       case 'response.output_item.done': {
         const item = obj(ev['item']);
         const responseId = str(ev['response_id']);
-        if (item) this.#upsert(item, 'model', responseId);
+        // Kept on the item: an id as long as any other.
+        if (item && (responseId === null || this.#keepable(responseId))) this.#upsert(item, 'model', responseId);
         return;
       }
       case 'conversation.item.added':
@@ -603,7 +705,7 @@ export class Conversation implements ConversationView {
       }
       case 'input_audio_buffer.committed': {
         const id = str(ev['item_id']);
-        if (id && this.#committed.size < MAX_PENDING) this.#committed.add(id);
+        if (id && this.#keepable(id) && this.#committed.size < MAX_PENDING) this.#committed.add(id);
         return;
       }
       case 'conversation.item.input_audio_transcription.completed':
@@ -639,8 +741,12 @@ export class Conversation implements ConversationView {
   }
 
   #created(response: JsonObject | null): void {
-    const id = str(response?.['id']);
-    if (!response || !id || this.#responses.has(id)) return;
+    const named = str(response?.['id']);
+    if (!response || !named) return;
+    // An id too long to keep is a fault, but the response started: kept running under its hash
+    // (keptId), so metering bills it as the session ends, once.
+    const id = this.#keepable(named) ? named : keptId(named);
+    if (this.#responses.has(id)) return;
     const conversationId = conversationIdOf(response['conversation_id']);
     const metadata = metadataKey(response['metadata']);
     const maxOutputTokens = readOutputLimit(response['max_output_tokens']);
@@ -657,23 +763,50 @@ export class Conversation implements ConversationView {
     const outOfBand = inConversation !== null ? !inConversation : create !== null && !create.inConversation;
     this.#add({ id, origin: create?.origin ?? 'vad', state: 'in_progress', usage: null, itemIds: [], conversationId, outOfBand, createEventId: create?.eventId ?? null, maxOutputTokens, metadata, learned: ++this.#learned });
     this.#active.push(id);
+    // Kept all the same, running: metering bills it (the upstream started it) as the session ends.
+    if (this.#active.length > MAX_RUNNING_RESPONSES) this.#faulted({ what: 'running_responses', limit: MAX_RUNNING_RESPONSES });
     if (create?.origin === 'client') this.spokenTurns.createStarted(create.eventId);
   }
 
   #add(r: MutableResponse): void {
     this.#responses.set(r.id, r);
-    if (this.#responses.size > MAX_RESPONSES) {
-      for (const [rid, old] of this.#responses) {
-        if (old.state === 'in_progress') continue;
-        this.#responses.delete(rid);
-        break;
-      }
+    this.#prune(r);
+  }
+
+  /**
+   * Forgets the oldest done responses (never `keep`, never a running one) while more than
+   * MAX_RESPONSES are kept or they list more than `listed` item ids (running ones are at most
+   * MAX_RUNNING_RESPONSES + 1: there is always a done one to forget past MAX_RESPONSES).
+   */
+  #prune(keep: MutableResponse, listed = MAX_LISTED_ITEMS): void {
+    if (this.#responses.size <= MAX_RESPONSES && this.#itemRefs <= listed) return;
+    for (const [rid, old] of this.#responses) {
+      if (this.#responses.size <= MAX_RESPONSES && this.#itemRefs <= listed) return;
+      if (old === keep || old.state === 'in_progress') continue;
+      this.#responses.delete(rid);
+      this.#itemRefs -= old.itemIds.length;
     }
+  }
+
+  /**
+   * Lists item `itemId` as an output of `responseId` (when kept), making room first (#prune); with
+   * no done response left to forget, the view is at fault (`response_items`).
+   */
+  #attach(responseId: string, itemId: string): void {
+    const r = this.#responses.get(responseId);
+    if (!r) return;
+    this.#prune(r, MAX_LISTED_ITEMS - 1);
+    if (this.#itemRefs >= MAX_LISTED_ITEMS) {
+      this.#faulted({ what: 'response_items', limit: MAX_LISTED_ITEMS });
+      return;
+    }
+    r.itemIds.push(itemId);
+    this.#itemRefs++;
   }
 
   #done(response: JsonObject | null): void {
     const id = str(response?.['id']);
-    if (!id) return;
+    if (!id || !this.#keepable(id)) return;
     let r = this.#responses.get(id);
     const at = this.#active.indexOf(id);
     if (at >= 0) this.#active.splice(at, 1);
@@ -691,6 +824,7 @@ export class Conversation implements ConversationView {
     r.state = status === 'cancelled' || status === 'failed' || status === 'incomplete' ? status : 'completed';
     r.usage = parseUsage(response?.['usage']);
     for (const o of (Array.isArray(response?.['output']) ? response['output'] : []) as unknown[]) {
+      if (this.#fault !== null) return;
       const item = obj(o);
       if (item) this.#upsert(item, 'model', id);
     }
@@ -698,21 +832,21 @@ export class Conversation implements ConversationView {
 
   #upsert(item: JsonObject, provenance: Provenance | null, responseId: string | null): void {
     const id = str(item['id']);
-    if (!id) return;
+    if (!id || !this.#keepable(id)) return;
     let known = this.#items.get(id);
     if (!known) {
-      known = { id, type: str(item['type']) ?? '', role: str(item['role']), status: null, provenance: provenance ?? this.#provenanceOf(id, itemTypeOf(item)), responseId, transcript: 'none', marks: [] };
+      known = { id, type: keptWord(item['type']) ?? '', role: keptWord(item['role']), status: null, provenance: provenance ?? this.#provenanceOf(id, itemTypeOf(item)), responseId, transcript: 'none', marks: [] };
       this.#items.set(id, known);
       if (this.#items.size > MAX_ITEMS) this.#items.delete(this.#items.keys().next().value!);
-      if (responseId) this.#responses.get(responseId)?.itemIds.push(id);
+      if (responseId) this.#attach(responseId, id);
       if (known.type === 'message' && known.role === 'user' && this.#committed.delete(id)) known.transcript = 'pending';
     }
     if (responseId && !known.responseId) {
       known.responseId = responseId;
       known.provenance = 'model';
-      this.#responses.get(responseId)?.itemIds.push(id);
+      this.#attach(responseId, id);
     }
-    known.status = str(item['status']) ?? known.status;
+    known.status = keptWord(item['status']) ?? known.status;
   }
 
   #provenanceOf(id: string, itemType: string): Provenance {
@@ -734,5 +868,5 @@ export class Conversation implements ConversationView {
  * (not its role: the upstream may show a role as another, a developer message as system).
  */
 function itemTypeOf(item: JsonObject | null | undefined): string {
-  return str(item?.['type']) ?? '';
+  return keptWord(item?.['type']) ?? '';
 }

@@ -6,7 +6,7 @@ import { CLIENT_SECRET_UPDATE, type AdmissionRequest, type AdmissionTicket, type
 import { AudioMeter } from '../pipeline/audio-meter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import type { Report } from '../pipeline/reports.js';
-import { Conversation, type ConversationView, type ItemMark, unpredictable } from '../protocol/conversation.js';
+import { Conversation, type ConversationView, type ItemMark, MAX_RUNNING_RESPONSES, type UpstreamFault, unpredictable } from '../protocol/conversation.js';
 import type { ClientEventOf, RealtimeClientEvent, RealtimeServerEvent } from '../protocol/events.js';
 import { asObject } from '../protocol/json.js';
 import { CloseCode, ProxyError } from '../protocol/errors.js';
@@ -371,6 +371,7 @@ export class RelaySession implements SessionContext, ChainSink {
     }
     if (typeof type === 'string' && type.length > 0) {
       if (this.#refusedForSessionKind(type, bytes, null)) return;
+      if (type === 'response.create' && this.#tooManyResponses(bytes, null)) return;
       // One frame in 64: time the synchronous path from the socket read to the upstream write.
       const sampled = (++this.#clientSample & RELAY_SAMPLE_MASK) === 0;
       const t0 = sampled ? this.clock.now() : 0;
@@ -408,7 +409,30 @@ export class RelaySession implements SessionContext, ChainSink {
       return;
     }
     if (this.#refusedForSessionKind(ev['type'], bytes, eventId)) return;
+    if (ev['type'] === 'response.create' && this.#tooManyResponses(bytes, eventId)) return;
     this.#chain.fromClient(Frame.fromClient(ev['type'], bytes, ev));
+  }
+
+  /**
+   * A client `response.create` while MAX_RUNNING_RESPONSES responses run or wait for their
+   * `response.created` already, or on their way to it (waiting in the chain behind an asynchronous
+   * verdict: a ledger's reservation, a guardrail's): refused here (`too_many_responses`, the session
+   * goes on), before a filter reserves anything for it. Past that bound the upstream's next response
+   * would end the session as the upstream's fault (`upstream_protocol_violation`), and metering's
+   * waiting creates would grow with the client's sending; one more create is the client's to retry.
+   */
+  #tooManyResponses(bytes: Buffer, eventId: string | null): boolean {
+    const inFlight = this.#conversation.activeResponses().length + this.#conversation.awaitingResponses + this.#chain.waiting('client', 'response.create');
+    if (inFlight < MAX_RUNNING_RESPONSES) return false;
+    const sniffedId = eventId ?? sniffString(bytes, 'event_id');
+    this.#rejectClientFrame(
+      new ProxyError('too_many_responses', {
+        message: `${inFlight} responses are running or starting on this session; the proxy allows ${MAX_RUNNING_RESPONSES} at once. The response.create was not sent upstream.`,
+        eventId: typeof sniffedId === 'string' ? sniffedId : null,
+        details: { limit: MAX_RUNNING_RESPONSES },
+      }),
+    );
+    return true;
   }
 
   /**
@@ -471,7 +495,8 @@ export class RelaySession implements SessionContext, ChainSink {
   // ---- upstream → client -------------------------------------------------------------------
 
   #onUpstreamMessage(data: Buffer, isBinary: boolean): void {
-    if (this.#ended) return;
+    // An upstream past a bound of the view is read no more (a call's sideband ends the call first).
+    if (this.#ended || this.#conversation.upstreamFault !== null) return;
     this.#upstream.alive();
     this.stats.serverFrames++;
     this.stats.serverBytes += data.length;
@@ -510,10 +535,29 @@ export class RelaySession implements SessionContext, ChainSink {
     if (frame.type === 'error' && this.#refusedCredentials(frame)) return;
     if (frame.type === 'error' && this.#injected.size > 0 && this.#isAboutInjected(frame)) return;
     this.#conversation.observeServer(frame);
+    if (this.#conversation.upstreamFault !== null) return this.#endForUpstreamFault(this.#conversation.upstreamFault);
     const tracked = this.#responses.inspect(frame);
     if (tracked) this.#chain.fromServer(tracked);
     if (this.#linger) this.#lingerCheck();
     if (this.#idleWaiters.size > 0 && !this.#responseInFlight()) for (const done of [...this.#idleWaiters]) done();
+  }
+
+  /**
+   * The upstream went past a bound the conversation view keeps (src/protocol/conversation.ts
+   * MAX_RUNNING_RESPONSES, MAX_LISTED_ITEMS, an id past MAX_KEPT_ID_CHARS): the frame that did is
+   * not relayed, and the session ends at once (no linger: that upstream is read no more). Ending it
+   * rather than forgetting what it started keeps every structure bounded and every response billed
+   * once: the responses still running are billed by the close at their reservation (metering's), or
+   * at a server-started response's worst case when metering read none of their frames.
+   */
+  #endForUpstreamFault(fault: UpstreamFault): void {
+    this.log.warn({ bound: fault.what, limit: fault.limit }, 'the upstream went past a bound of the conversation view: ending the session');
+    this.close(
+      new ProxyError('upstream_protocol_violation', {
+        message: `The Realtime upstream went past a bound the proxy keeps (${fault.what}: ${fault.limit}); the session was ended.`,
+        details: { bound: fault.what, limit: fault.limit },
+      }),
+    );
   }
 
   /**
@@ -968,7 +1012,11 @@ export class RelaySession implements SessionContext, ChainSink {
     // (test/relay/session-core.test.ts).
     if (this.callId !== null && this.#endCallFirst === null) return;
     const linger = this.#linger!;
-    for (const id of this.#conversation.activeResponses()) {
+    const active = this.#conversation.activeResponses();
+    // Only the running ones are remembered (at most MAX_RUNNING_RESPONSES + 1): an upstream starting
+    // and ending responses all through the linger grew this set with every one until 2026-12-07.
+    for (const id of linger.cancelled) if (!active.includes(id)) linger.cancelled.delete(id);
+    for (const id of active) {
       // A response a filter already stopped (cancelResponse) has its response.cancel upstream.
       if (linger.cancelled.has(id) || this.isSuppressed(id)) continue;
       linger.cancelled.add(id);
@@ -1004,6 +1052,8 @@ export class RelaySession implements SessionContext, ChainSink {
 
   /** A response runs upstream, or a response.create sent upstream has not been answered yet. */
   #responseInFlight(): boolean {
+    // An upstream at fault is read no more: nothing it runs will be done.
+    if (this.#conversation.upstreamFault !== null) return false;
     return this.#conversation.activeResponses().length > 0 || this.#conversation.awaitingResponses > 0;
   }
 

@@ -7,20 +7,23 @@
  * billed (8,192 since this pass: src/metering/filter-unread-at-close.test.ts runs past that). A walk
  * that took "kept by the view, not remembered by metering" for "never billed" billed 299 of them a
  * second time at the close (its own marks pushed the rest out). Only the responses metering read no
- * frame of are walked.
+ * frame of are walked. Since the bounds pass (2026-12-07) the view runs at most MAX_RUNNING_RESPONSES
+ * (64) at once, and an upstream past that ends the session (test/metering/redteam-23-endless-responses.test.ts):
+ * the upstream here runs as many as it may, all at once.
  */
 import type WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
+import { MAX_RUNNING_RESPONSES } from '../../src/protocol/conversation.js';
 import { redisForFile } from './redis-server.js';
 import { scriptedMeteredProxy, scriptedResponse, scriptedSession, textUsage, until, usageRecords } from './support.js';
 
 const file = redisForFile();
 const { cleanups } = file;
 
-const RUNNING_AT_ONCE = 300;
+const RUNNING_AT_ONCE = MAX_RUNNING_RESPONSES;
 
 describe('red team 23: the close bills the unread responses, and no response billed long ago again', () => {
-  it('bills each of 300 responses once by its usage, and the two unread at the close once each', async () => {
+  it(`bills each of ${RUNNING_AT_ONCE} responses run at once once by its usage, and the two unread at the close once each`, async () => {
     let upstream: WebSocket | null = null;
     const tp = await scriptedMeteredProxy(
       cleanups,
@@ -55,7 +58,7 @@ describe('red team 23: the close bills the unread responses, and no response bil
     await c.next('session.created');
     expect(upstream).not.toBeNull();
     c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go' }] } });
-    await until(async () => (await records()).length >= RUNNING_AT_ONCE, 20_000, 'the 300 responses billed');
+    await until(async () => (await records()).length >= RUNNING_AT_ONCE, 20_000, `the ${RUNNING_AT_ONCE} responses billed`);
 
     file.redis.pause();
     c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'again' }] } });
