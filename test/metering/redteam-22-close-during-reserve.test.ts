@@ -16,7 +16,7 @@
 import type WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { redisForFile } from './redis-server.js';
-import { scriptedMeteredProxy, scriptedResponse, scriptedSession, until, usageRecords } from './support.js';
+import { scriptedMeteredProxy, scriptedResponse, until, usageRecords, sessionThenClientEvents } from './support.js';
 
 const file = redisForFile();
 const { cleanups } = file;
@@ -35,9 +35,7 @@ describe('red team 22: the session ends while a server-started response waits fo
       cleanups,
       (ws, send) => {
         upstream = ws;
-        send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
-        ws.on('message', (data) => {
-          const ev = JSON.parse(String(data)) as { type: string };
+        sessionThenClientEvents(ws, send, (ev) => {
           if (ev.type !== 'conversation.item.create') return;
           for (const [i, id] of started.entries()) send({ type: 'response.created', event_id: `event_r${i}`, response: scriptedResponse(id, 'in_progress') });
           // Its response.done too (no usage the proxy will read: it waits behind the reservation).

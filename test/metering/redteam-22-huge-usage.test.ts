@@ -19,7 +19,7 @@ import { describe, expect, it } from 'vitest';
 import { PriceBook } from '../../src/metering/pricing.js';
 import { InputTranscriptions } from '../../src/metering/transcriptions.js';
 import { redisForFile } from './redis-server.js';
-import { scriptedMeteredProxy, scriptedResponse, scriptedSession, textUsage, until, usageRecords } from './support.js';
+import { scriptedMeteredProxy, scriptedResponse, textUsage, until, usageRecords, sessionThenClientEvents } from './support.js';
 
 const file = redisForFile();
 const { cleanups } = file;
@@ -32,9 +32,7 @@ describe('red team 22: a usage count too large to price exactly', () => {
     const tp = await scriptedMeteredProxy(
       cleanups,
       (ws, send) => {
-        send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
-        ws.on('message', (data) => {
-          const ev = JSON.parse(String(data)) as { type: string };
+        sessionThenClientEvents(ws, send, (ev) => {
           if (ev.type !== 'response.create') return;
           const id = `resp_${++n}`;
           const usage = n === 1 ? { total_tokens: HUGE, input_tokens: HUGE, output_tokens: 0 } : textUsage(10, 5);

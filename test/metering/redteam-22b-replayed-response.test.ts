@@ -7,7 +7,7 @@
  */
 import type WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { scriptedMeteredProxy, scriptedResponse, scriptedSession, textUsage, until, usageRecords } from './support.js';
+import { scriptedMeteredProxy, scriptedResponse, scriptedSession, textUsage, until, usageRecords, sessionThenClientEvents } from './support.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -21,9 +21,7 @@ describe('red team 22b: a response the upstream repeats after its response.done'
       cleanups,
       (ws, send) => {
         upstream = ws;
-        send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
-        ws.on('message', (data) => {
-          const ev = JSON.parse(String(data)) as { type: string };
+        sessionThenClientEvents(ws, send, (ev) => {
           if (ev.type !== 'conversation.item.create') return;
           for (let round = 0; round < 2; round++) {
             send({ type: 'response.created', event_id: `event_c${round}`, response: scriptedResponse('resp_once', 'in_progress') });
@@ -58,9 +56,7 @@ describe('red team 22b: a response the upstream repeats after its response.done'
     const tp = await scriptedMeteredProxy(
       cleanups,
       (ws, send) => {
-        send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
-        ws.on('message', (data) => {
-          const ev = JSON.parse(String(data)) as { type: string };
+        sessionThenClientEvents(ws, send, (ev) => {
           if (ev.type !== 'conversation.item.create') return;
           const ids = ['resp_once', ...Array.from({ length: OTHERS }, (_, i) => `resp_other_${i}`), 'resp_once'];
           for (const id of ids) {

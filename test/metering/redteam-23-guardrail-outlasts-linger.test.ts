@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { tempDir } from '../support/temp-dir.js';
-import { scriptedMeteredProxy, scriptedResponse, scriptedSession, textUsage, until, usageRecords } from './support.js';
+import { scriptedMeteredProxy, scriptedResponse, textUsage, until, usageRecords, sessionThenClientEvents } from './support.js';
 
 const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
 
@@ -103,9 +103,7 @@ describe('red team 23: a blocking custom guardrail whose timeout outlasts the cl
     const tp = await scriptedMeteredProxy(
       cleanups,
       (ws, send) => {
-        send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
-        ws.on('message', (data) => {
-          const ev = JSON.parse(String(data)) as { type: string };
+        sessionThenClientEvents(ws, send, (ev) => {
           if (ev.type === 'conversation.item.create') {
             send({ type: 'response.created', response: scriptedResponse('resp_first', 'in_progress') });
             send({ type: 'response.output_text.done', response_id: 'resp_first', item_id: 'item_out', output_index: 0, content_index: 0, text: 'judged slowly' });

@@ -129,6 +129,15 @@ export function scriptedSession(turnDetection: Record<string, unknown> | null = 
   };
 }
 
+/**
+ * A scripted upstream's usual opening: `session.created` (scriptedSession), then each client event the
+ * proxy forwards, parsed, to `onEvent`.
+ */
+export function sessionThenClientEvents(ws: WebSocket, send: (event: Record<string, unknown>) => void, onEvent: (ev: { type: string } & Record<string, unknown>) => void): void {
+  send({ type: 'session.created', event_id: 'event_s0', session: scriptedSession() });
+  ws.on('message', (data) => onEvent(JSON.parse(String(data)) as { type: string } & Record<string, unknown>));
+}
+
 /** A response object a scripted upstream sends (text output, no usage unless `extra` gives one). */
 export function scriptedResponse(id: string, status: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { object: 'realtime.response', id, status, status_details: null, output: [], conversation_id: 'conv_1', output_modalities: ['text'], max_output_tokens: 'inf', metadata: null, usage: null, ...extra };
