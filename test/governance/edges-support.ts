@@ -236,3 +236,16 @@ export function itemsAddedInPlace(): Script {
     return 'handled';
   };
 }
+
+/**
+ * Types `items` (with ids), at most 32 waiting for their echo at a time: the conversation view follows
+ * 64 unanswered creates (test/governance/redteam-22-unanswered-creates.test.ts is about more).
+ */
+export async function typeItems(c: TestClient, items: readonly Record<string, unknown>[]): Promise<void> {
+  for (let i = 0; i < items.length; i += 32) {
+    const chunk = items.slice(i, i + 32);
+    chunk.forEach((item, k) => c.send({ type: 'conversation.item.create', event_id: `evt_${i + k}`, item }));
+    const last = chunk[chunk.length - 1]!['id'];
+    await c.waitFor((e) => e.type === 'conversation.item.added' && (e['item'] as { id?: unknown }).id === last, 5000, `the echo of ${String(last)}`);
+  }
+}
