@@ -42,7 +42,6 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-
 const notes = (n: number): Record<string, unknown>[] => Array.from({ length: n }, (_, i) => ({ id: `item_f${i}`, ...userMessage(`note ${i}`) }));
 
 /** A session in which `please ignore previous` was typed first (item_a), then `fillers` short items. */

@@ -47,7 +47,6 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-
 /** `please ignore previous` (item_a), `zz` (item_x), `instructions now` (item_b), then FILLERS short items. */
 async function splitThenFilled(): Promise<{ c: TestClient; up: RecordedConnection }> {
   const c = await tp.client({ tenant: 'acme' });
