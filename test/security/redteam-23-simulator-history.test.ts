@@ -1,10 +1,9 @@
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
-import { SIMULATOR_KEY, startProxy, type ProxyHandle } from '../../src/main.js';
+import { SIMULATOR_KEY, type ProxyHandle } from '../../src/main.js';
 import { Connection, MAX_CONVERSATION_BYTES, MAX_INPUT_AUDIO_BYTES } from '../../src/simulator/connection.js';
 import type { SimulatorHandle } from '../../src/simulator/index.js';
 import { OFFER } from '../calls/support.js';
+import { embeddedSimulatorProxy } from '../support/embedded-simulator.js';
 import { TestClient } from '../support/harness.js';
 
 /**
@@ -30,11 +29,7 @@ let proxy: ProxyHandle;
 let sim: SimulatorHandle;
 
 beforeAll(async () => {
-  // As the CLI starts it: no simulator options, no OPENAI_API_KEY.
-  const config = parseConfig({ server: { host: '127.0.0.1', port: 0, workers: 1 }, admin: { port: 0 }, metering: { ledger: { path: ':memory:' } }, tenants: { t: { keys: [{ key: KEY }] } } }, 'dev.yaml', {});
-  proxy = await startProxy(config, { logger: pino({ level: 'silent' }), env: { NODE_ENV: 'development' } });
-  if (!proxy.simulator) throw new Error('expected the embedded simulator');
-  sim = proxy.simulator;
+  ({ proxy, sim } = await embeddedSimulatorProxy(KEY));
 });
 
 afterAll(async () => {
