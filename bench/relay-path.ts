@@ -102,6 +102,13 @@ const USAGE = {
 };
 const FORMAT = { type: 'audio/pcm', rate: 24_000 };
 const WORDS = ['Sure, ', 'here ', 'is ', 'the ', 'answer ', 'you ', 'asked ', 'for. '];
+/**
+ * Every third turn's transcript (one delta per word): numbers the output guardrail holds back while
+ * they may still become a card number (pii `card`), each released with the delta after it. Those
+ * deltas get rows of their own (`MemoryUpstream.numberRows`): the hold and the release are not the plain delta's path.
+ */
+const NUMBER_WORDS = ['Your ', 'order ', 'is ', '4821 ', '7730, ', 'call ', 'us ', 'on ', '555 ', '0142 ', 'any ', 'time. '];
+const NUMBERS_EVERY = 3;
 const AUDIO_DELTA_B64 = pcm16(40, 7).toString('base64');
 
 /** A server (unmasked) text frame. */
@@ -171,6 +178,8 @@ class MemoryUpstream extends Duplex {
   bytesIn = 0;
   appends = 0;
   turnDone = true;
+  /** The row of a transcript delta of a turn with numbers (by its frame), beside its event type. */
+  readonly numberRows = new WeakMap<Buffer, string>();
 
   constructor(n: number) {
     super({ decodeStrings: true });
@@ -327,12 +336,20 @@ class MemoryUpstream extends Duplex {
       serverEvent('response.content_part.added', { ...ids, part: { type: 'audio', transcript: '' } }),
     );
     const audioDelta = serverEvent('response.output_audio.delta', { ...ids, delta: AUDIO_DELTA_B64 });
+    const words = t % NUMBERS_EVERY === 0 ? NUMBER_WORDS : WORDS;
+    let afterNumber = false;
     for (let i = 0; i < 25; i++) {
       this.queue.push(audioDelta);
       if ((i + 1) % 2 === 0) {
-        const word = WORDS[(i / 2) % WORDS.length]!;
+        // The (i - 1) / 2-th word, a whole index (until 2026-12-07 `i / 2`: WORDS[0.5], no delta member at all).
+        const word = words[((i - 1) / 2) % words.length]!;
         transcript += word;
-        this.queue.push(serverEvent('response.output_audio_transcript.delta', { ...ids, delta: word }));
+        const frame = serverEvent('response.output_audio_transcript.delta', { ...ids, delta: word });
+        const number = /\d/.test(word);
+        if (number) this.numberRows.set(frame, ' (a number: held)');
+        else if (afterNumber) this.numberRows.set(frame, ' (releases a number)');
+        afterNumber = number;
+        this.queue.push(frame);
       }
     }
     const doneItem = { ...inProgressItem, status: 'completed', content: [{ type: 'output_audio', transcript }] };
@@ -630,7 +647,7 @@ async function childMain(): Promise<void> {
           // A fresh buffer, as a socket read is.
           const read = Buffer.allocUnsafe(frame.length);
           frame.copy(read);
-          kind = `server ${/"type":"([^"]+)"/.exec(frame.toString('latin1', 0, 96))?.[1] ?? '?'}`;
+          kind = `server ${/"type":"([^"]+)"/.exec(frame.toString('latin1', 0, 96))?.[1] ?? '?'}${s.upstream.numberRows.get(frame) ?? ''}`;
           dispatches.push(() => s.upstream.push(read));
         }
         costs.push((kinds[kind] ??= { count: 0, ns: 0 }));
