@@ -23,6 +23,7 @@
  * Every byte the client receives is read (raw WebSocket text frames), not only the events a test expects.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_RUNNING_RESPONSES } from '../../src/protocol/conversation.js';
 import { recordingUpstream, type RecordingUpstream } from '../governance/edges-support.js';
 import type { TestClient, TestProxy } from '../support/harness.js';
 import type { ReceivedEvent } from '../support/client.js';
@@ -214,14 +215,17 @@ describe('control: streams stopped for good make room', () => {
     }
   });
 
-  it('300 answers each stopped in their deltas (cancel_response), none done yet: the session goes on (the relay withholds the rest of a stopped response)', async () => {
+  // As many as may run at once (MAX_RUNNING_RESPONSES; past it the upstream is at fault and the relay
+  // ends the session: test/metering/redteam-23-endless-responses.test.ts). Until the twenty-third
+  // session 300 ran at once here.
+  it(`${MAX_RUNNING_RESPONSES} answers each stopped in their deltas (cancel_response), none done yet: the session goes on (the relay withholds the rest of a stopped response)`, async () => {
     const { server, session } = await guardrailsWith('guardrails:\n  rules:\n    - { id: wire, sources: [output], match: { phrases: ["wire the money"] }, action: cancel_response }\n');
-    for (let n = 1; n <= 300; n++) {
+    for (let n = 1; n <= MAX_RUNNING_RESPONSES; n++) {
       server(responseCreated(`resp_${n}`));
       expect((await server(outDelta(`resp_${n}`, 'I will wire the money. ', `item_${n}`))).kind).toBe('drop');
       expect((await server(outDelta(`resp_${n}`, 'and more', `item_${n}`))).kind).toBe('drop');
     }
-    expect(session.cancelled).toHaveLength(300);
+    expect(session.cancelled).toHaveLength(MAX_RUNNING_RESPONSES);
   });
 });
 
