@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimCall } from '../../src/simulator/index.js';
 import { TestClient } from '../support/client.js';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
-import { holdingRouteProxy, ringAccepted, until, type HoldingRoute } from './support.js';
+import { holdingRouteProxy, ringAccepted, until, type HoldingRoute, dataChannelCount, releasedLogs } from './support.js';
 
 /**
  * A SIP call on a `notify` route holds its answers for the tenant's app (ResponsesHold). The caller
@@ -28,28 +27,26 @@ afterAll(async () => {
   await route?.stop();
 });
 
-const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
-const released = (callId: string) => tp.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === callId);
 
 describe('a held SIP turn and an out-of-band response of the app', () => {
   it('the app\'s out-of-band response is not the held turn\'s answer: the turn is answered once the hold ends', async () => {
     const call = await ringAccepted(tp, NUMBER, true);
     await until(() => route.announced.length === 1, 'the announcement delivered');
     for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
-    await until(() => count(call, 'conversation.item.input_audio_transcription.completed') === 1, 'the caller\'s turn transcribed');
-    expect(count(call, 'response.created')).toBe(0);
+    await until(() => dataChannelCount(call, 'conversation.item.input_audio_transcription.completed') === 1, 'the caller\'s turn transcribed');
+    expect(dataChannelCount(call, 'response.created')).toBe(0);
 
     const app = new TestClient(`ws://127.0.0.1:${tp.port}/v1/realtime?call_id=${call.id}`, { headers: { authorization: `Bearer ${tp.key('acme')}` } });
     route.apps.push(app);
     await app.next('session.created', 5000);
     // Out of band: reads only its own input, writes nothing into the conversation.
     app.send({ type: 'response.create', response: { conversation: 'none', output_modalities: ['text'], metadata: { job: 'classify' }, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: billing' }] }] } });
-    await until(() => count(call, 'response.done') === 1, 'the out-of-band response done');
+    await until(() => dataChannelCount(call, 'response.done') === 1, 'the out-of-band response done');
     app.send({ type: 'session.update', session: { type: 'realtime', instructions: 'You are the Acme phone agent.' } });
-    await until(() => released(call.id).length === 1, 'the hold released');
+    await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
 
     // Old code: heldTurn false, no answer for the caller's turn.
-    expect(released(call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
-    await until(() => count(call, 'response.done') === 2, 'the held turn answered');
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
+    await until(() => dataChannelCount(call, 'response.done') === 2, 'the held turn answered');
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimCall } from '../../src/simulator/index.js';
 import { TestClient } from '../support/client.js';
 import type { TestProxy } from '../support/harness.js';
-import { holdingRouteProxy, ringAccepted, until, type HoldingRoute } from './support.js';
+import { holdingRouteProxy, ringAccepted, until, type HoldingRoute, dataChannelCount, releasedLogs } from './support.js';
 
 /**
  * Red team 23 (calls): a SIP call on a `notify` route holds its answers for the tenant's app
@@ -37,8 +37,6 @@ afterAll(async () => {
   await route?.stop();
 });
 
-const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
-const released = (callId: string) => tp.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === callId);
 const turnDetectionOf = (session: Json | undefined) => ((session?.['audio'] as Json | undefined)?.['input'] as Json | undefined)?.['turn_detection'];
 /** The session.update events the upstream received from the proxy's sockets, their sessions in order. */
 const updatesReceived = (call: SimCall) => call.received.filter((r) => r.type === 'session.update').map((r) => r.event['session'] as Json);
@@ -60,7 +58,7 @@ describe('the app\'s updates and the hold\'s own', () => {
     const before = updatesReceived(call).length;
     app.send({ type: 'session.update', event_id: 'evt_app_1', session: { type: 'realtime', instructions: 'You are the Acme phone agent.' } });
     app.send({ type: 'session.update', event_id: 'evt_app_2', session: { type: 'realtime', audio: { input: { turn_detection: null } } } });
-    await until(() => released(call.id).length === 1, 'the hold released');
+    await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
     await app.waitFor((e) => e.type === 'session.updated' && turnDetectionOf(e['session'] as Json) === null, 5000, 'the app\'s second update answered');
     // Every update sent so far answered: the last session.updated is the session as it stands.
     const sent = updatesReceived(call).length - before;
@@ -69,16 +67,16 @@ describe('the app\'s updates and the hold\'s own', () => {
     // from that answer, was applied after the app's second: turn detection on again.
     expect(turnDetectionOf(app.ofType('session.updated').at(-1)!['session'] as Json)).toBeNull();
     expect(updatesReceived(call).slice(before).map((s) => turnDetectionOf(s) !== undefined && turnDetectionOf(s) !== null)).toEqual([false, false]);
-    expect(released(call.id)).toMatchObject([{ why: 'app_updated', responses: 'left_to_app' }]);
-    expect(count(call, 'response.created')).toBe(0);
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', responses: 'left_to_app' }]);
+    expect(dataChannelCount(call, 'response.created')).toBe(0);
   });
 
   it('control: a second update that leaves turn detection alone: released at its answer, responses on as that answer reports', async () => {
     const { call, app } = await heldCallWithApp();
     app.send({ type: 'session.update', event_id: 'evt_app_1', session: { type: 'realtime', instructions: 'You are the Acme phone agent.' } });
     app.send({ type: 'session.update', event_id: 'evt_app_2', session: { type: 'realtime', instructions: 'You are the Acme phone agent, v2.' } });
-    await until(() => released(call.id).length === 1, 'the hold released');
-    expect(released(call.id)).toMatchObject([{ why: 'app_updated', responses: 'on' }]);
+    await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', responses: 'on' }]);
     await until(() => app.ofType('session.updated').some((e) => (turnDetectionOf(e['session'] as Json) as Json | null | undefined)?.['create_response'] === true), 'responses on upstream');
   });
 
@@ -86,8 +84,8 @@ describe('the app\'s updates and the hold\'s own', () => {
     const { call, app } = await heldCallWithApp();
     const long = `evt_${'x'.repeat(1024 * 1024)}`;
     app.send({ type: 'session.update', event_id: long, session: { type: 'realtime', instructions: 'You are the Acme phone agent.' } });
-    await until(() => released(call.id).length === 1, 'the hold released');
-    expect(released(call.id)).toMatchObject([{ why: 'app_updated', responses: 'on' }]);
+    await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', responses: 'on' }]);
   });
 
   it('the upstream refuses the app\'s update: released at its error, not at the end of the wait', async () => {
@@ -96,7 +94,7 @@ describe('the app\'s updates and the hold\'s own', () => {
     const error = await app.next('error', 5000);
     expect((error['error'] as Json)['event_id']).toBe('evt_app_bad');
     // Old code: the hold waited for an error naming evt_app_bad, which the upstream never saw: held for 60 s.
-    await until(() => released(call.id).length === 1, 'the hold released');
-    expect(released(call.id)).toMatchObject([{ why: 'app_updated', responses: 'on' }]);
+    await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', responses: 'on' }]);
   });
 });

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SIP_WEBHOOK_PATH } from '../../src/calls/index.js';
-import type { SimCall } from '../../src/simulator/index.js';
 import { appendEvents, speechThenSilence, TestClient, type TestProxy } from '../support/harness.js';
 import { LEASE_SEC, sharedUpstream } from './instances.js';
-import { until, WEBHOOK_SECRET } from './support.js';
+import { until, WEBHOOK_SECRET, dataChannelCount } from './support.js';
 
 /*
  * Red team 23c: a SIP call's app takes the answering over (turn detection on, `create_response`
@@ -20,7 +19,6 @@ const NUMBER = '+15551230023';
 const up = sharedUpstream(SIM_KEY, 'rp-rt23c-takeover-');
 
 const turnDetectionOf = (e: Json) => ((e['session'] as Json)['audio'] as { input: { turn_detection: Json | null } }).input.turn_detection;
-const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
 
 describe('red team 23c: a SIP call taken over keeps the app\'s turn detection', () => {
   it('the app turned automatic answers off; after a handover the caller\'s turn gets no answer the app did not ask for', async () => {
@@ -51,7 +49,7 @@ describe('red team 23c: a SIP call taken over keeps the app\'s turn detection', 
       await until(() => call.sidebands.length === 3, "the taking-over instance's sideband");
 
       // The caller speaks: the app sees the turn committed and asks for the one answer it wants.
-      const createdBefore = count(call, 'response.created');
+      const createdBefore = dataChannelCount(call, 'response.created');
       for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
       await app.waitFor((e) => e.type === 'input_audio_buffer.committed', 5000, 'the caller\'s turn committed');
       app.send({ type: 'response.create', event_id: 'app_answer' });
@@ -69,7 +67,7 @@ describe('red team 23c: a SIP call taken over keeps the app\'s turn detection', 
         { type: 'server_vad', create_response: false },
       ]);
       // One answer: the app's. None started by server VAD on its own.
-      expect(count(call, 'response.created') - createdBefore).toBe(1);
+      expect(dataChannelCount(call, 'response.created') - createdBefore).toBe(1);
       expect(app.events.filter((e) => e.type === 'error')).toEqual([]);
     } finally {
       app?.ws.terminate();

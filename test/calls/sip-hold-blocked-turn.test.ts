@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimCall } from '../../src/simulator/index.js';
 import { TestClient } from '../support/client.js';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
-import { holdingRouteProxy, ringAccepted, until, type HoldingRoute } from './support.js';
+import { holdingRouteProxy, ringAccepted, until, type HoldingRoute, dataChannelCount, releasedLogs } from './support.js';
 
 /**
  * A SIP call on a `notify` route holds its answers for the tenant's app (ResponsesHold). The
@@ -32,9 +32,7 @@ afterAll(async () => {
   await route?.stop();
 });
 
-const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
 const sidebandSent = (call: SimCall, type: string) => call.received.filter((r) => r.from === 'sideband' && r.type === type);
-const released = (callId: string) => tp.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === callId);
 
 /** The caller speaks one turn (server VAD commits it: speech, then silence). */
 function callerSpeaks(call: SimCall): void {
@@ -47,14 +45,14 @@ async function appAttaches(call: SimCall): Promise<void> {
   route.apps.push(app);
   await app.next('session.created', 5000);
   app.send({ type: 'session.update', session: { type: 'realtime', instructions: 'You are the Acme phone agent.' } });
-  await until(() => released(call.id).length === 1, 'the hold released');
+  await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
 }
 
 /** A typed turn of the caller's, answered: the call's next response. */
 async function nextTurnAnswered(call: SimCall, responses: number): Promise<void> {
   call.sendFromBrowser({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: hello' }] } });
   call.sendFromBrowser({ type: 'response.create' });
-  await until(() => count(call, 'response.done') === responses, 'the next turn answered');
+  await until(() => dataChannelCount(call, 'response.done') === responses, 'the next turn answered');
 }
 
 describe('a turn spoken while a SIP call holds its answers for the app', () => {
@@ -63,17 +61,17 @@ describe('a turn spoken while a SIP call holds its answers for the app', () => {
     const call = await ringAccepted(tp, NUMBER, true);
     await until(() => route.announced.length === 1, 'the announcement delivered');
     callerSpeaks(call);
-    await until(() => count(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
+    await until(() => dataChannelCount(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
     const itemId = call.dataChannel.find((e) => e['type'] === 'input_audio_buffer.committed')!['item_id'];
     // The guardrail removed the turn upstream while the answers were held.
     await until(() => call.dataChannel.some((e) => e['type'] === 'conversation.item.deleted' && e['item_id'] === itemId), 'the blocked turn deleted');
-    expect(count(call, 'response.created')).toBe(0);
+    expect(dataChannelCount(call, 'response.created')).toBe(0);
 
     await appAttaches(call);
-    expect(released(call.id)).toMatchObject([{ why: 'app_updated', heldTurn: false, responses: 'on' }]);
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', heldTurn: false, responses: 'on' }]);
     // The caller's next turn gets the call's first answer: none was made for the deleted one.
     await nextTurnAnswered(call, 1);
-    expect([count(call, 'response.created'), sidebandSent(call, 'response.create').length]).toEqual([1, 0]);
+    expect([dataChannelCount(call, 'response.created'), sidebandSent(call, 'response.create').length]).toEqual([1, 0]);
   });
 
   it('one that stands: answered once as the hold ends, as before', async () => {
@@ -81,13 +79,13 @@ describe('a turn spoken while a SIP call holds its answers for the app', () => {
     const call = await ringAccepted(tp, NUMBER, true);
     await until(() => route.announced.length === 2, 'the announcement delivered');
     callerSpeaks(call);
-    await until(() => count(call, 'conversation.item.input_audio_transcription.completed') === 1, 'the caller\'s turn transcribed');
-    expect(count(call, 'response.created')).toBe(0);
+    await until(() => dataChannelCount(call, 'conversation.item.input_audio_transcription.completed') === 1, 'the caller\'s turn transcribed');
+    expect(dataChannelCount(call, 'response.created')).toBe(0);
 
     await appAttaches(call);
-    expect(released(call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
-    await until(() => count(call, 'response.done') === 1, 'the held turn answered');
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
+    await until(() => dataChannelCount(call, 'response.done') === 1, 'the held turn answered');
     await nextTurnAnswered(call, 2);
-    expect([count(call, 'response.created'), sidebandSent(call, 'response.create').length]).toEqual([2, 1]);
+    expect([dataChannelCount(call, 'response.created'), sidebandSent(call, 'response.create').length]).toEqual([2, 1]);
   });
 });

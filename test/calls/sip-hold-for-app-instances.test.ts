@@ -8,7 +8,7 @@ import type { SimCall } from '../../src/simulator/index.js';
 import { startRedis, type RedisServer } from '../metering/redis-server.js';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
 import { sharedUpstream } from './instances.js';
-import { until, WEBHOOK_SECRET } from './support.js';
+import { until, WEBHOOK_SECRET, dataChannelCount } from './support.js';
 
 /**
  * The app's sideband attached through another instance than the one governing the call (the load
@@ -48,7 +48,6 @@ const stores: Array<[string, () => string | Record<string, unknown>]> = [
 /** Longer than every wait below: a hold that ends only at its bound fails them. */
 const WAIT_FOR_APP_MS = 25_000;
 
-const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
 /** The response.create events that reached the call's session upstream (from any socket). */
 const creates = (call: SimCall) => call.received.filter((r) => r.type === 'response.create').length;
 const appUpdated = (e: Json) => e['type'] === 'session.updated' && (e['session'] as Json)['instructions'] === APP_INSTRUCTIONS;
@@ -82,7 +81,7 @@ describe('the app attached through another instance', () => {
       const call = rang.call;
       await until(() => gated.length === 1, 'the announcement at the app');
       for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
-      await until(() => count(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
+      await until(() => dataChannelCount(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
       expect(creates(call)).toBe(0);
 
       // The app verifies the announcement and attaches, through the other instance.
@@ -94,7 +93,7 @@ describe('the app attached through another instance', () => {
       await session.connect({ apiKey: other.key('acme'), callId: event.data.call_id, url: `ws://127.0.0.1:${other.port}/v1/realtime?call_id=${event.data.call_id}` });
       res.writeHead(200).end();
 
-      await until(() => count(call, 'response.done') === 1, 'the held turn answered once the app\'s update took effect', 10_000);
+      await until(() => dataChannelCount(call, 'response.done') === 1, 'the held turn answered once the app\'s update took effect', 10_000);
       expect(governing.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
       // One answer, asked for after the app's update reached the call and took effect.
       expect(creates(call)).toBe(1);
@@ -105,7 +104,7 @@ describe('the app attached through another instance', () => {
       // The app's turn detection (the SDK's semantic_vad, responses on) stands: nothing put the route's back.
       const last = call.dataChannel.filter((e) => e['type'] === 'session.updated').at(-1)!;
       expect(((last['session'] as Json)['audio'] as { input: { turn_detection: Json } }).input.turn_detection).toMatchObject({ type: 'semantic_vad', create_response: true });
-      expect(count(call, 'response.created')).toBe(1);
+      expect(dataChannelCount(call, 'response.created')).toBe(1);
       expect(creates(call)).toBe(1);
     }, 40_000);
 
@@ -132,7 +131,7 @@ describe('the app attached through another instance', () => {
       const call = rang.call;
       await until(() => call.sidebands.length === 1, 'the governing sideband');
       for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
-      await until(() => count(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
+      await until(() => dataChannelCount(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
 
       // The app, through the other instance: its instructions first (turn detection untouched: the
       // record says so, with the route's held turn detection), then its own turn detection, at once.
@@ -142,7 +141,7 @@ describe('the app attached through another instance', () => {
       app.send({ type: 'session.update', session: { type: 'realtime', instructions: APP_INSTRUCTIONS } });
       app.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: { type: 'semantic_vad' } } } } });
 
-      await until(() => count(call, 'response.done') === 1, 'the held turn answered once the app\'s update took effect', 10_000);
+      await until(() => dataChannelCount(call, 'response.done') === 1, 'the held turn answered once the app\'s update took effect', 10_000);
       expect(governing.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
       // Nothing after the app's two updates but the held turn's answer: the route's turn detection was
       // not put back over the app's (until 2026-12-07 the record's older view was, create_response on).
@@ -150,7 +149,7 @@ describe('the app attached through another instance', () => {
       expect(call.received.slice(firstOfApp).map((r) => r.type)).toEqual(['session.update', 'session.update', 'response.create']);
       const last = call.dataChannel.filter((e) => e['type'] === 'session.updated').at(-1)!;
       expect(((last['session'] as Json)['audio'] as { input: { turn_detection: Json } }).input.turn_detection).toMatchObject({ type: 'semantic_vad', create_response: true });
-      expect([count(call, 'response.created'), creates(call)]).toEqual([1, 1]);
+      expect([dataChannelCount(call, 'response.created'), creates(call)]).toEqual([1, 1]);
     }, 40_000);
   }
 });

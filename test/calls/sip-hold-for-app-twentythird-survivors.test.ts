@@ -1,9 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimCall } from '../../src/simulator/index.js';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
-import { callsProxy, ringAccepted, until, WEBHOOK_SECRET } from './support.js';
+import { callsProxy, ringAccepted, until, WEBHOOK_SECRET, dataChannelCount, releasedLogs } from './support.js';
 
 /**
  * Written against the mutants of src/calls/index.ts's lines of 1c7f3e4 that survived the hold's
@@ -56,16 +55,14 @@ afterAll(async () => {
   await new Promise<void>((resolve) => appServer.close(() => resolve()));
 });
 
-const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
-const released = (callId: string) => tp.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === callId);
 
 describe("the app's first update refused by the upstream (index.ts 193 'error', 247 the update's event id)", () => {
   it('releases the held turn at its error: answered once, under the session as it was (nothing of the update applied)', async () => {
     const call = await ringAccepted(tp, NUMBER, true);
     await until(() => announced.has(call.id), 'the announcement at the app');
     for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
-    await until(() => count(call, 'input_audio_buffer.committed') === 1, "the caller's turn committed");
-    expect(count(call, 'response.created')).toBe(0);
+    await until(() => dataChannelCount(call, 'input_audio_buffer.committed') === 1, "the caller's turn committed");
+    expect(dataChannelCount(call, 'response.created')).toBe(0);
 
     const app = await tp.client({ query: `call_id=${call.id}` });
     try {
@@ -75,11 +72,11 @@ describe("the app's first update refused by the upstream (index.ts 193 'error', 
       const refusal = await app.waitFor((e) => e.type === 'error', 5000, 'the refusal');
       expect((refusal as unknown as { error: Json }).error).toMatchObject({ param: 'session.max_output_tokens', event_id: 'evt_app_update' });
 
-      await until(() => count(call, 'response.done') === 1, 'the held turn answered at the refusal');
-      expect(released(call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
+      await until(() => dataChannelCount(call, 'response.done') === 1, 'the held turn answered at the refusal');
+      expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
       const sessions = call.dataChannel.filter((e) => e['type'] === 'session.updated').map((e) => (e['session'] as Json)['instructions']);
       expect(sessions).not.toContain("The app's own.");
-      expect(count(call, 'response.created')).toBe(1);
+      expect(dataChannelCount(call, 'response.created')).toBe(1);
     } finally {
       app.close();
     }
@@ -91,22 +88,22 @@ describe("a held turn answered in the conversation before the app's update (inde
     const call = await ringAccepted(tp, ANSWERED, true);
     await until(() => announced.has(call.id), 'the announcement at the app');
     for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
-    await until(() => count(call, 'input_audio_buffer.committed') === 1, "the caller's turn committed");
+    await until(() => dataChannelCount(call, 'input_audio_buffer.committed') === 1, "the caller's turn committed");
     // The browser asks for the turn's answer itself, in the conversation, while responses are held.
     call.sendFromBrowser({ type: 'response.create' });
-    await until(() => count(call, 'response.done') === 1, 'the turn answered');
+    await until(() => dataChannelCount(call, 'response.done') === 1, 'the turn answered');
 
     const app = await tp.client({ query: `call_id=${call.id}` });
     try {
       await app.waitFor((e) => e.type === 'session.created', 5000, 'session.created');
       app.send({ type: 'session.update', session: { type: 'realtime', instructions: "The app's own." } });
-      await until(() => released(call.id).length === 1, 'the hold released');
-      expect(released(call.id)).toMatchObject([{ why: 'app_updated', heldTurn: false, responses: 'on' }]);
+      await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
+      expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', heldTurn: false, responses: 'on' }]);
       // Exactly one answer: the caller's next turn is the second, none came in between.
       call.sendFromBrowser({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: again' }] } });
       call.sendFromBrowser({ type: 'response.create' });
-      await until(() => count(call, 'response.done') === 2, 'the next turn answered');
-      expect(count(call, 'response.created')).toBe(2);
+      await until(() => dataChannelCount(call, 'response.done') === 2, 'the next turn answered');
+      expect(dataChannelCount(call, 'response.created')).toBe(2);
     } finally {
       app.close();
     }
@@ -118,15 +115,15 @@ describe("the app's update turning responses off (index.ts 247 the update's sess
     const call = await ringAccepted(tp, LEFT_TO_APP, true);
     await until(() => announced.has(call.id), 'the announcement at the app');
     for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
-    await until(() => count(call, 'input_audio_buffer.committed') === 1, "the caller's turn committed");
+    await until(() => dataChannelCount(call, 'input_audio_buffer.committed') === 1, "the caller's turn committed");
 
     const app = await tp.client({ query: `call_id=${call.id}` });
     try {
       await app.waitFor((e) => e.type === 'session.created', 5000, 'session.created');
       app.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad', create_response: false } } } } });
-      await until(() => released(call.id).length === 1, 'the hold released');
+      await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
       // The app starts responses itself: the proxy neither turns them on nor answers the held turn.
-      expect(released(call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'left_to_app' }]);
+      expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'left_to_app' }]);
       app.send({ type: 'session.update', event_id: 'evt_second', session: { type: 'realtime', instructions: "The app's own." } });
       await app.waitFor((e) => e.type === 'session.updated' && (e['session'] as Json)['instructions'] === "The app's own.", 5000, 'the second update applied');
       expect(call.received.filter((r) => r.type === 'response.create')).toEqual([]);

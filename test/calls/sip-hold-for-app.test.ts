@@ -7,7 +7,7 @@ import { compileConfig, ConfigError } from '../../src/config/compile.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { SimCall } from '../../src/simulator/index.js';
 import { appendEvents, speechThenSilence, type TestProxy } from '../support/harness.js';
-import { callsProxy, ringAccepted, until, WEBHOOK_SECRET } from './support.js';
+import { callsProxy, ringAccepted, until, WEBHOOK_SECRET, dataChannelCount, releasedLogs } from './support.js';
 
 /**
  * A route with `notify` keeps its call's responses held (turn detection's create_response off, as
@@ -96,9 +96,7 @@ const ring = (number: string): Promise<SimCall> => ringAccepted(tp, number);
 function callerSpeaks(call: SimCall): void {
   for (const ev of appendEvents(speechThenSilence(600, 900))) call.sendFromBrowser(ev);
 }
-const count = (call: SimCall, type: string) => call.dataChannel.filter((e) => e['type'] === type).length;
 const index = (call: SimCall, pred: (e: Json) => boolean) => call.dataChannel.findIndex(pred);
-const released = (callId: string) => tp.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === callId);
 /** The session.update events the proxy's governing sideband sent, in order. */
 const sidebandUpdates = (call: SimCall) => call.received.filter((r) => r.from === 'sideband' && r.type === 'session.update').map((r) => r.event['session'] as Json);
 const createResponseOf = (session: Json) => (((session['audio'] as Json | undefined)?.['input'] as Json | undefined)?.['turn_detection'] as Json | undefined)?.['create_response'];
@@ -136,24 +134,24 @@ describe('a SIP call holds its answers for the tenant\'s app (notify.waitForAppM
     await until(() => app.gatedCount() === 1, 'the announcement at the app');
     expect(createResponseOf(call.sessionRequest!)).toBe(false);
     callerSpeaks(call);
-    await until(() => count(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
+    await until(() => dataChannelCount(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
     // Held: no answer under the route's session, and the proxy turned nothing back on.
-    expect(count(call, 'response.created')).toBe(0);
+    expect(dataChannelCount(call, 'response.created')).toBe(0);
     expect(sidebandUpdates(call).some((s) => createResponseOf(s) === true)).toBe(false);
 
     await app.release();
-    await until(() => count(call, 'response.done') === 1, 'the held turn answered');
+    await until(() => dataChannelCount(call, 'response.done') === 1, 'the held turn answered');
     // The app's config was in effect before the answer started.
     const appConfig = index(call, (e) => e['type'] === 'session.updated' && (e['session'] as Json)['instructions'] === APP_INSTRUCTIONS);
     expect(appConfig).toBeGreaterThanOrEqual(0);
     expect(appConfig).toBeLessThan(index(call, (e) => e['type'] === 'response.created'));
-    expect(released(call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', heldTurn: true, responses: 'on' }]);
 
     // Exactly one: the caller's next turn is the second answer, none came in between.
     call.sendFromBrowser({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: again' }] } });
     call.sendFromBrowser({ type: 'response.create' });
-    await until(() => count(call, 'response.done') === 2, 'the next turn answered');
-    expect(count(call, 'response.created')).toBe(2);
+    await until(() => dataChannelCount(call, 'response.done') === 2, 'the next turn answered');
+    expect(dataChannelCount(call, 'response.created')).toBe(2);
     expect(app.errors).toEqual([]);
   });
 
@@ -161,15 +159,15 @@ describe('a SIP call holds its answers for the tenant\'s app (notify.waitForAppM
     const call = await ring(NEVER);
     await until(() => app.received.filter((p) => p === '/ok').length === 1, 'the announcement delivered');
     callerSpeaks(call);
-    await until(() => count(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
-    expect(count(call, 'response.created')).toBe(0);
-    await until(() => count(call, 'response.done') === 1, 'the held turn answered after the bound');
-    expect(released(call.id)).toMatchObject([{ why: 'wait_elapsed', heldTurn: true, responses: 'on' }]);
+    await until(() => dataChannelCount(call, 'input_audio_buffer.committed') === 1, 'the caller\'s turn committed');
+    expect(dataChannelCount(call, 'response.created')).toBe(0);
+    await until(() => dataChannelCount(call, 'response.done') === 1, 'the held turn answered after the bound');
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'wait_elapsed', heldTurn: true, responses: 'on' }]);
     expect(createResponseOf(sidebandUpdates(call).at(-1)!)).toBe(true);
     call.sendFromBrowser({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'say: again' }] } });
     call.sendFromBrowser({ type: 'response.create' });
-    await until(() => count(call, 'response.done') === 2, 'the next turn answered');
-    expect(count(call, 'response.created')).toBe(2);
+    await until(() => dataChannelCount(call, 'response.done') === 2, 'the next turn answered');
+    expect(dataChannelCount(call, 'response.created')).toBe(2);
   });
 
   it('waitForAppMs 0: responses on as the sideband starts (as before), a turn answered by turn detection, nothing waited for', async () => {
@@ -178,21 +176,21 @@ describe('a SIP call holds its answers for the tenant\'s app (notify.waitForAppM
     await until(() => sidebandUpdates(call).length >= 1, 'the sideband\'s first update upstream');
     expect(createResponseOf(sidebandUpdates(call)[0]!)).toBe(true);
     callerSpeaks(call);
-    await until(() => count(call, 'response.done') === 1, 'the turn answered');
-    expect(count(call, 'response.created')).toBe(1);
-    expect(released(call.id)).toEqual([]);
+    await until(() => dataChannelCount(call, 'response.done') === 1, 'the turn answered');
+    expect(dataChannelCount(call, 'response.created')).toBe(1);
+    expect(releasedLogs(tp, call.id)).toEqual([]);
   });
 
   it('the announcement failed: no wait, responses on at once', async () => {
     const call = await ring(FAILING);
     await until(() => tp.logs.some((l) => l['event'] === 'sip_notify_failed' && l['call'] === call.id), 'the announcement failed');
-    await until(() => released(call.id).length === 1, 'the hold released');
-    expect(released(call.id)).toMatchObject([{ why: 'no_app', heldTurn: false, responses: 'on' }]);
+    await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'no_app', heldTurn: false, responses: 'on' }]);
     // Sent as the log line was written: its arrival is awaited, then the caller speaks under it.
     await until(() => sidebandUpdates(call).some((s) => createResponseOf(s) === true), 'responses turned on upstream');
     callerSpeaks(call);
-    await until(() => count(call, 'response.done') === 1, 'the turn answered');
-    expect(count(call, 'response.created')).toBe(1);
+    await until(() => dataChannelCount(call, 'response.done') === 1, 'the turn answered');
+    expect(dataChannelCount(call, 'response.created')).toBe(1);
   });
 });
 

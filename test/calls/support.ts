@@ -253,3 +253,13 @@ export async function heldOffers() {
     },
   };
 }
+
+/** How many events of `type` a simulated call's data channel carried (what the browser side saw). */
+export function dataChannelCount(call: SimCall, type: string): number {
+  return call.dataChannel.filter((e) => e['type'] === type).length;
+}
+
+/** The `call_responses_released` log lines of `callId`: a held call's responses turned back on (or left to the app). */
+export function releasedLogs(tp: TestProxy, callId: string): Record<string, unknown>[] {
+  return tp.logs.filter((l) => l['event'] === 'call_responses_released' && l['call'] === callId);
+}
