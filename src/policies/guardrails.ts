@@ -2343,7 +2343,7 @@ export class GuardrailFilter implements Filter {
     const echoed = answered.pop()!;
     echoed.itemId = itemId;
     // Its place learns its id from the create it answers (a twin of the same text placed earlier keeps its own).
-    if (echoed.placed !== null && echoed.placed.key.startsWith('anon:') && !this.#placed.some((p) => p.key === itemId)) echoed.placed.key = itemId;
+    if (echoed.placed !== null && echoed.placed.key.startsWith('anon:') && !this.#isPlaced(itemId)) echoed.placed.key = itemId;
     if (echoed.blockedBy !== null) this.#deleteItem(itemId, 'blocked', echoed.blockedBy);
     if (answered.length > 0) this.#takeOut(answered);
     return named;
@@ -2520,7 +2520,7 @@ export class GuardrailFilter implements Filter {
    */
   #placeAdded(ev: JsonObject): void {
     const id = asString(asObject(ev['item'])?.['id']);
-    if (id === null || this.#placed.some((p) => p.key === id)) return;
+    if (id === null || this.#isPlaced(id)) return;
     const previous = asString(ev['previous_item_id']);
     const after = previous === null ? -1 : this.#placed.findIndex((p) => p.key === previous);
     const entry: Placed = { key: id, source: null, head: '', tail: '', print: null };
@@ -2566,15 +2566,20 @@ export class GuardrailFilter implements Filter {
     if (type === 'conversation.item.create') {
       const previous = asString(ev['previous_item_id']);
       if (previous === null || !texts.some((t) => conversationSource(t.source))) return null;
-      return previous === 'root' || !this.#placed.some((p) => p.key === previous) ? { id: previous, param: 'previous_item_id' } : null;
+      return previous === 'root' || !this.#isPlaced(previous) ? { id: previous, param: 'previous_item_id' } : null;
     }
     const input = asArray(asObject(ev['response'])?.['input']) ?? [];
     for (const [i, raw] of input.entries()) {
       const ref = asObject(raw);
       const id = ref?.['type'] === 'item_reference' ? asString(ref['id']) : null;
-      if (id !== null && !this.#placed.some((p) => p.key === id)) return { id, param: `response.input[${i}].id` };
+      if (id !== null && !this.#isPlaced(id)) return { id, param: `response.input[${i}].id` };
     }
     return null;
+  }
+
+  /** Whether the item `id` has a place kept (one of the last MAX_PLACED). */
+  #isPlaced(id: string): boolean {
+    return this.#placed.some((p) => p.key === id);
   }
 
   /**
@@ -2593,7 +2598,7 @@ export class GuardrailFilter implements Filter {
     const ev = frame.json();
     const id = asString(ev['item_id']);
     // Not an item id: the upstream refuses it, and deletes nothing.
-    if (id === null || this.#placed.some((p) => p.key === id)) return CONTINUE;
+    if (id === null || this.#isPlaced(id)) return CONTINUE;
     const at = this.#forgottenIds.indexOf(id);
     if (at === 0) return this.#forgottenDeleteSent(id, ev);
     const message = `Deleting item ${id.slice(0, 64)} would join the items around it, which the proxy no longer keeps (the last ${MAX_PLACED} items) and cannot check together. Delete the oldest items first, in order, or a recent one.`;
@@ -2783,7 +2788,7 @@ export class GuardrailFilter implements Filter {
 
   /** The upstream echoed a client item: an item placed without an id learns it (the first with that text). */
   #namePlaced(itemId: string, text: string): void {
-    if (this.#placed.some((p) => p.key === itemId)) return;
+    if (this.#isPlaced(itemId)) return;
     const print = fingerprint(text);
     const entry = this.#placed.find((p) => p.key.startsWith('anon:') && p.print === print);
     if (entry) entry.key = itemId;
