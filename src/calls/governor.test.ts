@@ -141,6 +141,50 @@ describe('call leases: who governs a call', () => {
     expect(r.lines.filter((l) => l['event'] === 'call_released').map((l) => l['call'])).toEqual(['rtc_taken']);
   });
 
+  it('the slot goes on with a call let go (its lease taken, a handover), not with one hung up or ended (found 2026-12-07: test/calls/adversary-handover-slot.test.ts)', async () => {
+    /** Whether the sideband's slot went on with its call, as its metering asks at its end (CarriedUsage.slotGoesOn). */
+    const slotWentOn = new Map<string, boolean>();
+    class SlotSideband extends FakeSideband {
+      override close(error: ProxyError): void {
+        slotWentOn.set(this.call.callId, this.init.carried.slotGoesOn?.() ?? false);
+        super.close(error);
+      }
+      override endBy(code: number): void {
+        slotWentOn.set(this.call.callId, this.init.carried.slotGoesOn?.() ?? false);
+        super.endBy(code);
+      }
+    }
+    const r = track(rig({ onShutdown: 'handover', openSideband: (init) => new SlotSideband(init) }));
+    for (const id of ['rtc_taken', 'rtc_ended', 'rtc_dropped', 'rtc_capped', 'rtc_handed']) await r.govern(id);
+    r.sidebands.get('rtc_ended')!.endBy(1000);
+    r.sidebands.get('rtc_dropped')!.endBy(1011);
+    await r.governors.hangup('rtc_capped', r.sidebands.get('rtc_capped')!.log, 'a cap');
+    r.sidebands.get('rtc_capped')!.close(new ProxyError('budget_exceeded'));
+    r.advance(31_000);
+    await r.store.renewLeases(r.governors.owner, ['rtc_handed'], r.wall() + 30_000);
+    expect((await r.store.claimLapsed('gov_other', r.wall() + 30_000, r.wall(), 10)).map((c) => c.callId)).toEqual(['rtc_taken']);
+    await r.governors.sweep();
+    await flush();
+    await r.governors.close();
+    expect(Object.fromEntries(slotWentOn)).toEqual({ rtc_ended: false, rtc_dropped: false, rtc_capped: false, rtc_taken: true, rtc_handed: true });
+  });
+
+  it('a taken-over call is admitted with the slot its record names (its last sideband left it there), or the one its id names (a record bound before 2026-12-07)', async () => {
+    const slots: Record<string, string | undefined> = {};
+    const r = track(
+      rig({
+        admitTakenOver: async (call) => {
+          slots[call.callId] = call.slot;
+          return null;
+        },
+      }),
+    );
+    await r.store.putCall('rtc_new', { ...record(), slot: 'hold_0123456789abcdef' }, { owner: 'gov_dead', untilMs: r.wall() - 1 }, r.wall());
+    await r.orphan('rtc_old');
+    await r.governors.sweep();
+    expect(slots).toEqual({ rtc_new: 'hold_0123456789abcdef', rtc_old: 'call_rtc_old' });
+  });
+
   it('start is idempotent for a call still governed here', async () => {
     const r = track(rig());
     const call = { callId: 'rtc_1', tenant: tenants.get('acme')!, model: 'gpt-realtime', kind: 'webrtc' as const };

@@ -35,7 +35,12 @@ export interface GovernedCall {
   readonly admission?: CallAdmission | null;
   /** The call is taken over (CarriedUsage.takenOver): it had a sideband before, elsewhere or here. */
   readonly takenOver?: boolean;
+  /** The ledger token of the call's concurrency slot (CallRecord.slot): a taken-over call's admission takes that slot over. */
+  readonly slot?: string;
 }
+
+/** The token of a call's concurrency slot when its record names none (bound before 2026-12-07, or with no offer's hold). */
+export const callSlotToken = (callId: string): string => `call_${callId}`;
 
 /**
  * A call admitted by the chain: its ticket (SessionContext.admission of its sideband) and the way
@@ -300,7 +305,7 @@ export class CallGovernors {
     // sockets elsewhere must not read that old reason at its own end.
     if (record.endedByProxy) this.#track(this.#deps.store.amendCall(callId, { endedByProxy: null }, this.#deps.clock.wall()));
     // A SIP call whose sidebands never turned its responses back on gets the update (a released one's record holds none: CallRecord.onAttach).
-    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens }, takenOver: true };
+    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens }, takenOver: true, slot: typeof record.slot === 'string' ? record.slot : callSlotToken(callId) };
     let refused: ProxyError | null = null;
     let admission: CallAdmission | null = null;
     try {
@@ -467,6 +472,8 @@ export class CallGovernors {
       tokens: call.usage?.tokens ?? 0,
       settled: (tokens) => this.#settledTokens(call.callId, tokens),
       ...(call.takenOver === true ? { takenOver: true } : {}),
+      // Let go (handed over, or claimed elsewhere): the call goes on, and its slot with it.
+      slotGoesOn: () => this.#released.has(call.callId),
     };
     const init: SidebandInit = { id, call, log, carried, onEnded: (s) => this.#ended(call, s), endCallFirst: (error, drain) => this.#hangUpFirst(call.callId, log, error, drain) };
     let session: Sideband;

@@ -18,12 +18,12 @@ import type { Tenant } from '../tenants/tenant.js';
 import { withoutAccountIds } from '../upstream/account-ids.js';
 import { authRefusalOfReply, logUpstreamAuthRefused, upstreamAuthRejected } from '../upstream/auth-refusal.js';
 import { AttachedSockets, MAX_CLIENT_SOCKETS_PER_CALL, SharedAttachPlaces } from './attached-sockets.js';
-import { CallGovernors, type CallAdmission } from './governor.js';
+import { CallGovernors, callSlotToken, type CallAdmission } from './governor.js';
 import { LiveSecrets } from './live-secrets.js';
 import { governSession, type GovernedSession } from './session-config.js';
 import type { CallRecord, CallStore, SecretRecord } from './store.js';
 import { CallNotifier, notifyTenantShare, type NotifyOutcome } from './notify.js';
-import { appTurnChoice, reportedTurnDetection, ResponsesHold, type AppTurnChoice } from './responses-hold.js';
+import { appTurnChoice, reportedTurnDetection, ResponsesHold, writtenTurnDetection, type AppTurnChoice, type WrittenTurnDetection } from './responses-hold.js';
 import { settledWithin } from '../bounded.js';
 import { appUpdateOf, END_REASON_READ_MS, errorOfEndReason } from './end-reason.js';
 import { acceptBoundMs, routeSipCall, sipRouteKey, type SipDeps } from './sip.js';
@@ -131,8 +131,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     upstream,
     store,
     tenant: (id) => deps.tenants.tenants.get(id),
-    // A call taken over from another instance holds no slot from a check of this instance's.
-    admitTakenOver: (call) => admitCall(call.tenant, call.model, NO_SLOT),
+    // A call taken over from another instance takes over the slot its last sideband left in the ledger
+    // (CallRecord.slot): the tenant's limit counted it all through the handover. Nothing of this
+    // instance's check to hand over.
+    admitTakenOver: (call) => admitCall(call.tenant, call.model, call.slot ?? callSlotToken(call.callId), NO_SLOT),
     // The app's own sockets on a call the proxy ends hear why, as its sideband closes (see clientsOf).
     ending(callId, error) {
       for (const close of [...(clientsOf.get(callId) ?? [])]) {
@@ -241,14 +243,16 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
         let appChoice: AppTurnChoice | null = null;
         let recordAppUpdate = admittedOn?.kind === 'sip' && Boolean(admittedOn.onAttach) && admittedOn.appUpdate === undefined;
         /** The choices of the app's updates on their way upstream, told to a hold here by the id each left with (the relay's `stamped` report). */
-        const leaving: AppTurnChoice[] = [];
+        const leaving: { readonly choice: AppTurnChoice; readonly written: WrittenTurnDetection | null }[] = [];
         return {
           onClient(frame, injectedBy) {
             if (injectedBy) return CONTINUE;
             // The app's own update, past every other filter (this one is last): on its way upstream.
-            const choice = appTurnChoice(frame.json()['session']);
+            const session = frame.json()['session'];
+            const choice = appTurnChoice(session);
             appChoice ??= choice;
-            if (heldForApp.has(callId) && leaving.length < MAX_LEAVING_UPDATES) leaving.push(choice);
+            // What it wrote in its turn detection too: the hold releases on an answer that shows it.
+            if (heldForApp.has(callId) && leaving.length < MAX_LEAVING_UPDATES) leaving.push({ choice, written: writtenTurnDetection(session) });
             return CONTINUE;
           },
           onReport(report) {
@@ -257,7 +261,8 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
             // pass the hold waited for one naming the app's, which never came, and a refused update
             // held the call its whole waitForAppMs (test/calls/redteam-23-hold-app-updates.test.ts).
             if (report.kind !== 'stamped' || report.eventType !== 'session.update' || leaving.length === 0) return;
-            heldForApp.get(callId)?.appUpdated(leaving.shift()!, report.eventId);
+            const update = leaving.shift()!;
+            heldForApp.get(callId)?.appUpdated(update.choice, report.eventId, update.written);
           },
           onServer(frame) {
             if (frame.type !== 'session.updated' || appChoice === null || !recordAppUpdate) return CONTINUE;
@@ -446,11 +451,13 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   /**
    * Admission as for a WebSocket session (model allowlist, caps, concurrency), once the call exists
    * upstream: the slot it takes is the sideband's, started right after (`startGoverned`), and a
-   * call taken over from another instance (`CallGovernors`). `offer`: the slot the call's check
-   * holds until then, which the admission takes over (handed over once admitted).
+   * call taken over from another instance (`CallGovernors`). `slot`: the token of the call's slot
+   * (CallRecord.slot), which the admission takes over if the ledger still holds it (an offer's
+   * check, or the call's last sideband elsewhere), else takes anew within the limit. `offer`: the
+   * check's hold of that slot, handed over once admitted.
    */
-  const admitCall = async (tenant: Tenant, model: string, offer: SessionSlotHold): Promise<ProxyError | CallAdmission> => {
-    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]), ...(offer.token !== null ? { holdsSlot: offer.token } : {}) });
+  const admitCall = async (tenant: Tenant, model: string, slot: string, offer: SessionSlotHold): Promise<ProxyError | CallAdmission> => {
+    const decision = await template.admit({ tenant, model, query: new Map([['model', model]]), holdsSlot: slot });
     if (decision instanceof ProxyError) return decision;
     // The offer's slot is the admission's now (parked under its ticket for the sideband, or given back).
     offer.handOver();
@@ -470,8 +477,10 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
   const startGoverned = async (tenant: Tenant, model: string, kind: 'webrtc' | 'sip', callId: string, callLog: Logger, offer: SessionSlotHold, onAttach: Readonly<Record<string, unknown>> | null = null, sipRoute: string | null = null, waitForAppMs = 0): Promise<ProxyError | null> => {
     // The admission's slot is the sideband's, by its ticket: given back if the sideband never starts.
     let admission: CallAdmission | null = null;
+    // The call's slot, under one token for its whole life: every sideband it gets takes it over (CallRecord.slot).
+    const slot = offer.token ?? callSlotToken(callId);
     try {
-      const admitted = await admitCall(tenant, model, offer);
+      const admitted = await admitCall(tenant, model, slot, offer);
       if (admitted instanceof ProxyError) {
         callLog.info({ event: 'call_refused', tenant: tenant.id, call: callId, code: admitted.code }, 'the call was refused admission once created: hanging it up');
         void governors.hangup(callId, callLog, `the call was refused admission (${admitted.code})`);
@@ -480,7 +489,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
       admission = admitted;
       // Its start is kept with the binding: a sideband that takes it over measures its duration from it.
       const startedAtMs = wall();
-      await requestStore.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs, ...(sipRoute !== null ? { sipRoute } : {}) }, governors.lease(), wall());
+      await requestStore.putCall(callId, { tenant: tenant.id, model, kind, expiresAtMs: startedAtMs + cfg.bindingTtlSec * 1000, ...(onAttach ? { onAttach } : {}), startedAtMs, ...(sipRoute !== null ? { sipRoute } : {}), slot }, governors.lease(), wall());
       governors.start({ callId, tenant, model, kind, onAttach, waitForAppMs, usage: { startedAtMs, tokens: 0 }, admission });
     } catch (err) {
       admission?.withdraw();

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { APP_UPDATE_POLL_MS, appTurnChoice, ResponsesHold, type AppUpdateSeen } from './responses-hold.js';
+import { APP_UPDATE_POLL_MS, appTurnChoice, ResponsesHold, writtenTurnDetection, type AppUpdateSeen } from './responses-hold.js';
 import { withResponsesHeld } from './session-config.js';
 import { heldBytes } from '../../test/support/heap.js';
 
@@ -169,6 +169,54 @@ describe('ResponsesHold: released on the answer to the app\'s update, not an ear
     expect(hold.held).toBe(true);
     hold.onServer('session.updated', session(VAD));
     expect([hold.held, sent]).toEqual([false, [turnOn(VAD)]]);
+  });
+
+  it('an answer to an update sent through another process, arriving before the app\'s, does not release when it lacks the turn detection the app wrote: the app\'s VAD settings are not undone (found 2026-12-07)', () => {
+    const { hold, sent, elapse } = holdFor(ROUTE, 5000);
+    hold.onServer('session.created', session(VAD));
+    hold.onServer('input_audio_buffer.committed', {});
+    const appSession = { type: 'realtime', audio: { input: { turn_detection: { type: 'semantic_vad', eagerness: 'low' } } } };
+    hold.appUpdated(appTurnChoice(appSession), 'event_app', writtenTurnDetection(appSession));
+    // A supervisor's update through another process, answered first: counted as the app's answer,
+    // it released the hold, which wrote that answer's server_vad back over the app's semantic_vad.
+    hold.onServer('session.updated', session({ ...VAD, silence_duration_ms: 900 }));
+    expect([hold.held, sent]).toEqual([true, []]);
+    const semantic = { type: 'semantic_vad', eagerness: 'low', create_response: true, interrupt_response: true };
+    hold.onServer('session.updated', session(semantic));
+    // The app's answer: its turn detection answers on its own; the held turn gets its one answer.
+    expect([hold.held, sent]).toEqual([false, [{ type: 'response.create' }]]);
+    elapse();
+    expect(sent).toHaveLength(1);
+  });
+
+  it('an app\'s turn detection that no answer shows (an upstream that reports it otherwise) is released by the wait\'s bound, on the latest answer', () => {
+    const { hold, sent, elapse } = holdFor(ROUTE, 5000);
+    hold.onServer('session.created', session(VAD));
+    const appSession = { audio: { input: { turn_detection: { type: 'server_vad', threshold: 0.7 } } } };
+    hold.appUpdated(appTurnChoice(appSession), 'event_app', writtenTurnDetection(appSession));
+    const reported = { ...VAD, threshold: 0.69999 };
+    hold.onServer('session.updated', session(reported));
+    expect(hold.held).toBe(true);
+    elapse();
+    expect([hold.held, sent]).toEqual([false, [turnOn(reported)]]);
+  });
+
+  it('a member the app wrote null is matched by an answer that leaves it out (the API omits unset optional members): released on the app\'s answer, not at the bound', () => {
+    const { hold, sent } = holdFor(ROUTE, 5000);
+    hold.onServer('session.created', session(VAD));
+    const appSession = { audio: { input: { turn_detection: { type: 'server_vad', silence_duration_ms: 650, idle_timeout_ms: null } } } };
+    hold.appUpdated(appTurnChoice(appSession), 'event_app', writtenTurnDetection(appSession));
+    const answered: Record<string, unknown> = { ...VAD, silence_duration_ms: 650 };
+    delete answered['idle_timeout_ms'];
+    hold.onServer('session.updated', session(answered));
+    expect([hold.held, sent]).toEqual([false, [turnOn(answered)]]);
+  });
+
+  it('the app\'s written turn detection kept for the match: its scalar members only, long strings and objects left out', () => {
+    expect(writtenTurnDetection({ audio: { input: { turn_detection: { type: 'semantic_vad', eagerness: 'low', create_response: true, idle_timeout_ms: null, extra: { a: 1 }, long: 'x'.repeat(1000) } } } })).toEqual({ type: 'semantic_vad', eagerness: 'low', create_response: true, idle_timeout_ms: null });
+    expect(writtenTurnDetection({ audio: { input: { turn_detection: null } } })).toBeNull();
+    expect(writtenTurnDetection({ instructions: 'x' })).toBeNull();
+    expect(writtenTurnDetection('not an object')).toBeNull();
   });
 
   it('updates sent after the app\'s are answered after it: not waited for, unless the app sends another behind them', () => {

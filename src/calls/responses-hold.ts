@@ -18,6 +18,32 @@ export function appTurnChoice(session: unknown): AppTurnChoice {
   return { kind: 'set', createResponse: typeof written === 'boolean' ? written : null };
 }
 
+/** The scalar members of a turn detection as the app wrote them (WrittenTurnDetection). */
+export type WrittenTurnDetection = Readonly<Record<string, string | number | boolean | null>>;
+/** Members of the app's turn detection kept for the match, at most; longer strings are left out (the upstream refuses them). */
+const MAX_WRITTEN_MEMBERS = 16;
+const MAX_WRITTEN_STRING = 64;
+
+/**
+ * The scalar members the app's update wrote in its turn detection (`type`, `eagerness`, `threshold`,
+ * `create_response`, …), which the upstream's answer to it reports as written; null when it wrote
+ * no turn detection object. Objects, arrays and long strings are left out (bounded).
+ */
+export function writtenTurnDetection(session: unknown): WrittenTurnDetection | null {
+  const detection = asObject(asObject(asObject(asObject(session)?.['audio'])?.['input'])?.['turn_detection']);
+  if (!detection) return null;
+  const written: Record<string, string | number | boolean | null> = {};
+  let kept = 0;
+  for (const [key, value] of Object.entries(detection)) {
+    if (kept >= MAX_WRITTEN_MEMBERS) break;
+    if (value === null || typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= MAX_WRITTEN_STRING)) {
+      written[key] = value;
+      kept++;
+    }
+  }
+  return written;
+}
+
 /**
  * The turn detection a session the upstream reported has (session.created / session.updated): null
  * when off, undefined when it says nothing readable (absent, or not an object).
@@ -65,6 +91,13 @@ export interface AppUpdateSeen {
   readonly answerEventId?: string;
 }
 
+/** An app's update forwarded on this process: its id as kept, its choice and the turn detection it wrote. */
+interface AppUpdateForwarded {
+  readonly eventId: string | null;
+  readonly choice: AppTurnChoice;
+  readonly written: WrittenTurnDetection | null;
+}
+
 /** How often a governing sideband holding responses asks the store whether the app's update took effect elsewhere. */
 export const APP_UPDATE_POLL_MS = 200;
 /** Event ids of updates sent before the app's (and its own) kept for the `error` that may answer one; more are counted, not kept. */
@@ -85,9 +118,10 @@ const MAX_SESSION_EVENTS_READ = 64;
  * update's among them; an error about the app's update releases too, its choice discarded with it:
  * by the event_id each update left with, the relay's own, not the app's). Every app update forwarded
  * here before the release is waited for, the last that chose turn detection deciding (appUpdated).
- * Not covered: a session.updated names no update, so the answer to one sent through another process
- * (another socket on the call) is counted too, and the release can come one answer early, its turn
- * detection read from the answer before the app's (README, *Browser and phone calls*).
+ * A session.updated names no update, so the answer to one sent through another process (another
+ * socket on the call) is counted too: where the release writes turn detection it waits for an answer
+ * showing the app's (#reportsAppTurns); otherwise it can come one answer early (README, *Browser and
+ * phone calls*).
  * Through another process or instance sharing the calls
  * store, once that process recorded it (asked every APP_UPDATE_POLL_MS: `appUpdatedElsewhere`; until
  * 2026-12-07 such a call waited the whole bound), on the turn detection recorded there unless this
@@ -123,7 +157,7 @@ export class ResponsesHold {
    * released; at most MAX_AWAITED_UPDATES, by their ids as kept: keptId): the last one that chose turn
    * detection decides at release (an update the upstream refused, by an error, chose nothing).
    */
-  readonly #appUpdates: { readonly eventId: string | null; readonly choice: AppTurnChoice }[] = [];
+  readonly #appUpdates: AppUpdateForwarded[] = [];
   /** Updates sent upstream from this process before the app's, not answered yet (answers to others' updates take none below 0). */
   #unanswered = 0;
   /** The event ids of those and of the app's: an `error` about one answers it, once. */
@@ -248,12 +282,12 @@ export class ResponsesHold {
    * it (turn detection off) was applied before the hold's own, written from the first one's answer,
    * which turned turn detection on again (test/calls/redteam-23-hold-app-updates.test.ts).
    */
-  appUpdated(choice: AppTurnChoice, eventId: string | null = null): void {
+  appUpdated(choice: AppTurnChoice, eventId: string | null = null, written: WrittenTurnDetection | null = null): void {
     // Recorded elsewhere (released then) or released: the app's later updates are its own business.
     if (!this.#held || (this.#app !== null && this.#answersToApp === null)) return;
     const id = eventId === null ? null : keptId(eventId);
     this.#app ??= choice;
-    if (this.#appUpdates.length < MAX_AWAITED_UPDATES) this.#appUpdates.push({ eventId: id, choice });
+    if (this.#appUpdates.length < MAX_AWAITED_UPDATES) this.#appUpdates.push({ eventId: id, choice, written });
     // Updates this process sent since the app's last are answered before this one.
     for (const sent of this.#sentSinceApp) this.#await(sent);
     this.#answersToApp = (this.#answersToApp ?? this.#unanswered) + this.#sentSinceApp.length + 1;
@@ -280,7 +314,27 @@ export class ResponsesHold {
       if (this.#unanswered > 0) this.#unanswered--;
       return;
     }
-    if (--this.#answersToApp <= 0) this.#release('app_updated');
+    if (--this.#answersToApp <= 0 && this.#reportsAppTurns()) this.#release('app_updated');
+  }
+
+  /**
+   * Whether the session last reported can be the one the app's update left: it shows the turn
+   * detection the app's deciding update wrote (every member kept by writtenTurnDetection, as written).
+   * A session.updated names no update, and one answering an update sent through another process (a
+   * second app socket, a supervisor's) before the app's is counted too: released on it, the hold
+   * wrote that earlier answer's turn detection over the app's (until 2026-12-07; README, *Browser and
+   * phone calls*). Such an answer is passed over; one that never matches is released by the wait's
+   * bound. Only where the release writes turn detection: the app set one with responses on or unwritten.
+   */
+  #reportsAppTurns(): boolean {
+    let deciding: AppUpdateForwarded | undefined;
+    for (let i = this.#appUpdates.length - 1; i >= 0 && !deciding; i--) if (this.#appUpdates[i]!.choice.kind !== 'untouched') deciding = this.#appUpdates[i];
+    if (deciding?.choice.kind !== 'set' || deciding.choice.createResponse === false || deciding.written === null) return true;
+    const current = this.#current;
+    if (current === undefined) return true;
+    if (current === null) return false;
+    // A member written null may be reported null or left out (the API omits unset optional members).
+    return Object.entries(deciding.written).every(([key, value]) => (value === null ? current[key] == null : current[key] === value));
   }
 
   #sessionEventRead(eventId: unknown): void {

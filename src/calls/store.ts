@@ -63,6 +63,13 @@ export interface CallRecord {
    * written before 2026-12-07.
    */
   readonly appUpdate?: CallAppUpdate;
+  /**
+   * The ledger token of the call's concurrency slot (its offer's hold, which its sideband took over):
+   * a sideband that lets the call go leaves the slot under it, and the one taking the call over takes
+   * that slot (AdmissionAsk.holdsSlot) rather than a new one. Absent in records bound before
+   * 2026-12-07: `callSlotToken` names their slot.
+   */
+  readonly slot?: string;
 }
 
 /** The error a call's governing sideband ended it with (ProxyError's code, message, close code, details). */

@@ -2723,7 +2723,14 @@ export class MeteringFilter implements Filter {
     for (const [ref, pending] of this.#tx.takeAllUnreported()) this.#billUntranscribed(ref, pending, rule);
     this.#billUnreadVadResponse(rule);
     this.#billUnreadTurn(rule);
-    if (this.#slot) this.#rt.ledger.releaseSlot(this.#ctx.tenant.id, this.#slot);
+    if (this.#slot) this.#giveUpSlot(this.#slot);
+  }
+
+  /** The session's concurrency slot at its end: left for the call's next sideband (CarriedUsage.slotGoesOn), else given back. */
+  #giveUpSlot(slot: string): void {
+    const ledger = this.#rt.ledger;
+    if (this.#ctx.carried?.slotGoesOn?.() === true && ledger.leaveSlot) ledger.leaveSlot(this.#ctx.tenant.id, slot);
+    else ledger.releaseSlot(this.#ctx.tenant.id, slot);
   }
 
   /** A response.created or response.done read for `view`'s response (#responsesReadUpTo). */

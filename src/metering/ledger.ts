@@ -159,6 +159,14 @@ export interface Ledger {
   acquireSlot(tenant: string, token: string, max: number, wallMs: number): MaybePromise<boolean | 'unavailable'>;
   releaseSlot(tenant: string, token: string): void;
   /**
+   * This process stops holding the slot without giving it back: a call's slot whose call goes on under
+   * another instance (handed over, or claimed by it) stays counted under its token until the instance
+   * taking the call over takes that very slot (acquireSlot of a held token), else until it expires
+   * unrefreshed (the slot TTL, as a crashed instance's). Absent: slots are this process's own
+   * (the SQLite ledger), and leaving one is releasing it.
+   */
+  leaveSlot?(tenant: string, token: string): void;
+  /**
    * A recent, synchronous "this tenant is over a cap" answer, for ledgers whose reserve is
    * asynchronous: lets a server-started response be cancelled before any of its frames pass.
    */

@@ -648,6 +648,11 @@ export class RedisLedger implements Ledger {
     this.#redis.zrem(this.#key(tenant, 'slots'), token).catch(() => undefined);
   }
 
+  leaveSlot(_tenant: string, token: string): void {
+    // No longer refreshed here: the instance taking the call over refreshes it, or it expires (#slotTtlMs).
+    this.#slots.delete(token);
+  }
+
   #refreshSlots(): void {
     // Disconnected, the pipeline is refused at once (no offline queue), harmlessly.
     if (this.#slots.size === 0) return;

@@ -331,6 +331,22 @@ describe('RemoteLedger + LedgerHost', () => {
     expect(await a.remote.reserve(reserve('r3', 1000))).toEqual({ kind: 'ok' });
   });
 
+  it('a slot the worker leaves (its call went on elsewhere) is no longer the worker\'s: the host forgets it and does not give it back when the worker goes; an owner whose slots are its own (SQLite) releases it', async () => {
+    const l = owner();
+    const a = wire(l);
+    const b = wire(l);
+    expect(await a.remote.acquireSlot('acme', 'hold_call', 1, NOON)).toBe(true);
+    expect(await a.remote.acquireSlot('beta', 'kept', 1, NOON)).toBe(true);
+    a.remote.leaveSlot('acme', 'hold_call');
+    // leaveSlot wants no answer; the channel is ordered, so an answered call behind it is a barrier.
+    await a.remote.status('acme', caps, NOON);
+    expect(a.host.held).toEqual({ reservations: 0, slots: 1 });
+    // The SQLite owner has no slots to leave to another instance: leaving gives it back.
+    expect(await b.remote.acquireSlot('acme', 'other', 1, NOON)).toBe(true);
+    expect(a.host.workerGone()).toEqual({ billed: 0, costNanos: 0, failed: 0 });
+    expect(await b.remote.acquireSlot('beta', 'other', 1, NOON)).toBe(true);
+  });
+
   it('settle bills on the owner and drops the reservation; the host forgets it', async () => {
     const l = owner();
     const a = wire(l);

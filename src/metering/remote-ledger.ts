@@ -17,9 +17,9 @@ import type { PeriodKind } from './periods.js';
 class OwnerSilent extends Error {}
 
 /** The Ledger methods a worker may call on the owner. */
-export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usagePage' | 'acquireSlot' | 'releaseSlot';
+export type LedgerMethod = 'reserve' | 'settle' | 'release' | 'status' | 'setOverride' | 'resetSpend' | 'usagePage' | 'acquireSlot' | 'releaseSlot' | 'leaveSlot';
 
-const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usagePage', 'acquireSlot', 'releaseSlot']);
+const METHODS: ReadonlySet<string> = new Set<LedgerMethod>(['reserve', 'settle', 'release', 'status', 'setOverride', 'resetSpend', 'usagePage', 'acquireSlot', 'releaseSlot', 'leaveSlot']);
 /**
  * Calls that bill or give back what the owner already granted: never refused for a backlog (a
  * refused settle is cost the cap never sees, a refused release a reservation held until the
@@ -180,6 +180,10 @@ export class RemoteLedger implements Ledger {
     this.#send('releaseSlot', [tenant, token]);
   }
 
+  leaveSlot(tenant: string, token: string): void {
+    this.#send('leaveSlot', [tenant, token]);
+  }
+
   #send(method: LedgerMethod, args: readonly unknown[]): void {
     if (!this.#closed) this.#o.send({ t: 'ledger', id: 0, method, args });
   }
@@ -286,6 +290,8 @@ export class LedgerHost {
         return l.acquireSlot(a[0] as string, a[1] as string, a[2] as number, a[3] as number);
       case 'releaseSlot':
         return l.releaseSlot(a[0] as string, a[1] as string);
+      case 'leaveSlot':
+        return l.leaveSlot ? l.leaveSlot(a[0] as string, a[1] as string) : l.releaseSlot(a[0] as string, a[1] as string);
     }
   }
 
@@ -312,6 +318,8 @@ export class LedgerHost {
         else this.#slots.set(`${String(a[0])}\u0000${String(a[1])}`, { tenant: a[0] as string, token: a[1] as string });
         return;
       case 'releaseSlot':
+      case 'leaveSlot':
+        // Left: no longer this worker's to give back when it dies (the call went on elsewhere).
         this.#slots.delete(`${String(a[0])}\u0000${String(a[1])}`);
         return;
       default:

@@ -90,6 +90,14 @@ export interface CarriedUsage {
    * governed it included, not the config the proxy created it with. Absent: a call starting now.
    */
   readonly takenOver?: boolean;
+  /**
+   * Asked as the session ends: true when the call goes on under another instance's sideband (handed
+   * over at shutdown, or claimed by it), whose admission takes the call's concurrency slot over by its
+   * token; the slot is left in the ledger (Ledger.leaveSlot), not given back. Until 2026-12-07 it was
+   * given back, and until the next instance claimed the call the tenant's limit did not count it
+   * (test/calls/adversary-handover-slot.test.ts). Absent: false.
+   */
+  readonly slotGoesOn?: () => boolean;
 }
 
 /** What a filter may do to its session. Filters never see sockets. */

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimCall } from '../../src/simulator/index.js';
+import { startRedis, type RedisServer } from '../metering/redis-server.js';
 import { until } from './support.js';
 import { LEASE_SEC, sharedUpstream } from './instances.js';
 
@@ -69,6 +70,60 @@ describe('adversary: a taken-over call and the concurrency limit', () => {
       expect(call.sidebands.length === 2 || hungUp()).toBe(true);
     } finally {
       await staying.stop();
+    }
+  }, 40_000);
+});
+
+/*
+ * Found 2026-12-07 (calls helper): the instance handing a call over gave its slot back to the shared
+ * ledger as its sideband ended, and the instance taking the call over took one only when it claimed
+ * it (up to leaseSec/3 later, or a lease later after a crash). In that gap the tenant's limit did not
+ * count the call: a tenant allowed one session opened a second call, and the taken-over call was
+ * then governed beside it without a slot (two calls at a limit of one). Redis is the ledger whose
+ * slots instances share (the SQLite ledger's slots are its process's own). The slot now travels
+ * with the call: it is left in the ledger under the call's token, and the instance that takes the
+ * call over takes that very slot.
+ */
+describe('adversary: the handover gap and the concurrency limit (one Redis ledger)', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  const redisLedger = (label: string) => ({ kind: 'redis', url: redis.url, keyPrefix: `adv-handover-slot-${label}:`, commandTimeoutMs: 2000 });
+
+  it('between the handover and the takeover the call keeps the tenant\'s slot: a second call is refused 429, before and after the takeover, and the slot is free once the call ends', async () => {
+    const ledger = redisLedger('gap');
+    const leaving = await up.instance(ledger, { calls: { onShutdown: 'handover' }, tenants: TENANTS });
+    // Sweeps every 20 s (leaseSec 60, its start's sweep done): it does not claim the call during this test's gap.
+    const bystander = await up.instance(ledger, { calls: { leaseSec: 60 }, tenants: TENANTS });
+    let staying: Awaited<ReturnType<typeof up.instance>> | null = null;
+    try {
+      const { call } = await up.createCall(leaving.httpUrl);
+      await leaving.stop();
+      expect(call.state).toBe('active');
+      expect(call.sidebands.length).toBe(1);
+      // The gap: nobody governs the call yet. Measured before the fix: 201 (a second call of a tenant allowed one).
+      const inGap = await up.offer(bystander.httpUrl);
+      expect([inGap.status, inGap.json]).toEqual([429, expect.objectContaining({ error: expect.objectContaining({ code: 'concurrent_sessions_exceeded' }) })]);
+      staying = await up.instance(ledger, { tenants: TENANTS });
+      await until(() => call.sidebands.length === 2, 'the staying instance re-attached the call', (LEASE_SEC / 3 + 3) * 1000);
+      const tp = staying;
+      await until(() => tp.logs.some((l) => l['event'] === 'call_reattached' && l['call'] === call.id), 'the re-attach logged');
+      // Admitted with the call's own slot: not governed beside the limit.
+      expect(staying.logs.filter((l) => l['event'] === 'call_reattached_unadmitted')).toEqual([]);
+      for (const at of [staying, bystander]) {
+        const after = await up.offer(at.httpUrl);
+        expect(after.status).toBe(429);
+      }
+      // The caller hangs up: the slot goes back with the call's end, and the tenant may call again.
+      call.end();
+      await until(async () => (await up.offer(bystander.httpUrl)).status === 201, 'a new call once the taken-over one ended', 10_000);
+    } finally {
+      await staying?.stop();
+      await bystander.stop();
     }
   }, 40_000);
 });

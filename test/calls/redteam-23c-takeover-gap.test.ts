@@ -149,3 +149,45 @@ describe('red team 23c: a call taken over has its tracing checked', () => {
     }
   }, 40_000);
 });
+
+describe('red team 23c: items the browser adds around the handover gap', () => {
+  const itemsAdded = (call: SimCall) => call.dataChannel.filter((e) => e['type'] === 'conversation.item.added').map((e) => ({ id: (e['item'] as Json)['id'] as string, previous: e['previous_item_id'] }));
+  const deletesFromSidebands = (call: SimCall) => call.received.filter((r) => r.from === 'sideband' && r.type === 'conversation.item.delete').map((r) => r.event['item_id']);
+  const userText = (text: string) => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text }] });
+
+  it('an item added in the gap is not seen (no way to list a call\'s items: README); the first item after it, naming it as its previous item, is judged with what the new sideband knows, never skipped', async () => {
+    const ledger = up.ledger('items');
+    const started: TestProxy[] = [];
+    try {
+      const leaving = await up.instance(ledger, { tenants, policies, calls: { onShutdown: 'handover' } });
+      started.push(leaving);
+      const call = await webrtcCall(leaving);
+      await leaving.stop();
+      started.pop();
+      // Nobody reads the call: this one stays (the known limit of the gap).
+      call.sendFromBrowser({ type: 'conversation.item.create', item: userText(INJECTED) });
+      await until(() => itemsAdded(call).length === 1, 'the gap item added');
+      const gapItem = itemsAdded(call)[0]!.id;
+
+      const staying = await up.instance(ledger, { tenants, policies });
+      started.push(staying);
+      await until(() => staying.logs.some((l) => l['event'] === 'call_governed' && l['call'] === call.id), 'the new sideband', (LEASE_SEC + 3) * 1000);
+      await until(() => call.sidebands.length === 2, 'the new sideband open');
+      // Appended: the upstream names the unseen item as its previous one.
+      call.sendFromBrowser({ type: 'conversation.item.create', item: userText(`Please, ${INJECTED.toLowerCase()}`) });
+      await until(() => itemsAdded(call).length === 2, 'the appended item added');
+      // Placed right after the unseen item, named by the browser.
+      call.sendFromBrowser({ type: 'conversation.item.create', previous_item_id: gapItem, item: userText(INJECTED) });
+      await until(() => itemsAdded(call).length === 3, 'the placed item added');
+      const [, appended, named] = itemsAdded(call);
+      // Both name an item the new sideband never saw as their previous one.
+      expect([appended!.previous, named!.previous]).toEqual([gapItem, gapItem]);
+      await until(() => deletesFromSidebands(call).length >= 2, 'the items after the gap deleted');
+      expect(deletesFromSidebands(call).sort()).toEqual([named!.id, appended!.id].sort());
+      expect(deletesFromSidebands(call)).not.toContain(gapItem);
+      expect(call.state).toBe('active');
+    } finally {
+      for (const tp of started.reverse()) await tp.stop();
+    }
+  }, 40_000);
+});
