@@ -5,9 +5,10 @@
  * ("both waited"), test/metering/redteam-23-unread-done-billed-once.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { created, done, ev, server, session, setup, usage, type Event } from '../../test/metering/filter-harness.js';
+import { client, created, done, ev, server, session, setup, T0, usage, type Event } from '../../test/metering/filter-harness.js';
+import { NO_CAPS } from './limits.js';
 import { MAX_SETTLED_IDS } from './settled-ids.js';
-import { MAX_RUNNING_RESPONSES } from '../protocol/conversation.js';
+import { MAX_RESPONSES, MAX_RUNNING_RESPONSES } from '../protocol/conversation.js';
 
 const CLOSE = { initiator: 'upstream', code: 1006, reason: '' } as const;
 const billed = (s: ReturnType<typeof setup>) => s.records.map((r) => [r.ref, r.settledBy, r.estimated]);
@@ -54,6 +55,53 @@ describe('metering at the close: responses the view learned of and metering neve
     expect(s.records).toHaveLength(ids.length);
     expect(new Set(s.records.map((r) => r.ref)).size).toBe(ids.length);
     expect(s.records.every((r) => r.settledBy === 'response.done')).toBe(true);
+  });
+
+  // The view keeps the most recent MAX_RESPONSES (256) responses; at most 64 run at once, but finished
+  // ones free their place, so a client's creates (and server VAD) go on while one verdict holds the
+  // server direction (a blocking guardrail: up to 30 s). Found 2026-12-07 (bounds helper).
+  it(`bills every one of ${MAX_RESPONSES + 44} client creates whose responses started and ended unread behind one verdict: none released, none twice`, () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    const n = MAX_RESPONSES + 44;
+    for (let i = 0; i < n; i++) {
+      client(f, { type: 'response.create', event_id: `evt_${i}`, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 5 } });
+      ctx.conversation.observeServer(ev(created(`resp_${i}`, { conversation_id: null, max_output_tokens: 5 })));
+      ctx.conversation.observeServer(ev(done(`resp_${i}`, usage(10, 0, 5, 0), 'completed', { conversation_id: null })));
+    }
+    expect(ctx.conversation.upstreamFault).toBeNull();
+    f.onClose!(CLOSE);
+    // The view still names the last 256 (each billed at its create's reservation); the 44 it forgot are
+    // billed by their place, at no less than any create's reservation (before: released, unbilled).
+    const forgotten = Array.from({ length: n - MAX_RESPONSES }, (_, i) => `unread-response:${i + 1}`);
+    const named = Array.from({ length: MAX_RESPONSES }, (_, i) => `resp_${i + n - MAX_RESPONSES}`);
+    expect(s.records.map((r) => r.ref).sort()).toEqual([...named, ...forgotten].sort());
+    expect(s.records.every((r) => r.estimated && r.settledBy === 'upstream_drop_estimate')).toBe(true);
+    const reservation = s.records.find((r) => r.ref === named[0])!.costNanos;
+    expect(reservation).toBeGreaterThan(0);
+    expect(s.records.filter((r) => r.ref.startsWith('unread-response:')).every((r) => r.costNanos >= reservation)).toBe(true);
+    expect(s.ledger.status('acme', NO_CAPS, T0).day.reserved).toEqual({ nanos: 0, tokens: 0 });
+  });
+
+  it(`bills every one of ${MAX_RESPONSES + 44} server-started responses that started and ended unread behind one verdict`, () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    server(f, created('resp_read'));
+    server(f, done('resp_read', usage(10, 0, 5, 0)));
+    const n = MAX_RESPONSES + 44;
+    for (let i = 0; i < n; i++) {
+      ctx.conversation.observeServer(ev(created(`resp_${i}`)));
+      ctx.conversation.observeServer(ev(done(`resp_${i}`, usage(10, 0, 5, 0))));
+    }
+    f.onClose!(CLOSE);
+    const forgotten = Array.from({ length: n - MAX_RESPONSES }, (_, i) => `unread-response:${i + 2}`);
+    const named = Array.from({ length: MAX_RESPONSES }, (_, i) => `resp_${i + n - MAX_RESPONSES}`);
+    expect(s.records.map((r) => r.ref).sort()).toEqual(['resp_read', ...named, ...forgotten].sort());
+    const estimates = s.records.filter((r) => r.ref !== 'resp_read');
+    expect(estimates.every((r) => r.settledBy === 'upstream_drop_estimate' && r.estimated)).toBe(true);
+    // Each forgotten one at a server-started response's worst case, as those still named.
+    expect(new Set(estimates.map((r) => r.costNanos)).size).toBe(1);
+    expect(estimates[0]!.costNanos).toBeGreaterThan(0);
   });
 
   it('a response metering read and chose not to hold (a repeat of one billed) is not billed at the close either', () => {

@@ -2584,6 +2584,31 @@ describe("metering filter: one session's life", () => {
       expect(probe(s, f, { conversation: 'none', input: [{ type: 'item_reference', id: 'item_big' }] }).tokens).toBe(BARE.tokens + 20_008);
     });
 
+    it('model item ids past the view\'s and past metering\'s own bound: a duplicate is still known, and past 10,000 every client id counts as one (over-reserve, never under)', () => {
+      const s = setup();
+      const { f } = session(s, CAPPED);
+      client(f, { type: 'conversation.item.create', item: { id: 'item_big', ...text('x'.repeat(20_000)) } });
+      const whole = probe(s, f).tokens - BARE.tokens;
+      expect(whole).toBe(20_008);
+      // The model's items of a response the view never kept: the view forgets all but the last 2,048.
+      const modelItem = (i: number) => `item_model_${i}`;
+      for (let i = 0; i < 10_000; i++) server(f, outputItemAdded('resp_unkept', modelItem(i)));
+      expect(contexts.get(f)!.conversation.item(modelItem(0))).toBeUndefined();
+      // A client create reusing the first (refused upstream as a duplicate) never becomes its estimate.
+      client(f, { type: 'conversation.item.create', item: { id: modelItem(0), ...text('x') } });
+      // Room is kept for 10,000: a new id is still the client's own item, estimated as created.
+      client(f, { type: 'conversation.item.create', item: { id: 'item_fresh_before', ...text('y') } });
+      const base = whole + 9 + 9;
+      expect(probe(s, f, references(modelItem(0))).tokens - BARE.tokens).toBe(base);
+      expect(probe(s, f, references('item_fresh_before')).tokens - BARE.tokens).toBe(9);
+      // The 10,001st model id: no room, so every client id may be the model's from now on.
+      server(f, outputItemAdded('resp_unkept', modelItem(10_000)));
+      client(f, { type: 'conversation.item.create', item: { id: 'item_fresh_after', ...text('z') } });
+      expect(probe(s, f, references('item_fresh_after')).tokens - BARE.tokens).toBe(base + 9);
+      // An id given an estimate before stays as it was.
+      expect(probe(s, f, references('item_fresh_before')).tokens - BARE.tokens).toBe(9);
+    });
+
     it('items the proxy saw no create for (a call\'s data channel, mcp_list_tools) count once complete (conversation.item.done)', () => {
       const s = setup();
       const { f } = session(s, CAPPED);

@@ -21,6 +21,7 @@ import type { ResponseView } from '../protocol/conversation.js';
 import { usageProblem } from '../protocol/usage.js';
 import { AUDIO_RECHECK_MS, type TenantAudioHolds } from './tenant-holds.js';
 import { SettledIds } from './settled-ids.js';
+import { UpstreamItemIds } from './upstream-item-ids.js';
 import { InputTranscriptions, type PendingTranscription, type PricedTranscription } from './transcriptions.js';
 
 export interface MeteringRuntime {
@@ -767,11 +768,11 @@ export class MeteringFilter implements Filter {
    * Ids of items the upstream made (the model's output items, from `response.output_item.added`,
    * which reaches metering before any client can learn the id): a client `conversation.item.create`
    * naming one is refused upstream as a duplicate, so its content never becomes that id's estimate.
-   * The view's items alone are not enough: it keeps the most recent 2,048 only. Bounded; once full,
-   * no client id is trusted as new (references to it count the whole conversation).
+   * The view's items alone are not enough: it keeps the most recent 2,048 only. Kept as fingerprints
+   * within 64 KiB (UpstreamItemIds); once full, no client id is trusted as new (references to it count
+   * the whole conversation).
    */
-  readonly #upstreamItemIds = new LazySet<string>();
-  #upstreamItemIdsFull = false;
+  readonly #upstreamItemIds = new UpstreamItemIds();
   #seq = 0;
   #closed = false;
   /** How the session ended (onClose): the rule a response found started after the close is billed by. */
@@ -948,13 +949,7 @@ export class MeteringFilter implements Filter {
 
   /** An item id the session may have already, made upstream (see #upstreamItemIds). */
   #isUpstreamItem(id: string): boolean {
-    return this.#upstreamItemIdsFull || this.#upstreamItemIds.has(id) || this.#ctx.conversation.item(id) !== undefined;
-  }
-
-  #noteUpstreamItem(id: string | null): void {
-    if (id === null || this.#upstreamItemIdsFull || this.#upstreamItemIds.has(id)) return;
-    if (this.#upstreamItemIds.size >= 10_000) this.#upstreamItemIdsFull = true;
-    else this.#upstreamItemIds.add(id);
+    return this.#upstreamItemIds.mayHave(id) || this.#ctx.conversation.item(id) !== undefined;
   }
 
   /** A beta transcription session's update on its way upstream: its transcription counts from here (InputTranscriptions). */
@@ -1616,7 +1611,7 @@ export class MeteringFilter implements Filter {
         const ev = frame.json();
         const item = obj(ev['item']);
         const itemId = str(item?.['id']);
-        this.#noteUpstreamItem(itemId);
+        if (itemId !== null) this.#upstreamItemIds.add(itemId);
         if (itemId !== null && item?.['type'] === 'mcp_call') {
           if (this.#mcpCalls.size < MAX_MCP_CALLS || this.#mcpCalls.has(itemId)) this.#mcpCalls.set(itemId, str(ev['response_id']));
           else this.#mcpCallsFull = true;
@@ -2691,6 +2686,8 @@ export class MeteringFilter implements Filter {
     // a client close): OpenAI bills them, so they are billed at their reservation, marked estimated.
     const rule: SettledBy = info.initiator === 'client' ? 'client_gone_estimate' : info.initiator === 'upstream' ? 'upstream_drop_estimate' : 'session_end_estimate';
     this.#closeRule = rule;
+    // What a response the view forgot unread may have cost at most, were it one of these creates' (#billForgotten).
+    const dearestCreate = this.#dearestCreate();
     for (const [eventId, r] of this.#pending) {
       // Creates the upstream never started (no response.created): nothing ran, nothing is billed.
       // Unless it was not read while they waited: the response may have run unseen, billed as one
@@ -2715,7 +2712,7 @@ export class MeteringFilter implements Filter {
       if (started !== null) this.#settleEstimate(started, { id: null, amount: r.amount }, rule);
     }
     this.#expired.clear();
-    this.#billStartedUnseen(rule);
+    this.#billStartedUnseen(rule, dearestCreate);
     for (const [responseId, r] of this.#reservations) this.#settleEstimate(responseId, r, rule);
     this.#reservations.clear();
     this.#heldTokens = 0;
@@ -2752,10 +2749,12 @@ export class MeteringFilter implements Filter {
    * otherwise than that memory drops them, and a response billed long ago must not be billed again
    * (test/metering/redteam-23-unread-done-billed-once.test.ts).
    */
-  #billStartedUnseen(rule: SettledBy): void {
+  #billStartedUnseen(rule: SettledBy, dearestCreate: Amount): void {
     const conversation = this.#ctx.conversation;
     const unseen = new Set(conversation.activeResponses());
-    for (const view of conversation.responsesLearnedAfter(this.#responsesReadUpTo)) unseen.add(view.id);
+    const learnedAfter = conversation.responsesLearnedAfter(this.#responsesReadUpTo);
+    for (const view of learnedAfter) unseen.add(view.id);
+    const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
     for (const id of unseen) {
       const view = conversation.response(id);
       if (!view || this.#reservations.has(id) || !this.#markSettled(id)) continue;
@@ -2763,9 +2762,43 @@ export class MeteringFilter implements Filter {
         this.#vadResponseDue = false;
         this.#unseenVadResponseBilled = true;
       }
-      const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
       this.#settleEstimate(id, { id: null, amount: this.#serverStartedWorstCase(priced, view.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow()) }, rule);
     }
+    this.#billForgotten(rule, new Set(learnedAfter.map((view) => view.learned)), dearestCreate, priced);
+  }
+
+  /**
+   * At the close, the responses the view learned of after metering's last read and has forgotten
+   * since (it keeps the most recent MAX_RESPONSES, 256, and forgets done ones first): at most 64 run
+   * at once, but done ones free their place, so a client's creates (and server VAD) go on while one
+   * verdict (a blocking guardrail's, up to 30 s) holds the server direction, and past 256 the oldest
+   * of them were neither billed nor released as billed. Their ids are gone; their places (`learned`)
+   * are not: each is billed once under `unread-response:<place>`, at the most it may have cost: a
+   * server-started response's worst case, or the dearest create waiting here (a create metering read
+   * and whose response.created it did not: that create is released as never started, so its response
+   * is billed here, never twice). Until 2026-12-07 they were free (src/metering/filter-unread-at-close.test.ts,
+   * "300"). How many: no more than the responses whose frames wait in the server direction's queue,
+   * which its byte budget bounds.
+   */
+  #billForgotten(rule: SettledBy, kept: ReadonlySet<number>, dearestCreate: Amount, priced: ModelPrice): void {
+    const learned = this.#ctx.conversation.responsesLearned;
+    if (learned - this.#responsesReadUpTo <= kept.size) return;
+    const serverStarted = this.#serverStartedWorstCase(priced, this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow());
+    const amount: Amount = { nanos: Math.max(serverStarted.nanos, dearestCreate.nanos), tokens: Math.max(serverStarted.tokens, dearestCreate.tokens) };
+    for (let place = this.#responsesReadUpTo + 1; place <= learned; place++) {
+      if (!kept.has(place)) this.#settleEstimate(`unread-response:${place}`, { id: null, amount }, rule);
+    }
+  }
+
+  /** The largest reservation of a create still waiting for its response.created, or released unanswered (#expired). */
+  #dearestCreate(): Amount {
+    let nanos = 0;
+    let tokens = 0;
+    for (const r of [...this.#pending.values(), ...this.#expired.values()]) {
+      nanos = Math.max(nanos, r.amount.nanos);
+      tokens = Math.max(tokens, r.amount.tokens);
+    }
+    return { nanos, tokens };
   }
 
   /**

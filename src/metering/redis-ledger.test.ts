@@ -9,6 +9,7 @@ import { utcDate } from '../../test/support/clock.js';
 import { NO_CAPS } from './limits.js';
 import { dayPeriod, monthPeriod } from './periods.js';
 import { heartbeatEveryMs, reconnectDelayMs, RedisLedger } from './redis-ledger.js';
+import { keptId } from '../protocol/json.js';
 
 let redis: RedisServer;
 let prefix = 0;
@@ -140,6 +141,26 @@ describe('redis ledger (backend-specific; the shared contract is test/metering/l
       await admin.call('SET', 'probe:after-pause', '1');
       expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(1_000_001);
       expect((await l.usagePage('acme', 0, 10)).records).toHaveLength(2);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('a hashed ref (keptId of an over-long id: a NUL and its SHA-256) whose settle reply is lost is billed once, listed as it was', async () => {
+    const l = await ledger({ commandTimeoutMs: 150, tenants: ['acme'] });
+    const ref = keptId(`resp_${'z'.repeat(1024)}`);
+    expect(ref.startsWith('\u0000sha256:')).toBe(true);
+    const admin = new Redis(redis.url);
+    try {
+      await l.settle(null, record({ ref: 'warm', costNanos: 1 }));
+      // As above: the paused write runs after the client's timeout, and the retry must find it by its key.
+      await admin.call('CLIENT', 'PAUSE', '400', 'WRITE');
+      await l.settle(null, record({ ref }));
+      expect(l.pendingCount).toBe(1);
+      expect(await l.drain(5000)).toBe(true);
+      await admin.call('SET', 'probe:after-pause', '1');
+      expect((await l.status('acme', NO_CAPS, T0)).day.spent.nanos).toBe(1_000_001);
+      expect((await l.usagePage('acme', 0, 10)).records.map((r) => r.ref)).toEqual(['warm', ref]);
     } finally {
       admin.disconnect();
     }

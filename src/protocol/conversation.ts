@@ -110,6 +110,12 @@ export interface ConversationView {
    * any frame of.
    */
   responsesLearnedAfter(learned: number): ResponseView[];
+  /**
+   * Responses learned of in this session (ResponseView.learned of the last), kept or not: those
+   * learned after a place and no longer kept (done, pruned past MAX_RESPONSES) are this less that
+   * place less `responsesLearnedAfter(place).length`.
+   */
+  readonly responsesLearned: number;
   /** Items in conversation order of arrival (bounded). */
   items(): IterableIterator<ItemView>;
   /** The session's `max_output_tokens` as last reported (`session.created/updated`); null until reported. */
@@ -461,6 +467,10 @@ export class Conversation implements ConversationView {
     const found: ResponseView[] = [];
     for (const r of this.#responses.values()) if (r.learned > learned) found.push(r);
     return found;
+  }
+
+  get responsesLearned(): number {
+    return this.#learned;
   }
 
   /** `response.create`s sent upstream and not yet answered by `response.created` or an `error`. */

@@ -4,6 +4,7 @@ import type { RawData, WebSocket } from 'ws';
 import { bytesPerMs, decodeAudio, hashString, sampleRateOf, type AudioFormatKind } from './audio.js';
 import { defaultBrain, type Brain, type BrainReply, type ResponseParams } from './brain.js';
 import { invalidType, invalidValue, missingParameter, SimError, unknownParameter } from './errors.js';
+import type { HeldBytes } from './held-bytes.js';
 import { audioMsOf, withAudio, type PartAudio, type SimItem } from './items.js';
 import { notifySent } from './observe.js';
 import { chunkBase64, planSpeechSliced, splitArguments, splitWords, withinModelMax, type SpeechPlan } from './output.js';
@@ -91,6 +92,8 @@ export interface ConnectionSettings {
   readonly keepHistory: boolean;
   /** Session lifetime; OpenAI ends GA sessions after 60 min. 0 disables. */
   readonly maxSessionMs: number;
+  /** What the simulator's sessions hold together (heldBytes), shared by every connection. */
+  readonly held: HeldBytes;
 }
 
 interface ActiveResponse {
@@ -140,6 +143,8 @@ export class Connection implements SimConnection {
   /** Each settled item's bytes (itemBytes) and their sum, bounded by MAX_CONVERSATION_BYTES. */
   readonly #itemBytes = new Map<SimItem, number>();
   #conversationBytes = 0;
+  /** heldBytes as last counted in the simulator's shared budget (settings.held; #account). */
+  #counted = 0;
   readonly #conversationId = newId('conv');
   #isClosed = false;
   #frozen = false;
@@ -255,6 +260,25 @@ export class Connection implements SimConnection {
     this.#stopTimers();
     if (this.#active) this.#active.finished = true;
     for (const r of this.#outOfBand) r.finished = true;
+    // Its bytes leave the shared budget with it (the connection itself goes once nothing lists it).
+    this.#account();
+  }
+
+  /**
+   * Brings the simulator's shared budget (settings.held) up to date with heldBytes. The session whose
+   * growth takes it past the budget ends, as OpenAI ends a session it cannot serve: an `error`
+   * (server_error, `session_memory_exceeded`), then close 1011; the others go on, with room again.
+   */
+  #account(): void {
+    const held = this.#isClosed ? 0 : this.heldBytes;
+    const grew = held > this.#counted;
+    this.#settings.held.change(held - this.#counted);
+    this.#counted = held;
+    if (!grew || !this.#settings.held.over) return;
+    const message = `The server holds at most ${this.#settings.held.max} bytes of conversation and input audio across its sessions; this session went past it and was ended.`;
+    this.#send({ type: 'error', event_id: newId('event'), error: { type: 'server_error', code: 'session_memory_exceeded', message, param: null, event_id: null } });
+    this.#teardown();
+    this.#ws.close(1011, 'session_memory_exceeded');
   }
 
   #stopTimers(): void {
@@ -340,6 +364,8 @@ export class Connection implements SimConnection {
       // A simulator bug must not kill the process that embeds it: report it like a 500.
       this.#error(err instanceof SimError ? err : new SimError('server_error', `The simulator failed to process the event: ${describeError(err)}`, null, 'server_error'), eventId);
     }
+    // An append, an item, a commit: what the session holds may have grown.
+    this.#account();
   }
 
   #record(t: number, type: string, event: Json): void {
@@ -660,6 +686,8 @@ export class Connection implements SimConnection {
       this.#items.splice(i, 1);
       this.#forget(oldest);
     }
+    // A response's items settle without a client event: counted here too.
+    this.#account();
   }
 
   /**

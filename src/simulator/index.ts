@@ -12,6 +12,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { defaultBrain } from './brain.js';
 import { SimCallRegistry } from './calls.js';
 import { Connection, type ConnectionSettings } from './connection.js';
+import { DEFAULT_MAX_HELD_BYTES, HeldBytes } from './held-bytes.js';
 import { createRealtimeSession, createTranscriptionSession, isKnownModel } from './session.js';
 import type { SimConnection, SimulatorHandle, SimulatorOptions } from './types.js';
 import { defaultTranslator, TranslationConnection } from './translation.js';
@@ -93,6 +94,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     recordAudio: options.recordAudio ?? true,
     keepHistory: options.keepHistory ?? true,
     maxSessionMs: options.maxSessionMs ?? 3_600_000,
+    held: new HeldBytes(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES),
   };
   const connections: SimConnection[] = [];
   /** A new connection, listed while it is open (and after, with keepHistory). */

@@ -633,3 +633,77 @@ describe('conversation and session rules', () => {
     await s.close();
   });
 });
+
+describe('held bytes: one budget across sessions (maxHeldBytes)', () => {
+  const BUDGET = 1024 * 1024;
+  /** 600 KiB of PCM (12.8 s), in one append: more than half the budget. */
+  const CHUNK = Buffer.alloc(600 * 1024, 7).toString('base64');
+  let small: SimulatorHandle;
+  beforeAll(async () => {
+    small = await startSimulator({ apiKey: KEY, maxHeldBytes: BUDGET });
+  });
+  afterAll(async () => {
+    await small.close();
+  });
+
+  /** A session without turn detection: its appends stay in the input buffer until a commit. */
+  async function holding(): Promise<TestClient> {
+    const c = await connectClient(`${small.url}?model=gpt-realtime`, { headers: { authorization: `Bearer ${KEY}` } });
+    await c.waitFor('session.created');
+    c.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: null } } } });
+    await c.waitFor('session.updated');
+    return c;
+  }
+
+  /** A marker the session answers after everything sent before it. */
+  async function marker(c: TestClient, n: number): Promise<void> {
+    c.send({ type: 'session.update', session: { type: 'realtime', instructions: `marker ${n}` } });
+    await c.waitFor((e) => e.type === 'session.updated' && (e['session'] as { instructions?: string }).instructions === `marker ${n}`);
+  }
+
+  it('the session whose append goes past it gets an error and close 1011; the other goes on, and room comes back', async () => {
+    const first = await holding();
+    first.send({ type: 'input_audio_buffer.append', audio: CHUNK });
+    await marker(first, 1);
+    const second = await holding();
+    const before = second.events.length;
+    second.send({ type: 'input_audio_buffer.append', audio: CHUNK });
+    const close = await second.closed;
+    expect(close).toEqual({ code: 1011, reason: 'session_memory_exceeded' });
+    // Every byte it got after its update: the error, nothing else.
+    expect(second.events.slice(before)).toEqual([
+      {
+        type: 'error',
+        event_id: expect.any(String) as string,
+        error: {
+          type: 'server_error',
+          code: 'session_memory_exceeded',
+          message: `The server holds at most ${BUDGET} bytes of conversation and input audio across its sessions; this session went past it and was ended.`,
+          param: null,
+          event_id: null,
+        },
+      },
+    ]);
+    // The first goes on: its audio is still there to commit.
+    first.send({ type: 'input_audio_buffer.commit' });
+    const committed = await first.waitFor('conversation.item.done');
+    expect(first.events.filter((e) => e.type === 'error')).toEqual([]);
+    expect((committed['item'] as { type: string }).type).toBe('message');
+    // The second's bytes left the budget with it: a third session holds as much as it did.
+    const third = await holding();
+    third.send({ type: 'input_audio_buffer.append', audio: Buffer.alloc(300 * 1024, 7).toString('base64') });
+    await marker(third, 2);
+    expect(third.events.filter((e) => e.type === 'error')).toEqual([]);
+    await Promise.all([first.close(), third.close()]);
+  });
+
+  it('a closed session gives its bytes back: sessions one after the other never reach it', async () => {
+    for (let i = 0; i < 4; i++) {
+      const c = await holding();
+      c.send({ type: 'input_audio_buffer.append', audio: CHUNK });
+      await marker(c, i);
+      expect(c.events.filter((e) => e.type === 'error')).toEqual([]);
+      await c.close();
+    }
+  });
+});

@@ -52,6 +52,12 @@ export interface SimulatorOptions {
    * (test/security/redteam-23-simulator-history.test.ts).
    */
   readonly keepHistory?: boolean;
+  /**
+   * Bytes all sessions together may hold in their conversations and input audio buffers (each also
+   * bounded alone: 64 MiB of each). The session whose growth goes past it gets an `error`
+   * (`server_error`, code `session_memory_exceeded`) and close 1011; the others go on. Default 512 MiB.
+   */
+  readonly maxHeldBytes?: number;
 }
 
 export interface ReceivedEvent {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/harness.js';
 import { tempDir } from '../support/temp-dir.js';
+import { MAX_RESPONSES } from '../../src/protocol/conversation.js';
 import { scriptedMeteredProxy, scriptedResponse, textUsage, until, usageRecords, sessionThenClientEvents } from './support.js';
 
 const bin = new URL('../../bin/realtime-proxy.mjs', import.meta.url).pathname;
@@ -135,4 +136,65 @@ describe('red team 23: a blocking custom guardrail whose timeout outlasts the cl
     ]);
     for (const r of all) expect(r['costNanos']).toBeGreaterThan(0);
   });
+});
+
+/*
+ * Found 2026-12-07 (bounds helper): at most 64 responses run at once, but a done one frees its place,
+ * so a client's creates go on while the verdict holds the server direction; the view keeps the last
+ * MAX_RESPONSES (256) done ones, and the close walked only those: the oldest of 300 were released as
+ * never started, free.
+ */
+describe('more responses than the view keeps, started and ended behind one verdict', () => {
+  it(`${MAX_RESPONSES + 44} out-of-band creates answered while the guardrail decides: each billed once at the close`, async () => {
+    const N = MAX_RESPONSES + 44;
+    let answered = 0;
+    const tp = await scriptedMeteredProxy(
+      cleanups,
+      (ws, send) => {
+        sessionThenClientEvents(ws, send, (ev) => {
+          if (ev.type === 'conversation.item.create') {
+            send({ type: 'response.created', response: scriptedResponse('resp_first', 'in_progress') });
+            send({ type: 'response.output_text.done', response_id: 'resp_first', item_id: 'item_out', output_index: 0, content_index: 0, text: 'judged slowly' });
+          }
+          if (ev.type === 'response.create') {
+            const id = `resp_oob_${answered++}`;
+            send({ type: 'response.created', response: scriptedResponse(id, 'in_progress', { conversation_id: null, max_output_tokens: 16 }) });
+            send({ type: 'response.done', response: scriptedResponse(id, 'completed', { conversation_id: null, max_output_tokens: 16, usage: textUsage(10, 5) }) });
+          }
+        });
+      },
+      {
+        tenants: { acme: { limits: { dailyUsd: 10_000 } } },
+        config: { policies: { dir: policiesWith({ mode: 'blocking', timeoutMs: 30_000 }), watch: false } },
+        metering: { lingerAfterClientCloseMs: 300 },
+      },
+    );
+    const c = await tp.client();
+    await c.next('session.created');
+    c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go' }] } });
+    await c.next('response.created');
+    // In waves the relay lets run at once (the first still runs): the next once the upstream answered these.
+    for (let sent = 0; sent < N; ) {
+      const wave = Math.min(32, N - sent);
+      for (let i = 0; i < wave; i++) c.send({ type: 'response.create', response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 16 } });
+      sent += wave;
+      await until(() => answered === sent, 10_000, `${sent} creates answered upstream`);
+    }
+    // Nothing past the first response.created reached the client: the rest waits behind the verdict.
+    expect(c.events).toEqual([expect.objectContaining({ type: 'session.created' }), { type: 'response.created', response: scriptedResponse('resp_first', 'in_progress') }]);
+    c.close();
+    await c.closed;
+
+    const records = async (): Promise<Record<string, unknown>[]> => await usageRecords(tp.adminUrl, '?tenant=acme');
+    await until(() => tp.logs.some((l) => l.msg === 'session end'), 10_000, 'the session ended');
+    await until(async () => (await records()).length >= N + 1, 10_000, 'every response billed');
+    const all = await records();
+    const refs = all.map((r) => String(r['ref']));
+    expect(new Set(refs).size).toBe(N + 1);
+    // The view keeps 256: the first (running) and the last 255; the 45 before those are billed by their place.
+    expect(refs.filter((r) => r.startsWith('resp_oob_'))).toHaveLength(MAX_RESPONSES - 1);
+    expect(refs.filter((r) => r.startsWith('unread-response:'))).toHaveLength(N - MAX_RESPONSES + 1);
+    expect(refs).toContain('resp_first');
+    for (const r of all) expect([r['estimated'], r['settledBy'], (r['costNanos'] as number) > 0]).toEqual([true, 'client_gone_estimate', true]);
+  }, 60_000);
 });
