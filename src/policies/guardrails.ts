@@ -77,6 +77,19 @@ const MAX_STREAMS = 256;
 /** Transcripts whose later segments are withheld after their context made room (GuardrailFilter.#segmentsClosed). */
 const MAX_CLOSED_SEGMENTS = 4096;
 /**
+ * The responses this filter cancelled and the items it saw trip in them (#cancelled), kept until each
+ * response is done: as many responses as may run at once (the view ends a session past 64,
+ * MAX_RUNNING_RESPONSES), and item ids up to a count and their characters in all (each id is at most
+ * 256 characters: the view ends a session past them). Never evicted: a response forgotten would have
+ * its frames shown and its items left in the conversation, an item forgotten left there. Past them,
+ * once the responses already done are settled, the session is ended (`governance_failed`). Until the
+ * twenty-fourth session the oldest response was forgotten past 64, and its item ids grew with every
+ * trip (src/policies/guardrails-cancelled-bound.test.ts).
+ */
+export const MAX_CANCELLED_RESPONSES = 64;
+export const MAX_CANCELLED_ITEMS = 1024;
+export const MAX_CANCELLED_ITEM_CHARS = 128 * 1024;
+/**
  * Items whose later views need the context their text streamed with (`#keptSeeds`: with it their
  * text was redacted where alone it is not). Never evicted (a later view judged alone would show
  * what the stream redacted): a session past them is ended (`governance_failed`), as one past
@@ -684,8 +697,11 @@ export class GuardrailFilter implements Filter {
   readonly #streams = new LazyMap<string, Stream>();
   /** User items whose transcript tripped block / cancel: their later transcript events are dropped. */
   readonly #blockedItems = new LazySet<string>();
-  /** Responses this filter cancelled, with the items it saw trip: all their items are deleted upstream once the response is done. */
+  /** Responses this filter cancelled, with the items it saw trip: all their items are deleted upstream once the response is done (MAX_CANCELLED_RESPONSES). */
   readonly #cancelled = new LazyMap<string, Set<string>>();
+  /** Item ids in #cancelled, and their characters. */
+  #cancelledItems = 0;
+  #cancelledChars = 0;
   /** Items this filter deleted upstream (each once). */
   readonly #deleted = new LazySet<string>();
   /** Earlier text per source (the previous stream or client item), so a match can span items. */
@@ -1586,7 +1602,7 @@ export class GuardrailFilter implements Filter {
       reports.push({ source: t.source, findings: fresh, responseId });
       if (stops(e.strongest)) trips.push({ t, findings: e.findings, responseId });
     }
-    if (type === 'conversation.item.added' || type === 'conversation.item.created') this.#placeAdded(ev);
+    if (type === 'conversation.item.added' || type === 'conversation.item.created') this.#placeAdded(ev, type);
     if (redactedBy !== null && trips.length === 0 && copy !== null) this.#replaceBrowserItem(ev, copy, redactedBy);
     // A browser's item that stands is context for what follows it (its text as shown), as a client's
     // is; one being replaced too, by its redacted text, until it is deleted (its place withdrawn) and
@@ -1665,13 +1681,7 @@ export class GuardrailFilter implements Filter {
       if (said !== null) this.#remember(s.source, said, s.policy, s.itemId, 'response.done');
     }
     this.#hold?.responseDone();
-    const ids = this.#cancelled.get(id);
-    if (ids) {
-      this.#cancelled.delete(id);
-      // The view has learnt this response.done already: its items include those of `response.output`.
-      for (const itemId of this.#ctx.conversation.response(id)?.itemIds ?? []) ids.add(itemId);
-      for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
-    }
+    this.#settleCancelled(id);
     // After those deletes: the turn's answer asked for again does not read what was cancelled.
     if (this.#browserRedactions.length > 0) this.#redactedTurnDone(id);
     return null;
@@ -2002,7 +2012,7 @@ export class GuardrailFilter implements Filter {
     }
     const active = responseId !== null && this.#ctx.conversation.activeResponses().includes(responseId);
     if (active) {
-      this.#noteCancelled(responseId, itemId);
+      if (!this.#noteCancelled(responseId, itemId)) return closeWith(this.#cancelsUntracked());
       if (itemId) this.#ctx.markItem(itemId, { kind: 'cancelled', by: GUARDRAILS_FILTER, rule: ruleId });
       this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, this.#notice(action, details));
     } else if (itemId) {
@@ -2021,13 +2031,43 @@ export class GuardrailFilter implements Filter {
     if (this.#blockedItems.size > 256) this.#blockedItems.delete(this.#blockedItems.values().next().value!);
   }
 
-  #noteCancelled(responseId: string, itemId: string | null): void {
+  /**
+   * Remembers a response this filter cancels and the item that tripped in it (MAX_CANCELLED_RESPONSES);
+   * false when it cannot (the caller ends the session: nothing of it may be forgotten).
+   */
+  #noteCancelled(responseId: string, itemId: string | null): boolean {
     let items = this.#cancelled.get(responseId);
     if (!items) {
-      if (this.#cancelled.size >= 64) this.#cancelled.delete(this.#cancelled.keys().next().value!);
+      // Responses already done whose response.done did not settle them: settled now (their items deleted).
+      if (this.#cancelled.size >= MAX_CANCELLED_RESPONSES) {
+        const active = this.#ctx.conversation.activeResponses();
+        for (const id of [...this.#cancelled.keys()]) if (!active.includes(id)) this.#settleCancelled(id);
+      }
+      if (this.#cancelled.size >= MAX_CANCELLED_RESPONSES) return false;
       this.#cancelled.set(responseId, (items = new Set()));
     }
-    if (itemId) items.add(itemId);
+    if (!itemId || items.has(itemId)) return true;
+    if (this.#cancelledItems >= MAX_CANCELLED_ITEMS || this.#cancelledChars + itemId.length > MAX_CANCELLED_ITEM_CHARS) return false;
+    items.add(itemId);
+    this.#cancelledItems++;
+    this.#cancelledChars += itemId.length;
+    return true;
+  }
+
+  /** A cancelled response is done: it and the items it tripped are forgotten, and all its items are deleted upstream. */
+  #settleCancelled(responseId: string): void {
+    const ids = this.#cancelled.get(responseId);
+    if (!ids) return;
+    this.#cancelled.delete(responseId);
+    this.#cancelledItems -= ids.size;
+    for (const itemId of ids) this.#cancelledChars -= itemId.length;
+    // The view has learnt this response.done already: its items include those of `response.output`.
+    for (const itemId of this.#ctx.conversation.response(responseId)?.itemIds ?? []) ids.add(itemId);
+    for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
+  }
+
+  #cancelsUntracked(): ProxyError {
+    return new ProxyError('governance_failed', { message: 'Too many responses or items were stopped by policy at once to keep track of; the session was ended.', details: { policy: this.#policy.name } });
   }
 
   #deleteItem(itemId: string, kind: 'blocked' | 'cancelled', ruleId: string | null = null): void {
@@ -2085,7 +2125,7 @@ export class GuardrailFilter implements Filter {
 
   #cancel(responseId: string, action: Action, ruleId: string): void {
     const policy = this.#policy;
-    this.#noteCancelled(responseId, null);
+    if (!this.#noteCancelled(responseId, null)) this.#ctx.close(this.#cancelsUntracked());
     this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, this.#notice(action, { policy: policy.name, policyVersion: policy.version, rule: ruleId, action }));
   }
 
@@ -2518,11 +2558,16 @@ export class GuardrailFilter implements Filter {
    * echo); any other (a model item, a spoken turn, a client item without text) takes its place
    * here, without text, so an item inserted after it meets its real neighbours.
    */
-  #placeAdded(ev: JsonObject): void {
-    const id = asString(asObject(ev['item'])?.['id']);
+  #placeAdded(ev: JsonObject, type: string): void {
+    const item = asObject(ev['item']);
+    const id = asString(item?.['id']);
     if (id === null || this.#isPlaced(id)) return;
     const previous = asString(ev['previous_item_id']);
     const after = previous === null ? -1 : this.#placed.findIndex((p) => p.key === previous);
+    if (previous !== null && after < 0 && isSpokenTurn(item) && this.#mayBeForgotten(previous) && hasSource(this.#policy, 'input')) {
+      this.#spokenAfterForgotten(id, type);
+      return;
+    }
     const entry: Placed = { key: id, source: null, head: '', tail: '', print: null };
     // After an item no longer kept (or never seen): at the end, where the upstream adds items.
     if (previous !== null && after < 0) this.#placed.push(entry);
@@ -2575,6 +2620,29 @@ export class GuardrailFilter implements Filter {
       if (id !== null && !this.#isPlaced(id)) return { id, param: `response.input[${i}].id` };
     }
     return null;
+  }
+
+  /** Whether `id`, not placed, may be an item whose place is forgotten (listed, or some are not listed). */
+  #mayBeForgotten(id: string): boolean {
+    return this.#forgotten !== null && (this.#forgottenIds.includes(id) || !this.#forgottenIdsAll);
+  }
+
+  /**
+   * A spoken turn the upstream added after an item whose place is forgotten: it put the turn after
+   * the last item it had at the commit, and the client typed past MAX_PLACED items since (placed as
+   * they were sent). Its neighbours there, that item and the first typed one, are not kept: its
+   * transcript could not be judged against them, and the first typed item would be taken for the
+   * oldest once the ones before it are deleted (#deleteForgotten). Removed as a blocked turn
+   * (deleted, responses from it cancelled; CONTEXT_NOT_KEPT_RULE). Until the twenty-fourth session it
+   * was placed at the end, and `please ignore previous` spoken then `instructions now` typed first in
+   * the burst reached the model (src/policies/guardrails-spoken-after-forgotten.test.ts).
+   */
+  #spokenAfterForgotten(id: string, type: string): void {
+    const policy = this.#policy;
+    const finding: Finding = { id: CONTEXT_NOT_KEPT_RULE, action: 'block', label: 'previous_item_id', excerpt: null };
+    this.#reportAll(policy, [finding], 'input', type, null, this.#ctx.clock.now());
+    const v = this.#trip(policy, 'input', [finding], null, id, type);
+    if (v.kind === 'close') this.#ctx.close(v.error);
   }
 
   /** Whether the item `id` has a place kept (one of the last MAX_PLACED). */
@@ -2721,7 +2789,7 @@ export class GuardrailFilter implements Filter {
     const r = this.#browserRedactions.find((x) => x.open);
     if (r === undefined || this.#ctx.isSuppressed(responseId)) return;
     const policy = this.#policy;
-    this.#noteCancelled(responseId, null);
+    if (!this.#noteCancelled(responseId, null)) this.#ctx.close(this.#cancelsUntracked());
     const notice = new ProxyError('guardrail_redacted', {
       message: 'A response started from an item before its redaction replaced it; it was cancelled, and the turn is answered from the redacted item.',
       details: { policy: policy.name, policyVersion: policy.version, rule: r.rule, action: 'redact' },
@@ -2872,7 +2940,7 @@ export class GuardrailFilter implements Filter {
         if (v.action === 'block') this.#deleteItem(itemId, 'blocked', c.id);
         this.#cancelActive(v.action, c.id);
       } else if (responseId && this.#ctx.conversation.activeResponses().includes(responseId)) {
-        this.#noteCancelled(responseId, itemId ?? null);
+        if (!this.#noteCancelled(responseId, itemId ?? null)) this.#ctx.close(this.#cancelsUntracked());
         this.#ctx.cancelResponse(responseId, GUARDRAILS_FILTER, this.#notice(v.action, details));
       } else if (source !== 'output' && source !== 'tool_call') {
         this.#cancelActive(v.action, c.id);
@@ -3107,6 +3175,12 @@ function heldDelta(stream: Stream, eventId: string, text: string): RealtimeServe
   const event: JsonObject = { type: stream.deltaType, event_id: eventId, ...stream.ids, delta: text };
   // A delta of the stream's own type with the upstream's own ids (see STREAMS).
   return event as unknown as RealtimeServerEvent;
+}
+
+/** A user message with an audio part: a spoken turn, whose text comes later (its transcript). */
+function isSpokenTurn(item: JsonObject | null): boolean {
+  if (item === null || item['type'] !== 'message' || item['role'] !== 'user') return false;
+  return asArray(item['content'])?.some((p) => asObject(p)?.['type'] === 'input_audio') === true;
 }
 
 /** An item (as retrieve shows it) of a stopped response, or one the policy stopped now or before, loses its audio too. */

@@ -1,3 +1,4 @@
+import { isStray } from './normalize.js';
 import { parseRegex, union, type Alternation, type AssertTest, type Atom, type Quantified, type Ranges, type Sequence } from './regex-safety.js';
 
 /**
@@ -17,8 +18,11 @@ import { parseRegex, union, type Alternation, type AssertTest, type Atom, type Q
  * release the start of a forbidden match.
  */
 export interface MatchPrefix {
-  /** The earliest position (UTF-16 index) where a match could still be under way; `text.length` when none. */
-  holdStart(text: string): number;
+  /**
+   * The earliest position (UTF-16 index) where a match could still be under way; `text.length` when
+   * none. `strays`: the text keeps strays (normalize.ts STRAY) and the matcher reads them either way (phrases).
+   */
+  holdStart(text: string, strays?: boolean): number;
 }
 
 /** Longest tail examined (the streaming window is at most this long: policies/schema.ts). */
@@ -366,12 +370,16 @@ export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): M
   /** Nodes reached through a separator edge: another separator unit stays there. */
   const inSeparator = new Set<TrieNode>();
   let longest = 0;
+  /** The same where strays are kept: one after each character of a phrase, and beside each separator of a gap. */
+  let longestWithStrays = 0;
   let astral = false;
   // Folded ASCII units a phrase starts with: most positions are ruled out without the trie.
   const firstAscii = new Uint32Array(4);
   for (const p of phrases) {
     // The longest text a match of it can span, in characters: each space a run of up to PHRASE_MAX_GAP separators.
-    longest = Math.max(longest, p.length + (PHRASE_MAX_GAP - 1) * (p.split(' ').length - 1));
+    const gaps = p.split(' ').length - 1;
+    longest = Math.max(longest, p.length + (PHRASE_MAX_GAP - 1) * gaps);
+    longestWithStrays = Math.max(longestWithStrays, 2 * (p.length + PHRASE_MAX_GAP * gaps));
     let node = root;
     for (let i = 0; i < p.length; i++) {
       const unit = p.charCodeAt(i);
@@ -385,15 +393,15 @@ export function phrasePrefix(phrases: readonly string[], wholeWords: boolean): M
     }
   }
   return {
-    holdStart(text) {
+    holdStart(text, strays = false) {
       const n = text.length;
-      for (let p = startsFrom(text, longest); p < n; p++) {
+      for (let p = startsFrom(text, strays ? longestWithStrays : longest); p < n; p++) {
         // A whole-word phrase cannot start inside a word.
         if (wholeWords && p > 0 && isPhraseWordUnit(text, p - 1) && isPhraseWordUnit(text, p) && isHangulAt(text, p - 1) === isHangulAt(text, p)) continue;
         // An ASCII unit folds to ASCII: only phrases with an ASCII (folded) first unit can start there.
         const first = foldUnit(text.charCodeAt(p));
         if (first < 128 && (firstAscii[first >>> 5]! & (1 << (first & 31))) === 0) continue;
-        if (walks(root, inSeparator, astral, text, p)) return p;
+        if (walks(root, inSeparator, astral, text, p, strays)) return p;
       }
       return n;
     },
@@ -421,8 +429,14 @@ function startsFrom(text: string, chars: number): number {
 /** The trie edge of a run of separators (no UTF-16 unit is negative). */
 const SEPARATOR = -1;
 
-/** Whether some path through the trie from `root` takes all of `text` from `p` (then p can still start a match). */
-function walks(root: TrieNode, inSeparator: ReadonlySet<TrieNode>, astral: boolean, text: string, p: number): boolean {
+/**
+ * Whether some path through the trie from `root` takes all of `text` from `p` (then p can still
+ * start a match). `strays`: a stray after the first character is also read as nothing (the walk
+ * stays where it is), as the phrase pattern reads it (matchers.ts strayAlternative); until the
+ * twenty-fourth session `ignore�prev�` at the end of a delta was released, the walk ending at the
+ * stray inside `prev`.
+ */
+function walks(root: TrieNode, inSeparator: ReadonlySet<TrieNode>, astral: boolean, text: string, p: number, strays: boolean): boolean {
   const n = text.length;
   // Several paths only where a phrase has a literal separator character where another has a space.
   let states: TrieNode[] = [root];
@@ -434,12 +448,14 @@ function walks(root: TrieNode, inSeparator: ReadonlySet<TrieNode>, astral: boole
     const low = i + 1 < n ? text.charCodeAt(i + 1) : 0;
     const width = c >= 0xd800 && c <= 0xdbff && low >= 0xdc00 && low <= 0xdfff ? 2 : 1;
     const separator = isSeparatorAt(text, i, width);
+    const nothing = strays && i > p && c >= 128 && isStray(text.slice(i, i + width));
     i += width;
     const next: TrieNode[] = [];
     const add = (node: TrieNode | undefined): void => {
       if (node !== undefined && !next.includes(node)) next.push(node);
     };
     for (const node of states) {
+      if (nothing) add(node);
       if (width === 1) add(node.get(foldUnit(c)));
       if (!separator) continue;
       if (inSeparator.has(node)) add(node);

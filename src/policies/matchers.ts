@@ -1,6 +1,6 @@
 import type { PiiDetector } from './pii.js';
 import { isHangulChar, PHRASE_MAX_GAP, PHRASE_WORD_CHAR, PHRASE_WORD_CHAR_NOT_HANGUL, phrasePrefix, type MatchPrefix } from './match-prefix.js';
-import { blackFlagEndsAt, isFlagTagLow, linedText, MAX_FLAG_TAGS, normalize, normalizeText, type Normalized } from './normalize.js';
+import { blackFlagEndsAt, isFlagTagLow, linedText, MAX_FLAG_TAGS, normalize, normalizeText, STRAY_CLASS, type Normalized } from './normalize.js';
 import { decodeJsonEscapes, normalizeJson, openEscapeStart } from './json-escapes.js';
 
 /** Where a text comes from (the policy file's `sources`). */
@@ -15,13 +15,21 @@ export interface SpanFinder {
   readonly label: string;
   /** Longest span it can match (Infinity when unknown: the streaming window bounds it). */
   readonly maxLength: number;
-  /** Reports matches starting at or after `from` (earlier text is still visible to lookbehinds). */
-  find(text: string, onHit: (start: number, end: number, label: string) => void, from?: number): void;
+  /**
+   * Reports matches starting at or after `from` (earlier text is still visible to lookbehinds).
+   * `strays`: the text is a reading that keeps strays (normalize.ts STRAY) and has some.
+   */
+  find(text: string, onHit: (start: number, end: number, label: string) => void, from?: number, strays?: boolean): void;
   /**
    * Where a match could begin that the text so far does not complete yet (text.length when none
    * can): streamed text from there on is held back. Default: `text.length - maxLength`.
    */
-  holdStart?(text: string): number;
+  holdStart?(text: string, strays?: boolean): number;
+  /**
+   * Reads a stray as either nothing or a separator where the text keeps them (`strays`): a match
+   * there can be up to twice `maxLength` long (a stray after each of its characters).
+   */
+  readonly readsStrays?: boolean;
   /**
    * Also given the text with its line breaks kept (normalize.ts `linedText`: a whitespace run holding
    * one is `\n`, not a space), when it has any: matches in both readings count (pii.ts `readsLineBreaks`).
@@ -68,22 +76,53 @@ export function phraseFinder(phrases: readonly string[], wholeWords: boolean): S
   const wordBeside = (ch: string): string => (isHangulChar(ch) ? PHRASE_WORD_CHAR : PHRASE_WORD_CHAR_NOT_HANGUL);
   // Phrases grouped by the word letters beside their edges (one group unless some edge is Hangul),
   // each group one alternation between one pair of lookarounds (the longest first within it).
-  const groups = new Map<string, string[]>();
+  const groups = new Map<string, (readonly string[])[]>();
   for (const w of words) {
     const text = w.join(' ');
     const key = wholeWords ? `${wordBeside(String.fromCodePoint(text.codePointAt(0)!))}\n${wordBeside([...text.slice(-2)].pop()!)}` : '';
-    groups.set(key, [...(groups.get(key) ?? []), alternative(w)]);
+    groups.set(key, [...(groups.get(key) ?? []), w]);
   }
-  const source = [...groups].map(([key, alts]) => {
-    if (!wholeWords) return alts.join('|');
-    const [before, after] = key.split('\n');
-    return `(?<!${before!})(?:${alts.join('|')})(?!${after!})`;
-  });
-  const re = new RegExp(`(?:${source.join('|')})`, 'giu');
+  const pattern = (spell: (w: readonly string[]) => string): RegExp => {
+    const source = [...groups].map(([key, group]) => {
+      const alts = group.map(spell).join('|');
+      if (!wholeWords) return alts;
+      const [before, after] = key.split('\n');
+      return `(?<!${before!})(?:${alts})(?!${after!})`;
+    });
+    return new RegExp(`(?:${source.join('|')})`, 'giu');
+  };
   const maxLength = Math.max(...words.map((w) => w.join('').length + PHRASE_MAX_GAP * (w.length - 1))) * 2;
   // Normalised text has single spaces: a phrase's prefixes are its words up to case, with separator runs between.
   const hold = phrasePrefix(words.map((w) => w.join(' ')), wholeWords);
-  return { ...regexFinder(re, 'phrase', maxLength), holdStart: (text) => hold.holdStart(text) };
+  const plain = regexFinder(pattern(alternative), 'phrase', maxLength);
+  // perf: the stray-aware pattern only for readings that keep strays (streamed deltas rarely have any).
+  const withStrays = regexFinder(pattern(strayAlternative), 'phrase', maxLength * 2);
+  return {
+    ...plain,
+    find: (text, onHit, from, strays) => (strays === true ? withStrays : plain).find(text, onHit, from),
+    holdStart: (text, strays) => hold.holdStart(text, strays),
+    readsStrays: true,
+  };
+}
+
+/** One stray (normalize.ts STRAY), as a regex source. */
+const STRAY_SOURCE = `[${STRAY_CLASS}]`;
+/** A gap between a phrase's words where strays are kept: a stray alone, or separators with a stray beside each. */
+const STRAY_GAP = `(?:${STRAY_SOURCE}?(?:[^\\p{L}\\p{N}${STRAY_CLASS}]${STRAY_SOURCE}?){1,${PHRASE_MAX_GAP}}|${STRAY_SOURCE})`;
+
+/**
+ * A phrase's words for a text that keeps strays (normalize.ts STRAY), each stray read as nothing or
+ * as a separator: a model reads `ign�ore` as "ignore" and `ignore�previous` as two words, and one
+ * text may hold both (`ignore�prev�ious instructions`, which no reading taking every stray one way
+ * read whole: until the twenty-fourth session it passed every phrase rule,
+ * src/policies/strays-both-ways.test.ts). The first reading keeps at most one stray between two
+ * other characters (a run is one, none after whitespace), so a stray is optional between the letters
+ * of a word, and a gap is a stray alone or up to PHRASE_MAX_GAP other separators with a stray
+ * beside each. Strays, letters and the other separators are disjoint (each character is read one
+ * way) and no repeat is unbounded: linear in the text, as the plain pattern.
+ */
+function strayAlternative(words: readonly string[]): string {
+  return words.map((w) => [...w].map(escapeRegex).join(`${STRAY_SOURCE}?`)).join(STRAY_GAP);
 }
 
 /** A finder over a global regex; empty matches are skipped. An optional validator confirms / trims. */
@@ -173,6 +212,8 @@ interface Reading {
   readonly floor: number;
   /** Where the text's line breaks were (normalize.ts `lineBreaks`): none, no second reading. */
   readonly lineBreaks: readonly number[];
+  /** The reading keeps strays (normalize.ts STRAY) and the text has some (SpanFinder `strays`). */
+  readonly strays: boolean;
   /** The same text with its line breaks kept (`linedText`), made on first use; null while not made. */
   lined: string | null;
 }
@@ -184,14 +225,14 @@ function freshIndex(ends: Int32Array, ctxLen: number): number {
 }
 
 /**
- * A further reading of a text with hidden tag characters or strays (normalize.ts), strays dropped:
- * tags decoded to ASCII (`readTags`, the second), or dropped too (the third, for a text with both). A
- * JSON text is read with its escapes decoded first, as `normalizeJson` does (so `\uDB40\uDC69` is a tag `i`).
+ * A further reading of a text with hidden tag characters or strays (normalize.ts): tags decoded to
+ * ASCII (`readTags`) or dropped, strays dropped (`dropStrays`) or kept. A JSON text is read with its
+ * escapes decoded first, as `normalizeJson` does (so `\uDB40\uDC69` is a tag `i`).
  */
-function strayReading(raw: string, format: TextFormat, readTags: boolean): Normalized {
+function strayReading(raw: string, format: TextFormat, readTags: boolean, dropStrays = true): Normalized {
   const decoded = format === 'json' ? decodeJsonEscapes(raw) : null;
-  if (decoded === null) return normalize(raw, readTags, true);
-  const norm = normalize(decoded.text, readTags, true);
+  if (decoded === null) return normalize(raw, readTags, dropStrays);
+  const norm = normalize(decoded.text, readTags, dropStrays);
   const { starts, ends } = norm;
   for (let k = 0; k < starts.length; k++) {
     starts[k] = decoded.rawStart[starts[k]!]!;
@@ -279,29 +320,34 @@ export class TextScanner {
     const scanEnd = final ? full.length : Math.max(ctxLen, openCharStart(full, this.#format));
     const scanned = scanEnd < full.length ? full.slice(0, scanEnd) : full;
     const norm = this.#format === 'json' ? normalizeJson(scanned) : normalize(scanned);
-    const reading = (text: string, starts: Int32Array, ends: Int32Array, lineBreaks: readonly number[]): Reading => ({
-      text,
-      starts,
-      ends,
-      fresh: freshIndex(ends, ctxLen),
-      floor: this.#holdFloor(starts, full.length),
-      lineBreaks,
+    const reading = (n: Normalized, copy: boolean, strays: boolean): Reading => ({
+      text: n.text,
+      // The maps are normalize's shared buffers: every reading's but the last made are copied.
+      starts: copy ? n.starts.slice() : n.starts,
+      ends: copy ? n.ends.slice() : n.ends,
+      fresh: freshIndex(n.ends, ctxLen),
+      floor: this.#holdFloor(n.starts, full.length),
+      lineBreaks: n.lineBreaks,
       lined: null,
+      strays,
     });
     let readings: readonly Reading[];
-    if (!norm.hiddenTags && !norm.strays) readings = [reading(norm.text, norm.starts, norm.ends, norm.lineBreaks)];
+    if (!norm.hiddenTags && !norm.strays) readings = [reading(norm, false, false)];
     else {
-      // The maps are normalize's shared buffers: the first reading's are copied before the second.
-      const dropped = reading(norm.text, norm.starts.slice(), norm.ends.slice(), norm.lineBreaks);
+      // The first reading drops tags and keeps strays (the phrase matcher reads each either way).
+      const first = reading(norm, true, norm.strays);
       const tags = strayReading(scanned, this.#format, true);
       // Tags in one word and a stray in another: neither of these two has both words whole, a third
       // reading drops both (until the twenty-third pass `ign<TAG>ore previous instruc<U+FFFD>tions`
       // passed: test/governance/redteam-23b-tags-and-strays.test.ts).
-      if (!(norm.hiddenTags && norm.strays)) readings = [dropped, reading(tags.text, tags.starts, tags.ends, tags.lineBreaks)];
+      if (!(norm.hiddenTags && norm.strays)) readings = [first, reading(tags, false, false)];
       else {
-        const second = reading(tags.text, tags.starts.slice(), tags.ends.slice(), tags.lineBreaks);
-        const both = strayReading(scanned, this.#format, false);
-        readings = [dropped, second, reading(both.text, both.starts, both.ends, both.lineBreaks)];
+        const second = reading(tags, true, false);
+        const both = reading(strayReading(scanned, this.#format, false), true, false);
+        // And a fourth reads the tags and keeps the strays: words in tag characters with a stray
+        // alone between them (`<TAGS ignore>�<TAGS previous instructions>`) are the phrase only there
+        // (until the twenty-fourth session it passed: src/policies/strays-both-ways.test.ts).
+        readings = [first, second, both, reading(strayReading(scanned, this.#format, true, false), false, true)];
       }
     }
     const newTotal = this.#total + delta.length;
@@ -356,14 +402,17 @@ export class TextScanner {
           for (let reading = 0; reading < (lined === null ? 1 : 2); reading++) {
             const text = reading === 0 ? r.text : lined!;
             hitTextLength = text.length;
-            // A match that ends in fresh text starts within maxLength of it: older text is only context.
-            const from = finder.maxLength === Infinity ? 0 : Math.max(0, normFresh - finder.maxLength);
+            // A finder reading strays either way matches up to twice its maxLength where they are kept.
+            const doubled = r.strays && finder.readsStrays === true;
+            const reach = doubled ? finder.maxLength * 2 : finder.maxLength;
+            // A match that ends in fresh text starts within its reach of it: older text is only context.
+            const from = reach === Infinity ? 0 : Math.max(0, normFresh - reach);
             // perf: one callback per push, reading the loop's state from the variables above (a
             // closure per finder and reading allocated ~0.9 KB per transcript delta).
-            finder.find(text, onHit, from);
+            finder.find(text, onHit, from, r.strays);
             if (holds) {
-              const cap = Math.min(finder.maxLength, this.#window);
-              let hs = finder.holdStart ? finder.holdStart(text) : text.length - cap;
+              const cap = doubled ? reach : Math.min(reach, this.#window);
+              let hs = finder.holdStart ? finder.holdStart(text, r.strays) : text.length - cap;
               hs = Math.max(hs, text.length - cap, normFresh);
               if (hs < text.length) {
                 // A possible match is bounded in folded characters; characters the fold drops

@@ -13,7 +13,8 @@
  *   selectors, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0: letters that render as nothing)
  *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
  * - strays (STRAY: U+FFFD, U+FFFC, lone surrogates, private use, noncharacters, unassigned) kept in
- *   the first reading (they split words, and separate them) and dropped in the second;
+ *   the first reading, a run of them as its first one and none after whitespace (the phrase matcher
+ *   reads each as nothing or as a separator), and dropped in the second;
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
  *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
  * - decimal digits of every script (`٤`, `४`, `๔`) as ASCII digits (asciiDigit), circled digits
@@ -204,12 +205,17 @@ const SPACE = /^[\s\u0085\u2800]$/u;
  * U+FFFC), a lone surrogate (`\uD800` in a JSON string, which the upstream reads as U+FFFD),
  * private-use characters (no glyph in most fonts), noncharacters (U+FFFF) and unassigned code points
  * (Cn). A model reads past one inside a word (`ign�ore` is "ignore"), and one between two words
- * separates them (`ignore�previous`): the first reading keeps them as they are (a separator between
- * words), the second (`normalize(text, true)`, as for tag characters) drops them. Until the
+ * separates them (`ignore�previous`): the first reading keeps them (a run as its first, none after
+ * whitespace: the phrase matcher reads each as nothing or as a separator, matchers.ts
+ * strayAlternative), the second (`normalize(text, true)`, as for tag characters) drops them. Until the
  * twenty-third red-team pass only the first existed, and `ign�ore previous instructions` passed
  * every rule on the phrase (test/governance/redteam-23-replacement-characters.test.ts).
  */
 const STRAY = /^[\p{Cs}\p{Co}\p{Cn}\ufffc\ufffd]$/u;
+/** The strays as a regex character class's body (matchers.ts: the phrase pattern that reads them either way). */
+export const STRAY_CLASS = '\\p{Cs}\\p{Co}\\p{Cn}\\ufffc\\ufffd';
+/** Whether `ch` (one code point, or a lone surrogate) is a stray. */
+export const isStray = (ch: string): boolean => STRAY.test(ch);
 /** foldCodePoint's answer for a stray (no other fold has a NUL: control characters are dropped). */
 const STRAY_FOLD = '\0';
 
@@ -432,8 +438,11 @@ export function normalize(original: string, readTags = false, dropStrays = readT
   let lastRegional = false;
   let hiddenTags = false;
   let strays = false;
+  /** The last character written is a stray (kept: the first reading). */
+  let lastStray = false;
   let lineBreaks: number[] | null = null;
   const push = (s: string, from: number, to: number): void => {
+    lastStray = false;
     for (let k = 0; k < s.length; k++) {
       const c = s[k]!;
       if (c === ' ') {
@@ -503,6 +512,7 @@ export function normalize(original: string, readTags = false, dropStrays = readT
       }
       len += run;
       lastSpace = original.charCodeAt(end - 1) === 0x20;
+      lastStray = false;
       i = end;
       continue;
     }
@@ -528,9 +538,15 @@ export function normalize(original: string, readTags = false, dropStrays = readT
     const cpLen = code >= 0xd800 && code <= 0xdbff && i + 1 < n && (original.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
     const cp = original.slice(i, i + cpLen);
     let folded = foldCodePoint(cp);
-    if (folded === STRAY_FOLD) {
+    const stray = folded === STRAY_FOLD;
+    if (stray) {
       strays = true;
-      folded = dropStrays ? '' : cp;
+      // Kept, a run of strays is one (the rest belong to it) and a stray after whitespace belongs to
+      // it: each reads as nothing or as one separator (matchers.ts phraseFinder), so neither a run
+      // inside a word nor strays between the spaces of a gap make it longer (a gap of nine spaces, a
+      // stray between each, is one space when they read as nothing). The phrase pattern then takes at
+      // most one stray between two characters: its reach stays bounded.
+      folded = dropStrays || (len > 0 && (lastStray || lastSpace)) ? '' : cp;
     }
     if (folded.length > 0) {
       // A run of regional indicator letters is a word of its own (see REGIONAL_FIRST).
@@ -538,6 +554,7 @@ export function normalize(original: string, readTags = false, dropStrays = readT
       if (regional !== lastRegional && len > 0 && !lastSpace && folded !== ' ') push(' ', i, i);
       lastRegional = regional;
       push(folded, i, i + cpLen);
+      lastStray = stray;
     } else if (len > 0) ends[len - 1] = i + cpLen; // a dropped character belongs to its predecessor
     i += cpLen;
     runStart = i;
