@@ -9,6 +9,7 @@ import type { Tenant } from '../tenants/tenant.js';
 import type { CallEndReason, CallRecord, CallStore, ClaimedCall } from './store.js';
 import type { UpstreamCalls } from './upstream.js';
 import { capLogBinding } from '../logging.js';
+import { CALL_SLOT_PREFIX } from '../metering/ledger.js';
 import { settledWithin } from '../bounded.js';
 import { endReasonOf } from './end-reason.js';
 
@@ -40,7 +41,7 @@ export interface GovernedCall {
 }
 
 /** The token of a call's concurrency slot when its record names none (bound before 2026-12-07, or with no offer's hold). */
-export const callSlotToken = (callId: string): string => `call_${callId}`;
+export const callSlotToken = (callId: string): string => `${CALL_SLOT_PREFIX}${callId}`;
 
 /**
  * A call admitted by the chain: its ticket (SessionContext.admission of its sideband) and the way
@@ -101,6 +102,11 @@ export interface GovernorDeps {
    * ticket). Null: admitted holding nothing. Absent: taken-over calls are governed without one (tests).
    */
   readonly admitTakenOver?: (call: GovernedCall) => Promise<ProxyError | CallAdmission | null>;
+  /**
+   * A call taken over here is hung up unadmitted (its tenant gone, or refused): the slot its last
+   * sideband left in the ledger under `slot` (CallRecord.slot) goes back now, not at its expiry.
+   */
+  readonly giveBackSlot?: (tenantId: string, slot: string) => void;
   /**
    * The proxy ends this call (a cap, a guardrail's end_session, governance failed, its binding's
    * end, a shutdown) with `error`, its running responses drained, just before the hang-up: the
@@ -297,7 +303,12 @@ export class CallGovernors {
     // unmetered; src/calls/governor.test.ts.)
     this.#hungUp.delete(callId);
     const tenant = this.#deps.tenant(record.tenant);
+    const slot = typeof record.slot === 'string' ? record.slot : callSlotToken(callId);
+    // Hung up unadmitted: until 2026-12-07 (red team) the left slot counted for the tenant until it
+    // expired, the slot TTL after the call ended (test/calls/adversary-handover-slot.test.ts, "refused").
+    const giveBackSlot = (tenantId: string) => this.#deps.giveBackSlot?.(tenantId, slot);
     if (!tenant) {
+      giveBackSlot(record.tenant);
       void this.hangup(callId, log, 'the call was re-claimed but its tenant is no longer configured');
       return;
     }
@@ -305,7 +316,7 @@ export class CallGovernors {
     // sockets elsewhere must not read that old reason at its own end.
     if (record.endedByProxy) this.#track(this.#deps.store.amendCall(callId, { endedByProxy: null }, this.#deps.clock.wall()));
     // A SIP call whose sidebands never turned its responses back on gets the update (a released one's record holds none: CallRecord.onAttach).
-    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens }, takenOver: true, slot: typeof record.slot === 'string' ? record.slot : callSlotToken(callId) };
+    const call: GovernedCall = { callId, tenant, model: record.model, kind: record.kind, onAttach: record.onAttach ?? null, usage: { startedAtMs: this.#startedAt(record), tokens }, takenOver: true, slot };
     let refused: ProxyError | null = null;
     let admission: CallAdmission | null = null;
     try {
@@ -317,6 +328,7 @@ export class CallGovernors {
     }
     if (refused && !GOVERNED_OVER_REFUSAL.has(refused.code)) {
       log.info({ event: 'call_reattach_refused', call: callId, tenant: tenant.id, code: refused.code }, 'a re-claimed call the tenant may not open now is hung up');
+      giveBackSlot(tenant.id);
       void this.hangup(callId, log, `the re-claimed call was refused admission (${refused.code})`);
       return;
     }

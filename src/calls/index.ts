@@ -135,6 +135,7 @@ export async function createCallsModule(deps: CallsModuleDeps): Promise<ProxyMod
     // (CallRecord.slot): the tenant's limit counted it all through the handover. Nothing of this
     // instance's check to hand over.
     admitTakenOver: (call) => admitCall(call.tenant, call.model, call.slot ?? callSlotToken(call.callId), NO_SLOT),
+    giveBackSlot: (tenantId, slot) => deps.metering.ledger?.releaseSlot(tenantId, slot),
     // The app's own sockets on a call the proxy ends hear why, as its sideband closes (see clientsOf).
     ending(callId, error) {
       for (const close of [...(clientsOf.get(callId) ?? [])]) {

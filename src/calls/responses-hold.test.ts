@@ -212,6 +212,20 @@ describe('ResponsesHold: released on the answer to the app\'s update, not an ear
     expect([hold.held, sent]).toEqual([false, [turnOn(answered)]]);
   });
 
+  // Red team 2026-12-07 (b24): a member written null asks for the upstream's default, which it may
+  // report by name (the simulator: `eagerness: null` answered `"auto"`): no answer matched, and the
+  // caller's held turn waited the whole waitForAppMs.
+  it('a member the app wrote null is matched by an answer that names the default in its place: released on the app\'s answer, not at the bound', () => {
+    const { hold, sent } = holdFor(ROUTE, 5000);
+    hold.onServer('session.created', session(VAD));
+    hold.onServer('input_audio_buffer.committed', {});
+    const appSession = { audio: { input: { turn_detection: { type: 'semantic_vad', eagerness: null } } } };
+    hold.appUpdated(appTurnChoice(appSession), 'event_app', writtenTurnDetection(appSession));
+    const answered = { type: 'semantic_vad', eagerness: 'auto', create_response: true, interrupt_response: true };
+    hold.onServer('session.updated', session(answered));
+    expect([hold.held, sent]).toEqual([false, [{ type: 'response.create' }]]);
+  });
+
   it('the app\'s written turn detection kept for the match: its scalar members only, long strings and objects left out', () => {
     expect(writtenTurnDetection({ audio: { input: { turn_detection: { type: 'semantic_vad', eagerness: 'low', create_response: true, idle_timeout_ms: null, extra: { a: 1 }, long: 'x'.repeat(1000) } } } })).toEqual({ type: 'semantic_vad', eagerness: 'low', create_response: true, idle_timeout_ms: null });
     expect(writtenTurnDetection({ audio: { input: { turn_detection: null } } })).toBeNull();

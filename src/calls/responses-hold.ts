@@ -333,8 +333,10 @@ export class ResponsesHold {
     const current = this.#current;
     if (current === undefined) return true;
     if (current === null) return false;
-    // A member written null may be reported null or left out (the API omits unset optional members).
-    return Object.entries(deciding.written).every(([key, value]) => (value === null ? current[key] == null : current[key] === value));
+    // A member written null asks for the upstream's default: reported null, left out (the API omits
+    // unset optional members) or by its value (`eagerness: null` answered "auto"; until 2026-12-07,
+    // red team, that answer never matched and the held turn waited the whole bound). Any matches.
+    return Object.entries(deciding.written).every(([key, value]) => value === null || current[key] === value);
   }
 
   #sessionEventRead(eventId: unknown): void {

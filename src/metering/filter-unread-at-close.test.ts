@@ -83,6 +83,36 @@ describe('metering at the close: responses the view learned of and metering neve
     expect(s.ledger.status('acme', NO_CAPS, T0).day.reserved).toEqual({ nanos: 0, tokens: 0 });
   });
 
+  // Red team 2026-12-07 (b24): a create that waited while the relay did not read the upstream (a paused
+  // client) is billed by its event id when the view names no response of it; its response, learned and
+  // forgotten, was billed again under its place.
+  it(`bills each of ${MAX_RESPONSES + 44} creates that waited unread (the upstream paused) once: a forgotten response is not billed again by its create's event id`, () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    const n = MAX_RESPONSES + 44;
+    for (let i = 0; i < n; i++) {
+      client(f, { type: 'response.create', event_id: `evt_${i}`, response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 5 } });
+      ctx.conversation.observeServer(ev(created(`resp_${i}`, { conversation_id: null, max_output_tokens: 5 })));
+      ctx.conversation.observeServer(ev(done(`resp_${i}`, usage(10, 0, 5, 0), 'completed', { conversation_id: null })));
+    }
+    // The client stops reading: every create still waiting for metering's read may have run unseen.
+    ctx.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+    f.onClose!(CLOSE);
+    const forgotten = Array.from({ length: n - MAX_RESPONSES }, (_, i) => `unread-response:${i + 1}`);
+    const named = Array.from({ length: MAX_RESPONSES }, (_, i) => `resp_${i + n - MAX_RESPONSES}`);
+    expect(s.records.map((r) => r.ref).sort()).toEqual([...named, ...forgotten].sort());
+    expect(s.ledger.status('acme', NO_CAPS, T0).day.reserved).toEqual({ nanos: 0, tokens: 0 });
+  });
+
+  it('a create that waited unread and whose response the view never learned of is still billed by its event id (it may have run unseen)', () => {
+    const s = setup();
+    const { ctx, f } = session(s);
+    client(f, { type: 'response.create', event_id: 'evt_unseen', response: { conversation: 'none', output_modalities: ['text'], max_output_tokens: 5 } });
+    ctx.report({ kind: 'backpressure', direction: 'server', state: 'paused' });
+    f.onClose!(CLOSE);
+    expect(billed(s)).toEqual([[ctx.upstreamIdOf('evt_unseen'), 'upstream_drop_estimate', true]]);
+  });
+
   it(`bills every one of ${MAX_RESPONSES + 44} server-started responses that started and ended unread behind one verdict`, () => {
     const s = setup();
     const { ctx, f } = session(s);

@@ -11,7 +11,7 @@ import { budgetedInputBytesPerMs } from '../protocol/audio-format.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { MeteringConfig } from './config.js';
 import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate, UNKNOWN_SIZE } from './context.js';
-import { firstHit, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
+import { firstHit, OFFER_SLOT_PREFIX, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
 import { divRound, formatUsd, type Nanos } from './money.js';
 import { responseCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
@@ -414,7 +414,7 @@ export async function holdSessionSlot(rt: MeteringRuntime, req: AdmissionAsk): P
   const exceeded = () => new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
   if (limits.maxConcurrentSessions <= 0) return exceeded();
   const tenant = req.tenant.id;
-  const token = `hold_${randomBytes(8).toString('hex')}`;
+  const token = `${OFFER_SLOT_PREFIX}${randomBytes(8).toString('hex')}`;
   const got = await rt.ledger.acquireSlot(tenant, token, limits.maxConcurrentSessions, rt.wall());
   if (got === false) return exceeded();
   if (got === 'unavailable') return ledgerFailsOpen(rt) ? NO_SLOT : new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
@@ -2697,7 +2697,10 @@ export class MeteringFilter implements Filter {
       // started, billed the same way (until 2026-12-07 it was released unbilled;
       // test/metering/redteam-22-started-unread-create.test.ts).
       const started = this.#startedUnseen(eventId);
-      if (!r.unread && started === null) {
+      // Its response was learned unread and forgotten since: billed by its place (#billForgotten), at
+      // no less than this create's reservation (dearestCreate). Until 2026-12-07 (red team) it was
+      // billed by this event id too, twice (src/metering/filter-unread-at-close.test.ts, "once").
+      if (started === null && (!r.unread || this.#forgottenUnread(eventId))) {
         this.#releasePending(eventId, r);
         continue;
       }
@@ -2788,6 +2791,12 @@ export class MeteringFilter implements Filter {
     for (let place = this.#responsesReadUpTo + 1; place <= learned; place++) {
       if (!kept.has(place)) this.#settleEstimate(`unread-response:${place}`, { id: null, amount }, rule);
     }
+  }
+
+  /** Whether the create sent with `eventId` was answered by a response the view forgot and metering never read (billed by #billForgotten). */
+  #forgottenUnread(eventId: string): boolean {
+    const place = this.#ctx.conversation.forgottenResponseOf(eventId);
+    return place !== null && place > this.#responsesReadUpTo;
   }
 
   /** The largest reservation of a create still waiting for its response.created, or released unanswered (#expired). */

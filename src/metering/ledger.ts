@@ -240,3 +240,16 @@ export function firstHit(
   }
   return null;
 }
+
+/** The token prefix of a call's concurrency slot taken by its offer's check (holdSessionSlot). */
+export const OFFER_SLOT_PREFIX = 'hold_';
+/** The token prefix of a call's concurrency slot named after the call (callSlotToken: no offer's hold). */
+export const CALL_SLOT_PREFIX = 'call_';
+
+/**
+ * Whether a slot token is a call's (OFFER_SLOT_PREFIX, CALL_SLOT_PREFIX): the call goes on upstream
+ * when the process holding its slot dies, and the instance taking it over takes that slot by its
+ * token, so the slot is left (Ledger.leaveSlot), not given back. A WebSocket session's slot
+ * (`slot_…`) goes with its client.
+ */
+export const isCallSlot = (token: string): boolean => token.startsWith(OFFER_SLOT_PREFIX) || token.startsWith(CALL_SLOT_PREFIX);

@@ -1,4 +1,4 @@
-import type { CapHit, Ledger, OverrideChange, ReserveRequest, ReserveResult, TenantStatus, UsageCursor, UsagePage, UsageRecord } from './ledger.js';
+import { isCallSlot, type CapHit, type Ledger, type OverrideChange, type ReserveRequest, type ReserveResult, type TenantStatus, type UsageCursor, type UsagePage, type UsageRecord } from './ledger.js';
 import type { CapSet } from './limits.js';
 import { ChannelHoldLink, type TenantHoldMessage } from './hold-link.js';
 import { OverHints } from './over-hints.js';
@@ -213,6 +213,17 @@ export class RemoteLedger implements Ledger {
   }
 }
 
+const slotKey = (tenant: string, token: string): string => `${tenant}\u0000${token}`;
+
+/** The slot holders of every LedgerHost over one ledger (the primary's, one host per worker). */
+const holdersByLedger = new WeakMap<Ledger, Map<string, number>>();
+
+function holdersOf(ledger: Ledger): Map<string, number> {
+  let holders = holdersByLedger.get(ledger);
+  if (!holders) holdersByLedger.set(ledger, (holders = new Map()));
+  return holders;
+}
+
 /** `status` of the usage record billed for a reservation a relay worker held when it died. */
 export const WORKER_LOST_STATUS = 'worker_lost';
 
@@ -242,10 +253,13 @@ export class LedgerHost {
   readonly #ledger: Ledger;
   readonly #reservations = new Map<string, Held>();
   readonly #slots = new Map<string, { readonly tenant: string; readonly token: string }>();
+  /** How many of the hosts over this ledger (its workers) hold each slot (slotKey), shared by them (holdersOf). */
+  readonly #holders: Map<string, number>;
   #gone = false;
 
   constructor(ledger: Ledger) {
     this.#ledger = ledger;
+    this.#holders = holdersOf(ledger);
   }
 
   /** Runs one call; `reply` gets the answer (not called for id 0). */
@@ -289,10 +303,38 @@ export class LedgerHost {
       case 'acquireSlot':
         return l.acquireSlot(a[0] as string, a[1] as string, a[2] as number, a[3] as number);
       case 'releaseSlot':
+        if (this.#heldBySibling(a[0] as string, a[1] as string)) return;
         return l.releaseSlot(a[0] as string, a[1] as string);
       case 'leaveSlot':
+        if (this.#heldBySibling(a[0] as string, a[1] as string)) return;
         return l.leaveSlot ? l.leaveSlot(a[0] as string, a[1] as string) : l.releaseSlot(a[0] as string, a[1] as string);
     }
+  }
+
+  /**
+   * Whether another worker over this ledger holds the slot too: a call's, taken over by its token
+   * while this worker still governed the call (its lease lapsed in a stall). The ledger keeps and
+   * refreshes a slot by its token, one entry whoever holds it: this worker giving it back or leaving
+   * it would stop the sibling's (until 2026-12-07, red team: test/metering/slots-left-for-takeover.test.ts).
+   */
+  #heldBySibling(tenant: string, token: string): boolean {
+    const key = slotKey(tenant, token);
+    return (this.#holders.get(key) ?? 0) - (this.#slots.has(key) ? 1 : 0) > 0;
+  }
+
+  #holdSlot(tenant: string, token: string): void {
+    const key = slotKey(tenant, token);
+    if (this.#slots.has(key)) return;
+    this.#slots.set(key, { tenant, token });
+    this.#holders.set(key, (this.#holders.get(key) ?? 0) + 1);
+  }
+
+  #forgetSlot(tenant: string, token: string): void {
+    const key = slotKey(tenant, token);
+    if (!this.#slots.delete(key)) return;
+    const left = (this.#holders.get(key) ?? 1) - 1;
+    if (left > 0) this.#holders.set(key, left);
+    else this.#holders.delete(key);
   }
 
   #track(call: LedgerCall, value: unknown): void {
@@ -314,17 +356,29 @@ export class LedgerHost {
         return;
       case 'acquireSlot':
         if (value !== true) return;
-        if (this.#gone) this.#ledger.releaseSlot(a[0] as string, a[1] as string);
-        else this.#slots.set(`${String(a[0])}\u0000${String(a[1])}`, { tenant: a[0] as string, token: a[1] as string });
+        if (this.#gone) this.#giveUpSlot(a[0] as string, a[1] as string);
+        else this.#holdSlot(a[0] as string, a[1] as string);
         return;
       case 'releaseSlot':
       case 'leaveSlot':
         // Left: no longer this worker's to give back when it dies (the call went on elsewhere).
-        this.#slots.delete(`${String(a[0])}\u0000${String(a[1])}`);
+        this.#forgetSlot(a[0] as string, a[1] as string);
         return;
       default:
         return;
     }
+  }
+
+  /**
+   * A slot of the dead worker's: a call's is left for the instance taking the call over (it expires
+   * unrefreshed if none does, as a crashed instance's), a WebSocket session's given back. Until
+   * 2026-12-07 (red team) a call's was given back too, and the tenant's limit did not count the call
+   * until its takeover, which was then refused its slot (test/metering/slots-left-for-takeover.test.ts).
+   */
+  #giveUpSlot(tenant: string, token: string): void {
+    if (this.#heldBySibling(tenant, token)) return;
+    if (this.#ledger.leaveSlot && isCallSlot(token)) this.#ledger.leaveSlot(tenant, token);
+    else this.#ledger.releaseSlot(tenant, token);
   }
 
   /** The ledger's own readiness (sent to the worker with each ping: its /readyz reports it). */
@@ -338,7 +392,8 @@ export class LedgerHost {
   }
 
   /**
-   * The worker is gone (crashed, killed, exited): its session slots are released, and every
+   * The worker is gone (crashed, killed, exited): its WebSocket sessions' slots are released, its
+   * calls' left for their takeover (#giveUpSlot), one a sibling holds too kept as it is; and every
    * reservation it still held is billed at its amount, as one process bills a response whose
    * `response.done` never came. The owner cannot tell a running response (which the upstream
    * bills) from a create that was reserved but never sent, so it bills them all: conservative,
@@ -390,9 +445,11 @@ export class LedgerHost {
         giveBack();
       }
     }
-    for (const s of this.#slots.values()) this.#ledger.releaseSlot(s.tenant, s.token);
+    for (const s of [...this.#slots.values()]) {
+      this.#forgetSlot(s.tenant, s.token);
+      this.#giveUpSlot(s.tenant, s.token);
+    }
     this.#reservations.clear();
-    this.#slots.clear();
     return { billed, costNanos, failed };
   }
 }

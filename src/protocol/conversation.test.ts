@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Frame } from '../pipeline/frame.js';
-import { Conversation, MAX_EARLY_UPDATE_BYTES, MAX_ITEMS, MAX_LISTED_ITEMS, MAX_RESPONSES, MAX_RESTAMPED, MAX_RESTAMPED_CHARS, MAX_RUNNING_RESPONSES, parseUsage } from './conversation.js';
+import { Conversation, MAX_EARLY_UPDATE_BYTES, MAX_FORGOTTEN_CREATES, MAX_ITEMS, MAX_LISTED_ITEMS, MAX_RESPONSES, MAX_RESTAMPED, MAX_RESTAMPED_CHARS, MAX_RUNNING_RESPONSES, parseUsage } from './conversation.js';
 import { keptId, MAX_KEPT_ID_CHARS } from './json.js';
 
 const wire = (event: { type: string; [k: string]: unknown }) => new Frame(event.type, Buffer.from(JSON.stringify(event), 'utf8'));
@@ -413,6 +413,26 @@ describe('conversation view: what each observed server event changes', () => {
     expect(after).toHaveLength(256);
     expect(after[0]?.id).toBe('r45');
     expect(after.at(-1)?.id).toBe('r300');
+  });
+
+  it(`remembers the place of a forgotten response by its create's event id (the most recent ${MAX_FORGOTTEN_CREATES}), for metering to bill it once (red team 2026-12-07)`, () => {
+    const c = new Conversation();
+    const n = MAX_RESPONSES + MAX_FORGOTTEN_CREATES + 10;
+    for (let i = 1; i <= n; i++) {
+      c.observeClient(wire({ type: 'response.create', event_id: `evt_${i}`, response: {} }), false);
+      c.observeServer(created(`r${i}`));
+      c.observeServer(done(`r${i}`));
+    }
+    // Still kept: named by the view, not forgotten.
+    expect(c.responsesOfCreate(`evt_${n}`).map((r) => r.id)).toEqual([`r${n}`]);
+    expect(c.forgottenResponseOf(`evt_${n}`)).toBeNull();
+    // Forgotten, within the bound: its place.
+    const lastForgotten = n - MAX_RESPONSES;
+    expect(c.forgottenResponseOf(`evt_${lastForgotten}`)).toBe(lastForgotten);
+    expect(c.forgottenResponseOf(`evt_${lastForgotten - MAX_FORGOTTEN_CREATES + 1}`)).toBe(lastForgotten - MAX_FORGOTTEN_CREATES + 1);
+    // Past the bound: not remembered (metering then bills its create by its id too: more, never less).
+    expect(c.forgottenResponseOf(`evt_${lastForgotten - MAX_FORGOTTEN_CREATES}`)).toBeNull();
+    expect(c.forgottenResponseOf('evt_never_sent')).toBeNull();
   });
 
   it('never throws on observed events whose members are missing or of the wrong kind', () => {

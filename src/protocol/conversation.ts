@@ -116,6 +116,12 @@ export interface ConversationView {
    * place less `responsesLearnedAfter(place).length`.
    */
   readonly responsesLearned: number;
+  /**
+   * The place (ResponseView.learned) of the response that answered the create sent with `eventId`,
+   * when the view forgot that response (pruned past MAX_RESPONSES): the most recent
+   * MAX_FORGOTTEN_CREATES such creates are remembered; null for any other.
+   */
+  forgottenResponseOf(eventId: string): number | null;
   /** Items in conversation order of arrival (bounded). */
   items(): IterableIterator<ItemView>;
   /** The session's `max_output_tokens` as last reported (`session.created/updated`); null until reported. */
@@ -175,6 +181,11 @@ export interface UpstreamFault {
   readonly limit: number;
 }
 const MAX_PENDING = 64;
+/**
+ * Creates whose response the view forgot, remembered by their event id (forgottenResponseOf), at
+ * most: metering bills such a response once, by its place, not again by its create's id.
+ */
+export const MAX_FORGOTTEN_CREATES = 1024;
 /**
  * Bytes of session.update events merged into `updatesBeforeCreated`. Past it they are forgotten
  * (null): a filter then reads session.created alone and re-imposes everything that differs from its
@@ -340,6 +351,8 @@ export class Conversation implements ConversationView {
   #learned = 0;
   /** Item ids the kept responses list, together (MAX_LISTED_ITEMS). */
   #itemRefs = 0;
+  /** The places of forgotten responses by their creates' event ids (as keptId keeps them), most recent last (MAX_FORGOTTEN_CREATES). */
+  readonly #forgottenCreates = new LazyMap<string, number>();
   #fault: UpstreamFault | null = null;
   /** Creates sent upstream, waiting for their `response.created` (see PendingCreate). */
   readonly #pendingResponses: PendingCreate[] = [];
@@ -471,6 +484,10 @@ export class Conversation implements ConversationView {
 
   get responsesLearned(): number {
     return this.#learned;
+  }
+
+  forgottenResponseOf(eventId: string): number | null {
+    return this.#forgottenCreates.get(keptId(eventId)) ?? null;
   }
 
   /** `response.create`s sent upstream and not yet answered by `response.created` or an `error`. */
@@ -795,7 +812,13 @@ export class Conversation implements ConversationView {
       if (old === keep || old.state === 'in_progress') continue;
       this.#responses.delete(rid);
       this.#itemRefs -= old.itemIds.length;
+      if (old.createEventId !== null) this.#forgetCreate(old.createEventId, old.learned);
     }
+  }
+
+  #forgetCreate(eventId: string, learned: number): void {
+    if (this.#forgottenCreates.size >= MAX_FORGOTTEN_CREATES) this.#forgottenCreates.delete(this.#forgottenCreates.keys().next().value!);
+    this.#forgottenCreates.set(keptId(eventId), learned);
   }
 
   /**

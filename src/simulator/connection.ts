@@ -265,17 +265,29 @@ export class Connection implements SimConnection {
   }
 
   /**
-   * Brings the simulator's shared budget (settings.held) up to date with heldBytes. The session whose
-   * growth takes it past the budget ends, as OpenAI ends a session it cannot serve: an `error`
-   * (server_error, `session_memory_exceeded`), then close 1011; the others go on, with room again.
+   * Brings the simulator's shared budget (settings.held) up to date with heldBytes. Growth that takes
+   * it past the budget ends the sessions holding the most (HeldBytes.makeRoom), this one or others,
+   * as OpenAI ends a session it cannot serve: an `error` (server_error, `session_memory_exceeded`),
+   * then close 1011; the others go on, with room again.
    */
   #account(): void {
     const held = this.#isClosed ? 0 : this.heldBytes;
     const grew = held > this.#counted;
-    this.#settings.held.change(held - this.#counted);
+    const delta = held - this.#counted;
     this.#counted = held;
-    if (!grew || !this.#settings.held.over) return;
-    const message = `The server holds at most ${this.#settings.held.max} bytes of conversation and input audio across its sessions; this session went past it and was ended.`;
+    this.#settings.held.change(this, delta, held);
+    if (grew) this.#settings.held.makeRoom(this);
+  }
+
+  /** heldBytes as last counted in the shared budget (HeldBytes). */
+  get counted(): number {
+    return this.#counted;
+  }
+
+  /** This session holds the most of a budget gone past: it ends. */
+  endOverBudget(): void {
+    if (this.#isClosed) return;
+    const message = `The server holds at most ${this.#settings.held.max} bytes of conversation and input audio across its sessions; past it, the session holding the most is ended: this one.`;
     this.#send({ type: 'error', event_id: newId('event'), error: { type: 'server_error', code: 'session_memory_exceeded', message, param: null, event_id: null } });
     this.#teardown();
     this.#ws.close(1011, 'session_memory_exceeded');

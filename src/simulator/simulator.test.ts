@@ -638,6 +638,7 @@ describe('held bytes: one budget across sessions (maxHeldBytes)', () => {
   const BUDGET = 1024 * 1024;
   /** 600 KiB of PCM (12.8 s), in one append: more than half the budget. */
   const CHUNK = Buffer.alloc(600 * 1024, 7).toString('base64');
+  const MEMORY_EXCEEDED = `The server holds at most ${BUDGET} bytes of conversation and input audio across its sessions; past it, the session holding the most is ended: this one.`;
   let small: SimulatorHandle;
   beforeAll(async () => {
     small = await startSimulator({ apiKey: KEY, maxHeldBytes: BUDGET });
@@ -678,7 +679,7 @@ describe('held bytes: one budget across sessions (maxHeldBytes)', () => {
         error: {
           type: 'server_error',
           code: 'session_memory_exceeded',
-          message: `The server holds at most ${BUDGET} bytes of conversation and input audio across its sessions; this session went past it and was ended.`,
+          message: MEMORY_EXCEEDED,
           param: null,
           event_id: null,
         },
@@ -695,6 +696,34 @@ describe('held bytes: one budget across sessions (maxHeldBytes)', () => {
     await marker(third, 2);
     expect(third.events.filter((e) => e.type === 'error')).toEqual([]);
     await Promise.all([first.close(), third.close()]);
+  });
+
+  // Red team 2026-12-07 (b24): the session whose growth crossed the budget ended, however little it
+  // held: one session kept just under the budget, and every other session's first append ended that
+  // other session. The one holding the most pays now.
+  it('past it, the session holding the most ends, not a small one whose append crossed it', async () => {
+    const hog = await holding();
+    hog.send({ type: 'input_audio_buffer.append', audio: Buffer.alloc(1000 * 1024, 7).toString('base64') });
+    await marker(hog, 10);
+    const hogBefore = hog.events.length;
+    const small = await holding();
+    const smallBefore = small.events.length;
+    small.send({ type: 'input_audio_buffer.append', audio: Buffer.alloc(32 * 1024, 7).toString('base64') });
+    expect(await hog.closed).toEqual({ code: 1011, reason: 'session_memory_exceeded' });
+    expect(hog.events.slice(hogBefore)).toEqual([
+      {
+        type: 'error',
+        event_id: expect.any(String) as string,
+        error: { type: 'server_error', code: 'session_memory_exceeded', message: MEMORY_EXCEEDED, param: null, event_id: null },
+      },
+    ]);
+    // The small one goes on, its audio kept: every byte it got after its update is the commit's answer.
+    await marker(small, 11);
+    small.send({ type: 'input_audio_buffer.commit' });
+    await small.waitFor('conversation.item.done');
+    expect(small.events.slice(smallBefore).filter((e) => e.type === 'error')).toEqual([]);
+    expect(small.events.slice(smallBefore).map((e) => e.type)).toEqual(['session.updated', 'input_audio_buffer.committed', 'conversation.item.added', 'conversation.item.done']);
+    await small.close();
   });
 
   it('a closed session gives its bytes back: sessions one after the other never reach it', async () => {

@@ -126,4 +126,28 @@ describe('adversary: the handover gap and the concurrency limit (one Redis ledge
       await bystander.stop();
     }
   }, 40_000);
+  // Red team 2026-12-07 (b24): a takeover refused and hung up (here: the instance claiming the call
+  // no longer has its tenant; a spent cap or a model no longer allowed the same) left the slot the
+  // call's last sideband left in the ledger to its expiry: for the slot TTL (60 s) after the call
+  // ended, the tenant's limit still counted it.
+  it('a takeover refused and hung up gives the call\'s slot back at once: the tenant may call again', async () => {
+    const ledger = redisLedger('refused');
+    const leaving = await up.instance(ledger, { calls: { onShutdown: 'handover' }, tenants: TENANTS });
+    const bystander = await up.instance(ledger, { calls: { leaseSec: 60 }, tenants: TENANTS });
+    let refusing: Awaited<ReturnType<typeof up.instance>> | null = null;
+    try {
+      const { call } = await up.createCall(leaving.httpUrl);
+      await leaving.stop();
+      expect((await up.offer(bystander.httpUrl)).status).toBe(429);
+      refusing = await up.instance(ledger, { tenants: { other: {} } });
+      await until(() => call.control.some((c) => c.action === 'hangup'), 'the refusing instance hung the call up', (LEASE_SEC / 3 + 3) * 1000);
+      expect(call.sidebands.length).toBe(1);
+      // Measured before the fix: 429 until the left slot expired, 60 s on.
+      const again = await up.offer(bystander.httpUrl);
+      expect([again.status, again.json]).toEqual([201, expect.anything()]);
+    } finally {
+      await refusing?.stop();
+      await bystander.stop();
+    }
+  }, 40_000);
 });

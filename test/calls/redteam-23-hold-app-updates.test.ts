@@ -88,6 +88,19 @@ describe('the app\'s updates and the hold\'s own', () => {
     expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', responses: 'on' }]);
   });
 
+  // Red team 2026-12-07 (b24): the hold matched each member the app wrote against the answer, a null
+  // one only by null or absent; the upstream answers `eagerness: null` with its default, "auto".
+  it('an app update writing a turn detection member null (its default): released at its answer, not at the end of the wait', async () => {
+    const { call, app } = await heldCallWithApp();
+    app.send({ type: 'session.update', event_id: 'evt_app_null', session: { type: 'realtime', audio: { input: { turn_detection: { type: 'semantic_vad', eagerness: null } } } } });
+    const answer = await app.waitFor((e) => e.type === 'session.updated' && (turnDetectionOf(e['session'] as Json) as Json | null | undefined)?.['type'] === 'semantic_vad', 5000, 'the app\'s update answered');
+    expect((turnDetectionOf(answer['session'] as Json) as Json)['eagerness']).toBe('auto');
+    // Old code: no answer showed `eagerness: null`: held for the whole wait (60 s here).
+    await until(() => releasedLogs(tp, call.id).length === 1, 'the hold released');
+    expect(releasedLogs(tp, call.id)).toMatchObject([{ why: 'app_updated', responses: 'on' }]);
+    await until(() => app.ofType('session.updated').some((e) => (turnDetectionOf(e['session'] as Json) as Json | null | undefined)?.['create_response'] === true), 'responses on upstream');
+  });
+
   it('the upstream refuses the app\'s update: released at its error, not at the end of the wait', async () => {
     const { call, app } = await heldCallWithApp();
     app.send({ type: 'session.update', event_id: 'evt_app_bad', session: { type: 'realtime', no_such_member: true } });

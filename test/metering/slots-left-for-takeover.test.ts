@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisLedger } from '../../src/metering/redis-ledger.js';
+import { LedgerHost } from '../../src/metering/remote-ledger.js';
 import { T0 } from './ledger-contract.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
@@ -29,7 +30,7 @@ const ledger = (prefix: string, wall: () => number): RedisLedger =>
     usageStreamMaxLen: 10_000,
     pendingMax: 100,
     failMode: 'closed',
-    tenants: ['acme', 'beta'],
+    tenants: ['acme', 'beta', 'gamma'],
     log: pino({ level: 'silent' }),
     // Heartbeats every second: the tests wait for one, not for a time.
     slotTtlMs: 3000,
@@ -89,4 +90,85 @@ describe('a slot left for the instance taking its call over (Redis ledger)', () 
       await other.close();
     }
   });
+});
+
+describe('a relay worker that dies (the primary\'s LedgerHost over the Redis ledger)', () => {
+  // Red team 2026-12-07 (b24): workerGone gave back every slot the dead worker held, its calls' too;
+  // the calls go on upstream and are taken over once their leases lapse, and in that gap the tenant
+  // opened a session in the call's place: the takeover was refused its slot and governed without one
+  // (the tenant ran its limit + 1 for the rest of the call). A crashed instance's slots expire instead.
+  it('leaves its calls\' slots for the instance taking the calls over, and gives back its WebSocket sessions\'', { timeout: 30_000 }, async () => {
+    const now = T0;
+    const primary = ledger('worker-gone:', () => now);
+    const other = ledger('worker-gone:', () => now);
+    try {
+      await primary.connect();
+      await other.connect();
+      const host = new LedgerHost(primary);
+      const acquire = (tenant: string, token: string, id: number) =>
+        new Promise<unknown>((resolve) => host.handle({ t: 'ledger', id, method: 'acquireSlot', args: [tenant, token, 1, now] }, (r) => resolve(r.ok ? r.value : r.error)));
+      expect(await acquire('acme', 'hold_0123456789abcdef', 1)).toBe(true);
+      expect(await acquire('beta', 'call_rtc_1', 2)).toBe(true);
+      expect(await acquire('beta', 'slot_0123456789abcdef', 3)).toBe(false);
+      expect(await acquire('gamma', 'slot_fedcba9876543210', 4)).toBe(true);
+      host.workerGone();
+      // The calls' slots are still counted (an offer's hold, and one named after its call) ...
+      expect(await other.acquireSlot('acme', 'slot_new', 1, now)).toBe(false);
+      expect(await other.acquireSlot('beta', 'slot_new', 1, now)).toBe(false);
+      // ... and taken over by their tokens.
+      expect(await other.acquireSlot('acme', 'hold_0123456789abcdef', 1, now)).toBe(true);
+      expect(await other.acquireSlot('beta', 'call_rtc_1', 1, now)).toBe(true);
+      // A WebSocket session's slot is given back: its client is gone with the worker.
+      await vi.waitFor(async () => expect(await other.acquireSlot('gamma', 'slot_new', 1, now)).toBe(true), { timeout: 5000, interval: 50 });
+    } finally {
+      await primary.close();
+      await other.close();
+    }
+  });
+});
+
+describe('two relay workers of one instance holding one call\'s slot (the primary\'s Redis ledger)', () => {
+  const acquireOn = (host: LedgerHost, tenant: string, token: string, at: number) =>
+    new Promise<unknown>((resolve) => host.handle({ t: 'ledger', id: 1, method: 'acquireSlot', args: [tenant, token, 1, at] }, (r) => resolve(r.ok ? r.value : r.error)));
+  const send = (host: LedgerHost, method: 'leaveSlot' | 'releaseSlot', tenant: string, token: string) => host.handle({ t: 'ledger', id: 0, method, args: [tenant, token] }, () => undefined);
+
+  // Red team 2026-12-07 (b24): the primary's ledger refreshes a slot by its token, one entry whoever
+  // holds it. A worker that took a call over (its lease lapsed in a stalled sibling) took the call's
+  // slot by its token; the stalled sibling then let the call go (leaveSlot) or ended its sideband
+  // (releaseSlot), and the slot was no longer refreshed, or removed: the tenant's limit stopped
+  // counting a call that went on.
+  for (const method of ['leaveSlot', 'releaseSlot'] as const) {
+    it(`the slot a sibling took over stays counted and refreshed when the first worker's ${method} arrives`, { timeout: 30_000 }, async () => {
+      let now = T0;
+      const wall = () => now;
+      const primary = ledger(`siblings-${method}:`, wall);
+      const other = ledger(`siblings-${method}:`, wall);
+      try {
+        await primary.connect();
+        await other.connect();
+        const stalled = new LedgerHost(primary);
+        const taking = new LedgerHost(primary);
+        expect(await acquireOn(stalled, 'acme', 'hold_call', now)).toBe(true);
+        expect(await acquireOn(taking, 'acme', 'hold_call', now)).toBe(true);
+        send(stalled, method, 'acme', 'hold_call');
+        expect(await other.acquireSlot('acme', 'slot_new', 1, now)).toBe(false);
+        // The primary's next heartbeat refreshes it (to T0 + 5500): asked at T0 + 4000, still counted.
+        now = T0 + 2500;
+        await vi.waitFor(
+          async () => {
+            const got = await other.acquireSlot('acme', 'probe', 1, T0 + 4000);
+            if (got === true) other.releaseSlot('acme', 'probe');
+            expect(got).toBe(false);
+          },
+          { timeout: 8000, interval: 100 },
+        );
+        // The worker holding it gives it back: the tenant's slot is free.
+        send(taking, 'releaseSlot', 'acme', 'hold_call');
+        await vi.waitFor(async () => expect(await other.acquireSlot('acme', 'slot_new', 1, T0 + 4000)).toBe(true), { timeout: 5000, interval: 50 });
+      } finally {
+        await primary.close();
+        await other.close();
+      }
+    });
+  }
 });
