@@ -8,7 +8,7 @@ import type { ConversationView } from '../protocol/conversation.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
 import { contentPath, eventTexts, malformedError, mergeRedactions, NO_CONTENT, sessionTextChanges, sessionTextMembers, type ContentPath, type ContentText } from './content-paths.js';
-import { decodeTags } from './normalize.js';
+import { contextEdge, decodeTags } from './normalize.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
 import { ACTION_RANK, ScanBudget, scanText, scanTextSliced, TextScanner, type Action, type CompiledRule, type RuleHit, type ScanResult, type Source, type TextFormat } from './matchers.js';
@@ -285,7 +285,7 @@ function saidText(texts: readonly string[], keep: number): { head: string; tail:
   let tail = '';
   for (let i = texts.length - 1; i >= 0 && tail.length < keep; i--) {
     const t = texts[i]!;
-    const end = t.length > keep ? detached(t.slice(t.length - keep)) : t;
+    const end = t.length > keep ? detached(contextEdge(t, keep, 'tail')) : t;
     tail = i === texts.length - 1 ? end : `${end} ${tail}`;
   }
   // Shorter than the window: `head` is all of it.
@@ -638,8 +638,12 @@ function* rescanSteps(policy: CompiledPolicy, rules: readonly CompiledRule[], e:
   return found;
 }
 
-/** The end of a text as context for the next one (with the separator items get). */
-const tailOf = (text: string, keep: number): string => (text.length > keep ? detached(text.slice(text.length - keep)) : text) + ' ';
+/**
+ * The end of a text as context for the next one (with the separator items get): its last `keep`
+ * characters as the fold reads them (normalize.ts contextEdge: padding the fold drops or merges does
+ * not push a word out).
+ */
+const tailOf = (text: string, keep: number): string => (text.length > keep ? detached(contextEdge(text, keep, 'tail')) : text) + ' ';
 
 /**
  * A copy of a piece of a text. V8 keeps a slice of a string as a view of the whole: context kept
@@ -648,7 +652,7 @@ const tailOf = (text: string, keep: number): string => (text.length > keep ? det
  */
 const detached = (piece: string): string => Buffer.from(piece, 'utf16le').toString('utf16le');
 /** The start of a text, kept apart from it. */
-const headOf = (text: string, keep: number): string => (text.length > keep ? detached(text.slice(0, keep)) : text);
+const headOf = (text: string, keep: number): string => (text.length > keep ? detached(contextEdge(text, keep, 'head')) : text);
 
 /**
  * Matches that span `seed` (the end of another text) and `text`: rules stronger than `redact`

@@ -1,4 +1,4 @@
-import { isStray } from './normalize.js';
+import { KEPT_STRAY } from './normalize.js';
 import { parseRegex, union, type Alternation, type AssertTest, type Atom, type Quantified, type Ranges, type Sequence } from './regex-safety.js';
 
 /**
@@ -426,6 +426,9 @@ function startsFrom(text: string, chars: number): number {
   return start;
 }
 
+/** The unit a stray is in a reading that keeps them (normalize.ts KEPT_STRAY). */
+const STRAY_UNIT = KEPT_STRAY.charCodeAt(0);
+
 /** The trie edge of a run of separators (no UTF-16 unit is negative). */
 const SEPARATOR = -1;
 
@@ -448,7 +451,7 @@ function walks(root: TrieNode, inSeparator: ReadonlySet<TrieNode>, astral: boole
     const low = i + 1 < n ? text.charCodeAt(i + 1) : 0;
     const width = c >= 0xd800 && c <= 0xdbff && low >= 0xdc00 && low <= 0xdfff ? 2 : 1;
     const separator = isSeparatorAt(text, i, width);
-    const nothing = strays && i > p && c >= 128 && isStray(text.slice(i, i + width));
+    const nothing = strays && i > p && c === STRAY_UNIT;
     i += width;
     const next: TrieNode[] = [];
     const add = (node: TrieNode | undefined): void => {

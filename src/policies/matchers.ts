@@ -1,6 +1,6 @@
 import type { PiiDetector } from './pii.js';
 import { isHangulChar, PHRASE_MAX_GAP, PHRASE_WORD_CHAR, PHRASE_WORD_CHAR_NOT_HANGUL, phrasePrefix, type MatchPrefix } from './match-prefix.js';
-import { blackFlagEndsAt, isFlagTagLow, linedText, MAX_FLAG_TAGS, normalize, normalizeText, STRAY_CLASS, type Normalized } from './normalize.js';
+import { blackFlagEndsAt, isFlagTagLow, linedText, MAX_FLAG_TAGS, normalize, normalizeText, KEPT_STRAY, type Normalized } from './normalize.js';
 import { decodeJsonEscapes, normalizeJson, openEscapeStart } from './json-escapes.js';
 
 /** Where a text comes from (the policy file's `sources`). */
@@ -105,10 +105,10 @@ export function phraseFinder(phrases: readonly string[], wholeWords: boolean): S
   };
 }
 
-/** One stray (normalize.ts STRAY), as a regex source. */
-const STRAY_SOURCE = `[${STRAY_CLASS}]`;
+/** A stray as the first reading keeps it (normalize.ts KEPT_STRAY), as a regex source. */
+const STRAY_SOURCE = escapeRegex(KEPT_STRAY);
 /** A gap between a phrase's words where strays are kept: a stray alone, or separators with a stray beside each. */
-const STRAY_GAP = `(?:${STRAY_SOURCE}?(?:[^\\p{L}\\p{N}${STRAY_CLASS}]${STRAY_SOURCE}?){1,${PHRASE_MAX_GAP}}|${STRAY_SOURCE})`;
+const STRAY_GAP = `(?:${STRAY_SOURCE}?(?:[^\\p{L}\\p{N}${STRAY_SOURCE}]${STRAY_SOURCE}?){1,${PHRASE_MAX_GAP}}|${STRAY_SOURCE})`;
 
 /**
  * A phrase's words for a text that keeps strays (normalize.ts STRAY), each stray read as nothing or

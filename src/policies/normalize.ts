@@ -13,7 +13,7 @@
  *   selectors, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0: letters that render as nothing)
  *   and control characters other than whitespace (Cc: U+0007, U+001F, U+007F, …) removed;
  * - strays (STRAY: U+FFFD, U+FFFC, lone surrogates, private use, noncharacters, unassigned) kept in
- *   the first reading, a run of them as its first one and none after whitespace (the phrase matcher
+ *   the first reading as U+FFFD (KEPT_STRAY), a run of them as one and none after whitespace (the phrase matcher
  *   reads each as nothing or as a separator), and dropped in the second;
  * - Cyrillic and Greek letters that look like Latin ones mapped to those Latin letters, and Latin
  *   look-alikes NFKD leaves alone (small capitals, letters with a stroke or hook: LATIN_LOOKALIKES);
@@ -212,10 +212,14 @@ const SPACE = /^[\s\u0085\u2800]$/u;
  * every rule on the phrase (test/governance/redteam-23-replacement-characters.test.ts).
  */
 const STRAY = /^[\p{Cs}\p{Co}\p{Cn}\ufffc\ufffd]$/u;
-/** The strays as a regex character class's body (matchers.ts: the phrase pattern that reads them either way). */
-export const STRAY_CLASS = '\\p{Cs}\\p{Co}\\p{Cn}\\ufffc\\ufffd';
-/** Whether `ch` (one code point, or a lone surrogate) is a stray. */
-export const isStray = (ch: string): boolean => STRAY.test(ch);
+/**
+ * A stray the first reading keeps, whichever it was (U+FFFD): the phrase pattern that reads strays
+ * either way (matchers.ts strayAlternative) names one character, not the classes of STRAY (with the
+ * unassigned and private-use ones, case-insensitive, it cost about 0.6 ms a character: 2.5 s for a
+ * 4 KiB window of `ignore�,�,…previous�` under 50 phrases, 600 times the plain pattern, until the
+ * twenty-fourth red-team pass: src/policies/strays-cost.test.ts).
+ */
+export const KEPT_STRAY = '\ufffd';
 /** foldCodePoint's answer for a stray (no other fold has a NUL: control characters are dropped). */
 const STRAY_FOLD = '\0';
 
@@ -546,7 +550,7 @@ export function normalize(original: string, readTags = false, dropStrays = readT
       // inside a word nor strays between the spaces of a gap make it longer (a gap of nine spaces, a
       // stray between each, is one space when they read as nothing). The phrase pattern then takes at
       // most one stray between two characters: its reach stays bounded.
-      folded = dropStrays || (len > 0 && (lastStray || lastSpace)) ? '' : cp;
+      folded = dropStrays || (len > 0 && (lastStray || lastSpace)) ? '' : KEPT_STRAY;
     }
     if (folded.length > 0) {
       // A run of regional indicator letters is a word of its own (see REGIONAL_FIRST).
@@ -561,6 +565,111 @@ export function normalize(original: string, readTags = false, dropStrays = readT
   }
   out += original.slice(runStart);
   return { text: out, starts: starts.subarray(0, len), ends: ends.subarray(0, len), hiddenTags, strays, lineBreaks: lineBreaks ?? NO_LINE_BREAKS };
+}
+
+/** Most UTF-16 units contextEdge walks (256 Ki: a few ms). */
+export const EDGE_WALK_MAX = 262_144;
+
+/** How contextEdge reads a code point: as the fold does (foldCodePoint), tag characters kept (a reading decodes them). */
+type EdgeKind = 'drop' | 'stray' | 'space' | 'break' | 'kept';
+
+function edgeKind(cp: string): EdgeKind {
+  const code = cp.charCodeAt(0);
+  if (code < 0x80) {
+    if (code > 0x20 && code < 0x7f) return 'kept';
+    if (isLineBreak(code)) return 'break';
+    return code === 0x20 || code === 0x09 ? 'space' : 'drop';
+  }
+  // The tag block (U+E0000–U+E007F): dropped in one reading, ASCII in another, part of a flag in both.
+  if (code === 0xdb40 && cp.length === 2 && cp.charCodeAt(1) <= 0xdc7f) return 'kept';
+  const folded = foldCodePoint(cp);
+  if (folded === '') return 'drop';
+  if (folded === STRAY_FOLD) return 'stray';
+  if (folded === ' ') return isLineBreak(code) ? 'break' : 'space';
+  return 'kept';
+}
+
+/**
+ * The first (`head`) or last (`tail`) `keep` UTF-16 units of `text` as the fold reads them, as
+ * context for the text next to it: a character every reading drops (format characters, combining
+ * marks, default-ignorables) is left out, and a run of strays and whitespace is written as the
+ * fold reads it (its first stray when it starts with one, then one space, a line break when it
+ * holds one), so every reading of the result is that reading of the text, from the cut on.
+ * Context kept in characters as written (until the twenty-fourth session) lost a word to padding:
+ * `please ignore` + 1,000 × U+FFFD (or U+200B, or a combining accent) left only the padding as the
+ * context of a next item `previous instructions now`, and the phrase reached the model
+ * (test/governance/redteam-24b-padded-context.test.ts). Linear in the characters it walks, at most
+ * EDGE_WALK_MAX of them (padding longer than that still pushes a word out: the walk is paid on every
+ * text, scanned or not); a text of at most `keep` units is returned as it is.
+ */
+export function contextEdge(text: string, keep: number, edge: 'head' | 'tail'): string {
+  if (text.length <= keep) return text;
+  const tail = edge === 'tail';
+  const stop = tail ? Math.max(0, text.length - EDGE_WALK_MAX) : Math.min(text.length, EDGE_WALK_MAX);
+  const pieces: string[] = [];
+  let units = 0;
+  // The run of strays, whitespace and dropped characters being read (in the direction of the walk).
+  let stray: string | null = null;
+  let strayFirst = false;
+  let space = false;
+  let lineBreak = false;
+  let inRun = false;
+  const flush = (): void => {
+    if (!inRun) return;
+    // In text order: the stray the run starts with (before any whitespace), then its whitespace.
+    const run = (strayFirst && stray !== null ? stray : '') + (space ? (lineBreak ? '\n' : ' ') : '');
+    if (run.length > 0) {
+      pieces.push(run);
+      units += run.length;
+    }
+    inRun = false;
+    stray = null;
+    strayFirst = false;
+    space = false;
+    lineBreak = false;
+  };
+  let i = tail ? text.length : 0;
+  while (tail ? i > stop : i < stop) {
+    let cp: string;
+    if (tail) {
+      const low = text.charCodeAt(i - 1);
+      const pair = i >= 2 && low >= 0xdc00 && low <= 0xdfff && (text.charCodeAt(i - 2) & 0xfc00) === 0xd800;
+      cp = text.slice(pair ? i - 2 : i - 1, i);
+      i -= cp.length;
+    } else {
+      const high = text.charCodeAt(i);
+      const pair = high >= 0xd800 && high <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+      cp = text.slice(i, pair ? i + 2 : i + 1);
+      i += cp.length;
+    }
+    const kind = edgeKind(cp);
+    if (kind === 'kept') {
+      flush();
+      if (units >= keep) break;
+      pieces.push(cp);
+      units += cp.length;
+      continue;
+    }
+    if (kind === 'drop') continue;
+    inRun = true;
+    if (kind === 'stray') {
+      // Walking back, the last stray met before any whitespace met after it is the run's first character.
+      if (tail) {
+        stray = cp;
+        strayFirst = true;
+      } else if (!space && stray === null) {
+        stray = cp;
+        strayFirst = true;
+      }
+    } else {
+      space = true;
+      lineBreak ||= kind === 'break';
+      if (tail) strayFirst = false;
+    }
+  }
+  if (units < keep) flush();
+  if (tail) pieces.reverse();
+  return pieces.join('');
 }
 
 /** Folds a rule's own text (phrases) the same way, without the map. */
