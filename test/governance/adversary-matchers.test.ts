@@ -21,6 +21,19 @@ describe('the shipped customer-support policy (matchers)', () => {
       expect(g.session.reports.filter((r) => r.kind === 'guardrail').map((r) => (r as { ruleId: string }).ruleId), text).toEqual(['no-refund-promises']);
     }
   });
+
+  // Twenty-fourth red-team pass: its regexes read each stray one way (U+FFFD kept), and a zero-width
+  // character is dropped by every reading: `refund\uFFFDyou` and `refund\u200Byou` passed the space.
+  it('a refund promise with a stray or a zero-width character, or a run of punctuation, between its words stops the response; innocent neighbours do not', async () => {
+    const promises = ['I will refund\uFFFDyou today.', 'I will refund\u200Byou today.', 'I\uFFFDwill refund you.', 'We can -- reimburse -- you.', 'I will\u00A0refund\u00A0you.', 'We guarantee\uFFFDa refund.'];
+    const innocent = ['I will refund your order.', 'Will I refund you? Only a manager decides.', 'a refund to you'];
+    for (const [text, blocked] of [...promises.map((t) => [t, true] as const), ...innocent.map((t) => [t, false] as const)]) {
+      const g = await guardrailsWith(SUPPORT);
+      g.server(responseCreated('r1'));
+      const v = g.server(wire({ type: 'response.output_text.done', event_id: 'ev_done', response_id: 'r1', item_id: 'i1', output_index: 0, content_index: 0, text }));
+      expect(v.kind === 'drop', JSON.stringify(text)).toBe(blocked);
+    }
+  });
 });
 
 describe('Latin look-alikes are folded (README: "Latin look-alikes folded")', () => {
