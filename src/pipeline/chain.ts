@@ -198,7 +198,8 @@ function createFilters(factories: readonly FilterFactory[], ctx: SessionContext)
     }
     throw err;
   }
-  return filters;
+  // A pushed-to array keeps room for 17 (152 bytes per session); its copy holds what it has.
+  return filters.slice();
 }
 
 function isPromise(v: Verdict | Promise<Verdict>): v is Promise<Verdict> {
@@ -381,8 +382,8 @@ export class SessionChain {
   readonly #client: DirectionRunner;
   readonly #server: DirectionRunner;
   readonly #reporting: Filter[];
-  /** Verdicts the chain made for the parser (#malformed): reported as the relay's, not the filter's. */
-  readonly #parserVerdicts = new WeakSet<Verdict>();
+  /** Verdicts the chain made for the parser (#malformed): reported as the relay's, not the filter's (made with the first malformed frame). */
+  #parserVerdicts: WeakSet<Verdict> | null = null;
   #closed = false;
 
   constructor(template: ChainTemplate, ctx: SessionContext, sink: ChainSink) {
@@ -390,7 +391,7 @@ export class SessionChain {
     this.#ctx = ctx;
     this.sink = sink;
     this.#filters = createFilters(template.factories, ctx);
-    this.#reporting = this.#filters.filter((f) => typeof f.onReport === 'function');
+    this.#reporting = this.#filters.filter((f) => typeof f.onReport === 'function').slice(); // exact length: see createFilters
     this.#client = new DirectionRunner(this, 'client', template.client);
     this.#server = new DirectionRunner(this, 'server', template.server);
   }
@@ -483,7 +484,7 @@ export class SessionChain {
       this.#ctx.log.warn({ eventType: frame.type }, 'malformed upstream frame dropped');
       verdict = { kind: 'drop' };
     }
-    this.#parserVerdicts.add(verdict);
+    (this.#parserVerdicts ??= new WeakSet()).add(verdict);
     return verdict;
   }
 
@@ -501,7 +502,7 @@ export class SessionChain {
   noteVerdict(i: number, direction: Direction, frame: Frame, verdict: 'replace' | 'drop' | 'reject' | 'close', code: string | null, decided?: Verdict): void {
     this.report({
       kind: 'verdict',
-      filter: decided !== undefined && this.#parserVerdicts.has(decided) ? PARSER_VERDICT_FILTER : this.#template.factories[i]!.name,
+      filter: decided !== undefined && this.#parserVerdicts?.has(decided) === true ? PARSER_VERDICT_FILTER : this.#template.factories[i]!.name,
       direction,
       eventType: frame.type,
       verdict,

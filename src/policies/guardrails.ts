@@ -774,7 +774,7 @@ export class GuardrailFilter implements Filter {
    * the event_id it left with (an upstream error naming it: the item stays). A delete of the item after
    * them waits for their confirmations (#deleteWaiter).
    */
-  readonly #forgottenDeleting = new Map<string, string | null>();
+  readonly #forgottenDeleting = new LazyMap<string, string | null>();
   /** The delete of a forgotten item waiting for the deletes before it (one at most: the client's direction waits with it). */
   #deleteWaiter: { readonly id: string; readonly settle: (confirmed: boolean) => void } | null = null;
   #anonPlaced = 0;
@@ -815,7 +815,7 @@ export class GuardrailFilter implements Filter {
   /** On a call: browser items a redaction replaces with a redacted copy, until the copy stands (#replaceBrowserItem). */
   #browserRedactions: BrowserRedaction[] = [];
   /** Browser items replaced (`original`) and the redacted copies (`copy`): neither is replaced again (the last 128). */
-  readonly #replacedItems = new Map<string, 'original' | 'copy'>();
+  readonly #replacedItems = new LazyMap<string, 'original' | 'copy'>();
 
   /**
    * A translation session (`…/realtime/translations`): its transcripts stream with the translated

@@ -8,7 +8,7 @@ import type { PolicyLocks, UpstreamTruncation } from './schema.js';
 import { asArray, asObject, asString } from '../protocol/json.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
 import { clientEventId, deepEqual, notifyClient, toFrame } from './util.js';
-import { LazyMap } from '../lazy-collections.js';
+import { LazyMap, LazySet } from '../lazy-collections.js';
 
 export const LOCKS_FILTER = 'policies.locks';
 
@@ -595,7 +595,7 @@ export class LockFilter implements Filter {
    * upstream last reported the session. A browser's `response.create` (its data channel, unseen)
    * may declare its own MCP servers: the model's calls on any other server are cancelled.
    */
-  #callMcpLabels = new Set<string>();
+  #callMcpLabels = new LazySet<string>();
 
   constructor(ctx: SessionContext, policy: CompiledPolicy) {
     this.#ctx = ctx;
@@ -784,7 +784,7 @@ export class LockFilter implements Filter {
     const tools = session ? asArray(session['tools']) : null;
     const lock = this.#policy.locks.tools;
     if (!tools || !lock) return;
-    this.#callMcpLabels = new Set();
+    this.#callMcpLabels = new LazySet();
     for (const raw of tools) {
       const t = asObject(raw);
       if (t?.['type'] !== 'mcp') continue;

@@ -23,7 +23,7 @@ import { isOutputAudio, ResponseTracker } from './responses.js';
 import { copyFrame, ownCopy } from './frame-slab.js';
 import { ClientLink } from './client-link.js';
 import { UpstreamLink } from './upstream-link.js';
-import { LazyMap } from '../lazy-collections.js';
+import { LazyMap, LazySet } from '../lazy-collections.js';
 
 /** Per-socket data attached to the uWS WebSocket at upgrade. */
 export interface ClientSocketData {
@@ -193,7 +193,7 @@ export class RelaySession implements SessionContext, ChainSink {
    */
   #linger: { readonly info: CloseInfo; readonly timer: NodeJS.Timeout; readonly cancelled: Set<string>; checkScheduled: boolean } | null = null;
   /** Who waits for no response to be in flight (`idle`). */
-  readonly #idleWaiters = new Set<() => void>();
+  readonly #idleWaiters = new LazySet<() => void>();
   #closeInfo: CloseInfo | null = null;
   #upstreamCloseCode: number | null = null;
   /** A translation session (`…/realtime/translations`): only its own client events pass (#refusedForSessionKind). */

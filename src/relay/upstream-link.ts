@@ -139,9 +139,16 @@ export class UpstreamLink {
     }, up.connectTimeoutMs);
   }
 
+  /** Cleared and let go: a session holds the cleared timer (and its closure) for its whole life otherwise. */
+  #stopConnectTimer(): void {
+    if (this.#connectTimer === null) return;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = null;
+  }
+
   /** The dial ended without a connection (reported once; the session ends with `error`). */
   #fail(error: ProxyError): void {
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#stopConnectTimer();
     this.#handshake = null;
     if (this.#reported || this.#closed) return;
     this.#reported = true;
@@ -153,7 +160,7 @@ export class UpstreamLink {
   }
 
   #upgraded(socket: Socket, head: Buffer, started: number): void {
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#stopConnectTimer();
     // The request (and its response) would live as long as the session otherwise.
     this.#handshake = null;
     if (this.#closed || this.#reported) {
@@ -358,7 +365,7 @@ export class UpstreamLink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#stopConnectTimer();
     this.#pending = [];
     this.#pendingBytes = 0;
     if (this.#socket === null) {

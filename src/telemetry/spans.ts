@@ -46,8 +46,8 @@ export class SessionSpans {
   #connect: OpenSpan | null = null;
   #connectRef: SpanRef | null = null;
   readonly #roots = new LazyMap<TurnRecord, OpenSpan>();
-  /** Turns whose root got the realtime session id at start. */
-  readonly #rootHasSession = new WeakSet<TurnRecord>();
+  /** Turns whose root got the realtime session id at start (made with the first: most idle sessions have no turn). */
+  #rootHasSession: WeakSet<TurnRecord> | null = null;
   #realtimeSessionId: string | null = null;
 
   constructor(sink: SpanSink, info: SpanContextInfo) {
@@ -161,7 +161,7 @@ export class SessionSpans {
     attrs[S.ATTR_TURN_INITIATOR] = turn.initiator;
     const root = new OpenSpan(S.SPAN_TURN, SpanKind.INTERNAL, this.#time(turn.openedAt), attrs, null, this.#connectRef ? [this.#connectRef] : []);
     this.#roots.set(turn, root);
-    if (this.#realtimeSessionId) this.#rootHasSession.add(turn);
+    if (this.#realtimeSessionId) (this.#rootHasSession ??= new WeakSet()).add(turn);
     return root;
   }
 
@@ -188,7 +188,7 @@ export class SessionSpans {
       // The full session configuration is on the connect span; the turn keeps what explains it.
       [S.ATTR_VAD_TYPE]: turn.session.vadType,
     };
-    if (this.#realtimeSessionId && !this.#rootHasSession.has(turn)) a[S.ATTR_GEN_AI_REALTIME_SESSION_ID] = this.#realtimeSessionId;
+    if (this.#realtimeSessionId && !this.#rootHasSession?.has(turn)) a[S.ATTR_GEN_AI_REALTIME_SESSION_ID] = this.#realtimeSessionId;
     if (turn.outOfBand) a[S.ATTR_RESPONSE_OUT_OF_BAND] = true;
     if (lat.responseLatencyMs !== null) a[S.ATTR_TURN_RESPONSE_LATENCY] = lat.responseLatencyMs / 1000;
     if (lat.voiceToVoiceMs !== null) a[S.ATTR_TURN_VOICE_TO_VOICE_LATENCY] = lat.voiceToVoiceMs / 1000;
