@@ -9,7 +9,7 @@ import { FakeSession } from '../../test/support/fake-session.js';
 import { AsyncLedger, setup, T0, tenant } from '../../test/metering/filter-harness.js';
 import { AdmissionTicket } from '../pipeline/filter.js';
 import { ProxyError } from '../protocol/errors.js';
-import { admissionProbe, holdSessionSlot, type SessionSlotHold } from './filter.js';
+import { admissionProbe, holdSessionSlot, type SessionSlotHold } from './session-slots.js';
 import type { Ledger } from './ledger.js';
 
 const q: ReadonlyMap<string, string> = new Map([['model', 'gpt-realtime']]);

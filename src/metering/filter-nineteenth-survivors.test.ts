@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { AsyncLedger, setup, T0, tenant } from '../../test/metering/filter-harness.js';
 import { ProxyError } from '../protocol/errors.js';
-import { admissionProbe, holdSessionSlot } from './filter.js';
+import { admissionProbe, holdSessionSlot } from './session-slots.js';
 
 const q: ReadonlyMap<string, string> = new Map([['model', 'gpt-realtime']]);
 

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { AsyncLedger, appendFrame, client, clientAsync, created, done, server, serverAsync, session, setup, spent, T0, reservedNow, usage, type Setup } from '../../test/metering/filter-harness.js';
 import type { Filter, Verdict } from '../pipeline/filter.js';
-import { createMeteringFilterFactory } from './filter.js';
+import { createMeteringFilterFactory } from './filter-factory.js';
 import { TenantAudioHolds } from './tenant-holds.js';
 
 /** 4,000 bytes: 4,000 tokens by the estimate's rule, $0.01 at gpt-4o-transcribe's $2.50/M text input. */

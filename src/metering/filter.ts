@@ -1,111 +1,45 @@
-import { randomBytes } from 'node:crypto';
-import type { Logger } from 'pino';
-import { CONTINUE, DROP, reject, replace, type AdmissionAsk, type AdmissionRequest, type AdmissionTicket, type CloseInfo, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
+import { CONTINUE, DROP, reject, replace, type CloseInfo, type Filter, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import { Frame, type JsonObject } from '../pipeline/frame.js';
 import { ProxyError } from '../protocol/errors.js';
-import { AUDIO_IN, isTranscriptionIntent, isTranslationSession, TRANSLATION_AUDIO_IN, type ClientEventOf } from '../protocol/events.js';
-import { TranslationMeteringFilter, translationPriceProblem } from './translation.js';
-import { asObject as obj, asString as str, keptId } from '../protocol/json.js';
-import { BETA_OUTPUT_LIMIT, exceeds, parseOutputLimit, readOutputLimit, reportedSessionOutputLimit, type OutputLimit } from '../protocol/limits.js';
+import { AUDIO_IN, isTranscriptionIntent, type ClientEventOf } from '../protocol/events.js';
+import { asObject as obj, asString as str } from '../protocol/json.js';
+import { BETA_OUTPUT_LIMIT, exceeds, parseOutputLimit, readOutputLimit, reportedSessionOutputLimit } from '../protocol/limits.js';
 import { budgetedInputBytesPerMs } from '../protocol/audio-format.js';
-import type { Tenant } from '../tenants/tenant.js';
-import type { MeteringConfig } from './config.js';
-import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, most, NO_TOKENS, promptOf, promptVariablesEstimate, serverItemEstimate, toolsEstimate, UNKNOWN_SIZE } from './context.js';
-import { firstHit, OFFER_SLOT_PREFIX, type Amount, type CapHit, type Ledger, type MaybePromise, type ReserveResult, type SettledBy, type TenantStatus, type UsageRecord } from './ledger.js';
+import { add, ConversationEstimate, instructionsEstimate, ITEM_OVERHEAD, NO_TOKENS, promptOf, promptVariablesEstimate, toolsEstimate } from './context.js';
+import { firstHit, type Amount, type CapHit, type MaybePromise, type SettledBy, type TenantStatus } from './ledger.js';
 import { hasCaps, type EffectiveLimits } from './limits.js';
-import { divRound, formatUsd, type Nanos } from './money.js';
-import { responseCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceBook, type PriceLookup } from './pricing.js';
+import { divRound } from './money.js';
+import { responseCost, worstCaseOf, type ModalityTokens, type ModelPrice, type PriceLookup } from './pricing.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
 import type { Report } from '../pipeline/reports.js';
-import type { ResponseView } from '../protocol/conversation.js';
 import { usageProblem } from '../protocol/usage.js';
-import { AUDIO_RECHECK_MS, type TenantAudioHolds } from './tenant-holds.js';
-import { SettledIds } from './settled-ids.js';
-import { UpstreamItemIds } from './upstream-item-ids.js';
+import { AUDIO_RECHECK_MS } from './tenant-holds.js';
+import { budgetError, invalidOutputLimit, pricedForSessions, spentCap, unpricedError } from './refusals.js';
+import { reserveFailsOpen, type MeteringRuntime } from './runtime.js';
+import { AudioHold } from './audio-hold.js';
+import { ItemSizes } from './item-sizes.js';
+import { InputTurns, MIN_TURN_MS } from './input-turns.js';
+import { estimatedResponseRecord, responseRecord, transcriptionRecord, type RecordOwner } from './usage-records.js';
+import { SessionLedger } from './session-ledger.js';
+import { SessionTotals } from './session-totals.js';
+import { SessionSettings } from './session-settings.js';
+import { ResponsesRead } from './responses-read.js';
+import { mcpLabelsOf, MCP_OUTPUT, McpTracking } from './mcp-tracking.js';
+import { askedTextOnly, clampedBetaOutput, dearerLimit, inputAudioSettings, textOnly } from './session-fields.js';
 import { InputTranscriptions, type PendingTranscription, type PricedTranscription } from './transcriptions.js';
 
-export interface MeteringRuntime {
-  readonly config: MeteringConfig;
-  readonly prices: PriceBook;
-  readonly ledger: Ledger;
-  limitsOf(tenant: Tenant): EffectiveLimits;
-  /** Called for every settled record (export file). */
-  onRecord(record: UsageRecord): void;
-  readonly log: Logger;
-  readonly wall: () => number;
-  /** Calls are governed (and metered) by the proxy's own sideband sessions (`calls.enabled`). */
-  readonly callsGoverned?: boolean;
-  /**
-   * The upstream speaks the Azure preview protocol (`upstream.azure.apiVersion`): what the proxy
-   * writes itself (its session clamp, a response's limit) uses the beta member `max_response_output_tokens`.
-   */
-  readonly previewUpstream?: boolean;
-  /** The tenant's other sessions on this instance hold input audio when one finds a cap spent (TenantAudioHolds). */
-  readonly tenantHolds?: TenantAudioHolds;
-}
-
-const BY = 'metering';
+/** The filter's name: what it sends, cancels and reports is by it. */
+export const BY = 'metering';
 /** Dearest shipped prices, used only when a usage arrives for a model the proxy could not price. */
 const LAST_RESORT_REALTIME = 'gpt-realtime-2';
 const END_GRACE_MS = 3000;
-const ADMISSION_HANDOFF_MS = 30_000;
 /** After a recheck the ledger could not answer. */
 const AUDIO_RECHECK_FAILED_MS = 1000;
 /** Distinct models a session's client may have asked for and still see confirmed (#requestedModels). */
 const MAX_REQUESTED_MODELS = 16;
-/**
- * Audio a client sends beyond real time (more audio than wall time since the input buffer started),
- * by more than this, was sent faster than it could have been spoken: a turn server VAD may have found
- * and committed in it before the session ended unread (#billUnreadTurn). Real-time clients stay within
- * it (network jitter, chunking).
- */
-const REAL_TIME_SLACK_MS = 500;
-/** The least audio the upstream commits as a turn (`input_audio_buffer_commit_empty` below it). */
-const MIN_TURN_MS = 100;
-/** Client commits metering keeps waiting for their answer (#clientCommits). */
-const MAX_CLIENT_COMMITS = 64;
-/** Server VAD's `prefix_padding_ms` when the session does not report one (OpenAI's default). */
-const DEFAULT_PREFIX_PADDING_MS = 300;
 
 function then<T, R>(v: MaybePromise<T>, f: (t: T) => R): MaybePromise<R> {
   return v instanceof Promise ? v.then(f) : f(v);
-}
-
-function invalidOutputLimit(reason: string, eventId: string | null, param: string): Verdict {
-  return reject(new ProxyError('invalid_value', { message: `max_output_tokens must be a whole number of at least 1 or "inf": ${reason}.`, param, eventId }));
-}
-
-function capDetails(hit: CapHit): Record<string, string | number | null> {
-  const usd = hit.cap.endsWith('_usd');
-  const fmt = (n: number) => (usd ? formatUsd(n) : n);
-  return {
-    cap: hit.cap,
-    period: hit.period.key.slice(2),
-    limit: fmt(hit.limit),
-    spent: fmt(hit.spent),
-    reserved: fmt(hit.reserved),
-    unit: usd ? 'USD' : 'tokens',
-    resetsAt: new Date(hit.period.resetsAt).toISOString(),
-  };
-}
-
-export function budgetError(hit: CapHit, options: { eventId?: string | null; close?: boolean; param?: string } = {}): ProxyError {
-  const what = hit.cap.endsWith('_usd') ? 'cost' : 'token';
-  const when = hit.period.kind === 'day' ? 'daily' : 'monthly';
-  return new ProxyError('budget_exceeded', {
-    message: `The tenant ${when} ${what} budget is exhausted (resets ${new Date(hit.period.resetsAt).toISOString()}).`,
-    eventId: options.eventId ?? null,
-    details: capDetails(hit),
-    ...(options.param ? { param: options.param } : {}),
-    ...(options.close ? { close: 'limitExceeded' as const } : {}),
-  });
-}
-
-const NOTHING: Amount = { nanos: 0, tokens: 0 };
-
-/** The first cap whose settled spend alone has reached its limit (reservations not counted). */
-function spentCap(s: TenantStatus): CapHit | null {
-  return firstHit(s.day, s.month, NOTHING, NOTHING, 'remaining');
 }
 
 interface Reservation {
@@ -163,429 +97,12 @@ interface Reservation {
   readonly mcp: boolean;
 }
 
-interface SessionGuess {
-  readonly n: number;
-  readonly instructions: number | null;
-  readonly tools: number | null;
-  readonly maxOutput: number | 'inf' | null;
-  readonly textOnly: boolean | null;
-  readonly bytesPerMs: number | null;
-  /** A reusable prompt's variables (`prompt: null` clears: none). */
-  readonly prompt: ModalityTokens | null;
-  /** A model switch asked: priced (refused upstream otherwise), pessimistically the dearer until answered. */
-  readonly price: ModelPrice | null;
-  /** The labels of the update's MCP tools (null: tools not set). */
-  readonly mcp: readonly string[] | null;
-}
-
-const moreOutput = (a: number | 'inf', b: number | 'inf'): number | 'inf' => (a === 'inf' || b === 'inf' ? 'inf' : Math.max(a, b));
-/** The larger of two limits a holder may name (GA's and the preview protocol's member), either absent. */
-const dearerLimit = (a: OutputLimit | null, b: OutputLimit | null): OutputLimit | null => (a === null ? b : b === null ? a : moreOutput(a, b));
-
-/** A turn detection's `prefix_padding_ms` (the audio a VAD item keeps before the speech), or OpenAI's default. */
-function paddingOf(td: JsonObject): number {
-  const v = td['prefix_padding_ms'];
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : DEFAULT_PREFIX_PADDING_MS;
-}
-
-/** A turn detection as metering reads it: its padding, and whether it starts a response per turn (`create_response`, on by default). */
-function turnDetectionOf(td: JsonObject): { readonly padMs: number; readonly createResponse: boolean } {
-  return { padMs: paddingOf(td), createResponse: td['create_response'] !== false };
-}
-
-/** The `server_label`s of a tools list's MCP tools (`type: "mcp"`: a remote server or a connector the upstream calls itself). */
-function mcpLabelsOf(tools: unknown): string[] {
-  if (!Array.isArray(tools)) return [];
-  const out = new Set<string>();
-  for (const raw of tools) {
-    const t = obj(raw);
-    if (t?.['type'] !== 'mcp') continue;
-    out.add(labelOf(t['server_label']));
-    // More servers than metering keeps lists of (MAX_MCP_LISTS): one of them has none, so its list
-    // counts at its unknown size (#mcpListInput) whichever are kept. A frame's worth of tools is never kept.
-    if (out.size > MAX_MCP_LISTS) break;
-  }
-  return [...out];
-}
-
-/**
- * An MCP `server_label` as metering keeps it: only compared (a list with the tools that name it), so
- * one longer than an id is kept as its hash (keptId): the client's and the upstream's labels may be as
- * long as a frame, and 256 lists of them were kept whole until 2026-12-07.
- */
-function labelOf(v: unknown): string {
-  return keptId(str(v) ?? '');
-}
-
-/** MCP servers whose tool list metering keeps (#mcpLists); beyond it a list is taken as unknown. */
-const MAX_MCP_LISTS = 256;
-/**
- * MCP calls not done yet that metering keeps (#mcpCalls). The upstream names their responses, and a
- * call whose response metering never sees done stays: past the bound (a broken upstream's, 1,024
- * calls open at once) every item and response may hold an MCP output (#mcpCallsFull), never less.
- */
-const MAX_MCP_CALLS = 1024;
-
-/**
- * An MCP server's output as a response reading it counts it: text of a size nothing bounds (the
- * estimate then fills the context window at the text rate: the upstream never bills input beyond it).
- */
-const MCP_OUTPUT: Readonly<ModalityTokens> = Object.freeze({ text: UNKNOWN_SIZE, audio: 0, image: 0 });
-
 /**
  * A response's worst-case output (`Reservation.output`) as another response reads it: its tokens as
  * text when it is text only, else as audio (the dearer input), plus framing for each of its `items`.
  */
 function outputAsInput(output: { readonly tokens: number; readonly textOnly: boolean }, items: number): ModalityTokens {
   return output.textOnly ? { text: ITEM_OVERHEAD * items + output.tokens, audio: 0, image: 0 } : { text: ITEM_OVERHEAD * items, audio: output.tokens, image: 0 };
-}
-
-/**
- * A session's (or an update's) input audio settings under their GA names (`transcription`,
- * `turn_detection`): GA's `audio.input`, and the Azure preview protocol's (beta) flat
- * `input_audio_transcription` and `turn_detection`. GA's members win where both are given. (The
- * format is read by `budgetedInputBytesPerMs`, src/protocol/audio-format.ts.) Until 2026-12-06 the
- * beta members were not read: a preview session's transcription was unpriced and, when its
- * completed event never came, free (test/metering/redteam-15c-preview-transcription.test.ts).
- */
-function inputAudioSettings(session: JsonObject | null): JsonObject | null {
-  if (!session) return null;
-  const ga = obj(obj(session['audio'])?.['input']);
-  const beta: JsonObject = {};
-  if (Object.hasOwn(session, 'input_audio_transcription')) beta['transcription'] = session['input_audio_transcription'] ?? null;
-  if (Object.hasOwn(session, 'turn_detection')) beta['turn_detection'] = session['turn_detection'] ?? null;
-  if (ga === null && Object.keys(beta).length === 0) return null;
-  return { ...beta, ...ga };
-}
-
-/**
- * `holder` (a session or response of a client event) with its beta output limit lowered to `limit`
- * when it asks more (or something that is no limit), else null: a preview upstream reads only that
- * member, so it is clamped as GA's is. Until 2026-12-06 it went upstream unread: a tenant's
- * `maxResponseOutputTokens` did not hold on a preview upstream that takes it
- * (test/metering/redteam-15c-preview-output-limit.test.ts).
- */
-function clampedBetaOutput(holder: JsonObject, limit: number | null): { readonly holder: JsonObject; readonly requested: OutputLimit; readonly limit: number } | null {
-  if (limit === null || !Object.hasOwn(holder, BETA_OUTPUT_LIMIT)) return null;
-  const parsed = parseOutputLimit(holder[BETA_OUTPUT_LIMIT]);
-  if (parsed.kind === 'absent' || (parsed.kind === 'limit' && !exceeds(parsed.value, limit))) return null;
-  return { holder: { ...holder, [BETA_OUTPUT_LIMIT]: limit }, requested: parsed.kind === 'limit' ? parsed.value : 'inf', limit };
-}
-
-/**
- * Text-only output: a list naming `text` and nothing else. An empty list or one with a member the
- * proxy does not know prices as audio (until 2026-12-07 anything without `audio` was text only, so
- * `output_modalities: []` reserved at the text output rate whatever the upstream answers in).
- */
-function textOnly(modalities: unknown): boolean | null {
-  return Array.isArray(modalities) ? modalities.length > 0 && modalities.every((m) => m === 'text') : null;
-}
-
-/**
- * Whether a create or session.update asks text-only output. A preview upstream reads the beta
- * member `modalities` and leaves GA's `output_modalities` aside, so there a holder naming both is
- * text only when both are: until 2026-12-07 GA's won, and `output_modalities: ["text"]` beside
- * `modalities: ["audio", "text"]` priced an audio answer at the text output rate
- * (test/metering/redteam-16-preview-modalities.test.ts).
- */
-function askedTextOnly(holder: JsonObject, previewUpstream: boolean): boolean | null {
-  const ga = textOnly(holder['output_modalities']);
-  const beta = previewUpstream ? textOnly(holder['modalities']) : null;
-  if (ga === null) return beta;
-  if (beta === null) return ga;
-  return ga && beta;
-}
-
-/**
- * Whether `model` can be a session's model: a realtime price (per token, every modality), not retired.
- * A transcription model's price (per minute, or per token without audio output) prices no response:
- * until 2026-12-07 `?model=whisper-1` was admitted and its responses cost $0 against every cap
- * (src/metering/filter.test.ts "refuses a transcription model as the session's model").
- */
-function pricedForSessions(rt: MeteringRuntime, model: string): boolean {
-  return rt.prices.retired(model) === null && rt.prices.lookup(model)?.price.kind === 'realtime';
-}
-
-function unpricedError(model: string, rt: MeteringRuntime, options: { eventId?: string | null; param?: string; close?: null } = {}): ProxyError {
-  const successor = model ? rt.prices.retired(model) : null;
-  if (successor !== null) {
-    return new ProxyError('model_retired', {
-      message: `The model "${model}" has been shut down by OpenAI; use "${successor}" instead.`,
-      details: { model, successor },
-      ...options,
-    });
-  }
-  if (model && rt.prices.lookup(model)?.price.kind === 'transcription') {
-    return new ProxyError('unknown_model_price', {
-      message: `The model "${model}" is priced as a transcription model: a session's model needs a realtime price.`,
-      details: { model, kind: 'transcription' },
-      ...options,
-    });
-  }
-  return new ProxyError('unknown_model_price', { message: `No price is configured for model "${model || '(unknown)'}".`, ...options });
-}
-
-/**
- * Admission-to-session handoff of concurrent-session slots, by admission ticket: `admit` parks the
- * slot it took under its request's ticket, and only that ticket claims it (the session `create` makes
- * with it, or `withdraw`), once. An admission that took none (no limit, a governed call's own socket,
- * failMode open with the ledger down) has nothing parked and claims nothing. A slot whose ticket never
- * comes back (a path that lost it) is released after ADMISSION_HANDOFF_MS. Until 2026-12-07 slots
- * were parked per tenant and any upgrade of the tenant claimed the oldest
- * (test/metering/redteam-18-slot-ticket.test.ts).
- */
-class SlotHandoff {
-  readonly #parked = new Map<AdmissionTicket, ParkedSlot>();
-
-  constructor(private readonly ledger: Ledger) {}
-
-  park(ticket: AdmissionTicket, tenant: string, token: string): void {
-    const timer = setTimeout(() => {
-      if (this.#parked.get(ticket)?.token !== token) return;
-      this.#parked.delete(ticket);
-      this.ledger.releaseSlot(tenant, token);
-    }, ADMISSION_HANDOFF_MS);
-    timer.unref();
-    // A ticket parks one slot: a second park gives the first back rather than losing it.
-    this.#release(ticket);
-    this.#parked.set(ticket, { tenant, token, timer });
-  }
-
-  /** The slot parked for `ticket` (the session now holds it), or null when it took none. */
-  claim(ticket: AdmissionTicket | null | undefined): string | null {
-    if (!ticket) return null;
-    const parked = this.#parked.get(ticket);
-    if (!parked) return null;
-    this.#parked.delete(ticket);
-    clearTimeout(parked.timer);
-    return parked.token;
-  }
-
-  /** The slot parked for `ticket`, if any, goes back to the ledger now. */
-  withdraw(ticket: AdmissionTicket): void {
-    this.#release(ticket);
-  }
-
-  #release(ticket: AdmissionTicket): void {
-    const parked = this.#parked.get(ticket);
-    if (!parked) return;
-    this.#parked.delete(ticket);
-    clearTimeout(parked.timer);
-    this.ledger.releaseSlot(parked.tenant, parked.token);
-  }
-}
-
-interface ParkedSlot {
-  readonly tenant: string;
-  readonly token: string;
-  readonly timer: NodeJS.Timeout;
-}
-
-/**
- * A concurrent-session slot held for a session on its way (a WebRTC offer or an incoming SIP call,
- * src/calls) from its check until its sideband's admission takes it over (AdmissionAsk.holdsSlot,
- * then `handOver`), or `held: false` when it took none (the tenant has no limit; failMode open with
- * the ledger down). `release` gives it back, once; after `handOver` it is the sideband's, and
- * `release` gives nothing back.
- */
-export interface SessionSlotHold {
-  readonly held: boolean;
-  /** The slot's token in the ledger (null: none held), for the admission that takes it over. */
-  readonly token: string | null;
-  release(): void;
-  handOver(): void;
-}
-
-/** A hold of nothing (no limit, failMode open with the ledger down, metering off, a call taken over). */
-export const NO_SLOT: SessionSlotHold = { held: false, token: null, release: () => undefined, handOver: () => undefined };
-
-/**
- * The model's price, the tenant's caps and a concurrency slot, taken now in the ledger. The ledger
- * is the one owner of the count, across relay workers (the primary's, over IPC) and instances
- * (Redis): until 2026-12-07 an offer in flight was counted in its own process only, and with
- * `server.workers: 2` a tenant allowed one session held an offer in one worker and a session in the
- * other (test/calls/workers-offers-in-flight.test.ts).
- */
-export async function holdSessionSlot(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | SessionSlotHold> {
-  const refused = await capsRefusal(rt, req);
-  if (refused) return refused;
-  const limits = rt.limitsOf(req.tenant);
-  if (limits.maxConcurrentSessions === null) return NO_SLOT;
-  const exceeded = () => new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
-  if (limits.maxConcurrentSessions <= 0) return exceeded();
-  const tenant = req.tenant.id;
-  const token = `${OFFER_SLOT_PREFIX}${randomBytes(8).toString('hex')}`;
-  const got = await rt.ledger.acquireSlot(tenant, token, limits.maxConcurrentSessions, rt.wall());
-  if (got === false) return exceeded();
-  if (got === 'unavailable') return ledgerFailsOpen(rt) ? NO_SLOT : new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
-  let held = true;
-  return {
-    held: true,
-    token,
-    release() {
-      if (!held) return;
-      held = false;
-      rt.ledger.releaseSlot(tenant, token);
-    },
-    handOver() {
-      held = false;
-    },
-  };
-}
-
-/**
- * What admission checks without holding a slot: the model's price, the tenant's caps and whether a
- * concurrency slot is free now (taken and given back at once). Used by the calls module before it
- * mints a client secret (no session exists yet, so nothing may stay reserved).
- */
-export async function admissionProbe(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | null> {
-  const hold = await holdSessionSlot(rt, req);
-  if (hold instanceof ProxyError) return hold;
-  hold.release();
-  return null;
-}
-
-/**
- * `ledger.failMode: open` lets responses run unreserved when the ledger cannot answer. It is a
- * Redis setting (a shared ledger an instance may lose); the SQLite ledger, in this process or in
- * the primary reached over IPC by relay workers (server.workers), always fails closed: an
- * unanswered IPC call means a stalled primary, not a lost network, and open there would run
- * every response of every worker unmetered while it stalls (found 2026-12-06,
- * test/server/adversary-workers-primary-stopped.test.ts).
- */
-export function ledgerFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>): boolean {
-  return rt.config.ledger.failMode === 'open' && rt.ledger.kind === 'redis';
-}
-
-/**
- * A reserve the ledger could not answer runs unreserved: failMode open, Redis (not a silent
- * primary) was the one down, and its queue of unwritten settlements still has room.
- */
-export function reserveFailsOpen(rt: Pick<MeteringRuntime, 'config' | 'ledger'>, result: { readonly ownerSilent?: true; readonly queueFull?: true }): boolean {
-  return ledgerFailsOpen(rt) && result.ownerSilent !== true && result.queueFull !== true;
-}
-
-async function capsRefusal(rt: MeteringRuntime, req: AdmissionAsk): Promise<ProxyError | null> {
-  const failOpen = ledgerFailsOpen(rt);
-  if (isTranslationSession(req.query)) {
-    // A translation session is billed by its input audio: its model needs an audio price (per minute).
-    const refused = translationPriceProblem(rt.prices, req.model);
-    if (refused) return refused;
-  } else if (req.model !== '' && !pricedForSessions(rt, req.model)) {
-    return unpricedError(req.model, rt, { param: 'model' });
-  }
-  const limits = rt.limitsOf(req.tenant);
-  const wall = rt.wall();
-  if (hasCaps(limits.caps)) {
-    try {
-      const s = await rt.ledger.status(req.tenant.id, limits.caps, wall);
-      const hit = spentCap(s);
-      if (hit) {
-        // The refusal shows what is reserved in that period too (the check itself counts spend only).
-        const p = hit.cap.startsWith('daily') ? s.day : s.month;
-        return budgetError({ ...hit, reserved: hit.cap.endsWith('_usd') ? p.reserved.nanos : p.reserved.tokens }, { close: true });
-      }
-    } catch (err) {
-      rt.log.warn({ err: err instanceof Error ? err.message : String(err), tenant: req.tenant.id }, 'metering: ledger status unavailable at admission');
-      if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
-    }
-  }
-  return null;
-}
-
-export function createMeteringFilterFactory(rt: MeteringRuntime): FilterFactory {
-  const slots = new SlotHandoff(rt.ledger);
-  const failOpen = ledgerFailsOpen(rt);
-  if (rt.config.ledger.failMode === 'open' && !failOpen) {
-    rt.log.warn({ ledger: rt.ledger.kind }, 'metering: ledger.failMode "open" applies to the Redis ledger only; the SQLite ledger fails closed (budget_unavailable)');
-  }
-
-  async function admit(req: AdmissionRequest): Promise<ProxyError | null> {
-    // A client's own ?call_id= socket on a call the proxy governs: the call's sideband session
-    // (src/calls) holds its slot and meters it; metering it here too would bill the call twice.
-    if (rt.callsGoverned && req.query.has('call_id')) return null;
-    const refused = await capsRefusal(rt, req);
-    if (refused) return refused;
-    const limits = rt.limitsOf(req.tenant);
-    const wall = rt.wall();
-    // A call's held slot that this admission does not take over (no limit now: a reload) goes back
-    // here: its caller hands it over once admitted, and nobody else would give it back.
-    if (limits.maxConcurrentSessions === null && req.holdsSlot !== undefined) rt.ledger.releaseSlot(req.tenant.id, req.holdsSlot);
-    if (limits.maxConcurrentSessions !== null) {
-      // A call's offer holds a slot of its own from its check (holdSessionSlot): its sideband takes that
-      // very slot over, by its token (the ledger answers a token it holds as taken), within the limit.
-      // Until 2026-12-07 the sideband took a slot of its own beside it, allowed max + 1: with two calls
-      // of a tenant in flight the +1 was one call's only, and the other, created upstream already, was
-      // hung up (test/metering/redteam-19m-concurrent-calls.test.ts).
-      const room = limits.maxConcurrentSessions;
-      if (room <= 0) return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
-      const token = req.holdsSlot ?? `slot_${randomBytes(8).toString('hex')}`;
-      const got = await rt.ledger.acquireSlot(req.tenant.id, token, room, wall);
-      if (got === false) {
-        return new ProxyError('concurrent_sessions_exceeded', { details: { limit: limits.maxConcurrentSessions } });
-      }
-      if (got === true) slots.park(req.ticket, req.tenant.id, token);
-      else if (!failOpen) return new ProxyError('budget_unavailable', { close: 'tryAgainLater' });
-      // Admitted without a slot (failMode open, the ledger down): a call's held one is not kept either.
-      else if (req.holdsSlot !== undefined) rt.ledger.releaseSlot(req.tenant.id, req.holdsSlot);
-    }
-    return null;
-  }
-
-  return {
-    name: BY,
-    wants: {
-      // TRANSLATION_AUDIO_IN: a translation session's input audio (no other session sends it: the relay refuses it there).
-      client: ['response.create', 'session.update', 'conversation.item.create', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'transcription_session.update', TRANSLATION_AUDIO_IN],
-      server: [
-        'input_audio_buffer.committed',
-        // The answer to the clear sent when the client left (#goneClear).
-        'input_audio_buffer.cleared',
-        // Server VAD heard speech: a turn it commits (and transcribes) even if the session ends before its committed is read.
-        'input_audio_buffer.speech_started',
-        'session.created',
-        'session.updated',
-        // The Azure preview protocol's (beta) transcription session: its transcription model.
-        'transcription_session.updated',
-        'response.created',
-        'response.done',
-        'conversation.item.input_audio_transcription.completed',
-        'conversation.item.input_audio_transcription.failed',
-        // Items the proxy saw no create for (a call's data channel, mcp_list_tools): estimated when complete.
-        'conversation.item.done',
-        // Ids of the model's items: a client item create reusing one is a refused duplicate (#upstreamItemIds).
-        'response.output_item.added',
-        // An MCP server's tool list being made (its server's label), and one that failed (#mcpLists).
-        'conversation.item.added',
-        'mcp_list_tools.failed',
-        // Releases the reservation of a response.create the upstream refused.
-        'error',
-      ],
-      // Input audio is dropped while a spent cap holds it back (#holdAudio); otherwise the relay's
-      // own count of append bytes (ctx.audio) feeds the conversation estimate.
-      onRequest: { client: [AUDIO_IN] },
-    },
-    failMode: 'closed',
-    admit,
-    // The slot parked for this admission's ticket, if it took one, released now rather than after ADMISSION_HANDOFF_MS.
-    withdraw(req) {
-      slots.withdraw(req.ticket);
-    },
-    create(ctx: SessionContext): Filter {
-      // A governed call's own socket: its admission took no slot (admit), so its ticket has none parked.
-      if (ctx.watchesGovernedCall === true) return {};
-      const slot = slots.claim(ctx.admission);
-      try {
-        // A translation session has no responses or items: its input audio is what it costs.
-        if (isTranslationSession(ctx.query)) return new TranslationMeteringFilter(ctx, rt, slot);
-        return new MeteringFilter(ctx, rt, slot);
-      } catch (err) {
-        // No filter holds it, so nobody else would give it back.
-        if (slot !== null) rt.ledger.releaseSlot(ctx.tenant.id, slot);
-        throw err;
-      }
-    },
-  };
 }
 
 /** Per-session metering: clamps, reservations, settlement, session limits. */
@@ -599,6 +116,8 @@ export class MeteringFilter implements Filter {
   #price: PriceLookup | null;
   /** The session's input transcription: its model and prompt, and what it has in flight (see transcriptions.ts). */
   readonly #tx: InputTranscriptions;
+  /** Reserve, release and settle on the ledger for this session (SessionLedger). */
+  readonly #sessionLedger: SessionLedger;
   /**
    * Models client `session.update`s asked for (priced; switched to when the upstream reports one),
    * the model in use included: updates apply in order, so the one a `session.updated` answers may be
@@ -609,19 +128,8 @@ export class MeteringFilter implements Filter {
   #clampInjected = false;
   /** Upper-bound estimate of the default conversation (the input of the next response in it). */
   readonly #estimate = new ConversationEstimate();
-  /** The session's instructions and tools, estimated apart (a response may replace one and keep the other). */
-  #instructionTokens = 0;
-  #toolTokens = 0;
-  #sessionTextOnly = false;
-  /** The session's reusable prompt's variables (session.created/updated `prompt`), estimated. */
-  #sessionPrompt: ModalityTokens = { ...NO_TOKENS };
-  /**
-   * Client session.updates forwarded and not answered yet (`n`: their place among the session's
-   * updates, ConversationView.sessionUpdatesSent): the upstream applies one before any create sent
-   * after it, so until its session.updated (or error) comes, reservations take the larger of the
-   * known and the asked value (instructions, tools, max_output_tokens, audio output, audio format).
-   */
-  #guesses: SessionGuess[] = [];
+  /** The session's settings that size a reservation, as reported or asked by an update in flight (SessionSettings). */
+  readonly #settings: SessionSettings;
   /** The session's type as the upstream reported it (null: not yet; a preview session reports none). */
   #sessionType: 'realtime' | 'transcription' | null = null;
   /** Client `session.update`s that set `truncation` so far (see Reservation.markEpoch). */
@@ -633,25 +141,12 @@ export class MeteringFilter implements Filter {
    * proxy did not relay (a call's browser on its data channel, a policy reload's injected update) counts too.
    */
   #truncationReported: string | null = null;
-  /**
-   * Over a cap (refuse policy) in a session with input transcription, or after a server-started
-   * response had to be cancelled over a cap: input audio is dropped, so no further turn is
-   * transcribed or started (both cost money a reservation cannot cover). `hit` null: the session's
-   * settled tokens reached its token limit (refuse policy), for the rest of the session (session
-   * tokens never go down); until 2026-12-05 that limit never held audio back, so every spoken turn
-   * was started upstream, cancelled at `response.created` and billed, and every one transcribed.
-   * `peer`: held because another session of the tenant found a cap spent (no response of this
-   * session cancelled yet). `hit` 'in_flight': a turn server VAD committed on its own brought the
-   * session's settled tokens plus what its transcriptions and responses in flight hold to its token
-   * limit (#holdInFlight), until their settles bring it under again. `inFlight`: a hold of a cap or
-   * of the ledger that outlasts such a hold (began before or after it): lifted, it leaves that hold
-   * while what is in flight still reaches the limit (#releaseAudio).
-   */
-  #audioBlocked: { hit: CapHit | 'ledger' | 'in_flight' | null; since: number; checking: boolean; notified: boolean; peer?: boolean; toldPeers?: boolean; inFlight?: boolean } | null = null;
+  /** The session's hold on its input audio, and why (AudioHold). */
+  readonly #audio: AudioHold;
   /** This session's place among its tenant's sessions that hold audio together (rt.tenantHolds); null: not joined. */
   #leaveTenantHolds: (() => void) | null = null;
   readonly #peerOverCap = (hit: CapHit): void => {
-    if (!this.#closed && !this.#ending) this.#holdAudio(hit, true);
+    if (!this.#closed && !this.#ending) this.#audio.hold(hit, true);
   };
   /**
    * Reservations of creates sent upstream and not started yet, by the create's `event_id` (every
@@ -677,103 +172,14 @@ export class MeteringFilter implements Filter {
    * Which responses are running is the conversation view's (`activeResponses`).
    */
   readonly #reservations = new LazyMap<string, Reservation>();
-  /**
-   * Turn detection as the upstream reported it (`audio.input.turn_detection`: null = off; on by
-   * default), and one a client `session.update` in flight turns on (`n`: its place among the updates).
-   * Server VAD commits the input buffer itself, so at the close a turn it committed may be unread.
-   */
-  #vad: { readonly padMs: number; readonly createResponse: boolean } | null = { padMs: DEFAULT_PREFIX_PADDING_MS, createResponse: true };
-  #vadAsked: { readonly padMs: number; readonly createResponse: boolean; readonly n: number } | null = null;
-  /**
-   * Server VAD committed a turn (`input_audio_buffer.committed` read while turn detection starts a
-   * response per turn) and no conversation `response.created` was read since: the upstream may have
-   * started that turn's response, which the close bills if it was never read (#billUnreadVadResponse).
-   */
-  #vadResponseDue = false;
-  /**
-   * The `event_id` of the `input_audio_buffer.clear` the proxy sent when the client left with audio
-   * in the input buffer under turn detection (onClientGone), until the upstream's `cleared` (or an
-   * error naming it) is read: every append before it has been read upstream by then, so a turn server
-   * VAD committed in it has had its `committed` read, and the rest of the buffer is gone.
-   */
-  #goneClear: string | null = null;
-  /**
-   * Client `input_audio_buffer.clear`s sent upstream whose `cleared` has not been read yet. The
-   * upstream answers clears in order and a `cleared` names none, so while one is counted the next
-   * `cleared` answers the client's, not #goneClear (the audio the client sent after its own clear is
-   * still in the buffer then). Until 2026-12-06 (thirteenth session) a client that cleared, sent a
-   * whole turn and left had the answer to its own clear taken for the proxy's: the linger ended and
-   * the response server VAD started for that turn went unread and unbilled
-   * (test/metering/redteam-money-4.test.ts). A client clear the upstream refuses stays counted: the
-   * proxy's `cleared` is then not recognised and the close bills its estimate (never less).
-   */
-  #clientClears = 0;
-  /**
-   * A client clear counted in #clientClears dropped a buffer that held a turn's worth of audio (or
-   * speech heard): server VAD may commit that turn, and start its response, before it reads the
-   * clear. Until every client clear is answered (it is reset when the count returns to 0), a client
-   * leaving is handled as one leaving with that audio in the buffer (onClientGone). Until 2026-12-06 (thirteenth session) a client that sent a
-   * whole turn and its own clear with the close had nothing read and nothing billed.
-   */
-  #turnBeforeClientClear = false;
-  /**
-   * Client commits on their way upstream, not answered yet (by the id the relay stamped each with,
-   * from its `stamped` report; null until then), oldest first: the `committed` that answers one is
-   * not a turn server VAD committed (no response follows a client's commit). A commit the upstream
-   * refuses (its `error` names the stamped id) leaves. At most MAX_CLIENT_COMMITS (the oldest dropped:
-   * a VAD turn is then never taken for a client's commit).
-   */
-  readonly #clientCommits: (string | null)[] = [];
-  /** The `server_label`s of the session's MCP tools (as reported). */
-  #sessionMcpLabels: string[] = [];
-  /**
-   * MCP servers' tool lists, by `server_label`: the `mcp_list_tools` item the upstream made for one
-   * (`conversation.item.done`, estimated as a server item; a failed listing lists nothing). A server
-   * the session has no list for yet has one of a size the proxy cannot know, which a response with
-   * that server among its tools reads (#mcpListInput).
-   */
-  readonly #mcpLists = new LazyMap<string, Readonly<ModalityTokens>>();
-  /** `mcp_list_tools` items added and not done yet: their server's label (a `mcp_list_tools.failed` names the item only). */
-  readonly #mcpListing = new LazyMap<string, string>();
-  /**
-   * Responses billed (by their response.done, or at the close's estimate): the API sends one
-   * response.done per response; a second, or a response.created again after it (an upstream's bug, a
-   * replay), is logged, not billed twice. The most recent MAX_SETTLED_IDS (settled-ids.ts).
-   */
-  #settledIds: SettledIds | null = null;
-  /**
-   * The latest place (ResponseView.learned) of a response whose `response.created` or `response.done`
-   * metering read: the conversation view learns every upstream frame as it arrives, and metering reads
-   * them in that order, so a response the view learned of after it has had no frame read here (queued
-   * behind an asynchronous verdict when the session ended: #billStartedUnseen).
-   */
-  #responsesReadUpTo = 0;
-  /**
-   * MCP calls the model made (`response.output_item.added` of an `mcp_call`, by item id, its response
-   * id) whose `conversation.item.done` (or response's done) was not read yet: the MCP server's output
-   * may be in the item already, at a size unknown to the proxy (MCP_OUTPUT).
-   */
-  readonly #mcpCalls = new LazyMap<string, string | null>();
-  /** #mcpCalls was full when a call came: any item may be an MCP call not done (sticky: pessimistic). */
-  #mcpCallsFull = false;
-  /**
-   * Server VAD heard speech in the input buffer (`input_audio_buffer.speech_started`, its item id and
-   * `audio_start_ms`) and its `committed` was not read yet: the upstream commits the turn when the
-   * speech stops, and transcribes it (#billUnreadTurn).
-   */
-  #speech: { readonly itemId: string | null; readonly startMs: number | null } | null = null;
-  /** Proxy time (`ctx.clock`) when the input buffer last started again: the session's start, a commit, a clear, a committed item. */
-  #bufferStartedAt: number;
-  /**
-   * Ids of items the upstream made (the model's output items, from `response.output_item.added`,
-   * which reaches metering before any client can learn the id): a client `conversation.item.create`
-   * naming one is refused upstream as a duplicate, so its content never becomes that id's estimate.
-   * The view's items alone are not enough: it keeps the most recent 2,048 only. Kept as fingerprints
-   * within 64 KiB (UpstreamItemIds); once full, no client id is trusted as new (references to it count
-   * the whole conversation).
-   */
-  readonly #upstreamItemIds = new UpstreamItemIds();
-  #seq = 0;
+  /** The input buffer's turns: turn detection, speech heard, commits and clears in flight (InputTurns). */
+  readonly #turns: InputTurns;
+  /** MCP servers' tool lists and the model's MCP calls not done yet (McpTracking). */
+  readonly #mcp = new McpTracking();
+  /** Responses billed, and how far metering read them in the view's order (ResponsesRead). */
+  readonly #read: ResponsesRead;
+  /** Items sized in the estimate beyond a response's usage, and the ids the upstream made (ItemSizes). */
+  readonly #items: ItemSizes;
   #closed = false;
   /** How the session ended (onClose): the rule a response found started after the close is billed by. */
   #closeRule: SettledBy = 'session_end_estimate';
@@ -782,13 +188,9 @@ export class MeteringFilter implements Filter {
   #ending: ProxyError | null = null;
   #endTimer: NodeJS.Timeout | null = null;
   #durationTimer: NodeJS.Timeout | null = null;
-  // Running totals for the session-end log.
-  #responses = 0;
-  #costNanos: Nanos = 0;
-  #transcriptionNanos: Nanos = 0;
-  #inputTokens = 0;
-  #outputTokens = 0;
-  #cachedTokens = 0;
+  /** Running totals for the session-end log (SessionTotals). */
+  readonly #totals = new SessionTotals();
+  /** Tokens this session (a call: its sidebands so far, ctx.carried) settled: what its token limit counts. */
   #sessionTokens = 0;
   /**
    * Tokens of the worst cases held by this session's reservations (creates pending and responses
@@ -796,10 +198,6 @@ export class MeteringFilter implements Filter {
    * response only while settled + held is below it.
    */
   #heldTokens = 0;
-  #refused = 0;
-  #estimated = 0;
-  #cancelled = 0;
-  #clamped = 0;
 
   constructor(ctx: SessionContext, rt: MeteringRuntime, slot: string | null) {
     this.#ctx = ctx;
@@ -809,8 +207,18 @@ export class MeteringFilter implements Filter {
     this.#capped = hasCaps(this.#limits.caps);
     this.#model = ctx.model;
     this.#price = ctx.model ? rt.prices.lookup(ctx.model) : null;
+    this.#sessionLedger = new SessionLedger(rt, ctx.id, ctx.tenant.id, this.#limits.caps, ctx.log);
+    this.#settings = new SessionSettings(rt.prices, rt.previewUpstream === true, ctx.conversation);
     this.#tx = new InputTranscriptions(rt.prices, ctx.log, () => ctx.conversation.sessionUpdatesAnswered);
-    this.#bufferStartedAt = ctx.clock.now();
+    this.#turns = new InputTurns(ctx.clock, ctx.conversation);
+    this.#read = new ResponsesRead(ctx.conversation);
+    this.#items = new ItemSizes(this.#estimate, ctx.conversation, this.#mcp);
+    this.#audio = new AudioHold({
+      wall: () => rt.wall(),
+      watchAudio: (on) => ctx.watch(BY, 'client', AUDIO_IN, on),
+      inFlightOverLimit: () => !this.#closed && this.#overSessionTokens(),
+      tellPeers: (hit) => rt.tenantHolds?.overCap(ctx.tenant.id, hit, this.#peerOverCap, rt.wall()),
+    });
     // A call's sideband carries on what the call's earlier sidebands used (another instance's, before
     // a takeover): its token limit counts on from their settled tokens and its duration runs from the
     // call's start. (Until 2026-12-06 each sideband started both afresh: every takeover gave the call
@@ -839,7 +247,7 @@ export class MeteringFilter implements Filter {
     // upstream, cancelled at its response.created and billed, before the session's audio was held.)
     if (this.#sessionSpent()) {
       if (this.#rt.config.onExhausted === 'end_session') this.#endSession(this.#tokenLimitError(null));
-      else this.#holdAudio(null);
+      else this.#audio.hold(null);
     }
     // Over a cap found by another session of the tenant: this one's input audio is held too, from the
     // start when one was found within a recheck period before it opened (TenantAudioHolds.join). Not
@@ -882,8 +290,7 @@ export class MeteringFilter implements Filter {
     if (report.kind === 'stamped' && report.eventType === 'input_audio_buffer.commit') {
       // Stamped events leave in the order the client sent them: the oldest commit not named yet.
       this.#tx.commitStamped(report.eventId);
-      const i = this.#clientCommits.indexOf(null);
-      if (i >= 0 && !this.#clientCommits.includes(report.eventId)) this.#clientCommits[i] = report.eventId;
+      this.#turns.commitStamped(report.eventId);
       return;
     }
     if (report.kind === 'injected_create_refused') {
@@ -914,7 +321,7 @@ export class MeteringFilter implements Filter {
   onClient(frame: Frame, injectedBy: string | null = null): Verdict | Promise<Verdict> {
     switch (frame.type) {
       case AUDIO_IN:
-        return this.#audioBlocked !== null ? this.#onBlockedAudio() : CONTINUE;
+        return this.#audio.blocked !== null ? this.#onBlockedAudio() : CONTINUE;
       case 'response.create':
         return this.#onResponseCreate(frame);
       case 'session.update':
@@ -923,12 +330,7 @@ export class MeteringFilter implements Filter {
         return this.#unpricedTranscriptionRefusal(obj(frame.json()['session']), str(frame.json()['event_id'])) ?? this.#onTranscriptionSessionUpdate(frame);
       case 'conversation.item.create': {
         const item = obj(frame.json()['item']);
-        // An id the session already has (the model's answer, an item the upstream made) is refused
-        // upstream as a duplicate: the item under that id stays the upstream's, so the client's
-        // content must not become that id's estimate (until 2026-12-06 it did: out-of-band
-        // `item_reference`s to a model answer were reserved at a one-letter item's size;
-        // test/metering/redteam-money.test.ts). The content still counts in the conversation.
-        if (item) this.#estimate.onItemCreate(item, typeof item['id'] === 'string' && this.#isUpstreamItem(item['id']));
+        if (item) this.#items.clientItemCreate(item);
         return CONTINUE;
       }
       case 'input_audio_buffer.commit':
@@ -936,20 +338,13 @@ export class MeteringFilter implements Filter {
       case 'input_audio_buffer.clear':
         // The buffer starts again here, as the upstream reads it: audio appended after this clear is
         // in the new buffer even if it leaves before the upstream's "cleared" comes back (which is
-        // therefore not a new start: nothing else clears the input buffer but the proxy's #goneClear).
-        if (this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) >= MIN_TURN_MS || this.#speech !== null) this.#turnBeforeClientClear = true;
-        this.#clientClears++;
+        // therefore not a new start: nothing else clears the input buffer but the proxy's own, InputTurns.cleared).
+        this.#turns.clientClear(this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) >= MIN_TURN_MS);
         this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
-        this.#bufferRestarted();
         return CONTINUE;
       default:
         return CONTINUE;
     }
-  }
-
-  /** An item id the session may have already, made upstream (see #upstreamItemIds). */
-  #isUpstreamItem(id: string): boolean {
-    return this.#upstreamItemIds.mayHave(id) || this.#ctx.conversation.item(id) !== undefined;
   }
 
   /** A beta transcription session's update on its way upstream: its transcription counts from here (InputTranscriptions). */
@@ -984,55 +379,28 @@ export class MeteringFilter implements Filter {
       const input = inputAudioSettings(session);
       this.#tx.sessionUpdateSent(obj(input?.['transcription']), this.#ctx.conversation.sessionUpdatesSent + 1);
       const td = obj(input?.['turn_detection']);
-      if (td) this.#vadAsked = { ...turnDetectionOf(td), n: this.#ctx.conversation.sessionUpdatesSent + 1 };
+      if (td) this.#turns.turnDetectionAsked(td, this.#ctx.conversation.sessionUpdatesSent + 1);
     }
     return verdict;
   }
 
   /**
-   * A client session.update on its way upstream: what it asks counts at once, pessimistically (see
-   * #guesses). `n`: its place among the session's updates (the next one sent, unless it left already).
+   * A client session.update on its way upstream: what it asks counts at once, pessimistically
+   * (SessionSettings). `n`: its place among the session's updates (the next one sent, unless it left already).
    */
   #guess(session: JsonObject | null, n = this.#ctx.conversation.sessionUpdatesSent + 1): void {
     if (!session) return;
+    let bytesPerMs: number | null = null;
     if (session['type'] === 'transcription') {
       // In a transcription session only its input format counts ahead (audio right behind the update
       // is in it once applied): until 2026-12-07 nothing did, and G.711 appended behind a transcription
       // session's switch to it was sized as PCM16 (test/metering/redteam-18t-transcription-format-switch.test.ts).
       // A realtime session refuses it (no session changes its type).
-      if (this.#sessionType !== 'realtime') this.#guessFormat(n, budgetedInputBytesPerMs(session));
-      return;
+      if (this.#sessionType !== 'realtime') bytesPerMs = this.#settings.guessFormat(n, budgetedInputBytesPerMs(session));
+    } else {
+      bytesPerMs = this.#settings.guess(session, n, this.#model);
     }
-    const gaMax = readOutputLimit(session['max_output_tokens']);
-    // A preview upstream reads the beta member: guessed too, the larger of both (until 2026-12-07 it
-    // was not, and a create right behind an update lifting it was priced at the old limit).
-    const betaMax = this.#rt.previewUpstream === true ? readOutputLimit(session[BETA_OUTPUT_LIMIT]) : null;
-    const model = str(session['model']);
-    const g: SessionGuess = {
-      n,
-      instructions: 'instructions' in session ? instructionsEstimate(session['instructions']) : null,
-      tools: 'tools' in session ? toolsEstimate(session['tools']) : null,
-      maxOutput: dearerLimit(gaMax, betaMax),
-      textOnly: askedTextOnly(session, this.#rt.previewUpstream === true),
-      bytesPerMs: budgetedInputBytesPerMs(session),
-      prompt: 'prompt' in session ? (promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS }) : null,
-      price: model !== null && model !== this.#model ? (this.#rt.prices.lookup(model)?.price ?? null) : null,
-      mcp: 'tools' in session ? mcpLabelsOf(session['tools']) : null,
-    };
-    if (g.instructions === null && g.tools === null && g.maxOutput === null && g.textOnly === null && g.bytesPerMs === null && g.prompt === null && g.price === null) return;
-    this.#keepGuess(g);
-  }
-
-  /** An update of a transcription session asking an input format (`bytesPerMs`; null: none). */
-  #guessFormat(n: number, bytesPerMs: number | null): void {
-    if (bytesPerMs === null) return;
-    this.#keepGuess({ n, instructions: null, tools: null, maxOutput: null, textOnly: null, bytesPerMs, prompt: null, price: null, mcp: null });
-  }
-
-  #keepGuess(g: SessionGuess): void {
-    if (this.#guesses.length >= 64) this.#guesses.shift();
-    this.#guesses.push(g);
-    if (g.bytesPerMs !== null) this.#estimate.setFormat(Math.min(this.#estimate.bytesPerMs, g.bytesPerMs), this.#ctx.audio.inputWireBytes, false);
+    if (bytesPerMs !== null) this.#estimate.setFormat(Math.min(this.#estimate.bytesPerMs, bytesPerMs), this.#ctx.audio.inputWireBytes, false);
   }
 
   /** What the last calibration counted may be a truncated read: see ConversationEstimate.distrustCalibration. */
@@ -1049,86 +417,20 @@ export class MeteringFilter implements Filter {
     return this.#ctx.conversation.sessionUpdatesAnswered < this.#truncationAskedN ? -1 : this.#truncationEpoch;
   }
 
-  /** Drops the guesses the upstream has answered (applied or refused). */
-  #pruneGuesses(): void {
-    if (this.#guesses.length === 0) return;
-    const answered = this.#ctx.conversation.sessionUpdatesAnswered;
-    this.#guesses = this.#guesses.filter((g) => g.n > answered);
-  }
-
-  #sessionInstructions(): number {
-    let t = this.#instructionTokens;
-    for (const g of this.#guesses) if (g.instructions !== null) t = Math.max(t, g.instructions);
-    return t;
-  }
-
-  #sessionTools(): number {
-    let t = this.#toolTokens;
-    for (const g of this.#guesses) if (g.tools !== null) t = Math.max(t, g.tools);
-    return t;
-  }
-
-  /** The session prompt's variables, or the larger an update in flight asks. */
-  #sessionPromptNow(): ModalityTokens {
-    let t: ModalityTokens = this.#sessionPrompt;
-    for (const g of this.#guesses) if (g.prompt !== null) t = most(t, g.prompt);
-    return t;
-  }
-
-  /**
-   * The prices a response starting now may run at: the model in use and every model an update in
-   * flight switches to (the upstream applies an update before any create sent after it).
-   */
-  #pricesNow(price: ModelPrice): ModelPrice[] {
-    const out = [price];
-    for (const g of this.#guesses) if (g.price !== null && !out.includes(g.price)) out.push(g.price);
-    return out;
-  }
-
-  /** The session's tools have an MCP tool, or an update in flight sets tools with one. */
-  #sessionMcpNow(): boolean {
-    return this.#sessionMcpLabelsNow().length > 0;
-  }
-
-  /** The session's MCP servers, and those an update in flight sets. */
-  #sessionMcpLabelsNow(): string[] {
-    const out = [...this.#sessionMcpLabels];
-    for (const g of this.#guesses) if (g.mcp !== null) out.push(...g.mcp);
-    return out;
-  }
-
   /**
    * The MCP tool lists a response reads: those of its MCP servers (its own `tools`' if it sets them,
    * else the session's), and, reading the default conversation, those of the session's (the list items
-   * are in it). A list the session has (#mcpLists) is in the conversation estimate already: counted
+   * are in it). A list the session has (McpTracking) is in the conversation estimate already: counted
    * again only for a response that does not read the conversation. A server without one yet (its
    * listing not done: added by an update a create is sent right behind, or never listed in this
    * session) has a list of unknown size (MCP_OUTPUT). Until the twelfth session a create right behind
    * the update adding a server was reserved without its list (src/metering/filter-twelfth.test.ts).
    */
   #mcpListInput(ownTools: unknown, readsConversation: boolean): ModalityTokens {
-    const session = this.#sessionMcpLabelsNow();
+    const session = this.#settings.mcpLabelsNow();
     const labels = new Set(ownTools !== undefined ? mcpLabelsOf(ownTools) : session);
     if (readsConversation) for (const l of session) labels.add(l);
-    const t: ModalityTokens = { ...NO_TOKENS };
-    for (const label of labels) {
-      const list = this.#mcpLists.get(label);
-      if (list === undefined) return add(t, MCP_OUTPUT);
-      if (!readsConversation) add(t, list);
-    }
-    return t;
-  }
-
-  #sessionTextOnlyNow(): boolean {
-    return this.#sessionTextOnly && this.#guesses.every((g) => g.textOnly !== false);
-  }
-
-  /** The session's max_output_tokens for a response that sets none: as reported, or larger if an update in flight asks more; null: unknown ("inf"). */
-  #sessionMaxOutput(): number | 'inf' | null {
-    let v = this.#ctx.conversation.sessionMaxOutputTokens;
-    if (v === null) return null;
-    for (const g of this.#guesses) if (g.maxOutput !== null) v = moreOutput(v, g.maxOutput);
-    return v;
+    return this.#mcp.listInput(labels, readsConversation);
   }
 
   /**
@@ -1149,7 +451,7 @@ export class MeteringFilter implements Filter {
     if (model !== null) {
       if (model !== this.#model && !pricedForSessions(this.#rt, model)) {
         if (!own) {
-          this.#refused++;
+          this.#totals.refused++;
           return reject(unpricedError(model, this.#rt, { eventId, param: 'session.model', close: null }));
         }
         this.#ownUnrefused(injectedBy, 'session.model');
@@ -1208,7 +510,7 @@ export class MeteringFilter implements Filter {
     ] as const) {
       const txModel = str(obj(holder?.[key])?.['model']);
       if (txModel !== null && !this.#rt.prices.lookup(txModel)) {
-        this.#refused++;
+        this.#totals.refused++;
         return reject(new ProxyError('unknown_model_price', { message: `No price is configured for transcription model "${txModel}".`, param, eventId, close: null }));
       }
     }
@@ -1221,7 +523,7 @@ export class MeteringFilter implements Filter {
     if (this.#ending) return reject(this.#withEvent(this.#ending, clientEventId));
     const price = this.#price?.price ?? null;
     if (!price) {
-      this.#refused++;
+      this.#totals.refused++;
       return reject(unpricedError(this.#model, this.#rt, { eventId: clientEventId, close: null }));
     }
     // The relay gives every create an event_id no other client event still unread upstream has
@@ -1246,7 +548,7 @@ export class MeteringFilter implements Filter {
     const betaLimit = previewUpstream ? readOutputLimit(response[BETA_OUTPUT_LIMIT]) : null;
     const requested = dearerLimit(gaLimit, betaLimit);
     const requestedMember = betaLimit !== null && requested !== gaLimit ? BETA_OUTPUT_LIMIT : 'max_output_tokens';
-    let effective: number | 'inf' = requested ?? this.#sessionMaxOutput() ?? 'inf';
+    let effective: number | 'inf' = requested ?? this.#settings.maxOutput() ?? 'inf';
     let rewrite: JsonObject | null = null;
     let clampNotice: (() => void) | null = null;
     // Written another way ("4096", "INF"): the upstream gets the value governed.
@@ -1274,8 +576,8 @@ export class MeteringFilter implements Filter {
     };
     // What the response does not set, it takes from the session: the session's tools stay with per-response instructions.
     const prompt = promptOf(
-      'instructions' in response ? instructionsEstimate(response['instructions']) : this.#sessionInstructions(),
-      'tools' in response ? toolsEstimate(response['tools']) : this.#sessionTools(),
+      'instructions' in response ? instructionsEstimate(response['instructions']) : this.#settings.instructions(),
+      'tools' in response ? toolsEstimate(response['tools']) : this.#settings.tools(),
     );
     // Output of responses still running that this one may read: reading the default conversation, every
     // response in it running or waiting to start (the upstream refuses a conversation create while one is
@@ -1289,32 +591,32 @@ export class MeteringFilter implements Filter {
     const streaming = response['conversation'] !== 'none' || !Array.isArray(response['input']) ? this.#conversationOutputsInFlight(counted) : { ...NO_TOKENS };
     const referenced = (itemId: string, again: boolean): Readonly<ModalityTokens> | null => this.#streamingItem(itemId, again ? new LazySet<string>() : counted);
     // A reusable prompt's variables are input too: the response's own and the session's (pessimistically both).
-    const input = add(add(add(this.#estimate.responseInput(response, referenced), streaming), this.#sessionPromptNow()), promptVariablesEstimate(response['prompt']) ?? NO_TOKENS);
+    const input = add(add(add(this.#estimate.responseInput(response, referenced), streaming), this.#settings.promptNow()), promptVariablesEstimate(response['prompt']) ?? NO_TOKENS);
     // The tool lists of its MCP servers (a server's list the proxy has not seen: of unknown size).
     add(input, this.#mcpListInput('tools' in response ? response['tools'] : undefined, !Array.isArray(response['input'])));
     // A response reading the default conversation may also read the input buffer: the upstream
     // (server VAD) may commit it before it reads this create.
     if (response['conversation'] !== 'none' || !Array.isArray(response['input'])) add(input, this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
-    const textOnlyOutput = askedTextOnly(response, previewUpstream) ?? this.#sessionTextOnlyNow();
+    const textOnlyOutput = askedTextOnly(response, previewUpstream) ?? this.#settings.textOnlyNow();
     const amount = this.#worstCase(price, input, prompt, effective, textOnlyOutput);
     const output = { tokens: this.#outputLimitTokens(price, effective), textOnly: textOnlyOutput };
     const readsConversation = response['conversation'] !== 'none' && !Array.isArray(response['input']);
     const ownInputInConversation = response['conversation'] !== 'none' && Array.isArray(response['input']);
-    const mcp = 'tools' in response ? mcpLabelsOf(response['tools']).length > 0 : this.#sessionMcpNow();
+    const mcp = 'tools' in response ? mcpLabelsOf(response['tools']).length > 0 : this.#settings.mcpNow();
     const pending = (id: string | null): Reservation => ({ id, amount, timer: null, mark: null, markEpoch: -1, readsConversation, unread: false, started: null, ownInputInConversation, output, mcp });
     if (!this.#capped) {
       this.#queuePending(eventId, pending(null));
       return ok();
     }
-    const id = this.#reservationId();
-    return then(this.#reserve(id, amount), (result): Verdict => {
+    const id = this.#sessionLedger.nextId();
+    return then(this.#sessionLedger.reserve(id, amount), (result): Verdict => {
       if (this.#closed) {
-        if (result.kind === 'ok') this.#releaseId(id);
+        if (result.kind === 'ok') this.#sessionLedger.release(id);
         return DROP;
       }
       switch (result.kind) {
         case 'ok':
-          this.#releaseAudio();
+          this.#audio.release();
           this.#queuePending(eventId, pending(id));
           return ok();
         case 'over':
@@ -1335,7 +637,7 @@ export class MeteringFilter implements Filter {
 
   /** `max_output_tokens` as a number of tokens: "inf" is the largest maximum of the models a response starting now may run at. */
   #outputLimitTokens(price: ModelPrice, effective: number | 'inf'): number {
-    const most = Math.max(...this.#pricesNow(price).map((p) => p.maxOutputTokens));
+    const most = Math.max(...this.#settings.pricesNow(price).map((p) => p.maxOutputTokens));
     return effective === 'inf' ? most : Math.min(effective, most);
   }
 
@@ -1360,7 +662,7 @@ export class MeteringFilter implements Filter {
   #streamingItem(itemId: string, counted: LazySet<string>): Readonly<ModalityTokens> | null {
     const view = this.#ctx.conversation;
     // An MCP call not done yet: the server's output may be in it already, of a size the proxy cannot know.
-    const mcp = (this.#mcpCallsFull || this.#mcpCalls.has(itemId)) && !counted.has(`mcp:${itemId}`);
+    const mcp = this.#mcp.mayBeOpenCall(itemId) && !counted.has(`mcp:${itemId}`);
     if (mcp) counted.add(`mcp:${itemId}`);
     const responseId = view.item(itemId)?.responseId ?? null;
     if (responseId === null || counted.has(responseId) || view.response(responseId)?.state !== 'in_progress') return mcp ? MCP_OUTPUT : null;
@@ -1378,16 +680,14 @@ export class MeteringFilter implements Filter {
    */
   #mayAddMcpOutput(responseId: string): boolean {
     const r = this.#reservations.get(responseId);
-    if (this.#mcpCallsFull || (r ? r.mcp : this.#sessionMcpNow())) return true;
-    for (const owner of this.#mcpCalls.values()) if (owner === responseId) return true;
-    return false;
+    return this.#mcp.mayHaveOpenCall(responseId) || (r ? r.mcp : this.#settings.mcpNow());
   }
 
   /**
    * The output the default conversation may gain before the upstream reads a create sent now: every
    * response in it still running (the conversation view's), and the worst-case output of every
    * conversation create waiting for its `response.created`, the response of a turn server VAD committed
-   * whose `response.created` is not read yet (#vadResponseDue: the session's max_output_tokens), and an
+   * whose `response.created` is not read yet (InputTurns.vadResponseDue: the session's max_output_tokens), and an
    * MCP output of unknown size when one of them may call an MCP tool (#mayAddMcpOutput). Responses
    * counted go into `counted`.
    */
@@ -1406,12 +706,12 @@ export class MeteringFilter implements Filter {
       add(t, outputAsInput(r.output, 1));
       mcp ||= r.mcp;
     }
-    if (this.#vadResponseDue) {
+    if (this.#turns.vadResponseDue) {
       // Server VAD committed a turn whose response.created is not read yet: that response may be done
       // upstream before this create is read (until the twelfth session it did not count).
       const price = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
-      add(t, outputAsInput({ tokens: this.#outputLimitTokens(price, this.#sessionMaxOutput() ?? 'inf'), textOnly: this.#sessionTextOnlyNow() }, 1));
-      mcp ||= this.#sessionMcpNow();
+      add(t, outputAsInput({ tokens: this.#outputLimitTokens(price, this.#settings.maxOutput() ?? 'inf'), textOnly: this.#settings.textOnlyNow() }, 1));
+      mcp ||= this.#settings.mcpNow();
     }
     // The window is filled once: one unknown output counts as much as several.
     return mcp ? add(t, MCP_OUTPUT) : t;
@@ -1465,7 +765,7 @@ export class MeteringFilter implements Filter {
     this.#heldTokens -= r.amount.tokens;
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
-    if (r.id !== null) this.#releaseId(r.id);
+    if (r.id !== null) this.#sessionLedger.release(r.id);
     this.#liftInFlightHold();
   }
 
@@ -1480,12 +780,12 @@ export class MeteringFilter implements Filter {
    */
   #refuseLedgerUnavailable(eventId: string | null, param?: string): Verdict {
     this.#reportLedgerUnavailable();
-    this.#refused++;
+    this.#totals.refused++;
     return reject(new ProxyError('budget_unavailable', { eventId, ...(param ? { param } : {}), details: { reason: 'ledger unavailable' } }));
   }
 
   #refuse(error: ProxyError): Verdict {
-    this.#refused++;
+    this.#totals.refused++;
     this.#ctx.report(this.#budgetReport('refused', error, null));
     if (this.#rt.config.onExhausted === 'end_session') {
       this.#endSession(error);
@@ -1550,7 +850,7 @@ export class MeteringFilter implements Filter {
 
   /** `tellClient` false: the proxy's own event was clamped, which no client sent (counted and reported only). */
   #notifyClamp(requested: number | 'inf', limit: number, eventId: string | null, param: string, tellClient = true): void {
-    this.#clamped++;
+    this.#totals.clamped++;
     const notice = new ProxyError('max_output_tokens_clamped', {
       message: `max_output_tokens ${requested} was lowered to ${limit} (the tenant limit, at most the model's maximum).`,
       param,
@@ -1578,44 +878,30 @@ export class MeteringFilter implements Filter {
         // Not billed: what its commit reserved is free again.
         const itemId = str(frame.json()['item_id']) ?? '';
         const failed = this.#tx.take(itemId);
-        if (failed) this.#releaseAll(failed.reservations);
+        if (failed) this.#sessionLedger.releaseAll(failed.reservations);
         this.#liftInFlightHold();
         return CONTINUE;
       }
       case 'input_audio_buffer.committed':
         return this.#onCommitted(frame);
-      case 'input_audio_buffer.speech_started': {
-        const ev = frame.json();
-        const start = ev['audio_start_ms'];
-        this.#speech = { itemId: str(ev['item_id']), startMs: typeof start === 'number' && Number.isFinite(start) && start >= 0 ? start : null };
+      case 'input_audio_buffer.speech_started':
+        this.#turns.speechStarted(frame.json());
         return CONTINUE;
-      }
       case 'conversation.item.done':
-        this.#onItemDone(frame);
+        this.#items.itemDone(obj(frame.json()['item']));
         return CONTINUE;
-      case 'conversation.item.added': {
-        const item = obj(frame.json()['item']);
-        const itemId = str(item?.['id']);
-        if (itemId !== null && item?.['type'] === 'mcp_list_tools' && this.#mcpListing.size < MAX_MCP_LISTS) this.#mcpListing.set(itemId, labelOf(item['server_label']));
+      case 'conversation.item.added':
+        this.#mcp.itemAdded(obj(frame.json()['item']));
         return CONTINUE;
-      }
-      case 'mcp_list_tools.failed': {
-        const itemId = str(frame.json()['item_id']) ?? '';
-        const label = this.#mcpListing.get(itemId);
-        this.#mcpListing.delete(itemId);
-        // Nothing listed: the server's list is empty (its item counts as the estimate has it).
-        if (label !== undefined) this.#noteMcpList(label, NO_TOKENS);
+      case 'mcp_list_tools.failed':
+        this.#mcp.listFailed(str(frame.json()['item_id']) ?? '');
         return CONTINUE;
-      }
       case 'response.output_item.added': {
         const ev = frame.json();
         const item = obj(ev['item']);
         const itemId = str(item?.['id']);
-        if (itemId !== null) this.#upstreamItemIds.add(itemId);
-        if (itemId !== null && item?.['type'] === 'mcp_call') {
-          if (this.#mcpCalls.size < MAX_MCP_CALLS || this.#mcpCalls.has(itemId)) this.#mcpCalls.set(itemId, str(ev['response_id']));
-          else this.#mcpCallsFull = true;
-        }
+        if (itemId !== null) this.#items.upstreamItemAdded(itemId);
+        if (itemId !== null && item?.['type'] === 'mcp_call') this.#mcp.callAdded(itemId, str(ev['response_id']));
         return CONTINUE;
       }
       case 'session.created':
@@ -1630,17 +916,8 @@ export class MeteringFilter implements Filter {
         this.#onError(frame);
         return CONTINUE;
       case 'input_audio_buffer.cleared':
-        // The answer to a client clear (the oldest one counted): what the client sent after it is in the buffer.
-        if (this.#clientClears > 0) {
-          if (--this.#clientClears === 0) this.#turnBeforeClientClear = false;
-          return CONTINUE;
-        }
-        // Ours (the client is gone: its clears were all answered): the buffer is empty upstream now.
-        if (this.#goneClear !== null) {
-          this.#goneClear = null;
-          this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
-          this.#bufferRestarted();
-        }
+        // Ours (the client is gone): the buffer is empty upstream now.
+        if (this.#turns.cleared()) this.#estimate.onBufferCleared(this.#ctx.audio.inputWireBytes);
         return CONTINUE;
       default:
         return CONTINUE;
@@ -1649,7 +926,7 @@ export class MeteringFilter implements Filter {
 
   #onSession(frame: Frame): void {
     // The view counted this answer already: the update it answers is applied upstream.
-    if (frame.type === 'session.updated') this.#pruneGuesses();
+    if (frame.type === 'session.updated') this.#settings.pruneGuesses();
     const session = obj(frame.json()['session']);
     if (!session) return;
     if (session['type'] === 'realtime' || session['type'] === 'transcription') this.#sessionType = session['type'];
@@ -1675,14 +952,7 @@ export class MeteringFilter implements Filter {
       if (this.#truncationReported !== null && reported !== this.#truncationReported) this.#truncationChanged();
       this.#truncationReported = reported;
     }
-    if ('instructions' in session) this.#instructionTokens = instructionsEstimate(session['instructions']);
-    if ('tools' in session) {
-      this.#toolTokens = toolsEstimate(session['tools']);
-      this.#sessionMcpLabels = mcpLabelsOf(session['tools']);
-    }
-    if ('prompt' in session) this.#sessionPrompt = promptVariablesEstimate(session['prompt']) ?? { ...NO_TOKENS };
-    const modalities = textOnly(session['output_modalities']);
-    if (modalities !== null) this.#sessionTextOnly = modalities;
+    this.#settings.reported(session);
     const mot = reportedSessionOutputLimit(session);
     const limit = this.#outputCap();
     if (limit === null || mot === null) return;
@@ -1699,13 +969,11 @@ export class MeteringFilter implements Filter {
     const input = inputAudioSettings(session);
     if (input && 'transcription' in input) this.#tx.reported(obj(input['transcription']));
     if (input && 'turn_detection' in input) {
-      const td = obj(input['turn_detection']);
-      this.#vad = td ? turnDetectionOf(td) : null;
+      this.#turns.turnDetectionReported(obj(input['turn_detection']));
     }
     const reported = session ? budgetedInputBytesPerMs(session) : null;
     // An update still in flight asking for the denser format keeps it (the estimate stays high).
-    let bytesPerMs = reported ?? this.#estimate.bytesPerMs;
-    for (const g of this.#guesses) if (g.bytesPerMs !== null) bytesPerMs = Math.min(bytesPerMs, g.bytesPerMs);
+    const bytesPerMs = this.#settings.denserFormat(reported ?? this.#estimate.bytesPerMs);
     this.#estimate.setFormat(bytesPerMs, this.#ctx.audio.inputWireBytes, reported !== null);
   }
 
@@ -1723,14 +991,14 @@ export class MeteringFilter implements Filter {
     const id = str(response?.['id']);
     if (!response || !id) return CONTINUE;
     const view = this.#ctx.conversation.response(id);
-    this.#noteResponseRead(view);
+    this.#read.noteRead(view);
     // A conversation response started: the turn server VAD committed has its response (or one runs instead).
-    if (view?.outOfBand !== true) this.#vadResponseDue = false;
+    if (view?.outOfBand !== true) this.#turns.responseStarted();
     if (this.#reservations.has(id)) return CONTINUE;
     // A response already billed by its response.done, started again (an upstream's bug, a replay): a
     // hold now would outlive the repeat's response.done (refused as a repeat) and be billed again at
     // the close (test/metering/redteam-22b-replayed-response.test.ts).
-    if (this.#settledIds?.has(id) === true) {
+    if (this.#read.isSettled(id)) {
       this.#ctx.log.warn({ responseId: id }, 'metering: a response.created for a response already billed; not held again');
       return CONTINUE;
     }
@@ -1738,7 +1006,7 @@ export class MeteringFilter implements Filter {
     // Input audio held back already: no turn the client spoke started this one (server VAD's idle
     // timeout needs no audio, and re-arms after every response.done, a cancelled one's included).
     // Held by a peer only: a turn this session sent before the hold is no idle-timeout loop.
-    const heldBefore = this.#audioBlocked !== null && this.#audioBlocked.peer !== true;
+    const heldBefore = this.#audio.blocked !== null && this.#audio.blocked.peer !== true;
     // Calibration at response.done uses it only for a response in the default conversation. The
     // upstream started it before the client events still on their way to it were read (see serverStartMark).
     const mark = this.#estimate.serverStartMark();
@@ -1765,8 +1033,8 @@ export class MeteringFilter implements Filter {
     const expired = createEventId !== null ? this.#expired.get(createEventId) : undefined;
     if (expired) this.#expired.delete(createEventId!);
     const price = this.#price?.price ?? null;
-    const effective = view?.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf';
-    const textOnlyOutput = textOnly(response['output_modalities']) ?? this.#sessionTextOnlyNow();
+    const effective = view?.maxOutputTokens ?? this.#settings.maxOutput() ?? 'inf';
+    const textOnlyOutput = textOnly(response['output_modalities']) ?? this.#settings.textOnlyNow();
     const priced = price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
     const computed = this.#serverStartedWorstCase(priced, effective, textOnlyOutput);
     const ownOutput = { tokens: this.#outputLimitTokens(priced, effective), textOnly: textOnlyOutput };
@@ -1781,7 +1049,7 @@ export class MeteringFilter implements Filter {
       started,
       ownInputInConversation: expired?.ownInputInConversation ?? false,
       output: expired ? { tokens: Math.max(expired.output.tokens, ownOutput.tokens), textOnly: expired.output.textOnly && ownOutput.textOnly } : ownOutput,
-      mcp: (expired?.mcp ?? false) || this.#sessionMcpNow(),
+      mcp: (expired?.mcp ?? false) || this.#settings.mcpNow(),
     });
     const amount: Amount = expired ? { nanos: Math.max(computed.nanos, expired.amount.nanos), tokens: Math.max(computed.tokens, expired.amount.tokens) } : computed;
     // On a call the browser's response.create travels on its data channel, where the proxy cannot
@@ -1790,7 +1058,7 @@ export class MeteringFilter implements Filter {
     const asked = view?.maxOutputTokens ?? null;
     if (this.#ctx.callId && cap !== null && asked !== null && (asked === 'inf' || asked > cap)) {
       this.#holdResponse(id, unreserved(amount));
-      this.#cancelled++;
+      this.#totals.cancelled++;
       // A lock refusal, not a cap: the call goes on (a cap would hang it up).
       this.#ctx.report({ kind: 'lock', field: 'max_output_tokens', action: 'rejected', direction: 'server' });
       this.#ctx.cancelResponse(id, BY, new ProxyError('max_output_tokens_exceeded', { details: { requested: String(asked), limit: cap } }));
@@ -1810,7 +1078,7 @@ export class MeteringFilter implements Filter {
       // is what the limit does to a turn, and the client's audio keeps flowing (barge-in). Not so a
       // transcription, which nothing cancels (#holdInFlight).
       if (price && this.#sessionSpent() && !this.#ending) {
-        this.#holdAudio(null);
+        this.#audio.hold(null);
         if (heldBefore) this.#endIdleLoop(this.#tokenLimitError(null));
       }
       return CONTINUE;
@@ -1825,12 +1093,12 @@ export class MeteringFilter implements Filter {
     if (known) {
       this.#holdResponse(id, unreserved(amount));
       this.#cancel(id, budgetError(known));
-      this.#holdAudio(known);
+      this.#audio.hold(known);
       if (heldBefore) this.#endIdleLoop(budgetError(known));
       return CONTINUE;
     }
-    const rid = this.#reservationId();
-    return then(this.#reserve(rid, amount), (result): Verdict => {
+    const rid = this.#sessionLedger.nextId();
+    return then(this.#sessionLedger.reserve(rid, amount), (result): Verdict => {
       if (this.#closed) {
         // The session ended while the ledger answered (the upstream closed right behind this
         // response.created, say): the response started, and OpenAI bills what it read; the close
@@ -1838,8 +1106,8 @@ export class MeteringFilter implements Filter {
         // response.done never came. Until 2026-12-07 it was released unbilled
         // (test/metering/redteam-22-close-during-reserve.test.ts). Once: the close bills a response the
         // relay read running (#billStartedUnseen), this one among them.
-        if (!this.#markSettled(id)) {
-          if (result.kind === 'ok') this.#releaseId(rid);
+        if (!this.#read.markSettled(id)) {
+          if (result.kind === 'ok') this.#sessionLedger.release(rid);
           return CONTINUE;
         }
         this.#settleEstimate(id, { id: result.kind === 'ok' ? rid : null, amount }, this.#closeRule);
@@ -1857,11 +1125,11 @@ export class MeteringFilter implements Filter {
         // No cap can be checked: the next spoken turn would be started, cancelled and billed too
         // (until 2026-12-06 every turn was, for as long as the ledger was down;
         // test/metering/redteam-money.test.ts). Held until the ledger answers again.
-        this.#holdAudio('ledger');
+        this.#audio.hold('ledger');
         return CONTINUE;
       }
       this.#cancel(id, budgetError(result.hit));
-      this.#holdAudio(result.hit);
+      this.#audio.hold(result.hit);
       if (heldBefore) this.#endIdleLoop(budgetError(result.hit));
       return CONTINUE;
     });
@@ -1880,7 +1148,7 @@ export class MeteringFilter implements Filter {
   }
 
   #cancel(responseId: string, error: ProxyError): void {
-    this.#cancelled++;
+    this.#totals.cancelled++;
     this.#ctx.report(this.#budgetReport('cancelled', error, responseId));
     // Never a closing error here (the ending error is stored non-closing): the notice leaves the session up.
     this.#ctx.cancelResponse(responseId, BY, error);
@@ -1894,15 +1162,15 @@ export class MeteringFilter implements Filter {
     const id = str(response?.['id']);
     if (!response || !id) return;
     const view = this.#ctx.conversation.response(id);
-    this.#noteResponseRead(view);
-    if (!this.#markSettled(id)) {
+    this.#read.noteRead(view);
+    if (!this.#read.markSettled(id)) {
       this.#ctx.log.warn({ responseId: id }, 'metering: a second response.done for one response; not billed again');
       return;
     }
     const reservation = this.#reservations.get(id) ?? null;
     this.#reservations.delete(id);
     if (reservation) this.#heldTokens -= reservation.amount.tokens;
-    for (const [itemId, owner] of this.#mcpCalls) if (owner === id) this.#mcpCalls.delete(itemId);
+    this.#mcp.responseDone(id);
     const t = view?.usage ?? null;
     // The model the response started at (a switch while it ran applies to later responses only).
     const model = reservation?.started ? reservation.started.model : this.#model;
@@ -1913,7 +1181,7 @@ export class MeteringFilter implements Filter {
     // it (Redis refuses it, and its settle queue retried it ahead of every later record, forever:
     // test/metering/redteam-22-huge-usage.test.ts), and no real response reports it.
     const problem = usageProblem(response['usage']) ?? (t !== null && !(Number.isSafeInteger(cost) && Number.isSafeInteger(t.totalTokens)) ? 'a count too large to price exactly' : null);
-    if (view?.outOfBand === true) this.#noteOutOfBandOutput(response, problem === null ? t : null);
+    if (view?.outOfBand === true) this.#items.outOfBandOutput(response, problem === null ? t : null);
     if (t === null || problem !== null) {
       // A response that started may have cost anything: a usage that cannot be priced is never
       // taken as zero; the response is billed at its reservation, as if its response.done never came.
@@ -1930,32 +1198,12 @@ export class MeteringFilter implements Filter {
       lookup = priceOf();
       this.#ctx.log.error({ model, responseId: id }, `metering: usage for an unpriced model billed at ${LAST_RESORT_REALTIME} prices`);
     }
-    const record: UsageRecord = {
-      ts: this.#rt.wall(),
-      tenant: this.#ctx.tenant.id,
-      session: this.#ctx.id,
-      source: 'response',
-      ref: id,
-      model: model || lookup.price.id,
-      status: str(response['status']),
-      costNanos: cost,
-      inputTokens: t.inputTokens,
-      outputTokens: t.outputTokens,
-      cachedTokens: t.cachedTokens,
-      totalTokens: t.totalTokens,
-      input: t.input,
-      cached: t.cached,
-      output: t.output,
-      seconds: null,
-      estimated: false,
-      settledBy: 'response.done',
-      fallbackPrice: lookup.fallback,
-    };
-    this.#responses++;
-    this.#costNanos += cost;
-    this.#inputTokens += t.inputTokens;
-    this.#outputTokens += t.outputTokens;
-    this.#cachedTokens += t.cachedTokens;
+    const record = responseRecord(this.#recordOwner(), id, model || lookup.price.id, str(response['status']), cost, t, lookup.fallback);
+    this.#totals.responses++;
+    this.#totals.costNanos += cost;
+    this.#totals.inputTokens += t.inputTokens;
+    this.#totals.outputTokens += t.outputTokens;
+    this.#totals.cachedTokens += t.cachedTokens;
     this.#sessionTokens += t.totalTokens;
     this.#ctx.carried?.settled(this.#sessionTokens);
     // The upstream's count of a response that read the default conversation recalibrates its
@@ -1983,28 +1231,8 @@ export class MeteringFilter implements Filter {
       cachedTokens: t.cachedTokens,
       source: 'response',
     });
-    this.#settle(reservation?.id ?? null, record);
+    this.#sessionLedger.settle(reservation?.id ?? null, record);
     this.#afterSettle();
-  }
-
-  /**
-   * An out-of-band response's output items are not added to the conversation (reference §3.3), and an
-   * `item_reference` is to an item that existed in the conversation (OpenAI's API reference), so the
-   * upstream refuses a reference to one (item_not_found, which releases the reservation). Should it
-   * read one all the same, the reservation must cover it: an id the estimate had no size for counted
-   * the conversation only, which an out-of-band output need not be in (until the twelfth session:
-   * src/metering/filter-twelfth.test.ts). Each output item gets the larger of its own content (as a
-   * server item: JSON bytes, an MCP output included) and the response's whole output (its usage).
-   */
-  #noteOutOfBandOutput(response: JsonObject, t: { readonly outputTokens: number; readonly output: { readonly text: number; readonly audio: number } } | null): void {
-    const output = response['output'];
-    if (!Array.isArray(output)) return;
-    const used: ModalityTokens = t ? { text: ITEM_OVERHEAD + Math.max(t.output.text, t.outputTokens - t.output.audio), audio: t.output.audio, image: 0 } : { ...NO_TOKENS };
-    for (const raw of output) {
-      const item = obj(raw);
-      const itemId = str(item?.['id']);
-      if (item && itemId !== null) this.#estimate.noteItem(itemId, most(serverItemEstimate(item, this.#estimate.bytesPerMs), used));
-    }
   }
 
   /**
@@ -2019,44 +1247,6 @@ export class MeteringFilter implements Filter {
     };
     for (const r of this.#pending.values()) rebase(r);
     for (const r of this.#reservations.values()) rebase(r);
-  }
-
-  /**
-   * A complete item the estimate has no count for: the server made it (`mcp_list_tools`: the MCP
-   * server's tool list) or someone the proxy does not relay added it (a browser's data channel on a
-   * call: provenance 'server'). Client items, committed audio and model output are counted already.
-   */
-  #onItemDone(frame: Frame): void {
-    const item = obj(frame.json()['item']);
-    const id = str(item?.['id']);
-    if (!item || id === null) return;
-    // Its output is counted below, from what the item holds now.
-    this.#mcpCalls.delete(id);
-    const provenance = this.#ctx.conversation.item(id)?.provenance;
-    // A client item create read upstream: a response started from now on reads it.
-    if (provenance === 'client') this.#estimate.itemAcknowledged(id);
-    if (item['type'] === 'mcp_call' && provenance !== 'server') {
-      // The model made the call (its arguments are its output tokens), the MCP server the `output`
-      // (or `error`): no response's usage counts that, and the next response reads it (until
-      // 2026-12-06 it was not counted; test/metering/redteam-money.test.ts).
-      const made = (typeof item['output'] === 'string' ? Buffer.byteLength(item['output'], 'utf8') : 0) + (item['error'] != null ? Buffer.byteLength(JSON.stringify(item['error']), 'utf8') : 0);
-      if (made > 0) this.#estimate.addItem(null, { text: made, audio: 0, image: 0 });
-      return;
-    }
-    if (item['type'] !== 'mcp_list_tools' && provenance !== 'server') return;
-    const estimate = serverItemEstimate(item, this.#estimate.bytesPerMs);
-    if (item['type'] === 'mcp_list_tools') {
-      this.#mcpListing.delete(id);
-      this.#noteMcpList(labelOf(item['server_label']), estimate);
-    }
-    this.#estimate.addItem(id, estimate);
-  }
-
-  /** An MCP server's tool list, as the session has it now (the larger when listed again). */
-  #noteMcpList(label: string, t: Readonly<ModalityTokens>): void {
-    const known = this.#mcpLists.get(label);
-    if (known) this.#mcpLists.set(label, most(known, t));
-    else if (this.#mcpLists.size < MAX_MCP_LISTS) this.#mcpLists.set(label, t);
   }
 
   /**
@@ -2077,21 +1267,21 @@ export class MeteringFilter implements Filter {
     if (model !== null && ms > 0 && !this.#closed && this.#overSessionTokens()) return this.#refuse(this.#tokenLimitError(clientEventId, 'input_audio_buffer.commit'));
     // An empty buffer: the upstream refuses the commit, nothing is transcribed.
     if (model === null || !this.#capped || ms <= 0 || this.#closed) return this.#commitLeaves(model === null ? null : { ms, model, promptTokens, reservations: [] });
-    const id = this.#reservationId();
-    return then(this.#reserve(id, this.#tx.estimate(model, ms, promptTokens)), (result): Verdict => {
+    const id = this.#sessionLedger.nextId();
+    return then(this.#sessionLedger.reserve(id, this.#tx.estimate(model, ms, promptTokens)), (result): Verdict => {
       if (this.#closed) {
-        if (result.kind === 'ok') this.#releaseId(id);
+        if (result.kind === 'ok') this.#sessionLedger.release(id);
         return DROP;
       }
       switch (result.kind) {
         case 'ok':
           return this.#commitLeaves({ ms, model, promptTokens, reservations: [id] });
         case 'over':
-          this.#holdAudio(result.hit, false, !this.#ownSizeOver(result.hit));
+          this.#audio.hold(result.hit, false, !this.#ownSizeOver(result.hit));
           return this.#refuse(budgetError(result.hit, { eventId: clientEventId, param: 'input_audio_buffer.commit' }));
         case 'unavailable':
           if (reserveFailsOpen(this.#rt, result)) return this.#commitLeaves({ ms, model, promptTokens, reservations: [] });
-          this.#holdAudio('ledger');
+          this.#audio.hold('ledger');
           return this.#refuseLedgerUnavailable(clientEventId, 'input_audio_buffer.commit');
         default: {
           const never: never = result;
@@ -2111,9 +1301,7 @@ export class MeteringFilter implements Filter {
     // upstream's `committed`, after such a create had been reserved without it).
     const ms = this.#estimate.onClientCommit(this.#ctx.audio.inputWireBytes);
     if (tx !== null && !this.#closed) this.#tx.commitLeft({ ...tx, ms });
-    if (this.#clientCommits.length >= MAX_CLIENT_COMMITS) this.#clientCommits.shift();
-    this.#clientCommits.push(null);
-    this.#bufferRestarted();
+    this.#turns.clientCommitLeft();
     return CONTINUE;
   }
 
@@ -2125,22 +1313,22 @@ export class MeteringFilter implements Filter {
    * so the item's completed event never comes before its reservation.
    */
   #reserveTranscription(itemId: string, pending: PendingTranscription): Verdict | Promise<Verdict> {
-    const id = this.#reservationId();
-    return then(this.#reserve(id, this.#tx.estimate(pending.model, pending.ms, pending.promptTokens)), (result): Verdict => {
+    const id = this.#sessionLedger.nextId();
+    return then(this.#sessionLedger.reserve(id, this.#tx.estimate(pending.model, pending.ms, pending.promptTokens)), (result): Verdict => {
       if (result.kind === 'ok') {
         // Billed meanwhile (the close): nothing left to hold.
         if (!this.#closed && this.#tx.awaits(itemId, pending)) pending.reservations.push(id);
-        else this.#releaseId(id);
+        else this.#sessionLedger.release(id);
         return CONTINUE;
       }
       if (this.#closed || this.#ending) return CONTINUE;
       if (result.kind === 'unavailable') {
         if (reserveFailsOpen(this.#rt, result)) return CONTINUE;
         this.#reportLedgerUnavailable();
-        this.#holdAudio('ledger');
+        this.#audio.hold('ledger');
         return CONTINUE;
       }
-      this.#holdAudio(result.hit, false, !this.#ownSizeOver(result.hit));
+      this.#audio.hold(result.hit, false, !this.#ownSizeOver(result.hit));
       return CONTINUE;
     });
   }
@@ -2157,16 +1345,6 @@ export class MeteringFilter implements Filter {
     return hit.spent < hit.limit;
   }
 
-  #releaseAll(reservations: readonly string[]): void {
-    for (const id of reservations) this.#releaseId(id);
-  }
-
-  /** The input buffer starts again (a commit leaving, a clear, a committed item). */
-  #bufferRestarted(): void {
-    this.#bufferStartedAt = this.#ctx.clock.now();
-    // A clear drops the speech server VAD heard; a commit takes it (its committed comes next).
-    this.#speech = null;
-  }
 
   /**
    * At the close: a turn server VAD committed (and the upstream transcribes, which OpenAI bills) whose
@@ -2184,48 +1362,22 @@ export class MeteringFilter implements Filter {
    */
   #billUnreadTurn(rule: SettledBy): void {
     const { model, promptTokens } = this.#tx.now();
-    const vad = this.#vadNow();
+    const vad = this.#turns.vadNow();
     if (model === null || vad === null) return;
     const { ms, ref } = this.#unreadTurn(vad);
     if (ms > 0) this.#billUntranscribed(ref, { ms, model, promptTokens, reservations: [] }, rule);
   }
 
-  /**
-   * Turn detection as a turn the upstream commits now would find it: as reported, or turned on by an
-   * update in flight (it applies before anything sent after it); `createResponse` if either starts a
-   * response per turn. Null: off.
-   */
-  #vadNow(): { readonly padMs: number; readonly createResponse: boolean } | null {
-    const asked = this.#vadAsked !== null && this.#vadAsked.n > this.#ctx.conversation.sessionUpdatesAnswered ? this.#vadAsked : null;
-    if (this.#vad === null) return asked;
-    return asked !== null && asked.createResponse && !this.#vad.createResponse ? { padMs: this.#vad.padMs, createResponse: true } : this.#vad;
-  }
-
-  /**
-   * A turn server VAD may have committed in the input buffer without the proxy reading its committed
-   * (see #billUnreadTurn): its audio (ms, 0: none) and its name.
-   */
+  /** A turn server VAD may have committed unread (InputTurns.unreadTurn), in the buffer as metering counts it now. */
   #unreadTurn(vad: { readonly padMs: number }): { ms: number; ref: string } {
-    const bufferMs = this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes);
-    let ms = 0;
-    let ref = 'vad:unread';
-    if (bufferMs <= 0) return { ms, ref };
-    if (this.#speech !== null) {
-      // The upstream's audio clock counts every byte appended in the session (ctx.audio, decoded).
-      const appendedMs = this.#ctx.audio.inputBytes / this.#estimate.bytesPerMs;
-      ms = this.#speech.startMs !== null ? Math.min(bufferMs, Math.max(0, appendedMs - this.#speech.startMs)) : bufferMs;
-      ref = this.#speech.itemId ?? ref;
-    } else {
-      const excess = bufferMs - (this.#ctx.clock.now() - this.#bufferStartedAt);
-      if (excess > REAL_TIME_SLACK_MS) ms = Math.min(bufferMs, Math.ceil(excess) + vad.padMs);
-    }
-    return { ms, ref };
+    // The upstream's audio clock counts every byte appended in the session (ctx.audio, decoded).
+    return this.#turns.unreadTurn(vad, this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes), this.#ctx.audio.inputBytes / this.#estimate.bytesPerMs);
   }
 
   /**
    * At the close: the response server VAD starts for a turn it commits (`create_response`, on by
    * default), when the proxy never read its `response.created`: the turn's `committed` was read and no
-   * conversation response started since (#vadResponseDue), or the turn itself was never read (the
+   * conversation response started since (InputTurns.vadResponseDue), or the turn itself was never read (the
    * buffer holds speech server VAD heard, or audio sent faster than real time: #unreadTurn). Nothing
    * runs in the relay's view then, so it does not linger, and OpenAI bills the response (the whole
    * conversation it read, and its output until it stops). Billed at a server-started response's worst
@@ -2238,40 +1390,33 @@ export class MeteringFilter implements Filter {
    */
   #billUnreadVadResponse(rule: SettledBy): void {
     if (this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return;
-    const vad = this.#vadNow();
+    const vad = this.#turns.vadNow();
     if (vad === null || !vad.createResponse) return;
-    if (!this.#vadResponseDue && this.#unreadTurn(vad).ms <= 0) return;
+    if (!this.#turns.vadResponseDue && this.#unreadTurn(vad).ms <= 0) return;
     // The response server VAD started for the turn metering never read was billed by its id
     // (#billStartedUnseen): its audio is that turn's, not one more (until 2026-12-07 billed twice:
     // test/metering/redteam-22b-unseen-vad-response-twice.test.ts).
     if (this.#unseenVadResponseBilled) return;
     const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
-    const amount = this.#serverStartedWorstCase(priced, this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow(), this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
+    const amount = this.#serverStartedWorstCase(priced, this.#settings.maxOutput() ?? 'inf', this.#settings.textOnlyNow(), this.#estimate.uncommitted(this.#ctx.audio.inputWireBytes));
     this.#settleEstimate('vad:unread-response', { id: null, amount }, rule);
   }
 
   #onCommitted(frame: Frame): Verdict | Promise<Verdict> {
     // The upstream's answer to the oldest client commit in flight (or a commit of its own: server VAD).
     const ahead = this.#tx.takeCommitAhead();
-    // Server VAD starts a response for a turn it commits (create_response): due until a conversation
-    // response.created is read. The answer to a client's own commit starts none, nor does a
-    // transcription session (?intent=transcription): until 2026-12-06 (thirteenth session) a response
-    // stayed due there for the session's life after its first turn, and every client leaving kept its
-    // session lingering (awaitingUpstream) for all of lingerAfterClientCloseMs (test/security/redteam-linger-1.test.ts).
-    const clientCommit = this.#clientCommits.shift() !== undefined;
-    if (!clientCommit && !isTranscriptionIntent(this.#ctx.query) && this.#vadNow()?.createResponse === true) this.#vadResponseDue = true;
-    this.#bufferRestarted();
+    this.#turns.committed(!isTranscriptionIntent(this.#ctx.query));
     const itemId = str(frame.json()['item_id']);
     const ms = this.#estimate.onCommitted(itemId, this.#ctx.audio.inputWireBytes);
     if (this.#tx.model === null || itemId === null || this.#closed) {
       // Not transcribed after all (turned off meanwhile): what its commit reserved is free again.
-      if (ahead) this.#releaseAll(ahead.reservations);
+      if (ahead) this.#sessionLedger.releaseAll(ahead.reservations);
       return CONTINUE;
     }
     // The commit's reservation (if its client commit made one) is the item's now.
     // An item of the same id replaced: what it reserved is free again.
     const { pending, freed, dropped } = this.#tx.itemCommitted(itemId, ms, ahead);
-    this.#releaseAll(freed);
+    this.#sessionLedger.releaseAll(freed);
     if (dropped) this.#billUntranscribed(dropped[0], dropped[1], 'upstream_drop_estimate');
     if (!ahead && ms > 0) this.#holdInFlight();
     // A turn server VAD committed (no client commit reserved for it), or a commit made before the session transcribed.
@@ -2299,34 +1444,14 @@ export class MeteringFilter implements Filter {
    */
   #billTranscription(itemId: string, priced: PricedTranscription | null, reservations: readonly string[]): void {
     if (priced === null) return;
-    const { model, cost, settledBy } = priced;
-    const record: UsageRecord = {
-      ts: this.#rt.wall(),
-      tenant: this.#ctx.tenant.id,
-      session: this.#ctx.id,
-      source: 'transcription',
-      ref: itemId,
-      model,
-      status: null,
-      costNanos: cost.nanos,
-      inputTokens: cost.inputTokens,
-      outputTokens: cost.outputTokens,
-      cachedTokens: 0,
-      totalTokens: cost.totalTokens,
-      input: null,
-      cached: null,
-      output: null,
-      seconds: cost.seconds,
-      estimated: cost.estimated || settledBy !== 'transcription.completed',
-      settledBy,
-      fallbackPrice: priced.fallback,
-    };
+    const { cost, settledBy } = priced;
+    const record = transcriptionRecord(this.#recordOwner(), itemId, priced);
     if (settledBy !== 'transcription.completed') {
-      this.#estimated++;
+      this.#totals.estimated++;
       this.#ctx.log.warn({ itemId, rule: settledBy, costNanos: cost.nanos }, 'metering: transcription without its completed event billed by its audio length');
     }
-    this.#transcriptionNanos += cost.nanos;
-    this.#costNanos += cost.nanos;
+    this.#totals.transcriptionNanos += cost.nanos;
+    this.#totals.costNanos += cost.nanos;
     this.#sessionTokens += cost.totalTokens;
     this.#ctx.carried?.settled(this.#sessionTokens);
     this.#ctx.report({
@@ -2340,26 +1465,22 @@ export class MeteringFilter implements Filter {
       source: 'transcription',
     });
     // Its reservation (its commit's estimate) gives way to what it cost; any more (a fold's) are freed.
-    this.#settle(reservations[0] ?? null, record);
-    this.#releaseAll(reservations.slice(1));
+    this.#sessionLedger.settle(reservations[0] ?? null, record);
+    this.#sessionLedger.releaseAll(reservations.slice(1));
     // Transcription counts against the caps as it arrives: over a cap, the next response is
     // refused (reservations see the spend) and end_session ends the session now.
     this.#afterSettle();
   }
 
   #onError(frame: Frame): void {
-    this.#pruneGuesses();
+    this.#settings.pruneGuesses();
     const eventId = str(obj(frame.json()['error'])?.['event_id']);
     if (eventId === null) return;
-    // The clear sent when the client left was refused: nothing more will tell what the buffer held
-    // (the close bills its estimate, #billUnreadTurn).
-    if (eventId === this.#goneClear) this.#goneClear = null;
     this.#tx.transcriptionSessionUpdateAnswered(eventId);
     // A commit the upstream refused (an empty or too short buffer): no item, nothing transcribed.
-    this.#releaseAll(this.#tx.commitRefused(eventId));
+    this.#sessionLedger.releaseAll(this.#tx.commitRefused(eventId));
     this.#liftInFlightHold();
-    const refused = this.#clientCommits.indexOf(eventId);
-    if (refused >= 0) this.#clientCommits.splice(refused, 1);
+    this.#turns.refused(eventId);
     // Not pending: paired already (a server-started response the view could not tell from this
     // create took its place, e.g. VAD won the race and the create was refused as a second active
     // response): the reservation stays with the response that runs.
@@ -2369,17 +1490,13 @@ export class MeteringFilter implements Filter {
 
   // ---- ledger -------------------------------------------------------------------------------
 
-  #reservationId(): string {
-    return `${this.#ctx.id}:${++this.#seq}`;
-  }
-
   /**
    * The worst case of a response the server starts (VAD, idle timeout): it reads the whole
    * conversation, the session's prompt and MCP tool lists, and `extra` input (audio not committed yet).
    */
   #serverStartedWorstCase(priced: ModelPrice, maxOutput: number | 'inf', textOnlyOutput: boolean, extra: Readonly<ModalityTokens> = NO_TOKENS): Amount {
-    const input = add(add(add(this.#estimate.total(), this.#sessionPromptNow()), extra), this.#mcpListInput(undefined, true));
-    return this.#worstCase(priced, input, promptOf(this.#sessionInstructions(), this.#sessionTools()), maxOutput, textOnlyOutput);
+    const input = add(add(add(this.#estimate.total(), this.#settings.promptNow()), extra), this.#mcpListInput(undefined, true));
+    return this.#worstCase(priced, input, promptOf(this.#settings.instructions(), this.#settings.tools()), maxOutput, textOnlyOutput);
   }
 
   /** Context estimate × input rates + output cap × output rate (see context.ts for the estimate). */
@@ -2387,53 +1504,12 @@ export class MeteringFilter implements Filter {
     // At the dearest of the model in use and any a switch in flight asks (until 2026-12-05 the
     // model in use only: a create right behind a switch to a dearer model was under-reserved).
     let worst: Amount | null = null;
-    for (const p of this.#pricesNow(price)) {
+    for (const p of this.#settings.pricesNow(price)) {
       const out = maxOutput === 'inf' ? p.maxOutputTokens : maxOutput;
       const a = worstCaseOf(p, input, promptTokens + this.#rt.config.inputAllowanceTokens, out, textOnlyOutput);
       worst = worst === null ? a : { nanos: Math.max(worst.nanos, a.nanos), tokens: Math.max(worst.tokens, a.tokens) };
     }
     return worst!;
-  }
-
-  #reserve(id: string, amount: Amount): MaybePromise<ReserveResult> {
-    const req = { tenant: this.#ctx.tenant.id, id, amount, caps: this.#limits.caps, wallMs: this.#rt.wall(), mode: this.#rt.config.admission };
-    try {
-      const r = this.#rt.ledger.reserve(req);
-      return r instanceof Promise
-        ? r.catch((err: unknown): ReserveResult => {
-            this.#ctx.log.error({ err }, 'metering: reserve failed');
-            return { kind: 'unavailable', reason: String(err) };
-          })
-        : r;
-    } catch (err) {
-      this.#ctx.log.error({ err }, 'metering: reserve failed');
-      return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
-    }
-  }
-
-  #releaseId(id: string): void {
-    try {
-      const r = this.#rt.ledger.release(this.#ctx.tenant.id, id);
-      if (r instanceof Promise) r.catch(() => undefined);
-    } catch (err) {
-      this.#ctx.log.error({ err }, 'metering: release failed');
-    }
-  }
-
-  #settle(reservationId: string | null, record: UsageRecord): void {
-    try {
-      const r = this.#rt.ledger.settle(reservationId, record);
-      if (r instanceof Promise) r.catch((err: unknown) => this.#ctx.log.error({ err, ref: record.ref }, 'metering: settle failed'));
-    } catch (err) {
-      // A ledger that throws (the SQLite ledger keeps a record its file refuses and does not): the
-      // record still goes to the export sink and the log.
-      this.#ctx.log.error({ err, record }, 'metering: settle failed');
-    }
-    try {
-      this.#rt.onRecord(record);
-    } catch (err) {
-      this.#ctx.log.error({ err }, 'metering: usage export failed');
-    }
   }
 
   /** After a response settles: enforce session limits and the end_session policy. */
@@ -2447,7 +1523,7 @@ export class MeteringFilter implements Filter {
       // Nothing more can run in this session: end it, or (refuse) hold its input audio back, so
       // no further turn is transcribed or started upstream (each would be cancelled and billed).
       if (endOnExhaust) this.#endSession(this.#tokenLimitError(null));
-      else this.#holdAudio(null);
+      else this.#audio.hold(null);
       return;
     }
     this.#liftInFlightHold();
@@ -2464,40 +1540,9 @@ export class MeteringFilter implements Filter {
       const hit = spentCap(s);
       if (!hit) return;
       if (endOnExhaust) this.#endSession(budgetError(hit));
-      else this.#holdAudio(hit);
+      else this.#audio.hold(hit);
     });
     if (check instanceof Promise) check.catch(() => undefined);
-  }
-
-  /**
-   * Over a cap, input audio is held back: a transcribed session would otherwise keep paying for
-   * transcription, and a VAD session for the input of every response the proxy has to cancel at
-   * `response.created` (at most one such response per session, then). `shared` false: held for this
-   * session's own reason, not told to the tenant's other sessions (see #ownSizeOver).
-   */
-  #holdAudio(hit: CapHit | 'ledger' | 'in_flight' | null, fromPeer = false, shared = true): void {
-    if (this.#audioBlocked !== null) {
-      if (!fromPeer) this.#audioBlocked.peer = false;
-      if (hit === 'in_flight' || this.#audioBlocked.hit === 'in_flight') this.#audioBlocked.inFlight = true;
-      // The session limit outlasts a cap: the hold becomes the session's for good (told once more);
-      // a cap known outlasts the ledger being down; both outlast what is in flight (the ledger is asked again).
-      if (hit === null && this.#audioBlocked.hit !== null) this.#audioBlocked = { hit: null, since: this.#rt.wall(), checking: false, notified: false };
-      else if (hit !== null && hit !== 'ledger' && hit !== 'in_flight' && (this.#audioBlocked.hit === 'ledger' || this.#audioBlocked.hit === 'in_flight')) this.#audioBlocked.hit = hit;
-      else if (hit === 'ledger' && this.#audioBlocked.hit === 'in_flight') this.#audioBlocked.hit = hit;
-    } else {
-      // Held by a peer's hold: the tenant's sessions were told by that peer.
-      this.#audioBlocked = { hit, since: this.#rt.wall(), checking: false, notified: false, peer: fromPeer, toldPeers: fromPeer };
-      this.#ctx.watch(BY, 'client', AUDIO_IN, true);
-    }
-    // A tenant cap is the tenant's: its other sessions would each start (and pay) one more server-VAD
-    // response before learning it on their own. Told once per hold, also when the hold began for this
-    // session's own reason (its transcription's size, the ledger down) and a tenant cap comes after:
-    // until 2026-12-07 (later that day) that cap stayed unheard by the peers.
-    const blocked = this.#audioBlocked;
-    if (!fromPeer && shared && hit !== null && hit !== 'ledger' && hit !== 'in_flight' && blocked.hit !== null && blocked.toldPeers !== true) {
-      blocked.toldPeers = true;
-      this.#rt.tenantHolds?.overCap(this.#ctx.tenant.id, hit, this.#peerOverCap, this.#rt.wall());
-    }
   }
 
   /**
@@ -2513,7 +1558,7 @@ export class MeteringFilter implements Filter {
     // A call's sideband or a transcription session starts no response: its audio costs transcription only.
     if (this.#rt.config.admission !== 'worst_case' || this.#ctx.callId || isTranscriptionIntent(this.#ctx.query)) return true;
     const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
-    const next = this.#serverStartedWorstCase(priced, this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow());
+    const next = this.#serverStartedWorstCase(priced, this.#settings.maxOutput() ?? 'inf', this.#settings.textOnlyNow());
     return firstHit(s.day, s.month, s.day.reserved, next, 'worst_case') === null;
   }
 
@@ -2531,40 +1576,23 @@ export class MeteringFilter implements Filter {
    */
   #holdInFlight(): void {
     if (this.#closed || this.#ending || !this.#overSessionTokens()) return;
-    this.#holdAudio('in_flight', false, false);
+    this.#audio.hold('in_flight', false, false);
   }
 
   /** Something in flight left (settled, failed, refused upstream, released) and the session is under its token limit: a hold of what was in flight is lifted. */
   #liftInFlightHold(): void {
-    if (!this.#closed && this.#audioBlocked?.hit === 'in_flight' && !this.#overSessionTokens()) this.#releaseAudio();
-  }
-
-  /** Lifts a hold over a tenant cap (never the session token limit's: session tokens never go down). */
-  #releaseAudio(): void {
-    const blocked = this.#audioBlocked;
-    if (blocked === null || blocked.hit === null) return;
-    // A cap's (or the ledger's) hold lifted while what is in flight still reaches the session's token
-    // limit leaves the hold of what is in flight it outlasted (#holdInFlight), told once. Until
-    // 2026-12-07 the cap's recheck lifted both: a second session's create filled the cap so that the
-    // turn's reservation was refused, and 5 s later audio flowed with that turn still in flight
-    // (test/metering/redteam-19m-in-flight-lift.test.ts).
-    if ((blocked.hit === 'in_flight' || blocked.inFlight === true) && !this.#closed && this.#overSessionTokens()) {
-      if (blocked.hit !== 'in_flight') this.#audioBlocked = { hit: 'in_flight', since: this.#rt.wall(), checking: false, notified: false };
-      return;
-    }
-    this.#audioBlocked = null;
-    this.#ctx.watch(BY, 'client', AUDIO_IN, false);
+    if (!this.#closed && this.#audio.blocked?.hit === 'in_flight' && !this.#overSessionTokens()) this.#audio.release();
   }
 
   /** An input audio frame while over a cap: dropped; the client hears why once; the ledger is asked again now and then. */
   #onBlockedAudio(): Verdict {
-    const blocked = this.#audioBlocked!;
+    const blocked = this.#audio.blocked!;
     const hit = blocked.hit;
     if (hit === 'in_flight') {
       // Lifted by the settles (#afterSettle), not by the ledger.
       if (blocked.notified) return DROP;
       blocked.notified = true;
-      this.#refused++;
+      this.#totals.refused++;
       this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', code: 'token_limit_exceeded', responseId: null });
       const e = this.#tokenLimitError(null);
       return reject(new ProxyError('token_limit_exceeded', { message: `${e.message} Input audio is not accepted until the transcriptions and responses in flight are billed.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
@@ -2572,7 +1600,7 @@ export class MeteringFilter implements Filter {
     if (hit === null) {
       if (blocked.notified) return DROP;
       blocked.notified = true;
-      this.#refused++;
+      this.#totals.refused++;
       this.#ctx.report({ kind: 'budget', action: 'refused', scope: 'session', limit: 'max_session_tokens', code: 'token_limit_exceeded', responseId: null });
       const e = this.#tokenLimitError(null);
       return reject(new ProxyError('token_limit_exceeded', { message: `${e.message} Input audio is not accepted for the rest of the session.`, details: e.details ?? {}, param: 'input_audio_buffer.append', close: null }));
@@ -2601,13 +1629,13 @@ export class MeteringFilter implements Filter {
           : then(status, (s) => {
               blocked.checking = false;
               blocked.since = this.#rt.wall();
-              if (this.#audioFits(s) && this.#audioBlocked === blocked && blocked.hit !== null) this.#releaseAudio();
+              if (this.#audioFits(s) && this.#audio.blocked === blocked && blocked.hit !== null) this.#audio.release();
             });
       if (recheck instanceof Promise) recheck.catch(failed);
     }
     if (blocked.notified) return DROP;
     blocked.notified = true;
-    this.#refused++;
+    this.#totals.refused++;
     if (hit === 'ledger') {
       this.#reportLedgerUnavailable();
       return reject(new ProxyError('budget_unavailable', { message: 'The spend ledger is unavailable: input audio is not accepted until it answers again.', details: { reason: 'ledger unavailable' }, param: 'input_audio_buffer.append', close: null }));
@@ -2662,17 +1690,15 @@ export class MeteringFilter implements Filter {
    * Not a call's sideband (its call ends before the sideband closes).
    */
   onClientGone(): void {
-    if (this.#closed || this.#ctx.callId || this.#vadNow() === null) return;
-    // Less audio than any turn: nothing the upstream could commit (the estimate is an upper bound),
-    // unless a client clear not answered yet dropped a turn the upstream may commit before reading it.
-    if (this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes) < MIN_TURN_MS && this.#speech === null && !this.#turnBeforeClientClear) return;
+    if (this.#closed || this.#ctx.callId || this.#turns.vadNow() === null) return;
+    if (!this.#turns.mayHoldTurn(this.#estimate.uncommittedMs(this.#ctx.audio.inputWireBytes))) return;
     const eventId = this.#ctx.nextEventId();
-    this.#goneClear = eventId;
+    this.#turns.clearSentForGoneClient(eventId);
     this.#ctx.sendUpstream({ type: 'input_audio_buffer.clear', event_id: eventId }, BY);
   }
 
   awaitingUpstream(): boolean {
-    return !this.#closed && (this.#goneClear !== null || this.#vadResponseDue);
+    return !this.#closed && this.#turns.awaitingUpstream();
   }
 
   onClose(info: CloseInfo): void {
@@ -2700,7 +1726,7 @@ export class MeteringFilter implements Filter {
       // Its response was learned unread and forgotten since: billed by its place (#billForgotten), at
       // no less than this create's reservation (dearestCreate). Until 2026-12-07 (red team) it was
       // billed by this event id too, twice (src/metering/filter-unread-at-close.test.ts, "once").
-      if (started === null && (!r.unread || this.#forgottenUnread(eventId))) {
+      if (started === null && (!r.unread || this.#read.forgottenUnread(eventId))) {
         this.#releasePending(eventId, r);
         continue;
       }
@@ -2733,41 +1759,34 @@ export class MeteringFilter implements Filter {
     else ledger.releaseSlot(this.#ctx.tenant.id, slot);
   }
 
-  /** A response.created or response.done read for `view`'s response (#responsesReadUpTo). */
-  #noteResponseRead(view: ResponseView | undefined): void {
-    if (view !== undefined && view.learned > this.#responsesReadUpTo) this.#responsesReadUpTo = view.learned;
-  }
-
   /**
    * At the close, after the creates' own (#startedUnseen): responses the relay read started (its
    * conversation view reads every upstream frame as it arrives) that metering holds nothing for and
    * never billed: running ones whose response.created queued behind an asynchronous verdict when the
    * session ended, and ones whose response.done queued there too (no longer running, but never read
-   * here: learned after #responsesReadUpTo). The upstream's own (server VAD, the idle timeout) above
+   * here: learned after ResponsesRead's last read). The upstream's own (server VAD, the idle timeout) above
    * all. OpenAI bills them: each at a server-started response's worst case; the upstream's own in the
    * conversation is the response a committed turn was due (not billed again as `vad:unread-response`).
    * Until 2026-12-07 they were free (test/metering/redteam-22-close-during-reserve.test.ts); the done
    * ones until the twenty-third pass (same file, "both waited"). A done response is walked only when
-   * metering read no frame of it, never because #settledIds forgot it: the view keeps responses
+   * metering read no frame of it, never because ResponsesRead forgot its id: the view keeps responses
    * otherwise than that memory drops them, and a response billed long ago must not be billed again
    * (test/metering/redteam-23-unread-done-billed-once.test.ts).
    */
   #billStartedUnseen(rule: SettledBy, dearestCreate: Amount): void {
     const conversation = this.#ctx.conversation;
-    const unseen = new Set(conversation.activeResponses());
-    const learnedAfter = conversation.responsesLearnedAfter(this.#responsesReadUpTo);
-    for (const view of learnedAfter) unseen.add(view.id);
+    const { ids: unseen, kept } = this.#read.unreadAtClose();
     const priced = this.#price?.price ?? this.#rt.prices.own(LAST_RESORT_REALTIME)!;
     for (const id of unseen) {
       const view = conversation.response(id);
-      if (!view || this.#reservations.has(id) || !this.#markSettled(id)) continue;
+      if (!view || this.#reservations.has(id) || !this.#read.markSettled(id)) continue;
       if (!view.outOfBand && view.createEventId === null) {
-        this.#vadResponseDue = false;
+        this.#turns.responseStarted();
         this.#unseenVadResponseBilled = true;
       }
-      this.#settleEstimate(id, { id: null, amount: this.#serverStartedWorstCase(priced, view.maxOutputTokens ?? this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow()) }, rule);
+      this.#settleEstimate(id, { id: null, amount: this.#serverStartedWorstCase(priced, view.maxOutputTokens ?? this.#settings.maxOutput() ?? 'inf', this.#settings.textOnlyNow()) }, rule);
     }
-    this.#billForgotten(rule, new Set(learnedAfter.map((view) => view.learned)), dearestCreate, priced);
+    this.#billForgotten(rule, kept, dearestCreate, priced);
   }
 
   /**
@@ -2784,19 +1803,11 @@ export class MeteringFilter implements Filter {
    * which its byte budget bounds.
    */
   #billForgotten(rule: SettledBy, kept: ReadonlySet<number>, dearestCreate: Amount, priced: ModelPrice): void {
-    const learned = this.#ctx.conversation.responsesLearned;
-    if (learned - this.#responsesReadUpTo <= kept.size) return;
-    const serverStarted = this.#serverStartedWorstCase(priced, this.#sessionMaxOutput() ?? 'inf', this.#sessionTextOnlyNow());
+    const places = this.#read.forgotten(kept);
+    if (places.length === 0) return;
+    const serverStarted = this.#serverStartedWorstCase(priced, this.#settings.maxOutput() ?? 'inf', this.#settings.textOnlyNow());
     const amount: Amount = { nanos: Math.max(serverStarted.nanos, dearestCreate.nanos), tokens: Math.max(serverStarted.tokens, dearestCreate.tokens) };
-    for (let place = this.#responsesReadUpTo + 1; place <= learned; place++) {
-      if (!kept.has(place)) this.#settleEstimate(`unread-response:${place}`, { id: null, amount }, rule);
-    }
-  }
-
-  /** Whether the create sent with `eventId` was answered by a response the view forgot and metering never read (billed by #billForgotten). */
-  #forgottenUnread(eventId: string): boolean {
-    const place = this.#ctx.conversation.forgottenResponseOf(eventId);
-    return place !== null && place > this.#responsesReadUpTo;
+    for (const place of places) this.#settleEstimate(`unread-response:${place}`, { id: null, amount }, rule);
   }
 
   /** The largest reservation of a create still waiting for its response.created, or released unanswered (#expired). */
@@ -2818,64 +1829,30 @@ export class MeteringFilter implements Filter {
    */
   #startedUnseen(eventId: string): string | null {
     for (const view of this.#ctx.conversation.responsesOfCreate(eventId)) {
-      if (!this.#reservations.has(view.id) && this.#markSettled(view.id)) return view.id;
+      if (!this.#reservations.has(view.id) && this.#read.markSettled(view.id)) return view.id;
     }
     return null;
   }
 
-  /** Takes `id` as billed (the most recent MAX_SETTLED_IDS are kept): false when it was already. */
-  #markSettled(id: string): boolean {
-    return (this.#settledIds ??= new SettledIds()).add(id);
+  /** Whose a record settled now is: this session's, at the wall time. */
+  #recordOwner(): RecordOwner {
+    return { ts: this.#rt.wall(), tenant: this.#ctx.tenant.id, session: this.#ctx.id };
   }
 
   #settleEstimate(responseId: string, r: Pick<Reservation, 'id' | 'amount'>, rule: SettledBy): void {
-    const record: UsageRecord = {
-      ts: this.#rt.wall(),
-      tenant: this.#ctx.tenant.id,
-      session: this.#ctx.id,
-      source: 'response',
-      ref: responseId,
-      model: this.#model || (this.#price?.price.id ?? LAST_RESORT_REALTIME),
-      status: null,
-      costNanos: r.amount.nanos,
-      inputTokens: 0,
-      outputTokens: 0,
-      cachedTokens: 0,
-      totalTokens: r.amount.tokens,
-      input: null,
-      cached: null,
-      output: null,
-      seconds: null,
-      estimated: true,
-      settledBy: rule,
-      // No price for the session's model: the hold was taken at the last-resort price.
-      fallbackPrice: this.#price?.fallback ?? true,
-    };
-    this.#responses++;
-    this.#estimated++;
-    this.#costNanos += r.amount.nanos;
+    // No price for the session's model: the hold was taken at the last-resort price (a fallback price).
+    const record = estimatedResponseRecord(this.#recordOwner(), responseId, this.#model || (this.#price?.price.id ?? LAST_RESORT_REALTIME), r.amount, rule, this.#price?.fallback ?? true);
+    this.#totals.responses++;
+    this.#totals.estimated++;
+    this.#totals.costNanos += r.amount.nanos;
     this.#sessionTokens += r.amount.tokens;
     this.#ctx.carried?.settled(this.#sessionTokens);
     if (rule !== 'unreadable_usage_estimate') this.#ctx.log.warn({ responseId, rule, costNanos: r.amount.nanos }, 'metering: response without response.done billed at its reservation');
     this.#ctx.report({ kind: 'usage', responseId, model: record.model, costMicros: divRound(r.amount.nanos, 1000), inputTokens: 0, outputTokens: 0, cachedTokens: 0, source: 'response' });
-    this.#settle(r.id, record);
+    this.#sessionLedger.settle(r.id, record);
   }
 
   summary(): Readonly<Record<string, string | number | boolean | null>> {
-    return {
-      meteringModel: this.#model || null,
-      meteringResponses: this.#responses,
-      meteringEstimated: this.#estimated,
-      meteringCostUsd: formatUsd(this.#costNanos),
-      meteringCostNanos: this.#costNanos,
-      meteringTranscriptionUsd: formatUsd(this.#transcriptionNanos),
-      meteringInputTokens: this.#inputTokens,
-      meteringOutputTokens: this.#outputTokens,
-      meteringCachedTokens: this.#cachedTokens,
-      meteringSessionTokens: this.#sessionTokens,
-      meteringRefused: this.#refused,
-      meteringCancelled: this.#cancelled,
-      meteringClamped: this.#clamped,
-    };
+    return this.#totals.summary(this.#model, this.#sessionTokens);
   }
 }

@@ -5,7 +5,9 @@ import type { ModuleDeps, ProxyModule } from '../app/module.js';
 import type { Tenant } from '../tenants/tenant.js';
 import type { AdmissionAsk } from '../pipeline/filter.js';
 import type { ProxyError } from '../protocol/errors.js';
-import { admissionProbe, createMeteringFilterFactory, holdSessionSlot, NO_SLOT, type MeteringRuntime, type SessionSlotHold } from './filter.js';
+import { createMeteringFilterFactory } from './filter-factory.js';
+import type { MeteringRuntime } from './runtime.js';
+import { admissionProbe, holdSessionSlot, NO_SLOT, type SessionSlotHold } from './session-slots.js';
 import type { Ledger } from './ledger.js';
 import { resolveLimits, validatePlans, type EffectiveLimits } from './limits.js';
 import { PriceBook } from './pricing.js';
@@ -16,7 +18,7 @@ import { TenantAudioHolds } from './tenant-holds.js';
 
 export { PriceBook } from './pricing.js';
 export type { Ledger, UsageRecord } from './ledger.js';
-export { NO_SLOT, type SessionSlotHold } from './filter.js';
+export { NO_SLOT, type SessionSlotHold } from './session-slots.js';
 
 /** What other concerns (src/calls) may ask metering outside a session. */
 export interface MeteringModule extends ProxyModule {

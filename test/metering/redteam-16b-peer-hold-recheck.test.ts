@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { appendFrame, created, done, server, session, setup, spent, T0, usage } from './filter-harness.js';
-import { createMeteringFilterFactory } from '../../src/metering/filter.js';
+import { createMeteringFilterFactory } from '../../src/metering/filter-factory.js';
 import { TenantAudioHolds } from '../../src/metering/tenant-holds.js';
 import type { Verdict } from '../../src/pipeline/filter.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { appendFrame, created, done, server, session, setup, spent, T0, usage, type Setup } from './filter-harness.js';
-import { createMeteringFilterFactory } from '../../src/metering/filter.js';
+import { createMeteringFilterFactory } from '../../src/metering/filter-factory.js';
 import type { CapHit } from '../../src/metering/ledger.js';
 import { NO_CAPS } from '../../src/metering/limits.js';
 import { AUDIO_RECHECK_MS, TenantAudioHolds } from '../../src/metering/tenant-holds.js';

@@ -17,7 +17,7 @@
 import { describe, expect, it } from 'vitest';
 import { AdmissionTicket, type AdmissionAsk } from '../../src/pipeline/filter.js';
 import { ProxyError } from '../../src/protocol/errors.js';
-import { holdSessionSlot, type SessionSlotHold } from '../../src/metering/filter.js';
+import { holdSessionSlot, type SessionSlotHold } from '../../src/metering/session-slots.js';
 import { AsyncLedger, setup, T0, tenant } from './filter-harness.js';
 
 const q: ReadonlyMap<string, string> = new Map([['model', 'gpt-realtime']]);
