@@ -72,6 +72,8 @@ export function reportsFilter(reports: Record<string, unknown>[]): FilterFactory
 
 export interface OpenOptions {
   callId?: string;
+  /** A call's sideband: ends the call before the session closes (SessionInit.endCallFirst). */
+  endCallFirst?: (error: ProxyError, drain: () => Promise<void>) => Promise<void> | null;
   backpressure?: Record<string, number>;
   upstreamUrl?: string;
   onInjectedEventError?: string;
@@ -188,6 +190,7 @@ export function relaySessionFixture(): RelaySessionFixture {
           onEnded();
         },
         ...(options.callId ? { callId: options.callId } : {}),
+        ...(options.endCallFirst ? { endCallFirst: options.endCallFirst } : {}),
         ...(options.budget ? { budget: options.budget } : {}),
         ...(options.secretSession ? { secretSession: options.secretSession } : {}),
       },
