@@ -322,28 +322,59 @@ export class LoadGenerator {
     return t;
   }
 
-  /** Opens `n` sessions at `perSecond` and resolves once each has its `session.created` (or failed). */
-  async open(n: number, perSecond = 1000, timeoutMs = 30_000): Promise<{ opened: number; failed: number }> {
+  /**
+   * Opens `n` sessions at `perSecond` and resolves once each has its `session.created` (or failed),
+   * or at `timeoutMs`. With `maxInFlight`, no more than that many handshakes are pending at once: a
+   * relay that falls behind slows the opening down instead of failing handshakes; sessions not
+   * started by the deadline are not opened (`opened + failed < n`).
+   */
+  async open(n: number, perSecond = 1000, timeoutMs = 30_000, maxInFlight = Number.POSITIVE_INFINITY): Promise<{ opened: number; failed: number }> {
     let ok = 0;
     let bad = 0;
+    let inFlight = 0;
+    // Woken whenever a handshake settles: the pacing loop waits on it when `maxInFlight` are pending.
+    let slotFreed: (() => void) | null = null;
+    const deadline = performance.now() + timeoutMs;
     const batch = Math.max(1, Math.round(perSecond / 100));
     const waits: Promise<void>[] = [];
-    for (let i = 0; i < n; i += batch) {
-      for (let j = i; j < Math.min(n, i + batch); j++) {
-        waits.push(
-          new Promise<void>((resolve) => {
-            const s = new LoadSession(this, ++this.#next, this.target, (good) => {
-              if (good) ok++;
-              else bad++;
-              resolve();
-            });
-            this.#sessions.push(s);
-          }),
-        );
+    const start = () => {
+      inFlight++;
+      waits.push(
+        new Promise<void>((resolve) => {
+          const s = new LoadSession(this, ++this.#next, this.target, (good) => {
+            if (good) ok++;
+            else bad++;
+            inFlight--;
+            slotFreed?.();
+            resolve();
+          });
+          this.#sessions.push(s);
+        }),
+      );
+    };
+    let started = 0;
+    while (started < n && performance.now() < deadline) {
+      const batchEnd = Math.min(n, started + batch);
+      while (started < batchEnd && performance.now() < deadline) {
+        if (inFlight >= maxInFlight) {
+          const left = deadline - performance.now();
+          await new Promise<void>((r) => {
+            const bound = setTimeout(r, left);
+            slotFreed = () => {
+              clearTimeout(bound);
+              r();
+            };
+          });
+          slotFreed = null;
+          continue;
+        }
+        start();
+        started++;
       }
-      if (i + batch < n) await new Promise((r) => setTimeout(r, 10));
+      if (started < n) await new Promise((r) => setTimeout(r, 10));
     }
-    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, timeoutMs))]);
+    const left = Math.max(0, deadline - performance.now());
+    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, left))]);
     return { opened: ok, failed: bad };
   }
 

@@ -8,12 +8,15 @@ const gen = new LoadGenerator(target);
 interface OpenArgs {
   readonly n: number;
   readonly perSecond?: number;
+  readonly timeoutMs?: number;
+  /** Handshakes pending at once (default: unbounded). */
+  readonly maxInFlight?: number;
 }
 
 serveChild(null, {
   open: (a) => {
-    const { n, perSecond } = a as OpenArgs;
-    return gen.open(n, perSecond);
+    const { n, perSecond, timeoutMs, maxInFlight } = a as OpenArgs;
+    return gen.open(n, perSecond, timeoutMs, maxInFlight);
   },
   paced: (o) => {
     gen.startPaced((o ?? {}) as PacedOptions);
