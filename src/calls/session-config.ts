@@ -3,7 +3,7 @@ import type { JsonObject } from '../pipeline/frame.js';
 import type { CompiledPolicy } from '../policies/compile.js';
 import { applyLocks, lockedSessionUpdate, startingSession } from '../policies/locks.js';
 import { applySessionUpdate } from '../protocol/session-update.js';
-import { checkSessionConfig } from '../policies/guardrails.js';
+import { checkSessionConfig } from '../policies/session-config-check.js';
 import { checkPromptPrefix, instructionsTokens } from '../policies/truncation.js';
 import { ProxyError } from '../protocol/errors.js';
 import { asObject, asObjectOrEmpty, asString } from '../protocol/json.js';

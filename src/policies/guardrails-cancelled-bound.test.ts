@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { guardrailsWith, outDelta, responseCreated, wire } from '../../test/policies/support.js';
 import { deletes } from '../../test/policies/item-events.js';
 import type { Verdict } from '../pipeline/filter.js';
-import { MAX_CANCELLED_ITEM_CHARS, MAX_CANCELLED_ITEMS, MAX_CANCELLED_RESPONSES } from './guardrails.js';
+import { MAX_CANCELLED_ITEM_CHARS, MAX_CANCELLED_ITEMS, MAX_CANCELLED_RESPONSES } from './cancelled-responses.js';
 
 /**
  * The responses the guardrails cancel and the items that tripped in them (#cancelled) are kept until

@@ -7,7 +7,8 @@ import type { ProxyError } from '../protocol/errors.js';
 import { ResponseTracker } from '../relay/responses.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition, type GuardrailEvent } from './api.js';
 import type { CompiledPolicy } from './compile.js';
-import { GuardrailFilter, guardrailsFactory, SCAN_LIMIT_RULE } from './guardrails.js';
+import { GuardrailFilter, guardrailsFactory } from './guardrails.js';
+import { SCAN_LIMIT_RULE } from './guardrail-scans.js';
 import type { PolicyRegistry } from './registry.js';
 
 /**

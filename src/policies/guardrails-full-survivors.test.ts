@@ -4,7 +4,8 @@ import { LoggedSession } from '../../test/support/fake-session.js';
 import { entryOf, guardrailsWith, INJECTION_POLICY, policyFrom, userMessage, verdictCode, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { defineGuardrail } from './api.js';
-import { checkSessionConfig, GuardrailFilter } from './guardrails.js';
+import { GuardrailFilter } from './guardrails.js';
+import { checkSessionConfig } from './session-config-check.js';
 
 /**
  * Tests for the mutants of src/policies/guardrails.ts that survived the full run of 2026-12-06

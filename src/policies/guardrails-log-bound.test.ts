@@ -1,7 +1,8 @@
 import { expect, it } from 'vitest';
 import { LoggedSession } from '../../test/support/fake-session.js';
 import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
-import { GuardrailFilter, MAX_UNKNOWN_LOGGED_PER_SESSION } from './guardrails.js';
+import { GuardrailFilter } from './guardrails.js';
+import { MAX_UNKNOWN_LOGGED_PER_SESSION } from './unknown-types-log.js';
 
 // Until 2026-12-06 the set of unknown event types already logged was process-wide (1024 types, never
 // reset), so this test had a file of its own; it is per session now.

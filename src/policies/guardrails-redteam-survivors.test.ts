@@ -3,7 +3,8 @@ import { LoggedSession } from '../../test/support/fake-session.js';
 import { entryOf, policyFrom, wire } from '../../test/policies/support.js';
 import { allowScanWindows } from '../../test/policies/scan-windows.js';
 import type { Verdict } from '../pipeline/filter.js';
-import { GuardrailFilter, SCAN_LIMIT_RULE } from './guardrails.js';
+import { GuardrailFilter } from './guardrails.js';
+import { SCAN_LIMIT_RULE } from './guardrail-scans.js';
 import { ScanBudget } from './matchers.js';
 
 /**

@@ -5,7 +5,9 @@ import { entryOf, policyFrom, responseCreated, userText, wire } from '../../test
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import { defineGuardrail } from './api.js';
-import { checkSessionConfig, GuardrailFilter, SCAN_LIMIT_RULE } from './guardrails.js';
+import { GuardrailFilter } from './guardrails.js';
+import { checkSessionConfig } from './session-config-check.js';
+import { SCAN_LIMIT_RULE } from './guardrail-scans.js';
 
 /**
  * A screened regex still costs quadratic time per scanned window (`[\w.+-]+@[\w-]+\.\w+` on a run

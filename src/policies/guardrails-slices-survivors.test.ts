@@ -5,7 +5,8 @@ import { guardrailsWith, policyFrom, responseCreated, userText, wire } from '../
 import { allowScanWindows } from '../../test/policies/scan-windows.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
-import { checkSessionConfig, SCAN_LIMIT_RULE } from './guardrails.js';
+import { checkSessionConfig } from './session-config-check.js';
+import { SCAN_LIMIT_RULE } from './guardrail-scans.js';
 
 /**
  * Tests for the mutants of src/policies/guardrails.ts's sliced scanning (texts longer than one

@@ -5,7 +5,7 @@ import { guardrailsWith, heldPolicy, policyFrom, wire } from '../../test/policie
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition } from './api.js';
-import { checkSessionConfig } from './guardrails.js';
+import { checkSessionConfig } from './session-config-check.js';
 
 /**
  * Tests for the mutants of src/policies/guardrails.ts that survived the full run of 2026-12-05

@@ -7,7 +7,8 @@ import { audioDelta, entryOf, outDelta, POLICIES_DIR, policyFrom, responseCreate
 import type { Verdict } from '../pipeline/filter.js';
 import type { Frame } from '../pipeline/frame.js';
 import { defineGuardrail, type Decision, type GuardrailDefinition, type GuardrailEvent } from './api.js';
-import { checkSessionConfig, guardrailsFactory, GuardrailFilter } from './guardrails.js';
+import { guardrailsFactory, GuardrailFilter } from './guardrails.js';
+import { checkSessionConfig } from './session-config-check.js';
 import type { CompiledPolicy } from './compile.js';
 
 const OUTPUT_RULES = `

@@ -2,21 +2,26 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { GuardrailEvent } from './api.js';
 import { CONTINUE, DROP, closeWith, reject, replace, type Direction, type Filter, type FilterFactory, type SessionContext, type Verdict } from '../pipeline/filter.js';
 import type { Frame, JsonObject } from '../pipeline/frame.js';
-import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, isTranslationSession, type ClientEventOf, type RealtimeClientEvent, type RealtimeServerEvent } from '../protocol/events.js';
+import { AUDIO_CLIENT_TYPES, AUDIO_SERVER_TYPES, isTranslationSession, type ClientEventOf, type RealtimeClientEvent } from '../protocol/events.js';
 import type { Report } from '../pipeline/reports.js';
-import type { ConversationView } from '../protocol/conversation.js';
 import { ProxyError } from '../protocol/errors.js';
 import type { CompiledCustom, CompiledPolicy } from './compile.js';
-import { contentPath, eventTexts, malformedError, mergeRedactions, NO_CONTENT, sessionTextChanges, sessionTextMembers, type ContentPath, type ContentText } from './content-paths.js';
-import { contextEdge, decodeTags } from './normalize.js';
+import { contentPath, eventTexts, mergeRedactions, NO_CONTENT, sessionTextChanges, sessionTextMembers, type ContentPath, type ContentText } from './content-paths.js';
+import { contextEdge } from './normalize.js';
 import { isThenable, runCustom, type CustomSessionInfo, type CustomVerdict } from './custom.js';
 import { carriesItemAudio, SpokenTurnHold } from './hold.js';
-import { ACTION_RANK, ScanBudget, scanText, scanTextSliced, TextScanner, type Action, type CompiledRule, type RuleHit, type ScanResult, type Source, type TextFormat } from './matchers.js';
+import { ACTION_RANK, TextScanner, type Action, type RuleHit, type Source, type TextFormat } from './matchers.js';
 import type { PolicyEntry, PolicyRegistry } from './registry.js';
-import { asArray, asObject, asObjectOrEmpty, asString, keptId } from '../protocol/json.js';
-import { checkedMembers } from '../protocol/checked-members.js';
+import { asArray, asObject, asString, keptId } from '../protocol/json.js';
 import { clientEventId, deepEqual, notifyClient, pairStamp, toFrame } from './util.js';
 import { LazyMap, LazySet } from '../lazy-collections.js';
+import { CancelledResponses } from './cancelled-responses.js';
+import { ItemSeeds } from './item-seeds.js';
+import { UnknownTypesLog } from './unknown-types-log.js';
+import { SCAN_LIMIT_RULE, UNKNOWN_CONTENT_RULE, Evaluation, strongestOf, stops, endsOpen, rulesFor, hasSource, idle, formatOf, runNow, runSliced, budgetFor, streamHoldChars, scanLimitFinding, scanFinal, scanFinalSliced, scanFinalSteps, rescanSteps, crossHits, crossSteps, type Finding, type Stream, type StreamOwner, type ScanSteps } from './guardrail-scans.js';
+import { tailOf, detached, headOf } from './context-text.js';
+import { streamedTextIn, withText, heldDelta, deltaIds, deltaMembers, streamKeyOf } from './guardrail-deltas.js';
+import { refuseMalformed, matchExcerpt, afterContinue, isSpokenTurn, blankAudioOfStopped } from './guardrail-events.js';
 
 export const GUARDRAILS_FILTER = 'policies.guardrails';
 
@@ -28,10 +33,6 @@ const AUDIO_COMMITTED = 'input_audio_buffer.committed';
 export const HOLD_RULE = 'hold-spoken-input';
 /** The server's echoes of an item added to the conversation. */
 const ITEM_ECHOES: ReadonlySet<string> = new Set(['conversation.item.added', 'conversation.item.created', 'conversation.item.done']);
-/** The rule id reported for texts over the policy's `maxScanChars`. */
-export const SCAN_LIMIT_RULE = 'scan_limit';
-/** The rule id of a refusal by `unknownContentEvents: block`. */
-export const UNKNOWN_CONTENT_RULE = 'unknown-content-event';
 /** The rule id reported for a client event that puts text next to an item whose place is no longer kept (#placeForgotten). */
 export const CONTEXT_NOT_KEPT_RULE = 'context-not-kept';
 
@@ -68,7 +69,7 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
  * context and no `maxChars` count, or stopped for good; a segment context whose end cannot begin a
  * match, else one of a completed transcript); when none can be dropped the session is ended
  * (`governance_failed`). A stream's context is more than its seed (its held text, its own text so
- * far), so the stream itself stays, not a copy of its seed as #keptSeeds keeps for items. Until
+ * far), so the stream itself stays, not a copy of its seed as ItemSeeds keeps for items (item-seeds.ts). Until
  * 2026-12-07 the oldest was dropped whatever it held, and 256 streams interleaved with one had
  * its `.done` (or next segment) judged without the context its deltas had
  * (test/policies/redteam-19-stream-eviction.test.ts).
@@ -76,26 +77,6 @@ const REPORT_SOURCE: Readonly<Record<Source, ReportSource>> = {
 const MAX_STREAMS = 256;
 /** Transcripts whose later segments are withheld after their context made room (GuardrailFilter.#segmentsClosed). */
 const MAX_CLOSED_SEGMENTS = 4096;
-/**
- * The responses this filter cancelled and the items it saw trip in them (#cancelled), kept until each
- * response is done: as many responses as may run at once (the view ends a session past 64,
- * MAX_RUNNING_RESPONSES), and item ids up to a count and their characters in all (each id is at most
- * 256 characters: the view ends a session past them). Never evicted: a response forgotten would have
- * its frames shown and its items left in the conversation, an item forgotten left there. Past them,
- * once the responses already done are settled, the session is ended (`governance_failed`). Until the
- * twenty-fourth session the oldest response was forgotten past 64, and its item ids grew with every
- * trip (src/policies/guardrails-cancelled-bound.test.ts).
- */
-export const MAX_CANCELLED_RESPONSES = 64;
-export const MAX_CANCELLED_ITEMS = 1024;
-export const MAX_CANCELLED_ITEM_CHARS = 128 * 1024;
-/**
- * Items whose later views need the context their text streamed with (`#keptSeeds`: with it their
- * text was redacted where alone it is not). Never evicted (a later view judged alone would show
- * what the stream redacted): a session past them is ended (`governance_failed`), as one past
- * MAX_ECHOES is. Each seed is at most one window (`windowChars`).
- */
-const MAX_KEPT_SEEDS = 256;
 /**
  * Client item echoes remembered while a late verdict on an item sent without an id is to come, and
  * late blocks waiting for their echo. Never evicted (an item flooded out of them would stay in the
@@ -304,374 +285,14 @@ const MAX_CALL_RESTORES = 3;
  */
 const sessionTexts = sessionTextMembers;
 
-/**
- * Unknown event / item types one session logs, one line per type and direction; past this they are
- * counted only (`rtproxy_guardrail_unknown_content_total`), and one line says so. Until 2026-12-06
- * a process-wide set of 1024 types, never reset: one tenant's 1024 made-up types silenced the line
- * for every session, and a type one tenant sent first was never logged for another.
- */
-export const MAX_UNKNOWN_LOGGED_PER_SESSION = 16;
 /** Longest unknown type kept, logged or reported (until 2026-12-05 kept whole: 1024 × up to 16 MiB). */
 const MAX_UNKNOWN_TYPE_CHARS = 64;
-
-/** One rule or custom guardrail that tripped on an event. */
-export interface Finding {
-  readonly id: string;
-  readonly action: Action;
-  readonly label: string;
-  readonly excerpt: string | null;
-}
-
-/** What the rules and custom guardrails found in one text. */
-class Evaluation {
-  readonly findings: Finding[] = [];
-  text: string;
-  redacted = false;
-  /** A custom guardrail replaced the text (the rules scanned the text before it). */
-  customRedacted = false;
-
-  constructor(text: string) {
-    this.text = text;
-  }
-
-  get strongest(): Action | null {
-    return strongestOf(this.findings);
-  }
-
-  addHits(hits: readonly { rule: CompiledRule; label: string; excerpt: string | null }[]): void {
-    for (const h of hits) this.findings.push({ id: h.rule.id, action: h.rule.action, label: h.label, excerpt: h.excerpt });
-  }
-
-  /** The scan did not finish within the event's budget (once per text). */
-  addScanTime(policy: CompiledPolicy): void {
-    if (!this.findings.some((f) => f.id === SCAN_LIMIT_RULE)) this.findings.push(scanLimitFinding(policy, 'scan_time'));
-  }
-
-  /**
-   * The rules' findings of a scan that finished after the custom guardrails answered: they come
-   * first, as when the scan runs at once; a custom redaction's text stays (it replaced the text the rules redacted).
-   */
-  mergeScan(scan: Evaluation): void {
-    this.findings.unshift(...scan.findings);
-    if (!this.customRedacted) this.text = scan.text;
-    this.redacted ||= scan.redacted;
-  }
-
-  addCustom(c: CompiledCustom, v: CustomVerdict): void {
-    if (v.action === 'allow') return;
-    if (v.action === 'redact') {
-      this.text = v.text;
-      this.redacted = true;
-      this.customRedacted = true;
-    }
-    this.findings.push({ id: c.id, action: v.action, label: `custom:${v.via}`, excerpt: null });
-  }
-}
-
-function strongestOf(findings: readonly Finding[]): Action | null {
-  let best: Action | null = null;
-  for (const f of findings) if (best === null || ACTION_RANK[f.action] > ACTION_RANK[best]) best = f.action;
-  return best;
-}
-
-const stops = (a: Action | null): boolean => a !== null && ACTION_RANK[a] >= ACTION_RANK.block;
-
-/** A text being streamed (a content part, an input transcript, function or MCP arguments). */
-interface Stream {
-  readonly source: Source;
-  readonly policy: CompiledPolicy;
-  readonly scanner: TextScanner;
-  /** The context its scanner started with (the earlier text of its source): its complete text is judged with it too. */
-  readonly seed: string;
-  readonly customs: readonly CompiledCustom[];
-  readonly responseId: string | null;
-  readonly itemId: string;
-  readonly deltaType: string;
-  /** Ids copied onto a flushed delta. */
-  readonly ids: JsonObject;
-  /** `#withdrawals` when it started: its scanner's context may have lost a text since. */
-  readonly withdrawals: number;
-  tripped: boolean;
-  /** A growing match passed the scanner's hold bound (reported once, as `scan_limit` / `hold_limit`). */
-  overHeld: boolean;
-  /** Its deltas were redacted (with `seed`): it is never dropped for room (#settledStream); ended without a `.done`, its context is kept (#keptSeeds) if it changed what its text shows (#seedChanged). */
-  redacted: boolean;
-  /** Whether the end of what its scanner saw last (its context: seed and own text) could begin a match; learnt when room is needed, forgotten at its next delta. */
-  contextOpen: boolean | null;
-}
 
 /** The context of a transcript's next diarized segment (see GuardrailFilter.#segments). */
 interface SegmentContext {
   readonly text: string;
   /** Whether its end could begin a match (the next segment is judged differently without it); learnt when room is needed. */
   open: boolean | null;
-}
-
-/**
- * Whether the end of `text` could begin (or be part of) a match of a rule that acts, so text after it
- * may be judged differently with it than without (a stream holds that end back).
- */
-function endsOpen(policy: CompiledPolicy, source: Source, eventType: string, text: string): boolean {
-  const rules = rulesFor(policy, source, eventType);
-  if (rules.length === 0) return false;
-  const scanner = new TextScanner(rules, policy.windowChars, '', formatOf(source), streamHoldChars(policy));
-  scanner.push(text);
-  return scanner.held !== '';
-}
-
-/** What a stream's decision needs (a .done without deltas decides for a stream that never started). */
-type StreamOwner = Pick<Stream, 'source' | 'policy' | 'responseId' | 'itemId' | 'tripped'>;
-
-const ruleCache = new WeakMap<CompiledPolicy, Map<string, readonly CompiledRule[]>>();
-
-/** The policy's rules for a source, limited to those that apply to `eventType`. Cached per policy. */
-function rulesFor(policy: CompiledPolicy, source: Source, eventType: string): readonly CompiledRule[] {
-  let byKey = ruleCache.get(policy);
-  if (!byKey) ruleCache.set(policy, (byKey = new Map()));
-  const key = `${source}\u0000${eventType}`;
-  let rules = byKey.get(key);
-  if (!rules) {
-    // `a|b`: the rules of either event type (an item a call's browser wrote: the create it was, shown as an item event).
-    const types = eventType.split('|');
-    rules = (policy.rulesBySource.get(source) ?? []).filter((r) => r.events === null || types.some((type) => r.events!.has(type)));
-    byKey.set(key, rules);
-  }
-  return rules;
-}
-
-const hasSource = (policy: CompiledPolicy, source: Source): boolean => policy.rulesBySource.has(source) || policy.customBySource.has(source);
-const idle = (policy: CompiledPolicy): boolean => policy.rules.length === 0 && policy.custom.length === 0;
-
-/**
- * The guardrail decision a session config meets outside a WebSocket (a client secret minted, a
- * WebRTC or SIP call created): the texts a `session.update` carries (instructions, prompt
- * variables, tools, the input transcription's prompt and keywords) through the same rules and the
- * policy's custom guardrails, as in `#clientTexts`; a member of another shape is refused
- * (`invalid_request`, HTTP 400), whatever the policy. Every custom guardrail is waited for, `parallel` ones too (bounded by its
- * `timeoutMs`): a config has no session a late verdict could still reach. Redactions are applied
- * to `session` in place. `info.sessionId` is empty: no session exists yet.
- */
-export async function checkSessionConfig(policy: CompiledPolicy, session: JsonObject, info: CustomSessionInfo): Promise<{ findings: readonly Finding[]; refusal: ProxyError | null }> {
-  const ev: JsonObject = { session };
-  const findings: Finding[] = [];
-  // In the texts' order (the first of the strongest findings names the refusal).
-  const evaluations: ({ t: ContentText; e: Evaluation; customsDone: Promise<void> | null } | Finding)[] = [];
-  const texts = eventTexts('session.update', ev);
-  // A member the table cannot read is refused whatever the policy, as a WebSocket session.update is
-  // (there `invalid_event`): HTTP 400 `invalid_request`, the member's path as `param`, `details.reason`
-  // `invalid_type`. Until 2026-12-06 it was unknown content here: let through unless the policy blocked that.
-  const malformed = malformedError(texts, null, 'invalid_request');
-  if (malformed) return { findings, refusal: malformed };
-  // Longer than one window in all: scanned window by window across macrotasks, within one budget (as on a WebSocket).
-  const budget = budgetFor(policy, 'session.update', texts);
-  for (const t of texts) {
-    if (t.unknownContent !== undefined) {
-      if (policy.unknownContentEvents === 'block') evaluations.push({ id: UNKNOWN_CONTENT_RULE, action: 'block', label: t.unknownContent, excerpt: null });
-      continue;
-    }
-    const customs = policy.customBySource.get(t.source) ?? [];
-    // A text no rule and no custom guardrail looks at is neither scanned nor limited.
-    if (rulesFor(policy, t.source, 'session.update').length === 0 && customs.length === 0) continue;
-    const e = budget === null ? scanFinal(policy, t.source, 'session.update', t.text, null, null) : await scanFinalSliced(policy, budget, t.source, 'session.update', t.text, null, null);
-    // Over the scan limit custom code does not run (the scan_limit finding decides), as on a WebSocket.
-    const event: GuardrailEvent = { source: t.source, eventType: 'session.update', text: t.text, delta: null, final: true, responseId: null, itemId: null, functionName: t.functionName };
-    const run = customs.length > 0 && t.text.length <= policy.maxScanChars;
-    // Every text's guardrails at once, as a session.update's are: the wait is the slowest one's, not their sum.
-    const customsDone = run ? Promise.all(customs.map((c) => runCustom(c, event, info, new Map()))).then((verdicts) => verdicts.forEach((v, i) => e.addCustom(customs[i]!, v))) : null;
-    evaluations.push({ t, e, customsDone });
-  }
-  for (const entry of evaluations) {
-    if (!('t' in entry)) {
-      findings.push(entry);
-      continue;
-    }
-    const { t, e, customsDone } = entry;
-    if (customsDone) await customsDone;
-    findings.push(...e.findings);
-    // Unchanged when nothing was redacted.
-    t.set(ev, e.text);
-  }
-  const stop = findings.find((f) => stops(f.action) && f.action === strongestOf(findings));
-  const refusal = stop
-    ? new ProxyError('guardrail_blocked', { message: `The session config was refused by guardrail rule "${stop.id}" (policy ${policy.name}).`, param: 'session', close: null, details: { policy: policy.name, rule: stop.id } })
-    : null;
-  return { findings, refusal };
-}
-
-/** Tool arguments and outputs are JSON: matched as the tool reads them, escapes decoded. */
-const formatOf = (source: Source): TextFormat => (source === 'tool_call' || source === 'tool_output' ? 'json' : 'text');
-
-/** One scan a generator below asks its driver for (`scanText`'s arguments; the policy gives window and chunk sizes). */
-interface ScanAsk {
-  readonly rules: readonly CompiledRule[];
-  readonly text: string;
-  readonly seed: string;
-  readonly format: TextFormat;
-}
-/** A scan's answer: null when the event's scanning budget ran out before it (sliced driver only). */
-type ScanSteps<T> = Generator<ScanAsk, T, ScanResult | null>;
-
-/** Runs a scan generator at once (texts of an event no longer than one window in all). */
-function runNow<T>(policy: CompiledPolicy, g: ScanSteps<T>): T {
-  for (let r = g.next(); ; ) {
-    if (r.done) return r.value;
-    const q = r.value;
-    r = g.next(scanText(q.rules, q.text, policy.windowChars, policy.maxInputChars, q.seed, q.format));
-  }
-}
-
-/** Runs a scan generator window by window across macrotasks, within the event's budget. */
-async function runSliced<T>(policy: CompiledPolicy, budget: ScanBudget, g: ScanSteps<T>): Promise<T> {
-  for (let r = g.next(); ; ) {
-    if (r.done) return r.value;
-    const q = r.value;
-    r = g.next(budget.exhausted ? null : await scanTextSliced(q.rules, q.text, policy.windowChars, policy.maxInputChars, budget, q.seed, q.format));
-  }
-}
-
-/**
- * The scanning budget of an event whose texts (those some rule reads) are longer than one window in
- * all, else null (scanned at once, as one window costs). Each text of an event with a budget is
- * scanned in slices, however short: a thousand short parts cost what one long text does.
- */
-function budgetFor(policy: CompiledPolicy, eventType: string, texts: readonly { source: Source; text: string; unknownContent?: string }[]): ScanBudget | null {
-  let total = 0;
-  for (const t of texts) {
-    if (t.unknownContent !== undefined || t.text.length > policy.maxScanChars || rulesFor(policy, t.source, eventType).length === 0) continue;
-    total += t.text.length;
-    if (total > policy.maxInputChars) return new ScanBudget();
-  }
-  return null;
-}
-
-/**
- * The most streamed text a match still under way is held back for: the window, or `maxInputChars`
- * if larger (the text one scan of a complete text runs on), so a delta's scan stays within
- * window + that + the delta. Only a match of an unbounded pattern (`\d+`, `secret.*`) grows past it.
- */
-const streamHoldChars = (policy: CompiledPolicy): number => Math.max(policy.windowChars, policy.maxInputChars);
-
-/**
- * The finding of a text the scan limits stop, decided by the policy's `overScanLimit` (`block`
- * stops it; `pass_unscanned` logs it): `scan_limit`, a complete text longer than `maxScanChars`;
- * `scan_time`, a scan that did not finish within the event's budget; `hold_limit`, a stream whose
- * match under way grew past `streamHoldChars` (released in pieces, each redacted by a redact rule
- * while its start is in the window).
- */
-const scanLimitFinding = (policy: CompiledPolicy, label: 'scan_limit' | 'scan_time' | 'hold_limit'): Finding => ({
-  id: SCAN_LIMIT_RULE,
-  action: policy.overScanLimit === 'block' ? 'block' : 'log',
-  label,
-  excerpt: null,
-});
-
-/** Full-text scan of a complete text; with `stream`, rules the stream already reported are not reported again. */
-function scanFinal(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = '', format = formatOf(source)): Evaluation {
-  return runNow(policy, scanFinalSteps(policy, source, eventType, text, stream, functionName, seed, format));
-}
-
-/** `scanFinal` within an event's budget (see `budgetFor`): a scan cut short gets `scan_time` (scanLimitFinding). */
-function scanFinalSliced(policy: CompiledPolicy, budget: ScanBudget, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed = '', format = formatOf(source)): Promise<Evaluation> {
-  return runSliced(policy, budget, scanFinalSteps(policy, source, eventType, text, stream, functionName, seed, format));
-}
-
-function* scanFinalSteps(policy: CompiledPolicy, source: Source, eventType: string, text: string, stream: Stream | null, functionName: string | null, seed: string, format: TextFormat): ScanSteps<Evaluation> {
-  const rules = rulesFor(policy, source, eventType);
-  const e = new Evaluation(text);
-  if (text.length > policy.maxScanChars && (rules.length > 0 || (policy.customBySource.get(source)?.length ?? 0) > 0)) {
-    // One event may not hold the event loop (and every other tenant) for a scan of unbounded length.
-    e.findings.push(scanLimitFinding(policy, 'scan_limit'));
-    return e;
-  }
-  if (rules.length === 0) return e;
-  const r = yield { rules, text, seed, format };
-  if (r === null) {
-    e.findings.push(scanLimitFinding(policy, 'scan_time'));
-    return e;
-  }
-  e.text = r.text;
-  e.redacted = r.redacted;
-  let hits = r.hits;
-  if (r.redacted) {
-    const more = yield* rescanSteps(policy, rules, e, (id) => r.hits.some((h) => h.rule.id === id), seed, format);
-    if (more === null) {
-      e.addHits(hits);
-      e.findings.push(scanLimitFinding(policy, 'scan_time'));
-      return e;
-    }
-    hits = [...hits, ...more];
-  }
-  const fresh = stream ? hits.filter((h) => !stream.scanner.hasTripped(h.rule)) : hits;
-  e.addHits(fresh);
-  if (functionName !== null) {
-    for (const rule of rules) {
-      if (rule.functionName && rule.functionName(functionName) && !fresh.some((h) => h.rule === rule) && !stream?.scanner.hasTripped(rule)) {
-        e.findings.push({ id: rule.id, action: rule.action, label: 'function', excerpt: rule.logMatches ? functionName : null });
-      }
-    }
-  }
-  return e;
-}
-
-/** Rescans of a redacted text at most (a replacement may make another rule's match, and so on). */
-const MAX_RESCANS = 4;
-
-/**
- * Every rule scanned the original text, so a replacement can join the words around it into a
- * match ("wire the jane@example.com money" → "wire the *** money"). The redacted text is scanned
- * again while a rescan still redacts (at most MAX_RESCANS times: a replacement can make another
- * rule's match, "aaa" → "bbb" → "ccc"; until 2026-12-05 one rescan, and a block rule's match made
- * by the second redaction went upstream): the hits of rules not hit before are returned (labelled
- * `after_redaction`), and each further redaction is applied to `e.text`. A policy whose
- * replacements still change the text after that is a loop of its own making: the last text goes on.
- * As steps (see `runNow`, `runSliced`): null when the event's budget ran out (the rescans did not finish).
- */
-function* rescanSteps(policy: CompiledPolicy, rules: readonly CompiledRule[], e: Evaluation, hitBefore: (ruleId: string) => boolean, seed: string, format: TextFormat, label = 'after_redaction'): ScanSteps<RuleHit[] | null> {
-  const found: RuleHit[] = [];
-  for (let pass = 0; pass < MAX_RESCANS && rules.length > 0 && e.text.length <= policy.maxScanChars; pass++) {
-    const again = yield { rules, text: e.text, seed, format };
-    if (again === null) return null;
-    for (const h of again.hits) if (!hitBefore(h.rule.id) && !found.some((f) => f.rule === h.rule)) found.push({ ...h, label: `${h.label}:${label}` });
-    if (!again.redacted || again.text === e.text) break;
-    e.text = again.text;
-  }
-  return found;
-}
-
-/**
- * The end of a text as context for the next one (with the separator items get): its last `keep`
- * characters as the fold reads them (normalize.ts contextEdge: padding the fold drops or merges does
- * not push a word out).
- */
-const tailOf = (text: string, keep: number): string => (text.length > keep ? detached(contextEdge(text, keep, 'tail')) : text) + ' ';
-
-/**
- * A copy of a piece of a text. V8 keeps a slice of a string as a view of the whole: context kept
- * for the session (an item's start and end) would keep every long text it came from alive (until
- * 2026-12-05: the last 128 client items whole, up to a frame each). UTF-16 round-trips exactly.
- */
-const detached = (piece: string): string => Buffer.from(piece, 'utf16le').toString('utf16le');
-/** The start of a text, kept apart from it. */
-const headOf = (text: string, keep: number): string => (text.length > keep ? detached(contextEdge(text, keep, 'head')) : text);
-
-/**
- * Matches that span `seed` (the end of another text) and `text`: rules stronger than `redact`
- * that `text` does not trip alone.
- */
-function crossHits(policy: CompiledPolicy, source: Source, eventType: string, seed: string, text: string, label: string, format = formatOf(source)): RuleHit[] {
-  return runNow(policy, crossSteps(policy, source, eventType, seed, text, label, format))!;
-}
-
-/** `crossHits` as steps: null when the budget ran out. */
-function* crossSteps(policy: CompiledPolicy, source: Source, eventType: string, seed: string, text: string, label: string, format = formatOf(source)): ScanSteps<RuleHit[] | null> {
-  const rules = rulesFor(policy, source, eventType).filter((r) => stops(r.action));
-  if (rules.length === 0 || text.length > policy.maxScanChars) return [];
-  const joined = yield { rules, text, seed, format };
-  if (joined === null) return null;
-  if (joined.hits.length === 0) return [];
-  const alone = yield { rules, text, seed: '', format };
-  if (alone === null) return null;
-  return joined.hits.filter((h) => !alone.hits.some((a) => a.rule === h.rule)).map((h) => ({ ...h, label: `${h.label}:${label}` }));
 }
 
 export function guardrailsFactory(registry: PolicyRegistry): FilterFactory {
@@ -702,10 +323,7 @@ export class GuardrailFilter implements Filter {
   /** User items whose transcript tripped block / cancel: their later transcript events are dropped. */
   readonly #blockedItems = new LazySet<string>();
   /** Responses this filter cancelled, with the items it saw trip: all their items are deleted upstream once the response is done (MAX_CANCELLED_RESPONSES). */
-  readonly #cancelled = new LazyMap<string, Set<string>>();
-  /** Item ids in #cancelled, and their characters. */
-  #cancelledItems = 0;
-  #cancelledChars = 0;
+  readonly #cancelled = new CancelledResponses();
   /** Items this filter deleted upstream (each once). */
   readonly #deleted = new LazySet<string>();
   /** Earlier text per source (the previous stream or client item), so a match can span items. */
@@ -721,25 +339,8 @@ export class GuardrailFilter implements Filter {
    * MAX_CLOSED_SEGMENTS, oldest forgotten.
    */
   readonly #segmentsClosed = new LazySet<string>();
-  /**
-   * The context a model item's (or spoken turn's) text was judged with as it streamed (`item\0source`
-   * → the earlier text of its source): every later event showing the item
-   * again (`.done`, `output_item.done`, `conversation.item.done`, `response.done`, a retrieve) is
-   * judged with it, so a redaction reaching into it from an earlier item is made there too. Until
-   * 2026-12-07 those were judged alone: a card number said half in one answer and half in the next
-   * had its second half redacted in the deltas and shown on each of them
-   * (test/policies/redteam-18-split-redaction.test.ts). At most MAX_STREAMS, oldest dropped first:
-   * the items whose redaction needed theirs keep it in #keptSeeds.
-   */
-  readonly #itemSeeds = new LazyMap<string, string>();
-  /**
-   * The seeds (as #itemSeeds) of items whose text was redacted with it and not alone, kept for
-   * every later view (MAX_KEPT_SEEDS). Most items need none (their text alone is judged the same),
-   * so an answer's seed is kept only then: until 2026-12-07 every one was kept for the last 256 items
-   * streamed, and 256 short answers later, the retrieved second half of a card number split over two
-   * answers was judged alone and shown (test/policies/redteam-18t-item-seed-eviction.test.ts).
-   */
-  readonly #keptSeeds = new LazyMap<string, string>();
+  /** The context each item's text streamed with, for its later views (item-seeds.ts). */
+  readonly #itemSeeds = new ItemSeeds(MAX_STREAMS);
   /** Committed speech waiting for its transcript (fail-closed timeout). */
   readonly #transcriptTimers = new LazyMap<string, NodeJS.Timeout>();
   /**
@@ -803,9 +404,8 @@ export class GuardrailFilter implements Filter {
   /** Spoken turns held until their transcript is checked (policy snapshot at session start, like the locks). */
   #hold: SpokenTurnHold | null;
   #trips = 0;
-  /** `direction:type` of the unknown types this session logged (at most MAX_UNKNOWN_LOGGED_PER_SESSION). */
-  #unknownLogged: Set<string> | null = null;
-  #unknownCapLogged = false;
+  /** The unknown types this session logged (unknown-types-log.ts); made with the first. */
+  #unknownTypes: UnknownTypesLog | null = null;
   #closed = false;
   /** A retraction ended the session (end_session, or no room for its late block): an item judged again after it (by #withdraw and #unplace both) is not reported again. */
   #retractEnded = false;
@@ -1029,7 +629,7 @@ export class GuardrailFilter implements Filter {
     // A client chooses the type: what is kept, logged and reported is cut short.
     type = type.length > MAX_UNKNOWN_TYPE_CHARS ? `${type.slice(0, MAX_UNKNOWN_TYPE_CHARS)}…` : type;
     this.#ctx.report({ kind: 'unknown_content', direction, action: policy.unknownContentEvents });
-    this.#logUnknown(type, direction, policy);
+    (this.#unknownTypes ??= new UnknownTypesLog()).log(this.#ctx.log, type, direction, policy);
     if (policy.unknownContentEvents !== 'block') return CONTINUE;
     this.#reportAll(policy, [{ id: UNKNOWN_CONTENT_RULE, action: 'block', label: type, excerpt: null }], direction === 'client' ? 'input' : 'output', type, null, this.#ctx.clock.now(), direction);
     // `type` is an event type, or content inside a known one (`item:…`, `content part:…`, `prompt variable:…`).
@@ -1039,24 +639,6 @@ export class GuardrailFilter implements Filter {
       return reject(new ProxyError('guardrail_blocked', { message: `${what} is not allowed by the policy.`, eventId, details: this.#unknownDetails(policy) }));
     }
     return DROP;
-  }
-
-  /** The session's first line about each unknown type (and direction), up to MAX_UNKNOWN_LOGGED_PER_SESSION; then one line saying the rest are only counted. */
-  #logUnknown(type: string, direction: 'client' | 'server', policy: CompiledPolicy): void {
-    const key = `${direction}:${type}`;
-    const logged = (this.#unknownLogged ??= new Set());
-    if (logged.has(key)) return;
-    if (logged.size < MAX_UNKNOWN_LOGGED_PER_SESSION) {
-      logged.add(key);
-      this.#ctx.log.warn({ eventType: type, direction, policy: policy.name, action: policy.unknownContentEvents }, 'event type not in the content-path table');
-      return;
-    }
-    if (this.#unknownCapLogged) return;
-    this.#unknownCapLogged = true;
-    this.#ctx.log.warn(
-      { limit: MAX_UNKNOWN_LOGGED_PER_SESSION, policy: policy.name, action: policy.unknownContentEvents },
-      'more event types not in the content-path table: the rest of this session\'s are counted (rtproxy_guardrail_unknown_content_total), not logged',
-    );
   }
 
   #unknownDetails(policy: CompiledPolicy): Record<string, string | number | boolean | null> {
@@ -1398,37 +980,7 @@ export class GuardrailFilter implements Filter {
     return runSliced(policy, budget, steps.call(this)).then(() => this.#judgeServerTexts(frame, policy, t0, texts, eventResponse, scanned, ruleType, seeds, shown, named));
   }
 
-  /** Keeps the context an item's text was judged with as it streamed (see #itemSeeds). */
-  #noteItemSeed(itemId: string, source: Source, seed: string): void {
-    // An empty one is kept too: a segment after the transcript completed must not take the source's context, which holds its own text by then.
-    if (itemId === '') return;
-    const key = `${itemId}\u0000${source}`;
-    if (this.#itemSeeds.has(key)) return; // its first part's: the later parts follow it in the item
-    if (this.#itemSeeds.size >= MAX_STREAMS) this.#itemSeeds.delete(this.#itemSeeds.keys().next().value!);
-    this.#itemSeeds.set(key, seed);
-  }
-
-  /** The context an item's text streamed with (`item\0source`): kept (#keptSeeds) or recent (#itemSeeds). */
-  #itemSeed(key: string): string | undefined {
-    return this.#keptSeeds.get(key) ?? this.#itemSeeds.get(key);
-  }
-
-  /**
-   * An item's text was redacted with the context it streamed with, and not alone: that context is
-   * kept for its later views (#keptSeeds). The item's first part's context, as #shownItemSeeds
-   * starts from (`streamed`, the part's own, when it is gone). False when there is no room left:
-   * the session cannot be governed (the caller ends it).
-   */
-  #keepItemSeed(itemId: string, source: Source, streamed: string): boolean {
-    if (itemId === '') return true;
-    const key = `${itemId}\u0000${source}`;
-    if (this.#keptSeeds.has(key)) return true;
-    if (this.#keptSeeds.size >= MAX_KEPT_SEEDS) return false;
-    this.#keptSeeds.set(key, this.#itemSeeds.get(key) ?? streamed);
-    return true;
-  }
-
-  /** No room left to keep a context a redaction needs (#keepItemSeed): a later view of the item would undo it. */
+  /** No room left to keep a context a redaction needs (ItemSeeds.keep): a later view of the item would undo it. */
   #seedsUntracked(): ProxyError {
     return new ProxyError('governance_failed', { message: 'Too many answers were redacted with an earlier answer as context; the session was ended.', details: { policy: this.#policy.name } });
   }
@@ -1439,13 +991,13 @@ export class GuardrailFilter implements Filter {
    * Null when none of them did.
    */
   #shownItemSeeds(texts: readonly ContentText[], policy: CompiledPolicy): Map<ContentText, string> | null {
-    if (this.#itemSeeds.size === 0 && this.#keptSeeds.size === 0) return null;
+    if (this.#itemSeeds.empty) return null;
     let seeds: Map<ContentText, string> | null = null;
     const running = new Map<string, string>();
     for (const t of texts) {
       if (t.itemId === null || t.unknownContent !== undefined) continue;
       const key = `${t.itemId}\u0000${t.source}`;
-      const seed = running.get(key) ?? this.#itemSeed(key);
+      const seed = running.get(key) ?? this.#itemSeeds.get(key);
       if (seed === undefined) continue;
       (seeds ??= new Map()).set(t, seed);
       running.set(key, tailOf(seed + t.text, policy.windowChars));
@@ -1508,7 +1060,7 @@ export class GuardrailFilter implements Filter {
   #segmentContext(itemId: string): string {
     // Its transcript still streaming: the context its deltas met, kept with them when #itemSeeds has
     // dropped it (until 2026-12-07 the segment met the earlier turns' text as it was now).
-    return this.#segments.get(itemId)?.text ?? this.#itemSeed(`${itemId}\u0000input`) ?? this.#streams.get(`input\u0000\u0000${itemId}\u00000`)?.seed ?? this.#seed.get('input') ?? '';
+    return this.#segments.get(itemId)?.text ?? this.#itemSeeds.get(`${itemId}\u0000input`) ?? this.#streams.get(`input\u0000\u0000${itemId}\u00000`)?.seed ?? this.#seed.get('input') ?? '';
   }
 
   /**
@@ -1659,7 +1211,7 @@ export class GuardrailFilter implements Filter {
 
   /**
    * Releases what streams of the response still hold, and deletes the items of a response this
-   * filter stopped. A close verdict when a context a redaction needs finds no room (#keepItemSeed).
+   * filter stopped. A close verdict when a context a redaction needs finds no room (ItemSeeds.keep).
    */
   #responseDone(frame: Frame): Verdict | null {
     const response = asObject(frame.json()['response']);
@@ -1676,8 +1228,8 @@ export class GuardrailFilter implements Filter {
       this.#reportStream(s, e, 'response.done', t0);
       const said = streamedTextIn(response, s);
       // Its text is judged again on this response.done and later views, with its context while kept:
-      // deltas redacted with one keep it (#keptSeeds) when that context changed what they showed.
-      if (s.redacted && s.seed !== '' && this.#seedChanged(s, said) && !this.#keepItemSeed(s.itemId, s.source, s.seed)) return closeWith(this.#seedsUntracked());
+      // deltas redacted with one keep it (ItemSeeds.keep) when that context changed what they showed.
+      if (s.redacted && s.seed !== '' && this.#seedChanged(s, said) && !this.#itemSeeds.keep(s.itemId, s.source, s.seed)) return closeWith(this.#seedsUntracked());
       if (e.text.length > 0) this.#ctx.sendClient(heldDelta(s, this.#ctx.nextEventId(), e.text), GUARDRAILS_FILTER);
       // Its text is context for the next of its source, as a .done's is (until 2026-12-07 a response
       // cancelled before its .done was none: "wire the", a cancel, then "money" in the next response
@@ -1760,7 +1312,7 @@ export class GuardrailFilter implements Filter {
     const ids: JsonObject = {};
     for (const k of ['response_id', 'item_id', 'output_index', 'content_index', 'call_id']) if (ev[k] !== undefined) ids[k] = ev[k];
     const seed = this.#seed.get(source) ?? '';
-    this.#noteItemSeed(asString(ev['item_id']) ?? '', source, seed);
+    this.#itemSeeds.note(asString(ev['item_id']) ?? '', source, seed);
     const s: Stream = {
       source,
       policy,
@@ -1903,7 +1455,7 @@ export class GuardrailFilter implements Filter {
     // into an earlier item was made in the deltas and undone here). Without deltas (a transcription
     // model that sends only `completed`, say) it meets the earlier text of the source now.
     const seed = stream ? stream.seed : (this.#seed.get(source) ?? '');
-    if (!stream) this.#noteItemSeed(itemId, source, seed);
+    if (!stream) this.#itemSeeds.note(itemId, source, seed);
     // A text left the context while this stream ran (refused, deleted): the complete text meets the context without it.
     const changedContext = stream && stream.withdrawals !== this.#withdrawals && conversationSource(source) ? (this.#seed.get(source) ?? '') : null;
     // A spoken turn's transcript comes after the items that follow it in the conversation may have
@@ -1924,7 +1476,7 @@ export class GuardrailFilter implements Filter {
         else e.addHits(hits.filter((h) => !e.findings.some((x) => x.id === h.rule.id)));
       }
       // Redacted with its context: alone, is it shown the same? If not, its later views need that
-      // context (#keptSeeds). Only a redaction is scanned twice (last: the scans above come first
+      // context (ItemSeeds.keep). Only a redaction is scanned twice (last: the scans above come first
       // within the budget); one cut short shows the text unredacted, so the context is kept.
       const seedMattered = e.redacted && seed !== '' && !stops(e.strongest) && (yield* scanFinalSteps(policy, source, type, text, null, functionName, '', formatOf(source))).text !== e.text;
       return { e, seedMattered };
@@ -1938,7 +1490,7 @@ export class GuardrailFilter implements Filter {
 
   /**
    * The rest of a `.done`'s decision, once its complete text is scanned: custom guardrails, then the
-   * verdict. `seedToKeep`: the context its redaction needed (#keepItemSeed), kept if it stands.
+   * verdict. `seedToKeep`: the context its redaction needed (ItemSeeds.keep), kept if it stands.
    */
   #judgeDone(e: Evaluation, frame: Frame, source: Source, stream: Stream | null, policy: CompiledPolicy, t0: number, text: string, responseId: string | null, itemId: string, functionName: string | null, flushed: Evaluation | null, seedToKeep: string | null): Verdict | Promise<Verdict> {
     const type = frame.type;
@@ -1949,7 +1501,7 @@ export class GuardrailFilter implements Filter {
       const target: StreamOwner = stream ?? { source, policy, responseId, itemId, tripped: false };
       const stop = this.#streamVerdict(target, e, type, t0);
       if (stop) return stop;
-      if (seedToKeep !== null && !this.#keepItemSeed(itemId, source, seedToKeep)) return closeWith(this.#seedsUntracked());
+      if (seedToKeep !== null && !this.#itemSeeds.keep(itemId, source, seedToKeep)) return closeWith(this.#seedsUntracked());
       // Context for the next text of the source only once it stands (a stopped one is deleted upstream).
       this.#remember(source, text, policy, itemId, type);
       // The transcript passed (a redaction changes what is shown, not what the model heard); only user items are held.
@@ -2040,31 +1592,18 @@ export class GuardrailFilter implements Filter {
    * false when it cannot (the caller ends the session: nothing of it may be forgotten).
    */
   #noteCancelled(responseId: string, itemId: string | null): boolean {
-    let items = this.#cancelled.get(responseId);
-    if (!items) {
-      // Responses already done whose response.done did not settle them: settled now (their items deleted).
-      if (this.#cancelled.size >= MAX_CANCELLED_RESPONSES) {
-        const active = this.#ctx.conversation.activeResponses();
-        for (const id of [...this.#cancelled.keys()]) if (!active.includes(id)) this.#settleCancelled(id);
-      }
-      if (this.#cancelled.size >= MAX_CANCELLED_RESPONSES) return false;
-      this.#cancelled.set(responseId, (items = new Set()));
+    // Responses already done whose response.done did not settle them: settled now (their items deleted).
+    if (!this.#cancelled.has(responseId) && this.#cancelled.full) {
+      const active = this.#ctx.conversation.activeResponses();
+      for (const id of this.#cancelled.responseIds()) if (!active.includes(id)) this.#settleCancelled(id);
     }
-    if (!itemId || items.has(itemId)) return true;
-    if (this.#cancelledItems >= MAX_CANCELLED_ITEMS || this.#cancelledChars + itemId.length > MAX_CANCELLED_ITEM_CHARS) return false;
-    items.add(itemId);
-    this.#cancelledItems++;
-    this.#cancelledChars += itemId.length;
-    return true;
+    return this.#cancelled.note(responseId, itemId);
   }
 
   /** A cancelled response is done: it and the items it tripped are forgotten, and all its items are deleted upstream. */
   #settleCancelled(responseId: string): void {
-    const ids = this.#cancelled.get(responseId);
+    const ids = this.#cancelled.take(responseId);
     if (!ids) return;
-    this.#cancelled.delete(responseId);
-    this.#cancelledItems -= ids.size;
-    for (const itemId of ids) this.#cancelledChars -= itemId.length;
     // The view has learnt this response.done already: its items include those of `response.output`.
     for (const itemId of this.#ctx.conversation.response(responseId)?.itemIds ?? []) ids.add(itemId);
     for (const itemId of ids) this.#deleteItem(itemId, 'cancelled');
@@ -3121,121 +2660,3 @@ export class GuardrailFilter implements Filter {
   }
 }
 
-/** A client event with a member of another shape than the protocol's (content-paths.ts `malformedError`): refused, `invalid_event`. */
-function refuseMalformed(frame: Frame, texts: readonly ContentText[]): Verdict | null {
-  const error = malformedError(texts, clientEventId(frame.json()));
-  return error === null ? null : reject(error);
-}
-
-/**
- * The matched text as a log line shows it: hidden tag characters (a match in the tag reading,
- * normalize.ts) are invisible in a log, so they are shown as the ASCII they encode, and the line
- * says so (`matchTagsDecoded`). Until 2026-12-06 they were logged raw: an empty-looking `match`.
- */
-function matchExcerpt(excerpt: string): { match: string; matchTagsDecoded?: true } {
-  const decoded = decodeTags(excerpt);
-  return decoded === null ? { match: excerpt } : { match: decoded, matchTagsDecoded: true };
-}
-
-/**
- * A stream's complete text as `response.done` shows it (its item in `response.output`: the content
- * part's transcript or text, a call's arguments); null when the response does not show it.
- */
-function streamedTextIn(response: JsonObject | null, stream: Stream): string | null {
-  const item = asArray(response?.['output'])
-    ?.map(asObject)
-    .find((i) => i !== null && i['id'] === stream.itemId);
-  if (!item) return null;
-  if (item['type'] === 'function_call' || item['type'] === 'mcp_call') return asString(item['arguments']);
-  const part = asObject(asArray(item['content'])?.[typeof stream.ids['content_index'] === 'number' ? stream.ids['content_index'] : 0]);
-  return asString(part?.['transcript']) ?? asString(part?.['text']);
-}
-
-/**
- * A streamed event with its text replaced (redacted, or partly held back). Token-level copies of
- * the text go with it: `logprobs` (input transcripts, with `include:
- * ["item.input_audio_transcription.logprobs"]`) lists every token with its text and UTF-8 bytes,
- * so it would carry what the replacement removed; it is dropped whenever the text is changed.
- */
-function withText(ev: JsonObject, field: string, text: string): JsonObject {
-  const out: JsonObject = { ...ev, [field]: text };
-  delete out['logprobs'];
-  return out;
-}
-
-/** Runs `next` only when `first` let the frame go on (continue or replace), keeping a replacement. */
-function afterContinue(first: Verdict | Promise<Verdict>, next: () => Verdict | Promise<Verdict>): Verdict | Promise<Verdict> {
-  const combine = (v: Verdict): Verdict | Promise<Verdict> => {
-    if (v.kind !== 'continue' && v.kind !== 'replace') return v;
-    const n = next();
-    const keep = (w: Verdict): Verdict => (w.kind === 'continue' ? v : w);
-    return isThenable(n) ? n.then(keep) : keep(n);
-  };
-  return isThenable(first) ? first.then(combine) : combine(first);
-}
-
-/** The delta event that releases a stream's last held text (before its `.done`). */
-function heldDelta(stream: Stream, eventId: string, text: string): RealtimeServerEvent {
-  const event: JsonObject = { type: stream.deltaType, event_id: eventId, ...stream.ids, delta: text };
-  // A delta of the stream's own type with the upstream's own ids (see STREAMS).
-  return event as unknown as RealtimeServerEvent;
-}
-
-/** A user message with an audio part: a spoken turn, whose text comes later (its transcript). */
-function isSpokenTurn(item: JsonObject | null): boolean {
-  if (item === null || item['type'] !== 'message' || item['role'] !== 'user') return false;
-  return asArray(item['content'])?.some((p) => asObject(p)?.['type'] === 'input_audio') === true;
-}
-
-/** An item (as retrieve shows it) of a stopped response, or one the policy stopped now or before, loses its audio too. */
-function blankAudioOfStopped(copy: JsonObject, ctx: SessionContext, cancelled: ReadonlyMap<string, unknown>, trippedNow: boolean): void {
-  // The copy has texts of its item, so the item is an object.
-  const item = asObjectOrEmpty(copy['item']);
-  const view = ctx.conversation.item(asString(item['id']) ?? '');
-  // The view may not know the item (pruned): a trip on this very event stops it all the same.
-  const stopped = trippedNow || (view?.responseId && (ctx.isSuppressed(view.responseId) || cancelled.has(view.responseId))) || view?.marks.some((m) => m.kind !== 'redacted');
-  if (!stopped) return;
-  asArray(item['content'])?.forEach((p) => {
-    const part = asObject(p);
-    if (part && typeof part['audio'] === 'string') part['audio'] = '';
-  });
-}
-
-/** What a streamed delta is read for: the ids that name its stream, and its text. */
-interface DeltaMembers {
-  readonly responseId: string;
-  readonly itemId: string;
-  /** `content_index` when a number, else 0. */
-  readonly part: number;
-  readonly delta: string;
-}
-
-const DELTA_KEYS: readonly string[] = ['response_id', 'item_id', 'content_index', 'delta'];
-
-/** A delta's members as the parsed event has them (a member that is not a string reads as ''). */
-function deltaIds(ev: JsonObject): DeltaMembers {
-  const part = ev['content_index'];
-  return { responseId: asString(ev['response_id']) ?? '', itemId: asString(ev['item_id']) ?? '', part: typeof part === 'number' ? part : 0, delta: asString(ev['delta']) ?? '' };
-}
-
-/**
- * A delta's members, read in one validating walk of its bytes when the frame is not parsed yet and
- * the walk reads it exactly as JSON.parse would (checked-members.ts); else from the parsed event (a
- * malformed frame throws there, and the chain drops it, as before).
- */
-function deltaMembers(frame: Frame): DeltaMembers {
-  if (!frame.parsed) {
-    const m = checkedMembers(frame.bytes, DELTA_KEYS);
-    if (m !== undefined) {
-      const text = (k: number) => (m.stringStart[k]! < 0 ? '' : frame.bytes.toString('utf8', m.stringStart[k], m.stringEnd[k]));
-      const part = m.numbers[2]!;
-      return { responseId: text(0), itemId: text(1), part: Number.isNaN(part) ? 0 : part, delta: text(3) };
-    }
-  }
-  return deltaIds(frame.json());
-}
-
-/** The key of a streamed text's stream. Translation-session transcripts carry no ids: one stream per event type. */
-function streamKeyOf(source: Source, ids: DeltaMembers, type: string): string {
-  return ids.responseId || ids.itemId ? `${source}\u0000${ids.responseId}\u0000${ids.itemId}\u0000${ids.part}` : `${source}\u0000${type}`;
-}

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { guardrailsWith, INJECTION_POLICY, policyFrom, wire } from '../../test/policies/support.js';
 import type { Verdict } from '../pipeline/filter.js';
 import { eventTexts } from './content-paths.js';
-import { checkSessionConfig } from './guardrails.js';
+import { checkSessionConfig } from './session-config-check.js';
 
 /**
  * Reading gaps left by the first fix (2026-12-06, second pass): a session config outside a session
