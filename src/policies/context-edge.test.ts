@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { contextEdge, EDGE_WALK_MAX, normalize } from './normalize.js';
+import { contextEdge, EDGE_WALK_MAX, normalize, walkedEdge } from './normalize.js';
 
 /**
  * contextEdge (normalize.ts): the end (or start) of a text kept as context for the next one, in
@@ -84,3 +84,33 @@ describe('contextEdge', () => {
     expect(contextEdge(`x${'\u200b'.repeat(EDGE_WALK_MAX)}ignore`, 128, 'head')).toBe('x');
   });
 });
+
+describe('contextEdge on plain text (the fast path: printable ASCII and single spaces read as written)', () => {
+  // A seeded generator: the same texts every run.
+  let seed = 0x2024;
+  const next = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed >>> 16) % n; // the high bits: the low ones of this generator cycle quickly
+  };
+  it('returns what the walk returns, for every cut, both edges, texts with and without double spaces or other characters', () => {
+    const alphabet = ['a', 'b', ' ', '.', 'Z', '~', '!', ' ', '\t', '\u00e9', '\ufffd', '\n'];
+    let plainTexts = 0;
+    for (let k = 0; k < 20_000; k++) {
+      const len = 1 + next(24);
+      // Mostly plain (the first eight letters), sometimes anything.
+      const wide = next(4) === 0;
+      let text = '';
+      for (let i = 0; i < len; i++) text += alphabet[next(wide ? alphabet.length : 8)]!;
+      if (!/[^\x21-\x7e ]| {2}/.test(text)) plainTexts++;
+      const keep = 1 + next(len + 2);
+      for (const edge of ['head', 'tail'] as const) {
+        const expected = text.length <= keep ? text : walkedEdge(text, keep, edge === 'tail');
+        expect(contextEdge(text, keep, edge), JSON.stringify({ text, keep, edge })).toBe(expected);
+      }
+    }
+    // The fast path was exercised, and so was the walk.
+    expect(plainTexts).toBeGreaterThan(2_000);
+    expect(plainTexts).toBeLessThan(19_000);
+  });
+});
+

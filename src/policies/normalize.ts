@@ -605,6 +605,47 @@ function edgeKind(cp: string): EdgeKind {
 export function contextEdge(text: string, keep: number, edge: 'head' | 'tail'): string {
   if (text.length <= keep) return text;
   const tail = edge === 'tail';
+  // perf: plain text (printable ASCII, single spaces) at the edge reads as written, and the walk
+  // below would copy it a character at a time (+40 % on conversation.item.added in bench/relay-path.ts).
+  const plain = plainEdge(text, keep, tail);
+  if (plain !== null) return plain;
+  return walkedEdge(text, keep, tail);
+}
+
+/** Printable ASCII but the space (U+0021–U+007E): each is its own fold and a character of context. */
+const isPlainUnit = (code: number): boolean => code > 0x20 && code < 0x7f;
+
+/**
+ * contextEdge where every unit it could read near the edge is printable ASCII or a single space (no
+ * two together): what the walk returns then is the text's own units (a space right before the cut
+ * is kept as the run it is, unless it is the text's first or last unit); null for any other text.
+ * Checked against the walk: src/policies/context-edge.test.ts ("plain text").
+ */
+function plainEdge(text: string, keep: number, tail: boolean): string | null {
+  const n = text.length;
+  // The units the walk may read: the kept ones, the one before the cut (a space there is written),
+  // and the one before that (a kept unit ends the run).
+  const from = tail ? Math.max(0, n - keep - 2) : 0;
+  const to = tail ? n : Math.min(n, keep + 2);
+  let previousSpace = false;
+  for (let i = from; i < to; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x20) {
+      if (previousSpace) return null;
+      previousSpace = true;
+    } else if (isPlainUnit(code)) previousSpace = false;
+    else return null;
+  }
+  if (tail) {
+    const cut = n - keep;
+    // A space before the cut is a run the walk writes when a kept unit precedes it.
+    return cut >= 2 && text.charCodeAt(cut - 1) === 0x20 ? text.slice(cut - 1) : text.slice(cut);
+  }
+  return keep + 1 < n && text.charCodeAt(keep) === 0x20 ? text.slice(0, keep + 1) : text.slice(0, keep);
+}
+
+/** contextEdge's walk (see there), for any text; exported for the test that checks plainEdge against it. */
+export function walkedEdge(text: string, keep: number, tail: boolean): string {
   const stop = tail ? Math.max(0, text.length - EDGE_WALK_MAX) : Math.min(text.length, EDGE_WALK_MAX);
   const pieces: string[] = [];
   let units = 0;
